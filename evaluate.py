@@ -1,0 +1,17 @@
+"""Score a checkpoint: `python evaluate.py ckpt=PATH [decode=beam|greedy|sample] [data.split=val]`."""
+
+import hydra
+from omegaconf import DictConfig
+
+from supra.evaluation import evaluate
+from supra.utils.errors import exit_on_user_error
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    with exit_on_user_error():
+        evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

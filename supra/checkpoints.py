@@ -1,0 +1,38 @@
+"""Reading Supra's Lightning checkpoints safely, with one-line errors for files that are not ours."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from supra.utils.errors import SupraUserError
+
+
+def load_supra_checkpoint(path: str | Path, kind: str | None = None) -> dict[str, Any]:
+    """Load a checkpoint written by train.py (weights_only: no code runs while reading it).
+
+    Raises SupraUserError naming the file if it is missing, unreadable, not a Supra checkpoint, or of
+    another kind than `kind` (e.g. "supra.captioning").
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise SupraUserError(f"ckpt={path} is a directory: give a .ckpt file written by train.py")
+    if not path.is_file():
+        raise SupraUserError(f"ckpt={path} does not exist: give a .ckpt file written by train.py")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SupraUserError(f"ckpt={path} is not a readable PyTorch checkpoint ({first_line[:120]})") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise SupraUserError(f"ckpt={path} is not a Lightning checkpoint (no state_dict)")
+    meta = checkpoint.get("supra")
+    if not isinstance(meta, dict) or "kind" not in meta:
+        raise SupraUserError(f"ckpt={path} was not written by Supra's train.py (no 'supra' section)")
+    if kind is not None and meta["kind"] != kind:
+        raise SupraUserError(f"ckpt={path} is a {meta['kind']} checkpoint, not {kind}: give a checkpoint of that model")
+    return checkpoint

@@ -1,0 +1,218 @@
+"""What every image-captioning DataModule shares: splits held as uint8 tensors at the model's image
+size, the tokenizer, batched datasets, and normalisation on the device.
+
+A subclass only says how to load a split (`load_split`); shapes and Flickr8k differ there alone.
+
+Batches (dicts) the task receives, images already normalised on its device:
+- train: images float [B, 3, S, S], tokens int64 [B, L] (BOS ... EOS, PAD 0).
+- val/test: images [B, 3, S, S], image_ids int64 [B], tokens [C, L] holding every reference
+  caption of those images, caption_image int64 [C] (row of `images` each caption belongs to).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from supra.data.caption_tokenizer import PAD_ID, CaptionTokenizer
+from supra.utils.errors import SupraUserError
+from supra.data.image_transforms import normalize_imagenet
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+@dataclass
+class CaptionedImages:
+    """One split: images uint8 [N, 3, S, S] and the reference captions of each."""
+
+    images: torch.Tensor
+    captions: list[list[str]]
+    names: list[str] = field(default_factory=list)  # file names or generated ids, for reports
+
+    def __post_init__(self) -> None:
+        if len(self.images) != len(self.captions):
+            raise ValueError(f"{len(self.images)} images but {len(self.captions)} caption lists")
+        if not self.names:
+            self.names = [str(i) for i in range(len(self.images))]
+
+
+def _batch_is_ready(batch: dict[str, Any]) -> dict[str, Any]:
+    # The datasets below build whole batches in __getitems__, so collation has nothing left to do.
+    return batch
+
+
+def _trim(tokens: torch.Tensor) -> torch.Tensor:
+    """Drop columns that are padding in every row (captions vary in length)."""
+    width = int((tokens != PAD_ID).sum(1).max()) if len(tokens) else 0
+    return tokens[:, :width]
+
+
+class CaptionPairs(Dataset):
+    """Training samples: one (image, caption) pair per reference caption, fetched a batch at a time."""
+
+    def __init__(self, images: torch.Tensor, tokens: torch.Tensor, caption_image: torch.Tensor) -> None:
+        self.images, self.tokens, self.caption_image = images, tokens, caption_image
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(indices)
+        return {"images": self.images[self.caption_image[idx]], "tokens": _trim(self.tokens[idx])}
+
+
+class ImagesWithReferences(Dataset):
+    """Evaluation samples: one image with all its reference captions (for loss and generation)."""
+
+    def __init__(self, images: torch.Tensor, tokens: torch.Tensor, caption_image: torch.Tensor) -> None:
+        self.images, self.tokens = images, tokens
+        order = torch.argsort(caption_image, stable=True)
+        self.tokens, caption_image = tokens[order], caption_image[order]
+        counts = torch.bincount(caption_image, minlength=len(images))
+        self.first = torch.cumsum(counts, 0) - counts  # first caption row of each image
+        self.counts = counts
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(indices)
+        rows = torch.cat([torch.arange(f, f + c) for f, c in zip(self.first[idx].tolist(), self.counts[idx].tolist(), strict=True)])
+        caption_image = torch.repeat_interleave(torch.arange(len(idx)), self.counts[idx])
+        return {
+            "images": self.images[idx], "image_ids": idx,
+            "tokens": _trim(self.tokens[rows]), "caption_image": caption_image,
+        }
+
+
+class CaptionDataModule(L.LightningDataModule):
+    """Base of captioning DataModules. Subclasses implement `load_split` (and may add scores)."""
+
+    def __init__(
+        self,
+        image_size: int = 112,
+        max_caption_tokens: int = 48,
+        vocab_size: int = 2048,
+        tokenizer_path: str | None = None,
+        split: str = "test",
+        batch_size: int = 64,
+        eval_batch_size: int = 256,
+        num_workers: int = 0,
+        pin_memory: bool = False,
+    ) -> None:
+        super().__init__()
+        if split not in SPLITS:
+            raise SupraUserError(f"data.split={split!r} is unknown: choose one of {', '.join(SPLITS)}")
+        if batch_size < 1 or eval_batch_size < 1:
+            raise SupraUserError(f"data.batch_size={batch_size} and eval_batch_size={eval_batch_size} must be >= 1")
+        self.image_size, self.max_caption_tokens, self.vocab_size = image_size, max_caption_tokens, vocab_size
+        self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else None
+        self.split = split  # the split `trainer.test` (and evaluate.py) scores
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.tokenizer: CaptionTokenizer | None = None
+        self.data: dict[str, CaptionedImages] = {}
+        self.datasets: dict[str, Dataset] = {}
+
+    # -- what subclasses provide ------------------------------------------------------------------
+
+    def load_split(self, split: str) -> CaptionedImages:
+        """Images uint8 [N, 3, image_size, image_size] and their captions for `split`."""
+        raise NotImplementedError
+
+    def extra_caption_scores(self, split: str, predictions: dict[int, str]) -> dict[str, float]:
+        """Dataset-specific scores of generated captions keyed by image id (e.g. shapes' attr_acc)."""
+        return {}
+
+    # -- Lightning hooks --------------------------------------------------------------------------
+
+    def setup(self, stage: str | None = None) -> None:
+        needed = {"fit": ["train", "val"], "validate": ["val"], "test": [self.split], "predict": [self.split]}
+        splits = needed.get(stage or "fit", list(SPLITS))
+        for split in splits:
+            self._load(split)
+        self.tokenizer = self._tokenizer()
+        for split in splits:
+            if split not in self.datasets:
+                self.datasets[split] = self._dataset(split)
+
+    def _load(self, split: str) -> CaptionedImages:
+        if split not in self.data:
+            data = self.load_split(split)
+            if len(data.images) == 0:
+                raise SupraUserError(f"the {split} split of {type(self).__name__} has 0 images: check its size/path settings")
+            self.data[split] = data
+        return self.data[split]
+
+    def _tokenizer(self) -> CaptionTokenizer:
+        """Reuse tokenizer.json when it exists (same ids as the checkpoint); else train on train captions."""
+        if self.tokenizer is not None:
+            return self.tokenizer
+        if self.tokenizer_path is not None and self.tokenizer_path.exists():
+            tokenizer = CaptionTokenizer.from_file(self.tokenizer_path)
+            log.info("tokenizer: reusing %s (%d tokens)", self.tokenizer_path, tokenizer.vocab_size)
+        else:
+            captions = [c for caps in self._load("train").captions for c in caps]
+            tokenizer = CaptionTokenizer.train(captions, self.vocab_size)
+            log.info("tokenizer: trained %d BPE tokens on %d train captions", tokenizer.vocab_size, len(captions))
+            if self.tokenizer_path is not None:
+                tokenizer.save(self.tokenizer_path)
+        if tokenizer.vocab_size > self.vocab_size:
+            raise SupraUserError(
+                f"tokenizer has {tokenizer.vocab_size} tokens but the model's VOCAB_SIZE is {self.vocab_size}: "
+                "use the tokenizer.json the model was trained with"
+            )
+        return tokenizer
+
+    def _dataset(self, split: str) -> Dataset:
+        data = self.data[split]
+        flat = [c for caps in data.captions for c in caps]
+        caption_image = torch.repeat_interleave(torch.arange(len(data.captions)), torch.tensor([len(c) for c in data.captions]))
+        tokens, n_cut = self.tokenizer.encode_batch(flat, self.max_caption_tokens)
+        if n_cut:
+            log.warning("%s: %d of %d captions cut to MAX_SEQ=%d tokens (EOS kept)", split, n_cut, len(flat), self.max_caption_tokens)
+        if split == "train":
+            return CaptionPairs(data.images, tokens, caption_image)
+        return ImagesWithReferences(data.images, tokens, caption_image)
+
+    def _loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.datasets[split], batch_size=batch_size, shuffle=shuffle, collate_fn=_batch_is_ready,
+            num_workers=self.num_workers, pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0, drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self._loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._loader("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self._loader(self.split, self.eval_batch_size, shuffle=False)
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        # Normalise on the device: uint8 crosses the host->device copy at a quarter of float's size.
+        return {**batch, "images": normalize_imagenet(batch["images"])}
+
+    # -- for metrics and pictures -----------------------------------------------------------------
+
+    def references(self, split: str) -> dict[int, list[str]]:
+        """Every reference caption of `split`, by image id (the row in the split)."""
+        return dict(enumerate(self._load(split).captions))
+
+    def image_names(self, split: str) -> list[str]:
+        return self._load(split).names
+
+    def sample_images(self, split: str, n: int) -> tuple[torch.Tensor, list[list[str]]]:
+        """The first n images of a split, uint8 [n, 3, S, S], with their references (fixed samples for grids)."""
+        data = self._load(split)
+        return data.images[:n], data.captions[:n]

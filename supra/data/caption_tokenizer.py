@@ -1,0 +1,94 @@
+"""The caption tokenizer: a byte-level BPE (Hugging Face `tokenizers`) trained on training captions.
+
+Ids 0-3 are fixed: <pad> 0, <bos> 1, <eos> 2, <unk> 3, whatever the data, so the model's BOS/EOS
+defaults hold. Saved as tokenizer.json beside the run's checkpoints and inside every checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+
+from supra.utils.files import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
+PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
+
+
+class CaptionTokenizer:
+    """Encode captions to BOS ... EOS id sequences and decode ids back to text."""
+
+    def __init__(self, tokenizer: Tokenizer) -> None:
+        for expected_id, token in enumerate(SPECIAL_TOKENS):
+            if tokenizer.token_to_id(token) != expected_id:
+                raise ValueError(f"tokenizer has {token} at id {tokenizer.token_to_id(token)}, expected {expected_id}")
+        self.hf = tokenizer
+        self.pad_id, self.bos_id, self.eos_id = PAD_ID, BOS_ID, EOS_ID
+
+    # -- building and storing ---------------------------------------------------------------------
+
+    @classmethod
+    def train(cls, captions: Iterable[str], vocab_size: int) -> CaptionTokenizer:
+        """Train a byte-level BPE of at most `vocab_size` tokens (fewer if the captions need fewer)."""
+        tok = Tokenizer(models.BPE(unk_token="<unk>"))
+        tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase(), normalizers.Strip()])
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+        tok.decoder = decoders.ByteLevel()
+        trainer = trainers.BpeTrainer(
+            vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), show_progress=False,
+            initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        )
+        tok.train_from_iterator(captions, trainer=trainer)
+        return cls(tok)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> CaptionTokenizer:
+        try:
+            return cls(Tokenizer.from_file(str(path)))
+        except Exception as err:  # tokenizers raises bare Exceptions on bad JSON
+            raise ValueError(f"{path} is not a readable tokenizer.json ({err}); delete it to retrain") from err
+
+    @classmethod
+    def from_json(cls, text: str) -> CaptionTokenizer:
+        return cls(Tokenizer.from_str(text))
+
+    def to_json(self) -> str:
+        return self.hf.to_str()
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write tokenizer.json atomically (temp file + rename), so a crash never leaves half a file."""
+        return write_text_atomic(path, self.to_json())
+
+    # -- using ------------------------------------------------------------------------------------
+
+    @property
+    def vocab_size(self) -> int:
+        return self.hf.get_vocab_size()
+
+    def encode_batch(self, captions: Sequence[str], max_len: int) -> tuple[torch.Tensor, int]:
+        """Captions -> int64 [N, L] of BOS, tokens, EOS, right-padded with PAD_ID; L <= max_len.
+
+        A caption longer than max_len is cut with its EOS kept; returns how many were cut.
+        """
+        if max_len < 3:
+            raise ValueError(f"max_len={max_len} leaves no room for a token between BOS and EOS")
+        encoded = [e.ids for e in self.hf.encode_batch(list(captions))]
+        n_truncated = sum(len(ids) > max_len - 2 for ids in encoded)
+        rows = [[BOS_ID, *ids[: max_len - 2], EOS_ID] for ids in encoded]
+        out = torch.full((len(rows), max(map(len, rows), default=2)), PAD_ID, dtype=torch.long)
+        for i, row in enumerate(rows):
+            out[i, : len(row)] = torch.tensor(row)
+        return out, n_truncated
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.hf.decode(list(ids), skip_special_tokens=True).strip()
+
+    def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]:
+        return [s.strip() for s in self.hf.decode_batch([list(ids) for ids in batch], skip_special_tokens=True)]

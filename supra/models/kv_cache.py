@@ -1,0 +1,52 @@
+"""A preallocated key/value cache for incremental decoding of a GPT."""
+
+from __future__ import annotations
+
+import torch
+
+
+class KVCache:
+    """Keys and values of every layer, [n_layers, B, n_heads, max_len, head_dim] each.
+
+    Preallocated once so a decode step writes one slot instead of concatenating tensors;
+    `reorder` lets beam search follow the surviving beams.
+    """
+
+    def __init__(
+        self, n_layers: int, batch_size: int, n_heads: int, max_len: int, head_dim: int,
+        device: torch.device, dtype: torch.dtype,
+    ) -> None:
+        shape = (n_layers, batch_size, n_heads, max_len, head_dim)
+        self.keys = torch.empty(shape, device=device, dtype=dtype)
+        self.values = torch.empty(shape, device=device, dtype=dtype)
+        self.length = 0  # positions already committed
+
+    @property
+    def max_len(self) -> int:
+        return self.keys.shape[3]
+
+    def append(self, layer: int, k: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Store k, v [B, H, T, hd] after the committed positions; return all keys/values so far.
+
+        `length` moves on only in `advance`, once every layer has appended its part.
+        """
+        end = self.length + k.shape[2]
+        if end > self.max_len:
+            raise ValueError(f"KV cache holds {self.max_len} positions; {end} requested")
+        self.keys[layer, :, :, self.length : end] = k
+        self.values[layer, :, :, self.length : end] = v
+        return self.keys[layer, :, :, :end], self.values[layer, :, :, :end]
+
+    def advance(self, n: int) -> None:
+        self.length += n
+
+    def reorder(self, index: torch.Tensor) -> None:
+        """Keep rows `index` (int64 [B']) of the batch, in that order (beam search, finished rows)."""
+        if index.numel() == self.keys.shape[1]:
+            # Same batch size: copy only the committed positions, in place (the hot path of beam search).
+            n = self.length
+            self.keys[:, :, :, :n] = self.keys[:, :, :, :n].index_select(1, index)
+            self.values[:, :, :, :n] = self.values[:, :, :, :n].index_select(1, index)
+        else:
+            self.keys = self.keys.index_select(1, index)
+            self.values = self.values.index_select(1, index)

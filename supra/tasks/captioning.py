@@ -1,0 +1,134 @@
+"""The captioning LightningModule: teacher-forced training of an image->caption net, and evaluation
+that captions every image of the split and scores it with the COCO caption metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning as L
+import torch
+from torch import nn
+
+from supra.data.caption_tokenizer import PAD_ID, CaptionTokenizer
+from supra.metrics.caption_scores import broadcast_from_rank_zero, gather_predictions, score_captions
+from supra.models.caption_generation import DecodeConfig, generate
+
+CHECKPOINT_KIND = "supra.captioning"  # marks our checkpoints; evaluate.py refuses others
+
+
+class CaptioningTask(L.LightningModule):
+    """Trains `net` (a VLMNano-like module) on caption batches of a CaptionDataModule.
+
+    optimizer / scheduler are factories (Hydra `_partial_: true`): optimizer(param_groups) and
+    scheduler(optimizer, total_steps=...). `decode` configures validation/test generation.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        weight_decay: float = 0.01,
+        decode: dict[str, Any] | None = None,
+        val_metrics: Sequence[str] = ("Bleu", "ROUGE_L", "CIDEr"),
+        test_metrics: Sequence[str] = ("Bleu", "METEOR", "ROUGE_L", "CIDEr"),
+    ) -> None:
+        super().__init__()
+        # Factories stay out of hparams so checkpoints hold plain data and load with weights_only=True.
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.net = net
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.decode = DecodeConfig(**(decode or {}))
+        self.tokenizer: CaptionTokenizer | None = None
+        self.run_config: dict | None = None  # the composed run config, stored in checkpoints by train.py
+        self._predictions: dict[int, str] = {}
+        self.test_results: dict[str, Any] = {}  # predictions and scores of the last test, for reports
+
+    # -- set-up -----------------------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        datamodule = self.trainer.datamodule
+        self.tokenizer = datamodule.tokenizer
+        bos_eos = (self.tokenizer.bos_id, self.tokenizer.eos_id)
+        if bos_eos != (1, 2):  # the model card's defaults; a release config.json may name others
+            raise ValueError(f"tokenizer BOS/EOS ids are {bos_eos}, expected (1, 2)")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = self.optimizer_factory(self.net.optimizer_groups(self.hparams.weight_decay))
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- training ---------------------------------------------------------------------------------
+
+    def _caption_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        tokens = batch["tokens"]
+        targets = tokens[:, 1:].masked_fill(tokens[:, 1:] == PAD_ID, -100)  # no loss on padding
+        _, loss = self.net(batch["images"], tokens[:, :-1], targets, batch.get("caption_image"))
+        return loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        loss = self._caption_loss(batch)
+        self.log("train/loss", loss, prog_bar=True)
+        return loss
+
+    # -- evaluation -------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def generate_captions(self, images: torch.Tensor, decode: DecodeConfig | None = None) -> list[str]:
+        """Normalised images float [B, 3, H, W] -> B captions, with this task's decoding by default."""
+        ids = generate(self.net, images, self.tokenizer.bos_id, self.tokenizer.eos_id, decode or self.decode)
+        return self.tokenizer.decode_batch(ids)
+
+    def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+        self.log(f"{stage}/loss", self._caption_loss(batch), sync_dist=True, batch_size=len(batch["images"]))
+        captions = self.generate_captions(batch["images"])
+        self._predictions.update(zip(batch["image_ids"].tolist(), captions, strict=True))
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_validation_epoch_start(self) -> None:
+        self._predictions = {}
+
+    on_test_epoch_start = on_validation_epoch_start
+
+    def _score_epoch(self, stage: str, split: str, metrics: Sequence[str]) -> dict[str, float]:
+        """Gather every rank's captions, score once on rank 0, share the numbers, log them."""
+        predictions = gather_predictions(self._predictions)
+        scores: dict[str, float] = {}
+        if self.trainer.is_global_zero:
+            datamodule = self.trainer.datamodule
+            references = datamodule.references(split)
+            scores = score_captions(predictions, {i: references[i] for i in predictions}, metrics)
+            scores.update(datamodule.extra_caption_scores(split, predictions))
+        scores = broadcast_from_rank_zero(scores)
+        for name, value in scores.items():
+            self.log(f"{stage}/{name}", value, prog_bar=name in ("CIDEr", "attr_acc"))
+        self._predictions = predictions
+        return scores
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:  # two batches of an untrained model: not worth a Java start-up
+            return
+        self._score_epoch("val", "val", self.hparams.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        split = self.trainer.datamodule.split
+        scores = self._score_epoch("test", split, self.hparams.test_metrics)
+        self.test_results = {"split": split, "scores": scores, "predictions": dict(sorted(self._predictions.items()))}
+
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Enough to rebuild model, data and tokenizer with nothing but the file (evaluate.py, resume).
+        checkpoint["supra"] = {
+            "kind": CHECKPOINT_KIND,
+            "run_config": self.run_config,
+            "tokenizer": self.tokenizer.to_json() if self.tokenizer else None,
+        }

@@ -1,0 +1,56 @@
+"""A W&B logger that works with no account and no network: offline unless the user is logged in."""
+
+from __future__ import annotations
+
+import netrc
+import os
+from pathlib import Path
+from typing import Any
+
+from lightning.pytorch.loggers import WandbLogger
+
+from supra.utils.files import write_text_atomic
+
+RUN_ID_FILE = "wandb_run_id.txt"
+
+
+def wandb_logged_in() -> bool:
+    """True when an API key is available without asking: WANDB_API_KEY or a ~/.netrc entry from `wandb login`."""
+    if os.environ.get("WANDB_API_KEY"):
+        return True
+    try:
+        return netrc.netrc().authenticators("api.wandb.ai") is not None
+    except (FileNotFoundError, netrc.NetrcParseError, OSError):
+        return False
+
+
+def _run_dir_of_checkpoint(ckpt_path: str) -> Path:
+    # Checkpoints live in <run dir>/checkpoints/*.ckpt.
+    return Path(ckpt_path).resolve().parent.parent
+
+
+def build_wandb_logger(
+    save_dir: str, project: str = "supra", name: str | None = None, tags: list[str] | None = None,
+    resume_from: str | None = None, offline: bool | None = None, **kwargs: Any,
+) -> WandbLogger:
+    """WandbLogger that never prompts: offline unless logged in (or `offline` says otherwise).
+
+    The run id is kept in `<save_dir>/wandb_run_id.txt`; resuming from a checkpoint of a run that has
+    one continues that W&B run instead of starting a new one.
+    """
+    import wandb
+
+    os.environ.setdefault("WANDB_SILENT", "true")
+    if offline is None:
+        offline = os.environ.get("WANDB_MODE") in ("offline", "disabled") or not wandb_logged_in()
+    run_id = None
+    if resume_from:
+        id_file = _run_dir_of_checkpoint(resume_from) / RUN_ID_FILE
+        if id_file.exists():
+            run_id = id_file.read_text().strip()
+    run_id = run_id or wandb.util.generate_id()
+    write_text_atomic(Path(save_dir) / RUN_ID_FILE, run_id + "\n")
+    return WandbLogger(
+        save_dir=save_dir, project=project, name=name, tags=tags, id=run_id, resume="allow",
+        offline=offline, **kwargs,
+    )

@@ -1,0 +1,98 @@
+"""Batched, KV-cached decoding gives the same captions as the plain per-image recompute search."""
+
+import pytest
+import torch
+from torch import nn
+
+from supra.models.caption_generation import (
+    DecodeConfig,
+    beam_search,
+    beam_search_recompute,
+    filter_logits,
+    generate,
+    sample,
+)
+from supra.models.vlm_nano import VLMNano
+
+BOS, EOS = 1, 2
+
+
+@pytest.fixture(scope="module")
+def peaked_model() -> VLMNano:
+    """A random model in float64 (so cached and recomputed paths agree to ~1e-15 and no near-tie flips).
+
+    A freshly initialised tied model only repeats its input token, so the head is untied and sharpened,
+    the image projection made to matter, and EOS favoured: some captions end early, others run to
+    MAX_SEQ, and the beams really compete.
+    """
+    torch.manual_seed(0)
+    model = VLMNano(VOCAB_SIZE=24, MAX_SEQ=12).double().eval()
+    model.lm_head = nn.Linear(128, 24).double()
+    with torch.no_grad():
+        nn.init.normal_(model.lm_head.weight, std=3.0)
+        model.lm_head.bias.zero_()
+        model.lm_head.bias[EOS] = 6.0
+        nn.init.normal_(model.vis_enc.proj.weight, std=1.0)
+    return model
+
+
+@pytest.mark.parametrize("length_penalty", [0.0, 1.0])
+def test_beam_search_with_cache_matches_recompute(peaked_model, length_penalty):
+    torch.manual_seed(0)
+    images = torch.randn(8, 3, 112, 112, dtype=torch.double)
+    batched = beam_search(peaked_model, images, BOS, EOS, beam_width=3, length_penalty=length_penalty)
+    plain = [beam_search_recompute(peaked_model, im, BOS, EOS, 3, length_penalty) for im in images]
+    assert batched == plain
+
+
+
+def test_beam_search_equivalence_covers_early_eos_and_full_length(peaked_model):
+    torch.manual_seed(0)
+    images = torch.randn(8, 3, 112, 112, dtype=torch.double)
+    lengths = [len(c) for c in beam_search(peaked_model, images, BOS, EOS, beam_width=3)]
+    assert min(lengths) < 11 and max(lengths) == 11
+
+
+def test_beam_width_one_is_greedy(peaked_model):
+    images = torch.randn(4, 3, 112, 112, dtype=torch.double)
+    assert beam_search(peaked_model, images, BOS, EOS, beam_width=1) == sample(peaked_model, images, BOS, EOS, greedy=True)
+
+
+def test_greedy_with_cache_matches_argmax_recompute(peaked_model):
+    images = torch.randn(3, 3, 112, 112, dtype=torch.double)
+    cached = sample(peaked_model, images, BOS, EOS, greedy=True)
+    for image, caption in zip(images, cached, strict=True):
+        idx = torch.tensor([[BOS]])
+        out = []
+        for _ in range(11):
+            logits, _ = peaked_model(image[None], idx)
+            tok = int(logits[0, -1].argmax())
+            if tok == EOS:
+                break
+            out.append(tok)
+            idx = torch.cat([idx, torch.tensor([[tok]])], dim=1)
+        assert caption == out
+
+
+def test_sampling_is_reproducible_with_a_seed(peaked_model):
+    images = torch.randn(4, 3, 112, 112, dtype=torch.double)
+    decode = DecodeConfig(strategy="sample", temperature=1.5, top_k=10, seed=7)
+    assert generate(peaked_model, images, BOS, EOS, decode) == generate(peaked_model, images, BOS, EOS, decode)
+
+
+def test_filter_logits_keeps_top_k_and_nucleus():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    assert torch.isinf(filter_logits(logits, top_k=2)).tolist() == [[False, False, True, True]]
+    assert torch.isinf(filter_logits(logits, top_p=0.7)).tolist() == [[False, False, True, True]]
+    assert torch.isinf(filter_logits(logits, top_p=0.9)).tolist() == [[False, False, False, True]]
+
+
+def test_generated_captions_never_exceed_max_seq(peaked_model):
+    images = torch.randn(2, 3, 112, 112, dtype=torch.double)
+    for caption in beam_search(peaked_model, images, BOS, EOS) + sample(peaked_model, images, BOS, EOS, greedy=True):
+        assert len(caption) <= peaked_model.config.MAX_SEQ - 1
+
+
+def test_unknown_decode_strategy_is_refused():
+    with pytest.raises(ValueError, match="'nucleus'"):
+        DecodeConfig(strategy="nucleus")

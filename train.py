@@ -1,0 +1,18 @@
+"""Train a Supra model. `python train.py --help` lists the config groups; see README.md."""
+
+import hydra
+from omegaconf import DictConfig
+
+from supra.training import train
+from supra.utils.errors import exit_on_user_error
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="train")
+def main(cfg: DictConfig) -> float | None:
+    with exit_on_user_error():
+        metric, _ = train(cfg)
+    return metric  # what a sweeper (e.g. Optuna) optimises
+
+
+if __name__ == "__main__":
+    main()
