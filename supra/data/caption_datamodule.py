@@ -21,8 +21,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from supra.data.caption_tokenizer import PAD_ID, CaptionTokenizer
-from supra.utils.errors import SupraUserError
 from supra.data.image_transforms import normalize_imagenet
+from supra.utils.errors import SupraUserError
 
 log = logging.getLogger(__name__)
 
