@@ -76,13 +76,20 @@ def train(cfg: DictConfig) -> tuple[float | None, dict[str, float]]:
     metrics = _plain(trainer.callback_metrics)
 
     if cfg.get("test"):
-        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-        if not best:
-            log.warning("no best checkpoint (no validation ran, or checkpointing is off): testing the last weights")
-        trainer.test(task, datamodule=datamodule, ckpt_path=best or None)
+        trainer.test(task, datamodule=datamodule, ckpt_path=_checkpoint_to_test(trainer, cfg))
         metrics.update(_plain(trainer.callback_metrics))
 
     return _metric_value(metrics, cfg.get("optimized_metric")), metrics
+
+
+def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig) -> str | None:
+    """The best checkpoint of this fit; with train=false, the given ckpt_path (or the initial weights)."""
+    if not cfg.get("train"):
+        return cfg.get("ckpt_path")
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if not best:
+        log.warning("no best checkpoint (no validation ran, or checkpointing is off): testing the last weights")
+    return best or None
 
 
 def _plain(metrics: dict[str, Any]) -> dict[str, float]:

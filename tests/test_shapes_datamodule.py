@@ -1,0 +1,84 @@
+"""ShapesDataModule: deterministic splits, batches in the documented layout, tokenizer reuse, bad sizes."""
+
+import pytest
+import torch
+
+from supra.data.caption_tokenizer import BOS_ID, EOS_ID, PAD_ID
+from supra.data.image_transforms import IMAGENET_MEAN, normalize_imagenet
+from supra.data.shapes import ShapesDataModule
+from supra.utils.errors import SupraUserError
+
+SMALL = {"num_train": 40, "num_val": 12, "num_test": 10, "batch_size": 8, "eval_batch_size": 5}
+
+
+@pytest.fixture
+def datamodule(tmp_path) -> ShapesDataModule:
+    dm = ShapesDataModule(**SMALL, tokenizer_path=str(tmp_path / "tokenizer.json"))
+    dm.setup("fit")
+    return dm
+
+
+def test_images_are_resized_to_the_model_size_as_uint8(datamodule):
+    images = datamodule.data["train"].images
+    assert images.shape == (40, 3, 112, 112) and images.dtype == torch.uint8
+
+
+def test_same_seed_same_data_other_seed_other_data(tmp_path):
+    a, b, c = (ShapesDataModule(**SMALL, seed=s).load_split("val") for s in (0, 0, 1))
+    assert torch.equal(a.images, b.images) and a.captions == b.captions
+    assert not torch.equal(a.images, c.images)
+
+
+def test_splits_are_different_scenes():
+    dm = ShapesDataModule(**SMALL)
+    assert not torch.equal(dm.load_split("val").images[:10], dm.load_split("test").images[:10])
+
+
+def test_train_batches_pair_one_image_with_one_caption(datamodule):
+    batch = next(iter(datamodule.train_dataloader()))
+    assert batch["images"].shape == (8, 3, 112, 112)
+    tokens = batch["tokens"]
+    assert tokens.shape[0] == 8 and (tokens[:, 0] == BOS_ID).all()
+    assert ((tokens == EOS_ID).sum(1) == 1).all()
+    assert (tokens[:, -1] != PAD_ID).any(), "padding is trimmed to the longest caption of the batch"
+    assert len(datamodule.train_dataloader().dataset) == 40 * 5
+
+
+def test_eval_batches_carry_every_reference_of_each_image(datamodule):
+    batch = next(iter(datamodule.val_dataloader()))
+    assert batch["image_ids"].tolist() == [0, 1, 2, 3, 4]
+    assert batch["caption_image"].tolist() == [i for i in range(5) for _ in range(5)]
+    decoded = datamodule.tokenizer.decode_batch(batch["tokens"].tolist())
+    assert decoded[:5] == datamodule.references("val")[0]
+
+
+def test_normalisation_happens_after_transfer(datamodule):
+    batch = next(iter(datamodule.val_dataloader()))
+    moved = datamodule.on_after_batch_transfer(batch, 0)
+    assert moved["images"].dtype == torch.float32
+    assert torch.allclose(moved["images"], normalize_imagenet(batch["images"]))
+    assert IMAGENET_MEAN == (0.485, 0.456, 0.406)
+
+
+def test_tokenizer_is_saved_then_reused_not_retrained(datamodule, tmp_path):
+    saved = (tmp_path / "tokenizer.json").read_text()
+    other = ShapesDataModule(**{**SMALL, "seed": 5}, tokenizer_path=str(tmp_path / "tokenizer.json"))
+    other.setup("fit")
+    assert other.tokenizer.to_json() == saved
+
+
+def test_attribute_accuracy_uses_the_generator_truth(datamodule):
+    refs = datamodule.references("val")
+    assert datamodule.extra_caption_scores("val", {i: r[0] for i, r in refs.items()}) == {"attr_acc": 1.0}
+    assert datamodule.extra_caption_scores("val", {i: "a" for i in refs}) == {"attr_acc": 0.0}
+
+
+@pytest.mark.parametrize("field", ["num_train", "num_val", "num_test"])
+def test_empty_split_is_refused_with_the_setting_named(field):
+    with pytest.raises(SupraUserError, match=f"data.{field}=0"):
+        ShapesDataModule(**{**SMALL, field: 0})
+
+
+def test_unknown_split_is_refused():
+    with pytest.raises(SupraUserError, match="data.split='dev'"):
+        ShapesDataModule(split="dev")

@@ -1,0 +1,149 @@
+"""The real entry points, end to end on tiny shapes runs: train, resume, DDP on CPU, evaluate."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from supra.evaluation import evaluate
+from supra.training import train
+from tests.conftest import ROOT, compose_config
+
+CAPTION_KEYS = {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"}
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    """One tiny training run shared by the tests that need a checkpoint."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    cfg = compose_config("train", out, [
+        "data.num_train=96", "data.num_val=24", "data.num_test=15", "data.eval_batch_size=8",
+        "data.batch_size=16", "trainer.max_steps=30", "trainer.val_check_interval=15",
+        "callbacks.progress_bar=null", "callbacks.model_summary=null", "model.scheduler.warmup_steps=5",
+        "model.optimizer.lr=3e-3",
+    ])
+    train(cfg)
+    return out
+
+
+def test_fast_dev_run_trains_validates_and_tests(train_config):
+    cfg = train_config("debug=fast_dev_run")
+    metric, metrics = train(cfg)
+    assert {"train/loss", "val/loss", "val/CIDEr", "test/CIDEr", "test/METEOR", "test/attr_acc"} <= set(metrics)
+
+
+def test_training_leaves_checkpoints_tokenizer_metrics_predictions_and_grid(trained_run):
+    assert (trained_run / "checkpoints" / "best.ckpt").is_file()
+    assert (trained_run / "checkpoints" / "last.ckpt").is_file()
+    assert (trained_run / "tokenizer.json").is_file()
+    assert (trained_run / "samples.png").is_file()
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    assert CAPTION_KEYS | {"split", "n_images", "decode", "attr_acc"} == set(metrics)
+    assert metrics["split"] == "test" and metrics["n_images"] == 15 and metrics["decode"] == "beam"
+    predictions = json.loads((trained_run / "predictions.json").read_text())
+    assert sorted(p["image_id"] for p in predictions) == list(range(15))
+    assert all(isinstance(p["caption"], str) for p in predictions)
+
+
+def test_checkpoint_holds_config_and_tokenizer_and_loads_weights_only(trained_run):
+    ckpt = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=True)
+    assert ckpt["supra"]["kind"] == "supra.captioning"
+    assert ckpt["supra"]["tokenizer"] == (trained_run / "tokenizer.json").read_text()
+    assert ckpt["supra"]["run_config"]["model"]["net"]["D_MODEL"] == 128
+
+
+def test_evaluate_reproduces_the_run_test_metrics(trained_run, tmp_path):
+    cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}"])
+    evaluate(cfg)
+    run_metrics = json.loads((trained_run / "metrics.json").read_text())
+    eval_metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    for key in CAPTION_KEYS | {"attr_acc"}:
+        assert round(eval_metrics[key], 3) == round(run_metrics[key], 3), key
+    assert (tmp_path / "eval" / "predictions.json").read_text() == (trained_run / "predictions.json").read_text()
+    assert (tmp_path / "eval" / "samples.png").is_file()
+
+
+def test_evaluate_scores_another_split_with_another_decoding(trained_run, tmp_path):
+    cfg = compose_config("eval", tmp_path / "eval", [
+        f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", "data.split=val", "decode=greedy",
+    ])
+    evaluate(cfg)
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["split"] == "val" and metrics["n_images"] == 24 and metrics["decode"] == "greedy"
+
+
+def test_resume_from_last_checkpoint_continues_at_the_same_step(trained_run, train_config):
+    last = trained_run / "checkpoints" / "last.ckpt"
+    cfg = train_config(f"ckpt_path={last}", "trainer.max_steps=36", "test=false", run="resumed")
+    train(cfg)
+    resumed = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    before = torch.load(last, weights_only=True)
+    assert before["global_step"] == 30 and resumed["global_step"] == 36
+    # the scheduler went on from step 30 rather than restarting its warm-up
+    assert resumed["lr_schedulers"][0]["last_epoch"] == 36
+    # the tokenizer of the checkpoint was kept, not retrained
+    assert (Path(cfg.paths.output_dir) / "tokenizer.json").read_text() == before["supra"]["tokenizer"]
+
+
+def test_ddp_on_two_cpu_processes_scores_each_image_once_like_one_process(trained_run, train_config):
+    """The same weights tested on 1 and on 2 processes (15 images: the sampler pads one) give equal scores."""
+    ckpt = trained_run / "checkpoints" / "best.ckpt"
+    single = train_config("train=false", f"ckpt_path={ckpt}", run="single")
+    ddp = train_config("train=false", f"ckpt_path={ckpt}", "trainer=ddp_sim", run="ddp")
+    for cfg in (single, ddp):
+        train(cfg)
+    one = json.loads((Path(single.paths.output_dir) / "metrics.json").read_text())
+    two = json.loads((Path(ddp.paths.output_dir) / "metrics.json").read_text())
+    assert one["n_images"] == two["n_images"] == 15
+    for key in CAPTION_KEYS | {"attr_acc"}:
+        assert two[key] == pytest.approx(one[key], abs=1e-6), key
+
+
+def run_cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
+
+
+def test_train_cli_fast_dev_run_and_help(tmp_path):
+    result = run_cli("train.py", "debug=fast_dev_run", f"hydra.run.dir={tmp_path / 'run'}",
+                     "callbacks.progress_bar=null", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    help_text = run_cli("train.py", "--help", cwd=tmp_path).stdout
+    for group in ("data:", "model:", "trainer:", "logger:", "callbacks:", "paths:", "experiment:", "debug:"):
+        assert group in help_text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["trainer=kaggle_2xt4"], "trainer=kaggle_2xt4 needs 2 CUDA GPU(s)"),
+        (["trainer=gpu"], "trainer=gpu needs 1 CUDA GPU(s)"),
+        (["data.num_train=0"], "data.num_train=0"),
+    ],
+)
+def test_train_cli_bad_input_gives_one_line(tmp_path, args, message):
+    result = run_cli("train.py", *args, f"hydra.run.dir={tmp_path / 'run'}", cwd=tmp_path)
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_evaluate_cli_bad_checkpoints_give_one_line(tmp_path, trained_run):
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"not a checkpoint at all")
+    other_model = tmp_path / "other.ckpt"
+    torch.save({"state_dict": {}, "supra": {"kind": "supra.vqvae"}}, other_model)
+    cases = {
+        str(tmp_path / "missing.ckpt"): "does not exist",
+        str(garbage): "is not a readable PyTorch checkpoint",
+        str(other_model): "is a supra.vqvae checkpoint, not supra.captioning",
+    }
+    for ckpt, message in cases.items():
+        result = run_cli("evaluate.py", f"ckpt={ckpt}", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)
+        assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
+        assert "Traceback" not in result.stderr
