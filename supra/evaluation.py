@@ -58,7 +58,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer = L.Trainer(
         accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
         default_root_dir=output_dir, enable_model_summary=False,
-        callbacks=[CaptionReportWriter(output_dir), CaptionGridCallback(cfg.num_grid_images, output_dir=output_dir)],
+        callbacks=[CaptionReportWriter(output_dir, print_table=True), CaptionGridCallback(cfg.num_grid_images, output_dir=output_dir)],
     )
-    trainer.test(task, datamodule=datamodule)
+    trainer.test(task, datamodule=datamodule, verbose=False)
     return task.test_results

@@ -25,8 +25,9 @@ class CaptionReportWriter(L.Callback):
     """After `trainer.test`, on rank 0: metrics.json (pycocoevalcap names + split, n_images, decode, and
     dataset scores such as attr_acc) and predictions.json (COCO results: [{"image_id", "caption"}])."""
 
-    def __init__(self, output_dir: str) -> None:
+    def __init__(self, output_dir: str, print_table: bool = False) -> None:
         self.output_dir = Path(output_dir)
+        self.print_table = print_table  # Lightning prints its own table after trainer.test(verbose=True)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         results = getattr(pl_module, "test_results", None)
@@ -39,4 +40,5 @@ class CaptionReportWriter(L.Callback):
         write_json_atomic(self.output_dir / "metrics.json", metrics)
         predictions = [{"image_id": i, "caption": c} for i, c in results["predictions"].items()]
         write_json_atomic(self.output_dir / "predictions.json", predictions)
-        print_scores(scores, f"{results['split']} split, {len(predictions)} images, decode={pl_module.decode.strategy}")
+        if self.print_table:
+            print_scores(scores, f"{results['split']} split, {len(predictions)} images, decode={pl_module.decode.strategy}")

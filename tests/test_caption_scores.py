@@ -1,0 +1,109 @@
+"""Our caption-metric wrapper gives pycocoevalcap's own numbers, and merges DDP ranks' captions exactly once."""
+
+import json
+
+import pytest
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from pycocoevalcap.bleu.bleu import Bleu
+from pycocoevalcap.cider.cider import Cider
+from pycocoevalcap.meteor.meteor import Meteor
+from pycocoevalcap.rouge.rouge import Rouge
+from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
+
+from supra.metrics.caption_scores import (
+    CAPTION_METRICS,
+    broadcast_from_rank_zero,
+    gather_predictions,
+    score_captions,
+)
+
+REFERENCES = {
+    1: ["A dog runs across the grass.", "a brown dog running on a lawn", "The dog is playing outside ."],
+    2: ["two children play in the sand", "Kids building a sandcastle on the beach.", "two kids on a beach"],
+    3: ["a man rides a bicycle down the street", "A cyclist on a city road.", "man riding bike"],
+    4: ["a red circle on the left", "a small red circle", "there is a red circle on the left of the picture"],
+}
+PREDICTIONS = {1: "a dog runs on the grass", 2: "two kids play on a beach", 3: "a man riding a bike",
+               4: "a red circle on the left"}
+
+
+def coco_eval_directly(predictions, references):
+    """What pycocoevalcap/eval.py does, inlined: PTB tokenisation, then each scorer."""
+    tokenizer = PTBTokenizer()
+    gts = tokenizer.tokenize({i: [{"caption": c} for c in refs] for i, refs in references.items()})
+    res = tokenizer.tokenize({i: [{"caption": predictions[i]}] for i in references})
+    scores = {}
+    bleu, _ = Bleu(4).compute_score(gts, res)
+    scores.update({f"Bleu_{n + 1}": b for n, b in enumerate(bleu)})
+    meteor = Meteor()
+    scores["METEOR"], _ = meteor.compute_score(gts, res)
+    meteor.meteor_p.kill()
+    scores["ROUGE_L"], _ = Rouge().compute_score(gts, res)
+    scores["CIDEr"], _ = Cider().compute_score(gts, res)
+    return scores
+
+
+def test_scores_equal_pycocoevalcap_called_directly():
+    ours = score_captions(PREDICTIONS, REFERENCES)
+    theirs = coco_eval_directly(PREDICTIONS, REFERENCES)
+    assert set(ours) == set(CAPTION_METRICS)
+    for name in CAPTION_METRICS:
+        assert ours[name] == pytest.approx(theirs[name], abs=1e-9), name
+    assert 0 < ours["Bleu_4"] < ours["Bleu_1"] < 1
+
+
+def test_perfect_captions_beat_nonsense_on_every_metric():
+    perfect = score_captions({i: refs[0] for i, refs in REFERENCES.items()}, REFERENCES)
+    nonsense = score_captions({i: "purple elephant algebra" for i in REFERENCES}, REFERENCES)
+    assert perfect["Bleu_4"] == pytest.approx(1.0, abs=1e-6)
+    for name in CAPTION_METRICS:
+        assert perfect[name] > nonsense[name], name
+
+
+def test_only_the_asked_families_are_computed():
+    assert set(score_captions(PREDICTIONS, REFERENCES, ["CIDEr"])) == {"CIDEr"}
+
+
+def test_empty_and_awkward_predictions_are_scored_not_hung():
+    awkward = {1: "", 2: "kids ||| on a\nbeach", 3: "   ", 4: "a red circle"}
+    scores = score_captions(awkward, REFERENCES)
+    assert set(scores) == set(CAPTION_METRICS) and scores["CIDEr"] >= 0
+
+
+@pytest.mark.parametrize(
+    ("predictions", "references", "metrics", "message"),
+    [
+        ({}, REFERENCES, ["CIDEr"], "no predictions"),
+        ({9: "a dog"}, REFERENCES, ["CIDEr"], "image id 9"),
+        (PREDICTIONS, REFERENCES, ["SPICE"], "SPICE"),
+    ],
+)
+def test_bad_requests_name_the_problem(predictions, references, metrics, message):
+    with pytest.raises(ValueError, match=message):
+        score_captions(predictions, references, metrics)
+
+
+def test_gather_and_broadcast_are_identity_without_ddp():
+    assert gather_predictions({3: "x", 1: "y"}) == {3: "x", 1: "y"}
+    assert broadcast_from_rank_zero({"CIDEr": 1.5}) == {"CIDEr": 1.5}
+
+
+def _ddp_worker(rank: int, init_file: str, out_dir: str) -> None:
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    # Like DistributedSampler over 5 images: rank 0 gets 0, 2, 4; rank 1 gets 1, 3 and a padded repeat of 0.
+    local = {0: "zero", 2: "two", 4: "four"} if rank == 0 else {1: "one", 3: "three", 0: "zero"}
+    merged = gather_predictions(local)
+    shared = broadcast_from_rank_zero({"rank": rank})
+    with open(f"{out_dir}/rank{rank}.json", "w") as f:
+        json.dump({"merged": merged, "shared": shared}, f)
+    dist.destroy_process_group()
+
+
+def test_gather_over_two_processes_keeps_each_image_once(tmp_path):
+    mp.spawn(_ddp_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+    expected = {"0": "zero", "1": "one", "2": "two", "3": "three", "4": "four"}
+    for result in results:
+        assert result["merged"] == expected
+        assert result["shared"] == {"rank": 0}
