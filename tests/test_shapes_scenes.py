@@ -2,6 +2,7 @@
 
 import hashlib
 from collections import Counter
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -112,7 +113,7 @@ def test_articles_agree_with_the_next_word():
     _, records = generate_scenes(300, seed=5, canvas_size=64)
     for caption in (c for s in records for c in s.captions):
         words = caption.split()
-        for article, nxt in zip(words, words[1:]):
+        for article, nxt in pairwise(words):
             if article in ("a", "an"):
                 assert (article == "an") == (nxt[0] in "aeiou"), caption
 

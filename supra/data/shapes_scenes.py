@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 
@@ -85,7 +86,7 @@ def _sample_object(rng: np.random.Generator, center: tuple[float, float], exclud
 
 def _with_articles(caption: str) -> str:
     words = caption.split()
-    return " ".join("an" if w == "a" and nxt[0] in "aeiou" else w for w, nxt in zip(words, words[1:] + ["x"]))
+    return " ".join("an" if w == "a" and nxt[0] in "aeiou" else w for w, nxt in pairwise([*words, "x"]))
 
 
 def _single_captions(obj: ShapeObject, layout: str) -> tuple[str, ...]:
@@ -186,4 +187,4 @@ def parse_objects(caption: str) -> Counter[tuple[str, str]]:
     """The (colour, shape) pairs a caption mentions, as a multiset: every `colour shape` word pair
     (an optional size word before it changes nothing); other words are ignored."""
     words = caption.lower().split()
-    return Counter((w, nxt) for w, nxt in zip(words, words[1:]) if w in COLOURS and nxt in SHAPES)
+    return Counter((w, nxt) for w, nxt in pairwise(words) if w in COLOURS and nxt in SHAPES)
