@@ -1,9 +1,12 @@
 """Score a checkpoint: `python evaluate.py ckpt=PATH [decode=beam|greedy|sample] [data.split=val]`."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from supra.evaluation import evaluate
+from supra.utils.cli import exit_if_run_dir_unwritable
 from supra.utils.errors import exit_on_user_error
 
 
@@ -14,4 +17,5 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    exit_if_run_dir_unwritable(sys.argv[1:])
     main()

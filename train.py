@@ -1,9 +1,12 @@
 """Train a Supra model. `python train.py --help` lists the config groups; see README.md."""
 
+import sys
+
 import hydra
 from omegaconf import DictConfig
 
 from supra.training import train
+from supra.utils.cli import exit_if_run_dir_unwritable
 from supra.utils.errors import exit_on_user_error
 
 
@@ -15,4 +18,5 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    exit_if_run_dir_unwritable(sys.argv[1:])
     main()

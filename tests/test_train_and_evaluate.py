@@ -147,3 +147,37 @@ def test_evaluate_cli_bad_checkpoints_give_one_line(tmp_path, trained_run):
         result = run_cli("evaluate.py", f"ckpt={ckpt}", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)
         assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
         assert "Traceback" not in result.stderr
+
+
+def test_tensorboard_logger_receives_metrics_and_the_sample_grid(train_config):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = train_config("logger=tensorboard", "trainer.max_steps=3", "test=false", run="tb")
+    train(cfg)
+    events = EventAccumulator(str(Path(cfg.paths.output_dir) / "tensorboard")).Reload()
+    assert "val/samples" in events.Tags()["images"]
+    assert "val/CIDEr" in events.Tags()["scalars"]
+
+
+def test_wandb_runs_offline_without_an_account_and_resumes_the_same_run(train_config, monkeypatch, tmp_path):
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, so not logged in
+    first = train_config("logger=wandb", "trainer.max_steps=3", "test=false", run="wandb1")
+    train(first)
+    run_dir = Path(first.paths.output_dir)
+    run_id = (run_dir / "wandb_run_id.txt").read_text().strip()
+    assert list((run_dir / "wandb").glob(f"offline-run-*-{run_id}"))
+    resumed = train_config("logger=wandb", "trainer.max_steps=4", "test=false",
+                           f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", run="wandb2")
+    train(resumed)
+    assert (Path(resumed.paths.output_dir) / "wandb_run_id.txt").read_text().strip() == run_id
+
+
+@pytest.mark.parametrize(("script", "args"), [("train.py", []), ("evaluate.py", ["ckpt=some.ckpt"])])
+def test_unwritable_output_directory_gives_one_line(tmp_path, script, args):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("a file where a directory should go")
+    result = run_cli(script, *args, f"hydra.run.dir={blocker / 'run'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert "cannot write to the output directory" in result.stderr and "Traceback" not in result.stderr
