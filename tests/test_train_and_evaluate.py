@@ -79,13 +79,16 @@ def test_evaluate_scores_another_split_with_another_decoding(trained_run, tmp_pa
 
 def test_resume_from_last_checkpoint_continues_at_the_same_step(trained_run, train_config):
     last = trained_run / "checkpoints" / "last.ckpt"
-    cfg = train_config(f"ckpt_path={last}", "trainer.max_steps=36", "test=false", run="resumed")
+    cfg = train_config(f"ckpt_path={last}", "trainer.max_steps=37", "test=false", "model.scheduler.warmup_steps=5",
+                       "model.optimizer.lr=3e-3", run="resumed")
     train(cfg)
     resumed = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
     before = torch.load(last, weights_only=True)
-    assert before["global_step"] == 30 and resumed["global_step"] == 36
-    # the scheduler went on from step 30 rather than restarting its warm-up
-    assert resumed["lr_schedulers"][0]["last_epoch"] == 36
+    # 37 is no multiple of the validation interval: last.ckpt still holds the final step
+    assert before["global_step"] == 30 and resumed["global_step"] == 37
+    # the optimizer and scheduler went on from step 30 rather than starting again
+    assert resumed["lr_schedulers"][0]["last_epoch"] == 37
+    assert resumed["optimizer_states"][0]["state"][0]["step"] == 37
     # the tokenizer of the checkpoint was kept, not retrained
     assert (Path(cfg.paths.output_dir) / "tokenizer.json").read_text() == before["supra"]["tokenizer"]
 

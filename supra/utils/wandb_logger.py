@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import netrc
 import os
+import secrets
 from pathlib import Path
 from typing import Any
 
@@ -38,8 +39,6 @@ def build_wandb_logger(
     The run id is kept in `<save_dir>/wandb_run_id.txt`; resuming from a checkpoint of a run that has
     one continues that W&B run instead of starting a new one.
     """
-    import wandb
-
     os.environ.setdefault("WANDB_SILENT", "true")
     if offline is None:
         offline = os.environ.get("WANDB_MODE") in ("offline", "disabled") or not wandb_logged_in()
@@ -48,7 +47,7 @@ def build_wandb_logger(
         id_file = _run_dir_of_checkpoint(resume_from) / RUN_ID_FILE
         if id_file.exists():
             run_id = id_file.read_text().strip()
-    run_id = run_id or wandb.util.generate_id()
+    run_id = run_id or secrets.token_hex(4)  # W&B ids are short lowercase alphanumerics
     write_text_atomic(Path(save_dir) / RUN_ID_FILE, run_id + "\n")
     return WandbLogger(
         save_dir=save_dir, project=project, name=name, tags=tags, id=run_id, resume="allow",
