@@ -1,8 +1,8 @@
-"""The evaluation run behind `evaluate.py`: everything from the checkpoint, then test on one split."""
+"""The evaluation run behind `evaluate.py`: model and tokenizer from the checkpoint (or release folder),
+data from the checkpoint's config unless another is chosen, then a test on one split."""
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import lightning as L
@@ -11,22 +11,28 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 
 from supra.callbacks.caption_grid import CaptionGridCallback
 from supra.callbacks.caption_report import CaptionReportWriter
-from supra.checkpoints import load_supra_checkpoint
-from supra.tasks.captioning import CHECKPOINT_KIND
+from supra.release import load_captioner
+from supra.tasks.captioning import CaptioningTask
 from supra.utils.errors import SupraUserError
-from supra.utils.files import check_writable_dir, write_text_atomic
-
-log = logging.getLogger(__name__)
+from supra.utils.files import check_writable_dir
 
 
-def _data_config(cfg: DictConfig, run_cfg: DictConfig, tokenizer_path: str) -> DictConfig:
-    """The checkpoint's data config, or a freshly chosen one (data=...), with this evaluation's split."""
+def _data_config(cfg: DictConfig, run_cfg: dict | None, tokenizer_path: str) -> DictConfig:
+    """The checkpoint's data config, or the one chosen with data=..., with this evaluation's split."""
     chosen = cfg.get("data") or {}
-    data_cfg = OmegaConf.create(OmegaConf.to_container(chosen if "_target_" in chosen else run_cfg.data))
+    if "_target_" in chosen:
+        data_cfg = OmegaConf.create(OmegaConf.to_container(chosen, resolve=True))
+    elif run_cfg is not None:
+        data_cfg = OmegaConf.create(run_cfg["data"])
+        with open_dict(data_cfg):
+            data_cfg.merge_with(OmegaConf.to_container(chosen, resolve=True))
+    else:
+        raise SupraUserError(f"ckpt={cfg.ckpt} is a release folder, which holds no data config: "
+                             "add data=shapes, or data=flickr8k data.root=DIR")
     with open_dict(data_cfg):
-        for key, value in chosen.items():
-            data_cfg[key] = value
         data_cfg.tokenizer_path = tokenizer_path
+        if "output_dir" in data_cfg:
+            data_cfg.output_dir = cfg.paths.output_dir
     return data_cfg
 
 
@@ -38,22 +44,16 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     except OSError as err:
         raise SupraUserError(f"cannot write to the output directory {output_dir} ({err.strerror}): "
                              "choose another with hydra.run.dir=DIR") from None
-    checkpoint = load_supra_checkpoint(cfg.ckpt, kind=CHECKPOINT_KIND)
-    meta = checkpoint["supra"]
-    if not meta.get("run_config") or not meta.get("tokenizer"):
-        raise SupraUserError(f"ckpt={cfg.ckpt} lacks its run config or tokenizer: was it written by train.py?")
-    run_cfg = OmegaConf.create(meta["run_config"])
-    tokenizer_path = str(write_text_atomic(f"{output_dir}/tokenizer.json", meta["tokenizer"]))
+    net, tokenizer, run_cfg = load_captioner(cfg.ckpt)
+    tokenizer_path = str(tokenizer.save(f"{output_dir}/tokenizer.json"))
+    with open_dict(cfg):  # data configs read the model's image size and vocabulary from here
+        cfg.model.net.update(net.config.release_config)
 
     datamodule = instantiate(_data_config(cfg, run_cfg, tokenizer_path))
-    model_cfg = run_cfg.model
-    with open_dict(model_cfg):
-        model_cfg.decode.strategy = cfg.decode
-        model_cfg.decode.beam_width = cfg.beam_width
-        model_cfg.decode.seed = cfg.seed
-    task = instantiate(model_cfg)
-    task.load_state_dict(checkpoint["state_dict"])
-    task.run_config = meta["run_config"]
+    decode = {**((run_cfg or {}).get("model", {}).get("decode") or {}),
+              "strategy": cfg.decode, "beam_width": cfg.beam_width, "seed": cfg.seed}
+    task = CaptioningTask(net=net, optimizer=None, decode=decode)
+    task.run_config = run_cfg
 
     trainer = L.Trainer(
         accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,

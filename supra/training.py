@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
+import os
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from supra.checkpoints import load_supra_checkpoint
+from supra.release import is_release_dir
 from supra.utils.errors import SupraUserError
 from supra.utils.files import check_writable_dir, write_text_atomic
 from supra.utils.hardware import check_accelerator
@@ -42,6 +44,14 @@ def _restore_tokenizer(ckpt_path: str, tokenizer_path: str | None) -> None:
         write_text_atomic(tokenizer_path, tokenizer_json)
 
 
+def _use_release_tokenizer(release_dir: str, tokenizer_path: str | None) -> None:
+    """Fine-tuning a release keeps its token ids: its tokenizer.json becomes the run's."""
+    if not is_release_dir(release_dir):
+        raise SupraUserError(f"model.init_from={release_dir} is not a release folder (config.json + model.safetensors)")
+    if tokenizer_path and not Path(tokenizer_path).exists():
+        write_text_atomic(tokenizer_path, (Path(release_dir) / "tokenizer.json").read_text())
+
+
 def check_run_config(cfg: DictConfig) -> None:
     """Fail before any work on what can be known from the config alone."""
     check_accelerator(cfg.trainer, _group_choice("trainer"))
@@ -54,13 +64,26 @@ def check_run_config(cfg: DictConfig) -> None:
         raise SupraUserError(f"ckpt_path={cfg.ckpt_path} does not exist: give a last.ckpt or best.ckpt of a run")
 
 
+def share_cpu_threads(trainer_cfg: DictConfig) -> None:
+    """Several CPU processes (ddp_sim) each default to all cores: split them instead of oversubscribing.
+
+    Spawned workers start a fresh interpreter and read OMP_NUM_THREADS when torch loads.
+    """
+    devices = trainer_cfg.get("devices", 1)
+    if str(trainer_cfg.get("accelerator")) == "cpu" and isinstance(devices, int) and devices > 1:
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // devices)))
+
+
 def train(cfg: DictConfig) -> tuple[float | None, dict[str, float]]:
     """Fit and test as configured; returns (value of cfg.optimized_metric or None, all final metrics)."""
     check_run_config(cfg)
+    share_cpu_threads(cfg.trainer)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     if cfg.get("ckpt_path"):
         _restore_tokenizer(cfg.ckpt_path, cfg.data.get("tokenizer_path"))
+    elif cfg.model.get("init_from"):
+        _use_release_tokenizer(cfg.model.init_from, cfg.data.get("tokenizer_path"))
 
     datamodule: L.LightningDataModule = instantiate(cfg.data)
     task: L.LightningModule = instantiate(cfg.model)

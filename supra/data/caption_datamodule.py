@@ -11,6 +11,7 @@ Batches (dicts) the task receives, images already normalised on its device:
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,11 +30,24 @@ log = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 
 
+class ImageRows:
+    """Rows of a (memory-mapped) image store, indexed like a tensor; only the rows asked for are copied."""
+
+    def __init__(self, store: torch.Tensor, rows: torch.Tensor) -> None:
+        self.store, self.rows = store, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: torch.Tensor | slice | int) -> torch.Tensor:
+        return self.store[self.rows[index]]
+
+
 @dataclass
 class CaptionedImages:
-    """One split: images uint8 [N, 3, S, S] and the reference captions of each."""
+    """One split: images uint8 [N, 3, S, S] (a tensor or ImageRows) and the reference captions of each."""
 
-    images: torch.Tensor
+    images: torch.Tensor | ImageRows
     captions: list[list[str]]
     names: list[str] = field(default_factory=list)  # file names or generated ids, for reports
 
@@ -102,6 +116,7 @@ class CaptionDataModule(L.LightningDataModule):
         max_caption_tokens: int = 48,
         vocab_size: int = 2048,
         tokenizer_path: str | None = None,
+        cache_dir: str | None = None,
         split: str = "test",
         batch_size: int = 64,
         eval_batch_size: int = 256,
@@ -115,6 +130,7 @@ class CaptionDataModule(L.LightningDataModule):
             raise SupraUserError(f"data.batch_size={batch_size} and eval_batch_size={eval_batch_size} must be >= 1")
         self.image_size, self.max_caption_tokens, self.vocab_size = image_size, max_caption_tokens, vocab_size
         self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else None
+        self.cache_dir = Path(cache_dir) if cache_dir else None  # tokenizers (and images) keyed by content
         self.split = split  # the split `trainer.test` (and evaluate.py) scores
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
@@ -160,9 +176,7 @@ class CaptionDataModule(L.LightningDataModule):
             tokenizer = CaptionTokenizer.from_file(self.tokenizer_path)
             log.info("tokenizer: reusing %s (%d tokens)", self.tokenizer_path, tokenizer.vocab_size)
         else:
-            captions = [c for caps in self._load("train").captions for c in caps]
-            tokenizer = CaptionTokenizer.train(captions, self.vocab_size)
-            log.info("tokenizer: trained %d BPE tokens on %d train captions", tokenizer.vocab_size, len(captions))
+            tokenizer = self._train_or_cached_tokenizer([c for caps in self._load("train").captions for c in caps])
             if self.tokenizer_path is not None:
                 tokenizer.save(self.tokenizer_path)
         if tokenizer.vocab_size > self.vocab_size:
@@ -170,6 +184,21 @@ class CaptionDataModule(L.LightningDataModule):
                 f"tokenizer has {tokenizer.vocab_size} tokens but the model's VOCAB_SIZE is {self.vocab_size}: "
                 "use the tokenizer.json the model was trained with"
             )
+        return tokenizer
+
+    def _train_or_cached_tokenizer(self, captions: list[str]) -> CaptionTokenizer:
+        """Train on the train captions, or reuse a tokenizer trained on exactly these captions before."""
+        key = hashlib.sha256(f"{self.vocab_size}\n".encode() + "\n".join(captions).encode()).hexdigest()[:16]
+        cached = self.cache_dir / f"tokenizer_{key}.json" if self.cache_dir else None
+        if cached is not None and cached.exists():
+            try:
+                return CaptionTokenizer.from_file(cached)
+            except ValueError:
+                log.warning("tokenizer cache %s is unreadable: retraining", cached)
+        tokenizer = CaptionTokenizer.train(captions, self.vocab_size)
+        log.info("tokenizer: trained %d BPE tokens on %d train captions", tokenizer.vocab_size, len(captions))
+        if cached is not None:
+            tokenizer.save(cached)
         return tokenizer
 
     def _dataset(self, split: str) -> Dataset:

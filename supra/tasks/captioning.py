@@ -13,6 +13,7 @@ from torch import nn
 from supra.data.caption_tokenizer import PAD_ID, CaptionTokenizer
 from supra.metrics.caption_scores import broadcast_from_rank_zero, gather_predictions, score_captions
 from supra.models.caption_generation import DecodeConfig, generate
+from supra.release import load_release_weights
 
 CHECKPOINT_KIND = "supra.captioning"  # marks our checkpoints; evaluate.py refuses others
 
@@ -22,6 +23,7 @@ class CaptioningTask(L.LightningModule):
 
     optimizer / scheduler are factories (Hydra `_partial_: true`): optimizer(param_groups) and
     scheduler(optimizer, total_steps=...). `decode` configures validation/test generation.
+    `init_from` names a release folder whose weights the net starts from.
     """
 
     def __init__(
@@ -33,11 +35,14 @@ class CaptioningTask(L.LightningModule):
         decode: dict[str, Any] | None = None,
         val_metrics: Sequence[str] = ("Bleu", "ROUGE_L", "CIDEr"),
         test_metrics: Sequence[str] = ("Bleu", "METEOR", "ROUGE_L", "CIDEr"),
+        init_from: str | None = None,
     ) -> None:
         super().__init__()
         # Factories stay out of hparams so checkpoints hold plain data and load with weights_only=True.
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.net = net
+        if init_from:  # fine-tune from a release folder (its tokenizer is put in place by supra.training)
+            load_release_weights(self.net, init_from)
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.decode = DecodeConfig(**(decode or {}))
         self.tokenizer: CaptionTokenizer | None = None

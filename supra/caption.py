@@ -1,0 +1,89 @@
+"""Caption your own images with a checkpoint or a release folder.
+
+    python -m supra.caption ckpt=PATH_or_release_DIR images=FILE_or_DIR [out=captions] [decode=beam|greedy|sample]
+                            [batch_size=64] [grid_images=16]
+
+Writes <out>/captions.jsonl ({"file", "caption"} per image) and <out>/captions.png (a grid);
+files that cannot be read are listed, not fatal.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import torch
+from rich.progress import track
+
+from supra.callbacks.caption_grid import render_caption_grid
+from supra.callbacks.image_logging import save_image_atomic
+from supra.data.image_cache import image_to_uint8, load_rgb
+from supra.data.image_transforms import normalize_imagenet
+from supra.models.caption_generation import DecodeConfig, generate
+from supra.release import load_captioner
+from supra.utils.cli import parse_key_values
+from supra.utils.errors import SupraUserError, exit_on_user_error
+from supra.utils.files import write_text_atomic
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
+
+
+def find_images(path: Path) -> list[Path]:
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    raise SupraUserError(f"images={path} does not exist: give an image file or a folder of images")
+
+
+def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch_size: int = 64,
+                   grid_images: int = 16) -> dict[str, str]:
+    """Caption every image under `images`; returns {file: caption} and writes captions.jsonl + captions.png."""
+    net, tokenizer, _ = load_captioner(ckpt)
+    files = find_images(Path(images))
+    if not files:
+        raise SupraUserError(f"images={images} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    size = net.config.IMG_SIZE
+    captions: dict[str, str] = {}
+    unreadable: dict[str, str] = {}
+    thumbnails: list[torch.Tensor] = []
+    settings = DecodeConfig(strategy=decode)
+    for start in track(range(0, len(files), batch_size), description=f"captioning {len(files)} images"):
+        batch, names = [], []
+        for path in files[start : start + batch_size]:
+            try:
+                batch.append(image_to_uint8(load_rgb(path), size))
+                names.append(str(path))
+            except (OSError, ValueError, SyntaxError) as err:
+                unreadable[str(path)] = f"{type(err).__name__}: {err}"
+        if not batch:
+            continue
+        images_uint8 = torch.stack(batch)
+        ids = generate(net, normalize_imagenet(images_uint8), tokenizer.bos_id, tokenizer.eos_id, settings)
+        captions.update(zip(names, tokenizer.decode_batch(ids), strict=True))
+        thumbnails += list(images_uint8[: max(0, grid_images - len(thumbnails))])
+    out_dir = Path(out)
+    lines = [json.dumps({"file": f, "caption": c}) for f, c in captions.items()]
+    write_text_atomic(out_dir / "captions.jsonl", "\n".join(lines) + ("\n" if lines else ""))
+    if thumbnails:
+        grid = render_caption_grid(torch.stack(thumbnails), list(captions.values())[: len(thumbnails)], columns=4)
+        save_image_atomic(grid, out_dir / "captions.png")
+    for path, reason in unreadable.items():
+        print(f"skipped unreadable image {path}: {reason}", file=sys.stderr)
+    return captions
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = parse_key_values(
+        sys.argv[1:] if argv is None else argv, __doc__, required=("ckpt", "images"),
+        defaults={"out": "captions", "decode": "beam", "batch_size": "64", "grid_images": "16"},
+    )
+    with exit_on_user_error():
+        captions = caption_images(args["ckpt"], args["images"], args["out"], args["decode"],
+                                  int(args["batch_size"]), int(args["grid_images"]))
+    print(f"captioned {len(captions)} images -> {Path(args['out']) / 'captions.jsonl'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Decode a list of image files once into one memory-mapped uint8 array at the model's size.
+
+Decoding JPEGs every epoch is what makes small captioners slow on 2-core machines; this cache is built
+once (progress bar), keyed by a hash of the file list and the transform, written atomically, and read
+by every later run and every DDP rank without copying it into memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from rich.progress import Progress
+
+from supra.data.image_transforms import resize_uint8
+from supra.utils.files import write_json_atomic
+
+CACHE_VERSION = 1  # bump when decoding or resizing changes
+
+
+def load_rgb(path: str | Path, max_pixels: int = 100_000_000) -> Image.Image:
+    """Any image file -> RGB PIL image: EXIF orientation applied, any mode (L, CMYK, P, RGBA, ICC) converted."""
+    Image.MAX_IMAGE_PIXELS = max_pixels  # decompression bombs raise instead of eating memory
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            background = Image.new("RGB", image.size, (255, 255, 255))
+            background.paste(image.convert("RGBA"), mask=image.convert("RGBA").split()[-1])
+            return background
+        return image.convert("RGB")
+
+
+def image_to_uint8(image: Image.Image, size: int) -> torch.Tensor:
+    """PIL RGB -> uint8 [3, size, size], squashed to a square like the release (no crop)."""
+    array = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+    return resize_uint8(array, size)
+
+
+def cache_key(paths: Sequence[Path], size: int) -> str:
+    """Hash of file names, sizes and modification times plus the transform: a changed file rebuilds."""
+    digest = hashlib.sha256(f"v{CACHE_VERSION} squash-resize {size} antialias".encode())
+    for path in paths:
+        stat = path.stat() if path.exists() else None
+        digest.update(f"{path.name}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+class ImageCache:
+    """`<cache_dir>/images_<key>.npy` (uint8 [N, 3, S, S]) + `images_<key>.json` (which files failed)."""
+
+    def __init__(self, cache_dir: str | Path, paths: Sequence[Path], size: int) -> None:
+        self.paths, self.size = list(paths), size
+        key = cache_key(self.paths, size)
+        self.array_path = Path(cache_dir) / f"images_{key}.npy"
+        self.meta_path = Path(cache_dir) / f"images_{key}.json"
+
+    def is_valid(self) -> bool:
+        """Both files present and consistent; anything unreadable is rebuilt, never trusted."""
+        try:
+            meta = json.loads(self.meta_path.read_text())
+            array = np.load(self.array_path, mmap_mode="r")
+            return meta.get("names") == [p.name for p in self.paths] and array.shape == (len(self.paths), 3, self.size, self.size)
+        except (OSError, ValueError, json.JSONDecodeError):
+            return False
+
+    def build(self, show_progress: bool = True) -> None:
+        """Decode every file (failures recorded, not fatal) into a temp .npy, then rename into place."""
+        self.array_path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.array_path.parent, prefix=".images_", suffix=".npy")
+        os.close(fd)
+        failed: dict[str, str] = {}
+        try:
+            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(self.paths), 3, self.size, self.size))
+            with Progress(disable=not show_progress, transient=True) as progress:
+                task = progress.add_task(f"decoding {len(self.paths)} images to {self.size}px", total=len(self.paths))
+                for i, path in enumerate(self.paths):
+                    try:
+                        array[i] = image_to_uint8(load_rgb(path), self.size).numpy()
+                    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as err:
+                        array[i] = 0
+                        failed[path.name] = f"{type(err).__name__}: {str(err).splitlines()[0][:100] if str(err) else ''}"
+                    progress.advance(task)
+            array.flush()
+            del array
+            os.replace(tmp, self.array_path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise
+        write_json_atomic(self.meta_path, {"names": [p.name for p in self.paths], "failed": failed, "size": self.size})
+
+    def ensure(self, show_progress: bool = True) -> None:
+        if not self.is_valid():
+            self.build(show_progress)
+
+    def load(self) -> tuple[torch.Tensor, dict[str, str]]:
+        """The images as a memory-mapped uint8 tensor [N, 3, S, S] and {name: error} of files that failed."""
+        array = np.load(self.array_path, mmap_mode="c")  # copy-on-write: a writable tensor, no copy made
+        failed = json.loads(self.meta_path.read_text())["failed"]
+        return torch.from_numpy(array), failed

@@ -1,0 +1,143 @@
+"""Flickr8k in each published layout, traps included: counts, splits, captions, skips, cache, bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from supra.data.flickr8k import Flickr8kDataModule
+from supra.data.flickr8k_annotations import clean_caption, read_flickr8k
+from supra.data.image_cache import ImageCache, load_rgb
+from supra.utils.errors import SupraUserError
+from tests.flickr8k_fixtures import captions_for, names, write_kaggle, write_karpathy, write_original
+
+
+def datamodule(root, tmp_path, **kwargs) -> Flickr8kDataModule:
+    dm = Flickr8kDataModule(root=str(root), cache_dir=str(tmp_path / "cache"), output_dir=str(tmp_path / "run"),
+                            show_progress=False, batch_size=4, eval_batch_size=4, **kwargs)
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm
+
+
+@pytest.mark.parametrize("with_text_subdir", [True, False])
+def test_original_layout_with_every_trap(tmp_path, with_text_subdir):
+    expected = write_original(tmp_path / "flickr", with_text_subdir)
+    index = read_flickr8k(tmp_path / "flickr")
+    assert index.layout == "original" and index.image_dir.name == "Flicker8k_Dataset"
+    assert {s: len(n) for s, n in index.splits.items()} == expected["images"]
+    assert {s: sum(len(index.captions[n]) for n in ns) for s, ns in index.splits.items()} == expected["captions"]
+    assert dict(index.skipped) == expected["skipped"]
+    first = names()["train"][0]
+    assert index.captions[first] == [c for c in captions_for(0)]  # ' .', trailing spaces, BOM, CRLF gone
+    assert index.captions[names()["train"][2]][0] == captions_for(2)[0]  # the line with a space, not a tab
+
+
+def test_kaggle_layout_gets_a_seeded_split_and_reads_quoted_commas(tmp_path):
+    info = write_kaggle(tmp_path / "flickr", n_images=24)
+    index = read_flickr8k(tmp_path / "flickr", seed=0)
+    assert index.layout == "kaggle"
+    sizes = {s: len(n) for s, n in index.splits.items()}
+    assert sizes == {"train": 18, "val": 3, "test": 3}  # 6000/1000/1000 scaled to a partial copy
+    assert index.splits == read_flickr8k(tmp_path / "flickr", seed=0).splits
+    assert index.splits != read_flickr8k(tmp_path / "flickr", seed=1).splits
+    assert any(c.endswith("with a comma") for caps in index.captions.values() for c in caps)
+    assert dict(index.skipped) == {"blank caption": 1, "duplicate line": 1, "no image file": 1}
+    assert info["corrupt"] in {n for ns in index.splits.values() for n in ns}  # found by decoding, later
+
+
+def test_karpathy_layout_puts_restval_in_train(tmp_path):
+    expected = write_karpathy(tmp_path / "flickr")
+    index = read_flickr8k(tmp_path / "flickr")
+    assert index.layout == "karpathy"
+    assert {s: len(n) for s, n in index.splits.items()} == expected["images"]
+    assert dict(index.skipped) == {"blank caption": 1}
+
+
+def test_datamodule_skips_a_corrupt_image_and_names_it_in_the_summary(tmp_path):
+    info = write_kaggle(tmp_path / "flickr", n_images=24)
+    dm = datamodule(tmp_path / "flickr", tmp_path)
+    assert info["corrupt"] in dm.summary and "1 unreadable image" in dm.summary
+    all_names = [n for split in ("train", "val", "test") for n in dm.data.get(split, dm._load(split)).names]
+    assert info["corrupt"] not in all_names and len(all_names) == 23
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["images"].shape == (4, 3, 112, 112) and batch["images"].dtype == torch.uint8
+
+
+def test_split_lists_used_are_written_to_the_run_directory(tmp_path):
+    write_kaggle(tmp_path / "flickr", n_images=24)
+    dm = datamodule(tmp_path / "flickr", tmp_path)
+    written = (tmp_path / "run" / "splits" / "val.txt").read_text().split()
+    assert written == dm.index.splits["val"]
+
+
+def test_cache_is_built_once_and_reused(tmp_path):
+    write_karpathy(tmp_path / "flickr")
+    datamodule(tmp_path / "flickr", tmp_path)
+    cached = list((tmp_path / "cache").glob("images_*.npy"))
+    assert len(cached) == 1
+    mtime = cached[0].stat().st_mtime_ns
+    datamodule(tmp_path / "flickr", tmp_path)
+    assert cached[0].stat().st_mtime_ns == mtime
+
+
+def test_unreadable_cache_is_rebuilt_not_trusted(tmp_path):
+    write_karpathy(tmp_path / "flickr")
+    dm = datamodule(tmp_path / "flickr", tmp_path)
+    reference = dm.data["train"].images[:2].clone()
+    npy = next((tmp_path / "cache").glob("images_*.npy"))
+    npy.write_bytes(b"garbage")
+    again = datamodule(tmp_path / "flickr", tmp_path)
+    assert torch.equal(again.data["train"].images[:2], reference)
+
+
+def test_images_are_decoded_upright_in_rgb_from_any_mode(tmp_path):
+    image = Image.new("CMYK", (30, 20), (0, 255, 255, 0))  # red in CMYK
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90
+    image.save(tmp_path / "x.jpg", exif=exif.tobytes())
+    rgb = load_rgb(tmp_path / "x.jpg")
+    assert rgb.mode == "RGB" and rgb.size == (20, 30)
+    assert rgb.getpixel((10, 15))[0] > 200
+    Image.new("P", (8, 8)).save(tmp_path / "p.png")
+    assert load_rgb(tmp_path / "p.png").mode == "RGB"
+
+
+def test_cache_records_failures_instead_of_crashing(tmp_path):
+    (tmp_path / "bad.jpg").write_bytes(b"nope")
+    Image.new("RGB", (10, 10)).save(tmp_path / "good.jpg")
+    cache = ImageCache(tmp_path / "c", [tmp_path / "bad.jpg", tmp_path / "good.jpg"], 16)
+    cache.ensure(show_progress=False)
+    images, failed = cache.load()
+    assert images.shape == (2, 3, 16, 16) and list(failed) == ["bad.jpg"]
+    assert json.loads(cache.meta_path.read_text())["names"] == ["bad.jpg", "good.jpg"]
+
+
+def test_clean_caption_drops_trailing_period_and_spaces():
+    assert clean_caption("  A dog runs .  ") == "A dog runs"
+    assert clean_caption("A dog  runs.") == "A dog runs"
+
+
+@pytest.mark.parametrize(
+    ("setup", "message"),
+    [
+        (lambda root: None, "does not exist"),
+        (lambda root: root.mkdir(), "holds no known Flickr8k layout"),
+    ],
+)
+def test_missing_or_unknown_root_is_one_clear_error(tmp_path, setup, message):
+    root = tmp_path / "flickr"
+    setup(root)
+    with pytest.raises(SupraUserError, match=message):
+        read_flickr8k(root)
+
+
+def test_a_split_without_usable_images_stops_with_the_summary(tmp_path):
+    write_karpathy(tmp_path / "flickr")
+    for name in names()["test"]:
+        (tmp_path / "flickr" / "Images" / name).unlink()
+    with pytest.raises(SupraUserError, match="test split has 0 usable images: flickr8k"):
+        datamodule(tmp_path / "flickr", tmp_path)
