@@ -12,6 +12,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
+from supra.training import train
+
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
 
@@ -50,3 +52,17 @@ def train_config(tmp_path: Path) -> Callable[..., DictConfig]:
         return compose_config("train", tmp_path / run, TINY_RUN + list(overrides))
 
     return make
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory) -> Path:
+    """One tiny training run shared by the tests that need a checkpoint."""
+    out = tmp_path_factory.mktemp("trained") / "run"
+    cfg = compose_config("train", out, [
+        "data.num_train=96", "data.num_val=24", "data.num_test=15", "data.eval_batch_size=8",
+        "data.batch_size=16", "trainer.max_steps=30", "trainer.val_check_interval=15",
+        "callbacks.progress_bar=null", "callbacks.model_summary=null", "model.scheduler.warmup_steps=5",
+        "model.optimizer.lr=3e-3",
+    ])
+    train(cfg)
+    return out

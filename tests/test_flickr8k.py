@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from hydra.utils import instantiate
 from PIL import Image
 
 from supra.data.flickr8k import Flickr8kDataModule
@@ -141,3 +142,42 @@ def test_a_split_without_usable_images_stops_with_the_summary(tmp_path):
         (tmp_path / "flickr" / "Images" / name).unlink()
     with pytest.raises(SupraUserError, match="test split has 0 usable images: flickr8k"):
         datamodule(tmp_path / "flickr", tmp_path)
+
+
+def test_release_recipe_runs_end_to_end_on_a_flickr8k_copy(tmp_path):
+    """`python train.py experiment=vlm_flickr8k trainer=cpu data.root=... trainer.max_epochs=1`, in process."""
+    from supra.training import train
+    from tests.conftest import compose_config
+
+    write_original(tmp_path / "flickr")
+    cfg = compose_config("train", tmp_path / "run", [
+        "experiment=vlm_flickr8k", "trainer=cpu", f"data.root={tmp_path / 'flickr'}", "trainer.max_epochs=1",
+        "data.eval_batch_size=4", "data.num_workers=0", "data.show_progress=false", "callbacks.progress_bar=null",
+    ])
+    assert cfg.trainer.precision == "32-true" and cfg.model.optimizer.lr == 3e-4 and cfg.trainer.gradient_clip_val == 1.0
+    _, metrics = train(cfg)
+    assert {"val/CIDEr", "test/CIDEr", "test/METEOR"} <= set(metrics)
+    results = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert results["n_images"] == 4 and "attr_acc" not in results
+    assert (tmp_path / "run" / "splits" / "train.txt").is_file()
+
+
+def test_fine_tuning_starts_from_a_release_folder_with_its_tokenizer(tmp_path, trained_run):
+    from supra.release import export_release, load_release
+    from supra.training import train
+    from tests.conftest import compose_config
+
+    release = export_release(trained_run / "checkpoints" / "best.ckpt", tmp_path / "release")
+    write_karpathy(tmp_path / "flickr")
+    cfg = compose_config("train", tmp_path / "run", [
+        "experiment=vlm_flickr8k", "trainer=cpu", f"data.root={tmp_path / 'flickr'}", "trainer.max_steps=1",
+        "trainer.max_epochs=1", f"model.init_from={release}", "train=false", "test=true",
+        "data.eval_batch_size=4", "data.num_workers=0", "data.show_progress=false", "callbacks.progress_bar=null",
+    ])
+    train(cfg)
+    assert (tmp_path / "run" / "tokenizer.json").read_text() == (release / "tokenizer.json").read_text()
+    assert (tmp_path / "run" / "metrics.json").is_file()
+    released, _, _ = load_release(release)
+    task = instantiate(cfg.model)
+    for name, tensor in released.state_dict().items():
+        assert torch.equal(task.net.state_dict()[name], tensor), name

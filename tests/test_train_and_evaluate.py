@@ -17,20 +17,6 @@ from tests.conftest import ROOT, compose_config
 CAPTION_KEYS = {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"}
 
 
-@pytest.fixture(scope="module")
-def trained_run(tmp_path_factory) -> Path:
-    """One tiny training run shared by the tests that need a checkpoint."""
-    out = tmp_path_factory.mktemp("trained") / "run"
-    cfg = compose_config("train", out, [
-        "data.num_train=96", "data.num_val=24", "data.num_test=15", "data.eval_batch_size=8",
-        "data.batch_size=16", "trainer.max_steps=30", "trainer.val_check_interval=15",
-        "callbacks.progress_bar=null", "callbacks.model_summary=null", "model.scheduler.warmup_steps=5",
-        "model.optimizer.lr=3e-3",
-    ])
-    train(cfg)
-    return out
-
-
 def test_fast_dev_run_trains_validates_and_tests(train_config):
     cfg = train_config("debug=fast_dev_run")
     metric, metrics = train(cfg)

@@ -1,0 +1,89 @@
+"""Release folder round trip: export -> import gives the same weights and captions, and the release's own
+inference code (tests/release_reference.py) reads our export and captions like we do."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from supra.checkpoints import load_supra_checkpoint
+from supra.data.image_transforms import normalize_imagenet
+from supra.data.shapes import ShapesDataModule
+from supra.models.caption_generation import beam_search
+from supra.release import RELEASE_KEYS, export_release, load_release, net_state_from_checkpoint
+from supra.utils.errors import SupraUserError
+from tests import release_reference
+from tests.test_vlm_nano import release_state_dict_names
+
+
+@pytest.fixture(scope="module")
+def release(trained_run, tmp_path_factory):
+    return export_release(trained_run / "checkpoints" / "best.ckpt", tmp_path_factory.mktemp("release") / "vlm")
+
+
+@pytest.fixture(scope="module")
+def test_images():
+    return normalize_imagenet(ShapesDataModule(num_test=12).load_split("test").images)
+
+
+def test_release_folder_has_the_published_files_and_keys(release):
+    assert {p.name for p in release.iterdir()} >= {"model.safetensors", "config.json", "tokenizer.json", "model.pt", "README.md"}
+    config = json.loads((release / "config.json").read_text())
+    assert set(config) == set(RELEASE_KEYS) | {"bos_token_id", "eos_token_id"}
+    assert config["D_MODEL"] == 128 and (config["bos_token_id"], config["eos_token_id"]) == (1, 2)
+    tensors = load_file(release / "model.safetensors")
+    assert set(tensors) == release_state_dict_names()
+    assert torch.equal(tensors["lm_head.weight"], tensors["tok_emb.weight"])
+    full = torch.load(release / "model.pt", weights_only=True)
+    assert {"model", "optimizer", "scheduler"} <= set(full) and full["optimizer"]["state"]
+    assert "| CIDEr |" in (release / "README.md").read_text()
+
+
+def test_export_then_import_gives_identical_weights_and_captions(release, trained_run, test_images):
+    checkpoint = load_supra_checkpoint(trained_run / "checkpoints" / "best.ckpt")
+    original = net_state_from_checkpoint(checkpoint)
+    net, tokenizer, _ = load_release(release)
+    assert net.lm_head.weight is net.tok_emb.weight
+    for name, tensor in net.state_dict().items():
+        assert torch.equal(tensor, original[name]), name
+    from supra.release import load_captioner
+    ours, _, _ = load_captioner(trained_run / "checkpoints" / "best.ckpt")
+    assert beam_search(net, test_images, 1, 2) == beam_search(ours, test_images, 1, 2)
+
+
+def test_release_inference_code_reads_our_export_and_gives_our_captions(release, test_images):
+    reference, config = release_reference.load(release)
+    net, _, _ = load_release(release)
+    theirs = [release_reference.beam_caption(reference, image, config) for image in test_images]
+    assert theirs == beam_search(net, test_images, 1, 2)
+    assert any(theirs), "the trained model says something"
+
+
+def test_release_with_mask_buffers_loads_and_wrong_shapes_are_named(release, tmp_path):
+    import shutil
+
+    from safetensors.torch import save_file
+    folder = tmp_path / "with_mask"
+    shutil.copytree(release, folder)
+    tensors = load_file(folder / "model.safetensors")
+    tensors["blocks.0.attn.mask"] = torch.tril(torch.ones(1, 1, 64, 64))
+    save_file(tensors, folder / "model.safetensors")
+    load_release(folder)  # the optional mask is accepted
+    tensors["pos_emb.weight"] = torch.zeros(10, 128)
+    del tensors["ln_f.bias"]
+    save_file(tensors, folder / "model.safetensors")
+    with pytest.raises(SupraUserError, match=r"missing \['ln_f.bias'\].*wrong shape \[\('pos_emb.weight'"):
+        load_release(folder)
+
+
+def test_export_cli_and_evaluate_accept_the_release(release, trained_run, tmp_path):
+    from supra.evaluation import evaluate
+    from tests.conftest import compose_config
+
+    cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={release}", "data=shapes", "data.num_test=15",
+                                                     "data.num_train=96", "data.num_val=24"])
+    evaluate(cfg)
+    from_release = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    from_run = json.loads((trained_run / "metrics.json").read_text())
+    assert round(from_release["CIDEr"], 3) == round(from_run["CIDEr"], 3)
