@@ -2,6 +2,7 @@
 inference code (tests/release_reference.py) reads our export and captions like we do."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -87,3 +88,21 @@ def test_export_cli_and_evaluate_accept_the_release(release, trained_run, tmp_pa
     from_release = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     from_run = json.loads((trained_run / "metrics.json").read_text())
     assert round(from_release["CIDEr"], 3) == round(from_run["CIDEr"], 3)
+
+
+def test_caption_command_captions_a_folder_and_lists_unreadable_files(release, tmp_path, capsys):
+    from PIL import Image
+
+    from supra.caption import main as caption_main
+
+    images = tmp_path / "photos"
+    (images / "nested").mkdir(parents=True)
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(images / "red.jpg")
+    Image.new("L", (30, 30), 128).save(images / "nested" / "grey.png")
+    (images / "broken.jpg").write_bytes(b"not an image")
+    caption_main([f"ckpt={release}", f"images={images}", f"out={tmp_path / 'out'}", "decode=greedy"])
+    lines = [json.loads(line) for line in (tmp_path / "out" / "captions.jsonl").read_text().splitlines()]
+    assert sorted(Path(r["file"]).name for r in lines) == ["grey.png", "red.jpg"]
+    assert all(isinstance(r["caption"], str) for r in lines)
+    assert (tmp_path / "out" / "captions.png").is_file()
+    assert "broken.jpg" in capsys.readouterr().err
