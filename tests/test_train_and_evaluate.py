@@ -170,3 +170,14 @@ def test_unwritable_output_directory_gives_one_line(tmp_path, script, args):
     result = run_cli(script, *args, f"hydra.run.dir={blocker / 'run'}", cwd=tmp_path)
     assert result.returncode == 2
     assert "cannot write to the output directory" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_ddp_sim_fits_then_tests_into_one_run_directory(train_config):
+    cfg = train_config("trainer=ddp_sim", "trainer.max_steps=3", run="ddp_fit")
+    _, metrics = train(cfg)
+    out = Path(cfg.paths.output_dir)
+    assert {"val/CIDEr", "test/CIDEr"} <= set(metrics)
+    header = (out / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert {"train/loss", "val/CIDEr", "test/CIDEr"} <= set(header)
+    assert json.loads((out / "metrics.json").read_text())["n_images"] == 15
+    assert (out / "checkpoints" / "last.ckpt").is_file()
