@@ -108,39 +108,60 @@ def beam_search(
     model: VLMNano, images: torch.Tensor, bos_id: int, eos_id: int, beam_width: int = 3,
     length_penalty: float = 0.0, max_new_tokens: int | None = None,
 ) -> list[list[int]]:
-    """Beam search over all images at once: B x W rows share one KV cache, reordered each step."""
+    """Beam search over all images at once: B x W rows share one KV cache, reordered each step.
+
+    Images whose beams have all finished leave the batch (in groups, so the cache is not copied at
+    every step), so long captions do not keep short ones computing.
+    """
     B, W = images.shape[0], beam_width
     device = images.device
     logits, cache = model.prefill(images, bos_id)
     V = logits.shape[-1]
     logp = F.log_softmax(logits.float(), -1).repeat_interleave(W, 0)  # [B*W, V]
     cache.reorder(torch.arange(B, device=device).repeat_interleave(W))
+    prefix_len = cache.length  # visual tokens + BOS, the same for every beam of an image
     scores = torch.full((B, W), float("-inf"), device=device)
     scores[:, 0] = 0.0  # W identical copies of the start: only the first may expand
     tokens = torch.empty(B * W, 0, dtype=torch.long, device=device)
     finished = torch.zeros(B * W, dtype=torch.bool, device=device)
     lengths = torch.zeros(B * W, dtype=torch.long, device=device)
-    batch_offset = (torch.arange(B, device=device) * W)[:, None]
+    active = torch.arange(B, device=device)  # which images the rows belong to, W rows each
+    results: list[list[int]] = [[] for _ in range(B)]
+
+    def finish(groups: torch.Tensor) -> None:
+        """Write the best beam of the given active groups (indices into `active`) to `results`."""
+        group_scores = scores[groups] / lengths.view(-1, W)[groups].clamp(min=1).float() ** length_penalty
+        best = groups * W + group_scores.argmax(1)
+        for image, row in zip(active[groups].tolist(), tokens[best].tolist(), strict=True):
+            results[image] = _strip(row, eos_id)
+
     max_new = _max_new(model, max_new_tokens)
     for step in range(max_new):
+        b = len(active)
         # A finished beam has one continuation, EOS again, at no cost: its score stays put.
         logp[finished] = float("-inf")
         logp[finished, eos_id] = 0.0
-        total = (scores.reshape(-1, 1) + logp).view(B, W * V)
-        scores, flat = total.topk(W, dim=1)  # [B, W]
-        rows = (batch_offset + flat // V).view(-1)
+        total = (scores.reshape(-1, 1) + logp).view(b, W * V)
+        scores, flat = total.topk(W, dim=1)  # [b, W]
+        rows = (torch.arange(b, device=device)[:, None] * W + flat // V).view(-1)
         tok = (flat % V).view(-1)
         tokens = torch.cat([tokens[rows], tok[:, None]], dim=1)
         was_finished = finished[rows]
         lengths = lengths[rows] + (~was_finished).long()
         finished = was_finished | (tok == eos_id)
-        if finished.all() or step == max_new - 1:
+        done = finished.view(b, W).all(1)
+        if done.all() or step == max_new - 1:
+            finish(torch.arange(b, device=device))
             break
-        cache.reorder(rows)
+        if done.sum() * 4 >= b:  # a quarter of the images are done: drop them from the batch
+            finish(done.nonzero().squeeze(1))
+            keep = (~done).nonzero().squeeze(1)
+            keep_rows = (keep[:, None] * W + torch.arange(W, device=device)).view(-1)
+            rows, tok, tokens = rows[keep_rows], tok[keep_rows], tokens[keep_rows]
+            finished, lengths, scores, active = finished[keep_rows], lengths[keep_rows], scores[keep], active[keep]
+        cache.reorder(rows, keep_prefix=prefix_len)  # beams never leave their image: its prefix stays put
         logp = F.log_softmax(model.decode_step(tok, cache).float(), -1)
-    normalised = scores.view(-1) / lengths.clamp(min=1).float() ** length_penalty
-    best = batch_offset.view(-1) + normalised.view(B, W).argmax(1)
-    return [_strip(row, eos_id) for row in tokens[best].tolist()]
+    return results
 
 
 @torch.no_grad()

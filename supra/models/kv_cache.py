@@ -40,13 +40,20 @@ class KVCache:
     def advance(self, n: int) -> None:
         self.length += n
 
-    def reorder(self, index: torch.Tensor) -> None:
-        """Keep rows `index` (int64 [B']) of the batch, in that order (beam search, finished rows)."""
+    def reorder(self, index: torch.Tensor, keep_prefix: int = 0) -> None:
+        """Keep rows `index` (int64 [B']) of the batch, in that order (beam search, finished rows).
+
+        keep_prefix: the first positions are equal in every row `index` maps between (beams of one
+        image share the image and BOS), so they need no copying: only later positions move.
+        """
+        n = self.length
         if index.numel() == self.keys.shape[1]:
-            # Same batch size: copy only the committed positions, in place (the hot path of beam search).
-            n = self.length
-            self.keys[:, :, :, :n] = self.keys[:, :, :, :n].index_select(1, index)
-            self.values[:, :, :, :n] = self.values[:, :, :, :n].index_select(1, index)
+            # Same batch size: move only the positions that differ, in place (the hot path of beam search).
+            self.keys[:, :, :, keep_prefix:n] = self.keys[:, :, :, keep_prefix:n].index_select(1, index)
+            self.values[:, :, :, keep_prefix:n] = self.values[:, :, :, keep_prefix:n].index_select(1, index)
         else:
-            self.keys = self.keys.index_select(1, index)
-            self.values = self.values.index_select(1, index)
+            shape = (self.keys.shape[0], index.numel(), *self.keys.shape[2:])
+            keys, values = self.keys.new_empty(shape), self.values.new_empty(shape)
+            keys[:, :, :, :n] = self.keys[:, :, :, :n].index_select(1, index)
+            values[:, :, :, :n] = self.values[:, :, :, :n].index_select(1, index)
+            self.keys, self.values = keys, values
