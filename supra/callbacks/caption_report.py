@@ -13,12 +13,14 @@ from supra.utils.files import write_json_atomic
 
 
 def print_scores(scores: dict[str, float], title: str) -> None:
-    table = Table(title=title)
+    table = Table()
     table.add_column("metric")
     table.add_column("score", justify="right")
     for name, value in scores.items():
         table.add_row(name, f"{value:.4f}")
-    Console().print(table)
+    console = Console()
+    console.print(title)
+    console.print(table)
 
 
 class CaptionReportWriter(L.Callback):

@@ -114,7 +114,8 @@ class CaptioningTask(L.LightningModule):
             scores.update(datamodule.extra_caption_scores(split, predictions))
         scores = broadcast_from_rank_zero(scores)
         for name, value in scores.items():
-            self.log(f"{stage}/{name}", value, prog_bar=name in ("CIDEr", "attr_acc"))
+            # equal on every rank already; sync_dist averages equal numbers and keeps ranks in step
+            self.log(f"{stage}/{name}", value, prog_bar=name in ("CIDEr", "attr_acc"), sync_dist=True)
         self._predictions = predictions
         return scores
 
