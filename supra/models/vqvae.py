@@ -1,0 +1,130 @@
+"""vqvae_f8: the image tokenizer of Supra-A2A-Nano (SPEC.md section 2, stage 1).
+
+A 64x64 RGB image -> 3 strided convolutions -> an 8x8 grid of vectors -> nearest of 256 codebook
+entries -> 3 transposed convolutions -> 64x64 image. Public face (what stage 2 uses):
+`encode(images) -> codes [B, H/8, W/8]` and `decode(codes) -> images`.
+Read top to bottom: config, quantiser, encoder/decoder, model.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+@dataclass
+class VQVAEConfig:
+    num_codes: int = 256
+    code_dim: int = 64
+    hidden: tuple[int, int] = (32, 64)  # channels after the first and second downsampling
+    beta: float = 0.25  # commitment weight
+    ema: bool = True  # codebook follows the encoder by exponential moving averages, not by gradients
+    ema_decay: float = 0.99
+    restart_dead_after: int = 100  # steps without use before a code is re-seeded; 0 turns restarts off
+
+
+class VectorQuantizer(nn.Module):
+    """Nearest-codebook quantisation with straight-through gradients, commitment loss, optional EMA
+    codebook updates and restarts of dead codes (re-seeded from encoder outputs of the batch)."""
+
+    def __init__(self, cfg: VQVAEConfig) -> None:
+        super().__init__()
+        self.cfg = cfg
+        self.codebook = nn.Parameter(torch.randn(cfg.num_codes, cfg.code_dim) * 0.1, requires_grad=not cfg.ema)
+        self.register_buffer("ema_count", torch.ones(cfg.num_codes))
+        self.register_buffer("ema_sum", self.codebook.detach().clone())
+        self.register_buffer("steps_unused", torch.zeros(cfg.num_codes, dtype=torch.long))
+
+    def nearest_codes(self, z: torch.Tensor) -> torch.Tensor:
+        """z [N, D] -> index of the nearest codebook entry [N] (squared Euclidean distance)."""
+        distances = z.pow(2).sum(1, keepdim=True) - 2 * z @ self.codebook.t() + self.codebook.pow(2).sum(1)
+        return distances.argmin(1)
+
+    def forward(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """z [B, D, H, W] -> (quantised z with straight-through gradient, loss, codes [B, H, W], stats)."""
+        B, D, H, W = z.shape
+        flat = z.permute(0, 2, 3, 1).reshape(-1, D)
+        codes = self.nearest_codes(flat.detach())
+        quantised = self.codebook[codes]
+        loss = self.cfg.beta * F.mse_loss(flat, quantised.detach())
+        if not self.cfg.ema:
+            loss = loss + F.mse_loss(quantised, flat.detach())
+        if self.training:
+            self._update_codebook(flat.detach(), codes)
+        counts = torch.bincount(codes, minlength=self.cfg.num_codes).float()
+        probs = counts / counts.sum()
+        stats = {
+            "perplexity": torch.exp(-(probs * (probs + 1e-10).log()).sum()),
+            "usage": (counts > 0).float().mean(),
+        }
+        quantised = flat + (quantised - flat).detach()  # straight-through: gradients skip the argmin
+        return quantised.view(B, H, W, D).permute(0, 3, 1, 2), loss, codes.view(B, H, W), stats
+
+    @torch.no_grad()
+    def _update_codebook(self, flat: torch.Tensor, codes: torch.Tensor) -> None:
+        one_hot = F.one_hot(codes, self.cfg.num_codes).type(flat.dtype)
+        used = one_hot.sum(0)
+        if self.cfg.ema:
+            decay = self.cfg.ema_decay
+            self.ema_count.mul_(decay).add_(used, alpha=1 - decay)
+            self.ema_sum.mul_(decay).add_(one_hot.t() @ flat, alpha=1 - decay)
+            n = self.ema_count.sum()
+            count = (self.ema_count + 1e-5) / (n + self.cfg.num_codes * 1e-5) * n  # Laplace smoothing
+            self.codebook.data.copy_(self.ema_sum / count[:, None])
+        if self.cfg.restart_dead_after > 0:
+            self.steps_unused.add_(1).masked_fill_(used > 0, 0)
+            dead = (self.steps_unused >= self.cfg.restart_dead_after).nonzero().squeeze(1)
+            if len(dead):
+                seeds = flat[torch.randint(len(flat), (len(dead),), device=flat.device)]
+                self.codebook.data[dead] = seeds
+                self.ema_sum[dead] = seeds
+                self.ema_count[dead] = 1.0
+                self.steps_unused[dead] = 0
+
+
+def _down(cin: int, cout: int) -> nn.Conv2d:
+    return nn.Conv2d(cin, cout, kernel_size=4, stride=2, padding=1)
+
+
+def _up(cin: int, cout: int) -> nn.ConvTranspose2d:
+    return nn.ConvTranspose2d(cin, cout, kernel_size=4, stride=2, padding=1)
+
+
+class VQVAE(nn.Module):
+    """Images in [-1, 1], side a multiple of 8 -> codes on a (side/8)^2 grid and back."""
+
+    def __init__(self, **config: object) -> None:
+        super().__init__()
+        self.config = cfg = VQVAEConfig(**config)  # type: ignore[arg-type]
+        h1, h2 = cfg.hidden
+        self.encoder = nn.Sequential(_down(3, h1), nn.ReLU(), _down(h1, h2), nn.ReLU(), _down(h2, cfg.code_dim))
+        self.quantizer = VectorQuantizer(cfg)
+        self.decoder = nn.Sequential(_up(cfg.code_dim, h2), nn.ReLU(), _up(h2, h1), nn.ReLU(), _up(h1, 3), nn.Tanh())
+
+    def get_num_params(self) -> int:
+        """Weights of encoder, decoder and codebook (~0.22M at the defaults)."""
+        return sum(p.numel() for p in self.parameters())
+
+    def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, dict[str, torch.Tensor]]:
+        """images [B, 3, H, W] in [-1, 1] -> (reconstruction, quantiser loss, codes [B, H/8, W/8], stats)."""
+        quantised, vq_loss, codes, stats = self.quantizer(self.encoder(images))
+        return self.decoder(quantised), vq_loss, codes, stats
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """images [B, 3, H, W] in [-1, 1], H and W multiples of 8 -> codes int64 [B, H/8, W/8]."""
+        if images.shape[-1] % 8 or images.shape[-2] % 8:
+            raise ValueError(f"image size {tuple(images.shape[-2:])} is not a multiple of 8")
+        z = self.encoder(images)
+        B, D, H, W = z.shape
+        return self.quantizer.nearest_codes(z.permute(0, 2, 3, 1).reshape(-1, D)).view(B, H, W)
+
+    @torch.no_grad()
+    def decode(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes int64 [B, h, w] in [0, num_codes) -> images [B, 3, 8h, 8w] in [-1, 1]."""
+        if codes.min() < 0 or codes.max() >= self.config.num_codes:
+            raise ValueError(f"codes must lie in [0, {self.config.num_codes}); got {int(codes.min())}..{int(codes.max())}")
+        return self.decoder(self.quantizer.codebook[codes].permute(0, 3, 1, 2))
