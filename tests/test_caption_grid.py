@@ -1,9 +1,21 @@
 """Sample grids: readable tiles with captions, written atomically, sent to the loggers."""
 
-import numpy as np
-import torch
+from types import SimpleNamespace
 
-from supra.callbacks.caption_grid import TILE, render_caption_grid
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from torch.utils.data import DataLoader, TensorDataset
+
+from supra.callbacks.caption_grid import (
+    LINE_HEIGHT,
+    MAX_LINES,
+    TILE,
+    CaptionGridCallback,
+    render_caption_grid,
+)
 from supra.callbacks.image_logging import save_image_atomic
 
 
@@ -36,3 +48,110 @@ def test_save_is_atomic_and_creates_directories(tmp_path):
     grid = render_caption_grid(images(2), ["a", "b"], columns=2)
     path = save_image_atomic(grid, tmp_path / "samples" / "grid.png")
     assert path.is_file() and [p.name for p in path.parent.iterdir()] == ["grid.png"]
+
+
+def test_a_word_wider_than_a_tile_is_cut_and_endless_captions_are_capped():
+    one_word = render_caption_grid(images(1), ["x" * 300], columns=1)
+    assert one_word.width == TILE
+    endless = render_caption_grid(images(1), ["word " * 1000], columns=1)
+    assert endless.height < TILE + (MAX_LINES + 2) * LINE_HEIGHT
+
+
+def test_mismatched_inputs_are_refused():
+    with pytest.raises(ValueError, match="uint8"):
+        render_caption_grid(images(2).float(), ["a", "b"])
+    with pytest.raises(ValueError, match="as many captions"):
+        render_caption_grid(images(2), ["a"])
+    with pytest.raises(ValueError, match="as many captions"):
+        render_caption_grid(images(0), [])
+
+
+# -- the callback ------------------------------------------------------------------------------------
+
+
+class TinySamples(L.LightningDataModule):
+    """Stand-in for the captioning datamodule: a few random batches and `sample_images`."""
+
+    split = "test"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[tuple[str, int]] = []
+
+    def sample_images(self, split: str, n: int) -> tuple[torch.Tensor, list[list[str]]]:
+        self.requests.append((split, n))
+        return images(n), [[f"reference {i}", "another"] for i in range(n)]
+
+    def _loader(self) -> DataLoader:
+        return DataLoader(TensorDataset(torch.randn(8, 4)), batch_size=4)
+
+    train_dataloader = val_dataloader = test_dataloader = _loader
+
+
+class TinyCaptioner(L.LightningModule):
+    """Records how it was asked to caption; its captions are fixed strings."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(4, 1)
+        self.calls: list[dict] = []
+
+    def generate_captions(self, images: torch.Tensor) -> list[str]:
+        self.calls.append({"shape": tuple(images.shape), "dtype": images.dtype, "training": self.training,
+                           "grad": torch.is_grad_enabled()})
+        return [f"caption {i}" for i in range(len(images))]
+
+    def training_step(self, batch, batch_idx):
+        return self.layer(batch[0]).mean()
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/loss", self.layer(batch[0]).mean())
+
+    test_step = validation_step
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_callback_writes_grids_and_logs_them_to_tensorboard_during_fit_and_test(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    callback = CaptionGridCallback(num_images=3, columns=2, output_dir=str(tmp_path / "run"))
+    tensorboard = TensorBoardLogger(tmp_path / "run", name="tensorboard", version="")
+    trainer = L.Trainer(
+        accelerator="cpu", max_steps=2, limit_train_batches=2, num_sanity_val_steps=1, callbacks=[callback],
+        logger=[CSVLogger(tmp_path / "run", name="csv"), tensorboard], default_root_dir=tmp_path / "root",
+        enable_progress_bar=False, enable_model_summary=False, enable_checkpointing=False,
+    )
+    module, datamodule = TinyCaptioner(), TinySamples()
+    trainer.fit(module, datamodule=datamodule)
+    trainer.test(module, datamodule=datamodule, verbose=False)
+
+    run = tmp_path / "run"
+    assert sorted(p.name for p in (run / "samples").iterdir()) == ["test_step_000002.png", "val_step_000002.png"]
+    assert callback.last_path == run / "samples" / "test_step_000002.png"
+    assert (run / "samples.png").read_bytes() == callback.last_path.read_bytes()  # the latest grid
+    assert not (tmp_path / "root").exists()  # output_dir wins over default_root_dir
+    assert datamodule.requests == [("val", 3), ("test", 3)]  # the sanity check made no grid
+    assert module.calls == [{"shape": (3, 3, 64, 64), "dtype": torch.float32, "training": False, "grad": False}] * 2
+    tags = EventAccumulator(str(run / "tensorboard")).Reload().Tags()["images"]
+    assert {"val/samples", "test/samples"} <= set(tags)
+
+
+def test_callback_uses_default_root_dir_and_restores_training_mode(tmp_path):
+    trainer = SimpleNamespace(is_global_zero=True, sanity_checking=False, global_step=7, loggers=[],
+                              datamodule=TinySamples(), default_root_dir=str(tmp_path))
+    module = TinyCaptioner().train()
+    callback = CaptionGridCallback(num_images=2, dirname="grids")
+    callback.on_validation_end(trainer, module)
+    assert callback.last_path == tmp_path / "grids" / "val_step_000007.png" and callback.last_path.is_file()
+    assert module.training and module.calls[0]["training"] is False
+
+
+def test_callback_does_nothing_on_other_ranks(tmp_path):
+    datamodule = TinySamples()
+    trainer = SimpleNamespace(is_global_zero=False, sanity_checking=False, global_step=7, loggers=[],
+                              datamodule=datamodule, default_root_dir=str(tmp_path))
+    callback = CaptionGridCallback(num_images=2)
+    callback.on_validation_end(trainer, TinyCaptioner())
+    assert datamodule.requests == [] and list(tmp_path.iterdir()) == [] and callback.last_path is None

@@ -1,7 +1,9 @@
 """Our caption-metric wrapper gives pycocoevalcap's own numbers, and merges DDP ranks' captions exactly once."""
 
 import json
+from concurrent.futures import ThreadPoolExecutor
 
+import pycocoevalcap.meteor.meteor
 import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -44,31 +46,75 @@ def coco_eval_directly(predictions, references):
     return scores
 
 
+def concurrently(*calls):
+    """Run the calls in threads (each Meteor loads for ~5 s; they overlap) and return their results."""
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return [f.result() for f in [pool.submit(call) for call in calls]]
+
+
 def test_scores_equal_pycocoevalcap_called_directly():
-    ours = score_captions(PREDICTIONS, REFERENCES)
-    theirs = coco_eval_directly(PREDICTIONS, REFERENCES)
-    assert set(ours) == set(CAPTION_METRICS)
+    ours, theirs = concurrently(lambda: score_captions(PREDICTIONS, REFERENCES),
+                                lambda: coco_eval_directly(PREDICTIONS, REFERENCES))
+    assert list(ours) == list(CAPTION_METRICS)
+    assert all(type(v) is float for v in ours.values())
     for name in CAPTION_METRICS:
         assert ours[name] == pytest.approx(theirs[name], abs=1e-9), name
     assert 0 < ours["Bleu_4"] < ours["Bleu_1"] < 1
 
 
 def test_perfect_captions_beat_nonsense_on_every_metric():
-    perfect = score_captions({i: refs[0] for i, refs in REFERENCES.items()}, REFERENCES)
-    nonsense = score_captions({i: "purple elephant algebra" for i in REFERENCES}, REFERENCES)
+    perfect, nonsense = concurrently(
+        lambda: score_captions({i: refs[0] for i, refs in REFERENCES.items()}, REFERENCES),
+        lambda: score_captions({i: "purple elephant algebra" for i in REFERENCES}, REFERENCES),
+    )
     assert perfect["Bleu_4"] == pytest.approx(1.0, abs=1e-6)
+    assert perfect["CIDEr"] > 2.0
     for name in CAPTION_METRICS:
         assert perfect[name] > nonsense[name], name
 
 
 def test_only_the_asked_families_are_computed():
     assert set(score_captions(PREDICTIONS, REFERENCES, ["CIDEr"])) == {"CIDEr"}
+    assert list(score_captions(PREDICTIONS, REFERENCES, ["ROUGE_L", "Bleu"])) == \
+        ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "ROUGE_L"]
 
 
-def test_empty_and_awkward_predictions_are_scored_not_hung():
+@pytest.fixture
+def meteor_processes(monkeypatch):
+    """Every Java process a Meteor scorer starts during the test."""
+    processes = []
+
+    class SpyMeteor(Meteor):
+        def __init__(self):
+            super().__init__()
+            processes.append(self.meteor_p)
+
+    monkeypatch.setattr(pycocoevalcap.meteor.meteor, "Meteor", SpyMeteor)
+    return processes
+
+
+def test_empty_and_awkward_predictions_are_scored_and_meteor_is_closed(meteor_processes):
     awkward = {1: "", 2: "kids ||| on a\nbeach", 3: "   ", 4: "a red circle"}
     scores = score_captions(awkward, REFERENCES)
-    assert set(scores) == set(CAPTION_METRICS) and scores["CIDEr"] >= 0
+    assert list(scores) == list(CAPTION_METRICS) and scores["CIDEr"] >= 0
+    assert len(meteor_processes) == 1 and meteor_processes[0].poll() is not None
+
+
+def test_meteor_is_closed_when_another_scorer_fails(meteor_processes, monkeypatch):
+    def broken(self, gts, res):
+        raise RuntimeError("cider broke")
+
+    monkeypatch.setattr(Cider, "compute_score", broken)
+    with pytest.raises(RuntimeError, match="cider broke"):
+        score_captions(PREDICTIONS, REFERENCES)
+    assert len(meteor_processes) == 1 and meteor_processes[0].poll() is not None
+
+
+def test_line_breaks_inside_a_caption_do_not_shift_the_others():
+    # Java's tokenizer also breaks lines at \r, \f, U+2028...: unhandled, later captions would move images.
+    clean = score_captions(PREDICTIONS, REFERENCES, ["Bleu", "CIDEr"])
+    broken = {**PREDICTIONS, 1: "a dog\rruns on\u2028the grass\x0c"}
+    assert score_captions(broken, REFERENCES, ["Bleu", "CIDEr"]) == pytest.approx(clean, abs=1e-12)
 
 
 @pytest.mark.parametrize(
@@ -76,12 +122,21 @@ def test_empty_and_awkward_predictions_are_scored_not_hung():
     [
         ({}, REFERENCES, ["CIDEr"], "no predictions"),
         ({9: "a dog"}, REFERENCES, ["CIDEr"], "image id 9"),
+        ({1: "a dog"}, {1: []}, ["CIDEr"], "image id 1"),
+        ({1: "a dog"}, {1: "a dog runs"}, ["CIDEr"], "image id 1 must be a list"),
         (PREDICTIONS, REFERENCES, ["SPICE"], "SPICE"),
+        (PREDICTIONS, REFERENCES, ["BLEU"], "BLEU"),
     ],
 )
 def test_bad_requests_name_the_problem(predictions, references, metrics, message):
     with pytest.raises(ValueError, match=message):
         score_captions(predictions, references, metrics)
+
+
+def test_missing_java_is_one_clear_line(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(RuntimeError, match=r"^pycocoevalcap needs Java \(java not found on PATH\)"):
+        score_captions(PREDICTIONS, REFERENCES, ["CIDEr"])
 
 
 def test_gather_and_broadcast_are_identity_without_ddp():

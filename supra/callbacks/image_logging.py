@@ -28,13 +28,14 @@ def save_image_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
     return path
 
 
-def log_image(trainer: L.Trainer, key: str, image: Image.Image) -> None:
-    """TensorBoard gets an image summary, W&B an image; CSV and others rely on the PNG on disk."""
+def log_image(trainer: L.Trainer, key: str, image: Image.Image, path: str | os.PathLike | None = None) -> None:
+    """Log `image` under `key` at the trainer's global step, on global rank 0 only: TensorBoard gets an
+    image summary (CHW uint8), W&B an image; CSV and other loggers rely on the PNG already at `path`."""
     if not trainer.is_global_zero:
         return
     for logger in trainer.loggers:
         if isinstance(logger, TensorBoardLogger):
-            chw = torch.from_numpy(np.asarray(image.convert("RGB"))).permute(2, 0, 1)
+            chw = torch.from_numpy(np.array(image.convert("RGB"))).permute(2, 0, 1)  # uint8 [3, H, W], a copy
             logger.experiment.add_image(key, chw, global_step=trainer.global_step)
-        elif isinstance(logger, WandbLogger):
+        elif isinstance(logger, WandbLogger):  # WandbLogger imports wandb itself, only when used
             logger.log_image(key=key, images=[image], step=trainer.global_step)
