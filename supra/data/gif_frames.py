@@ -1,0 +1,303 @@
+"""Animated GIF -> its frames as a browser shows them: uint8 RGB [H, W, 3] at the logical screen size.
+
+Why not just `Image.seek` through Pillow's frames: Pillow 13 composites frames itself, but not the way
+Chrome and Firefox do, and every difference shows up as wrong pixels in training data:
+- it keeps the last non-zero disposal method for later frames that say 0 ("unspecified");
+- disposal 2 fills the frame's rectangle with the global background colour (when the frame has no
+  transparent index); browsers ignore that colour and clear the rectangle to transparent (the page, here
+  the matte, shows through);
+- the area outside a first frame smaller than the screen is palette index 0 (often black), not transparent;
+- a frame reaching past the logical screen grows the image in the middle of the animation, so frames of
+  one file differ in size; browsers clip it to the screen;
+- its decompression-bomb check is its global MAX_IMAGE_PIXELS (only a warning up to twice that), and a
+  frame's size is checked only when seeking reaches it, after the frames before it were decoded.
+So this module reads the GIF's block structure itself (every size is checked against `max_pixels` before
+any pixel is decoded), lets Pillow's C decoder turn each frame's LZW data into palette indices (that part it
+does right, interlacing included) and does the compositing here, with numpy.
+
+Browser rules followed: the canvas starts transparent; a frame's transparent index leaves what is under
+it; disposal 0/1 keep the frame, 2 clears its rectangle to transparent, 3 (and 4, which some encoders write
+for it) restores the rectangle to what it was before the frame; a first frame larger than the screen grows
+the screen, later frames are clipped to it; a byte that starts no known block ends the file, as a trailer
+would. Each shown frame is then put over `matte` (white by default, as `image_cache.load_rgb` does).
+One difference remains: a frame whose LZW data stops before the frame is full is drawn partly by browsers,
+but Pillow's decoder refuses it, so the animation ends before that frame (`problem` says so).
+"""
+
+from __future__ import annotations
+
+import io
+import struct
+import warnings
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+WHITE = (255, 255, 255)
+DEFAULT_MAX_PIXELS = 100_000_000  # as image_cache.load_rgb
+
+# MediaDecodeError.kind values, so callers can count skipped files by reason
+UNREADABLE = "unreadable"
+TOO_LARGE = "too large"
+EMPTY = "empty"
+
+
+
+def _pack(rgb: np.ndarray) -> np.ndarray:
+    """uint8 [..., 3] colours -> uint32 [...] opaque RGBA pixels: one element per pixel, so drawing a
+    frame is one take/copy over [h, w] instead of per-channel work (3x faster on big frames)."""
+    rgba = np.concatenate([rgb, np.full((*rgb.shape[:-1], 1), 255, dtype=np.uint8)], axis=-1)
+    return np.ascontiguousarray(rgba).view(np.uint32)[..., 0]
+
+
+_GREY_RAMP = _pack(np.repeat(np.arange(256, dtype=np.uint8)[:, None], 3, axis=1))
+
+
+class MediaDecodeError(ValueError):
+    """A media file that cannot be used; `str(err)` is a one-line reason, `kind` one of UNREADABLE,
+    TOO_LARGE (a decompression bomb: refused from its header) or EMPTY (no pixels or no frames)."""
+
+    def __init__(self, reason: str, kind: str = UNREADABLE) -> None:
+        super().__init__(reason)
+        self.kind = kind
+
+
+@dataclass
+class _Frame:
+    """One image block as the file describes it; `data` spans its LZW sub-blocks, terminator included."""
+
+    left: int
+    top: int
+    width: int
+    height: int
+    interlace: bool
+    palette: np.ndarray | None  # local colour table, packed RGBA uint32 [256]
+    min_code_size: int
+    data: slice
+    transparency: int | None = None
+    disposal: int = 0
+    delay_cs: int = 0
+
+
+@dataclass
+class GifAnimation:
+    """A parsed GIF: sizes known, nothing decoded yet. `frames()` decodes and composites lazily."""
+
+    source: bytes = field(repr=False)
+    width: int
+    height: int
+    global_palette: np.ndarray | None = field(repr=False)
+    records: list[_Frame] = field(repr=False)
+    problem: str | None = None  # why reading stopped before the trailer, if it did (frames before it kept)
+    capped: bool = False  # max_frames was reached: later frames were not read
+
+    def __len__(self) -> int:
+        """Frames found (a frame that then fails to decode ends `frames()` early and sets `problem`)."""
+        return len(self.records)
+
+    @property
+    def durations_ms(self) -> list[int]:
+        """Frame delays as written (browsers show delays under 20 ms as 100 ms)."""
+        return [r.delay_cs * 10 for r in self.records]
+
+    def frames(self, matte: tuple[int, int, int] = WHITE) -> Iterator[np.ndarray]:
+        """Each frame as shown: uint8 RGB [height, width, 3], transparent pixels over `matte`.
+
+        A frame whose pixel data cannot be decoded ends the animation there (`problem` says why);
+        if that is the first frame, MediaDecodeError instead.
+        """
+        canvas = np.zeros((self.height, self.width, 4), dtype=np.uint8)  # RGBA, alpha 0 (transparent) or 255
+        pixels = canvas.view(np.uint32)[..., 0]  # the same memory, one RGBA pixel per element
+        matte_pixel = _pack(np.array(matte, dtype=np.uint8))
+        for i, record in enumerate(self.records):
+            x1, y1 = min(record.left + record.width, self.width), min(record.top + record.height, self.height)
+            region = pixels[record.top:y1, record.left:x1]  # a view: clipped to the screen
+            before = region.copy() if record.disposal == 3 else None
+            if region.size:
+                try:
+                    indices = _decode_indices(self.source, record)[: region.shape[0], : region.shape[1]]
+                except MediaDecodeError as err:
+                    if i == 0:
+                        raise
+                    self.problem = f"frame {i}: {err}"
+                    return
+                palette = record.palette if record.palette is not None else self.global_palette
+                # No colour table at all: index i is grey (i, i, i), as Pillow reads it.
+                colours = np.take(_GREY_RAMP if palette is None else palette, indices)
+                if record.transparency is None:
+                    region[:] = colours
+                else:
+                    np.copyto(region, colours, where=indices != record.transparency)
+            shown = np.where(canvas[..., 3] != 0, pixels, matte_pixel)
+            yield np.ascontiguousarray(shown.view(np.uint8).reshape(self.height, self.width, 4)[..., :3])
+            if record.disposal == 2:
+                region[:] = 0
+            elif before is not None:
+                region[:] = before
+
+
+def _palette(table: bytes) -> np.ndarray:
+    """Colour table -> packed RGBA uint32 [256]; indices past its end read as black."""
+    out = np.zeros((256, 3), dtype=np.uint8)
+    colours = np.frombuffer(table, dtype=np.uint8).reshape(-1, 3)[:256]
+    out[: len(colours)] = colours
+    return _pack(out)
+
+
+def _check_pixels(what: str, width: int, height: int, max_pixels: int) -> None:
+    if width * height > max_pixels:
+        pixels = f"{width}x{height} = {width * height} pixels"
+        raise MediaDecodeError(f"{what} is {pixels}, over max_pixels={max_pixels}", TOO_LARGE)
+
+
+class _Truncated(Exception):
+    """The data ended inside a block."""
+
+
+class _Reader:
+    def __init__(self, data: bytes, pos: int) -> None:
+        self.data, self.pos = data, pos
+
+    def take(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise _Truncated
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+    def sub_blocks(self) -> list[bytes]:
+        """Data sub-blocks up to and including the 0-length terminator."""
+        blocks = []
+        while size := self.take(1)[0]:
+            blocks.append(self.take(size))
+        return blocks
+
+
+def parse_gif(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_frames: int | None = None) -> GifAnimation:
+    """The structure of a GIF held in memory, every size checked against `max_pixels`, nothing decoded.
+
+    Raises MediaDecodeError: not a GIF, cut before its first frame (UNREADABLE); the screen or any frame
+    over max_pixels (TOO_LARGE); no frames or a 0-pixel screen (EMPTY). A file cut later, or missing
+    its trailer, keeps the complete frames before the cut (`problem` says where).
+    """
+    if data[:6] not in (b"GIF87a", b"GIF89a"):
+        raise MediaDecodeError(f"not a GIF (starts with {data[:6]!r})")
+    reader = _Reader(data, 6)
+    try:
+        width, height, flags, _background, _aspect = struct.unpack("<HHBBB", reader.take(7))
+        _check_pixels("the logical screen", width, height, max_pixels)
+        global_palette = _palette(reader.take(3 << ((flags & 7) + 1))) if flags & 0x80 else None
+    except _Truncated:
+        raise MediaDecodeError("the file ends inside its header") from None
+    gif = GifAnimation(data, width, height, global_palette, [])
+    control: dict[str, int | None] = {}  # the graphic control extension for the next image
+    while True:
+        start = reader.pos
+        try:
+            introducer = reader.take(1)
+            if introducer == b";":
+                break
+            if introducer == b"!":
+                label = reader.take(1)[0]
+                blocks = reader.sub_blocks()
+                if label == 0xF9 and blocks and len(blocks[0]) >= 4:
+                    packed, delay, index = struct.unpack("<BHB", blocks[0][:4])
+                    disposal = (packed >> 2) & 7
+                    # 4 is what some encoders write for "restore to previous"; 5-7 are undefined: keep.
+                    control = {"disposal": 3 if disposal == 4 else disposal if disposal < 4 else 0,
+                               "delay_cs": delay, "transparency": index if packed & 1 else None}
+            elif introducer == b",":
+                frame = _read_image_block(reader, gif, control, max_pixels)
+                control = {}
+                gif.records.append(frame)
+                if max_frames is not None and len(gif.records) >= max_frames:
+                    gif.capped = reader.pos < len(data) and data[reader.pos:reader.pos + 1] != b";"
+                    break
+            else:
+                # GIF89a calls stray bytes between blocks corrupt; browsers stop there and show what came before.
+                gif.problem = f"unknown block 0x{introducer[0]:02x} at byte {start}: treated as the end"
+                break
+        except _Truncated:
+            gif.problem = (f"no trailer: the file ends after {len(gif.records)} frames" if start == len(data)
+                           else f"the file is cut inside the block at byte {start}, after {len(gif.records)} frames")
+            break
+    if gif.width == 0 or gif.height == 0:
+        raise MediaDecodeError(f"the logical screen is {gif.width}x{gif.height}: no pixels", EMPTY)
+    if not gif.records:
+        if gif.problem:
+            raise MediaDecodeError(f"no complete frame: {gif.problem}")
+        raise MediaDecodeError("the GIF has 0 frames", EMPTY)
+    return gif
+
+
+def _read_image_block(reader: _Reader, gif: GifAnimation, control: dict, max_pixels: int) -> _Frame:
+    left, top, width, height, flags = struct.unpack("<HHHHB", reader.take(9))
+    _check_pixels(f"frame {len(gif.records)}", width, height, max_pixels)
+    if not gif.records and (left + width > gif.width or top + height > gif.height):
+        # A first frame larger than the screen grows it (as browsers do); later frames are clipped.
+        gif.width, gif.height = max(gif.width, left + width), max(gif.height, top + height)
+        _check_pixels("the logical screen grown to the first frame", gif.width, gif.height, max_pixels)
+    palette = _palette(reader.take(3 << ((flags & 7) + 1))) if flags & 0x80 else None
+    min_code_size = reader.take(1)[0]
+    start = reader.pos
+    reader.sub_blocks()
+    interlace = bool(flags & 0x40)
+    return _Frame(left, top, width, height, interlace, palette, min_code_size, slice(start, reader.pos), **control)
+
+
+def _decode_indices(source: bytes, frame: _Frame) -> np.ndarray:
+    """One frame's palette indices, uint8 [height, width], decoded by Pillow from a one-frame GIF built
+    around its LZW data (no colour table, so Pillow returns the indices themselves, as mode L)."""
+    if frame.min_code_size > 8:
+        raise MediaDecodeError(f"LZW minimum code size {frame.min_code_size} is over 8")
+    one_frame = b"".join([
+        b"GIF89a", struct.pack("<HHBBB", frame.width, frame.height, 0, 0, 0),
+        b",", struct.pack("<HHHHB", 0, 0, frame.width, frame.height, 0x40 if frame.interlace else 0),
+        bytes([frame.min_code_size]), source[frame.data], b";",
+    ])
+    with warnings.catch_warnings():
+        # Sizes were checked against our own max_pixels; Pillow's global limit may be set lower elsewhere.
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            with Image.open(io.BytesIO(one_frame), formats=["GIF"]) as image:
+                image.load()
+                return np.asarray(image, dtype=np.uint8)
+        except Image.DecompressionBombError as err:
+            raise MediaDecodeError(str(err).splitlines()[0], TOO_LARGE) from None
+        except (OSError, ValueError, SyntaxError, EOFError) as err:
+            # Includes a stream that ends before the frame is full: Pillow cannot keep a partial frame.
+            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise MediaDecodeError(f"pixel data unreadable ({reason})") from None
+
+
+def open_gif(
+    source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_frames: int | None = None,
+) -> GifAnimation:
+    """`parse_gif` of a file (or bytes). A file that does not start like a GIF is refused after 6 bytes."""
+    if isinstance(source, bytes):
+        return parse_gif(source, max_pixels, max_frames)
+    try:
+        with open(source, "rb") as f:
+            if f.read(6) not in (b"GIF87a", b"GIF89a"):
+                f.seek(0)
+                raise MediaDecodeError(f"not a GIF (starts with {f.read(6)!r})")
+            f.seek(0)
+            data = f.read()
+    except OSError as err:
+        raise MediaDecodeError(f"cannot read the file ({err.strerror or err})") from None
+    return parse_gif(data, max_pixels, max_frames)
+
+
+def read_gif_frames(
+    source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_frames: int | None = None,
+    matte: tuple[int, int, int] = WHITE,
+) -> list[np.ndarray]:
+    """All frames (up to max_frames) as browsers show them: uint8 RGB [H, W, 3] at the logical screen size.
+
+    A truncated file keeps the frames that decoded; MediaDecodeError (one-line reason, `kind`) when none
+    did, when the file is no GIF, has 0 frames or 0 pixels, or claims more than max_pixels anywhere.
+    """
+    return list(open_gif(source, max_pixels, max_frames).frames(matte))

@@ -1,0 +1,280 @@
+"""data=media_folder: a real-looking folder of stills, GIFs, captions and junk read in each mode, split by
+file, squared by crop or pad; and the one-line errors for folders that cannot work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+from PIL import Image
+
+from supra.data.media_folder import MediaFolderDataModule
+from supra.data.media_folder_index import scan_folder, split_by_file
+from supra.utils.errors import SupraUserError
+from tests.media_fixtures import (
+    BLUE,
+    GREEN,
+    RED,
+    Frame,
+    gif_bytes,
+    save_image,
+    save_pillow_gif,
+    solid,
+    write_media_folder,
+)
+
+SPLIT = {"val_fraction": 0.25, "test_fraction": 0.25}  # 8 usable files -> 4 / 2 / 2
+
+
+def datamodule(root: Path, **kwargs) -> MediaFolderDataModule:
+    options = {"image_size": 16, "show_progress": False, "batch_size": 2, **SPLIT, **kwargs}
+    dm = MediaFolderDataModule(root=str(root), **options)
+    dm.setup("fit")
+    return dm
+
+
+def every_item(dm: MediaFolderDataModule) -> dict[str, tuple[torch.Tensor, list[str]]]:
+    """name -> (pixels, captions) over all three splits."""
+    out = {}
+    for split in ("train", "val", "test"):
+        items = dm.items(split)
+        out.update({n: (p, c) for n, p, c in zip(items.names, items.pixels, items.captions, strict=True)})
+    return out
+
+
+def colour_of(pixels: torch.Tensor) -> tuple[int, ...]:
+    """The one colour of a solid uint8 [3, S, S] image."""
+    flat = pixels.reshape(3, -1)
+    assert (flat == flat[:, :1]).all(), "not a solid colour"
+    return tuple(flat[:, 0].tolist())
+
+
+@pytest.fixture
+def folder(tmp_path) -> tuple[Path, dict]:
+    return tmp_path / "media", write_media_folder(tmp_path / "media")
+
+
+def test_images_mode_reads_every_still_and_the_first_frame_of_each_gif(folder):
+    root, expected = folder
+    dm = datamodule(root)
+    items = every_item(dm)
+    assert sorted(items) == sorted(expected["stills"] + list(expected["gifs"]))
+    assert all(p.shape == (3, 16, 16) and p.dtype == torch.uint8 for p, _ in items.values())
+    assert colour_of(items["anim/blink.gif"][0]) == RED  # the first frame, before the green square
+    assert colour_of(items["single.gif"][0]) == BLUE
+
+
+def test_captions_come_from_sidecar_txt_captions_jsonl_and_captions_csv(folder):
+    root, _ = folder
+    items = every_item(datamodule(root))
+    assert items["stills/a.png"][1] == ["a red and blue picture", "blue on the left"]  # blank line dropped
+    assert items["anim/wave.gif"][1] == ["a square moving over colours", "colours change"]  # "./" prefix read
+    assert items["stills/b.jpg"][1] == ["green, with blue"]  # a quoted comma
+    assert items["anim/blink.gif"][1] == ["a blink"]
+    assert items["e.BMP"][1] == []
+
+
+def test_one_summary_line_counts_files_items_and_names_what_was_skipped(folder):
+    root, expected = folder
+    dm = datamodule(root)
+    summary = dm.summary
+    assert "\n" not in summary and str(root) in summary
+    assert "13 media files found (6 stills, 7 GIFs)" in summary
+    assert "train 4 images from 4 files; val 2 images from 2 files; test 2 images from 2 files" in summary
+    assert f"2 unreadable (e.g. {', '.join(expected['unreadable'])})" in summary
+    assert "1 over max_pixels (e.g. bomb.gif)" in summary
+    assert "2 empty (0 pixels or 0 frames) (e.g. no_frames.gif, zero_size.gif)" in summary
+    assert "2 not media (e.g. README.md, notes.txt)" in summary  # hidden .DS_Store passed over silently
+    assert "1 unreadable caption lines (e.g. captions.jsonl:3)" in summary
+    assert "1 captions for no media file (e.g. captions.jsonl:4)" in summary
+
+
+def test_the_split_is_by_file_deterministic_and_seeded(folder):
+    root, expected = folder
+    dm = datamodule(root, mode="frames")
+    files = dm.split_files
+    assert {s: len(f) for s, f in files.items()} == {"train": 4, "val": 2, "test": 2}
+    assert sorted(sum(files.values(), [])) == sorted(expected["stills"] + list(expected["gifs"]))
+    for split in ("train", "val", "test"):  # a GIF's frames all land in its file's split
+        assert {n.split("#")[0] for n in dm.items(split).names} == set(files[split])
+    assert datamodule(root, mode="frames").split_files == files
+    assert any(datamodule(root, seed=seed).split_files != files for seed in (1, 2, 3))
+
+
+def test_split_by_file_gives_each_held_out_split_at_least_one_file_and_moves_few_when_files_are_added():
+    files = [f"img{i:02d}.png" for i in range(10)]
+    splits = split_by_file(files, 0.1, 0.05, seed=0)
+    assert [len(splits[s]) for s in ("train", "val", "test")] == [8, 1, 1]
+    grown = split_by_file(files + [f"new{i}.png" for i in range(10)], 0.1, 0.05, seed=0)
+    assert len(set(grown["train"]) & set(splits["train"])) >= 7
+    with pytest.raises(SupraUserError, match="2 usable media files are too few"):
+        split_by_file(files[:2], 0.1, 0.1, seed=0)
+
+
+def test_frames_mode_makes_every_gif_frame_an_image(folder):
+    root, expected = folder
+    items = every_item(datamodule(root, mode="frames"))
+    n_frames = sum(expected["gifs"].values())
+    assert len(items) == len(expected["stills"]) + n_frames
+    assert [n for n in items if n.startswith("anim/wave.gif")] == [f"anim/wave.gif#frame {i}" for i in range(6)]
+    blink = items["anim/blink.gif#frame 1"][0]
+    assert tuple(blink[:, 8, 8].tolist()) == GREEN and tuple(blink[:, 0, 0].tolist()) == RED  # square over red
+    assert items["single.gif#frame 0"][1] == []
+
+
+def test_clips_mode_cuts_strided_clips_pads_short_gifs_and_passes_over_stills(folder):
+    root, expected = folder
+    dm = datamodule(root, mode="clips", frames=2, frame_stride=2)
+    items = every_item(dm)
+    frames = every_item(datamodule(root, mode="frames"))
+    # wave.gif: frames 0..5, every 2nd -> 0, 2, 4 -> one clip [0, 2]; frame 4 alone is not a clip
+    assert sorted(items) == ["anim/blink.gif#clip 0", "anim/wave.gif#clip 0", "single.gif#clip 0"]
+    wave = items["anim/wave.gif#clip 0"][0]
+    assert wave.shape == (2, 3, 16, 16)
+    assert torch.equal(wave[1], frames["anim/wave.gif#frame 2"][0])
+    single = items["single.gif#clip 0"][0]  # 1 frame: padded by repeating it
+    assert torch.equal(single[0], single[1])
+    assert "2 clips padded by repeating their last frame (GIF shorter than a clip) (e.g. anim/blink.gif, single.gif)" \
+        in dm.summary
+    assert "6 stills (mode=clips takes GIFs only)" in dm.summary
+    assert dm.items("train").pixels.ndim == 5
+
+
+def test_clips_tile_a_gif_without_a_stride_and_a_short_gif_repeats_its_last_frame(folder):
+    root, _ = folder
+    items = every_item(datamodule(root, mode="clips", frames=2, frame_stride=1))
+    assert [n for n in items if n.startswith("anim/wave")] == [f"anim/wave.gif#clip {k}" for k in range(3)]
+    blink = every_item(datamodule(root, mode="clips", frames=4))["anim/blink.gif#clip 0"][0]
+    assert blink.shape == (4, 3, 16, 16)
+    assert all(torch.equal(blink[k], blink[1]) for k in (2, 3)) and not torch.equal(blink[0], blink[1])
+
+
+def test_image_size_must_be_a_multiple_of_8_and_the_error_names_the_nearest(folder):
+    root, _ = folder
+    with pytest.raises(SupraUserError, match="data.image_size=60 .* use 56 or 64"):
+        MediaFolderDataModule(root=str(root), image_size=60)
+
+
+def one_wide_picture(tmp_path: Path) -> Path:
+    """A 32x16 PNG, left half blue, right half red, alone in a folder."""
+    save_image(tmp_path / "pics" / "wide.png", size=(32, 16), colour=RED)
+    return tmp_path / "pics"
+
+
+def test_crop_takes_the_centre_square(tmp_path):
+    dm = MediaFolderDataModule(root=str(one_wide_picture(tmp_path)), image_size=16, resize="crop",
+                               val_fraction=0, test_fraction=0, show_progress=False)
+    (pixels,) = dm.items("train").pixels
+    assert colour_of(pixels[:, :, :8]) == BLUE and colour_of(pixels[:, :, 8:]) == RED
+
+
+def test_pad_keeps_the_whole_picture_on_a_black_square(tmp_path):
+    dm = MediaFolderDataModule(root=str(one_wide_picture(tmp_path)), image_size=16, resize="pad",
+                               val_fraction=0, test_fraction=0, show_progress=False)
+    (pixels,) = dm.items("train").pixels  # 32x16 -> 32x32 (black bands of 8) -> 16x16
+    assert colour_of(pixels[:, :3]) == (0, 0, 0) and colour_of(pixels[:, 13:]) == (0, 0, 0)
+    assert colour_of(pixels[:, 5:11, :7]) == BLUE and colour_of(pixels[:, 5:11, 9:]) == RED
+
+
+def test_an_asked_for_split_that_is_turned_off_is_a_clear_error(tmp_path):
+    dm = MediaFolderDataModule(root=str(one_wide_picture(tmp_path)), image_size=16, val_fraction=0,
+                               test_fraction=0, show_progress=False)
+    with pytest.raises(SupraUserError, match="the val split .* is empty .*data.val_fraction=0"):
+        dm.items("val")
+
+
+def test_stills_over_max_pixels_are_skipped_unread(folder):
+    root, _ = folder
+    dm = datamodule(root, max_pixels=150)  # the 16x12 stills are 192 pixels; the GIFs are smaller
+    assert "6 over max_pixels (e.g. bomb.gif, e.BMP)" in dm.summary
+    assert sorted(every_item(dm)) == ["anim/blink.gif", "anim/wave.gif", "single.gif"]
+
+
+def test_max_frames_caps_the_frames_read_per_gif(folder):
+    root, _ = folder
+    dm = datamodule(root, mode="frames", max_frames=2)
+    assert [n for n in every_item(dm) if n.startswith("anim/wave")] == [f"anim/wave.gif#frame {i}" for i in (0, 1)]
+    assert "1 GIFs with more than max_frames=2 frames" in dm.summary
+
+
+def test_batches_are_scaled_to_minus_one_one_on_the_device(folder):
+    root, _ = folder
+    dm = datamodule(root)
+    batch = next(iter(dm.train_dataloader()))
+    assert batch["pixels"].shape == (2, 3, 16, 16) and batch["pixels"].dtype == torch.uint8
+    scaled = dm.on_after_batch_transfer(batch, 0)["pixels"]
+    assert scaled.min() >= -1 and scaled.max() <= 1 and scaled.dtype == torch.float32
+
+
+def test_sidecar_named_after_the_whole_file_name_wins_over_the_stem(tmp_path):
+    save_image(tmp_path / "cat.png")
+    (tmp_path / "cat.gif").write_bytes(gif_bytes(2, 2, [Frame(solid(2, 2, 1))]))
+    (tmp_path / "cat.txt").write_text("a cat\n")
+    (tmp_path / "cat.png.txt").write_text("a still cat\n")
+    index = scan_folder(tmp_path)
+    assert index.captions == {"cat.gif": ["a cat"], "cat.png": ["a still cat"]}
+    assert not index.ignored
+
+
+def test_a_captions_csv_without_its_header_is_a_one_line_error(tmp_path):
+    save_image(tmp_path / "cat.png")
+    (tmp_path / "captions.csv").write_text("cat.png,a cat\n")
+    with pytest.raises(SupraUserError, match="captions.csv must start with the header 'file,caption'"):
+        scan_folder(tmp_path)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda root: None, "data.root=.* does not exist"),
+    (lambda root: root.mkdir(), r"holds no images or GIFs \(it is empty\)"),
+    (lambda root: (root.mkdir(), (root / "README.md").write_text("hi")),
+     r"holds no images or GIFs \(only 1 other files, e.g. README.md\)"),
+    (lambda root: (root.mkdir(), (root / "a.png").write_bytes(b""), (root / "b.gif").write_text("text")),
+     r"none of the 2 media files in data.root=.*media could be used \(2 unreadable \(e.g. a.png, b.gif\)\)"),
+])
+def test_folders_that_cannot_work_fail_with_one_line_naming_the_folder(tmp_path, make, message):
+    make(tmp_path / "media")
+    with pytest.raises(SupraUserError, match=message) as err:
+        datamodule(tmp_path / "media")
+    assert "\n" not in str(err.value)
+
+
+def test_clips_mode_on_a_folder_of_stills_says_to_add_gifs(tmp_path):
+    save_image(tmp_path / "a.png")
+    with pytest.raises(SupraUserError, match="data.mode=clips needs animated GIFs .* holds none"):
+        datamodule(tmp_path, mode="clips")
+
+
+@pytest.mark.parametrize("option", [
+    {"resize": "stretch"}, {"mode": "video"}, {"frames": 0}, {"val_fraction": 0.6, "test_fraction": 0.5},
+])
+def test_bad_options_are_refused_when_the_datamodule_is_made(tmp_path, option):
+    with pytest.raises(SupraUserError, match=f"data.{next(iter(option))}"):
+        MediaFolderDataModule(root=str(tmp_path), **option)
+
+
+def test_the_hydra_config_builds_the_datamodule_with_every_option(tmp_path):
+    save_pillow_gif(tmp_path / "data" / "media" / "a.gif", [RED, GREEN])
+    for i in range(3):
+        save_image(tmp_path / "data" / "media" / f"s{i}.png")
+    config = Path(__file__).resolve().parents[1] / "conf" / "data" / "media_folder.yaml"
+    cfg = OmegaConf.create({"paths": {"data_dir": str(tmp_path / "data")}, "data": OmegaConf.load(config)})
+    dm = instantiate(cfg.data, show_progress=False)
+    assert isinstance(dm, MediaFolderDataModule) and dm.image_size == 64 and dm.mode == "images"
+    dm.setup("fit")
+    assert dm.items("train").pixels.shape[1:] == (3, 64, 64)
+    assert np.isclose(dm.val_fraction, 0.1)
+
+
+def test_transparency_shows_white_in_stills_and_gifs_alike(tmp_path):
+    rgba = np.zeros((8, 8, 4), dtype=np.uint8)
+    rgba[:, 4:] = (*RED, 255)  # left half fully transparent
+    Image.fromarray(rgba).save(tmp_path / "clear.png")
+    holes = np.array([[9] * 4 + [1] * 4] * 8, dtype=np.uint8)  # index 9 transparent, 1 red
+    (tmp_path / "clear.gif").write_bytes(gif_bytes(8, 8, [Frame(holes, transparency=9)]))
+    dm = MediaFolderDataModule(root=str(tmp_path), image_size=8, val_fraction=0, test_fraction=0, show_progress=False)
+    for pixels in dm.items("train").pixels:
+        assert colour_of(pixels[:, :, :4]) == (255, 255, 255) and colour_of(pixels[:, :, 4:]) == RED
