@@ -27,7 +27,8 @@ def load_supra_checkpoint(path: str | Path, kind: str | None = None) -> dict[str
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise SupraUserError(f"ckpt={path} is not a readable PyTorch checkpoint ({first_line[:120]})") from None
+        raise SupraUserError(f"ckpt={path} is not a readable PyTorch checkpoint ({first_line.split('. ')[0][:120]}): "
+                             "give a .ckpt written by train.py, and copy it again if it was cut short") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise SupraUserError(f"ckpt={path} is not a Lightning checkpoint (no state_dict)")
     meta = checkpoint.get("supra")
@@ -36,3 +37,21 @@ def load_supra_checkpoint(path: str | Path, kind: str | None = None) -> dict[str
     if kind is not None and meta["kind"] != kind:
         raise SupraUserError(f"ckpt={path} is a {meta['kind']} checkpoint, not {kind}: give a checkpoint of that model")
     return checkpoint
+
+
+def load_vqvae(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A VQ-VAE checkpoint from train.py -> (VQVAE in eval mode, the run config it was trained with)."""
+    from hydra.utils import instantiate
+
+    checkpoint = load_supra_checkpoint(path, kind="supra.vqvae")
+    run_cfg = checkpoint["supra"].get("run_config") or {}
+    net_cfg = run_cfg.get("model", {}).get("net")
+    if not isinstance(net_cfg, dict) or "_target_" not in net_cfg:
+        raise SupraUserError(f"ckpt={path} holds no VQ-VAE config (model.net): was it written by train.py?")
+    net = instantiate(net_cfg)
+    weights = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
+    try:
+        net.load_state_dict(weights)
+    except RuntimeError as err:
+        raise SupraUserError(f"ckpt={path}: its weights do not fit its own config ({str(err).splitlines()[0][:120]})") from None
+    return net.eval(), run_cfg

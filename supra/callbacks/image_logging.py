@@ -1,9 +1,8 @@
-"""Send one picture to every active logger, and keep it as a PNG in the run directory."""
+"""Send one picture (or animation) to every active logger, and keep it as a file in the run directory."""
 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 
 import lightning as L
@@ -12,20 +11,33 @@ import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from PIL import Image
 
+from supra.utils.files import atomic_path
+
 
 def save_image_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
-    """Write a PNG through a temp file in the same directory and os.replace: never half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".png")
-    os.close(fd)
-    try:
+    """Write a PNG atomically: never half a file."""
+    with atomic_path(path) as tmp:
         image.save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
+
+
+def save_gif_atomic(frames: list[Image.Image], path: str | os.PathLike, duration_ms: int = 250) -> Path:
+    """Write a looping animated GIF atomically: never half a file."""
+    with atomic_path(path) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=duration_ms, loop=0)
+    return Path(path)
+
+
+def log_animation(trainer: L.Trainer, key: str, gif_path: str | os.PathLike) -> None:
+    """W&B gets the GIF as a video; TensorBoard's add_video needs moviepy, so it gets the still logged
+    next to it instead (see the callers), and CSV relies on the file on disk."""
+    if not trainer.is_global_zero:
+        return
+    for logger in trainer.loggers:
+        if isinstance(logger, WandbLogger):
+            import wandb  # installed with Supra; imported here so runs without W&B never load it
+
+            logger.experiment.log({key: wandb.Video(str(gif_path), format="gif"), "trainer/global_step": trainer.global_step})
 
 
 def log_image(trainer: L.Trainer, key: str, image: Image.Image, path: str | os.PathLike | None = None) -> None:

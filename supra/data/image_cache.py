@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -20,7 +18,7 @@ from PIL import Image, ImageOps
 from rich.progress import Progress
 
 from supra.data.image_transforms import resize_uint8
-from supra.utils.files import write_json_atomic
+from supra.utils.files import atomic_path, write_json_atomic
 
 CACHE_VERSION = 1  # bump when decoding or resizing changes
 
@@ -72,11 +70,8 @@ class ImageCache:
 
     def build(self, show_progress: bool = True) -> None:
         """Decode every file (failures recorded, not fatal) into a temp .npy, then rename into place."""
-        self.array_path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.array_path.parent, prefix=".images_", suffix=".npy")
-        os.close(fd)
         failed: dict[str, str] = {}
-        try:
+        with atomic_path(self.array_path) as tmp:
             array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(self.paths), 3, self.size, self.size))
             with Progress(disable=not show_progress, transient=True) as progress:
                 task = progress.add_task(f"decoding {len(self.paths)} images to {self.size}px", total=len(self.paths))
@@ -89,10 +84,6 @@ class ImageCache:
                     progress.advance(task)
             array.flush()
             del array
-            os.replace(tmp, self.array_path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
         write_json_atomic(self.meta_path, {"names": [p.name for p in self.paths], "failed": failed, "size": self.size})
 
     def ensure(self, show_progress: bool = True) -> None:

@@ -1,0 +1,121 @@
+"""The VQ-VAE LightningModule (stage 1 of Supra-A2A-Nano): reconstruction training of an image tokenizer,
+and evaluation by PSNR, SSIM, codebook usage and code perplexity over the whole split.
+
+Batches come from a MediaDataModule: pixels float in [-1, 1], [B, 3, S, S] or clips [B, T, 3, S, S]
+(a clip's frames are tokenized one by one, as stage 2 sees them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
+
+from supra.metrics.codebook_usage import CodebookUsage
+
+CHECKPOINT_KIND = "supra.vqvae"  # marks our VQ-VAE checkpoints; tokenize_media refuses others
+RECON_LOSSES = ("mse", "l1", "mse+l1")
+
+
+def as_images(pixels: torch.Tensor) -> torch.Tensor:
+    """[B, 3, S, S] or clips [B, T, 3, S, S] -> images [B*T, 3, S, S]."""
+    return pixels.flatten(0, 1) if pixels.ndim == 5 else pixels
+
+
+class VQAutoencodingTask(L.LightningModule):
+    """Trains `net` (a VQVAE) to reconstruct its input through the codebook.
+
+    optimizer / scheduler are factories (Hydra `_partial_: true`), as in the captioning task.
+    `recon_loss`: "mse" (the default), "l1", or "mse+l1".
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        optimizer: Callable[..., torch.optim.Optimizer],
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        recon_loss: str = "mse",
+    ) -> None:
+        super().__init__()
+        if recon_loss not in RECON_LOSSES:
+            raise ValueError(f"model.recon_loss={recon_loss!r} is unknown: choose one of {', '.join(RECON_LOSSES)}")
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.net = net
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.run_config: dict | None = None  # the composed run config, stored in checkpoints by train.py
+        num_codes = net.config.num_codes
+        # [0, 1] images, so PSNR reads as usual (a mean-colour guess scores ~20.5 dB on shapes)
+        self.psnr = nn.ModuleDict({s: PeakSignalNoiseRatio(data_range=1.0) for s in ("val", "test")})
+        self.ssim = nn.ModuleDict({s: StructuralSimilarityIndexMeasure(data_range=1.0) for s in ("val", "test")})
+        self.usage = nn.ModuleDict({s: CodebookUsage(num_codes) for s in ("val", "test")})
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        # With EMA the codebook is no parameter of the optimiser: it follows the encoder by averages.
+        optimizer = self.optimizer_factory([p for p in self.net.parameters() if p.requires_grad])
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _recon_loss(self, reconstruction: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
+        kind = self.hparams.recon_loss
+        loss = reconstruction.new_zeros(())
+        if "mse" in kind:
+            loss = loss + F.mse_loss(reconstruction, images)
+        if "l1" in kind:
+            loss = loss + F.l1_loss(reconstruction, images)
+        return loss
+
+    def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
+        images = as_images(batch["pixels"])
+        reconstruction, vq_loss, _, stats = self.net(images)
+        recon_loss = self._recon_loss(reconstruction, images)
+        loss = recon_loss + vq_loss
+        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/recon_loss", recon_loss)
+        self.log("train/perplexity", stats["perplexity"])
+        return loss
+
+    @torch.no_grad()
+    def reconstruct(self, pixels: torch.Tensor) -> torch.Tensor:
+        """pixels in [-1, 1] ([B, 3, S, S] or [B, T, 3, S, S]) -> their reconstructions, same shape."""
+        reconstruction = self.net.decode(self.net.encode(as_images(pixels)))
+        return reconstruction.view(pixels.shape)
+
+    def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+        images = as_images(batch["pixels"])
+        reconstruction, vq_loss, codes, _ = self.net(images)
+        self.log(f"{stage}/loss", self._recon_loss(reconstruction, images) + vq_loss, sync_dist=True, batch_size=len(images))
+        original, reconstruction = (images + 1) / 2, ((reconstruction + 1) / 2).clamp(0, 1)
+        self.psnr[stage].update(reconstruction, original)
+        self.ssim[stage].update(reconstruction, original)
+        self.usage[stage].update(codes)
+
+    def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def _log_epoch(self, stage: str) -> None:
+        # Computed over the whole split (all ranks' states are summed first), then reset.
+        scores = {"psnr": self.psnr[stage].compute(), "ssim": self.ssim[stage].compute(), **self.usage[stage].compute()}
+        for name, value in scores.items():
+            self.log(f"{stage}/{name}", value, prog_bar=name in ("psnr", "codebook_usage"))
+        for metric in (self.psnr[stage], self.ssim[stage], self.usage[stage]):
+            metric.reset()
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_epoch("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_epoch("test")
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Enough to rebuild the model with nothing but the file (tokenize_media, stage 2, resume).
+        checkpoint["supra"] = {"kind": CHECKPOINT_KIND, "run_config": self.run_config}

@@ -1,0 +1,148 @@
+"""Stage 1 end to end: `train.py experiment=vqvae_shapes` through the real entry points, its metrics,
+checkpoints and reconstruction pictures, DDP codebook agreement, and code caching with tokenize_media."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from supra.checkpoints import load_vqvae
+from supra.data.media_codes import read_media_codes
+from supra.metrics.codebook_usage import CodebookUsage
+from supra.training import train
+from tests.conftest import ROOT
+
+VQ_RUN = ["experiment=vqvae_shapes", "data.eval_batch_size=24"]
+
+
+def test_codebook_usage_and_perplexity_count_the_whole_split():
+    metric = CodebookUsage(num_codes=4)
+    metric.update(torch.tensor([0, 0, 1]))
+    metric.update(torch.tensor([[1, 2], [2, 2]]))
+    scores = metric.compute()
+    assert scores["codebook_usage"] == pytest.approx(3 / 4)  # code 3 never used
+    probs = torch.tensor([2, 2, 3]) / 7
+    assert scores["perplexity"] == pytest.approx(float(torch.exp(-(probs * probs.log()).sum())))
+
+
+def test_uniform_use_of_every_code_has_perplexity_equal_to_the_codebook_size():
+    metric = CodebookUsage(num_codes=256)
+    metric.update(torch.arange(256).repeat(3))
+    assert metric.compute()["perplexity"] == pytest.approx(256.0)
+    assert metric.compute()["codebook_usage"] == 1.0
+
+
+@pytest.fixture(scope="module")
+def vq_run(tmp_path_factory) -> Path:
+    from tests.conftest import TINY_RUN, compose_config
+
+    out = tmp_path_factory.mktemp("vq") / "run"
+    cfg = compose_config("train", out, TINY_RUN + VQ_RUN)
+    _, metrics = train(cfg)
+    (out / "final_metrics.json").write_text(json.dumps(metrics))
+    return out
+
+
+def test_vqvae_run_logs_psnr_ssim_usage_and_perplexity_for_val_and_test(vq_run):
+    metrics = json.loads((vq_run / "final_metrics.json").read_text())
+    for stage in ("val", "test"):
+        for name in ("psnr", "ssim", "codebook_usage", "perplexity"):
+            assert f"{stage}/{name}" in metrics
+    assert 0 < metrics["test/codebook_usage"] <= 1 and 1 <= metrics["test/perplexity"] <= 256
+    assert metrics["test/psnr"] > 5  # six steps: far from good, but a real number from real reconstructions
+
+
+def test_vqvae_run_leaves_checkpoints_that_load_back_as_a_vqvae(vq_run):
+    net, run_cfg = load_vqvae(vq_run / "checkpoints" / "best.ckpt")
+    assert run_cfg["model"]["net"]["num_codes"] == 256
+    codes = net.encode(torch.zeros(2, 3, 64, 64))
+    assert codes.shape == (2, 8, 8)
+    assert (vq_run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_vqvae_run_writes_originals_over_reconstructions_after_each_validation_and_the_test(vq_run):
+    names = sorted(p.name for p in (vq_run / "reconstructions").iterdir())
+    assert names == ["test_step_000006.png", "val_step_000003.png", "val_step_000006.png"]
+    picture = Image.open(vq_run / "reconstructions.png")
+    # 16 images in 2 blocks of (a row of 8 originals over their 8 reconstructions), 128 px tiles
+    assert picture.size == (8 * 128 + 9 * 4, 4 * 128 + 5 * 4)
+
+
+def test_a_captioning_checkpoint_is_refused_as_a_vqvae(trained_run):
+    from supra.utils.errors import SupraUserError
+
+    with pytest.raises(SupraUserError, match="supra.captioning checkpoint, not supra.vqvae"):
+        load_vqvae(trained_run / "checkpoints" / "best.ckpt")
+
+
+class CodebookRecorder(L.Callback):
+    """Test probe: every rank saves its codebook when training ends."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = out_dir
+
+    def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        torch.save(pl_module.net.quantizer.codebook.detach().cpu(), Path(self.out_dir) / f"codebook_rank{trainer.global_rank}.pt")
+
+
+def test_ddp_ranks_keep_identical_codebooks_through_ema_restarts_and_rebalancing(train_config, tmp_path):
+    # Rank-local EMA statistics or restart seeds would let the two codebooks drift apart silently.
+    cfg = train_config(*VQ_RUN, "trainer=ddp_sim", "trainer.max_steps=25", "test=false",
+                       "model.net.restart_dead_after=3", "model.net.rebalance_every=5",
+                       "+callbacks.recorder._target_=tests.test_vq_training.CodebookRecorder",
+                       f"+callbacks.recorder.out_dir={tmp_path}", "callbacks.reconstruction_grid=null", run="ddp")
+    train(cfg)
+    first, second = (torch.load(tmp_path / f"codebook_rank{r}.pt") for r in (0, 1))
+    assert torch.equal(first, second)
+
+
+def _tokenize(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "supra.tokenize_media", *args, f"hydra.run.dir={cwd}/hydra"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_tokenize_media_writes_codes_captions_and_meta_for_stage_two(vq_run, tmp_path):
+    out = tmp_path / "codes"
+    ckpt = vq_run / "checkpoints" / "best.ckpt"
+    result = _tokenize(f"ckpt={ckpt}", f"out={out}", "+data.num_train=40", "show_progress=false", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert np.load(out / "codes_train.npy").dtype == np.uint8
+    train_codes = read_media_codes(out, "train")
+    assert train_codes.codes.shape == (40, 8, 8) and len(train_codes.captions[0]) == 5
+    # the same codes the checkpoint's VQ-VAE gives the same images
+    net, _ = load_vqvae(ckpt)
+    from supra.data.media_datamodule import to_unit_range
+    from supra.data.shapes_images import ShapesImagesDataModule
+
+    images = ShapesImagesDataModule(num_train=40).items("train").pixels
+    assert torch.equal(train_codes.codes, net.encode(to_unit_range(images)))
+    assert train_codes.meta["splits"] == {"train": 40, "val": 24, "test": 15}
+
+
+def test_tokenize_media_refuses_to_overwrite_and_names_a_corrupt_checkpoint(vq_run, tmp_path):
+    ckpt = vq_run / "checkpoints" / "best.ckpt"
+    (tmp_path / "existing").mkdir()
+    (tmp_path / "existing" / "meta.json").write_text("{}")
+    result = _tokenize(f"ckpt={ckpt}", f"out={tmp_path / 'existing'}", cwd=tmp_path)
+    assert result.returncode == 2 and "overwrite=true" in result.stderr
+    corrupt = tmp_path / "cut.ckpt"
+    corrupt.write_bytes(ckpt.read_bytes()[:2000])
+    result = _tokenize(f"ckpt={corrupt}", f"out={tmp_path / 'new'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0 and "cut.ckpt is not a readable PyTorch checkpoint" in result.stderr
+    assert not (tmp_path / "new").exists()  # nothing half-written
+
+
+def test_image_size_that_is_not_a_multiple_of_8_is_refused_with_the_nearest_sizes(tmp_path):
+    result = subprocess.run([sys.executable, "train.py", *VQ_RUN, "data.image_size=60", f"hydra.run.dir={tmp_path}"],
+                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert "data.image_size=60 must be a positive multiple of 8 (the VQ-VAE's patch): use 56 or 64" in result.stderr
