@@ -146,3 +146,15 @@ def test_image_size_that_is_not_a_multiple_of_8_is_refused_with_the_nearest_size
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert "data.image_size=60 must be a positive multiple of 8 (the VQ-VAE's patch): use 56 or 64" in result.stderr
+
+
+def test_clips_train_frame_by_frame_and_leave_an_animated_gif_of_originals_and_reconstructions(train_config):
+    cfg = train_config(*VQ_RUN, "data=shapes_video", "data.frames=3", "trainer.max_steps=2", "trainer.val_check_interval=2",
+                       "test=false", "callbacks.reconstruction_grid.num_images=4", run="clips")
+    _, metrics = train(cfg)
+    assert "val/psnr" in metrics
+    out = Path(cfg.paths.output_dir)
+    gif = Image.open(out / "reconstructions" / "val_step_000002.gif")
+    assert gif.n_frames == 3  # one picture per clip frame: originals row over reconstructions row
+    assert gif.size == (4 * 128 + 5 * 4, 2 * 128 + 3 * 4)
+    assert (out / "reconstructions.gif").is_file() and (out / "reconstructions.png").is_file()

@@ -21,6 +21,7 @@ TILE = 128  # pixels per image: 64px images are upscaled (nearest) so single cod
 def _rows(originals: torch.Tensor, reconstructions: torch.Tensor, columns: int) -> torch.Tensor:
     """uint8 [N, 3, H, W] x 2 -> one uint8 [3, H', W'] grid: a row of originals, the row of their
     reconstructions under it, and so on."""
+    columns = min(columns, len(originals))  # a few images make a narrow picture, not a row of blanks
     tiles = []
     for start in range(0, len(originals), columns):
         for block in (originals[start:start + columns], reconstructions[start:start + columns]):

@@ -2,11 +2,13 @@
 
 Pure numpy and exact arithmetic (no PIL drawing, no sqrt), all randomness from one PCG64 generator,
 so the same seed gives byte-identical images and captions on any machine. Every caption mentions
-objects as `[size] colour shape`, the phrase `parse_objects` reads back.
+objects as `[size] colour shape`, the phrase `parse_objects` reads back. The drawing code also turns
+shapes (`ShapeObject.angle`) for the `shapes_clips` animations; scenes never do.
 """
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass
 from itertools import pairwise
@@ -61,6 +63,7 @@ class ShapeObject:
     colour: str
     size: str
     center: tuple[float, float]  # (x, y) in [0, 1] canvas units, y down
+    angle: float = 0.0  # degrees clockwise on screen, about the shape's centroid; scenes never turn (clips do)
 
 
 @dataclass(frozen=True)
@@ -101,10 +104,15 @@ def _pair_captions(first: ShapeObject, second: ShapeObject, layout: str) -> tupl
     return tuple(_with_articles(t.format(**words)) for t in PAIR_TEMPLATES)
 
 
+def sample_background(rng: np.random.Generator) -> tuple[int, int, int]:
+    """A light, slightly tinted grey: never close to any shape colour."""
+    base = int(rng.integers(226, 246))
+    return tuple(int(c) for c in np.clip(base + rng.integers(-6, 7, size=3), 0, 255))
+
+
 def sample_scene(rng: np.random.Generator) -> Scene:
     """Draw one scene (objects, background, captions) from `rng`."""
-    base = int(rng.integers(226, 246))
-    background = tuple(int(c) for c in np.clip(base + rng.integers(-6, 7, size=3), 0, 255))
+    background = sample_background(rng)
     if rng.random() < 0.5:
         layout = list(SINGLE_POSITIONS)[rng.integers(len(SINGLE_POSITIONS))]
         xs, ys = SINGLE_POSITIONS[layout]
@@ -127,6 +135,26 @@ def sample_scene(rng: np.random.Generator) -> Scene:
 # -- drawing ----------------------------------------------------------------------------------------
 
 SUPERSAMPLE = 2  # draw at 2x and average 2x2 blocks: smooth edges, still exact arithmetic
+# A turned shape reaches at most this many radii from its `center`: 1.2r from the triangle's centroid
+# (its apex), which is 0.2r below the centre. The square's corners reach 0.85 * sqrt(2) r < 1.21r.
+TURNED_REACH = 1.4
+
+
+def _centroid_offset(shape: str, r: float) -> float:
+    """How far below `center` the shape's centroid lies: the triangle's apex is at -r, its base at 0.8r."""
+    return 0.2 * r if shape == "triangle" else 0.0
+
+
+def _unturn(obj: ShapeObject, x: np.ndarray, y: np.ndarray, r: float) -> tuple[np.ndarray, np.ndarray]:
+    """Sample offsets from the centre, rotated back by the object's angle about its centroid: the upright
+    shape's inside tests then draw the turned shape (screen y is down, so this matrix turns clockwise).
+
+    cos and sin come from the C library, which may differ in the last bit between machines; rounded to
+    9 decimals they are the same numbers everywhere (and a 1e-9 change of scale is invisible)."""
+    theta = math.radians(obj.angle)
+    cos, sin, pivot = round(math.cos(theta), 9), round(math.sin(theta), 9), _centroid_offset(obj.shape, r)
+    y = y - pivot
+    return cos * x + sin * y, -sin * x + cos * y + pivot
 
 
 def _coverage(obj: ShapeObject, size: int) -> tuple[slice, slice, np.ndarray]:
@@ -134,11 +162,14 @@ def _coverage(obj: ShapeObject, size: int) -> tuple[slice, slice, np.ndarray]:
     pixel's subsamples inside the shape. Only the shape's bounding box is computed (speed)."""
     cx, cy = obj.center
     r = SIZE_RADIUS[obj.size]
-    x0, x1 = max(0, int((cx - r) * size) - 1), min(size, int((cx + r) * size) + 2)
-    y0, y1 = max(0, int((cy - r) * size) - 1), min(size, int((cy + r) * size) + 2)
+    reach = TURNED_REACH * r if obj.angle else r  # upright shapes keep the scenes' exact bounding box
+    x0, x1 = max(0, int((cx - reach) * size) - 1), min(size, int((cx + reach) * size) + 2)
+    y0, y1 = max(0, int((cy - reach) * size) - 1), min(size, int((cy + reach) * size) + 2)
     n = size * SUPERSAMPLE
     x = ((np.arange(x0 * SUPERSAMPLE, x1 * SUPERSAMPLE, dtype=np.float64) + 0.5) / n)[None, :] - cx
     y = ((np.arange(y0 * SUPERSAMPLE, y1 * SUPERSAMPLE, dtype=np.float64) + 0.5) / n)[:, None] - cy
+    if obj.angle:
+        x, y = _unturn(obj, x, y, r)
     if obj.shape == "circle":
         inside = x * x + y * y <= r * r
     elif obj.shape == "square":
@@ -154,9 +185,14 @@ def _coverage(obj: ShapeObject, size: int) -> tuple[slice, slice, np.ndarray]:
 
 def render_scene(scene: Scene, canvas_size: int) -> np.ndarray:
     """The scene as uint8 [canvas_size, canvas_size, 3]."""
+    return render_objects(scene.objects, scene.background, canvas_size)
+
+
+def render_objects(objects: tuple[ShapeObject, ...], background: tuple[int, int, int], canvas_size: int) -> np.ndarray:
+    """Shapes drawn in order over a plain background: uint8 [canvas_size, canvas_size, 3]."""
     image = np.empty((canvas_size, canvas_size, 3), dtype=np.float64)
-    image[:] = scene.background
-    for obj in scene.objects:
+    image[:] = background
+    for obj in objects:
         rows, cols, mask = _coverage(obj, canvas_size)
         alpha = mask[..., None]
         colour = np.asarray(COLOURS[obj.colour], dtype=np.float64)
@@ -167,7 +203,7 @@ def render_scene(scene: Scene, canvas_size: int) -> np.ndarray:
 def generate_scenes(n: int, seed: int, canvas_size: int = 128) -> tuple[np.ndarray, list[Scene]]:
     """n scenes from `seed`: images uint8 [n, canvas_size, canvas_size, 3] and their Scene records.
 
-    Scene i depends only on (seed, i): the first k of n scenes equal the scenes of n=k.
+    Scenes come from one generator in order, so the first k of n scenes equal the scenes of n=k.
     """
     if n < 0:
         raise ValueError(f"number of scenes n={n} must be >= 0")
