@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,10 @@ from supra.utils.files import check_writable_dir, write_text_atomic
 from supra.utils.hardware import check_accelerator
 
 log = logging.getLogger(__name__)
+
+# Lightning 2.x calls a torch.utils._pytree API that torch 2.14 deprecates, once per fit/test: noise for
+# users, nothing they can act on.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:

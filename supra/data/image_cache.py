@@ -17,7 +17,7 @@ import torch
 from PIL import Image, ImageOps
 from rich.progress import Progress
 
-from supra.data.image_transforms import resize_uint8
+from supra.data.image_transforms import channels_first, resize_uint8
 from supra.utils.files import atomic_path, write_json_atomic
 
 CACHE_VERSION = 1  # bump when decoding or resizing changes
@@ -37,7 +37,7 @@ def load_rgb(path: str | Path, max_pixels: int = 100_000_000) -> Image.Image:
 
 def image_to_uint8(image: Image.Image, size: int) -> torch.Tensor:
     """PIL RGB -> uint8 [3, size, size], squashed to a square like the release (no crop)."""
-    array = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+    array = channels_first(np.asarray(image, dtype=np.uint8))
     return resize_uint8(array, size)
 
 

@@ -32,7 +32,7 @@ from rich.progress import Progress
 
 from supra.data.gif_frames import EMPTY, TOO_LARGE, UNREADABLE, MediaDecodeError, open_gif
 from supra.data.image_cache import load_rgb
-from supra.data.image_transforms import resize_uint8
+from supra.data.image_transforms import channels_first, resize_uint8
 from supra.data.media_datamodule import SPLITS, MediaDataModule, MediaItems
 from supra.data.media_folder_index import FolderIndex, Tally, is_gif, scan_folder, split_by_file
 from supra.utils.errors import SupraUserError
@@ -47,24 +47,25 @@ STILL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexE
 SKIP_REASONS = {UNREADABLE: "unreadable", TOO_LARGE: "over max_pixels", EMPTY: "empty (0 pixels or 0 frames)"}
 
 
-def to_square(image: torch.Tensor, resize: str) -> torch.Tensor:
-    """uint8 [..., 3, H, W] -> [..., 3, side, side]: the centre square (crop) or padded with black (pad)."""
-    h, w = image.shape[-2:]
+def to_square(picture: np.ndarray, resize: str) -> np.ndarray:
+    """uint8 [H, W, 3] -> [side, side, 3]: the centre square (crop) or padded with black (pad).
+    Done in numpy, before the channels move: a crop of a torch [3, H, W] tensor would need torch's slow
+    strided uint8 copy (see image_transforms.channels_first)."""
+    h, w = picture.shape[:2]
     if resize == "crop":
         side = min(h, w)
         top, left = (h - side) // 2, (w - side) // 2
-        return image[..., top:top + side, left:left + side]
+        return picture[top:top + side, left:left + side]
     side = max(h, w)
     top, left = (side - h) // 2, (side - w) // 2
-    out = torch.full((*image.shape[:-2], side, side), PAD_VALUE, dtype=image.dtype)
-    out[..., top:top + h, left:left + w] = image
+    out = np.full((side, side, picture.shape[2]), PAD_VALUE, dtype=picture.dtype)
+    out[top:top + h, left:left + w] = picture
     return out
 
 
 def fit(picture: np.ndarray, size: int, resize: str) -> torch.Tensor:
     """uint8 RGB [H, W, 3] -> uint8 [3, size, size], squared as `resize` says then resized."""
-    image = torch.from_numpy(np.ascontiguousarray(picture)).permute(2, 0, 1)
-    return resize_uint8(to_square(image, resize).contiguous(), size)
+    return resize_uint8(channels_first(to_square(picture, resize)), size)
 
 
 def load_still(path: Path, max_pixels: int) -> np.ndarray:

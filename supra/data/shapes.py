@@ -9,7 +9,7 @@ import time
 import torch
 
 from supra.data.caption_datamodule import CaptionDataModule, CaptionedImages
-from supra.data.image_transforms import resize_uint8
+from supra.data.image_transforms import channels_first, resize_uint8
 from supra.data.shapes_scenes import Scene, generate_scenes
 from supra.metrics.attr_acc import attribute_accuracy
 from supra.utils.errors import SupraUserError
@@ -39,7 +39,7 @@ class ShapesDataModule(CaptionDataModule):
     def load_split(self, split: str) -> CaptionedImages:
         start = time.perf_counter()
         pixels, scenes = generate_scenes(self.sizes[split], self.seed + SPLIT_SEED_OFFSET[split], self.canvas_size)
-        images = resize_uint8(torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(), self.image_size)
+        images = resize_uint8(channels_first(pixels), self.image_size)
         self.scenes[split] = scenes
         log.info("shapes %s: %d images, %d captions (%.1fs)", split, len(scenes), 5 * len(scenes), time.perf_counter() - start)
         return CaptionedImages(images, [list(s.captions) for s in scenes], [f"{split}_{i:05d}" for i in range(len(scenes))])

@@ -6,8 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
-import torch
-
+from supra.data.image_transforms import channels_first
 from supra.data.media_datamodule import MediaDataModule, MediaItems
 from supra.data.shapes import SPLIT_SEED_OFFSET
 from supra.data.shapes_scenes import generate_scenes
@@ -32,6 +31,6 @@ class ShapesImagesDataModule(MediaDataModule):
     def load_split(self, split: str) -> MediaItems:
         start = time.perf_counter()
         pixels, scenes = generate_scenes(self.sizes[split], self.seed + SPLIT_SEED_OFFSET[split], self.image_size)
-        images = torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous()
+        images = channels_first(pixels)
         log.info("shapes %s: %d images at %dpx (%.1fs)", split, len(scenes), self.image_size, time.perf_counter() - start)
         return MediaItems(images, [list(s.captions) for s in scenes], [f"{split}_{i:05d}" for i in range(len(scenes))])

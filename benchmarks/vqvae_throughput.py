@@ -1,0 +1,253 @@
+"""Images per second through the VQ-VAE tokenizer (encode and decode at batch 256, 64x64) and clips per
+second through the GIF clip pipeline, each against a plain baseline measured in the same run.
+
+    python benchmarks/vqvae_throughput.py [--ckpt logs/train/runs/<run>/checkpoints/best.ckpt] [--threads 2]
+
+- encode: (a) encoder forward, then torch.cdist to the codebook and argmin per position, autograd on, as a
+  notebook would write it; (b) Supra's `VQVAE.encode` under torch.inference_mode. Both must give the same codes.
+- decode: (a) decoder(codebook[codes].permute(...)) with autograd on; (b) `VQVAE.decode` under inference_mode.
+  Both must give the same images.
+- GIF clips: a temp folder of generated animated GIFs (transparency, disposal methods 1/2/3, Pillow's
+  frame-difference sub-rectangles; deterministic from --seed) cut into clips of 4 frames at 64x64:
+  (a) Pillow: Image.open + ImageSequence + convert("RGB") + resize of the centre square; (b) Supra's
+  browser-exact `read_gif_frames` + `fit` + `clips_of`; (c) `MediaFolderDataModule(mode="clips")` setup
+  (adds scanning, captions and the split by file).
+
+The model is randomly initialised unless --ckpt names a VQ-VAE checkpoint from train.py; its weights do
+not change the work done, only which codes come out. Timings are medians of --repeats runs after a
+warm-up, plain and Supra runs interleaved so that noise from other processes hits both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import PIL
+import torch
+from PIL import Image, ImageSequence
+
+from supra.data.gif_frames import read_gif_frames
+from supra.data.media_datamodule import SPLITS, to_unit_range
+from supra.data.media_folder import MediaFolderDataModule, clips_of, fit
+from supra.models.vqvae import VQVAE
+from supra.utils.errors import SupraUserError
+
+IMAGE_SIZE = 64
+CLIP_FRAMES = 4
+
+
+# -- the model ----------------------------------------------------------------------------------------
+
+def load_vqvae(ckpt: str | None, seed: int) -> tuple[VQVAE, str]:
+    """A VQ-VAE in eval mode and a few words on where it came from."""
+    if ckpt is None:
+        torch.manual_seed(seed)
+        return VQVAE().eval(), "randomly initialised"
+    from supra.checkpoints import load_supra_checkpoint
+
+    checkpoint = load_supra_checkpoint(ckpt, kind="supra.vqvae")
+    run_config = checkpoint["supra"].get("run_config") or {}
+    try:
+        net_config = run_config["model"]["net"]
+    except (KeyError, TypeError):
+        raise SupraUserError(f"ckpt={ckpt} holds no run config (model.net): cannot rebuild its VQ-VAE") from None
+    net = VQVAE(**{k: v for k, v in net_config.items() if not k.startswith("_")})
+    net.load_state_dict({k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")})
+    return net.eval(), f"from {ckpt}"
+
+
+def plain_encode(model: VQVAE, images: torch.Tensor) -> torch.Tensor:
+    """As a notebook would: encoder, then the nearest codebook entry of every position by cdist + argmin."""
+    z = model.encoder(images)
+    B, D, H, W = z.shape
+    flat = z.permute(0, 2, 3, 1).reshape(-1, D)
+    return torch.cdist(flat, model.quantizer.codebook).argmin(dim=1).view(B, H, W)
+
+
+def plain_decode(model: VQVAE, codes: torch.Tensor) -> torch.Tensor:
+    return model.decoder(model.quantizer.codebook[codes].permute(0, 3, 1, 2))
+
+
+def supra_encode(model: VQVAE, images: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return model.encode(images)
+
+
+def supra_decode(model: VQVAE, codes: torch.Tensor) -> torch.Tensor:
+    with torch.inference_mode():
+        return model.decode(codes)
+
+
+# -- the GIFs -----------------------------------------------------------------------------------------
+
+# (disposal per frame, transparent background?) by GIF number modulo 4
+GIF_KINDS = (
+    ("keep, opaque", lambda t: 1, False),
+    ("clear to background, transparent", lambda t: 2, True),
+    ("restore previous, transparent", lambda t: 3, True),
+    ("mixed 1/2/3, transparent", lambda t: (1, 2, 3)[t % 3], True),
+)
+
+
+def synthetic_gifs(folder: Path, n: int, frames: int, size: tuple[int, int], seed: int) -> list[Path]:
+    """`n` animated GIFs of `frames` frames at `size` (w, h), written by Pillow: banded or transparent
+    backgrounds with moving rectangles, disposal and transparency varying from file to file."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    ys, xs = np.mgrid[0:h, 0:w]
+    paths = []
+    for i in range(n):
+        _, disposal_of, transparent = GIF_KINDS[i % len(GIF_KINDS)]
+        palette = rng.integers(0, 256, (32, 3), dtype=np.uint8)
+        sprites = [(rng.integers(0, w), rng.integers(0, h), rng.integers(12, 40), rng.integers(12, 40),
+                    rng.integers(-6, 7), rng.integers(-4, 5), rng.integers(9, 32)) for _ in range(3)]
+        images = []
+        for t in range(frames):
+            if transparent:
+                indices = np.zeros((h, w), dtype=np.uint8)  # index 0: transparent
+            else:
+                indices = (1 + (ys // 15 + xs // 40 + t) % 8).astype(np.uint8)
+            for x0, y0, sw, sh, dx, dy, colour in sprites:
+                x, y = (x0 + dx * t) % w, (y0 + dy * t) % h
+                indices[y:y + sh, x:x + sw] = colour
+            image = Image.fromarray(indices, mode="P")
+            image.putpalette(palette.tobytes())
+            images.append(image)
+        path = folder / f"{i:04d}.gif"
+        options = {"transparency": 0} if transparent else {}
+        images[0].save(path, save_all=True, append_images=images[1:], duration=40, loop=0,
+                       disposal=[disposal_of(t) for t in range(frames)], **options)
+        paths.append(path)
+    return paths
+
+
+def pillow_clips(path: Path) -> torch.Tensor:
+    """The plain way: Pillow's own compositing, RGB, centre square resized; not browser-exact."""
+    with Image.open(path) as gif:
+        frames = []
+        for frame in ImageSequence.Iterator(gif):
+            w, h = frame.size
+            side = min(w, h)
+            box = ((w - side) // 2, (h - side) // 2, (w - side) // 2 + side, (h - side) // 2 + side)
+            frames.append(np.asarray(frame.convert("RGB").resize((IMAGE_SIZE, IMAGE_SIZE), box=box)))
+    pixels = torch.from_numpy(np.stack(frames)).permute(0, 3, 1, 2)
+    n = len(frames) // CLIP_FRAMES * CLIP_FRAMES
+    return pixels[:n].reshape(-1, CLIP_FRAMES, 3, IMAGE_SIZE, IMAGE_SIZE)
+
+
+def supra_clips(path: Path) -> torch.Tensor:
+    frames = [fit(frame, IMAGE_SIZE, "crop") for frame in read_gif_frames(path)]
+    return torch.stack(clips_of(frames, CLIP_FRAMES)[0])
+
+
+def datamodule_clips(root: Path) -> dict[str, torch.Tensor]:
+    """Every clip of the folder by name ("0003.gif#clip 2"), through the DataModule (all three splits)."""
+    data = MediaFolderDataModule(str(root), mode="clips", frames=CLIP_FRAMES, image_size=IMAGE_SIZE, show_progress=False)
+    data.setup("fit")
+    out = {}
+    for split in SPLITS:
+        items = data.items(split)
+        out.update(zip(items.names, items.pixels, strict=True))
+    return out
+
+
+# -- timing -------------------------------------------------------------------------------------------
+
+def interleaved_medians(fns: list[Callable[[], object]], repeats: int) -> tuple[list[float], list[object]]:
+    """One warm-up call of each, then `repeats` rounds calling each in turn: median seconds and last result."""
+    results = [fn() for fn in fns]
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for k, fn in enumerate(fns):
+            start = time.perf_counter()
+            results[k] = fn()
+            times[k].append(time.perf_counter() - start)
+    return [statistics.median(t) for t in times], results
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ckpt", default=None, help="a VQ-VAE checkpoint from train.py (default: random init)")
+    parser.add_argument("--batch-size", type=int, default=256, help="images per encode/decode call")
+    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each method (median reported)")
+    parser.add_argument("--gifs", type=int, default=64, help="generated GIFs in the clip pipeline's folder")
+    parser.add_argument("--frames-per-gif", type=int, default=24)
+    parser.add_argument("--gif-size", type=int, nargs=2, default=(160, 120), metavar=("W", "H"))
+    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    if args.frames_per_gif < CLIP_FRAMES:
+        parser.error(f"--frames-per-gif must be at least {CLIP_FRAMES} (one clip)")
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+    try:
+        model, origin = load_vqvae(args.ckpt, args.seed)
+    except SupraUserError as err:
+        raise SystemExit(f"error: {err}") from None
+
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        start = time.perf_counter()
+        paths = synthetic_gifs(root, args.gifs, args.frames_per_gif, tuple(args.gif_size), args.seed)
+        write_s = time.perf_counter() - start
+        megabytes = sum(p.stat().st_size for p in paths) / 1e6
+        (plain_gif_s, supra_gif_s, dm_gif_s), (plain_out, supra_out, dm_out) = interleaved_medians([
+            lambda: [pillow_clips(p) for p in paths],
+            lambda: [supra_clips(p) for p in paths],
+            lambda: datamodule_clips(root),
+        ], max(1, args.repeats // 2))  # a pass over the folder is long enough to be steadier than a batch
+    n_frames = args.gifs * args.frames_per_gif
+    n_clips = sum(len(c) for c in supra_out)
+    same_shapes = [c.shape for c in plain_out] == [c.shape for c in supra_out]
+    dm_same = len(dm_out) == n_clips and all(
+        torch.equal(dm_out[f"{p.name}#clip {k}"], clip) for p, clips in zip(paths, supra_out, strict=True)
+        for k, clip in enumerate(clips))
+
+    # The tokenizer's inputs: the Supra clips' frames, repeated up to the batch size.
+    frames = torch.cat(supra_out).flatten(0, 1)
+    images = to_unit_range(frames[torch.arange(args.batch_size) % len(frames)]).contiguous()
+    (plain_enc_s, supra_enc_s), (plain_codes, codes) = interleaved_medians(
+        [lambda: plain_encode(model, images), lambda: supra_encode(model, images)], args.repeats)
+    codes = codes.clone()  # out of inference mode, for the autograd-on baseline below
+    (plain_dec_s, supra_dec_s), (plain_images, decoded) = interleaved_medians(
+        [lambda: plain_decode(model, codes), lambda: supra_decode(model, codes)], args.repeats)
+    same_codes = int((plain_codes == codes).sum())
+    decode_gap = (plain_images.detach() - decoded).abs().max().item()
+
+    b = args.batch_size
+    affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    print(f"\ntorch {torch.__version__}, Pillow {PIL.__version__}; {torch.get_num_threads()} torch threads, "
+          f"{os.cpu_count()} CPUs ({affinity} usable); VQ-VAE {origin}, {model.get_num_params() / 1e6:.2f}M params; "
+          f"median of {args.repeats} (GIFs: {max(1, args.repeats // 2)}) after a warm-up")
+    print(f"GIF folder: {args.gifs} GIFs x {args.frames_per_gif} frames at {args.gif_size[0]}x{args.gif_size[1]} "
+          f"({megabytes:.1f} MB, written in {write_s:.1f}s) -> {n_clips} clips of {CLIP_FRAMES} at {IMAGE_SIZE}x{IMAGE_SIZE}")
+    print("| stage                        | method                                        | seconds |     per second | vs (a) |")
+    print("|------------------------------|-----------------------------------------------|--------:|---------------:|-------:|")
+    rows = [
+        (f"encode, batch {b}, 64x64", "(a) encoder + cdist/argmin, autograd on", plain_enc_s, b, "images", plain_enc_s),
+        ("", "(b) VQVAE.encode, inference_mode", supra_enc_s, b, "images", plain_enc_s),
+        (f"decode, batch {b}, 8x8 codes", "(a) decoder(codebook[codes]), autograd on", plain_dec_s, b, "images", plain_dec_s),
+        ("", "(b) VQVAE.decode, inference_mode", supra_dec_s, b, "images", plain_dec_s),
+        ("GIF -> 4-frame 64px clips", "(a) Pillow seek + convert + resize [1]", plain_gif_s, n_clips, "clips", plain_gif_s),
+        ("", "(b) read_gif_frames + fit + clips_of", supra_gif_s, n_clips, "clips", plain_gif_s),
+        ("", "(c) MediaFolderDataModule(mode=clips).setup", dm_gif_s, n_clips, "clips", plain_gif_s),
+    ]
+    for stage, method, seconds, n, unit, base in rows:
+        print(f"| {stage:28} | {method:45} | {seconds:7.3f} | {n / seconds:7.0f} {unit:6} | {base / seconds:5.2f}x |")
+    print(f"GIF frames decoded per second: (a) {n_frames / plain_gif_s:.0f}, "
+          f"(b) {n_frames / supra_gif_s:.0f}, (c) {n_frames / dm_gif_s:.0f}")
+    print(f"checks: identical codes {same_codes}/{codes.numel()} positions; decode max |a - b| = {decode_gap:.2e}; "
+          f"clip shapes equal (a)/(b): {same_shapes}; (c) gives (b)'s clips: {dm_same}")
+    print("[1] Pillow composites GIF frames its own way (disposal carried over, background colour instead of "
+          "transparency, ...), not as browsers do: its pixels differ from (b)/(c) by design, so only speed is compared.")
+
+
+if __name__ == "__main__":
+    main()
