@@ -121,7 +121,7 @@ class CaptionDataModule(L.LightningDataModule):
         batch_size: int = 64,
         eval_batch_size: int = 256,
         num_workers: int = 0,
-        pin_memory: bool = False,
+        pin_memory: bool | str = False,
     ) -> None:
         super().__init__()
         if split not in SPLITS:
@@ -133,6 +133,12 @@ class CaptionDataModule(L.LightningDataModule):
         self.cache_dir = Path(cache_dir) if cache_dir else None  # tokenizers (and images) keyed by content
         self.split = split  # the split `trainer.test` (and evaluate.py) scores
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        # "auto": pin when CUDA is there. Even without workers it pays: a copy from pageable memory waits
+        # for the GPU's queued work, a pinned one (non_blocking) does not.
+        if pin_memory == "auto":
+            pin_memory = torch.cuda.is_available()
+        elif not isinstance(pin_memory, bool):
+            raise SupraUserError(f"data.pin_memory={pin_memory!r}: choose true, false or auto")
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.tokenizer: CaptionTokenizer | None = None
         self.data: dict[str, CaptionedImages] = {}

@@ -34,7 +34,7 @@ class VLMNanoConfig:
     encoder_activation: str = "relu"
     dropout: float = 0.0
     # NHWC weights for the encoder (GPU tensor cores like it); off by default: on 2 CPU cores training
-    # measured 1.5x slower with it. No effect on values.
+    # measured 1.5x slower with it once, no different in benchmarks/train_throughput.py. No effect on values.
     channels_last: bool = False
 
     def __post_init__(self) -> None:

@@ -3,11 +3,14 @@ that captions every image of the split and scores it with the COCO caption metri
 
 from __future__ import annotations
 
+import dataclasses
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 
 from supra.data.caption_tokenizer import PAD_ID, CaptionTokenizer
@@ -24,6 +27,19 @@ class CaptioningTask(L.LightningModule):
     optimizer / scheduler are factories (Hydra `_partial_: true`): optimizer(param_groups) and
     scheduler(optimizer, total_steps=...). `decode` configures validation/test generation.
     `init_from` names a release folder whose weights the net starts from.
+
+    Speed switches (benchmarks/train_throughput.py measures them):
+    - `compile`: torch.compile the net's forward (training and validation loss) in place, so
+      state-dict names stay the release's; generation keeps the eager KV-cache path.
+    - `fused_optimizer`: "auto" passes fused=True to the optimizer on CUDA when it accepts it
+      (AdamW: one kernel for all parameters instead of several per tensor), except under mixed
+      precision with gradient clipping, which Lightning refuses for fused optimizers; true/false
+      force it.
+    - `score_every_n_val`: caption metrics (pycocoevalcap, Java for METEOR) on the 1st, (n+1)th, ...
+      and the last validation of a fit; val/loss every time. Skipped validations log no scores, so
+      a checkpoint monitor keeps the last scored value, which never beats itself: no new best.
+    - `loss_in_progress_bar`: "auto" shows train/loss in the progress bar except on CUDA, where
+      Lightning reads every progress-bar value with .item(), a GPU sync each step.
     """
 
     def __init__(
@@ -36,8 +52,14 @@ class CaptioningTask(L.LightningModule):
         val_metrics: Sequence[str] = ("Bleu", "ROUGE_L", "CIDEr"),
         test_metrics: Sequence[str] = ("Bleu", "METEOR", "ROUGE_L", "CIDEr"),
         init_from: str | None = None,
+        compile: bool = False,
+        fused_optimizer: bool | str = "auto",
+        score_every_n_val: int = 1,
+        loss_in_progress_bar: bool | str = "auto",
     ) -> None:
         super().__init__()
+        if score_every_n_val < 1:
+            raise ValueError(f"score_every_n_val={score_every_n_val} must be >= 1")
         # Factories stay out of hparams so checkpoints hold plain data and load with weights_only=True.
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
         self.net = net
@@ -48,6 +70,7 @@ class CaptioningTask(L.LightningModule):
         self.tokenizer: CaptionTokenizer | None = None
         self.run_config: dict | None = None  # the composed run config, stored in checkpoints by train.py
         self._predictions: dict[int, str] = {}
+        self._validations = 0  # finished (non-sanity) validations of this fit, for score_every_n_val
         self.test_results: dict[str, Any] = {}  # predictions and scores of the last test, for reports
 
     # -- set-up -----------------------------------------------------------------------------------
@@ -58,13 +81,30 @@ class CaptioningTask(L.LightningModule):
         bos_eos = (self.tokenizer.bos_id, self.tokenizer.eos_id)
         if bos_eos != (1, 2):  # the model card's defaults; a release config.json may name others
             raise ValueError(f"tokenizer BOS/EOS ids are {bos_eos}, expected (1, 2)")
+        if stage == "fit":
+            self._validations = 0
+            if self.hparams.compile:
+                self.net.compile()  # nn.Module.compile: in place, state-dict names unchanged
 
     def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = self.optimizer_factory(self.net.optimizer_groups(self.hparams.weight_decay))
+        optimizer = self.optimizer_factory(self.net.optimizer_groups(self.hparams.weight_decay), **self._fused_kwargs())
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
         scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def _fused_kwargs(self) -> dict[str, bool]:
+        fused = self.hparams.fused_optimizer
+        if fused == "auto":
+            factory = getattr(self.optimizer_factory, "func", self.optimizer_factory)  # Hydra's partial
+            if "fused" not in inspect.signature(factory).parameters or self.device.type != "cuda":
+                return {}
+            # Lightning's mixed precision refuses to clip the gradients of an optimizer that unscales
+            # them itself (fused ones do): there the default multi-tensor AdamW stays.
+            trainer = self.trainer
+            clipping = bool(trainer.gradient_clip_val) and trainer.gradient_clip_val > 0
+            return {} if clipping and isinstance(trainer.precision_plugin, MixedPrecision) else {"fused": True}
+        return {"fused": bool(fused)}
 
     # -- training ---------------------------------------------------------------------------------
 
@@ -76,8 +116,12 @@ class CaptioningTask(L.LightningModule):
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._caption_loss(batch)
-        self.log("train/loss", loss, prog_bar=True)
+        self.log("train/loss", loss, prog_bar=self._loss_in_bar())
         return loss
+
+    def _loss_in_bar(self) -> bool:
+        show = self.hparams.loss_in_progress_bar
+        return self.device.type != "cuda" if show == "auto" else bool(show)
 
     # -- evaluation -------------------------------------------------------------------------------
 
@@ -89,7 +133,12 @@ class CaptioningTask(L.LightningModule):
 
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         self.log(f"{stage}/loss", self._caption_loss(batch), sync_dist=True, batch_size=len(batch["images"]))
-        captions = self.generate_captions(batch["images"])
+        decode = self.decode
+        if self.trainer.sanity_checking:
+            # The sanity check only proves the path runs; an untrained model never emits EOS, so a full
+            # search would cost MAX_SEQ steps of start-up time for captions nobody scores.
+            decode = dataclasses.replace(decode, max_new_tokens=4)
+        captions = self.generate_captions(batch["images"], decode)
         self._predictions.update(zip(batch["image_ids"].tolist(), captions, strict=True))
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
@@ -122,7 +171,18 @@ class CaptioningTask(L.LightningModule):
     def on_validation_epoch_end(self) -> None:
         if self.trainer.sanity_checking:  # two batches of an untrained model: not worth a Java start-up
             return
-        self._score_epoch("val", "val", self.hparams.val_metrics)
+        self._validations += 1
+        every_n = self.hparams.score_every_n_val
+        if self.trainer.state.fn != "fit" or (self._validations - 1) % every_n == 0 or self._is_last_validation():
+            self._score_epoch("val", "val", self.hparams.val_metrics)
+
+    def _is_last_validation(self) -> bool:
+        """The fit's final validation (max_steps reached, or the last batch of the last epoch)."""
+        trainer = self.trainer
+        if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
+            return True
+        last_epoch = trainer.max_epochs is not None and 0 < trainer.max_epochs <= trainer.current_epoch + 1
+        return last_epoch and trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
 
     def on_test_epoch_end(self) -> None:
         split = self.trainer.datamodule.split

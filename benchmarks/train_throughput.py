@@ -1,0 +1,321 @@
+"""Training throughput of vlm_nano: (a) a plain PyTorch loop as the release notebook writes it, against
+(b) Supra's CaptioningTask through Lightning's Trainer built from the real Hydra configs; same model,
+same cached batches, same number of timed steps after warm-up. Prints samples/s, step time, the
+ratio b/a, model FLOPs per sample (torch.utils.flop_counter) and MFU against a matmul peak measured
+in the same run at the same precision.
+
+    python benchmarks/train_throughput.py                                  # CPU, 32-true, batch 64
+    python benchmarks/train_throughput.py --trainer gpu --precision 16-mixed --compile
+    python benchmarks/train_throughput.py --trainer gpu --devices 2         # DDP (b) vs one device (a)
+
+Both loops do the same work per step: copy a uint8 batch to the device, normalise, forward,
+cross-entropy, backward, clip the gradient norm to 1.0, AdamW step, LR schedule step. (b) keeps
+what a real run does per step (its logger at trainer.log_every_n_steps, self.log of the loss, the
+LR schedule) and drops what both would not share: validation, checkpoints, progress bar, summary.
+Within one fit, windows of --steps steps alternate between b and a (the machine may be shared, and
+both then see the same load): the table gives medians over --rounds windows, the ratio the median of
+each window pair's b/a. --devices N > 1 runs (b) once with DDP (Lightning starts the other
+ranks by re-running this script) after the plain rounds; its ratio is then a scaling figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
+
+from supra.data.caption_tokenizer import PAD_ID
+from supra.data.image_transforms import normalize_imagenet
+from supra.training import instantiate_group
+
+CONF = Path(__file__).resolve().parents[1] / "conf"
+AUTOCAST = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
+EPOCH_PAIRS = {"shapes (default run)": 4000 * 5, "Flickr8k": 6000 * 5}
+
+
+def compose_run_config(overrides: list[str], out_dir: str) -> DictConfig:
+    """conf/train.yaml as train.py composes it, with the output paths pointed at out_dir."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose("train", overrides=[f"paths.root_dir={out_dir}", f"paths.output_dir={out_dir}", *overrides])
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# -- the data both loops read ----------------------------------------------------------------------
+
+
+def cached_batches(cfg: DictConfig, n_batches: int) -> tuple[list[dict[str, torch.Tensor]], Any]:
+    """n_batches training batches of the configured data (uint8 images, tokens) and its tokenizer."""
+    n_images = max(64, -(-n_batches * cfg.data.batch_size // 5))  # 5 captions per shapes image
+    data = instantiate(cfg.data, num_train=n_images, num_val=1, num_test=1, tokenizer_path=None)
+    data.setup("fit")
+    loader = iter(data.train_dataloader())
+    batches = [next(loader) for _ in range(n_batches)]
+    if data.pin_memory:
+        batches = [{k: v.pin_memory() for k, v in b.items()} for b in batches]
+    return batches, data.tokenizer
+
+
+class Repeat(Dataset):
+    """The cached batches, round and round (a DataLoader with batch_size=None hands them out as they are)."""
+
+    def __init__(self, batches: list[dict[str, torch.Tensor]], length: int) -> None:
+        self.batches, self.length = batches, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def __getitem__(self, i: int) -> dict[str, torch.Tensor]:
+        return self.batches[i % len(self.batches)]
+
+
+class CachedBatches(L.LightningDataModule):
+    """What the task needs of a CaptionDataModule for training: tokenizer, loader, on-device normalising."""
+
+    def __init__(self, batches: list[dict[str, torch.Tensor]], tokenizer: Any, length: int) -> None:
+        super().__init__()
+        self.batches, self.tokenizer, self.length = batches, tokenizer, length
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(Repeat(self.batches, self.length), batch_size=None, shuffle=False)
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        return {**batch, "images": normalize_imagenet(batch["images"])}
+
+
+# -- (a) the plain loop ----------------------------------------------------------------------------
+
+
+def targets_of(tokens: torch.Tensor) -> torch.Tensor:
+    return tokens[:, 1:].masked_fill(tokens[:, 1:] == PAD_ID, -100)
+
+
+class PlainLoop:
+    """The release notebook's loop, kept between timed windows so it can alternate with (b)'s."""
+
+    def __init__(self, cfg: DictConfig, batches: list, device: torch.device, precision: str, compile_net: bool,
+                 total_steps: int) -> None:
+        torch.manual_seed(0)
+        self.batches, self.device, self.i = batches, device, 0
+        self.model = instantiate(cfg.model.net).to(device)
+        if compile_net:
+            self.model.compile()
+        self.model.train()
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.01)
+        self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=total_steps, eta_min=3e-5)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
+        self.dtype = AUTOCAST.get(precision)
+
+    def step(self) -> None:
+        batch = self.batches[self.i % len(self.batches)]
+        self.i += 1
+        images = normalize_imagenet(batch["images"].to(self.device, non_blocking=True))
+        tokens = batch["tokens"].to(self.device, non_blocking=True)
+        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
+            _, loss = self.model(images, tokens[:, :-1], targets_of(tokens))
+        self.opt.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.opt)
+        torch.nn.utils.clip_grad_norm_(self.model.parameters(), 1.0)
+        self.scaler.step(self.opt)
+        self.scaler.update()
+        self.sched.step()
+
+    def window(self, steps: int) -> float:
+        """Seconds for `steps` steps, the device synchronised at both ends."""
+        sync(self.device)
+        start = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        sync(self.device)
+        return time.perf_counter() - start
+
+
+# -- (b) Supra's task through the Trainer ----------------------------------------------------------
+
+
+class StepWindows(L.Callback):
+    """Times windows of `steps` full training iterations (fetch, transfer, step, hooks) after `warmup`,
+    from the end of the previous batch to the end of the window's last. After each window it runs
+    `between()` untimed: the plain loop's window, so that a and b alternate every few steps."""
+
+    def __init__(self, warmup: int, steps: int, between: Callable[[], None] | None = None) -> None:
+        self.warmup, self.steps, self.between = warmup, steps, between
+        self.seconds: list[float] = []
+        self._start = 0.0
+        self._batches = 0  # not batch_idx: that restarts with each epoch
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        self._batches += 1
+        done = self._batches - self.warmup
+        if done < 0 or (done % self.steps and done > 0):
+            return
+        sync(pl_module.device)
+        if done > 0:
+            self.seconds.append(time.perf_counter() - self._start)
+            if self.between is not None:
+                self.between()
+        self._start = time.perf_counter()
+
+
+def supra_loop(cfg: DictConfig, batches: list, tokenizer: Any, devices: int, warmup: int, steps: int,
+               windows: int, out_dir: str, between: Callable[[], None] | None = None) -> list[float]:
+    """Seconds of each window of `steps` steps, through trainer.fit of the composed task and trainer."""
+    torch.manual_seed(0)
+    total = warmup + steps * windows
+    task = instantiate(cfg.model)
+    timer = StepWindows(warmup, steps, between)
+    loggers = instantiate_group(cfg.get("logger"))  # the run's logger, writing at log_every_n_steps
+    extra = {"strategy": "ddp"} if devices > 1 else {}
+    trainer: L.Trainer = instantiate(
+        cfg.trainer, devices=devices, max_steps=total, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0,
+        enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+        callbacks=[timer], logger=loggers or False, default_root_dir=out_dir, **extra,
+    )
+    # DDP's sampler gives each rank 1/devices of the data: enough for `total` steps on every rank
+    trainer.fit(task, datamodule=CachedBatches(batches, tokenizer, total * devices))
+    return timer.seconds
+
+
+# -- FLOPs and peak --------------------------------------------------------------------------------
+
+
+def flops_per_sample(cfg: DictConfig, batch: dict[str, torch.Tensor], device: torch.device) -> float:
+    """Forward + backward FLOPs of one training sample, counted by torch.utils.flop_counter (fp32)."""
+    model = instantiate(cfg.model.net).to(device).train()
+    images = normalize_imagenet(batch["images"].to(device))
+    tokens = batch["tokens"].to(device)
+    with FlopCounterMode(display=False) as counter:
+        _, loss = model(images, tokens[:, :-1], targets_of(tokens))
+        loss.backward()
+    return counter.get_total_flops() / len(tokens)
+
+
+def matmul_peak(device: torch.device, precision: str) -> float:
+    """FLOP/s of a large square matmul in the dtype the precision computes its matmuls in."""
+    dtype = AUTOCAST.get(precision, torch.float32)
+    if device.type == "cpu" and dtype != torch.float32:
+        dtype = torch.float32  # CPU autocast of these small layers is not what runs fast; keep fp32's peak
+    n = 8192 if device.type == "cuda" else 1024
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    for _ in range(3):
+        a @ b
+    best = 0.0
+    for _ in range(5):  # best of five: the peak, not the noise of a shared machine
+        sync(device)
+        start = time.perf_counter()
+        for _ in range(10):
+            a @ b
+        sync(device)
+        best = max(best, 2 * n**3 * 10 / (time.perf_counter() - start))
+    return best
+
+
+# -- main ------------------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--trainer", default="cpu", help="conf/trainer option: cpu | gpu | ...")
+    parser.add_argument("--devices", type=int, default=1)
+    parser.add_argument("--precision", default=None, help="32-true | 16-mixed | bf16-mixed (default: the trainer's)")
+    parser.add_argument("--compile", action="store_true", help="torch.compile the net in both loops (model.compile=true)")
+    parser.add_argument("--batch-size", type=int, default=64, help="the release's batch is 64")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed steps of each loop first")
+    parser.add_argument("--steps", type=int, default=5, help="steps per timed window")
+    parser.add_argument("--rounds", type=int, default=20, help="timed windows of each loop")
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    parser.add_argument("overrides", nargs="*", help="more Hydra overrides, e.g. model.channels_last... ")
+    args = parser.parse_args()
+    child_rank = os.environ.get("LOCAL_RANK", "0") != "0"  # a DDP rank Lightning started: only (b)
+    args.threads = torch.get_num_threads()  # before DDP on CPU splits the cores between ranks
+
+    out_dir = tempfile.mkdtemp(prefix="supra_throughput_")
+    overrides = [f"trainer={args.trainer}", f"data.batch_size={args.batch_size}", f"model.compile={args.compile}",
+                 *([f"trainer.precision={args.precision}"] if args.precision else []), *args.overrides]
+    cfg = compose_run_config(overrides, out_dir)
+    precision = str(cfg.trainer.precision)
+    device = torch.device("cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu")
+    batches, tokenizer = cached_batches(cfg, n_batches=min(16, args.warmup + args.steps))
+
+    total = args.warmup + args.steps * args.rounds
+    plain_loop = None if child_rank else PlainLoop(cfg, batches, device, precision, args.compile, total)
+    plain: list[float] = []
+    if plain_loop is not None:
+        plain_loop.window(args.warmup)  # its warm-up (and compile), untimed
+    if args.devices > 1:  # the other ranks re-run this script: keep (a) out of the DDP fit
+        if plain_loop is not None:
+            plain = [plain_loop.window(args.steps) for _ in range(args.rounds)]
+        supra = supra_loop(cfg, batches, tokenizer, args.devices, args.warmup, args.steps, args.rounds, out_dir)
+        if child_rank:
+            return
+    else:  # a and b alternate every `steps` steps inside one fit: both see the same machine load
+        supra = supra_loop(cfg, batches, tokenizer, 1, args.warmup, args.steps, args.rounds, out_dir,
+                           between=lambda: plain.append(plain_loop.window(args.steps)))
+    # each (b) window does args.devices times the samples of an (a) window: a throughput ratio
+    ratios = [a / b * args.devices for a, b in zip(plain, supra, strict=False)]
+    if args.devices > 1:
+        ratios = [statistics.median(plain) / b * args.devices for b in supra]
+
+    flops = flops_per_sample(cfg, batches[0], device)
+    peak = matmul_peak(device, precision)
+    samples = args.steps * args.batch_size
+    rows = {"(a) plain PyTorch loop": plain, f"(b) Supra task + Trainer ({args.devices} device(s))": supra}
+    report = report_table(args, cfg, device, precision, rows, samples, ratios, flops, peak)
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+
+
+def report_table(args: argparse.Namespace, cfg: DictConfig, device: torch.device, precision: str,
+                 rows: dict[str, list[float]], samples: int, ratios: list[float], flops: float,
+                 peak: float) -> dict[str, Any]:
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} threads"
+    print(f"\n{name}; precision {precision}; compile {'on' if args.compile else 'off'}; batch {args.batch_size}; "
+          f"{args.rounds} alternating windows of {args.steps} steps after {args.warmup} warm-up (medians)")
+    print(f"model FLOPs per training sample (forward+backward, flop_counter): {flops / 1e9:.3f} GFLOP; "
+          f"measured peak ({'matmul ' + str(AUTOCAST.get(precision, torch.float32)).removeprefix('torch.')}): "
+          f"{peak / 1e12:.2f} TFLOP/s")
+    print("| loop | samples/s | step ms | samples/s min-max | MFU | " + " | ".join(f"epoch {k}" for k in EPOCH_PAIRS) + " |")
+    print("|---|---:|---:|---:|---:|" + "---:|" * len(EPOCH_PAIRS))
+    report: dict[str, Any] = {"device": name, "precision": precision, "compile": args.compile, "devices": args.devices,
+                              "batch_size": args.batch_size, "flops_per_sample": flops, "peak_flops": peak, "rows": {}}
+    for label, seconds in rows.items():
+        per_s = [samples / s for s in seconds]
+        median = statistics.median(per_s)
+        scale = args.devices if label.startswith("(b)") else 1
+        total = median * scale
+        epochs = " | ".join(f"{pairs / total:.0f} s" for pairs in EPOCH_PAIRS.values())
+        print(f"| {label} | {total:.0f} | {1000 * statistics.median(seconds) / args.steps:.1f} | "
+              f"{min(per_s) * scale:.0f}-{max(per_s) * scale:.0f} | {flops * total / peak:.2%} | {epochs} |")
+        report["rows"][label] = {"samples_per_s": total, "step_ms": 1000 * statistics.median(seconds) / args.steps,
+                                 "mfu": flops * total / peak, "all_samples_per_s": [p * scale for p in per_s]}
+    ratio = statistics.median(ratios)
+    what = "Lightning overhead ratio" if args.devices == 1 else f"scaling, {args.devices} devices vs plain on 1"
+    print(f"ratio b/a ({what}): {ratio:.3f}  (per round: {', '.join(f'{r:.3f}' for r in ratios)})")
+    report["ratio_b_over_a"] = ratio
+    report["ratios"] = ratios
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""The speed switches of issue 9 do what they say and change no results: channels_last, fused AdamW,
+pinned memory, torch.compile, caption metrics every N validations, and the time accounting report."""
+
+from __future__ import annotations
+
+import csv
+import json
+from functools import partial
+from pathlib import Path
+
+import pytest
+import torch
+
+from supra.callbacks.time_accounting import ROWS, process_start_time
+from supra.data.shapes import ShapesDataModule
+from supra.models.vlm_nano import VLMNano
+from supra.tasks.captioning import CaptioningTask
+from supra.training import train
+from supra.utils.errors import SupraUserError
+
+
+def _loss(net: VLMNano, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    return net(images, tokens[:, :-1], tokens[:, 1:])[1]
+
+
+def _inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(0)
+    return torch.randn(4, 3, 112, 112, generator=gen), torch.randint(3, 2048, (4, 10), generator=gen)
+
+
+def test_channels_last_encoder_gives_the_same_loss_and_gradients():
+    torch.manual_seed(0)
+    plain = VLMNano()
+    nhwc = VLMNano(channels_last=True)
+    nhwc.load_state_dict(plain.state_dict())
+    assert nhwc.vis_enc.conv1[0].weight.is_contiguous(memory_format=torch.channels_last)
+    assert not plain.vis_enc.conv1[0].weight.is_contiguous(memory_format=torch.channels_last)
+    images, tokens = _inputs()
+    a, b = _loss(plain, images, tokens), _loss(nhwc, images, tokens)
+    a.backward()
+    b.backward()
+    torch.testing.assert_close(a, b)
+    torch.testing.assert_close(plain.vis_enc.conv1[0].weight.grad, nhwc.vis_enc.conv1[0].weight.grad, rtol=1e-4, atol=1e-5)
+
+
+def test_fused_optimizer_is_automatic_on_cuda_only_and_can_be_forced():
+    adamw = partial(torch.optim.AdamW, lr=1e-3)
+    auto = CaptioningTask(VLMNano(), optimizer=adamw).configure_optimizers()["optimizer"]
+    assert auto.defaults["fused"] is None  # this task's module is on the CPU: AdamW's own default
+    forced = CaptioningTask(VLMNano(), optimizer=adamw, fused_optimizer=True).configure_optimizers()["optimizer"]
+    assert forced.defaults["fused"] is True
+    # an optimizer factory without a `fused` argument is left alone under "auto"
+    plain = CaptioningTask(VLMNano(), optimizer=lambda groups: torch.optim.Adagrad(groups)).configure_optimizers()
+    assert isinstance(plain["optimizer"], torch.optim.Adagrad)
+
+
+def test_pin_memory_auto_follows_cuda_and_bad_values_are_refused():
+    assert ShapesDataModule(pin_memory="auto").pin_memory is torch.cuda.is_available()
+    assert ShapesDataModule(pin_memory=True).pin_memory is True
+    with pytest.raises(SupraUserError, match="data.pin_memory='yes'"):
+        ShapesDataModule(pin_memory="yes")
+
+
+def test_score_every_n_val_must_be_positive():
+    with pytest.raises(ValueError, match="score_every_n_val=0"):
+        CaptioningTask(VLMNano(), optimizer=torch.optim.AdamW, score_every_n_val=0)
+
+
+@pytest.mark.slow
+def test_compile_keeps_state_dict_names_and_loss():
+    torch.manual_seed(0)
+    net = VLMNano()
+    images, tokens = _inputs()
+    eager = _loss(net, images, tokens)
+    names = list(net.state_dict())
+    net.compile()
+    torch.testing.assert_close(_loss(net, images, tokens), eager, rtol=1e-4, atol=1e-5)
+    assert list(net.state_dict()) == names  # checkpoints and release export keep the release's names
+
+
+def _rows(path: Path, key: str) -> list[int]:
+    with path.open() as f:
+        return [int(r["step"]) for r in csv.DictReader(f) if r.get(key)]
+
+
+def test_scores_every_second_validation_and_the_last_with_loss_every_time_and_accounts_time(train_config):
+    # validations at steps 2, 4, 6, 8: scored are the 1st, the 3rd and the last (the 4th)
+    cfg = train_config("model.score_every_n_val=2", "trainer.max_steps=8", "trainer.val_check_interval=2",
+                       "model.val_metrics=[CIDEr]", "model.test_metrics=[CIDEr]")  # no METEOR: its JVM is slow to start
+    _, metrics = train(cfg)
+    run = Path(cfg.paths.output_dir)
+    logged = run / "csv" / "metrics.csv"
+    assert _rows(logged, "val/loss") == [1, 3, 5, 7]  # the logger counts steps from 0
+    assert _rows(logged, "val/CIDEr") == [1, 5, 7]
+    # the skipped validation left the monitor's last value in place: no crash, best.ckpt from a scored one
+    assert (run / "checkpoints" / "best.ckpt").is_file() and "test/CIDEr" in metrics
+
+    report = json.loads((run / "time_accounting.json").read_text())
+    assert report["after"] == "test" and set(report["seconds"]) == set(ROWS)
+    assert report["counts"]["train_steps"] == 8 and report["counts"]["validations"] == 4
+    assert sum(report["seconds"].values()) == pytest.approx(report["wall_s"], rel=1e-6)
+    assert report["seconds"]["train_steps"] > 0 and report["seconds"]["val_scoring"] > 0
+    assert 0 < report["outside_train_val_test_steps"] < report["outside_train_val_steps"] < 1
+
+
+def test_process_start_time_is_before_now():
+    import time
+
+    assert time.time() - 3600 * 24 < process_start_time() <= time.time()
