@@ -41,14 +41,14 @@ def load_supra_checkpoint(path: str | Path, kind: str | None = None) -> dict[str
 
 def load_vqvae(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     """A VQ-VAE checkpoint from train.py -> (VQVAE in eval mode, the run config it was trained with)."""
-    from hydra.utils import instantiate
+    from supra.config_safety import instantiate_loaded
 
     checkpoint = load_supra_checkpoint(path, kind="supra.vqvae")
     run_cfg = checkpoint["supra"].get("run_config") or {}
     net_cfg = run_cfg.get("model", {}).get("net")
     if not isinstance(net_cfg, dict) or "_target_" not in net_cfg:
         raise SupraUserError(f"ckpt={path} holds no VQ-VAE config (model.net): was it written by train.py?")
-    net = instantiate(net_cfg)
+    net = instantiate_loaded(net_cfg, f"ckpt={path}", "run_config.model.net")
     weights = {k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")}
     try:
         net.load_state_dict(weights)

@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 import lightning as L
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from supra.callbacks.caption_grid import CaptionGridCallback
 from supra.callbacks.caption_report import CaptionReportWriter
+from supra.config_safety import instantiate_loaded
 from supra.release import load_captioner
 from supra.tasks.captioning import CaptioningTask
 from supra.utils.errors import SupraUserError
@@ -49,7 +49,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     with open_dict(cfg):  # data configs read the model's image size and vocabulary from here
         cfg.model.net.update(net.config.release_config)
 
-    datamodule = instantiate(_data_config(cfg, run_cfg, tokenizer_path))
+    # the data config comes (partly) from the checkpoint: only allow-listed classes are built from it
+    datamodule = instantiate_loaded(_data_config(cfg, run_cfg, tokenizer_path), f"ckpt={cfg.ckpt}", "run_config.data")
     decode = {**((run_cfg or {}).get("model", {}).get("decode") or {}),
               "strategy": cfg.decode, "beam_width": cfg.beam_width, "seed": cfg.seed}
     task = CaptioningTask(net=net, optimizer=None, decode=decode)

@@ -7,11 +7,11 @@ import logging
 from pathlib import Path
 
 import torch
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from rich.progress import Progress
 
 from supra.checkpoints import load_vqvae
+from supra.config_safety import instantiate_loaded
 from supra.data.media_codes import codes_dtype, file_sha256, write_meta, write_split
 from supra.data.media_datamodule import MediaDataModule, to_unit_range
 from supra.tasks.vq_autoencoding import as_images
@@ -64,7 +64,7 @@ def tokenize_media(cfg: DictConfig) -> Path:
     device = torch.device("cuda" if cfg.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu")
     net.to(device)
     data_cfg = _data_config(cfg, run_cfg)
-    datamodule = instantiate(data_cfg)
+    datamodule = instantiate_loaded(data_cfg, f"ckpt={cfg.ckpt}", "run_config.data")  # partly from the checkpoint
     if not isinstance(datamodule, MediaDataModule):
         raise SupraUserError(f"data {data_cfg.get('_target_')} is not an image/clip DataModule: "
                              "use data=shapes_images, data=shapes_video or data=media_folder")

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from supra.checkpoints import load_supra_checkpoint
 from supra.release import is_release_dir
+from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
 from supra.utils.errors import SupraUserError
 from supra.utils.files import check_writable_dir, write_text_atomic
 from supra.utils.hardware import check_accelerator
@@ -81,6 +82,13 @@ def share_cpu_threads(trainer_cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig) -> tuple[float | None, dict[str, float]]:
     """Fit and test as configured; returns (value of cfg.optimized_metric or None, all final metrics)."""
+    use_job_config_for_ddp_children()  # `ddp` in a multirun job: all ranks train this job's config
+    trainers: list[L.Trainer] = []
+    with ddp_job_scope(trainers):
+        return _train(cfg, trainers)
+
+
+def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, dict[str, float]]:
     check_run_config(cfg)
     share_cpu_threads(cfg.trainer)
     if cfg.get("seed") is not None:
@@ -96,6 +104,7 @@ def train(cfg: DictConfig) -> tuple[float | None, dict[str, float]]:
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainers.append(trainer)
     for logger in loggers:
         logger.log_hyperparams(task.run_config)
 

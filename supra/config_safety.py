@@ -1,0 +1,59 @@
+"""Configs read back from files (a checkpoint's run_config, a sweep job's config) build only known classes.
+
+`hydra.utils.instantiate` imports and calls whatever `_target_` names, so a config inside a downloaded
+checkpoint is code. Anything read back from a file goes through `check_targets` before it is instantiated;
+configs composed from conf/ and the command line are the user's own and are not checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from supra.utils.errors import SupraUserError
+
+# Supra's own code and the libraries whose classes Supra's configs name (optimizers, callbacks, loggers).
+ALLOWED_TARGET_PREFIXES = ("supra.", "torch.", "torchvision.", "torchmetrics.", "lightning.", "pytorch_lightning.",
+                           "hydra.")
+ALLOWED_TARGETS = frozenset({"functools.partial"})
+# Inside the allowed packages, the entry points that load or compile code from elsewhere.
+REFUSED_TARGET_PREFIXES = ("torch.hub.", "torch.utils.cpp_extension.", "torch.package.", "torch.jit.load",
+                           "torch.load", "torch.ops.", "hydra.utils.")
+
+
+def is_allowed_target(target: str) -> bool:
+    if target in ALLOWED_TARGETS:
+        return True
+    return target.startswith(ALLOWED_TARGET_PREFIXES) and not target.startswith(REFUSED_TARGET_PREFIXES)
+
+
+def check_targets(config: Any, source: str, path: str = "") -> None:
+    """Raise SupraUserError naming `source` and the key if any `_target_` in `config` is outside the allow-list.
+
+    `config` may be a dict/list tree or an OmegaConf node; interpolations are not resolved (a target is
+    refused if it is not a plain string).
+    """
+    if isinstance(config, DictConfig | ListConfig):
+        config = OmegaConf.to_container(config, resolve=False)
+    if isinstance(config, Mapping):
+        for key, value in config.items():
+            key_path = f"{path}.{key}" if path else str(key)
+            if key == "_target_":
+                if not isinstance(value, str) or not is_allowed_target(value):
+                    raise SupraUserError(
+                        f"{source}: {key_path}={value!r} is not allowed in a loaded config (only supra.*, torch.*, "
+                        "lightning.*, torchmetrics.* ... classes are built from files): remove it or retrain")
+            else:
+                check_targets(value, source, key_path)
+    elif isinstance(config, Sequence) and not isinstance(config, str | bytes):
+        for index, value in enumerate(config):
+            check_targets(value, source, f"{path}[{index}]")
+
+
+def instantiate_loaded(config: Any, source: str, key_path: str = "", **kwargs: Any) -> Any:
+    """`hydra.utils.instantiate` for a config read from `source` (a file) at `key_path`, after `check_targets`."""
+    check_targets(config, source, key_path)
+    return instantiate(config, **kwargs)

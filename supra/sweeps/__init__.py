@@ -1,0 +1,1 @@
+"""Hyperparameter sweeps: DDP inside multirun jobs, the per-job result and the sweep report hook."""

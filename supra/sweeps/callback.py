@@ -1,0 +1,59 @@
+"""Hydra callback (hydra.callbacks in conf/hydra/default.yaml): each job's result beside it, a report at the end.
+
+Runs where the job runs (in-process, or in a submitit worker), so a sweep stopped half-way still has the
+results of the jobs that finished; `python -m supra.sweep_report DIR` rebuilds the report from them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from supra.sweep_report import JOB_RESULT, SUMMARY_MD, write_report
+from supra.utils.errors import SupraUserError
+from supra.utils.files import write_json_atomic
+
+log = logging.getLogger(__name__)
+
+
+class SweepJobRecorder(Callback):
+    """Writes <job dir>/sweep_job.json (status, returned metric, wall time) after every multirun job, and
+    sweep_summary.csv / sweep_summary.md into the sweep directory when the multirun ends."""
+
+    def __init__(self) -> None:
+        self._started: float | None = None
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self._started = time.perf_counter()
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        hydra_cfg = HydraConfig.get()
+        # a single run has no sweep; under SLURM every task of a job runs this, the first one records
+        if hydra_cfg.mode is None or hydra_cfg.mode.name != "MULTIRUN" or os.environ.get("SLURM_PROCID", "0") != "0":
+            return
+        failed = job_return.status != JobStatus.COMPLETED
+        value = None if failed else job_return.return_value
+        write_json_atomic(Path(hydra_cfg.runtime.output_dir) / JOB_RESULT, {
+            "status": "failed" if failed else "completed",
+            "metric": config.get("optimized_metric"),
+            "return_value": value if isinstance(value, int | float) else None,
+            "wall_time_s": None if self._started is None else round(time.perf_counter() - self._started, 3),
+            "error": f"{type(job_return._return_value).__name__}: {job_return._return_value}"[:300] if failed else None,
+        })
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        try:
+            rows = write_report(sweep_dir)
+        except SupraUserError as err:  # e.g. no job ran: nothing to report, the sweep's own error says why
+            log.warning("no sweep report: %s", err)
+            return
+        log.info("sweep report (%d jobs): %s", len(rows), sweep_dir / SUMMARY_MD)

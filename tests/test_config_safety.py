@@ -1,0 +1,72 @@
+"""Configs read back from files build only allow-listed classes: a checkpoint whose run_config names any other
+`_target_` is refused, with the file and the key named, before anything is instantiated."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from supra.checkpoints import load_vqvae
+from supra.config_safety import check_targets, instantiate_loaded
+from supra.data.caption_tokenizer import CaptionTokenizer
+from supra.evaluation import evaluate
+from supra.models.vlm_nano import VLMNano
+from supra.utils.errors import SupraUserError
+from tests.conftest import compose_config
+
+
+@pytest.mark.parametrize("experiment", ["vlm_shapes", "vqvae_shapes"])
+def test_supras_own_run_configs_pass(tmp_path, experiment):
+    cfg = compose_config("train", tmp_path / "run", [f"experiment={experiment}", "logger=many"])
+    check_targets(cfg, "run_config")
+
+
+@pytest.mark.parametrize(
+    ("config", "key"),
+    [
+        ({"model": {"net": {"_target_": "os.system", "command": "true"}}}, "model.net._target_='os.system'"),
+        ({"callbacks": [{"_target_": "lightning.pytorch.callbacks.Timer"}, {"_target_": "builtins.eval"}]},
+         "callbacks[1]._target_='builtins.eval'"),
+        ({"net": {"_target_": "torch.hub.load", "repo_or_dir": "."}}, "net._target_='torch.hub.load'"),
+        ({"data": {"_target_": "supra_evil.Module"}}, "data._target_='supra_evil.Module'"),
+    ],
+)
+def test_targets_outside_the_allow_list_are_refused_with_their_key(config, key):
+    with pytest.raises(SupraUserError, match="is not allowed in a loaded config") as err:
+        check_targets(config, "ckpt=x.ckpt")
+    assert str(err.value).startswith(f"ckpt=x.ckpt: {key}")
+    assert "\n" not in str(err.value)
+
+
+def test_allowed_targets_are_built():
+    optimizer = instantiate_loaded({"_target_": "torch.optim.SGD", "_partial_": True, "lr": 0.1}, "test")
+    assert optimizer.keywords["lr"] == 0.1
+
+
+def test_vqvae_checkpoint_with_a_foreign_target_is_refused_before_it_runs(tmp_path):
+    marker = tmp_path / "was_called"
+    ckpt = tmp_path / "tampered.ckpt"
+    torch.save({"state_dict": {}, "supra": {"kind": "supra.vqvae", "run_config": {
+        "model": {"net": {"_target_": "os.makedirs", "name": str(marker)}}}}}, ckpt)
+    with pytest.raises(SupraUserError, match=r"run_config\.model\.net\._target_='os\.makedirs' is not allowed"):
+        load_vqvae(ckpt)
+    assert not marker.exists()
+
+
+def test_evaluate_refuses_a_checkpoint_whose_data_config_names_a_foreign_target(tmp_path):
+    marker = tmp_path / "was_called"
+    net = VLMNano()  # the release configuration
+    tokenizer = CaptionTokenizer.train(["a red circle", "a blue square on the left"] * 20, vocab_size=64)
+    ckpt = tmp_path / "tampered.ckpt"
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "supra": {
+        "kind": "supra.captioning", "tokenizer": tokenizer.to_json(),
+        "run_config": {"model": {"net": {**net.config.release_config, "_target_": "supra.models.vlm_nano.VLMNano"}},
+                       "data": {"_target_": "os.makedirs", "name": str(marker)}},
+    }}, ckpt)
+    cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}"])
+    with pytest.raises(SupraUserError, match=r"run_config\.data\._target_='os\.makedirs' is not allowed") as err:
+        evaluate(cfg)
+    assert str(ckpt) in str(err.value)
+    assert not marker.exists() and not Path(marker).parent.joinpath("eval", "metrics.json").exists()
