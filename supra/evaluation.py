@@ -44,6 +44,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     except OSError as err:
         raise SupraUserError(f"cannot write to the output directory {output_dir} ({err.strerror}): "
                              "choose another with hydra.run.dir=DIR") from None
+    from supra.a2a_evaluation import evaluate_a2a, is_a2a  # an a2a_nano checkpoint or release: its own run
+
+    if is_a2a(cfg.ckpt):
+        return evaluate_a2a(cfg)
     net, tokenizer, run_cfg = load_captioner(cfg.ckpt)
     tokenizer_path = str(tokenizer.save(f"{output_dir}/tokenizer.json"))
     with open_dict(cfg):  # data configs read the model's image size and vocabulary from here

@@ -6,8 +6,6 @@ from __future__ import annotations
 import logging
 import time
 
-import torch
-
 from supra.data.caption_datamodule import CaptionDataModule, CaptionedImages
 from supra.data.image_transforms import channels_first, resize_uint8
 from supra.data.shapes_scenes import Scene, generate_scenes

@@ -27,10 +27,12 @@ class ShapesImagesDataModule(MediaDataModule):
         if self.image_size < 32:
             raise SupraUserError(f"data.image_size={self.image_size} is too small to draw shapes: use 32 or more")
         self.seed = seed
+        self.scenes: dict[str, list] = {}  # Scene records of the loaded splits (objects: the a2a fidelity judge's truth)
 
     def load_split(self, split: str) -> MediaItems:
         start = time.perf_counter()
         pixels, scenes = generate_scenes(self.sizes[split], self.seed + SPLIT_SEED_OFFSET[split], self.image_size)
         images = channels_first(pixels)
+        self.scenes[split] = scenes
         log.info("shapes %s: %d images at %dpx (%.1fs)", split, len(scenes), self.image_size, time.perf_counter() - start)
         return MediaItems(images, [list(s.captions) for s in scenes], [f"{split}_{i:05d}" for i in range(len(scenes))])

@@ -1,0 +1,287 @@
+"""Sampling from A2ANano with modality constraints and a KV cache (SPEC.md section 2, "sampling").
+
+The constraints are a schedule of what each new position may hold, fixed by the mode:
+
+- text: text ids or `</TEXT>` (never a code or another control token), until `</TEXT>` or the limit;
+- image: exactly h*w codes, then `</IMAGE>` forced;
+- video: per frame `<FRAME>` forced then h*w codes, for the requested frames, then `</VIDEO>` forced.
+
+Forced tokens are not sampled: they are fed to the model together with the next sampled step's input,
+so a video costs one forward per code; and the output head runs only over the range of ids a step
+allows (the 256 code rows for an image step, not all 50,520). Temperature 0 is greedy. The same torch.Generator state gives
+the same output; `use_cache=False` re-runs the whole sequence each step (the baseline the cache is
+tested and benchmarked against) and draws the same random numbers, so both give the same tokens.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from supra.models.a2a_layout import TokenLayout
+from supra.models.a2a_nano import A2ANano
+from supra.models.caption_generation import filter_logits
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    temperature: float = 1.0  # 0 = greedy
+    top_k: int | None = None
+    top_p: float | None = None
+
+    def __post_init__(self) -> None:
+        if self.temperature < 0:
+            raise ValueError(f"temperature={self.temperature} must be >= 0 (0 = greedy)")
+        if self.top_k is not None and self.top_k < 1:
+            raise ValueError(f"top_k={self.top_k} must be >= 1 (or None for no limit)")
+        if self.top_p is not None and not 0 < self.top_p <= 1:
+            raise ValueError(f"top_p={self.top_p} must be in (0, 1] (or None for no limit)")
+
+
+def sample_next(
+    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+    generator: torch.Generator | None = None, allowed: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """logits [B, V] -> token ids int64 [B]. allowed bool [V] or [B, V]: tokens outside it are never
+    drawn (applied before top-k/top-p, so those choose among allowed tokens). temperature 0 = argmax."""
+    logits = logits.float()
+    if allowed is not None:
+        logits = logits.masked_fill(~allowed, float("-inf"))
+    if temperature == 0:
+        return logits.argmax(-1)
+    probs = filter_logits(logits / temperature, top_k, top_p).softmax(-1)
+    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
+
+
+# -- what each position may hold ---------------------------------------------------------------------
+
+
+def text_mask(layout: TokenLayout, device: torch.device | None = None) -> torch.Tensor:
+    """bool [V]: text ids and `</TEXT>`."""
+    mask = torch.zeros(layout.vocab_size, dtype=torch.bool, device=device)
+    mask[: layout.text_size] = True
+    mask[layout.text_close] = True
+    return mask
+
+
+def code_mask(layout: TokenLayout, device: torch.device | None = None) -> torch.Tensor:
+    """bool [V]: visual codes only."""
+    mask = torch.zeros(layout.vocab_size, dtype=torch.bool, device=device)
+    mask[layout.code_offset :] = True
+    return mask
+
+
+@dataclass(frozen=True)
+class PromptState:
+    """Where a prompt leaves off: block "free" | "text" | "image" | "video"; codes in the open image or
+    video frame (the last frame counts as open until the next `<FRAME>`: only the grid size says if it
+    is whole); frames before it; whether a video frame was opened by `<FRAME>`."""
+
+    block: str
+    codes: int = 0
+    frames: int = 0
+    frame_open: bool = False
+
+
+def prompt_state(layout: TokenLayout, ids: Sequence[int]) -> PromptState:
+    block, codes, frames, frame_open = "free", 0, 0, False
+    for i in ids:
+        if i in (layout.text_close, layout.image_close, layout.video_close):
+            block, codes, frames, frame_open = "free", 0, 0, False
+        elif i == layout.text_open:
+            block, codes = "text", 0
+        elif i == layout.image_open:
+            block, codes = "image", 0
+        elif i == layout.video_open:
+            block, codes, frames, frame_open = "video", 0, 0, False
+        elif i == layout.frame:
+            if frame_open and codes:
+                frames += 1
+            codes, frame_open = 0, True
+        elif layout.code_offset <= i < layout.vocab_size:
+            codes += 1
+    return PromptState(block, codes, frames, frame_open)
+
+
+# -- the decoding loop -----------------------------------------------------------------------------------
+
+# One step of a schedule: a forced token id, or a bool [V] mask of what may be sampled.
+Step = int | torch.Tensor
+
+
+@torch.no_grad()
+def run_schedule(
+    model: A2ANano, prompts: torch.Tensor, schedule: Sequence[Step], sampling: SamplingConfig,
+    generator: torch.Generator | None = None, stop_id: int | None = None, use_cache: bool = True,
+) -> torch.Tensor:
+    """prompts int64 [B, P] (equal lengths) -> the new tokens int64 [B, <= len(schedule)].
+
+    stop_id: a row that drew it keeps emitting it; the loop ends when every row has.
+    """
+    B, P = prompts.shape
+    context = model.config.context
+    if P + len(schedule) > context:
+        raise ValueError(f"prompt of {P} + {len(schedule)} new tokens exceeds the context of {context} "
+                         f"by {P + len(schedule) - context}")
+    out = torch.empty(B, len(schedule), dtype=torch.long, device=prompts.device)
+    done = torch.zeros(B, dtype=torch.bool, device=prompts.device)
+    cache = model.new_cache(B, P + len(schedule)) if use_cache else None
+    fed = 0  # tokens of prompts + out the model has seen (cache) / will see (recompute)
+    spans: dict[int, tuple[slice, torch.Tensor | None]] = {}  # per mask: head rows to compute, mask within them
+    n = 0
+    for step in schedule:
+        if isinstance(step, int):
+            tok = torch.full((B,), step, dtype=torch.long, device=prompts.device)
+        else:
+            seq = torch.cat([prompts, out[:, :n]], dim=1)
+            rows, allowed = spans.get(id(step)) or spans.setdefault(id(step), _span(step))
+            # The cache sees only what it has not seen; the baseline re-runs everything.
+            if cache is not None:
+                logits = model.forward_cached(seq[:, fed:], cache, rows)
+            else:
+                logits = model.next_logits(seq, rows)
+            fed = seq.shape[1]
+            tok = rows.start + sample_next(logits, sampling.temperature, sampling.top_k, sampling.top_p, generator,
+                                           allowed)
+        if stop_id is not None:
+            tok = tok.masked_fill(done, stop_id)
+            done |= tok == stop_id
+        out[:, n] = tok
+        n += 1
+        if stop_id is not None and done.all():
+            break
+    return out[:, :n]
+
+
+def _span(mask: torch.Tensor) -> tuple[slice, torch.Tensor | None]:
+    """The smallest range of ids holding every allowed one, and the mask within it (None: all allowed).
+    Only those head rows are computed: same distribution, a fraction of the cost for codes."""
+    allowed = mask.nonzero().squeeze(1)
+    if allowed.numel() == 0:
+        raise ValueError("a decoding step allows no token at all")
+    rows = slice(int(allowed[0]), int(allowed[-1]) + 1)
+    inner = mask[rows]
+    return rows, None if bool(inner.all()) else inner
+
+
+def _prompt_tensor(model: A2ANano, prompts: Sequence[Sequence[int]]) -> torch.Tensor:
+    return torch.tensor([list(p) for p in prompts], dtype=torch.long, device=model.tok_emb.weight.device)
+
+
+def with_opener(layout: TokenLayout, ids: Sequence[int], block: str, opener: int) -> list[int]:
+    """The prompt, with the block's opener appended when it ends outside any block."""
+    state = prompt_state(layout, ids)
+    if state.block == block:
+        return list(ids)
+    if state.block != "free":
+        raise ValueError(f"prompt ends inside an open {state.block} block; close it before asking for {block}")
+    return [*ids, opener]
+
+
+# -- text ---------------------------------------------------------------------------------------------------
+
+
+def generate_texts(
+    model: A2ANano, layout: TokenLayout, prompts: Sequence[Sequence[int]], max_new_tokens: int = 64,
+    temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+    generator: torch.Generator | None = None, use_cache: bool = True,
+) -> list[list[int]]:
+    """Text ids continuing each prompt inside a text block (`<TEXT>` appended if the prompt ends outside
+    any block), without the closing `</TEXT>`; never a code or other control token. Prompts of
+    unequal length run in groups of equal length, in the order of first appearance."""
+    sampling = SamplingConfig(temperature, top_k, top_p)
+    prompts = [with_opener(layout, p, "text", layout.text_open) for p in prompts]
+    mask = text_mask(layout, model.tok_emb.weight.device)
+    results: list[list[int]] = [[] for _ in prompts]
+    for length, rows in _groups(prompts).items():
+        steps = min(max_new_tokens, model.config.context - length)
+        if steps < 1:
+            raise ValueError(f"prompt of {length} tokens leaves no room in the context of {model.config.context}")
+        new = run_schedule(model, _prompt_tensor(model, [prompts[r] for r in rows]), [mask] * steps, sampling,
+                           generator, stop_id=layout.text_close, use_cache=use_cache)
+        for r, row in zip(rows, new.tolist(), strict=True):
+            results[r] = row[: row.index(layout.text_close)] if layout.text_close in row else row
+    return results
+
+
+def generate_text(model: A2ANano, layout: TokenLayout, prompt_ids: Sequence[int], max_new_tokens: int = 64,
+                  **kwargs: object) -> list[int]:
+    return generate_texts(model, layout, [prompt_ids], max_new_tokens, **kwargs)[0]  # type: ignore[arg-type]
+
+
+# -- images and video ---------------------------------------------------------------------------------------
+
+
+def image_schedule(layout: TokenLayout, grid: tuple[int, int], device: torch.device | None = None) -> list[Step]:
+    """h*w code steps, then `</IMAGE>` forced."""
+    return [code_mask(layout, device)] * (grid[0] * grid[1]) + [layout.image_close]
+
+
+def video_schedule(layout: TokenLayout, frames: int, grid: tuple[int, int], first_frame_open: bool = False,
+                   device: torch.device | None = None) -> list[Step]:
+    """Per frame `<FRAME>` forced then h*w code steps; `</VIDEO>` forced after the last frame.
+    first_frame_open: the prompt already ends with the first frame's `<FRAME>`."""
+    codes = [code_mask(layout, device)] * (grid[0] * grid[1])
+    steps: list[Step] = []
+    for f in range(frames):
+        steps += ([] if f == 0 and first_frame_open else [layout.frame]) + codes
+    return [*steps, layout.video_close]
+
+
+def generate_images(
+    model: A2ANano, layout: TokenLayout, prompts: Sequence[Sequence[int]], grid: tuple[int, int] = (8, 8),
+    temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+    generator: torch.Generator | None = None, use_cache: bool = True,
+) -> torch.Tensor:
+    """One image per prompt (`<IMAGE>` appended if the prompt ends outside any block) -> codes int64
+    [B, h, w]: exactly h*w codes each, `</IMAGE>` forced after them (not returned)."""
+    sampling = SamplingConfig(temperature, top_k, top_p)
+    prompts = [with_opener(layout, p, "image", layout.image_open) for p in prompts]
+    for p in prompts:
+        if prompt_state(layout, p).codes:
+            raise ValueError("prompt ends inside an image block with codes already; end it right after <IMAGE>")
+    # </IMAGE> is forced and ends the block: no model step needs it, so it is left out of the loop.
+    schedule = image_schedule(layout, grid, model.tok_emb.weight.device)[:-1]
+    out = torch.empty(len(prompts), grid[0], grid[1], dtype=torch.long)
+    for _, rows in _groups(prompts).items():
+        new = run_schedule(model, _prompt_tensor(model, [prompts[r] for r in rows]), schedule, sampling,
+                           generator, use_cache=use_cache)
+        out[rows] = layout.to_codes(new).view(len(rows), *grid).cpu()
+    return out
+
+
+def generate_image(model: A2ANano, layout: TokenLayout, prompt_ids: Sequence[int], grid: tuple[int, int] = (8, 8),
+                   **kwargs: object) -> torch.Tensor:
+    """codes int64 [h, w] for one prompt (see generate_images)."""
+    return generate_images(model, layout, [prompt_ids], grid, **kwargs)[0]  # type: ignore[arg-type]
+
+
+def generate_video(
+    model: A2ANano, layout: TokenLayout, prompt_ids: Sequence[int], frames: int, grid: tuple[int, int] = (8, 8),
+    temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
+    generator: torch.Generator | None = None, use_cache: bool = True,
+) -> torch.Tensor:
+    """`frames` new frames -> codes int64 [frames, h, w]. The prompt either ends outside any block
+    (text2video: `<VIDEO>` is appended) or inside a video after whole frames (video2video: the new
+    frames continue it, optionally after its last `<FRAME>`)."""
+    sampling = SamplingConfig(temperature, top_k, top_p)
+    prompt = with_opener(layout, prompt_ids, "video", layout.video_open)
+    state = prompt_state(layout, prompt)
+    if state.codes not in (0, grid[0] * grid[1]):
+        raise ValueError(f"prompt ends inside a video frame after {state.codes} of {grid[0] * grid[1]} codes; "
+                         "give whole frames only")
+    first_frame_open = state.frame_open and state.codes == 0  # the prompt ends with <FRAME>
+    schedule = video_schedule(layout, frames, grid, first_frame_open, model.tok_emb.weight.device)[:-1]
+    new = run_schedule(model, _prompt_tensor(model, [prompt]), schedule, sampling, generator, use_cache=use_cache)[0]
+    codes = new[new != layout.frame]
+    return layout.to_codes(codes).view(frames, *grid).cpu()
+
+
+def _groups(prompts: Sequence[Sequence[int]]) -> dict[int, list[int]]:
+    """Prompt length -> indices of the prompts of that length (a batch needs equal lengths: no padding)."""
+    groups: dict[int, list[int]] = {}
+    for i, p in enumerate(prompts):
+        groups.setdefault(len(p), []).append(i)
+    return groups

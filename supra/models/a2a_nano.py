@@ -1,0 +1,235 @@
+"""Supra-A2A-Nano-Exp's GPT: one decoder over one stream of text ids, control tokens and VQ-VAE codes.
+
+SPEC.md section 2: 4 pre-norm blocks, d 256, 4 heads of 64, MLP 256 -> 1024 -> 256 with GELU, context
+384, fused QKV, causal SDPA, learned positions; text and codes share the embedding table and the
+output head's rows (one vocabulary, laid out by supra.models.a2a_layout.TokenLayout).
+
+Size. At the release vocabulary (50,520) the parts are:
+
+    token embedding   50,520 x 256            12,933,120
+    positions            384 x 256                98,304
+    4 blocks             4 x 789,760           3,159,040   (LN 512, QKV 197,376, proj 65,792, LN 512,
+                                                            fc1 263,168, fc2 262,400; with biases)
+    final LayerNorm                                   512
+    output head       50,520 x 256 (untied)   12,933,120
+    ------------------------------------------------------
+    untied head (tie_head=False, the default)  29,124,096  ~29.1M
+    tied head   (tie_head=True)                16,190,976  ~16.2M
+
+The card says ~29.7M, "most of it the 50k-row embedding and head": only an untied head comes near it,
+so untied is the default. The remaining ~0.58M (2%) is in no shape the card states: an output bias
+(+50,520) or dropping all biases (bias=False: -11,520, 29,112,576) moves it far less, and the VQ-VAE's
+0.22M the card counts separately. 0.58M would be ~2,250 more rows of 256 (e.g. a longer position
+table), which the card's context of 384 rules out; so we keep the shapes the card states and take its
+figure as rounded from a slightly different build.
+
+Not recoverable from the weights (SPEC): the head count and the activation, hence config fields with
+the card's defaults (4 heads, exact GELU). Read top to bottom: config, attention, MLP, block, model.
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from supra.models.kv_cache import KVCache
+
+ACTIVATIONS = {"gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "relu": nn.ReLU}
+
+
+@dataclass
+class A2AConfig:
+    vocab_size: int = 50_520  # the release's; a trained BPE makes it text_size + 7 + 256
+    context: int = 384
+    n_layers: int = 4
+    d_model: int = 256
+    n_heads: int = 4  # not recoverable from the weights; the card's default
+    d_mlp: int = 1024
+    activation: str = "gelu"  # exact GELU, the card's; also "gelu_tanh", "relu"
+    dropout: float = 0.0
+    tie_head: bool = False  # untied matches the card's ~29.7M (see the module docstring)
+    bias: bool = True  # biases in LayerNorms and linear layers of the blocks
+
+    def __post_init__(self) -> None:
+        if self.d_model % self.n_heads:
+            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+        if self.activation not in ACTIVATIONS:
+            raise ValueError(f"activation={self.activation!r} is unknown: choose one of {sorted(ACTIVATIONS)}")
+        if self.vocab_size < 1 or self.context < 1:
+            raise ValueError(f"vocab_size={self.vocab_size} and context={self.context} must be >= 1")
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class CausalSelfAttention(nn.Module):
+    def __init__(self, cfg: A2AConfig) -> None:
+        super().__init__()
+        self.n_heads = cfg.n_heads
+        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
+        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
+        self.dropout = cfg.dropout
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).split(C, dim=2)
+        q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in (q, k, v))
+        mask, causal = None, True
+        if cache is not None:
+            past = cache.length
+            k, v = cache.append(layer, k, v)
+            if past:
+                # New query i sees the past and new keys up to itself; one query sees everything.
+                causal = False
+                if T > 1:
+                    mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
+        dropout = self.dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class MLP(nn.Module):
+    def __init__(self, cfg: A2AConfig) -> None:
+        super().__init__()
+        self.fc1 = nn.Linear(cfg.d_model, cfg.d_mlp, bias=cfg.bias)
+        self.act = ACTIVATIONS[cfg.activation]()
+        self.fc2 = nn.Linear(cfg.d_mlp, cfg.d_model, bias=cfg.bias)
+        self.drop = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.drop(self.fc2(self.act(self.fc1(x))))
+
+
+class Block(nn.Module):
+    def __init__(self, cfg: A2AConfig) -> None:
+        super().__init__()
+        self.ln1 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+        self.attn = CausalSelfAttention(cfg)
+        self.ln2 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+        self.mlp = MLP(cfg)
+
+    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
+        x = x + self.attn(self.ln1(x), cache, layer)
+        return x + self.mlp(self.ln2(x))
+
+
+class A2ANano(nn.Module):
+    """idx int64 [B, T] (T <= context) -> next-token logits [B, T, vocab_size]."""
+
+    def __init__(self, config: A2AConfig | None = None) -> None:
+        super().__init__()
+        self.config = cfg = config or A2AConfig()
+        self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
+        self.pos_emb = nn.Embedding(cfg.context, cfg.d_model)
+        self.drop = nn.Dropout(cfg.dropout)
+        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.ln_f = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
+        self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+        if cfg.tie_head:
+            self.lm_head.weight = self.tok_emb.weight
+        self.apply(self._init_weights)
+        # GPT-2: residual projections scaled by 1/sqrt(2 * n_layers) so the residual stream stays O(1).
+        for name, p in self.named_parameters():
+            if name.endswith(("attn.proj.weight", "mlp.fc2.weight")):
+                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layers))
+
+    @classmethod
+    def from_kwargs(cls, **config: object) -> A2ANano:
+        """A2ANano(A2AConfig(**config)): for Hydra `_target_` and config.json."""
+        return cls(A2AConfig(**config))  # type: ignore[arg-type]
+
+    @staticmethod
+    def _init_weights(module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+            if module.bias is not None:
+                nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+
+    # -- sizes and optimiser ----------------------------------------------------------------------
+
+    def get_num_params(self, non_embedding: bool = False) -> int:
+        """Distinct parameters (a tied head counted once); non_embedding drops the token and position
+        tables (an untied head stays: it is compute, as nanoGPT counts it)."""
+        n = sum(p.numel() for p in self.parameters())
+        if non_embedding:
+            n -= self.tok_emb.weight.numel() + self.pos_emb.weight.numel()
+            if self.config.tie_head:
+                n += self.tok_emb.weight.numel()  # the tied table is also the head
+        return n
+
+    def optimizer_groups(self, weight_decay: float) -> list[dict]:
+        """2-D weights of linear layers decay; biases, norms and embeddings (hence a tied head) do not."""
+        no_decay_ids: set[int] = set()
+        for module in self.modules():
+            if isinstance(module, nn.Embedding | nn.LayerNorm):
+                no_decay_ids.update(id(p) for p in module.parameters(recurse=False))
+        decay, no_decay = [], []
+        for p in self.parameters():  # parameters() yields a tied weight once
+            (no_decay if id(p) in no_decay_ids or p.dim() < 2 else decay).append(p)
+        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+    def configure_optimizers(self, weight_decay: float, lr: float, betas: tuple[float, float] = (0.9, 0.95),
+                             device_type: str = "cpu") -> torch.optim.AdamW:
+        # The fused kernel is faster on CUDA; elsewhere the default (foreach) implementation.
+        fused = device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
+        return torch.optim.AdamW(self.optimizer_groups(weight_decay), lr=lr, betas=tuple(betas),
+                                 **({"fused": True} if fused else {}))
+
+    # -- forward ----------------------------------------------------------------------------------
+
+    def _embed(self, idx: torch.Tensor, start: int) -> torch.Tensor:
+        T = idx.shape[1]
+        if start + T > self.config.context:
+            raise ValueError(f"sequence of {start + T} tokens exceeds the context of {self.config.context}")
+        return self.drop(self.tok_emb(idx) + self.pos_emb.weight[start : start + T])
+
+    def _blocks(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
+        for layer, block in enumerate(self.blocks):
+            x = block(x, cache, layer)
+        if cache is not None:
+            cache.advance(x.shape[1])
+        return self.ln_f(x)
+
+    def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """idx int64 [B, T]; targets int64 [B, T] (ignore_index -100) or None.
+        Returns logits [B, T, vocab_size] and the mean cross-entropy over non-ignored targets (or None)."""
+        logits = self.lm_head(self._blocks(self._embed(idx, 0)))
+        loss = None
+        if targets is not None:
+            loss = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100)
+        return logits, loss
+
+    # -- incremental decoding (supra.models.a2a_generation) ----------------------------------------
+
+    def _head(self, h: torch.Tensor, rows: slice | None) -> torch.Tensor:
+        # Only the rows that may be sampled: an image step needs 256 of 50,520 (the head is most of the cost).
+        if rows is None:
+            return self.lm_head(h)
+        bias = self.lm_head.bias
+        return F.linear(h, self.lm_head.weight[rows], None if bias is None else bias[rows])
+
+    def next_logits(self, idx: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+        """idx int64 [B, T] -> logits [B, vocab_size] (or [B, len(rows)] of head rows `rows`) of the last
+        position, without a cache: the whole sequence is recomputed, but the head runs only where it is
+        read (nanoGPT's generate does the same)."""
+        return self._head(self._blocks(self._embed(idx, 0))[:, -1], rows)
+
+    def new_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
+        cfg, p = self.config, self.tok_emb.weight
+        return KVCache(n_layers=cfg.n_layers, batch_size=batch_size, n_heads=cfg.n_heads,
+                       max_len=max_len or cfg.context, head_dim=cfg.d_model // cfg.n_heads,
+                       device=p.device, dtype=p.dtype)
+
+    def forward_cached(self, idx: torch.Tensor, cache: KVCache, rows: slice | None = None) -> torch.Tensor:
+        """idx int64 [B, T] at positions cache.length.. -> logits [B, vocab_size] of the last one (or
+        [B, len(rows)]: head rows `rows` only). The keys and values of the T new positions join the
+        cache (T may be > 1 on a non-empty cache)."""
+        x = self._embed(idx, cache.length)
+        return self._head(self._blocks(x, cache)[:, -1], rows)

@@ -1,0 +1,309 @@
+"""The a2a_nano LightningModule (stage 2 of Supra-A2A-Nano): next-token training over mixed sequences,
+and evaluation that also generates: image2text captions (BLEU/METEOR/ROUGE_L/CIDEr, as the captioner),
+text2image pictures (prompt fidelity by the shapes judge), video next frames (PSNR against the truth).
+
+The stage-1 VQ-VAE (model.vqvae_ckpt) is frozen: no gradients, not in the optimizer, and kept in eval
+mode whatever Lightning switches (its EMA codebook only moves in train mode). It is saved in the
+checkpoint ("vqvae.*") so the file alone turns codes back into pixels.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+import torch.nn.functional as F
+from omegaconf import ListConfig
+from torch import nn
+from torchmetrics.image import PeakSignalNoiseRatio
+
+from supra.checkpoints import load_vqvae
+from supra.data.media_datamodule import to_uint8
+from supra.metrics.attr_acc import attribute_accuracy
+from supra.metrics.caption_scores import broadcast_from_rank_zero, gather_predictions, score_captions
+from supra.metrics.shape_fidelity import judge_images
+from supra.models.a2a_generation import (
+    SamplingConfig,
+    generate_images,
+    generate_texts,
+    run_schedule,
+    video_schedule,
+)
+from supra.utils.errors import SupraUserError
+
+CHECKPOINT_KIND = "supra.a2a"
+
+
+class A2ATask(L.LightningModule):
+    """Trains `net` (A2ANano, or a factory taking vocab_size: Hydra `_partial_: true`, built at setup
+    once the vocabulary is known) on batches of an A2AMixtureDataModule.
+
+    optimizer / scheduler are factories (Hydra `_partial_: true`), as in the other tasks.
+    generation: sampling of validation/test (text_temperature, image_temperature, image_top_k,
+    video_temperature, max_caption_tokens, seed). `vqvae` (an nn.Module) replaces loading vqvae_ckpt.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module | Callable[..., nn.Module],
+        optimizer: Callable[..., torch.optim.Optimizer] | None,
+        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        vqvae_ckpt: str | None = None,
+        text_tokenizer: str | None = None,
+        weight_decay: float = 0.1,
+        generation: dict[str, Any] | None = None,
+        val_metrics: Sequence[str] = ("Bleu", "ROUGE_L", "CIDEr"),
+        test_metrics: Sequence[str] = ("Bleu", "METEOR", "ROUGE_L", "CIDEr"),
+        vqvae: nn.Module | None = None,
+    ) -> None:
+        super().__init__()
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "vqvae"], logger=False)
+        if vqvae is None:
+            if not vqvae_ckpt:
+                raise SupraUserError("model.vqvae_ckpt is not set: give the stage-1 VQ-VAE checkpoint, e.g. "
+                                     "model.vqvae_ckpt=logs/train/runs/<run>/checkpoints/best.ckpt "
+                                     "(from `python train.py experiment=vqvae_shapes`)")
+            if not Path(vqvae_ckpt).is_file():
+                raise SupraUserError(f"model.vqvae_ckpt={vqvae_ckpt} does not exist: give a VQ-VAE checkpoint "
+                                     "written by `python train.py experiment=vqvae_shapes`")
+            vqvae, _ = load_vqvae(vqvae_ckpt)
+        self.vqvae = vqvae.eval()
+        self.vqvae.requires_grad_(False)
+        self.net: nn.Module | None = net if isinstance(net, nn.Module) else None
+        self.net_factory = None if isinstance(net, nn.Module) else net
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.generation = {"text_temperature": 0.0, "image_temperature": 1.0, "image_top_k": None,
+                           "video_temperature": 0.0, "max_caption_tokens": 32, "seed": 0, **(generation or {})}
+        self.vocab = None
+        self.run_config: dict | None = None  # the composed run config, stored in checkpoints by train.py
+        self.psnr = nn.ModuleDict({s: PeakSignalNoiseRatio(data_range=1.0) for s in ("val", "test")})
+        self.psnr_copy = nn.ModuleDict({s: PeakSignalNoiseRatio(data_range=1.0) for s in ("val", "test")})
+        self._reset_epoch()
+        self.test_results: dict[str, Any] = {}
+
+    # -- set-up -----------------------------------------------------------------------------------
+
+    def setup(self, stage: str) -> None:
+        self.vocab = self.trainer.datamodule.vocab
+        layout = self.vocab.layout
+        num_codes = self.vqvae.config.num_codes
+        if num_codes != layout.num_codes:
+            raise SupraUserError(
+                f"the VQ-VAE (model.vqvae_ckpt={self.hparams.vqvae_ckpt}) has a codebook of {num_codes} codes but the "
+                f"GPT's vocabulary has {layout.num_codes} visual codes: use the VQ-VAE the vocabulary was built for")
+        if self.net is None:
+            self.net = self.net_factory(vocab_size=layout.vocab_size)
+        if self.net.config.vocab_size != layout.vocab_size:
+            raise SupraUserError(f"the GPT has {self.net.config.vocab_size} token ids but the vocabulary "
+                                 f"{layout.vocab_size}: use the vocabulary saved with the model")
+        if self.trainer.datamodule.context > self.net.config.context:
+            raise SupraUserError(f"data.context={self.trainer.datamodule.context} is longer than the GPT's context "
+                                 f"{self.net.config.context} (model.net.context)")
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        # Only the GPT: the VQ-VAE is frozen and never reaches the optimizer.
+        optimizer = self.optimizer_factory(self.net.optimizer_groups(self.hparams.weight_decay))
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def train(self, mode: bool = True) -> A2ATask:
+        super().train(mode)
+        self.vqvae.eval()  # frozen: Lightning's train() must not switch it (EMA codebook updates)
+        return self
+
+    def on_train_epoch_start(self) -> None:
+        self.vqvae.eval()
+
+    # -- the loss ---------------------------------------------------------------------------------
+
+    def _losses(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Mean next-token loss over every target position, and the same per task of the rows."""
+        logits, _ = self.net(batch["ids"])
+        targets = batch["targets"]
+        token_losses = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
+                                       reduction="none").view(targets.shape)
+        counts = (targets != -100).sum(1)
+        loss = token_losses.sum() / counts.sum().clamp(min=1)
+        per_task = {}
+        tasks = batch["tasks"]
+        for task in sorted(set(tasks)):
+            rows = torch.tensor([t == task for t in tasks], device=targets.device)
+            per_task[task] = token_losses[rows].sum() / counts[rows].sum().clamp(min=1)
+        return loss, per_task
+
+    def training_step(self, batch: dict[str, Any], batch_idx: int) -> torch.Tensor:
+        loss, per_task = self._losses(batch)
+        self.log("train/loss", loss, prog_bar=True, batch_size=len(batch["tasks"]))
+        for task, value in per_task.items():
+            self.log(f"train/loss_{task}", value, batch_size=len(batch["tasks"]))
+        return loss
+
+    # -- generation (also used by the sample grids) -------------------------------------------------
+
+    def _generator(self, offset: int = 0) -> torch.Generator:
+        generator = torch.Generator(device=self.device)
+        generator.manual_seed(int(self.generation["seed"]) + 1000 * self.global_rank + offset)
+        return generator
+
+    @torch.no_grad()
+    def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
+        """codes [..., h, w] -> uint8 pictures [..., 3, 8h, 8w] through the frozen VQ-VAE."""
+        flat = codes.reshape(-1, *codes.shape[-2:]).to(self.device)
+        images = to_uint8(self.vqvae.decode(flat)).cpu()
+        return images.view(*codes.shape[:-2], *images.shape[1:])
+
+    @torch.no_grad()
+    def images_for(self, prompts: list[list[int]], grid: tuple[int, int], generator: torch.Generator | None = None) -> torch.Tensor:
+        """Prompt ids (ending with <IMAGE>) -> codes int64 [B, h, w]."""
+        g = self.generation
+        return generate_images(self.net, self.vocab.layout, prompts, grid, temperature=g["image_temperature"],
+                               top_k=g["image_top_k"], generator=generator)
+
+    @torch.no_grad()
+    def captions_for(self, prompts: list[list[int]], generator: torch.Generator | None = None) -> list[str]:
+        """Prompt ids (an image block, then <TEXT>) -> captions."""
+        g = self.generation
+        ids = generate_texts(self.net, self.vocab.layout, prompts, g["max_caption_tokens"],
+                             temperature=g["text_temperature"], generator=generator)
+        return [self.vocab.decode_text(row).strip() for row in ids]
+
+    @torch.no_grad()
+    def frames_for(self, prompts: list[list[int]], frames: int, grid: tuple[int, int], first_frame_open: bool,
+                   temperature: float | None = None, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Prompts ending inside a video block (after <VIDEO>, or after whole frames and the next <FRAME>
+        when first_frame_open) -> `frames` new frames' codes int64 [B, F, h, w]. Prompts run in groups
+        of equal length."""
+        layout = self.vocab.layout
+        temperature = self.generation["video_temperature"] if temperature is None else temperature
+        schedule = video_schedule(layout, frames, grid, first_frame_open, self.device)[:-1]
+        out = torch.empty(len(prompts), frames, *grid, dtype=torch.long)
+        groups: dict[int, list[int]] = {}
+        for i, p in enumerate(prompts):
+            groups.setdefault(len(p), []).append(i)
+        for rows in groups.values():
+            ids = torch.tensor([prompts[r] for r in rows], device=self.device)
+            new = run_schedule(self.net, ids, schedule, SamplingConfig(temperature), generator)
+            codes = new[new != layout.frame].view(len(rows), frames * grid[0] * grid[1])
+            out[rows] = layout.to_codes(codes).view(len(rows), frames, *grid).cpu()
+        return out
+
+    # -- evaluation -------------------------------------------------------------------------------
+
+    def _reset_epoch(self) -> None:
+        self._captions: dict[str, str] = {}
+        self._references: dict[str, list[str]] = {}
+        self._objects: dict[str, list[tuple[str, str]]] = {}
+        self._fidelity: dict[str, tuple[float, float, float]] = {}  # item key -> (exact, colours, ceiling)
+
+    def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
+        task, n = batch["task"], len(batch["tasks"])
+        loss, per_task = self._losses(batch)
+        self.log(f"{stage}/loss", loss, batch_size=n, sync_dist=True)
+        self.log(f"{stage}/loss_{task}", per_task[task], batch_size=n, sync_dist=True)
+        if self.trainer.sanity_checking:
+            return  # an untrained model's samples: not worth generating
+        prompts = [row[:length].tolist() for row, length in zip(batch["ids"].cpu(), batch["prompt_lengths"].tolist(), strict=True)]
+        if task == "text2image":
+            self._score_images(batch, prompts)
+        elif task == "image2text":
+            captions = self.captions_for(prompts, self._generator(len(self._captions)))
+            for key, caption, refs, objects in zip(batch["keys"], captions, batch["references"], batch["objects"], strict=True):
+                self._captions[key], self._references[key] = caption, refs
+                if objects is not None:
+                    self._objects[key] = objects
+        elif task == "video":
+            self._score_video(batch, prompts, stage)
+
+    def _score_images(self, batch: dict[str, Any], prompts: list[list[int]]) -> None:
+        known = [i for i, objects in enumerate(batch["objects"]) if objects is not None]
+        if not known:
+            return
+        grid = tuple(batch["codes"].shape[-2:])
+        codes = self.images_for([prompts[i] for i in known], grid, self._generator(len(self._fidelity)))
+        judged = judge_images(self.decode_codes(codes))
+        ceiling = judge_images(self.decode_codes(batch["codes"][known]))  # the true codes, decoded
+        for j, i in enumerate(known):
+            wanted = Counter(tuple(o) for o in batch["objects"][i])
+            colours = Counter(c for c, _ in wanted.elements())
+            self._fidelity[batch["keys"][i]] = (
+                float(judged[j] == wanted), float(Counter(c for c, _ in judged[j].elements()) == colours),
+                float(ceiling[j] == wanted))
+
+    def _score_video(self, batch: dict[str, Any], prompts: list[list[int]], stage: str) -> None:
+        if "pixels" not in batch:
+            return
+        codes = batch["codes"]  # [B, T, h, w]
+        layout = self.vocab.layout
+        given = sum(1 for t in prompts[0] if t == layout.frame) - 1  # the prompt ends with the next <FRAME>
+        frames = codes.shape[1] - given
+        predicted = self.frames_for(prompts, frames, tuple(codes.shape[-2:]), first_frame_open=True)
+        pictures = self.decode_codes(predicted).float() / 255  # [B, F, 3, S, S]
+        truth = batch["pixels"][:, given:].float().cpu() / 255
+        last_given = batch["pixels"][:, given - 1 : given].float().cpu() / 255
+        self.psnr[stage].update(pictures.flatten(0, 1).to(self.device), truth.flatten(0, 1).to(self.device))
+        self.psnr_copy[stage].update(last_given.expand_as(truth).flatten(0, 1).to(self.device), truth.flatten(0, 1).to(self.device))
+
+    def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: dict[str, Any], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def on_validation_epoch_start(self) -> None:
+        self._reset_epoch()
+
+    on_test_epoch_start = on_validation_epoch_start
+
+    def _score_epoch(self, stage: str, metrics: Sequence[str]) -> dict[str, float]:
+        scores: dict[str, float] = {}
+        captions = gather_predictions(self._captions)
+        references = gather_predictions(self._references)
+        objects = gather_predictions(self._objects)
+        if captions and self.trainer.is_global_zero:
+            scores.update(score_captions(captions, references, metrics))
+            if objects:
+                scores["image2text_attr_acc"] = attribute_accuracy(captions, {k: objects[k] for k in captions if k in objects})
+        scores = broadcast_from_rank_zero(scores)
+        fidelity = gather_predictions(self._fidelity)
+        if fidelity:
+            exact, colours, ceiling = (sum(v[k] for v in fidelity.values()) / len(fidelity) for k in range(3))
+            scores["text2image_fidelity"], scores["text2image_colour_fidelity"] = exact, colours
+            # the judge on VQ-VAE reconstructions of the true images: what a perfect GPT could reach
+            scores["text2image_fidelity_ceiling"] = ceiling
+        if self.psnr[stage].update_count:
+            scores["video_psnr"] = float(self.psnr[stage].compute())
+            scores["video_psnr_copy_baseline"] = float(self.psnr_copy[stage].compute())
+        self.psnr[stage].reset()
+        self.psnr_copy[stage].reset()
+        for name, value in scores.items():
+            self.log(f"{stage}/{name}", value, prog_bar=name in ("CIDEr", "text2image_fidelity"), sync_dist=True)
+        self._captions = captions
+        return scores
+
+    def on_validation_epoch_end(self) -> None:
+        if self.trainer.sanity_checking:
+            return
+        self._score_epoch("val", self.hparams.val_metrics)
+
+    def on_test_epoch_end(self) -> None:
+        split = self.trainer.datamodule.split
+        scores = self._score_epoch("test", self.hparams.test_metrics)
+        self.test_results = {"split": split, "scores": scores, "predictions": dict(sorted(self._captions.items()))}
+
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Enough to rebuild GPT, VQ-VAE and vocabulary with nothing but the file (evaluate.py, generate).
+        checkpoint["supra"] = {
+            "kind": CHECKPOINT_KIND,
+            "run_config": self.run_config,
+            "a2a_vocab": self.vocab.to_json() if self.vocab else None,
+            "net_config": self.net.config.to_dict() if self.net is not None else None,
+            "vqvae_config": {k: list(v) if isinstance(v, tuple | list | ListConfig) else v for k, v in vars(self.vqvae.config).items()},
+        }

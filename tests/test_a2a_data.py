@@ -1,0 +1,216 @@
+"""a2a_nano's data: sequences per task and their length limit, the task mixture and its weights, the
+VQ-VAE code cache (built once, reused, never needed per step) and the vocabulary trained at setup."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import pytest
+import torch
+
+from supra.data.a2a_mixture import A2AMixtureDataModule
+from supra.data.a2a_sequences import build_sequence, frames_table, frames_that_fit, prompt_length
+from supra.data.media_datamodule import to_unit_range
+from supra.data.shapes_images import ShapesImagesDataModule
+from supra.models.a2a_layout import TokenLayout
+from supra.models.vqvae import VQVAE
+from supra.utils.errors import SupraUserError
+
+LAYOUT = TokenLayout(text_size=10, num_codes=256)
+T, TE, IM, IE, V, VE, F = range(10, 17)  # the control ids after 10 text ids
+C = 17  # the first code id
+
+
+def write_vqvae_checkpoint(path: Path, num_codes: int = 256, seed: int = 0) -> Path:
+    """A random VQ-VAE saved in the exact format train.py writes for experiment=vqvae_shapes."""
+    torch.manual_seed(seed)
+    net_cfg = {"_target_": "supra.models.vqvae.VQVAE", "num_codes": num_codes, "code_dim": 64, "hidden": [32, 64]}
+    net = VQVAE(**{k: v for k, v in net_cfg.items() if k != "_target_"})
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+                "supra": {"kind": "supra.vqvae", "run_config": {"model": {"net": net_cfg}}}}, path)
+    return path
+
+
+def source_configs(num_train: int = 24, clips: int = 8, frames: int = 3) -> dict:
+    return {
+        "shapes": {"_target_": "supra.data.shapes_images.ShapesImagesDataModule", "num_train": num_train,
+                   "num_val": 6, "num_test": 6, "image_size": 64},
+        "shapes_video": {"_target_": "supra.data.shapes_video.ShapesVideoDataModule", "num_train": clips,
+                         "num_val": 4, "num_test": 4, "frames": frames, "image_size": 64},
+    }
+
+
+def mixture(tmp_path: Path, vqvae_ckpt: Path | None, **overrides) -> A2AMixtureDataModule:
+    kwargs = {"sources": source_configs(), "tasks": {"text": 1, "text2image": 1, "image2text": 1, "video": 1, "text2video": 1},
+              "vqvae_ckpt": str(vqvae_ckpt) if vqvae_ckpt else None, "cache_dir": str(tmp_path / "cache"),
+              "batch_size": 8, "eval_batch_size": 5, "text_vocab_size": 300, **overrides}
+    return A2AMixtureDataModule(**kwargs)
+
+
+@pytest.fixture(scope="module")
+def vqvae_ckpt(tmp_path_factory) -> Path:
+    return write_vqvae_checkpoint(tmp_path_factory.mktemp("vq") / "vqvae.ckpt")
+
+
+@pytest.fixture(scope="module")
+def ready(tmp_path_factory, vqvae_ckpt) -> A2AMixtureDataModule:
+    datamodule = mixture(tmp_path_factory.mktemp("mix"), vqvae_ckpt)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    return datamodule
+
+
+# -- sequences --------------------------------------------------------------------------------------
+
+def test_each_task_lays_out_its_sequence_as_the_card_says():
+    codes = torch.arange(4).view(2, 2)
+    clip = torch.arange(8).view(2, 2, 2)
+    caption = [3, 4]
+    assert build_sequence("text", LAYOUT, caption) == [T, 3, 4, TE]
+    assert build_sequence("text2image", LAYOUT, caption, codes) == [T, 3, 4, TE, IM, C, C + 1, C + 2, C + 3, IE]
+    assert build_sequence("image2text", LAYOUT, caption, codes) == [IM, C, C + 1, C + 2, C + 3, IE, T, 3, 4, TE]
+    assert build_sequence("video", LAYOUT, None, clip) == [V, F, C, C + 1, C + 2, C + 3, F, C + 4, C + 5, C + 6, C + 7, VE]
+    assert build_sequence("text2video", LAYOUT, caption, clip)[:5] == [T, 3, 4, TE, V]
+
+
+def test_prompts_end_where_generation_starts():
+    seq = build_sequence("text2image", LAYOUT, [3, 4], torch.zeros(2, 2, dtype=torch.long))
+    assert seq[: prompt_length("text2image", seq, LAYOUT)] == [T, 3, 4, TE, IM]
+    seq = build_sequence("image2text", LAYOUT, [3], torch.zeros(2, 2, dtype=torch.long))
+    assert seq[: prompt_length("image2text", seq, LAYOUT)][-2:] == [IE, T]
+    seq = build_sequence("video", LAYOUT, None, torch.zeros(3, 2, 2, dtype=torch.long))
+    assert seq[: prompt_length("video", seq, LAYOUT, given_frames=1)] == [V, F, C, C, C, C, F]
+
+
+def test_a_sequence_longer_than_the_context_is_refused_naming_the_sample():
+    five = torch.zeros(5, 8, 8, dtype=torch.long)
+    assert len(build_sequence("video", LAYOUT, None, five)) == 327  # 5 frames of 64 codes fit in 384
+    with pytest.raises(SupraUserError, match=r"clip_7: its video sequence is 392 tokens, 8 over the context of 384"):
+        build_sequence("video", LAYOUT, None, torch.zeros(6, 8, 8, dtype=torch.long), name="clip_7")
+    with pytest.raises(SupraUserError, match="cat.png: its text2image sequence is 386 tokens, 2 over"):
+        build_sequence("text2image", LAYOUT, [1] * 318, torch.zeros(8, 8, dtype=torch.long), name="cat.png")
+
+
+def test_frames_that_fit_per_image_size():
+    assert frames_table() == {32: 22, 64: 5, 128: 1, 256: 0}
+    assert frames_that_fit(64, prefix=14) == 5 and frames_that_fit(64, prefix=60) == 4  # a caption before the clip
+    assert 2 + 4 * 65 <= 384  # the card's --frames 4 at 64x64
+    with pytest.raises(SupraUserError, match="multiple of 8"):
+        frames_that_fit(60)
+
+
+# -- the mixture --------------------------------------------------------------------------------------
+
+def test_batches_are_padded_ids_and_next_token_targets_with_a_task_per_row(ready):
+    batch = next(iter(ready.train_dataloader()))
+    ids, targets = batch["ids"], batch["targets"]
+    assert ids.shape == targets.shape and ids.dtype == torch.long and len(batch["tasks"]) == 8
+    real = targets != -100
+    assert torch.equal(ids[:, 1:][real[:, :-1]], targets[:, :-1][real[:, :-1]])  # targets are the next ids
+    lengths = real.sum(1)
+    for row, length in enumerate(lengths.tolist()):
+        assert not real[row, length:].any()  # -100 only after the sequence's end
+    assert set(batch["tasks"]) == {batch["task"]}  # by_task batching: one task per batch
+
+
+def test_tasks_are_drawn_by_their_weights_and_a_zero_weight_is_never_drawn(tmp_path, vqvae_ckpt, ready):
+    weighted = mixture(tmp_path, vqvae_ckpt, tasks={"text2image": 3, "image2text": 1, "video": 0},
+                       batches_per_epoch=400, batch_size=2, cache_dir=ready.cache_dir)
+    weighted.setup("fit")
+    counts = Counter(b["task"] for b in weighted.train_dataset())
+    assert set(counts) == {"text2image", "image2text"}
+    assert abs(counts["text2image"] / 400 - 0.75) < 0.07
+    rows = mixture(tmp_path, vqvae_ckpt, tasks={"text": 1, "video": 1}, batching="mixed", batches_per_epoch=50,
+                   batch_size=8, cache_dir=ready.cache_dir)
+    rows.setup("fit")
+    row_counts = Counter(t for b in rows.train_dataset() for t in b["tasks"])
+    assert abs(row_counts["text"] / 400 - 0.5) < 0.1 and set(row_counts) == {"text", "video"}
+
+
+def test_codes_are_the_vqvaes_and_the_cache_is_built_once_and_reused(tmp_path, vqvae_ckpt, ready):
+    assert ready.cache_builds == 2  # one folder per source
+    folders = sorted(p for p in ready.cache_dir.iterdir() if p.is_dir())
+    assert [p.name.split("-")[0] for p in folders] == ["shapes", "shapes_video"]
+    meta_times = [(p / "meta.json").stat().st_mtime_ns for p in folders]
+    again = mixture(tmp_path, vqvae_ckpt, cache_dir=ready.cache_dir)
+    again.prepare_data()
+    again.setup("fit")
+    assert again.cache_builds == 0 and [(p / "meta.json").stat().st_mtime_ns for p in folders] == meta_times
+    shapes = again.data["train"][0]
+    net = VQVAE(num_codes=256, code_dim=64, hidden=(32, 64))
+    net.load_state_dict({k.removeprefix("net."): v for k, v in torch.load(vqvae_ckpt)["state_dict"].items()})
+    pixels = ShapesImagesDataModule(num_train=24, num_val=6, num_test=6).items("train").pixels
+    assert torch.equal(shapes.codes, net.eval().encode(to_unit_range(pixels)))
+    assert shapes.objects is not None and len(shapes.objects) == 24  # the scenes' truth, for the judge
+    # another config of one source is another key for it alone: one new folder, the others reused
+    other = mixture(tmp_path, vqvae_ckpt, sources=source_configs(num_train=30), cache_dir=ready.cache_dir)
+    other.setup("fit")
+    assert other.cache_builds == 1 and len([p for p in ready.cache_dir.iterdir() if p.is_dir()]) == 3
+    # and another VQ-VAE is another key for every source
+    retrained = mixture(tmp_path, write_vqvae_checkpoint(tmp_path / "other.ckpt", seed=1), cache_dir=ready.cache_dir)
+    retrained.setup("fit")
+    assert retrained.cache_builds == 2
+
+
+def test_training_batches_never_touch_the_vqvae(ready):
+    vqvae, ckpt = ready.vqvae, ready.vqvae_ckpt
+    ready.vqvae, ready.vqvae_ckpt = None, "/nonexistent/vqvae.ckpt"  # any use of it would now fail
+    try:
+        batches = list(ready.train_dataset())
+        assert len(batches) == math.ceil((24 + 8) / 8) and all(b["ids"].shape[0] == 8 for b in batches)
+        assert ready.eval_batches("val")
+    finally:
+        ready.vqvae, ready.vqvae_ckpt = vqvae, ckpt
+
+
+def test_the_vocabulary_is_trained_on_train_captions_once_and_cached(tmp_path, vqvae_ckpt, ready):
+    layout = ready.vocab.layout
+    assert layout.num_codes == 256 and layout.vocab_size == layout.text_size + 7 + 256
+    assert list(ready.cache_dir.glob("a2a_vocab_*.json"))
+    again = mixture(tmp_path, vqvae_ckpt, cache_dir=ready.cache_dir, vocab_path=str(tmp_path / "run" / "a2a_vocab.json"))
+    again.setup("fit")
+    assert again.vocab.to_json() == ready.vocab.to_json() and (tmp_path / "run" / "a2a_vocab.json").is_file()
+    caption = ready.data["train"][0].captions[0][0]
+    assert ready.vocab.decode_text(ready.vocab.encode_text(caption)) == caption
+
+
+def test_evaluation_batches_carry_prompts_references_objects_and_truth(ready):
+    batches = {b["task"]: b for b in ready.eval_batches("val")}
+    assert set(batches) == {"text", "text2image", "image2text", "video", "text2video"}
+    t2i = batches["text2image"]
+    first = t2i["ids"][0, : t2i["prompt_lengths"][0]].tolist()
+    assert first[-1] == ready.layout.image_open and first[0] == ready.layout.text_open
+    assert len(t2i["references"][0]) == 5 and t2i["objects"][0] and t2i["codes"].shape[1:] == (8, 8)
+    video = batches["video"]
+    assert video["pixels"].shape == (4, 3, 3, 64, 64) and video["pixels"].dtype == torch.uint8
+
+
+def test_a_clip_too_long_for_the_context_is_refused_at_setup_naming_it(tmp_path, vqvae_ckpt, ready):
+    datamodule = mixture(tmp_path, vqvae_ckpt, sources=source_configs(frames=6), cache_dir=ready.cache_dir)
+    with pytest.raises(SupraUserError, match=r"shapes_video train item train_00000.*video sequence is 392 tokens, 8 over"):
+        datamodule.setup("fit")
+
+
+def test_a_vqvae_whose_codebook_disagrees_with_the_vocabulary_is_refused_in_one_line(tmp_path):
+    small = write_vqvae_checkpoint(tmp_path / "vq64.ckpt", num_codes=64)
+    with pytest.raises(SupraUserError, match="has a codebook of 64 codes but the GPT's vocabulary has 256") as err:
+        mixture(tmp_path, small).setup("fit")
+    assert "\n" not in str(err.value)
+
+
+def test_a_missing_vqvae_checkpoint_is_named(tmp_path):
+    with pytest.raises(SupraUserError, match="model.vqvae_ckpt is not set"):
+        mixture(tmp_path, None).setup("fit")
+    with pytest.raises(SupraUserError, match="model.vqvae_ckpt=/no/such.ckpt does not exist"):
+        A2AMixtureDataModule(sources=source_configs(), tasks={"text": 1}, vqvae_ckpt="/no/such.ckpt").setup("fit")
+
+
+def test_bad_mixture_settings_are_refused_in_one_line(vqvae_ckpt):
+    with pytest.raises(SupraUserError, match="unknown a2a task"):
+        A2AMixtureDataModule(sources=source_configs(), tasks={"image2image": 1})
+    with pytest.raises(SupraUserError, match="every weight is 0"):
+        A2AMixtureDataModule(sources=source_configs(), tasks={"text": 0})
+    with pytest.raises(SupraUserError, match="data.tasks.video=-1"):
+        A2AMixtureDataModule(sources=source_configs(), tasks={"video": -1})

@@ -1,0 +1,163 @@
+"""Sampling from A2ANano: modality constraints hold whatever the logits, the KV cache changes nothing,
+top-k/top-p/temperature behave, and a seed fixes the output."""
+
+import pytest
+import torch
+
+from supra.models.a2a_generation import (
+    PromptState,
+    SamplingConfig,
+    generate_image,
+    generate_images,
+    generate_text,
+    generate_texts,
+    generate_video,
+    prompt_state,
+    run_schedule,
+    sample_next,
+    video_schedule,
+)
+from supra.models.a2a_layout import TokenLayout
+from supra.models.a2a_nano import A2AConfig, A2ANano
+
+LAYOUT = TokenLayout(text_size=40, num_codes=16)  # 63 ids: 0-39 text, 40-46 control, 47-62 codes
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: a second thread only adds hand-off cost, and on busy shared cores far more."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def random_model(seed: int, bias_scale: float = 8.0) -> A2ANano:
+    """An untrained GPT whose head adds large random per-token offsets: random, spiky logits that often
+    prefer tokens of the wrong modality."""
+    torch.manual_seed(seed)
+    model = A2ANano(A2AConfig(vocab_size=LAYOUT.vocab_size, context=160, n_layers=1, d_model=16, n_heads=2,
+                              d_mlp=32)).eval()
+    model.lm_head.bias = torch.nn.Parameter(torch.randn(LAYOUT.vocab_size) * bias_scale)
+    return model
+
+
+def random_prompt(gen: torch.Generator) -> list[int]:
+    """Random text, optionally a whole image before it, ending outside any block or after an opener."""
+    words = torch.randint(0, LAYOUT.text_size, (int(torch.randint(0, 6, (1,), generator=gen)),), generator=gen)
+    prompt = [LAYOUT.text_open, *words.tolist(), LAYOUT.text_close]
+    if torch.rand(1, generator=gen) < 0.5:
+        prompt = LAYOUT.image_block(torch.randint(0, 16, (2, 2), generator=gen)) + prompt
+    return prompt
+
+
+def test_sample_next_never_draws_outside_the_allowed_set_for_random_logits():
+    for seed in range(200):
+        gen = torch.Generator().manual_seed(seed)
+        logits = torch.randn(4, LAYOUT.vocab_size, generator=gen) * 20
+        allowed = torch.rand(4, LAYOUT.vocab_size, generator=gen) < 0.1
+        allowed[:, int(torch.randint(0, LAYOUT.vocab_size, (1,), generator=gen))] = True
+        top_k = [None, 1, 5][seed % 3]
+        top_p = [None, 0.5, 0.99][seed % 3]
+        tok = sample_next(logits, temperature=[0.0, 0.7, 2.0][seed % 3], top_k=top_k, top_p=top_p, generator=gen,
+                          allowed=allowed)
+        assert allowed[torch.arange(4), tok].all(), seed
+
+
+def test_constrained_decoding_never_emits_a_wrong_modality_token():
+    for seed in range(40):
+        model, gen = random_model(seed), torch.Generator().manual_seed(seed)
+        prompts = [random_prompt(gen) for _ in range(3)]
+        for text in generate_texts(model, LAYOUT, prompts, max_new_tokens=12, temperature=2.0, generator=gen):
+            assert all(0 <= t < LAYOUT.text_size for t in text), (seed, text)
+        codes = generate_images(model, LAYOUT, prompts, grid=(4, 4), temperature=2.0, generator=gen)
+        assert codes.shape == (3, 4, 4) and codes.min() >= 0 and codes.max() < 16
+        # The video's raw stream: <FRAME> then 4 codes, twice, then </VIDEO>, and nothing else.
+        raw = run_schedule(model, torch.tensor([[*prompts[0], LAYOUT.video_open]]),
+                           video_schedule(LAYOUT, 2, (2, 2)), SamplingConfig(temperature=2.0), gen)[0].tolist()
+        assert [t == LAYOUT.frame for t in raw] == [True, False, False, False, False] * 2 + [False]
+        assert raw[-1] == LAYOUT.video_close
+        assert all(LAYOUT.code_offset <= t for i, t in enumerate(raw[:-1]) if i % 5)
+
+
+def test_text_stops_at_its_close_and_an_image_is_exactly_one_grid_even_against_the_odds():
+    model = random_model(0)
+    with torch.no_grad():
+        model.lm_head.bias[LAYOUT.text_close] = 50.0  # the model wants to close the text at once
+        model.lm_head.bias[LAYOUT.image_close] = 50.0  # ... and to close the image at once
+    assert generate_text(model, LAYOUT, [LAYOUT.text_open], max_new_tokens=10) == []
+    codes = generate_image(model, LAYOUT, [LAYOUT.text_open, 3, LAYOUT.text_close], grid=(3, 5))
+    assert codes.shape == (3, 5)
+
+
+def test_video_continues_after_whole_prompt_frames():
+    model, gen = random_model(1), torch.Generator().manual_seed(1)
+    given = LAYOUT.video_block(torch.randint(0, 16, (2, 2, 2)))[:-1]  # two frames, video still open
+    assert prompt_state(LAYOUT, given) == PromptState("video", codes=4, frames=1, frame_open=True)
+    new = generate_video(model, LAYOUT, given, frames=2, grid=(2, 2), generator=gen)
+    assert new.shape == (2, 2, 2)
+    with pytest.raises(ValueError, match="after 3 of 4 codes"):
+        generate_video(model, LAYOUT, given[:-1], frames=1, grid=(2, 2))
+
+
+@pytest.mark.parametrize("mode", ["text", "image", "video"])
+def test_kv_cache_sampling_equals_recompute_sampling_under_a_fixed_seed(mode):
+    model = random_model(3, bias_scale=1.0)
+    prompt = [LAYOUT.text_open, 5, 6, LAYOUT.text_close]
+    outputs = []
+    for use_cache in (True, False):
+        gen = torch.Generator().manual_seed(7)
+        if mode == "text":
+            outputs.append(generate_text(model, LAYOUT, [LAYOUT.text_open, 5], 30, generator=gen, use_cache=use_cache))
+        elif mode == "image":
+            outputs.append(generate_image(model, LAYOUT, prompt, (4, 4), generator=gen, use_cache=use_cache).tolist())
+        else:
+            outputs.append(generate_video(model, LAYOUT, prompt, 3, (3, 3), generator=gen, use_cache=use_cache).tolist())
+    assert outputs[0] == outputs[1]
+    assert len(str(outputs[0])) > 10
+
+
+def test_same_seed_same_output_and_another_seed_another():
+    model = random_model(4, bias_scale=1.0)
+    runs = [generate_image(model, LAYOUT, [LAYOUT.text_open, 1, LAYOUT.text_close], (4, 4),
+                           generator=torch.Generator().manual_seed(s)) for s in (0, 0, 1)]
+    assert torch.equal(runs[0], runs[1]) and not torch.equal(runs[0], runs[2])
+
+
+def test_top_k_1_and_tiny_top_p_are_greedy_and_top_k_keeps_the_k_best_allowed():
+    gen = torch.Generator().manual_seed(0)
+    logits = torch.randn(64, LAYOUT.vocab_size, generator=gen)
+    greedy = sample_next(logits, temperature=0.0)
+    assert torch.equal(sample_next(logits, 1.0, top_k=1, generator=gen), greedy)
+    assert torch.equal(sample_next(logits, 1.0, top_p=1e-6, generator=gen), greedy)
+    allowed = torch.zeros(LAYOUT.vocab_size, dtype=torch.bool)
+    allowed[LAYOUT.code_offset :] = True
+    best3 = logits.masked_fill(~allowed, float("-inf")).topk(3).indices
+    for _ in range(20):
+        tok = sample_next(logits, 5.0, top_k=3, generator=gen, allowed=allowed)
+        assert (tok[:, None] == best3).any(1).all()
+
+
+def test_top_p_keeps_the_smallest_set_reaching_p_and_temperature_sharpens():
+    logits = torch.log(torch.tensor([[0.5, 0.3, 0.15, 0.05]]))
+    gen = torch.Generator().manual_seed(0)
+    draws = torch.stack([sample_next(logits, 1.0, top_p=0.7, generator=gen) for _ in range(400)])
+    assert set(draws.flatten().tolist()) == {0, 1}  # 0.5 + 0.3 reaches 0.7; 0.15 and 0.05 are cut
+    cold = torch.stack([sample_next(logits, 0.1, generator=gen) for _ in range(200)])
+    assert (cold == 0).float().mean() > 0.95
+
+
+def test_batched_prompts_of_unequal_length_match_one_at_a_time_when_greedy():
+    model = random_model(5, bias_scale=1.0)
+    prompts = [[LAYOUT.text_open, 1, 2, 3], [LAYOUT.text_open, 4], [LAYOUT.text_open, 7, 8, 9]]
+    together = generate_texts(model, LAYOUT, prompts, max_new_tokens=8, temperature=0.0)
+    assert together == [generate_text(model, LAYOUT, p, 8, temperature=0.0) for p in prompts]
+    images = generate_images(model, LAYOUT, [p + [LAYOUT.text_close] for p in prompts], (2, 2), temperature=0.0)
+    assert torch.equal(images[1], generate_image(model, LAYOUT, prompts[1] + [LAYOUT.text_close], (2, 2),
+                                                 temperature=0.0))
+
+
+def test_a_request_beyond_the_context_says_by_how_much():
+    model = random_model(6)
+    with pytest.raises(ValueError, match="exceeds the context of 160 by 38"):
+        generate_video(model, LAYOUT, [LAYOUT.text_open, LAYOUT.text_close], frames=3, grid=(8, 8))

@@ -1,0 +1,158 @@
+"""a2a_nano end to end: `train.py experiment=a2a_shapes` through the real entry points, per-task losses,
+generation metrics, the frozen VQ-VAE, the checkpoint format, sample pictures, evaluate.py on the
+checkpoint, and one-line errors for a missing or mismatched VQ-VAE."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import lightning as L
+import pytest
+import torch
+
+from supra.a2a_release import load_a2a
+from supra.checkpoints import load_supra_checkpoint
+from supra.data.a2a_vocab import A2AVocab
+from supra.evaluation import evaluate
+from supra.training import train
+from supra.utils.errors import SupraUserError, _user_error_in
+from tests.conftest import compose_config
+from tests.test_a2a_data import write_vqvae_checkpoint
+
+TASKS = ("text", "text2image", "image2text", "video", "text2video")
+
+
+def a2a_run(vqvae_ckpt: Path, cache_dir: Path) -> list[str]:
+    """experiment=a2a_shapes on a few shapes images and clips, with a small GPT: seconds on 2 CPU cores."""
+    return [
+        "experiment=a2a_shapes", f"model.vqvae_ckpt={vqvae_ckpt}", f"paths.cache_dir={cache_dir}",
+        "data.sources.shapes.num_train=32", "data.sources.shapes.num_val=4", "data.sources.shapes.num_test=4",
+        "data.sources.shapes_video.num_train=8", "data.sources.shapes_video.num_val=2",
+        "data.sources.shapes_video.num_test=2", "data.sources.shapes_video.frames=2",
+        "data.batch_size=8", "data.eval_batch_size=4", "data.val_items=4", "data.text_vocab_size=300",
+        "model.net.d_model=32", "model.net.n_layers=1", "model.net.d_mlp=64", "model.net.n_heads=2",
+        "model.scheduler.warmup_steps=1", "model.generation.max_caption_tokens=8",
+        "trainer.max_steps=4", "trainer.val_check_interval=4", "trainer.log_every_n_steps=1",
+        "callbacks.progress_bar=null", "callbacks.model_summary=null", "callbacks.a2a_samples.num_samples=1",
+        "trainer.num_sanity_val_steps=0",
+        "model.test_metrics=[Bleu,ROUGE_L,CIDEr]",  # METEOR's Java start-up: tested with the caption scores
+    ]
+
+
+class FrozenProbe(L.Callback):
+    """Test probe: records, at every training batch, whether the VQ-VAE is in train mode and what the
+    optimizer holds, into probe.json in the run directory."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir, self.seen = Path(out_dir), {"vqvae_training": [], "vqvae_params_in_optimizer": []}
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        in_optimizer = {id(p) for group in trainer.optimizers[0].param_groups for p in group["params"]}
+        self.seen["vqvae_training"].append(any(m.training for m in pl_module.vqvae.modules()))
+        self.seen["vqvae_params_in_optimizer"].append(sum(id(p) in in_optimizer for p in pl_module.vqvae.parameters()))
+        self.seen["net_params_in_optimizer"] = sum(id(p) in in_optimizer for p in pl_module.net.parameters())
+        self.seen["net_params"] = len(list(pl_module.net.parameters()))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        (self.out_dir / "probe.json").write_text(json.dumps(self.seen))
+
+
+@pytest.fixture(scope="module")
+def vqvae_ckpt(tmp_path_factory) -> Path:
+    return write_vqvae_checkpoint(tmp_path_factory.mktemp("vq") / "vqvae.ckpt")
+
+
+@pytest.fixture(scope="module")
+def a2a_trained(tmp_path_factory, vqvae_ckpt) -> Path:
+    root = tmp_path_factory.mktemp("a2a")
+    out = root / "run"
+    cfg = compose_config("train", out, [*a2a_run(vqvae_ckpt, root / "cache"), "data.batching=mixed",
+                                        "+callbacks.probe._target_=tests.test_a2a_training.FrozenProbe",
+                                        f"+callbacks.probe.out_dir={out}"])
+    _, metrics = train(cfg)
+    (out / "final_metrics.json").write_text(json.dumps(metrics))
+    return out
+
+
+def test_training_logs_the_loss_of_every_task_and_the_generation_metrics(a2a_trained):
+    metrics = json.loads((a2a_trained / "final_metrics.json").read_text())
+    for task in TASKS:
+        assert f"test/loss_{task}" in metrics and metrics[f"test/loss_{task}"] > 0
+    for name in ("CIDEr", "Bleu_4", "ROUGE_L", "text2image_fidelity", "text2image_fidelity_ceiling",
+                 "video_psnr", "video_psnr_copy_baseline"):
+        assert f"test/{name}" in metrics, name
+    assert 0 <= metrics["test/text2image_fidelity"] <= 1 and metrics["test/video_psnr"] > 0
+    assert "val/CIDEr" in metrics and "val/text2image_fidelity" in metrics
+    with open(next(a2a_trained.glob("csv/**/metrics.csv"))) as f:
+        columns = next(csv.reader(f))
+    for task in TASKS:  # mixed batches: every task's loss at every step
+        assert f"train/loss_{task}" in columns
+
+
+def test_the_vqvae_stays_frozen_in_eval_mode_and_out_of_the_optimizer(a2a_trained, vqvae_ckpt):
+    probe = json.loads((a2a_trained / "probe.json").read_text())
+    assert probe["vqvae_training"] == [False] * 4
+    assert probe["vqvae_params_in_optimizer"] == [0] * 4
+    assert probe["net_params_in_optimizer"] == probe["net_params"]
+    saved = load_supra_checkpoint(a2a_trained / "checkpoints" / "last.ckpt")["state_dict"]
+    original = torch.load(vqvae_ckpt)["state_dict"]
+    for name, value in original.items():  # weights and EMA buffers unchanged after training
+        assert torch.equal(saved["vqvae." + name.removeprefix("net.")], value), name
+
+
+def test_the_checkpoint_holds_the_gpt_the_vqvae_and_the_vocabulary(a2a_trained):
+    ckpt = a2a_trained / "checkpoints" / "best.ckpt"
+    meta = load_supra_checkpoint(ckpt, kind="supra.a2a")["supra"]
+    vocab = A2AVocab.from_json(meta["a2a_vocab"])
+    assert meta["vqvae_config"]["num_codes"] == 256 and meta["net_config"]["vocab_size"] == vocab.layout.vocab_size
+    assert meta["run_config"]["model"]["vqvae_ckpt"]
+    net, vqvae, loaded_vocab = load_a2a(ckpt)  # helper-7a's loader reads this format back
+    assert net.config.d_model == 32 and loaded_vocab.layout == vocab.layout and not vqvae.training
+
+
+def test_training_writes_sample_pictures_of_each_task(a2a_trained):
+    for name in ("a2a_text2image.png", "a2a_image2text.png", "a2a_video.png", "a2a_video.gif", "a2a_text2video.gif"):
+        assert (a2a_trained / name).is_file(), name
+    written = sorted(p.name for p in (a2a_trained / "a2a_samples").iterdir())
+    assert "val_step_000004_text2image.png" in written and "test_step_000004_image2text.png" in written
+
+
+def test_evaluate_py_scores_an_a2a_checkpoint(a2a_trained, tmp_path):
+    cfg = compose_config("eval", tmp_path, [f"ckpt={a2a_trained / 'checkpoints' / 'best.ckpt'}", "num_grid_images=1"])
+    evaluate(cfg)  # what evaluate.py runs
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    for name in ("CIDEr", "text2image_fidelity", "video_psnr", "loss_image2text"):
+        assert name in metrics, name
+    assert metrics["split"] == "test" and (tmp_path / "a2a_text2image.png").is_file()
+    assert len(json.loads((tmp_path / "predictions.json").read_text())) == 4  # every test image captioned
+
+
+def test_fast_dev_run_of_the_experiment(vqvae_ckpt, tmp_path):
+    cfg = compose_config("train", tmp_path / "run", [*a2a_run(vqvae_ckpt, tmp_path / "cache"), "debug=fast_dev_run",
+                                                        "callbacks.a2a_samples=null"])
+    _, metrics = train(cfg)  # what train.py runs
+    assert "train/loss" in metrics and "test/loss" in metrics
+
+
+def _user_error(cfg) -> str:
+    with pytest.raises(Exception) as err:
+        train(cfg)
+    user_error = _user_error_in(err.value)  # what train.py prints as `error: ...` (Hydra may wrap it)
+    assert isinstance(user_error, SupraUserError), err.value
+    assert "\n" not in str(user_error)
+    return str(user_error)
+
+
+def test_a_missing_vqvae_checkpoint_is_named_in_one_line(tmp_path):
+    run = [o for o in a2a_run(Path("x"), tmp_path / "cache") if not o.startswith("model.vqvae_ckpt")]
+    assert "model.vqvae_ckpt is not set" in _user_error(compose_config("train", tmp_path / "a", run))
+    missing = compose_config("train", tmp_path / "b", [*run, f"model.vqvae_ckpt={tmp_path / 'nope.ckpt'}"])
+    assert "nope.ckpt does not exist" in _user_error(missing)
+
+
+def test_a_vqvae_whose_codebook_disagrees_with_the_vocabulary_is_refused(tmp_path):
+    small = write_vqvae_checkpoint(tmp_path / "vq64.ckpt", num_codes=64)
+    message = _user_error(compose_config("train", tmp_path / "run", a2a_run(small, tmp_path / "cache")))
+    assert "codebook of 64 codes but the GPT's vocabulary has 256 visual codes" in message

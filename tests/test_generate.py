@@ -1,0 +1,239 @@
+"""`python -m supra.generate` end to end on a tiny trained pair (GPT + VQ-VAE + BPE), the release folder
+it loads, and every bad input as one line."""
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from conftest import compose_config
+from PIL import Image
+
+from supra.a2a_inference import encode_pixels
+from supra.a2a_release import load_a2a, save_a2a_release
+from supra.data.a2a_vocab import A2AVocab
+from supra.export import main as export_main
+from supra.generate import quote_prompt, run
+from supra.models.a2a_nano import A2AConfig, A2ANano
+from supra.models.vqvae import VQVAE
+from supra.utils.errors import SupraUserError
+
+ROOT = Path(__file__).resolve().parents[1]
+COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0)}
+SIDE = 16  # images 16x16 -> 2x2 codes: every mode in a few tokens
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny tensors: a second thread only adds hand-off cost, and on busy shared cores far more."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def square(colour: str, side: int = SIDE) -> np.ndarray:
+    """uint8 RGB [side, side, 3]: a coloured square on black."""
+    picture = np.zeros((side, side, 3), dtype=np.uint8)
+    picture[side // 4 : 3 * side // 4, side // 4 : 3 * side // 4] = COLOURS[colour]
+    return picture
+
+
+def cycle(colour: str) -> list[str]:
+    """The training clip of a colour: four frames cycling through the colours from it."""
+    names = list(COLOURS)
+    return [names[(names.index(colour) + i) % len(names)] for i in range(len(names))]
+
+
+def train_tiny_gpt(net: A2ANano, sequences: list[list[int]], steps: int) -> None:
+    """Plain next-token training, full batch: enough for the GPT to learn the handful of sequences."""
+    length = max(map(len, sequences))
+    idx = torch.zeros(len(sequences), length, dtype=torch.long)
+    targets = torch.full((len(sequences), length), -100, dtype=torch.long)
+    for i, seq in enumerate(sequences):
+        idx[i, : len(seq)] = torch.tensor(seq)
+        targets[i, : len(seq) - 1] = torch.tensor(seq[1:])
+    optimizer = net.configure_optimizers(weight_decay=0.0, lr=1e-2)
+    net.train()
+    for _ in range(steps):
+        _, loss = net(idx, targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    net.eval()
+    assert loss.item() < 0.6, loss.item()  # what is left: which colour and task a sequence starts
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    """A release folder of a tiny trained GPT + tiny VQ-VAE + trained BPE, and the codes it learnt."""
+    torch.manual_seed(0)
+    vqvae = VQVAE(num_codes=32, code_dim=8, hidden=(8, 8)).eval()
+    captions = {c: f"a {c} square" for c in COLOURS}
+    vocab = A2AVocab.train([*captions.values(), *(f"{t} moving" for t in captions.values())], vocab_size=300,
+                           num_codes=32)
+    pixels = torch.stack([torch.from_numpy(square(c)).permute(2, 0, 1) for c in COLOURS])
+    with torch.no_grad():  # seed the codebook with the images' own encodings, so each colour has its codes
+        z = vqvae.encoder(pixels.float() / 127.5 - 1).permute(0, 2, 3, 1).reshape(-1, 8)
+        vqvae.quantizer.codebook[: len(z)] = z
+    codes = dict(zip(COLOURS, encode_pixels(vqvae, pixels), strict=True))
+    assert len({tuple(c.flatten().tolist()) for c in codes.values()}) == len(COLOURS)
+    sequences = []
+    for colour, caption in captions.items():
+        image, clip = codes[colour], torch.stack([codes[c] for c in cycle(colour)])
+        sequences += [vocab.encode([("text", caption), ("image", image)]),
+                      vocab.encode([("image", image), ("text", caption)]),
+                      vocab.encode([("text", caption + " moving"), ("video", clip)]),
+                      vocab.encode([("video", clip)]),
+                      vocab.encode([("text", caption)])]
+    net = A2ANano(A2AConfig(vocab_size=vocab.layout.vocab_size, context=48, n_layers=2, d_model=64, n_heads=2,
+                            d_mlp=128))
+    train_tiny_gpt(net, sequences, steps=100)
+    folder = save_a2a_release(tmp_path_factory.mktemp("pair") / "release", net, vqvae, vocab)
+    return folder, codes
+
+
+def generate(tmp_path: Path, folder: Path, *overrides: str) -> dict:
+    """The real command's function on conf/generate.yaml composed with `overrides`."""
+    overrides = [f"ckpt={folder}", f"out={tmp_path / 'out'}", f"image_size={SIDE}", *quote_prompt(list(overrides))]
+    cfg = compose_config("generate", tmp_path / "run", overrides)
+    return run(cfg)
+
+
+def test_release_folder_round_trips_the_pair(pair, tmp_path):
+    folder, _ = pair
+    assert sorted(p.name for p in folder.iterdir()) == ["README.md", "config.json", "model.safetensors",
+                                                        "tokenizer.json", "vqvae.safetensors"]
+    config = json.loads((folder / "config.json").read_text())
+    assert config["vocab"]["num_codes"] == 32 and config["gpt"]["context"] == 48
+    net, vqvae, vocab = load_a2a(folder)
+    again = save_a2a_release(tmp_path / "again", net, vqvae, vocab)
+    net2, _, vocab2 = load_a2a(again)
+    idx = torch.randint(0, vocab.layout.vocab_size, (1, 20))
+    assert torch.equal(net(idx)[0], net2(idx)[0]) and vocab2.layout == vocab.layout
+    assert f"{net.get_num_params():,}" in (folder / "README.md").read_text()
+
+
+def test_a2a_lightning_checkpoint_loads_like_the_release(pair, tmp_path):
+    net, vqvae, vocab = load_a2a(pair[0])
+    state = {f"net.{k}": v for k, v in net.state_dict().items()} | {f"vqvae.{k}": v for k, v in vqvae.state_dict().items()}
+    net_cfg = {"_target_": "supra.models.a2a_nano.A2ANano.from_kwargs", **net.config.to_dict(), "vocab_size": "???"}
+    meta = {"kind": "supra.a2a", "a2a_vocab": vocab.to_json(), "run_config": {"model": {"net": net_cfg}},
+            "vqvae_config": {"num_codes": 32, "code_dim": 8, "hidden": [8, 8]}}
+    torch.save({"state_dict": state, "supra": meta}, tmp_path / "a2a.ckpt")
+    net2, _, _ = load_a2a(tmp_path / "a2a.ckpt")
+    idx = torch.randint(0, vocab.layout.vocab_size, (1, 20))
+    assert torch.equal(net(idx)[0], net2(idx)[0])
+    export_main([f"ckpt={tmp_path / 'a2a.ckpt'}", f"out={tmp_path / 'exported'}"])  # python -m supra.export
+    net3, _, _ = load_a2a(tmp_path / "exported")
+    assert torch.equal(net(idx)[0], net3(idx)[0])
+    torch.save({"state_dict": state, "supra": meta | {"kind": "supra.vqvae"}}, tmp_path / "vq.ckpt")
+    with pytest.raises(SupraUserError, match="is a supra.vqvae checkpoint, not supra.a2a"):
+        load_a2a(tmp_path / "vq.ckpt")
+
+
+def test_text2image_writes_pngs_and_a_grid_and_draws_the_learnt_codes(pair, tmp_path):
+    folder, codes = pair
+    summary = generate(tmp_path, folder, "mode=text2image", "prompt=a blue square", "temperature=0", "num_samples=2")
+    out = tmp_path / "out"
+    assert summary["files"] == ["image_0.png", "image_1.png", "grid.png"]
+    assert Image.open(out / "image_0.png").size == (SIDE, SIDE)
+    assert torch.equal(torch.tensor(summary["codes"][0]), codes["blue"])
+    assert json.loads((out / "generation.json").read_text())["prompt"] == "<TEXT>a blue square</TEXT><IMAGE>"
+
+
+def test_raw_prompt_with_control_tokens_equals_the_plain_prompt_wrapped(pair, tmp_path):
+    plain = generate(tmp_path, pair[0], "mode=text2image", "prompt=a red square", "seed=5")
+    raw = generate(tmp_path, pair[0], "mode=text2image", "prompt=<TEXT>a red square</TEXT><IMAGE>", "seed=5")
+    assert plain["codes"] == raw["codes"]
+
+
+def test_image2text_captions_the_image(pair, tmp_path):
+    Image.fromarray(square("green", 40)).save(tmp_path / "green.png")  # 40x40: fitted to 16x16
+    summary = generate(tmp_path, pair[0], "mode=image2text", f"image={tmp_path / 'green.png'}", "temperature=0",
+                       "num_samples=1")
+    assert summary["texts"] == ["a green square"]
+    assert (tmp_path / "out" / "captions.txt").read_text() == "a green square\n"
+    assert (tmp_path / "out" / "grid.png").is_file()
+
+
+def test_text_mode_continues_the_prompt(pair, tmp_path):
+    summary = generate(tmp_path, pair[0], "mode=text", "prompt=a yellow", "temperature=0", "num_samples=1")
+    assert summary["texts"] == [" square"]
+    assert (tmp_path / "out" / "text.txt").read_text() == "a yellow square\n"
+
+
+def write_gif(path: Path, colours: list[str]) -> None:
+    frames = [Image.fromarray(square(c)) for c in colours]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
+
+
+def test_video_modes_write_gifs_with_the_asked_frames_and_a_strip_grid(pair, tmp_path):
+    folder, codes = pair
+    write_gif(tmp_path / "clip.gif", cycle("green"))
+    summary = generate(tmp_path, folder, "mode=video2video", f"image={tmp_path / 'clip.gif'}", "frames=4",
+                       "temperature=0", "num_samples=1")
+    assert summary["given_frames"] == 2 and summary["files"] == ["video_0.gif", "grid.png"]
+    # Given green, blue: the model goes on with the yellow and red it learnt.
+    assert torch.equal(torch.tensor(summary["codes"][0]), torch.stack([codes[c] for c in cycle("green")]))
+    with Image.open(tmp_path / "out" / "video_0.gif") as gif:
+        assert gif.n_frames == 4 and gif.size == (SIDE, SIDE)
+    summary = generate(tmp_path, folder, "mode=text2video", "prompt=a blue square moving", "frames=3",
+                       "num_samples=2", "seed=1")
+    assert [len(c) for c in summary["codes"]] == [3, 3]
+    with Image.open(tmp_path / "out" / "video_1.gif") as gif:
+        assert gif.n_frames == 3
+
+
+def test_same_seed_same_output(pair, tmp_path):
+    args = ("mode=text2video", "prompt=a red square moving", "frames=2", "temperature=3.0", "num_samples=2")
+    first = generate(tmp_path, pair[0], *args, "seed=11")
+    png = (tmp_path / "out" / "grid.png").read_bytes()
+    assert generate(tmp_path, pair[0], *args, "seed=11")["codes"] == first["codes"]
+    assert (tmp_path / "out" / "grid.png").read_bytes() == png
+    assert generate(tmp_path, pair[0], *args, "seed=12")["codes"] != first["codes"]
+
+
+def test_bad_inputs_are_one_line_each(pair, tmp_path):
+    folder = pair[0]
+    Image.fromarray(np.zeros((16, 24, 3), dtype=np.uint8)).save(tmp_path / "wide.png")
+    Image.fromarray(np.zeros((20, 20, 3), dtype=np.uint8)).save(tmp_path / "odd.png")
+    write_gif(tmp_path / "short.gif", ["red", "blue"])
+    cases = [
+        (["mode=text2image", "prompt=" + "a red square " * 20], r"the prompt is \d+ tokens and a 2x2 image needs 5 more: \d+ over the context of 48"),
+        (["mode=image2text", f"image={tmp_path / 'wide.png'}", "resize=refuse"], r"is 24x16, not square"),
+        (["mode=image2text", f"image={tmp_path / 'odd.png'}", "resize=refuse"], r"is 20x20, not a multiple of 8"),
+        (["mode=video2video", f"image={tmp_path / 'short.gif'}", "frames=4"], r"has 2 frames but frames=4 asks for 4"),
+        (["mode=text2video", "prompt=a red square", "frames=9"], r"frames=9 of 2x2 codes .* at most 8 frames fit"),
+        (["mode=image2text", f"image={tmp_path / 'nowhere.png'}"], r"does not exist"),
+        (["mode=sketch"], r"mode='sketch' is unknown"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(SupraUserError, match=message) as err:
+            generate(tmp_path, folder, *overrides)
+        assert "\n" not in str(err.value)
+    # Not square, but resize=crop (the default) fits it.
+    assert generate(tmp_path, folder, "mode=image2text", f"image={tmp_path / 'wide.png'}", "num_samples=1")["texts"]
+
+
+def test_a_vqvae_whose_codebook_disagrees_with_the_gpt_is_refused(pair, tmp_path):
+    vqvae = VQVAE(num_codes=64, code_dim=8, hidden=(8, 8))
+    net_cfg = {"_target_": "supra.models.vqvae.VQVAE", "num_codes": 64, "code_dim": 8, "hidden": [8, 8]}
+    torch.save({"state_dict": {f"net.{k}": v for k, v in vqvae.state_dict().items()},
+                "supra": {"kind": "supra.vqvae", "run_config": {"model": {"net": net_cfg}}}}, tmp_path / "vq64.ckpt")
+    with pytest.raises(SupraUserError, match="codebook has 64 codes but the GPT's vocabulary has 32 code ids"):
+        generate(tmp_path, pair[0], "mode=text2image", "prompt=a red square", f"vqvae={tmp_path / 'vq64.ckpt'}")
+
+
+def test_the_command_line_reports_a_bad_input_in_one_line(pair, tmp_path):
+    write_gif(tmp_path / "short.gif", ["red"])
+    result = subprocess.run(
+        [sys.executable, "-m", "supra.generate", f"ckpt={pair[0]}", "mode=video2video", f"image={tmp_path / 'short.gif'}",
+         f"out={tmp_path / 'out'}", f"hydra.run.dir={tmp_path / 'hydra'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        f"error: image={tmp_path / 'short.gif'} has 1 frame but frames=4 asks for 4: give a longer GIF or fewer frames"]
