@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import compose_config
 from PIL import Image
 
 from supra.a2a_inference import encode_pixels
@@ -20,6 +19,7 @@ from supra.generate import quote_prompt, run
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.models.vqvae import VQVAE
 from supra.utils.errors import SupraUserError
+from tests.conftest import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
 COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0)}
