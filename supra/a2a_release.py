@@ -13,8 +13,6 @@ VQ-VAE, checkpoint["supra"]: a2a_vocab, vqvae_config, net_config or run_config.m
 from __future__ import annotations
 
 import json
-import shutil
-import tempfile
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from supra.models.a2a_layout import CONTROL_TOKENS
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.models.vqvae import VQVAE
 from supra.utils.errors import SupraUserError
+from supra.utils.files import atomic_dir
 
 CHECKPOINT_KIND = "supra.a2a"
 MODEL_TYPE = "supra_a2a_nano"
@@ -108,22 +107,13 @@ def save_a2a_release(out_dir: str | Path, net: A2ANano, vqvae: torch.nn.Module, 
     check_pair(net, vqvae, vocab, f"release {out_dir}")
     config = release_config(net, vqvae, vocab)
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with atomic_dir(out_dir) as tmp:
         for module, name in ((net, "model.safetensors"), (vqvae, "vqvae.safetensors")):
             state = {k: v.detach().cpu().clone().contiguous() for k, v in module.state_dict().items()}
             save_file(state, tmp / name, metadata={"format": "pt"})
         (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
         vocab.hf.save(str(tmp / "tokenizer.json"))
         (tmp / "README.md").write_text(_model_card(config, net, vqvae, metrics))
-        tmp.chmod(0o755)  # mkdtemp makes it 0700
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

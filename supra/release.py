@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ from supra.checkpoints import load_supra_checkpoint
 from supra.data.caption_tokenizer import CaptionTokenizer
 from supra.models.vlm_nano import VLMNano
 from supra.utils.errors import SupraUserError
+from supra.utils.files import atomic_dir
 
 RELEASE_KEYS = ("D_MODEL", "N_HEADS", "N_LAYERS", "D_FF", "VIS_CH", "N_VIS", "VOCAB_SIZE", "MAX_SEQ", "IMG_SIZE")
 OPTIONAL_KEYS = ("attn.mask",)  # the release may carry causal-mask buffers; our model computes the mask
@@ -78,9 +78,7 @@ def export_release(ckpt: str | Path, out_dir: str | Path) -> Path:
     metrics = json.loads(metrics_path.read_text()) if metrics_path.is_file() else None
 
     out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out_dir.parent, prefix=f".{out_dir.name}."))
-    try:
+    with atomic_dir(out_dir) as tmp:
         # safetensors refuses tensors that share memory: the tied head is saved as its own copy.
         state = {k: v.detach().clone().contiguous() for k, v in net.state_dict().items()}
         save_file(state, tmp / "model.safetensors", metadata={"format": "pt"})
@@ -92,12 +90,6 @@ def export_release(ckpt: str | Path, out_dir: str | Path) -> Path:
         if grid_path.is_file():
             shutil.copyfile(grid_path, tmp / "samples.png")
         (tmp / "README.md").write_text(_model_card(config, run_config, metrics, grid_path.is_file()))
-        if out_dir.exists():
-            shutil.rmtree(out_dir)
-        tmp.rename(out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out_dir
 
 

@@ -27,9 +27,6 @@ import hashlib
 import json
 import logging
 import math
-import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,7 +55,7 @@ from supra.data.media_codes import codes_dtype, save_npy_atomic, write_meta, wri
 from supra.data.media_datamodule import SPLITS, MediaDataModule
 from supra.tokenization import encode_items
 from supra.utils.errors import SupraUserError
-from supra.utils.files import write_json_atomic, write_text_atomic
+from supra.utils.files import atomic_dir, write_json_atomic, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -332,9 +329,8 @@ class A2AMixtureDataModule(L.LightningDataModule):
 
     def _write_cache(self, folder: Path, name: str, parts: dict[str, SourceSplit], vqvae_hash: str) -> None:
         """Written into a temp folder beside `folder`, then renamed: readers see all of it or nothing."""
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}."))
-        try:
+        # replace=False: if another process renamed its copy in first, theirs is as good
+        with atomic_dir(folder, replace=False) as tmp:
             dtype = codes_dtype(self.num_codes)
             for split, part in parts.items():
                 write_split(tmp, split, part.codes.numpy().astype(dtype), part.names, part.captions)
@@ -343,16 +339,6 @@ class A2AMixtureDataModule(L.LightningDataModule):
                     save_npy_atomic(tmp / f"pixels_{split}.npy", part.pixels.numpy())
             write_meta(tmp, {"vqvae_sha256": vqvae_hash, "vqvae_ckpt": self.vqvae_ckpt, "num_codes": self.num_codes,
                              "splits": {s: len(p) for s, p in parts.items()}, "data": self.source_configs[name]})
-            os.chmod(tmp, 0o777 & ~_umask())
-            os.replace(tmp, folder)
-        except OSError:
-            if folder.is_dir():  # another process renamed its copy in first: theirs is as good
-                shutil.rmtree(tmp, ignore_errors=True)
-                return
-            raise
-        finally:
-            if tmp.exists():
-                shutil.rmtree(tmp, ignore_errors=True)
 
     @staticmethod
     def _read_cache(folder: Path, name: str) -> dict[str, SourceSplit]:
@@ -539,8 +525,3 @@ def _objects(module: MediaDataModule, split: str, n: int) -> list[list[tuple[str
         return [[(o.colour, o.shape) for o in c.objects] for c in clips]
     return None
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
