@@ -23,13 +23,7 @@ from supra.models.a2a_nano import A2AConfig, A2ANano
 LAYOUT = TokenLayout(text_size=40, num_codes=16)  # 63 ids: 0-39 text, 40-46 control, 47-62 codes
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors: a second thread only adds hand-off cost, and on busy shared cores far more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def random_model(seed: int, bias_scale: float = 8.0) -> A2ANano:

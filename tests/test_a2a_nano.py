@@ -7,14 +7,7 @@ import torch
 
 from supra.models.a2a_nano import A2AConfig, A2ANano
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Small tensors: a second thread only adds hand-off cost, and on busy shared cores far more."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = {"vocab_size": 300, "context": 32, "n_layers": 2, "d_model": 32, "n_heads": 2, "d_mlp": 64}
