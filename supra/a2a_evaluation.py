@@ -9,15 +9,15 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from supra.a2a_release import load_a2a
 from supra.callbacks.a2a_samples import A2ASamplesCallback
 from supra.callbacks.caption_report import print_scores
 from supra.checkpoints import load_supra_checkpoint
 from supra.config_safety import instantiate_loaded
+from supra.evaluation import chosen_data_config
 from supra.tasks.a2a import CHECKPOINT_KIND, A2ATask
-from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic, write_text_atomic
 
 
@@ -32,16 +32,7 @@ def is_a2a(path: str) -> bool:
 
 
 def _data_config(cfg: DictConfig, run_cfg: dict | None, vocab_path: str) -> DictConfig:
-    chosen = cfg.get("data") or {}
-    if "_target_" in chosen:
-        data_cfg = OmegaConf.create(OmegaConf.to_container(chosen, resolve=True))
-    elif run_cfg is not None:
-        data_cfg = OmegaConf.create(run_cfg["data"])
-        with open_dict(data_cfg):
-            data_cfg.merge_with(OmegaConf.to_container(chosen, resolve=True))
-    else:
-        raise SupraUserError(f"ckpt={cfg.ckpt} is a release folder, which holds no data config: "
-                             "add data=a2a_mixture (and its sources)")
+    data_cfg = chosen_data_config(cfg, run_cfg, "add data=a2a_mixture (and its sources)")
     with open_dict(data_cfg):
         data_cfg.vocab_path = vocab_path  # the model's own ids, never a retrained vocabulary
         data_cfg.vqvae_ckpt = None  # the VQ-VAE saved with the GPT is attached instead

@@ -17,18 +17,23 @@ from supra.utils.errors import SupraUserError
 from supra.utils.files import check_writable_dir
 
 
-def _data_config(cfg: DictConfig, run_cfg: dict | None, tokenizer_path: str) -> DictConfig:
-    """The checkpoint's data config, or the one chosen with data=..., with this evaluation's split."""
+def chosen_data_config(cfg: DictConfig, run_cfg: dict | None, release_hint: str) -> DictConfig:
+    """The data config chosen with data=..., else the checkpoint's with any data.x overrides merged in;
+    a release folder holds none, so without data=... it is refused with `release_hint` (which data= to add)."""
     chosen = cfg.get("data") or {}
     if "_target_" in chosen:
-        data_cfg = OmegaConf.create(OmegaConf.to_container(chosen, resolve=True))
-    elif run_cfg is not None:
-        data_cfg = OmegaConf.create(run_cfg["data"])
-        with open_dict(data_cfg):
-            data_cfg.merge_with(OmegaConf.to_container(chosen, resolve=True))
-    else:
-        raise SupraUserError(f"ckpt={cfg.ckpt} is a release folder, which holds no data config: "
-                             "add data=shapes, or data=flickr8k data.root=DIR")
+        return OmegaConf.create(OmegaConf.to_container(chosen, resolve=True))
+    if run_cfg is None:
+        raise SupraUserError(f"ckpt={cfg.ckpt} is a release folder, which holds no data config: {release_hint}")
+    data_cfg = OmegaConf.create(run_cfg["data"])
+    with open_dict(data_cfg):
+        data_cfg.merge_with(OmegaConf.to_container(chosen, resolve=True))
+    return data_cfg
+
+
+def _data_config(cfg: DictConfig, run_cfg: dict | None, tokenizer_path: str) -> DictConfig:
+    """The captioner's data config, with the checkpoint's tokenizer and this run's output folder."""
+    data_cfg = chosen_data_config(cfg, run_cfg, "add data=shapes, or data=flickr8k data.root=DIR")
     with open_dict(data_cfg):
         data_cfg.tokenizer_path = tokenizer_path
         if "output_dir" in data_cfg:
