@@ -4,7 +4,8 @@
 
 For each vocabulary size (default: a 4,096-id trained BPE + 7 + 256 = 4,359, and the release's 50,520)
 a GPT at the card's shapes (4 blocks, d 256, context 384, untied head; random weights: speed does not
-depend on them) generates, after an 8-token text prompt, one 64x64 image (64 codes, text2image) and a
+depend on them) generates, after an 8-token text prompt, one 64x64 image (64 codes, text2image), one as
+experiment=a2a_shapes samples it (guidance 2 and best of 4: 256 codes drawn, each from two streams) and a
 4-frame video (260 tokens, text2video), with the modality constraints on. Prints the median of
 `--repeats` runs per cell, tokens/s, the speed-up of the cache, and checks both paths draw the same tokens.
 """
@@ -60,6 +61,10 @@ def main() -> None:
         for what, tokens, call in (
             ("64x64 image", 64, lambda c, m=model, lay=layout, p=prompt: generate_image(
                 m, lay, p, (8, 8), generator=torch.Generator(device).manual_seed(0), use_cache=c)),
+            # experiment=a2a_shapes's text2image: two streams (guidance) for each of 4 candidates, then scoring
+            ("image, g2 best4", 64 * 4, lambda c, m=model, lay=layout, p=prompt: generate_image(
+                m, lay, p, (8, 8), generator=torch.Generator(device).manual_seed(0), use_cache=c, guidance=2.0,
+                best_of=4)),
             ("4-frame video", 4 * 65, lambda c, m=model, lay=layout, p=prompt: generate_video(
                 m, lay, p, 4, (8, 8), generator=torch.Generator(device).manual_seed(0), use_cache=c)),
         ):

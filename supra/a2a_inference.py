@@ -57,6 +57,8 @@ class Request:
     temperature: float = 1.0
     top_k: int | None = None
     top_p: float | None = None
+    guidance: float = 1.0
+    best_of: int = 1
     max_new_tokens: int = 64
     max_pixels: int = 50_000_000
     device: str = "cpu"
@@ -75,6 +77,10 @@ class Request:
             raise SupraUserError(f"mode={self.mode} needs prompt=\"...\" (e.g. prompt=\"a red square\")")
         if self.mode in ("image2text", "video2video") and not self.image:
             raise SupraUserError(f"mode={self.mode} needs image=PATH ({'a GIF' if self.mode == 'video2video' else 'a picture'})")
+        if self.guidance < 0:
+            raise SupraUserError(f"guidance={self.guidance} must be >= 0 (1 = off)")
+        if self.best_of < 1:
+            raise SupraUserError(f"best_of={self.best_of} must be >= 1 (1 = off)")
         try:
             gen.SamplingConfig(self.temperature, self.top_k, self.top_p)
         except ValueError as err:
@@ -239,7 +245,11 @@ def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None) -> dict
     elif request.mode == "text2image":
         prompt = gen.with_opener(layout, text_prefix(vocab, request), "image", layout.image_open)
         check_fits(context, len(prompt), side * side + 1, f"a {side}x{side} image")
-        codes = gen.generate_images(net, layout, [prompt] * n, (side, side), **sampling)
+        try:
+            codes = gen.generate_images(net, layout, [prompt] * n, (side, side), **sampling, guidance=request.guidance,
+                                        best_of=request.best_of)
+        except ValueError as err:  # best_of with a prompt that has no caption to read back
+            raise SupraUserError(f"prompt={request.prompt!r}: {err}") from None
         images = decode_codes(vqvae, codes)
         for i, image in enumerate(images):
             files.append(save_image_atomic(_pil(image), out / f"image_{i}.png"))

@@ -129,6 +129,24 @@ def test_tasks_are_drawn_by_their_weights_and_a_zero_weight_is_never_drawn(tmp_p
     assert abs(row_counts["text"] / 400 - 0.5) < 0.1 and set(row_counts) == {"text", "video"}
 
 
+def test_caption_dropout_empties_that_share_of_text2image_captions_only(tmp_path, vqvae_ckpt, ready):
+    def first_tokens(dropout: float) -> Counter:
+        data = mixture(tmp_path, vqvae_ckpt, tasks={"text2image": 1, "image2text": 1}, caption_dropout=dropout,
+                       batches_per_epoch=100, batch_size=8, cache_dir=ready.cache_dir)
+        data.setup("fit")
+        text_open, text_close = data.layout.text_open, data.layout.text_close
+        return Counter((task, ids[0] == text_open and ids[1] == text_close)
+                       for b in data.train_dataset() for task, ids in zip(b["tasks"], b["ids"].tolist(), strict=True))
+
+    counts = first_tokens(0.25)
+    empty_share = counts["text2image", True] / (counts["text2image", True] + counts["text2image", False])
+    assert abs(empty_share - 0.25) < 0.08
+    assert counts["image2text", True] == 0
+    assert first_tokens(0.0)["text2image", True] == 0
+    with pytest.raises(SupraUserError, match="data.caption_dropout=1"):
+        mixture(tmp_path, vqvae_ckpt, caption_dropout=1)
+
+
 def test_codes_are_the_vqvaes_and_the_cache_is_built_once_and_reused(tmp_path, vqvae_ckpt, ready):
     assert ready.cache_builds == 2  # one folder per source
     folders = sorted(p for p in ready.cache_dir.iterdir() if p.is_dir())

@@ -7,14 +7,17 @@ import torch
 from supra.models.a2a_generation import (
     PromptState,
     SamplingConfig,
+    caption_log_likelihood,
     generate_image,
     generate_images,
     generate_text,
     generate_texts,
     generate_video,
+    prompt_caption,
     prompt_state,
     run_schedule,
     sample_next,
+    unconditional_image_prompt,
     video_schedule,
 )
 from supra.models.a2a_layout import TokenLayout
@@ -109,6 +112,55 @@ def test_kv_cache_sampling_equals_recompute_sampling_under_a_fixed_seed(mode):
             outputs.append(generate_video(model, LAYOUT, prompt, 3, (3, 3), generator=gen, use_cache=use_cache).tolist())
     assert outputs[0] == outputs[1]
     assert len(str(outputs[0])) > 10
+
+
+def test_guidance_mixes_the_prompted_and_the_empty_caption_streams():
+    """uncond + g * (cond - uncond): g = 1 is plain sampling, g = 0 samples as if the caption were empty,
+    and any g keeps the cache equal to recompute (both streams are continued with the same codes)."""
+    model = random_model(8, bias_scale=1.0)
+    prompt = [LAYOUT.text_open, 5, 6, 7, LAYOUT.text_close]
+
+    def image(p, **kwargs):
+        return generate_image(model, LAYOUT, p, (3, 3), generator=torch.Generator().manual_seed(11), **kwargs)
+
+    plain = image(prompt)
+    assert torch.equal(image(prompt, guidance=1.0), plain)
+    assert torch.equal(image(prompt, guidance=0.0), image(unconditional_image_prompt(LAYOUT)))
+    guided = image(prompt, guidance=20.0)  # a random model barely reads its prompt: a large g shows it
+    assert not torch.equal(guided, plain)
+    assert torch.equal(image(prompt, guidance=20.0, use_cache=False), guided)
+    assert ((guided >= 0) & (guided < LAYOUT.num_codes)).all()
+    greedy = generate_image(model, LAYOUT, prompt, (3, 3), temperature=0.0, guidance=2.0)
+    batched = generate_images(model, LAYOUT, [prompt, prompt[:2] + prompt[3:]], (3, 3), temperature=0.0, guidance=2.0)
+    assert torch.equal(batched[0], greedy)  # each row is guided against its own unconditional stream
+
+
+def test_caption_log_likelihood_is_each_captions_own_log_probability_whatever_the_padding():
+    model = random_model(9, bias_scale=1.0)
+    codes = torch.randint(0, LAYOUT.num_codes, (3, 2, 2), generator=torch.Generator().manual_seed(0))
+    captions = [[5], [6, 7, 8, 9], []]
+    scores = caption_log_likelihood(model, LAYOUT, codes, captions)
+    for c, caption, score in zip(codes, captions, scores, strict=True):
+        row = torch.tensor([LAYOUT.image_block(c) + [LAYOUT.text_open, *caption, LAYOUT.text_close]])
+        logp = model(row)[0][0, :-1].log_softmax(-1).gather(-1, row[0, 1:, None]).squeeze(-1)
+        assert torch.allclose(score, logp[-len(caption) - 1 :].sum(), atol=1e-5)  # caption ids and </TEXT>
+
+
+def test_best_of_keeps_the_candidate_the_model_reads_its_caption_back_from_best():
+    model = random_model(10, bias_scale=1.0)
+    prompt = [LAYOUT.text_open, 5, 6, LAYOUT.text_close]
+    assert prompt_caption(LAYOUT, prompt + [LAYOUT.image_open]) == [5, 6]
+    best = generate_images(model, LAYOUT, [prompt, prompt[:2] + prompt[3:]], (2, 2), best_of=4,
+                           generator=torch.Generator().manual_seed(3))
+    # the same draws, made as 8 plain samples: the kept one is each prompt's best-scoring candidate
+    candidates = generate_images(model, LAYOUT, [prompt] * 4 + [prompt[:2] + prompt[3:]] * 4, (2, 2),
+                                 generator=torch.Generator().manual_seed(3)).view(2, 4, 2, 2)
+    for row, caption in enumerate(([5, 6], [5])):
+        scores = caption_log_likelihood(model, LAYOUT, candidates[row], [caption] * 4)
+        assert len(set(scores.tolist())) > 1  # the choice is a real one
+        assert torch.equal(best[row], candidates[row, scores.argmax()])
+    with pytest.raises(ValueError, match="best_of needs a prompt with a caption"):
+        generate_images(model, LAYOUT, [[LAYOUT.image_open]], (2, 2), best_of=2)
 
 
 def test_same_seed_same_output_and_another_seed_another():

@@ -145,6 +145,12 @@ def test_raw_prompt_with_control_tokens_equals_the_plain_prompt_wrapped(pair, tm
     assert plain["codes"] == raw["codes"]
 
 
+def test_guidance_reaches_the_sampler_and_zero_means_the_empty_caption(pair, tmp_path):
+    unguided = generate(tmp_path, pair[0], "mode=text2image", "prompt=a red square", "seed=5", "guidance=0")
+    empty = generate(tmp_path, pair[0], "mode=text2image", "prompt=<TEXT></TEXT><IMAGE>", "seed=5")
+    assert unguided["codes"] == empty["codes"]
+
+
 def test_image2text_captions_the_image(pair, tmp_path):
     Image.fromarray(square("green", 40)).save(tmp_path / "green.png")  # 40x40: fitted to 16x16
     summary = generate(tmp_path, pair[0], "mode=image2text", f"image={tmp_path / 'green.png'}", "temperature=0",
@@ -204,6 +210,9 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
         (["mode=text2video", "prompt=a red square", "frames=9"], r"frames=9 of 2x2 codes .* at most 8 frames fit"),
         (["mode=image2text", f"image={tmp_path / 'nowhere.png'}"], r"does not exist"),
         (["mode=sketch"], r"mode='sketch' is unknown"),
+        (["mode=text2image", "prompt=a red square", "guidance=-1"], r"guidance=-1 must be >= 0"),
+        (["mode=text2image", "prompt=a red square", "best_of=0"], r"best_of=0 must be >= 1"),
+        (["mode=text2image", "prompt=<IMAGE>", "best_of=2"], r"best_of needs a prompt with a caption"),
     ]
     for overrides, message in cases:
         with pytest.raises(SupraUserError, match=message) as err:

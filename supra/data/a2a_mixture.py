@@ -16,7 +16,9 @@ Training batches (an IterableDataset: the task of each batch, or of each row, is
 - ids int64 [B, L-1] (inputs; padding 0, never a target), targets int64 [B, L-1] (next ids; -100 on
   padding), tasks: the task name of each row, task: the batch's task ("mixed" if rows differ).
 `batching: by_task` (default) makes every batch one task, so a batch of 80-token image sequences is not
-padded to a 262-token clip: on CPU the padding would cost more than the data.
+padded to a 262-token clip: on CPU the padding would cost more than the data. `caption_dropout` leaves
+that share of text2image captions empty (`<TEXT></TEXT><IMAGE>...`), so one model also learns images
+without a prompt: classifier-free guidance samples against it (model.generation.image_guidance).
 Evaluation batches are one task each, fixed items (caption i mod its count), with what the metrics need:
 prompt_lengths, item keys, references, objects (shapes scenes), truth codes and pixels.
 """
@@ -114,9 +116,12 @@ class _Sequences:
     def __init__(self, parts: list[SourceSplit], layout, context: int, given_frames: int) -> None:
         self.parts, self.layout, self.context, self.given_frames = parts, layout, context, given_frames
 
-    def sequence(self, task: str, part_index: int, row: int, caption: int) -> list[int]:
+    def sequence(self, task: str, part_index: int, row: int, caption: int, drop_caption: bool = False) -> list[int]:
+        """drop_caption: an empty caption instead (text2image only: what guidance contrasts with)."""
         part = self.parts[part_index]
         text = part.caption_ids[row][caption] if part.caption_ids[row] else None
+        if drop_caption and task == "text2image":
+            text = []
         codes = None if task == "text" else part.codes[row]
         return build_sequence(task, self.layout, text, codes, self.context, f"{part.source} item {part.names[row]}")
 
@@ -143,8 +148,10 @@ class MixtureBatches(IterableDataset):
     worker) draws its own batches from its own seed, so ranks see different data without a sampler."""
 
     def __init__(self, builder: _Sequences, pools: dict[str, list[tuple[int, int]]], weights: dict[str, float],
-                 batch_size: int, batches_per_epoch: int, batching: str, seed: int) -> None:
+                 batch_size: int, batches_per_epoch: int, batching: str, seed: int,
+                 caption_dropout: float = 0.0) -> None:
         self.builder, self.pools, self.batch_size = builder, pools, batch_size
+        self.caption_dropout = caption_dropout
         self.tasks = [t for t in weights if weights[t] > 0]
         total = sum(weights[t] for t in self.tasks)
         self.probs = np.array([weights[t] / total for t in self.tasks])
@@ -177,9 +184,12 @@ class MixtureBatches(IterableDataset):
                 row_tasks = [self.tasks[i] for i in rng.choice(len(self.tasks), size=self.batch_size, p=self.probs)]
             items = [take(t) for t in row_tasks]
             captions = [int(rng.integers(max(1, len(self.builder.parts[p].captions[r])))) for p, r in items]
+            # drawn only when on, so runs without dropout keep their exact batches
+            dropped = rng.random(len(items)) < self.caption_dropout if self.caption_dropout > 0 else [False] * len(items)
             if b % workers != worker_id:  # every worker draws the same plan and keeps its share
                 continue
-            sequences = [self.builder.sequence(t, p, r, c) for t, (p, r), c in zip(row_tasks, items, captions, strict=True)]
+            sequences = [self.builder.sequence(t, p, r, c, bool(d))
+                         for t, (p, r), c, d in zip(row_tasks, items, captions, dropped, strict=True)]
             ids, targets = self.builder.pad(sequences)
             yield {"ids": ids, "targets": targets, "tasks": row_tasks,
                    "task": row_tasks[0] if len(set(row_tasks)) == 1 else "mixed"}
@@ -232,6 +242,7 @@ class A2AMixtureDataModule(L.LightningDataModule):
         batch_size: int = 32,
         batching: str = "by_task",
         batches_per_epoch: int | None = None,
+        caption_dropout: float = 0.0,
         eval_batch_size: int = 100,
         val_items: int | None = 64,
         test_items: int | None = None,
@@ -259,6 +270,9 @@ class A2AMixtureDataModule(L.LightningDataModule):
             raise SupraUserError(f"data.batching={batching!r} is unknown: choose one of {', '.join(BATCHINGS)}")
         if split not in SPLITS:
             raise SupraUserError(f"data.split={split!r} is unknown: choose one of {', '.join(SPLITS)}")
+        if not 0 <= caption_dropout < 1:
+            raise SupraUserError(f"data.caption_dropout={caption_dropout} must be in [0, 1): the share of text2image "
+                                 "captions left empty in training")
         if batch_size < 1 or eval_batch_size < 1:
             raise SupraUserError(f"data.batch_size={batch_size} and eval_batch_size={eval_batch_size} must be >= 1")
         self.source_configs = {name: dict(cfg) for name, cfg in sources.items()}
@@ -268,6 +282,7 @@ class A2AMixtureDataModule(L.LightningDataModule):
         self.vocab_path = Path(vocab_path) if vocab_path else None
         self.cache_dir = Path(cache_dir) if cache_dir else None
         self.batch_size, self.batching, self.batches_per_epoch = batch_size, batching, batches_per_epoch
+        self.caption_dropout = caption_dropout
         self.eval_batch_size = eval_batch_size
         self.eval_items = {"val": val_items, "test": test_items, "train": val_items}
         self.video_given_frames, self.split, self.seed, self.num_workers = video_given_frames, split, seed, num_workers
@@ -456,7 +471,8 @@ class A2AMixtureDataModule(L.LightningDataModule):
     def train_dataset(self) -> MixtureBatches:
         pools = {t: _task_items(t, self.data["train"]) for t in self.active_tasks}
         per_epoch = self.batches_per_epoch or max(1, math.ceil(max(sum(map(len, self.data["train"])), 1) / self.batch_size))
-        return MixtureBatches(self._builder("train"), pools, self.weights, self.batch_size, per_epoch, self.batching, self.seed)
+        return MixtureBatches(self._builder("train"), pools, self.weights, self.batch_size, per_epoch, self.batching,
+                              self.seed, self.caption_dropout)
 
     def train_dataloader(self) -> DataLoader:
         return DataLoader(self.train_dataset(), batch_size=None, collate_fn=_ready, num_workers=self.num_workers,

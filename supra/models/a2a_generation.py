@@ -11,6 +11,11 @@ so a video costs one forward per code; and the output head runs only over the ra
 allows (the 256 code rows for an image step, not all 50,520). Temperature 0 is greedy. The same torch.Generator state gives
 the same output; `use_cache=False` re-runs the whole sequence each step (the baseline the cache is
 tested and benchmarked against) and draws the same random numbers, so both give the same tokens.
+Images may be sampled with classifier-free guidance (Ho & Salimans 2022; as in Make-A-Scene and Parti):
+a second stream continues the same tokens after an empty caption and each step samples from
+uncond + g * (cond - uncond), which needs a model trained with some captions dropped. And best of N:
+N candidates per prompt, kept the one from which the model itself reads the prompt back most
+likely (log P(caption | image), its image2text direction), as DALL-E reranks its samples with CLIP.
 """
 
 from __future__ import annotations
@@ -111,38 +116,57 @@ def prompt_state(layout: TokenLayout, ids: Sequence[int]) -> PromptState:
 Step = int | torch.Tensor
 
 
+class _Stream:
+    """One batch of prompts being continued: its KV cache (or none: recompute) and how much it has seen."""
+
+    def __init__(self, model: A2ANano, prompts: torch.Tensor, new_tokens: int, use_cache: bool) -> None:
+        self.model, self.prompts, self.fed = model, prompts, 0
+        self.cache = model.new_cache(prompts.shape[0], prompts.shape[1] + new_tokens) if use_cache else None
+
+    def logits(self, out: torch.Tensor, rows: slice) -> torch.Tensor:
+        seq = torch.cat([self.prompts, out], dim=1)
+        # The cache sees only what it has not seen; the baseline re-runs everything.
+        if self.cache is not None:
+            logits = self.model.forward_cached(seq[:, self.fed:], self.cache, rows)
+        else:
+            logits = self.model.next_logits(seq, rows)
+        self.fed = seq.shape[1]
+        return logits
+
+
 @torch.no_grad()
 def run_schedule(
     model: A2ANano, prompts: torch.Tensor, schedule: Sequence[Step], sampling: SamplingConfig,
     generator: torch.Generator | None = None, stop_id: int | None = None, use_cache: bool = True,
+    unconditional: torch.Tensor | None = None, guidance: float = 1.0,
 ) -> torch.Tensor:
     """prompts int64 [B, P] (equal lengths) -> the new tokens int64 [B, <= len(schedule)].
 
     stop_id: a row that drew it keeps emitting it; the loop ends when every row has.
+    unconditional int64 [B, P'] and guidance g != 1: classifier-free guidance; each step samples from
+    uncond + g * (cond - uncond) logits, the unconditional stream continuing the same new tokens.
     """
     B, P = prompts.shape
     context = model.config.context
     if P + len(schedule) > context:
         raise ValueError(f"prompt of {P} + {len(schedule)} new tokens exceeds the context of {context} "
                          f"by {P + len(schedule) - context}")
+    guided = unconditional is not None and guidance != 1.0
     out = torch.empty(B, len(schedule), dtype=torch.long, device=prompts.device)
     done = torch.zeros(B, dtype=torch.bool, device=prompts.device)
-    cache = model.new_cache(B, P + len(schedule)) if use_cache else None
-    fed = 0  # tokens of prompts + out the model has seen (cache) / will see (recompute)
+    stream = _Stream(model, prompts, len(schedule), use_cache)
+    free = _Stream(model, unconditional, len(schedule), use_cache) if guided else None
     spans: dict[int, tuple[slice, torch.Tensor | None]] = {}  # per mask: head rows to compute, mask within them
     n = 0
     for step in schedule:
         if isinstance(step, int):
             tok = torch.full((B,), step, dtype=torch.long, device=prompts.device)
         else:
-            seq = torch.cat([prompts, out[:, :n]], dim=1)
             rows, allowed = spans.get(id(step)) or spans.setdefault(id(step), _span(step))
-            # The cache sees only what it has not seen; the baseline re-runs everything.
-            if cache is not None:
-                logits = model.forward_cached(seq[:, fed:], cache, rows)
-            else:
-                logits = model.next_logits(seq, rows)
-            fed = seq.shape[1]
+            logits = stream.logits(out[:, :n], rows)
+            if free is not None:
+                uncond = free.logits(out[:, :n], rows)
+                logits = uncond + guidance * (logits - uncond)
             tok = rows.start + sample_next(logits, sampling.temperature, sampling.top_k, sampling.top_p, generator,
                                            allowed)
         if stop_id is not None:
@@ -230,13 +254,32 @@ def video_schedule(layout: TokenLayout, frames: int, grid: tuple[int, int], firs
     return [*steps, layout.video_close]
 
 
+def unconditional_image_prompt(layout: TokenLayout) -> list[int]:
+    """`<TEXT></TEXT><IMAGE>`: an image of nothing in particular, the other side of guidance."""
+    return [layout.text_open, layout.text_close, layout.image_open]
+
+
 def generate_images(
     model: A2ANano, layout: TokenLayout, prompts: Sequence[Sequence[int]], grid: tuple[int, int] = (8, 8),
     temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-    generator: torch.Generator | None = None, use_cache: bool = True,
+    generator: torch.Generator | None = None, use_cache: bool = True, guidance: float = 1.0, best_of: int = 1,
 ) -> torch.Tensor:
     """One image per prompt (`<IMAGE>` appended if the prompt ends outside any block) -> codes int64
-    [B, h, w]: exactly h*w codes each, `</IMAGE>` forced after them (not returned)."""
+    [B, h, w]: exactly h*w codes each, `</IMAGE>` forced after them (not returned).
+
+    guidance != 1: classifier-free guidance against the empty caption `<TEXT></TEXT><IMAGE>` (what
+    caption dropout, data.caption_dropout, trains); 1 = plain sampling, as the release's script.
+    best_of N > 1: N samples per prompt, keeping the one whose prompt caption the model reads back
+    most likely (`caption_log_likelihood`); the prompt must hold a caption."""
+    if best_of < 1:
+        raise ValueError(f"best_of={best_of} must be >= 1")
+    if best_of > 1:
+        captions = [prompt_caption(layout, p) for p in prompts]
+        many = generate_images(model, layout, [p for p in prompts for _ in range(best_of)], grid, temperature, top_k,
+                               top_p, generator, use_cache, guidance)
+        scores = caption_log_likelihood(model, layout, many, [c for c in captions for _ in range(best_of)])
+        best = scores.view(len(prompts), best_of).argmax(1)
+        return many.view(len(prompts), best_of, *grid)[torch.arange(len(prompts)), best]
     sampling = SamplingConfig(temperature, top_k, top_p)
     prompts = [with_opener(layout, p, "image", layout.image_open) for p in prompts]
     for p in prompts:
@@ -246,10 +289,39 @@ def generate_images(
     schedule = image_schedule(layout, grid, model.tok_emb.weight.device)[:-1]
     out = torch.empty(len(prompts), grid[0], grid[1], dtype=torch.long)
     for _, rows in _groups(prompts).items():
+        unconditional = _prompt_tensor(model, [unconditional_image_prompt(layout)] * len(rows))
         new = run_schedule(model, _prompt_tensor(model, [prompts[r] for r in rows]), schedule, sampling,
-                           generator, use_cache=use_cache)
+                           generator, use_cache=use_cache, unconditional=unconditional, guidance=guidance)
         out[rows] = layout.to_codes(new).view(len(rows), *grid).cpu()
     return out
+
+
+def prompt_caption(layout: TokenLayout, prompt: Sequence[int]) -> list[int]:
+    """The text ids of the prompt's last whole text block (`<TEXT> ... </TEXT>`)."""
+    ids = list(prompt)
+    closes = [i for i, t in enumerate(ids) if t == layout.text_close]
+    opens = [i for i, t in enumerate(ids[: closes[-1]]) if t == layout.text_open] if closes else []
+    if not opens:
+        raise ValueError("best_of needs a prompt with a caption (<TEXT> ... </TEXT>) to read back")
+    return ids[opens[-1] + 1 : closes[-1]]
+
+
+@torch.no_grad()
+def caption_log_likelihood(model: A2ANano, layout: TokenLayout, codes: torch.Tensor,
+                           captions: Sequence[Sequence[int]]) -> torch.Tensor:
+    """codes int64 [N, h, w] and N captions' text ids -> float [N]: log P(<TEXT> caption </TEXT> | image)
+    under the model, summed over the caption's ids and `</TEXT>` (the image2text direction)."""
+    rows = [layout.image_block(c) + [layout.text_open, *cap, layout.text_close] for c, cap in zip(codes, captions, strict=True)]
+    length = max(map(len, rows))
+    device = model.tok_emb.weight.device
+    ids = torch.zeros(len(rows), length, dtype=torch.long, device=device)
+    scored = torch.zeros(len(rows), length, dtype=torch.bool, device=device)
+    for i, (row, cap) in enumerate(zip(rows, captions, strict=True)):
+        ids[i, : len(row)] = torch.tensor(row, device=device)
+        scored[i, len(row) - len(cap) - 1 : len(row)] = True  # the caption's ids and </TEXT>
+    logits, _ = model(ids[:, :-1])
+    logp = logits.float().log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
+    return (logp * scored[:, 1:]).sum(1)
 
 
 def generate_image(model: A2ANano, layout: TokenLayout, prompt_ids: Sequence[int], grid: tuple[int, int] = (8, 8),
