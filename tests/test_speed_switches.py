@@ -1,5 +1,6 @@
 """The speed switches of issue 9 do what they say and change no results: channels_last, fused AdamW,
-pinned memory, torch.compile, caption metrics every N validations, and the time accounting report."""
+pinned memory, torch.compile, bf16 on CPUs that compute it natively, caption metrics every N
+validations, and the time accounting report."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from supra.callbacks.time_accounting import ROWS, process_start_time
 from supra.data.shapes import ShapesDataModule
@@ -17,6 +19,7 @@ from supra.models.vlm_nano import VLMNano
 from supra.tasks.captioning import CaptioningTask
 from supra.training import train
 from supra.utils.errors import SupraUserError
+from supra.utils.hardware import cpu_precision
 
 
 def _loss(net: VLMNano, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -59,6 +62,20 @@ def test_pin_memory_auto_follows_cuda_and_bad_values_are_refused():
     assert ShapesDataModule(pin_memory=True).pin_memory is True
     with pytest.raises(SupraUserError, match="data.pin_memory='yes'"):
         ShapesDataModule(pin_memory="yes")
+
+
+def test_cpu_precision_is_bf16_only_where_the_cpu_computes_bf16_natively(monkeypatch):
+    def cpu(avx512_bf16: bool, amx: bool) -> str:
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+        return cpu_precision()
+
+    assert cpu(True, False) == cpu(False, True) == "bf16-mixed"
+    assert cpu(False, False) == "32-true"  # emulated bf16 would be slower than fp32
+    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
+    assert cpu_precision() == "32-true"  # torch's private check gone: the safe answer
+    # the resolver configs use (trainer.precision: ${cpu_precision:}), registered by supra.training
+    assert OmegaConf.create({"p": "${cpu_precision:}"}).p in ("bf16-mixed", "32-true")
 
 
 def test_score_every_n_val_must_be_positive():
