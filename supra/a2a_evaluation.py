@@ -1,4 +1,4 @@
-"""`python evaluate.py ckpt=<a2a checkpoint or release folder> [data.test_items=N] [+generation.image_top_k=K]`:
+"""`python evaluate.py ckpt=<a2a checkpoint or release folder> [+data.test_items=N] [+generation.image_top_k=K]`:
 GPT, VQ-VAE and vocabulary from the file, the data of its run (or data=... for a release folder), then a test on one split: image2text caption
 scores, text2image fidelity, video PSNR and per-task losses, written as metrics.json, predictions.json and
 the a2a sample pictures."""
