@@ -298,7 +298,7 @@ def report_table(args: argparse.Namespace, cfg: DictConfig, device: torch.device
     print("| loop | samples/s | step ms | samples/s min-max | MFU | " + " | ".join(f"epoch {k}" for k in EPOCH_PAIRS) + " |")
     print("|---|---:|---:|---:|---:|" + "---:|" * len(EPOCH_PAIRS))
     report: dict[str, Any] = {"device": name, "precision": precision, "compile": args.compile, "devices": args.devices,
-                              "batch_size": args.batch_size, "flops_per_sample": flops, "peak_flops": peak, "rows": {}}
+                              "batch_size": args.batch_size, "overrides": args.overrides, "flops_per_sample": flops, "peak_flops": peak, "rows": {}}
     for label, seconds in rows.items():
         per_s = [samples / s for s in seconds]
         median = statistics.median(per_s)

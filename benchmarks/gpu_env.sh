@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# Sourced by the GPU benchmark scripts (gpu_check.sh, gpu_precision_by_batch.sh): the environment the
+# device image lacks (.gpu_deps, see gpu_check.sh's header), `bench` (one train_throughput run) and
+# `summary` (one table over every bench's JSON).
+set -u
+OUT=${OUT:-/tmp/gpu_check_out}
+mkdir -p "$OUT" /tmp/gpu_check_json
+LOG=$OUT/gpu_check.log
+PY=${PY:-python3}
+export PYTHONPATH="$PWD:$PWD/.gpu_deps/site${PYTHONPATH:+:$PYTHONPATH}"
+export PATH="$PWD/.gpu_deps/jre/bin:$PATH"
+export PYTHONUNBUFFERED=1 WANDB_MODE=offline TORCHINDUCTOR_COMPILE_THREADS=8
+chmod +x .gpu_deps/jre/bin/* .gpu_deps/jre/lib/jspawnhelper 2>/dev/null
+START=$SECONDS
+# for a dry run on a CPU machine: TRAINER=cpu STEPS=3 EPOCH_ARGS="trainer=cpu data.num_train=100 ..."
+TRAINER=${TRAINER:-gpu}
+STEPS=${STEPS:-20}
+EPOCH_ARGS=${EPOCH_ARGS:-}
+
+nvidia-smi -L | tee -a "$LOG"
+$PY -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__)" | tee -a "$LOG"
+java -version 2>&1 | head -1 | tee -a "$LOG"
+
+bench() {  # bench NAME SECONDS ARGS...: one train_throughput run, its table to the log, figures to JSON
+  local name=$1 limit=$2; shift 2
+  echo "== $name ($((SECONDS - START))s in)" | tee -a "$LOG"
+  timeout "$limit" $PY benchmarks/train_throughput.py --trainer "$TRAINER" --warmup 10 --steps "$STEPS" --rounds 10 \
+      --json /tmp/gpu_check_json/"$name".json "$@" >>"$LOG" 2>&1 || echo "$name: failed or timed out (rc $?)" | tee -a "$LOG"
+}
+
+summary() {  # one line per bench JSON, then the 16-mixed / 32-true ratios and the epoch run's accounting
+$PY - <<'EOF'
+import glob, json, os
+rows = []
+for path in sorted(glob.glob("/tmp/gpu_check_json/*.json")):
+    r = json.load(open(path))
+    a, b = list(r["rows"].values())
+    rows.append((os.path.basename(path)[:-5], r))
+    print(f"{os.path.basename(path)[:-5]:24s} {r['device'][:22]:22s} {r['precision']:10s} compile={'on ' if r['compile'] else 'off'} "
+          f"batch={r['batch_size']:4d}  plain {a['samples_per_s']:8.0f}/s  supra {b['samples_per_s']:8.0f}/s "
+          f"({b['step_ms']:.2f} ms/step, MFU {b['mfu']:.2%})  b/a {r['ratio_b_over_a']:.3f}  "
+          f"epoch(30k pairs) {30000 / b['samples_per_s']:.1f}s  GFLOP/sample {r['flops_per_sample'] / 1e9:.3f} "
+          f"peak {r['peak_flops'] / 1e12:.0f} TFLOP/s")
+supra = {(r["batch_size"], r["precision"], r["compile"], " ".join(r.get("overrides", []))):
+         list(r["rows"].values())[1]["samples_per_s"] for _, r in rows}
+for (batch, precision, compiled, extra), s16 in sorted(supra.items()):
+    s32 = supra.get((batch, "32-true", compiled, extra))
+    if precision == "16-mixed" and s32:
+        print(f"16-mixed / 32-true (Supra, batch {batch}, compile {'on' if compiled else 'off'} {extra}): {s16 / s32:.2f}x")
+try:
+    t = json.load(open("/tmp/gpu_epoch/time_accounting.json"))
+    s = t["seconds"]
+    per_epoch = s["train_steps"] + s["train_batch_loading"] + s["val_steps"] + s["val_scoring"] + s["val_other"]
+    fixed = t["wall_s"] - per_epoch
+    print(f"epoch run: wall {t['wall_s']:.1f}s = " + ", ".join(f"{k} {v:.1f}s" for k, v in s.items()))
+    print(f"epoch run: {t['counts']}; outside train/val steps {t['outside_train_val_steps']:.1%}")
+    print(f"15-epoch recipe estimate on this GPU: {fixed:.0f}s fixed + 15 x {per_epoch:.1f}s = {fixed + 15 * per_epoch:.0f}s")
+except (OSError, KeyError) as err:
+    print("epoch run: no time accounting", err)
+EOF
+}
