@@ -68,7 +68,8 @@ def vqvae_ckpt(tmp_path_factory) -> Path:
 def a2a_trained(tmp_path_factory, vqvae_ckpt) -> Path:
     root = tmp_path_factory.mktemp("a2a")
     out = root / "run"
-    cfg = compose_config("train", out, [*a2a_run(vqvae_ckpt, root / "cache"), "data.batching=mixed",
+    equal_weights = [f"data.tasks.{task}=1" for task in TASKS]  # every task in every mixed batch, whatever the recipe's weights
+    cfg = compose_config("train", out, [*a2a_run(vqvae_ckpt, root / "cache"), "data.batching=mixed", *equal_weights,
                                         "+callbacks.probe._target_=tests.test_a2a_training.FrozenProbe",
                                         f"+callbacks.probe.out_dir={out}"])
     _, metrics = train(cfg)
