@@ -74,10 +74,10 @@ def main() -> None:
                          bool(torch.equal(cached, plain))))
 
     print(f"\na2a_nano sampling, batch 1, {where}, median of {args.repeats}")
-    print("| vocab  | GPT params | output        | tokens | recompute s | tok/s | KV cache s | tok/s | speed-up | same tokens |")
-    print("|-------:|-----------:|---------------|-------:|------------:|------:|-----------:|------:|---------:|:-----------:|")
+    print("| vocab  | GPT params | output          | tokens | recompute s | tok/s | KV cache s | tok/s | speed-up | same tokens |")
+    print("|-------:|-----------:|-----------------|-------:|------------:|------:|-----------:|------:|---------:|:-----------:|")
     for vocab_size, params, what, tokens, plain_s, cached_s, same in rows:
-        print(f"| {vocab_size:6,} | {params / 1e6:8.1f}M | {what:13} | {tokens:6} | {plain_s:11.3f} | "
+        print(f"| {vocab_size:6,} | {params / 1e6:8.1f}M | {what:15} | {tokens:6} | {plain_s:11.3f} | "
               f"{tokens / plain_s:5.0f} | {cached_s:10.3f} | {tokens / cached_s:5.0f} | "
               f"{plain_s / cached_s:7.1f}x | {'yes' if same else 'NO'} |")
 
