@@ -20,15 +20,16 @@ from supra.release import is_release_dir
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
 from supra.utils.errors import SupraUserError
 from supra.utils.files import check_writable_dir, write_text_atomic
-from supra.utils.hardware import check_accelerator, cpu_precision
+from supra.utils.hardware import check_accelerator, fast_precision
 
 log = logging.getLogger(__name__)
 
 # Lightning 2.x calls a torch.utils._pytree API that torch 2.14 deprecates, once per fit/test: noise for
 # users, nothing they can act on.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
-# trainer.precision: ${cpu_precision:} -> bf16-mixed on CPUs with native bf16, else 32-true
-OmegaConf.register_new_resolver("cpu_precision", cpu_precision, replace=True)
+# trainer.precision: ${fast_precision:${trainer.accelerator}} -> 16-mixed on GPUs; on CPUs bf16-mixed where
+# native, else 32-true
+OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:

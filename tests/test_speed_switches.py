@@ -19,7 +19,7 @@ from supra.models.vlm_nano import VLMNano
 from supra.tasks.captioning import CaptioningTask
 from supra.training import train
 from supra.utils.errors import SupraUserError
-from supra.utils.hardware import cpu_precision
+from supra.utils.hardware import fast_precision
 
 
 def _loss(net: VLMNano, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -64,18 +64,20 @@ def test_pin_memory_auto_follows_cuda_and_bad_values_are_refused():
         ShapesDataModule(pin_memory="yes")
 
 
-def test_cpu_precision_is_bf16_only_where_the_cpu_computes_bf16_natively(monkeypatch):
+def test_fast_precision_is_bf16_only_on_cpus_that_compute_it_natively_and_16_mixed_on_gpus(monkeypatch):
     def cpu(avx512_bf16: bool, amx: bool) -> str:
         monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
-        return cpu_precision()
+        return fast_precision("cpu")
 
     assert cpu(True, False) == cpu(False, True) == "bf16-mixed"
     assert cpu(False, False) == "32-true"  # emulated bf16 would be slower than fp32
+    assert fast_precision("gpu") == "16-mixed"  # as trainer=gpu: T4s have no bf16
     monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
-    assert cpu_precision() == "32-true"  # torch's private check gone: the safe answer
-    # the resolver configs use (trainer.precision: ${cpu_precision:}), registered by supra.training
-    assert OmegaConf.create({"p": "${cpu_precision:}"}).p in ("bf16-mixed", "32-true")
+    assert fast_precision("cpu") == "32-true"  # torch's private check gone: the safe answer
+    # the resolver configs use, registered by supra.training
+    cfg = OmegaConf.create({"trainer": {"accelerator": "gpu", "precision": "${fast_precision:${trainer.accelerator}}"}})
+    assert cfg.trainer.precision == "16-mixed"
 
 
 def test_score_every_n_val_must_be_positive():

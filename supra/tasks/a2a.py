@@ -44,7 +44,8 @@ class A2ATask(L.LightningModule):
 
     optimizer / scheduler are factories (Hydra `_partial_: true`), as in the other tasks.
     generation: sampling of validation/test (text_temperature, image_temperature, image_top_k,
-    image_guidance, image_best_of, video_temperature, max_caption_tokens, seed). `vqvae` (an nn.Module) replaces loading vqvae_ckpt.
+    image_guidance, image_best_of, video_temperature, max_caption_tokens, seed). `vqvae` (an nn.Module)
+    replaces loading vqvae_ckpt.
     """
 
     def __init__(
@@ -76,8 +77,9 @@ class A2ATask(L.LightningModule):
         self.net: nn.Module | None = net if isinstance(net, nn.Module) else None
         self.net_factory = None if isinstance(net, nn.Module) else net
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.generation = {"text_temperature": 0.0, "image_temperature": 1.0, "image_top_k": None, "image_guidance": 1.0, "image_best_of": 1,
-                           "video_temperature": 0.0, "max_caption_tokens": 32, "seed": 0, **(generation or {})}
+        self.generation = {"text_temperature": 0.0, "image_temperature": 1.0, "image_top_k": None,
+                           "image_guidance": 1.0, "image_best_of": 1, "video_temperature": 0.0,
+                           "max_caption_tokens": 32, "seed": 0, **(generation or {})}
         self.vocab = None
         self.run_config: dict | None = None  # the composed run config, stored in checkpoints by train.py
         self.psnr = nn.ModuleDict({s: PeakSignalNoiseRatio(data_range=1.0) for s in ("val", "test")})

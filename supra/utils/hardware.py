@@ -1,5 +1,5 @@
 """What the machine can do: fail at once, in one line, when a trainer config asks for GPUs the machine
-does not have; pick the fastest CPU precision (`${cpu_precision:}` in configs)."""
+does not have; pick the fastest safe precision (`${fast_precision:${trainer.accelerator}}` in configs)."""
 
 from __future__ import annotations
 
@@ -33,10 +33,14 @@ def check_accelerator(trainer_cfg: DictConfig, trainer_name: str = "trainer") ->
         )
 
 
-def cpu_precision() -> str:
-    """bf16-mixed where the CPU computes bf16 natively (AVX512-BF16 or AMX: a2a_nano trains 1.8x faster
-    on 2 such cores), else 32-true (emulated bf16 would be slower than fp32). torch.cpu's checks are
-    private but the only ones torch offers; if they go away, fp32 is the safe answer."""
+def fast_precision(accelerator: str = "cpu") -> str:
+    """The fastest safe precision for `accelerator` (a trainer.accelerator value). On a CUDA GPU
+    16-mixed, as trainer=gpu (every CUDA GPU has fp16; T4s have no bf16). On CPU bf16-mixed where it
+    computes bf16 natively (AVX512-BF16 or AMX: a2a_nano trains 1.8x faster on 2 such cores), else
+    32-true (emulated bf16 would be slower than fp32); torch.cpu's checks are private but the only ones
+    torch offers, and if they go away fp32 is the safe answer."""
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return "16-mixed"
     try:
         native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
     except AttributeError:
