@@ -21,7 +21,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tokenizers import Tokenizer
 
-from supra.checkpoints import load_supra_checkpoint
+from supra.checkpoints import load_state_strictly, load_supra_checkpoint
 from supra.data.a2a_vocab import A2AVocab
 from supra.models.a2a_layout import CONTROL_TOKENS
 from supra.models.a2a_nano import A2AConfig, A2ANano
@@ -128,18 +128,6 @@ def export_a2a_release(ckpt: str | Path, out_dir: str | Path) -> Path:
 # -- reading -----------------------------------------------------------------------------------------
 
 
-def _load_state(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong:
-        raise SupraUserError(
-            f"{source} does not fit its config: missing {missing[:4]}{'...' if len(missing) > 4 else ''}, "
-            f"unexpected {unexpected[:4]}, wrong shape {[(k, tuple(state[k].shape)) for k in wrong[:4]]}")
-    module.load_state_dict(state)
-
-
 def _gpt_config(net_config: dict, vocab: A2AVocab) -> A2AConfig:
     known = {f.name for f in fields(A2AConfig)}
     kwargs = {k: v for k, v in net_config.items() if k in known}
@@ -174,7 +162,7 @@ def load_a2a_release(folder: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
             state = load_file(folder / name)
         except Exception as err:  # safetensors raises its own error types
             raise SupraUserError(f"{folder / name} is not a readable safetensors file ({err})") from None
-        _load_state(module, state, str(folder / name))
+        load_state_strictly(module, state, str(folder / name))
     if net.config.tie_head:
         net.lm_head.weight = net.tok_emb.weight  # loading gave the head its own copy of the values
     check_pair(net, vqvae, vocab, str(folder))
@@ -193,7 +181,7 @@ def load_a2a_checkpoint(path: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
     state = checkpoint["state_dict"]
     for module, prefix in ((net, "net."), (vqvae, "vqvae.")):
         part = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
-        _load_state(module, part, f"ckpt={path} ({prefix}*)")
+        load_state_strictly(module, part, f"ckpt={path} ({prefix}*)")
     check_pair(net, vqvae, vocab, f"ckpt={path}")
     return net.eval(), vqvae.eval(), vocab
 

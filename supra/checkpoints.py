@@ -55,3 +55,18 @@ def load_vqvae(path: str | Path) -> tuple[torch.nn.Module, dict[str, Any]]:
     except RuntimeError as err:
         raise SupraUserError(f"ckpt={path}: its weights do not fit its own config ({str(err).splitlines()[0][:120]})") from None
     return net.eval(), run_cfg
+
+
+def load_state_strictly(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """module.load_state_dict(state), with every missing, unexpected or wrongly shaped key reported in one
+    line naming `source` (the file), instead of torch's multi-line RuntimeError."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong_shape:
+        raise SupraUserError(
+            f"{source} does not fit this model: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}, wrong shape {[(k, tuple(state[k].shape)) for k in wrong_shape[:5]]}"
+        )
+    module.load_state_dict(state)

@@ -17,7 +17,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from supra.checkpoints import load_supra_checkpoint
+from supra.checkpoints import load_state_strictly, load_supra_checkpoint
 from supra.data.caption_tokenizer import CaptionTokenizer
 from supra.models.vlm_nano import VLMNano
 from supra.utils.errors import SupraUserError
@@ -114,16 +114,7 @@ def load_release_weights(net: VLMNano, folder: str | Path) -> None:
     except Exception as err:  # safetensors raises its own error types
         raise SupraUserError(f"{path} is not a readable safetensors file ({err})") from None
     state = {k: v for k, v in state.items() if not k.endswith(OPTIONAL_KEYS)}
-    expected = net.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong_shape:
-        raise SupraUserError(
-            f"{path} does not fit this model: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-            f"unexpected {unexpected[:5]}, wrong shape {[(k, tuple(state[k].shape)) for k in wrong_shape[:5]]}"
-        )
-    net.load_state_dict(state)
+    load_state_strictly(net, state, str(path))
     net.lm_head.weight = net.tok_emb.weight  # re-tie: loading gave the head its own copy of the values
 
 

@@ -289,7 +289,7 @@ def generate_images(
     schedule = image_schedule(layout, grid, model.tok_emb.weight.device)[:-1]
     out = torch.empty(len(prompts), grid[0], grid[1], dtype=torch.long)
     for _, rows in _groups(prompts).items():
-        unconditional = _prompt_tensor(model, [unconditional_image_prompt(layout)] * len(rows))
+        unconditional = None if guidance == 1.0 else _prompt_tensor(model, [unconditional_image_prompt(layout)] * len(rows))
         new = run_schedule(model, _prompt_tensor(model, [prompts[r] for r in rows]), schedule, sampling,
                            generator, use_cache=use_cache, unconditional=unconditional, guidance=guidance)
         out[rows] = layout.to_codes(new).view(len(rows), *grid).cpu()
