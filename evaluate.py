@@ -1,13 +1,12 @@
-"""Score a checkpoint: `python evaluate.py ckpt=PATH [decode=beam|greedy|sample] [data.split=val]`."""
+"""Score a checkpoint or release folder: `python evaluate.py ckpt=PATH [decode=beam|greedy|sample] [data.split=val]`."""
 
 import sys
 
 import hydra
 from omegaconf import DictConfig
 
-from supra.evaluation import evaluate
-from supra.utils.cli import exit_if_run_dir_unwritable
-from supra.utils.errors import exit_on_user_error
+from supra.runner.evaluation import evaluate
+from supra.utils.cli import exit_if_run_dir_unwritable, exit_on_user_error
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

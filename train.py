@@ -5,9 +5,8 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from supra.training import train
-from supra.utils.cli import exit_if_run_dir_unwritable
-from supra.utils.errors import exit_on_user_error
+from supra.runner.training import train
+from supra.utils.cli import exit_if_run_dir_unwritable, exit_on_user_error
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -19,8 +19,8 @@ import time
 import torch
 
 from supra.models.a2a_generation import generate_image, generate_video
-from supra.models.a2a_layout import TokenLayout
 from supra.models.a2a_nano import A2AConfig, A2ANano
+from supra.tokens.a2a_layout import TokenLayout
 
 PROMPT_TEXT = [11, 12, 13, 14, 15, 16]  # 6 text ids: <TEXT> + 6 + </TEXT> = an 8-token prompt
 

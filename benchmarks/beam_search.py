@@ -16,15 +16,15 @@ import time
 import torch
 from omegaconf import OmegaConf
 
-from supra.models.caption_generation import beam_search, beam_search_recompute
+from supra.models.vlm_generation import beam_search, beam_search_recompute
 
 
 def load_model_and_images(ckpt: str | None, n_images: int) -> tuple[torch.nn.Module, torch.Tensor]:
     from hydra.utils import instantiate
 
-    from supra.checkpoints import load_supra_checkpoint
-    from supra.data.image_transforms import normalize_imagenet
-    from supra.data.shapes import ShapesDataModule
+    from supra.artifacts.checkpoints import load_supra_checkpoint, net_state, run_config_of
+    from supra.data.captioning.shapes import ShapesDataModule
+    from supra.data.images import normalize_imagenet
 
     if ckpt is None:
         from supra.models.vlm_nano import VLMNano
@@ -33,11 +33,12 @@ def load_model_and_images(ckpt: str | None, n_images: int) -> tuple[torch.nn.Mod
         data = ShapesDataModule(num_test=n_images).load_split("test")
         return VLMNano().eval(), normalize_imagenet(data.images)
     checkpoint = load_supra_checkpoint(ckpt, kind="supra.captioning")
-    run_cfg = OmegaConf.create(checkpoint["supra"]["run_config"])
+    run_cfg = OmegaConf.create(run_config_of(checkpoint))
     net = instantiate(run_cfg.model.net)
-    net.load_state_dict({k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items()})
-    data_cfg = {k: v for k, v in run_cfg.data.items() if k not in ("_target_", "tokenizer_path", "num_test")}
-    data = ShapesDataModule(**data_cfg, num_test=n_images).load_split("test")
+    net.load_state_dict(net_state(checkpoint))
+    model_keys = ("image_size", "max_caption_tokens", "vocab_size")  # the data follows the model
+    data_cfg = {k: v for k, v in run_cfg.data.items() if k not in ("_target_", "tokenizer_path", "num_test", *model_keys)}
+    data = ShapesDataModule(**data_cfg, num_test=n_images, image_size=net.config.IMG_SIZE).load_split("test")
     return net.eval(), normalize_imagenet(data.images)
 
 

@@ -19,9 +19,9 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from supra.data.caption_datamodule import ImageRows
+from supra.data.captioning.datamodule import ImageRows
 from supra.data.image_cache import ImageCache
-from supra.data.image_transforms import normalize_imagenet
+from supra.data.images import normalize_imagenet
 
 
 class DecodeEveryEpoch(Dataset):

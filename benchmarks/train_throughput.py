@@ -39,9 +39,9 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from supra.data.caption_tokenizer import PAD_ID
-from supra.data.image_transforms import normalize_imagenet
-from supra.training import instantiate_group
+from supra.data.images import normalize_imagenet
+from supra.runner.components import instantiate_group
+from supra.tokens.caption_bpe import PAD_ID
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 AUTOCAST = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
@@ -66,7 +66,9 @@ def sync(device: torch.device) -> None:
 def cached_batches(cfg: DictConfig, n_batches: int) -> tuple[list[dict[str, torch.Tensor]], Any]:
     """n_batches training batches of the configured data (uint8 images, tokens) and its tokenizer."""
     n_images = max(64, -(-n_batches * cfg.data.batch_size // 5))  # 5 captions per shapes image
-    data = instantiate(cfg.data, num_train=n_images, num_val=1, num_test=1, tokenizer_path=None)
+    net = cfg.model.net  # the data follows the model (what the runner passes from task.data_settings())
+    data = instantiate(cfg.data, num_train=n_images, num_val=1, num_test=1, tokenizer_path=None,
+                       image_size=net.IMG_SIZE, max_caption_tokens=net.MAX_SEQ, vocab_size=net.VOCAB_SIZE)
     data.setup("fit")
     loader = iter(data.train_dataloader())
     batches = [next(loader) for _ in range(n_batches)]

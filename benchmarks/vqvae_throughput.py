@@ -33,9 +33,10 @@ import PIL
 import torch
 from PIL import Image, ImageSequence
 
+from supra.data.base import SPLITS
 from supra.data.gif_frames import read_gif_frames
-from supra.data.media_datamodule import SPLITS, to_unit_range
-from supra.data.media_folder import MediaFolderDataModule, clips_of, fit
+from supra.data.images import fit, to_unit_range
+from supra.data.media.folder import MediaFolderDataModule, clips_of
 from supra.models.vqvae import VQVAE
 from supra.utils.errors import SupraUserError
 
@@ -50,7 +51,7 @@ def load_vqvae(ckpt: str | None, seed: int) -> tuple[VQVAE, str]:
     if ckpt is None:
         torch.manual_seed(seed)
         return VQVAE().eval(), "randomly initialised"
-    from supra.checkpoints import load_supra_checkpoint
+    from supra.artifacts.checkpoints import load_supra_checkpoint
 
     checkpoint = load_supra_checkpoint(ckpt, kind="supra.vqvae")
     run_config = checkpoint["supra"].get("run_config") or {}

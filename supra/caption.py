@@ -1,11 +1,6 @@
-"""Caption your own images with a checkpoint or a release folder.
-
-    python -m supra.caption ckpt=PATH_or_release_DIR images=FILE_or_DIR [out=captions] [decode=beam|greedy|sample]
-                            [batch_size=64] [grid_images=16]
-
-Writes <out>/captions.jsonl ({"file", "caption"} per image) and <out>/captions.png (a grid);
-files that cannot be read are listed, not fatal.
-"""
+"""`python -m supra.caption`: caption your own images with a checkpoint or a release folder (conf/caption.yaml;
+`--help` lists every option). Writes <out>/captions.jsonl ({"file", "caption"} per image) and
+<out>/captions.png (a grid); files that cannot be read are listed, not fatal."""
 
 from __future__ import annotations
 
@@ -14,19 +9,17 @@ import sys
 from pathlib import Path
 
 import torch
+from omegaconf import DictConfig
 from rich.progress import track
 
-from supra.callbacks.caption_grid import render_caption_grid
-from supra.callbacks.image_logging import save_image_atomic
-from supra.data.image_cache import image_to_uint8, load_rgb
-from supra.data.image_transforms import normalize_imagenet
-from supra.models.caption_generation import DecodeConfig, generate
-from supra.release import load_captioner
-from supra.utils.cli import parse_key_values
-from supra.utils.errors import SupraUserError, exit_on_user_error
+from supra.artifacts.captioner_release import load_captioner
+from supra.data.images import IMAGE_SUFFIXES, UNREADABLE, image_to_uint8, load_rgb, normalize_imagenet
+from supra.models.vlm_generation import DecodeConfig, generate
+from supra.pictures.files import save_image_atomic
+from supra.pictures.grids import render_caption_grid
+from supra.utils.cli import hydra_command
+from supra.utils.errors import SupraUserError
 from supra.utils.files import write_text_atomic
-
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"}
 
 
 def find_images(path: Path) -> list[Path]:
@@ -40,6 +33,12 @@ def find_images(path: Path) -> list[Path]:
 def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch_size: int = 64,
                    grid_images: int = 16) -> dict[str, str]:
     """Caption every image under `images`; returns {file: caption} and writes captions.jsonl + captions.png."""
+    if batch_size < 1:
+        raise SupraUserError(f"batch_size={batch_size} must be >= 1")
+    try:
+        settings = DecodeConfig(strategy=decode)
+    except ValueError as err:
+        raise SupraUserError(f"decode={decode!r}: {err}") from None
     net, tokenizer, _ = load_captioner(ckpt)
     files = find_images(Path(images))
     if not files:
@@ -48,14 +47,13 @@ def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch
     captions: dict[str, str] = {}
     unreadable: dict[str, str] = {}
     thumbnails: list[torch.Tensor] = []
-    settings = DecodeConfig(strategy=decode)
     for start in track(range(0, len(files), batch_size), description=f"captioning {len(files)} images"):
         batch, names = [], []
         for path in files[start : start + batch_size]:
             try:
                 batch.append(image_to_uint8(load_rgb(path), size))
                 names.append(str(path))
-            except (OSError, ValueError, SyntaxError) as err:
+            except UNREADABLE as err:
                 unreadable[str(path)] = f"{type(err).__name__}: {err}"
         if not batch:
             continue
@@ -74,16 +72,14 @@ def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch
     return captions
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_key_values(
-        sys.argv[1:] if argv is None else argv, __doc__, required=("ckpt", "images"),
-        defaults={"out": "captions", "decode": "beam", "batch_size": "64", "grid_images": "16"},
-    )
-    with exit_on_user_error():
-        captions = caption_images(args["ckpt"], args["images"], args["out"], args["decode"],
-                                  int(args["batch_size"]), int(args["grid_images"]))
-    print(f"captioned {len(captions)} images -> {Path(args['out']) / 'captions.jsonl'}")
+def run(cfg: DictConfig) -> dict[str, str]:
+    captions = caption_images(str(cfg.ckpt), str(cfg.images), str(cfg.out), cfg.decode, int(cfg.batch_size),
+                              int(cfg.grid_images))
+    print(f"captioned {len(captions)} images -> {Path(cfg.out) / 'captions.jsonl'}")
+    return captions
 
+
+main = hydra_command("caption", run)
 
 if __name__ == "__main__":
     main()

@@ -1,28 +1,33 @@
-"""Export a checkpoint as a release folder: a captioning one as SupraVL-Nano-900k, an a2a one as the
-Supra-A2A-Nano pair (GPT + VQ-VAE + tokenizer, supra/a2a_release.py).
-
-    python -m supra.export ckpt=logs/train/runs/<run>/checkpoints/best.ckpt out=release/
-"""
+"""`python -m supra.export ckpt=CKPT out=DIR`: a checkpoint as a release folder (conf/export.yaml): a
+captioner's as SupraVL-Nano-900k, an a2a_nano's as the Supra-A2A-Nano pair (GPT + VQ-VAE + tokenizer)."""
 
 from __future__ import annotations
 
-import sys
+from pathlib import Path
 
-from supra.a2a_release import CHECKPOINT_KIND as A2A_KIND
-from supra.a2a_release import export_a2a_release
-from supra.checkpoints import load_supra_checkpoint
-from supra.release import export_release
-from supra.utils.cli import parse_key_values
-from supra.utils.errors import exit_on_user_error
+from omegaconf import DictConfig
+
+from supra.artifacts.a2a_release import export_a2a_release
+from supra.artifacts.captioner_release import export_release
+from supra.artifacts.checkpoints import artifact_kind
+from supra.artifacts.kinds import A2A_CHECKPOINT, CAPTIONER_CHECKPOINT
+from supra.utils.cli import hydra_command
+from supra.utils.errors import SupraUserError
+
+EXPORTERS = {CAPTIONER_CHECKPOINT: export_release, A2A_CHECKPOINT: export_a2a_release}
 
 
-def main(argv: list[str] | None = None) -> None:
-    args = parse_key_values(sys.argv[1:] if argv is None else argv, __doc__, required=("ckpt", "out"), defaults={})
-    with exit_on_user_error():
-        is_a2a = load_supra_checkpoint(args["ckpt"])["supra"]["kind"] == A2A_KIND
-        out = (export_a2a_release if is_a2a else export_release)(args["ckpt"], args["out"])
+def run(cfg: DictConfig) -> Path:
+    kind = artifact_kind(cfg.ckpt)
+    if kind not in EXPORTERS:
+        raise SupraUserError(f"ckpt={cfg.ckpt} is a {kind}, which has no release format: give a captioner or "
+                             "an a2a_nano checkpoint written by train.py")
+    out = EXPORTERS[kind](str(cfg.ckpt), str(cfg.out))
     print(f"wrote {out}: " + ", ".join(sorted(p.name for p in out.iterdir())))
+    return out
 
+
+main = hydra_command("export", run)
 
 if __name__ == "__main__":
     main()

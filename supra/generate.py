@@ -1,24 +1,269 @@
-"""Sample from an a2a_nano GPT: text, text2image, image2text, video2video, text2video.
+"""`python -m supra.generate`: sample from an a2a_nano GPT (a train.py checkpoint or a release folder):
+text, text2image, image2text, video2video (GIF in, GIF out) and text2video, as the release's script.
+conf/generate.yaml holds every option (`--help`); same seed, same output.
 
     python -m supra.generate ckpt=CKPT_OR_RELEASE mode=text2image prompt="a red square" seed=0 out=DIR
     python -m supra.generate ckpt=... mode=image2text image=photo.png out=DIR
     python -m supra.generate ckpt=... mode=video2video image=clip.gif frames=4 out=DIR
 
-`--help` lists every option (conf/generate.yaml); supra/a2a_inference.py does the work.
+A prompt with a control token name ("<TEXT>a red square</TEXT><IMAGE>") is used as written; a plain one
+is wrapped for the mode:
+
+    text         <TEXT>prompt                      -> text up to </TEXT>
+    text2image   <TEXT>prompt</TEXT><IMAGE>        -> one grid of codes
+    text2video   <TEXT>prompt</TEXT><VIDEO>        -> `frames` frames
+    image2text   [image block]<TEXT>prompt         -> text (a prompt starts the caption)
+    video2video  <TEXT>prompt</TEXT><VIDEO>[the GIF's first given_frames frames]   -> the remaining frames
+
+Every bad input is a one-line SupraUserError, found before anything is generated.
 """
 
 from __future__ import annotations
 
 import sys
-from dataclasses import fields
+from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
-import hydra
+import torch
 from omegaconf import DictConfig, OmegaConf
 
-from supra.a2a_inference import Request, generate
-from supra.utils.cli import exit_if_run_dir_unwritable
-from supra.utils.errors import exit_on_user_error
+from supra.artifacts.a2a_release import load_a2a, replace_vqvae
+from supra.data.gif_frames import MediaDecodeError, read_gif_frames
+from supra.data.images import fit, load_still
+from supra.data.media.codes import decode_codes, encode_items
+from supra.models import a2a_generation as gen
+from supra.pictures.files import save_gif_atomic, save_image_atomic
+from supra.pictures.grids import render_caption_grid, render_image_rows, to_pil
+from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
+from supra.tokens.a2a_sequences import check_fits, frames_that_fit
+from supra.tokens.a2a_vocab import A2AVocab
+from supra.utils.cli import hydra_command
+from supra.utils.errors import SupraUserError
+from supra.utils.files import write_json_atomic, write_text_atomic
+
+MODES = ("text", "text2image", "image2text", "video2video", "text2video")
+RESIZES = ("crop", "pad", "refuse")
+ENCODE_BATCH = 256  # pictures per VQ-VAE call
+
+
+@dataclass(frozen=True)
+class Request:
+    """The generate config's keys (conf/generate.yaml), checked where they are read."""
+
+    mode: str
+    out: str
+    prompt: str | None = None
+    image: str | None = None
+    frames: int = 4
+    given_frames: int | None = None
+    image_size: int = 64
+    resize: str = "crop"
+    num_samples: int = 4
+    seed: int = 0
+    temperature: float = 1.0
+    top_k: int | None = None
+    top_p: float | None = None
+    guidance: float = 1.0
+    best_of: int = 1
+    max_new_tokens: int = 64
+    max_pixels: int = 50_000_000
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.mode not in MODES:
+            raise SupraUserError(f"mode={self.mode!r} is unknown: choose one of {', '.join(MODES)}")
+        if self.resize not in RESIZES:
+            raise SupraUserError(f"resize={self.resize!r} is unknown: choose crop, pad or refuse")
+        if self.image_size < 8 or self.image_size % 8:
+            raise SupraUserError(f"image_size={self.image_size} must be a positive multiple of 8 (the VQ-VAE's patch)")
+        if self.frames < 1 or self.num_samples < 1 or self.max_new_tokens < 1:
+            raise SupraUserError(f"frames={self.frames}, num_samples={self.num_samples} and "
+                                 f"max_new_tokens={self.max_new_tokens} must be >= 1")
+        if self.mode in ("text2image", "text2video") and not self.prompt:
+            raise SupraUserError(f"mode={self.mode} needs prompt=\"...\" (e.g. prompt=\"a red square\")")
+        if self.mode in ("image2text", "video2video") and not self.image:
+            raise SupraUserError(f"mode={self.mode} needs image=PATH ({'a GIF' if self.mode == 'video2video' else 'a picture'})")
+        if self.guidance < 0:
+            raise SupraUserError(f"guidance={self.guidance} must be >= 0 (1 = off)")
+        if self.best_of < 1:
+            raise SupraUserError(f"best_of={self.best_of} must be >= 1 (1 = off)")
+        try:
+            gen.SamplingConfig(self.temperature, self.top_k, self.top_p)
+        except ValueError as err:
+            raise SupraUserError(str(err)) from None
+
+    @property
+    def raw_prompt(self) -> bool:
+        return any(token in (self.prompt or "") for token in CONTROL_TOKENS)
+
+
+# -- inputs ---------------------------------------------------------------------------------------------
+
+
+def fit_picture(picture, request: Request, what: str) -> torch.Tensor:
+    """uint8 RGB [H, W, 3] -> uint8 [3, S, S]: squared and resized to image_size (crop/pad), or, with
+    resize=refuse, kept as it is when square with a side that is a multiple of 8 and refused otherwise."""
+    h, w = picture.shape[:2]
+    if request.resize == "refuse":
+        if h != w or h % 8:
+            problem = "not square" if h != w else "not a multiple of 8"
+            raise SupraUserError(f"{what} is {w}x{h}, {problem}: images must be square with a side that is a "
+                                 "multiple of 8; give such an image or set resize=crop (or pad)")
+        return torch.from_numpy(picture).permute(2, 0, 1).contiguous()
+    return fit(picture, request.image_size, request.resize)
+
+
+def load_picture(request: Request) -> torch.Tensor:
+    """image= (any still, or a GIF's first frame) -> uint8 [3, S, S]."""
+    if not Path(request.image).is_file():
+        raise SupraUserError(f"image={request.image} does not exist")
+    try:
+        picture = load_still(Path(request.image), request.max_pixels)
+    except MediaDecodeError as err:
+        raise SupraUserError(f"image={request.image} cannot be used: {err}") from None
+    return fit_picture(picture, request, f"image={request.image}")
+
+
+def load_clip(request: Request) -> torch.Tensor:
+    """image= a GIF -> its first `frames` frames, uint8 [frames, 3, S, S]."""
+    path = Path(request.image)
+    if not path.is_file():
+        raise SupraUserError(f"image={path} does not exist")
+    try:
+        frames = read_gif_frames(path, request.max_pixels, max_frames=request.frames)
+    except MediaDecodeError as err:
+        raise SupraUserError(f"image={path} cannot be used as a clip: {err}") from None
+    if len(frames) < request.frames:
+        raise SupraUserError(f"image={path} has {len(frames)} frame{'s' * (len(frames) != 1)} but frames="
+                             f"{request.frames} asks for {request.frames}: give a longer GIF or fewer frames")
+    return torch.stack([fit_picture(f, request, f"image={path}") for f in frames])
+
+
+# -- prompts ---------------------------------------------------------------------------------------------
+
+
+def text_prefix(vocab: A2AVocab, request: Request) -> list[int]:
+    """The prompt as ids before a generated block: raw as written, plain as <TEXT>prompt</TEXT>."""
+    if not request.prompt:
+        return []
+    if request.raw_prompt:
+        return vocab.parse_prompt(request.prompt)
+    return vocab.encode([("text", request.prompt)])
+
+
+def check_prompt_fits(context: int, prompt_len: int, needed: int, what: str) -> None:
+    check_fits(prompt_len + needed, context, f"the prompt ({prompt_len} tokens) with {what} ({needed} more)",
+               "shorten the prompt by {over} tokens")
+
+
+def check_frames_fit(context: int, prefix_len: int, frames: int, side: int) -> None:
+    room = frames_that_fit(8 * side, context, prefix_len)
+    if frames > room:
+        grid_tokens = side * side
+        need = TokenLayout.video_block_len(frames, grid_tokens)
+        raise SupraUserError(
+            f"frames={frames} of {side}x{side} codes take 2 + {frames} x {grid_tokens + 1} = {need} tokens, which with "
+            f"the prompt's {prefix_len} exceeds the context of {context}: at most {room} frame{'s' * (room != 1)} fit")
+
+
+# -- the command -------------------------------------------------------------------------------------------
+
+
+def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None) -> dict[str, Any]:
+    """Run one generate command; returns the summary written to out/generation.json."""
+    net, vqvae, vocab = load_a2a(ckpt)
+    if vqvae_ckpt:
+        vqvae = replace_vqvae(net, vocab, vqvae_ckpt).eval()
+    device = torch.device("cuda" if request.device == "auto" and torch.cuda.is_available() else
+                          ("cpu" if request.device == "auto" else request.device))
+    net, vqvae = net.to(device), vqvae.to(device)
+    layout, context = vocab.layout, net.config.context
+    out = Path(request.out)
+    generator = torch.Generator(device=device).manual_seed(request.seed)
+    sampling = {"temperature": request.temperature, "top_k": request.top_k, "top_p": request.top_p,
+                "generator": generator}
+    n, side = request.num_samples, request.image_size // 8
+    summary: dict[str, Any] = {"mode": request.mode, "seed": request.seed, "num_samples": n, "files": []}
+    files: list[Path] = []
+
+    if request.mode in ("text", "image2text"):
+        if request.mode == "text":
+            image_ids: list[int] = []
+            prompt = vocab.parse_prompt(request.prompt or "") if request.raw_prompt else \
+                [layout.text_open, *vocab.encode_text(request.prompt or "")]
+        else:
+            pixels = load_picture(request)
+            codes = encode_items(vqvae, pixels[None], ENCODE_BATCH, device)[0]
+            image_ids = layout.image_block(codes)
+            tail = vocab.parse_prompt(request.prompt) if request.raw_prompt else \
+                [layout.text_open, *vocab.encode_text(request.prompt or "")]
+            prompt = image_ids + tail
+        check_prompt_fits(context, len(prompt) + (gen.prompt_state(layout, prompt).block != "text"), 1, "text generation")
+        texts = gen.generate_texts(net, layout, [prompt] * n, request.max_new_tokens, **sampling)
+        start = vocab.decode_text(prompt[len(image_ids):])  # the prompt's text, without control tokens
+        lines = [vocab.decode_text(t) for t in texts]
+        summary |= {"prompt": vocab.render(prompt), "texts": lines}
+        name = "text.txt" if request.mode == "text" else "captions.txt"
+        files.append(write_text_atomic(out / name, "".join(f"{start}{line}\n" for line in lines)))
+        if request.mode == "image2text":
+            recon = decode_codes(vqvae, codes[None])
+            grid = render_caption_grid(recon.expand(n, -1, -1, -1), lines, columns=min(n, 4),
+                                       title=f"image2text, seed {request.seed}: {Path(request.image).name}")
+            files.append(save_image_atomic(grid, out / "grid.png"))
+
+    elif request.mode == "text2image":
+        prompt = gen.with_opener(layout, text_prefix(vocab, request), "image", layout.image_open)
+        check_prompt_fits(context, len(prompt), side * side + 1, f"a {side}x{side} image")
+        try:
+            codes = gen.generate_images(net, layout, [prompt] * n, (side, side), **sampling, guidance=request.guidance,
+                                        best_of=request.best_of)
+        except ValueError as err:  # best_of with a prompt that has no caption to read back
+            raise SupraUserError(f"prompt={request.prompt!r}: {err}") from None
+        images = decode_codes(vqvae, codes)
+        for i, image in enumerate(images):
+            files.append(save_image_atomic(to_pil(image), out / f"image_{i}.png"))
+        grid = render_caption_grid(images, [f"sample {i}" for i in range(n)], columns=min(n, 4),
+                                   title=f"{vocab.render(prompt)}  (seed {request.seed})")
+        files.append(save_image_atomic(grid, out / "grid.png"))
+        summary |= {"prompt": vocab.render(prompt), "codes": codes.tolist()}
+
+    else:  # video2video, text2video
+        prefix = text_prefix(vocab, request)
+        truth = None
+        if request.mode == "video2video":
+            if request.frames < 2:
+                raise SupraUserError("video2video needs frames >= 2: the first frames are given, the rest generated")
+            given = request.given_frames or max(1, request.frames // 2)
+            if not 1 <= given < request.frames:
+                raise SupraUserError(f"given_frames={given} must be between 1 and frames - 1 = {request.frames - 1}")
+            clip = load_clip(request)
+            side = clip.shape[-1] // 8
+            clip_codes = encode_items(vqvae, clip, ENCODE_BATCH, device)
+            truth = clip  # the grid's first row: the GIF's own frames
+        check_prompt_fits(context, len(prefix), 3 + side * side, "a video of one frame")
+        check_frames_fit(context, len(prefix), request.frames, side)
+        if request.mode == "video2video":
+            prompt = prefix + layout.video_block(clip_codes[:given])[:-1]  # the video stays open
+            new_frames = request.frames - given
+        else:
+            prompt = gen.with_opener(layout, prefix, "video", layout.video_open)
+            given, new_frames = 0, request.frames
+        rows = [] if truth is None else [truth]
+        all_codes = []
+        for i in range(n):
+            new = gen.generate_video(net, layout, prompt, new_frames, (side, side), **sampling)
+            codes = new if truth is None else torch.cat([clip_codes[:given], new])
+            frames = decode_codes(vqvae, codes)
+            files.append(save_gif_atomic([to_pil(f) for f in frames], out / f"video_{i}.gif"))
+            rows.append(frames)
+            all_codes.append(codes.tolist())
+        files.append(save_image_atomic(render_image_rows(rows), out / "grid.png"))
+        summary |= {"prompt": vocab.render(prompt[: len(prefix)]), "given_frames": given, "codes": all_codes}
+
+    summary["files"] = [p.name for p in files]
+    write_json_atomic(out / "generation.json", summary)
+    return summary
 
 
 def quote_prompt(argv: list[str]) -> list[str]:
@@ -38,19 +283,20 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """The command for a composed conf/generate.yaml: returns what it wrote to out/generation.json."""
     values = OmegaConf.to_container(cfg, resolve=True)
     request = Request(**{f.name: values[f.name] for f in fields(Request) if f.name in values})
-    return generate(request, str(cfg.ckpt), cfg.get("vqvae"))
-
-
-@hydra.main(version_base="1.3", config_path="../conf", config_name="generate")
-def main(cfg: DictConfig) -> None:
-    with exit_on_user_error():
-        summary = run(cfg)
+    summary = generate(request, str(cfg.ckpt), cfg.get("vqvae"))
     print(f"wrote {cfg.out}: " + ", ".join([*summary["files"], "generation.json"]))
     for text in summary.get("texts", []):
         print(f"  {text}")
+    return summary
+
+
+_main = hydra_command("generate", run)
+
+
+def main() -> None:
+    sys.argv[1:] = quote_prompt(sys.argv[1:])
+    _main()
 
 
 if __name__ == "__main__":
-    exit_if_run_dir_unwritable(sys.argv[1:])
-    sys.argv[1:] = quote_prompt(sys.argv[1:])
     main()

@@ -1,185 +1,24 @@
-"""`python -m supra.sweep_report DIR`: one row per job of a multirun (finished or interrupted), best first.
-
-Writes DIR/sweep_summary.csv and DIR/sweep_summary.md. Read from what the jobs left on disk, so it works on
-a sweep that was stopped half-way: each job's .hydra/overrides.yaml and config.yaml, the job result
-(sweep_job.json, written by supra.sweeps.callback.SweepJobRecorder), its csv/metrics.csv for the best
-validation value and its step, and checkpoints/. Job configs are only read, never instantiated.
-"""
+"""`python -m supra.sweep_report dir=SWEEP_DIR`: (re)build a multirun's sweep_summary.csv and .md
+(conf/sweep_report.yaml; the report itself is supra/sweeps/report.py)."""
 
 from __future__ import annotations
 
-import csv
-import io
-import json
-import math
-import sys
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
 
-import yaml
-from omegaconf import OmegaConf
+from omegaconf import DictConfig
 
-from supra.utils.errors import SupraUserError, exit_on_user_error
-from supra.utils.files import write_text_atomic
-
-JOB_RESULT = "sweep_job.json"
-SUMMARY_CSV = "sweep_summary.csv"
-SUMMARY_MD = "sweep_summary.md"
-USAGE = "usage: python -m supra.sweep_report SWEEP_DIR   (a multirun directory, e.g. logs/train/multiruns/<date>)"
+from supra.sweeps.report import SUMMARY_CSV, SUMMARY_MD, JobRow, write_report
+from supra.utils.cli import hydra_command
 
 
-@dataclass
-class JobRow:
-    job: str
-    status: str            # completed | failed | interrupted (no result: stopped, killed, a user error, or still running)
-    overrides: str         # what this job changed beyond the overrides all jobs share
-    metric: str
-    best_value: float | None
-    best_step: int | None
-    best_epoch: int | None
-    final_value: float | None  # what the job returned to the sweeper (the metric at the end of training)
-    wall_time_s: float | None
-    checkpoint: str
-
-
-def _load_yaml(path: Path) -> Any:
-    """The file's content as plain data, or None if it is missing or was cut short (an interrupted job)."""
-    try:
-        return OmegaConf.to_container(OmegaConf.load(path), resolve=False) if path.is_file() else None
-    except (OSError, ValueError, yaml.YAMLError):
-        return None
-
-
-def _float(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return None if math.isnan(number) else number
-
-
-def _direction(sweep_cfg: dict, job_cfg: dict, metric: str) -> str:
-    """maximize | minimize: the Optuna sweeper's, else the checkpoint callback's mode for this metric."""
-    direction = ((sweep_cfg.get("hydra") or {}).get("sweeper") or {}).get("direction")
-    if isinstance(direction, str) and direction in ("maximize", "minimize"):
-        return direction
-    ckpt = ((job_cfg.get("callbacks") or {}).get("model_checkpoint") or {})
-    if ckpt.get("monitor") == metric and ckpt.get("mode") in ("max", "min"):
-        return "maximize" if ckpt["mode"] == "max" else "minimize"
-    return "minimize" if "loss" in metric else "maximize"
-
-
-def _best_logged(job_dir: Path, metric: str, direction: str) -> tuple[float | None, int | None, int | None]:
-    """(best value, its step, its epoch) of `metric` in the job's csv/metrics.csv."""
-    path = job_dir / "csv" / "metrics.csv"
-    if not path.is_file() or not metric:
-        return None, None, None
-    best: tuple[float, int | None, int | None] | None = None
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
-            value = _float(row.get(metric))
-            if value is None:
-                continue
-            better = best is None or (value > best[0] if direction == "maximize" else value < best[0])
-            if better:
-                step, epoch = _float(row.get("step")), _float(row.get("epoch"))
-                best = (value, None if step is None else int(step), None if epoch is None else int(epoch))
-    return best if best else (None, None, None)
-
-
-def _job_dirs(sweep_dir: Path) -> list[Path]:
-    dirs = [p.parent.parent for p in sweep_dir.glob("**/.hydra/overrides.yaml")]
-    return sorted(dirs, key=lambda d: (len(d.parts), int(d.name) if d.name.isdigit() else 0, str(d)))
-
-
-def collect(sweep_dir: str | Path) -> tuple[list[JobRow], str, list[str]]:
-    """The sweep's rows (best first, jobs without a value last), its direction, and the overrides all jobs share."""
-    sweep_dir = Path(sweep_dir)
-    if not sweep_dir.is_dir():
-        raise SupraUserError(f"{sweep_dir} is not a directory: give a multirun directory (logs/train/multiruns/<date>)")
-    job_dirs = _job_dirs(sweep_dir)
-    if not job_dirs:
-        raise SupraUserError(f"{sweep_dir} holds no job directories (<n>/.hydra/overrides.yaml): is it a multirun directory?")
-    sweep_cfg = _load_yaml(sweep_dir / "multirun.yaml") or {}
-    overrides = {d: [str(o) for o in (_load_yaml(d / ".hydra" / "overrides.yaml") or [])] for d in job_dirs}
-    shared = [o for o in overrides[job_dirs[0]] if all(o in job for job in overrides.values())]
-    rows, direction = [], "maximize"
-    for job_dir in job_dirs:
-        job_cfg = _load_yaml(job_dir / ".hydra" / "config.yaml") or {}
-        result_path = job_dir / JOB_RESULT
-        try:
-            result = json.loads(result_path.read_text()) if result_path.is_file() else {}
-        except (OSError, ValueError):
-            result = {}
-        ckpt = (job_cfg.get("callbacks") or {}).get("model_checkpoint") or {}
-        metric = result.get("metric") or job_cfg.get("optimized_metric") or ckpt.get("monitor") or ""
-        direction = _direction(sweep_cfg, job_cfg, metric)
-        best_value, best_step, best_epoch = _best_logged(job_dir, metric, direction)
-        final_value = _float(result.get("return_value"))
-        checkpoint = next((str(p) for p in (job_dir / "checkpoints" / "best.ckpt", job_dir / "checkpoints" / "last.ckpt")
-                           if p.is_file()), "")
-        rows.append(JobRow(
-            job=str(job_dir.relative_to(sweep_dir)), status=result.get("status", "interrupted"),
-            overrides=" ".join(o for o in overrides[job_dir] if o not in shared), metric=metric,
-            best_value=best_value if best_value is not None else final_value, best_step=best_step, best_epoch=best_epoch,
-            final_value=final_value, wall_time_s=_float(result.get("wall_time_s")), checkpoint=checkpoint,
-        ))
-    sign = -1.0 if direction == "maximize" else 1.0
-    rows.sort(key=lambda r: (r.best_value is None, sign * r.best_value if r.best_value is not None else 0.0))
-    return rows, direction, shared
-
-
-def _cell(value: Any) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    return str(value).replace("|", "\\|")
-
-
-def _markdown(rows: list[JobRow], direction: str, shared: list[str], optuna: dict | None) -> str:
-    metric = rows[0].metric if rows else ""
-    out = io.StringIO()
-    out.write(f"# Sweep summary\n\n{len(rows)} jobs, sorted by best {metric or 'metric'} ({direction}).\n")
-    if shared:
-        out.write(f"All jobs: `{' '.join(shared)}`\n")
-    names = ["job", "status", "overrides", f"best {metric}", "step", "epoch", "final", "wall time (s)", "checkpoint"]
-    out.write("\n| " + " | ".join(names) + " |\n|" + "---|" * len(names) + "\n")
-    for r in rows:
-        cells = [r.job, r.status, f"`{r.overrides}`" if r.overrides else "", r.best_value, r.best_step, r.best_epoch,
-                 r.final_value, None if r.wall_time_s is None else round(r.wall_time_s, 1), r.checkpoint]
-        out.write("| " + " | ".join(_cell(c) for c in cells) + " |\n")
-    if optuna:
-        out.write(f"\n## Optuna\n\nbest value: {_cell(_float(optuna.get('best_value')))}\n\nbest parameters:\n\n")
-        for key, value in (optuna.get("best_params") or {}).items():
-            out.write(f"- `{key}={value}`\n")
-    return out.getvalue()
-
-
-def write_report(sweep_dir: str | Path) -> list[JobRow]:
-    """Write sweep_summary.csv and sweep_summary.md into `sweep_dir`; returns the rows, best first."""
-    sweep_dir = Path(sweep_dir)
-    rows, direction, shared = collect(sweep_dir)
-    table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=[f.name for f in fields(JobRow)], lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(asdict(r) for r in rows)
-    write_text_atomic(sweep_dir / SUMMARY_CSV, table.getvalue())
-    optuna = _load_yaml(sweep_dir / "optimization_results.yaml")
-    write_text_atomic(sweep_dir / SUMMARY_MD, _markdown(rows, direction, shared, optuna))
+def run(cfg: DictConfig) -> list[JobRow]:
+    rows = write_report(cfg.dir)
+    print(Path(cfg.dir, SUMMARY_MD).read_text())
+    print(f"{len(rows)} jobs -> {Path(cfg.dir, SUMMARY_CSV)}")
     return rows
 
 
-def main(argv: list[str]) -> None:
-    if len(argv) != 1 or argv[0] in ("-h", "--help"):
-        print(USAGE, file=sys.stderr if argv[:1] not in (["-h"], ["--help"]) else sys.stdout)
-        raise SystemExit(0 if argv[:1] in (["-h"], ["--help"]) else 2)
-    with exit_on_user_error():
-        rows = write_report(argv[0])
-    print(Path(argv[0], SUMMARY_MD).read_text())
-    print(f"{len(rows)} jobs -> {Path(argv[0], SUMMARY_CSV)}")
-
+main = hydra_command("sweep_report", run)
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    main()

@@ -1,25 +1,62 @@
-"""Encode a media corpus once to VQ-VAE codes for stage 2:
-`python -m supra.tokenize_media ckpt=VQVAE.ckpt out=DIR [data=media_folder data.root=DIR data.mode=clips]`.
+"""`python -m supra.tokenize_media ckpt=VQVAE.ckpt out=DIR [data=media_folder data.root=DIR data.mode=clips]`:
+every item of a media corpus encoded once to VQ-VAE codes, for stage 2 (the layout: data/media/codes.py).
+Without data=..., the data the VQ-VAE was trained on is encoded. `--help` lists every option."""
 
-Without data=..., the data the VQ-VAE was trained on is encoded. `--help` lists every option.
-"""
+from __future__ import annotations
 
-import sys
+import logging
+from pathlib import Path
 
-import hydra
-from omegaconf import DictConfig
+import torch
+from omegaconf import DictConfig, OmegaConf
+from rich.progress import Progress
 
-from supra.tokenization import tokenize_media
-from supra.utils.cli import exit_if_run_dir_unwritable
-from supra.utils.errors import exit_on_user_error
+from supra.artifacts.checkpoints import load_vqvae
+from supra.artifacts.loaded_configs import instantiate_loaded
+from supra.data.media.codes import codes_dtype, encode_items, file_sha256, write_meta, write_split
+from supra.data.media.datamodule import MediaDataModule
+from supra.runner.components import chosen_data_config
+from supra.utils.cli import hydra_command
+from supra.utils.errors import SupraUserError
+from supra.utils.files import require_writable_dir
+
+log = logging.getLogger(__name__)
 
 
-@hydra.main(version_base="1.3", config_path="../conf", config_name="tokenize_media")
-def main(cfg: DictConfig) -> None:
-    with exit_on_user_error():
-        tokenize_media(cfg)
+def run(cfg: DictConfig) -> Path:
+    net, run_cfg = load_vqvae(cfg.ckpt)  # first: a bad checkpoint must not leave an empty out folder behind
+    out = Path(cfg.out)
+    if (out / "meta.json").exists() and not cfg.overwrite:
+        raise SupraUserError(f"out={out} already holds codes (meta.json): choose another folder or add overwrite=true")
+    require_writable_dir(out, f"out={out}")
+    (out / "meta.json").unlink(missing_ok=True)  # overwriting: the folder is incomplete until the end
+    device = torch.device("cuda" if cfg.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu")
+    net.to(device)
+    data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} holds no data config: choose one, "
+                                  "e.g. data=media_folder data.root=DIR")
+    datamodule = instantiate_loaded(data_cfg, f"ckpt={cfg.ckpt}", "run_config.data")  # partly from the checkpoint
+    if not isinstance(datamodule, MediaDataModule):
+        raise SupraUserError(f"data {data_cfg.get('_target_')} is not an image/clip DataModule: "
+                             "use data=shapes_images, data=shapes_video or data=media_folder")
+    dtype = codes_dtype(net.config.num_codes)
+    counts, shapes = {}, {}
+    with Progress(disable=not cfg.show_progress, transient=True) as progress:
+        for split in cfg.splits:
+            items = datamodule.items(split)
+            codes = encode_items(net, items.pixels, cfg.batch_size, device, progress, f"encoding {split}")
+            write_split(out, split, codes.numpy().astype(dtype), items.names, items.captions)
+            counts[split], shapes[split] = len(codes), list(codes.shape[1:])
+            log.info("%s: %d items -> codes %s (%s)", split, len(codes), list(codes.shape), dtype.name)
+    write_meta(out, {
+        "vqvae_ckpt": str(Path(cfg.ckpt).resolve()), "vqvae_sha256": file_sha256(cfg.ckpt),
+        "num_codes": net.config.num_codes, "image_size": datamodule.image_size, "dtype": dtype.name,
+        "splits": counts, "item_shapes": shapes, "data": OmegaConf.to_container(data_cfg, resolve=True),
+    })
+    print(f"wrote codes of {', '.join(f'{n} {s}' for s, n in counts.items())} items to {out}")
+    return out
 
+
+main = hydra_command("tokenize_media", run)
 
 if __name__ == "__main__":
-    exit_if_run_dir_unwritable(sys.argv[1:])
     main()

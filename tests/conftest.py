@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib
 import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -13,7 +17,8 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
 
-from supra.training import train
+from supra.runner.training import train
+from supra.utils.cli import check_required, exit_on_user_error
 
 ROOT = Path(__file__).resolve().parents[1]
 CONF = ROOT / "conf"
@@ -39,10 +44,28 @@ def compose_config(config_name: str, output_dir: Path, overrides: list[str]) -> 
         cfg.hydra.job.num = 0
     HydraConfig().set_config(cfg)
     with open_dict(cfg):
-        cfg.paths.output_dir = str(output_dir)
-        cfg.paths.root_dir = str(output_dir)
+        if "paths" in cfg:
+            cfg.paths.output_dir = str(output_dir)
+            cfg.paths.root_dir = str(output_dir)
         del cfg.hydra
     return cfg
+
+
+def run_command(name: str, *overrides: str, run_dir: Path | None = None) -> Any:
+    """`python -m supra.<name> key=value ...` in-process: its conf/<name>.yaml composed with the overrides as
+    Hydra composes it, then the command's `run`; user errors end it as the command does (`error: ...` on
+    stderr, SystemExit(2))."""
+    module = importlib.import_module(f"supra.{name}")
+    cfg = compose_config(name, run_dir or Path.cwd(), list(overrides))
+    with exit_on_user_error():
+        check_required(cfg)
+        return module.run(cfg)
+
+
+def command_line(name: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
+    """`python -m supra.<name> args...` as a user types it, in a subprocess (exit code, stdout, stderr)."""
+    return subprocess.run([sys.executable, "-m", f"supra.{name}", *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=300)
 
 
 @pytest.fixture

@@ -9,13 +9,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
-from supra.data.a2a_mixture import A2AMixtureDataModule
-from supra.data.a2a_sequences import build_sequence, frames_table, frames_that_fit, prompt_length
-from supra.data.media_datamodule import to_unit_range
-from supra.data.shapes_images import ShapesImagesDataModule
-from supra.models.a2a_layout import TokenLayout
+from supra.artifacts.checkpoints import load_vqvae
+from supra.data.a2a.mixture import A2AMixtureDataModule
+from supra.data.images import to_unit_range
+from supra.data.media.shapes_images import ShapesImagesDataModule
 from supra.models.vqvae import VQVAE
+from supra.runner.components import stage1_vqvae
+from supra.tokens.a2a_layout import TokenLayout
+from supra.tokens.a2a_sequences import build_sequence, frames_table, frames_that_fit, prompt_length
 from supra.utils.errors import SupraUserError
 
 LAYOUT = TokenLayout(text_size=10, num_codes=256)
@@ -35,16 +38,17 @@ def write_vqvae_checkpoint(path: Path, num_codes: int = 256, seed: int = 0) -> P
 
 def source_configs(num_train: int = 24, clips: int = 8, frames: int = 3) -> dict:
     return {
-        "shapes": {"_target_": "supra.data.shapes_images.ShapesImagesDataModule", "num_train": num_train,
+        "shapes": {"_target_": "supra.data.media.shapes_images.ShapesImagesDataModule", "num_train": num_train,
                    "num_val": 6, "num_test": 6, "image_size": 64},
-        "shapes_video": {"_target_": "supra.data.shapes_video.ShapesVideoDataModule", "num_train": clips,
+        "shapes_video": {"_target_": "supra.data.media.shapes_video.ShapesVideoDataModule", "num_train": clips,
                          "num_val": 4, "num_test": 4, "frames": frames, "image_size": 64},
     }
 
 
 def mixture(tmp_path: Path, vqvae_ckpt: Path | None, **overrides) -> A2AMixtureDataModule:
+    """The DataModule as the runner builds it: the VQ-VAE loaded from its checkpoint and handed over."""
     kwargs = {"sources": source_configs(), "tasks": {"text": 1, "text2image": 1, "image2text": 1, "video": 1, "text2video": 1},
-              "vqvae_ckpt": str(vqvae_ckpt) if vqvae_ckpt else None, "cache_dir": str(tmp_path / "cache"),
+              "vqvae": load_vqvae(vqvae_ckpt)[0] if vqvae_ckpt else None, "cache_dir": str(tmp_path / "cache"),
               "batch_size": 8, "eval_batch_size": 5, "text_vocab_size": 300, **overrides}
     return A2AMixtureDataModule(**kwargs)
 
@@ -173,14 +177,14 @@ def test_codes_are_the_vqvaes_and_the_cache_is_built_once_and_reused(tmp_path, v
 
 
 def test_training_batches_never_touch_the_vqvae(ready):
-    vqvae, ckpt = ready.vqvae, ready.vqvae_ckpt
-    ready.vqvae, ready.vqvae_ckpt = None, "/nonexistent/vqvae.ckpt"  # any use of it would now fail
+    vqvae = ready.vqvae
+    ready.vqvae = ready.codes.vqvae = None  # any use of it would now fail
     try:
         batches = list(ready.train_dataset())
         assert len(batches) == math.ceil((24 + 8) / 8) and all(b["ids"].shape[0] == 8 for b in batches)
         assert ready.eval_batches("val")
     finally:
-        ready.vqvae, ready.vqvae_ckpt = vqvae, ckpt
+        ready.vqvae = ready.codes.vqvae = vqvae
 
 
 def test_the_vocabulary_is_trained_on_train_captions_once_and_cached(tmp_path, vqvae_ckpt, ready):
@@ -219,16 +223,17 @@ def test_a_vqvae_whose_codebook_disagrees_with_the_vocabulary_is_refused_in_one_
 
 
 def test_a_missing_vqvae_checkpoint_is_named(tmp_path):
-    with pytest.raises(SupraUserError, match="model.vqvae_ckpt is not set"):
-        mixture(tmp_path, None).setup("fit")
+    with pytest.raises(SupraUserError, match="set model.vqvae_ckpt=PATH"):
+        mixture(tmp_path, None)
     with pytest.raises(SupraUserError, match="model.vqvae_ckpt=/no/such.ckpt does not exist"):
-        A2AMixtureDataModule(sources=source_configs(), tasks={"text": 1}, vqvae_ckpt="/no/such.ckpt").setup("fit")
+        stage1_vqvae(OmegaConf.create({"vqvae_ckpt": "/no/such.ckpt"}))
 
 
 def test_bad_mixture_settings_are_refused_in_one_line(vqvae_ckpt):
+    vqvae = load_vqvae(vqvae_ckpt)[0]
     with pytest.raises(SupraUserError, match="unknown a2a task"):
-        A2AMixtureDataModule(sources=source_configs(), tasks={"image2image": 1})
+        A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"image2image": 1})
     with pytest.raises(SupraUserError, match="every weight is 0"):
-        A2AMixtureDataModule(sources=source_configs(), tasks={"text": 0})
+        A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"text": 0})
     with pytest.raises(SupraUserError, match="data.tasks.video=-1"):
-        A2AMixtureDataModule(sources=source_configs(), tasks={"video": -1})
+        A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"video": -1})

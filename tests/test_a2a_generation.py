@@ -20,8 +20,8 @@ from supra.models.a2a_generation import (
     unconditional_image_prompt,
     video_schedule,
 )
-from supra.models.a2a_layout import TokenLayout
 from supra.models.a2a_nano import A2AConfig, A2ANano
+from supra.tokens.a2a_layout import TokenLayout
 
 LAYOUT = TokenLayout(text_size=40, num_codes=16)  # 63 ids: 0-39 text, 40-46 control, 47-62 codes
 

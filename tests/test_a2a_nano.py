@@ -81,7 +81,7 @@ def test_cached_forward_matches_full_forward_token_by_token_and_in_chunks():
 def test_optimizer_decays_only_linear_weights_and_sees_a_tied_table_once():
     for tie in (False, True):
         model = A2ANano(A2AConfig(**TINY | {"tie_head": tie}))
-        decay, no_decay = model.configure_optimizers(weight_decay=0.1, lr=1e-3).param_groups
+        decay, no_decay = torch.optim.AdamW(model.optimizer_groups(0.1), lr=1e-3).param_groups
         assert decay["weight_decay"] == 0.1 and no_decay["weight_decay"] == 0.0
         assert all(p.dim() == 2 for p in decay["params"])
         decayed = {id(p) for p in decay["params"]}

@@ -12,13 +12,13 @@ import lightning as L
 import pytest
 import torch
 
-from supra.a2a_release import load_a2a
-from supra.checkpoints import load_supra_checkpoint
-from supra.data.a2a_vocab import A2AVocab
-from supra.evaluation import evaluate
-from supra.training import train
-from supra.utils.errors import SupraUserError, _user_error_in
-from tests.conftest import compose_config
+from supra.artifacts.a2a_release import load_a2a
+from supra.artifacts.checkpoints import load_supra_checkpoint
+from supra.runner.evaluation import evaluate
+from supra.runner.training import train
+from supra.tokens.a2a_vocab import A2AVocab
+from supra.utils.errors import SupraUserError, user_error_in
+from tests.conftest import compose_config, run_command
 from tests.test_a2a_data import write_vqvae_checkpoint
 
 TASKS = ("text", "text2image", "image2text", "video", "text2video")
@@ -72,24 +72,33 @@ def a2a_trained(tmp_path_factory, vqvae_ckpt) -> Path:
     cfg = compose_config("train", out, [*a2a_run(vqvae_ckpt, root / "cache"), "data.batching=mixed", *equal_weights,
                                         "+callbacks.probe._target_=tests.test_a2a_training.FrozenProbe",
                                         f"+callbacks.probe.out_dir={out}"])
-    _, metrics = train(cfg)
-    (out / "final_metrics.json").write_text(json.dumps(metrics))
+    train(cfg)
     return out
 
 
-def test_training_logs_the_loss_of_every_task_and_the_generation_metrics(a2a_trained):
-    metrics = json.loads((a2a_trained / "final_metrics.json").read_text())
+def test_training_reports_the_loss_of_every_task_and_the_generation_metrics(a2a_trained):
+    metrics = json.loads((a2a_trained / "metrics.json").read_text())  # the run's own test report
     for task in TASKS:
-        assert f"test/loss_{task}" in metrics and metrics[f"test/loss_{task}"] > 0
+        assert metrics[f"loss_{task}"] > 0, task
     for name in ("CIDEr", "Bleu_4", "ROUGE_L", "text2image_fidelity", "text2image_fidelity_ceiling",
                  "video_psnr", "video_psnr_copy_baseline"):
-        assert f"test/{name}" in metrics, name
-    assert 0 <= metrics["test/text2image_fidelity"] <= 1 and metrics["test/video_psnr"] > 0
-    assert "val/CIDEr" in metrics and "val/text2image_fidelity" in metrics
+        assert name in metrics, name
+    assert 0 <= metrics["text2image_fidelity"] <= 1 and metrics["video_psnr"] > 0 and metrics["split"] == "test"
+    assert len(json.loads((a2a_trained / "predictions.json").read_text())) == 4  # every test image captioned
     with open(next(a2a_trained.glob("csv/**/metrics.csv"))) as f:
         columns = next(csv.reader(f))
+    assert "val/CIDEr" in columns and "val/text2image_fidelity" in columns
     for task in TASKS:  # mixed batches: every task's loss at every step
         assert f"train/loss_{task}" in columns
+
+
+def test_the_exported_release_card_shows_the_runs_test_metrics(a2a_trained, tmp_path):
+    metrics = json.loads((a2a_trained / "metrics.json").read_text())
+    run_command("export", f"ckpt={a2a_trained / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'release'}")
+    card = (tmp_path / "release" / "README.md").read_text()
+    assert "## Metrics (test split)" in card
+    assert f"| text2image_fidelity | {metrics['text2image_fidelity']:.4f} |" in card
+    assert f"| CIDEr | {metrics['CIDEr']:.4f} |" in card
 
 
 def test_the_vqvae_stays_frozen_in_eval_mode_and_out_of_the_optimizer(a2a_trained, vqvae_ckpt):
@@ -140,7 +149,7 @@ def test_fast_dev_run_of_the_experiment(vqvae_ckpt, tmp_path):
 def _user_error(cfg) -> str:
     with pytest.raises(Exception) as err:
         train(cfg)
-    user_error = _user_error_in(err.value)  # what train.py prints as `error: ...` (Hydra may wrap it)
+    user_error = user_error_in(err.value)  # what train.py prints as `error: ...` (Hydra may wrap it)
     assert isinstance(user_error, SupraUserError), err.value
     assert "\n" not in str(user_error)
     return str(user_error)

@@ -6,8 +6,8 @@ import pytest
 import torch
 from tokenizers import pre_tokenizers
 
-from supra.data.a2a_vocab import A2AVocab
-from supra.models.a2a_layout import CONTROL_TOKENS, TokenLayout
+from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
+from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
 
 

@@ -4,11 +4,11 @@ import pytest
 import torch
 from torch import nn
 
-from supra.models.caption_generation import (
+from supra.models.sampling import filter_logits
+from supra.models.vlm_generation import (
     DecodeConfig,
     beam_search,
     beam_search_recompute,
-    filter_logits,
     generate,
     sample,
 )

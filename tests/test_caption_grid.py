@@ -9,14 +9,9 @@ import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader, TensorDataset
 
-from supra.callbacks.caption_grid import (
-    LINE_HEIGHT,
-    MAX_LINES,
-    TILE,
-    CaptionGridCallback,
-    render_caption_grid,
-)
-from supra.callbacks.image_logging import save_image_atomic
+from supra.callbacks.caption_grid import CaptionGridCallback
+from supra.pictures.files import save_image_atomic
+from supra.pictures.grids import LINE_HEIGHT, MAX_LINES, TILE, render_caption_grid
 
 
 def images(n: int) -> torch.Tensor:

@@ -1,24 +1,16 @@
 """Our caption-metric wrapper gives pycocoevalcap's own numbers, and merges DDP ranks' captions exactly once."""
 
-import json
 from concurrent.futures import ThreadPoolExecutor
 
 import pycocoevalcap.meteor.meteor
 import pytest
-import torch.distributed as dist
-import torch.multiprocessing as mp
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.meteor.meteor import Meteor
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-from supra.metrics.caption_scores import (
-    CAPTION_METRICS,
-    broadcast_from_rank_zero,
-    gather_predictions,
-    score_captions,
-)
+from supra.metrics.caption_scores import CAPTION_METRICS, score_captions
 
 REFERENCES = {
     1: ["A dog runs across the grass.", "a brown dog running on a lawn", "The dog is playing outside ."],
@@ -137,28 +129,3 @@ def test_missing_java_is_one_clear_line(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RuntimeError, match=r"^pycocoevalcap needs Java \(java not found on PATH\)"):
         score_captions(PREDICTIONS, REFERENCES, ["CIDEr"])
-
-
-def test_gather_and_broadcast_are_identity_without_ddp():
-    assert gather_predictions({3: "x", 1: "y"}) == {3: "x", 1: "y"}
-    assert broadcast_from_rank_zero({"CIDEr": 1.5}) == {"CIDEr": 1.5}
-
-
-def _ddp_worker(rank: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    # Like DistributedSampler over 5 images: rank 0 gets 0, 2, 4; rank 1 gets 1, 3 and a padded repeat of 0.
-    local = {0: "zero", 2: "two", 4: "four"} if rank == 0 else {1: "one", 3: "three", 0: "zero"}
-    merged = gather_predictions(local)
-    shared = broadcast_from_rank_zero({"rank": rank})
-    with open(f"{out_dir}/rank{rank}.json", "w") as f:
-        json.dump({"merged": merged, "shared": shared}, f)
-    dist.destroy_process_group()
-
-
-def test_gather_over_two_processes_keeps_each_image_once(tmp_path):
-    mp.spawn(_ddp_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
-    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
-    expected = {"0": "zero", "1": "one", "2": "two", "3": "three", "4": "four"}
-    for result in results:
-        assert result["merged"] == expected
-        assert result["shared"] == {"rank": 0}

@@ -2,7 +2,7 @@
 
 import pytest
 
-from supra.data.caption_tokenizer import BOS_ID, EOS_ID, PAD_ID, CaptionTokenizer
+from supra.tokens.caption_bpe import BOS_ID, EOS_ID, PAD_ID, CaptionTokenizer
 
 CAPTIONS = ["a small red circle on the left", "a blue square above a green triangle",
             "there is a large purple triangle at the top of the picture"] * 20

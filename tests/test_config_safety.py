@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from supra.checkpoints import load_vqvae
-from supra.config_safety import check_targets, instantiate_loaded
-from supra.data.caption_tokenizer import CaptionTokenizer
-from supra.evaluation import evaluate
+from supra.artifacts.checkpoints import load_vqvae
+from supra.artifacts.loaded_configs import check_targets, instantiate_loaded
 from supra.models.vlm_nano import VLMNano
+from supra.runner.evaluation import evaluate
+from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.errors import SupraUserError
 from tests.conftest import compose_config
 

@@ -2,7 +2,7 @@
 
 import csv
 
-from supra.utils.csv_logger import CSVLoggerKeepingColumns
+from supra.loggers.csv_logger import CSVLoggerKeepingColumns
 
 
 def test_a_second_logger_on_the_same_file_keeps_the_first_ones_rows(tmp_path):

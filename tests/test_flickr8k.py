@@ -9,8 +9,9 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image
 
-from supra.data.flickr8k import Flickr8kDataModule
-from supra.data.flickr8k_annotations import clean_caption, read_flickr8k
+from supra.data.captioning.flickr8k import Flickr8kDataModule
+from supra.data.captioning.flickr8k_annotations import read_flickr8k
+from supra.data.captions import clean_caption
 from supra.data.image_cache import ImageCache, load_rgb
 from supra.utils.errors import SupraUserError
 from tests.flickr8k_fixtures import captions_for, names, write_kaggle, write_karpathy, write_original
@@ -62,7 +63,7 @@ def test_datamodule_skips_a_corrupt_image_and_names_it_in_the_summary(tmp_path):
     info = write_kaggle(tmp_path / "flickr", n_images=24)
     dm = datamodule(tmp_path / "flickr", tmp_path)
     assert info["corrupt"] in dm.summary and "1 unreadable image" in dm.summary
-    all_names = [n for split in ("train", "val", "test") for n in dm.data.get(split, dm._load(split)).names]
+    all_names = [n for split in ("train", "val", "test") for n in dm.loaded(split).names]
     assert info["corrupt"] not in all_names and len(all_names) == 23
     batch = next(iter(dm.train_dataloader()))
     assert batch["images"].shape == (4, 3, 112, 112) and batch["images"].dtype == torch.uint8
@@ -118,8 +119,9 @@ def test_cache_records_failures_instead_of_crashing(tmp_path):
 
 
 def test_clean_caption_drops_trailing_period_and_spaces():
-    assert clean_caption("  A dog runs .  ") == "A dog runs"
-    assert clean_caption("A dog  runs.") == "A dog runs"
+    assert clean_caption("  A dog runs .  ", drop_final_stop=True) == "A dog runs"
+    assert clean_caption("A dog  runs.", drop_final_stop=True) == "A dog runs"
+    assert clean_caption(" a dog\n runs. ") == "a dog runs."  # folders keep their stops
 
 
 @pytest.mark.parametrize(
@@ -146,7 +148,7 @@ def test_a_split_without_usable_images_stops_with_the_summary(tmp_path):
 
 def test_release_recipe_runs_end_to_end_on_a_flickr8k_copy(tmp_path):
     """`python train.py experiment=vlm_flickr8k trainer=cpu data.root=... trainer.max_epochs=1`, in process."""
-    from supra.training import train
+    from supra.runner.training import train
     from tests.conftest import compose_config
 
     write_original(tmp_path / "flickr")
@@ -163,8 +165,8 @@ def test_release_recipe_runs_end_to_end_on_a_flickr8k_copy(tmp_path):
 
 
 def test_fine_tuning_starts_from_a_release_folder_with_its_tokenizer(tmp_path, trained_run):
-    from supra.release import export_release, load_release
-    from supra.training import train
+    from supra.artifacts.captioner_release import export_release, load_release
+    from supra.runner.training import train
     from tests.conftest import compose_config
 
     release = export_release(trained_run / "checkpoints" / "best.ckpt", tmp_path / "release")

@@ -11,15 +11,14 @@ import pytest
 import torch
 from PIL import Image
 
-from supra.a2a_inference import encode_pixels
-from supra.a2a_release import load_a2a, save_a2a_release
-from supra.data.a2a_vocab import A2AVocab
-from supra.export import main as export_main
+from supra.artifacts.a2a_release import load_a2a, save_a2a_release
+from supra.data.media.codes import encode_items
 from supra.generate import quote_prompt, run
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.models.vqvae import VQVAE
+from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
-from tests.conftest import compose_config
+from tests.conftest import compose_config, run_command
 
 ROOT = Path(__file__).resolve().parents[1]
 COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0)}
@@ -50,7 +49,7 @@ def train_tiny_gpt(net: A2ANano, sequences: list[list[int]], steps: int) -> None
     for i, seq in enumerate(sequences):
         idx[i, : len(seq)] = torch.tensor(seq)
         targets[i, : len(seq) - 1] = torch.tensor(seq[1:])
-    optimizer = net.configure_optimizers(weight_decay=0.0, lr=1e-2)
+    optimizer = torch.optim.AdamW(net.optimizer_groups(0.0), lr=1e-2, betas=(0.9, 0.95))
     net.train()
     for _ in range(steps):
         _, loss = net(idx, targets)
@@ -73,7 +72,7 @@ def pair(tmp_path_factory):
     with torch.no_grad():  # seed the codebook with the images' own encodings, so each colour has its codes
         z = vqvae.encoder(pixels.float() / 127.5 - 1).permute(0, 2, 3, 1).reshape(-1, 8)
         vqvae.quantizer.codebook[: len(z)] = z
-    codes = dict(zip(COLOURS, encode_pixels(vqvae, pixels), strict=True))
+    codes = dict(zip(COLOURS, encode_items(vqvae, pixels, 256, torch.device("cpu")), strict=True))
     assert len({tuple(c.flatten().tolist()) for c in codes.values()}) == len(COLOURS)
     sequences = []
     for colour, caption in captions.items():
@@ -121,7 +120,7 @@ def test_a2a_lightning_checkpoint_loads_like_the_release(pair, tmp_path):
     net2, _, _ = load_a2a(tmp_path / "a2a.ckpt")
     idx = torch.randint(0, vocab.layout.vocab_size, (1, 20))
     assert torch.equal(net(idx)[0], net2(idx)[0])
-    export_main([f"ckpt={tmp_path / 'a2a.ckpt'}", f"out={tmp_path / 'exported'}"])  # python -m supra.export
+    run_command("export", f"ckpt={tmp_path / 'a2a.ckpt'}", f"out={tmp_path / 'exported'}")  # python -m supra.export
     net3, _, _ = load_a2a(tmp_path / "exported")
     assert torch.equal(net(idx)[0], net3(idx)[0])
     torch.save({"state_dict": state, "supra": meta | {"kind": "supra.vqvae"}}, tmp_path / "vq.ckpt")
@@ -203,7 +202,7 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
     Image.fromarray(np.zeros((20, 20, 3), dtype=np.uint8)).save(tmp_path / "odd.png")
     write_gif(tmp_path / "short.gif", ["red", "blue"])
     cases = [
-        (["mode=text2image", "prompt=" + "a red square " * 20], r"the prompt is \d+ tokens and a 2x2 image needs 5 more: \d+ over the context of 48"),
+        (["mode=text2image", "prompt=" + "a red square " * 20], r"the prompt \(\d+ tokens\) with a 2x2 image \(5 more\) is \d+ tokens, \d+ over the context of 48: shorten the prompt by \d+ tokens"),
         (["mode=image2text", f"image={tmp_path / 'wide.png'}", "resize=refuse"], r"is 24x16, not square"),
         (["mode=image2text", f"image={tmp_path / 'odd.png'}", "resize=refuse"], r"is 20x20, not a multiple of 8"),
         (["mode=video2video", f"image={tmp_path / 'short.gif'}", "frames=4"], r"has 2 frames but frames=4 asks for 4"),

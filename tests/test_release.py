@@ -8,13 +8,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from supra.checkpoints import load_supra_checkpoint
-from supra.data.image_transforms import normalize_imagenet
-from supra.data.shapes import ShapesDataModule
-from supra.models.caption_generation import beam_search
-from supra.release import RELEASE_KEYS, export_release, load_release, net_state_from_checkpoint
+from supra.artifacts.captioner_release import RELEASE_KEYS, export_release, load_release
+from supra.artifacts.checkpoints import load_supra_checkpoint, net_state
+from supra.data.captioning.shapes import ShapesDataModule
+from supra.data.images import normalize_imagenet
+from supra.models.vlm_generation import beam_search
 from supra.utils.errors import SupraUserError
 from tests import release_reference
+from tests.conftest import run_command
 from tests.test_vlm_nano import release_state_dict_names
 
 
@@ -43,12 +44,12 @@ def test_release_folder_has_the_published_files_and_keys(release):
 
 def test_export_then_import_gives_identical_weights_and_captions(release, trained_run, test_images):
     checkpoint = load_supra_checkpoint(trained_run / "checkpoints" / "best.ckpt")
-    original = net_state_from_checkpoint(checkpoint)
+    original = net_state(checkpoint)
     net, tokenizer, _ = load_release(release)
     assert net.lm_head.weight is net.tok_emb.weight
     for name, tensor in net.state_dict().items():
         assert torch.equal(tensor, original[name]), name
-    from supra.release import load_captioner
+    from supra.artifacts.captioner_release import load_captioner
     ours, _, _ = load_captioner(trained_run / "checkpoints" / "best.ckpt")
     assert beam_search(net, test_images, 1, 2) == beam_search(ours, test_images, 1, 2)
 
@@ -79,7 +80,7 @@ def test_release_with_mask_buffers_loads_and_wrong_shapes_are_named(release, tmp
 
 
 def test_export_cli_and_evaluate_accept_the_release(release, trained_run, tmp_path):
-    from supra.evaluation import evaluate
+    from supra.runner.evaluation import evaluate
     from tests.conftest import compose_config
 
     cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={release}", "data=shapes", "data.num_test=15",
@@ -93,14 +94,12 @@ def test_export_cli_and_evaluate_accept_the_release(release, trained_run, tmp_pa
 def test_caption_command_captions_a_folder_and_lists_unreadable_files(release, tmp_path, capsys):
     from PIL import Image
 
-    from supra.caption import main as caption_main
-
     images = tmp_path / "photos"
     (images / "nested").mkdir(parents=True)
     Image.new("RGB", (50, 40), (200, 30, 30)).save(images / "red.jpg")
     Image.new("L", (30, 30), 128).save(images / "nested" / "grey.png")
     (images / "broken.jpg").write_bytes(b"not an image")
-    caption_main([f"ckpt={release}", f"images={images}", f"out={tmp_path / 'out'}", "decode=greedy"])
+    run_command("caption", f"ckpt={release}", f"images={images}", f"out={tmp_path / 'out'}", "decode=greedy")
     lines = [json.loads(line) for line in (tmp_path / "out" / "captions.jsonl").read_text().splitlines()]
     assert sorted(Path(r["file"]).name for r in lines) == ["grey.png", "red.jpg"]
     assert all(isinstance(r["caption"], str) for r in lines)

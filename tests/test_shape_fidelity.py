@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 import torch
 
-from supra.data.shapes import SPLIT_SEED_OFFSET
-from supra.data.shapes_scenes import Scene, generate_scenes, render_scene
+from supra.data.captioning.shapes import SPLIT_SEED_OFFSET
 from supra.metrics.shape_fidelity import connected_components, judge_image, judge_images, prompt_fidelity
+from supra.procedural.shapes_scenes import Scene, generate_scenes, render_scene
 
 TEST_SEED = 0 + SPLIT_SEED_OFFSET["test"]  # the shapes test split (the thresholds were set on scenes of seed 12345)
 

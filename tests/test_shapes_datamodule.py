@@ -3,9 +3,9 @@
 import pytest
 import torch
 
-from supra.data.caption_tokenizer import BOS_ID, EOS_ID, PAD_ID
-from supra.data.image_transforms import IMAGENET_MEAN, normalize_imagenet
-from supra.data.shapes import ShapesDataModule
+from supra.data.captioning.shapes import ShapesDataModule
+from supra.data.images import IMAGENET_MEAN, normalize_imagenet
+from supra.tokens.caption_bpe import BOS_ID, EOS_ID, PAD_ID
 from supra.utils.errors import SupraUserError
 
 SMALL = {"num_train": 40, "num_val": 12, "num_test": 10, "batch_size": 8, "eval_batch_size": 5}

@@ -7,7 +7,8 @@ from itertools import pairwise
 import numpy as np
 import pytest
 
-from supra.data.shapes_scenes import (
+from supra.metrics.attr_acc import attribute_accuracy
+from supra.procedural.shapes_scenes import (
     COLOURS,
     SHAPES,
     SIZE_RADIUS,
@@ -16,7 +17,6 @@ from supra.data.shapes_scenes import (
     parse_objects,
     render_scene,
 )
-from supra.metrics.attr_acc import attribute_accuracy
 
 
 @pytest.fixture(scope="module")

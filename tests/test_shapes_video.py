@@ -16,12 +16,20 @@ from omegaconf import OmegaConf
 from PIL import Image, ImageSequence
 
 from supra.data.gif_frames import read_gif_frames
-from supra.data.media_folder import MediaFolderDataModule
-from supra.data.shapes import SPLIT_SEED_OFFSET
-from supra.data.shapes_clips import DIRECTIONS, MOTIONS, SPINS, generate_clips
-from supra.data.shapes_scenes import COLOURS, SHAPES, ShapeObject, parse_objects, render_objects
-from supra.data.shapes_video import ShapesVideoDataModule, main, write_gif
+from supra.data.media.folder import MediaFolderDataModule
+from supra.data.media.shapes_video import ShapesVideoDataModule
+from supra.pictures.files import write_exact_gif as write_gif
+from supra.procedural.shapes_clips import DIRECTIONS, MOTIONS, SPINS, generate_clips
+from supra.procedural.shapes_scenes import (
+    COLOURS,
+    SHAPES,
+    SPLIT_SEED_OFFSET,
+    ShapeObject,
+    parse_objects,
+    render_objects,
+)
 from supra.utils.errors import SupraUserError
+from tests.conftest import command_line, run_command
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -246,7 +254,7 @@ def read_gif(path: Path) -> tuple[list[np.ndarray], list[int], int]:
 
 
 def test_cli_writes_exact_looping_gifs_and_five_caption_lines_per_clip(tmp_path, capsys):
-    main([f"out={tmp_path}", "n=7", "frames=3", "seed=2", "size=48", "split=val", "duration_ms=120"])
+    run_command("shapes_gifs", f"out={tmp_path}", "n=7", "frames=3", "seed=2", "size=48", "split=val", "duration_ms=120")
     assert "wrote 7 clips" in capsys.readouterr().out
     dm = ShapesVideoDataModule(**SMALL | {"num_val": 7}, frames=3, seed=2, image_size=48)
     expected = dm.items("val")
@@ -279,7 +287,7 @@ def test_more_colours_than_a_gif_palette_holds_are_refused(tmp_path):
 
 
 def test_the_written_folder_reads_back_as_the_same_clips_with_data_media_folder(tmp_path):
-    main([f"out={tmp_path}", "n=10", "split=test"])
+    run_command("shapes_gifs", f"out={tmp_path}", "n=10", "split=test")
     folder = MediaFolderDataModule(root=str(tmp_path), mode="clips", frames=4, image_size=64, show_progress=False,
                                    val_fraction=0.0, test_fraction=0.0)
     items = folder.items("train")
@@ -290,10 +298,9 @@ def test_the_written_folder_reads_back_as_the_same_clips_with_data_media_folder(
     assert items.captions == [generated.captions[r] for r in rows]
 
 
-def test_cli_help_explains_the_arguments(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["--help"])
-    assert exit_info.value.code == 0 and "out=DIR n=100" in capsys.readouterr().out
+def test_cli_help_explains_the_arguments():
+    result = command_line("shapes_gifs", "--help")
+    assert result.returncode == 0 and "out=gifs/ n=100" in result.stdout and "duration_ms: 250" in result.stdout
 
 
 @pytest.mark.parametrize(("args", "named"), [
@@ -302,7 +309,7 @@ def test_cli_help_explains_the_arguments(capsys):
 ])
 def test_bad_arguments_are_one_line_and_exit_code_2(tmp_path, capsys, args, named):
     with pytest.raises(SystemExit) as exit_info:
-        main([f"out={tmp_path / 'out'}", *args])
+        run_command("shapes_gifs", f"out={tmp_path / 'out'}", *args)
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and err.startswith("error: ") and named in err
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
@@ -311,16 +318,17 @@ def test_bad_arguments_are_one_line_and_exit_code_2(tmp_path, capsys, args, name
 def test_an_unwritable_output_folder_is_one_line_and_exit_code_2(tmp_path, capsys):
     (tmp_path / "a_file").write_text("not a folder")
     with pytest.raises(SystemExit) as exit_info:
-        main([f"out={tmp_path / 'a_file' / 'clips'}", "n=2"])
+        run_command("shapes_gifs", f"out={tmp_path / 'a_file' / 'clips'}", "n=2")
     err = capsys.readouterr().err
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "cannot write to out=" in err
 
 
-def test_an_unknown_key_is_named_first_then_the_usage_follows(tmp_path, capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main([f"out={tmp_path}", "n=2", "fps=3"])
-    first_line = capsys.readouterr().err.splitlines()[0]
-    assert exit_info.value.code == 2 and first_line.startswith("error: unexpected argument 'fps=3'")
+def test_an_unknown_or_missing_option_is_one_line_naming_it(tmp_path):
+    unknown = command_line("shapes_gifs", f"out={tmp_path}", "n=2", "fps=3")
+    assert unknown.returncode == 2 and unknown.stderr.startswith("error: unexpected argument 'fps=3'")
+    assert unknown.stderr.count("\n") == 1
+    missing = command_line("shapes_gifs", "n=2")
+    assert missing.returncode == 2 and missing.stderr == "error: missing out=... (--help lists every option)\n"
 
 
 # Computed once from generate_clips(8, seed=0, frames=4, canvas_size=64); a change here changes everyone's data.

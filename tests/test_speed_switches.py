@@ -14,10 +14,11 @@ import torch
 from omegaconf import OmegaConf
 
 from supra.callbacks.time_accounting import ROWS, process_start_time
-from supra.data.shapes import ShapesDataModule
+from supra.data.captioning.shapes import ShapesDataModule
 from supra.models.vlm_nano import VLMNano
+from supra.runner.training import train
 from supra.tasks.captioning import CaptioningTask
-from supra.training import train
+from supra.utils import hardware
 from supra.utils.errors import SupraUserError
 from supra.utils.hardware import fast_precision
 
@@ -64,18 +65,20 @@ def test_pin_memory_auto_follows_cuda_and_bad_values_are_refused():
         ShapesDataModule(pin_memory="yes")
 
 
-def test_fast_precision_is_bf16_only_on_cpus_that_compute_it_natively_and_16_mixed_on_gpus(monkeypatch):
-    def cpu(avx512_bf16: bool, amx: bool) -> str:
-        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
-        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
-        return fast_precision("cpu")
+def test_fast_precision_is_bf16_only_on_cpus_that_compute_it_natively_and_16_mixed_on_gpus(monkeypatch, tmp_path):
+    real = hardware.cpu_has_native_bf16
 
-    assert cpu(True, False) == cpu(False, True) == "bf16-mixed"
-    assert cpu(False, False) == "32-true"  # emulated bf16 would be slower than fp32
+    def cpu(flags: str) -> str:
+        (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: fpu sse2 avx2 {flags}\nbugs\t\t:\n")
+        monkeypatch.setattr(hardware, "cpu_has_native_bf16", lambda: real(tmp_path / "cpuinfo"))
+        return fast_precision("cpu")
+    assert cpu("avx512f avx512_bf16") == cpu("amx_bf16 amx_tile") == "bf16-mixed"
+    assert cpu("avx512f avx512bw") == "32-true"  # AVX-512 without BF16: emulated bf16 would be slower than fp32
+    assert cpu("") == "32-true"
+    monkeypatch.setattr(hardware, "cpu_has_native_bf16", real)
+    assert hardware.cpu_flags(tmp_path / "no_such_file") == frozenset()  # not Linux: the safe answer, fp32
     assert fast_precision("gpu") == "16-mixed"  # as trainer=gpu: T4s have no bf16
-    monkeypatch.delattr(torch.cpu, "_is_avx512_bf16_supported")
-    assert fast_precision("cpu") == "32-true"  # torch's private check gone: the safe answer
-    # the resolver configs use, registered by supra.training
+    # the resolver configs use, registered by supra.runner.components
     cfg = OmegaConf.create({"trainer": {"accelerator": "gpu", "precision": "${fast_precision:${trainer.accelerator}}"}})
     assert cfg.trainer.precision == "16-mixed"
 

@@ -16,11 +16,11 @@ import optuna
 import pytest
 import yaml
 
-from supra.sweep_report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, write_report
-from supra.training import train
+from supra.runner.training import train
+from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, write_report
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
-from tests.conftest import ROOT
+from tests.conftest import ROOT, command_line
 
 # Smallest useful job: 2 optimizer steps, one validation of 8 images (greedy), no test, no extras.
 TINY_JOB = [
@@ -28,7 +28,7 @@ TINY_JOB = [
     "trainer.max_steps=2", "trainer.val_check_interval=2", "trainer.num_sanity_val_steps=0",
     "trainer.log_every_n_steps=1", "model.decode.strategy=greedy", "test=false",
     "callbacks.progress_bar=null", "callbacks.model_summary=null", "callbacks.caption_grid=null",
-    "callbacks.caption_report=null", "callbacks.lr_monitor=null",
+    "callbacks.test_report=null", "callbacks.lr_monitor=null",
 ]
 # Every rank writes what it trains with (see RankRecorder), in its job directory.
 RECORD_RANKS = ["+callbacks.rank_recorder._target_=tests.test_sweeps.RankRecorder",
@@ -99,8 +99,7 @@ def test_grid_multirun_runs_each_job_and_the_report_is_rebuilt_with_its_failed_j
     assert [p.name for p in job_dirs(sweep_dir)] == ["0", "1", "2"]
     assert not (sweep_dir / SUMMARY_CSV).exists()
 
-    report = subprocess.run([sys.executable, "-m", "supra.sweep_report", str(sweep_dir)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    report = command_line("sweep_report", f"dir={sweep_dir}")
     assert report.returncode == 0, report.stderr
     rows = summary_rows(sweep_dir)
     assert {r["overrides"]: r["status"] for r in rows} == {
@@ -189,6 +188,5 @@ def test_ddp_grid_multirun_on_submitit_local_every_rank_trains_its_jobs_hyperpar
 
 
 def test_sweep_report_cli_gives_one_line_for_a_directory_that_is_no_sweep(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "supra.sweep_report", str(tmp_path)], cwd=ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = command_line("sweep_report", f"dir={tmp_path}")
     assert result.returncode == 2 and "holds no job directories" in result.stderr and "Traceback" not in result.stderr

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from supra.evaluation import evaluate
-from supra.training import train
+from supra.runner.evaluation import evaluate
+from supra.runner.training import train
 from tests.conftest import ROOT, compose_config
 
 CAPTION_KEYS = {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"}
@@ -29,7 +29,7 @@ def test_training_leaves_checkpoints_tokenizer_metrics_predictions_and_grid(trai
     assert (trained_run / "tokenizer.json").is_file()
     assert (trained_run / "samples.png").is_file()
     metrics = json.loads((trained_run / "metrics.json").read_text())
-    assert CAPTION_KEYS | {"split", "n_images", "decode", "attr_acc"} == set(metrics)
+    assert CAPTION_KEYS | {"split", "n_images", "decode", "attr_acc", "loss"} == set(metrics)  # loss: test/loss
     assert metrics["split"] == "test" and metrics["n_images"] == 15 and metrics["decode"] == "beam"
     predictions = json.loads((trained_run / "predictions.json").read_text())
     assert sorted(p["image_id"] for p in predictions) == list(range(15))
@@ -125,12 +125,15 @@ def test_train_cli_bad_input_gives_one_line(tmp_path, args, message):
 def test_evaluate_cli_bad_checkpoints_give_one_line(tmp_path, trained_run):
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint at all")
-    other_model = tmp_path / "other.ckpt"
-    torch.save({"state_dict": {}, "supra": {"kind": "supra.vqvae"}}, other_model)
+    bare_vqvae = tmp_path / "bare_vqvae.ckpt"
+    torch.save({"state_dict": {}, "supra": {"kind": "supra.vqvae"}}, bare_vqvae)
+    unknown = tmp_path / "unknown.ckpt"
+    torch.save({"state_dict": {}, "supra": {"kind": "supra.diffusion"}}, unknown)
     cases = {
         str(tmp_path / "missing.ckpt"): "does not exist",
         str(garbage): "is not a readable PyTorch checkpoint",
-        str(other_model): "is a supra.vqvae checkpoint, not supra.captioning",
+        str(bare_vqvae): "holds no VQ-VAE config (model.net)",
+        str(unknown): "is a supra.diffusion checkpoint, which this version of Supra does not know",
     }
     for ckpt, message in cases.items():
         result = run_cli("evaluate.py", f"ckpt={ckpt}", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)

@@ -1,4 +1,4 @@
-"""VLMNano matches the SupraVL-Nano-900k release (SPEC.md section 1): shapes, names, count, behaviour."""
+"""VLMNano matches the SupraVL-Nano-900k release (docs/releases.md): shapes, names, count, behaviour."""
 
 import pytest
 import torch
@@ -10,7 +10,7 @@ RELEASE_CONFIG = {"D_MODEL": 128, "N_HEADS": 4, "N_LAYERS": 3, "D_FF": 256, "VIS
 
 
 def release_state_dict_names() -> set[str]:
-    """The tensor names SPEC.md lists for the release's model.safetensors (without the optional mask)."""
+    """The tensor names docs/releases.md lists for the release's model.safetensors (without the optional mask)."""
     names = {"vis_enc.proj.weight", "vis_enc.proj.bias", "tok_emb.weight", "pos_emb.weight",
              "ln_f.weight", "ln_f.bias", "lm_head.weight"}
     for i in (1, 2, 3):

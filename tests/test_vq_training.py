@@ -3,6 +3,7 @@ checkpoints and reconstruction pictures, DDP codebook agreement, and code cachin
 
 from __future__ import annotations
 
+import csv
 import json
 import subprocess
 import sys
@@ -14,10 +15,10 @@ import pytest
 import torch
 from PIL import Image
 
-from supra.checkpoints import load_vqvae
-from supra.data.media_codes import read_media_codes
+from supra.artifacts.checkpoints import load_vqvae
+from supra.data.media.codes import read_media_codes
 from supra.metrics.codebook_usage import CodebookUsage
-from supra.training import train
+from supra.runner.training import train
 from tests.conftest import ROOT
 
 VQ_RUN = ["experiment=vqvae_shapes", "data.eval_batch_size=24"]
@@ -46,18 +47,20 @@ def vq_run(tmp_path_factory) -> Path:
 
     out = tmp_path_factory.mktemp("vq") / "run"
     cfg = compose_config("train", out, TINY_RUN + VQ_RUN)
-    _, metrics = train(cfg)
-    (out / "final_metrics.json").write_text(json.dumps(metrics))
+    train(cfg)
     return out
 
 
-def test_vqvae_run_logs_psnr_ssim_usage_and_perplexity_for_val_and_test(vq_run):
-    metrics = json.loads((vq_run / "final_metrics.json").read_text())
-    for stage in ("val", "test"):
-        for name in ("psnr", "ssim", "codebook_usage", "perplexity"):
-            assert f"{stage}/{name}" in metrics
-    assert 0 < metrics["test/codebook_usage"] <= 1 and 1 <= metrics["test/perplexity"] <= 256
-    assert metrics["test/psnr"] > 5  # six steps: far from good, but a real number from real reconstructions
+def test_vqvae_run_reports_psnr_ssim_usage_and_perplexity_for_val_and_test(vq_run):
+    metrics = json.loads((vq_run / "metrics.json").read_text())  # the run's own test report
+    for name in ("psnr", "ssim", "codebook_usage", "perplexity", "loss"):
+        assert name in metrics, name
+    assert metrics["split"] == "test" and metrics["n_items"] == 15
+    assert 0 < metrics["codebook_usage"] <= 1 and 1 <= metrics["perplexity"] <= 256
+    assert metrics["psnr"] > 5  # six steps: far from good, but a real number from real reconstructions
+    with open(vq_run / "csv" / "metrics.csv") as f:
+        columns = next(csv.reader(f))
+    assert {"val/psnr", "val/ssim", "val/codebook_usage", "val/perplexity"} <= set(columns)
 
 
 def test_vqvae_run_leaves_checkpoints_that_load_back_as_a_vqvae(vq_run):
@@ -119,8 +122,8 @@ def test_tokenize_media_writes_codes_captions_and_meta_for_stage_two(vq_run, tmp
     assert train_codes.codes.shape == (40, 8, 8) and len(train_codes.captions[0]) == 5
     # the same codes the checkpoint's VQ-VAE gives the same images
     net, _ = load_vqvae(ckpt)
-    from supra.data.media_datamodule import to_unit_range
-    from supra.data.shapes_images import ShapesImagesDataModule
+    from supra.data.media.datamodule import to_unit_range
+    from supra.data.media.shapes_images import ShapesImagesDataModule
 
     images = ShapesImagesDataModule(num_train=40).items("train").pixels
     assert torch.equal(train_codes.codes, net.encode(to_unit_range(images)))
@@ -158,3 +161,16 @@ def test_clips_train_frame_by_frame_and_leave_an_animated_gif_of_originals_and_r
     assert gif.n_frames == 3  # one picture per clip frame: originals row over reconstructions row
     assert gif.size == (4 * 128 + 5 * 4, 2 * 128 + 3 * 4)
     assert (out / "reconstructions.gif").is_file() and (out / "reconstructions.png").is_file()
+
+
+def test_evaluate_py_scores_a_vqvae_checkpoint_as_its_run_did(vq_run, tmp_path):
+    from supra.runner.evaluation import evaluate
+    from tests.conftest import compose_config
+
+    best = vq_run / "checkpoints" / "best.ckpt"
+    report = evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={best}", "num_grid_images=2"]))
+    run = json.loads((vq_run / "metrics.json").read_text())
+    for name in ("psnr", "ssim", "codebook_usage", "perplexity"):
+        assert round(report[name], 4) == round(run[name], 4), name
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == report
+    assert (tmp_path / "eval" / "reconstructions.png").is_file()

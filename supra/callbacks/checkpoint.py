@@ -5,6 +5,8 @@ from __future__ import annotations
 import lightning as L
 from lightning.pytorch.callbacks import ModelCheckpoint
 
+from supra.utils.private_apis import last_step_saved, save_last_checkpoint
+
 
 class LastStepModelCheckpoint(ModelCheckpoint):
     """ModelCheckpoint whose last.ckpt holds the state where training stopped.
@@ -14,6 +16,6 @@ class LastStepModelCheckpoint(ModelCheckpoint):
     """
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if self.save_last and self._last_global_step_saved != trainer.global_step:
-            self._save_last_checkpoint(trainer, self._monitor_candidates(trainer))
+        if self.save_last and last_step_saved(self) != trainer.global_step:
+            save_last_checkpoint(self, trainer)
         super().on_train_end(trainer, pl_module)

@@ -1,31 +1,15 @@
-"""Send one picture (or animation) to every active logger, and keep it as a file in the run directory."""
+"""Send one picture (or animation) to every active logger; the files themselves are written by the callers
+(pictures/files.py), which CSV and other loggers rely on."""
 
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import lightning as L
 import numpy as np
 import torch
 from lightning.pytorch.loggers import TensorBoardLogger, WandbLogger
 from PIL import Image
-
-from supra.utils.files import atomic_path
-
-
-def save_image_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
-    """Write a PNG atomically: never half a file."""
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
-    return Path(path)
-
-
-def save_gif_atomic(frames: list[Image.Image], path: str | os.PathLike, duration_ms: int = 250) -> Path:
-    """Write a looping animated GIF atomically: never half a file."""
-    with atomic_path(path) as tmp:
-        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=duration_ms, loop=0)
-    return Path(path)
 
 
 def log_animation(trainer: L.Trainer, key: str, gif_path: str | os.PathLike) -> None:

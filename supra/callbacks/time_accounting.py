@@ -128,6 +128,9 @@ class TimeAccounting(L.Callback):
         rest = (self._epoch_end_start - self._eval_start) - self._steps_this_eval
         self.seconds["val_other" if stage == "val" else "test_setup"] += rest
 
+    # Lightning calls the validation and the test hooks by their own names: each is one line onto the
+    # helpers above, so the two groups below look alike by design.
+
     def on_validation_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._eval_started()
 

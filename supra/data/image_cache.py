@@ -14,31 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
 from rich.progress import Progress
 
-from supra.data.image_transforms import channels_first, resize_uint8
+from supra.data.images import UNREADABLE, image_to_uint8, load_rgb
 from supra.utils.files import atomic_path, write_json_atomic
 
 CACHE_VERSION = 1  # bump when decoding or resizing changes
-
-
-def load_rgb(path: str | Path, max_pixels: int = 100_000_000) -> Image.Image:
-    """Any image file -> RGB PIL image: EXIF orientation applied, any mode (L, CMYK, P, RGBA, ICC) converted."""
-    Image.MAX_IMAGE_PIXELS = max_pixels  # decompression bombs raise instead of eating memory
-    with Image.open(path) as image:
-        image = ImageOps.exif_transpose(image)
-        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
-            background = Image.new("RGB", image.size, (255, 255, 255))
-            background.paste(image.convert("RGBA"), mask=image.convert("RGBA").split()[-1])
-            return background
-        return image.convert("RGB")
-
-
-def image_to_uint8(image: Image.Image, size: int) -> torch.Tensor:
-    """PIL RGB -> uint8 [3, size, size], squashed to a square like the release (no crop)."""
-    array = channels_first(np.asarray(image, dtype=np.uint8))
-    return resize_uint8(array, size)
 
 
 def cache_key(paths: Sequence[Path], size: int) -> str:
@@ -78,7 +59,7 @@ class ImageCache:
                 for i, path in enumerate(self.paths):
                     try:
                         array[i] = image_to_uint8(load_rgb(path), self.size).numpy()
-                    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as err:
+                    except UNREADABLE as err:
                         array[i] = 0
                         failed[path.name] = f"{type(err).__name__}: {str(err).splitlines()[0][:100] if str(err) else ''}"
                     progress.advance(task)

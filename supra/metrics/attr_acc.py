@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Hashable, Mapping, Sequence
 
-from supra.data.shapes_scenes import parse_objects
+from supra.procedural.shapes_scenes import parse_objects
 
 
 def attribute_accuracy(

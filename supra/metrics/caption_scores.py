@@ -1,4 +1,4 @@
-"""COCO caption metrics through pycocoevalcap, and the DDP plumbing to score every image exactly once.
+"""COCO caption metrics through pycocoevalcap (tasks gather every rank's captions first: utils/distributed.py).
 
 The numbers are pycocoevalcap's own: captions go through its PTBTokenizer (Java) and then its Bleu,
 Meteor (Java), Rouge and Cider scorers, exactly as `pycocoevalcap.eval.COCOEvalCap` runs them.
@@ -21,8 +21,6 @@ import shutil
 import threading
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, TypeVar
-
-import torch.distributed as dist
 
 T = TypeVar("T")
 
@@ -124,32 +122,3 @@ def score_captions(
         for scorer in scorers.values():
             _close(scorer)
     return {name: scores[name] for name in CAPTION_METRICS if name in scores}
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def gather_predictions(local: Mapping[int, str]) -> dict[int, str]:
-    """All ranks' {image_id: caption} merged on every rank, each id once: ranks are read in order and the
-    first caption of an id wins (DistributedSampler pads the last batch with repeats). Sorted by id, so a
-    DDP run scores the captions in the same order as a single-device run. `dict(local)` without DDP."""
-    if not _distributed():
-        return dict(local)
-    parts: list[dict[int, str]] = [{} for _ in range(dist.get_world_size())]
-    dist.all_gather_object(parts, dict(local))
-    merged: dict[int, str] = {}
-    for part in parts:
-        for image_id, caption in part.items():
-            merged.setdefault(image_id, caption)
-    return dict(sorted(merged.items()))
-
-
-def broadcast_from_rank_zero(obj: T) -> T:
-    """Rank 0's object on every rank (scores computed once, logged identically everywhere); identity
-    without DDP."""
-    if not _distributed():
-        return obj
-    box = [obj]
-    dist.broadcast_object_list(box, src=0)
-    return box[0]

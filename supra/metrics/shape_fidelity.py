@@ -30,7 +30,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from supra.data.shapes_scenes import COLOURS
+from supra.procedural.shapes_scenes import COLOURS
 
 PALETTE = np.array(list(COLOURS.values()), dtype=np.float32)  # [6, 3]
 COLOUR_NAMES = tuple(COLOURS)
@@ -130,15 +130,21 @@ def judge_image(image: torch.Tensor | np.ndarray) -> Objects:
     return judge_images(image)[0]
 
 
-def prompt_fidelity(images: torch.Tensor | np.ndarray, intended: Sequence[Sequence[tuple[str, str]]]) -> dict[str, float]:
-    """Generated pictures uint8 [N, 3, H, W] and each prompt's intended (colour, shape) objects ->
-    {"fidelity": share whose judged objects equal the intended multiset exactly,
-     "colour_fidelity": share whose judged colours equal the intended colours (shapes ignored)}."""
+def matches(images: torch.Tensor | np.ndarray, intended: Sequence[Sequence[tuple[str, str]]]) -> list[tuple[bool, bool]]:
+    """Generated pictures uint8 [N, 3, H, W] and each prompt's intended (colour, shape) objects -> per
+    picture (its judged objects equal the intended multiset exactly, its judged colours equal the intended
+    colours with shapes ignored)."""
     if len(images) != len(intended) or not len(images):
         raise ValueError(f"{len(images)} images need as many intended object lists (got {len(intended)}), at least one")
-    exact = colours = 0
+    out = []
     for judged, wanted in zip(judge_images(images), intended, strict=True):
         wanted = Counter(map(tuple, wanted))
-        exact += judged == wanted
-        colours += Counter(c for c, _ in judged.elements()) == Counter(c for c, _ in wanted.elements())
-    return {"fidelity": exact / len(images), "colour_fidelity": colours / len(images)}
+        out.append((judged == wanted, Counter(c for c, _ in judged.elements()) == Counter(c for c, _ in wanted.elements())))
+    return out
+
+
+def prompt_fidelity(images: torch.Tensor | np.ndarray, intended: Sequence[Sequence[tuple[str, str]]]) -> dict[str, float]:
+    """{"fidelity": share of pictures whose judged objects equal the intended multiset exactly,
+     "colour_fidelity": share whose judged colours equal the intended colours (shapes ignored)}."""
+    found = matches(images, intended)
+    return {"fidelity": sum(e for e, _ in found) / len(found), "colour_fidelity": sum(c for _, c in found) / len(found)}

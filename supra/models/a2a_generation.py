@@ -1,4 +1,4 @@
-"""Sampling from A2ANano with modality constraints and a KV cache (SPEC.md section 2, "sampling").
+"""Sampling from A2ANano with modality constraints and a KV cache (the card's modality-constrained sampling).
 
 The constraints are a schedule of what each new position may hold, fixed by the mode:
 
@@ -25,9 +25,9 @@ from dataclasses import dataclass
 
 import torch
 
-from supra.models.a2a_layout import TokenLayout
 from supra.models.a2a_nano import A2ANano
-from supra.models.caption_generation import filter_logits
+from supra.models.sampling import sample_next
+from supra.tokens.a2a_layout import TokenLayout
 
 
 @dataclass(frozen=True)
@@ -43,21 +43,6 @@ class SamplingConfig:
             raise ValueError(f"top_k={self.top_k} must be >= 1 (or None for no limit)")
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ValueError(f"top_p={self.top_p} must be in (0, 1] (or None for no limit)")
-
-
-def sample_next(
-    logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-    generator: torch.Generator | None = None, allowed: torch.Tensor | None = None,
-) -> torch.Tensor:
-    """logits [B, V] -> token ids int64 [B]. allowed bool [V] or [B, V]: tokens outside it are never
-    drawn (applied before top-k/top-p, so those choose among allowed tokens). temperature 0 = argmax."""
-    logits = logits.float()
-    if allowed is not None:
-        logits = logits.masked_fill(~allowed, float("-inf"))
-    if temperature == 0:
-        return logits.argmax(-1)
-    probs = filter_logits(logits / temperature, top_k, top_p).softmax(-1)
-    return torch.multinomial(probs, 1, generator=generator).squeeze(1)
 
 
 # -- what each position may hold ---------------------------------------------------------------------

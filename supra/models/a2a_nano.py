@@ -1,8 +1,8 @@
 """Supra-A2A-Nano-Exp's GPT: one decoder over one stream of text ids, control tokens and VQ-VAE codes.
 
-SPEC.md section 2: 4 pre-norm blocks, d 256, 4 heads of 64, MLP 256 -> 1024 -> 256 with GELU, context
-384, fused QKV, causal SDPA, learned positions; text and codes share the embedding table and the
-output head's rows (one vocabulary, laid out by supra.models.a2a_layout.TokenLayout).
+The card (docs/releases.md, Supra-A2A-Nano-Exp): 4 pre-norm blocks, d 256, 4 heads of 64, MLP 256 -> 1024
+-> 256 with GELU, context 384, fused QKV, causal SDPA, learned positions; text and codes share the
+embedding table and the output head's rows (one vocabulary, laid out by supra.tokens.a2a_layout.TokenLayout).
 
 Size. At the release vocabulary (50,520) the parts are:
 
@@ -23,23 +23,27 @@ so untied is the default. The remaining ~0.58M (2%) is in no shape the card stat
 table), which the card's context of 384 rules out; so we keep the shapes the card states and take its
 figure as rounded from a slightly different build.
 
-Not recoverable from the weights (SPEC): the head count and the activation, hence config fields with
-the card's defaults (4 heads, exact GELU). Read top to bottom: config, attention, MLP, block, model.
+Not recoverable from the weights: the head count and the activation, hence config fields with the
+card's defaults (4 heads, exact GELU). Read top to bottom: config, model; the blocks are models/gpt.py's.
 """
 
 from __future__ import annotations
 
-import inspect
-import math
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from supra.models.gpt import (
+    ACTIVATIONS,
+    Block,
+    BlockConfig,
+    init_gpt_weights,
+    run_blocks,
+    weight_decay_groups,
+)
 from supra.models.kv_cache import KVCache
-
-ACTIVATIONS = {"gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "relu": nn.ReLU}
 
 
 @dataclass
@@ -66,56 +70,10 @@ class A2AConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-
-class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: A2AConfig) -> None:
-        super().__init__()
-        self.n_heads = cfg.n_heads
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model, bias=cfg.bias)
-        self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.bias)
-        self.dropout = cfg.dropout
-
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in (q, k, v))
-        mask, causal = None, True
-        if cache is not None:
-            past = cache.length
-            k, v = cache.append(layer, k, v)
-            if past:
-                # New query i sees the past and new keys up to itself; one query sees everything.
-                causal = False
-                if T > 1:
-                    mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past)
-        dropout = self.dropout if self.training else 0.0
-        y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=causal, dropout_p=dropout)
-        return self.proj(y.transpose(1, 2).reshape(B, T, C))
-
-
-class MLP(nn.Module):
-    def __init__(self, cfg: A2AConfig) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(cfg.d_model, cfg.d_mlp, bias=cfg.bias)
-        self.act = ACTIVATIONS[cfg.activation]()
-        self.fc2 = nn.Linear(cfg.d_mlp, cfg.d_model, bias=cfg.bias)
-        self.drop = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(self.act(self.fc1(x))))
-
-
-class Block(nn.Module):
-    def __init__(self, cfg: A2AConfig) -> None:
-        super().__init__()
-        self.ln1 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
-        self.attn = CausalSelfAttention(cfg)
-        self.ln2 = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
-        self.mlp = MLP(cfg)
-
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), cache, layer)
-        return x + self.mlp(self.ln2(x))
+    @property
+    def block(self) -> BlockConfig:
+        return BlockConfig(d_model=self.d_model, n_heads=self.n_heads, d_mlp=self.d_mlp, activation=self.activation,
+                           dropout=self.dropout, attn_bias=self.bias, mlp_bias=self.bias, norm_bias=self.bias)
 
 
 class A2ANano(nn.Module):
@@ -127,30 +85,17 @@ class A2ANano(nn.Module):
         self.tok_emb = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.pos_emb = nn.Embedding(cfg.context, cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
+        self.blocks = nn.ModuleList(Block(cfg.block) for _ in range(cfg.n_layers))
         self.ln_f = nn.LayerNorm(cfg.d_model, bias=cfg.bias)
         self.lm_head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
         if cfg.tie_head:
             self.lm_head.weight = self.tok_emb.weight
-        self.apply(self._init_weights)
-        # GPT-2: residual projections scaled by 1/sqrt(2 * n_layers) so the residual stream stays O(1).
-        for name, p in self.named_parameters():
-            if name.endswith(("attn.proj.weight", "mlp.fc2.weight")):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.n_layers))
+        init_gpt_weights(self, cfg.n_layers)
 
     @classmethod
     def from_kwargs(cls, **config: object) -> A2ANano:
         """A2ANano(A2AConfig(**config)): for Hydra `_target_` and config.json."""
         return cls(A2AConfig(**config))  # type: ignore[arg-type]
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
 
     # -- sizes and optimiser ----------------------------------------------------------------------
 
@@ -166,21 +111,7 @@ class A2ANano(nn.Module):
 
     def optimizer_groups(self, weight_decay: float) -> list[dict]:
         """2-D weights of linear layers decay; biases, norms and embeddings (hence a tied head) do not."""
-        no_decay_ids: set[int] = set()
-        for module in self.modules():
-            if isinstance(module, nn.Embedding | nn.LayerNorm):
-                no_decay_ids.update(id(p) for p in module.parameters(recurse=False))
-        decay, no_decay = [], []
-        for p in self.parameters():  # parameters() yields a tied weight once
-            (no_decay if id(p) in no_decay_ids or p.dim() < 2 else decay).append(p)
-        return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-
-    def configure_optimizers(self, weight_decay: float, lr: float, betas: tuple[float, float] = (0.9, 0.95),
-                             device_type: str = "cpu") -> torch.optim.AdamW:
-        # The fused kernel is faster on CUDA; elsewhere the default (foreach) implementation.
-        fused = device_type == "cuda" and "fused" in inspect.signature(torch.optim.AdamW).parameters
-        return torch.optim.AdamW(self.optimizer_groups(weight_decay), lr=lr, betas=tuple(betas),
-                                 **({"fused": True} if fused else {}))
+        return weight_decay_groups(self, weight_decay)
 
     # -- forward ----------------------------------------------------------------------------------
 
@@ -191,11 +122,7 @@ class A2ANano(nn.Module):
         return self.drop(self.tok_emb(idx) + self.pos_emb.weight[start : start + T])
 
     def _blocks(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        for layer, block in enumerate(self.blocks):
-            x = block(x, cache, layer)
-        if cache is not None:
-            cache.advance(x.shape[1])
-        return self.ln_f(x)
+        return self.ln_f(run_blocks(self.blocks, x, cache))
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """idx int64 [B, T]; targets int64 [B, T] (ignore_index -100) or None.

@@ -1,8 +1,8 @@
 """SupraVL-Nano-900k: a CNN image encoder feeding 16 visual tokens to a 3-layer GPT captioner.
 
-Every layer shape and state-dict name follows the release (SPEC.md section 1), so a checkpoint
-of this module loads into the release's inference code and back. Read top to bottom:
-config, encoder, attention, MLP, block, model.
+Every layer shape and state-dict name follows the release (docs/releases.md, SupraVL-Nano-900k), so a
+checkpoint of this module loads into the release's inference code and back. Read top to bottom:
+config, encoder, model; the GPT blocks are models/gpt.py's.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from supra.models.gpt import Block, BlockConfig, init_gpt_weights, run_blocks, weight_decay_groups
 from supra.models.kv_cache import KVCache
 
 
@@ -33,8 +34,8 @@ class VLMNanoConfig:
     # The card's diagram says GELU, its code ReLU; the code made the weights, so ReLU is the default.
     encoder_activation: str = "relu"
     dropout: float = 0.0
-    # NHWC weights for the encoder (GPU tensor cores like it); off by default: on 2 CPU cores training
-    # measured 1.5x slower with it once, no different in benchmarks/train_throughput.py. No effect on values.
+    # NHWC weights for the encoder: GPU tensor cores like it, CPUs gain nothing (README "Speed"). No effect
+    # on values.
     channels_last: bool = False
 
     def __post_init__(self) -> None:
@@ -51,6 +52,12 @@ class VLMNanoConfig:
     def release_config(self) -> dict[str, int]:
         """The keys of the release's config.json, exactly."""
         return {k: v for k, v in asdict(self).items() if k.isupper()}
+
+    @property
+    def block(self) -> BlockConfig:
+        """The release's decoder block: no biases in attention, D_FF-wide exact-GELU MLP."""
+        return BlockConfig(d_model=self.D_MODEL, n_heads=self.N_HEADS, d_mlp=self.D_FF, activation="gelu",
+                           dropout=self.dropout, attn_bias=False, decode_with_matmul=True)
 
 
 class VisualEncoder(nn.Module):
@@ -76,66 +83,12 @@ class VisualEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """images float [B, 3, H, W] (normalised) -> visual tokens [B, N_VIS, D_MODEL]."""
-        # Without gradients (captioning) NHWC input is ~1.25x faster on CPU whatever the weights' format;
+        # Without gradients (captioning) NHWC input is faster on CPU whatever the weights' format;
         # with them, oneDNN's NHWC backward is the slow part, so training keeps the configured format.
         memory_format = self.memory_format if torch.is_grad_enabled() else torch.channels_last
         x = self.conv3(self.conv2(self.conv1(images.contiguous(memory_format=memory_format))))
         x = self.pool(x).flatten(2).transpose(1, 2)  # [B, N_VIS, VIS_CH], raster order
         return self.proj(x)
-
-
-class CausalSelfAttention(nn.Module):
-    def __init__(self, cfg: VLMNanoConfig) -> None:
-        super().__init__()
-        self.n_heads = cfg.N_HEADS
-        self.qkv = nn.Linear(cfg.D_MODEL, 3 * cfg.D_MODEL, bias=False)
-        self.proj = nn.Linear(cfg.D_MODEL, cfg.D_MODEL, bias=False)
-        self.dropout = cfg.dropout
-
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        B, T, C = x.shape
-        q, k, v = self.qkv(x).split(C, dim=2)
-        q, k, v = (t.view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2) for t in (q, k, v))
-        if cache is None:
-            causal = True
-        else:
-            # New positions see everything cached before them plus themselves causally; for one new
-            # token (the decode step) that is all of the cache, so no mask is needed.
-            causal = T > 1 and cache.length == 0
-            if cache.length and T > 1:
-                raise ValueError("KV cache: append several tokens only to an empty cache")
-            k, v = cache.append(layer, k, v)
-        if T == 1 and cache is not None:
-            # One query over a short, strided cache: plain matmuls beat the CPU SDPA kernels ~2x here.
-            y = ((q @ k.transpose(-2, -1)) * (C // self.n_heads) ** -0.5).softmax(-1) @ v
-        else:
-            dropout = self.dropout if self.training else 0.0
-            y = F.scaled_dot_product_attention(q, k, v, is_causal=causal, dropout_p=dropout)
-        return self.proj(y.transpose(1, 2).reshape(B, T, C))
-
-
-class MLP(nn.Module):
-    def __init__(self, cfg: VLMNanoConfig) -> None:
-        super().__init__()
-        self.fc1 = nn.Linear(cfg.D_MODEL, cfg.D_FF)
-        self.fc2 = nn.Linear(cfg.D_FF, cfg.D_MODEL)
-        self.drop = nn.Dropout(cfg.dropout)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.drop(self.fc2(F.gelu(self.fc1(x))))  # exact GELU, as the release
-
-
-class Block(nn.Module):
-    def __init__(self, cfg: VLMNanoConfig) -> None:
-        super().__init__()
-        self.ln1 = nn.LayerNorm(cfg.D_MODEL)
-        self.attn = CausalSelfAttention(cfg)
-        self.ln2 = nn.LayerNorm(cfg.D_MODEL)
-        self.mlp = MLP(cfg)
-
-    def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
-        x = x + self.attn(self.ln1(x), cache, layer)
-        return x + self.mlp(self.ln2(x))
 
 
 class VLMNano(nn.Module):
@@ -151,26 +104,11 @@ class VLMNano(nn.Module):
         self.tok_emb = nn.Embedding(cfg.VOCAB_SIZE, cfg.D_MODEL)
         self.pos_emb = nn.Embedding(cfg.N_VIS + cfg.MAX_SEQ, cfg.D_MODEL)
         self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.N_LAYERS))
+        self.blocks = nn.ModuleList(Block(cfg.block) for _ in range(cfg.N_LAYERS))
         self.ln_f = nn.LayerNorm(cfg.D_MODEL)
         self.lm_head = nn.Linear(cfg.D_MODEL, cfg.VOCAB_SIZE, bias=False)
         self.lm_head.weight = self.tok_emb.weight  # weight tying, as the release
-        self.apply(self._init_weights)
-        # GPT-2: scale the residual projections by 1/sqrt(2 * n_layers) so the residual stream stays O(1).
-        for name, p in self.named_parameters():
-            if name.endswith(("attn.proj.weight", "mlp.fc2.weight")):
-                nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * cfg.N_LAYERS))
-
-    @staticmethod
-    def _init_weights(module: nn.Module) -> None:
-        # GPT-2 init for the decoder and projection; convolutions keep PyTorch's Kaiming default,
-        # which suits ReLU stages, and BatchNorm starts at identity.
-        if isinstance(module, nn.Linear):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
-            if module.bias is not None:
-                nn.init.zeros_(module.bias)
-        elif isinstance(module, nn.Embedding):
-            nn.init.normal_(module.weight, mean=0.0, std=0.02)
+        init_gpt_weights(self, cfg.N_LAYERS)
 
     # -- sizes and optimiser groups -------------------------------------------------------------
 
@@ -181,17 +119,7 @@ class VLMNano(nn.Module):
     def optimizer_groups(self, weight_decay: float) -> list[dict]:
         """Two AdamW groups: conv/linear weights decay; biases, norms and embeddings (hence the
         tied head) do not."""
-        no_decay_ids: set[int] = set()
-        for module in self.modules():
-            if isinstance(module, nn.Embedding | nn.LayerNorm | nn.BatchNorm2d):
-                no_decay_ids.update(id(p) for p in module.parameters(recurse=False))
-        decay, no_decay = [], []
-        for name, p in self.named_parameters():  # named_parameters yields the tied weight once
-            (no_decay if id(p) in no_decay_ids or name.endswith("bias") else decay).append(p)
-        return [
-            {"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0},
-        ]
+        return weight_decay_groups(self, weight_decay)
 
     # -- forward ----------------------------------------------------------------------------------
 
@@ -209,12 +137,7 @@ class VLMNano(nn.Module):
         return self.tok_emb(idx) + pos
 
     def transformer(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        x = self.drop(x)
-        for layer, block in enumerate(self.blocks):
-            x = block(x, cache, layer)
-        if cache is not None:
-            cache.advance(x.shape[1])
-        return self.ln_f(x)
+        return self.ln_f(run_blocks(self.blocks, self.drop(x), cache))
 
     def forward(
         self,
@@ -241,7 +164,7 @@ class VLMNano(nn.Module):
             loss = F.cross_entropy(logits.flatten(0, 1), targets.flatten(), ignore_index=-100)
         return logits, loss
 
-    # -- incremental decoding (used by supra.models.caption_generation) ---------------------------
+    # -- incremental decoding (used by supra.models.vlm_generation) ---------------------------
 
     def new_cache(self, batch_size: int, device: torch.device | None = None) -> KVCache:
         cfg = self.config

@@ -1,4 +1,4 @@
-"""vqvae_f8: the image tokenizer of Supra-A2A-Nano (SPEC.md section 2, stage 1).
+"""vqvae_f8: the image tokenizer of Supra-A2A-Nano (stage 1; docs/releases.md).
 
 A 64x64 RGB image -> 3 strided convolutions -> an 8x8 grid of vectors -> nearest of 256 codebook
 entries -> 3 transposed convolutions -> 64x64 image. Public face (what stage 2 uses):
@@ -11,9 +11,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from torch import nn
+
+from supra.utils.distributed import all_reduce_sum, broadcast_tensor
 
 
 @dataclass
@@ -78,7 +79,7 @@ class VectorQuantizer(nn.Module):
         # encoder outputs, so the codebooks (not synced by DDP: no gradients) stay identical on all ranks.
         cfg = self.cfg
         one_hot = F.one_hot(codes, cfg.num_codes).type(flat.dtype)
-        used, sums = _all_reduce_sum(one_hot.sum(0)), _all_reduce_sum(one_hot.t() @ flat)
+        used, sums = all_reduce_sum(one_hot.sum(0)), all_reduce_sum(one_hot.t() @ flat)
         self.updates += 1
         # ema_count tracks usage with or without EMA codebook updates: rebalancing reads it.
         self.ema_count.mul_(cfg.ema_decay).add_(used, alpha=1 - cfg.ema_decay)
@@ -102,28 +103,11 @@ class VectorQuantizer(nn.Module):
 
     def _reseed(self, which: torch.Tensor, candidates: torch.Tensor, count: float) -> None:
         """Put codes `which` on random rows of `candidates` (encoder outputs), as if used `count` times."""
-        seeds = _broadcast_from_rank_zero(candidates[torch.randint(len(candidates), (len(which),), device=candidates.device)])
+        seeds = broadcast_tensor(candidates[torch.randint(len(candidates), (len(which),), device=candidates.device)])
         self.codebook.data[which] = seeds
         self.ema_sum[which] = seeds * count
         self.ema_count[which] = count
         self.steps_unused[which] = 0
-
-
-def _distributed() -> bool:
-    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
-
-
-def _all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
-    if _distributed():
-        dist.all_reduce(t)
-    return t
-
-
-def _broadcast_from_rank_zero(t: torch.Tensor) -> torch.Tensor:
-    if _distributed():
-        t = t.contiguous()
-        dist.broadcast(t, 0)
-    return t
 
 
 def _down(cin: int, cout: int) -> nn.Conv2d:

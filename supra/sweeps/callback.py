@@ -17,9 +17,10 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from supra.sweep_report import JOB_RESULT, SUMMARY_MD, write_report
+from supra.sweeps.report import JOB_RESULT, SUMMARY_MD, write_report
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
+from supra.utils.private_apis import job_error
 
 log = logging.getLogger(__name__)
 
@@ -46,7 +47,7 @@ class SweepJobRecorder(Callback):
             "metric": config.get("optimized_metric"),
             "return_value": value if isinstance(value, int | float) else None,
             "wall_time_s": None if self._started is None else round(time.perf_counter() - self._started, 3),
-            "error": f"{type(job_return._return_value).__name__}: {job_return._return_value}"[:300] if failed else None,
+            "error": f"{type(job_error(job_return)).__name__}: {job_error(job_return)}"[:300] if failed else None,
         })
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -2,7 +2,7 @@
 
 Lightning starts ranks > 0 by re-running the command line (`_hydra_subprocess_cmd`). Under `-m` that line
 is the whole sweep: the children would start sweeps of their own, and an Optuna child would draw other
-hyperparameters than rank 0. Here a multirun job's children instead run `supra.sweeps.ddp_rank` on the
+hyperparameters than rank 0. Here a multirun job's children instead run `supra.runner.ddp_rank` on the
 config the job saved (`<job dir>/.hydra/config.yaml`), so they train exactly what rank 0 trains, in its
 directory. After the job, the process group and the DDP variables Lightning put in os.environ are removed,
 or the next job in the same process would reuse a group whose other ranks have exited.
@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -21,13 +21,13 @@ import lightning as L
 import torch.distributed
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from lightning.pytorch.strategies.launchers import subprocess_script
 
 from supra.utils.errors import SupraUserError
+from supra.utils.private_apis import lightning_child_command, set_lightning_child_command
 
 # What Lightning's subprocess launcher sets in the launching process (see _call_children_scripts).
 _DDP_ENV = ("MASTER_ADDR", "MASTER_PORT", "NODE_RANK", "LOCAL_RANK", "WORLD_SIZE")
-_lightning_command: Callable[[int], tuple[Sequence[str], str]] = subprocess_script._hydra_subprocess_cmd
+_lightning_command = lightning_child_command()
 
 
 def job_rank_command(local_rank: int) -> tuple[list[str], str]:
@@ -44,7 +44,7 @@ def job_rank_command(local_rank: int) -> tuple[list[str], str]:
     if not (saved / "config.yaml").is_file():
         raise SupraUserError(f"{saved / 'config.yaml'} is missing: the other DDP ranks of this job are started from it")
     command = [
-        sys.executable, "-m", "supra.sweeps.ddp_rank", "--config-path", str(saved.resolve()), "--config-name", "config",
+        sys.executable, "-m", "supra.runner.ddp_rank", "--config-path", str(saved.resolve()), "--config-name", "config",
         # quoted: Hydra's override grammar would split a path holding '=' or ','
         f'hydra.run.dir="{job_dir}"', "hydra.output_subdir=null", f"hydra.job.name={hydra_cfg.job.name}_rank_{local_rank}",
     ]
@@ -53,7 +53,7 @@ def job_rank_command(local_rank: int) -> tuple[list[str], str]:
 
 def use_job_config_for_ddp_children() -> None:
     """Make Lightning's subprocess launcher start multirun jobs' ranks with `job_rank_command` (idempotent)."""
-    subprocess_script._hydra_subprocess_cmd = job_rank_command
+    set_lightning_child_command(job_rank_command)
 
 
 def _started_ranks(trainer: L.Trainer) -> list[subprocess.Popen]:

@@ -2,30 +2,28 @@
 and evaluation that also generates: image2text captions (BLEU/METEOR/ROUGE_L/CIDEr, as the captioner),
 text2image pictures (prompt fidelity by the shapes judge), video next frames (PSNR against the truth).
 
-The stage-1 VQ-VAE (model.vqvae_ckpt) is frozen: no gradients, not in the optimizer, and kept in eval
-mode whatever Lightning switches (its EMA codebook only moves in train mode). It is saved in the
-checkpoint ("vqvae.*") so the file alone turns codes back into pixels.
+The stage-1 VQ-VAE (model.vqvae_ckpt, loaded once by the runner and handed to this task and to the data)
+is frozen: no gradients, not in the optimizer, and kept in eval mode whatever Lightning switches (its EMA
+codebook only moves in train mode). It is saved in the checkpoint ("vqvae.*") so the file alone turns
+codes back into pixels.
 """
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-import lightning as L
 import torch
 import torch.nn.functional as F
 from omegaconf import ListConfig
 from torch import nn
 from torchmetrics.image import PeakSignalNoiseRatio
 
-from supra.checkpoints import load_vqvae
-from supra.data.media_datamodule import to_uint8
+from supra.artifacts.kinds import A2A_CHECKPOINT
+from supra.data.media.codes import decode_codes
 from supra.metrics.attr_acc import attribute_accuracy
-from supra.metrics.caption_scores import broadcast_from_rank_zero, gather_predictions, score_captions
-from supra.metrics.shape_fidelity import judge_images
+from supra.metrics.caption_scores import score_captions
+from supra.metrics.shape_fidelity import matches
 from supra.models.a2a_generation import (
     SamplingConfig,
     generate_images,
@@ -33,59 +31,56 @@ from supra.models.a2a_generation import (
     run_schedule,
     video_schedule,
 )
+from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
+from supra.utils.distributed import broadcast_object, gather_mappings
 from supra.utils.errors import SupraUserError
 
-CHECKPOINT_KIND = "supra.a2a"
+DEFAULT_CONTEXT = 384  # the card's, when the GPT is still a factory
 
 
-class A2ATask(L.LightningModule):
+class A2ATask(SupraTask):
     """Trains `net` (A2ANano, or a factory taking vocab_size: Hydra `_partial_: true`, built at setup
     once the vocabulary is known) on batches of an A2AMixtureDataModule.
 
     optimizer / scheduler are factories (Hydra `_partial_: true`), as in the other tasks.
+    vqvae: the frozen stage-1 VQ-VAE (nn.Module), which the runner loads from `vqvae_ckpt` (recorded
+    here for messages and the checkpoint's hyperparameters).
     generation: sampling of validation/test (text_temperature, image_temperature, image_top_k,
-    image_guidance, image_best_of, video_temperature, max_caption_tokens, seed). `vqvae` (an nn.Module)
-    replaces loading vqvae_ckpt.
+    image_guidance, image_best_of, video_temperature, max_caption_tokens, seed).
     """
+
+    checkpoint_kind = A2A_CHECKPOINT
 
     def __init__(
         self,
         net: nn.Module | Callable[..., nn.Module],
-        optimizer: Callable[..., torch.optim.Optimizer] | None,
-        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        optimizer: OptimizerFactory | None,
+        scheduler: SchedulerFactory | None = None,
+        vqvae: nn.Module | None = None,
         vqvae_ckpt: str | None = None,
-        text_tokenizer: str | None = None,
         weight_decay: float = 0.1,
         generation: dict[str, Any] | None = None,
         val_metrics: Sequence[str] = ("Bleu", "ROUGE_L", "CIDEr"),
         test_metrics: Sequence[str] = ("Bleu", "METEOR", "ROUGE_L", "CIDEr"),
-        vqvae: nn.Module | None = None,
+        run_config: dict | None = None,
     ) -> None:
-        super().__init__()
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "vqvae"], logger=False)
+        super().__init__(optimizer, scheduler, run_config)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "vqvae", "run_config"], logger=False)
         if vqvae is None:
-            if not vqvae_ckpt:
-                raise SupraUserError("model.vqvae_ckpt is not set: give the stage-1 VQ-VAE checkpoint, e.g. "
-                                     "model.vqvae_ckpt=logs/train/runs/<run>/checkpoints/best.ckpt "
-                                     "(from `python train.py experiment=vqvae_shapes`)")
-            if not Path(vqvae_ckpt).is_file():
-                raise SupraUserError(f"model.vqvae_ckpt={vqvae_ckpt} does not exist: give a VQ-VAE checkpoint "
-                                     "written by `python train.py experiment=vqvae_shapes`")
-            vqvae, _ = load_vqvae(vqvae_ckpt)
+            raise SupraUserError("model.vqvae_ckpt is not set: give the stage-1 VQ-VAE checkpoint, e.g. "
+                                 "model.vqvae_ckpt=logs/train/runs/<run>/checkpoints/best.ckpt "
+                                 "(from `python train.py experiment=vqvae_shapes`)")
         self.vqvae = vqvae.eval()
         self.vqvae.requires_grad_(False)
         self.net: nn.Module | None = net if isinstance(net, nn.Module) else None
         self.net_factory = None if isinstance(net, nn.Module) else net
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.generation = {"text_temperature": 0.0, "image_temperature": 1.0, "image_top_k": None,
                            "image_guidance": 1.0, "image_best_of": 1, "video_temperature": 0.0,
                            "max_caption_tokens": 32, "seed": 0, **(generation or {})}
-        self.vocab = None
-        self.run_config: dict | None = None  # the composed run config, stored in checkpoints by train.py
+        self.vocab = None  # the data's, taken at setup
         self.psnr = nn.ModuleDict({s: PeakSignalNoiseRatio(data_range=1.0) for s in ("val", "test")})
         self.psnr_copy = nn.ModuleDict({s: PeakSignalNoiseRatio(data_range=1.0) for s in ("val", "test")})
         self._reset_epoch()
-        self.test_results: dict[str, Any] = {}
 
     # -- set-up -----------------------------------------------------------------------------------
 
@@ -106,13 +101,20 @@ class A2ATask(L.LightningModule):
             raise SupraUserError(f"data.context={self.trainer.datamodule.context} is longer than the GPT's context "
                                  f"{self.net.config.context} (model.net.context)")
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    @property
+    def context(self) -> int:
+        """The GPT's context in tokens (read from its factory until it is built)."""
+        if self.net is not None:
+            return self.net.config.context
+        return int(getattr(self.net_factory, "keywords", {}).get("context", DEFAULT_CONTEXT))
+
+    def data_settings(self) -> dict[str, Any]:
+        # The data encodes its images with this very VQ-VAE and builds sequences that fit this GPT.
+        return {"vqvae": self.vqvae, "context": self.context}
+
+    def parameter_groups(self) -> list[dict[str, Any]]:
         # Only the GPT: the VQ-VAE is frozen and never reaches the optimizer.
-        optimizer = self.optimizer_factory(self.net.optimizer_groups(self.hparams.weight_decay))
-        if self.scheduler_factory is None:
-            return {"optimizer": optimizer}
-        scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return self.net.optimizer_groups(self.hparams.weight_decay)
 
     def train(self, mode: bool = True) -> A2ATask:
         super().train(mode)
@@ -153,12 +155,9 @@ class A2ATask(L.LightningModule):
         generator.manual_seed(int(self.generation["seed"]) + 1000 * self.global_rank + offset)
         return generator
 
-    @torch.no_grad()
     def decode_codes(self, codes: torch.Tensor) -> torch.Tensor:
         """codes [..., h, w] -> uint8 pictures [..., 3, 8h, 8w] through the frozen VQ-VAE."""
-        flat = codes.reshape(-1, *codes.shape[-2:]).to(self.device)
-        images = to_uint8(self.vqvae.decode(flat)).cpu()
-        return images.view(*codes.shape[:-2], *images.shape[1:])
+        return decode_codes(self.vqvae, codes)
 
     @torch.no_grad()
     def images_for(self, prompts: list[list[int]], grid: tuple[int, int], generator: torch.Generator | None = None) -> torch.Tensor:
@@ -229,14 +228,11 @@ class A2ATask(L.LightningModule):
             return
         grid = tuple(batch["codes"].shape[-2:])
         codes = self.images_for([prompts[i] for i in known], grid, self._generator(len(self._fidelity)))
-        judged = judge_images(self.decode_codes(codes))
-        ceiling = judge_images(self.decode_codes(batch["codes"][known]))  # the true codes, decoded
+        wanted = [batch["objects"][i] for i in known]
+        judged = matches(self.decode_codes(codes), wanted)
+        ceiling = matches(self.decode_codes(batch["codes"][known]), wanted)  # the true codes, decoded
         for j, i in enumerate(known):
-            wanted = Counter(tuple(o) for o in batch["objects"][i])
-            colours = Counter(c for c, _ in wanted.elements())
-            self._fidelity[batch["keys"][i]] = (
-                float(judged[j] == wanted), float(Counter(c for c, _ in judged[j].elements()) == colours),
-                float(ceiling[j] == wanted))
+            self._fidelity[batch["keys"][i]] = (float(judged[j][0]), float(judged[j][1]), float(ceiling[j][0]))
 
     def _score_video(self, batch: dict[str, Any], prompts: list[list[int]], stage: str) -> None:
         if "pixels" not in batch:
@@ -265,15 +261,15 @@ class A2ATask(L.LightningModule):
 
     def _score_epoch(self, stage: str, metrics: Sequence[str]) -> dict[str, float]:
         scores: dict[str, float] = {}
-        captions = gather_predictions(self._captions)
-        references = gather_predictions(self._references)
-        objects = gather_predictions(self._objects)
+        captions = gather_mappings(self._captions)
+        references = gather_mappings(self._references)
+        objects = gather_mappings(self._objects)
         if captions and self.trainer.is_global_zero:
             scores.update(score_captions(captions, references, metrics))
             if objects:
                 scores["image2text_attr_acc"] = attribute_accuracy(captions, {k: objects[k] for k in captions if k in objects})
-        scores = broadcast_from_rank_zero(scores)
-        fidelity = gather_predictions(self._fidelity)
+        scores = broadcast_object(scores)
+        fidelity = gather_mappings(self._fidelity)
         if fidelity:
             exact, colours, ceiling = (sum(v[k] for v in fidelity.values()) / len(fidelity) for k in range(3))
             scores["text2image_fidelity"], scores["text2image_colour_fidelity"] = exact, colours
@@ -297,15 +293,16 @@ class A2ATask(L.LightningModule):
     def on_test_epoch_end(self) -> None:
         split = self.trainer.datamodule.split
         scores = self._score_epoch("test", self.hparams.test_metrics)
-        self.test_results = {"split": split, "scores": scores, "predictions": dict(sorted(self._captions.items()))}
+        predictions = dict(sorted(self._captions.items()))
+        self.test_results = {
+            "split": split, "scores": scores, "details": {"n_captions": len(predictions)},
+            "predictions": [{"item": key, "caption": caption} for key, caption in predictions.items()],
+        }
 
     # -- checkpoints ------------------------------------------------------------------------------
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Enough to rebuild GPT, VQ-VAE and vocabulary with nothing but the file (evaluate.py, generate).
-        checkpoint["supra"] = {
-            "kind": CHECKPOINT_KIND,
-            "run_config": self.run_config,
+    def checkpoint_metadata(self) -> dict[str, Any]:
+        return {
             "a2a_vocab": self.vocab.to_json() if self.vocab else None,
             "net_config": self.net.config.to_dict() if self.net is not None else None,
             "vqvae_config": {k: list(v) if isinstance(v, tuple | list | ListConfig) else v for k, v in vars(self.vqvae.config).items()},

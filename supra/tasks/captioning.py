@@ -5,23 +5,24 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
-import lightning as L
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 
-from supra.data.caption_tokenizer import PAD_ID, CaptionTokenizer
-from supra.metrics.caption_scores import broadcast_from_rank_zero, gather_predictions, score_captions
-from supra.models.caption_generation import DecodeConfig, generate
-from supra.release import load_release_weights
+from supra.artifacts.captioner_release import load_release_weights
+from supra.artifacts.kinds import CAPTIONER_CHECKPOINT
+from supra.metrics.caption_scores import score_captions
+from supra.models.vlm_generation import DecodeConfig, generate
+from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
+from supra.tokens.caption_bpe import PAD_ID, CaptionTokenizer
+from supra.utils.distributed import broadcast_object, gather_mappings
+from supra.utils.private_apis import is_last_batch_of_epoch
 
-CHECKPOINT_KIND = "supra.captioning"  # marks our checkpoints; evaluate.py refuses others
 
-
-class CaptioningTask(L.LightningModule):
+class CaptioningTask(SupraTask):
     """Trains `net` (a VLMNano-like module) on caption batches of a CaptionDataModule.
 
     optimizer / scheduler are factories (Hydra `_partial_: true`): optimizer(param_groups) and
@@ -42,11 +43,13 @@ class CaptioningTask(L.LightningModule):
       Lightning reads every progress-bar value with .item(), a GPU sync each step.
     """
 
+    checkpoint_kind = CAPTIONER_CHECKPOINT
+
     def __init__(
         self,
         net: nn.Module,
-        optimizer: Callable[..., torch.optim.Optimizer],
-        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        optimizer: OptimizerFactory | None,
+        scheduler: SchedulerFactory | None = None,
         weight_decay: float = 0.01,
         decode: dict[str, Any] | None = None,
         val_metrics: Sequence[str] = ("Bleu", "ROUGE_L", "CIDEr"),
@@ -56,22 +59,20 @@ class CaptioningTask(L.LightningModule):
         fused_optimizer: bool | str = "auto",
         score_every_n_val: int = 1,
         loss_in_progress_bar: bool | str = "auto",
+        run_config: dict | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(optimizer, scheduler, run_config)
         if score_every_n_val < 1:
             raise ValueError(f"score_every_n_val={score_every_n_val} must be >= 1")
         # Factories stay out of hparams so checkpoints hold plain data and load with weights_only=True.
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "run_config"], logger=False)
         self.net = net
-        if init_from:  # fine-tune from a release folder (its tokenizer is put in place by supra.training)
+        if init_from:  # fine-tune from a release folder (the runner hands its tokenizer to the data)
             load_release_weights(self.net, init_from)
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.decode = DecodeConfig(**(decode or {}))
-        self.tokenizer: CaptionTokenizer | None = None
-        self.run_config: dict | None = None  # the composed run config, stored in checkpoints by train.py
+        self.tokenizer: CaptionTokenizer | None = None  # the data's, taken at setup
         self._predictions: dict[int, str] = {}
         self._validations = 0  # finished (non-sanity) validations of this fit, for score_every_n_val
-        self.test_results: dict[str, Any] = {}  # predictions and scores of the last test, for reports
 
     # -- set-up -----------------------------------------------------------------------------------
 
@@ -86,14 +87,14 @@ class CaptioningTask(L.LightningModule):
             if self.hparams.compile:
                 self.net.compile()  # nn.Module.compile: in place, state-dict names unchanged
 
-    def configure_optimizers(self) -> dict[str, Any]:
-        optimizer = self.optimizer_factory(self.net.optimizer_groups(self.hparams.weight_decay), **self._fused_kwargs())
-        if self.scheduler_factory is None:
-            return {"optimizer": optimizer}
-        scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+    def data_settings(self) -> dict[str, Any]:
+        config = self.net.config
+        return {"image_size": config.IMG_SIZE, "max_caption_tokens": config.MAX_SEQ, "vocab_size": config.VOCAB_SIZE}
 
-    def _fused_kwargs(self) -> dict[str, bool]:
+    def parameter_groups(self) -> list[dict[str, Any]]:
+        return self.net.optimizer_groups(self.hparams.weight_decay)
+
+    def optimizer_kwargs(self) -> dict[str, bool]:
         fused = self.hparams.fused_optimizer
         if fused == "auto":
             factory = getattr(self.optimizer_factory, "func", self.optimizer_factory)  # Hydra's partial
@@ -154,14 +155,14 @@ class CaptioningTask(L.LightningModule):
 
     def _score_epoch(self, stage: str, split: str, metrics: Sequence[str]) -> dict[str, float]:
         """Gather every rank's captions, score once on rank 0, share the numbers, log them."""
-        predictions = gather_predictions(self._predictions)
+        predictions = gather_mappings(self._predictions)
         scores: dict[str, float] = {}
         if self.trainer.is_global_zero:
             datamodule = self.trainer.datamodule
             references = datamodule.references(split)
             scores = score_captions(predictions, {i: references[i] for i in predictions}, metrics)
             scores.update(datamodule.extra_caption_scores(split, predictions))
-        scores = broadcast_from_rank_zero(scores)
+        scores = broadcast_object(scores)
         for name, value in scores.items():
             # equal on every rank already; sync_dist averages equal numbers and keeps ranks in step
             self.log(f"{stage}/{name}", value, prog_bar=name in ("CIDEr", "attr_acc"), sync_dist=True)
@@ -182,19 +183,18 @@ class CaptioningTask(L.LightningModule):
         if trainer.max_steps > 0 and trainer.global_step >= trainer.max_steps:
             return True
         last_epoch = trainer.max_epochs is not None and 0 < trainer.max_epochs <= trainer.current_epoch + 1
-        return last_epoch and trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+        return last_epoch and is_last_batch_of_epoch(trainer)
 
     def on_test_epoch_end(self) -> None:
         split = self.trainer.datamodule.split
         scores = self._score_epoch("test", split, self.hparams.test_metrics)
-        self.test_results = {"split": split, "scores": scores, "predictions": dict(sorted(self._predictions.items()))}
+        predictions = dict(sorted(self._predictions.items()))
+        self.test_results = {
+            "split": split, "scores": scores, "details": {"n_images": len(predictions), "decode": self.decode.strategy},
+            "predictions": [{"image_id": i, "caption": c} for i, c in predictions.items()],
+        }
 
     # -- checkpoints ------------------------------------------------------------------------------
 
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Enough to rebuild model, data and tokenizer with nothing but the file (evaluate.py, resume).
-        checkpoint["supra"] = {
-            "kind": CHECKPOINT_KIND,
-            "run_config": self.run_config,
-            "tokenizer": self.tokenizer.to_json() if self.tokenizer else None,
-        }
+    def checkpoint_metadata(self) -> dict[str, Any]:
+        return {"tokenizer": self.tokenizer.to_json() if self.tokenizer else None}

@@ -7,60 +7,50 @@ Batches come from a MediaDataModule: pixels float in [-1, 1], [B, 3, S, S] or cl
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
-
-import lightning as L
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
+from supra.artifacts.kinds import VQVAE_CHECKPOINT
+from supra.data.images import as_images
 from supra.metrics.codebook_usage import CodebookUsage
+from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
 
-CHECKPOINT_KIND = "supra.vqvae"  # marks our VQ-VAE checkpoints; tokenize_media refuses others
 RECON_LOSSES = ("mse", "l1", "mse+l1")
 
 
-def as_images(pixels: torch.Tensor) -> torch.Tensor:
-    """[B, 3, S, S] or clips [B, T, 3, S, S] -> images [B*T, 3, S, S]."""
-    return pixels.flatten(0, 1) if pixels.ndim == 5 else pixels
-
-
-class VQAutoencodingTask(L.LightningModule):
+class VQAutoencodingTask(SupraTask):
     """Trains `net` (a VQVAE) to reconstruct its input through the codebook.
 
     optimizer / scheduler are factories (Hydra `_partial_: true`), as in the captioning task.
     `recon_loss`: "mse" (the default), "l1", or "mse+l1".
     """
 
+    checkpoint_kind = VQVAE_CHECKPOINT
+
     def __init__(
         self,
         net: nn.Module,
-        optimizer: Callable[..., torch.optim.Optimizer],
-        scheduler: Callable[..., torch.optim.lr_scheduler.LRScheduler] | None = None,
+        optimizer: OptimizerFactory | None,
+        scheduler: SchedulerFactory | None = None,
         recon_loss: str = "mse",
+        run_config: dict | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__(optimizer, scheduler, run_config)
         if recon_loss not in RECON_LOSSES:
             raise ValueError(f"model.recon_loss={recon_loss!r} is unknown: choose one of {', '.join(RECON_LOSSES)}")
-        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler"], logger=False)
+        self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "run_config"], logger=False)
         self.net = net
-        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
-        self.run_config: dict | None = None  # the composed run config, stored in checkpoints by train.py
         num_codes = net.config.num_codes
         # [0, 1] images, so PSNR reads as usual (a mean-colour guess scores ~20.5 dB on shapes)
         self.psnr = nn.ModuleDict({s: PeakSignalNoiseRatio(data_range=1.0) for s in ("val", "test")})
         self.ssim = nn.ModuleDict({s: StructuralSimilarityIndexMeasure(data_range=1.0) for s in ("val", "test")})
         self.usage = nn.ModuleDict({s: CodebookUsage(num_codes) for s in ("val", "test")})
 
-    def configure_optimizers(self) -> dict[str, Any]:
+    def parameter_groups(self) -> list[torch.nn.Parameter]:
         # With EMA the codebook is no parameter of the optimiser: it follows the encoder by averages.
-        optimizer = self.optimizer_factory([p for p in self.net.parameters() if p.requires_grad])
-        if self.scheduler_factory is None:
-            return {"optimizer": optimizer}
-        scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
-        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+        return [p for p in self.net.parameters() if p.requires_grad]
 
     def _recon_loss(self, reconstruction: torch.Tensor, images: torch.Tensor) -> torch.Tensor:
         kind = self.hparams.recon_loss
@@ -102,20 +92,22 @@ class VQAutoencodingTask(L.LightningModule):
     def test_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "test")
 
-    def _log_epoch(self, stage: str) -> None:
+    def _log_epoch(self, stage: str) -> dict[str, torch.Tensor]:
         # Computed over the whole split (all ranks' states are summed first), then reset.
         scores = {"psnr": self.psnr[stage].compute(), "ssim": self.ssim[stage].compute(), **self.usage[stage].compute()}
         for name, value in scores.items():
             self.log(f"{stage}/{name}", value, prog_bar=name in ("psnr", "codebook_usage"))
         for metric in (self.psnr[stage], self.ssim[stage], self.usage[stage]):
             metric.reset()
+        return scores
 
     def on_validation_epoch_end(self) -> None:
         self._log_epoch("val")
 
     def on_test_epoch_end(self) -> None:
-        self._log_epoch("test")
-
-    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
-        # Enough to rebuild the model with nothing but the file (tokenize_media, stage 2, resume).
-        checkpoint["supra"] = {"kind": CHECKPOINT_KIND, "run_config": self.run_config}
+        scores = self._log_epoch("test")
+        datamodule = self.trainer.datamodule
+        self.test_results = {
+            "split": datamodule.split, "scores": {name: float(value) for name, value in scores.items()},
+            "details": {"n_items": len(datamodule.items(datamodule.split))}, "predictions": [],
+        }

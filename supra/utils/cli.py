@@ -1,11 +1,35 @@
-"""Checks an entry point makes before Hydra starts, for failures Hydra would report with a traceback."""
+"""The one style of every command: Hydra apps over conf/ (key=value overrides, `--help` with the command's
+own usage and examples), with user errors as one line and no traceback."""
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
+import hydra
+from hydra.errors import InstantiationException
+from omegaconf import DictConfig, OmegaConf
+
+from supra.utils.errors import SupraUserError, user_error_in
 from supra.utils.files import check_writable_dir
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the repository's conf/, beside the package
+
+
+@contextmanager
+def exit_on_user_error(exit_code: int = 2) -> Iterator[None]:
+    """Print `error: <message>` and exit with `exit_code` on a SupraUserError, even one Hydra wrapped."""
+    try:
+        yield
+    except (SupraUserError, InstantiationException) as err:
+        user_error = user_error_in(err)
+        if user_error is None:
+            raise
+        print(f"error: {user_error}", file=sys.stderr)
+        raise SystemExit(exit_code) from None
 
 
 def exit_if_run_dir_unwritable(argv: Sequence[str]) -> None:
@@ -21,22 +45,62 @@ def exit_if_run_dir_unwritable(argv: Sequence[str]) -> None:
                 raise SystemExit(2) from None
 
 
-def parse_key_values(argv: Sequence[str], usage: str, required: Sequence[str], defaults: dict[str, str]) -> dict[str, str]:
-    """`key=value` arguments (Hydra's style, for the small `python -m supra.X` commands): --help prints
-    `usage`; an unknown or missing key is a one-line error."""
-    if any(a in ("-h", "--help") for a in argv):
-        print(usage)
-        raise SystemExit(0)
-    values = dict(defaults)
+def exit_if_unknown_option(config_name: str, argv: Sequence[str]) -> None:
+    """An option the command does not have (a typo: `fps=3`) as one line naming it and the options there
+    are, before Hydra answers with its multi-line override error."""
+    config = OmegaConf.load(CONF_DIR / f"{config_name}.yaml")
+    groups = [str(next(iter(d))) if OmegaConf.is_dict(d) else str(d) for d in config.get("defaults", [])]
+    known = {str(k) for k in config if k != "defaults"} | {g.split("/")[0].removeprefix("override ") for g in groups}
     for arg in argv:
-        key, sep, value = arg.partition("=")
-        if not sep or key not in (*required, *defaults):
-            print(f"error: unexpected argument {arg!r}: expected key=value with key in "
-                  f"{', '.join((*required, *defaults))}\n{usage}", file=sys.stderr)
+        key, sep, _ = arg.partition("=")
+        if not sep or arg.startswith(("-", "+", "~")):
+            continue
+        if key.split(".")[0] not in known:
+            options = ", ".join(sorted(known - {"hydra", "_self_", "task_name", "paths"}))
+            print(f"error: unexpected argument {arg!r}: the options are {options} (--help explains them)", file=sys.stderr)
             raise SystemExit(2)
-        values[key] = value
-    missing = [k for k in required if k not in values]
+
+
+def print_help(config_name: str) -> None:
+    """The command's usage, its options as its config file states them (defaults and what each means, the
+    comments included: Hydra's own --help would print the values alone), then examples."""
+    path = CONF_DIR / f"{config_name}.yaml"
+    text = path.read_text()
+    help_cfg = OmegaConf.load(path).hydra.help
+    options: list[str] = []
+    for line in text.split("\nhydra:")[0].splitlines():
+        header_comment = line.startswith("#") and not options  # the file's own header, said by the usage
+        if header_comment or line.startswith(("defaults:", "  - ", "task_name:")) or not line.strip():
+            continue
+        options.append(line)
+    print(f"{help_cfg.header.rstrip()}\n\nOptions (key=value; ??? = required):\n" + "\n".join(f"  {line}" for line in options))
+    print(f"\n{help_cfg.footer.rstrip()}")
+
+
+def check_required(cfg: DictConfig) -> None:
+    """Options marked ??? that the command line did not give, as one line (not OmegaConf's traceback)."""
+    missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
-        print(f"error: missing {', '.join(f'{k}=...' for k in missing)}\n{usage}", file=sys.stderr)
-        raise SystemExit(2)
-    return values
+        raise SupraUserError(f"missing {', '.join(f'{key}=...' for key in missing)} (--help lists every option)")
+
+
+def hydra_command(config_name: str, run: Callable[[DictConfig], Any]) -> Callable[[], None]:
+    """The `main` of a command: compose conf/<config_name>.yaml with the command line, then `run(cfg)`;
+    a missing or unknown option and a SupraUserError (even one Hydra wrapped) end it as `error: <one line>`
+    with exit status 2."""
+
+    @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
+    def main(cfg: DictConfig) -> Any:
+        with exit_on_user_error():
+            check_required(cfg)
+            return run(cfg)
+
+    def entry() -> None:
+        if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+            print_help(config_name)
+            raise SystemExit(0)
+        exit_if_run_dir_unwritable(sys.argv[1:])
+        exit_if_unknown_option(config_name, sys.argv[1:])
+        main()
+
+    return entry

@@ -11,6 +11,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from supra.utils.errors import SupraUserError
+
 
 def _umask() -> int:
     mask = os.umask(0)
@@ -76,3 +78,11 @@ def check_writable_dir(path: str | os.PathLike) -> Path:
     with tempfile.NamedTemporaryFile(dir=path, prefix=".write_test."):
         pass
     return path
+
+
+def require_writable_dir(path: str | os.PathLike, what: str, remedy: str = "choose another folder") -> Path:
+    """`check_writable_dir`, failing as one line that names the folder (`what`, e.g. "out=DIR") and what to do."""
+    try:
+        return check_writable_dir(path)
+    except OSError as err:
+        raise SupraUserError(f"cannot write to {what} ({err.strerror or err}): {remedy}") from None

@@ -3,10 +3,15 @@ does not have; pick the fastest safe precision (`${fast_precision:${trainer.acce
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 from omegaconf import DictConfig
 
 from supra.utils.errors import SupraUserError
+
+# CPU flags (Linux names) of native bf16 arithmetic: AVX-512's BF16 instructions or Intel's AMX tiles.
+NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
 def _requested_gpus(devices: object) -> int:
@@ -33,16 +38,26 @@ def check_accelerator(trainer_cfg: DictConfig, trainer_name: str = "trainer") ->
         )
 
 
+def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
+    """The CPU's feature flags as the kernel lists them; empty where there is no /proc/cpuinfo (not Linux)."""
+    try:
+        text = Path(cpuinfo).read_text()
+    except OSError:
+        return frozenset()
+    line = next((line for line in text.splitlines() if line.startswith(("flags", "Features"))), "")
+    return frozenset(line.partition(":")[2].split())
+
+
+def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
+    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX), read from the kernel's flags: torch
+    answers this only through private functions. Elsewhere than Linux: False, the safe answer."""
+    return bool(cpu_flags(cpuinfo) & NATIVE_BF16_FLAGS)
+
+
 def fast_precision(accelerator: str = "cpu") -> str:
     """The fastest safe precision for `accelerator` (a trainer.accelerator value). On a CUDA GPU
     16-mixed, as trainer=gpu (every CUDA GPU has fp16; T4s have no bf16). On CPU bf16-mixed where it
-    computes bf16 natively (AVX512-BF16 or AMX: a2a_nano trains 1.8x faster on 2 such cores), else
-    32-true (emulated bf16 would be slower than fp32); torch.cpu's checks are private but the only ones
-    torch offers, and if they go away fp32 is the safe answer."""
+    computes bf16 natively (AVX512-BF16 or AMX), else 32-true (emulated bf16 would be slower than fp32)."""
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         return "16-mixed"
-    try:
-        native = torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported()
-    except AttributeError:
-        native = False
-    return "bf16-mixed" if native else "32-true"
+    return "bf16-mixed" if cpu_has_native_bf16() else "32-true"

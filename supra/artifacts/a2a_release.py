@@ -1,0 +1,194 @@
+"""The Supra-A2A-Nano release folder: the GPT and its VQ-VAE as a pair, written and read.
+
+    config.json          {"model_type", "gpt": A2AConfig, "vqvae": VQVAE kwargs, "vocab": layout facts}
+    model.safetensors    the GPT (a tied head saved under both names, as a copy: safetensors refuses shared memory)
+    vqvae.safetensors    the frozen stage-1 VQ-VAE
+    tokenizer.json       the text part's BPE in Hugging Face's format (control tokens and codes follow its ids)
+    README.md            model card: sizes, vocabulary, how to generate
+
+`load_a2a` reads this folder or a train.py checkpoint of kind "supra.a2a" ("net.*" = GPT, "vqvae.*" =
+VQ-VAE, checkpoint["supra"]: a2a_vocab, vqvae_config, net_config or run_config.model.net).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from tokenizers import Tokenizer
+
+from supra.artifacts.checkpoints import (
+    load_state_strictly,
+    load_supra_checkpoint,
+    load_vqvae,
+    net_state,
+    run_config_of,
+)
+from supra.artifacts.kinds import A2A_CHECKPOINT
+from supra.artifacts.release_files import (
+    load_weights,
+    metrics_table,
+    read_config_json,
+    run_metrics,
+    save_weights,
+    write_config_json,
+)
+from supra.models.a2a_nano import A2AConfig, A2ANano
+from supra.models.vqvae import VQVAE
+from supra.tokens.a2a_layout import CONTROL_TOKENS
+from supra.tokens.a2a_vocab import A2AVocab
+from supra.utils.errors import SupraUserError
+from supra.utils.files import atomic_dir
+
+MODEL_TYPE = "supra_a2a_nano"
+RELEASE_FILES = ("config.json", "model.safetensors", "vqvae.safetensors", "tokenizer.json")
+
+
+def check_pair(net: A2ANano, vqvae: torch.nn.Module, vocab: A2AVocab, source: str) -> None:
+    """The GPT's vocabulary, the tokenizer's layout and the VQ-VAE's codebook must agree."""
+    layout = vocab.layout
+    codebook = vqvae.config.num_codes
+    if codebook != layout.num_codes:
+        raise SupraUserError(
+            f"{source}: the VQ-VAE's codebook has {codebook} codes but the GPT's vocabulary has {layout.num_codes} "
+            "code ids: use the VQ-VAE the GPT was trained with")
+    if net.config.vocab_size != layout.vocab_size:
+        raise SupraUserError(
+            f"{source}: the GPT has {net.config.vocab_size} ids but its tokenizer lays out {layout.vocab_size} "
+            f"({layout.text_size} text + 7 control + {layout.num_codes} codes): the files do not belong together")
+
+
+# -- writing -----------------------------------------------------------------------------------------
+
+
+def _model_card(config: dict, net: A2ANano, vqvae: torch.nn.Module, metrics: dict | None) -> str:
+    gpt, vocab = config["gpt"], config["vocab"]
+    text = ("GPT-2's byte-level BPE" if vocab["text_source"] == "gpt2"
+            else "a byte-level BPE trained on the training captions")
+    lines = [
+        "# Supra-A2A-Nano (exported by Supra)", "",
+        "One GPT over one token stream of text, 7 control tokens and VQ-VAE image codes: text -> text, "
+        "text -> image, image -> text, video -> video, text -> video.", "",
+        "## Sizes", "", "| part | parameters |", "|---|---|",
+        f"| GPT ({gpt['n_layers']} blocks, d {gpt['d_model']}, {gpt['n_heads']} heads, MLP {gpt['d_mlp']} "
+        f"{gpt['activation']}, context {gpt['context']}, {'tied' if gpt['tie_head'] else 'untied'} head) "
+        f"| {net.get_num_params():,} |",
+        f"| VQ-VAE ({vqvae.config.num_codes} codes, downsampling 8) | {vqvae.get_num_params():,} |", "",
+        "## Vocabulary", "",
+        f"{vocab['vocab_size']:,} ids = {vocab['text_size']:,} text ids ({text}) + 7 control tokens "
+        f"{' '.join(f'`{t}`' for t in CONTROL_TOKENS)} (ids {vocab['text_size']}..{vocab['code_offset'] - 1}) "
+        f"+ {vocab['num_codes']} visual codes (ids {vocab['code_offset']}..{vocab['vocab_size'] - 1}).", "",
+    ]
+    if metrics:
+        lines += [f"## Metrics ({metrics.get('split', 'test')} split)", "", *metrics_table(metrics), ""]
+    lines += [
+        "## Use", "", "```",
+        "python -m supra.generate ckpt=THIS_FOLDER mode=text2image prompt=\"a red square\" out=samples/",
+        "python -m supra.generate ckpt=THIS_FOLDER mode=image2text image=photo.png out=samples/",
+        "python -m supra.generate ckpt=THIS_FOLDER mode=video2video image=clip.gif frames=4 out=samples/",
+        "```", "",
+        "Images are square with a side that is a multiple of 8; a 64x64 image is 8x8 = 64 codes in raster order.", "",
+    ]
+    return "\n".join(lines)
+
+
+def release_config(net: A2ANano, vqvae: torch.nn.Module, vocab: A2AVocab) -> dict[str, Any]:
+    layout = vocab.layout
+    return {
+        "model_type": MODEL_TYPE,
+        "gpt": net.config.to_dict(),
+        "vqvae": json.loads(json.dumps(asdict(vqvae.config))),  # tuples -> lists
+        "vocab": {"text_size": layout.text_size, "num_codes": layout.num_codes, "code_offset": layout.code_offset,
+                  "vocab_size": layout.vocab_size, "control_tokens": list(CONTROL_TOKENS),
+                  "text_source": vocab.source},
+    }
+
+
+def save_a2a_release(out_dir: str | Path, net: A2ANano, vqvae: torch.nn.Module, vocab: A2AVocab,
+                     metrics: dict | None = None) -> Path:
+    """Write the release folder; it appears complete or not at all (a temp folder, then one rename)."""
+    check_pair(net, vqvae, vocab, f"release {out_dir}")
+    config = release_config(net, vqvae, vocab)
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        save_weights(net, tmp / "model.safetensors")
+        save_weights(vqvae, tmp / "vqvae.safetensors")
+        write_config_json(tmp, config)
+        vocab.hf.save(str(tmp / "tokenizer.json"))
+        (tmp / "README.md").write_text(_model_card(config, net, vqvae, metrics))
+    return out_dir
+
+
+def export_a2a_release(ckpt: str | Path, out_dir: str | Path) -> Path:
+    """A train.py checkpoint of kind supra.a2a -> a release folder (with metrics.json of its run, if any)."""
+    net, vqvae, vocab = load_a2a(ckpt)
+    return save_a2a_release(out_dir, net, vqvae, vocab, run_metrics(ckpt))
+
+
+# -- reading -----------------------------------------------------------------------------------------
+
+
+def _gpt_config(net_config: dict, vocab: A2AVocab) -> A2AConfig:
+    known = {f.name for f in fields(A2AConfig)}
+    kwargs = {k: v for k, v in net_config.items() if k in known}
+    kwargs["vocab_size"] = vocab.layout.vocab_size  # "???" in conf/, filled from the vocabulary at setup
+    return A2AConfig(**kwargs)
+
+
+def load_a2a_release(folder: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
+    folder = Path(folder)
+    missing = [name for name in RELEASE_FILES if not (folder / name).is_file()]
+    if missing:
+        raise SupraUserError(f"{folder} is not a complete a2a release folder: {', '.join(missing)} missing")
+    config = read_config_json(folder)
+    if config.get("model_type") != MODEL_TYPE:
+        raise SupraUserError(f"{folder} holds a {config.get('model_type')!r} model, not {MODEL_TYPE}: "
+                             "give an a2a release folder or checkpoint")
+    try:
+        tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+    except Exception as err:  # tokenizers raises bare Exceptions
+        raise SupraUserError(f"{folder / 'tokenizer.json'} is not a readable tokenizer ({err})") from None
+    vocab = A2AVocab(tokenizer, config["vocab"]["num_codes"], config["vocab"].get("text_source", "trained"))
+    if vocab.layout.text_size != config["vocab"]["text_size"]:
+        raise SupraUserError(f"{folder / 'tokenizer.json'} has {vocab.layout.text_size} text ids, config.json says "
+                             f"{config['vocab']['text_size']}: the files do not belong together")
+    net = A2ANano(_gpt_config(config["gpt"], vocab))
+    vqvae = VQVAE(**config["vqvae"])
+    for module, name in ((net, "model.safetensors"), (vqvae, "vqvae.safetensors")):
+        load_state_strictly(module, load_weights(folder / name), str(folder / name))
+    if net.config.tie_head:
+        net.lm_head.weight = net.tok_emb.weight  # loading gave the head its own copy of the values
+    check_pair(net, vqvae, vocab, str(folder))
+    return net.eval(), vqvae.eval(), vocab
+
+
+def load_a2a_checkpoint(path: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
+    checkpoint = load_supra_checkpoint(path, kind=A2A_CHECKPOINT)
+    meta = checkpoint["supra"]
+    if not meta.get("a2a_vocab") or not meta.get("vqvae_config"):
+        raise SupraUserError(f"ckpt={path} lacks its vocabulary or VQ-VAE config: was it written by train.py?")
+    vocab = A2AVocab.from_json(meta["a2a_vocab"])
+    net_config = meta.get("net_config") or ((run_config_of(checkpoint) or {}).get("model") or {}).get("net") or {}
+    net = A2ANano(_gpt_config(net_config, vocab))
+    vqvae = VQVAE(**{k: v for k, v in meta["vqvae_config"].items() if not k.startswith("_")})
+    for module, prefix in ((net, "net."), (vqvae, "vqvae.")):
+        load_state_strictly(module, net_state(checkpoint, prefix), f"ckpt={path} ({prefix}*)")
+    check_pair(net, vqvae, vocab, f"ckpt={path}")
+    return net.eval(), vqvae.eval(), vocab
+
+
+def load_a2a(path: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
+    """(GPT, VQ-VAE, vocabulary), both models in eval mode, from a release folder or a supra.a2a checkpoint."""
+    if Path(path).is_dir():
+        return load_a2a_release(path)
+    return load_a2a_checkpoint(path)
+
+
+def replace_vqvae(net: A2ANano, vocab: A2AVocab, vqvae_ckpt: str | Path) -> torch.nn.Module:
+    """A VQ-VAE from its own train.py checkpoint, in place of the one in the pair; its codebook must fit."""
+    vqvae, _ = load_vqvae(vqvae_ckpt, what="vqvae")
+    check_pair(net, vqvae, vocab, f"vqvae={vqvae_ckpt}")
+    return vqvae

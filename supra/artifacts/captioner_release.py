@@ -1,0 +1,136 @@
+"""The SupraVL-Nano-900k release folder (docs/releases.md), written and read.
+
+    model.safetensors   the release's tensor names; the tied head saved under both of its names
+    config.json         exactly the release keys (+ bos_token_id, eos_token_id)
+    tokenizer.json      the caption BPE
+    model.pt            full training state: model, optimizer and scheduler
+    README.md           model card: architecture, training settings, metrics, sample grid
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import torch
+
+from supra.artifacts.checkpoints import load_state_strictly, load_supra_checkpoint, net_state, run_config_of
+from supra.artifacts.kinds import CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE, release_kind
+from supra.artifacts.release_files import (
+    load_weights,
+    metrics_table,
+    read_config_json,
+    run_dir_of,
+    run_metrics,
+    save_weights,
+    write_config_json,
+)
+from supra.models.vlm_nano import VLMNano
+from supra.tokens.caption_bpe import CaptionTokenizer
+from supra.utils.errors import SupraUserError
+from supra.utils.files import atomic_dir
+
+RELEASE_KEYS = ("D_MODEL", "N_HEADS", "N_LAYERS", "D_FF", "VIS_CH", "N_VIS", "VOCAB_SIZE", "MAX_SEQ", "IMG_SIZE")
+OPTIONAL_KEYS = ("attn.mask",)  # the release may carry causal-mask buffers; our model computes the mask
+
+
+def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has_grid: bool) -> str:
+    lines = ["# SupraVL-Nano-900k (exported by Supra)", "",
+             "Image captioner: CNN encoder -> 16 visual tokens -> 3-layer GPT decoder.", "",
+             "## Architecture", "", "| key | value |", "|---|---|"]
+    lines += [f"| {k} | {v} |" for k, v in config.items()]
+    if run_config:
+        model, trainer = run_config.get("model", {}), run_config.get("trainer", {})
+        data = run_config.get("data", {})
+        lines += ["", "## Training", "",
+                  f"- data: `{data.get('_target_', '?')}`, batch {data.get('batch_size', '?')}",
+                  f"- optimizer: AdamW lr {model.get('optimizer', {}).get('lr')}, betas {model.get('optimizer', {}).get('betas')}, "
+                  f"weight decay {model.get('weight_decay')}",
+                  f"- schedule: warm-up {model.get('scheduler', {}).get('warmup_steps')} steps, cosine to {model.get('scheduler', {}).get('min_lr')}",
+                  f"- steps {trainer.get('max_steps')}, epochs {trainer.get('max_epochs')}, precision {trainer.get('precision')}, "
+                  f"gradient clipping {trainer.get('gradient_clip_val')}"]
+    if metrics:
+        lines += ["", f"## Metrics ({metrics.get('split', 'test')} split, {metrics.get('n_images', '?')} images, "
+                      f"decode={metrics.get('decode', 'beam')})", ""]
+        lines += metrics_table(metrics)
+    if has_grid:
+        lines += ["", "## Samples", "", "![sample captions](samples.png)"]
+    lines += ["", "## Use", "", "Build the model from config.json, load model.safetensors, tie `lm_head` to `tok_emb`,",
+              "caption with beam search of width 3 (BOS/EOS ids in config.json).", ""]
+    return "\n".join(lines)
+
+
+def export_release(ckpt: str | Path, out_dir: str | Path) -> Path:
+    """Write the release folder for a captioning checkpoint; the folder appears complete or not at all."""
+    net, tokenizer, run_config, checkpoint = _from_checkpoint(ckpt)
+    config = {**net.config.release_config, "bos_token_id": tokenizer.bos_id, "eos_token_id": tokenizer.eos_id}
+    metrics, grid_path = run_metrics(ckpt), run_dir_of(ckpt) / "samples.png"
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        save_weights(net, tmp / "model.safetensors")
+        write_config_json(tmp, config)
+        (tmp / "tokenizer.json").write_text(tokenizer.to_json())
+        torch.save({"model": net.state_dict(), "optimizer": (checkpoint.get("optimizer_states") or [None])[0],
+                    "scheduler": (checkpoint.get("lr_schedulers") or [None])[0],
+                    "global_step": checkpoint.get("global_step")}, tmp / "model.pt")
+        if grid_path.is_file():
+            shutil.copyfile(grid_path, tmp / "samples.png")
+        (tmp / "README.md").write_text(_model_card(config, run_config, metrics, grid_path.is_file()))
+    return out_dir
+
+
+def read_release_config(folder: str | Path) -> dict:
+    folder = Path(folder)
+    config = read_config_json(folder)
+    missing = [k for k in RELEASE_KEYS if k not in config]
+    if missing:
+        raise SupraUserError(f"{folder / 'config.json'} lacks the release keys {missing}")
+    return config
+
+
+def load_release_weights(net: VLMNano, folder: str | Path) -> None:
+    """Load model.safetensors into `net`: names and shapes checked strictly, the optional attn.mask
+    buffers ignored; any mismatch is reported in one message."""
+    path = Path(folder) / "model.safetensors"
+    state = {k: v for k, v in load_weights(path).items() if not k.endswith(OPTIONAL_KEYS)}
+    load_state_strictly(net, state, str(path))
+    net.lm_head.weight = net.tok_emb.weight  # re-tie: loading gave the head its own copy of the values
+
+
+def load_release_tokenizer(folder: str | Path) -> CaptionTokenizer:
+    path = Path(folder) / "tokenizer.json"
+    try:
+        return CaptionTokenizer.from_file(path)
+    except ValueError as err:
+        raise SupraUserError(f"{path} is missing or unreadable: a release folder needs its tokenizer ({err})") from None
+
+
+def load_release(folder: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict]:
+    """(net in eval mode, tokenizer, config.json) from a release folder."""
+    config = read_release_config(folder)
+    net = VLMNano(**{k: config[k] for k in RELEASE_KEYS})
+    load_release_weights(net, folder)
+    return net.eval(), load_release_tokenizer(folder), config
+
+
+def _from_checkpoint(path: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict, dict]:
+    """(net in eval mode, tokenizer, run config, the checkpoint itself) from a train.py checkpoint."""
+    checkpoint = load_supra_checkpoint(path, kind=CAPTIONER_CHECKPOINT)
+    run_config, tokenizer_json = run_config_of(checkpoint), checkpoint["supra"].get("tokenizer")
+    if not run_config or not tokenizer_json:
+        raise SupraUserError(f"ckpt={path} lacks its run config or tokenizer: was it written by train.py?")
+    net = VLMNano(**{k: v for k, v in run_config["model"]["net"].items() if not k.startswith("_")})
+    load_state_strictly(net, net_state(checkpoint), f"ckpt={path}")
+    return net.eval(), CaptionTokenizer.from_json(tokenizer_json), run_config, checkpoint
+
+
+def load_captioner(path: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict | None]:
+    """(net in eval mode, tokenizer, training run config or None) from a train.py checkpoint or a release folder."""
+    if release_kind(path) == CAPTIONER_RELEASE:
+        net, tokenizer, _ = load_release(path)
+        return net, tokenizer, None
+    if Path(path).is_dir():
+        raise SupraUserError(f"ckpt={path} is not a SupraVL-Nano release folder (config.json + model.safetensors + "
+                             "tokenizer.json, no vqvae.safetensors): give such a folder or a .ckpt file written by train.py")
+    net, tokenizer, run_config, _ = _from_checkpoint(path)
+    return net, tokenizer, run_config

@@ -1,0 +1,111 @@
+"""Reading Supra's model files safely, with one-line errors for files that are not ours, and telling
+what kind of file a path is (`artifact_kind`: one answer for every command that takes `ckpt=`)."""
+
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from supra.artifacts.kinds import CHECKPOINT_KINDS, VQVAE_CHECKPOINT, release_kind
+from supra.artifacts.loaded_configs import instantiate_loaded, upgrade_run_config
+from supra.tokens.a2a_vocab import A2AVocab
+from supra.tokens.caption_bpe import CaptionTokenizer
+from supra.utils.errors import SupraUserError
+
+
+def load_supra_checkpoint(path: str | Path, kind: str | None = None, what: str = "ckpt") -> dict[str, Any]:
+    """Load a checkpoint written by train.py (weights_only: no code runs while reading it).
+
+    Raises SupraUserError naming the file (as the option `what` that gave it) if it is missing,
+    unreadable, not a Supra checkpoint, or of another kind than `kind` (e.g. "supra.captioning").
+    """
+    path = Path(path)
+    if path.is_dir():
+        raise SupraUserError(f"{what}={path} is a directory: give a .ckpt file written by train.py")
+    if not path.is_file():
+        raise SupraUserError(f"{what}={path} does not exist: give a .ckpt file written by train.py")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        raise SupraUserError(f"{what}={path} is not a readable PyTorch checkpoint ({first_line.split('. ')[0][:120]}): "
+                             "give a .ckpt written by train.py, and copy it again if it was cut short") from None
+    if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
+        raise SupraUserError(f"{what}={path} is not a Lightning checkpoint (no state_dict)")
+    meta = checkpoint.get("supra")
+    if not isinstance(meta, dict) or "kind" not in meta:
+        raise SupraUserError(f"{what}={path} was not written by Supra's train.py (no 'supra' section)")
+    if kind is not None and meta["kind"] != kind:
+        raise SupraUserError(f"{what}={path} is a {meta['kind']} checkpoint, not {kind}: give a checkpoint of that model")
+    return checkpoint
+
+
+def run_config_of(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
+    """The composed config of the run that wrote `checkpoint`, with the names of an older Supra layout
+    brought up to date (loaded_configs.upgrade_run_config), or None."""
+    run_cfg = checkpoint["supra"].get("run_config")
+    return upgrade_run_config(run_cfg) if run_cfg else None
+
+
+def net_state(checkpoint: dict[str, Any], prefix: str = "net.") -> dict[str, torch.Tensor]:
+    """The part of a task checkpoint's state dict under `prefix`, without it ("net." = the model)."""
+    return {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+
+
+def load_vqvae(path: str | Path, what: str = "ckpt") -> tuple[torch.nn.Module, dict[str, Any]]:
+    """A VQ-VAE checkpoint from train.py -> (VQVAE in eval mode, the run config it was trained with)."""
+    checkpoint = load_supra_checkpoint(path, kind=VQVAE_CHECKPOINT, what=what)
+    run_cfg = run_config_of(checkpoint) or {}
+    net_cfg = run_cfg.get("model", {}).get("net")
+    if not isinstance(net_cfg, dict) or "_target_" not in net_cfg:
+        raise SupraUserError(f"{what}={path} holds no VQ-VAE config (model.net): was it written by train.py?")
+    net = instantiate_loaded(net_cfg, f"{what}={path}", "run_config.model.net")
+    load_state_strictly(net, net_state(checkpoint), f"{what}={path}")
+    return net.eval(), run_cfg
+
+
+def load_state_strictly(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """module.load_state_dict(state), with every missing, unexpected or wrongly shaped key reported in one
+    line naming `source` (the file), instead of torch's multi-line RuntimeError."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    wrong_shape = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong_shape:
+        raise SupraUserError(
+            f"{source} does not fit this model: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
+            f"unexpected {unexpected[:5]}, wrong shape {[(k, tuple(state[k].shape)) for k in wrong_shape[:5]]}"
+        )
+    module.load_state_dict(state)
+
+
+def artifact_kind(path: str | Path, what: str = "ckpt") -> str:
+    """One of CHECKPOINT_KINDS, CAPTIONER_RELEASE or A2A_RELEASE; a one-line SupraUserError naming `what`
+    (the option that gave the path) for anything else."""
+    path = Path(path)
+    if path.is_dir():
+        kind = release_kind(path)
+        if kind is None:
+            raise SupraUserError(f"{what}={path} is a folder without config.json + model.safetensors: "
+                                 "give a release folder or a .ckpt file written by train.py")
+        return kind
+    kind = load_supra_checkpoint(path, what=what)["supra"]["kind"]
+    if kind not in CHECKPOINT_KINDS:
+        raise SupraUserError(f"{what}={path} is a {kind} checkpoint, which this version of Supra does not know: "
+                             f"give a checkpoint of one of {', '.join(CHECKPOINT_KINDS)}")
+    return kind
+
+
+def saved_tokenizer(path: str | Path, what: str = "ckpt_path") -> CaptionTokenizer | A2AVocab | None:
+    """The text tokenizer a checkpoint was trained with (the captioner's BPE, or a2a_nano's vocabulary), so
+    a resumed run keeps its token ids; None for a VQ-VAE checkpoint, which has none."""
+    meta = load_supra_checkpoint(path, what=what)["supra"]
+    if meta.get("tokenizer"):
+        return CaptionTokenizer.from_json(meta["tokenizer"])
+    if meta.get("a2a_vocab"):
+        return A2AVocab.from_json(meta["a2a_vocab"])
+    return None

@@ -1,0 +1,91 @@
+"""Configs read back from files (a checkpoint's run_config, a sweep job's config) build only known classes.
+
+`hydra.utils.instantiate` imports and calls whatever `_target_` names, so a config inside a downloaded
+checkpoint is code. Anything read back from a file goes through `check_targets` before it is instantiated;
+configs composed from conf/ and the command line are the user's own and are not checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from hydra.utils import instantiate
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from supra.utils.errors import SupraUserError
+
+# Supra's own code and the libraries whose classes Supra's configs name (optimizers, callbacks, loggers).
+ALLOWED_TARGET_PREFIXES = ("supra.", "torch.", "torchvision.", "torchmetrics.", "lightning.", "pytorch_lightning.",
+                           "hydra.")
+ALLOWED_TARGETS = frozenset({"functools.partial"})
+# Inside the allowed packages, the entry points that load or compile code from elsewhere.
+REFUSED_TARGET_PREFIXES = ("torch.hub.", "torch.utils.cpp_extension.", "torch.package.", "torch.jit.load",
+                           "torch.load", "torch.ops.", "hydra.utils.")
+
+
+def is_allowed_target(target: str) -> bool:
+    if target in ALLOWED_TARGETS:
+        return True
+    return target.startswith(ALLOWED_TARGET_PREFIXES) and not target.startswith(REFUSED_TARGET_PREFIXES)
+
+
+def check_targets(config: Any, source: str, path: str = "") -> None:
+    """Raise SupraUserError naming `source` and the key if any `_target_` in `config` is outside the allow-list.
+
+    `config` may be a dict/list tree or an OmegaConf node; interpolations are not resolved (a target is
+    refused if it is not a plain string).
+    """
+    if isinstance(config, DictConfig | ListConfig):
+        config = OmegaConf.to_container(config, resolve=False)
+    if isinstance(config, Mapping):
+        for key, value in config.items():
+            key_path = f"{path}.{key}" if path else str(key)
+            if key == "_target_":
+                if not isinstance(value, str) or not is_allowed_target(value):
+                    raise SupraUserError(
+                        f"{source}: {key_path}={value!r} is not allowed in a loaded config (only supra.*, torch.*, "
+                        "lightning.*, torchmetrics.* ... classes are built from files): remove it or retrain")
+            else:
+                check_targets(value, source, key_path)
+    elif isinstance(config, Sequence) and not isinstance(config, str | bytes):
+        for index, value in enumerate(config):
+            check_targets(value, source, f"{path}[{index}]")
+
+
+# Classes that moved when Supra's package was laid out anew (kept so older checkpoints still load).
+MOVED_TARGETS = {
+    "supra.data.shapes.ShapesDataModule": "supra.data.captioning.shapes.ShapesDataModule",
+    "supra.data.flickr8k.Flickr8kDataModule": "supra.data.captioning.flickr8k.Flickr8kDataModule",
+    "supra.data.shapes_images.ShapesImagesDataModule": "supra.data.media.shapes_images.ShapesImagesDataModule",
+    "supra.data.shapes_video.ShapesVideoDataModule": "supra.data.media.shapes_video.ShapesVideoDataModule",
+    "supra.data.media_folder.MediaFolderDataModule": "supra.data.media.folder.MediaFolderDataModule",
+    "supra.data.a2a_mixture.A2AMixtureDataModule": "supra.data.a2a.mixture.A2AMixtureDataModule",
+    "supra.utils.csv_logger.CSVLoggerKeepingColumns": "supra.loggers.csv_logger.CSVLoggerKeepingColumns",
+    "supra.utils.wandb_logger.build_wandb_logger": "supra.loggers.wandb_logger.build_wandb_logger",
+    "supra.callbacks.caption_report.CaptionReportWriter": "supra.callbacks.test_report.TestReport",
+}
+# Keys a class no longer takes, because another part now owns them (the runner hands the VQ-VAE over).
+DROPPED_KEYS = {"supra.data.a2a.mixture.A2AMixtureDataModule": ("vqvae_ckpt",)}
+
+
+def upgrade_run_config(config: Any) -> Any:
+    """A copy of a loaded config tree with moved `_target_`s renamed and dropped keys removed, so the
+    checkpoints of earlier Supra versions keep loading."""
+    if isinstance(config, Mapping):
+        out = {key: upgrade_run_config(value) for key, value in config.items()}
+        target = out.get("_target_")
+        if isinstance(target, str):
+            out["_target_"] = target = MOVED_TARGETS.get(target, target)
+            for key in DROPPED_KEYS.get(target, ()):
+                out.pop(key, None)
+        return out
+    if isinstance(config, list | tuple):
+        return [upgrade_run_config(value) for value in config]
+    return config
+
+
+def instantiate_loaded(config: Any, source: str, key_path: str = "", **kwargs: Any) -> Any:
+    """`hydra.utils.instantiate` for a config read from `source` (a file) at `key_path`, after `check_targets`."""
+    check_targets(config, source, key_path)
+    return instantiate(config, **kwargs)

@@ -1,0 +1,54 @@
+"""The files both release folders are made of: weights as safetensors, config.json, and the metrics of the
+run a checkpoint came from (for the model card), each read with one-line errors naming the file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from supra.utils.errors import SupraUserError
+
+
+def save_weights(module: torch.nn.Module, path: Path) -> None:
+    """The module's state dict as safetensors. Tied weights are saved as copies under each name:
+    safetensors refuses tensors that share memory."""
+    state = {k: v.detach().cpu().clone().contiguous() for k, v in module.state_dict().items()}
+    save_file(state, path, metadata={"format": "pt"})
+
+
+def load_weights(path: Path) -> dict[str, torch.Tensor]:
+    try:
+        return load_file(path)
+    except Exception as err:  # safetensors raises its own error types
+        raise SupraUserError(f"{path} is not a readable safetensors file ({err})") from None
+
+
+def read_config_json(folder: Path) -> dict[str, Any]:
+    try:
+        return json.loads((folder / "config.json").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise SupraUserError(f"{folder / 'config.json'} is not readable JSON ({err})") from None
+
+
+def write_config_json(folder: Path, config: dict[str, Any]) -> None:
+    (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+
+
+def run_dir_of(ckpt: str | Path) -> Path:
+    """train.py writes checkpoints to <run dir>/checkpoints/*.ckpt."""
+    return Path(ckpt).resolve().parent.parent
+
+
+def run_metrics(ckpt: str | Path) -> dict[str, Any] | None:
+    """The test metrics (metrics.json) of the run that wrote `ckpt`, if it wrote any."""
+    path = run_dir_of(ckpt) / "metrics.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
+def metrics_table(metrics: dict[str, Any]) -> list[str]:
+    """Markdown rows of the numbers in metrics.json, for model cards."""
+    return ["| metric | score |", "|---|---|"] + [f"| {k} | {v:.4f} |" for k, v in metrics.items() if isinstance(v, float)]

@@ -1,0 +1,79 @@
+"""The skeleton every sample-picture callback shares: after each validation (not the sanity check) and
+after a test, on global rank 0 only, the model in eval mode draws its pictures of the split's first items;
+each is written as `<output_dir>/<dirname>/<split>_step_XXXXXX<suffix>.png` (and `.gif` for clips), copied
+to `<output_dir>/<name>.png` (the latest), and logged as `<split>/<name>` to every logger.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import lightning as L
+import torch
+from lightning.pytorch.utilities import rank_zero_warn
+from PIL import Image
+
+from supra.callbacks.image_logging import log_animation, log_image
+from supra.pictures.files import save_gif_atomic, save_image_atomic
+
+
+@dataclass
+class Sample:
+    """One picture a callback drew: logged as `<split>/<name>`, kept as `<name>.png` (the latest)."""
+
+    name: str
+    picture: Image.Image
+    frames: list[Image.Image] | None = None  # an animation of it, for clips
+    suffix: str = ""  # after `<split>_step_XXXXXX` in the file name, when a callback draws several
+
+
+class SampleGridCallback(L.Callback):
+    """Subclasses say which datamodule method they read (`needs`) and draw their pictures (`draw`); the
+    drawing must not use collectives: the other ranks do not take part."""
+
+    needs = ""  # the datamodule method `draw` reads; without it there is a warning and no picture
+
+    def __init__(self, num_samples: int, columns: int, dirname: str, output_dir: str | None = None,
+                 gif_frame_ms: int = 250) -> None:
+        self.num_samples, self.columns, self.dirname = num_samples, columns, dirname
+        self.output_dir, self.gif_frame_ms = output_dir, gif_frame_ms
+        self.last_path: Path | None = None  # the last picture written (its step's file)
+        self.written: list[Path] = []
+
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> list[Sample]:
+        raise NotImplementedError
+
+    def _write(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> None:
+        if not trainer.is_global_zero or self.num_samples < 1:
+            return  # rank 0 alone draws; the others go on to their next collective and wait there
+        if getattr(trainer.datamodule, self.needs, None) is None:
+            rank_zero_warn(f"{type(self).__name__} needs a datamodule with {self.needs}(...): no picture written")
+            return
+        was_training = pl_module.training
+        pl_module.eval()  # BatchNorm and dropout in inference behaviour, as in validation itself
+        try:
+            with torch.no_grad():
+                samples = self.draw(trainer, pl_module, split)
+        finally:
+            pl_module.train(was_training)
+        root = Path(self.output_dir or trainer.default_root_dir)
+        stem = root / self.dirname / f"{split}_step_{trainer.global_step:06d}"
+        for sample in samples:
+            path = save_image_atomic(sample.picture, f"{stem}{sample.suffix}.png")
+            save_image_atomic(sample.picture, root / f"{sample.name}.png")
+            self.last_path = path
+            self.written.append(path)
+            log_image(trainer, f"{split}/{sample.name}", sample.picture, path)
+            if sample.frames:
+                gif = save_gif_atomic(sample.frames, f"{stem}{sample.suffix}.gif", self.gif_frame_ms)
+                save_gif_atomic(sample.frames, root / f"{sample.name}.gif", self.gif_frame_ms)
+                self.written.append(gif)
+                log_animation(trainer, f"{split}/{sample.name}_video", gif)
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.sanity_checking:
+            self._write(trainer, pl_module, "val")
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._write(trainer, pl_module, getattr(trainer.datamodule, "split", "test"))

@@ -1,0 +1,63 @@
+"""The one report of every test, whatever the task: `metrics.json` (the split's scores, every other
+`test/*` metric such as the losses, then what was scored and how) and `predictions.json` (the task's
+prediction records, e.g. COCO results `[{"image_id", "caption"}]`), and with `print_table` a table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from rich.console import Console
+from rich.table import Table
+
+from supra.utils.files import write_json_atomic
+
+METRICS_FILE, PREDICTIONS_FILE = "metrics.json", "predictions.json"
+
+
+def print_scores(scores: dict[str, float], title: str) -> None:
+    table = Table()
+    table.add_column("metric")
+    table.add_column("score", justify="right")
+    for name, value in scores.items():
+        table.add_row(name, f"{value:.4f}")
+    console = Console()
+    console.print(title)
+    console.print(table)
+
+
+def build_report(results: dict[str, Any], logged: dict[str, Any]) -> dict[str, Any]:
+    """metrics.json's content: the task's `test_results` scores (exact Python floats), the other `test/*`
+    metrics the trainer logged, then the split and the task's details."""
+    report = dict(results.get("scores") or {})
+    for key, value in logged.items():
+        name = key.removeprefix("test/")
+        if key.startswith("test/") and name not in report and isinstance(value, torch.Tensor | float | int):
+            report[name] = float(value)
+    return {**report, "split": results["split"], **(results.get("details") or {})}
+
+
+class TestReport(L.Callback):
+    """After `trainer.test`, on rank 0: metrics.json and predictions.json in `output_dir`."""
+
+    __test__ = False  # a callback, not a pytest class
+
+    def __init__(self, output_dir: str, print_table: bool = False) -> None:
+        self.output_dir = Path(output_dir)
+        self.print_table = print_table  # Lightning prints its own table after trainer.test(verbose=True)
+        self.report: dict[str, Any] = {}
+
+    def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        results = getattr(pl_module, "test_results", None)
+        if not trainer.is_global_zero or not results:
+            return
+        self.report = build_report(results, trainer.callback_metrics)
+        write_json_atomic(self.output_dir / METRICS_FILE, self.report)
+        if results.get("predictions"):
+            write_json_atomic(self.output_dir / PREDICTIONS_FILE, results["predictions"])
+        if self.print_table:
+            scores = {k: v for k, v in self.report.items() if isinstance(v, float)}
+            details = ", ".join(f"{k}={v}" for k, v in (results.get("details") or {}).items())
+            print_scores(scores, f"{type(pl_module).__name__}, {results['split']} split" + (f", {details}" if details else ""))

@@ -1,0 +1,288 @@
+"""`data=a2a_mixture`: training sequences of a2a_nano mixed from several tasks with per-task weights,
+built from captioned images and clips of other DataModules (the sources: shapes_images, shapes_video,
+media_folder, ...).
+
+What happens once, not per step:
+- codes: each source's splits are encoded by the frozen stage-1 VQ-VAE the runner hands over (the
+  task's own) and cached on disk under `cache_dir` (sources.py), by global rank 0 in `prepare_data`;
+  other ranks and later runs only read the cache.
+- vocabulary: the given one (a checkpoint's ids), else an A2AVocab trained on every source's train
+  captions (or GPT-2's files at `text_tokenizer`), cached by content hash in cache_dir; written to
+  `vocab_path` as a record of the run.
+
+Training batches (batches.py; an IterableDataset: the task of each batch, or of each row, is drawn by the weights):
+- ids int64 [B, L-1] (inputs; padding 0, never a target), targets int64 [B, L-1] (next ids; -100 on
+  padding), tasks: the task name of each row, task: the batch's task ("mixed" if rows differ).
+`batching: by_task` (default) makes every batch one task, so a batch of 80-token image sequences is not
+padded to a 262-token clip: on CPU the padding would cost more than the data. `caption_dropout` leaves
+that share of text2image captions empty (`<TEXT></TEXT><IMAGE>...`), so one model also learns images
+without a prompt: classifier-free guidance samples against it (model.generation.image_guidance).
+Evaluation batches are one task each, fixed items (caption i mod its count), with what the metrics need:
+prompt_lengths, item keys, references, objects (shapes scenes), truth codes and pixels.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from supra.data.a2a.batches import EvalBatches, MixtureBatches, SequenceBuilder, eligible, task_items
+from supra.data.a2a.sources import SourceCodes, SourceSplit
+from supra.data.base import SPLITS, batch_is_ready, check_batch_sizes, check_split
+from supra.tokens.a2a_layout import TokenLayout
+from supra.tokens.a2a_sequences import (
+    NEEDS,
+    SHORTEN_SAMPLE,
+    TASKS,
+    VIDEO_TASKS,
+    check_fits,
+    check_tasks,
+    prompt_length,
+    sequence_length,
+)
+from supra.tokens.a2a_vocab import A2AVocab
+from supra.utils.errors import SupraUserError
+from supra.utils.files import write_text_atomic
+
+log = logging.getLogger(__name__)
+
+BATCHINGS = ("by_task", "mixed")
+
+
+class A2AMixtureDataModule(L.LightningDataModule):
+    """Mixed a2a sequences from `sources` ({name: DataModule config with _target_}) with `tasks`
+    ({task: weight}); codes from `vqvae`, the frozen stage-1 VQ-VAE. See the module docstring."""
+
+    def __init__(
+        self,
+        sources: Mapping[str, Any],
+        tasks: Mapping[str, float],
+        vqvae: torch.nn.Module | None = None,
+        tokenizer: A2AVocab | None = None,
+        text_tokenizer: str | None = None,
+        text_vocab_size: int = 4096,
+        num_codes: int = 256,
+        vocab_path: str | None = None,
+        cache_dir: str | None = None,
+        context: int = 384,
+        batch_size: int = 32,
+        batching: str = "by_task",
+        batches_per_epoch: int | None = None,
+        caption_dropout: float = 0.0,
+        eval_batch_size: int = 100,
+        val_items: int | None = 64,
+        test_items: int | None = None,
+        video_given_frames: int = 1,
+        split: str = "test",
+        seed: int = 0,
+        num_workers: int = 0,
+    ) -> None:
+        super().__init__()
+        if isinstance(sources, DictConfig):
+            sources = OmegaConf.to_container(sources, resolve=True)
+        if not sources:
+            raise SupraUserError("data.sources is empty: name at least one DataModule, e.g. shapes_images")
+        for name, cfg in sources.items():
+            if not isinstance(cfg, Mapping) or "_target_" not in cfg:
+                raise SupraUserError(f"data.sources.{name} must be a DataModule config with a _target_")
+        tasks = dict(OmegaConf.to_container(tasks) if isinstance(tasks, DictConfig) else tasks)
+        check_tasks(list(tasks))
+        for task, weight in tasks.items():
+            if not isinstance(weight, int | float) or weight < 0:
+                raise SupraUserError(f"data.tasks.{task}={weight!r}: a task weight must be a number >= 0")
+        if not any(w > 0 for w in tasks.values()):
+            raise SupraUserError("data.tasks: every weight is 0; give at least one task a weight > 0")
+        if batching not in BATCHINGS:
+            raise SupraUserError(f"data.batching={batching!r} is unknown: choose one of {', '.join(BATCHINGS)}")
+        if not 0 <= caption_dropout < 1:
+            raise SupraUserError(f"data.caption_dropout={caption_dropout} must be in [0, 1): the share of text2image "
+                                 "captions left empty in training")
+        if vqvae is None:
+            raise SupraUserError("data=a2a_mixture needs the stage-1 VQ-VAE: set model.vqvae_ckpt=PATH "
+                                 "(from `python train.py experiment=vqvae_shapes`)")
+        check_batch_sizes(batch_size, eval_batch_size)
+        self.source_configs = {name: dict(cfg) for name, cfg in sources.items()}
+        self.weights = {t: float(tasks.get(t, 0.0)) for t in TASKS}
+        self.text_tokenizer = text_tokenizer
+        self.text_vocab_size, self.num_codes, self.context = text_vocab_size, num_codes, context
+        self.vocab_path = Path(vocab_path) if vocab_path else None
+        self.cache_dir = Path(cache_dir) if cache_dir else None
+        self.batch_size, self.batching, self.batches_per_epoch = batch_size, batching, batches_per_epoch
+        self.caption_dropout = caption_dropout
+        self.eval_batch_size = eval_batch_size
+        self.eval_items = {"val": val_items, "test": test_items, "train": val_items}
+        self.video_given_frames, self.seed, self.num_workers = video_given_frames, seed, num_workers
+        self.split = check_split(split)  # the split trainer.test / evaluate.py scores
+        self.vqvae = vqvae.eval()
+        self._check_codebook()
+        self.vocab = tokenizer
+        self.codes = SourceCodes(self.source_configs, self.vqvae, num_codes, self.cache_dir)
+        self.data: dict[str, list[SourceSplit]] = {}  # split -> one SourceSplit per source
+        self._eval_batches: dict[str, list[dict[str, Any]]] = {}
+
+    # -- the frozen VQ-VAE and its codes ----------------------------------------------------------------
+
+    def _check_codebook(self) -> None:
+        num_codes = self.vqvae.config.num_codes
+        if num_codes != self.num_codes:
+            raise SupraUserError(
+                f"the VQ-VAE (model.vqvae_ckpt) has a codebook of {num_codes} codes but the GPT's vocabulary has "
+                f"{self.num_codes} visual codes (data.num_codes): use a VQ-VAE with {self.num_codes} codes or set "
+                f"data.num_codes={num_codes}")
+
+    @property
+    def cache_builds(self) -> int:
+        """How many sources this object encoded (0 when the cache held them all)."""
+        return self.codes.builds
+
+    def prepare_data(self) -> None:
+        # Lightning calls this on one process (per node) before setup: the cache is built once there.
+        if self.cache_dir is not None:
+            self.codes.all()
+
+    # -- the vocabulary -----------------------------------------------------------------------------
+
+    def _vocabulary(self, train: list[SourceSplit]) -> A2AVocab:
+        if self.vocab is not None:
+            vocab = self.vocab
+        else:
+            captions = [c for part in train for caps in part.captions for c in caps]
+            key = hashlib.sha256(json.dumps([self.text_vocab_size, self.num_codes, self.text_tokenizer, captions]).encode()).hexdigest()[:16]
+            cached = self.cache_dir / f"a2a_vocab_{key}.json" if self.cache_dir else None
+            if cached is not None and cached.is_file():
+                vocab = A2AVocab.from_json(cached.read_text())
+            else:
+                vocab = A2AVocab.build(self.text_tokenizer, captions, self.text_vocab_size, self.num_codes)
+                log.info("a2a vocabulary: %d text ids from %d train captions", vocab.layout.text_size, len(captions))
+                if cached is not None:
+                    write_text_atomic(cached, vocab.to_json())
+        if self.vocab_path is not None and not self.vocab_path.exists():
+            write_text_atomic(self.vocab_path, vocab.to_json())
+        if vocab.layout.num_codes != self.num_codes:
+            raise SupraUserError(f"the a2a vocabulary has {vocab.layout.num_codes} visual codes but "
+                                 f"data.num_codes={self.num_codes}: use the vocabulary of a matching model")
+        return vocab
+
+    def _encode_captions(self, part: SourceSplit) -> None:
+        flat = [c for caps in part.captions for c in caps]
+        encoded = [e.ids for e in self.vocab.hf.encode_batch(flat, add_special_tokens=False)] if flat else []
+        part.caption_ids, start = [], 0
+        for caps in part.captions:
+            part.caption_ids.append(encoded[start:start + len(caps)])
+            start += len(caps)
+
+    def _check_lengths(self, split: str, part: SourceSplit) -> None:
+        """Refuse, before any batch, an item whose sequence of some weighted task would not fit."""
+        grid = part.codes.shape[-2] * part.codes.shape[-1]
+        frames = part.codes.shape[1] if part.is_clips else 0
+        for task in TASKS:
+            if self.weights[task] <= 0 or not eligible(task, part):
+                continue
+            for row, caps in enumerate(part.caption_ids):
+                longest = max(map(len, caps), default=0)
+                if task != "video" and not caps:
+                    continue
+                length = sequence_length(task, longest, grid, frames)
+                if length > self.context:
+                    caption = part.captions[row][max(range(len(caps)), key=lambda i: len(caps[i]))] if caps else ""
+                    name = f"{part.source} {split} item {part.names[row]}" + (f" (caption {caption[:60]!r})" if caption else "")
+                    check_fits(length, self.context, f"{name}: its {task} sequence", SHORTEN_SAMPLE)
+
+    # -- Lightning hooks ----------------------------------------------------------------------------
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.vocab is not None and self.data:
+            return
+        codes = self.codes.all()
+        self.data = {split: [codes[name][split] for name in self.source_configs] for split in SPLITS}
+        self.vocab = self._vocabulary(self.data["train"])
+        for split, parts in self.data.items():
+            for part in parts:
+                self._encode_captions(part)
+                self._check_lengths(split, part)
+        for task in TASKS:
+            if self.weights[task] > 0 and not task_items(task, self.data["train"]):
+                raise SupraUserError(f"data.tasks.{task} has weight {self.weights[task]:g} but no source has items "
+                                     f"for it (it needs {NEEDS[task]} items): add such a source or set its weight to 0")
+
+    @property
+    def layout(self) -> TokenLayout:
+        return self.vocab.layout
+
+    @property
+    def active_tasks(self) -> list[str]:
+        return [t for t in TASKS if self.weights[t] > 0]
+
+    def _builder(self, split: str) -> SequenceBuilder:
+        return SequenceBuilder(self.data[split], self.vocab.layout, self.context, self.video_given_frames)
+
+    def train_dataset(self) -> MixtureBatches:
+        pools = {t: task_items(t, self.data["train"]) for t in self.active_tasks}
+        per_epoch = self.batches_per_epoch or max(1, math.ceil(max(sum(map(len, self.data["train"])), 1) / self.batch_size))
+        return MixtureBatches(self._builder("train"), pools, self.weights, self.batch_size, per_epoch, self.batching,
+                              self.seed, self.caption_dropout)
+
+    def train_dataloader(self) -> DataLoader:
+        return DataLoader(self.train_dataset(), batch_size=None, collate_fn=batch_is_ready, num_workers=self.num_workers,
+                          persistent_workers=self.num_workers > 0)
+
+    def eval_batches(self, split: str) -> list[dict[str, Any]]:
+        """The fixed evaluation batches of `split`: per active task, its first `val_items`/`test_items`
+        items (all when null) in batches of eval_batch_size, caption i mod its count."""
+        if split in self._eval_batches:
+            return self._eval_batches[split]
+        builder, limit, batches = self._builder(split), self.eval_items[split], []
+        for task in self.active_tasks:
+            items = task_items(task, self.data[split])
+            if task in VIDEO_TASKS:  # prediction needs frames to predict
+                items = [(p, r) for p, r in items if self.data[split][p].codes.shape[1] > self.video_given_frames]
+            items = items[:limit] if limit is not None else items
+            for start in range(0, len(items), self.eval_batch_size):
+                batches.append(self._eval_batch(builder, task, items[start:start + self.eval_batch_size]))
+        self._eval_batches[split] = batches
+        return batches
+
+    def _eval_batch(self, builder: SequenceBuilder, task: str, items: list[tuple[int, int]]) -> dict[str, Any]:
+        parts = builder.parts
+        captions = [r % len(parts[p].captions[r]) if parts[p].captions[r] else 0 for p, r in items]
+        sequences = [builder.sequence(task, p, r, c) for (p, r), c in zip(items, captions, strict=True)]
+        ids, targets = builder.pad(sequences)
+        batch: dict[str, Any] = {
+            "ids": ids, "targets": targets, "tasks": [task] * len(items), "task": task,
+            "prompt_lengths": torch.tensor([prompt_length(task, s, builder.layout, self.video_given_frames) for s in sequences]),
+            "keys": [f"{parts[p].source}/{parts[p].names[r]}" for p, r in items],
+            "references": [parts[p].captions[r] for p, r in items],
+            "prompts_text": [parts[p].captions[r][c] if parts[p].captions[r] else "" for (p, r), c in zip(items, captions, strict=True)],
+            "objects": [parts[p].objects[r] if parts[p].objects is not None else None for p, r in items],
+        }
+        if task != "text":
+            batch["codes"] = torch.stack([parts[p].codes[r] for p, r in items])
+            if all(parts[p].pixels is not None for p, _ in items):
+                batch["pixels"] = torch.stack([parts[p].pixels[r] for p, r in items])
+        return batch
+
+    def _eval_loader(self, split: str) -> DataLoader:
+        return DataLoader(EvalBatches(self.eval_batches(split)), batch_size=None, collate_fn=batch_is_ready)
+
+    def val_dataloader(self) -> DataLoader:
+        return self._eval_loader("val")
+
+    def test_dataloader(self) -> DataLoader:
+        return self._eval_loader(self.split)
+
+    def sample_batch(self, split: str, task: str, n: int) -> dict[str, Any] | None:
+        """The first n evaluation items of `task` in `split` as one batch (fixed samples for grids)."""
+        if task not in self.active_tasks:
+            return None
+        items = task_items(task, self.data[split])[:n]
+        return self._eval_batch(self._builder(split), task, items) if items else None

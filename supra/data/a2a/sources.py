@@ -1,0 +1,138 @@
+"""The a2a mixture's sources as VQ-VAE codes: every split of each source DataModule (shapes_images,
+shapes_video, media_folder, ...) encoded once by the frozen stage-1 VQ-VAE and cached on disk.
+
+Cache layout: `cache_dir/<source>-<key>/` in media codes' format (codes_<split>.npy, items_<split>.json,
+meta.json written last), plus objects_<split>.json and, for val/test, pixels_<split>.npy (the truth of
+video PSNR and grids). The key hashes the VQ-VAE's weights (the same VQ-VAE read from its .ckpt or from an
+a2a checkpoint shares codes) and the source's data config. The folder is built beside its final name and
+renamed into place: readers see all of it or nothing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from hydra.utils import instantiate
+
+from supra.data.base import SPLITS
+from supra.data.media.codes import codes_dtype, encode_items, save_npy_atomic, write_meta, write_split
+from supra.data.media.datamodule import MediaDataModule
+from supra.utils.errors import SupraUserError
+from supra.utils.files import atomic_dir, write_json_atomic
+
+log = logging.getLogger(__name__)
+
+CACHE_FORMAT = 1  # bump when the cache layout changes: old folders are then simply not found
+ENCODE_BATCH = 256  # images per VQ-VAE call
+
+
+@dataclass
+class SourceSplit:
+    """One split of one source, as codes: int64 [N, h, w] (images) or [N, T, h, w] (clips)."""
+
+    source: str
+    codes: torch.Tensor
+    names: list[str]
+    captions: list[list[str]]
+    objects: list[list[tuple[str, str]]] | None  # per item, when the source knows them (shapes scenes)
+    pixels: torch.Tensor | None = None  # uint8 truth, val/test only
+    caption_ids: list[list[list[int]]] | None = None  # filled once the vocabulary exists
+
+    @property
+    def is_clips(self) -> bool:
+        return self.codes.ndim == 4
+
+    def __len__(self) -> int:
+        return len(self.codes)
+
+
+def weights_sha256(net: torch.nn.Module) -> str:
+    """Hash of a module's weights and buffers (names, dtypes, shapes, values)."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(net.state_dict().items()):
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"{name}:{tensor.dtype}:{list(tensor.shape)}".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+class SourceCodes:
+    """{split: SourceSplit} of every source, from the cache when it holds them, else encoded (and cached).
+
+    sources: {name: DataModule config with _target_}; `num_codes` sets the cached codes' integer type.
+    """
+
+    def __init__(self, sources: dict[str, dict[str, Any]], vqvae: torch.nn.Module, num_codes: int,
+                 cache_dir: Path | None) -> None:
+        self.sources, self.vqvae, self.num_codes, self.cache_dir = sources, vqvae, num_codes, cache_dir
+        self.builds = 0  # how many sources this object encoded (tests: 0 on a cache hit)
+
+    def folder(self, name: str, vqvae_hash: str) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        key_data = {"format": CACHE_FORMAT, "vqvae_sha256": vqvae_hash, "data": self.sources[name]}
+        key = hashlib.sha256(json.dumps(key_data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        return self.cache_dir / f"{name}-{key}"
+
+    def all(self) -> dict[str, dict[str, SourceSplit]]:
+        vqvae_hash = weights_sha256(self.vqvae)
+        result = {}
+        for name in self.sources:
+            folder = self.folder(name, vqvae_hash)
+            if folder is not None and (folder / "meta.json").is_file():
+                result[name] = self._read(folder, name)
+                continue
+            result[name] = self._encode(name)
+            if folder is not None:
+                self._write(folder, name, result[name], vqvae_hash)
+                log.info("a2a codes of %s cached in %s", name, folder)
+        return result
+
+    def _encode(self, name: str) -> dict[str, SourceSplit]:
+        """Every split of source `name`, encoded by the VQ-VAE (the expensive part, done once)."""
+        module = instantiate(self.sources[name])
+        if not isinstance(module, MediaDataModule):
+            raise SupraUserError(f"data.sources.{name} ({self.sources[name]['_target_']}) is not an image/clip "
+                                 "DataModule: use shapes_images, shapes_video or media_folder")
+        device = next(self.vqvae.parameters()).device
+        out = {}
+        for split in SPLITS:
+            items = module.items(split)
+            codes = encode_items(self.vqvae, items.pixels, ENCODE_BATCH, device)
+            out[split] = SourceSplit(name, codes, list(items.names), [list(c) for c in items.captions],
+                                     items.objects, items.pixels if split != "train" else None)
+        self.builds += 1
+        log.info("a2a codes of %s: %s", name, ", ".join(f"{len(p)} {s}" for s, p in out.items()))
+        return out
+
+    def _write(self, folder: Path, name: str, parts: dict[str, SourceSplit], vqvae_hash: str) -> None:
+        # replace=False: if another process renamed its copy in first, theirs is as good
+        with atomic_dir(folder, replace=False) as tmp:
+            dtype = codes_dtype(self.num_codes)
+            for split, part in parts.items():
+                write_split(tmp, split, part.codes.numpy().astype(dtype), part.names, part.captions)
+                write_json_atomic(tmp / f"objects_{split}.json", part.objects)
+                if part.pixels is not None:
+                    save_npy_atomic(tmp / f"pixels_{split}.npy", part.pixels.numpy())
+            write_meta(tmp, {"vqvae_sha256": vqvae_hash, "num_codes": self.num_codes,
+                             "splits": {s: len(p) for s, p in parts.items()}, "data": self.sources[name]})
+
+    @staticmethod
+    def _read(folder: Path, name: str) -> dict[str, SourceSplit]:
+        out = {}
+        for split in SPLITS:
+            items = json.loads((folder / f"items_{split}.json").read_text())
+            objects = json.loads((folder / f"objects_{split}.json").read_text())
+            pixels_path = folder / f"pixels_{split}.npy"
+            pixels = torch.from_numpy(np.load(pixels_path)) if pixels_path.exists() else None
+            codes = torch.from_numpy(np.load(folder / f"codes_{split}.npy").astype(np.int64))
+            objects = [[tuple(o) for o in item] for item in objects] if objects is not None else None
+            out[split] = SourceSplit(name, codes, items["names"], items["captions"], objects, pixels)
+        return out

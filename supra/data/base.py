@@ -1,0 +1,127 @@
+"""What every Supra DataModule shares: the train/val/test splits, each loaded once on first use and
+checked for being empty, the batch-size and split settings checked where they are read, and loaders over
+datasets that build whole batches themselves.
+
+A subclass says how to load a split (`load_split`) and which Dataset serves it (`dataset`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from supra.utils.errors import SupraUserError
+
+SPLITS = ("train", "val", "test")
+
+
+def check_split(split: str, key: str = "data.split") -> str:
+    if split not in SPLITS:
+        raise SupraUserError(f"{key}={split!r} is unknown: choose one of {', '.join(SPLITS)}")
+    return split
+
+
+def check_batch_sizes(batch_size: int, eval_batch_size: int) -> None:
+    if batch_size < 1 or eval_batch_size < 1:
+        raise SupraUserError(f"data.batch_size={batch_size} and eval_batch_size={eval_batch_size} must be >= 1")
+
+
+def check_split_sizes(num_train: int, num_val: int, num_test: int, item_name: str = "item") -> dict[str, int]:
+    """{split: size} of a generated data set; one line when a split would be empty."""
+    sizes = {"train": num_train, "val": num_val, "test": num_test}
+    for split, n in sizes.items():
+        if n < 1:
+            raise SupraUserError(f"data.num_{split}={n}: every split needs at least 1 {item_name}")
+    return sizes
+
+
+def batch_is_ready(batch: Any) -> Any:
+    """The collate function of datasets that build whole batches (`__getitems__`, or an iterable of
+    batches): there is nothing left to collate."""
+    return batch
+
+
+def resolve_pin_memory(pin_memory: bool | str) -> bool:
+    """"auto": pin when CUDA is there. Even without workers it pays: a copy from pageable memory waits
+    for the GPU's queued work, a pinned one (non_blocking) does not."""
+    if pin_memory == "auto":
+        return torch.cuda.is_available()
+    if not isinstance(pin_memory, bool):
+        raise SupraUserError(f"data.pin_memory={pin_memory!r}: choose true, false or auto")
+    return pin_memory
+
+
+class SplitDataModule(L.LightningDataModule):
+    """Base of the captioning and media DataModules. Subclasses implement `load_split` and `dataset`."""
+
+    item_name = "items"  # what a split holds, for messages ("the val split ... has 0 images")
+
+    def __init__(
+        self,
+        split: str = "test",
+        batch_size: int = 64,
+        eval_batch_size: int = 256,
+        num_workers: int = 0,
+        pin_memory: bool | str = False,
+    ) -> None:
+        super().__init__()
+        self.split = check_split(split)  # the split `trainer.test` (and evaluate.py) scores
+        check_batch_sizes(batch_size, eval_batch_size)
+        self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
+        self.num_workers, self.pin_memory = num_workers, resolve_pin_memory(pin_memory)
+        self.data: dict[str, Any] = {}
+
+    # -- what subclasses provide ------------------------------------------------------------------
+
+    def load_split(self, split: str) -> Any:
+        """The split's items (anything with a length)."""
+        raise NotImplementedError
+
+    def dataset(self, split: str) -> Dataset:
+        """The Dataset that serves `split` in batches."""
+        raise NotImplementedError
+
+    # -- splits -----------------------------------------------------------------------------------
+
+    def splits_for(self, stage: str | None) -> list[str]:
+        needed = {"fit": ["train", "val"], "validate": ["val"], "test": [self.split], "predict": [self.split]}
+        return needed.get(stage or "fit", list(SPLITS))
+
+    def loaded(self, split: str) -> Any:
+        """The split, loaded once; a one-line error when it is empty."""
+        check_split(split, "split")
+        if split not in self.data:
+            data = self.load_split(split)
+            if len(data) == 0:
+                raise SupraUserError(f"the {split} split of {type(self).__name__} has 0 {self.item_name}: "
+                                     "check its size/path settings")
+            self.data[split] = data
+        return self.data[split]
+
+    def setup(self, stage: str | None = None) -> None:
+        for split in self.splits_for(stage):
+            self.loaded(split)
+
+    # -- loaders ----------------------------------------------------------------------------------
+
+    def loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+        return DataLoader(
+            self.dataset(split), batch_size=batch_size, shuffle=shuffle, collate_fn=batch_is_ready,
+            num_workers=self.num_workers, pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0,
+            drop_last=False,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        return self.loader("train", self.batch_size, shuffle=True)
+
+    def val_dataloader(self) -> DataLoader:
+        return self.loader("val", self.eval_batch_size, shuffle=False)
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader(self.split, self.eval_batch_size, shuffle=False)
+
+    def predict_dataloader(self) -> DataLoader:
+        return self.loader(self.split, self.eval_batch_size, shuffle=False)

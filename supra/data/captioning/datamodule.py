@@ -1,0 +1,219 @@
+"""What every image-captioning DataModule shares: splits held as uint8 tensors at the model's image
+size, the tokenizer, batched datasets, and normalisation on the device.
+
+A subclass only says how to load a split (`load_split`); shapes and Flickr8k differ there alone.
+
+Batches (dicts) the task receives, images already normalised on its device:
+- train: images float [B, 3, S, S], tokens int64 [B, L] (BOS ... EOS, PAD 0).
+- val/test: images [B, 3, S, S], image_ids int64 [B], tokens [C, L] holding every reference
+  caption of those images, caption_image int64 [C] (row of `images` each caption belongs to).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from supra.data.base import SPLITS, SplitDataModule
+from supra.data.images import normalize_imagenet
+from supra.tokens.caption_bpe import PAD_ID, CaptionTokenizer
+from supra.utils.errors import SupraUserError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["SPLITS", "CaptionDataModule", "CaptionedImages", "ImageRows"]
+
+
+class ImageRows:
+    """Rows of a (memory-mapped) image store, indexed like a tensor; only the rows asked for are copied."""
+
+    def __init__(self, store: torch.Tensor, rows: torch.Tensor) -> None:
+        self.store, self.rows = store, rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: torch.Tensor | slice | int) -> torch.Tensor:
+        return self.store[self.rows[index]]
+
+
+@dataclass
+class CaptionedImages:
+    """One split: images uint8 [N, 3, S, S] (a tensor or ImageRows) and the reference captions of each."""
+
+    images: torch.Tensor | ImageRows
+    captions: list[list[str]]
+    names: list[str] = field(default_factory=list)  # file names or generated ids, for reports
+
+    def __post_init__(self) -> None:
+        if len(self.images) != len(self.captions):
+            raise ValueError(f"{len(self.images)} images but {len(self.captions)} caption lists")
+        if not self.names:
+            self.names = [str(i) for i in range(len(self.images))]
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+
+def _trim(tokens: torch.Tensor) -> torch.Tensor:
+    """Drop columns that are padding in every row (captions vary in length)."""
+    width = int((tokens != PAD_ID).sum(1).max()) if len(tokens) else 0
+    return tokens[:, :width]
+
+
+class CaptionPairs(Dataset):
+    """Training samples: one (image, caption) pair per reference caption, fetched a batch at a time."""
+
+    def __init__(self, images: torch.Tensor, tokens: torch.Tensor, caption_image: torch.Tensor) -> None:
+        self.images, self.tokens, self.caption_image = images, tokens, caption_image
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(indices)
+        return {"images": self.images[self.caption_image[idx]], "tokens": _trim(self.tokens[idx])}
+
+
+class ImagesWithReferences(Dataset):
+    """Evaluation samples: one image with all its reference captions (for loss and generation)."""
+
+    def __init__(self, images: torch.Tensor, tokens: torch.Tensor, caption_image: torch.Tensor) -> None:
+        self.images, self.tokens = images, tokens
+        order = torch.argsort(caption_image, stable=True)
+        self.tokens, caption_image = tokens[order], caption_image[order]
+        counts = torch.bincount(caption_image, minlength=len(images))
+        self.first = torch.cumsum(counts, 0) - counts  # first caption row of each image
+        self.counts = counts
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(indices)
+        rows = torch.cat([torch.arange(f, f + c) for f, c in zip(self.first[idx].tolist(), self.counts[idx].tolist(), strict=True)])
+        caption_image = torch.repeat_interleave(torch.arange(len(idx)), self.counts[idx])
+        return {
+            "images": self.images[idx], "image_ids": idx,
+            "tokens": _trim(self.tokens[rows]), "caption_image": caption_image,
+        }
+
+
+class CaptionDataModule(SplitDataModule):
+    """Base of captioning DataModules. Subclasses implement `load_split` (and may add scores).
+
+    image_size, max_caption_tokens and vocab_size are the model's (the runner passes them from the net:
+    the data follows the model, never the other way). `tokenizer`: the ids to use (a checkpoint's or a
+    release's); without one, tokenizer.json at `tokenizer_path` is reused when it exists, else a BPE is
+    trained on the train captions (cached by their hash in `cache_dir`) and written there.
+    """
+
+    item_name = "images"
+
+    def __init__(
+        self,
+        image_size: int = 112,
+        max_caption_tokens: int = 48,
+        vocab_size: int = 2048,
+        tokenizer: CaptionTokenizer | None = None,
+        tokenizer_path: str | None = None,
+        cache_dir: str | None = None,
+        **common: Any,
+    ) -> None:
+        super().__init__(**common)
+        self.image_size, self.max_caption_tokens, self.vocab_size = image_size, max_caption_tokens, vocab_size
+        self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else None
+        self.cache_dir = Path(cache_dir) if cache_dir else None  # tokenizers (and images) keyed by content
+        self.tokenizer = tokenizer
+        self.datasets: dict[str, Dataset] = {}
+
+    # -- what subclasses provide ------------------------------------------------------------------
+
+    def load_split(self, split: str) -> CaptionedImages:
+        """Images uint8 [N, 3, image_size, image_size] and their captions for `split`."""
+        raise NotImplementedError
+
+    def extra_caption_scores(self, split: str, predictions: dict[int, str]) -> dict[str, float]:
+        """Dataset-specific scores of generated captions keyed by image id (e.g. shapes' attr_acc)."""
+        return {}
+
+    # -- Lightning hooks --------------------------------------------------------------------------
+
+    def setup(self, stage: str | None = None) -> None:
+        splits = self.splits_for(stage)
+        for split in splits:
+            self.loaded(split)
+        self.tokenizer = self._tokenizer()
+        if self.tokenizer_path is not None and not self.tokenizer_path.exists():
+            self.tokenizer.save(self.tokenizer_path)
+        for split in splits:
+            if split not in self.datasets:
+                self.datasets[split] = self._dataset(split)
+
+    def _tokenizer(self) -> CaptionTokenizer:
+        """The given tokenizer, else tokenizer.json when it exists, else one trained on the train captions."""
+        tokenizer = self.tokenizer
+        if tokenizer is None and self.tokenizer_path is not None and self.tokenizer_path.exists():
+            tokenizer = CaptionTokenizer.from_file(self.tokenizer_path)
+            log.info("tokenizer: reusing %s (%d tokens)", self.tokenizer_path, tokenizer.vocab_size)
+        if tokenizer is None:
+            tokenizer = self._train_or_cached_tokenizer([c for caps in self.loaded("train").captions for c in caps])
+        if tokenizer.vocab_size > self.vocab_size:
+            raise SupraUserError(
+                f"tokenizer has {tokenizer.vocab_size} tokens but the model's VOCAB_SIZE is {self.vocab_size}: "
+                "use the tokenizer.json the model was trained with"
+            )
+        return tokenizer
+
+    def _train_or_cached_tokenizer(self, captions: list[str]) -> CaptionTokenizer:
+        """Train on the train captions, or reuse a tokenizer trained on exactly these captions before."""
+        key = hashlib.sha256(f"{self.vocab_size}\n".encode() + "\n".join(captions).encode()).hexdigest()[:16]
+        cached = self.cache_dir / f"tokenizer_{key}.json" if self.cache_dir else None
+        if cached is not None and cached.exists():
+            try:
+                return CaptionTokenizer.from_file(cached)
+            except ValueError:
+                log.warning("tokenizer cache %s is unreadable: retraining", cached)
+        tokenizer = CaptionTokenizer.train(captions, self.vocab_size)
+        log.info("tokenizer: trained %d BPE tokens on %d train captions", tokenizer.vocab_size, len(captions))
+        if cached is not None:
+            tokenizer.save(cached)
+        return tokenizer
+
+    def _dataset(self, split: str) -> Dataset:
+        data = self.data[split]
+        flat = [c for caps in data.captions for c in caps]
+        caption_image = torch.repeat_interleave(torch.arange(len(data.captions)), torch.tensor([len(c) for c in data.captions]))
+        tokens, n_cut = self.tokenizer.encode_batch(flat, self.max_caption_tokens)
+        if n_cut:
+            log.warning("%s: %d of %d captions cut to MAX_SEQ=%d tokens (EOS kept)", split, n_cut, len(flat), self.max_caption_tokens)
+        if split == "train":
+            return CaptionPairs(data.images, tokens, caption_image)
+        return ImagesWithReferences(data.images, tokens, caption_image)
+
+    def dataset(self, split: str) -> Dataset:
+        return self.datasets[split]
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        # Normalise on the device: uint8 crosses the host->device copy at a quarter of float's size.
+        return {**batch, "images": normalize_imagenet(batch["images"])}
+
+    # -- for metrics and pictures -----------------------------------------------------------------
+
+    def references(self, split: str) -> dict[int, list[str]]:
+        """Every reference caption of `split`, by image id (the row in the split)."""
+        return dict(enumerate(self.loaded(split).captions))
+
+    def image_names(self, split: str) -> list[str]:
+        return self.loaded(split).names
+
+    def sample_images(self, split: str, n: int) -> tuple[torch.Tensor, list[list[str]]]:
+        """The first n images of a split, uint8 [n, 3, S, S], with their references (fixed samples for grids)."""
+        data = self.loaded(split)
+        return data.images[:n], data.captions[:n]

@@ -1,0 +1,16 @@
+"""Caption text as every source reads it: whitespace collapsed (line breaks inside a caption would break
+pycocoevalcap's line protocol), and for sources whose captions end in a tokenised full stop (Flickr8k's
+"... grass ."), that stop dropped."""
+
+from __future__ import annotations
+
+import re
+
+_FINAL_STOP = re.compile(r"\s*\.$")
+
+
+def clean_caption(caption: str, drop_final_stop: bool = False) -> str:
+    """Strip the caption, collapse its inner whitespace to single spaces, and with `drop_final_stop`
+    remove a trailing '.' or ' .'."""
+    caption = " ".join(caption.split())
+    return _FINAL_STOP.sub("", caption).strip() if drop_final_stop else caption

@@ -1,0 +1,139 @@
+"""Pictures from files to tensors, the one pipeline every dataset shares: decode any still to RGB (EXIF
+orientation, any mode, transparency over white, decompression bombs refused from the header), square it
+(squash, crop or pad), resize to uint8 [3, S, S]; then, on the device, ImageNet normalisation for the
+captioner or [-1, 1] for the VQ-VAE. Procedural shapes and real photos reach the models alike.
+GIF animations are decoded in gif_frames.py."""
+
+from __future__ import annotations
+
+import struct
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+from torchvision.transforms.v2 import functional as TF
+
+from supra.data.gif_frames import EMPTY, TOO_LARGE, MediaDecodeError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+PAD_VALUE = 0  # black: the letterbox convention, and apart from the white transparency turns into
+# What Pillow raises on a corrupt or unsupported still, across its plugins (and on a decompression bomb).
+STILL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError)
+UNREADABLE = (*STILL_ERRORS, Image.DecompressionBombError)
+IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})  # what we look for
+
+
+def channels_first(pixels: np.ndarray) -> torch.Tensor:
+    """uint8 [..., H, W, 3] (numpy, as decoders give) -> a contiguous uint8 torch tensor [..., 3, H, W].
+
+    The transpose is copied by numpy: torch's permute().contiguous() on uint8 takes a slow strided path
+    (it was most of the GIF pipeline's time: benchmarks/vqvae_throughput.py).
+    """
+    return torch.from_numpy(np.ascontiguousarray(np.moveaxis(pixels, -1, -3)))
+
+
+def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
+    """uint8 [..., 3, H, W] -> uint8 [..., 3, size, size]: squashed to a square, no crop (as the release)."""
+    if images.shape[-2:] == (size, size):
+        return images
+    return TF.resize(images, [size, size], antialias=True)
+
+
+def normalize_imagenet(images: torch.Tensor) -> torch.Tensor:
+    """uint8 [B, 3, H, W] -> float32 [B, 3, H, W], scaled to [0, 1] then ImageNet-normalised."""
+    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
+    return (images.float() / 255.0 - mean) / std
+
+
+# -- value ranges and shapes ----------------------------------------------------------------------
+
+
+def as_images(pixels: torch.Tensor) -> torch.Tensor:
+    """[B, 3, S, S] or clips [B, T, 3, S, S] -> images [B*T, 3, S, S] (a clip's frames are images to the VQ-VAE)."""
+    return pixels.flatten(0, 1) if pixels.ndim == 5 else pixels
+
+
+def to_unit_range(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 in [0, 255] -> float32 in [-1, 1], the VQ-VAE's input range."""
+    return pixels.float() / 127.5 - 1.0
+
+
+def to_uint8(images: torch.Tensor) -> torch.Tensor:
+    """float in [-1, 1] -> uint8 in [0, 255] (for pictures and GIFs)."""
+    return ((images.float() + 1.0) * 127.5).round().clamp(0, 255).to(torch.uint8)
+
+
+# -- decoding ----------------------------------------------------------------------------------
+
+
+def load_rgb(path: str | Path, max_pixels: int = 100_000_000) -> Image.Image:
+    """Any image file -> RGB PIL image: EXIF orientation applied, any mode (L, CMYK, P, RGBA, ICC) converted."""
+    Image.MAX_IMAGE_PIXELS = max_pixels  # decompression bombs raise instead of eating memory
+    with Image.open(path) as image:
+        image = ImageOps.exif_transpose(image)
+        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            background = Image.new("RGB", image.size, (255, 255, 255))
+            background.paste(image.convert("RGBA"), mask=image.convert("RGBA").split()[-1])
+            return background
+        return image.convert("RGB")
+
+
+def image_to_uint8(image: Image.Image, size: int) -> torch.Tensor:
+    """PIL RGB -> uint8 [3, size, size], squashed to a square like the release (no crop)."""
+    array = channels_first(np.asarray(image, dtype=np.uint8))
+    return resize_uint8(array, size)
+
+
+def to_square(picture: np.ndarray, resize: str) -> np.ndarray:
+    """uint8 [H, W, 3] -> [side, side, 3]: the centre square (crop) or padded with black (pad).
+    Done in numpy, before the channels move: a crop of a torch [3, H, W] tensor would need torch's slow
+    strided uint8 copy (see channels_first)."""
+    h, w = picture.shape[:2]
+    if resize == "crop":
+        side = min(h, w)
+        top, left = (h - side) // 2, (w - side) // 2
+        return picture[top:top + side, left:left + side]
+    side = max(h, w)
+    top, left = (side - h) // 2, (side - w) // 2
+    out = np.full((side, side, picture.shape[2]), PAD_VALUE, dtype=picture.dtype)
+    out[top:top + h, left:left + w] = picture
+    return out
+
+
+def fit(picture: np.ndarray, size: int, resize: str) -> torch.Tensor:
+    """uint8 RGB [H, W, 3] -> uint8 [3, size, size], squared as `resize` says then resized."""
+    return resize_uint8(channels_first(to_square(picture, resize)), size)
+
+
+def load_still(path: Path, max_pixels: int) -> np.ndarray:
+    """A still as uint8 RGB [H, W, 3] (via load_rgb: EXIF, any mode, transparency over white).
+
+    The size is read from the header and refused before decoding when over max_pixels: Pillow's own
+    check only warns up to twice its limit. MediaDecodeError (with `kind`) for anything unusable.
+    """
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                width, height = image.size
+    except Image.DecompressionBombError as err:
+        raise MediaDecodeError(str(err).splitlines()[0], TOO_LARGE) from None
+    except STILL_ERRORS as err:
+        raise MediaDecodeError(_first_line(err)) from None
+    if width * height > max_pixels:
+        raise MediaDecodeError(f"{width}x{height} = {width * height} pixels, over max_pixels={max_pixels}", TOO_LARGE)
+    if width == 0 or height == 0:
+        raise MediaDecodeError(f"{width}x{height}: no pixels", EMPTY)
+    try:
+        return np.array(load_rgb(path, max_pixels), dtype=np.uint8)  # a writable copy, for torch
+    except UNREADABLE as err:
+        raise MediaDecodeError(_first_line(err)) from None
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).splitlines()[0][:100] if str(err) else ""
+    return f"{type(err).__name__}: {text}" if text else type(err).__name__

@@ -1,0 +1,111 @@
+"""What every image/clip DataModule of the any-to-any stages shares (VQ-VAE training, code caching):
+splits held as uint8 tensors at `image_size`, batched datasets, and scaling to [-1, 1] on the device.
+
+A subclass only says how to load a split (`load_split`); the built-in shapes, shapes_video and
+media folders differ there alone (data/base.py holds the rest).
+
+Batches (dicts) the task receives, already on its device:
+- pixels: float [B, 3, S, S] (images) or [B, T, 3, S, S] (clips of T frames), in [-1, 1];
+- index: int64 [B], the row of each item in its split (captions and names are looked up by it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils.data import Dataset
+
+from supra.data.base import SPLITS, SplitDataModule
+from supra.data.images import to_unit_range
+from supra.utils.errors import SupraUserError
+
+__all__ = ["SPLITS", "MediaDataModule", "MediaItems", "MediaSamples", "check_image_size"]
+
+PATCH = 8  # the VQ-VAE downsamples by 8: sides must be multiples of it
+
+
+def check_image_size(size: int, key: str = "data.image_size") -> int:
+    """`size` if it is a positive multiple of 8, else a one-line error naming the nearest valid sizes."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < PATCH or size % PATCH:
+        try:
+            below = int(size) // PATCH * PATCH
+        except (TypeError, ValueError):
+            raise SupraUserError(f"{key}={size!r} must be an integer multiple of {PATCH}, e.g. 64") from None
+        nearest = " or ".join(str(s) for s in (below, below + PATCH) if s >= PATCH)
+        raise SupraUserError(f"{key}={size} must be a positive multiple of {PATCH} (the VQ-VAE's patch): use {nearest}")
+    return size
+
+
+@dataclass
+class MediaItems:
+    """One split: pixels uint8 [N, 3, S, S] (images) or [N, T, 3, S, S] (clips), captions and names."""
+
+    pixels: torch.Tensor
+    captions: list[list[str]] = field(default_factory=list)  # per item; an item may have none
+    names: list[str] = field(default_factory=list)  # file names (with frame/clip suffix) or generated ids
+    # (colour, shape) of each item's objects when the source drew them (shapes; a clip's first frame):
+    # the truth the a2a judges score generated pictures and captions against
+    objects: list[list[tuple[str, str]]] | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.pixels)
+        if self.pixels.dtype != torch.uint8 or self.pixels.ndim not in (4, 5):
+            raise ValueError(f"pixels must be uint8 [N, 3, S, S] or [N, T, 3, S, S], got {self.pixels.dtype} {list(self.pixels.shape)}")
+        self.captions = self.captions or [[] for _ in range(n)]
+        self.names = self.names or [str(i) for i in range(n)]
+        if len(self.captions) != n or len(self.names) != n:
+            raise ValueError(f"{n} items but {len(self.captions)} caption lists and {len(self.names)} names")
+
+    @property
+    def is_clips(self) -> bool:
+        return self.pixels.ndim == 5
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def subset(self, rows: list[int] | range) -> MediaItems:
+        rows = list(rows)
+        objects = None if self.objects is None else [self.objects[i] for i in rows]
+        return MediaItems(self.pixels[rows], [self.captions[i] for i in rows], [self.names[i] for i in rows], objects)
+
+
+class MediaSamples(Dataset):
+    """Items of one split, fetched a batch at a time (one indexing op, no per-item Python)."""
+
+    def __init__(self, pixels: torch.Tensor) -> None:
+        self.pixels = pixels
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
+        idx = torch.as_tensor(indices)
+        return {"pixels": self.pixels[idx], "index": idx}
+
+
+class MediaDataModule(SplitDataModule):
+    """Base of image/clip DataModules. Subclasses implement `load_split`."""
+
+    def __init__(self, image_size: int = 64, **common: Any) -> None:
+        super().__init__(**common)
+        self.image_size = check_image_size(image_size)
+
+    def items(self, split: str) -> MediaItems:
+        """The split's pixels, captions and names, loaded once."""
+        return self.loaded(split)
+
+    def dataset(self, split: str) -> Dataset:
+        return MediaSamples(self.items(split).pixels)
+
+    def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
+        # Scale on the device: uint8 crosses the host->device copy at a quarter of float's size.
+        return {**batch, "pixels": to_unit_range(batch["pixels"])}
+
+    # -- for pictures -----------------------------------------------------------------------------
+
+    def sample_items(self, split: str, n: int) -> MediaItems:
+        """The first n items of a split (fixed samples for reconstruction grids)."""
+        items = self.items(split)
+        return items.subset(range(min(n, len(items))))

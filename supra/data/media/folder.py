@@ -1,0 +1,187 @@
+"""`data=media_folder`: your own folder of images and animated GIFs as a VQ-VAE corpus.
+
+Every file is decoded once, at setup, into uint8 tensors at `image_size` (all splits share that pass);
+files that cannot be used are skipped, counted by reason and named in one summary line, and the run
+goes on. Discovery, captions and the split by file are in folder_index.py; decoding stills in
+data/images.py, GIFs in data/gif_frames.py.
+
+Modes:
+- images: every still, plus the first frame of each GIF: [N, 3, S, S].
+- frames: every still, plus every GIF frame (up to max_frames per file) as an image: [N, 3, S, S].
+- clips:  GIFs only, as clips [N, T, 3, S, S]: every frame_stride-th frame, cut into consecutive clips
+          of `frames` frames. A trailing part shorter than a clip is dropped, unless it is all the GIF has:
+          then it is padded by repeating its last frame (counted in the summary). Stills are not clips:
+          they are passed over and counted.
+Squaring: `crop` takes the centre square, `pad` puts the picture in the middle of a black square (the
+letterbox convention; black also keeps padding apart from the white that transparency turns into);
+either is then resized to image_size with antialiasing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+import torch
+from rich.progress import Progress
+
+from supra.data.gif_frames import EMPTY, TOO_LARGE, UNREADABLE, MediaDecodeError, open_gif
+from supra.data.images import fit, load_still
+from supra.data.media.datamodule import SPLITS, MediaDataModule, MediaItems
+from supra.data.media.folder_index import FolderIndex, Tally, is_gif, scan_folder, split_by_file
+from supra.utils.errors import SupraUserError
+
+log = logging.getLogger(__name__)
+
+RESIZES = ("crop", "pad")
+MODES = ("images", "frames", "clips")
+SKIP_REASONS = {UNREADABLE: "unreadable", TOO_LARGE: "over max_pixels", EMPTY: "empty (0 pixels or 0 frames)"}
+
+
+def clips_of(frames: list[torch.Tensor], length: int) -> tuple[list[torch.Tensor], bool]:
+    """Consecutive clips [length, 3, S, S] of already-strided frames, and whether the only clip was padded."""
+    if len(frames) < length:
+        padded = frames + [frames[-1]] * (length - len(frames))
+        return [torch.stack(padded)], True
+    return [torch.stack(frames[i:i + length]) for i in range(0, len(frames) - length + 1, length)], False
+
+
+class MediaFolderDataModule(MediaDataModule):
+    """Images and GIFs under `root`, split by file (a GIF's frames and clips stay in one split)."""
+
+    def __init__(
+        self,
+        root: str,
+        resize: str = "crop",
+        mode: str = "images",
+        frames: int = 4,
+        frame_stride: int = 1,
+        max_pixels: int = 100_000_000,
+        max_frames: int = 256,
+        val_fraction: float = 0.1,
+        test_fraction: float = 0.1,
+        seed: int = 0,
+        show_progress: bool = True,
+        **common,
+    ) -> None:
+        super().__init__(**common)
+        if resize not in RESIZES:
+            raise SupraUserError(f"data.resize={resize!r} is unknown: choose one of {', '.join(RESIZES)}")
+        if mode not in MODES:
+            raise SupraUserError(f"data.mode={mode!r} is unknown: choose one of {', '.join(MODES)}")
+        counts = {"frames": frames, "frame_stride": frame_stride, "max_pixels": max_pixels, "max_frames": max_frames}
+        for key, value in counts.items():
+            if value < 1:
+                raise SupraUserError(f"data.{key}={value} must be >= 1")
+        if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
+            raise SupraUserError(
+                f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must each be in [0, 1) "
+                "and leave some files for train"
+            )
+        self.root = Path(root)
+        self.resize, self.mode = resize, mode
+        self.frames, self.frame_stride = frames, frame_stride
+        self.max_pixels, self.max_frames = max_pixels, max_frames
+        self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
+        self.show_progress = show_progress
+        self.split_files: dict[str, list[str]] = {}
+        self.summary = ""
+        self._loaded: dict[str, MediaItems] | None = None
+
+    # -- decoding one file ------------------------------------------------------------------------
+
+    def _decode(self, path: Path, name: str, notes: Tally) -> list[tuple[str, torch.Tensor]]:
+        """(item name, uint8 [3, S, S] or [T, 3, S, S]) for every item of one file."""
+        if not is_gif(name):
+            return [(name, fit(load_still(path, self.max_pixels), self.image_size, self.resize))]
+        gif = open_gif(path, self.max_pixels, 1 if self.mode == "images" else self.max_frames)
+        stride = self.frame_stride if self.mode == "clips" else 1
+        frames = [(i, fit(f, self.image_size, self.resize)) for i, f in enumerate(gif.frames()) if i % stride == 0]
+        if gif.problem:
+            notes.add("GIFs cut short (the frames before the cut kept)", name)
+        if gif.capped and self.mode != "images":
+            notes.add(f"GIFs with more than max_frames={self.max_frames} frames (the rest unused)", name)
+        if self.mode == "images":
+            return [(name, frames[0][1])]
+        if self.mode == "frames":
+            return [(f"{name}#frame {i}", f) for i, f in frames]
+        clips, padded = clips_of([f for _, f in frames], self.frames)
+        if padded:
+            notes.add("clips padded by repeating their last frame (GIF shorter than a clip)", name)
+        return [(f"{name}#clip {k}", clip) for k, clip in enumerate(clips)]
+
+    # -- the whole folder, once -------------------------------------------------------------------
+
+    def _load_all(self) -> dict[str, MediaItems]:
+        if self._loaded is not None:
+            return self._loaded
+        start = time.perf_counter()
+        index = scan_folder(self.root)
+        wanted = index.media
+        if self.mode == "clips":
+            wanted = [name for name in index.media if is_gif(name)]
+            for name in index.media:
+                if not is_gif(name):
+                    index.ignored.add("stills (mode=clips takes GIFs only)", name)
+            if not wanted:
+                raise SupraUserError(
+                    f"data.mode=clips needs animated GIFs but data.root={self.root} holds none (only "
+                    f"{len(index.media)} still images): add GIFs, or use data.mode=images"
+                )
+        skipped, notes = Tally(), Tally()
+        items: dict[str, list[tuple[str, torch.Tensor]]] = {}
+        with Progress(disable=not self.show_progress, transient=True) as progress:
+            task = progress.add_task(f"decoding {len(wanted)} media files to {self.image_size}px", total=len(wanted))
+            for name in wanted:
+                try:
+                    items[name] = self._decode(self.root / name, name, notes)
+                except MediaDecodeError as err:
+                    skipped.add(SKIP_REASONS.get(err.kind, err.kind), name)
+                    log.debug("skipped %s: %s", name, err)
+                progress.advance(task)
+        if not items:
+            raise SupraUserError(
+                f"none of the {len(wanted)} media files in data.root={self.root} could be used ({skipped.describe()}): "
+                "replace them, or raise data.max_pixels if they are only large"
+            )
+        self.split_files = split_by_file(list(items), self.val_fraction, self.test_fraction, self.seed)
+        self._loaded = {split: self._items(files, items, index) for split, files in self.split_files.items()}
+        self.summary = self._summary(index, skipped, notes, time.perf_counter() - start)
+        log.info(self.summary)
+        return self._loaded
+
+    def _items(self, files: list[str], items: dict[str, list], index: FolderIndex) -> MediaItems:
+        rows = [(name, pixels, index.captions[file]) for file in files for name, pixels in items[file]]
+        if not rows:
+            frames = (self.frames,) if self.mode == "clips" else ()
+            return MediaItems(torch.empty((0, *frames, 3, self.image_size, self.image_size), dtype=torch.uint8))
+        return MediaItems(torch.stack([p for _, p, _ in rows]), [list(c) for _, _, c in rows], [n for n, _, _ in rows])
+
+    def _summary(self, index: FolderIndex, skipped: Tally, notes: Tally, seconds: float) -> str:
+        n_gifs = sum(is_gif(n) for n in index.media)
+        unit = "clips" if self.mode == "clips" else "images"
+        splits = "; ".join(f"{split} {len(self._loaded[split])} {unit} from {len(self.split_files[split])} files"
+                           for split in SPLITS)
+        found = f"{len(index.media)} media files found ({len(index.media) - n_gifs} stills, {n_gifs} GIFs)"
+        line = f"media_folder {self.root}: {found}, mode={self.mode}: {splits}; skipped: {skipped.describe() or 'nothing'}"
+        for label, tally in (("ignored", index.ignored), ("captions", index.caption_problems), ("notes", notes)):
+            if tally:
+                line += f"; {label}: {tally.describe()}"
+        return line + f" ({seconds:.1f}s)"
+
+    # -- MediaDataModule --------------------------------------------------------------------------
+
+    def setup(self, stage: str | None = None) -> None:
+        self._load_all()
+        super().setup(stage)
+
+    def load_split(self, split: str) -> MediaItems:
+        items = self._load_all()[split]
+        if len(items) == 0:
+            fraction = {"val": self.val_fraction, "test": self.test_fraction}.get(split)
+            raise SupraUserError(
+                f"the {split} split of data.root={self.root} is empty (data.{split}_fraction={fraction}): "
+                f"set data.{split}_fraction above 0, or do not ask for the {split} split"
+            )
+        return items

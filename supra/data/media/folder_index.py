@@ -1,0 +1,202 @@
+"""What a media folder holds, before anything is decoded: the media files, their captions, what was
+ignored, and a deterministic split by file.
+
+- Media: .png .jpg .jpeg .webp .bmp (stills) and .gif (animations), any case, in `root` and its
+  subfolders; names are relative posix paths, sorted. Hidden files and folders (a leading dot: .git,
+  .DS_Store, macOS's ._photo.jpg) are passed over silently; any other file is counted as "not media".
+- Captions: `photo.txt` (or `photo.png.txt`, which wins, for when photo.png and photo.gif differ) beside a
+  file, one caption per non-blank line; `captions.jsonl` at the root, lines {"file": "sub/photo.png",
+  "caption": "..."}; `captions.csv` at the root, header `file,caption`, quoted captions may hold commas.
+  A file may have several captions from all three; exact repeats are dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from supra.data.captions import clean_caption
+from supra.utils.errors import SupraUserError
+
+STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+GIF_SUFFIX = ".gif"
+CAPTION_FILES = ("captions.jsonl", "captions.csv")
+SIDECAR_SUFFIX = ".txt"
+
+
+def is_gif(name: str) -> bool:
+    return name.lower().endswith(GIF_SUFFIX)
+
+
+@dataclass
+class Tally:
+    """Counts by reason, with the first few examples of each (for one-line summaries)."""
+
+    counts: Counter = field(default_factory=Counter)
+    examples: dict[str, list[str]] = field(default_factory=dict)
+
+    def add(self, reason: str, example: str, n: int = 1) -> None:
+        self.counts[reason] += n
+        examples = self.examples.setdefault(reason, [])
+        if len(examples) < 3:
+            examples.append(example)
+
+    def describe(self, examples: int = 2) -> str:
+        return ", ".join(f"{n} {reason} (e.g. {', '.join(self.examples[reason][:examples])})"
+                         for reason, n in self.counts.items())
+
+    def __bool__(self) -> bool:
+        return bool(self.counts)
+
+
+@dataclass
+class FolderIndex:
+    """The media files of a folder (sorted relative paths), each one's captions, and what was passed over."""
+
+    root: Path
+    media: list[str]
+    captions: dict[str, list[str]]
+    ignored: Tally = field(default_factory=Tally)  # files that are not media
+    caption_problems: Tally = field(default_factory=Tally)
+
+
+def _walk(root: Path) -> list[str]:
+    """Every non-hidden file under root as a relative posix path, sorted; symlinked folders not followed."""
+    found = []
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        base = Path(folder).relative_to(root)
+        found += [(base / name).as_posix() for name in files if not name.startswith(".")]
+    return sorted(found)
+
+
+def _key(name: str) -> str:
+    """A path as written in captions.jsonl/csv -> our relative posix form."""
+    name = name.strip().replace("\\", "/")
+    while name.startswith("./"):
+        name = name[2:]
+    return name
+
+
+def _read_lines(path: Path) -> list[str]:
+    # utf-8-sig drops a BOM; splitlines handles \r\n and \r.
+    return path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+
+
+class _Captions:
+    def __init__(self, root: Path, media: list[str], problems: Tally) -> None:
+        self.root = root
+        self.by_file: dict[str, list[str]] = {name: [] for name in media}
+        self.problems = problems
+
+    def add(self, name: str, caption: str, where: str) -> None:
+        caption = clean_caption(caption)
+        if name not in self.by_file:
+            self.problems.add("captions for no media file", where)
+        elif not caption:
+            self.problems.add("blank captions", where)
+        elif caption not in self.by_file[name]:
+            self.by_file[name].append(caption)
+
+    def read_sidecars(self, files: set[str]) -> set[str]:
+        """Captions from <name>.txt / <stem>.txt beside each file; returns the sidecars used."""
+        used = set()
+        for name in self.by_file:
+            stem = name.rsplit(".", 1)[0]
+            sidecar = next((s for s in (f"{name}{SIDECAR_SUFFIX}", f"{stem}{SIDECAR_SUFFIX}") if s in files), None)
+            if sidecar is not None:
+                used.add(sidecar)
+                for line in _read_lines(self.root / sidecar):
+                    if line.strip():
+                        self.add(name, line, sidecar)
+        return used
+
+    def read_jsonl(self, path: Path) -> None:
+        for number, line in enumerate(_read_lines(path), 1):
+            if not line.strip():
+                continue
+            where = f"{path.name}:{number}"
+            try:
+                entry = json.loads(line)
+                name, caption = entry["file"], entry["caption"]
+                if not isinstance(name, str) or not isinstance(caption, str):
+                    raise TypeError
+            except (ValueError, KeyError, TypeError):
+                self.problems.add("unreadable caption lines", where)
+                continue
+            self.add(_key(name), caption, where)
+
+    def read_csv(self, path: Path) -> None:
+        text = path.read_text(encoding="utf-8-sig", errors="replace").replace("\r\n", "\n")
+        reader = csv.reader(io.StringIO(text))
+        header = next(reader, None)
+        if header is None or [h.strip().lower() for h in header[:2]] != ["file", "caption"]:
+            raise SupraUserError(f"{path} must start with the header 'file,caption' (found {','.join(header or [])!r})")
+        for number, row in enumerate(reader, 2):
+            if not row or not "".join(row).strip():
+                continue
+            # An unquoted caption with commas arrives split over several columns: join them back.
+            self.add(_key(row[0]), ",".join(row[1:]), f"{path.name}:{number}")
+
+
+def scan_folder(root: str | Path) -> FolderIndex:
+    """Find the media files under `root` and their captions; nothing is decoded.
+
+    One-line SupraUserError when root is missing, not a folder, or holds no media file.
+    """
+    root = Path(root)
+    if not root.exists():
+        raise SupraUserError(f"data.root={root} does not exist: point it at a folder of images and GIFs")
+    if not root.is_dir():
+        raise SupraUserError(f"data.root={root} is a file, not a folder: point it at a folder of images and GIFs")
+    files = _walk(root)
+    media = [f for f in files if f.lower().endswith((*STILL_SUFFIXES, GIF_SUFFIX))]
+    if not media:
+        found = f" (only {len(files)} other files, e.g. {', '.join(files[:2])})" if files else " (it is empty)"
+        raise SupraUserError(
+            f"data.root={root} holds no images or GIFs{found}: add {' '.join(STILL_SUFFIXES)} or .gif files "
+            "(subfolders are searched too) or point data.root elsewhere"
+        )
+    index = FolderIndex(root, media, {})
+    captions = _Captions(root, media, index.caption_problems)
+    used = captions.read_sidecars(set(files))
+    for name in CAPTION_FILES:
+        if (root / name).is_file():
+            (captions.read_jsonl if name.endswith(".jsonl") else captions.read_csv)(root / name)
+            used.add(name)
+    index.captions = captions.by_file
+    for name in files:
+        if name not in used and name not in index.captions:
+            index.ignored.add("not media", name)
+    return index
+
+
+def _rank(name: str, seed: int) -> bytes:
+    return hashlib.sha256(f"{seed}\0{name}".encode()).digest()
+
+
+def split_by_file(files: list[str], val_fraction: float, test_fraction: float, seed: int) -> dict[str, list[str]]:
+    """train/val/test lists of files (each sorted): round(n * fraction) files each for val and test, at
+    least 1 when the fraction is > 0, the rest train.
+
+    Files are ordered by a seeded hash of their name rather than shuffled, so a file's place does not
+    depend on which other files exist: adding files to a folder moves few of the old ones between splits.
+    """
+    order = sorted(files, key=lambda name: _rank(name, seed))
+    n_val, n_test = (max(1, round(len(files) * f)) if f > 0 else 0 for f in (val_fraction, test_fraction))
+    if n_val + n_test >= len(files):
+        raise SupraUserError(
+            f"{len(files)} usable media files are too few for a train split beside {n_val} val and {n_test} test "
+            "files: add files, or lower data.val_fraction / data.test_fraction (0 turns a split off)"
+        )
+    return {
+        "train": sorted(order[n_val + n_test:]),
+        "val": sorted(order[:n_val]),
+        "test": sorted(order[n_val:n_val + n_test]),
+    }

@@ -1,0 +1,150 @@
+"""Sample pictures as grids, shared by the training callbacks (logged and saved each validation) and the
+commands (caption, generate): images with text beside them, and rows of images (originals over
+reconstructions, film strips of clips). Pure drawing: uint8 tensors in, PIL images out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from PIL import Image, ImageDraw, ImageFont
+from torchvision.utils import make_grid
+
+TILE = 192  # px per tile of a text grid: small images are upscaled so captions stay readable beside them
+FONT_SIZE = 13
+LINE_HEIGHT = 16
+MAX_LINES = 8  # per text block
+ROW_TILE = 128  # px an image of a row grid is upscaled towards (by a whole factor, nearest): codes stay crisp
+
+# (text, RGB colour) lines under or over one tile
+TextBlock = list[tuple[str, tuple[int, int, int]]]
+
+
+def font() -> ImageFont.ImageFont:
+    try:
+        return ImageFont.load_default(size=FONT_SIZE)  # Pillow >= 10.1: a scalable bundled font
+    except TypeError:
+        return ImageFont.load_default()
+
+
+def _split_long_word(word: str, face: ImageFont.ImageFont, width: int) -> list[str]:
+    """A word wider than the tile, cut into pieces that fit (or it would spill into the next tile)."""
+    pieces = [""]
+    for char in word:
+        if pieces[-1] and face.getlength(pieces[-1] + char) > width:
+            pieces.append("")
+        pieces[-1] += char
+    return pieces
+
+
+def wrap(text: str, face: ImageFont.ImageFont, width: int) -> list[str]:
+    """Greedy word wrap by measured width (the font is proportional), at most MAX_LINES lines."""
+    lines = [""]
+    for word in text.split():
+        for piece in _split_long_word(word, face, width):
+            trial = f"{lines[-1]} {piece}".strip()
+            if lines[-1] and face.getlength(trial) > width:
+                lines.append(piece)
+            else:
+                lines[-1] = trial
+    if len(lines) > MAX_LINES:  # an untrained model's endless caption must not make the grid endless
+        last = lines[MAX_LINES - 1]
+        while last and face.getlength(last + " ...") > width:
+            last = last[:-1]
+        lines = lines[: MAX_LINES - 1] + [last + " ..."]
+    return lines
+
+
+def _text_grid(images: torch.Tensor, blocks: Sequence[TextBlock], columns: int, title: str | None,
+               text_above: bool, resample: int) -> Image.Image:
+    """Tiles of TILE px in rows of `columns`, each with its wrapped text block under it (or above it)."""
+    face = font()
+    wrapped = [[(line, colour) for text, colour in block for line in wrap(text, face, TILE - 8)] for block in blocks]
+    text_height = max(map(len, wrapped)) * LINE_HEIGHT + 8
+    rows = -(-len(images) // columns)
+    title_height = LINE_HEIGHT + 8 if title else 0
+    grid = Image.new("RGB", (columns * TILE, title_height + rows * (TILE + text_height)), "white")
+    draw = ImageDraw.Draw(grid)
+    if title:
+        draw.text((4, 4), title, fill=(0, 0, 0), font=face)
+    for i, (image, lines) in enumerate(zip(images, wrapped, strict=True)):
+        x, y = (i % columns) * TILE, title_height + (i // columns) * (TILE + text_height)
+        tile = Image.fromarray(image.permute(1, 2, 0).cpu().numpy()).resize((TILE - 8, TILE - 8), resample)
+        grid.paste(tile, (x + 4, y + text_height if text_above else y + 4))
+        text_y = y + 4 if text_above else y + TILE
+        for j, (line, colour) in enumerate(lines):
+            draw.text((x + 4, text_y + j * LINE_HEIGHT), line, fill=colour, font=face)
+    return grid
+
+
+def _check_images(images: torch.Tensor, texts: int, references: Sequence[str] | None = None) -> None:
+    if images.ndim != 4 or images.shape[1] != 3 or images.dtype != torch.uint8:
+        raise ValueError(f"images must be uint8 [N, 3, H, W], got {images.dtype} {list(images.shape)}")
+    n = len(images)
+    if n == 0 or texts != n or (references is not None and len(references) != n):
+        raise ValueError(f"{n} images need as many captions (got {texts}) and references "
+                         f"(got {None if references is None else len(references)}), at least one")
+
+
+def render_caption_grid(
+    images: torch.Tensor, captions: Sequence[str], references: Sequence[str] | None = None,
+    columns: int = 4, title: str | None = None,
+) -> Image.Image:
+    """images uint8 [N, 3, H, W] -> one RGB picture: each image with 'model: ...' (and 'ref: ...') under it.
+
+    Tiles are TILE px square (images resized, bicubic) in rows of `columns`; the picture is
+    columns * TILE px wide whatever the captions, which wrap onto more lines instead.
+    """
+    _check_images(images, len(captions), references)
+    blocks = [[("model: " + caption, (20, 20, 20))] + ([("ref: " + references[i], (110, 110, 110))] if references is not None else [])
+              for i, caption in enumerate(captions)]
+    return _text_grid(images, blocks, columns, title, text_above=False, resample=Image.BICUBIC)
+
+
+def render_prompt_grid(images: torch.Tensor, prompts: Sequence[str], columns: int = 4, title: str | None = None) -> Image.Image:
+    """Generated images uint8 [N, 3, H, W], each under its prompt, upscaled without smoothing (nearest), so
+    every code's patch shows as generated -> one RGB picture."""
+    _check_images(images, len(prompts))
+    blocks = [[("prompt: " + prompt, (20, 20, 20))] for prompt in prompts]
+    return _text_grid(images, blocks, columns, title, text_above=True, resample=Image.NEAREST)
+
+
+def to_pil(image: torch.Tensor) -> Image.Image:
+    """uint8 [3, H, W] -> PIL RGB."""
+    return Image.fromarray(image.permute(1, 2, 0).numpy())
+
+
+def render_image_rows(rows: Sequence[torch.Tensor], columns: int | None = None) -> Image.Image:
+    """Rows of images, each uint8 [n, 3, H, W] (n may differ; short rows are padded with white tiles),
+    upscaled by a whole factor towards ROW_TILE px (nearest) -> one picture, `columns` tiles wide
+    (default: the longest row)."""
+    columns = columns or max(len(row) for row in rows)
+    tiles = [F.pad(row, (0, 0, 0, 0, 0, 0, 0, columns - len(row)), value=255) if len(row) < columns else row
+             for row in rows]
+    images = torch.cat(tiles)
+    scale = max(1, ROW_TILE // images.shape[-1])
+    images = F.interpolate(images.float(), scale_factor=scale, mode="nearest").to(torch.uint8)
+    return to_pil(make_grid(images, nrow=columns, padding=4, pad_value=255))
+
+
+def _paired_rows(originals: torch.Tensor, others: torch.Tensor, columns: int) -> list[torch.Tensor]:
+    """A row of originals, the row of their counterparts under it, and so on."""
+    return [block for start in range(0, len(originals), columns)
+            for block in (originals[start:start + columns], others[start:start + columns])]
+
+
+def render_reconstructions(originals: torch.Tensor, reconstructions: torch.Tensor, columns: int = 8) -> Image.Image:
+    """Images uint8 [N, 3, H, W] -> a picture of originals over reconstructions; clips [N, T, 3, H, W]
+    -> a film strip per clip (its frames left to right), original strip over reconstructed strip."""
+    if originals.ndim == 5:
+        originals, reconstructions = (torch.cat(clips.unbind(1), dim=-1) for clips in (originals, reconstructions))
+        columns = 1
+    columns = min(columns, len(originals))  # a few images make a narrow picture, not a row of blanks
+    return render_image_rows(_paired_rows(originals, reconstructions, columns), columns)
+
+
+def render_reconstruction_frames(originals: torch.Tensor, reconstructions: torch.Tensor, columns: int = 8) -> list[Image.Image]:
+    """Clips uint8 [N, T, 3, H, W] -> T pictures (originals over reconstructions), the frames of a GIF."""
+    return [render_reconstructions(originals[:, t], reconstructions[:, t], columns) for t in range(originals.shape[1])]

@@ -1,0 +1,100 @@
+"""The parts of a run, built once each and handed one way: the stage-1 VQ-VAE (a2a_nano) and the tokenizer
+to reuse are read from their files here, the task is built with them, and the DataModule gets what the
+task says the data must follow (`task.data_settings()`: image size, context, the VQ-VAE).
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf, open_dict
+from torch import nn
+
+from supra.artifacts.captioner_release import load_release_tokenizer
+from supra.artifacts.checkpoints import load_vqvae, saved_tokenizer
+from supra.artifacts.kinds import CAPTIONER_RELEASE, release_kind
+from supra.artifacts.loaded_configs import instantiate_loaded
+from supra.tasks.base import SupraTask
+from supra.utils.errors import SupraUserError
+from supra.utils.hardware import fast_precision
+
+# Lightning 2.x calls a torch.utils._pytree API that torch 2.14 deprecates, once per fit/test: noise for
+# users, nothing they can act on.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+# trainer.precision: ${fast_precision:${trainer.accelerator}} -> 16-mixed on GPUs; on CPUs bf16-mixed where
+# native, else 32-true
+OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
+
+
+def stage1_vqvae(model_cfg: DictConfig) -> nn.Module | None:
+    """The frozen VQ-VAE a stage-2 model (model.vqvae_ckpt) works on, loaded once for task and data;
+    None for models without one."""
+    if "vqvae_ckpt" not in model_cfg:
+        return None
+    path = model_cfg.vqvae_ckpt
+    if not path:
+        return None  # the task says what to set
+    if not Path(path).is_file():
+        raise SupraUserError(f"model.vqvae_ckpt={path} does not exist: give a VQ-VAE checkpoint "
+                             "written by `python train.py experiment=vqvae_shapes`")
+    vqvae, _ = load_vqvae(path, what="model.vqvae_ckpt")
+    return vqvae
+
+
+def tokenizer_to_reuse(cfg: DictConfig) -> Any:
+    """The token ids a run must keep: a resumed checkpoint's, or the release's it fine-tunes; else None
+    (the DataModule trains a tokenizer on its captions)."""
+    if cfg.get("ckpt_path"):
+        return saved_tokenizer(cfg.ckpt_path)
+    init_from = cfg.model.get("init_from")
+    if init_from:
+        if release_kind(init_from) != CAPTIONER_RELEASE:
+            raise SupraUserError(f"model.init_from={init_from} is not a release folder (config.json + model.safetensors)")
+        return load_release_tokenizer(init_from)
+    return None
+
+
+def build_task(model_cfg: DictConfig, run_config: dict | None, vqvae: nn.Module | None = None) -> SupraTask:
+    """The configured LightningModule, with the run config it stores in checkpoints and, for stage 2, its
+    frozen VQ-VAE. Given to the built factory, not to `instantiate`, which would instantiate every
+    `_target_` inside the run config."""
+    factory = instantiate(model_cfg, _partial_=True)
+    return factory(run_config=run_config, **({"vqvae": vqvae} if vqvae is not None else {}))
+
+
+def build_datamodule(data_cfg: DictConfig | dict, task: SupraTask, tokenizer: Any = None, loaded_from: str | None = None,
+                     **settings: Any) -> L.LightningDataModule:
+    """The configured DataModule, following the task's model (`data_settings`) and keeping `tokenizer`'s ids
+    when one is given. `loaded_from`: the file the config was read from (only allow-listed classes are
+    built from it)."""
+    kwargs = {**task.data_settings(), **({"tokenizer": tokenizer} if tokenizer is not None else {}), **settings}
+    if loaded_from:
+        factory = instantiate_loaded(data_cfg, loaded_from, "run_config.data", _partial_=True)
+    else:
+        factory = instantiate(data_cfg, _partial_=True)
+    return factory(**kwargs)  # objects (a VQ-VAE, a tokenizer) go to the class as they are
+
+
+def instantiate_group(group: DictConfig | None) -> list[Any]:
+    """Instantiate every `_target_` entry of a group such as callbacks/ or logger/ (keyed by name)."""
+    if not group:
+        return []
+    return [instantiate(node) for node in group.values() if isinstance(node, DictConfig) and "_target_" in node]
+
+
+def chosen_data_config(chosen: DictConfig | None, run_cfg: dict | None, no_data_message: str) -> DictConfig:
+    """The data config chosen on the command line (data=...), else the one a model file's run trained on
+    with any data.x overrides merged in; `no_data_message` when there is neither (a release folder)."""
+    chosen = chosen or OmegaConf.create({})
+    if "_target_" in chosen:
+        return OmegaConf.create(OmegaConf.to_container(chosen, resolve=True))
+    if not run_cfg or "data" not in run_cfg:
+        raise SupraUserError(no_data_message)
+    data_cfg = OmegaConf.create(run_cfg["data"])
+    with open_dict(data_cfg):
+        data_cfg.merge_with(OmegaConf.to_container(chosen, resolve=True))
+    return data_cfg

@@ -1,0 +1,91 @@
+"""The evaluation run behind `evaluate.py`, for every kind of model file: the model (and its tokenizer,
+and for stage 2 its VQ-VAE) from the checkpoint or release folder, the data of its run unless another is
+chosen, then a test on one split with the one report (metrics.json, predictions.json) and sample pictures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig
+
+from supra.artifacts.a2a_release import load_a2a
+from supra.artifacts.captioner_release import load_captioner
+from supra.artifacts.checkpoints import artifact_kind, load_supra_checkpoint, load_vqvae, run_config_of
+from supra.artifacts.kinds import (
+    A2A_CHECKPOINT,
+    A2A_RELEASE,
+    CAPTIONER_CHECKPOINT,
+    CAPTIONER_RELEASE,
+    VQVAE_CHECKPOINT,
+)
+from supra.callbacks.a2a_samples import A2ASamplesCallback
+from supra.callbacks.caption_grid import CaptionGridCallback
+from supra.callbacks.reconstruction_grid import ReconstructionGridCallback
+from supra.callbacks.test_report import TestReport
+from supra.runner.components import build_datamodule, chosen_data_config
+from supra.tasks.a2a import A2ATask
+from supra.tasks.base import SupraTask
+from supra.tasks.captioning import CaptioningTask
+from supra.tasks.vq_autoencoding import VQAutoencodingTask
+from supra.utils.files import require_writable_dir
+
+# What to add when a release folder (which holds no data config) is scored.
+DATA_HINTS = {CAPTIONER_RELEASE: "add data=shapes, or data=flickr8k data.root=DIR",
+              A2A_RELEASE: "add data=a2a_mixture (and its sources)"}
+# Files of the run's data that belong to this evaluation's folder instead.
+OUTPUT_FILES = {"tokenizer_path": "tokenizer.json", "vocab_path": "a2a_vocab.json"}
+
+
+def _captioner(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
+    net, tokenizer, run_cfg = load_captioner(cfg.ckpt)
+    decode = {**((run_cfg or {}).get("model", {}).get("decode") or {}),
+              "strategy": cfg.decode, "beam_width": cfg.beam_width, "seed": cfg.seed}
+    task = CaptioningTask(net=net, optimizer=None, decode=decode, run_config=run_cfg)
+    return task, tokenizer, run_cfg, CaptionGridCallback(cfg.num_grid_images, output_dir=cfg.paths.output_dir)
+
+
+def _a2a(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
+    net, vqvae, vocab = load_a2a(cfg.ckpt)
+    run_cfg = run_config_of(load_supra_checkpoint(cfg.ckpt)) if Path(cfg.ckpt).is_file() else None
+    model_cfg = (run_cfg or {}).get("model") or {}
+    # the run's sampling, changed with +generation.image_temperature=0.5 etc.
+    generation = {**(model_cfg.get("generation") or {}), **(cfg.get("generation") or {}), "seed": cfg.seed}
+    task = A2ATask(net=net, optimizer=None, vqvae=vqvae, generation=generation, run_config=run_cfg,
+                   test_metrics=model_cfg.get("test_metrics") or ("Bleu", "METEOR", "ROUGE_L", "CIDEr"))
+    return task, vocab, run_cfg, A2ASamplesCallback(cfg.num_grid_images, output_dir=cfg.paths.output_dir)
+
+
+def _vqvae(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
+    net, run_cfg = load_vqvae(cfg.ckpt)
+    task = VQAutoencodingTask(net=net, optimizer=None, recon_loss=run_cfg.get("model", {}).get("recon_loss", "mse"),
+                              run_config=run_cfg)
+    return task, None, run_cfg, ReconstructionGridCallback(cfg.num_grid_images, output_dir=cfg.paths.output_dir)
+
+
+LOADERS = {CAPTIONER_CHECKPOINT: _captioner, CAPTIONER_RELEASE: _captioner, A2A_CHECKPOINT: _a2a, A2A_RELEASE: _a2a,
+           VQVAE_CHECKPOINT: _vqvae}
+
+
+def evaluate(cfg: DictConfig) -> dict[str, Any]:
+    """Score `cfg.ckpt` on `cfg.data.split`; writes metrics.json, predictions.json and sample pictures
+    into the run directory, and returns metrics.json's content."""
+    output_dir = Path(cfg.paths.output_dir)
+    require_writable_dir(output_dir, f"the output directory {output_dir}", "choose another with hydra.run.dir=DIR")
+    kind = artifact_kind(cfg.ckpt)
+    task, tokenizer, run_cfg, pictures = LOADERS[kind](cfg)
+    data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} is a release folder, which holds no "
+                                  f"data config: {DATA_HINTS.get(kind, 'add data=...')}")
+    outputs = {key: str(output_dir / name) for key, name in OUTPUT_FILES.items() if key in data_cfg}
+    if "output_dir" in data_cfg:
+        outputs["output_dir"] = str(output_dir)
+    # the data config comes (partly) from the checkpoint: only allow-listed classes are built from it
+    datamodule = build_datamodule(data_cfg, task, tokenizer, loaded_from=f"ckpt={cfg.ckpt}", **outputs)
+    report = TestReport(str(output_dir), print_table=True)
+    trainer = L.Trainer(
+        accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
+        default_root_dir=str(output_dir), enable_model_summary=False, callbacks=[report, pictures],
+    )
+    trainer.test(task, datamodule=datamodule, verbose=False)
+    return report.report

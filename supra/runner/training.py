@@ -1,0 +1,114 @@
+"""The training run behind `train.py`: config -> task, DataModule, callbacks, loggers, Trainer -> fit -> test."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+import torch
+from hydra.core.hydra_config import HydraConfig
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+
+from supra.runner.components import (
+    build_datamodule,
+    build_task,
+    instantiate_group,
+    stage1_vqvae,
+    tokenizer_to_reuse,
+)
+from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
+from supra.utils.errors import SupraUserError
+from supra.utils.files import require_writable_dir
+from supra.utils.hardware import check_accelerator
+
+log = logging.getLogger(__name__)
+
+
+def _group_choice(group: str) -> str:
+    try:
+        return HydraConfig.get().runtime.choices.get(group) or group
+    except ValueError:  # not running under Hydra (API use)
+        return group
+
+
+def check_run_config(cfg: DictConfig) -> None:
+    """Fail before any work on what can be known from the config alone."""
+    check_accelerator(cfg.trainer, _group_choice("trainer"))
+    require_writable_dir(cfg.paths.output_dir, f"the output directory {cfg.paths.output_dir}", "choose another with hydra.run.dir=DIR")
+    if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
+        raise SupraUserError(f"ckpt_path={cfg.ckpt_path} does not exist: give a last.ckpt or best.ckpt of a run")
+
+
+def share_cpu_threads(trainer_cfg: DictConfig) -> None:
+    """Several CPU processes (ddp_sim) each default to all cores: split them instead of oversubscribing.
+
+    Spawned workers start a fresh interpreter and read OMP_NUM_THREADS when torch loads.
+    """
+    devices = trainer_cfg.get("devices", 1)
+    if str(trainer_cfg.get("accelerator")) == "cpu" and isinstance(devices, int) and devices > 1:
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // devices)))
+
+
+def train(cfg: DictConfig) -> tuple[float | None, dict[str, float]]:
+    """Fit and test as configured; returns (value of cfg.optimized_metric or None, all final metrics)."""
+    use_job_config_for_ddp_children()  # `ddp` in a multirun job: all ranks train this job's config
+    trainers: list[L.Trainer] = []
+    with ddp_job_scope(trainers):
+        return _train(cfg, trainers)
+
+
+def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, dict[str, float]]:
+    check_run_config(cfg)
+    share_cpu_threads(cfg.trainer)
+    if cfg.get("seed") is not None:
+        L.seed_everything(cfg.seed, workers=True)
+    run_config = OmegaConf.to_container(cfg, resolve=True)
+    # Each part once, handed one way: stage 1 and reused token ids -> task -> DataModule (what it must follow).
+    task = build_task(cfg.model, run_config, stage1_vqvae(cfg.model))
+    datamodule = build_datamodule(cfg.data, task, tokenizer_to_reuse(cfg))
+    callbacks = instantiate_group(cfg.get("callbacks"))
+    loggers = instantiate_group(cfg.get("logger"))
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    trainers.append(trainer)
+    for logger in loggers:
+        logger.log_hyperparams(run_config)
+
+    if cfg.get("train"):
+        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    metrics = _plain(trainer.callback_metrics)
+
+    if cfg.get("test"):
+        trainer.test(task, datamodule=datamodule, ckpt_path=_checkpoint_to_test(trainer, cfg))
+        metrics.update(_plain(trainer.callback_metrics))
+
+    return _metric_value(metrics, cfg.get("optimized_metric")), metrics
+
+
+def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig) -> str | None:
+    """The best checkpoint of this fit; with train=false, the given ckpt_path (or the initial weights)."""
+    if not cfg.get("train"):
+        return cfg.get("ckpt_path")
+    best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+    if not best:
+        log.warning("no best checkpoint (no validation ran, or checkpointing is off): testing the last weights")
+    return best or None
+
+
+def _plain(metrics: dict[str, Any]) -> dict[str, float]:
+    return {k: float(v) for k, v in metrics.items() if isinstance(v, torch.Tensor | float | int)}
+
+
+def _metric_value(metrics: dict[str, float], name: str | None) -> float | None:
+    if not name:
+        return None
+    if name not in metrics:
+        raise SupraUserError(
+            f"optimized_metric={name} was never logged; logged metrics are: {', '.join(sorted(metrics)) or 'none'}"
+        )
+    value = metrics[name]
+    return None if math.isnan(value) else value

@@ -1,0 +1,70 @@
+"""`python -m supra.shapes_gifs out=DIR n=100`: the built-in shapes_video clips as animated GIFs
+(conf/shapes_gifs.yaml).
+
+Writes DIR/clip_00000.gif ... (looping, `frames` frames of `duration_ms` each) and DIR/captions.jsonl, one
+line {"file": "clip_00000.gif", "caption": "..."} per caption (5 per clip): the layout data=media_folder
+reads (data.mode=clips). The GIFs are exact: their frames decode to the generated pixels (a clip has
+under 256 colours, written with its own palette). Clip i of split=S is clip i of the DataModule's split S
+with the same seed and frames; files of the same names in DIR are replaced, other files are left alone.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from omegaconf import DictConfig
+from rich.progress import Progress
+
+from supra.data.base import check_split
+from supra.pictures.files import write_exact_gif
+from supra.procedural.shapes_clips import generate_clips
+from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE, SPLIT_SEED_OFFSET
+from supra.utils.cli import hydra_command
+from supra.utils.errors import SupraUserError
+from supra.utils.files import require_writable_dir, write_text_atomic
+
+
+def write_clips(
+    out: str | os.PathLike, n: int, frames: int = 4, seed: int = 0, size: int = 64, split: str = "train",
+    duration_ms: int = 250, chunk: int = 256, show_progress: bool = True,
+) -> Path:
+    """Clips 0..n-1 of `split` as out/clip_NNNNN.gif and their captions as out/captions.jsonl (returned)."""
+    for key, value in (("n", n), ("frames", frames), ("seed", seed), ("size", size), ("duration_ms", duration_ms)):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SupraUserError(f"{key}={value!r} must be a whole number")
+    for key, value, least in (("n", n, 1), ("frames", frames, 2), ("seed", seed, 0)):
+        if value < least:
+            raise SupraUserError(f"{key}={value} must be >= {least}")
+    check_split(split, "split")
+    if duration_ms < 20 or duration_ms % 10:
+        raise SupraUserError(f"duration_ms={duration_ms} must be a multiple of 10 (GIFs count hundredths of a "
+                             "second) and >= 20 (browsers play shorter frames at 100 ms)")
+    if size < MIN_DRAWING_SIZE:
+        raise SupraUserError(f"size={size} is too small to draw shapes: use {MIN_DRAWING_SIZE} or more")
+    out = require_writable_dir(out, f"out={out}")
+    digits = max(5, len(str(n - 1)))
+    lines = []
+    with Progress(disable=not show_progress, transient=True) as progress:
+        task = progress.add_task(f"writing {n} clips of {frames} frames as GIFs", total=n)
+        for first in range(0, n, chunk):  # in chunks: n clips at once might not fit in memory
+            pixels, clips = generate_clips(min(chunk, n - first), seed + SPLIT_SEED_OFFSET[split], frames, size, first)
+            for i, (clip_pixels, clip) in enumerate(zip(pixels, clips, strict=True)):
+                name = f"clip_{first + i:0{digits}d}.gif"
+                write_exact_gif(clip_pixels, out / name, duration_ms)
+                lines += [json.dumps({"file": name, "caption": caption}) for caption in clip.captions]
+            progress.advance(task, len(clips))
+    return write_text_atomic(out / "captions.jsonl", "\n".join(lines) + "\n")
+
+
+def run(cfg: DictConfig) -> Path:
+    captions = write_clips(cfg.out, cfg.n, cfg.frames, cfg.seed, cfg.size, cfg.split, cfg.duration_ms)
+    print(f"wrote {cfg.n} clips ({cfg.frames} frames, {cfg.size}px) to {cfg.out} and {5 * cfg.n} captions to {captions}")
+    return captions
+
+
+main = hydra_command("shapes_gifs", run)
+
+if __name__ == "__main__":
+    main()

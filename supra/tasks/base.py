@@ -1,0 +1,71 @@
+"""What every Supra LightningModule shares: the optimizer and scheduler it is given as factories, the
+run config and checkpoint kind it writes into every checkpoint, and the results of its last test in one
+shape for the one report (callbacks/test_report.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import lightning as L
+import torch
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]  # Hydra `_partial_: true`: factory(param_groups)
+SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]  # factory(optimizer, total_steps=...)
+
+
+class SupraTask(L.LightningModule):
+    """Subclasses set `checkpoint_kind` (artifacts/kinds.py), give their `parameter_groups()`, and fill
+    `test_results` at the end of a test:
+
+        {"split": "test", "scores": {name: float}, "details": {...}, "predictions": [{...}, ...]}
+
+    scores are what the split scored (pycocoevalcap names, psnr, fidelity, ...); details describe how
+    (n_images, decode); predictions are records written as they are to predictions.json.
+
+    Subclass constructors repeat (net, optimizer, scheduler, ..., run_config): Hydra builds each task
+    from its config by these names, and save_hyperparameters reads them from the subclass's own frame.
+    """
+
+    checkpoint_kind = ""
+
+    def __init__(self, optimizer: OptimizerFactory | None, scheduler: SchedulerFactory | None = None,
+                 run_config: dict | None = None) -> None:
+        super().__init__()
+        self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
+        self.run_config = run_config  # the composed run config: the checkpoint alone rebuilds the run
+        self.test_results: dict[str, Any] = {}
+
+    # -- optimisation -----------------------------------------------------------------------------
+
+    def parameter_groups(self) -> list[dict[str, Any]] | list[torch.nn.Parameter]:
+        """What the optimizer trains (weight-decay groups, or a plain list)."""
+        raise NotImplementedError
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        """Extra keyword arguments for the optimizer factory (e.g. fused=True)."""
+        return {}
+
+    def configure_optimizers(self) -> dict[str, Any]:
+        optimizer = self.optimizer_factory(self.parameter_groups(), **self.optimizer_kwargs())
+        if self.scheduler_factory is None:
+            return {"optimizer": optimizer}
+        scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
+        return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    # -- what the model needs of its data ------------------------------------------------------------
+
+    def data_settings(self) -> dict[str, Any]:
+        """Keyword arguments the runner passes to the DataModule: what the data must follow of this model
+        (image size, context, the frozen tokenizer of images). Data configs never read model configs."""
+        return {}
+
+    # -- checkpoints ------------------------------------------------------------------------------
+
+    def checkpoint_metadata(self) -> dict[str, Any]:
+        """What else a checkpoint needs to rebuild model, data and tokenizer with nothing but the file."""
+        return {}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["supra"] = {"kind": self.checkpoint_kind, "run_config": self.run_config, **self.checkpoint_metadata()}

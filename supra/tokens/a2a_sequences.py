@@ -1,0 +1,122 @@
+"""Training sequences of a2a_nano, one per task, from caption ids and VQ-VAE codes (docs/releases.md).
+
+    text        <TEXT> caption </TEXT>
+    text2image  <TEXT> caption </TEXT> <IMAGE> h*w codes </IMAGE>
+    image2text  <IMAGE> h*w codes </IMAGE> <TEXT> caption </TEXT>
+    video       <VIDEO> (<FRAME> h*w codes) * T </VIDEO>
+    text2video  <TEXT> caption </TEXT> <VIDEO> (<FRAME> h*w codes) * T </VIDEO>
+
+A sequence longer than the context is refused when it is built, naming the sample: nothing is cut.
+How many frames fit (`frames_that_fit`): with the 384-token context, 5 frames of a 64x64 image (64
+codes each; the card's 4 take 262 tokens), 22 at 32x32 and 1 at 128x128 (256 codes); a caption before
+the video (text2video) takes its tokens + 2 from that room.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+
+from supra.tokens.a2a_layout import TokenLayout
+from supra.utils.errors import SupraUserError
+
+TASKS: tuple[str, ...] = ("text", "text2image", "image2text", "video", "text2video")
+IMAGE_TASKS = ("text2image", "image2text")
+VIDEO_TASKS = ("video", "text2video")
+NEEDS = {  # what an item must have for each task
+    "text": "caption", "text2image": "image+caption", "image2text": "image+caption",
+    "video": "clip", "text2video": "clip+caption",
+}
+PATCH = 8  # the VQ-VAE's downsampling: an S x S image is an (S/8) x (S/8) grid of codes
+DEFAULT_CONTEXT = 384
+
+
+def check_tasks(tasks: Sequence[str]) -> None:
+    unknown = [t for t in tasks if t not in TASKS]
+    if unknown:
+        raise SupraUserError(f"unknown a2a task(s) {', '.join(unknown)}: choose from {', '.join(TASKS)}")
+
+
+def text_block(layout: TokenLayout, text_ids: Sequence[int]) -> list[int]:
+    return [layout.text_open, *text_ids, layout.text_close]
+
+
+def sequence_length(task: str, text_tokens: int = 0, grid_tokens: int = 0, frames: int = 0) -> int:
+    """Tokens in a `task` sequence with a caption of `text_tokens` ids and `frames` grids of `grid_tokens`
+    codes (frames counts only for the video tasks) - without building it."""
+    text = text_tokens + 2
+    image = grid_tokens + 2
+    video = TokenLayout.video_block_len(frames, grid_tokens)
+    return {"text": text, "text2image": text + image, "image2text": image + text, "video": video,
+            "text2video": text + video}[task]
+
+
+def build_sequence(
+    task: str, layout: TokenLayout, text_ids: Sequence[int] | None = None, codes: torch.Tensor | None = None,
+    context: int = DEFAULT_CONTEXT, name: str = "a sample",
+) -> list[int]:
+    """The ids of one `task` sequence. codes: int [h, w] for the image tasks, [T, h, w] for the video
+    tasks. `name` says which sample it is in the error when it does not fit in `context` tokens."""
+    if task not in TASKS:
+        check_tasks([task])
+    needs_text = task in ("text", "text2image", "image2text", "text2video")
+    if needs_text and text_ids is None:
+        raise ValueError(f"{task} needs caption ids")
+    if task != "text" and codes is None:
+        raise ValueError(f"{task} needs codes")
+    if task in ("text2image", "image2text") and codes.dim() != 2:
+        raise ValueError(f"{task} needs image codes [h, w], got {list(codes.shape)}")
+    if task in ("video", "text2video") and codes.dim() != 3:
+        raise ValueError(f"{task} needs clip codes [T, h, w], got {list(codes.shape)}")
+    ids = {
+        "text": lambda: text_block(layout, text_ids),
+        "text2image": lambda: text_block(layout, text_ids) + layout.image_block(codes),
+        "image2text": lambda: layout.image_block(codes) + text_block(layout, text_ids),
+        "video": lambda: layout.video_block(codes),
+        "text2video": lambda: text_block(layout, text_ids) + layout.video_block(codes),
+    }[task]()
+    check_fits(len(ids), context, f"{name}: its {task} sequence", SHORTEN_SAMPLE)
+    return ids
+
+
+def check_fits(length: int, context: int, what: str, remedy: str) -> None:
+    """Refuse `what` (a sample's sequence, a prompt with what it asks for) of `length` tokens when it does
+    not fit the context: one line naming it, then `remedy` (may use {over}, the tokens too many)."""
+    if length > context:
+        over = length - context
+        raise SupraUserError(f"{what} is {length} tokens, {over} over the context of {context}: {remedy.format(over=over)}")
+
+
+SHORTEN_SAMPLE = "shorten the caption, use fewer frames (data.sources.<name>.frames) or a smaller image size"
+
+
+def prompt_length(task: str, sequence: Sequence[int], layout: TokenLayout, given_frames: int = 1) -> int:
+    """Where generation starts in a full `task` sequence (the prompt is sequence[:n]):
+    text2image after <IMAGE>; image2text after <TEXT>; text2video after <VIDEO>; video after the
+    `given_frames` first frames (and the <FRAME> of the next); text after <TEXT>."""
+    ids = list(sequence)
+    if task == "text2image":
+        return ids.index(layout.image_open) + 1
+    if task in ("image2text", "text"):
+        return ids.index(layout.text_open) + 1
+    if task == "text2video":
+        return ids.index(layout.video_open) + 1
+    frame_starts = [i for i, t in enumerate(ids) if t == layout.frame]
+    if not 1 <= given_frames < len(frame_starts):
+        raise ValueError(f"a clip of {len(frame_starts)} frames cannot be predicted from {given_frames} of them")
+    return frame_starts[given_frames] + 1
+
+
+def frames_that_fit(image_size: int, context: int = DEFAULT_CONTEXT, prefix: int = 0) -> int:
+    """How many frames of an image_size x image_size clip fit in one video block after `prefix` tokens
+    (e.g. a text2video caption's tokens + 2), within `context`: the image side's front door to
+    TokenLayout.frames_that_fit, which counts in codes."""
+    if image_size < PATCH or image_size % PATCH:
+        raise SupraUserError(f"image size {image_size} must be a positive multiple of {PATCH}")
+    return TokenLayout.frames_that_fit((image_size // PATCH) ** 2, context, prefix)
+
+
+def frames_table(sizes: Sequence[int] = (32, 64, 128, 256), context: int = DEFAULT_CONTEXT) -> dict[int, int]:
+    """{image size: frames that fit in a bare video sequence}: {32: 22, 64: 5, 128: 1, 256: 0} at 384."""
+    return {size: frames_that_fit(size, context) for size in sizes}

@@ -1,0 +1,90 @@
+"""Every private API of Lightning and Hydra that Supra relies on, in this one file.
+
+Each is used here only, behind a small function or class the rest of Supra calls; pyproject.toml pins
+both packages to the minor versions the tests ran on, and tests/test_private_apis.py fails when one of
+these changes shape, so an upgrade shows what to mend in one place. Why each is needed:
+
+- a checkpoint at the last step: ModelCheckpoint writes last.ckpt at validations, and at train end only
+  when it wrote none at all, so steps after the last validation would be lost to a resume;
+- the last batch of an epoch: the captioner scores its last validation of a fit even when
+  score_every_n_val would skip it, and only the fit loop's progress says that a batch is the epoch's last;
+- DDP children of a multirun job: Lightning starts ranks > 0 by re-running the command line, which
+  under `-m` is the whole sweep (supra/sweeps/ddp.py replaces the command);
+- the CSV writer's known columns: under ddp_spawn, fit and test write one metrics.csv from two processes;
+- a failed sweep job's exception: JobReturn.return_value re-raises it after printing to stderr.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import lightning as L
+from hydra.core.utils import JobReturn
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.strategies.launchers import subprocess_script
+
+ChildCommand = Callable[[int], tuple[Sequence[str], str]]
+
+
+# -- lightning.pytorch.callbacks.ModelCheckpoint ------------------------------------------------------------
+
+def last_step_saved(callback: ModelCheckpoint) -> int:
+    """The global step of the checkpoint `callback` wrote last."""
+    return callback._last_global_step_saved
+
+
+def save_last_checkpoint(callback: ModelCheckpoint, trainer: L.Trainer) -> None:
+    """Write `callback`'s last.ckpt now, as it does after a validation."""
+    callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
+
+
+# -- the fit loop ---------------------------------------------------------------------------------------------
+
+def is_last_batch_of_epoch(trainer: L.Trainer) -> bool:
+    return trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+
+
+# -- lightning.pytorch.strategies.launchers.subprocess_script ---------------------------------------------
+
+def lightning_child_command() -> ChildCommand:
+    """Lightning's own function giving (command line, cwd) of DDP rank `local_rank` in a Hydra run."""
+    return subprocess_script._hydra_subprocess_cmd
+
+
+def set_lightning_child_command(command: ChildCommand) -> None:
+    subprocess_script._hydra_subprocess_cmd = command
+
+
+# -- lightning.pytorch.loggers.CSVLogger ------------------------------------------------------------------
+
+class ColumnKeepingWriter(ExperimentWriter):
+    """An ExperimentWriter that adds the columns a metrics.csv already has to the ones it knows."""
+
+    def _record_new_keys(self) -> set[str]:
+        # Another process (or an earlier writer) may have added columns to the file since we looked.
+        if os.path.isfile(self.metrics_file_path):
+            with open(self.metrics_file_path, newline="") as f:
+                header = next(csv.reader(f), [])
+            self.metrics_keys = sorted(set(self.metrics_keys) | set(header))
+        return super()._record_new_keys()
+
+
+def cached_experiment(logger: CSVLogger) -> ExperimentWriter | None:
+    """The writer the CSV logger created already, if any."""
+    return logger._experiment
+
+
+def set_experiment(logger: CSVLogger, writer: ExperimentWriter) -> None:
+    logger._experiment = writer
+
+
+# -- hydra.core.utils.JobReturn ------------------------------------------------------------------------------
+
+def job_error(job_return: JobReturn) -> Any:
+    """The exception a failed Hydra job raised, without re-raising it."""
+    return job_return._return_value

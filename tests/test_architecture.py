@@ -1,0 +1,128 @@
+"""The layout holds: imports run one way with no cycles, no code is copied, every command answers --help
+with its own usage, and no file points at a document the repository does not have."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+import pytest
+
+from tests.conftest import ROOT, command_line
+
+COMMANDS = sorted(p.stem for p in (ROOT / "supra").glob("*.py") if p.stem != "__init__")
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """The strongly connected components of more than one node (Tarjan), i.e. every import cycle."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    found: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        on_stack.add(node)
+        for other in graph.get(node, ()):
+            if other not in index:
+                visit(other)
+                low[node] = min(low[node], low[other])
+            elif other in on_stack:
+                low[node] = min(low[node], index[other])
+        if low[node] == index[node]:
+            component = []
+            while True:
+                member = stack.pop()
+                on_stack.discard(member)
+                component.append(member)
+                if member == node:
+                    break
+            if len(component) > 1:
+                found.append(sorted(component))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return found
+
+
+@pytest.fixture(scope="module")
+def module_imports() -> dict[str, set[str]]:
+    graph = grimp.build_graph("supra")  # every import statement, those inside functions too
+    return {m: set(graph.find_modules_directly_imported_by(m)) for m in graph.modules}
+
+
+def test_no_import_cycle_between_modules(module_imports):
+    assert _cycles(module_imports) == []
+
+
+def test_no_import_cycle_between_first_level_packages(module_imports):
+    def package(module: str) -> str:
+        return ".".join(module.split(".")[:2])
+
+    packages: dict[str, set[str]] = {}
+    for module, imported in module_imports.items():
+        packages.setdefault(package(module), set()).update(package(i) for i in imported if package(i) != package(module))
+    assert _cycles(packages) == []
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_imports_keep_the_layers_of_pyproject():
+    lint_imports = Path(sys.executable).with_name("lint-imports")  # import-linter's command, beside this python
+    result = subprocess.run([str(lint_imports), "--no-cache"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "0 broken" in result.stdout, result.stdout[-3000:] + result.stderr[-2000:]
+
+
+def test_no_six_line_block_is_copied_in_the_package():
+    # pylint's similarity checker: the same six lines (comments, docstrings and imports aside) in two places
+    result = subprocess.run(
+        [sys.executable, "-m", "pylint", "--disable=all", "--enable=duplicate-code", "--min-similarity-lines=6",
+         "--score=n", "supra"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "R0801" not in result.stdout, result.stdout[-3000:]
+
+
+def test_models_never_import_lightning_hydra_data_or_tasks(module_imports):
+    for module, imported in module_imports.items():
+        if module.startswith("supra.models"):
+            assert not any(i.startswith(("supra.data", "supra.tasks", "supra.runner")) for i in imported), module
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_answers_help_with_its_own_usage_and_examples(command):
+    result = command_line(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert f"python -m supra.{command}" in result.stdout.splitlines()[0]  # its own usage first, not train.py's
+    assert "Options (key=value" in result.stdout and ("Examples:" in result.stdout or "Example:" in result.stdout)
+
+
+def _tracked_text_files() -> list[Path]:
+    listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
+    others = subprocess.run(["git", "ls-files", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True,
+                            text=True).stdout.split()
+    suffixes = {".py", ".md", ".yaml", ".toml", ".sh", ".txt", ".cfg"}
+    return [ROOT / f for f in {*listed, *others} if Path(f).suffix in suffixes and (ROOT / f).is_file()]
+
+
+def test_no_file_refers_to_a_document_outside_the_repository():
+    outside = re.compile(r"SPEC\.md|STYLE\.md|DEVELOPERS\.md|\.\./shared")
+    docs_path = re.compile(r"\b(docs/[\w./-]+\.(?:md|png|gif))")
+    md_link = re.compile(r"\]\(([^)#\s]+)\)")
+    for path in _tracked_text_files():
+        text = path.read_text(encoding="utf-8", errors="replace")
+        if path.name == "test_architecture.py":
+            continue
+        assert not outside.search(text), f"{path.relative_to(ROOT)} refers to {outside.search(text).group(0)}"
+        for mentioned in docs_path.findall(text):
+            assert (ROOT / mentioned).exists(), f"{path.relative_to(ROOT)} mentions {mentioned}, which is not here"
+        if path.suffix == ".md":
+            for target in md_link.findall(text):
+                if "://" not in target:
+                    assert (path.parent / target).exists(), f"{path.relative_to(ROOT)} links to {target}, which is not here"

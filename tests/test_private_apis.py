@@ -1,0 +1,75 @@
+"""Each private Lightning or Hydra API that supra/utils/private_apis.py wraps is still there and still does
+what Supra relies on: a failure here, after an upgrade, names the one place to mend."""
+
+from __future__ import annotations
+
+import inspect
+from pathlib import Path
+
+import lightning as L
+import torch
+from hydra.core.utils import JobReturn, JobStatus
+from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.loggers import CSVLogger
+from torch.utils.data import DataLoader, TensorDataset
+
+from supra.utils import private_apis
+
+
+class Tiny(L.LightningModule):
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer = torch.nn.Linear(2, 1)
+
+    def training_step(self, batch, batch_idx):
+        self.last_batch_flags.append(private_apis.is_last_batch_of_epoch(self.trainer))
+        return self.layer(batch[0]).mean()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_model_checkpoint_reports_and_writes_its_last_checkpoint(tmp_path):
+    callback = ModelCheckpoint(dirpath=tmp_path, save_last=True, every_n_train_steps=0, save_top_k=0)
+    module = Tiny()
+    module.last_batch_flags = []
+    trainer = L.Trainer(max_steps=3, callbacks=[callback], logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path)
+    trainer.fit(module, DataLoader(TensorDataset(torch.randn(4, 2)), batch_size=2))
+    assert module.last_batch_flags == [False, True, False]  # 2 batches an epoch
+    (tmp_path / "last.ckpt").unlink(missing_ok=True)
+    private_apis.save_last_checkpoint(callback, trainer)
+    assert (tmp_path / "last.ckpt").is_file() and private_apis.last_step_saved(callback) == 3
+
+
+def test_lightning_starts_ddp_children_with_a_replaceable_function_of_the_local_rank():
+    original = private_apis.lightning_child_command()
+    assert list(inspect.signature(original).parameters)[:1] == ["local_rank"]
+    try:
+        private_apis.set_lightning_child_command(lambda local_rank: (["echo"], "."))
+        assert private_apis.lightning_child_command()(1) == (["echo"], ".")
+    finally:
+        private_apis.set_lightning_child_command(original)
+    assert private_apis.lightning_child_command() is original
+
+
+def test_the_csv_writer_keeps_columns_the_file_already_has(tmp_path):
+    logger = CSVLogger(tmp_path, name="csv", version="")
+    assert private_apis.cached_experiment(logger) is None
+    writer = private_apis.ColumnKeepingWriter(log_dir=logger.log_dir)
+    private_apis.set_experiment(logger, writer)
+    assert logger.experiment is writer
+    writer.log_metrics({"a": 1.0}, step=0)
+    writer.save()
+    previous = Path(writer.metrics_file_path).read_text()
+    other = private_apis.ColumnKeepingWriter(log_dir=logger.log_dir)  # a second process: starts a new file
+    Path(other.metrics_file_path).write_text(previous)  # as CSVLoggerKeepingColumns puts the rows back
+    other.log_metrics({"b": 2.0}, step=1)
+    other.save()
+    assert set(other.metrics_keys) >= {"a", "b"}
+
+
+def test_a_failed_job_keeps_its_exception():
+    error = ValueError("bad lr")
+    job = JobReturn(status=JobStatus.FAILED, _return_value=error)
+    assert private_apis.job_error(job) is error
