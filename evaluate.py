@@ -5,7 +5,7 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from supra.runner.evaluation import evaluate
+from supra.runner.evaluation import data_for_release, evaluate
 from supra.utils.cli import exit_if_run_dir_unwritable, exit_on_user_error
 
 
@@ -17,4 +17,5 @@ def main(cfg: DictConfig) -> None:
 
 if __name__ == "__main__":
     exit_if_run_dir_unwritable(sys.argv[1:])
+    sys.argv[1:] = data_for_release(sys.argv[1:])  # a release folder holds no data config
     main()

@@ -1,6 +1,7 @@
 """`python -m supra.caption`: caption your own images with a checkpoint or a release folder (conf/caption.yaml;
-`--help` lists every option). Writes <out>/captions.jsonl ({"file", "caption"} per image) and
-<out>/captions.png (a grid); files that cannot be read are listed, not fatal."""
+`--help` lists every option). Writes <out>/captions.jsonl ({"image_id", "file", "caption"} per image) and
+<out>/captions.png (a grid); files are named relative to `images`; files that cannot be read are listed,
+not fatal."""
 
 from __future__ import annotations
 
@@ -32,7 +33,8 @@ def find_images(path: Path) -> list[Path]:
 
 def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch_size: int = 64,
                    grid_images: int = 16) -> dict[str, str]:
-    """Caption every image under `images`; returns {file: caption} and writes captions.jsonl + captions.png."""
+    """Caption every image under `images`; returns {file relative to `images`: caption} and writes
+    captions.jsonl ({"image_id", "file", "caption"} per image) + captions.png."""
     if batch_size < 1:
         raise SupraUserError(f"batch_size={batch_size} must be >= 1")
     try:
@@ -41,6 +43,7 @@ def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch
         raise SupraUserError(f"decode={decode!r}: {err}") from None
     net, tokenizer, _ = load_captioner(ckpt)
     files = find_images(Path(images))
+    root = Path(images) if Path(images).is_dir() else Path(images).parent  # files are named relative to it
     if not files:
         raise SupraUserError(f"images={images} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
     size = net.config.IMG_SIZE
@@ -52,7 +55,7 @@ def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch
         for path in files[start : start + batch_size]:
             try:
                 batch.append(image_to_uint8(load_rgb(path), size))
-                names.append(str(path))
+                names.append(path.relative_to(root).as_posix())
             except UNREADABLE as err:
                 unreadable[str(path)] = f"{type(err).__name__}: {err}"
         if not batch:
@@ -62,7 +65,8 @@ def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch
         captions.update(zip(names, tokenizer.decode_batch(ids), strict=True))
         thumbnails += list(images_uint8[: max(0, grid_images - len(thumbnails))])
     out_dir = Path(out)
-    lines = [json.dumps({"file": f, "caption": c}) for f, c in captions.items()]
+    # the same records as predictions.json: the image's id (here its path under `images`) and its file
+    lines = [json.dumps({"image_id": f, "file": f, "caption": c}) for f, c in captions.items()]
     write_text_atomic(out_dir / "captions.jsonl", "\n".join(lines) + ("\n" if lines else ""))
     if thumbnails:
         grid = render_caption_grid(torch.stack(thumbnails), list(captions.values())[: len(thumbnails)], columns=4)

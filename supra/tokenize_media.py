@@ -44,7 +44,7 @@ def run(cfg: DictConfig) -> Path:
         for split in cfg.splits:
             items = datamodule.items(split)
             codes = encode_items(net, items.pixels, cfg.batch_size, device, progress, f"encoding {split}")
-            write_split(out, split, codes.numpy().astype(dtype), items.names, items.captions)
+            write_split(out, split, codes.numpy().astype(dtype), items.names, items.captions, items.files)
             counts[split], shapes[split] = len(codes), list(codes.shape[1:])
             log.info("%s: %d items -> codes %s (%s)", split, len(codes), list(codes.shape), dtype.name)
     write_meta(out, {

@@ -237,3 +237,20 @@ def test_bad_mixture_settings_are_refused_in_one_line(vqvae_ckpt):
         A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"text": 0})
     with pytest.raises(SupraUserError, match="data.tasks.video=-1"):
         A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"video": -1})
+
+
+def test_a_media_folder_source_names_each_evaluation_item_by_its_file(tmp_path, vqvae_ckpt):
+    from tests.media_fixtures import write_media_folder
+
+    root = tmp_path / "media"
+    write_media_folder(root)
+    folder = {"_target_": "supra.data.media.folder.MediaFolderDataModule", "root": str(root), "mode": "frames",
+              "image_size": 64, "val_fraction": 0.3, "test_fraction": 0.3, "show_progress": False}
+    datamodule = mixture(tmp_path, vqvae_ckpt, sources={"media": folder}, tasks={"image2text": 1},
+                         cache_dir=str(tmp_path / "cache"))
+    datamodule.setup("test")
+    batches = datamodule.eval_batches("test")
+    assert batches and all(len(b["files"]) == len(b["keys"]) for b in batches)
+    for batch in batches:
+        for key, file in zip(batch["keys"], batch["files"], strict=True):
+            assert (root / file).is_file() and key.startswith(f"media/{file}")  # "media/anim/wave.gif#frame 2"

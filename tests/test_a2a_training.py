@@ -84,7 +84,10 @@ def test_training_reports_the_loss_of_every_task_and_the_generation_metrics(a2a_
                  "video_psnr", "video_psnr_copy_baseline"):
         assert name in metrics, name
     assert 0 <= metrics["text2image_fidelity"] <= 1 and metrics["video_psnr"] > 0 and metrics["split"] == "test"
-    assert len(json.loads((a2a_trained / "predictions.json").read_text())) == 4  # every test image captioned
+    predictions = json.loads((a2a_trained / "predictions.json").read_text())
+    assert len(predictions) == 4  # every test image captioned, named by its source and item
+    assert {p["image_id"] for p in predictions} == {f"shapes/test_{i:05d}" for i in range(4)}
+    assert all(p["file"] is None for p in predictions)  # generated pictures have no file
     with open(next(a2a_trained.glob("csv/**/metrics.csv"))) as f:
         columns = next(csv.reader(f))
     assert "val/CIDEr" in columns and "val/text2image_fidelity" in columns

@@ -183,3 +183,49 @@ def test_fine_tuning_starts_from_a_release_folder_with_its_tokenizer(tmp_path, t
     task = instantiate(cfg.model)
     for name, tensor in released.state_dict().items():
         assert torch.equal(task.net.state_dict()[name], tensor), name
+
+
+@pytest.mark.parametrize("layout", ["original", "kaggle", "karpathy"])
+def test_each_image_is_named_by_its_own_file_in_every_layout(tmp_path, layout):
+    root = tmp_path / "flickr"
+    {"original": write_original, "kaggle": write_kaggle, "karpathy": write_karpathy}[layout](root)
+    dm = datamodule(root, tmp_path)
+    for split in ("train", "val", "test"):
+        records = dm.image_records(split)
+        assert len(records) == len(dm.loaded(split))
+        for record in records:  # the file alone, without the split lists, finds the image
+            assert (root / record["file"]).is_file() and record["file"].endswith("/" + record["image_id"])
+
+
+def test_predictions_of_a_run_name_their_image_files(tmp_path):
+    from supra.runner.training import train
+    from tests.conftest import compose_config
+
+    write_karpathy(tmp_path / "flickr")
+    train(compose_config("train", tmp_path / "run", [
+        "experiment=vlm_flickr8k", "trainer=cpu", f"data.root={tmp_path / 'flickr'}", "trainer.max_steps=1",
+        "trainer.max_epochs=1", "data.eval_batch_size=4", "data.num_workers=0",
+        "data.show_progress=false", "callbacks.progress_bar=null", "model.test_metrics=[Bleu]",
+    ]))
+    predictions = json.loads((tmp_path / "run" / "predictions.json").read_text())
+    assert sorted(p["image_id"] for p in predictions) == sorted(names()["test"])
+    assert all((tmp_path / "flickr" / p["file"]).is_file() and isinstance(p["caption"], str) for p in predictions)
+
+
+def test_evaluating_a_release_folder_with_data_root_scores_flickr8k_there(tmp_path, trained_run):
+    import subprocess
+    import sys
+
+    from supra.artifacts.captioner_release import export_release
+    from tests.conftest import ROOT
+
+    release = export_release(trained_run / "checkpoints" / "best.ckpt", tmp_path / "release")
+    write_karpathy(tmp_path / "flickr")
+    result = subprocess.run(
+        [sys.executable, "evaluate.py", f"ckpt={release}", f"data.root={tmp_path / 'flickr'}",
+         f"hydra.run.dir={tmp_path / 'eval'}"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "scoring data=flickr8k at data.root" in result.stderr
+    predictions = json.loads((tmp_path / "eval" / "predictions.json").read_text())
+    assert sorted(p["image_id"] for p in predictions) == sorted(names()["test"])

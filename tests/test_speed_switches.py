@@ -75,6 +75,9 @@ def test_fast_precision_is_bf16_only_on_cpus_that_compute_it_natively_and_16_mix
     assert cpu("avx512f avx512_bf16") == cpu("amx_bf16 amx_tile") == "bf16-mixed"
     assert cpu("avx512f avx512bw") == "32-true"  # AVX-512 without BF16: emulated bf16 would be slower than fp32
     assert cpu("") == "32-true"
+    monkeypatch.setenv("ATEN_CPU_CAPABILITY", "avx2")  # AVX-512 kernels off, as on an AVX2-only CPU
+    assert cpu("avx512f avx512_bf16") == "32-true"
+    monkeypatch.delenv("ATEN_CPU_CAPABILITY")
     monkeypatch.setattr(hardware, "cpu_has_native_bf16", real)
     assert hardware.cpu_flags(tmp_path / "no_such_file") == frozenset()  # not Linux: the safe answer, fp32
     assert fast_precision("gpu") == "16-mixed"  # as trainer=gpu: T4s have no bf16

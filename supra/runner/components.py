@@ -5,6 +5,7 @@ task says the data must follow (`task.data_settings()`: image size, context, the
 
 from __future__ import annotations
 
+import logging
 import warnings
 from pathlib import Path
 from typing import Any
@@ -22,9 +23,10 @@ from supra.tasks.base import SupraTask
 from supra.utils.errors import SupraUserError
 from supra.utils.hardware import fast_precision
 
-# Lightning 2.x calls a torch.utils._pytree API that torch 2.14 deprecates, once per fit/test: noise for
-# users, nothing they can act on.
+# Noise in every run's output that users can do nothing about: Lightning 2.x calls a torch.utils._pytree
+# API that torch 2.14 deprecates, once per fit/test, and advertises a cloud logger at every Trainer.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "litlogger" not in record.getMessage())
 # trainer.precision: ${fast_precision:${trainer.accelerator}} -> 16-mixed on GPUs; on CPUs bf16-mixed where
 # native, else 32-true
 OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)

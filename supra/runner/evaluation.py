@@ -4,6 +4,8 @@ chosen, then a test on one split with the one report (metrics.json, predictions.
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +21,7 @@ from supra.artifacts.kinds import (
     CAPTIONER_CHECKPOINT,
     CAPTIONER_RELEASE,
     VQVAE_CHECKPOINT,
+    release_kind,
 )
 from supra.callbacks.a2a_samples import A2ASamplesCallback
 from supra.callbacks.caption_grid import CaptionGridCallback
@@ -36,6 +39,25 @@ DATA_HINTS = {CAPTIONER_RELEASE: "add data=shapes, or data=flickr8k data.root=DI
               A2A_RELEASE: "add data=a2a_mixture (and its sources)"}
 # Files of the run's data that belong to this evaluation's folder instead.
 OUTPUT_FILES = {"tokenizer_path": "tokenizer.json", "vocab_path": "a2a_vocab.json"}
+
+
+def data_for_release(argv: Sequence[str]) -> list[str]:
+    """evaluate.py's command line, with the data a release folder needs: a release holds no data config,
+    so `ckpt=<captioner release> data.root=DIR` without `data=...` scores Flickr8k at DIR (said in one line).
+    Other data.x keys without data=... are one line naming the option to add."""
+    argv = list(argv)
+    ckpt = next((a.split("=", 1)[1] for a in argv if a.startswith("ckpt=")), None)
+    kind = release_kind(ckpt) if ckpt else None
+    data_keys = [a.split("=", 1)[0] for a in argv if a.startswith("data.") and not a.startswith("data.split=")]
+    if kind is None or not data_keys or any(a.startswith(("data=", "+data=")) for a in argv):
+        return argv
+    if kind == CAPTIONER_RELEASE and data_keys == ["data.root"]:
+        print(f"ckpt={ckpt} is a release folder, which holds no data config: scoring data=flickr8k at data.root",
+              file=sys.stderr)
+        return ["data=flickr8k", *argv]
+    print(f"error: ckpt={ckpt} is a release folder, which holds no data config for {', '.join(data_keys)}: "
+          f"{DATA_HINTS[kind]}", file=sys.stderr)
+    raise SystemExit(2)
 
 
 def _captioner(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:

@@ -200,6 +200,7 @@ class A2ATask(SupraTask):
     def _reset_epoch(self) -> None:
         self._captions: dict[str, str] = {}
         self._references: dict[str, list[str]] = {}
+        self._files: dict[str, str | None] = {}  # item key -> its file relative to its source's root
         self._objects: dict[str, list[tuple[str, str]]] = {}
         self._fidelity: dict[str, tuple[float, float, float]] = {}  # item key -> (exact, colours, ceiling)
 
@@ -215,8 +216,10 @@ class A2ATask(SupraTask):
             self._score_images(batch, prompts)
         elif task == "image2text":
             captions = self.captions_for(prompts, self._generator(len(self._captions)))
-            for key, caption, refs, objects in zip(batch["keys"], captions, batch["references"], batch["objects"], strict=True):
-                self._captions[key], self._references[key] = caption, refs
+            files = batch.get("files") or [None] * n
+            for key, caption, refs, objects, file in zip(batch["keys"], captions, batch["references"], batch["objects"],
+                                                          files, strict=True):
+                self._captions[key], self._references[key], self._files[key] = caption, refs, file
                 if objects is not None:
                     self._objects[key] = objects
         elif task == "video":
@@ -294,9 +297,11 @@ class A2ATask(SupraTask):
         split = self.trainer.datamodule.split
         scores = self._score_epoch("test", self.hparams.test_metrics)
         predictions = dict(sorted(self._captions.items()))
+        files = gather_mappings(self._files)
         self.test_results = {
             "split": split, "scores": scores, "details": {"n_captions": len(predictions)},
-            "predictions": [{"item": key, "caption": caption} for key, caption in predictions.items()],
+            # image_id: "<source>/<item>" (a GIF's frames and clips carry "#frame i" / "#clip k")
+            "predictions": [{"image_id": key, "file": files.get(key), "caption": caption} for key, caption in predictions.items()],
         }
 
     # -- checkpoints ------------------------------------------------------------------------------

@@ -189,9 +189,10 @@ class CaptioningTask(SupraTask):
         split = self.trainer.datamodule.split
         scores = self._score_epoch("test", split, self.hparams.test_metrics)
         predictions = dict(sorted(self._predictions.items()))
+        images = self.trainer.datamodule.image_records(split)  # each row's own id and file
         self.test_results = {
             "split": split, "scores": scores, "details": {"n_images": len(predictions), "decode": self.decode.strategy},
-            "predictions": [{"image_id": i, "caption": c} for i, c in predictions.items()],
+            "predictions": [{**images[row], "caption": caption} for row, caption in predictions.items()],
         }
 
     # -- checkpoints ------------------------------------------------------------------------------

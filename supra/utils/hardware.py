@@ -3,6 +3,7 @@ does not have; pick the fastest safe precision (`${fast_precision:${trainer.acce
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import torch
@@ -48,10 +49,20 @@ def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
     return frozenset(line.partition(":")[2].split())
 
 
+def kernels_capped_below_avx512() -> bool:
+    """Whether torch was told to use no AVX-512 kernels (ATEN_CPU_CAPABILITY=avx2|default, or oneDNN's
+    ONEDNN_MAX_CPU_ISA=AVX2 or below): then bf16 runs emulated even on a CPU that has it, as on an
+    AVX2-only CPU (these variables are how an AVX2 machine is imitated on an AVX-512 one)."""
+    capability = os.environ.get("ATEN_CPU_CAPABILITY", "").lower()
+    isa = os.environ.get("ONEDNN_MAX_CPU_ISA", "").upper()
+    return capability in ("default", "avx2") or isa in ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2")
+
+
 def cpu_has_native_bf16(cpuinfo: str | Path = "/proc/cpuinfo") -> bool:
-    """Whether the CPU computes bf16 natively (AVX512-BF16 or AMX), read from the kernel's flags: torch
-    answers this only through private functions. Elsewhere than Linux: False, the safe answer."""
-    return bool(cpu_flags(cpuinfo) & NATIVE_BF16_FLAGS)
+    """Whether torch computes bf16 natively here (AVX512-BF16 or AMX, and AVX-512 kernels allowed), read
+    from the kernel's flags: torch answers this only through private functions. Elsewhere than Linux:
+    False, the safe answer."""
+    return bool(cpu_flags(cpuinfo) & NATIVE_BF16_FLAGS) and not kernels_capped_below_avx512()
 
 
 def fast_precision(accelerator: str = "cpu") -> str:

@@ -29,7 +29,7 @@ from supra.utils.files import atomic_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
-CACHE_FORMAT = 1  # bump when the cache layout changes: old folders are then simply not found
+CACHE_FORMAT = 2  # bump when the cache layout changes: old folders are then simply not found (2: item files)
 ENCODE_BATCH = 256  # images per VQ-VAE call
 
 
@@ -43,6 +43,7 @@ class SourceSplit:
     captions: list[list[str]]
     objects: list[list[tuple[str, str]]] | None  # per item, when the source knows them (shapes scenes)
     pixels: torch.Tensor | None = None  # uint8 truth, val/test only
+    files: list[str | None] | None = None  # each item's file relative to its source's root (None: generated)
     caption_ids: list[list[list[int]]] | None = None  # filled once the vocabulary exists
 
     @property
@@ -107,7 +108,7 @@ class SourceCodes:
             items = module.items(split)
             codes = encode_items(self.vqvae, items.pixels, ENCODE_BATCH, device)
             out[split] = SourceSplit(name, codes, list(items.names), [list(c) for c in items.captions],
-                                     items.objects, items.pixels if split != "train" else None)
+                                     items.objects, items.pixels if split != "train" else None, list(items.files))
         self.builds += 1
         log.info("a2a codes of %s: %s", name, ", ".join(f"{len(p)} {s}" for s, p in out.items()))
         return out
@@ -117,7 +118,7 @@ class SourceCodes:
         with atomic_dir(folder, replace=False) as tmp:
             dtype = codes_dtype(self.num_codes)
             for split, part in parts.items():
-                write_split(tmp, split, part.codes.numpy().astype(dtype), part.names, part.captions)
+                write_split(tmp, split, part.codes.numpy().astype(dtype), part.names, part.captions, part.files)
                 write_json_atomic(tmp / f"objects_{split}.json", part.objects)
                 if part.pixels is not None:
                     save_npy_atomic(tmp / f"pixels_{split}.npy", part.pixels.numpy())
@@ -134,5 +135,6 @@ class SourceCodes:
             pixels = torch.from_numpy(np.load(pixels_path)) if pixels_path.exists() else None
             codes = torch.from_numpy(np.load(folder / f"codes_{split}.npy").astype(np.int64))
             objects = [[tuple(o) for o in item] for item in objects] if objects is not None else None
-            out[split] = SourceSplit(name, codes, items["names"], items["captions"], objects, pixels)
+            files = items.get("files") or [None] * len(items["names"])
+            out[split] = SourceSplit(name, codes, items["names"], items["captions"], objects, pixels, files)
         return out

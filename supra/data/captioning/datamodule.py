@@ -49,13 +49,16 @@ class CaptionedImages:
 
     images: torch.Tensor | ImageRows
     captions: list[list[str]]
-    names: list[str] = field(default_factory=list)  # file names or generated ids, for reports
+    names: list[str] = field(default_factory=list)  # each image's own id: its file name, or a generated one
+    files: list[str | None] = field(default_factory=list)  # each image's file relative to the data root, if any
 
     def __post_init__(self) -> None:
         if len(self.images) != len(self.captions):
             raise ValueError(f"{len(self.images)} images but {len(self.captions)} caption lists")
         if not self.names:
             self.names = [str(i) for i in range(len(self.images))]
+        if not self.files:
+            self.files = [None] * len(self.images)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -212,6 +215,12 @@ class CaptionDataModule(SplitDataModule):
 
     def image_names(self, split: str) -> list[str]:
         return self.loaded(split).names
+
+    def image_records(self, split: str) -> list[dict[str, str | None]]:
+        """Who each image of `split` is, for predictions.json: {"image_id": its own id, "file": its path
+        relative to the data root (None for generated images)}, by row."""
+        data = self.loaded(split)
+        return [{"image_id": name, "file": file} for name, file in zip(data.names, data.files, strict=True)]
 
     def sample_images(self, split: str, n: int) -> tuple[torch.Tensor, list[list[str]]]:
         """The first n images of a split, uint8 [n, 3, S, S], with their references (fixed samples for grids)."""

@@ -85,4 +85,6 @@ class Flickr8kDataModule(CaptionDataModule):
         if self.index is None:
             self.setup(None)
         names = self.index.splits[split]
-        return CaptionedImages(ImageRows(self.store, self.rows[split]), [self.index.captions[n] for n in names], names)
+        folder = self.index.image_dir.relative_to(self.root).as_posix()  # e.g. Flicker8k_Dataset
+        files = [f"{folder}/{n}" if folder != "." else n for n in names]
+        return CaptionedImages(ImageRows(self.store, self.rows[split]), [self.index.captions[n] for n in names], names, files)

@@ -2,7 +2,8 @@
 
 Layout of the directory (written by `python -m supra.tokenize_media`; the a2a mixture's cache adds to it):
 - codes_<split>.npy   uint8 (<= 256 codes) or int16: [N, h, w] for images, [N, T, h, w] for clips;
-- items_<split>.json  {"names": [...], "captions": [[...], ...]} in the same row order;
+- items_<split>.json  {"names": [...], "captions": [[...], ...], "files": [...]} in the same row order
+                      (files: each item's file relative to the data root, null for generated items);
 - meta.json           what produced it (VQ-VAE checkpoint and its hash, data config, grid, splits),
                       written last: a directory without it is incomplete and is refused.
 Every file is written atomically, so an interrupted run leaves whole files or none.
@@ -59,11 +60,14 @@ class MediaCodes:
     names: list[str]
     captions: list[list[str]]
     meta: dict[str, Any]
+    files: list[str | None]  # relative to the data root; None for generated items
 
 
-def write_split(out: Path, split: str, codes: np.ndarray, names: list[str], captions: list[list[str]]) -> None:
+def write_split(out: Path, split: str, codes: np.ndarray, names: list[str], captions: list[list[str]],
+                files: list[str | None] | None = None) -> None:
     save_npy_atomic(out / f"codes_{split}.npy", codes)
-    write_json_atomic(out / f"items_{split}.json", {"names": names, "captions": captions})
+    items = {"names": names, "captions": captions, **({"files": files} if files is not None else {})}
+    write_json_atomic(out / f"items_{split}.json", items)
 
 
 def write_meta(out: Path, meta: dict[str, Any]) -> None:
@@ -85,7 +89,8 @@ def read_media_codes(directory: str | Path, split: str) -> MediaCodes:
     items = json.loads((directory / f"items_{split}.json").read_text())
     if len(codes) != len(items["names"]):
         raise SupraUserError(f"{directory}: codes_{split}.npy has {len(codes)} rows but items_{split}.json {len(items['names'])}")
-    return MediaCodes(torch.from_numpy(codes.astype(np.int64)), items["names"], items["captions"], meta)
+    return MediaCodes(torch.from_numpy(codes.astype(np.int64)), items["names"], items["captions"], meta,
+                      items.get("files") or [None] * len(items["names"]))
 
 
 @torch.no_grad()

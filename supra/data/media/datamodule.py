@@ -48,6 +48,8 @@ class MediaItems:
     # (colour, shape) of each item's objects when the source drew them (shapes; a clip's first frame):
     # the truth the a2a judges score generated pictures and captions against
     objects: list[list[tuple[str, str]]] | None = None
+    # the file each item came from, relative to the data root (None for generated items)
+    files: list[str | None] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.pixels)
@@ -55,6 +57,7 @@ class MediaItems:
             raise ValueError(f"pixels must be uint8 [N, 3, S, S] or [N, T, 3, S, S], got {self.pixels.dtype} {list(self.pixels.shape)}")
         self.captions = self.captions or [[] for _ in range(n)]
         self.names = self.names or [str(i) for i in range(n)]
+        self.files = self.files or [None] * n
         if len(self.captions) != n or len(self.names) != n:
             raise ValueError(f"{n} items but {len(self.captions)} caption lists and {len(self.names)} names")
 
@@ -68,7 +71,8 @@ class MediaItems:
     def subset(self, rows: list[int] | range) -> MediaItems:
         rows = list(rows)
         objects = None if self.objects is None else [self.objects[i] for i in rows]
-        return MediaItems(self.pixels[rows], [self.captions[i] for i in rows], [self.names[i] for i in rows], objects)
+        return MediaItems(self.pixels[rows], [self.captions[i] for i in rows], [self.names[i] for i in rows], objects,
+                          [self.files[i] for i in rows])
 
 
 class MediaSamples(Dataset):

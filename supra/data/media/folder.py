@@ -152,11 +152,12 @@ class MediaFolderDataModule(MediaDataModule):
         return self._loaded
 
     def _items(self, files: list[str], items: dict[str, list], index: FolderIndex) -> MediaItems:
-        rows = [(name, pixels, index.captions[file]) for file in files for name, pixels in items[file]]
+        rows = [(name, pixels, index.captions[file], file) for file in files for name, pixels in items[file]]
         if not rows:
             frames = (self.frames,) if self.mode == "clips" else ()
             return MediaItems(torch.empty((0, *frames, 3, self.image_size, self.image_size), dtype=torch.uint8))
-        return MediaItems(torch.stack([p for _, p, _ in rows]), [list(c) for _, _, c in rows], [n for n, _, _ in rows])
+        return MediaItems(torch.stack([r[1] for r in rows]), [list(r[2]) for r in rows], [r[0] for r in rows],
+                          files=[r[3] for r in rows])
 
     def _summary(self, index: FolderIndex, skipped: Tally, notes: Tally, seconds: float) -> str:
         n_gifs = sum(is_gif(n) for n in index.media)
