@@ -67,6 +67,8 @@ def test_pin_memory_auto_follows_cuda_and_bad_values_are_refused():
 
 def test_fast_precision_is_bf16_only_on_cpus_that_compute_it_natively_and_16_mixed_on_gpus(monkeypatch, tmp_path):
     real = hardware.cpu_has_native_bf16
+    for variable in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA"):  # as if the CPU's own kernels were used
+        monkeypatch.delenv(variable, raising=False)
 
     def cpu(flags: str) -> str:
         (tmp_path / "cpuinfo").write_text(f"processor\t: 0\nflags\t\t: fpu sse2 avx2 {flags}\nbugs\t\t:\n")

@@ -27,8 +27,10 @@ from supra.artifacts.checkpoints import (
     net_state,
     run_config_of,
 )
+from supra.artifacts.hub import card_front_matter, local_path
 from supra.artifacts.kinds import A2A_CHECKPOINT
 from supra.artifacts.release_files import (
+    data_names,
     load_weights,
     metrics_table,
     read_config_json,
@@ -108,7 +110,7 @@ def release_config(net: A2ANano, vqvae: torch.nn.Module, vocab: A2AVocab) -> dic
 
 
 def save_a2a_release(out_dir: str | Path, net: A2ANano, vqvae: torch.nn.Module, vocab: A2AVocab,
-                     metrics: dict | None = None) -> Path:
+                     metrics: dict | None = None, datasets: list[str] | None = None, license: str = "other") -> Path:
     """Write the release folder; it appears complete or not at all (a temp folder, then one rename)."""
     check_pair(net, vqvae, vocab, f"release {out_dir}")
     config = release_config(net, vqvae, vocab)
@@ -118,14 +120,17 @@ def save_a2a_release(out_dir: str | Path, net: A2ANano, vqvae: torch.nn.Module, 
         save_weights(vqvae, tmp / "vqvae.safetensors")
         write_config_json(tmp, config)
         vocab.hf.save(str(tmp / "tokenizer.json"))
-        (tmp / "README.md").write_text(_model_card(config, net, vqvae, metrics))
+        front = card_front_matter("any-to-any", "Supra-A2A-Nano", ["supra", "any-to-any", "text-to-image",
+                                  "image-to-text", "vq-vae"], datasets or [], metrics, license)
+        (tmp / "README.md").write_text(front + _model_card(config, net, vqvae, metrics))
     return out_dir
 
 
-def export_a2a_release(ckpt: str | Path, out_dir: str | Path) -> Path:
+def export_a2a_release(ckpt: str | Path, out_dir: str | Path, license: str = "other") -> Path:
     """A train.py checkpoint of kind supra.a2a -> a release folder (with metrics.json of its run, if any)."""
     net, vqvae, vocab = load_a2a(ckpt)
-    return save_a2a_release(out_dir, net, vqvae, vocab, run_metrics(ckpt))
+    run_config = run_config_of(load_supra_checkpoint(ckpt, kind=A2A_CHECKPOINT))
+    return save_a2a_release(out_dir, net, vqvae, vocab, run_metrics(ckpt), data_names(run_config), license)
 
 
 # -- reading -----------------------------------------------------------------------------------------
@@ -181,7 +186,9 @@ def load_a2a_checkpoint(path: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
 
 
 def load_a2a(path: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
-    """(GPT, VQ-VAE, vocabulary), both models in eval mode, from a release folder or a supra.a2a checkpoint."""
+    """(GPT, VQ-VAE, vocabulary), both models in eval mode, from a release folder (local, or on the Hugging
+    Face Hub: org/name[@revision]) or a supra.a2a checkpoint."""
+    path = local_path(path)
     if Path(path).is_dir():
         return load_a2a_release(path)
     return load_a2a_checkpoint(path)

@@ -15,8 +15,10 @@ from pathlib import Path
 import torch
 
 from supra.artifacts.checkpoints import load_state_strictly, load_supra_checkpoint, net_state, run_config_of
+from supra.artifacts.hub import card_front_matter, local_path
 from supra.artifacts.kinds import CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE, release_kind
 from supra.artifacts.release_files import (
+    data_names,
     load_weights,
     metrics_table,
     read_config_json,
@@ -60,7 +62,7 @@ def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has
     return "\n".join(lines)
 
 
-def export_release(ckpt: str | Path, out_dir: str | Path) -> Path:
+def export_release(ckpt: str | Path, out_dir: str | Path, license: str = "other") -> Path:
     """Write the release folder for a captioning checkpoint; the folder appears complete or not at all."""
     net, tokenizer, run_config, checkpoint = _from_checkpoint(ckpt)
     config = {**net.config.release_config, "bos_token_id": tokenizer.bos_id, "eos_token_id": tokenizer.eos_id}
@@ -75,7 +77,9 @@ def export_release(ckpt: str | Path, out_dir: str | Path) -> Path:
                     "global_step": checkpoint.get("global_step")}, tmp / "model.pt")
         if grid_path.is_file():
             shutil.copyfile(grid_path, tmp / "samples.png")
-        (tmp / "README.md").write_text(_model_card(config, run_config, metrics, grid_path.is_file()))
+        front = card_front_matter("image-to-text", "SupraVL-Nano-900k", ["supra", "image-captioning", "supravl-nano"],
+                                  data_names(run_config), metrics, license)
+        (tmp / "README.md").write_text(front + _model_card(config, run_config, metrics, grid_path.is_file()))
     return out_dir
 
 
@@ -91,14 +95,14 @@ def read_release_config(folder: str | Path) -> dict:
 def load_release_weights(net: VLMNano, folder: str | Path) -> None:
     """Load model.safetensors into `net`: names and shapes checked strictly, the optional attn.mask
     buffers ignored; any mismatch is reported in one message."""
-    path = Path(folder) / "model.safetensors"
+    path = local_path(folder, "model.init_from") / "model.safetensors"
     state = {k: v for k, v in load_weights(path).items() if not k.endswith(OPTIONAL_KEYS)}
     load_state_strictly(net, state, str(path))
     net.lm_head.weight = net.tok_emb.weight  # re-tie: loading gave the head its own copy of the values
 
 
 def load_release_tokenizer(folder: str | Path) -> CaptionTokenizer:
-    path = Path(folder) / "tokenizer.json"
+    path = local_path(folder, "model.init_from") / "tokenizer.json"
     try:
         return CaptionTokenizer.from_file(path)
     except ValueError as err:
@@ -107,6 +111,7 @@ def load_release_tokenizer(folder: str | Path) -> CaptionTokenizer:
 
 def load_release(folder: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict]:
     """(net in eval mode, tokenizer, config.json) from a release folder."""
+    folder = local_path(folder)
     config = read_release_config(folder)
     net = VLMNano(**{k: config[k] for k in RELEASE_KEYS})
     load_release_weights(net, folder)
@@ -125,7 +130,9 @@ def _from_checkpoint(path: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict,
 
 
 def load_captioner(path: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict | None]:
-    """(net in eval mode, tokenizer, training run config or None) from a train.py checkpoint or a release folder."""
+    """(net in eval mode, tokenizer, training run config or None) from a train.py checkpoint or a release
+    folder, local or on the Hugging Face Hub (org/name[@revision])."""
+    path = local_path(path)
     if release_kind(path) == CAPTIONER_RELEASE:
         net, tokenizer, _ = load_release(path)
         return net, tokenizer, None

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from supra.artifacts.hub import local_path
 from supra.artifacts.kinds import CHECKPOINT_KINDS, VQVAE_CHECKPOINT, release_kind
 from supra.artifacts.loaded_configs import instantiate_loaded, upgrade_run_config
 from supra.tokens.a2a_vocab import A2AVocab
@@ -85,8 +86,9 @@ def load_state_strictly(module: torch.nn.Module, state: dict[str, torch.Tensor],
 
 def artifact_kind(path: str | Path, what: str = "ckpt") -> str:
     """One of CHECKPOINT_KINDS, CAPTIONER_RELEASE or A2A_RELEASE; a one-line SupraUserError naming `what`
-    (the option that gave the path) for anything else."""
-    path = Path(path)
+    (the option that gave the path) for anything else. A Hugging Face Hub repo id (org/name[@revision]) is
+    a release folder there."""
+    path = local_path(path, what)
     if path.is_dir():
         kind = release_kind(path)
         if kind is None:

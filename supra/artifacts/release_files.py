@@ -52,3 +52,24 @@ def run_metrics(ckpt: str | Path) -> dict[str, Any] | None:
 def metrics_table(metrics: dict[str, Any]) -> list[str]:
     """Markdown rows of the numbers in metrics.json, for model cards."""
     return ["| metric | score |", "|---|---|"] + [f"| {k} | {v:.4f} |" for k, v in metrics.items() if isinstance(v, float)]
+
+
+# The data classes of a run, by the names the Hub's card metadata and Supra's configs use for them.
+DATA_NAMES = {"ShapesDataModule": "shapes", "ShapesImagesDataModule": "shapes", "ShapesVideoDataModule": "shapes_video",
+              "Flickr8kDataModule": "flickr8k", "MediaFolderDataModule": "media_folder"}
+
+
+def data_names(run_config: dict[str, Any] | None) -> list[str]:
+    """The data a run trained on (its data config and, for the a2a mixture, its sources), by name."""
+    found: list[str] = []
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            target = str(node.get("_target_", "")).rsplit(".", 1)[-1]
+            if target in DATA_NAMES and DATA_NAMES[target] not in found:
+                found.append(DATA_NAMES[target])
+            for value in node.values():
+                walk(value)
+
+    walk((run_config or {}).get("data"))
+    return found

@@ -17,6 +17,7 @@ from torch import nn
 
 from supra.artifacts.captioner_release import load_release_tokenizer
 from supra.artifacts.checkpoints import load_vqvae, saved_tokenizer
+from supra.artifacts.hub import local_path
 from supra.artifacts.kinds import CAPTIONER_RELEASE, release_kind
 from supra.artifacts.loaded_configs import instantiate_loaded
 from supra.tasks.base import SupraTask
@@ -54,7 +55,7 @@ def tokenizer_to_reuse(cfg: DictConfig) -> Any:
         return saved_tokenizer(cfg.ckpt_path)
     init_from = cfg.model.get("init_from")
     if init_from:
-        if release_kind(init_from) != CAPTIONER_RELEASE:
+        if release_kind(local_path(init_from, "model.init_from")) != CAPTIONER_RELEASE:
             raise SupraUserError(f"model.init_from={init_from} is not a release folder (config.json + model.safetensors)")
         return load_release_tokenizer(init_from)
     return None

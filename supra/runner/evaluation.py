@@ -15,6 +15,7 @@ from omegaconf import DictConfig
 from supra.artifacts.a2a_release import load_a2a
 from supra.artifacts.captioner_release import load_captioner
 from supra.artifacts.checkpoints import artifact_kind, load_supra_checkpoint, load_vqvae, run_config_of
+from supra.artifacts.hub import local_path
 from supra.artifacts.kinds import (
     A2A_CHECKPOINT,
     A2A_RELEASE,
@@ -32,6 +33,7 @@ from supra.tasks.a2a import A2ATask
 from supra.tasks.base import SupraTask
 from supra.tasks.captioning import CaptioningTask
 from supra.tasks.vq_autoencoding import VQAutoencodingTask
+from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 
 # What to add when a release folder (which holds no data config) is scored.
@@ -47,7 +49,10 @@ def data_for_release(argv: Sequence[str]) -> list[str]:
     Other data.x keys without data=... are one line naming the option to add."""
     argv = list(argv)
     ckpt = next((a.split("=", 1)[1] for a in argv if a.startswith("ckpt=")), None)
-    kind = release_kind(ckpt) if ckpt else None
+    try:
+        kind = release_kind(local_path(ckpt)) if ckpt else None
+    except SupraUserError:
+        return argv  # evaluate reports the path's problem itself
     data_keys = [a.split("=", 1)[0] for a in argv if a.startswith("data.") and not a.startswith("data.split=")]
     if kind is None or not data_keys or any(a.startswith(("data=", "+data=")) for a in argv):
         return argv
@@ -70,7 +75,8 @@ def _captioner(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback
 
 def _a2a(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
     net, vqvae, vocab = load_a2a(cfg.ckpt)
-    run_cfg = run_config_of(load_supra_checkpoint(cfg.ckpt)) if Path(cfg.ckpt).is_file() else None
+    path = local_path(cfg.ckpt)
+    run_cfg = run_config_of(load_supra_checkpoint(path)) if path.is_file() else None
     model_cfg = (run_cfg or {}).get("model") or {}
     # the run's sampling, changed with +generation.image_temperature=0.5 etc.
     generation = {**(model_cfg.get("generation") or {}), **(cfg.get("generation") or {}), "seed": cfg.seed}

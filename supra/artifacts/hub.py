@@ -1,0 +1,122 @@
+"""Release folders on the Hugging Face Hub, both ways, through huggingface_hub.
+
+- Reading: wherever Supra takes a checkpoint or a release folder, a Hub repo id works too
+  (`org/name`, or `org/name@revision`). It is fetched into huggingface_hub's usual cache when online and
+  read from that cache offline (HF_HUB_OFFLINE=1); nothing ever prompts.
+- Writing: `push_folder` uploads an exported release folder when the user is logged in
+  (`huggingface-cli login`, or HF_TOKEN).
+- The model card's front matter follows the Hub's conventions (huggingface_hub's ModelCardData), so the
+  Hub shows its license, library, tags, datasets and test metrics.
+"""
+
+from __future__ import annotations
+
+import re
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from supra.artifacts.kinds import release_kind
+from supra.utils.errors import SupraUserError
+
+# org/name with the Hub's characters, optionally @revision (a branch, tag or commit)
+REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
+RELEASE_FILES = ("config.json", "model.safetensors", "vqvae.safetensors", "tokenizer.json", "model.pt",
+                 "README.md", "samples.png")
+LOGIN_HINT = "log in with `huggingface-cli login` (`hf auth login` in newer releases) or set HF_TOKEN"
+
+
+FILE_SUFFIXES = (".ckpt", ".pt", ".pth", ".safetensors", ".json")  # a missing file of these is no repo id
+
+
+def is_repo_id(spec: str) -> bool:
+    """org/name[@revision] that is not a local path (nor a missing checkpoint file's name)."""
+    return bool(REPO_ID.match(spec)) and not Path(spec).exists() and not spec.lower().endswith(FILE_SUFFIXES)
+
+
+def local_path(spec: str | Path, what: str = "ckpt") -> Path:
+    """`spec` as a local path: itself when it exists (or is no repo id), else the Hub release it names,
+    downloaded or read from the cache."""
+    if isinstance(spec, Path) or not is_repo_id(spec):
+        return Path(spec)
+    return hub_release(spec, what)
+
+
+@lru_cache(maxsize=16)
+def hub_release(spec: str, what: str = "ckpt") -> Path:
+    """The snapshot folder of the release at Hub repo `spec` ("org/name[@revision]"); one-line errors for a
+    repo that cannot be reached or is not a Supra release."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import (
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+        RevisionNotFoundError,
+    )
+
+    repo_id, _, revision = spec.partition("@")
+    try:
+        folder = Path(snapshot_download(repo_id, revision=revision or None, allow_patterns=list(RELEASE_FILES),
+                                        library_name="supra"))
+    except RepositoryNotFoundError:
+        raise SupraUserError(f"{what}={spec}: no such model repo on the Hugging Face Hub (or it is private: "
+                             f"{LOGIN_HINT}), and no such local path") from None
+    except RevisionNotFoundError:
+        raise SupraUserError(f"{what}={spec}: the repo has no revision {revision!r}") from None
+    except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+        raise SupraUserError(f"{what}={spec} is neither a local path nor in the Hugging Face cache, and the Hub "
+                             "cannot be reached (offline): download it once online, or give a local folder") from None
+    except (HfHubHTTPError, OSError) as err:
+        first_line = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+        raise SupraUserError(f"{what}={spec}: the Hugging Face Hub could not be read ({first_line})") from None
+    if release_kind(folder) is None:
+        present = sorted(p.name for p in folder.iterdir())
+        missing = [name for name in ("config.json", "model.safetensors") if not (folder / name).is_file()]
+        raise SupraUserError(f"{what}={spec} is not a Supra or SupraVL release: it lacks {' and '.join(missing)} "
+                             f"(it has {', '.join(present) or 'no release files'})")
+    return folder
+
+
+# -- writing ------------------------------------------------------------------------------------------
+
+
+def card_front_matter(pipeline_tag: str, model_name: str, tags: list[str], datasets: list[str],
+                      metrics: dict[str, Any] | None, license: str = "other") -> str:
+    """The YAML front matter of a model card (between --- lines), as the Hub reads it: license, library,
+    tags, datasets, and the test metrics of metrics.json as a model-index."""
+    from huggingface_hub import EvalResult, ModelCardData
+
+    results = []
+    if metrics:
+        split = metrics.get("split", "test")
+        results = [EvalResult(task_type=pipeline_tag, dataset_type=datasets[0] if datasets else "custom",
+                              dataset_name=f"{datasets[0] if datasets else 'its data'} ({split} split)",
+                              dataset_split=split, metric_type=name.lower(), metric_name=name, metric_value=value)
+                   for name, value in metrics.items() if isinstance(value, float)]
+    data = ModelCardData(license=license, library_name="supra", pipeline_tag=pipeline_tag, tags=tags,
+                         datasets=datasets or None, model_name=model_name, eval_results=results or None)
+    return f"---\n{data.to_yaml()}\n---\n"
+
+
+def logged_in() -> bool:
+    """Whether huggingface_hub has a token (HF_TOKEN, or a `huggingface-cli login`): never asks."""
+    from huggingface_hub import get_token
+
+    return get_token() is not None
+
+
+def push_folder(folder: Path, repo_id: str, private: bool = False) -> str:
+    """Upload a release folder to Hub repo `repo_id` (created if needed); returns its URL. Without a login,
+    a one-line SupraUserError saying how to log in (the folder is left as it is)."""
+    if not REPO_ID.match(repo_id) or "@" in repo_id:
+        raise SupraUserError(f"push_to={repo_id!r} is not a Hub repo id: give org/name")
+    if not logged_in():
+        raise SupraUserError(f"push_to={repo_id}: not logged in to the Hugging Face Hub: {LOGIN_HINT}, then run "
+                             f"the export again; the release folder is written at {folder}")
+    from huggingface_hub import HfApi
+
+    api = HfApi(library_name="supra")
+    url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+    api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message="Upload a Supra release")
+    return str(url)

@@ -1,0 +1,123 @@
+"""Release folders on the Hugging Face Hub, both ways, tested offline: a local Hugging Face cache laid out as
+huggingface_hub lays it serves `ckpt=org/name`; pushing without a login is one line and keeps the folder;
+the exported folder and its card are what huggingface_hub would upload and show."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from huggingface_hub import ModelCard, constants
+from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
+
+from supra.artifacts.captioner_release import export_release
+from supra.artifacts.hub import hub_release, local_path
+from supra.runner.evaluation import evaluate
+from supra.utils.errors import SupraUserError
+from tests.conftest import ROOT, compose_config, run_command
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def cache_repo(cache: Path, repo_id: str, folder: Path, skip: tuple[str, ...] = ()) -> Path:
+    """`folder`'s files as huggingface_hub caches a downloaded repo: blobs by hash, a snapshot of links to
+    them under the commit, refs/main naming the commit."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    snapshot = repo / "snapshots" / COMMIT
+    (repo / "blobs").mkdir(parents=True)
+    snapshot.mkdir(parents=True)
+    for path in sorted(folder.iterdir()):
+        if path.name in skip:
+            continue
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()
+        (repo / "blobs" / digest).write_bytes(path.read_bytes())
+        (snapshot / path.name).symlink_to(Path("..") / ".." / "blobs" / digest)
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(COMMIT)
+    return snapshot
+
+
+@pytest.fixture(scope="module")
+def release(trained_run, tmp_path_factory) -> Path:
+    return export_release(trained_run / "checkpoints" / "best.ckpt", tmp_path_factory.mktemp("export") / "release")
+
+
+@pytest.fixture
+def offline_cache(tmp_path, monkeypatch) -> Path:
+    cache = tmp_path / "hf_cache"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    hub_release.cache_clear()
+    yield cache
+    hub_release.cache_clear()
+
+
+def test_a_cached_hub_release_evaluates_like_the_folder_itself_offline(release, offline_cache, tmp_path):
+    cache_repo(offline_cache, "supralabs/tiny-vl", release)
+    assert local_path("supralabs/tiny-vl") == offline_cache / "models--supralabs--tiny-vl" / "snapshots" / COMMIT
+    folder = evaluate(compose_config("eval", tmp_path / "folder", [f"ckpt={release}", "data=shapes", "data.num_test=12"]))
+    env = {**os.environ, "HF_HUB_CACHE": str(offline_cache), "HF_HUB_OFFLINE": "1"}
+    result = subprocess.run(  # evaluate.py ckpt=org/name, as a user types it
+        [sys.executable, "evaluate.py", "ckpt=supralabs/tiny-vl", "data=shapes", "data.num_test=12",
+         f"hydra.run.dir={tmp_path / 'hub'}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert json.loads((tmp_path / "hub" / "metrics.json").read_text()) == folder
+    assert (tmp_path / "hub" / "predictions.json").read_text() == (tmp_path / "folder" / "predictions.json").read_text()
+
+
+def test_a_revision_is_read_from_its_snapshot(release, offline_cache):
+    cache_repo(offline_cache, "supralabs/tiny-vl", release)
+    assert local_path(f"supralabs/tiny-vl@{COMMIT}").name == COMMIT
+
+
+def test_a_repo_missing_from_the_cache_offline_is_one_line(offline_cache):
+    with pytest.raises(SupraUserError) as err:
+        local_path("supralabs/nowhere", "ckpt")
+    assert "ckpt=supralabs/nowhere is neither a local path nor in the Hugging Face cache" in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_a_repo_without_config_json_is_not_a_release_in_one_line(release, offline_cache):
+    cache_repo(offline_cache, "someone/not-supra", release, skip=("config.json",))
+    with pytest.raises(SupraUserError, match=r"someone/not-supra is not a Supra or SupraVL release: it lacks config.json"):
+        local_path("someone/not-supra", "ckpt")
+
+
+def test_a_path_that_exists_is_never_taken_for_a_repo(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "org" / "name").mkdir(parents=True)
+    assert local_path("org/name") == Path("org/name")
+
+
+def test_push_without_a_login_is_one_line_and_leaves_the_folder(trained_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    monkeypatch.delenv("HF_OIDC_RESOURCE", raising=False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no_token"))
+    with pytest.raises(SystemExit) as exit_info:
+        run_command("export", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'release'}",
+                    "push_to=me/my-captioner")
+    err = capsys.readouterr().err
+    assert exit_info.value.code == 2 and err.count("\n") == 1 and "huggingface-cli login" in err and "HF_TOKEN" in err
+    assert (tmp_path / "release" / "model.safetensors").is_file() and (tmp_path / "release" / "README.md").is_file()
+
+
+def test_the_upload_plan_and_the_card_are_what_the_hub_expects(trained_run, tmp_path):
+    run_command("export", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'release'}",
+                "license=apache-2.0")
+    folder = tmp_path / "release"
+    files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    planned = sorted(filter_repo_objects(files, ignore_patterns=DEFAULT_IGNORE_PATTERNS))  # upload_folder's filter
+    assert planned == ["README.md", "config.json", "model.pt", "model.safetensors", "samples.png", "tokenizer.json"]
+    card = ModelCard.load(folder / "README.md")
+    assert card.data.library_name == "supra" and card.data.license == "apache-2.0"
+    assert card.data.pipeline_tag == "image-to-text" and "image-captioning" in card.data.tags
+    assert card.data.datasets == ["shapes"]
+    metrics = json.loads((trained_run / "metrics.json").read_text())
+    shown = {r.metric_name: r.metric_value for r in card.data.eval_results}
+    assert shown["CIDEr"] == metrics["CIDEr"] and shown["attr_acc"] == metrics["attr_acc"]
+    assert card.text.lstrip().startswith("# SupraVL-Nano-900k")
