@@ -121,3 +121,14 @@ def test_the_upload_plan_and_the_card_are_what_the_hub_expects(trained_run, tmp_
     shown = {r.metric_name: r.metric_value for r in card.data.eval_results}
     assert shown["CIDEr"] == metrics["CIDEr"] and shown["attr_acc"] == metrics["attr_acc"]
     assert card.text.lstrip().startswith("# SupraVL-Nano-900k")
+
+
+def test_fine_tuning_starts_from_a_hub_release_with_its_tokenizer(release, offline_cache, train_config):
+    from supra.runner.training import train
+
+    cache_repo(offline_cache, "supralabs/tiny-vl", release)
+    cfg = train_config("model.init_from=supralabs/tiny-vl", "train=false", run="from_hub")
+    train(cfg)
+    run = Path(cfg.paths.output_dir)
+    assert (run / "tokenizer.json").read_text() == (release / "tokenizer.json").read_text()
+    assert (run / "metrics.json").is_file()
