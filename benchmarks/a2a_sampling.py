@@ -21,6 +21,7 @@ import torch
 from supra.models.a2a_generation import generate_image, generate_video
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.tokens.a2a_layout import TokenLayout
+from supra.utils.hardware import cpu_description
 
 PROMPT_TEXT = [11, 12, 13, 14, 15, 16]  # 6 text ids: <TEXT> + 6 + </TEXT> = an 8-token prompt
 
@@ -51,7 +52,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
     device = torch.device(args.device)
-    where = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
     rows = []
     for vocab_size in args.vocab:
         layout = TokenLayout(text_size=vocab_size - 263)

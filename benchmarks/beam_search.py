@@ -17,6 +17,7 @@ import torch
 from omegaconf import OmegaConf
 
 from supra.models.vlm_generation import beam_search, beam_search_recompute
+from supra.utils.hardware import cpu_description
 
 
 def load_model_and_images(ckpt: str | None, n_images: int) -> tuple[torch.nn.Module, torch.Tensor]:
@@ -74,7 +75,7 @@ def main() -> None:
     mean_len = sum(map(len, batched)) / len(batched)
     n = len(images)
     print(f"\nbeam search, width {width}, {n} images, mean caption length {mean_len:.1f} tokens, "
-          f"{torch.get_num_threads()} CPU threads")
+          f"{cpu_description()}")
     print("| method                                   | seconds | captions/s |")
     print("|------------------------------------------|--------:|-----------:|")
     print(f"| (a) per image, recompute every step      | {plain_s:7.2f} | {n / plain_s:10.1f} |")

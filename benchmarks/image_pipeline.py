@@ -22,6 +22,7 @@ from torchvision import transforms
 from supra.data.captioning.datamodule import ImageRows
 from supra.data.image_cache import ImageCache
 from supra.data.images import normalize_imagenet
+from supra.utils.hardware import cpu_description
 
 
 class DecodeEveryEpoch(Dataset):
@@ -100,7 +101,7 @@ def main() -> None:
         a = min(images_per_second(plain, False) for _ in range(2))
         b = min(images_per_second(cached, True) for _ in range(2))
     print(f"\n{len(paths)} images -> {args.size}px, batch {args.batch_size}, {args.workers} DataLoader workers, "
-          f"{torch.get_num_threads()} threads")
+          f"{cpu_description()}")
     print("| pipeline                                   | images/s |")
     print("|--------------------------------------------|---------:|")
     print(f"| (a) PIL decode + resize per sample, each epoch | {a:8.0f} |")

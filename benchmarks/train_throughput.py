@@ -42,6 +42,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from supra.data.images import normalize_imagenet
 from supra.runner.components import instantiate_group
 from supra.tokens.caption_bpe import PAD_ID
+from supra.utils.hardware import cpu_description
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 AUTOCAST = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
@@ -291,7 +292,7 @@ def main() -> None:
 def report_table(args: argparse.Namespace, cfg: DictConfig, device: torch.device, precision: str,
                  rows: dict[str, list[float]], samples: int, ratios: list[float], flops: float,
                  peak: float) -> dict[str, Any]:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else f"CPU, {args.threads} threads"
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
     print(f"\n{name}; precision {precision}; compile {'on' if args.compile else 'off'}; batch {args.batch_size}; "
           f"{args.rounds} alternating windows of {args.steps} steps after {args.warmup} warm-up (medians)")
     print(f"model FLOPs per training sample (forward+backward, flop_counter): {flops / 1e9:.3f} GFLOP; "

@@ -39,6 +39,7 @@ from supra.data.images import fit, to_unit_range
 from supra.data.media.folder import MediaFolderDataModule, clips_of
 from supra.models.vqvae import VQVAE
 from supra.utils.errors import SupraUserError
+from supra.utils.hardware import cpu_description
 
 IMAGE_SIZE = 64
 CLIP_FRAMES = 4
@@ -224,7 +225,7 @@ def main() -> None:
 
     b = args.batch_size
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    print(f"\ntorch {torch.__version__}, Pillow {PIL.__version__}; {torch.get_num_threads()} torch threads, "
+    print(f"\n{cpu_description()}; torch {torch.__version__}, Pillow {PIL.__version__}; "
           f"{os.cpu_count()} CPUs ({affinity} usable); VQ-VAE {origin}, {model.get_num_params() / 1e6:.2f}M params; "
           f"median of {args.repeats} (GIFs: {max(1, args.repeats // 2)}) after a warm-up")
     print(f"GIF folder: {args.gifs} GIFs x {args.frames_per_gif} frames at {args.gif_size[0]}x{args.gif_size[1]} "

@@ -169,3 +169,33 @@ def test_a_vqvae_whose_codebook_disagrees_with_the_vocabulary_is_refused(tmp_pat
     small = write_vqvae_checkpoint(tmp_path / "vq64.ckpt", num_codes=64)
     message = _user_error(compose_config("train", tmp_path / "run", a2a_run(small, tmp_path / "cache")))
     assert "codebook of 64 codes but the GPT's vocabulary has 256 visual codes" in message
+
+
+def test_the_code_softmax_normalises_over_the_codes_where_a_code_comes_next():
+    from supra.models.a2a_nano import A2AConfig, A2ANano
+    from supra.models.vqvae import VQVAE
+    from supra.tasks.a2a import A2ATask
+
+    torch.manual_seed(0)
+    vocab = A2AVocab.train(["a red square", "a blue circle"], vocab_size=270, num_codes=16)
+    layout = vocab.layout
+    net = A2ANano(A2AConfig(vocab_size=layout.vocab_size, context=32, n_layers=1, d_model=16, n_heads=2, d_mlp=32))
+    task = A2ATask(net=net, optimizer=None, vqvae=VQVAE(num_codes=16, code_dim=4, hidden=(4, 4)), code_softmax=True)
+    task.vocab = vocab
+    ids = vocab.encode([("text", "a red square"), ("image", torch.arange(4).view(2, 2))])
+    ids = torch.tensor([ids, ids])
+    inputs, targets = ids[:, :-1], ids[:, 1:].clone()
+    targets[1, -3:] = -100  # padding
+    losses = task._token_losses(inputs, targets)
+    logits, _ = net(inputs)
+    is_code = targets >= layout.code_offset
+    code_logp = logits[..., layout.code_offset:].log_softmax(-1)
+    full_logp = logits.log_softmax(-1)
+    for b, t in zip(*torch.where(targets != -100), strict=True):
+        target = int(targets[b, t])
+        expected = -(code_logp[b, t, target - layout.code_offset] if is_code[b, t] else full_logp[b, t, target])
+        assert torch.isclose(losses[b, t], expected, atol=1e-5), (b, t)
+    assert is_code.sum() == 4 + 2 and losses[1, -3:].eq(0).all()  # row 1: two codes and </IMAGE> padded away
+    task.hparams.code_softmax = False  # the release's loss: every id competes
+    plain = task._token_losses(inputs, targets)
+    assert torch.allclose(plain[~is_code], losses[~is_code], atol=1e-5) and (plain[is_code] > losses[is_code]).all()

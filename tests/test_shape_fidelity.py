@@ -10,9 +10,22 @@ import numpy as np
 import pytest
 import torch
 
-from supra.data.captioning.shapes import SPLIT_SEED_OFFSET
-from supra.metrics.shape_fidelity import connected_components, judge_image, judge_images, prompt_fidelity
-from supra.procedural.shapes_scenes import Scene, generate_scenes, render_scene
+from supra.metrics.shape_fidelity import (
+    connected_components,
+    judge_image,
+    judge_images,
+    matches,
+    prompt_fidelity,
+)
+from supra.procedural.shapes_scenes import (
+    SPLIT_SEED_OFFSET,
+    Scene,
+    ShapeObject,
+    generate_scenes,
+    parse_places,
+    render_objects,
+    render_scene,
+)
 
 TEST_SEED = 0 + SPLIT_SEED_OFFSET["test"]  # the shapes test split (the thresholds were set on scenes of seed 12345)
 
@@ -100,3 +113,59 @@ def test_connected_components_keep_blobs_apart_even_when_corners_touch():
 def test_the_judge_refuses_what_is_not_an_rgb_picture():
     with pytest.raises(ValueError, match="uint8 RGB"):
         judge_images(torch.zeros(2, 3, 64, 64))  # float, not uint8
+
+
+# -- places and relations ---------------------------------------------------------------------------
+
+BACKGROUND = (236, 236, 236)
+
+
+def _drawn(*objects: ShapeObject) -> torch.Tensor:
+    return torch.from_numpy(render_objects(objects, BACKGROUND, 64)).permute(2, 0, 1)[None].contiguous()
+
+
+def _placed(picture: torch.Tensor, objects: list[tuple[str, str]], caption: str) -> bool:
+    return matches(picture, [objects], [caption])[0].placed
+
+
+YELLOW_SQUARE, PURPLE_SQUARE = ("yellow", "square"), ("purple", "square")
+
+
+def test_a_relation_is_right_when_drawn_as_said_and_wrong_upside_down_or_side_by_side():
+    upper = ShapeObject("square", "yellow", "large", (0.5, 0.26))
+    lower = ShapeObject("square", "purple", "large", (0.5, 0.74))
+    pair = [YELLOW_SQUARE, PURPLE_SQUARE]
+    as_said = _drawn(upper, lower)
+    assert _placed(as_said, pair, "a yellow square above a purple square")
+    assert _placed(as_said, pair, "a purple square below a yellow square")
+    upside_down = _drawn(ShapeObject("square", "yellow", "large", (0.5, 0.74)), ShapeObject("square", "purple", "large", (0.5, 0.26)))
+    assert not _placed(upside_down, pair, "a yellow square above a purple square")
+    assert matches(upside_down, [pair])[0].exact  # the right objects: only their places are wrong
+    side_by_side = _drawn(ShapeObject("square", "yellow", "large", (0.26, 0.5)), ShapeObject("square", "purple", "large", (0.74, 0.5)))
+    assert not _placed(side_by_side, pair, "a yellow square above a purple square")  # the relation is missing
+    assert _placed(side_by_side, pair, "a yellow square to the left of a purple square")
+    assert _placed(side_by_side, pair, "a large yellow square and a large purple square")  # no place stated
+    missing = _drawn(upper)
+    assert not _placed(missing, pair, "a yellow square above a purple square")  # an object is missing
+
+
+def test_a_single_objects_place_is_judged_where_its_centre_is():
+    left = _drawn(ShapeObject("circle", "red", "small", (0.25, 0.5)))
+    assert _placed(left, [("red", "circle")], "a small red circle on the left")
+    assert not _placed(left, [("red", "circle")], "a small red circle on the right")
+    assert not _placed(left, [("red", "circle")], "there is a small red circle at the top of the picture")
+    assert _placed(left, [("red", "circle")], "a small red circle")
+
+
+def test_true_scenes_stand_where_all_their_captions_say(test_scenes):
+    pictures, scenes = test_scenes
+    rows = [(i, caption) for i, scene in enumerate(scenes[:100]) for caption in scene.captions]
+    placed = matches(pictures[[i for i, _ in rows]], [_truth(scenes[i]) for i, _ in rows], [c for _, c in rows])
+    exact = [m for m in placed if m.exact]
+    assert len(exact) >= 0.97 * len(rows) and all(m.placed for m in exact)  # every stated place holds
+
+
+def test_captions_state_places_and_relations_as_the_templates_write_them():
+    assert parse_places("a yellow square below a purple square")[0].relation == "below"
+    assert parse_places("there is a large blue triangle at the bottom of the picture")[0].place == "bottom"
+    assert parse_places("a red circle and a blue square") == []

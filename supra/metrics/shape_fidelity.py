@@ -25,12 +25,13 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from supra.procedural.shapes_scenes import COLOURS
+from supra.procedural.shapes_scenes import COLOURS, PlaceClaim, parse_places
 
 PALETTE = np.array(list(COLOURS.values()), dtype=np.float32)  # [6, 3]
 COLOUR_NAMES = tuple(COLOURS)
@@ -95,8 +96,19 @@ def _as_batch(images: torch.Tensor | np.ndarray) -> torch.Tensor:
     return images.permute(0, 2, 3, 1).float()
 
 
-def judge_images(images: torch.Tensor | np.ndarray) -> list[Objects]:
-    """uint8 [N, 3, H, W] (or one [3, H, W]) -> the multiset of (colour, shape) objects each picture shows."""
+@dataclass(frozen=True)
+class SeenObject:
+    """An object the judge reads off a picture: its colour, its shape and its centre of mass in picture
+    units (x from the left, y from the top, both in [0, 1])."""
+
+    colour: str
+    shape: str
+    x: float
+    y: float
+
+
+def see_objects(images: torch.Tensor | np.ndarray) -> list[list[SeenObject]]:
+    """uint8 [N, 3, H, W] (or one [3, H, W]) -> the objects each picture shows, with where they are."""
     pixels = _as_batch(images)
     n, h, w, _ = pixels.shape
     border = torch.cat([pixels[:, 0], pixels[:, -1], pixels[:, :, 0], pixels[:, :, -1]], dim=1)  # [N, 2H+2W, 3]
@@ -106,9 +118,9 @@ def judge_images(images: torch.Tensor | np.ndarray) -> list[Objects]:
     nearest = torch.cdist(pixels.flatten(1, 2), references).argmin(-1).view(n, h, w)  # [N, H, W], 0 = background
     labels = connected_components(nearest > 0)
     min_area = MIN_AREA_SHARE * h * w
-    judged: list[Objects] = []
+    seen: list[list[SeenObject]] = []
     for i in range(n):
-        objects: Objects = Counter()
+        objects: list[SeenObject] = []
         found, areas = labels[i][labels[i] >= 0].unique(return_counts=True)
         for label in found[areas >= min_area].tolist():
             where = labels[i] == label
@@ -120,9 +132,41 @@ def judge_images(images: torch.Tensor | np.ndarray) -> list[Objects]:
             alpha = ((pixels[i] - background[i]) @ direction / (direction @ direction)).clamp(0, 1)
             near = F.max_pool2d(where[None, None].float(), 5, 1, 2)[0, 0] > 0
             alpha = alpha * (near & ((labels[i] < 0) | where))
-            objects[COLOUR_NAMES[colour_index], _classify_shape(alpha)] += 1
-        judged.append(objects)
-    return judged
+            ys, xs = where.nonzero(as_tuple=True)
+            objects.append(SeenObject(COLOUR_NAMES[colour_index], _classify_shape(alpha),
+                                      float(xs.float().mean() + 0.5) / w, float(ys.float().mean() + 0.5) / h))
+        seen.append(objects)
+    return seen
+
+
+def judge_images(images: torch.Tensor | np.ndarray) -> list[Objects]:
+    """uint8 [N, 3, H, W] (or one [3, H, W]) -> the multiset of (colour, shape) objects each picture shows."""
+    return [Counter((o.colour, o.shape) for o in objects) for objects in see_objects(images)]
+
+
+# Where a place phrase puts an object's centre (picture units): the scenes draw single objects at 0.20-0.30
+# or 0.70-0.80 along the named side and 0.45-0.55 in the middle, pairs >= 0.36 apart along their axis.
+PLACES = {
+    "left": lambda o: o.x < 0.4, "right": lambda o: o.x > 0.6, "top": lambda o: o.y < 0.4,
+    "bottom": lambda o: o.y > 0.6, "middle": lambda o: 0.35 < o.x < 0.65 and 0.35 < o.y < 0.65,
+}
+RELATION_MARGIN = 0.1  # "a above b" holds when a's centre is this much higher: no near ties pass
+RELATIONS_HOLD = {
+    "to the left of": lambda a, b: a.x + RELATION_MARGIN < b.x, "to the right of": lambda a, b: a.x > b.x + RELATION_MARGIN,
+    "above": lambda a, b: a.y + RELATION_MARGIN < b.y, "below": lambda a, b: a.y > b.y + RELATION_MARGIN,
+}
+
+
+def claim_holds(claim: PlaceClaim, seen: Sequence[SeenObject]) -> bool:
+    """Whether the picture's objects stand where `claim` says (False when a named object is missing)."""
+    by_look = {(o.colour, o.shape): o for o in seen}
+    first = by_look.get(claim.first)
+    if first is None:
+        return False
+    if claim.place is not None:
+        return PLACES[claim.place](first)
+    second = by_look.get(claim.second)
+    return second is not None and RELATIONS_HOLD[claim.relation](first, second)
 
 
 def judge_image(image: torch.Tensor | np.ndarray) -> Objects:
@@ -130,16 +174,31 @@ def judge_image(image: torch.Tensor | np.ndarray) -> Objects:
     return judge_images(image)[0]
 
 
-def matches(images: torch.Tensor | np.ndarray, intended: Sequence[Sequence[tuple[str, str]]]) -> list[tuple[bool, bool]]:
-    """Generated pictures uint8 [N, 3, H, W] and each prompt's intended (colour, shape) objects -> per
-    picture (its judged objects equal the intended multiset exactly, its judged colours equal the intended
-    colours with shapes ignored)."""
-    if len(images) != len(intended) or not len(images):
-        raise ValueError(f"{len(images)} images need as many intended object lists (got {len(intended)}), at least one")
+@dataclass(frozen=True)
+class Match:
+    """How a generated picture matches its prompt: exactly its (colour, shape) objects; the colours at
+    least (shapes ignored); and, with a caption, exactly its objects at the places the caption states."""
+
+    exact: bool
+    colours: bool
+    placed: bool | None = None
+
+
+def matches(images: torch.Tensor | np.ndarray, intended: Sequence[Sequence[tuple[str, str]]],
+            captions: Sequence[str] | None = None) -> list[Match]:
+    """Generated pictures uint8 [N, 3, H, W], each prompt's intended (colour, shape) objects and, for the
+    relation-aware check, each prompt's caption ("a yellow square below a purple square") -> per picture."""
+    if len(images) != len(intended) or not len(images) or (captions is not None and len(captions) != len(images)):
+        raise ValueError(f"{len(images)} images need as many intended object lists (got {len(intended)}) and "
+                         f"captions (got {None if captions is None else len(captions)}), at least one")
     out = []
-    for judged, wanted in zip(judge_images(images), intended, strict=True):
-        wanted = Counter(map(tuple, wanted))
-        out.append((judged == wanted, Counter(c for c, _ in judged.elements()) == Counter(c for c, _ in wanted.elements())))
+    for i, seen in enumerate(see_objects(images)):
+        judged = Counter((o.colour, o.shape) for o in seen)
+        wanted = Counter(map(tuple, intended[i]))
+        exact = judged == wanted
+        colours = Counter(c for c, _ in judged.elements()) == Counter(c for c, _ in wanted.elements())
+        placed = None if captions is None else exact and all(claim_holds(c, seen) for c in parse_places(captions[i]))
+        out.append(Match(exact, colours, placed))
     return out
 
 
@@ -147,4 +206,4 @@ def prompt_fidelity(images: torch.Tensor | np.ndarray, intended: Sequence[Sequen
     """{"fidelity": share of pictures whose judged objects equal the intended multiset exactly,
      "colour_fidelity": share whose judged colours equal the intended colours (shapes ignored)}."""
     found = matches(images, intended)
-    return {"fidelity": sum(e for e, _ in found) / len(found), "colour_fidelity": sum(c for _, c in found) / len(found)}
+    return {"fidelity": sum(m.exact for m in found) / len(found), "colour_fidelity": sum(m.colours for m in found) / len(found)}

@@ -124,6 +124,10 @@ class A2ANano(nn.Module):
     def _blocks(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
         return self.ln_f(run_blocks(self.blocks, x, cache))
 
+    def hidden_states(self, idx: torch.Tensor) -> torch.Tensor:
+        """idx int64 [B, T] -> the final (normed) hidden states [B, T, d_model], before the head."""
+        return self._blocks(self._embed(idx, 0))
+
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """idx int64 [B, T]; targets int64 [B, T] (ignore_index -100) or None.
         Returns logits [B, T, vocab_size] and the mean cross-entropy over non-ignored targets (or None)."""
@@ -135,8 +139,9 @@ class A2ANano(nn.Module):
 
     # -- incremental decoding (supra.models.a2a_generation) ----------------------------------------
 
-    def _head(self, h: torch.Tensor, rows: slice | None) -> torch.Tensor:
-        # Only the rows that may be sampled: an image step needs 256 of 50,520 (the head is most of the cost).
+    def head(self, h: torch.Tensor, rows: slice | None = None) -> torch.Tensor:
+        """Hidden states [..., d_model] -> logits over the vocabulary, or over the ids `rows` only: an image
+        step needs 256 of 50,520 (the head is most of the cost at the release's vocabulary)."""
         if rows is None:
             return self.lm_head(h)
         bias = self.lm_head.bias
@@ -146,7 +151,7 @@ class A2ANano(nn.Module):
         """idx int64 [B, T] -> logits [B, vocab_size] (or [B, len(rows)] of head rows `rows`) of the last
         position, without a cache: the whole sequence is recomputed, but the head runs only where it is
         read (nanoGPT's generate does the same)."""
-        return self._head(self._blocks(self._embed(idx, 0))[:, -1], rows)
+        return self.head(self._blocks(self._embed(idx, 0))[:, -1], rows)
 
     def new_cache(self, batch_size: int, max_len: int | None = None) -> KVCache:
         cfg, p = self.config, self.tok_emb.weight
@@ -159,4 +164,4 @@ class A2ANano(nn.Module):
         [B, len(rows)]: head rows `rows` only). The keys and values of the T new positions join the
         cache (T may be > 1 on a non-empty cache)."""
         x = self._embed(idx, cache.length)
-        return self._head(self._blocks(x, cache)[:, -1], rows)
+        return self.head(self._blocks(x, cache)[:, -1], rows)

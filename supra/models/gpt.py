@@ -8,6 +8,8 @@ so VLMNano's blocks load the published weights as they are; A2ANano uses the sam
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
@@ -51,6 +53,9 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.attn_bias)
         self.dropout = cfg.dropout
         self.decode_with_matmul = cfg.decode_with_matmul
+        # Set by `recorded_attention`: then the weights are computed explicitly and kept here per call;
+        # otherwise (training, ordinary generation) the fused SDPA kernel runs and nothing is kept.
+        self.kept_weights: list[torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         """x [B, T, C] -> [B, T, C]. With a cache, the T new positions follow its `cache.length` committed
@@ -62,7 +67,11 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             past = cache.length
             k, v = cache.append(layer, k, v)
-        if past and T == 1 and self.decode_with_matmul:
+        if self.kept_weights is not None:
+            weights = explicit_attention(q, k, past)
+            self.kept_weights.append(weights.detach())
+            y = weights @ v
+        elif past and T == 1 and self.decode_with_matmul:
             y = ((q @ k.transpose(-2, -1)) * (C // self.n_heads) ** -0.5).softmax(-1) @ v
         else:
             # One query after a cache sees all of it (no mask); several see the past and themselves causally.
@@ -70,6 +79,31 @@ class CausalSelfAttention(nn.Module):
             dropout = self.dropout if self.training else 0.0
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=not past, dropout_p=dropout)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+def explicit_attention(q: torch.Tensor, k: torch.Tensor, past: int = 0) -> torch.Tensor:
+    """The attention weights SDPA computes inside, explicitly: q [B, H, T, d] (positions past..past+T-1)
+    and k [B, H, past+T, d] -> [B, H, T, past+T], each row a softmax over the keys its query may see
+    (itself and those before it), exactly 0 on the others."""
+    T, S = q.shape[-2], k.shape[-2]
+    allowed = torch.ones(T, S, dtype=torch.bool, device=q.device).tril(diagonal=past)
+    scores = (q @ k.transpose(-2, -1)) * q.shape[-1] ** -0.5
+    return scores.masked_fill(~allowed, float("-inf")).softmax(-1)
+
+
+@contextmanager
+def recorded_attention(model: nn.Module) -> Iterator[list[list[torch.Tensor]]]:
+    """Inside the block, every causal self-attention layer of `model` keeps its weights, one tensor
+    [B, H, T_new, T_seen] per call, in layer order: `maps[layer][call]`. Outside it, the fused path again."""
+    layers = [m for m in model.modules() if isinstance(m, CausalSelfAttention)]
+    maps: list[list[torch.Tensor]] = [[] for _ in layers]
+    for layer, kept in zip(layers, maps, strict=True):
+        layer.kept_weights = kept
+    try:
+        yield maps
+    finally:
+        for layer in layers:
+            layer.kept_weights = None
 
 
 class MLP(nn.Module):

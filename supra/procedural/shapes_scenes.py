@@ -227,3 +227,38 @@ def parse_objects(caption: str) -> Counter[tuple[str, str]]:
     (an optional size word before it changes nothing); other words are ignored."""
     words = caption.lower().split()
     return Counter((w, nxt) for w, nxt in pairwise(words) if w in COLOURS and nxt in SHAPES)
+
+
+@dataclass(frozen=True)
+class PlaceClaim:
+    """Where a caption puts its objects: one object at a place of the picture ("on the left"), or one
+    object in a relation to another ("a red circle above a blue square")."""
+
+    first: tuple[str, str]  # (colour, shape)
+    place: str | None = None  # a SINGLE_POSITIONS name: left, right, top, bottom, middle
+    relation: str | None = None  # "to the left of", "to the right of", "above", "below"
+    second: tuple[str, str] | None = None
+
+
+RELATION_PHRASES = tuple(phrase for pair in RELATIONS.values() for phrase in pair)
+_PLACE_BY_PHRASE = {phrase: place for place, phrase in POSITION_PHRASE.items()}
+
+
+def parse_places(caption: str) -> list[PlaceClaim]:
+    """The places a shapes caption states (none for "a red circle and a blue square"): a place phrase
+    after a lone object, a relation phrase between two objects, read as the templates write them."""
+    text = " " + " ".join(caption.lower().split()) + " "
+    words = text.split()
+    mentions = [(i, (w, nxt)) for i, (w, nxt) in enumerate(pairwise(words)) if w in COLOURS and nxt in SHAPES]
+    claims: list[PlaceClaim] = []
+    if len(mentions) == 1:
+        for phrase, place in _PLACE_BY_PHRASE.items():
+            if f" {phrase} " in text:
+                claims.append(PlaceClaim(mentions[0][1], place=place))
+    elif len(mentions) == 2:
+        (i, first), (j, second) = mentions
+        between = " " + " ".join(words[i + 2 : j]) + " "
+        for phrase in RELATION_PHRASES:
+            if f" {phrase} " in between:
+                claims.append(PlaceClaim(first, relation=phrase, second=second))
+    return claims

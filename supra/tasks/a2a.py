@@ -47,6 +47,10 @@ class A2ATask(SupraTask):
     here for messages and the checkpoint's hyperparameters).
     generation: sampling of validation/test (text_temperature, image_temperature, image_top_k,
     image_guidance, image_best_of, video_temperature, max_caption_tokens, seed).
+    code_softmax: where the next token is a visual code, the loss normalises over the codes only, as
+    sampling does (inside an image or frame only codes may be drawn); the head then runs over the 256 code
+    rows there instead of the whole vocabulary. Off: plain next-token prediction over every id, as the
+    release trains.
     """
 
     checkpoint_kind = A2A_CHECKPOINT
@@ -62,6 +66,7 @@ class A2ATask(SupraTask):
         generation: dict[str, Any] | None = None,
         val_metrics: Sequence[str] = ("Bleu", "ROUGE_L", "CIDEr"),
         test_metrics: Sequence[str] = ("Bleu", "METEOR", "ROUGE_L", "CIDEr"),
+        code_softmax: bool = False,
         run_config: dict | None = None,
     ) -> None:
         super().__init__(optimizer, scheduler, run_config)
@@ -126,12 +131,27 @@ class A2ATask(SupraTask):
 
     # -- the loss ---------------------------------------------------------------------------------
 
+    def _token_losses(self, ids: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """Next-token cross-entropy float [B, T] (0 where the target is -100)."""
+        if not self.hparams.code_softmax:
+            logits, _ = self.net(ids)
+            return F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
+                                   reduction="none").view(targets.shape)
+        layout = self.vocab.layout
+        hidden = self.net.hidden_states(ids)
+        is_code = targets >= layout.code_offset
+        losses = hidden.new_zeros(targets.shape, dtype=torch.float32)
+        codes = slice(layout.code_offset, layout.vocab_size)
+        losses[is_code] = F.cross_entropy(self.net.head(hidden[is_code], codes).float(),
+                                          targets[is_code] - layout.code_offset, reduction="none")
+        other = ~is_code & (targets != -100)
+        losses[other] = F.cross_entropy(self.net.head(hidden[other]).float(), targets[other], reduction="none")
+        return losses
+
     def _losses(self, batch: dict[str, Any]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Mean next-token loss over every target position, and the same per task of the rows."""
-        logits, _ = self.net(batch["ids"])
         targets = batch["targets"]
-        token_losses = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100,
-                                       reduction="none").view(targets.shape)
+        token_losses = self._token_losses(batch["ids"], targets)
         counts = (targets != -100).sum(1)
         loss = token_losses.sum() / counts.sum().clamp(min=1)
         per_task = {}
@@ -202,7 +222,8 @@ class A2ATask(SupraTask):
         self._references: dict[str, list[str]] = {}
         self._files: dict[str, str | None] = {}  # item key -> its file relative to its source's root
         self._objects: dict[str, list[tuple[str, str]]] = {}
-        self._fidelity: dict[str, tuple[float, float, float]] = {}  # item key -> (exact, colours, ceiling)
+        # item key -> (exact, colours, ceiling, placed, objects in the prompt): see _fidelity_scores
+        self._fidelity: dict[str, tuple[float, float, float, float, int]] = {}
 
     def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
         task, n = batch["task"], len(batch["tasks"])
@@ -232,10 +253,12 @@ class A2ATask(SupraTask):
         grid = tuple(batch["codes"].shape[-2:])
         codes = self.images_for([prompts[i] for i in known], grid, self._generator(len(self._fidelity)))
         wanted = [batch["objects"][i] for i in known]
-        judged = matches(self.decode_codes(codes), wanted)
+        captions = [batch["prompts_text"][i] for i in known]  # the places the prompt states are judged too
+        judged = matches(self.decode_codes(codes), wanted, captions)
         ceiling = matches(self.decode_codes(batch["codes"][known]), wanted)  # the true codes, decoded
         for j, i in enumerate(known):
-            self._fidelity[batch["keys"][i]] = (float(judged[j][0]), float(judged[j][1]), float(ceiling[j][0]))
+            self._fidelity[batch["keys"][i]] = (float(judged[j].exact), float(judged[j].colours),
+                                                float(ceiling[j].exact), float(judged[j].placed), len(wanted[j]))
 
     def _score_video(self, batch: dict[str, Any], prompts: list[list[int]], stage: str) -> None:
         if "pixels" not in batch:
@@ -274,10 +297,7 @@ class A2ATask(SupraTask):
         scores = broadcast_object(scores)
         fidelity = gather_mappings(self._fidelity)
         if fidelity:
-            exact, colours, ceiling = (sum(v[k] for v in fidelity.values()) / len(fidelity) for k in range(3))
-            scores["text2image_fidelity"], scores["text2image_colour_fidelity"] = exact, colours
-            # the judge on VQ-VAE reconstructions of the true images: what a perfect GPT could reach
-            scores["text2image_fidelity_ceiling"] = ceiling
+            scores.update(_fidelity_scores(list(fidelity.values())))
         if self.psnr[stage].update_count:
             scores["video_psnr"] = float(self.psnr[stage].compute())
             scores["video_psnr_copy_baseline"] = float(self.psnr_copy[stage].compute())
@@ -312,3 +332,22 @@ class A2ATask(SupraTask):
             "net_config": self.net.config.to_dict() if self.net is not None else None,
             "vqvae_config": {k: list(v) if isinstance(v, tuple | list | ListConfig) else v for k, v in vars(self.vqvae.config).items()},
         }
+
+
+def _fidelity_scores(items: list[tuple[float, float, float, float, int]]) -> dict[str, float]:
+    """Shares over the judged pictures: colour+shape fidelity, colour only, the ceiling (the judge on the
+    VQ-VAE's reconstructions of the true pictures: what a perfect GPT could reach), and the relation-aware
+    fidelity (objects and the places the prompt states); the two fidelities also per one- and two-object
+    prompts."""
+
+    def share(rows: list[tuple], k: int) -> float:
+        return sum(row[k] for row in rows) / len(rows)
+
+    scores = {"text2image_fidelity": share(items, 0), "text2image_colour_fidelity": share(items, 1),
+              "text2image_fidelity_ceiling": share(items, 2), "text2image_relation_fidelity": share(items, 3)}
+    for n, name in ((1, "one_object"), (2, "two_objects")):
+        rows = [row for row in items if row[4] == n]
+        if rows:
+            scores[f"text2image_fidelity_{name}"] = share(rows, 0)
+            scores[f"text2image_relation_fidelity_{name}"] = share(rows, 3)
+    return scores

@@ -1,0 +1,126 @@
+"""`python -m supra.explain ckpt=... image=...`: where each generated token looked (conf/explain.yaml;
+`--help` lists every option). Writes <out>/attention.png (the input, then one heat tile per token),
+<out>/attention.html (self-contained: every layer's and head's map, probabilities, alternatives) and
+<out>/explain.json (the same numbers)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from supra.artifacts.a2a_release import load_a2a
+from supra.artifacts.captioner_release import load_captioner
+from supra.artifacts.checkpoints import artifact_kind
+from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
+from supra.data.images import UNREADABLE, fit, image_to_uint8, load_rgb, load_still, normalize_imagenet
+from supra.data.media.codes import decode_codes, encode_items
+from supra.models.attention_maps import (
+    TokenAttention,
+    explain_caption,
+    explain_image2text,
+    explain_text2image,
+)
+from supra.models.vlm_generation import DecodeConfig
+from supra.pictures.attention import explain_page, render_token_strip, square_grid
+from supra.pictures.files import save_image_atomic
+from supra.utils.cli import hydra_command
+from supra.utils.errors import SupraUserError
+from supra.utils.files import require_writable_dir, write_json_atomic, write_text_atomic
+
+
+def _picture(path: str | None, what: str = "image") -> Path:
+    if not path:
+        raise SupraUserError(f"{what}= is needed: give the picture to explain, e.g. {what}=photo.jpg")
+    if not Path(path).is_file():
+        raise SupraUserError(f"{what}={path} does not exist: give an image file")
+    return Path(path)
+
+
+def _rows(tokens: list[TokenAttention]) -> list[dict[str, Any]]:
+    return [{"token": t.token, "probability": t.probability, "alternatives": t.alternatives, "maps": t.maps} for t in tokens]
+
+
+def _write(out: Path, title: str, summary: str, image: torch.Tensor, grid: tuple[int, int],
+           rows: list[dict[str, Any]], record: dict[str, Any]) -> dict[str, Any]:
+    captions = [f"p={r['probability']:.2f}" if r.get("probability") is not None else "" for r in rows]
+    strip = render_token_strip(image, [r["token"] for r in rows], [r["maps"].mean(dim=(0, 1)) for r in rows],
+                               captions, grid, title=summary)
+    save_image_atomic(strip, out / "attention.png")
+    write_text_atomic(out / "attention.html", explain_page(title, summary, strip, image, grid, rows))
+    record["tokens"] = [{"token": r["token"], "probability": r.get("probability"), "alternatives": r.get("alternatives"),
+                         "mean_map": [round(float(v), 6) for v in r["maps"].mean(dim=(0, 1))]} for r in rows]
+    write_json_atomic(out / "explain.json", record)
+    return record
+
+
+def explain_captioner(cfg: DictConfig, out: Path) -> dict[str, Any]:
+    net, tokenizer, _ = load_captioner(cfg.ckpt)
+    path = _picture(cfg.image)
+    try:
+        image = image_to_uint8(load_rgb(path), net.config.IMG_SIZE)
+    except UNREADABLE as err:
+        raise SupraUserError(f"image={path} cannot be read as a picture ({type(err).__name__}): give a PNG, JPEG, ...") from None
+    try:
+        decode = DecodeConfig(strategy=cfg.decode, beam_width=cfg.beam_width, seed=cfg.seed)
+    except ValueError as err:
+        raise SupraUserError(f"decode={cfg.decode!r}: {err}") from None
+    ids, tokens = explain_caption(net, normalize_imagenet(image[None])[0], tokenizer.bos_id, tokenizer.eos_id,
+                                  lambda i: tokenizer.hf.decode(i, skip_special_tokens=True), decode)
+    caption = tokenizer.decode(ids)
+    grid = square_grid(net.config.N_VIS)
+    summary = f"{caption!r} ({cfg.decode}); attention of each token over the {grid[0]}x{grid[1]} visual tokens"
+    return _write(out, f"{Path(str(cfg.ckpt)).name}: {path.name}", summary, image, grid, _rows(tokens),
+                  {"ckpt": str(cfg.ckpt), "image": str(path), "caption": caption, "decode": cfg.decode, "grid": list(grid)})
+
+
+def explain_a2a(cfg: DictConfig, out: Path) -> dict[str, Any]:
+    net, vqvae, vocab = load_a2a(cfg.ckpt)
+    layout, side = vocab.layout, cfg.image_size // 8
+    mode = cfg.mode if cfg.mode != "auto" else ("text2image" if cfg.prompt and not cfg.image else "image2text")
+    decode_text = vocab.decode_text
+    if mode == "image2text":
+        path = _picture(cfg.image)
+        try:
+            picture = fit(load_still(path, 50_000_000), cfg.image_size, "crop")
+        except Exception as err:  # MediaDecodeError and Pillow's own: one line either way
+            raise SupraUserError(f"image={path} cannot be used: {err}") from None
+        codes = encode_items(vqvae, picture[None], 1, torch.device("cpu"))[0]
+        ids, tokens = explain_image2text(net, layout, codes, [], cfg.max_new_tokens, decode_text)
+        caption = decode_text(ids).strip()
+        summary = f"image2text: {caption!r}; attention of each word over the image's {side}x{side} codes"
+        return _write(out, f"{Path(str(cfg.ckpt)).name}: {path.name}", summary, decode_codes(vqvae, codes), (side, side),
+                      _rows(tokens), {"ckpt": str(cfg.ckpt), "mode": mode, "image": str(path), "caption": caption})
+    if mode != "text2image":
+        raise SupraUserError(f"mode={mode!r} is unknown for an a2a model: choose image2text or text2image")
+    if not cfg.prompt:
+        raise SupraUserError("mode=text2image needs prompt=\"...\" (e.g. prompt=\"a red square\")")
+    generator = torch.Generator().manual_seed(cfg.seed)
+    explained = explain_text2image(net, layout, vocab.encode_text(cfg.prompt), (side, side), decode_text,
+                                   temperature=cfg.temperature, guidance=cfg.guidance, best_of=cfg.best_of,
+                                   generator=generator)
+    image = decode_codes(vqvae, explained.codes)
+    rows = [{"token": word, "probability": None, "alternatives": None, "maps": explained.maps[:, :, w]}
+            for w, word in enumerate(explained.words)]
+    summary = f"text2image: {cfg.prompt!r}; per word, the attention each generated code paid it"
+    return _write(out, f"{Path(str(cfg.ckpt)).name}: {cfg.prompt}", summary, image, (side, side), rows,
+                  {"ckpt": str(cfg.ckpt), "mode": mode, "prompt": cfg.prompt, "codes": explained.codes.tolist()})
+
+
+def run(cfg: DictConfig) -> dict[str, Any]:
+    kind = artifact_kind(cfg.ckpt)
+    out = require_writable_dir(cfg.out, f"out={cfg.out}")
+    captioner = kind in (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE)
+    if not captioner and kind not in (A2A_CHECKPOINT, A2A_RELEASE):
+        raise SupraUserError(f"ckpt={cfg.ckpt} is a {kind}: explain reads captioner and a2a_nano models")
+    record = explain_captioner(cfg, out) if captioner else explain_a2a(cfg, out)
+    print(f"wrote {out / 'attention.png'}, {out / 'attention.html'}, {out / 'explain.json'}")
+    return record
+
+
+main = hydra_command("explain", run)
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,128 @@
+"""A look inside: the attention weights explain shows are real softmax rows over what each position may
+see, they leave the fused path untouched, explain's caption is the caption command's, and a map picks out
+the one visual token that differs."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from supra.models.a2a_nano import A2AConfig, A2ANano
+from supra.models.attention_maps import explain_caption, explain_image2text, explain_text2image
+from supra.models.gpt import recorded_attention
+from supra.models.vlm_generation import DecodeConfig
+from supra.models.vlm_nano import VLMNano
+from supra.tokens.a2a_layout import TokenLayout
+from tests.conftest import run_command
+
+
+def assert_rows_are_causal_softmax(weights: torch.Tensor, past: int) -> None:
+    """weights [B, H, T, past + T]: query i sees keys 0..past+i; each row sums to 1 there and is 0 after."""
+    T, S = weights.shape[-2:]
+    allowed = torch.ones(T, S, dtype=torch.bool).tril(diagonal=past)
+    assert torch.allclose(weights.sum(-1), torch.ones(weights.shape[:-1]), atol=1e-5)
+    assert (weights[..., ~allowed] == 0).all() and (weights >= 0).all()
+
+
+def test_every_row_sums_to_one_over_what_it_may_see_and_is_zero_elsewhere():
+    torch.manual_seed(0)
+    net = VLMNano(VOCAB_SIZE=50, MAX_SEQ=10).eval()
+    with recorded_attention(net) as maps:
+        net(torch.randn(2, 3, 112, 112), torch.randint(0, 50, (2, 7)))
+    assert len(maps) == 3 and all(len(layer) == 1 for layer in maps)
+    for layer in maps:
+        assert layer[0].shape == (2, 4, 16 + 7, 16 + 7)
+        assert_rows_are_causal_softmax(layer[0], past=0)
+    gpt = A2ANano(A2AConfig(vocab_size=40, context=24, n_layers=2, d_model=32, n_heads=2, d_mlp=64)).eval()
+    idx = torch.randint(0, 40, (1, 12))
+    cache = gpt.new_cache(1)
+    with recorded_attention(gpt) as maps:  # with a KV cache: a chunk of 5 after 0, then 4 after 5, then 1 after 9
+        for start, end in ((0, 5), (5, 9), (9, 10)):
+            gpt.forward_cached(idx[:, start:end], cache)
+    for layer in maps:
+        for weights, past in zip(layer, (0, 5, 9), strict=True):
+            assert_rows_are_causal_softmax(weights, past)
+
+
+def test_recording_gives_the_fused_paths_outputs_and_is_off_outside_the_block():
+    torch.manual_seed(0)
+    net = VLMNano(VOCAB_SIZE=50, MAX_SEQ=10).eval()
+    images, idx = torch.randn(2, 3, 112, 112), torch.randint(0, 50, (2, 7))
+    fused, _ = net(images, idx)
+    with recorded_attention(net):
+        explicit, _ = net(images, idx)
+    assert torch.allclose(fused, explicit, atol=1e-5)
+    assert all(getattr(m, "kept_weights", None) is None for m in net.modules())
+
+
+def one_different_visual_token(k: int) -> VLMNano:
+    """A 1-layer captioner whose visual tokens are all the same except token k, which every text query
+    (embedded the same way as token k) is drawn to: q = k = the normed input."""
+    torch.manual_seed(0)
+    net = VLMNano(VOCAB_SIZE=20, MAX_SEQ=8, N_LAYERS=1).eval()
+    d = net.config.D_MODEL
+    v = torch.randn(d)
+    with torch.no_grad():
+        net.vis_enc.proj.weight.zero_()
+        net.vis_enc.proj.bias.zero_()  # every visual token is its position embedding alone
+        net.pos_emb.weight.zero_()
+        net.pos_emb.weight[k] = v  # ... and only token k's is not zero
+        net.tok_emb.weight[:] = v  # text looks like token k
+        qkv = net.blocks[0].attn.qkv.weight
+        qkv.zero_()
+        qkv[:d] = torch.eye(d) * 3  # queries and keys: the normed input itself
+        qkv[d : 2 * d] = torch.eye(d) * 3
+    return net
+
+
+@pytest.mark.parametrize("k", [0, 5, 15])
+def test_the_map_picks_out_the_one_visual_token_that_differs(k):
+    net = one_different_visual_token(k)
+    _, tokens = explain_caption(net, torch.randn(3, 112, 112), 1, 2, lambda ids: str(ids), DecodeConfig(strategy="greedy"))
+    assert tokens
+    for token in tokens:
+        assert int(token.mean_map.argmax()) == k
+        assert token.maps.shape == (1, 4, 16)
+
+
+def test_a2a_maps_cover_the_image_codes_and_the_prompt_words():
+    torch.manual_seed(0)
+    layout = TokenLayout(text_size=30, num_codes=16)
+    gpt = A2ANano(A2AConfig(vocab_size=layout.vocab_size, context=48, n_layers=2, d_model=32, n_heads=2, d_mlp=64)).eval()
+    ids, tokens = explain_image2text(gpt, layout, torch.arange(16).view(4, 4) % 16, [], 5, lambda i: str(i))
+    assert len(tokens) == len(ids) and all(t.maps.shape == (2, 2, 16) for t in tokens)
+    assert all(0 < float(t.maps.sum(-1).max()) <= 1 + 1e-5 for t in tokens)  # a share of each row, on the codes
+    drawn = explain_text2image(gpt, layout, [3, 4, 5], (4, 4), lambda i: str(i), temperature=0.0)
+    assert drawn.codes.shape == (4, 4) and drawn.maps.shape == (2, 2, 3, 16) and drawn.words == ["[3]", "[4]", "[5]"]
+
+
+def test_explains_caption_is_the_caption_commands(trained_run, tmp_path):
+    from PIL import Image
+
+    from supra.data.captioning.shapes import ShapesDataModule
+
+    image = ShapesDataModule(num_test=2, image_size=112).load_split("test").images[1]
+    Image.fromarray(image.permute(1, 2, 0).numpy()).save(tmp_path / "scene.png")
+    ckpt = trained_run / "checkpoints" / "best.ckpt"
+    for decode in ("beam", "greedy"):
+        captioned = run_command("caption", f"ckpt={ckpt}", f"images={tmp_path / 'scene.png'}", f"out={tmp_path / decode}",
+                                f"decode={decode}")
+        explained = run_command("explain", f"ckpt={ckpt}", f"image={tmp_path / 'scene.png'}",
+                                f"out={tmp_path / ('explain_' + decode)}", f"decode={decode}")
+        assert explained["caption"] == captioned["scene.png"], decode
+    record = json.loads((tmp_path / "explain_beam" / "explain.json").read_text())
+    assert len(record["tokens"][0]["mean_map"]) == 16 and record["grid"] == [4, 4]
+    page = (tmp_path / "explain_beam" / "attention.html").read_text()
+    assert page.count("data:image/png;base64,") > 16 and "src='http" not in page  # self-contained
+    assert (tmp_path / "explain_beam" / "attention.png").is_file()
+
+
+def test_explain_names_a_bad_picture_in_one_line(trained_run, tmp_path, capsys):
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(SystemExit):
+        run_command("explain", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"image={tmp_path / 'broken.png'}",
+                    f"out={tmp_path / 'out'}")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "broken.png cannot be read as a picture" in err
