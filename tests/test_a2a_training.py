@@ -126,7 +126,8 @@ def test_the_checkpoint_holds_the_gpt_the_vqvae_and_the_vocabulary(a2a_trained):
 
 
 def test_training_writes_sample_pictures_of_each_task(a2a_trained):
-    for name in ("a2a_text2image.png", "a2a_image2text.png", "a2a_video.png", "a2a_video.gif", "a2a_text2video.gif"):
+    for name in ("a2a_text2image.png", "a2a_image2text.png", "a2a_video.png", "a2a_video.gif", "a2a_text2video.gif",
+                 "attention_maps.png"):
         assert (a2a_trained / name).is_file(), name
     written = sorted(p.name for p in (a2a_trained / "a2a_samples").iterdir())
     assert "val_step_000004_text2image.png" in written and "test_step_000004_image2text.png" in written

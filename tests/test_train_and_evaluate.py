@@ -28,6 +28,9 @@ def test_training_leaves_checkpoints_tokenizer_metrics_predictions_and_grid(trai
     assert (trained_run / "checkpoints" / "last.ckpt").is_file()
     assert (trained_run / "tokenizer.json").is_file()
     assert (trained_run / "samples.png").is_file()
+    assert (trained_run / "attention_maps.png").is_file()  # where each caption word looked, latest
+    assert sorted(p.name for p in (trained_run / "attention_maps").iterdir()) == [
+        "test_step_000030.png", "val_step_000015.png", "val_step_000030.png"]
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert CAPTION_KEYS | {"split", "n_images", "decode", "attr_acc", "loss"} == set(metrics)  # loss: test/loss
     assert metrics["split"] == "test" and metrics["n_images"] == 15 and metrics["decode"] == "beam"

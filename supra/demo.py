@@ -1,0 +1,204 @@
+"""`python -m supra.demo ckpt=...`: a local demo page (Gradio) for any checkpoint or release folder, served
+on 127.0.0.1 by default (conf/demo.yaml; `pip install -e ".[demo]"` brings Gradio).
+
+A captioner: upload a picture -> its caption, with decoding controls (beam width, greedy, sampling
+temperature and top-k) and where each word looked. An a2a_nano model: prompt -> image (guidance, best
+of N) with each word's map; picture -> caption with its maps; GIF -> its continuation. A bad upload (not
+an image, a truncated file, a decompression bomb, a 1-frame GIF for video) is a message on the page; the
+server goes on.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+from PIL import Image
+
+from supra.artifacts.a2a_release import load_a2a
+from supra.artifacts.captioner_release import load_captioner
+from supra.artifacts.checkpoints import artifact_kind
+from supra.artifacts.kinds import CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
+from supra.data.gif_frames import MediaDecodeError, read_gif_frames
+from supra.data.images import channels_first, fit, load_still, normalize_imagenet, resize_uint8
+from supra.data.media.codes import decode_codes, encode_items
+from supra.models import a2a_generation as gen
+from supra.models.attention_maps import explain_caption, explain_image2text, explain_text2image
+from supra.models.vlm_generation import DecodeConfig
+from supra.pictures.attention import render_token_strip, square_grid
+from supra.pictures.files import save_gif_atomic
+from supra.pictures.grids import to_pil
+from supra.utils.cli import hydra_command
+from supra.utils.errors import SupraUserError
+
+MAX_PIXELS = 50_000_000  # an upload claiming more is refused from its header, before decoding
+CPU = torch.device("cpu")
+
+
+def _upload(path: str | None, what: str = "picture") -> Path:
+    if not path:
+        raise SupraUserError(f"upload a {what} first")
+    return Path(path)
+
+
+def _still(path: str | None, size: int, resize: str) -> torch.Tensor:
+    """An uploaded picture (or a GIF's first frame) -> uint8 [3, size, size], squashed as the captioner's data
+    (resize="squash") or squared by crop / pad; one line when it is no picture."""
+    source = _upload(path)
+    try:
+        picture = load_still(source, MAX_PIXELS)
+    except MediaDecodeError as err:
+        raise SupraUserError(f"{source.name} cannot be used as a picture: {err}") from None
+    return resize_uint8(channels_first(picture), size) if resize == "squash" else fit(picture, size, resize)
+
+
+class CaptionerDemo:
+    """The captioner's page, as plain functions of uploads and controls (the Gradio page calls these)."""
+
+    def __init__(self, ckpt: str) -> None:
+        self.net, self.tokenizer, _ = load_captioner(ckpt)
+        self.grid = square_grid(self.net.config.N_VIS)
+
+    def caption(self, path: str | None, decode: str = "beam", beam_width: int = 3, temperature: float = 0.8,
+                top_k: int = 50, seed: int = 0) -> tuple[str, Image.Image | None, str]:
+        """-> (caption, the attention strip, a message: empty when all went well)."""
+        try:
+            image = _still(path, self.net.config.IMG_SIZE, "squash")
+            settings = DecodeConfig(strategy=decode, beam_width=int(beam_width), temperature=float(temperature),
+                                    top_k=int(top_k) or None, seed=int(seed))
+        except (SupraUserError, ValueError) as err:
+            return "", None, f"⚠️ {err}"
+        tokenizer = self.tokenizer
+        ids, tokens = explain_caption(self.net, normalize_imagenet(image[None])[0], tokenizer.bos_id, tokenizer.eos_id,
+                                      lambda i: tokenizer.hf.decode(i, skip_special_tokens=True), settings)
+        caption = tokenizer.decode(ids)
+        strip = render_token_strip(image, [t.token for t in tokens], [t.mean_map for t in tokens],
+                                   [f"p={t.probability:.2f}" for t in tokens], self.grid, title=caption)
+        return caption, strip, ""
+
+
+class A2ADemo:
+    """a2a_nano's page: prompt -> image, picture -> caption, GIF -> continuation."""
+
+    def __init__(self, ckpt: str, image_size: int = 64) -> None:
+        self.net, self.vqvae, self.vocab = load_a2a(ckpt)
+        self.size, self.side = image_size, image_size // 8
+
+    def text2image(self, prompt: str, guidance: float = 1.0, best_of: int = 1, temperature: float = 1.0,
+                   seed: int = 0) -> tuple[Image.Image | None, Image.Image | None, str]:
+        if not prompt or not prompt.strip():
+            return None, None, "⚠️ write a prompt first, e.g. a red square above a blue circle"
+        try:
+            explained = explain_text2image(
+                self.net, self.vocab.layout, self.vocab.encode_text(prompt.strip()), (self.side, self.side),
+                self.vocab.decode_text, temperature=float(temperature), guidance=float(guidance),
+                best_of=int(best_of), generator=torch.Generator().manual_seed(int(seed)))
+        except ValueError as err:  # a prompt longer than the context, a bad setting
+            return None, None, f"⚠️ {err}"
+        image = decode_codes(self.vqvae, explained.codes)
+        strip = render_token_strip(image, explained.words, list(explained.mean_map), [""] * len(explained.words),
+                                   (self.side, self.side), title=f"each word: which codes attended to it ({prompt!r})")
+        return to_pil(image).resize((256, 256), Image.NEAREST), strip, ""
+
+    def image2text(self, path: str | None) -> tuple[str, Image.Image | None, str]:
+        try:
+            picture = _still(path, self.size, "crop")
+        except SupraUserError as err:
+            return "", None, f"⚠️ {err}"
+        codes = encode_items(self.vqvae, picture[None], 1, CPU)[0]
+        ids, tokens = explain_image2text(self.net, self.vocab.layout, codes, [], 32, self.vocab.decode_text)
+        caption = self.vocab.decode_text(ids).strip()
+        strip = render_token_strip(decode_codes(self.vqvae, codes), [t.token for t in tokens], [t.mean_map for t in tokens],
+                                   [f"p={t.probability:.2f}" for t in tokens], (self.side, self.side), title=caption)
+        return caption, strip, ""
+
+    def video2video(self, path: str | None, given: int = 2, new: int = 2) -> tuple[str | None, str]:
+        """A GIF -> (a GIF of its first `given` frames and the `new` ones the model continues them with, message)."""
+        try:
+            source = _upload(path, "GIF")
+            frames = read_gif_frames(source, MAX_PIXELS, max_frames=int(given))
+        except (SupraUserError, MediaDecodeError) as err:
+            return None, f"⚠️ {err}"
+        if len(frames) < int(given):
+            return None, (f"⚠️ {source.name} has {len(frames)} frame{'s' * (len(frames) != 1)}: the model needs "
+                          f"{int(given)} to continue it; upload a longer GIF")
+        clip = torch.stack([fit(f, self.size, "crop") for f in frames])
+        codes = encode_items(self.vqvae, clip, 64, CPU)
+        prompt = self.vocab.layout.video_block(codes)[:-1]  # the video stays open
+        try:
+            continued = gen.generate_video(self.net, self.vocab.layout, prompt, int(new), (self.side, self.side),
+                                           temperature=0.0)
+        except ValueError as err:
+            return None, f"⚠️ {err}"
+        pictures = decode_codes(self.vqvae, torch.cat([codes, continued]))
+        out = Path(tempfile.mkdtemp(prefix="supra_demo_")) / "continued.gif"
+        save_gif_atomic([to_pil(p).resize((256, 256), Image.NEAREST) for p in pictures], out, 400)
+        return str(out), ""
+
+
+def build_page(ckpt: str) -> Any:
+    """The Gradio page for `ckpt` (a captioner's or an a2a_nano's)."""
+    import gradio as gr
+
+    kind = artifact_kind(ckpt)
+    with gr.Blocks(title="Supra demo") as page:
+        gr.Markdown(f"## Supra demo: `{ckpt}`")
+        if kind in (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE):
+            demo = CaptionerDemo(ckpt)
+            with gr.Row():
+                with gr.Column():
+                    upload = gr.File(label="a picture", elem_id="upload")
+                    decode = gr.Radio(["beam", "greedy", "sample"], value="beam", label="decoding")
+                    beam = gr.Slider(1, 8, value=3, step=1, label="beam width")
+                    temperature = gr.Slider(0.1, 2.0, value=0.8, label="temperature (sample)")
+                    top_k = gr.Slider(0, 200, value=50, step=1, label="top-k (sample; 0 = all)")
+                    run = gr.Button("Caption", elem_id="run")
+                with gr.Column():
+                    caption = gr.Textbox(label="caption", elem_id="caption")
+                    message = gr.Markdown(elem_id="message")
+                    maps = gr.Image(label="where each word looked", elem_id="maps", type="pil")
+            run.click(demo.caption, [upload, decode, beam, temperature, top_k], [caption, maps, message])
+        else:
+            demo = A2ADemo(ckpt)
+            message = gr.Markdown(elem_id="message")
+            with gr.Tab("text -> image"):
+                prompt = gr.Textbox(label="prompt", value="a red square above a blue circle", elem_id="prompt")
+                guidance = gr.Slider(1.0, 4.0, value=2.0, label="guidance")
+                best_of = gr.Slider(1, 8, value=4, step=1, label="best of")
+                temperature = gr.Slider(0.1, 1.5, value=0.5, label="temperature")
+                draw = gr.Button("Draw", elem_id="draw")
+                picture, word_maps = gr.Image(label="image", type="pil"), gr.Image(label="each word's codes", type="pil")
+                draw.click(demo.text2image, [prompt, guidance, best_of, temperature], [picture, word_maps, message])
+            with gr.Tab("image -> text"):
+                upload = gr.File(label="a picture", elem_id="upload")
+                read = gr.Button("Caption", elem_id="run")
+                caption, maps = gr.Textbox(label="caption", elem_id="caption"), gr.Image(label="maps", type="pil", elem_id="maps")
+                read.click(demo.image2text, [upload], [caption, maps, message])
+            with gr.Tab("GIF -> continuation"):
+                gif = gr.File(label="a GIF", elem_id="gif")
+                given = gr.Slider(1, 4, value=2, step=1, label="frames given")
+                new = gr.Slider(1, 3, value=2, step=1, label="frames to add")
+                go = gr.Button("Continue", elem_id="continue")
+                go.click(demo.video2video, [gif, given, new], [gr.Image(label="continued", type="filepath"), message])
+    return page
+
+
+def run(cfg: DictConfig) -> None:
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # nothing leaves the machine
+    try:
+        import gradio  # noqa: F401
+    except ImportError:
+        raise SupraUserError('the demo needs Gradio: pip install -e ".[demo]"') from None
+    page = build_page(str(cfg.ckpt))
+    print(f"Supra demo of {cfg.ckpt} on http://{cfg.host}:{cfg.port} (Ctrl-C ends it)", flush=True)
+    page.launch(server_name=cfg.host, server_port=int(cfg.port), share=False, quiet=True, footer_links=[])
+
+
+main = hydra_command("demo", run)
+
+if __name__ == "__main__":
+    main()

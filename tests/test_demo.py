@@ -1,0 +1,134 @@
+"""The demo page: its handlers answer every bad upload with a message, and the page itself works in a real
+headless browser (Chromium from the system's packages, driven by selenium): upload, caption, heatmaps."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from pathlib import Path
+
+import pytest
+import torch
+
+from supra.artifacts.a2a_release import save_a2a_release
+from supra.demo import A2ADemo, CaptionerDemo
+from supra.models.a2a_nano import A2AConfig, A2ANano
+from supra.models.vqvae import VQVAE
+from supra.tokens.a2a_vocab import A2AVocab
+from tests.media_fixtures import Frame, gif_bytes, solid
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG header that claims width x height pixels (a decompression bomb's), and a little data."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def bad_uploads(tmp_path_factory) -> dict[str, Path]:
+    folder = tmp_path_factory.mktemp("uploads")
+    files = {"not an image": b"just some text", "bomb": png_claiming(40_000, 40_000)}
+    good = folder / "good.png"
+    from PIL import Image
+
+    Image.new("RGB", (64, 48), (200, 40, 40)).save(good)
+    files["truncated"] = good.read_bytes()[:60]
+    paths = {}
+    for name, data in files.items():
+        paths[name] = folder / f"{name.replace(' ', '_')}.png"
+        paths[name].write_bytes(data)
+    paths["good"] = good
+    paths["one-frame GIF"] = folder / "still.gif"
+    paths["one-frame GIF"].write_bytes(gif_bytes(8, 8, [Frame(solid(8, 8, 1))]))
+    return paths
+
+
+def test_the_captioner_page_answers_every_bad_upload_with_a_message(trained_run, bad_uploads):
+    demo = CaptionerDemo(str(trained_run / "checkpoints" / "best.ckpt"))
+    for name in ("not an image", "truncated", "bomb"):
+        caption, maps, message = demo.caption(str(bad_uploads[name]))
+        assert caption == "" and maps is None and message.startswith("⚠️") and bad_uploads[name].name in message, name
+    assert demo.caption(None)[2] == "⚠️ upload a picture first"
+    caption, maps, message = demo.caption(str(bad_uploads["good"]), decode="greedy")
+    assert caption and maps is not None and message == ""
+
+
+def test_the_a2a_page_refuses_a_one_frame_gif_for_video_in_a_message(tmp_path, bad_uploads):
+    torch.manual_seed(0)
+    vocab = A2AVocab.train(["a red square", "a blue circle"], vocab_size=270, num_codes=16)
+    net = A2ANano(A2AConfig(vocab_size=vocab.layout.vocab_size, context=300, n_layers=1, d_model=16, n_heads=2, d_mlp=32))
+    folder = save_a2a_release(tmp_path / "a2a", net, VQVAE(num_codes=16, code_dim=4, hidden=(4, 4)), vocab)
+    demo = A2ADemo(str(folder))
+    gif, message = demo.video2video(str(bad_uploads["one-frame GIF"]), given=2, new=1)
+    assert gif is None and "still.gif has 1 frame: the model needs 2" in message
+    assert demo.image2text(str(bad_uploads["bomb"]))[2].startswith("⚠️")
+    assert demo.text2image("  ")[2].startswith("⚠️ write a prompt")
+    image, word_maps, message = demo.text2image("a red square", best_of=1)
+    assert image is not None and word_maps is not None and message == ""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_the_page_in_a_headless_browser_captions_an_upload_and_names_a_bad_one(trained_run, bad_uploads, tmp_path):
+    from selenium import webdriver
+    from selenium.webdriver.chrome.options import Options
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    assert browser and driver, "Chromium and its driver are needed: apt-get install chromium chromium-driver"
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "supra.demo", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"port={port}"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    options = Options()
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"):
+        options.add_argument(flag)
+    options.binary_location = browser
+    page = None
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:  # the server is up once it answers
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert server.poll() is None, server.stdout.read()
+                time.sleep(0.5)
+        page = webdriver.Chrome(service=Service(driver), options=options)
+        wait = WebDriverWait(page, 60)
+
+        def upload_and_run(path: Path) -> None:
+            page.get(f"http://127.0.0.1:{port}/")
+            wait.until(lambda p: p.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
+            page.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(path))
+            wait.until(lambda p: path.stem in p.find_element(By.ID, "upload").text)  # uploaded (name shown, suffix apart)
+            page.find_element(By.ID, "run").click()
+
+        upload_and_run(bad_uploads["good"])
+        wait.until(lambda p: p.find_element(By.CSS_SELECTOR, "#caption textarea").get_attribute("value"))
+        wait.until(lambda p: p.find_elements(By.CSS_SELECTOR, "#maps img"))  # the heatmaps appear
+        assert page.find_element(By.CSS_SELECTOR, "#maps img").get_attribute("src")
+        upload_and_run(bad_uploads["not an image"])
+        wait.until(lambda p: "cannot be used as a picture" in p.find_element(By.ID, "message").text)
+        assert "not_an_image.png" in page.find_element(By.ID, "message").text
+        assert server.poll() is None  # the server goes on after a bad upload
+    finally:
+        if page is not None:
+            page.quit()
+        server.terminate()
+        server.wait(timeout=30)
+    assert server.poll() is not None  # the server ends with the test
