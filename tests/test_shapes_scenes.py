@@ -13,6 +13,7 @@ from supra.procedural.shapes_scenes import (
     SHAPES,
     SIZE_RADIUS,
     SIZES,
+    ShapeObject,
     generate_scenes,
     parse_objects,
     render_scene,
@@ -140,3 +141,17 @@ def test_zero_scenes_is_an_empty_result():
 # Computed once from generate_scenes(8, seed=0, canvas_size=64); a change here changes everyone's data.
 GOLDEN_SHA256_PREFIX = "5fa673d9b47c8245"
 GOLDEN_FIRST_CAPTION = "a large yellow circle on the left"
+
+
+def test_relation_accuracy_counts_captions_that_place_their_objects_where_they_are():
+    from supra.metrics.attr_acc import relation_accuracy
+
+    left = ShapeObject("circle", "red", "small", (0.25, 0.5))
+    upper, lower = ShapeObject("square", "yellow", "large", (0.5, 0.26)), ShapeObject("square", "purple", "large", (0.5, 0.74))
+    scenes = {0: (left,), 1: (upper, lower)}
+    assert relation_accuracy({0: "a small red circle on the left", 1: "a yellow square above a purple square"}, scenes) == 1.0
+    assert relation_accuracy({0: "a small red circle on the right", 1: "a purple square below a yellow square"}, scenes) == 0.5
+    assert relation_accuracy({0: "a red circle", 1: "a yellow square and a purple square"}, scenes) == 0.0  # no place
+    assert relation_accuracy({0: "a small red circle on the left", 1: "a yellow square below a purple square"}, scenes) == 0.5
+    assert relation_accuracy({0: "a blue circle on the left"}, {0: (left,)}) == 0.0  # names an object the image lacks
+    assert relation_accuracy({}, scenes) == 0.0  # a missing caption is wrong

@@ -32,7 +32,7 @@ def test_training_leaves_checkpoints_tokenizer_metrics_predictions_and_grid(trai
     assert sorted(p.name for p in (trained_run / "attention_maps").iterdir()) == [
         "test_step_000030.png", "val_step_000015.png", "val_step_000030.png"]
     metrics = json.loads((trained_run / "metrics.json").read_text())
-    assert CAPTION_KEYS | {"split", "n_images", "decode", "attr_acc", "loss"} == set(metrics)  # loss: test/loss
+    assert CAPTION_KEYS | {"split", "n_images", "decode", "attr_acc", "relation_acc", "loss"} == set(metrics)
     assert metrics["split"] == "test" and metrics["n_images"] == 15 and metrics["decode"] == "beam"
     predictions = json.loads((trained_run / "predictions.json").read_text())
     assert sorted(p["image_id"] for p in predictions) == [f"test_{i:05d}" for i in range(15)]  # generated: no file

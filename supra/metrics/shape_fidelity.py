@@ -31,7 +31,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from supra.procedural.shapes_scenes import COLOURS, PlaceClaim, parse_places
+from supra.procedural.shapes_scenes import COLOURS, claim_holds, parse_places
 
 PALETTE = np.array(list(COLOURS.values()), dtype=np.float32)  # [6, 3]
 COLOUR_NAMES = tuple(COLOURS)
@@ -144,31 +144,6 @@ def judge_images(images: torch.Tensor | np.ndarray) -> list[Objects]:
     return [Counter((o.colour, o.shape) for o in objects) for objects in see_objects(images)]
 
 
-# Where a place phrase puts an object's centre (picture units): the scenes draw single objects at 0.20-0.30
-# or 0.70-0.80 along the named side and 0.45-0.55 in the middle, pairs >= 0.36 apart along their axis.
-PLACES = {
-    "left": lambda o: o.x < 0.4, "right": lambda o: o.x > 0.6, "top": lambda o: o.y < 0.4,
-    "bottom": lambda o: o.y > 0.6, "middle": lambda o: 0.35 < o.x < 0.65 and 0.35 < o.y < 0.65,
-}
-RELATION_MARGIN = 0.1  # "a above b" holds when a's centre is this much higher: no near ties pass
-RELATIONS_HOLD = {
-    "to the left of": lambda a, b: a.x + RELATION_MARGIN < b.x, "to the right of": lambda a, b: a.x > b.x + RELATION_MARGIN,
-    "above": lambda a, b: a.y + RELATION_MARGIN < b.y, "below": lambda a, b: a.y > b.y + RELATION_MARGIN,
-}
-
-
-def claim_holds(claim: PlaceClaim, seen: Sequence[SeenObject]) -> bool:
-    """Whether the picture's objects stand where `claim` says (False when a named object is missing)."""
-    by_look = {(o.colour, o.shape): o for o in seen}
-    first = by_look.get(claim.first)
-    if first is None:
-        return False
-    if claim.place is not None:
-        return PLACES[claim.place](first)
-    second = by_look.get(claim.second)
-    return second is not None and RELATIONS_HOLD[claim.relation](first, second)
-
-
 def judge_image(image: torch.Tensor | np.ndarray) -> Objects:
     """One picture, uint8 [3, H, W] -> the multiset of (colour, shape) objects it shows."""
     return judge_images(image)[0]
@@ -197,7 +172,8 @@ def matches(images: torch.Tensor | np.ndarray, intended: Sequence[Sequence[tuple
         wanted = Counter(map(tuple, intended[i]))
         exact = judged == wanted
         colours = Counter(c for c, _ in judged.elements()) == Counter(c for c, _ in wanted.elements())
-        placed = None if captions is None else exact and all(claim_holds(c, seen) for c in parse_places(captions[i]))
+        centres = {(o.colour, o.shape): (o.x, o.y) for o in seen}
+        placed = None if captions is None else exact and all(claim_holds(c, centres) for c in parse_places(captions[i]))
         out.append(Match(exact, colours, placed))
     return out
 

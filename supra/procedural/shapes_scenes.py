@@ -262,3 +262,28 @@ def parse_places(caption: str) -> list[PlaceClaim]:
             if f" {phrase} " in between:
                 claims.append(PlaceClaim(first, relation=phrase, second=second))
     return claims
+
+
+# Where a place phrase puts an object's centre (canvas units, y down): scenes draw single objects at 0.20-0.30
+# or 0.70-0.80 along the named side and 0.45-0.55 in the middle, and pairs >= 0.36 apart along their axis.
+PLACE_HOLDS = {
+    "left": lambda x, y: x < 0.4, "right": lambda x, y: x > 0.6, "top": lambda x, y: y < 0.4,
+    "bottom": lambda x, y: y > 0.6, "middle": lambda x, y: 0.35 < x < 0.65 and 0.35 < y < 0.65,
+}
+RELATION_MARGIN = 0.1  # "a above b" holds when a's centre is this much higher: no near ties pass
+RELATION_HOLDS = {
+    "to the left of": lambda a, b: a[0] + RELATION_MARGIN < b[0], "to the right of": lambda a, b: a[0] > b[0] + RELATION_MARGIN,
+    "above": lambda a, b: a[1] + RELATION_MARGIN < b[1], "below": lambda a, b: a[1] > b[1] + RELATION_MARGIN,
+}
+
+
+def claim_holds(claim: PlaceClaim, centres: dict[tuple[str, str], tuple[float, float]]) -> bool:
+    """Whether objects with these centres ({(colour, shape): (x, y)}) stand where `claim` says; False when a
+    named object is not there."""
+    first = centres.get(claim.first)
+    if first is None:
+        return False
+    if claim.place is not None:
+        return PLACE_HOLDS[claim.place](*first)
+    second = centres.get(claim.second)
+    return second is not None and RELATION_HOLDS[claim.relation](first, second)

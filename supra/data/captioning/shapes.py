@@ -10,7 +10,7 @@ from typing import Any
 from supra.data.base import check_split_sizes
 from supra.data.captioning.datamodule import CaptionDataModule, CaptionedImages
 from supra.data.images import channels_first, resize_uint8
-from supra.metrics.attr_acc import attribute_accuracy
+from supra.metrics.attr_acc import attribute_accuracy, relation_accuracy
 from supra.procedural.shapes_scenes import SPLIT_SEED_OFFSET, Scene, generate_scenes
 
 log = logging.getLogger(__name__)
@@ -37,8 +37,9 @@ class ShapesDataModule(CaptionDataModule):
         return CaptionedImages(images, [list(s.captions) for s in scenes], [f"{split}_{i:05d}" for i in range(len(scenes))])
 
     def extra_caption_scores(self, split: str, predictions: dict[int, str]) -> dict[str, float]:
-        """attr_acc: share of images whose caption names exactly their objects' colours and shapes."""
+        """attr_acc: share of images whose caption names exactly their objects' colours and shapes;
+        relation_acc: share whose caption places its objects where they are (metrics/attr_acc.py)."""
         self.loaded(split)
-        truths = {i: [(o.colour, o.shape) for o in s.objects] for i, s in enumerate(self.scenes[split])}
-        truths = {i: truths[i] for i in predictions}
-        return {"attr_acc": attribute_accuracy(predictions, truths)}
+        scenes = {i: self.scenes[split][i].objects for i in predictions}
+        truths = {i: [(o.colour, o.shape) for o in objects] for i, objects in scenes.items()}
+        return {"attr_acc": attribute_accuracy(predictions, truths), "relation_acc": relation_accuracy(predictions, scenes)}
