@@ -67,10 +67,11 @@ def test_tokenizer_is_saved_then_reused_not_retrained(datamodule, tmp_path):
     assert other.tokenizer.to_json() == saved
 
 
-def test_attribute_accuracy_uses_the_generator_truth(datamodule):
+def test_attribute_and_relation_accuracy_use_the_generator_truth(datamodule):
     refs = datamodule.references("val")
-    assert datamodule.extra_caption_scores("val", {i: r[0] for i, r in refs.items()}) == {"attr_acc": 1.0}
-    assert datamodule.extra_caption_scores("val", {i: "a" for i in refs}) == {"attr_acc": 0.0}
+    perfect = datamodule.extra_caption_scores("val", {i: r[0] for i, r in refs.items()})
+    assert perfect == {"attr_acc": 1.0, "relation_acc": 1.0}
+    assert datamodule.extra_caption_scores("val", {i: "a" for i in refs}) == {"attr_acc": 0.0, "relation_acc": 0.0}
 
 
 @pytest.mark.parametrize("field", ["num_train", "num_val", "num_test"])
