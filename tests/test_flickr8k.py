@@ -9,8 +9,8 @@ import torch
 from hydra.utils import instantiate
 from PIL import Image
 
+from supra.data.caption_sources.flickr8k import read_flickr8k
 from supra.data.captioning.flickr8k import Flickr8kDataModule
-from supra.data.captioning.flickr8k_annotations import read_flickr8k
 from supra.data.captions import clean_caption
 from supra.data.image_cache import ImageCache, load_rgb
 from supra.utils.errors import SupraUserError

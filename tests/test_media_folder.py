@@ -12,8 +12,8 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
+from supra.data.folder_index import scan_folder, split_by_file
 from supra.data.media.folder import MediaFolderDataModule
-from supra.data.media.folder_index import scan_folder, split_by_file
 from supra.utils.errors import SupraUserError
 from tests.media_fixtures import (
     BLUE,

@@ -57,6 +57,8 @@ def metrics_table(metrics: dict[str, Any]) -> list[str]:
 # The data classes of a run, by the names the Hub's card metadata and Supra's configs use for them.
 DATA_NAMES = {"ShapesDataModule": "shapes", "ShapesImagesDataModule": "shapes", "ShapesVideoDataModule": "shapes_video",
               "Flickr8kDataModule": "flickr8k", "MediaFolderDataModule": "media_folder"}
+# The DataModules of any caption source, named by their `source` (coco, flickr30k, folder, ...).
+SOURCE_DATA = ("PhotoCaptionsDataModule", "PhotoCaptionsMediaDataModule")
 
 
 def data_names(run_config: dict[str, Any] | None) -> list[str]:
@@ -66,8 +68,9 @@ def data_names(run_config: dict[str, Any] | None) -> list[str]:
     def walk(node: Any) -> None:
         if isinstance(node, dict):
             target = str(node.get("_target_", "")).rsplit(".", 1)[-1]
-            if target in DATA_NAMES and DATA_NAMES[target] not in found:
-                found.append(DATA_NAMES[target])
+            name = str(node.get("source")) if target in SOURCE_DATA else DATA_NAMES.get(target)
+            if name is not None and name not in found:
+                found.append(name)
             for value in node.values():
                 walk(value)
 

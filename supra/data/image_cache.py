@@ -22,21 +22,25 @@ from supra.utils.files import atomic_path, write_json_atomic
 CACHE_VERSION = 1  # bump when decoding or resizing changes
 
 
-def cache_key(paths: Sequence[Path], size: int) -> str:
+def cache_key(paths: Sequence[Path], names: Sequence[str], size: int) -> str:
     """Hash of file names, sizes and modification times plus the transform: a changed file rebuilds."""
     digest = hashlib.sha256(f"v{CACHE_VERSION} squash-resize {size} antialias".encode())
-    for path in paths:
+    for path, name in zip(paths, names, strict=True):
         stat = path.stat() if path.exists() else None
-        digest.update(f"{path.name}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}\n".encode())
+        digest.update(f"{name}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}\n".encode())
     return digest.hexdigest()[:16]
 
 
 class ImageCache:
-    """`<cache_dir>/images_<key>.npy` (uint8 [N, 3, S, S]) + `images_<key>.json` (which files failed)."""
+    """`<cache_dir>/images_<key>.npy` (uint8 [N, 3, S, S]) + `images_<key>.json` (which files failed).
 
-    def __init__(self, cache_dir: str | Path, paths: Sequence[Path], size: int) -> None:
+    `names`: what each file is called in the cache's records (default its file name; sources whose images
+    sit in several folders pass their relative paths, which are unique)."""
+
+    def __init__(self, cache_dir: str | Path, paths: Sequence[Path], size: int, names: Sequence[str] | None = None) -> None:
         self.paths, self.size = list(paths), size
-        key = cache_key(self.paths, size)
+        self.names = list(names) if names is not None else [p.name for p in self.paths]
+        key = cache_key(self.paths, self.names, size)
         self.array_path = Path(cache_dir) / f"images_{key}.npy"
         self.meta_path = Path(cache_dir) / f"images_{key}.json"
 
@@ -45,7 +49,7 @@ class ImageCache:
         try:
             meta = json.loads(self.meta_path.read_text())
             array = np.load(self.array_path, mmap_mode="r")
-            return meta.get("names") == [p.name for p in self.paths] and array.shape == (len(self.paths), 3, self.size, self.size)
+            return meta.get("names") == self.names and array.shape == (len(self.paths), 3, self.size, self.size)
         except (OSError, ValueError, json.JSONDecodeError):
             return False
 
@@ -56,16 +60,16 @@ class ImageCache:
             array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(self.paths), 3, self.size, self.size))
             with Progress(disable=not show_progress, transient=True) as progress:
                 task = progress.add_task(f"decoding {len(self.paths)} images to {self.size}px", total=len(self.paths))
-                for i, path in enumerate(self.paths):
+                for i, (path, name) in enumerate(zip(self.paths, self.names, strict=True)):
                     try:
                         array[i] = image_to_uint8(load_rgb(path), self.size).numpy()
                     except UNREADABLE as err:
                         array[i] = 0
-                        failed[path.name] = f"{type(err).__name__}: {str(err).splitlines()[0][:100] if str(err) else ''}"
+                        failed[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:100] if str(err) else ''}"
                     progress.advance(task)
             array.flush()
             del array
-        write_json_atomic(self.meta_path, {"names": [p.name for p in self.paths], "failed": failed, "size": self.size})
+        write_json_atomic(self.meta_path, {"names": self.names, "failed": failed, "size": self.size})
 
     def ensure(self, show_progress: bool = True) -> None:
         if not self.is_valid():

@@ -2,7 +2,7 @@
 
 Every file is decoded once, at setup, into uint8 tensors at `image_size` (all splits share that pass);
 files that cannot be used are skipped, counted by reason and named in one summary line, and the run
-goes on. Discovery, captions and the split by file are in folder_index.py; decoding stills in
+goes on. Discovery, captions and the split by file are in data/folder_index.py; decoding stills in
 data/images.py, GIFs in data/gif_frames.py.
 
 Modes:
@@ -26,10 +26,10 @@ from pathlib import Path
 import torch
 from rich.progress import Progress
 
+from supra.data.folder_index import FolderIndex, Tally, is_gif, scan_folder, split_by_file
 from supra.data.gif_frames import EMPTY, TOO_LARGE, UNREADABLE, MediaDecodeError, open_gif
 from supra.data.images import fit, load_still
 from supra.data.media.datamodule import SPLITS, MediaDataModule, MediaItems
-from supra.data.media.folder_index import FolderIndex, Tally, is_gif, scan_folder, split_by_file
 from supra.utils.errors import SupraUserError
 
 log = logging.getLogger(__name__)

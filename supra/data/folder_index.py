@@ -6,7 +6,8 @@ ignored, and a deterministic split by file.
   .DS_Store, macOS's ._photo.jpg) are passed over silently; any other file is counted as "not media".
 - Captions: `photo.txt` (or `photo.png.txt`, which wins, for when photo.png and photo.gif differ) beside a
   file, one caption per non-blank line; `captions.jsonl` at the root, lines {"file": "sub/photo.png",
-  "caption": "..."}; `captions.csv` at the root, header `file,caption`, quoted captions may hold commas.
+  "caption": "..."}; `captions.csv` at the root, header `file,caption`, quoted captions may hold commas;
+  `captions.tsv` at the root, header `file<TAB>caption`.
   A file may have several captions from all three; exact repeats are dropped.
 """
 
@@ -26,7 +27,7 @@ from supra.utils.errors import SupraUserError
 
 STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 GIF_SUFFIX = ".gif"
-CAPTION_FILES = ("captions.jsonl", "captions.csv")
+CAPTION_FILES = ("captions.jsonl", "captions.csv", "captions.tsv")
 SIDECAR_SUFFIX = ".txt"
 
 
@@ -134,15 +135,17 @@ class _Captions:
 
     def read_csv(self, path: Path) -> None:
         text = path.read_text(encoding="utf-8-sig", errors="replace").replace("\r\n", "\n")
-        reader = csv.reader(io.StringIO(text))
+        delimiter = "\t" if path.suffix == ".tsv" else ","
+        reader = csv.reader(io.StringIO(text), delimiter=delimiter)
         header = next(reader, None)
         if header is None or [h.strip().lower() for h in header[:2]] != ["file", "caption"]:
-            raise SupraUserError(f"{path} must start with the header 'file,caption' (found {','.join(header or [])!r})")
+            raise SupraUserError(f"{path} must start with the header 'file{delimiter}caption' "
+                                 f"(found {delimiter.join(header or [])!r})")
         for number, row in enumerate(reader, 2):
             if not row or not "".join(row).strip():
                 continue
-            # An unquoted caption with commas arrives split over several columns: join them back.
-            self.add(_key(row[0]), ",".join(row[1:]), f"{path.name}:{number}")
+            # An unquoted caption with the delimiter in it arrives split over several columns: join them back.
+            self.add(_key(row[0]), delimiter.join(row[1:]), f"{path.name}:{number}")
 
 
 def scan_folder(root: str | Path) -> FolderIndex:

@@ -1,0 +1,103 @@
+"""COCO captions at `root`, in either published form:
+
+- official: `annotations/captions_{train,val}2014.json` (or `2017`), with `train2014/`, `val2014/` (or
+  `train2017/`, `val2017/`) beside `annotations/` or under `images/`. Each file holds `images[]` (`id`,
+  `file_name`) and `annotations[]` (`image_id`, `caption`): about five captions per image, some images
+  with none, captions with a trailing newline or space. COCO publishes no test captions, so the val file
+  is split as Karpathy split it: a seeded 5,000 val and 5,000 test images, the rest trained on (1/8 each
+  on a partial copy). With only one of the two files, that file is split so.
+- karpathy: `dataset_coco.json` (train / val / test / restval, `filepath` + `filename`, `cocoid`).
+
+Every image keeps COCO's integer id (`cocoid` / `id`): predictions.json then holds the ids COCO's results
+format expects.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from supra.data.caption_sources.index import CaptionIndex, finish, seeded_split, split_sizes
+from supra.data.caption_sources.karpathy import read_karpathy
+from supra.utils.errors import SupraUserError
+
+LAYOUTS = ("karpathy", "2014", "2017")
+KARPATHY_VAL_TEST = {"train": None, "val": 5000, "test": 5000}
+
+
+def _annotation_file(root: Path, part: str, year: str) -> Path | None:
+    for folder in (root / "annotations", root):
+        if (folder / f"captions_{part}{year}.json").is_file():
+            return folder / f"captions_{part}{year}.json"
+    return None
+
+
+def detect_layout(root: Path) -> str:
+    if not root.is_dir():
+        raise SupraUserError(f"data.root={root} does not exist: point it at your COCO folder")
+    if (root / "dataset_coco.json").is_file():
+        return "karpathy"
+    for year in ("2014", "2017"):
+        if any(_annotation_file(root, part, year) for part in ("train", "val")):
+            return year
+    raise SupraUserError(
+        f"data.root={root} holds no COCO captions: looked for annotations/captions_{{train,val}}{{2014,2017}}.json "
+        "(the official files) and dataset_coco.json (Karpathy's split)"
+    )
+
+
+def _images_root(root: Path, year: str) -> Path:
+    """The folder that holds train<year>/ and val<year>/: root itself or root/images."""
+    for candidate in (root, root / "images"):
+        if any((candidate / f"{part}{year}").is_dir() for part in ("train", "val")):
+            return candidate
+    raise SupraUserError(f"no COCO image folder in {root}: looked for train{year}/ and val{year}/, also under images/")
+
+
+def _read_official_file(index: CaptionIndex, path: Path, folder: str) -> list[str]:
+    """Add one official captions file's images and captions to `index`; its image keys, in id order."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        images, annotations = data["images"], data["annotations"]
+    except (ValueError, KeyError, TypeError) as err:
+        raise SupraUserError(f"{path} is not a COCO captions file (needs images[] and annotations[]: {err})") from None
+    key_of = {}
+    for image in sorted(images, key=lambda im: im["id"]):
+        key = f"{folder}/{image['file_name']}"
+        key_of[image["id"]] = key
+        index.ids[key] = int(image["id"])
+    for annotation in annotations:
+        key = key_of.get(annotation.get("image_id"))
+        caption = annotation.get("caption", "")
+        if key is None:
+            index.skip("caption for an unknown image id", f"{path.name}: image_id {annotation.get('image_id')}")
+            continue
+        index.add_caption(key, caption if isinstance(caption, str) else "", f"{key}: {caption!r}")
+    return list(key_of.values())
+
+
+def _read_official(root: Path, year: str, seed: int) -> CaptionIndex:
+    index = CaptionIndex(year, _images_root(root, year), {}, {})
+    train_file, val_file = (_annotation_file(root, part, year) for part in ("train", "val"))
+    train = _read_official_file(index, train_file, f"train{year}") if train_file else []
+    if val_file is None:  # only the train file: split it as the val file would be
+        index.splits = seeded_split(train, split_sizes(len(train), KARPATHY_VAL_TEST), seed)
+        return index
+    val = _read_official_file(index, val_file, f"val{year}")
+    index.splits = seeded_split(val, split_sizes(len(val), KARPATHY_VAL_TEST), seed)
+    index.splits["train"] = train + index.splits["train"]
+    return index
+
+
+def read_coco(root: str | Path, layout: str | None = None, seed: int = 0) -> CaptionIndex:
+    """The COCO captions at `root` (layout detected unless given), unusable entries dropped and counted."""
+    root = Path(root)
+    layout = layout or detect_layout(root)
+    if layout not in LAYOUTS:
+        raise SupraUserError(f"data.layout={layout!r} is unknown for COCO: choose one of {', '.join(LAYOUTS)} (or null)")
+    if layout == "karpathy":
+        if not (root / "dataset_coco.json").is_file():
+            raise SupraUserError(f"{root} has no dataset_coco.json (data.layout=karpathy)")
+        images_root = root / "images" if (root / "images").is_dir() else root
+        return finish(read_karpathy(root / "dataset_coco.json", images_root))
+    return finish(_read_official(root, layout, seed))

@@ -1,0 +1,83 @@
+"""A caption source's images decoded once, at one size, into a memory-mapped cache, with the rows each
+split keeps: what the captioner's DataModule (112 px) and the a2a mixture's photo source (64 px) share.
+
+Images the cache could not decode are dropped from their split and counted in the summary line; a split
+left empty stops the run with that line.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from supra.data.caption_sources.index import SPLIT_NAMES, CaptionIndex, summary_line
+from supra.data.caption_sources.sources import SOURCES, read_caption_source
+from supra.data.image_cache import ImageCache
+from supra.utils.errors import SupraUserError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class SplitPhotos:
+    """One split: rows of the decoded store, and per image its captions, own id and file (root-relative)."""
+
+    rows: torch.Tensor
+    captions: list[list[str]]
+    ids: list[int | str]
+    files: list[str]
+
+
+class DecodedPhotos:
+    """`source` at `root` (`layout` forced or detected, `seed` for layouts without splits), decoded to
+    `image_size` in `cache_dir` (default `<root>/.supra_cache`)."""
+
+    def __init__(self, source: str, root: str | Path, image_size: int, layout: str | None = None, seed: int = 0,
+                 cache_dir: str | Path | None = None) -> None:
+        if source not in SOURCES:
+            raise SupraUserError(f"data.source={source!r} is unknown: choose one of {', '.join(SOURCES)}")
+        self.source, self.root, self.image_size, self.layout, self.seed = source, Path(root), image_size, layout, seed
+        self.cache_dir = Path(cache_dir) if cache_dir else self.root / ".supra_cache"
+        self.index: CaptionIndex | None = None
+        self.store: torch.Tensor | None = None
+        self.summary = ""
+
+    def _cache(self) -> tuple[CaptionIndex, ImageCache]:
+        index = read_caption_source(self.source, self.root, self.layout, self.seed)
+        keys = sorted({k for split in index.splits.values() for k in split})
+        return index, ImageCache(self.cache_dir, [index.image_dir / k for k in keys], self.image_size, keys)
+
+    def prepare(self, show_progress: bool = True) -> None:
+        """Decode into the cache unless it is there (Lightning's prepare_data: one process does it)."""
+        self._cache()[1].ensure(show_progress)
+
+    def load(self, show_progress: bool = True) -> None:
+        """Read the annotations and the cache (building it if missing or unreadable); once."""
+        if self.index is not None:
+            return
+        index, cache = self._cache()
+        cache.ensure(show_progress)
+        self.store, failed = cache.load()
+        self.rows = {}
+        row_of = {k: i for i, k in enumerate(cache.names)}
+        for split, keys in index.splits.items():
+            index.splits[split] = [k for k in keys if k not in failed]
+            self.rows[split] = torch.tensor([row_of[k] for k in index.splits[split]], dtype=torch.long)
+        self.index, self.summary = index, summary_line(self.source, index, failed)
+        log.info(self.summary)
+        empty = [s for s in SPLIT_NAMES if not index.splits[s]]
+        if empty:
+            raise SupraUserError(f"the {empty[0]} split has 0 usable images: {self.summary}")
+
+    def split(self, split: str) -> SplitPhotos:
+        self.load()
+        keys = self.index.splits[split]
+        folder = self.index.image_dir.relative_to(self.root).as_posix()  # e.g. Flicker8k_Dataset
+        return SplitPhotos(
+            self.rows[split], [self.index.captions[k] for k in keys],
+            [self.index.ids.get(k, k) for k in keys],  # the dataset's own id (COCO's integers), else the key
+            [f"{folder}/{k}" if folder != "." else k for k in keys],
+        )

@@ -1,0 +1,36 @@
+"""A folder tree of images with captions as a caption source, read as data/folder_index.py reads it for
+the VQ-VAE: `photo.txt` beside `photo.jpg` (one caption per line), or a root `captions.jsonl` /
+`captions.csv` / `captions.tsv`. Images without a caption are counted and left out; the split is by file,
+seeded, 10% val and 10% test (at least one each), stable as files are added."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from supra.data.caption_sources.index import CaptionIndex, finish
+from supra.data.folder_index import scan_folder, split_by_file
+from supra.utils.errors import SupraUserError
+
+VAL_FRACTION = TEST_FRACTION = 0.1
+
+
+def read_caption_folder(root: str | Path, layout: str | None = None, seed: int = 0) -> CaptionIndex:
+    if layout not in (None, "folder"):
+        raise SupraUserError(f"data.layout={layout!r} is unknown for a folder: leave it null")
+    folder = scan_folder(root)
+    index = CaptionIndex("folder", folder.root, {}, {})
+    for reason, n in folder.caption_problems.counts.items():
+        index.skipped[reason] += n
+        index.examples[reason] = folder.caption_problems.examples[reason]
+    for name in folder.media:
+        for caption in folder.captions[name]:
+            index.add_caption(name, caption, f"{name}: {caption!r}")
+    captioned = sorted(index.captions)
+    for name in folder.media:
+        if name not in index.captions:
+            index.skip("no caption", name)
+    if len(captioned) < 3:
+        raise SupraUserError(f"data.root={root} has {len(captioned)} images with captions: train, val and test need "
+                             "at least 3 (add photo.txt beside photo.jpg, or a captions.jsonl / .csv / .tsv)")
+    index.splits = split_by_file(captioned, VAL_FRACTION, TEST_FRACTION, seed)
+    return finish(index)

@@ -1,0 +1,131 @@
+"""What every image-caption source reads its annotations into: which images each split holds, the cleaned
+captions of each, the dataset's own id where it has one, and what was dropped and why.
+
+Readers (flickr8k.py, flickr30k.py, coco.py, karpathy.py, folder.py) only parse their layout; `finish`
+then drops, with the same reasons everywhere, what cannot be used: a caption for no image file, an image
+in no split or with no caption. Nothing is decoded here: unreadable image files are found by the image
+cache and counted there.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from supra.data.captions import clean_caption
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass
+class CaptionIndex:
+    """Images by split as keys (paths relative to `image_dir`, posix), with their captions.
+
+    `ids`: the dataset's own id of an image where it has one (COCO's integer ids); otherwise the key is its
+    id. `layout` names the annotation format read, for the summary line.
+    """
+
+    layout: str
+    image_dir: Path
+    splits: dict[str, list[str]]
+    captions: dict[str, list[str]]
+    skipped: Counter = field(default_factory=Counter)  # reason -> count
+    examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few names/lines
+    ids: dict[str, int | str] = field(default_factory=dict)
+    _seen: set = field(default_factory=set, repr=False)
+
+    def skip(self, reason: str, what: str) -> None:
+        self.skipped[reason] += 1
+        self.examples.setdefault(reason, [])
+        if len(self.examples[reason]) < 3:
+            self.examples[reason].append(what)
+
+    def add_caption(self, key: str, caption: str, where: str) -> None:
+        """A caption of image `key`, cleaned (whitespace, a final full stop: sources differ in whether they
+        end captions with one, and it carries nothing); blank ones and exact repeats are counted, not kept."""
+        caption = clean_caption(caption, drop_final_stop=True)
+        if not caption:
+            self.skip("blank caption", where.strip() or key)
+        elif (key, caption) in self._seen:
+            self.skip("duplicate line", where.strip())
+        else:
+            self._seen.add((key, caption))
+            self.captions.setdefault(key, []).append(caption)
+
+
+def read_lines(path: Path) -> list[str]:
+    """A text file's lines: a UTF-8 BOM dropped, CRLF and CR line ends handled, undecodable bytes replaced."""
+    return path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+
+
+def files_under(folder: Path) -> set[str]:
+    """Every file under `folder` as a posix path relative to it (the keys images are looked up by)."""
+    found = set()
+    for here, dirs, files in os.walk(folder):
+        dirs[:] = [d for d in dirs if not d.startswith(".")]
+        base = Path(here).relative_to(folder)
+        found.update((base / name).as_posix() for name in files)
+    return found
+
+
+def split_sizes(n: int, published: dict[str, int | None]) -> dict[str, int]:
+    """train/val/test sizes for `n` images without published split lists. `published`: the sizes the
+    dataset's usual split has (train None: all the rest); used when there are enough images, else 1/8 for
+    val and for test and the rest train (a partial copy)."""
+    val, test = published["val"], published["test"]
+    train = published["train"] if published["train"] is not None else n - val - test
+    if n >= train + val + test and train > 0:
+        return {"train": train, "val": val, "test": test}
+    val = test = max(1, n // 8) if n >= 3 else 0
+    return {"train": n - val - test, "val": val, "test": test}
+
+
+def seeded_split(keys: list[str], sizes: dict[str, int], seed: int) -> dict[str, list[str]]:
+    """A seeded shuffle of the sorted keys, cut into `sizes`: the same split on any machine."""
+    order = sorted(keys)
+    random.Random(seed).shuffle(order)
+    out, start = {}, 0
+    for split in SPLIT_NAMES:
+        out[split] = order[start:start + sizes[split]]
+        start += sizes[split]
+    return out
+
+
+def finish(index: CaptionIndex) -> CaptionIndex:
+    """Drop what cannot be used, counting each by reason: captioned images in no split ("in no split", or
+    "no image file" when the file is missing too), and split images without a file or without a caption.
+
+    After this every split key has >= 1 caption and a file on disk.
+    """
+    on_disk = files_under(index.image_dir)
+    in_splits = {key for keys in index.splits.values() for key in keys}
+    for key in sorted(set(index.captions) - in_splits):
+        index.skip("in no split" if key in on_disk else "no image file", key)
+    for split, keys in index.splits.items():
+        kept = []
+        for key in keys:
+            if key not in on_disk:
+                index.skip("no image file", key)
+            elif not index.captions.get(key):
+                index.skip("no caption", key)
+            else:
+                kept.append(key)
+        index.splits[split] = kept
+    return index
+
+
+def summary_line(source: str, index: CaptionIndex, unreadable: dict[str, str]) -> str:
+    """One line: images/captions per split, and what was skipped and why (with examples)."""
+    parts = [f"{split} {len(keys)} images / {sum(len(index.captions[k]) for k in keys)} captions"
+             for split, keys in index.splits.items()]
+    skipped = dict(index.skipped)
+    if unreadable:
+        skipped["unreadable image"] = len(unreadable)
+    reasons = ", ".join(
+        f"{n} {reason} (e.g. {', '.join((index.examples.get(reason) or list(unreadable))[:2])})"
+        for reason, n in skipped.items()
+    )
+    return f"{source} ({index.layout} layout): {'; '.join(parts)}; skipped: {reasons or 'nothing'}"

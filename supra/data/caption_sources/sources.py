@@ -1,0 +1,26 @@
+"""Every image-caption source by name (`data.source`): a reader of its published layouts at a root into
+one CaptionIndex. The captioner's DataModule (data/captioning/photos.py) and the a2a mixture's photo
+source (data/media/photo_captions.py) both read through here."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from supra.data.caption_sources.coco import read_coco
+from supra.data.caption_sources.flickr8k import read_flickr8k
+from supra.data.caption_sources.flickr30k import read_flickr30k
+from supra.data.caption_sources.folder import read_caption_folder
+from supra.data.caption_sources.index import CaptionIndex
+
+SOURCES: dict[str, Callable[..., CaptionIndex]] = {
+    "flickr8k": read_flickr8k,
+    "flickr30k": read_flickr30k,
+    "coco": read_coco,
+    "folder": read_caption_folder,
+}
+
+
+def read_caption_source(source: str, root: str | Path, layout: str | None = None, seed: int = 0) -> CaptionIndex:
+    """The index of `source` at `root` (`layout` forced or detected; `seed` for layouts without splits)."""
+    return SOURCES[source](root, layout, seed)

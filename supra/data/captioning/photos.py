@@ -1,0 +1,62 @@
+"""Captioned photos from disk for the captioner: any caption source (Flickr8k, Flickr30k, COCO, a folder)
+in its published layout at `root`, images decoded once into a memory-mapped cache at the model's size.
+
+Which images and captions each split holds is the source reader's (data/caption_sources/); decoding and
+the cache are caption_sources/decoded.py's; this module adds the batches and the split lists of the run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from supra.data.caption_sources.decoded import DecodedPhotos
+from supra.data.caption_sources.index import CaptionIndex
+from supra.data.captioning.datamodule import CaptionDataModule, CaptionedImages, ImageRows
+from supra.utils.files import write_text_atomic
+
+
+class PhotoCaptionsDataModule(CaptionDataModule):
+    """`source` (flickr8k, flickr30k, coco or folder) read from `root`; `layout` forces one of its layouts
+    (null: detected); `split_seed` draws the split of layouts that publish none."""
+
+    def __init__(
+        self, source: str, root: str, layout: str | None = None, split_seed: int = 0, output_dir: str | None = None,
+        show_progress: bool = True, **common,
+    ) -> None:
+        super().__init__(**common)
+        self.root = Path(root)
+        self.photos = DecodedPhotos(source, root, self.image_size, layout, split_seed, self.cache_dir)
+        self.output_dir = Path(output_dir) if output_dir else None
+        self.show_progress = show_progress
+
+    @property
+    def index(self) -> CaptionIndex | None:
+        """The source's index once set up: which images each split holds, and what was skipped."""
+        return self.photos.index
+
+    @property
+    def summary(self) -> str:
+        return self.photos.summary
+
+    def prepare_data(self) -> None:
+        # Lightning calls this on one process only, before the others set up: the cache is built once.
+        self.photos.prepare(self.show_progress)
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.photos.index is None:
+            self.photos.load(self.show_progress)
+            self._write_split_lists()
+        super().setup(stage)
+
+    def _write_split_lists(self) -> None:
+        """The image lists actually used (a seeded split included), for reproducibility."""
+        if self.output_dir is None or (self.trainer is not None and not self.trainer.is_global_zero):
+            return
+        for split, keys in self.photos.index.splits.items():
+            write_text_atomic(self.output_dir / "splits" / f"{split}.txt", "\n".join(keys) + "\n")
+
+    def load_split(self, split: str) -> CaptionedImages:
+        if self.photos.index is None:
+            self.setup(None)
+        part = self.photos.split(split)
+        return CaptionedImages(ImageRows(self.photos.store, part.rows), part.captions, part.ids, part.files)

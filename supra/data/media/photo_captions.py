@@ -1,0 +1,35 @@
+"""Photos with captions from any caption source (flickr8k, flickr30k, coco, folder: the captioner's
+sources, data/caption_sources/) as images for the a2a mixture: decoded once into a cache at `image_size`
+(squashed to a square, as the captioner sees them), with their captions; no objects (only the shapes
+scenes know theirs, so the shapes judges are not run on photos).
+
+    data.sources.coco: {_target_: supra.data.media.photo_captions.PhotoCaptionsMediaDataModule,
+                        source: coco, root: /path/to/coco, image_size: 64}
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from supra.data.caption_sources.decoded import DecodedPhotos
+from supra.data.media.datamodule import MediaDataModule, MediaItems
+
+
+class PhotoCaptionsMediaDataModule(MediaDataModule):
+    """`source` at `root` as images [N, 3, S, S] with captions; `layout` and `split_seed` as for the captioner."""
+
+    def __init__(self, source: str, root: str, layout: str | None = None, split_seed: int = 0,
+                 cache_dir: str | None = None, show_progress: bool = True, **common: Any) -> None:
+        super().__init__(**common)
+        self.photos = DecodedPhotos(source, root, self.image_size, layout, split_seed,
+                                    Path(cache_dir) if cache_dir else None)
+        self.show_progress = show_progress
+
+    def prepare_data(self) -> None:
+        self.photos.prepare(self.show_progress)
+
+    def load_split(self, split: str) -> MediaItems:
+        self.photos.load(self.show_progress)
+        part = self.photos.split(split)
+        return MediaItems(self.photos.store[part.rows], part.captions, [str(i) for i in part.ids], None, part.files)

@@ -1,0 +1,130 @@
+"""Small copies of COCO, Flickr30k and a captioned folder in their exact published layouts, with the traps
+real copies have. Each writer returns what a correct reader must find: images per split and the skip
+counts by reason (and, for COCO, which id each image file has)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.flickr8k_fixtures import write_images
+
+
+def coco_caption(i: int, n: int) -> str:
+    return f"A photo number {i} of a cat on a sofa, take {n}."
+
+
+def write_coco_official(root: Path, year: str = "2014", under_images: bool = False) -> dict:
+    """annotations/captions_{train,val}<year>.json + train<year>/, val<year>/ (or under images/).
+
+    Traps: ids out of order, an image listed with no caption, a caption for an unknown image id, an
+    image whose file is missing, captions ending in a newline or spaces, a blank caption.
+    """
+    def file_name(part: str, image_id: int) -> str:
+        return f"COCO_{part}{year}_{image_id:012d}.jpg" if year == "2014" else f"{image_id:012d}.jpg"
+
+    images_root = root / "images" if under_images else root
+    files: dict[str, int] = {}
+    for part, ids in (("train", range(101, 113)), ("val", range(201, 217))):
+        images, annotations = [], []
+        for image_id in reversed(ids):  # out of order, as the real files are not sorted either
+            images.append({"id": image_id, "file_name": file_name(part, image_id), "width": 60, "height": 40,
+                           "license": 1, "coco_url": "", "flickr_url": "", "date_captured": ""})
+            if image_id == 101:
+                continue  # trap: an image with no caption
+            for n in range(5):
+                caption = coco_caption(image_id, n) + ("\n" if n == 1 else "  " if n == 2 else "")
+                annotations.append({"image_id": image_id, "id": image_id * 10 + n, "caption": caption})
+        if part == "train":
+            annotations.append({"image_id": 999, "id": 99990, "caption": "A caption of no image."})  # trap
+            annotations.append({"image_id": 105, "id": 10599, "caption": "   "})  # trap: blank
+        (root / "annotations").mkdir(parents=True, exist_ok=True)
+        (root / "annotations" / f"captions_{part}{year}.json").write_text(json.dumps(
+            {"info": {"year": int(year)}, "licenses": [], "images": images, "annotations": annotations}))
+        on_disk = [im["file_name"] for im in images if im["id"] != 102]  # trap: image 102's file is missing
+        write_images(images_root / f"{part}{year}", on_disk)
+        files.update({f"{part}{year}/{im['file_name']}": im["id"] for im in images})
+    return {
+        # train file: 12 - 101 (no caption) - 102 (no file); val file: 16 = 2 val + 2 test + 12 trained on
+        "images": {"train": 10 + 12, "val": 2, "test": 2},
+        "skipped": {"caption for an unknown image id": 1, "blank caption": 1, "no caption": 1, "no image file": 1},
+        "ids": files,
+    }
+
+
+def write_coco_karpathy(root: Path) -> dict:
+    """dataset_coco.json (train / restval / val / test, filepath + filename, cocoid) + train2014/, val2014/."""
+    splits = ["train"] * 6 + ["restval"] * 4 + ["val"] * 3 + ["test"] * 3
+    images = []
+    for k, split in enumerate(splits):
+        part = "train2014" if split == "train" else "val2014"
+        cocoid = 500 + k
+        images.append({"filepath": part, "filename": f"COCO_{part}_{cocoid:012d}.jpg", "cocoid": cocoid,
+                       "imgid": k, "split": split, "sentids": [],
+                       "sentences": [{"raw": coco_caption(cocoid, n), "tokens": [], "imgid": k} for n in range(5)]})
+    (root).mkdir(parents=True, exist_ok=True)
+    (root / "dataset_coco.json").write_text(json.dumps({"images": images, "dataset": "coco"}))
+    for part in ("train2014", "val2014"):
+        write_images(root / part, [im["filename"] for im in images if im["filepath"] == part])
+    return {"images": {"train": 10, "val": 3, "test": 3}, "skipped": {},
+            "ids": {f"{im['filepath']}/{im['filename']}": im["cocoid"] for im in images}}
+
+
+def flickr30k_names(n: int = 20) -> list[str]:
+    return [f"{1000092795 + 7 * i}.jpg" for i in range(n)]
+
+
+def flickr30k_caption(i: int, n: int) -> str:
+    return f"Two young guys number {i} look at their hands , take {n}"
+
+
+def write_flickr30k(root: Path, layout: str) -> dict:
+    """karpathy: dataset_flickr30k.json + flickr30k_images/; token: results_20130124.token +
+    flickr30k_images/; csv: the Kaggle copy, flickr30k_images/results.csv beside the nested
+    flickr30k_images/flickr30k_images/ that holds the pictures, with the published file's broken row."""
+    names = flickr30k_names()
+    if layout == "karpathy":
+        splits = ["train"] * 14 + ["val"] * 3 + ["test"] * 3
+        images = [{"filename": name, "split": split, "sentences": [{"raw": flickr30k_caption(i, n) + " ."}
+                   for n in range(5)]} for i, (name, split) in enumerate(zip(names, splits, strict=True))]
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "dataset_flickr30k.json").write_text(json.dumps({"images": images, "dataset": "flickr30k"}))
+        write_images(root / "flickr30k_images", names)
+        return {"images": {"train": 14, "val": 3, "test": 3}, "skipped": {}}
+    if layout == "token":
+        lines = [f"{name}#{n}\t{flickr30k_caption(i, n)} ." for i, name in enumerate(names) for n in range(5)]
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "results_20130124.token").write_text("\n".join(lines) + "\n")
+        write_images(root / "flickr30k_images", names)
+        return {"images": {"train": 16, "val": 2, "test": 2}, "skipped": {}}
+    lines = ["image_name| comment_number| comment"]
+    for i, name in enumerate(names):
+        for n in range(5):
+            if i == 3 and n == 4:  # trap: the published row 19999 lost its second '|'
+                lines.append(f"{name}| {n}   {flickr30k_caption(i, n)} .")
+            else:
+                lines.append(f"{name}| {n}| {flickr30k_caption(i, n)} .")
+    lines.append(f"{names[0]}| 5| ")  # trap: a blank caption
+    folder = root / "flickr30k_images"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "results.csv").write_text("\n".join(lines) + "\n")
+    write_images(folder / "flickr30k_images", names)
+    return {"images": {"train": 16, "val": 2, "test": 2}, "skipped": {"blank caption": 1}}
+
+
+def write_caption_folder(root: Path) -> dict:
+    """Photos in subfolders (two of them named alike) with captions from every kind of file: photo.txt
+    beside a photo (BOM, CRLF), captions.jsonl, captions.tsv; traps: photos with no caption, a blank
+    caption, a caption for a file that is not there."""
+    captioned = [f"park/{i}.jpg" for i in range(4)] + [f"beach/{i}.jpg" for i in range(4)] + ["dogs/a.png", "dogs/b.jpg"]
+    uncaptioned = ["park/extra.jpg", "beach/extra.jpg"]
+    for folder in ("park", "beach", "dogs"):
+        write_images(root / folder, [Path(n).name for n in captioned + uncaptioned if n.startswith(folder + "/")])
+    for n in ("park/0", "park/1", "park/2", "park/3"):
+        (root / f"{n}.txt").write_bytes(("\ufeff" + f"a green park {n}\r\nchildren playing in {n}\r\n").encode())
+    (root / "captions.jsonl").write_text("\n".join(json.dumps({"file": f"beach/{i}.jpg", "caption": f"waves on beach {i}"})
+                                                    for i in range(4))
+                                         + "\n" + json.dumps({"file": "beach/gone.jpg", "caption": "no such file"}) + "\n")
+    (root / "captions.tsv").write_text("file\tcaption\ndogs/a.png\ta dog, running\ndogs/b.jpg\ta dog asleep\ndogs/b.jpg\t  \n")
+    return {"images": {"train": 8, "val": 1, "test": 1},
+            "skipped": {"captions for no media file": 1, "blank captions": 1, "no caption": 2}}

@@ -1,0 +1,180 @@
+"""Every image-caption source in its published layouts, traps included: COCO (official 2014 / 2017 files,
+Karpathy's dataset_coco.json), Flickr30k (Karpathy's json, the original .token, the shared results.csv),
+a captioned folder; then training from each through train.py, scoring a Flickr8k-trained captioner on
+COCO with evaluate.py, and the a2a mixture from photos with captions."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+
+from supra.artifacts.release_files import data_names
+from supra.data.caption_sources.sources import read_caption_source
+from supra.data.captioning.photos import PhotoCaptionsDataModule
+from supra.utils.errors import SupraUserError
+from tests.caption_source_fixtures import (
+    coco_caption,
+    flickr30k_caption,
+    flickr30k_names,
+    write_caption_folder,
+    write_coco_karpathy,
+    write_coco_official,
+    write_flickr30k,
+)
+from tests.conftest import ROOT, compose_config
+from tests.flickr8k_fixtures import write_karpathy
+
+LAYOUTS = {
+    "coco 2014": ("coco", lambda root: write_coco_official(root, "2014")),
+    "coco 2017 under images/": ("coco", lambda root: write_coco_official(root, "2017", under_images=True)),
+    "coco karpathy": ("coco", write_coco_karpathy),
+    "flickr30k karpathy": ("flickr30k", lambda root: write_flickr30k(root, "karpathy")),
+    "flickr30k token": ("flickr30k", lambda root: write_flickr30k(root, "token")),
+    "flickr30k csv (Kaggle)": ("flickr30k", lambda root: write_flickr30k(root, "csv")),
+    "folder": ("folder", write_caption_folder),
+}
+
+
+@pytest.mark.parametrize("layout", list(LAYOUTS))
+def test_each_layout_gives_its_splits_and_counts_what_it_skips(tmp_path, layout):
+    source, write = LAYOUTS[layout]
+    expected = write(tmp_path / "data")
+    index = read_caption_source(source, tmp_path / "data")
+    assert {split: len(keys) for split, keys in index.splits.items()} == expected["images"]
+    assert dict(index.skipped) == expected["skipped"]
+    for keys in index.splits.values():
+        for key in keys:
+            assert (index.image_dir / key).is_file() and index.captions[key]
+
+
+@pytest.mark.parametrize("layout", ["coco 2014", "coco karpathy"])
+def test_coco_images_keep_their_integer_ids_and_every_caption(tmp_path, layout):
+    source, write = LAYOUTS[layout]
+    expected = write(tmp_path / "coco")
+    index = read_caption_source(source, tmp_path / "coco")
+    for keys in index.splits.values():
+        for key in keys:
+            image_id = index.ids[key]
+            assert image_id == expected["ids"][key] and isinstance(image_id, int)
+            # five captions each, the newline, trailing spaces and final full stop gone
+            assert index.captions[key] == [coco_caption(image_id, n)[:-1] for n in range(5)]
+
+
+def test_coco_official_trains_on_the_val_images_outside_val_and_test(tmp_path):
+    write_coco_official(tmp_path / "coco")
+    index = read_caption_source("coco", tmp_path / "coco", seed=0)
+    val_file_images = {k for keys in index.splits.values() for k in keys if k.startswith("val2014/")}
+    assert len(val_file_images) == 16
+    assert all(k.startswith("val2014/") for k in index.splits["val"] + index.splits["test"])
+    assert read_caption_source("coco", tmp_path / "coco", seed=1).splits["test"] != index.splits["test"]
+
+
+def test_the_flickr30k_csv_row_missing_its_separator_keeps_its_caption(tmp_path):
+    write_flickr30k(tmp_path / "f30k", "csv")
+    index = read_caption_source("flickr30k", tmp_path / "f30k")
+    assert index.layout == "csv" and index.image_dir.as_posix().endswith("flickr30k_images/flickr30k_images")
+    assert index.captions[flickr30k_names()[3]] == [flickr30k_caption(3, n) for n in range(5)]
+
+
+def test_a_folder_keys_photos_by_their_path_so_alike_names_stay_apart(tmp_path):
+    write_caption_folder(tmp_path / "photos")
+    index = read_caption_source("folder", tmp_path / "photos")
+    keys = {k for keys in index.splits.values() for k in keys}
+    assert {"park/0.jpg", "beach/0.jpg"} <= keys
+    assert index.captions["park/0.jpg"] == ["a green park park/0", "children playing in park/0"]  # BOM, CRLF
+    assert index.captions["dogs/a.png"] == ["a dog, running"]
+
+
+@pytest.mark.parametrize(("source", "message"), [
+    ("coco", "holds no COCO captions"), ("flickr30k", "holds no known Flickr30k layout"),
+    ("folder", "holds no images or GIFs"),
+])
+def test_a_root_without_the_source_is_one_line(tmp_path, source, message):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SupraUserError, match=message):
+        read_caption_source(source, tmp_path / "empty")
+
+
+def test_an_unknown_source_is_one_line(tmp_path):
+    with pytest.raises(SupraUserError, match="data.source='laion' is unknown"):
+        PhotoCaptionsDataModule(source="laion", root=str(tmp_path))
+
+
+def test_a_corrupt_image_is_skipped_and_named_in_the_summary(tmp_path):
+    expected = write_coco_official(tmp_path / "coco")
+    corrupt = next(k for k in expected["ids"] if k.startswith("val2014/"))
+    (tmp_path / "coco" / corrupt).write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    dm = PhotoCaptionsDataModule(source="coco", root=str(tmp_path / "coco"), cache_dir=str(tmp_path / "cache"),
+                                 show_progress=False, batch_size=4, eval_batch_size=4)
+    dm.setup("fit")
+    assert "1 unreadable image" in dm.summary and corrupt in dm.summary
+    assert sum(len(dm.loaded(s)) for s in ("train", "val")) + len(dm.photos.index.splits["test"]) == 25
+
+
+@pytest.mark.parametrize("layout", ["coco 2014", "flickr30k csv (Kaggle)", "folder"])
+def test_the_release_recipe_trains_from_each_source(tmp_path, layout):
+    """`python train.py experiment=vlm_<source> trainer=cpu data.root=... trainer.fast_dev_run=true`, in process."""
+    from supra.runner.training import train
+
+    source, write = LAYOUTS[layout]
+    write(tmp_path / "data")
+    experiment = {"coco": "vlm_coco", "flickr30k": "vlm_flickr30k", "folder": "vlm_caption_folder"}[source]
+    cfg = compose_config("train", tmp_path / "run", [
+        f"experiment={experiment}", "trainer=cpu", f"data.root={tmp_path / 'data'}", "+trainer.fast_dev_run=true",
+        "data.batch_size=4", "data.eval_batch_size=4", "data.num_workers=0", "data.show_progress=false",
+        "callbacks.progress_bar=null", "model.test_metrics=[Bleu]",
+    ])
+    _, metrics = train(cfg)
+    assert "test/Bleu_1" in metrics and (tmp_path / "run" / "splits" / "train.txt").is_file()
+    assert data_names(OmegaConf.to_container(cfg)) == [source]  # what a model card's `datasets` will say
+
+
+def test_evaluate_scores_a_flickr8k_trained_captioner_on_coco(tmp_path):
+    """evaluate.py ckpt=<trained on Flickr8k's Karpathy layout> data=coco data.root=<COCO 2014 files>."""
+    from supra.runner.training import train
+
+    write_karpathy(tmp_path / "flickr")
+    train(compose_config("train", tmp_path / "run", [
+        "experiment=vlm_flickr8k", "trainer=cpu", f"data.root={tmp_path / 'flickr'}", "trainer.max_steps=1",
+        "trainer.max_epochs=1", "test=false", "data.eval_batch_size=4", "data.num_workers=0",
+        "data.show_progress=false", "callbacks.progress_bar=null",
+    ]))
+    expected = write_coco_official(tmp_path / "coco")
+    result = subprocess.run(
+        [sys.executable, "evaluate.py", f"ckpt={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", "data=coco",
+         f"data.root={tmp_path / 'coco'}", f"hydra.run.dir={tmp_path / 'eval'}", "data.num_workers=0",
+         "data.show_progress=false"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert {"Bleu_4", "CIDEr"} <= set(metrics)
+    predictions = json.loads((tmp_path / "eval" / "predictions.json").read_text())
+    assert len(predictions) == 2  # COCO's results format: integer image ids, the file beside them
+    for p in predictions:
+        assert expected["ids"][p["file"].removeprefix("./")] == p["image_id"] and isinstance(p["image_id"], int)
+
+
+@pytest.mark.parametrize("layout", ["coco 2014", "folder"])
+def test_the_a2a_mixture_trains_from_photos_with_captions(tmp_path, layout):
+    """text2image, image2text and text from a caption source at 64 px, codes cached by the frozen VQ-VAE."""
+    from supra.runner.training import train
+    from tests.test_a2a_data import write_vqvae_checkpoint
+    from tests.test_a2a_training import a2a_run
+
+    source, write = LAYOUTS[layout]
+    write(tmp_path / "data")
+    photos = (f"{{_target_:supra.data.media.photo_captions.PhotoCaptionsMediaDataModule,source:{source},"
+              f"root:'{tmp_path / 'data'}',image_size:64,show_progress:false}}")
+    overrides = [o for o in a2a_run(write_vqvae_checkpoint(tmp_path / "vq.ckpt"), tmp_path / "cache")
+                 if not o.startswith("data.sources.")]
+    cfg = compose_config("train", tmp_path / "run", [
+        *overrides, "~data.sources.shapes", "~data.sources.shapes_video", f"+data.sources.photos={photos}",
+        "data.tasks.video=0", "data.tasks.text2video=0",
+    ])
+    _, metrics = train(cfg)
+    assert {"test/loss_text2image", "test/loss_image2text", "test/loss_text", "test/CIDEr"} <= set(metrics)
+    assert "test/text2image_fidelity" not in metrics  # the shapes judge needs the objects only shapes know
