@@ -5,6 +5,7 @@ counts by reason (and, for COCO, which id each image file has)."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 from tests.flickr8k_fixtures import write_images
@@ -128,3 +129,76 @@ def write_caption_folder(root: Path) -> dict:
     (root / "captions.tsv").write_text("file\tcaption\ndogs/a.png\ta dog, running\ndogs/b.jpg\ta dog asleep\ndogs/b.jpg\t  \n")
     return {"images": {"train": 8, "val": 1, "test": 1},
             "skipped": {"captions for no media file": 1, "blank captions": 1, "no caption": 2}}
+
+
+def jpeg_bytes(i: int) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    buffer = io.BytesIO()
+    pixels = np.random.default_rng(i).integers(0, 256, (36 + i % 5, 48, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def write_hf_dataset(root: Path, layout: str) -> dict:
+    """A Hugging Face dataset as `datasets` writes it: save_to_disk (a DatasetDict with train / validation /
+    test) or parquet files as the Hub ships them (data/train-0000x-of-00002.parquet, data/test-...; no
+    validation: it is cut from train). Image column with the Image feature; captions a string in some rows
+    and a list in others. Traps: an image that is null, one given as a path (the file beside the dataset),
+    one as a path that is not there, a blank caption, a caption list holding a non-string."""
+    import datasets
+
+    def rows(split: str, n: int, start: int) -> dict:
+        images, captions = [], []
+        for k in range(n):
+            i = start + k
+            images.append({"bytes": jpeg_bytes(i), "path": None})
+            captions.append([f"a {split} picture {i}", f"another view {i}"] if i % 2 else f"a {split} picture {i}")
+        return {"image": images, "caption": captions, "image_id": list(range(start, start + n))}
+
+    parts = {"train": rows("train", 16, 0), "validation": rows("validation", 3, 100), "test": rows("test", 3, 200)}
+    for part in parts.values():  # one column type: every caption a list
+        part["caption"] = [c if isinstance(c, list) else [c] for c in part["caption"]]
+    train = parts["train"]
+    train["image"][1] = None  # trap: no image
+    (root / "photos").mkdir(parents=True, exist_ok=True)
+    (root / "photos" / "two.jpg").write_bytes(jpeg_bytes(2))
+    (root / "photos" / "gone.jpg").write_bytes(jpeg_bytes(3))  # deleted once saved: datasets stats it
+    train["image"][2] = {"bytes": None, "path": "photos/two.jpg"}  # trap: a path, and the file is there
+    train["image"][3] = {"bytes": None, "path": "photos/gone.jpg"}  # trap: a path to nothing
+    train["caption"][4] = ["   "]  # trap: a blank caption (the image then has none)
+    train["caption"][5] = [f"a train picture {5}", None]  # trap: a caption that is not text
+    features = datasets.Features({"image": datasets.Image(), "caption": datasets.List(datasets.Value("string")),
+                                  "image_id": datasets.Value("int64")})
+    made = {name: datasets.Dataset.from_dict(part, features=features) for name, part in parts.items()}
+    cwd = os.getcwd()
+    os.chdir(root)  # image paths are relative to the dataset, as on the Hub
+    try:
+        write_hf_layout(root, layout, made)
+    finally:
+        os.chdir(cwd)
+    (root / "photos" / "gone.jpg").unlink()
+    # save_to_disk embeds the files that image paths name (both were there when it ran), so only the null
+    # image is unusable there; parquet keeps the paths, and one of them leads nowhere by now
+    unusable = 1 if layout == "save_to_disk" else 2
+    sizes = {"train": 14, "val": 3, "test": 3} if layout == "save_to_disk" else {"train": 12, "val": 1, "test": 3}
+    skipped = {"no usable image (empty, or a path that is not there)": unusable, "blank caption": 1,
+               "caption that is not text": 1, "no caption": 1}
+    return {"images": sizes, "skipped": skipped}
+
+
+def write_hf_layout(root: Path, layout: str, made: dict) -> None:
+    import datasets
+
+    if layout == "save_to_disk":
+        datasets.DatasetDict(made).save_to_disk(str(root))
+    else:
+        half = len(made["train"]) // 2
+        (root / "data").mkdir(parents=True, exist_ok=True)
+        made["train"].select(range(half)).to_parquet(str(root / "data" / "train-00000-of-00002.parquet"))
+        made["train"].select(range(half, 16)).to_parquet(str(root / "data" / "train-00001-of-00002.parquet"))
+        made["test"].to_parquet(str(root / "data" / "test-00000-of-00001.parquet"))
+        # no validation file: val is cut from train's 13 images with an image and a caption: 13 // 8 = 1

@@ -24,6 +24,7 @@ from tests.caption_source_fixtures import (
     write_coco_karpathy,
     write_coco_official,
     write_flickr30k,
+    write_hf_dataset,
 )
 from tests.conftest import ROOT, compose_config
 from tests.flickr8k_fixtures import write_karpathy
@@ -36,6 +37,8 @@ LAYOUTS = {
     "flickr30k token": ("flickr30k", lambda root: write_flickr30k(root, "token")),
     "flickr30k csv (Kaggle)": ("flickr30k", lambda root: write_flickr30k(root, "csv")),
     "folder": ("folder", write_caption_folder),
+    "hf save_to_disk": ("hf_disk", lambda root: write_hf_dataset(root, "save_to_disk")),
+    "hf parquet (as on the Hub)": ("hf_disk", lambda root: write_hf_dataset(root, "parquet")),
 }
 
 
@@ -47,8 +50,9 @@ def test_each_layout_gives_its_splits_and_counts_what_it_skips(tmp_path, layout)
     assert {split: len(keys) for split, keys in index.splits.items()} == expected["images"]
     assert dict(index.skipped) == expected["skipped"]
     for keys in index.splits.values():
-        for key in keys:
-            assert (index.image_dir / key).is_file() and index.captions[key]
+        for key in keys:  # a file of its own, or (a dataset's) bytes that decode
+            assert index.captions[key]
+            assert (index.image_dir / key).is_file() or index.stored[key].read()[:2] == b"\xff\xd8"
 
 
 @pytest.mark.parametrize("layout", ["coco 2014", "coco karpathy"])
@@ -80,6 +84,21 @@ def test_the_flickr30k_csv_row_missing_its_separator_keeps_its_caption(tmp_path)
     assert index.captions[flickr30k_names()[3]] == [flickr30k_caption(3, n) for n in range(5)]
 
 
+def test_a_hugging_face_dataset_keeps_its_own_ids_and_reads_string_or_list_captions(tmp_path):
+    write_hf_dataset(tmp_path / "hf", "parquet")
+    index = read_caption_source("hf_disk", tmp_path / "hf", columns={"id_column": "image_id"}, cache_dir=tmp_path / "c")
+    assert sorted(index.ids[k] for k in index.splits["test"]) == [200, 201, 202]
+    assert index.captions["test/1"] == ["a test picture 201", "another view 201"]
+    assert index.captions["test/0"] == ["a test picture 200"]
+    assert "train/2" in index.stored  # given as a path beside the dataset, read from there
+
+
+def test_a_hugging_face_column_that_is_not_there_is_one_line(tmp_path):
+    write_hf_dataset(tmp_path / "hf", "save_to_disk")
+    with pytest.raises(SupraUserError, match=r"data.caption_column='text' is not a column of .* \(it has image, caption, image_id\)"):
+        read_caption_source("hf_disk", tmp_path / "hf", columns={"caption_column": "text"})
+
+
 def test_a_folder_keys_photos_by_their_path_so_alike_names_stay_apart(tmp_path):
     write_caption_folder(tmp_path / "photos")
     index = read_caption_source("folder", tmp_path / "photos")
@@ -91,7 +110,7 @@ def test_a_folder_keys_photos_by_their_path_so_alike_names_stay_apart(tmp_path):
 
 @pytest.mark.parametrize(("source", "message"), [
     ("coco", "holds no COCO captions"), ("flickr30k", "holds no known Flickr30k layout"),
-    ("folder", "holds no images or GIFs"),
+    ("folder", "holds no images or GIFs"), ("hf_disk", "holds no Hugging Face dataset"),
 ])
 def test_a_root_without_the_source_is_one_line(tmp_path, source, message):
     (tmp_path / "empty").mkdir()
@@ -115,14 +134,15 @@ def test_a_corrupt_image_is_skipped_and_named_in_the_summary(tmp_path):
     assert sum(len(dm.loaded(s)) for s in ("train", "val")) + len(dm.photos.index.splits["test"]) == 25
 
 
-@pytest.mark.parametrize("layout", ["coco 2014", "flickr30k csv (Kaggle)", "folder"])
+@pytest.mark.parametrize("layout", ["coco 2014", "flickr30k csv (Kaggle)", "folder", "hf parquet (as on the Hub)"])
 def test_the_release_recipe_trains_from_each_source(tmp_path, layout):
     """`python train.py experiment=vlm_<source> trainer=cpu data.root=... trainer.fast_dev_run=true`, in process."""
     from supra.runner.training import train
 
     source, write = LAYOUTS[layout]
     write(tmp_path / "data")
-    experiment = {"coco": "vlm_coco", "flickr30k": "vlm_flickr30k", "folder": "vlm_caption_folder"}[source]
+    experiment = {"coco": "vlm_coco", "flickr30k": "vlm_flickr30k", "folder": "vlm_caption_folder",
+                  "hf_disk": "vlm_hf_disk"}[source]
     cfg = compose_config("train", tmp_path / "run", [
         f"experiment={experiment}", "trainer=cpu", f"data.root={tmp_path / 'data'}", "+trainer.fast_dev_run=true",
         "data.batch_size=4", "data.eval_batch_size=4", "data.num_workers=0", "data.show_progress=false",

@@ -8,8 +8,10 @@ by every later run and every DDP rank without copying it into memory.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -22,10 +24,22 @@ from supra.utils.files import atomic_path, write_json_atomic
 CACHE_VERSION = 1  # bump when decoding or resizing changes
 
 
-def cache_key(paths: Sequence[Path], names: Sequence[str], size: int) -> str:
+@dataclass(frozen=True)
+class StoredImage:
+    """An encoded image that is not a file of its own (a row of a dataset's Arrow or parquet files): its
+    bytes, read on demand, and a stamp that changes when they may have (the container's size and mtime)."""
+
+    read: Callable[[], bytes]
+    stamp: str
+
+
+def cache_key(paths: Sequence[Path | StoredImage], names: Sequence[str], size: int) -> str:
     """Hash of file names, sizes and modification times plus the transform: a changed file rebuilds."""
     digest = hashlib.sha256(f"v{CACHE_VERSION} squash-resize {size} antialias".encode())
     for path, name in zip(paths, names, strict=True):
+        if isinstance(path, StoredImage):
+            digest.update(f"{name}|{path.stamp}\n".encode())
+            continue
         stat = path.stat() if path.exists() else None
         digest.update(f"{name}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}\n".encode())
     return digest.hexdigest()[:16]
@@ -35,9 +49,11 @@ class ImageCache:
     """`<cache_dir>/images_<key>.npy` (uint8 [N, 3, S, S]) + `images_<key>.json` (which files failed).
 
     `names`: what each file is called in the cache's records (default its file name; sources whose images
-    sit in several folders pass their relative paths, which are unique)."""
+    sit in several folders pass their relative paths, which are unique). An item of `paths` may also be a
+    StoredImage, an image inside a dataset's files."""
 
-    def __init__(self, cache_dir: str | Path, paths: Sequence[Path], size: int, names: Sequence[str] | None = None) -> None:
+    def __init__(self, cache_dir: str | Path, paths: Sequence[Path | StoredImage], size: int,
+                 names: Sequence[str] | None = None) -> None:
         self.paths, self.size = list(paths), size
         self.names = list(names) if names is not None else [p.name for p in self.paths]
         key = cache_key(self.paths, self.names, size)
@@ -62,7 +78,8 @@ class ImageCache:
                 task = progress.add_task(f"decoding {len(self.paths)} images to {self.size}px", total=len(self.paths))
                 for i, (path, name) in enumerate(zip(self.paths, self.names, strict=True)):
                     try:
-                        array[i] = image_to_uint8(load_rgb(path), self.size).numpy()
+                        source = io.BytesIO(path.read()) if isinstance(path, StoredImage) else path
+                        array[i] = image_to_uint8(load_rgb(source), self.size).numpy()
                     except UNREADABLE as err:
                         array[i] = 0
                         failed[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:100] if str(err) else ''}"

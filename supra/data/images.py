@@ -9,6 +9,7 @@ from __future__ import annotations
 import struct
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -70,7 +71,7 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 # -- decoding ----------------------------------------------------------------------------------
 
 
-def load_rgb(path: str | Path, max_pixels: int = 100_000_000) -> Image.Image:
+def load_rgb(path: str | Path | BinaryIO, max_pixels: int = 100_000_000) -> Image.Image:
     """Any image file -> RGB PIL image: EXIF orientation applied, any mode (L, CMYK, P, RGBA, ICC) converted."""
     Image.MAX_IMAGE_PIXELS = max_pixels  # decompression bombs raise instead of eating memory
     with Image.open(path) as image:

@@ -28,27 +28,29 @@ class SplitPhotos:
     rows: torch.Tensor
     captions: list[list[str]]
     ids: list[int | str]
-    files: list[str]
+    files: list[str | None]  # None: the image is inside a dataset's files, not a file of its own
 
 
 class DecodedPhotos:
     """`source` at `root` (`layout` forced or detected, `seed` for layouts without splits), decoded to
-    `image_size` in `cache_dir` (default `<root>/.supra_cache`)."""
+    `image_size` in `cache_dir` (default `<root>/.supra_cache`); `columns` for a Hugging Face dataset."""
 
     def __init__(self, source: str, root: str | Path, image_size: int, layout: str | None = None, seed: int = 0,
-                 cache_dir: str | Path | None = None) -> None:
+                 cache_dir: str | Path | None = None, columns: dict[str, str | None] | None = None) -> None:
         if source not in SOURCES:
             raise SupraUserError(f"data.source={source!r} is unknown: choose one of {', '.join(SOURCES)}")
         self.source, self.root, self.image_size, self.layout, self.seed = source, Path(root), image_size, layout, seed
         self.cache_dir = Path(cache_dir) if cache_dir else self.root / ".supra_cache"
+        self.columns = columns  # a Hugging Face dataset's image / caption / id columns
         self.index: CaptionIndex | None = None
         self.store: torch.Tensor | None = None
         self.summary = ""
 
     def _cache(self) -> tuple[CaptionIndex, ImageCache]:
-        index = read_caption_source(self.source, self.root, self.layout, self.seed)
+        index = read_caption_source(self.source, self.root, self.layout, self.seed, self.columns, self.cache_dir)
         keys = sorted({k for split in index.splits.values() for k in split})
-        return index, ImageCache(self.cache_dir, [index.image_dir / k for k in keys], self.image_size, keys)
+        items = [index.stored.get(k) or index.image_dir / k for k in keys]
+        return index, ImageCache(self.cache_dir, items, self.image_size, keys)
 
     def prepare(self, show_progress: bool = True) -> None:
         """Decode into the cache unless it is there (Lightning's prepare_data: one process does it)."""
@@ -79,5 +81,5 @@ class DecodedPhotos:
         return SplitPhotos(
             self.rows[split], [self.index.captions[k] for k in keys],
             [self.index.ids.get(k, k) for k in keys],  # the dataset's own id (COCO's integers), else the key
-            [f"{folder}/{k}" if folder != "." else k for k in keys],
+            [None if k in self.index.stored else f"{folder}/{k}" if folder != "." else k for k in keys],
         )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from supra.data.captions import clean_caption
+from supra.data.image_cache import StoredImage
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -25,7 +26,7 @@ class CaptionIndex:
     """Images by split as keys (paths relative to `image_dir`, posix), with their captions.
 
     `ids`: the dataset's own id of an image where it has one (COCO's integer ids); otherwise the key is its
-    id. `layout` names the annotation format read, for the summary line.
+    id. `stored`: images kept inside a dataset's files rather than as files of their own. `layout` names the annotation format read, for the summary line.
     """
 
     layout: str
@@ -35,6 +36,8 @@ class CaptionIndex:
     skipped: Counter = field(default_factory=Counter)  # reason -> count
     examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few names/lines
     ids: dict[str, int | str] = field(default_factory=dict)
+    # images that are not files under image_dir (rows of a dataset's Arrow / parquet files), by key
+    stored: dict[str, StoredImage] = field(default_factory=dict)
     _seen: set = field(default_factory=set, repr=False)
 
     def skip(self, reason: str, what: str) -> None:
@@ -100,7 +103,7 @@ def finish(index: CaptionIndex) -> CaptionIndex:
 
     After this every split key has >= 1 caption and a file on disk.
     """
-    on_disk = files_under(index.image_dir)
+    on_disk = files_under(index.image_dir) | set(index.stored)
     in_splits = {key for keys in index.splits.values() for key in keys}
     for key in sorted(set(index.captions) - in_splits):
         index.skip("in no split" if key in on_disk else "no image file", key)

@@ -11,6 +11,7 @@ from supra.data.caption_sources.coco import read_coco
 from supra.data.caption_sources.flickr8k import read_flickr8k
 from supra.data.caption_sources.flickr30k import read_flickr30k
 from supra.data.caption_sources.folder import read_caption_folder
+from supra.data.caption_sources.hf_disk import read_hf_disk
 from supra.data.caption_sources.index import CaptionIndex
 
 SOURCES: dict[str, Callable[..., CaptionIndex]] = {
@@ -18,9 +19,15 @@ SOURCES: dict[str, Callable[..., CaptionIndex]] = {
     "flickr30k": read_flickr30k,
     "coco": read_coco,
     "folder": read_caption_folder,
+    "hf_disk": read_hf_disk,
 }
 
 
-def read_caption_source(source: str, root: str | Path, layout: str | None = None, seed: int = 0) -> CaptionIndex:
-    """The index of `source` at `root` (`layout` forced or detected; `seed` for layouts without splits)."""
+def read_caption_source(source: str, root: str | Path, layout: str | None = None, seed: int = 0,
+                        columns: dict[str, str | None] | None = None, cache_dir: str | Path | None = None) -> CaptionIndex:
+    """The index of `source` at `root` (`layout` forced or detected; `seed` for layouts without splits).
+    A Hugging Face dataset (hf_disk) also takes its `columns` (image_column, caption_column, id_column) and
+    a `cache_dir` for the Arrow files `datasets` makes of parquet; its layout is always detected."""
+    if source == "hf_disk":
+        return read_hf_disk(root, **(columns or {}), seed=seed, cache_dir=cache_dir)
     return SOURCES[source](root, layout, seed)

@@ -16,16 +16,19 @@ from supra.utils.files import write_text_atomic
 
 
 class PhotoCaptionsDataModule(CaptionDataModule):
-    """`source` (flickr8k, flickr30k, coco or folder) read from `root`; `layout` forces one of its layouts
-    (null: detected); `split_seed` draws the split of layouts that publish none."""
+    """`source` (flickr8k, flickr30k, coco, folder or hf_disk) read from `root`; `layout` forces one of its
+    layouts (null: detected); `split_seed` draws the split of layouts that publish none; the *_column
+    settings name a Hugging Face dataset's columns (hf_disk only)."""
 
     def __init__(
         self, source: str, root: str, layout: str | None = None, split_seed: int = 0, output_dir: str | None = None,
-        show_progress: bool = True, **common,
+        show_progress: bool = True, image_column: str = "image", caption_column: str = "caption",
+        id_column: str | None = None, **common,
     ) -> None:
         super().__init__(**common)
         self.root = Path(root)
-        self.photos = DecodedPhotos(source, root, self.image_size, layout, split_seed, self.cache_dir)
+        columns = {"image_column": image_column, "caption_column": caption_column, "id_column": id_column}
+        self.photos = DecodedPhotos(source, root, self.image_size, layout, split_seed, self.cache_dir, columns)
         self.output_dir = Path(output_dir) if output_dir else None
         self.show_progress = show_progress
 

@@ -1,4 +1,4 @@
-"""Photos with captions from any caption source (flickr8k, flickr30k, coco, folder: the captioner's
+"""Photos with captions from any caption source (flickr8k, flickr30k, coco, folder, hf_disk: the captioner's
 sources, data/caption_sources/) as images for the a2a mixture: decoded once into a cache at `image_size`
 (squashed to a square, as the captioner sees them), with their captions; no objects (only the shapes
 scenes know theirs, so the shapes judges are not run on photos).
@@ -20,10 +20,12 @@ class PhotoCaptionsMediaDataModule(MediaDataModule):
     """`source` at `root` as images [N, 3, S, S] with captions; `layout` and `split_seed` as for the captioner."""
 
     def __init__(self, source: str, root: str, layout: str | None = None, split_seed: int = 0,
-                 cache_dir: str | None = None, show_progress: bool = True, **common: Any) -> None:
+                 cache_dir: str | None = None, show_progress: bool = True, image_column: str = "image",
+                 caption_column: str = "caption", id_column: str | None = None, **common: Any) -> None:
         super().__init__(**common)
+        columns = {"image_column": image_column, "caption_column": caption_column, "id_column": id_column}
         self.photos = DecodedPhotos(source, root, self.image_size, layout, split_seed,
-                                    Path(cache_dir) if cache_dir else None)
+                                    Path(cache_dir) if cache_dir else None, columns)
         self.show_progress = show_progress
 
     def prepare_data(self) -> None:

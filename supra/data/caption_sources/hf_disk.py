@@ -1,0 +1,137 @@
+"""A Hugging Face dataset on disk, read with `datasets` and nothing downloaded:
+
+- save_to_disk: a DatasetDict folder (`dataset_dict.json` + one folder per split) or a Dataset folder
+  (`state.json` + `data-*.arrow`);
+- parquet, as datasets on the Hub ship: `*.parquet` anywhere under root, the split named by the file or its
+  folder (`data/train-00000-of-00002.parquet`, `validation/0000.parquet`).
+
+`image_column` holds the image: the Hub's Image feature ({"bytes", "path"}), raw bytes, or (a trap) a path
+instead of bytes, read relative to root when the file is there and skipped otherwise. `caption_column`
+holds one caption (a string) or several (a list of strings). Split names: train, validation / valid / val /
+dev, test; splits the dataset lacks are cut from train by a seeded 1/8 each (at most 1,000 images). Each
+image is keyed `<split>/<row>` (or by `id_column` when given: the dataset's own id goes to predictions.json).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from pathlib import Path
+from typing import Any
+
+from supra.data.caption_sources.index import SPLIT_NAMES, CaptionIndex, finish, seeded_split, split_sizes
+from supra.data.image_cache import StoredImage
+from supra.utils.errors import SupraUserError
+
+SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "val", "valid": "val", "val": "val",
+                 "dev": "val", "test": "test", "testing": "test"}
+CARVED_SIZES = {"train": None, "val": 1000, "test": 1000}
+
+
+def _parquet_split(path: Path, root: Path) -> str:
+    """The split a parquet file belongs to, from its name or its folders (train when none says)."""
+    for part in (path.stem, *reversed(path.relative_to(root).parent.parts)):
+        word = re.split(r"[-_.]", part.lower())[0]
+        if word in SPLIT_ALIASES:
+            return SPLIT_ALIASES[word]
+    return "train"
+
+
+def load_splits(root: Path, cache_dir: Path) -> tuple[str, dict[str, Any]]:
+    """(layout, {our split name: datasets.Dataset}) of the dataset at root."""
+    import datasets  # imported here: a second or two of start-up that only this source needs
+
+    datasets.disable_progress_bars()  # its "Generating train split" bars: the summary line says what was read
+    if not root.is_dir():
+        raise SupraUserError(f"data.root={root} does not exist: point it at a save_to_disk folder or a folder of parquet files")
+    if (root / "dataset_dict.json").is_file() or (root / "state.json").is_file():
+        loaded = datasets.load_from_disk(str(root))
+        named = dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
+        out = {}
+        for name, dataset in named.items():
+            split = SPLIT_ALIASES.get(name.lower())
+            if split is None or split in out:
+                continue  # a split we do not train or score on (e.g. "unlabeled")
+            out[split] = dataset
+        return "save_to_disk", out
+    files = sorted(root.rglob("*.parquet"))
+    if not files:
+        raise SupraUserError(f"data.root={root} holds no Hugging Face dataset: looked for dataset_dict.json or "
+                             "state.json (save_to_disk) and *.parquet files")
+    by_split: dict[str, list[str]] = {}
+    for path in files:
+        by_split.setdefault(_parquet_split(path, root), []).append(str(path))
+    return "parquet", {split: datasets.Dataset.from_parquet(paths, cache_dir=str(cache_dir / "hf_datasets"))
+                       for split, paths in by_split.items()}
+
+
+def _stamp(root: Path) -> str:
+    """Size and mtime of the dataset's files: the cache key of its images changes when they do."""
+    stats = [(p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+             for p in sorted(root.rglob("*")) if p.suffix in (".arrow", ".parquet")]
+    return hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
+
+
+def _image_reader(dataset: Any, row: int, column: str, root: Path, stamp: str) -> StoredImage | Path | None:
+    """How to read row `row`'s image: bytes inside the dataset, a file it names, or None (nothing usable)."""
+    value = dataset[row][column]
+    if isinstance(value, dict):
+        if value.get("bytes"):
+            return StoredImage(lambda: dataset[row][column]["bytes"], f"{stamp}:{row}")
+        value = value.get("path")
+    if isinstance(value, bytes | bytearray) and value:
+        return StoredImage(lambda: bytes(dataset[row][column]), f"{stamp}:{row}")
+    if isinstance(value, str) and value:
+        path = Path(value) if Path(value).is_absolute() else root / value
+        return path if path.is_file() else None
+    return None
+
+
+def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: str = "caption",
+                 id_column: str | None = None, seed: int = 0, cache_dir: str | Path | None = None) -> CaptionIndex:
+    import datasets
+
+    root = Path(root)
+    layout, splits = load_splits(root, Path(cache_dir) if cache_dir else root / ".supra_cache")
+    first = next(iter(splits.values()))
+    for key, column in (("image_column", image_column), ("caption_column", caption_column), ("id_column", id_column)):
+        if column is not None and column not in first.column_names:
+            raise SupraUserError(f"data.{key}={column!r} is not a column of {root} (it has {', '.join(first.column_names)})")
+    index = CaptionIndex(layout, root, {s: [] for s in SPLIT_NAMES}, {})
+    stamp = _stamp(root)
+    for split, dataset in splits.items():
+        if isinstance(dataset.features[image_column], datasets.Image):
+            dataset = dataset.cast_column(image_column, datasets.Image(decode=False))  # bytes, not PIL
+        captions = dataset[caption_column]  # the text column alone, without the images
+        ids = dataset[id_column] if id_column else None
+        for row, caption in enumerate(captions):
+            key = f"{split}/{row}"
+            image = _image_reader(dataset, row, image_column, root, stamp)
+            if image is None:
+                index.skip("no usable image (empty, or a path that is not there)", key)
+                continue
+            if isinstance(image, StoredImage):
+                index.stored[key] = image
+            else:
+                index.stored[key] = StoredImage(image.read_bytes, f"{image}:{image.stat().st_mtime_ns}")
+            if ids is not None:
+                index.ids[key] = ids[row]
+            texts = caption if isinstance(caption, list) else [caption]
+            for text in texts:
+                if isinstance(text, str):
+                    index.add_caption(key, text, f"{key}: {text!r}")
+                else:
+                    index.skip("caption that is not text", f"{key}: {text!r}"[:80])
+            index.splits[split].append(key)
+    missing = [split for split in ("val", "test") if not index.splits[split]]
+    if missing:  # cut from train's captioned images, only the splits the dataset lacks
+        keys = [k for k in index.splits["train"] if index.captions.get(k)]
+        sizes = split_sizes(len(keys), CARVED_SIZES)
+        for split in ("val", "test"):
+            if split not in missing:
+                sizes["train"], sizes[split] = sizes["train"] + sizes[split], 0
+        carved = seeded_split(keys, sizes, seed)
+        index.splits["train"] = carved["train"] + [k for k in index.splits["train"] if not index.captions.get(k)]
+        for split in missing:
+            index.splits[split] = carved[split]
+    return finish(index)
