@@ -202,3 +202,71 @@ def write_hf_layout(root: Path, layout: str, made: dict) -> None:
         made["train"].select(range(half, 16)).to_parquet(str(root / "data" / "train-00001-of-00002.parquet"))
         made["test"].to_parquet(str(root / "data" / "test-00000-of-00001.parquet"))
         # no validation file: val is cut from train's 13 images with an image and a caption: 13 // 8 = 1
+
+
+def img2dataset_key(shard: int, index: int) -> str:
+    """img2dataset's sample key: the shard number in 5 digits, then the sample number in 4."""
+    return f"{shard:05d}{index:04d}"
+
+
+def write_img2dataset_shards(folder: Path, shards: int = 4, per_shard: int = 8, traps: bool = False,
+                             truncate_last: bool = False) -> dict:
+    """`00000.tar` ... with `{key}.jpg`, `{key}.txt`, `{key}.json` per sample, `00000_stats.json` and
+    `00000.parquet` beside each, as img2dataset writes them. With `traps`, shard 0 also holds a corrupt
+    JPEG, a sample whose download failed (status failed_to_download, no image), a sample with no caption
+    and one with a blank caption; `truncate_last` cuts the last tar in the middle of a sample."""
+    import io
+    import tarfile
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder.mkdir(parents=True, exist_ok=True)
+    usable, complete = [], True
+    for shard in range(shards):
+        rows, buffer = [], io.BytesIO()
+        with tarfile.open(fileobj=buffer, mode="w") as tar:
+            def add(name: str, data: bytes) -> None:
+                info = tarfile.TarInfo(name)
+                info.size, info.mtime = len(data), 1_700_000_000
+                tar.addfile(info, io.BytesIO(data))
+
+            for index in range(per_shard):
+                key = img2dataset_key(shard, index)
+                caption = f"photo {shard} {index} of a red bus"
+                meta = {"url": f"https://example.com/{key}.jpg", "caption": caption, "key": key, "status": "success",
+                        "error_message": None, "width": 48, "height": 36, "original_width": 480,
+                        "original_height": 360, "exif": "{}", "sha256": "0" * 64}
+                add(f"{key}.jpg", jpeg_bytes(shard * 100 + index))
+                add(f"{key}.txt", caption.encode())
+                add(f"{key}.json", json.dumps(meta).encode())
+                rows.append(meta)
+                usable.append(f"{shard:05d}.tar/{key}")
+            if traps and shard == 0:
+                for index, kind in enumerate(("corrupt", "failed", "no caption", "blank"), start=per_shard):
+                    key = img2dataset_key(shard, index)
+                    meta = {"url": f"https://example.com/{key}.jpg", "caption": "x", "key": key, "status": "success",
+                            "error_message": None}
+                    if kind == "failed":
+                        meta.update(status="failed_to_download", error_message="HTTP Error 404")
+                    else:
+                        add(f"{key}.jpg", b"\xff\xd8\xff\xe0 not a jpeg" if kind == "corrupt" else jpeg_bytes(index))
+                    if kind != "no caption":
+                        add(f"{key}.txt", b"   " if kind == "blank" else b"a trap")
+                    add(f"{key}.json", json.dumps(meta).encode())
+                    rows.append(meta)
+        data = buffer.getvalue()
+        if truncate_last and shard == shards - 1:  # the samples before the cut stay readable
+            data = data[: len(data) // 2 + 100]
+            usable = [k for k in usable if not k.startswith(f"{shard:05d}.tar/")]
+            complete = False
+        (folder / f"{shard:05d}.tar").write_bytes(data)
+        successes = sum(r["status"] == "success" for r in rows)
+        (folder / f"{shard:05d}_stats.json").write_text(json.dumps({
+            "count": len(rows), "successes": successes, "failed_to_download": len(rows) - successes,
+            "failed_to_resize": 0, "duration": 1.0, "start_time": 0.0, "end_time": 1.0,
+            "status_dict": {"success": successes}}))
+        columns = ("url", "caption", "key", "status", "error_message")
+        pq.write_table(pa.table({c: [r.get(c) for r in rows] for c in columns}), folder / f"{shard:05d}.parquet")
+    # usable: every sample of the intact shards (the truncated one's are not listed)
+    return {"usable": usable, "spec": str(folder / f"{{00000..{shards - 1:05d}}}.tar"), "complete": complete}

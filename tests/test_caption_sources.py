@@ -178,17 +178,24 @@ def test_evaluate_scores_a_flickr8k_trained_captioner_on_coco(tmp_path):
         assert expected["ids"][p["file"].removeprefix("./")] == p["image_id"] and isinstance(p["image_id"], int)
 
 
-@pytest.mark.parametrize("layout", ["coco 2014", "folder"])
+@pytest.mark.parametrize("layout", ["coco 2014", "folder", "shards"])
 def test_the_a2a_mixture_trains_from_photos_with_captions(tmp_path, layout):
     """text2image, image2text and text from a caption source at 64 px, codes cached by the frozen VQ-VAE."""
     from supra.runner.training import train
+    from tests.caption_source_fixtures import write_img2dataset_shards
     from tests.test_a2a_data import write_vqvae_checkpoint
     from tests.test_a2a_training import a2a_run
 
-    source, write = LAYOUTS[layout]
-    write(tmp_path / "data")
-    photos = (f"{{_target_:supra.data.media.photo_captions.PhotoCaptionsMediaDataModule,source:{source},"
-              f"root:'{tmp_path / 'data'}',image_size:64,show_progress:false}}")
+    if layout == "shards":
+        spec = {split: write_img2dataset_shards(tmp_path / split, shards=2, per_shard=6)["spec"]
+                for split in ("train", "val", "test")}
+        photos = ("{_target_:supra.data.media.shard_images.ShardImagesMediaDataModule,image_size:64,"
+                  + ",".join(f"{split}_shards:'{s}'" for split, s in spec.items()) + "}")
+    else:
+        source, write = LAYOUTS[layout]
+        write(tmp_path / "data")
+        photos = (f"{{_target_:supra.data.media.photo_captions.PhotoCaptionsMediaDataModule,source:{source},"
+                  f"root:'{tmp_path / 'data'}',image_size:64,show_progress:false}}")
     overrides = [o for o in a2a_run(write_vqvae_checkpoint(tmp_path / "vq.ckpt"), tmp_path / "cache")
                  if not o.startswith("data.sources.")]
     cfg = compose_config("train", tmp_path / "run", [

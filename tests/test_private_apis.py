@@ -23,6 +23,7 @@ class Tiny(L.LightningModule):
 
     def training_step(self, batch, batch_idx):
         self.last_batch_flags.append(private_apis.is_last_batch_of_epoch(self.trainer))
+        self.batches_done.append(private_apis.batches_done_in_epoch(self.trainer))
         return self.layer(batch[0]).mean()
 
     def configure_optimizers(self):
@@ -32,11 +33,12 @@ class Tiny(L.LightningModule):
 def test_model_checkpoint_reports_and_writes_its_last_checkpoint(tmp_path):
     callback = ModelCheckpoint(dirpath=tmp_path, save_last=True, every_n_train_steps=0, save_top_k=0)
     module = Tiny()
-    module.last_batch_flags = []
+    module.last_batch_flags, module.batches_done = [], []
     trainer = L.Trainer(max_steps=3, callbacks=[callback], logger=False, enable_progress_bar=False,
                         enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path)
     trainer.fit(module, DataLoader(TensorDataset(torch.randn(4, 2)), batch_size=2))
     assert module.last_batch_flags == [False, True, False]  # 2 batches an epoch
+    assert module.batches_done == [0, 1, 0]  # batches of the epoch done before this one
     (tmp_path / "last.ckpt").unlink(missing_ok=True)
     private_apis.save_last_checkpoint(callback, trainer)
     assert (tmp_path / "last.ckpt").is_file() and private_apis.last_step_saved(callback) == 3

@@ -56,7 +56,8 @@ def metrics_table(metrics: dict[str, Any]) -> list[str]:
 
 # The data classes of a run, by the names the Hub's card metadata and Supra's configs use for them.
 DATA_NAMES = {"ShapesDataModule": "shapes", "ShapesImagesDataModule": "shapes", "ShapesVideoDataModule": "shapes_video",
-              "Flickr8kDataModule": "flickr8k", "MediaFolderDataModule": "media_folder"}
+              "Flickr8kDataModule": "flickr8k", "MediaFolderDataModule": "media_folder",
+              "ShardCaptionsDataModule": "webdataset", "ShardImagesMediaDataModule": "webdataset"}
 # The DataModules of any caption source, named by their `source` (coco, flickr30k, folder, ...).
 SOURCE_DATA = ("PhotoCaptionsDataModule", "PhotoCaptionsMediaDataModule")
 

@@ -8,6 +8,8 @@ these changes shape, so an upgrade shows what to mend in one place. Why each is 
   when it wrote none at all, so steps after the last validation would be lost to a resume;
 - the last batch of an epoch: the captioner scores its last validation of a fit even when
   score_every_n_val would skip it, and only the fit loop's progress says that a batch is the epoch's last;
+- the batches done in an epoch: a stream of shards resumed mid-epoch skips what was trained on, and only
+  the fit loop's progress (restored from the checkpoint) says how much that was;
 - DDP children of a multirun job: Lightning starts ranks > 0 by re-running the command line, which
   under `-m` is the whole sweep (supra/sweeps/ddp.py replaces the command);
 - the CSV writer's known columns: under ddp_spawn, fit and test write one metrics.csv from two processes;
@@ -47,6 +49,11 @@ def save_last_checkpoint(callback: ModelCheckpoint, trainer: L.Trainer) -> None:
 
 def is_last_batch_of_epoch(trainer: L.Trainer) -> bool:
     return trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+
+
+def batches_done_in_epoch(trainer: L.Trainer) -> int:
+    """Training batches completed in the current epoch (after a resume: before the checkpoint was written)."""
+    return trainer.fit_loop.epoch_loop.batch_progress.current.completed
 
 
 # -- lightning.pytorch.strategies.launchers.subprocess_script ---------------------------------------------

@@ -64,7 +64,7 @@ class CaptionedImages:
         return len(self.images)
 
 
-def _trim(tokens: torch.Tensor) -> torch.Tensor:
+def trim_padding(tokens: torch.Tensor) -> torch.Tensor:
     """Drop columns that are padding in every row (captions vary in length)."""
     width = int((tokens != PAD_ID).sum(1).max()) if len(tokens) else 0
     return tokens[:, :width]
@@ -81,7 +81,7 @@ class CaptionPairs(Dataset):
 
     def __getitems__(self, indices: list[int]) -> dict[str, torch.Tensor]:
         idx = torch.as_tensor(indices)
-        return {"images": self.images[self.caption_image[idx]], "tokens": _trim(self.tokens[idx])}
+        return {"images": self.images[self.caption_image[idx]], "tokens": trim_padding(self.tokens[idx])}
 
 
 class ImagesWithReferences(Dataset):
@@ -104,7 +104,7 @@ class ImagesWithReferences(Dataset):
         caption_image = torch.repeat_interleave(torch.arange(len(idx)), self.counts[idx])
         return {
             "images": self.images[idx], "image_ids": idx,
-            "tokens": _trim(self.tokens[rows]), "caption_image": caption_image,
+            "tokens": trim_padding(self.tokens[rows]), "caption_image": caption_image,
         }
 
 
@@ -166,13 +166,17 @@ class CaptionDataModule(SplitDataModule):
             tokenizer = CaptionTokenizer.from_file(self.tokenizer_path)
             log.info("tokenizer: reusing %s (%d tokens)", self.tokenizer_path, tokenizer.vocab_size)
         if tokenizer is None:
-            tokenizer = self._train_or_cached_tokenizer([c for caps in self.loaded("train").captions for c in caps])
+            tokenizer = self._train_or_cached_tokenizer(self.tokenizer_captions())
         if tokenizer.vocab_size > self.vocab_size:
             raise SupraUserError(
                 f"tokenizer has {tokenizer.vocab_size} tokens but the model's VOCAB_SIZE is {self.vocab_size}: "
                 "use the tokenizer.json the model was trained with"
             )
         return tokenizer
+
+    def tokenizer_captions(self) -> list[str]:
+        """The captions a new tokenizer is trained on: every train caption (streams: a seeded sample)."""
+        return [c for caps in self.loaded("train").captions for c in caps]
 
     def _train_or_cached_tokenizer(self, captions: list[str]) -> CaptionTokenizer:
         """Train on the train captions, or reuse a tokenizer trained on exactly these captions before."""

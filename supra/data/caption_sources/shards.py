@@ -1,0 +1,194 @@
+"""WebDataset tar shards exactly as img2dataset writes them, read with the `webdataset` library (its brace
+expansion, its `gopen` for local paths, `pipe:` and http(s), its tar iteration and grouping by key; fsspec
+for any other URL scheme such as s3:// or gs://). No tar parsing here.
+
+A shard `00000.tar` holds per sample `{key}.jpg` (or .png / .webp), `{key}.txt` (the caption) and
+`{key}.json` (url, caption, status, sizes, ...); beside it img2dataset writes `00000_stats.json` (with
+`successes`, the samples in the tar) and `00000.parquet` (one row per URL tried, failures included).
+
+Samples that cannot be used are counted by reason, never raised from inside a DataLoader worker: a
+corrupt or missing image, a download that failed (`status` other than success), a missing or blank
+caption, a truncated tar (the samples before the damage are kept).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from PIL import Image, ImageOps
+
+from supra.data.captions import clean_caption
+from supra.data.images import UNREADABLE, image_to_uint8
+from supra.utils.errors import SupraUserError
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
+SHARD_ERRORS = (OSError, ValueError, EOFError)  # what reading a damaged or unreachable shard raises
+
+
+def expand_shards(spec: str | list[str]) -> list[str]:
+    """Shard URLs from a spec with brace expansion (`shards/{00000..00999}.tar`), `::`-joined lists, or a
+    list; one line when nothing is named."""
+    import webdataset as wds
+
+    urls = wds.shardlists.expand_urls(spec) if isinstance(spec, str) else [u for s in spec for u in wds.shardlists.expand_urls(s)]
+    if not urls:
+        raise SupraUserError(f"data shards {spec!r} name no shard: give e.g. shards/{{00000..00009}}.tar")
+    return urls
+
+
+def _is_fsspec_url(url: str) -> bool:
+    scheme = url.split("://", 1)[0] if "://" in url else ""
+    return bool(scheme) and scheme not in ("file", "http", "https", "pipe")
+
+
+def open_url(url: str) -> Any:
+    """A binary stream of `url`: webdataset's gopen for local paths, pipe: and http(s), fsspec otherwise."""
+    if _is_fsspec_url(url):
+        import fsspec
+
+        return fsspec.open(url, "rb").open()
+    import webdataset as wds
+
+    return wds.gopen(url.removeprefix("file://"), "rb")
+
+
+def stats_url(shard: str) -> str:
+    """img2dataset's `00000_stats.json` beside `00000.tar`."""
+    return shard[: -len(".tar")] + "_stats.json" if shard.endswith(".tar") else shard + "_stats.json"
+
+
+def shard_sizes(shards: list[str]) -> list[int] | None:
+    """Samples per shard from img2dataset's `_stats.json` files (`successes`), or None when any is missing."""
+    sizes = []
+    for shard in shards:
+        if shard.startswith("pipe:"):
+            return None
+        try:
+            with open_url(stats_url(shard)) as stream:
+                sizes.append(int(json.load(stream)["successes"]))
+        except (*SHARD_ERRORS, KeyError, TypeError, ImportError):
+            return None
+    return sizes
+
+
+@dataclass
+class ShardSample:
+    """One usable sample: its key (`<shard name>/<key>`), captions and encoded image. img2dataset's
+    samples have one caption (`.txt`); those of `python -m supra.write_shards` list all of an image's
+    in the json's `captions`."""
+
+    key: str
+    captions: list[str]
+    image: bytes
+
+
+class Tally(Counter):
+    """Unusable samples by reason (merged across workers for the per-epoch summary line)."""
+
+    def describe(self) -> str:
+        return ", ".join(f"{n} {reason}" for reason, n in sorted(self.items())) or "nothing"
+
+
+def raw_samples(shards: Iterable[str], tally: Tally) -> Iterator[dict[str, Any]]:
+    """Each tar sample as webdataset groups it ({"__key__", "__url__", "jpg": bytes, "txt": bytes, ...}).
+
+    An unreachable shard, or the damaged end of a truncated one, is counted and passed over.
+    """
+    from webdataset import tariterators
+
+    damaged: set[str] = set()
+    current = {"url": ""}
+
+    def count(exn: Exception) -> bool:
+        if current["url"] not in damaged:  # webdataset reports a damaged tar at two levels: count it once
+            damaged.add(current["url"])
+            tally["unreadable shard or damaged tar (read up to the damage)"] += 1
+            log.warning("shard %s: %s", current["url"], str(exn).splitlines()[0][:200] if str(exn) else type(exn).__name__)
+        return True  # go on with the next shard
+
+    def streams() -> Iterator[dict[str, Any]]:
+        for url in shards:
+            current["url"] = url
+            try:
+                yield {"url": url, "stream": open_url(url)}
+            except (*SHARD_ERRORS, ImportError) as exn:
+                count(exn)
+
+    files = tariterators.tar_file_expander(streams(), handler=count)
+    yield from tariterators.group_by_keys(files, handler=count)
+
+
+def usable(sample: dict[str, Any], tally: Tally) -> ShardSample | None:
+    """The sample's key, caption and image bytes, or None (counted) when it cannot be trained on."""
+    meta: dict[str, Any] = {}
+    if "json" in sample:
+        try:
+            meta = json.loads(sample["json"])
+        except ValueError:
+            meta = {}
+    if meta.get("status", "success") != "success":
+        tally["failed download"] += 1
+        return None
+    image = next((sample[ext] for ext in IMAGE_EXTENSIONS if ext in sample), None)
+    if not image:
+        tally["no image"] += 1
+        return None
+    text = sample.get("txt", b"")
+    listed = meta.get("captions") if isinstance(meta.get("captions"), list) else []
+    texts = [t for t in listed if isinstance(t, str)] or [text.decode("utf-8-sig", errors="replace") if isinstance(text, bytes) else ""]
+    captions = [c for c in (clean_caption(t) for t in texts) if c]
+    if not captions:
+        tally["no caption"] += 1
+        return None
+    shard = str(sample.get("__url__", "")).rsplit("/", 1)[-1]
+    return ShardSample(f"{shard}/{sample['__key__']}", captions, image)
+
+
+def decode_image(data: bytes, size: int, draft: bool = True) -> torch.Tensor:
+    """Encoded bytes -> uint8 [3, size, size], squashed like the release. With `draft`, a JPEG is decoded
+    at the smallest DCT scale (1/2, 1/4, 1/8) still at least `size` on each side, then resized: several
+    times faster for photos much larger than the model's input (benchmarks/shard_pipeline.py measures it
+    and its difference from a full decode)."""
+    with Image.open(io.BytesIO(data)) as image:
+        if draft and image.format == "JPEG":
+            image.draft("RGB", (size, size))
+        image = ImageOps.exif_transpose(image).convert("RGB")
+    return image_to_uint8(image, size)
+
+
+def decoded_samples(samples: Iterable[ShardSample], size: int, tally: Tally, draft: bool = True
+                    ) -> Iterator[tuple[ShardSample, torch.Tensor]]:
+    """Each sample with its decoded image; a corrupt image is counted and passed over."""
+    for sample in samples:
+        try:
+            yield sample, decode_image(sample.image, size, draft)
+        except UNREADABLE:
+            tally["unreadable image"] += 1
+
+
+@dataclass
+class WholeShards:
+    """Every usable sample of some shards, decoded: images uint8 [N, 3, S, S], captions, keys."""
+
+    images: torch.Tensor
+    captions: list[list[str]]
+    keys: list[str]
+    tally: Tally
+
+
+def read_whole(spec: str | list[str], size: int, draft: bool = True) -> WholeShards:
+    """Read and decode every sample of the shards (val / test, or a corpus small enough to hold)."""
+    tally = Tally()
+    samples = (s for s in (usable(raw, tally) for raw in raw_samples(expand_shards(spec), tally)) if s is not None)
+    pairs = list(decoded_samples(samples, size, tally, draft))
+    images = torch.stack([image for _, image in pairs]) if pairs else torch.zeros(0, 3, size, size, dtype=torch.uint8)
+    return WholeShards(images, [s.captions for s, _ in pairs], [s.key for s, _ in pairs], tally)

@@ -1,0 +1,208 @@
+"""Training batches streamed from WebDataset shards, decoded in the DataLoader's workers.
+
+Each epoch every rank orders the shards by the same seeded shuffle (the seed and the epoch), takes every
+world-th shard from its rank, and each of its workers every num_workers-th of those: without resampling,
+every sample is read exactly once per epoch across ranks and workers. Samples are shuffled in a buffer
+seeded by (seed, epoch, rank, worker) and batched in the worker.
+
+Equal batches on every rank (DDP waits for all ranks at each step, so one rank with more batches would
+hang the others): from the shards' `_stats.json` sample counts, each worker of each rank knows what every
+worker of every rank holds, so all agree on T = the fewest full batches any rank can make, and every
+rank yields exactly T. The samples beyond that (at most a batch per worker, plus what uneven shard counts
+leave over) are read but not trained on in that epoch; if unusable samples leave a worker short, it
+repeats its last batch to make up the count (both counted in the epoch's summary line).
+
+Resuming mid-epoch: given how many batches of the epoch were trained, each worker works out how many of
+those were its own (the DataLoader takes batches from its workers in turn) and skips that many batches'
+samples before decoding: the resumed run trains on the same batches as one never interrupted, at the
+cost of re-reading (not decoding) the skipped samples (exact unless undecodable images were among the
+trained ones: then the resumed stream is shifted by that many samples). Without `_stats.json` counts (one process only),
+a resumed run starts the interrupted epoch over.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+
+from supra.data.caption_sources.shards import Tally, decoded_samples, raw_samples, usable
+from supra.data.captioning.datamodule import trim_padding
+from supra.tokens.caption_bpe import CaptionTokenizer
+
+log = logging.getLogger(__name__)
+
+
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size) of this process; (0, 1) outside torch.distributed."""
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+def worker_quotas(sizes_by_rank: list[list[int]], batch_size: int) -> list[list[int]]:
+    """Batches each worker of each rank yields: full batches of what it holds, trimmed (largest first) so
+    every rank has the same total, the fewest any rank can make."""
+    quotas = [[n // batch_size for n in workers] for workers in sizes_by_rank]
+    total = min(sum(q) for q in quotas)
+    for q in quotas:
+        while sum(q) > total:
+            q[q.index(max(q))] -= 1
+    return quotas
+
+
+def batches_per_worker(done: int, quotas: list[int]) -> tuple[list[int], int]:
+    """How many of the first `done` batches came from each worker, and which worker's batch comes next:
+    the DataLoader takes one from each worker in turn and passes over a worker once it is exhausted."""
+    counts, worker = [0] * len(quotas), 0
+    for _ in range(done):
+        while counts[worker] >= quotas[worker]:
+            worker = (worker + 1) % len(quotas)
+        counts[worker] += 1
+        worker = (worker + 1) % len(quotas)
+    while done and sum(counts) < sum(quotas) and counts[worker] >= quotas[worker]:
+        worker = (worker + 1) % len(quotas)
+    return counts, worker
+
+
+class ShardStream(IterableDataset):
+    """Batches {"images": uint8 [B, 3, S, S], "tokens": [B, L], "keys": [B]} from `shards` (URLs), one
+    caption per image. `sizes`: samples per shard (from `_stats.json`), or None when unknown (then one
+    process only, and every sample, the last batch of each worker possibly short). `workers`: the
+    DataLoader's num_workers (0 = in the main process). Set `epoch` and `skip_batches` before iterating."""
+
+    def __init__(self, shards: list[str], sizes: list[int] | None, batch_size: int, image_size: int,
+                 tokenizer: CaptionTokenizer, max_tokens: int, seed: int = 0, shuffle_buffer: int = 1000,
+                 draft: bool = True, workers: int = 0) -> None:
+        super().__init__()
+        self.shards, self.sizes, self.batch_size, self.image_size = shards, sizes, batch_size, image_size
+        self.tokenizer, self.max_tokens, self.seed, self.shuffle_buffer = tokenizer, max_tokens, seed, shuffle_buffer
+        self.draft, self.workers = draft, max(workers, 1)
+        self.epoch, self.skip_batches = 0, 0
+        # this process's DDP place, set in the main process: DataLoader workers have no process group
+        self.place: tuple[int, int] | None = None
+
+    # -- who reads what -------------------------------------------------------------------------
+
+    def shard_order(self) -> list[int]:
+        """This epoch's order of the shards: the same on every rank."""
+        order = list(range(len(self.shards)))
+        random.Random(self.seed * 1_000_003 + self.epoch).shuffle(order)
+        return order
+
+    def assignment(self, world: int) -> list[list[list[int]]]:
+        """[rank][worker] -> the shards (indices) it reads this epoch."""
+        order = self.shard_order()
+        return [[order[r::world][w::self.workers] for w in range(self.workers)] for r in range(world)]
+
+    def quotas(self, world: int) -> list[list[int]] | None:
+        if self.sizes is None:
+            return None
+        held = [[sum(self.sizes[i] for i in shards) for shards in workers] for workers in self.assignment(world)]
+        return worker_quotas(held, self.batch_size)
+
+    def __len__(self) -> int:
+        """Batches per rank per epoch (known from the shards' _stats.json)."""
+        quotas = self.quotas(distributed_rank()[1])
+        if quotas is None:
+            raise TypeError("the number of batches is unknown without the shards' _stats.json")
+        return sum(quotas[0])
+
+    # -- the stream -----------------------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        rank, world = self.place or distributed_rank()
+        info = get_worker_info()
+        worker = info.id if info is not None else 0
+        quotas = self.quotas(world)
+        skip = 0
+        if quotas is not None and self.skip_batches:
+            # A resumed loader asks its worker 0 first; the batch due next was another worker's. Workers
+            # take the roles (shards, quota, place in turn) rotated so that worker 0 plays that one.
+            done, due = batches_per_worker(self.skip_batches, quotas[rank])
+            worker = (worker + due) % self.workers
+            skip = done[worker]
+        shards = [self.shards[i] for i in self.assignment(world)[rank][worker]]
+        quota = quotas[rank][worker] if quotas is not None else None
+        tally = Tally()
+        samples = (s for s in (usable(raw, tally) for raw in raw_samples(shards, tally)) if s is not None)
+        shuffled = shuffled_samples(samples, self.shuffle_buffer, random.Random(f"{self.seed}-{self.epoch}-{rank}-{worker}"))
+        kept = skip_samples(shuffled, skip * self.batch_size)  # already trained on: read, not decoded
+        made, last = 0, None
+        batch: list = []
+        for sample, image in decoded_samples(kept, self.image_size, tally, self.draft):
+            if quota is not None and made + skip >= quota:
+                break
+            batch.append((sample, image))
+            if len(batch) == self.batch_size:
+                last = self._collate(batch)
+                made, batch = made + 1, []
+                yield last
+        if quota is None and batch:
+            made += 1
+            yield self._collate(batch)
+        repeats = 0
+        while quota is not None and made + skip < quota and last is not None:  # unusable samples left it short
+            repeats, made = repeats + 1, made + 1
+            yield last
+        if quota is not None and made + skip < quota:
+            raise RuntimeError(f"rank {rank} worker {worker} has no usable sample in its shards "
+                               f"({', '.join(shards[:2])}...): skipped {tally.describe()}")
+        log.info("shards, epoch %d, rank %d worker %d: %d batches of %d (%d repeated, %d skipped as trained); "
+                 "unusable: %s", self.epoch, rank, worker, made, self.batch_size, repeats, skip, tally.describe())
+
+    def _collate(self, batch: list) -> dict[str, Any]:
+        # one of each image's captions, drawn anew each epoch (as each image's captions take turns)
+        captions = [s.captions[random.Random(f"{self.seed}-{self.epoch}-{s.key}").randrange(len(s.captions))]
+                    for s, _ in batch]
+        tokens, _ = self.tokenizer.encode_batch(captions, self.max_tokens)
+        return {"images": torch.stack([image for _, image in batch]), "tokens": trim_padding(tokens),
+                "keys": [s.key for s, _ in batch]}
+
+
+def shuffled_samples(samples: Iterator, buffer: int, rng: random.Random) -> Iterator:
+    """A buffer shuffle (as webdataset's shuffle stage), seeded: the same order on every run."""
+    pool: list = []
+    for sample in samples:
+        if len(pool) < buffer:
+            pool.append(sample)
+            continue
+        i = rng.randrange(len(pool))
+        pool[i], sample = sample, pool[i]
+        yield sample
+    rng.shuffle(pool)
+    yield from pool
+
+
+def skip_samples(samples: Iterator, skip: int) -> Iterator:
+    """`samples` after the first `skip`."""
+    for _ in range(skip):
+        if next(samples, None) is None:
+            return iter(())
+    return samples
+
+
+class ShardLoader(DataLoader):
+    """A DataLoader over a ShardStream that tells it, when its batches are first asked for, which epoch
+    this is and how many of its batches were already trained (a resumed run). `progress` gives both, read
+    that late on purpose: Lightning builds the iterator before it restores a checkpoint's progress. Without
+    one, epochs are counted from 0 as the loader is iterated."""
+
+    def __init__(self, stream: ShardStream, progress: Callable[[], tuple[int, int]] | None = None,
+                 **settings: Any) -> None:
+        super().__init__(stream, batch_size=None, persistent_workers=False, **settings)
+        self.progress, self.epochs_started = progress, 0
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        def batches() -> Iterator[dict[str, Any]]:
+            epoch, done = self.progress() if self.progress is not None else (self.epochs_started, 0)
+            self.dataset.epoch, self.dataset.skip_batches = epoch, done
+            self.dataset.place = distributed_rank()
+            self.epochs_started += 1
+            yield from super(ShardLoader, self).__iter__()  # workers start here, with this epoch's copy
+
+        return batches()

@@ -1,0 +1,124 @@
+"""`data=shards`: image-caption pairs in WebDataset tar shards as img2dataset writes them (CC3M, LAION, or
+any source written with `python -m supra.write_shards`), local or on object storage, for the captioner.
+
+Training streams the train shards (caption_sources/shards.py reads them, shard_stream.py batches them in
+the DataLoader's workers, split across DDP ranks and workers); the val and test shards, small by design,
+are read once and decoded into memory, then scored like any other split. The caption tokenizer is trained
+on a bounded, seeded sample of the train shards' captions and cached by their content.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+import torch
+from torch.utils.data import DataLoader
+
+from supra.data.caption_sources.shards import (
+    Tally,
+    expand_shards,
+    raw_samples,
+    read_whole,
+    shard_sizes,
+    usable,
+)
+from supra.data.captioning.datamodule import CaptionDataModule, CaptionedImages
+from supra.data.captioning.shard_stream import ShardLoader, ShardStream, distributed_rank
+from supra.utils.errors import SupraUserError
+from supra.utils.private_apis import batches_done_in_epoch
+
+log = logging.getLogger(__name__)
+
+
+class ShardCaptionsDataModule(CaptionDataModule):
+    """Train on `train_shards`, validate on `val_shards`, test on `test_shards` (brace-expanded URLs).
+
+    shuffle_buffer: samples held for shuffling in each worker; draft: JPEG draft-mode decoding;
+    tokenizer_sample: how many train captions a new tokenizer is trained on; seed: the shard order and
+    the shuffle, per epoch.
+    """
+
+    def __init__(self, train_shards: str, val_shards: str, test_shards: str, shuffle_buffer: int = 1000,
+                 draft: bool = True, tokenizer_sample: int = 50_000, seed: int = 0, **common: Any) -> None:
+        super().__init__(**common)
+        if not val_shards or not test_shards:
+            raise SupraUserError("data.val_shards and data.test_shards are needed (a shard or two each, scored "
+                                 "whole): write them with python -m supra.write_shards, or split off a few shards")
+        self.shard_specs = {"train": train_shards, "val": val_shards, "test": test_shards}
+        self.shuffle_buffer, self.draft, self.tokenizer_sample, self.seed = shuffle_buffer, draft, tokenizer_sample, seed
+        self.stream: ShardStream | None = None
+
+    def shards(self, split: str) -> list[str]:
+        return expand_shards(self.shard_specs[split])
+
+    # -- val / test: read whole ---------------------------------------------------------------------
+
+    def load_split(self, split: str) -> CaptionedImages:
+        if split == "train":
+            raise SupraUserError("the train shards are streamed, not loaded: nothing needs them whole")
+        whole = read_whole(self.shard_specs[split], self.image_size, self.draft)
+        log.info("shards %s: %d images; unusable: %s", split, len(whole.keys), whole.tally.describe())
+        return CaptionedImages(whole.images, whole.captions, whole.keys, whole.keys)
+
+    def tokenizer_captions(self) -> list[str]:
+        """Up to tokenizer_sample captions of the train shards, read in a seeded shard order."""
+        shards = self.shards("train")
+        random.Random(self.seed).shuffle(shards)
+        tally, captions = Tally(), []
+        for raw in raw_samples(shards, tally):
+            sample = usable(raw, tally)
+            if sample is not None:
+                captions.extend(sample.captions)
+            if len(captions) >= self.tokenizer_sample:
+                break
+        if not captions:
+            raise SupraUserError(f"the train shards {self.shard_specs['train']!r} hold no usable caption: {tally.describe()}")
+        return captions
+
+    # -- Lightning hooks ----------------------------------------------------------------------------
+
+    def setup(self, stage: str | None = None) -> None:
+        splits = self.splits_for(stage)
+        for split in splits:
+            if split != "train":
+                self.loaded(split)
+        self.tokenizer = self._tokenizer()
+        if self.tokenizer_path is not None and not self.tokenizer_path.exists():
+            self.tokenizer.save(self.tokenizer_path)
+        for split in splits:
+            if split != "train" and split not in self.datasets:
+                self.datasets[split] = self._dataset(split)
+        if "train" in splits and self.stream is None:
+            self.stream = self._stream()
+
+    def _stream(self) -> ShardStream:
+        shards = self.shards("train")
+        sizes = shard_sizes(shards)
+        if sizes is None and distributed_rank()[1] > 1:
+            raise SupraUserError("the train shards have no _stats.json beside them (img2dataset writes "
+                                 "00000_stats.json): DDP needs their sample counts to give every rank the same batches")
+        stream = ShardStream(shards, sizes, self.batch_size, self.image_size, self.tokenizer, self.max_caption_tokens,
+                             self.seed, self.shuffle_buffer, self.draft, self.num_workers)
+        if sizes is not None:
+            log.info("shards train: %d shards, %d samples, %d batches of %d per rank per epoch",
+                     len(shards), sum(sizes), len(stream), self.batch_size)
+        return stream
+
+    def train_dataloader(self) -> DataLoader:
+        return ShardLoader(self.stream, self._progress if self.trainer is not None else None,
+                           num_workers=self.num_workers, pin_memory=self.pin_memory)
+
+    def _progress(self) -> tuple[int, int]:
+        """(epoch, batches of it already trained): after a resume, what the checkpoint recorded."""
+        epoch, done = self.trainer.current_epoch, batches_done_in_epoch(self.trainer)
+        if done and self.stream.sizes is None:
+            log.warning("resuming mid-epoch without the shards' _stats.json: epoch %d starts over", epoch)
+            done = 0
+        return epoch, done
+
+    def sample_images(self, split: str, n: int) -> tuple[torch.Tensor, list[list[str]]]:
+        data = self.loaded(split)
+        return data.images[:n], data.captions[:n]
+

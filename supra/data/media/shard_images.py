@@ -1,0 +1,31 @@
+"""Image-caption shards (img2dataset's layout, or `python -m supra.write_shards`) as images for the a2a
+mixture: each split's shards read once and decoded at `image_size`, their codes then computed once by the
+frozen VQ-VAE and cached like any source's. Streaming the codes of web-scale shards is not done here.
+
+    data.sources.web: {_target_: supra.data.media.shard_images.ShardImagesMediaDataModule,
+                       train_shards: 'DIR/{00000..00009}.tar', val_shards: ..., test_shards: ..., image_size: 64}
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from supra.data.caption_sources.shards import read_whole
+from supra.data.media.datamodule import MediaDataModule, MediaItems
+
+log = logging.getLogger(__name__)
+
+
+class ShardImagesMediaDataModule(MediaDataModule):
+    """The shards of each split as images [N, 3, S, S] with their captions (squashed to a square)."""
+
+    def __init__(self, train_shards: str, val_shards: str, test_shards: str, draft: bool = True, **common: Any) -> None:
+        super().__init__(**common)
+        self.specs = {"train": train_shards, "val": val_shards, "test": test_shards}
+        self.draft = draft
+
+    def load_split(self, split: str) -> MediaItems:
+        whole = read_whole(self.specs[split], self.image_size, self.draft)
+        log.info("shards %s: %d images; unusable: %s", split, len(whole.keys), whole.tally.describe())
+        return MediaItems(whole.images, whole.captions, whole.keys, None, whole.keys)

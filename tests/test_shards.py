@@ -1,0 +1,155 @@
+"""WebDataset shards as img2dataset writes them: reading with every trap, streaming every sample exactly
+once per epoch across workers and DDP ranks, equal batches on every rank, resuming mid-epoch on the same
+batches, and training through train.py."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.utils.data import DataLoader
+
+from supra.data.caption_sources.shards import (
+    Tally,
+    decoded_samples,
+    expand_shards,
+    raw_samples,
+    shard_sizes,
+    usable,
+)
+from supra.data.captioning.shard_stream import ShardStream, batches_per_worker, worker_quotas
+from supra.tokens.caption_bpe import CaptionTokenizer
+from supra.utils.errors import SupraUserError
+from tests.caption_source_fixtures import write_img2dataset_shards
+from tests.conftest import compose_config
+from tests.shard_probe import read_keys
+
+
+def read_all(spec: str) -> tuple[list[str], Tally]:
+    tally = Tally()
+    samples = (s for s in (usable(raw, tally) for raw in raw_samples(expand_shards(spec), tally)) if s is not None)
+    return [s.key for s, _ in decoded_samples(samples, 32, tally)], tally
+
+
+def test_every_trap_is_counted_and_a_truncated_tar_keeps_what_precedes_the_damage(tmp_path):
+    shards = write_img2dataset_shards(tmp_path / "s", traps=True, truncate_last=True)
+    keys, tally = read_all(shards["spec"])
+    assert set(shards["usable"]) <= set(keys) and len(keys) == len(set(keys))
+    from_truncated = [k for k in keys if k.startswith("00003.tar/")]
+    assert 0 < len(from_truncated) < 8
+    assert dict(tally) == {"failed download": 1, "no caption": 2, "unreadable image": 1,
+                           "unreadable shard or damaged tar (read up to the damage)": 1}
+
+
+def test_brace_expansion_and_the_stats_files_give_shards_and_their_sizes(tmp_path):
+    shards = write_img2dataset_shards(tmp_path / "s", shards=3, per_shard=5)
+    urls = expand_shards(shards["spec"])
+    assert [u.rsplit("/", 1)[-1] for u in urls] == ["00000.tar", "00001.tar", "00002.tar"]
+    assert shard_sizes(urls) == [5, 5, 5]
+    (tmp_path / "s" / "00001_stats.json").unlink()
+    assert shard_sizes(urls) is None
+    with pytest.raises(SupraUserError, match="name no shard"):
+        expand_shards([])
+
+
+def test_every_rank_gets_the_same_number_of_batches_from_uneven_shards():
+    quotas = worker_quotas([[16, 8], [8, 0]], batch_size=4)  # 3 shards of 8 over 2 ranks, 2 workers each
+    assert [sum(q) for q in quotas] == [2, 2] and quotas[0] == [1, 1]
+    # the DataLoader takes a batch from each worker in turn, passing over an exhausted one
+    # (and after a resume, which worker's batch is due next)
+    assert batches_per_worker(5, [1, 4])[0] == [1, 4] and batches_per_worker(3, [2, 2]) == ([2, 1], 1)
+    assert batches_per_worker(2, [1, 4]) == ([1, 1], 1)
+
+
+def stream(spec: str, workers: int, batch_size: int = 4, epoch: int = 0) -> ShardStream:
+    urls = expand_shards(spec)
+    tokenizer = CaptionTokenizer.train([f"photo {i} of a red bus" for i in range(50)], 300)
+    s = ShardStream(urls, shard_sizes(urls), batch_size, 32, tokenizer, 16, seed=0, shuffle_buffer=8, workers=workers)
+    s.epoch = epoch
+    return s
+
+
+@pytest.mark.parametrize("workers", [0, 2])
+def test_one_epoch_reads_every_sample_once_whatever_the_workers(tmp_path, workers):
+    shards = write_img2dataset_shards(tmp_path / "s", shards=4, per_shard=8)
+    loader = DataLoader(stream(shards["spec"], workers), batch_size=None, num_workers=workers)
+    batches = list(loader)
+    keys = [k for b in batches for k in b["keys"]]
+    assert sorted(keys) == sorted(shards["usable"]) and len(batches) == len(loader.dataset) == 8
+    assert batches[0]["images"].shape == (4, 3, 32, 32) and batches[0]["images"].dtype == torch.uint8
+
+
+def test_each_epoch_has_its_own_order_and_the_same_epoch_the_same(tmp_path):
+    shards = write_img2dataset_shards(tmp_path / "s", shards=4, per_shard=8)
+    order = {e: [k for b in stream(shards["spec"], 0, epoch=e) for k in b["keys"]] for e in (0, 1)}
+    assert order[0] != order[1] and sorted(order[0]) == sorted(order[1])
+    assert order[0] == [k for b in stream(shards["spec"], 0, epoch=0) for k in b["keys"]]
+
+
+def shard_run(tmp_path, shards: dict, run: str, *overrides: str):
+    return compose_config("train", tmp_path / run, [
+        "experiment=vlm_shards", "trainer=cpu", f"data.train_shards='{shards['spec']}'",
+        f"data.val_shards='{shards['val']}'", f"data.test_shards='{shards['val']}'", "data.batch_size=4",
+        "data.eval_batch_size=4", "data.num_workers=0", "data.shuffle_buffer=8", "trainer.max_epochs=1",
+        "callbacks.progress_bar=null", "model.test_metrics=[Bleu]", "test=false", "trainer.val_check_interval=1.0",
+        "+callbacks.keys._target_=tests.shard_probe.TrainedKeys", f"+callbacks.keys.out_dir={tmp_path / run / 'keys'}",
+        *overrides,
+    ])
+
+
+@pytest.fixture
+def shard_data(tmp_path):
+    shards = write_img2dataset_shards(tmp_path / "train", shards=4, per_shard=8)
+    shards["val"] = write_img2dataset_shards(tmp_path / "val", shards=1, per_shard=4)["spec"]
+    return shards
+
+
+def test_a_run_resumed_mid_epoch_trains_on_the_batches_an_uninterrupted_run_does(tmp_path, shard_data):
+    from supra.runner.training import train
+
+    train(shard_run(tmp_path, shard_data, "whole", "data.num_workers=2"))
+    # a run that writes a checkpoint at step 3 and is stopped after step 4 (as if killed: step 4 is lost)
+    mid = tmp_path / "mid"
+    train(shard_run(tmp_path, shard_data, "first", "data.num_workers=2", "trainer.max_steps=4",
+                    "+callbacks.mid._target_=lightning.pytorch.callbacks.ModelCheckpoint", f"+callbacks.mid.dirpath={mid}",
+                    "+callbacks.mid.every_n_train_steps=3", "+callbacks.mid.save_top_k=-1",
+                    "+callbacks.mid.filename=step3"))
+    train(shard_run(tmp_path, shard_data, "resumed", "data.num_workers=2", f"ckpt_path={mid / 'step3.ckpt'}"))
+    whole, first, resumed = (read_keys(tmp_path / run / "keys")[0] for run in ("whole", "first", "resumed"))
+    assert len(whole) == 8 and first == whole[:4] and resumed == whole[3:]
+
+
+def test_ddp_on_two_processes_reads_every_sample_once_with_equal_batches(tmp_path, shard_data):
+    from supra.runner.training import train
+
+    train(shard_run(tmp_path, shard_data, "ddp", "trainer=ddp_sim", "data.num_workers=2"))
+    ranks = read_keys(tmp_path / "ddp" / "keys")
+    assert set(ranks) == {0, 1} and len(ranks[0]) == len(ranks[1]) == 4
+    keys = [k for batches in ranks.values() for batch in batches for k in batch]
+    assert sorted(keys) == sorted(shard_data["usable"])  # every sample once across ranks and workers
+
+
+def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path):
+    import json
+
+    import pyarrow.parquet as pq
+
+    from supra.data.caption_sources.sources import read_caption_source
+    from tests.caption_source_fixtures import write_coco_official
+    from tests.conftest import run_command
+
+    write_coco_official(tmp_path / "coco")
+    run_command("write_shards", "source=coco", f"root={tmp_path / 'coco'}", f"out={tmp_path / 'shards'}",
+                "samples_per_shard=8", "show_progress=false", run_dir=tmp_path)
+    index = read_caption_source("coco", tmp_path / "coco")
+    for split, keys in index.splits.items():
+        tally = Tally()
+        urls = sorted(str(p) for p in (tmp_path / "shards" / split).glob("*.tar"))
+        samples = [s for s in (usable(raw, tally) for raw in raw_samples(urls, tally)) if s is not None]
+        assert len(samples) == len(keys) == sum(shard_sizes(urls)) and not tally
+        assert sorted(c for s in samples for c in s.captions) == sorted(c for k in keys for c in index.captions[k])
+        assert len(pq.read_table(urls[0].replace(".tar", ".parquet"))) == shard_sizes(urls)[0]
+    first = json.loads(next(raw_samples([str(tmp_path / "shards" / "test" / "00000.tar")], Tally()))["json"])
+    assert isinstance(first["id"], int) and len(first["captions"]) == 5  # COCO's id and every caption
+    with pytest.raises(SystemExit):
+        run_command("write_shards", "source=coco", f"root={tmp_path / 'coco'}", f"out={tmp_path / 'shards'}",
+                    run_dir=tmp_path)
