@@ -121,7 +121,9 @@ def test_a_run_resumed_mid_epoch_trains_on_the_batches_an_uninterrupted_run_does
 def test_ddp_on_two_processes_reads_every_sample_once_with_equal_batches(tmp_path, shard_data):
     from supra.runner.training import train
 
-    train(shard_run(tmp_path, shard_data, "ddp", "trainer=ddp_sim", "data.num_workers=2"))
+    # no validation and no pictures: what is under test is the training stream (ddp_spawn's start-up is the cost)
+    train(shard_run(tmp_path, shard_data, "ddp", "trainer=ddp_sim", "data.num_workers=2", "+trainer.limit_val_batches=0",
+                    "callbacks.caption_grid=null", "callbacks.attention_maps=null", "callbacks.model_summary=null"))
     ranks = read_keys(tmp_path / "ddp" / "keys")
     assert set(ranks) == {0, 1} and len(ranks[0]) == len(ranks[1]) == 4
     keys = [k for batches in ranks.values() for batch in batches for k in batch]

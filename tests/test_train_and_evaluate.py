@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -12,6 +13,7 @@ import torch
 
 from supra.runner.evaluation import evaluate
 from supra.runner.training import train
+from supra.utils.errors import SupraUserError
 from tests.conftest import ROOT, compose_config
 
 CAPTION_KEYS = {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"}
@@ -143,10 +145,15 @@ def test_evaluate_cli_bad_checkpoints_give_one_line(tmp_path, trained_run):
         str(bare_vqvae): "holds no VQ-VAE config (model.net)",
         str(unknown): "is a supra.diffusion checkpoint, which this version of Supra does not know",
     }
-    for ckpt, message in cases.items():
-        result = run_cli("evaluate.py", f"ckpt={ckpt}", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)
-        assert result.returncode != 0 and message in result.stderr, result.stderr[-2000:]
-        assert "Traceback" not in result.stderr
+    # the first through the real command line (one line, no traceback), the others in process (the same
+    # SupraUserError the command prints; a subprocess each would only repeat its start-up)
+    (first_ckpt, first_message), *others = cases.items()
+    result = run_cli("evaluate.py", f"ckpt={first_ckpt}", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)
+    assert result.returncode != 0 and first_message in result.stderr, result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    for ckpt, message in others:
+        with pytest.raises(SupraUserError, match=re.escape(message)):
+            evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}"]))
 
 
 def test_tensorboard_logger_receives_metrics_and_the_sample_grid(train_config):
