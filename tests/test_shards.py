@@ -155,3 +155,31 @@ def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path):
     with pytest.raises(SystemExit):
         run_command("write_shards", "source=coco", f"root={tmp_path / 'coco'}", f"out={tmp_path / 'shards'}",
                     run_dir=tmp_path)
+
+
+def test_resampled_epochs_have_the_length_asked_and_draw_shards_anew_each_epoch(tmp_path):
+    shards = write_img2dataset_shards(tmp_path / "s", shards=4, per_shard=8)
+    urls = expand_shards(shards["spec"])
+    tokenizer = CaptionTokenizer.train([f"photo {i} of a red bus" for i in range(50)], 300)
+
+    def epoch(e: int) -> list[list[str]]:
+        s = ShardStream(urls, shard_sizes(urls), 4, 32, tokenizer, 16, shuffle_buffer=8, workers=2,
+                        samples_per_epoch=48)
+        s.epoch = e
+        return [b["keys"] for b in DataLoader(s, batch_size=None, num_workers=2)]
+
+    first, second = epoch(0), epoch(1)
+    assert len(first) == len(second) == 12  # 48 samples = 2 workers x 6 batches of 4
+    assert set(k for b in first for k in b) <= set(shards["usable"]) and first != second
+
+
+def test_the_tokenizer_is_trained_on_a_bounded_seeded_sample_of_the_stream(tmp_path, shard_data):
+    from supra.data.captioning.shards import ShardCaptionsDataModule
+
+    def sample(seed: int) -> list[str]:
+        return ShardCaptionsDataModule(shard_data["spec"], shard_data["val"], shard_data["val"], tokenizer_sample=5,
+                                       seed=seed).tokenizer_captions()
+
+    assert len(sample(0)) == 5 and sample(0) == sample(0) and sample(0) != sample(3)
+    with pytest.raises(SupraUserError, match="data.val_shards and data.test_shards are needed"):
+        ShardCaptionsDataModule(shard_data["spec"], "", "")

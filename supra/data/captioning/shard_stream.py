@@ -1,5 +1,9 @@
 """Training batches streamed from WebDataset shards, decoded in the DataLoader's workers.
 
+Resampled (`samples_per_epoch` set): each worker draws shards with replacement from a generator seeded by
+(seed, epoch, rank, worker), and an epoch is samples_per_epoch samples over all ranks, the same number of
+batches on each; samples may repeat within an epoch. The rest of this docstring is the default, without.
+
 Each epoch every rank orders the shards by the same seeded shuffle (the seed and the epoch), takes every
 world-th shard from its rank, and each of its workers every num_workers-th of those: without resampling,
 every sample is read exactly once per epoch across ranks and workers. Samples are shuffled in a buffer
@@ -77,8 +81,10 @@ class ShardStream(IterableDataset):
 
     def __init__(self, shards: list[str], sizes: list[int] | None, batch_size: int, image_size: int,
                  tokenizer: CaptionTokenizer, max_tokens: int, seed: int = 0, shuffle_buffer: int = 1000,
-                 draft: bool = True, workers: int = 0) -> None:
+                 draft: bool = True, workers: int = 0, samples_per_epoch: int | None = None) -> None:
         super().__init__()
+        # resampled: shards drawn with replacement, an epoch being samples_per_epoch samples over all ranks
+        self.samples_per_epoch = samples_per_epoch
         self.shards, self.sizes, self.batch_size, self.image_size = shards, sizes, batch_size, image_size
         self.tokenizer, self.max_tokens, self.seed, self.shuffle_buffer = tokenizer, max_tokens, seed, shuffle_buffer
         self.draft, self.workers = draft, max(workers, 1)
@@ -100,6 +106,9 @@ class ShardStream(IterableDataset):
         return [[order[r::world][w::self.workers] for w in range(self.workers)] for r in range(world)]
 
     def quotas(self, world: int) -> list[list[int]] | None:
+        if self.samples_per_epoch is not None:  # resampled: every worker of every rank the same share
+            share = max(1, self.samples_per_epoch // (world * self.workers * self.batch_size))
+            return [[share] * self.workers for _ in range(world)]
         if self.sizes is None:
             return None
         held = [[sum(self.sizes[i] for i in shards) for shards in workers] for workers in self.assignment(world)]
@@ -126,8 +135,11 @@ class ShardStream(IterableDataset):
             done, due = batches_per_worker(self.skip_batches, quotas[rank])
             worker = (worker + due) % self.workers
             skip = done[worker]
-        shards = [self.shards[i] for i in self.assignment(world)[rank][worker]]
         quota = quotas[rank][worker] if quotas is not None else None
+        if self.samples_per_epoch is not None:
+            shards = self._resampled(random.Random(f"{self.seed}-{self.epoch}-{rank}-{worker}-shards"), quota)
+        else:
+            shards = [self.shards[i] for i in self.assignment(world)[rank][worker]]
         tally = Tally()
         samples = (s for s in (usable(raw, tally) for raw in raw_samples(shards, tally)) if s is not None)
         shuffled = shuffled_samples(samples, self.shuffle_buffer, random.Random(f"{self.seed}-{self.epoch}-{rank}-{worker}"))
@@ -150,10 +162,16 @@ class ShardStream(IterableDataset):
             repeats, made = repeats + 1, made + 1
             yield last
         if quota is not None and made + skip < quota:
-            raise RuntimeError(f"rank {rank} worker {worker} has no usable sample in its shards "
-                               f"({', '.join(shards[:2])}...): skipped {tally.describe()}")
+            raise RuntimeError(f"rank {rank} worker {worker} found no usable sample in its shards "
+                               f"({', '.join(self.shards[:2])}...): skipped {tally.describe()}")
         log.info("shards, epoch %d, rank %d worker %d: %d batches of %d (%d repeated, %d skipped as trained); "
                  "unusable: %s", self.epoch, rank, worker, made, self.batch_size, repeats, skip, tally.describe())
+
+    def _resampled(self, rng: random.Random, quota: int) -> Iterator[str]:
+        """Shards drawn with replacement; bounded (a draw per sample wanted, plus one per shard) so that
+        shards with nothing usable end the stream instead of spinning forever."""
+        for _ in range(quota * self.batch_size + len(self.shards)):
+            yield rng.choice(self.shards)
 
     def _collate(self, batch: list) -> dict[str, Any]:
         # one of each image's captions, drawn anew each epoch (as each image's captions take turns)

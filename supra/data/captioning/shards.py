@@ -37,17 +37,20 @@ class ShardCaptionsDataModule(CaptionDataModule):
 
     shuffle_buffer: samples held for shuffling in each worker; draft: JPEG draft-mode decoding;
     tokenizer_sample: how many train captions a new tokenizer is trained on; seed: the shard order and
-    the shuffle, per epoch.
+    the shuffle, per epoch; resampled: shards drawn with replacement, an epoch of samples_per_epoch
+    samples (default: the shards' _stats.json total).
     """
 
     def __init__(self, train_shards: str, val_shards: str, test_shards: str, shuffle_buffer: int = 1000,
-                 draft: bool = True, tokenizer_sample: int = 50_000, seed: int = 0, **common: Any) -> None:
+                 draft: bool = True, tokenizer_sample: int = 50_000, seed: int = 0, resampled: bool = False,
+                 samples_per_epoch: int | None = None, **common: Any) -> None:
         super().__init__(**common)
         if not val_shards or not test_shards:
             raise SupraUserError("data.val_shards and data.test_shards are needed (a shard or two each, scored "
                                  "whole): write them with python -m supra.write_shards, or split off a few shards")
         self.shard_specs = {"train": train_shards, "val": val_shards, "test": test_shards}
         self.shuffle_buffer, self.draft, self.tokenizer_sample, self.seed = shuffle_buffer, draft, tokenizer_sample, seed
+        self.resampled, self.samples_per_epoch = resampled, samples_per_epoch
         self.stream: ShardStream | None = None
 
     def shards(self, split: str) -> list[str]:
@@ -96,14 +99,20 @@ class ShardCaptionsDataModule(CaptionDataModule):
     def _stream(self) -> ShardStream:
         shards = self.shards("train")
         sizes = shard_sizes(shards)
-        if sizes is None and distributed_rank()[1] > 1:
+        per_epoch = None
+        if self.resampled:
+            per_epoch = self.samples_per_epoch or (sum(sizes) if sizes else None)
+            if not per_epoch:
+                raise SupraUserError("data.resampled=true needs an epoch length: set data.samples_per_epoch=N "
+                                     "(the shards have no _stats.json to count them)")
+        elif sizes is None and distributed_rank()[1] > 1:
             raise SupraUserError("the train shards have no _stats.json beside them (img2dataset writes "
                                  "00000_stats.json): DDP needs their sample counts to give every rank the same batches")
         stream = ShardStream(shards, sizes, self.batch_size, self.image_size, self.tokenizer, self.max_caption_tokens,
-                             self.seed, self.shuffle_buffer, self.draft, self.num_workers)
-        if sizes is not None:
-            log.info("shards train: %d shards, %d samples, %d batches of %d per rank per epoch",
-                     len(shards), sum(sizes), len(stream), self.batch_size)
+                             self.seed, self.shuffle_buffer, self.draft, self.num_workers, per_epoch)
+        if sizes is not None or per_epoch:
+            log.info("shards train: %d shards, %s samples%s, %d batches of %d per rank per epoch", len(shards),
+                     sum(sizes) if sizes else "?", " (resampled)" if per_epoch else "", len(stream), self.batch_size)
         return stream
 
     def train_dataloader(self) -> DataLoader:
@@ -113,7 +122,7 @@ class ShardCaptionsDataModule(CaptionDataModule):
     def _progress(self) -> tuple[int, int]:
         """(epoch, batches of it already trained): after a resume, what the checkpoint recorded."""
         epoch, done = self.trainer.current_epoch, batches_done_in_epoch(self.trainer)
-        if done and self.stream.sizes is None:
+        if done and self.stream.sizes is None and self.stream.samples_per_epoch is None:
             log.warning("resuming mid-epoch without the shards' _stats.json: epoch %d starts over", epoch)
             done = 0
         return epoch, done
