@@ -183,3 +183,19 @@ def test_the_tokenizer_is_trained_on_a_bounded_seeded_sample_of_the_stream(tmp_p
     assert len(sample(0)) == 5 and sample(0) == sample(0) and sample(0) != sample(3)
     with pytest.raises(SupraUserError, match="data.val_shards and data.test_shards are needed"):
         ShardCaptionsDataModule(shard_data["spec"], "", "")
+
+
+def test_shards_that_are_not_there_or_hold_nothing_usable_are_one_line(tmp_path, shard_data):
+    from supra.data.captioning.shard_stream import ShardLoader
+    from supra.data.captioning.shards import ShardCaptionsDataModule
+
+    missing = str(tmp_path / "train" / "{00000..00009}.tar")  # 4 of 10 exist
+    with pytest.raises(SupraUserError, match="6 of 10 shards are not there"):
+        ShardCaptionsDataModule(missing, shard_data["val"], shard_data["val"]).shards("train")
+    for tar in (tmp_path / "train").glob("*.tar"):
+        tar.write_bytes(b"this is not a tar file at all" * 40)
+    urls = expand_shards(shard_data["spec"])
+    tokenizer = CaptionTokenizer.train(["a red bus"], 300)
+    loader = ShardLoader(ShardStream(urls, shard_sizes(urls), 4, 32, tokenizer, 16, workers=2), num_workers=2)
+    with pytest.raises(SupraUserError, match="gave no usable sample in epoch 0"):
+        list(loader)

@@ -19,6 +19,7 @@ import logging
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -43,6 +44,15 @@ def expand_shards(spec: str | list[str]) -> list[str]:
     if not urls:
         raise SupraUserError(f"data shards {spec!r} name no shard: give e.g. shards/{{00000..00009}}.tar")
     return urls
+
+
+def check_local_shards(urls: list[str], key: str) -> None:
+    """One line naming local shards that are not there (remote ones are counted when read, not checked)."""
+    local = [u.removeprefix("file://") for u in urls if "://" not in u.removeprefix("file://") and not u.startswith("pipe:")]
+    missing = [u for u in local if not Path(u).is_file()]
+    if missing:
+        raise SupraUserError(f"{key}: {len(missing)} of {len(urls)} shards are not there (e.g. {', '.join(missing[:2])}): "
+                             "check the path and the brace range")
 
 
 def _is_fsspec_url(url: str) -> bool:

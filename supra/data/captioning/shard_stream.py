@@ -37,6 +37,7 @@ from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 from supra.data.caption_sources.shards import Tally, decoded_samples, raw_samples, usable
 from supra.data.captioning.datamodule import trim_padding
 from supra.tokens.caption_bpe import CaptionTokenizer
+from supra.utils.errors import SupraUserError
 
 log = logging.getLogger(__name__)
 
@@ -161,9 +162,9 @@ class ShardStream(IterableDataset):
         while quota is not None and made + skip < quota and last is not None:  # unusable samples left it short
             repeats, made = repeats + 1, made + 1
             yield last
-        if quota is not None and made + skip < quota:
-            raise RuntimeError(f"rank {rank} worker {worker} found no usable sample in its shards "
-                               f"({', '.join(self.shards[:2])}...): skipped {tally.describe()}")
+        if quota is not None and made + skip < quota:  # not one usable sample: the main process says so
+            log.warning("shards, epoch %d, rank %d worker %d: no usable sample; unusable: %s",
+                        self.epoch, rank, worker, tally.describe())
         log.info("shards, epoch %d, rank %d worker %d: %d batches of %d (%d repeated, %d skipped as trained); "
                  "unusable: %s", self.epoch, rank, worker, made, self.batch_size, repeats, skip, tally.describe())
 
@@ -221,6 +222,12 @@ class ShardLoader(DataLoader):
             self.dataset.epoch, self.dataset.skip_batches = epoch, done
             self.dataset.place = distributed_rank()
             self.epochs_started += 1
-            yield from super(ShardLoader, self).__iter__()  # workers start here, with this epoch's copy
+            delivered = 0
+            for batch in super(ShardLoader, self).__iter__():  # workers start here, with this epoch's copy
+                delivered += 1
+                yield batch
+            if delivered == 0 and not done:
+                raise SupraUserError(f"the train shards ({self.dataset.shards[0]}, ...) gave no usable sample in "
+                                     f"epoch {epoch}: see the warnings above for what was wrong with them")
 
         return batches()

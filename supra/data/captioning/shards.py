@@ -18,6 +18,7 @@ from torch.utils.data import DataLoader
 
 from supra.data.caption_sources.shards import (
     Tally,
+    check_local_shards,
     expand_shards,
     raw_samples,
     read_whole,
@@ -54,14 +55,16 @@ class ShardCaptionsDataModule(CaptionDataModule):
         self.stream: ShardStream | None = None
 
     def shards(self, split: str) -> list[str]:
-        return expand_shards(self.shard_specs[split])
+        urls = expand_shards(self.shard_specs[split])
+        check_local_shards(urls, f"data.{split}_shards={self.shard_specs[split]!r}")
+        return urls
 
     # -- val / test: read whole ---------------------------------------------------------------------
 
     def load_split(self, split: str) -> CaptionedImages:
         if split == "train":
             raise SupraUserError("the train shards are streamed, not loaded: nothing needs them whole")
-        whole = read_whole(self.shard_specs[split], self.image_size, self.draft)
+        whole = read_whole(self.shards(split), self.image_size, self.draft)
         log.info("shards %s: %d images; unusable: %s", split, len(whole.keys), whole.tally.describe())
         return CaptionedImages(whole.images, whole.captions, whole.keys, whole.keys)
 
