@@ -7,7 +7,7 @@ batches on each; samples may repeat within an epoch. The rest of this docstring 
 Each epoch every rank orders the shards by the same seeded shuffle (the seed and the epoch), takes every
 world-th shard from its rank, and each of its workers every num_workers-th of those: without resampling,
 every sample is read exactly once per epoch across ranks and workers. Samples are shuffled in a buffer
-seeded by (seed, epoch, rank, worker) and batched in the worker.
+(webdataset's shuffle) seeded by (seed, epoch, rank, worker) and batched in the worker.
 
 Equal batches on every rank (DDP waits for all ranks at each step, so one rank with more batches would
 hang the others): from the shards' `_stats.json` sample counts, each worker of each rank knows what every
@@ -20,18 +20,20 @@ Resuming mid-epoch: given how many batches of the epoch were trained, each worke
 those were its own (the DataLoader takes batches from its workers in turn) and skips that many batches'
 samples before decoding: the resumed run trains on the same batches as one never interrupted, at the
 cost of re-reading (not decoding) the skipped samples (exact unless undecodable images were among the
-trained ones: then the resumed stream is shifted by that many samples). Without `_stats.json` counts (one process only),
-a resumed run starts the interrupted epoch over.
+trained ones: then the resumed stream is shifted by that many samples). Without `_stats.json` counts (one
+process only), a resumed run starts the interrupted epoch over.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import torch
+import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
 from supra.data.caption_sources.shards import Tally, decoded_samples, raw_samples, usable
@@ -143,8 +145,9 @@ class ShardStream(IterableDataset):
             shards = [self.shards[i] for i in self.assignment(world)[rank][worker]]
         tally = Tally()
         samples = (s for s in (usable(raw, tally) for raw in raw_samples(shards, tally)) if s is not None)
-        shuffled = shuffled_samples(samples, self.shuffle_buffer, random.Random(f"{self.seed}-{self.epoch}-{rank}-{worker}"))
-        kept = skip_samples(shuffled, skip * self.batch_size)  # already trained on: read, not decoded
+        rng = random.Random(f"{self.seed}-{self.epoch}-{rank}-{worker}")  # the same order on every run
+        shuffled = wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng)(samples)
+        kept = itertools.islice(shuffled, skip * self.batch_size, None)  # already trained on: read, not decoded
         made, last = 0, None
         batch: list = []
         for sample, image in decoded_samples(kept, self.image_size, tally, self.draft):
@@ -181,28 +184,6 @@ class ShardStream(IterableDataset):
         tokens, _ = self.tokenizer.encode_batch(captions, self.max_tokens)
         return {"images": torch.stack([image for _, image in batch]), "tokens": trim_padding(tokens),
                 "keys": [s.key for s, _ in batch]}
-
-
-def shuffled_samples(samples: Iterator, buffer: int, rng: random.Random) -> Iterator:
-    """A buffer shuffle (as webdataset's shuffle stage), seeded: the same order on every run."""
-    pool: list = []
-    for sample in samples:
-        if len(pool) < buffer:
-            pool.append(sample)
-            continue
-        i = rng.randrange(len(pool))
-        pool[i], sample = sample, pool[i]
-        yield sample
-    rng.shuffle(pool)
-    yield from pool
-
-
-def skip_samples(samples: Iterator, skip: int) -> Iterator:
-    """`samples` after the first `skip`."""
-    for _ in range(skip):
-        if next(samples, None) is None:
-            return iter(())
-    return samples
 
 
 class ShardLoader(DataLoader):
