@@ -9,7 +9,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from supra.data.caption_sources.shards import (
-    Tally,
+    Unusable,
     decoded_samples,
     expand_shards,
     raw_samples,
@@ -24,8 +24,8 @@ from tests.conftest import compose_config
 from tests.shard_probe import read_keys
 
 
-def read_all(spec: str) -> tuple[list[str], Tally]:
-    tally = Tally()
+def read_all(spec: str) -> tuple[list[str], Unusable]:
+    tally = Unusable()
     samples = (s for s in (usable(raw, tally) for raw in raw_samples(expand_shards(spec), tally)) if s is not None)
     return [s.key for s, _ in decoded_samples(samples, 32, tally)], tally
 
@@ -144,13 +144,13 @@ def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path):
                 "samples_per_shard=8", "show_progress=false", run_dir=tmp_path)
     index = read_caption_source("coco", tmp_path / "coco")
     for split, keys in index.splits.items():
-        tally = Tally()
+        tally = Unusable()
         urls = sorted(str(p) for p in (tmp_path / "shards" / split).glob("*.tar"))
         samples = [s for s in (usable(raw, tally) for raw in raw_samples(urls, tally)) if s is not None]
         assert len(samples) == len(keys) == sum(shard_sizes(urls)) and not tally
         assert sorted(c for s in samples for c in s.captions) == sorted(c for k in keys for c in index.captions[k])
         assert len(pq.read_table(urls[0].replace(".tar", ".parquet"))) == shard_sizes(urls)[0]
-    first = json.loads(next(raw_samples([str(tmp_path / "shards" / "test" / "00000.tar")], Tally()))["json"])
+    first = json.loads(next(raw_samples([str(tmp_path / "shards" / "test" / "00000.tar")], Unusable()))["json"])
     assert isinstance(first["id"], int) and len(first["captions"]) == 5  # COCO's id and every caption
     with pytest.raises(SystemExit):
         run_command("write_shards", "source=coco", f"root={tmp_path / 'coco'}", f"out={tmp_path / 'shards'}",

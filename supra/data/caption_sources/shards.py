@@ -101,14 +101,14 @@ class ShardSample:
     image: bytes
 
 
-class Tally(Counter):
-    """Unusable samples by reason (merged across workers for the per-epoch summary line)."""
+class Unusable(Counter):
+    """Unusable samples by reason, for one summary line (per worker and epoch for the stream)."""
 
     def describe(self) -> str:
         return ", ".join(f"{n} {reason}" for reason, n in sorted(self.items())) or "nothing"
 
 
-def raw_samples(shards: Iterable[str], tally: Tally) -> Iterator[dict[str, Any]]:
+def raw_samples(shards: Iterable[str], tally: Unusable) -> Iterator[dict[str, Any]]:
     """Each tar sample as webdataset groups it ({"__key__", "__url__", "jpg": bytes, "txt": bytes, ...}).
 
     An unreachable shard, or the damaged end of a truncated one, is counted and passed over.
@@ -137,7 +137,7 @@ def raw_samples(shards: Iterable[str], tally: Tally) -> Iterator[dict[str, Any]]
     yield from tariterators.group_by_keys(files, handler=count)
 
 
-def usable(sample: dict[str, Any], tally: Tally) -> ShardSample | None:
+def usable(sample: dict[str, Any], tally: Unusable) -> ShardSample | None:
     """The sample's key, caption and image bytes, or None (counted) when it cannot be trained on."""
     meta: dict[str, Any] = {}
     if "json" in sample:
@@ -175,7 +175,7 @@ def decode_image(data: bytes, size: int, draft: bool = True) -> torch.Tensor:
     return image_to_uint8(image, size)
 
 
-def decoded_samples(samples: Iterable[ShardSample], size: int, tally: Tally, draft: bool = True
+def decoded_samples(samples: Iterable[ShardSample], size: int, tally: Unusable, draft: bool = True
                     ) -> Iterator[tuple[ShardSample, torch.Tensor]]:
     """Each sample with its decoded image; a corrupt image is counted and passed over."""
     for sample in samples:
@@ -192,12 +192,12 @@ class WholeShards:
     images: torch.Tensor
     captions: list[list[str]]
     keys: list[str]
-    tally: Tally
+    tally: Unusable
 
 
 def read_whole(spec: str | list[str], size: int, draft: bool = True) -> WholeShards:
     """Read and decode every sample of the shards (val / test, or a corpus small enough to hold)."""
-    tally = Tally()
+    tally = Unusable()
     samples = (s for s in (usable(raw, tally) for raw in raw_samples(expand_shards(spec), tally)) if s is not None)
     pairs = list(decoded_samples(samples, size, tally, draft))
     images = torch.stack([image for _, image in pairs]) if pairs else torch.zeros(0, 3, size, size, dtype=torch.uint8)

@@ -36,7 +36,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from supra.data.caption_sources.shards import Tally, decoded_samples, raw_samples, usable
+from supra.data.caption_sources.shards import Unusable, decoded_samples, raw_samples, usable
 from supra.data.captioning.datamodule import trim_padding
 from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.errors import SupraUserError
@@ -143,7 +143,7 @@ class ShardStream(IterableDataset):
             shards = self._resampled(random.Random(f"{self.seed}-{self.epoch}-{rank}-{worker}-shards"), quota)
         else:
             shards = [self.shards[i] for i in self.assignment(world)[rank][worker]]
-        tally = Tally()
+        tally = Unusable()
         samples = (s for s in (usable(raw, tally) for raw in raw_samples(shards, tally)) if s is not None)
         rng = random.Random(f"{self.seed}-{self.epoch}-{rank}-{worker}")  # the same order on every run
         shuffled = wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng)(samples)

@@ -17,7 +17,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from supra.data.caption_sources.shards import (
-    Tally,
+    Unusable,
     check_local_shards,
     expand_shards,
     raw_samples,
@@ -72,7 +72,7 @@ class ShardCaptionsDataModule(CaptionDataModule):
         """Up to tokenizer_sample captions of the train shards, read in a seeded shard order."""
         shards = self.shards("train")
         random.Random(self.seed).shuffle(shards)
-        tally, captions = Tally(), []
+        tally, captions = Unusable(), []
         for raw in raw_samples(shards, tally):
             sample = usable(raw, tally)
             if sample is not None:
