@@ -77,25 +77,36 @@ def synthetic_jpegs(folder: Path, n: int) -> list[Path]:
     return paths
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+def pipeline_arguments(description: str) -> argparse.ArgumentParser:
+    """The options every image-pipeline benchmark takes (shard_pipeline.py adds its own)."""
+    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=None, help="a folder of JPEGs (e.g. Flickr8k's Images/)")
     parser.add_argument("--images", type=int, default=1024)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--size", type=int, default=112)
-    args = parser.parse_args()
+    return parser
+
+
+def baseline_loaders(paths: list[Path], cache_dir: Path, args: argparse.Namespace) -> tuple[DataLoader, DataLoader, float]:
+    """(a) PIL decode per sample and (b) the memory-mapped cache over `paths`, and the cache's build seconds."""
+    loader_args = {"batch_size": args.batch_size, "num_workers": args.workers, "shuffle": True,
+                   "persistent_workers": args.workers > 0}
+    plain = DataLoader(DecodeEveryEpoch(paths, args.size), **loader_args)
+    start = time.perf_counter()
+    cache = ImageCache(cache_dir, paths, args.size)
+    cache.build(show_progress=False)
+    build_s = time.perf_counter() - start
+    store, _ = cache.load()
+    cached = DataLoader(CachedImages(ImageRows(store, torch.arange(len(paths)))), collate_fn=_identity, **loader_args)
+    return plain, cached, build_s
+
+
+def main() -> None:
+    args = pipeline_arguments(__doc__).parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         paths = sorted(args.root.glob("*.jpg"))[: args.images] if args.root else synthetic_jpegs(Path(tmp), args.images)
-        loader_args = {"batch_size": args.batch_size, "num_workers": args.workers, "shuffle": True,
-                       "persistent_workers": args.workers > 0}
-        plain = DataLoader(DecodeEveryEpoch(paths, args.size), **loader_args)
-        start = time.perf_counter()
-        cache = ImageCache(Path(tmp) / "cache", paths, args.size)
-        cache.build(show_progress=False)
-        build_s = time.perf_counter() - start
-        store, _ = cache.load()
-        cached = DataLoader(CachedImages(ImageRows(store, torch.arange(len(paths)))), collate_fn=_identity, **loader_args)
+        plain, cached, build_s = baseline_loaders(paths, Path(tmp) / "cache", args)
         images_per_second(plain, False)  # warm-up: worker start-up, page cache
         images_per_second(cached, True)
         a = min(images_per_second(plain, False) for _ in range(2))

@@ -13,7 +13,6 @@ least 4 per worker (each worker streams whole shards).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -28,12 +27,10 @@ from torch.utils.data import DataLoader
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from image_pipeline import CachedImages, DecodeEveryEpoch, _identity, images_per_second, synthetic_jpegs  # noqa: E402
+from image_pipeline import baseline_loaders, images_per_second, pipeline_arguments, synthetic_jpegs  # noqa: E402
 
 from supra.data.caption_sources.shards import decode_image, expand_shards, shard_sizes  # noqa: E402
-from supra.data.captioning.datamodule import ImageRows  # noqa: E402
 from supra.data.captioning.shard_stream import ShardStream  # noqa: E402
-from supra.data.image_cache import ImageCache  # noqa: E402
 from supra.tokens.caption_bpe import CaptionTokenizer  # noqa: E402
 from supra.utils.hardware import cpu_description  # noqa: E402
 
@@ -91,12 +88,7 @@ def draft_difference(paths: list[Path], size: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=None, help="a folder of JPEGs (e.g. Flickr8k's Images/)")
-    parser.add_argument("--images", type=int, default=1024)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--size", type=int, default=112)
+    parser = pipeline_arguments(__doc__)
     parser.add_argument("--noise", action="store_true", help="image_pipeline.py's noise JPEGs instead of photo-like ones")
     args = parser.parse_args()
     torch.set_num_threads(1)  # the work is in the workers; the main process only receives batches
@@ -105,13 +97,7 @@ def main() -> None:
         paths = sorted(args.root.glob("*.jpg"))[: args.images] if args.root else make(Path(tmp), args.images)
         # 4 shards per worker at least: each worker streams whole shards
         spec = write_shards(paths, Path(tmp) / "shards", per_shard=max(1, len(paths) // (4 * max(args.workers, 1))))
-        loader_args = {"batch_size": args.batch_size, "num_workers": args.workers, "shuffle": True,
-                       "persistent_workers": args.workers > 0}
-        plain = DataLoader(DecodeEveryEpoch(paths, args.size), **loader_args)
-        cache = ImageCache(Path(tmp) / "cache", paths, args.size)
-        cache.build(show_progress=False)
-        store, _ = cache.load()
-        cached = DataLoader(CachedImages(ImageRows(store, torch.arange(len(paths)))), collate_fn=_identity, **loader_args)
+        plain, cached, _ = baseline_loaders(paths, Path(tmp) / "cache", args)
         images_per_second(plain, False)  # warm-up: worker start-up, page cache
         rates = {"pil": [], "full": [], "draft": [], "cache": []}
         for _ in range(2):  # interleaved: the machine may be shared
