@@ -72,18 +72,37 @@ def _stamp(root: Path) -> str:
     return hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
 
 
-def _image_reader(dataset: Any, row: int, column: str, root: Path, stamp: str) -> StoredImage | Path | None:
+def _image_fields(dataset: Any, column: str) -> tuple[list[bool], list[str | None]]:
+    """Per row: whether the image column holds bytes, and the path it names, read from the Arrow column
+    without copying the images (their bytes are read once, when the image cache is built)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    values = dataset.with_format("arrow")[column]
+    if pa.types.is_struct(values.type):  # the Image feature: {bytes, path}
+        data, paths = pc.struct_field(values, "bytes"), pc.struct_field(values, "path")
+    elif pa.types.is_string(values.type) or pa.types.is_large_string(values.type):  # paths instead of bytes
+        data, paths = None, values
+    else:  # raw bytes
+        data, paths = values, None
+    n = len(values)
+    has_bytes = [length > 0 for length in pc.fill_null(pc.binary_length(data), 0).to_pylist()] if data is not None else [False] * n
+    return has_bytes, paths.to_pylist() if paths is not None else [None] * n
+
+
+def _image_reader(dataset: Any, row: int, column: str, has_bytes: bool, path: str | None, root: Path,
+                  stamp: str) -> StoredImage | None:
     """How to read row `row`'s image: bytes inside the dataset, a file it names, or None (nothing usable)."""
-    value = dataset[row][column]
-    if isinstance(value, dict):
-        if value.get("bytes"):
-            return StoredImage(lambda: dataset[row][column]["bytes"], f"{stamp}:{row}")
-        value = value.get("path")
-    if isinstance(value, bytes | bytearray) and value:
-        return StoredImage(lambda: bytes(dataset[row][column]), f"{stamp}:{row}")
-    if isinstance(value, str) and value:
-        path = Path(value) if Path(value).is_absolute() else root / value
-        return path if path.is_file() else None
+    if has_bytes:
+        def read() -> bytes:
+            value = dataset[row][column]
+            return bytes(value["bytes"] if isinstance(value, dict) else value)
+
+        return StoredImage(read, f"{stamp}:{row}")
+    if path:
+        file = Path(path) if Path(path).is_absolute() else root / path
+        if file.is_file():
+            return StoredImage(file.read_bytes, f"{file}:{file.stat().st_mtime_ns}")
     return None
 
 
@@ -104,16 +123,14 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
             dataset = dataset.cast_column(image_column, datasets.Image(decode=False))  # bytes, not PIL
         captions = dataset[caption_column]  # the text column alone, without the images
         ids = dataset[id_column] if id_column else None
+        has_bytes, paths = _image_fields(dataset, image_column)
         for row, caption in enumerate(captions):
             key = f"{split}/{row}"
-            image = _image_reader(dataset, row, image_column, root, stamp)
+            image = _image_reader(dataset, row, image_column, has_bytes[row], paths[row], root, stamp)
             if image is None:
                 index.skip("no usable image (empty, or a path that is not there)", key)
                 continue
-            if isinstance(image, StoredImage):
-                index.stored[key] = image
-            else:
-                index.stored[key] = StoredImage(image.read_bytes, f"{image}:{image.stat().st_mtime_ns}")
+            index.stored[key] = image
             if ids is not None:
                 index.ids[key] = ids[row]
             texts = caption if isinstance(caption, list) else [caption]
