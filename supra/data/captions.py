@@ -5,6 +5,7 @@ pycocoevalcap's line protocol), and for sources whose captions end in a tokenise
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 _FINAL_STOP = re.compile(r"\s*\.$")
 
@@ -14,3 +15,8 @@ def clean_caption(caption: str, drop_final_stop: bool = False) -> str:
     remove a trailing '.' or ' .'."""
     caption = " ".join(caption.split())
     return _FINAL_STOP.sub("", caption).strip() if drop_final_stop else caption
+
+
+def read_lines(path: Path) -> list[str]:
+    """A caption file's lines: a UTF-8 BOM dropped, CRLF and CR line ends handled, undecodable bytes replaced."""
+    return path.read_text(encoding="utf-8-sig", errors="replace").splitlines()

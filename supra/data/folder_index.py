@@ -22,7 +22,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supra.data.captions import clean_caption
+from supra.data.captions import clean_caption, read_lines
 from supra.utils.errors import SupraUserError
 
 STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -85,11 +85,6 @@ def _key(name: str) -> str:
     return name
 
 
-def _read_lines(path: Path) -> list[str]:
-    # utf-8-sig drops a BOM; splitlines handles \r\n and \r.
-    return path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
-
-
 class _Captions:
     def __init__(self, root: Path, media: list[str], problems: Tally) -> None:
         self.root = root
@@ -113,13 +108,13 @@ class _Captions:
             sidecar = next((s for s in (f"{name}{SIDECAR_SUFFIX}", f"{stem}{SIDECAR_SUFFIX}") if s in files), None)
             if sidecar is not None:
                 used.add(sidecar)
-                for line in _read_lines(self.root / sidecar):
+                for line in read_lines(self.root / sidecar):
                     if line.strip():
                         self.add(name, line, sidecar)
         return used
 
     def read_jsonl(self, path: Path) -> None:
-        for number, line in enumerate(_read_lines(path), 1):
+        for number, line in enumerate(read_lines(path), 1):
             if not line.strip():
                 continue
             where = f"{path.name}:{number}"

@@ -44,13 +44,18 @@ class DecodedPhotos:
         self.columns = columns  # a Hugging Face dataset's image / caption / id columns
         self.index: CaptionIndex | None = None
         self.store: torch.Tensor | None = None
+        self.rows: dict[str, torch.Tensor] = {}
         self.summary = ""
+        self._read: tuple[CaptionIndex, ImageCache] | None = None
 
     def _cache(self) -> tuple[CaptionIndex, ImageCache]:
-        index = read_caption_source(self.source, self.root, self.layout, self.seed, self.columns, self.cache_dir)
-        keys = sorted({k for split in index.splits.values() for k in split})
-        items = [index.stored.get(k) or index.image_dir / k for k in keys]
-        return index, ImageCache(self.cache_dir, items, self.image_size, keys)
+        """The annotations and the cache of their images, read once per process (prepare, then load)."""
+        if self._read is None:
+            index = read_caption_source(self.source, self.root, self.layout, self.seed, self.columns, self.cache_dir)
+            keys = sorted({k for split in index.splits.values() for k in split})
+            items = [index.stored.get(k) or index.image_dir / k for k in keys]
+            self._read = index, ImageCache(self.cache_dir, items, self.image_size, keys)
+        return self._read
 
     def prepare(self, show_progress: bool = True) -> None:
         """Decode into the cache unless it is there (Lightning's prepare_data: one process does it)."""
@@ -63,12 +68,11 @@ class DecodedPhotos:
         index, cache = self._cache()
         cache.ensure(show_progress)
         self.store, failed = cache.load()
-        self.rows = {}
         row_of = {k: i for i, k in enumerate(cache.names)}
         for split, keys in index.splits.items():
             index.splits[split] = [k for k in keys if k not in failed]
             self.rows[split] = torch.tensor([row_of[k] for k in index.splits[split]], dtype=torch.long)
-        self.index, self.summary = index, summary_line(self.source, index, failed)
+        self.index, self.summary, self._read = index, summary_line(self.source, index, failed), None
         log.info(self.summary)
         empty = [s for s in SPLIT_NAMES if not index.splits[s]]
         if empty:

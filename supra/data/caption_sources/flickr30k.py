@@ -17,8 +17,9 @@ import re
 from pathlib import Path
 
 from supra.data.caption_sources.flickr8k import find, read_token_file
-from supra.data.caption_sources.index import CaptionIndex, finish, read_lines, seeded_split, split_sizes
+from supra.data.caption_sources.index import CaptionIndex, finish, seeded_split, split_sizes
 from supra.data.caption_sources.karpathy import read_karpathy
+from supra.data.captions import read_lines
 from supra.utils.errors import SupraUserError
 
 LAYOUTS = ("karpathy", "token", "csv")

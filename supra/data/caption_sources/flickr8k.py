@@ -18,8 +18,9 @@ import io
 import re
 from pathlib import Path
 
-from supra.data.caption_sources.index import CaptionIndex, finish, read_lines, seeded_split, split_sizes
+from supra.data.caption_sources.index import CaptionIndex, finish, seeded_split, split_sizes
 from supra.data.caption_sources.karpathy import read_karpathy
+from supra.data.captions import read_lines
 from supra.utils.errors import SupraUserError
 
 LAYOUTS = ("original", "kaggle", "karpathy")

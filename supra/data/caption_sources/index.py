@@ -59,11 +59,6 @@ class CaptionIndex:
             self.captions.setdefault(key, []).append(caption)
 
 
-def read_lines(path: Path) -> list[str]:
-    """A text file's lines: a UTF-8 BOM dropped, CRLF and CR line ends handled, undecodable bytes replaced."""
-    return path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
-
-
 def files_under(folder: Path) -> set[str]:
     """Every file under `folder` as a posix path relative to it (the keys images are looked up by)."""
     found = set()
