@@ -14,7 +14,7 @@ from supra.data.caption_sources.shards import (
     expand_shards,
     raw_samples,
     shard_sizes,
-    usable,
+    usable_samples,
 )
 from supra.data.captioning.shard_stream import ShardStream, batches_per_worker, worker_quotas
 from supra.tokens.caption_bpe import CaptionTokenizer
@@ -26,7 +26,7 @@ from tests.shard_probe import read_keys
 
 def read_all(spec: str) -> tuple[list[str], Unusable]:
     tally = Unusable()
-    samples = (s for s in (usable(raw, tally) for raw in raw_samples(expand_shards(spec), tally)) if s is not None)
+    samples = usable_samples(expand_shards(spec), tally)
     return [s.key for s, _ in decoded_samples(samples, 32, tally)], tally
 
 
@@ -146,7 +146,7 @@ def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path):
     for split, keys in index.splits.items():
         tally = Unusable()
         urls = sorted(str(p) for p in (tmp_path / "shards" / split).glob("*.tar"))
-        samples = [s for s in (usable(raw, tally) for raw in raw_samples(urls, tally)) if s is not None]
+        samples = list(usable_samples(urls, tally))
         assert len(samples) == len(keys) == sum(shard_sizes(urls)) and not tally
         assert sorted(c for s in samples for c in s.captions) == sorted(c for k in keys for c in index.captions[k])
         assert len(pq.read_table(urls[0].replace(".tar", ".parquet"))) == shard_sizes(urls)[0]
@@ -199,3 +199,16 @@ def test_shards_that_are_not_there_or_hold_nothing_usable_are_one_line(tmp_path,
     loader = ShardLoader(ShardStream(urls, shard_sizes(urls), 4, 32, tokenizer, 16, workers=2), num_workers=2)
     with pytest.raises(SupraUserError, match="gave no usable sample in epoch 0"):
         list(loader)
+
+
+def test_shard_images_decode_like_every_other_source(tmp_path):
+    """Transparency over white and EXIF orientation, as data/images.py's load_rgb does for files."""
+    import io
+
+    from PIL import Image
+
+    from supra.data.caption_sources.shards import decode_image
+
+    buffer = io.BytesIO()
+    Image.new("RGBA", (40, 20), (255, 0, 0, 0)).save(buffer, format="PNG")
+    assert decode_image(buffer.getvalue(), 16).min() == 255  # all transparent: white, not black

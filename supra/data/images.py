@@ -71,10 +71,13 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 # -- decoding ----------------------------------------------------------------------------------
 
 
-def load_rgb(path: str | Path | BinaryIO, max_pixels: int = 100_000_000) -> Image.Image:
-    """Any image file -> RGB PIL image: EXIF orientation applied, any mode (L, CMYK, P, RGBA, ICC) converted."""
+def load_rgb(path: str | Path | BinaryIO, max_pixels: int = 100_000_000, draft: int | None = None) -> Image.Image:
+    """Any image file -> RGB PIL image: EXIF orientation applied, any mode (L, CMYK, P, RGBA, ICC) converted.
+    `draft`: a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) still at least this on each side."""
     Image.MAX_IMAGE_PIXELS = max_pixels  # decompression bombs raise instead of eating memory
     with Image.open(path) as image:
+        if draft is not None and image.format == "JPEG":
+            image.draft("RGB", (draft, draft))
         image = ImageOps.exif_transpose(image)
         if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
             background = Image.new("RGB", image.size, (255, 255, 255))

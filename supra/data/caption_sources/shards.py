@@ -23,10 +23,9 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from PIL import Image, ImageOps
 
 from supra.data.captions import clean_caption
-from supra.data.images import UNREADABLE, image_to_uint8
+from supra.data.images import UNREADABLE, image_to_uint8, load_rgb
 from supra.utils.errors import SupraUserError
 
 log = logging.getLogger(__name__)
@@ -163,16 +162,20 @@ def usable(sample: dict[str, Any], tally: Unusable) -> ShardSample | None:
     return ShardSample(f"{shard}/{sample['__key__']}", captions, image)
 
 
+def usable_samples(shards: Iterable[str], tally: Unusable) -> Iterator[ShardSample]:
+    """The samples of `shards` that can be trained on, in order; the others counted in `tally`."""
+    for raw in raw_samples(shards, tally):
+        sample = usable(raw, tally)
+        if sample is not None:
+            yield sample
+
+
 def decode_image(data: bytes, size: int, draft: bool = True) -> torch.Tensor:
     """Encoded bytes -> uint8 [3, size, size], squashed like the release. With `draft`, a JPEG is decoded
     at the smallest DCT scale (1/2, 1/4, 1/8) still at least `size` on each side, then resized: several
     times faster for photos much larger than the model's input (benchmarks/shard_pipeline.py measures it
     and its difference from a full decode)."""
-    with Image.open(io.BytesIO(data)) as image:
-        if draft and image.format == "JPEG":
-            image.draft("RGB", (size, size))
-        image = ImageOps.exif_transpose(image).convert("RGB")
-    return image_to_uint8(image, size)
+    return image_to_uint8(load_rgb(io.BytesIO(data), draft=size if draft else None), size)
 
 
 def decoded_samples(samples: Iterable[ShardSample], size: int, tally: Unusable, draft: bool = True
@@ -198,7 +201,6 @@ class WholeShards:
 def read_whole(spec: str | list[str], size: int, draft: bool = True) -> WholeShards:
     """Read and decode every sample of the shards (val / test, or a corpus small enough to hold)."""
     tally = Unusable()
-    samples = (s for s in (usable(raw, tally) for raw in raw_samples(expand_shards(spec), tally)) if s is not None)
-    pairs = list(decoded_samples(samples, size, tally, draft))
+    pairs = list(decoded_samples(usable_samples(expand_shards(spec), tally), size, tally, draft))
     images = torch.stack([image for _, image in pairs]) if pairs else torch.zeros(0, 3, size, size, dtype=torch.uint8)
     return WholeShards(images, [s.captions for s, _ in pairs], [s.key for s, _ in pairs], tally)

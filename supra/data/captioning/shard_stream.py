@@ -36,7 +36,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, get_worker_info
 
-from supra.data.caption_sources.shards import Unusable, decoded_samples, raw_samples, usable
+from supra.data.caption_sources.shards import Unusable, decoded_samples, usable_samples
 from supra.data.captioning.datamodule import trim_padding
 from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.errors import SupraUserError
@@ -144,7 +144,7 @@ class ShardStream(IterableDataset):
         else:
             shards = [self.shards[i] for i in self.assignment(world)[rank][worker]]
         tally = Unusable()
-        samples = (s for s in (usable(raw, tally) for raw in raw_samples(shards, tally)) if s is not None)
+        samples = usable_samples(shards, tally)
         rng = random.Random(f"{self.seed}-{self.epoch}-{rank}-{worker}")  # the same order on every run
         shuffled = wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng)(samples)
         kept = itertools.islice(shuffled, skip * self.batch_size, None)  # already trained on: read, not decoded

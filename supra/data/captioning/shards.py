@@ -13,17 +13,15 @@ import logging
 import random
 from typing import Any
 
-import torch
 from torch.utils.data import DataLoader
 
 from supra.data.caption_sources.shards import (
     Unusable,
     check_local_shards,
     expand_shards,
-    raw_samples,
     read_whole,
     shard_sizes,
-    usable,
+    usable_samples,
 )
 from supra.data.captioning.datamodule import CaptionDataModule, CaptionedImages
 from supra.data.captioning.shard_stream import ShardLoader, ShardStream, distributed_rank
@@ -73,10 +71,8 @@ class ShardCaptionsDataModule(CaptionDataModule):
         shards = self.shards("train")
         random.Random(self.seed).shuffle(shards)
         tally, captions = Unusable(), []
-        for raw in raw_samples(shards, tally):
-            sample = usable(raw, tally)
-            if sample is not None:
-                captions.extend(sample.captions)
+        for sample in usable_samples(shards, tally):
+            captions.extend(sample.captions)
             if len(captions) >= self.tokenizer_sample:
                 break
         if not captions:
@@ -129,8 +125,3 @@ class ShardCaptionsDataModule(CaptionDataModule):
             log.warning("resuming mid-epoch without the shards' _stats.json: epoch %d starts over", epoch)
             done = 0
         return epoch, done
-
-    def sample_images(self, split: str, n: int) -> tuple[torch.Tensor, list[list[str]]]:
-        data = self.loaded(split)
-        return data.images[:n], data.captions[:n]
-
