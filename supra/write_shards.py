@@ -5,6 +5,7 @@ storage once and streamed by many nodes with `data=shards`. `--help` lists every
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 from pathlib import Path
@@ -18,6 +19,7 @@ from rich.progress import Progress
 from supra.data.caption_sources.index import CaptionIndex
 from supra.data.caption_sources.sources import read_caption_source
 from supra.data.image_cache import StoredImage
+from supra.data.images import load_rgb
 from supra.utils.cli import hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_path, require_writable_dir, write_json_atomic
@@ -33,10 +35,6 @@ def image_bytes(index: CaptionIndex, key: str) -> tuple[bytes, str]:
     data = stored.read() if isinstance(stored, StoredImage) else (index.image_dir / key).read_bytes()
     kind = {b"\xff\xd8": "jpg", b"\x89P": "png", b"RI": "webp"}.get(data[:2])
     if kind is None:  # another format (GIF, BMP, TIFF): re-encoded as JPEG, the format shards carry
-        import io
-
-        from supra.data.images import load_rgb
-
         buffer = io.BytesIO()
         load_rgb(io.BytesIO(data)).save(buffer, format="JPEG", quality=95)
         data, kind = buffer.getvalue(), "jpg"
