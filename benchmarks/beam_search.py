@@ -25,14 +25,14 @@ def load_model_and_images(ckpt: str | None, n_images: int) -> tuple[torch.nn.Mod
 
     from supra.artifacts.checkpoints import load_supra_checkpoint, net_state, run_config_of
     from supra.data.captioning.shapes import ShapesDataModule
-    from supra.data.images import normalize_imagenet
+    from supra.data.images import normalize_images
 
     if ckpt is None:
         from supra.models.vlm_nano import VLMNano
 
         torch.manual_seed(0)
         data = ShapesDataModule(num_test=n_images).load_split("test")
-        return VLMNano().eval(), normalize_imagenet(data.images)
+        return VLMNano().eval(), normalize_images(data.images)
     checkpoint = load_supra_checkpoint(ckpt, kind="supra.captioning")
     run_cfg = OmegaConf.create(run_config_of(checkpoint))
     net = instantiate(run_cfg.model.net)
@@ -40,7 +40,7 @@ def load_model_and_images(ckpt: str | None, n_images: int) -> tuple[torch.nn.Mod
     model_keys = ("image_size", "max_caption_tokens", "vocab_size")  # the data follows the model
     data_cfg = {k: v for k, v in run_cfg.data.items() if k not in ("_target_", "tokenizer_path", "num_test", *model_keys)}
     data = ShapesDataModule(**data_cfg, num_test=n_images, image_size=net.config.IMG_SIZE).load_split("test")
-    return net.eval(), normalize_imagenet(data.images)
+    return net.eval(), normalize_images(data.images)
 
 
 def main() -> None:

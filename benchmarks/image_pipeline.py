@@ -21,7 +21,7 @@ from torchvision import transforms
 
 from supra.data.captioning.datamodule import ImageRows
 from supra.data.image_cache import ImageCache
-from supra.data.images import normalize_imagenet
+from supra.data.images import normalize_images
 from supra.utils.hardware import cpu_description
 
 
@@ -61,7 +61,7 @@ def images_per_second(loader: DataLoader, normalise: bool) -> float:
     start, n = time.perf_counter(), 0
     for batch in loader:
         if normalise:
-            batch = normalize_imagenet(batch)
+            batch = normalize_images(batch)
         n += len(batch)
     return n / (time.perf_counter() - start)
 

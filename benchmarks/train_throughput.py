@@ -39,7 +39,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from supra.data.images import normalize_imagenet
+from supra.data.images import normalize_images
 from supra.runner.components import instantiate_group
 from supra.tokens.caption_bpe import PAD_ID
 from supra.utils.hardware import cpu_description
@@ -102,7 +102,7 @@ class CachedBatches(L.LightningDataModule):
         return DataLoader(Repeat(self.batches, self.length), batch_size=None, shuffle=False)
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        return {**batch, "images": normalize_imagenet(batch["images"])}
+        return {**batch, "images": normalize_images(batch["images"])}
 
 
 # -- (a) the plain loop ----------------------------------------------------------------------------
@@ -131,7 +131,7 @@ class PlainLoop:
     def step(self) -> None:
         batch = self.batches[self.i % len(self.batches)]
         self.i += 1
-        images = normalize_imagenet(batch["images"].to(self.device, non_blocking=True))
+        images = normalize_images(batch["images"].to(self.device, non_blocking=True))
         tokens = batch["tokens"].to(self.device, non_blocking=True)
         with torch.autocast(self.device.type, dtype=self.dtype or torch.float32, enabled=self.dtype is not None):
             _, loss = self.model(images, tokens[:, :-1], targets_of(tokens))
@@ -206,7 +206,7 @@ def supra_loop(cfg: DictConfig, batches: list, tokenizer: Any, devices: int, war
 def flops_per_sample(cfg: DictConfig, batch: dict[str, torch.Tensor], device: torch.device) -> float:
     """Forward + backward FLOPs of one training sample, counted by torch.utils.flop_counter (fp32)."""
     model = instantiate(cfg.model.net).to(device).train()
-    images = normalize_imagenet(batch["images"].to(device))
+    images = normalize_images(batch["images"].to(device))
     tokens = batch["tokens"].to(device)
     with FlopCounterMode(display=False) as counter:
         _, loss = model(images, tokens[:, :-1], targets_of(tokens))

@@ -14,7 +14,7 @@ from omegaconf import DictConfig
 from rich.progress import track
 
 from supra.artifacts.captioner_release import load_captioner
-from supra.data.images import IMAGE_SUFFIXES, UNREADABLE, image_to_uint8, load_rgb, normalize_imagenet
+from supra.data.images import IMAGE_SUFFIXES, UNREADABLE, image_to_uint8, load_rgb, normalize_images
 from supra.models.vlm_generation import DecodeConfig, generate
 from supra.pictures.files import save_image_atomic
 from supra.pictures.grids import render_caption_grid
@@ -61,7 +61,7 @@ def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch
         if not batch:
             continue
         images_uint8 = torch.stack(batch)
-        ids = generate(net, normalize_imagenet(images_uint8), tokenizer.bos_id, tokenizer.eos_id, settings)
+        ids = generate(net, normalize_images(images_uint8, net.image_input.mean, net.image_input.std), tokenizer.bos_id, tokenizer.eos_id, settings)
         captions.update(zip(names, tokenizer.decode_batch(ids), strict=True))
         thumbnails += list(images_uint8[: max(0, grid_images - len(thumbnails))])
     out_dir = Path(out)

@@ -24,7 +24,7 @@ from supra.artifacts.captioner_release import load_captioner
 from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.kinds import CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
 from supra.data.gif_frames import MediaDecodeError, read_gif_frames
-from supra.data.images import channels_first, fit, load_still, normalize_imagenet, resize_uint8
+from supra.data.images import channels_first, fit, load_still, normalize_images, resize_uint8
 from supra.data.media.codes import decode_codes, encode_items
 from supra.models import a2a_generation as gen
 from supra.models.attention_maps import explain_caption, explain_image2text, explain_text2image
@@ -73,7 +73,7 @@ class CaptionerDemo:
         except (SupraUserError, ValueError) as err:
             return "", None, f"⚠️ {err}"
         tokenizer = self.tokenizer
-        ids, tokens = explain_caption(self.net, normalize_imagenet(image[None])[0], tokenizer.bos_id, tokenizer.eos_id,
+        ids, tokens = explain_caption(self.net, normalize_images(image[None], self.net.image_input.mean, self.net.image_input.std)[0], tokenizer.bos_id, tokenizer.eos_id,
                                       lambda i: tokenizer.hf.decode(i, skip_special_tokens=True), settings)
         caption = tokenizer.decode(ids)
         strip = render_token_strip(image, [t.token for t in tokens], [t.mean_map for t in tokens],

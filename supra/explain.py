@@ -15,7 +15,7 @@ from supra.artifacts.a2a_release import load_a2a
 from supra.artifacts.captioner_release import load_captioner
 from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
-from supra.data.images import UNREADABLE, fit, image_to_uint8, load_rgb, load_still, normalize_imagenet
+from supra.data.images import UNREADABLE, fit, image_to_uint8, load_rgb, load_still, normalize_images
 from supra.data.media.codes import decode_codes, encode_items
 from supra.models.attention_maps import (
     TokenAttention,
@@ -67,7 +67,7 @@ def explain_captioner(cfg: DictConfig, out: Path) -> dict[str, Any]:
         decode = DecodeConfig(strategy=cfg.decode, beam_width=cfg.beam_width, seed=cfg.seed)
     except ValueError as err:
         raise SupraUserError(f"decode={cfg.decode!r}: {err}") from None
-    ids, tokens = explain_caption(net, normalize_imagenet(image[None])[0], tokenizer.bos_id, tokenizer.eos_id,
+    ids, tokens = explain_caption(net, normalize_images(image[None], net.image_input.mean, net.image_input.std)[0], tokenizer.bos_id, tokenizer.eos_id,
                                   lambda i: tokenizer.hf.decode(i, skip_special_tokens=True), decode)
     caption = tokenizer.decode(ids)
     grid = square_grid(net.config.N_VIS)

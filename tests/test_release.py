@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from supra.artifacts.captioner_release import RELEASE_KEYS, export_release, load_release
 from supra.artifacts.checkpoints import load_supra_checkpoint, net_state
 from supra.data.captioning.shapes import ShapesDataModule
-from supra.data.images import normalize_imagenet
+from supra.data.images import normalize_images
 from supra.models.vlm_generation import beam_search
 from supra.utils.errors import SupraUserError
 from tests import release_reference
@@ -26,7 +26,7 @@ def release(trained_run, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def test_images():
-    return normalize_imagenet(ShapesDataModule(num_test=12).load_split("test").images)
+    return normalize_images(ShapesDataModule(num_test=12).load_split("test").images)
 
 
 def test_release_folder_has_the_published_files_and_keys(release):

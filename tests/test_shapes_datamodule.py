@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from supra.data.captioning.shapes import ShapesDataModule
-from supra.data.images import IMAGENET_MEAN, normalize_imagenet
+from supra.data.images import normalize_images
+from supra.utils.imagenet import IMAGENET_MEAN
 from supra.tokens.caption_bpe import BOS_ID, EOS_ID, PAD_ID
 from supra.utils.errors import SupraUserError
 
@@ -56,7 +57,7 @@ def test_normalisation_happens_after_transfer(datamodule):
     batch = next(iter(datamodule.val_dataloader()))
     moved = datamodule.on_after_batch_transfer(batch, 0)
     assert moved["images"].dtype == torch.float32
-    assert torch.allclose(moved["images"], normalize_imagenet(batch["images"]))
+    assert torch.allclose(moved["images"], normalize_images(batch["images"]))
     assert IMAGENET_MEAN == (0.485, 0.456, 0.406)
 
 

@@ -1,10 +1,16 @@
-"""The SupraVL-Nano-900k release folder (docs/releases.md), written and read.
+"""The SupraVL-Nano-900k release folder (docs/releases.md), written and read, and the same folder for
+the roadmap's other architectures (docs/architectures.md).
 
     model.safetensors   the release's tensor names; the tied head saved under both of its names
-    config.json         exactly the release keys (+ bos_token_id, eos_token_id)
+    config.json         exactly the release keys (+ bos_token_id, eos_token_id); another architecture adds
+                        its choices (encoder, fusion, resampler_layers, vit / pretrained, ...)
     tokenizer.json      the caption BPE
     model.pt            full training state: model, optimizer and scheduler
     README.md           model card: architecture, training settings, metrics, sample grid
+
+The release architecture (CNN encoder, prefix fusion, any sizes of its keys) writes exactly the release
+format; a folder of another architecture is read back by evaluate.py, the caption command and export,
+and never into a model of another architecture (one line says which differs).
 """
 
 from __future__ import annotations
@@ -27,18 +33,43 @@ from supra.artifacts.release_files import (
     save_weights,
     write_config_json,
 )
-from supra.models.vlm_nano import VLMNano
+from supra.models.vlm_nano import VLMNano, VLMNanoConfig
 from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_dir
 
 RELEASE_KEYS = ("D_MODEL", "N_HEADS", "N_LAYERS", "D_FF", "VIS_CH", "N_VIS", "VOCAB_SIZE", "MAX_SEQ", "IMG_SIZE")
 OPTIONAL_KEYS = ("attn.mask",)  # the release may carry causal-mask buffers; our model computes the mask
+ARCHITECTURE_KEYS = ("encoder", "vit", "pretrained", "resampler_layers", "fusion", "cross_attention_every")
+
+
+def architecture_of(config: dict) -> dict:
+    """The roadmap choices a config.json or a run's model.net names (none: the release architecture)."""
+    return {k: config[k] for k in ARCHITECTURE_KEYS if k in config}
+
+
+def describe_architecture(config: VLMNanoConfig) -> str:
+    """One phrase naming the encoder, its visual tokens and the fusion, e.g. 'vit encoder, 16 pooled
+    visual tokens, cross_attention fusion'."""
+    tokens = f"{config.N_VIS} {'resampled' if config.resampler_layers else 'pooled'} visual tokens"
+    encoder = f"pretrained {config.pretrained.model}" if config.encoder == "pretrained" else config.encoder
+    return f"{encoder} encoder, {tokens}, {config.fusion} fusion, {config.N_LAYERS} x {config.D_MODEL} decoder"
+
+
+def build_captioner(net_config: dict) -> VLMNano:
+    """A VLMNano from a saved config (a run's model.net or a folder's config.json). A pretrained tower is
+    built untrained: the saved weights bring its values, so its original file is not needed."""
+    config = {k: v for k, v in net_config.items() if not k.startswith("_")}
+    if isinstance(config.get("pretrained"), dict):
+        config["pretrained"] = {**config["pretrained"], "weights": None}
+    return VLMNano(**config)
 
 
 def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has_grid: bool) -> str:
-    lines = ["# SupraVL-Nano-900k (exported by Supra)", "",
-             "Image captioner: CNN encoder -> 16 visual tokens -> 3-layer GPT decoder.", "",
+    net_config = VLMNanoConfig(**{k: v for k, v in config.items() if k in RELEASE_KEYS or k in ARCHITECTURE_KEYS})
+    title = "SupraVL-Nano-900k" if net_config.is_release_architecture else "Supra captioner (SupraVL-Nano roadmap)"
+    lines = [f"# {title} (exported by Supra)", "",
+             f"Image captioner: {describe_architecture(net_config)}.", "",
              "## Architecture", "", "| key | value |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in config.items()]
     if run_config:
@@ -57,15 +88,20 @@ def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has
         lines += metrics_table(metrics)
     if has_grid:
         lines += ["", "## Samples", "", "![sample captions](samples.png)"]
-    lines += ["", "## Use", "", "Build the model from config.json, load model.safetensors, tie `lm_head` to `tok_emb`,",
-              "caption with beam search of width 3 (BOS/EOS ids in config.json).", ""]
+    if net_config.is_release_architecture:
+        lines += ["", "## Use", "", "Build the model from config.json, load model.safetensors, tie `lm_head` to `tok_emb`,",
+                  "caption with beam search of width 3 (BOS/EOS ids in config.json).", ""]
+    else:
+        lines += ["", "## Use", "", "`python -m supra.caption ckpt=<this folder> images=<folder>` or "
+                  "`python evaluate.py ckpt=<this folder>`; `supra.artifacts.captioner_release.load_captioner` in Python.", ""]
     return "\n".join(lines)
 
 
 def export_release(ckpt: str | Path, out_dir: str | Path, license: str = "other") -> Path:
     """Write the release folder for a captioning checkpoint; the folder appears complete or not at all."""
     net, tokenizer, run_config, checkpoint = _from_checkpoint(ckpt)
-    config = {**net.config.release_config, "bos_token_id": tokenizer.bos_id, "eos_token_id": tokenizer.eos_id}
+    config = {**net.config.release_config, **net.config.architecture,
+              "bos_token_id": tokenizer.bos_id, "eos_token_id": tokenizer.eos_id}
     metrics, grid_path = run_metrics(ckpt), run_dir_of(ckpt) / "samples.png"
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
@@ -96,6 +132,12 @@ def load_release_weights(net: VLMNano, folder: str | Path) -> None:
     """Load model.safetensors into `net`: names and shapes checked strictly, the optional attn.mask
     buffers ignored; any mismatch is reported in one message."""
     path = local_path(folder, "model.init_from") / "model.safetensors"
+    folder_config = VLMNanoConfig(**{k: v for k, v in read_config_json(path.parent).items()
+                                     if k in ARCHITECTURE_KEYS or k in RELEASE_KEYS})
+    if folder_config.architecture != net.config.architecture:
+        raise SupraUserError(f"{path.parent} holds a captioner with {describe_architecture(folder_config)}; this model has "
+                             f"{describe_architecture(net.config)}: choose the same model/encoder, model/fusion and "
+                             "resampler_layers, or a folder of this architecture")
     state = {k: v for k, v in load_weights(path).items() if not k.endswith(OPTIONAL_KEYS)}
     load_state_strictly(net, state, str(path))
     net.lm_head.weight = net.tok_emb.weight  # re-tie: loading gave the head its own copy of the values
@@ -113,7 +155,7 @@ def load_release(folder: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict]:
     """(net in eval mode, tokenizer, config.json) from a release folder."""
     folder = local_path(folder)
     config = read_release_config(folder)
-    net = VLMNano(**{k: config[k] for k in RELEASE_KEYS})
+    net = build_captioner({**{k: config[k] for k in RELEASE_KEYS}, **architecture_of(config)})
     load_release_weights(net, folder)
     return net.eval(), load_release_tokenizer(folder), config
 
@@ -124,7 +166,7 @@ def _from_checkpoint(path: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict,
     run_config, tokenizer_json = run_config_of(checkpoint), checkpoint["supra"].get("tokenizer")
     if not run_config or not tokenizer_json:
         raise SupraUserError(f"ckpt={path} lacks its run config or tokenizer: was it written by train.py?")
-    net = VLMNano(**{k: v for k, v in run_config["model"]["net"].items() if not k.startswith("_")})
+    net = build_captioner(run_config["model"]["net"])
     load_state_strictly(net, net_state(checkpoint), f"ckpt={path}")
     return net.eval(), CaptionTokenizer.from_json(tokenizer_json), run_config, checkpoint
 

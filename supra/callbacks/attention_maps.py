@@ -4,10 +4,11 @@ model's caption looked (supra/models/attention_maps.py), one strip per image, to
 from __future__ import annotations
 
 import lightning as L
+from lightning.pytorch.utilities import rank_zero_warn
 from PIL import Image
 
 from supra.callbacks.sample_grid import Sample, SampleGridCallback
-from supra.data.images import normalize_imagenet
+from supra.data.images import normalize_images
 from supra.data.media.codes import decode_codes
 from supra.models.attention_maps import explain_caption, explain_image2text
 from supra.pictures.attention import render_token_strip, square_grid
@@ -34,6 +35,10 @@ class AttentionMapsCallback(SampleGridCallback):
 
     def _write(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> None:
         self.needs = "sample_batch" if hasattr(pl_module, "vocab") else "sample_images"
+        if getattr(pl_module.net.config, "resampler_layers", 0):  # latents are not places on the image
+            rank_zero_warn("attention_maps: not drawn for a model with a resampler (its latent tokens are no "
+                           "grid on the image); callbacks.attention_maps=null silences this")
+            return
         super()._write(trainer, pl_module, split)
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> list[Sample]:
@@ -43,7 +48,8 @@ class AttentionMapsCallback(SampleGridCallback):
             tokenizer, grid = pl_module.tokenizer, square_grid(pl_module.net.config.N_VIS)
             strips = []
             for image in images:
-                ids, tokens = explain_caption(pl_module.net, normalize_imagenet(image[None].to(pl_module.device))[0],
+                ids, tokens = explain_caption(pl_module.net, normalize_images(image[None].to(pl_module.device), pl_module.net.image_input.mean,
+                                                               pl_module.net.image_input.std)[0],
                                               tokenizer.bos_id, tokenizer.eos_id,
                                               lambda i: tokenizer.hf.decode(i, skip_special_tokens=True), pl_module.decode)
                 strips.append(render_token_strip(image, [t.token for t in tokens], [t.mean_map for t in tokens],

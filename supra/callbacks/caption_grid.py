@@ -6,7 +6,7 @@ from __future__ import annotations
 import lightning as L
 
 from supra.callbacks.sample_grid import Sample, SampleGridCallback
-from supra.data.images import normalize_imagenet
+from supra.data.images import normalize_images
 from supra.pictures.grids import render_caption_grid
 
 
@@ -25,7 +25,8 @@ class CaptionGridCallback(SampleGridCallback):
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> list[Sample]:
         images, references = trainer.datamodule.sample_images(split, self.num_samples)
-        captions = pl_module.generate_captions(normalize_imagenet(images.to(pl_module.device)))
+        captions = pl_module.generate_captions(normalize_images(images.to(pl_module.device), pl_module.net.image_input.mean,
+                                                                      pl_module.net.image_input.std))
         first_refs = [refs[0] if refs else "" for refs in references]
         grid = render_caption_grid(images, captions, first_refs, self.columns,
                                    title=f"{split} images, step {trainer.global_step}")

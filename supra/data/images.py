@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import struct
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
 
@@ -17,9 +18,8 @@ from PIL import Image, ImageOps
 from torchvision.transforms.v2 import functional as TF
 
 from supra.data.gif_frames import EMPTY, TOO_LARGE, MediaDecodeError
+from supra.utils.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 PAD_VALUE = 0  # black: the letterbox convention, and apart from the white transparency turns into
 # What Pillow raises on a corrupt or unsupported still, across its plugins (and on a decompression bomb).
 STILL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError)
@@ -43,11 +43,14 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     return TF.resize(images, [size, size], antialias=True)
 
 
-def normalize_imagenet(images: torch.Tensor) -> torch.Tensor:
-    """uint8 [B, 3, H, W] -> float32 [B, 3, H, W], scaled to [0, 1] then ImageNet-normalised."""
-    mean = torch.tensor(IMAGENET_MEAN, device=images.device).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, device=images.device).view(1, 3, 1, 1)
-    return (images.float() / 255.0 - mean) / std
+def normalize_images(
+    images: torch.Tensor, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD,
+) -> torch.Tensor:
+    """uint8 [B, 3, H, W] -> float32 [B, 3, H, W], scaled to [0, 1] then normalised per channel (ImageNet's
+    statistics unless the encoder brings its own: a captioner's `net.image_input`)."""
+    mean_ = torch.tensor(mean, device=images.device).view(1, 3, 1, 1)
+    std_ = torch.tensor(std, device=images.device).view(1, 3, 1, 1)
+    return (images.float() / 255.0 - mean_) / std_
 
 
 # -- value ranges and shapes ----------------------------------------------------------------------

@@ -17,10 +17,12 @@ import torch
 
 from supra.models import a2a_generation as gen
 from supra.models.a2a_nano import A2ANano
-from supra.models.gpt import recorded_attention
+from supra.models.cross_attention import CrossAttention
+from supra.models.gpt import CausalSelfAttention, recorded_attention
 from supra.models.vlm_generation import DecodeConfig, generate
 from supra.models.vlm_nano import VLMNano
 from supra.tokens.a2a_layout import TokenLayout
+from supra.utils.errors import SupraUserError
 
 TOP_ALTERNATIVES = 5
 
@@ -59,17 +61,23 @@ def explain_caption(net: VLMNano, image: torch.Tensor, bos_id: int, eos_id: int,
                     decode: DecodeConfig | None = None) -> tuple[list[int], list[TokenAttention]]:
     """A normalised image float [3, H, W] -> its caption's ids (as `generate` writes them with `decode`)
     and one TokenAttention per token over the N_VIS visual tokens, raster order."""
+    if net.config.resampler_layers:
+        raise SupraUserError("attention maps show where on the image each word looked, but a resampler's latent "
+                             "tokens are not places on the image: explain a model with resampler_layers=0")
     was_training = net.training
     net.eval()
     try:
         ids = generate(net, image[None], bos_id, eos_id, decode or DecodeConfig())[0]
-        n_vis = net.config.N_VIS
         idx = torch.tensor([[bos_id, *ids]], device=image.device)
-        with recorded_attention(net) as maps:
+        # prefix fusion: the decoder's self-attention from each text position to the visual prefix;
+        # cross_attention fusion: the gated layers' attention over the visual tokens
+        cross = net.config.fusion == "cross_attention"
+        n_vis = 0 if cross else net.config.N_VIS
+        with recorded_attention(net.xattn if cross else net, CrossAttention if cross else CausalSelfAttention) as maps:
             logits, _ = net(image[None], idx)
-        weights = torch.stack([layer[0][0] for layer in maps])  # [L, H, T, T], one call per layer
+        weights = torch.stack([layer[0][0] for layer in maps])  # [L, H, T, T or N_VIS], one call per layer
         steps = _steps(logits[0, : len(ids)], ids, lambda i: decode_text([i]))
-        return ids, [TokenAttention(text, p, alternatives, weights[:, :, n_vis + k, :n_vis].cpu())
+        return ids, [TokenAttention(text, p, alternatives, weights[:, :, n_vis + k, : net.config.N_VIS].cpu())
                      for k, (text, p, alternatives) in enumerate(steps)]
     finally:
         net.train(was_training)

@@ -37,6 +37,7 @@ class BlockConfig:
     # VLMNano's short caches. a2a_nano keeps SDPA, the kernel its published figures were sampled with:
     # both are exact up to float rounding, which sampled images would turn into other images.
     decode_with_matmul: bool = False
+    causal: bool = True  # False: every position sees every other (a ViT encoder's blocks)
 
     def __post_init__(self) -> None:
         if self.d_model % self.n_heads:
@@ -53,6 +54,7 @@ class CausalSelfAttention(nn.Module):
         self.proj = nn.Linear(cfg.d_model, cfg.d_model, bias=cfg.attn_bias)
         self.dropout = cfg.dropout
         self.decode_with_matmul = cfg.decode_with_matmul
+        self.causal = cfg.causal
         # Set by `recorded_attention`: then the weights are computed explicitly and kept here per call;
         # otherwise (training, ordinary generation) the fused SDPA kernel runs and nothing is kept.
         self.kept_weights: list[torch.Tensor] | None = None
@@ -77,7 +79,8 @@ class CausalSelfAttention(nn.Module):
             # One query after a cache sees all of it (no mask); several see the past and themselves causally.
             mask = torch.ones(T, past + T, dtype=torch.bool, device=x.device).tril(diagonal=past) if past and T > 1 else None
             dropout = self.dropout if self.training else 0.0
-            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=not past, dropout_p=dropout)
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=self.causal and not past,
+                                               dropout_p=dropout)
         return self.proj(y.transpose(1, 2).reshape(B, T, C))
 
 
@@ -92,10 +95,11 @@ def explicit_attention(q: torch.Tensor, k: torch.Tensor, past: int = 0) -> torch
 
 
 @contextmanager
-def recorded_attention(model: nn.Module) -> Iterator[list[list[torch.Tensor]]]:
-    """Inside the block, every causal self-attention layer of `model` keeps its weights, one tensor
-    [B, H, T_new, T_seen] per call, in layer order: `maps[layer][call]`. Outside it, the fused path again."""
-    layers = [m for m in model.modules() if isinstance(m, CausalSelfAttention)]
+def recorded_attention(model: nn.Module, kind: type[nn.Module] = CausalSelfAttention) -> Iterator[list[list[torch.Tensor]]]:
+    """Inside the block, every causal self-attention layer of `model` (or every layer of another `kind`
+    that keeps weights, e.g. cross-attention) keeps its weights, one tensor [B, H, T_new, T_seen] per call,
+    in layer order: `maps[layer][call]`. Outside it, the fused path again."""
+    layers = [m for m in model.modules() if isinstance(m, kind) and getattr(m, "causal", True)]
     maps: list[list[torch.Tensor]] = [[] for _ in layers]
     for layer, kept in zip(layers, maps, strict=True):
         layer.kept_weights = kept
@@ -142,12 +146,17 @@ def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, cache: KVCache | None = N
     return x
 
 
-def init_gpt_weights(model: nn.Module, n_layers: int) -> None:
+def init_gpt_weights(model: nn.Module, n_layers: int, keep: nn.Module | None = None) -> None:
     """GPT-2's initialisation: linear and embedding weights N(0, 0.02), zero biases, and the residual
     projections scaled by 1/sqrt(2 * n_layers) so the residual stream stays O(1). Convolutions keep
-    PyTorch's Kaiming default (it suits ReLU stages) and norms start at identity."""
+    PyTorch's Kaiming default (it suits ReLU stages) and norms start at identity. `keep`: a submodule
+    whose weights are left as they are (a pretrained backbone)."""
+    kept = {id(m) for m in keep.modules()} if keep is not None else set()
+    kept_params = {id(p) for p in keep.parameters()} if keep is not None else set()
 
     def init(module: nn.Module) -> None:
+        if id(module) in kept:
+            return
         if isinstance(module, nn.Linear):
             nn.init.normal_(module.weight, mean=0.0, std=0.02)
             if module.bias is not None:
@@ -157,18 +166,21 @@ def init_gpt_weights(model: nn.Module, n_layers: int) -> None:
 
     model.apply(init)
     for name, p in model.named_parameters():
-        if name.endswith(("attn.proj.weight", "mlp.fc2.weight")):
+        if name.endswith(("attn.proj.weight", "mlp.fc2.weight")) and id(p) not in kept_params:
             nn.init.normal_(p, mean=0.0, std=0.02 / math.sqrt(2 * n_layers))
 
 
 def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Two optimizer groups: weights of convolutions and linear layers decay; biases, norms and
-    embeddings (hence a head tied to them) do not. Each parameter once, in the model's order."""
+    embeddings (hence a head tied to them) do not. Each trainable parameter once, in the model's order
+    (frozen ones, e.g. a frozen backbone's, are left out)."""
     no_decay_ids: set[int] = set()
     for module in model.modules():
         if isinstance(module, nn.Embedding | nn.LayerNorm | nn.BatchNorm2d):
             no_decay_ids.update(id(p) for p in module.parameters(recurse=False))
     decay, no_decay = [], []
     for p in model.parameters():  # a tied weight is yielded once
+        if not p.requires_grad:
+            continue
         (no_decay if id(p) in no_decay_ids or p.dim() < 2 else decay).append(p)
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]

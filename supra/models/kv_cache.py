@@ -9,7 +9,9 @@ class KVCache:
     """Keys and values of every layer, [n_layers, B, n_heads, max_len, head_dim] each.
 
     Preallocated once so a decode step writes one slot instead of concatenating tensors;
-    `reorder` lets beam search follow the surviving beams.
+    `reorder` lets beam search follow the surviving beams. `context` holds what does not grow: the
+    keys and values of the visual tokens for cross-attention layers ([B, H, N_VIS, hd] pairs), computed
+    once per image at prefill.
     """
 
     def __init__(
@@ -20,6 +22,7 @@ class KVCache:
         self.keys = torch.empty(shape, device=device, dtype=dtype)
         self.values = torch.empty(shape, device=device, dtype=dtype)
         self.length = 0  # positions already committed
+        self.context: list[tuple[torch.Tensor, torch.Tensor]] = []
 
     @property
     def max_len(self) -> int:
@@ -44,9 +47,12 @@ class KVCache:
         """Keep rows `index` (int64 [B']) of the batch, in that order (beam search, finished rows).
 
         keep_prefix: the first positions are equal in every row `index` maps between (beams of one
-        image share the image and BOS), so they need no copying: only later positions move.
+        image share the image and BOS), so they need no copying: only later positions move. Then the
+        visual context is equal in those rows too and stays put.
         """
         n = self.length
+        if not (keep_prefix and index.numel() == self.keys.shape[1]):
+            self.context = [(k.index_select(0, index), v.index_select(0, index)) for k, v in self.context]
         if index.numel() == self.keys.shape[1]:
             # Same batch size: move only the positions that differ, in place (the hot path of beam search).
             self.keys[:, :, :, keep_prefix:n] = self.keys[:, :, :, keep_prefix:n].index_select(1, index)

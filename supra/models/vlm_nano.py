@@ -1,21 +1,53 @@
-"""SupraVL-Nano-900k: a CNN image encoder feeding 16 visual tokens to a 3-layer GPT captioner.
+"""SupraVL-Nano-900k: a CNN image encoder feeding 16 visual tokens to a 3-layer GPT captioner, and the
+release card's roadmap around it (docs/architectures.md), each one config choice.
 
-Every layer shape and state-dict name follows the release (docs/releases.md, SupraVL-Nano-900k), so a
-checkpoint of this module loads into the release's inference code and back. Read top to bottom:
-config, encoder, model; the GPT blocks are models/gpt.py's.
+At the defaults every layer shape and state-dict name follows the release (docs/releases.md,
+SupraVL-Nano-900k), so a checkpoint of this module loads into the release's inference code and back.
+The roadmap: `encoder` cnn | vit | pretrained (timm, local weights), `resampler_layers` (a Perceiver
+resampler to N_VIS tokens instead of pooling), `fusion` prefix | cross_attention (Flamingo's gated
+layers), and the decoder's size through the release keys themselves. Read top to bottom: config,
+encoder, model; the GPT blocks are models/gpt.py's.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from supra.models.gpt import Block, BlockConfig, init_gpt_weights, run_blocks, weight_decay_groups
+from supra.models.cross_attention import GatedCrossAttentionBlock
+from supra.models.gpt import Block, BlockConfig, init_gpt_weights, weight_decay_groups
+from supra.models.image_input import ImageInput
 from supra.models.kv_cache import KVCache
+from supra.models.resampler import PerceiverResampler
+from supra.models.visual_tokens import VisualTokens
+from supra.models.vit_encoder import ViTEncoder
+
+ENCODERS = ("cnn", "vit", "pretrained")
+FUSIONS = ("prefix", "cross_attention")
+
+
+@dataclass
+class ViTSettings:
+    """encoder=vit: patch side in pixels, blocks, width and heads of the patch encoder."""
+
+    patch_size: int = 16
+    layers: int = 2
+    width: int = 128
+    heads: int = 4
+
+
+@dataclass
+class PretrainedSettings:
+    """encoder=pretrained: a timm architecture name and its local weights file (None: untrained, as when
+    a saved captioner brings the weights itself); trainable_blocks 0 frozen, -1 all, N the last N."""
+
+    model: str = "vit_base_patch32_clip_224"
+    weights: str | None = None
+    trainable_blocks: int = 0
 
 
 @dataclass
@@ -37,14 +69,32 @@ class VLMNanoConfig:
     # NHWC weights for the encoder: GPU tensor cores like it, CPUs gain nothing (README "Speed"). No effect
     # on values.
     channels_last: bool = False
+    # The roadmap (docs/architectures.md). Any of these off its default is not the release architecture.
+    encoder: str = "cnn"
+    vit: ViTSettings = field(default_factory=ViTSettings)
+    pretrained: PretrainedSettings = field(default_factory=PretrainedSettings)
+    resampler_layers: int = 0  # 0: pool the encoder's grid to sqrt(N_VIS) a side; > 0: a Perceiver resampler
+    fusion: str = "prefix"
+    cross_attention_every: int = 1  # fusion=cross_attention: a gated layer before every k-th decoder block
 
     def __post_init__(self) -> None:
+        if isinstance(self.vit, dict):
+            self.vit = ViTSettings(**self.vit)
+        if isinstance(self.pretrained, dict):
+            self.pretrained = PretrainedSettings(**self.pretrained)
+        if self.encoder not in ENCODERS:
+            raise ValueError(f"encoder={self.encoder!r} is unknown: choose one of {', '.join(ENCODERS)}")
+        if self.fusion not in FUSIONS:
+            raise ValueError(f"fusion={self.fusion!r} is unknown: choose one of {', '.join(FUSIONS)}")
+        if self.cross_attention_every < 1:
+            raise ValueError(f"cross_attention_every={self.cross_attention_every} must be >= 1")
         if self.D_MODEL % self.N_HEADS:
             raise ValueError(f"D_MODEL={self.D_MODEL} must be divisible by N_HEADS={self.N_HEADS}")
         if self.VIS_CH % 4:
             raise ValueError(f"VIS_CH={self.VIS_CH} must be divisible by 4 (stages use VIS_CH/4, VIS_CH/2)")
-        if math.isqrt(self.N_VIS) ** 2 != self.N_VIS:
-            raise ValueError(f"N_VIS={self.N_VIS} must be a square number (the encoder pools to a square grid)")
+        if not self.resampler_layers and math.isqrt(self.N_VIS) ** 2 != self.N_VIS:
+            raise ValueError(f"N_VIS={self.N_VIS} must be a square number (the encoder pools to a square grid; "
+                             "a resampler, resampler_layers > 0, takes any number)")
         if self.encoder_activation not in ("relu", "gelu"):
             raise ValueError(f"encoder_activation={self.encoder_activation!r}: choose 'relu' or 'gelu'")
 
@@ -54,6 +104,28 @@ class VLMNanoConfig:
         return {k: v for k, v in asdict(self).items() if k.isupper()}
 
     @property
+    def is_release_architecture(self) -> bool:
+        """The release's layers (any sizes of its keys): saved in the release format, else a Supra folder."""
+        return self.encoder == "cnn" and self.fusion == "prefix" and not self.resampler_layers
+
+    @property
+    def architecture(self) -> dict[str, object]:
+        """The roadmap choices that differ from the release's, as plain data (config.json of a folder)."""
+        default = VLMNanoConfig()
+        keys = ["encoder", "resampler_layers", "fusion", "cross_attention_every"]
+        choices = {k: getattr(self, k) for k in keys if getattr(self, k) != getattr(default, k)}
+        if self.encoder == "vit":
+            choices["vit"] = asdict(self.vit)
+        if self.encoder == "pretrained":
+            choices["pretrained"] = {**asdict(self.pretrained), "weights": None}  # the folder holds the weights
+        return choices
+
+    @property
+    def n_prefix(self) -> int:
+        """Positions before BOS in the decoder's sequence: the visual tokens with prefix fusion, else none."""
+        return self.N_VIS if self.fusion == "prefix" else 0
+
+    @property
     def block(self) -> BlockConfig:
         """The release's decoder block: no biases in attention, D_FF-wide exact-GELU MLP."""
         return BlockConfig(d_model=self.D_MODEL, n_heads=self.N_HEADS, d_mlp=self.D_FF, activation="gelu",
@@ -61,7 +133,8 @@ class VLMNanoConfig:
 
 
 class VisualEncoder(nn.Module):
-    """3 x (Conv 3x3 stride 2 -> BatchNorm -> act), pool to a sqrt(N_VIS) grid, project to D_MODEL."""
+    """3 x (Conv 3x3 stride 2 -> BatchNorm -> act), pool to a sqrt(N_VIS) grid (or a resampler's
+    N_VIS latents read the whole map), project to D_MODEL."""
 
     def __init__(self, cfg: VLMNanoConfig) -> None:
         super().__init__()
@@ -75,7 +148,10 @@ class VisualEncoder(nn.Module):
                 act(),
             )
             self.add_module(f"conv{i + 1}", stage)
-        self.pool = nn.AdaptiveAvgPool2d(math.isqrt(cfg.N_VIS))
+        if cfg.resampler_layers:
+            self.resampler = PerceiverResampler(cfg.VIS_CH, cfg.N_VIS, cfg.resampler_layers, cfg.N_HEADS)
+        else:
+            self.pool = nn.AdaptiveAvgPool2d(math.isqrt(cfg.N_VIS))
         self.proj = nn.Linear(cfg.VIS_CH, cfg.D_MODEL)
         self.memory_format = torch.channels_last if cfg.channels_last else torch.contiguous_format
         for stage in (self.conv1, self.conv2, self.conv3):
@@ -87,28 +163,57 @@ class VisualEncoder(nn.Module):
         # with them, oneDNN's NHWC backward is the slow part, so training keeps the configured format.
         memory_format = self.memory_format if torch.is_grad_enabled() else torch.channels_last
         x = self.conv3(self.conv2(self.conv1(images.contiguous(memory_format=memory_format))))
+        if hasattr(self, "resampler"):
+            return self.proj(self.resampler(x.flatten(2).transpose(1, 2)))
         x = self.pool(x).flatten(2).transpose(1, 2)  # [B, N_VIS, VIS_CH], raster order
         return self.proj(x)
 
 
-class VLMNano(nn.Module):
-    """Image -> caption tokens. Sequence = N_VIS visual tokens, then BOS, caption, EOS.
+def build_encoder(cfg: VLMNanoConfig) -> nn.Module:
+    """The configured image encoder: images [B, 3, S, S] -> visual tokens [B, N_VIS, D_MODEL]."""
+    if cfg.encoder == "cnn":
+        return VisualEncoder(cfg)
+    if cfg.encoder == "vit":
+        v = cfg.vit
+        features = ViTEncoder(cfg.IMG_SIZE, v.patch_size, v.width, v.layers, v.heads)
+    else:
+        from supra.models.pretrained_encoder import PretrainedEncoder  # timm is imported only for it
 
-    All release config keys are constructor arguments with the release values as defaults.
+        p = cfg.pretrained
+        features = PretrainedEncoder(p.model, p.weights, p.trainable_blocks)
+    return VisualTokens(features, cfg.N_VIS, cfg.D_MODEL, cfg.resampler_layers, cfg.N_HEADS)
+
+
+class VLMNano(nn.Module):
+    """Image -> caption tokens. prefix fusion: sequence = N_VIS visual tokens, then BOS, caption, EOS;
+    cross_attention fusion: BOS, caption, EOS, reading the visual tokens through gated layers.
+
+    All config keys are constructor arguments with the release values as defaults.
     """
 
     def __init__(self, **config: object) -> None:
         super().__init__()
-        self.config = cfg = VLMNanoConfig(**config)  # type: ignore[arg-type]
-        self.vis_enc = VisualEncoder(cfg)
+        cfg = VLMNanoConfig(**config)  # type: ignore[arg-type]
+        self.vis_enc = build_encoder(cfg)
+        backbone_input = getattr(getattr(self.vis_enc, "features", None), "image_input", None)
+        if backbone_input is not None:  # a pretrained tower decides its input size
+            cfg = replace(cfg, IMG_SIZE=backbone_input.size)
+        self.config = cfg
+        self.image_input: ImageInput = backbone_input or ImageInput(cfg.IMG_SIZE)
         self.tok_emb = nn.Embedding(cfg.VOCAB_SIZE, cfg.D_MODEL)
-        self.pos_emb = nn.Embedding(cfg.N_VIS + cfg.MAX_SEQ, cfg.D_MODEL)
+        self.pos_emb = nn.Embedding(cfg.n_prefix + cfg.MAX_SEQ, cfg.D_MODEL)
+        if cfg.fusion == "cross_attention":
+            self.vis_pos = nn.Embedding(cfg.N_VIS, cfg.D_MODEL)
         self.drop = nn.Dropout(cfg.dropout)
         self.blocks = nn.ModuleList(Block(cfg.block) for _ in range(cfg.N_LAYERS))
+        if cfg.fusion == "cross_attention":
+            # keyed by the decoder block each one precedes (Flamingo interleaves them before LM blocks)
+            self.xattn = nn.ModuleDict({str(i): GatedCrossAttentionBlock(cfg.block)
+                                        for i in range(0, cfg.N_LAYERS, cfg.cross_attention_every)})
         self.ln_f = nn.LayerNorm(cfg.D_MODEL)
         self.lm_head = nn.Linear(cfg.D_MODEL, cfg.VOCAB_SIZE, bias=False)
         self.lm_head.weight = self.tok_emb.weight  # weight tying, as the release
-        init_gpt_weights(self, cfg.N_LAYERS)
+        init_gpt_weights(self, cfg.N_LAYERS, keep=getattr(self.vis_enc, "features", None) if cfg.encoder == "pretrained" else None)
 
     # -- sizes and optimiser groups -------------------------------------------------------------
 
@@ -126,18 +231,35 @@ class VLMNano(nn.Module):
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """images float [B, 3, IMG_SIZE, IMG_SIZE] -> visual tokens [B, N_VIS, D_MODEL] (embedded, with positions)."""
         visual = self.vis_enc(images)
-        return visual + self.pos_emb.weight[: self.config.N_VIS]
+        positions = self.pos_emb.weight[: self.config.N_VIS] if self.config.fusion == "prefix" else self.vis_pos.weight
+        return visual + positions
 
     def embed_tokens(self, idx: torch.Tensor, start: int = 0) -> torch.Tensor:
         """idx int64 [B, T] of text positions start..start+T-1 -> embeddings [B, T, D_MODEL]."""
         T = idx.shape[1]
         if start + T > self.config.MAX_SEQ:
             raise ValueError(f"caption of {start + T} tokens exceeds MAX_SEQ={self.config.MAX_SEQ}")
-        pos = self.pos_emb.weight[self.config.N_VIS + start : self.config.N_VIS + start + T]
-        return self.tok_emb(idx) + pos
+        first = self.config.n_prefix + start
+        return self.tok_emb(idx) + self.pos_emb.weight[first : first + T]
 
-    def transformer(self, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-        return self.ln_f(run_blocks(self.blocks, self.drop(x), cache))
+    def visual_context(self, visual: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Cross-attention fusion: every gated layer's keys and values of the visual tokens, computed once."""
+        return [layer.context_kv(visual) for layer in self.xattn.values()] if self.config.fusion == "cross_attention" else []
+
+    def transformer(self, x: torch.Tensor, cache: KVCache | None = None,
+                    context: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
+        """The decoder over x [B, T, D]; `context` (cross-attention fusion) defaults to the cache's."""
+        x = self.drop(x)
+        context = cache.context if context is None and cache is not None else context
+        gated = iter(zip(self.xattn.values(), context, strict=True)) if context else None
+        for layer, block in enumerate(self.blocks):
+            if gated is not None and str(layer) in self.xattn:
+                xattn, kv = next(gated)
+                x = xattn(x, kv)
+            x = block(x, cache, layer)
+        if cache is not None:
+            cache.advance(x.shape[1])
+        return self.ln_f(x)
 
     def forward(
         self,
@@ -156,8 +278,10 @@ class VLMNano(nn.Module):
         visual = self.encode_images(images)
         if image_index is not None:
             visual = visual[image_index]
-        x = torch.cat([visual, self.embed_tokens(idx)], dim=1)
-        h = self.transformer(x)[:, self.config.N_VIS :]  # the head only runs where text is predicted
+        if self.config.fusion == "prefix":
+            h = self.transformer(torch.cat([visual, self.embed_tokens(idx)], dim=1))[:, self.config.N_VIS :]
+        else:  # the head only runs where text is predicted
+            h = self.transformer(self.embed_tokens(idx), context=self.visual_context(visual))
         logits = self.lm_head(h)
         loss = None
         if targets is not None:
@@ -171,7 +295,7 @@ class VLMNano(nn.Module):
         p = self.tok_emb.weight
         return KVCache(
             n_layers=cfg.N_LAYERS, batch_size=batch_size, n_heads=cfg.N_HEADS,
-            max_len=cfg.N_VIS + cfg.MAX_SEQ, head_dim=cfg.D_MODEL // cfg.N_HEADS,
+            max_len=cfg.n_prefix + cfg.MAX_SEQ, head_dim=cfg.D_MODEL // cfg.N_HEADS,
             device=device or p.device, dtype=p.dtype,
         )
 
@@ -180,12 +304,16 @@ class VLMNano(nn.Module):
         B = images.shape[0]
         bos = torch.full((B, 1), bos_id, dtype=torch.long, device=images.device)
         cache = self.new_cache(B, images.device)
-        x = torch.cat([self.encode_images(images), self.embed_tokens(bos)], dim=1)
+        visual = self.encode_images(images)
+        if self.config.fusion == "prefix":
+            x = torch.cat([visual, self.embed_tokens(bos)], dim=1)
+        else:  # the visual keys and values are computed here, once per image, and kept in the cache
+            x, cache.context = self.embed_tokens(bos), self.visual_context(visual)
         h = self.transformer(x, cache)
         return self.lm_head(h[:, -1]), cache
 
     def decode_step(self, tokens: torch.Tensor, cache: KVCache) -> torch.Tensor:
         """tokens int64 [B] at the next text position -> next-token logits [B, VOCAB_SIZE]."""
-        text_pos = cache.length - self.config.N_VIS
+        text_pos = cache.length - self.config.n_prefix
         x = self.embed_tokens(tokens[:, None], start=text_pos)
         return self.lm_head(self.transformer(x, cache)[:, -1])

@@ -42,7 +42,7 @@ class JobRow:
     checkpoint: str
 
 
-def _load_yaml(path: Path) -> Any:
+def load_yaml(path: Path) -> Any:
     """The file's content as plain data, or None if it is missing or was cut short (an interrupted job)."""
     try:
         return OmegaConf.to_container(OmegaConf.load(path), resolve=False) if path.is_file() else None
@@ -87,7 +87,7 @@ def _best_logged(job_dir: Path, metric: str, direction: str) -> tuple[float | No
     return best if best else (None, None, None)
 
 
-def _job_dirs(sweep_dir: Path) -> list[Path]:
+def job_dirs(sweep_dir: Path) -> list[Path]:
     dirs = [p.parent.parent for p in sweep_dir.glob("**/.hydra/overrides.yaml")]
     return sorted(dirs, key=lambda d: (len(d.parts), int(d.name) if d.name.isdigit() else 0, str(d)))
 
@@ -97,15 +97,15 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], str, list[str]]:
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise SupraUserError(f"{sweep_dir} is not a directory: give a multirun directory (logs/train/multiruns/<date>)")
-    job_dirs = _job_dirs(sweep_dir)
-    if not job_dirs:
+    dirs = job_dirs(sweep_dir)
+    if not dirs:
         raise SupraUserError(f"{sweep_dir} holds no job directories (<n>/.hydra/overrides.yaml): is it a multirun directory?")
-    sweep_cfg = _load_yaml(sweep_dir / "multirun.yaml") or {}
-    overrides = {d: [str(o) for o in (_load_yaml(d / ".hydra" / "overrides.yaml") or [])] for d in job_dirs}
-    shared = [o for o in overrides[job_dirs[0]] if all(o in job for job in overrides.values())]
+    sweep_cfg = load_yaml(sweep_dir / "multirun.yaml") or {}
+    overrides = {d: [str(o) for o in (load_yaml(d / ".hydra" / "overrides.yaml") or [])] for d in dirs}
+    shared = [o for o in overrides[dirs[0]] if all(o in job for job in overrides.values())]
     rows, direction = [], "maximize"
-    for job_dir in job_dirs:
-        job_cfg = _load_yaml(job_dir / ".hydra" / "config.yaml") or {}
+    for job_dir in dirs:
+        job_cfg = load_yaml(job_dir / ".hydra" / "config.yaml") or {}
         result_path = job_dir / JOB_RESULT
         try:
             result = json.loads(result_path.read_text()) if result_path.is_file() else {}
@@ -165,6 +165,6 @@ def write_report(sweep_dir: str | Path) -> list[JobRow]:
     writer.writeheader()
     writer.writerows(asdict(r) for r in rows)
     write_text_atomic(sweep_dir / SUMMARY_CSV, table.getvalue())
-    optuna = _load_yaml(sweep_dir / "optimization_results.yaml")
+    optuna = load_yaml(sweep_dir / "optimization_results.yaml")
     write_text_atomic(sweep_dir / SUMMARY_MD, _markdown(rows, direction, shared, optuna))
     return rows

@@ -88,8 +88,9 @@ class CaptioningTask(SupraTask):
                 self.net.compile()  # nn.Module.compile: in place, state-dict names unchanged
 
     def data_settings(self) -> dict[str, Any]:
-        config = self.net.config
-        return {"image_size": config.IMG_SIZE, "max_caption_tokens": config.MAX_SEQ, "vocab_size": config.VOCAB_SIZE}
+        config, pixels = self.net.config, self.net.image_input  # a pretrained tower's own size and statistics
+        return {"image_size": pixels.size, "image_mean": list(pixels.mean), "image_std": list(pixels.std),
+                "max_caption_tokens": config.MAX_SEQ, "vocab_size": config.VOCAB_SIZE}
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         return self.net.optimizer_groups(self.hparams.weight_decay)

@@ -2,10 +2,12 @@
 
 Ids 0-3 are fixed: <pad> 0, <bos> 1, <eos> 2, <unk> 3, whatever the data, so the model's BOS/EOS
 defaults hold. Saved as tokenizer.json beside the run's checkpoints and inside every checkpoint.
+GPT-2's published files (vocab.json + merges.txt) load too, their ids moved up by 4 to keep 0-3.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Iterable, Sequence
@@ -46,6 +48,33 @@ class CaptionTokenizer:
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         )
         tok.train_from_iterator(captions, trainer=trainer)
+        return cls(tok)
+
+    @classmethod
+    def from_gpt2_files(cls, folder: str | os.PathLike) -> CaptionTokenizer:
+        """GPT-2's byte-level BPE from `folder`/vocab.json and merges.txt, as OpenAI and the Hugging Face
+        Hub publish them (merges.txt opens with a `#version` line). Cased, no normaliser, as GPT-2; its
+        50,257 tokens follow our 4 special ones, so VOCAB_SIZE must be at least 50,261."""
+        folder = Path(folder)
+        vocab_path, merges_path = folder / "vocab.json", folder / "merges.txt"
+        for path in (vocab_path, merges_path):
+            if not path.is_file():
+                raise ValueError(f"{path} not found: GPT-2's tokenizer is a folder with vocab.json and merges.txt")
+        try:
+            gpt2_vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise ValueError(f"{vocab_path} is not GPT-2's vocab.json ({err})") from None
+        vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
+        vocab.update({token: i + len(SPECIAL_TOKENS) for token, i in gpt2_vocab.items() if token not in vocab})
+        lines = merges_path.read_text(encoding="utf-8").splitlines()
+        merges = [tuple(line.split(" ")) for line in lines if line and not line.startswith("#version")]
+        bad = next((m for m in merges if len(m) != 2 or not all(part in vocab for part in m)), None)
+        if bad is not None:
+            raise ValueError(f"{merges_path}: merge {' '.join(bad)!r} is not two tokens of {vocab_path.name}")
+        tok = Tokenizer(models.BPE(vocab=vocab, merges=merges, unk_token="<unk>"))
+        tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
+        tok.decoder = decoders.ByteLevel()
+        tok.add_special_tokens(list(SPECIAL_TOKENS))  # already at ids 0-3: marks them special (skipped in decoding)
         return cls(tok)
 
     @classmethod

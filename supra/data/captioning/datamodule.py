@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,10 @@ import torch
 from torch.utils.data import Dataset
 
 from supra.data.base import SPLITS, SplitDataModule
-from supra.data.images import normalize_imagenet
+from supra.data.images import normalize_images
 from supra.tokens.caption_bpe import PAD_ID, CaptionTokenizer
 from supra.utils.errors import SupraUserError
+from supra.utils.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 log = logging.getLogger(__name__)
 
@@ -111,9 +113,10 @@ class ImagesWithReferences(Dataset):
 class CaptionDataModule(SplitDataModule):
     """Base of captioning DataModules. Subclasses implement `load_split` (and may add scores).
 
-    image_size, max_caption_tokens and vocab_size are the model's (the runner passes them from the net:
+    image_size, image_mean/std, max_caption_tokens and vocab_size are the model's (the runner passes them from the net:
     the data follows the model, never the other way). `tokenizer`: the ids to use (a checkpoint's or a
-    release's); without one, tokenizer.json at `tokenizer_path` is reused when it exists, else a BPE is
+    release's); else GPT-2's files when `gpt2_tokenizer` names their folder (vocab.json + merges.txt);
+    without either, tokenizer.json at `tokenizer_path` is reused when it exists, else a BPE is
     trained on the train captions (cached by their hash in `cache_dir`) and written there.
     """
 
@@ -124,14 +127,19 @@ class CaptionDataModule(SplitDataModule):
         image_size: int = 112,
         max_caption_tokens: int = 48,
         vocab_size: int = 2048,
+        image_mean: Sequence[float] = IMAGENET_MEAN,
+        image_std: Sequence[float] = IMAGENET_STD,
         tokenizer: CaptionTokenizer | None = None,
         tokenizer_path: str | None = None,
+        gpt2_tokenizer: str | None = None,
         cache_dir: str | None = None,
         **common: Any,
     ) -> None:
         super().__init__(**common)
         self.image_size, self.max_caption_tokens, self.vocab_size = image_size, max_caption_tokens, vocab_size
+        self.image_mean, self.image_std = tuple(image_mean), tuple(image_std)
         self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else None
+        self.gpt2_tokenizer = gpt2_tokenizer
         self.cache_dir = Path(cache_dir) if cache_dir else None  # tokenizers (and images) keyed by content
         self.tokenizer = tokenizer
         self.datasets: dict[str, Dataset] = {}
@@ -162,6 +170,11 @@ class CaptionDataModule(SplitDataModule):
     def _tokenizer(self) -> CaptionTokenizer:
         """The given tokenizer, else tokenizer.json when it exists, else one trained on the train captions."""
         tokenizer = self.tokenizer
+        if tokenizer is None and self.gpt2_tokenizer:
+            try:
+                tokenizer = CaptionTokenizer.from_gpt2_files(self.gpt2_tokenizer)
+            except ValueError as err:
+                raise SupraUserError(f"data.gpt2_tokenizer={self.gpt2_tokenizer}: {err}") from None
         if tokenizer is None and self.tokenizer_path is not None and self.tokenizer_path.exists():
             tokenizer = CaptionTokenizer.from_file(self.tokenizer_path)
             log.info("tokenizer: reusing %s (%d tokens)", self.tokenizer_path, tokenizer.vocab_size)
@@ -209,7 +222,7 @@ class CaptionDataModule(SplitDataModule):
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         # Normalise on the device: uint8 crosses the host->device copy at a quarter of float's size.
-        return {**batch, "images": normalize_imagenet(batch["images"])}
+        return {**batch, "images": normalize_images(batch["images"], self.image_mean, self.image_std)}
 
     # -- for metrics and pictures -----------------------------------------------------------------
 

@@ -1,0 +1,110 @@
+"""A pretrained vision tower from timm (encoder=pretrained), its weights read from a local file.
+
+Nothing is downloaded: timm builds the named architecture untrained and `weights` is read from disk
+through the architecture's own timm checkpoint filter, so a timm checkpoint and, for timm's CLIP models
+(e.g. vit_base_patch32_clip_224), OpenAI's or open_clip's published CLIP files load the same way. The
+load is strict (timm's own pretrained loading only warns on a file of another architecture and keeps
+random weights: a silent wrong result). The tower's input size and
+normalisation come from its timm config (`image_input`), which the data pipeline applies.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from supra.models.image_input import ImageInput
+from supra.utils.errors import SupraUserError
+
+
+def load_backbone_weights(backbone: nn.Module, path: str) -> None:
+    """The file's tensors into `backbone`, every one of its parameters and no others, or one clear line."""
+    import timm.models
+
+    try:
+        state = timm.models.load_state_dict(path)
+    except Exception as err:  # torch and safetensors raise many kinds on a corrupt file
+        raise SupraUserError(f"pretrained weights {path} are unreadable ({type(err).__name__}: {err})".splitlines()[0]) from None
+    filter_fn = getattr(sys.modules[type(backbone).__module__], "checkpoint_filter_fn", None)
+    if filter_fn is not None:  # e.g. OpenAI CLIP's `visual.*` names -> timm's
+        state = filter_fn(state, backbone)
+    expected = backbone.state_dict()
+    classifier = backbone.pretrained_cfg.get("classifier") or "head"
+    # The tower is built without its classifier: a head in the file is not ours to load.
+    state = {k: v for k, v in state.items() if k in expected or not k.startswith(f"{classifier}.")}
+    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
+    if missing or unexpected or wrong:
+        name = backbone.pretrained_cfg.get("architecture", type(backbone).__name__)
+        raise SupraUserError(f"pretrained weights {path} do not fit {name}: {len(missing)} missing (e.g. {missing[:2]}), "
+                             f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}), {len(wrong)} of another shape "
+                             f"(e.g. {wrong[:2]}): give the file of that model, or the model.net.pretrained.model it belongs to")
+    backbone.load_state_dict(state)
+
+
+def _trainable_groups(backbone: nn.Module) -> list[nn.Module]:
+    """The backbone's blocks in order (ViTs: `blocks`; ConvNets: `stages` or ResNet's `layer1..4`)."""
+    for name in ("blocks", "stages"):
+        if isinstance(getattr(backbone, name, None), nn.Sequential | nn.ModuleList):
+            return list(getattr(backbone, name))
+    layers = [getattr(backbone, f"layer{i}") for i in range(1, 5) if hasattr(backbone, f"layer{i}")]
+    if layers:
+        return layers
+    raise SupraUserError(f"{type(backbone).__name__} has no blocks/stages to fine-tune in part: "
+                         "use trainable_blocks 0 (frozen) or -1 (all)")
+
+
+class PretrainedEncoder(nn.Module):
+    """images [B, 3, S, S] -> the backbone's patch tokens (or feature-map cells) [B, N, width].
+
+    trainable_blocks: 0 freezes the whole tower (kept in eval mode, so its norms and dropout never
+    change), -1 fine-tunes all of it, N > 0 only its last N blocks. weights None builds the architecture
+    untrained: a saved captioner brings the tower's weights itself.
+    """
+
+    def __init__(self, model_name: str, weights: str | None, trainable_blocks: int = 0) -> None:
+        super().__init__()
+        import timm  # only this encoder needs it; importing it costs a second
+
+        if weights is not None and not Path(weights).is_file():
+            raise SupraUserError(f"pretrained weights {weights} not found: give the local file of {model_name}'s "
+                                 "weights (model.net.pretrained.weights=/path/to/file; nothing is downloaded)")
+        try:
+            self.backbone = timm.create_model(model_name, pretrained=False, num_classes=0)
+        except RuntimeError as err:  # an unknown name
+            raise SupraUserError(f"pretrained encoder {model_name!r}: {err} (timm.list_models() names them)".splitlines()[0]) from None
+        if weights is not None:
+            load_backbone_weights(self.backbone, str(weights))
+        data = timm.data.resolve_data_config({}, model=self.backbone)
+        _, height, width = data["input_size"]
+        if height != width:
+            raise SupraUserError(f"{model_name} takes {height}x{width} images: only square inputs are supported")
+        self.image_input = ImageInput(height, tuple(data["mean"]), tuple(data["std"]))
+        self.width = self.backbone.num_features
+        self.prefix_tokens = getattr(self.backbone, "num_prefix_tokens", 0)  # class / register tokens
+        self.frozen: list[nn.Module] = []
+        if trainable_blocks >= 0:
+            self.backbone.requires_grad_(False)
+            self.frozen = [self.backbone]
+            if trainable_blocks:
+                tail = _trainable_groups(self.backbone)[-trainable_blocks:]
+                for group in tail:
+                    group.requires_grad_(True)
+                tail_ids = {id(m) for g in tail for m in g.modules()}
+                self.frozen = [m for m in self.backbone.modules() if id(m) not in tail_ids and not any(True for _ in m.children())]
+        self.train()
+
+    def train(self, mode: bool = True) -> PretrainedEncoder:
+        super().train(mode)
+        for module in self.frozen:  # frozen parts never leave eval mode (BatchNorm statistics, dropout)
+            module.eval()
+        return self
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        features = self.backbone.forward_features(images)
+        if features.dim() == 4:  # a ConvNet's map [B, C, H, W] -> cells in raster order
+            return features.flatten(2).transpose(1, 2)
+        return features[:, self.prefix_tokens :]

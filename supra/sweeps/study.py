@@ -1,0 +1,156 @@
+"""The roadmap study's report (experiment=vlm_study): one row per architecture trained on the same data,
+steps and seed, as a table (study.md, study.csv) and a plot (study.png).
+
+Read from what the jobs left on disk: the `study=<variant>` override, metrics.json (test scores),
+time_accounting.json (training and test step time) and the run config (model, batch size). Written by
+`StudyReport` when the multirun ends; `python -m supra.study_report dir=SWEEP_DIR` rebuilds it.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import logging
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig
+
+from supra.artifacts.captioner_release import build_captioner, describe_architecture
+from supra.sweeps.report import job_dirs, load_yaml
+from supra.utils.errors import SupraUserError
+from supra.utils.files import atomic_path, write_text_atomic
+from supra.utils.hardware import cpu_description
+
+log = logging.getLogger(__name__)
+
+SCORES = ("CIDEr", "Bleu_4", "attr_acc", "relation_acc")
+
+
+@dataclass
+class StudyRow:
+    variant: str
+    architecture: str
+    params: int
+    trainable_params: int
+    CIDEr: float | None
+    Bleu_4: float | None
+    attr_acc: float | None
+    relation_acc: float | None
+    train_samples_per_s: float | None  # training steps only (forward, backward, optimizer)
+    caption_images_per_s: float | None  # test steps: beam search (and the loss pass) per test image
+    train_steps: int | None
+
+
+def _json(path: Path) -> dict[str, Any]:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def _variant(job_dir: Path) -> str:
+    overrides = [str(o) for o in (load_yaml(job_dir / ".hydra" / "overrides.yaml") or [])]
+    return next((o.split("=", 1)[1] for o in overrides if o.startswith(("study=", "+study="))), job_dir.name)
+
+
+def study_row(job_dir: Path) -> StudyRow | None:
+    """The job's row, or None while it has no test metrics (failed, interrupted or still running)."""
+    metrics, times = _json(job_dir / "metrics.json"), _json(job_dir / "time_accounting.json")
+    config = load_yaml(job_dir / ".hydra" / "config.yaml") or {}
+    if not metrics or not config:
+        return None
+    net = build_captioner(config["model"]["net"])
+    seconds, counts = times.get("seconds", {}), times.get("counts", {})
+    batch = config["data"].get("batch_size")
+    train_s, test_s = seconds.get("train_steps"), seconds.get("test_steps")
+    return StudyRow(
+        variant=_variant(job_dir), architecture=describe_architecture(net.config),
+        params=net.get_num_params(), trainable_params=sum(p.numel() for p in net.parameters() if p.requires_grad),
+        **{name: metrics.get(name) for name in SCORES},
+        train_samples_per_s=counts.get("train_steps", 0) * batch / train_s if train_s and batch else None,
+        caption_images_per_s=metrics.get("n_images", 0) / test_s if test_s else None,
+        train_steps=counts.get("train_steps"),
+    )
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.3f}" if value < 100 else f"{value:,.0f}"
+    return f"{value:,}" if isinstance(value, int) else str(value)
+
+
+def markdown(rows: list[StudyRow], command: str) -> str:
+    names = [f.name for f in fields(StudyRow)]
+    lines = ["# The roadmap study", "",
+             f"Every architecture trained on the same data, steps and seed: `{command}`", "",
+             f"Measured on: {cpu_description()}. Scores are the test split's (beam search, width 3); speeds are "
+             "steps only, from each run's time_accounting.json.", "", "![study](study.png)", "",
+             "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+    lines += ["| " + " | ".join(_cell(getattr(r, n)) for n in names) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def plot(rows: list[StudyRow], path: Path) -> None:
+    """Three panels: caption scores, position/attribute accuracy, and speed, one bar per variant."""
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only, no display
+    import matplotlib.pyplot as plt
+
+    names = [r.variant for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(15, 0.45 * len(rows) + 1.6), sharey=True)
+    panels = [("CIDEr", ["CIDEr"]), ("accuracy", ["attr_acc", "relation_acc"]),
+              ("per second (training samples, captioned images)", ["train_samples_per_s", "caption_images_per_s"])]
+    for ax, (title, keys) in zip(axes, panels, strict=True):
+        height = 0.8 / len(keys)
+        for k, key in enumerate(keys):
+            values = [getattr(r, key) or 0.0 for r in rows]
+            bars = ax.barh([i - 0.4 + (k + 0.5) * height for i in range(len(rows))], values, height=height, label=key)
+            ax.bar_label(bars, fmt="%.3g", fontsize=7, padding=2)
+        ax.set_title(title, fontsize=10)
+        if len(keys) > 1:
+            ax.legend(fontsize=7, loc="lower right")
+    axes[0].set_yticks(range(len(rows)), names)
+    axes[0].invert_yaxis()
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = "python train.py experiment=vlm_study") -> list[StudyRow]:
+    """study.md, study.csv and study.png of the sweep's finished jobs into out_dir (each file atomically)."""
+    sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
+    rows = [row for d in job_dirs(sweep_dir) if (row := study_row(d)) is not None]
+    if not rows:
+        raise SupraUserError(f"{sweep_dir} holds no finished study job (<n>/metrics.json): nothing to report")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=[f.name for f in fields(StudyRow)])
+    writer.writeheader()
+    writer.writerows(asdict(r) for r in rows)
+    write_text_atomic(out_dir / "study.csv", buffer.getvalue())
+    write_text_atomic(out_dir / "study.md", markdown(rows, command))
+    plot(rows, out_dir / "study.png")
+    return rows
+
+
+class StudyReport(Callback):
+    """Hydra callback: the study's table and plot into `out_dir` when the multirun ends."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = out_dir
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        try:
+            rows = write_study(config.hydra.sweep.dir, self.out_dir)
+        except SupraUserError as err:
+            log.warning("no study report: %s", err)
+            return
+        log.info("study (%d variants): %s", len(rows), Path(self.out_dir) / "study.md")
