@@ -5,9 +5,9 @@ import torch
 
 from supra.data.captioning.shapes import ShapesDataModule
 from supra.data.images import normalize_images
-from supra.utils.imagenet import IMAGENET_MEAN
 from supra.tokens.caption_bpe import BOS_ID, EOS_ID, PAD_ID
 from supra.utils.errors import SupraUserError
+from supra.utils.imagenet import IMAGENET_MEAN
 
 SMALL = {"num_train": 40, "num_val": 12, "num_test": 10, "batch_size": 8, "eval_batch_size": 5}
 
