@@ -2,7 +2,6 @@
 
 import pytest
 import torch
-from torch import nn
 
 from supra.models.sampling import filter_logits
 from supra.models.vlm_generation import (
@@ -13,27 +12,14 @@ from supra.models.vlm_generation import (
     sample,
 )
 from supra.models.vlm_nano import VLMNano
-
-BOS, EOS = 1, 2
+from tests.peaked_captioner import BOS, EOS, peaked
 
 
 @pytest.fixture(scope="module")
 def peaked_model() -> VLMNano:
-    """A random model in float64 (so cached and recomputed paths agree to ~1e-15 and no near-tie flips).
-
-    A freshly initialised tied model only repeats its input token, so the head is untied and sharpened,
-    the image projection made to matter, and EOS favoured: some captions end early, others run to
-    MAX_SEQ, and the beams really compete.
-    """
+    """The release architecture, random but peaked (tests/peaked_captioner.py)."""
     torch.manual_seed(0)
-    model = VLMNano(VOCAB_SIZE=24, MAX_SEQ=12).double().eval()
-    model.lm_head = nn.Linear(128, 24).double()
-    with torch.no_grad():
-        nn.init.normal_(model.lm_head.weight, std=3.0)
-        model.lm_head.bias.zero_()
-        model.lm_head.bias[EOS] = 6.0
-        nn.init.normal_(model.vis_enc.proj.weight, std=1.0)
-    return model
+    return peaked(VLMNano(VOCAB_SIZE=24, MAX_SEQ=12))
 
 
 @pytest.mark.parametrize("length_penalty", [0.0, 1.0])

@@ -1,0 +1,237 @@
+"""The release card's roadmap as config (docs/architectures.md): every encoder x fusion trains, decodes
+with a cache exactly as without, and searches beams in a batch exactly as one image at a time; a
+pretrained tower loads from a weights file on disk the way a user's CLIP ViT-B/32 would; the data follows
+the tower's size and normalisation; the release architecture alone keeps the release format."""
+
+import json
+from pathlib import Path
+
+import pytest
+import timm
+import torch
+from safetensors.torch import save_file
+
+from supra.artifacts.captioner_release import load_captioner
+from supra.data.captioning.shapes import ShapesDataModule
+from supra.models.vlm_generation import beam_search, beam_search_recompute
+from supra.models.vlm_nano import VLMNano
+from supra.runner.evaluation import evaluate
+from supra.runner.training import train
+from supra.tasks.captioning import CaptioningTask
+from supra.utils.errors import SupraUserError
+from tests.conftest import TINY_RUN, compose_config, run_command
+from tests.peaked_captioner import BOS, EOS, peaked
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+ENCODERS = ["cnn", "vit", "pretrained"]
+FUSIONS = ["prefix", "cross_attention"]
+TINY_NET = {"D_MODEL": 32, "N_HEADS": 2, "N_LAYERS": 2, "D_FF": 64, "VIS_CH": 16, "VOCAB_SIZE": 24, "MAX_SEQ": 10,
+            "IMG_SIZE": 32, "vit": {"patch_size": 8, "width": 16, "layers": 1, "heads": 2}}
+TIMM_MODEL = "test_vit"  # timm's own tiny test ViT: 160 px, mean/std 0.5, a class token
+
+
+@pytest.fixture(scope="module")
+def tower_weights(tmp_path_factory) -> Path:
+    """A tiny timm ViT's weights in a file, as a user's downloaded CLIP ViT-B/32 weights lie on disk."""
+    torch.manual_seed(1)
+    tower = timm.create_model(TIMM_MODEL, pretrained=False)
+    path = tmp_path_factory.mktemp("weights") / "tower.safetensors"
+    save_file({k: v.contiguous() for k, v in tower.state_dict().items()}, path)
+    return path
+
+
+def captioner(encoder: str, fusion: str, weights: Path, **overrides) -> VLMNano:
+    torch.manual_seed(0)
+    config = {**TINY_NET, "pretrained": {"model": TIMM_MODEL, "weights": str(weights)}, **overrides}
+    return VLMNano(**config, encoder=encoder, fusion=fusion)
+
+
+def decoding_test_net(encoder: str, fusion: str, weights: Path, **overrides) -> VLMNano:
+    """peaked (tests/peaked_captioner.py), and the decoder's attention sharpened so that each image gets
+    its own caption (at GPT init a tiny decoder attends almost uniformly and every image reads alike)."""
+    net = peaked(captioner(encoder, fusion, weights, **overrides))
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if name.startswith(("blocks.", "xattn.")) and p.dim() == 2:
+                p.mul_(20.0)
+    return net
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+@pytest.mark.parametrize("encoder", ENCODERS)
+@pytest.mark.parametrize("resampler_layers", [0, 1])
+def test_cached_generation_equals_recomputation(encoder, fusion, resampler_layers, tower_weights):
+    net = decoding_test_net(encoder, fusion, tower_weights, resampler_layers=resampler_layers)
+    size = net.image_input.size
+    images, idx = torch.randn(3, 3, size, size, dtype=torch.double), torch.randint(3, 24, (3, 7))
+    idx[:, 0] = BOS
+    with torch.no_grad():
+        full, _ = net(images, idx)
+        first, cache = net.prefill(images, BOS)
+        steps = [first] + [net.decode_step(idx[:, t], cache) for t in range(1, idx.shape[1])]
+    torch.testing.assert_close(torch.stack(steps, 1), full, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_batched_beam_search_equals_per_image_search(encoder, fusion, tower_weights):
+    net = decoding_test_net(encoder, fusion, tower_weights)
+    torch.manual_seed(0)
+    images = torch.randn(6, 3, net.image_input.size, net.image_input.size, dtype=torch.double)
+    batched = beam_search(net, images, BOS, EOS, beam_width=3)
+    assert batched == [beam_search_recompute(net, image, BOS, EOS, beam_width=3) for image in images]
+    assert len({tuple(c) for c in batched}) > 1  # each image its own caption: the visual path counts
+
+
+def test_cross_attention_reads_each_images_visual_tokens_once_per_search(tower_weights):
+    net = decoding_test_net("cnn", "cross_attention", tower_weights)
+    calls = []
+    for layer in net.xattn.values():
+        compute = layer.context_kv
+        layer.context_kv = lambda visual, compute=compute: calls.append(len(visual)) or compute(visual)
+    beam_search(net, torch.randn(4, 3, 32, 32, dtype=torch.double), BOS, EOS, beam_width=3)
+    assert calls == [4] * len(net.xattn)  # once per gated layer, for the 4 images, not per step or beam
+
+
+def test_gated_cross_attention_starts_as_the_decoder_alone():
+    """tanh gates at 0: before training, the image cannot change the caption's logits (Flamingo's start)."""
+    torch.manual_seed(0)
+    net = VLMNano(**TINY_NET, fusion="cross_attention").eval()
+    idx = torch.tensor([[BOS, 5, 6]])
+    a, _ = net(torch.randn(1, 3, 32, 32), idx)
+    b, _ = net(torch.randn(1, 3, 32, 32), idx)
+    assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize(("encoder", "n_vis", "resampler_layers"), [
+    ("cnn", 1, 0), ("cnn", 4, 0), ("vit", 16, 0), ("vit", 7, 1), ("pretrained", 9, 0), ("pretrained", 5, 2)])
+def test_every_encoder_gives_n_vis_visual_tokens(encoder, n_vis, resampler_layers, tower_weights):
+    net = captioner(encoder, "prefix", tower_weights, N_VIS=n_vis, resampler_layers=resampler_layers)
+    size = net.image_input.size
+    assert net.encode_images(torch.randn(2, 3, size, size)).shape == (2, n_vis, 32)
+
+
+def test_n_vis_not_square_needs_a_resampler():
+    with pytest.raises(ValueError, match="N_VIS=7 must be a square number .* resampler"):
+        VLMNano(**TINY_NET, N_VIS=7)
+
+
+# -- the pretrained tower ---------------------------------------------------------------------------
+
+
+def test_pretrained_tower_holds_the_files_weights_frozen_in_eval_mode(tower_weights):
+    from safetensors.torch import load_file
+
+    net = captioner("pretrained", "prefix", tower_weights).train()
+    tower = net.vis_enc.features.backbone
+    saved = load_file(tower_weights)
+    assert all(torch.equal(value, saved[name]) for name, value in tower.state_dict().items())  # not re-initialised
+    assert not any(p.requires_grad for p in tower.parameters()) and not tower.training
+    trainable = {id(p) for group in net.optimizer_groups(0.01) for p in group["params"]}
+    assert trainable and not trainable & {id(p) for p in tower.parameters()}
+
+
+def test_pretrained_tower_fine_tunes_all_or_its_last_blocks(tower_weights):
+    last_two = captioner("pretrained", "prefix", tower_weights, pretrained={"model": TIMM_MODEL, "weights": str(tower_weights),
+                                                                          "trainable_blocks": 2})
+    tower = last_two.vis_enc.features.backbone
+    n_blocks = len(tower.blocks)
+    trainable_blocks = {i for i, block in enumerate(tower.blocks) if all(p.requires_grad for p in block.parameters())}
+    assert trainable_blocks == {n_blocks - 2, n_blocks - 1}
+    assert not tower.patch_embed.proj.weight.requires_grad
+    everything = captioner("pretrained", "prefix", tower_weights,
+                           pretrained={"model": TIMM_MODEL, "weights": str(tower_weights), "trainable_blocks": -1})
+    assert all(p.requires_grad for p in everything.parameters())
+
+
+def test_pretrained_tower_errors_name_the_file_and_the_fix(tower_weights, tmp_path):
+    def build(model: str, weights: Path) -> None:
+        VLMNano(**TINY_NET, encoder="pretrained", pretrained={"model": model, "weights": str(weights)})
+
+    with pytest.raises(SupraUserError, match=r"missing.pth not found: give the local file .*nothing is downloaded"):
+        build(TIMM_MODEL, tmp_path / "missing.pth")
+    with pytest.raises(SupraUserError, match=r"tower.safetensors do not fit test_resnet: \d+ missing"):
+        build("test_resnet", tower_weights)  # timm itself would only warn and keep random weights
+    (tmp_path / "corrupt.pth").write_bytes(b"not a checkpoint")
+    with pytest.raises(SupraUserError, match="corrupt.pth are unreadable"):
+        build(TIMM_MODEL, tmp_path / "corrupt.pth")
+    with pytest.raises(SupraUserError, match="pretrained encoder 'no_such_net'"):
+        build("no_such_net", tower_weights)
+
+
+def test_data_follow_the_towers_input_size_and_normalisation(tower_weights):
+    task = CaptioningTask(captioner("pretrained", "prefix", tower_weights), optimizer=None)
+    settings = task.data_settings()
+    assert (settings["image_size"], settings["image_mean"], settings["image_std"]) == (160, [0.5] * 3, [0.5] * 3)
+    data = ShapesDataModule(num_train=8, num_val=4, num_test=4, batch_size=4, **{**settings, "vocab_size": 2048})
+    data.setup("fit")
+    batch = data.on_after_batch_transfer(next(iter(data.train_dataloader())), 0)
+    assert batch["images"].shape[-2:] == (160, 160)
+    assert batch["images"].min() >= -1.0 and batch["images"].max() <= 1.0  # (x - 0.5) / 0.5, not ImageNet's
+
+
+# -- training and saving ----------------------------------------------------------------------------
+
+SMALL_RUN = [*TINY_RUN, "model.net.D_MODEL=32", "model.net.N_HEADS=2", "model.net.N_LAYERS=2", "model.net.D_FF=64",
+             "model.net.VIS_CH=16", "model.test_metrics=[Bleu,CIDEr]"]
+
+
+def architecture(encoder: str, fusion: str, weights: Path) -> list[str]:
+    """The overrides that choose an encoder and a fusion, the encoder small (a timm test tower for pretrained)."""
+    sizes = {"cnn": [], "vit": ["model.net.vit.width=16", "model.net.vit.layers=1", "model.net.vit.heads=2"],
+             "pretrained": [f"model.net.pretrained.model={TIMM_MODEL}", f"model.net.pretrained.weights={weights}"]}
+    return [f"model/encoder={encoder}", f"model/fusion={fusion}", *sizes[encoder]]
+
+
+@pytest.mark.parametrize("fusion", FUSIONS)
+@pytest.mark.parametrize("encoder", ENCODERS)
+def test_every_encoder_and_fusion_trains_with_fast_dev_run(encoder, fusion, tower_weights, tmp_path):
+    cfg = compose_config("train", tmp_path / "run", [*SMALL_RUN, *architecture(encoder, fusion, tower_weights),
+                                                     "debug=fast_dev_run"])
+    _, metrics = train(cfg)
+    assert {"train/loss", "val/loss", "test/CIDEr", "test/attr_acc", "test/relation_acc"} <= set(metrics)
+    assert (tmp_path / "run" / "attention_maps.png").is_file()  # cross-attention maps too
+
+
+@pytest.fixture(scope="module")
+def vit_run(tmp_path_factory) -> Path:
+    """A few steps of a non-release architecture (ViT, resampler, cross-attention) with its checkpoint."""
+    out = tmp_path_factory.mktemp("vit") / "run"
+    train(compose_config("train", out, [*SMALL_RUN, *architecture("vit", "cross_attention", Path()),
+                                        "model.net.resampler_layers=1", "callbacks.attention_maps=null"]))
+    return out
+
+
+def test_a_non_release_architecture_saves_a_folder_that_reads_back(vit_run, tmp_path):
+    ckpt = vit_run / "checkpoints" / "best.ckpt"
+    run_command("export", f"ckpt={ckpt}", f"out={tmp_path / 'folder'}")
+    folder = tmp_path / "folder"
+    assert {"config.json", "model.safetensors", "tokenizer.json", "README.md"} <= {p.name for p in folder.iterdir()}
+    config = json.loads((folder / "config.json").read_text())
+    assert (config["encoder"], config["fusion"], config["resampler_layers"]) == ("vit", "cross_attention", 1)
+    assert "vit encoder, 16 resampled visual tokens, cross_attention fusion" in (folder / "README.md").read_text()
+    from_ckpt, tokenizer, _ = load_captioner(ckpt)
+    from_folder, _, _ = load_captioner(folder)
+    images = torch.randn(4, 3, 112, 112)
+    assert beam_search(from_folder, images, BOS, EOS) == beam_search(from_ckpt, images, BOS, EOS)
+    evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={folder}", "data=shapes", "data.num_test=15",
+                                                         "data.num_train=96", "data.num_val=24"]))
+    from_folder, from_run = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "eval", vit_run))
+    assert round(from_folder["CIDEr"], 6) == round(from_run["CIDEr"], 6)
+
+
+def test_a_folder_given_to_another_architecture_is_one_line(vit_run, tmp_path):
+    run_command("export", f"ckpt={vit_run / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'folder'}")
+    cfg = compose_config("train", tmp_path / "run", [*SMALL_RUN, f"model.init_from={tmp_path / 'folder'}"])
+    with pytest.raises(SupraUserError, match=r"holds a captioner with vit encoder, 16 resampled visual tokens, "
+                                             r"cross_attention fusion.*this model has cnn encoder, 16 pooled visual "
+                                             r"tokens, prefix fusion"):
+        train(cfg)
+
+
+def test_release_architecture_exports_exactly_the_release_keys(trained_run, tmp_path):
+    run_command("export", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'release'}")
+    config = json.loads((tmp_path / "release" / "config.json").read_text())
+    assert set(config) == {"D_MODEL", "N_HEADS", "N_LAYERS", "D_FF", "VIS_CH", "N_VIS", "VOCAB_SIZE", "MAX_SEQ", "IMG_SIZE",
+                           "bos_token_id", "eos_token_id"}
