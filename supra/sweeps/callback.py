@@ -32,6 +32,12 @@ class SweepJobRecorder(Callback):
     def __init__(self) -> None:
         self._started: float | None = None
 
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Hydra sets its HydraConfig only inside each job, after the sweeper has resolved hydra.sweep.dir;
+        # ours is ${paths.log_dir}/... = ${hydra:runtime.cwd}/logs/..., which then cannot resolve and
+        # `python train.py -m ...` stopped at once. Setting it here, before the sweeper starts, resolves it.
+        HydraConfig.instance().set_config(config)
+
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._started = time.perf_counter()
 
