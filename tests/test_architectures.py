@@ -235,3 +235,28 @@ def test_release_architecture_exports_exactly_the_release_keys(trained_run, tmp_
     config = json.loads((tmp_path / "release" / "config.json").read_text())
     assert set(config) == {"D_MODEL", "N_HEADS", "N_LAYERS", "D_FF", "VIS_CH", "N_VIS", "VOCAB_SIZE", "MAX_SEQ", "IMG_SIZE",
                            "bos_token_id", "eos_token_id"}
+
+
+def test_the_study_is_one_command_that_writes_a_table_and_a_plot_into_docs(tmp_path):
+    """`python train.py experiment=vlm_study` (two of its variants, a few steps), run where a user runs it:
+    without a hydra.sweep.dir, so the sweep directory resolves from paths.* as in a real run."""
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "experiment=vlm_study", "study=release,nvis1", *TINY_RUN[:5],
+         "trainer.max_steps=2", "trainer.val_check_interval=2", "model.test_metrics=[Bleu,CIDEr]",
+         "callbacks.caption_grid=null", "callbacks.progress_bar=null"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    table = (tmp_path / "docs" / "study.md").read_text()
+    assert "| release | cnn encoder, 16 pooled visual tokens, prefix fusion, 3 x 128 decoder | 698,624 |" in table
+    assert "| nvis1 | cnn encoder, 1 pooled visual tokens" in table
+    assert "python train.py experiment=vlm_study" in table
+    rows = (tmp_path / "docs" / "study.csv").read_text().splitlines()
+    assert rows[0].startswith("variant,architecture,params,trainable_params,CIDEr,Bleu_4,attr_acc,relation_acc,")
+    assert len(rows) == 3
+    assert (tmp_path / "docs" / "study.png").read_bytes()[:4] == b"\x89PNG"
+    assert list((tmp_path / "logs" / "study").glob("*/1/metrics.json"))  # the sweep went where paths.log_dir says

@@ -58,3 +58,63 @@ def test_unreadable_tokenizer_file_is_named(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(ValueError, match="tokenizer.json is not a readable tokenizer.json"):
         CaptionTokenizer.from_file(bad)
+
+
+# -- GPT-2's published files ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def gpt2_folder(tmp_path):
+    """vocab.json + merges.txt laid out as OpenAI and the Hub publish GPT-2's: byte-level symbols (Ġ is a
+    space), a `#version` header line in merges.txt, <|endoftext|> as the last id. A few merges only."""
+    import json
+
+    from tokenizers.pre_tokenizers import ByteLevel
+
+    vocab = {symbol: i for i, symbol in enumerate(sorted(ByteLevel.alphabet()))}
+    merges = [("Ġ", "c"), ("a", "t"), ("Ġc", "at"), ("Ġ", "a")]
+    for left, right in merges:
+        vocab[left + right] = len(vocab)
+    vocab["<|endoftext|>"] = len(vocab)
+    (tmp_path / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+    return tmp_path
+
+
+def test_gpt2_files_load_after_our_special_ids(gpt2_folder):
+    tokenizer = CaptionTokenizer.from_gpt2_files(gpt2_folder)
+    assert tokenizer.vocab_size == 256 + 4 + 1 + 4  # alphabet, merges, <|endoftext|>, then ours first
+    assert [tokenizer.hf.token_to_id(t) for t in ("<pad>", "<bos>", "<eos>", "<unk>")] == [0, 1, 2, 3]
+    assert tokenizer.hf.token_to_id("Ġcat") == 256 + 2 + 4  # GPT-2's id moved up by 4
+    ids, _ = tokenizer.encode_batch(["a cat", "A Cat sat"], max_len=16)
+    assert ids[0, :4].tolist() == [BOS_ID, tokenizer.hf.token_to_id("Ġa"), tokenizer.hf.token_to_id("Ġcat"), EOS_ID]
+    assert tokenizer.decode_batch(ids.tolist()) == ["a cat", "A Cat sat"]  # cased, as GPT-2
+    assert CaptionTokenizer.from_json(tokenizer.to_json()).encode_batch(["a cat"], 16)[0].tolist() == ids[:1, :4].tolist()
+
+
+def test_data_gpt2_tokenizer_replaces_the_trained_bpe(gpt2_folder):
+    from supra.data.captioning.shapes import ShapesDataModule
+
+    data = ShapesDataModule(num_train=4, num_val=2, num_test=2, vocab_size=300, gpt2_tokenizer=str(gpt2_folder))
+    data.setup("fit")
+    assert data.tokenizer.to_json() == CaptionTokenizer.from_gpt2_files(gpt2_folder).to_json()
+
+
+def test_gpt2_files_missing_or_inconsistent_are_named(gpt2_folder, tmp_path):
+    from supra.data.captioning.shapes import ShapesDataModule
+    from supra.utils.errors import SupraUserError
+
+    with pytest.raises(SupraUserError, match=r"data.gpt2_tokenizer=.*nowhere.*vocab.json not found"):
+        ShapesDataModule(num_train=4, num_val=2, num_test=2, gpt2_tokenizer=str(tmp_path / "nowhere")).setup("fit")
+    (gpt2_folder / "merges.txt").write_text("#version: 0.2\nĠ zz\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"merges.txt: merge 'Ġ zz' is not two tokens of vocab.json"):
+        CaptionTokenizer.from_gpt2_files(gpt2_folder)
+
+
+def test_a_32k_caption_bpe_trains_and_feeds_a_32k_model():
+    from supra.models.vlm_nano import VLMNano
+
+    tokenizer = CaptionTokenizer.train(CAPTIONS, vocab_size=32_000)  # as many as the captions need, at most 32k
+    assert tokenizer.vocab_size <= 32_000
+    net = VLMNano(VOCAB_SIZE=32_000, D_MODEL=32, N_HEADS=2, D_FF=64, N_LAYERS=1)
+    assert net.lm_head.weight.shape == (32_000, 32)
