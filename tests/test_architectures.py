@@ -219,6 +219,12 @@ def test_a_non_release_architecture_saves_a_folder_that_reads_back(vit_run, tmp_
                                                          "data.num_train=96", "data.num_val=24"]))
     from_folder, from_run = (json.loads((d / "metrics.json").read_text()) for d in (tmp_path / "eval", vit_run))
     assert round(from_folder["CIDEr"], 6) == round(from_run["CIDEr"], 6)
+    from PIL import Image
+
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(tmp_path / "photos" / "red.jpg")
+    run_command("caption", f"ckpt={folder}", f"images={tmp_path / 'photos'}", f"out={tmp_path / 'out'}")
+    assert json.loads((tmp_path / "out" / "captions.jsonl").read_text())["file"].endswith("red.jpg")
 
 
 def test_a_folder_given_to_another_architecture_is_one_line(vit_run, tmp_path):
@@ -227,6 +233,13 @@ def test_a_folder_given_to_another_architecture_is_one_line(vit_run, tmp_path):
     with pytest.raises(SupraUserError, match=r"holds a captioner with vit encoder, 16 resampled visual tokens, "
                                              r"cross_attention fusion.*this model has cnn encoder, 16 pooled visual "
                                              r"tokens, prefix fusion"):
+        train(cfg)
+
+
+def test_resuming_a_checkpoint_of_another_architecture_is_one_line(vit_run, tmp_path):
+    cfg = compose_config("train", tmp_path / "run", [*SMALL_RUN, f"ckpt_path={vit_run / 'checkpoints' / 'last.ckpt'}"])
+    with pytest.raises(SupraUserError, match=r"last.ckpt \(another model's configuration\?\) does not fit this model: "
+                                             r"missing \['vis_enc.conv1"):
         train(cfg)
 
 

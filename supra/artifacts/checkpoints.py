@@ -72,6 +72,12 @@ def load_vqvae(path: str | Path, what: str = "ckpt") -> tuple[torch.nn.Module, d
 def load_state_strictly(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
     """module.load_state_dict(state), with every missing, unexpected or wrongly shaped key reported in one
     line naming `source` (the file), instead of torch's multi-line RuntimeError."""
+    check_state_fits(module, state, source)
+    module.load_state_dict(state)
+
+
+def check_state_fits(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+    """A one-line SupraUserError naming `source` unless `state` has exactly `module`'s names and shapes."""
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
@@ -81,7 +87,6 @@ def load_state_strictly(module: torch.nn.Module, state: dict[str, torch.Tensor],
             f"{source} does not fit this model: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
             f"unexpected {unexpected[:5]}, wrong shape {[(k, tuple(state[k].shape)) for k in wrong_shape[:5]]}"
         )
-    module.load_state_dict(state)
 
 
 def artifact_kind(path: str | Path, what: str = "ckpt") -> str:

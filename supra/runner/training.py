@@ -14,6 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from supra.artifacts.checkpoints import check_state_fits, load_supra_checkpoint, net_state
 from supra.runner.components import (
     build_datamodule,
     build_task,
@@ -70,6 +71,10 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     run_config = OmegaConf.to_container(cfg, resolve=True)
     # Each part once, handed one way: stage 1 and reused token ids -> task -> DataModule (what it must follow).
     task = build_task(cfg.model, run_config, stage1_vqvae(cfg.model))
+    if cfg.get("ckpt_path") and isinstance(getattr(task, "net", None), torch.nn.Module):
+        # another architecture's checkpoint: one line here, not Lightning's page of missing keys
+        checkpoint = load_supra_checkpoint(cfg.ckpt_path, kind=task.checkpoint_kind, what="ckpt_path")
+        check_state_fits(task.net, net_state(checkpoint), f"ckpt_path={cfg.ckpt_path} (another model's configuration?)")
     datamodule = build_datamodule(cfg.data, task, tokenizer_to_reuse(cfg))
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
