@@ -94,7 +94,8 @@ class PretrainedEncoder(nn.Module):
                 for group in tail:
                     group.requires_grad_(True)
                 tail_ids = {id(m) for g in tail for m in g.modules()}
-                self.frozen = [m for m in self.backbone.modules() if id(m) not in tail_ids and not any(True for _ in m.children())]
+                self.frozen = [m for m in self.backbone.modules()  # the leaves outside the tail
+                               if id(m) not in tail_ids and next(m.children(), None) is None]
         self.train()
 
     def train(self, mode: bool = True) -> PretrainedEncoder:

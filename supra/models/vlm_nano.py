@@ -22,6 +22,7 @@ from supra.models.cross_attention import GatedCrossAttentionBlock
 from supra.models.gpt import Block, BlockConfig, init_gpt_weights, weight_decay_groups
 from supra.models.image_input import ImageInput
 from supra.models.kv_cache import KVCache
+from supra.models.pretrained_encoder import PretrainedEncoder
 from supra.models.resampler import PerceiverResampler
 from supra.models.visual_tokens import VisualTokens
 from supra.models.vit_encoder import ViTEncoder
@@ -177,8 +178,6 @@ def build_encoder(cfg: VLMNanoConfig) -> nn.Module:
         v = cfg.vit
         features = ViTEncoder(cfg.IMG_SIZE, v.patch_size, v.width, v.layers, v.heads)
     else:
-        from supra.models.pretrained_encoder import PretrainedEncoder  # timm is imported only for it
-
         p = cfg.pretrained
         features = PretrainedEncoder(p.model, p.weights, p.trainable_blocks)
     return VisualTokens(features, cfg.N_VIS, cfg.D_MODEL, cfg.resampler_layers, cfg.N_HEADS)
@@ -195,11 +194,11 @@ class VLMNano(nn.Module):
         super().__init__()
         cfg = VLMNanoConfig(**config)  # type: ignore[arg-type]
         self.vis_enc = build_encoder(cfg)
-        backbone_input = getattr(getattr(self.vis_enc, "features", None), "image_input", None)
-        if backbone_input is not None:  # a pretrained tower decides its input size
-            cfg = replace(cfg, IMG_SIZE=backbone_input.size)
+        tower = self.vis_enc.features if cfg.encoder == "pretrained" else None
+        if tower is not None:  # a pretrained tower decides its input size and normalisation
+            cfg = replace(cfg, IMG_SIZE=tower.image_input.size)
         self.config = cfg
-        self.image_input: ImageInput = backbone_input or ImageInput(cfg.IMG_SIZE)
+        self.image_input: ImageInput = tower.image_input if tower is not None else ImageInput(cfg.IMG_SIZE)
         self.tok_emb = nn.Embedding(cfg.VOCAB_SIZE, cfg.D_MODEL)
         self.pos_emb = nn.Embedding(cfg.n_prefix + cfg.MAX_SEQ, cfg.D_MODEL)
         if cfg.fusion == "cross_attention":
@@ -213,7 +212,7 @@ class VLMNano(nn.Module):
         self.ln_f = nn.LayerNorm(cfg.D_MODEL)
         self.lm_head = nn.Linear(cfg.D_MODEL, cfg.VOCAB_SIZE, bias=False)
         self.lm_head.weight = self.tok_emb.weight  # weight tying, as the release
-        init_gpt_weights(self, cfg.N_LAYERS, keep=getattr(self.vis_enc, "features", None) if cfg.encoder == "pretrained" else None)
+        init_gpt_weights(self, cfg.N_LAYERS, keep=tower)  # a pretrained tower keeps its weights
 
     # -- sizes and optimiser groups -------------------------------------------------------------
 
