@@ -112,6 +112,17 @@ def test_every_encoder_gives_n_vis_visual_tokens(encoder, n_vis, resampler_layer
     assert net.encode_images(torch.randn(2, 3, size, size)).shape == (2, n_vis, 32)
 
 
+def test_the_resampler_knows_where_each_token_lies():
+    """Attention alone is blind to order: without grid positions, shuffling the encoder's tokens would give
+    the same latents, and captions could not say "left" or "top"."""
+    from supra.models.resampler import PerceiverResampler
+
+    torch.manual_seed(0)
+    resampler, tokens = PerceiverResampler(width=16, n_latents=4, n_layers=1, n_heads=2), torch.randn(2, 9, 16)
+    shuffled = tokens[:, torch.tensor([8, 7, 6, 5, 4, 3, 2, 1, 0])]
+    assert not torch.allclose(resampler(tokens), resampler(shuffled), atol=1e-3)
+
+
 def test_n_vis_not_square_needs_a_resampler():
     with pytest.raises(ValueError, match="N_VIS=7 must be a square number .* resampler"):
         VLMNano(**TINY_NET, N_VIS=7)

@@ -1,13 +1,32 @@
 """A Perceiver resampler (Flamingo): a fixed number of learned latent queries read any number of
-encoder tokens, so the decoder sees N_VIS visual tokens whatever the encoder's grid."""
+encoder tokens, so the decoder sees N_VIS visual tokens whatever the encoder's grid.
+
+Attention alone does not know where a token lies, and a CNN's features carry little of it, so the
+tokens get fixed 2D sine-cosine positions of their grid first (as Perceiver IO gives its inputs Fourier
+positions); without them, captions lose every "left of" and "at the top" (docs/study.md).
+"""
 
 from __future__ import annotations
+
+import math
 
 import torch
 from torch import nn
 
 from supra.models.cross_attention import CrossAttention
 from supra.models.gpt import MLP, BlockConfig
+
+
+def grid_positions(side: int, width: int, device: torch.device | None = None) -> torch.Tensor:
+    """[side * side, width] fixed 2D sine-cosine positions of a square grid in raster order: the first
+    half of the channels encodes the row, the second the column (width must be divisible by 4)."""
+    if width % 4:
+        raise ValueError(f"grid positions need a width divisible by 4, got {width}")
+    freqs = 1.0 / 10_000 ** (torch.arange(width // 4, device=device, dtype=torch.float32) / (width // 4))
+    coords = torch.arange(side, device=device, dtype=torch.float32)[:, None] * freqs  # [side, width/4]
+    axis = torch.cat([coords.sin(), coords.cos()], dim=1)  # [side, width/2]
+    rows, cols = axis[:, None, :].expand(side, side, -1), axis[None, :, :].expand(side, side, -1)
+    return torch.cat([rows, cols], dim=2).reshape(side * side, width)
 
 
 class ResamplerLayer(nn.Module):
@@ -30,7 +49,7 @@ class ResamplerLayer(nn.Module):
 
 
 class PerceiverResampler(nn.Module):
-    """tokens [B, N, width] -> [B, n_latents, width]."""
+    """tokens [B, N, width] of a square grid -> [B, n_latents, width]."""
 
     def __init__(self, width: int, n_latents: int, n_layers: int, n_heads: int) -> None:
         super().__init__()
@@ -39,6 +58,10 @@ class PerceiverResampler(nn.Module):
         self.ln = nn.LayerNorm(width)
 
     def forward(self, tokens: torch.Tensor) -> torch.Tensor:
+        side = math.isqrt(tokens.shape[1])
+        if side * side != tokens.shape[1]:
+            raise ValueError(f"{tokens.shape[1]} encoder tokens are not a square grid")
+        tokens = tokens + grid_positions(side, tokens.shape[2], tokens.device).to(tokens.dtype)
         latents = self.latents.expand(tokens.shape[0], -1, -1)
         for layer in self.layers:
             latents = layer(latents, tokens)
