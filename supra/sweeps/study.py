@@ -89,8 +89,10 @@ def markdown(rows: list[StudyRow], command: str) -> str:
     names = [f.name for f in fields(StudyRow)]
     lines = ["# The roadmap study", "",
              f"Every architecture trained on the same data, steps and seed: `{command}`", "",
-             f"Measured on: {cpu_description()}. Scores are the test split's (beam search, width 3); speeds are "
-             "steps only, from each run's time_accounting.json.", "", "![study](study.png)", "",
+             f"Measured on: {cpu_description()}. Scores are the test split's (beam search, width 3). Speeds are "
+             "steps only, from each run's time_accounting.json: every run measures itself, so on a shared machine "
+             "they carry its noise (compare one architecture's speed before and after a change with benchmarks/).",
+             "", "![study](study.png)", "",
              "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
     lines += ["| " + " | ".join(_cell(getattr(r, n)) for n in names) + " |" for r in rows]
     return "\n".join(lines) + "\n"
@@ -114,8 +116,9 @@ def plot(rows: list[StudyRow], path: Path) -> None:
             bars = ax.barh([i - 0.4 + (k + 0.5) * height for i in range(len(rows))], values, height=height, label=key)
             ax.bar_label(bars, fmt="%.3g", fontsize=7, padding=2)
         ax.set_title(title, fontsize=10)
+        ax.margins(x=0.15)  # room for the value labels
         if len(keys) > 1:
-            ax.legend(fontsize=7, loc="lower right")
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=len(keys), frameon=False)
     axes[0].set_yticks(range(len(rows)), names)
     axes[0].invert_yaxis()
     fig.tight_layout()
