@@ -10,6 +10,7 @@ from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
 from torch.utils.data import DataLoader, TensorDataset
 
 from supra.callbacks.caption_grid import CaptionGridCallback
+from supra.data.images import normalize_images
 from supra.pictures.files import save_image_atomic
 from supra.pictures.grids import LINE_HEIGHT, MAX_LINES, TILE, render_caption_grid
 
@@ -76,6 +77,9 @@ class TinySamples(L.LightningDataModule):
     def sample_images(self, split: str, n: int) -> tuple[torch.Tensor, list[list[str]]]:
         self.requests.append((split, n))
         return images(n), [[f"reference {i}", "another"] for i in range(n)]
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        return normalize_images(images)
 
     def _loader(self) -> DataLoader:
         return DataLoader(TensorDataset(torch.randn(8, 4)), batch_size=4)

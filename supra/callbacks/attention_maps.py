@@ -8,7 +8,6 @@ from lightning.pytorch.utilities import rank_zero_warn
 from PIL import Image
 
 from supra.callbacks.sample_grid import Sample, SampleGridCallback
-from supra.data.images import normalize_images
 from supra.data.media.codes import decode_codes
 from supra.models.attention_maps import explain_caption, explain_image2text
 from supra.pictures.attention import render_token_strip, square_grid
@@ -48,8 +47,7 @@ class AttentionMapsCallback(SampleGridCallback):
             tokenizer, grid = pl_module.tokenizer, square_grid(pl_module.net.config.N_VIS)
             strips = []
             for image in images:
-                ids, tokens = explain_caption(pl_module.net, normalize_images(image[None].to(pl_module.device), pl_module.net.image_input.mean,
-                                                               pl_module.net.image_input.std)[0],
+                ids, tokens = explain_caption(pl_module.net, trainer.datamodule.normalize(image[None].to(pl_module.device))[0],
                                               tokenizer.bos_id, tokenizer.eos_id,
                                               lambda i: tokenizer.hf.decode(i, skip_special_tokens=True), pl_module.decode)
                 strips.append(render_token_strip(image, [t.token for t in tokens], [t.mean_map for t in tokens],

@@ -6,7 +6,6 @@ from __future__ import annotations
 import lightning as L
 
 from supra.callbacks.sample_grid import Sample, SampleGridCallback
-from supra.data.images import normalize_images
 from supra.pictures.grids import render_caption_grid
 
 
@@ -14,6 +13,7 @@ class CaptionGridCallback(SampleGridCallback):
     """`<split>_step_XXXXXX.png` under `samples/` and `samples.png`, logged as `<split>/samples`.
 
     Needs `trainer.datamodule.sample_images(split, n) -> (uint8 [n, 3, H, W], [[reference, ...], ...])` and
+    `.normalize(uint8 images) -> float` (as the model expects them), and
     `pl_module.generate_captions(normalised float [n, 3, H, W]) -> list[str]`.
     """
 
@@ -25,8 +25,7 @@ class CaptionGridCallback(SampleGridCallback):
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> list[Sample]:
         images, references = trainer.datamodule.sample_images(split, self.num_samples)
-        captions = pl_module.generate_captions(normalize_images(images.to(pl_module.device), pl_module.net.image_input.mean,
-                                                                      pl_module.net.image_input.std))
+        captions = pl_module.generate_captions(trainer.datamodule.normalize(images.to(pl_module.device)))
         first_refs = [refs[0] if refs else "" for refs in references]
         grid = render_caption_grid(images, captions, first_refs, self.columns,
                                    title=f"{split} images, step {trainer.global_step}")

@@ -222,7 +222,11 @@ class CaptionDataModule(SplitDataModule):
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         # Normalise on the device: uint8 crosses the host->device copy at a quarter of float's size.
-        return {**batch, "images": normalize_images(batch["images"], self.image_mean, self.image_std)}
+        return {**batch, "images": self.normalize(batch["images"])}
+
+    def normalize(self, images: torch.Tensor) -> torch.Tensor:
+        """uint8 [B, 3, S, S] -> float, normalised as the model's encoder expects (its image_mean/std)."""
+        return normalize_images(images, self.image_mean, self.image_std)
 
     # -- for metrics and pictures -----------------------------------------------------------------
 
