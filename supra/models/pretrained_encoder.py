@@ -2,7 +2,7 @@
 
 Nothing is downloaded: timm builds the named architecture untrained and `weights` is read from disk
 through the architecture's own timm checkpoint filter, so a timm checkpoint and, for timm's CLIP models
-(e.g. vit_base_patch32_clip_224), OpenAI's or open_clip's published CLIP files load the same way. The
+(e.g. vit_base_patch32_clip_224), open_clip's published CLIP state dicts load the same way. The
 load is strict (timm's own pretrained loading only warns on a file of another architecture and keeps
 random weights: a silent wrong result). The tower's input size and
 normalisation come from its timm config (`image_input`), which the data pipeline applies.
