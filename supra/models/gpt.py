@@ -8,7 +8,7 @@ so VLMNano's blocks load the published weights as they are; A2ANano uses the sam
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -137,9 +137,15 @@ class Block(nn.Module):
         return x + self.mlp(self.ln2(x))
 
 
-def run_blocks(blocks: nn.ModuleList, x: torch.Tensor, cache: KVCache | None = None) -> torch.Tensor:
-    """x through every block; the cache commits the new positions once all layers have appended them."""
+def run_blocks(
+    blocks: nn.ModuleList, x: torch.Tensor, cache: KVCache | None = None,
+    before: Mapping[int, Callable[[torch.Tensor], torch.Tensor]] | None = None,
+) -> torch.Tensor:
+    """x through every block; the cache commits the new positions once all layers have appended them.
+    `before[i]`, where given, runs just before block i (a captioner's gated cross-attention layers)."""
     for layer, block in enumerate(blocks):
+        if before and layer in before:
+            x = before[layer](x)
         x = block(x, cache, layer)
     if cache is not None:
         cache.advance(x.shape[1])

@@ -13,13 +13,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import asdict, dataclass, field, replace
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from supra.models.cross_attention import GatedCrossAttentionBlock
-from supra.models.gpt import Block, BlockConfig, init_gpt_weights, weight_decay_groups
+from supra.models.gpt import Block, BlockConfig, init_gpt_weights, run_blocks, weight_decay_groups
 from supra.models.image_input import ImageInput
 from supra.models.kv_cache import KVCache
 from supra.models.pretrained_encoder import PretrainedEncoder
@@ -248,17 +249,9 @@ class VLMNano(nn.Module):
     def transformer(self, x: torch.Tensor, cache: KVCache | None = None,
                     context: list[tuple[torch.Tensor, torch.Tensor]] | None = None) -> torch.Tensor:
         """The decoder over x [B, T, D]; `context` (cross-attention fusion) defaults to the cache's."""
-        x = self.drop(x)
         context = cache.context if context is None and cache is not None else context
-        gated = iter(zip(self.xattn.values(), context, strict=True)) if context else None
-        for layer, block in enumerate(self.blocks):
-            if gated is not None and str(layer) in self.xattn:
-                xattn, kv = next(gated)
-                x = xattn(x, kv)
-            x = block(x, cache, layer)
-        if cache is not None:
-            cache.advance(x.shape[1])
-        return self.ln_f(x)
+        gated = {int(i): partial(xattn, kv=kv) for (i, xattn), kv in zip(self.xattn.items(), context, strict=True)} if context else None
+        return self.ln_f(run_blocks(self.blocks, self.drop(x), cache, gated))
 
     def forward(
         self,
