@@ -16,6 +16,7 @@ from supra.artifacts.loaded_configs import instantiate_loaded, upgrade_run_confi
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.errors import SupraUserError
+from supra.utils.state_dicts import check_state_fits
 
 
 def load_supra_checkpoint(path: str | Path, kind: str | None = None, what: str = "ckpt") -> dict[str, Any]:
@@ -74,19 +75,6 @@ def load_state_strictly(module: torch.nn.Module, state: dict[str, torch.Tensor],
     line naming `source` (the file), instead of torch's multi-line RuntimeError."""
     check_state_fits(module, state, source)
     module.load_state_dict(state)
-
-
-def check_state_fits(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """A one-line SupraUserError naming `source` unless `state` has exactly `module`'s names and shapes."""
-    expected = module.state_dict()
-    missing = sorted(set(expected) - set(state))
-    unexpected = sorted(set(state) - set(expected))
-    wrong_shape = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong_shape:
-        raise SupraUserError(
-            f"{source} does not fit this model: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-            f"unexpected {unexpected[:5]}, wrong shape {[(k, tuple(state[k].shape)) for k in wrong_shape[:5]]}"
-        )
 
 
 def artifact_kind(path: str | Path, what: str = "ckpt") -> str:

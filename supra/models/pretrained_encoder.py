@@ -18,6 +18,7 @@ from torch import nn
 
 from supra.models.image_input import ImageInput
 from supra.utils.errors import SupraUserError
+from supra.utils.state_dicts import check_state_fits
 
 
 def load_backbone_weights(backbone: nn.Module, path: str) -> None:
@@ -35,13 +36,8 @@ def load_backbone_weights(backbone: nn.Module, path: str) -> None:
     classifier = backbone.pretrained_cfg.get("classifier") or "head"
     # The tower is built without its classifier: a head in the file is not ours to load.
     state = {k: v for k, v in state.items() if k in expected or not k.startswith(f"{classifier}.")}
-    missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-    wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong:
-        name = backbone.pretrained_cfg.get("architecture", type(backbone).__name__)
-        raise SupraUserError(f"pretrained weights {path} do not fit {name}: {len(missing)} missing (e.g. {missing[:2]}), "
-                             f"{len(unexpected)} unexpected (e.g. {unexpected[:2]}), {len(wrong)} of another shape "
-                             f"(e.g. {wrong[:2]}): give the file of that model, or the model.net.pretrained.model it belongs to")
+    check_state_fits(backbone, state, f"pretrained weights {path}", backbone.pretrained_cfg.get("architecture", "the tower"),
+                     hint=": give the file of that model, or the model.net.pretrained.model it belongs to")
     backbone.load_state_dict(state)
 
 

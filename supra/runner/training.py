@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from supra.artifacts.checkpoints import check_state_fits, load_supra_checkpoint, net_state
+from supra.artifacts.checkpoints import load_supra_checkpoint, net_state
 from supra.runner.components import (
     build_datamodule,
     build_task,
@@ -26,6 +26,7 @@ from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 from supra.utils.hardware import check_accelerator
+from supra.utils.state_dicts import check_state_fits
 
 log = logging.getLogger(__name__)
 
