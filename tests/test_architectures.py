@@ -124,7 +124,7 @@ def test_the_resampler_knows_where_each_token_lies():
 
 
 def test_n_vis_not_square_needs_a_resampler():
-    with pytest.raises(ValueError, match="N_VIS=7 must be a square number .* resampler"):
+    with pytest.raises(SupraUserError, match="N_VIS=7 must be a square number .* resampler"):
         VLMNano(**TINY_NET, N_VIS=7)
 
 
@@ -167,6 +167,9 @@ def test_pretrained_tower_errors_name_the_file_and_the_fix(tower_weights, tmp_pa
     (tmp_path / "corrupt.pth").write_bytes(b"not a checkpoint")
     with pytest.raises(SupraUserError, match="corrupt.pth are unreadable"):
         build(TIMM_MODEL, tmp_path / "corrupt.pth")
+    torch.jit.script(torch.nn.Linear(2, 2)).save(tmp_path / "ViT-B-32.pt")  # OpenAI's CLIP files are TorchScript
+    with pytest.raises(SupraUserError, match="ViT-B-32.pt are a TorchScript archive, not a state dict: give open_clip's"):
+        build(TIMM_MODEL, tmp_path / "ViT-B-32.pt")
     with pytest.raises(SupraUserError, match="pretrained encoder 'no_such_net'"):
         build("no_such_net", tower_weights)
 

@@ -109,6 +109,7 @@ def test_train_cli_fast_dev_run_and_help(tmp_path):
         (["trainer=kaggle_2xt4"], "trainer=kaggle_2xt4 needs 2 CUDA GPU(s)"),
         (["trainer=gpu"], "trainer=gpu needs 1 CUDA GPU(s)"),
         (["data.num_train=0"], "data.num_train=0"),
+        (["model/encoder=pretrained"], "error: missing model.net.pretrained.weights=... (--help lists every option)"),
     ],
 )
 def test_train_cli_bad_input_gives_one_line(tmp_path, args, message):

@@ -11,6 +11,7 @@ normalisation come from its timm config (`image_input`), which the data pipeline
 from __future__ import annotations
 
 import sys
+import zipfile
 from pathlib import Path
 
 import torch
@@ -21,10 +22,21 @@ from supra.utils.errors import SupraUserError
 from supra.utils.state_dicts import check_state_fits
 
 
+def _is_torchscript(path: str) -> bool:
+    """A TorchScript archive is a zip holding the program's code/ beside its tensors."""
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any("/code/" in name for name in archive.namelist())
+
+
 def load_backbone_weights(backbone: nn.Module, path: str) -> None:
     """The file's tensors into `backbone`, every one of its parameters and no others, or one clear line."""
     import timm.models
 
+    if _is_torchscript(path):  # OpenAI's original CLIP .pt files are: a program, not a state dict
+        raise SupraUserError(f"pretrained weights {path} are a TorchScript archive, not a state dict: give open_clip's "
+                             "or timm's file of these weights (e.g. open_clip_pytorch_model.bin)")
     try:
         state = timm.models.load_state_dict(path)
     except Exception as err:  # torch and safetensors raise many kinds on a corrupt file

@@ -7,6 +7,7 @@ import torch
 from torch import nn
 
 from supra.models.gpt import Block, BlockConfig
+from supra.utils.errors import SupraUserError
 
 
 class ViTEncoder(nn.Module):
@@ -15,7 +16,7 @@ class ViTEncoder(nn.Module):
     def __init__(self, image_size: int, patch_size: int, width: int, n_layers: int, n_heads: int) -> None:
         super().__init__()
         if image_size % patch_size:
-            raise ValueError(f"IMG_SIZE={image_size} must be a multiple of the ViT's patch_size={patch_size}")
+            raise SupraUserError(f"IMG_SIZE={image_size} must be a multiple of the ViT's patch_size={patch_size}")
         self.width = width
         self.grid = image_size // patch_size
         self.patch_embed = nn.Conv2d(3, width, kernel_size=patch_size, stride=patch_size)

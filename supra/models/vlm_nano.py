@@ -27,6 +27,7 @@ from supra.models.pretrained_encoder import PretrainedEncoder
 from supra.models.resampler import PerceiverResampler
 from supra.models.visual_tokens import VisualTokens
 from supra.models.vit_encoder import ViTEncoder
+from supra.utils.errors import SupraUserError
 
 ENCODERS = ("cnn", "vit", "pretrained")
 FUSIONS = ("prefix", "cross_attention")
@@ -85,20 +86,20 @@ class VLMNanoConfig:
         if isinstance(self.pretrained, dict):
             self.pretrained = PretrainedSettings(**self.pretrained)
         if self.encoder not in ENCODERS:
-            raise ValueError(f"encoder={self.encoder!r} is unknown: choose one of {', '.join(ENCODERS)}")
+            raise SupraUserError(f"encoder={self.encoder!r} is unknown: choose one of {', '.join(ENCODERS)}")
         if self.fusion not in FUSIONS:
-            raise ValueError(f"fusion={self.fusion!r} is unknown: choose one of {', '.join(FUSIONS)}")
+            raise SupraUserError(f"fusion={self.fusion!r} is unknown: choose one of {', '.join(FUSIONS)}")
         if self.cross_attention_every < 1:
-            raise ValueError(f"cross_attention_every={self.cross_attention_every} must be >= 1")
+            raise SupraUserError(f"cross_attention_every={self.cross_attention_every} must be >= 1")
         if self.D_MODEL % self.N_HEADS:
-            raise ValueError(f"D_MODEL={self.D_MODEL} must be divisible by N_HEADS={self.N_HEADS}")
+            raise SupraUserError(f"D_MODEL={self.D_MODEL} must be divisible by N_HEADS={self.N_HEADS}")
         if self.VIS_CH % 4:
-            raise ValueError(f"VIS_CH={self.VIS_CH} must be divisible by 4 (stages use VIS_CH/4, VIS_CH/2)")
+            raise SupraUserError(f"VIS_CH={self.VIS_CH} must be divisible by 4 (stages use VIS_CH/4, VIS_CH/2)")
         if not self.resampler_layers and math.isqrt(self.N_VIS) ** 2 != self.N_VIS:
-            raise ValueError(f"N_VIS={self.N_VIS} must be a square number (the encoder pools to a square grid; "
+            raise SupraUserError(f"N_VIS={self.N_VIS} must be a square number (the encoder pools to a square grid; "
                              "a resampler, resampler_layers > 0, takes any number)")
         if self.encoder_activation not in ("relu", "gelu"):
-            raise ValueError(f"encoder_activation={self.encoder_activation!r}: choose 'relu' or 'gelu'")
+            raise SupraUserError(f"encoder_activation={self.encoder_activation!r}: choose 'relu' or 'gelu'")
 
     @property
     def release_config(self) -> dict[str, int]:
