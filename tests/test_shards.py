@@ -212,3 +212,55 @@ def test_shard_images_decode_like_every_other_source(tmp_path):
     buffer = io.BytesIO()
     Image.new("RGBA", (40, 20), (255, 0, 0, 0)).save(buffer, format="PNG")
     assert decode_image(buffer.getvalue(), 16).min() == 255  # all transparent: white, not black
+
+
+def _jpeg(height: int, width: int, mode: str = "RGB", orientation: int | None = None, **options) -> bytes:
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(height * width)
+    coarse = Image.fromarray(rng.integers(0, 256, (12, 16, 3), dtype=np.uint8)).resize((width, height))
+    pixels = np.clip(np.asarray(coarse, dtype=np.int16) + rng.integers(-20, 20, (height, width, 3)), 0, 255)
+    exif = Image.Exif()
+    if orientation is not None:
+        exif[0x0112] = orientation
+    buffer = io.BytesIO()
+    Image.fromarray(pixels.astype(np.uint8)).convert(mode).save(buffer, "JPEG", exif=exif.tobytes(), **options)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("jpeg, fast", [
+    ({"height": 375, "width": 500}, True),  # Flickr's typical photo: DCT scale 1/2
+    ({"height": 1000, "width": 1500}, True),  # 1/8
+    ({"height": 447, "width": 600, "subsampling": 0}, True),  # 4:4:4
+    ({"height": 375, "width": 500, "subsampling": 1, "progressive": True}, True),  # 4:2:2, progressive
+    ({"height": 90, "width": 100, "mode": "L"}, True),  # grey, smaller than the model's input
+    ({"height": 375, "width": 500, "orientation": 1}, True),  # EXIF that asks for no turn
+    ({"height": 375, "width": 500, "orientation": 6}, False),  # EXIF rotation: PIL turns it
+    ({"height": 375, "width": 500, "mode": "CMYK"}, False),  # PIL inverts Adobe's CMYK
+])
+def test_jpegs_decode_by_libjpeg_turbo_to_the_pixels_pil_draft_mode_gives(jpeg, fast):
+    """Streamed shards decode JPEGs through simplejpeg where it applies, and fall back to PIL where it
+    does not: either way the image is the one load_rgb's draft mode gives, to the pixel."""
+    import io
+
+    from supra.data.caption_sources.shards import decode_image
+    from supra.data.images import image_to_uint8, jpeg_draft_pixels, load_rgb
+
+    data = _jpeg(**jpeg)
+    assert (jpeg_draft_pixels(data, 112) is not None) == fast
+    expected = image_to_uint8(load_rgb(io.BytesIO(data), draft=112), 112)
+    assert torch.equal(decode_image(data, 112), expected)
+
+
+def test_a_truncated_jpeg_is_named_unreadable_not_grey_filled():
+    """libjpeg-turbo would fill the missing rows with grey; the fast path refuses and PIL raises."""
+    from supra.data.caption_sources.shards import decode_image
+    from supra.data.images import UNREADABLE, jpeg_draft_pixels
+
+    data = _jpeg(375, 500)[:9000]
+    assert jpeg_draft_pixels(data, 112) is None
+    with pytest.raises(UNREADABLE):
+        decode_image(data, 112)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from supra.data.captions import clean_caption
-from supra.data.images import UNREADABLE, image_to_uint8, load_rgb
+from supra.data.images import UNREADABLE, image_to_uint8, jpeg_draft_pixels, load_rgb, resize_uint8
 from supra.utils.errors import SupraUserError
 
 log = logging.getLogger(__name__)
@@ -172,9 +172,12 @@ def usable_samples(shards: Iterable[str], tally: Unusable) -> Iterator[ShardSamp
 
 def decode_image(data: bytes, size: int, draft: bool = True) -> torch.Tensor:
     """Encoded bytes -> uint8 [3, size, size], squashed like the release. With `draft`, a JPEG is decoded
-    at the smallest DCT scale (1/2, 1/4, 1/8) still at least `size` on each side, then resized: several
-    times faster for photos much larger than the model's input (benchmarks/shard_pipeline.py measures it
-    and its difference from a full decode)."""
+    at the smallest DCT scale (1/2, 1/4, 1/8) still at least `size` on each side, then resized: faster for
+    photos larger than the model's input (benchmarks/shard_pipeline.py measures it and its difference from
+    a full decode), by libjpeg-turbo directly where it can (jpeg_draft_pixels), else by PIL."""
+    pixels = jpeg_draft_pixels(data, size) if draft else None
+    if pixels is not None:  # [H, W, 3] seen as [3, H, W]: the resize reads it in place, to the same pixels
+        return resize_uint8(torch.from_numpy(pixels).permute(2, 0, 1), size).contiguous()
     return image_to_uint8(load_rgb(io.BytesIO(data), draft=size if draft else None), size)
 
 
