@@ -236,7 +236,8 @@ def _jpeg(height: int, width: int, mode: str = "RGB", orientation: int | None = 
     ({"height": 1000, "width": 1500}, True),  # 1/8
     ({"height": 447, "width": 600, "subsampling": 0}, True),  # 4:4:4
     ({"height": 375, "width": 500, "subsampling": 1, "progressive": True}, True),  # 4:2:2, progressive
-    ({"height": 90, "width": 100, "mode": "L"}, True),  # grey, smaller than the model's input
+    ({"height": 375, "width": 500, "mode": "L"}, True),  # grey
+    ({"height": 90, "width": 100}, True),  # smaller than the model's input: no DCT scaling
     ({"height": 375, "width": 500, "orientation": 1}, True),  # EXIF that asks for no turn
     ({"height": 375, "width": 500, "orientation": 6}, False),  # EXIF rotation: PIL turns it
     ({"height": 375, "width": 500, "mode": "CMYK"}, False),  # PIL inverts Adobe's CMYK

@@ -108,7 +108,7 @@ def jpeg_draft_pixels(data: bytes, draft: int, max_pixels: int = 100_000_000) ->
         scale = next((a for a in (8, 4, 2) if fits >= a), 1)
         return simplejpeg.decode_jpeg(data, colorspace="RGB", min_height=-(-height // scale),
                                       min_width=-(-width // scale))
-    except (ValueError, *UNREADABLE):
+    except UNREADABLE:  # simplejpeg raises ValueError
         return None
 
 
