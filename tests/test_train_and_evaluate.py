@@ -90,7 +90,7 @@ def run_cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-def test_train_cli_fast_dev_run_and_help(tmp_path):
+def test_train_cli_fast_dev_run_and_help(tmp_path, train_py_runs):
     # a smaller shapes set than the default's 4,000 images: the entry point and its output are under test here
     result = run_cli("train.py", "debug=fast_dev_run", f"hydra.run.dir={tmp_path / 'run'}", "data.num_train=200",
                      "data.num_val=16", "data.num_test=16", "callbacks.progress_bar=null", cwd=tmp_path)
@@ -98,7 +98,8 @@ def test_train_cli_fast_dev_run_and_help(tmp_path):
     output = result.stdout + result.stderr
     assert "Trainable params" in output  # the model summary, without noise every run would repeat:
     assert "litlogger" not in output and "FLOPs" not in output  # no advert, no FLOPs column that reads 0
-    help_text = run_cli("train.py", "--help", cwd=tmp_path).stdout
+    code, help_text, _ = train_py_runs["--help"]
+    assert code == 0
     for group in ("data:", "model:", "trainer:", "logger:", "callbacks:", "paths:", "experiment:", "debug:"):
         assert group in help_text
 
@@ -115,21 +116,26 @@ RUN_TRAIN_PY_PER_CASE = """
 import contextlib, io, json, runpy, sys
 script, cases, results = sys.argv[1], json.loads(sys.argv[2]), {}
 for case, argv in cases.items():
-    sys.argv, err, code = [script, *argv], io.StringIO(), 0
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    sys.argv, out, err, code = [script, *argv], io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         try:
             runpy.run_path(script, run_name="__main__")
         except SystemExit as end:
-            code = end.code
-    results[case] = [code, err.getvalue()]
+            code = end.code or 0
+    results[case] = [code, out.getvalue(), err.getvalue()]
 print(json.dumps(results))
 """
 
 
 @pytest.fixture(scope="module")
-def bad_train_runs(tmp_path_factory) -> dict[str, list]:
-    tmp = tmp_path_factory.mktemp("bad_train_inputs")
+def train_py_runs(tmp_path_factory) -> dict[str, list]:
+    """{case: [exit code, stdout, stderr]} of train.py given each bad input, an output directory it cannot
+    create, and --help."""
+    tmp = tmp_path_factory.mktemp("train_py_runs")
+    blocker = tmp / "a_file"
+    blocker.write_text("a file where a directory should go")
     cases = {case: [case, f"hydra.run.dir={tmp / str(i)}"] for i, case in enumerate(BAD_TRAIN_INPUTS)}
+    cases |= {"unwritable": [f"hydra.run.dir={blocker / 'run'}"], "--help": ["--help"]}
     result = subprocess.run([sys.executable, "-c", RUN_TRAIN_PY_PER_CASE, str(ROOT / "train.py"), json.dumps(cases)],
                             cwd=tmp, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -137,8 +143,8 @@ def bad_train_runs(tmp_path_factory) -> dict[str, list]:
 
 
 @pytest.mark.parametrize("case", BAD_TRAIN_INPUTS)
-def test_train_cli_bad_input_gives_one_line(case, bad_train_runs):
-    code, stderr = bad_train_runs[case]
+def test_train_cli_bad_input_gives_one_line(case, train_py_runs):
+    code, _, stderr = train_py_runs[case]
     assert code == 2
     assert BAD_TRAIN_INPUTS[case] in stderr
     assert "Traceback" not in stderr
@@ -193,11 +199,13 @@ def test_wandb_runs_offline_without_an_account_and_resumes_the_same_run(train_co
     assert (Path(resumed.paths.output_dir) / "wandb_run_id.txt").read_text().strip() == run_id
 
 
-@pytest.mark.parametrize(("script", "args"), [("train.py", []), ("evaluate.py", ["ckpt=some.ckpt"])])
-def test_unwritable_output_directory_gives_one_line(tmp_path, script, args):
+def test_unwritable_output_directory_gives_one_line(tmp_path, train_py_runs):
+    code, _, stderr = train_py_runs["unwritable"]
+    assert code == 2
+    assert "cannot write to the output directory" in stderr and "Traceback" not in stderr
     blocker = tmp_path / "a_file"
     blocker.write_text("a file where a directory should go")
-    result = run_cli(script, *args, f"hydra.run.dir={blocker / 'run'}", cwd=tmp_path)
+    result = run_cli("evaluate.py", "ckpt=some.ckpt", f"hydra.run.dir={blocker / 'run'}", cwd=tmp_path)
     assert result.returncode == 2
     assert "cannot write to the output directory" in result.stderr and "Traceback" not in result.stderr
 
