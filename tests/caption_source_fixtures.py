@@ -228,7 +228,8 @@ def write_img2dataset_shards(folder: Path, shards: int = 4, per_shard: int = 8, 
         with tarfile.open(fileobj=buffer, mode="w") as tar:
             def add(name: str, data: bytes) -> None:
                 info = tarfile.TarInfo(name)
-                info.size, info.mtime = len(data), 1_700_000_000
+                # a float mtime, as webdataset's TarWriter (img2dataset's) stores: a PAX header per file
+                info.size, info.mtime = len(data), 1_700_000_000.25
                 tar.addfile(info, io.BytesIO(data))
 
             for index in range(per_shard):

@@ -4,6 +4,9 @@ batches, and training through train.py."""
 
 from __future__ import annotations
 
+import sys
+from pathlib import Path
+
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -14,6 +17,7 @@ from supra.data.caption_sources.shards import (
     expand_shards,
     raw_samples,
     shard_sizes,
+    usable,
     usable_samples,
 )
 from supra.data.captioning.shard_stream import ShardStream, batches_per_worker, worker_quotas
@@ -24,20 +28,54 @@ from tests.conftest import compose_config
 from tests.shard_probe import read_keys
 
 
-def read_all(spec: str) -> tuple[list[str], Unusable]:
+def read_all(spec: str | list[str], reader: str = "auto") -> tuple[list[str], Unusable]:
     tally = Unusable()
-    samples = usable_samples(expand_shards(spec), tally)
+    samples = (s for raw in raw_samples(expand_shards(spec), tally, reader) if (s := usable(raw, tally)))
     return [s.key for s, _ in decoded_samples(samples, 32, tally)], tally
 
 
 def test_every_trap_is_counted_and_a_truncated_tar_keeps_what_precedes_the_damage(tmp_path):
     shards = write_img2dataset_shards(tmp_path / "s", traps=True, truncate_last=True)
-    keys, tally = read_all(shards["spec"])
+    keys, tally = read_all(shards["spec"], "libarchive")
+    assert read_all(shards["spec"], "tarfile") == (keys, tally)  # the fallback reader reads alike
     assert set(shards["usable"]) <= set(keys) and len(keys) == len(set(keys))
     from_truncated = [k for k in keys if k.startswith("00003.tar/")]
     assert 0 < len(from_truncated) < 8
     assert dict(tally) == {"failed download": 1, "no caption": 2, "unreadable image": 1,
                            "unreadable shard or damaged tar (read up to the damage)": 1}
+
+
+@pytest.mark.parametrize("reader", ["libarchive", "tarfile"])
+def test_shards_read_alike_from_a_path_a_pipe_and_an_fsspec_url(tmp_path, reader):
+    import fsspec
+
+    shards = write_img2dataset_shards(tmp_path / "s", shards=2, per_shard=4)
+    paths = [str(tmp_path / "s" / f"0000{i}.tar") for i in range(2)]
+    for path in paths:
+        with fsspec.open(f"memory://shards/{Path(path).name}", "wb") as f:
+            f.write(Path(path).read_bytes())
+    from_paths = read_all(paths, reader)
+    assert from_paths[0] == shards["usable"] and not from_paths[1]
+    assert read_all([f"pipe:cat {p}" for p in paths], reader) == from_paths
+    assert read_all([f"memory://shards/0000{i}.tar" for i in range(2)], reader) == from_paths
+    # an unreachable one is counted, the others read
+    keys, tally = read_all(["memory://shards/missing.tar", paths[0]], reader)
+    assert keys == shards["usable"][:4] and tally == {"unreadable shard or damaged tar (read up to the damage)": 1}
+
+
+def test_without_the_systems_libarchive_shards_are_read_by_tarfile_and_it_says_so_once(tmp_path, monkeypatch, caplog):
+    from supra.data.caption_sources import tar_reading
+
+    shards = write_img2dataset_shards(tmp_path / "s", shards=2, per_shard=4)
+    monkeypatch.setitem(sys.modules, "libarchive", None)  # as when the binding cannot load the library
+    tar_reading.libarchive_or_none.cache_clear()
+    try:
+        assert read_all(shards["spec"]) == (shards["usable"], Unusable())
+        assert read_all(shards["spec"])[0] == shards["usable"]
+    finally:
+        tar_reading.libarchive_or_none.cache_clear()
+    said = [r.message for r in caplog.records if "libarchive could not be loaded" in r.message]
+    assert len(said) == 1 and "apt-get install libarchive13" in said[0]
 
 
 def test_brace_expansion_and_the_stats_files_give_shards_and_their_sizes(tmp_path):
@@ -214,7 +252,8 @@ def test_shard_images_decode_like_every_other_source(tmp_path):
     assert decode_image(buffer.getvalue(), 16).min() == 255  # all transparent: white, not black
 
 
-def _jpeg(height: int, width: int, mode: str = "RGB", orientation: int | None = None, **options) -> bytes:
+def _jpeg(height: int, width: int, mode: str = "RGB", orientation: int | None = None, comments: int = 0,
+          **options) -> bytes:
     import io
 
     import numpy as np
@@ -228,7 +267,9 @@ def _jpeg(height: int, width: int, mode: str = "RGB", orientation: int | None = 
         exif[0x0112] = orientation
     buffer = io.BytesIO()
     Image.fromarray(pixels.astype(np.uint8)).convert(mode).save(buffer, "JPEG", exif=exif.tobytes(), **options)
-    return buffer.getvalue()
+    data = buffer.getvalue()
+    comment = b"\xff\xfe" + (65535).to_bytes(2, "big") + b"c" * 65533  # comment segments before all else
+    return data[:2] + comment * comments + data[2:]
 
 
 @pytest.mark.parametrize("jpeg, fast", [

@@ -1,6 +1,7 @@
 """WebDataset tar shards exactly as img2dataset writes them, read with the `webdataset` library (its brace
-expansion, its `gopen` for local paths, `pipe:` and http(s), its tar iteration and grouping by key; fsspec
-for any other URL scheme such as s3:// or gs://). No tar parsing here.
+expansion, its `gopen` for local paths, `pipe:` and http(s), its rule for grouping files by key; fsspec for
+any other URL scheme such as s3:// or gs://) and libarchive (each tar's files: tar_reading.py). No tar
+parsing here.
 
 A shard `00000.tar` holds per sample `{key}.jpg` (or .png / .webp), `{key}.txt` (the caption) and
 `{key}.json` (url, caption, status, sizes, ...); beside it img2dataset writes `00000_stats.json` (with
@@ -8,11 +9,12 @@ A shard `00000.tar` holds per sample `{key}.jpg` (or .png / .webp), `{key}.txt` 
 
 Samples that cannot be used are counted by reason, never raised from inside a DataLoader worker: a
 corrupt or missing image, a download that failed (`status` other than success), a missing or blank
-caption, a truncated tar (the samples before the damage are kept).
+caption, a truncated tar (the samples before the damage are kept, not the one it cut short).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -24,6 +26,7 @@ from typing import Any
 
 import torch
 
+from supra.data.caption_sources.tar_reading import tar_samples
 from supra.data.captions import clean_caption
 from supra.data.images import UNREADABLE, image_to_uint8, jpeg_draft_pixels, load_rgb, resize_uint8
 from supra.utils.errors import SupraUserError
@@ -107,33 +110,30 @@ class Unusable(Counter):
         return ", ".join(f"{n} {reason}" for reason, n in sorted(self.items())) or "nothing"
 
 
-def raw_samples(shards: Iterable[str], tally: Unusable) -> Iterator[dict[str, Any]]:
-    """Each tar sample as webdataset groups it ({"__key__", "__url__", "jpg": bytes, "txt": bytes, ...}).
+def raw_samples(shards: Iterable[str], tally: Unusable, reader: str = "auto") -> Iterator[dict[str, Any]]:
+    """Each tar sample ({"__key__", "__url__", "jpg": bytes, "txt": bytes, ...}), shard after shard.
+    `reader`: which tar reader (tar_reading.py; "auto" unless a test compares them).
 
     An unreachable shard, or the damaged end of a truncated one, is counted and passed over.
     """
-    from webdataset import tariterators
+    for url in shards:
+        try:
+            stream = open_url(url)
+        except Exception as exn:  # whatever a store, a pipe or fsspec raises: counted, not raised in a worker
+            _count_damaged(url, exn, tally)
+            continue
+        try:
+            yield from tar_samples(url, stream, reader)
+        except Exception as exn:  # a damaged tar, as libarchive, tarfile or the stream reports it
+            _count_damaged(url, exn, tally)
+        finally:
+            with contextlib.suppress(Exception):  # a pipe stopped early may report its exit status here
+                stream.close()
 
-    damaged: set[str] = set()
-    current = {"url": ""}
 
-    def count(exn: Exception) -> bool:
-        if current["url"] not in damaged:  # webdataset reports a damaged tar at two levels: count it once
-            damaged.add(current["url"])
-            tally["unreadable shard or damaged tar (read up to the damage)"] += 1
-            log.warning("shard %s: %s", current["url"], str(exn).splitlines()[0][:200] if str(exn) else type(exn).__name__)
-        return True  # go on with the next shard
-
-    def streams() -> Iterator[dict[str, Any]]:
-        for url in shards:
-            current["url"] = url
-            try:
-                yield {"url": url, "stream": open_url(url)}
-            except (*SHARD_ERRORS, ImportError) as exn:
-                count(exn)
-
-    files = tariterators.tar_file_expander(streams(), handler=count)
-    yield from tariterators.group_by_keys(files, handler=count)
+def _count_damaged(url: str, exn: Exception, tally: Unusable) -> None:
+    tally["unreadable shard or damaged tar (read up to the damage)"] += 1
+    log.warning("shard %s: %s", url, str(exn).splitlines()[0][:200] if str(exn) else type(exn).__name__)
 
 
 def usable(sample: dict[str, Any], tally: Unusable) -> ShardSample | None:

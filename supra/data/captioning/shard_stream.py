@@ -34,9 +34,10 @@ from typing import Any
 
 import torch
 import webdataset as wds
-from torch.utils.data import DataLoader, IterableDataset, get_worker_info
+from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
 from supra.data.caption_sources.shards import Unusable, decoded_samples, usable_samples
+from supra.data.caption_sources.tar_reading import libarchive_or_none
 from supra.data.captioning.datamodule import trim_padding
 from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.errors import SupraUserError
@@ -94,6 +95,7 @@ class ShardStream(IterableDataset):
         self.epoch, self.skip_batches = 0, 0
         # this process's DDP place, set in the main process: DataLoader workers have no process group
         self.place: tuple[int, int] | None = None
+        libarchive_or_none()  # loaded (or its absence said) once, here, not by each worker every epoch
 
     # -- who reads what -------------------------------------------------------------------------
 
@@ -182,7 +184,8 @@ class ShardStream(IterableDataset):
         captions = [s.captions[random.Random(f"{self.seed}-{self.epoch}-{s.key}").randrange(len(s.captions))]
                     for s, _ in batch]
         tokens, _ = self.tokenizer.encode_batch(captions, self.max_tokens)
-        return {"images": torch.stack([image for _, image in batch]), "tokens": trim_padding(tokens),
+        # default_collate stacks straight into shared memory in a worker: no copy on the way to the trainer
+        return {"images": default_collate([image for _, image in batch]), "tokens": trim_padding(tokens),
                 "keys": [s.key for s, _ in batch]}
 
 

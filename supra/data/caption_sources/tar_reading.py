@@ -1,0 +1,96 @@
+"""One tar shard's samples: its files read in order by libarchive where the system has it (else by
+webdataset's own tar iterator) and grouped by key as webdataset groups them ({"__key__", "__url__",
+"jpg": bytes, "txt": bytes, ...}).
+
+Why libarchive: img2dataset writes its shards with webdataset's TarWriter, which stores each file's mtime
+as a float, so every member carries a PAX header, and Python's tarfile (webdataset's reader) parses each
+header in Python: ~0.25 ms for a sample's three files, about a sixth of a streamed sample's work on 2
+cores. libarchive, in C, reads the same files in ~0.1 ms (benchmarks/shard_pipeline.py). It is a system
+library (Debian/Ubuntu `libarchive13`, conda `libarchive`, built into macOS) reached through its
+`libarchive-c` binding; where it cannot be loaded, shards are read by tarfile instead, slower, to the same
+files (tests/test_shards.py reads every trap both ways). Either reader raises on a damaged tar after
+yielding the files before the damage; the caller counts it.
+
+Grouping is webdataset's rule (a sample is the run of files sharing the name before the first dot, the
+extensions lower-cased) but not its `group_by_keys`, which would hand on the sample a damaged tar cut
+short: here that sample is dropped with the damage, since what was lost may be its caption.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Iterator
+from types import ModuleType
+from typing import Any, BinaryIO
+
+log = logging.getLogger(__name__)
+
+BLOCK_BYTES = 1 << 16  # what libarchive asks of the stream at a time: a photo in one or two reads
+MAX_BLOCK_BYTES = 1 << 24  # a file's bytes are taken in blocks of its size up to this
+
+
+@functools.cache
+def libarchive_or_none() -> ModuleType | None:
+    """The libarchive-c binding, or None (said once) when the system's libarchive cannot be loaded."""
+    try:
+        import libarchive
+
+        return libarchive
+    except (ImportError, OSError, AttributeError) as exn:  # the binding fails at import without the library
+        log.warning("libarchive could not be loaded (%s): tar shards are read by Python's tarfile, ~0.2 ms a "
+                    "sample slower; install the system's libarchive (apt-get install libarchive13, conda "
+                    "install libarchive) for the faster reader", str(exn).splitlines()[0][:120] if str(exn) else exn)
+        return None
+
+
+def tar_samples(url: str, stream: BinaryIO, reader: str = "auto") -> Iterator[dict[str, Any]]:
+    """The samples of the tar `stream` read from `url`, in order; raises (the sample in progress dropped)
+    on a damaged tar."""
+    from webdataset.tariterators import base_plus_ext
+
+    sample: dict[str, Any] | None = None
+    for member in tar_members(url, stream, reader):
+        key, extension = base_plus_ext(member["fname"])
+        if key is None:
+            continue
+        if sample is not None and key != sample["__key__"]:
+            yield sample
+            sample = None
+        sample = sample or {"__key__": key, "__url__": url}
+        sample[extension.lower()] = member["data"]
+    if sample is not None:
+        yield sample
+
+
+def tar_members(url: str, stream: BinaryIO, reader: str = "auto") -> Iterator[dict[str, Any]]:
+    """Each regular file of the tar (or compressed tar) `stream` read from `url`. `reader`: "auto"
+    (libarchive where it loads), "libarchive" or "tarfile"."""
+    libarchive = libarchive_or_none() if reader in ("auto", "libarchive") else None
+    if libarchive is None:
+        from webdataset import tariterators
+
+        for member in tariterators.tar_file_iterator(stream, handler=tariterators.reraise_exception):
+            yield {"fname": member["fname"], "data": member["data"], "__url__": url}
+        return
+    readable = stream if hasattr(stream, "readinto") else _ReadInto(stream)
+    with libarchive.stream_reader(readable, block_size=BLOCK_BYTES) as archive:
+        for entry in archive:
+            if entry.isfile:  # read in one block (libarchive-c's default is a page: ~20 calls a photo)
+                block = min(max(entry.size or 0, 4096), MAX_BLOCK_BYTES)
+                yield {"fname": entry.pathname, "data": b"".join(entry.get_blocks(block)), "__url__": url}
+
+
+class _ReadInto:
+    """libarchive-c pulls a stream through readinto(); webdataset's `pipe:` streams only offer read()."""
+
+    def __init__(self, stream: Any) -> None:
+        self.stream = stream
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.stream.read(len(buffer))
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data)
+
+    def seekable(self) -> bool:
+        return False
