@@ -281,6 +281,7 @@ def _jpeg(height: int, width: int, mode: str = "RGB", orientation: int | None = 
     ({"height": 90, "width": 100}, True),  # smaller than the model's input: no DCT scaling
     ({"height": 375, "width": 500, "orientation": 1}, True),  # EXIF that asks for no turn
     ({"height": 375, "width": 500, "orientation": 6}, False),  # EXIF rotation: PIL turns it
+    ({"height": 375, "width": 500, "orientation": 3, "comments": 2}, False),  # EXIF 128 KB into the file
     ({"height": 375, "width": 500, "mode": "CMYK"}, False),  # PIL inverts Adobe's CMYK
 ])
 def test_jpegs_decode_by_libjpeg_turbo_to_the_pixels_pil_draft_mode_gives(jpeg, fast):

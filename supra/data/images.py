@@ -42,7 +42,9 @@ def resize_uint8(images: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 [..., 3, H, W] -> uint8 [..., 3, size, size]: squashed to a square, no crop (as the release)."""
     if images.shape[-2:] == (size, size):
         return images
-    return TF.resize(images, [size, size], antialias=True)
+    # resize()'s kernel for plain tensors, called directly: the same pixels without the dispatch, which
+    # cost a third as much again as the resize of one photo to 112 px
+    return TF.resize_image(images, [size, size], antialias=True)
 
 
 def normalize_images(
@@ -113,11 +115,25 @@ def jpeg_draft_pixels(data: bytes, draft: int, max_pixels: int = 100_000_000) ->
 
 
 def _rotated(data: bytes) -> bool:
-    """Whether the JPEG's EXIF asks for a rotation or flip (read from the header only, when it has EXIF)."""
-    if data.find(b"Exif\x00\x00", 0, 65536) < 0:
-        return False
-    with Image.open(io.BytesIO(data)) as image:
-        return image.getexif().get(ExifTags.Base.Orientation, 1) != 1
+    """Whether the JPEG's EXIF asks for a rotation or flip, or anything in its header is odd (then PIL
+    decides). EXIF is an APP1 segment before the start of scan, where PIL looks for it: the header's
+    segments are stepped through (a dozen steps) rather than the file searched (~40 us a photo), and the
+    orientation is read by PIL only when there is EXIF."""
+    at = 2
+    while at + 4 <= len(data):
+        if data[at] != 0xFF:
+            return True
+        marker = data[at + 1]
+        if marker == 0xFF:  # a fill byte before a marker
+            at += 1
+        elif marker == 0xDA:  # start of scan: the header holds no EXIF
+            return False
+        elif marker == 0xE1 and data[at + 4: at + 10] == b"Exif\x00\x00":
+            with Image.open(io.BytesIO(data)) as image:
+                return image.getexif().get(ExifTags.Base.Orientation, 1) != 1
+        else:
+            at += 2 + int.from_bytes(data[at + 2: at + 4], "big")
+    return True
 
 
 def image_to_uint8(image: Image.Image, size: int) -> torch.Tensor:

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from supra.data.caption_sources.tar_reading import tar_samples
@@ -177,7 +178,8 @@ def decode_image(data: bytes, size: int, draft: bool = True) -> torch.Tensor:
     a full decode), by libjpeg-turbo directly where it can (jpeg_draft_pixels), else by PIL."""
     pixels = jpeg_draft_pixels(data, size) if draft else None
     if pixels is not None:  # [H, W, 3] seen as [3, H, W]: the resize reads it in place, to the same pixels
-        return resize_uint8(torch.from_numpy(pixels).permute(2, 0, 1), size).contiguous()
+        resized = resize_uint8(torch.from_numpy(pixels).permute(2, 0, 1), size)  # channels-last, as it read
+        return torch.from_numpy(np.ascontiguousarray(resized.numpy()))  # numpy's copy: 2x torch's contiguous()
     return image_to_uint8(load_rgb(io.BytesIO(data), draft=size if draft else None), size)
 
 
