@@ -1,7 +1,8 @@
-"""Images per second of the streamed shard pipeline (data=shards: tar shards read by webdataset, JPEGs
-decoded in the DataLoader's workers in draft mode by libjpeg-turbo through simplejpeg, tokenised and
-batched there) against (a) PIL decode + resize per sample from files, as the release notebook does, and
-(c) the memory-mapped decoded cache of the on-disk sources; the same JPEGs, the same workers, in one run,
+"""Images per second of the streamed shard pipeline (data=shards: tar shards read by libarchive, samples
+grouped and shuffled by webdataset's rules, JPEGs decoded in the DataLoader's workers in draft mode by
+libjpeg-turbo through simplejpeg, tokenised and batched there, through the ShardLoader training uses)
+against (a) PIL decode + resize per sample from files, as the release notebook does, and (c) the
+memory-mapped decoded cache of the on-disk sources; the same JPEGs, the same workers, in one run,
 interleaved rounds (medians, and ratios to (a) of the same round). Also how far draft-mode decoding is
 from a full decode at the model's size.
 
@@ -23,7 +24,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
-from torch.utils.data import DataLoader
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from image_pipeline import baseline_loaders, images_per_second, pipeline_arguments, synthetic_jpegs  # noqa: E402
 
 from supra.data.caption_sources.shards import decode_image, expand_shards, shard_sizes  # noqa: E402
-from supra.data.captioning.shard_stream import ShardStream  # noqa: E402
+from supra.data.captioning.shard_stream import ShardLoader, ShardStream  # noqa: E402
 from supra.tokens.caption_bpe import CaptionTokenizer  # noqa: E402
 from supra.utils.hardware import cpu_description  # noqa: E402
 
@@ -65,12 +65,17 @@ def write_shards(paths: list[Path], folder: Path, per_shard: int) -> str:
     return str(folder / f"{{00000..{shard:05d}}}.tar")
 
 
-def stream_images_per_second(spec: str, size: int, batch_size: int, workers: int, draft: bool) -> float:
+def stream_loader(spec: str, size: int, batch_size: int, workers: int, draft: bool) -> ShardLoader:
+    """The stream as data=shards trains on it: a ShardLoader, whose workers persist across epochs (as the
+    baseline's do); each pass over it is the next epoch."""
     urls = expand_shards(spec)
     tokenizer = CaptionTokenizer.train([f"a photo number {i}" for i in range(100)], 300)
     stream = ShardStream(urls, shard_sizes(urls), batch_size, size, tokenizer, 16, shuffle_buffer=256, draft=draft,
                          workers=workers)
-    loader = DataLoader(stream, batch_size=None, num_workers=workers)
+    return ShardLoader(stream, num_workers=workers)
+
+
+def stream_images_per_second(loader: ShardLoader) -> float:
     start, n = time.perf_counter(), 0
     for batch in loader:
         n += len(batch["images"])
@@ -100,12 +105,15 @@ def main() -> None:
         # 4 shards per worker at least: each worker streams whole shards
         spec = write_shards(paths, Path(tmp) / "shards", per_shard=max(1, len(paths) // (4 * max(args.workers, 1))))
         plain, cached, _ = baseline_loaders(paths, Path(tmp) / "cache", args)
+        full, draft = (stream_loader(spec, args.size, args.batch_size, args.workers, d) for d in (False, True))
         images_per_second(plain, False)  # warm-up: worker start-up, page cache
+        stream_images_per_second(full)
+        stream_images_per_second(draft)
         rates: dict[str, list[float]] = {"pil": [], "full": [], "draft": [], "cache": []}
         for _ in range(args.rounds):  # interleaved, each against (a) of its own round: the machine may be shared
             rates["pil"].append(images_per_second(plain, False))
-            rates["full"].append(stream_images_per_second(spec, args.size, args.batch_size, args.workers, False))
-            rates["draft"].append(stream_images_per_second(spec, args.size, args.batch_size, args.workers, True))
+            rates["full"].append(stream_images_per_second(full))
+            rates["draft"].append(stream_images_per_second(draft))
             rates["cache"].append(images_per_second(cached, True))
         mad, psnr = draft_difference(paths, args.size)
     median = {k: float(np.median(v)) for k, v in rates.items()}

@@ -4,6 +4,7 @@ batches, and training through train.py."""
 
 from __future__ import annotations
 
+import itertools
 import sys
 from pathlib import Path
 
@@ -20,7 +21,7 @@ from supra.data.caption_sources.shards import (
     usable,
     usable_samples,
 )
-from supra.data.captioning.shard_stream import ShardStream, batches_per_worker, worker_quotas
+from supra.data.captioning.shard_stream import ShardLoader, ShardStream, batches_per_worker, worker_quotas
 from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.errors import SupraUserError
 from tests.caption_source_fixtures import write_img2dataset_shards
@@ -121,6 +122,25 @@ def test_each_epoch_has_its_own_order_and_the_same_epoch_the_same(tmp_path):
     order = {e: [k for b in stream(shards["spec"], 0, epoch=e) for k in b["keys"]] for e in (0, 1)}
     assert order[0] != order[1] and sorted(order[0]) == sorted(order[1])
     assert order[0] == [k for b in stream(shards["spec"], 0, epoch=0) for k in b["keys"]]
+
+
+def test_workers_that_persist_across_epochs_stream_each_epoch_as_new_workers_would(tmp_path):
+    """The loader's workers live from epoch to epoch; each epoch (one cut short, one resumed after 3
+    batches) gives the batches a loader started for that epoch alone gives."""
+    shards = write_img2dataset_shards(tmp_path / "s", shards=4, per_shard=8)
+
+    def keys(batches) -> list[str]:
+        return [k for b in batches for k in b["keys"]]
+
+    def alone(epoch: int, done: int = 0) -> list[str]:
+        return keys(ShardLoader(stream(shards["spec"], 2), lambda: (epoch, done), num_workers=2))
+
+    plan = iter([(0, 0), (1, 0), (2, 3)])
+    loader = ShardLoader(stream(shards["spec"], 2), lambda: next(plan), num_workers=2)
+    assert loader.persistent_workers
+    first, cut, resumed = keys(loader), keys(itertools.islice(loader, 1)), keys(loader)
+    assert first == alone(0) and cut == alone(1)[:4] and first != alone(1)
+    assert resumed == alone(2, 3) == alone(2)[3 * 4:]
 
 
 def shard_run(tmp_path, shards: dict, run: str, *overrides: str):

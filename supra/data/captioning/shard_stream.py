@@ -81,7 +81,8 @@ class ShardStream(IterableDataset):
     """Batches {"images": uint8 [B, 3, S, S], "tokens": [B, L], "keys": [B]} from `shards` (URLs), one
     caption per image. `sizes`: samples per shard (from `_stats.json`), or None when unknown (then one
     process only, and every sample, the last batch of each worker possibly short). `workers`: the
-    DataLoader's num_workers (0 = in the main process). Set `epoch` and `skip_batches` before iterating."""
+    DataLoader's num_workers (0 = in the main process). Set `epoch` and `skip_batches` before iterating
+    (workers that persist across epochs see them: they are in shared memory)."""
 
     def __init__(self, shards: list[str], sizes: list[int] | None, batch_size: int, image_size: int,
                  tokenizer: CaptionTokenizer, max_tokens: int, seed: int = 0, shuffle_buffer: int = 1000,
@@ -92,10 +93,28 @@ class ShardStream(IterableDataset):
         self.shards, self.sizes, self.batch_size, self.image_size = shards, sizes, batch_size, image_size
         self.tokenizer, self.max_tokens, self.seed, self.shuffle_buffer = tokenizer, max_tokens, seed, shuffle_buffer
         self.draft, self.workers = draft, max(workers, 1)
-        self.epoch, self.skip_batches = 0, 0
+        # the epoch and the batches of it already trained, in shared memory: a loader's persistent workers
+        # read what the main process sets before each epoch
+        self._progress = torch.zeros(2, dtype=torch.int64).share_memory_()
         # this process's DDP place, set in the main process: DataLoader workers have no process group
         self.place: tuple[int, int] | None = None
         libarchive_or_none()  # loaded (or its absence said) once, here, not by each worker every epoch
+
+    @property
+    def epoch(self) -> int:
+        return int(self._progress[0])
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._progress[0] = value
+
+    @property
+    def skip_batches(self) -> int:
+        return int(self._progress[1])
+
+    @skip_batches.setter
+    def skip_batches(self, value: int) -> None:
+        self._progress[1] = value
 
     # -- who reads what -------------------------------------------------------------------------
 
@@ -129,25 +148,28 @@ class ShardStream(IterableDataset):
     # -- the stream -----------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        # read once, now: the main process may set the next epoch's while this one's last batches are still
+        # being made and thrown away (an epoch cut short, e.g. by limit_train_batches)
+        epoch, skip_batches = self.epoch, self.skip_batches
         rank, world = self.place or distributed_rank()
         info = get_worker_info()
         worker = info.id if info is not None else 0
         quotas = self.quotas(world)
         skip = 0
-        if quotas is not None and self.skip_batches:
+        if quotas is not None and skip_batches:
             # A resumed loader asks its worker 0 first; the batch due next was another worker's. Workers
             # take the roles (shards, quota, place in turn) rotated so that worker 0 plays that one.
-            done, due = batches_per_worker(self.skip_batches, quotas[rank])
+            done, due = batches_per_worker(skip_batches, quotas[rank])
             worker = (worker + due) % self.workers
             skip = done[worker]
         quota = quotas[rank][worker] if quotas is not None else None
         if self.samples_per_epoch is not None:
-            shards = self._resampled(random.Random(f"{self.seed}-{self.epoch}-{rank}-{worker}-shards"), quota)
+            shards = self._resampled(random.Random(f"{self.seed}-{epoch}-{rank}-{worker}-shards"), quota)
         else:
             shards = [self.shards[i] for i in self.assignment(world)[rank][worker]]
         tally = Unusable()
         samples = usable_samples(shards, tally)
-        rng = random.Random(f"{self.seed}-{self.epoch}-{rank}-{worker}")  # the same order on every run
+        rng = random.Random(f"{self.seed}-{epoch}-{rank}-{worker}")  # the same order on every run
         shuffled = wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng)(samples)
         kept = itertools.islice(shuffled, skip * self.batch_size, None)  # already trained on: read, not decoded
         made, last = 0, None
@@ -157,21 +179,21 @@ class ShardStream(IterableDataset):
                 break
             batch.append((sample, image))
             if len(batch) == self.batch_size:
-                last = self._collate(batch)
+                last = self._collate(batch, epoch)
                 made, batch = made + 1, []
                 yield last
         if quota is None and batch:
             made += 1
-            yield self._collate(batch)
+            yield self._collate(batch, epoch)
         repeats = 0
         while quota is not None and made + skip < quota and last is not None:  # unusable samples left it short
             repeats, made = repeats + 1, made + 1
             yield last
         if quota is not None and made + skip < quota:  # not one usable sample: the main process says so
             log.warning("shards, epoch %d, rank %d worker %d: no usable sample; unusable: %s",
-                        self.epoch, rank, worker, tally.describe())
+                        epoch, rank, worker, tally.describe())
         log.info("shards, epoch %d, rank %d worker %d: %d batches of %d (%d repeated, %d skipped as trained); "
-                 "unusable: %s", self.epoch, rank, worker, made, self.batch_size, repeats, skip, tally.describe())
+                 "unusable: %s", epoch, rank, worker, made, self.batch_size, repeats, skip, tally.describe())
 
     def _resampled(self, rng: random.Random, quota: int) -> Iterator[str]:
         """Shards drawn with replacement; bounded (a draw per sample wanted, plus one per shard) so that
@@ -179,9 +201,9 @@ class ShardStream(IterableDataset):
         for _ in range(quota * self.batch_size + len(self.shards)):
             yield rng.choice(self.shards)
 
-    def _collate(self, batch: list) -> dict[str, Any]:
+    def _collate(self, batch: list, epoch: int) -> dict[str, Any]:
         # one of each image's captions, drawn anew each epoch (as each image's captions take turns)
-        captions = [s.captions[random.Random(f"{self.seed}-{self.epoch}-{s.key}").randrange(len(s.captions))]
+        captions = [s.captions[random.Random(f"{self.seed}-{epoch}-{s.key}").randrange(len(s.captions))]
                     for s, _ in batch]
         tokens, _ = self.tokenizer.encode_batch(captions, self.max_tokens)
         # default_collate stacks straight into shared memory in a worker: no copy on the way to the trainer
@@ -197,7 +219,9 @@ class ShardLoader(DataLoader):
 
     def __init__(self, stream: ShardStream, progress: Callable[[], tuple[int, int]] | None = None,
                  **settings: Any) -> None:
-        super().__init__(stream, batch_size=None, persistent_workers=False, **settings)
+        # workers persist across epochs (no fork and start-up each epoch): what they need to know of the
+        # epoch is set in the stream's shared memory before its batches are asked for
+        super().__init__(stream, batch_size=None, persistent_workers=settings.get("num_workers", 0) > 0, **settings)
         self.progress, self.epochs_started = progress, 0
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
@@ -207,7 +231,7 @@ class ShardLoader(DataLoader):
             self.dataset.place = distributed_rank()
             self.epochs_started += 1
             delivered = 0
-            for batch in super(ShardLoader, self).__iter__():  # workers start here, with this epoch's copy
+            for batch in super(ShardLoader, self).__iter__():  # workers start (or resume) here
                 delivered += 1
                 yield batch
             if delivered == 0 and not done:
