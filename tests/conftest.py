@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import subprocess
 import sys
@@ -66,6 +67,33 @@ def command_line(name: str, *args: str, cwd: Path = ROOT) -> subprocess.Complete
     """`python -m supra.<name> args...` as a user types it, in a subprocess (exit code, stdout, stderr)."""
     return subprocess.run([sys.executable, "-m", f"supra.{name}", *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300)
+
+
+# Each run as `python -m supra.<name> args...` does it (runpy, as __main__), one after another in one
+# interpreter: a process each would pay Lightning's import (~5 s on 2 cores) once per run.
+RUN_COMMANDS_IN_ONE_INTERPRETER = """
+import contextlib, io, json, runpy, sys
+results = []
+for name, *args in json.loads(sys.argv[1]):
+    sys.argv, out, err, code = [f"supra.{name}", *args], io.StringIO(), io.StringIO(), 0
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
+        try:
+            runpy.run_module(f"supra.{name}", run_name="__main__", alter_sys=True)
+        except SystemExit as end:
+            code = end.code if isinstance(end.code, int) else (end.code is not None and print(end.code, file=sys.stderr) or 1)
+    results.append([code, out.getvalue(), err.getvalue()])
+print(json.dumps(results))
+"""
+
+
+def command_lines(*runs: list[str], cwd: Path = ROOT) -> list[subprocess.CompletedProcess]:
+    """Each run, `[name, *args]`, as `python -m supra.<name> args...` gives it (exit code, stdout, stderr),
+    all run in one interpreter, in order."""
+    result = subprocess.run([sys.executable, "-c", RUN_COMMANDS_IN_ONE_INTERPRETER, json.dumps(runs)], cwd=cwd,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    return [subprocess.CompletedProcess([sys.executable, "-m", f"supra.{run[0]}", *run[1:]], code, out, err)
+            for run, (code, out, err) in zip(runs, json.loads(result.stdout.splitlines()[-1]), strict=True)]
 
 
 @pytest.fixture

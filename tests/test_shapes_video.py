@@ -3,6 +3,7 @@
 import hashlib
 import json
 import re
+import subprocess
 import time
 from collections import Counter
 from itertools import pairwise
@@ -29,7 +30,7 @@ from supra.procedural.shapes_scenes import (
     render_objects,
 )
 from supra.utils.errors import SupraUserError
-from tests.conftest import command_line, run_command
+from tests.conftest import command_lines, run_command
 
 CONF = Path(__file__).resolve().parents[1] / "conf"
 
@@ -298,8 +299,17 @@ def test_the_written_folder_reads_back_as_the_same_clips_with_data_media_folder(
     assert items.captions == [generated.captions[r] for r in rows]
 
 
-def test_cli_help_explains_the_arguments():
-    result = command_line("shapes_gifs", "--help")
+@pytest.fixture(scope="module")
+def shapes_gifs_lines(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """`python -m supra.shapes_gifs` given --help, an unknown option and no out=, in one interpreter."""
+    out = tmp_path_factory.mktemp("gifs")
+    runs = {"help": ["shapes_gifs", "--help"], "unknown": ["shapes_gifs", f"out={out}", "n=2", "fps=3"],
+            "missing": ["shapes_gifs", "n=2"]}
+    return dict(zip(runs, command_lines(*runs.values()), strict=True))
+
+
+def test_cli_help_explains_the_arguments(shapes_gifs_lines):
+    result = shapes_gifs_lines["help"]
     assert result.returncode == 0 and "out=gifs/ n=100" in result.stdout and "duration_ms: 250" in result.stdout
 
 
@@ -323,11 +333,11 @@ def test_an_unwritable_output_folder_is_one_line_and_exit_code_2(tmp_path, capsy
     assert exit_info.value.code == 2 and err.count("\n") == 1 and "cannot write to out=" in err
 
 
-def test_an_unknown_or_missing_option_is_one_line_naming_it(tmp_path):
-    unknown = command_line("shapes_gifs", f"out={tmp_path}", "n=2", "fps=3")
+def test_an_unknown_or_missing_option_is_one_line_naming_it(shapes_gifs_lines):
+    unknown = shapes_gifs_lines["unknown"]
     assert unknown.returncode == 2 and unknown.stderr.startswith("error: unexpected argument 'fps=3'")
     assert unknown.stderr.count("\n") == 1
-    missing = command_line("shapes_gifs", "n=2")
+    missing = shapes_gifs_lines["missing"]
     assert missing.returncode == 2 and missing.stderr == "error: missing out=... (--help lists every option)\n"
 
 

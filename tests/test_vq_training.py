@@ -19,7 +19,7 @@ from supra.artifacts.checkpoints import load_vqvae
 from supra.data.media.codes import read_media_codes
 from supra.metrics.codebook_usage import CodebookUsage
 from supra.runner.training import train
-from tests.conftest import ROOT
+from tests.conftest import ROOT, command_lines
 
 VQ_RUN = ["experiment=vqvae_shapes", "data.eval_batch_size=24"]
 
@@ -134,11 +134,12 @@ def test_tokenize_media_refuses_to_overwrite_and_names_a_corrupt_checkpoint(vq_r
     ckpt = vq_run / "checkpoints" / "best.ckpt"
     (tmp_path / "existing").mkdir()
     (tmp_path / "existing" / "meta.json").write_text("{}")
-    result = _tokenize(f"ckpt={ckpt}", f"out={tmp_path / 'existing'}", cwd=tmp_path)
-    assert result.returncode == 2 and "overwrite=true" in result.stderr
     corrupt = tmp_path / "cut.ckpt"
     corrupt.write_bytes(ckpt.read_bytes()[:2000])
-    result = _tokenize(f"ckpt={corrupt}", f"out={tmp_path / 'new'}", cwd=tmp_path)
+    existing, result = command_lines(  # both in one interpreter
+        ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'existing'}", f"hydra.run.dir={tmp_path}/hydra"],
+        ["tokenize_media", f"ckpt={corrupt}", f"out={tmp_path / 'new'}", f"hydra.run.dir={tmp_path}/hydra"])
+    assert existing.returncode == 2 and "overwrite=true" in existing.stderr
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "cut.ckpt is not a readable PyTorch checkpoint" in result.stderr
     assert not (tmp_path / "new").exists()  # nothing half-written
