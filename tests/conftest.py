@@ -69,16 +69,21 @@ def command_line(name: str, *args: str, cwd: Path = ROOT) -> subprocess.Complete
                           timeout=300)
 
 
-# Each run as `python -m supra.<name> args...` does it (runpy, as __main__), one after another in one
-# interpreter: a process each would pay Lightning's import (~5 s on 2 cores) once per run.
+# Each run as `python -m supra.<name> args...` (or `python <script>.py args...`) does it: runpy, as
+# __main__, one after another in one interpreter; a process each would pay Lightning's import (~5 s on 2
+# cores) once per run.
 RUN_COMMANDS_IN_ONE_INTERPRETER = """
 import contextlib, io, json, runpy, sys
 results = []
 for name, *args in json.loads(sys.argv[1]):
-    sys.argv, out, err, code = [f"supra.{name}", *args], io.StringIO(), io.StringIO(), 0
+    script = name.endswith(".py")
+    sys.argv, out, err, code = [name if script else f"supra.{name}", *args], io.StringIO(), io.StringIO(), 0
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         try:
-            runpy.run_module(f"supra.{name}", run_name="__main__", alter_sys=True)
+            if script:
+                runpy.run_path(name, run_name="__main__")
+            else:
+                runpy.run_module(f"supra.{name}", run_name="__main__", alter_sys=True)
         except SystemExit as end:
             code = end.code if isinstance(end.code, int) else (end.code is not None and print(end.code, file=sys.stderr) or 1)
     results.append([code, out.getvalue(), err.getvalue()])
@@ -88,11 +93,13 @@ print(json.dumps(results))
 
 def command_lines(*runs: list[str], cwd: Path = ROOT) -> list[subprocess.CompletedProcess]:
     """Each run, `[name, *args]`, as `python -m supra.<name> args...` gives it (exit code, stdout, stderr),
-    all run in one interpreter, in order."""
+    or as `python <name> args...` where name is a script's path (train.py); all run in one interpreter, in
+    order."""
     result = subprocess.run([sys.executable, "-c", RUN_COMMANDS_IN_ONE_INTERPRETER, json.dumps(runs)], cwd=cwd,
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    return [subprocess.CompletedProcess([sys.executable, "-m", f"supra.{run[0]}", *run[1:]], code, out, err)
+    return [subprocess.CompletedProcess([sys.executable, *(run[:1] if run[0].endswith(".py") else ["-m", f"supra.{run[0]}"]),
+                                         *run[1:]], code, out, err)
             for run, (code, out, err) in zip(runs, json.loads(result.stdout.splitlines()[-1]), strict=True)]
 
 

@@ -3,7 +3,6 @@ with its own usage, and no file points at a document the repository does not hav
 
 from __future__ import annotations
 
-import json
 import re
 import subprocess
 import sys
@@ -12,7 +11,7 @@ from pathlib import Path
 import grimp
 import pytest
 
-from tests.conftest import ROOT
+from tests.conftest import ROOT, command_lines
 
 COMMANDS = sorted(p.stem for p in (ROOT / "supra").glob("*.py") if p.stem != "__init__")
 
@@ -96,34 +95,15 @@ def test_models_never_import_lightning_hydra_data_or_tasks(module_imports):
             assert not any(i.startswith(("supra.data", "supra.tasks", "supra.runner")) for i in imported), module
 
 
-# Every command run as `python -m supra.<command> --help` runs it (runpy, as __main__), all in one interpreter:
-# one process each would pay Lightning's import (~5 s on 2 cores) once per command.
-HELP_OF_EVERY_COMMAND = """
-import contextlib, io, json, runpy, sys
-results = {}
-for command in sys.argv[1:]:
-    sys.argv, out, code = [f"supra.{command}", "--help"], io.StringIO(), 0
-    with contextlib.redirect_stdout(out):
-        try:
-            runpy.run_module(f"supra.{command}", run_name="__main__", alter_sys=True)
-        except SystemExit as end:
-            code = end.code or 0
-    results[command] = [code, out.getvalue()]
-print(json.dumps(results))
-"""
-
-
 @pytest.fixture(scope="module")
-def help_texts() -> dict[str, list]:
-    result = subprocess.run([sys.executable, "-c", HELP_OF_EVERY_COMMAND, *COMMANDS], cwd=ROOT, capture_output=True,
-                            text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.splitlines()[-1])
+def help_texts() -> dict[str, subprocess.CompletedProcess]:
+    """`python -m supra.<command> --help` of every command, all run in one interpreter (command_lines)."""
+    return dict(zip(COMMANDS, command_lines(*([command, "--help"] for command in COMMANDS)), strict=True))
 
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_every_command_answers_help_with_its_own_usage_and_examples(command, help_texts):
-    code, text = help_texts[command]
+    code, text = help_texts[command].returncode, help_texts[command].stdout
     assert code == 0, text
     assert f"python -m supra.{command}" in text.splitlines()[0]  # its own usage first, not train.py's
     assert "Options (key=value" in text and ("Examples:" in text or "Example:" in text)

@@ -14,7 +14,7 @@ import torch
 from supra.runner.evaluation import evaluate
 from supra.runner.training import train
 from supra.utils.errors import SupraUserError
-from tests.conftest import ROOT, compose_config
+from tests.conftest import ROOT, command_lines, compose_config
 
 CAPTION_KEYS = {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"}
 
@@ -98,8 +98,9 @@ def test_train_cli_fast_dev_run_and_help(tmp_path, train_py_runs):
     output = result.stdout + result.stderr
     assert "Trainable params" in output  # the model summary, without noise every run would repeat:
     assert "litlogger" not in output and "FLOPs" not in output  # no advert, no FLOPs column that reads 0
-    code, help_text, _ = train_py_runs["--help"]
-    assert code == 0
+    help_run = train_py_runs["--help"]
+    assert help_run.returncode == 0
+    help_text = help_run.stdout
     for group in ("data:", "model:", "trainer:", "logger:", "callbacks:", "paths:", "experiment:", "debug:"):
         assert group in help_text
 
@@ -110,44 +111,25 @@ BAD_TRAIN_INPUTS = {
     "data.num_train=0": "data.num_train=0",
     "model/encoder=pretrained": "error: missing model.net.pretrained.weights=... (--help lists every option)",
 }
-# Each case runs train.py as __main__ with its own argv (runpy), as `python train.py <case>` does, all in one
-# interpreter: a process each would pay Lightning's import (~5 s on 2 cores) once per case.
-RUN_TRAIN_PY_PER_CASE = """
-import contextlib, io, json, runpy, sys
-script, cases, results = sys.argv[1], json.loads(sys.argv[2]), {}
-for case, argv in cases.items():
-    sys.argv, out, err, code = [script, *argv], io.StringIO(), io.StringIO(), 0
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
-        try:
-            runpy.run_path(script, run_name="__main__")
-        except SystemExit as end:
-            code = end.code or 0
-    results[case] = [code, out.getvalue(), err.getvalue()]
-print(json.dumps(results))
-"""
-
-
 @pytest.fixture(scope="module")
-def train_py_runs(tmp_path_factory) -> dict[str, list]:
-    """{case: [exit code, stdout, stderr]} of train.py given each bad input, an output directory it cannot
-    create, and --help."""
+def train_py_runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """train.py given each bad input, an output directory it cannot create, and --help: all run in one
+    interpreter (command_lines), as `python train.py <case>` runs them."""
     tmp = tmp_path_factory.mktemp("train_py_runs")
     blocker = tmp / "a_file"
     blocker.write_text("a file where a directory should go")
     cases = {case: [case, f"hydra.run.dir={tmp / str(i)}"] for i, case in enumerate(BAD_TRAIN_INPUTS)}
     cases |= {"unwritable": [f"hydra.run.dir={blocker / 'run'}"], "--help": ["--help"]}
-    result = subprocess.run([sys.executable, "-c", RUN_TRAIN_PY_PER_CASE, str(ROOT / "train.py"), json.dumps(cases)],
-                            cwd=tmp, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    return json.loads(result.stdout.splitlines()[-1])
+    runs = command_lines(*([str(ROOT / "train.py"), *argv] for argv in cases.values()), cwd=tmp)
+    return dict(zip(cases, runs, strict=True))
 
 
 @pytest.mark.parametrize("case", BAD_TRAIN_INPUTS)
 def test_train_cli_bad_input_gives_one_line(case, train_py_runs):
-    code, _, stderr = train_py_runs[case]
-    assert code == 2
-    assert BAD_TRAIN_INPUTS[case] in stderr
-    assert "Traceback" not in stderr
+    result = train_py_runs[case]
+    assert result.returncode == 2
+    assert BAD_TRAIN_INPUTS[case] in result.stderr
+    assert "Traceback" not in result.stderr
 
 
 def test_evaluate_cli_bad_checkpoints_give_one_line(tmp_path, trained_run):
@@ -200,9 +182,9 @@ def test_wandb_runs_offline_without_an_account_and_resumes_the_same_run(train_co
 
 
 def test_unwritable_output_directory_gives_one_line(tmp_path, train_py_runs):
-    code, _, stderr = train_py_runs["unwritable"]
-    assert code == 2
-    assert "cannot write to the output directory" in stderr and "Traceback" not in stderr
+    unwritable = train_py_runs["unwritable"]
+    assert unwritable.returncode == 2
+    assert "cannot write to the output directory" in unwritable.stderr and "Traceback" not in unwritable.stderr
     blocker = tmp_path / "a_file"
     blocker.write_text("a file where a directory should go")
     result = run_cli("evaluate.py", "ckpt=some.ckpt", f"hydra.run.dir={blocker / 'run'}", cwd=tmp_path)
