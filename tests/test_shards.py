@@ -59,9 +59,15 @@ def test_shards_read_alike_from_a_path_a_pipe_and_an_fsspec_url(tmp_path, reader
     assert from_paths[0] == shards["usable"] and not from_paths[1]
     assert read_all([f"pipe:cat {p}" for p in paths], reader) == from_paths
     assert read_all([f"memory://shards/0000{i}.tar" for i in range(2)], reader) == from_paths
-    # an unreachable one is counted, the others read
-    keys, tally = read_all(["memory://shards/missing.tar", paths[0]], reader)
-    assert keys == shards["usable"][:4] and tally == {"unreadable shard or damaged tar (read up to the damage)": 1}
+    # an unreachable one, a command that fails, and one that fails after sending the tar are each counted
+    # (a failing stream once crashed libarchive's reader), the others read
+    damaged = {"unreadable shard or damaged tar (read up to the damage)": 1}
+    for broken in ("memory://shards/missing.tar", "pipe:false"):
+        assert read_all([broken, paths[0]], reader) == (shards["usable"][:4], damaged)
+    keys, tally = read_all([f"pipe:cat {paths[1]}; exit 3", paths[0]], reader)
+    piped = [k.rsplit("/", 1)[1] for k in keys[:-4]]  # as much of shard 1 as came before the exit was seen
+    assert piped == [k.rsplit("/", 1)[1] for k in shards["usable"][4:4 + len(piped)]]
+    assert keys[-4:] == shards["usable"][:4] and tally == damaged
 
 
 def test_without_the_systems_libarchive_shards_are_read_by_tarfile_and_it_says_so_once(tmp_path, monkeypatch, caplog):

@@ -125,10 +125,11 @@ def raw_samples(shards: Iterable[str], tally: Unusable, reader: str = "auto") ->
             continue
         try:
             yield from tar_samples(url, stream, reader)
+            stream.close()  # a `pipe:` command that failed may say so only here
         except Exception as exn:  # a damaged tar, as libarchive, tarfile or the stream reports it
             _count_damaged(url, exn, tally)
         finally:
-            with contextlib.suppress(Exception):  # a pipe stopped early may report its exit status here
+            with contextlib.suppress(Exception):  # a stream left early (or already counted) closes quietly
                 stream.close()
 
 

@@ -73,24 +73,38 @@ def tar_members(url: str, stream: BinaryIO, reader: str = "auto") -> Iterator[di
         for member in tariterators.tar_file_iterator(stream, handler=tariterators.reraise_exception):
             yield {"fname": member["fname"], "data": member["data"], "__url__": url}
         return
-    readable = stream if hasattr(stream, "readinto") else _ReadInto(stream)
-    with libarchive.stream_reader(readable, block_size=BLOCK_BYTES) as archive:
-        for entry in archive:
-            if entry.isfile:  # read in one block (libarchive-c's default is a page: ~20 calls a photo)
-                block = min(max(entry.size or 0, 4096), MAX_BLOCK_BYTES)
-                yield {"fname": entry.pathname, "data": b"".join(entry.get_blocks(block)), "__url__": url}
+    pulled = _Pulled(stream)
+    try:
+        with libarchive.stream_reader(pulled, block_size=BLOCK_BYTES) as archive:
+            for entry in archive:
+                if entry.isfile:  # read in one block (libarchive-c's default is a page: ~20 calls a photo)
+                    block = min(max(entry.size or 0, 4096), MAX_BLOCK_BYTES)
+                    yield {"fname": entry.pathname, "data": b"".join(entry.get_blocks(block)), "__url__": url}
+    except Exception as exn:
+        if pulled.error is not None:  # what the stream raised says more than libarchive's "read failed"
+            raise pulled.error from None
+        raise OSError(getattr(exn, "msg", None) or str(exn)) from exn  # libarchive's words, not its pointers
 
 
-class _ReadInto:
-    """libarchive-c pulls a stream through readinto(); webdataset's `pipe:` streams only offer read()."""
+class _Pulled:
+    """The stream as libarchive-c's read callback pulls it: through readinto(), or read() for webdataset's
+    `pipe:` streams, which have no readinto(). An exception must not escape the callback: ctypes would
+    print it and hand libarchive a stale buffer (a segfault, seen with a `pipe:` command that failed), so
+    it is kept and the callback answers -1, which libarchive raises as an error."""
 
     def __init__(self, stream: Any) -> None:
-        self.stream = stream
+        self.stream, self.error = stream, None
 
     def readinto(self, buffer: Any) -> int:
-        data = self.stream.read(len(buffer))
-        memoryview(buffer).cast("B")[: len(data)] = data
-        return len(data)
+        try:
+            if hasattr(self.stream, "readinto"):
+                return self.stream.readinto(buffer)
+            data = self.stream.read(len(buffer))
+            memoryview(buffer).cast("B")[: len(data)] = data
+            return len(data)
+        except Exception as exn:
+            self.error = exn
+            return -1
 
-    def seekable(self) -> bool:
+    def seekable(self) -> bool:  # no seek callback either: libarchive reads a shard straight through
         return False
