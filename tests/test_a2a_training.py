@@ -141,6 +141,10 @@ def test_evaluate_py_scores_an_a2a_checkpoint(a2a_trained, tmp_path):
         assert name in metrics, name
     assert metrics["split"] == "test" and (tmp_path / "a2a_text2image.png").is_file()
     assert len(json.loads((tmp_path / "predictions.json").read_text())) == 4  # every test image captioned
+    # the same test split scored as the run scored it: its losses (with the recipe's code softmax) and metrics
+    run = json.loads((a2a_trained / "metrics.json").read_text())
+    assert {k: round(v, 5) for k, v in metrics.items() if isinstance(v, float)} == \
+        {k: round(v, 5) for k, v in run.items() if isinstance(v, float)}
 
 
 def test_fast_dev_run_of_the_experiment(vqvae_ckpt, tmp_path):

@@ -80,7 +80,9 @@ def _a2a(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
     model_cfg = (run_cfg or {}).get("model") or {}
     # the run's sampling, changed with +generation.image_temperature=0.5 etc.
     generation = {**(model_cfg.get("generation") or {}), **(cfg.get("generation") or {}), "seed": cfg.seed}
+    # the run's loss too: with code_softmax its losses normalise over the codes where a code comes next
     task = A2ATask(net=net, optimizer=None, vqvae=vqvae, generation=generation, run_config=run_cfg,
+                   code_softmax=bool(model_cfg.get("code_softmax", False)),
                    test_metrics=model_cfg.get("test_metrics") or ("Bleu", "METEOR", "ROUGE_L", "CIDEr"))
     return task, vocab, run_cfg, A2ASamplesCallback(cfg.num_grid_images, output_dir=cfg.paths.output_dir)
 
