@@ -50,28 +50,28 @@ def tar_samples(url: str, stream: BinaryIO, reader: str = "auto") -> Iterator[di
     from webdataset.tariterators import base_plus_ext
 
     sample: dict[str, Any] | None = None
-    for member in tar_members(url, stream, reader):
-        key, extension = base_plus_ext(member["fname"])
+    for name, data in tar_members(stream, reader):
+        key, extension = base_plus_ext(name)
         if key is None:
             continue
         if sample is not None and key != sample["__key__"]:
             yield sample
             sample = None
         sample = sample or {"__key__": key, "__url__": url}
-        sample[extension.lower()] = member["data"]
+        sample[extension.lower()] = data
     if sample is not None:
         yield sample
 
 
-def tar_members(url: str, stream: BinaryIO, reader: str = "auto") -> Iterator[dict[str, Any]]:
-    """Each regular file of the tar (or compressed tar) `stream` read from `url`. `reader`: "auto"
+def tar_members(stream: BinaryIO, reader: str = "auto") -> Iterator[tuple[str, bytes]]:
+    """Each regular file of the tar (or compressed tar) `stream`, as (name, bytes). `reader`: "auto"
     (libarchive where it loads), "libarchive" or "tarfile"."""
     libarchive = libarchive_or_none() if reader in ("auto", "libarchive") else None
     if libarchive is None:
         from webdataset import tariterators
 
         for member in tariterators.tar_file_iterator(stream, handler=tariterators.reraise_exception):
-            yield {"fname": member["fname"], "data": member["data"], "__url__": url}
+            yield member["fname"], member["data"]
         return
     pulled = _Pulled(stream)
     try:
@@ -79,7 +79,7 @@ def tar_members(url: str, stream: BinaryIO, reader: str = "auto") -> Iterator[di
             for entry in archive:
                 if entry.isfile:  # read in one block (libarchive-c's default is a page: ~20 calls a photo)
                     block = min(max(entry.size or 0, 4096), MAX_BLOCK_BYTES)
-                    yield {"fname": entry.pathname, "data": b"".join(entry.get_blocks(block)), "__url__": url}
+                    yield entry.pathname, b"".join(entry.get_blocks(block))
     except Exception as exn:
         if pulled.error is not None:  # what the stream raised says more than libarchive's "read failed"
             raise pulled.error from None
