@@ -1,5 +1,6 @@
-"""Every recipe is bounded by optimizer steps (or epochs), never by wall-clock time: the same command gives
-the same result on a fast or a slow CPU, busy or idle."""
+"""Every recipe is bounded by optimizer steps (or epochs), never by wall-clock time: the same command trains
+the same run on a fast or a slow CPU, busy or idle (its figures then differ only by the rounding of each
+CPU's fp32 kernels, not by how many steps the machine managed)."""
 
 from __future__ import annotations
 
