@@ -109,6 +109,16 @@ def test_every_command_answers_help_with_its_own_usage_and_examples(command, hel
     assert "Options (key=value" in text and ("Examples:" in text or "Example:" in text)
 
 
+def test_a_command_writes_where_out_says_and_nothing_into_the_folder_it_is_run_from(tmp_path):
+    # Hydra's default logging would add an empty <job>.log to the working directory of every command
+    work = tmp_path / "work"
+    work.mkdir()
+    (result,) = command_lines(["shapes_gifs", f"out={tmp_path / 'clips'}", "n=1"], cwd=work)
+    assert result.returncode == 0, result.stderr
+    assert list(work.iterdir()) == []
+    assert (tmp_path / "clips" / "captions.jsonl").is_file()
+
+
 def _tracked_text_files() -> list[Path]:
     listed = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True).stdout.split()
     others = subprocess.run(["git", "ls-files", "--others", "--exclude-standard"], cwd=ROOT, capture_output=True,
