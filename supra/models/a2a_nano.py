@@ -113,6 +113,11 @@ class A2ANano(nn.Module):
         """2-D weights of linear layers decay; biases, norms and embeddings (hence a tied head) do not."""
         return weight_decay_groups(self, weight_decay)
 
+    def hidden_matrices(self) -> list[nn.Parameter]:
+        """The blocks' 2-D weights (attention and MLP projections): what matrix optimizers such as Muon
+        are for; embeddings, head, biases and norms are not."""
+        return [p for p in self.blocks.parameters() if p.dim() == 2 and p.requires_grad]
+
     # -- forward ----------------------------------------------------------------------------------
 
     def _embed(self, idx: torch.Tensor, start: int) -> torch.Tensor:

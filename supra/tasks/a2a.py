@@ -10,6 +10,7 @@ codes back into pixels.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -120,6 +121,13 @@ class A2ATask(SupraTask):
     def parameter_groups(self) -> list[dict[str, Any]]:
         # Only the GPT: the VQ-VAE is frozen and never reaches the optimizer.
         return self.net.optimizer_groups(self.hparams.weight_decay)
+
+    def optimizer_kwargs(self) -> dict[str, Any]:
+        # an optimizer that treats the hidden matrices apart (tasks/optimizers.py) is told which they are
+        factory = getattr(self.optimizer_factory, "func", self.optimizer_factory)  # Hydra's partial
+        if "hidden_matrices" in inspect.signature(factory).parameters:
+            return {"hidden_matrices": self.net.hidden_matrices()}
+        return {}
 
     def train(self, mode: bool = True) -> A2ATask:
         super().train(mode)

@@ -1,0 +1,111 @@
+"""Seconds per training step of the a2a GPT (the card's 4 x d256, at experiment=a2a_shapes's batch of 16
+sequences of 80 tokens and its 684-id vocabulary, fp32) with (a) AdamW, as the recipe trained before, against
+(b) MuonWithAdamW as the recipe trains now (Muon's Newton-Schulz iteration in float32) and (c) the same with
+torch's own Muon, whose iteration runs in bfloat16; and the iteration alone for the GPT's 16 matrices in
+float32 and in bfloat16. Interleaved rounds, medians, ratios to (a) of the same round.
+
+    python benchmarks/muon_step.py [--rounds 5] [--steps 20]
+
+To see what a CPU without AVX-512 and native bf16 does, cap torch's kernels at AVX2 (MKL's too):
+
+    ATEN_CPU_CAPABILITY=avx2 ONEDNN_MAX_CPU_ISA=AVX2 MKL_ENABLE_INSTRUCTIONS=AVX2 python benchmarks/muon_step.py
+
+There bf16 matmuls are emulated and (c) takes seconds a step: why supra.tasks.optimizers has Float32Muon.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from supra.models.a2a_nano import A2AConfig, A2ANano  # noqa: E402
+from supra.tasks.optimizers import MuonWithAdamW, orthogonalize  # noqa: E402
+from supra.utils.hardware import cpu_description  # noqa: E402
+
+BATCH, TOKENS, VOCAB = 16, 80, 684
+NS = (3.4445, -4.775, 2.0315)  # torch's Muon coefficients
+
+
+class TorchMuonWithAdamW(MuonWithAdamW):
+    """(c): the same split, with torch's Muon (bf16 Newton-Schulz) for the matrices."""
+
+    def __init__(self, params, hidden_matrices, lr: float) -> None:
+        super().__init__(params, hidden_matrices, lr=lr)
+        self._muon = torch.optim.Muon(self._muon.param_groups[0]["params"], lr=lr, weight_decay=0.1,
+                                      adjust_lr_fn="match_rms_adamw")
+        self.param_groups = self._adamw.param_groups + self._muon.param_groups
+        self._link()
+
+
+def training_step(optimizer_name: str) -> Callable[[], None]:
+    torch.manual_seed(0)
+    net = A2ANano(A2AConfig(vocab_size=VOCAB))
+    groups = net.optimizer_groups(0.1)
+    optimizer = {"adamw": lambda: torch.optim.AdamW(groups, lr=1.5e-3, betas=(0.9, 0.95)),
+                 "muon32": lambda: MuonWithAdamW(groups, net.hidden_matrices(), lr=1.5e-3),
+                 "muon_bf16": lambda: TorchMuonWithAdamW(groups, net.hidden_matrices(), lr=1.5e-3)}[optimizer_name]()
+    idx = torch.randint(0, VOCAB, (BATCH, TOKENS), generator=torch.Generator().manual_seed(0))
+
+    def step() -> None:
+        logits, _ = net(idx)
+        loss = F.cross_entropy(logits[:, :-1].flatten(0, 1), idx[:, 1:].flatten())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    return step
+
+
+def iteration_alone(dtype: torch.dtype) -> Callable[[], None]:
+    matrices = [p.detach().to(dtype) for p in A2ANano(A2AConfig(vocab_size=VOCAB)).hidden_matrices()]
+    return lambda: [orthogonalize(m, NS, 5, 1e-7) for m in matrices]
+
+
+def seconds(fn: Callable[[], object], steps: int) -> float:
+    start = time.perf_counter()
+    for _ in range(steps):
+        fn()
+    return (time.perf_counter() - start) / steps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians and paired ratios")
+    parser.add_argument("--steps", type=int, default=20, help="timed steps per round and candidate")
+    args = parser.parse_args()
+    candidates = {
+        "(a) AdamW, every parameter (the recipe before)": training_step("adamw"),
+        "(b) MuonWithAdamW, float32 Newton-Schulz (the recipe)": training_step("muon32"),
+        "(c) the same with torch's Muon: bfloat16 Newton-Schulz": training_step("muon_bf16"),
+        "Newton-Schulz alone, 16 matrices, float32": iteration_alone(torch.float32),
+        "Newton-Schulz alone, 16 matrices, bfloat16": iteration_alone(torch.bfloat16),
+    }
+    for fn in candidates.values():  # warm-up: allocations, kernel choice
+        seconds(fn, 2)
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(args.rounds):
+        for name, fn in candidates.items():
+            times[name].append(seconds(fn, args.steps))
+    baseline = times["(a) AdamW, every parameter (the recipe before)"]
+    print(f"\na2a GPT, batch {BATCH} x {TOKENS} tokens, fp32, {args.rounds} interleaved rounds of {args.steps} "
+          f"steps, {cpu_description()}, torch kernels {torch.backends.cpu.get_cpu_capability()}, "
+          f"MKL_ENABLE_INSTRUCTIONS={os.environ.get('MKL_ENABLE_INSTRUCTIONS', '(unset)')}")
+    print("| what                                                    | median s/step | paired ratio vs (a) |")
+    print("|---------------------------------------------------------|--------------:|--------------------:|")
+    for name, runs in times.items():
+        ratio = statistics.median(r / b for r, b in zip(runs, baseline, strict=True))
+        print(f"| {name:<55} | {statistics.median(runs):13.4f} | {ratio:18.2f}x |")
+
+
+if __name__ == "__main__":
+    main()

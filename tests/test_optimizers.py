@@ -1,0 +1,133 @@
+"""Muon in float32 (the step torch's Muon takes, without its bfloat16), and MuonWithAdamW: Muon on the GPT's
+hidden matrices and torch's AdamW on the rest, stepped as one optimizer, with one schedule and one state
+that a checkpoint saves and restores."""
+
+from __future__ import annotations
+
+import copy
+import io
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from supra.models.a2a_nano import A2AConfig, A2ANano
+from supra.tasks.lr_schedules import warmup_cosine
+from supra.tasks.optimizers import Float32Muon, MuonWithAdamW, orthogonalize
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TINY = {"vocab_size": 50, "context": 16, "n_layers": 2, "d_model": 32, "n_heads": 2, "d_mlp": 64}
+
+
+def gpt() -> A2ANano:
+    torch.manual_seed(0)
+    return A2ANano(A2AConfig(**TINY))
+
+
+def train_steps(model: A2ANano, optimizer: torch.optim.Optimizer, steps: int, scheduler=None, first: int = 0) -> None:
+    for step in range(first, first + steps):
+        idx = torch.randint(0, TINY["vocab_size"], (4, 12), generator=torch.Generator().manual_seed(step))
+        optimizer.zero_grad(set_to_none=True)
+        loss = F.cross_entropy(model(idx)[0][:, :-1].flatten(0, 1), idx[:, 1:].flatten())
+        loss.backward()
+        optimizer.step()
+        if scheduler is not None:
+            scheduler.step()
+
+
+def muon_with_adamw(model: A2ANano, lr: float = 1e-2) -> MuonWithAdamW:
+    return MuonWithAdamW(model.optimizer_groups(0.1), hidden_matrices=model.hidden_matrices(), lr=lr)
+
+
+def test_the_hidden_matrices_are_the_blocks_2d_weights_and_not_the_embeddings_or_head():
+    model = gpt()
+    hidden = {id(p) for p in model.hidden_matrices()}
+    assert len(hidden) == 4 * TINY["n_layers"]  # qkv, attention out, MLP in, MLP out per block
+    assert not hidden & {id(model.tok_emb.weight), id(model.pos_emb.weight), id(model.lm_head.weight)}
+
+
+def test_orthogonalizing_pushes_every_singular_value_towards_one_whatever_the_scale():
+    torch.manual_seed(0)
+    for shape, scale in (((64, 16), 1e-4), ((16, 64), 1.0), ((32, 32), 1e3)):
+        skewed = torch.randn(shape) @ torch.diag(torch.logspace(0, 1.5, shape[1])) * scale  # condition number ~30
+        out = orthogonalize(skewed, (3.4445, -4.775, 2.0315), steps=5, eps=1e-7)
+        assert out.shape == shape and out.dtype == torch.float32
+        singular = torch.linalg.svdvals(out)
+        assert singular.min() > 0.5 and singular.max() < 1.3, singular
+
+
+def test_float32_muon_takes_the_step_torchs_muon_takes_up_to_its_bfloat16_rounding():
+    torch.manual_seed(0)
+    start = torch.randn(48, 24)
+    ours, theirs = torch.nn.Parameter(start.clone()), torch.nn.Parameter(start.clone())
+    optimizers = (Float32Muon([ours], lr=0.01, weight_decay=0.1),
+                  torch.optim.Muon([theirs], lr=0.01, weight_decay=0.1, adjust_lr_fn="match_rms_adamw"))
+    for step in range(3):  # momentum, Nesterov, weight decay and the lr scaling all take part
+        grad = torch.randn(48, 24, generator=torch.Generator().manual_seed(step))
+        for param, optimizer in zip((ours, theirs), optimizers, strict=True):
+            param.grad = grad.clone()
+            optimizer.step()
+    moved_ours, moved_theirs = ours.detach() - start, theirs.detach() - start
+    assert (moved_ours - moved_theirs).norm() < 0.02 * moved_theirs.norm()  # bf16 keeps ~3 digits
+    assert (moved_ours - moved_theirs).norm() > 0  # and ours is not bf16
+    assert optimizers[0].state[ours].keys() == optimizers[1].state[theirs].keys()  # the same state layout
+
+
+def test_it_steps_exactly_as_float32_muon_and_adamw_stepped_side_by_side():
+    ours, theirs = gpt(), gpt()
+    hidden = {id(p) for p in theirs.hidden_matrices()}
+    groups = theirs.optimizer_groups(0.1)
+    adamw = torch.optim.AdamW([{**g, "params": [p for p in g["params"] if id(p) not in hidden]} for g in groups],
+                              lr=1e-2, betas=(0.9, 0.95))
+    muon = Float32Muon(theirs.hidden_matrices(), lr=1e-2, weight_decay=0.1)
+
+    class Both(torch.optim.Optimizer):  # the reference: the two optimizers, one step each
+        def __init__(self):
+            super().__init__(theirs.parameters(), {})
+
+        def step(self, closure=None):
+            adamw.step()
+            muon.step()
+
+    train_steps(ours, muon_with_adamw(ours), 3)
+    train_steps(theirs, Both(), 3)
+    for (name, a), b in zip(ours.named_parameters(), theirs.parameters(), strict=True):
+        assert torch.equal(a, b), name
+    assert not torch.equal(ours.blocks[0].mlp.fc1.weight, gpt().blocks[0].mlp.fc1.weight)  # it did train
+
+
+def test_one_schedule_sets_the_learning_rate_of_both():
+    model = gpt()
+    optimizer = muon_with_adamw(model)
+    scheduler = warmup_cosine(optimizer, total_steps=10, warmup_steps=4, min_lr=1e-4)
+    train_steps(model, optimizer, 2, scheduler)
+    expected = scheduler.get_last_lr()[0]
+    assert expected < 1e-2
+    assert {g["lr"] for g in optimizer._adamw.param_groups} == {g["lr"] for g in optimizer._muon.param_groups} == {expected}
+
+
+def test_a_saved_state_resumes_the_same_run():
+    whole = gpt()
+    optimizer = muon_with_adamw(whole)
+    train_steps(whole, optimizer, 3)
+    saved_model, buffer = copy.deepcopy(whole.state_dict()), io.BytesIO()
+    torch.save(optimizer.state_dict(), buffer)
+    train_steps(whole, optimizer, 2, first=3)
+
+    resumed = gpt()
+    resumed.load_state_dict(saved_model)
+    optimizer = muon_with_adamw(resumed)
+    buffer.seek(0)
+    optimizer.load_state_dict(torch.load(buffer))
+    assert optimizer._muon.state is optimizer.state and optimizer._adamw.param_groups[0] is optimizer.param_groups[0]
+    train_steps(resumed, optimizer, 2, first=3)
+    for (name, a), b in zip(whole.named_parameters(), resumed.parameters(), strict=True):
+        assert torch.equal(a, b), name
+
+
+def test_parameters_without_hidden_matrices_are_refused_in_one_line():
+    model = gpt()
+    with pytest.raises(ValueError, match="needs hidden matrices") as err:
+        MuonWithAdamW(model.optimizer_groups(0.1), hidden_matrices=[])
+    assert "\n" not in str(err.value)
