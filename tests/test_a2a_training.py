@@ -43,7 +43,7 @@ def a2a_run(vqvae_ckpt: Path, cache_dir: Path) -> list[str]:
 
 class FrozenProbe(L.Callback):
     """Test probe: records, at every training batch, whether the VQ-VAE is in train mode and what the
-    optimizer holds, into probe.json in the run directory."""
+    optimizer holds (and which of it Muon steps), into probe.json in the run directory."""
 
     def __init__(self, out_dir: str) -> None:
         self.out_dir, self.seen = Path(out_dir), {"vqvae_training": [], "vqvae_params_in_optimizer": []}
@@ -54,6 +54,10 @@ class FrozenProbe(L.Callback):
         self.seen["vqvae_params_in_optimizer"].append(sum(id(p) in in_optimizer for p in pl_module.vqvae.parameters()))
         self.seen["net_params_in_optimizer"] = sum(id(p) in in_optimizer for p in pl_module.net.parameters())
         self.seen["net_params"] = len(list(pl_module.net.parameters()))
+        optimizer = trainer.optimizers[0]
+        muon = {id(p) for group in optimizer.param_groups if "ns_steps" in group for p in group["params"]}
+        self.seen["optimizer"] = type(optimizer).__name__
+        self.seen["muon_takes_the_hidden_matrices"] = muon == {id(p) for p in pl_module.net.hidden_matrices()}
 
     def on_train_end(self, trainer, pl_module) -> None:
         (self.out_dir / "probe.json").write_text(json.dumps(self.seen))
@@ -113,6 +117,14 @@ def test_the_vqvae_stays_frozen_in_eval_mode_and_out_of_the_optimizer(a2a_traine
     original = torch.load(vqvae_ckpt)["state_dict"]
     for name, value in original.items():  # weights and EMA buffers unchanged after training
         assert torch.equal(saved["vqvae." + name.removeprefix("net.")], value), name
+
+
+def test_the_recipe_trains_the_gpts_hidden_matrices_with_muon_and_the_rest_with_adamw(a2a_trained):
+    probe = json.loads((a2a_trained / "probe.json").read_text())
+    assert probe["optimizer"] == "MuonWithAdamW" and probe["muon_takes_the_hidden_matrices"]
+    state = load_supra_checkpoint(a2a_trained / "checkpoints" / "last.ckpt")["optimizer_states"][0]
+    assert len(state["param_groups"]) == 3  # AdamW: decayed (the head), not decayed; Muon: the matrices
+    assert "momentum_buffer" in state["state"][len(state["state"]) - 1]  # Muon's, saved for a resume
 
 
 def test_the_checkpoint_holds_the_gpt_the_vqvae_and_the_vocabulary(a2a_trained):
