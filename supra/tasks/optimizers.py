@@ -1,5 +1,5 @@
 """Muon for a transformer's hidden matrices, AdamW for the rest, as one optimizer; Muon's orthogonalisation
-in float32, so that the same recipe runs as fast, and gives the same run, on CPUs with and without bf16."""
+in float32, so that CPUs without native bf16 run it at fp32 speed and no result hangs on bf16 rounding."""
 
 from __future__ import annotations
 
