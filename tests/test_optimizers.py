@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.tasks.lr_schedules import warmup_cosine
 from supra.tasks.optimizers import Float32Muon, MuonWithAdamW, orthogonalize
+from supra.utils.errors import SupraUserError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -128,6 +129,10 @@ def test_a_saved_state_resumes_the_same_run():
 
 def test_parameters_without_hidden_matrices_are_refused_in_one_line():
     model = gpt()
-    with pytest.raises(ValueError, match="needs hidden matrices") as err:
+    with pytest.raises(SupraUserError, match="needs hidden matrices") as err:
         MuonWithAdamW(model.optimizer_groups(0.1), hidden_matrices=[])
+    assert "\n" not in str(err.value)
+    # a task whose model names none (vlm_nano's) passes nothing: what to use instead, in one line
+    with pytest.raises(SupraUserError, match="keep model.optimizer._target_=torch.optim.AdamW") as err:
+        MuonWithAdamW(model.optimizer_groups(0.1))
     assert "\n" not in str(err.value)

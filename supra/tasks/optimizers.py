@@ -10,6 +10,8 @@ from typing import Any
 import torch
 from torch.optim import AdamW, Muon, Optimizer
 
+from supra.utils.errors import SupraUserError
+
 
 def orthogonalize(update: torch.Tensor, coefficients: tuple[float, float, float], steps: int,
                   eps: float) -> torch.Tensor:
@@ -72,11 +74,15 @@ class MuonWithAdamW(Optimizer):
     weight decay.
 
     `params`: the model's groups (weight decay per group, as `optimizer_groups` gives them);
-    `hidden_matrices`: which of their parameters Muon takes (2-D each)."""
+    `hidden_matrices`: which of their parameters Muon takes (2-D each); the task passes the model's
+    (`hidden_matrices()`), and a model without them is refused in one line."""
 
     def __init__(self, params: Iterable[dict[str, Any]] | Iterable[torch.Tensor],
-                 hidden_matrices: Iterable[torch.Tensor], lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.95),
+                 hidden_matrices: Iterable[torch.Tensor] | None = None, lr: float = 1e-3, betas: tuple[float, float] = (0.9, 0.95),
                  eps: float = 1e-8, momentum: float = 0.95, nesterov: bool = True, ns_steps: int = 5) -> None:
+        if hidden_matrices is None:
+            raise SupraUserError("model.optimizer=MuonWithAdamW needs a model that names its hidden matrices "
+                                 "(a2a_nano does); for this model keep model.optimizer._target_=torch.optim.AdamW")
         groups = list(params)
         if groups and not isinstance(groups[0], dict):
             groups = [{"params": groups}]
@@ -92,7 +98,7 @@ class MuonWithAdamW(Optimizer):
             if others:
                 other_groups.append({**settings, "params": others})
         if not matrix_groups or not other_groups:
-            raise ValueError(f"MuonWithAdamW needs hidden matrices for Muon and other parameters for AdamW; got "
+            raise SupraUserError(f"MuonWithAdamW needs hidden matrices for Muon and other parameters for AdamW; got "
                              f"{sum(len(g['params']) for g in matrix_groups)} and "
                              f"{sum(len(g['params']) for g in other_groups)}: use torch.optim.AdamW alone")
         self._n_adamw_groups = len(other_groups)
