@@ -10,7 +10,6 @@ codes back into pixels.
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -124,8 +123,7 @@ class A2ATask(SupraTask):
 
     def optimizer_kwargs(self) -> dict[str, Any]:
         # an optimizer that treats the hidden matrices apart (tasks/optimizers.py) is told which they are
-        factory = getattr(self.optimizer_factory, "func", self.optimizer_factory)  # Hydra's partial
-        if "hidden_matrices" in inspect.signature(factory).parameters:
+        if self.optimizer_takes("hidden_matrices"):
             return {"hidden_matrices": self.net.hidden_matrices()}
         return {}
 

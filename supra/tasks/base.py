@@ -5,6 +5,7 @@ shape for the one report (callbacks/test_report.py).
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any
 
@@ -46,6 +47,11 @@ class SupraTask(L.LightningModule):
     def optimizer_kwargs(self) -> dict[str, Any]:
         """Extra keyword arguments for the optimizer factory (e.g. fused=True)."""
         return {}
+
+    def optimizer_takes(self, argument: str) -> bool:
+        """Whether the configured optimizer accepts `argument` (e.g. "fused", "hidden_matrices")."""
+        factory = getattr(self.optimizer_factory, "func", self.optimizer_factory)  # Hydra's partial
+        return argument in inspect.signature(factory).parameters
 
     def configure_optimizers(self) -> dict[str, Any]:
         optimizer = self.optimizer_factory(self.parameter_groups(), **self.optimizer_kwargs())

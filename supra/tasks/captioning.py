@@ -4,7 +4,6 @@ that captions every image of the split and scores it with the COCO caption metri
 from __future__ import annotations
 
 import dataclasses
-import inspect
 from collections.abc import Sequence
 from typing import Any
 
@@ -98,8 +97,7 @@ class CaptioningTask(SupraTask):
     def optimizer_kwargs(self) -> dict[str, bool]:
         fused = self.hparams.fused_optimizer
         if fused == "auto":
-            factory = getattr(self.optimizer_factory, "func", self.optimizer_factory)  # Hydra's partial
-            if "fused" not in inspect.signature(factory).parameters or self.device.type != "cuda":
+            if not self.optimizer_takes("fused") or self.device.type != "cuda":
                 return {}
             # Lightning's mixed precision refuses to clip the gradients of an optimizer that unscales
             # them itself (fused ones do): there the default multi-tensor AdamW stays.
