@@ -1,8 +1,9 @@
 """Seconds per training step of the a2a GPT (the card's 4 x d256, at experiment=a2a_shapes's batch of 16
 sequences of 80 tokens and its 684-id vocabulary, fp32) with (a) AdamW, as the recipe trained before, against
-(b) MuonWithAdamW as the recipe trains now (Muon's Newton-Schulz iteration in float32) and (c) the same with
-torch's own Muon, whose iteration runs in bfloat16; and the iteration alone for the GPT's 16 matrices in
-float32 and in bfloat16. Interleaved rounds, medians, ratios to (a) of the same round.
+(b) MuonWithAdamW as the recipe trains now (Muon's Newton-Schulz iteration in float32, in its Gram form where
+that pays) and (c) the same with torch's own Muon, whose plain iteration runs in bfloat16; and the iteration
+alone for the GPT's 16 matrices: as the recipe runs it, plain in float32, plain in bfloat16. Interleaved
+rounds, medians, ratios to (a) of the same round.
 
     python benchmarks/muon_step.py [--rounds 5] [--steps 20]
 
@@ -66,9 +67,11 @@ def training_step(optimizer_name: str) -> Callable[[], None]:
     return step
 
 
-def iteration_alone(dtype: torch.dtype) -> Callable[[], None]:
+def iteration_alone(dtype: torch.dtype, gram: bool | None) -> Callable[[], None]:
+    """Newton-Schulz on the GPT's 16 matrices; `gram`: None as the recipe picks (the Gram form for the
+    MLP and qkv matrices), False the plain iteration on every matrix, as torch's Muon runs it."""
     matrices = [p.detach().to(dtype) for p in A2ANano(A2AConfig(vocab_size=VOCAB)).hidden_matrices()]
-    return lambda: [orthogonalize(m, NS, 5, 1e-7) for m in matrices]
+    return lambda: [orthogonalize(m, NS, 5, 1e-7, gram=gram) for m in matrices]
 
 
 def seconds(fn: Callable[[], object], steps: int) -> float:
@@ -87,8 +90,9 @@ def main() -> None:
         "(a) AdamW, every parameter (the recipe before)": training_step("adamw"),
         "(b) MuonWithAdamW, float32 Newton-Schulz (the recipe)": training_step("muon32"),
         "(c) the same with torch's Muon: bfloat16 Newton-Schulz": training_step("muon_bf16"),
-        "Newton-Schulz alone, 16 matrices, float32": iteration_alone(torch.float32),
-        "Newton-Schulz alone, 16 matrices, bfloat16": iteration_alone(torch.bfloat16),
+        "Newton-Schulz alone, 16 matrices, float32 (the recipe)": iteration_alone(torch.float32, None),
+        "the same, plain iteration on every matrix, float32": iteration_alone(torch.float32, False),
+        "the same, plain iteration, bfloat16 (torch's Muon)": iteration_alone(torch.bfloat16, False),
     }
     for fn in candidates.values():  # warm-up: allocations, kernel choice
         seconds(fn, 2)

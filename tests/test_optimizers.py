@@ -12,12 +12,14 @@ import torch
 import torch.nn.functional as F
 
 from supra.models.a2a_nano import A2AConfig, A2ANano
+from supra.tasks import optimizers
 from supra.tasks.lr_schedules import warmup_cosine
 from supra.tasks.optimizers import Float32Muon, MuonWithAdamW, orthogonalize
 from supra.utils.errors import SupraUserError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+NS = (3.4445, -4.775, 2.0315)  # torch's Muon coefficients
 TINY = {"vocab_size": 50, "context": 16, "n_layers": 2, "d_model": 32, "n_heads": 2, "d_mlp": 64}
 
 
@@ -56,6 +58,31 @@ def test_orthogonalizing_pushes_every_singular_value_towards_one_whatever_the_sc
         assert out.shape == shape and out.dtype == torch.float32
         singular = torch.linalg.svdvals(out)
         assert singular.min() > 0.5 and singular.max() < 1.3, singular
+
+
+def test_the_gram_form_gives_the_plain_iterations_result_for_ill_conditioned_matrices():
+    # float64 plain iteration as the reference; singular values spread over 1 to 1e-6
+    torch.manual_seed(0)
+    for shape in ((48, 160), (160, 48), (96, 48)):
+        short, long = min(shape), max(shape)
+        left, _ = torch.linalg.qr(torch.randn(short, short, dtype=torch.float64))
+        right, _ = torch.linalg.qr(torch.randn(long, short, dtype=torch.float64))
+        matrix = (left * torch.logspace(0, -6, short, dtype=torch.float64)) @ right.T
+        matrix = matrix if shape[0] <= shape[1] else matrix.T
+        reference = orthogonalize(matrix, NS, steps=5, eps=1e-7, gram=False)
+        gram = orthogonalize(matrix.float(), NS, steps=5, eps=1e-7, gram=True)
+        assert gram.shape == shape
+        assert (gram.double() - reference).norm() < 1e-3 * reference.norm()
+        assert (gram.double() - reference).norm() > 0  # float32, not the reference itself
+
+
+def test_the_gram_form_is_taken_where_it_saves_flops_and_not_for_near_square_matrices(monkeypatch):
+    taken = []
+    real = optimizers.gram_newton_schulz
+    monkeypatch.setattr(optimizers, "gram_newton_schulz", lambda *a: taken.append(a[0].shape) or real(*a))
+    for shape in ((256, 1024), (768, 256), (256, 256), (300, 256)):
+        orthogonalize(torch.randn(shape), NS, steps=5, eps=1e-7)
+    assert taken == [(256, 1024), (256, 768)]  # the long side at least 1.5x the short one
 
 
 def test_float32_muon_takes_the_step_torchs_muon_takes_up_to_its_bfloat16_rounding():
