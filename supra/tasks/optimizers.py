@@ -128,8 +128,8 @@ class MuonWithAdamW(Optimizer):
                 other_groups.append({**settings, "params": others})
         if not matrix_groups or not other_groups:
             raise SupraUserError(f"MuonWithAdamW needs hidden matrices for Muon and other parameters for AdamW; got "
-                             f"{sum(len(g['params']) for g in matrix_groups)} and "
-                             f"{sum(len(g['params']) for g in other_groups)}: use torch.optim.AdamW alone")
+                                 f"{sum(len(g['params']) for g in matrix_groups)} and "
+                                 f"{sum(len(g['params']) for g in other_groups)}: use torch.optim.AdamW alone")
         self._n_adamw_groups = len(other_groups)
         self._adamw = AdamW(other_groups, lr=lr, betas=betas, eps=eps)
         self._muon = Float32Muon(matrix_groups, lr=lr, momentum=momentum, nesterov=nesterov, ns_steps=ns_steps)
