@@ -61,7 +61,7 @@ class Float32Muon(Muon):
     updates scaled to AdamW's size (torch's `adjust_lr_fn="match_rms_adamw"`).
 
     Why not torch's step: it runs the iteration in bfloat16, which CPUs without native bf16 (AVX2-only)
-    emulate: 5.1 s instead of 0.13 s a step for the a2a GPT's matrices with AVX2 kernels
+    emulate: 4.8 s instead of 0.07 s a step for the a2a GPT's matrices with AVX2 kernels
     (benchmarks/muon_step.py), and whose rounding would make the result depend on the CPU."""
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, weight_decay: float = 0.1, momentum: float = 0.95,
