@@ -333,3 +333,40 @@ def test_a_truncated_jpeg_is_named_unreadable_not_grey_filled():
     assert jpeg_draft_pixels(data, 112) is None
     with pytest.raises(UNREADABLE):
         decode_image(data, 112)
+
+
+def test_images_decoded_in_runs_stay_with_their_own_samples_when_some_are_corrupt():
+    """Samples are decoded a run at a time (DECODE_RUN), then resized: over several runs, with corrupt
+    images among them, each usable sample comes out once, in order, with its own image."""
+    import numpy as np
+
+    from supra.data.caption_sources.shards import DECODE_RUN, ShardSample, decode_image
+
+    pictures = [_jpeg(30 + i % 7, 40 + i % 11, quality=50 + i % 40) for i in range(2 * DECODE_RUN + 9)]
+    corrupt = {3, DECODE_RUN - 1, DECODE_RUN, 2 * DECODE_RUN + 4}
+    samples = [ShardSample(f"s/{i}", [f"caption {i}"], b"\xff\xd8 not a jpeg" if i in corrupt else data)
+               for i, data in enumerate(pictures)]
+    tally = Unusable()
+    decoded = list(decoded_samples(samples, 16, tally))
+    assert [s.key for s, _ in decoded] == [f"s/{i}" for i in range(len(pictures)) if i not in corrupt]
+    assert all(torch.equal(image, decode_image(sample.image, 16)) for sample, image in decoded)
+    assert len({np.asarray(image).tobytes() for _, image in decoded}) == len(decoded)  # all different pictures
+    assert dict(tally) == {"unreadable image": len(corrupt)}
+
+
+def test_large_pictures_are_resized_and_handed_on_before_the_rest_of_their_run_is_decoded():
+    """A run's decoded pictures are bounded in bytes (DECODED_BYTES), not only in number: full-size
+    photos are handed on once they fill it, before the samples after them are decoded."""
+    from supra.data.caption_sources.shards import DECODED_BYTES, ShardSample
+
+    big = _jpeg(1500, 2000, quality=30)  # 9 MB decoded
+    count = -(-DECODED_BYTES // (1500 * 2000 * 3))
+    samples = [ShardSample(f"s/{i}", ["a caption"], big) for i in range(count)]
+    samples.append(ShardSample("s/corrupt", ["a caption"], b"\xff\xd8 not a jpeg"))
+    tally = Unusable()
+    stream = decoded_samples(samples, 16, tally, draft=False)
+    first, image = next(stream)
+    assert first.key == "s/0" and image.shape == (3, 16, 16)
+    assert not tally  # the sample after them not decoded yet
+    assert [s.key for s, _ in stream] == [f"s/{i}" for i in range(1, count)]
+    assert dict(tally) == {"unreadable image": 1}
