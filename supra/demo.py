@@ -24,7 +24,7 @@ from supra.artifacts.captioner_release import load_captioner
 from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.kinds import CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
 from supra.data.gif_frames import MediaDecodeError, read_gif_frames
-from supra.data.images import channels_first, fit, load_still, normalize_images, resize_uint8
+from supra.data.images import fit, load_still, normalize_images, squashed
 from supra.data.media.codes import decode_codes, encode_items
 from supra.models import a2a_generation as gen
 from supra.models.attention_maps import explain_caption, explain_image2text, explain_text2image
@@ -53,7 +53,7 @@ def _still(path: str | None, size: int, resize: str) -> torch.Tensor:
         picture = load_still(source, MAX_PIXELS)
     except MediaDecodeError as err:
         raise SupraUserError(f"{source.name} cannot be used as a picture: {err}") from None
-    return resize_uint8(channels_first(picture), size) if resize == "squash" else fit(picture, size, resize)
+    return squashed(picture, size) if resize == "squash" else fit(picture, size, resize)
 
 
 class CaptionerDemo:

@@ -136,10 +136,17 @@ def _rotated(data: bytes) -> bool:
     return True
 
 
+def squashed(pixels: np.ndarray, size: int) -> torch.Tensor:
+    """uint8 RGB [H, W, 3] (as decoders give) -> contiguous uint8 [3, size, size], squashed to a square like
+    the release (no crop). The resize reads the channels-last pixels in place: the same pixels as from a
+    [3, H, W] copy (tests/test_shards.py), in half the time."""
+    resized = resize_uint8(torch.from_numpy(pixels).permute(2, 0, 1), size)
+    return torch.from_numpy(np.ascontiguousarray(resized.numpy()))  # numpy's copy: 2x torch's contiguous()
+
+
 def image_to_uint8(image: Image.Image, size: int) -> torch.Tensor:
     """PIL RGB -> uint8 [3, size, size], squashed to a square like the release (no crop)."""
-    array = channels_first(np.asarray(image, dtype=np.uint8))
-    return resize_uint8(array, size)
+    return squashed(np.array(image, dtype=np.uint8), size)  # a writable copy, for torch
 
 
 def to_square(picture: np.ndarray, resize: str) -> np.ndarray:

@@ -30,7 +30,7 @@ import torch
 
 from supra.data.caption_sources.tar_reading import tar_samples
 from supra.data.captions import clean_caption
-from supra.data.images import UNREADABLE, jpeg_draft_pixels, load_rgb, resize_uint8
+from supra.data.images import UNREADABLE, jpeg_draft_pixels, load_rgb, squashed
 from supra.utils.errors import SupraUserError
 
 log = logging.getLogger(__name__)
@@ -184,16 +184,9 @@ def decode_pixels(data: bytes, size: int, draft: bool = True) -> np.ndarray:
     return pixels
 
 
-def squash(pixels: np.ndarray, size: int) -> torch.Tensor:
-    """uint8 [H, W, 3] -> contiguous uint8 [3, size, size], squashed like the release. The resize reads the
-    channels-last pixels in place (to the same pixels as from [3, H, W], in half the time)."""
-    resized = resize_uint8(torch.from_numpy(pixels).permute(2, 0, 1), size)
-    return torch.from_numpy(np.ascontiguousarray(resized.numpy()))  # numpy's copy: 2x torch's contiguous()
-
-
 def decode_image(data: bytes, size: int, draft: bool = True) -> torch.Tensor:
-    """Encoded bytes -> uint8 [3, size, size] (decode_pixels, then squash)."""
-    return squash(decode_pixels(data, size, draft), size)
+    """Encoded bytes -> uint8 [3, size, size], squashed like the release (decode_pixels, then the resize)."""
+    return squashed(decode_pixels(data, size, draft), size)
 
 
 # Samples go through each step a run at a time: read, then decoded, then resized. The JPEG decoder run back
@@ -220,9 +213,9 @@ def decoded_samples(samples: Iterable[ShardSample], size: int, tally: Unusable, 
             decoded.append((sample, pixels))
             held += pixels.nbytes
             if held >= DECODED_BYTES:
-                yield from ((s, squash(p, size)) for s, p in decoded)
+                yield from ((s, squashed(p, size)) for s, p in decoded)
                 decoded, held = [], 0
-        yield from ((s, squash(p, size)) for s, p in decoded)
+        yield from ((s, squashed(p, size)) for s, p in decoded)
 
 
 @dataclass
