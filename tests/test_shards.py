@@ -338,6 +338,21 @@ def test_squashing_channels_last_pixels_in_place_gives_the_pixels_of_a_channels_
     assert torch.equal(out, resize_uint8(channels_first(pixels), 112))
 
 
+@pytest.mark.parametrize("resize", ["crop", "pad"])
+@pytest.mark.parametrize("height, width", [(375, 500), (500, 375), (50, 70), (64, 64), (65, 63), (33, 1000), (1, 1)])
+def test_cropped_or_padded_pictures_are_resized_through_the_same_route_to_the_same_pixels(height, width, resize):
+    """fit() (media folders, GIF frames, the demo, explain) squares a picture in numpy, a crop as a view,
+    then resizes it as squashed() does: the pixels of a [3, H, W] copy of the square."""
+    import numpy as np
+
+    from supra.data.images import channels_first, fit, resize_uint8, to_square
+
+    pixels = np.random.default_rng(height + width).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    out = fit(pixels, 64, resize)
+    assert out.is_contiguous() and out.shape == (3, 64, 64)
+    assert torch.equal(out, resize_uint8(channels_first(to_square(pixels, resize)), 64))
+
+
 def test_a_truncated_jpeg_is_named_unreadable_not_grey_filled():
     """libjpeg-turbo would fill the missing rows with grey; the fast path refuses and PIL raises."""
     from supra.data.caption_sources.shards import decode_image

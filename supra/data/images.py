@@ -139,8 +139,8 @@ def _rotated(data: bytes) -> bool:
 def squashed(pixels: np.ndarray, size: int) -> torch.Tensor:
     """uint8 RGB [H, W, 3] (as decoders give) -> contiguous uint8 [3, size, size], squashed to a square like
     the release (no crop). The resize reads the channels-last pixels in place: the same pixels as from a
-    [3, H, W] copy (tests/test_shards.py), in half the time."""
-    resized = resize_uint8(torch.from_numpy(pixels).permute(2, 0, 1), size)
+    [3, H, W] copy (tests/test_shards.py), in half the time (a crop's view is made contiguous first)."""
+    resized = resize_uint8(torch.from_numpy(np.ascontiguousarray(pixels)).permute(2, 0, 1), size)
     return torch.from_numpy(np.ascontiguousarray(resized.numpy()))  # numpy's copy: 2x torch's contiguous()
 
 
@@ -167,7 +167,7 @@ def to_square(picture: np.ndarray, resize: str) -> np.ndarray:
 
 def fit(picture: np.ndarray, size: int, resize: str) -> torch.Tensor:
     """uint8 RGB [H, W, 3] -> uint8 [3, size, size], squared as `resize` says then resized."""
-    return resize_uint8(channels_first(to_square(picture, resize)), size)
+    return squashed(to_square(picture, resize), size)
 
 
 def load_still(path: Path, max_pixels: int) -> np.ndarray:
