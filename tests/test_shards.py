@@ -8,6 +8,7 @@ import itertools
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from torch.utils.data import DataLoader
@@ -282,7 +283,6 @@ def _jpeg(height: int, width: int, mode: str = "RGB", orientation: int | None = 
           **options) -> bytes:
     import io
 
-    import numpy as np
     from PIL import Image
 
     rng = np.random.default_rng(height * width)
@@ -328,8 +328,6 @@ def test_jpegs_decode_by_libjpeg_turbo_to_the_pixels_pil_draft_mode_gives(jpeg, 
 def test_squashing_channels_last_pixels_in_place_gives_the_pixels_of_a_channels_first_copy(height, width):
     """squashed() lets the resize read a decoder's [H, W, 3] pixels in place (twice as fast) instead of
     copying them to [3, H, W] first: the same pixels, smaller, larger or the model's size already."""
-    import numpy as np
-
     from supra.data.images import channels_first, resize_uint8, squashed
 
     pixels = np.random.default_rng(height * width).integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -343,8 +341,6 @@ def test_squashing_channels_last_pixels_in_place_gives_the_pixels_of_a_channels_
 def test_cropped_or_padded_pictures_are_resized_through_the_same_route_to_the_same_pixels(height, width, resize):
     """fit() (media folders, GIF frames, the demo, explain) squares a picture in numpy, a crop as a view,
     then resizes it as squashed() does: the pixels of a [3, H, W] copy of the square."""
-    import numpy as np
-
     from supra.data.images import channels_first, fit, resize_uint8, to_square
 
     pixels = np.random.default_rng(height + width).integers(0, 256, (height, width, 3), dtype=np.uint8)
@@ -367,8 +363,6 @@ def test_a_truncated_jpeg_is_named_unreadable_not_grey_filled():
 def test_images_decoded_in_runs_stay_with_their_own_samples_when_some_are_corrupt():
     """Samples are decoded a run at a time (DECODE_RUN), then resized: over several runs, with corrupt
     images among them, each usable sample comes out once, in order, with its own image."""
-    import numpy as np
-
     from supra.data.caption_sources.shards import DECODE_RUN, ShardSample, decode_image
 
     pictures = [_jpeg(30 + i % 7, 40 + i % 11, quality=50 + i % 40) for i in range(2 * DECODE_RUN + 9)]

@@ -151,8 +151,8 @@ def image_to_uint8(image: Image.Image, size: int) -> torch.Tensor:
 
 def to_square(picture: np.ndarray, resize: str) -> np.ndarray:
     """uint8 [H, W, 3] -> [side, side, 3]: the centre square (crop) or padded with black (pad).
-    Done in numpy, before the channels move: a crop of a torch [3, H, W] tensor would need torch's slow
-    strided uint8 copy (see channels_first)."""
+    Done in numpy, channels last: squashed() makes a crop's view contiguous by numpy's copy, which torch's
+    strided uint8 copy would do slower (see channels_first)."""
     h, w = picture.shape[:2]
     if resize == "crop":
         side = min(h, w)
