@@ -20,7 +20,7 @@ from supra.pictures.files import save_image_atomic
 from supra.pictures.grids import render_caption_grid
 from supra.utils.cli import hydra_command
 from supra.utils.errors import SupraUserError
-from supra.utils.files import write_text_atomic
+from supra.utils.files import require_writable_dir, write_text_atomic
 
 
 def find_images(path: Path) -> list[Path]:
@@ -37,11 +37,9 @@ def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch
     captions.jsonl ({"image_id", "file", "caption"} per image) + captions.png."""
     if batch_size < 1:
         raise SupraUserError(f"batch_size={batch_size} must be >= 1")
-    try:
-        settings = DecodeConfig(strategy=decode)
-    except ValueError as err:
-        raise SupraUserError(f"decode={decode!r}: {err}") from None
+    settings = DecodeConfig(strategy=decode)  # a one-line error for an unknown strategy
     net, tokenizer, _ = load_captioner(ckpt)
+    require_writable_dir(out, f"out={out}")  # before the work, not after it
     files = find_images(Path(images))
     root = Path(images) if Path(images).is_dir() else Path(images).parent  # files are named relative to it
     if not files:
@@ -64,6 +62,9 @@ def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch
         ids = generate(net, normalize_images(images_uint8, net.image_input.mean, net.image_input.std), tokenizer.bos_id, tokenizer.eos_id, settings)
         captions.update(zip(names, tokenizer.decode_batch(ids), strict=True))
         thumbnails += list(images_uint8[: max(0, grid_images - len(thumbnails))])
+    if not captions:
+        raise SupraUserError(f"none of the {len(files)} images under images={images} could be read (first: "
+                             f"{next(iter(unreadable))}: {next(iter(unreadable.values()))}): give readable images")
     out_dir = Path(out)
     # the same records as predictions.json: the image's id (here its path under `images`) and its file
     lines = [json.dumps({"image_id": f, "file": f, "caption": c}) for f, c in captions.items()]

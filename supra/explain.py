@@ -111,10 +111,10 @@ def explain_a2a(cfg: DictConfig, out: Path) -> dict[str, Any]:
 
 def run(cfg: DictConfig) -> dict[str, Any]:
     kind = artifact_kind(cfg.ckpt)
-    out = require_writable_dir(cfg.out, f"out={cfg.out}")
     captioner = kind in (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE)
     if not captioner and kind not in (A2A_CHECKPOINT, A2A_RELEASE):
         raise SupraUserError(f"ckpt={cfg.ckpt} is a {kind}: explain reads captioner and a2a_nano models")
+    out = require_writable_dir(cfg.out, f"out={cfg.out}")
     record = explain_captioner(cfg, out) if captioner else explain_a2a(cfg, out)
     print(f"wrote {out / 'attention.png'}, {out / 'attention.html'}, {out / 'explain.json'}")
     return record

@@ -4,6 +4,7 @@ VQ-VAE + tokenizer); with push_to, uploaded to the Hugging Face Hub too (the fol
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -11,20 +12,41 @@ from omegaconf import DictConfig
 from supra.artifacts.a2a_release import export_a2a_release
 from supra.artifacts.captioner_release import export_release
 from supra.artifacts.checkpoints import artifact_kind
-from supra.artifacts.hub import push_folder
-from supra.artifacts.kinds import A2A_CHECKPOINT, CAPTIONER_CHECKPOINT
+from supra.artifacts.hub import RELEASE_FILES, local_path, push_folder
+from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
 from supra.utils.cli import hydra_command
 from supra.utils.errors import SupraUserError
+from supra.utils.files import atomic_dir, check_replaceable_dir, require_writable_dir
 
-EXPORTERS = {CAPTIONER_CHECKPOINT: export_release, A2A_CHECKPOINT: export_a2a_release}
+
+def copy_release(folder: str, out_dir: str, license: str = "other") -> Path:
+    """A release folder (a local one, or one fetched from the Hub) is already in the release format: its
+    files are copied as they are (its card keeps its license), e.g. to push it to another repo."""
+    with atomic_dir(out_dir) as tmp:
+        for name in RELEASE_FILES:
+            if (Path(folder) / name).is_file():
+                shutil.copyfile(Path(folder) / name, tmp / name)
+    return Path(out_dir)
+
+
+EXPORTERS = {CAPTIONER_CHECKPOINT: export_release, A2A_CHECKPOINT: export_a2a_release,
+             CAPTIONER_RELEASE: copy_release, A2A_RELEASE: copy_release}
+
+
+# Besides the release's own files, what a Hub download or upload leaves in a release folder.
+REPLACEABLE = (*RELEASE_FILES, "metrics.json", ".gitattributes", ".cache", ".huggingface")
 
 
 def run(cfg: DictConfig) -> Path:
+    # The folder is replaced whole: refuse before any work where that would delete more than an old release.
+    check_replaceable_dir(cfg.out, f"out={cfg.out}", REPLACEABLE, inputs=[cfg.ckpt], overwrite=bool(cfg.overwrite))
+    require_writable_dir(Path(cfg.out).resolve().parent, f"out={cfg.out}")
     kind = artifact_kind(cfg.ckpt)
     if kind not in EXPORTERS:
         raise SupraUserError(f"ckpt={cfg.ckpt} is a {kind}, which has no release format: give a captioner or "
                              "an a2a_nano checkpoint written by train.py")
-    out = EXPORTERS[kind](str(cfg.ckpt), str(cfg.out), license=cfg.license)
+    ckpt = local_path(cfg.ckpt, "ckpt")  # a Hub repo id -> its folder in the local cache
+    out = EXPORTERS[kind](str(ckpt), str(cfg.out), license=cfg.license)
     print(f"wrote {out}: " + ", ".join(sorted(p.name for p in out.iterdir())))
     if cfg.push_to:
         url = push_folder(out, cfg.push_to, private=bool(cfg.private))

@@ -40,7 +40,7 @@ from supra.tokens.a2a_sequences import check_fits, frames_that_fit
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.cli import hydra_command
 from supra.utils.errors import SupraUserError
-from supra.utils.files import write_json_atomic, write_text_atomic
+from supra.utils.files import require_writable_dir, write_json_atomic, write_text_atomic
 
 MODES = ("text", "text2image", "image2text", "video2video", "text2video")
 RESIZES = ("crop", "pad", "refuse")
@@ -179,7 +179,7 @@ def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None) -> dict
                           ("cpu" if request.device == "auto" else request.device))
     net, vqvae = net.to(device), vqvae.to(device)
     layout, context = vocab.layout, net.config.context
-    out = Path(request.out)
+    out = require_writable_dir(request.out, f"out={request.out}")  # before the work, not after it
     generator = torch.Generator(device=device).manual_seed(request.seed)
     sampling = {"temperature": request.temperature, "top_k": request.top_k, "top_p": request.top_p,
                 "generator": generator}

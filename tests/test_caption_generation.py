@@ -12,6 +12,7 @@ from supra.models.vlm_generation import (
     sample,
 )
 from supra.models.vlm_nano import VLMNano
+from supra.utils.errors import SupraUserError
 from tests.peaked_captioner import BOS, EOS, peaked
 
 
@@ -79,6 +80,12 @@ def test_generated_captions_never_exceed_max_seq(peaked_model):
         assert len(caption) <= peaked_model.config.MAX_SEQ - 1
 
 
-def test_unknown_decode_strategy_is_refused():
-    with pytest.raises(ValueError, match="'nucleus'"):
+def test_decode_settings_from_the_command_line_are_checked_as_one_line_naming_the_option():
+    with pytest.raises(SupraUserError, match="decode='nucleus' is unknown: choose beam, greedy or sample"):
         DecodeConfig(strategy="nucleus")
+    with pytest.raises(SupraUserError, match="beam_width=0 must be >= 1"):
+        DecodeConfig(beam_width=0)
+    with pytest.raises(SupraUserError, match="seed='abc' must be a whole number"):
+        DecodeConfig(strategy="sample", seed="abc")
+    with pytest.raises(SupraUserError, match="temperature=-1"):
+        DecodeConfig(strategy="sample", temperature=-1)

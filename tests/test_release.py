@@ -2,6 +2,7 @@
 inference code (tests/release_reference.py) reads our export and captions like we do."""
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,36 @@ def test_caption_command_captions_a_folder_and_lists_unreadable_files(release, t
     assert all(isinstance(r["caption"], str) for r in lines)
     assert (tmp_path / "out" / "captions.png").is_file()
     assert "broken.jpg" in capsys.readouterr().err
+
+
+def test_export_replaces_an_old_release_but_never_other_files_its_input_or_the_working_directory(
+        release, trained_run, tmp_path, monkeypatch, capsys):
+    ckpt = trained_run / "checkpoints" / "best.ckpt"
+
+    def refused(out: Path, *more: str) -> str:
+        with pytest.raises(SystemExit):
+            run_command("export", f"ckpt={ckpt}", f"out={out}", *more)
+        return capsys.readouterr().err
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("a week of work")
+    assert "holds other files (notes.txt)" in refused(mine) and (mine / "notes.txt").is_file()
+    assert "holds" in refused(trained_run, "overwrite=true") and ckpt.is_file()
+    with monkeypatch.context() as inside:
+        inside.chdir(mine)
+        assert "holds" in refused(Path("."), "overwrite=true") and (mine / "notes.txt").is_file()
+    assert "is a file" in refused(mine / "notes.txt")
+
+    run_command("export", f"ckpt={ckpt}", f"out={mine}", "overwrite=true")
+    run_command("export", f"ckpt={ckpt}", f"out={mine}")  # an old release is replaced without asking
+    assert not (mine / "notes.txt").exists()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert {p.name: p.stat().st_mode & 0o777 for p in mine.iterdir()} == {p.name: 0o666 & ~umask for p in mine.iterdir()}
+
+
+def test_export_of_a_release_folder_copies_it_as_it_is(release, tmp_path):
+    copy = run_command("export", f"ckpt={release}", f"out={tmp_path / 'copy'}")
+    assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in release.iterdir())
+    assert (copy / "model.safetensors").read_bytes() == (release / "model.safetensors").read_bytes()

@@ -11,6 +11,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from supra.utils.errors import SupraUserError
+from supra.utils.files import give_plain_permissions
 
 
 def save_weights(module: torch.nn.Module, path: Path) -> None:
@@ -18,6 +19,7 @@ def save_weights(module: torch.nn.Module, path: Path) -> None:
     safetensors refuses tensors that share memory."""
     state = {k: v.detach().cpu().clone().contiguous() for k, v in module.state_dict().items()}
     save_file(state, path, metadata={"format": "pt"})
+    give_plain_permissions(path)
 
 
 def load_weights(path: Path) -> dict[str, torch.Tensor]:

@@ -19,6 +19,7 @@ import torch.nn.functional as F
 
 from supra.models.sampling import sample_next
 from supra.models.vlm_nano import VLMNano
+from supra.utils.errors import SupraUserError
 
 
 @dataclass(frozen=True)
@@ -35,12 +36,16 @@ class DecodeConfig:
     seed: int = 0  # sampling only: same seed, same captions
 
     def __post_init__(self) -> None:
+        # Raised as user errors: these values come straight from the command line (decode=, beam_width=, seed=).
         if self.strategy not in ("beam", "greedy", "sample"):
-            raise ValueError(f"decode strategy {self.strategy!r} is unknown: choose beam, greedy or sample")
+            raise SupraUserError(f"decode={self.strategy!r} is unknown: choose beam, greedy or sample")
+        for name in ("beam_width", "seed") + (("max_new_tokens",) if self.max_new_tokens is not None else ()):
+            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
+                raise SupraUserError(f"{name}={getattr(self, name)!r} must be a whole number")
         if self.beam_width < 1:
-            raise ValueError(f"beam_width={self.beam_width} must be >= 1")
-        if self.temperature <= 0:
-            raise ValueError(f"temperature={self.temperature} must be > 0 (use strategy=greedy for argmax)")
+            raise SupraUserError(f"beam_width={self.beam_width} must be >= 1")
+        if not isinstance(self.temperature, (int, float)) or self.temperature <= 0:
+            raise SupraUserError(f"temperature={self.temperature!r} must be a number > 0 (use decode=greedy for argmax)")
 
 
 @torch.no_grad()

@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from supra.artifacts.captioner_release import build_captioner, describe_architecture
 from supra.sweeps.report import job_dirs, load_yaml
 from supra.utils.errors import SupraUserError
-from supra.utils.files import atomic_path, write_text_atomic
+from supra.utils.files import atomic_path, require_writable_dir, write_text_atomic
 from supra.utils.hardware import cpu_description
 
 log = logging.getLogger(__name__)
@@ -133,7 +133,7 @@ def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = "pyth
     rows = [row for d in job_dirs(sweep_dir) if (row := study_row(d)) is not None]
     if not rows:
         raise SupraUserError(f"{sweep_dir} holds no finished study job (<n>/metrics.json): nothing to report")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    require_writable_dir(out_dir, f"out={out_dir}")
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=[f.name for f in fields(StudyRow)])
     writer.writeheader()

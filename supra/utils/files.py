@@ -6,7 +6,7 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -20,6 +20,11 @@ def _umask() -> int:
     return mask
 
 
+def give_plain_permissions(path: str | os.PathLike) -> None:
+    """The permissions a plain open() gives, for files a library writes 0600 (safetensors does)."""
+    os.chmod(path, 0o666 & ~_umask())
+
+
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside `path` to write to; on success it replaces `path` in one rename, on any
@@ -30,7 +35,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     os.close(fd)
     try:
         yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~_umask())
+        give_plain_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -42,7 +47,9 @@ def atomic_dir(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
     """Yield a temp folder beside `path` to fill; on success it becomes `path` in one rename, on any error
     it is removed. An existing `path` is replaced, or with replace=False kept (another process finished
     the same folder first: its copy is as good). The folder gets a plain mkdir's permissions (not 0700)."""
-    path = Path(path)
+    path = Path(path).resolve()
+    if replace and _holds(path, Path.cwd()):  # replacing it would delete the working directory
+        raise SupraUserError(f"{path} holds the working directory: write to a new folder instead")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
     try:
@@ -59,6 +66,30 @@ def atomic_dir(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _holds(folder: Path, path: Path) -> bool:
+    folder, path = folder.resolve(), path.resolve()
+    return path == folder or folder in path.parents
+
+
+def check_replaceable_dir(path: str | os.PathLike, what: str, expected: Iterable[str],
+                          inputs: Iterable[str | os.PathLike] = (), overwrite: bool = False) -> Path:
+    """Before a command replaces the folder `path` whole (atomic_dir): refuse, as one line naming `what`
+    (e.g. "out=DIR"), a path that is a file, that holds the working directory or one of the command's own
+    `inputs`, or, unless `overwrite`, that holds anything but the `expected` names (someone else's files)."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise SupraUserError(f"{what} is a file, not a folder: choose a folder to write")
+    for kept in [Path.cwd(), *map(Path, inputs)]:
+        if _holds(path, kept):
+            raise SupraUserError(f"{what} holds {kept}, which replacing the folder would delete: choose a new folder")
+    others = sorted(p.name for p in path.iterdir() if p.name not in set(expected)) if path.is_dir() else []
+    if others and not overwrite:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise SupraUserError(f"{what} already holds other files ({shown}), which replacing the folder would delete: "
+                             "choose a new folder, or add overwrite=true")
+    return path
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
