@@ -11,6 +11,7 @@ server goes on.
 from __future__ import annotations
 
 import os
+import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -193,9 +194,25 @@ def run(cfg: DictConfig) -> None:
         import gradio  # noqa: F401
     except ImportError:
         raise SupraUserError('the demo needs Gradio: pip install -e ".[demo]"') from None
+    check_can_serve(cfg.host, cfg.port)  # before the model loads, not after
     page = build_page(str(cfg.ckpt))
     print(f"Supra demo of {cfg.ckpt} on http://{cfg.host}:{cfg.port} (Ctrl-C ends it)", flush=True)
-    page.launch(server_name=cfg.host, server_port=int(cfg.port), share=False, quiet=True, footer_links=[])
+    try:
+        page.launch(server_name=cfg.host, server_port=int(cfg.port), share=False, quiet=True, footer_links=[])
+    except OSError as err:  # taken in the meantime
+        raise SupraUserError(f"cannot serve on {cfg.host}:{cfg.port} ({err}): choose another with port=N") from None
+
+
+def check_can_serve(host: str, port: Any) -> None:
+    """A port that is no port, taken by another program, or a host this machine is not: one line."""
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        raise SupraUserError(f"port={port!r} must be a whole number from 1 to 65535 (e.g. 7860)")
+    try:
+        with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+            probe.bind((host, port))
+    except OSError as err:
+        raise SupraUserError(f"cannot serve on {host}:{port} ({err.strerror or err}): choose another with port=N "
+                             "(or host=127.0.0.1)") from None
 
 
 main = hydra_command("demo", run)

@@ -17,6 +17,7 @@ from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
 from supra.data.images import UNREADABLE, fit, image_to_uint8, load_rgb, load_still, normalize_images
 from supra.data.media.codes import decode_codes, encode_items
+from supra.models.a2a_generation import SamplingConfig, check_image_search
 from supra.models.attention_maps import (
     TokenAttention,
     explain_caption,
@@ -26,7 +27,8 @@ from supra.models.attention_maps import (
 from supra.models.vlm_generation import DecodeConfig
 from supra.pictures.attention import explain_page, render_token_strip, square_grid
 from supra.pictures.files import save_image_atomic
-from supra.utils.cli import hydra_command
+from supra.tokens.a2a_sequences import check_fits
+from supra.utils.cli import check_option_types, hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir, write_json_atomic, write_text_atomic
 
@@ -63,10 +65,7 @@ def explain_captioner(cfg: DictConfig, out: Path) -> dict[str, Any]:
         image = image_to_uint8(load_rgb(path), net.config.IMG_SIZE)
     except UNREADABLE as err:
         raise SupraUserError(f"image={path} cannot be read as a picture ({type(err).__name__}): give a PNG, JPEG, ...") from None
-    try:
-        decode = DecodeConfig(strategy=cfg.decode, beam_width=cfg.beam_width, seed=cfg.seed)
-    except ValueError as err:
-        raise SupraUserError(f"decode={cfg.decode!r}: {err}") from None
+    decode = DecodeConfig(strategy=cfg.decode, beam_width=cfg.beam_width, seed=cfg.seed)  # one-line errors
     ids, tokens = explain_caption(net, normalize_images(image[None], net.image_input.mean, net.image_input.std)[0], tokenizer.bos_id, tokenizer.eos_id,
                                   lambda i: tokenizer.hf.decode(i, skip_special_tokens=True), decode)
     caption = tokenizer.decode(ids)
@@ -76,7 +75,19 @@ def explain_captioner(cfg: DictConfig, out: Path) -> dict[str, Any]:
                   {"ckpt": str(cfg.ckpt), "image": str(path), "caption": caption, "decode": cfg.decode, "grid": list(grid)})
 
 
+def check_a2a_options(cfg: DictConfig) -> None:
+    """The a2a options, as `python -m supra.generate` checks the same ones, before any work."""
+    check_option_types(cfg, whole=("image_size", "seed", "best_of", "max_new_tokens"), numbers=("temperature", "guidance"))
+    if cfg.image_size < 8 or cfg.image_size % 8:
+        raise SupraUserError(f"image_size={cfg.image_size} must be a positive multiple of 8 (the VQ-VAE's patch)")
+    if cfg.max_new_tokens < 1:
+        raise SupraUserError(f"max_new_tokens={cfg.max_new_tokens} must be >= 1")
+    SamplingConfig(cfg.temperature)
+    check_image_search(cfg.guidance, cfg.best_of)
+
+
 def explain_a2a(cfg: DictConfig, out: Path) -> dict[str, Any]:
+    check_a2a_options(cfg)
     net, vqvae, vocab = load_a2a(cfg.ckpt)
     layout, side = vocab.layout, cfg.image_size // 8
     mode = cfg.mode if cfg.mode != "auto" else ("text2image" if cfg.prompt and not cfg.image else "image2text")
@@ -97,8 +108,12 @@ def explain_a2a(cfg: DictConfig, out: Path) -> dict[str, Any]:
         raise SupraUserError(f"mode={mode!r} is unknown for an a2a model: choose image2text or text2image")
     if not cfg.prompt:
         raise SupraUserError("mode=text2image needs prompt=\"...\" (e.g. prompt=\"a red square\")")
+    caption_ids = vocab.encode_text(cfg.prompt)
+    prompt_len = len(caption_ids) + 3  # <TEXT> caption </TEXT><IMAGE>
+    check_fits(prompt_len + side * side + 1, net.config.context, f"the prompt ({prompt_len} tokens) with a {side}x{side} "
+               f"image ({side * side + 1} more)", "shorten the prompt by {over} tokens")
     generator = torch.Generator().manual_seed(cfg.seed)
-    explained = explain_text2image(net, layout, vocab.encode_text(cfg.prompt), (side, side), decode_text,
+    explained = explain_text2image(net, layout, caption_ids, (side, side), decode_text,
                                    temperature=cfg.temperature, guidance=cfg.guidance, best_of=cfg.best_of,
                                    generator=generator)
     image = decode_codes(vqvae, explained.codes)

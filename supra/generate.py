@@ -20,6 +20,7 @@ Every bad input is a one-line SupraUserError, found before anything is generated
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -38,7 +39,7 @@ from supra.pictures.grids import render_caption_grid, render_image_rows, to_pil
 from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
 from supra.tokens.a2a_sequences import check_fits, frames_that_fit
 from supra.tokens.a2a_vocab import A2AVocab
-from supra.utils.cli import hydra_command
+from supra.utils.cli import check_option_types, hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir, write_json_atomic, write_text_atomic
 
@@ -71,27 +72,28 @@ class Request:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
+        check_option_types(vars(self), whole=("frames", "given_frames", "image_size", "num_samples", "seed", "top_k",
+                                              "best_of", "max_new_tokens", "max_pixels"),
+                           numbers=("temperature", "top_p", "guidance"), optional=("given_frames", "top_k", "top_p"))
         if self.mode not in MODES:
             raise SupraUserError(f"mode={self.mode!r} is unknown: choose one of {', '.join(MODES)}")
         if self.resize not in RESIZES:
             raise SupraUserError(f"resize={self.resize!r} is unknown: choose crop, pad or refuse")
         if self.image_size < 8 or self.image_size % 8:
             raise SupraUserError(f"image_size={self.image_size} must be a positive multiple of 8 (the VQ-VAE's patch)")
-        if self.frames < 1 or self.num_samples < 1 or self.max_new_tokens < 1:
-            raise SupraUserError(f"frames={self.frames}, num_samples={self.num_samples} and "
-                                 f"max_new_tokens={self.max_new_tokens} must be >= 1")
+        for name in ("frames", "num_samples", "max_new_tokens"):
+            if getattr(self, name) < 1:
+                raise SupraUserError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.device not in ("cpu", "cuda", "auto") and not re.fullmatch(r"cuda:\d+", self.device):
+            raise SupraUserError(f"device={self.device!r} is unknown: choose cpu, cuda (or cuda:N) or auto")
+        if self.device.startswith("cuda") and not torch.cuda.is_available():
+            raise SupraUserError(f"device={self.device} but torch finds no CUDA GPU here: use device=cpu (or auto)")
         if self.mode in ("text2image", "text2video") and not self.prompt:
             raise SupraUserError(f"mode={self.mode} needs prompt=\"...\" (e.g. prompt=\"a red square\")")
         if self.mode in ("image2text", "video2video") and not self.image:
             raise SupraUserError(f"mode={self.mode} needs image=PATH ({'a GIF' if self.mode == 'video2video' else 'a picture'})")
-        if self.guidance < 0:
-            raise SupraUserError(f"guidance={self.guidance} must be >= 0 (1 = off)")
-        if self.best_of < 1:
-            raise SupraUserError(f"best_of={self.best_of} must be >= 1 (1 = off)")
-        try:
-            gen.SamplingConfig(self.temperature, self.top_k, self.top_p)
-        except ValueError as err:
-            raise SupraUserError(str(err)) from None
+        gen.check_image_search(self.guidance, self.best_of)
+        gen.SamplingConfig(self.temperature, self.top_k, self.top_p)
 
     @property
     def raw_prompt(self) -> bool:
@@ -234,7 +236,7 @@ def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None) -> dict
         if request.mode == "video2video":
             if request.frames < 2:
                 raise SupraUserError("video2video needs frames >= 2: the first frames are given, the rest generated")
-            given = request.given_frames or max(1, request.frames // 2)
+            given = max(1, request.frames // 2) if request.given_frames is None else request.given_frames
             if not 1 <= given < request.frames:
                 raise SupraUserError(f"given_frames={given} must be between 1 and frames - 1 = {request.frames - 1}")
             clip = load_clip(request)

@@ -80,6 +80,21 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def test_a_taken_or_impossible_port_is_one_line_before_the_model_loads():
+    from supra.demo import check_can_serve
+    from supra.utils.errors import SupraUserError
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(SupraUserError, match=f"cannot serve on 127.0.0.1:{port} .*choose another with port=N"):
+            check_can_serve("127.0.0.1", port)
+    for bad in ("abc", 0, 70000):
+        with pytest.raises(SupraUserError, match="must be a whole number from 1 to 65535"):
+            check_can_serve("127.0.0.1", bad)
+
+
 def test_the_page_in_a_headless_browser_captions_an_upload_and_names_a_bad_one(trained_run, bad_uploads, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options

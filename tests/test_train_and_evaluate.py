@@ -135,6 +135,8 @@ def test_train_cli_bad_input_gives_one_line(case, train_py_runs):
 def test_evaluate_cli_bad_checkpoints_give_one_line(tmp_path, trained_run):
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint at all")
+    text = tmp_path / "text.ckpt"  # torch's legacy unpickler answers short text with a KeyError
+    text.write_text("hello\n")
     bare_vqvae = tmp_path / "bare_vqvae.ckpt"
     torch.save({"state_dict": {}, "supra": {"kind": "supra.vqvae"}}, bare_vqvae)
     unknown = tmp_path / "unknown.ckpt"
@@ -142,6 +144,7 @@ def test_evaluate_cli_bad_checkpoints_give_one_line(tmp_path, trained_run):
     cases = {
         str(tmp_path / "missing.ckpt"): "does not exist",
         str(garbage): "is not a readable PyTorch checkpoint",
+        str(text): "is not a readable PyTorch checkpoint (not a PyTorch file)",
         str(bare_vqvae): "holds no VQ-VAE config (model.net)",
         str(unknown): "is a supra.diffusion checkpoint, which this version of Supra does not know",
     }

@@ -32,8 +32,10 @@ def load_supra_checkpoint(path: str | Path, kind: str | None = None, what: str =
         raise SupraUserError(f"{what}={path} does not exist: give a .ckpt file written by train.py")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as err:
+    except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, LookupError) as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        if isinstance(err, LookupError):  # torch's legacy unpickler on bytes that are no pickle: KeyError(101)
+            first_line = "not a PyTorch file"
         raise SupraUserError(f"{what}={path} is not a readable PyTorch checkpoint ({first_line.split('. ')[0][:120]}): "
                              "give a .ckpt written by train.py, and copy it again if it was cut short") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:

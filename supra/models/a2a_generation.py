@@ -28,6 +28,7 @@ import torch
 from supra.models.a2a_nano import A2ANano
 from supra.models.sampling import sample_next
 from supra.tokens.a2a_layout import TokenLayout
+from supra.utils.errors import SupraUserError
 
 
 @dataclass(frozen=True)
@@ -36,13 +37,22 @@ class SamplingConfig:
     top_k: int | None = None
     top_p: float | None = None
 
+    # User errors: the values come straight from the command line (generate, explain, the demo).
     def __post_init__(self) -> None:
         if self.temperature < 0:
-            raise ValueError(f"temperature={self.temperature} must be >= 0 (0 = greedy)")
+            raise SupraUserError(f"temperature={self.temperature} must be >= 0 (0 = greedy)")
         if self.top_k is not None and self.top_k < 1:
-            raise ValueError(f"top_k={self.top_k} must be >= 1 (or None for no limit)")
+            raise SupraUserError(f"top_k={self.top_k} must be >= 1 (or None for no limit)")
         if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise ValueError(f"top_p={self.top_p} must be in (0, 1] (or None for no limit)")
+            raise SupraUserError(f"top_p={self.top_p} must be in (0, 1] (or None for no limit)")
+
+
+def check_image_search(guidance: float, best_of: int) -> None:
+    """text2image's search settings (generate_images), checked before any work, as user errors."""
+    if guidance < 0:
+        raise SupraUserError(f"guidance={guidance} must be >= 0 (1 = off)")
+    if best_of < 1:
+        raise SupraUserError(f"best_of={best_of} must be >= 1 (1 = off)")
 
 
 # -- what each position may hold ---------------------------------------------------------------------

@@ -4,7 +4,7 @@ own usage and examples), with user errors as one line and no traceback."""
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -30,6 +30,20 @@ def exit_on_user_error(exit_code: int = 2) -> Iterator[None]:
             raise
         print(f"error: {user_error}", file=sys.stderr)
         raise SystemExit(exit_code) from None
+
+
+def check_option_types(values: Mapping[str, Any], whole: Iterable[str] = (), numbers: Iterable[str] = (),
+                       optional: Iterable[str] = ()) -> None:
+    """Hydra passes `seed=abc` on as a string: name the option in one line before it fails deep inside.
+    `whole` must be ints, `numbers` ints or floats; those in `optional` may also be null."""
+    optional = set(optional)
+    for names, kinds, what in ((whole, (int,), "a whole number"), (numbers, (int, float), "a number")):
+        for name in names:
+            value = values.get(name)
+            if value is None and name in optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, kinds):
+                raise SupraUserError(f"{name}={value!r} must be {what}" + (" (or null)" if name in optional else ""))
 
 
 def exit_if_run_dir_unwritable(argv: Sequence[str]) -> None:
