@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from supra.runner.evaluation import data_for_release, evaluate
-from supra.utils.cli import exit_if_run_dir_unwritable, exit_on_user_error
+from supra.utils.cli import exit_if_run_dir_unwritable, exit_if_unknown_option, exit_on_user_error, print_help
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
@@ -16,6 +16,10 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
+    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+        print_help("eval", help_config="eval")  # its own usage, not train.py's
+        raise SystemExit(0)
     exit_if_run_dir_unwritable(sys.argv[1:])
+    exit_if_unknown_option("eval", sys.argv[1:])
     sys.argv[1:] = data_for_release(sys.argv[1:])  # a release folder holds no data config
     main()

@@ -41,6 +41,11 @@ def _picture(path: str | None, what: str = "image") -> Path:
     return Path(path)
 
 
+def _out_dir(cfg: DictConfig) -> Path:
+    """out=, made and proven writable once every input has been checked (a refused one leaves nothing)."""
+    return require_writable_dir(cfg.out, f"out={cfg.out}")
+
+
 def _rows(tokens: list[TokenAttention]) -> list[dict[str, Any]]:
     return [{"token": t.token, "probability": t.probability, "alternatives": t.alternatives, "maps": t.maps} for t in tokens]
 
@@ -58,7 +63,7 @@ def _write(out: Path, title: str, summary: str, image: torch.Tensor, grid: tuple
     return record
 
 
-def explain_captioner(cfg: DictConfig, out: Path) -> dict[str, Any]:
+def explain_captioner(cfg: DictConfig) -> dict[str, Any]:
     net, tokenizer, _ = load_captioner(cfg.ckpt)
     path = _picture(cfg.image)
     try:
@@ -66,6 +71,7 @@ def explain_captioner(cfg: DictConfig, out: Path) -> dict[str, Any]:
     except UNREADABLE as err:
         raise SupraUserError(f"image={path} cannot be read as a picture ({type(err).__name__}): give a PNG, JPEG, ...") from None
     decode = DecodeConfig(strategy=cfg.decode, beam_width=cfg.beam_width, seed=cfg.seed)  # one-line errors
+    out = _out_dir(cfg)
     ids, tokens = explain_caption(net, normalize_images(image[None], net.image_input.mean, net.image_input.std)[0], tokenizer.bos_id, tokenizer.eos_id,
                                   lambda i: tokenizer.hf.decode(i, skip_special_tokens=True), decode)
     caption = tokenizer.decode(ids)
@@ -86,7 +92,7 @@ def check_a2a_options(cfg: DictConfig) -> None:
     check_image_search(cfg.guidance, cfg.best_of)
 
 
-def explain_a2a(cfg: DictConfig, out: Path) -> dict[str, Any]:
+def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
     check_a2a_options(cfg)
     net, vqvae, vocab = load_a2a(cfg.ckpt)
     layout, side = vocab.layout, cfg.image_size // 8
@@ -98,6 +104,7 @@ def explain_a2a(cfg: DictConfig, out: Path) -> dict[str, Any]:
             picture = fit(load_still(path, 50_000_000), cfg.image_size, "crop")
         except Exception as err:  # MediaDecodeError and Pillow's own: one line either way
             raise SupraUserError(f"image={path} cannot be used: {err}") from None
+        out = _out_dir(cfg)
         codes = encode_items(vqvae, picture[None], 1, torch.device("cpu"))[0]
         ids, tokens = explain_image2text(net, layout, codes, [], cfg.max_new_tokens, decode_text)
         caption = decode_text(ids).strip()
@@ -112,6 +119,7 @@ def explain_a2a(cfg: DictConfig, out: Path) -> dict[str, Any]:
     prompt_len = len(caption_ids) + 3  # <TEXT> caption </TEXT><IMAGE>
     check_fits(prompt_len + side * side + 1, net.config.context, f"the prompt ({prompt_len} tokens) with a {side}x{side} "
                f"image ({side * side + 1} more)", "shorten the prompt by {over} tokens")
+    out = _out_dir(cfg)
     generator = torch.Generator().manual_seed(cfg.seed)
     explained = explain_text2image(net, layout, caption_ids, (side, side), decode_text,
                                    temperature=cfg.temperature, guidance=cfg.guidance, best_of=cfg.best_of,
@@ -129,8 +137,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     captioner = kind in (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE)
     if not captioner and kind not in (A2A_CHECKPOINT, A2A_RELEASE):
         raise SupraUserError(f"ckpt={cfg.ckpt} is a {kind}: explain reads captioner and a2a_nano models")
-    out = require_writable_dir(cfg.out, f"out={cfg.out}")
-    record = explain_captioner(cfg, out) if captioner else explain_a2a(cfg, out)
+    record = explain_captioner(cfg) if captioner else explain_a2a(cfg)
+    out = Path(cfg.out)
     print(f"wrote {out / 'attention.png'}, {out / 'attention.html'}, {out / 'explain.json'}")
     return record
 

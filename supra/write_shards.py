@@ -13,13 +13,12 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 from omegaconf import DictConfig
-from PIL import Image
 from rich.progress import Progress
 
-from supra.data.caption_sources.index import CaptionIndex
+from supra.data.caption_sources.index import CaptionIndex, summary_line
 from supra.data.caption_sources.sources import read_caption_source
 from supra.data.image_cache import StoredImage
-from supra.data.images import load_rgb
+from supra.data.images import UNREADABLE, load_rgb
 from supra.utils.cli import hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_path, require_writable_dir, write_json_atomic
@@ -30,19 +29,26 @@ PARQUET_COLUMNS = ("url", "caption", "key", "status", "error_message")
 
 
 def image_bytes(index: CaptionIndex, key: str) -> tuple[bytes, str]:
-    """The image's encoded bytes as stored, and its extension (jpg, png or webp, from its content)."""
+    """The image's encoded bytes as stored, and its extension (jpg, png or webp, from its content).
+    Copied, not re-encoded, once a decode has proven them readable (a JPEG at its smallest DCT scale: a
+    cut or corrupt file fails there too), so no shard carries a picture its readers would skip."""
     stored = index.stored.get(key)
     data = stored.read() if isinstance(stored, StoredImage) else (index.image_dir / key).read_bytes()
     kind = {b"\xff\xd8": "jpg", b"\x89P": "png", b"RI": "webp"}.get(data[:2])
-    if kind is None:  # another format (GIF, BMP, TIFF): re-encoded as JPEG, the format shards carry
+    if kind is not None:
+        load_rgb(io.BytesIO(data), draft=8)
+    else:  # another format (GIF, BMP, TIFF): re-encoded as JPEG, the format shards carry
         buffer = io.BytesIO()
         load_rgb(io.BytesIO(data)).save(buffer, format="JPEG", quality=95)
         data, kind = buffer.getvalue(), "jpg"
     return data, kind
 
 
-def write_split(index: CaptionIndex, split: str, out: Path, per_shard: int, progress: Progress) -> int:
-    """The split's images as shards in out/; returns how many shards."""
+def write_split(index: CaptionIndex, split: str, out: Path, per_shard: int, progress: Progress,
+                unreadable: dict[str, str]) -> int:
+    """The split's images as shards in out/; returns how many shards. Images that cannot be read are
+    rows of the parquet with status failed_to_read (as img2dataset's failed downloads), not tar members,
+    and are added to `unreadable` (key -> reason)."""
     import webdataset as wds
 
     keys = index.splits[split]
@@ -58,8 +64,9 @@ def write_split(index: CaptionIndex, split: str, out: Path, per_shard: int, prog
                         "status": "success", "error_message": None, "id": index.ids.get(key, key)}
                 try:
                     data, kind = image_bytes(index, key)
-                except (OSError, ValueError, Image.DecompressionBombError) as err:
-                    meta.update(status="failed_to_read", error_message=str(err).splitlines()[0][:200])
+                except UNREADABLE as err:
+                    meta.update(status="failed_to_read", error_message=(str(err).splitlines() or [type(err).__name__])[0][:200])
+                    unreadable[key] = meta["error_message"]
                     rows.append(meta)
                     progress.advance(task)
                     continue
@@ -84,11 +91,13 @@ def run(cfg: DictConfig) -> Path:
     out = Path(cfg.out)
     if any(out.glob("*/00000.tar")) and not cfg.overwrite:
         raise SupraUserError(f"out={out} already holds shards: choose another folder or add overwrite=true")
-    written = {}
+    written: dict[str, int] = {}
+    unreadable: dict[str, str] = {}
     with Progress(disable=not cfg.show_progress, transient=True) as progress:
         for split in ("train", "val", "test"):
             require_writable_dir(out / split, f"out={out}")
-            written[split] = write_split(index, split, out / split, cfg.samples_per_shard, progress)
+            written[split] = write_split(index, split, out / split, cfg.samples_per_shard, progress, unreadable)
+    print(summary_line(cfg.source, index, unreadable))  # what was read, and what was skipped and why
     specs = {s: f"{out.resolve() / s}/{{00000..{n - 1:05d}}}.tar" for s, n in written.items() if n}
     print(f"wrote {', '.join(f'{n} {s} shards' for s, n in written.items())} to {out}; train on them with:")
     print("  python train.py experiment=vlm_shards " + " ".join(f"data.{s}_shards='{p}'" for s, p in specs.items()))

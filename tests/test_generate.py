@@ -212,7 +212,14 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
         (["mode=text2image", "prompt=a red square", "guidance=-1"], r"guidance=-1 must be >= 0"),
         (["mode=text2image", "prompt=a red square", "best_of=0"], r"best_of=0 must be >= 1"),
         (["mode=text2image", "prompt=<IMAGE>", "best_of=2"], r"best_of needs a prompt with a caption"),
+        (["mode=text", "prompt=a", "temperature=abc"], r"temperature='abc' must be a number"),
+        (["mode=text", "prompt=a", "num_samples=0"], r"^num_samples=0 must be >= 1$"),
+        (["mode=text", "prompt=a", "device=gpu"], r"device='gpu' is unknown: choose cpu, cuda \(or cuda:N\) or auto"),
+        (["mode=video2video", f"image={tmp_path / 'short.gif'}", "frames=2", "given_frames=0"],
+         r"given_frames=0 must be between 1 and frames - 1 = 1"),
     ]
+    if not torch.cuda.is_available():
+        cases.append((["mode=text", "prompt=a", "device=cuda"], r"device=cuda but torch finds no CUDA GPU here"))
     for overrides, message in cases:
         with pytest.raises(SupraUserError, match=message) as err:
             generate(tmp_path, folder, *overrides)
@@ -239,3 +246,26 @@ def test_the_command_line_reports_a_bad_input_in_one_line(pair, tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
         f"error: image={tmp_path / 'short.gif'} has 1 frame but frames=4 asks for 4: give a longer GIF or fewer frames"]
+
+
+def test_explain_checks_the_options_it_shares_with_generate_the_same_way(pair, tmp_path, capsys):
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(tmp_path / "black.png")
+    text2image = ["mode=text2image", "prompt=a red square"]
+    cases = [
+        ([*text2image, "temperature=-1"], "temperature=-1 must be >= 0 (0 = greedy)"),
+        ([*text2image, "guidance=-2"], "guidance=-2 must be >= 0 (1 = off)"),
+        ([*text2image, "best_of=0"], "best_of=0 must be >= 1 (1 = off)"),
+        ([*text2image, "image_size=60"], "image_size=60 must be a positive multiple of 8"),
+        ([*text2image, "seed=abc"], "seed='abc' must be a whole number"),
+        (["mode=text2image", "prompt=" + "a red square " * 20], "shorten the prompt by"),
+        (["mode=image2text", f"image={tmp_path / 'black.png'}", "max_new_tokens=0"], "max_new_tokens=0 must be >= 1"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(SystemExit):
+            run_command("explain", f"ckpt={pair[0]}", f"out={tmp_path / 'out'}", *overrides)
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (overrides, err)
+        if overrides[-1].startswith("guidance"):  # generate says the same
+            with pytest.raises(SupraUserError, match=r"guidance=-2 must be >= 0 \(1 = off\)"):
+                generate(tmp_path, pair[0], *overrides)
+    assert not (tmp_path / "out").exists()

@@ -139,3 +139,20 @@ def test_export_of_a_release_folder_copies_it_as_it_is(release, tmp_path):
     copy = run_command("export", f"ckpt={release}", f"out={tmp_path / 'copy'}")
     assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in release.iterdir())
     assert (copy / "model.safetensors").read_bytes() == (release / "model.safetensors").read_bytes()
+
+
+def test_caption_refuses_an_unwritable_out_before_the_work_and_fails_when_nothing_could_be_read(release, tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(tmp_path / "photos" / "red.jpg")
+    (tmp_path / "a_file").write_text("")
+    with pytest.raises(SystemExit):
+        run_command("caption", f"ckpt={release}", f"images={tmp_path / 'photos'}", f"out={tmp_path / 'a_file'}")
+    assert "error: cannot write to out=" in capsys.readouterr().err
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "cut.jpg").write_bytes(b"\xff\xd8\xff not really")
+    with pytest.raises(SystemExit):
+        run_command("caption", f"ckpt={release}", f"images={tmp_path / 'broken'}", f"out={tmp_path / 'out'}")
+    assert "none of the 1 images under images=" in capsys.readouterr().err
+    assert not (tmp_path / "out" / "captions.jsonl").exists()

@@ -195,7 +195,7 @@ def test_ddp_on_two_processes_reads_every_sample_once_with_equal_batches(tmp_pat
     assert sorted(keys) == sorted(shard_data["usable"])  # every sample once across ranks and workers
 
 
-def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path):
+def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path, capsys):
     import json
 
     import pyarrow.parquet as pq
@@ -205,10 +205,16 @@ def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path):
     from tests.conftest import run_command
 
     write_coco_official(tmp_path / "coco")
+    cut = tmp_path / "coco" / "val2014" / "COCO_val2014_000000000203.jpg"
+    cut.write_bytes(cut.read_bytes()[:200])  # a copy cut short: no shard may carry it
     run_command("write_shards", "source=coco", f"root={tmp_path / 'coco'}", f"out={tmp_path / 'shards'}",
-                "samples_per_shard=8", "show_progress=false", run_dir=tmp_path)
+                "samples_per_shard=8", "show_progress=false", "layout=2014", run_dir=tmp_path)  # 2014: Hydra's int
+    summary = capsys.readouterr().out.splitlines()[0]
+    assert summary.startswith("coco (2014 layout): train ") and "1 unreadable image (e.g. val2014/COCO_val2014_000000000203.jpg)" in summary
+    assert "1 no image file (e.g. train2014/COCO_train2014_000000000102.jpg)" in summary  # annotated, not on disk
     index = read_caption_source("coco", tmp_path / "coco")
     for split, keys in index.splits.items():
+        keys = [k for k in keys if not k.endswith(cut.name)]
         tally = Unusable()
         urls = sorted(str(p) for p in (tmp_path / "shards" / split).glob("*.tar"))
         samples = list(usable_samples(urls, tally))
@@ -220,6 +226,9 @@ def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path):
     with pytest.raises(SystemExit):
         run_command("write_shards", "source=coco", f"root={tmp_path / 'coco'}", f"out={tmp_path / 'shards'}",
                     run_dir=tmp_path)
+    with pytest.raises(SystemExit):
+        run_command("write_shards", "source=cc3m", f"root={tmp_path}", f"out={tmp_path / 'more'}", run_dir=tmp_path)
+    assert "source='cc3m' is not a source this reads: choose one of coco, flickr30k, flickr8k, folder, hf_disk" in capsys.readouterr().err
 
 
 def test_resampled_epochs_have_the_length_asked_and_draw_shards_anew_each_epoch(tmp_path):

@@ -3,6 +3,7 @@ own usage and examples), with user errors as one line and no traceback."""
 
 from __future__ import annotations
 
+import re
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -75,19 +76,26 @@ def exit_if_unknown_option(config_name: str, argv: Sequence[str]) -> None:
             raise SystemExit(2)
 
 
-def print_help(config_name: str) -> None:
+def print_help(config_name: str, help_config: str | None = None) -> None:
     """The command's usage, its options as its config file states them (defaults and what each means, the
-    comments included: Hydra's own --help would print the values alone), then examples."""
+    comments included: Hydra's own --help would print the values alone), the data sets where it takes
+    data=<name>, then examples. The usage and examples are its config's hydra.help, or those of the
+    hydra/<help_config> it names."""
     path = CONF_DIR / f"{config_name}.yaml"
     text = path.read_text()
-    help_cfg = OmegaConf.load(path).hydra.help
+    help_cfg = OmegaConf.load(CONF_DIR / "hydra" / f"{help_config}.yaml").help if help_config else OmegaConf.load(path).hydra.help
     options: list[str] = []
+    in_defaults = False
     for line in text.split("\nhydra:")[0].splitlines():
+        in_defaults = line.startswith("defaults:") or (in_defaults and line.startswith("  "))
         header_comment = line.startswith("#") and not options  # the file's own header, said by the usage
-        if header_comment or line.startswith(("defaults:", "  - ", "task_name:")) or not line.strip():
+        if header_comment or in_defaults or line.startswith("task_name:") or not line.strip():
             continue
         options.append(line)
     print(f"{help_cfg.header.rstrip()}\n\nOptions (key=value; ??? = required):\n" + "\n".join(f"  {line}" for line in options))
+    if re.search(r"^  - (override )?data:", text, re.MULTILINE):
+        names = ", ".join(sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml")))
+        print(f"\nData sets (data=<name>, then data.root=DIR and the set's own keys): {names}")
     print(f"\n{help_cfg.footer.rstrip()}")
 
 

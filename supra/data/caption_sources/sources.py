@@ -13,6 +13,7 @@ from supra.data.caption_sources.flickr30k import read_flickr30k
 from supra.data.caption_sources.folder import read_caption_folder
 from supra.data.caption_sources.hf_disk import read_hf_disk
 from supra.data.caption_sources.index import CaptionIndex
+from supra.utils.errors import SupraUserError
 
 SOURCES: dict[str, Callable[..., CaptionIndex]] = {
     "flickr8k": read_flickr8k,
@@ -28,6 +29,10 @@ def read_caption_source(source: str, root: str | Path, layout: str | None = None
     """The index of `source` at `root` (`layout` forced or detected; `seed` for layouts without splits).
     A Hugging Face dataset (hf_disk) also takes its `columns` (image_column, caption_column, id_column) and
     a `cache_dir` for the Arrow files `datasets` makes of parquet; its layout is always detected."""
+    if source not in SOURCES:
+        raise SupraUserError(f"source={source!r} is not a source this reads: choose one of {', '.join(sorted(SOURCES))} "
+                             "(shards are already shards)")
     if source == "hf_disk":
         return read_hf_disk(root, **(columns or {}), seed=seed, cache_dir=cache_dir)
-    return SOURCES[source](root, layout, seed)
+    # Hydra reads data.layout=2014 as the number 2014
+    return SOURCES[source](root, None if layout is None else str(layout), seed)
