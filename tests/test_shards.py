@@ -266,6 +266,11 @@ def test_shards_that_are_not_there_or_hold_nothing_usable_are_one_line(tmp_path,
     missing = str(tmp_path / "train" / "{00000..00009}.tar")  # 4 of 10 exist
     with pytest.raises(SupraUserError, match="6 of 10 shards are not there"):
         ShardCaptionsDataModule(missing, shard_data["val"], shard_data["val"]).shards("train")
+    typo = shard_data["val"].replace("val", "vla")
+    with pytest.raises(SupraUserError, match=r"data.test_shards=.*vla.* 1 of 1 shards are not there"):
+        ShardCaptionsDataModule(shard_data["spec"], shard_data["val"], typo).setup("fit")  # before training, not after
+    for url in (f"file://{shard_data['val']}", f"file:{shard_data['val']}"):  # RFC 8089's two spellings
+        assert len(ShardCaptionsDataModule(url, url, url).load_split("val")) == 4
     for tar in (tmp_path / "train").glob("*.tar"):
         tar.write_bytes(b"this is not a tar file at all" * 40)
     urls = expand_shards(shard_data["spec"])
@@ -402,3 +407,18 @@ def test_large_pictures_are_resized_and_handed_on_before_the_rest_of_their_run_i
     assert not tally  # the sample after them not decoded yet
     assert [s.key for s, _ in stream] == [f"s/{i}" for i in range(1, count)]
     assert dict(tally) == {"unreadable image": 1}
+
+
+def test_each_epoch_says_what_was_unusable_even_without_workers_and_read_as_lightning_reads(tmp_path, caplog):
+    import itertools
+    import logging
+
+    from supra.data.captioning.shard_stream import ShardLoader
+
+    shards = write_img2dataset_shards(tmp_path / "s", shards=2, per_shard=8)
+    urls = expand_shards(shards["spec"])
+    stream = ShardStream(urls, shard_sizes(urls), 4, 32, CaptionTokenizer.train(["a red bus"], 300), 16, workers=1)
+    with caplog.at_level(logging.INFO, logger="supra.data.captioning.shard_stream"):
+        batches = list(itertools.islice(ShardLoader(stream, num_workers=0), len(stream)))  # no more than len()
+    said = [r.message for r in caplog.records if r.message.startswith("shards, epoch 0, rank 0 worker 0:")]
+    assert len(batches) == len(stream) and len(said) == 1 and f"{len(stream)} batches of 4" in said[0]

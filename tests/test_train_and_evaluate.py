@@ -132,6 +132,27 @@ def test_train_cli_bad_input_gives_one_line(case, train_py_runs):
     assert "Traceback" not in result.stderr
 
 
+BAD_EVALUATE_INPUTS = {
+    "decode=nucleus": "error: decode='nucleus' is unknown: choose beam, greedy or sample",
+    "beam_width=0": "error: beam_width=0 must be >= 1",
+    "decode=sample seed=abc": "error: seed='abc' must be a whole number",
+    "fps=3": "error: unexpected argument 'fps=3': the options are accelerator, beam_width, ckpt, data, decode",
+}
+
+
+def test_evaluate_cli_bad_options_give_one_line_and_help_is_its_own(tmp_path, trained_run):
+    ckpt = f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}"
+    runs = command_lines(*([str(ROOT / "evaluate.py"), ckpt, *case.split(), f"hydra.run.dir={tmp_path / str(i)}"]
+                           for i, case in enumerate(BAD_EVALUATE_INPUTS)),
+                         [str(ROOT / "evaluate.py"), "--help"], cwd=tmp_path)
+    for (case, message), result in zip(BAD_EVALUATE_INPUTS.items(), runs, strict=False):
+        assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, (case, result.stderr)
+    help_text = runs[-1].stdout
+    assert runs[-1].returncode == 0 and help_text.startswith("python evaluate.py: score a train.py checkpoint")
+    assert "python train.py" not in help_text and "# beam | greedy | sample" in help_text
+    assert all(p.stem in help_text for p in (ROOT / "conf" / "data").glob("*.yaml"))  # every data set it can score on
+
+
 def test_evaluate_cli_bad_checkpoints_give_one_line(tmp_path, trained_run):
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint at all")

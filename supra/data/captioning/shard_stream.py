@@ -148,6 +148,17 @@ class ShardStream(IterableDataset):
     # -- the stream -----------------------------------------------------------------------------
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        # One batch held back, so the epoch's summary is logged before its last batch goes out: without
+        # workers, Lightning stops asking after len() batches and this generator never runs past a yield.
+        held = None
+        for batch in self._epoch():
+            if held is not None:
+                yield held
+            held = batch
+        if held is not None:
+            yield held
+
+    def _epoch(self) -> Iterator[dict[str, Any]]:
         # read once, now: the main process may set the next epoch's while this one's last batches are still
         # being made and thrown away (an epoch cut short, e.g. by limit_train_batches)
         epoch, skip_batches = self.epoch, self.skip_batches
