@@ -91,6 +91,26 @@ def test_a_hugging_face_dataset_keeps_its_own_ids_and_reads_string_or_list_capti
     assert "train/2" in index.stored  # given as a path beside the dataset, read from there
 
 
+def test_a_hugging_face_dataset_with_a_row_per_caption_is_one_image_per_id_with_all_its_captions(tmp_path):
+    import datasets
+
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    # as e.g. the Hub's Flickr30k and COCO copies ship: five rows of one picture, one caption each
+    rows = [(image_id, n) for image_id in range(24) for n in range(5)]
+    table = datasets.Dataset.from_dict({"image": [{"bytes": jpeg_bytes(i), "path": f"{i}.jpg"} for i, _ in rows],
+                                        "caption": [f"picture {i} take {n}" for i, n in rows],
+                                        "img_id": [i for i, _ in rows]},
+                                       features=datasets.Features({"image": datasets.Image(), "caption": datasets.Value("string"),
+                                                                   "img_id": datasets.Value("int64")}))
+    (tmp_path / "hf" / "data").mkdir(parents=True)
+    table.to_parquet(str(tmp_path / "hf" / "data" / "train-00000-of-00001.parquet"))
+    index = read_caption_source("hf_disk", tmp_path / "hf", columns={"id_column": "img_id"}, cache_dir=tmp_path / "c")
+    ids = {split: [index.ids[k] for k in keys] for split, keys in index.splits.items()}
+    assert sorted(i for split in ids.values() for i in split) == list(range(24))  # each picture once, in one split
+    assert all(index.captions[k] == [f"picture {index.ids[k]} take {n}" for n in range(5)] for k in index.ids)
+
+
 def test_a_hugging_face_column_that_is_not_there_is_one_line(tmp_path):
     write_hf_dataset(tmp_path / "hf", "save_to_disk")
     with pytest.raises(SupraUserError, match=r"data.caption_column='text' is not a column of .* \(it has image, caption, image_id\)"):

@@ -9,7 +9,9 @@
 instead of bytes, read relative to root when the file is there and skipped otherwise. `caption_column`
 holds one caption (a string) or several (a list of strings). Split names: train, validation / valid / val /
 dev, test; splits the dataset lacks are cut from train by a seeded 1/8 each (at most 1,000 images). Each
-image is keyed `<split>/<row>` (or by `id_column` when given: the dataset's own id goes to predictions.json).
+image is keyed `<split>/<row>`. With `id_column`, the dataset's own id goes to predictions.json, and rows
+that repeat an id (datasets with a row per caption) are one image with all their captions: otherwise the
+same picture would be in train and test, scored against one reference.
 """
 
 from __future__ import annotations
@@ -124,22 +126,25 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
         captions = dataset[caption_column]  # the text column alone, without the images
         ids = dataset[id_column] if id_column else None
         has_bytes, paths = _image_fields(dataset, image_column)
+        key_of_id: dict[Any, str] = {}  # a dataset with a row per caption repeats the image's id
         for row, caption in enumerate(captions):
-            key = f"{split}/{row}"
-            image = _image_reader(dataset, row, image_column, has_bytes[row], paths[row], root, stamp)
-            if image is None:
-                index.skip("no usable image (empty, or a path that is not there)", key)
-                continue
-            index.stored[key] = image
-            if ids is not None:
-                index.ids[key] = ids[row]
+            key = key_of_id.get(ids[row]) if ids is not None else None
+            if key is None:
+                key = f"{split}/{row}"
+                image = _image_reader(dataset, row, image_column, has_bytes[row], paths[row], root, stamp)
+                if image is None:
+                    index.skip("no usable image (empty, or a path that is not there)", key)
+                    continue
+                index.stored[key] = image
+                index.splits[split].append(key)
+                if ids is not None:
+                    index.ids[key], key_of_id[ids[row]] = ids[row], key
             texts = caption if isinstance(caption, list) else [caption]
             for text in texts:
                 if isinstance(text, str):
                     index.add_caption(key, text, f"{key}: {text!r}")
                 else:
                     index.skip("caption that is not text", f"{key}: {text!r}"[:80])
-            index.splits[split].append(key)
     missing = [split for split in ("val", "test") if not index.splits[split]]
     if missing:  # cut from train's captioned images, only the splits the dataset lacks
         keys = [k for k in index.splits["train"] if index.captions.get(k)]
