@@ -27,7 +27,7 @@ from tests.media_fixtures import (
     write_media_folder,
 )
 
-SPLIT = {"val_fraction": 0.25, "test_fraction": 0.25}  # 8 usable files -> 4 / 2 / 2
+SPLIT = {"val_fraction": 0.25, "test_fraction": 0.25}  # 8 usable files -> 4 / 1 / 3 by their names' draws (seed 0)
 
 
 def datamodule(root: Path, **kwargs) -> MediaFolderDataModule:
@@ -84,7 +84,7 @@ def test_one_summary_line_counts_files_items_and_names_what_was_skipped(folder):
     summary = dm.summary
     assert "\n" not in summary and str(root) in summary
     assert "13 media files found (6 stills, 7 GIFs)" in summary
-    assert "train 4 images from 4 files; val 2 images from 2 files; test 2 images from 2 files" in summary
+    assert "train 4 images from 4 files; val 1 images from 1 files; test 3 images from 3 files" in summary
     assert f"2 unreadable (e.g. {', '.join(expected['unreadable'])})" in summary
     assert "1 over max_pixels (e.g. bomb.gif)" in summary
     assert "2 empty (0 pixels or 0 frames) (e.g. no_frames.gif, zero_size.gif)" in summary
@@ -97,7 +97,7 @@ def test_the_split_is_by_file_deterministic_and_seeded(folder):
     root, expected = folder
     dm = datamodule(root, mode="frames")
     files = dm.split_files
-    assert {s: len(f) for s, f in files.items()} == {"train": 4, "val": 2, "test": 2}
+    assert {s: len(f) for s, f in files.items()} == {"train": 4, "val": 1, "test": 3}
     assert sorted(sum(files.values(), [])) == sorted(expected["stills"] + list(expected["gifs"]))
     for split in ("train", "val", "test"):  # a GIF's frames all land in its file's split
         assert {n.split("#")[0] for n in dm.items(split).names} == set(files[split])
@@ -105,12 +105,14 @@ def test_the_split_is_by_file_deterministic_and_seeded(folder):
     assert any(datamodule(root, seed=seed).split_files != files for seed in (1, 2, 3))
 
 
-def test_split_by_file_gives_each_held_out_split_at_least_one_file_and_moves_few_when_files_are_added():
-    files = [f"img{i:02d}.png" for i in range(10)]
+def test_split_by_file_never_moves_a_file_as_files_are_added_and_holds_out_at_least_one_each():
+    files = [f"img{i:03d}.png" for i in range(200)]
     splits = split_by_file(files, 0.1, 0.05, seed=0)
-    assert [len(splits[s]) for s in ("train", "val", "test")] == [8, 1, 1]
-    grown = split_by_file(files + [f"new{i}.png" for i in range(10)], 0.1, 0.05, seed=0)
-    assert len(set(grown["train"]) & set(splits["train"])) >= 7
+    assert 10 <= len(splits["val"]) <= 30 and 3 <= len(splits["test"]) <= 18  # the fractions, on average
+    grown = split_by_file(files + [f"new{i}.png" for i in range(300)], 0.1, 0.05, seed=0)
+    assert all(set(splits[split]) <= set(grown[split]) for split in splits)  # every old file where it was
+    few = split_by_file(files[:10], 0.1, 0.05, seed=0)
+    assert [len(few[s]) for s in ("val", "test")] == [1, 1] and len(few["train"]) == 8
     with pytest.raises(SupraUserError, match="2 usable media files are too few"):
         split_by_file(files[:2], 0.1, 0.1, seed=0)
 

@@ -175,26 +175,33 @@ def scan_folder(root: str | Path) -> FolderIndex:
     return index
 
 
-def _rank(name: str, seed: int) -> bytes:
-    return hashlib.sha256(f"{seed}\0{name}".encode()).digest()
+def _draw(name: str, seed: int) -> float:
+    """A number in [0, 1) that a seeded hash of the name alone gives: the file's split follows from it."""
+    return int.from_bytes(hashlib.sha256(f"{seed}\0{name}".encode()).digest()[:8], "big") / 2**64
 
 
 def split_by_file(files: list[str], val_fraction: float, test_fraction: float, seed: int) -> dict[str, list[str]]:
-    """train/val/test lists of files (each sorted): round(n * fraction) files each for val and test, at
-    least 1 when the fraction is > 0, the rest train.
+    """train/val/test lists of files (each sorted): a file is in val when its draw (`_draw`, from its name
+    and the seed) is under val_fraction, in test when under val_fraction + test_fraction, else in train.
 
-    Files are ordered by a seeded hash of their name rather than shuffled, so a file's place does not
-    depend on which other files exist: adding files to a folder moves few of the old ones between splits.
+    So a file's split does not depend on which other files exist: adding files to a folder never moves an
+    old one between splits (a held-out image is never trained on later). The sizes are the fractions on
+    average; a held-out split with a fraction > 0 that no draw falls in (a folder of a few files) takes
+    the train file of lowest draw, and gives it back to train once files of its own arrive.
     """
-    order = sorted(files, key=lambda name: _rank(name, seed))
-    n_val, n_test = (max(1, round(len(files) * f)) if f > 0 else 0 for f in (val_fraction, test_fraction))
-    if n_val + n_test >= len(files):
+    draws = {name: _draw(name, seed) for name in files}
+    splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
+    for name, u in draws.items():
+        splits["val" if u < val_fraction else "test" if u < val_fraction + test_fraction else "train"].append(name)
+    for split, fraction in (("val", val_fraction), ("test", test_fraction)):
+        if fraction > 0 and not splits[split] and len(splits["train"]) > 1:
+            lowest = min(splits["train"], key=draws.__getitem__)
+            splits["train"].remove(lowest)
+            splits[split].append(lowest)
+    n_val, n_test = len(splits["val"]), len(splits["test"])
+    if not splits["train"] or (val_fraction > 0 and not n_val) or (test_fraction > 0 and not n_test):
         raise SupraUserError(
-            f"{len(files)} usable media files are too few for a train split beside {n_val} val and {n_test} test "
-            "files: add files, or lower data.val_fraction / data.test_fraction (0 turns a split off)"
+            f"{len(files)} usable media files are too few for a train split beside a val and a test split: add "
+            "files, or lower data.val_fraction / data.test_fraction (0 turns a split off)"
         )
-    return {
-        "train": sorted(order[n_val + n_test:]),
-        "val": sorted(order[:n_val]),
-        "test": sorted(order[n_val:n_val + n_test]),
-    }
+    return {split: sorted(names) for split, names in splits.items()}

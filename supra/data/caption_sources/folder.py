@@ -1,7 +1,7 @@
 """A folder tree of images with captions as a caption source, read as data/folder_index.py reads it for
 the VQ-VAE: `photo.txt` beside `photo.jpg` (one caption per line), or a root `captions.jsonl` /
 `captions.csv` / `captions.tsv`. Images without a caption are counted and left out; the split is by file,
-seeded, 10% val and 10% test (at least one each), stable as files are added."""
+seeded, about 10% val and 10% test (at least one each), a file's split following from its name alone."""
 
 from __future__ import annotations
 
