@@ -194,6 +194,20 @@ def test_evaluate_scores_a_flickr8k_trained_captioner_on_coco(tmp_path):
     for p in predictions:
         assert expected["ids"][p["file"].removeprefix("./")] == p["image_id"] and isinstance(p["image_id"], int)
 
+    # a copy holding the test split alone (a benchmark's parquet file): scoring needs no train images
+    import datasets
+
+    from tests.caption_source_fixtures import jpeg_bytes
+    (tmp_path / "bench" / "data").mkdir(parents=True)
+    datasets.Dataset.from_dict({"image": [{"bytes": jpeg_bytes(i), "path": None} for i in range(3)],
+                                "caption": [f"a test picture {i}" for i in range(3)]},
+                               features=datasets.Features({"image": datasets.Image(), "caption": datasets.Value("string")})
+                               ).to_parquet(str(tmp_path / "bench" / "data" / "test-00000-of-00001.parquet"))
+    evaluate(compose_config("eval", tmp_path / "bench_eval", [
+        f"ckpt={tmp_path / 'run' / 'checkpoints' / 'last.ckpt'}", "data=hf_disk", f"data.root={tmp_path / 'bench'}",
+        "data.num_workers=0", "data.show_progress=false"]))
+    assert len(json.loads((tmp_path / "bench_eval" / "predictions.json").read_text())) == 3
+
 
 @pytest.mark.parametrize("layout", ["coco 2014", "folder", "shards"])
 def test_the_a2a_mixture_trains_from_photos_with_captions(tmp_path, layout):

@@ -8,6 +8,7 @@ left empty stops the run with that line.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,12 +75,17 @@ class DecodedPhotos:
             self.rows[split] = torch.tensor([row_of[k] for k in index.splits[split]], dtype=torch.long)
         self.index, self.summary, self._read = index, summary_line(self.source, index, failed), None
         log.info(self.summary)
-        empty = [s for s in SPLIT_NAMES if not index.splits[s]]
+
+    def check_splits(self, splits: Iterable[str] = SPLIT_NAMES) -> None:
+        """One line when one of `splits` has no usable image (only those a run reads: scoring a test-only
+        copy needs no train images)."""
+        self.load()
+        empty = [s for s in splits if not self.index.splits[s]]
         if empty:
             raise SupraUserError(f"the {empty[0]} split has 0 usable images: {self.summary}")
 
     def split(self, split: str) -> SplitPhotos:
-        self.load()
+        self.check_splits([split])
         keys = self.index.splits[split]
         folder = self.index.image_dir.relative_to(self.root).as_posix()  # e.g. Flicker8k_Dataset
         return SplitPhotos(

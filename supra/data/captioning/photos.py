@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from supra.data.base import SPLITS
 from supra.data.caption_sources.decoded import DecodedPhotos
 from supra.data.caption_sources.index import CaptionIndex
 from supra.data.captioning.datamodule import CaptionDataModule, CaptionedImages, ImageRows
@@ -49,6 +50,8 @@ class PhotoCaptionsDataModule(CaptionDataModule):
         if self.photos.index is None:
             self.photos.load(self.show_progress)
             self._write_split_lists()
+        # training checks the test split too (before the training it follows); scoring, its own split only
+        self.photos.check_splits(SPLITS if stage in (None, "fit") else self.splits_for(stage))
         super().setup(stage)
 
     def _write_split_lists(self) -> None:
