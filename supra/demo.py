@@ -23,7 +23,7 @@ from PIL import Image
 from supra.artifacts.a2a_release import load_a2a
 from supra.artifacts.captioner_release import load_captioner
 from supra.artifacts.checkpoints import artifact_kind
-from supra.artifacts.kinds import CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
+from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
 from supra.data.gif_frames import MediaDecodeError, read_gif_frames
 from supra.data.images import fit, load_still, normalize_images, squashed
 from supra.data.media.codes import decode_codes, encode_items
@@ -146,6 +146,8 @@ def build_page(ckpt: str) -> Any:
     import gradio as gr
 
     kind = artifact_kind(ckpt)
+    if kind not in (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE, A2A_CHECKPOINT, A2A_RELEASE):
+        raise SupraUserError(f"ckpt={ckpt} is a {kind}: the demo shows captioner and a2a_nano models")
     with gr.Blocks(title="Supra demo") as page:
         gr.Markdown(f"## Supra demo: `{ckpt}`")
         if kind in (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE):

@@ -16,7 +16,7 @@ from supra.artifacts.loaded_configs import instantiate_loaded
 from supra.data.media.codes import codes_dtype, encode_items, file_sha256, write_meta, write_split
 from supra.data.media.datamodule import MediaDataModule
 from supra.runner.components import chosen_data_config
-from supra.utils.cli import hydra_command
+from supra.utils.cli import check_option_types, hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 
@@ -24,6 +24,12 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> Path:
+    check_option_types(cfg, whole=("batch_size",))
+    if cfg.batch_size < 1:
+        raise SupraUserError(f"batch_size={cfg.batch_size} must be >= 1")
+    unknown = [s for s in cfg.splits if s not in ("train", "val", "test")]
+    if not cfg.splits or unknown:
+        raise SupraUserError(f"splits={list(cfg.splits)} must name some of train, val, test (e.g. splits=[train,val])")
     net, run_cfg = load_vqvae(cfg.ckpt)  # first: a bad checkpoint must not leave an empty out folder behind
     out = Path(cfg.out)
     if (out / "meta.json").exists() and not cfg.overwrite:

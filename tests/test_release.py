@@ -3,6 +3,7 @@ inference code (tests/release_reference.py) reads our export and captions like w
 
 import json
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -156,3 +157,25 @@ def test_caption_refuses_an_unwritable_out_before_the_work_and_fails_when_nothin
         run_command("caption", f"ckpt={release}", f"images={tmp_path / 'broken'}", f"out={tmp_path / 'out'}")
     assert "none of the 1 images under images=" in capsys.readouterr().err
     assert not (tmp_path / "out" / "captions.jsonl").exists()
+
+
+def test_a_model_of_the_wrong_kind_is_named_for_what_it_is(trained_run, tmp_path):
+    from omegaconf import OmegaConf
+
+    from supra.artifacts.a2a_release import load_a2a
+    from supra.runner.components import tokenizer_to_reuse
+
+    a2a_like, captioner_like = tmp_path / "a2a", tmp_path / "captioner"
+    for folder, names in ((a2a_like, ("config.json", "model.safetensors", "vqvae.safetensors")),
+                          (captioner_like, ("config.json", "model.safetensors"))):
+        folder.mkdir()
+        for name in names:
+            (folder / name).write_text("{}")
+    ckpt = trained_run / "checkpoints" / "best.ckpt"
+    for init_from, message in ((ckpt, "is a file: it takes a release folder (python -m supra.export"),
+                               (tmp_path / "nowhere", "does not exist"),
+                               (a2a_like, "is an a2a_nano release: it takes a SupraVL-Nano (captioner) release")):
+        with pytest.raises(SupraUserError, match=re.escape(f"model.init_from={init_from} {message}")):
+            tokenizer_to_reuse(OmegaConf.create({"model": {"init_from": str(init_from)}}))
+    with pytest.raises(SupraUserError, match="is a SupraVL-Nano captioner release, not an a2a_nano one"):
+        load_a2a(captioner_like)

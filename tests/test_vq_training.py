@@ -136,9 +136,13 @@ def test_tokenize_media_refuses_to_overwrite_and_names_a_corrupt_checkpoint(vq_r
     (tmp_path / "existing" / "meta.json").write_text("{}")
     corrupt = tmp_path / "cut.ckpt"
     corrupt.write_bytes(ckpt.read_bytes()[:2000])
-    existing, result = command_lines(  # both in one interpreter
+    existing, result, no_batch, no_split = command_lines(  # all in one interpreter
         ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'existing'}", f"hydra.run.dir={tmp_path}/hydra"],
-        ["tokenize_media", f"ckpt={corrupt}", f"out={tmp_path / 'new'}", f"hydra.run.dir={tmp_path}/hydra"])
+        ["tokenize_media", f"ckpt={corrupt}", f"out={tmp_path / 'new'}", f"hydra.run.dir={tmp_path}/hydra"],
+        ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'new'}", "batch_size=0", f"hydra.run.dir={tmp_path}/hydra"],
+        ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'new'}", "splits=[]", f"hydra.run.dir={tmp_path}/hydra"])
+    assert no_batch.returncode == 2 and "error: batch_size=0 must be >= 1" in no_batch.stderr
+    assert no_split.returncode == 2 and "error: splits=[] must name some of train, val, test" in no_split.stderr
     assert existing.returncode == 2 and "overwrite=true" in existing.stderr
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "cut.ckpt is not a readable PyTorch checkpoint" in result.stderr

@@ -28,7 +28,7 @@ from supra.artifacts.checkpoints import (
     run_config_of,
 )
 from supra.artifacts.hub import card_front_matter, local_path
-from supra.artifacts.kinds import A2A_CHECKPOINT
+from supra.artifacts.kinds import A2A_CHECKPOINT, CAPTIONER_RELEASE, release_kind
 from supra.artifacts.release_files import (
     data_names,
     load_weights,
@@ -189,6 +189,9 @@ def load_a2a(path: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
     """(GPT, VQ-VAE, vocabulary), both models in eval mode, from a release folder (local, or on the Hugging
     Face Hub: org/name[@revision]) or a supra.a2a checkpoint."""
     path = local_path(path)
+    if release_kind(path) == CAPTIONER_RELEASE:
+        raise SupraUserError(f"ckpt={path} is a SupraVL-Nano captioner release, not an a2a_nano one: "
+                             "python -m supra.caption and evaluate.py read it")
     if Path(path).is_dir():
         return load_a2a_release(path)
     return load_a2a_checkpoint(path)

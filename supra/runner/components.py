@@ -18,7 +18,7 @@ from torch import nn
 from supra.artifacts.captioner_release import load_release_tokenizer
 from supra.artifacts.checkpoints import load_vqvae, saved_tokenizer
 from supra.artifacts.hub import local_path
-from supra.artifacts.kinds import CAPTIONER_RELEASE, release_kind
+from supra.artifacts.kinds import A2A_RELEASE, CAPTIONER_RELEASE, release_kind
 from supra.artifacts.loaded_configs import instantiate_loaded
 from supra.tasks.base import SupraTask
 from supra.utils.errors import SupraUserError
@@ -55,8 +55,15 @@ def tokenizer_to_reuse(cfg: DictConfig) -> Any:
         return saved_tokenizer(cfg.ckpt_path)
     init_from = cfg.model.get("init_from")
     if init_from:
-        if release_kind(local_path(init_from, "model.init_from")) != CAPTIONER_RELEASE:
-            raise SupraUserError(f"model.init_from={init_from} is not a release folder (config.json + model.safetensors)")
+        folder = local_path(init_from, "model.init_from")
+        kind = release_kind(folder)
+        if kind != CAPTIONER_RELEASE:
+            problem = ("does not exist" if not folder.exists() else
+                       "is a file: it takes a release folder (python -m supra.export ckpt=FILE out=DIR writes one; "
+                       "ckpt_path=FILE resumes a run instead)" if folder.is_file() else
+                       "is an a2a_nano release: it takes a SupraVL-Nano (captioner) release" if kind == A2A_RELEASE else
+                       "is not a release folder (config.json + model.safetensors)")
+            raise SupraUserError(f"model.init_from={init_from} {problem}")
         return load_release_tokenizer(init_from)
     return None
 

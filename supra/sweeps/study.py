@@ -130,6 +130,9 @@ def plot(rows: list[StudyRow], path: Path) -> None:
 def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = "python train.py experiment=vlm_study") -> list[StudyRow]:
     """study.md, study.csv and study.png of the sweep's finished jobs into out_dir (each file atomically)."""
     sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
+    if not sweep_dir.is_dir():
+        raise SupraUserError(f"dir={sweep_dir} is not a directory: give the study's multirun directory "
+                             "(logs/train/multiruns/<date>)")
     rows = [row for d in job_dirs(sweep_dir) if (row := study_row(d)) is not None]
     if not rows:
         raise SupraUserError(f"{sweep_dir} holds no finished study job (<n>/metrics.json): nothing to report")
