@@ -236,3 +236,13 @@ def test_the_a2a_mixture_trains_from_photos_with_captions(tmp_path, layout):
     _, metrics = train(cfg)
     assert {"test/loss_text2image", "test/loss_image2text", "test/loss_text", "test/CIDEr"} <= set(metrics)
     assert "test/text2image_fidelity" not in metrics  # the shapes judge needs the objects only shapes know
+
+
+def test_a_caption_file_that_is_not_utf8_keeps_its_accents_and_is_named(tmp_path, caplog):
+    from supra.data.captions import read_lines
+
+    (tmp_path / "notepad.txt").write_bytes("a café by the sea\r\ncrème brûlée\r\n".encode("cp1252"))
+    (tmp_path / "utf8.txt").write_bytes("\ufeffa café by the sea\n".encode())
+    assert read_lines(tmp_path / "notepad.txt") == ["a café by the sea", "crème brûlée"]
+    assert read_lines(tmp_path / "utf8.txt") == ["a café by the sea"]
+    assert [r.message.split(" is not UTF-8")[0] for r in caplog.records] == [str(tmp_path / "notepad.txt")]

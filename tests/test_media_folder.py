@@ -89,7 +89,7 @@ def test_one_summary_line_counts_files_items_and_names_what_was_skipped(folder):
     assert "1 over max_pixels (e.g. bomb.gif)" in summary
     assert "2 empty (0 pixels or 0 frames) (e.g. no_frames.gif, zero_size.gif)" in summary
     assert "2 not media (e.g. README.md, notes.txt)" in summary  # hidden .DS_Store passed over silently
-    assert "1 unreadable caption lines (e.g. captions.jsonl:3)" in summary
+    assert '1 unreadable caption lines (each a JSON object with "file" and "caption") (e.g. captions.jsonl:3)' in summary
     assert "1 captions for no media file (e.g. captions.jsonl:4)" in summary
 
 

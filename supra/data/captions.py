@@ -4,8 +4,11 @@ pycocoevalcap's line protocol), and for sources whose captions end in a tokenise
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 _FINAL_STOP = re.compile(r"\s*\.$")
 
@@ -18,5 +21,13 @@ def clean_caption(caption: str, drop_final_stop: bool = False) -> str:
 
 
 def read_lines(path: Path) -> list[str]:
-    """A caption file's lines: a UTF-8 BOM dropped, CRLF and CR line ends handled, undecodable bytes replaced."""
-    return path.read_text(encoding="utf-8-sig", errors="replace").splitlines()
+    """A caption file's lines: a UTF-8 BOM dropped, CRLF and CR line ends handled. A file that is not UTF-8
+    (Notepad's Windows-1252, say: "café" as one byte) is read as Windows-1252, with a warning naming it,
+    rather than with its accents silently turned into replacement characters."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig").splitlines()
+    except UnicodeDecodeError as err:
+        log.warning("%s is not UTF-8 (byte %d): read as Windows-1252; save it as UTF-8 if its captions look wrong",
+                    path, err.start)
+        return data.decode("cp1252", errors="replace").splitlines()

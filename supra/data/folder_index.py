@@ -123,8 +123,8 @@ class _Captions:
                 name, caption = entry["file"], entry["caption"]
                 if not isinstance(name, str) or not isinstance(caption, str):
                     raise TypeError
-            except (ValueError, KeyError, TypeError):
-                self.problems.add("unreadable caption lines", where)
+            except (ValueError, KeyError, TypeError):  # the summary says each line needs "file" and "caption"
+                self.problems.add('unreadable caption lines (each a JSON object with "file" and "caption")', where)
                 continue
             self.add(_key(name), caption, where)
 
