@@ -88,6 +88,9 @@ class Request:
             raise SupraUserError(f"device={self.device!r} is unknown: choose cpu, cuda (or cuda:N) or auto")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise SupraUserError(f"device={self.device} but torch finds no CUDA GPU here: use device=cpu (or auto)")
+        if self.device.startswith("cuda:") and int(self.device[5:]) >= torch.cuda.device_count():
+            raise SupraUserError(f"device={self.device} but this machine has {torch.cuda.device_count()} CUDA GPU(s): "
+                                 "use cuda:0 up to the last, or device=auto")
         if self.mode in ("text2image", "text2video") and not self.prompt:
             raise SupraUserError(f"mode={self.mode} needs prompt=\"...\" (e.g. prompt=\"a red square\")")
         if self.mode in ("image2text", "video2video") and not self.image:

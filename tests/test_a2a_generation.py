@@ -163,6 +163,18 @@ def test_best_of_keeps_the_candidate_the_model_reads_its_caption_back_from_best(
         generate_images(model, LAYOUT, [[LAYOUT.image_open]], (2, 2), best_of=2)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_a_gpu_guidance_and_best_of_give_codes_as_on_the_cpu():
+    """Sampling on the GPU (its generator there), the codes gathered on the CPU: best_of picked its
+    candidate with CUDA scores from CPU codes, which failed on a GPU before."""
+    model = random_model(10, bias_scale=1.0).cuda()
+    prompt = [LAYOUT.text_open, 5, 6, LAYOUT.text_close]
+    codes = generate_images(model, LAYOUT, [prompt, prompt], (2, 2), best_of=3, guidance=2.0,
+                            generator=torch.Generator("cuda").manual_seed(3))
+    assert codes.shape == (2, 2, 2) and codes.device.type == "cpu"
+    assert ((codes >= 0) & (codes < LAYOUT.num_codes)).all()
+
+
 def test_same_seed_same_output_and_another_seed_another():
     model = random_model(4, bias_scale=1.0)
     runs = [generate_image(model, LAYOUT, [LAYOUT.text_open, 1, LAYOUT.text_close], (4, 4),

@@ -273,7 +273,7 @@ def generate_images(
         many = generate_images(model, layout, [p for p in prompts for _ in range(best_of)], grid, temperature, top_k,
                                top_p, generator, use_cache, guidance)
         scores = caption_log_likelihood(model, layout, many, [c for c in captions for _ in range(best_of)])
-        best = scores.view(len(prompts), best_of).argmax(1)
+        best = scores.view(len(prompts), best_of).argmax(1).cpu()  # scored on the model's device; codes on the CPU
         return many.view(len(prompts), best_of, *grid)[torch.arange(len(prompts)), best]
     sampling = SamplingConfig(temperature, top_k, top_p)
     prompts = [with_opener(layout, p, "image", layout.image_open) for p in prompts]
