@@ -137,6 +137,7 @@ BAD_EVALUATE_INPUTS = {
     "beam_width=0": "error: beam_width=0 must be >= 1",
     "decode=sample seed=abc": "error: seed='abc' must be a whole number",
     "fps=3": "error: unexpected argument 'fps=3': the options are accelerator, beam_width, ckpt, data, decode",
+    "data.bogus=1": "error: data.bogus is not an option of the data this model was trained on (ShapesDataModule: ",
 }
 
 
@@ -144,9 +145,13 @@ def test_evaluate_cli_bad_options_give_one_line_and_help_is_its_own(tmp_path, tr
     ckpt = f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}"
     runs = command_lines(*([str(ROOT / "evaluate.py"), ckpt, *case.split(), f"hydra.run.dir={tmp_path / str(i)}"]
                            for i, case in enumerate(BAD_EVALUATE_INPUTS)),
+                         [str(ROOT / "evaluate.py"), ckpt, "data.num_test=5", f"hydra.run.dir={tmp_path / 'five'}"],
                          [str(ROOT / "evaluate.py"), "--help"], cwd=tmp_path)
     for (case, message), result in zip(BAD_EVALUATE_INPUTS.items(), runs, strict=False):
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, (case, result.stderr)
+    # a data option of the checkpoint's own data (not in conf/eval.yaml) changes it
+    assert runs[-2].returncode == 0, runs[-2].stderr[-2000:]
+    assert json.loads((tmp_path / "five" / "metrics.json").read_text())["n_images"] == 5
     help_text = runs[-1].stdout
     assert runs[-1].returncode == 0 and help_text.startswith("python evaluate.py: score a train.py checkpoint")
     assert "python train.py" not in help_text and "# beam | greedy | sample" in help_text

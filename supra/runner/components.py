@@ -105,6 +105,12 @@ def chosen_data_config(chosen: DictConfig | None, run_cfg: dict | None, no_data_
     if not run_cfg or "data" not in run_cfg:
         raise SupraUserError(no_data_message)
     data_cfg = OmegaConf.create(run_cfg["data"])
+    unknown = sorted(k for k in chosen if k not in data_cfg and k != "split")
+    if unknown:
+        options = ", ".join(sorted(k for k in data_cfg if not str(k).startswith("_")))
+        raise SupraUserError(f"data.{unknown[0]} is not an option of the data this model was trained on "
+                             f"({str(data_cfg.get('_target_', '?')).rsplit('.', 1)[-1]}: {options}); data=<name> "
+                             "chooses other data")
     with open_dict(data_cfg):
         data_cfg.merge_with(OmegaConf.to_container(chosen, resolve=True))
     return data_cfg

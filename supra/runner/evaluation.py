@@ -44,9 +44,11 @@ OUTPUT_FILES = {"tokenizer_path": "tokenizer.json", "vocab_path": "a2a_vocab.jso
 
 
 def data_for_release(argv: Sequence[str]) -> list[str]:
-    """evaluate.py's command line, with the data a release folder needs: a release holds no data config,
-    so `ckpt=<captioner release> data.root=DIR` without `data=...` scores Flickr8k at DIR (said in one line).
-    Other data.x keys without data=... are one line naming the option to add."""
+    """evaluate.py's command line, with the data a model file needs. A checkpoint's data.x (without data=...)
+    change the data config of its run: passed to Hydra as +data.x, since conf/eval.yaml holds only
+    data.split. A release holds no data config, so `ckpt=<captioner release> data.root=DIR` without
+    `data=...` scores Flickr8k at DIR (said in one line); other data.x keys are one line naming the option
+    to add."""
     argv = list(argv)
     ckpt = next((a.split("=", 1)[1] for a in argv if a.startswith("ckpt=")), None)
     try:
@@ -54,8 +56,10 @@ def data_for_release(argv: Sequence[str]) -> list[str]:
     except SupraUserError:
         return argv  # evaluate reports the path's problem itself
     data_keys = [a.split("=", 1)[0] for a in argv if a.startswith("data.") and not a.startswith("data.split=")]
-    if kind is None or not data_keys or any(a.startswith(("data=", "+data=")) for a in argv):
+    if not data_keys or any(a.startswith(("data=", "+data=")) for a in argv):
         return argv
+    if kind is None:  # a checkpoint: data.x changes its run's data config, which conf/eval.yaml does not list
+        return [f"+{a}" if a.split("=", 1)[0] in data_keys else a for a in argv]
     if kind == CAPTIONER_RELEASE and data_keys == ["data.root"]:
         print(f"ckpt={ckpt} is a release folder, which holds no data config: scoring data=flickr8k at data.root",
               file=sys.stderr)
