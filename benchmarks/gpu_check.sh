@@ -11,8 +11,11 @@
 # metrics' tokenizer is Java). Build them once here, into an ignored folder the run carries:
 #   echo /.gpu_deps/ >> .git/info/exclude
 #   SP=$(python -c 'import site; print(site.getsitepackages()[0])'); mkdir -p .gpu_deps/site
-#   cp -r $SP/hydra $SP/omegaconf $SP/antlr4 $SP/pycocoevalcap .gpu_deps/site/
-#   rm -rf .gpu_deps/site/pycocoevalcap/{spice,meteor/data} .gpu_deps/site/pycocoevalcap/meteor/*.jar
+#   cp -r $SP/hydra $SP/omegaconf $SP/antlr4 $SP/pycocoevalcap $SP/webdataset $SP/braceexpand $SP/simplejpeg .gpu_deps/site/
+#   rm -rf .gpu_deps/site/pycocoevalcap/{spice,meteor/data} .gpu_deps/site/pycocoevalcap/meteor/*.jar   # no METEOR there
+#   # simplejpeg is compiled: add its build for the device's Python (3.12 in the image of 2026-12-04)
+#   pip download simplejpeg --no-deps --only-binary=:all: --python-version 3.12 -d /tmp/wh
+#   python -m zipfile -e /tmp/wh/simplejpeg-*cp312*.whl /tmp/whx && cp /tmp/whx/simplejpeg/_jpeg*.so .gpu_deps/site/simplejpeg/
 #   jlink --add-modules java.base,java.xml,java.logging --strip-debug --no-man-pages --no-header-files \
 #         --compress=2 --output .gpu_deps/jre                       # a 38 MB Java runtime
 # and run (device tool): command "bash benchmarks/gpu_check.sh", carry [".gpu_deps"], timeout_s 560 (worst case: every step at its timeout).
