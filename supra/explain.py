@@ -137,6 +137,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     captioner = kind in (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE)
     if not captioner and kind not in (A2A_CHECKPOINT, A2A_RELEASE):
         raise SupraUserError(f"ckpt={cfg.ckpt} is a {kind}: explain reads captioner and a2a_nano models")
+    if captioner and (cfg.prompt or cfg.mode == "text2image"):  # a captioner draws nothing
+        raise SupraUserError(f"ckpt={cfg.ckpt} is a captioner: it explains the caption of image=PICTURE; "
+                             "prompt= and mode=text2image are for a2a_nano models")
     record = explain_captioner(cfg) if captioner else explain_a2a(cfg)
     out = Path(cfg.out)
     print(f"wrote {out / 'attention.png'}, {out / 'attention.html'}, {out / 'explain.json'}")

@@ -126,3 +126,7 @@ def test_explain_names_a_bad_picture_in_one_line(trained_run, tmp_path, capsys):
                     f"out={tmp_path / 'out'}")
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "broken.png cannot be read as a picture" in err
+    with pytest.raises(SystemExit):
+        run_command("explain", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", "prompt=a red square",
+                    f"out={tmp_path / 'out'}")
+    assert "is a captioner: it explains the caption of image=PICTURE; prompt= and mode=text2image" in capsys.readouterr().err

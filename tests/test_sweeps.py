@@ -20,7 +20,7 @@ from supra.runner.training import train
 from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, write_report
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
-from tests.conftest import ROOT, command_line
+from tests.conftest import ROOT, command_line, command_lines
 
 # Smallest useful job: 2 optimizer steps, one validation of 8 images (greedy), no test, no extras.
 TINY_JOB = [
@@ -189,5 +189,9 @@ def test_ddp_grid_multirun_on_submitit_local_every_rank_trains_its_jobs_hyperpar
 
 
 def test_sweep_report_cli_gives_one_line_for_a_directory_that_is_no_sweep(tmp_path):
-    result = command_line("sweep_report", f"dir={tmp_path}")
-    assert result.returncode == 2 and "holds no job directories" in result.stderr and "Traceback" not in result.stderr
+    (tmp_path / "run" / ".hydra").mkdir(parents=True)
+    (tmp_path / "run" / ".hydra" / "overrides.yaml").write_text("[]\n")  # one run's folder, not a sweep's
+    (tmp_path / "empty").mkdir()
+    empty, one_run = command_lines(["sweep_report", f"dir={tmp_path / 'empty'}"], ["sweep_report", f"dir={tmp_path / 'run'}"])
+    assert empty.returncode == 2 and "holds no job directories" in empty.stderr and "Traceback" not in empty.stderr
+    assert one_run.returncode == 2 and "is one run (it holds .hydra/), not a multirun directory" in one_run.stderr

@@ -88,6 +88,9 @@ def _best_logged(job_dir: Path, metric: str, direction: str) -> tuple[float | No
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
+    if (sweep_dir / ".hydra").is_dir():  # a run's own folder, or one job of a multirun
+        raise SupraUserError(f"dir={sweep_dir} is one run (it holds .hydra/), not a multirun directory: give the "
+                             "folder of its jobs (logs/train/multiruns/<date>)")
     dirs = [p.parent.parent for p in sweep_dir.glob("**/.hydra/overrides.yaml")]
     return sorted(dirs, key=lambda d: (len(d.parts), int(d.name) if d.name.isdigit() else 0, str(d)))
 
