@@ -50,7 +50,7 @@ def expand_shards(spec: str | list[str]) -> list[str]:
     return urls
 
 
-def local_path(url: str) -> str | None:
+def local_shard_file(url: str) -> str | None:
     """The file a local shard URL names (a path, file:///path or file:/path), None for a remote one or pipe:."""
     if url.startswith("file:"):
         return "/" + url.removeprefix("file:").lstrip("/")
@@ -59,7 +59,7 @@ def local_path(url: str) -> str | None:
 
 def check_local_shards(urls: list[str], key: str) -> None:
     """One line naming local shards that are not there (remote ones are counted when read, not checked)."""
-    local = [path for u in urls if (path := local_path(u)) is not None]
+    local = [path for u in urls if (path := local_shard_file(u)) is not None]
     missing = [u for u in local if not Path(u).is_file()]
     if missing:
         raise SupraUserError(f"{key}: {len(missing)} of {len(urls)} shards are not there (e.g. {', '.join(missing[:2])}): "
@@ -79,7 +79,7 @@ def open_url(url: str) -> Any:
         return fsspec.open(url, "rb").open()
     import webdataset as wds
 
-    return wds.gopen(local_path(url) or url, "rb")
+    return wds.gopen(local_shard_file(url) or url, "rb")
 
 
 def stats_url(shard: str) -> str:
