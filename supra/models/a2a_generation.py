@@ -266,8 +266,7 @@ def generate_images(
     caption dropout, data.caption_dropout, trains); 1 = plain sampling, as the release's script.
     best_of N > 1: N samples per prompt, keeping the one whose prompt caption the model reads back
     most likely (`caption_log_likelihood`); the prompt must hold a caption."""
-    if best_of < 1:
-        raise ValueError(f"best_of={best_of} must be >= 1")
+    check_image_search(guidance, best_of)
     if best_of > 1:
         captions = [prompt_caption(layout, p) for p in prompts]
         many = generate_images(model, layout, [p for p in prompts for _ in range(best_of)], grid, temperature, top_k,
