@@ -28,9 +28,17 @@ from supra.models.vlm_generation import DecodeConfig
 from supra.pictures.attention import explain_page, render_token_strip, square_grid
 from supra.pictures.files import save_image_atomic
 from supra.tokens.a2a_sequences import check_fits
-from supra.utils.cli import check_option_types, hydra_command
+from supra.utils.cli import changed_options, check_option_types, hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir, write_json_atomic, write_text_atomic
+
+# The options each use of explain reads. Another use's option given at other than its default would be
+# ignored without a word (temperature= on a captioner, beam_width= on an a2a model), so it is refused.
+OPTIONS_READ = {
+    "a captioner": ("decode", "beam_width", "seed"),
+    "image2text": ("image_size", "max_new_tokens"),
+    "text2image": ("image_size", "seed", "temperature", "guidance", "best_of"),
+}
 
 
 def _picture(path: str | None, what: str = "image") -> Path:
@@ -92,13 +100,31 @@ def check_a2a_options(cfg: DictConfig) -> None:
     check_image_search(cfg.guidance, cfg.best_of)
 
 
+def a2a_mode(cfg: DictConfig) -> str:
+    """mode=auto read as image2text given image=, text2image given only prompt=."""
+    return cfg.mode if cfg.mode != "auto" else ("text2image" if cfg.prompt and not cfg.image else "image2text")
+
+
+def check_options_read(cfg: DictConfig, use: str) -> None:
+    """Refuse, in one line, the options `use` would ignore that the command line changed."""
+    others = [option for read in OPTIONS_READ.values() for option in read if option not in OPTIONS_READ[use]]
+    ignored = changed_options(cfg, "explain", dict.fromkeys(others))
+    if ignored:
+        them = "it" if len(ignored) == 1 else "them"
+        raise SupraUserError(f"{' '.join(ignored)}: explaining {use} does not read {them} "
+                             f"(it reads {', '.join(OPTIONS_READ[use])}); leave {them} out")
+
+
 def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
     check_a2a_options(cfg)
     net, vqvae, vocab = load_a2a(cfg.ckpt)
     layout, side = vocab.layout, cfg.image_size // 8
-    mode = cfg.mode if cfg.mode != "auto" else ("text2image" if cfg.prompt and not cfg.image else "image2text")
+    mode = a2a_mode(cfg)
     decode_text = vocab.decode_text
     if mode == "image2text":
+        prompt_len = side * side + 3  # <IMAGE> codes </IMAGE><TEXT>
+        check_fits(prompt_len + 1, net.config.context, f"a {side}x{side} image ({prompt_len} tokens) with a caption",
+                   "give a smaller image_size (a multiple of 8)")
         path = _picture(cfg.image)
         try:
             picture = fit(load_still(path, 50_000_000), cfg.image_size, "crop")
@@ -140,6 +166,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if captioner and (cfg.prompt or cfg.mode == "text2image"):  # a captioner draws nothing
         raise SupraUserError(f"ckpt={cfg.ckpt} is a captioner: it explains the caption of image=PICTURE; "
                              "prompt= and mode=text2image are for a2a_nano models")
+    use = "a captioner" if captioner else a2a_mode(cfg)
+    if use in OPTIONS_READ:  # an unknown mode is named by explain_a2a
+        check_options_read(cfg, use)
     record = explain_captioner(cfg) if captioner else explain_a2a(cfg)
     out = Path(cfg.out)
     print(f"wrote {out / 'attention.png'}, {out / 'attention.html'}, {out / 'explain.json'}")

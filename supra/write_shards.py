@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 from pathlib import Path
 
 import pyarrow as pa
@@ -26,6 +27,8 @@ from supra.utils.files import atomic_path, require_writable_dir, write_json_atom
 log = logging.getLogger(__name__)
 
 PARQUET_COLUMNS = ("url", "caption", "key", "status", "error_message")
+# the data options this command takes bare (root=, not data.root=), as the sources' messages name them
+BARE_OPTION = re.compile(r"\bdata\.(root|layout|split_seed|image_column|caption_column|id_column)\b")
 
 
 def image_bytes(index: CaptionIndex, key: str) -> tuple[bytes, str]:
@@ -87,7 +90,10 @@ def run(cfg: DictConfig) -> Path:
     if cfg.samples_per_shard < 1:
         raise SupraUserError(f"samples_per_shard={cfg.samples_per_shard} must be >= 1")
     columns = {k: cfg.get(k) for k in ("image_column", "caption_column", "id_column")} if cfg.source == "hf_disk" else None
-    index = read_caption_source(cfg.source, cfg.root, cfg.layout, cfg.split_seed, columns)
+    try:
+        index = read_caption_source(cfg.source, cfg.root, cfg.layout, cfg.split_seed, columns)
+    except SupraUserError as err:  # the sources name the options as training takes them: data.root=...
+        raise SupraUserError(BARE_OPTION.sub(r"\1", str(err))) from None
     out = Path(cfg.out)
     if any(out.glob("*/00000.tar")) and not cfg.overwrite:
         raise SupraUserError(f"out={out} already holds shards: choose another folder or add overwrite=true")

@@ -259,6 +259,8 @@ def test_explain_checks_the_options_it_shares_with_generate_the_same_way(pair, t
         ([*text2image, "seed=abc"], "seed='abc' must be a whole number"),
         (["mode=text2image", "prompt=" + "a red square " * 20], "shorten the prompt by"),
         (["mode=image2text", f"image={tmp_path / 'black.png'}", "max_new_tokens=0"], "max_new_tokens=0 must be >= 1"),
+        (["mode=image2text", f"image={tmp_path / 'black.png'}"],  # 64 px: 8x8 codes, over the tiny model's 48
+         "a 8x8 image (67 tokens) with a caption is 68 tokens, 20 over the context of 48: give a smaller image_size"),
     ]
     for overrides, message in cases:
         with pytest.raises(SystemExit):
@@ -269,3 +271,23 @@ def test_explain_checks_the_options_it_shares_with_generate_the_same_way(pair, t
             with pytest.raises(SupraUserError, match=r"guidance=-2 must be >= 0 \(1 = off\)"):
                 generate(tmp_path, pair[0], *overrides)
     assert not (tmp_path / "out").exists()
+
+
+def test_explain_refuses_the_options_its_mode_would_ignore(pair, tmp_path, capsys):
+    Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(tmp_path / "black.png")
+    cases = [
+        ([f"image={tmp_path / 'black.png'}", "guidance=2", "best_of=3"],
+         "guidance=2 best_of=3: explaining image2text does not read them (it reads image_size, max_new_tokens)"),
+        (["prompt=a red square", "beam_width=5"],
+         "beam_width=5: explaining text2image does not read it (it reads image_size, seed, temperature, guidance, best_of)"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(SystemExit):
+            run_command("explain", f"ckpt={pair[0]}", f"out={tmp_path / 'out'}", *overrides)
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (overrides, err)
+    assert not (tmp_path / "out").exists()
+    # at their defaults, given or not, they are no change
+    run_command("explain", f"ckpt={pair[0]}", f"out={tmp_path / 'out'}", f"image={tmp_path / 'black.png'}",
+                "guidance=1.0", "beam_width=3", "max_new_tokens=2", "image_size=32")
+    assert (tmp_path / "out" / "explain.json").is_file()

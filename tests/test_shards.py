@@ -229,6 +229,15 @@ def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path, 
     with pytest.raises(SystemExit):
         run_command("write_shards", "source=cc3m", f"root={tmp_path}", f"out={tmp_path / 'more'}", run_dir=tmp_path)
     assert "source='cc3m' is not a source this reads: choose one of coco, flickr30k, flickr8k, folder, hf_disk" in capsys.readouterr().err
+    # the sources' messages name the options as this command takes them: root=, layout=, not data.root=
+    with pytest.raises(SystemExit):
+        run_command("write_shards", "source=coco", f"root={tmp_path / 'nowhere'}", f"out={tmp_path / 'more'}",
+                    run_dir=tmp_path)
+    assert f"error: root={tmp_path / 'nowhere'} does not exist: point it at your COCO folder" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
+        run_command("write_shards", "source=coco", f"root={tmp_path / 'coco'}", "layout=karpathy",
+                    f"out={tmp_path / 'more'}", run_dir=tmp_path)
+    assert "has no dataset_coco.json (layout=karpathy)" in capsys.readouterr().err
 
 
 def test_resampled_epochs_have_the_length_asked_and_draw_shards_anew_each_epoch(tmp_path):

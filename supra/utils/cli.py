@@ -47,6 +47,12 @@ def check_option_types(values: Mapping[str, Any], whole: Iterable[str] = (), num
                 raise SupraUserError(f"{name}={value!r} must be {what}" + (" (or null)" if name in optional else ""))
 
 
+def changed_options(values: Mapping[str, Any], config_name: str, names: Iterable[str]) -> list[str]:
+    """`name=value` for each of `names` whose value is not conf/<config_name>.yaml's default."""
+    defaults = OmegaConf.load(CONF_DIR / f"{config_name}.yaml")
+    return [f"{name}={values.get(name)}" for name in names if values.get(name) != defaults.get(name)]
+
+
 def exit_if_run_dir_unwritable(argv: Sequence[str]) -> None:
     """Hydra creates `hydra.run.dir` before the job runs and fails there with a traceback; say it in one line."""
     for arg in argv:
