@@ -33,6 +33,7 @@ from supra.models.vlm_generation import DecodeConfig
 from supra.pictures.attention import render_token_strip, square_grid
 from supra.pictures.files import save_gif_atomic
 from supra.pictures.grids import to_pil
+from supra.tokens.a2a_sequences import frames_that_fit
 from supra.utils.cli import hydra_command
 from supra.utils.errors import SupraUserError
 
@@ -88,6 +89,11 @@ class A2ADemo:
     def __init__(self, ckpt: str, image_size: int = 64) -> None:
         self.net, self.vqvae, self.vocab = load_a2a(ckpt)
         self.size, self.side = image_size, image_size // 8
+        self.max_frames = frames_that_fit(image_size, self.net.config.context)  # given and added, together
+
+    def most_frames_to_add(self, given: int) -> int:
+        """How many frames the model's context leaves room for after `given` ones (the page's slider)."""
+        return max(1, self.max_frames - int(given))
 
     def text2image(self, prompt: str, guidance: float = 1.0, best_of: int = 1, temperature: float = 1.0,
                    seed: int = 0) -> tuple[Image.Image | None, Image.Image | None, str]:
@@ -182,11 +188,23 @@ def build_page(ckpt: str) -> Any:
                 caption, maps = gr.Textbox(label="caption", elem_id="caption"), gr.Image(label="maps", type="pil", elem_id="maps")
                 read.click(demo.image2text, [upload], [caption, maps, message])
             with gr.Tab("GIF -> continuation"):
-                gif = gr.File(label="a GIF", elem_id="gif")
-                given = gr.Slider(1, 4, value=2, step=1, label="frames given")
-                new = gr.Slider(1, 3, value=2, step=1, label="frames to add")
-                go = gr.Button("Continue", elem_id="continue")
-                go.click(demo.video2video, [gif, given, new], [gr.Image(label="continued", type="filepath"), message])
+                if demo.max_frames < 2:
+                    gr.Markdown(f"This model's context ({demo.net.config.context} tokens) holds {demo.max_frames} "
+                                f"frame(s) of {demo.size} px: too few to continue a GIF.")
+                else:  # the sliders stay within the context: frames given + frames added <= max_frames
+                    gif = gr.File(label="a GIF", elem_id="gif")
+                    most_given = min(4, demo.max_frames - 1)
+                    given = gr.Slider(1, most_given, value=min(2, most_given), step=1, label="frames given")
+                    first_most = demo.most_frames_to_add(min(2, most_given))
+                    new = gr.Slider(1, first_most, value=min(2, first_most), step=1, label="frames to add")
+
+                    def frames_to_add(given_now: int, new_now: int) -> Any:  # the value kept where it still fits
+                        most = demo.most_frames_to_add(given_now)
+                        return gr.Slider(maximum=most, value=min(int(new_now), most))
+
+                    given.change(frames_to_add, [given, new], new)
+                    go = gr.Button("Continue", elem_id="continue")
+                    go.click(demo.video2video, [gif, given, new], [gr.Image(label="continued", type="filepath"), message])
     return page
 
 

@@ -74,6 +74,26 @@ def test_the_a2a_page_refuses_a_one_frame_gif_for_video_in_a_message(tmp_path, b
     assert image is not None and word_maps is not None and message == ""
 
 
+
+def test_the_a2a_pages_frame_sliders_stay_within_the_models_context(tmp_path):
+    import gradio as gr
+
+    from supra.demo import build_page
+
+    torch.manual_seed(0)
+    vocab = A2AVocab.train(["a red square", "a blue circle"], vocab_size=270, num_codes=16)
+    # 300 tokens hold 4 frames of 64 px (65 tokens each): 2 given leave room for 2, 3 for 1
+    net = A2ANano(A2AConfig(vocab_size=vocab.layout.vocab_size, context=300, n_layers=1, d_model=16, n_heads=2, d_mlp=32))
+    folder = save_a2a_release(tmp_path / "a2a", net, VQVAE(num_codes=16, code_dim=4, hidden=(4, 4)), vocab)
+    sliders = {b.label: b for b in build_page(str(folder)).blocks.values() if isinstance(b, gr.Slider)}
+    assert (sliders["frames given"].maximum, sliders["frames to add"].maximum) == (3, 2)
+    demo = A2ADemo(str(folder))
+    assert [demo.most_frames_to_add(g) for g in (1, 2, 3)] == [3, 2, 1]
+    (tmp_path / "two.gif").write_bytes(gif_bytes(8, 8, [Frame(solid(8, 8, 1)), Frame(solid(8, 8, 2))]))
+    gif, message = demo.video2video(str(tmp_path / "two.gif"), given=2, new=demo.most_frames_to_add(2))
+    assert message == "" and gif is not None  # the most the slider allows is what the model can do
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
