@@ -248,6 +248,8 @@ def write_img2dataset_shards(folder: Path, shards: int = 4, per_shard: int = 8, 
                     key = img2dataset_key(shard, index)
                     meta = {"url": f"https://example.com/{key}.jpg", "caption": "x", "key": key, "status": "success",
                             "error_message": None}
+                    if kind == "no caption":  # img2dataset writes no .txt and a null caption in the json
+                        meta["caption"] = None
                     if kind == "failed":
                         meta.update(status="failed_to_download", error_message="HTTP Error 404")
                     else:

@@ -111,6 +111,48 @@ def test_a_hugging_face_dataset_with_a_row_per_caption_is_one_image_per_id_with_
     assert all(index.captions[k] == [f"picture {index.ids[k]} take {n}" for n in range(5)] for k in index.ids)
 
 
+def test_a_hugging_face_row_with_a_null_id_is_an_image_of_its_own(tmp_path):
+    import datasets
+
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    ids = [0, 0, None, None, 1, *range(2, 20)]  # two rows of picture 0; two pictures without an id
+    table = datasets.Dataset.from_dict({"image": [{"bytes": jpeg_bytes(i), "path": None} for i in range(len(ids))],
+                                        "caption": [f"caption of row {i}" for i in range(len(ids))], "img_id": ids},
+                                       features=datasets.Features({"image": datasets.Image(), "caption": datasets.Value("string"),
+                                                                   "img_id": datasets.Value("int64")}))
+    (tmp_path / "hf" / "data").mkdir(parents=True)
+    table.to_parquet(str(tmp_path / "hf" / "data" / "train-00000-of-00001.parquet"))
+    index = read_caption_source("hf_disk", tmp_path / "hf", columns={"id_column": "img_id"}, cache_dir=tmp_path / "c")
+    assert index.captions["train/0"] == ["caption of row 0", "caption of row 1"]
+    assert index.captions["train/2"] == ["caption of row 2"] and index.captions["train/3"] == ["caption of row 3"]
+    assert sum(len(keys) for keys in index.splits.values()) == len(ids) - 1 and not index.skipped
+
+
+def test_hugging_face_parquet_files_are_split_by_the_split_word_anywhere_in_their_names(tmp_path):
+    import datasets
+
+    from supra.data.caption_sources.hf_disk import _parquet_split
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    named = {"data/train-00000-of-00002.parquet": "train", "data/coco_test.parquet": "test",
+             "data/test2017-00000-of-00001.parquet": "test", "data/validation2014.parquet": "val",
+             "val2014-0.parquet": "val", "default/partial-test/0000.parquet": "test", "data/00000.parquet": "train",
+             "devices/train-0.parquet": "train"}
+    assert {name: _parquet_split(tmp_path / name, tmp_path) for name in named} == named
+    # the Hub's converted layout of a large dataset: a folder per split, named partial-<split>
+    for split, n in (("train", 16), ("validation", 4), ("test", 4)):
+        folder = tmp_path / "hf" / "default" / f"partial-{split}"
+        folder.mkdir(parents=True)
+        datasets.Dataset.from_dict({"image": [{"bytes": jpeg_bytes(i), "path": None} for i in range(n)],
+                                    "caption": [f"a {split} picture {i}" for i in range(n)]},
+                                   features=datasets.Features({"image": datasets.Image(), "caption": datasets.Value("string")})
+                                   ).to_parquet(str(folder / "0000.parquet"))
+    index = read_caption_source("hf_disk", tmp_path / "hf", cache_dir=tmp_path / "c")
+    assert {split: len(keys) for split, keys in index.splits.items()} == {"train": 16, "val": 4, "test": 4}
+    assert all(caption.startswith("a test picture") for key in index.splits["test"] for caption in index.captions[key])
+
+
 def test_a_hugging_face_column_that_is_not_there_is_one_line(tmp_path):
     write_hf_dataset(tmp_path / "hf", "save_to_disk")
     with pytest.raises(SupraUserError, match=r"data.caption_column='text' is not a column of .* \(it has image, caption, image_id\)"):
@@ -124,6 +166,42 @@ def test_a_folder_keys_photos_by_their_path_so_alike_names_stay_apart(tmp_path):
     assert {"park/0.jpg", "beach/0.jpg"} <= keys
     assert index.captions["park/0.jpg"] == ["a green park park/0", "children playing in park/0"]  # BOM, CRLF
     assert index.captions["dogs/a.png"] == ["a dog, running"]
+
+
+def test_a_captions_csv_with_more_columns_keeps_the_caption_column_alone(tmp_path):
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    (tmp_path / "photos").mkdir()
+    lines = ["file,caption,source,license"]
+    for i in range(10):
+        (tmp_path / "photos" / f"img{i}.jpg").write_bytes(jpeg_bytes(i))
+        lines.append(f'img{i}.jpg,"a dog, number {i}, on grass",flickr,cc-by')
+    (tmp_path / "photos" / "captions.csv").write_text("\n".join(lines) + "\n")
+    index = read_caption_source("folder", tmp_path / "photos")
+    assert index.captions["img3.jpg"] == ["a dog, number 3, on grass"]
+
+
+def test_an_image_listed_twice_is_kept_once_and_never_in_train_and_test(tmp_path):
+    expected = write_coco_official(tmp_path / "coco")
+    path = tmp_path / "coco" / "annotations" / "captions_val2014.json"
+    data = json.loads(path.read_text())
+    again = dict(data["images"][0], id=9999)  # one file under a second id, as a hand-merged file may have it
+    data["images"].append(again)
+    data["annotations"].append({"id": 99990, "image_id": 9999, "caption": "the same picture again"})
+    path.write_text(json.dumps(data))
+    index = read_caption_source("coco", tmp_path / "coco")
+    placed = [key for keys in index.splits.values() for key in keys]
+    assert len(placed) == len(set(placed)) == sum(expected["images"].values())
+    assert index.skipped["image listed twice (kept once, in test before val before train)"] == 1
+    # a Karpathy file listing one picture in train and in test: it stays in test only
+    karpathy = tmp_path / "karpathy"
+    write_flickr30k(karpathy, "karpathy")
+    listing = json.loads((karpathy / "dataset_flickr30k.json").read_text())
+    test_image = next(im for im in listing["images"] if im["split"] == "test")
+    listing["images"].append(dict(test_image, split="train"))
+    (karpathy / "dataset_flickr30k.json").write_text(json.dumps(listing))
+    index = read_caption_source("flickr30k", karpathy)
+    assert test_image["filename"] in index.splits["test"] and test_image["filename"] not in index.splits["train"]
 
 
 @pytest.mark.parametrize(("source", "message"), [

@@ -47,6 +47,35 @@ def test_every_trap_is_counted_and_a_truncated_tar_keeps_what_precedes_the_damag
                            "unreadable shard or damaged tar (read up to the damage)": 1}
 
 
+def test_a_tar_without_txt_files_takes_the_caption_img2dataset_keeps_in_the_json(tmp_path):
+    import json
+
+    import webdataset as wds
+
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    with wds.TarWriter(str(tmp_path / "00000.tar")) as tar:
+        for i in range(3):
+            tar.write({"__key__": f"00000000{i}", "jpg": jpeg_bytes(i),
+                       "json": json.dumps({"key": f"00000000{i}", "caption": f"a photo {i}", "status": "success"})})
+    tally = Unusable()
+    assert [s.captions for s in usable_samples([str(tmp_path / "00000.tar")], tally)] == [[f"a photo {i}"] for i in range(3)]
+    assert not tally
+
+
+def test_sixteen_bit_grey_is_scaled_and_a_bomb_under_twice_the_limit_is_refused(tmp_path):
+    from PIL import Image
+
+    from supra.data.images import UNREADABLE, load_rgb
+
+    Image.fromarray(np.linspace(0, 65535, 64 * 64).astype(np.uint16).reshape(64, 64)).save(tmp_path / "grey16.png")
+    pixels = np.asarray(load_rgb(tmp_path / "grey16.png"))
+    assert pixels.shape == (64, 64, 3) and (pixels.min(), pixels.max()) == (0, 255) and 120 < pixels.mean() < 135
+    Image.new("1", (1100, 1000)).save(tmp_path / "bomb.png")  # 1.1x a limit of 1M pixels: Pillow only warns
+    with pytest.raises(UNREADABLE, match=r"1100x1000 = 1100000 pixels, over max_pixels=1000000"):
+        load_rgb(tmp_path / "bomb.png", max_pixels=1_000_000)
+
+
 @pytest.mark.parametrize("reader", ["libarchive", "tarfile"])
 def test_shards_read_alike_from_a_path_a_pipe_and_an_fsspec_url(tmp_path, reader):
     import fsspec

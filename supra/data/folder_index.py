@@ -6,7 +6,8 @@ ignored, and a deterministic split by file.
   .DS_Store, macOS's ._photo.jpg) are passed over silently; any other file is counted as "not media".
 - Captions: `photo.txt` (or `photo.png.txt`, which wins, for when photo.png and photo.gif differ) beside a
   file, one caption per non-blank line; `captions.jsonl` at the root, lines {"file": "sub/photo.png",
-  "caption": "..."}; `captions.csv` at the root, header `file,caption`, quoted captions may hold commas;
+  "caption": "..."}; `captions.csv` at the root, header `file,caption` (more columns after them are
+  ignored), quoted captions may hold commas (unquoted ones too when there are only the two columns);
   `captions.tsv` at the root, header `file<TAB>caption`.
   A file may have several captions from all three; exact repeats are dropped.
 """
@@ -136,11 +137,14 @@ class _Captions:
         if header is None or [h.strip().lower() for h in header[:2]] != ["file", "caption"]:
             raise SupraUserError(f"{path} must start with the header 'file{delimiter}caption' "
                                  f"(found {delimiter.join(header or [])!r})")
+        more_columns = len(header) > 2  # e.g. file,caption,source,license: the caption is its column alone
         for number, row in enumerate(reader, 2):
             if not row or not "".join(row).strip():
                 continue
-            # An unquoted caption with the delimiter in it arrives split over several columns: join them back.
-            self.add(_key(row[0]), delimiter.join(row[1:]), f"{path.name}:{number}")
+            # With only file and caption, an unquoted caption holding the delimiter arrives split over
+            # several columns: joined back.
+            caption = (row[1] if len(row) > 1 else "") if more_columns else delimiter.join(row[1:])
+            self.add(_key(row[0]), caption, f"{path.name}:{number}")
 
 
 def scan_folder(root: str | Path) -> FolderIndex:

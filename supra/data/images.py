@@ -82,10 +82,18 @@ def load_rgb(path: str | Path | BinaryIO, max_pixels: int = 100_000_000, draft: 
     """Any image file -> RGB PIL image: EXIF orientation applied, any mode (L, CMYK, P, RGBA, ICC) converted.
     `draft`: a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) still at least this on each side."""
     Image.MAX_IMAGE_PIXELS = max_pixels  # decompression bombs raise instead of eating memory
-    with Image.open(path) as image:
+    with warnings.catch_warnings():  # Pillow only warns up to twice its limit: refused here from the header
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        image = Image.open(path)
+    with image:
+        if image.width * image.height > max_pixels:
+            raise Image.DecompressionBombError(f"{image.width}x{image.height} = {image.width * image.height} "
+                                               f"pixels, over max_pixels={max_pixels}")
         if draft is not None and image.format == "JPEG":
             image.draft("RGB", (draft, draft))
         image = ImageOps.exif_transpose(image)
+        if image.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grey: convert() would clip it at 255, not scale
+            image = Image.fromarray((np.asarray(image, dtype=np.int64) >> 8).clip(0, 255).astype(np.uint8))
         if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
             background = Image.new("RGB", image.size, (255, 255, 255))
             background.paste(image.convert("RGBA"), mask=image.convert("RGBA").split()[-1])

@@ -31,11 +31,13 @@ CARVED_SIZES = {"train": None, "val": 1000, "test": 1000}
 
 
 def _parquet_split(path: Path, root: Path) -> str:
-    """The split a parquet file belongs to, from its name or its folders (train when none says)."""
+    """The split a parquet file belongs to, from its name or else its folders, nearest first (train when
+    none says). A split is a word of the name anywhere, as `datasets` finds it: `train-00000-of-00002`,
+    the Hub's converted `partial-test/0000`, `coco_val2014`, `validation2014-0`."""
     for part in (path.stem, *reversed(path.relative_to(root).parent.parts)):
-        word = re.split(r"[-_.]", part.lower())[0]
-        if word in SPLIT_ALIASES:
-            return SPLIT_ALIASES[word]
+        split = next((SPLIT_ALIASES[w] for w in re.findall(r"[a-z]+", part.lower()) if w in SPLIT_ALIASES), None)
+        if split is not None:
+            return split
     return "train"
 
 
@@ -128,7 +130,8 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
         has_bytes, paths = _image_fields(dataset, image_column)
         key_of_id: dict[Any, str] = {}  # a dataset with a row per caption repeats the image's id
         for row, caption in enumerate(captions):
-            key = key_of_id.get(ids[row]) if ids is not None else None
+            image_id = ids[row] if ids is not None else None  # a null id is no id: the row's own image
+            key = key_of_id.get(image_id) if image_id is not None else None
             if key is None:
                 key = f"{split}/{row}"
                 image = _image_reader(dataset, row, image_column, has_bytes[row], paths[row], root, stamp)
@@ -137,8 +140,8 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
                     continue
                 index.stored[key] = image
                 index.splits[split].append(key)
-                if ids is not None:
-                    index.ids[key], key_of_id[ids[row]] = ids[row], key
+                if image_id is not None:
+                    index.ids[key], key_of_id[image_id] = image_id, key
             texts = caption if isinstance(caption, list) else [caption]
             for text in texts:
                 if isinstance(text, str):

@@ -94,10 +94,22 @@ def seeded_split(keys: list[str], sizes: dict[str, int], seed: int) -> dict[str,
 
 def finish(index: CaptionIndex) -> CaptionIndex:
     """Drop what cannot be used, counting each by reason: captioned images in no split ("in no split", or
-    "no image file" when the file is missing too), and split images without a file or without a caption.
+    "no image file" when the file is missing too), split images without a file or without a caption, and
+    an image listed again (under a second id, or in a second split list), kept once: in test before val
+    before train, so no picture is trained on and scored.
 
-    After this every split key has >= 1 caption and a file on disk.
+    After this every split key has >= 1 caption and a file on disk, and is in one split once.
     """
+    placed: set[str] = set()
+    for split in sorted(index.splits, key=lambda s: SPLIT_NAMES[::-1].index(s) if s in SPLIT_NAMES else 3):
+        once = []
+        for key in index.splits[split]:
+            if key in placed:
+                index.skip("image listed twice (kept once, in test before val before train)", f"{split}: {key}")
+            else:
+                placed.add(key)
+                once.append(key)
+        index.splits[split] = once
     on_disk = files_under(index.image_dir) | set(index.stored)
     in_splits = {key for keys in index.splits.values() for key in keys}
     for key in sorted(set(index.captions) - in_splits):

@@ -162,8 +162,11 @@ def usable(sample: dict[str, Any], tally: Unusable) -> ShardSample | None:
         tally["no image"] += 1
         return None
     text = sample.get("txt", b"")
+    text = text.decode("utf-8-sig", errors="replace") if isinstance(text, bytes) else ""
     listed = meta.get("captions") if isinstance(meta.get("captions"), list) else []
-    texts = [t for t in listed if isinstance(t, str)] or [text.decode("utf-8-sig", errors="replace") if isinstance(text, bytes) else ""]
+    # img2dataset also keeps the caption in the json: read there when a tar lacks the .txt
+    fallback = meta.get("caption") if "txt" not in sample and isinstance(meta.get("caption"), str) else text
+    texts = [t for t in listed if isinstance(t, str)] or [fallback]
     captions = [c for c in (clean_caption(t) for t in texts) if c]
     if not captions:
         tally["no caption"] += 1
