@@ -188,6 +188,19 @@ def test_a_vqvae_whose_codebook_disagrees_with_the_vocabulary_is_refused(tmp_pat
     assert "codebook of 64 codes but the GPT's vocabulary has 256 visual codes" in message
 
 
+def test_a_run_resumes_over_its_own_vqvae_and_is_refused_over_another(a2a_trained, vqvae_ckpt, tmp_path):
+    last = a2a_trained / "checkpoints" / "last.ckpt"
+    cache = a2a_trained.parent / "cache"
+    resume = ["data.batching=mixed", *(f"data.tasks.{task}=1" for task in TASKS), f"ckpt_path={last}", "test=false"]
+    other = write_vqvae_checkpoint(tmp_path / "other.ckpt", seed=1)  # same shape, other weights: other codes
+    message = _user_error(compose_config("train", tmp_path / "over_other", [*a2a_run(other, cache), *resume]))
+    assert message == (f"ckpt_path={last} was trained over another VQ-VAE than model.vqvae_ckpt={other} (its codes "
+                       f"mean other pictures): resume with the one it was trained with (model.vqvae_ckpt={vqvae_ckpt}, "
+                       "if unchanged since)")
+    train(compose_config("train", tmp_path / "over_own", [*a2a_run(vqvae_ckpt, cache), *resume, "trainer.max_steps=5"]))
+    assert torch.load(tmp_path / "over_own" / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 5
+
+
 def test_the_code_softmax_normalises_over_the_codes_where_a_code_comes_next():
     from supra.models.a2a_nano import A2AConfig, A2ANano
     from supra.models.vqvae import VQVAE

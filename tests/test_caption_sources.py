@@ -316,6 +316,17 @@ def test_the_a2a_mixture_trains_from_photos_with_captions(tmp_path, layout):
     assert "test/text2image_fidelity" not in metrics  # the shapes judge needs the objects only shapes know
 
 
+def test_the_a2a_shard_source_names_a_local_shard_that_is_not_there(tmp_path):
+    from supra.data.media.shard_images import ShardImagesMediaDataModule
+    from tests.caption_source_fixtures import write_img2dataset_shards
+
+    write_img2dataset_shards(tmp_path / "s", shards=2, per_shard=4)
+    typo = str(tmp_path / "s" / "{00000..00002}.tar")  # one shard too many
+    source = ShardImagesMediaDataModule(train_shards=typo, val_shards=typo, test_shards=typo, image_size=64)
+    with pytest.raises(SupraUserError, match=r"train_shards=.*: 1 of 3 shards are not there \(e.g. .*00002.tar\)"):
+        source.load_split("train")
+
+
 def test_a_caption_file_that_is_not_utf8_keeps_its_accents_and_is_named(tmp_path, caplog):
     from supra.data.captions import read_lines
 

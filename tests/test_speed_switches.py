@@ -134,3 +134,13 @@ def test_process_start_time_is_before_now():
     import time
 
     assert time.time() - 3600 * 24 < process_start_time() <= time.time()
+
+
+def test_a_multiruns_later_job_counts_its_time_from_its_own_start_not_the_jobs_before_it(monkeypatch):
+    from supra.callbacks import time_accounting
+
+    monkeypatch.setattr(time_accounting, "_job_starts", [])
+    time_accounting.mark_job_start()
+    assert time_accounting.run_start_time() == process_start_time()  # the first run: imports are its start-up
+    time_accounting.mark_job_start()  # the basic launcher's next job, in the same process
+    assert time_accounting.run_start_time() == time_accounting._job_starts[-1] > process_start_time()

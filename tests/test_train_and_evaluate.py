@@ -69,6 +69,14 @@ def test_evaluate_scores_another_split_with_another_decoding(trained_run, tmp_pa
     assert metrics["split"] == "val" and metrics["n_images"] == 24 and metrics["decode"] == "greedy"
 
 
+def test_training_into_a_folder_that_holds_a_run_is_refused_and_leaves_it_whole(trained_run):
+    before = {p: p.stat().st_mtime_ns for p in (trained_run / "checkpoints").iterdir()}
+    with pytest.raises(SupraUserError, match=f"the output directory {trained_run} already holds a run "
+                                             r"\(checkpoints/best.ckpt\): choose another with hydra.run.dir=DIR"):
+        train(compose_config("train", trained_run, ["trainer.max_steps=2"]))
+    assert {p: p.stat().st_mtime_ns for p in (trained_run / "checkpoints").iterdir()} == before
+
+
 def test_resume_from_last_checkpoint_continues_at_the_same_step(trained_run, train_config):
     last = trained_run / "checkpoints" / "last.ckpt"
     cfg = train_config(f"ckpt_path={last}", "trainer.max_steps=37", "test=false", "model.scheduler.warmup_steps=5",
@@ -108,7 +116,15 @@ def test_train_cli_fast_dev_run_and_help(tmp_path, train_py_runs):
 BAD_TRAIN_INPUTS = {
     "trainer=kaggle_2xt4": "trainer=kaggle_2xt4 needs 2 CUDA GPU(s)",
     "trainer=gpu": "trainer=gpu needs 1 CUDA GPU(s)",
+    "trainer.accelerator=gpu": "error: trainer.accelerator=gpu needs 1 CUDA GPU(s) per node (1 in all) but this "
+                               "machine has 0: leave trainer.accelerator at cpu",
     "data.num_train=0": "data.num_train=0",
+    "model.optimizer.lr=abc": "error: model.optimizer.lr='abc' must be a number (or null)",
+    "trainer.val_check_interval=0": "error: trainer.val_check_interval=0 must be > 0",
+    "model=vqvae_f8": "error: VQAutoencodingTask trains and scores on MediaDataModules but the data is a "
+                      "ShapesDataModule: choose data=shapes_images, shapes_video or media_folder",
+    "data=shapes_images": "error: CaptioningTask trains and scores on CaptionDataModules but the data is a "
+                          "ShapesImagesDataModule: choose data=shapes, flickr8k",
     "model/encoder=pretrained": "error: missing model.net.pretrained.weights=... (--help lists every option)",
 }
 @pytest.fixture(scope="module")
@@ -119,7 +135,8 @@ def train_py_runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
     blocker = tmp / "a_file"
     blocker.write_text("a file where a directory should go")
     cases = {case: [case, f"hydra.run.dir={tmp / str(i)}"] for i, case in enumerate(BAD_TRAIN_INPUTS)}
-    cases |= {"unwritable": [f"hydra.run.dir={blocker / 'run'}"], "--help": ["--help"]}
+    cases |= {"unwritable": [f"hydra.run.dir={blocker / 'run'}"], "unwritable logs": [f"paths.log_dir={blocker / 'logs'}"],
+              "--help": ["--help"]}
     runs = command_lines(*([str(ROOT / "train.py"), *argv] for argv in cases.values()), cwd=tmp)
     return dict(zip(cases, runs, strict=True))
 
@@ -138,6 +155,7 @@ BAD_EVALUATE_INPUTS = {
     "decode=sample seed=abc": "error: seed='abc' must be a whole number",
     "fps=3": "error: unexpected argument 'fps=3': the options are accelerator, beam_width, ckpt, data, decode",
     "data.bogus=1": "error: data.bogus is not an option of the data this model was trained on (ShapesDataModule: ",
+    "accelerator=tpu": "error: accelerator=tpu is not one of auto, cpu, gpu",
 }
 
 
@@ -211,14 +229,15 @@ def test_wandb_runs_offline_without_an_account_and_resumes_the_same_run(train_co
 
 
 def test_unwritable_output_directory_gives_one_line(tmp_path, train_py_runs):
-    unwritable = train_py_runs["unwritable"]
-    assert unwritable.returncode == 2
-    assert "cannot write to the output directory" in unwritable.stderr and "Traceback" not in unwritable.stderr
+    for case, option in (("unwritable", "hydra.run.dir"), ("unwritable logs", "paths.log_dir")):
+        unwritable = train_py_runs[case]
+        assert unwritable.returncode == 2 and "Traceback" not in unwritable.stderr
+        assert f"cannot write to {option}=" in unwritable.stderr and f"choose another with {option}=DIR" in unwritable.stderr
     blocker = tmp_path / "a_file"
     blocker.write_text("a file where a directory should go")
     result = run_cli("evaluate.py", "ckpt=some.ckpt", f"hydra.run.dir={blocker / 'run'}", cwd=tmp_path)
     assert result.returncode == 2
-    assert "cannot write to the output directory" in result.stderr and "Traceback" not in result.stderr
+    assert "cannot write to hydra.run.dir=" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_ddp_sim_fits_then_tests_into_one_run_directory_scoring_each_image_once(train_config):

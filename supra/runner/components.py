@@ -15,10 +15,8 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
-from supra.artifacts.captioner_release import load_release_tokenizer
+from supra.artifacts.captioner_release import init_from_folder, load_release_tokenizer
 from supra.artifacts.checkpoints import load_vqvae, saved_tokenizer
-from supra.artifacts.hub import local_path
-from supra.artifacts.kinds import A2A_RELEASE, CAPTIONER_RELEASE, release_kind
 from supra.artifacts.loaded_configs import instantiate_loaded
 from supra.tasks.base import SupraTask
 from supra.utils.errors import SupraUserError
@@ -54,18 +52,7 @@ def tokenizer_to_reuse(cfg: DictConfig) -> Any:
     if cfg.get("ckpt_path"):
         return saved_tokenizer(cfg.ckpt_path)
     init_from = cfg.model.get("init_from")
-    if init_from:
-        folder = local_path(init_from, "model.init_from")
-        kind = release_kind(folder)
-        if kind != CAPTIONER_RELEASE:
-            problem = ("does not exist" if not folder.exists() else
-                       "is a file: it takes a release folder (python -m supra.export ckpt=FILE out=DIR writes one; "
-                       "ckpt_path=FILE resumes a run instead)" if folder.is_file() else
-                       "is an a2a_nano release: it takes a SupraVL-Nano (captioner) release" if kind == A2A_RELEASE else
-                       "is not a release folder (config.json + model.safetensors)")
-            raise SupraUserError(f"model.init_from={init_from} {problem}")
-        return load_release_tokenizer(init_from)
-    return None
+    return load_release_tokenizer(init_from_folder(init_from)) if init_from else None
 
 
 def build_task(model_cfg: DictConfig, run_config: dict | None, vqvae: nn.Module | None = None) -> SupraTask:
@@ -86,7 +73,18 @@ def build_datamodule(data_cfg: DictConfig | dict, task: SupraTask, tokenizer: An
         factory = instantiate_loaded(data_cfg, loaded_from, "run_config.data", _partial_=True)
     else:
         factory = instantiate(data_cfg, _partial_=True)
+    check_data_fits(task, getattr(factory, "func", None))
     return factory(**kwargs)  # objects (a VQ-VAE, a tokenizer) go to the class as they are
+
+
+def check_data_fits(task: SupraTask, data_class: type | None) -> None:
+    """A model given data of another kind (model=vqvae_f8 with data=shapes, a captioner with data=shapes_images)
+    as one line, not a TypeError from the DataModule or a KeyError from training_step."""
+    wanted = task.reads_data
+    if wanted is None or not isinstance(data_class, type) or issubclass(data_class, wanted):
+        return
+    raise SupraUserError(f"{type(task).__name__} trains and scores on {wanted.__name__}s but the data is a "
+                         f"{data_class.__name__}: choose {task.data_choices}")
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from omegaconf import DictConfig
 
 from supra.artifacts.a2a_release import load_a2a
@@ -102,11 +103,20 @@ LOADERS = {CAPTIONER_CHECKPOINT: _captioner, CAPTIONER_RELEASE: _captioner, A2A_
            VQVAE_CHECKPOINT: _vqvae}
 
 
+def check_eval_accelerator(accelerator: str) -> None:
+    """conf/eval.yaml's choices, checked before the checkpoint loads (Lightning would answer with a traceback)."""
+    if accelerator not in ("auto", "cpu", "gpu", "cuda"):
+        raise SupraUserError(f"accelerator={accelerator} is not one of auto, cpu, gpu")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise SupraUserError(f"accelerator={accelerator} needs a CUDA GPU but this machine has none: use accelerator=cpu (or auto)")
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score `cfg.ckpt` on `cfg.data.split`; writes metrics.json, predictions.json and sample pictures
     into the run directory, and returns metrics.json's content."""
     output_dir = Path(cfg.paths.output_dir)
     require_writable_dir(output_dir, f"the output directory {output_dir}", "choose another with hydra.run.dir=DIR")
+    check_eval_accelerator(str(cfg.accelerator))
     kind = artifact_kind(cfg.ckpt)
     task, tokenizer, run_cfg, pictures = LOADERS[kind](cfg)
     data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} is a release folder, which holds no "

@@ -15,6 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from supra.artifacts.checkpoints import load_supra_checkpoint, net_state
+from supra.callbacks.time_accounting import mark_job_start
 from supra.runner.components import (
     build_datamodule,
     build_task,
@@ -23,6 +24,7 @@ from supra.runner.components import (
     tokenizer_to_reuse,
 )
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
+from supra.utils.cli import CONF_DIR, check_option_types
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 from supra.utils.hardware import check_accelerator
@@ -40,8 +42,23 @@ def _group_choice(group: str) -> str:
 
 def check_run_config(cfg: DictConfig) -> None:
     """Fail before any work on what can be known from the config alone."""
-    check_accelerator(cfg.trainer, _group_choice("trainer"))
+    # Hydra passes `seed=abc` on as text: named here, not by a traceback from the optimizer or the loop
+    options = {name: OmegaConf.select(cfg, name) for name in ("seed", "data.batch_size", "model.optimizer.lr",
+                                                               "trainer.max_steps", "trainer.val_check_interval")}
+    check_option_types(options, whole=("seed", "data.batch_size", "trainer.max_steps"),
+                       numbers=("model.optimizer.lr", "trainer.val_check_interval"), optional=options)
+    if options["trainer.val_check_interval"] is not None and options["trainer.val_check_interval"] <= 0:
+        raise SupraUserError(f"trainer.val_check_interval={options['trainer.val_check_interval']} must be > 0: "
+                             "steps between validations (or a share of an epoch, 0.5)")
+    trainer_name = _group_choice("trainer")
+    chosen = CONF_DIR / "trainer" / f"{trainer_name}.yaml"
+    cpu_trainer = chosen.is_file() and OmegaConf.load(chosen).get("accelerator") == "cpu"
+    check_accelerator(cfg.trainer, trainer_name, cpu_trainer)
     require_writable_dir(cfg.paths.output_dir, f"the output directory {cfg.paths.output_dir}", "choose another with hydra.run.dir=DIR")
+    held = sorted(Path(cfg.paths.output_dir).glob("checkpoints/*.ckpt"))
+    if cfg.get("train") and held:  # its checkpoints would be replaced and its logged curves mixed with ours
+        raise SupraUserError(f"the output directory {cfg.paths.output_dir} already holds a run (checkpoints/{held[0].name}): "
+                             "choose another with hydra.run.dir=DIR (a resumed run, ckpt_path=..., writes a new one)")
     if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
         raise SupraUserError(f"ckpt_path={cfg.ckpt_path} does not exist: give a last.ckpt or best.ckpt of a run")
 
@@ -59,6 +76,7 @@ def share_cpu_threads(trainer_cfg: DictConfig) -> None:
 def train(cfg: DictConfig) -> tuple[float | None, dict[str, float]]:
     """Fit and test as configured; returns (value of cfg.optimized_metric or None, all final metrics)."""
     use_job_config_for_ddp_children()  # `ddp` in a multirun job: all ranks train this job's config
+    mark_job_start()  # a multirun's later jobs count their time from here, not from the process's start
     trainers: list[L.Trainer] = []
     with ddp_job_scope(trainers):
         return _train(cfg, trainers)
@@ -72,10 +90,8 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     run_config = OmegaConf.to_container(cfg, resolve=True)
     # Each part once, handed one way: stage 1 and reused token ids -> task -> DataModule (what it must follow).
     task = build_task(cfg.model, run_config, stage1_vqvae(cfg.model))
-    if cfg.get("ckpt_path") and isinstance(getattr(task, "net", None), torch.nn.Module):
-        # another architecture's checkpoint: one line here, not Lightning's page of missing keys
-        checkpoint = load_supra_checkpoint(cfg.ckpt_path, kind=task.checkpoint_kind, what="ckpt_path")
-        check_state_fits(task.net, net_state(checkpoint), f"ckpt_path={cfg.ckpt_path} (another model's configuration?)")
+    if cfg.get("ckpt_path"):
+        check_resumable(task, cfg.ckpt_path)
     datamodule = build_datamodule(cfg.data, task, tokenizer_to_reuse(cfg))
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
@@ -93,6 +109,26 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
         metrics.update(_plain(trainer.callback_metrics))
 
     return _metric_value(metrics, cfg.get("optimized_metric")), metrics
+
+
+def check_resumable(task: L.LightningModule, ckpt_path: str) -> None:
+    """What Lightning would take without a word, or answer with a page of missing keys, as one line: a
+    checkpoint of another architecture, or an a2a run's checkpoint resumed over another stage-1 VQ-VAE (the
+    data would be coded by the new one, the GPT would have learnt the old one's codes, and the checkpoint's
+    own VQ-VAE would come back with its weights)."""
+    checkpoint = load_supra_checkpoint(ckpt_path, kind=task.checkpoint_kind, what="ckpt_path")
+    if isinstance(getattr(task, "net", None), torch.nn.Module):
+        check_state_fits(task.net, net_state(checkpoint), f"ckpt_path={ckpt_path} (another model's configuration?)")
+    vqvae = getattr(task, "vqvae", None)
+    if isinstance(vqvae, torch.nn.Module):
+        saved = {k.removeprefix("vqvae."): v for k, v in checkpoint.get("state_dict", {}).items() if k.startswith("vqvae.")}
+        ours = vqvae.state_dict()
+        if saved.keys() != ours.keys() or any(not torch.equal(saved[k].cpu(), v.cpu()) for k, v in ours.items()):
+            trained_with = checkpoint.get("hyper_parameters", {}).get("vqvae_ckpt")
+            raise SupraUserError(
+                f"ckpt_path={ckpt_path} was trained over another VQ-VAE than model.vqvae_ckpt={task.hparams.vqvae_ckpt} "
+                f"(its codes mean other pictures): resume with the one it was trained with"
+                + (f" (model.vqvae_ckpt={trained_with}, if unchanged since)" if trained_with else ""))
 
 
 def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig) -> str | None:

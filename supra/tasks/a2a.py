@@ -20,6 +20,7 @@ from torch import nn
 from torchmetrics.image import PeakSignalNoiseRatio
 
 from supra.artifacts.kinds import A2A_CHECKPOINT
+from supra.data.a2a.mixture import A2AMixtureDataModule
 from supra.data.media.codes import decode_codes
 from supra.metrics.attr_acc import attribute_accuracy
 from supra.metrics.caption_scores import score_captions
@@ -54,6 +55,8 @@ class A2ATask(SupraTask):
     """
 
     checkpoint_kind = A2A_CHECKPOINT
+    reads_data = A2AMixtureDataModule
+    data_choices = "data=a2a_mixture (its sources: shapes, clips, folders, captioned photos, shards)"
 
     def __init__(
         self,

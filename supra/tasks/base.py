@@ -30,6 +30,10 @@ class SupraTask(L.LightningModule):
     """
 
     checkpoint_kind = ""
+    # The DataModules whose batches training_step reads (a base class), and the data configs that give them,
+    # for the one line that refuses another (the runner checks before the DataModule is built).
+    reads_data: type | None = None
+    data_choices = ""
 
     def __init__(self, optimizer: OptimizerFactory | None, scheduler: SchedulerFactory | None = None,
                  run_config: dict | None = None) -> None:

@@ -13,6 +13,7 @@ from torch import nn
 
 from supra.artifacts.captioner_release import load_release_weights
 from supra.artifacts.kinds import CAPTIONER_CHECKPOINT
+from supra.data.captioning.datamodule import CaptionDataModule
 from supra.metrics.caption_scores import score_captions
 from supra.models.vlm_generation import DecodeConfig, generate
 from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
@@ -43,6 +44,8 @@ class CaptioningTask(SupraTask):
     """
 
     checkpoint_kind = CAPTIONER_CHECKPOINT
+    reads_data = CaptionDataModule
+    data_choices = "data=shapes, flickr8k, coco, flickr30k, caption_folder, hf_disk or shards"
 
     def __init__(
         self,

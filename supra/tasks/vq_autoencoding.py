@@ -14,6 +14,7 @@ from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMe
 
 from supra.artifacts.kinds import VQVAE_CHECKPOINT
 from supra.data.images import as_images
+from supra.data.media.datamodule import MediaDataModule
 from supra.metrics.codebook_usage import CodebookUsage
 from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
 
@@ -28,6 +29,8 @@ class VQAutoencodingTask(SupraTask):
     """
 
     checkpoint_kind = VQVAE_CHECKPOINT
+    reads_data = MediaDataModule
+    data_choices = "data=shapes_images, shapes_video or media_folder"
 
     def __init__(
         self,

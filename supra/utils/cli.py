@@ -54,15 +54,16 @@ def changed_options(values: Mapping[str, Any], config_name: str, names: Iterable
 
 
 def exit_if_run_dir_unwritable(argv: Sequence[str]) -> None:
-    """Hydra creates `hydra.run.dir` before the job runs and fails there with a traceback; say it in one line."""
+    """Hydra creates the run directory (`hydra.run.dir`, by default under `paths.log_dir`) before the job
+    runs and fails there with a traceback; say it in one line."""
     for arg in argv:
-        if arg.startswith("hydra.run.dir="):
-            run_dir = arg.split("=", 1)[1]
+        option, _, folder = arg.partition("=")
+        if option in ("hydra.run.dir", "paths.log_dir"):
             try:
-                check_writable_dir(run_dir)
+                check_writable_dir(folder)
             except OSError as err:
-                print(f"error: cannot write to the output directory {run_dir} ({err.strerror or err}): "
-                      "choose another with hydra.run.dir=DIR", file=sys.stderr)
+                print(f"error: cannot write to {option}={folder} ({err.strerror or err}): "
+                      f"choose another with {option}=DIR", file=sys.stderr)
                 raise SystemExit(2) from None
 
 

@@ -25,17 +25,21 @@ def _requested_gpus(devices: object) -> int:
     return len(devices)  # a list of device indices
 
 
-def check_accelerator(trainer_cfg: DictConfig, trainer_name: str = "trainer") -> None:
-    """Raise SupraUserError if the trainer wants more CUDA GPUs than are visible."""
-    if str(trainer_cfg.get("accelerator", "cpu")) not in ("gpu", "cuda"):
+def check_accelerator(trainer_cfg: DictConfig, trainer_name: str = "trainer", cpu_trainer: bool = False) -> None:
+    """Raise SupraUserError if the trainer wants more CUDA GPUs than are visible. `cpu_trainer`: the trainer
+    config chosen is a CPU one whose accelerator was set to the GPU on the command line (named so)."""
+    accelerator = str(trainer_cfg.get("accelerator", "cpu"))
+    if accelerator not in ("gpu", "cuda"):
         return
     needed = _requested_gpus(trainer_cfg.get("devices", 1)) * int(trainer_cfg.get("num_nodes", 1) or 1)
     per_node = _requested_gpus(trainer_cfg.get("devices", 1))
     found = torch.cuda.device_count()
     if found < per_node:
+        asked, remedy = ((f"trainer.accelerator={accelerator}", "leave trainer.accelerator at cpu") if cpu_trainer
+                         else (f"trainer={trainer_name}", "use trainer=cpu"))
         raise SupraUserError(
-            f"trainer={trainer_name} needs {per_node} CUDA GPU(s) per node ({needed} in all) but this machine has "
-            f"{found}: use trainer=cpu (or trainer=ddp_sim to try DDP on CPU processes)"
+            f"{asked} needs {per_node} CUDA GPU(s) per node ({needed} in all) but this machine has "
+            f"{found}: {remedy} (or trainer=ddp_sim to try DDP on CPU processes)"
         )
 
 

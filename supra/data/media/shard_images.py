@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from supra.data.caption_sources.shards import read_whole
+from supra.data.caption_sources.shards import check_local_shards, expand_shards, read_whole
 from supra.data.media.datamodule import MediaDataModule, MediaItems
 
 log = logging.getLogger(__name__)
@@ -26,6 +26,8 @@ class ShardImagesMediaDataModule(MediaDataModule):
         self.draft = draft
 
     def load_split(self, split: str) -> MediaItems:
+        # a local shard that is not there (a typo in the brace range): one line, not a warning and fewer images
+        check_local_shards(expand_shards(self.specs[split]), f"{split}_shards={self.specs[split]!r}")
         whole = read_whole(self.specs[split], self.image_size, self.draft)
         log.info("shards %s: %d images; unusable: %s", split, len(whole.keys), whole.tally.describe())
         return MediaItems(whole.images, whole.captions, whole.keys, None, whole.keys)
