@@ -93,6 +93,21 @@ def test_export_cli_and_evaluate_accept_the_release(release, trained_run, tmp_pa
     assert round(from_release["CIDEr"], 3) == round(from_run["CIDEr"], 3)
 
 
+def test_the_card_shows_the_runs_test_metrics_only_for_the_checkpoint_that_was_tested(trained_run, tmp_path):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    earlier = torch.load(run / "checkpoints" / "best.ckpt", weights_only=False)
+    earlier["global_step"] -= 5  # another checkpoint of the run: its test never scored these weights
+    torch.save(earlier, run / "checkpoints" / "step_earlier.ckpt")
+    tested = export_release(run / "checkpoints" / "best.ckpt", tmp_path / "tested")
+    other = export_release(run / "checkpoints" / "step_earlier.ckpt", tmp_path / "other")
+    cider = f"{json.loads((run / 'metrics.json').read_text())['CIDEr']:.4f}"
+    assert f"| CIDEr | {cider} |" in (tested / "README.md").read_text() and (tested / "samples.png").is_file()
+    assert "CIDEr" not in (other / "README.md").read_text() and not (other / "samples.png").exists()
+
+
 def test_caption_command_captions_a_folder_and_lists_unreadable_files(release, tmp_path, capsys):
     from PIL import Image
 
@@ -177,5 +192,17 @@ def test_a_model_of_the_wrong_kind_is_named_for_what_it_is(trained_run, tmp_path
                                (a2a_like, "is an a2a_nano release: it takes a SupraVL-Nano (captioner) release")):
         with pytest.raises(SupraUserError, match=re.escape(f"model.init_from={init_from} {message}")):
             tokenizer_to_reuse(OmegaConf.create({"model": {"init_from": str(init_from)}}))
+    # as train.py meets it: the task loads the weights before the data asks for the tokenizer
+    from supra.runner.training import train
+    from tests.conftest import compose_config
+
+    with pytest.raises(SupraUserError, match=re.escape(f"model.init_from={trained_run} is not a release folder")):
+        train(compose_config("train", tmp_path / "run", [f"model.init_from={trained_run}"]))
     with pytest.raises(SupraUserError, match="is a SupraVL-Nano captioner release, not an a2a_nano one"):
         load_a2a(captioner_like)
+    lost_vqvae = tmp_path / "a2a_without_vqvae"  # an a2a release whose VQ-VAE file was not copied along
+    lost_vqvae.mkdir()
+    (lost_vqvae / "config.json").write_text(json.dumps({"model_type": "supra_a2a_nano"}))
+    (lost_vqvae / "model.safetensors").write_text("{}")
+    with pytest.raises(SupraUserError, match="is not a complete a2a release folder: vqvae.safetensors"):
+        load_a2a(lost_vqvae)

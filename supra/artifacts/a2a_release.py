@@ -28,7 +28,7 @@ from supra.artifacts.checkpoints import (
     run_config_of,
 )
 from supra.artifacts.hub import card_front_matter, local_path
-from supra.artifacts.kinds import A2A_CHECKPOINT, CAPTIONER_RELEASE, release_kind
+from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_MODEL_TYPE, CAPTIONER_RELEASE, release_kind
 from supra.artifacts.release_files import (
     data_names,
     load_weights,
@@ -45,7 +45,7 @@ from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_dir
 
-MODEL_TYPE = "supra_a2a_nano"
+MODEL_TYPE = A2A_MODEL_TYPE
 RELEASE_FILES = ("config.json", "model.safetensors", "vqvae.safetensors", "tokenizer.json")
 
 

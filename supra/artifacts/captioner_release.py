@@ -22,7 +22,7 @@ import torch
 
 from supra.artifacts.checkpoints import load_state_strictly, load_supra_checkpoint, net_state, run_config_of
 from supra.artifacts.hub import card_front_matter, local_path
-from supra.artifacts.kinds import CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE, release_kind
+from supra.artifacts.kinds import A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE, release_kind
 from supra.artifacts.release_files import (
     data_names,
     load_weights,
@@ -31,6 +31,7 @@ from supra.artifacts.release_files import (
     run_dir_of,
     run_metrics,
     save_weights,
+    tested_by_its_run,
     write_config_json,
 )
 from supra.models.vlm_nano import VLMNano, VLMNanoConfig
@@ -102,7 +103,9 @@ def export_release(ckpt: str | Path, out_dir: str | Path, license: str = "other"
     net, tokenizer, run_config, checkpoint = _from_checkpoint(ckpt)
     config = {**net.config.release_config, **net.config.architecture,
               "bos_token_id": tokenizer.bos_id, "eos_token_id": tokenizer.eos_id}
-    metrics, grid_path = run_metrics(ckpt), run_dir_of(ckpt) / "samples.png"
+    # the run's test metrics and sample grid, only when they are this checkpoint's
+    metrics, grid = run_metrics(ckpt), run_dir_of(ckpt) / "samples.png"
+    has_grid = grid.is_file() and tested_by_its_run(ckpt)
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         save_weights(net, tmp / "model.safetensors")
@@ -111,11 +114,11 @@ def export_release(ckpt: str | Path, out_dir: str | Path, license: str = "other"
         torch.save({"model": net.state_dict(), "optimizer": (checkpoint.get("optimizer_states") or [None])[0],
                     "scheduler": (checkpoint.get("lr_schedulers") or [None])[0],
                     "global_step": checkpoint.get("global_step")}, tmp / "model.pt")
-        if grid_path.is_file():
-            shutil.copyfile(grid_path, tmp / "samples.png")
+        if has_grid:
+            shutil.copyfile(grid, tmp / "samples.png")
         front = card_front_matter("image-to-text", "SupraVL-Nano-900k", ["supra", "image-captioning", "supravl-nano"],
                                   data_names(run_config), metrics, license)
-        (tmp / "README.md").write_text(front + _model_card(config, run_config, metrics, grid_path.is_file()))
+        (tmp / "README.md").write_text(front + _model_card(config, run_config, metrics, has_grid))
     return out_dir
 
 
@@ -128,10 +131,25 @@ def read_release_config(folder: str | Path) -> dict:
     return config
 
 
+def init_from_folder(init_from: str | Path) -> Path:
+    """The local folder of the captioner release `model.init_from` names (a folder or a Hub id), or one line
+    saying what it is instead: missing, a checkpoint file, an a2a release, a run's folder."""
+    folder = local_path(init_from, "model.init_from")
+    kind = release_kind(folder)
+    if kind != CAPTIONER_RELEASE:
+        problem = ("does not exist" if not folder.exists() else
+                   "is a file: it takes a release folder (python -m supra.export ckpt=FILE out=DIR writes one; "
+                   "ckpt_path=FILE resumes a run instead)" if folder.is_file() else
+                   "is an a2a_nano release: it takes a SupraVL-Nano (captioner) release" if kind == A2A_RELEASE else
+                   "is not a release folder (config.json + model.safetensors)")
+        raise SupraUserError(f"model.init_from={init_from} {problem}")
+    return folder
+
+
 def load_release_weights(net: VLMNano, folder: str | Path) -> None:
-    """Load model.safetensors into `net`: names and shapes checked strictly, the optional attn.mask
-    buffers ignored; any mismatch is reported in one message."""
-    path = local_path(folder, "model.init_from") / "model.safetensors"
+    """Load model.safetensors of the release `model.init_from` names into `net`: names and shapes checked
+    strictly, the optional attn.mask buffers ignored; any mismatch is reported in one message."""
+    path = init_from_folder(folder) / "model.safetensors"
     folder_config = VLMNanoConfig(**{k: v for k, v in read_config_json(path.parent).items()
                                      if k in ARCHITECTURE_KEYS or k in RELEASE_KEYS})
     if folder_config.architecture != net.config.architecture:

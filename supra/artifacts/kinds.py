@@ -7,6 +7,7 @@ how a file is loaded, evaluated, exported and sampled.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 CAPTIONER_CHECKPOINT = "supra.captioning"  # train.py checkpoints, by the task that wrote them
@@ -17,10 +18,20 @@ A2A_RELEASE = "release.a2a_nano"
 CHECKPOINT_KINDS = (CAPTIONER_CHECKPOINT, VQVAE_CHECKPOINT, A2A_CHECKPOINT)
 
 
+A2A_MODEL_TYPE = "supra_a2a_nano"  # config.json's model_type in an a2a release
+
+
 def release_kind(folder: str | Path) -> str | None:
     """The kind of a release folder, or None when `folder` is not one (no config.json + model.safetensors).
-    The a2a release holds its VQ-VAE beside the GPT."""
+    The a2a release holds its VQ-VAE beside the GPT, and its config.json says so: one that lost its VQ-VAE
+    is still an a2a release (reading it then names the missing file), not a captioner."""
     folder = Path(folder)
     if not (folder.is_dir() and (folder / "config.json").is_file() and (folder / "model.safetensors").is_file()):
         return None
-    return A2A_RELEASE if (folder / "vqvae.safetensors").is_file() else CAPTIONER_RELEASE
+    if (folder / "vqvae.safetensors").is_file():
+        return A2A_RELEASE
+    try:
+        says_a2a = json.loads((folder / "config.json").read_text()).get("model_type") == A2A_MODEL_TYPE
+    except (ValueError, AttributeError, OSError):  # unreadable: the captioner's reader names it
+        says_a2a = False
+    return A2A_RELEASE if says_a2a else CAPTIONER_RELEASE

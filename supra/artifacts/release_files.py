@@ -45,10 +45,25 @@ def run_dir_of(ckpt: str | Path) -> Path:
     return Path(ckpt).resolve().parent.parent
 
 
+def tested_by_its_run(ckpt: str | Path) -> bool:
+    """Whether `ckpt` holds the weights its run was tested with (its metrics.json and samples.png): the run
+    tests best.ckpt (its last weights when it kept no best), so another checkpoint of it, an earlier one or
+    last.ckpt past the best, was not; one saved at the same step as the tested one holds its weights."""
+    folder = run_dir_of(ckpt) / "checkpoints"
+    tested = folder / "best.ckpt" if (folder / "best.ckpt").is_file() else folder / "last.ckpt"
+    if not tested.is_file():
+        return False
+    if Path(ckpt).resolve() == tested.resolve():
+        return True
+    def step(path: str | Path) -> Any:
+        return torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("global_step")
+    return step(ckpt) == step(tested)
+
+
 def run_metrics(ckpt: str | Path) -> dict[str, Any] | None:
-    """The test metrics (metrics.json) of the run that wrote `ckpt`, if it wrote any."""
+    """The test metrics (metrics.json) of the run that wrote `ckpt`, if it wrote any and they are `ckpt`'s."""
     path = run_dir_of(ckpt) / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() else None
+    return json.loads(path.read_text()) if path.is_file() and tested_by_its_run(ckpt) else None
 
 
 def metrics_table(metrics: dict[str, Any]) -> list[str]:
