@@ -12,9 +12,9 @@ from omegaconf import DictConfig
 from supra.artifacts.a2a_release import export_a2a_release
 from supra.artifacts.captioner_release import export_release
 from supra.artifacts.checkpoints import artifact_kind
-from supra.artifacts.hub import RELEASE_FILES, local_path, push_folder
+from supra.artifacts.hub import RELEASE_FILES, check_repo_id, local_path, push_folder
 from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
-from supra.utils.cli import hydra_command
+from supra.utils.cli import changed_options, hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_dir, check_replaceable_dir, require_writable_dir
 
@@ -41,10 +41,15 @@ def run(cfg: DictConfig) -> Path:
     # The folder is replaced whole: refuse before any work where that would delete more than an old release.
     check_replaceable_dir(cfg.out, f"out={cfg.out}", REPLACEABLE, inputs=[cfg.ckpt], overwrite=bool(cfg.overwrite))
     require_writable_dir(Path(cfg.out).resolve().parent, f"out={cfg.out}")
+    if cfg.push_to:
+        check_repo_id(cfg.push_to)  # before the work, not after it
     kind = artifact_kind(cfg.ckpt)
     if kind not in EXPORTERS:
         raise SupraUserError(f"ckpt={cfg.ckpt} is a {kind}, which has no release format: give a captioner or "
                              "an a2a_nano checkpoint written by train.py")
+    if kind in (CAPTIONER_RELEASE, A2A_RELEASE) and changed_options(cfg, "export", ["license"]):
+        raise SupraUserError(f"license={cfg.license}: ckpt={cfg.ckpt} is a release folder, copied as it is (its card "
+                             "keeps its own license); license= is for exporting a checkpoint")
     ckpt = local_path(cfg.ckpt, "ckpt")  # a Hub repo id -> its folder in the local cache
     out = EXPORTERS[kind](str(ckpt), str(cfg.out), license=cfg.license)
     print(f"wrote {out}: " + ", ".join(sorted(p.name for p in out.iterdir())))

@@ -157,6 +157,15 @@ def text_prefix(vocab: A2AVocab, request: Request) -> list[int]:
     return vocab.encode([("text", request.prompt)])
 
 
+def opened(layout: TokenLayout, ids: list[int], block: str, opener: int, prompt: str | None) -> list[int]:
+    """The prompt's ids with the block's opener (gen.with_opener); a raw prompt that ends inside another
+    block ("<TEXT>a red square" asked for an image) named in one line."""
+    try:
+        return gen.with_opener(layout, ids, block, opener)
+    except ValueError as err:
+        raise SupraUserError(f"prompt={prompt!r}: {err}") from None
+
+
 def check_prompt_fits(context: int, prompt_len: int, needed: int, what: str) -> None:
     check_fits(prompt_len + needed, context, f"the prompt ({prompt_len} tokens) with {what} ({needed} more)",
                "shorten the prompt by {over} tokens")
@@ -204,6 +213,7 @@ def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None) -> dict
             tail = vocab.parse_prompt(request.prompt) if request.raw_prompt else \
                 [layout.text_open, *vocab.encode_text(request.prompt or "")]
             prompt = image_ids + tail
+        opened(layout, prompt, "text", layout.text_open, request.prompt)  # a prompt left inside an image: one line
         check_prompt_fits(context, len(prompt) + (gen.prompt_state(layout, prompt).block != "text"), 1, "text generation")
         texts = gen.generate_texts(net, layout, [prompt] * n, request.max_new_tokens, **sampling)
         start = vocab.decode_text(prompt[len(image_ids):])  # the prompt's text, without control tokens
@@ -218,7 +228,7 @@ def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None) -> dict
             files.append(save_image_atomic(grid, out / "grid.png"))
 
     elif request.mode == "text2image":
-        prompt = gen.with_opener(layout, text_prefix(vocab, request), "image", layout.image_open)
+        prompt = opened(layout, text_prefix(vocab, request), "image", layout.image_open, request.prompt)
         check_prompt_fits(context, len(prompt), side * side + 1, f"a {side}x{side} image")
         try:
             codes = gen.generate_images(net, layout, [prompt] * n, (side, side), **sampling, guidance=request.guidance,
@@ -252,7 +262,7 @@ def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None) -> dict
             prompt = prefix + layout.video_block(clip_codes[:given])[:-1]  # the video stays open
             new_frames = request.frames - given
         else:
-            prompt = gen.with_opener(layout, prefix, "video", layout.video_open)
+            prompt = opened(layout, prefix, "video", layout.video_open, request.prompt)
             given, new_frames = 0, request.frames
         rows = [] if truth is None else [truth]
         all_codes = []

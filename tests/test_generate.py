@@ -212,6 +212,8 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
         (["mode=text2image", "prompt=a red square", "guidance=-1"], r"guidance=-1 must be >= 0"),
         (["mode=text2image", "prompt=a red square", "best_of=0"], r"best_of=0 must be >= 1"),
         (["mode=text2image", "prompt=<IMAGE>", "best_of=2"], r"best_of needs a prompt with a caption"),
+        (["mode=text2image", "prompt=<TEXT>a red square"], r"prompt='<TEXT>a red square': prompt ends inside an open text block"),
+        (["mode=text", "prompt=<IMAGE>"], r"prompt='<IMAGE>': prompt ends inside an open image block"),
         (["mode=text", "prompt=a", "temperature=abc"], r"temperature='abc' must be a number"),
         (["mode=text", "prompt=a", "num_samples=0"], r"^num_samples=0 must be >= 1$"),
         (["mode=text", "prompt=a", "device=gpu"], r"device='gpu' is unknown: choose cpu, cuda \(or cuda:N\) or auto"),

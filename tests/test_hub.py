@@ -106,6 +106,24 @@ def test_push_without_a_login_is_one_line_and_leaves_the_folder(trained_run, tmp
     assert (tmp_path / "release" / "model.safetensors").is_file() and (tmp_path / "release" / "README.md").is_file()
 
 
+def test_a_push_that_cannot_reach_the_hub_is_one_line_and_a_bad_repo_id_is_refused_before_the_work(
+        trained_run, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1, or no network at all
+    with pytest.raises(SystemExit):
+        run_command("export", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'release'}",
+                    "push_to=me/my-captioner")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "push_to=me/my-captioner: the upload failed (" in err
+    assert f"the release folder is written at {tmp_path / 'release'}" in err
+    assert (tmp_path / "release" / "model.safetensors").is_file()
+    with pytest.raises(SystemExit):
+        run_command("export", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'other'}",
+                    "push_to=me/my-captioner@main")
+    assert "push_to='me/my-captioner@main' is not a Hub repo id" in capsys.readouterr().err
+    assert not (tmp_path / "other").exists()
+
+
 def test_the_upload_plan_and_the_card_are_what_the_hub_expects(trained_run, tmp_path):
     run_command("export", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'release'}",
                 "license=apache-2.0")

@@ -151,10 +151,13 @@ def test_export_replaces_an_old_release_but_never_other_files_its_input_or_the_w
     assert {p.name: p.stat().st_mode & 0o777 for p in mine.iterdir()} == {p.name: 0o666 & ~umask for p in mine.iterdir()}
 
 
-def test_export_of_a_release_folder_copies_it_as_it_is(release, tmp_path):
+def test_export_of_a_release_folder_copies_it_as_it_is(release, tmp_path, capsys):
     copy = run_command("export", f"ckpt={release}", f"out={tmp_path / 'copy'}")
     assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in release.iterdir())
     assert (copy / "model.safetensors").read_bytes() == (release / "model.safetensors").read_bytes()
+    with pytest.raises(SystemExit):  # its card keeps its license: another one asked for would be ignored
+        run_command("export", f"ckpt={release}", f"out={tmp_path / 'relicensed'}", "license=mit")
+    assert "license=mit: ckpt=" in capsys.readouterr().err and not (tmp_path / "relicensed").exists()
 
 
 def test_caption_refuses_an_unwritable_out_before_the_work_and_fails_when_nothing_could_be_read(release, tmp_path, capsys):

@@ -68,6 +68,14 @@ def test_tokenizer_is_saved_then_reused_not_retrained(datamodule, tmp_path):
     assert other.tokenizer.to_json() == saved
 
 
+def test_a_corrupt_tokenizer_to_reuse_is_one_line_saying_what_to_do(tmp_path):
+    (tmp_path / "tokenizer.json").write_text('{"version": "1.0", "truncated')
+    dm = ShapesDataModule(**SMALL, tokenizer_path=str(tmp_path / "tokenizer.json"))
+    with pytest.raises(SupraUserError, match=r"tokenizer.json is not a readable tokenizer.json .*: delete it to train "
+                                             "a new tokenizer, or point data.tokenizer_path at another"):
+        dm.setup("fit")
+
+
 def test_attribute_and_relation_accuracy_use_the_generator_truth(datamodule):
     refs = datamodule.references("val")
     perfect = datamodule.extra_caption_scores("val", {i: r[0] for i, r in refs.items()})

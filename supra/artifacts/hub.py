@@ -106,17 +106,28 @@ def logged_in() -> bool:
     return get_token() is not None
 
 
-def push_folder(folder: Path, repo_id: str, private: bool = False) -> str:
-    """Upload a release folder to Hub repo `repo_id` (created if needed); returns its URL. Without a login,
-    a one-line SupraUserError saying how to log in (the folder is left as it is)."""
+def check_repo_id(repo_id: str) -> None:
+    """`push_to` as org/name, checked before an export does its work."""
     if not REPO_ID.match(repo_id) or "@" in repo_id:
         raise SupraUserError(f"push_to={repo_id!r} is not a Hub repo id: give org/name")
+
+
+def push_folder(folder: Path, repo_id: str, private: bool = False) -> str:
+    """Upload a release folder to Hub repo `repo_id` (created if needed); returns its URL. Without a login,
+    or when the upload fails (no network, offline mode, refused), a one-line SupraUserError saying what to
+    do (the folder is left as it is)."""
+    check_repo_id(repo_id)
     if not logged_in():
         raise SupraUserError(f"push_to={repo_id}: not logged in to the Hugging Face Hub: {LOGIN_HINT}, then run "
                              f"the export again; the release folder is written at {folder}")
     from huggingface_hub import HfApi
 
     api = HfApi(library_name="supra")
-    url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-    api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message="Upload a Supra release")
+    try:
+        url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
+        api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message="Upload a Supra release")
+    except Exception as err:  # whatever the network, the offline mode or the Hub answers: the folder is safe
+        first = str(err).splitlines()[0][:200] if str(err) else ""
+        raise SupraUserError(f"push_to={repo_id}: the upload failed ({type(err).__name__}: {first}); the release "
+                             f"folder is written at {folder}: run the export again once the Hub can be reached") from None
     return str(url)

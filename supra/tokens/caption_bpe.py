@@ -82,7 +82,7 @@ class CaptionTokenizer:
         try:
             return cls(Tokenizer.from_file(str(path)))
         except Exception as err:  # tokenizers raises bare Exceptions on bad JSON
-            raise ValueError(f"{path} is not a readable tokenizer.json ({err}); delete it to retrain") from err
+            raise ValueError(f"{path} is not a readable tokenizer.json ({err})") from err  # the caller says what to do
 
     @classmethod
     def from_json(cls, text: str) -> CaptionTokenizer:

@@ -176,7 +176,11 @@ class CaptionDataModule(SplitDataModule):
             except ValueError as err:
                 raise SupraUserError(f"data.gpt2_tokenizer={self.gpt2_tokenizer}: {err}") from None
         if tokenizer is None and self.tokenizer_path is not None and self.tokenizer_path.exists():
-            tokenizer = CaptionTokenizer.from_file(self.tokenizer_path)
+            try:
+                tokenizer = CaptionTokenizer.from_file(self.tokenizer_path)
+            except ValueError as err:
+                raise SupraUserError(f"{err}: delete it to train a new tokenizer, or point data.tokenizer_path "
+                                     "at another") from None
             log.info("tokenizer: reusing %s (%d tokens)", self.tokenizer_path, tokenizer.vocab_size)
         if tokenizer is None:
             tokenizer = self._train_or_cached_tokenizer(self.tokenizer_captions())
