@@ -110,6 +110,21 @@ def test_release_folder_round_trips_the_pair(pair, tmp_path):
     assert f"{net.get_num_params():,}" in (folder / "README.md").read_text()
 
 
+def test_an_a2a_release_config_cut_short_or_mistyped_is_one_line(pair, tmp_path):
+    import json
+    import shutil
+
+    broken = {"no vocab": lambda c: {k: v for k, v in c.items() if k != "vocab"},
+              "an unknown VQ-VAE key": lambda c: {**c, "vqvae": {**c["vqvae"], "foo": 1}}}
+    for name, edit in broken.items():
+        folder = tmp_path / name.replace(" ", "_")
+        shutil.copytree(pair[0], folder)
+        (folder / "config.json").write_text(json.dumps(edit(json.loads((folder / "config.json").read_text()))))
+        with pytest.raises(SupraUserError, match=r"config.json is not a readable a2a_nano config \(") as err:
+            load_a2a(folder)
+        assert "\n" not in str(err.value), name
+
+
 def test_a2a_lightning_checkpoint_loads_like_the_release(pair, tmp_path):
     net, vqvae, vocab = load_a2a(pair[0])
     state = {f"net.{k}": v for k, v in net.state_dict().items()} | {f"vqvae.{k}": v for k, v in vqvae.state_dict().items()}

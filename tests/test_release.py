@@ -108,6 +108,21 @@ def test_the_card_shows_the_runs_test_metrics_only_for_the_checkpoint_that_was_t
     assert "CIDEr" not in (other / "README.md").read_text() and not (other / "samples.png").exists()
 
 
+def test_a_release_whose_config_disagrees_with_its_tokenizer_or_writes_numbers_as_text_is_refused(release, tmp_path):
+    import shutil
+
+    odd = tmp_path / "odd"
+    shutil.copytree(release, odd)
+    config = json.loads((odd / "config.json").read_text())
+    (odd / "config.json").write_text(json.dumps({**config, "bos_token_id": 7, "eos_token_id": 5}))
+    with pytest.raises(SupraUserError, match=r"config.json names bos_token_id=7, eos_token_id=5 but its tokenizer.json "
+                                             r"has 1 and 2: the files do not belong together"):
+        load_release(odd)
+    (odd / "config.json").write_text(json.dumps({**config, "D_MODEL": "128"}))  # a number written as text
+    with pytest.raises(SupraUserError, match=r"config.json: D_MODEL='128' must be whole numbers"):
+        load_release(odd)
+
+
 def test_caption_command_captions_a_folder_and_lists_unreadable_files(release, tmp_path, capsys):
     from PIL import Image
 

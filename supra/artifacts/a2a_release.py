@@ -156,12 +156,18 @@ def load_a2a_release(folder: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
         tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     except Exception as err:  # tokenizers raises bare Exceptions
         raise SupraUserError(f"{folder / 'tokenizer.json'} is not a readable tokenizer ({err})") from None
-    vocab = A2AVocab(tokenizer, config["vocab"]["num_codes"], config["vocab"].get("text_source", "trained"))
-    if vocab.layout.text_size != config["vocab"]["text_size"]:
-        raise SupraUserError(f"{folder / 'tokenizer.json'} has {vocab.layout.text_size} text ids, config.json says "
-                             f"{config['vocab']['text_size']}: the files do not belong together")
-    net = A2ANano(_gpt_config(config["gpt"], vocab))
-    vqvae = VQVAE(**config["vqvae"])
+    try:  # a config.json edited by hand or cut short: one line naming it, not a KeyError from here
+        vocab = A2AVocab(tokenizer, config["vocab"]["num_codes"], config["vocab"].get("text_source", "trained"))
+        if vocab.layout.text_size != config["vocab"]["text_size"]:
+            raise SupraUserError(f"{folder / 'tokenizer.json'} has {vocab.layout.text_size} text ids, config.json says "
+                                 f"{config['vocab']['text_size']}: the files do not belong together")
+        net = A2ANano(_gpt_config(config["gpt"], vocab))
+        vqvae = VQVAE(**config["vqvae"])
+    except SupraUserError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise SupraUserError(f"{folder / 'config.json'} is not a readable a2a_nano config ({type(err).__name__}: "
+                             f"{err}): export the release again (python -m supra.export)") from None
     for module, name in ((net, "model.safetensors"), (vqvae, "vqvae.safetensors")):
         load_state_strictly(module, load_weights(folder / name), str(folder / name))
     if net.config.tie_head:

@@ -128,6 +128,9 @@ def read_release_config(folder: str | Path) -> dict:
     missing = [k for k in RELEASE_KEYS if k not in config]
     if missing:
         raise SupraUserError(f"{folder / 'config.json'} lacks the release keys {missing}")
+    not_whole = [f"{k}={config[k]!r}" for k in RELEASE_KEYS if isinstance(config[k], bool) or not isinstance(config[k], int)]
+    if not_whole:
+        raise SupraUserError(f"{folder / 'config.json'}: {', '.join(not_whole)} must be whole numbers")
     return config
 
 
@@ -175,7 +178,14 @@ def load_release(folder: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict]:
     config = read_release_config(folder)
     net = build_captioner({**{k: config[k] for k in RELEASE_KEYS}, **architecture_of(config)})
     load_release_weights(net, folder)
-    return net.eval(), load_release_tokenizer(folder), config
+    tokenizer = load_release_tokenizer(folder)
+    # captions start and stop at the tokenizer's ids: a config.json naming others would be decoded otherwise
+    # by code that reads them from there (the reference does), so the two must agree
+    named = (config.get("bos_token_id", tokenizer.bos_id), config.get("eos_token_id", tokenizer.eos_id))
+    if named != (tokenizer.bos_id, tokenizer.eos_id):
+        raise SupraUserError(f"{folder}/config.json names bos_token_id={named[0]}, eos_token_id={named[1]} but its "
+                             f"tokenizer.json has {tokenizer.bos_id} and {tokenizer.eos_id}: the files do not belong together")
+    return net.eval(), tokenizer, config
 
 
 def _from_checkpoint(path: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict, dict]:
