@@ -40,7 +40,8 @@ def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch
     settings = DecodeConfig(strategy=decode)  # a one-line error for an unknown strategy
     net, tokenizer, _ = load_captioner(ckpt)
     require_writable_dir(out, f"out={out}")  # before the work, not after it
-    files = find_images(Path(images))
+    # out= inside images=: its own captions.png (of an earlier run) is not a picture to caption
+    files = [f for f in find_images(Path(images)) if f.resolve() != (Path(out) / "captions.png").resolve()]
     root = Path(images) if Path(images).is_dir() else Path(images).parent  # files are named relative to it
     if not files:
         raise SupraUserError(f"images={images} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")

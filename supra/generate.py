@@ -20,6 +20,7 @@ Every bad input is a one-line SupraUserError, found before anything is generated
 
 from __future__ import annotations
 
+import json
 import re
 import sys
 from dataclasses import dataclass, fields
@@ -277,8 +278,23 @@ def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None) -> dict
         summary |= {"prompt": vocab.render(prompt[: len(prefix)]), "given_frames": given, "codes": all_codes}
 
     summary["files"] = [p.name for p in files]
+    remove_earlier_outputs(out, summary["files"])
     write_json_atomic(out / "generation.json", summary)
     return summary
+
+
+def remove_earlier_outputs(out: Path, kept: list[str]) -> None:
+    """out= used by an earlier generate: the files its generation.json lists and this run did not write
+    again go (image_3.png of 4 samples beside this run's 1), so the folder never mixes two runs' outputs.
+    Only those: generate wrote each of them; nothing else in the folder is touched."""
+    try:
+        earlier = json.loads((out / "generation.json").read_text()).get("files", [])
+    except (OSError, ValueError, AttributeError):  # none, or not one generate wrote
+        return
+    for name in earlier:
+        path = out / Path(str(name)).name  # generate writes straight into out/
+        if path.name not in kept and path.is_file():
+            path.unlink()
 
 
 def quote_prompt(argv: list[str]) -> list[str]:

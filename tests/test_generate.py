@@ -308,3 +308,11 @@ def test_explain_refuses_the_options_its_mode_would_ignore(pair, tmp_path, capsy
     run_command("explain", f"ckpt={pair[0]}", f"out={tmp_path / 'out'}", f"image={tmp_path / 'black.png'}",
                 "guidance=1.0", "beam_width=3", "max_new_tokens=2", "image_size=32")
     assert (tmp_path / "out" / "explain.json").is_file()
+
+
+def test_a_second_generation_into_the_same_folder_leaves_only_its_own_outputs_and_the_users_files(pair, tmp_path):
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "notes.txt").write_text("mine")  # the user's own file: never touched
+    generate(tmp_path, pair[0], "mode=text2image", "prompt=a red square", "num_samples=3")
+    generate(tmp_path, pair[0], "mode=text2image", "prompt=a blue square", "num_samples=1")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["generation.json", "grid.png", "image_0.png", "notes.txt"]

@@ -175,6 +175,17 @@ def test_export_of_a_release_folder_copies_it_as_it_is(release, tmp_path, capsys
     assert "license=mit: ckpt=" in capsys.readouterr().err and not (tmp_path / "relicensed").exists()
 
 
+def test_caption_with_out_inside_images_never_captions_its_own_grid(release, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(tmp_path / "photos" / "red.jpg")
+    for _ in range(2):  # the second run finds the first one's captions.png among the photos
+        captioned = run_command("caption", f"ckpt={release}", f"images={tmp_path / 'photos'}",
+                                f"out={tmp_path / 'photos'}", "decode=greedy")
+    assert list(captioned) == ["red.jpg"]
+
+
 def test_caption_refuses_an_unwritable_out_before_the_work_and_fails_when_nothing_could_be_read(release, tmp_path, capsys):
     from PIL import Image
 
