@@ -55,7 +55,21 @@ def write_clips(
                 write_exact_gif(clip_pixels, out / name, duration_ms)
                 lines += [json.dumps({"file": name, "caption": caption}) for caption in clip.captions]
             progress.advance(task, len(clips))
+    remove_earlier_clips(out, {json.loads(line)["file"] for line in lines})
     return write_text_atomic(out / "captions.jsonl", "\n".join(lines) + "\n")
+
+
+def remove_earlier_clips(out: Path, written: set[str]) -> None:
+    """The clips an earlier run into `out` listed in its captions.jsonl and this one did not write again
+    (it made more of them): gone, or a media folder read from `out` would hold clips without captions."""
+    try:
+        earlier = {json.loads(line).get("file") for line in (out / "captions.jsonl").read_text().splitlines() if line.strip()}
+    except (OSError, ValueError, AttributeError):  # none, or not one this command wrote
+        return
+    for name in earlier - written:
+        path = out / Path(str(name)).name
+        if path.suffix == ".gif" and path.name.startswith("clip_") and path.is_file():
+            path.unlink()
 
 
 def run(cfg: DictConfig) -> Path:

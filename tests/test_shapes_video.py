@@ -287,6 +287,13 @@ def test_more_colours_than_a_gif_palette_holds_are_refused(tmp_path):
     assert not list(tmp_path.iterdir())
 
 
+def test_fewer_clips_into_the_same_folder_leave_no_clip_without_captions(tmp_path):
+    run_command("shapes_gifs", f"out={tmp_path}", "n=3", "frames=2", "size=32")
+    (tmp_path / "clip_mine.gif").write_bytes(b"GIF89a")  # not listed by the command: never touched
+    run_command("shapes_gifs", f"out={tmp_path}", "n=1", "frames=2", "size=32")
+    assert sorted(p.name for p in tmp_path.glob("*.gif")) == ["clip_00000.gif", "clip_mine.gif"]
+
+
 def test_the_written_folder_reads_back_as_the_same_clips_with_data_media_folder(tmp_path):
     run_command("shapes_gifs", f"out={tmp_path}", "n=10", "split=test")
     folder = MediaFolderDataModule(root=str(tmp_path), mode="clips", frames=4, image_size=64, show_progress=False,
