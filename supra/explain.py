@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +28,9 @@ from supra.models.attention_maps import (
 from supra.models.vlm_generation import DecodeConfig
 from supra.pictures.attention import explain_page, render_token_strip, square_grid
 from supra.pictures.files import save_image_atomic
+from supra.tokens.a2a_layout import CONTROL_TOKENS
 from supra.tokens.a2a_sequences import check_fits
-from supra.utils.cli import changed_options, check_option_types, hydra_command
+from supra.utils.cli import changed_options, check_option_types, hydra_command, quote_prompt
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir, write_json_atomic, write_text_atomic
 
@@ -141,6 +143,9 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
         raise SupraUserError(f"mode={mode!r} is unknown for an a2a model: choose image2text or text2image")
     if not cfg.prompt:
         raise SupraUserError("mode=text2image needs prompt=\"...\" (e.g. prompt=\"a red square\")")
+    if any(token in cfg.prompt for token in CONTROL_TOKENS):  # generate's raw prompts: not read as text here
+        raise SupraUserError(f"prompt={cfg.prompt!r}: explain draws the caption alone (prompt=\"a red square\"), "
+                             "without control tokens such as <TEXT> or <IMAGE>")
     caption_ids = vocab.encode_text(cfg.prompt)
     prompt_len = len(caption_ids) + 3  # <TEXT> caption </TEXT><IMAGE>
     check_fits(prompt_len + side * side + 1, net.config.context, f"the prompt ({prompt_len} tokens) with a {side}x{side} "
@@ -175,7 +180,13 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     return record
 
 
-main = hydra_command("explain", run)
+_main = hydra_command("explain", run)
+
+
+def main() -> None:
+    sys.argv[1:] = quote_prompt(sys.argv[1:])  # prompt="a red square!" as typed, as generate takes it
+    _main()
+
 
 if __name__ == "__main__":
     main()

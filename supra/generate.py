@@ -40,7 +40,7 @@ from supra.pictures.grids import render_caption_grid, render_image_rows, to_pil
 from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
 from supra.tokens.a2a_sequences import check_fits, frames_that_fit
 from supra.tokens.a2a_vocab import A2AVocab
-from supra.utils.cli import check_option_types, hydra_command
+from supra.utils.cli import check_option_types, hydra_command, quote_prompt
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir, write_json_atomic, write_text_atomic
 
@@ -295,19 +295,6 @@ def remove_earlier_outputs(out: Path, kept: list[str]) -> None:
         path = out / Path(str(name)).name  # generate writes straight into out/
         if path.name not in kept and path.is_file():
             path.unlink()
-
-
-def quote_prompt(argv: list[str]) -> list[str]:
-    """Hydra's override grammar refuses `<` and `>` in plain values, so `prompt=<TEXT>a red square</TEXT><IMAGE>`
-    is quoted for it here (unless the user quoted it already): control tokens work as typed."""
-    quoted = []
-    for arg in argv:
-        key, sep, value = arg.partition("=")
-        if key == "prompt" and sep and value[:1] not in ("'", '"') and value != "null":
-            escaped = value.replace("'", "\\'")  # in Hydra's quoted strings only quotes need escaping
-            arg = f"prompt='{escaped}'"
-        quoted.append(arg)
-    return quoted
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:

@@ -13,10 +13,11 @@ from PIL import Image
 
 from supra.artifacts.a2a_release import load_a2a, save_a2a_release
 from supra.data.media.codes import encode_items
-from supra.generate import quote_prompt, run
+from supra.generate import run
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.models.vqvae import VQVAE
 from supra.tokens.a2a_vocab import A2AVocab
+from supra.utils.cli import quote_prompt
 from supra.utils.errors import SupraUserError
 from tests.conftest import compose_config, run_command
 
@@ -297,6 +298,8 @@ def test_explain_refuses_the_options_its_mode_would_ignore(pair, tmp_path, capsy
          "guidance=2 best_of=3: explaining image2text does not read them (it reads image_size, max_new_tokens)"),
         (["prompt=a red square", "beam_width=5"],
          "beam_width=5: explaining text2image does not read it (it reads image_size, seed, temperature, guidance, best_of)"),
+        (quote_prompt(["prompt=<TEXT>a red square</TEXT><IMAGE>"]),  # generate's raw prompt, quoted as main() does
+         "explain draws the caption alone (prompt=\"a red square\"), without control tokens such as <TEXT> or <IMAGE>"),
     ]
     for overrides, message in cases:
         with pytest.raises(SystemExit):

@@ -67,6 +67,19 @@ def exit_if_run_dir_unwritable(argv: Sequence[str]) -> None:
                 raise SystemExit(2) from None
 
 
+def quote_prompt(argv: list[str]) -> list[str]:
+    """Hydra's override grammar refuses `<`, `>` and `!` in plain values, so `prompt=<TEXT>a red square</TEXT><IMAGE>`
+    is quoted for it here (unless the user quoted it already): a prompt works as typed."""
+    quoted = []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if key == "prompt" and sep and value[:1] not in ("'", '"') and value != "null":
+            escaped = value.replace("'", "\\'")  # in Hydra's quoted strings only quotes need escaping
+            arg = f"prompt='{escaped}'"
+        quoted.append(arg)
+    return quoted
+
+
 def exit_if_unknown_option(config_name: str, argv: Sequence[str]) -> None:
     """An option the command does not have (a typo: `fps=3`) as one line naming it and the options there
     are, before Hydra answers with its multi-line override error."""
