@@ -103,6 +103,8 @@ def run(cfg: DictConfig) -> Path:
         for split in ("train", "val", "test"):
             require_writable_dir(out / split, f"out={out}")
             written[split] = write_split(index, split, out / split, cfg.samples_per_shard, progress, unreadable)
+    for split, keys in index.splits.items():  # the summary counts what the shards hold: unreadable ones once
+        index.splits[split] = [k for k in keys if k not in unreadable]
     print(summary_line(cfg.source, index, unreadable))  # what was read, and what was skipped and why
     specs = {s: f"{out.resolve() / s}/{{00000..{n - 1:05d}}}.tar" for s, n in written.items() if n}
     print(f"wrote {', '.join(f'{n} {s} shards' for s, n in written.items())} to {out}; train on them with:")

@@ -157,6 +157,12 @@ def test_evaluate_py_scores_an_a2a_checkpoint(a2a_trained, tmp_path):
     run = json.loads((a2a_trained / "metrics.json").read_text())
     assert {k: round(v, 5) for k, v in metrics.items() if isinstance(v, float)} == \
         {k: round(v, 5) for k, v in run.items() if isinstance(v, float)}
+    # a captioner's decoding, which the a2a model does not read: refused, not ignored
+    ignored = compose_config("eval", tmp_path / "sampled", [f"ckpt={a2a_trained / 'checkpoints' / 'best.ckpt'}",
+                                                            "decode=sample", "beam_width=7"])
+    with pytest.raises(SupraUserError, match=r"^decode=sample beam_width=7: ckpt=.* is a supra.a2a, whose scoring "
+                                             r"does not read them; leave them out$"):
+        evaluate(ignored)
 
 
 def test_fast_dev_run_of_the_experiment(vqvae_ckpt, tmp_path):

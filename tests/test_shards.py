@@ -242,6 +242,9 @@ def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path, 
     assert summary.startswith("coco (2014 layout): train ") and "1 unreadable image (e.g. val2014/COCO_val2014_000000000203.jpg)" in summary
     assert "1 no image file (e.g. train2014/COCO_train2014_000000000102.jpg)" in summary  # annotated, not on disk
     index = read_caption_source("coco", tmp_path / "coco")
+    held = {split: sum(json.loads(p.read_text())["successes"] for p in (tmp_path / "shards" / split).glob("*_stats.json"))
+            for split in ("train", "val", "test")}
+    assert all(f"{split} {n} images" in summary for split, n in held.items())  # the cut one counted once, as skipped
     for split, keys in index.splits.items():
         keys = [k for k in keys if not k.endswith(cut.name)]
         tally = Unusable()

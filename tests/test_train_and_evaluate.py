@@ -93,6 +93,13 @@ def test_resume_from_last_checkpoint_continues_at_the_same_step(trained_run, tra
     assert (Path(cfg.paths.output_dir) / "tokenizer.json").read_text() == before["supra"]["tokenizer"]
 
 
+def test_resuming_at_or_past_max_steps_is_refused_rather_than_training_nothing(trained_run, train_config):
+    last = trained_run / "checkpoints" / "last.ckpt"
+    with pytest.raises(SupraUserError, match=r"last.ckpt is at step 30: trainer.max_steps=30 trains nothing more; "
+                                             r"raise trainer.max_steps to go on"):
+        train(train_config(f"ckpt_path={last}", "trainer.max_steps=30", run="resumed_to_nothing"))
+
+
 def run_cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True,
                           timeout=300)

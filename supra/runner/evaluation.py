@@ -34,6 +34,7 @@ from supra.tasks.a2a import A2ATask
 from supra.tasks.base import SupraTask
 from supra.tasks.captioning import CaptioningTask
 from supra.tasks.vq_autoencoding import VQAutoencodingTask
+from supra.utils.cli import changed_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 
@@ -99,6 +100,10 @@ def _vqvae(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
     return task, None, run_cfg, ReconstructionGridCallback(cfg.num_grid_images, output_dir=cfg.paths.output_dir)
 
 
+# conf/eval.yaml's decoding options, and those each kind of model reads (the rest would be ignored)
+DECODING_OPTIONS = ("decode", "beam_width", "seed")
+DECODING_READ = {A2A_CHECKPOINT: ("seed",), A2A_RELEASE: ("seed",), VQVAE_CHECKPOINT: ()}
+
 LOADERS = {CAPTIONER_CHECKPOINT: _captioner, CAPTIONER_RELEASE: _captioner, A2A_CHECKPOINT: _a2a, A2A_RELEASE: _a2a,
            VQVAE_CHECKPOINT: _vqvae}
 
@@ -118,6 +123,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     require_writable_dir(output_dir, f"the output directory {output_dir}", "choose another with hydra.run.dir=DIR")
     check_eval_accelerator(str(cfg.accelerator))
     kind = artifact_kind(cfg.ckpt)
+    ignored = changed_options(cfg, "eval", [o for o in DECODING_OPTIONS if o not in DECODING_READ.get(kind, DECODING_OPTIONS)])
+    if ignored:  # the a2a model captions greedily (seed: its image sampling); a VQ-VAE decodes nothing
+        raise SupraUserError(f"{' '.join(ignored)}: ckpt={cfg.ckpt} is a {kind}, whose scoring does not read "
+                             f"{'it' if len(ignored) == 1 else 'them'}; leave {'it' if len(ignored) == 1 else 'them'} out")
     task, tokenizer, run_cfg, pictures = LOADERS[kind](cfg)
     data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} is a release folder, which holds no "
                                   f"data config: {DATA_HINTS.get(kind, 'add data=...')}")

@@ -91,7 +91,7 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     # Each part once, handed one way: stage 1 and reused token ids -> task -> DataModule (what it must follow).
     task = build_task(cfg.model, run_config, stage1_vqvae(cfg.model))
     if cfg.get("ckpt_path"):
-        check_resumable(task, cfg.ckpt_path)
+        check_resumable(task, cfg.ckpt_path, cfg.trainer.get("max_steps") if cfg.get("train") else None)
     datamodule = build_datamodule(cfg.data, task, tokenizer_to_reuse(cfg))
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
@@ -111,11 +111,11 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     return _metric_value(metrics, cfg.get("optimized_metric")), metrics
 
 
-def check_resumable(task: L.LightningModule, ckpt_path: str) -> None:
+def check_resumable(task: L.LightningModule, ckpt_path: str, max_steps: int | None = None) -> None:
     """What Lightning would take without a word, or answer with a page of missing keys, as one line: a
-    checkpoint of another architecture, or an a2a run's checkpoint resumed over another stage-1 VQ-VAE (the
-    data would be coded by the new one, the GPT would have learnt the old one's codes, and the checkpoint's
-    own VQ-VAE would come back with its weights)."""
+    checkpoint of another architecture, one already at `max_steps` (the fit would train nothing), or an a2a
+    run's checkpoint resumed over another stage-1 VQ-VAE (the data would be coded by the new one, the GPT
+    would have learnt the old one's codes, and the checkpoint's own VQ-VAE would come back with its weights)."""
     checkpoint = load_supra_checkpoint(ckpt_path, kind=task.checkpoint_kind, what="ckpt_path")
     if isinstance(getattr(task, "net", None), torch.nn.Module):
         check_state_fits(task.net, net_state(checkpoint), f"ckpt_path={ckpt_path} (another model's configuration?)")
@@ -129,11 +129,18 @@ def check_resumable(task: L.LightningModule, ckpt_path: str) -> None:
                 f"ckpt_path={ckpt_path} was trained over another VQ-VAE than model.vqvae_ckpt={task.hparams.vqvae_ckpt} "
                 f"(its codes mean other pictures): resume with the one it was trained with"
                 + (f" (model.vqvae_ckpt={trained_with}, if unchanged since)" if trained_with else ""))
+    step = checkpoint.get("global_step")
+    if isinstance(max_steps, int) and max_steps >= 0 and isinstance(step, int) and step >= max_steps:
+        raise SupraUserError(f"ckpt_path={ckpt_path} is at step {step}: trainer.max_steps={max_steps} trains nothing more; "
+                             "raise trainer.max_steps to go on (or train=false to score it as it is)")
 
 
 def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig) -> str | None:
     """The best checkpoint of this fit; with train=false, the given ckpt_path (or the initial weights)."""
     if not cfg.get("train"):
+        if not cfg.get("ckpt_path"):
+            log.warning("train=false without ckpt_path: testing the model's initial weights (ckpt_path=... scores a "
+                        "trained one; evaluate.py ckpt=... too)")
         return cfg.get("ckpt_path")
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
     if not best:
