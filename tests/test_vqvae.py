@@ -29,6 +29,19 @@ def test_other_sides_that_are_multiples_of_8_work_and_others_are_refused():
         model.encode(images(1, 60))
 
 
+@pytest.mark.parametrize(("option", "message"), [
+    ({"beta": -1}, "VQ-VAE beta=-1 must be a number >= 0.0"),
+    ({"beta": "abc"}, "VQ-VAE beta='abc' must be a number >= 0.0"),
+    ({"ema_decay": 1.0}, "VQ-VAE ema_decay=1.0 must be a number >= 0.0 and < 1.0"),
+    ({"num_codes": 1}, "VQ-VAE num_codes=1 must be a whole number >= 2"),
+])
+def test_a_setting_it_cannot_train_with_is_one_line(option, message):
+    from supra.utils.errors import SupraUserError
+
+    with pytest.raises(SupraUserError, match=message.replace("(", r"\(").replace(".", r"\.")):
+        VQVAE(**option)
+
+
 def test_decode_of_encode_matches_the_forward_reconstruction_in_eval():
     model = VQVAE().eval()
     x = images()

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from supra.utils.distributed import all_reduce_sum, broadcast_tensor
+from supra.utils.errors import SupraUserError
 
 
 @dataclass
@@ -32,6 +33,19 @@ class VQVAEConfig:
     # codes, splitting their clusters: perplexity ~175 and a slightly better PSNR. 0 turns it off.
     rebalance_every: int = 20
     rebalance_below: float = 0.25
+
+    def __post_init__(self) -> None:
+        """Values as typed on a command line (model.net.beta=-1 trained to a negative loss; beta=abc failed
+        deep in the quantiser), each refused in one line."""
+        for name, least in (("num_codes", 2), ("code_dim", 1), ("restart_dead_after", 0), ("rebalance_every", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+                raise SupraUserError(f"VQ-VAE {name}={value!r} must be a whole number >= {least}")
+        for name, low, high in (("beta", 0.0, None), ("rebalance_below", 0.0, None), ("ema_decay", 0.0, 1.0)):
+            value = getattr(self, name)
+            if (isinstance(value, bool) or not isinstance(value, int | float) or value < low
+                    or (high is not None and value >= high)):
+                raise SupraUserError(f"VQ-VAE {name}={value!r} must be a number >= {low}" + (f" and < {high}" if high else ""))
 
 
 class VectorQuantizer(nn.Module):
