@@ -63,6 +63,19 @@ def test_a_tar_without_txt_files_takes_the_caption_img2dataset_keeps_in_the_json
     assert not tally
 
 
+def test_a_tar_of_names_with_several_dots_is_counted_for_what_it_is(tmp_path):
+    import webdataset as wds
+
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    with wds.TarWriter(str(tmp_path / "dotted.tar")) as tar:  # photo.v0.jpg: key "photo", extension "v0.jpg"
+        for i in range(2):
+            tar.write({"__key__": f"photo.v{i}", "jpg": jpeg_bytes(i), "txt": f"a photo {i}"})
+    tally = Unusable()
+    assert not list(usable_samples([str(tmp_path / "dotted.tar")], tally))
+    assert dict(tally) == {"image named with several dots (a sample's key ends at the first dot)": 1}
+
+
 def test_sixteen_bit_grey_is_scaled_and_a_bomb_under_twice_the_limit_is_refused(tmp_path):
     from PIL import Image
 

@@ -159,7 +159,9 @@ def usable(sample: dict[str, Any], tally: Unusable) -> ShardSample | None:
         return None
     image = next((sample[ext] for ext in IMAGE_EXTENSIONS if ext in sample), None)
     if not image:
-        tally["no image"] += 1
+        # a.b.jpg is key "a", extension "b.jpg" to webdataset: say so rather than "no image"
+        dotted = any(name.rsplit(".", 1)[-1] in IMAGE_EXTENSIONS for name in sample if "." in name)
+        tally["image named with several dots (a sample's key ends at the first dot)" if dotted else "no image"] += 1
         return None
     text = sample.get("txt", b"")
     text = text.decode("utf-8-sig", errors="replace") if isinstance(text, bytes) else ""
