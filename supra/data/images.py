@@ -179,28 +179,17 @@ def fit(picture: np.ndarray, size: int, resize: str) -> torch.Tensor:
 
 
 def load_still(path: Path, max_pixels: int) -> np.ndarray:
-    """A still as uint8 RGB [H, W, 3] (via load_rgb: EXIF, any mode, transparency over white).
-
-    The size is read from the header and refused before decoding when over max_pixels: Pillow's own
-    check only warns up to twice its limit. MediaDecodeError (with `kind`) for anything unusable.
-    """
+    """A still as uint8 RGB [H, W, 3] (via load_rgb: EXIF, any mode, transparency over white, a size over
+    max_pixels refused from the header before decoding). MediaDecodeError (with `kind`) for anything unusable."""
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
-            with Image.open(path) as image:
-                width, height = image.size
+        picture = np.array(load_rgb(path, max_pixels), dtype=np.uint8)  # a writable copy, for torch
     except Image.DecompressionBombError as err:
         raise MediaDecodeError(str(err).splitlines()[0], TOO_LARGE) from None
-    except STILL_ERRORS as err:
-        raise MediaDecodeError(_first_line(err)) from None
-    if width * height > max_pixels:
-        raise MediaDecodeError(f"{width}x{height} = {width * height} pixels, over max_pixels={max_pixels}", TOO_LARGE)
-    if width == 0 or height == 0:
-        raise MediaDecodeError(f"{width}x{height}: no pixels", EMPTY)
-    try:
-        return np.array(load_rgb(path, max_pixels), dtype=np.uint8)  # a writable copy, for torch
     except UNREADABLE as err:
         raise MediaDecodeError(_first_line(err)) from None
+    if picture.size == 0:
+        raise MediaDecodeError(f"{picture.shape[1]}x{picture.shape[0]}: no pixels", EMPTY)
+    return picture
 
 
 def _first_line(err: BaseException) -> str:
