@@ -34,7 +34,7 @@ from supra.artifacts.release_files import (
     load_weights,
     metrics_table,
     read_config_json,
-    run_metrics,
+    run_results,
     save_weights,
     write_config_json,
 )
@@ -45,7 +45,6 @@ from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_dir
 
-MODEL_TYPE = A2A_MODEL_TYPE
 RELEASE_FILES = ("config.json", "model.safetensors", "vqvae.safetensors", "tokenizer.json")
 
 
@@ -100,7 +99,7 @@ def _model_card(config: dict, net: A2ANano, vqvae: torch.nn.Module, metrics: dic
 def release_config(net: A2ANano, vqvae: torch.nn.Module, vocab: A2AVocab) -> dict[str, Any]:
     layout = vocab.layout
     return {
-        "model_type": MODEL_TYPE,
+        "model_type": A2A_MODEL_TYPE,
         "gpt": net.config.to_dict(),
         "vqvae": json.loads(json.dumps(asdict(vqvae.config))),  # tuples -> lists
         "vocab": {"text_size": layout.text_size, "num_codes": layout.num_codes, "code_offset": layout.code_offset,
@@ -130,7 +129,7 @@ def export_a2a_release(ckpt: str | Path, out_dir: str | Path, license: str = "ot
     """A train.py checkpoint of kind supra.a2a -> a release folder (with metrics.json of its run, if any)."""
     net, vqvae, vocab = load_a2a(ckpt)
     run_config = run_config_of(load_supra_checkpoint(ckpt, kind=A2A_CHECKPOINT))
-    return save_a2a_release(out_dir, net, vqvae, vocab, run_metrics(ckpt), data_names(run_config), license)
+    return save_a2a_release(out_dir, net, vqvae, vocab, run_results(ckpt)[0], data_names(run_config), license)
 
 
 # -- reading -----------------------------------------------------------------------------------------
@@ -149,8 +148,8 @@ def load_a2a_release(folder: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
     if missing:
         raise SupraUserError(f"{folder} is not a complete a2a release folder: {', '.join(missing)} missing")
     config = read_config_json(folder)
-    if config.get("model_type") != MODEL_TYPE:
-        raise SupraUserError(f"{folder} holds a {config.get('model_type')!r} model, not {MODEL_TYPE}: "
+    if config.get("model_type") != A2A_MODEL_TYPE:
+        raise SupraUserError(f"{folder} holds a {config.get('model_type')!r} model, not {A2A_MODEL_TYPE}: "
                              "give an a2a release folder or checkpoint")
     try:
         tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
@@ -158,16 +157,17 @@ def load_a2a_release(folder: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
         raise SupraUserError(f"{folder / 'tokenizer.json'} is not a readable tokenizer ({err})") from None
     try:  # a config.json edited by hand or cut short: one line naming it, not a KeyError from here
         vocab = A2AVocab(tokenizer, config["vocab"]["num_codes"], config["vocab"].get("text_source", "trained"))
-        if vocab.layout.text_size != config["vocab"]["text_size"]:
-            raise SupraUserError(f"{folder / 'tokenizer.json'} has {vocab.layout.text_size} text ids, config.json says "
-                                 f"{config['vocab']['text_size']}: the files do not belong together")
+        text_size = config["vocab"]["text_size"]
         net = A2ANano(_gpt_config(config["gpt"], vocab))
         vqvae = VQVAE(**config["vqvae"])
-    except SupraUserError:
+    except SupraUserError:  # a value VQVAEConfig names itself
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise SupraUserError(f"{folder / 'config.json'} is not a readable a2a_nano config ({type(err).__name__}: "
                              f"{err}): export the release again (python -m supra.export)") from None
+    if vocab.layout.text_size != text_size:
+        raise SupraUserError(f"{folder / 'tokenizer.json'} has {vocab.layout.text_size} text ids, config.json says "
+                             f"{text_size}: the files do not belong together")
     for module, name in ((net, "model.safetensors"), (vqvae, "vqvae.safetensors")):
         load_state_strictly(module, load_weights(folder / name), str(folder / name))
     if net.config.tie_head:

@@ -28,10 +28,8 @@ from supra.artifacts.release_files import (
     load_weights,
     metrics_table,
     read_config_json,
-    run_dir_of,
-    run_metrics,
+    run_results,
     save_weights,
-    tested_by_its_run,
     write_config_json,
 )
 from supra.models.vlm_nano import VLMNano, VLMNanoConfig
@@ -103,9 +101,7 @@ def export_release(ckpt: str | Path, out_dir: str | Path, license: str = "other"
     net, tokenizer, run_config, checkpoint = _from_checkpoint(ckpt)
     config = {**net.config.release_config, **net.config.architecture,
               "bos_token_id": tokenizer.bos_id, "eos_token_id": tokenizer.eos_id}
-    # the run's test metrics and sample grid, only when they are this checkpoint's
-    metrics, grid = run_metrics(ckpt), run_dir_of(ckpt) / "samples.png"
-    has_grid = grid.is_file() and tested_by_its_run(ckpt)
+    metrics, grid = run_results(ckpt)  # the run's test metrics and sample grid, when they are this checkpoint's
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         save_weights(net, tmp / "model.safetensors")
@@ -114,11 +110,11 @@ def export_release(ckpt: str | Path, out_dir: str | Path, license: str = "other"
         torch.save({"model": net.state_dict(), "optimizer": (checkpoint.get("optimizer_states") or [None])[0],
                     "scheduler": (checkpoint.get("lr_schedulers") or [None])[0],
                     "global_step": checkpoint.get("global_step")}, tmp / "model.pt")
-        if has_grid:
+        if grid is not None:
             shutil.copyfile(grid, tmp / "samples.png")
         front = card_front_matter("image-to-text", "SupraVL-Nano-900k", ["supra", "image-captioning", "supravl-nano"],
                                   data_names(run_config), metrics, license)
-        (tmp / "README.md").write_text(front + _model_card(config, run_config, metrics, has_grid))
+        (tmp / "README.md").write_text(front + _model_card(config, run_config, metrics, grid is not None))
     return out_dir
 
 

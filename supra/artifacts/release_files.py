@@ -53,17 +53,21 @@ def tested_by_its_run(ckpt: str | Path) -> bool:
     tested = folder / "best.ckpt" if (folder / "best.ckpt").is_file() else folder / "last.ckpt"
     if not tested.is_file():
         return False
-    if Path(ckpt).resolve() == tested.resolve():
-        return True
-    def step(path: str | Path) -> Any:
-        return torch.load(path, map_location="cpu", weights_only=False, mmap=True).get("global_step")
-    return step(ckpt) == step(tested)
+    return Path(ckpt).resolve() == tested.resolve() or _global_step(ckpt) == _global_step(tested)
 
 
-def run_metrics(ckpt: str | Path) -> dict[str, Any] | None:
-    """The test metrics (metrics.json) of the run that wrote `ckpt`, if it wrote any and they are `ckpt`'s."""
-    path = run_dir_of(ckpt) / "metrics.json"
-    return json.loads(path.read_text()) if path.is_file() and tested_by_its_run(ckpt) else None
+def _global_step(ckpt: str | Path) -> Any:
+    return torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True).get("global_step")
+
+
+def run_results(ckpt: str | Path) -> tuple[dict[str, Any] | None, Path | None]:
+    """The test metrics (metrics.json) and sample grid (samples.png) of the run that wrote `ckpt`, each where
+    the run wrote it, when they are `ckpt`'s own (tested_by_its_run); else None."""
+    run = run_dir_of(ckpt)
+    metrics, grid = run / "metrics.json", run / "samples.png"
+    if not (metrics.is_file() or grid.is_file()) or not tested_by_its_run(ckpt):
+        return None, None
+    return (json.loads(metrics.read_text()) if metrics.is_file() else None), (grid if grid.is_file() else None)
 
 
 def metrics_table(metrics: dict[str, Any]) -> list[str]:
