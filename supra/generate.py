@@ -42,7 +42,12 @@ from supra.tokens.a2a_sequences import check_fits, frames_that_fit
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.cli import check_option_types, hydra_command, quote_prompt
 from supra.utils.errors import SupraUserError
-from supra.utils.files import require_writable_dir, write_json_atomic, write_text_atomic
+from supra.utils.files import (
+    remove_earlier_outputs,
+    require_writable_dir,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 MODES = ("text", "text2image", "image2text", "video2video", "text2video")
 RESIZES = ("crop", "pad", "refuse")
@@ -278,23 +283,18 @@ def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None) -> dict
         summary |= {"prompt": vocab.render(prompt[: len(prefix)]), "given_frames": given, "codes": all_codes}
 
     summary["files"] = [p.name for p in files]
-    remove_earlier_outputs(out, summary["files"])
+    remove_earlier_outputs(out, earlier_files(out), summary["files"])  # image_3.png of 4 beside this run's 1
     write_json_atomic(out / "generation.json", summary)
     return summary
 
 
-def remove_earlier_outputs(out: Path, kept: list[str]) -> None:
-    """out= used by an earlier generate: the files its generation.json lists and this run did not write
-    again go (image_3.png of 4 samples beside this run's 1), so the folder never mixes two runs' outputs.
-    Only those: generate wrote each of them; nothing else in the folder is touched."""
+def earlier_files(out: Path) -> list[str]:
+    """The files an earlier generate into `out` listed in its generation.json (none: none)."""
     try:
-        earlier = json.loads((out / "generation.json").read_text()).get("files", [])
+        files = json.loads((out / "generation.json").read_text()).get("files", [])
     except (OSError, ValueError, AttributeError):  # none, or not one generate wrote
-        return
-    for name in earlier:
-        path = out / Path(str(name)).name  # generate writes straight into out/
-        if path.name not in kept and path.is_file():
-            path.unlink()
+        return []
+    return files if isinstance(files, list) else []
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:

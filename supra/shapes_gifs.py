@@ -23,7 +23,7 @@ from supra.procedural.shapes_clips import generate_clips
 from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE, SPLIT_SEED_OFFSET
 from supra.utils.cli import hydra_command
 from supra.utils.errors import SupraUserError
-from supra.utils.files import require_writable_dir, write_text_atomic
+from supra.utils.files import remove_earlier_outputs, require_writable_dir, write_text_atomic
 
 
 def write_clips(
@@ -55,21 +55,19 @@ def write_clips(
                 write_exact_gif(clip_pixels, out / name, duration_ms)
                 lines += [json.dumps({"file": name, "caption": caption}) for caption in clip.captions]
             progress.advance(task, len(clips))
-    remove_earlier_clips(out, {json.loads(line)["file"] for line in lines})
+    # an earlier run's extra clips would be left without captions in a media folder read from `out`
+    remove_earlier_outputs(out, earlier_clips(out), {json.loads(line)["file"] for line in lines})
     return write_text_atomic(out / "captions.jsonl", "\n".join(lines) + "\n")
 
 
-def remove_earlier_clips(out: Path, written: set[str]) -> None:
-    """The clips an earlier run into `out` listed in its captions.jsonl and this one did not write again
-    (it made more of them): gone, or a media folder read from `out` would hold clips without captions."""
+def earlier_clips(out: Path) -> set[str]:
+    """The clips (clip_*.gif) an earlier run into `out` listed in its captions.jsonl: only those, as a
+    captions.jsonl of the user's own may list their pictures."""
     try:
-        earlier = {json.loads(line).get("file") for line in (out / "captions.jsonl").read_text().splitlines() if line.strip()}
+        listed = {json.loads(line).get("file") for line in (out / "captions.jsonl").read_text().splitlines() if line.strip()}
     except (OSError, ValueError, AttributeError):  # none, or not one this command wrote
-        return
-    for name in earlier - written:
-        path = out / Path(str(name)).name
-        if path.suffix == ".gif" and path.name.startswith("clip_") and path.is_file():
-            path.unlink()
+        return set()
+    return {name for name in listed if isinstance(name, str) and Path(name).name.startswith("clip_") and name.endswith(".gif")}
 
 
 def run(cfg: DictConfig) -> Path:

@@ -102,6 +102,16 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
+def remove_earlier_outputs(folder: Path, earlier: Iterable[str], written: Iterable[str]) -> None:
+    """The files an earlier run of a command listed as its outputs in `folder` (its record of them) that this
+    run did not write again: removed, so the folder never mixes two runs' outputs. Only names directly in
+    `folder`, and only those listed: nothing else there is touched."""
+    for name in set(map(str, earlier)) - set(written):
+        path = folder / Path(name).name
+        if path.is_file():
+            path.unlink()
+
+
 def check_writable_dir(path: str | os.PathLike) -> Path:
     """Create `path` if needed and prove a file can be written there; raise PermissionError/OSError if not."""
     path = Path(path)
