@@ -30,7 +30,7 @@ from supra.pictures.attention import explain_page, render_token_strip, square_gr
 from supra.pictures.files import save_image_atomic
 from supra.tokens.a2a_layout import CONTROL_TOKENS
 from supra.tokens.a2a_sequences import check_fits
-from supra.utils.cli import changed_options, check_option_types, hydra_command, quote_prompt
+from supra.utils.cli import check_option_types, hydra_command, quote_prompt, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir, write_json_atomic, write_text_atomic
 
@@ -107,16 +107,6 @@ def a2a_mode(cfg: DictConfig) -> str:
     return cfg.mode if cfg.mode != "auto" else ("text2image" if cfg.prompt and not cfg.image else "image2text")
 
 
-def check_options_read(cfg: DictConfig, use: str) -> None:
-    """Refuse, in one line, the options `use` would ignore that the command line changed."""
-    others = [option for read in OPTIONS_READ.values() for option in read if option not in OPTIONS_READ[use]]
-    ignored = changed_options(cfg, "explain", dict.fromkeys(others))
-    if ignored:
-        them = "it" if len(ignored) == 1 else "them"
-        raise SupraUserError(f"{' '.join(ignored)}: explaining {use} does not read {them} "
-                             f"(it reads {', '.join(OPTIONS_READ[use])}); leave {them} out")
-
-
 def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
     check_a2a_options(cfg)
     net, vqvae, vocab = load_a2a(cfg.ckpt)
@@ -173,7 +163,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
                              "prompt= and mode=text2image are for a2a_nano models")
     use = "a captioner" if captioner else a2a_mode(cfg)
     if use in OPTIONS_READ:  # an unknown mode is named by explain_a2a
-        check_options_read(cfg, use)
+        others = [option for read in OPTIONS_READ.values() for option in read if option not in OPTIONS_READ[use]]
+        refuse_unread_options(cfg, "explain", dict.fromkeys(others), f"explaining {use}", OPTIONS_READ[use])
     record = explain_captioner(cfg) if captioner else explain_a2a(cfg)
     out = Path(cfg.out)
     print(f"wrote {out / 'attention.png'}, {out / 'attention.html'}, {out / 'explain.json'}")

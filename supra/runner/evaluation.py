@@ -34,7 +34,7 @@ from supra.tasks.a2a import A2ATask
 from supra.tasks.base import SupraTask
 from supra.tasks.captioning import CaptioningTask
 from supra.tasks.vq_autoencoding import VQAutoencodingTask
-from supra.utils.cli import changed_options
+from supra.utils.cli import refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 
@@ -123,10 +123,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     require_writable_dir(output_dir, f"the output directory {output_dir}", "choose another with hydra.run.dir=DIR")
     check_eval_accelerator(str(cfg.accelerator))
     kind = artifact_kind(cfg.ckpt)
-    ignored = changed_options(cfg, "eval", [o for o in DECODING_OPTIONS if o not in DECODING_READ.get(kind, DECODING_OPTIONS)])
-    if ignored:  # the a2a model captions greedily (seed: its image sampling); a VQ-VAE decodes nothing
-        raise SupraUserError(f"{' '.join(ignored)}: ckpt={cfg.ckpt} is a {kind}, whose scoring does not read "
-                             f"{'it' if len(ignored) == 1 else 'them'}; leave {'it' if len(ignored) == 1 else 'them'} out")
+    # the a2a model captions greedily (seed: its image sampling); a VQ-VAE decodes nothing
+    refuse_unread_options(cfg, "eval", [o for o in DECODING_OPTIONS if o not in DECODING_READ.get(kind, DECODING_OPTIONS)],
+                          f"ckpt={cfg.ckpt} is a {kind}, whose scoring")
     task, tokenizer, run_cfg, pictures = LOADERS[kind](cfg)
     data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} is a release folder, which holds no "
                                   f"data config: {DATA_HINTS.get(kind, 'add data=...')}")

@@ -53,6 +53,17 @@ def changed_options(values: Mapping[str, Any], config_name: str, names: Iterable
     return [f"{name}={values.get(name)}" for name in names if values.get(name) != defaults.get(name)]
 
 
+def refuse_unread_options(values: Mapping[str, Any], config_name: str, unread: Iterable[str], reader: str,
+                          reads: Sequence[str] | None = None) -> None:
+    """Those of `unread` (options `reader` does not read) that the command line changed from their defaults,
+    refused in one line: they would be ignored without a word. `reads`: the options it does read, named."""
+    ignored = changed_options(values, config_name, unread)
+    if ignored:
+        them = "it" if len(ignored) == 1 else "them"
+        named = f" (it reads {', '.join(reads)})" if reads else ""
+        raise SupraUserError(f"{' '.join(ignored)}: {reader} does not read {them}{named}; leave {them} out")
+
+
 def exit_if_run_dir_unwritable(argv: Sequence[str]) -> None:
     """Hydra creates the run directory (`hydra.run.dir`, by default under `paths.log_dir`) before the job
     runs and fails there with a traceback; say it in one line."""
