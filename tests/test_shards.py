@@ -14,6 +14,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from supra.data.caption_sources.shards import (
+    APART,
     Unusable,
     decoded_samples,
     expand_shards,
@@ -74,6 +75,27 @@ def test_a_tar_of_names_with_several_dots_is_counted_for_what_it_is(tmp_path):
     tally = Unusable()
     assert not list(usable_samples([str(tmp_path / "dotted.tar")], tally))
     assert dict(tally) == {"image named with several dots (a sample's key ends at the first dot)": 1}
+
+
+@pytest.mark.parametrize("reader", ["libarchive", "tarfile"])
+def test_a_tar_whose_sample_files_are_apart_is_counted_and_said_once_per_shard(tmp_path, reader, caplog):
+    import io
+    import tarfile
+
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    files = [(f"{i}.jpg", jpeg_bytes(i)) for i in range(2)] + [(f"{i}.txt", f"a photo {i}".encode()) for i in range(2)]
+    with tarfile.open(tmp_path / "apart.tar", "w") as tar:  # as `tar cf apart.tar *.jpg *.txt` orders them
+        for name, data in files:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    tally = Unusable()
+    with caplog.at_level("WARNING"):
+        assert not [raw for raw in raw_samples([str(tmp_path / "apart.tar")], tally, reader) if usable(raw, tally)]
+    assert dict(tally) == {"no caption": 2, APART: 2}
+    warnings = [r.getMessage() for r in caplog.records if "not next to each other" in r.getMessage()]
+    assert len(warnings) == 1 and "apart.tar" in warnings[0] and "'0'" in warnings[0]
 
 
 def test_sixteen_bit_grey_is_scaled_and_a_bomb_under_twice_the_limit_is_refused(tmp_path):

@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 SHARD_ERRORS = (OSError, ValueError, EOFError)  # what reading a damaged or unreachable shard raises
+# a sample's files apart in the tar: webdataset's rule reads each part as a sample of its own
+APART = "later part of a sample whose files are apart in the tar (its first part counted as no image or no caption)"
 
 
 def expand_shards(spec: str | list[str]) -> list[str]:
@@ -132,7 +134,15 @@ def raw_samples(shards: Iterable[str], tally: Unusable, reader: str = "auto") ->
             _count_damaged(url, exn, tally)
             continue
         try:
-            yield from tar_samples(url, stream, reader)
+            warned = False
+            for sample in tar_samples(url, stream, reader):
+                if sample.get("__apart__") and not warned:
+                    warned = True
+                    log.warning("shard %s: the files of sample %r are not next to each other in the tar (as `tar cf "
+                                "x.tar *.jpg *.txt` makes): a sample is the run of adjacent files sharing a key, so "
+                                "its parts count as unusable; write each sample's files together (python -m "
+                                "supra.write_shards, or tar --sort=name)", url, sample["__key__"])
+                yield sample
             stream.close()  # a `pipe:` command that failed may say so only here
         except Exception as exn:  # a damaged tar, as libarchive, tarfile or the stream reports it
             _count_damaged(url, exn, tally)
@@ -148,6 +158,9 @@ def _count_damaged(url: str, exn: Exception, tally: Unusable) -> None:
 
 def usable(sample: dict[str, Any], tally: Unusable) -> ShardSample | None:
     """The sample's key, caption and image bytes, or None (counted) when it cannot be trained on."""
+    if sample.get("__apart__"):
+        tally[APART] += 1
+        return None
     meta: dict[str, Any] = {}
     if "json" in sample:
         try:

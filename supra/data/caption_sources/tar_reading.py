@@ -46,18 +46,24 @@ def libarchive_or_none() -> ModuleType | None:
 
 def tar_samples(url: str, stream: BinaryIO, reader: str = "auto") -> Iterator[dict[str, Any]]:
     """The samples of the tar `stream` read from `url`, in order; raises (the sample in progress dropped)
-    on a damaged tar."""
+    on a damaged tar. A key met again after other keys (a tar made by `tar cf x.tar *.jpg *.txt`) starts a
+    sample marked `__apart__`: its files were not adjacent, so webdataset's rule split it."""
     from webdataset.tariterators import base_plus_ext
 
     sample: dict[str, Any] | None = None
+    finished: set[str] = set()  # a shard's keys: ~100 bytes each, a few MB for a large shard
     for name, data in tar_members(stream, reader):
         key, extension = base_plus_ext(name)
         if key is None:
             continue
         if sample is not None and key != sample["__key__"]:
+            finished.add(sample["__key__"])
             yield sample
             sample = None
-        sample = sample or {"__key__": key, "__url__": url}
+        if sample is None:
+            sample = {"__key__": key, "__url__": url}
+            if key in finished:
+                sample["__apart__"] = True
         sample[extension.lower()] = data
     if sample is not None:
         yield sample
