@@ -176,6 +176,40 @@ def test_codes_are_the_vqvaes_and_the_cache_is_built_once_and_reused(tmp_path, v
     assert retrained.cache_builds == 2
 
 
+def test_a_media_folder_changed_on_disk_is_encoded_anew_and_one_unchanged_is_read_from_the_cache(tmp_path, vqvae_ckpt):
+    import json
+
+    from PIL import Image
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    colours = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0)}
+
+    def write_folder(names: list[str]) -> None:
+        for name in names:
+            Image.new("RGB", (64, 64), colours[name]).save(root / f"{name}.png")
+        (root / "captions.jsonl").write_text("".join(json.dumps({"file": f"{n}.png", "caption": f"all {n}"}) + "\n"
+                                                     for n in names))
+
+    def captions_read() -> tuple[int, dict[str, list[str]]]:
+        data = mixture(tmp_path, vqvae_ckpt, sources={"photos": {
+            "_target_": "supra.data.media.folder.MediaFolderDataModule", "root": str(root), "image_size": 64,
+            "val_fraction": 0.25, "test_fraction": 0.25, "show_progress": False}},
+            tasks={"text2image": 1, "image2text": 1})
+        data.setup("fit")
+        parts = [data.data[split][0] for split in ("train", "val", "test")]
+        return data.cache_builds, {f: c for part in parts for f, c in zip(part.files, part.captions, strict=True)}
+
+    write_folder(["red", "green", "blue", "yellow"])
+    assert captions_read() == (1, {f"{n}.png": [f"all {n}"] for n in colours})
+    assert captions_read()[0] == 0  # unchanged: read from the cache
+    (root / "red.png").unlink()
+    write_folder(["green", "blue", "yellow"])  # captions rewritten, red gone
+    (root / "captions.jsonl").write_text((root / "captions.jsonl").read_text().replace("all green", "all lime"))
+    builds, read = captions_read()
+    assert builds == 1 and read == {"green.png": ["all lime"], "blue.png": ["all blue"], "yellow.png": ["all yellow"]}
+
+
 def test_training_batches_never_touch_the_vqvae(ready):
     vqvae = ready.vqvae
     ready.vqvae = ready.codes.vqvae = None  # any use of it would now fail

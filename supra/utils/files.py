@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -127,3 +128,25 @@ def require_writable_dir(path: str | os.PathLike, what: str, remedy: str = "choo
         return check_writable_dir(path)
     except OSError as err:
         raise SupraUserError(f"cannot write to {what} ({err.strerror or err}): {remedy}") from None
+
+
+def tree_stamp(root: str | os.PathLike) -> str:
+    """A stamp of what `root` holds that changes when a file is added, removed, renamed or rewritten: the
+    relative path, size and modification time of every non-hidden file under it (hidden ones, such as a
+    `.supra_cache` inside it, and symlinked folders left out, as a media folder's reading leaves them)."""
+    root = Path(root)
+    if root.is_file():
+        stat = root.stat()
+        return f"{stat.st_size}:{stat.st_mtime_ns}"
+    digest = hashlib.sha256()
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(f for f in files if not f.startswith(".")):
+            path = Path(folder) / name
+            try:
+                stat = path.stat()
+            except OSError:  # a dangling link: its name still counts
+                stat = None
+            digest.update(f"{path.relative_to(root).as_posix()}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}\n"
+                          .encode("utf-8", "surrogateescape"))
+    return digest.hexdigest()[:16]

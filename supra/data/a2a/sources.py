@@ -4,7 +4,8 @@ shapes_video, media_folder, ...) encoded once by the frozen stage-1 VQ-VAE and c
 Cache layout: `cache_dir/<source>-<key>/` in media codes' format (codes_<split>.npy, items_<split>.json,
 meta.json written last), plus objects_<split>.json and, for val/test, pixels_<split>.npy (the truth of
 video PSNR and grids). The key hashes the VQ-VAE's weights (the same VQ-VAE read from its .ckpt or from an
-a2a checkpoint shares codes) and the source's data config. The folder is built beside its final name and
+a2a checkpoint shares codes), the source's data config and what it reads from disk (`inputs_stamp`: a folder whose files
+changed, were added or removed is encoded anew). The folder is built beside its final name and
 renamed into place: readers see all of it or nothing.
 """
 
@@ -75,10 +76,13 @@ class SourceCodes:
         self.sources, self.vqvae, self.num_codes, self.cache_dir = sources, vqvae, num_codes, cache_dir
         self.builds = 0  # how many sources this object encoded (tests: 0 on a cache hit)
 
-    def folder(self, name: str, vqvae_hash: str) -> Path | None:
+    def folder(self, name: str, vqvae_hash: str, inputs_stamp: str) -> Path | None:
+        """The cache folder of source `name`'s codes: keyed by the VQ-VAE, the source's config and what it
+        reads from disk (a media folder's files changed, added or removed: encoded anew)."""
         if self.cache_dir is None:
             return None
-        key_data = {"format": CACHE_FORMAT, "vqvae_sha256": vqvae_hash, "data": self.sources[name]}
+        key_data = {"format": CACHE_FORMAT, "vqvae_sha256": vqvae_hash, "data": self.sources[name],
+                    "inputs": inputs_stamp}
         key = hashlib.sha256(json.dumps(key_data, sort_keys=True, default=str).encode()).hexdigest()[:16]
         return self.cache_dir / f"{name}-{key}"
 
@@ -86,22 +90,27 @@ class SourceCodes:
         vqvae_hash = weights_sha256(self.vqvae)
         result = {}
         for name in self.sources:
-            folder = self.folder(name, vqvae_hash)
+            module = self._module(name)
+            folder = self.folder(name, vqvae_hash, module.inputs_stamp())
             if folder is not None and (folder / "meta.json").is_file():
                 result[name] = self._read(folder, name)
+                log.info("a2a codes of %s read from the cache %s", name, folder)
                 continue
-            result[name] = self._encode(name)
+            result[name] = self._encode(name, module)
             if folder is not None:
                 self._write(folder, name, result[name], vqvae_hash)
                 log.info("a2a codes of %s cached in %s", name, folder)
         return result
 
-    def _encode(self, name: str) -> dict[str, SourceSplit]:
-        """Every split of source `name`, encoded by the VQ-VAE (the expensive part, done once)."""
+    def _module(self, name: str) -> MediaDataModule:
         module = instantiate(self.sources[name])
         if not isinstance(module, MediaDataModule):
             raise SupraUserError(f"data.sources.{name} ({self.sources[name]['_target_']}) is not an image/clip "
                                  "DataModule: use shapes_images, shapes_video or media_folder")
+        return module
+
+    def _encode(self, name: str, module: MediaDataModule) -> dict[str, SourceSplit]:
+        """Every split of source `name`, encoded by the VQ-VAE (the expensive part, done once)."""
         device = next(self.vqvae.parameters()).device
         out = {}
         for split in SPLITS:

@@ -100,6 +100,11 @@ class MediaDataModule(SplitDataModule):
         """The split's pixels, captions and names, loaded once."""
         return self.loaded(split)
 
+    def inputs_stamp(self) -> str:
+        """What the source reads from disk, as a stamp that changes when it does (a cache of its items
+        keys on it): "" for a procedural source, whose config is all of its content."""
+        return ""
+
     def dataset(self, split: str) -> Dataset:
         return MediaSamples(self.items(split).pixels)
 

@@ -31,6 +31,7 @@ from supra.data.gif_frames import EMPTY, TOO_LARGE, UNREADABLE, MediaDecodeError
 from supra.data.images import fit, load_still
 from supra.data.media.datamodule import SPLITS, MediaDataModule, MediaItems
 from supra.utils.errors import SupraUserError
+from supra.utils.files import tree_stamp
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,9 @@ class MediaFolderDataModule(MediaDataModule):
         self.split_files: dict[str, list[str]] = {}
         self.summary = ""
         self._loaded: dict[str, MediaItems] | None = None
+
+    def inputs_stamp(self) -> str:
+        return tree_stamp(self.root)
 
     # -- decoding one file ------------------------------------------------------------------------
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from supra.data.caption_sources.decoded import DecodedPhotos
 from supra.data.media.datamodule import MediaDataModule, MediaItems
+from supra.utils.files import tree_stamp
 
 
 class PhotoCaptionsMediaDataModule(MediaDataModule):
@@ -27,6 +28,9 @@ class PhotoCaptionsMediaDataModule(MediaDataModule):
         self.photos = DecodedPhotos(source, root, self.image_size, layout, split_seed,
                                     Path(cache_dir) if cache_dir else None, columns)
         self.show_progress = show_progress
+
+    def inputs_stamp(self) -> str:
+        return tree_stamp(self.photos.root)  # its decoded cache, <root>/.supra_cache, is hidden: left out
 
     def prepare_data(self) -> None:
         self.photos.prepare(self.show_progress)

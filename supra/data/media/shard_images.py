@@ -9,10 +9,12 @@ frozen VQ-VAE and cached like any source's. Streaming the codes of web-scale sha
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
-from supra.data.caption_sources.shards import check_local_shards, expand_shards, read_whole
+from supra.data.caption_sources.shards import check_local_shards, expand_shards, local_shard_file, read_whole
 from supra.data.media.datamodule import MediaDataModule, MediaItems
+from supra.utils.files import tree_stamp
 
 log = logging.getLogger(__name__)
 
@@ -24,6 +26,12 @@ class ShardImagesMediaDataModule(MediaDataModule):
         super().__init__(**common)
         self.specs = {"train": train_shards, "val": val_shards, "test": test_shards}
         self.draft = draft
+
+    def inputs_stamp(self) -> str:
+        """Local shards by size and modification time; a remote one by its URL (shards are written once)."""
+        urls = [u for spec in self.specs.values() for u in expand_shards(spec)]
+        return "|".join(f"{u}:{tree_stamp(path) if (path := local_shard_file(u)) and Path(path).is_file() else ''}"
+                        for u in urls)
 
     def load_split(self, split: str) -> MediaItems:
         # a local shard that is not there (a typo in the brace range): one line, not a warning and fewer images
