@@ -19,9 +19,26 @@ def save_image_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
 
 
 def save_gif_atomic(frames: list[Image.Image], path: str | os.PathLike, duration_ms: int = 250) -> Path:
-    """Write a looping animated GIF atomically (Pillow picks each frame's palette: close, not exact)."""
+    """Write a looping animated GIF of every frame atomically, each frame in its own palette of its 255 most
+    telling colours (median cut: close, not exact; write_exact_gif is exact but takes 256 colours in all).
+
+    A frame identical to the one before is kept, not merged into it as Pillow does (one frame, summed
+    delay: a 4-frame video read back as 2): every palette keeps its 256th entry for the colour of its
+    top-left pixel, and such a frame draws that pixel with it, the same colour by another index."""
+    images: list[Image.Image] = []
+    for frame in frames:
+        image = frame.convert("RGB").quantize(colors=255)
+        palette = (image.getpalette() or [])[: 255 * 3]
+        palette += [0] * (255 * 3 - len(palette))
+        corner = image.getpixel((0, 0))
+        image.putpalette(palette + palette[3 * corner: 3 * corner + 3])
+        if images and image.tobytes() == images[-1].tobytes() and image.getpalette() == images[-1].getpalette():
+            image.putpixel((0, 0), 255)
+        images.append(image)
     with atomic_path(path) as tmp:
-        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=duration_ms, loop=0)
+        # optimize=False: Pillow would otherwise rebuild each frame's palette and drop the twin entry.
+        images[0].save(tmp, format="GIF", save_all=True, append_images=images[1:], duration=duration_ms, loop=0,
+                       optimize=False)
     return Path(path)
 
 
