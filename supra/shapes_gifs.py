@@ -5,7 +5,8 @@ Writes DIR/clip_00000.gif ... (looping, `frames` frames of `duration_ms` each) a
 line {"file": "clip_00000.gif", "caption": "..."} per caption (5 per clip): the layout data=media_folder
 reads (data.mode=clips). The GIFs are exact: their frames decode to the generated pixels (a clip has
 under 256 colours, written with its own palette). Clip i of split=S is clip i of the DataModule's split S
-with the same seed and frames; files of the same names in DIR are replaced, other files are left alone.
+with the same seed and frames; files of the same names in DIR are replaced, other files are left alone
+(and their lines in an existing captions.jsonl kept).
 """
 
 from __future__ import annotations
@@ -56,18 +57,31 @@ def write_clips(
                 lines += [json.dumps({"file": name, "caption": caption}) for caption in clip.captions]
             progress.advance(task, len(clips))
     # an earlier run's extra clips would be left without captions in a media folder read from `out`
-    remove_earlier_outputs(out, earlier_clips(out), {json.loads(line)["file"] for line in lines})
-    return write_text_atomic(out / "captions.jsonl", "\n".join(lines) + "\n")
+    existing = listed_captions(out)
+    earlier = {name for name, _ in existing if name is not None and Path(name).name.startswith("clip_")
+               and name.endswith(".gif")}
+    written = {json.loads(line)["file"] for line in lines}
+    remove_earlier_outputs(out, earlier, written)
+    # the user's own captions of their own pictures in the same folder are kept, as their pictures are
+    kept = [line for name, line in existing if name not in earlier | written]
+    return write_text_atomic(out / "captions.jsonl", "\n".join(kept + lines) + "\n")
 
 
-def earlier_clips(out: Path) -> set[str]:
-    """The clips (clip_*.gif) an earlier run into `out` listed in its captions.jsonl: only those, as a
-    captions.jsonl of the user's own may list their pictures."""
+def listed_captions(out: Path) -> list[tuple[str | None, str]]:
+    """Each line of `out`'s captions.jsonl with the file it captions (None where it names none)."""
     try:
-        listed = {json.loads(line).get("file") for line in (out / "captions.jsonl").read_text().splitlines() if line.strip()}
-    except (OSError, ValueError, AttributeError):  # none, or not one this command wrote
-        return set()
-    return {name for name in listed if isinstance(name, str) and Path(name).name.startswith("clip_") and name.endswith(".gif")}
+        text = (out / "captions.jsonl").read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeError):
+        return []
+    listed = []
+    for line in text.splitlines():
+        try:
+            name = json.loads(line).get("file") if line.strip() else None
+        except (ValueError, AttributeError):
+            name = None
+        if line.strip():
+            listed.append((name if isinstance(name, str) else None, line))
+    return listed
 
 
 def run(cfg: DictConfig) -> Path:

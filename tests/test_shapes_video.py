@@ -294,6 +294,19 @@ def test_fewer_clips_into_the_same_folder_leave_no_clip_without_captions(tmp_pat
     assert sorted(p.name for p in tmp_path.glob("*.gif")) == ["clip_00000.gif", "clip_mine.gif"]
 
 
+def test_clips_written_beside_the_users_own_pictures_keep_the_users_captions(tmp_path):
+    from supra.shapes_gifs import write_clips
+
+    Image.new("RGB", (32, 32), (255, 0, 0)).save(tmp_path / "photo.png")
+    mine = json.dumps({"file": "photo.png", "caption": "my red photo, hand written"})
+    (tmp_path / "captions.jsonl").write_text(mine + "\n")
+    for n in (2, 1):  # a second, smaller run drops the first one's extra clip and its captions, not the user's
+        write_clips(tmp_path, n, frames=2, size=32, show_progress=False)
+        lines = (tmp_path / "captions.jsonl").read_text().splitlines()
+        assert lines[0] == mine and len(lines) == 1 + 5 * n
+        assert {json.loads(line)["file"] for line in lines[1:]} == {f"clip_{i:05d}.gif" for i in range(n)}
+
+
 def test_the_written_folder_reads_back_as_the_same_clips_with_data_media_folder(tmp_path):
     run_command("shapes_gifs", f"out={tmp_path}", "n=10", "split=test")
     folder = MediaFolderDataModule(root=str(tmp_path), mode="clips", frames=4, image_size=64, show_progress=False,
