@@ -34,8 +34,7 @@ def run(cfg: DictConfig) -> Path:
     out = Path(cfg.out)
     if (out / "meta.json").exists() and not cfg.overwrite:
         raise SupraUserError(f"out={out} already holds codes (meta.json): choose another folder or add overwrite=true")
-    require_writable_dir(out, f"out={out}")
-    (out / "meta.json").unlink(missing_ok=True)  # overwriting: the folder is incomplete until the end
+    require_writable_dir(out, f"out={out}")  # before the work, not after
     device = torch.device("cuda" if cfg.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu")
     net.to(device)
     data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} holds no data config: choose one, "
@@ -45,14 +44,17 @@ def run(cfg: DictConfig) -> Path:
         raise SupraUserError(f"data {data_cfg.get('_target_')} is not an image/clip DataModule: "
                              "use data=shapes_images, data=shapes_video or data=media_folder")
     dtype = codes_dtype(net.config.num_codes)
-    counts, shapes = {}, {}
+    encoded = {}  # every split encoded before the folder is touched: codes it holds stay whole if data fails
     with Progress(disable=not cfg.show_progress, transient=True) as progress:
         for split in cfg.splits:
             items = datamodule.items(split)
-            codes = encode_items(net, items.pixels, cfg.batch_size, device, progress, f"encoding {split}")
-            write_split(out, split, codes.numpy().astype(dtype), items.names, items.captions, items.files)
-            counts[split], shapes[split] = len(codes), list(codes.shape[1:])
-            log.info("%s: %d items -> codes %s (%s)", split, len(codes), list(codes.shape), dtype.name)
+            encoded[split] = items, encode_items(net, items.pixels, cfg.batch_size, device, progress, f"encoding {split}")
+    (out / "meta.json").unlink(missing_ok=True)  # overwriting: the folder is incomplete until the end
+    counts, shapes = {}, {}
+    for split, (items, codes) in encoded.items():
+        write_split(out, split, codes.numpy().astype(dtype), items.names, items.captions, items.files)
+        counts[split], shapes[split] = len(codes), list(codes.shape[1:])
+        log.info("%s: %d items -> codes %s (%s)", split, len(codes), list(codes.shape), dtype.name)
     write_meta(out, {
         "vqvae_ckpt": str(Path(cfg.ckpt).resolve()), "vqvae_sha256": file_sha256(cfg.ckpt),
         "num_codes": net.config.num_codes, "image_size": datamodule.image_size, "dtype": dtype.name,

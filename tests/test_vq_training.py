@@ -16,7 +16,7 @@ import torch
 from PIL import Image
 
 from supra.artifacts.checkpoints import load_vqvae
-from supra.data.media.codes import read_media_codes
+from supra.data.media.codes import codes_dtype, read_media_codes
 from supra.metrics.codebook_usage import CodebookUsage
 from supra.runner.training import train
 from tests.conftest import ROOT, command_lines
@@ -130,20 +130,29 @@ def test_tokenize_media_writes_codes_captions_and_meta_for_stage_two(vq_run, tmp
     assert train_codes.meta["splits"] == {"train": 40, "val": 24, "test": 15}
 
 
+@pytest.mark.parametrize(("num_codes", "dtype"), [(256, np.uint8), (32768, np.int16), (70000, np.int32)])
+def test_codes_are_stored_in_the_smallest_integer_type_that_holds_the_last_code(num_codes, dtype):
+    assert codes_dtype(num_codes) == dtype and int(np.array([num_codes - 1]).astype(dtype)[0]) == num_codes - 1
+
+
 def test_tokenize_media_refuses_to_overwrite_and_names_a_corrupt_checkpoint(vq_run, tmp_path):
     ckpt = vq_run / "checkpoints" / "best.ckpt"
     (tmp_path / "existing").mkdir()
     (tmp_path / "existing" / "meta.json").write_text("{}")
     corrupt = tmp_path / "cut.ckpt"
     corrupt.write_bytes(ckpt.read_bytes()[:2000])
-    existing, result, no_batch, no_split = command_lines(  # all in one interpreter
+    existing, bad_data, result, no_batch, no_split = command_lines(  # all in one interpreter
         ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'existing'}", f"hydra.run.dir={tmp_path}/hydra"],
+        ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'existing'}", "overwrite=true", "data=media_folder",
+         f"data.root={tmp_path / 'typo'}", f"hydra.run.dir={tmp_path}/hydra"],
         ["tokenize_media", f"ckpt={corrupt}", f"out={tmp_path / 'new'}", f"hydra.run.dir={tmp_path}/hydra"],
         ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'new'}", "batch_size=0", f"hydra.run.dir={tmp_path}/hydra"],
         ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'new'}", "splits=[]", f"hydra.run.dir={tmp_path}/hydra"])
     assert no_batch.returncode == 2 and "error: batch_size=0 must be >= 1" in no_batch.stderr
     assert no_split.returncode == 2 and "error: splits=[] must name some of train, val, test" in no_split.stderr
     assert existing.returncode == 2 and "overwrite=true" in existing.stderr
+    # overwriting with data that cannot be read leaves the finished codes as they were
+    assert bad_data.returncode == 2 and "typo" in bad_data.stderr and (tmp_path / "existing" / "meta.json").is_file()
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "cut.ckpt is not a readable PyTorch checkpoint" in result.stderr
     assert not (tmp_path / "new").exists()  # nothing half-written

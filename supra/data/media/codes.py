@@ -1,7 +1,7 @@
 """A media corpus encoded once to VQ-VAE codes, on disk, for stage 2 (the any-to-any GPT).
 
 Layout of the directory (written by `python -m supra.tokenize_media`; the a2a mixture's cache adds to it):
-- codes_<split>.npy   uint8 (<= 256 codes) or int16: [N, h, w] for images, [N, T, h, w] for clips;
+- codes_<split>.npy   uint8 (<= 256 codes), int16 (<= 32,768) or int32: [N, h, w] for images, [N, T, h, w] for clips;
 - items_<split>.json  {"names": [...], "captions": [[...], ...], "files": [...]} in the same row order
                       (files: each item's file relative to the data root, null for generated items);
 - meta.json           what produced it (VQ-VAE checkpoint and its hash, data config, grid, splits),
@@ -30,12 +30,10 @@ KIND = "supra.media_codes"
 
 
 def codes_dtype(num_codes: int) -> np.dtype:
-    """The smallest integer type that holds every code: uint8 up to 256 codes, else int16."""
+    """The smallest integer type that holds every code: uint8 up to 256 codes, int16 up to 32,768, else int32."""
     if num_codes <= 256:
         return np.dtype(np.uint8)
-    if num_codes <= 32768:
-        return np.dtype(np.int16)
-    raise ValueError(f"{num_codes} codes do not fit int16")
+    return np.dtype(np.int16) if num_codes <= 32768 else np.dtype(np.int32)
 
 
 def save_npy_atomic(path: Path, array: np.ndarray) -> Path:
