@@ -125,10 +125,16 @@ def fit_picture(picture, request: Request, what: str) -> torch.Tensor:
     return fit(picture, request.image_size, request.resize)
 
 
+def check_image_file(path: Path) -> None:
+    if path.is_dir():
+        raise SupraUserError(f"image={path} is a folder: give one image file in it")
+    if not path.is_file():
+        raise SupraUserError(f"image={path} does not exist")
+
+
 def load_picture(request: Request) -> torch.Tensor:
     """image= (any still, or a GIF's first frame) -> uint8 [3, S, S]."""
-    if not Path(request.image).is_file():
-        raise SupraUserError(f"image={request.image} does not exist")
+    check_image_file(Path(request.image))
     try:
         picture = load_still(Path(request.image), request.max_pixels)
     except MediaDecodeError as err:
@@ -139,8 +145,7 @@ def load_picture(request: Request) -> torch.Tensor:
 def load_clip(request: Request) -> torch.Tensor:
     """image= a GIF -> its first `frames` frames, uint8 [frames, 3, S, S]."""
     path = Path(request.image)
-    if not path.is_file():
-        raise SupraUserError(f"image={path} does not exist")
+    check_image_file(path)
     try:
         frames = read_gif_frames(path, request.max_pixels, max_frames=request.frames)
     except MediaDecodeError as err:
@@ -283,7 +288,9 @@ def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None) -> dict
         summary |= {"prompt": vocab.render(prompt[: len(prefix)]), "given_frames": given, "codes": all_codes}
 
     summary["files"] = [p.name for p in files]
-    remove_earlier_outputs(out, earlier_files(out), summary["files"])  # image_3.png of 4 beside this run's 1
+    # image_3.png of 4 beside this run's 1 is removed; an earlier output given as image= is the user's input now
+    given = [Path(request.image).name] if request.image and Path(request.image).resolve().parent == out.resolve() else []
+    remove_earlier_outputs(out, earlier_files(out), [*summary["files"], *given])
     write_json_atomic(out / "generation.json", summary)
     return summary
 

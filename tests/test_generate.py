@@ -225,7 +225,10 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
         (["mode=text2video", "prompt=a red square", "frames=9"], r"frames=9 of 2x2 codes .* at most 8 frames fit"),
         (["mode=image2text", f"image={tmp_path / 'nowhere.png'}"], r"does not exist"),
         (["mode=sketch"], r"mode='sketch' is unknown"),
-        (["mode=text2image", "prompt=a red square", "guidance=-1"], r"guidance=-1 must be >= 0"),
+        (["mode=text2image", "prompt=a red square", "guidance=-1"], r"guidance=-1 must be a number >= 0"),
+        (["mode=text2image", "prompt=a red square", "guidance=inf"], r"guidance=inf must be a number >= 0"),
+        (["mode=text", "prompt=a", "temperature=nan"], r"temperature=nan must be a number >= 0"),
+        (["mode=image2text", f"image={tmp_path}"], r"is a folder: give one image file in it"),
         (["mode=text2image", "prompt=a red square", "best_of=0"], r"best_of=0 must be >= 1"),
         (["mode=text2image", "prompt=<IMAGE>", "best_of=2"], r"best_of needs a prompt with a caption"),
         (["mode=text2image", "prompt=<TEXT>a red square"], r"prompt='<TEXT>a red square': prompt ends inside an open text block"),
@@ -270,8 +273,8 @@ def test_explain_checks_the_options_it_shares_with_generate_the_same_way(pair, t
     Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(tmp_path / "black.png")
     text2image = ["mode=text2image", "prompt=a red square"]
     cases = [
-        ([*text2image, "temperature=-1"], "temperature=-1 must be >= 0 (0 = greedy)"),
-        ([*text2image, "guidance=-2"], "guidance=-2 must be >= 0 (1 = off)"),
+        ([*text2image, "temperature=-1"], "temperature=-1 must be a number >= 0 (0 = greedy)"),
+        ([*text2image, "guidance=-2"], "guidance=-2 must be a number >= 0 (1 = off)"),
         ([*text2image, "best_of=0"], "best_of=0 must be >= 1 (1 = off)"),
         ([*text2image, "image_size=60"], "image_size=60 must be a positive multiple of 8"),
         ([*text2image, "seed=abc"], "seed='abc' must be a whole number"),
@@ -286,7 +289,7 @@ def test_explain_checks_the_options_it_shares_with_generate_the_same_way(pair, t
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, (overrides, err)
         if overrides[-1].startswith("guidance"):  # generate says the same
-            with pytest.raises(SupraUserError, match=r"guidance=-2 must be >= 0 \(1 = off\)"):
+            with pytest.raises(SupraUserError, match=r"guidance=-2 must be a number >= 0 \(1 = off\)"):
                 generate(tmp_path, pair[0], *overrides)
     assert not (tmp_path / "out").exists()
 
@@ -319,3 +322,7 @@ def test_a_second_generation_into_the_same_folder_leaves_only_its_own_outputs_an
     generate(tmp_path, pair[0], "mode=text2image", "prompt=a red square", "num_samples=3")
     generate(tmp_path, pair[0], "mode=text2image", "prompt=a blue square", "num_samples=1")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["generation.json", "grid.png", "image_0.png", "notes.txt"]
+    # an earlier output given back as image= is the user's input now: captioned, not removed
+    generate(tmp_path, pair[0], "mode=image2text", f"image={tmp_path / 'out' / 'image_0.png'}", "num_samples=1")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["captions.txt", "generation.json", "grid.png",
+                                                                  "image_0.png", "notes.txt"]

@@ -20,6 +20,7 @@ likely (log P(caption | image), its image2text direction), as DALL-E reranks its
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -39,8 +40,8 @@ class SamplingConfig:
 
     # User errors: the values come straight from the command line (generate, explain, the demo).
     def __post_init__(self) -> None:
-        if self.temperature < 0:
-            raise SupraUserError(f"temperature={self.temperature} must be >= 0 (0 = greedy)")
+        if not math.isfinite(self.temperature) or self.temperature < 0:  # nan passes a plain < 0
+            raise SupraUserError(f"temperature={self.temperature} must be a number >= 0 (0 = greedy)")
         if self.top_k is not None and self.top_k < 1:
             raise SupraUserError(f"top_k={self.top_k} must be >= 1 (or None for no limit)")
         if self.top_p is not None and not 0 < self.top_p <= 1:
@@ -49,8 +50,8 @@ class SamplingConfig:
 
 def check_image_search(guidance: float, best_of: int) -> None:
     """text2image's search settings (generate_images), checked before any work, as user errors."""
-    if guidance < 0:
-        raise SupraUserError(f"guidance={guidance} must be >= 0 (1 = off)")
+    if not math.isfinite(guidance) or guidance < 0:
+        raise SupraUserError(f"guidance={guidance} must be a number >= 0 (1 = off)")
     if best_of < 1:
         raise SupraUserError(f"best_of={best_of} must be >= 1 (1 = off)")
 

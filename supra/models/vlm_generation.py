@@ -12,6 +12,7 @@ against, and defines the semantics both share:
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
@@ -44,7 +45,7 @@ class DecodeConfig:
                 raise SupraUserError(f"{name}={getattr(self, name)!r} must be a whole number")
         if self.beam_width < 1:
             raise SupraUserError(f"beam_width={self.beam_width} must be >= 1")
-        if not isinstance(self.temperature, (int, float)) or self.temperature <= 0:
+        if not isinstance(self.temperature, (int, float)) or not math.isfinite(self.temperature) or self.temperature <= 0:
             raise SupraUserError(f"temperature={self.temperature!r} must be a number > 0 (use decode=greedy for argmax)")
 
 
