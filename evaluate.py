@@ -6,12 +6,19 @@ import hydra
 from omegaconf import DictConfig
 
 from supra.runner.evaluation import data_for_release, evaluate
-from supra.utils.cli import exit_if_run_dir_unwritable, exit_if_unknown_option, exit_on_user_error, print_help
+from supra.utils.cli import (
+    check_required,
+    exit_if_run_dir_unwritable,
+    exit_if_unknown_option,
+    exit_on_user_error,
+    print_help,
+)
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     with exit_on_user_error():
+        check_required(cfg)  # no ckpt=: one line, not OmegaConf's traceback
         evaluate(cfg)
 
 

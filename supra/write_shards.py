@@ -9,6 +9,7 @@ import io
 import json
 import logging
 import re
+import shlex
 from pathlib import Path
 
 import pyarrow as pa
@@ -108,8 +109,15 @@ def run(cfg: DictConfig) -> Path:
     print(summary_line(cfg.source, index, unreadable))  # what was read, and what was skipped and why
     specs = {s: f"{out.resolve() / s}/{{00000..{n - 1:05d}}}.tar" for s, n in written.items() if n}
     print(f"wrote {', '.join(f'{n} {s} shards' for s, n in written.items())} to {out}; train on them with:")
-    print("  python train.py experiment=vlm_shards " + " ".join(f"data.{s}_shards='{p}'" for s, p in specs.items()))
+    print("  python train.py experiment=vlm_shards " + " ".join(shell_override(f"data.{s}_shards", p) for s, p in specs.items()))
     return out
+
+
+def shell_override(key: str, value: str) -> str:
+    """key='value' as a shell passes it to Hydra whole: Hydra needs the quotes around a brace range, and a
+    shell would strip bare ones."""
+    override = f"{key}='{value}'"
+    return f'"{override}"' if not set(override) & set('"$`\\!') else shlex.quote(override)
 
 
 main = hydra_command("write_shards", run)

@@ -5,6 +5,7 @@ batches, and training through train.py."""
 from __future__ import annotations
 
 import itertools
+import shlex
 import sys
 from pathlib import Path
 
@@ -273,7 +274,14 @@ def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path, 
     cut.write_bytes(cut.read_bytes()[:200])  # a copy cut short: no shard may carry it
     run_command("write_shards", "source=coco", f"root={tmp_path / 'coco'}", f"out={tmp_path / 'shards'}",
                 "samples_per_shard=8", "show_progress=false", "layout=2014", run_dir=tmp_path)  # 2014: Hydra's int
-    summary = capsys.readouterr().out.splitlines()[0]
+    printed = capsys.readouterr().out.splitlines()
+    summary = printed[0]
+    # the command it prints runs as printed: a shell passes Hydra each shard range whole, quotes included
+    command = shlex.split(printed[2])
+    assert command[:3] == ["python", "train.py", "experiment=vlm_shards"]
+    data = compose_config("train", tmp_path / "run", command[2:]).data
+    last = len(list((tmp_path / "shards" / "train").glob("*.tar"))) - 1
+    assert data.train_shards == f"{(tmp_path / 'shards' / 'train').resolve()}/{{00000..{last:05d}}}.tar"
     assert summary.startswith("coco (2014 layout): train ") and "1 unreadable image (e.g. val2014/COCO_val2014_000000000203.jpg)" in summary
     assert "1 no image file (e.g. train2014/COCO_train2014_000000000102.jpg)" in summary  # annotated, not on disk
     index = read_caption_source("coco", tmp_path / "coco")

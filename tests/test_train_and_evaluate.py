@@ -171,11 +171,13 @@ def test_evaluate_cli_bad_options_give_one_line_and_help_is_its_own(tmp_path, tr
     runs = command_lines(*([str(ROOT / "evaluate.py"), ckpt, *case.split(), f"hydra.run.dir={tmp_path / str(i)}"]
                            for i, case in enumerate(BAD_EVALUATE_INPUTS)),
                          [str(ROOT / "evaluate.py"), ckpt, "data.num_test=5", f"hydra.run.dir={tmp_path / 'five'}"],
+                         [str(ROOT / "evaluate.py"), f"hydra.run.dir={tmp_path / 'no_ckpt'}"],
                          [str(ROOT / "evaluate.py"), "--help"], cwd=tmp_path)
     for (case, message), result in zip(BAD_EVALUATE_INPUTS.items(), runs, strict=False):
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, (case, result.stderr)
     # a data option of the checkpoint's own data (not in conf/eval.yaml) changes it
-    assert runs[-2].returncode == 0, runs[-2].stderr[-2000:]
+    assert runs[-3].returncode == 0, runs[-3].stderr[-2000:]
+    assert runs[-2].returncode == 2 and runs[-2].stderr == "error: missing ckpt=... (--help lists every option)\n"
     assert json.loads((tmp_path / "five" / "metrics.json").read_text())["n_images"] == 5
     help_text = runs[-1].stdout
     assert runs[-1].returncode == 0 and help_text.startswith("python evaluate.py: score a train.py checkpoint")
