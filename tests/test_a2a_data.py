@@ -210,6 +210,14 @@ def test_a_media_folder_changed_on_disk_is_encoded_anew_and_one_unchanged_is_rea
     assert builds == 1 and read == {"green.png": ["all lime"], "blue.png": ["all blue"], "yellow.png": ["all yellow"]}
 
 
+def test_sources_of_different_picture_sizes_are_refused_at_setup(tmp_path, vqvae_ckpt):
+    sources = source_configs()
+    sources["shapes_video"]["image_size"] = 32  # 4x4 codes beside the shapes' 8x8
+    with pytest.raises(SupraUserError, match=r"different sizes as codes: shapes 8x8 \(64 px\), shapes_video 4x4 "
+                                             r"\(32 px\); give every source the same image_size"):
+        mixture(tmp_path, vqvae_ckpt, sources=sources).setup("fit")
+
+
 def test_training_batches_never_touch_the_vqvae(ready):
     vqvae = ready.vqvae
     ready.vqvae = ready.codes.vqvae = None  # any use of it would now fail
