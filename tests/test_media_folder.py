@@ -117,6 +117,17 @@ def test_split_by_file_never_moves_a_file_as_files_are_added_and_holds_out_at_le
         split_by_file(files[:2], 0.1, 0.1, seed=0)
 
 
+def test_a_file_name_that_is_not_utf8_is_read_captioned_and_split_like_any_other(tmp_path):
+    latin1 = b"caf\xe9".decode("utf-8", "surrogateescape")  # a Latin-1 name on a Linux disk
+    Image.new("RGB", (16, 16), (200, 0, 0)).save(tmp_path / f"{latin1}.png", format="PNG")
+    (tmp_path / f"{latin1}.txt").write_text("a red cafe\n")
+    Image.new("RGB", (16, 16)).save(tmp_path / "plain.png")
+    module = MediaFolderDataModule(root=str(tmp_path), image_size=16, show_progress=False, val_fraction=0.0,
+                                   test_fraction=0.0)
+    items = module.items("train")
+    assert items.names == [f"{latin1}.png", "plain.png"] and items.captions == [["a red cafe"], []]
+
+
 def test_frames_mode_makes_every_gif_frame_an_image(folder):
     root, expected = folder
     items = every_item(datamodule(root, mode="frames"))

@@ -181,7 +181,8 @@ def scan_folder(root: str | Path) -> FolderIndex:
 
 def _draw(name: str, seed: int) -> float:
     """A number in [0, 1) that a seeded hash of the name alone gives: the file's split follows from it."""
-    return int.from_bytes(hashlib.sha256(f"{seed}\0{name}".encode()).digest()[:8], "big") / 2**64
+    # surrogateescape: a name that is not UTF-8 (a Latin-1 file name on Linux) hashes as its bytes
+    return int.from_bytes(hashlib.sha256(f"{seed}\0{name}".encode("utf-8", "surrogateescape")).digest()[:8], "big") / 2**64
 
 
 def split_by_file(files: list[str], val_fraction: float, test_fraction: float, seed: int) -> dict[str, list[str]]:
