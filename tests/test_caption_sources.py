@@ -335,3 +335,23 @@ def test_a_caption_file_that_is_not_utf8_keeps_its_accents_and_is_named(tmp_path
     assert read_lines(tmp_path / "notepad.txt") == ["a café by the sea", "crème brûlée"]
     assert read_lines(tmp_path / "utf8.txt") == ["a café by the sea"]
     assert [r.message.split(" is not UTF-8")[0] for r in caplog.records] == [str(tmp_path / "notepad.txt")]
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
+def test_a_caption_file_saved_as_unicode_with_a_byte_order_mark_is_read_as_such(tmp_path, encoding, caplog):
+    from supra.data.captions import read_lines
+
+    # Notepad's and Excel's "Unicode" saves are UTF-16 with a byte-order mark (Python's utf-16 writes one)
+    data = "a café by the sea\r\nsecond caption\r\n".encode(encoding)
+    (tmp_path / "unicode.txt").write_bytes(data if encoding != "utf-16-be" else b"\xfe\xff" + data)
+    assert read_lines(tmp_path / "unicode.txt") == ["a café by the sea", "second caption"] and not caplog.records
+
+
+def test_a_captions_tsv_saved_by_excel_as_unicode_text_is_read(tmp_path):
+    from PIL import Image
+
+    from supra.data.folder_index import scan_folder
+
+    Image.new("RGB", (16, 16)).save(tmp_path / "photo.png")
+    (tmp_path / "captions.tsv").write_bytes("file\tcaption\r\nphoto.png\ta black square\r\n".encode("utf-16"))
+    assert scan_folder(tmp_path).captions == {"photo.png": ["a black square"]}

@@ -9,7 +9,9 @@ ignored, and a deterministic split by file.
   "caption": "..."}; `captions.csv` at the root, header `file,caption` (more columns after them are
   ignored), quoted captions may hold commas (unquoted ones too when there are only the two columns);
   `captions.tsv` at the root, header `file<TAB>caption`.
-  A file may have several captions from all three; exact repeats are dropped.
+  A file may have several captions from all three; exact repeats are dropped. Caption files are read as
+  UTF-8, or UTF-16/32 where a byte-order mark says so (Notepad's and Excel's "Unicode"); any other as
+  Windows-1252, with a warning naming the file.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supra.data.captions import clean_caption, read_lines
+from supra.data.captions import clean_caption, read_caption_text, read_lines
 from supra.utils.errors import SupraUserError
 
 STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
@@ -130,7 +132,7 @@ class _Captions:
             self.add(_key(name), caption, where)
 
     def read_csv(self, path: Path) -> None:
-        text = path.read_text(encoding="utf-8-sig", errors="replace").replace("\r\n", "\n")
+        text = read_caption_text(path).replace("\r\n", "\n")
         delimiter = "\t" if path.suffix == ".tsv" else ","
         reader = csv.reader(io.StringIO(text), delimiter=delimiter)
         header = next(reader, None)

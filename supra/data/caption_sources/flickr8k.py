@@ -20,7 +20,7 @@ from pathlib import Path
 
 from supra.data.caption_sources.index import CaptionIndex, finish, seeded_split, split_sizes
 from supra.data.caption_sources.karpathy import read_karpathy
-from supra.data.captions import read_lines
+from supra.data.captions import read_caption_text, read_lines
 from supra.utils.errors import SupraUserError
 
 LAYOUTS = ("original", "kaggle", "karpathy")
@@ -90,7 +90,7 @@ def _read_original(root: Path) -> CaptionIndex:
 
 def _read_kaggle(root: Path, seed: int) -> CaptionIndex:
     index = CaptionIndex("kaggle", image_dir(root), {}, {})
-    text = find(root, ("captions.txt",)).read_text(encoding="utf-8-sig", errors="replace")
+    text = read_caption_text(find(root, ("captions.txt",)))
     reader = csv.reader(io.StringIO(text.replace("\r\n", "\n")))
     header = next(reader, None)
     if header is None or [h.strip().lower() for h in header[:2]] != ["image", "caption"]:
