@@ -127,9 +127,12 @@ class A2ADemo:
         """A GIF -> (a GIF of its first `given` frames and the `new` ones the model continues them with, message)."""
         try:
             source = _upload(path, "GIF")
-            frames = read_gif_frames(source, MAX_PIXELS, max_frames=int(given))
-        except (SupraUserError, MediaDecodeError) as err:
+        except SupraUserError as err:
             return None, f"⚠️ {err}"
+        try:
+            frames = read_gif_frames(source, MAX_PIXELS, max_frames=int(given))
+        except MediaDecodeError as err:
+            return None, f"⚠️ {source.name} cannot be used as a clip: {err}"
         if len(frames) < int(given):
             return None, (f"⚠️ {source.name} has {len(frames)} frame{'s' * (len(frames) != 1)}: the model needs "
                           f"{int(given)} to continue it; upload a longer GIF")

@@ -68,6 +68,8 @@ def test_the_a2a_page_refuses_a_one_frame_gif_for_video_in_a_message(tmp_path, b
     demo = A2ADemo(str(folder))
     gif, message = demo.video2video(str(bad_uploads["one-frame GIF"]), given=2, new=1)
     assert gif is None and "still.gif has 1 frame: the model needs 2" in message
+    gif, message = demo.video2video(str(bad_uploads["good"]), given=2, new=1)  # a PNG given as the clip
+    assert gif is None and message.startswith("⚠️ good.png cannot be used as a clip: not a GIF")
     assert demo.image2text(str(bad_uploads["bomb"]))[2].startswith("⚠️")
     assert demo.text2image("  ")[2].startswith("⚠️ write a prompt")
     image, word_maps, message = demo.text2image("a red square", best_of=1)

@@ -133,6 +133,7 @@ BAD_TRAIN_INPUTS = {
     "data=shapes_images": "error: CaptioningTask trains and scores on CaptionDataModules but the data is a "
                           "ShapesImagesDataModule: choose data=shapes, flickr8k",
     "model/encoder=pretrained": "error: missing model.net.pretrained.weights=... (--help lists every option)",
+    "ckpt_path=.": "error: ckpt_path=. is a folder: give a last.ckpt or best.ckpt of a run",
 }
 @pytest.fixture(scope="module")
 def train_py_runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
