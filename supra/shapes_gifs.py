@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from rich.progress import Progress
 
 from supra.data.base import check_split
+from supra.data.captions import read_caption_text
 from supra.pictures.files import write_exact_gif
 from supra.procedural.shapes_clips import generate_clips
 from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE, SPLIT_SEED_OFFSET
@@ -68,11 +69,15 @@ def write_clips(
 
 
 def listed_captions(out: Path) -> list[tuple[str | None, str]]:
-    """Each line of `out`'s captions.jsonl with the file it captions (None where it names none)."""
+    """Each line of `out`'s captions.jsonl with the file it captions (None where it names none), read as
+    data=media_folder reads it (any encoding it reads); a file that cannot be read is refused, not replaced."""
     try:
-        text = (out / "captions.jsonl").read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeError):
+        text = read_caption_text(out / "captions.jsonl")
+    except FileNotFoundError:
         return []
+    except OSError as err:
+        raise SupraUserError(f"{out / 'captions.jsonl'} cannot be read ({err.strerror or err}), so its captions "
+                             "could not be kept: fix it or choose another out=") from None
     listed = []
     for line in text.splitlines():
         try:

@@ -298,8 +298,8 @@ def test_clips_written_beside_the_users_own_pictures_keep_the_users_captions(tmp
     from supra.shapes_gifs import write_clips
 
     Image.new("RGB", (32, 32), (255, 0, 0)).save(tmp_path / "photo.png")
-    mine = json.dumps({"file": "photo.png", "caption": "my red photo, hand written"})
-    (tmp_path / "captions.jsonl").write_text(mine + "\n")
+    mine = json.dumps({"file": "photo.png", "caption": "my red café photo"}, ensure_ascii=False)
+    (tmp_path / "captions.jsonl").write_text(mine + "\n", encoding="utf-16")  # Notepad's "Unicode", read by media_folder
     for n in (2, 1):  # a second, smaller run drops the first one's extra clip and its captions, not the user's
         write_clips(tmp_path, n, frames=2, size=32, show_progress=False)
         lines = (tmp_path / "captions.jsonl").read_text().splitlines()
