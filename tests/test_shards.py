@@ -79,24 +79,41 @@ def test_a_tar_of_names_with_several_dots_is_counted_for_what_it_is(tmp_path):
 
 
 @pytest.mark.parametrize("reader", ["libarchive", "tarfile"])
-def test_a_tar_whose_sample_files_are_apart_is_counted_and_said_once_per_shard(tmp_path, reader, caplog):
+def test_a_tar_whose_sample_files_are_apart_reads_each_part_by_itself_and_says_why_once(tmp_path, reader, caplog,
+                                                                                        monkeypatch):
     import io
+    import json
     import tarfile
 
+    import supra.data.caption_sources.shards as shards_module
     from tests.caption_source_fixtures import jpeg_bytes
 
-    files = [(f"{i}.jpg", jpeg_bytes(i)) for i in range(2)] + [(f"{i}.txt", f"a photo {i}".encode()) for i in range(2)]
-    with tarfile.open(tmp_path / "apart.tar", "w") as tar:  # as `tar cf apart.tar *.jpg *.txt` orders them
-        for name, data in files:
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    tally = Unusable()
+    def write_tar(name: str, files: list[tuple[str, bytes]]) -> str:
+        with tarfile.open(tmp_path / name, "w") as tar:
+            for member, data in files:
+                info = tarfile.TarInfo(member)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+        return str(tmp_path / name)
+
+    def read(url: str) -> tuple[list[str], Unusable]:
+        tally = Unusable()
+        return [s.key for raw in raw_samples([url], tally, reader) if (s := usable(raw, tally))], tally
+
+    monkeypatch.setattr(shards_module, "_apart_said", False)
+    jpgs = [(f"{i}.jpg", jpeg_bytes(i)) for i in range(2)]
+    txts = [(f"{i}.txt", f"a photo {i}".encode()) for i in range(2)]
     with caplog.at_level("WARNING"):
-        assert not [raw for raw in raw_samples([str(tmp_path / "apart.tar")], tally, reader) if usable(raw, tally)]
-    assert dict(tally) == {"no caption": 2, APART: 2}
-    warnings = [r.getMessage() for r in caplog.records if "not next to each other" in r.getMessage()]
-    assert len(warnings) == 1 and "apart.tar" in warnings[0] and "'0'" in warnings[0]
+        # as `tar cf apart.tar *.jpg *.txt` orders them: images without captions, then captions without images
+        assert read(write_tar("apart.tar", jpgs + txts)) == ([], {"no caption": 2, APART: 2})
+        read(write_tar("again.tar", jpgs + txts))
+    said = [r.getMessage() for r in caplog.records if "not next to each other" in r.getMessage()]
+    assert len(said) == 1 and "apart.tar" in said[0] and "'0'" in said[0]  # once, naming the first shard and key
+    # the json files added later (`tar rf`): the image-and-caption parts are whole samples and train
+    jsons = [(f"{i}.json", json.dumps({"status": "success"}).encode()) for i in range(2)]
+    interleaved = [f for pair in zip(jpgs, txts, strict=True) for f in pair]
+    keys, tally = read(write_tar("json_first.tar", jsons + interleaved))
+    assert keys == ["json_first.tar/0", "json_first.tar/1"] and tally == {"no image": 2}
 
 
 def test_sixteen_bit_grey_is_scaled_and_a_bomb_is_refused_naming_the_limit_given(tmp_path):

@@ -37,8 +37,10 @@ log = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = ("jpg", "jpeg", "png", "webp")
 SHARD_ERRORS = (OSError, ValueError, EOFError)  # what reading a damaged or unreachable shard raises
-# a sample's files apart in the tar: webdataset's rule reads each part as a sample of its own
-APART = "later part of a sample whose files are apart in the tar (its first part counted as no image or no caption)"
+# a sample's files apart in the tar: webdataset's rule reads each part as a sample of its own, and a part
+# without an image or a caption is unusable; counted under this reason (its earlier part, if unusable too,
+# under "no image" or "no caption": it was read before the split showed)
+APART = "part of a sample whose files are apart in the tar"
 
 
 def expand_shards(spec: str | list[str]) -> list[str]:
@@ -134,15 +136,7 @@ def raw_samples(shards: Iterable[str], tally: Unusable, reader: str = "auto") ->
             _count_damaged(url, exn, tally)
             continue
         try:
-            warned = False
-            for sample in tar_samples(url, stream, reader):
-                if sample.get("__apart__") and not warned:
-                    warned = True
-                    log.warning("shard %s: the files of sample %r are not next to each other in the tar (as `tar cf "
-                                "x.tar *.jpg *.txt` makes): a sample is the run of adjacent files sharing a key, so "
-                                "its parts count as unusable; write each sample's files together (python -m "
-                                "supra.write_shards, or tar --sort=name)", url, sample["__key__"])
-                yield sample
+            yield from tar_samples(url, stream, reader)
             stream.close()  # a `pipe:` command that failed may say so only here
         except Exception as exn:  # a damaged tar, as libarchive, tarfile or the stream reports it
             _count_damaged(url, exn, tally)
@@ -158,9 +152,6 @@ def _count_damaged(url: str, exn: Exception, tally: Unusable) -> None:
 
 def usable(sample: dict[str, Any], tally: Unusable) -> ShardSample | None:
     """The sample's key, caption and image bytes, or None (counted) when it cannot be trained on."""
-    if sample.get("__apart__"):
-        tally[APART] += 1
-        return None
     meta: dict[str, Any] = {}
     if "json" in sample:
         try:
@@ -174,7 +165,8 @@ def usable(sample: dict[str, Any], tally: Unusable) -> ShardSample | None:
     if not image:
         # a.b.jpg is key "a", extension "b.jpg" to webdataset: say so rather than "no image"
         dotted = any(name.rsplit(".", 1)[-1] in IMAGE_EXTENSIONS for name in sample if "." in name)
-        tally["image named with several dots (a sample's key ends at the first dot)" if dotted else "no image"] += 1
+        tally[_apart(sample) or ("image named with several dots (a sample's key ends at the first dot)"
+                                 if dotted else "no image")] += 1
         return None
     text = sample.get("txt", b"")
     text = text.decode("utf-8-sig", errors="replace") if isinstance(text, bytes) else ""
@@ -184,10 +176,28 @@ def usable(sample: dict[str, Any], tally: Unusable) -> ShardSample | None:
     texts = [t for t in listed if isinstance(t, str)] or [fallback]
     captions = [c for c in (clean_caption(t) for t in texts) if c]
     if not captions:
-        tally["no caption"] += 1
+        tally[_apart(sample) or "no caption"] += 1
         return None
     shard = str(sample.get("__url__", "")).rsplit("/", 1)[-1]
     return ShardSample(f"{shard}/{sample['__key__']}", captions, image)
+
+
+_apart_said = False  # once per process: a stream reads every shard again each epoch, in each worker
+
+
+def _apart(sample: dict[str, Any]) -> str | None:
+    """APART for an unusable part of a sample whose files are apart in the tar (said once, with the remedy)."""
+    global _apart_said
+    if not sample.get("__apart__"):
+        return None
+    if not _apart_said:
+        _apart_said = True
+        log.warning("shard %s: the files of sample %r are not next to each other in the tar (as `tar cf x.tar *.jpg "
+                    "*.txt` leaves them): a sample is the run of adjacent files sharing a key, so its parts are read as "
+                    "samples of their own, without an image or a caption; write each sample's files together (python "
+                    "-m supra.write_shards does, as does tar of a folder: tar cf x.tar --sort=name -C DIR .)",
+                    sample.get("__url__"), sample["__key__"])
+    return APART
 
 
 def usable_samples(shards: Iterable[str], tally: Unusable) -> Iterator[ShardSample]:

@@ -28,6 +28,9 @@ log = logging.getLogger(__name__)
 
 BLOCK_BYTES = 1 << 16  # what libarchive asks of the stream at a time: a photo in one or two reads
 MAX_BLOCK_BYTES = 1 << 24  # a file's bytes are taken in blocks of its size up to this
+# keys remembered to notice a sample's files apart in a tar: all of an img2dataset shard's (10,000), a
+# bounded ~10 MB of a single huge tar's
+FINISHED_KEYS = 100_000
 
 
 @functools.cache
@@ -47,17 +50,19 @@ def libarchive_or_none() -> ModuleType | None:
 def tar_samples(url: str, stream: BinaryIO, reader: str = "auto") -> Iterator[dict[str, Any]]:
     """The samples of the tar `stream` read from `url`, in order; raises (the sample in progress dropped)
     on a damaged tar. A key met again after other keys (a tar made by `tar cf x.tar *.jpg *.txt`) starts a
-    sample marked `__apart__`: its files were not adjacent, so webdataset's rule split it."""
+    sample marked `__apart__`: its files were not adjacent, so webdataset's rule split it (the caller says so
+    where that leaves a part unusable)."""
     from webdataset.tariterators import base_plus_ext
 
     sample: dict[str, Any] | None = None
-    finished: set[str] = set()  # a shard's keys: ~100 bytes each, a few MB for a large shard
+    finished: set[str] = set()  # the tar's keys so far (~100 bytes each), up to FINISHED_KEYS of them
     for name, data in tar_members(stream, reader):
         key, extension = base_plus_ext(name)
         if key is None:
             continue
         if sample is not None and key != sample["__key__"]:
-            finished.add(sample["__key__"])
+            if len(finished) < FINISHED_KEYS:
+                finished.add(sample["__key__"])
             yield sample
             sample = None
         if sample is None:
