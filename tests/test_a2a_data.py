@@ -203,19 +203,64 @@ def test_a_media_folder_changed_on_disk_is_encoded_anew_and_one_unchanged_is_rea
     write_folder(["red", "green", "blue", "yellow"])
     assert captions_read() == (1, {f"{n}.png": [f"all {n}"] for n in colours})
     assert captions_read()[0] == 0  # unchanged: read from the cache
-    (root / "red.png").unlink()
-    write_folder(["green", "blue", "yellow"])  # captions rewritten, red gone
     (root / "captions.jsonl").write_text((root / "captions.jsonl").read_text().replace("all green", "all lime"))
+    builds, read = captions_read()  # a caption changed, not a picture
+    assert builds == 1 and read["green.png"] == ["all lime"]
+    (root / "red.png").unlink()
+    write_folder(["green", "blue", "yellow"])  # a picture gone, its caption with it
     builds, read = captions_read()
-    assert builds == 1 and read == {"green.png": ["all lime"], "blue.png": ["all blue"], "yellow.png": ["all yellow"]}
+    assert builds == 1 and read == {"green.png": ["all green"], "blue.png": ["all blue"], "yellow.png": ["all yellow"]}
 
 
-def test_sources_of_different_picture_sizes_are_refused_at_setup(tmp_path, vqvae_ckpt):
+def test_a_procedural_sources_cache_key_is_its_config_alone_and_no_cache_reads_no_stamp(tmp_path, vqvae_ckpt,
+                                                                                       monkeypatch):
+    import hashlib
+    import json
+
+    from supra.data.a2a.sources import CACHE_FORMAT, weights_sha256
+
+    data = mixture(tmp_path, vqvae_ckpt)
+    data.setup("fit")
+    vqvae_hash = weights_sha256(data.vqvae)
+    for name, config in source_configs().items():  # the key codes cached before stamps existed were under
+        key = {"format": CACHE_FORMAT, "vqvae_sha256": vqvae_hash, "data": config}
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        assert (data.cache_dir / f"{name}-{digest}" / "meta.json").is_file()
+
+    def no_walk(self) -> str:
+        raise AssertionError("stamped without a cache")
+
+    from supra.data.media.datamodule import MediaDataModule
+
+    monkeypatch.setattr(MediaDataModule, "inputs_stamp", no_walk)
+    uncached = mixture(tmp_path, vqvae_ckpt, cache_dir=None)
+    uncached.setup("fit")
+    assert uncached.cache_builds == 2
+
+
+def test_codes_of_a_vqvae_with_more_codes_than_int16_holds_are_cached_and_read_back_whole(tmp_path):
+    import numpy as np
+
+    big = write_vqvae_checkpoint(tmp_path / "big.ckpt", num_codes=40_000)
+    settings = {"sources": {"shapes": source_configs()["shapes"]}, "tasks": {"text2image": 1, "image2text": 1},
+                "num_codes": 40_000}
+    data = mixture(tmp_path, big, **settings)
+    data.setup("fit")
+    again = mixture(tmp_path, big, **settings)
+    again.setup("fit")
+    folder = next(p for p in data.cache_dir.iterdir() if p.is_dir())
+    assert again.cache_builds == 0 and np.load(folder / "codes_train.npy").dtype == np.int32
+    assert torch.equal(again.data["train"][0].codes, data.data["train"][0].codes)
+
+
+def test_sources_of_different_picture_sizes_are_refused_before_any_is_encoded(tmp_path, vqvae_ckpt):
     sources = source_configs()
     sources["shapes_video"]["image_size"] = 32  # 4x4 codes beside the shapes' 8x8
-    with pytest.raises(SupraUserError, match=r"different sizes as codes: shapes 8x8 \(64 px\), shapes_video 4x4 "
-                                             r"\(32 px\); give every source the same image_size"):
-        mixture(tmp_path, vqvae_ckpt, sources=sources).setup("fit")
+    data = mixture(tmp_path, vqvae_ckpt, sources=sources)
+    with pytest.raises(SupraUserError, match=r"different sizes: shapes 64 px, shapes_video 32 px; give every source "
+                                             r"the same image_size"):
+        data.setup("fit")
+    assert data.cache_builds == 0  # before any source was encoded
 
 
 def test_training_batches_never_touch_the_vqvae(ready):

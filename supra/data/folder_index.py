@@ -20,13 +20,13 @@ import csv
 import hashlib
 import io
 import json
-import os
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from supra.data.captions import clean_caption, read_caption_text, read_lines
 from supra.utils.errors import SupraUserError
+from supra.utils.files import visible_files
 
 STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 GIF_SUFFIX = ".gif"
@@ -68,16 +68,6 @@ class FolderIndex:
     captions: dict[str, list[str]]
     ignored: Tally = field(default_factory=Tally)  # files that are not media
     caption_problems: Tally = field(default_factory=Tally)
-
-
-def _walk(root: Path) -> list[str]:
-    """Every non-hidden file under root as a relative posix path, sorted; symlinked folders not followed."""
-    found = []
-    for folder, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        base = Path(folder).relative_to(root)
-        found += [(base / name).as_posix() for name in files if not name.startswith(".")]
-    return sorted(found)
 
 
 def _key(name: str) -> str:
@@ -159,7 +149,7 @@ def scan_folder(root: str | Path) -> FolderIndex:
         raise SupraUserError(f"data.root={root} does not exist: point it at a folder of images and GIFs")
     if not root.is_dir():
         raise SupraUserError(f"data.root={root} is a file, not a folder: point it at a folder of images and GIFs")
-    files = _walk(root)
+    files = visible_files(root)
     media = [f for f in files if f.lower().endswith((*STILL_SUFFIXES, GIF_SUFFIX))]
     if not media:
         found = f" (only {len(files)} other files, e.g. {', '.join(files[:2])})" if files else " (it is empty)"

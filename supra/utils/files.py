@@ -130,23 +130,32 @@ def require_writable_dir(path: str | os.PathLike, what: str, remedy: str = "choo
         raise SupraUserError(f"cannot write to {what} ({err.strerror or err}): {remedy}") from None
 
 
-def tree_stamp(root: str | os.PathLike) -> str:
-    """A stamp of what `root` holds that changes when a file is added, removed, renamed or rewritten: the
-    relative path, size and modification time of every non-hidden file under it (hidden ones, such as a
-    `.supra_cache` inside it, and symlinked folders left out, as a media folder's reading leaves them)."""
-    root = Path(root)
-    if root.is_file():
-        stat = root.stat()
-        return f"{stat.st_size}:{stat.st_mtime_ns}"
-    digest = hashlib.sha256()
+def visible_files(root: str | os.PathLike) -> list[str]:
+    """Every file under `root` as a relative posix path, sorted: hidden files and folders (a leading dot:
+    .git, .DS_Store, a `.supra_cache` inside a data folder) passed over, symlinked folders not followed."""
+    root, found = Path(root), []
     for folder, dirs, files in os.walk(root):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        for name in sorted(f for f in files if not f.startswith(".")):
-            path = Path(folder) / name
-            try:
-                stat = path.stat()
-            except OSError:  # a dangling link: its name still counts
-                stat = None
-            digest.update(f"{path.relative_to(root).as_posix()}|{stat and stat.st_size}|{stat and stat.st_mtime_ns}\n"
-                          .encode("utf-8", "surrogateescape"))
+        base = Path(folder).relative_to(root)
+        found += [(base / name).as_posix() for name in files if not name.startswith(".")]
+    return sorted(found)
+
+
+def file_stamp(path: str | os.PathLike) -> str:
+    """A file's size and modification time, which change when it is rewritten ("missing" when it is not
+    there: a dangling link, a file removed meanwhile)."""
+    try:
+        stat = Path(path).stat()
+    except OSError:
+        return "missing"
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def tree_stamp(root: str | os.PathLike) -> str:
+    """A stamp of the visible files under `root` (visible_files) that changes when one is added, removed,
+    renamed or rewritten: each one's path and file_stamp. Copies made without keeping modification times
+    (`cp -r`) stamp differently: what the stamp keys is built again for them."""
+    digest = hashlib.sha256()
+    for name in visible_files(root):
+        digest.update(f"{name}|{file_stamp(Path(root) / name)}\n".encode("utf-8", "surrogateescape"))
     return digest.hexdigest()[:16]

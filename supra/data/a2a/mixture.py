@@ -39,7 +39,6 @@ from torch.utils.data import DataLoader
 from supra.data.a2a.batches import EvalBatches, MixtureBatches, SequenceBuilder, eligible, task_items
 from supra.data.a2a.sources import SourceCodes, SourceSplit
 from supra.data.base import SPLITS, batch_is_ready, check_batch_sizes, check_split
-from supra.data.media.datamodule import PATCH
 from supra.tokens.a2a_layout import TokenLayout
 from supra.tokens.a2a_sequences import (
     NEEDS,
@@ -206,7 +205,6 @@ class A2AMixtureDataModule(L.LightningDataModule):
             return
         codes = self.codes.all()
         self.data = {split: [codes[name][split] for name in self.source_configs] for split in SPLITS}
-        self._check_one_picture_size(codes)
         self.vocab = self._vocabulary(self.data["train"])
         for split, parts in self.data.items():
             for part in parts:
@@ -216,16 +214,6 @@ class A2AMixtureDataModule(L.LightningDataModule):
             if self.weights[task] > 0 and not task_items(task, self.data["train"]):
                 raise SupraUserError(f"data.tasks.{task} has weight {self.weights[task]:g} but no source has items "
                                      f"for it (it needs {NEEDS[task]} items): add such a source or set its weight to 0")
-
-    def _check_one_picture_size(self, codes: dict[str, dict[str, SourceSplit]]) -> None:
-        """Every source's pictures in one grid of codes: batches mix them (a mismatch trained, then failed
-        at the first evaluation batch that stacked two sources)."""
-        grids = {name: tuple(part.codes.shape[-2:]) for name, splits in codes.items() for part in splits.values()
-                 if len(part)}
-        if len(set(grids.values())) > 1:
-            sizes = ", ".join(f"{name} {h}x{w} ({PATCH * h} px)" for name, (h, w) in grids.items())
-            raise SupraUserError(f"data.sources give pictures of different sizes as codes: {sizes}; give every "
-                                 "source the same image_size (data.sources.<name>.image_size)")
 
     @property
     def layout(self) -> TokenLayout:

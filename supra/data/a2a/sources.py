@@ -65,6 +65,16 @@ def weights_sha256(net: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
+def check_one_picture_size(modules: dict[str, MediaDataModule]) -> None:
+    """Every source's pictures at one size, before any is encoded: batches mix them (a mismatch trained,
+    then failed at the first evaluation batch that stacked two sources)."""
+    sizes = {name: module.image_size for name, module in modules.items()}
+    if len(set(sizes.values())) > 1:
+        listed = ", ".join(f"{name} {size} px" for name, size in sizes.items())
+        raise SupraUserError(f"data.sources give pictures of different sizes: {listed}; give every source the same "
+                             "image_size (data.sources.<name>.image_size)")
+
+
 class SourceCodes:
     """{split: SourceSplit} of every source, from the cache when it holds them, else encoded (and cached).
 
@@ -75,23 +85,29 @@ class SourceCodes:
                  cache_dir: Path | None) -> None:
         self.sources, self.vqvae, self.num_codes, self.cache_dir = sources, vqvae, num_codes, cache_dir
         self.builds = 0  # how many sources this object encoded (tests: 0 on a cache hit)
+        self._stamps: dict[str, str] = {}
 
-    def folder(self, name: str, vqvae_hash: str, inputs_stamp: str) -> Path | None:
+    def folder(self, name: str, vqvae_hash: str, module: MediaDataModule) -> Path | None:
         """The cache folder of source `name`'s codes: keyed by the VQ-VAE, the source's config and what it
-        reads from disk (a media folder's files changed, added or removed: encoded anew)."""
+        reads from disk (`inputs_stamp`: a folder whose files changed, were added or removed is encoded
+        anew). A procedural source reads nothing: its key is the config's alone, as before stamps."""
         if self.cache_dir is None:
             return None
-        key_data = {"format": CACHE_FORMAT, "vqvae_sha256": vqvae_hash, "data": self.sources[name],
-                    "inputs": inputs_stamp}
+        if name not in self._stamps:  # once per process: a large folder is walked once, not per hook
+            self._stamps[name] = module.inputs_stamp()
+        key_data = {"format": CACHE_FORMAT, "vqvae_sha256": vqvae_hash, "data": self.sources[name]}
+        if self._stamps[name]:
+            key_data["inputs"] = self._stamps[name]
         key = hashlib.sha256(json.dumps(key_data, sort_keys=True, default=str).encode()).hexdigest()[:16]
         return self.cache_dir / f"{name}-{key}"
 
     def all(self) -> dict[str, dict[str, SourceSplit]]:
         vqvae_hash = weights_sha256(self.vqvae)
+        modules = {name: self._module(name) for name in self.sources}
+        check_one_picture_size(modules)
         result = {}
-        for name in self.sources:
-            module = self._module(name)
-            folder = self.folder(name, vqvae_hash, module.inputs_stamp())
+        for name, module in modules.items():
+            folder = self.folder(name, vqvae_hash, module)
             if folder is not None and (folder / "meta.json").is_file():
                 result[name] = self._read(folder, name)
                 log.info("a2a codes of %s read from the cache %s", name, folder)

@@ -7,6 +7,8 @@ left empty stops the run with that line.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -57,6 +59,14 @@ class DecodedPhotos:
             items = [index.stored.get(k) or index.image_dir / k for k in keys]
             self._read = index, ImageCache(self.cache_dir, items, self.image_size, keys)
         return self._read
+
+    def inputs_stamp(self) -> str:
+        """What the photos are read from: the annotations' splits and captions, and each image's name, size
+        and modification time (the decoded cache's key), wherever the images are (a symlinked folder too)."""
+        index, cache = self._cache()
+        digest = hashlib.sha256(cache.array_path.name.encode())
+        digest.update(json.dumps([index.splits, index.captions], sort_keys=True).encode())
+        return digest.hexdigest()[:16]
 
     def prepare(self, show_progress: bool = True) -> None:
         """Decode into the cache unless it is there (Lightning's prepare_data: one process does it)."""

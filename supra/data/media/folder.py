@@ -91,7 +91,8 @@ class MediaFolderDataModule(MediaDataModule):
         self._loaded: dict[str, MediaItems] | None = None
 
     def inputs_stamp(self) -> str:
-        return tree_stamp(self.root)
+        # a folder not there (scoring on a machine that holds only the codes): the codes cached for the config
+        return tree_stamp(self.root) if self.root.is_dir() else ""
 
     # -- decoding one file ------------------------------------------------------------------------
 

@@ -14,7 +14,6 @@ from typing import Any
 
 from supra.data.caption_sources.decoded import DecodedPhotos
 from supra.data.media.datamodule import MediaDataModule, MediaItems
-from supra.utils.files import tree_stamp
 
 
 class PhotoCaptionsMediaDataModule(MediaDataModule):
@@ -30,7 +29,7 @@ class PhotoCaptionsMediaDataModule(MediaDataModule):
         self.show_progress = show_progress
 
     def inputs_stamp(self) -> str:
-        return tree_stamp(self.photos.root)  # its decoded cache, <root>/.supra_cache, is hidden: left out
+        return self.photos.inputs_stamp() if self.photos.root.exists() else ""
 
     def prepare_data(self) -> None:
         self.photos.prepare(self.show_progress)

@@ -9,12 +9,11 @@ frozen VQ-VAE and cached like any source's. Streaming the codes of web-scale sha
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from supra.data.caption_sources.shards import check_local_shards, expand_shards, local_shard_file, read_whole
 from supra.data.media.datamodule import MediaDataModule, MediaItems
-from supra.utils.files import tree_stamp
+from supra.utils.files import file_stamp
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +29,7 @@ class ShardImagesMediaDataModule(MediaDataModule):
     def inputs_stamp(self) -> str:
         """Local shards by size and modification time; a remote one by its URL (shards are written once)."""
         urls = [u for spec in self.specs.values() for u in expand_shards(spec)]
-        return "|".join(f"{u}:{tree_stamp(path) if (path := local_shard_file(u)) and Path(path).is_file() else ''}"
-                        for u in urls)
+        return "|".join(f"{u}:{file_stamp(path) if (path := local_shard_file(u)) else ''}" for u in urls)
 
     def load_split(self, split: str) -> MediaItems:
         # a local shard that is not there (a typo in the brace range): one line, not a warning and fewer images
