@@ -48,11 +48,12 @@ def run(cfg: DictConfig) -> Path:
     with Progress(disable=not cfg.show_progress, transient=True) as progress:
         for split in cfg.splits:
             items = datamodule.items(split)
-            encoded[split] = items, encode_items(net, items.pixels, cfg.batch_size, device, progress, f"encoding {split}")
+            codes = encode_items(net, items.pixels, cfg.batch_size, device, progress, f"encoding {split}")
+            encoded[split] = items, codes.numpy().astype(dtype)  # held as stored, not as int64
     (out / "meta.json").unlink(missing_ok=True)  # overwriting: the folder is incomplete until the end
     counts, shapes = {}, {}
     for split, (items, codes) in encoded.items():
-        write_split(out, split, codes.numpy().astype(dtype), items.names, items.captions, items.files)
+        write_split(out, split, codes, items.names, items.captions, items.files)
         counts[split], shapes[split] = len(codes), list(codes.shape[1:])
         log.info("%s: %d items -> codes %s (%s)", split, len(codes), list(codes.shape), dtype.name)
     write_meta(out, {

@@ -116,7 +116,8 @@ def run(cfg: DictConfig) -> Path:
 def shell_override(key: str, value: str) -> str:
     """key='value' as a shell passes it to Hydra whole: Hydra needs the quotes around a brace range, and a
     shell would strip bare ones."""
-    override = f"{key}='{value}'"
+    quoted = value.replace("'", "\\'")  # a quote in the path is \' inside Hydra's quotes
+    override = f"{key}='{quoted}'"
     return f'"{override}"' if not set(override) & set('"$`\\!') else shlex.quote(override)
 
 

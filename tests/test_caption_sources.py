@@ -347,6 +347,14 @@ def test_a_caption_file_saved_as_unicode_with_a_byte_order_mark_is_read_as_such(
     assert read_lines(tmp_path / "unicode.txt") == ["a café by the sea", "second caption"] and not caplog.records
 
 
+def test_a_unicode_caption_file_with_a_damaged_character_keeps_the_rest_of_its_text(tmp_path, caplog):
+    from supra.data.captions import read_lines
+
+    (tmp_path / "cut.txt").write_bytes("a café by the sea\nsecond".encode("utf-16") + b"\x00")  # one byte over
+    lines = read_lines(tmp_path / "cut.txt")
+    assert lines[0] == "a café by the sea" and lines[1].startswith("second") and "byte-order mark says UTF-16" in caplog.text
+
+
 def test_a_captions_tsv_saved_by_excel_as_unicode_text_is_read(tmp_path):
     from PIL import Image
 

@@ -128,7 +128,7 @@ def test_sixteen_bit_grey_is_scaled_and_a_bomb_is_refused_naming_the_limit_given
     with pytest.raises(UNREADABLE, match=r"1100x1000 = 1100000 pixels, over max_pixels=1000000"):
         load_rgb(tmp_path / "bomb.png", max_pixels=1_000_000)
     # over twice the limit Pillow refuses by itself, naming twice the limit: the same words as under it
-    with pytest.raises(UNREADABLE, match=r"^1100x1000 = 1100000 pixels, over max_pixels=500000$"):
+    with pytest.raises(UNREADABLE, match=r"^1100000 pixels, over max_pixels=500000$"):
         load_rgb(tmp_path / "bomb.png", max_pixels=500_000)
 
 
@@ -333,6 +333,17 @@ def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path, 
         run_command("write_shards", "source=coco", f"root={tmp_path / 'coco'}", "layout=karpathy",
                     f"out={tmp_path / 'more'}", run_dir=tmp_path)
     assert "has no dataset_coco.json (layout=karpathy)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("path", ["/plain/{00000..00009}.tar", "/data/a b/{0..1}.tar", "/data/o'brien/{0..1}.tar",
+                                  "/data/$HOME/{0..1}.tar", "/data/back\\slash/{0..1}.tar"])
+def test_the_printed_shard_override_reaches_hydra_as_the_path_whatever_it_holds(path):
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    from supra.write_shards import shell_override
+
+    (argument,) = shlex.split(shell_override("data.train_shards", path))  # as a POSIX shell splits it
+    assert OverridesParser.create().parse_override(argument).value() == path
 
 
 def test_resampled_epochs_have_the_length_asked_and_draw_shards_anew_each_epoch(tmp_path):

@@ -33,12 +33,16 @@ def read_caption_text(path: Path) -> str:
     Windows-1252, with a warning naming it, rather than with its accents silently turned into replacement
     characters."""
     data = path.read_bytes()
-    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), "utf-8")
+    encoding = next((name for bom, name in _BOMS if data.startswith(bom)), None)
     try:
-        return data.decode(encoding)
+        return data.decode(encoding or "utf-8")
     except UnicodeDecodeError as err:
-        log.warning("%s is not %s (byte %d): read as Windows-1252; save it as UTF-8 if its captions look wrong",
-                    path, encoding.upper().removesuffix("-SIG"), err.start)
+        if encoding is not None:  # its mark names the encoding: a damaged character is one, not the file
+            log.warning("%s: a byte-order mark says %s, but byte %d is not: read with replacement characters",
+                        path, encoding.upper().removesuffix("-SIG"), err.start)
+            return data.decode(encoding, errors="replace")
+        log.warning("%s is not UTF-8 (byte %d): read as Windows-1252; save it as UTF-8 if its captions look wrong",
+                    path, err.start)
         return data.decode("cp1252", errors="replace")
 
 

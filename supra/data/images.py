@@ -7,7 +7,9 @@ GIF animations are decoded in gif_frames.py."""
 from __future__ import annotations
 
 import io
+import re
 import struct
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -80,14 +82,15 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 def load_rgb(path: str | Path | BinaryIO, max_pixels: int = 100_000_000, draft: int | None = None) -> Image.Image:
     """Any image file -> RGB PIL image: EXIF orientation applied, any mode (L, CMYK, P, RGBA, ICC) converted.
     `draft`: a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) still at least this on each side."""
-    # Opening reads the header alone, and the size is refused from it below, naming max_pixels: Pillow's own
-    # check only warns up to twice its limit and above it names that (twice max_pixels). Its limit is left
-    # at max_pixels for Pillow's later opens.
-    Image.MAX_IMAGE_PIXELS = None
-    try:
-        image = Image.open(path)
-    finally:
-        Image.MAX_IMAGE_PIXELS = max_pixels
+    Image.MAX_IMAGE_PIXELS = max_pixels  # decompression bombs raise instead of eating memory
+    with warnings.catch_warnings():  # Pillow only warns up to twice its limit: refused here from the header
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(path)
+        except Image.DecompressionBombError as err:  # over twice the limit, Pillow names that: say max_pixels
+            found = re.search(r"\((\d+) pixels\)", str(err))
+            pixels = found.group(1) if found else f"over {2 * max_pixels}"
+            raise Image.DecompressionBombError(f"{pixels} pixels, over max_pixels={max_pixels}") from None
     with image:
         if image.width * image.height > max_pixels:
             raise Image.DecompressionBombError(f"{image.width}x{image.height} = {image.width * image.height} "

@@ -60,9 +60,9 @@ def check_run_config(cfg: DictConfig) -> None:
         raise SupraUserError(f"the output directory {cfg.paths.output_dir} already holds a run (checkpoints/{held[0].name}): "
                              "choose another with hydra.run.dir=DIR (a resumed run, ckpt_path=..., writes a new one)")
     if cfg.get("ckpt_path") and Path(cfg.ckpt_path).is_dir():
-        held = [p for p in (Path(cfg.ckpt_path) / "checkpoints" / "last.ckpt", Path(cfg.ckpt_path) / "last.ckpt") if p.is_file()]
+        last = [p for p in (Path(cfg.ckpt_path) / "checkpoints" / "last.ckpt", Path(cfg.ckpt_path) / "last.ckpt") if p.is_file()]
         raise SupraUserError(f"ckpt_path={cfg.ckpt_path} is a folder: give a last.ckpt or best.ckpt of a run"
-                             + (f", e.g. ckpt_path={held[0]}" if held else ""))
+                             + (f", e.g. ckpt_path={last[0]}" if last else ""))
     if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
         raise SupraUserError(f"ckpt_path={cfg.ckpt_path} does not exist: give a last.ckpt or best.ckpt of a run")
 
