@@ -241,6 +241,21 @@ def test_a_non_release_architecture_saves_a_folder_that_reads_back(vit_run, tmp_
     assert json.loads((tmp_path / "out" / "captions.jsonl").read_text())["file"].endswith("red.jpg")
 
 
+def test_a_gelu_encoder_exports_as_a_supra_folder_that_reads_back_as_gelu(trained_run, tmp_path):
+    checkpoint = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=False)
+    checkpoint["supra"]["run_config"]["model"]["net"]["encoder_activation"] = "gelu"  # same weights, other model
+    torch.save(checkpoint, tmp_path / "gelu.ckpt")
+    run_command("export", f"ckpt={tmp_path / 'gelu.ckpt'}", f"out={tmp_path / 'folder'}")
+    assert json.loads((tmp_path / "folder" / "config.json").read_text())["encoder_activation"] == "gelu"
+    card = (tmp_path / "folder" / "README.md").read_text()
+    assert "SupraVL-Nano-900k" not in card  # the published inference code would build it with ReLU
+    (from_ckpt, _, _), (from_folder, _, _) = load_captioner(tmp_path / "gelu.ckpt"), load_captioner(tmp_path / "folder")
+    assert from_folder.config.encoder_activation == "gelu"
+    images = torch.randn(2, 3, 112, 112)
+    tokens = torch.full((2, 1), BOS)
+    assert torch.equal(from_folder(images, tokens)[0], from_ckpt(images, tokens)[0])
+
+
 def test_a_folder_given_to_another_architecture_is_one_line(vit_run, tmp_path):
     run_command("export", f"ckpt={vit_run / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'folder'}")
     cfg = compose_config("train", tmp_path / "run", [*SMALL_RUN, f"model.init_from={tmp_path / 'folder'}"])

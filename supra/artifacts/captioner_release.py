@@ -39,7 +39,8 @@ from supra.utils.files import atomic_dir
 
 RELEASE_KEYS = ("D_MODEL", "N_HEADS", "N_LAYERS", "D_FF", "VIS_CH", "N_VIS", "VOCAB_SIZE", "MAX_SEQ", "IMG_SIZE")
 OPTIONAL_KEYS = ("attn.mask",)  # the release may carry causal-mask buffers; our model computes the mask
-ARCHITECTURE_KEYS = ("encoder", "vit", "pretrained", "resampler_layers", "fusion", "cross_attention_every")
+ARCHITECTURE_KEYS = ("encoder", "encoder_activation", "vit", "pretrained", "resampler_layers", "fusion",
+                     "cross_attention_every")
 
 
 def architecture_of(config: dict) -> dict:
@@ -112,7 +113,8 @@ def export_release(ckpt: str | Path, out_dir: str | Path, license: str = "other"
                     "global_step": checkpoint.get("global_step")}, tmp / "model.pt")
         if grid is not None:
             shutil.copyfile(grid, tmp / "samples.png")
-        front = card_front_matter("image-to-text", "SupraVL-Nano-900k", ["supra", "image-captioning", "supravl-nano"],
+        name = "SupraVL-Nano-900k" if net.config.is_release_architecture else "Supra captioner (SupraVL-Nano roadmap)"
+        front = card_front_matter("image-to-text", name, ["supra", "image-captioning", "supravl-nano"],
                                   data_names(run_config), metrics, license)
         (tmp / "README.md").write_text(front + _model_card(config, run_config, metrics, grid is not None))
     return out_dir

@@ -109,13 +109,14 @@ class VLMNanoConfig:
     @property
     def is_release_architecture(self) -> bool:
         """The release's layers (any sizes of its keys): saved in the release format, else a Supra folder."""
-        return self.encoder == "cnn" and self.fusion == "prefix" and not self.resampler_layers
+        return (self.encoder == "cnn" and self.fusion == "prefix" and not self.resampler_layers
+                and self.encoder_activation == "relu")  # the published code's (the inference snippet builds ReLU)
 
     @property
     def architecture(self) -> dict[str, object]:
         """The roadmap choices that differ from the release's, as plain data (config.json of a folder)."""
         default = VLMNanoConfig()
-        keys = ["encoder", "resampler_layers", "fusion", "cross_attention_every"]
+        keys = ["encoder", "encoder_activation", "resampler_layers", "fusion", "cross_attention_every"]
         choices = {k: getattr(self, k) for k in keys if getattr(self, k) != getattr(default, k)}
         if self.encoder == "vit":
             choices["vit"] = asdict(self.vit)
