@@ -79,8 +79,8 @@ def test_training_into_a_folder_that_holds_a_run_is_refused_and_leaves_it_whole(
 
 def test_resume_from_last_checkpoint_continues_at_the_same_step(trained_run, train_config):
     last = trained_run / "checkpoints" / "last.ckpt"
-    cfg = train_config(f"ckpt_path={last}", "trainer.max_steps=37", "test=false", "model.scheduler.warmup_steps=5",
-                       "model.optimizer.lr=3e-3", run="resumed")
+    cfg = train_config(f"ckpt_path={last}", "trainer.max_steps=37", "trainer.val_check_interval=15", "test=false",
+                       "model.scheduler.warmup_steps=5", "model.optimizer.lr=3e-3", run="resumed")
     train(cfg)
     resumed = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
     before = torch.load(last, weights_only=True)
@@ -91,6 +91,13 @@ def test_resume_from_last_checkpoint_continues_at_the_same_step(trained_run, tra
     assert resumed["optimizer_states"][0]["state"][0]["step"] == 37
     # the tokenizer of the checkpoint was kept, not retrained
     assert (Path(cfg.paths.output_dir) / "tokenizer.json").read_text() == before["supra"]["tokenizer"]
+    # no validation since (the next is at 45): the best so far came along into the new folder with its score,
+    # so a worse later one cannot pass for it
+    (key,) = [k for k in before["callbacks"] if k.startswith("LastStepModelCheckpoint")]
+    assert resumed["callbacks"][key]["best_model_score"] == before["callbacks"][key]["best_model_score"]
+    best = Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
+    assert resumed["callbacks"][key]["best_model_path"] == str(best)
+    assert best.read_bytes() == (trained_run / "checkpoints" / "best.ckpt").read_bytes()
 
 
 def test_resuming_at_or_past_max_steps_is_refused_rather_than_training_nothing(trained_run, train_config):
