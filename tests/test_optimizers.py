@@ -136,6 +136,29 @@ def test_one_schedule_sets_the_learning_rate_of_both():
     assert {g["lr"] for g in optimizer._adamw.param_groups} == {g["lr"] for g in optimizer._muon.param_groups} == {expected}
 
 
+def test_the_schedule_is_torchs_warmup_and_cosine_then_holds_min_lr_where_torchs_would_climb_again():
+    from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, SequentialLR
+
+    def lrs(make, steps: int) -> list[float]:
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-2)
+        scheduler = make(optimizer)
+        out = []
+        for _ in range(steps):
+            optimizer.step()
+            scheduler.step()
+            out.append(scheduler.get_last_lr()[0])
+        return out
+
+    def torchs(optimizer):
+        return SequentialLR(optimizer, [LinearLR(optimizer, 0.25, 1.0, total_iters=4),
+                                        CosineAnnealingLR(optimizer, T_max=6, eta_min=1e-4)], milestones=[4])
+
+    ours = lrs(lambda o: warmup_cosine(o, total_steps=10, warmup_steps=4, min_lr=1e-4), 20)
+    assert ours[:10] == lrs(torchs, 10)  # the run as planned: to the digit
+    assert ours[9:] == [1e-4] * 11  # resumed past its end (max_steps raised): min_lr, not back up to 1e-2
+    assert max(lrs(torchs, 20)[10:]) > 1e-3  # what torch's periodic cosine did
+
+
 def test_a_saved_state_resumes_the_same_run():
     whole = gpt()
     optimizer = muon_with_adamw(whole)

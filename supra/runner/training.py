@@ -136,7 +136,7 @@ def check_resumable(task: L.LightningModule, ckpt_path: str, max_steps: int | No
     step = checkpoint.get("global_step")
     if isinstance(max_steps, int) and max_steps >= 0 and isinstance(step, int) and step >= max_steps:
         raise SupraUserError(f"ckpt_path={ckpt_path} is at step {step}: trainer.max_steps={max_steps} trains nothing more; "
-                             "raise trainer.max_steps to go on (or train=false to score it as it is)")
+                             "raise trainer.max_steps to go on, at the schedule's min_lr (or train=false to score it as it is)")
 
 
 def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig) -> str | None:
