@@ -384,6 +384,9 @@ def test_shards_that_are_not_there_or_hold_nothing_usable_are_one_line(tmp_path,
     typo = shard_data["val"].replace("val", "vla")
     with pytest.raises(SupraUserError, match=r"data.test_shards=.*vla.* 1 of 1 shards are not there"):
         ShardCaptionsDataModule(shard_data["spec"], shard_data["val"], typo).setup("fit")  # before training, not after
+    with pytest.raises(SupraUserError, match=r"the train shards hold \d+ samples: not one full batch of "
+                                             r"data.batch_size=64 for each of 1 rank\(s\) x 1 worker\(s\)"):
+        ShardCaptionsDataModule(shard_data["spec"], shard_data["val"], shard_data["val"], batch_size=64).setup("fit")
     for url in (f"file://{shard_data['val']}", f"file:{shard_data['val']}"):  # RFC 8089's two spellings
         assert len(ShardCaptionsDataModule(url, url, url).load_split("val")) == 4
     for tar in (tmp_path / "train").glob("*.tar"):

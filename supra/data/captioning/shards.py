@@ -115,6 +115,11 @@ class ShardCaptionsDataModule(CaptionDataModule):
         if sizes is not None or per_epoch:
             log.info("shards train: %d shards, %s samples%s, %d batches of %d per rank per epoch", len(shards),
                      sum(sizes) if sizes else "?", " (resampled)" if per_epoch else "", len(stream), self.batch_size)
+            if len(stream) == 0:  # Lightning would skip training and the run test the initial weights
+                readers = f"{distributed_rank()[1]} rank(s) x {max(self.num_workers, 1)} worker(s)"
+                raise SupraUserError(f"the train shards hold {sum(sizes) if sizes else per_epoch} samples: not one full "
+                                     f"batch of data.batch_size={self.batch_size} for each of {readers}, each batching "
+                                     "its own shards: lower data.batch_size or data.num_workers, or write more shards")
         return stream
 
     def train_dataloader(self) -> DataLoader:
