@@ -29,7 +29,7 @@ from supra.data.images import fit, load_still, normalize_images, squashed
 from supra.data.media.codes import decode_codes, encode_items
 from supra.models import a2a_generation as gen
 from supra.models.attention_maps import explain_caption, explain_image2text, explain_text2image
-from supra.models.vlm_generation import DecodeConfig
+from supra.models.vlm_generation import DecodeConfig, generate
 from supra.pictures.attention import render_token_strip, square_grid
 from supra.pictures.files import save_gif_atomic
 from supra.pictures.grids import to_pil
@@ -63,7 +63,8 @@ class CaptionerDemo:
 
     def __init__(self, ckpt: str) -> None:
         self.net, self.tokenizer, _ = load_captioner(ckpt)
-        self.grid = square_grid(self.net.config.N_VIS)
+        # a resampler's latent tokens are no places on the image: its captions come without maps
+        self.grid = None if self.net.config.resampler_layers else square_grid(self.net.config.N_VIS)
 
     def caption(self, path: str | None, decode: str = "beam", beam_width: int = 3, temperature: float = 0.8,
                 top_k: int = 50, seed: int = 0) -> tuple[str, Image.Image | None, str]:
@@ -75,7 +76,11 @@ class CaptionerDemo:
         except (SupraUserError, ValueError) as err:
             return "", None, f"⚠️ {err}"
         tokenizer = self.tokenizer
-        ids, tokens = explain_caption(self.net, normalize_images(image[None], self.net.image_input.mean, self.net.image_input.std)[0], tokenizer.bos_id, tokenizer.eos_id,
+        pixels = normalize_images(image[None], self.net.image_input.mean, self.net.image_input.std)
+        if self.grid is None:
+            (ids,) = generate(self.net, pixels, tokenizer.bos_id, tokenizer.eos_id, settings)
+            return tokenizer.decode(ids), None, "ℹ️ no attention maps: this model's resampler tokens are no places on the image"
+        ids, tokens = explain_caption(self.net, pixels[0], tokenizer.bos_id, tokenizer.eos_id,
                                       lambda i: tokenizer.hf.decode(i, skip_special_tokens=True), settings)
         caption = tokenizer.decode(ids)
         strip = render_token_strip(image, [t.token for t in tokens], [t.mean_map for t in tokens],

@@ -60,6 +60,20 @@ def test_the_captioner_page_answers_every_bad_upload_with_a_message(trained_run,
     assert caption and maps is not None and message == ""
 
 
+def test_a_resampler_captioner_captions_on_the_page_without_maps(trained_run, bad_uploads, tmp_path):
+    from supra.models.vlm_nano import VLMNano
+
+    checkpoint = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=False)
+    net_config = {**checkpoint["supra"]["run_config"]["model"]["net"], "resampler_layers": 1, "N_VIS": 8}
+    net = VLMNano(**{k: v for k, v in net_config.items() if not k.startswith("_")})
+    checkpoint["supra"]["run_config"]["model"]["net"] = net_config
+    checkpoint["state_dict"] = {f"net.{k}": v for k, v in net.state_dict().items()}
+    torch.save(checkpoint, tmp_path / "resampler.ckpt")
+    demo = CaptionerDemo(str(tmp_path / "resampler.ckpt"))  # 8 latent tokens: no square grid to draw on
+    caption, maps, message = demo.caption(str(bad_uploads["good"]), decode="greedy")
+    assert isinstance(caption, str) and maps is None and message.startswith("ℹ️ no attention maps")
+
+
 def test_the_a2a_page_refuses_a_one_frame_gif_for_video_in_a_message(tmp_path, bad_uploads):
     torch.manual_seed(0)
     vocab = A2AVocab.train(["a red square", "a blue circle"], vocab_size=270, num_codes=16)
