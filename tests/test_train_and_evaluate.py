@@ -141,6 +141,9 @@ BAD_TRAIN_INPUTS = {
                           "ShapesImagesDataModule: choose data=shapes, flickr8k",
     "model/encoder=pretrained": "error: missing model.net.pretrained.weights=... (--help lists every option)",
     "ckpt_path=.": "error: ckpt_path=. is a folder: give a last.ckpt or best.ckpt of a run",
+    "trainer=kaggle_2xt4 trainer.accelerator=cpu": "error: trainer.sync_batchnorm=true needs CUDA GPUs but "
+                                                   "trainer.accelerator=cpu: add trainer.sync_batchnorm=false",
+    "trainer=multi_node trainer.accelerator=cpu": "error: trainer.num_nodes=2 needs its nodes started together",
 }
 @pytest.fixture(scope="module")
 def train_py_runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
@@ -149,7 +152,7 @@ def train_py_runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
     tmp = tmp_path_factory.mktemp("train_py_runs")
     blocker = tmp / "a_file"
     blocker.write_text("a file where a directory should go")
-    cases = {case: [case, f"hydra.run.dir={tmp / str(i)}"] for i, case in enumerate(BAD_TRAIN_INPUTS)}
+    cases = {case: [*case.split(), f"hydra.run.dir={tmp / str(i)}"] for i, case in enumerate(BAD_TRAIN_INPUTS)}
     cases |= {"unwritable": [f"hydra.run.dir={blocker / 'run'}"], "unwritable logs": [f"paths.log_dir={blocker / 'logs'}"],
               "--help": ["--help"]}
     runs = command_lines(*([str(ROOT / "train.py"), *argv] for argv in cases.values()), cwd=tmp)

@@ -29,7 +29,11 @@ def check_accelerator(trainer_cfg: DictConfig, trainer_name: str = "trainer", cp
     """Raise SupraUserError if the trainer wants more CUDA GPUs than are visible. `cpu_trainer`: the trainer
     config chosen is a CPU one whose accelerator was set to the GPU on the command line (named so)."""
     accelerator = str(trainer_cfg.get("accelerator", "cpu"))
+    check_nodes_launched(trainer_cfg)
     if accelerator not in ("gpu", "cuda"):
+        if trainer_cfg.get("sync_batchnorm"):  # torch's SyncBatchNorm raises on CPU modules, deep in setup
+            raise SupraUserError(f"trainer.sync_batchnorm=true needs CUDA GPUs but trainer.accelerator={accelerator}: "
+                                 "add trainer.sync_batchnorm=false (or use trainer=ddp_sim to try DDP on CPU)")
         return
     needed = _requested_gpus(trainer_cfg.get("devices", 1)) * int(trainer_cfg.get("num_nodes", 1) or 1)
     per_node = _requested_gpus(trainer_cfg.get("devices", 1))
@@ -41,6 +45,20 @@ def check_accelerator(trainer_cfg: DictConfig, trainer_name: str = "trainer", cp
             f"{asked} needs {per_node} CUDA GPU(s) per node ({needed} in all) but this machine has "
             f"{found}: {remedy} (or trainer=ddp_sim to try DDP on CPU processes)"
         )
+
+
+# What the launchers Lightning knows set in each process: SLURM, torchrun / TorchElastic, LSF, MPI, and the
+# variables of a cluster started by hand (Lightning's "general purpose cluster")
+LAUNCHED = ("SLURM_NTASKS", "WORLD_SIZE", "NODE_RANK", "GROUP_RANK", "LSB_JOBID", "OMPI_COMM_WORLD_SIZE", "PMI_SIZE")
+
+
+def check_nodes_launched(trainer_cfg: DictConfig) -> None:
+    """Several nodes need each started by a launcher: run alone, the process waits for the others forever."""
+    nodes = int(trainer_cfg.get("num_nodes", 1) or 1)
+    if nodes > 1 and not any(name in os.environ for name in LAUNCHED):
+        raise SupraUserError(f"trainer.num_nodes={nodes} needs its nodes started together (SLURM: python train.py -m "
+                             "hydra/launcher=slurm ...; or torchrun on each node): run alone it would wait for the "
+                             "other nodes forever")
 
 
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
