@@ -26,11 +26,12 @@ def _requested_gpus(devices: object) -> int:
 
 
 def check_accelerator(trainer_cfg: DictConfig, trainer_name: str = "trainer", cpu_trainer: bool = False) -> None:
-    """Raise SupraUserError if the trainer wants more CUDA GPUs than are visible. `cpu_trainer`: the trainer
+    """Raise SupraUserError if the trainer wants more CUDA GPUs than are visible, SyncBatchNorm on CPU, or
+    several nodes without a launcher that starts them. `cpu_trainer`: the trainer
     config chosen is a CPU one whose accelerator was set to the GPU on the command line (named so)."""
     accelerator = str(trainer_cfg.get("accelerator", "cpu"))
-    check_nodes_launched(trainer_cfg)
     if accelerator not in ("gpu", "cuda"):
+        check_nodes_launched(trainer_cfg)
         if trainer_cfg.get("sync_batchnorm"):  # torch's SyncBatchNorm raises on CPU modules, deep in setup
             raise SupraUserError(f"trainer.sync_batchnorm=true needs CUDA GPUs but trainer.accelerator={accelerator}: "
                                  "add trainer.sync_batchnorm=false (or use trainer=ddp_sim to try DDP on CPU)")
@@ -45,6 +46,7 @@ def check_accelerator(trainer_cfg: DictConfig, trainer_name: str = "trainer", cp
             f"{asked} needs {per_node} CUDA GPU(s) per node ({needed} in all) but this machine has "
             f"{found}: {remedy} (or trainer=ddp_sim to try DDP on CPU processes)"
         )
+    check_nodes_launched(trainer_cfg)
 
 
 # What the launchers Lightning knows set in each process: SLURM, torchrun / TorchElastic, LSF, MPI, and the
