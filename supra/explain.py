@@ -46,6 +46,8 @@ OPTIONS_READ = {
 def _picture(path: str | None, what: str = "image") -> Path:
     if not path:
         raise SupraUserError(f"{what}= is needed: give the picture to explain, e.g. {what}=photo.jpg")
+    if Path(path).is_dir():
+        raise SupraUserError(f"{what}={path} is a folder: give one image file in it")
     if not Path(path).is_file():
         raise SupraUserError(f"{what}={path} does not exist: give an image file")
     return Path(path)

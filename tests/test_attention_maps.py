@@ -127,6 +127,10 @@ def test_explain_names_a_bad_picture_in_one_line(trained_run, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "broken.png cannot be read as a picture" in err
     with pytest.raises(SystemExit):
+        run_command("explain", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"image={tmp_path}",
+                    f"out={tmp_path / 'out'}")
+    assert f"image={tmp_path} is a folder: give one image file in it" in capsys.readouterr().err
+    with pytest.raises(SystemExit):
         run_command("explain", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", "prompt=a red square",
                     f"out={tmp_path / 'out'}")
     assert "is a captioner: it explains the caption of image=PICTURE; prompt= and mode=text2image" in capsys.readouterr().err
