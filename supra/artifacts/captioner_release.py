@@ -154,12 +154,30 @@ def load_release_weights(net: VLMNano, folder: str | Path) -> None:
     folder_config = VLMNanoConfig(**{k: v for k, v in read_config_json(path.parent).items()
                                      if k in ARCHITECTURE_KEYS or k in RELEASE_KEYS})
     if folder_config.architecture != net.config.architecture:
+        keys = sorted(set(_flat(folder_config.architecture)) | set(_flat(net.config.architecture)))
+        differ = ", ".join(f"{k}={_value(folder_config, k)} there, {_value(net.config, k)} here" for k in keys
+                           if _value(folder_config, k) != _value(net.config, k))
         raise SupraUserError(f"{path.parent} holds a captioner with {describe_architecture(folder_config)}; this model has "
-                             f"{describe_architecture(net.config)}: choose the same model/encoder, model/fusion and "
-                             "resampler_layers, or a folder of this architecture")
+                             f"{describe_architecture(net.config)} ({differ}): choose the same model.net settings, or a "
+                             "folder of this architecture")
     state = {k: v for k, v in load_weights(path).items() if not k.endswith(OPTIONAL_KEYS)}
     load_state_strictly(net, state, str(path))
     net.lm_head.weight = net.tok_emb.weight  # re-tie: loading gave the head its own copy of the values
+
+
+def _flat(choices: dict, prefix: str = "") -> dict[str, object]:
+    """{"vit": {"layers": 2}} -> {"vit.layers": 2}: the architecture's choices as model.net keys."""
+    flat: dict[str, object] = {}
+    for key, value in choices.items():
+        flat |= _flat(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value}
+    return flat
+
+
+def _value(config: VLMNanoConfig, key: str) -> object:
+    """The setting a dotted model.net key names ("vit.layers")."""
+    for part in key.split("."):
+        config = getattr(config, part)
+    return config
 
 
 def load_release_tokenizer(folder: str | Path) -> CaptionTokenizer:
