@@ -268,6 +268,10 @@ def test_ddp_sim_fits_then_tests_into_one_run_directory_scoring_each_image_once(
     header = (out / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"train/loss", "val/CIDEr", "test/CIDEr"} <= set(header)
     assert (out / "checkpoints" / "last.ckpt").is_file()
+    # the fit and the test ran in processes of their own: the run's time accounting holds both
+    accounting = json.loads((out / "time_accounting.json").read_text())
+    assert accounting["after"] == "test" and accounting["counts"]["train_steps"] == 3
+    assert accounting["counts"]["test_steps"] > 0 and accounting["seconds"]["train_steps"] > 0
     # The same weights tested on one process give the scores of the two ranks (15 images: the sampler pads
     # one, which must not be scored twice).
     single = train_config("train=false", f"ckpt_path={out / 'checkpoints' / 'best.ckpt'}", run="single")

@@ -11,6 +11,7 @@ ModelCheckpoint last), which keeps other callbacks' work out of "metric scoring"
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -92,6 +93,7 @@ class TimeAccounting(L.Callback):
             self.seconds["startup"] = self.created - self.process_start
             self.seconds["data_setup"] = now - self.created
         elif stage == "test":
+            self._take_fit_from_disk()
             # trainer.test without a fit (evaluate.py): its start-up is everything before it
             since = self._fit_teardown or self.created
             if not self._fit_teardown:
@@ -182,6 +184,21 @@ class TimeAccounting(L.Callback):
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._eval_ended("test")
+
+    def _take_fit_from_disk(self) -> None:
+        """Under ddp_spawn the fit ran in processes of its own, and the test's gets a copy of this callback
+        that never saw it: the fit's rows and its end come from the report its rank 0 wrote."""
+        if self._fit_teardown or self.counts["train_steps"] or self.output_dir is None:
+            return
+        try:
+            earlier = json.loads((self.output_dir / self.filename).read_text())
+        except (OSError, ValueError):
+            return
+        if earlier.get("after") != "fit":
+            return
+        self.seconds |= {k: v for k, v in earlier["seconds"].items() if k in self.seconds and k != "other"}
+        self.counts |= {k: v for k, v in earlier["counts"].items() if k in self.counts}
+        self._fit_teardown = self.process_start + float(earlier["wall_s"])
 
     # -- report ------------------------------------------------------------------------------------
 
