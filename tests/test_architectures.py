@@ -283,9 +283,10 @@ def test_release_architecture_exports_exactly_the_release_keys(trained_run, tmp_
                            "bos_token_id", "eos_token_id"}
 
 
-def test_the_study_is_one_command_that_writes_a_table_and_a_plot_into_docs(tmp_path):
+def test_the_study_is_one_command_that_writes_a_table_and_a_plot(tmp_path):
     """`python train.py experiment=vlm_study` (two of its variants, a few steps), run where a user runs it:
-    without a hydra.sweep.dir, so the sweep directory resolves from paths.* as in a real run."""
+    without a hydra.sweep.dir, so the sweep directory resolves from paths.* as in a real run. A study of
+    fewer steps is another study: its table goes into its sweep directory, and docs/ is left alone."""
     import subprocess
     import sys
 
@@ -297,12 +298,21 @@ def test_the_study_is_one_command_that_writes_a_table_and_a_plot_into_docs(tmp_p
          "callbacks.caption_grid=null", "callbacks.progress_bar=null"],
         cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
-    table = (tmp_path / "docs" / "study.md").read_text()
+    (sweep,) = (tmp_path / "logs" / "study").iterdir()  # the sweep went where paths.log_dir says
+    assert (sweep / "1" / "metrics.json").is_file() and not (tmp_path / "docs").exists()
+    table = (sweep / "study.md").read_text()
     assert "| release | cnn encoder, 16 pooled visual tokens, prefix fusion, 3 x 128 decoder | 698,624 |" in table
     assert "| nvis1 | cnn encoder, 1 pooled visual tokens" in table
-    assert "python train.py experiment=vlm_study" in table
-    rows = (tmp_path / "docs" / "study.csv").read_text().splitlines()
+    assert "python train.py experiment=vlm_study study=release,nvis1 data.num_train=96" in table  # what ran
+    rows = (sweep / "study.csv").read_text().splitlines()
     assert rows[0].startswith("variant,architecture,params,trainable_params,CIDEr,Bleu_4,attr_acc,relation_acc,")
     assert len(rows) == 3
-    assert (tmp_path / "docs" / "study.png").read_bytes()[:4] == b"\x89PNG"
-    assert list((tmp_path / "logs" / "study").glob("*/1/metrics.json"))  # the sweep went where paths.log_dir says
+    assert (sweep / "study.png").read_bytes()[:4] == b"\x89PNG"
+    assert "docs/ left as it is, since data.num_train=96" in result.stdout + result.stderr
+
+
+def test_only_the_study_as_documented_replaces_the_one_in_docs():
+    from supra.sweeps.study import other_settings
+
+    assert other_settings(["experiment=vlm_study", "study=release,pretrained", "model.net.pretrained.weights=/w.bin"]) == []
+    assert other_settings(["experiment=vlm_study", "trainer.max_steps=2", "study=release"]) == ["trainer.max_steps=2"]

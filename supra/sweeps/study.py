@@ -147,16 +147,39 @@ def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = "pyth
     return rows
 
 
+# What a study run may set and still be the study docs/ shows: which variants, a pretrained tower's weights
+STUDY_CHOICES = ("experiment", "study", "model.net.pretrained.weights")
+
+
+def other_settings(overrides: list[str]) -> list[str]:
+    """The command-line overrides that make a study run another study than the documented one (fewer steps,
+    other data...): any but STUDY_CHOICES."""
+    return [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in STUDY_CHOICES]
+
+
 class StudyReport(Callback):
-    """Hydra callback: the study's table and plot into `out_dir` when the multirun ends."""
+    """Hydra callback: the study's table and plot into the sweep directory when the multirun ends, and into
+    `out_dir` (docs/) when it ran as documented; a study run with other settings (a quick try with fewer
+    steps) leaves the committed one alone and says how to put its own there."""
 
     def __init__(self, out_dir: str) -> None:
         self.out_dir = out_dir
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        overrides = [str(o) for o in config.hydra.overrides.task]
+        changed = other_settings(overrides)
+        command = " ".join(["python train.py", *overrides]) if changed else "python train.py experiment=vlm_study"
+        sweep_dir = config.hydra.sweep.dir
         try:
-            rows = write_study(config.hydra.sweep.dir, self.out_dir)
+            rows = write_study(sweep_dir, sweep_dir, command)
+            if not changed:
+                write_study(sweep_dir, self.out_dir, command)
         except SupraUserError as err:
             log.warning("no study report: %s", err)
             return
-        log.info("study (%d variants): %s", len(rows), Path(self.out_dir) / "study.md")
+        if changed:
+            log.info("study (%d variants) in %s; %s/ left as it is, since %s changes the study (python -m "
+                     "supra.study_report dir=%s out=%s puts this one there)", len(rows), Path(sweep_dir) / "study.md",
+                     self.out_dir, " ".join(changed), sweep_dir, self.out_dir)
+        else:
+            log.info("study (%d variants): %s", len(rows), Path(self.out_dir) / "study.md")
