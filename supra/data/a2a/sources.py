@@ -4,9 +4,9 @@ shapes_video, media_folder, ...) encoded once by the frozen stage-1 VQ-VAE and c
 Cache layout: `cache_dir/<source>-<key>/` in media codes' format (codes_<split>.npy, items_<split>.json,
 meta.json written last), plus objects_<split>.json and, for val/test, pixels_<split>.npy (the truth of
 video PSNR and grids). The key hashes the VQ-VAE's weights (the same VQ-VAE read from its .ckpt or from an
-a2a checkpoint shares codes), the source's data config and what it reads from disk (`inputs_stamp`: a folder whose files
-changed, were added or removed is encoded anew). The folder is built beside its final name and
-renamed into place: readers see all of it or nothing.
+a2a checkpoint shares codes), the source's data config and what it reads from disk (`inputs_stamp`: a
+folder whose files changed, were added or removed is encoded anew). The folder is built beside its final
+name and renamed into place: readers see all of it or nothing.
 """
 
 from __future__ import annotations
