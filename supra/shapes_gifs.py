@@ -46,6 +46,7 @@ def write_clips(
     if size < MIN_DRAWING_SIZE:
         raise SupraUserError(f"size={size} is too small to draw shapes: use {MIN_DRAWING_SIZE} or more")
     out = require_writable_dir(out, f"out={out}")
+    existing = listed_captions(out)  # read (or refused) before any clip is written
     digits = max(5, len(str(n - 1)))
     lines = []
     with Progress(disable=not show_progress, transient=True) as progress:
@@ -58,7 +59,6 @@ def write_clips(
                 lines += [json.dumps({"file": name, "caption": caption}) for caption in clip.captions]
             progress.advance(task, len(clips))
     # an earlier run's extra clips would be left without captions in a media folder read from `out`
-    existing = listed_captions(out)
     earlier = {name for name, _ in existing if name is not None and Path(name).name.startswith("clip_")
                and name.endswith(".gif")}
     written = {json.loads(line)["file"] for line in lines}
