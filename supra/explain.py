@@ -16,7 +16,15 @@ from supra.artifacts.a2a_release import load_a2a
 from supra.artifacts.captioner_release import load_captioner
 from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
-from supra.data.images import UNREADABLE, fit, image_to_uint8, load_rgb, load_still, normalize_images
+from supra.data.images import (
+    UNREADABLE,
+    fit,
+    image_to_uint8,
+    load_rgb,
+    load_still,
+    normalize_images,
+    require_image_file,
+)
 from supra.data.media.codes import decode_codes, encode_items
 from supra.models.a2a_generation import SamplingConfig, check_image_search
 from supra.models.attention_maps import (
@@ -46,11 +54,7 @@ OPTIONS_READ = {
 def _picture(path: str | None, what: str = "image") -> Path:
     if not path:
         raise SupraUserError(f"{what}= is needed: give the picture to explain, e.g. {what}=photo.jpg")
-    if Path(path).is_dir():
-        raise SupraUserError(f"{what}={path} is a folder: give one image file in it")
-    if not Path(path).is_file():
-        raise SupraUserError(f"{what}={path} does not exist: give an image file")
-    return Path(path)
+    return require_image_file(path, what)
 
 
 def _out_dir(cfg: DictConfig) -> Path:

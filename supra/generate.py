@@ -32,7 +32,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from supra.artifacts.a2a_release import load_a2a, replace_vqvae
 from supra.data.gif_frames import MediaDecodeError, read_gif_frames
-from supra.data.images import fit, load_still
+from supra.data.images import fit, load_still, require_image_file
 from supra.data.media.codes import decode_codes, encode_items
 from supra.models import a2a_generation as gen
 from supra.pictures.files import save_gif_atomic, save_image_atomic
@@ -125,16 +125,9 @@ def fit_picture(picture, request: Request, what: str) -> torch.Tensor:
     return fit(picture, request.image_size, request.resize)
 
 
-def check_image_file(path: Path) -> None:
-    if path.is_dir():
-        raise SupraUserError(f"image={path} is a folder: give one image file in it")
-    if not path.is_file():
-        raise SupraUserError(f"image={path} does not exist")
-
-
 def load_picture(request: Request) -> torch.Tensor:
     """image= (any still, or a GIF's first frame) -> uint8 [3, S, S]."""
-    check_image_file(Path(request.image))
+    require_image_file(request.image)
     try:
         picture = load_still(Path(request.image), request.max_pixels)
     except MediaDecodeError as err:
@@ -145,7 +138,7 @@ def load_picture(request: Request) -> torch.Tensor:
 def load_clip(request: Request) -> torch.Tensor:
     """image= a GIF -> its first `frames` frames, uint8 [frames, 3, S, S]."""
     path = Path(request.image)
-    check_image_file(path)
+    require_image_file(path)
     try:
         frames = read_gif_frames(path, request.max_pixels, max_frames=request.frames)
     except MediaDecodeError as err:

@@ -21,6 +21,7 @@ from PIL import ExifTags, Image, ImageOps
 from torchvision.transforms.v2 import functional as TF
 
 from supra.data.gif_frames import EMPTY, TOO_LARGE, MediaDecodeError
+from supra.utils.errors import SupraUserError
 from supra.utils.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 PAD_VALUE = 0  # black: the letterbox convention, and apart from the white transparency turns into
@@ -77,6 +78,16 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 # -- decoding ----------------------------------------------------------------------------------
+
+
+def require_image_file(path: str | Path, key: str = "image") -> Path:
+    """`path` when it is a file, else one line naming `key=` and what is there instead (a folder, nothing)."""
+    path = Path(path)
+    if path.is_dir():
+        raise SupraUserError(f"{key}={path} is a folder: give one image file in it")
+    if not path.is_file():
+        raise SupraUserError(f"{key}={path} does not exist: give an image file")
+    return path
 
 
 def load_rgb(path: str | Path | BinaryIO, max_pixels: int = 100_000_000, draft: int | None = None) -> Image.Image:
