@@ -25,6 +25,12 @@ def test_fast_dev_run_trains_validates_and_tests(train_config):
     assert {"train/loss", "val/loss", "val/CIDEr", "test/CIDEr", "test/METEOR", "test/attr_acc"} <= set(metrics)
 
 
+def test_debug_profiler_keeps_its_report_in_the_run_folder(train_config, tmp_path):
+    train(train_config("debug=profiler", "trainer.max_steps=2", "trainer.val_check_interval=2", "test=false"))
+    report = (tmp_path / "run" / "fit-profile.txt").read_text()
+    assert report.startswith("FIT Profiler Report") and "run_training_batch" in report
+
+
 def test_training_leaves_checkpoints_tokenizer_metrics_predictions_and_grid(trained_run):
     assert (trained_run / "checkpoints" / "best.ckpt").is_file()
     assert (trained_run / "checkpoints" / "last.ckpt").is_file()
