@@ -239,12 +239,13 @@ def test_tensorboard_logger_receives_metrics_and_the_sample_grid(train_config):
     assert "val/CIDEr" in events.Tags()["scalars"]
 
 
-def test_wandb_runs_offline_without_an_account_and_resumes_the_same_run(train_config, monkeypatch, tmp_path):
+def test_wandb_runs_offline_without_an_account_and_resumes_the_same_run(train_config, monkeypatch, tmp_path, capfd):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, so not logged in
     first = train_config("logger=wandb", "trainer.max_steps=3", "test=false", run="wandb1")
     train(first)
+    assert "anonymous setting" not in capfd.readouterr().err  # Lightning's unasked anonymous=None, not passed on
     run_dir = Path(first.paths.output_dir)
     run_id = (run_dir / "wandb_run_id.txt").read_text().strip()
     assert list((run_dir / "wandb").glob(f"offline-run-*-{run_id}"))

@@ -49,7 +49,12 @@ def build_wandb_logger(
             run_id = id_file.read_text().strip()
     run_id = run_id or secrets.token_hex(4)  # W&B ids are short lowercase alphanumerics
     write_text_atomic(Path(save_dir) / RUN_ID_FILE, run_id + "\n")
-    return WandbLogger(
+    logger = WandbLogger(
         save_dir=save_dir, project=project, name=name, tags=tags, id=run_id, resume="allow",
         offline=offline, **kwargs,
     )
+    # Lightning hands wandb.init `anonymous=None` unasked, which wandb (0.19 on) answers with a warning
+    # that the setting has no effect, in every run: not passed at all, it says nothing
+    if getattr(logger, "_wandb_init", {}).get("anonymous", "asked") is None:
+        logger._wandb_init.pop("anonymous")
+    return logger
