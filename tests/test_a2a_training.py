@@ -165,11 +165,28 @@ def test_evaluate_py_scores_an_a2a_checkpoint(a2a_trained, tmp_path):
         evaluate(ignored)
 
 
-def test_fast_dev_run_of_the_experiment(vqvae_ckpt, tmp_path):
+def test_fast_dev_run_of_the_experiment(vqvae_ckpt, tmp_path, recwarn):
     cfg = compose_config("train", tmp_path / "run", [*a2a_run(vqvae_ckpt, tmp_path / "cache"), "debug=fast_dev_run",
                                                         "callbacks.a2a_samples=null"])
     _, metrics = train(cfg)  # what train.py runs
     assert "train/loss" in metrics and "test/loss" in metrics
+    # the frozen VQ-VAE stays in eval mode on purpose: Lightning's "may lead to unexpected behavior" is not said
+    assert not [w for w in recwarn if "in eval mode at the start of training" in str(w.message)]
+
+
+class EvalModeSlip(L.Callback):
+    """Test probe: leaves one of the GPT's modules in eval mode at the start of training, by mistake."""
+
+    def on_fit_start(self, trainer, pl_module) -> None:  # callbacks' hooks run before the task's
+        pl_module.net.lm_head.eval()
+
+
+def test_a_module_left_in_eval_mode_by_mistake_is_still_warned_of(vqvae_ckpt, tmp_path, recwarn):
+    cfg = compose_config("train", tmp_path / "run", [*a2a_run(vqvae_ckpt, tmp_path / "cache"), "debug=fast_dev_run",
+                                                        "callbacks.a2a_samples=null", "test=false",
+                                                        "+callbacks.slip._target_=tests.test_a2a_training.EvalModeSlip"])
+    train(cfg)
+    assert [w for w in recwarn if "in eval mode at the start of training" in str(w.message)]
 
 
 def _user_error(cfg) -> str:

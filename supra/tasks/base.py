@@ -6,6 +6,7 @@ shape for the one report (callbacks/test_report.py).
 from __future__ import annotations
 
 import inspect
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -63,6 +64,18 @@ class SupraTask(L.LightningModule):
             return {"optimizer": optimizer}
         scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def on_fit_start(self) -> None:
+        # Lightning warns of any module in eval mode at the start of training, as a possible mistake. The
+        # parts a model keeps frozen (a stage-1 VQ-VAE, a pretrained tower's frozen blocks) stay in eval mode
+        # on purpose, even through train(): that warning is silenced for exactly their number, so that any
+        # other module left in eval mode is still warned of.
+        modes = [(module, module.training) for module in self.modules()]
+        kept = sum(not module.training for module in self.train().modules())
+        for module, training in modes:  # as they were: the count must change nothing
+            module.training = training
+        if kept:
+            warnings.filterwarnings("ignore", message=rf"Found {kept} module\(s\) in eval mode at the start of training")
 
     # -- what the model needs of its data ------------------------------------------------------------
 
