@@ -81,7 +81,7 @@ class CaptionerDemo:
             (ids,) = generate(self.net, pixels, tokenizer.bos_id, tokenizer.eos_id, settings)
             return tokenizer.decode(ids), None, "ℹ️ no attention maps: this model's resampler tokens are no places on the image"
         ids, tokens = explain_caption(self.net, pixels[0], tokenizer.bos_id, tokenizer.eos_id,
-                                      lambda i: tokenizer.hf.decode(i, skip_special_tokens=True), settings)
+                                      tokenizer.token_label, settings)
         caption = tokenizer.decode(ids)
         strip = render_token_strip(image, [t.token for t in tokens], [t.mean_map for t in tokens],
                                    [f"p={t.probability:.2f}" for t in tokens], self.grid, title=caption)
@@ -107,7 +107,7 @@ class A2ADemo:
         try:
             explained = explain_text2image(
                 self.net, self.vocab.layout, self.vocab.encode_text(prompt.strip()), (self.side, self.side),
-                self.vocab.decode_text, temperature=float(temperature), guidance=float(guidance),
+                self.vocab.token_label, temperature=float(temperature), guidance=float(guidance),
                 best_of=int(best_of), generator=torch.Generator().manual_seed(int(seed)))
         except ValueError as err:  # a prompt longer than the context, a bad setting
             return None, None, f"⚠️ {err}"
@@ -122,7 +122,7 @@ class A2ADemo:
         except SupraUserError as err:
             return "", None, f"⚠️ {err}"
         codes = encode_items(self.vqvae, picture[None], 1, CPU)[0]
-        ids, tokens = explain_image2text(self.net, self.vocab.layout, codes, [], 32, self.vocab.decode_text)
+        ids, tokens = explain_image2text(self.net, self.vocab.layout, codes, [], 32, self.vocab.token_label)
         caption = self.vocab.decode_text(ids).strip()
         strip = render_token_strip(decode_codes(self.vqvae, codes), [t.token for t in tokens], [t.mean_map for t in tokens],
                                    [f"p={t.probability:.2f}" for t in tokens], (self.side, self.side), title=caption)

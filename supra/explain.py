@@ -89,7 +89,7 @@ def explain_captioner(cfg: DictConfig) -> dict[str, Any]:
     decode = DecodeConfig(strategy=cfg.decode, beam_width=cfg.beam_width, seed=cfg.seed)  # one-line errors
     out = _out_dir(cfg)
     ids, tokens = explain_caption(net, normalize_images(image[None], net.image_input.mean, net.image_input.std)[0], tokenizer.bos_id, tokenizer.eos_id,
-                                  lambda i: tokenizer.hf.decode(i, skip_special_tokens=True), decode)
+                                  tokenizer.token_label, decode)
     caption = tokenizer.decode(ids)
     grid = square_grid(net.config.N_VIS)
     summary = f"{caption!r} ({cfg.decode}); attention of each token over the {grid[0]}x{grid[1]} visual tokens"
@@ -118,7 +118,6 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
     net, vqvae, vocab = load_a2a(cfg.ckpt)
     layout, side = vocab.layout, cfg.image_size // 8
     mode = a2a_mode(cfg)
-    decode_text = vocab.decode_text
     if mode == "image2text":
         prompt_len = side * side + 3  # <IMAGE> codes </IMAGE><TEXT>
         check_fits(prompt_len + 1, net.config.context, f"a {side}x{side} image ({prompt_len} tokens) with a caption",
@@ -130,8 +129,8 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
             raise SupraUserError(f"image={path} cannot be used: {err}") from None
         out = _out_dir(cfg)
         codes = encode_items(vqvae, picture[None], 1, torch.device("cpu"))[0]
-        ids, tokens = explain_image2text(net, layout, codes, [], cfg.max_new_tokens, decode_text)
-        caption = decode_text(ids).strip()
+        ids, tokens = explain_image2text(net, layout, codes, [], cfg.max_new_tokens, vocab.token_label)
+        caption = vocab.decode_text(ids).strip()
         summary = f"image2text: {caption!r}; attention of each word over the image's {side}x{side} codes"
         return _write(out, f"{Path(str(cfg.ckpt)).name}: {path.name}", summary, decode_codes(vqvae, codes), (side, side),
                       _rows(tokens), {"ckpt": str(cfg.ckpt), "mode": mode, "image": str(path), "caption": caption})
@@ -148,7 +147,7 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
                f"image ({side * side + 1} more)", "shorten the prompt by {over} tokens")
     out = _out_dir(cfg)
     generator = torch.Generator().manual_seed(cfg.seed)
-    explained = explain_text2image(net, layout, caption_ids, (side, side), decode_text,
+    explained = explain_text2image(net, layout, caption_ids, (side, side), vocab.token_label,
                                    temperature=cfg.temperature, guidance=cfg.guidance, best_of=cfg.best_of,
                                    generator=generator)
     image = decode_codes(vqvae, explained.codes)

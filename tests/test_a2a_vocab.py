@@ -119,6 +119,16 @@ def test_parse_prompt_reads_control_tokens_by_name_like_encode(vocab):
     assert vocab.render(prompt) == "<TEXT>a red square</TEXT><IMAGE>"
 
 
+def test_token_labels_name_control_tokens_codes_and_text_specials(vocab, tmp_path):
+    # what explain and the attention maps write above each tile: never an empty label
+    layout = vocab.layout
+    assert "".join(vocab.token_label(i) for i in vocab.encode_text("a red square")) == "a red square"
+    assert vocab.token_label(layout.image_open) == "<IMAGE>" and vocab.token_label(layout.code_offset + 17) == "<c17>"
+    write_tiny_gpt2_files(tmp_path)
+    gpt2 = A2AVocab.from_gpt2(tmp_path)
+    assert gpt2.token_label(gpt2.hf.token_to_id("<|endoftext|>")) == "<|endoftext|>"
+
+
 def test_vocab_survives_json_as_stored_in_checkpoints(vocab):
     again = A2AVocab.from_json(vocab.to_json())
     assert again.layout == vocab.layout

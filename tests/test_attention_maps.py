@@ -95,7 +95,7 @@ def test_a2a_maps_cover_the_image_codes_and_the_prompt_words():
     assert len(tokens) == len(ids) and all(t.maps.shape == (2, 2, 16) for t in tokens)
     assert all(0 < float(t.maps.sum(-1).max()) <= 1 + 1e-5 for t in tokens)  # a share of each row, on the codes
     drawn = explain_text2image(gpt, layout, [3, 4, 5], (4, 4), lambda i: str(i), temperature=0.0)
-    assert drawn.codes.shape == (4, 4) and drawn.maps.shape == (2, 2, 3, 16) and drawn.words == ["[3]", "[4]", "[5]"]
+    assert drawn.codes.shape == (4, 4) and drawn.maps.shape == (2, 2, 3, 16) and drawn.words == ["3", "4", "5"]
 
 
 def test_explains_caption_is_the_caption_commands(trained_run, tmp_path):

@@ -46,6 +46,13 @@ def test_decoding_lowercases_and_normalises_spacing(tokenizer):
     assert tokenizer.decode(ids[0].tolist()) == "a small red circle"
 
 
+def test_token_labels_name_the_tokens_decoding_drops(tokenizer):
+    # what explain and the attention maps write above each tile: never an empty label
+    assert [tokenizer.token_label(i) for i in (PAD_ID, BOS_ID, EOS_ID, 3)] == ["<pad>", "<bos>", "<eos>", "<unk>"]
+    red = tokenizer.encode_batch(["red"], max_len=8)[0][0, 1].item()
+    assert tokenizer.token_label(red).strip() == "red"  # a word-initial piece keeps its space
+
+
 def test_save_and_reload_keep_the_ids(tokenizer, tmp_path):
     path = tokenizer.save(tmp_path / "sub" / "tokenizer.json")
     assert [p.name for p in path.parent.iterdir()] == ["tokenizer.json"]  # no temp file left behind

@@ -49,7 +49,7 @@ class AttentionMapsCallback(SampleGridCallback):
             for image in images:
                 ids, tokens = explain_caption(pl_module.net, trainer.datamodule.normalize(image[None].to(pl_module.device))[0],
                                               tokenizer.bos_id, tokenizer.eos_id,
-                                              lambda i: tokenizer.hf.decode(i, skip_special_tokens=True), pl_module.decode)
+                                              tokenizer.token_label, pl_module.decode)
                 strips.append(render_token_strip(image, [t.token for t in tokens], [t.mean_map for t in tokens],
                                                  [f"p={t.probability:.2f}" for t in tokens], grid,
                                                  title=f"{tokenizer.decode(ids)!r} ({step})"))
@@ -59,7 +59,7 @@ class AttentionMapsCallback(SampleGridCallback):
                 return []
             layout, strips = pl_module.vocab.layout, []
             for codes in batch["codes"]:
-                ids, tokens = explain_image2text(pl_module.net, layout, codes, [], 16, pl_module.vocab.decode_text)
+                ids, tokens = explain_image2text(pl_module.net, layout, codes, [], 16, pl_module.vocab.token_label)
                 strips.append(render_token_strip(decode_codes(pl_module.vqvae, codes), [t.token for t in tokens],
                                                  [t.mean_map for t in tokens], [f"p={t.probability:.2f}" for t in tokens],
                                                  tuple(codes.shape), title=f"{pl_module.vocab.decode_text(ids).strip()!r} ({step})"))

@@ -44,20 +44,20 @@ class TokenAttention:
         return self.maps.mean(dim=(0, 1))
 
 
-def _steps(logits: torch.Tensor, chosen: Sequence[int], decode: Callable[[int], str]) -> list[tuple[str, float, list[tuple[str, float]]]]:
-    """Per generated token: (its text, its probability, the top alternatives) from the logits [n, V] that
-    predicted it; `decode` turns one id into text."""
+def _steps(logits: torch.Tensor, chosen: Sequence[int], label: Callable[[int], str]) -> list[tuple[str, float, list[tuple[str, float]]]]:
+    """Per generated token: (its label, its probability, the top alternatives) from the logits [n, V] that
+    predicted it; `label` names one id (a tokenizer's token_label)."""
     probs = logits.float().softmax(-1)
     out = []
     for row, token in zip(probs, chosen, strict=True):
         top = row.topk(min(TOP_ALTERNATIVES, row.numel()))
-        alternatives = [(decode(int(i)), float(p)) for p, i in zip(top.values, top.indices, strict=True)]
-        out.append((decode(int(token)), float(row[token]), alternatives))
+        alternatives = [(label(int(i)), float(p)) for p, i in zip(top.values, top.indices, strict=True)]
+        out.append((label(int(token)), float(row[token]), alternatives))
     return out
 
 
 @torch.no_grad()
-def explain_caption(net: VLMNano, image: torch.Tensor, bos_id: int, eos_id: int, decode_text: Callable[[list[int]], str],
+def explain_caption(net: VLMNano, image: torch.Tensor, bos_id: int, eos_id: int, token_label: Callable[[int], str],
                     decode: DecodeConfig | None = None) -> tuple[list[int], list[TokenAttention]]:
     """A normalised image float [3, H, W] -> its caption's ids (as `generate` writes them with `decode`)
     and one TokenAttention per token over the N_VIS visual tokens, raster order."""
@@ -76,7 +76,7 @@ def explain_caption(net: VLMNano, image: torch.Tensor, bos_id: int, eos_id: int,
         with recorded_attention(net.xattn if cross else net, CrossAttention if cross else CausalSelfAttention) as maps:
             logits, _ = net(image[None], idx)
         weights = torch.stack([layer[0][0] for layer in maps])  # [L, H, T, T or N_VIS], one call per layer
-        steps = _steps(logits[0, : len(ids)], ids, lambda i: decode_text([i]))
+        steps = _steps(logits[0, : len(ids)], ids, token_label)
         return ids, [TokenAttention(text, p, alternatives, weights[:, :, n_vis + k, : net.config.N_VIS].cpu())
                      for k, (text, p, alternatives) in enumerate(steps)]
     finally:
@@ -85,7 +85,7 @@ def explain_caption(net: VLMNano, image: torch.Tensor, bos_id: int, eos_id: int,
 
 @torch.no_grad()
 def explain_image2text(net: A2ANano, layout: TokenLayout, image_codes: torch.Tensor, caption_prefix: Sequence[int],
-                       max_new_tokens: int, decode_text: Callable[[list[int]], str]) -> tuple[list[int], list[TokenAttention]]:
+                       max_new_tokens: int, token_label: Callable[[int], str]) -> tuple[list[int], list[TokenAttention]]:
     """Codes int64 [h, w] of an image (and text ids that start the caption) -> the caption's new ids that
     a2a_nano writes (greedy) and one TokenAttention per token over the h * w codes of the image block."""
     prompt = [*layout.image_block(image_codes), layout.text_open, *caption_prefix]
@@ -96,7 +96,7 @@ def explain_image2text(net: A2ANano, layout: TokenLayout, image_codes: torch.Ten
     weights = torch.stack([layer[0][0] for layer in maps])  # [L, H, T, T]
     first_code, grid = 1, image_codes.numel()  # after <IMAGE>
     start = len(prompt) - 1  # the position that predicts the first new token
-    steps = _steps(logits[0, start : start + len(new)], new, lambda i: decode_text([i]))
+    steps = _steps(logits[0, start : start + len(new)], new, token_label)
     return new, [TokenAttention(text, p, alternatives, weights[:, :, start + k, first_code : first_code + grid].cpu())
                  for k, (text, p, alternatives) in enumerate(steps)]
 
@@ -118,7 +118,7 @@ class ImageAttention:
 
 @torch.no_grad()
 def explain_text2image(net: A2ANano, layout: TokenLayout, caption_ids: Sequence[int], grid: tuple[int, int],
-                       decode_text: Callable[[list[int]], str], **sampling: object) -> ImageAttention:
+                       token_label: Callable[[int], str], **sampling: object) -> ImageAttention:
     """Caption ids -> the image a2a_nano draws for `<TEXT> caption </TEXT><IMAGE>` (with `sampling`:
     temperature, guidance, best_of, generator, ...) and, per caption token, the attention each code paid it."""
     prompt = [layout.text_open, *caption_ids, layout.text_close, layout.image_open]
@@ -130,4 +130,4 @@ def explain_text2image(net: A2ANano, layout: TokenLayout, caption_ids: Sequence[
     start = len(prompt) - 1
     queries = weights[:, :, start : start + math.prod(grid)]  # [L, H, h*w, T]
     words = queries[..., 1 : 1 + len(caption_ids)]  # the caption's tokens, after <TEXT>
-    return ImageAttention(codes, [decode_text([i]) for i in caption_ids], words.transpose(-1, -2).cpu())
+    return ImageAttention(codes, [token_label(i) for i in caption_ids], words.transpose(-1, -2).cpu())

@@ -119,6 +119,13 @@ class A2AVocab:
         text_size = self.layout.text_size
         return self.hf.decode([i for i in map(int, ids) if 0 <= i < text_size], skip_special_tokens=True)
 
+    def token_label(self, token: int) -> str:
+        """One token as explain and the attention maps label it: its text, or its name where decoding drops
+        it (a text special such as GPT-2's <|endoftext|>, a control token, a code as <c17>)."""
+        if 0 <= token < self.layout.text_size:
+            return self.decode_text([token]) or self.hf.id_to_token(token) or f"<{token}>"
+        return self.render([token])
+
     def parse_prompt(self, prompt: str) -> list[int]:
         """"<TEXT>a red square</TEXT><IMAGE>" -> ids: control tokens by name, text between them by the BPE."""
         ids: list[int] = []

@@ -119,5 +119,10 @@ class CaptionTokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return self.hf.decode(list(ids), skip_special_tokens=True).strip()
 
+    def token_label(self, token: int) -> str:
+        """One token as explain and the attention maps label it: its text, or its name where decoding drops
+        it (<pad>, <bos>, <eos>, <unk>), never an empty tile."""
+        return self.hf.decode([token], skip_special_tokens=True) or self.hf.id_to_token(token) or f"<{token}>"
+
     def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]:
         return [s.strip() for s in self.hf.decode_batch([list(ids) for ids in batch], skip_special_tokens=True)]
