@@ -18,6 +18,7 @@ from torch import nn
 from supra.artifacts.captioner_release import init_from_folder, load_release_tokenizer
 from supra.artifacts.checkpoints import load_vqvae, saved_tokenizer
 from supra.artifacts.loaded_configs import instantiate_loaded
+from supra.sweeps.optuna_seed import study_seed
 from supra.tasks.base import SupraTask
 from supra.utils.errors import SupraUserError
 from supra.utils.hardware import fast_precision
@@ -29,6 +30,9 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda reco
 # trainer.precision: ${fast_precision:${trainer.accelerator}} -> 16-mixed on GPUs; on CPUs bf16-mixed where
 # native, else 32-true
 OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
+# hydra.sweeper.sampler.seed: ${study_seed:1234,${hydra.sweeper.storage},${hydra.sweeper.study_name}} ->
+# 1234 plus the trials a stored study already holds, so that its next session draws new ones
+OmegaConf.register_new_resolver("study_seed", study_seed, replace=True)
 
 
 def stage1_vqvae(model_cfg: DictConfig) -> nn.Module | None:
