@@ -15,12 +15,17 @@ import lightning as L
 import optuna
 import pytest
 import yaml
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.types import RunMode
+from omegaconf import read_write
 
 from supra.runner.training import train
+from supra.sweeps.callback import SweepJobRecorder
 from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, write_report
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
-from tests.conftest import ROOT, command_line, command_lines
+from tests.conftest import ROOT, command_line, command_lines, compose_config
 
 # Smallest useful job: 2 optimizer steps, one validation of 8 images (greedy), no test, no extras.
 TINY_JOB = [
@@ -92,13 +97,16 @@ def assert_ranks_agree(tmp_path: Path, sweep_dir: Path, n_jobs: int) -> list[dic
 
 
 def test_grid_multirun_runs_each_job_and_the_report_is_rebuilt_with_its_failed_job(tmp_path):
-    # lr=-1: AdamW refuses it when training starts, so job 2 fails and the sweep stops without a report
+    # lr=-1: AdamW refuses it when training starts, so job 2 fails and the grid stops, its report written
+    # after each job
     result = sweep(tmp_path, "model.optimizer.lr=1e-4,3e-3,-1")
     assert result.returncode != 0 and "Invalid learning rate: -1" in result.stderr
     sweep_dir = tmp_path / "sweep"
     assert [p.name for p in job_dirs(sweep_dir)] == ["0", "1", "2"]
-    assert not (sweep_dir / SUMMARY_CSV).exists()
+    assert [r["status"] for r in summary_rows(sweep_dir)] == ["completed", "completed", "failed"]
+    assert "- 2 (`model.optimizer.lr=-1`): ValueError: Invalid learning rate: -1" in (sweep_dir / SUMMARY_MD).read_text()
 
+    (sweep_dir / SUMMARY_CSV).unlink()
     report = command_line("sweep_report", f"dir={sweep_dir}")
     assert report.returncode == 0, report.stderr
     rows = summary_rows(sweep_dir)
@@ -115,6 +123,16 @@ def test_grid_multirun_runs_each_job_and_the_report_is_rebuilt_with_its_failed_j
     # a job killed before it could record its result is reported as interrupted
     (sweep_dir / "1" / JOB_RESULT).unlink()
     assert {r.job: r.status for r in write_report(sweep_dir)}["1"] == "interrupted"
+
+
+def test_a_job_refused_in_one_line_is_recorded_as_failed_and_the_rest_of_its_batch_runs(tmp_path):
+    result = sweep(tmp_path, "model.net.N_HEADS=3,4")  # D_MODEL=128: 3 heads are refused before training
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.count("D_MODEL=128 must be divisible by N_HEADS=3") == 2  # said by the job, then the sweep
+    rows = {r["overrides"]: r for r in summary_rows(tmp_path / "sweep")}
+    assert rows["model.net.N_HEADS=3"]["status"] == "failed"
+    assert rows["model.net.N_HEADS=3"]["error"] == "D_MODEL=128 must be divisible by N_HEADS=3"
+    assert rows["model.net.N_HEADS=4"]["status"] == "completed"
 
 
 def test_train_returns_the_optimized_metric_and_names_the_logged_ones_if_it_is_missing(train_config):
@@ -151,6 +169,8 @@ def test_optuna_sqlite_study_is_resumed_by_a_second_sweep(tmp_path):
     study = optuna.load_study(study_name="resumed", storage=storage)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
     assert len(job_dirs(tmp_path / "second")) == 1
+    # the second session's sampler is seeded past the first's trials: it draws new hyperparameters
+    assert study.trials[0].params != study.trials[1].params
 
 
 def test_ddp_optuna_sweep_every_trial_runs_once_on_both_ranks_and_is_told_once(tmp_path):
@@ -195,3 +215,37 @@ def test_sweep_report_cli_gives_one_line_for_a_directory_that_is_no_sweep(tmp_pa
     empty, one_run = command_lines(["sweep_report", f"dir={tmp_path / 'empty'}"], ["sweep_report", f"dir={tmp_path / 'run'}"])
     assert empty.returncode == 2 and "holds no job directories" in empty.stderr and "Traceback" not in empty.stderr
     assert one_run.returncode == 2 and "is one run (it holds .hydra/), not a multirun directory" in one_run.stderr
+
+
+def write_job(job_dir: Path, overrides: list[str], direction: str | None, result: dict) -> None:
+    """A finished job's folder as Hydra and the sweep recorder leave it: .hydra/{overrides,config,hydra}.yaml
+    (an Optuna sweep's hydra.yaml names its direction) and sweep_job.json."""
+    (job_dir / ".hydra").mkdir(parents=True)
+    (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
+    (job_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"optimized_metric": "val/CIDEr"}))
+    sweeper = {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", "direction": direction}
+    (job_dir / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"sweeper": sweeper}}))
+    write_json_atomic(job_dir / JOB_RESULT, {"metric": "val/CIDEr", **result})
+
+
+def test_the_report_ranks_by_the_optuna_sweepers_direction_and_says_why_jobs_failed(tmp_path):
+    # an Optuna sweep has no multirun.yaml: its direction is in each job's .hydra/hydra.yaml
+    write_job(tmp_path / "0", ["model.optimizer.lr=0.001"], "minimize", {"status": "completed", "return_value": 2.0})
+    write_job(tmp_path / "1", ["model.optimizer.lr=0.002"], "minimize", {"status": "completed", "return_value": 1.0})
+    write_job(tmp_path / "2", ["model.optimizer.lr=9.0"], "minimize",
+              {"status": "failed", "return_value": None, "error": "val/CIDEr was NaN: the run diverged"})
+    assert [r.job for r in write_report(tmp_path)] == ["1", "0", "2"]
+    summary = (tmp_path / SUMMARY_MD).read_text()
+    assert "sorted by best val/CIDEr (minimize)" in summary
+    assert "- 2 (`model.optimizer.lr=9.0`): val/CIDEr was NaN: the run diverged" in summary
+
+
+def test_a_job_whose_optimized_metric_is_nan_is_recorded_as_failed(tmp_path):
+    # train() returns None for a NaN metric; the recorder, after the job, says why it failed
+    cfg = compose_config("train", tmp_path / "sweep" / "0", ["optimized_metric=val/loss", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    hydra_cfg = HydraConfig.instance().cfg  # what compose_config set, as a sweep's job has it
+    with read_write(hydra_cfg.hydra):
+        hydra_cfg.hydra.mode = RunMode.MULTIRUN
+    SweepJobRecorder().on_job_end(cfg, JobReturn(status=JobStatus.COMPLETED, _return_value=None))
+    recorded = json.loads((tmp_path / "sweep" / "0" / JOB_RESULT).read_text())
+    assert recorded["status"] == "failed" and recorded["error"] == "val/loss was NaN: the run diverged"

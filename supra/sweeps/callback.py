@@ -18,6 +18,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from supra.sweeps.report import JOB_RESULT, SUMMARY_MD, write_report
+from supra.utils.cli import FailedJob
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
 from supra.utils.private_apis import job_error
@@ -37,6 +38,10 @@ class SweepJobRecorder(Callback):
         # ours is ${paths.log_dir}/... = ${hydra:runtime.cwd}/logs/..., which then cannot resolve and
         # `python train.py -m ...` stopped at once. Setting it here, before the sweeper starts, resolves it.
         HydraConfig.instance().set_config(config)
+        direction, metric = config.hydra.sweeper.get("direction"), str(config.get("optimized_metric") or "")
+        if direction == "maximize" and "loss" in metric:
+            log.warning("optimized_metric=%s is maximised (hydra.sweeper.direction=maximize): add "
+                        "hydra.sweeper.direction=minimize to search for the lowest", metric)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._started = time.perf_counter()
@@ -48,19 +53,36 @@ class SweepJobRecorder(Callback):
             return
         failed = job_return.status != JobStatus.COMPLETED
         value = None if failed else job_return.return_value
+        metric = config.get("optimized_metric")
+        error = _described(job_error(job_return)) if failed else None
+        if not failed and metric and value is None:  # train() returns None for NaN: the sweeper fails the trial
+            failed, error = True, f"{metric} was NaN: the run diverged"
         write_json_atomic(Path(hydra_cfg.runtime.output_dir) / JOB_RESULT, {
             "status": "failed" if failed else "completed",
-            "metric": config.get("optimized_metric"),
+            "metric": metric,
             "return_value": value if isinstance(value, int | float) else None,
             "wall_time_s": None if self._started is None else round(time.perf_counter() - self._started, 3),
-            "error": f"{type(job_error(job_return)).__name__}: {job_error(job_return)}"[:300] if failed else None,
+            "error": error,
         })
+        # the report so far, after every job: a sweep may end without on_multirun_end (a grid stops on a
+        # failed job, Optuna when no trial completed), and its report is then already there
+        self._report(Path(hydra_cfg.sweep.dir), quiet=True)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        sweep_dir = Path(config.hydra.sweep.dir)
+        self._report(Path(config.hydra.sweep.dir), quiet=False)
+
+    @staticmethod
+    def _report(sweep_dir: Path, quiet: bool) -> None:
         try:
             rows = write_report(sweep_dir)
         except SupraUserError as err:  # e.g. no job ran: nothing to report, the sweep's own error says why
             log.warning("no sweep report: %s", err)
             return
-        log.info("sweep report (%d jobs): %s", len(rows), sweep_dir / SUMMARY_MD)
+        if not quiet:
+            log.info("sweep report (%d jobs): %s", len(rows), sweep_dir / SUMMARY_MD)
+
+
+def _described(error: BaseException) -> str:
+    """A job's error in one line for the report: a user error as it was said, anything else with its type."""
+    text = str(error) if isinstance(error, FailedJob) else f"{type(error).__name__}: {error}"
+    return text.splitlines()[0][:300] if text else type(error).__name__

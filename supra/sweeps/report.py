@@ -31,7 +31,7 @@ SUMMARY_MD = "sweep_summary.md"
 @dataclass
 class JobRow:
     job: str
-    status: str            # completed | failed | interrupted (no result: stopped, killed, a user error, or still running)
+    status: str            # completed | failed | interrupted (no result: stopped, killed, or still running)
     overrides: str         # what this job changed beyond the overrides all jobs share
     metric: str
     best_value: float | None
@@ -40,6 +40,7 @@ class JobRow:
     final_value: float | None  # what the job returned to the sweeper (the metric at the end of training)
     wall_time_s: float | None
     checkpoint: str
+    error: str = ""        # why a failed job failed
 
 
 def load_yaml(path: Path) -> Any:
@@ -58,9 +59,10 @@ def _float(value: Any) -> float | None:
     return None if math.isnan(number) else number
 
 
-def _direction(sweep_cfg: dict, job_cfg: dict, metric: str) -> str:
-    """maximize | minimize: the Optuna sweeper's, else the checkpoint callback's mode for this metric."""
-    direction = ((sweep_cfg.get("hydra") or {}).get("sweeper") or {}).get("direction")
+def _direction(hydra_cfg: dict, job_cfg: dict, metric: str) -> str:
+    """maximize | minimize: the Optuna sweeper's (the job's .hydra/hydra.yaml, or a grid's multirun.yaml),
+    else the checkpoint callback's mode for this metric."""
+    direction = ((hydra_cfg.get("hydra") or {}).get("sweeper") or {}).get("direction")
     if isinstance(direction, str) and direction in ("maximize", "minimize"):
         return direction
     ckpt = ((job_cfg.get("callbacks") or {}).get("model_checkpoint") or {})
@@ -116,7 +118,7 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], str, list[str]]:
             result = {}
         ckpt = (job_cfg.get("callbacks") or {}).get("model_checkpoint") or {}
         metric = result.get("metric") or job_cfg.get("optimized_metric") or ckpt.get("monitor") or ""
-        direction = _direction(sweep_cfg, job_cfg, metric)
+        direction = _direction(load_yaml(job_dir / ".hydra" / "hydra.yaml") or sweep_cfg, job_cfg, metric)
         best_value, best_step, best_epoch = _best_logged(job_dir, metric, direction)
         final_value = _float(result.get("return_value"))
         checkpoint = next((str(p) for p in (job_dir / "checkpoints" / "best.ckpt", job_dir / "checkpoints" / "last.ckpt")
@@ -126,6 +128,7 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], str, list[str]]:
             overrides=" ".join(o for o in overrides[job_dir] if o not in shared), metric=metric,
             best_value=best_value if best_value is not None else final_value, best_step=best_step, best_epoch=best_epoch,
             final_value=final_value, wall_time_s=_float(result.get("wall_time_s")), checkpoint=checkpoint,
+            error=str(result.get("error") or ""),
         ))
     sign = -1.0 if direction == "maximize" else 1.0
     rows.sort(key=lambda r: (r.best_value is None, sign * r.best_value if r.best_value is not None else 0.0))
@@ -152,6 +155,11 @@ def _markdown(rows: list[JobRow], direction: str, shared: list[str], optuna: dic
         cells = [r.job, r.status, f"`{r.overrides}`" if r.overrides else "", r.best_value, r.best_step, r.best_epoch,
                  r.final_value, None if r.wall_time_s is None else round(r.wall_time_s, 1), r.checkpoint]
         out.write("| " + " | ".join(_cell(c) for c in cells) + " |\n")
+    failed = [r for r in rows if r.error]
+    if failed:
+        out.write("\n## Failed jobs\n\n")
+        for r in failed:
+            out.write(f"- {r.job}" + (f" (`{r.overrides}`)" if r.overrides else "") + f": {r.error}\n")
     if optuna:
         out.write(f"\n## Optuna\n\nbest value: {_cell(_float(optuna.get('best_value')))}\n\nbest parameters:\n\n")
         for key, value in (optuna.get("best_params") or {}).items():

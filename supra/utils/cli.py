@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import hydra
-from hydra.errors import InstantiationException
+from hydra.core.hydra_config import HydraConfig
+from hydra.errors import CompactHydraException, InstantiationException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from supra.utils.errors import SupraUserError, user_error_in
@@ -22,7 +24,9 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the repository's conf
 
 @contextmanager
 def exit_on_user_error(exit_code: int = 2) -> Iterator[None]:
-    """Print `error: <message>` and exit with `exit_code` on a SupraUserError, even one Hydra wrapped."""
+    """Print `error: <message>` and exit with `exit_code` on a SupraUserError, even one Hydra wrapped. In
+    a sweep's job the error is raised on instead, once said: Hydra records the job as failed (an Optuna
+    search goes on), where an exit would end the whole sweep without recording it."""
     try:
         yield
     except (SupraUserError, InstantiationException) as err:
@@ -30,7 +34,14 @@ def exit_on_user_error(exit_code: int = 2) -> Iterator[None]:
         if user_error is None:
             raise
         print(f"error: {user_error}", file=sys.stderr)
+        if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
+            raise FailedJob(str(user_error)) from None
         raise SystemExit(exit_code) from None
+
+
+class FailedJob(CompactHydraException):
+    """A sweep job's user error, raised on to Hydra: the job is recorded as failed, and where the sweep stops
+    on it (a grid stops at the end of its batch) Hydra prints the line alone, being compact: no traceback."""
 
 
 def check_option_types(values: Mapping[str, Any], whole: Iterable[str] = (), numbers: Iterable[str] = (),
