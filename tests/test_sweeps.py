@@ -106,6 +106,11 @@ def test_grid_multirun_runs_each_job_and_the_report_is_rebuilt_with_its_failed_j
     assert [r["status"] for r in summary_rows(sweep_dir)] == ["completed", "completed", "failed"]
     assert "- 2 (`model.optimizer.lr=-1`): ValueError: Invalid learning rate: -1" in (sweep_dir / SUMMARY_MD).read_text()
 
+    # the same sweep again into its folder is refused before Hydra writes a job's config over the first's
+    again = sweep(tmp_path, "model.optimizer.lr=1e-4,3e-3,-1")
+    assert again.returncode == 2 and "already holds a sweep's finished jobs (0/checkpoints/" in again.stderr
+    assert yaml.safe_load((sweep_dir / "0" / ".hydra" / "overrides.yaml").read_text())[-1] == "model.optimizer.lr=0.0001"
+
     (sweep_dir / SUMMARY_CSV).unlink()
     report = command_line("sweep_report", f"dir={sweep_dir}")
     assert report.returncode == 0, report.stderr

@@ -152,15 +152,15 @@ BAD_TRAIN_INPUTS = {
     "trainer=multi_node trainer.accelerator=cpu": "error: trainer.num_nodes=2 needs its nodes started together",
 }
 @pytest.fixture(scope="module")
-def train_py_runs(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
-    """train.py given each bad input, an output directory it cannot create, and --help: all run in one
-    interpreter (command_lines), as `python train.py <case>` runs them."""
+def train_py_runs(tmp_path_factory, trained_run) -> dict[str, subprocess.CompletedProcess]:
+    """train.py given each bad input, an output directory it cannot create, a finished run's folder and
+    --help: all run in one interpreter (command_lines), as `python train.py <case>` runs them."""
     tmp = tmp_path_factory.mktemp("train_py_runs")
     blocker = tmp / "a_file"
     blocker.write_text("a file where a directory should go")
     cases = {case: [*case.split(), f"hydra.run.dir={tmp / str(i)}"] for i, case in enumerate(BAD_TRAIN_INPUTS)}
     cases |= {"unwritable": [f"hydra.run.dir={blocker / 'run'}"], "unwritable logs": [f"paths.log_dir={blocker / 'logs'}"],
-              "--help": ["--help"]}
+              "--help": ["--help"], "finished run": ["model.optimizer.lr=0.5", f"hydra.run.dir={trained_run}"]}
     runs = command_lines(*([str(ROOT / "train.py"), *argv] for argv in cases.values()), cwd=tmp)
     return dict(zip(cases, runs, strict=True))
 
@@ -253,6 +253,18 @@ def test_wandb_runs_offline_without_an_account_and_resumes_the_same_run(train_co
                            f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", run="wandb2")
     train(resumed)
     assert (Path(resumed.paths.output_dir) / "wandb_run_id.txt").read_text().strip() == run_id
+
+
+def test_a_finished_runs_folder_is_refused_before_anything_is_written_into_it(trained_run, train_py_runs, tmp_path):
+    refused = train_py_runs["finished run"]
+    assert refused.returncode == 2 and "Traceback" not in refused.stderr
+    assert (f"error: hydra.run.dir={trained_run} already holds a finished run (checkpoints/best.ckpt): choose another "
+            "with hydra.run.dir=DIR, or leave it out for a new dated folder") in refused.stderr
+    assert not (trained_run / ".hydra").exists()  # Hydra saves the job's config before the job runs: not here
+    evaluated = run_cli("evaluate.py", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"hydra.run.dir={trained_run}",
+                        cwd=tmp_path)
+    assert evaluated.returncode == 2 and "already holds a finished run (checkpoints/best.ckpt)" in evaluated.stderr
+    assert json.loads((trained_run / "metrics.json").read_text())["split"] == "test"  # the run's own, not replaced
 
 
 def test_unwritable_output_directory_gives_one_line(tmp_path, train_py_runs):
