@@ -1,7 +1,7 @@
 """Captions per second: per-image beam search recomputing the whole sequence each step (the release's
 inference code) against Supra's batched, KV-cached beam search, on the same images.
 
-    python benchmarks/beam_search.py [--ckpt logs/train/runs/<run>/checkpoints/best.ckpt] [--images 256]
+    python benchmarks/beam_search.py [--ckpt logs/train/runs/<run>/checkpoints/best.ckpt] [--images 256] [--rounds 3]
 
 With --ckpt the trained model captions the shapes test images (realistic caption lengths); without
 it a random model does, with --max-new-tokens bounding the caption length. Prints a table and the
@@ -11,6 +11,7 @@ speed-up ratio, and checks that both give identical captions.
 from __future__ import annotations
 
 import argparse
+import statistics
 import time
 
 import torch
@@ -50,6 +51,7 @@ def main() -> None:
     parser.add_argument("--beam-width", type=int, default=3)
     parser.add_argument("--max-new-tokens", type=int, default=None, help="default: until EOS or MAX_SEQ")
     parser.add_argument("--batch-size", type=int, default=256, help="images per batched search call")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of both; medians and ratios")
     args = parser.parse_args()
     torch.set_grad_enabled(False)
     model, images = load_model_and_images(args.ckpt, args.images)
@@ -58,29 +60,35 @@ def main() -> None:
     beam_search_recompute(model, images[0], bos, eos, width, max_new_tokens=max_new)
     beam_search(model, images[: args.batch_size], bos, eos, width, max_new_tokens=max_new)
 
-    start = time.perf_counter()
-    plain = [beam_search_recompute(model, image, bos, eos, width, max_new_tokens=max_new) for image in images]
-    plain_s = time.perf_counter() - start
+    def per_image() -> list:
+        return [beam_search_recompute(model, image, bos, eos, width, max_new_tokens=max_new) for image in images]
 
-    timings = []
-    for _ in range(3):  # the batched search is short: the median of 3 runs steadies it on a noisy machine
+    def batched_calls() -> list:
+        return [caption for chunk in images.split(args.batch_size)
+                for caption in beam_search(model, chunk, bos, eos, width, max_new_tokens=max_new)]
+
+    rounds = []
+    for _ in range(args.rounds):  # both in turn each round: a busy spell of a shared machine slows both
         start = time.perf_counter()
-        batched = []
-        for chunk in images.split(args.batch_size):
-            batched += beam_search(model, chunk, bos, eos, width, max_new_tokens=max_new)
-        timings.append(time.perf_counter() - start)
-    batched_s = sorted(timings)[1]
+        plain = per_image()
+        middle = time.perf_counter()
+        batched = batched_calls()
+        rounds.append((middle - start, time.perf_counter() - middle))
+    plain_s, batched_s = statistics.median(a for a, _ in rounds), statistics.median(b for _, b in rounds)
+    ratio = statistics.median(a / b for a, b in rounds)
 
     same = sum(a == b for a, b in zip(plain, batched, strict=True))
     mean_len = sum(map(len, batched)) / len(batched)
     n = len(images)
     print(f"\nbeam search, width {width}, {n} images, mean caption length {mean_len:.1f} tokens, "
           f"{cpu_description()}")
+    print(f"median of {args.rounds} interleaved rounds")
     print("| method                                   | seconds | captions/s |")
     print("|------------------------------------------|--------:|-----------:|")
-    print(f"| (a) per image, recompute every step      | {plain_s:7.2f} | {n / plain_s:10.1f} |")
-    print(f"| (b) batched ({args.batch_size}/call), KV cache, median of 3 | {batched_s:7.2f} | {n / batched_s:10.1f} |")
-    print(f"speed-up b/a: {plain_s / batched_s:.1f}x; identical captions: {same}/{n}")
+    for name, seconds in (("(a) per image, recompute every step", plain_s),
+                          (f"(b) batched ({args.batch_size}/call), KV cache", batched_s)):
+        print(f"| {name:<40} | {seconds:7.2f} | {n / seconds:10.1f} |")
+    print(f"speed-up b/a: {ratio:.1f}x (the median of the rounds' ratios); identical captions: {same}/{n}")
 
 
 if __name__ == "__main__":

@@ -187,6 +187,8 @@ def main() -> None:
     args = parser.parse_args()
     if args.frames_per_gif < CLIP_FRAMES:
         parser.error(f"--frames-per-gif must be at least {CLIP_FRAMES} (one clip)")
+    if args.gifs < 3:  # (c) splits the folder by file: a train, a val and a test file at least
+        parser.error("--gifs must be at least 3 (the DataModule splits the folder into train, val and test by file)")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     try:
