@@ -18,7 +18,7 @@ from supra.utils.cli import (
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     with exit_on_user_error():
-        check_required(cfg)  # no ckpt=: one line, not OmegaConf's traceback
+        check_required(cfg, "eval")  # no ckpt=: one line, not OmegaConf's traceback
         evaluate(cfg)
 
 

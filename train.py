@@ -12,7 +12,7 @@ from supra.utils.cli import check_required, exit_if_run_dir_unwritable, exit_on_
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
     with exit_on_user_error():
-        check_required(cfg)  # e.g. model/encoder=pretrained without its weights file
+        check_required(cfg, "train")  # e.g. model/encoder=pretrained without its weights file
         metric, _ = train(cfg)
     return metric  # what a sweeper (e.g. Optuna) optimises
 

@@ -59,7 +59,7 @@ def run_command(name: str, *overrides: str, run_dir: Path | None = None) -> Any:
     module = importlib.import_module(f"supra.{name}")
     cfg = compose_config(name, run_dir or Path.cwd(), list(overrides))
     with exit_on_user_error():
-        check_required(cfg)
+        check_required(cfg, name)
         return module.run(cfg)
 
 

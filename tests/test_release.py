@@ -152,6 +152,8 @@ def test_export_replaces_an_old_release_but_never_other_files_its_input_or_the_w
     mine.mkdir()
     (mine / "notes.txt").write_text("a week of work")
     assert "holds other files (notes.txt)" in refused(mine) and (mine / "notes.txt").is_file()
+    # a flag is true or false: Hydra passes `no` on as text, which would count as true
+    assert "overwrite='no' must be true or false" in refused(mine, "overwrite=no") and (mine / "notes.txt").is_file()
     assert "holds" in refused(trained_run, "overwrite=true") and ckpt.is_file()
     with monkeypatch.context() as inside:
         inside.chdir(mine)

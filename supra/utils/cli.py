@@ -141,11 +141,17 @@ def print_help(config_name: str, help_config: str | None = None) -> None:
     print(f"\n{help_cfg.footer.rstrip()}")
 
 
-def check_required(cfg: DictConfig) -> None:
-    """Options marked ??? that the command line did not give, as one line (not OmegaConf's traceback)."""
+def check_required(cfg: DictConfig, config_name: str) -> None:
+    """Options marked ??? that the command line did not give, as one line (not OmegaConf's traceback), and
+    the command's flags (true or false in conf/<config_name>.yaml) given anything else: Hydra passes
+    `overwrite=no` on as the text "no", which Python counts as true."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
         raise SupraUserError(f"missing {', '.join(f'{key}=...' for key in missing)} (--help lists every option)")
+    defaults = OmegaConf.to_container(OmegaConf.load(CONF_DIR / f"{config_name}.yaml"), resolve=False)
+    for name, default in defaults.items():
+        if isinstance(default, bool) and not isinstance(cfg.get(name), bool):
+            raise SupraUserError(f"{name}={cfg.get(name)!r} must be true or false")
 
 
 def hydra_command(config_name: str, run: Callable[[DictConfig], Any]) -> Callable[[], None]:
@@ -156,7 +162,7 @@ def hydra_command(config_name: str, run: Callable[[DictConfig], Any]) -> Callabl
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
     def main(cfg: DictConfig) -> Any:
         with exit_on_user_error():
-            check_required(cfg)
+            check_required(cfg, config_name)
             return run(cfg)
 
     def entry() -> None:
