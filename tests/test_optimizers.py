@@ -159,6 +159,34 @@ def test_the_schedule_is_torchs_warmup_and_cosine_then_holds_min_lr_where_torchs
     assert max(lrs(torchs, 20)[10:]) > 1e-3  # what torch's periodic cosine did
 
 
+def test_a_schedule_without_warm_up_resumes_into_a_run_whose_warm_up_is_not_clamped_away():
+    # a run of max_steps=1 has no room for a warm-up; resumed with more steps, its schedule (the cosine
+    # alone) goes on, as any resumed run keeps its checkpoint's schedule
+    def schedule(total_steps: int):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-2)
+        return optimizer, warmup_cosine(optimizer, total_steps=total_steps, warmup_steps=4, min_lr=1e-4)
+
+    optimizer, short = schedule(total_steps=1)
+    optimizer.step()
+    short.step()
+    _, resumed = schedule(total_steps=10)
+    resumed.load_state_dict(short.state_dict())
+    uninterrupted = []
+    for _ in range(3):
+        optimizer.step()
+        short.step()
+        resumed.step()
+        uninterrupted.append(short.get_last_lr())
+        assert resumed.get_last_lr() == uninterrupted[-1]
+
+    # the other way round there is no cosine alone to go on with: one line that says what to change
+    _, warmed = schedule(total_steps=10)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1e-2)
+    without = warmup_cosine(optimizer, total_steps=10, warmup_steps=0, min_lr=1e-4)
+    with pytest.raises(SupraUserError, match=r"starts with a warm-up, this run's has none \(model.scheduler.warmup_steps=0\)"):
+        without.load_state_dict(warmed.state_dict())
+
+
 def test_a_saved_state_resumes_the_same_run():
     whole = gpt()
     optimizer = muon_with_adamw(whole)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import CosineAnnealingLR, LinearLR, LRScheduler, SequentialLR
+
+from supra.utils.errors import SupraUserError
 
 
 class CosineToMin(CosineAnnealingLR):
@@ -16,6 +20,26 @@ class CosineToMin(CosineAnnealingLR):
             return [self.eta_min for _ in self.optimizer.param_groups]
         return super().get_lr()
 
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "_schedulers" in state_dict:  # a warm-up's SequentialLR: no cosine alone can go on with it
+            raise SupraUserError("the checkpoint's learning-rate schedule starts with a warm-up, this run's has none "
+                                 "(model.scheduler.warmup_steps=0): resume it without changing warmup_steps")
+        super().load_state_dict(state_dict)
+
+
+class WarmupThenCosine(SequentialLR):
+    """The warm-up, then CosineToMin. Resuming a checkpoint of a schedule without warm-up (warmup_steps=0,
+    or a run of a single step, whose warm-up is clamped away) goes on with its cosine alone, as a resumed
+    run keeps its checkpoint's schedule; torch's SequentialLR would fail on the cosine's state."""
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        if "_schedulers" in state_dict:
+            super().load_state_dict(state_dict)
+            return
+        self._schedulers[1].load_state_dict(state_dict)
+        # the warm-up is over from step 0: every step after the resumed one is the cosine's
+        self.last_epoch, self._milestones, self._last_lr = state_dict["last_epoch"], [0], state_dict["_last_lr"]
+
 
 def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int = 100, min_lr: float = 3e-5) -> LRScheduler:
     """Linear warm-up over `warmup_steps`, then cosine decay to `min_lr` at `total_steps` (one step per batch),
@@ -26,4 +50,4 @@ def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int = 10
     if warmup_steps == 0:
         return cosine
     warmup = LinearLR(optimizer, start_factor=1.0 / warmup_steps, end_factor=1.0, total_iters=warmup_steps)
-    return SequentialLR(optimizer, [warmup, cosine], milestones=[warmup_steps])
+    return WarmupThenCosine(optimizer, [warmup, cosine], milestones=[warmup_steps])
