@@ -150,3 +150,41 @@ def test_fine_tuning_starts_from_a_hub_release_with_its_tokenizer(release, offli
     run = Path(cfg.paths.output_dir)
     assert (run / "tokenizer.json").read_text() == (release / "tokenizer.json").read_text()
     assert (run / "metrics.json").is_file()
+
+
+class RecordedHub:
+    """Stands in for the Hub service (no network here): an existing repo, public or private, that records
+    what push_folder asks of it."""
+
+    def __init__(self, private: bool) -> None:
+        self.private, self.uploads = private, []
+
+    def __call__(self, **_: object) -> RecordedHub:  # HfApi(library_name=...)
+        return self
+
+    def create_repo(self, repo_id: str, **_: object) -> str:
+        return f"https://huggingface.co/{repo_id}"
+
+    def repo_info(self, repo_id: str) -> object:
+        return type("RepoInfo", (), {"private": self.private})()
+
+    def upload_folder(self, **kwargs: object) -> None:
+        self.uploads.append(kwargs)
+
+
+def test_a_push_deletes_the_release_files_the_folder_lacks_and_never_makes_a_public_repo_look_private(
+        trained_run, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    from supra.artifacts.hub import push_folder
+
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    folder = export_release(str(trained_run / "checkpoints" / "best.ckpt"), str(tmp_path / "release"))
+    hub = RecordedHub(private=False)
+    monkeypatch.setattr(huggingface_hub, "HfApi", hub)
+    push_folder(folder, "me/model")
+    # an a2a release pushed there before left vqvae.safetensors: deleted by the same commit, not left behind
+    assert hub.uploads[-1]["delete_patterns"] == ["vqvae.safetensors"]
+    with pytest.raises(SupraUserError, match=r"^push_to=me/model exists and is public, and private=true does not change"):
+        push_folder(folder, "me/model", private=True)
+    assert len(hub.uploads) == 1

@@ -123,9 +123,19 @@ def push_folder(folder: Path, repo_id: str, private: bool = False) -> str:
     from huggingface_hub import HfApi
 
     api = HfApi(library_name="supra")
+    # a release's files that this folder lacks are deleted from the repo by the same commit: left from an
+    # earlier push (another kind's vqvae.safetensors, an old samples.png) they would make it another release
+    stale = [name for name in RELEASE_FILES if not (folder / name).exists()]
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message="Upload a Supra release")
+        if private and not api.repo_info(repo_id).private:  # create_repo leaves an existing repo's visibility
+            raise SupraUserError(f"push_to={repo_id} exists and is public, and private=true does not change that: "
+                                 "make it private in its settings on the Hub, or leave private out; nothing was "
+                                 f"uploaded, the release folder is written at {folder}")
+        api.upload_folder(repo_id=repo_id, folder_path=folder, commit_message="Upload a Supra release",
+                          delete_patterns=stale or None)
+    except SupraUserError:
+        raise
     except Exception as err:  # whatever the network, the offline mode or the Hub answers: the folder is safe
         first = str(err).splitlines()[0][:200] if str(err) else ""
         raise SupraUserError(f"push_to={repo_id}: the upload failed ({type(err).__name__}: {first}); the release "
