@@ -9,8 +9,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from supra.artifacts.a2a_release import export_a2a_release
-from supra.artifacts.captioner_release import export_release
+from supra.artifacts.a2a_release import export_a2a_release, load_a2a_release
+from supra.artifacts.captioner_release import export_release, load_release
 from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.hub import RELEASE_FILES, check_repo_id, local_path, push_folder
 from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
@@ -31,6 +31,9 @@ def copy_release(folder: str, out_dir: str, license: str = "other") -> Path:
 
 EXPORTERS = {CAPTIONER_CHECKPOINT: export_release, A2A_CHECKPOINT: export_a2a_release,
              CAPTIONER_RELEASE: copy_release, A2A_RELEASE: copy_release}
+# a release folder is read whole before it is copied: one that cannot be read (a file missing or cut
+# short) is refused in one line, not exported and pushed as it is
+RELEASE_READERS = {CAPTIONER_RELEASE: load_release, A2A_RELEASE: load_a2a_release}
 
 
 # Besides the release's own files, what a Hub download or upload leaves in a release folder.
@@ -51,6 +54,8 @@ def run(cfg: DictConfig) -> Path:
         raise SupraUserError(f"license={cfg.license}: ckpt={cfg.ckpt} is a release folder, copied as it is (its card "
                              "keeps its own license); license= is for exporting a checkpoint")
     ckpt = local_path(cfg.ckpt, "ckpt")  # a Hub repo id -> its folder in the local cache
+    if kind in RELEASE_READERS:
+        RELEASE_READERS[kind](ckpt)
     out = EXPORTERS[kind](str(ckpt), str(cfg.out), license=cfg.license)
     print(f"wrote {out}: " + ", ".join(sorted(p.name for p in out.iterdir())))
     if cfg.push_to:

@@ -4,6 +4,7 @@ inference code (tests/release_reference.py) reads our export and captions like w
 import json
 import os
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -175,6 +176,12 @@ def test_export_of_a_release_folder_copies_it_as_it_is(release, tmp_path, capsys
     with pytest.raises(SystemExit):  # its card keeps its license: another one asked for would be ignored
         run_command("export", f"ckpt={release}", f"out={tmp_path / 'relicensed'}", "license=mit")
     assert "license=mit: ckpt=" in capsys.readouterr().err and not (tmp_path / "relicensed").exists()
+    # a folder that cannot be read is not copied (and pushed) as a release
+    shutil.copytree(release, tmp_path / "broken")
+    (tmp_path / "broken" / "tokenizer.json").unlink()
+    with pytest.raises(SystemExit):
+        run_command("export", f"ckpt={tmp_path / 'broken'}", f"out={tmp_path / 'copy2'}")
+    assert "tokenizer.json is missing or unreadable" in capsys.readouterr().err and not (tmp_path / "copy2").exists()
 
 
 def test_caption_with_out_inside_images_never_captions_its_own_grid(release, tmp_path):
