@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import secrets
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -47,7 +48,9 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_dir(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
     """Yield a temp folder beside `path` to fill; on success it becomes `path` in one rename, on any error
     it is removed. An existing `path` is replaced, or with replace=False kept (another process finished
-    the same folder first: its copy is as good). The folder gets a plain mkdir's permissions (not 0700)."""
+    the same folder first: its copy is as good). The folder gets a plain mkdir's permissions (not 0700).
+    A replaced folder is renamed aside first and deleted only once the new one is in place: a process
+    killed in between leaves both, never neither."""
     path = Path(path).resolve()
     if replace and _holds(path, Path.cwd()):  # replacing it would delete the working directory
         raise SupraUserError(f"{path} holds the working directory: write to a new folder instead")
@@ -56,14 +59,19 @@ def atomic_dir(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
     try:
         yield tmp
         os.chmod(tmp, 0o777 & ~_umask())
-        if replace and path.exists():
-            shutil.rmtree(path)
+        aside = path.parent / f".{path.name}.old.{secrets.token_hex(4)}" if replace and path.exists() else None
+        if aside is not None:
+            os.replace(path, aside)
         try:
             os.replace(tmp, path)
         except OSError:
+            if aside is not None:  # the old folder back where it was
+                os.replace(aside, path)
             if replace or not path.is_dir():
                 raise
             shutil.rmtree(tmp, ignore_errors=True)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
