@@ -75,6 +75,10 @@ def test_release_with_mask_buffers_loads_and_wrong_shapes_are_named(release, tmp
     tensors["blocks.0.attn.mask"] = torch.tril(torch.ones(1, 1, 64, 64))
     save_file(tensors, folder / "model.safetensors")
     load_release(folder)  # the optional mask is accepted
+    del tensors["lm_head.weight"]  # the head is tied to the embedding: the published loader re-ties it
+    save_file(tensors, folder / "model.safetensors")
+    net, _, _ = load_release(folder)
+    assert net.lm_head.weight is net.tok_emb.weight and torch.equal(net.tok_emb.weight, tensors["tok_emb.weight"])
     tensors["pos_emb.weight"] = torch.zeros(10, 128)
     del tensors["ln_f.bias"]
     save_file(tensors, folder / "model.safetensors")
@@ -210,6 +214,15 @@ def test_caption_refuses_an_unwritable_out_before_the_work_and_fails_when_nothin
         run_command("caption", f"ckpt={release}", f"images={tmp_path / 'broken'}", f"out={tmp_path / 'out'}")
     assert "none of the 1 images under images=" in capsys.readouterr().err
     assert not (tmp_path / "out" / "captions.jsonl").exists()
+
+
+def test_fine_tuning_from_a_release_of_other_sizes_names_the_settings_to_change(release, tmp_path):
+    from supra.runner.training import train
+    from tests.conftest import compose_config
+
+    with pytest.raises(SupraUserError, match=re.escape(f"{release} holds a captioner of other sizes (D_MODEL=128 there, "
+                                                       "64 here): add model.net.D_MODEL=128, or choose a folder")):
+        train(compose_config("train", tmp_path / "run", [f"model.init_from={release}", "model.net.D_MODEL=64"]))
 
 
 def test_a_model_of_the_wrong_kind_is_named_for_what_it_is(trained_run, tmp_path):

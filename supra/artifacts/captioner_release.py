@@ -160,7 +160,15 @@ def load_release_weights(net: VLMNano, folder: str | Path) -> None:
         raise SupraUserError(f"{path.parent} holds a captioner with {describe_architecture(folder_config)}; this model has "
                              f"{describe_architecture(net.config)} ({differ}): choose the same model.net settings, or a "
                              "folder of this architecture")
+    sizes = [k for k in RELEASE_KEYS if getattr(folder_config, k) != getattr(net.config, k)]
+    if sizes:  # before the weights, whose wrong shapes would not say which setting to change
+        raise SupraUserError(f"{path.parent} holds a captioner of other sizes ("
+                             + ", ".join(f"{k}={getattr(folder_config, k)} there, {getattr(net.config, k)} here" for k in sizes)
+                             + "): add " + " ".join(f"model.net.{k}={getattr(folder_config, k)}" for k in sizes)
+                             + ", or choose a folder of this model's sizes")
     state = {k: v for k, v in load_weights(path).items() if not k.endswith(OPTIONAL_KEYS)}
+    if "lm_head.weight" not in state and "tok_emb.weight" in state:  # the head is tied: a file may leave it out,
+        state["lm_head.weight"] = state["tok_emb.weight"]            # as the published loader re-ties it
     load_state_strictly(net, state, str(path))
     net.lm_head.weight = net.tok_emb.weight  # re-tie: loading gave the head its own copy of the values
 
