@@ -314,6 +314,8 @@ def test_a_missing_vqvae_checkpoint_is_named(tmp_path):
         mixture(tmp_path, None)
     with pytest.raises(SupraUserError, match="model.vqvae_ckpt=/no/such.ckpt does not exist"):
         stage1_vqvae(OmegaConf.create({"vqvae_ckpt": "/no/such.ckpt"}))
+    with pytest.raises(SupraUserError, match=f"model.vqvae_ckpt={tmp_path} is a folder: give a VQ-VAE checkpoint"):
+        stage1_vqvae(OmegaConf.create({"vqvae_ckpt": str(tmp_path)}))  # e.g. an a2a release's
 
 
 def test_bad_mixture_settings_are_refused_in_one_line(vqvae_ckpt):

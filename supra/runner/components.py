@@ -44,7 +44,8 @@ def stage1_vqvae(model_cfg: DictConfig) -> nn.Module | None:
     if not path:
         return None  # the task says what to set
     if not Path(path).is_file():
-        raise SupraUserError(f"model.vqvae_ckpt={path} does not exist: give a VQ-VAE checkpoint "
+        problem = "is a folder" if Path(path).is_dir() else "does not exist"  # e.g. an a2a release's folder
+        raise SupraUserError(f"model.vqvae_ckpt={path} {problem}: give a VQ-VAE checkpoint (.ckpt) "
                              "written by `python train.py experiment=vqvae_shapes`")
     vqvae, _ = load_vqvae(path, what="model.vqvae_ckpt")
     return vqvae
