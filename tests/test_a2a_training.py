@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from supra.artifacts.a2a_release import load_a2a
-from supra.artifacts.checkpoints import load_supra_checkpoint
+from supra.artifacts.checkpoints import artifact_kind, load_supra_checkpoint
 from supra.runner.evaluation import evaluate
 from supra.runner.training import train
 from supra.tokens.a2a_vocab import A2AVocab
@@ -106,6 +106,14 @@ def test_the_exported_release_card_shows_the_runs_test_metrics(a2a_trained, tmp_
     assert "## Metrics (test split)" in card
     assert f"| text2image_fidelity | {metrics['text2image_fidelity']:.4f} |" in card
     assert f"| CIDEr | {metrics['CIDEr']:.4f} |" in card
+    # the release is scored as its run scored those numbers: the recipe's sampling and code-only softmax
+    from supra.runner.evaluation import LOADERS
+
+    scored = {}
+    for name, ckpt in (("run", a2a_trained / "checkpoints" / "best.ckpt"), ("release", tmp_path / "release")):
+        task, *_ = LOADERS[artifact_kind(ckpt)](compose_config("eval", tmp_path / name, [f"ckpt={ckpt}"]))
+        scored[name] = (task.hparams.code_softmax, task.generation, task.hparams.test_metrics)
+    assert scored["release"] == scored["run"] and scored["run"][0] is True
 
 
 def test_the_vqvae_stays_frozen_in_eval_mode_and_out_of_the_optimizer(a2a_trained, vqvae_ckpt):

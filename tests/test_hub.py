@@ -130,7 +130,8 @@ def test_the_upload_plan_and_the_card_are_what_the_hub_expects(trained_run, tmp_
     folder = tmp_path / "release"
     files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
     planned = sorted(filter_repo_objects(files, ignore_patterns=DEFAULT_IGNORE_PATTERNS))  # upload_folder's filter
-    assert planned == ["README.md", "config.json", "model.pt", "model.safetensors", "samples.png", "tokenizer.json"]
+    assert planned == ["README.md", "config.json", "model.pt", "model.safetensors", "samples.png", "scoring.json",
+                       "tokenizer.json"]
     card = ModelCard.load(folder / "README.md")
     assert card.data.library_name == "supra" and card.data.license == "apache-2.0"
     assert card.data.pipeline_tag == "image-to-text" and "image-captioning" in card.data.tags

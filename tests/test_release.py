@@ -216,6 +216,28 @@ def test_caption_refuses_an_unwritable_out_before_the_work_and_fails_when_nothin
     assert not (tmp_path / "out" / "captions.jsonl").exists()
 
 
+def test_a_release_is_scored_with_the_decoding_its_card_was_measured_with(trained_run, tmp_path):
+    from supra.artifacts.checkpoints import artifact_kind
+    from supra.runner.evaluation import LOADERS
+    from tests.conftest import compose_config
+
+    # a run that decoded with its own settings (train.py model.decode.max_new_tokens=3 ... records them so)
+    checkpoint = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=False)
+    checkpoint["supra"]["run_config"]["model"]["decode"] |= {"length_penalty": 1.0, "max_new_tokens": 3}
+    ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save(checkpoint, ckpt)
+    release = export_release(ckpt, tmp_path / "release")
+    decoding = {}
+    for name, path in (("run", ckpt), ("release", release)):
+        task, *_ = LOADERS[artifact_kind(path)](compose_config("eval", tmp_path / name, [f"ckpt={path}"]))
+        decoding[name] = task.decode
+    assert decoding["release"] == decoding["run"] and decoding["run"].max_new_tokens == 3
+    (release / "scoring.json").write_text("{not json")
+    with pytest.raises(SupraUserError, match=r"scoring.json is not readable JSON .*: export the release again"):
+        LOADERS[artifact_kind(release)](compose_config("eval", tmp_path / "broken", [f"ckpt={release}"]))
+
+
 def test_fine_tuning_from_a_release_of_other_sizes_names_the_settings_to_change(release, tmp_path):
     from supra.runner.training import train
     from tests.conftest import compose_config

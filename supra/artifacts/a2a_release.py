@@ -5,6 +5,7 @@
     vqvae.safetensors    the frozen stage-1 VQ-VAE
     tokenizer.json       the text part's BPE in Hugging Face's format (control tokens and codes follow its ids)
     README.md            model card: sizes, vocabulary, how to generate
+    scoring.json         the run's generation, code_softmax and test_metrics, which evaluate.py scores it with
 
 `load_a2a` reads this folder or a train.py checkpoint of kind "supra.a2a" ("net.*" = GPT, "vqvae.*" =
 VQ-VAE, checkpoint["supra"]: a2a_vocab, vqvae_config, net_config or run_config.model.net).
@@ -37,6 +38,7 @@ from supra.artifacts.release_files import (
     run_results,
     save_weights,
     write_config_json,
+    write_scoring,
 )
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.models.vqvae import VQVAE
@@ -109,8 +111,10 @@ def release_config(net: A2ANano, vqvae: torch.nn.Module, vocab: A2AVocab) -> dic
 
 
 def save_a2a_release(out_dir: str | Path, net: A2ANano, vqvae: torch.nn.Module, vocab: A2AVocab,
-                     metrics: dict | None = None, datasets: list[str] | None = None, license: str = "other") -> Path:
-    """Write the release folder; it appears complete or not at all (a temp folder, then one rename)."""
+                     metrics: dict | None = None, datasets: list[str] | None = None, license: str = "other",
+                     scoring: dict | None = None) -> Path:
+    """Write the release folder; it appears complete or not at all (a temp folder, then one rename).
+    `scoring`: how its run scored `metrics` (generation, code_softmax, test_metrics), for evaluate.py."""
     check_pair(net, vqvae, vocab, f"release {out_dir}")
     config = release_config(net, vqvae, vocab)
     out_dir = Path(out_dir)
@@ -119,6 +123,8 @@ def save_a2a_release(out_dir: str | Path, net: A2ANano, vqvae: torch.nn.Module, 
         save_weights(vqvae, tmp / "vqvae.safetensors")
         write_config_json(tmp, config)
         vocab.hf.save(str(tmp / "tokenizer.json"))
+        if scoring is not None:
+            write_scoring(tmp, scoring)
         front = card_front_matter("any-to-any", "Supra-A2A-Nano", ["supra", "any-to-any", "text-to-image",
                                   "image-to-text", "vq-vae"], datasets or [], metrics, license)
         (tmp / "README.md").write_text(front + _model_card(config, net, vqvae, metrics))
@@ -129,7 +135,9 @@ def export_a2a_release(ckpt: str | Path, out_dir: str | Path, license: str = "ot
     """A train.py checkpoint of kind supra.a2a -> a release folder (with metrics.json of its run, if any)."""
     net, vqvae, vocab = load_a2a(ckpt)
     run_config = run_config_of(load_supra_checkpoint(ckpt, kind=A2A_CHECKPOINT))
-    return save_a2a_release(out_dir, net, vqvae, vocab, run_results(ckpt)[0], data_names(run_config), license)
+    model = (run_config or {}).get("model") or {}
+    scoring = {key: model[key] for key in ("generation", "code_softmax", "test_metrics") if key in model}
+    return save_a2a_release(out_dir, net, vqvae, vocab, run_results(ckpt)[0], data_names(run_config), license, scoring)
 
 
 # -- reading -----------------------------------------------------------------------------------------

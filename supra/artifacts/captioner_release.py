@@ -7,6 +7,7 @@ the roadmap's other architectures (docs/architectures.md).
     tokenizer.json      the caption BPE
     model.pt            full training state: model, optimizer and scheduler
     README.md           model card: architecture, training settings, metrics, sample grid
+    scoring.json        the run's decoding (model.decode), which evaluate.py scores the folder with
 
 The release architecture (CNN encoder, prefix fusion, any sizes of its keys) writes exactly the release
 format; a folder of another architecture is read back by evaluate.py, the caption command and export,
@@ -31,6 +32,7 @@ from supra.artifacts.release_files import (
     run_results,
     save_weights,
     write_config_json,
+    write_scoring,
 )
 from supra.models.vlm_nano import VLMNano, VLMNanoConfig
 from supra.tokens.caption_bpe import CaptionTokenizer
@@ -113,6 +115,7 @@ def export_release(ckpt: str | Path, out_dir: str | Path, license: str = "other"
                     "global_step": checkpoint.get("global_step")}, tmp / "model.pt")
         if grid is not None:
             shutil.copyfile(grid, tmp / "samples.png")
+        write_scoring(tmp, {"decode": (run_config.get("model") or {}).get("decode") or {}})
         name = "SupraVL-Nano-900k" if net.config.is_release_architecture else "Supra captioner (SupraVL-Nano roadmap)"
         front = card_front_matter("image-to-text", name, ["supra", "image-captioning", "supravl-nano"],
                                   data_names(run_config), metrics, license)

@@ -22,7 +22,7 @@ from supra.utils.errors import SupraUserError
 # org/name with the Hub's characters, optionally @revision (a branch, tag or commit)
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
 RELEASE_FILES = ("config.json", "model.safetensors", "vqvae.safetensors", "tokenizer.json", "model.pt",
-                 "README.md", "samples.png")
+                 "README.md", "samples.png", "scoring.json")
 LOGIN_HINT = "log in with `huggingface-cli login` (`hf auth login` in newer releases) or set HF_TOKEN"
 
 

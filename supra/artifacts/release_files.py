@@ -40,6 +40,32 @@ def write_config_json(folder: Path, config: dict[str, Any]) -> None:
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
+# How the run scored the metrics on a release's card: a captioner's decoding (model.decode), an a2a model's
+# generation and loss (model.generation, code_softmax, test_metrics). evaluate.py scores a release with them,
+# as it scores the checkpoint with its run's; without the file (a release made elsewhere) with its defaults.
+SCORING_FILE = "scoring.json"
+
+
+def write_scoring(folder: Path, settings: dict[str, Any]) -> None:
+    (folder / SCORING_FILE).write_text(json.dumps(settings, indent=2) + "\n")
+
+
+def read_scoring(folder: str | Path) -> dict[str, Any]:
+    """A release folder's scoring settings ({} when it has none)."""
+    path = Path(folder) / SCORING_FILE
+    if not path.is_file():
+        return {}
+    try:
+        settings = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise SupraUserError(f"{path} is not readable JSON ({err}): export the release again, or delete it to "
+                             "score with the defaults") from None
+    if not isinstance(settings, dict):
+        raise SupraUserError(f"{path} holds {type(settings).__name__}, not the settings of a run: export the release "
+                             "again, or delete it to score with the defaults")
+    return settings
+
+
 def run_dir_of(ckpt: str | Path) -> Path:
     """train.py writes checkpoints to <run dir>/checkpoints/*.ckpt."""
     return Path(ckpt).resolve().parent.parent

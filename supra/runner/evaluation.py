@@ -25,6 +25,7 @@ from supra.artifacts.kinds import (
     VQVAE_CHECKPOINT,
     release_kind,
 )
+from supra.artifacts.release_files import read_scoring
 from supra.callbacks.a2a_samples import A2ASamplesCallback
 from supra.callbacks.caption_grid import CaptionGridCallback
 from supra.callbacks.reconstruction_grid import ReconstructionGridCallback
@@ -73,8 +74,9 @@ def data_for_release(argv: Sequence[str]) -> list[str]:
 
 def _captioner(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
     net, tokenizer, run_cfg = load_captioner(cfg.ckpt)
-    decode = {**((run_cfg or {}).get("model", {}).get("decode") or {}),
-              "strategy": cfg.decode, "beam_width": cfg.beam_width, "seed": cfg.seed}
+    # the run's decoding (a release's: the one its card's scores were measured with), then this command's
+    scored = run_cfg.get("model", {}).get("decode") if run_cfg else read_scoring(local_path(cfg.ckpt)).get("decode")
+    decode = {**(scored or {}), "strategy": cfg.decode, "beam_width": cfg.beam_width, "seed": cfg.seed}
     task = CaptioningTask(net=net, optimizer=None, decode=decode, run_config=run_cfg)
     return task, tokenizer, run_cfg, CaptionGridCallback(cfg.num_grid_images, output_dir=cfg.paths.output_dir)
 
@@ -83,7 +85,7 @@ def _a2a(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
     net, vqvae, vocab = load_a2a(cfg.ckpt)
     path = local_path(cfg.ckpt)
     run_cfg = run_config_of(load_supra_checkpoint(path)) if path.is_file() else None
-    model_cfg = (run_cfg or {}).get("model") or {}
+    model_cfg = ((run_cfg or {}).get("model") or {}) if path.is_file() else read_scoring(path)  # a release's
     # the run's sampling, changed with +generation.image_temperature=0.5 etc.
     generation = {**(model_cfg.get("generation") or {}), **(cfg.get("generation") or {}), "seed": cfg.seed}
     # the run's loss too: with code_softmax its losses normalise over the codes where a code comes next
