@@ -189,9 +189,14 @@ def test_evaluate_cli_bad_options_give_one_line_and_help_is_its_own(tmp_path, tr
                            for i, case in enumerate(BAD_EVALUATE_INPUTS)),
                          [str(ROOT / "evaluate.py"), ckpt, "data.num_test=5", f"hydra.run.dir={tmp_path / 'five'}"],
                          [str(ROOT / "evaluate.py"), f"hydra.run.dir={tmp_path / 'no_ckpt'}"],
+                         [str(ROOT / "evaluate.py"), ckpt, f"hydra.run.dir={trained_run}"],  # a finished run's
                          [str(ROOT / "evaluate.py"), "--help"], cwd=tmp_path)
     for (case, message), result in zip(BAD_EVALUATE_INPUTS.items(), runs, strict=False):
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, (case, result.stderr)
+    into_a_run = runs[-2]  # refused before anything is written there: the run's own metrics.json stays
+    assert into_a_run.returncode == 2 and "already holds a finished run (checkpoints/best.ckpt)" in into_a_run.stderr
+    assert json.loads((trained_run / "metrics.json").read_text())["split"] == "test"
+    runs = runs[:-2] + runs[-1:]
     # a data option of the checkpoint's own data (not in conf/eval.yaml) changes it
     assert runs[-3].returncode == 0, runs[-3].stderr[-2000:]
     assert runs[-2].returncode == 2 and runs[-2].stderr == "error: missing ckpt=... (--help lists every option)\n"
@@ -255,16 +260,12 @@ def test_wandb_runs_offline_without_an_account_and_resumes_the_same_run(train_co
     assert (Path(resumed.paths.output_dir) / "wandb_run_id.txt").read_text().strip() == run_id
 
 
-def test_a_finished_runs_folder_is_refused_before_anything_is_written_into_it(trained_run, train_py_runs, tmp_path):
+def test_a_finished_runs_folder_is_refused_before_anything_is_written_into_it(trained_run, train_py_runs):
     refused = train_py_runs["finished run"]
     assert refused.returncode == 2 and "Traceback" not in refused.stderr
     assert (f"error: hydra.run.dir={trained_run} already holds a finished run (checkpoints/best.ckpt): choose another "
             "with hydra.run.dir=DIR, or leave it out for a new dated folder") in refused.stderr
     assert not (trained_run / ".hydra").exists()  # Hydra saves the job's config before the job runs: not here
-    evaluated = run_cli("evaluate.py", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"hydra.run.dir={trained_run}",
-                        cwd=tmp_path)
-    assert evaluated.returncode == 2 and "already holds a finished run (checkpoints/best.ckpt)" in evaluated.stderr
-    assert json.loads((trained_run / "metrics.json").read_text())["split"] == "test"  # the run's own, not replaced
 
 
 def test_unwritable_output_directory_gives_one_line(tmp_path, train_py_runs):
