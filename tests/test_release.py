@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file
 
 from supra.artifacts.captioner_release import RELEASE_KEYS, export_release, load_release
-from supra.artifacts.checkpoints import load_supra_checkpoint, net_state
+from supra.artifacts.checkpoints import artifact_kind, load_supra_checkpoint, net_state
 from supra.data.captioning.shapes import ShapesDataModule
 from supra.data.images import normalize_images
 from supra.models.vlm_generation import beam_search
@@ -217,7 +217,6 @@ def test_caption_refuses_an_unwritable_out_before_the_work_and_fails_when_nothin
 
 
 def test_a_release_is_scored_with_the_decoding_its_card_was_measured_with(trained_run, tmp_path):
-    from supra.artifacts.checkpoints import artifact_kind
     from supra.runner.evaluation import LOADERS
     from tests.conftest import compose_config
 
@@ -273,6 +272,11 @@ def test_a_model_of_the_wrong_kind_is_named_for_what_it_is(trained_run, tmp_path
         train(compose_config("train", tmp_path / "run", [f"model.init_from={trained_run}"]))
     with pytest.raises(SupraUserError, match="is a SupraVL-Nano captioner release, not an a2a_nano one"):
         load_a2a(captioner_like)
+    weightless = tmp_path / "weightless"  # a release folder whose weights were not copied along
+    weightless.mkdir()
+    (weightless / "config.json").write_text("{}")
+    with pytest.raises(SupraUserError, match=f"ckpt={weightless} is a folder without model.safetensors: give a release"):
+        artifact_kind(weightless)
     lost_vqvae = tmp_path / "a2a_without_vqvae"  # an a2a release whose VQ-VAE file was not copied along
     lost_vqvae.mkdir()
     (lost_vqvae / "config.json").write_text(json.dumps({"model_type": "supra_a2a_nano"}))

@@ -132,7 +132,7 @@ def save_a2a_release(out_dir: str | Path, net: A2ANano, vqvae: torch.nn.Module, 
 
 
 def export_a2a_release(ckpt: str | Path, out_dir: str | Path, license: str = "other") -> Path:
-    """A train.py checkpoint of kind supra.a2a -> a release folder (with metrics.json of its run, if any)."""
+    """A train.py checkpoint of kind supra.a2a -> a release folder (its card with its run's test metrics, if any)."""
     net, vqvae, vocab = load_a2a(ckpt)
     run_config = run_config_of(load_supra_checkpoint(ckpt, kind=A2A_CHECKPOINT))
     model = (run_config or {}).get("model") or {}

@@ -87,7 +87,8 @@ def artifact_kind(path: str | Path, what: str = "ckpt") -> str:
     if path.is_dir():
         kind = release_kind(path)
         if kind is None:
-            raise SupraUserError(f"{what}={path} is a folder without config.json + model.safetensors: "
+            missing = " and ".join(name for name in ("config.json", "model.safetensors") if not (path / name).is_file())
+            raise SupraUserError(f"{what}={path} is a folder without {missing}: "
                                  "give a release folder or a .ckpt file written by train.py")
         return kind
     kind = load_supra_checkpoint(path, what=what)["supra"]["kind"]
