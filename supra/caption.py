@@ -13,7 +13,7 @@ import torch
 from omegaconf import DictConfig
 from rich.progress import track
 
-from supra.artifacts.captioner_release import load_captioner
+from supra.artifacts.captioner_release import load_captioner, scored_decoding
 from supra.data.images import IMAGE_SUFFIXES, UNREADABLE, image_to_uint8, load_rgb, normalize_images
 from supra.models.vlm_generation import DecodeConfig, generate
 from supra.pictures.files import save_image_atomic
@@ -37,8 +37,10 @@ def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch
     captions.jsonl ({"image_id", "file", "caption"} per image) + captions.png."""
     if batch_size < 1:
         raise SupraUserError(f"batch_size={batch_size} must be >= 1")
-    settings = DecodeConfig(strategy=decode)  # a one-line error for an unknown strategy
-    net, tokenizer, _ = load_captioner(ckpt)
+    DecodeConfig(strategy=decode)  # a one-line error for an unknown strategy, before the model loads
+    net, tokenizer, run_config = load_captioner(ckpt)
+    # the other settings of the decoding its scores were measured with (length penalty, caption length, ...)
+    settings = DecodeConfig(**{**scored_decoding(ckpt, run_config), "strategy": decode})
     require_writable_dir(out, f"out={out}")  # before the work, not after it
     # out= inside images=: its own captions.png (of an earlier run) is not a picture to caption
     files = [f for f in find_images(Path(images)) if f.resolve() != (Path(out) / "captions.png").resolve()]

@@ -217,6 +217,8 @@ def test_caption_refuses_an_unwritable_out_before_the_work_and_fails_when_nothin
 
 
 def test_a_release_is_scored_with_the_decoding_its_card_was_measured_with(trained_run, tmp_path):
+    from PIL import Image
+
     from supra.runner.evaluation import LOADERS
     from tests.conftest import compose_config
 
@@ -232,6 +234,12 @@ def test_a_release_is_scored_with_the_decoding_its_card_was_measured_with(traine
         task, *_ = LOADERS[artifact_kind(path)](compose_config("eval", tmp_path / name, [f"ckpt={path}"]))
         decoding[name] = task.decode
     assert decoding["release"] == decoding["run"] and decoding["run"].max_new_tokens == 3
+    # the caption command decodes so too, from the checkpoint or the release (its strategy its own option)
+    Image.new("RGB", (60, 50), (200, 30, 30)).save(tmp_path / "red.png")
+    for model in (ckpt, release):
+        captioned = run_command("caption", f"ckpt={model}", f"images={tmp_path / 'red.png'}", f"out={tmp_path / 'out'}",
+                                "decode=greedy")
+        assert len(captioned["red.png"].split()) <= 3, captioned
     (release / "scoring.json").write_text("{not json")
     with pytest.raises(SupraUserError, match=r"scoring.json is not readable JSON .*: export the release again"):
         LOADERS[artifact_kind(release)](compose_config("eval", tmp_path / "broken", [f"ckpt={release}"]))

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -29,6 +30,7 @@ from supra.artifacts.release_files import (
     load_weights,
     metrics_table,
     read_config_json,
+    read_scoring,
     run_results,
     save_weights,
     write_config_json,
@@ -224,6 +226,14 @@ def _from_checkpoint(path: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict,
     net = build_captioner(run_config["model"]["net"])
     load_state_strictly(net, net_state(checkpoint), f"ckpt={path}")
     return net.eval(), CaptionTokenizer.from_json(tokenizer_json), run_config, checkpoint
+
+
+def scored_decoding(path: str | Path, run_config: dict | None) -> dict[str, Any]:
+    """The decoding a captioner's scores were measured with: its run's model.decode for a checkpoint (its
+    run config), a release's scoring.json ({} for a release made without one)."""
+    if run_config:
+        return dict((run_config.get("model") or {}).get("decode") or {})
+    return dict(read_scoring(local_path(path)).get("decode") or {})
 
 
 def load_captioner(path: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict | None]:

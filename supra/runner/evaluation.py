@@ -14,7 +14,7 @@ import torch
 from omegaconf import DictConfig
 
 from supra.artifacts.a2a_release import load_a2a
-from supra.artifacts.captioner_release import load_captioner
+from supra.artifacts.captioner_release import load_captioner, scored_decoding
 from supra.artifacts.checkpoints import artifact_kind, load_supra_checkpoint, load_vqvae, run_config_of
 from supra.artifacts.hub import local_path
 from supra.artifacts.kinds import (
@@ -75,8 +75,7 @@ def data_for_release(argv: Sequence[str]) -> list[str]:
 def _captioner(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
     net, tokenizer, run_cfg = load_captioner(cfg.ckpt)
     # the run's decoding (a release's: the one its card's scores were measured with), then this command's
-    scored = run_cfg.get("model", {}).get("decode") if run_cfg else read_scoring(local_path(cfg.ckpt)).get("decode")
-    decode = {**(scored or {}), "strategy": cfg.decode, "beam_width": cfg.beam_width, "seed": cfg.seed}
+    decode = {**scored_decoding(cfg.ckpt, run_cfg), "strategy": cfg.decode, "beam_width": cfg.beam_width, "seed": cfg.seed}
     task = CaptioningTask(net=net, optimizer=None, decode=decode, run_config=run_cfg)
     return task, tokenizer, run_cfg, CaptionGridCallback(cfg.num_grid_images, output_dir=cfg.paths.output_dir)
 
