@@ -314,8 +314,24 @@ def test_a_missing_vqvae_checkpoint_is_named(tmp_path):
         mixture(tmp_path, None)
     with pytest.raises(SupraUserError, match="model.vqvae_ckpt=/no/such.ckpt does not exist"):
         stage1_vqvae(OmegaConf.create({"vqvae_ckpt": "/no/such.ckpt"}))
-    with pytest.raises(SupraUserError, match=f"model.vqvae_ckpt={tmp_path} is a folder: give a VQ-VAE checkpoint"):
+    with pytest.raises(SupraUserError, match=f"model.vqvae_ckpt={tmp_path} is a folder but no a2a release: give a VQ-VAE"):
         stage1_vqvae(OmegaConf.create({"vqvae_ckpt": str(tmp_path)}))  # e.g. an a2a release's
+
+
+def test_an_a2a_release_folder_gives_its_vqvae_to_a_new_stage_two(tmp_path):
+    from supra.artifacts.a2a_release import save_a2a_release
+    from supra.models.a2a_nano import A2AConfig, A2ANano
+    from supra.tokens.a2a_vocab import A2AVocab
+
+    torch.manual_seed(0)
+    vocab = A2AVocab.train(["a red square", "a blue circle"], vocab_size=270, num_codes=16)
+    net = A2ANano(A2AConfig(vocab_size=vocab.layout.vocab_size, context=64, n_layers=1, d_model=16, n_heads=2, d_mlp=32))
+    published = VQVAE(num_codes=16, code_dim=4, hidden=(4, 4))
+    folder = save_a2a_release(tmp_path / "release", net, published, vocab)
+    vqvae = stage1_vqvae(OmegaConf.create({"vqvae_ckpt": str(folder)}))  # model.vqvae_ckpt=<release folder>
+    assert not vqvae.training
+    for (name, theirs), ours in zip(published.state_dict().items(), vqvae.state_dict().values(), strict=True):
+        assert torch.equal(theirs, ours), name
 
 
 def test_bad_mixture_settings_are_refused_in_one_line(vqvae_ckpt):

@@ -184,6 +184,21 @@ def load_a2a_release(folder: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
     return net.eval(), vqvae.eval(), vocab
 
 
+def load_release_vqvae(folder: str | Path) -> VQVAE:
+    """The frozen VQ-VAE of an a2a release folder (config.json's "vqvae", vqvae.safetensors), in eval mode:
+    a new stage 2 can train over the published codes (model.vqvae_ckpt=FOLDER)."""
+    folder = Path(folder)
+    try:
+        vqvae = VQVAE(**read_config_json(folder)["vqvae"])
+    except SupraUserError:
+        raise
+    except (KeyError, TypeError, ValueError) as err:
+        raise SupraUserError(f"{folder / 'config.json'} holds no readable VQ-VAE config ({type(err).__name__}: {err}): "
+                             "export the release again (python -m supra.export)") from None
+    load_state_strictly(vqvae, load_weights(folder / "vqvae.safetensors"), str(folder / "vqvae.safetensors"))
+    return vqvae.eval()
+
+
 def load_a2a_checkpoint(path: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
     checkpoint = load_supra_checkpoint(path, kind=A2A_CHECKPOINT)
     meta = checkpoint["supra"]

@@ -15,8 +15,10 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
+from supra.artifacts.a2a_release import load_release_vqvae
 from supra.artifacts.captioner_release import init_from_folder, load_release_tokenizer
 from supra.artifacts.checkpoints import load_vqvae, saved_tokenizer
+from supra.artifacts.kinds import A2A_RELEASE, release_kind
 from supra.artifacts.loaded_configs import instantiate_loaded
 from supra.sweeps.optuna_seed import study_seed
 from supra.tasks.base import SupraTask
@@ -43,10 +45,12 @@ def stage1_vqvae(model_cfg: DictConfig) -> nn.Module | None:
     path = model_cfg.vqvae_ckpt
     if not path:
         return None  # the task says what to set
+    if Path(path).is_dir() and release_kind(path) == A2A_RELEASE:
+        return load_release_vqvae(path)  # a published stage 1: a new stage 2 over its codes
     if not Path(path).is_file():
-        problem = "is a folder" if Path(path).is_dir() else "does not exist"  # e.g. an a2a release's folder
-        raise SupraUserError(f"model.vqvae_ckpt={path} {problem}: give a VQ-VAE checkpoint (.ckpt) "
-                             "written by `python train.py experiment=vqvae_shapes`")
+        problem = "is a folder but no a2a release" if Path(path).is_dir() else "does not exist"
+        raise SupraUserError(f"model.vqvae_ckpt={path} {problem}: give a VQ-VAE checkpoint (.ckpt) written by "
+                             "`python train.py experiment=vqvae_shapes`, or an a2a release folder (its vqvae.safetensors)")
     vqvae, _ = load_vqvae(path, what="model.vqvae_ckpt")
     return vqvae
 
