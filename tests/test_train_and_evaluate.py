@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -104,6 +105,29 @@ def test_resume_from_last_checkpoint_continues_at_the_same_step(trained_run, tra
     best = Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
     assert resumed["callbacks"][key]["best_model_path"] == str(best)
     assert best.read_bytes() == (trained_run / "checkpoints" / "best.ckpt").read_bytes()
+
+
+def test_a_resumed_copy_of_a_run_carries_its_own_best_not_a_file_since_written_where_the_run_was(
+        trained_run, train_config, tmp_path):
+    # the run's checkpoints copied to a backup, and its old folder since reused by another run (its best
+    # scored otherwise): here written at the path the checkpoint recorded
+    (key,) = [k for k in torch.load(trained_run / "checkpoints" / "last.ckpt", weights_only=True)["callbacks"]
+              if k.startswith("LastStepModelCheckpoint")]
+    backup, reused = tmp_path / "backup" / "checkpoints", tmp_path / "reused" / "checkpoints"
+    backup.mkdir(parents=True)
+    reused.mkdir(parents=True)
+    last = torch.load(trained_run / "checkpoints" / "last.ckpt", weights_only=True)
+    last["callbacks"][key] |= {"dirpath": str(reused), "best_model_path": str(reused / "best.ckpt")}
+    torch.save(last, backup / "last.ckpt")
+    shutil.copyfile(trained_run / "checkpoints" / "best.ckpt", backup / "best.ckpt")
+    other = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=True)
+    other["callbacks"][key]["best_model_score"] = torch.tensor(99.0)
+    torch.save(other, reused / "best.ckpt")
+
+    cfg = train_config(f"ckpt_path={backup / 'last.ckpt'}", "trainer.max_steps=31", "test=false", run="from_backup")
+    train(cfg)
+    carried = Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
+    assert carried.read_bytes() == (backup / "best.ckpt").read_bytes()
 
 
 def test_resuming_at_or_past_max_steps_is_refused_rather_than_training_nothing(trained_run, train_config):

@@ -9,7 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.trainer.states import TrainerFn
 
 from supra.utils.files import atomic_path
 from supra.utils.private_apis import last_step_saved, save_last_checkpoint
@@ -30,24 +32,49 @@ class LastStepModelCheckpoint(ModelCheckpoint):
     link: Lightning rewrites best.ckpt in place, which would change the earlier run's file through a link).
     """
 
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        super().setup(trainer, pl_module, stage)
+        self._restoring = trainer  # load_state_dict needs the file it restores and whether this is a fit
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        earlier = Path(state_dict.get("best_model_path") or "")
+        trainer = getattr(self, "_restoring", None)
+        fitting = trainer is None or trainer.state.fn == TrainerFn.FITTING  # a test restores too: nothing to carry
         moved = self.dirpath is not None and state_dict.get("dirpath") not in (None, self.dirpath)
-        if not moved or state_dict.get("best_model_score") is None:
+        score = state_dict.get("best_model_score")
+        if not moved or score is None or not fitting:
             super().load_state_dict(state_dict)
             return
-        if not earlier.is_file():
-            log.warning("the resumed run's best checkpoint %s is gone: the best of this run is picked anew", earlier)
+        earlier = self._earlier_best(state_dict, trainer.ckpt_path if trainer is not None else None)
+        if earlier is None:
+            log.warning("the resumed run's best checkpoint (%s = %.4g) is neither beside ckpt_path nor at %s: the "
+                        "best of this run is picked anew", self.monitor, float(score), state_dict.get("best_model_path"))
             super().load_state_dict({**state_dict, "best_model_path": ""})
             return
         here = Path(self.dirpath) / earlier.name
         with atomic_path(here) as tmp:  # every rank may copy: each writes its own temp file, then renames
             shutil.copyfile(earlier, tmp)
-        score = state_dict["best_model_score"]
         super().load_state_dict({**state_dict, "dirpath": self.dirpath, "best_model_path": str(here),
                                  "kth_best_model_path": str(here), "kth_value": score,
                                  "best_k_models": {str(here): score}, "last_model_path": ""})
         log.info("resumed run: the best so far (%s = %.4g) carried into %s", self.monitor, float(score), here)
+
+    def _earlier_best(self, state_dict: dict[str, Any], ckpt_path: str | None) -> Path | None:
+        """The resumed run's best checkpoint: beside the file resumed from (a run folder copied or moved
+        keeps its checkpoints together), else where the run wrote it; only a file whose own record of the
+        best score is the one carried, so that another run's checkpoint since written at that path is not
+        taken for it (it would be tested as this run's best)."""
+        recorded = Path(state_dict.get("best_model_path") or "")
+        candidates = ([Path(ckpt_path).parent / recorded.name] if ckpt_path and recorded.name else []) + [recorded]
+        for candidate in candidates:
+            if candidate.is_file():
+                try:
+                    saved = torch.load(candidate, map_location="cpu", weights_only=True, mmap=True)
+                    theirs = saved["callbacks"][self.state_key]["best_model_score"]
+                except Exception:  # not a checkpoint of this callback: not the best sought
+                    continue
+                if theirs is not None and float(theirs) == float(state_dict["best_model_score"]):
+                    return candidate
+        return None
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.save_last and last_step_saved(self) != trainer.global_step:
