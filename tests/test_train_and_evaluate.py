@@ -130,6 +130,16 @@ def test_a_resumed_copy_of_a_run_carries_its_own_best_not_a_file_since_written_w
     assert carried.read_bytes() == (backup / "best.ckpt").read_bytes()
 
 
+def test_a_checkpoint_without_training_state_is_refused_for_training_in_one_line(trained_run, train_config, tmp_path):
+    weights_only = torch.load(trained_run / "checkpoints" / "last.ckpt", weights_only=True)
+    for key in ("optimizer_states", "lr_schedulers", "callbacks"):  # as save_weights_only=true writes it
+        del weights_only[key]
+    torch.save(weights_only, tmp_path / "weights.ckpt")
+    with pytest.raises(SupraUserError, match=r"weights.ckpt holds no training state \(optimizer_states, lr_schedulers "
+                                             r"missing: weights only\?\), so training cannot go on from it"):
+        train(train_config(f"ckpt_path={tmp_path / 'weights.ckpt'}", "trainer.max_steps=40", run="weights_only"))
+
+
 def test_resuming_at_or_past_max_steps_is_refused_rather_than_training_nothing(trained_run, train_config):
     last = trained_run / "checkpoints" / "last.ckpt"
     with pytest.raises(SupraUserError, match=r"last.ckpt is at step 30: trainer.max_steps=30 trains nothing more; "

@@ -133,6 +133,11 @@ def check_resumable(task: L.LightningModule, ckpt_path: str, max_steps: int | No
                 f"ckpt_path={ckpt_path} was trained over another VQ-VAE than model.vqvae_ckpt={task.hparams.vqvae_ckpt} "
                 f"(its codes mean other pictures): resume with the one it was trained with"
                 + (f" (model.vqvae_ckpt={trained_with}, if unchanged since)" if trained_with else ""))
+    lacking = [key for key in ("optimizer_states", "lr_schedulers", "loops") if key not in checkpoint]
+    if max_steps is not None and lacking:  # Lightning: a KeyError deep in its restore, or steps from 0 again
+        raise SupraUserError(f"ckpt_path={ckpt_path} holds no training state ({', '.join(lacking)} missing: weights "
+                             "only?), so training cannot go on from it: score it with train=false, or start a new "
+                             "run from its weights")
     step = checkpoint.get("global_step")
     if isinstance(max_steps, int) and max_steps >= 0 and isinstance(step, int) and step >= max_steps:
         raise SupraUserError(f"ckpt_path={ckpt_path} is at step {step}: trainer.max_steps={max_steps} trains nothing more; "
