@@ -84,11 +84,16 @@ def test_training_into_a_folder_that_holds_a_run_is_refused_and_leaves_it_whole(
     assert {p: p.stat().st_mtime_ns for p in (trained_run / "checkpoints").iterdir()} == before
 
 
-def test_resume_from_last_checkpoint_continues_at_the_same_step(trained_run, train_config):
+def test_resume_from_last_checkpoint_continues_at_the_same_step(trained_run, train_config, caplog):
     last = trained_run / "checkpoints" / "last.ckpt"
     cfg = train_config(f"ckpt_path={last}", "trainer.max_steps=37", "trainer.val_check_interval=15", "test=false",
-                       "model.scheduler.warmup_steps=5", "model.optimizer.lr=3e-3", run="resumed")
-    train(cfg)
+                       "model.scheduler.warmup_steps=5", "model.optimizer.lr=1e-2", run="resumed")  # the run's: 3e-3
+    with caplog.at_level("WARNING", logger="supra.runner.training"):
+        train(cfg)
+    # the checkpoint's optimizer and schedule go on: the settings given now are said to be unused
+    said = [r.getMessage() for r in caplog.records if r.name == "supra.runner.training"]
+    assert said == [f"resuming ckpt_path={last} with model.optimizer.lr=0.01 (was 0.003): not used: the checkpoint's "
+                    "optimizer state goes on"]  # the schedule and the data as the run's: nothing to say of them
     resumed = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
     before = torch.load(last, weights_only=True)
     # 37 is no multiple of the validation interval: last.ckpt still holds the final step
@@ -105,6 +110,20 @@ def test_resume_from_last_checkpoint_continues_at_the_same_step(trained_run, tra
     best = Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
     assert resumed["callbacks"][key]["best_model_path"] == str(best)
     assert best.read_bytes() == (trained_run / "checkpoints" / "best.ckpt").read_bytes()
+
+
+def test_a_resume_on_other_data_says_so(train_config, caplog):
+    from omegaconf import OmegaConf
+
+    from supra.runner.training import say_resumed_changes
+
+    run_config = OmegaConf.to_container(train_config(run="first"), resolve=True)  # the run the checkpoint holds
+    resumed = train_config("ckpt_path=first/last.ckpt", "data.seed=7", "data.batch_size=8", run="second")
+    with caplog.at_level("WARNING", logger="supra.runner.training"):
+        say_resumed_changes(resumed, run_config)
+    assert [r.getMessage() for r in caplog.records] == [  # the batch size (and the folder) may change unsaid
+        "resuming ckpt_path=first/last.ckpt with data.seed=7 (was 0): used: this run trains on other data than the "
+        "checkpoint's run"]
 
 
 def test_a_resumed_copy_of_a_run_carries_its_own_best_not_a_file_since_written_where_the_run_was(

@@ -14,7 +14,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from supra.artifacts.checkpoints import load_supra_checkpoint, net_state
+from supra.artifacts.checkpoints import load_supra_checkpoint, net_state, run_config_of
 from supra.callbacks.time_accounting import mark_job_start
 from supra.runner.components import (
     build_datamodule,
@@ -95,7 +95,9 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     # Each part once, handed one way: stage 1 and reused token ids -> task -> DataModule (what it must follow).
     task = build_task(cfg.model, run_config, stage1_vqvae(cfg.model))
     if cfg.get("ckpt_path"):
-        check_resumable(task, cfg.ckpt_path, cfg.trainer.get("max_steps") if cfg.get("train") else None)
+        checkpoint = check_resumable(task, cfg.ckpt_path, cfg.trainer.get("max_steps") if cfg.get("train") else None)
+        if cfg.get("train"):
+            say_resumed_changes(cfg, run_config_of(checkpoint) or {})
     datamodule = build_datamodule(cfg.data, task, tokenizer_to_reuse(cfg))
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
@@ -115,7 +117,7 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     return _metric_value(metrics, cfg.get("optimized_metric")), metrics
 
 
-def check_resumable(task: L.LightningModule, ckpt_path: str, max_steps: int | None = None) -> None:
+def check_resumable(task: L.LightningModule, ckpt_path: str, max_steps: int | None = None) -> dict[str, Any]:
     """What Lightning would take without a word, or answer with a page of missing keys, as one line: a
     checkpoint of another architecture, one already at `max_steps` (the fit would train nothing), or an a2a
     run's checkpoint resumed over another stage-1 VQ-VAE (the data would be coded by the new one, the GPT
@@ -142,6 +144,32 @@ def check_resumable(task: L.LightningModule, ckpt_path: str, max_steps: int | No
     if isinstance(max_steps, int) and max_steps >= 0 and isinstance(step, int) and step >= max_steps:
         raise SupraUserError(f"ckpt_path={ckpt_path} is at step {step}: trainer.max_steps={max_steps} trains nothing more; "
                              "raise trainer.max_steps to go on, at the schedule's min_lr (or train=false to score it as it is)")
+    return checkpoint
+
+
+# Settings a resumed run may change without a word: how its batches are made and where its files go.
+QUIET_DATA_KEYS = {"batch_size", "eval_batch_size", "num_workers", "show_progress", "tokenizer_path", "vocab_path"}
+
+
+def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
+    """A resumed run goes on with its checkpoint's optimizer and schedule (Lightning restores their state
+    over the settings given now) but trains on the data it is given now: either change, unnoticed, is a
+    run other than the one the user asked for, so each is said in one warning naming the settings."""
+    for group, outcome in (("model.optimizer", "not used: the checkpoint's optimizer state goes on"),
+                           ("model.scheduler", "not used: the checkpoint's learning-rate schedule goes on"),
+                           ("data", "used: this run trains on other data than the checkpoint's run")):
+        now = OmegaConf.select(cfg, group)
+        ours = OmegaConf.to_container(now, resolve=True) if isinstance(now, DictConfig) else {}
+        theirs: Any = run_config
+        for part in group.split("."):
+            theirs = theirs.get(part) if isinstance(theirs, dict) else None
+        if not isinstance(theirs, dict):
+            continue
+        quiet = QUIET_DATA_KEYS if group == "data" else set()
+        changed = [f"{group}.{key}={ours.get(key)} (was {theirs.get(key)})" for key in sorted(set(ours) | set(theirs))
+                   if key not in quiet and ours.get(key) != theirs.get(key)]
+        if changed:
+            log.warning("resuming ckpt_path=%s with %s: %s", cfg.ckpt_path, ", ".join(changed), outcome)
 
 
 def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig) -> str | None:
