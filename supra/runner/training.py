@@ -147,8 +147,9 @@ def check_resumable(task: L.LightningModule, ckpt_path: str, max_steps: int | No
     return checkpoint
 
 
-# Settings a resumed run may change without a word: how its batches are made and where its files go.
-QUIET_DATA_KEYS = {"batch_size", "eval_batch_size", "num_workers", "show_progress", "tokenizer_path", "vocab_path"}
+# Settings a resumed run may change without a word: how its batches are made and where its files (and caches) go.
+QUIET_DATA_KEYS = {"batch_size", "eval_batch_size", "num_workers", "show_progress", "tokenizer_path", "vocab_path",
+                   "cache_dir"}
 
 
 def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
