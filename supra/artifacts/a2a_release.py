@@ -35,6 +35,7 @@ from supra.artifacts.release_files import (
     load_weights,
     metrics_table,
     read_config_json,
+    read_scoring,
     run_results,
     save_weights,
     write_config_json,
@@ -131,13 +132,21 @@ def save_a2a_release(out_dir: str | Path, net: A2ANano, vqvae: torch.nn.Module, 
     return out_dir
 
 
+def scored_settings(path: str | Path, run_config: dict | None) -> dict[str, Any]:
+    """How an a2a model's scores were measured (its generation, code_softmax, test_metrics): its run's model
+    settings for a checkpoint (its run config), a release's scoring.json ({} for one made without it)."""
+    if run_config is None:
+        return read_scoring(local_path(path))
+    model = run_config.get("model") or {}
+    return {key: model[key] for key in ("generation", "code_softmax", "test_metrics") if key in model}
+
+
 def export_a2a_release(ckpt: str | Path, out_dir: str | Path, license: str = "other") -> Path:
     """A train.py checkpoint of kind supra.a2a -> a release folder (its card with its run's test metrics, if any)."""
     net, vqvae, vocab = load_a2a(ckpt)
-    run_config = run_config_of(load_supra_checkpoint(ckpt, kind=A2A_CHECKPOINT))
-    model = (run_config or {}).get("model") or {}
-    scoring = {key: model[key] for key in ("generation", "code_softmax", "test_metrics") if key in model}
-    return save_a2a_release(out_dir, net, vqvae, vocab, run_results(ckpt)[0], data_names(run_config), license, scoring)
+    run_config = run_config_of(load_supra_checkpoint(ckpt, kind=A2A_CHECKPOINT)) or {}
+    return save_a2a_release(out_dir, net, vqvae, vocab, run_results(ckpt)[0], data_names(run_config), license,
+                            scored_settings(ckpt, run_config))
 
 
 # -- reading -----------------------------------------------------------------------------------------

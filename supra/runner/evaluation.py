@@ -13,7 +13,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig
 
-from supra.artifacts.a2a_release import load_a2a
+from supra.artifacts.a2a_release import load_a2a, scored_settings
 from supra.artifacts.captioner_release import load_captioner, scored_decoding
 from supra.artifacts.checkpoints import artifact_kind, load_supra_checkpoint, load_vqvae, run_config_of
 from supra.artifacts.hub import local_path
@@ -25,7 +25,6 @@ from supra.artifacts.kinds import (
     VQVAE_CHECKPOINT,
     release_kind,
 )
-from supra.artifacts.release_files import read_scoring
 from supra.callbacks.a2a_samples import A2ASamplesCallback
 from supra.callbacks.caption_grid import CaptionGridCallback
 from supra.callbacks.reconstruction_grid import ReconstructionGridCallback
@@ -84,7 +83,7 @@ def _a2a(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
     net, vqvae, vocab = load_a2a(cfg.ckpt)
     path = local_path(cfg.ckpt)
     run_cfg = run_config_of(load_supra_checkpoint(path)) if path.is_file() else None
-    model_cfg = ((run_cfg or {}).get("model") or {}) if path.is_file() else read_scoring(path)  # a release's
+    model_cfg = scored_settings(path, (run_cfg or {}) if path.is_file() else None)
     # the run's sampling, changed with +generation.image_temperature=0.5 etc.
     generation = {**(model_cfg.get("generation") or {}), **(cfg.get("generation") or {}), "seed": cfg.seed}
     # the run's loss too: with code_softmax its losses normalise over the codes where a code comes next
