@@ -81,6 +81,8 @@ def exit_if_run_dir_unwritable(argv: Sequence[str]) -> None:
     for arg in argv:
         option, _, folder = arg.partition("=")
         if option in ("hydra.run.dir", "paths.log_dir"):
+            if "${" in folder:  # a dated folder (`runs/${now:%H-%M}`): its fixed part, not a folder named "${now"
+                folder = folder.split("${")[0].rpartition("/")[0] or "."
             try:
                 check_writable_dir(folder)
             except OSError as err:

@@ -1,5 +1,7 @@
-"""A run never writes over a finished one: `python train.py hydra.run.dir=DIR` (or evaluate.py) into the
-folder of a finished run, or `-m hydra.sweep.dir=DIR` into a finished sweep's, is refused in one line.
+"""A run never writes over another: `python train.py hydra.run.dir=DIR` (or evaluate.py) into the folder of a
+finished run, or `-m hydra.sweep.dir=DIR` into a finished sweep's, is refused in one line; so is a folder a
+live run is writing. Two runs started in the same second (`for s in 1 2; do python train.py seed=$s & done`)
+would share the dated default folder, and each other's checkpoints: the second takes `<folder>_1`.
 
 Checked by a Hydra callback as the run or sweep starts, because Hydra saves the new run's
 .hydra/{config,hydra,overrides}.yaml into the folder before the job itself runs: a refusal from inside the job
@@ -9,15 +11,21 @@ listed a job under settings it was not trained with).
 
 from __future__ import annotations
 
+import atexit
+import os
+import socket
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig
+from lightning.fabric.utilities.rank_zero import _get_rank
+from omegaconf import DictConfig, OmegaConf, read_write
 
 RESULTS = ("checkpoints/*.ckpt", "metrics.json")  # what a finished train.py or evaluate.py run leaves
+OWNER = ".supra_run_owner"  # "<host> <pid>" of the live process writing a run or sweep folder; removed at its end
 
 
 def finished_run_file(folder: Path) -> Path | None:
@@ -26,23 +34,79 @@ def finished_run_file(folder: Path) -> Path | None:
 
 
 class KeepFinishedRuns(Callback):
-    """Refuses a run or sweep folder that holds a finished run's results, before Hydra writes into it."""
+    """Refuses a run or sweep folder that holds a finished run's results, or that a live run is writing,
+    before Hydra writes into it; a dated default folder taken that way moves to the next free `_1`, `_2`."""
+
+    def __init__(self) -> None:
+        self._owned: Path | None = None
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
-        folder = self._resolved(config, "run")
-        held = finished_run_file(folder)
-        if held is not None:
-            resumed = " (a resumed run, ckpt_path=..., writes a new one)" if "ckpt_path" in config else ""
-            _refuse(f"hydra.run.dir={folder} already holds a finished run ({held.relative_to(folder)}): choose "
-                    f"another with hydra.run.dir=DIR, or leave it out for a new dated folder{resumed}")
+        if not _is_first_process():
+            return  # a DDP rank Lightning started again with hydra.run.dir=<rank 0's folder>
+        resumed = " (a resumed run, ckpt_path=..., writes a new one)" if "ckpt_path" in config else ""
+
+        def finished(folder: Path) -> str | None:
+            held = finished_run_file(folder)
+            return held and (f"hydra.run.dir={folder} already holds a finished run ({held.relative_to(folder)}): "
+                             f"choose another with hydra.run.dir=DIR, or leave it out for a new dated folder{resumed}")
+        self._take(config, "run", finished)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        folder = self._resolved(config, "sweep")
-        held = next((path for job in sorted(folder.glob("*/")) if (path := finished_run_file(job))), None)
-        if held is not None:
-            _refuse(f"hydra.sweep.dir={folder} already holds a sweep's finished jobs ({held.relative_to(folder)}): "
-                    "choose another with hydra.sweep.dir=DIR (an Optuna study kept in storage=... goes on from "
-                    "any folder)")
+        def finished(folder: Path) -> str | None:
+            held = next((path for job in sorted(folder.glob("*/")) if (path := finished_run_file(job))), None)
+            return held and (f"hydra.sweep.dir={folder} already holds a sweep's finished jobs "
+                             f"({held.relative_to(folder)}): choose another with hydra.sweep.dir=DIR (an Optuna "
+                             "study kept in storage=... goes on from any folder)")
+        self._take(config, "sweep", finished)
+
+    def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._release()
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        self._release()
+
+    def _take(self, config: DictConfig, mode: str, finished: Callable[[Path], str | None]) -> None:
+        """Claims the run's or sweep's folder for this process, or refuses it in one line; a dated default
+        taken by another run moves to the first free `<folder>_N`, set in Hydra's config (read after this)."""
+        folder = self._resolved(config, mode)
+        dated = "${now:" in str(OmegaConf.to_container(config.hydra[mode], resolve=False)["dir"])
+        candidate, n = folder, 0
+        while (refusal := finished(candidate) or self._claim(candidate, mode)) is not None:
+            if not dated:
+                _refuse(refusal)
+            n += 1
+            candidate = folder.with_name(f"{folder.name}_{n}")
+        if candidate != folder:
+            with read_write(config.hydra):  # Hydra's own settings are read-only to its callbacks
+                config.hydra[mode].dir = str(candidate)
+
+    def _claim(self, folder: Path, mode: str) -> str | None:
+        """None once `folder` is this process's (created atomically: two runs started together cannot both
+        have it); a refusal while another live process holds it."""
+        claim = folder / OWNER
+        for _ in range(2):
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+                with os.fdopen(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY), "w") as file:
+                    file.write(f"{socket.gethostname()} {os.getpid()}\n")
+            except FileExistsError:
+                owner = _live_owner(claim)
+                if owner is not None:
+                    return (f"hydra.{mode}.dir={folder} is being written by another run ({owner}): choose another "
+                            f"with hydra.{mode}.dir=DIR, or wait for that run to end")
+                claim.unlink(missing_ok=True)  # a killed run's: taken over
+                continue
+            except OSError:
+                return None  # an unwritable folder: said in one line by the job itself (supra.runner)
+            self._owned = claim
+            atexit.register(self._release)  # also when the job ends by SystemExit, which Hydra's on_run_end misses
+            return None
+        return f"hydra.{mode}.dir={folder} is being claimed by another run: choose another with hydra.{mode}.dir=DIR"
+
+    def _release(self) -> None:
+        if self._owned is not None:
+            self._owned.unlink(missing_ok=True)
+            self._owned = None
 
     @staticmethod
     def _resolved(config: DictConfig, mode: str) -> Path:
@@ -50,6 +114,28 @@ class KeepFinishedRuns(Callback):
         # itself does only later, in the job (`now` is cached: the job gets the same folder)
         HydraConfig.instance().set_config(config)
         return Path(str(config.hydra[mode].dir))
+
+
+def _is_first_process() -> bool:
+    return _get_rank() in (None, 0)
+
+
+def _live_owner(claim: Path) -> str | None:
+    """'process N on HOST' while the process that wrote `claim` runs; None for a dead one's (a run killed
+    before it could remove its claim) or an unreadable claim."""
+    try:
+        host, pid = claim.read_text().split()
+        pid_number = int(pid)
+    except (OSError, ValueError):
+        return None
+    if host == socket.gethostname():
+        try:
+            os.kill(pid_number, 0)
+        except ProcessLookupError:
+            return None
+        except PermissionError:
+            pass  # alive, another user's
+    return f"process {pid_number} on {host}"  # another host's (a shared file system) counts as alive
 
 
 def _refuse(message: str) -> None:

@@ -1,0 +1,74 @@
+"""A run or sweep folder belongs to one run: finished runs are kept, a live run's folder is not shared, and
+two runs started in the same second do not share the dated default folder."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+from supra.utils.cli import exit_if_run_dir_unwritable
+from supra.utils.run_folders import OWNER, KeepFinishedRuns
+from tests.conftest import CONF
+
+
+def hydra_config(run_dir: str):
+    """train.yaml with Hydra's own settings, as Hydra hands them to a callback at the run's start."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="train", return_hydra_config=True, overrides=[f"hydra.run.dir={run_dir}"])
+
+
+def claim_by(folder: Path, pid: int) -> None:
+    folder.mkdir(parents=True)
+    (folder / OWNER).write_text(f"{socket.gethostname()} {pid}\n")
+
+
+def a_dead_pid() -> int:
+    process = subprocess.Popen([sys.executable, "-c", "pass"])
+    process.wait()
+    return process.pid
+
+
+def test_a_dated_folder_another_live_run_holds_moves_to_the_next_free_one(tmp_path):
+    cfg = hydra_config(str(tmp_path) + "/run_${now:%Y}")
+    taken = tmp_path / f"run_{cfg.hydra.run.dir.rsplit('_', 1)[1]}"
+    claim_by(taken, os.getpid())  # a live run started in the same second
+    (tmp_path / f"{taken.name}_1" / "checkpoints").mkdir(parents=True)
+    (tmp_path / f"{taken.name}_1" / "checkpoints" / "last.ckpt").write_bytes(b"a finished run")
+    callback = KeepFinishedRuns()
+    callback.on_run_start(cfg)
+    mine = tmp_path / f"{taken.name}_2"
+    assert cfg.hydra.run.dir == str(mine)  # Hydra makes the run's folder from this after the callback
+    assert (mine / OWNER).read_text() == f"{socket.gethostname()} {os.getpid()}\n"
+    callback.on_run_end(cfg)
+    assert not (mine / OWNER).exists()
+    assert (taken / OWNER).exists()  # the other run's claim is left alone
+
+
+def test_a_named_folder_a_live_run_writes_is_refused_and_a_killed_runs_claim_is_taken_over(tmp_path, capsys):
+    busy, abandoned = tmp_path / "busy", tmp_path / "abandoned"
+    claim_by(busy, os.getpid())
+    with pytest.raises(SystemExit) as refused:
+        KeepFinishedRuns().on_run_start(hydra_config(str(busy)))
+    assert refused.value.code == 2
+    assert capsys.readouterr().err == (f"error: hydra.run.dir={busy} is being written by another run (process "
+                                       f"{os.getpid()} on {socket.gethostname()}): choose another with "
+                                       "hydra.run.dir=DIR, or wait for that run to end\n")
+    claim_by(abandoned, a_dead_pid())
+    cfg = hydra_config(str(abandoned))
+    KeepFinishedRuns().on_run_start(cfg)
+    assert cfg.hydra.run.dir == str(abandoned)
+    assert (abandoned / OWNER).read_text().split()[1] == str(os.getpid())
+
+
+def test_a_dated_run_folder_given_on_the_command_line_is_checked_by_its_fixed_part(tmp_path):
+    exit_if_run_dir_unwritable([f"hydra.run.dir={tmp_path}/runs/${{now:%H-%M}}"])  # before Hydra resolves it
+    assert [p.name for p in tmp_path.iterdir()] == ["runs"]
+    assert list((tmp_path / "runs").iterdir()) == []  # no folder named "${now:%H-%M}" left behind
