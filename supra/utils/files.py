@@ -140,13 +140,24 @@ def require_writable_dir(path: str | os.PathLike, what: str, remedy: str = "choo
 
 def visible_files(root: str | os.PathLike) -> list[str]:
     """Every file under `root` as a relative posix path, sorted: hidden files and folders (a leading dot:
-    .git, .DS_Store, a `.supra_cache` inside a data folder) passed over, symlinked folders not followed."""
+    .git, .DS_Store, a `.supra_cache` inside a data folder) passed over. Symlinked folders are followed
+    (data sets are often linked into place: `train2014 -> /datasets/coco/train2014`), except a link back
+    to a folder above it, which would repeat the tree forever."""
     root, found = Path(root), []
-    for folder, dirs, files in os.walk(root):
+    for folder, dirs, files in os.walk(root, followlinks=True):
+        here = Path(folder)
+        if here != root and os.path.realpath(here) in {os.path.realpath(up) for up in _up_to(here, root)}:
+            dirs[:] = []  # a link to one of its own parents
+            continue
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        base = Path(folder).relative_to(root)
+        base = here.relative_to(root)
         found += [(base / name).as_posix() for name in files if not name.startswith(".")]
     return sorted(found)
+
+
+def _up_to(folder: Path, root: Path) -> list[Path]:
+    """The folders above `folder`, up to and including `root`."""
+    return [root / up for up in folder.relative_to(root).parents]
 
 
 def file_stamp(path: str | os.PathLike) -> str:

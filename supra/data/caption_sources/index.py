@@ -9,7 +9,6 @@ cache and counted there.
 
 from __future__ import annotations
 
-import os
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from pathlib import Path
 
 from supra.data.captions import clean_caption
 from supra.data.image_cache import StoredImage
+from supra.utils.files import visible_files
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -60,13 +60,9 @@ class CaptionIndex:
 
 
 def files_under(folder: Path) -> set[str]:
-    """Every file under `folder` as a posix path relative to it (the keys images are looked up by)."""
-    found = set()
-    for here, dirs, files in os.walk(folder):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        base = Path(here).relative_to(folder)
-        found.update((base / name).as_posix() for name in files)
-    return found
+    """Every file under `folder` as a posix path relative to it (the keys images are looked up by), linked
+    folders followed (visible_files)."""
+    return set(visible_files(folder))
 
 
 def split_sizes(n: int, published: dict[str, int | None]) -> dict[str, int]:
