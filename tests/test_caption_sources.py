@@ -363,3 +363,82 @@ def test_a_captions_tsv_saved_by_excel_as_unicode_text_is_read(tmp_path):
     Image.new("RGB", (16, 16)).save(tmp_path / "photo.png")
     (tmp_path / "captions.tsv").write_bytes("file\tcaption\r\nphoto.png\ta black square\r\n".encode("utf-16"))
     assert scan_folder(tmp_path).captions == {"photo.png": ["a black square"]}
+
+
+def test_image_folders_linked_into_place_are_read_as_copies_are(tmp_path):
+    """Clusters link data sets into place (`train2014 -> /datasets/coco/train2014`): the same images."""
+    expected = write_coco_official(tmp_path / "real")
+    linked = tmp_path / "linked"
+    linked.mkdir()
+    for part in ("annotations", "train2014", "val2014"):
+        (linked / part).symlink_to(tmp_path / "real" / part, target_is_directory=True)
+    (linked / "val2014" / "loop").symlink_to(linked, target_is_directory=True)  # a link back up is not walked
+    copy, link = read_caption_source("coco", tmp_path / "real"), read_caption_source("coco", linked)
+    assert link.splits == copy.splits and link.captions == copy.captions
+    assert sum(len(keys) for keys in link.splits.values()) == sum(expected["images"].values())
+
+
+def captioned_photos(root, captions_file: str, data: bytes, n: int = 8):
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    root.mkdir()
+    for i in range(n):
+        (root / f"p{i}.jpg").write_bytes(jpeg_bytes(i))
+    (root / captions_file).write_bytes(data)
+    return read_caption_source("folder", root)
+
+
+def test_a_captions_csv_a_mac_spreadsheet_saved_with_cr_line_ends_is_read(tmp_path):
+    rows = "file,caption\r" + "".join(f'p{i}.jpg,"caption {i}, quoted"\r' for i in range(8))
+    index = captioned_photos(tmp_path / "photos", "captions.csv", rows.encode())
+    assert index.captions["p3.jpg"] == ["caption 3, quoted"]
+
+
+def test_a_captions_csv_written_with_spaces_after_its_commas_has_no_quotes_in_its_captions(tmp_path):
+    rows = "file, caption\n" + "".join(f'p{i}.jpg, "a dog, number {i}"\n' for i in range(8))
+    index = captioned_photos(tmp_path / "photos", "captions.csv", rows.encode())
+    assert index.captions["p3.jpg"] == ["a dog, number 3"]
+
+
+def test_a_captions_csv_with_an_unclosed_quote_is_one_line_naming_where_not_one_caption_of_many_rows(tmp_path):
+    rows = ["file,caption", *(f"p{i}.jpg,caption {i}" for i in range(8))]
+    rows[4] = 'p3.jpg,"Hello world said the sign'  # its closing quote forgotten: the rows after it would join it
+    with pytest.raises(SupraUserError, match=r"captions.csv:5: a quoted field runs over 5 lines \(a missing "
+                                             r"closing quote\?\)"):
+        captioned_photos(tmp_path / "photos", "captions.csv", "\n".join(rows).encode())
+
+
+def test_a_caption_holding_a_unicode_line_separator_keeps_its_jsonl_line_whole(tmp_path):
+    lines = [json.dumps({"file": f"p{i}.jpg", "caption": f"caption {i}\u2028second line"}, ensure_ascii=False)
+             for i in range(8)]
+    index = captioned_photos(tmp_path / "photos", "captions.jsonl", "\n".join(lines).encode())
+    assert index.captions["p1.jpg"] == ["caption 1 second line"] and not index.skipped
+
+
+def test_sidecar_captions_with_an_upper_case_suffix_are_read(tmp_path):
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    (tmp_path / "photos").mkdir()
+    for i in range(8):
+        (tmp_path / "photos" / f"P{i}.JPG").write_bytes(jpeg_bytes(i))
+        (tmp_path / "photos" / f"P{i}.TXT").write_text(f"caption {i}\n")
+    assert read_caption_source("folder", tmp_path / "photos").captions["P2.JPG"] == ["caption 2"]
+
+
+def test_captions_match_file_names_whatever_their_unicode_form_and_a_mismatch_says_why(tmp_path):
+    import unicodedata
+
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    nfd = unicodedata.normalize("NFD", "café")  # as a folder unzipped on a Mac names it
+    (tmp_path / "photos").mkdir()
+    for i in range(8):
+        (tmp_path / "photos" / f"{nfd}{i}.jpg").write_bytes(jpeg_bytes(i))
+    lines = [json.dumps({"file": f"café{i}.jpg", "caption": f"coffee {i}"}) for i in range(8)]  # NFC
+    (tmp_path / "photos" / "captions.jsonl").write_text("\n".join(lines))
+    assert read_caption_source("folder", tmp_path / "photos").captions[f"{nfd}2.jpg"] == ["coffee 2"]
+    lines = [json.dumps({"file": f"photos/café{i}.jpg", "caption": f"coffee {i}"}) for i in range(8)]
+    (tmp_path / "photos" / "captions.jsonl").write_text("\n".join(lines))  # named from the folder above
+    with pytest.raises(SupraUserError, match=r"has 0 images with captions: .*; the caption files had 8 captions "
+                                             r"for no media file \(e.g. captions.jsonl:1"):
+        read_caption_source("folder", tmp_path / "photos")

@@ -5,9 +5,14 @@ pycocoevalcap's line protocol), and for sources whose captions end in a tokenise
 from __future__ import annotations
 
 import codecs
+import csv
+import io
 import logging
 import re
+from collections.abc import Iterator
 from pathlib import Path
+
+from supra.utils.errors import SupraUserError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +51,44 @@ def read_caption_text(path: Path) -> str:
         return data.decode("cp1252", errors="replace")
 
 
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
 def read_lines(path: Path) -> list[str]:
-    """A caption file's lines (read_caption_text), CRLF and CR line ends handled."""
-    return read_caption_text(path).splitlines()
+    """A caption file's lines (read_caption_text), split at CRLF, CR and LF only: not at the other breaks
+    str.splitlines knows (U+2028, U+0085, form feed...), which a caption may hold (json.dumps with
+    ensure_ascii=False writes U+2028 as is) and which clean_caption turns into spaces."""
+    lines = _LINE_END.split(read_caption_text(path))
+    return lines[:-1] if lines and not lines[-1] else lines
+
+
+def read_caption_table(path: Path, columns: tuple[str, str], delimiter: str = ",") -> Iterator[tuple[int, str, str]]:
+    """(line, name, caption) for each row of a caption table (read_caption_text) whose header starts with
+    `columns` (e.g. file,caption), blank rows passed over. Any line ends (a Mac spreadsheet's CR ones too).
+    With only the two columns, an unquoted caption holding the delimiter arrives split and is joined back;
+    with more (file,caption,source,license) the caption is its column alone. A header written with a space
+    after each delimiter (`file, caption`) has its rows read the same way (`a.jpg, "x, y"` -> `x, y`).
+
+    One line naming the file for a wrong header, and for a quoted field running over lines: a missing
+    closing quote, which would swallow the rows after it into one caption."""
+    text = read_caption_text(path)
+    spaced = f"{delimiter} " in _LINE_END.split(text, maxsplit=1)[0]
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=spaced)
+    joiner = f"{delimiter} " if spaced else delimiter
+    try:
+        header = next(reader, None)
+        if header is None or [h.strip().lower() for h in header[:2]] != list(columns):
+            raise SupraUserError(f"{path} must start with the header '{delimiter.join(columns)}' "
+                                 f"(found {delimiter.join(header or [])!r})")
+        more_columns, start = len(header) > 2, reader.line_num + 1
+        for row in reader:
+            if reader.line_num != start:
+                raise SupraUserError(
+                    f"{path}:{start}: a quoted field runs over {reader.line_num - start + 1} lines (a missing "
+                    'closing quote?): close its quote, or write a quote inside a caption as ""')
+            if row and "".join(row).strip():
+                caption = (row[1] if len(row) > 1 else "") if more_columns else joiner.join(row[1:])
+                yield start, row[0], caption
+            start = reader.line_num + 1
+    except csv.Error as err:
+        raise SupraUserError(f"{path}:{reader.line_num} cannot be read as a table ({err}): fix that line") from None

@@ -4,8 +4,8 @@ ignored, and a deterministic split by file.
 - Media: .png .jpg .jpeg .webp .bmp (stills) and .gif (animations), any case, in `root` and its
   subfolders; names are relative posix paths, sorted. Hidden files and folders (a leading dot: .git,
   .DS_Store, macOS's ._photo.jpg) are passed over silently; any other file is counted as "not media".
-- Captions: `photo.txt` (or `photo.png.txt`, which wins, for when photo.png and photo.gif differ) beside a
-  file, one caption per non-blank line; `captions.jsonl` at the root, lines {"file": "sub/photo.png",
+- Captions: `photo.txt` (or `photo.png.txt`, which wins, for when photo.png and photo.gif differ; the
+  suffix in any case: PHOTO.TXT) beside a file, one caption per non-blank line; `captions.jsonl` at the root, lines {"file": "sub/photo.png",
   "caption": "..."}; `captions.csv` at the root, header `file,caption` (more columns after them are
   ignored), quoted captions may hold commas (unquoted ones too when there are only the two columns);
   `captions.tsv` at the root, header `file<TAB>caption`.
@@ -16,15 +16,14 @@ ignored, and a deterministic split by file.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import io
 import json
+import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supra.data.captions import clean_caption, read_caption_text, read_lines
+from supra.data.captions import clean_caption, read_caption_table, read_lines
 from supra.utils.errors import SupraUserError
 from supra.utils.files import visible_files
 
@@ -82,10 +81,14 @@ class _Captions:
     def __init__(self, root: Path, media: list[str], problems: Tally) -> None:
         self.root = root
         self.by_file: dict[str, list[str]] = {name: [] for name in media}
+        # a name as a caption file writes it -> the file's own: a folder unzipped on a Mac holds "é" as e +
+        # a combining accent (NFD) where an editor's captions.jsonl writes one character (NFC)
+        self.on_disk = {unicodedata.normalize("NFC", name): name for name in media}
         self.problems = problems
 
     def add(self, name: str, caption: str, where: str) -> None:
         caption = clean_caption(caption)
+        name = self.on_disk.get(unicodedata.normalize("NFC", name), name)
         if name not in self.by_file:
             self.problems.add("captions for no media file", where)
         elif not caption:
@@ -96,9 +99,12 @@ class _Captions:
     def read_sidecars(self, files: set[str]) -> set[str]:
         """Captions from <name>.txt / <stem>.txt beside each file; returns the sidecars used."""
         used = set()
+        # photo.jpg's sidecar by its name less the suffix, in any case (PHOTO.JPG beside PHOTO.TXT); sorted,
+        # so where photo.TXT and photo.txt both exist the lower-case one wins
+        sidecars = {f[: -len(SIDECAR_SUFFIX)]: f for f in sorted(files) if f.lower().endswith(SIDECAR_SUFFIX)}
         for name in self.by_file:
             stem = name.rsplit(".", 1)[0]
-            sidecar = next((s for s in (f"{name}{SIDECAR_SUFFIX}", f"{stem}{SIDECAR_SUFFIX}") if s in files), None)
+            sidecar = sidecars.get(name) or sidecars.get(stem)
             if sidecar is not None:
                 used.add(sidecar)
                 for line in read_lines(self.root / sidecar):
@@ -122,21 +128,9 @@ class _Captions:
             self.add(_key(name), caption, where)
 
     def read_csv(self, path: Path) -> None:
-        text = read_caption_text(path).replace("\r\n", "\n")
         delimiter = "\t" if path.suffix == ".tsv" else ","
-        reader = csv.reader(io.StringIO(text), delimiter=delimiter)
-        header = next(reader, None)
-        if header is None or [h.strip().lower() for h in header[:2]] != ["file", "caption"]:
-            raise SupraUserError(f"{path} must start with the header 'file{delimiter}caption' "
-                                 f"(found {delimiter.join(header or [])!r})")
-        more_columns = len(header) > 2  # e.g. file,caption,source,license: the caption is its column alone
-        for number, row in enumerate(reader, 2):
-            if not row or not "".join(row).strip():
-                continue
-            # With only file and caption, an unquoted caption holding the delimiter arrives split over
-            # several columns: joined back.
-            caption = (row[1] if len(row) > 1 else "") if more_columns else delimiter.join(row[1:])
-            self.add(_key(row[0]), caption, f"{path.name}:{number}")
+        for number, name, caption in read_caption_table(path, ("file", "caption"), delimiter):
+            self.add(_key(name), caption, f"{path.name}:{number}")
 
 
 def scan_folder(root: str | Path) -> FolderIndex:

@@ -13,14 +13,12 @@ with no file, images in no split list, blank captions, duplicate lines, trailing
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from pathlib import Path
 
 from supra.data.caption_sources.index import CaptionIndex, finish, seeded_split, split_sizes
 from supra.data.caption_sources.karpathy import read_karpathy
-from supra.data.captions import read_caption_text, read_lines
+from supra.data.captions import read_caption_table, read_lines
 from supra.utils.errors import SupraUserError
 
 LAYOUTS = ("original", "kaggle", "karpathy")
@@ -90,16 +88,8 @@ def _read_original(root: Path) -> CaptionIndex:
 
 def _read_kaggle(root: Path, seed: int) -> CaptionIndex:
     index = CaptionIndex("kaggle", image_dir(root), {}, {})
-    text = read_caption_text(find(root, ("captions.txt",)))
-    reader = csv.reader(io.StringIO(text.replace("\r\n", "\n")))
-    header = next(reader, None)
-    if header is None or [h.strip().lower() for h in header[:2]] != ["image", "caption"]:
-        raise SupraUserError(f"{root / 'captions.txt'} does not start with the header 'image,caption'")
-    for row in reader:
-        if not row or not "".join(row).strip():
-            continue
-        name, caption = row[0].strip(), ",".join(row[1:])  # an unquoted caption with commas splits: rejoin
-        index.add_caption(name, caption, ",".join(row))
+    for _, name, caption in read_caption_table(find(root, ("captions.txt",)), ("image", "caption")):
+        index.add_caption(name.strip(), caption, f"{name},{caption}")
     names = sorted(index.captions)
     index.splits = seeded_split(names, split_sizes(len(names), KAGGLE_SPLIT_SIZES), seed)
     return index

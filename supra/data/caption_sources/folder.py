@@ -30,7 +30,9 @@ def read_caption_folder(root: str | Path, layout: str | None = None, seed: int =
         if name not in index.captions:
             index.skip("no caption", name)
     if len(captioned) < 3:
+        # what the caption files held that matched no image says why far better than the general advice
+        problems = f"; the caption files had {folder.caption_problems.describe()}" if folder.caption_problems else ""
         raise SupraUserError(f"data.root={root} has {len(captioned)} images with captions: train, val and test need "
-                             "at least 3 (add photo.txt beside photo.jpg, or a captions.jsonl / .csv / .tsv)")
+                             f"at least 3 (add photo.txt beside photo.jpg, or a captions.jsonl / .csv / .tsv){problems}")
     index.splits = split_by_file(captioned, VAL_FRACTION, TEST_FRACTION, seed)
     return finish(index)
