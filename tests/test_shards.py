@@ -20,6 +20,7 @@ from supra.data.caption_sources.shards import (
     decoded_samples,
     expand_shards,
     raw_samples,
+    read_whole,
     shard_sizes,
     usable,
     usable_samples,
@@ -333,6 +334,30 @@ def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path, 
         run_command("write_shards", "source=coco", f"root={tmp_path / 'coco'}", "layout=karpathy",
                     f"out={tmp_path / 'more'}", run_dir=tmp_path)
     assert "has no dataset_coco.json (layout=karpathy)" in capsys.readouterr().err
+
+
+def test_coco_written_as_shards_is_scored_under_cocos_own_image_ids_and_files(tmp_path):
+    from supra.data.captioning.shards import ShardCaptionsDataModule
+    from tests.caption_source_fixtures import write_coco_official
+    from tests.conftest import run_command
+
+    coco = write_coco_official(tmp_path / "coco")
+    run_command("write_shards", "source=coco", f"root={tmp_path / 'coco'}", f"out={tmp_path / 'shards'}",
+                "show_progress=false", "layout=2014", run_dir=tmp_path)
+    spec = {split: str(tmp_path / "shards" / split / "00000.tar") for split in ("train", "val", "test")}
+    records = ShardCaptionsDataModule(spec["train"], spec["val"], spec["test"]).image_records("test")
+    # predictions.json in COCO's results format: {"image_id": 216, ...}, as data=coco writes it
+    assert len(records) == 2 and all(r == {"image_id": coco["ids"][r["file"]], "file": r["file"]} for r in records)
+
+
+def test_shards_of_two_folders_named_alike_give_every_image_its_own_id(tmp_path):
+    write_img2dataset_shards(tmp_path / "val", shards=1, per_shard=3)
+    write_img2dataset_shards(tmp_path / "test", shards=1, per_shard=3)  # the same keys, other pictures
+    whole = read_whole(f"{tmp_path}/val/00000.tar::{tmp_path}/test/00000.tar", 32)
+    assert whole.keys[0] == "val/00000.tar/000000000" and whole.keys[3] == "test/00000.tar/000000000"
+    # img2dataset's json names no id: the key is one, and the URL it downloaded is the image's file
+    assert whole.ids == whole.keys and whole.files[0] == "https://example.com/000000000.jpg"
+    assert read_whole(f"{tmp_path}/val/00000.tar", 32).keys[0] == "00000.tar/000000000"  # one folder: as before
 
 
 @pytest.mark.parametrize("path", ["/plain/{00000..00009}.tar", "/data/a b/{0..1}.tar", "/data/o'brien/{0..1}.tar",

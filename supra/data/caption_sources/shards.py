@@ -19,8 +19,9 @@ import io
 import itertools
 import json
 import logging
+import os
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -105,15 +106,32 @@ def shard_sizes(shards: list[str]) -> list[int] | None:
     return sizes
 
 
+def shard_names(urls: Sequence[str]) -> dict[str, str]:
+    """Each shard's name in its samples' keys: its path below the folder all of `urls` share, so
+    `00000.tar` for the shards of one folder, but `val/00000.tar` and `test/00000.tar` when both are read
+    (img2dataset and write_shards number every folder's samples from the same key)."""
+    shared = os.path.commonprefix(list(urls))
+    cut = shared.rfind("/") + 1
+    return {url: url[cut:] for url in urls}
+
+
 @dataclass
 class ShardSample:
-    """One usable sample: its key (`<shard name>/<key>`), captions and encoded image. img2dataset's
-    samples have one caption (`.txt`); those of `python -m supra.write_shards` list all of an image's
-    in the json's `captions`."""
+    """One usable sample: its key (`<shard name>/<key>`, unique among the shards read together),
+    captions and encoded image, and who the image is for predictions.json: `image_id`, the id its json
+    names (write_shards keeps the source's own, COCO's integers), else the key; `file`, its json's `url`
+    (the source's file, or the URL img2dataset downloaded). img2dataset's samples have one caption
+    (`.txt`); those of `python -m supra.write_shards` list all of an image's in the json's `captions`."""
 
     key: str
     captions: list[str]
     image: bytes
+    image_id: int | str | None = None  # None: the key
+    file: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.image_id is None:
+            self.image_id = self.key
 
 
 class Unusable(Counter):
@@ -150,8 +168,9 @@ def _count_damaged(url: str, exn: Exception, tally: Unusable) -> None:
     log.warning("shard %s: %s", url, str(exn).splitlines()[0][:200] if str(exn) else type(exn).__name__)
 
 
-def usable(sample: dict[str, Any], tally: Unusable) -> ShardSample | None:
-    """The sample's key, caption and image bytes, or None (counted) when it cannot be trained on."""
+def usable(sample: dict[str, Any], tally: Unusable, names: Mapping[str, str] | None = None) -> ShardSample | None:
+    """The sample's key, caption and image bytes, or None (counted) when it cannot be trained on.
+    `names`: each shard's name in keys (shard_names of the shards read together; default its file name)."""
     meta: dict[str, Any] = {}
     if "json" in sample:
         try:
@@ -178,8 +197,17 @@ def usable(sample: dict[str, Any], tally: Unusable) -> ShardSample | None:
     if not captions:
         tally[_apart(sample) or "no caption"] += 1
         return None
-    shard = str(sample.get("__url__", "")).rsplit("/", 1)[-1]
-    return ShardSample(f"{shard}/{sample['__key__']}", captions, image)
+    url = str(sample.get("__url__", ""))
+    key = f"{(names or {}).get(url) or url.rsplit('/', 1)[-1]}/{sample['__key__']}"
+    file = meta.get("url") if isinstance(meta.get("url"), str) else None
+    return ShardSample(key, captions, image, _own_id(meta), file)
+
+
+def _own_id(meta: dict[str, Any]) -> int | str | None:
+    """The image's id in its source, as write_shards keeps it in the json; None where there is none
+    (img2dataset writes none unless asked for a column of that name)."""
+    image_id = meta.get("id")
+    return image_id if isinstance(image_id, str | int) and not isinstance(image_id, bool) and image_id != "" else None
 
 
 _apart_said = False  # once per process: a stream reads every shard again each epoch, in each worker
@@ -200,10 +228,15 @@ def _apart(sample: dict[str, Any]) -> str | None:
     return APART
 
 
-def usable_samples(shards: Iterable[str], tally: Unusable) -> Iterator[ShardSample]:
-    """The samples of `shards` that can be trained on, in order; the others counted in `tally`."""
+def usable_samples(shards: Iterable[str], tally: Unusable, names: Mapping[str, str] | None = None
+                   ) -> Iterator[ShardSample]:
+    """The samples of `shards` that can be trained on, in order; the others counted in `tally`. `names`:
+    shard_names of every shard the keys must tell apart (default: of `shards`)."""
+    if names is None:
+        shards = list(shards)
+        names = shard_names(shards)
     for raw in raw_samples(shards, tally):
-        sample = usable(raw, tally)
+        sample = usable(raw, tally, names)
         if sample is not None:
             yield sample
 
@@ -255,12 +288,15 @@ def decoded_samples(samples: Iterable[ShardSample], size: int, tally: Unusable, 
 
 @dataclass
 class WholeShards:
-    """Every usable sample of some shards, decoded: images uint8 [N, 3, S, S], captions, keys."""
+    """Every usable sample of some shards, decoded: images uint8 [N, 3, S, S], captions, keys, and each
+    image's own id and file (ShardSample's image_id and file)."""
 
     images: torch.Tensor
     captions: list[list[str]]
     keys: list[str]
     tally: Unusable
+    ids: list[int | str]
+    files: list[str | None]
 
 
 def read_whole(spec: str | list[str], size: int, draft: bool = True) -> WholeShards:
@@ -268,4 +304,6 @@ def read_whole(spec: str | list[str], size: int, draft: bool = True) -> WholeSha
     tally = Unusable()
     pairs = list(decoded_samples(usable_samples(expand_shards(spec), tally), size, tally, draft))
     images = torch.stack([image for _, image in pairs]) if pairs else torch.zeros(0, 3, size, size, dtype=torch.uint8)
-    return WholeShards(images, [s.captions for s, _ in pairs], [s.key for s, _ in pairs], tally)
+    samples = [s for s, _ in pairs]
+    return WholeShards(images, [s.captions for s in samples], [s.key for s in samples], tally,
+                       [s.image_id for s in samples], [s.file for s in samples])

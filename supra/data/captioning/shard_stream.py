@@ -36,7 +36,7 @@ import torch
 import webdataset as wds
 from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
 
-from supra.data.caption_sources.shards import Unusable, decoded_samples, usable_samples
+from supra.data.caption_sources.shards import Unusable, decoded_samples, shard_names, usable_samples
 from supra.data.caption_sources.tar_reading import libarchive_or_none
 from supra.data.captioning.datamodule import trim_padding
 from supra.tokens.caption_bpe import CaptionTokenizer
@@ -91,6 +91,7 @@ class ShardStream(IterableDataset):
         # resampled: shards drawn with replacement, an epoch being samples_per_epoch samples over all ranks
         self.samples_per_epoch = samples_per_epoch
         self.shards, self.sizes, self.batch_size, self.image_size = shards, sizes, batch_size, image_size
+        self.names = shard_names(shards)  # of every shard: a sample's key is the same whichever worker reads it
         self.tokenizer, self.max_tokens, self.seed, self.shuffle_buffer = tokenizer, max_tokens, seed, shuffle_buffer
         self.draft, self.workers = draft, max(workers, 1)
         # the epoch and the batches of it already trained, in shared memory: a loader's persistent workers
@@ -179,7 +180,7 @@ class ShardStream(IterableDataset):
         else:
             shards = [self.shards[i] for i in self.assignment(world)[rank][worker]]
         tally = Unusable()
-        samples = usable_samples(shards, tally)
+        samples = usable_samples(shards, tally, self.names)
         rng = random.Random(f"{self.seed}-{epoch}-{rank}-{worker}")  # the same order on every run
         shuffled = wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng)(samples)
         kept = itertools.islice(shuffled, skip * self.batch_size, None)  # already trained on: read, not decoded

@@ -64,7 +64,7 @@ class ShardCaptionsDataModule(CaptionDataModule):
             raise SupraUserError("the train shards are streamed, not loaded: nothing needs them whole")
         whole = read_whole(self.shards(split), self.image_size, self.draft)
         log.info("shards %s: %d images; unusable: %s", split, len(whole.keys), whole.tally.describe())
-        return CaptionedImages(whole.images, whole.captions, whole.keys, whole.keys)
+        return CaptionedImages(whole.images, whole.captions, whole.ids, whole.files)  # COCO's ids stay integers
 
     def tokenizer_captions(self) -> list[str]:
         """Up to tokenizer_sample captions of the train shards, read in a seeded shard order."""

@@ -36,4 +36,4 @@ class ShardImagesMediaDataModule(MediaDataModule):
         check_local_shards(expand_shards(self.specs[split]), f"{split}_shards={self.specs[split]!r}")
         whole = read_whole(self.specs[split], self.image_size, self.draft)
         log.info("shards %s: %d images; unusable: %s", split, len(whole.keys), whole.tally.describe())
-        return MediaItems(whole.images, whole.captions, whole.keys, None, whole.keys)
+        return MediaItems(whole.images, whole.captions, [str(i) for i in whole.ids], None, whole.files)
