@@ -92,7 +92,8 @@ def run(cfg: DictConfig) -> Path:
         raise SupraUserError(f"samples_per_shard={cfg.samples_per_shard} must be >= 1")
     columns = {k: cfg.get(k) for k in ("image_column", "caption_column", "id_column")} if cfg.source == "hf_disk" else None
     try:
-        index = read_caption_source(cfg.source, cfg.root, cfg.layout, cfg.split_seed, columns)
+        # cache_dir: parquet's Arrow copy goes where training keeps it, never into the (maybe read-only) dataset
+        index = read_caption_source(cfg.source, cfg.root, cfg.layout, cfg.split_seed, columns, cfg.cache_dir)
     except SupraUserError as err:  # the sources name the options as training takes them: data.root=...
         raise SupraUserError(BARE_OPTION.sub(r"\1", str(err))) from None
     out = Path(cfg.out)

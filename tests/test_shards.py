@@ -336,6 +336,17 @@ def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path, 
     assert "has no dataset_coco.json (layout=karpathy)" in capsys.readouterr().err
 
 
+def test_write_shards_keeps_the_arrow_copy_of_a_parquet_dataset_in_the_cache_not_in_the_dataset(tmp_path):
+    from tests.caption_source_fixtures import write_hf_dataset
+    from tests.conftest import run_command
+
+    write_hf_dataset(tmp_path / "hf", "parquet")
+    run_command("write_shards", "source=hf_disk", f"root={tmp_path / 'hf'}", f"out={tmp_path / 'shards'}",
+                f"paths.cache_dir={tmp_path / 'cache'}", "show_progress=false", run_dir=tmp_path)
+    # the dataset folder may be read-only, and is the user's: nothing is written there
+    assert not (tmp_path / "hf" / ".supra_cache").exists() and any((tmp_path / "cache" / "hf_dataset").iterdir())
+
+
 def test_coco_written_as_shards_is_scored_under_cocos_own_image_ids_and_files(tmp_path):
     from supra.data.captioning.shards import ShardCaptionsDataModule
     from tests.caption_source_fixtures import write_coco_official
