@@ -5,6 +5,7 @@ storage once and streamed by many nodes with `data=shards`. `--help` lists every
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -23,11 +24,13 @@ from supra.data.image_cache import StoredImage
 from supra.data.images import UNREADABLE, load_rgb
 from supra.utils.cli import hydra_command
 from supra.utils.errors import SupraUserError
-from supra.utils.files import atomic_path, require_writable_dir, write_json_atomic
+from supra.utils.files import atomic_dir, atomic_path, require_writable_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
 PARQUET_COLUMNS = ("url", "caption", "key", "status", "error_message")
+SPLITS = ("train", "val", "test")
+SHARD_FILE = re.compile(r"\d{5}(\.tar|_stats\.json|\.parquet)")  # what write_split writes in a split's folder
 # the data options this command takes bare (root=, not data.root=), as the sources' messages name them
 BARE_OPTION = re.compile(r"\bdata\.(root|layout|split_seed|image_column|caption_column|id_column)\b")
 
@@ -90,21 +93,24 @@ def write_split(index: CaptionIndex, split: str, out: Path, per_shard: int, prog
 def run(cfg: DictConfig) -> Path:
     if cfg.samples_per_shard < 1:
         raise SupraUserError(f"samples_per_shard={cfg.samples_per_shard} must be >= 1")
+    out = Path(cfg.out)
+    check_out(out, bool(cfg.overwrite))
     columns = {k: cfg.get(k) for k in ("image_column", "caption_column", "id_column")} if cfg.source == "hf_disk" else None
     try:
         # cache_dir: parquet's Arrow copy goes where training keeps it, never into the (maybe read-only) dataset
         index = read_caption_source(cfg.source, cfg.root, cfg.layout, cfg.split_seed, columns, cfg.cache_dir)
     except SupraUserError as err:  # the sources name the options as training takes them: data.root=...
         raise SupraUserError(BARE_OPTION.sub(r"\1", str(err))) from None
-    out = Path(cfg.out)
-    if any(out.glob("*/00000.tar")) and not cfg.overwrite:
-        raise SupraUserError(f"out={out} already holds shards: choose another folder or add overwrite=true")
+    require_writable_dir(out, f"out={out}")
     written: dict[str, int] = {}
     unreadable: dict[str, str] = {}
-    with Progress(disable=not cfg.show_progress, transient=True) as progress:
-        for split in ("train", "val", "test"):
-            require_writable_dir(out / split, f"out={out}")
-            written[split] = write_split(index, split, out / split, cfg.samples_per_shard, progress, unreadable)
+    # Every split is written to a temp folder and swapped in only once all are: an old run's shards never
+    # mix with this one's (its extra train shards would hold images now in val or test), nor does a failure
+    # leave half of each.
+    with Progress(disable=not cfg.show_progress, transient=True) as progress, contextlib.ExitStack() as swaps:
+        for split in SPLITS:
+            folder = swaps.enter_context(atomic_dir(out / split))
+            written[split] = write_split(index, split, folder, cfg.samples_per_shard, progress, unreadable)
     for split, keys in index.splits.items():  # the summary counts what the shards hold: unreadable ones once
         index.splits[split] = [k for k in keys if k not in unreadable]
     print(summary_line(cfg.source, index, unreadable))  # what was read, and what was skipped and why
@@ -112,6 +118,23 @@ def run(cfg: DictConfig) -> Path:
     print(f"wrote {', '.join(f'{n} {s} shards' for s, n in written.items())} to {out}; train on them with:")
     print("  python train.py experiment=vlm_shards " + " ".join(shell_override(f"data.{s}_shards", p) for s, p in specs.items()))
     return out
+
+
+def check_out(out: Path, overwrite: bool) -> None:
+    """Before any work: each split folder of `out` is replaced whole, so refuse one holding anything but
+    shards (someone else's files), and shards unless `overwrite`."""
+    for split in SPLITS:
+        folder = out / split
+        if folder.exists() and not folder.is_dir():
+            raise SupraUserError(f"out={out}: {split} is a file, not a folder: choose another folder")
+        names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+        others = [n for n in names if not SHARD_FILE.fullmatch(n)]
+        if others:
+            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+            raise SupraUserError(f"out={out}: {split}/ holds files that are not shards ({shown}), which writing its "
+                                 "shards anew would delete: move them, or choose another folder")
+        if names and not overwrite:
+            raise SupraUserError(f"out={out} already holds shards: choose another folder or add overwrite=true")
 
 
 def shell_override(key: str, value: str) -> str:

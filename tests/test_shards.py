@@ -336,6 +336,31 @@ def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path, 
     assert "has no dataset_coco.json (layout=karpathy)" in capsys.readouterr().err
 
 
+def test_write_shards_over_an_earlier_run_leaves_only_its_own_shards_and_the_users_files(tmp_path, capsys):
+    from tests.caption_source_fixtures import write_coco_official
+    from tests.conftest import run_command
+
+    write_coco_official(tmp_path / "coco")
+    out = tmp_path / "shards"
+
+    def write_shards(per_shard: int, *more: str) -> None:
+        run_command("write_shards", "source=coco", f"root={tmp_path / 'coco'}", f"out={out}", "layout=2014",
+                    f"samples_per_shard={per_shard}", "show_progress=false", *more, run_dir=tmp_path)
+
+    write_shards(4)  # train: 22 images in 6 shards
+    (out / "notes.txt").write_text("the user's")
+    write_shards(8, "overwrite=true")  # 3: the earlier 00003..00005 would be read by train/*.tar
+    assert sorted(p.name for p in (out / "train").iterdir()) == [
+        f"{n:05d}{suffix}" for n in range(3) for suffix in (".parquet", ".tar", "_stats.json")]
+    assert sorted(p.name for p in out.iterdir()) == ["notes.txt", "test", "train", "val"]  # no temp folder left
+    (out / "val" / "README").write_text("the user's too")  # replacing val/ whole would delete it: refused
+    with pytest.raises(SystemExit):
+        write_shards(8, "overwrite=true")
+    assert f"out={out}: val/ holds files that are not shards (README), which writing its shards anew would delete" \
+        in capsys.readouterr().err
+    assert (out / "val" / "README").exists() and (out / "val" / "00000.tar").exists()
+
+
 def test_write_shards_keeps_the_arrow_copy_of_a_parquet_dataset_in_the_cache_not_in_the_dataset(tmp_path):
     from tests.caption_source_fixtures import write_hf_dataset
     from tests.conftest import run_command
