@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 from omegaconf import DictConfig
 from rich.progress import Progress
 
-from supra.data.caption_sources.index import CaptionIndex, summary_line
+from supra.data.caption_sources.index import CaptionIndex, skipped_reasons, summary_line
 from supra.data.caption_sources.sources import read_caption_source
 from supra.data.image_cache import StoredImage
 from supra.data.images import UNREADABLE, load_rgb
@@ -101,6 +101,7 @@ def run(cfg: DictConfig) -> Path:
         index = read_caption_source(cfg.source, cfg.root, cfg.layout, cfg.split_seed, columns, cfg.cache_dir)
     except SupraUserError as err:  # the sources name the options as training takes them: data.root=...
         raise SupraUserError(BARE_OPTION.sub(r"\1", str(err))) from None
+    check_something_to_write(cfg, index, {})
     require_writable_dir(out, f"out={out}")
     written: dict[str, int] = {}
     unreadable: dict[str, str] = {}
@@ -111,6 +112,7 @@ def run(cfg: DictConfig) -> Path:
         for split in SPLITS:
             folder = swaps.enter_context(atomic_dir(out / split))
             written[split] = write_split(index, split, folder, cfg.samples_per_shard, progress, unreadable)
+        check_something_to_write(cfg, index, unreadable)
     for split, keys in index.splits.items():  # the summary counts what the shards hold: unreadable ones once
         index.splits[split] = [k for k in keys if k not in unreadable]
     print(summary_line(cfg.source, index, unreadable))  # what was read, and what was skipped and why
@@ -135,6 +137,13 @@ def check_out(out: Path, overwrite: bool) -> None:
                                  "shards anew would delete: move them, or choose another folder")
         if names and not overwrite:
             raise SupraUserError(f"out={out} already holds shards: choose another folder or add overwrite=true")
+
+
+def check_something_to_write(cfg: DictConfig, index: CaptionIndex, unreadable: dict[str, str]) -> None:
+    """One line, rather than empty shards and a train command without any, when no split has an image."""
+    if not any(k not in unreadable for keys in index.splits.values() for k in keys):
+        raise SupraUserError(f"source={cfg.source} root={cfg.root}: no image to write (skipped: "
+                             f"{skipped_reasons(index, unreadable)}): check root= and layout=")
 
 
 def shell_override(key: str, value: str) -> str:

@@ -361,6 +361,22 @@ def test_write_shards_over_an_earlier_run_leaves_only_its_own_shards_and_the_use
     assert (out / "val" / "README").exists() and (out / "val" / "00000.tar").exists()
 
 
+def test_write_shards_of_a_source_with_no_usable_image_is_one_line_and_writes_nothing(tmp_path, capsys):
+    from tests.caption_source_fixtures import write_coco_official
+    from tests.conftest import run_command
+
+    write_coco_official(tmp_path / "coco")
+    for image in (tmp_path / "coco").glob("*2014/*.jpg"):
+        image.unlink()
+    with pytest.raises(SystemExit):
+        run_command("write_shards", "source=coco", f"root={tmp_path / 'coco'}", f"out={tmp_path / 'shards'}",
+                    "show_progress=false", run_dir=tmp_path)
+    error = capsys.readouterr().err
+    assert f"error: source=coco root={tmp_path / 'coco'}: no image to write (skipped: " in error
+    assert "28 no image file (e.g. train2014/COCO_train2014_000000000101.jpg" in error and error.count("\n") == 1
+    assert not (tmp_path / "shards").exists()
+
+
 def test_write_shards_keeps_the_arrow_copy_of_a_parquet_dataset_in_the_cache_not_in_the_dataset(tmp_path):
     from tests.caption_source_fixtures import write_hf_dataset
     from tests.conftest import run_command

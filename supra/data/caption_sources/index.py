@@ -127,6 +127,11 @@ def summary_line(source: str, index: CaptionIndex, unreadable: dict[str, str]) -
     """One line: images/captions per split, and what was skipped and why (with examples)."""
     parts = [f"{split} {len(keys)} images / {sum(len(index.captions[k]) for k in keys)} captions"
              for split, keys in index.splits.items()]
+    return f"{source} ({index.layout} layout): {'; '.join(parts)}; skipped: {skipped_reasons(index, unreadable)}"
+
+
+def skipped_reasons(index: CaptionIndex, unreadable: dict[str, str]) -> str:
+    """What was skipped and why, with examples ("nothing" when nothing was)."""
     skipped = dict(index.skipped)
     if unreadable:
         skipped["unreadable image"] = len(unreadable)
@@ -134,4 +139,4 @@ def summary_line(source: str, index: CaptionIndex, unreadable: dict[str, str]) -
         f"{n} {reason} (e.g. {', '.join((index.examples.get(reason) or list(unreadable))[:2])})"
         for reason, n in skipped.items()
     )
-    return f"{source} ({index.layout} layout): {'; '.join(parts)}; skipped: {reasons or 'nothing'}"
+    return reasons or "nothing"
