@@ -130,7 +130,7 @@ def check_out(out: Path, overwrite: bool) -> None:
         if folder.exists() and not folder.is_dir():
             raise SupraUserError(f"out={out}: {split} is a file, not a folder: choose another folder")
         names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-        others = [n for n in names if not SHARD_FILE.fullmatch(n)]
+        others = [n for n in names if not SHARD_FILE.fullmatch(n) and not n.startswith(".")]  # .DS_Store: junk
         if others:
             shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
             raise SupraUserError(f"out={out}: {split}/ holds files that are not shards ({shown}), which writing its "

@@ -349,6 +349,7 @@ def test_write_shards_over_an_earlier_run_leaves_only_its_own_shards_and_the_use
 
     write_shards(4)  # train: 22 images in 6 shards
     (out / "notes.txt").write_text("the user's")
+    (out / "train" / ".DS_Store").write_bytes(b"a Mac's folder view")  # junk, replaced with the folder
     write_shards(8, "overwrite=true")  # 3: the earlier 00003..00005 would be read by train/*.tar
     assert sorted(p.name for p in (out / "train").iterdir()) == [
         f"{n:05d}{suffix}" for n in range(3) for suffix in (".parquet", ".tar", "_stats.json")]
