@@ -5,14 +5,15 @@ Writes DIR/clip_00000.gif ... (looping, `frames` frames of `duration_ms` each) a
 line {"file": "clip_00000.gif", "caption": "..."} per caption (5 per clip): the layout data=media_folder
 reads (data.mode=clips). The GIFs are exact: their frames decode to the generated pixels (a clip has
 under 256 colours, written with its own palette). Clip i of split=S is clip i of the DataModule's split S
-with the same seed and frames; files of the same names in DIR are replaced, other files are left alone
-(and their lines in an existing captions.jsonl kept).
+with the same seed and frames; an earlier run's clips in DIR are replaced (its extra ones removed), other
+files are left alone (and their lines in an existing captions.jsonl kept), a `clip_intro.gif` of yours too.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 
 from omegaconf import DictConfig
@@ -26,6 +27,8 @@ from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE, SPLIT_SEED_OFFSET
 from supra.utils.cli import hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import remove_earlier_outputs, require_writable_dir, write_text_atomic
+
+CLIP_NAME = re.compile(r"clip_\d{5,}\.gif")  # clip_00000.gif: what write_clips writes
 
 
 def write_clips(
@@ -47,6 +50,15 @@ def write_clips(
         raise SupraUserError(f"size={size} is too small to draw shapes: use {MIN_DRAWING_SIZE} or more")
     out = require_writable_dir(out, f"out={out}")
     existing = listed_captions(out)  # read (or refused) before any clip is written
+    # an earlier run's clips: named as this command names them, directly in `out` (the user's own
+    # clip_intro.gif or sub/clip_00001.gif are theirs)
+    earlier = {name for name, _ in existing if name is not None and CLIP_NAME.fullmatch(name)}
+    # the user's own captions of their own pictures in the same folder are kept, as their pictures are; the
+    # earlier clips' go first, so a run killed part-way leaves clips without captions (skipped by
+    # data=media_folder, and counted), never a new clip under an old clip's caption
+    kept = [line for name, line in existing if name not in earlier]
+    if earlier:
+        write_text_atomic(out / "captions.jsonl", "".join(f"{line}\n" for line in kept))
     digits = max(5, len(str(n - 1)))
     lines = []
     with Progress(disable=not show_progress, transient=True) as progress:
@@ -59,11 +71,8 @@ def write_clips(
                 lines += [json.dumps({"file": name, "caption": caption}) for caption in clip.captions]
             progress.advance(task, len(clips))
     # an earlier run's extra clips would be left without captions in a media folder read from `out`
-    earlier = {name for name, _ in existing if name is not None and Path(name).name.startswith("clip_")
-               and name.endswith(".gif")}
     written = {json.loads(line)["file"] for line in lines}
     remove_earlier_outputs(out, earlier, written)
-    # the user's own captions of their own pictures in the same folder are kept, as their pictures are
     kept = [line for name, line in existing if name not in earlier | written]
     return write_text_atomic(out / "captions.jsonl", "\n".join(kept + lines) + "\n")
 

@@ -294,6 +294,36 @@ def test_fewer_clips_into_the_same_folder_leave_no_clip_without_captions(tmp_pat
     assert sorted(p.name for p in tmp_path.glob("*.gif")) == ["clip_00000.gif", "clip_mine.gif"]
 
 
+def test_the_users_own_clip_named_gif_listed_in_captions_jsonl_is_kept_with_its_caption(tmp_path):
+    run_command("shapes_gifs", f"out={tmp_path}", "n=2", "frames=2", "size=32")
+    (tmp_path / "clip_intro.gif").write_bytes(b"GIF89a")  # the user's, captioned in the same file
+    mine = json.dumps({"file": "clip_intro.gif", "caption": "my own intro clip"})
+    with (tmp_path / "captions.jsonl").open("a") as captions:
+        captions.write(mine + "\n")
+    run_command("shapes_gifs", f"out={tmp_path}", "n=1", "frames=2", "size=32")
+    assert sorted(p.name for p in tmp_path.glob("*.gif")) == ["clip_00000.gif", "clip_intro.gif"]
+    assert mine in (tmp_path / "captions.jsonl").read_text().splitlines()
+
+
+def test_a_run_that_dies_part_way_leaves_no_new_clip_under_an_old_clips_caption(tmp_path, monkeypatch):
+    import supra.shapes_gifs
+
+    run_command("shapes_gifs", f"out={tmp_path}", "n=3", "frames=2", "size=32")
+    written = []
+
+    def dies_after_one(pixels, path, duration_ms):  # as a kill after the first GIF of the second run
+        if written:
+            raise KeyboardInterrupt
+        written.append(path)
+        write_gif(pixels, path, duration_ms)
+
+    monkeypatch.setattr(supra.shapes_gifs, "write_exact_gif", dies_after_one)
+    with pytest.raises(KeyboardInterrupt):
+        run_command("shapes_gifs", f"out={tmp_path}", "n=3", "frames=2", "size=32", "seed=7")
+    assert written == [tmp_path / "clip_00000.gif"]  # a seed-7 clip where a seed-0 one was
+    assert (tmp_path / "captions.jsonl").read_text() == ""  # the seed-0 captions are gone with it
+
+
 def test_clips_written_beside_the_users_own_pictures_keep_the_users_captions(tmp_path):
     from supra.shapes_gifs import write_clips
 
