@@ -70,3 +70,4 @@ def test_evaluate_refuses_a_checkpoint_whose_data_config_names_a_foreign_target(
         evaluate(cfg)
     assert str(ckpt) in str(err.value)
     assert not marker.exists() and not Path(marker).parent.joinpath("eval", "metrics.json").exists()
+

@@ -93,15 +93,30 @@ def exit_if_run_dir_unwritable(argv: Sequence[str]) -> None:
 
 def quote_prompt(argv: list[str]) -> list[str]:
     """Hydra's override grammar refuses `<`, `>` and `!` in plain values, so `prompt=<TEXT>a red square</TEXT><IMAGE>`
-    is quoted for it here (unless the user quoted it already): a prompt works as typed."""
+    is quoted for it here (unless the user quoted it whole already): a prompt works as typed, quotes,
+    backslashes and `${...}` included (which OmegaConf would otherwise resolve: `${oc.env:HOME}` put the
+    home folder into the prompt)."""
     quoted = []
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if key == "prompt" and sep and value[:1] not in ("'", '"') and value != "null":
-            escaped = value.replace("'", "\\'")  # in Hydra's quoted strings only quotes need escaping
-            arg = f"prompt='{escaped}'"
+        if key == "prompt" and sep and value != "null" and not _quoted_whole(value):
+            arg = f"prompt='{_hydra_quoted(value)}'"
         quoted.append(arg)
     return quoted
+
+
+def _quoted_whole(value: str) -> bool:
+    """`'...'` or `"..."` with no unescaped quote of its kind inside: a value the user quoted for Hydra."""
+    quote = value[:1]
+    return (len(value) >= 2 and quote in ("'", '"') and value[-1] == quote
+            and re.search(rf"(?<!\\){quote}", value[1:-1]) is None)
+
+
+def _hydra_quoted(value: str) -> str:
+    """The inside of a Hydra single-quoted string that reads back as `value`: a run of backslashes before a
+    quote or at the end doubled and the quote escaped (Hydra's rule), `${` escaped for OmegaConf."""
+    value = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
+    return value.replace("${", "\\${")
 
 
 def exit_if_unknown_option(config_name: str, argv: Sequence[str]) -> None:
