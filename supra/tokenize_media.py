@@ -19,6 +19,7 @@ from supra.runner.components import chosen_data_config
 from supra.utils.cli import check_option_types, hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
+from supra.utils.hardware import check_command_accelerator
 
 log = logging.getLogger(__name__)
 
@@ -27,9 +28,10 @@ def run(cfg: DictConfig) -> Path:
     check_option_types(cfg, whole=("batch_size",))
     if cfg.batch_size < 1:
         raise SupraUserError(f"batch_size={cfg.batch_size} must be >= 1")
-    unknown = [s for s in cfg.splits if s not in ("train", "val", "test")]
-    if not cfg.splits or unknown:
-        raise SupraUserError(f"splits={list(cfg.splits)} must name some of train, val, test (e.g. splits=[train,val])")
+    splits = [cfg.splits] if isinstance(cfg.splits, str) else list(cfg.splits)  # splits=train: that one
+    if not splits or any(s not in ("train", "val", "test") for s in splits):
+        raise SupraUserError(f"splits={cfg.splits} must name some of train, val, test (e.g. splits=[train,val])")
+    check_command_accelerator(str(cfg.accelerator))
     net, run_cfg = load_vqvae(cfg.ckpt)  # first: a bad checkpoint must not leave an empty out folder behind
     out = Path(cfg.out)
     if (out / "meta.json").exists() and not cfg.overwrite:
@@ -46,7 +48,7 @@ def run(cfg: DictConfig) -> Path:
     dtype = codes_dtype(net.config.num_codes)
     encoded = {}  # every split encoded before the folder is touched: codes it holds stay whole if data fails
     with Progress(disable=not cfg.show_progress, transient=True) as progress:
-        for split in cfg.splits:
+        for split in splits:
             items = datamodule.items(split)
             codes = encode_items(net, items.pixels, cfg.batch_size, device, progress, f"encoding {split}")
             encoded[split] = items, codes.numpy().astype(dtype)  # held as stored, not as int64

@@ -141,13 +141,20 @@ def test_tokenize_media_refuses_to_overwrite_and_names_a_corrupt_checkpoint(vq_r
     (tmp_path / "existing" / "meta.json").write_text("{}")
     corrupt = tmp_path / "cut.ckpt"
     corrupt.write_bytes(ckpt.read_bytes()[:2000])
-    existing, bad_data, result, no_batch, no_split = command_lines(  # all in one interpreter
+    existing, bad_data, result, no_batch, no_split, one_split, bogus, gpu = command_lines(  # in one interpreter
         ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'existing'}", f"hydra.run.dir={tmp_path}/hydra"],
         ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'existing'}", "overwrite=true", "data=media_folder",
          f"data.root={tmp_path / 'typo'}", f"hydra.run.dir={tmp_path}/hydra"],
         ["tokenize_media", f"ckpt={corrupt}", f"out={tmp_path / 'new'}", f"hydra.run.dir={tmp_path}/hydra"],
         ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'new'}", "batch_size=0", f"hydra.run.dir={tmp_path}/hydra"],
-        ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'new'}", "splits=[]", f"hydra.run.dir={tmp_path}/hydra"])
+        ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'new'}", "splits=[]", f"hydra.run.dir={tmp_path}/hydra"],
+        ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'new'}", "splits=trian", f"hydra.run.dir={tmp_path}/hydra"],
+        ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'new'}", "accelerator=tpu", f"hydra.run.dir={tmp_path}/hydra"],
+        ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'new'}", "accelerator=gpu", f"hydra.run.dir={tmp_path}/hydra"])
+    assert one_split.returncode == 2 and "error: splits=trian must name some of train, val, test" in one_split.stderr
+    assert bogus.returncode == 2 and "error: accelerator=tpu is not one of auto, cpu, gpu" in bogus.stderr
+    if not torch.cuda.is_available():  # asked for a GPU, it said so rather than encode on the CPU
+        assert gpu.returncode == 2 and "error: accelerator=gpu needs a CUDA GPU but this machine has none" in gpu.stderr
     assert no_batch.returncode == 2 and "error: batch_size=0 must be >= 1" in no_batch.stderr
     assert no_split.returncode == 2 and "error: splits=[] must name some of train, val, test" in no_split.stderr
     assert existing.returncode == 2 and "overwrite=true" in existing.stderr

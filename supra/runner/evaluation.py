@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from omegaconf import DictConfig
 
 from supra.artifacts.a2a_release import load_a2a, scored_settings
@@ -37,6 +36,7 @@ from supra.tasks.vq_autoencoding import VQAutoencodingTask
 from supra.utils.cli import refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
+from supra.utils.hardware import check_command_accelerator
 
 # What to add when a release folder (which holds no data config) is scored.
 DATA_HINTS = {CAPTIONER_RELEASE: "add data=shapes, or data=flickr8k data.root=DIR",
@@ -108,20 +108,12 @@ LOADERS = {CAPTIONER_CHECKPOINT: _captioner, CAPTIONER_RELEASE: _captioner, A2A_
            VQVAE_CHECKPOINT: _vqvae}
 
 
-def check_eval_accelerator(accelerator: str) -> None:
-    """conf/eval.yaml's choices, checked before the checkpoint loads (Lightning would answer with a traceback)."""
-    if accelerator not in ("auto", "cpu", "gpu", "cuda"):
-        raise SupraUserError(f"accelerator={accelerator} is not one of auto, cpu, gpu")
-    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise SupraUserError(f"accelerator={accelerator} needs a CUDA GPU but this machine has none: use accelerator=cpu (or auto)")
-
-
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score `cfg.ckpt` on `cfg.data.split`; writes metrics.json, predictions.json and sample pictures
     into the run directory, and returns metrics.json's content."""
     output_dir = Path(cfg.paths.output_dir)
     require_writable_dir(output_dir, f"the output directory {output_dir}", "choose another with hydra.run.dir=DIR")
-    check_eval_accelerator(str(cfg.accelerator))
+    check_command_accelerator(str(cfg.accelerator))  # before the checkpoint loads (Lightning: a traceback)
     kind = artifact_kind(cfg.ckpt)
     # the a2a model captions greedily (seed: its image sampling); a VQ-VAE decodes nothing
     refuse_unread_options(cfg, "eval", [o for o in DECODING_OPTIONS if o not in DECODING_READ.get(kind, DECODING_OPTIONS)],

@@ -15,6 +15,15 @@ from supra.utils.errors import SupraUserError
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})
 
 
+def check_command_accelerator(accelerator: str) -> None:
+    """A command's `accelerator=` (evaluate.py, tokenize_media): one of its choices, and a GPU only where
+    there is one (rather than quietly running on the CPU, or Lightning's traceback)."""
+    if accelerator not in ("auto", "cpu", "gpu", "cuda"):
+        raise SupraUserError(f"accelerator={accelerator} is not one of auto, cpu, gpu")
+    if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
+        raise SupraUserError(f"accelerator={accelerator} needs a CUDA GPU but this machine has none: use accelerator=cpu (or auto)")
+
+
 def _requested_gpus(devices: object) -> int:
     if isinstance(devices, int):
         return devices if devices > 0 else 1  # -1 means "all": at least one
