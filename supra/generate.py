@@ -185,11 +185,37 @@ def check_frames_fit(context: int, prefix_len: int, frames: int, side: int) -> N
             f"the prompt's {prefix_len} exceeds the context of {context}: at most {room} frame{'s' * (room != 1)} fit")
 
 
+# -- outputs ---------------------------------------------------------------------------------------------
+
+
+def output_names(request: Request) -> list[str]:
+    """The files this run writes into out=, in the order generation.json lists them (and generation.json)."""
+    n = request.num_samples
+    if request.mode in ("text", "image2text"):
+        return ["text.txt"] if request.mode == "text" else ["captions.txt", "grid.png"]
+    sample = "image_{}.png" if request.mode == "text2image" else "video_{}.gif"
+    return [*(sample.format(i) for i in range(n)), "grid.png"]
+
+
+def refuse_overwriting_input(request: Request) -> None:
+    """image= that this run would replace with an output (out=DIR holding grid.png given as image=DIR/grid.png):
+    one line before any work. Compared as out/name, not resolved through a link: a link there is replaced,
+    not what it points to."""
+    if not request.image:
+        return
+    image, out = Path(request.image).resolve(), Path(request.out).resolve()
+    for name in [*output_names(request), "generation.json"]:
+        if image == out / name:
+            raise SupraUserError(f"image={request.image} is {name} in out={request.out}, which this run writes: "
+                                 "give another out= folder (or copy the image out of it)")
+
+
 # -- the command -------------------------------------------------------------------------------------------
 
 
 def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None) -> dict[str, Any]:
     """Run one generate command; returns the summary written to out/generation.json."""
+    refuse_overwriting_input(request)
     net, vqvae, vocab = load_a2a(ckpt)
     if vqvae_ckpt:
         vqvae = replace_vqvae(net, vocab, vqvae_ckpt).eval()

@@ -326,3 +326,18 @@ def test_a_second_generation_into_the_same_folder_leaves_only_its_own_outputs_an
     generate(tmp_path, pair[0], "mode=image2text", f"image={tmp_path / 'out' / 'image_0.png'}", "num_samples=1")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["captions.txt", "generation.json", "grid.png",
                                                                   "image_0.png", "notes.txt"]
+
+
+def test_an_input_that_this_run_would_write_over_is_refused_before_any_work(pair, tmp_path):
+    out = tmp_path / "out"
+    generate(tmp_path, pair[0], "mode=text2image", "prompt=a red square", "num_samples=1")
+    grid = (out / "grid.png").read_bytes()
+    with pytest.raises(SupraUserError, match=rf"^image={out / 'grid.png'} is grid.png in out={out}, which this run "
+                                             r"writes: give another out= folder \(or copy the image out of it\)$"):
+        generate(tmp_path, pair[0], "mode=image2text", f"image={out / 'grid.png'}", "num_samples=1")
+    assert (out / "grid.png").read_bytes() == grid
+    generate(tmp_path, pair[0], "mode=text2video", "prompt=a red square moving", "frames=2", "num_samples=1")
+    video = (out / "video_0.gif").read_bytes()
+    with pytest.raises(SupraUserError, match=r"is video_0.gif in out=.*, which this run writes"):
+        generate(tmp_path, pair[0], "mode=video2video", f"image={out / 'video_0.gif'}", "frames=2", "num_samples=1")
+    assert (out / "video_0.gif").read_bytes() == video
