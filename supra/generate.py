@@ -23,18 +23,24 @@ from __future__ import annotations
 import json
 import re
 import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, OmegaConf
+from PIL import Image
 
 from supra.artifacts.a2a_release import load_a2a, replace_vqvae
 from supra.data.gif_frames import MediaDecodeError, read_gif_frames
 from supra.data.images import fit, load_still, require_image_file
 from supra.data.media.codes import decode_codes, encode_items
 from supra.models import a2a_generation as gen
+from supra.models.a2a_nano import A2ANano
+from supra.models.vqvae import VQVAE
 from supra.pictures.files import save_gif_atomic, save_image_atomic
 from supra.pictures.grids import render_caption_grid, render_image_rows, to_pil
 from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
@@ -210,114 +216,213 @@ def refuse_overwriting_input(request: Request) -> None:
                                  "give another out= folder (or copy the image out of it)")
 
 
-# -- the command -------------------------------------------------------------------------------------------
+# -- sampling: each mode's inputs loaded and checked, then a function that samples its outputs ------------
 
 
-def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None) -> dict[str, Any]:
-    """Run one generate command; returns the summary written to out/generation.json."""
-    refuse_overwriting_input(request)
+Output = str | Image.Image | list[Image.Image]  # a text file's content, a PNG, a GIF's frames
+Result = tuple[dict[str, Output], dict[str, Any]]  # the outputs by file name, and what generation.json says of them
+
+
+@dataclass(frozen=True)
+class Pair:
+    """The loaded model: the GPT, its VQ-VAE and vocabulary, on the device they run on."""
+
+    net: A2ANano
+    vqvae: VQVAE
+    vocab: A2AVocab
+    device: torch.device
+
+    @property
+    def layout(self) -> TokenLayout:
+        return self.vocab.layout
+
+    @property
+    def context(self) -> int:
+        return self.net.config.context
+
+
+def load_pair(request: Request, ckpt: str, vqvae_ckpt: str | None) -> Pair:
     net, vqvae, vocab = load_a2a(ckpt)
     if vqvae_ckpt:
         vqvae = replace_vqvae(net, vocab, vqvae_ckpt).eval()
     device = torch.device("cuda" if request.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if request.device == "auto" else request.device))
-    net, vqvae = net.to(device), vqvae.to(device)
-    layout, context = vocab.layout, net.config.context
-    out = require_writable_dir(request.out, f"out={request.out}")  # before the work, not after it
+    return Pair(net.to(device), vqvae.to(device), vocab, device)
+
+
+def sampling(request: Request, device: torch.device) -> dict[str, Any]:
+    """The sampler's options, with one generator seeded for the whole run: same seed, same output."""
     generator = torch.Generator(device=device).manual_seed(request.seed)
-    sampling = {"temperature": request.temperature, "top_k": request.top_k, "top_p": request.top_p,
-                "generator": generator}
+    return {"temperature": request.temperature, "top_k": request.top_k, "top_p": request.top_p, "generator": generator}
+
+
+def prepare_texts(request: Request, pair: Pair) -> Callable[[], Result]:
+    """text, image2text: the prompt (after the image's block) built and checked."""
+    layout, vocab = pair.layout, pair.vocab
+    codes, image_ids = None, []
+    if request.mode == "image2text":
+        pixels = load_picture(request)
+        codes = encode_items(pair.vqvae, pixels[None], ENCODE_BATCH, pair.device)[0]
+        image_ids = layout.image_block(codes)
+    tail = vocab.parse_prompt(request.prompt or "") if request.raw_prompt else \
+        [layout.text_open, *vocab.encode_text(request.prompt or "")]
+    prompt = image_ids + tail
+    opened(layout, prompt, "text", layout.text_open, request.prompt)  # a prompt left inside an image: one line
+    check_prompt_fits(pair.context, len(prompt) + (gen.prompt_state(layout, prompt).block != "text"), 1, "text generation")
+    return partial(sample_texts, request, pair, prompt, image_ids, codes)
+
+
+def sample_texts(request: Request, pair: Pair, prompt: list[int], image_ids: list[int],
+                 codes: torch.Tensor | None) -> Result:
+    vocab, n = pair.vocab, request.num_samples
+    texts = gen.generate_texts(pair.net, pair.layout, [prompt] * n, request.max_new_tokens, **sampling(request, pair.device))
+    start = vocab.decode_text(prompt[len(image_ids):])  # the prompt's text, without control tokens
+    lines = [vocab.decode_text(t) for t in texts]
+    name = "text.txt" if codes is None else "captions.txt"
+    outputs: dict[str, Output] = {name: "".join(f"{start}{line}\n" for line in lines)}
+    if codes is not None:
+        recon = decode_codes(pair.vqvae, codes[None])
+        outputs["grid.png"] = render_caption_grid(recon.expand(n, -1, -1, -1), lines, columns=min(n, 4),
+                                                  title=f"image2text, seed {request.seed}: {Path(request.image).name}")
+    return outputs, {"prompt": vocab.render(prompt), "texts": lines}
+
+
+def prepare_images(request: Request, pair: Pair) -> Callable[[], Result]:
+    """text2image: the prompt built and checked."""
+    side = request.image_size // 8
+    prompt = opened(pair.layout, text_prefix(pair.vocab, request), "image", pair.layout.image_open, request.prompt)
+    check_prompt_fits(pair.context, len(prompt), side * side + 1, f"a {side}x{side} image")
+    return partial(sample_images, request, pair, prompt)
+
+
+def sample_images(request: Request, pair: Pair, prompt: list[int]) -> Result:
     n, side = request.num_samples, request.image_size // 8
-    summary: dict[str, Any] = {"mode": request.mode, "seed": request.seed, "num_samples": n, "files": []}
-    files: list[Path] = []
+    try:
+        codes = gen.generate_images(pair.net, pair.layout, [prompt] * n, (side, side), **sampling(request, pair.device),
+                                    guidance=request.guidance, best_of=request.best_of)
+    except ValueError as err:  # best_of with a prompt that has no caption to read back
+        raise SupraUserError(f"prompt={request.prompt!r}: {err}") from None
+    images = decode_codes(pair.vqvae, codes)
+    outputs: dict[str, Output] = {f"image_{i}.png": to_pil(image) for i, image in enumerate(images)}
+    outputs["grid.png"] = render_caption_grid(images, [f"sample {i}" for i in range(n)], columns=min(n, 4),
+                                              title=f"{pair.vocab.render(prompt)}  (seed {request.seed})")
+    return outputs, {"prompt": pair.vocab.render(prompt), "codes": codes.tolist()}
 
-    if request.mode in ("text", "image2text"):
-        if request.mode == "text":
-            image_ids: list[int] = []
-            prompt = vocab.parse_prompt(request.prompt or "") if request.raw_prompt else \
-                [layout.text_open, *vocab.encode_text(request.prompt or "")]
-        else:
-            pixels = load_picture(request)
-            codes = encode_items(vqvae, pixels[None], ENCODE_BATCH, device)[0]
-            image_ids = layout.image_block(codes)
-            tail = vocab.parse_prompt(request.prompt) if request.raw_prompt else \
-                [layout.text_open, *vocab.encode_text(request.prompt or "")]
-            prompt = image_ids + tail
-        opened(layout, prompt, "text", layout.text_open, request.prompt)  # a prompt left inside an image: one line
-        check_prompt_fits(context, len(prompt) + (gen.prompt_state(layout, prompt).block != "text"), 1, "text generation")
-        texts = gen.generate_texts(net, layout, [prompt] * n, request.max_new_tokens, **sampling)
-        start = vocab.decode_text(prompt[len(image_ids):])  # the prompt's text, without control tokens
-        lines = [vocab.decode_text(t) for t in texts]
-        summary |= {"prompt": vocab.render(prompt), "texts": lines}
-        name = "text.txt" if request.mode == "text" else "captions.txt"
-        files.append(write_text_atomic(out / name, "".join(f"{start}{line}\n" for line in lines)))
-        if request.mode == "image2text":
-            recon = decode_codes(vqvae, codes[None])
-            grid = render_caption_grid(recon.expand(n, -1, -1, -1), lines, columns=min(n, 4),
-                                       title=f"image2text, seed {request.seed}: {Path(request.image).name}")
-            files.append(save_image_atomic(grid, out / "grid.png"))
 
-    elif request.mode == "text2image":
-        prompt = opened(layout, text_prefix(vocab, request), "image", layout.image_open, request.prompt)
-        check_prompt_fits(context, len(prompt), side * side + 1, f"a {side}x{side} image")
-        try:
-            codes = gen.generate_images(net, layout, [prompt] * n, (side, side), **sampling, guidance=request.guidance,
-                                        best_of=request.best_of)
-        except ValueError as err:  # best_of with a prompt that has no caption to read back
-            raise SupraUserError(f"prompt={request.prompt!r}: {err}") from None
-        images = decode_codes(vqvae, codes)
-        for i, image in enumerate(images):
-            files.append(save_image_atomic(to_pil(image), out / f"image_{i}.png"))
-        grid = render_caption_grid(images, [f"sample {i}" for i in range(n)], columns=min(n, 4),
-                                   title=f"{vocab.render(prompt)}  (seed {request.seed})")
-        files.append(save_image_atomic(grid, out / "grid.png"))
-        summary |= {"prompt": vocab.render(prompt), "codes": codes.tolist()}
+def given_frames(request: Request) -> int:
+    """video2video: how many of the GIF's frames the model is given (the rest it generates)."""
+    if request.frames < 2:
+        raise SupraUserError("video2video needs frames >= 2: the first frames are given, the rest generated")
+    given = max(1, request.frames // 2) if request.given_frames is None else request.given_frames
+    if not 1 <= given < request.frames:
+        raise SupraUserError(f"given_frames={given} must be between 1 and frames - 1 = {request.frames - 1}")
+    return given
 
-    else:  # video2video, text2video
-        prefix = text_prefix(vocab, request)
-        truth = None
-        if request.mode == "video2video":
-            if request.frames < 2:
-                raise SupraUserError("video2video needs frames >= 2: the first frames are given, the rest generated")
-            given = max(1, request.frames // 2) if request.given_frames is None else request.given_frames
-            if not 1 <= given < request.frames:
-                raise SupraUserError(f"given_frames={given} must be between 1 and frames - 1 = {request.frames - 1}")
-            clip = load_clip(request)
-            side = clip.shape[-1] // 8
-            clip_codes = encode_items(vqvae, clip, ENCODE_BATCH, device)
-            truth = clip  # the grid's first row: the GIF's own frames
-        check_prompt_fits(context, len(prefix), 3 + side * side, "a video of one frame")
-        check_frames_fit(context, len(prefix), request.frames, side)
-        if request.mode == "video2video":
-            prompt = prefix + layout.video_block(clip_codes[:given])[:-1]  # the video stays open
-            new_frames = request.frames - given
-        else:
-            prompt = opened(layout, prefix, "video", layout.video_open, request.prompt)
-            given, new_frames = 0, request.frames
-        rows = [] if truth is None else [truth]
-        all_codes = []
-        for i in range(n):
-            new = gen.generate_video(net, layout, prompt, new_frames, (side, side), **sampling)
-            codes = new if truth is None else torch.cat([clip_codes[:given], new])
-            frames = decode_codes(vqvae, codes)
-            files.append(save_gif_atomic([to_pil(f) for f in frames], out / f"video_{i}.gif"))
-            rows.append(frames)
-            all_codes.append(codes.tolist())
-        files.append(save_image_atomic(render_image_rows(rows), out / "grid.png"))
-        summary |= {"prompt": vocab.render(prompt[: len(prefix)]), "given_frames": given, "codes": all_codes}
 
-    summary["files"] = [p.name for p in files]
-    # image_3.png of 4 beside this run's 1 is removed; an earlier output given as image= is the user's input now
-    given = [Path(request.image).name] if request.image and Path(request.image).resolve().parent == out.resolve() else []
-    remove_earlier_outputs(out, earlier_files(out), [*summary["files"], *given])
-    write_json_atomic(out / "generation.json", summary)
+def prepare_videos(request: Request, pair: Pair) -> Callable[[], Result]:
+    """text2video, video2video: the prompt (with the GIF's given frames) built and checked."""
+    layout, side = pair.layout, request.image_size // 8
+    prefix = text_prefix(pair.vocab, request)
+    clip = given_codes = None
+    if request.mode == "video2video":
+        given = given_frames(request)
+        clip = load_clip(request)  # the grid's first row: the GIF's own frames
+        side = clip.shape[-1] // 8
+        given_codes = encode_items(pair.vqvae, clip, ENCODE_BATCH, pair.device)[:given]
+    check_prompt_fits(pair.context, len(prefix), 3 + side * side, "a video of one frame")
+    check_frames_fit(pair.context, len(prefix), request.frames, side)
+    if given_codes is None:
+        prompt = opened(layout, prefix, "video", layout.video_open, request.prompt)
+    else:
+        prompt = prefix + layout.video_block(given_codes)[:-1]  # the video stays open
+    return partial(sample_videos, request, pair, prompt, len(prefix), side, clip, given_codes)
+
+
+def sample_videos(request: Request, pair: Pair, prompt: list[int], prefix_len: int, side: int,
+                  clip: torch.Tensor | None, given_codes: torch.Tensor | None) -> Result:
+    options = sampling(request, pair.device)
+    given = 0 if given_codes is None else len(given_codes)
+    rows = [] if clip is None else [clip]
+    outputs: dict[str, Output] = {}
+    all_codes = []
+    for i in range(request.num_samples):
+        new = gen.generate_video(pair.net, pair.layout, prompt, request.frames - given, (side, side), **options)
+        codes = new if given_codes is None else torch.cat([given_codes, new])
+        frames = decode_codes(pair.vqvae, codes)
+        outputs[f"video_{i}.gif"] = [to_pil(f) for f in frames]
+        rows.append(frames)
+        all_codes.append(codes.tolist())
+    outputs["grid.png"] = render_image_rows(rows)
+    return outputs, {"prompt": pair.vocab.render(prompt[:prefix_len]), "given_frames": given, "codes": all_codes}
+
+
+PREPARE = {"text": prepare_texts, "image2text": prepare_texts, "text2image": prepare_images,
+           "video2video": prepare_videos, "text2video": prepare_videos}
+
+
+# -- the command -------------------------------------------------------------------------------------------
+
+
+RECORD = "generation.json"  # what the folder holds: the prompt, codes, texts and the files this run wrote
+INCOMPLETE = "a generate run stopped while writing these files: they may mix two runs; run generate again"
+
+
+def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None) -> dict[str, Any]:
+    """Run one generate command; returns the summary written to out/generation.json."""
+    refuse_overwriting_input(request)
+    pair = load_pair(request, ckpt, vqvae_ckpt)
+    sample = PREPARE[request.mode](request, pair)  # every input read and checked: nothing written yet
+    with output_folder(request.out) as out:
+        outputs, about = sample()
+        summary = {"mode": request.mode, "seed": request.seed, "num_samples": request.num_samples,
+                   "files": list(outputs), **about}
+        # an earlier output given as image= is the user's input now: kept
+        kept = [Path(request.image).name] if request.image and Path(request.image).resolve().parent == out.resolve() else []
+        publish(out, outputs, summary, kept)
     return summary
+
+
+@contextmanager
+def output_folder(out: str) -> Iterator[Path]:
+    """out=, created (and proved writable) once the inputs are read, before the sampling; removed again
+    when this run created it and stops before writing into it (an error while sampling, Ctrl-C)."""
+    path = Path(out)
+    created = not path.exists()
+    folder = require_writable_dir(path, f"out={out}")
+    try:
+        yield folder
+    except BaseException:
+        if created and not any(folder.iterdir()):
+            folder.rmdir()
+        raise
+
+
+def publish(out: Path, outputs: dict[str, Output], summary: dict[str, Any], kept: list[str]) -> None:
+    """Write the outputs into `out`, replacing an earlier generate's (image_3.png of 4 beside this run's 1
+    is removed). generation.json is first rewritten to say a run is writing (listing every file that may
+    then be there) and written whole last: a run killed part-way never leaves two runs' files under one
+    run's record, and the next run still removes them all."""
+    earlier = earlier_files(out)
+    write_json_atomic(out / RECORD, {"incomplete": INCOMPLETE, "files": sorted({*earlier, *outputs} - set(kept))})
+    for name, value in outputs.items():
+        save_output(out / name, value)
+    remove_earlier_outputs(out, earlier, [*outputs, *kept])
+    write_json_atomic(out / RECORD, summary)
+
+
+def save_output(path: Path, value: Output) -> None:
+    if isinstance(value, str):
+        write_text_atomic(path, value)
+    elif isinstance(value, list):
+        save_gif_atomic(value, path)
+    else:
+        save_image_atomic(value, path)
 
 
 def earlier_files(out: Path) -> list[str]:
     """The files an earlier generate into `out` listed in its generation.json (none: none)."""
     try:
-        files = json.loads((out / "generation.json").read_text()).get("files", [])
+        files = json.loads((out / RECORD).read_text()).get("files", [])
     except (OSError, ValueError, AttributeError):  # none, or not one generate wrote
         return []
     return files if isinstance(files, list) else []

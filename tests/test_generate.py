@@ -11,6 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
+import supra.generate as generate_module
 from supra.artifacts.a2a_release import load_a2a, save_a2a_release
 from supra.data.media.codes import encode_items
 from supra.generate import run
@@ -341,3 +342,45 @@ def test_an_input_that_this_run_would_write_over_is_refused_before_any_work(pair
     with pytest.raises(SupraUserError, match=r"is video_0.gif in out=.*, which this run writes"):
         generate(tmp_path, pair[0], "mode=video2video", f"image={out / 'video_0.gif'}", "frames=2", "num_samples=1")
     assert (out / "video_0.gif").read_bytes() == video
+
+
+class Killed(BaseException):
+    """A kill -9 in a test: nothing after it runs, no handler of the command's own catches it."""
+
+
+def test_a_run_stopped_while_writing_leaves_a_record_saying_so_and_the_next_run_removes_the_mix(pair, tmp_path,
+                                                                                                monkeypatch):
+    out, moving = tmp_path / "out", ("mode=text2video", "frames=2")
+    generate(tmp_path, pair[0], *moving, "prompt=a red square moving", "num_samples=3")
+    save_gif = generate_module.save_gif_atomic
+
+    def killed_after_the_first_video(frames, path):
+        if Path(path).name != "video_0.gif":
+            raise Killed
+        return save_gif(frames, path)
+
+    monkeypatch.setattr(generate_module, "save_gif_atomic", killed_after_the_first_video)
+    with pytest.raises(Killed):
+        generate(tmp_path, pair[0], *moving, "prompt=a blue square moving", "num_samples=3")
+    # video_0.gif is the new run's, video_1/2.gif the old one's: the record says so, not the old run's prompt
+    record = json.loads((out / "generation.json").read_text())
+    assert "prompt" not in record, record  # not the old run's record, as if all four were its files
+    assert record == {"incomplete": generate_module.INCOMPLETE,
+                      "files": ["grid.png", "video_0.gif", "video_1.gif", "video_2.gif"]}
+    monkeypatch.undo()
+    generate(tmp_path, pair[0], *moving, "prompt=a blue square moving", "num_samples=1")
+    assert sorted(p.name for p in out.iterdir()) == ["generation.json", "grid.png", "video_0.gif"]
+
+
+def test_a_bad_input_or_a_failed_sampling_leaves_no_out_folder(pair, tmp_path):
+    (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot a picture")
+    write_gif(tmp_path / "one_frame.gif", ["red"])
+    cases = [
+        (["mode=image2text", f"image={tmp_path / 'broken.png'}"], "cannot be used"),
+        (["mode=video2video", f"image={tmp_path / 'one_frame.gif'}", "frames=4"], "has 1 frame but frames=4"),
+        (["mode=text2image", "prompt=<IMAGE>", "best_of=2"], "best_of needs a prompt with a caption"),  # while sampling
+    ]
+    for overrides, message in cases:
+        with pytest.raises(SupraUserError, match=message):
+            generate(tmp_path, pair[0], *overrides)
+        assert not (tmp_path / "out").exists(), overrides
