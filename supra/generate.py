@@ -176,6 +176,14 @@ def opened(layout: TokenLayout, ids: list[int], block: str, opener: int, prompt:
         raise SupraUserError(f"prompt={prompt!r}: {err}") from None
 
 
+def outside_blocks(layout: TokenLayout, ids: list[int], prompt: str | None, before: str) -> None:
+    """A raw prompt that ends inside a block ("<TEXT>a red", "<VIDEO>") where `before` starts a block of
+    its own: named in one line, as `opened` names one for the other modes."""
+    block = gen.prompt_state(layout, ids).block
+    if block != "free":
+        raise SupraUserError(f"prompt={prompt!r}: prompt ends inside an open {block} block; close it before {before}")
+
+
 def check_prompt_fits(context: int, prompt_len: int, needed: int, what: str) -> None:
     check_fits(prompt_len + needed, context, f"the prompt ({prompt_len} tokens) with {what} ({needed} more)",
                "shorten the prompt by {over} tokens")
@@ -325,6 +333,7 @@ def prepare_videos(request: Request, pair: Pair) -> Callable[[], Result]:
     prefix = text_prefix(pair.vocab, request)
     clip = given_codes = None
     if request.mode == "video2video":
+        outside_blocks(layout, prefix, request.prompt, "the GIF's frames")
         given = given_frames(request)
         clip = load_clip(request)  # the grid's first row: the GIF's own frames
         side = clip.shape[-1] // 8

@@ -234,6 +234,9 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
         (["mode=text2image", "prompt=<IMAGE>", "best_of=2"], r"best_of needs a prompt with a caption"),
         (["mode=text2image", "prompt=<TEXT>a red square"], r"prompt='<TEXT>a red square': prompt ends inside an open text block"),
         (["mode=text", "prompt=<IMAGE>"], r"prompt='<IMAGE>': prompt ends inside an open image block"),
+        *((["mode=video2video", f"image={tmp_path / 'short.gif'}", "frames=2", f"prompt={prompt}"],
+           rf"prompt='{prompt}': prompt ends inside an open {block} block; close it before the GIF's frames")
+          for prompt, block in (("<TEXT>a red", "text"), ("<IMAGE>", "image"), ("<VIDEO>", "video"))),
         (["mode=text", "prompt=a", "temperature=abc"], r"temperature='abc' must be a number"),
         (["mode=text", "prompt=a", "num_samples=0"], r"^num_samples=0 must be >= 1$"),
         (["mode=text", "prompt=a", "device=gpu"], r"device='gpu' is unknown: choose cpu, cuda \(or cuda:N\) or auto"),
