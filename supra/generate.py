@@ -189,6 +189,25 @@ def check_prompt_fits(context: int, prompt_len: int, needed: int, what: str) -> 
                "shorten the prompt by {over} tokens")
 
 
+# The fewest tokens each mode's image or video needs with no prompt at all, for a side of `s` codes.
+LEAST_TOKENS: dict[str, tuple[str, Callable[[int], int]]] = {
+    "image2text": ("a {s}x{s} image ({block} tokens) with a caption", lambda s: s * s + 4),  # block, <TEXT>, a word
+    "text2image": ("a {s}x{s} image", lambda s: s * s + 1),  # <IMAGE> and its codes
+    "text2video": ("a video of one {s}x{s} frame", lambda s: TokenLayout.video_block_len(1, s * s)),
+    "video2video": ("a video of two {s}x{s} frames (one given)", lambda s: TokenLayout.video_block_len(2, s * s)),
+}
+
+
+def check_image_size_fits(context: int, mode: str, image_size: int) -> None:
+    """The mode's image or video alone over the context: the image size is the cause, so say which fits
+    (not "shorten the prompt", when there may be none)."""
+    what, tokens = LEAST_TOKENS[mode]
+    side = image_size // 8
+    fits = next((s for s in range(side, 0, -1) if tokens(s) <= context), 0)
+    remedy = f"give image_size={8 * fits} or smaller" if fits else "no image_size fits this model"
+    check_fits(tokens(side), context, f"image_size={image_size}: " + what.format(s=side, block=side * side + 3), remedy)
+
+
 def check_frames_fit(context: int, prefix_len: int, frames: int, side: int) -> None:
     room = frames_that_fit(8 * side, context, prefix_len)
     if frames > room:
@@ -269,6 +288,7 @@ def prepare_texts(request: Request, pair: Pair) -> Callable[[], Result]:
     layout, vocab = pair.layout, pair.vocab
     codes, image_ids = None, []
     if request.mode == "image2text":
+        check_image_size_fits(pair.context, request.mode, request.image_size)
         pixels = load_picture(request)
         codes = encode_items(pair.vqvae, pixels[None], ENCODE_BATCH, pair.device)[0]
         image_ids = layout.image_block(codes)
@@ -276,7 +296,10 @@ def prepare_texts(request: Request, pair: Pair) -> Callable[[], Result]:
         [layout.text_open, *vocab.encode_text(request.prompt or "")]
     prompt = image_ids + tail
     opened(layout, prompt, "text", layout.text_open, request.prompt)  # a prompt left inside an image: one line
-    check_prompt_fits(pair.context, len(prompt) + (gen.prompt_state(layout, prompt).block != "text"), 1, "text generation")
+    prompt_len = len(tail) + (gen.prompt_state(layout, prompt).block != "text")  # with the <TEXT> added for it
+    image = f"the image block ({len(image_ids)} tokens) and " if image_ids else ""
+    check_fits(len(image_ids) + prompt_len + 1, pair.context, f"{image}the prompt ({prompt_len} tokens) with text "
+               "generation (1 more)", "shorten the prompt by {over} tokens")
     return partial(sample_texts, request, pair, prompt, image_ids, codes)
 
 
@@ -298,6 +321,7 @@ def sample_texts(request: Request, pair: Pair, prompt: list[int], image_ids: lis
 def prepare_images(request: Request, pair: Pair) -> Callable[[], Result]:
     """text2image: the prompt built and checked."""
     side = request.image_size // 8
+    check_image_size_fits(pair.context, request.mode, request.image_size)
     prompt = opened(pair.layout, text_prefix(pair.vocab, request), "image", pair.layout.image_open, request.prompt)
     check_prompt_fits(pair.context, len(prompt), side * side + 1, f"a {side}x{side} image")
     return partial(sample_images, request, pair, prompt)
@@ -330,6 +354,7 @@ def given_frames(request: Request) -> int:
 def prepare_videos(request: Request, pair: Pair) -> Callable[[], Result]:
     """text2video, video2video: the prompt (with the GIF's given frames) built and checked."""
     layout, side = pair.layout, request.image_size // 8
+    check_image_size_fits(pair.context, request.mode, request.image_size)
     prefix = text_prefix(pair.vocab, request)
     clip = given_codes = None
     if request.mode == "video2video":

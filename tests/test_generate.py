@@ -93,7 +93,8 @@ def pair(tmp_path_factory):
 
 def generate(tmp_path: Path, folder: Path, *overrides: str) -> dict:
     """The real command's function on conf/generate.yaml composed with `overrides`."""
-    overrides = [f"ckpt={folder}", f"out={tmp_path / 'out'}", f"image_size={SIDE}", *quote_prompt(list(overrides))]
+    size = [] if any(o.startswith("image_size=") for o in overrides) else [f"image_size={SIDE}"]
+    overrides = [f"ckpt={folder}", f"out={tmp_path / 'out'}", *size, *quote_prompt(list(overrides))]
     cfg = compose_config("generate", tmp_path / "run", overrides)
     return run(cfg)
 
@@ -221,6 +222,19 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
     cases = [
         (["mode=text2image", "prompt=" + "a red square " * 20], r"the prompt \(\d+ tokens\) with a 2x2 image \(5 more\) is \d+ tokens, \d+ over the context of 48: shorten the prompt by \d+ tokens"),
         (["mode=image2text", f"image={tmp_path / 'wide.png'}", "resize=refuse"], r"is 24x16, not square"),
+        # the image alone over the context: which image_size fits, not "shorten the prompt" when there is none
+        (["mode=image2text", f"image={tmp_path / 'wide.png'}", "image_size=64"],
+         r"^image_size=64: a 8x8 image \(67 tokens\) with a caption is 68 tokens, 20 over the context of 48: "
+         r"give image_size=48 or smaller$"),
+        (["mode=text2image", "prompt=a red square", "image_size=64"], r"^image_size=64: a 8x8 image is 65 tokens, "
+         r"17 over the context of 48: give image_size=48 or smaller$"),
+        (["mode=text2video", "prompt=a red square", "image_size=64"], r"^image_size=64: a video of one 8x8 frame is "
+         r"67 tokens, 19 over the context of 48: give image_size=48 or smaller$"),
+        (["mode=video2video", f"image={tmp_path / 'short.gif'}", "frames=2", "image_size=48"], r"^image_size=48: a "
+         r"video of two 6x6 frames \(one given\) is 76 tokens, 28 over the context of 48: give image_size=32 or smaller$"),
+        (["mode=image2text", f"image={tmp_path / 'wide.png'}", "prompt=" + "a red square " * 20], r"^the image block "
+         r"\(6 tokens\) and the prompt \(\d+ tokens\) with text generation \(1 more\) is \d+ tokens, \d+ over the "
+         r"context of 48: shorten the prompt by \d+ tokens$"),
         (["mode=image2text", f"image={tmp_path / 'odd.png'}", "resize=refuse"], r"is 20x20, not a multiple of 8"),
         (["mode=video2video", f"image={tmp_path / 'short.gif'}", "frames=4"], r"has 2 frames but frames=4 asks for 4"),
         (["mode=text2video", "prompt=a red square", "frames=9"], r"frames=9 of 2x2 codes .* at most 8 frames fit"),
