@@ -280,7 +280,7 @@ def test_the_command_line_reports_a_bad_input_in_one_line(pair, tmp_path):
     write_gif(tmp_path / "short.gif", ["red"])
     result = subprocess.run(
         [sys.executable, "-m", "supra.generate", f"ckpt={pair[0]}", "mode=video2video", f"image={tmp_path / 'short.gif'}",
-         f"out={tmp_path / 'out'}", f"hydra.run.dir={tmp_path / 'hydra'}"],
+         f"image_size={SIDE}", f"out={tmp_path / 'out'}", f"hydra.run.dir={tmp_path / 'hydra'}"],
         cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [
