@@ -46,7 +46,7 @@ from supra.pictures.grids import render_caption_grid, render_image_rows, to_pil
 from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
 from supra.tokens.a2a_sequences import check_fits, frames_that_fit
 from supra.tokens.a2a_vocab import A2AVocab
-from supra.utils.cli import check_option_types, hydra_command, quote_prompt
+from supra.utils.cli import check_option_types, hydra_command, quote_prompt, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     remove_earlier_outputs,
@@ -58,6 +58,15 @@ from supra.utils.files import (
 MODES = ("text", "text2image", "image2text", "video2video", "text2video")
 RESIZES = ("crop", "pad", "refuse")
 ENCODE_BATCH = 256  # pictures per VQ-VAE call
+# The options each mode reads beyond those all do (ckpt, out, num_samples, seed, the sampler's, device):
+# one it does not read, set on the command line, is refused rather than ignored without a word.
+MODE_READS = {
+    "text": ("prompt", "max_new_tokens"),
+    "text2image": ("prompt", "image_size", "guidance", "best_of", "vqvae"),
+    "image2text": ("image", "prompt", "image_size", "resize", "max_pixels", "max_new_tokens", "vqvae"),
+    "video2video": ("image", "prompt", "frames", "given_frames", "image_size", "resize", "max_pixels", "vqvae"),
+    "text2video": ("prompt", "frames", "image_size", "vqvae"),
+}
 
 
 @dataclass(frozen=True)
@@ -465,6 +474,10 @@ def earlier_files(out: Path) -> list[str]:
 def run(cfg: DictConfig) -> dict[str, Any]:
     """The command for a composed conf/generate.yaml: returns what it wrote to out/generation.json."""
     values = OmegaConf.to_container(cfg, resolve=True)
+    if values["mode"] in MODE_READS:  # an unknown mode is named by Request
+        reads = MODE_READS[values["mode"]]
+        unread = [o for o in dict.fromkeys(o for os in MODE_READS.values() for o in os) if o not in reads]
+        refuse_unread_options(values, "generate", unread, f"mode={values['mode']}", reads)
     request = Request(**{f.name: values[f.name] for f in fields(Request) if f.name in values})
     summary = generate(request, str(cfg.ckpt), cfg.get("vqvae"))
     print(f"wrote {cfg.out}: " + ", ".join([*summary["files"], "generation.json"]))

@@ -93,7 +93,8 @@ def pair(tmp_path_factory):
 
 def generate(tmp_path: Path, folder: Path, *overrides: str) -> dict:
     """The real command's function on conf/generate.yaml composed with `overrides`."""
-    size = [] if any(o.startswith("image_size=") for o in overrides) else [f"image_size={SIDE}"]
+    # image_size=16 where the mode reads it (text mode would refuse it) and the test does not set it
+    size = [] if "mode=text" in overrides or any(o.startswith("image_size=") for o in overrides) else [f"image_size={SIDE}"]
     overrides = [f"ckpt={folder}", f"out={tmp_path / 'out'}", *size, *quote_prompt(list(overrides))]
     cfg = compose_config("generate", tmp_path / "run", overrides)
     return run(cfg)
@@ -401,3 +402,23 @@ def test_a_bad_input_or_a_failed_sampling_leaves_no_out_folder(pair, tmp_path):
         with pytest.raises(SupraUserError, match=message):
             generate(tmp_path, pair[0], *overrides)
         assert not (tmp_path / "out").exists(), overrides
+
+
+def test_an_option_the_mode_does_not_read_is_refused_not_ignored(pair, tmp_path):
+    Image.fromarray(square("green")).save(tmp_path / "green.png")
+    cases = [
+        (["mode=text2image", "prompt=a red square", f"image={tmp_path / 'nowhere.png'}"],
+         rf"^image={tmp_path / 'nowhere.png'}: mode=text2image does not read it \(it reads prompt, image_size, guidance, "
+         r"best_of, vqvae\); leave it out$"),
+        (["mode=image2text", f"image={tmp_path / 'green.png'}", "guidance=3", "best_of=4"],
+         r"^guidance=3 best_of=4: mode=image2text does not read them \(it reads image, prompt, .*\); leave them out$"),
+        (["mode=text", "prompt=a", "image_size=32"], r"^image_size=32: mode=text does not read it"),
+        (["mode=text2video", "prompt=a red square", "given_frames=1", "max_new_tokens=9"],
+         r"^max_new_tokens=9 given_frames=1: mode=text2video does not read them"),
+    ]
+    for overrides, message in cases:
+        with pytest.raises(SupraUserError, match=message):
+            generate(tmp_path, pair[0], *overrides)
+    # at their defaults, given or not, they are no change
+    generate(tmp_path, pair[0], "mode=image2text", f"image={tmp_path / 'green.png'}", "guidance=1.0", "best_of=1",
+             "frames=4", "num_samples=1")
