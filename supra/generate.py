@@ -128,16 +128,20 @@ class Request:
 
 
 def fit_picture(picture, request: Request, what: str) -> torch.Tensor:
-    """uint8 RGB [H, W, 3] -> uint8 [3, S, S]: squared and resized to image_size (crop/pad), or, with
-    resize=refuse, kept as it is when square with a side that is a multiple of 8 and refused otherwise."""
+    """uint8 RGB [H, W, 3] -> uint8 [3, S, S], S = image_size: squared and resized (crop/pad), or, with
+    resize=refuse, taken as it is when already image_size square and refused otherwise."""
     h, w = picture.shape[:2]
+    size = request.image_size
     if request.resize == "refuse":
-        if h != w or h % 8:
-            problem = "not square" if h != w else "not a multiple of 8"
-            raise SupraUserError(f"{what} is {w}x{h}, {problem}: images must be square with a side that is a "
-                                 "multiple of 8; give such an image or set resize=crop (or pad)")
+        if h != w:
+            raise SupraUserError(f"{what} is {w}x{h}, not square: resize=refuse takes {size}x{size} images "
+                                 "(image_size); give one, or set resize=crop (or pad)")
+        if h != size:
+            other = f"image_size={w}, " if w % 8 == 0 else ""  # a size the VQ-VAE can take
+            raise SupraUserError(f"{what} is {w}x{h}, not {size}x{size} (image_size): resize=refuse takes images "
+                                 f"of that size; set {other}resize=crop (or pad), or give a {size}x{size} image")
         return torch.from_numpy(picture).permute(2, 0, 1).contiguous()
-    return fit(picture, request.image_size, request.resize)
+    return fit(picture, size, request.resize)
 
 
 def load_picture(request: Request) -> torch.Tensor:
@@ -369,8 +373,7 @@ def prepare_videos(request: Request, pair: Pair) -> Callable[[], Result]:
     if request.mode == "video2video":
         outside_blocks(layout, prefix, request.prompt, "the GIF's frames")
         given = given_frames(request)
-        clip = load_clip(request)  # the grid's first row: the GIF's own frames
-        side = clip.shape[-1] // 8
+        clip = load_clip(request)  # the grid's first row: the GIF's own frames, image_size square
         given_codes = encode_items(pair.vqvae, clip, ENCODE_BATCH, pair.device)[:given]
     check_prompt_fits(pair.context, len(prefix), 3 + side * side, "a video of one frame")
     check_frames_fit(pair.context, len(prefix), request.frames, side)

@@ -219,6 +219,7 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
     folder = pair[0]
     Image.fromarray(np.zeros((16, 24, 3), dtype=np.uint8)).save(tmp_path / "wide.png")
     Image.fromarray(np.zeros((20, 20, 3), dtype=np.uint8)).save(tmp_path / "odd.png")
+    Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(tmp_path / "big.png")
     write_gif(tmp_path / "short.gif", ["red", "blue"])
     cases = [
         (["mode=text2image", "prompt=" + "a red square " * 20], r"the prompt \(\d+ tokens\) with a 2x2 image \(5 more\) is \d+ tokens, \d+ over the context of 48: shorten the prompt by \d+ tokens"),
@@ -236,7 +237,11 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
         (["mode=image2text", f"image={tmp_path / 'wide.png'}", "prompt=" + "a red square " * 20], r"^the image block "
          r"\(6 tokens\) and the prompt \(\d+ tokens\) with text generation \(1 more\) is \d+ tokens, \d+ over the "
          r"context of 48: shorten the prompt by \d+ tokens$"),
-        (["mode=image2text", f"image={tmp_path / 'odd.png'}", "resize=refuse"], r"is 20x20, not a multiple of 8"),
+        (["mode=image2text", f"image={tmp_path / 'odd.png'}", "resize=refuse"],
+         r"is 20x20, not 16x16 \(image_size\): resize=refuse takes images of that size; set resize=crop \(or pad\)"),
+        # a square of another multiple of 8 is not taken at its own size: image_size is what the model sees
+        (["mode=image2text", f"image={tmp_path / 'big.png'}", "resize=refuse"],
+         r"is 32x32, not 16x16 \(image_size\): .* set image_size=32, resize=crop \(or pad\), or give a 16x16 image$"),
         (["mode=video2video", f"image={tmp_path / 'short.gif'}", "frames=4"], r"has 2 frames but frames=4 asks for 4"),
         (["mode=text2video", "prompt=a red square", "frames=9"], r"frames=9 of 2x2 codes .* at most 8 frames fit"),
         (["mode=image2text", f"image={tmp_path / 'nowhere.png'}"], r"does not exist"),
@@ -264,6 +269,10 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
         with pytest.raises(SupraUserError, match=message) as err:
             generate(tmp_path, folder, *overrides)
         assert "\n" not in str(err.value)
+    # image_size square, resize=refuse takes it as it is
+    Image.fromarray(square("red")).save(tmp_path / "red.png")
+    assert generate(tmp_path, folder, "mode=image2text", f"image={tmp_path / 'red.png'}", "resize=refuse",
+                    "num_samples=1")["texts"]
     # Not square, but resize=crop (the default) fits it.
     assert generate(tmp_path, folder, "mode=image2text", f"image={tmp_path / 'wide.png'}", "num_samples=1")["texts"]
 
