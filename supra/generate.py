@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from functools import partial
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +36,7 @@ from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
 from supra.artifacts.a2a_release import load_a2a, replace_vqvae
-from supra.data.gif_frames import MediaDecodeError, read_gif_frames
+from supra.data.gif_frames import MediaDecodeError, open_gif
 from supra.data.images import fit, load_still, require_image_file
 from supra.data.media.codes import decode_codes, encode_items
 from supra.models import a2a_generation as gen
@@ -155,16 +156,25 @@ def load_picture(request: Request) -> torch.Tensor:
 
 
 def load_clip(request: Request) -> torch.Tensor:
-    """image= a GIF -> its first `frames` frames, uint8 [frames, 3, S, S]."""
+    """image= a GIF -> its first `frames` frames, uint8 [frames, 3, S, S]. A GIF cut short is said: refused
+    when the cut leaves too few frames, noted on stderr when the frames before it are enough."""
     path = Path(request.image)
     require_image_file(path)
     try:
-        frames = read_gif_frames(path, request.max_pixels, max_frames=request.frames)
+        gif = open_gif(path, request.max_pixels)  # the whole file's structure (nothing decoded): a later cut is seen
+        frames = list(islice(gif.frames(), request.frames))
     except MediaDecodeError as err:
         raise SupraUserError(f"image={path} cannot be used as a clip: {err}") from None
+    cut = f"image={path} is cut short ({gif.problem})" if gif.problem else None
     if len(frames) < request.frames:
-        raise SupraUserError(f"image={path} has {len(frames)} frame{'s' * (len(frames) != 1)} but frames="
-                             f"{request.frames} asks for {request.frames}: give a longer GIF or fewer frames")
+        have = f"{len(frames)} frame{'s' * (len(frames) != 1)}"
+        if cut:
+            raise SupraUserError(f"{cut}: its {have} before the cut are fewer than frames={request.frames}; "
+                                 "give the whole GIF or fewer frames")
+        raise SupraUserError(f"image={path} has {have} but frames={request.frames} asks for {request.frames}: "
+                             "give a longer GIF or fewer frames")
+    if cut:
+        print(f"note: {cut}: its first {request.frames} frames, before the cut, are used", file=sys.stderr)
     return torch.stack([fit_picture(f, request, f"image={path}") for f in frames])
 
 

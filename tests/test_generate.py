@@ -431,3 +431,17 @@ def test_an_option_the_mode_does_not_read_is_refused_not_ignored(pair, tmp_path)
     # at their defaults, given or not, they are no change
     generate(tmp_path, pair[0], "mode=image2text", f"image={tmp_path / 'green.png'}", "guidance=1.0", "best_of=1",
              "frames=4", "num_samples=1")
+
+
+def test_a_gif_cut_short_is_said_refused_when_too_few_frames_are_left(pair, tmp_path, capsys):
+    write_gif(tmp_path / "clip.gif", cycle("green"))
+    data = (tmp_path / "clip.gif").read_bytes()
+    (tmp_path / "cut.gif").write_bytes(data[: int(len(data) * 0.8)])  # cut inside the third frame
+    cut = tmp_path / "cut.gif"
+    with pytest.raises(SupraUserError, match=rf"^image={cut} is cut short \(the file is cut inside the block at byte "
+                                             r"\d+, after 2 frames\): its 2 frames before the cut are fewer than "
+                                             r"frames=4; give the whole GIF or fewer frames$"):
+        generate(tmp_path, pair[0], "mode=video2video", f"image={cut}", "frames=4")
+    generate(tmp_path, pair[0], "mode=video2video", f"image={cut}", "frames=2", "num_samples=1")
+    assert capsys.readouterr().err == (f"note: image={cut} is cut short (the file is cut inside the block at byte 168, "
+                                       "after 2 frames): its first 2 frames, before the cut, are used\n")
