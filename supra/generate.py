@@ -181,6 +181,16 @@ def load_clip(request: Request) -> torch.Tensor:
 # -- prompts ---------------------------------------------------------------------------------------------
 
 
+# str.splitlines breaks a line at each of these; written as escapes (the backslash too, so they read back
+# unambiguously), text.txt and captions.txt hold exactly one line per sample.
+ONE_LINE = str.maketrans({c: c.encode("unicode_escape").decode("ascii") for c in "\\\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def sample_lines(texts: list[str]) -> str:
+    """text.txt / captions.txt: one line per sample, a line break inside one written \\n (a backslash \\\\)."""
+    return "".join(text.translate(ONE_LINE) + "\n" for text in texts)
+
+
 def text_prefix(vocab: A2AVocab, request: Request) -> list[int]:
     """The prompt as ids before a generated block: raw as written, plain as <TEXT>prompt</TEXT>."""
     if not request.prompt:
@@ -333,7 +343,7 @@ def sample_texts(request: Request, pair: Pair, prompt: list[int], image_ids: lis
     start = vocab.decode_text(prompt[len(image_ids):])  # the prompt's text, without control tokens
     lines = [vocab.decode_text(t) for t in texts]
     name = "text.txt" if codes is None else "captions.txt"
-    outputs: dict[str, Output] = {name: "".join(f"{start}{line}\n" for line in lines)}
+    outputs: dict[str, Output] = {name: sample_lines([start + line for line in lines])}
     if codes is not None:
         recon = decode_codes(pair.vqvae, codes[None])
         outputs["grid.png"] = render_caption_grid(recon.expand(n, -1, -1, -1), lines, columns=min(n, 4),

@@ -184,6 +184,12 @@ def test_text_mode_continues_the_prompt(pair, tmp_path):
     assert (tmp_path / "out" / "text.txt").read_text() == "a yellow square\n"
 
 
+def test_text_files_hold_one_line_per_sample_with_line_breaks_escaped(pair, tmp_path):
+    generate(tmp_path, pair[0], "mode=text", "prompt=a red\nsquare\\x", "num_samples=2", "max_new_tokens=3")
+    lines = (tmp_path / "out" / "text.txt").read_text().splitlines()
+    assert len(lines) == 2 and all(line.startswith("a red\\nsquare\\\\x") for line in lines), lines
+
+
 def write_gif(path: Path, colours: list[str]) -> None:
     frames = [Image.fromarray(square(c)) for c in colours]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
