@@ -433,34 +433,54 @@ RECORD = "generation.json"  # what the folder holds: the prompt, codes, texts an
 INCOMPLETE = "a generate run stopped while writing these files: they may mix two runs; run generate again"
 
 
-def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None) -> dict[str, Any]:
-    """Run one generate command; returns the summary written to out/generation.json."""
-    refuse_overwriting_input(request)
+def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None,
+             new_folder: bool = False) -> tuple[Path, dict[str, Any]]:
+    """Run one generate command; returns the folder written and the summary written to its generation.json.
+    `new_folder`: never write into an existing out (the dated default): take out_1, out_2, ... instead."""
+    if not new_folder:  # a new folder holds no input
+        refuse_overwriting_input(request)
     pair = load_pair(request, ckpt, vqvae_ckpt)
     sample = PREPARE[request.mode](request, pair)  # every input read and checked: nothing written yet
-    with output_folder(request.out) as out:
+    with output_folder(request.out, new_folder) as out:
         outputs, about = sample()
         summary = {"mode": request.mode, "seed": request.seed, "num_samples": request.num_samples,
                    "files": list(outputs), **about}
         # an earlier output given as image= is the user's input now: kept
         kept = [Path(request.image).name] if request.image and Path(request.image).resolve().parent == out.resolve() else []
         publish(out, outputs, summary, kept)
-    return summary
+    return out, summary
 
 
 @contextmanager
-def output_folder(out: str) -> Iterator[Path]:
-    """out=, created (and proved writable) once the inputs are read, before the sampling; removed again
-    when this run created it and stops before writing into it (an error while sampling, Ctrl-C)."""
+def output_folder(out: str, new: bool = False) -> Iterator[Path]:
+    """out= (with `new`, a folder beside it if it exists: new_folder), created and proved writable once the
+    inputs are read, before the sampling; removed again when this run created it and stops before writing
+    into it (an error while sampling, Ctrl-C)."""
     path = Path(out)
-    created = not path.exists()
-    folder = require_writable_dir(path, f"out={out}")
+    created = new or not path.exists()
+    folder = new_folder(path) if new else require_writable_dir(path, f"out={out}")
     try:
         yield folder
     except BaseException:
         if created and not any(folder.iterdir()):
             folder.rmdir()
         raise
+
+
+def new_folder(path: Path) -> Path:
+    """`path`, or the first of path_1, path_2, ... not there yet, created. mkdir makes a folder or fails
+    when one is there, so two runs started in the same second take two folders."""
+    folder, n = path, 0
+    while True:
+        try:
+            folder.mkdir(parents=True)
+        except FileExistsError:
+            n += 1
+            folder = path.with_name(f"{path.name}_{n}")
+            continue
+        except OSError as err:
+            raise SupraUserError(f"cannot write to out={folder} ({err.strerror or err}): choose a folder with out=DIR") from None
+        return require_writable_dir(folder, f"out={folder}")
 
 
 def publish(out: Path, outputs: dict[str, Output], summary: dict[str, Any], kept: list[str]) -> None:
@@ -502,11 +522,18 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         unread = [o for o in dict.fromkeys(o for os in MODE_READS.values() for o in os) if o not in reads]
         refuse_unread_options(values, "generate", unread, f"mode={values['mode']}", reads)
     request = Request(**{f.name: values[f.name] for f in fields(Request) if f.name in values})
-    summary = generate(request, str(cfg.ckpt), cfg.get("vqvae"))
-    print(f"wrote {cfg.out}: " + ", ".join([*summary["files"], "generation.json"]))
+    out, summary = generate(request, str(cfg.ckpt), cfg.get("vqvae"), new_folder=dated_out(cfg))
+    print(f"wrote {out}: " + ", ".join([*summary["files"], "generation.json"]))
     for text in summary.get("texts", []):
         print(f"  {text}")
     return summary
+
+
+def dated_out(cfg: DictConfig) -> bool:
+    """Whether out is a dated folder (conf/generate.yaml's default, `runs/${now:...}`, when no out= is given):
+    two runs started in the same second share it, so an existing one is another run's, not an earlier
+    generate to replace. As supra/utils/run_folders.py tells a dated hydra.run.dir."""
+    return "${now:" in str(OmegaConf.to_container(cfg, resolve=False).get("out"))
 
 
 _main = hydra_command("generate", run)

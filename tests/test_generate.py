@@ -451,3 +451,18 @@ def test_a_gif_cut_short_is_said_refused_when_too_few_frames_are_left(pair, tmp_
     generate(tmp_path, pair[0], "mode=video2video", f"image={cut}", "frames=2", "num_samples=1")
     assert capsys.readouterr().err == (f"note: image={cut} is cut short (the file is cut inside the block at byte 168, "
                                        "after 2 frames): its first 2 frames, before the cut, are used\n")
+
+
+def test_the_dated_default_out_never_replaces_a_run_started_the_same_second(pair, tmp_path, capsys):
+    overrides = [f"ckpt={pair[0]}", f"paths.log_dir={tmp_path / 'logs'}", "mode=text", "prompt=a", "num_samples=1"]
+    cfg = compose_config("generate", tmp_path / "run", overrides)  # no out=: logs/generate/runs/<date_time>
+    dated = Path(cfg.out)
+    dated.mkdir(parents=True)
+    (dated / "text.txt").write_text("another run's\n")  # started the same second
+    for n in (1, 2):
+        run(cfg)
+        folder = dated.with_name(f"{dated.name}_{n}")
+        assert sorted(p.name for p in folder.iterdir()) == ["generation.json", "text.txt"]
+        assert f"wrote {folder}: text.txt, generation.json" in capsys.readouterr().out
+    assert (dated / "text.txt").read_text() == "another run's\n"
+    # out= given: an earlier generate's outputs there are replaced (test_a_second_generation_into_the_same_folder...)
