@@ -11,7 +11,7 @@ import torch
 
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.models.attention_maps import explain_caption, explain_image2text, explain_text2image
-from supra.models.gpt import recorded_attention
+from supra.models.gpt import kept_weights, recorded_attention
 from supra.models.vlm_generation import DecodeConfig
 from supra.models.vlm_nano import VLMNano
 from supra.tokens.a2a_layout import TokenLayout
@@ -54,7 +54,28 @@ def test_recording_gives_the_fused_paths_outputs_and_is_off_outside_the_block():
     with recorded_attention(net):
         explicit, _ = net(images, idx)
     assert torch.allclose(fused, explicit, atol=1e-5)
-    assert all(getattr(m, "kept_weights", None) is None for m in net.modules())
+    assert all(kept_weights(m) is None for m in net.modules())
+
+
+def test_callers_sharing_one_model_at_once_each_record_their_own_maps():
+    """A demo page's requests run in threads over one model: each explanation holds its own weights only."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    torch.manual_seed(0)
+    net = VLMNano(VOCAB_SIZE=50, MAX_SEQ=10).eval()
+    images = torch.randn(1, 3, 112, 112)
+
+    def recorded(length: int) -> list[list[torch.Tensor]]:
+        with torch.no_grad(), recorded_attention(net) as maps:
+            for _ in range(20):  # long enough for the threads to interleave
+                net(images, torch.randint(0, 50, (1, length), generator=torch.Generator().manual_seed(length)))
+        return maps
+
+    with ThreadPoolExecutor(2) as pool:
+        short, long = pool.map(recorded, (3, 9))
+    for maps, length in ((short, 3), (long, 9)):
+        assert {tuple(w.shape[-2:]) for layer in maps for w in layer} == {(length + net.config.N_VIS,) * 2}
+        assert all(len(layer) == 20 for layer in maps)
 
 
 def one_different_visual_token(k: int) -> VLMNano:

@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from supra.models.gpt import MLP, BlockConfig
+from supra.models.gpt import MLP, BlockConfig, kept_weights
 
 
 class CrossAttention(nn.Module):
@@ -25,7 +25,6 @@ class CrossAttention(nn.Module):
         self.q = nn.Linear(d_model, d_model, bias=False)
         self.kv = nn.Linear(d_model, 2 * d_model, bias=False)
         self.proj = nn.Linear(d_model, d_model, bias=False)
-        self.kept_weights: list[torch.Tensor] | None = None  # set by gpt.recorded_attention
 
     def context_kv(self, context: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """context [B, S, C] -> keys, values [B, H, S, C/H] each (what a KV cache keeps per image)."""
@@ -36,9 +35,9 @@ class CrossAttention(nn.Module):
     def forward(self, x: torch.Tensor, kv: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
         B, T, C = x.shape
         q = self.q(x).view(B, T, self.n_heads, C // self.n_heads).transpose(1, 2)
-        if self.kept_weights is not None:  # explicitly, to keep the weights SDPA computes inside
+        if (kept := kept_weights(self)) is not None:  # gpt.recorded_attention: explicitly, to keep them
             weights = ((q @ kv[0].transpose(-2, -1)) * q.shape[-1] ** -0.5).softmax(-1)
-            self.kept_weights.append(weights.detach())
+            kept.append(weights.detach())
             y = weights @ kv[1]
         else:
             y = F.scaled_dot_product_attention(q, *kv)

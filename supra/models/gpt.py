@@ -8,6 +8,7 @@ so VLMNano's blocks load the published weights as they are; A2ANano uses the sam
 from __future__ import annotations
 
 import math
+import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -55,9 +56,6 @@ class CausalSelfAttention(nn.Module):
         self.dropout = cfg.dropout
         self.decode_with_matmul = cfg.decode_with_matmul
         self.causal = cfg.causal
-        # Set by `recorded_attention`: then the weights are computed explicitly and kept here per call;
-        # otherwise (training, ordinary generation) the fused SDPA kernel runs and nothing is kept.
-        self.kept_weights: list[torch.Tensor] | None = None
 
     def forward(self, x: torch.Tensor, cache: KVCache | None = None, layer: int = 0) -> torch.Tensor:
         """x [B, T, C] -> [B, T, C]. With a cache, the T new positions follow its `cache.length` committed
@@ -69,9 +67,11 @@ class CausalSelfAttention(nn.Module):
         if cache is not None:
             past = cache.length
             k, v = cache.append(layer, k, v)
-        if self.kept_weights is not None:
+        # Inside `recorded_attention` the weights are computed explicitly and kept per call; otherwise
+        # (training, ordinary generation) the fused SDPA kernel runs and nothing is kept.
+        if (kept := kept_weights(self)) is not None:
             weights = explicit_attention(q, k, past)
-            self.kept_weights.append(weights.detach())
+            kept.append(weights.detach())
             y = weights @ v
         elif past and T == 1 and self.decode_with_matmul:
             y = ((q @ k.transpose(-2, -1)) * (C // self.n_heads) ** -0.5).softmax(-1) @ v
@@ -94,20 +94,30 @@ def explicit_attention(q: torch.Tensor, k: torch.Tensor, past: int = 0) -> torch
     return scores.masked_fill(~allowed, float("-inf")).softmax(-1)
 
 
+# What `recorded_attention` keeps, per thread: callers sharing one model at once (a demo page's requests)
+# each record their own layers' weights, never into another's lists.
+_recording = threading.local()
+
+
+def kept_weights(layer: nn.Module) -> list[torch.Tensor] | None:
+    """The list this thread's `recorded_attention` keeps `layer`'s weights in; None when not recording."""
+    return getattr(_recording, "lists", {}).get(id(layer))
+
+
 @contextmanager
 def recorded_attention(model: nn.Module, kind: type[nn.Module] = CausalSelfAttention) -> Iterator[list[list[torch.Tensor]]]:
     """Inside the block, every causal self-attention layer of `model` (or every layer of another `kind`
     that keeps weights, e.g. cross-attention) keeps its weights, one tensor [B, H, T_new, T_seen] per call,
-    in layer order: `maps[layer][call]`. Outside it, the fused path again."""
+    in layer order: `maps[layer][call]`, for this thread's calls only. Outside it, the fused path again."""
     layers = [m for m in model.modules() if isinstance(m, kind) and getattr(m, "causal", True)]
     maps: list[list[torch.Tensor]] = [[] for _ in layers]
-    for layer, kept in zip(layers, maps, strict=True):
-        layer.kept_weights = kept
+    lists = _recording.__dict__.setdefault("lists", {})
+    lists.update({id(layer): kept for layer, kept in zip(layers, maps, strict=True)})
     try:
         yield maps
     finally:
         for layer in layers:
-            layer.kept_weights = None
+            lists.pop(id(layer), None)
 
 
 class MLP(nn.Module):
