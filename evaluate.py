@@ -12,6 +12,7 @@ from supra.utils.cli import (
     exit_if_unknown_option,
     exit_on_user_error,
     print_help,
+    quote_values,
 )
 
 
@@ -29,4 +30,5 @@ if __name__ == "__main__":
     exit_if_run_dir_unwritable(sys.argv[1:])
     exit_if_unknown_option("eval", sys.argv[1:])
     sys.argv[1:] = data_for_release(sys.argv[1:])  # a release folder holds no data config
+    sys.argv[1:] = quote_values(sys.argv[1:])  # data.root=/data/café: quoted for Hydra's grammar
     main()

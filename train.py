@@ -6,7 +6,7 @@ import hydra
 from omegaconf import DictConfig
 
 from supra.runner.training import train
-from supra.utils.cli import check_required, exit_if_run_dir_unwritable, exit_on_user_error
+from supra.utils.cli import check_required, exit_if_run_dir_unwritable, exit_on_user_error, quote_values
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -19,4 +19,5 @@ def main(cfg: DictConfig) -> float | None:
 
 if __name__ == "__main__":
     exit_if_run_dir_unwritable(sys.argv[1:])
+    sys.argv[1:] = quote_values(sys.argv[1:])  # data.root=/data/café: quoted for Hydra's grammar
     main()

@@ -81,6 +81,8 @@ def exit_if_run_dir_unwritable(argv: Sequence[str]) -> None:
     for arg in argv:
         option, _, folder = arg.partition("=")
         if option in ("hydra.run.dir", "paths.log_dir"):
+            if _quoted_whole(folder):  # hydra.run.dir='/runs/my run': the folder inside the quotes
+                folder = folder[1:-1]
             if "${" in folder:  # a dated folder (`runs/${now:%H-%M}`): its fixed part, not a folder named "${now"
                 folder = folder.split("${")[0].rpartition("/")[0] or "."
             try:
@@ -103,6 +105,32 @@ def quote_prompt(argv: list[str]) -> list[str]:
             arg = f"prompt='{_hydra_quoted(value)}'"
         quoted.append(arg)
     return quoted
+
+
+def quote_values(argv: list[str]) -> list[str]:
+    """`key=value` arguments Hydra's override grammar cannot read unquoted, quoted for it: a path with a
+    letter outside ASCII (`images=фото`, `data.root=/data/café`), `~`, `'`, `(`, `#`, `&`, `=`...
+    was Hydra's multi-line LexerNoViableAltException. A `${...}` in such a value is still resolved, as in
+    an unquoted one; what Hydra reads as it is (a sweep `a,b`, a group choice) is left alone."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    parser, quoted = OverridesParser.create(), []
+    for arg in argv:
+        key, sep, value = arg.partition("=")
+        if sep and not arg.startswith("-") and not _quoted_whole(value) and not _parses(parser, arg):
+            inside = _hydra_quoted(value).replace("\\${", "${")  # interpolations stay live
+            if _parses(parser, f"{key}='{inside}'"):
+                arg = f"{key}='{inside}'"
+        quoted.append(arg)
+    return quoted
+
+
+def _parses(parser: Any, arg: str) -> bool:
+    try:
+        parser.parse_override(arg)
+    except Exception:  # Hydra's OverrideParseException, or its grammar's own  # noqa: BLE001
+        return False
+    return True
 
 
 def _quoted_whole(value: str) -> bool:
@@ -188,6 +216,7 @@ def hydra_command(config_name: str, run: Callable[[DictConfig], Any]) -> Callabl
             raise SystemExit(0)
         exit_if_run_dir_unwritable(sys.argv[1:])
         exit_if_unknown_option(config_name, sys.argv[1:])
+        sys.argv[1:] = quote_values(sys.argv[1:])
         main()
 
     return entry
