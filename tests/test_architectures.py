@@ -316,3 +316,36 @@ def test_only_the_study_as_documented_replaces_the_one_in_docs():
 
     assert other_settings(["experiment=vlm_study", "study=release,pretrained", "model.net.pretrained.weights=/w.bin"]) == []
     assert other_settings(["experiment=vlm_study", "trainer.max_steps=2", "study=release"]) == ["trainer.max_steps=2"]
+
+
+def write_study_job(job_dir: Path, overrides: list[str], net: dict) -> None:
+    """A finished study job as it lies on disk: its overrides, run config, test metrics and step times."""
+    (job_dir / ".hydra").mkdir(parents=True)
+    (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
+    (job_dir / ".hydra" / "config.yaml").write_text(json.dumps({"model": {"net": net}, "data": {"batch_size": 16}}))
+    (job_dir / "metrics.json").write_text(json.dumps({"CIDEr": 1.5, "Bleu_4": 0.5, "n_images": 15}))
+    (job_dir / "time_accounting.json").write_text(json.dumps({"seconds": {"train_steps": 2.0, "test_steps": 1.0},
+                                                              "counts": {"train_steps": 30}}))
+
+
+CAPTIONER_NET = {"_target_": "supra.models.vlm_nano.VLMNano", **TINY_NET}
+
+
+def test_study_report_names_the_command_its_jobs_ran_and_says_when_it_is_not_the_documented_study(tmp_path, capsys):
+    quick = ["data.num_train=96", "trainer.max_steps=30"]
+    for job, variant in enumerate(("release", "nvis1")):
+        write_study_job(tmp_path / "quick" / str(job), [f"study={variant}", *quick], CAPTIONER_NET)
+    run_command("study_report", f"dir={tmp_path / 'quick'}", f"out={tmp_path / 'out'}")
+    table = (tmp_path / "out" / "study.md").read_text()
+    assert "`python train.py study=release,nvis1 data.num_train=96 trainer.max_steps=30`" in table
+    assert ("Not the documented study (`python train.py experiment=vlm_study`): other settings "
+            "(without experiment=vlm_study data.num_train=96 trainer.max_steps=30)") in table
+    assert capsys.readouterr().err.startswith(f"warning: dir={tmp_path / 'quick'} is not the documented study")
+    # the recipe itself, whichever variants ran, is named as the recipe, without a warning
+    for job, variant in enumerate(("release", "nvis1")):
+        write_study_job(tmp_path / "recipe" / str(job), ["experiment=vlm_study", f"study={variant}"], CAPTIONER_NET)
+    run_command("study_report", f"dir={tmp_path / 'recipe'}", f"out={tmp_path / 'out'}")
+    table = (tmp_path / "out" / "study.md").read_text()
+    assert "same data, steps and seed: `python train.py experiment=vlm_study`" in table and "Not the" not in table
+    assert capsys.readouterr().err == ""
+

@@ -28,6 +28,7 @@ from supra.utils.hardware import cpu_description
 log = logging.getLogger(__name__)
 
 SCORES = ("CIDEr", "Bleu_4", "attr_acc", "relation_acc")
+RECIPE = "python train.py experiment=vlm_study"  # the documented study: docs/study.md's
 
 
 @dataclass
@@ -85,15 +86,17 @@ def _cell(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def markdown(rows: list[StudyRow], command: str) -> str:
+def markdown(rows: list[StudyRow], command: str, changed: list[str] | None = None) -> str:
     names = [f.name for f in fields(StudyRow)]
     lines = ["# The roadmap study", "",
-             f"Every architecture trained on the same data, steps and seed: `{command}`", "",
-             f"Measured on: {cpu_description()}. Scores are the test split's (beam search, width 3). Speeds are "
-             "steps only, from each run's time_accounting.json: every run measures itself, so on a shared machine "
-             "they carry its noise (compare one architecture's speed before and after a change with benchmarks/).",
-             "", "![study](study.png)", "",
-             "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
+             f"Every architecture trained on the same data, steps and seed: `{command}`", ""]
+    if changed:  # a quick try written where the documented study goes must not pass for it
+        lines += [f"Not the documented study (`{RECIPE}`): other settings ({' '.join(changed)}).", ""]
+    lines += [f"Measured on: {cpu_description()}. Scores are the test split's (beam search, width 3). Speeds are "
+              "steps only, from each run's time_accounting.json: every run measures itself, so on a shared machine "
+              "they carry its noise (compare one architecture's speed before and after a change with benchmarks/).",
+              "", "![study](study.png)", "",
+              "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
     lines += ["| " + " | ".join(_cell(getattr(r, n)) for n in names) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
@@ -127,8 +130,10 @@ def plot(rows: list[StudyRow], path: Path) -> None:
     plt.close(fig)
 
 
-def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = "python train.py experiment=vlm_study") -> list[StudyRow]:
-    """study.md, study.csv and study.png of the sweep's finished jobs into out_dir (each file atomically)."""
+def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = RECIPE,
+                changed: list[str] | None = None) -> list[StudyRow]:
+    """study.md, study.csv and study.png of the sweep's finished jobs into out_dir (each file atomically).
+    `command`: the study's command line; `changed`: what in it makes it another study than the documented one."""
     sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
     if not sweep_dir.is_dir():
         raise SupraUserError(f"dir={sweep_dir} is not a directory: give the study's multirun directory "
@@ -142,7 +147,7 @@ def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = "pyth
     writer.writeheader()
     writer.writerows(asdict(r) for r in rows)
     write_text_atomic(out_dir / "study.csv", buffer.getvalue())
-    write_text_atomic(out_dir / "study.md", markdown(rows, command))
+    write_text_atomic(out_dir / "study.md", markdown(rows, command, changed))
     plot(rows, out_dir / "study.png")
     return rows
 
@@ -157,6 +162,27 @@ def other_settings(overrides: list[str]) -> list[str]:
     return [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in STUDY_CHOICES]
 
 
+def study_command(overrides: list[str]) -> tuple[str, list[str]]:
+    """The command line of a study with these (sweep) overrides, and what makes it another study than RECIPE
+    (nothing: it is RECIPE, whichever variants ran)."""
+    experiment = next((o for o in overrides if o.startswith("experiment=")), "without experiment=vlm_study")
+    # another experiment, or none, is not the recipe's data, steps and seed
+    changed = ([] if experiment == "experiment=vlm_study" else [experiment]) + other_settings(overrides)
+    return (" ".join(["python train.py", *overrides]) if changed else RECIPE), changed
+
+
+def sweep_overrides(sweep_dir: Path) -> list[str]:
+    """The overrides of the command that ran the sweep, from its jobs' .hydra/overrides.yaml: each key once,
+    its values across jobs joined by commas as the sweep was given them (study=release,nvis1)."""
+    values: dict[str, list[str]] = {}
+    for job_dir in job_dirs(sweep_dir):
+        for override in (str(o) for o in (load_yaml(job_dir / ".hydra" / "overrides.yaml") or [])):
+            key, _, value = override.partition("=")
+            if value not in values.setdefault(key, []):
+                values[key].append(value)
+    return [f"{key}={','.join(vals)}" for key, vals in values.items()]
+
+
 class StudyReport(Callback):
     """Hydra callback: the study's table and plot into the sweep directory when the multirun ends, and into
     `out_dir` (docs/) when it ran as documented; a study run with other settings (a quick try with fewer
@@ -166,12 +192,10 @@ class StudyReport(Callback):
         self.out_dir = out_dir
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        overrides = [str(o) for o in config.hydra.overrides.task]
-        changed = other_settings(overrides)
-        command = " ".join(["python train.py", *overrides]) if changed else "python train.py experiment=vlm_study"
+        command, changed = study_command([str(o) for o in config.hydra.overrides.task])
         sweep_dir = config.hydra.sweep.dir
         try:
-            rows = write_study(sweep_dir, sweep_dir, command)
+            rows = write_study(sweep_dir, sweep_dir, command, changed)
             if not changed:
                 write_study(sweep_dir, self.out_dir, command)
         except SupraUserError as err:
