@@ -349,3 +349,15 @@ def test_study_report_names_the_command_its_jobs_ran_and_says_when_it_is_not_the
     assert "same data, steps and seed: `python train.py experiment=vlm_study`" in table and "Not the" not in table
     assert capsys.readouterr().err == ""
 
+
+def test_study_report_refuses_a_sweep_holding_a_job_that_is_no_captioner_in_one_line(tmp_path, capsys):
+    write_study_job(tmp_path / "sweep" / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET)
+    write_study_job(tmp_path / "sweep" / "1", ["experiment=a2a_shapes"],
+                    {"_target_": "supra.models.a2a_nano.A2ANano.from_kwargs", "context": 48})
+    with pytest.raises(SystemExit):
+        run_command("study_report", f"dir={tmp_path / 'sweep'}", f"out={tmp_path / 'out'}")
+    assert capsys.readouterr().err == (
+        f"error: job {tmp_path / 'sweep' / '1'} is not a captioner run (model.net is supra.models.a2a_nano.A2ANano"
+        ".from_kwargs): study_report reads the jobs of a captioner study (python train.py experiment=vlm_study); "
+        "give that sweep as dir=\n")
+    assert not (tmp_path / "out").exists()

@@ -58,10 +58,24 @@ def _variant(job_dir: Path) -> str:
     return next((o.split("=", 1)[1] for o in overrides if o.startswith(("study=", "+study="))), job_dir.name)
 
 
+CAPTIONER = "supra.models.vlm_nano.VLMNano"  # the model.net of every study variant
+
+
+def _require_captioner(job_dir: Path, config: dict[str, Any]) -> None:
+    """Refused rather than skipped: a job of another model means dir= is not a study's sweep, and a table
+    that quietly left jobs out would misreport what the folder holds."""
+    target = (config.get("model") or {}).get("net", {}).get("_target_")
+    if target != CAPTIONER:
+        raise SupraUserError(f"job {job_dir} is not a captioner run (model.net is {target}): study_report reads the "
+                             "jobs of a captioner study (python train.py experiment=vlm_study); give that sweep as dir=")
+
+
 def study_row(job_dir: Path) -> StudyRow | None:
     """The job's row, or None while it has no test metrics (failed, interrupted or still running)."""
     metrics, times = _json(job_dir / "metrics.json"), _json(job_dir / "time_accounting.json")
     config = load_yaml(job_dir / ".hydra" / "config.yaml") or {}
+    if config:
+        _require_captioner(job_dir, config)
     if not metrics or not config:
         return None
     net = build_captioner(config["model"]["net"])
