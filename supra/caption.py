@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 import torch
@@ -16,11 +18,15 @@ from rich.progress import track
 from supra.artifacts.captioner_release import load_captioner, scored_decoding
 from supra.data.images import IMAGE_SUFFIXES, UNREADABLE, image_to_uint8, load_rgb, normalize_images
 from supra.models.vlm_generation import DecodeConfig, generate
+from supra.models.vlm_nano import VLMNano
 from supra.pictures.files import save_image_atomic
 from supra.pictures.grids import render_caption_grid
-from supra.utils.cli import hydra_command
+from supra.tokens.caption_bpe import CaptionTokenizer
+from supra.utils.cli import check_option_types, hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir, write_text_atomic
+
+GRID, RECORDS = "captions.png", "captions.jsonl"  # what a caption run writes into out
 
 
 def find_images(path: Path) -> list[Path]:
@@ -31,6 +37,30 @@ def find_images(path: Path) -> list[Path]:
     raise SupraUserError(f"images={path} does not exist: give an image file or a folder of images")
 
 
+def images_to_caption(images: Path, out: Path) -> list[Path]:
+    """The image files under `images`; out= inside images=: its own captions.png (of an earlier run) is not
+    a picture to caption."""
+    files = [f for f in find_images(images) if f.resolve() != (out / GRID).resolve()]
+    if not files:
+        raise SupraUserError(f"images={images} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return files
+
+
+@contextmanager
+def out_folder(out: Path) -> Iterator[Path]:
+    """out=, made and proven writable before the work (not after it), and removed again with the folders
+    made for it when the work is refused (nothing could be read): a refused run leaves nothing behind."""
+    made = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
+    require_writable_dir(out, f"out={out}")
+    try:
+        yield out
+    except SupraUserError:
+        for folder in made:
+            with suppress(OSError):  # rmdir removes only an empty folder: never anything written there
+                folder.rmdir()
+        raise
+
+
 def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch_size: int = 64,
                    grid_images: int = 16) -> dict[str, str]:
     """Caption every image under `images`; returns {file relative to `images`: caption} and writes
@@ -38,15 +68,26 @@ def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch
     if batch_size < 1:
         raise SupraUserError(f"batch_size={batch_size} must be >= 1")
     DecodeConfig(strategy=decode)  # a one-line error for an unknown strategy, before the model loads
+    files = images_to_caption(Path(images), Path(out))
     net, tokenizer, run_config = load_captioner(ckpt)
     # the other settings of the decoding its scores were measured with (length penalty, caption length, ...)
     settings = DecodeConfig(**{**scored_decoding(ckpt, run_config), "strategy": decode})
-    require_writable_dir(out, f"out={out}")  # before the work, not after it
-    # out= inside images=: its own captions.png (of an earlier run) is not a picture to caption
-    files = [f for f in find_images(Path(images)) if f.resolve() != (Path(out) / "captions.png").resolve()]
-    root = Path(images) if Path(images).is_dir() else Path(images).parent  # files are named relative to it
-    if not files:
-        raise SupraUserError(f"images={images} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    with out_folder(Path(out)) as out_dir:
+        captions, thumbnails = _caption_files(net, tokenizer, settings, files, Path(images), batch_size, grid_images)
+        # the same records as predictions.json: the image's id (here its path under `images`) and its file
+        lines = [json.dumps({"image_id": f, "file": f, "caption": c}) for f, c in captions.items()]
+        write_text_atomic(out_dir / RECORDS, "\n".join(lines) + ("\n" if lines else ""))
+        if thumbnails:
+            grid = render_caption_grid(torch.stack(thumbnails), list(captions.values())[: len(thumbnails)], columns=4)
+            save_image_atomic(grid, out_dir / GRID)
+    return captions
+
+
+def _caption_files(net: VLMNano, tokenizer: CaptionTokenizer, settings: DecodeConfig, files: list[Path], images: Path,
+                   batch_size: int, grid_images: int) -> tuple[dict[str, str], list[torch.Tensor]]:
+    """{file relative to `images`: caption} and the first `grid_images` pictures (uint8); unreadable files
+    listed on stderr, and a SupraUserError when none could be read."""
+    root = images if images.is_dir() else images.parent  # files are named relative to it
     size = net.config.IMG_SIZE
     captions: dict[str, str] = {}
     unreadable: dict[str, str] = {}
@@ -68,21 +109,14 @@ def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch
     if not captions:
         raise SupraUserError(f"none of the {len(files)} images under images={images} could be read (first: "
                              f"{next(iter(unreadable))}: {next(iter(unreadable.values()))}): give readable images")
-    out_dir = Path(out)
-    # the same records as predictions.json: the image's id (here its path under `images`) and its file
-    lines = [json.dumps({"image_id": f, "file": f, "caption": c}) for f, c in captions.items()]
-    write_text_atomic(out_dir / "captions.jsonl", "\n".join(lines) + ("\n" if lines else ""))
-    if thumbnails:
-        grid = render_caption_grid(torch.stack(thumbnails), list(captions.values())[: len(thumbnails)], columns=4)
-        save_image_atomic(grid, out_dir / "captions.png")
     for path, reason in unreadable.items():
         print(f"skipped unreadable image {path}: {reason}", file=sys.stderr)
-    return captions
+    return captions, thumbnails
 
 
 def run(cfg: DictConfig) -> dict[str, str]:
-    captions = caption_images(str(cfg.ckpt), str(cfg.images), str(cfg.out), cfg.decode, int(cfg.batch_size),
-                              int(cfg.grid_images))
+    check_option_types(cfg, whole=("batch_size", "grid_images"))  # batch_size=2.7 was cut to 2, abc a traceback
+    captions = caption_images(str(cfg.ckpt), str(cfg.images), str(cfg.out), cfg.decode, cfg.batch_size, cfg.grid_images)
     print(f"captioned {len(captions)} images -> {Path(cfg.out) / 'captions.jsonl'}")
     return captions
 

@@ -211,9 +211,30 @@ def test_caption_refuses_an_unwritable_out_before_the_work_and_fails_when_nothin
     (tmp_path / "broken").mkdir()
     (tmp_path / "broken" / "cut.jpg").write_bytes(b"\xff\xd8\xff not really")
     with pytest.raises(SystemExit):
-        run_command("caption", f"ckpt={release}", f"images={tmp_path / 'broken'}", f"out={tmp_path / 'out'}")
+        run_command("caption", f"ckpt={release}", f"images={tmp_path / 'broken'}", f"out={tmp_path / 'out' / 'run'}")
     assert "none of the 1 images under images=" in capsys.readouterr().err
-    assert not (tmp_path / "out" / "captions.jsonl").exists()
+    assert not (tmp_path / "out").exists()  # nor the folders made for it
+
+
+def test_a_refused_caption_run_names_the_option_and_leaves_no_out_folder(release, tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(tmp_path / "photos" / "red.jpg")
+    (tmp_path / "empty").mkdir()
+    photos = f"images={tmp_path / 'photos'}"
+    cases = [
+        ([f"images={tmp_path / 'missing'}"], f"images={tmp_path / 'missing'} does not exist"),
+        ([f"images={tmp_path / 'empty'}"], f"images={tmp_path / 'empty'} holds no image files"),
+        ([photos, "batch_size=abc"], "batch_size='abc' must be a whole number"),
+        ([photos, "batch_size=2.7"], "batch_size=2.7 must be a whole number"),  # not cut to 2
+    ]
+    for overrides, message in cases:
+        with pytest.raises(SystemExit):
+            run_command("caption", f"ckpt={release}", f"out={tmp_path / 'out'}", *overrides)
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and message in err, (overrides, err)
+        assert not (tmp_path / "out").exists(), overrides
 
 
 def test_a_release_is_scored_with_the_decoding_its_card_was_measured_with(trained_run, tmp_path):
