@@ -64,9 +64,11 @@ def out_folder(out: Path) -> Iterator[Path]:
 def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch_size: int = 64,
                    grid_images: int = 16) -> dict[str, str]:
     """Caption every image under `images`; returns {file relative to `images`: caption} and writes
-    captions.jsonl ({"image_id", "file", "caption"} per image) + captions.png."""
+    captions.jsonl ({"image_id", "file", "caption"} per image) + captions.png (none when grid_images=0)."""
     if batch_size < 1:
         raise SupraUserError(f"batch_size={batch_size} must be >= 1")
+    if grid_images < 0:
+        raise SupraUserError(f"grid_images={grid_images} must be >= 0 (0: no captions.png)")
     DecodeConfig(strategy=decode)  # a one-line error for an unknown strategy, before the model loads
     files = images_to_caption(Path(images), Path(out))
     net, tokenizer, run_config = load_captioner(ckpt)
@@ -80,6 +82,8 @@ def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch
         if thumbnails:
             grid = render_caption_grid(torch.stack(thumbnails), list(captions.values())[: len(thumbnails)], columns=4)
             save_image_atomic(grid, out_dir / GRID)
+        else:  # an earlier run's grid would show other images beside these captions
+            (out_dir / GRID).unlink(missing_ok=True)
     return captions
 
 

@@ -228,6 +228,7 @@ def test_a_refused_caption_run_names_the_option_and_leaves_no_out_folder(release
         ([f"images={tmp_path / 'empty'}"], f"images={tmp_path / 'empty'} holds no image files"),
         ([photos, "batch_size=abc"], "batch_size='abc' must be a whole number"),
         ([photos, "batch_size=2.7"], "batch_size=2.7 must be a whole number"),  # not cut to 2
+        ([photos, "grid_images=-3"], "grid_images=-3 must be >= 0 (0: no captions.png)"),
     ]
     for overrides, message in cases:
         with pytest.raises(SystemExit):
@@ -235,6 +236,21 @@ def test_a_refused_caption_run_names_the_option_and_leaves_no_out_folder(release
         err = capsys.readouterr().err
         assert err.count("\n") == 1 and message in err, (overrides, err)
         assert not (tmp_path / "out").exists(), overrides
+
+
+def test_caption_without_a_grid_removes_the_earlier_grid_of_other_images(release, tmp_path):
+    from PIL import Image
+
+    (tmp_path / "photos" / "sub").mkdir(parents=True)
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(tmp_path / "photos" / "red.jpg")
+    Image.new("RGB", (50, 40), (30, 30, 200)).save(tmp_path / "photos" / "sub" / "blue.jpg")
+    run_command("caption", f"ckpt={release}", f"images={tmp_path / 'photos'}", f"out={tmp_path / 'out'}", "decode=greedy")
+    assert (tmp_path / "out" / "captions.png").is_file()
+    run_command("caption", f"ckpt={release}", f"images={tmp_path / 'photos' / 'sub'}", f"out={tmp_path / 'out'}",
+                "decode=greedy", "grid_images=0")
+    records = [json.loads(line) for line in (tmp_path / "out" / "captions.jsonl").read_text().splitlines()]
+    assert [r["file"] for r in records] == ["blue.jpg"]
+    assert not (tmp_path / "out" / "captions.png").exists()  # it showed red.jpg, captioned no more
 
 
 def test_a_release_is_scored_with_the_decoding_its_card_was_measured_with(trained_run, tmp_path):
