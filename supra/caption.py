@@ -1,7 +1,8 @@
 """`python -m supra.caption`: caption your own images with a checkpoint or a release folder (conf/caption.yaml;
 `--help` lists every option). Writes <out>/captions.jsonl ({"image_id", "file", "caption"} per image) and
 <out>/captions.png (a grid); files are named relative to `images`; files that cannot be read are listed,
-not fatal."""
+not fatal. An earlier caption run's grid under `images` (a captions.png beside a captions.jsonl) is passed
+over."""
 
 from __future__ import annotations
 
@@ -37,10 +38,23 @@ def find_images(path: Path) -> list[Path]:
     raise SupraUserError(f"images={path} does not exist: give an image file or a folder of images")
 
 
+def is_earlier_output(path: Path, out: Path) -> bool:
+    """A caption run's grid (out= inside images=, this run's or another's): a picture of captions, not one to
+    caption. Known by its name beside the run's captions.jsonl; this run's own by its place."""
+    return path.name == GRID and ((path.parent / RECORDS).is_file() or path.resolve() == (out / GRID).resolve())
+
+
 def images_to_caption(images: Path, out: Path) -> list[Path]:
-    """The image files under `images`; out= inside images=: its own captions.png (of an earlier run) is not
-    a picture to caption."""
-    files = [f for f in find_images(images) if f.resolve() != (out / GRID).resolve()]
+    """The image files under `images`, earlier caption runs' grids passed over (named on stderr); given as
+    the file itself, an image is the user's choice and is captioned whatever its name."""
+    if images.is_file():
+        return [images]
+    files, earlier = [], []
+    for path in find_images(images):
+        (earlier if is_earlier_output(path, out) else files).append(path)
+    others = [str(p) for p in earlier if p.resolve() != (out / GRID).resolve()]
+    if others:
+        print(f"note: passed over {len(others)} grid(s) of earlier caption runs: {', '.join(others)}", file=sys.stderr)
     if not files:
         raise SupraUserError(f"images={images} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return files

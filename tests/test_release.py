@@ -253,6 +253,26 @@ def test_caption_without_a_grid_removes_the_earlier_grid_of_other_images(release
     assert not (tmp_path / "out" / "captions.png").exists()  # it showed red.jpg, captioned no more
 
 
+def test_caption_passes_over_the_grids_earlier_caption_runs_left_under_images(release, tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(tmp_path / "photos" / "red.jpg")
+    Image.new("RGB", (50, 40), (30, 30, 200)).save(tmp_path / "photos" / "captions.png")  # no captions.jsonl: a photo
+    run_command("caption", f"ckpt={release}", f"images={tmp_path / 'photos'}", f"out={tmp_path / 'photos' / 'runA'}",
+                "decode=greedy")
+    capsys.readouterr()
+    captioned = run_command("caption", f"ckpt={release}", f"images={tmp_path / 'photos'}",
+                            f"out={tmp_path / 'photos' / 'runB'}", "decode=greedy")
+    assert sorted(captioned) == ["captions.png", "red.jpg"]  # runA/captions.png is runA's output, not a photo
+    assert (f"note: passed over 1 grid(s) of earlier caption runs: {tmp_path / 'photos' / 'runA' / 'captions.png'}"
+            in capsys.readouterr().err)
+    # given as the file itself, it is the user's choice
+    captioned = run_command("caption", f"ckpt={release}", f"images={tmp_path / 'photos' / 'runA' / 'captions.png'}",
+                            f"out={tmp_path / 'out'}", "decode=greedy")
+    assert list(captioned) == ["captions.png"]
+
+
 def test_a_release_is_scored_with_the_decoding_its_card_was_measured_with(trained_run, tmp_path):
     from PIL import Image
 
