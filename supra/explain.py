@@ -43,11 +43,12 @@ from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir, write_json_atomic, write_text_atomic
 
 # The options each use of explain reads. Another use's option given at other than its default would be
-# ignored without a word (temperature= on a captioner, beam_width= on an a2a model), so it is refused.
+# ignored without a word (temperature= on a captioner, beam_width= on an a2a model, prompt= with
+# mode=image2text), so it is refused.
 OPTIONS_READ = {
-    "a captioner": ("decode", "beam_width", "seed"),
-    "image2text": ("image_size", "max_new_tokens"),
-    "text2image": ("image_size", "seed", "temperature", "guidance", "best_of"),
+    "a captioner": ("image", "decode", "beam_width", "seed"),
+    "image2text": ("image", "image_size", "max_new_tokens"),
+    "text2image": ("prompt", "image_size", "seed", "temperature", "guidance", "best_of"),
 }
 
 
@@ -109,8 +110,14 @@ def check_a2a_options(cfg: DictConfig) -> None:
 
 
 def a2a_mode(cfg: DictConfig) -> str:
-    """mode=auto read as image2text given image=, text2image given only prompt=."""
-    return cfg.mode if cfg.mode != "auto" else ("text2image" if cfg.prompt and not cfg.image else "image2text")
+    """mode=auto read as image2text given image=, text2image given only prompt=; given both, which one is
+    meant is the user's to say (the other would be ignored)."""
+    if cfg.mode != "auto":
+        return cfg.mode
+    if cfg.prompt and cfg.image:
+        raise SupraUserError(f"image={cfg.image} and prompt={cfg.prompt!r} with mode=auto: choose mode=image2text "
+                             "(explain the image's caption) or mode=text2image (explain drawing the prompt)")
+    return "text2image" if cfg.prompt else "image2text"
 
 
 def explain_a2a(cfg: DictConfig) -> dict[str, Any]:

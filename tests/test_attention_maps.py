@@ -158,6 +158,6 @@ def test_explain_names_a_bad_picture_in_one_line(trained_run, tmp_path, capsys):
     with pytest.raises(SystemExit):  # an a2a sampling option would change nothing: said, not ignored
         run_command("explain", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"image={tmp_path / 'broken.png'}",
                     "temperature=0.5", f"out={tmp_path / 'out'}")
-    assert ("temperature=0.5: explaining a captioner does not read it (it reads decode, beam_width, seed); leave it out"
+    assert ("temperature=0.5: explaining a captioner does not read it (it reads image, decode, beam_width, seed); leave it out"
             in capsys.readouterr().err)
     assert not (tmp_path / "out").exists()

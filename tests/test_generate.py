@@ -332,9 +332,18 @@ def test_explain_refuses_the_options_its_mode_would_ignore(pair, tmp_path, capsy
     Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(tmp_path / "black.png")
     cases = [
         ([f"image={tmp_path / 'black.png'}", "guidance=2", "best_of=3"],
-         "guidance=2 best_of=3: explaining image2text does not read them (it reads image_size, max_new_tokens)"),
+         "guidance=2 best_of=3: explaining image2text does not read them (it reads image, image_size, max_new_tokens)"),
         (["prompt=a red square", "beam_width=5"],
-         "beam_width=5: explaining text2image does not read it (it reads image_size, seed, temperature, guidance, best_of)"),
+         "beam_width=5: explaining text2image does not read it (it reads prompt, image_size, seed, temperature, guidance, "
+         "best_of)"),
+        # the other mode's input: image2text would caption the image and never read the prompt, and the reverse
+        (["mode=image2text", f"image={tmp_path / 'black.png'}", "prompt='a blue circle'"],
+         "prompt=a blue circle: explaining image2text does not read it (it reads image, image_size, max_new_tokens)"),
+        (["mode=text2image", "prompt=a red square", f"image={tmp_path / 'black.png'}"],
+         f"image={tmp_path / 'black.png'}: explaining text2image does not read it (it reads prompt, image_size,"),
+        ([f"image={tmp_path / 'black.png'}", "prompt='a blue circle'"],  # mode=auto: which one is meant?
+         f"image={tmp_path / 'black.png'} and prompt='a blue circle' with mode=auto: choose mode=image2text (explain "
+         "the image's caption) or mode=text2image (explain drawing the prompt)"),
         (quote_prompt(["prompt=<TEXT>a red square</TEXT><IMAGE>"]),  # generate's raw prompt, quoted as main() does
          "explain draws the caption alone (prompt=\"a red square\"), without control tokens such as <TEXT> or <IMAGE>"),
     ]
