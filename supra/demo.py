@@ -95,6 +95,8 @@ class A2ADemo:
         self.net, self.vqvae, self.vocab = load_a2a(ckpt)
         self.size, self.side = image_size, image_size // 8
         self.max_frames = frames_that_fit(image_size, self.net.config.context)  # given and added, together
+        # one folder for the page's GIFs, removed with the demo: a folder per call filled /tmp on a long run
+        self.gif_folder = tempfile.TemporaryDirectory(prefix="supra_demo_")
 
     def most_frames_to_add(self, given: int) -> int:
         """How many frames the model's context leaves room for after `given` ones (the page's slider)."""
@@ -150,7 +152,8 @@ class A2ADemo:
         except ValueError as err:
             return None, f"⚠️ {err}"
         pictures = decode_codes(self.vqvae, torch.cat([codes, continued]))
-        out = Path(tempfile.mkdtemp(prefix="supra_demo_")) / "continued.gif"
+        # replaced by each call (atomically): Gradio copies it into its cache before it answers, one call at a time
+        out = Path(self.gif_folder.name) / "continued.gif"
         save_gif_atomic([to_pil(p).resize((256, 256), Image.NEAREST) for p in pictures], out, 400)
         return str(out), ""
 

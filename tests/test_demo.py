@@ -3,6 +3,7 @@ headless browser (Chromium from the system's packages, driven by selenium): uplo
 
 from __future__ import annotations
 
+import gc
 import shutil
 import socket
 import struct
@@ -108,6 +109,12 @@ def test_the_a2a_pages_frame_sliders_stay_within_the_models_context(tmp_path):
     (tmp_path / "two.gif").write_bytes(gif_bytes(8, 8, [Frame(solid(8, 8, 1)), Frame(solid(8, 8, 2))]))
     gif, message = demo.video2video(str(tmp_path / "two.gif"), given=2, new=demo.most_frames_to_add(2))
     assert message == "" and gif is not None  # the most the slider allows is what the model can do
+    again, _ = demo.video2video(str(tmp_path / "two.gif"), given=2, new=1)
+    assert again == gif and [p.name for p in Path(gif).parent.iterdir()] == ["continued.gif"]  # no folder per call
+    folder = Path(gif).parent
+    del demo
+    gc.collect()
+    assert not folder.exists()  # removed with the demo
 
 
 def free_port() -> int:
