@@ -342,6 +342,37 @@ def test_bad_mixture_settings_are_refused_in_one_line(vqvae_ckpt):
         A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"text": 0})
     with pytest.raises(SupraUserError, match="data.tasks.video=-1"):
         A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"video": -1})
+    for weight in (float("nan"), float("inf"), True):  # NaN dropped the task without a word, inf a traceback
+        with pytest.raises(SupraUserError, match=rf"data.tasks.video={weight!r}: a task weight must be a finite number"):
+            A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"text": 1, "video": weight})
+    with pytest.raises(SupraUserError, match="data.test_items=-1 must be a whole number >= 0, or null"):
+        A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"text": 1}, test_items=-1)
+    with pytest.raises(SupraUserError, match="data.video_given_frames=0 must be a whole number >= 1"):
+        A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"video": 1}, video_given_frames=0)
+
+
+def test_given_frames_that_leave_a_clip_nothing_to_predict_are_refused_before_training(tmp_path, vqvae_ckpt, ready):
+    """Clips of 3 frames, 3 given: refused at setup (it ended the run at its first validation, unsaved)."""
+    datamodule = mixture(tmp_path, vqvae_ckpt, cache_dir=ready.cache_dir, video_given_frames=3)
+    with pytest.raises(SupraUserError, match="data.video_given_frames=3 leaves nothing to predict in the val clips "
+                                             r"of 3 frames: give fewer \(at most 2\)"):
+        datamodule.setup("fit")
+
+
+def test_validation_scores_val_items_and_a_test_of_any_split_scores_all_of_it(tmp_path, vqvae_ckpt, ready):
+    """evaluate.py data.split=val scored only the first val_items of val, where the docs say the whole split."""
+    datamodule = mixture(tmp_path, vqvae_ckpt, cache_dir=ready.cache_dir, val_items=2, split="val")
+    datamodule.setup("test")
+
+    def images_per_task(loader) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        for batch in loader:
+            counts[batch["task"]] = counts.get(batch["task"], 0) + len(batch["keys"])
+        return counts
+
+    assert set(images_per_task(datamodule.val_dataloader()).values()) == {2}
+    assert images_per_task(datamodule.test_dataloader()) == {"text": 10, "text2image": 6, "image2text": 6,
+                                                             "video": 4, "text2video": 4}  # 6 images, 4 clips
 
 
 def test_a_media_folder_source_names_each_evaluation_item_by_its_file(tmp_path, vqvae_ckpt):

@@ -98,8 +98,9 @@ class A2AMixtureDataModule(L.LightningDataModule):
         tasks = dict(OmegaConf.to_container(tasks) if isinstance(tasks, DictConfig) else tasks)
         check_tasks(list(tasks))
         for task, weight in tasks.items():
-            if not isinstance(weight, int | float) or weight < 0:
-                raise SupraUserError(f"data.tasks.{task}={weight!r}: a task weight must be a number >= 0")
+            # NaN would drop the task without a word (NaN > 0 is false), inf break the draw, true count as 1
+            if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight < math.inf:
+                raise SupraUserError(f"data.tasks.{task}={weight!r}: a task weight must be a finite number >= 0")
         if not any(w > 0 for w in tasks.values()):
             raise SupraUserError("data.tasks: every weight is 0; give at least one task a weight > 0")
         if batching not in BATCHINGS:
@@ -111,6 +112,12 @@ class A2AMixtureDataModule(L.LightningDataModule):
             raise SupraUserError("data=a2a_mixture needs the stage-1 VQ-VAE: set model.vqvae_ckpt=PATH "
                                  "(from `python train.py experiment=vqvae_shapes`)")
         check_batch_sizes(batch_size, eval_batch_size)
+        for key, value in (("val_items", val_items), ("test_items", test_items)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+                raise SupraUserError(f"data.{key}={value!r} must be a whole number >= 0, or null for every item")
+        if isinstance(video_given_frames, bool) or not isinstance(video_given_frames, int) or video_given_frames < 1:
+            raise SupraUserError(f"data.video_given_frames={video_given_frames!r} must be a whole number >= 1: the "
+                                 "frames a video prediction is given")
         self.source_configs = {name: dict(cfg) for name, cfg in sources.items()}
         self.weights = {t: float(tasks.get(t, 0.0)) for t in TASKS}
         self.text_tokenizer = text_tokenizer
@@ -120,7 +127,9 @@ class A2AMixtureDataModule(L.LightningDataModule):
         self.batch_size, self.batching, self.batches_per_epoch = batch_size, batching, batches_per_epoch
         self.caption_dropout = caption_dropout
         self.eval_batch_size = eval_batch_size
-        self.eval_items = {"val": val_items, "test": test_items, "train": val_items}
+        # validation scores the first val_items of val; the test (trainer.test, evaluate.py of any split)
+        # test_items of the split it scores: by default all of it
+        self.val_items, self.test_items = val_items, test_items
         self.video_given_frames, self.seed, self.num_workers = video_given_frames, seed, num_workers
         self.split = check_split(split)  # the split trainer.test / evaluate.py scores
         self.vqvae = vqvae.eval()
@@ -128,7 +137,7 @@ class A2AMixtureDataModule(L.LightningDataModule):
         self.vocab = tokenizer
         self.codes = SourceCodes(self.source_configs, self.vqvae, num_codes, self.cache_dir)
         self.data: dict[str, list[SourceSplit]] = {}  # split -> one SourceSplit per source
-        self._eval_batches: dict[str, list[dict[str, Any]]] = {}
+        self._eval_batches: dict[tuple[str, int | None], list[dict[str, Any]]] = {}
 
     # -- the frozen VQ-VAE and its codes ----------------------------------------------------------------
 
@@ -214,6 +223,14 @@ class A2AMixtureDataModule(L.LightningDataModule):
             if self.weights[task] > 0 and not task_items(task, self.data["train"]):
                 raise SupraUserError(f"data.tasks.{task} has weight {self.weights[task]:g} but no source has items "
                                      f"for it (it needs {NEEDS[task]} items): add such a source or set its weight to 0")
+        for task in (t for t in VIDEO_TASKS if self.weights[t] > 0):  # before training, not at its validation
+            clips = [(split, part.codes.shape[1]) for split in ("val", self.split) for part in self.data[split]
+                     if task_items(task, [part])]
+            short = next(((split, frames) for split, frames in clips if frames <= self.video_given_frames), None)
+            if short is not None:
+                raise SupraUserError(f"data.video_given_frames={self.video_given_frames} leaves nothing to predict in "
+                                     f"the {short[0]} clips of {short[1]} frames: give fewer (at most {short[1] - 1}) "
+                                     "or use longer clips")
 
     @property
     def layout(self) -> TokenLayout:
@@ -236,21 +253,27 @@ class A2AMixtureDataModule(L.LightningDataModule):
         return DataLoader(self.train_dataset(), batch_size=None, collate_fn=batch_is_ready, num_workers=self.num_workers,
                           persistent_workers=self.num_workers > 0)
 
-    def eval_batches(self, split: str) -> list[dict[str, Any]]:
-        """The fixed evaluation batches of `split`: per active task, its first `val_items`/`test_items`
-        items (all when null) in batches of eval_batch_size, caption i mod its count."""
-        if split in self._eval_batches:
-            return self._eval_batches[split]
-        builder, limit, batches = self._builder(split), self.eval_items[split], []
+    def eval_batches(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:
+        """The fixed evaluation batches of `split`: per active task, its first `limit` items (all when None)
+        in batches of eval_batch_size, caption i mod its count."""
+        if (split, limit) in self._eval_batches:
+            return self._eval_batches[split, limit]
+        builder, batches = self._builder(split), []
         for task in self.active_tasks:
-            items = task_items(task, self.data[split])
-            if task in VIDEO_TASKS:  # prediction needs frames to predict
-                items = [(p, r) for p, r in items if self.data[split][p].codes.shape[1] > self.video_given_frames]
+            items = self._task_items(split, task)
             items = items[:limit] if limit is not None else items
             for start in range(0, len(items), self.eval_batch_size):
                 batches.append(self._eval_batch(builder, task, items[start:start + self.eval_batch_size]))
-        self._eval_batches[split] = batches
+        self._eval_batches[split, limit] = batches
         return batches
+
+    def _task_items(self, split: str, task: str) -> list[tuple[int, int]]:
+        """(part, row) of every item of `split` the task can be scored on: a video prediction needs a clip
+        with frames to predict after the given ones."""
+        items = task_items(task, self.data[split])
+        if task in VIDEO_TASKS:
+            items = [(p, r) for p, r in items if self.data[split][p].codes.shape[1] > self.video_given_frames]
+        return items
 
     def _eval_batch(self, builder: SequenceBuilder, task: str, items: list[tuple[int, int]]) -> dict[str, Any]:
         parts = builder.parts
@@ -272,18 +295,18 @@ class A2AMixtureDataModule(L.LightningDataModule):
                 batch["pixels"] = torch.stack([parts[p].pixels[r] for p, r in items])
         return batch
 
-    def _eval_loader(self, split: str) -> DataLoader:
-        return DataLoader(EvalBatches(self.eval_batches(split)), batch_size=None, collate_fn=batch_is_ready)
+    def _eval_loader(self, split: str, limit: int | None) -> DataLoader:
+        return DataLoader(EvalBatches(self.eval_batches(split, limit)), batch_size=None, collate_fn=batch_is_ready)
 
     def val_dataloader(self) -> DataLoader:
-        return self._eval_loader("val")
+        return self._eval_loader("val", self.val_items)
 
     def test_dataloader(self) -> DataLoader:
-        return self._eval_loader(self.split)
+        return self._eval_loader(self.split, self.test_items)
 
     def sample_batch(self, split: str, task: str, n: int) -> dict[str, Any] | None:
         """The first n evaluation items of `task` in `split` as one batch (fixed samples for grids)."""
         if task not in self.active_tasks:
             return None
-        items = task_items(task, self.data[split])[:n]
+        items = self._task_items(split, task)[:n]  # a clip too short to predict from is no sample either
         return self._eval_batch(self._builder(split), task, items) if items else None
