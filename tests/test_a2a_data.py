@@ -285,6 +285,20 @@ def test_the_vocabulary_is_trained_on_train_captions_once_and_cached(tmp_path, v
     assert ready.vocab.decode_text(ready.vocab.encode_text(caption)) == caption
 
 
+def test_gpt2_files_edited_in_place_give_a_new_vocabulary_not_the_cached_one(tmp_path, vqvae_ckpt, ready):
+    from tests.test_a2a_vocab import write_tiny_gpt2_files
+
+    (tmp_path / "gpt2").mkdir()
+    write_tiny_gpt2_files(tmp_path / "gpt2")
+    first = mixture(tmp_path, vqvae_ckpt, cache_dir=ready.cache_dir, text_tokenizer=str(tmp_path / "gpt2"))
+    first.setup("fit")
+    merges = tmp_path / "gpt2" / "merges.txt"
+    merges.write_text(merges.read_text().replace("Ġr ed\n", ""))  # " red" is no longer one token
+    again = mixture(tmp_path, vqvae_ckpt, cache_dir=ready.cache_dir, text_tokenizer=str(tmp_path / "gpt2"))
+    again.setup("fit")
+    assert len(first.vocab.encode_text(" red")) == 1 and len(again.vocab.encode_text(" red")) == 2
+
+
 def test_evaluation_batches_carry_prompts_references_objects_and_truth(ready):
     batches = {b["task"]: b for b in ready.eval_batches("val")}
     assert set(batches) == {"text", "text2image", "image2text", "video", "text2video"}

@@ -2,7 +2,7 @@
 
     [text ids][<TEXT> </TEXT> <IMAGE> </IMAGE> <VIDEO> </VIDEO> <FRAME>][256 codes]   (TokenLayout)
 
-The text part is GPT-2's 50,257-id BPE when the user gives its files (`model.text_tokenizer=PATH`:
+The text part is GPT-2's 50,257-id BPE when the user gives its files (`data.text_tokenizer=PATH`:
 vocab.json + merges.txt, or a tokenizer.json), which makes the release's 50,520 ids; otherwise (the
 default: nothing may be downloaded) a byte-level BPE trained on the corpus captions, GPT-2's
 pre-tokenisation and no normaliser, so text round-trips exactly. Control tokens and codes are not in
@@ -68,7 +68,7 @@ class A2AVocab:
             return cls(_read_tokenizer_json(path), num_codes, source="gpt2")
         if not path.is_dir():
             raise SupraUserError(
-                f"model.text_tokenizer={path} does not exist: give a folder with GPT-2's vocab.json + merges.txt "
+                f"data.text_tokenizer={path} does not exist: give a folder with GPT-2's vocab.json + merges.txt "
                 "(or tokenizer.json), or leave it unset to train a BPE on the captions"
             )
         if (path / "tokenizer.json").is_file():
@@ -76,7 +76,7 @@ class A2AVocab:
         missing = [name for name in ("vocab.json", "merges.txt") if not (path / name).is_file()]
         if missing:
             raise SupraUserError(
-                f"model.text_tokenizer={path} lacks {' and '.join(missing)}: GPT-2's tokenizer needs vocab.json + "
+                f"data.text_tokenizer={path} lacks {' and '.join(missing)}: GPT-2's tokenizer needs vocab.json + "
                 "merges.txt (or one tokenizer.json)"
             )
         try:

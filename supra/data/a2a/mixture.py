@@ -52,7 +52,7 @@ from supra.tokens.a2a_sequences import (
 )
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
-from supra.utils.files import write_text_atomic
+from supra.utils.files import file_stamp, tree_stamp, write_text_atomic
 
 log = logging.getLogger(__name__)
 
@@ -166,7 +166,11 @@ class A2AMixtureDataModule(L.LightningDataModule):
             vocab = self.vocab
         else:
             captions = [c for part in train for caps in part.captions for c in caps]
-            key = hashlib.sha256(json.dumps([self.text_vocab_size, self.num_codes, self.text_tokenizer, captions]).encode()).hexdigest()[:16]
+            # GPT-2's files stamped (sizes, modification times), not only their path: edited files, another vocabulary
+            files = tree_stamp(self.text_tokenizer) if self.text_tokenizer and Path(self.text_tokenizer).is_dir() else \
+                file_stamp(self.text_tokenizer) if self.text_tokenizer else None
+            key = hashlib.sha256(json.dumps([self.text_vocab_size, self.num_codes, self.text_tokenizer, files, captions]
+                                            ).encode()).hexdigest()[:16]
             cached = self.cache_dir / f"a2a_vocab_{key}.json" if self.cache_dir else None
             if cached is not None and cached.is_file():
                 vocab = A2AVocab.from_json(cached.read_text())
