@@ -260,3 +260,16 @@ def test_the_code_softmax_normalises_over_the_codes_where_a_code_comes_next():
     task.hparams.code_softmax = False  # the release's loss: every id competes
     plain = task._token_losses(inputs, targets)
     assert torch.allclose(plain[~is_code], losses[~is_code], atol=1e-5) and (plain[is_code] > losses[is_code]).all()
+
+
+def test_evaluate_samples_with_the_runs_own_seed_unless_given_one(a2a_trained, tmp_path):
+    """A run trained with model.generation.seed=5 tested with seed 5: evaluate.py (seed: null) samples again
+    with 5, the run's test and not a fixed 0; seed=3 on its command line samples with 3."""
+    from supra.runner.evaluation import _a2a
+
+    checkpoint = torch.load(a2a_trained / "checkpoints" / "last.ckpt", weights_only=False)
+    checkpoint["supra"]["run_config"]["model"]["generation"]["seed"] = 5
+    torch.save(checkpoint, tmp_path / "seed5.ckpt")
+    for given, seed in (([], 5), (["seed=3"], 3)):
+        cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={tmp_path / 'seed5.ckpt'}", *given])
+        assert _a2a(cfg)[0].generation["seed"] == seed

@@ -71,10 +71,17 @@ def data_for_release(argv: Sequence[str]) -> list[str]:
     raise SystemExit(2)
 
 
+def given_seed(cfg: DictConfig) -> dict[str, int]:
+    """{"seed": N} for seed=N on the command line; {} for none, so the run's own seed samples again (an a2a
+    run's model.generation.seed: the test it scored) rather than a fixed 0."""
+    return {} if cfg.seed is None else {"seed": cfg.seed}
+
+
 def _captioner(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
     net, tokenizer, run_cfg = load_captioner(cfg.ckpt)
     # the run's decoding (a release's: the one its card's scores were measured with), then this command's
-    decode = {**scored_decoding(cfg.ckpt, run_cfg), "strategy": cfg.decode, "beam_width": cfg.beam_width, "seed": cfg.seed}
+    decode = {"seed": 0, **scored_decoding(cfg.ckpt, run_cfg), "strategy": cfg.decode, "beam_width": cfg.beam_width,
+              **given_seed(cfg)}
     task = CaptioningTask(net=net, optimizer=None, decode=decode, run_config=run_cfg)
     return task, tokenizer, run_cfg, CaptionGridCallback(cfg.num_grid_images, output_dir=cfg.paths.output_dir)
 
@@ -85,7 +92,7 @@ def _a2a(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
     run_cfg = run_config_of(load_supra_checkpoint(path)) if path.is_file() else None
     model_cfg = scored_settings(path, (run_cfg or {}) if path.is_file() else None)
     # the run's sampling, changed with +generation.image_temperature=0.5 etc.
-    generation = {**(model_cfg.get("generation") or {}), **(cfg.get("generation") or {}), "seed": cfg.seed}
+    generation = {**(model_cfg.get("generation") or {}), **(cfg.get("generation") or {}), **given_seed(cfg)}
     # the run's loss too: with code_softmax its losses normalise over the codes where a code comes next
     task = A2ATask(net=net, optimizer=None, vqvae=vqvae, generation=generation, run_config=run_cfg,
                    code_softmax=bool(model_cfg.get("code_softmax", False)),
