@@ -332,6 +332,18 @@ def test_a_missing_vqvae_checkpoint_is_named(tmp_path):
         stage1_vqvae(OmegaConf.create({"vqvae_ckpt": str(tmp_path)}))  # e.g. an a2a release's
 
 
+def test_a_vqvae_trained_on_pictures_of_another_size_is_said_once_at_encoding(tmp_path, vqvae_ckpt, ready, caplog):
+    checkpoint = torch.load(vqvae_ckpt, weights_only=False)
+    checkpoint["supra"]["run_config"]["data"] = {"image_size": 32}  # as experiment=vqvae_shapes data.image_size=32
+    torch.save(checkpoint, tmp_path / "vq32.ckpt")
+    vqvae = stage1_vqvae(OmegaConf.create({"vqvae_ckpt": str(tmp_path / "vq32.ckpt")}))  # as train.py loads it
+    mixture(tmp_path, None, vqvae=vqvae, cache_dir=ready.cache_dir).setup("fit")  # 64 px sources
+    assert "the VQ-VAE (model.vqvae_ckpt) was trained on 32 px pictures but data.sources give 64 px" in caplog.text
+    caplog.clear()
+    mixture(tmp_path, vqvae_ckpt, cache_dir=ready.cache_dir).setup("fit")  # no size known: nothing said
+    assert "was trained on" not in caplog.text
+
+
 def test_an_a2a_release_folder_gives_its_vqvae_to_a_new_stage_two(tmp_path):
     from supra.artifacts.a2a_release import save_a2a_release
     from supra.models.a2a_nano import A2AConfig, A2ANano

@@ -20,6 +20,7 @@ from supra.artifacts.captioner_release import init_from_folder, load_release_tok
 from supra.artifacts.checkpoints import load_vqvae, saved_tokenizer
 from supra.artifacts.kinds import A2A_RELEASE, release_kind
 from supra.artifacts.loaded_configs import instantiate_loaded
+from supra.data.a2a.sources import TRAINED_SIZE
 from supra.sweeps.optuna_seed import study_seed
 from supra.tasks.base import SupraTask
 from supra.utils.errors import SupraUserError
@@ -51,7 +52,9 @@ def stage1_vqvae(model_cfg: DictConfig) -> nn.Module | None:
         problem = "is a folder but no a2a release" if Path(path).is_dir() else "does not exist"
         raise SupraUserError(f"model.vqvae_ckpt={path} {problem}: give a VQ-VAE checkpoint (.ckpt) written by "
                              "`python train.py experiment=vqvae_shapes`, or an a2a release folder (its vqvae.safetensors)")
-    vqvae, _ = load_vqvae(path, what="model.vqvae_ckpt")
+    vqvae, run_cfg = load_vqvae(path, what="model.vqvae_ckpt")
+    # the size it learnt its codes at, which the stage-2 data is compared with (a release does not say it)
+    setattr(vqvae, TRAINED_SIZE, (run_cfg.get("data") or {}).get("image_size"))
     return vqvae
 
 

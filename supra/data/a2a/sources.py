@@ -75,6 +75,20 @@ def check_one_picture_size(modules: dict[str, MediaDataModule]) -> None:
                              "image_size (data.sources.<name>.image_size)")
 
 
+TRAINED_SIZE = "trained_image_size"  # set on a VQ-VAE loaded from its train.py checkpoint (runner.stage1_vqvae)
+
+
+def warn_of_another_picture_size(vqvae: torch.nn.Module, size: int) -> None:
+    """A VQ-VAE works on pictures of any multiple of 8, but codes pictures of another size than it was
+    trained on far worse (a 64 px VQ-VAE at 32 px: 20.4 dB, the mean colour's, against 24.9): said, not
+    refused, as a choice someone may make on purpose."""
+    trained = getattr(vqvae, TRAINED_SIZE, None)
+    if trained is not None and trained != size:
+        log.warning("the VQ-VAE (model.vqvae_ckpt) was trained on %d px pictures but data.sources give %d px: its "
+                    "codes of them reconstruct worse; give the sources image_size=%d, or a VQ-VAE trained at %d",
+                    trained, size, trained, size)
+
+
 class SourceCodes:
     """{split: SourceSplit} of every source, from the cache when it holds them, else encoded (and cached).
 
@@ -105,6 +119,7 @@ class SourceCodes:
         vqvae_hash = weights_sha256(self.vqvae)
         modules = {name: self._module(name) for name in self.sources}
         check_one_picture_size(modules)
+        warn_of_another_picture_size(self.vqvae, next(iter(modules.values())).image_size)
         result = {}
         for name, module in modules.items():
             folder = self.folder(name, vqvae_hash, module)
