@@ -210,6 +210,13 @@ def test_a_media_folder_changed_on_disk_is_encoded_anew_and_one_unchanged_is_rea
     write_folder(["green", "blue", "yellow"])  # a picture gone, its caption with it
     builds, read = captions_read()
     assert builds == 1 and read == {"green.png": ["all green"], "blue.png": ["all blue"], "yellow.png": ["all yellow"]}
+    root.rename(tmp_path / "moved")  # scored where only the codes are: the latest cached for this config
+    assert captions_read() == (0, read)
+    root.with_name("elsewhere").mkdir()  # a source's own error names its option as the mixture has it
+    with pytest.raises(SupraUserError, match=r"^data.sources.photos.root=.*elsewhere holds no images or GIFs"):
+        mixture(tmp_path, vqvae_ckpt, cache_dir=str(tmp_path / "no_cache"), tasks={"image2text": 1}, sources={
+            "photos": {"_target_": "supra.data.media.folder.MediaFolderDataModule", "root": str(root.with_name("elsewhere"))}}
+        ).setup("fit")
 
 
 def test_a_procedural_sources_cache_key_is_its_config_alone_and_no_cache_reads_no_stamp(tmp_path, vqvae_ckpt,

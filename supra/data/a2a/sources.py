@@ -14,6 +14,9 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -89,6 +92,16 @@ def warn_of_another_picture_size(vqvae: torch.nn.Module, size: int) -> None:
                     trained, size, trained, size)
 
 
+@contextmanager
+def options_of_source(name: str) -> Iterator[None]:
+    """A source's own one-line errors name its options as a DataModule of its own has them (data.root=...);
+    in the mixture they are data.sources.<name>.root=...: said so."""
+    try:
+        yield
+    except SupraUserError as err:
+        raise SupraUserError(re.sub(r"\bdata\.(?!sources\.)", f"data.sources.{name}.", str(err))) from None
+
+
 class SourceCodes:
     """{split: SourceSplit} of every source, from the cache when it holds them, else encoded (and cached).
 
@@ -113,25 +126,49 @@ class SourceCodes:
         if self._stamps[name]:
             key_data["inputs"] = self._stamps[name]
         key = hashlib.sha256(json.dumps(key_data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        return self.cache_dir / f"{name}-{key}"
+        folder = self.cache_dir / f"{name}-{key}"
+        if not self._stamps[name] and not (folder / "meta.json").is_file():
+            folder = self._cached_without_inputs(name, vqvae_hash) or folder
+        return folder
+
+    def _cached_without_inputs(self, name: str, vqvae_hash: str) -> Path | None:
+        """A media folder that is not there (scoring on a machine that holds only the codes) stamps nothing:
+        the codes cached for its config and VQ-VAE whatever the files were then, the latest written."""
+        config = json.loads(json.dumps(self.sources[name], default=str))
+        found = []
+        for meta_path in self.cache_dir.glob(f"{name}-*/meta.json"):
+            try:
+                meta = json.loads(meta_path.read_text())
+            except (OSError, ValueError):
+                continue
+            if (meta.get("format"), meta.get("vqvae_sha256"), meta.get("data")) == (CACHE_FORMAT, vqvae_hash, config):
+                found.append(meta_path)
+        return max(found, key=lambda p: p.stat().st_mtime_ns).parent if found else None
 
     def all(self) -> dict[str, dict[str, SourceSplit]]:
         vqvae_hash = weights_sha256(self.vqvae)
-        modules = {name: self._module(name) for name in self.sources}
+        modules = {}
+        for name in self.sources:
+            with options_of_source(name):
+                modules[name] = self._module(name)
         check_one_picture_size(modules)
         warn_of_another_picture_size(self.vqvae, next(iter(modules.values())).image_size)
         result = {}
         for name, module in modules.items():
-            folder = self.folder(name, vqvae_hash, module)
-            if folder is not None and (folder / "meta.json").is_file():
-                result[name] = self._read(folder, name)
-                log.info("a2a codes of %s read from the cache %s", name, folder)
-                continue
-            result[name] = self._encode(name, module)
-            if folder is not None:
-                self._write(folder, name, result[name], vqvae_hash)
-                log.info("a2a codes of %s cached in %s", name, folder)
+            with options_of_source(name):
+                result[name] = self._codes(name, module, vqvae_hash)
         return result
+
+    def _codes(self, name: str, module: MediaDataModule, vqvae_hash: str) -> dict[str, SourceSplit]:
+        folder = self.folder(name, vqvae_hash, module)
+        if folder is not None and (folder / "meta.json").is_file():
+            log.info("a2a codes of %s read from the cache %s", name, folder)
+            return self._read(folder, name)
+        codes = self._encode(name, module)
+        if folder is not None:
+            self._write(folder, name, codes, vqvae_hash)
+            log.info("a2a codes of %s cached in %s", name, folder)
+        return codes
 
     def _module(self, name: str) -> MediaDataModule:
         module = instantiate(self.sources[name])
@@ -162,7 +199,7 @@ class SourceCodes:
                 write_json_atomic(tmp / f"objects_{split}.json", part.objects)
                 if part.pixels is not None:
                     save_npy_atomic(tmp / f"pixels_{split}.npy", part.pixels.numpy())
-            write_meta(tmp, {"vqvae_sha256": vqvae_hash, "num_codes": self.num_codes,
+            write_meta(tmp, {"format": CACHE_FORMAT, "vqvae_sha256": vqvae_hash, "num_codes": self.num_codes,
                              "splits": {s: len(p) for s, p in parts.items()}, "data": self.sources[name]})
 
     @staticmethod
