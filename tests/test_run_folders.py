@@ -72,3 +72,25 @@ def test_a_dated_run_folder_given_on_the_command_line_is_checked_by_its_fixed_pa
     exit_if_run_dir_unwritable([f"hydra.run.dir={tmp_path}/runs/${{now:%H-%M}}"])  # before Hydra resolves it
     assert [p.name for p in tmp_path.iterdir()] == ["runs"]
     assert list((tmp_path / "runs").iterdir()) == []  # no folder named "${now:%H-%M}" left behind
+
+
+def _claim_after(barrier, folder: Path, results) -> None:
+    barrier.wait()
+    claim = KeepFinishedRuns()
+    results.put((os.getpid(), claim._claim(folder, "run") is None))
+    barrier.wait()  # alive until every process has tried: a claim of a process that ended is taken over
+
+
+def test_runs_claiming_one_folder_at_the_same_moment_get_it_once(tmp_path):
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    barrier, results = context.Barrier(4), context.Queue()
+    processes = [context.Process(target=_claim_after, args=(barrier, tmp_path / "run", results)) for _ in range(4)]
+    for process in processes:
+        process.start()
+    for process in processes:
+        process.join(timeout=60)
+    claims = [results.get(timeout=5) for _ in processes]
+    (winner,) = [pid for pid, owns in claims if owns]
+    assert (tmp_path / "run" / OWNER).read_text() == f"{socket.gethostname()} {winner}\n"

@@ -15,6 +15,7 @@ import atexit
 import os
 import socket
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -87,8 +88,7 @@ class KeepFinishedRuns(Callback):
         for _ in range(2):
             try:
                 folder.mkdir(parents=True, exist_ok=True)
-                with os.fdopen(os.open(claim, os.O_CREAT | os.O_EXCL | os.O_WRONLY), "w") as file:
-                    file.write(f"{socket.gethostname()} {os.getpid()}\n")
+                _link_claim(claim)
             except FileExistsError:
                 owner = _live_owner(claim)
                 if owner is not None:
@@ -114,6 +114,18 @@ class KeepFinishedRuns(Callback):
         # itself does only later, in the job (`now` is cached: the job gets the same folder)
         HydraConfig.instance().set_config(config)
         return Path(str(config.hydra[mode].dir))
+
+
+def _link_claim(claim: Path) -> None:
+    """`claim` holding "<host> <pid>", made at once, whole: written to a file of its own, then linked under
+    the claim's name, which fails (FileExistsError) when another run's claim is there. A claim created
+    empty and written after could be read in between as a dead run's and taken over by a second run."""
+    with tempfile.NamedTemporaryFile("w", dir=claim.parent, prefix=".claim.", delete=False) as file:
+        file.write(f"{socket.gethostname()} {os.getpid()}\n")
+    try:
+        os.link(file.name, claim)
+    finally:
+        os.unlink(file.name)
 
 
 def _is_first_process() -> bool:
