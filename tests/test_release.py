@@ -111,6 +111,9 @@ def test_the_card_shows_the_runs_test_metrics_only_for_the_checkpoint_that_was_t
     cider = f"{json.loads((run / 'metrics.json').read_text())['CIDEr']:.4f}"
     assert f"| CIDEr | {cider} |" in (tested / "README.md").read_text() and (tested / "samples.png").is_file()
     assert "CIDEr" not in (other / "README.md").read_text() and not (other / "samples.png").exists()
+    (run / "metrics.json").unlink()  # as a run with test=false (a sweep trial): samples.png is a validation's
+    untested = export_release(run / "checkpoints" / "best.ckpt", tmp_path / "untested")
+    assert "## Samples" not in (untested / "README.md").read_text() and not (untested / "samples.png").exists()
 
 
 def test_a_release_whose_config_disagrees_with_its_tokenizer_or_writes_numbers_as_text_is_refused(release, tmp_path):

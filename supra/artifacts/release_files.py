@@ -88,12 +88,14 @@ def _global_step(ckpt: str | Path) -> Any:
 
 def run_results(ckpt: str | Path) -> tuple[dict[str, Any] | None, Path | None]:
     """The test metrics (metrics.json) and sample grid (samples.png) of the run that wrote `ckpt`, each where
-    the run wrote it, when they are `ckpt`'s own (tested_by_its_run); else None."""
+    the run wrote it, when they are `ckpt`'s own (tested_by_its_run); else None. Only a run that tested
+    (its metrics.json is the test's report) has a test grid: the samples.png of a run with test=false (every
+    sweep trial) is its last validation's, which a card must not show as the test's."""
     run = run_dir_of(ckpt)
     metrics, grid = run / "metrics.json", run / "samples.png"
-    if not (metrics.is_file() or grid.is_file()) or not tested_by_its_run(ckpt):
+    if not metrics.is_file() or not tested_by_its_run(ckpt):
         return None, None
-    return (json.loads(metrics.read_text()) if metrics.is_file() else None), (grid if grid.is_file() else None)
+    return json.loads(metrics.read_text()), (grid if grid.is_file() else None)
 
 
 def metrics_table(metrics: dict[str, Any]) -> list[str]:
