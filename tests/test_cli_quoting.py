@@ -16,16 +16,17 @@ def test_a_generate_prompt_reaches_the_model_as_typed(prompt, tmp_path):
     assert compose_config("generate", tmp_path, quote_prompt([f"prompt={prompt}"])).prompt == prompt
 
 
-@pytest.mark.parametrize("path", ["/data/фото", "/data/café", "photos (1)", "x[1]", "it's", "a#b", "a&b", "a=b",
-                                  "/home/me/~drafts", "${oc.env:HOME}/café"])
+@pytest.mark.parametrize("path", ["data/фото", "data/café", "photos (1)", "x[1]", "it's", "a#b", "a&b", "a=b",
+                                  "me/~drafts", "${oc.env:HOME}/café"])
 def test_a_path_hydras_grammar_cannot_read_bare_reaches_the_command_as_typed(path, tmp_path, monkeypatch):
     """`data.root=/data/café` was Hydra's multi-line LexerNoViableAltException: such values are quoted for
     it, interpolations still resolved."""
     from supra.utils.cli import quote_values
 
-    monkeypatch.setenv("HOME", "/home/me")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (arg,) = quote_values([f"data.root={path}"])
-    assert compose_config("train", tmp_path, ["data=caption_folder", arg]).data.root == path.replace("${oc.env:HOME}", "/home/me")
+    root = compose_config("train", tmp_path, ["data=caption_folder", arg]).data.root
+    assert root == path.replace("${oc.env:HOME}", str(tmp_path / "home"))
 
 
 def test_what_hydra_reads_bare_is_left_as_it_is():
