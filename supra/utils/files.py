@@ -144,20 +144,17 @@ def visible_files(root: str | os.PathLike) -> list[str]:
     (data sets are often linked into place: `train2014 -> /datasets/coco/train2014`), except a link back
     to a folder above it, which would repeat the tree forever."""
     root, found = Path(root), []
+    real: dict[Path, str] = {}  # each folder walked -> where it really is (its parents are walked before it)
     for folder, dirs, files in os.walk(root, followlinks=True):
         here = Path(folder)
-        if here != root and os.path.realpath(here) in {os.path.realpath(up) for up in _up_to(here, root)}:
+        real[here] = os.path.realpath(here)
+        if any(real[root / up] == real[here] for up in here.relative_to(root).parents if here != root):
             dirs[:] = []  # a link to one of its own parents
             continue
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
         base = here.relative_to(root)
         found += [(base / name).as_posix() for name in files if not name.startswith(".")]
     return sorted(found)
-
-
-def _up_to(folder: Path, root: Path) -> list[Path]:
-    """The folders above `folder`, up to and including `root`."""
-    return [root / up for up in folder.relative_to(root).parents]
 
 
 def file_stamp(path: str | os.PathLike) -> str:

@@ -166,9 +166,10 @@ class A2AMixtureDataModule(L.LightningDataModule):
             vocab = self.vocab
         else:
             captions = [c for part in train for caps in part.captions for c in caps]
-            # GPT-2's files stamped (sizes, modification times), not only their path: edited files, another vocabulary
-            files = tree_stamp(self.text_tokenizer) if self.text_tokenizer and Path(self.text_tokenizer).is_dir() else \
-                file_stamp(self.text_tokenizer) if self.text_tokenizer else None
+            files = None  # GPT-2's files by their stamps (sizes, modification times): edited ones, another vocabulary
+            if self.text_tokenizer:
+                given = Path(self.text_tokenizer)
+                files = tree_stamp(given) if given.is_dir() else file_stamp(given)
             key = hashlib.sha256(json.dumps([self.text_vocab_size, self.num_codes, self.text_tokenizer, files, captions]
                                             ).encode()).hexdigest()[:16]
             cached = self.cache_dir / f"a2a_vocab_{key}.json" if self.cache_dir else None
