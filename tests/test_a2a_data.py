@@ -245,6 +245,56 @@ def test_a_procedural_sources_cache_key_is_its_config_alone_and_no_cache_reads_n
     assert uncached.cache_builds == 2
 
 
+def test_options_that_only_serve_a_sources_items_leave_its_cached_codes_in_use(tmp_path, vqvae_ckpt):
+    from tests.media_fixtures import write_media_folder
+
+    write_media_folder(tmp_path / "media")
+    folder = {"_target_": "supra.data.media.folder.MediaFolderDataModule", "root": str(tmp_path / "media"),
+              "image_size": 64, "val_fraction": 0.3, "test_fraction": 0.3}
+    serving = {"split": "test", "batch_size": 64, "eval_batch_size": 256, "num_workers": 0, "pin_memory": False,
+               "show_progress": False}
+    served_otherwise = {"split": "val", "batch_size": 8, "eval_batch_size": 3, "num_workers": 4, "pin_memory": True,
+                        "show_progress": True}
+
+    def codes(cache_dir: Path | None, **options) -> tuple[int, dict[str, torch.Tensor]]:
+        data = mixture(tmp_path, vqvae_ckpt, sources={"media": {**folder, **options}}, tasks={"image2text": 1},
+                       cache_dir=str(cache_dir) if cache_dir else None)
+        data.setup("fit")
+        return data.cache_builds, {split: data.data[split][0].codes for split in data.data}
+
+    built, cached = codes(tmp_path / "cache", **serving)
+    assert built == 1
+    builds, read = codes(tmp_path / "cache", **served_otherwise)  # more loader workers: no new encoding
+    assert builds == 0 and all(torch.equal(read[s], cached[s]) for s in cached)
+    _, fresh = codes(None, **served_otherwise)  # and no other codes: encoded anew, they are the cached ones
+    assert all(torch.equal(fresh[s], cached[s]) for s in cached)
+    assert codes(tmp_path / "cache", **serving, resize="pad")[0] == 1  # an option of what the items are: new codes
+
+
+def test_codes_cached_under_the_key_of_the_whole_config_are_read_not_encoded_again(tmp_path, vqvae_ckpt):
+    import hashlib
+    import json
+
+    from supra.data.a2a.sources import CACHE_FORMAT, weights_sha256
+    from supra.data.media.folder import MediaFolderDataModule
+    from tests.media_fixtures import write_media_folder
+
+    write_media_folder(tmp_path / "media")
+    config = {"_target_": "supra.data.media.folder.MediaFolderDataModule", "root": str(tmp_path / "media"),
+              "image_size": 64, "val_fraction": 0.3, "test_fraction": 0.3, "num_workers": 2, "show_progress": False}
+    data = mixture(tmp_path, vqvae_ckpt, sources={"media": config}, tasks={"image2text": 1})
+    data.setup("fit")
+    # where codes were cached before serving options left the key: the whole config and the folder's stamp
+    key = {"format": CACHE_FORMAT, "vqvae_sha256": weights_sha256(data.vqvae), "data": config,
+           "inputs": MediaFolderDataModule(**{k: v for k, v in config.items() if k != "_target_"}).inputs_stamp()}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    (folder,) = (p for p in data.cache_dir.iterdir() if p.is_dir())
+    folder.rename(folder.with_name(f"media-{digest}"))
+    again = mixture(tmp_path, vqvae_ckpt, sources={"media": config}, tasks={"image2text": 1})
+    again.setup("fit")
+    assert again.cache_builds == 0 and torch.equal(again.data["train"][0].codes, data.data["train"][0].codes)
+
+
 def test_codes_of_a_vqvae_with_more_codes_than_int16_holds_are_cached_and_read_back_whole(tmp_path):
     import numpy as np
 

@@ -4,9 +4,10 @@ shapes_video, media_folder, ...) encoded once by the frozen stage-1 VQ-VAE and c
 Cache layout: `cache_dir/<source>-<key>/` in media codes' format (codes_<split>.npy, items_<split>.json,
 meta.json written last), plus objects_<split>.json and, for val/test, pixels_<split>.npy (the truth of
 video PSNR and grids). The key hashes the VQ-VAE's weights (the same VQ-VAE read from its .ckpt or from an
-a2a checkpoint shares codes), the source's data config and what it reads from disk (`inputs_stamp`: a
-folder whose files changed, were added or removed is encoded anew). The folder is built beside its final
-name and renamed into place: readers see all of it or nothing.
+a2a checkpoint shares codes), the source's config less the options that only serve its items
+(`serving_options`: loader workers and batch sizes are no other codes) and what it reads from disk
+(`inputs_stamp`: a folder whose files changed, were added or removed is encoded anew). The folder is built
+beside its final name and renamed into place: readers see all of it or nothing.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import hashlib
 import json
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -56,6 +57,15 @@ class SourceSplit:
 
     def __len__(self) -> int:
         return len(self.codes)
+
+
+def key_digest(key_data: dict[str, Any]) -> str:
+    return hashlib.sha256(json.dumps(key_data, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def codes_config(config: Mapping[str, Any], module: MediaDataModule) -> dict[str, Any]:
+    """The part of a source's config its items, and so its codes, depend on: all but its serving options."""
+    return {key: value for key, value in config.items() if key not in module.serving_options}
 
 
 def weights_sha256(net: torch.nn.Module) -> str:
@@ -115,33 +125,45 @@ class SourceCodes:
         self._stamps: dict[str, str] = {}
 
     def folder(self, name: str, vqvae_hash: str, module: MediaDataModule) -> Path | None:
-        """The cache folder of source `name`'s codes: keyed by the VQ-VAE, the source's config and what it
-        reads from disk (`inputs_stamp`: a folder whose files changed, were added or removed is encoded
-        anew). A procedural source reads nothing: its key is the config's alone, as before stamps."""
+        """The cache folder of source `name`'s codes: keyed by the VQ-VAE, the source's config less its
+        serving options and what it reads from disk (`inputs_stamp`: a folder whose files changed, were
+        added or removed is encoded anew). A procedural source reads nothing: its key is the config's alone,
+        as before stamps."""
         if self.cache_dir is None:
             return None
         if name not in self._stamps:  # once per process: a large folder is walked once, not per hook
             self._stamps[name] = module.inputs_stamp()
-        key_data = {"format": CACHE_FORMAT, "vqvae_sha256": vqvae_hash, "data": self.sources[name]}
+        key_data = {"format": CACHE_FORMAT, "vqvae_sha256": vqvae_hash, "data": codes_config(self.sources[name], module)}
         if self._stamps[name]:
             key_data["inputs"] = self._stamps[name]
-        key = hashlib.sha256(json.dumps(key_data, sort_keys=True, default=str).encode()).hexdigest()[:16]
-        folder = self.cache_dir / f"{name}-{key}"
-        if not self._stamps[name] and not (folder / "meta.json").is_file():
-            folder = self._cached_without_inputs(name, vqvae_hash) or folder
+        folder = self.cache_dir / f"{name}-{key_digest(key_data)}"
+        if not (folder / "meta.json").is_file():
+            folder = self._cached_before(name, vqvae_hash, module) or folder
         return folder
 
-    def _cached_without_inputs(self, name: str, vqvae_hash: str) -> Path | None:
-        """A media folder that is not there (scoring on a machine that holds only the codes) stamps nothing:
-        the codes cached for its config and VQ-VAE whatever the files were then, the latest written."""
-        config = json.loads(json.dumps(self.sources[name], default=str))
+    def _cached_before(self, name: str, vqvae_hash: str, module: MediaDataModule) -> Path | None:
+        """The same codes cached under an older key, read rather than encoded again: the key of the whole
+        config (serving options too, as before they were left out); and for a media folder that is not
+        there (scoring on a machine that holds only the codes), which stamps nothing, the latest codes cached
+        for its config and VQ-VAE whatever its files were then."""
+        config, stamp = self.sources[name], self._stamps[name]
+        if set(config) & module.serving_options:
+            whole = {"format": CACHE_FORMAT, "vqvae_sha256": vqvae_hash, "data": config, **({"inputs": stamp} if stamp else {})}
+            folder = self.cache_dir / f"{name}-{key_digest(whole)}"
+            if (folder / "meta.json").is_file():
+                return folder
+        if stamp:
+            return None
+        as_read = json.loads(json.dumps(codes_config(config, module), default=str))  # as meta.json holds it
+        wanted = (CACHE_FORMAT, vqvae_hash, as_read)
         found = []
         for meta_path in self.cache_dir.glob(f"{name}-*/meta.json"):
             try:
                 meta = json.loads(meta_path.read_text())
             except (OSError, ValueError):
                 continue
-            if (meta.get("format"), meta.get("vqvae_sha256"), meta.get("data")) == (CACHE_FORMAT, vqvae_hash, config):
+            data = meta.get("data")
+            if isinstance(data, dict) and (meta.get("format"), meta.get("vqvae_sha256"), codes_config(data, module)) == wanted:
                 found.append(meta_path)
         return max(found, key=lambda p: p.stat().st_mtime_ns).parent if found else None
 

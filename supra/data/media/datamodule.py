@@ -92,6 +92,10 @@ class MediaSamples(Dataset):
 class MediaDataModule(SplitDataModule):
     """Base of image/clip DataModules. Subclasses implement `load_split`."""
 
+    # Options that only say how the items are served or shown, never what they are (DataLoaders, a progress
+    # bar, the split trainer.test scores): a cache of the items (the a2a code cache) is keyed without them.
+    serving_options = frozenset({"split", "batch_size", "eval_batch_size", "num_workers", "pin_memory", "show_progress"})
+
     def __init__(self, image_size: int = 64, **common: Any) -> None:
         super().__init__(**common)
         self.image_size = check_image_size(image_size)
