@@ -295,6 +295,43 @@ def test_codes_cached_under_the_key_of_the_whole_config_are_read_not_encoded_aga
     assert again.cache_builds == 0 and torch.equal(again.data["train"][0].codes, data.data["train"][0].codes)
 
 
+def test_shard_codes_cached_when_two_folders_samples_shared_names_are_encoded_again(tmp_path, vqvae_ckpt):
+    import hashlib
+    import json
+
+    from supra.data.a2a.sources import CACHE_FORMAT, weights_sha256
+    from supra.data.media.shard_images import ShardImagesMediaDataModule
+    from tests.caption_source_fixtures import write_img2dataset_shards
+
+    for folder in ("train", "a", "b"):
+        write_img2dataset_shards(tmp_path / folder, shards=1, per_shard=3)  # a and b: the same keys, 3 images each
+    shards = {"train_shards": f"{tmp_path}/train/00000.tar", "val_shards": f"{tmp_path}/a/00000.tar",
+              "test_shards": f"{tmp_path}/a/00000.tar::{tmp_path}/b/00000.tar", "image_size": 64}
+    config = {"_target_": "supra.data.media.shard_images.ShardImagesMediaDataModule", **shards}
+
+    def test_keys() -> tuple[int, list[str]]:
+        data = mixture(tmp_path, vqvae_ckpt, sources={"web": config}, tasks={"image2text": 1})
+        data.setup("test")
+        return data.cache_builds, [key for batch in data.eval_batches("test") for key in batch["keys"]]
+
+    builds, keys = test_keys()
+    assert builds == 1 and len(set(keys)) == 6 and keys[3] == "web/b/00000.tar/000000000"
+    # the cache as it was written before shard samples were named by their folder: under the key of the
+    # config and the shards' stamp alone, both folders' samples named 00000.tar/<key>
+    vqvae = load_vqvae(vqvae_ckpt)[0]
+    old_key = {"format": CACHE_FORMAT, "vqvae_sha256": weights_sha256(vqvae), "data": config,
+               "inputs": ShardImagesMediaDataModule(**shards).inputs_stamp()}
+    digest = hashlib.sha256(json.dumps(old_key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    (cached,) = (p for p in (tmp_path / "cache").iterdir() if p.is_dir())
+    cached = cached.rename(cached.with_name(f"web-{digest}"))
+    items = json.loads((cached / "items_test.json").read_text())
+    old_names = [name.split("/", 1)[1] for name in items["names"]]  # a/00000.tar/... -> 00000.tar/...
+    (cached / "items_test.json").write_text(json.dumps({**items, "names": old_names, "files": old_names}))
+    # read, they would score 3 of the 6 test images (one of each pair of keys): encoded anew instead
+    builds, keys = test_keys()
+    assert builds == 1 and len(set(keys)) == 6
+
+
 def test_codes_of_a_vqvae_with_more_codes_than_int16_holds_are_cached_and_read_back_whole(tmp_path):
     import numpy as np
 

@@ -5,9 +5,9 @@ Cache layout: `cache_dir/<source>-<key>/` in media codes' format (codes_<split>.
 meta.json written last), plus objects_<split>.json and, for val/test, pixels_<split>.npy (the truth of
 video PSNR and grids). The key hashes the VQ-VAE's weights (the same VQ-VAE read from its .ckpt or from an
 a2a checkpoint shares codes), the source's config less the options that only serve its items
-(`serving_options`: loader workers and batch sizes are no other codes) and what it reads from disk
-(`inputs_stamp`: a folder whose files changed, were added or removed is encoded anew). The folder is built
-beside its final name and renamed into place: readers see all of it or nothing.
+(`serving_options`: loader workers and batch sizes are no other codes), its `items_version`, and what it
+reads from disk (`inputs_stamp`: a folder whose files changed, were added or removed is encoded anew). The
+folder is built beside its final name and renamed into place: readers see all of it or nothing.
 """
 
 from __future__ import annotations
@@ -126,14 +126,16 @@ class SourceCodes:
 
     def folder(self, name: str, vqvae_hash: str, module: MediaDataModule) -> Path | None:
         """The cache folder of source `name`'s codes: keyed by the VQ-VAE, the source's config less its
-        serving options and what it reads from disk (`inputs_stamp`: a folder whose files changed, were
-        added or removed is encoded anew). A procedural source reads nothing: its key is the config's alone,
-        as before stamps."""
+        serving options, its items_version (when raised) and what it reads from disk (`inputs_stamp`: a
+        folder whose files changed, were added or removed is encoded anew). A procedural source reads
+        nothing: its key is the config's alone, as before stamps."""
         if self.cache_dir is None:
             return None
         if name not in self._stamps:  # once per process: a large folder is walked once, not per hook
             self._stamps[name] = module.inputs_stamp()
         key_data = {"format": CACHE_FORMAT, "vqvae_sha256": vqvae_hash, "data": codes_config(self.sources[name], module)}
+        if module.items_version != 1:
+            key_data["items_version"] = module.items_version
         if self._stamps[name]:
             key_data["inputs"] = self._stamps[name]
         folder = self.cache_dir / f"{name}-{key_digest(key_data)}"
@@ -143,11 +145,11 @@ class SourceCodes:
 
     def _cached_before(self, name: str, vqvae_hash: str, module: MediaDataModule) -> Path | None:
         """The same codes cached under an older key, read rather than encoded again: the key of the whole
-        config (serving options too, as before they were left out); and for a media folder that is not
-        there (scoring on a machine that holds only the codes), which stamps nothing, the latest codes cached
-        for its config and VQ-VAE whatever its files were then."""
+        config (serving options too, as before they were left out) while the source's items are unchanged;
+        and for a media folder that is not there (scoring on a machine that holds only the codes), which
+        stamps nothing, the latest codes cached for its config and VQ-VAE whatever its files were then."""
         config, stamp = self.sources[name], self._stamps[name]
-        if set(config) & module.serving_options:
+        if module.items_version == 1 and set(config) & module.serving_options:
             whole = {"format": CACHE_FORMAT, "vqvae_sha256": vqvae_hash, "data": config, **({"inputs": stamp} if stamp else {})}
             folder = self.cache_dir / f"{name}-{key_digest(whole)}"
             if (folder / "meta.json").is_file():
@@ -155,7 +157,7 @@ class SourceCodes:
         if stamp:
             return None
         as_read = json.loads(json.dumps(codes_config(config, module), default=str))  # as meta.json holds it
-        wanted = (CACHE_FORMAT, vqvae_hash, as_read)
+        wanted = (CACHE_FORMAT, vqvae_hash, module.items_version, as_read)
         found = []
         for meta_path in self.cache_dir.glob(f"{name}-*/meta.json"):
             try:
@@ -163,7 +165,8 @@ class SourceCodes:
             except (OSError, ValueError):
                 continue
             data = meta.get("data")
-            if isinstance(data, dict) and (meta.get("format"), meta.get("vqvae_sha256"), codes_config(data, module)) == wanted:
+            if isinstance(data, dict) and (meta.get("format"), meta.get("vqvae_sha256"), meta.get("items_version", 1),
+                                           codes_config(data, module)) == wanted:
                 found.append(meta_path)
         return max(found, key=lambda p: p.stat().st_mtime_ns).parent if found else None
 
@@ -188,7 +191,7 @@ class SourceCodes:
             return self._read(folder, name)
         codes = self._encode(name, module)
         if folder is not None:
-            self._write(folder, name, codes, vqvae_hash)
+            self._write(folder, name, codes, vqvae_hash, module.items_version)
             log.info("a2a codes of %s cached in %s", name, folder)
         return codes
 
@@ -212,7 +215,8 @@ class SourceCodes:
         log.info("a2a codes of %s: %s", name, ", ".join(f"{len(p)} {s}" for s, p in out.items()))
         return out
 
-    def _write(self, folder: Path, name: str, parts: dict[str, SourceSplit], vqvae_hash: str) -> None:
+    def _write(self, folder: Path, name: str, parts: dict[str, SourceSplit], vqvae_hash: str,
+               items_version: int) -> None:
         # replace=False: if another process renamed its copy in first, theirs is as good
         with atomic_dir(folder, replace=False) as tmp:
             dtype = codes_dtype(self.num_codes)
@@ -221,8 +225,9 @@ class SourceCodes:
                 write_json_atomic(tmp / f"objects_{split}.json", part.objects)
                 if part.pixels is not None:
                     save_npy_atomic(tmp / f"pixels_{split}.npy", part.pixels.numpy())
-            write_meta(tmp, {"format": CACHE_FORMAT, "vqvae_sha256": vqvae_hash, "num_codes": self.num_codes,
-                             "splits": {s: len(p) for s, p in parts.items()}, "data": self.sources[name]})
+            write_meta(tmp, {"format": CACHE_FORMAT, "vqvae_sha256": vqvae_hash, "items_version": items_version,
+                             "num_codes": self.num_codes, "splits": {s: len(p) for s, p in parts.items()},
+                             "data": self.sources[name]})
 
     @staticmethod
     def _read(folder: Path, name: str) -> dict[str, SourceSplit]:

@@ -95,6 +95,9 @@ class MediaDataModule(SplitDataModule):
     # Options that only say how the items are served or shown, never what they are (DataLoaders, a progress
     # bar, the split trainer.test scores): a cache of the items (the a2a code cache) is keyed without them.
     serving_options = frozenset({"split", "batch_size", "eval_batch_size", "num_workers", "pin_memory", "show_progress"})
+    # Raised when a source's items change (their names, files) for the same config and inputs: caches of
+    # them written before are not read. Per source, so the other sources' caches stay valid.
+    items_version = 1
 
     def __init__(self, image_size: int = 64, **common: Any) -> None:
         super().__init__(**common)

@@ -21,6 +21,11 @@ log = logging.getLogger(__name__)
 class ShardImagesMediaDataModule(MediaDataModule):
     """The shards of each split as images [N, 3, S, S] with their captions (squashed to a square)."""
 
+    # 2: items named by their json's id, else `<shard path below the list's shared folder>/<key>`, and filed
+    # by its url. Codes cached under 1 named the samples of a/00000.tar and b/00000.tar alike (00000.tar/<key>):
+    # scoring kept one of each pair, under a name that did not say which image it was.
+    items_version = 2
+
     def __init__(self, train_shards: str, val_shards: str, test_shards: str, draft: bool = True, **common: Any) -> None:
         super().__init__(**common)
         self.specs = {"train": train_shards, "val": val_shards, "test": test_shards}
