@@ -22,9 +22,15 @@ from typing import Any
 
 import torch
 
-from supra.artifacts.checkpoints import load_state_strictly, load_supra_checkpoint, net_state, run_config_of
+from supra.artifacts.checkpoints import (
+    load_state_strictly,
+    load_supra_checkpoint,
+    net_state,
+    release_folder,
+    run_config_of,
+)
 from supra.artifacts.hub import card_front_matter, local_path
-from supra.artifacts.kinds import A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE, release_kind
+from supra.artifacts.kinds import CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE, release_kind
 from supra.artifacts.release_files import (
     data_names,
     load_weights,
@@ -140,16 +146,7 @@ def read_release_config(folder: str | Path) -> dict:
 def init_from_folder(init_from: str | Path) -> Path:
     """The local folder of the captioner release `model.init_from` names (a folder or a Hub id), or one line
     saying what it is instead: missing, a checkpoint file, an a2a release, a run's folder."""
-    folder = local_path(init_from, "model.init_from")
-    kind = release_kind(folder)
-    if kind != CAPTIONER_RELEASE:
-        problem = ("does not exist" if not folder.exists() else
-                   "is a file: it takes a release folder (python -m supra.export ckpt=FILE out=DIR writes one; "
-                   "ckpt_path=FILE resumes a run instead)" if folder.is_file() else
-                   "is an a2a_nano release: it takes a SupraVL-Nano (captioner) release" if kind == A2A_RELEASE else
-                   "is not a release folder (config.json + model.safetensors)")
-        raise SupraUserError(f"model.init_from={init_from} {problem}")
-    return folder
+    return release_folder(init_from, CAPTIONER_RELEASE)
 
 
 def load_release_weights(net: VLMNano, folder: str | Path) -> None:

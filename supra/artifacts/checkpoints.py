@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from supra.artifacts.hub import local_path
-from supra.artifacts.kinds import CHECKPOINT_KINDS, VQVAE_CHECKPOINT, release_kind
+from supra.artifacts.kinds import CHECKPOINT_KINDS, RELEASE_NAMES, VQVAE_CHECKPOINT, release_kind
 from supra.artifacts.loaded_configs import instantiate_loaded, upgrade_run_config
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.tokens.caption_bpe import CaptionTokenizer
@@ -96,6 +96,22 @@ def artifact_kind(path: str | Path, what: str = "ckpt") -> str:
         raise SupraUserError(f"{what}={path} is a {kind} checkpoint, which this version of Supra does not know: "
                              f"give a checkpoint of one of {', '.join(CHECKPOINT_KINDS)}")
     return kind
+
+
+def release_folder(spec: str | Path, kind: str, what: str = "model.init_from") -> Path:
+    """The local folder of the release of `kind` that the option `what` names (a folder, or a Hub id:
+    org/name[@revision]), or one line saying what it is instead: missing, a file (a checkpoint), a release
+    of the other model, a folder that is no release (a run's)."""
+    folder = local_path(spec, what)
+    found = release_kind(folder)
+    if found != kind:
+        problem = ("does not exist" if not folder.exists() else
+                   "is a file: it takes a release folder (python -m supra.export ckpt=FILE out=DIR writes one; "
+                   "ckpt_path=FILE resumes a run instead)" if folder.is_file() else
+                   f"is {RELEASE_NAMES[found]}: it takes {RELEASE_NAMES[kind]}" if found else
+                   "is not a release folder (config.json + model.safetensors)")
+        raise SupraUserError(f"{what}={spec} {problem}")
+    return folder
 
 
 def saved_tokenizer(path: str | Path, what: str = "ckpt_path") -> CaptionTokenizer | A2AVocab | None:

@@ -16,6 +16,7 @@ A2A_CHECKPOINT = "supra.a2a"
 CAPTIONER_RELEASE = "release.supravl_nano"  # release folders: config.json + model.safetensors (+ vqvae.safetensors)
 A2A_RELEASE = "release.a2a_nano"
 CHECKPOINT_KINDS = (CAPTIONER_CHECKPOINT, VQVAE_CHECKPOINT, A2A_CHECKPOINT)
+RELEASE_NAMES = {CAPTIONER_RELEASE: "a SupraVL-Nano (captioner) release", A2A_RELEASE: "an a2a_nano release"}
 
 
 A2A_MODEL_TYPE = "supra_a2a_nano"  # config.json's model_type in an a2a release
