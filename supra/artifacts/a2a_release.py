@@ -8,12 +8,15 @@
     scoring.json         the run's generation, code_softmax and test_metrics, which evaluate.py scores it with
 
 `load_a2a` reads this folder or a train.py checkpoint of kind "supra.a2a" ("net.*" = GPT, "vqvae.*" =
-VQ-VAE, checkpoint["supra"]: a2a_vocab, vqvae_config, net_config or run_config.model.net).
+VQ-VAE, checkpoint["supra"]: a2a_vocab, vqvae_config, net_config or run_config.model.net). A fine-tune
+(`model.init_from=FOLDER`) reads the same files in three parts, each where the run needs it: the runner the
+VQ-VAE (load_release_vqvae) and the vocabulary (load_release_vocab), the task the GPT (load_release_gpt).
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
 from typing import Any
@@ -26,10 +29,11 @@ from supra.artifacts.checkpoints import (
     load_supra_checkpoint,
     load_vqvae,
     net_state,
+    release_folder,
     run_config_of,
 )
 from supra.artifacts.hub import card_front_matter, local_path
-from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_MODEL_TYPE, CAPTIONER_RELEASE, release_kind
+from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_MODEL_TYPE, A2A_RELEASE, CAPTIONER_RELEASE, release_kind
 from supra.artifacts.release_files import (
     data_names,
     load_weights,
@@ -159,8 +163,14 @@ def _gpt_config(net_config: dict, vocab: A2AVocab) -> A2AConfig:
     return A2AConfig(**kwargs)
 
 
-def load_a2a_release(folder: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
-    folder = Path(folder)
+def _unreadable_config(folder: Path, err: Exception) -> SupraUserError:
+    """A config.json edited by hand or cut short: one line naming it, not a KeyError from deep inside."""
+    return SupraUserError(f"{folder / 'config.json'} is not a readable a2a_nano config ({type(err).__name__}: "
+                          f"{err}): export the release again (python -m supra.export)")
+
+
+def _release_config(folder: Path) -> dict[str, Any]:
+    """config.json of a complete a2a release folder (every file of RELEASE_FILES there, model_type ours)."""
     missing = [name for name in RELEASE_FILES if not (folder / name).is_file()]
     if missing:
         raise SupraUserError(f"{folder} is not a complete a2a release folder: {', '.join(missing)} missing")
@@ -168,23 +178,42 @@ def load_a2a_release(folder: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
     if config.get("model_type") != A2A_MODEL_TYPE:
         raise SupraUserError(f"{folder} holds a {config.get('model_type')!r} model, not {A2A_MODEL_TYPE}: "
                              "give an a2a release folder or checkpoint")
+    return config
+
+
+def load_release_vocab(folder: str | Path) -> A2AVocab:
+    """The vocabulary of an a2a release folder: its tokenizer.json, laid out as config.json's "vocab" says
+    (the text ids, then the 7 control tokens, then num_codes codes)."""
+    folder = Path(folder)
+    config = _release_config(folder)
     try:
         tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
     except Exception as err:  # tokenizers raises bare Exceptions
         raise SupraUserError(f"{folder / 'tokenizer.json'} is not a readable tokenizer ({err})") from None
-    try:  # a config.json edited by hand or cut short: one line naming it, not a KeyError from here
+    try:
         vocab = A2AVocab(tokenizer, config["vocab"]["num_codes"], config["vocab"].get("text_source", "trained"))
         text_size = config["vocab"]["text_size"]
+    except SupraUserError:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise _unreadable_config(folder, err) from None
+    if vocab.layout.text_size != text_size:
+        raise SupraUserError(f"{folder / 'tokenizer.json'} has {vocab.layout.text_size} text ids, config.json says "
+                             f"{text_size}: the files do not belong together")
+    return vocab
+
+
+def load_a2a_release(folder: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
+    folder = Path(folder)
+    config = _release_config(folder)
+    vocab = load_release_vocab(folder)
+    try:
         net = A2ANano(_gpt_config(config["gpt"], vocab))
         vqvae = VQVAE(**config["vqvae"])
     except SupraUserError:  # a value VQVAEConfig names itself
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise SupraUserError(f"{folder / 'config.json'} is not a readable a2a_nano config ({type(err).__name__}: "
-                             f"{err}): export the release again (python -m supra.export)") from None
-    if vocab.layout.text_size != text_size:
-        raise SupraUserError(f"{folder / 'tokenizer.json'} has {vocab.layout.text_size} text ids, config.json says "
-                             f"{text_size}: the files do not belong together")
+        raise _unreadable_config(folder, err) from None
     for module, name in ((net, "model.safetensors"), (vqvae, "vqvae.safetensors")):
         load_state_strictly(module, load_weights(folder / name), str(folder / name))
     if net.config.tie_head:
@@ -206,6 +235,69 @@ def load_release_vqvae(folder: str | Path) -> VQVAE:
                              "export the release again (python -m supra.export)") from None
     load_state_strictly(vqvae, load_weights(folder / "vqvae.safetensors"), str(folder / "vqvae.safetensors"))
     return vqvae.eval()
+
+
+# -- fine-tuning from a release (model.init_from) -------------------------------------------------------
+
+# What a fine-tune may set otherwise than its release: dropout only regularises training; vocab_size follows
+# the vocabulary, which is the release's (the runner hands it to the data).
+FREE_SETTINGS = ("dropout", "vocab_size")
+
+
+def a2a_init_from_folder(init_from: str | Path) -> Path:
+    """The local folder of the complete a2a release `model.init_from` names (a folder or a Hub id), or one
+    line saying what it is instead: missing, a checkpoint file, a captioner release, a run's folder, a
+    release that lost one of its files."""
+    folder = release_folder(init_from, A2A_RELEASE)
+    _release_config(folder)
+    return folder
+
+
+def load_release_gpt(net: A2ANano | Callable[..., A2ANano], folder: str | Path) -> A2ANano:
+    """The GPT of the a2a release `folder`, in the model `net` configures (an A2ANano, or a factory taking
+    vocab_size, built here at the release's vocabulary), its weights loaded strictly. Its settings must be the
+    release's but for FREE_SETTINGS: one line names those that differ and the model.net options to add."""
+    folder = Path(folder)
+    config = _release_config(folder)
+    vocab = load_release_vocab(folder)
+    try:
+        theirs = _gpt_config(config["gpt"], vocab)
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise _unreadable_config(folder, err) from None
+    if not isinstance(net, torch.nn.Module):
+        net = net(vocab_size=theirs.vocab_size)
+    ours = net.config
+    differ = [f.name for f in fields(A2AConfig) if f.name not in FREE_SETTINGS and getattr(ours, f.name) != getattr(theirs, f.name)]
+    if differ:  # before the weights, whose wrong shapes would not say which setting to change
+        raise SupraUserError(f"{folder} holds an a2a GPT of other settings ("
+                             + ", ".join(f"{k}={_option(getattr(theirs, k))} there, {_option(getattr(ours, k))} here" for k in differ)
+                             + "): add " + " ".join(f"model.net.{k}={_option(getattr(theirs, k))}" for k in differ)
+                             + ", or choose a release of this model's settings")
+    if ours.vocab_size != theirs.vocab_size:  # a GPT built elsewhere, not at the release's vocabulary
+        raise SupraUserError(f"{folder} holds a GPT of {theirs.vocab_size} token ids, this one has {ours.vocab_size}: "
+                             "build it at the release's vocabulary")
+    path = folder / "model.safetensors"
+    load_state_strictly(net, load_weights(path), str(path))
+    if ours.tie_head:
+        net.lm_head.weight = net.tok_emb.weight  # loading gave the head its own copy of the values
+    return net
+
+
+def _option(value: object) -> object:
+    """A setting as typed on the command line (true, not True)."""
+    return json.dumps(value) if isinstance(value, bool) else value
+
+
+def check_release_vqvae(vqvae: torch.nn.Module, folder: str | Path, vqvae_ckpt: str | None) -> None:
+    """A fine-tune's VQ-VAE must be its release's own (vqvae.safetensors, weights and buffers equal): the
+    GPT learnt what that one's codes mean, and another's mean other pictures."""
+    path = Path(folder) / "vqvae.safetensors"
+    theirs, ours = load_weights(path), vqvae.state_dict()
+    if theirs.keys() != ours.keys() or any(not torch.equal(theirs[k], v.detach().cpu()) for k, v in ours.items()):
+        given = f"model.vqvae_ckpt={vqvae_ckpt}" if vqvae_ckpt else "the VQ-VAE given"
+        raise SupraUserError(f"{given} is another VQ-VAE than the one of model.init_from={folder} (its codes mean other "
+                             "pictures than those the release's GPT learnt): leave model.vqvae_ckpt unset, and the "
+                             "release's vqvae.safetensors is used")
 
 
 def load_a2a_checkpoint(path: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
