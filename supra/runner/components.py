@@ -15,7 +15,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
-from supra.artifacts.a2a_release import load_release_vqvae
+from supra.artifacts.a2a_release import a2a_init_from_folder, load_release_vocab, load_release_vqvae
 from supra.artifacts.captioner_release import init_from_folder, load_release_tokenizer
 from supra.artifacts.checkpoints import load_vqvae, saved_tokenizer
 from supra.artifacts.kinds import A2A_RELEASE, release_kind
@@ -23,6 +23,7 @@ from supra.artifacts.loaded_configs import instantiate_loaded
 from supra.data.a2a.sources import TRAINED_SIZE
 from supra.sweeps.optuna_seed import study_seed
 from supra.tasks.base import SupraTask
+from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
 from supra.utils.hardware import fast_precision
 
@@ -44,6 +45,8 @@ def stage1_vqvae(model_cfg: DictConfig) -> nn.Module | None:
     if "vqvae_ckpt" not in model_cfg:
         return None
     path = model_cfg.vqvae_ckpt
+    if not path and model_cfg.get("init_from"):  # a fine-tune works on its release's own VQ-VAE
+        return load_release_vqvae(a2a_init_from_folder(model_cfg.init_from))
     if not path:
         return None  # the task says what to set
     if Path(path).is_dir() and release_kind(path) == A2A_RELEASE:
@@ -64,7 +67,31 @@ def tokenizer_to_reuse(cfg: DictConfig) -> Any:
     if cfg.get("ckpt_path"):
         return saved_tokenizer(cfg.ckpt_path)
     init_from = cfg.model.get("init_from")
-    return load_release_tokenizer(init_from_folder(init_from)) if init_from else None
+    if not init_from:
+        return None
+    if "vqvae_ckpt" in cfg.model:  # a stage-2 model (as stage1_vqvae tells them): a2a_nano's vocabulary
+        return release_vocabulary(init_from, cfg.get("data") or {})
+    return load_release_tokenizer(init_from_folder(init_from))
+
+
+def release_vocabulary(init_from: str, data_cfg: DictConfig | dict) -> A2AVocab:
+    """The vocabulary of the a2a release `model.init_from` names, which the data then keeps (its own
+    text_vocab_size is not read): data settings that would lay out other ids are refused in one line, not
+    followed by a GPT whose rows would mean other tokens."""
+    vocab = load_release_vocab(a2a_init_from_folder(init_from))
+    layout = vocab.layout
+    num_codes = data_cfg.get("num_codes")
+    if num_codes is not None and num_codes != layout.num_codes:
+        raise SupraUserError(f"data.num_codes={num_codes} but model.init_from={init_from} has {layout.num_codes} visual "
+                             f"codes (its VQ-VAE's codebook): set data.num_codes={layout.num_codes}")
+    text_tokenizer = data_cfg.get("text_tokenizer")
+    if text_tokenizer:  # GPT-2's files again are welcome; another tokenizer's ids are not the release's
+        given = A2AVocab.from_gpt2(text_tokenizer, layout.num_codes)
+        if given.hf.get_vocab(with_added_tokens=True) != vocab.hf.get_vocab(with_added_tokens=True):
+            raise SupraUserError(f"data.text_tokenizer={text_tokenizer} ({given.layout.text_size:,} text ids) is not the "
+                                 f"tokenizer of model.init_from={init_from} ({layout.text_size:,} text ids, "
+                                 f"{vocab.source}): leave data.text_tokenizer unset, the release's tokenizer.json is used")
+    return vocab
 
 
 def build_task(model_cfg: DictConfig, run_config: dict | None, vqvae: nn.Module | None = None) -> SupraTask:

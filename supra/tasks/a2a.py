@@ -19,6 +19,7 @@ from omegaconf import ListConfig
 from torch import nn
 from torchmetrics.image import PeakSignalNoiseRatio
 
+from supra.artifacts.a2a_release import a2a_init_from_folder, check_release_vqvae, load_release_gpt
 from supra.artifacts.kinds import A2A_CHECKPOINT
 from supra.data.a2a.mixture import A2AMixtureDataModule
 from supra.data.media.codes import decode_codes
@@ -52,6 +53,9 @@ class A2ATask(SupraTask):
     sampling does (inside an image or frame only codes may be drawn); the head then runs over the 256 code
     rows there instead of the whole vocabulary. Off: plain next-token prediction over every id, as the
     release trains.
+    init_from: an a2a release folder (or Hub id) whose GPT the run starts from: model.net must have its
+    settings (dropout aside), `vqvae` must be its VQ-VAE (the runner hands that over when vqvae_ckpt is
+    unset) and the data its vocabulary (the runner hands that over too).
     """
 
     checkpoint_kind = A2A_CHECKPOINT
@@ -70,6 +74,7 @@ class A2ATask(SupraTask):
         val_metrics: Sequence[str] = ("Bleu", "ROUGE_L", "CIDEr"),
         test_metrics: Sequence[str] = ("Bleu", "METEOR", "ROUGE_L", "CIDEr"),
         code_softmax: bool = False,
+        init_from: str | None = None,
         run_config: dict | None = None,
     ) -> None:
         super().__init__(optimizer, scheduler, run_config)
@@ -77,9 +82,14 @@ class A2ATask(SupraTask):
         if vqvae is None:
             raise SupraUserError("model.vqvae_ckpt is not set: give the stage-1 VQ-VAE checkpoint, e.g. "
                                  "model.vqvae_ckpt=logs/train/runs/<run>/checkpoints/best.ckpt "
-                                 "(from `python train.py experiment=vqvae_shapes`)")
+                                 "(from `python train.py experiment=vqvae_shapes`), or fine-tune an a2a release "
+                                 "with model.init_from=FOLDER")
         self.vqvae = vqvae.eval()
         self.vqvae.requires_grad_(False)
+        if init_from:  # fine-tune: the release's GPT now, at its vocabulary, over its own VQ-VAE
+            folder = a2a_init_from_folder(init_from)
+            check_release_vqvae(self.vqvae, folder, vqvae_ckpt)
+            net = load_release_gpt(net, folder)
         self.net: nn.Module | None = net if isinstance(net, nn.Module) else None
         self.net_factory = None if isinstance(net, nn.Module) else net
         self.generation = {"text_temperature": 0.0, "image_temperature": 1.0, "image_top_k": None,
