@@ -127,6 +127,22 @@ def trained_run(tmp_path_factory) -> Path:
     return out
 
 
+@pytest.fixture
+def offline_cache(tmp_path, monkeypatch) -> Path:
+    """An empty Hugging Face cache, offline: a Hub id resolves only to what a test puts there
+    (tests/test_hub.py's cache_repo), and nothing is downloaded."""
+    from huggingface_hub import constants
+
+    from supra.artifacts.hub import hub_release
+
+    cache = tmp_path / "hf_cache"
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    hub_release.cache_clear()
+    yield cache
+    hub_release.cache_clear()
+
+
 @pytest.fixture(scope="module")
 def one_torch_thread():
     """For modules of tiny tensors: a second torch thread only adds hand-off cost, on busy shared cores

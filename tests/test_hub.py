@@ -16,7 +16,7 @@ from huggingface_hub import ModelCard, constants
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
 from supra.artifacts.captioner_release import export_release
-from supra.artifacts.hub import hub_release, local_path
+from supra.artifacts.hub import local_path
 from supra.runner.evaluation import evaluate
 from supra.utils.errors import SupraUserError
 from tests.conftest import ROOT, compose_config, run_command
@@ -45,16 +45,6 @@ def cache_repo(cache: Path, repo_id: str, folder: Path, skip: tuple[str, ...] = 
 @pytest.fixture(scope="module")
 def release(trained_run, tmp_path_factory) -> Path:
     return export_release(trained_run / "checkpoints" / "best.ckpt", tmp_path_factory.mktemp("export") / "release")
-
-
-@pytest.fixture
-def offline_cache(tmp_path, monkeypatch) -> Path:
-    cache = tmp_path / "hf_cache"
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    hub_release.cache_clear()
-    yield cache
-    hub_release.cache_clear()
 
 
 def test_a_cached_hub_release_evaluates_like_the_folder_itself_offline(release, offline_cache, tmp_path):
