@@ -288,14 +288,14 @@ def _option(value: object) -> object:
     return json.dumps(value) if isinstance(value, bool) else value
 
 
-def check_release_vqvae(vqvae: torch.nn.Module, folder: str | Path, vqvae_ckpt: str | None) -> None:
+def check_release_vqvae(vqvae: torch.nn.Module, init_from: str | Path, vqvae_ckpt: str | None) -> None:
     """A fine-tune's VQ-VAE must be its release's own (vqvae.safetensors, weights and buffers equal): the
     GPT learnt what that one's codes mean, and another's mean other pictures."""
-    path = Path(folder) / "vqvae.safetensors"
+    path = a2a_init_from_folder(init_from) / "vqvae.safetensors"
     theirs, ours = load_weights(path), vqvae.state_dict()
     if theirs.keys() != ours.keys() or any(not torch.equal(theirs[k], v.detach().cpu()) for k, v in ours.items()):
         given = f"model.vqvae_ckpt={vqvae_ckpt}" if vqvae_ckpt else "the VQ-VAE given"
-        raise SupraUserError(f"{given} is another VQ-VAE than the one of model.init_from={folder} (its codes mean other "
+        raise SupraUserError(f"{given} is another VQ-VAE than the one of model.init_from={init_from} (its codes mean other "
                              "pictures than those the release's GPT learnt): leave model.vqvae_ckpt unset, and the "
                              "release's vqvae.safetensors is used")
 

@@ -87,9 +87,8 @@ class A2ATask(SupraTask):
         self.vqvae = vqvae.eval()
         self.vqvae.requires_grad_(False)
         if init_from:  # fine-tune: the release's GPT now, at its vocabulary, over its own VQ-VAE
-            folder = a2a_init_from_folder(init_from)
-            check_release_vqvae(self.vqvae, folder, vqvae_ckpt)
-            net = load_release_gpt(net, folder)
+            check_release_vqvae(self.vqvae, init_from, vqvae_ckpt)
+            net = load_release_gpt(net, a2a_init_from_folder(init_from))
         self.net: nn.Module | None = net if isinstance(net, nn.Module) else None
         self.net_factory = None if isinstance(net, nn.Module) else net
         self.generation = {"text_temperature": 0.0, "image_temperature": 1.0, "image_top_k": None,
