@@ -7,6 +7,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from supra.utils.cli import exit_if_run_dir_unwritable
 from supra.utils.run_folders import OWNER, KeepFinishedRuns
-from tests.conftest import CONF
+from tests.conftest import CONF, ROOT
 
 
 def hydra_config(run_dir: str):
@@ -34,6 +35,34 @@ def a_dead_pid() -> int:
     process = subprocess.Popen([sys.executable, "-c", "pass"])
     process.wait()
     return process.pid
+
+
+@pytest.fixture
+def live_pid():
+    """The pid of a live process other than this one: a run still writing its folder."""
+    process = subprocess.Popen(["sleep", "300"])
+    yield process.pid
+    process.kill()
+    process.wait()
+
+
+def test_a_sweep_moved_from_a_dated_folder_a_live_sweep_holds_writes_every_job_into_its_own(tmp_path, live_pid):
+    """Hydra composes each job's config again from its overrides: the move to `<folder>_1` reaches the jobs
+    (quoted for Hydra's grammar: the folder's name has a space and a letter outside ASCII)."""
+    sweeps, year = tmp_path / "my sweeps é", time.strftime("%Y")
+    taken, mine = sweeps / f"sweep_{year}", sweeps / f"sweep_{year}_1"
+    claim_by(taken, live_pid)  # a live sweep started in the same second
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "train.py"), "-m", "debug=fast_dev_run", "logger=csv", "seed=7,8",
+         "test=false", "callbacks.caption_grid=null", "callbacks.attention_maps=null",
+         f"hydra.sweep.dir={sweeps}/sweep_${{now:%Y}}"],
+        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [p.name for p in taken.iterdir()] == [OWNER]  # the live sweep's folder is left alone
+    for job in ("0", "1"):
+        assert (mine / job / ".hydra" / "config.yaml").is_file() and (mine / job / "sweep_job.json").is_file()
+    assert (mine / "sweep_summary.csv").is_file()
 
 
 def test_a_dated_folder_another_live_run_holds_moves_to_the_next_free_one(tmp_path):

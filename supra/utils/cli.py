@@ -102,7 +102,7 @@ def quote_prompt(argv: list[str]) -> list[str]:
     for arg in argv:
         key, sep, value = arg.partition("=")
         if key == "prompt" and sep and value != "null" and not _quoted_whole(value):
-            arg = f"prompt='{_hydra_quoted(value)}'"
+            arg = f"prompt='{hydra_quoted(value)}'"
         quoted.append(arg)
     return quoted
 
@@ -118,7 +118,7 @@ def quote_values(argv: list[str]) -> list[str]:
     for arg in argv:
         key, sep, value = arg.partition("=")
         if sep and not arg.startswith("-") and not _quoted_whole(value) and not _parses(parser, arg):
-            inside = _hydra_quoted(value).replace("\\${", "${")  # interpolations stay live
+            inside = hydra_quoted(value).replace("\\${", "${")  # interpolations stay live
             if _parses(parser, f"{key}='{inside}'"):
                 arg = f"{key}='{inside}'"
         quoted.append(arg)
@@ -140,8 +140,8 @@ def _quoted_whole(value: str) -> bool:
             and re.search(rf"(?<!\\){quote}", value[1:-1]) is None)
 
 
-def _hydra_quoted(value: str) -> str:
-    """The inside of a Hydra single-quoted string that reads back as `value`: a run of backslashes before a
+def hydra_quoted(value: str) -> str:
+    """The inside of a Hydra single-quoted string (`key='...'`) that reads back as `value`: a run of backslashes before a
     quote or at the end doubled and the quote escaped (Hydra's rule), `${` escaped for OmegaConf."""
     value = re.sub(r"(\\*)('|$)", lambda m: m.group(1) * 2 + ("\\'" if m.group(2) else ""), value)
     return value.replace("${", "\\${")

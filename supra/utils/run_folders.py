@@ -1,7 +1,8 @@
 """A run never writes over another: `python train.py hydra.run.dir=DIR` (or evaluate.py) into the folder of a
 finished run, or `-m hydra.sweep.dir=DIR` into a finished sweep's, is refused in one line; so is a folder a
 live run is writing. Two runs started in the same second (`for s in 1 2; do python train.py seed=$s & done`)
-would share the dated default folder, and each other's checkpoints: the second takes `<folder>_1`.
+would share the dated default folder, and each other's checkpoints: the second takes `<folder>_1` (a sweep's
+jobs too, not only its multirun.yaml).
 
 Checked by a Hydra callback as the run or sweep starts, because Hydra saves the new run's
 .hydra/{config,hydra,overrides}.yaml into the folder before the job itself runs: a refusal from inside the job
@@ -24,6 +25,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from lightning.fabric.utilities.rank_zero import _get_rank
 from omegaconf import DictConfig, OmegaConf, read_write
+
+from supra.utils.cli import hydra_quoted
 
 RESULTS = ("checkpoints/*.ckpt", "metrics.json")  # what a finished train.py or evaluate.py run leaves
 OWNER = ".supra_run_owner"  # "<host> <pid>" of the live process writing a run or sweep folder; removed at its end
@@ -80,6 +83,8 @@ class KeepFinishedRuns(Callback):
         if candidate != folder:
             with read_write(config.hydra):  # Hydra's own settings are read-only to its callbacks
                 config.hydra[mode].dir = str(candidate)
+                if mode == "sweep":
+                    _set_sweep_dir_of_jobs(config, candidate)
 
     def _claim(self, folder: Path, mode: str) -> str | None:
         """None once `folder` is this process's (created atomically: two runs started together cannot both
@@ -126,6 +131,14 @@ def _link_claim(claim: Path) -> None:
         os.link(file.name, claim)
     finally:
         os.unlink(file.name)
+
+
+def _set_sweep_dir_of_jobs(config: DictConfig, folder: Path) -> None:
+    """Hydra's launcher composes each job's config again, from `hydra.overrides.hydra` and the job's own
+    overrides (not from this config), with `${now:...}` cached: a moved sweep's jobs would still write into
+    the other sweep's folder unless the move is one of those overrides."""
+    kept = [o for o in config.hydra.overrides.hydra if o.partition("=")[0].lstrip("+~") != "hydra.sweep.dir"]
+    config.hydra.overrides.hydra = [*kept, f"hydra.sweep.dir='{hydra_quoted(str(folder))}'"]
 
 
 def _is_first_process() -> bool:
