@@ -3,6 +3,7 @@ two runs started in the same second do not share the dated default folder."""
 
 from __future__ import annotations
 
+import errno
 import os
 import socket
 import subprocess
@@ -103,6 +104,33 @@ def test_a_dated_run_folder_given_on_the_command_line_is_checked_by_its_fixed_pa
     assert list((tmp_path / "runs").iterdir()) == []  # no folder named "${now:%H-%M}" left behind
 
 
+def without_hard_links(monkeypatch) -> None:
+    """The file system of vfat, exFAT, gcsfuse or Google Drive: os.link fails with EPERM."""
+
+    def refuse(*args, **kwargs):
+        raise PermissionError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(os, "link", refuse)
+
+
+def test_a_folder_is_claimed_where_the_file_system_has_no_hard_links(tmp_path, monkeypatch, live_pid):
+    without_hard_links(monkeypatch)
+    assert KeepFinishedRuns()._claim(tmp_path / "mine", "run") is None
+    assert (tmp_path / "mine" / OWNER).read_text() == f"{socket.gethostname()} {os.getpid()}\n"
+    claim_by(tmp_path / "busy", live_pid)
+    refusal = KeepFinishedRuns()._claim(tmp_path / "busy", "run")
+    assert refusal is not None and f"process {live_pid}" in refusal
+
+
+def test_an_empty_claim_is_one_being_written_until_it_is_seconds_old(tmp_path):
+    """Without hard links a claim is created, then written: read in between, it is not a dead run's."""
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / OWNER).touch()
+    assert "one claiming it at this moment" in KeepFinishedRuns()._claim(tmp_path / "run", "run")
+    os.utime(tmp_path / "run" / OWNER, (time.time() - 60, time.time() - 60))  # left by a run killed then
+    assert KeepFinishedRuns()._claim(tmp_path / "run", "run") is None
+
+
 def _claim_after(barrier, folder: Path, results) -> None:
     barrier.wait()
     claim = KeepFinishedRuns()
@@ -110,8 +138,12 @@ def _claim_after(barrier, folder: Path, results) -> None:
     barrier.wait()  # alive until every process has tried: a claim of a process that ended is taken over
 
 
-def test_runs_claiming_one_folder_at_the_same_moment_get_it_once(tmp_path):
+@pytest.mark.parametrize("hard_links", [True, False])
+def test_runs_claiming_one_folder_at_the_same_moment_get_it_once(tmp_path, monkeypatch, hard_links):
     import multiprocessing
+
+    if not hard_links:
+        without_hard_links(monkeypatch)  # the forked processes inherit it
 
     context = multiprocessing.get_context("fork")
     barrier, results = context.Barrier(4), context.Queue()

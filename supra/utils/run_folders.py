@@ -17,6 +17,7 @@ import os
 import socket
 import sys
 import tempfile
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -125,12 +126,30 @@ def _link_claim(claim: Path) -> None:
     """`claim` holding "<host> <pid>", made at once, whole: written to a file of its own, then linked under
     the claim's name, which fails (FileExistsError) when another run's claim is there. A claim created
     empty and written after could be read in between as a dead run's and taken over by a second run."""
+    text = f"{socket.gethostname()} {os.getpid()}\n"
     with tempfile.NamedTemporaryFile("w", dir=claim.parent, prefix=".claim.", delete=False) as file:
-        file.write(f"{socket.gethostname()} {os.getpid()}\n")
+        file.write(text)
     try:
         os.link(file.name, claim)
+    except FileExistsError:
+        raise
+    except OSError:  # the folder is writable (the file above is there): it has no hard links (vfat, gcsfuse)
+        _create_claim(claim, text)
     finally:
         os.unlink(file.name)
+
+
+def _create_claim(claim: Path, text: str) -> None:
+    """`claim` created only if it is not there (FileExistsError otherwise), then written in one write; read
+    empty in between, it is a claim being made (`_live_owner`), not a dead run's."""
+    descriptor = os.open(claim, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        os.write(descriptor, text.encode())
+    except OSError:
+        claim.unlink(missing_ok=True)  # not left half made: no claim, as in a folder that cannot be written
+        raise
+    finally:
+        os.close(descriptor)
 
 
 def _set_sweep_dir_of_jobs(config: DictConfig, folder: Path) -> None:
@@ -151,8 +170,10 @@ def _live_owner(claim: Path) -> str | None:
     try:
         host, pid = claim.read_text().split()
         pid_number = int(pid)
-    except (OSError, ValueError):
+    except OSError:
         return None
+    except ValueError:  # empty: just created by a run about to write it (where there are no hard links)
+        return "one claiming it at this moment" if _written_lately(claim) else None
     if host == socket.gethostname():
         try:
             os.kill(pid_number, 0)
@@ -161,6 +182,13 @@ def _live_owner(claim: Path) -> str | None:
         except PermissionError:
             pass  # alive, another user's
     return f"process {pid_number} on {host}"  # another host's (a shared file system) counts as alive
+
+
+def _written_lately(path: Path, seconds: float = 5.0) -> bool:
+    try:
+        return abs(time.time() - path.stat().st_mtime) < seconds  # abs: a network file system's clock may lead
+    except OSError:
+        return False
 
 
 def _refuse(message: str) -> None:
