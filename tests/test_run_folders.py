@@ -27,9 +27,18 @@ def hydra_config(run_dir: str):
         return compose(config_name="train", return_hydra_config=True, overrides=[f"hydra.run.dir={run_dir}"])
 
 
-def claim_by(folder: Path, pid: int) -> None:
-    folder.mkdir(parents=True)
-    (folder / OWNER).write_text(f"{socket.gethostname()} {pid}\n")
+def claim_by(folder: Path, pid: int, start: str = "") -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / OWNER).write_text(f"{socket.gethostname()} {pid} {start}\n")
+
+
+def claimant(folder: Path) -> str:
+    """'<host> <pid>' of the process whose claim `folder` holds (the claim also says when it started)."""
+    return " ".join((folder / OWNER).read_text().split()[:2])
+
+
+def this_process() -> str:
+    return f"{socket.gethostname()} {os.getpid()}"
 
 
 def a_dead_pid() -> int:
@@ -66,36 +75,52 @@ def test_a_sweep_moved_from_a_dated_folder_a_live_sweep_holds_writes_every_job_i
     assert (mine / "sweep_summary.csv").is_file()
 
 
-def test_a_dated_folder_another_live_run_holds_moves_to_the_next_free_one(tmp_path):
+def test_a_dated_folder_another_live_run_holds_moves_to_the_next_free_one(tmp_path, live_pid):
     cfg = hydra_config(str(tmp_path) + "/run_${now:%Y}")
     taken = tmp_path / f"run_{cfg.hydra.run.dir.rsplit('_', 1)[1]}"
-    claim_by(taken, os.getpid())  # a live run started in the same second
+    claim_by(taken, live_pid)  # a live run started in the same second
     (tmp_path / f"{taken.name}_1" / "checkpoints").mkdir(parents=True)
     (tmp_path / f"{taken.name}_1" / "checkpoints" / "last.ckpt").write_bytes(b"a finished run")
     callback = KeepFinishedRuns()
     callback.on_run_start(cfg)
     mine = tmp_path / f"{taken.name}_2"
     assert cfg.hydra.run.dir == str(mine)  # Hydra makes the run's folder from this after the callback
-    assert (mine / OWNER).read_text() == f"{socket.gethostname()} {os.getpid()}\n"
+    assert claimant(mine) == this_process()
     callback.on_run_end(cfg)
     assert not (mine / OWNER).exists()
     assert (taken / OWNER).exists()  # the other run's claim is left alone
 
 
-def test_a_named_folder_a_live_run_writes_is_refused_and_a_killed_runs_claim_is_taken_over(tmp_path, capsys):
+def test_a_named_folder_a_live_run_writes_is_refused_and_a_killed_runs_claim_is_taken_over(tmp_path, capsys,
+                                                                                           live_pid):
     busy, abandoned = tmp_path / "busy", tmp_path / "abandoned"
-    claim_by(busy, os.getpid())
+    claim_by(busy, live_pid)
     with pytest.raises(SystemExit) as refused:
         KeepFinishedRuns().on_run_start(hydra_config(str(busy)))
     assert refused.value.code == 2
     assert capsys.readouterr().err == (f"error: hydra.run.dir={busy} is being written by another run (process "
-                                       f"{os.getpid()} on {socket.gethostname()}): choose another with "
-                                       "hydra.run.dir=DIR, or wait for that run to end\n")
+                                       f"{live_pid} on {socket.gethostname()}): choose another with "
+                                       "hydra.run.dir=DIR, or wait for that run to end (if it has ended, remove "
+                                       f"its claim: rm {busy / OWNER})\n")
     claim_by(abandoned, a_dead_pid())
     cfg = hydra_config(str(abandoned))
     KeepFinishedRuns().on_run_start(cfg)
     assert cfg.hydra.run.dir == str(abandoned)
-    assert (abandoned / OWNER).read_text().split()[1] == str(os.getpid())
+    assert claimant(abandoned) == this_process()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").is_file(), reason="process start times are read from /proc")
+def test_a_claim_whose_pid_is_now_another_process_s_is_taken_over(tmp_path, live_pid):
+    """A restarted container numbers its processes again: the pid in a killed run's claim may be this run's
+    own, or another live process's (which started after the claim was written)."""
+    claim_by(tmp_path / "mine", os.getpid())
+    assert KeepFinishedRuns()._claim(tmp_path / "mine", "run") is None
+    assert claimant(tmp_path / "mine") == this_process()
+    started = Path(f"/proc/{live_pid}/stat").read_text().rpartition(")")[2].split()[19]  # the 22nd field
+    claim_by(tmp_path / "reused", live_pid, start=str(int(started) - 100))
+    assert KeepFinishedRuns()._claim(tmp_path / "reused", "run") is None
+    claim_by(tmp_path / "live", live_pid, start=started)
+    assert KeepFinishedRuns()._claim(tmp_path / "live", "run") is not None
 
 
 def test_a_dated_run_folder_given_on_the_command_line_is_checked_by_its_fixed_part(tmp_path):
@@ -116,7 +141,7 @@ def without_hard_links(monkeypatch) -> None:
 def test_a_folder_is_claimed_where_the_file_system_has_no_hard_links(tmp_path, monkeypatch, live_pid):
     without_hard_links(monkeypatch)
     assert KeepFinishedRuns()._claim(tmp_path / "mine", "run") is None
-    assert (tmp_path / "mine" / OWNER).read_text() == f"{socket.gethostname()} {os.getpid()}\n"
+    assert claimant(tmp_path / "mine") == this_process()
     claim_by(tmp_path / "busy", live_pid)
     refusal = KeepFinishedRuns()._claim(tmp_path / "busy", "run")
     assert refusal is not None and f"process {live_pid}" in refusal
@@ -154,4 +179,4 @@ def test_runs_claiming_one_folder_at_the_same_moment_get_it_once(tmp_path, monke
         process.join(timeout=60)
     claims = [results.get(timeout=5) for _ in processes]
     (winner,) = [pid for pid, owns in claims if owns]
-    assert (tmp_path / "run" / OWNER).read_text() == f"{socket.gethostname()} {winner}\n"
+    assert claimant(tmp_path / "run") == f"{socket.gethostname()} {winner}"

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import atexit
 import os
+import shlex
 import socket
 import sys
 import tempfile
@@ -30,7 +31,8 @@ from omegaconf import DictConfig, OmegaConf, read_write
 from supra.utils.cli import hydra_quoted
 
 RESULTS = ("checkpoints/*.ckpt", "metrics.json")  # what a finished train.py or evaluate.py run leaves
-OWNER = ".supra_run_owner"  # "<host> <pid>" of the live process writing a run or sweep folder; removed at its end
+# "<host> <pid> <start>" of the live process writing a run or sweep folder (see _start_time), removed at end
+OWNER = ".supra_run_owner"
 
 
 def finished_run_file(folder: Path) -> Path | None:
@@ -99,7 +101,8 @@ class KeepFinishedRuns(Callback):
                 owner = _live_owner(claim)
                 if owner is not None:
                     return (f"hydra.{mode}.dir={folder} is being written by another run ({owner}): choose another "
-                            f"with hydra.{mode}.dir=DIR, or wait for that run to end")
+                            f"with hydra.{mode}.dir=DIR, or wait for that run to end (if it has ended, remove its "
+                            f"claim: rm {shlex.quote(str(claim))})")
                 claim.unlink(missing_ok=True)  # a killed run's: taken over
                 continue
             except OSError:
@@ -123,10 +126,11 @@ class KeepFinishedRuns(Callback):
 
 
 def _link_claim(claim: Path) -> None:
-    """`claim` holding "<host> <pid>", made at once, whole: written to a file of its own, then linked under
-    the claim's name, which fails (FileExistsError) when another run's claim is there. A claim created
+    """`claim` holding "<host> <pid> <start>", made at once, whole: written to a file of its own, then linked
+    under the claim's name, which fails (FileExistsError) when another run's claim is there. A claim created
     empty and written after could be read in between as a dead run's and taken over by a second run."""
-    text = f"{socket.gethostname()} {os.getpid()}\n"
+    start = _start_time(os.getpid())
+    text = f"{socket.gethostname()} {os.getpid()}" + (f" {start}\n" if start else "\n")
     with tempfile.NamedTemporaryFile("w", dir=claim.parent, prefix=".claim.", delete=False) as file:
         file.write(text)
     try:
@@ -166,22 +170,37 @@ def _is_first_process() -> bool:
 
 def _live_owner(claim: Path) -> str | None:
     """'process N on HOST' while the process that wrote `claim` runs; None for a dead one's (a run killed
-    before it could remove its claim) or an unreadable claim."""
+    before it could remove its claim), one whose pid a later process has (this one included: a restarted
+    container numbers its processes again) or an unreadable claim."""
     try:
-        host, pid = claim.read_text().split()
+        host, pid, *started = claim.read_text().split()
         pid_number = int(pid)
     except OSError:
         return None
     except ValueError:  # empty: just created by a run about to write it (where there are no hard links)
         return "one claiming it at this moment" if _written_lately(claim) else None
     if host == socket.gethostname():
+        if pid_number == os.getpid():
+            return None  # not this run's (it releases its claim): an earlier process's, given the same pid
         try:
             os.kill(pid_number, 0)
         except ProcessLookupError:
             return None
         except PermissionError:
             pass  # alive, another user's
+        if started and _start_time(pid_number) not in (None, started[0]):
+            return None  # the pid of a process started since
     return f"process {pid_number} on {host}"  # another host's (a shared file system) counts as alive
+
+
+def _start_time(pid: int) -> str | None:
+    """When process `pid` started, in clock ticks after boot (/proc/<pid>/stat's 22nd field, after the
+    name in parentheses, which may hold spaces): a later process given the same pid has another. None
+    without /proc (macOS)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[19]
+    except (OSError, IndexError):
+        return None
 
 
 def _written_lately(path: Path, seconds: float = 5.0) -> bool:
