@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from supra.utils.cli import quote_prompt
-from tests.conftest import compose_config
+from supra.utils.cli import quote_prompt, quote_values
+from tests.conftest import command_lines, compose_config
 
 
 @pytest.mark.parametrize("prompt", ["a ${oc.env:HOME} b", "a ${nope} b", "a red square\\", '"a" red square',
@@ -21,8 +22,6 @@ def test_a_generate_prompt_reaches_the_model_as_typed(prompt, tmp_path):
 def test_a_path_hydras_grammar_cannot_read_bare_reaches_the_command_as_typed(path, tmp_path, monkeypatch):
     """`data.root=/data/café` was Hydra's multi-line LexerNoViableAltException: such values are quoted for
     it, interpolations still resolved."""
-    from supra.utils.cli import quote_values
-
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     (arg,) = quote_values([f"data.root={path}"])
     root = compose_config("train", tmp_path, ["data=caption_folder", arg]).data.root
@@ -30,8 +29,6 @@ def test_a_path_hydras_grammar_cannot_read_bare_reaches_the_command_as_typed(pat
 
 
 def test_what_hydra_reads_bare_is_left_as_it_is():
-    from supra.utils.cli import quote_values
-
     argv = ["model.net.D_MODEL=64,128", "model/encoder=pretrained", "~callbacks.model_summary", "data.root='q'",
             "+data.x=1", "-m", "--cfg", "job", "data.root=/plain/path"]
     assert quote_values(argv) == argv
@@ -43,3 +40,44 @@ def test_a_command_takes_a_folder_named_outside_ascii(tmp_path):
     result = command_line("shapes_gifs", f"out={tmp_path / 'фото café'}", "n=1", "frames=2", "size=32", cwd=tmp_path)
     assert result.returncode == 0, result.stderr[-500:]
     assert (tmp_path / "фото café" / "clip_00000.gif").is_file()
+
+
+def read_by_hydra(override: str):
+    """What Hydra's grammar reads from `key=value`: a sweep's choices (a glob's patterns), or the value."""
+    value = OverridesParser.create().parse_override(override).value()
+    items = getattr(value, "list", None) or getattr(value, "include", None)
+    return value if items is None else [getattr(item, "text", item) for item in items]
+
+
+@pytest.mark.parametrize(("arg", "example", "meant"), [
+    ("task_name=étude,test", "task_name='étude',test", ["étude", "test"]),
+    ("tags=[café,dev]", "tags=['café',dev]", ["café", "dev"]),
+    ("k={a:é,b:1}", "k={a:'é',b:1}", {"a": "é", "b": 1}),
+    ("data.root=choice(/a/é,/b)", "data.root=choice('/a/é',/b)", ["/a/é", "/b"]),
+    ("x=glob(*é)", "x=glob('*é')", ["*é"]),
+])
+def test_a_sweep_list_dict_or_function_hydra_cannot_read_is_refused_with_its_elements_quoted(arg, example, meant,
+                                                                                           capsys):
+    """Quoted whole, each became one string: `python train.py -m task_name=étude,test` ran one job named
+    "étude,test". The refusal's example reads as what was meant."""
+    with pytest.raises(SystemExit) as refused:
+        quote_values([arg])
+    assert refused.value.code == 2
+    error = capsys.readouterr().err
+    key, _, value = example.partition("=")
+    assert error.startswith(f"error: {arg}: ") and error.endswith(f'e.g. {key}="{value}"\n')
+    assert read_by_hydra(example) == meant
+
+
+def test_a_sweep_hydra_cannot_read_launches_nothing(tmp_path):
+    (result,) = command_lines(["train.py", "-m", "task_name=étude,test", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    assert result.returncode == 2 and "quote those, e.g. task_name=\"'étude',test\"" in result.stderr
+    assert not (tmp_path / "sweep").exists()
+
+
+@pytest.mark.parametrize("path", ["${oc.env:DATA,/tmp}/café", "x[1,2]/é", "img(é)"])
+def test_a_comma_or_bracket_inside_one_plain_element_keeps_it_one_path(path, tmp_path, monkeypatch):
+    monkeypatch.setenv("DATA", str(tmp_path / "data"))
+    (arg,) = quote_values([f"data.root={path}"])
+    root = compose_config("train", tmp_path, ["data=caption_folder", arg]).data.root
+    assert root == path.replace("${oc.env:DATA,/tmp}", str(tmp_path / "data"))

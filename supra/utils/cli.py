@@ -111,18 +111,78 @@ def quote_values(argv: list[str]) -> list[str]:
     """`key=value` arguments Hydra's override grammar cannot read unquoted, quoted for it: a path with a
     letter outside ASCII (`images=фото`, `data.root=/data/café`), `~`, `'`, `(`, `#`, `&`, `=`...
     was Hydra's multi-line LexerNoViableAltException. A `${...}` in such a value is still resolved, as in
-    an unquoted one; what Hydra reads as it is (a sweep `a,b`, a group choice) is left alone."""
+    an unquoted one; what Hydra reads as it is (a sweep `a,b`, a group choice) is left alone. A sweep,
+    list, dict or function Hydra cannot read is refused in one line (`error: ...`, exit status 2): quoted
+    whole, `task_name=étude,test` would be one job named "étude,test"; its elements are the user's to quote."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser, quoted = OverridesParser.create(), []
     for arg in argv:
         key, sep, value = arg.partition("=")
         if sep and not arg.startswith("-") and not _quoted_whole(value) and not _parses(parser, arg):
+            kind = _structure(value, parser.functions.definitions)
+            if kind is not None:
+                print(f"error: {arg}: Hydra's grammar reads some elements of this {kind} only quoted, and quoting it "
+                      f"whole would make it one string: quote those, e.g. "
+                      f"{key}=\"{_elements_quoted(parser, key, value, kind)}\"", file=sys.stderr)
+                raise SystemExit(2)
             inside = hydra_quoted(value).replace("\\${", "${")  # interpolations stay live
             if _parses(parser, f"{key}='{inside}'"):
                 arg = f"{key}='{inside}'"
         quoted.append(arg)
     return quoted
+
+
+def _structure(value: str, functions: Iterable[str]) -> str | None:
+    """What Hydra's grammar would read `value` as, beyond one plain element: "sweep" (`a,b`), "list",
+    "dict" or "function" (`choice(...)`, one of Hydra's `functions`); None for one element."""
+    function = re.match(r"\s*(\w+)\(", value)
+    if function and function.group(1) in functions:
+        return "function"
+    kinds = {"[": "list", "{": "dict"}
+    return kinds.get(value.lstrip()[:1]) or ("sweep" if len(_top_level_split(value)) > 1 else None)
+
+
+def _top_level_split(text: str) -> list[str]:
+    """`text` split at its commas outside brackets, `${...}` and quoted elements, as Hydra splits a sweep
+    (a quote opens a string only where an element starts: the one in `it's` is a letter)."""
+    parts, depth, start, quote, at_start = [], 0, 0, "", True
+    for i, char in enumerate(text):
+        if quote:
+            quote = "" if char == quote and text[i - 1] != "\\" else quote
+            continue
+        if char in "'\"" and at_start:
+            quote = char
+        elif char in "[{(":
+            depth += 1
+        elif char in "]})":
+            depth = max(depth - 1, 0)
+        elif char == "," and depth == 0:
+            parts.append(text[start:i])
+            start = i + 1
+        at_start = char in ",[{(:= "
+    return [*parts, text[start:]]
+
+
+def _elements_quoted(parser: Any, key: str, value: str, kind: str) -> str:
+    """`value` (a `kind` from _structure) with each element Hydra cannot read bare quoted, for the refusal's
+    example; a dict's values and a function's named arguments quoted after their `name:` / `name=`."""
+    value = value.strip()
+    head, inner, tail = "", value, ""
+    if kind != "sweep":
+        opening = value.index("(" if kind == "function" else value[0]) + 1
+        head, inner = value[:opening], value[opening:]
+        if inner.endswith(closing := {"function": ")", "list": "]", "dict": "}"}[kind]):
+            inner, tail = inner[:-1], closing
+    elements = []
+    for element in _top_level_split(inner):
+        name = re.match(r"\s*\w+[:=]", element) if kind in ("dict", "function") else None
+        prefix = name.group(0) if name else ""
+        bare = element[len(prefix):]
+        readable = _quoted_whole(bare.strip()) or _parses(parser, f"{key.lstrip('+~')}={bare}")
+        inside = hydra_quoted(bare).replace("\\${", "${")  # interpolations stay live, as quote_values keeps them
+        elements.append(prefix + (bare if readable else f"'{inside}'"))
+    return head + ",".join(elements) + tail
 
 
 def _parses(parser: Any, arg: str) -> bool:
