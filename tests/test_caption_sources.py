@@ -11,6 +11,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from supra.artifacts.release_files import data_names
+from supra.data.caption_sources.index import summary_line
 from supra.data.caption_sources.sources import read_caption_source
 from supra.data.captioning.photos import PhotoCaptionsDataModule
 from supra.utils.errors import SupraUserError
@@ -373,9 +374,25 @@ def test_image_folders_linked_into_place_are_read_as_copies_are(tmp_path):
     for part in ("annotations", "train2014", "val2014"):
         (linked / part).symlink_to(tmp_path / "real" / part, target_is_directory=True)
     (linked / "val2014" / "loop").symlink_to(linked, target_is_directory=True)  # a link back up is not walked
+    # a second link to the train images, listed first: the annotations' train2014/ names still find them
+    (linked / "all_train").symlink_to(tmp_path / "real" / "train2014", target_is_directory=True)
     copy, link = read_caption_source("coco", tmp_path / "real"), read_caption_source("coco", linked)
     assert link.splits == copy.splits and link.captions == copy.captions
     assert sum(len(keys) for keys in link.splits.values()) == sum(expected["images"].values())
+
+
+def test_a_folder_linked_twice_is_read_once_so_no_photo_is_in_train_and_test(tmp_path):
+    """`latest -> 2024` beside 2024/ would list each photo under two names, which the split draws apart."""
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    (tmp_path / "photos" / "2024").mkdir(parents=True)
+    for i in range(12):
+        (tmp_path / "photos" / "2024" / f"img{i:02d}.jpg").write_bytes(jpeg_bytes(i))
+        (tmp_path / "photos" / "2024" / f"img{i:02d}.txt").write_text(f"caption {i}\n")
+    (tmp_path / "photos" / "latest").symlink_to("2024", target_is_directory=True)
+    index = read_caption_source("folder", tmp_path / "photos")
+    assert sorted(sum(index.splits.values(), [])) == [f"2024/img{i:02d}.jpg" for i in range(12)]
+    assert "1 folders listed already under another path (e.g. latest = 2024)" in summary_line("folder", index, {})
 
 
 def captioned_photos(root, captions_file: str, data: bytes, n: int = 8):

@@ -233,6 +233,16 @@ def test_sidecar_named_after_the_whole_file_name_wins_over_the_stem(tmp_path):
     assert not index.ignored
 
 
+def test_a_folder_linked_twice_is_indexed_once_and_the_link_is_named(tmp_path):
+    """Its files under a second name would be split apart from themselves: trained on and tested on."""
+    save_image(tmp_path / "2024" / "cat.png")
+    (tmp_path / "2024" / "cat.txt").write_text("a cat\n")
+    (tmp_path / "latest").symlink_to("2024", target_is_directory=True)
+    index = scan_folder(tmp_path)
+    assert index.media == ["2024/cat.png"] and index.captions == {"2024/cat.png": ["a cat"]}
+    assert index.ignored.describe() == "1 folders listed already under another path (e.g. latest = 2024)"
+
+
 def test_a_captions_csv_without_its_header_is_a_one_line_error(tmp_path):
     save_image(tmp_path / "cat.png")
     (tmp_path / "captions.csv").write_text("cat.png,a cat\n")

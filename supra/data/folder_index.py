@@ -4,6 +4,7 @@ ignored, and a deterministic split by file.
 - Media: .png .jpg .jpeg .webp .bmp (stills) and .gif (animations), any case, in `root` and its
   subfolders; names are relative posix paths, sorted. Hidden files and folders (a leading dot: .git,
   .DS_Store, macOS's ._photo.jpg) are passed over silently; any other file is counted as "not media".
+  Linked folders are followed, each real folder once (a second path to one is counted, not listed).
 - Captions: `photo.txt` (or `photo.png.txt`, which wins, for when photo.png and photo.gif differ; the
   suffix in any case: PHOTO.TXT) beside a file, one caption per non-blank line; `captions.jsonl` at the root, lines {"file": "sub/photo.png",
   "caption": "..."}; `captions.csv` at the root, header `file,caption` (more columns after them are
@@ -25,12 +26,15 @@ from pathlib import Path
 
 from supra.data.captions import clean_caption, read_caption_table, read_lines
 from supra.utils.errors import SupraUserError
-from supra.utils.files import visible_files
+from supra.utils.files import walk_visible
 
 STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 GIF_SUFFIX = ".gif"
 CAPTION_FILES = ("captions.jsonl", "captions.csv", "captions.tsv")
 SIDECAR_SUFFIX = ".txt"
+# a second path to a folder (`latest -> 2024`): its files are listed once, under the first path, or the
+# split by name would put their copies in train and test alike
+ALIAS = "folders listed already under another path"
 
 
 def is_gif(name: str) -> bool:
@@ -65,7 +69,7 @@ class FolderIndex:
     root: Path
     media: list[str]
     captions: dict[str, list[str]]
-    ignored: Tally = field(default_factory=Tally)  # files that are not media
+    ignored: Tally = field(default_factory=Tally)  # files that are not media, folders walked already (ALIAS)
     caption_problems: Tally = field(default_factory=Tally)
 
 
@@ -143,7 +147,8 @@ def scan_folder(root: str | Path) -> FolderIndex:
         raise SupraUserError(f"data.root={root} does not exist: point it at a folder of images and GIFs")
     if not root.is_dir():
         raise SupraUserError(f"data.root={root} is a file, not a folder: point it at a folder of images and GIFs")
-    files = visible_files(root)
+    walk = walk_visible(root)
+    files = walk.files
     media = [f for f in files if f.lower().endswith((*STILL_SUFFIXES, GIF_SUFFIX))]
     if not media:
         found = f" (only {len(files)} other files, e.g. {', '.join(files[:2])})" if files else " (it is empty)"
@@ -152,6 +157,8 @@ def scan_folder(root: str | Path) -> FolderIndex:
             "(subfolders are searched too) or point data.root elsewhere"
         )
     index = FolderIndex(root, media, {})
+    for alias, listed in walk.aliases.items():
+        index.ignored.add(ALIAS, f"{alias} = {listed}")
     captions = _Captions(root, media, index.caption_problems)
     used = captions.read_sidecars(set(files))
     for name in CAPTION_FILES:

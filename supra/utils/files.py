@@ -10,6 +10,7 @@ import shutil
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -138,23 +139,56 @@ def require_writable_dir(path: str | os.PathLike, what: str, remedy: str = "choo
         raise SupraUserError(f"cannot write to {what} ({err.strerror or err}): {remedy}") from None
 
 
-def visible_files(root: str | os.PathLike) -> list[str]:
+@dataclass
+class VisibleFiles:
+    """What `walk_visible` found: the files, and each link to a folder that was listed already."""
+
+    files: list[str]
+    aliases: dict[str, str]  # a link's path -> the path its folder's files are listed under ("." the root)
+
+
+def walk_visible(root: str | os.PathLike) -> VisibleFiles:
     """Every file under `root` as a relative posix path, sorted: hidden files and folders (a leading dot:
     .git, .DS_Store, a `.supra_cache` inside a data folder) passed over. Symlinked folders are followed
-    (data sets are often linked into place: `train2014 -> /datasets/coco/train2014`), except a link back
-    to a folder above it, which would repeat the tree forever."""
-    root, found = Path(root), []
-    real: dict[Path, str] = {}  # each folder walked -> where it really is (its parents are walked before it)
-    for folder, dirs, files in os.walk(root, followlinks=True):
-        here = Path(folder)
-        real[here] = os.path.realpath(here)
-        if any(real[root / up] == real[here] for up in here.relative_to(root).parents if here != root):
-            dirs[:] = []  # a link to one of its own parents
-            continue
-        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-        base = here.relative_to(root)
-        found += [(base / name).as_posix() for name in files if not name.startswith(".")]
-    return sorted(found)
+    (data sets are often linked into place: `train2014 -> /datasets/coco/train2014`), but each real folder
+    is listed once: a second path to it (`latest -> 2024`, two links to one place, a link back up the tree)
+    is an alias, not walked. Its files would be listed again under other names, which splits drawn by name
+    put in train and test alike. A folder reached through no link keeps its own path (a link made to it
+    renames nothing); otherwise the path through the fewest links wins, then the first in sorted order.
+
+    Links to files are listed as files: a content-addressed store (a Hugging Face snapshot) links two
+    different files with the same bytes to one blob, which is no alias."""
+    root, found, aliases = Path(root), [], {}
+    listed: dict[tuple[int, int], str] = {}  # each folder walked (device, inode) -> the path it is listed under
+    tops = [root]  # walked without following links; the links found are walked next, one link further
+    while tops:
+        links = []
+        for top in tops:
+            for folder, dirs, files in os.walk(top):
+                here = Path(folder)
+                base = here.relative_to(root)
+                try:
+                    stat = here.stat()
+                except OSError:  # gone meanwhile: os.walk passes over folders it cannot read too
+                    dirs[:] = []
+                    continue
+                if (stat.st_dev, stat.st_ino) in listed:
+                    aliases[base.as_posix()] = listed[stat.st_dev, stat.st_ino]
+                    dirs[:] = []
+                    continue
+                listed[stat.st_dev, stat.st_ino] = base.as_posix()
+                visible = sorted(d for d in dirs if not d.startswith("."))
+                linked = {d for d in visible if (here / d).is_symlink()}
+                links += [here / d for d in visible if d in linked]
+                dirs[:] = [d for d in visible if d not in linked]
+                found += [(base / name).as_posix() for name in files if not name.startswith(".")]
+        tops = sorted(links, key=lambda path: path.parts)
+    return VisibleFiles(sorted(found), aliases)
+
+
+def visible_files(root: str | os.PathLike) -> list[str]:
+    """The files `walk_visible` lists under `root`."""
+    return walk_visible(root).files
 
 
 def file_stamp(path: str | os.PathLike) -> str:

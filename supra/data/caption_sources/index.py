@@ -16,7 +16,7 @@ from pathlib import Path
 
 from supra.data.captions import clean_caption
 from supra.data.image_cache import StoredImage
-from supra.utils.files import visible_files
+from supra.utils.files import walk_visible
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -61,8 +61,14 @@ class CaptionIndex:
 
 def files_under(folder: Path) -> set[str]:
     """Every file under `folder` as a posix path relative to it (the keys images are looked up by), linked
-    folders followed (visible_files)."""
-    return set(visible_files(folder))
+    folders followed (walk_visible). A folder reached by two paths is walked once, but its files answer to
+    both: a dataset's annotations may name it by either (`images/train2014` linked to `train2014`)."""
+    walk = walk_visible(folder)
+    files = set(walk.files)
+    for alias, listed in walk.aliases.items():
+        prefix = "" if listed == "." else f"{listed}/"
+        files.update(f"{alias}/{name.removeprefix(prefix)}" for name in walk.files if name.startswith(prefix))
+    return files
 
 
 def split_sizes(n: int, published: dict[str, int | None]) -> dict[str, int]:
