@@ -459,3 +459,20 @@ def test_captions_match_file_names_whatever_their_unicode_form_and_a_mismatch_sa
     with pytest.raises(SupraUserError, match=r"has 0 images with captions: .*; the caption files had 8 captions "
                                              r"for no media file \(e.g. captions.jsonl:1"):
         read_caption_source("folder", tmp_path / "photos")
+
+
+def test_a_sidecar_finds_its_photo_whatever_the_unicode_form_of_either_name(tmp_path):
+    import unicodedata
+
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    nfd, nfc = unicodedata.normalize("NFD", "café"), unicodedata.normalize("NFC", "café")
+    (tmp_path / "photos").mkdir()
+    for i in range(8):  # photos unzipped on a Mac (NFD), captions written beside them on Linux (NFC); and back
+        photo, sidecar = (nfd, nfc) if i % 2 else (nfc, nfd)
+        suffix = ".TXT" if i == 3 else ".txt"  # the suffix still in any case
+        (tmp_path / "photos" / f"{photo}{i}.jpg").write_bytes(jpeg_bytes(i))
+        (tmp_path / "photos" / f"{sidecar}{i}{suffix}").write_text(f"coffee {i}\n")
+    index = read_caption_source("folder", tmp_path / "photos")
+    assert len(index.captions) == 8 and not index.skipped
+    assert index.captions[f"{nfd}1.jpg"] == ["coffee 1"] and index.captions[f"{nfd}3.jpg"] == ["coffee 3"]

@@ -6,10 +6,11 @@ ignored, and a deterministic split by file.
   .DS_Store, macOS's ._photo.jpg) are passed over silently; any other file is counted as "not media".
   Linked folders are followed, each real folder once (a second path to one is counted, not listed).
 - Captions: `photo.txt` (or `photo.png.txt`, which wins, for when photo.png and photo.gif differ; the
-  suffix in any case: PHOTO.TXT) beside a file, one caption per non-blank line; `captions.jsonl` at the root, lines {"file": "sub/photo.png",
-  "caption": "..."}; `captions.csv` at the root, header `file,caption` (more columns after them are
-  ignored), quoted captions may hold commas (unquoted ones too when there are only the two columns);
-  `captions.tsv` at the root, header `file<TAB>caption`.
+  suffix in any case: PHOTO.TXT) beside a file, one caption per non-blank line; `captions.jsonl` at the
+  root, lines {"file": "sub/photo.png", "caption": "..."}; `captions.csv` at the root, header
+  `file,caption` (more columns after them are ignored), quoted captions may hold commas (unquoted ones too
+  when there are only the two columns); `captions.tsv` at the root, header `file<TAB>caption`.
+  Names match in either Unicode form (café.png unzipped on a Mac is NFD, its café.txt written on Linux NFC).
   A file may have several captions from all three; exact repeats are dropped. Caption files are read as
   UTF-8, or UTF-16/32 where a byte-order mark says so (Notepad's and Excel's "Unicode"); any other as
   Windows-1252, with a warning naming the file.
@@ -81,18 +82,22 @@ def _key(name: str) -> str:
     return name
 
 
+def _nfc(name: str) -> str:
+    return unicodedata.normalize("NFC", name)
+
+
 class _Captions:
     def __init__(self, root: Path, media: list[str], problems: Tally) -> None:
         self.root = root
         self.by_file: dict[str, list[str]] = {name: [] for name in media}
         # a name as a caption file writes it -> the file's own: a folder unzipped on a Mac holds "é" as e +
         # a combining accent (NFD) where an editor's captions.jsonl writes one character (NFC)
-        self.on_disk = {unicodedata.normalize("NFC", name): name for name in media}
+        self.on_disk = {_nfc(name): name for name in media}
         self.problems = problems
 
     def add(self, name: str, caption: str, where: str) -> None:
         caption = clean_caption(caption)
-        name = self.on_disk.get(unicodedata.normalize("NFC", name), name)
+        name = self.on_disk.get(_nfc(name), name)
         if name not in self.by_file:
             self.problems.add("captions for no media file", where)
         elif not caption:
@@ -104,11 +109,13 @@ class _Captions:
         """Captions from <name>.txt / <stem>.txt beside each file; returns the sidecars used."""
         used = set()
         # photo.jpg's sidecar by its name less the suffix, in any case (PHOTO.JPG beside PHOTO.TXT); sorted,
-        # so where photo.TXT and photo.txt both exist the lower-case one wins
-        sidecars = {f[: -len(SIDECAR_SUFFIX)]: f for f in sorted(files) if f.lower().endswith(SIDECAR_SUFFIX)}
+        # so where photo.TXT and photo.txt both exist the lower-case one wins. Keyed in NFC, as on_disk is:
+        # café.png unzipped on a Mac (NFD) and the café.txt written for it on Linux (NFC) are a pair
+        sidecars = {_nfc(f[: -len(SIDECAR_SUFFIX)]): f
+                    for f in sorted(files) if f.lower().endswith(SIDECAR_SUFFIX)}
         for name in self.by_file:
             stem = name.rsplit(".", 1)[0]
-            sidecar = sidecars.get(name) or sidecars.get(stem)
+            sidecar = sidecars.get(_nfc(name)) or sidecars.get(_nfc(stem))
             if sidecar is not None:
                 used.add(sidecar)
                 for line in read_lines(self.root / sidecar):
