@@ -417,11 +417,31 @@ def test_a_captions_csv_written_with_spaces_after_its_commas_has_no_quotes_in_it
     assert index.captions["p3.jpg"] == ["a dog, number 3"]
 
 
+def test_a_spaced_captions_csv_keeps_an_unquoted_caption_holding_commas_as_written(tmp_path):
+    rows = "file, caption\n" + "".join(f"p{i}.jpg, {i},000 people on a beach\n" for i in range(8))
+    index = captioned_photos(tmp_path / "photos", "captions.csv", rows.encode())
+    assert index.captions["p3.jpg"] == ["3,000 people on a beach"]  # not "3, 000"
+
+
+def test_a_quoted_caption_holding_a_line_break_excel_alt_enter_is_read_whole(tmp_path):
+    rows = "file,caption\r\n" + "".join(f'p{i}.jpg,"caption {i}\nits ""second"" line"\r\n' for i in range(8))
+    index = captioned_photos(tmp_path / "photos", "captions.csv", rows.encode())
+    assert index.captions["p3.jpg"] == ['caption 3 its "second" line'] and len(index.captions) == 8
+
+
 def test_a_captions_csv_with_an_unclosed_quote_is_one_line_naming_where_not_one_caption_of_many_rows(tmp_path):
     rows = ["file,caption", *(f"p{i}.jpg,caption {i}" for i in range(8))]
     rows[4] = 'p3.jpg,"Hello world said the sign'  # its closing quote forgotten: the rows after it would join it
     with pytest.raises(SupraUserError, match=r"captions.csv:5: a quoted field runs over 5 lines \(a missing "
                                              r"closing quote\?\)"):
+        captioned_photos(tmp_path / "photos", "captions.csv", "\n".join(rows).encode())
+
+
+def test_a_quote_left_open_until_a_later_caption_quotes_is_refused_for_the_rows_it_swallowed(tmp_path):
+    rows = ["file,caption", *(f"p{i}.jpg,caption {i}" for i in range(8))]
+    rows[4] = 'p3.jpg,"Hello world said the sign'
+    rows[6] = 'p5.jpg,a sign saying "hello"'  # its first quote closes p3's: p4's row would be inside a caption
+    with pytest.raises(SupraUserError, match=r"captions.csv:5: a quoted field runs over 3 lines"):
         captioned_photos(tmp_path / "photos", "captions.csv", "\n".join(rows).encode())
 
 

@@ -62,19 +62,27 @@ def read_lines(path: Path) -> list[str]:
     return lines[:-1] if lines and not lines[-1] else lines
 
 
+def _looks_like_row(line: str, delimiter: str) -> bool:
+    """Whether `line` starts as a table's row does: a file name with a suffix, then the delimiter
+    (`photo.jpg,...`). Inside a quoted field, the sign that a quote left open has swallowed rows."""
+    d = re.escape(delimiter)
+    return re.match(rf'\s*[^\s"{d}][^"{d}]*\.[A-Za-z0-9]{{2,5}}\s*{d}', line) is not None
+
+
 def read_caption_table(path: Path, columns: tuple[str, str], delimiter: str = ",") -> Iterator[tuple[int, str, str]]:
     """(line, name, caption) for each row of a caption table (read_caption_text) whose header starts with
     `columns` (e.g. file,caption), blank rows passed over. Any line ends (a Mac spreadsheet's CR ones too).
-    With only the two columns, an unquoted caption holding the delimiter arrives split and is joined back;
-    with more (file,caption,source,license) the caption is its column alone. A header written with a space
-    after each delimiter (`file, caption`) has its rows read the same way (`a.jpg, "x, y"` -> `x, y`).
+    With only the two columns, an unquoted caption holding the delimiter arrives split and is taken back as
+    written; with more (file,caption,source,license) the caption is its column alone. A header written with
+    a space after each delimiter (`file, caption`) has its rows read the same way (`a.jpg, "x, y"` -> `x, y`,
+    `a.jpg, 1,000 people` -> `1,000 people`). A quoted caption may hold line breaks (Excel's Alt+Enter).
 
-    One line naming the file for a wrong header, and for a quoted field running over lines: a missing
-    closing quote, which would swallow the rows after it into one caption."""
+    One line naming the file for a wrong header, and for a quoted field left open: one that runs to the end
+    of the file, or over lines that look like rows of their own, would swallow the rows after it."""
     text = read_caption_text(path)
-    spaced = f"{delimiter} " in _LINE_END.split(text, maxsplit=1)[0]
+    lines = _LINE_END.split(text)  # as the reader counts them: csv takes CR, LF and CRLF as line ends
+    spaced = f"{delimiter} " in lines[0]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=spaced)
-    joiner = f"{delimiter} " if spaced else delimiter
     try:
         header = next(reader, None)
         if header is None or [h.strip().lower() for h in header[:2]] != list(columns):
@@ -82,13 +90,25 @@ def read_caption_table(path: Path, columns: tuple[str, str], delimiter: str = ",
                                  f"(found {delimiter.join(header or [])!r})")
         more_columns, start = len(header) > 2, reader.line_num + 1
         for row in reader:
-            if reader.line_num != start:
+            written = lines[start - 1:reader.line_num]
+            if len(written) > 1 and ("".join(written).count('"') % 2
+                                     or any(_looks_like_row(line, delimiter) for line in written[1:])):
                 raise SupraUserError(
-                    f"{path}:{start}: a quoted field runs over {reader.line_num - start + 1} lines (a missing "
+                    f"{path}:{start}: a quoted field runs over {len(written)} lines (a missing "
                     'closing quote?): close its quote, or write a quote inside a caption as ""')
             if row and "".join(row).strip():
-                caption = (row[1] if len(row) > 1 else "") if more_columns else joiner.join(row[1:])
+                caption = (row[1] if len(row) > 1 else "") if more_columns else _caption(row, written, delimiter, spaced)
                 yield start, row[0], caption
             start = reader.line_num + 1
     except csv.Error as err:
         raise SupraUserError(f"{path}:{reader.line_num} cannot be read as a table ({err}): fix that line") from None
+
+
+def _caption(row: list[str], written: list[str], delimiter: str, spaced: bool) -> str:
+    """A two-column table's caption, which arrives split at each delimiter it holds unquoted: taken from
+    its line as written, after the name's delimiter (rejoined, a spaced table's `1,000` would come back
+    `1, 000`), or where the line holds quotes, which its fields have lost, its fields rejoined."""
+    if len(row) > 2 and len(written) == 1 and '"' not in written[0]:
+        caption = written[0].split(delimiter, 1)[1]
+        return caption.lstrip(" ") if spaced else caption
+    return (f"{delimiter} " if spaced else delimiter).join(row[1:])
