@@ -12,8 +12,8 @@ from supra.utils.cli import (
     exit_if_unknown_option,
     exit_on_user_error,
     print_help,
-    quote_values,
 )
+from supra.utils.hydra_quoting import quote_values
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")

@@ -6,7 +6,8 @@ import hydra
 from omegaconf import DictConfig
 
 from supra.runner.training import train
-from supra.utils.cli import check_required, exit_if_run_dir_unwritable, exit_on_user_error, quote_values
+from supra.utils.cli import check_required, exit_if_run_dir_unwritable, exit_on_user_error
+from supra.utils.hydra_quoting import quote_values
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")

@@ -38,9 +38,10 @@ from supra.pictures.attention import explain_page, render_token_strip, square_gr
 from supra.pictures.files import save_image_atomic
 from supra.tokens.a2a_layout import CONTROL_TOKENS
 from supra.tokens.a2a_sequences import check_fits
-from supra.utils.cli import check_option_types, hydra_command, quote_prompt, refuse_unread_options
+from supra.utils.cli import check_option_types, hydra_command, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir, write_json_atomic, write_text_atomic
+from supra.utils.hydra_quoting import quote_prompt
 
 # The options each use of explain reads. Another use's option given at other than its default would be
 # ignored without a word (temperature= on a captioner, beam_width= on an a2a model, prompt= with

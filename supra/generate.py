@@ -47,7 +47,7 @@ from supra.pictures.grids import render_caption_grid, render_image_rows, to_pil
 from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
 from supra.tokens.a2a_sequences import check_fits, frames_that_fit
 from supra.tokens.a2a_vocab import A2AVocab
-from supra.utils.cli import check_option_types, hydra_command, quote_prompt, refuse_unread_options
+from supra.utils.cli import check_option_types, hydra_command, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     remove_earlier_outputs,
@@ -55,6 +55,7 @@ from supra.utils.files import (
     write_json_atomic,
     write_text_atomic,
 )
+from supra.utils.hydra_quoting import quote_prompt
 
 MODES = ("text", "text2image", "image2text", "video2video", "text2video")
 RESIZES = ("crop", "pad", "refuse")

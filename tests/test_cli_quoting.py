@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from supra.utils.cli import quote_prompt, quote_values
+from supra.utils.hydra_quoting import quote_prompt, quote_values
 from tests.conftest import command_lines, compose_config
 
 

@@ -18,8 +18,8 @@ from supra.generate import run
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.models.vqvae import VQVAE
 from supra.tokens.a2a_vocab import A2AVocab
-from supra.utils.cli import quote_prompt
 from supra.utils.errors import SupraUserError
+from supra.utils.hydra_quoting import quote_prompt
 from tests.conftest import compose_config, run_command
 
 ROOT = Path(__file__).resolve().parents[1]

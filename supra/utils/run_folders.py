@@ -28,7 +28,7 @@ from hydra.experimental.callback import Callback
 from lightning.fabric.utilities.rank_zero import _get_rank
 from omegaconf import DictConfig, OmegaConf, read_write
 
-from supra.utils.cli import hydra_quoted
+from supra.utils.hydra_quoting import hydra_quoted
 
 RESULTS = ("checkpoints/*.ckpt", "metrics.json")  # what a finished train.py or evaluate.py run leaves
 # "<host> <pid> <start>" of the live process writing a run or sweep folder (see _start_time), removed at end
