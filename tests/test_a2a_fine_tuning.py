@@ -116,18 +116,23 @@ def test_fine_tuning_starts_from_the_releases_gpt_vqvae_and_vocabulary(release, 
     assert metrics["train/loss_text2image"] > 0 and metrics["test/loss"] > 0
 
 
-def test_a_fine_tuned_run_exports_a_release_again_and_resumes(release, fine_tune, tmp_path):
-    out = tmp_path / "run"
-    train(fine_tune(release, "trainer.max_steps=2", *QUICK))
+def test_a_fine_tuned_run_exports_a_release_again_and_resumes_without_it(release, fine_tune, tmp_path):
+    out, downloaded = tmp_path / "run", shutil.copytree(release, tmp_path / "downloaded")
+    train(fine_tune(downloaded, "trainer.max_steps=2", *QUICK))
     run_command("export", f"ckpt={out / 'checkpoints' / 'last.ckpt'}", f"out={tmp_path / 'again'}")
     theirs, ours = (json.loads((folder / "config.json").read_text()) for folder in (release, tmp_path / "again"))
     assert ours == theirs  # the release's settings and vocabulary
     assert (tmp_path / "again" / "tokenizer.json").read_text() == (release / "tokenizer.json").read_text()
     published, again = (load_file(folder / "vqvae.safetensors") for folder in (release, tmp_path / "again"))
     assert all(torch.equal(published[k], again[k]) for k in published)  # frozen: the release's VQ-VAE, unchanged
-    # the same command line with ckpt_path goes on, over the release's VQ-VAE, which it was trained over
-    train(fine_tune(release, "trainer.max_steps=3", *QUICK, f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}", run="resumed"))
-    assert torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 3
+    # the same command line with ckpt_path goes on from the checkpoint, which holds the GPT, the VQ-VAE it was
+    # trained over and the vocabulary: the release it started from need not be there any more
+    shutil.rmtree(downloaded)
+    train(fine_tune(downloaded, "trainer.max_steps=3", *QUICK, f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}",
+                    run="resumed"))
+    resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert resumed["global_step"] == 3
+    assert all(torch.equal(published[k], resumed["state_dict"][f"vqvae.{k}"]) for k in published)
 
 
 def test_what_is_not_an_a2a_release_is_named_in_one_line(release, trained, fine_tune, tmp_path):

@@ -185,6 +185,32 @@ def test_fine_tuning_starts_from_a_release_folder_with_its_tokenizer(tmp_path, t
         assert torch.equal(task.net.state_dict()[name], tensor), name
 
 
+def test_a_fine_tuned_run_resumes_from_its_checkpoint_without_the_release(tmp_path, trained_run, caplog):
+    import shutil
+
+    from supra.artifacts.captioner_release import export_release
+    from supra.runner.training import train
+    from tests.conftest import compose_config
+
+    release = export_release(trained_run / "checkpoints" / "best.ckpt", tmp_path / "release")
+    write_karpathy(tmp_path / "flickr")
+
+    def run(name: str, steps: int, *more: str) -> None:
+        train(compose_config("train", tmp_path / name, [
+            "experiment=vlm_flickr8k", "trainer=cpu", f"data.root={tmp_path / 'flickr'}", f"trainer.max_steps={steps}",
+            f"model.init_from={release}", "test=false", "+trainer.limit_val_batches=0", "data.batch_size=4",
+            "data.num_workers=0", "data.show_progress=false", "callbacks.progress_bar=null", *more]))
+
+    run("first", 1)
+    shutil.rmtree(release)  # the checkpoint holds the weights and the tokenizer: the release is not read again
+    run("resumed", 2, f"ckpt_path={tmp_path / 'first' / 'checkpoints' / 'last.ckpt'}")
+    assert torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 2
+    assert (tmp_path / "resumed" / "tokenizer.json").read_text() == (tmp_path / "first" / "tokenizer.json").read_text()
+    # another init_from when resuming changes nothing, and is said
+    run("again", 3, f"ckpt_path={tmp_path / 'resumed' / 'checkpoints' / 'last.ckpt'}", "model.init_from=elsewhere")
+    assert f"with model.init_from=elsewhere (was {release}): not used: the checkpoint's weights go on" in caplog.text
+
+
 @pytest.mark.parametrize("layout", ["original", "kaggle", "karpathy"])
 def test_each_image_is_named_by_its_own_file_in_every_layout(tmp_path, layout):
     root = tmp_path / "flickr"

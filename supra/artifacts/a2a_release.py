@@ -308,11 +308,24 @@ def load_a2a_checkpoint(path: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
     vocab = A2AVocab.from_json(meta["a2a_vocab"])
     net_config = meta.get("net_config") or ((run_config_of(checkpoint) or {}).get("model") or {}).get("net") or {}
     net = A2ANano(_gpt_config(net_config, vocab))
-    vqvae = VQVAE(**{k: v for k, v in meta["vqvae_config"].items() if not k.startswith("_")})
-    for module, prefix in ((net, "net."), (vqvae, "vqvae.")):
-        load_state_strictly(module, net_state(checkpoint, prefix), f"ckpt={path} ({prefix}*)")
+    load_state_strictly(net, net_state(checkpoint, "net."), f"ckpt={path} (net.*)")
+    vqvae = _checkpoint_vqvae(checkpoint, f"ckpt={path}")
     check_pair(net, vqvae, vocab, f"ckpt={path}")
-    return net.eval(), vqvae.eval(), vocab
+    return net.eval(), vqvae, vocab
+
+
+def load_checkpoint_vqvae(path: str | Path, what: str = "ckpt_path") -> VQVAE:
+    """The frozen VQ-VAE an a2a checkpoint (given as the option `what`) was trained over, in eval mode."""
+    checkpoint = load_supra_checkpoint(path, kind=A2A_CHECKPOINT, what=what)
+    if not checkpoint["supra"].get("vqvae_config"):
+        raise SupraUserError(f"{what}={path} lacks its VQ-VAE config: was it written by train.py?")
+    return _checkpoint_vqvae(checkpoint, f"{what}={path}")
+
+
+def _checkpoint_vqvae(checkpoint: dict[str, Any], where: str) -> VQVAE:
+    vqvae = VQVAE(**{k: v for k, v in checkpoint["supra"]["vqvae_config"].items() if not k.startswith("_")})
+    load_state_strictly(vqvae, net_state(checkpoint, "vqvae."), f"{where} (vqvae.*)")
+    return vqvae.eval()
 
 
 def load_a2a(path: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:

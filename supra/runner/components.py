@@ -15,7 +15,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict
 from torch import nn
 
-from supra.artifacts.a2a_release import a2a_init_from_folder, load_release_vocab, load_release_vqvae
+from supra.artifacts.a2a_release import (
+    a2a_init_from_folder,
+    load_checkpoint_vqvae,
+    load_release_vocab,
+    load_release_vqvae,
+)
 from supra.artifacts.captioner_release import init_from_folder, load_release_tokenizer
 from supra.artifacts.checkpoints import load_vqvae, saved_tokenizer
 from supra.artifacts.kinds import A2A_RELEASE, release_kind
@@ -39,13 +44,16 @@ OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
 OmegaConf.register_new_resolver("study_seed", study_seed, replace=True)
 
 
-def stage1_vqvae(model_cfg: DictConfig) -> nn.Module | None:
+def stage1_vqvae(model_cfg: DictConfig, ckpt_path: str | None = None) -> nn.Module | None:
     """The frozen VQ-VAE a stage-2 model (model.vqvae_ckpt) works on, loaded once for task and data;
-    None for models without one."""
+    None for models without one. A fine-tune (model.init_from) works on its release's own, which a resumed
+    one (`ckpt_path`) takes from its checkpoint: the release need not be there any more."""
     if "vqvae_ckpt" not in model_cfg:
         return None
     path = model_cfg.vqvae_ckpt
-    if not path and model_cfg.get("init_from"):  # a fine-tune works on its release's own VQ-VAE
+    if not path and model_cfg.get("init_from"):
+        if ckpt_path:
+            return load_checkpoint_vqvae(ckpt_path)
         return load_release_vqvae(a2a_init_from_folder(model_cfg.init_from))
     if not path:
         return None  # the task says what to set
@@ -59,6 +67,17 @@ def stage1_vqvae(model_cfg: DictConfig) -> nn.Module | None:
     # the size it learnt its codes at, which the stage-2 data is compared with (a release does not say it)
     setattr(vqvae, TRAINED_SIZE, (run_cfg.get("data") or {}).get("image_size"))
     return vqvae
+
+
+def starting_model(model_cfg: DictConfig, ckpt_path: str | None) -> DictConfig:
+    """The model config a task is built from. A resumed or scored run (`ckpt_path`) starts from its
+    checkpoint's weights, so model.init_from's release is not read (it may be gone since the run began)."""
+    if not (ckpt_path and model_cfg.get("init_from")):
+        return model_cfg
+    resumed = model_cfg.copy()
+    with open_dict(resumed):
+        resumed.init_from = None
+    return resumed
 
 
 def tokenizer_to_reuse(cfg: DictConfig) -> Any:

@@ -21,6 +21,7 @@ from supra.runner.components import (
     build_task,
     instantiate_group,
     stage1_vqvae,
+    starting_model,
     tokenizer_to_reuse,
 )
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
@@ -93,7 +94,8 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
         L.seed_everything(cfg.seed, workers=True)
     run_config = OmegaConf.to_container(cfg, resolve=True)
     # Each part once, handed one way: stage 1 and reused token ids -> task -> DataModule (what it must follow).
-    task = build_task(cfg.model, run_config, stage1_vqvae(cfg.model))
+    ckpt_path = cfg.get("ckpt_path")
+    task = build_task(starting_model(cfg.model, ckpt_path), run_config, stage1_vqvae(cfg.model, ckpt_path))
     if cfg.get("ckpt_path"):
         checkpoint = check_resumable(task, cfg.ckpt_path, cfg.trainer.get("max_steps") if cfg.get("train") else None)
         if cfg.get("train"):
@@ -171,6 +173,10 @@ def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
                    if key not in quiet and ours.get(key) != theirs.get(key)]
         if changed:
             log.warning("resuming ckpt_path=%s with %s: %s", cfg.ckpt_path, ", ".join(changed), outcome)
+    given, started_from = cfg.model.get("init_from"), (run_config.get("model") or {}).get("init_from")
+    if given != started_from:
+        log.warning("resuming ckpt_path=%s with model.init_from=%s (was %s): not used: the checkpoint's weights go on",
+                    cfg.ckpt_path, given, started_from)
 
 
 def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig) -> str | None:
