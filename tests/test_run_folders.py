@@ -64,8 +64,8 @@ def test_a_sweep_moved_from_a_dated_folder_a_live_sweep_holds_writes_every_job_i
     claim_by(taken, live_pid)  # a live sweep started in the same second
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "-m", "debug=fast_dev_run", "logger=csv", "seed=7,8",
-         "test=false", "callbacks.caption_grid=null", "callbacks.attention_maps=null",
+        [sys.executable, str(ROOT / "train.py"), "-m", "logger=csv", "seed=7,8", "train=false", "test=false",
+         "callbacks.caption_grid=null", "callbacks.attention_maps=null",
          f"hydra.sweep.dir={sweeps}/sweep_${{now:%Y}}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
