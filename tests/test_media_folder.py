@@ -243,6 +243,22 @@ def test_a_folder_linked_twice_is_indexed_once_and_the_link_is_named(tmp_path):
     assert index.ignored.describe() == "1 folders listed already under another path (e.g. latest = 2024)"
 
 
+def test_captions_naming_a_file_through_a_second_path_to_its_folder_find_it(tmp_path):
+    """latest -> 2024 is listed as 2024/, but a captions.csv (or .jsonl) written for latest/ still names
+    the same pictures; so does one through a link inside the linked folder, and one to the root."""
+    for name in ("a.png", "b.png", "sub/c.png"):
+        save_image(tmp_path / "2024" / name)
+    (tmp_path / "latest").symlink_to("2024", target_is_directory=True)
+    (tmp_path / "2024" / "deeper").symlink_to("sub", target_is_directory=True)
+    (tmp_path / "here").symlink_to(".", target_is_directory=True)
+    (tmp_path / "captions.csv").write_text("file,caption\nlatest/a.png,a red square\n./latest/b.png,a blue one\n"
+                                           "latest/deeper/c.png,a green one\nhere/2024/a.png,red\n")
+    index = scan_folder(tmp_path)
+    assert index.captions == {"2024/a.png": ["a red square", "red"], "2024/b.png": ["a blue one"],
+                              "2024/sub/c.png": ["a green one"]}
+    assert not index.caption_problems
+
+
 def test_a_captions_csv_without_its_header_is_a_one_line_error(tmp_path):
     save_image(tmp_path / "cat.png")
     (tmp_path / "captions.csv").write_text("cat.png,a cat\n")

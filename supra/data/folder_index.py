@@ -4,7 +4,8 @@ ignored, and a deterministic split by file.
 - Media: .png .jpg .jpeg .webp .bmp (stills) and .gif (animations), any case, in `root` and its
   subfolders; names are relative posix paths, sorted. Hidden files and folders (a leading dot: .git,
   .DS_Store, macOS's ._photo.jpg) are passed over silently; any other file is counted as "not media".
-  Linked folders are followed, each real folder once (a second path to one is counted, not listed).
+  Linked folders are followed, each real folder once (a second path to one is counted, not listed;
+  captions.jsonl/csv/tsv may name a file through either path: latest/a.png finds 2024/a.png).
 - Captions: `photo.txt` (or `photo.png.txt`, which wins, for when photo.png and photo.gif differ; the
   suffix in any case: PHOTO.TXT) beside a file, one caption per non-blank line; `captions.jsonl` at the
   root, lines {"file": "sub/photo.png", "caption": "..."}; `captions.csv` at the root, header
@@ -28,7 +29,7 @@ from pathlib import Path
 
 from supra.data.captions import clean_caption, read_caption_table, read_lines
 from supra.utils.errors import SupraUserError
-from supra.utils.files import walk_visible
+from supra.utils.files import listed_path, walk_visible
 
 STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 GIF_SUFFIX = ".gif"
@@ -88,17 +89,19 @@ def _nfc(name: str) -> str:
 
 
 class _Captions:
-    def __init__(self, root: Path, media: list[str], problems: Tally) -> None:
+    def __init__(self, root: Path, media: list[str], aliases: dict[str, str], problems: Tally) -> None:
         self.root = root
         self.by_file: dict[str, list[str]] = {name: [] for name in media}
         # a name as a caption file writes it -> the file's own: a folder unzipped on a Mac holds "é" as e +
         # a combining accent (NFD) where an editor's captions.jsonl writes one character (NFC)
         self.on_disk = {_nfc(name): name for name in media}
+        # and through a second path to its folder (latest/a.png for 2024/a.png): files are listed under one
+        self.aliases = {_nfc(alias): _nfc(listed) for alias, listed in aliases.items()}
         self.problems = problems
 
     def add(self, name: str, caption: str, where: str) -> None:
         caption = clean_caption(caption)
-        name = self.on_disk.get(_nfc(name), name)
+        name = self.on_disk.get(listed_path(_nfc(name), self.aliases), name)
         if name not in self.by_file:
             self.problems.add("captions for no media file", where)
         elif not caption:
@@ -167,7 +170,7 @@ def scan_folder(root: str | Path) -> FolderIndex:
     index = FolderIndex(root, media, {})
     for alias, listed in walk.aliases.items():
         index.ignored.add(ALIAS, f"{alias} = {listed}")
-    captions = _Captions(root, media, index.caption_problems)
+    captions = _Captions(root, media, walk.aliases, index.caption_problems)
     used = captions.read_sidecars(set(files))
     for name in CAPTION_FILES:
         if (root / name).is_file():

@@ -186,6 +186,20 @@ def walk_visible(root: str | os.PathLike) -> VisibleFiles:
     return VisibleFiles(sorted(found), aliases)
 
 
+def listed_path(name: str, aliases: dict[str, str]) -> str:
+    """`name`, a relative posix path that may pass through an alias of `walk_visible` (`latest/a.png`), as
+    its file is listed (`2024/a.png`): what a caption file or an annotation naming either path means."""
+    parts = name.split("/")
+    for end in range(1, len(parts)):
+        listed = aliases.get("/".join(parts[:end]))
+        if listed is not None:  # no alias lies inside another (an alias is not walked): at most one matches
+            rest = "/".join(parts[end:])
+            # again for an alias inside the listed folder (2024/sub -> elsewhere): the path a link leads to
+            # never starts with an alias, so the part after it shrinks each time
+            return listed_path(rest if listed == "." else f"{listed}/{rest}", aliases)
+    return name
+
+
 def visible_files(root: str | os.PathLike) -> list[str]:
     """The files `walk_visible` lists under `root`."""
     return walk_visible(root).files
