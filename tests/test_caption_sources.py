@@ -6,6 +6,7 @@ COCO with evaluate.py, and the a2a mixture from photos with captions."""
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 from omegaconf import OmegaConf
@@ -374,8 +375,11 @@ def test_image_folders_linked_into_place_are_read_as_copies_are(tmp_path):
     for part in ("annotations", "train2014", "val2014"):
         (linked / part).symlink_to(tmp_path / "real" / part, target_is_directory=True)
     (linked / "val2014" / "loop").symlink_to(linked, target_is_directory=True)  # a link back up is not walked
-    # a second link to the train images, listed first: the annotations' train2014/ names still find them
+    # a second link to the train images, listed first (made as long ago as train2014's, and sorted before
+    # it): the annotations' train2014/ names still find them
     (linked / "all_train").symlink_to(tmp_path / "real" / "train2014", target_is_directory=True)
+    made = os.lstat(linked / "train2014").st_mtime_ns
+    os.utime(linked / "all_train", ns=(made, made), follow_symlinks=False)
     copy, link = read_caption_source("coco", tmp_path / "real"), read_caption_source("coco", linked)
     assert link.splits == copy.splits and link.captions == copy.captions
     assert sum(len(keys) for keys in link.splits.values()) == sum(expected["images"].values())

@@ -43,12 +43,18 @@ def folder_of(root: Path, *names: str) -> Path:
     return root
 
 
+def link_made(link: Path, target: str, at_s: int) -> None:
+    """A link to a folder, dated `at_s` (as `cp -a` keeps a link's own time)."""
+    link.symlink_to(target, target_is_directory=True)
+    os.utime(link, ns=(at_s * 10**9, at_s * 10**9), follow_symlinks=False)
+
+
 def test_a_folder_reached_by_two_paths_is_listed_once_under_the_path_without_a_link(tmp_path):
     data = folder_of(tmp_path / "data" / "2024", "a.png", "b.png").parent
     (data / "all").symlink_to("2024", target_is_directory=True)  # sorts first, but is the link
     folder_of(tmp_path / "coco", "c.jpg")
-    for name in ("coco_train", "train"):  # two links to one folder: the first in sorted order is listed
-        (data / name).symlink_to(tmp_path / "coco", target_is_directory=True)
+    for name in ("train", "coco_train"):  # two links to one folder made together: the first in sorted order
+        link_made(data / name, str(tmp_path / "coco"), at_s=1_700_000_000)
     walk = walk_visible(data)
     assert walk.files == ["2024/a.png", "2024/b.png", "coco_train/c.jpg"]
     assert walk.aliases == {"all": "2024", "train": "coco_train"}
@@ -71,3 +77,27 @@ def test_a_new_link_to_a_folder_listed_already_changes_neither_the_files_nor_the
     files, stamp = visible_files(data), tree_stamp(data)
     (data / "latest").symlink_to("2024", target_is_directory=True)
     assert visible_files(data) == files and tree_stamp(data) == stamp
+
+
+def test_a_new_link_beside_one_to_the_same_folder_renames_nothing_though_it_sorts_first(tmp_path):
+    """Renamed files would change their split by name (a held-out image moved into train) and the stamp."""
+    folder_of(tmp_path / "store", *(f"img{i:02d}.jpg" for i in range(40)))
+    (tmp_path / "root").mkdir()
+    link_made(tmp_path / "root" / "photos", "../store", at_s=1_700_000_000)
+    files, stamp = visible_files(tmp_path / "root"), tree_stamp(tmp_path / "root")
+    link_made(tmp_path / "root" / "albums", "../store", at_s=1_700_000_060)  # a minute later
+    walk = walk_visible(tmp_path / "root")
+    assert walk.files == files == [f"photos/img{i:02d}.jpg" for i in range(40)]
+    assert walk.aliases == {"albums": "photos"} and tree_stamp(tmp_path / "root") == stamp
+
+
+def test_a_path_through_links_is_as_old_as_its_newest_link(tmp_path):
+    """A new link to a folder holding an old link must not take over what that old link leads to."""
+    folder_of(tmp_path / "store", "a.jpg")
+    link_made(folder_of(tmp_path / "box") / "store", "../store", at_s=1_700_000_060)
+    link_made(folder_of(tmp_path / "shelf") / "store", "../store", at_s=1_700_000_000)  # older, unreached
+    (tmp_path / "root").mkdir()
+    link_made(tmp_path / "root" / "photos", "../box", at_s=1_700_000_060)
+    link_made(tmp_path / "root" / "albums", "../shelf", at_s=1_700_000_120)  # albums/store: made now
+    walk = walk_visible(tmp_path / "root")
+    assert walk.files == ["photos/store/a.jpg"] and walk.aliases == {"albums/store": "photos/store"}

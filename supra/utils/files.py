@@ -154,16 +154,22 @@ def walk_visible(root: str | os.PathLike) -> VisibleFiles:
     is listed once: a second path to it (`latest -> 2024`, two links to one place, a link back up the tree)
     is an alias, not walked. Its files would be listed again under other names, which splits drawn by name
     put in train and test alike. A folder reached through no link keeps its own path (a link made to it
-    renames nothing); otherwise the path through the fewest links wins, then the first in sorted order.
+    renames nothing); otherwise the path through the fewest links wins, then the oldest: a path is as old
+    as the newest link on it (its modification time, in whole seconds, which `cp -a`, `rsync -a` and tar
+    keep), so a link added beside one to the same place (`albums -> ../store` beside `photos -> ../store`)
+    renames nothing either; then the first in sorted order. A copy that dates its links anew (`cp -r`) may
+    choose another of tied paths.
 
     Links to files are listed as files: a content-addressed store (a Hugging Face snapshot) links two
     different files with the same bytes to one blob, which is no alias."""
     root, found, aliases = Path(root), [], {}
     listed: dict[tuple[int, int], str] = {}  # each folder walked (device, inode) -> the path it is listed under
-    tops = [root]  # walked without following links; the links found are walked next, one link further
+    # walked without following links, each with the time its path came to be (see _made_s); the links
+    # found are walked next, one link further
+    tops = [(0, root)]
     while tops:
         links = []
-        for top in tops:
+        for since, top in tops:
             for folder, dirs, files in os.walk(top):
                 here = Path(folder)
                 base = here.relative_to(root)
@@ -179,11 +185,20 @@ def walk_visible(root: str | os.PathLike) -> VisibleFiles:
                 listed[stat.st_dev, stat.st_ino] = base.as_posix()
                 visible = sorted(d for d in dirs if not d.startswith("."))
                 linked = {d for d in visible if (here / d).is_symlink()}
-                links += [here / d for d in visible if d in linked]
+                links += [(max(since, _made_s(here / d)), here / d) for d in visible if d in linked]
                 dirs[:] = [d for d in visible if d not in linked]
                 found += [(base / name).as_posix() for name in files if not name.startswith(".")]
-        tops = sorted(links, key=lambda path: path.parts)
+        tops = sorted(links, key=lambda link: (link[0], link[1].parts))
     return VisibleFiles(sorted(found), aliases)
+
+
+def _made_s(link: Path) -> int:
+    """When a link was made: its own modification time, in whole seconds (tar's usual formats keep no
+    more, so a finer time could order two links made within a second otherwise after a copy)."""
+    try:
+        return os.lstat(link).st_mtime_ns // 1_000_000_000
+    except OSError:  # gone meanwhile: os.walk finds nothing there either
+        return 0
 
 
 def listed_path(name: str, aliases: dict[str, str]) -> str:
