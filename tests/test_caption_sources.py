@@ -449,6 +449,24 @@ def test_a_quote_left_open_until_a_later_caption_quotes_is_refused_for_the_rows_
         captioned_photos(tmp_path / "photos", "captions.csv", "\n".join(rows).encode())
 
 
+def test_a_quoted_caption_whose_second_line_holds_a_dot_and_a_comma_is_read_not_refused(tmp_path):
+    """Only a line that starts with a media file's name and the delimiter is taken for a swallowed row."""
+    second_lines = ["Price 3.99, today only", "see www.example.com, for more", "version 2.10, the new UI",
+                    "notes.txt, a file", "a photo.jpg, framed"]
+    rows = "file,caption\n" + "".join(f'p{i}.jpg,"A sale sign\n{second_lines[i % 5]}"\n' for i in range(8))
+    index = captioned_photos(tmp_path / "photos", "captions.csv", rows.encode())
+    assert index.captions["p0.jpg"] == ["A sale sign Price 3.99, today only"] and len(index.captions) == 8
+
+
+def test_a_quote_left_open_before_a_row_whose_name_is_quoted_is_refused_not_merged(tmp_path):
+    """p4's row would end up inside p3's caption: its quote count is even, so only its start tells."""
+    rows = ["file,caption", *(f"p{i}.jpg,caption {i}" for i in range(8))]
+    rows[4] = 'p3.jpg,"a dog'
+    rows[5] = '"p4.JPG",a 12" pizza'
+    with pytest.raises(SupraUserError, match=r"captions.csv:5: a quoted field runs over 2 lines"):
+        captioned_photos(tmp_path / "photos", "captions.csv", "\n".join(rows).encode())
+
+
 def test_a_caption_holding_a_unicode_line_separator_keeps_its_jsonl_line_whole(tmp_path):
     lines = [json.dumps({"file": f"p{i}.jpg", "caption": f"caption {i}\u2028second line"}, ensure_ascii=False)
              for i in range(8)]

@@ -62,23 +62,28 @@ def read_lines(path: Path) -> list[str]:
     return lines[:-1] if lines and not lines[-1] else lines
 
 
-def _looks_like_row(line: str, delimiter: str) -> bool:
-    """Whether `line` starts as a table's row does: a file name with a suffix, then the delimiter
-    (`photo.jpg,...`). Inside a quoted field, the sign that a quote left open has swallowed rows."""
-    d = re.escape(delimiter)
-    return re.match(rf'\s*[^\s"{d}][^"{d}]*\.[A-Za-z0-9]{{2,5}}\s*{d}', line) is not None
+def _looks_like_row(line: str, delimiter: str, media_suffixes: tuple[str, ...]) -> bool:
+    """Whether `line` starts as a table's row does: a file name (no spaces) ending in one of
+    `media_suffixes` (any case), perhaps in quotes, then the delimiter (`photo.jpg,...`, `"photo.JPG",...`).
+    Inside a quoted field, the sign that a quote left open has swallowed rows; a caption's own second line
+    (`Price 3.99, today only`, `www.example.com, for more`) is not one."""
+    d, suffixes = re.escape(delimiter), "|".join(map(re.escape, media_suffixes))
+    return re.match(rf'\s*"?[^\s"{d}]+(?:{suffixes})"?\s*{d}', line, re.IGNORECASE) is not None
 
 
-def read_caption_table(path: Path, columns: tuple[str, str], delimiter: str = ",") -> Iterator[tuple[int, str, str]]:
+def read_caption_table(path: Path, columns: tuple[str, str], delimiter: str = ",", *,
+                       media_suffixes: tuple[str, ...]) -> Iterator[tuple[int, str, str]]:
     """(line, name, caption) for each row of a caption table (read_caption_text) whose header starts with
-    `columns` (e.g. file,caption), blank rows passed over. Any line ends (a Mac spreadsheet's CR ones too).
-    With only the two columns, an unquoted caption holding the delimiter arrives split and is taken back as
-    written; with more (file,caption,source,license) the caption is its column alone. A header written with
-    a space after each delimiter (`file, caption`) has its rows read the same way (`a.jpg, "x, y"` -> `x, y`,
-    `a.jpg, 1,000 people` -> `1,000 people`). A quoted caption may hold line breaks (Excel's Alt+Enter).
+    `columns` (e.g. file,caption), blank rows passed over; the files it names end in `media_suffixes`.
+    Any line ends (a Mac spreadsheet's CR ones too). With only the two columns, an unquoted caption holding
+    the delimiter arrives split and is taken back as written; with more (file,caption,source,license) the
+    caption is its column alone. A header written with a space after each delimiter (`file, caption`) has
+    its rows read the same way (`a.jpg, "x, y"` -> `x, y`, `a.jpg, 1,000 people` -> `1,000 people`). A
+    quoted caption may hold line breaks (Excel's Alt+Enter).
 
     One line naming the file for a wrong header, and for a quoted field left open: one that runs to the end
-    of the file, or over lines that look like rows of their own, would swallow the rows after it."""
+    of the file, or over lines that start as rows of their own do (a media file's name, then the
+    delimiter), would swallow the rows after it."""
     text = read_caption_text(path)
     lines = _LINE_END.split(text)  # as the reader counts them: csv takes CR, LF and CRLF as line ends
     spaced = f"{delimiter} " in lines[0]
@@ -91,8 +96,8 @@ def read_caption_table(path: Path, columns: tuple[str, str], delimiter: str = ",
         more_columns, start = len(header) > 2, reader.line_num + 1
         for row in reader:
             written = lines[start - 1:reader.line_num]
-            if len(written) > 1 and ("".join(written).count('"') % 2
-                                     or any(_looks_like_row(line, delimiter) for line in written[1:])):
+            if len(written) > 1 and ("".join(written).count('"') % 2 or any(
+                    _looks_like_row(line, delimiter, media_suffixes) for line in written[1:])):
                 raise SupraUserError(
                     f"{path}:{start}: a quoted field runs over {len(written)} lines (a missing "
                     'closing quote?): close its quote, or write a quote inside a caption as ""')

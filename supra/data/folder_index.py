@@ -33,6 +33,7 @@ from supra.utils.files import listed_path, walk_visible
 
 STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 GIF_SUFFIX = ".gif"
+MEDIA_SUFFIXES = (*STILL_SUFFIXES, GIF_SUFFIX)
 CAPTION_FILES = ("captions.jsonl", "captions.csv", "captions.tsv")
 SIDECAR_SUFFIX = ".txt"
 # a second path to a folder (`latest -> 2024`): its files are listed once, under the first path, or the
@@ -144,7 +145,8 @@ class _Captions:
 
     def read_csv(self, path: Path) -> None:
         delimiter = "\t" if path.suffix == ".tsv" else ","
-        for number, name, caption in read_caption_table(path, ("file", "caption"), delimiter):
+        rows = read_caption_table(path, ("file", "caption"), delimiter, media_suffixes=MEDIA_SUFFIXES)
+        for number, name, caption in rows:
             self.add(_key(name), caption, f"{path.name}:{number}")
 
 
@@ -160,7 +162,7 @@ def scan_folder(root: str | Path) -> FolderIndex:
         raise SupraUserError(f"data.root={root} is a file, not a folder: point it at a folder of images and GIFs")
     walk = walk_visible(root)
     files = walk.files
-    media = [f for f in files if f.lower().endswith((*STILL_SUFFIXES, GIF_SUFFIX))]
+    media = [f for f in files if f.lower().endswith(MEDIA_SUFFIXES)]
     if not media:
         found = f" (only {len(files)} other files, e.g. {', '.join(files[:2])})" if files else " (it is empty)"
         raise SupraUserError(

@@ -19,6 +19,7 @@ from pathlib import Path
 from supra.data.caption_sources.index import CaptionIndex, finish, seeded_split, split_sizes
 from supra.data.caption_sources.karpathy import read_karpathy
 from supra.data.captions import read_caption_table, read_lines
+from supra.data.folder_index import MEDIA_SUFFIXES
 from supra.utils.errors import SupraUserError
 
 LAYOUTS = ("original", "kaggle", "karpathy")
@@ -88,7 +89,8 @@ def _read_original(root: Path) -> CaptionIndex:
 
 def _read_kaggle(root: Path, seed: int) -> CaptionIndex:
     index = CaptionIndex("kaggle", image_dir(root), {}, {})
-    for _, name, caption in read_caption_table(find(root, ("captions.txt",)), ("image", "caption")):
+    table = find(root, ("captions.txt",))
+    for _, name, caption in read_caption_table(table, ("image", "caption"), media_suffixes=MEDIA_SUFFIXES):
         index.add_caption(name.strip(), caption, f"{name},{caption}")
     names = sorted(index.captions)
     index.splits = seeded_split(names, split_sizes(len(names), KAGGLE_SPLIT_SIZES), seed)
