@@ -427,6 +427,16 @@ def test_a_spaced_captions_csv_keeps_an_unquoted_caption_holding_commas_as_writt
     assert index.captions["p3.jpg"] == ["3,000 people on a beach"]  # not "3, 000"
 
 
+@pytest.mark.parametrize("header", ["file,caption", "file, caption"])
+def test_an_unquoted_caption_holding_a_quote_keeps_its_quotes_and_commas_as_written(tmp_path, header):
+    captions = ['a 12" pizza, 1,000 slices', '"Stop" sign, red', '"Stop" sign', '"quoted, whole"']
+    space = " " if header.endswith(" caption") else ""
+    rows = f"{header}\n" + "".join(f"p{i}.jpg,{space}{captions[i % 4]}\n" for i in range(8))
+    index = captioned_photos(tmp_path / "photos", "captions.csv", rows.encode())
+    assert [index.captions[f"p{i}.jpg"] for i in range(4)] == [
+        ['a 12" pizza, 1,000 slices'], ['"Stop" sign, red'], ['"Stop" sign'], ["quoted, whole"]]
+
+
 def test_a_quoted_caption_holding_a_line_break_excel_alt_enter_is_read_whole(tmp_path):
     rows = "file,caption\r\n" + "".join(f'p{i}.jpg,"caption {i}\nits ""second"" line"\r\n' for i in range(8))
     index = captioned_photos(tmp_path / "photos", "captions.csv", rows.encode())

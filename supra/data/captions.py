@@ -111,9 +111,15 @@ def read_caption_table(path: Path, columns: tuple[str, str], delimiter: str = ",
 
 def _caption(row: list[str], written: list[str], delimiter: str, spaced: bool) -> str:
     """A two-column table's caption, which arrives split at each delimiter it holds unquoted: taken from
-    its line as written, after the name's delimiter (rejoined, a spaced table's `1,000` would come back
-    `1, 000`), or where the line holds quotes, which its fields have lost, its fields rejoined."""
-    if len(row) > 2 and len(written) == 1 and '"' not in written[0]:
-        caption = written[0].split(delimiter, 1)[1]
-        return caption.lstrip(" ") if spaced else caption
+    its line as written, after the name and its delimiter (rejoined, a spaced table's `1,000` would come
+    back `1, 000`; a quote inside, `a 12" pizza`, stays, as does one opening a caption it does not enclose,
+    `"Stop" sign, red`). A quoted caption (`"x, y"`), one over several lines or after a quoted name: its
+    fields, which have lost their quotes, rejoined."""
+    line = written[0].lstrip(" ") if spaced else written[0]  # the reader skips those spaces too
+    name_written = row[0] + delimiter
+    if len(written) == 1 and line.startswith(name_written):
+        caption = line[len(name_written):]
+        caption = caption.lstrip(" ") if spaced else caption
+        if not re.match(rf'"(?:[^"]|"")*"(?:{re.escape(delimiter)}|\s*$)', caption):
+            return caption
     return (f"{delimiter} " if spaced else delimiter).join(row[1:])

@@ -10,8 +10,8 @@ ignored, and a deterministic split by file.
   suffix in any case: PHOTO.TXT) beside a file, one caption per non-blank line; `captions.jsonl` at the
   root, lines {"file": "sub/photo.png", "caption": "..."}; `captions.csv` at the root, header
   `file,caption` (more columns after them are ignored), quoted captions may hold commas and line breaks
-  (unquoted ones commas too when there are only the two columns); `captions.tsv` at the root, header
-  `file<TAB>caption`.
+  (unquoted ones commas and quotes as written too when there are only the two columns: a 12" pizza, 1,000
+  slices); `captions.tsv` at the root, header `file<TAB>caption`.
   Names match in either Unicode form (café.png unzipped on a Mac is NFD, its café.txt written on Linux NFC).
   A file may have several captions from all three; exact repeats are dropped. Caption files are read as
   UTF-8, or UTF-16/32 where a byte-order mark says so (Notepad's and Excel's "Unicode"); any other as
