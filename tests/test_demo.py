@@ -174,7 +174,7 @@ def test_the_page_in_a_headless_browser_captions_an_upload_and_names_a_bad_one(t
             wait.until(lambda p: p.find_elements(By.CSS_SELECTOR, "#upload input[type=file]"))
             page.find_element(By.CSS_SELECTOR, "#upload input[type=file]").send_keys(str(path))
             wait.until(lambda p: path.stem in p.find_element(By.ID, "upload").text)  # uploaded (name shown, suffix apart)
-            page.find_element(By.ID, "run").click()
+            wait.until(lambda p: p.find_elements(By.ID, "run"))[0].click()  # drawn anew after an upload, on a busy CPU later
 
         upload_and_run(bad_uploads["good"])
         wait.until(lambda p: p.find_element(By.CSS_SELECTOR, "#caption textarea").get_attribute("value"))
