@@ -101,3 +101,16 @@ def test_a_path_through_links_is_as_old_as_its_newest_link(tmp_path):
     link_made(tmp_path / "root" / "albums", "../shelf", at_s=1_700_000_120)  # albums/store: made now
     walk = walk_visible(tmp_path / "root")
     assert walk.files == ["photos/store/a.jpg"] and walk.aliases == {"albums/store": "photos/store"}
+
+
+def test_a_folder_moved_away_and_linked_back_keeps_its_name_beside_an_older_link_to_it(tmp_path):
+    """`latest -> 2024` made long ago, then 2024 moved to another disk and linked back: latest leads through
+    two links, 2024 through one, so the pictures keep their names (and their splits)."""
+    data = folder_of(tmp_path / "data" / "2024", *(f"img{i:02d}.png" for i in range(40))).parent
+    link_made(data / "latest", "2024", at_s=1_600_000_000)
+    files, stamp = visible_files(data), tree_stamp(data)
+    (data / "2024").rename(tmp_path / "disk2")
+    link_made(data / "2024", str(tmp_path / "disk2"), at_s=1_700_000_000)
+    walk = walk_visible(data)
+    assert walk.files == files == [f"2024/img{i:02d}.png" for i in range(40)]
+    assert walk.aliases == {"latest": "2024"} and tree_stamp(data) == stamp

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
 import json
 import os
 import secrets
@@ -154,42 +155,52 @@ def walk_visible(root: str | os.PathLike) -> VisibleFiles:
     is listed once: a second path to it (`latest -> 2024`, two links to one place, a link back up the tree)
     is an alias, not walked. Its files would be listed again under other names, which splits drawn by name
     put in train and test alike. A folder reached through no link keeps its own path (a link made to it
-    renames nothing); otherwise the path through the fewest links wins, then the oldest: a path is as old
-    as the newest link on it (its modification time, in whole seconds, which `cp -a`, `rsync -a` and tar
-    keep), so a link added beside one to the same place (`albums -> ../store` beside `photos -> ../store`)
-    renames nothing either; then the first in sorted order. A copy that dates its links anew (`cp -r`) may
-    choose another of tied paths.
+    renames nothing); otherwise the path through the fewest links wins, a link to a link counting as two (a
+    folder moved away and linked back, `2024 -> /disk2/2024`, keeps its name beside `latest -> 2024`), then
+    the oldest: a path is as old as the newest link on it (its modification time, in whole seconds, which
+    `cp -a`, `rsync -a` and tar keep), so a link added beside one to the same place (`albums -> ../store`
+    beside `photos -> ../store`) renames nothing either; then the first in sorted order. A copy that dates
+    its links anew (`cp -r`) may choose another of tied paths.
 
     Links to files are listed as files: a content-addressed store (a Hugging Face snapshot) links two
     different files with the same bytes to one blob, which is no alias."""
     root, found, aliases = Path(root), [], {}
     listed: dict[tuple[int, int], str] = {}  # each folder walked (device, inode) -> the path it is listed under
-    # walked without following links, each with the time its path came to be (see _made_s); the links
-    # found are walked next, one link further
-    tops = [(0, root)]
+    # folders to walk without following links, the one of fewest links, then oldest, then first in order
+    # first (see above): (links on its path, the time its path came to be (_made_s), its parts, it)
+    tops: list[tuple[int, int, tuple[str, ...], Path]] = [(0, 0, (), root)]
     while tops:
-        links = []
-        for since, top in tops:
-            for folder, dirs, files in os.walk(top):
-                here = Path(folder)
-                base = here.relative_to(root)
-                try:
-                    stat = here.stat()
-                except OSError:  # gone meanwhile: os.walk passes over folders it cannot read too
-                    dirs[:] = []
-                    continue
-                if (stat.st_dev, stat.st_ino) in listed:
-                    aliases[base.as_posix()] = listed[stat.st_dev, stat.st_ino]
-                    dirs[:] = []
-                    continue
-                listed[stat.st_dev, stat.st_ino] = base.as_posix()
-                visible = sorted(d for d in dirs if not d.startswith("."))
-                linked = {d for d in visible if (here / d).is_symlink()}
-                links += [(max(since, _made_s(here / d)), here / d) for d in visible if d in linked]
-                dirs[:] = [d for d in visible if d not in linked]
-                found += [(base / name).as_posix() for name in files if not name.startswith(".")]
-        tops = sorted(links, key=lambda link: (link[0], link[1].parts))
+        links_on_path, since, _, top = heapq.heappop(tops)
+        for folder, dirs, files in os.walk(top):
+            here = Path(folder)
+            base = here.relative_to(root)
+            try:
+                stat = here.stat()
+            except OSError:  # gone meanwhile: os.walk passes over folders it cannot read too
+                dirs[:] = []
+                continue
+            if (stat.st_dev, stat.st_ino) in listed:
+                aliases[base.as_posix()] = listed[stat.st_dev, stat.st_ino]
+                dirs[:] = []
+                continue
+            listed[stat.st_dev, stat.st_ino] = base.as_posix()
+            visible = sorted(d for d in dirs if not d.startswith("."))
+            linked = [d for d in visible if (here / d).is_symlink()]
+            for d in linked:  # a link's own folders come out of the heap after every path of fewer links
+                heapq.heappush(tops, (links_on_path + _chain_length(here / d), max(since, _made_s(here / d)),
+                                      (here / d).relative_to(root).parts, here / d))
+            dirs[:] = [d for d in visible if d not in linked]
+            found += [(base / name).as_posix() for name in files if not name.startswith(".")]
     return VisibleFiles(sorted(found), aliases)
+
+
+def _chain_length(link: Path, most: int = 40) -> int:
+    """How many links `link` leads through to what is not one (`latest -> 2024 -> /disk2/2024`: 2); `most`
+    (the system's own limit) for a loop."""
+    n, path = 0, link
+    while path.is_symlink() and n < most:
+        path, n = path.parent / os.readlink(path), n + 1
+    return n
 
 
 def _made_s(link: Path) -> int:
