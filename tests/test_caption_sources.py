@@ -437,6 +437,23 @@ def test_an_unquoted_caption_holding_a_quote_keeps_its_quotes_and_commas_as_writ
         ['a 12" pizza, 1,000 slices'], ['"Stop" sign, red'], ['"Stop" sign'], ["quoted, whole"]]
 
 
+@pytest.mark.parametrize("header", ["file,caption", "file, caption"])
+def test_a_quoted_name_keeps_its_unquoted_caption_as_written_too(tmp_path, header):
+    space = " " if header.endswith(" caption") else ""
+    rows = f"{header}\n" + "".join(f'"p{i}.jpg",{space}{i},000 people, a "Stop" sign\n' for i in range(8))
+    index = captioned_photos(tmp_path / "photos", "captions.csv", rows.encode())
+    assert index.captions["p3.jpg"] == ['3,000 people, a "Stop" sign']
+
+
+def test_a_quote_left_open_before_a_row_whose_name_holds_spaces_is_refused_not_merged(tmp_path):
+    """Screen Shot 1.png's row would end up inside p3's caption (the quote in 12" evens the count)."""
+    rows = ["file,caption", *(f"p{i}.jpg,caption {i}" for i in range(8))]
+    rows[4] = 'p3.jpg,"open'
+    rows[5] = 'Screen Shot 1.png,a 12" pizza'
+    with pytest.raises(SupraUserError, match=r"captions.csv:5: a quoted field runs over 2 lines"):
+        captioned_photos(tmp_path / "photos", "captions.csv", "\n".join(rows).encode())
+
+
 def test_a_quoted_caption_holding_a_line_break_excel_alt_enter_is_read_whole(tmp_path):
     rows = "file,caption\r\n" + "".join(f'p{i}.jpg,"caption {i}\nits ""second"" line"\r\n' for i in range(8))
     index = captioned_photos(tmp_path / "photos", "captions.csv", rows.encode())
@@ -462,7 +479,7 @@ def test_a_quote_left_open_until_a_later_caption_quotes_is_refused_for_the_rows_
 def test_a_quoted_caption_whose_second_line_holds_a_dot_and_a_comma_is_read_not_refused(tmp_path):
     """Only a line that starts with a media file's name and the delimiter is taken for a swallowed row."""
     second_lines = ["Price 3.99, today only", "see www.example.com, for more", "version 2.10, the new UI",
-                    "notes.txt, a file", "a photo.jpg, framed"]
+                    "notes.txt, a file", "shot on a Canon EOS 5D, f/2.8"]
     rows = "file,caption\n" + "".join(f'p{i}.jpg,"A sale sign\n{second_lines[i % 5]}"\n' for i in range(8))
     index = captioned_photos(tmp_path / "photos", "captions.csv", rows.encode())
     assert index.captions["p0.jpg"] == ["A sale sign Price 3.99, today only"] and len(index.captions) == 8

@@ -63,12 +63,12 @@ def read_lines(path: Path) -> list[str]:
 
 
 def _looks_like_row(line: str, delimiter: str, media_suffixes: tuple[str, ...]) -> bool:
-    """Whether `line` starts as a table's row does: a file name (no spaces) ending in one of
-    `media_suffixes` (any case), perhaps in quotes, then the delimiter (`photo.jpg,...`, `"photo.JPG",...`).
-    Inside a quoted field, the sign that a quote left open has swallowed rows; a caption's own second line
-    (`Price 3.99, today only`, `www.example.com, for more`) is not one."""
+    """Whether `line` starts as a table's row does: a file name (spaces too: `Screen Shot 1.png`) ending in
+    one of `media_suffixes` (any case), perhaps in quotes, then the delimiter (`photo.jpg,...`,
+    `"photo.JPG",...`). Inside a quoted field, the sign that a quote left open has swallowed rows; a
+    caption's own second line (`Price 3.99, today only`, `www.example.com, for more`) is not one."""
     d, suffixes = re.escape(delimiter), "|".join(map(re.escape, media_suffixes))
-    return re.match(rf'\s*"?[^\s"{d}]+(?:{suffixes})"?\s*{d}', line, re.IGNORECASE) is not None
+    return re.match(rf'\s*"?[^"{d}]+?(?:{suffixes})"?\s*{d}', line, re.IGNORECASE) is not None
 
 
 def read_caption_table(path: Path, columns: tuple[str, str], delimiter: str = ",", *,
@@ -113,11 +113,12 @@ def _caption(row: list[str], written: list[str], delimiter: str, spaced: bool) -
     """A two-column table's caption, which arrives split at each delimiter it holds unquoted: taken from
     its line as written, after the name and its delimiter (rejoined, a spaced table's `1,000` would come
     back `1, 000`; a quote inside, `a 12" pizza`, stays, as does one opening a caption it does not enclose,
-    `"Stop" sign, red`). A quoted caption (`"x, y"`), one over several lines or after a quoted name: its
-    fields, which have lost their quotes, rejoined."""
+    `"Stop" sign, red`), the name written plain or quoted (`"a.jpg",`). A quoted caption (`"x, y"`) or one
+    over several lines: its fields, which have lost their quotes, rejoined."""
     line = written[0].lstrip(" ") if spaced else written[0]  # the reader skips those spaces too
-    name_written = row[0] + delimiter
-    if len(written) == 1 and line.startswith(name_written):
+    quoted_name = '"' + row[0].replace('"', '""') + '"'
+    name_written = next((name + delimiter for name in (row[0], quoted_name) if line.startswith(name + delimiter)), None)
+    if len(written) == 1 and name_written is not None:
         caption = line[len(name_written):]
         caption = caption.lstrip(" ") if spaced else caption
         if not re.match(rf'"(?:[^"]|"")*"(?:{re.escape(delimiter)}|\s*$)', caption):
