@@ -12,7 +12,7 @@ import pytest
 from omegaconf import OmegaConf
 
 from supra.artifacts.release_files import data_names
-from supra.data.caption_sources.index import summary_line
+from supra.data.caption_sources.index import files_under, summary_line
 from supra.data.caption_sources.sources import read_caption_source
 from supra.data.captioning.photos import PhotoCaptionsDataModule
 from supra.utils.errors import SupraUserError
@@ -545,3 +545,15 @@ def test_a_sidecar_finds_its_photo_whatever_the_unicode_form_of_either_name(tmp_
     index = read_caption_source("folder", tmp_path / "photos")
     assert len(index.captions) == 8 and not index.skipped
     assert index.captions[f"{nfd}1.jpg"] == ["coffee 1"] and index.captions[f"{nfd}3.jpg"] == ["coffee 3"]
+
+
+def test_an_annotation_may_name_an_image_through_links_within_links(tmp_path):
+    """latest -> 2024 and 2024/raw -> ../raw: `latest/raw/b.jpg` is raw/b.jpg, though each folder is walked once."""
+    for name in ("2024/a.jpg", "raw/b.jpg"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_bytes(b"jpeg")
+    (tmp_path / "2024" / "raw").symlink_to("../raw", target_is_directory=True)
+    (tmp_path / "latest").symlink_to("2024", target_is_directory=True)
+    has = files_under(tmp_path)
+    assert all(has(name) for name in ("2024/a.jpg", "raw/b.jpg", "latest/a.jpg", "2024/raw/b.jpg", "latest/raw/b.jpg"))
+    assert not has("latest/raw/c.jpg") and not has("latest/b.jpg")

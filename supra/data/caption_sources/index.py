@@ -9,15 +9,15 @@ cache and counted there.
 
 from __future__ import annotations
 
-import bisect
 import random
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from supra.data.captions import clean_caption
 from supra.data.image_cache import StoredImage
-from supra.utils.files import walk_visible
+from supra.utils.files import listed_path, walk_visible
 
 SPLIT_NAMES = ("train", "val", "test")
 
@@ -60,21 +60,14 @@ class CaptionIndex:
             self.captions.setdefault(key, []).append(caption)
 
 
-def files_under(folder: Path) -> set[str]:
-    """Every file under `folder` as a posix path relative to it (the keys images are looked up by), linked
-    folders followed (walk_visible). A folder reached by two paths is walked once, but its files answer to
-    both: a dataset's annotations may name it by either (`images/train2014` linked to `train2014`)."""
+def files_under(folder: Path) -> Callable[[str], bool]:
+    """Whether a posix path relative to `folder` (the keys images are looked up by) names a file there,
+    linked folders followed (walk_visible). A folder reached by two paths is walked once, but its files
+    answer to either: a dataset's annotations may name it by a link (`images/train2014` linked to
+    `train2014`, `latest/raw/b.jpg` through two of them), which listed_path takes to the listed name."""
     walk = walk_visible(folder)
     files = set(walk.files)
-    for alias, listed in walk.aliases.items():
-        prefix = "" if listed == "." else f"{listed}/"
-        # the names under a folder are one run of the sorted list, from `listed/` to before `listed0` ("0"
-        # follows "/"): found by bisection, not by reading every name once per alias (ImageNet's
-        # by_class/nXXXX links to train/nXXXX, a thousand of them, took seconds)
-        start = bisect.bisect_left(walk.files, prefix)
-        end = bisect.bisect_left(walk.files, f"{listed}0", lo=start) if prefix else len(walk.files)
-        files.update(f"{alias}/{name[len(prefix):]}" for name in walk.files[start:end])
-    return files
+    return lambda name: name in files or listed_path(name, walk.aliases) in files
 
 
 def split_sizes(n: int, published: dict[str, int | None]) -> dict[str, int]:
@@ -118,14 +111,18 @@ def finish(index: CaptionIndex) -> CaptionIndex:
                 placed.add(key)
                 once.append(key)
         index.splits[split] = once
-    on_disk = files_under(index.image_dir) | set(index.stored)
+    listed = files_under(index.image_dir)
+
+    def on_disk(key: str) -> bool:
+        return key in index.stored or listed(key)
+
     in_splits = {key for keys in index.splits.values() for key in keys}
     for key in sorted(set(index.captions) - in_splits):
-        index.skip("in no split" if key in on_disk else "no image file", key)
+        index.skip("in no split" if on_disk(key) else "no image file", key)
     for split, keys in index.splits.items():
         kept = []
         for key in keys:
-            if key not in on_disk:
+            if not on_disk(key):
                 index.skip("no image file", key)
             elif not index.captions.get(key):
                 index.skip("no caption", key)
