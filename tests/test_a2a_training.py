@@ -226,10 +226,15 @@ def test_a_run_resumes_over_its_own_vqvae_and_is_refused_over_another(a2a_traine
     other = write_vqvae_checkpoint(tmp_path / "other.ckpt", seed=1)  # same shape, other weights: other codes
     message = _user_error(compose_config("train", tmp_path / "over_other", [*a2a_run(other, cache), *resume]))
     assert message == (f"ckpt_path={last} was trained over another VQ-VAE than model.vqvae_ckpt={other} (its codes "
-                       f"mean other pictures): resume with the one it was trained with (model.vqvae_ckpt={vqvae_ckpt}, "
-                       "if unchanged since)")
+                       "mean other pictures): leave model.vqvae_ckpt unset, and the checkpoint's own is used (it was "
+                       f"model.vqvae_ckpt={vqvae_ckpt})")
     train(compose_config("train", tmp_path / "over_own", [*a2a_run(vqvae_ckpt, cache), *resume, "trainer.max_steps=5"]))
     assert torch.load(tmp_path / "over_own" / "checkpoints" / "last.ckpt", weights_only=False)["global_step"] == 5
+    # without model.vqvae_ckpt, the checkpoint's own VQ-VAE: its file may be gone since
+    unset = [o for o in a2a_run(vqvae_ckpt, cache) if not o.startswith("model.vqvae_ckpt=")]
+    train(compose_config("train", tmp_path / "from_ckpt", [*unset, *resume, "trainer.max_steps=6"]))
+    resumed = torch.load(tmp_path / "from_ckpt" / "checkpoints" / "last.ckpt", weights_only=False)
+    assert resumed["global_step"] == 6 and resumed["hyper_parameters"]["vqvae_ckpt"] is None
 
 
 def test_the_code_softmax_normalises_over_the_codes_where_a_code_comes_next():

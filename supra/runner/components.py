@@ -46,14 +46,15 @@ OmegaConf.register_new_resolver("study_seed", study_seed, replace=True)
 
 def stage1_vqvae(model_cfg: DictConfig, ckpt_path: str | None = None) -> nn.Module | None:
     """The frozen VQ-VAE a stage-2 model (model.vqvae_ckpt) works on, loaded once for task and data;
-    None for models without one. A fine-tune (model.init_from) works on its release's own, which a resumed
-    one (`ckpt_path`) takes from its checkpoint: the release need not be there any more."""
+    None for models without one. A fine-tune (model.init_from) works on its release's own. A resumed or
+    scored run (`ckpt_path`) without model.vqvae_ckpt takes the one in its checkpoint: the one it was
+    trained over, whose file or release need not be there any more."""
     if "vqvae_ckpt" not in model_cfg:
         return None
     path = model_cfg.vqvae_ckpt
+    if not path and ckpt_path:
+        return load_checkpoint_vqvae(ckpt_path)
     if not path and model_cfg.get("init_from"):
-        if ckpt_path:
-            return load_checkpoint_vqvae(ckpt_path)
         return load_release_vqvae(a2a_init_from_folder(model_cfg.init_from))
     if not path:
         return None  # the task says what to set

@@ -135,8 +135,8 @@ def check_resumable(task: L.LightningModule, ckpt_path: str, max_steps: int | No
             trained_with = checkpoint.get("hyper_parameters", {}).get("vqvae_ckpt")
             raise SupraUserError(
                 f"ckpt_path={ckpt_path} was trained over another VQ-VAE than model.vqvae_ckpt={task.hparams.vqvae_ckpt} "
-                f"(its codes mean other pictures): resume with the one it was trained with"
-                + (f" (model.vqvae_ckpt={trained_with}, if unchanged since)" if trained_with else ""))
+                f"(its codes mean other pictures): leave model.vqvae_ckpt unset, and the checkpoint's own is used"
+                + (f" (it was model.vqvae_ckpt={trained_with})" if trained_with else ""))
     lacking = [key for key in ("optimizer_states", "lr_schedulers", "loops") if key not in checkpoint]
     if max_steps is not None and lacking:  # Lightning: a KeyError deep in its restore, or steps from 0 again
         raise SupraUserError(f"ckpt_path={ckpt_path} holds no training state ({', '.join(lacking)} missing: weights "
