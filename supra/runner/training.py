@@ -96,8 +96,8 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     # Each part once, handed one way: stage 1 and reused token ids -> task -> DataModule (what it must follow).
     ckpt_path = cfg.get("ckpt_path")
     task = build_task(starting_model(cfg.model, ckpt_path), run_config, stage1_vqvae(cfg.model, ckpt_path))
-    if cfg.get("ckpt_path"):
-        checkpoint = check_resumable(task, cfg.ckpt_path, cfg.trainer.get("max_steps") if cfg.get("train") else None)
+    if ckpt_path:
+        checkpoint = check_resumable(task, ckpt_path, cfg.trainer.get("max_steps") if cfg.get("train") else None)
         if cfg.get("train"):
             say_resumed_changes(cfg, run_config_of(checkpoint) or {})
     datamodule = build_datamodule(cfg.data, task, tokenizer_to_reuse(cfg))
