@@ -25,16 +25,19 @@ from supra.pictures.grids import render_caption_grid
 from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.cli import check_option_types, hydra_command
 from supra.utils.errors import SupraUserError
-from supra.utils.files import require_writable_dir, write_text_atomic
+from supra.utils.files import require_writable_dir, visible_files, write_text_atomic
 
 GRID, RECORDS = "captions.png", "captions.jsonl"  # what a caption run writes into out
 
 
 def find_images(path: Path) -> list[Path]:
+    """An image file, or the images under a folder as training reads folders (visible_files): linked folders
+    followed, each once; hidden files passed over (macOS's ._photo.jpg is no picture)."""
     if path.is_file():
         return [path]
     if path.is_dir():
-        return sorted(p for p in path.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+        return [path / name for name in visible_files(path)
+                if Path(name).suffix.lower() in IMAGE_SUFFIXES and (path / name).is_file()]
     raise SupraUserError(f"images={path} does not exist: give an image file or a folder of images")
 
 

@@ -131,6 +131,11 @@ def test_a_release_whose_config_disagrees_with_its_tokenizer_or_writes_numbers_a
         load_release(odd)
 
 
+def folder_of(path: Path) -> Path:
+    path.mkdir(parents=True)
+    return path
+
+
 def test_caption_command_captions_a_folder_and_lists_unreadable_files(release, tmp_path, capsys):
     from PIL import Image
 
@@ -139,9 +144,13 @@ def test_caption_command_captions_a_folder_and_lists_unreadable_files(release, t
     Image.new("RGB", (50, 40), (200, 30, 30)).save(images / "red.jpg")
     Image.new("L", (30, 30), 128).save(images / "nested" / "grey.png")
     (images / "broken.jpg").write_bytes(b"not an image")
+    (images / "._red.jpg").write_bytes(b"macOS metadata")  # hidden: no picture, not said either
+    Image.new("RGB", (40, 40), (30, 30, 200)).save(folder_of(tmp_path / "elsewhere") / "blue.png")
+    (images / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)  # followed
+    (images / "nested" / "again").symlink_to(tmp_path / "elsewhere", target_is_directory=True)  # once
     run_command("caption", f"ckpt={release}", f"images={images}", f"out={tmp_path / 'out'}", "decode=greedy")
     lines = [json.loads(line) for line in (tmp_path / "out" / "captions.jsonl").read_text().splitlines()]
-    assert sorted(Path(r["file"]).name for r in lines) == ["grey.png", "red.jpg"]
+    assert sorted(Path(r["file"]).name for r in lines) == ["blue.png", "grey.png", "red.jpg"]
     assert all(isinstance(r["caption"], str) for r in lines)
     assert (tmp_path / "out" / "captions.png").is_file()
     assert "broken.jpg" in capsys.readouterr().err
