@@ -113,6 +113,24 @@ def train_config(tmp_path: Path) -> Callable[..., DictConfig]:
     return make
 
 
+def write_vqvae_checkpoint(path: Path, num_codes: int = 256, seed: int = 0) -> Path:
+    """A random VQ-VAE saved in the exact format train.py writes for experiment=vqvae_shapes."""
+    torch.manual_seed(seed)
+    net_cfg = {"_target_": "supra.models.vqvae.VQVAE", "num_codes": num_codes, "code_dim": 64, "hidden": [32, 64]}
+    from supra.models.vqvae import VQVAE
+
+    net = VQVAE(**{k: v for k, v in net_cfg.items() if k != "_target_"})
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+                "supra": {"kind": "supra.vqvae", "run_config": {"model": {"net": net_cfg}}}}, path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def vqvae_ckpt(tmp_path_factory) -> Path:
+    """A random stage-1 VQ-VAE checkpoint (write_vqvae_checkpoint), one per test module."""
+    return write_vqvae_checkpoint(tmp_path_factory.mktemp("vq") / "vqvae.ckpt")
+
+
 @pytest.fixture(scope="session")
 def trained_run(tmp_path_factory) -> Path:
     """One tiny training run shared by the tests that need a checkpoint."""

@@ -20,20 +20,11 @@ from supra.runner.components import stage1_vqvae
 from supra.tokens.a2a_layout import TokenLayout
 from supra.tokens.a2a_sequences import build_sequence, frames_table, frames_that_fit, prompt_length
 from supra.utils.errors import SupraUserError
+from tests.conftest import write_vqvae_checkpoint
 
 LAYOUT = TokenLayout(text_size=10, num_codes=256)
 T, TE, IM, IE, V, VE, F = range(10, 17)  # the control ids after 10 text ids
 C = 17  # the first code id
-
-
-def write_vqvae_checkpoint(path: Path, num_codes: int = 256, seed: int = 0) -> Path:
-    """A random VQ-VAE saved in the exact format train.py writes for experiment=vqvae_shapes."""
-    torch.manual_seed(seed)
-    net_cfg = {"_target_": "supra.models.vqvae.VQVAE", "num_codes": num_codes, "code_dim": 64, "hidden": [32, 64]}
-    net = VQVAE(**{k: v for k, v in net_cfg.items() if k != "_target_"})
-    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
-                "supra": {"kind": "supra.vqvae", "run_config": {"model": {"net": net_cfg}}}}, path)
-    return path
 
 
 def source_configs(num_train: int = 24, clips: int = 8, frames: int = 3) -> dict:
@@ -51,11 +42,6 @@ def mixture(tmp_path: Path, vqvae_ckpt: Path | None, **overrides) -> A2AMixtureD
               "vqvae": load_vqvae(vqvae_ckpt)[0] if vqvae_ckpt else None, "cache_dir": str(tmp_path / "cache"),
               "batch_size": 8, "eval_batch_size": 5, "text_vocab_size": 300, **overrides}
     return A2AMixtureDataModule(**kwargs)
-
-
-@pytest.fixture(scope="module")
-def vqvae_ckpt(tmp_path_factory) -> Path:
-    return write_vqvae_checkpoint(tmp_path_factory.mktemp("vq") / "vqvae.ckpt")
 
 
 @pytest.fixture(scope="module")

@@ -18,9 +18,8 @@ from safetensors.torch import load_file
 
 from supra.runner.training import train
 from supra.tokens.a2a_vocab import A2AVocab
-from tests.conftest import compose_config, run_command
+from tests.conftest import compose_config, run_command, write_vqvae_checkpoint
 from tests.media_fixtures import write_media_folder
-from tests.test_a2a_data import write_vqvae_checkpoint
 from tests.test_a2a_training import _user_error, a2a_run
 from tests.test_hub import cache_repo
 
@@ -43,11 +42,6 @@ class StartProbe(L.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         self._save(pl_module, "end.pt")
-
-
-@pytest.fixture(scope="module")
-def vqvae_ckpt(tmp_path_factory) -> Path:
-    return write_vqvae_checkpoint(tmp_path_factory.mktemp("vq") / "vqvae.ckpt")
 
 
 @pytest.fixture(scope="module")

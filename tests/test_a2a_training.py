@@ -18,8 +18,7 @@ from supra.runner.evaluation import evaluate
 from supra.runner.training import train
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError, user_error_in
-from tests.conftest import compose_config, run_command
-from tests.test_a2a_data import write_vqvae_checkpoint
+from tests.conftest import compose_config, run_command, write_vqvae_checkpoint
 
 TASKS = ("text", "text2image", "image2text", "video", "text2video")
 
@@ -61,11 +60,6 @@ class FrozenProbe(L.Callback):
 
     def on_train_end(self, trainer, pl_module) -> None:
         (self.out_dir / "probe.json").write_text(json.dumps(self.seen))
-
-
-@pytest.fixture(scope="module")
-def vqvae_ckpt(tmp_path_factory) -> Path:
-    return write_vqvae_checkpoint(tmp_path_factory.mktemp("vq") / "vqvae.ckpt")
 
 
 @pytest.fixture(scope="module")

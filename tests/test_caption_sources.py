@@ -294,7 +294,7 @@ def test_the_a2a_mixture_trains_from_photos_with_captions(tmp_path, layout):
     """text2image, image2text and text from a caption source at 64 px, codes cached by the frozen VQ-VAE."""
     from supra.runner.training import train
     from tests.caption_source_fixtures import write_img2dataset_shards
-    from tests.test_a2a_data import write_vqvae_checkpoint
+    from tests.conftest import write_vqvae_checkpoint
     from tests.test_a2a_training import a2a_run
 
     if layout == "shards":
