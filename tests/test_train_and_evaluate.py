@@ -203,6 +203,11 @@ BAD_TRAIN_INPUTS = {
     "trainer=kaggle_2xt4 trainer.accelerator=cpu": "error: trainer.sync_batchnorm=true needs CUDA GPUs but "
                                                    "trainer.accelerator=cpu: add trainer.sync_batchnorm=false",
     "trainer=multi_node trainer.accelerator=cpu": "error: trainer.num_nodes=2 needs its nodes started together",
+    # another model's callbacks: their checkpoint would look for a metric this model never logs
+    "model=vqvae_f8 data=shapes_images": "error: callbacks=default is made for another model (its checkpoint keeps "
+                                         "the best val/CIDEr): VQAutoencodingTask takes callbacks=vqvae, add it",
+    "callbacks=vqvae": "error: callbacks=vqvae is made for another model (its checkpoint keeps the best val/psnr): "
+                       "CaptioningTask takes callbacks=default, add it",
 }
 @pytest.fixture(scope="module")
 def train_py_runs(tmp_path_factory, trained_run) -> dict[str, subprocess.CompletedProcess]:

@@ -29,6 +29,7 @@ from supra.data.a2a.sources import TRAINED_SIZE
 from supra.sweeps.optuna_seed import study_seed
 from supra.tasks.base import SupraTask
 from supra.tokens.a2a_vocab import A2AVocab
+from supra.utils.cli import CONF_DIR
 from supra.utils.errors import SupraUserError
 from supra.utils.hardware import fast_precision
 
@@ -144,6 +145,22 @@ def check_data_fits(task: SupraTask, data_class: type | None) -> None:
         return
     raise SupraUserError(f"{type(task).__name__} trains and scores on {wanted.__name__}s but the data is a "
                          f"{data_class.__name__}: choose {task.data_choices}")
+
+
+def check_callbacks_fit(task: SupraTask, callbacks_cfg: DictConfig | None, chosen: str) -> None:
+    """Another model's callbacks group (model=vqvae_f8 with callbacks=default) as one line before training,
+    not Lightning's "could not find the monitored key" at the first validation, after the steps before it.
+    Only a shipped group whose checkpoint monitor is left as it ships is refused: a user's own group, or
+    one whose monitor they set, is theirs to choose."""
+    own = task.callbacks_choice
+    shipped = CONF_DIR / "callbacks" / f"{chosen}.yaml"
+    if chosen == own or not shipped.is_file() or not callbacks_cfg or "model_checkpoint" not in callbacks_cfg:
+        return
+    monitor = OmegaConf.select(callbacks_cfg, "model_checkpoint.monitor")
+    if monitor is None or monitor != OmegaConf.select(OmegaConf.load(shipped), "model_checkpoint.monitor"):
+        return
+    raise SupraUserError(f"callbacks={chosen} is made for another model (its checkpoint keeps the best {monitor}): "
+                         f"{type(task).__name__} takes callbacks={own}, add it")
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:

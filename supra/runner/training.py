@@ -19,6 +19,7 @@ from supra.callbacks.time_accounting import mark_job_start
 from supra.runner.components import (
     build_datamodule,
     build_task,
+    check_callbacks_fit,
     instantiate_group,
     stage1_vqvae,
     starting_model,
@@ -101,6 +102,7 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
         if cfg.get("train"):
             say_resumed_changes(cfg, run_config_of(checkpoint) or {})
     datamodule = build_datamodule(cfg.data, task, tokenizer_to_reuse(cfg))
+    check_callbacks_fit(task, cfg.get("callbacks"), _group_choice("callbacks"))
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)

@@ -61,6 +61,7 @@ class A2ATask(SupraTask):
     checkpoint_kind = A2A_CHECKPOINT
     reads_data = A2AMixtureDataModule
     data_choices = "data=a2a_mixture (its sources: shapes, clips, folders, captioned photos, shards)"
+    callbacks_choice = "a2a"
 
     def __init__(
         self,

@@ -35,6 +35,8 @@ class SupraTask(L.LightningModule):
     # for the one line that refuses another (the runner checks before the DataModule is built).
     reads_data: type | None = None
     data_choices = ""
+    # The conf/callbacks group made for this model: its checkpoint keeps the best of a metric this task logs.
+    callbacks_choice = "default"
 
     def __init__(self, optimizer: OptimizerFactory | None, scheduler: SchedulerFactory | None = None,
                  run_config: dict | None = None) -> None:

@@ -31,6 +31,7 @@ class VQAutoencodingTask(SupraTask):
     checkpoint_kind = VQVAE_CHECKPOINT
     reads_data = MediaDataModule
     data_choices = "data=shapes_images, shapes_video or media_folder"
+    callbacks_choice = "vqvae"
 
     def __init__(
         self,
