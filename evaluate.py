@@ -27,7 +27,7 @@ if __name__ == "__main__":
     if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
         print_help("eval", help_config="eval")  # its own usage, not train.py's
         raise SystemExit(0)
-    exit_if_run_dir_unwritable(sys.argv[1:])
+    exit_if_run_dir_unwritable(sys.argv[1:], default_log_dir="logs")
     exit_if_unknown_option("eval", sys.argv[1:])
     sys.argv[1:] = data_for_release(sys.argv[1:])  # a release folder holds no data config
     sys.argv[1:] = quote_values(sys.argv[1:])  # data.root=/data/café: quoted for Hydra's grammar

@@ -19,6 +19,6 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    exit_if_run_dir_unwritable(sys.argv[1:])
+    exit_if_run_dir_unwritable(sys.argv[1:], default_log_dir="logs")
     sys.argv[1:] = quote_values(sys.argv[1:])  # data.root=/data/café: quoted for Hydra's grammar
     main()

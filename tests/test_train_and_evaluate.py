@@ -223,6 +223,14 @@ def train_py_runs(tmp_path_factory, trained_run) -> dict[str, subprocess.Complet
     return dict(zip(cases, runs, strict=True))
 
 
+def test_train_cli_run_from_a_folder_where_runs_cannot_go_gives_one_line(tmp_path):
+    (tmp_path / "logs").write_text("a file where the default log folder should go")
+    result = run_cli("train.py", "debug=fast_dev_run", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr == (f"error: cannot write to {tmp_path / 'logs'} (Not a directory), where runs go by default: "
+                             "run from a folder you can write to, or choose one with paths.log_dir=DIR\n")
+
+
 @pytest.mark.parametrize("case", BAD_TRAIN_INPUTS)
 def test_train_cli_bad_input_gives_one_line(case, train_py_runs):
     result = train_py_runs[case]

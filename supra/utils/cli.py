@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import sys
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -76,9 +77,20 @@ def refuse_unread_options(values: Mapping[str, Any], config_name: str, unread: I
         raise SupraUserError(f"{' '.join(ignored)}: {reader} does not read {them}{named}; leave {them} out")
 
 
-def exit_if_run_dir_unwritable(argv: Sequence[str]) -> None:
+def exit_if_run_dir_unwritable(argv: Sequence[str], default_log_dir: str | None = None) -> None:
     """Hydra creates the run directory (`hydra.run.dir`, by default under `paths.log_dir`) before the job
-    runs and fails there with a traceback; say it in one line."""
+    runs and fails there with a traceback; say it in one line. `default_log_dir`: where the command's runs go
+    when the command line names no folder (`logs` under the folder it is run from), checked then too."""
+    options = {arg.partition("=")[0].lstrip("+") for arg in argv}
+    if default_log_dir and not options & {"hydra.run.dir", "hydra.sweep.dir", "paths.log_dir", "paths.root_dir"}:
+        folder = Path(default_log_dir)
+        try:  # without creating it: Hydra does, in the folder chosen after composing (an experiment may move it)
+            with tempfile.NamedTemporaryFile(dir=folder if folder.exists() else folder.parent, prefix=".write_test."):
+                pass
+        except OSError as err:
+            print(f"error: cannot write to {folder.resolve()} ({err.strerror or err}), where runs go by default: "
+                  "run from a folder you can write to, or choose one with paths.log_dir=DIR", file=sys.stderr)
+            raise SystemExit(2) from None
     for arg in argv:
         option, _, folder = arg.partition("=")
         if option in ("hydra.run.dir", "paths.log_dir"):
