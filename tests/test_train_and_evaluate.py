@@ -203,6 +203,14 @@ BAD_TRAIN_INPUTS = {
     "trainer=kaggle_2xt4 trainer.accelerator=cpu": "error: trainer.sync_batchnorm=true needs CUDA GPUs but "
                                                    "trainer.accelerator=cpu: add trainer.sync_batchnorm=false",
     "trainer=multi_node trainer.accelerator=cpu": "error: trainer.num_nodes=2 needs its nodes started together",
+    "trainer.val_check_interval=0.5": "error: trainer.val_check_interval=0.5 is a share of an epoch, which needs "
+                                      "epochs: add trainer.check_val_every_n_epoch=1",
+    "trainer.check_val_every_n_epoch=1 data.num_train=64": "error: trainer.val_check_interval=500 is more than an "
+                                                           "epoch's 5 training batches (with trainer.check_val_every_n_"
+                                                           "epoch=1 it counts within each epoch): add trainer.val_check_"
+                                                           "interval=1.0 (each epoch's end)",
+    "+trainer.enable_checkpointing=false": "error: trainer.enable_checkpointing=false: add callbacks.model_checkpoint=null "
+                                           "too (the run then tests its last weights)",
     # another model's callbacks: their checkpoint would look for a metric this model never logs
     "model=vqvae_f8 data=shapes_images": "error: callbacks=default is made for another model (its checkpoint keeps "
                                          "the best val/CIDEr): VQAutoencodingTask takes callbacks=vqvae, add it",

@@ -5,6 +5,9 @@ from __future__ import annotations
 import logging
 import math
 import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +55,14 @@ def check_run_config(cfg: DictConfig) -> None:
     if options["trainer.val_check_interval"] is not None and options["trainer.val_check_interval"] <= 0:
         raise SupraUserError(f"trainer.val_check_interval={options['trainer.val_check_interval']} must be > 0: "
                              "steps between validations (or a share of an epoch, 0.5)")
+    interval, every_epochs = options["trainer.val_check_interval"], OmegaConf.select(cfg, "trainer.check_val_every_n_epoch")
+    if isinstance(interval, float) and interval <= 1 and every_epochs is None:  # Lightning's error says neither key
+        raise SupraUserError(f"trainer.val_check_interval={interval} is a share of an epoch, which needs epochs: add "
+                             "trainer.check_val_every_n_epoch=1 (runs are counted in steps: validation every N steps "
+                             "is trainer.val_check_interval=N)")
+    if OmegaConf.select(cfg, "trainer.enable_checkpointing") is False and OmegaConf.select(cfg, "callbacks.model_checkpoint"):
+        raise SupraUserError("trainer.enable_checkpointing=false: add callbacks.model_checkpoint=null too (the run "
+                             "then tests its last weights)")
     trainer_name = _group_choice("trainer")
     chosen = CONF_DIR / "trainer" / f"{trainer_name}.yaml"
     cpu_trainer = chosen.is_file() and OmegaConf.load(chosen).get("accelerator") == "cpu"
@@ -67,6 +78,22 @@ def check_run_config(cfg: DictConfig) -> None:
                              + (f", e.g. ckpt_path={last[0]}" if last else ""))
     if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
         raise SupraUserError(f"ckpt_path={cfg.ckpt_path} does not exist: give a last.ckpt or best.ckpt of a run")
+
+
+@contextmanager
+def interval_within_epoch(trainer_cfg: DictConfig) -> Iterator[None]:
+    """With trainer.check_val_every_n_epoch set, val_check_interval counts steps within an epoch: one longer
+    than the epoch is Lightning's ValueError from inside fit (the epoch's length is known only then)."""
+    try:
+        yield
+    except ValueError as err:
+        found = re.search(r"`val_check_interval` \((\d+)\) must be less than or equal to the number of the training "
+                         r"batches \((\d+)\)", str(err))
+        if not found:
+            raise
+        raise SupraUserError(f"trainer.val_check_interval={found[1]} is more than an epoch's {found[2]} training batches "
+                             f"(with trainer.check_val_every_n_epoch={trainer_cfg.get('check_val_every_n_epoch')} it "
+                             "counts within each epoch): add trainer.val_check_interval=1.0 (each epoch's end)") from None
 
 
 def share_cpu_threads(trainer_cfg: DictConfig) -> None:
@@ -111,7 +138,8 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
         logger.log_hyperparams(run_config)
 
     if cfg.get("train"):
-        trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        with interval_within_epoch(cfg.trainer):
+            trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     metrics = _plain(trainer.callback_metrics)
 
     if cfg.get("test"):
