@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 import subprocess
@@ -11,7 +12,9 @@ from pathlib import Path
 
 import pytest
 import torch
+import wandb
 
+from supra.loggers.wandb_logger import build_wandb_logger
 from supra.runner.evaluation import evaluate
 from supra.runner.training import train
 from supra.utils.errors import SupraUserError
@@ -318,20 +321,34 @@ def test_tensorboard_logger_receives_metrics_and_the_sample_grid(train_config):
     assert "val/CIDEr" in events.Tags()["scalars"]
 
 
-def test_wandb_runs_offline_without_an_account_and_resumes_the_same_run(train_config, monkeypatch, tmp_path, capfd):
+def test_wandb_runs_offline_without_an_account_and_resumes_the_same_run(train_config, monkeypatch, tmp_path, capfd,
+                                                                         caplog):
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, so not logged in
     first = train_config("logger=wandb", "trainer.max_steps=3", "test=false", run="wandb1")
-    train(first)
+    with caplog.at_level(logging.INFO, logger="supra.loggers.wandb_logger"):
+        train(first)
     assert "anonymous setting" not in capfd.readouterr().err  # Lightning's unasked anonymous=None, not passed on
     run_dir = Path(first.paths.output_dir)
     run_id = (run_dir / "wandb_run_id.txt").read_text().strip()
-    assert list((run_dir / "wandb").glob(f"offline-run-*-{run_id}"))
+    offline_runs = list((run_dir / "wandb").glob(f"offline-run-*-{run_id}"))
+    assert offline_runs
+    said = "W&B offline (not logged in: `wandb login` to go online): upload the run later with `wandb sync "
+    assert said + f"{run_dir / 'wandb' / f'offline-run-*-{run_id}'}`" in caplog.messages  # the glob finds the run
     resumed = train_config("logger=wandb", "trainer.max_steps=4", "test=false",
                            f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", run="wandb2")
     train(resumed)
     assert (Path(resumed.paths.output_dir) / "wandb_run_id.txt").read_text().strip() == run_id
+
+
+def test_wandb_mode_disabled_writes_no_wandb_run(monkeypatch, tmp_path):
+    monkeypatch.setenv("WANDB_MODE", "disabled")  # Lightning's offline mode would set it to dryrun: a run after all
+    wandb.finish()  # Lightning would take over a run another test left open in this process, writing nothing
+    logger = build_wandb_logger(str(tmp_path))
+    logger.log_metrics({"train/loss": 1.0}, step=0)
+    logger.finalize("success")
+    assert not list(tmp_path.glob("wandb/*run-*"))
 
 
 def test_a_finished_runs_folder_is_refused_before_anything_is_written_into_it(trained_run, train_py_runs):

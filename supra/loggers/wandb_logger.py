@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import netrc
 import os
 import secrets
@@ -13,6 +14,8 @@ from lightning.pytorch.loggers import WandbLogger
 from supra.utils.files import write_text_atomic
 
 RUN_ID_FILE = "wandb_run_id.txt"
+
+log = logging.getLogger(__name__)
 
 
 def wandb_logged_in() -> bool:
@@ -39,9 +42,16 @@ def build_wandb_logger(
     The run id is kept in `<save_dir>/wandb_run_id.txt`; resuming from a checkpoint of a run that has
     one continues that W&B run instead of starting a new one.
     """
-    os.environ.setdefault("WANDB_SILENT", "true")
-    if offline is None:
-        offline = os.environ.get("WANDB_MODE") in ("offline", "disabled") or not wandb_logged_in()
+    os.environ.setdefault("WANDB_SILENT", "true")  # which also hides its "wandb sync" hint: said below instead
+    if not os.environ.get("HOME"):  # wandb keeps its settings and cache under ~: else errors on every run
+        for variable, folder in (("WANDB_CONFIG_DIR", "config"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")):
+            os.environ.setdefault(variable, str(Path(save_dir) / "wandb" / folder))
+    mode = os.environ.get("WANDB_MODE")
+    if mode == "disabled":  # Lightning's offline=True would set WANDB_MODE=dryrun over it, and write a run after all
+        offline = False
+        kwargs.setdefault("mode", "disabled")
+    elif offline is None:
+        offline = mode in ("offline", "dryrun") or not wandb_logged_in()
     run_id = None
     if resume_from:
         id_file = _run_dir_of_checkpoint(resume_from) / RUN_ID_FILE
@@ -49,6 +59,10 @@ def build_wandb_logger(
             run_id = id_file.read_text().strip()
     run_id = run_id or secrets.token_hex(4)  # W&B ids are short lowercase alphanumerics
     write_text_atomic(Path(save_dir) / RUN_ID_FILE, run_id + "\n")
+    if offline:
+        log.info("W&B offline (%s): upload the run later with `wandb sync %s`",
+                 "WANDB_MODE=offline" if mode in ("offline", "dryrun") else "not logged in: `wandb login` to go online",
+                 Path(save_dir) / "wandb" / f"offline-run-*-{run_id}")
     logger = WandbLogger(
         save_dir=save_dir, project=project, name=name, tags=tags, id=run_id, resume="allow",
         offline=offline, **kwargs,
