@@ -236,6 +236,25 @@ def test_workers_that_persist_across_epochs_stream_each_epoch_as_new_workers_wou
     assert resumed == alone(2, 3) == alone(2)[3 * 4:]
 
 
+@pytest.mark.parametrize("workers_now", [0, 3])
+def test_an_epoch_resumed_with_other_workers_is_finished_on_the_batches_its_own_workers_would_have_made(
+        tmp_path, workers_now):
+    """Which samples an epoch's batches hold depends on the worker count it began with (5 uneven shares
+    here: one worker makes 6 batches, the other 4); resumed after 3 batches with another count, the
+    epoch is finished on the batches the first count would have made, and keeps its length."""
+    shards = write_img2dataset_shards(tmp_path / "s", shards=5, per_shard=8)
+    begun = [k for b in ShardLoader(stream(shards["spec"], 2), lambda: (1, 0), num_workers=2) for k in b["keys"]]
+    resumed = stream(shards["spec"], workers_now)
+    resumed.layout = resumed.resumed_layout = 2  # as the datamodule sets them from the checkpoint
+    assert len(resumed) == len(stream(shards["spec"], 2)) == 10
+    loader = ShardLoader(resumed, iter([(1, 3), (2, 0)]).__next__, num_workers=workers_now)
+    assert [k for b in loader for k in b["keys"]] == begun[3 * 4:]
+    # the next epoch is the workers' own
+    now = [k for b in ShardLoader(stream(shards["spec"], workers_now), lambda: (2, 0), num_workers=workers_now)
+           for k in b["keys"]]
+    assert [k for b in loader for k in b["keys"]] == now
+
+
 def shard_run(tmp_path, shards: dict, run: str, *overrides: str):
     return compose_config("train", tmp_path / run, [
         "experiment=vlm_shards", "trainer=cpu", f"data.train_shards='{shards['spec']}'",
@@ -267,6 +286,21 @@ def test_a_run_resumed_mid_epoch_trains_on_the_batches_an_uninterrupted_run_does
     train(shard_run(tmp_path, shard_data, "resumed", "data.num_workers=2", f"ckpt_path={mid / 'step3.ckpt'}"))
     whole, first, resumed = (read_keys(tmp_path / run / "keys")[0] for run in ("whole", "first", "resumed"))
     assert len(whole) == 8 and first == whole[:4] and resumed == whole[3:]
+
+
+def test_a_run_resumed_mid_epoch_with_other_workers_finishes_the_epoch_on_the_batches_it_began(tmp_path, shard_data):
+    from supra.runner.training import train
+
+    # the uninterrupted run's batches are the stream's, as its 2 workers make them
+    epoch = [b["keys"] for b in ShardLoader(stream(shard_data["spec"], 2), lambda: (0, 0), num_workers=2)]
+    mid = tmp_path / "mid"
+    train(shard_run(tmp_path, shard_data, "first", "data.num_workers=2", "trainer.max_steps=3",
+                    "+callbacks.mid._target_=lightning.pytorch.callbacks.ModelCheckpoint", f"+callbacks.mid.dirpath={mid}",
+                    "+callbacks.mid.every_n_train_steps=3", "+callbacks.mid.filename=step3"))
+    # the checkpoint keeps the worker count the epoch began with: without workers now, the epoch is finished alike
+    train(shard_run(tmp_path, shard_data, "fewer", "data.num_workers=0", f"ckpt_path={mid / 'step3.ckpt'}"))
+    first, fewer = (read_keys(tmp_path / run / "keys")[0] for run in ("first", "fewer"))
+    assert len(epoch) == 8 and first == epoch[:3] and fewer == epoch[3:]
 
 
 def test_ddp_on_two_processes_reads_every_sample_once_with_equal_batches(tmp_path, shard_data):

@@ -22,6 +22,12 @@ samples before decoding: the resumed run trains on the same batches as one never
 cost of re-reading (not decoding) the skipped samples (exact unless undecodable images were among the
 trained ones: then the resumed stream is shifted by that many samples). Without `_stats.json` counts (one
 process only), a resumed run starts the interrupted epoch over.
+
+Resumed with another data.num_workers: which samples an epoch holds, and in what order, depend on the worker
+count it began with (the `layout`, kept in the checkpoint by the datamodule), so the interrupted epoch is
+finished in its own layout: each of the workers there are now reads every layout worker's samples, in step,
+and decodes only the batches that fall to it (exact on the same terms as above, undecodable images among
+the skipped batches shifting their worker's stream too). Later epochs are laid out over the workers there are now.
 """
 
 from __future__ import annotations
@@ -63,6 +69,18 @@ def worker_quotas(sizes_by_rank: list[list[int]], batch_size: int) -> list[list[
     return quotas
 
 
+def worker_turns(quotas: list[int]) -> list[int]:
+    """The worker each batch of an epoch comes from, in the order the DataLoader takes them (see below)."""
+    counts, worker, turns = [0] * len(quotas), 0, []
+    for _ in range(sum(quotas)):
+        while counts[worker] >= quotas[worker]:
+            worker = (worker + 1) % len(quotas)
+        turns.append(worker)
+        counts[worker] += 1
+        worker = (worker + 1) % len(quotas)
+    return turns
+
+
 def batches_per_worker(done: int, quotas: list[int]) -> tuple[list[int], int]:
     """How many of the first `done` batches came from each worker, and which worker's batch comes next:
     the DataLoader takes one from each worker in turn and passes over a worker once it is exhausted."""
@@ -81,8 +99,8 @@ class ShardStream(IterableDataset):
     """Batches {"images": uint8 [B, 3, S, S], "tokens": [B, L], "keys": [B]} from `shards` (URLs), one
     caption per image. `sizes`: samples per shard (from `_stats.json`), or None when unknown (then one
     process only, and every sample, the last batch of each worker possibly short). `workers`: the
-    DataLoader's num_workers (0 = in the main process). Set `epoch` and `skip_batches` before iterating
-    (workers that persist across epochs see them: they are in shared memory)."""
+    DataLoader's num_workers (0 = in the main process). Set `epoch`, `skip_batches` and `layout` before
+    iterating (workers that persist across epochs see them: they are in shared memory)."""
 
     def __init__(self, shards: list[str], sizes: list[int] | None, batch_size: int, image_size: int,
                  tokenizer: CaptionTokenizer, max_tokens: int, seed: int = 0, shuffle_buffer: int = 1000,
@@ -94,9 +112,11 @@ class ShardStream(IterableDataset):
         self.names = shard_names(shards)  # of every shard: a sample's key is the same whichever worker reads it
         self.tokenizer, self.max_tokens, self.seed, self.shuffle_buffer = tokenizer, max_tokens, seed, shuffle_buffer
         self.draft, self.workers = draft, max(workers, 1)
-        # the epoch and the batches of it already trained, in shared memory: a loader's persistent workers
-        # read what the main process sets before each epoch
-        self._progress = torch.zeros(2, dtype=torch.int64).share_memory_()
+        # the epoch, the batches of it already trained and the worker count it is laid out for, in shared
+        # memory: a loader's persistent workers read what the main process sets before each epoch
+        self._progress = torch.tensor([0, 0, self.workers], dtype=torch.int64).share_memory_()
+        # the layout of the epoch a resumed run's checkpoint was written in (from the checkpoint), if any
+        self.resumed_layout: int | None = None
         # this process's DDP place, set in the main process: DataLoader workers have no process group
         self.place: tuple[int, int] | None = None
         libarchive_or_none()  # loaded (or its absence said) once, here, not by each worker every epoch
@@ -117,6 +137,16 @@ class ShardStream(IterableDataset):
     def skip_batches(self, value: int) -> None:
         self._progress[1] = value
 
+    @property
+    def layout(self) -> int:
+        """The worker count this epoch's shards and quotas are laid out for: `workers`, except in the
+        interrupted epoch of a run resumed with another data.num_workers."""
+        return int(self._progress[2])
+
+    @layout.setter
+    def layout(self, value: int) -> None:
+        self._progress[2] = max(value, 1)
+
     # -- who reads what -------------------------------------------------------------------------
 
     def shard_order(self) -> list[int]:
@@ -125,23 +155,24 @@ class ShardStream(IterableDataset):
         random.Random(self.seed * 1_000_003 + self.epoch).shuffle(order)
         return order
 
-    def assignment(self, world: int) -> list[list[list[int]]]:
-        """[rank][worker] -> the shards (indices) it reads this epoch."""
+    def assignment(self, world: int, workers: int) -> list[list[list[int]]]:
+        """[rank][worker] -> the shards (indices) it reads this epoch, laid out for `workers` workers."""
         order = self.shard_order()
-        return [[order[r::world][w::self.workers] for w in range(self.workers)] for r in range(world)]
+        return [[order[r::world][w::workers] for w in range(workers)] for r in range(world)]
 
-    def quotas(self, world: int) -> list[list[int]] | None:
+    def quotas(self, world: int, workers: int) -> list[list[int]] | None:
         if self.samples_per_epoch is not None:  # resampled: every worker of every rank the same share
-            share = max(1, self.samples_per_epoch // (world * self.workers * self.batch_size))
-            return [[share] * self.workers for _ in range(world)]
+            share = max(1, self.samples_per_epoch // (world * workers * self.batch_size))
+            return [[share] * workers for _ in range(world)]
         if self.sizes is None:
             return None
-        held = [[sum(self.sizes[i] for i in shards) for shards in workers] for workers in self.assignment(world)]
+        held = [[sum(self.sizes[i] for i in shards) for shards in by_worker]
+                for by_worker in self.assignment(world, workers)]
         return worker_quotas(held, self.batch_size)
 
     def __len__(self) -> int:
         """Batches per rank per epoch (known from the shards' _stats.json)."""
-        quotas = self.quotas(distributed_rank()[1])
+        quotas = self.quotas(distributed_rank()[1], self.layout)
         if quotas is None:
             raise TypeError("the number of batches is unknown without the shards' _stats.json")
         return sum(quotas[0])
@@ -162,27 +193,24 @@ class ShardStream(IterableDataset):
     def _epoch(self) -> Iterator[dict[str, Any]]:
         # read once, now: the main process may set the next epoch's while this one's last batches are still
         # being made and thrown away (an epoch cut short, e.g. by limit_train_batches)
-        epoch, skip_batches = self.epoch, self.skip_batches
+        epoch, skip_batches, layout = self.epoch, self.skip_batches, self.layout
         rank, world = self.place or distributed_rank()
         info = get_worker_info()
-        worker = info.id if info is not None else 0
-        quotas = self.quotas(world)
+        worker, readers = (info.id, info.num_workers) if info is not None else (0, 1)
+        if layout != readers:
+            yield from self._in_layout(epoch, skip_batches, layout, rank, world, worker, readers)
+            return
+        quotas = self.quotas(world, layout)
         skip = 0
         if quotas is not None and skip_batches:
             # A resumed loader asks its worker 0 first; the batch due next was another worker's. Workers
             # take the roles (shards, quota, place in turn) rotated so that worker 0 plays that one.
             done, due = batches_per_worker(skip_batches, quotas[rank])
-            worker = (worker + due) % self.workers
+            worker = (worker + due) % layout
             skip = done[worker]
         quota = quotas[rank][worker] if quotas is not None else None
-        if self.samples_per_epoch is not None:
-            shards = self._resampled(random.Random(f"{self.seed}-{epoch}-{rank}-{worker}-shards"), quota)
-        else:
-            shards = [self.shards[i] for i in self.assignment(world)[rank][worker]]
         tally = Unusable()
-        samples = usable_samples(shards, tally, self.names)
-        rng = random.Random(f"{self.seed}-{epoch}-{rank}-{worker}")  # the same order on every run
-        shuffled = wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng)(samples)
+        shuffled = self._samples(epoch, rank, world, worker, layout, quota, tally)
         kept = itertools.islice(shuffled, skip * self.batch_size, None)  # already trained on: read, not decoded
         made, last = 0, None
         batch: list = []
@@ -206,6 +234,58 @@ class ShardStream(IterableDataset):
                         epoch, rank, worker, tally.describe())
         log.info("shards, epoch %d, rank %d worker %d: %d batches of %d (%d repeated, %d skipped as trained); "
                  "unusable: %s", epoch, rank, worker, made, self.batch_size, repeats, skip, tally.describe())
+
+    def _samples(self, epoch: int, rank: int, world: int, worker: int, layout: int, quota: int | None,
+                 tally: Unusable) -> Iterator[Any]:
+        """The usable samples of a worker (of `layout` workers), shuffled: the same order on every run."""
+        if self.samples_per_epoch is not None:
+            assert quota is not None  # resampled epochs always have quotas
+            shards = self._resampled(random.Random(f"{self.seed}-{epoch}-{rank}-{worker}-shards"), quota)
+        else:
+            shards = [self.shards[i] for i in self.assignment(world, layout)[rank][worker]]
+        samples = usable_samples(shards, tally, self.names)
+        rng = random.Random(f"{self.seed}-{epoch}-{rank}-{worker}")
+        return wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng)(samples)
+
+    def _in_layout(self, epoch: int, skip_batches: int, layout: int, rank: int, world: int, reader: int,
+                   readers: int) -> Iterator[dict[str, Any]]:
+        """This epoch's batches still to come as `layout` workers make them, in the order the DataLoader
+        takes them, when `readers` workers (this one `reader`) make them now: the DataLoader takes batches
+        from its readers in turn, so this one makes every readers-th, reading every layout worker's samples
+        in step and decoding only its own."""
+        quotas = self.quotas(world, layout)
+        if quotas is None:  # unknown counts: a resumed epoch starts over (ShardCaptionsDataModule._progress)
+            raise RuntimeError("an epoch laid out for other workers needs the shards' sizes")
+        done, _ = batches_per_worker(skip_batches, quotas[rank])
+        tally = Unusable()
+        streams = [itertools.islice(self._samples(epoch, rank, world, w, layout, quotas[rank][w], tally),
+                                    done[w] * self.batch_size, None) for w in range(layout)]
+        made = repeats = 0
+        last = None
+        for turn, worker in enumerate(worker_turns(quotas[rank])[skip_batches:]):
+            if turn % readers != reader:  # another reader's batch: its samples read, not decoded
+                for _ in itertools.islice(streams[worker], self.batch_size):
+                    pass
+                continue
+            batch: list = []
+            while len(batch) < self.batch_size:  # undecodable ones passed over, as the layout's worker did
+                raw = list(itertools.islice(streams[worker], self.batch_size - len(batch)))
+                if not raw:
+                    break
+                batch.extend(decoded_samples(raw, self.image_size, tally, self.draft))
+            if len(batch) == self.batch_size:
+                last = self._collate(batch, epoch)
+            elif last is not None:  # unusable samples left its worker short: a batch repeated, as it would be
+                repeats += 1
+            else:
+                log.warning("shards, epoch %d, rank %d reader %d: no usable sample; unusable: %s",
+                            epoch, rank, reader, tally.describe())
+                break
+            made += 1
+            yield last
+        log.info("shards, epoch %d, rank %d worker %d (of %d, finishing an epoch begun by %d): %d batches of %d "
+                 "(%d repeated, %d skipped as trained); unusable: %s", epoch, rank, reader, readers, layout, made,
+                 self.batch_size, repeats, skip_batches, tally.describe())
 
     def _resampled(self, rng: random.Random, quota: int) -> Iterator[str]:
         """Shards drawn with replacement; bounded (a draw per sample wanted, plus one per shard) so that
@@ -240,6 +320,9 @@ class ShardLoader(DataLoader):
         def batches() -> Iterator[dict[str, Any]]:
             epoch, done = self.progress() if self.progress is not None else (self.epochs_started, 0)
             self.dataset.epoch, self.dataset.skip_batches = epoch, done
+            # an interrupted epoch goes on in the layout it began with; a new one is laid out for the workers there are
+            resumed = self.dataset.resumed_layout
+            self.dataset.layout = resumed if done and resumed is not None else self.dataset.workers
             self.dataset.place = distributed_rank()
             self.epochs_started += 1
             delivered = 0

@@ -51,6 +51,7 @@ class ShardCaptionsDataModule(CaptionDataModule):
         self.shuffle_buffer, self.draft, self.tokenizer_sample, self.seed = shuffle_buffer, draft, tokenizer_sample, seed
         self.resampled, self.samples_per_epoch = resampled, samples_per_epoch
         self.stream: ShardStream | None = None
+        self.resumed_layout: int | None = None  # from a resumed run's checkpoint (load_state_dict)
 
     def shards(self, split: str) -> list[str]:
         urls = expand_shards(self.shard_specs[split])
@@ -97,6 +98,7 @@ class ShardCaptionsDataModule(CaptionDataModule):
                 self.datasets[split] = self._dataset(split)
         if "train" in splits and self.stream is None:
             self.stream = self._stream()
+            self._resume_in_layout(self.stream)
 
     def _stream(self) -> ShardStream:
         shards = self.shards("train")
@@ -125,6 +127,27 @@ class ShardCaptionsDataModule(CaptionDataModule):
     def train_dataloader(self) -> DataLoader:
         return ShardLoader(self.stream, self._progress if self.trainer is not None else None,
                            num_workers=self.num_workers, pin_memory=self.pin_memory)
+
+    def state_dict(self) -> dict[str, Any]:
+        """Kept in the checkpoint: the worker count the epoch in progress is laid out for, which decides
+        which samples its batches hold and in what order (ShardStream), so that a run resumed with
+        another data.num_workers finishes that epoch on the batches it would have trained on."""
+        return {"shard_layout": self.stream.layout} if self.stream is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.resumed_layout = state_dict.get("shard_layout")
+        if self.stream is not None:
+            self._resume_in_layout(self.stream)
+
+    def _resume_in_layout(self, stream: ShardStream) -> None:
+        # set before Lightning asks the loader's length: the epoch resumed keeps the length it was begun with
+        stream.resumed_layout = self.resumed_layout
+        if self.resumed_layout is not None:
+            stream.layout = self.resumed_layout
+            if self.resumed_layout != stream.workers:
+                log.info("resuming with data.num_workers=%d: an epoch interrupted is finished as the %d worker(s) it "
+                         "was begun with would have (each worker reading all their shards); later epochs are split "
+                         "over %d", self.num_workers, self.resumed_layout, stream.workers)
 
     def _progress(self) -> tuple[int, int]:
         """(epoch, batches of it already trained): after a resume, what the checkpoint recorded."""
