@@ -195,3 +195,40 @@ def test_evaluate_py_scores_a_vqvae_checkpoint_as_its_run_did(vq_run, tmp_path):
         assert round(report[name], 4) == round(run[name], 4), name
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == report
     assert (tmp_path / "eval" / "reconstructions.png").is_file()
+
+
+
+@pytest.mark.parametrize("loader", ["val_dataloader", "test_dataloader"])
+def test_under_ddp_the_ranks_share_the_rows_of_every_eval_batch_and_score_each_image_once(loader, monkeypatch):
+    """15 images in batches of 7 over 2 ranks: the same 3 steps on each, the last batch's single image
+    handed to the second rank too, but not to be scored there (no DistributedSampler padding)."""
+    import supra.data.media.datamodule as media
+    from supra.data.media.shapes_images import ShapesImagesDataModule
+
+    datamodule = ShapesImagesDataModule(num_train=1, num_val=15, num_test=15, eval_batch_size=7, image_size=32)
+    datamodule.setup()
+    scored = []
+    for rank in (0, 1):
+        monkeypatch.setattr(media, "rank_and_world", lambda rank=rank: (rank, 2))
+        batches = list(getattr(datamodule, loader)())
+        assert len(batches) == 3
+        scored += [i for b in batches if b["scored"] for i in b["index"].tolist()]
+    assert sorted(scored) == list(range(15))
+
+
+def test_a_ddp_test_of_an_odd_split_scores_as_one_process_does(vq_run):
+    """Run's metrics.json: one process (evaluate.py scores alike); here 2 (ddp_spawn), each image once."""
+    from supra.runner.components import build_datamodule
+    from supra.tasks.vq_autoencoding import VQAutoencodingTask
+
+    net, run_cfg = load_vqvae(vq_run / "checkpoints" / "best.ckpt")
+    task = VQAutoencodingTask(net=net, optimizer=None, run_config=run_cfg)
+    # batches of 7: the last one image, fewer than the ranks
+    datamodule = build_datamodule({**run_cfg["data"], "eval_batch_size": 7}, task)
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy="ddp_spawn", logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    (ddp,) = trainer.test(task, datamodule=datamodule, verbose=False)
+    alone = json.loads((vq_run / "metrics.json").read_text())
+    assert alone["n_items"] == 15
+    for name in ("psnr", "ssim", "codebook_usage", "perplexity", "loss"):
+        assert float(ddp[f"test/{name}"]) == pytest.approx(alone[name], rel=1e-5), name
