@@ -13,18 +13,24 @@ experiment=a2a_shapes samples it (guidance 2 and best of 4: 256 codes drawn, eac
 
 from __future__ import annotations
 
-import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 
-from supra.models.a2a_generation import generate_image, generate_video
-from supra.models.a2a_nano import A2AConfig, A2ANano
-from supra.tokens.a2a_layout import TokenLayout
-from supra.utils.hardware import cpu_description
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
+
+from bench_common import parser_for, positive_int, torch_device  # noqa: E402
+
+from supra.models.a2a_generation import generate_image, generate_video  # noqa: E402
+from supra.models.a2a_nano import A2AConfig, A2ANano  # noqa: E402
+from supra.tokens.a2a_layout import TokenLayout  # noqa: E402
+from supra.utils.hardware import cpu_description  # noqa: E402
 
 PROMPT_TEXT = [11, 12, 13, 14, 15, 16]  # 6 text ids: <TEXT> + 6 + </TEXT> = an 8-token prompt
+MIN_VOCAB = 263 + max(PROMPT_TEXT) + 1  # 7 control tokens + 256 codes, then the text ids the prompt uses
 
 
 def _seconds(fn) -> tuple[float, object]:
@@ -51,16 +57,20 @@ def interleaved(plain, cached, repeats: int) -> tuple[float, float, float, objec
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--vocab", type=int, nargs="+", default=[4359, 50_520], help="total vocabulary sizes")
-    parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
-    parser.add_argument("--device", default="cpu")
+    parser = parser_for(__doc__)
+    parser.add_argument("--vocab", type=positive_int, nargs="+", default=[4359, 50_520],
+                        help=f"total vocabulary sizes, each {MIN_VOCAB} or more")
+    parser.add_argument("--repeats", type=positive_int, default=3, help="timed rounds per cell (medians)")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's own)")
+    parser.add_argument("--device", type=torch_device, default="cpu", help="where the GPT runs: cpu, cuda, ...")
     args = parser.parse_args()
+    if too_small := [v for v in args.vocab if v < MIN_VOCAB]:
+        parser.error(f"--vocab {too_small[0]} is too small: 263 ids (7 control tokens, 256 codes) plus the "
+                     f"prompt's text ids 0-{max(PROMPT_TEXT)} need {MIN_VOCAB} or more")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)
-    device = torch.device(args.device)
+    device = args.device
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
     rows = []
     for vocab_size in args.vocab:

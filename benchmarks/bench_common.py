@@ -1,0 +1,88 @@
+"""What every benchmark's command line shares: the help layout, argument types that refuse a bad value in
+one line (argparse's "error: ...", exit status 2) before any work starts, and Supra's own errors as one line.
+
+Imported by the scripts after they put their checkout first on sys.path (see README, Benchmarks), so the
+supra imported here is that checkout's.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from supra.utils.errors import user_error_in
+
+
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """The module docstring as written, and each option's default after its help (none where it is None:
+    those options say in their help what leaving them out does)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
+def parser_for(description: str | None) -> argparse.ArgumentParser:
+    return argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of 1 or more (0 rounds, steps or images would time nothing)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is too small: it must be 1 or more")
+    return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: a whole number of 0 or more (e.g. DataLoader workers, 0 = the main process)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative: it must be 0 or more")
+    return value
+
+
+def jpeg_folder(text: str) -> Path:
+    """An argparse type: a folder holding *.jpg files (as Flickr8k's Images/ does)."""
+    folder = Path(text)
+    if not folder.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is not a folder")
+    if next(folder.glob("*.jpg"), None) is None:
+        raise argparse.ArgumentTypeError(f"{text} holds no *.jpg files")
+    return folder
+
+
+def torch_device(text: str) -> torch.device:
+    """An argparse type: a torch device string; a CUDA one only where there is a CUDA GPU."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a torch device (cpu, cuda, cuda:1, ...)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise argparse.ArgumentTypeError(f"{text} needs a CUDA GPU but this machine has none: use cpu")
+    return device
+
+
+@contextmanager
+def one_line_errors() -> Iterator[None]:
+    """Supra's SupraUserError (a missing or wrong checkpoint, a setting the machine cannot run), also when
+    Hydra wrapped it, as one line and exit status 1, as train.py reports it, rather than a traceback."""
+    try:
+        yield
+    except Exception as err:
+        user_error = user_error_in(err)
+        if user_error is None:
+            raise
+        raise SystemExit(f"error: {user_error}") from None
+
