@@ -4,21 +4,29 @@ inference code) against Supra's batched, KV-cached beam search, on the same imag
     python benchmarks/beam_search.py [--ckpt logs/train/runs/<run>/checkpoints/best.ckpt] [--images 256] [--rounds 3]
 
 With --ckpt the trained model captions the shapes test images (realistic caption lengths); without
-it a random model does, with --max-new-tokens bounding the caption length. Prints a table and the
-speed-up ratio, and checks that both give identical captions.
+it a random model does, which never emits EOS: --max-new-tokens (16 unless given) bounds its captions,
+else every one would run to the context length. Prints a table and the speed-up ratio, and checks that
+both give identical captions.
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
 
-from supra.models.vlm_generation import beam_search, beam_search_recompute
-from supra.utils.hardware import cpu_description
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
+
+from bench_common import one_line_errors, parser_for, positive_int  # noqa: E402
+
+from supra.models.vlm_generation import beam_search, beam_search_recompute  # noqa: E402
+from supra.utils.hardware import cpu_description  # noqa: E402
+
+RANDOM_MODEL_MAX_NEW_TOKENS = 16  # about a shapes caption's length
 
 
 def load_model_and_images(ckpt: str | None, n_images: int) -> tuple[torch.nn.Module, torch.Tensor]:
@@ -45,16 +53,21 @@ def load_model_and_images(ckpt: str | None, n_images: int) -> tuple[torch.nn.Mod
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = parser_for(__doc__)
     parser.add_argument("--ckpt", default=None, help="a captioning checkpoint from train.py (default: random model)")
-    parser.add_argument("--images", type=int, default=256)
-    parser.add_argument("--beam-width", type=int, default=3)
-    parser.add_argument("--max-new-tokens", type=int, default=None, help="default: until EOS or MAX_SEQ")
-    parser.add_argument("--batch-size", type=int, default=256, help="images per batched search call")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds of both; medians and ratios")
+    parser.add_argument("--images", type=positive_int, default=256, help="shapes test images to caption")
+    parser.add_argument("--beam-width", type=positive_int, default=3, help="beams per image")
+    parser.add_argument("--max-new-tokens", type=positive_int, default=None,
+                        help="caption length cap (default: with --ckpt until EOS or the context length; without, "
+                             f"{RANDOM_MODEL_MAX_NEW_TOKENS}, as a random model never emits EOS)")
+    parser.add_argument("--batch-size", type=positive_int, default=256, help="images per batched search call")
+    parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds of both; medians and ratios")
     args = parser.parse_args()
+    if args.ckpt is None and args.max_new_tokens is None:
+        args.max_new_tokens = RANDOM_MODEL_MAX_NEW_TOKENS
     torch.set_grad_enabled(False)
-    model, images = load_model_and_images(args.ckpt, args.images)
+    with one_line_errors():
+        model, images = load_model_and_images(args.ckpt, args.images)
     bos, eos, width, max_new = 1, 2, args.beam_width, args.max_new_tokens
     # warm-up of both paths (oneDNN primitive caches, allocator), then time
     beam_search_recompute(model, images[0], bos, eos, width, max_new_tokens=max_new)
@@ -82,7 +95,9 @@ def main() -> None:
     n = len(images)
     print(f"\nbeam search, width {width}, {n} images, mean caption length {mean_len:.1f} tokens, "
           f"{cpu_description()}")
-    print(f"median of {args.rounds} interleaved rounds")
+    cap = "until EOS" if max_new is None else f"at most {max_new} new tokens"
+    print(f"{'random model' if args.ckpt is None else args.ckpt}, captions {cap}; median of {args.rounds} "
+          "interleaved rounds")
     print("| method                                   | seconds | captions/s |")
     print("|------------------------------------------|--------:|-----------:|")
     for name, seconds in (("(a) per image, recompute every step", plain_s),
