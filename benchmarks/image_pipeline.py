@@ -1,7 +1,9 @@
 """Images per second delivered to the model: (a) PIL decode + resize per sample every epoch, as the
-release notebook does, against (b) Supra's decoded-once, memory-mapped cache; same DataLoader workers.
+release notebook does, against (b) Supra's decoded-once, memory-mapped cache; same DataLoader workers,
+interleaved rounds (each round one epoch of (a), then one of (b)): medians, and the median of each round's
+ratio b/a, so that a busy spell of a shared machine slows both.
 
-    python benchmarks/image_pipeline.py [--root /path/to/Flickr8k/Images] [--images 1024] [--workers 2]
+    python benchmarks/image_pipeline.py [--root /path/to/Flickr8k/Images] [--images 1024] [--workers 2] [--rounds 3]
 
 Without --root it writes synthetic 500x375 JPEGs (Flickr8k's typical size) to a temp folder.
 """
@@ -9,8 +11,11 @@ Without --root it writes synthetic 500x375 JPEGs (Flickr8k's typical size) to a 
 from __future__ import annotations
 
 import argparse
+import statistics
+import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -19,10 +24,14 @@ from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms
 
-from supra.data.captioning.datamodule import ImageRows
-from supra.data.image_cache import ImageCache
-from supra.data.images import normalize_images
-from supra.utils.hardware import cpu_description
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
+
+from bench_common import jpeg_folder, non_negative_int, parser_for, positive_int  # noqa: E402
+
+from supra.data.captioning.datamodule import ImageRows  # noqa: E402
+from supra.data.image_cache import ImageCache  # noqa: E402
+from supra.data.images import normalize_images  # noqa: E402
+from supra.utils.hardware import cpu_description  # noqa: E402
 
 
 class DecodeEveryEpoch(Dataset):
@@ -77,15 +86,23 @@ def synthetic_jpegs(folder: Path, n: int) -> list[Path]:
     return paths
 
 
-def pipeline_arguments(description: str) -> argparse.ArgumentParser:
+def pipeline_arguments(description: str, rounds: int) -> argparse.ArgumentParser:
     """The options every image-pipeline benchmark takes (shard_pipeline.py adds its own)."""
-    parser = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--root", type=Path, default=None, help="a folder of JPEGs (e.g. Flickr8k's Images/)")
-    parser.add_argument("--images", type=int, default=1024)
-    parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--size", type=int, default=112)
+    parser = parser_for(description)
+    parser.add_argument("--root", type=jpeg_folder, default=None,
+                        help="a folder of *.jpg files, e.g. Flickr8k's Images/ (default: synthetic JPEGs)")
+    parser.add_argument("--images", type=positive_int, default=1024, help="JPEGs to read (the first, by name)")
+    parser.add_argument("--workers", type=non_negative_int, default=2, help="DataLoader workers (0: the main process)")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="images per batch")
+    parser.add_argument("--size", type=positive_int, default=112, help="side of the square images delivered")
+    parser.add_argument("--rounds", type=positive_int, default=rounds, help="interleaved rounds; medians and paired ratios")
     return parser
+
+
+def jpeg_paths(args: argparse.Namespace, folder: Path,
+               make: Callable[[Path, int], list[Path]] = synthetic_jpegs) -> list[Path]:
+    """The first --images JPEGs of --root, or as many written to `folder` by `make`."""
+    return sorted(args.root.glob("*.jpg"))[: args.images] if args.root else make(folder, args.images)
 
 
 def baseline_loaders(paths: list[Path], cache_dir: Path, args: argparse.Namespace) -> tuple[DataLoader, DataLoader, float]:
@@ -103,21 +120,24 @@ def baseline_loaders(paths: list[Path], cache_dir: Path, args: argparse.Namespac
 
 
 def main() -> None:
-    args = pipeline_arguments(__doc__).parse_args()
+    args = pipeline_arguments(__doc__, rounds=3).parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        paths = sorted(args.root.glob("*.jpg"))[: args.images] if args.root else synthetic_jpegs(Path(tmp), args.images)
+        paths = jpeg_paths(args, Path(tmp))
         plain, cached, build_s = baseline_loaders(paths, Path(tmp) / "cache", args)
         images_per_second(plain, False)  # warm-up: worker start-up, page cache
         images_per_second(cached, True)
-        a = min(images_per_second(plain, False) for _ in range(2))
-        b = min(images_per_second(cached, True) for _ in range(2))
+        rounds = [(images_per_second(plain, False), images_per_second(cached, True)) for _ in range(args.rounds)]
+    a, b = statistics.median(a for a, _ in rounds), statistics.median(b for _, b in rounds)
+    ratio = statistics.median(b / a for a, b in rounds)
     print(f"\n{len(paths)} images -> {args.size}px, batch {args.batch_size}, {args.workers} DataLoader workers, "
-          f"{cpu_description()}")
-    print("| pipeline                                   | images/s |")
-    print("|--------------------------------------------|---------:|")
-    print(f"| (a) PIL decode + resize per sample, each epoch | {a:8.0f} |")
-    print(f"| (b) memory-mapped uint8 cache                  | {b:8.0f} |")
-    print(f"speed-up b/a: {b / a:.1f}x  (one-off cache build: {build_s:.1f}s, {len(paths) / build_s:.0f} images/s)")
+          f"{args.rounds} interleaved rounds, {cpu_description()}")
+    print("| pipeline                                       | median images/s |")
+    print("|------------------------------------------------|----------------:|")
+    print(f"| (a) PIL decode + resize per sample, each epoch | {a:15.0f} |")
+    print(f"| (b) memory-mapped uint8 cache                  | {b:15.0f} |")
+    print(f"speed-up b/a: {ratio:.1f}x, the median of the rounds' ratios (per round: "
+          f"{', '.join(f'{b / a:.1f}x' for a, b in rounds)}); one-off cache build: {build_s:.1f}s, "
+          f"{len(paths) / build_s:.0f} images/s")
 
 
 if __name__ == "__main__":

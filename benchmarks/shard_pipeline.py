@@ -10,7 +10,8 @@ from a full decode at the model's size.
 
 Without --root it writes synthetic 500x375 JPEGs (Flickr8k's typical size) that compress like photos
 (--noise: image_pipeline.py's noise). Shards are written from the same files in img2dataset's layout, at
-least 4 per worker (each worker streams whole shards).
+least 4 per worker (each worker streams whole shards, shuffled between workers each epoch): so that every
+worker holds a batch in every epoch, --images must be at least 4 x --batch-size x --workers.
 """
 
 from __future__ import annotations
@@ -25,10 +26,15 @@ import numpy as np
 import torch
 from PIL import Image
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from image_pipeline import baseline_loaders, images_per_second, pipeline_arguments, synthetic_jpegs  # noqa: E402
+from image_pipeline import (  # noqa: E402
+    baseline_loaders,
+    images_per_second,
+    jpeg_paths,
+    pipeline_arguments,
+    synthetic_jpegs,
+)
 
 from supra.data.caption_sources.shards import decode_image, expand_shards, shard_sizes  # noqa: E402
 from supra.data.captioning.shard_stream import ShardLoader, ShardStream  # noqa: E402
@@ -94,14 +100,20 @@ def draft_difference(paths: list[Path], size: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = pipeline_arguments(__doc__)
+    parser = pipeline_arguments(__doc__, rounds=5)
     parser.add_argument("--noise", action="store_true", help="image_pipeline.py's noise JPEGs instead of photo-like ones")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians and paired ratios")
     args = parser.parse_args()
+    # Whole shards, 4 or more per worker, go to the workers in a new order each epoch: with shards of a batch
+    # or more, every worker holds a batch in every epoch (else the stream stops: "no usable sample").
+    minimum = 4 * args.batch_size * max(args.workers, 1)
+    available = min(args.images, len(list(args.root.glob("*.jpg")))) if args.root else args.images
+    if available < minimum:
+        parser.error(f"{available} JPEGs{' in --root' if args.root else ''} are too few: 4 shards per worker, "
+                     f"each of a batch ({args.batch_size}), for {max(args.workers, 1)} worker(s) need "
+                     f"--images {minimum} or more (or a smaller --batch-size or --workers)")
     torch.set_num_threads(1)  # the work is in the workers; the main process only receives batches
     with tempfile.TemporaryDirectory() as tmp:
-        make = synthetic_jpegs if args.noise else photo_like_jpegs
-        paths = sorted(args.root.glob("*.jpg"))[: args.images] if args.root else make(Path(tmp), args.images)
+        paths = jpeg_paths(args, Path(tmp), synthetic_jpegs if args.noise else photo_like_jpegs)
         # 4 shards per worker at least: each worker streams whole shards
         spec = write_shards(paths, Path(tmp) / "shards", per_shard=max(1, len(paths) // (4 * max(args.workers, 1))))
         plain, cached, _ = baseline_loaders(paths, Path(tmp) / "cache", args)
