@@ -3,7 +3,8 @@ sequences of 80 tokens and its 684-id vocabulary, fp32) with (a) AdamW, as the r
 (b) MuonWithAdamW as the recipe trains now (Muon's Newton-Schulz iteration in float32, in its Gram form where
 that pays) and (c) the same with torch's own Muon, whose plain iteration runs in bfloat16; and the iteration
 alone for the GPT's 16 matrices: as the recipe runs it, plain in float32, plain in bfloat16. Interleaved
-rounds, medians, ratios to (a) of the same round.
+rounds, medians, ratios to a baseline of the same round: a training step to (a), the iteration alone to
+the recipe's iteration.
 
     python benchmarks/muon_step.py [--rounds 5] [--steps 20]
 
@@ -16,7 +17,6 @@ There bf16 matmuls are emulated and (c) takes seconds a step: why supra.tasks.op
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
 import sys
@@ -27,7 +27,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
+
+from bench_common import parser_for, positive_int  # noqa: E402
 
 from supra.models.a2a_nano import A2AConfig, A2ANano  # noqa: E402
 from supra.tasks.optimizers import MuonWithAdamW, orthogonalize  # noqa: E402
@@ -82,33 +84,38 @@ def seconds(fn: Callable[[], object], steps: int) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians and paired ratios")
-    parser.add_argument("--steps", type=int, default=20, help="timed steps per round and candidate")
+    parser = parser_for(__doc__)
+    parser.add_argument("--rounds", type=positive_int, default=5, help="interleaved rounds; medians and paired ratios")
+    parser.add_argument("--steps", type=positive_int, default=20, help="timed steps per round and candidate")
     args = parser.parse_args()
+    step_baseline, iteration_baseline = ("(a) AdamW, every parameter (the recipe before)",
+                                         "(d) Newton-Schulz alone, 16 matrices, float32 (the recipe)")
+    # name -> (what it times, the row its paired ratio divides by): a step by a step, an iteration by an iteration
     candidates = {
-        "(a) AdamW, every parameter (the recipe before)": training_step("adamw"),
-        "(b) MuonWithAdamW, float32 Newton-Schulz (the recipe)": training_step("muon32"),
-        "(c) the same with torch's Muon: bfloat16 Newton-Schulz": training_step("muon_bf16"),
-        "Newton-Schulz alone, 16 matrices, float32 (the recipe)": iteration_alone(torch.float32, None),
-        "the same, plain iteration on every matrix, float32": iteration_alone(torch.float32, False),
-        "the same, plain iteration, bfloat16 (torch's Muon)": iteration_alone(torch.bfloat16, False),
+        step_baseline: (training_step("adamw"), step_baseline),
+        "(b) MuonWithAdamW, float32 Newton-Schulz (the recipe)": (training_step("muon32"), step_baseline),
+        "(c) the same with torch's Muon: bfloat16 Newton-Schulz": (training_step("muon_bf16"), step_baseline),
+        iteration_baseline: (iteration_alone(torch.float32, None), iteration_baseline),
+        "(e) the same, plain iteration on every matrix, float32": (iteration_alone(torch.float32, False),
+                                                                   iteration_baseline),
+        "(f) the same, plain iteration, bfloat16 (torch's Muon)": (iteration_alone(torch.bfloat16, False),
+                                                                   iteration_baseline),
     }
-    for fn in candidates.values():  # warm-up: allocations, kernel choice
+    for fn, _ in candidates.values():  # warm-up: allocations, kernel choice
         seconds(fn, 2)
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(args.rounds):
-        for name, fn in candidates.items():
+        for name, (fn, _) in candidates.items():
             times[name].append(seconds(fn, args.steps))
-    baseline = times["(a) AdamW, every parameter (the recipe before)"]
     print(f"\na2a GPT, batch {BATCH} x {TOKENS} tokens, fp32, {args.rounds} interleaved rounds of {args.steps} "
           f"steps, {cpu_description()}, torch kernels {torch.backends.cpu.get_cpu_capability()}, "
           f"MKL_ENABLE_INSTRUCTIONS={os.environ.get('MKL_ENABLE_INSTRUCTIONS', '(unset)')}")
-    print("| what                                                    | median s/step | paired ratio vs (a) |")
-    print("|---------------------------------------------------------|--------------:|--------------------:|")
+    print("| what (seconds per training step, or per call of the iteration) | median s | paired ratio | vs  |")
+    print("|-----------------------------------------------------------------|---------:|-------------:|-----|")
     for name, runs in times.items():
-        ratio = statistics.median(r / b for r, b in zip(runs, baseline, strict=True))
-        print(f"| {name:<55} | {statistics.median(runs):13.4f} | {ratio:18.2f}x |")
+        base = candidates[name][1]
+        ratio = statistics.median(r / b for r, b in zip(runs, times[base], strict=True))
+        print(f"| {name:<63} | {statistics.median(runs):8.4f} | {ratio:11.2f}x | {base[:3]} |")
 
 
 if __name__ == "__main__":
