@@ -1,15 +1,15 @@
-"""Where a VQ-VAE training step spends its time, part by part, on this CPU and (--compare-avx2) with torch's
-kernels capped at AVX2 in the same run, to see which part an AVX2-only CPU makes slow.
+"""Where a VQ-VAE training step spends its time, part by part, on this CPU and, as the baseline of the same
+run, with torch's kernels capped at AVX2, to see which part an AVX2-only CPU makes slow.
 
-    python benchmarks/vqvae_step_profile.py [--batch-size 64] [--repeats 20] [--compare-avx2]
+    python benchmarks/vqvae_step_profile.py [--batch-size 64] [--repeats 20] [--no-compare-avx2]
 
 The parts of one step of `experiment=vqvae_shapes` (batch 64 of 64x64 shapes images, the model's defaults):
 data (uint8 batch -> [-1, 1]), the encoder's strided convolutions and the decoder's transposed ones (each
 forward + backward), the quantiser (nearest code, EMA update, restarts), the loss, and Adam's step; then the
 whole step as train.py runs it. Each part is timed alone over the same batch, median of --repeats after a
-warm-up. --compare-avx2 runs the same in a child process with ATEN_CPU_CAPABILITY=avx2 and
-ONEDNN_MAX_CPU_ISA=AVX2 (torch's own switches: its AVX-512 kernels off) and prints both with their ratio;
-on a CPU that is AVX2-only already the two columns are the same machine.
+warm-up. Then the same runs in a child process with ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2
+(torch's own switches: its AVX-512 kernels off), and both print with their ratio; on a CPU that is AVX2-only
+already the two columns are the same machine. --no-compare-avx2: this CPU's column alone, in half the time.
 """
 
 from __future__ import annotations
@@ -27,7 +27,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
+
+from bench_common import parser_for, positive_int  # noqa: E402
 
 from supra.data.images import channels_first, to_unit_range  # noqa: E402
 from supra.models.vqvae import VQVAE  # noqa: E402
@@ -89,10 +91,11 @@ def measure(batch_size: int, repeats: int) -> dict[str, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--batch-size", type=int, default=64)
-    parser.add_argument("--repeats", type=int, default=20)
-    parser.add_argument("--compare-avx2", action="store_true", help="also run with torch's kernels capped at AVX2")
+    parser = parser_for(__doc__)
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="images per step (64x64)")
+    parser.add_argument("--repeats", type=positive_int, default=20, help="timed calls of each part (median)")
+    parser.add_argument("--compare-avx2", action=argparse.BooleanOptionalAction, default=True,
+                        help="also run with torch's kernels capped at AVX2, the baseline column")
     parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # the child's output
     args = parser.parse_args()
     here = measure(args.batch_size, args.repeats)
@@ -103,19 +106,22 @@ def main() -> None:
     if args.compare_avx2:
         env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
         child = subprocess.run([sys.executable, __file__, "--json", "--batch-size", str(args.batch_size),
-                                "--repeats", str(args.repeats)], env=env, capture_output=True, text=True, check=True)
+                                "--repeats", str(args.repeats)], env=env, capture_output=True, text=True)
+        if child.returncode != 0:
+            last = (child.stderr.strip().splitlines() or ["no output"])[-1]
+            raise SystemExit(f"error: the run capped at AVX2 failed (exit status {child.returncode}): {last}")
         capped = json.loads(child.stdout.strip().splitlines()[-1])
     print(f"\nVQ-VAE training step, batch {args.batch_size} at 64x64, median of {args.repeats}; torch {torch.__version__}")
     print(f"(a) {cpu_description()}")
     if capped:
         print(f"(b) {capped['cpu']}")
-        print("| part | (a) ms | (b) ms | b/a |\n|---|---:|---:|---:|")
+        print(f"| {'part':<40} | (a) ms | (b) ms |   b/a |\n|{'-' * 42}|-------:|-------:|------:|")
         for name, ms in here.items():
-            print(f"| {name} | {ms:.2f} | {capped['ms'][name]:.2f} | {capped['ms'][name] / ms:.2f}x |")
+            print(f"| {name:<40} | {ms:6.2f} | {capped['ms'][name]:6.2f} | {capped['ms'][name] / ms:4.2f}x |")
     else:
-        print("| part | ms |\n|---|---:|")
+        print(f"| {'part':<40} |     ms |\n|{'-' * 42}|-------:|")
         for name, ms in here.items():
-            print(f"| {name} | {ms:.2f} |")
+            print(f"| {name:<40} | {ms:6.2f} |")
 
 
 if __name__ == "__main__":
