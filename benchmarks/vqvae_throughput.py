@@ -20,9 +20,9 @@ warm-up, plain and Supra runs interleaved so that noise from other processes hit
 
 from __future__ import annotations
 
-import argparse
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -33,13 +33,17 @@ import PIL
 import torch
 from PIL import Image, ImageSequence
 
-from supra.data.base import SPLITS
-from supra.data.gif_frames import read_gif_frames
-from supra.data.images import fit, to_unit_range
-from supra.data.media.folder import MediaFolderDataModule, clips_of
-from supra.models.vqvae import VQVAE
-from supra.utils.errors import SupraUserError
-from supra.utils.hardware import cpu_description
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
+
+from bench_common import one_line_errors, parser_for, positive_int  # noqa: E402
+
+from supra.data.base import SPLITS  # noqa: E402
+from supra.data.gif_frames import read_gif_frames  # noqa: E402
+from supra.data.images import fit, to_unit_range  # noqa: E402
+from supra.data.media.folder import MediaFolderDataModule, clips_of  # noqa: E402
+from supra.models.vqvae import VQVAE  # noqa: E402
+from supra.utils.errors import SupraUserError  # noqa: E402
+from supra.utils.hardware import cpu_description  # noqa: E402
 
 IMAGE_SIZE = 64
 CLIP_FRAMES = 4
@@ -175,15 +179,16 @@ def interleaved_medians(fns: list[Callable[[], object]], repeats: int) -> tuple[
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = parser_for(__doc__)
     parser.add_argument("--ckpt", default=None, help="a VQ-VAE checkpoint from train.py (default: random init)")
-    parser.add_argument("--batch-size", type=int, default=256, help="images per encode/decode call")
-    parser.add_argument("--repeats", type=int, default=5, help="timed runs of each method (median reported)")
-    parser.add_argument("--gifs", type=int, default=64, help="generated GIFs in the clip pipeline's folder")
-    parser.add_argument("--frames-per-gif", type=int, default=24)
-    parser.add_argument("--gif-size", type=int, nargs=2, default=(160, 120), metavar=("W", "H"))
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's own)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--batch-size", type=positive_int, default=256, help="images per encode/decode call")
+    parser.add_argument("--repeats", type=positive_int, default=5, help="timed runs of each method (median reported)")
+    parser.add_argument("--gifs", type=positive_int, default=64, help="generated GIFs in the clip pipeline's folder")
+    parser.add_argument("--frames-per-gif", type=positive_int, default=24, help="frames of each generated GIF")
+    parser.add_argument("--gif-size", type=positive_int, nargs=2, default=(160, 120), metavar=("W", "H"),
+                        help="the generated GIFs' width and height")
+    parser.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's own)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random model and the generated GIFs")
     args = parser.parse_args()
     if args.frames_per_gif < CLIP_FRAMES:
         parser.error(f"--frames-per-gif must be at least {CLIP_FRAMES} (one clip)")
@@ -191,10 +196,8 @@ def main() -> None:
         parser.error("--gifs must be at least 3 (the DataModule splits the folder into train, val and test by file)")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    try:
+    with one_line_errors():
         model, origin = load_vqvae(args.ckpt, args.seed)
-    except SupraUserError as err:
-        raise SystemExit(f"error: {err}") from None
 
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
