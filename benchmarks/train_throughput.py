@@ -8,6 +8,9 @@ in the same run at the same precision.
     python benchmarks/train_throughput.py --trainer gpu --precision 16-mixed --compile
     python benchmarks/train_throughput.py --trainer gpu --devices 2         # DDP (b) vs one device (a)
 
+Precision: 32-true, 16-mixed or bf16-mixed, which (a) reproduces with autocast (and a GradScaler for
+16-mixed); 16-mixed is refused on a CPU, where Lightning would run (b) in bf16-mixed instead.
+
 Both loops do the same work per step: copy a uint8 batch to the device, normalise, forward,
 cross-entropy, backward, clip the gradient norm to 1.0, AdamW step, LR schedule step. (b) keeps
 what a real run does per step (its logger at trainer.log_every_n_steps, self.log of the loss, the
@@ -24,6 +27,7 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -34,18 +38,25 @@ import lightning as L
 import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import HydraException
 from hydra.utils import instantiate
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader, Dataset
 from torch.utils.flop_counter import FlopCounterMode
 
-from supra.data.images import normalize_images
-from supra.runner.components import instantiate_group
-from supra.tokens.caption_bpe import PAD_ID
-from supra.utils.hardware import cpu_description
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # this checkout's supra (README, Benchmarks), with this checkout's conf/
 
-CONF = Path(__file__).resolve().parents[1] / "conf"
+from bench_common import one_line_errors, parser_for, positive_int  # noqa: E402
+
+from supra.data.images import normalize_images  # noqa: E402
+from supra.runner.components import instantiate_group  # noqa: E402
+from supra.tokens.caption_bpe import PAD_ID  # noqa: E402
+from supra.utils.hardware import check_accelerator, cpu_description  # noqa: E402
+
+CONF = ROOT / "conf"
 AUTOCAST = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
+PRECISIONS = ("32-true", *AUTOCAST)  # what the plain loop reproduces
 EPOCH_PAIRS = {"shapes (default run)": 4000 * 5, "Flickr8k": 6000 * 5}
 
 
@@ -238,28 +249,49 @@ def matmul_peak(device: torch.device, precision: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--trainer", default="cpu", help="conf/trainer option: cpu | gpu | ...")
-    parser.add_argument("--devices", type=int, default=1)
-    parser.add_argument("--precision", default=None, help="32-true | 16-mixed | bf16-mixed (default: the trainer's)")
+    parser = parser_for(__doc__)
+    parser.add_argument("--trainer", default="cpu", help="a conf/trainer option: cpu | gpu | ...")
+    parser.add_argument("--devices", type=positive_int, default=1, help="devices of (b); above 1, DDP")
+    parser.add_argument("--precision", default=None, choices=PRECISIONS, help="default: the trainer config's")
     parser.add_argument("--compile", action="store_true", help="torch.compile the net in both loops (model.compile=true)")
-    parser.add_argument("--batch-size", type=int, default=64, help="the release's batch is 64")
-    parser.add_argument("--warmup", type=int, default=5, help="untimed steps of each loop first")
-    parser.add_argument("--steps", type=int, default=5, help="steps per timed window")
-    parser.add_argument("--rounds", type=int, default=20, help="timed windows of each loop")
+    parser.add_argument("--batch-size", type=positive_int, default=64, help="the release's batch is 64")
+    parser.add_argument("--warmup", type=positive_int, default=5, help="untimed steps of each loop first")
+    parser.add_argument("--steps", type=positive_int, default=5, help="steps per timed window")
+    parser.add_argument("--rounds", type=positive_int, default=20, help="timed windows of each loop")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
-    parser.add_argument("overrides", nargs="*", help="more Hydra overrides, e.g. model.channels_last... ")
+    parser.add_argument("overrides", nargs="*", help="more Hydra overrides, e.g. model.net.channels_last=true")
     args = parser.parse_args()
-    child_rank = os.environ.get("LOCAL_RANK", "0") != "0"  # a DDP rank Lightning started: only (b)
-    args.threads = torch.get_num_threads()  # before DDP on CPU splits the cores between ranks
+    if not (CONF / "trainer" / f"{args.trainer}.yaml").is_file():
+        options = sorted(p.stem for p in (CONF / "trainer").glob("*.yaml"))
+        parser.error(f"--trainer {args.trainer} is not a conf/trainer option: {', '.join(options)}")
+    # the run's outputs (logs) go to a temp folder, removed at the end; each DDP rank Lightning starts re-runs
+    # this script and removes its own
+    with tempfile.TemporaryDirectory(prefix="supra_throughput_", ignore_cleanup_errors=True) as out_dir:
+        run(parser, args, out_dir)
 
-    out_dir = tempfile.mkdtemp(prefix="supra_throughput_")
-    overrides = [f"trainer={args.trainer}", f"data.batch_size={args.batch_size}", f"model.compile={args.compile}",
-                 *([f"trainer.precision={args.precision}"] if args.precision else []), *args.overrides]
-    cfg = compose_run_config(overrides, out_dir)
+
+def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str) -> None:
+    child_rank = os.environ.get("LOCAL_RANK", "0") != "0"  # a DDP rank Lightning started: only (b)
+    overrides = [f"trainer={args.trainer}", f"trainer.devices={args.devices}", f"data.batch_size={args.batch_size}",
+                 f"model.compile={args.compile}", *([f"trainer.precision={args.precision}"] if args.precision else []),
+                 *args.overrides]
+    try:
+        cfg = compose_run_config(overrides, out_dir)
+    except HydraException as err:
+        raise SystemExit(f"error: {err}") from None
+    with one_line_errors():
+        check_accelerator(cfg.trainer, args.trainer)  # a GPU trainer without a GPU: one line, as train.py says it
     precision = str(cfg.trainer.precision)
     device = torch.device("cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu")
+    if precision not in PRECISIONS:
+        parser.error(f"precision {precision}: the plain loop (a) reproduces only {', '.join(PRECISIONS)}")
+    if device.type == "cpu" and precision == "16-mixed":  # (a) would run fp16 with a GradScaler, (b) bf16
+        parser.error("precision 16-mixed on a CPU: Lightning runs it as bf16-mixed there; ask for bf16-mixed")
+    # before the fit: under DDP on a CPU, Lightning splits this process's threads between the ranks
+    where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
     batches, tokenizer = cached_batches(cfg, n_batches=min(16, args.warmup + args.steps))
+    if not child_rank:  # before the fit too: the peak with all of this process's threads, the machine's
+        flops, peak = flops_per_sample(cfg, batches[0], device), matmul_peak(device, precision)
 
     total = args.warmup + args.steps * args.rounds
     plain_loop = None if child_rank else PlainLoop(cfg, batches, device, precision, args.compile, total)
@@ -272,6 +304,8 @@ def main() -> None:
         supra = supra_loop(cfg, batches, tokenizer, args.devices, args.warmup, args.steps, args.rounds, out_dir)
         if child_rank:
             return
+        if device.type == "cpu":
+            where += f" ({torch.get_num_threads()} per DDP rank in (b))"
     else:  # a and b alternate every `steps` steps inside one fit: both see the same machine load
         supra = supra_loop(cfg, batches, tokenizer, 1, args.warmup, args.steps, args.rounds, out_dir,
                            between=lambda: plain.append(plain_loop.window(args.steps)))
@@ -280,21 +314,19 @@ def main() -> None:
     if args.devices > 1:
         ratios = [statistics.median(plain) / b * args.devices for b in supra]
 
-    flops = flops_per_sample(cfg, batches[0], device)
-    peak = matmul_peak(device, precision)
     samples = args.steps * args.batch_size
     rows = {"(a) plain PyTorch loop": plain, f"(b) Supra task + Trainer ({args.devices} device(s))": supra}
-    report = report_table(args, cfg, device, precision, rows, samples, ratios, flops, peak)
+    report = report_table(args, where, precision, rows, samples, ratios, flops, peak)
     if args.json:
         Path(args.json).write_text(json.dumps(report, indent=2))
 
 
-def report_table(args: argparse.Namespace, cfg: DictConfig, device: torch.device, precision: str,
-                 rows: dict[str, list[float]], samples: int, ratios: list[float], flops: float,
-                 peak: float) -> dict[str, Any]:
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
+def report_table(args: argparse.Namespace, name: str, precision: str, rows: dict[str, list[float]], samples: int,
+                 ratios: list[float], flops: float, peak: float) -> dict[str, Any]:
+    windows = (f"{args.rounds} alternating windows" if args.devices == 1 else
+               f"{args.rounds} windows of (a), then {args.rounds} of (b) under DDP,")
     print(f"\n{name}; precision {precision}; compile {'on' if args.compile else 'off'}; batch {args.batch_size}; "
-          f"{args.rounds} alternating windows of {args.steps} steps after {args.warmup} warm-up (medians)")
+          f"{windows} of {args.steps} steps after {args.warmup} warm-up (medians)")
     print(f"model FLOPs per training sample (forward+backward, flop_counter): {flops / 1e9:.3f} GFLOP; "
           f"measured peak ({'matmul ' + str(AUTOCAST.get(precision, torch.float32)).removeprefix('torch.')}): "
           f"{peak / 1e12:.2f} TFLOP/s")
