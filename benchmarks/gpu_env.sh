@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Sourced by the GPU benchmark scripts (gpu_check.sh, gpu_precision_by_batch.sh): the environment the
 # device image lacks (.gpu_deps, see gpu_check.sh's header), `bench` (one train_throughput run) and
-# `summary` (one table over every bench's JSON).
+# `summary` (one table over every bench's JSON in $JSON_DIR). Each script sets its own JSON_DIR before
+# sourcing this, so that a warm machine's leftovers of the other script never enter its summary.
 set -u
 OUT=${OUT:-/tmp/gpu_check_out}
-mkdir -p "$OUT" /tmp/gpu_check_json
+JSON_DIR=${JSON_DIR:-/tmp/gpu_check_json}
+mkdir -p "$OUT" "$JSON_DIR"
 LOG=$OUT/gpu_check.log
 PY=${PY:-python3}
 export PYTHONPATH="$PWD:$PWD/.gpu_deps/site${PYTHONPATH:+:$PYTHONPATH}"
@@ -24,15 +26,16 @@ java -version 2>&1 | head -1 | tee -a "$LOG"
 bench() {  # bench NAME SECONDS ARGS...: one train_throughput run, its table to the log, figures to JSON
   local name=$1 limit=$2; shift 2
   echo "== $name ($((SECONDS - START))s in)" | tee -a "$LOG"
+  rm -f "$JSON_DIR/$name.json"  # a failed run leaves no figures of an earlier one behind
   timeout "$limit" $PY benchmarks/train_throughput.py --trainer "$TRAINER" --warmup 10 --steps "$STEPS" --rounds 10 \
-      --json /tmp/gpu_check_json/"$name".json "$@" >>"$LOG" 2>&1 || echo "$name: failed or timed out (rc $?)" | tee -a "$LOG"
+      --json "$JSON_DIR/$name.json" "$@" >>"$LOG" 2>&1 || echo "$name: failed or timed out (rc $?)" | tee -a "$LOG"
 }
 
-summary() {  # one line per bench JSON, then the 16-mixed / 32-true ratios and the epoch run's accounting
-$PY - <<'EOF'
+summary() {  # summary [EPOCH_DIR]: one line per bench JSON, the 16-mixed / 32-true ratios, the epoch run's accounting
+JSON_DIR="$JSON_DIR" EPOCH_DIR="${1:-}" $PY - <<'EOF'
 import glob, json, os
 rows = []
-for path in sorted(glob.glob("/tmp/gpu_check_json/*.json")):
+for path in sorted(glob.glob(os.path.join(os.environ["JSON_DIR"], "*.json"))):
     r = json.load(open(path))
     a, b = list(r["rows"].values())
     rows.append((os.path.basename(path)[:-5], r))
@@ -47,15 +50,17 @@ for (batch, precision, compiled, extra), s16 in sorted(supra.items()):
     s32 = supra.get((batch, "32-true", compiled, extra))
     if precision == "16-mixed" and s32:
         print(f"16-mixed / 32-true (Supra, batch {batch}, compile {'on' if compiled else 'off'} {extra}): {s16 / s32:.2f}x")
-try:
-    t = json.load(open("/tmp/gpu_epoch/time_accounting.json"))
-    s = t["seconds"]
-    per_epoch = s["train_steps"] + s["train_batch_loading"] + s["val_steps"] + s["val_scoring"] + s["val_other"]
-    fixed = t["wall_s"] - per_epoch
-    print(f"epoch run: wall {t['wall_s']:.1f}s = " + ", ".join(f"{k} {v:.1f}s" for k, v in s.items()))
-    print(f"epoch run: {t['counts']}; outside train/val steps {t['outside_train_val_steps']:.1%}")
-    print(f"15-epoch recipe estimate on this GPU: {fixed:.0f}s fixed + 15 x {per_epoch:.1f}s = {fixed + 15 * per_epoch:.0f}s")
-except (OSError, KeyError) as err:
-    print("epoch run: no time accounting", err)
+epoch_dir = os.environ["EPOCH_DIR"]  # only gpu_check.sh runs an epoch and names its folder
+if epoch_dir:
+    try:
+        t = json.load(open(os.path.join(epoch_dir, "time_accounting.json")))
+        s = t["seconds"]
+        per_epoch = s["train_steps"] + s["train_batch_loading"] + s["val_steps"] + s["val_scoring"] + s["val_other"]
+        fixed = t["wall_s"] - per_epoch
+        print(f"epoch run: wall {t['wall_s']:.1f}s = " + ", ".join(f"{k} {v:.1f}s" for k, v in s.items()))
+        print(f"epoch run: {t['counts']}; outside train/val steps {t['outside_train_val_steps']:.1%}")
+        print(f"15-epoch recipe estimate on this GPU: {fixed:.0f}s fixed + 15 x {per_epoch:.1f}s = {fixed + 15 * per_epoch:.0f}s")
+    except (OSError, KeyError, ValueError) as err:
+        print("epoch run: no time accounting", err)
 EOF
 }
