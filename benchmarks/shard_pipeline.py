@@ -110,7 +110,7 @@ def main() -> None:
     if available < minimum:
         parser.error(f"{available} JPEGs{' in --root' if args.root else ''} are too few: 4 shards per worker, "
                      f"each of a batch ({args.batch_size}), for {max(args.workers, 1)} worker(s) need "
-                     f"--images {minimum} or more (or a smaller --batch-size or --workers)")
+                     f"{minimum} or more (--images; or a smaller --batch-size or --workers)")
     torch.set_num_threads(1)  # the work is in the workers; the main process only receives batches
     with tempfile.TemporaryDirectory() as tmp:
         paths = jpeg_paths(args, Path(tmp), synthetic_jpegs if args.noise else photo_like_jpegs)
