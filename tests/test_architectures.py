@@ -128,6 +128,18 @@ def test_n_vis_not_square_needs_a_resampler():
         VLMNano(**TINY_NET, N_VIS=7)
 
 
+@pytest.mark.parametrize(("setting", "message"), [
+    ({"N_VIS": 0}, r"model.net.N_VIS=0 must be >= 1: the visual tokens are all the decoder sees"),
+    ({"N_VIS": -4, "resampler_layers": 1}, r"model.net.N_VIS=-4 must be >= 1"),
+    ({"resampler_layers": -1}, r"model.net.resampler_layers=-1 must be >= 0 \(0: pool"),
+    ({"encoder": "vit", "resampler_layers": -2}, r"model.net.resampler_layers=-2 must be >= 0"),
+])
+def test_no_visual_tokens_or_a_negative_resampler_depth_is_refused(setting, message):
+    """N_VIS=0 trained a decoder blind to the image and resampler_layers=-1 pooled without a word."""
+    with pytest.raises(SupraUserError, match=message):
+        VLMNano(**{**TINY_NET, **setting})
+
+
 # -- the pretrained tower ---------------------------------------------------------------------------
 
 

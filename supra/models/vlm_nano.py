@@ -91,6 +91,13 @@ class VLMNanoConfig:
             raise SupraUserError(f"fusion={self.fusion!r} is unknown: choose one of {', '.join(FUSIONS)}")
         if self.cross_attention_every < 1:
             raise SupraUserError(f"cross_attention_every={self.cross_attention_every} must be >= 1")
+        # N_VIS=0 trains a decoder that never sees the image; resampler_layers < 0 quietly pooled instead
+        if self.N_VIS < 1:
+            raise SupraUserError(f"model.net.N_VIS={self.N_VIS} must be >= 1: the visual tokens are all the decoder "
+                                 "sees of the image (the release's: 16)")
+        if self.resampler_layers < 0:
+            raise SupraUserError(f"model.net.resampler_layers={self.resampler_layers} must be >= 0 (0: pool the encoder's "
+                                 "grid; N > 0: a Perceiver resampler of N layers)")
         if self.D_MODEL % self.N_HEADS:
             raise SupraUserError(f"D_MODEL={self.D_MODEL} must be divisible by N_HEADS={self.N_HEADS}")
         if self.VIS_CH % 4:
