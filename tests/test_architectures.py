@@ -140,6 +140,42 @@ def test_no_visual_tokens_or_a_negative_resampler_depth_is_refused(setting, mess
         VLMNano(**{**TINY_NET, **setting})
 
 
+BASE_DECODER = {"D_MODEL": 768, "N_HEADS": 12, "N_LAYERS": 1, "D_FF": 64, "VOCAB_SIZE": 24}  # model/decoder=base's heads
+
+
+@pytest.mark.parametrize(("setting", "message", "fixed"), [
+    ({**BASE_DECODER, "resampler_layers": 1}, r"model.net.VIS_CH=64 must be divisible by 12 with resampler_layers=1: .*"
+     r"N_HEADS=12 heads .* e.g. model.net.VIS_CH=72$", {"VIS_CH": 72}),
+    ({"encoder": "vit", "vit": {"width": 130, "heads": 4}}, r"model.net.vit.width=130 must be divisible by "
+     r"model.net.vit.heads=4: e.g. model.net.vit.width=132$", {"vit": {"width": 132, "heads": 4}}),
+    ({"encoder": "vit", "vit": {"width": 18, "heads": 3}, "resampler_layers": 1}, r"model.net.vit.width=18 must be "
+     r"divisible by 12 with resampler_layers=1: .* e.g. model.net.vit.width=24$", {"vit": {"width": 24, "heads": 3}}),
+    ({"N_HEADS": 0}, r"model.net.N_HEADS=0 must be >= 1$", {"N_HEADS": 4}),
+])
+def test_a_width_its_heads_cannot_split_is_refused_naming_a_width_that_works(setting, message, fixed):
+    """The resampler borrows the decoder's N_HEADS for the encoder's width: model/decoder=base with a resampler
+    failed with `d_model=64 must be divisible by n_heads=12`, naming neither option."""
+    with pytest.raises(SupraUserError, match=message):
+        VLMNano(**{**setting, "VOCAB_SIZE": 24})
+    VLMNano(**{**setting, **fixed, "VOCAB_SIZE": 24})  # the width named builds
+
+
+def test_a_towers_width_its_resampler_heads_cannot_split_is_refused(tower_weights):
+    with pytest.raises(SupraUserError, match=r"model.net.pretrained.model=test_vit gives 64 channels, which the "
+                                             r"resampler \(resampler_layers=1\) cannot split into model.net.N_HEADS=3 heads"):
+        captioner("pretrained", "prefix", tower_weights, D_MODEL=96, N_HEADS=3, resampler_layers=1)
+
+
+@pytest.mark.parametrize(("group", "settings", "message"), [
+    ("vit", {"patch": 8}, r"model.net.vit.patch is not a setting: model.net.vit has patch_size, layers, width, heads$"),
+    ("pretrained", {"model": TIMM_MODEL, "weight": "w.pth"},
+     r"model.net.pretrained.weight is not a setting: model.net.pretrained has model, weights, trainable_blocks$"),
+])
+def test_an_unknown_encoder_setting_is_one_line_naming_those_there_are(group, settings, message):
+    with pytest.raises(SupraUserError, match=message):  # was a TypeError from the settings' dataclass
+        VLMNano(**TINY_NET | {group: settings})
+
+
 # -- the pretrained tower ---------------------------------------------------------------------------
 
 

@@ -12,7 +12,7 @@ encoder, model; the GPT blocks are models/gpt.py's.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from functools import partial
 
 import torch
@@ -81,10 +81,8 @@ class VLMNanoConfig:
     cross_attention_every: int = 1  # fusion=cross_attention: a gated layer before every k-th decoder block
 
     def __post_init__(self) -> None:
-        if isinstance(self.vit, dict):
-            self.vit = ViTSettings(**self.vit)
-        if isinstance(self.pretrained, dict):
-            self.pretrained = PretrainedSettings(**self.pretrained)
+        self.vit = _settings(ViTSettings, self.vit, "vit")
+        self.pretrained = _settings(PretrainedSettings, self.pretrained, "pretrained")
         if self.encoder not in ENCODERS:
             raise SupraUserError(f"encoder={self.encoder!r} is unknown: choose one of {', '.join(ENCODERS)}")
         if self.fusion not in FUSIONS:
@@ -98,10 +96,28 @@ class VLMNanoConfig:
         if self.resampler_layers < 0:
             raise SupraUserError(f"model.net.resampler_layers={self.resampler_layers} must be >= 0 (0: pool the encoder's "
                                  "grid; N > 0: a Perceiver resampler of N layers)")
+        if self.N_HEADS < 1:
+            raise SupraUserError(f"model.net.N_HEADS={self.N_HEADS} must be >= 1")
         if self.D_MODEL % self.N_HEADS:
             raise SupraUserError(f"D_MODEL={self.D_MODEL} must be divisible by N_HEADS={self.N_HEADS}")
         if self.VIS_CH % 4:
             raise SupraUserError(f"VIS_CH={self.VIS_CH} must be divisible by 4 (stages use VIS_CH/4, VIS_CH/2)")
+        if self.encoder == "vit":
+            v = self.vit
+            if v.heads < 1:
+                raise SupraUserError(f"model.net.vit.heads={v.heads} must be >= 1")
+            if v.width % v.heads:
+                raise SupraUserError(f"model.net.vit.width={v.width} must be divisible by model.net.vit.heads={v.heads}: "
+                                     f"e.g. model.net.vit.width={_multiple_above(v.width, v.heads)}")
+        if self.resampler_layers:  # the resampler works at the encoder's width, with the decoder's N_HEADS heads
+            width, option = (self.vit.width, "vit.width") if self.encoder == "vit" else (self.VIS_CH, "VIS_CH")
+            need = math.lcm(4, self.N_HEADS, self.vit.heads if self.encoder == "vit" else 1)
+            if self.encoder != "pretrained" and width % need:  # a tower's width is checked once it is built
+                raise SupraUserError(
+                    f"model.net.{option}={width} must be divisible by {need} with resampler_layers="
+                    f"{self.resampler_layers}: the resampler attends over the encoder's channels with the decoder's "
+                    f"model.net.N_HEADS={self.N_HEADS} heads and gives them 2D positions in 4 parts; e.g. "
+                    f"model.net.{option}={_multiple_above(width, need)}")
         if not self.resampler_layers and math.isqrt(self.N_VIS) ** 2 != self.N_VIS:
             raise SupraUserError(f"N_VIS={self.N_VIS} must be a square number (the encoder pools to a square grid; "
                              "a resampler, resampler_layers > 0, takes any number)")
@@ -141,6 +157,24 @@ class VLMNanoConfig:
         """The release's decoder block: no biases in attention, D_FF-wide exact-GELU MLP."""
         return BlockConfig(d_model=self.D_MODEL, n_heads=self.N_HEADS, d_mlp=self.D_FF, activation="gelu",
                            dropout=self.dropout, attn_bias=False, decode_with_matmul=True)
+
+
+def _settings(cls: type, given: object, name: str) -> object:
+    """model.net.<name>'s dict as `cls` (ViTSettings, PretrainedSettings); a key it lacks is one line naming
+    the keys it has (not a TypeError from the dataclass)."""
+    if not isinstance(given, dict):
+        return given
+    known = [f.name for f in fields(cls)]
+    unknown = [key for key in given if key not in known]
+    if unknown:
+        raise SupraUserError(f"model.net.{name}.{unknown[0]} is not a setting: model.net.{name} has "
+                             f"{', '.join(known)}")
+    return cls(**given)
+
+
+def _multiple_above(value: int, step: int) -> int:
+    """The least multiple of `step` at or above `value` (and at least `step`): a valid choice to name."""
+    return max(step, -(-value // step) * step)
 
 
 class VisualEncoder(nn.Module):
@@ -190,6 +224,12 @@ def build_encoder(cfg: VLMNanoConfig) -> nn.Module:
     else:
         p = cfg.pretrained
         features = PretrainedEncoder(p.model, p.weights, p.trainable_blocks)
+        if cfg.resampler_layers and features.width % math.lcm(4, cfg.N_HEADS):  # as the config checks the others'
+            raise SupraUserError(
+                f"model.net.pretrained.model={p.model} gives {features.width} channels, which the resampler "
+                f"(resampler_layers={cfg.resampler_layers}) cannot split into model.net.N_HEADS={cfg.N_HEADS} heads "
+                f"and 2D positions in 4 parts: choose N_HEADS dividing both {features.width} and D_MODEL={cfg.D_MODEL}, "
+                "or resampler_layers=0")
     return VisualTokens(features, cfg.N_VIS, cfg.D_MODEL, cfg.resampler_layers, cfg.N_HEADS)
 
 
