@@ -27,7 +27,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 ENCODERS = ["cnn", "vit", "pretrained"]
 FUSIONS = ["prefix", "cross_attention"]
 TINY_NET = {"D_MODEL": 32, "N_HEADS": 2, "N_LAYERS": 2, "D_FF": 64, "VIS_CH": 16, "VOCAB_SIZE": 24, "MAX_SEQ": 10,
-            "IMG_SIZE": 32, "vit": {"patch_size": 8, "width": 16, "layers": 1, "heads": 2}}
+            "IMG_SIZE": 32}
+TINY_VIT = {"patch_size": 8, "width": 16, "layers": 1, "heads": 2}
 TIMM_MODEL = "test_vit"  # timm's own tiny test ViT: 160 px, mean/std 0.5, a class token
 
 
@@ -43,8 +44,8 @@ def tower_weights(tmp_path_factory) -> Path:
 
 def captioner(encoder: str, fusion: str, weights: Path, **overrides) -> VLMNano:
     torch.manual_seed(0)
-    config = {**TINY_NET, "pretrained": {"model": TIMM_MODEL, "weights": str(weights)}, **overrides}
-    return VLMNano(**config, encoder=encoder, fusion=fusion)
+    settings = {"cnn": {}, "vit": {"vit": TINY_VIT}, "pretrained": {"pretrained": {"model": TIMM_MODEL, "weights": str(weights)}}}
+    return VLMNano(**{**TINY_NET, **settings[encoder], **overrides}, encoder=encoder, fusion=fusion)
 
 
 def decoding_test_net(encoder: str, fusion: str, weights: Path, **overrides) -> VLMNano:
@@ -220,6 +221,30 @@ def test_pretrained_tower_errors_name_the_file_and_the_fix(tower_weights, tmp_pa
         build(TIMM_MODEL, tmp_path / "ViT-B-32.pt")
     with pytest.raises(SupraUserError, match="pretrained encoder 'no_such_net'"):
         build("no_such_net", tower_weights)
+
+
+def test_a_pretrained_encoder_without_its_weights_file_is_refused_unless_rebuilt_from_saved_weights(tmp_path):
+    """model.net.encoder=pretrained set by key (not the model/encoder group, whose weights are ???) trained a
+    frozen, randomly initialised tower without a word."""
+    message = r"encoder=pretrained needs the tower's weights file: choose model/encoder=pretrained model.net.pretrained.weights="
+    with pytest.raises(SupraUserError, match=message):  # train.py says it too (test_train_and_evaluate.py)
+        VLMNano(**TINY_NET, encoder="pretrained", pretrained={"model": TIMM_MODEL})
+    # a saved captioner's weights are loaded into the rebuilt model: the file is not needed, nor read if named
+    for pretrained in ({"model": TIMM_MODEL}, {"model": TIMM_MODEL, "weights": str(tmp_path / "moved.safetensors")}):
+        VLMNano(**TINY_NET, encoder="pretrained", pretrained=pretrained, rebuilt=True)
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ({"vit": {"layers": 4}}, r"model.net.vit.layers=4: a setting of encoder=vit, but the encoder is cnn: choose "
+                             r"model/encoder=vit, or leave it out$"),
+    ({"encoder": "vit", "pretrained": {"weights": "/data/clip.bin", "trainable_blocks": 2}},
+     r"model.net.pretrained.weights=/data/clip.bin model.net.pretrained.trainable_blocks=2: a setting of "
+     r"encoder=pretrained, but the encoder is vit: choose model/encoder=pretrained, or leave them out$"),
+])
+def test_a_setting_of_an_encoder_not_chosen_is_refused(setting, message):
+    """It changed nothing: `+model.net.vit.layers=4` trained the CNN as if it had not been given."""
+    with pytest.raises(SupraUserError, match=message):
+        VLMNano(**TINY_NET, **setting)
 
 
 def test_data_follow_the_towers_input_size_and_normalisation(tower_weights):

@@ -202,6 +202,10 @@ BAD_TRAIN_INPUTS = {
     "data=shapes_images": "error: CaptioningTask trains and scores on CaptionDataModules but the data is a "
                           "ShapesImagesDataModule: choose data=shapes, flickr8k",
     "model/encoder=pretrained": "error: missing model.net.pretrained.weights=... (--help lists every option)",
+    "model.net.encoder=pretrained": "error: encoder=pretrained needs the tower's weights file: choose "
+                                    "model/encoder=pretrained model.net.pretrained.weights=/path/to/",
+    "+model.net.vit.layers=4": "error: model.net.vit.layers=4: a setting of encoder=vit, but the encoder is cnn: "
+                               "choose model/encoder=vit, or leave it out",
     "ckpt_path=.": "error: ckpt_path=. is a folder: give a last.ckpt or best.ckpt of a run",
     "trainer=kaggle_2xt4 trainer.accelerator=cpu": "error: trainer.sync_batchnorm=true needs CUDA GPUs but "
                                                    "trainer.accelerator=cpu: add trainer.sync_batchnorm=false",

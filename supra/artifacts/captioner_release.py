@@ -66,13 +66,23 @@ def describe_architecture(config: VLMNanoConfig) -> str:
     return f"{encoder} encoder, {tokens}, {config.fusion} fusion, {config.N_LAYERS} x {config.D_MODEL} decoder"
 
 
-def build_captioner(net_config: dict) -> VLMNano:
-    """A VLMNano from a saved config (a run's model.net or a folder's config.json). A pretrained tower is
-    built untrained: the saved weights bring its values, so its original file is not needed."""
+def saved_net_config(net_config: dict) -> dict:
+    """The VLMNano settings of a saved config (a run's model.net or a folder's config.json): Hydra's keys and
+    a pretrained tower's weights file left out (the saved weights bring its values), and the settings of an
+    encoder it did not use (which an older Supra took without a word, and which changed nothing)."""
     config = {k: v for k, v in net_config.items() if not k.startswith("_")}
+    for name in ("vit", "pretrained"):
+        if config.get("encoder", "cnn") != name:
+            config.pop(name, None)
     if isinstance(config.get("pretrained"), dict):
-        config["pretrained"] = {**config["pretrained"], "weights": None}
-    return VLMNano(**config)
+        config["pretrained"] = {k: v for k, v in config["pretrained"].items() if k != "weights"}
+    return config
+
+
+def build_captioner(net_config: dict) -> VLMNano:
+    """A VLMNano from a saved config (a run's model.net or a folder's config.json), to load saved weights
+    into: a pretrained tower is built untrained, so its original file is not needed."""
+    return VLMNano(**saved_net_config(net_config), rebuilt=True)
 
 
 def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has_grid: bool) -> str:

@@ -45,8 +45,9 @@ class ViTSettings:
 
 @dataclass
 class PretrainedSettings:
-    """encoder=pretrained: a timm architecture name and its local weights file (None: untrained, as when
-    a saved captioner brings the weights itself); trainable_blocks 0 frozen, -1 all, N the last N."""
+    """encoder=pretrained: a timm architecture name and its local weights file (required, unless the model is
+    rebuilt from a saved captioner, which brings the weights itself); trainable_blocks 0 frozen, -1 all, N the
+    last N."""
 
     model: str = "vit_base_patch32_clip_224"
     weights: str | None = None
@@ -118,6 +119,14 @@ class VLMNanoConfig:
                     f"{self.resampler_layers}: the resampler attends over the encoder's channels with the decoder's "
                     f"model.net.N_HEADS={self.N_HEADS} heads and gives them 2D positions in 4 parts; e.g. "
                     f"model.net.{option}={_multiple_above(width, need)}")
+        for name, default in (("vit", ViTSettings()), ("pretrained", PretrainedSettings())):
+            if self.encoder != name:  # no encoder would read them: the run would differ from the one asked for
+                changed = [f"model.net.{name}.{key}={value}" for key, value in asdict(getattr(self, name)).items()
+                           if value != getattr(default, key)]
+                if changed:
+                    them = "it" if len(changed) == 1 else "them"
+                    raise SupraUserError(f"{' '.join(changed)}: a setting of encoder={name}, but the encoder is "
+                                         f"{self.encoder}: choose model/encoder={name}, or leave {them} out")
         if not self.resampler_layers and math.isqrt(self.N_VIS) ** 2 != self.N_VIS:
             raise SupraUserError(f"N_VIS={self.N_VIS} must be a square number (the encoder pools to a square grid; "
                              "a resampler, resampler_layers > 0, takes any number)")
@@ -214,8 +223,9 @@ class VisualEncoder(nn.Module):
         return self.proj(x)
 
 
-def build_encoder(cfg: VLMNanoConfig) -> nn.Module:
-    """The configured image encoder: images [B, 3, S, S] -> visual tokens [B, N_VIS, D_MODEL]."""
+def build_encoder(cfg: VLMNanoConfig, rebuilt: bool = False) -> nn.Module:
+    """The configured image encoder: images [B, 3, S, S] -> visual tokens [B, N_VIS, D_MODEL]. `rebuilt`: a
+    pretrained tower is built untrained, its weights file neither needed nor read (see VLMNano)."""
     if cfg.encoder == "cnn":
         return VisualEncoder(cfg)
     if cfg.encoder == "vit":
@@ -223,7 +233,11 @@ def build_encoder(cfg: VLMNanoConfig) -> nn.Module:
         features = ViTEncoder(cfg.IMG_SIZE, v.patch_size, v.width, v.layers, v.heads)
     else:
         p = cfg.pretrained
-        features = PretrainedEncoder(p.model, p.weights, p.trainable_blocks)
+        if p.weights is None and not rebuilt:  # a frozen random tower would train without a word
+            raise SupraUserError(f"encoder=pretrained needs the tower's weights file: choose model/encoder=pretrained "
+                                 f"model.net.pretrained.weights=/path/to/{p.model}'s weights (a local file; nothing "
+                                 "is downloaded)")
+        features = PretrainedEncoder(p.model, None if rebuilt else p.weights, p.trainable_blocks)
         if cfg.resampler_layers and features.width % math.lcm(4, cfg.N_HEADS):  # as the config checks the others'
             raise SupraUserError(
                 f"model.net.pretrained.model={p.model} gives {features.width} channels, which the resampler "
@@ -237,13 +251,15 @@ class VLMNano(nn.Module):
     """Image -> caption tokens. prefix fusion: sequence = N_VIS visual tokens, then BOS, caption, EOS;
     cross_attention fusion: BOS, caption, EOS, reading the visual tokens through gated layers.
 
-    All config keys are constructor arguments with the release values as defaults.
+    All config keys are constructor arguments with the release values as defaults. `rebuilt`: every weight
+    is loaded afterwards from a saved model (a checkpoint, a release folder), so a pretrained tower is built
+    untrained and its weights file is neither needed nor read.
     """
 
-    def __init__(self, **config: object) -> None:
+    def __init__(self, *, rebuilt: bool = False, **config: object) -> None:
         super().__init__()
         cfg = VLMNanoConfig(**config)  # type: ignore[arg-type]
-        self.vis_enc = build_encoder(cfg)
+        self.vis_enc = build_encoder(cfg, rebuilt)
         tower = self.vis_enc.features if cfg.encoder == "pretrained" else None
         if tower is not None:  # a pretrained tower decides its input size and normalisation
             cfg = replace(cfg, IMG_SIZE=tower.image_input.size)
