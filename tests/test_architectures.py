@@ -205,6 +205,23 @@ def test_pretrained_tower_fine_tunes_all_or_its_last_blocks(tower_weights):
     assert all(p.requires_grad for p in everything.parameters())
 
 
+def test_a_tower_whose_feature_map_is_channels_last_gives_its_cells_in_raster_order(tmp_path):
+    """Swin, SwinV2, MambaOut, Hiera-Det give [B, H, W, C] (timm's output_fmt NHWC): read as [B, C, H, W],
+    the first step failed with 'not a square grid: use a resampler'. timm's tiny test MambaOut is one."""
+    torch.manual_seed(1)
+    weights = tmp_path / "mambaout.safetensors"
+    save_file({k: v.contiguous() for k, v in timm.create_model("test_mambaout", pretrained=False).state_dict().items()},
+              weights)
+    net = captioner("pretrained", "prefix", weights, N_VIS=4, pretrained={"model": "test_mambaout", "weights": str(weights)})
+    images = torch.randn(2, 3, 160, 160)
+    grid = net.vis_enc.features.backbone.forward_features(images)
+    assert grid.shape == (2, 5, 5, 64)  # rows, columns, channels
+    assert torch.equal(net.vis_enc.features(images), grid.reshape(2, 25, 64))  # cell 5 * row + column
+    idx = torch.randint(3, 24, (2, 5))
+    _, loss = net(images, idx, idx)
+    assert torch.isfinite(loss)
+
+
 def test_pretrained_tower_errors_name_the_file_and_the_fix(tower_weights, tmp_path):
     def build(model: str, weights: Path) -> None:
         VLMNano(**TINY_NET, encoder="pretrained", pretrained={"model": model, "weights": str(weights)})

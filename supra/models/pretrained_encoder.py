@@ -66,7 +66,7 @@ def _trainable_groups(backbone: nn.Module) -> list[nn.Module]:
 
 
 class PretrainedEncoder(nn.Module):
-    """images [B, 3, S, S] -> the backbone's patch tokens (or feature-map cells) [B, N, width].
+    """images [B, 3, S, S] -> the backbone's patch tokens (or feature-map cells, NCHW or NHWC) [B, N, width].
 
     trainable_blocks: 0 freezes the whole tower (kept in eval mode, so its norms and dropout never
     change), -1 fine-tunes all of it, N > 0 only its last N blocks. weights None builds the architecture
@@ -93,6 +93,8 @@ class PretrainedEncoder(nn.Module):
         self.image_input = ImageInput(height, tuple(data["mean"]), tuple(data["std"]))
         self.width = self.backbone.num_features
         self.prefix_tokens = getattr(self.backbone, "num_prefix_tokens", 0)  # class / register tokens
+        # timm names the layout of a tower's feature map: NCHW (ConvNets) or NHWC (Swin, MambaOut, Hiera-Det...)
+        self.channels_last_map = getattr(self.backbone, "output_fmt", "NCHW") == "NHWC"
         self.frozen: list[nn.Module] = []
         if trainable_blocks >= 0:
             self.backbone.requires_grad_(False)
@@ -114,6 +116,8 @@ class PretrainedEncoder(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         features = self.backbone.forward_features(images)
+        if features.dim() == 4 and self.channels_last_map:  # [B, H, W, C] -> cells in raster order
+            return features.flatten(1, 2)
         if features.dim() == 4:  # a ConvNet's map [B, C, H, W] -> cells in raster order
             return features.flatten(2).transpose(1, 2)
         return features[:, self.prefix_tokens :]
