@@ -19,7 +19,7 @@ from supra.runner.evaluation import evaluate
 from supra.runner.training import train
 from supra.tasks.captioning import CaptioningTask
 from supra.utils.errors import SupraUserError
-from tests.conftest import TINY_RUN, compose_config, run_command
+from tests.conftest import ROOT, TINY_RUN, command_lines, compose_config, run_command
 from tests.peaked_captioner import BOS, EOS, peaked
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -364,6 +364,48 @@ def test_resuming_a_checkpoint_of_another_architecture_is_one_line(vit_run, tmp_
     with pytest.raises(SupraUserError, match=r"last.ckpt \(another model's configuration\?\) does not fit this model: "
                                              r"missing \['vis_enc.conv1"):
         train(cfg)
+
+
+TOWER_RUN = [*SMALL_RUN, "model/encoder=pretrained", f"model.net.pretrained.model={TIMM_MODEL}", "test=false",
+             "callbacks.attention_maps=null", "trainer.val_check_interval=2"]
+
+
+@pytest.fixture(scope="module")
+def tower_run(tmp_path_factory, tower_weights) -> Path:
+    """Two steps of a captioner over a frozen test_vit tower, exported to a folder; then the tower's weights
+    file is gone (moved, deleted), as it may be by the time a run is resumed or fine-tuned."""
+    out = tmp_path_factory.mktemp("tower")
+    weights = out / "tower.safetensors"
+    weights.write_bytes(tower_weights.read_bytes())
+    train(compose_config("train", out / "run", [*TOWER_RUN, f"model.net.pretrained.weights={weights}", "trainer.max_steps=2"]))
+    run_command("export", f"ckpt={out / 'run' / 'checkpoints' / 'last.ckpt'}", f"out={out / 'folder'}")
+    weights.unlink()
+    return out
+
+
+def test_a_tower_run_resumes_and_fine_tunes_without_the_towers_file_and_may_unfreeze_it(tower_run, tmp_path):
+    """The checkpoint and the folder hold the tower: its original file was demanded (???) and read again. How
+    many of its blocks train is a training choice, not the architecture: train frozen, then unfreeze."""
+    resumed, tuned = command_lines(
+        [str(ROOT / "train.py"), *TOWER_RUN, f"ckpt_path={tower_run / 'run' / 'checkpoints' / 'last.ckpt'}",
+         "trainer.max_steps=4", f"hydra.run.dir={tmp_path / 'resumed'}"],
+        [str(ROOT / "train.py"), *TOWER_RUN, f"model.init_from={tower_run / 'folder'}", "trainer.max_steps=2",
+         "model.net.pretrained.trainable_blocks=1", f"hydra.run.dir={tmp_path / 'tuned'}"], cwd=tmp_path)
+    assert resumed.returncode == 0 and tuned.returncode == 0, (resumed.stderr[-1500:], tuned.stderr[-1500:])
+    before = load_captioner(tower_run / "folder")[0].vis_enc.features.backbone
+    after = load_captioner(tmp_path / "tuned" / "checkpoints" / "last.ckpt")[0].vis_enc.features.backbone
+    assert torch.equal(after.patch_embed.proj.weight, before.patch_embed.proj.weight)  # the folder's, still frozen
+    assert not torch.equal(after.blocks[-1].mlp.fc1.weight, before.blocks[-1].mlp.fc1.weight)  # unfrozen: trained
+    assert json.loads((tower_run / "folder" / "config.json").read_text())["pretrained"] == {"model": TIMM_MODEL}
+
+
+def test_a_folder_of_another_tower_setup_names_what_differs_and_not_the_weights_file(tower_run, tower_weights, tmp_path):
+    cfg = compose_config("train", tmp_path / "run", [*TOWER_RUN, f"model.init_from={tower_run / 'folder'}",
+                                                      f"model.net.pretrained.weights={tower_weights}",
+                                                      "model.net.resampler_layers=1"])
+    with pytest.raises(SupraUserError, match=r"\(resampler_layers=0 there, 1 here\): choose the same model.net") as err:
+        train(cfg)
+    assert "weights" not in str(err.value)  # never compared: the folder holds them
 
 
 def test_release_architecture_exports_exactly_the_release_keys(trained_run, tmp_path):

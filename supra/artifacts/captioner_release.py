@@ -165,13 +165,12 @@ def load_release_weights(net: VLMNano, folder: str | Path) -> None:
     path = init_from_folder(folder) / "model.safetensors"
     folder_config = VLMNanoConfig(**{k: v for k, v in read_config_json(path.parent).items()
                                      if k in ARCHITECTURE_KEYS or k in RELEASE_KEYS})
-    if folder_config.architecture != net.config.architecture:
-        keys = sorted(set(_flat(folder_config.architecture)) | set(_flat(net.config.architecture)))
-        differ = ", ".join(f"{k}={_value(folder_config, k)} there, {_value(net.config, k)} here" for k in keys
-                           if _value(folder_config, k) != _value(net.config, k))
+    differ = architecture_differences(folder_config, net.config)
+    if differ:
         raise SupraUserError(f"{path.parent} holds a captioner with {describe_architecture(folder_config)}; this model has "
-                             f"{describe_architecture(net.config)} ({differ}): choose the same model.net settings, or a "
-                             "folder of this architecture")
+                             f"{describe_architecture(net.config)} ("
+                             + ", ".join(f"{k}={theirs} there, {ours} here" for k, theirs, ours in differ)
+                             + "): choose the same model.net settings, or a folder of this architecture")
     sizes = [k for k in RELEASE_KEYS if getattr(folder_config, k) != getattr(net.config, k)]
     if sizes:  # before the weights, whose wrong shapes would not say which setting to change
         raise SupraUserError(f"{path.parent} holds a captioner of other sizes ("
@@ -183,6 +182,17 @@ def load_release_weights(net: VLMNano, folder: str | Path) -> None:
         state["lm_head.weight"] = state["tok_emb.weight"]            # as the published loader re-ties it
     load_state_strictly(net, state, str(path))
     net.lm_head.weight = net.tok_emb.weight  # re-tie: loading gave the head its own copy of the values
+
+
+def architecture_differences(theirs: VLMNanoConfig, ours: VLMNanoConfig) -> list[tuple[str, object, object]]:
+    """(dotted model.net key, theirs, ours) for each roadmap choice (`architecture`) in which two configs differ."""
+    their_choices, our_choices = _flat(theirs.architecture), _flat(ours.architecture)
+    differ = []
+    for key in sorted(their_choices.keys() | our_choices.keys()):  # a choice left at its default is not listed
+        pair = (their_choices.get(key, _value(theirs, key)), our_choices.get(key, _value(ours, key)))
+        if pair[0] != pair[1]:
+            differ.append((key, *pair))
+    return differ
 
 
 def _flat(choices: dict, prefix: str = "") -> dict[str, object]:

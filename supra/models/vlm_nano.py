@@ -152,8 +152,8 @@ class VLMNanoConfig:
         choices = {k: getattr(self, k) for k in keys if getattr(self, k) != getattr(default, k)}
         if self.encoder == "vit":
             choices["vit"] = asdict(self.vit)
-        if self.encoder == "pretrained":
-            choices["pretrained"] = {**asdict(self.pretrained), "weights": None}  # the folder holds the weights
+        if self.encoder == "pretrained":  # the tower's architecture: its weights come with the model, and how
+            choices["pretrained"] = {"model": self.pretrained.model}  # many blocks train is a training choice
         return choices
 
     @property

@@ -73,13 +73,30 @@ def stage1_vqvae(model_cfg: DictConfig, ckpt_path: str | None = None) -> nn.Modu
 
 def starting_model(model_cfg: DictConfig, ckpt_path: str | None) -> DictConfig:
     """The model config a task is built from. A resumed or scored run (`ckpt_path`) starts from its
-    checkpoint's weights, so model.init_from's release is not read (it may be gone since the run began)."""
-    if not (ckpt_path and model_cfg.get("init_from")):
+    checkpoint's weights, so model.init_from's release is not read (it may be gone since the run began). A
+    model that starts from saved weights (the checkpoint's, or model.init_from's release) holds its pretrained
+    tower's there: the tower is built untrained (VLMNano's `rebuilt`), its weights file neither needed nor read."""
+    init_from = model_cfg.get("init_from")
+    rebuilt = bool(ckpt_path or init_from) and OmegaConf.select(model_cfg, "net.encoder") == "pretrained"
+    if not (ckpt_path and init_from) and not rebuilt:
         return model_cfg
-    resumed = model_cfg.copy()
-    with open_dict(resumed):
-        resumed.init_from = None
-    return resumed
+    started = model_cfg.copy()
+    with open_dict(started):
+        if ckpt_path:
+            started.init_from = None
+        if rebuilt:
+            started.net.rebuilt = True
+            started.net.pretrained.weights = None
+    return started
+
+
+def tower_file_unneeded(cfg: DictConfig) -> None:
+    """model.net.pretrained.weights, required (???) of a new run with a pretrained tower, may be left out of one
+    that starts from saved weights (ckpt_path, model.init_from), which hold the tower's: null then."""
+    pretrained = OmegaConf.select(cfg, "model.net.pretrained")
+    from_saved = cfg.get("ckpt_path") or OmegaConf.select(cfg, "model.init_from")
+    if from_saved and isinstance(pretrained, DictConfig) and OmegaConf.is_missing(pretrained, "weights"):
+        pretrained.weights = None
 
 
 def tokenizer_to_reuse(cfg: DictConfig) -> Any:
