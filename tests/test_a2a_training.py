@@ -231,6 +231,16 @@ def test_a_run_resumes_over_its_own_vqvae_and_is_refused_over_another(a2a_traine
     assert resumed["global_step"] == 6 and resumed["hyper_parameters"]["vqvae_ckpt"] is None
 
 
+def test_a_run_resumed_with_gpt_settings_of_the_same_shapes_is_refused(a2a_trained, vqvae_ckpt, tmp_path):
+    """n_heads, activation and tie_head leave the weights' shapes as they are: the run trained another GPT."""
+    last = a2a_trained / "checkpoints" / "last.ckpt"
+    resume = [*a2a_run(vqvae_ckpt, a2a_trained.parent / "cache"), f"ckpt_path={last}", "test=false", "trainer.max_steps=5"]
+    message = _user_error(compose_config("train", tmp_path / "run", [*resume, "model.net.n_heads=4", "model.net.activation=relu"]))
+    assert message == (f"ckpt_path={last} was trained with model.net.n_heads=2 model.net.activation=gelu, this run sets "
+                       "model.net.n_heads=4 model.net.activation=relu: a resumed run goes on with its checkpoint's model, "
+                       "so resume with its settings (drop the overrides)")
+
+
 def test_the_code_softmax_normalises_over_the_codes_where_a_code_comes_next():
     from supra.models.a2a_nano import A2AConfig, A2ANano
     from supra.models.vqvae import VQVAE

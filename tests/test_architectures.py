@@ -361,8 +361,43 @@ def test_a_folder_given_to_another_architecture_is_one_line(vit_run, tmp_path):
 
 def test_resuming_a_checkpoint_of_another_architecture_is_one_line(vit_run, tmp_path):
     cfg = compose_config("train", tmp_path / "run", [*SMALL_RUN, f"ckpt_path={vit_run / 'checkpoints' / 'last.ckpt'}"])
-    with pytest.raises(SupraUserError, match=r"last.ckpt \(another model's configuration\?\) does not fit this model: "
-                                             r"missing \['vis_enc.conv1"):
+    with pytest.raises(SupraUserError, match=r"last.ckpt was trained with model.net.encoder=vit model.net.fusion="
+                                             r"cross_attention model.net.resampler_layers=1, this run sets "
+                                             r"model.net.encoder=cnn model.net.fusion=prefix model.net.resampler_layers=0: "
+                                             r"a resumed run goes on with its checkpoint's model, so resume with its "
+                                             r"settings \(drop the overrides\)$"):
+        train(cfg)
+
+
+@pytest.mark.parametrize(("trained_with", "override"), [("model.net.N_HEADS=4", "model.net.N_HEADS=8"),
+                                                        ("model.net.encoder_activation=relu", "model.net.encoder_activation=gelu")])
+def test_resuming_with_settings_that_make_another_model_of_the_same_shapes_is_one_line(trained_run, trained_with, override,
+                                                                                      tmp_path):
+    """The weights' shapes let these through: the run went on training the checkpoint's weights as another model."""
+    cfg = compose_config("train", tmp_path / "run", [*TINY_RUN, f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}",
+                                                      "trainer.max_steps=31", override])
+    with pytest.raises(SupraUserError, match=rf"last.ckpt was trained with {trained_with}, this run sets {override}: a "
+                                             r"resumed run goes on with its checkpoint's model, so resume with its "
+                                             r"settings \(drop the override\)$"):
+        train(cfg)
+
+
+def test_resuming_a_vit_run_with_other_vit_heads_is_one_line(vit_run, tmp_path):
+    cfg = compose_config("train", tmp_path / "run", [*SMALL_RUN, *architecture("vit", "cross_attention", Path()),
+                                                      "model.net.resampler_layers=1", "model.net.vit.heads=4",
+                                                      f"ckpt_path={vit_run / 'checkpoints' / 'last.ckpt'}"])
+    with pytest.raises(SupraUserError, match=r"was trained with model.net.vit.heads=2, this run sets model.net.vit.heads=4"):
+        train(cfg)
+
+
+def test_resuming_a_tower_run_with_other_trainable_blocks_is_one_line_pointing_to_init_from(tower_run, tmp_path):
+    """The optimizer's state is that of the parameters the checkpoint trained: torch refused with a traceback
+    ('parameter group doesn't match'). Train frozen, then unfreeze, is a new run from the exported folder."""
+    cfg = compose_config("train", tmp_path / "run", [*TOWER_RUN, f"ckpt_path={tower_run / 'run' / 'checkpoints' / 'last.ckpt'}",
+                                                      "trainer.max_steps=4", "model.net.pretrained.trainable_blocks=1"])
+    with pytest.raises(SupraUserError, match=r"last.ckpt was trained with model.net.pretrained.trainable_blocks=0, this "
+                                             r"run sets 1: the checkpoint's optimizer state .* start a new run from it: "
+                                             r"model.init_from=DIR model.net.pretrained.trainable_blocks=1$"):
         train(cfg)
 
 

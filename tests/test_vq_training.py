@@ -19,6 +19,7 @@ from supra.artifacts.checkpoints import load_vqvae
 from supra.data.media.codes import codes_dtype, read_media_codes
 from supra.metrics.codebook_usage import CodebookUsage
 from supra.runner.training import train
+from supra.utils.errors import SupraUserError
 from tests.conftest import ROOT, command_lines
 
 VQ_RUN = ["experiment=vqvae_shapes", "data.eval_batch_size=24"]
@@ -69,6 +70,18 @@ def test_vqvae_run_leaves_checkpoints_that_load_back_as_a_vqvae(vq_run):
     codes = net.encode(torch.zeros(2, 3, 64, 64))
     assert codes.shape == (2, 8, 8)
     assert (vq_run / "checkpoints" / "last.ckpt").is_file()
+
+
+def test_resuming_with_the_codebook_learnt_otherwise_is_one_line(vq_run, tmp_path):
+    """With ema=false the codebook joins the optimizer, whose saved state cannot follow: a traceback from torch."""
+    from tests.conftest import TINY_RUN, compose_config
+
+    last = vq_run / "checkpoints" / "last.ckpt"
+    cfg = compose_config("train", tmp_path / "run", [*TINY_RUN, *VQ_RUN, f"ckpt_path={last}", "trainer.max_steps=7",
+                                                      "model.net.ema=false"])
+    with pytest.raises(SupraUserError, match=rf"^ckpt_path={last} was trained with model.net.ema=true, this run sets "
+                                             r"model.net.ema=false: a resumed run goes on with its checkpoint's model"):
+        train(cfg)
 
 
 def test_vqvae_run_writes_originals_over_reconstructions_after_each_validation_and_the_test(vq_run):

@@ -267,7 +267,7 @@ def load_release_gpt(net: A2ANano | Callable[..., A2ANano], folder: str | Path) 
     if not isinstance(net, torch.nn.Module):
         net = net(vocab_size=theirs.vocab_size)
     ours = net.config
-    differ = [f.name for f in fields(A2AConfig) if f.name not in FREE_SETTINGS and getattr(ours, f.name) != getattr(theirs, f.name)]
+    differ = [name for name, _, _ in gpt_differences(theirs, ours)]
     if differ:  # before the weights, whose wrong shapes would not say which setting to change
         raise SupraUserError(f"{folder} holds an a2a GPT of other settings ("
                              + ", ".join(f"{k}={_option(getattr(theirs, k))} there, {_option(getattr(ours, k))} here" for k in differ)
@@ -281,6 +281,19 @@ def load_release_gpt(net: A2ANano | Callable[..., A2ANano], folder: str | Path) 
     if ours.tie_head:
         net.lm_head.weight = net.tok_emb.weight  # loading gave the head its own copy of the values
     return net
+
+
+def gpt_differences(theirs: A2AConfig, ours: A2AConfig) -> list[tuple[str, object, object]]:
+    """(model.net key, theirs, ours) for each GPT setting but FREE_SETTINGS in which two configs differ."""
+    return [(f.name, getattr(theirs, f.name), getattr(ours, f.name)) for f in fields(A2AConfig)
+            if f.name not in FREE_SETTINGS and getattr(theirs, f.name) != getattr(ours, f.name)]
+
+
+def gpt_config_of(net_config: dict) -> A2AConfig:
+    """The GPT settings a run's model.net (or its Hydra factory's keywords) gives; vocab_size, which follows the
+    vocabulary at setup, is left at its default."""
+    known = {f.name for f in fields(A2AConfig)} - {"vocab_size"}
+    return A2AConfig(**{k: v for k, v in net_config.items() if k in known})
 
 
 def _option(value: object) -> object:

@@ -184,11 +184,23 @@ def load_release_weights(net: VLMNano, folder: str | Path) -> None:
     net.lm_head.weight = net.tok_emb.weight  # re-tie: loading gave the head its own copy of the values
 
 
+def model_differences(theirs: VLMNanoConfig, ours: VLMNanoConfig) -> list[tuple[str, object, object]]:
+    """(model.net key, theirs, ours) for each setting in which two captioners are other models: the release
+    keys (sizes; a pretrained tower decides IMG_SIZE itself) and the roadmap choices."""
+    tower = theirs.encoder == ours.encoder == "pretrained"
+    sizes = [(k, getattr(theirs, k), getattr(ours, k)) for k in RELEASE_KEYS
+             if getattr(theirs, k) != getattr(ours, k) and not (tower and k == "IMG_SIZE")]
+    return sizes + architecture_differences(theirs, ours)
+
+
 def architecture_differences(theirs: VLMNanoConfig, ours: VLMNanoConfig) -> list[tuple[str, object, object]]:
     """(dotted model.net key, theirs, ours) for each roadmap choice (`architecture`) in which two configs differ."""
     their_choices, our_choices = _flat(theirs.architecture), _flat(ours.architecture)
     differ = []
     for key in sorted(their_choices.keys() | our_choices.keys()):  # a choice left at its default is not listed
+        group = key.partition(".")[0]
+        if group in ("vit", "pretrained") and theirs.encoder != ours.encoder:
+            continue  # the settings of an encoder one side does not have: `encoder` says what differs
         pair = (their_choices.get(key, _value(theirs, key)), our_choices.get(key, _value(ours, key)))
         if pair[0] != pair[1]:
             differ.append((key, *pair))

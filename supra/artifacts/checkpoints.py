@@ -3,6 +3,7 @@ what kind of file a path is (`artifact_kind`: one answer for every command that 
 
 from __future__ import annotations
 
+import json
 import pickle
 import zipfile
 from pathlib import Path
@@ -58,6 +59,22 @@ def run_config_of(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
 def net_state(checkpoint: dict[str, Any], prefix: str = "net.") -> dict[str, torch.Tensor]:
     """The part of a task checkpoint's state dict under `prefix`, without it ("net." = the model)."""
     return {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+
+
+def refuse_changed_model(source: str, differ: list[tuple[str, object, object]]) -> None:
+    """A resumed run's model.net settings that differ from its checkpoint's run (`differ`: key, theirs, ours),
+    in one line: the weights would go on training as another model than the one they were trained as."""
+    if not differ:
+        return
+    theirs, ours = (" ".join(_net_option(key, pair[i]) for key, *pair in differ) for i in (0, 1))
+    overrides = "the override" if len(differ) == 1 else "the overrides"
+    raise SupraUserError(f"{source} was trained with {theirs}, this run sets {ours}: a resumed run goes on with its "
+                         f"checkpoint's model, so resume with its settings (drop {overrides})")
+
+
+def _net_option(key: str, value: object) -> str:
+    """A model.net setting as typed on the command line (true, not True)."""
+    return f"model.net.{key}={json.dumps(value) if isinstance(value, bool) else value}"
 
 
 def load_vqvae(path: str | Path, what: str = "ckpt") -> tuple[torch.nn.Module, dict[str, Any]]:

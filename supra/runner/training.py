@@ -29,6 +29,7 @@ from supra.runner.components import (
     tokenizer_to_reuse,
 )
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
+from supra.tasks.base import SupraTask
 from supra.utils.cli import CONF_DIR, check_option_types
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
@@ -149,12 +150,15 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     return _metric_value(metrics, cfg.get("optimized_metric")), metrics
 
 
-def check_resumable(task: L.LightningModule, ckpt_path: str, max_steps: int | None = None) -> dict[str, Any]:
+def check_resumable(task: SupraTask, ckpt_path: str, max_steps: int | None = None) -> dict[str, Any]:
     """What Lightning would take without a word, or answer with a page of missing keys, as one line: a
-    checkpoint of another architecture, one already at `max_steps` (the fit would train nothing), or an a2a
-    run's checkpoint resumed over another stage-1 VQ-VAE (the data would be coded by the new one, the GPT
+    checkpoint of another architecture or of other model settings (the task's check_resumes), one already at
+    `max_steps` (the fit would train nothing), or an a2a run's checkpoint resumed over another stage-1 VQ-VAE (the data would be coded by the new one, the GPT
     would have learnt the old one's codes, and the checkpoint's own VQ-VAE would come back with its weights)."""
     checkpoint = load_supra_checkpoint(ckpt_path, kind=task.checkpoint_kind, what="ckpt_path")
+    saved_net = ((run_config_of(checkpoint) or {}).get("model") or {}).get("net")
+    if isinstance(saved_net, dict):  # settings first: they name what to change, where shapes cannot
+        task.check_resumes(saved_net, f"ckpt_path={ckpt_path}")
     if isinstance(getattr(task, "net", None), torch.nn.Module):
         check_state_fits(task.net, net_state(checkpoint), f"ckpt_path={ckpt_path} (another model's configuration?)")
     vqvae = getattr(task, "vqvae", None)

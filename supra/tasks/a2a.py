@@ -19,7 +19,14 @@ from omegaconf import ListConfig
 from torch import nn
 from torchmetrics.image import PeakSignalNoiseRatio
 
-from supra.artifacts.a2a_release import a2a_init_from_folder, check_release_vqvae, load_release_gpt
+from supra.artifacts.a2a_release import (
+    a2a_init_from_folder,
+    check_release_vqvae,
+    gpt_config_of,
+    gpt_differences,
+    load_release_gpt,
+)
+from supra.artifacts.checkpoints import refuse_changed_model
 from supra.artifacts.kinds import A2A_CHECKPOINT
 from supra.data.a2a.mixture import A2AMixtureDataModule
 from supra.data.media.codes import decode_codes
@@ -344,6 +351,11 @@ class A2ATask(SupraTask):
         }
 
     # -- checkpoints ------------------------------------------------------------------------------
+
+    def check_resumes(self, saved_net: dict[str, Any], source: str) -> None:
+        # n_heads, activation, tie_head give weights of the same shapes; the GPT may still be its factory here
+        ours = self.net.config if self.net is not None else gpt_config_of(getattr(self.net_factory, "keywords", {}))
+        refuse_changed_model(source, gpt_differences(gpt_config_of(saved_net), ours))
 
     def checkpoint_metadata(self) -> dict[str, Any]:
         return {

@@ -11,14 +11,17 @@ import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 
-from supra.artifacts.captioner_release import load_release_weights
+from supra.artifacts.captioner_release import load_release_weights, model_differences, saved_net_config
+from supra.artifacts.checkpoints import refuse_changed_model
 from supra.artifacts.kinds import CAPTIONER_CHECKPOINT
 from supra.data.captioning.datamodule import CaptionDataModule
 from supra.metrics.caption_scores import score_captions
 from supra.models.vlm_generation import DecodeConfig, generate
+from supra.models.vlm_nano import VLMNanoConfig
 from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
 from supra.tokens.caption_bpe import PAD_ID, CaptionTokenizer
 from supra.utils.distributed import broadcast_object, gather_mappings
+from supra.utils.errors import SupraUserError
 from supra.utils.private_apis import is_last_batch_of_epoch
 
 
@@ -198,6 +201,17 @@ class CaptioningTask(SupraTask):
         }
 
     # -- checkpoints ------------------------------------------------------------------------------
+
+    def check_resumes(self, saved_net: dict[str, Any], source: str) -> None:
+        theirs, ours = VLMNanoConfig(**saved_net_config(saved_net)), self.net.config
+        refuse_changed_model(source, model_differences(theirs, ours))  # N_HEADS, vit.heads, encoder_activation...
+        before, now = theirs.pretrained.trainable_blocks, ours.pretrained.trainable_blocks
+        if ours.encoder == "pretrained" and before != now:  # else torch: "parameter group doesn't match"
+            raise SupraUserError(
+                f"{source} was trained with model.net.pretrained.trainable_blocks={before}, this run sets {now}: the "
+                "checkpoint's optimizer state is that of the parameters it trained and cannot follow others; to train "
+                f"frozen, then unfreeze, export it (python -m supra.export ckpt=... out=DIR) and start a new run from "
+                f"it: model.init_from=DIR model.net.pretrained.trainable_blocks={now}")
 
     def checkpoint_metadata(self) -> dict[str, Any]:
         return {"tokenizer": self.tokenizer.to_json() if self.tokenizer else None}

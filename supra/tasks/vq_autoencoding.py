@@ -7,11 +7,14 @@ Batches come from a MediaDataModule: pixels float in [-1, 1], [B, 3, S, S] or cl
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 import torch.nn.functional as F
 from torch import nn
 from torchmetrics.image import PeakSignalNoiseRatio, StructuralSimilarityIndexMeasure
 
+from supra.artifacts.checkpoints import refuse_changed_model
 from supra.artifacts.kinds import VQVAE_CHECKPOINT
 from supra.data.images import as_images
 from supra.data.media.datamodule import MediaDataModule
@@ -51,6 +54,12 @@ class VQAutoencodingTask(SupraTask):
         self.psnr = nn.ModuleDict({s: PeakSignalNoiseRatio(data_range=1.0) for s in ("val", "test")})
         self.ssim = nn.ModuleDict({s: StructuralSimilarityIndexMeasure(data_range=1.0) for s in ("val", "test")})
         self.usage = nn.ModuleDict({s: CodebookUsage(num_codes) for s in ("val", "test")})
+
+    def check_resumes(self, saved_net: dict[str, Any], source: str) -> None:
+        # ema decides whether the codebook is the optimiser's: its state cannot follow (torch: "parameter group
+        # doesn't match"); the other settings show in the weights' shapes or only steer training
+        before, now = saved_net.get("ema", True), self.net.config.ema
+        refuse_changed_model(source, [("ema", before, now)] if before != now else [])
 
     def parameter_groups(self) -> list[torch.nn.Parameter]:
         # With EMA the codebook is no parameter of the optimiser: it follows the encoder by averages.
