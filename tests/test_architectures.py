@@ -205,6 +205,17 @@ def test_pretrained_tower_fine_tunes_all_or_its_last_blocks(tower_weights):
     assert all(p.requires_grad for p in everything.parameters())
 
 
+@pytest.mark.parametrize(("blocks", "message"), [
+    (-3, r"trainable_blocks=-3: choose -1 \(fine-tune all of test_vit\), 0 \(frozen\) or N > 0 \(its last N blocks\)$"),
+    (7, r"trainable_blocks=7 but test_vit has 6 blocks: choose -1 \(all\), 0 \(frozen\) or 1..6$"),
+])
+def test_trainable_blocks_outside_the_towers_blocks_are_refused(blocks, message, tower_weights):
+    """-3 fine-tuned the whole tower and 7 (of 6) as well, without a word."""
+    with pytest.raises(SupraUserError, match=message):
+        captioner("pretrained", "prefix", tower_weights,
+                  pretrained={"model": TIMM_MODEL, "weights": str(tower_weights), "trainable_blocks": blocks})
+
+
 def test_a_tower_whose_feature_map_is_channels_last_gives_its_cells_in_raster_order(tmp_path):
     """Swin, SwinV2, MambaOut, Hiera-Det give [B, H, W, C] (timm's output_fmt NHWC): read as [B, C, H, W],
     the first step failed with 'not a square grid: use a resampler'. timm's tiny test MambaOut is one."""

@@ -77,6 +77,9 @@ class PretrainedEncoder(nn.Module):
         super().__init__()
         import timm  # only this encoder needs it; importing it costs a second
 
+        if trainable_blocks < -1:  # was taken as -1: the whole tower fine-tuned
+            raise SupraUserError(f"model.net.pretrained.trainable_blocks={trainable_blocks}: choose -1 (fine-tune all of "
+                                 f"{model_name}), 0 (frozen) or N > 0 (its last N blocks)")
         if weights is not None and not Path(weights).is_file():
             raise SupraUserError(f"pretrained weights {weights} not found: give the local file of {model_name}'s "
                                  "weights (model.net.pretrained.weights=/path/to/file; nothing is downloaded)")
@@ -100,7 +103,11 @@ class PretrainedEncoder(nn.Module):
             self.backbone.requires_grad_(False)
             self.frozen = [self.backbone]
             if trainable_blocks:
-                tail = _trainable_groups(self.backbone)[-trainable_blocks:]
+                groups = _trainable_groups(self.backbone)
+                if trainable_blocks > len(groups):  # was taken as all of them
+                    raise SupraUserError(f"model.net.pretrained.trainable_blocks={trainable_blocks} but {model_name} has "
+                                         f"{len(groups)} blocks: choose -1 (all), 0 (frozen) or 1..{len(groups)}")
+                tail = groups[-trainable_blocks:]
                 for group in tail:
                     group.requires_grad_(True)
                 tail_ids = {id(m) for g in tail for m in g.modules()}
