@@ -108,15 +108,16 @@ def exit_if_run_dir_unwritable(argv: Sequence[str], default_log_dir: str | None 
 
 def exit_if_unknown_option(config_name: str, argv: Sequence[str]) -> None:
     """An option the command does not have (a typo: `fps=3`) as one line naming it and the options there
-    are, before Hydra answers with its multi-line override error."""
+    are, before Hydra answers with its multi-line override error. With a `+` (`+fps=3`) Hydra would add it,
+    and the command would never read it: refused the same way."""
     config = OmegaConf.load(CONF_DIR / f"{config_name}.yaml")
     groups = [str(next(iter(d))) if OmegaConf.is_dict(d) else str(d) for d in config.get("defaults", [])]
     known = {str(k) for k in config if k != "defaults"} | {g.split("/")[0].removeprefix("override ") for g in groups}
     for arg in argv:
         key, sep, _ = arg.partition("=")
-        if not sep or arg.startswith(("-", "+", "~")):
+        if not sep or arg.startswith(("-", "~")):
             continue
-        if key.split(".")[0] not in known:
+        if key.lstrip("+").split(".")[0] not in known:
             options = ", ".join(sorted(known - {"hydra", "_self_", "task_name", "paths"}))
             print(f"error: unexpected argument {arg!r}: the options are {options} (--help explains them)", file=sys.stderr)
             raise SystemExit(2)
