@@ -275,6 +275,20 @@ def test_a_setting_of_an_encoder_not_chosen_is_refused(setting, message):
         VLMNano(**TINY_NET, **setting)
 
 
+def test_learned_positions_held_as_plain_parameters_decay_and_embedding_tables_do_not(tower_weights):
+    """What conf/model/vlm_nano.yaml says of weight_decay, exactly (the trained results have it so: not changed)."""
+    def decayed(net: VLMNano) -> set[str]:
+        names = {id(p): n for n, p in net.named_parameters()}
+        return {names[id(p)] for p in net.optimizer_groups(0.01)[0]["params"]}
+
+    vit = decayed(captioner("vit", "cross_attention", tower_weights, resampler_layers=1))
+    assert {"vis_enc.features.pos", "vis_enc.resampler.latents"} <= vit
+    assert not {"tok_emb.weight", "pos_emb.weight", "vis_pos.weight"} & vit
+    tower = captioner("pretrained", "prefix", tower_weights,
+                      pretrained={"model": TIMM_MODEL, "weights": str(tower_weights), "trainable_blocks": -1})
+    assert {"vis_enc.features.backbone.pos_embed", "vis_enc.features.backbone.cls_token"} <= decayed(tower)
+
+
 def test_data_follow_the_towers_input_size_and_normalisation(tower_weights):
     task = CaptioningTask(captioner("pretrained", "prefix", tower_weights), optimizer=None)
     settings = task.data_settings()

@@ -187,8 +187,9 @@ def init_gpt_weights(model: nn.Module, n_layers: int, keep: nn.Module | None = N
 
 
 def weight_decay_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    """Two optimizer groups: weights of convolutions and linear layers decay; biases, norms and
-    embeddings (hence a head tied to them) do not. Each trainable parameter once, in the model's order
+    """Two optimizer groups: every parameter of 2+ dimensions decays (weights of convolutions and linear
+    layers, and plain nn.Parameters such as learned positions); biases, norms and nn.Embedding tables (hence
+    a head tied to them) do not. Each trainable parameter once, in the model's order
     (frozen ones, e.g. a frozen backbone's, are left out)."""
     no_decay_ids: set[int] = set()
     for module in model.modules():

@@ -287,8 +287,9 @@ class VLMNano(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
     def optimizer_groups(self, weight_decay: float) -> list[dict]:
-        """Two AdamW groups: conv/linear weights decay; biases, norms and embeddings (hence the
-        tied head) do not."""
+        """Two AdamW groups (gpt.weight_decay_groups): conv and linear weights and learned positions held as
+        plain parameters (vit pos, resampler latents, a timm tower's pos_embed / cls_token) decay; biases, norms
+        and nn.Embedding tables (tok_emb, pos_emb, vis_pos; hence the tied head) do not."""
         return weight_decay_groups(self, weight_decay)
 
     # -- forward ----------------------------------------------------------------------------------
