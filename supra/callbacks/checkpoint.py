@@ -1,9 +1,10 @@
 """Lightning's ModelCheckpoint, with last.ckpt always written at the final step and the best model carried
-into a resumed run's folder."""
+into a resumed run's folder; and checkpoint files written whole or not at all."""
 
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -11,12 +12,37 @@ from typing import Any
 import lightning as L
 import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
 
+from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_path
 from supra.utils.private_apis import last_step_saved, save_last_checkpoint
 
 log = logging.getLogger(__name__)
+
+
+class AtomicCheckpointIO(TorchCheckpointIO):
+    """Checkpoints written to a temp file beside the target, then renamed over it (utils/files.py).
+
+    Lightning's own writes go to a temp file under $TMPDIR and are moved into place; where that is another
+    file system the move is a copy into the target, and a copy cut short (a full disk) left last.ckpt
+    truncated: the run's one way to resume was lost. A failed write here leaves the earlier file as it was.
+    """
+
+    def save_checkpoint(self, checkpoint: dict[str, Any], path: str | os.PathLike,
+                        storage_options: Any | None = None) -> None:
+        if storage_options is not None or "://" in str(path):  # Lightning's errors and remote file systems
+            super().save_checkpoint(checkpoint, path, storage_options)
+            return
+        path = Path(path)
+        try:
+            with atomic_path(path) as tmp:
+                torch.save(checkpoint, tmp)
+        except OSError as err:
+            raise SupraUserError(f"could not write the checkpoint {path.name} into {path.parent} "
+                                 f"({err.strerror or err}): any earlier {path.name} there is intact; free space "
+                                 "there (or choose another folder) and resume from it with ckpt_path=...") from err
 
 
 class LastStepModelCheckpoint(ModelCheckpoint):

@@ -26,6 +26,7 @@ from supra.artifacts.kinds import (
 )
 from supra.callbacks.a2a_samples import A2ASamplesCallback
 from supra.callbacks.caption_grid import CaptionGridCallback
+from supra.callbacks.checkpoint import AtomicCheckpointIO
 from supra.callbacks.reconstruction_grid import ReconstructionGridCallback
 from supra.callbacks.test_report import TestReport
 from supra.runner.components import build_datamodule, chosen_data_config
@@ -137,6 +138,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     trainer = L.Trainer(
         accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
         default_root_dir=str(output_dir), enable_model_summary=False, callbacks=[report, pictures],
+        plugins=[AtomicCheckpointIO()],  # as train.py's: a checkpoint Lightning writes is written whole
     )
     trainer.test(task, datamodule=datamodule, verbose=False)
     return report.report

@@ -18,6 +18,7 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from supra.artifacts.checkpoints import load_supra_checkpoint, net_state, run_config_of
+from supra.callbacks.checkpoint import AtomicCheckpointIO
 from supra.callbacks.time_accounting import mark_job_start
 from supra.runner.components import (
     build_datamodule,
@@ -133,7 +134,9 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     check_callbacks_fit(task, cfg.get("callbacks"), _group_choice("callbacks"))
     callbacks = instantiate_group(cfg.get("callbacks"))
     loggers = instantiate_group(cfg.get("logger"))
-    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False)
+    # checkpoints written whole or not at all (unless trainer.plugins=... chooses the plugins itself)
+    plugins = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **plugins)
     trainers.append(trainer)
     for logger in loggers:
         logger.log_hyperparams(run_config)
