@@ -1,7 +1,9 @@
-"""Checkpoints a run can always go on from: a failed write keeps the earlier file whole."""
+"""Checkpoints a run can always go on from: a failed write keeps the earlier file whole, and a resumed run
+goes on where its checkpoint stopped, in its logs too."""
 
 from __future__ import annotations
 
+import csv
 import errno
 from pathlib import Path
 
@@ -35,3 +37,26 @@ def test_a_checkpoint_write_that_fails_half_way_leaves_the_earlier_last_ckpt_who
     assert (checkpoints / "last.ckpt").read_bytes() == before["last"]
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 2  # resumable as it was
     assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]  # no half-written temp file
+
+
+def csv_rows(run: Path, column: str) -> list[tuple[int, float]]:
+    """(step, value) of each row of the run's metrics.csv that holds `column`."""
+    with open(run / "csv" / "metrics.csv", newline="") as f:
+        return [(int(row["step"]), float(row[column])) for row in csv.DictReader(f) if row.get(column)]
+
+
+def test_a_run_resumed_from_its_last_checkpoint_logs_its_next_batch_at_the_step_it_reached(train_config):
+    # a run that keeps last.ckpt alone, ending on a validation: Lightning wrote no last.ckpt at that
+    # validation (it writes one only beside a new best), so the one written at train end is resumed
+    first = train_config("trainer.max_steps=4", "trainer.val_check_interval=2", "test=false",
+                         "+callbacks.model_checkpoint.save_top_k=0", run="first")
+    train(first)
+    last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 4
+    resumed = train_config(f"ckpt_path={last}", "trainer.max_steps=6", "trainer.val_check_interval=2", "test=false",
+                           "+callbacks.model_checkpoint.save_top_k=0", run="resumed")
+    train(resumed)
+    # the CSV step of a batch is the optimizer steps before it, in the first run as in the resumed one
+    assert [step for step, _ in csv_rows(Path(first.paths.output_dir), "train/loss")] == [0, 1, 2, 3]
+    assert [step for step, _ in csv_rows(Path(resumed.paths.output_dir), "train/loss")] == [4, 5]
+    assert [step for step, _ in csv_rows(Path(resumed.paths.output_dir), "val/CIDEr")] == [5]  # as the first run's 1, 3

@@ -49,8 +49,12 @@ class LastStepModelCheckpoint(ModelCheckpoint):
     """ModelCheckpoint whose last.ckpt holds the state where training stopped, and whose best survives a
     resume.
 
-    Lightning writes last.ckpt at validation ends and, at train end, only if none was written yet; when
-    max_steps is not a multiple of val_check_interval the final steps would be lost to a resume.
+    Lightning writes last.ckpt at a validation's end only when it wrote a best checkpoint there too, and at
+    train end only if none was written yet; when max_steps is not a multiple of val_check_interval the final
+    steps would be lost to a resume. Here it is written at every validation's end and at train end. At every
+    validation, not only at train end: Lightning resumes a checkpoint of a step that validated as one written
+    at that validation's end, and counts that step's end again (its logging step), so a last.ckpt written
+    after that step's end resumed logging one step ahead.
 
     A resumed run writes a new folder (runner/training.py), and Lightning forgets the best score when the
     folder changes: the resumed run's first validation became "best" however much worse, and was tested.
@@ -101,6 +105,12 @@ class LastStepModelCheckpoint(ModelCheckpoint):
                 if theirs is not None and float(theirs) == float(state_dict["best_model_score"]):
                     return candidate
         return None
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_validation_end(trainer, pl_module)
+        fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking and not trainer.fast_dev_run
+        if self.save_last and fitting and last_step_saved(self) != trainer.global_step:
+            save_last_checkpoint(self, trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if self.save_last and last_step_saved(self) != trainer.global_step:
