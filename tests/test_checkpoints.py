@@ -5,13 +5,25 @@ from __future__ import annotations
 
 import csv
 import errno
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
+from torch.utils.data import DataLoader, TensorDataset
 
+from supra.callbacks.checkpoint import LastStepModelCheckpoint
 from supra.runner.training import train
 from supra.utils.errors import SupraUserError
+from supra.utils.run_folders import KeepFinishedRuns
+from tests.conftest import ROOT, TINY_RUN
+from tests.test_run_folders import hydra_config
 
 
 def test_a_checkpoint_write_that_fails_half_way_leaves_the_earlier_last_ckpt_whole(train_config, monkeypatch):
@@ -45,6 +57,51 @@ def csv_rows(run: Path, column: str) -> list[tuple[int, float]]:
         return [(int(row["step"]), float(row[column])) for row in csv.DictReader(f) if row.get(column)]
 
 
+def wait_for_training_step(run: Path, step: int, process: subprocess.Popen, timeout: float = 240) -> None:
+    """Until the run's metrics.csv holds the training row of `step` (written as the batch ends)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if any(logged >= step for logged, _ in csv_rows(run, "train/loss")):
+                return
+        except (OSError, ValueError, KeyError):  # not there yet, or caught half written
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise AssertionError(f"no training row of step {step}: {process.communicate()[1][-2000:]}")
+
+
+def test_ctrl_c_stops_training_at_the_end_of_the_batch_with_a_last_ckpt_to_resume_from(train_config, tmp_path, capsys):
+    run = tmp_path / "interrupted"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "train.py"), *TINY_RUN, "trainer.max_steps=1000", "trainer.val_check_interval=10",
+         "+logger.csv.flush_logs_every_n_steps=1", f"hydra.run.dir={run}"],
+        cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True)
+    wait_for_training_step(run, 11, process)  # past the validation at step 10, which wrote last.ckpt
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 1  # not a finished run (and not tested)
+    last = run / "checkpoints" / "last.ckpt"
+    step = torch.load(last, weights_only=True)["global_step"]
+    assert step > 10  # the steps since the validation are kept
+    assert csv_rows(run, "train/loss")[-1][0] == step - 1  # the last batch trained is in last.ckpt
+    assert f"interrupted at step {step}: resume with ckpt_path={last}\n" in stderr
+    assert not (run / "metrics.json").exists()
+
+    # its folder is refused as an interrupted run's, not a finished one's
+    with pytest.raises(SystemExit):
+        KeepFinishedRuns().on_run_start(hydra_config(str(run)))
+    assert (f"error: hydra.run.dir={run} already holds an interrupted run (checkpoints/last.ckpt at step {step} of "
+            f"1000): resume it with ckpt_path={last} (a resumed run writes a new folder)") in capsys.readouterr().err
+
+    resumed = train_config(f"ckpt_path={last}", f"trainer.max_steps={step + 2}", "trainer.val_check_interval=10",
+                           "test=false", run="resumed")
+    train(resumed)
+    assert [logged for logged, _ in csv_rows(Path(resumed.paths.output_dir), "train/loss")] == [step, step + 1]
+    assert torch.load(Path(resumed.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == step + 2
+
+
 def test_a_run_resumed_from_its_last_checkpoint_logs_its_next_batch_at_the_step_it_reached(train_config):
     # a run that keeps last.ckpt alone, ending on a validation: Lightning wrote no last.ckpt at that
     # validation (it writes one only beside a new best), so the one written at train end is resumed
@@ -60,3 +117,38 @@ def test_a_run_resumed_from_its_last_checkpoint_logs_its_next_batch_at_the_step_
     assert [step for step, _ in csv_rows(Path(first.paths.output_dir), "train/loss")] == [0, 1, 2, 3]
     assert [step for step, _ in csv_rows(Path(resumed.paths.output_dir), "train/loss")] == [4, 5]
     assert [step for step, _ in csv_rows(Path(resumed.paths.output_dir), "val/CIDEr")] == [5]  # as the first run's 1, 3
+
+
+class PressesCtrlC(L.LightningModule):
+    """A model whose user presses Ctrl-C `presses` times during its second training batch."""
+
+    def __init__(self, presses: int) -> None:
+        super().__init__()
+        self.layer, self.presses = torch.nn.Linear(2, 1), presses
+
+    def training_step(self, batch, batch_idx):
+        if self.global_step == 1:
+            for _ in range(self.presses):
+                os.kill(os.getpid(), signal.SIGINT)
+        return self.layer(batch[0]).mean()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize("presses", [1, 2])
+def test_one_ctrl_c_stops_at_the_batch_end_with_last_ckpt_and_a_second_stops_at_once(presses, tmp_path, capsys):
+    ctrl_c = signal.getsignal(signal.SIGINT)
+    trainer = L.Trainer(max_steps=5, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, default_root_dir=tmp_path,
+                        callbacks=[LastStepModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0)])
+    with pytest.raises(SystemExit) as stopped:
+        trainer.fit(PressesCtrlC(presses), DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2))
+    if presses == 1:  # the batch finished, its step written
+        assert isinstance(stopped.value, SIGTERMException) and trainer.global_step == 2
+        assert torch.load(tmp_path / "last.ckpt", weights_only=True)["global_step"] == 2
+        assert capsys.readouterr().err == f"interrupted at step 2: resume with ckpt_path={tmp_path / 'last.ckpt'}\n"
+    else:  # Lightning's KeyboardInterrupt: ended at once, nothing written
+        assert stopped.value.code == 1 and not isinstance(stopped.value, SIGTERMException)
+        assert not (tmp_path / "last.ckpt").exists()
+    assert signal.getsignal(signal.SIGINT) is ctrl_c  # Ctrl-C as it was, after the fit

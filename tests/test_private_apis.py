@@ -7,6 +7,7 @@ import inspect
 from pathlib import Path
 
 import lightning as L
+import pytest
 import torch
 from hydra.core.utils import JobReturn, JobStatus
 from lightning.pytorch.callbacks import ModelCheckpoint
@@ -75,3 +76,19 @@ def test_a_failed_job_keeps_its_exception():
     error = ValueError("bad lr")
     job = JobReturn(status=JobStatus.FAILED, _return_value=error)
     assert private_apis.job_error(job) is error
+
+
+def test_a_stop_asked_during_a_batch_ends_the_fit_at_that_batch_end(tmp_path):
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    class StopsInItsSecondBatch(Tiny):
+        def training_step(self, batch, batch_idx):
+            if self.trainer.global_step == 1:
+                private_apis.stop_at_end_of_batch(self.trainer)
+            return self.layer(batch[0]).mean()
+
+    trainer = L.Trainer(max_steps=5, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        enable_checkpointing=False, limit_val_batches=0, default_root_dir=tmp_path)
+    with pytest.raises(SIGTERMException):
+        trainer.fit(StopsInItsSecondBatch(), DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2))
+    assert trainer.global_step == 2  # the batch finished, then the fit stopped

@@ -6,7 +6,12 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import signal
+import sys
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import lightning as L
@@ -14,10 +19,11 @@ import torch
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_path
-from supra.utils.private_apis import last_step_saved, save_last_checkpoint
+from supra.utils.private_apis import last_step_saved, save_last_checkpoint, stop_at_end_of_batch
 
 log = logging.getLogger(__name__)
 
@@ -56,11 +62,21 @@ class LastStepModelCheckpoint(ModelCheckpoint):
     at that validation's end, and counts that step's end again (its logging step), so a last.ckpt written
     after that step's end resumed logging one step ahead.
 
+    Ctrl-C during a fit stops it as SIGTERM does, at the end of the batch (during a validation, at its end),
+    and last.ckpt is written at the step reached; a second Ctrl-C stops at once, as before. Otherwise every
+    step since the last checkpoint was lost: a KeyboardInterrupt never reaches on_train_end. (One process
+    only: under DDP each rank would stop at a batch of its own, and Ctrl-C stops the run at once as before.)
+
     A resumed run writes a new folder (runner/training.py), and Lightning forgets the best score when the
     folder changes: the resumed run's first validation became "best" however much worse, and was tested.
     Here the earlier run's best checkpoint is copied into the new folder with its score (a copy, not a
     link: Lightning rewrites best.ckpt in place, which would change the earlier run's file through a link).
     """
+
+    # Ctrl-C during the fit: the handler in place, the one it replaced, and a stop asked during a validation
+    _graceful: Callable[[int, FrameType | None], None] | None = None
+    _ctrl_c: Any = None
+    _stop_after_validation = False
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
@@ -106,13 +122,59 @@ class LastStepModelCheckpoint(ModelCheckpoint):
                     return candidate
         return None
 
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_start(trainer, pl_module)
+        if self.save_last and trainer.world_size == 1 and threading.current_thread() is threading.main_thread():
+            self._ctrl_c = signal.getsignal(signal.SIGINT)
+
+            def stop_gracefully(signum: int, frame: FrameType | None) -> None:
+                self._restore_ctrl_c()  # a second Ctrl-C: a KeyboardInterrupt, at once
+                if trainer.validating:
+                    self._stop_after_validation = True  # one cut short is not run again by the resumed run
+                else:
+                    stop_at_end_of_batch(trainer)
+
+            self._graceful = stop_gracefully
+            signal.signal(signal.SIGINT, stop_gracefully)
+
+    def _restore_ctrl_c(self) -> None:
+        if self._graceful is not None and signal.getsignal(signal.SIGINT) is self._graceful:
+            signal.signal(signal.SIGINT, self._ctrl_c if self._ctrl_c is not None else signal.default_int_handler)
+        self._graceful = None
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        super().on_exception(trainer, pl_module, exception)
+        self._restore_ctrl_c()
+        if not isinstance(exception, SIGTERMException) or not self.save_last or trainer.state.fn != TrainerFn.FITTING \
+                or trainer.fast_dev_run or trainer.world_size > 1:  # DDP ranks may have stopped at other batches
+            return
+        if trainer.sanity_checking or trainer.global_step == 0:
+            message = "interrupted before the first training step: no checkpoint written"
+        else:
+            if last_step_saved(self) != trainer.global_step:
+                save_last_checkpoint(self, trainer)
+            message = f"interrupted at step {trainer.global_step}: resume with ckpt_path={self.last_model_path}"
+        if trainer.is_global_zero:
+            print(message, file=sys.stderr, flush=True)
+
+    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
+        super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
+        self._stop_if_asked(trainer)  # Ctrl-C as a validation was ending
+
+    def _stop_if_asked(self, trainer: L.Trainer) -> None:
+        if self._stop_after_validation:
+            self._stop_after_validation = False
+            stop_at_end_of_batch(trainer)
+
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
         fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking and not trainer.fast_dev_run
         if self.save_last and fitting and last_step_saved(self) != trainer.global_step:
             save_last_checkpoint(self, trainer)
+        self._stop_if_asked(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._restore_ctrl_c()
         if self.save_last and last_step_saved(self) != trainer.global_step:
             save_last_checkpoint(self, trainer)
         super().on_train_end(trainer, pl_module)

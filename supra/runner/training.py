@@ -15,6 +15,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
 from supra.artifacts.checkpoints import load_supra_checkpoint, net_state, run_config_of
@@ -142,8 +143,11 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
         logger.log_hyperparams(run_config)
 
     if cfg.get("train"):
-        with interval_within_epoch(cfg.trainer):
-            trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        try:
+            with interval_within_epoch(cfg.trainer):
+                trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        except SIGTERMException as stop:  # Ctrl-C or SIGTERM: last.ckpt written and said (callbacks/checkpoint.py)
+            raise SystemExit(1) from stop  # not 0, as Lightning's: the run did not finish (and is not tested)
     metrics = _plain(trainer.callback_metrics)
 
     if cfg.get("test"):

@@ -6,6 +6,8 @@ these changes shape, so an upgrade shows what to mend in one place. Why each is 
 
 - a checkpoint at the last step: ModelCheckpoint writes last.ckpt at validations, and at train end only
   when it wrote none at all, so steps after the last validation would be lost to a resume;
+- a stop at the end of the batch: Ctrl-C during a fit stops it as SIGTERM does (the loops finish the
+  batch, then raise SIGTERMException), so that last.ckpt is written at the step reached;
 - the last batch of an epoch: the captioner scores its last validation of a fit even when
   score_every_n_val would skip it, and only the fit loop's progress says that a batch is the epoch's last;
 - the batches done in an epoch: a stream of shards resumed mid-epoch skips what was trained on, and only
@@ -43,6 +45,14 @@ def last_step_saved(callback: ModelCheckpoint) -> int:
 def save_last_checkpoint(callback: ModelCheckpoint, trainer: L.Trainer) -> None:
     """Write `callback`'s last.ckpt now, as it does after a validation."""
     callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
+
+
+# -- lightning.pytorch.trainer.connectors.signal_connector ---------------------------------------------------
+
+def stop_at_end_of_batch(trainer: L.Trainer) -> None:
+    """What Lightning's SIGTERM handler does: the fit stops at the end of the current training batch (a
+    validation at its next batch), raising SIGTERMException."""
+    trainer._signal_connector.received_sigterm = True
 
 
 # -- the fit loop ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from lightning.fabric.utilities.rank_zero import _get_rank
@@ -40,6 +41,22 @@ def finished_run_file(folder: Path) -> Path | None:
     return next((path for pattern in RESULTS for path in sorted(folder.glob(pattern))), None)
 
 
+def stopped_short(folder: Path) -> tuple[int, int] | None:
+    """(step reached, trainer.max_steps) of the train.py run in `folder` if its last.ckpt stopped short of its
+    max_steps (Ctrl-C, or a killed run), else None."""
+    last = folder / "checkpoints" / "last.ckpt"
+    if not last.is_file():
+        return None
+    try:  # mmap: only the few numbers read come off the disk
+        checkpoint = torch.load(last, map_location="cpu", weights_only=True, mmap=True)
+        step, max_steps = checkpoint["global_step"], checkpoint["supra"]["run_config"]["trainer"]["max_steps"]
+    except Exception:  # not one train.py wrote, or cut short: it is refused as a finished run's file
+        return None
+    if isinstance(step, int) and isinstance(max_steps, int) and 0 <= step < max_steps:
+        return step, max_steps
+    return None
+
+
 class KeepFinishedRuns(Callback):
     """Refuses a run or sweep folder that holds a finished run's results, or that a live run is writing,
     before Hydra writes into it; a dated default folder taken that way moves to the next free `_1`, `_2`."""
@@ -54,6 +71,10 @@ class KeepFinishedRuns(Callback):
 
         def finished(folder: Path) -> str | None:
             held = finished_run_file(folder)
+            if held and not (folder / "metrics.json").is_file() and (stopped := stopped_short(folder)):
+                return (f"hydra.run.dir={folder} already holds an interrupted run (checkpoints/last.ckpt at step "
+                        f"{stopped[0]} of {stopped[1]}): resume it with ckpt_path={folder / 'checkpoints' / 'last.ckpt'} "
+                        "(a resumed run writes a new folder), or choose another with hydra.run.dir=DIR")
             return held and (f"hydra.run.dir={folder} already holds a finished run ({held.relative_to(folder)}): "
                              f"choose another with hydra.run.dir=DIR, or leave it out for a new dated folder{resumed}")
         self._take(config, "run", finished)
