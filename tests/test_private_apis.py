@@ -92,3 +92,17 @@ def test_a_stop_asked_during_a_batch_ends_the_fit_at_that_batch_end(tmp_path):
     with pytest.raises(SIGTERMException):
         trainer.fit(StopsInItsSecondBatch(), DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2))
     assert trainer.global_step == 2  # the batch finished, then the fit stopped
+
+
+def test_the_logging_step_is_the_count_of_batches_that_stepped_before_this_one(tmp_path):
+    class RecordsItsLoggingStep(Tiny):
+        def training_step(self, batch, batch_idx):
+            self.steps.append((private_apis.logging_step(self.trainer), self.trainer.global_step))
+            return self.layer(batch[0]).mean()
+
+    module = RecordsItsLoggingStep()
+    module.steps = []
+    trainer = L.Trainer(max_steps=3, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        enable_checkpointing=False, limit_val_batches=0, default_root_dir=tmp_path)
+    trainer.fit(module, DataLoader(TensorDataset(torch.randn(4, 2)), batch_size=2))
+    assert module.steps == [(0, 0), (1, 1), (2, 2)] and private_apis.logging_step(trainer) == 3

@@ -14,6 +14,7 @@ from pathlib import Path
 import lightning as L
 import optuna
 import pytest
+import torch
 import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
@@ -119,7 +120,8 @@ def test_grid_multirun_runs_each_job_and_the_report_is_rebuilt_with_its_failed_j
         "model.optimizer.lr=0.0001": "completed", "model.optimizer.lr=0.003": "completed",
         "model.optimizer.lr=-1": "failed"}
     done = rows[:2]
-    assert all(r["metric"] == "val/CIDEr" and r["best_step"] == "1" and Path(r["checkpoint"]).is_file() for r in done)
+    assert all(r["metric"] == "val/CIDEr" and r["best_step"] == "2" and Path(r["checkpoint"]).is_file() for r in done)
+    assert all(torch.load(r["checkpoint"], weights_only=True)["global_step"] == 2 for r in done)  # the step reported
     assert float(done[0]["best_value"]) >= float(done[1]["best_value"])  # val/CIDEr: highest first
     assert rows[2]["status"] == "failed" and not rows[2]["best_value"] and not rows[2]["checkpoint"]
     assert "| 2 | failed | `model.optimizer.lr=-1` |" in report.stdout
@@ -254,3 +256,13 @@ def test_a_job_whose_optimized_metric_is_nan_is_recorded_as_failed(tmp_path):
     SweepJobRecorder().on_job_end(cfg, JobReturn(status=JobStatus.COMPLETED, _return_value=None))
     recorded = json.loads((tmp_path / "sweep" / "0" / JOB_RESULT).read_text())
     assert recorded["status"] == "failed" and recorded["error"] == "val/loss was NaN: the run diverged"
+
+
+def test_the_report_gives_the_best_validations_global_step_that_of_its_checkpoint_and_pictures(tmp_path):
+    # Lightning logs the validations of global steps 2 and 4 at metrics.csv steps 1 and 3
+    write_job(tmp_path / "0", ["model.optimizer.lr=0.001"], "maximize", {"status": "completed", "return_value": 0.2})
+    (tmp_path / "0" / "csv").mkdir()
+    (tmp_path / "0" / "csv" / "metrics.csv").write_text(
+        "epoch,step,train/loss,val/CIDEr\n0,0,7.1,\n0,1,6.9,\n0,1,,0.3\n0,2,6.5,\n0,3,6.2,\n0,3,,0.2\n")
+    (row,) = write_report(tmp_path)
+    assert (row.best_value, row.best_step) == (0.3, 2)  # best.ckpt's global_step, samples/val_step_000002.png

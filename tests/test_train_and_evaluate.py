@@ -315,7 +315,7 @@ def test_evaluate_cli_bad_checkpoints_give_one_line(tmp_path, trained_run):
             evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}"]))
 
 
-def test_tensorboard_logger_receives_metrics_and_the_sample_grid(train_config):
+def test_tensorboard_logger_receives_metrics_and_the_sample_grid_at_the_same_step(train_config):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     cfg = train_config("logger=tensorboard", "trainer.max_steps=3", "test=false", run="tb")
@@ -323,6 +323,11 @@ def test_tensorboard_logger_receives_metrics_and_the_sample_grid(train_config):
     events = EventAccumulator(str(Path(cfg.paths.output_dir) / "tensorboard")).Reload()
     assert "val/samples" in events.Tags()["images"]
     assert "val/CIDEr" in events.Tags()["scalars"]
+    # the validation of step 3: its scalars and pictures side by side (Lightning logs them at 2)
+    scalar_steps = [event.step for event in events.Scalars("val/CIDEr")]
+    assert [event.step for event in events.Images("val/samples")] == scalar_steps == [2]
+    assert [event.step for event in events.Images("val/attention_maps")] == scalar_steps
+    assert (Path(cfg.paths.output_dir) / "samples" / "val_step_000003.png").is_file()  # named by global_step
 
 
 def test_wandb_runs_offline_without_an_account_and_resumes_the_same_run(train_config, monkeypatch, tmp_path, capfd,

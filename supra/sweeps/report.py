@@ -3,7 +3,7 @@
 Writes DIR/sweep_summary.csv and DIR/sweep_summary.md. Read from what the jobs left on disk, so it works on
 a sweep that was stopped half-way: each job's .hydra/overrides.yaml and config.yaml, the job result
 (sweep_job.json, written by supra.sweeps.callback.SweepJobRecorder), its csv/metrics.csv for the best
-validation value and its step, and checkpoints/. Job configs are only read, never instantiated.
+validation value and its step (the global step of its checkpoint and pictures), and checkpoints/. Job configs are only read, never instantiated.
 `python -m supra.sweep_report dir=DIR` rebuilds it by hand.
 """
 
@@ -35,7 +35,7 @@ class JobRow:
     overrides: str         # what this job changed beyond the overrides all jobs share
     metric: str
     best_value: float | None
-    best_step: int | None
+    best_step: int | None  # the global step of the best value: its checkpoint's, and its pictures' (*_step_N.png)
     best_epoch: int | None
     final_value: float | None  # what the job returned to the sweeper (the metric at the end of training)
     wall_time_s: float | None
@@ -72,7 +72,13 @@ def _direction(hydra_cfg: dict, job_cfg: dict, metric: str) -> str:
 
 
 def _best_logged(job_dir: Path, metric: str, direction: str) -> tuple[float | None, int | None, int | None]:
-    """(best value, its step, its epoch) of `metric` in the job's csv/metrics.csv."""
+    """(best value, its global step, its epoch) of `metric` in the job's csv/metrics.csv.
+
+    Lightning logs what is measured during a fit (a validation's metrics, a training batch's) at the
+    count of optimizer steps before the batch it follows: one below the global step of the checkpoint
+    written there (best.ckpt) and of the pictures drawn there (samples/val_step_N.png). The step reported
+    is that global step, so that the three agree (a test's metrics, logged after the fit, are left as logged)."""
+    after_a_batch = 0 if metric.startswith("test/") else 1
     path = job_dir / "csv" / "metrics.csv"
     if not path.is_file() or not metric:
         return None, None, None
@@ -85,7 +91,7 @@ def _best_logged(job_dir: Path, metric: str, direction: str) -> tuple[float | No
             better = best is None or (value > best[0] if direction == "maximize" else value < best[0])
             if better:
                 step, epoch = _float(row.get("step")), _float(row.get("epoch"))
-                best = (value, None if step is None else int(step), None if epoch is None else int(epoch))
+                best = (value, None if step is None else int(step) + after_a_batch, None if epoch is None else int(epoch))
     return best if best else (None, None, None)
 
 

@@ -10,6 +10,8 @@ these changes shape, so an upgrade shows what to mend in one place. Why each is 
   batch, then raise SIGTERMException), so that last.ckpt is written at the step reached;
 - the last batch of an epoch: the captioner scores its last validation of a fit even when
   score_every_n_val would skip it, and only the fit loop's progress says that a batch is the epoch's last;
+- the step the loggers are at: pictures are logged at the step of the scalars logged with them, which
+  Lightning keeps apart from global_step (a validation's metrics are logged one step below it);
 - the batches done in an epoch: a stream of shards resumed mid-epoch skips what was trained on, and only
   the fit loop's progress (restored from the checkpoint) says how much that was;
 - DDP children of a multirun job: Lightning starts ranks > 0 by re-running the command line, which
@@ -59,6 +61,12 @@ def stop_at_end_of_batch(trainer: L.Trainer) -> None:
 
 def is_last_batch_of_epoch(trainer: L.Trainer) -> bool:
     return trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
+
+
+def logging_step(trainer: L.Trainer) -> int:
+    """The step Lightning logs metrics at now: the training batches that stepped the optimizer before the
+    current one (during a validation: global_step - 1, the batch that triggered it; in a test: global_step)."""
+    return trainer.fit_loop.epoch_loop._batches_that_stepped
 
 
 def batches_done_in_epoch(trainer: L.Trainer) -> int:
