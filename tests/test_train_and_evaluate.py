@@ -52,6 +52,18 @@ def test_training_leaves_checkpoints_tokenizer_metrics_predictions_and_grid(trai
     assert all(isinstance(p["caption"], str) for p in predictions)
 
 
+def test_the_test_pictures_after_a_fit_are_named_by_the_step_of_the_best_checkpoint_tested(train_config):
+    # val/loss at its highest: the first validation's checkpoint is the "best", and is tested
+    cfg = train_config("trainer.max_steps=4", "trainer.val_check_interval=2", "callbacks.model_checkpoint.monitor=val/loss",
+                       "callbacks.model_checkpoint.mode=max", "data.num_test=4", "data.eval_batch_size=4")
+    train(cfg)
+    out = Path(cfg.paths.output_dir)
+    assert torch.load(out / "checkpoints" / "best.ckpt", weights_only=True)["global_step"] == 2
+    for folder in ("samples", "attention_maps"):
+        assert sorted(p.name for p in (out / folder).iterdir()) == [
+            "test_step_000002.png", "val_step_000002.png", "val_step_000004.png"], folder
+
+
 def test_checkpoint_holds_config_and_tokenizer_and_loads_weights_only(trained_run):
     ckpt = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=True)
     assert ckpt["supra"]["kind"] == "supra.captioning"
@@ -68,6 +80,9 @@ def test_evaluate_reproduces_the_run_test_metrics(trained_run, tmp_path):
         assert round(eval_metrics[key], 3) == round(run_metrics[key], 3), key
     assert (tmp_path / "eval" / "predictions.json").read_text() == (trained_run / "predictions.json").read_text()
     assert (tmp_path / "eval" / "samples.png").is_file()
+    # named by the step of the checkpoint scored, not by evaluate's own trainer, which trained none
+    step = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=True)["global_step"]
+    assert [p.name for p in (tmp_path / "eval" / "samples").iterdir()] == [f"test_step_{step:06d}.png"]
 
 
 def test_evaluate_scores_another_split_with_another_decoding(trained_run, tmp_path):

@@ -37,9 +37,9 @@ class A2ASamplesCallback(SampleGridCallback):
                  output_dir: str | None = None, gif_frame_ms: int = 400) -> None:
         super().__init__(num_samples, columns, dirname, output_dir, gif_frame_ms)
 
-    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> list[Sample]:
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str, step: int) -> list[Sample]:
         datamodule, samples = trainer.datamodule, []
-        title = f"{split}, step {trainer.global_step}"
+        title = f"{split}, step {step}"
         generator = torch.Generator(device=pl_module.device).manual_seed(0)
         batch = datamodule.sample_batch(split, "text2image", self.num_samples)
         if batch is not None:

@@ -32,16 +32,16 @@ class AttentionMapsCallback(SampleGridCallback):
     def __init__(self, num_images: int = 2, dirname: str = "attention_maps", output_dir: str | None = None) -> None:
         super().__init__(num_images, 1, dirname, output_dir)
 
-    def _write(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> None:
+    def _write(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str, step: int) -> None:
         self.needs = "sample_batch" if hasattr(pl_module, "vocab") else "sample_images"
         if getattr(pl_module.net.config, "resampler_layers", 0):  # latents are not places on the image
             rank_zero_warn("attention_maps: not drawn for a model with a resampler (its latent tokens are no "
                            "grid on the image); callbacks.attention_maps=null silences this")
             return
-        super()._write(trainer, pl_module, split)
+        super()._write(trainer, pl_module, split, step)
 
-    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> list[Sample]:
-        step = f"{split}, step {trainer.global_step}"
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str, step: int) -> list[Sample]:
+        title = f"{split}, step {step}"
         if self.needs == "sample_images":
             images, _ = trainer.datamodule.sample_images(split, self.num_samples)
             tokenizer, grid = pl_module.tokenizer, square_grid(pl_module.net.config.N_VIS)
@@ -52,7 +52,7 @@ class AttentionMapsCallback(SampleGridCallback):
                                               tokenizer.token_label, pl_module.decode)
                 strips.append(render_token_strip(image, [t.token for t in tokens], [t.mean_map for t in tokens],
                                                  [f"p={t.probability:.2f}" for t in tokens], grid,
-                                                 title=f"{tokenizer.decode(ids)!r} ({step})"))
+                                                 title=f"{tokenizer.decode(ids)!r} ({title})"))
         else:
             batch = trainer.datamodule.sample_batch(split, "image2text", self.num_samples)
             if batch is None:
@@ -62,5 +62,5 @@ class AttentionMapsCallback(SampleGridCallback):
                 ids, tokens = explain_image2text(pl_module.net, layout, codes, [], 16, pl_module.vocab.token_label)
                 strips.append(render_token_strip(decode_codes(pl_module.vqvae, codes), [t.token for t in tokens],
                                                  [t.mean_map for t in tokens], [f"p={t.probability:.2f}" for t in tokens],
-                                                 tuple(codes.shape), title=f"{pl_module.vocab.decode_text(ids).strip()!r} ({step})"))
+                                                 tuple(codes.shape), title=f"{pl_module.vocab.decode_text(ids).strip()!r} ({title})"))
         return [Sample("attention_maps", _stack(strips))] if strips else []

@@ -23,10 +23,10 @@ class CaptionGridCallback(SampleGridCallback):
                  output_dir: str | None = None) -> None:
         super().__init__(num_images, columns, dirname, output_dir)
 
-    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> list[Sample]:
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str, step: int) -> list[Sample]:
         images, references = trainer.datamodule.sample_images(split, self.num_samples)
         captions = pl_module.generate_captions(trainer.datamodule.normalize(images.to(pl_module.device)))
         first_refs = [refs[0] if refs else "" for refs in references]
         grid = render_caption_grid(images, captions, first_refs, self.columns,
-                                   title=f"{split} images, step {trainer.global_step}")
+                                   title=f"{split} images, step {step}")
         return [Sample("samples", grid)]

@@ -24,7 +24,7 @@ class ReconstructionGridCallback(SampleGridCallback):
                  output_dir: str | None = None, gif_frame_ms: int = 250) -> None:
         super().__init__(num_images, columns, dirname, output_dir, gif_frame_ms)
 
-    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> list[Sample]:
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str, step: int) -> list[Sample]:
         originals = trainer.datamodule.sample_items(split, self.num_samples).pixels
         reconstructions = to_uint8(pl_module.reconstruct(to_unit_range(originals.to(pl_module.device)))).cpu()
         frames = render_reconstruction_frames(originals, reconstructions, self.columns) if originals.ndim == 5 else None

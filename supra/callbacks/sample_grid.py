@@ -1,7 +1,8 @@
 """The skeleton every sample-picture callback shares: after each validation (not the sanity check) and
 after a test, on global rank 0 only, the model in eval mode draws its pictures of the split's first items;
 each is written as `<output_dir>/<dirname>/<split>_step_XXXXXX<suffix>.png` (and `.gif` for clips), copied
-to `<output_dir>/<name>.png` (the latest), and logged as `<split>/<name>` to every logger.
+to `<output_dir>/<name>.png` (the latest), and logged as `<split>/<name>` to every logger. The step is the
+training step of the weights drawn: a validation's global step, or that of the checkpoint a test scores.
 """
 
 from __future__ import annotations
@@ -41,10 +42,11 @@ class SampleGridCallback(L.Callback):
         self.last_path: Path | None = None  # the last picture written (its step's file)
         self.written: list[Path] = []
 
-    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> list[Sample]:
+    def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str, step: int) -> list[Sample]:
+        """The pictures of `split` by the weights of training step `step` (for their titles)."""
         raise NotImplementedError
 
-    def _write(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str) -> None:
+    def _write(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str, step: int) -> None:
         if not trainer.is_global_zero or self.num_samples < 1:
             return  # rank 0 alone draws; the others go on to their next collective and wait there
         if getattr(trainer.datamodule, self.needs, None) is None:
@@ -54,11 +56,11 @@ class SampleGridCallback(L.Callback):
         pl_module.eval()  # BatchNorm and dropout in inference behaviour, as in validation itself
         try:
             with torch.no_grad():
-                samples = self.draw(trainer, pl_module, split)
+                samples = self.draw(trainer, pl_module, split, step)
         finally:
             pl_module.train(was_training)
         root = Path(self.output_dir or trainer.default_root_dir)
-        stem = root / self.dirname / f"{split}_step_{trainer.global_step:06d}"
+        stem = root / self.dirname / f"{split}_step_{step:06d}"
         for sample in samples:
             path = save_image_atomic(sample.picture, f"{stem}{sample.suffix}.png")
             save_image_atomic(sample.picture, root / f"{sample.name}.png")
@@ -73,7 +75,18 @@ class SampleGridCallback(L.Callback):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.sanity_checking:
-            self._write(trainer, pl_module, "val")
+            self._write(trainer, pl_module, "val", trainer.global_step)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._write(trainer, pl_module, getattr(trainer.datamodule, "split", "test"))
+        self._write(trainer, pl_module, getattr(trainer.datamodule, "split", "test"), tested_step(trainer, pl_module))
+
+
+def tested_step(trainer: L.Trainer, pl_module: L.LightningModule) -> int:
+    """The training step of the weights a test scores. trainer.test(ckpt_path=...) loads a checkpoint's
+    weights but leaves the trainer at its own step (the fit's last, for the best checkpoint of a fit), and
+    evaluate.py's trainer has trained none: there it is the step of the checkpoint loaded (SupraTask's
+    weights_step); a test of the weights a fit ended with is at the fit's step."""
+    loaded = getattr(pl_module, "weights_step", None)
+    if loaded is not None and (trainer.ckpt_path or not trainer.global_step):
+        return loaded
+    return trainer.global_step

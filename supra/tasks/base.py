@@ -44,6 +44,7 @@ class SupraTask(L.LightningModule):
         self.optimizer_factory, self.scheduler_factory = optimizer, scheduler
         self.run_config = run_config  # the composed run config: the checkpoint alone rebuilds the run
         self.test_results: dict[str, Any] = {}
+        self.weights_step: int | None = None  # the training step of a checkpoint loaded (a test's pictures say it)
 
     # -- optimisation -----------------------------------------------------------------------------
 
@@ -96,6 +97,9 @@ class SupraTask(L.LightningModule):
     def checkpoint_metadata(self) -> dict[str, Any]:
         """What else a checkpoint needs to rebuild model, data and tokenizer with nothing but the file."""
         return {}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        self.weights_step = checkpoint.get("global_step")
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["supra"] = {"kind": self.checkpoint_kind, "run_config": self.run_config, **self.checkpoint_metadata()}
