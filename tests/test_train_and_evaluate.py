@@ -23,10 +23,13 @@ from tests.conftest import ROOT, command_lines, compose_config
 CAPTION_KEYS = {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"}
 
 
-def test_fast_dev_run_trains_validates_and_tests(train_config):
+def test_fast_dev_run_trains_validates_and_tests_without_checkpoints_or_warnings(train_config, caplog):
     cfg = train_config("debug=fast_dev_run")
-    metric, metrics = train(cfg)
+    with caplog.at_level("WARNING", logger="supra.runner.training"):
+        metric, metrics = train(cfg)
     assert {"train/loss", "val/loss", "val/CIDEr", "test/CIDEr", "test/METEOR", "test/attr_acc"} <= set(metrics)
+    assert not list(Path(cfg.paths.output_dir).glob("**/*.ckpt"))  # a smoke test: nothing to resume or score
+    assert not [r for r in caplog.records if r.name == "supra.runner.training"]  # its last weights are tested
 
 
 def test_debug_profiler_keeps_its_report_in_the_run_folder(train_config, tmp_path):

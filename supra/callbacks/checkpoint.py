@@ -175,6 +175,8 @@ class LastStepModelCheckpoint(ModelCheckpoint):
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_ctrl_c()
+        if trainer.fast_dev_run:  # Lightning's rule, which its own on_train_end forgets: no checkpoint
+            return
         if self.save_last and last_step_saved(self) != trainer.global_step:
             save_last_checkpoint(self, trainer)
         super().on_train_end(trainer, pl_module)

@@ -228,7 +228,7 @@ def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig) -> str | None:
                         "trained one; evaluate.py ckpt=... too)")
         return cfg.get("ckpt_path")
     best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
-    if not best:
+    if not best and not trainer.fast_dev_run:  # fast_dev_run writes none: its weights are the ones to test
         log.warning("no best checkpoint (no validation ran, or checkpointing is off): testing the last weights")
     return best or None
 
