@@ -106,3 +106,14 @@ def test_the_logging_step_is_the_count_of_batches_that_stepped_before_this_one(t
                         enable_checkpointing=False, limit_val_batches=0, default_root_dir=tmp_path)
     trainer.fit(module, DataLoader(TensorDataset(torch.randn(4, 2)), batch_size=2))
     assert module.steps == [(0, 0), (1, 1), (2, 2)] and private_apis.logging_step(trainer) == 3
+
+
+@pytest.mark.parametrize(("limits", "description"), [({"max_steps": 2}, "Epoch 0"), ({"max_epochs": 3}, "Epoch 0/2")])
+def test_the_progress_bar_names_the_last_epoch_only_when_there_is_one(limits, description, tmp_path):
+    bar = private_apis.StepsProgressBar()
+    trainer = L.Trainer(**limits, callbacks=[bar], logger=False, enable_model_summary=False, enable_checkpointing=False,
+                        limit_train_batches=2, limit_val_batches=0, default_root_dir=tmp_path)
+    module = Tiny()
+    module.last_batch_flags, module.batches_done = [], []
+    trainer.fit(module, DataLoader(TensorDataset(torch.randn(4, 2)), batch_size=2))
+    assert bar._get_train_description(0).rstrip() == description  # was "Epoch 0/-2" for max_steps alone

@@ -16,6 +16,8 @@ these changes shape, so an upgrade shows what to mend in one place. Why each is 
   the fit loop's progress (restored from the checkpoint) says how much that was;
 - DDP children of a multirun job: Lightning starts ranks > 0 by re-running the command line, which
   under `-m` is the whole sweep (supra/sweeps/ddp.py replaces the command);
+- the progress bar's epoch: a run bounded by max_steps has max_epochs=-1, which RichProgressBar showed
+  as "Epoch 0/-2";
 - the CSV writer's known columns: under ddp_spawn, fit and test write one metrics.csv from two processes;
 - a failed sweep job's exception: JobReturn.return_value re-raises it after printing to stderr.
 """
@@ -29,7 +31,7 @@ from typing import Any
 
 import lightning as L
 from hydra.core.utils import JobReturn
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.strategies.launchers import subprocess_script
@@ -83,6 +85,19 @@ def lightning_child_command() -> ChildCommand:
 
 def set_lightning_child_command(command: ChildCommand) -> None:
     subprocess_script._hydra_subprocess_cmd = command
+
+
+# -- lightning.pytorch.callbacks.RichProgressBar ------------------------------------------------------------
+
+class StepsProgressBar(RichProgressBar):
+    """RichProgressBar whose training bar says "Epoch N" alone where the epochs are unbounded (max_epochs=-1:
+    the run stops at max_steps), not "Epoch N/-2"."""
+
+    def _get_train_description(self, current_epoch: int) -> str:
+        if self.trainer.max_epochs is None or self.trainer.max_epochs >= 0:
+            return super()._get_train_description(current_epoch)
+        # as wide as the validation bar's description, as Lightning's: the bars do not flicker
+        return f"{f'Epoch {current_epoch}':{len(self.validation_description)}}"
 
 
 # -- lightning.pytorch.loggers.CSVLogger ------------------------------------------------------------------
