@@ -31,26 +31,25 @@ def parser_for(description: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
 
 
-def positive_int(text: str) -> int:
-    """An argparse type: a whole number of 1 or more (0 rounds, steps or images would time nothing)."""
+def whole_number(text: str, minimum: int) -> int:
+    """`text` as a whole number of `minimum` or more, else argparse's one-line error."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} is too small: it must be 1 or more")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{value} is too small: it must be {minimum} or more")
     return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: a whole number of 1 or more (0 rounds, steps or images would time nothing)."""
+    return whole_number(text, 1)
 
 
 def non_negative_int(text: str) -> int:
     """An argparse type: a whole number of 0 or more (e.g. DataLoader workers, 0 = the main process)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} is negative: it must be 0 or more")
-    return value
+    return whole_number(text, 0)
 
 
 def jpeg_folder(text: str) -> Path:
