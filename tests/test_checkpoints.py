@@ -141,8 +141,18 @@ class PressesCtrlC(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
+@pytest.fixture
+def python_ctrl_c():
+    """Ctrl-C as a fresh Python process has it (a KeyboardInterrupt), whatever a library an earlier test loaded
+    put in its place in this process; put back afterwards."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield signal.default_int_handler
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("presses", [1, 2])
-def test_one_ctrl_c_stops_at_the_batch_end_with_last_ckpt_and_a_second_stops_at_once(presses, tmp_path, capsys):
+def test_one_ctrl_c_stops_at_the_batch_end_with_last_ckpt_and_a_second_stops_at_once(presses, tmp_path, capsys,
+                                                                                    python_ctrl_c):
     ctrl_c = signal.getsignal(signal.SIGINT)
     trainer = L.Trainer(max_steps=5, logger=False, enable_progress_bar=False, enable_model_summary=False,
                         limit_val_batches=0, default_root_dir=tmp_path,
