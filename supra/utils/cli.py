@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import sys
-import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -85,8 +84,7 @@ def exit_if_run_dir_unwritable(argv: Sequence[str], default_log_dir: str | None 
     if default_log_dir and not options & {"hydra.run.dir", "hydra.sweep.dir", "paths.log_dir", "paths.root_dir"}:
         folder = Path(default_log_dir)
         try:  # without creating it: Hydra does, in the folder chosen after composing (an experiment may move it)
-            with tempfile.NamedTemporaryFile(dir=folder if folder.exists() else folder.parent, prefix=".write_test."):
-                pass
+            check_writable_dir(folder if folder.exists() else folder.parent, create=False)
         except OSError as err:
             print(f"error: cannot write to {folder.resolve()} ({err.strerror or err}), where runs go by default: "
                   "run from a folder you can write to, or choose one with paths.log_dir=DIR", file=sys.stderr)

@@ -123,10 +123,12 @@ def remove_earlier_outputs(folder: Path, earlier: Iterable[str], written: Iterab
             path.unlink()
 
 
-def check_writable_dir(path: str | os.PathLike) -> Path:
-    """Create `path` if needed and prove a file can be written there; raise PermissionError/OSError if not."""
+def check_writable_dir(path: str | os.PathLike, create: bool = True) -> Path:
+    """Create `path` if needed (unless not `create`) and prove a file can be written there; raise
+    PermissionError/OSError if not."""
     path = Path(path)
-    path.mkdir(parents=True, exist_ok=True)
+    if create:
+        path.mkdir(parents=True, exist_ok=True)
     with tempfile.NamedTemporaryFile(dir=path, prefix=".write_test."):
         pass
     return path
