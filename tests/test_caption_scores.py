@@ -1,5 +1,6 @@
 """Our caption-metric wrapper gives pycocoevalcap's own numbers, and merges DDP ranks' captions exactly once."""
 
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import pycocoevalcap.meteor.meteor
@@ -10,7 +11,7 @@ from pycocoevalcap.meteor.meteor import Meteor
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-from supra.metrics.caption_scores import CAPTION_METRICS, score_captions
+from supra.metrics.caption_scores import CAPTION_METRICS, close_meteor, score_captions
 
 REFERENCES = {
     1: ["A dog runs across the grass.", "a brown dog running on a lawn", "The dog is playing outside ."],
@@ -45,6 +46,7 @@ def concurrently(*calls):
 
 
 def test_scores_equal_pycocoevalcap_called_directly():
+    score_captions({1: "a cat", 2: "sand"}, REFERENCES)  # ours answers from a METEOR process that scored before
     ours, theirs = concurrently(lambda: score_captions(PREDICTIONS, REFERENCES),
                                 lambda: coco_eval_directly(PREDICTIONS, REFERENCES))
     assert list(ours) == list(CAPTION_METRICS)
@@ -73,7 +75,7 @@ def test_only_the_asked_families_are_computed():
 
 @pytest.fixture
 def meteor_processes(monkeypatch):
-    """Every Java process a Meteor scorer starts during the test."""
+    """Every Java process a Meteor scorer starts during the test, which starts with none kept."""
     processes = []
 
     class SpyMeteor(Meteor):
@@ -81,25 +83,44 @@ def meteor_processes(monkeypatch):
             super().__init__()
             processes.append(self.meteor_p)
 
+    close_meteor()
     monkeypatch.setattr(pycocoevalcap.meteor.meteor, "Meteor", SpyMeteor)
-    return processes
+    yield processes
+    close_meteor()
 
 
-def test_empty_and_awkward_predictions_are_scored_and_meteor_is_closed(meteor_processes):
+def test_one_meteor_process_serves_every_score_of_a_process_until_it_is_closed(meteor_processes):
     awkward = {1: "", 2: "kids ||| on a\nbeach", 3: "   ", 4: "a red circle"}
     scores = score_captions(awkward, REFERENCES)
     assert list(scores) == list(CAPTION_METRICS) and scores["CIDEr"] >= 0
-    assert len(meteor_processes) == 1 and meteor_processes[0].poll() is not None
+    again = concurrently(*[lambda: score_captions(PREDICTIONS, REFERENCES, ["METEOR"])] * 2)
+    assert again[0] == again[1] and len(meteor_processes) == 1 and meteor_processes[0].poll() is None
+    close_meteor()  # as at exit
+    assert meteor_processes[0].poll() is not None
 
 
-def test_meteor_is_closed_when_another_scorer_fails(meteor_processes, monkeypatch):
-    def broken(self, gts, res):
-        raise RuntimeError("cider broke")
+def test_a_meteor_request_that_fails_half_way_closes_its_process_and_the_next_score_starts_another(
+        meteor_processes, monkeypatch):
+    first = score_captions(PREDICTIONS, REFERENCES, ["METEOR"])
+    stat = Meteor._stat
 
-    monkeypatch.setattr(Cider, "compute_score", broken)
-    with pytest.raises(RuntimeError, match="cider broke"):
-        score_captions(PREDICTIONS, REFERENCES)
-    assert len(meteor_processes) == 1 and meteor_processes[0].poll() is not None
+    def interrupted(self, hypothesis, references):  # a request sent, its answer never read
+        self.meteor_p.stdin.write(b"SCORE ||| a dog ||| a cat\n")
+        self.meteor_p.stdin.flush()
+        raise RuntimeError("interrupted")
+
+    monkeypatch.setattr(Meteor, "_stat", interrupted)
+    with pytest.raises(RuntimeError, match="interrupted"):
+        score_captions(PREDICTIONS, REFERENCES, ["METEOR"])
+    monkeypatch.setattr(Meteor, "_stat", stat)
+    after = []
+    scoring = threading.Thread(target=lambda: after.append(score_captions(PREDICTIONS, REFERENCES, ["METEOR"])),
+                               daemon=True)
+    scoring.start()
+    scoring.join(timeout=120)
+    # neither blocked on the interrupted request's lock nor answered with its unread line
+    assert after == [first]
+    assert len(meteor_processes) == 2 and meteor_processes[0].poll() is not None
 
 
 def test_line_breaks_inside_a_caption_do_not_shift_the_others():

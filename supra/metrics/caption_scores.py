@@ -9,14 +9,19 @@ pycocoevalcap quirks handled here:
   at '\\r', '\\v', '\\f', U+2028 and U+2029: one such character silently shifts every later caption onto
   the wrong image. Whitespace is therefore collapsed to single spaces first.
 - METEOR talks to a Java process over a line protocol with '|||' separators; '|' is replaced by a space.
-- METEOR's Java process is only closed in `__del__`, and starting it (JVM + paraphrase table) takes ~5 s,
-  so it is started before tokenising (overlapping the other scorers) and killed in a `finally`.
+- Starting METEOR's Java process (JVM + paraphrase table) takes ~6 s and ~1 GB on 2 cores, scoring thousands
+  of captions well under a second, and pycocoevalcap closes it only in `__del__`. One process per Python
+  process is therefore started at the first METEOR score (before tokenising, overlapping the other scorers),
+  kept for the next ones (a sweep's trials, a run's tests, evaluations in one process) and closed at exit.
+  Its -stdio protocol answers any number of EVAL requests with a fresh process's numbers.
 - Empty hypotheses are fine everywhere (they score 0); they tokenise to ''.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import os
 import shutil
 import threading
 from collections.abc import Hashable, Mapping, Sequence
@@ -74,11 +79,49 @@ def _close(scorer: Any) -> None:
     close = getattr(scorer, "close", None)
     if callable(close):  # versions that have one
         close()
-    elif process.poll() is None:
-        with contextlib.suppress(OSError):
+    else:
+        with contextlib.suppress(OSError):  # a dead process's pipe may still hold a request it never read
             process.stdin.close()
-        process.kill()
-        process.wait(timeout=30)
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)
+
+
+_meteor_lock = threading.Lock()  # one request at a time on the shared process (its own lock is lost if it raises)
+_meteors: dict[int, Any] = {}  # by pid: a forked child (a DataLoader worker) never writes to its parent's pipes
+
+
+def _meteor() -> Any:
+    """This process's METEOR scorer, started if it has none or its Java process has ended (under _meteor_lock)."""
+    scorer = _meteors.get(os.getpid())
+    if scorer is None or scorer.meteor_p.poll() is not None:
+        scorer = _meteors[os.getpid()] = _new_scorer("METEOR")
+    return scorer
+
+
+def _start_meteor() -> None:
+    """Start this process's METEOR scorer if needed, without waiting for its Java start-up."""
+    with _meteor_lock:
+        _meteor()
+
+
+def _meteor_score(gts: dict[Hashable, list[str]], res: dict[Hashable, list[str]]) -> float:
+    with _meteor_lock:
+        scorer = _meteor()
+        try:
+            return float(scorer.compute_score(gts, res)[0])
+        except BaseException:  # the protocol's state is unknown now: the next score starts a fresh process
+            del _meteors[os.getpid()]
+            _close(scorer)
+            raise
+
+
+@atexit.register
+def close_meteor() -> None:
+    """Stop this process's METEOR Java process, if it started one (at exit; the next score starts another)."""
+    scorer = _meteors.pop(os.getpid(), None)
+    if scorer is not None:
+        _close(scorer)
 
 
 def _tokenize(
@@ -106,19 +149,16 @@ def score_captions(
     """
     _check_request(predictions, references, metrics)
     families = [f for f in SCORER_FAMILIES if f in metrics]
-    scorers: dict[str, Any] = {}
-    try:
-        for family in families:  # created before tokenising, so that Meteor's slow Java start-up overlaps it
-            scorers[family] = _new_scorer(family)
-        gts, res = _tokenize(predictions, references)
-        scores: dict[str, float] = {}
-        for family in sorted(families, key=lambda f: f == "METEOR"):  # Meteor last: it is still starting
-            if family == "Bleu":  # verbose=0, or Bleu prints its internals (no stdout swap: thread-safe)
-                bleu, _ = scorers[family].compute_score(gts, res, verbose=0)
-                scores.update({f"Bleu_{n + 1}": float(b) for n, b in enumerate(bleu)})
-            else:
-                scores[family] = float(scorers[family].compute_score(gts, res)[0])
-    finally:
-        for scorer in scorers.values():
-            _close(scorer)
+    if "METEOR" in families:
+        _start_meteor()  # its Java start-up overlaps tokenising and the other scorers
+    gts, res = _tokenize(predictions, references)
+    scores: dict[str, float] = {}
+    for family in sorted(families, key=lambda f: f == "METEOR"):  # Meteor last: it may still be starting
+        if family == "Bleu":  # verbose=0, or Bleu prints its internals (no stdout swap: thread-safe)
+            bleu, _ = _new_scorer(family).compute_score(gts, res, verbose=0)
+            scores.update({f"Bleu_{n + 1}": float(b) for n, b in enumerate(bleu)})
+        elif family == "METEOR":
+            scores[family] = _meteor_score(gts, res)
+        else:
+            scores[family] = float(_new_scorer(family).compute_score(gts, res)[0])
     return {name: scores[name] for name in CAPTION_METRICS if name in scores}
