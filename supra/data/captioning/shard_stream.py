@@ -35,27 +35,22 @@ from __future__ import annotations
 import itertools
 import logging
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 import webdataset as wds
-from torch.utils.data import DataLoader, IterableDataset, default_collate, get_worker_info
+from torch.utils.data import IterableDataset, default_collate, get_worker_info
 
 from supra.data.caption_sources.shards import Unusable, decoded_samples, shard_names, usable_samples
 from supra.data.caption_sources.tar_reading import libarchive_or_none
 from supra.data.captioning.datamodule import trim_padding
+from supra.data.epoch_loader import EpochLoader
 from supra.tokens.caption_bpe import CaptionTokenizer
+from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError
 
 log = logging.getLogger(__name__)
-
-
-def distributed_rank() -> tuple[int, int]:
-    """(rank, world size) of this process; (0, 1) outside torch.distributed."""
-    if torch.distributed.is_available() and torch.distributed.is_initialized():
-        return torch.distributed.get_rank(), torch.distributed.get_world_size()
-    return 0, 1
 
 
 def worker_quotas(sizes_by_rank: list[list[int]], batch_size: int) -> list[list[int]]:
@@ -172,7 +167,7 @@ class ShardStream(IterableDataset):
 
     def __len__(self) -> int:
         """Batches per rank per epoch (known from the shards' _stats.json)."""
-        quotas = self.quotas(distributed_rank()[1], self.layout)
+        quotas = self.quotas(rank_and_world()[1], self.layout)
         if quotas is None:
             raise TypeError("the number of batches is unknown without the shards' _stats.json")
         return sum(quotas[0])
@@ -194,7 +189,7 @@ class ShardStream(IterableDataset):
         # read once, now: the main process may set the next epoch's while this one's last batches are still
         # being made and thrown away (an epoch cut short, e.g. by limit_train_batches)
         epoch, skip_batches, layout = self.epoch, self.skip_batches, self.layout
-        rank, world = self.place or distributed_rank()
+        rank, world = self.place or rank_and_world()
         info = get_worker_info()
         worker, readers = (info.id, info.num_workers) if info is not None else (0, 1)
         if layout != readers:
@@ -303,34 +298,18 @@ class ShardStream(IterableDataset):
                 "keys": [s.key for s, _ in batch]}
 
 
-class ShardLoader(DataLoader):
-    """A DataLoader over a ShardStream that tells it, when its batches are first asked for, which epoch
-    this is and how many of its batches were already trained (a resumed run). `progress` gives both, read
-    that late on purpose: Lightning builds the iterator before it restores a checkpoint's progress. Without
-    one, epochs are counted from 0 as the loader is iterated."""
+class ShardLoader(EpochLoader):
+    """An EpochLoader over a ShardStream: an interrupted epoch goes on in the worker layout it began with,
+    and an epoch without one usable sample is an error, not an empty epoch."""
 
-    def __init__(self, stream: ShardStream, progress: Callable[[], tuple[int, int]] | None = None,
-                 **settings: Any) -> None:
-        # workers persist across epochs (no fork and start-up each epoch): what they need to know of the
-        # epoch is set in the stream's shared memory before its batches are asked for
-        super().__init__(stream, batch_size=None, persistent_workers=settings.get("num_workers", 0) > 0, **settings)
-        self.progress, self.epochs_started = progress, 0
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        def batches() -> Iterator[dict[str, Any]]:
-            epoch, done = self.progress() if self.progress is not None else (self.epochs_started, 0)
-            self.dataset.epoch, self.dataset.skip_batches = epoch, done
-            # an interrupted epoch goes on in the layout it began with; a new one is laid out for the workers there are
-            resumed = self.dataset.resumed_layout
-            self.dataset.layout = resumed if done and resumed is not None else self.dataset.workers
-            self.dataset.place = distributed_rank()
-            self.epochs_started += 1
-            delivered = 0
-            for batch in super(ShardLoader, self).__iter__():  # workers start (or resume) here
-                delivered += 1
-                yield batch
-            if delivered == 0 and not done:
-                raise SupraUserError(f"the train shards ({self.dataset.shards[0]}, ...) gave no usable sample in "
-                                     f"epoch {epoch}: see the warnings above for what was wrong with them")
-
-        return batches()
+    def epoch_batches(self, epoch: int, done: int) -> Iterator[dict[str, Any]]:
+        # an interrupted epoch goes on in the layout it began with; a new one is laid out for the workers there are
+        resumed = self.dataset.resumed_layout
+        self.dataset.layout = resumed if done and resumed is not None else self.dataset.workers
+        delivered = 0
+        for batch in super().epoch_batches(epoch, done):
+            delivered += 1
+            yield batch
+        if delivered == 0 and not done:
+            raise SupraUserError(f"the train shards ({self.dataset.shards[0]}, ...) gave no usable sample in "
+                                 f"epoch {epoch}: see the warnings above for what was wrong with them")

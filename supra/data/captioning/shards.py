@@ -24,7 +24,8 @@ from supra.data.caption_sources.shards import (
     usable_samples,
 )
 from supra.data.captioning.datamodule import CaptionDataModule, CaptionedImages
-from supra.data.captioning.shard_stream import ShardLoader, ShardStream, distributed_rank
+from supra.data.captioning.shard_stream import ShardLoader, ShardStream
+from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError
 from supra.utils.private_apis import batches_done_in_epoch
 
@@ -109,7 +110,7 @@ class ShardCaptionsDataModule(CaptionDataModule):
             if not per_epoch:
                 raise SupraUserError("data.resampled=true needs an epoch length: set data.samples_per_epoch=N "
                                      "(the shards have no _stats.json to count them)")
-        elif sizes is None and distributed_rank()[1] > 1:
+        elif sizes is None and rank_and_world()[1] > 1:
             raise SupraUserError("the train shards have no _stats.json beside them (img2dataset writes "
                                  "00000_stats.json): DDP needs their sample counts to give every rank the same batches")
         stream = ShardStream(shards, sizes, self.batch_size, self.image_size, self.tokenizer, self.max_caption_tokens,
@@ -118,7 +119,7 @@ class ShardCaptionsDataModule(CaptionDataModule):
             log.info("shards train: %d shards, %s samples%s, %d batches of %d per rank per epoch", len(shards),
                      sum(sizes) if sizes else "?", " (resampled)" if per_epoch else "", len(stream), self.batch_size)
             if len(stream) == 0:  # Lightning would skip training and the run test the initial weights
-                readers = f"{distributed_rank()[1]} rank(s) x {max(self.num_workers, 1)} worker(s)"
+                readers = f"{rank_and_world()[1]} rank(s) x {max(self.num_workers, 1)} worker(s)"
                 raise SupraUserError(f"the train shards hold {sum(sizes) if sizes else per_epoch} samples: not one full "
                                      f"batch of data.batch_size={self.batch_size} for each of {readers}, each batching "
                                      "its own shards: lower data.batch_size or data.num_workers, or write more shards")

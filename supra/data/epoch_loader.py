@@ -1,0 +1,44 @@
+"""A DataLoader over a dataset that draws its own batches per epoch (the a2a mixture, the shard stream)
+and so must be told, before each epoch, which epoch this is and how many of its batches were already
+trained (a run resumed mid-epoch): then a resumed run trains on the batches an uninterrupted one would.
+
+Lightning calls `set_epoch` on samplers only, and builds the loader's iterator before it restores a
+checkpoint's progress, so the loader asks `progress` (the trainer's) when the epoch's first batch is asked
+for. Its workers persist across epochs (no fork and start-up per epoch): the dataset keeps `epoch` and
+`skip_batches` where they can read what the main process sets (shared memory), and `place`, this process's
+(rank, world) taken in the main process: DataLoader workers have no process group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+from torch.utils.data import DataLoader, IterableDataset
+
+from supra.utils.distributed import rank_and_world
+
+Progress = Callable[[], tuple[int, int]]  # () -> (epoch, batches of it already trained)
+
+
+class EpochLoader(DataLoader):
+    """`dataset` yields whole batches and has settable `epoch`, `skip_batches` and `place`. Without
+    `progress`, epochs are counted from 0 as the loader is iterated."""
+
+    def __init__(self, dataset: IterableDataset, progress: Progress | None = None, **settings: Any) -> None:
+        super().__init__(dataset, batch_size=None, persistent_workers=settings.get("num_workers", 0) > 0, **settings)
+        self.progress, self.epochs_started = progress, 0
+
+    def __iter__(self) -> Iterator[Any]:
+        def batches() -> Iterator[Any]:
+            epoch, done = self.progress() if self.progress is not None else (self.epochs_started, 0)
+            self.dataset.epoch, self.dataset.skip_batches = epoch, done
+            self.dataset.place = rank_and_world()
+            self.epochs_started += 1
+            yield from self.epoch_batches(epoch, done)
+
+        return batches()
+
+    def epoch_batches(self, epoch: int, done: int) -> Iterator[Any]:
+        """The epoch's batches from the workers (they start, or resume, here)."""
+        return super().__iter__()
