@@ -62,6 +62,22 @@ class FrozenProbe(L.Callback):
         (self.out_dir / "probe.json").write_text(json.dumps(self.seen))
 
 
+class TrainedRows(L.Callback):
+    """Test probe: appends the token rows of every training batch to rows.jsonl in out_dir."""
+
+    def __init__(self, out_dir: str) -> None:
+        self.out_dir = Path(out_dir)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        with open(self.out_dir / "rows.jsonl", "a") as f:
+            f.write(json.dumps(batch["ids"].tolist()) + "\n")
+
+
+def trained_rows(run: Path) -> list[list[list[int]]]:
+    return [json.loads(line) for line in (run / "rows" / "rows.jsonl").read_text().splitlines()]
+
+
 @pytest.fixture(scope="module")
 def a2a_trained(tmp_path_factory, vqvae_ckpt) -> Path:
     root = tmp_path_factory.mktemp("a2a")
@@ -229,6 +245,24 @@ def test_a_run_resumes_over_its_own_vqvae_and_is_refused_over_another(a2a_traine
     train(compose_config("train", tmp_path / "from_ckpt", [*unset, *resume, "trainer.max_steps=6"]))
     resumed = torch.load(tmp_path / "from_ckpt" / "checkpoints" / "last.ckpt", weights_only=False)
     assert resumed["global_step"] == 6 and resumed["hyper_parameters"]["vqvae_ckpt"] is None
+
+
+def test_a_run_resumed_mid_epoch_trains_on_the_batches_an_uninterrupted_run_does(vqvae_ckpt, tmp_path):
+    def run(name: str, *overrides: str) -> Path:
+        train(compose_config("train", tmp_path / name, [
+            *a2a_run(vqvae_ckpt, tmp_path / "cache"), "data.batches_per_epoch=4", "trainer.max_steps=8", "test=false",
+            "+callbacks.rows._target_=tests.test_a2a_training.TrainedRows", f"+callbacks.rows.out_dir={tmp_path / name / 'rows'}",
+            *overrides]))
+        return tmp_path / name
+
+    whole = trained_rows(run("whole"))
+    # a run that writes a checkpoint at step 5 (one batch into the second epoch) and is stopped after step 6 (as
+    # if killed: step 6 is lost), resumed from it with loader workers this time
+    first = trained_rows(run("first", "trainer.max_steps=6", "+callbacks.mid._target_=lightning.pytorch.callbacks.ModelCheckpoint",
+                             f"+callbacks.mid.dirpath={tmp_path / 'mid'}", "+callbacks.mid.every_n_train_steps=5",
+                             "+callbacks.mid.filename=step5"))
+    resumed = trained_rows(run("resumed", f"ckpt_path={tmp_path / 'mid' / 'step5.ckpt'}", "data.num_workers=2"))
+    assert len(whole) == 8 and whole[4] != whole[0] and first == whole[:6] and resumed == whole[5:]
 
 
 def test_a_run_resumed_with_gpt_settings_of_the_same_shapes_is_refused(a2a_trained, vqvae_ckpt, tmp_path):

@@ -42,3 +42,11 @@ class EpochLoader(DataLoader):
     def epoch_batches(self, epoch: int, done: int) -> Iterator[Any]:
         """The epoch's batches from the workers (they start, or resume, here)."""
         return super().__iter__()
+
+    # Lightning's mark of a loader that resumes mid-epoch (it warns "not resumable" of the others): this one
+    # resumes from the trainer's own progress, so it has no state of its own to keep.
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        pass

@@ -57,9 +57,12 @@ class SequenceBuilder:
 
 
 class MixtureBatches(IterableDataset):
-    """Endless-looking training stream of `batches_per_epoch` batches per epoch. Each rank (and loader
-    worker) draws its own batches from its own seed, so ranks see different data without a sampler: the
-    batches are drawn by task weights, not indexed, which no torch sampler expresses."""
+    """Training stream of `batches_per_epoch` batches per epoch. Each rank draws its own batches from a
+    generator seeded by (seed, rank, epoch), so ranks see different data without a sampler: the batches are
+    drawn by task weights, not indexed, which no torch sampler expresses. Loader workers draw the same plan
+    and build every num_workers-th batch. Iterated through an EpochLoader, which sets `epoch` and
+    `skip_batches` (a resumed run's batches of the epoch already trained: drawn, not built), so a run
+    resumed mid-epoch trains on the batches an uninterrupted one would."""
 
     def __init__(self, builder: SequenceBuilder, pools: dict[str, list[tuple[int, int]]], weights: dict[str, float],
                  batch_size: int, batches_per_epoch: int, batching: str, seed: int,
@@ -70,17 +73,34 @@ class MixtureBatches(IterableDataset):
         total = sum(weights[t] for t in self.tasks)
         self.probs = np.array([weights[t] / total for t in self.tasks])
         self.batches_per_epoch, self.batching, self.seed = batches_per_epoch, batching, seed
-        self.epoch = 0
+        # (epoch, batches to skip) in shared memory: persistent loader workers read what the main process sets
+        self._progress = torch.zeros(2, dtype=torch.int64).share_memory_()
+        self.place: tuple[int, int] | None = None  # (rank, world), set in the main process (EpochLoader)
+
+    @property
+    def epoch(self) -> int:
+        return int(self._progress[0])
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._progress[0] = value
+
+    @property
+    def skip_batches(self) -> int:
+        return int(self._progress[1])
+
+    @skip_batches.setter
+    def skip_batches(self, value: int) -> None:
+        self._progress[1] = value
 
     def __len__(self) -> int:
         return self.batches_per_epoch
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
-        rank, _ = rank_and_world()
+        rank, _ = self.place or rank_and_world()
         worker = get_worker_info()
         workers, worker_id = (worker.num_workers, worker.id) if worker else (1, 0)
-        rng = np.random.default_rng([self.seed, rank, self.epoch])
-        self.epoch += 1
+        rng, skip = np.random.default_rng([self.seed, rank, self.epoch]), self.skip_batches
         orders = {t: rng.permutation(len(self.pools[t])) for t in self.tasks}
         cursors = dict.fromkeys(self.tasks, 0)
 
@@ -100,7 +120,9 @@ class MixtureBatches(IterableDataset):
             captions = [int(rng.integers(max(1, len(self.builder.parts[p].captions[r])))) for p, r in items]
             # drawn only when on, so runs without dropout keep their exact batches
             dropped = rng.random(len(items)) < self.caption_dropout if self.caption_dropout > 0 else [False] * len(items)
-            if b % workers != worker_id:  # every worker draws the same plan and keeps its share
+            # every worker draws the same plan and builds its share of the batches not yet trained, in the
+            # order the DataLoader takes them (worker 0 first)
+            if b < skip or (b - skip) % workers != worker_id:
                 continue
             sequences = [self.builder.sequence(t, p, r, c, bool(d))
                          for t, (p, r), c, d in zip(row_tasks, items, captions, dropped, strict=True)]

@@ -39,6 +39,7 @@ from torch.utils.data import DataLoader
 from supra.data.a2a.batches import EvalBatches, MixtureBatches, SequenceBuilder, eligible, task_items
 from supra.data.a2a.sources import SourceCodes, SourceSplit
 from supra.data.base import SPLITS, batch_is_ready, check_batch_sizes, check_split
+from supra.data.epoch_loader import EpochLoader
 from supra.tokens.a2a_layout import TokenLayout
 from supra.tokens.a2a_sequences import (
     NEEDS,
@@ -53,6 +54,7 @@ from supra.tokens.a2a_sequences import (
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
 from supra.utils.files import file_stamp, tree_stamp, write_text_atomic
+from supra.utils.private_apis import batches_done_in_epoch
 
 log = logging.getLogger(__name__)
 
@@ -255,8 +257,12 @@ class A2AMixtureDataModule(L.LightningDataModule):
                               self.seed, self.caption_dropout)
 
     def train_dataloader(self) -> DataLoader:
-        return DataLoader(self.train_dataset(), batch_size=None, collate_fn=batch_is_ready, num_workers=self.num_workers,
-                          persistent_workers=self.num_workers > 0)
+        return EpochLoader(self.train_dataset(), self._progress if self.trainer is not None else None,
+                           collate_fn=batch_is_ready, num_workers=self.num_workers)
+
+    def _progress(self) -> tuple[int, int]:
+        """(epoch, batches of it already trained): after a resume, what the checkpoint recorded."""
+        return self.trainer.current_epoch, batches_done_in_epoch(self.trainer)
 
     def eval_batches(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:
         """The fixed evaluation batches of `split`: per active task, its first `limit` items (all when None)
