@@ -74,6 +74,17 @@ class TrainedRows(L.Callback):
             f.write(json.dumps(batch["ids"].tolist()) + "\n")
 
 
+class StopAfter(L.Callback):
+    """Test probe: stops the fit after training step `step`, its max_steps (and so its schedule) unchanged."""
+
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if trainer.global_step >= self.step:
+            trainer.should_stop = True
+
+
 def trained_rows(run: Path) -> list[list[list[int]]]:
     return [json.loads(line) for line in (run / "rows" / "rows.jsonl").read_text().splitlines()]
 
@@ -247,7 +258,8 @@ def test_a_run_resumes_over_its_own_vqvae_and_is_refused_over_another(a2a_traine
     assert resumed["global_step"] == 6 and resumed["hyper_parameters"]["vqvae_ckpt"] is None
 
 
-def test_a_run_resumed_mid_epoch_trains_on_the_batches_an_uninterrupted_run_does(vqvae_ckpt, tmp_path):
+def test_a_run_resumed_mid_epoch_trains_on_the_batches_and_ends_with_the_weights_of_an_uninterrupted_run(vqvae_ckpt,
+                                                                                                      tmp_path):
     def run(name: str, *overrides: str) -> Path:
         train(compose_config("train", tmp_path / name, [
             *a2a_run(vqvae_ckpt, tmp_path / "cache"), "data.batches_per_epoch=4", "trainer.max_steps=8", "test=false",
@@ -255,14 +267,18 @@ def test_a_run_resumed_mid_epoch_trains_on_the_batches_an_uninterrupted_run_does
             *overrides]))
         return tmp_path / name
 
-    whole = trained_rows(run("whole"))
-    # a run that writes a checkpoint at step 5 (one batch into the second epoch) and is stopped after step 6 (as
-    # if killed: step 6 is lost), resumed from it with loader workers this time
-    first = trained_rows(run("first", "trainer.max_steps=6", "+callbacks.mid._target_=lightning.pytorch.callbacks.ModelCheckpoint",
-                             f"+callbacks.mid.dirpath={tmp_path / 'mid'}", "+callbacks.mid.every_n_train_steps=5",
-                             "+callbacks.mid.filename=step5"))
-    resumed = trained_rows(run("resumed", f"ckpt_path={tmp_path / 'mid' / 'step5.ckpt'}", "data.num_workers=2"))
-    assert len(whole) == 8 and whole[4] != whole[0] and first == whole[:6] and resumed == whole[5:]
+    whole = run("whole")
+    # a run that writes a checkpoint at step 5 (one batch into the second epoch) and stops after step 6 (as if
+    # killed: step 6 is lost), resumed from it with loader workers this time
+    first = run("first", "+callbacks.stop._target_=tests.test_a2a_training.StopAfter", "+callbacks.stop.step=6",
+                "+callbacks.mid._target_=lightning.pytorch.callbacks.ModelCheckpoint", f"+callbacks.mid.dirpath={tmp_path / 'mid'}",
+                "+callbacks.mid.every_n_train_steps=5", "+callbacks.mid.filename=step5")
+    resumed = run("resumed", f"ckpt_path={tmp_path / 'mid' / 'step5.ckpt'}", "data.num_workers=2")
+    batches = [trained_rows(r) for r in (whole, first, resumed)]
+    assert len(batches[0]) == 8 and batches[0][4] != batches[0][0]  # the second epoch draws other batches
+    assert batches[1] == batches[0][:6] and batches[2] == batches[0][5:]
+    weights = [torch.load(r / "checkpoints" / "last.ckpt", weights_only=False)["state_dict"] for r in (whole, resumed)]
+    assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
 
 
 def test_a_run_resumed_with_gpt_settings_of_the_same_shapes_is_refused(a2a_trained, vqvae_ckpt, tmp_path):
