@@ -14,7 +14,7 @@ from supra.artifacts.captioner_release import export_release, load_release
 from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.hub import RELEASE_FILES, check_repo_id, local_path, push_folder
 from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
-from supra.utils.cli import changed_options, hydra_command
+from supra.utils.cli import changed_options, hydra_command, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_dir, check_replaceable_dir, require_writable_dir
 
@@ -46,6 +46,8 @@ def run(cfg: DictConfig) -> Path:
     require_writable_dir(Path(cfg.out).resolve().parent, f"out={cfg.out}")
     if cfg.push_to:
         check_repo_id(cfg.push_to)  # before the work, not after it
+    else:  # the Hub repo's visibility: without push_to there is none to set
+        refuse_unread_options(cfg, "export", ["private"], "export without push_to=org/name")
     kind = artifact_kind(cfg.ckpt)
     if kind not in EXPORTERS:
         raise SupraUserError(f"ckpt={cfg.ckpt} is a {kind}, which has no release format: give a captioner or "

@@ -192,6 +192,10 @@ def test_export_of_a_release_folder_copies_it_as_it_is(release, tmp_path, capsys
     with pytest.raises(SystemExit):  # its card keeps its license: another one asked for would be ignored
         run_command("export", f"ckpt={release}", f"out={tmp_path / 'relicensed'}", "license=mit")
     assert "license=mit: ckpt=" in capsys.readouterr().err and not (tmp_path / "relicensed").exists()
+    with pytest.raises(SystemExit):  # the visibility of a Hub repo, and nothing is pushed
+        run_command("export", f"ckpt={release}", f"out={tmp_path / 'private'}", "private=true")
+    assert capsys.readouterr().err == ("error: private=True: export without push_to=org/name does not read it; "
+                                       "leave it out\n") and not (tmp_path / "private").exists()
     # a folder that cannot be read is not copied (and pushed) as a release
     shutil.copytree(release, tmp_path / "broken")
     (tmp_path / "broken" / "tokenizer.json").unlink()
