@@ -279,6 +279,7 @@ BAD_EVALUATE_INPUTS = {
     "fps=3": "error: unexpected argument 'fps=3': the options are accelerator, beam_width, ckpt, data, decode",
     "data.bogus=1": "error: data.bogus is not an option of the data this model was trained on (ShapesDataModule: ",
     "accelerator=tpu": "error: accelerator=tpu is not one of auto, cpu, gpu",
+    "num_grid_images=-1": "error: num_grid_images=-1 must be a whole number >= 0 (0: no sample pictures)",
 }
 
 

@@ -93,8 +93,7 @@ def _a2a(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
     path = local_path(cfg.ckpt)
     run_cfg = run_config_of(load_supra_checkpoint(path)) if path.is_file() else None
     model_cfg = scored_settings(path, (run_cfg or {}) if path.is_file() else None)
-    # the run's sampling, changed with +generation.image_temperature=0.5 etc.
-    generation = {**(model_cfg.get("generation") or {}), **(cfg.get("generation") or {}), **given_seed(cfg)}
+    generation = {**(model_cfg.get("generation") or {}), **given_seed(cfg)}  # the run's sampling, seed= aside
     # the run's loss too: with code_softmax its losses normalise over the codes where a code comes next
     task = A2ATask(net=net, optimizer=None, vqvae=vqvae, generation=generation, run_config=run_cfg,
                    code_softmax=bool(model_cfg.get("code_softmax", False)),
@@ -132,6 +131,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     output_dir = Path(cfg.paths.output_dir)
     require_writable_dir(output_dir, f"the output directory {output_dir}", "choose another with hydra.run.dir=DIR")
     check_command_accelerator(str(cfg.accelerator))  # before the checkpoint loads (Lightning: a traceback)
+    grid = cfg.num_grid_images
+    if not isinstance(grid, int) or isinstance(grid, bool) or grid < 0:  # below 0 it drew nothing, as 0 does
+        raise SupraUserError(f"num_grid_images={grid!r} must be a whole number >= 0 (0: no sample pictures)")
     kind = artifact_kind(cfg.ckpt)
     # the a2a model captions greedily (seed: its image sampling); a VQ-VAE decodes nothing
     refuse_unread_options(cfg, "eval", [o for o in DECODING_OPTIONS if o not in DECODING_READ.get(kind, DECODING_OPTIONS)],
