@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from supra.utils.distributed import rank_and_world
@@ -21,11 +22,38 @@ from supra.utils.distributed import rank_and_world
 Progress = Callable[[], tuple[int, int]]  # () -> (epoch, batches of it already trained)
 
 
+class EpochProgress:
+    """What an EpochLoader sets on its dataset before each epoch: `epoch` and `skip_batches` in shared memory,
+    where persistent workers read them (a subclass may keep more after them: `_share_progress(*more)`), and
+    `place`, a plain attribute: it is set before the workers first start and never changes."""
+
+    place: tuple[int, int] | None = None
+
+    def _share_progress(self, *more: int) -> None:
+        self._progress = torch.tensor([0, 0, *more], dtype=torch.int64).share_memory_()
+
+    @property
+    def epoch(self) -> int:
+        return int(self._progress[0])
+
+    @epoch.setter
+    def epoch(self, value: int) -> None:
+        self._progress[0] = value
+
+    @property
+    def skip_batches(self) -> int:
+        return int(self._progress[1])
+
+    @skip_batches.setter
+    def skip_batches(self, value: int) -> None:
+        self._progress[1] = value
+
+
 class EpochLoader(DataLoader):
-    """`dataset` yields whole batches and has settable `epoch`, `skip_batches` and `place`. Without
+    """`dataset` yields whole batches and keeps its EpochProgress. Without
     `progress`, epochs are counted from 0 as the loader is iterated."""
 
-    def __init__(self, dataset: IterableDataset, progress: Progress | None = None, **settings: Any) -> None:
+    def __init__(self, dataset: EpochProgress | IterableDataset, progress: Progress | None = None, **settings: Any) -> None:
         super().__init__(dataset, batch_size=None, persistent_workers=settings.get("num_workers", 0) > 0, **settings)
         self.progress, self.epochs_started = progress, 0
 

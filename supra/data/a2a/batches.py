@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from supra.data.a2a.sources import SourceSplit
+from supra.data.epoch_loader import EpochProgress
 from supra.tokens.a2a_layout import TokenLayout
 from supra.tokens.a2a_sequences import VIDEO_TASKS, build_sequence
 from supra.utils.distributed import rank_and_world
@@ -56,7 +57,7 @@ class SequenceBuilder:
         return ids[:, :-1], targets[:, 1:].contiguous()
 
 
-class MixtureBatches(IterableDataset):
+class MixtureBatches(EpochProgress, IterableDataset):
     """Training stream of `batches_per_epoch` batches per epoch. Each rank draws its own batches from a
     generator seeded by (seed, rank, epoch), so ranks see different data without a sampler: the batches are
     drawn by task weights, not indexed, which no torch sampler expresses. Loader workers draw the same plan
@@ -73,25 +74,7 @@ class MixtureBatches(IterableDataset):
         total = sum(weights[t] for t in self.tasks)
         self.probs = np.array([weights[t] / total for t in self.tasks])
         self.batches_per_epoch, self.batching, self.seed = batches_per_epoch, batching, seed
-        # (epoch, batches to skip) in shared memory: persistent loader workers read what the main process sets
-        self._progress = torch.zeros(2, dtype=torch.int64).share_memory_()
-        self.place: tuple[int, int] | None = None  # (rank, world), set in the main process (EpochLoader)
-
-    @property
-    def epoch(self) -> int:
-        return int(self._progress[0])
-
-    @epoch.setter
-    def epoch(self, value: int) -> None:
-        self._progress[0] = value
-
-    @property
-    def skip_batches(self) -> int:
-        return int(self._progress[1])
-
-    @skip_batches.setter
-    def skip_batches(self, value: int) -> None:
-        self._progress[1] = value
+        self._share_progress()
 
     def __len__(self) -> int:
         return self.batches_per_epoch

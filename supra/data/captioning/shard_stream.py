@@ -38,14 +38,13 @@ import random
 from collections.abc import Iterator
 from typing import Any
 
-import torch
 import webdataset as wds
 from torch.utils.data import IterableDataset, default_collate, get_worker_info
 
 from supra.data.caption_sources.shards import Unusable, decoded_samples, shard_names, usable_samples
 from supra.data.caption_sources.tar_reading import libarchive_or_none
 from supra.data.captioning.datamodule import trim_padding
-from supra.data.epoch_loader import EpochLoader
+from supra.data.epoch_loader import EpochLoader, EpochProgress
 from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError
@@ -90,7 +89,7 @@ def batches_per_worker(done: int, quotas: list[int]) -> tuple[list[int], int]:
     return counts, worker
 
 
-class ShardStream(IterableDataset):
+class ShardStream(EpochProgress, IterableDataset):
     """Batches {"images": uint8 [B, 3, S, S], "tokens": [B, L], "keys": [B]} from `shards` (URLs), one
     caption per image. `sizes`: samples per shard (from `_stats.json`), or None when unknown (then one
     process only, and every sample, the last batch of each worker possibly short). `workers`: the
@@ -107,30 +106,12 @@ class ShardStream(IterableDataset):
         self.names = shard_names(shards)  # of every shard: a sample's key is the same whichever worker reads it
         self.tokenizer, self.max_tokens, self.seed, self.shuffle_buffer = tokenizer, max_tokens, seed, shuffle_buffer
         self.draft, self.workers = draft, max(workers, 1)
-        # the epoch, the batches of it already trained and the worker count it is laid out for, in shared
-        # memory: a loader's persistent workers read what the main process sets before each epoch
-        self._progress = torch.tensor([0, 0, self.workers], dtype=torch.int64).share_memory_()
+        # the epoch and the batches of it already trained (EpochProgress), then the worker count it is laid
+        # out for, in shared memory: a loader's persistent workers read what the main process sets each epoch
+        self._share_progress(self.workers)
         # the layout of the epoch a resumed run's checkpoint was written in (from the checkpoint), if any
         self.resumed_layout: int | None = None
-        # this process's DDP place, set in the main process: DataLoader workers have no process group
-        self.place: tuple[int, int] | None = None
         libarchive_or_none()  # loaded (or its absence said) once, here, not by each worker every epoch
-
-    @property
-    def epoch(self) -> int:
-        return int(self._progress[0])
-
-    @epoch.setter
-    def epoch(self, value: int) -> None:
-        self._progress[0] = value
-
-    @property
-    def skip_batches(self) -> int:
-        return int(self._progress[1])
-
-    @skip_batches.setter
-    def skip_batches(self, value: int) -> None:
-        self._progress[1] = value
 
     @property
     def layout(self) -> int:
