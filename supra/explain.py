@@ -40,8 +40,15 @@ from supra.tokens.a2a_layout import CONTROL_TOKENS
 from supra.tokens.a2a_sequences import check_fits
 from supra.utils.cli import check_option_types, hydra_command, refuse_unread_options
 from supra.utils.errors import SupraUserError
-from supra.utils.files import require_writable_dir, write_json_atomic, write_text_atomic
+from supra.utils.files import (
+    refuse_overwriting_input,
+    require_writable_dir,
+    write_json_atomic,
+    write_text_atomic,
+)
 from supra.utils.hydra_quoting import quote_prompt
+
+OUTPUTS = ("attention.png", "attention.html", "explain.json")  # what explain writes into out=
 
 # The options each use of explain reads. Another use's option given at other than its default would be
 # ignored without a word (temperature= on a captioner, beam_width= on an a2a model, prompt= with
@@ -178,9 +185,9 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     if use in OPTIONS_READ:  # an unknown mode is named by explain_a2a
         others = [option for read in OPTIONS_READ.values() for option in read if option not in OPTIONS_READ[use]]
         refuse_unread_options(cfg, "explain", dict.fromkeys(others), f"explaining {use}", OPTIONS_READ[use])
+    refuse_overwriting_input(cfg.image, "image", cfg.out, OUTPUTS)  # image=ex/attention.png out=ex: kept
     record = explain_captioner(cfg) if captioner else explain_a2a(cfg)
-    out = Path(cfg.out)
-    print(f"wrote {out / 'attention.png'}, {out / 'attention.html'}, {out / 'explain.json'}")
+    print("wrote " + ", ".join(str(Path(cfg.out) / name) for name in OUTPUTS))
     return record
 
 

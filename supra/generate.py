@@ -47,6 +47,7 @@ from supra.pictures.grids import render_caption_grid, render_image_rows, to_pil
 from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
 from supra.tokens.a2a_sequences import check_fits, frames_that_fit
 from supra.tokens.a2a_vocab import A2AVocab
+from supra.utils import files
 from supra.utils.cli import check_option_types, hydra_command, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
@@ -266,15 +267,8 @@ def output_names(request: Request) -> list[str]:
 
 def refuse_overwriting_input(request: Request) -> None:
     """image= that this run would replace with an output (out=DIR holding grid.png given as image=DIR/grid.png):
-    one line before any work. Compared as out/name, not resolved through a link: a link there is replaced,
-    not what it points to."""
-    if not request.image:
-        return
-    image, out = Path(request.image).resolve(), Path(request.out).resolve()
-    for name in [*output_names(request), "generation.json"]:
-        if image == out / name:
-            raise SupraUserError(f"image={request.image} is {name} in out={request.out}, which this run writes: "
-                                 "give another out= folder (or copy the image out of it)")
+    one line before any work."""
+    files.refuse_overwriting_input(request.image, "image", request.out, [*output_names(request), RECORD])
 
 
 # -- sampling: each mode's inputs loaded and checked, then a function that samples its outputs ------------

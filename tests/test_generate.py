@@ -359,6 +359,18 @@ def test_explain_refuses_the_options_its_mode_would_ignore(pair, tmp_path, capsy
     assert (tmp_path / "out" / "explain.json").is_file()
 
 
+def test_explain_never_writes_its_heat_map_over_its_own_input(pair, tmp_path, capsys):
+    ex = tmp_path / "ex"
+    ex.mkdir()
+    Image.fromarray(square("red")).save(ex / "attention.png")  # an earlier heat map, given back as the picture
+    picture = (ex / "attention.png").read_bytes()
+    with pytest.raises(SystemExit):
+        run_command("explain", f"ckpt={pair[0]}", f"image={ex / 'attention.png'}", f"out={ex}", f"image_size={SIDE}")
+    assert capsys.readouterr().err == (f"error: image={ex / 'attention.png'} is attention.png in out={ex}, which this "
+                                       "run writes: give another out= folder (or copy the image out of it)\n")
+    assert (ex / "attention.png").read_bytes() == picture and [p.name for p in ex.iterdir()] == ["attention.png"]
+
+
 def test_a_second_generation_into_the_same_folder_leaves_only_its_own_outputs_and_the_users_files(pair, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("mine")  # the user's own file: never touched

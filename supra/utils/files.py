@@ -103,6 +103,20 @@ def check_replaceable_dir(path: str | os.PathLike, what: str, expected: Iterable
     return path
 
 
+def refuse_overwriting_input(given: str | os.PathLike | None, what: str, out: str | os.PathLike,
+                             names: Iterable[str]) -> None:
+    """The input `given` (the option `what`, e.g. "image") that this run would replace with one of its
+    outputs `names` in `out` (image=DIR/grid.png with out=DIR): one line before any work. Compared as
+    out/name, not resolved through a link: a link there is replaced, not what it points to."""
+    if not given:
+        return
+    path, folder = Path(given).resolve(), Path(out).resolve()
+    for name in names:
+        if path == folder / name:
+            raise SupraUserError(f"{what}={given} is {name} in out={out}, which this run writes: "
+                                 "give another out= folder (or copy the image out of it)")
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
