@@ -21,6 +21,7 @@ Every bad input is a one-line SupraUserError, found before anything is generated
 from __future__ import annotations
 
 import json
+import os
 import re
 import sys
 from collections.abc import Callable, Iterator
@@ -271,6 +272,20 @@ def refuse_overwriting_input(request: Request) -> None:
     files.refuse_overwriting_input(request.image, "image", request.out, [*output_names(request), RECORD])
 
 
+def refuse_replacing_others(request: Request) -> None:
+    """A file in out= that this run would write over is replaced only when an earlier generate wrote it
+    (its generation.json lists it): the user's own grid.png or text.txt is refused in one line before any
+    work, as export refuses a folder holding other files."""
+    out, names = Path(request.out), [*output_names(request), RECORD]
+    record = earlier_record(out)
+    ours = {RECORD, *map(str, record["files"])} if record else set()
+    theirs = [name for name in names if os.path.lexists(out / name) and name not in ours]
+    if theirs:
+        raise SupraUserError(f"out={request.out} already holds {files.some_names(theirs)}, which this run would write "
+                             "over and no earlier generate wrote (its generation.json does not list them): "
+                             "choose a new out= folder, or move them away")
+
+
 # -- sampling: each mode's inputs loaded and checked, then a function that samples its outputs ------------
 
 
@@ -432,8 +447,9 @@ def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None,
              new_folder: bool = False) -> tuple[Path, dict[str, Any]]:
     """Run one generate command; returns the folder written and the summary written to its generation.json.
     `new_folder`: never write into an existing out (the dated default): take out_1, out_2, ... instead."""
-    if not new_folder:  # a new folder holds no input
+    if not new_folder:  # a new folder holds no input, nothing to write over
         refuse_overwriting_input(request)
+        refuse_replacing_others(request)
     pair = load_pair(request, ckpt, vqvae_ckpt)
     sample = PREPARE[request.mode](request, pair)  # every input read and checked: nothing written yet
     with output_folder(request.out, new_folder) as out:
@@ -500,13 +516,20 @@ def save_output(path: Path, value: Output) -> None:
         save_image_atomic(value, path)
 
 
+def earlier_record(out: Path) -> dict[str, Any] | None:
+    """out/generation.json when an earlier generate wrote it (an object listing its "files"); None when
+    there is none, or it is not one generate wrote."""
+    try:
+        record = json.loads((out / RECORD).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) and isinstance(record.get("files"), list) else None
+
+
 def earlier_files(out: Path) -> list[str]:
     """The files an earlier generate into `out` listed in its generation.json (none: none)."""
-    try:
-        files = json.loads((out / RECORD).read_text()).get("files", [])
-    except (OSError, ValueError, AttributeError):  # none, or not one generate wrote
-        return []
-    return files if isinstance(files, list) else []
+    record = earlier_record(out)
+    return record["files"] if record else []
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:

@@ -383,6 +383,34 @@ def test_a_second_generation_into_the_same_folder_leaves_only_its_own_outputs_an
                                                                   "image_0.png", "notes.txt"]
 
 
+def test_the_users_own_files_in_out_are_never_written_over(pair, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    for name in ("grid.png", "image_0.png", "text.txt"):  # the user's, not written by any generate
+        (out / name).write_text("mine")
+    refused = rf"^out={out} already holds {{}}, which this run would write over and no earlier generate wrote " \
+              r"\(its generation.json does not list them\): choose a new out= folder, or move them away$"
+    with pytest.raises(SupraUserError, match=refused.format("image_0.png, grid.png")):
+        generate(tmp_path, pair[0], "mode=text2image", "prompt=a red square", "num_samples=1")
+    with pytest.raises(SupraUserError, match=refused.format("text.txt")):
+        generate(tmp_path, pair[0], "mode=text", "prompt=a", "num_samples=1")
+    assert sorted(p.name for p in out.iterdir()) == ["grid.png", "image_0.png", "text.txt"]
+    assert all((out / name).read_text() == "mine" for name in ("grid.png", "image_0.png", "text.txt"))
+    # a generation.json that no generate wrote is the user's too
+    (out / "generation.json").write_text("my notes on these pictures")
+    (out / "text.txt").unlink()
+    with pytest.raises(SupraUserError, match=refused.format("generation.json")):
+        generate(tmp_path, pair[0], "mode=text", "prompt=a", "num_samples=1")
+    assert (out / "generation.json").read_text() == "my notes on these pictures"
+    # an earlier generate's record names its own files: those are replaced, one it did not write is not
+    (out / "generation.json").unlink()
+    generate(tmp_path, pair[0], "mode=text", "prompt=a", "num_samples=1")
+    with pytest.raises(SupraUserError, match=refused.format("image_0.png, grid.png")):
+        generate(tmp_path, pair[0], "mode=text2image", "prompt=a red square", "num_samples=1")
+    generate(tmp_path, pair[0], "mode=text", "prompt=a", "num_samples=2")
+    assert (out / "grid.png").read_text() == "mine"
+
+
 def test_an_input_that_this_run_would_write_over_is_refused_before_any_work(pair, tmp_path):
     out = tmp_path / "out"
     generate(tmp_path, pair[0], "mode=text2image", "prompt=a red square", "num_samples=1")

@@ -97,10 +97,14 @@ def check_replaceable_dir(path: str | os.PathLike, what: str, expected: Iterable
             raise SupraUserError(f"{what} holds {kept}, which replacing the folder would delete: choose a new folder")
     others = sorted(p.name for p in path.iterdir() if p.name not in set(expected)) if path.is_dir() else []
     if others and not overwrite:
-        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-        raise SupraUserError(f"{what} already holds other files ({shown}), which replacing the folder would delete: "
-                             "choose a new folder, or add overwrite=true")
+        raise SupraUserError(f"{what} already holds other files ({some_names(others)}), which replacing the folder "
+                             "would delete: choose a new folder, or add overwrite=true")
     return path
+
+
+def some_names(names: list[str], most: int = 3) -> str:
+    """The first `most` of `names` for a one-line message, and how many more ("a, b, c and 4 more")."""
+    return ", ".join(names[:most]) + (f" and {len(names) - most} more" if len(names) > most else "")
 
 
 def refuse_overwriting_input(given: str | os.PathLike | None, what: str, out: str | os.PathLike,
