@@ -1,12 +1,14 @@
 """`python -m supra.caption`: caption your own images with a checkpoint or a release folder (conf/caption.yaml;
 `--help` lists every option). Writes <out>/captions.jsonl ({"image_id", "file", "caption"} per image) and
 <out>/captions.png (a grid); files are named relative to `images`; files that cannot be read are listed,
-not fatal. An earlier caption run's grid under `images` (a captions.png beside a captions.jsonl) is passed
-over."""
+not fatal. An earlier caption run's grid under `images` (a captions.png beside the captions.jsonl it wrote)
+is passed over. Only an earlier caption run's outputs in `out` are replaced; a file of the user's there of
+either name is refused."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -25,7 +27,13 @@ from supra.pictures.grids import render_caption_grid
 from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.cli import check_option_types, hydra_command
 from supra.utils.errors import SupraUserError
-from supra.utils.files import require_writable_dir, visible_files, write_text_atomic
+from supra.utils.files import (
+    refuse_overwriting_input,
+    require_writable_dir,
+    some_names,
+    visible_files,
+    write_text_atomic,
+)
 
 GRID, RECORDS = "captions.png", "captions.jsonl"  # what a caption run writes into out
 
@@ -41,10 +49,38 @@ def find_images(path: Path) -> list[Path]:
     raise SupraUserError(f"images={path} does not exist: give an image file or a folder of images")
 
 
-def is_earlier_output(path: Path, out: Path) -> bool:
+def is_caption_record(path: Path) -> bool:
+    """A captions.jsonl that caption wrote: one {"image_id": f, "file": f, "caption": ...} per line, the id
+    its file, as caption_images writes it. Ground-truth captions in the caption-folder format ({"file",
+    "caption"}, perhaps more keys) and anything unreadable are the user's, never replaced."""
+    try:
+        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    except (OSError, ValueError):  # none, a folder, not UTF-8, not JSON lines
+        return False
+    return bool(records) and all(isinstance(r, dict) and r.keys() == {"image_id", "file", "caption"}
+                                 and r["image_id"] == r["file"] for r in records)
+
+
+def is_earlier_output(path: Path) -> bool:
     """A caption run's grid (out= inside images=, this run's or another's): a picture of captions, not one to
-    caption. Known by its name beside the run's captions.jsonl; this run's own by its place."""
-    return path.name == GRID and ((path.parent / RECORDS).is_file() or path.resolve() == (out / GRID).resolve())
+    caption. Known by its name beside the captions.jsonl that run wrote: a photo of the user's that is
+    called captions.png is captioned like any other."""
+    return path.name == GRID and is_caption_record(path.parent / RECORDS)
+
+
+def refuse_replacing_others(images: Path, out: Path) -> None:
+    """Before any work: out/captions.jsonl and out/captions.png are replaced only when an earlier caption
+    run wrote them (its captions.jsonl, is_caption_record); the user's own captions (the caption-folder
+    format) or photo of that name are refused in one line, never written over. So is images= that is
+    one of them (images=out/captions.png: captioned, then replaced by the grid)."""
+    refuse_overwriting_input(images, "images", out, [RECORDS, GRID])
+    if is_caption_record(out / RECORDS):
+        return
+    theirs = [name for name in (RECORDS, GRID) if os.path.lexists(out / name)]
+    if theirs:
+        raise SupraUserError(f"out={out} already holds {some_names(theirs)}, which this run would write over and no "
+                             "earlier caption run wrote (its captions.jsonl has one {\"image_id\", \"file\", "
+                             "\"caption\"} per image): choose a new out= folder, or move them away")
 
 
 def images_to_caption(images: Path, out: Path) -> list[Path]:
@@ -54,7 +90,7 @@ def images_to_caption(images: Path, out: Path) -> list[Path]:
         return [images]
     files, earlier = [], []
     for path in find_images(images):
-        (earlier if is_earlier_output(path, out) else files).append(path)
+        (earlier if is_earlier_output(path) else files).append(path)
     others = [str(p) for p in earlier if p.resolve() != (out / GRID).resolve()]
     if others:
         print(f"note: passed over {len(others)} grid(s) of earlier caption runs: {', '.join(others)}", file=sys.stderr)
@@ -88,6 +124,7 @@ def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch
         raise SupraUserError(f"grid_images={grid_images} must be >= 0 (0: no captions.png)")
     DecodeConfig(strategy=decode)  # a one-line error for an unknown strategy, before the model loads
     files = images_to_caption(Path(images), Path(out))
+    refuse_replacing_others(Path(images), Path(out))
     net, tokenizer, run_config = load_captioner(ckpt)
     # the other settings of the decoding its scores were measured with (length penalty, caption length, ...)
     settings = DecodeConfig(**{**scored_decoding(ckpt, run_config), "strategy": decode})

@@ -289,6 +289,42 @@ def test_caption_passes_over_the_grids_earlier_caption_runs_left_under_images(re
     assert list(captioned) == ["captions.png"]
 
 
+def test_caption_never_writes_over_the_users_own_captions_or_a_photo_called_captions_png(release, tmp_path, capsys):
+    from PIL import Image
+
+    ground_truth = '{"file": "red.jpg", "caption": "a red card on a table"}\n'  # the caption-folder format
+    (tmp_path / "cf").mkdir()
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(tmp_path / "cf" / "red.jpg")
+    (tmp_path / "cf" / "captions.jsonl").write_text(ground_truth)
+    (tmp_path / "ph2").mkdir()
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(tmp_path / "ph2" / "red.jpg")
+    Image.new("RGB", (50, 40), (30, 30, 200)).save(tmp_path / "ph2" / "captions.png")  # a photo, no grid
+    photo = (tmp_path / "ph2" / "captions.png").read_bytes()
+    for folder, name, more in (("cf", "captions.jsonl", []), ("ph2", "captions.png", []),
+                               ("ph2", "captions.png", ["grid_images=0"])):  # which removed an earlier grid
+        out = tmp_path / folder
+        with pytest.raises(SystemExit):
+            run_command("caption", f"ckpt={release}", f"images={out}", f"out={out}", "decode=greedy", *more)
+        assert capsys.readouterr().err == (
+            f"error: out={out} already holds {name}, which this run would write over and no earlier caption run "
+            'wrote (its captions.jsonl has one {"image_id", "file", "caption"} per image): choose a new out= folder, '
+            "or move them away\n")
+    assert (tmp_path / "cf" / "captions.jsonl").read_text() == ground_truth
+    assert not (tmp_path / "cf" / "captions.png").exists()
+    assert (tmp_path / "ph2" / "captions.png").read_bytes() == photo
+    # elsewhere, the photo called captions.png is captioned like any other, not passed over as a grid
+    captioned = run_command("caption", f"ckpt={release}", f"images={tmp_path / 'ph2'}", f"out={tmp_path / 'out'}",
+                            "decode=greedy")
+    assert sorted(captioned) == ["captions.png", "red.jpg"]
+    # an earlier caption run's outputs are its own: replaced, not refused; but not when given as the input
+    run_command("caption", f"ckpt={release}", f"images={tmp_path / 'ph2' / 'red.jpg'}", f"out={tmp_path / 'out'}",
+                "decode=greedy")
+    with pytest.raises(SystemExit):
+        run_command("caption", f"ckpt={release}", f"images={tmp_path / 'out' / 'captions.png'}",
+                    f"out={tmp_path / 'out'}")
+    assert "is captions.png in out=" in capsys.readouterr().err
+
+
 def test_a_release_is_scored_with_the_decoding_its_card_was_measured_with(trained_run, tmp_path):
     from PIL import Image
 
