@@ -28,6 +28,7 @@ from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.cli import check_option_types, hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
+    refuse_folders_in_the_way,
     refuse_overwriting_input,
     require_writable_dir,
     some_names,
@@ -72,8 +73,9 @@ def refuse_replacing_others(images: Path, out: Path) -> None:
     """Before any work: out/captions.jsonl and out/captions.png are replaced only when an earlier caption
     run wrote them (its captions.jsonl, is_caption_record); the user's own captions (the caption-folder
     format) or photo of that name are refused in one line, never written over. So is images= that is
-    one of them (images=out/captions.png: captioned, then replaced by the grid)."""
+    one of them (images=out/captions.png: captioned, then replaced by the grid), and a folder of either name."""
     refuse_overwriting_input(images, "images", out, [RECORDS, GRID])
+    refuse_folders_in_the_way(out, [RECORDS, GRID])
     if is_caption_record(out / RECORDS):
         return
     theirs = [name for name in (RECORDS, GRID) if os.path.lexists(out / name)]

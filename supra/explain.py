@@ -41,6 +41,7 @@ from supra.tokens.a2a_sequences import check_fits
 from supra.utils.cli import check_option_types, hydra_command, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
+    refuse_folders_in_the_way,
     refuse_overwriting_input,
     require_writable_dir,
     write_json_atomic,
@@ -186,6 +187,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         others = [option for read in OPTIONS_READ.values() for option in read if option not in OPTIONS_READ[use]]
         refuse_unread_options(cfg, "explain", dict.fromkeys(others), f"explaining {use}", OPTIONS_READ[use])
     refuse_overwriting_input(cfg.image, "image", cfg.out, OUTPUTS)  # image=ex/attention.png out=ex: kept
+    refuse_folders_in_the_way(cfg.out, OUTPUTS)
     record = explain_captioner(cfg) if captioner else explain_a2a(cfg)
     print("wrote " + ", ".join(str(Path(cfg.out) / name) for name in OUTPUTS))
     return record

@@ -449,6 +449,7 @@ def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None,
     `new_folder`: never write into an existing out (the dated default): take out_1, out_2, ... instead."""
     if not new_folder:  # a new folder holds no input, nothing to write over
         refuse_overwriting_input(request)
+        files.refuse_folders_in_the_way(request.out, [*output_names(request), RECORD])
         refuse_replacing_others(request)
     pair = load_pair(request, ckpt, vqvae_ckpt)
     sample = PREPARE[request.mode](request, pair)  # every input read and checked: nothing written yet

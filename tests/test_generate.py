@@ -411,6 +411,22 @@ def test_the_users_own_files_in_out_are_never_written_over(pair, tmp_path):
     assert (out / "grid.png").read_text() == "mine"
 
 
+def test_a_folder_where_an_output_file_goes_is_refused_before_any_work(pair, tmp_path, capsys):
+    (tmp_path / "ga" / "grid.png").mkdir(parents=True)
+    with pytest.raises(SupraUserError, match=rf"^out={tmp_path / 'ga'} holds a folder grid.png where this run writes "
+                                             r"its file grid.png: move the folder away or give another out= folder$"):
+        generate(tmp_path, pair[0], "mode=text2image", "prompt=a red square", "num_samples=1", f"out={tmp_path / 'ga'}")
+    assert [p.name for p in (tmp_path / "ga").iterdir()] == ["grid.png"]  # no image_0.png, no generation.json
+    Image.fromarray(square("red")).save(tmp_path / "red.png")
+    (tmp_path / "ea" / "explain.json").mkdir(parents=True)
+    with pytest.raises(SystemExit):
+        run_command("explain", f"ckpt={pair[0]}", f"image={tmp_path / 'red.png'}", f"out={tmp_path / 'ea'}",
+                    f"image_size={SIDE}")
+    assert capsys.readouterr().err == (f"error: out={tmp_path / 'ea'} holds a folder explain.json where this run writes "
+                                       "its file explain.json: move the folder away or give another out= folder\n")
+    assert [p.name for p in (tmp_path / "ea").iterdir()] == ["explain.json"]  # no attention.png, .html
+
+
 def test_an_input_that_this_run_would_write_over_is_refused_before_any_work(pair, tmp_path):
     out = tmp_path / "out"
     generate(tmp_path, pair[0], "mode=text2image", "prompt=a red square", "num_samples=1")

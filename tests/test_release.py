@@ -325,6 +325,18 @@ def test_caption_never_writes_over_the_users_own_captions_or_a_photo_called_capt
     assert "is captions.png in out=" in capsys.readouterr().err
 
 
+def test_caption_refuses_a_folder_where_an_output_file_goes_before_any_work(release, tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(tmp_path / "red.jpg")
+    (tmp_path / "ca" / "captions.png").mkdir(parents=True)
+    with pytest.raises(SystemExit):
+        run_command("caption", f"ckpt={release}", f"images={tmp_path / 'red.jpg'}", f"out={tmp_path / 'ca'}")
+    assert capsys.readouterr().err == (f"error: out={tmp_path / 'ca'} holds a folder captions.png where this run writes "
+                                       "its file captions.png: move the folder away or give another out= folder\n")
+    assert [p.name for p in (tmp_path / "ca").iterdir()] == ["captions.png"]  # no captions.jsonl without its grid
+
+
 def test_a_release_is_scored_with_the_decoding_its_card_was_measured_with(trained_run, tmp_path):
     from PIL import Image
 

@@ -121,6 +121,15 @@ def refuse_overwriting_input(given: str | os.PathLike | None, what: str, out: st
                                  "give another out= folder (or copy the image out of it)")
 
 
+def refuse_folders_in_the_way(out: str | os.PathLike, names: Iterable[str]) -> None:
+    """A folder where this run writes one of its files `names` into `out` (out/grid.png/): one line before
+    any work, not an IsADirectoryError from atomic_path's rename after it, with half the outputs written."""
+    for name in names:
+        if (Path(out) / name).is_dir():
+            raise SupraUserError(f"out={out} holds a folder {name} where this run writes its file {name}: "
+                                 "move the folder away or give another out= folder")
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")
