@@ -185,6 +185,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     use = "a captioner" if captioner else a2a_mode(cfg)
     if use in OPTIONS_READ:  # an unknown mode is named by explain_a2a
         others = [option for read in OPTIONS_READ.values() for option in read if option not in OPTIONS_READ[use]]
+        if captioner:  # it has one use, whatever mode= says (mode=text2image is named above)
+            others.append("mode")
         refuse_unread_options(cfg, "explain", dict.fromkeys(others), f"explaining {use}", OPTIONS_READ[use])
     refuse_overwriting_input(cfg.image, "image", cfg.out, OUTPUTS)  # image=ex/attention.png out=ex: kept
     refuse_folders_in_the_way(cfg.out, OUTPUTS)

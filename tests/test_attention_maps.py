@@ -160,4 +160,10 @@ def test_explain_names_a_bad_picture_in_one_line(trained_run, tmp_path, capsys):
                     "temperature=0.5", f"out={tmp_path / 'out'}")
     assert ("temperature=0.5: explaining a captioner does not read it (it reads image, decode, beam_width, seed); leave it out"
             in capsys.readouterr().err)
+    for mode in ("bogus", "image2text"):  # a captioner has one use: mode= would change nothing
+        with pytest.raises(SystemExit):
+            run_command("explain", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"image={tmp_path / 'broken.png'}",
+                        f"mode={mode}", f"out={tmp_path / 'out'}")
+        assert capsys.readouterr().err == (f"error: mode={mode}: explaining a captioner does not read it (it reads image, "
+                                           "decode, beam_width, seed); leave it out\n")
     assert not (tmp_path / "out").exists()
