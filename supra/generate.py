@@ -541,6 +541,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         unread = [o for o in dict.fromkeys(o for os in MODE_READS.values() for o in os) if o not in reads]
         refuse_unread_options(values, "generate", unread, f"mode={values['mode']}", reads)
     request = Request(**{f.name: values[f.name] for f in fields(Request) if f.name in values})
+    if request.temperature == 0:  # greedy decoding draws nothing at random: these would change nothing
+        refuse_unread_options(values, "generate", ["top_k", "top_p", "seed"], "temperature=0 (greedy decoding)")
     out, summary = generate(request, str(cfg.ckpt), cfg.get("vqvae"), new_folder=dated_out(cfg))
     print(f"wrote {out}: " + ", ".join([*summary["files"], "generation.json"]))
     for text in summary.get("texts", []):

@@ -504,6 +504,17 @@ def test_an_option_the_mode_does_not_read_is_refused_not_ignored(pair, tmp_path)
              "frames=4", "num_samples=1")
 
 
+def test_greedy_decoding_refuses_the_options_it_would_ignore(pair, tmp_path):
+    with pytest.raises(SupraUserError, match=r"^top_k=5 top_p=0.3 seed=7: temperature=0 \(greedy decoding\) does not "
+                                             r"read them; leave them out$"):
+        generate(tmp_path, pair[0], "mode=text2image", "prompt=a red square", "temperature=0", "top_k=5", "top_p=0.3",
+                 "seed=7")
+    with pytest.raises(SupraUserError, match=r"^seed=3: temperature=0 \(greedy decoding\) does not read it"):
+        generate(tmp_path, pair[0], "mode=text", "prompt=a", "temperature=0", "seed=3")
+    generate(tmp_path, pair[0], "mode=text", "prompt=a", "temperature=0", "seed=0", "num_samples=1")  # the default
+    generate(tmp_path, pair[0], "mode=text", "prompt=a", "temperature=0.5", "top_k=5", "seed=7", "num_samples=1")
+
+
 def test_a_gif_cut_short_is_said_refused_when_too_few_frames_are_left(pair, tmp_path, capsys):
     write_gif(tmp_path / "clip.gif", cycle("green"))
     data = (tmp_path / "clip.gif").read_bytes()
