@@ -152,7 +152,7 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
                       _rows(tokens), {"ckpt": str(cfg.ckpt), "mode": mode, "image": str(path), "caption": caption})
     if mode != "text2image":
         raise SupraUserError(f"mode={mode!r} is unknown for an a2a model: choose image2text or text2image")
-    if not cfg.prompt:
+    if not str(cfg.prompt or "").strip():  # " " is no prompt either
         raise SupraUserError("mode=text2image needs prompt=\"...\" (e.g. prompt=\"a red square\")")
     if any(token in cfg.prompt for token in CONTROL_TOKENS):  # generate's raw prompts: not read as text here
         raise SupraUserError(f"prompt={cfg.prompt!r}: explain draws the caption alone (prompt=\"a red square\"), "

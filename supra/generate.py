@@ -116,7 +116,7 @@ class Request:
         if self.device.startswith("cuda:") and int(self.device[5:]) >= torch.cuda.device_count():
             raise SupraUserError(f"device={self.device} but this machine has {torch.cuda.device_count()} CUDA GPU(s): "
                                  "use cuda:0 up to the last, or device=auto")
-        if self.mode in ("text2image", "text2video") and not self.prompt:
+        if self.mode in ("text2image", "text2video") and not str(self.prompt or "").strip():  # " " is no prompt either
             raise SupraUserError(f"mode={self.mode} needs prompt=\"...\" (e.g. prompt=\"a red square\")")
         if self.mode in ("image2text", "video2video") and not self.image:
             raise SupraUserError(f"mode={self.mode} needs image=PATH ({'a GIF' if self.mode == 'video2video' else 'a picture'})")

@@ -515,6 +515,17 @@ def test_greedy_decoding_refuses_the_options_it_would_ignore(pair, tmp_path):
     generate(tmp_path, pair[0], "mode=text", "prompt=a", "temperature=0.5", "top_k=5", "seed=7", "num_samples=1")
 
 
+def test_a_blank_prompt_is_refused_like_an_empty_one(pair, tmp_path, capsys):
+    for prompt in ("", " ", "\t "):
+        for mode in ("text2image", "text2video"):
+            with pytest.raises(SupraUserError, match=rf'^mode={mode} needs prompt="..."'):
+                generate(tmp_path, pair[0], f"mode={mode}", f"prompt='{prompt}'")
+        with pytest.raises(SystemExit):
+            run_command("explain", f"ckpt={pair[0]}", f"out={tmp_path / 'out'}", "mode=text2image", f"prompt='{prompt}'")
+        assert capsys.readouterr().err == 'error: mode=text2image needs prompt="..." (e.g. prompt="a red square")\n'
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_gif_cut_short_is_said_refused_when_too_few_frames_are_left(pair, tmp_path, capsys):
     write_gif(tmp_path / "clip.gif", cycle("green"))
     data = (tmp_path / "clip.gif").read_bytes()
