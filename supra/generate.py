@@ -24,6 +24,7 @@ import json
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -187,6 +188,13 @@ def load_clip(request: Request) -> torch.Tensor:
 # str.splitlines breaks a line at each of these; written as escapes (the backslash too, so they read back
 # unambiguously), text.txt and captions.txt hold exactly one line per sample.
 ONE_LINE = str.maketrans({c: c.encode("unicode_escape").decode("ascii") for c in "\\\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
+def terminal_line(text: str) -> str:
+    """A sample as one line on the terminal: line breaks escaped as in text.txt, and the other control
+    characters too (ESC starts a sequence the terminal would act on)."""
+    return "".join(c.encode("unicode_escape").decode("ascii") if unicodedata.category(c) == "Cc" else c
+                   for c in text.translate(ONE_LINE))
 
 
 def sample_lines(texts: list[str]) -> str:
@@ -546,7 +554,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     out, summary = generate(request, str(cfg.ckpt), cfg.get("vqvae"), new_folder=dated_out(cfg))
     print(f"wrote {out}: " + ", ".join([*summary["files"], "generation.json"]))
     for text in summary.get("texts", []):
-        print(f"  {text}")
+        print(f"  {terminal_line(text)}")
     return summary
 
 

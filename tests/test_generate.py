@@ -190,6 +190,12 @@ def test_text_files_hold_one_line_per_sample_with_line_breaks_escaped(pair, tmp_
     assert len(lines) == 2 and all(line.startswith("a red\\nsquare\\\\x") for line in lines), lines
 
 
+def test_printed_samples_are_one_line_each_with_control_characters_escaped(pair, tmp_path, monkeypatch, capsys):
+    monkeypatch.setattr(A2AVocab, "decode_text", lambda self, ids: "a red\nsquare\x1b[2J\\")  # ESC clears a screen
+    generate(tmp_path, pair[0], "mode=text", "prompt=a", "num_samples=2")
+    assert capsys.readouterr().out.splitlines()[1:] == ["  a red\\nsquare\\x1b[2J\\\\"] * 2
+
+
 def write_gif(path: Path, colours: list[str]) -> None:
     frames = [Image.fromarray(square(c)) for c in colours]
     frames[0].save(path, save_all=True, append_images=frames[1:], duration=100, loop=0)
