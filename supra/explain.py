@@ -11,11 +11,13 @@ from typing import Any
 
 import torch
 from omegaconf import DictConfig
+from PIL import Image
 
 from supra.artifacts.a2a_release import load_a2a
 from supra.artifacts.captioner_release import load_captioner
 from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
+from supra.data.gif_frames import TOO_LARGE, MediaDecodeError
 from supra.data.images import (
     UNREADABLE,
     fit,
@@ -50,6 +52,8 @@ from supra.utils.files import (
 from supra.utils.hydra_quoting import quote_prompt
 
 OUTPUTS = ("attention.png", "attention.html", "explain.json")  # what explain writes into out=
+# Larger pictures are refused from their header, before decoding (load_rgb's and generate's limits).
+CAPTIONER_MAX_PIXELS, A2A_MAX_PIXELS = 100_000_000, 50_000_000
 
 # The options each use of explain reads. Another use's option given at other than its default would be
 # ignored without a word (temperature= on a captioner, beam_width= on an a2a model, prompt= with
@@ -65,6 +69,13 @@ def _picture(path: str | None, what: str = "image") -> Path:
     if not path:
         raise SupraUserError(f"{what}= is needed: give the picture to explain, e.g. {what}=photo.jpg")
     return require_image_file(path, what)
+
+
+def _too_large(path: Path, err: Exception, limit: int) -> SupraUserError:
+    """The loader's reason names its max_pixels, which explain has no option for: say what to do instead."""
+    size = str(err).partition(", over ")[0]  # "12000x10000 = 120000000 pixels"
+    return SupraUserError(f"image={path} is too large ({size}; explain reads up to {limit:,} pixels): "
+                          "resize the picture and give the smaller copy")
 
 
 def _out_dir(cfg: DictConfig) -> Path:
@@ -93,7 +104,9 @@ def explain_captioner(cfg: DictConfig) -> dict[str, Any]:
     net, tokenizer, _ = load_captioner(cfg.ckpt)
     path = _picture(cfg.image)
     try:
-        image = image_to_uint8(load_rgb(path), net.config.IMG_SIZE)
+        image = image_to_uint8(load_rgb(path, CAPTIONER_MAX_PIXELS), net.config.IMG_SIZE)
+    except Image.DecompressionBombError as err:  # readable, but too large to decode safely
+        raise _too_large(path, err, CAPTIONER_MAX_PIXELS) from None
     except UNREADABLE as err:
         raise SupraUserError(f"image={path} cannot be read as a picture ({type(err).__name__}): give a PNG, JPEG, ...") from None
     decode = DecodeConfig(strategy=cfg.decode, beam_width=cfg.beam_width, seed=cfg.seed)  # one-line errors
@@ -140,8 +153,12 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
                    "give a smaller image_size (a multiple of 8)")
         path = _picture(cfg.image)
         try:
-            picture = fit(load_still(path, 50_000_000), cfg.image_size, "crop")
-        except Exception as err:  # MediaDecodeError and Pillow's own: one line either way
+            picture = fit(load_still(path, A2A_MAX_PIXELS), cfg.image_size, "crop")
+        except MediaDecodeError as err:
+            if err.kind == TOO_LARGE:
+                raise _too_large(path, err, A2A_MAX_PIXELS) from None
+            raise SupraUserError(f"image={path} cannot be used: {err}") from None
+        except Exception as err:  # Pillow's own: one line either way
             raise SupraUserError(f"image={path} cannot be used: {err}") from None
         out = _out_dir(cfg)
         codes = encode_items(vqvae, picture[None], 1, torch.device("cpu"))[0]

@@ -141,6 +141,8 @@ def test_explains_caption_is_the_caption_commands(trained_run, tmp_path):
 
 
 def test_explain_names_a_bad_picture_in_one_line(trained_run, tmp_path, capsys):
+    from PIL import Image
+
     (tmp_path / "broken.png").write_bytes(b"not a png")
     with pytest.raises(SystemExit):
         run_command("explain", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"image={tmp_path / 'broken.png'}",
@@ -160,6 +162,13 @@ def test_explain_names_a_bad_picture_in_one_line(trained_run, tmp_path, capsys):
                     "temperature=0.5", f"out={tmp_path / 'out'}")
     assert ("temperature=0.5: explaining a captioner does not read it (it reads image, decode, beam_width, seed); leave it out"
             in capsys.readouterr().err)
+    Image.new("1", (12000, 10000)).save(tmp_path / "huge.png")  # 120 million pixels: refused from its header
+    with pytest.raises(SystemExit):
+        run_command("explain", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"image={tmp_path / 'huge.png'}",
+                    f"out={tmp_path / 'out'}")
+    assert capsys.readouterr().err == (f"error: image={tmp_path / 'huge.png'} is too large (12000x10000 = 120000000 "
+                                       "pixels; explain reads up to 100,000,000 pixels): resize the picture and give "
+                                       "the smaller copy\n")  # not "cannot be read as a picture": it can
     for mode in ("bogus", "image2text"):  # a captioner has one use: mode= would change nothing
         with pytest.raises(SystemExit):
             run_command("explain", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"image={tmp_path / 'broken.png'}",

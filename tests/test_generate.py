@@ -377,6 +377,17 @@ def test_explain_never_writes_its_heat_map_over_its_own_input(pair, tmp_path, ca
     assert (ex / "attention.png").read_bytes() == picture and [p.name for p in ex.iterdir()] == ["attention.png"]
 
 
+def test_explain_says_a_picture_is_too_large_and_to_resize_it(pair, tmp_path, capsys):
+    Image.new("1", (10000, 6000)).save(tmp_path / "huge.png")  # 60 million pixels: refused from its header
+    with pytest.raises(SystemExit):
+        run_command("explain", f"ckpt={pair[0]}", f"image={tmp_path / 'huge.png'}", f"out={tmp_path / 'out'}",
+                    f"image_size={SIDE}")
+    # not "over max_pixels=...": explain has no such option
+    assert capsys.readouterr().err == (f"error: image={tmp_path / 'huge.png'} is too large (10000x6000 = 60000000 "
+                                       "pixels; explain reads up to 50,000,000 pixels): resize the picture and give "
+                                       "the smaller copy\n")
+
+
 def test_a_second_generation_into_the_same_folder_leaves_only_its_own_outputs_and_the_users_files(pair, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "notes.txt").write_text("mine")  # the user's own file: never touched
