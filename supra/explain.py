@@ -39,7 +39,7 @@ from supra.models.vlm_generation import DecodeConfig
 from supra.pictures.attention import explain_page, render_token_strip, square_grid
 from supra.pictures.files import save_image_atomic
 from supra.tokens.a2a_layout import CONTROL_TOKENS
-from supra.tokens.a2a_sequences import check_fits
+from supra.tokens.a2a_sequences import check_fits, text_room
 from supra.utils.cli import check_option_types, hydra_command, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
@@ -162,11 +162,15 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
             raise SupraUserError(f"image={path} cannot be used: {err}") from None
         out = _out_dir(cfg)
         codes = encode_items(vqvae, picture[None], 1, torch.device("cpu"))[0]
-        ids, tokens = explain_image2text(net, layout, codes, [], cfg.max_new_tokens, vocab.token_label)
+        limit, note = text_room(cfg.max_new_tokens, prompt_len, net.config.context)
+        if note:
+            print(note, file=sys.stderr)
+        ids, tokens = explain_image2text(net, layout, codes, [], limit, vocab.token_label)
         caption = vocab.decode_text(ids).strip()
         summary = f"image2text: {caption!r}; attention of each word over the image's {side}x{side} codes"
         return _write(out, f"{Path(str(cfg.ckpt)).name}: {path.name}", summary, decode_codes(vqvae, codes), (side, side),
-                      _rows(tokens), {"ckpt": str(cfg.ckpt), "mode": mode, "image": str(path), "caption": caption})
+                      _rows(tokens), {"ckpt": str(cfg.ckpt), "mode": mode, "image": str(path), "caption": caption,
+                                     "max_new_tokens": limit})
     if mode != "text2image":
         raise SupraUserError(f"mode={mode!r} is unknown for an a2a model: choose image2text or text2image")
     if not str(cfg.prompt or "").strip():  # " " is no prompt either

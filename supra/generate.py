@@ -47,7 +47,7 @@ from supra.models.vqvae import VQVAE
 from supra.pictures.files import save_gif_atomic, save_image_atomic
 from supra.pictures.grids import render_caption_grid, render_image_rows, to_pil
 from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
-from supra.tokens.a2a_sequences import check_fits, frames_that_fit
+from supra.tokens.a2a_sequences import check_fits, frames_that_fit, text_room
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils import files
 from supra.utils.cli import check_option_types, hydra_command, refuse_unread_options
@@ -351,13 +351,17 @@ def prepare_texts(request: Request, pair: Pair) -> Callable[[], Result]:
     image = f"the image block ({len(image_ids)} tokens) and " if image_ids else ""
     check_fits(len(image_ids) + prompt_len + 1, pair.context, f"{image}the prompt ({prompt_len} tokens) with text "
                "generation (1 more)", "shorten the prompt by {over} tokens")
-    return partial(sample_texts, request, pair, prompt, image_ids, codes)
+    limit, note = text_room(request.max_new_tokens, len(image_ids) + prompt_len, pair.context)
+    if note:
+        print(note, file=sys.stderr)
+    return partial(sample_texts, request, pair, prompt, image_ids, codes, limit)
 
 
 def sample_texts(request: Request, pair: Pair, prompt: list[int], image_ids: list[int],
-                 codes: torch.Tensor | None) -> Result:
+                 codes: torch.Tensor | None, limit: int) -> Result:
+    """`limit`: the text tokens that fit (text_room), recorded in generation.json as max_new_tokens."""
     vocab, n = pair.vocab, request.num_samples
-    texts = gen.generate_texts(pair.net, pair.layout, [prompt] * n, request.max_new_tokens, **sampling(request, pair.device))
+    texts = gen.generate_texts(pair.net, pair.layout, [prompt] * n, limit, **sampling(request, pair.device))
     start = vocab.decode_text(prompt[len(image_ids):])  # the prompt's text, without control tokens
     lines = [vocab.decode_text(t) for t in texts]
     name = "text.txt" if codes is None else "captions.txt"
@@ -366,7 +370,7 @@ def sample_texts(request: Request, pair: Pair, prompt: list[int], image_ids: lis
         recon = decode_codes(pair.vqvae, codes[None])
         outputs["grid.png"] = render_caption_grid(recon.expand(n, -1, -1, -1), lines, columns=min(n, 4),
                                                   title=f"image2text, seed {request.seed}: {Path(request.image).name}")
-    return outputs, {"prompt": vocab.render(prompt), "texts": lines}
+    return outputs, {"prompt": vocab.render(prompt), "max_new_tokens": limit, "texts": lines}
 
 
 def prepare_images(request: Request, pair: Pair) -> Callable[[], Result]:

@@ -184,6 +184,23 @@ def test_text_mode_continues_the_prompt(pair, tmp_path):
     assert (tmp_path / "out" / "text.txt").read_text() == "a yellow square\n"
 
 
+def test_a_text_limit_beyond_what_the_context_leaves_is_said_and_the_limit_used_recorded(pair, tmp_path, capsys):
+    Image.fromarray(square("green")).save(tmp_path / "green.png")
+    image2text = ("mode=image2text", f"image={tmp_path / 'green.png'}", "num_samples=1")
+    note = ("note: max_new_tokens=100, but the context of 48 leaves 41 after the prompt's 7 tokens: texts stop there "
+            "at the latest\n")  # the prompt: <IMAGE>, 2x2 codes, </IMAGE>, <TEXT>
+    generate(tmp_path, pair[0], *image2text, "max_new_tokens=100")
+    assert capsys.readouterr().err == note
+    assert json.loads((tmp_path / "out" / "generation.json").read_text())["max_new_tokens"] == 41
+    generate(tmp_path, pair[0], *image2text, "max_new_tokens=5")  # room enough: nothing to say
+    assert capsys.readouterr().err == ""
+    assert json.loads((tmp_path / "out" / "generation.json").read_text())["max_new_tokens"] == 5
+    run_command("explain", f"ckpt={pair[0]}", f"image={tmp_path / 'green.png'}", f"out={tmp_path / 'ex'}",
+                f"image_size={SIDE}", "max_new_tokens=100")
+    assert capsys.readouterr().err == note
+    assert json.loads((tmp_path / "ex" / "explain.json").read_text())["max_new_tokens"] == 41
+
+
 def test_text_files_hold_one_line_per_sample_with_line_breaks_escaped(pair, tmp_path):
     generate(tmp_path, pair[0], "mode=text", "prompt=a red\nsquare\\x", "num_samples=2", "max_new_tokens=3")
     lines = (tmp_path / "out" / "text.txt").read_text().splitlines()

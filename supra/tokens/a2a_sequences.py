@@ -88,6 +88,18 @@ def check_fits(length: int, context: int, what: str, remedy: str) -> None:
         raise SupraUserError(f"{what} is {length} tokens, {over} over the context of {context}: {remedy.format(over=over)}")
 
 
+def text_room(max_new_tokens: int, prompt_len: int, context: int) -> tuple[int, str | None]:
+    """The most text tokens generate_texts adds after a `prompt_len`-token prompt (it stops where the context
+    ends) and, when that is fewer than max_new_tokens, a note saying so for the command to print. Noted, not
+    refused: max_new_tokens is a ceiling (a text ends at </TEXT>, usually well before) and generate's default
+    (64) is more than a small model's context leaves after an image; refusing would refuse the default."""
+    room = context - prompt_len
+    if room >= max_new_tokens:
+        return max_new_tokens, None
+    return room, (f"note: max_new_tokens={max_new_tokens}, but the context of {context} leaves {room} after the "
+                  f"prompt's {prompt_len} tokens: texts stop there at the latest")
+
+
 SHORTEN_SAMPLE = "shorten the caption, use fewer frames (data.sources.<name>.frames) or a smaller image size"
 
 
