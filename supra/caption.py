@@ -8,7 +8,6 @@ either name is refused."""
 from __future__ import annotations
 
 import json
-import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -30,8 +29,8 @@ from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     refuse_folders_in_the_way,
     refuse_overwriting_input,
+    refuse_replacing_others,
     require_writable_dir,
-    some_names,
     visible_files,
     write_text_atomic,
 )
@@ -69,20 +68,16 @@ def is_earlier_output(path: Path) -> bool:
     return path.name == GRID and is_caption_record(path.parent / RECORDS)
 
 
-def refuse_replacing_others(images: Path, out: Path) -> None:
+def check_out_folder(images: Path, out: Path) -> None:
     """Before any work: out/captions.jsonl and out/captions.png are replaced only when an earlier caption
     run wrote them (its captions.jsonl, is_caption_record); the user's own captions (the caption-folder
     format) or photo of that name are refused in one line, never written over. So is images= that is
     one of them (images=out/captions.png: captioned, then replaced by the grid), and a folder of either name."""
     refuse_overwriting_input(images, "images", out, [RECORDS, GRID])
     refuse_folders_in_the_way(out, [RECORDS, GRID])
-    if is_caption_record(out / RECORDS):
-        return
-    theirs = [name for name in (RECORDS, GRID) if os.path.lexists(out / name)]
-    if theirs:
-        raise SupraUserError(f"out={out} already holds {some_names(theirs)}, which this run would write over and no "
-                             "earlier caption run wrote (its captions.jsonl has one {\"image_id\", \"file\", "
-                             "\"caption\"} per image): choose a new out= folder, or move them away")
+    refuse_replacing_others(out, [RECORDS, GRID], [RECORDS, GRID] if is_caption_record(out / RECORDS) else [],
+                            "caption run wrote (its captions.jsonl has one {\"image_id\", \"file\", \"caption\"} "
+                            "per image)")
 
 
 def images_to_caption(images: Path, out: Path) -> list[Path]:
@@ -126,7 +121,7 @@ def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch
         raise SupraUserError(f"grid_images={grid_images} must be >= 0 (0: no captions.png)")
     DecodeConfig(strategy=decode)  # a one-line error for an unknown strategy, before the model loads
     files = images_to_caption(Path(images), Path(out))
-    refuse_replacing_others(Path(images), Path(out))
+    check_out_folder(Path(images), Path(out))
     net, tokenizer, run_config = load_captioner(ckpt)
     # the other settings of the decoding its scores were measured with (length penalty, caption length, ...)
     settings = DecodeConfig(**{**scored_decoding(ckpt, run_config), "strategy": decode})

@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -45,6 +46,7 @@ from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     refuse_folders_in_the_way,
     refuse_overwriting_input,
+    refuse_replacing_others,
     require_writable_dir,
     write_json_atomic,
     write_text_atomic,
@@ -76,6 +78,16 @@ def _too_large(path: Path, err: Exception, limit: int) -> SupraUserError:
     size = str(err).partition(", over ")[0]  # "12000x10000 = 120000000 pixels"
     return SupraUserError(f"image={path} is too large ({size}; explain reads up to {limit:,} pixels): "
                           "resize the picture and give the smaller copy")
+
+
+def is_explain_record(path: Path) -> bool:
+    """An explain.json that explain wrote (an object with the checkpoint and the tokens it explained): its
+    run's attention.png and attention.html beside it may be replaced too."""
+    try:
+        record = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and {"ckpt", "tokens"} <= record.keys()
 
 
 def _out_dir(cfg: DictConfig) -> Path:
@@ -211,6 +223,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         refuse_unread_options(cfg, "explain", dict.fromkeys(others), f"explaining {use}", OPTIONS_READ[use])
     refuse_overwriting_input(cfg.image, "image", cfg.out, OUTPUTS)  # image=ex/attention.png out=ex: kept
     refuse_folders_in_the_way(cfg.out, OUTPUTS)
+    refuse_replacing_others(cfg.out, OUTPUTS, OUTPUTS if is_explain_record(Path(cfg.out) / "explain.json") else (),
+                            "explain wrote (its explain.json names the checkpoint and the tokens explained)")
     record = explain_captioner(cfg) if captioner else explain_a2a(cfg)
     print("wrote " + ", ".join(str(Path(cfg.out) / name) for name in OUTPUTS))
     return record

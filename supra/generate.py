@@ -21,7 +21,6 @@ Every bad input is a one-line SupraUserError, found before anything is generated
 from __future__ import annotations
 
 import json
-import os
 import re
 import sys
 import unicodedata
@@ -284,14 +283,10 @@ def refuse_replacing_others(request: Request) -> None:
     """A file in out= that this run would write over is replaced only when an earlier generate wrote it
     (its generation.json lists it): the user's own grid.png or text.txt is refused in one line before any
     work, as export refuses a folder holding other files."""
-    out, names = Path(request.out), [*output_names(request), RECORD]
-    record = earlier_record(out)
-    ours = {RECORD, *map(str, record["files"])} if record else set()
-    theirs = [name for name in names if os.path.lexists(out / name) and name not in ours]
-    if theirs:
-        raise SupraUserError(f"out={request.out} already holds {files.some_names(theirs)}, which this run would write "
-                             "over and no earlier generate wrote (its generation.json does not list them): "
-                             "choose a new out= folder, or move them away")
+    record = earlier_record(Path(request.out))
+    files.refuse_replacing_others(request.out, [*output_names(request), RECORD],
+                                  {RECORD, *map(str, record["files"])} if record else set(),
+                                  "generate wrote (its generation.json does not list them)")
 
 
 # -- sampling: each mode's inputs loaded and checked, then a function that samples its outputs ------------

@@ -394,6 +394,21 @@ def test_explain_never_writes_its_heat_map_over_its_own_input(pair, tmp_path, ca
     assert (ex / "attention.png").read_bytes() == picture and [p.name for p in ex.iterdir()] == ["attention.png"]
 
 
+def test_explain_writes_over_an_earlier_explain_of_the_folder_never_the_users_own_files(pair, tmp_path, capsys):
+    Image.fromarray(square("red")).save(tmp_path / "red.png")
+    explain = ["explain", f"ckpt={pair[0]}", f"image={tmp_path / 'red.png'}", f"out={tmp_path / 'ex'}", f"image_size={SIDE}"]
+    run_command(*explain)
+    run_command(*explain)  # its own outputs: replaced
+    (tmp_path / "ex" / "explain.json").write_text('{"notes": "mine"}')  # now the user's
+    with pytest.raises(SystemExit):
+        run_command(*explain)
+    assert capsys.readouterr().err.endswith(
+        f"error: out={tmp_path / 'ex'} already holds attention.png, attention.html, explain.json, which this run would "
+        "write over and no earlier explain wrote (its explain.json names the checkpoint and the tokens explained): "
+        "choose a new out= folder, or move them away\n")
+    assert (tmp_path / "ex" / "explain.json").read_text() == '{"notes": "mine"}'
+
+
 def test_explain_says_a_picture_is_too_large_and_to_resize_it(pair, tmp_path, capsys):
     Image.new("1", (10000, 6000)).save(tmp_path / "huge.png")  # 60 million pixels: refused from its header
     with pytest.raises(SystemExit):

@@ -121,6 +121,16 @@ def refuse_overwriting_input(given: str | os.PathLike | None, what: str, out: st
                                  "give another out= folder (or copy the image out of it)")
 
 
+def refuse_replacing_others(out: str | os.PathLike, names: Iterable[str], ours: Iterable[str], earlier: str) -> None:
+    """Those of `names` in `out` that this run would write over but are not `ours` (what an earlier run of the
+    command wrote, by its own record, `earlier` saying how that is known): one line before any work. The
+    user's own files are never written over."""
+    theirs = [name for name in names if os.path.lexists(Path(out) / name) and name not in set(ours)]
+    if theirs:
+        raise SupraUserError(f"out={out} already holds {some_names(theirs)}, which this run would write over and "
+                             f"no earlier {earlier}: choose a new out= folder, or move them away")
+
+
 def refuse_folders_in_the_way(out: str | os.PathLike, names: Iterable[str]) -> None:
     """A folder where this run writes one of its files `names` into `out` (out/grid.png/): one line before
     any work, not an IsADirectoryError from atomic_path's rename after it, with half the outputs written."""
