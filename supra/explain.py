@@ -221,6 +221,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         if captioner:  # it has one use, whatever mode= says (mode=text2image is named above)
             others.append("mode")
         refuse_unread_options(cfg, "explain", dict.fromkeys(others), f"explaining {use}", OPTIONS_READ[use])
+    if use == "text2image" and cfg.temperature == 0:  # greedy decoding draws nothing at random (as in generate)
+        refuse_unread_options(cfg, "explain", ["seed"], "temperature=0 (greedy decoding)")
     refuse_overwriting_input(cfg.image, "image", cfg.out, OUTPUTS)  # image=ex/attention.png out=ex: kept
     refuse_folders_in_the_way(cfg.out, OUTPUTS)
     refuse_replacing_others(cfg.out, OUTPUTS, OUTPUTS if is_explain_record(Path(cfg.out) / "explain.json") else (),

@@ -553,7 +553,7 @@ def test_an_option_the_mode_does_not_read_is_refused_not_ignored(pair, tmp_path)
              "frames=4", "num_samples=1")
 
 
-def test_greedy_decoding_refuses_the_options_it_would_ignore(pair, tmp_path):
+def test_greedy_decoding_refuses_the_options_it_would_ignore(pair, tmp_path, capsys):
     with pytest.raises(SupraUserError, match=r"^top_k=5 top_p=0.3 seed=7: temperature=0 \(greedy decoding\) does not "
                                              r"read them; leave them out$"):
         generate(tmp_path, pair[0], "mode=text2image", "prompt=a red square", "temperature=0", "top_k=5", "top_p=0.3",
@@ -562,6 +562,10 @@ def test_greedy_decoding_refuses_the_options_it_would_ignore(pair, tmp_path):
         generate(tmp_path, pair[0], "mode=text", "prompt=a", "temperature=0", "seed=3")
     generate(tmp_path, pair[0], "mode=text", "prompt=a", "temperature=0", "seed=0", "num_samples=1")  # the default
     generate(tmp_path, pair[0], "mode=text", "prompt=a", "temperature=0.5", "top_k=5", "seed=7", "num_samples=1")
+    with pytest.raises(SystemExit):  # explain's text2image alike
+        run_command("explain", f"ckpt={pair[0]}", "mode=text2image", "prompt=a red square", "temperature=0", "seed=7",
+                    f"out={tmp_path / 'ex'}", f"image_size={SIDE}")
+    assert capsys.readouterr().err == "error: seed=7: temperature=0 (greedy decoding) does not read it; leave it out\n"
 
 
 def test_a_blank_prompt_is_refused_like_an_empty_one(pair, tmp_path, capsys):
