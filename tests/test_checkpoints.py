@@ -119,6 +119,18 @@ def test_a_run_resumed_from_its_last_checkpoint_logs_its_next_batch_at_the_step_
     assert [step for step, _ in csv_rows(Path(resumed.paths.output_dir), "val/CIDEr")] == [5]  # as the first run's 1, 3
 
 
+def test_a_run_validated_once_per_epoch_keeps_its_best_checkpoint_and_its_last(train_config):
+    # as the Flickr8k recipe and the Optuna trials validate: at each epoch's end, where Lightning saves the best
+    cfg = train_config("data.num_train=32", "trainer.max_steps=-1", "trainer.max_epochs=3", "trainer.val_check_interval=1.0",
+                       "trainer.check_val_every_n_epoch=1", "test=false", run="epochs")
+    train(cfg)
+    checkpoints = Path(cfg.paths.output_dir) / "checkpoints"
+    last = torch.load(checkpoints / "last.ckpt", weights_only=False)
+    state = next(v for k, v in last["callbacks"].items() if k.startswith(LastStepModelCheckpoint.__name__))
+    assert state["best_model_path"] == str(checkpoints / "best.ckpt")
+    assert (checkpoints / "best.ckpt").is_file()
+
+
 class PressesCtrlC(L.LightningModule):
     """A model whose user presses Ctrl-C `presses` times during its second training batch."""
 

@@ -23,7 +23,12 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_path
-from supra.utils.private_apis import last_step_saved, save_last_checkpoint, stop_at_end_of_batch
+from supra.utils.private_apis import (
+    last_step_saved,
+    save_last_checkpoint,
+    saves_best_at_epoch_end,
+    stop_at_end_of_batch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -168,10 +173,22 @@ class LastStepModelCheckpoint(ModelCheckpoint):
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         super().on_validation_end(trainer, pl_module)
+        # A validation once per epoch has its best saved at the epoch's end, just after this: a last.ckpt
+        # written now would mark the step saved, and Lightning would skip that save (no best.ckpt at all).
+        if not saves_best_at_epoch_end(self, trainer):
+            self._save_last_if_not_yet(trainer)
+        self._stop_if_asked(trainer)
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        super().on_train_epoch_end(trainer, pl_module)
+        if saves_best_at_epoch_end(self, trainer):
+            self._save_last_if_not_yet(trainer)
+
+    def _save_last_if_not_yet(self, trainer: L.Trainer) -> None:
+        """last.ckpt after every validation, improved or not: a resumed run starts where this one stopped."""
         fitting = trainer.state.fn == TrainerFn.FITTING and not trainer.sanity_checking and not trainer.fast_dev_run
         if self.save_last and fitting and last_step_saved(self) != trainer.global_step:
             save_last_checkpoint(self, trainer)
-        self._stop_if_asked(trainer)
 
     def on_train_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._restore_ctrl_c()

@@ -46,6 +46,12 @@ def last_step_saved(callback: ModelCheckpoint) -> int:
     return callback._last_global_step_saved
 
 
+def saves_best_at_epoch_end(callback: ModelCheckpoint, trainer: L.Trainer) -> bool:
+    """Whether `callback` saves its best checkpoints at the training epoch's end (a validation once per epoch,
+    at its end) rather than as each validation ends."""
+    return callback._should_save_on_train_epoch_end(trainer)
+
+
 def save_last_checkpoint(callback: ModelCheckpoint, trainer: L.Trainer) -> None:
     """Write `callback`'s last.ckpt now, as it does after a validation."""
     callback._save_last_checkpoint(trainer, callback._monitor_candidates(trainer))
