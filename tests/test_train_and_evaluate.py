@@ -225,6 +225,8 @@ BAD_TRAIN_INPUTS = {
     "+model.net.vit.layers=4": "error: model.net.vit.layers=4: a setting of encoder=vit, but the encoder is cnn: "
                                "choose model/encoder=vit, or leave it out",
     "ckpt_path=.": "error: ckpt_path=. is a folder: give a last.ckpt or best.ckpt of a run",
+    "optimized_metric=test/CIDEr test=false": "error: optimized_metric=test/CIDEr is a test score, but test=false: set "
+                                              "test=true, or optimize a validation score (optimized_metric=val/CIDEr)",
     "trainer=kaggle_2xt4 trainer.accelerator=cpu": "error: trainer.sync_batchnorm=true needs CUDA GPUs but "
                                                    "trainer.accelerator=cpu: add trainer.sync_batchnorm=false",
     "trainer=multi_node trainer.accelerator=cpu": "error: trainer.num_nodes=2 needs its nodes started together",
@@ -251,6 +253,7 @@ def train_py_runs(tmp_path_factory, trained_run) -> dict[str, subprocess.Complet
     blocker.write_text("a file where a directory should go")
     cases = {case: [*case.split(), f"hydra.run.dir={tmp / str(i)}"] for i, case in enumerate(BAD_TRAIN_INPUTS)}
     cases |= {"unwritable": [f"hydra.run.dir={blocker / 'run'}"], "unwritable logs": [f"paths.log_dir={blocker / 'logs'}"],
+              "unwritable sweep": ["-m", "seed=1,2", f"hydra.sweep.dir={blocker / 'sweep'}"],
               "--help": ["--help"], "finished run": ["model.optimizer.lr=0.5", f"hydra.run.dir={trained_run}"]}
     runs = command_lines(*([str(ROOT / "train.py"), *argv] for argv in cases.values()), cwd=tmp)
     return dict(zip(cases, runs, strict=True))
@@ -388,7 +391,8 @@ def test_a_finished_runs_folder_is_refused_before_anything_is_written_into_it(tr
 
 
 def test_unwritable_output_directory_gives_one_line(tmp_path, train_py_runs):
-    for case, option in (("unwritable", "hydra.run.dir"), ("unwritable logs", "paths.log_dir")):
+    for case, option in (("unwritable", "hydra.run.dir"), ("unwritable logs", "paths.log_dir"),
+                         ("unwritable sweep", "hydra.sweep.dir")):
         unwritable = train_py_runs[case]
         assert unwritable.returncode == 2 and "Traceback" not in unwritable.stderr
         assert f"cannot write to {option}=" in unwritable.stderr and f"choose another with {option}=DIR" in unwritable.stderr

@@ -63,6 +63,10 @@ def check_run_config(cfg: DictConfig) -> None:
         raise SupraUserError(f"trainer.val_check_interval={interval} is a share of an epoch, which needs epochs: add "
                              "trainer.check_val_every_n_epoch=1 (runs are counted in steps: validation every N steps "
                              "is trainer.val_check_interval=N)")
+    metric = str(cfg.get("optimized_metric") or "")
+    if metric.startswith("test/") and not cfg.get("test"):  # else known only after the whole fit
+        raise SupraUserError(f"optimized_metric={metric} is a test score, but test=false: set test=true, or "
+                             f"optimize a validation score (optimized_metric=val/{metric.removeprefix('test/')})")
     if OmegaConf.select(cfg, "trainer.enable_checkpointing") is False and OmegaConf.select(cfg, "callbacks.model_checkpoint"):
         raise SupraUserError("trainer.enable_checkpointing=false: add callbacks.model_checkpoint=null too (the run "
                              "then tests its last weights)")

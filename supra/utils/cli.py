@@ -89,9 +89,10 @@ def exit_if_run_dir_unwritable(argv: Sequence[str], default_log_dir: str | None 
             print(f"error: cannot write to {folder.resolve()} ({err.strerror or err}), where runs go by default: "
                   "run from a folder you can write to, or choose one with paths.log_dir=DIR", file=sys.stderr)
             raise SystemExit(2) from None
+    multirun = any(arg in ("-m", "--multirun") for arg in argv)  # only then is hydra.sweep.dir made
     for arg in argv:
         option, _, folder = arg.partition("=")
-        if option in ("hydra.run.dir", "paths.log_dir"):
+        if option in ("hydra.run.dir", "paths.log_dir") or (multirun and option == "hydra.sweep.dir"):
             if quoted_whole(folder):  # hydra.run.dir='/runs/my run': the folder inside the quotes
                 folder = folder[1:-1]
             if "${" in folder:  # a dated folder (`runs/${now:%H-%M}`): its fixed part, not a folder named "${now"
