@@ -18,7 +18,9 @@ import torch
 import yaml
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import JobReturn, JobStatus
+from hydra.errors import InstantiationException
 from hydra.types import RunMode
+from hydra.utils import instantiate
 from omegaconf import read_write
 
 from supra.runner.training import train
@@ -266,3 +268,16 @@ def test_the_report_gives_the_best_validations_global_step_that_of_its_checkpoin
         "epoch,step,train/loss,val/CIDEr\n0,0,7.1,\n0,1,6.9,\n0,1,,0.3\n0,2,6.5,\n0,3,6.2,\n0,3,,0.2\n")
     (row,) = write_report(tmp_path)
     assert (row.best_value, row.best_step) == (0.3, 2)  # best.ckpt's global_step, samples/val_step_000002.png
+
+
+def test_a_failed_jobs_reason_keeps_the_cause_hydra_gives_on_its_next_line(tmp_path):
+    # Hydra's instantiate says "Error in call to target 'builtins.int':" and the TypeError on the next line
+    cfg = compose_config("train", tmp_path / "sweep" / "0", [f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    with read_write(HydraConfig.instance().cfg.hydra):
+        HydraConfig.instance().cfg.hydra.mode = RunMode.MULTIRUN
+    with pytest.raises(InstantiationException) as raised:
+        instantiate({"_target_": "builtins.int", "foo": 1})
+    SweepJobRecorder().on_job_end(cfg, JobReturn(status=JobStatus.FAILED, _return_value=raised.value))
+    error = json.loads((tmp_path / "sweep" / "0" / JOB_RESULT).read_text())["error"]
+    assert error.startswith("InstantiationException: Error in call to target 'builtins.int': TypeError(")
+    assert "'foo' is an invalid keyword argument for int()" in error and "\n" not in error

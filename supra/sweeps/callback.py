@@ -85,4 +85,7 @@ class SweepJobRecorder(Callback):
 def _described(error: BaseException) -> str:
     """A job's error in one line for the report: a user error as it was said, anything else with its type."""
     text = str(error) if isinstance(error, FailedJob) else f"{type(error).__name__}: {error}"
-    return text.splitlines()[0][:300] if text else type(error).__name__
+    # every line, joined: Hydra's InstantiationException says "Error in call to target '...':" on its first
+    # line and the cause (a TypeError from the constructor) on the next
+    text = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    return (text if len(text) <= 300 else text[:299] + "…") or type(error).__name__
