@@ -270,6 +270,13 @@ def test_the_report_gives_the_best_validations_global_step_that_of_its_checkpoin
     assert (row.best_value, row.best_step) == (0.3, 2)  # best.ckpt's global_step, samples/val_step_000002.png
 
 
+def test_a_job_result_that_is_not_a_json_object_is_named_in_one_line(tmp_path):
+    write_job(tmp_path / "0", ["seed=1"], None, {"status": "completed", "return_value": 0.1})
+    (tmp_path / "0" / JOB_RESULT).write_text("[1, 2]")
+    with pytest.raises(SupraUserError, match=rf"{tmp_path / '0' / JOB_RESULT} is not a job result \(a JSON object"):
+        write_report(tmp_path)
+
+
 def test_a_failed_jobs_reason_keeps_the_cause_hydra_gives_on_its_next_line(tmp_path):
     # Hydra's instantiate says "Error in call to target 'builtins.int':" and the TypeError on the next line
     cfg = compose_config("train", tmp_path / "sweep" / "0", [f"hydra.sweep.dir={tmp_path / 'sweep'}"])

@@ -103,6 +103,18 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
     return sorted(dirs, key=lambda d: (len(d.parts), int(d.name) if d.name.isdigit() else 0, str(d)))
 
 
+def _job_result(path: Path) -> dict:
+    """The job's sweep_job.json; {} if it is missing or cut short (the job is then reported as interrupted)."""
+    try:
+        result = json.loads(path.read_text()) if path.is_file() else {}
+    except (OSError, ValueError):
+        return {}
+    if not isinstance(result, dict):
+        raise SupraUserError(f"{path} is not a job result (a JSON object, as the sweep writes it): delete it "
+                             "to report the job as interrupted, or restore it")
+    return result
+
+
 def collect(sweep_dir: str | Path) -> tuple[list[JobRow], str, list[str]]:
     """The sweep's rows (best first, jobs without a value last), its direction, and the overrides all jobs share."""
     sweep_dir = Path(sweep_dir)
@@ -117,11 +129,7 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], str, list[str]]:
     rows, direction = [], "maximize"
     for job_dir in dirs:
         job_cfg = load_yaml(job_dir / ".hydra" / "config.yaml") or {}
-        result_path = job_dir / JOB_RESULT
-        try:
-            result = json.loads(result_path.read_text()) if result_path.is_file() else {}
-        except (OSError, ValueError):
-            result = {}
+        result = _job_result(job_dir / JOB_RESULT)
         ckpt = (job_cfg.get("callbacks") or {}).get("model_checkpoint") or {}
         metric = result.get("metric") or job_cfg.get("optimized_metric") or ckpt.get("monitor") or ""
         direction = _direction(load_yaml(job_dir / ".hydra" / "hydra.yaml") or sweep_cfg, job_cfg, metric)
