@@ -270,6 +270,16 @@ def test_the_report_gives_the_best_validations_global_step_that_of_its_checkpoin
     assert (row.best_value, row.best_step) == (0.3, 2)  # best.ckpt's global_step, samples/val_step_000002.png
 
 
+def test_the_report_refuses_a_folder_holding_several_multiruns(tmp_path):
+    # dir=logs/train/multiruns: two sweeps' jobs are not one sweep to rank
+    for sweep_dir in ("2026-12-01_10-00-00", "2026-12-02_10-00-00"):
+        write_job(tmp_path / sweep_dir / "0", ["seed=1"], None, {"status": "completed", "return_value": 0.1})
+    with pytest.raises(SupraUserError, match=r"holds the jobs of 2 multiruns \(2026-12-01_10-00-00/, "
+                                             r"2026-12-02_10-00-00/\): give one of them as dir="):
+        write_report(tmp_path)
+    assert len(write_report(tmp_path / "2026-12-01_10-00-00")) == 1
+
+
 def test_a_job_result_that_is_not_a_json_object_is_named_in_one_line(tmp_path):
     write_job(tmp_path / "0", ["seed=1"], None, {"status": "completed", "return_value": 0.1})
     (tmp_path / "0" / JOB_RESULT).write_text("[1, 2]")

@@ -100,6 +100,12 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
         raise SupraUserError(f"dir={sweep_dir} is one run (it holds .hydra/), not a multirun directory: give the "
                              "folder of its jobs (logs/train/multiruns/<date>)")
     dirs = [p.parent.parent for p in sweep_dir.glob("**/.hydra/overrides.yaml")]
+    # A multirun's jobs lie side by side (hydra.sweep.subdir: <n>); jobs under several folders are several
+    # multiruns (dir=logs/train/multiruns), whose rows would be ranked together as if one sweep
+    folders = sorted({str(d.parent.relative_to(sweep_dir)) + "/" for d in dirs})
+    if len(folders) > 1:
+        raise SupraUserError(f"dir={sweep_dir} holds the jobs of {len(folders)} multiruns ({', '.join(folders[:4])}"
+                             f"{', ...' if len(folders) > 4 else ''}): give one of them as dir=")
     return sorted(dirs, key=lambda d: (len(d.parts), int(d.name) if d.name.isdigit() else 0, str(d)))
 
 
