@@ -226,15 +226,30 @@ def test_sweep_report_cli_gives_one_line_for_a_directory_that_is_no_sweep(tmp_pa
     assert one_run.returncode == 2 and "is one run (it holds .hydra/), not a multirun directory" in one_run.stderr
 
 
-def write_job(job_dir: Path, overrides: list[str], direction: str | None, result: dict) -> None:
+def write_job(job_dir: Path, overrides: list[str], direction: str | None, result: dict,
+              metric: str = "val/CIDEr") -> None:
     """A finished job's folder as Hydra and the sweep recorder leave it: .hydra/{overrides,config,hydra}.yaml
-    (an Optuna sweep's hydra.yaml names its direction) and sweep_job.json."""
+    (an Optuna sweep's hydra.yaml names its direction; the checkpoint callback keeps the best val/CIDEr, as
+    conf/callbacks/default.yaml) and sweep_job.json."""
     (job_dir / ".hydra").mkdir(parents=True)
     (job_dir / ".hydra" / "overrides.yaml").write_text(yaml.safe_dump(overrides))
-    (job_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump({"optimized_metric": "val/CIDEr"}))
+    checkpoint = {"monitor": "val/CIDEr", "mode": "max"}
+    (job_dir / ".hydra" / "config.yaml").write_text(yaml.safe_dump(
+        {"optimized_metric": metric, "callbacks": {"model_checkpoint": checkpoint}}))
     sweeper = {"_target_": "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper", "direction": direction}
     (job_dir / ".hydra" / "hydra.yaml").write_text(yaml.safe_dump({"hydra": {"sweeper": sweeper}}))
-    write_json_atomic(job_dir / JOB_RESULT, {"metric": "val/CIDEr", **result})
+    write_json_atomic(job_dir / JOB_RESULT, {"metric": metric, **result})
+
+
+def write_checkpoint(job_dir: Path, name: str, global_step: int) -> None:
+    """checkpoints/<name> as far as the report reads it: the global step of the weights it holds."""
+    (job_dir / "checkpoints").mkdir(exist_ok=True)
+    torch.save({"global_step": global_step}, job_dir / "checkpoints" / name)
+
+
+# Validations at global steps 2 and 4 (metrics.csv steps 1 and 3): val/CIDEr is best at the first, val/loss
+# at the second.
+TWO_VALIDATIONS = "epoch,step,val/CIDEr,val/loss\n0,1,0.3,6.9\n0,3,0.2,6.5\n"
 
 
 def test_the_report_ranks_by_the_optuna_sweepers_direction_and_says_why_jobs_failed(tmp_path):
@@ -268,6 +283,41 @@ def test_the_report_gives_the_best_validations_global_step_that_of_its_checkpoin
         "epoch,step,train/loss,val/CIDEr\n0,0,7.1,\n0,1,6.9,\n0,1,,0.3\n0,2,6.5,\n0,3,6.2,\n0,3,,0.2\n")
     (row,) = write_report(tmp_path)
     assert (row.best_value, row.best_step) == (0.3, 2)  # best.ckpt's global_step, samples/val_step_000002.png
+
+
+
+def test_the_reports_checkpoint_holds_the_weights_of_the_best_step_of_the_jobs_own_metric(tmp_path):
+    # optimized_metric=val/loss while the checkpoint callback keeps the best val/CIDEr: best.ckpt is step 2's
+    for job in ("0", "1"):
+        write_job(tmp_path / job, [f"seed={job}"], "minimize", {"status": "completed", "return_value": 6.5},
+                  metric="val/loss")
+        (tmp_path / job / "csv").mkdir()
+        (tmp_path / job / "csv" / "metrics.csv").write_text(TWO_VALIDATIONS)
+        write_checkpoint(tmp_path / job, "best.ckpt", global_step=2)
+    write_checkpoint(tmp_path / "0", "last.ckpt", global_step=4)  # job 1 was stopped before its last.ckpt
+    rows = {r.job: r for r in write_report(tmp_path)}
+    assert (rows["0"].best_step, rows["0"].checkpoint) == (4, str(tmp_path / "0" / "checkpoints" / "last.ckpt"))
+    assert (rows["1"].best_step, rows["1"].checkpoint) == (4, "")  # not best.ckpt: val/CIDEr's best
+    assert ("- job 1: no checkpoint holds the weights of its best val/loss (step 4); it has best.ckpt "
+            "(the best val/CIDEr, step 2)") in (tmp_path / SUMMARY_MD).read_text()
+
+
+def test_jobs_optimising_different_metrics_are_ranked_each_under_its_own(tmp_path):
+    # optimized_metric=val/loss,val/Bleu_1: a loss and a score do not compare, nor share a direction
+    write_job(tmp_path / "0", ["optimized_metric=val/loss"], None, {"status": "completed", "return_value": 6.5},
+              metric="val/loss")
+    write_job(tmp_path / "1", ["optimized_metric=val/Bleu_1"], None, {"status": "completed", "return_value": 0.4},
+              metric="val/Bleu_1")
+    write_job(tmp_path / "2", ["optimized_metric=val/loss"], None, {"status": "completed", "return_value": 6.1},
+              metric="val/loss")
+    rows = write_report(tmp_path)
+    assert [(r.job, r.metric, r.direction) for r in rows] == [
+        ("2", "val/loss", "minimize"), ("0", "val/loss", "minimize"), ("1", "val/Bleu_1", "maximize")]
+    summary = (tmp_path / SUMMARY_MD).read_text()
+    assert "3 jobs optimising 2 metrics: each ranked on its own." in summary
+    assert "## val/loss (minimize)\n\n2 jobs, sorted by best val/loss (minimize)." in summary
+    assert "## val/Bleu_1 (maximize)\n\n1 job, sorted by best val/Bleu_1 (maximize)." in summary
+    assert "| job | status | overrides | best val/Bleu_1 |" in summary
 
 
 def test_the_report_refuses_a_folder_holding_several_multiruns(tmp_path):

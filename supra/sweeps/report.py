@@ -13,10 +13,12 @@ import csv
 import io
 import json
 import math
+import pickle
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
+import torch
 import yaml
 from omegaconf import OmegaConf
 
@@ -34,12 +36,13 @@ class JobRow:
     status: str            # completed | failed | interrupted (no result: stopped, killed, or still running)
     overrides: str         # what this job changed beyond the overrides all jobs share
     metric: str
+    direction: str         # maximize | minimize: how this job's metric is ranked
     best_value: float | None
     best_step: int | None  # the global step of the best value: its checkpoint's, and its pictures' (*_step_N.png)
     best_epoch: int | None
     final_value: float | None  # what the job returned to the sweeper (the metric at the end of training)
     wall_time_s: float | None
-    checkpoint: str
+    checkpoint: str        # best.ckpt or last.ckpt if it holds the weights of best_step, else ""
     error: str = ""        # why a failed job failed
 
 
@@ -95,6 +98,19 @@ def _best_logged(job_dir: Path, metric: str, direction: str) -> tuple[float | No
     return best if best else (None, None, None)
 
 
+def _checkpoint_steps(job_dir: Path) -> dict[str, int | None]:
+    """The global step of each of the job's checkpoints/{best,last}.ckpt that exists (None: unreadable)."""
+    steps: dict[str, int | None] = {}
+    for path in (job_dir / "checkpoints" / "best.ckpt", job_dir / "checkpoints" / "last.ckpt"):
+        if path.is_file():
+            try:  # mmap: no weights read
+                step = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step")
+            except (OSError, RuntimeError, ValueError, EOFError, AttributeError, pickle.UnpicklingError):
+                step = None
+            steps[str(path)] = step if isinstance(step, int) else None
+    return steps
+
+
 def job_dirs(sweep_dir: Path) -> list[Path]:
     if (sweep_dir / ".hydra").is_dir():  # a run's own folder, or one job of a multirun
         raise SupraUserError(f"dir={sweep_dir} is one run (it holds .hydra/), not a multirun directory: give the "
@@ -121,8 +137,9 @@ def _job_result(path: Path) -> dict:
     return result
 
 
-def collect(sweep_dir: str | Path) -> tuple[list[JobRow], str, list[str]]:
-    """The sweep's rows (best first, jobs without a value last), its direction, and the overrides all jobs share."""
+def collect(sweep_dir: str | Path) -> tuple[list[JobRow], list[str], list[str]]:
+    """The sweep's rows (best first, jobs without a value last), the overrides all jobs share, and notes on
+    the rows (why a job's checkpoint is not named)."""
     sweep_dir = Path(sweep_dir)
     if not sweep_dir.is_dir():
         raise SupraUserError(f"{sweep_dir} is not a directory: give a multirun directory (logs/train/multiruns/<date>)")
@@ -132,27 +149,50 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], str, list[str]]:
     sweep_cfg = load_yaml(sweep_dir / "multirun.yaml") or {}
     overrides = {d: [str(o) for o in (load_yaml(d / ".hydra" / "overrides.yaml") or [])] for d in dirs}
     shared = [o for o in overrides[dirs[0]] if all(o in job for job in overrides.values())]
-    rows, direction = [], "maximize"
+    rows, notes = [], []
     for job_dir in dirs:
+        job = str(job_dir.relative_to(sweep_dir))
         job_cfg = load_yaml(job_dir / ".hydra" / "config.yaml") or {}
         result = _job_result(job_dir / JOB_RESULT)
         ckpt = (job_cfg.get("callbacks") or {}).get("model_checkpoint") or {}
         metric = result.get("metric") or job_cfg.get("optimized_metric") or ckpt.get("monitor") or ""
         direction = _direction(load_yaml(job_dir / ".hydra" / "hydra.yaml") or sweep_cfg, job_cfg, metric)
         best_value, best_step, best_epoch = _best_logged(job_dir, metric, direction)
+        # The checkpoint named is one whose global step is the best value's, read from the file rather than
+        # assumed from the config: best.ckpt is the best of the checkpoint callback's monitor, which need not be
+        # this metric (optimized_metric=val/loss, monitor val/CIDEr) nor have its direction.
+        ckpt_steps = _checkpoint_steps(job_dir)
+        checkpoint = next((path for path, step in ckpt_steps.items() if best_step is not None and step == best_step), "")
+        if best_step is not None and ckpt_steps and not checkpoint:
+            monitor = ckpt.get("monitor")
+            held = ", ".join(f"{Path(path).name} ("
+                             + (f"the best {monitor}, " if monitor and path.endswith("best.ckpt") else "")
+                             + (f"step {step})" if step is not None else "unreadable)") for path, step in ckpt_steps.items())
+            notes.append(f"job {job}: no checkpoint holds the weights of its best {metric} (step {best_step}); "
+                         f"it has {held}")
         final_value = _float(result.get("return_value"))
-        checkpoint = next((str(p) for p in (job_dir / "checkpoints" / "best.ckpt", job_dir / "checkpoints" / "last.ckpt")
-                           if p.is_file()), "")
         rows.append(JobRow(
-            job=str(job_dir.relative_to(sweep_dir)), status=result.get("status", "interrupted"),
-            overrides=" ".join(o for o in overrides[job_dir] if o not in shared), metric=metric,
-            best_value=best_value if best_value is not None else final_value, best_step=best_step, best_epoch=best_epoch,
-            final_value=final_value, wall_time_s=_float(result.get("wall_time_s")), checkpoint=checkpoint,
-            error=str(result.get("error") or ""),
+            job=job, status=result.get("status", "interrupted"),
+            overrides=" ".join(o for o in overrides[job_dir] if o not in shared), metric=metric, direction=direction,
+            best_value=best_value if best_value is not None else final_value, best_step=best_step,
+            best_epoch=best_epoch, final_value=final_value,
+            wall_time_s=_float(result.get("wall_time_s")), checkpoint=checkpoint, error=str(result.get("error") or ""),
         ))
-    sign = -1.0 if direction == "maximize" else 1.0
-    rows.sort(key=lambda r: (r.best_value is None, sign * r.best_value if r.best_value is not None else 0.0))
-    return rows, direction, shared
+    rows = [r for group in _ranked(rows).values() for r in group]
+    return rows, shared, notes
+
+
+def _ranked(rows: list[JobRow]) -> dict[tuple[str, str], list[JobRow]]:
+    """The rows of each (metric, direction), best first, jobs without a value last. Jobs that optimise
+    different metrics (optimized_metric=val/loss,val/Bleu_1) have values that do not compare: each metric
+    is ranked on its own, in the order its first job ran."""
+    groups: dict[tuple[str, str], list[JobRow]] = {}
+    for row in rows:
+        groups.setdefault((row.metric, row.direction), []).append(row)
+    for (_, direction), group in groups.items():
+        sign = -1.0 if direction == "maximize" else 1.0
+        group.sort(key=lambda r: (r.best_value is None, sign * r.best_value if r.best_value is not None else 0.0))
+    return groups
 
 
 def _cell(value: Any) -> str:
@@ -163,18 +203,38 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
-def _markdown(rows: list[JobRow], direction: str, shared: list[str], optuna: dict | None) -> str:
-    metric = rows[0].metric if rows else ""
-    out = io.StringIO()
-    out.write(f"# Sweep summary\n\n{len(rows)} jobs, sorted by best {metric or 'metric'} ({direction}).\n")
-    if shared:
-        out.write(f"All jobs: `{' '.join(shared)}`\n")
+def _jobs(n: int) -> str:
+    return f"{n} job" if n == 1 else f"{n} jobs"
+
+
+def _table(out: io.StringIO, rows: list[JobRow]) -> None:
+    metric = rows[0].metric
     names = ["job", "status", "overrides", f"best {metric}", "step", "epoch", "final", "wall time (s)", "checkpoint"]
     out.write("\n| " + " | ".join(names) + " |\n|" + "---|" * len(names) + "\n")
     for r in rows:
         cells = [r.job, r.status, f"`{r.overrides}`" if r.overrides else "", r.best_value, r.best_step, r.best_epoch,
                  r.final_value, None if r.wall_time_s is None else round(r.wall_time_s, 1), r.checkpoint]
         out.write("| " + " | ".join(_cell(c) for c in cells) + " |\n")
+
+
+def _markdown(rows: list[JobRow], shared: list[str], notes: list[str], optuna: dict | None) -> str:
+    groups = _ranked(rows)
+    out = io.StringIO()
+    out.write("# Sweep summary\n\n")
+    if len(groups) == 1:
+        (metric, direction), = groups
+        out.write(f"{_jobs(len(rows))}, sorted by best {metric or 'metric'} ({direction}).\n")
+    else:
+        out.write(f"{_jobs(len(rows))} optimising {len(groups)} metrics: each ranked on its own.\n")
+    if shared:
+        out.write(f"All jobs: `{' '.join(shared)}`\n")
+    for (metric, direction), group in groups.items():
+        if len(groups) > 1:
+            out.write(f"\n## {metric or 'no metric'} ({direction})\n\n{_jobs(len(group))}, sorted by best "
+                      f"{metric or 'metric'} ({direction}).\n")
+        _table(out, group)
+    if notes:
+        out.write("\n## Notes\n\n" + "".join(f"- {note}\n" for note in notes))
     failed = [r for r in rows if r.error]
     if failed:
         out.write("\n## Failed jobs\n\n")
@@ -188,14 +248,15 @@ def _markdown(rows: list[JobRow], direction: str, shared: list[str], optuna: dic
 
 
 def write_report(sweep_dir: str | Path) -> list[JobRow]:
-    """Write sweep_summary.csv and sweep_summary.md into `sweep_dir`; returns the rows, best first."""
+    """Write sweep_summary.csv and sweep_summary.md into `sweep_dir`; returns the rows, best first (grouped
+    by metric where jobs optimise different ones)."""
     sweep_dir = Path(sweep_dir)
-    rows, direction, shared = collect(sweep_dir)
+    rows, shared, notes = collect(sweep_dir)
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=[f.name for f in fields(JobRow)], lineterminator="\n")
     writer.writeheader()
     writer.writerows(asdict(r) for r in rows)
     write_text_atomic(sweep_dir / SUMMARY_CSV, table.getvalue())
     optuna = load_yaml(sweep_dir / "optimization_results.yaml")
-    write_text_atomic(sweep_dir / SUMMARY_MD, _markdown(rows, direction, shared, optuna))
+    write_text_atomic(sweep_dir / SUMMARY_MD, _markdown(rows, shared, notes, optuna))
     return rows
