@@ -285,7 +285,6 @@ def test_the_report_gives_the_best_validations_global_step_that_of_its_checkpoin
     assert (row.best_value, row.best_step) == (0.3, 2)  # best.ckpt's global_step, samples/val_step_000002.png
 
 
-
 def test_the_reports_checkpoint_holds_the_weights_of_the_best_step_of_the_jobs_own_metric(tmp_path):
     # optimized_metric=val/loss while the checkpoint callback keeps the best val/CIDEr: best.ckpt is step 2's
     for job in ("0", "1"):
@@ -348,3 +347,17 @@ def test_a_failed_jobs_reason_keeps_the_cause_hydra_gives_on_its_next_line(tmp_p
     error = json.loads((tmp_path / "sweep" / "0" / JOB_RESULT).read_text())["error"]
     assert error.startswith("InstantiationException: Error in call to target 'builtins.int': TypeError(")
     assert "'foo' is an invalid keyword argument for int()" in error and "\n" not in error
+
+
+def test_a_job_without_metrics_csv_has_no_best_value_and_the_report_says_it_is_ranked_by_its_final(tmp_path):
+    # logger=tensorboard: no csv/metrics.csv, so only the value the job returned is known
+    write_job(tmp_path / "0", ["seed=1"], None, {"status": "completed", "return_value": 0.1})
+    write_job(tmp_path / "1", ["seed=2"], None, {"status": "completed", "return_value": 0.2})
+    write_checkpoint(tmp_path / "1", "best.ckpt", global_step=2)
+    rows = write_report(tmp_path)
+    assert [(r.job, r.best_value, r.best_step, r.final_value) for r in rows] == [("1", None, None, 0.2),
+                                                                               ("0", None, None, 0.1)]
+    # its checkpoint callback keeps the best val/CIDEr, the job's metric: best.ckpt is still that best's
+    assert rows[0].checkpoint == str(tmp_path / "1" / "checkpoints" / "best.ckpt")
+    assert ("- job 0: its best val/CIDEr and its step are unknown: it logged no csv/metrics.csv (add logger=many "
+            "or the csv logger); it is ranked by its final value") in (tmp_path / SUMMARY_MD).read_text()

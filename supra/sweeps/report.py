@@ -163,6 +163,10 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], list[str], list[str]]:
         # this metric (optimized_metric=val/loss, monitor val/CIDEr) nor have its direction.
         ckpt_steps = _checkpoint_steps(job_dir)
         checkpoint = next((path for path, step in ckpt_steps.items() if best_step is not None and step == best_step), "")
+        best_ckpt = job_dir / "checkpoints" / "best.ckpt"
+        keeps_this_best = ckpt.get("monitor") == metric and ckpt.get("mode") == direction[:3]  # max | min
+        if best_step is None and keeps_this_best and best_ckpt.is_file():
+            checkpoint = str(best_ckpt)  # no step to check it by (no metrics.csv): the best of this metric by its config
         if best_step is not None and ckpt_steps and not checkpoint:
             monitor = ckpt.get("monitor")
             held = ", ".join(f"{Path(path).name} ("
@@ -171,15 +175,26 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], list[str], list[str]]:
             notes.append(f"job {job}: no checkpoint holds the weights of its best {metric} (step {best_step}); "
                          f"it has {held}")
         final_value = _float(result.get("return_value"))
+        if best_value is None and (final_value is not None or result.get("status") == "completed"):
+            # Said rather than read from TensorBoard's event files (or W&B's): one reader, metrics.csv's, for
+            # every logger; and the csv logger is the default. The job is ranked by what it returned.
+            why = ("it logged no csv/metrics.csv (add logger=many or the csv logger)"
+                   if not (job_dir / "csv" / "metrics.csv").is_file() else f"its csv/metrics.csv has no {metric}")
+            notes.append(f"job {job}: its best {metric} and its step are unknown: {why}"
+                         + ("; it is ranked by its final value" if final_value is not None else ""))
         rows.append(JobRow(
             job=job, status=result.get("status", "interrupted"),
             overrides=" ".join(o for o in overrides[job_dir] if o not in shared), metric=metric, direction=direction,
-            best_value=best_value if best_value is not None else final_value, best_step=best_step,
-            best_epoch=best_epoch, final_value=final_value,
+            best_value=best_value, best_step=best_step, best_epoch=best_epoch, final_value=final_value,
             wall_time_s=_float(result.get("wall_time_s")), checkpoint=checkpoint, error=str(result.get("error") or ""),
         ))
     rows = [r for group in _ranked(rows).values() for r in group]
     return rows, shared, notes
+
+
+def _ranking_value(row: JobRow) -> float | None:
+    """The best value, else (no metrics.csv, said in a note) the final one."""
+    return row.best_value if row.best_value is not None else row.final_value
 
 
 def _ranked(rows: list[JobRow]) -> dict[tuple[str, str], list[JobRow]]:
@@ -191,7 +206,7 @@ def _ranked(rows: list[JobRow]) -> dict[tuple[str, str], list[JobRow]]:
         groups.setdefault((row.metric, row.direction), []).append(row)
     for (_, direction), group in groups.items():
         sign = -1.0 if direction == "maximize" else 1.0
-        group.sort(key=lambda r: (r.best_value is None, sign * r.best_value if r.best_value is not None else 0.0))
+        group.sort(key=lambda r: (_ranking_value(r) is None, sign * (_ranking_value(r) or 0.0)))
     return groups
 
 
