@@ -180,3 +180,80 @@ def test_runs_claiming_one_folder_at_the_same_moment_get_it_once(tmp_path, monke
     claims = [results.get(timeout=5) for _ in processes]
     (winner,) = [pid for pid, owns in claims if owns]
     assert claimant(tmp_path / "run") == f"{socket.gethostname()} {winner}"
+
+
+def sweep_config(sweep_dir: Path, *overrides: str):
+    """train.yaml with Hydra's settings for `python train.py -m hydra.sweep.dir=<sweep_dir> <overrides>`."""
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="train", return_hydra_config=True,
+                       overrides=[f"hydra.sweep.dir={sweep_dir}", *overrides])
+
+
+def refusal(start, cfg, capsys) -> str:
+    """The one line `start(cfg)` (a KeepFinishedRuns hook) refuses the folder with, exit status 2."""
+    with pytest.raises(SystemExit) as refused:
+        start(cfg)
+    assert refused.value.code == 2
+    return capsys.readouterr().err
+
+
+def finished_job(folder: Path, *records: str) -> None:
+    for record in records:
+        (folder / record).parent.mkdir(parents=True, exist_ok=True)
+        (folder / record).write_text("a finished job's")
+
+
+def test_a_sweep_into_a_folder_whose_finished_jobs_are_nested_deeper_is_refused(tmp_path, capsys):
+    """hydra.sweep.subdir=lr${model.optimizer.lr}/${hydra.job.num} puts each job two levels down: Hydra would
+    write a second sweep's .hydra/ over those jobs' records before any job could refuse."""
+    finished_job(tmp_path / "lr0.001" / "0", "checkpoints/best.ckpt", "sweep_job.json")
+    cfg = sweep_config(tmp_path, "hydra.sweep.subdir=lr${model.optimizer.lr}/${hydra.job.num}")
+    assert refusal(KeepFinishedRuns().on_multirun_start, cfg, capsys) == (
+        f"error: hydra.sweep.dir={tmp_path} already holds another sweep's jobs (lr0.001/0/checkpoints/best.ckpt): "
+        "choose another with hydra.sweep.dir=DIR (an Optuna study kept in storage=... goes on from any folder)\n")
+
+
+def test_a_job_folder_that_is_the_same_for_every_job_is_refused_before_any_job_runs(tmp_path, capsys):
+    """`-m seed=1,2 hydra.sweep.subdir=x`: job 1 would write over job 0's records."""
+    cfg = sweep_config(tmp_path / "sweep", "hydra.sweep.subdir=x")
+    assert refusal(KeepFinishedRuns().on_multirun_start, cfg, capsys) == (
+        "error: hydra.sweep.subdir=x is the same folder for every job of the sweep, which would write over each "
+        "other's records: make it one per job with ${hydra.job.num} in it (hydra.sweep.subdir=x/${hydra.job.num}), "
+        "or leave it out\n")
+    assert not (tmp_path / "sweep").exists()
+    callback = KeepFinishedRuns()  # one per job, however nested, is taken
+    callback.on_multirun_start(sweep_config(tmp_path / "sweep", "hydra.sweep.subdir=x/${hydra.job.num}"))
+    callback.on_multirun_end(cfg)
+
+
+def test_a_sweep_into_a_folder_whose_jobs_saved_no_checkpoint_or_test_scores_is_refused(tmp_path, capsys):
+    """Jobs run with test=false and no checkpoints leave their record and logged curves: a second sweep would
+    replace their settings and add its curves to their csv/metrics.csv."""
+    sweep, run = tmp_path / "sweep", tmp_path / "run"
+    finished_job(sweep / "0", "sweep_job.json", "csv/metrics.csv")
+    assert "already holds another sweep's jobs (0/sweep_job.json)" in refusal(
+        KeepFinishedRuns().on_multirun_start, sweep_config(sweep), capsys)
+    finished_job(run, ".hydra/config.yaml", "csv/metrics.csv")  # a single run's the same way
+    assert "already holds a finished run (csv/metrics.csv)" in refusal(
+        KeepFinishedRuns().on_run_start, hydra_config(str(run)), capsys)
+
+
+def test_a_folder_a_run_was_refused_in_before_its_work_is_free_for_the_corrected_command(tmp_path):
+    """Hydra writes .hydra/ and the log before the run refuses bad input (`seed=abc`): no run's result."""
+    finished_job(tmp_path, ".hydra/config.yaml", ".hydra/overrides.yaml", "train.log")
+    cfg = hydra_config(str(tmp_path))
+    KeepFinishedRuns().on_run_start(cfg)
+    assert cfg.hydra.run.dir == str(tmp_path)
+
+
+def test_a_sweep_into_a_finished_runs_folder_and_a_run_into_a_sweeps_folder_are_refused(tmp_path, capsys):
+    run, sweep = tmp_path / "run", tmp_path / "sweep"
+    finished_job(run, "checkpoints/best.ckpt", "metrics.json")
+    finished_job(sweep, "multirun.yaml", "0/sweep_job.json")
+    assert refusal(KeepFinishedRuns().on_multirun_start, sweep_config(run), capsys) == (
+        f"error: hydra.sweep.dir={run} already holds a finished run (checkpoints/best.ckpt): choose another with "
+        "hydra.sweep.dir=DIR (an Optuna study kept in storage=... goes on from any folder)\n")
+    assert refusal(KeepFinishedRuns().on_run_start, hydra_config(str(sweep)), capsys) == (
+        f"error: hydra.run.dir={sweep} is a sweep's folder (multirun.yaml): choose another with hydra.run.dir=DIR, "
+        "or leave it out for a new dated folder\n")

@@ -13,6 +13,7 @@ listed a job under settings it was not trained with).
 from __future__ import annotations
 
 import atexit
+import copy
 import os
 import shlex
 import socket
@@ -27,18 +28,35 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from lightning.fabric.utilities.rank_zero import _get_rank
-from omegaconf import DictConfig, OmegaConf, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from supra.utils.hydra_quoting import hydra_quoted
 
-RESULTS = ("checkpoints/*.ckpt", "metrics.json")  # what a finished train.py or evaluate.py run leaves
+# What a run leaves once it has started its work (a sweep job's record, its logged curves, its checkpoints, its
+# test scores): a folder holding any of them is a run's, even one that saved no checkpoint and ran no test.
+# Not Hydra's .hydra/ or <job>.log alone: Hydra writes those before a run refused on bad input, whose folder
+# is then free for the corrected command. "sweep_job.json": supra.sweeps.report.JOB_RESULT (a layer above).
+RECORDS = ("checkpoints/*.ckpt", "metrics.json", "sweep_job.json", "csv/metrics.csv",
+           "tensorboard/events.out.tfevents.*", "wandb_run_id.txt", "wandb/*run-*")
+SWEEP_RECORD = "multirun.yaml"  # Hydra's, in every sweep's folder
 # "<host> <pid> <start>" of the live process writing a run or sweep folder (see _start_time), removed at end
 OWNER = ".supra_run_owner"
 
 
 def finished_run_file(folder: Path) -> Path | None:
-    """A result of a finished run in `folder` (a checkpoint, metrics.json), or None."""
-    return next((path for pattern in RESULTS for path in sorted(folder.glob(pattern))), None)
+    """A record of a run in `folder` itself (a checkpoint, metrics.json, sweep_job.json, logged curves), or
+    None."""
+    return next((path for pattern in RECORDS for path in sorted(folder.glob(pattern))), None)
+
+
+def run_file_within(folder: Path) -> Path | None:
+    """A record of a run in `folder` or in any folder below it: a sweep's jobs may be nested
+    (hydra.sweep.subdir=lr${model.optimizer.lr}/${hydra.job.num})."""
+    for parent, children, _ in os.walk(folder):
+        children.sort()
+        if held := finished_run_file(Path(parent)):
+            return held
+    return None
 
 
 def stopped_short(folder: Path) -> tuple[int, int] | None:
@@ -70,6 +88,9 @@ class KeepFinishedRuns(Callback):
         resumed = " (a resumed run, ckpt_path=..., writes a new one)" if "ckpt_path" in config else ""
 
         def finished(folder: Path) -> str | None:
+            if (folder / SWEEP_RECORD).is_file():  # its jobs' folders are below it, not where a run writes
+                return (f"hydra.run.dir={folder} is a sweep's folder ({SWEEP_RECORD}): choose another with "
+                        "hydra.run.dir=DIR, or leave it out for a new dated folder")
             held = finished_run_file(folder)
             if held and not (folder / "metrics.json").is_file() and (stopped := stopped_short(folder)):
                 return (f"hydra.run.dir={folder} already holds an interrupted run (checkpoints/last.ckpt at step "
@@ -80,11 +101,16 @@ class KeepFinishedRuns(Callback):
         self._take(config, "run", finished)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _refuse_shared_job_folders(config)
+
         def finished(folder: Path) -> str | None:
-            held = next((path for job in sorted(folder.glob("*/")) if (path := finished_run_file(job))), None)
-            return held and (f"hydra.sweep.dir={folder} already holds a sweep's finished jobs "
-                             f"({held.relative_to(folder)}): choose another with hydra.sweep.dir=DIR (an Optuna "
-                             "study kept in storage=... goes on from any folder)")
+            own = finished_run_file(folder)  # a single run's folder, not a sweep's
+            held = own or run_file_within(folder)
+            if held is None:
+                return None
+            what = "a finished run" if own else "another sweep's jobs"
+            return (f"hydra.sweep.dir={folder} already holds {what} ({held.relative_to(folder)}): choose another "
+                    "with hydra.sweep.dir=DIR (an Optuna study kept in storage=... goes on from any folder)")
         self._take(config, "sweep", finished)
 
     def on_run_end(self, config: DictConfig, **kwargs: Any) -> None:
@@ -175,6 +201,27 @@ def _create_claim(claim: Path, text: str) -> None:
         raise
     finally:
         os.close(descriptor)
+
+
+def _refuse_shared_job_folders(config: DictConfig) -> None:
+    """A hydra.sweep.subdir that is the same for two jobs (`hydra.sweep.subdir=x`, or one naming only a swept
+    value) refused before any job runs: Hydra writes each job's .hydra/ into it before the job itself runs, so
+    a later job would replace an earlier one's record of its settings, and its results after. Told by
+    resolving it for two job numbers (and ids): unique only if it follows them."""
+    subdirs = set()
+    for num in (0, 1):
+        job = copy.deepcopy(config)
+        with read_write(job.hydra), open_dict(job.hydra):
+            job.hydra.job.num, job.hydra.job.id = num, f"job_id_for_{num}"
+        try:
+            subdirs.add(str(job.hydra.sweep.subdir))
+        except Exception:  # resolvable only inside a job: its folder is checked there (supra.runner)
+            return
+    if len(subdirs) == 1:
+        subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False)["subdir"]
+        _refuse(f"hydra.sweep.subdir={subdir} is the same folder for every job of the sweep, which would write "
+                f"over each other's records: make it one per job with ${{hydra.job.num}} in it "
+                f"(hydra.sweep.subdir={subdir}/${{hydra.job.num}}), or leave it out")
 
 
 def _set_sweep_dir_of_jobs(config: DictConfig, folder: Path) -> None:
