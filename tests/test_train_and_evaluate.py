@@ -13,6 +13,9 @@ from pathlib import Path
 import pytest
 import torch
 import wandb
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import read_write
 
 from supra.loggers.wandb_logger import build_wandb_logger
 from supra.runner.evaluation import evaluate
@@ -103,6 +106,21 @@ def test_training_into_a_folder_that_holds_a_run_is_refused_and_leaves_it_whole(
                                              r"\(checkpoints/best.ckpt\): choose another with hydra.run.dir=DIR"):
         train(compose_config("train", trained_run, ["trainer.max_steps=2"]))
     assert {p: p.stat().st_mtime_ns for p in (trained_run / "checkpoints").iterdir()} == before
+
+
+def test_a_sweep_job_into_a_folder_that_holds_another_jobs_records_names_the_sweep_options(tmp_path):
+    """The last check, inside the job (after Hydra wrote its .hydra/): a sweep job's folder is
+    hydra.sweep.dir/hydra.sweep.subdir, and hydra.run.dir does not choose it."""
+    job = tmp_path / "sweep" / "x"
+    (job / "csv").mkdir(parents=True)
+    (job / "csv" / "metrics.csv").write_text("step,val/loss\n2,1.0\n")  # job 0's curves, no checkpoint
+    cfg = compose_config("train", job, ["trainer.max_steps=2"])
+    with read_write(HydraConfig.get()):
+        HydraConfig.get().mode = RunMode.MULTIRUN
+    with pytest.raises(SupraUserError, match=re.escape(
+            f"the output directory {job} already holds a run (csv/metrics.csv): choose another with "
+            "hydra.sweep.dir=DIR, and give each job a folder of its own with ${hydra.job.num} in hydra.sweep.subdir")):
+        train(cfg)
 
 
 def test_resume_from_last_checkpoint_continues_at_the_same_step(trained_run, train_config, caplog):

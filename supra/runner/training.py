@@ -14,6 +14,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from hydra.utils import instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -36,6 +37,7 @@ from supra.utils.cli import CONF_DIR, check_option_types
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 from supra.utils.hardware import check_accelerator
+from supra.utils.run_folders import finished_run_file
 from supra.utils.state_dicts import check_state_fits
 
 log = logging.getLogger(__name__)
@@ -46,6 +48,11 @@ def _group_choice(group: str) -> str:
         return HydraConfig.get().runtime.choices.get(group) or group
     except ValueError:  # not running under Hydra (API use)
         return group
+
+
+def _in_sweep() -> bool:
+    """A job of `-m` (its folder is hydra.sweep.dir/hydra.sweep.subdir, not hydra.run.dir)."""
+    return HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN
 
 
 def check_run_config(cfg: DictConfig) -> None:
@@ -74,11 +81,14 @@ def check_run_config(cfg: DictConfig) -> None:
     chosen = CONF_DIR / "trainer" / f"{trainer_name}.yaml"
     cpu_trainer = chosen.is_file() and OmegaConf.load(chosen).get("accelerator") == "cpu"
     check_accelerator(cfg.trainer, trainer_name, cpu_trainer)
-    require_writable_dir(cfg.paths.output_dir, f"the output directory {cfg.paths.output_dir}", "choose another with hydra.run.dir=DIR")
-    held = sorted(Path(cfg.paths.output_dir).glob("checkpoints/*.ckpt"))
+    require_writable_dir(cfg.paths.output_dir, f"the output directory {cfg.paths.output_dir}", f"choose another with {'hydra.sweep.dir' if _in_sweep() else 'hydra.run.dir'}=DIR")
+    held = finished_run_file(Path(cfg.paths.output_dir))
     if cfg.get("train") and held:  # its checkpoints would be replaced and its logged curves mixed with ours
-        raise SupraUserError(f"the output directory {cfg.paths.output_dir} already holds a run (checkpoints/{held[0].name}): "
-                             "choose another with hydra.run.dir=DIR (a resumed run, ckpt_path=..., writes a new one)")
+        choose = ("choose another with hydra.run.dir=DIR (a resumed run, ckpt_path=..., writes a new one)"
+                  if not _in_sweep() else "choose another with hydra.sweep.dir=DIR, and give each job a folder of "
+                  "its own with ${hydra.job.num} in hydra.sweep.subdir")
+        raise SupraUserError(f"the output directory {cfg.paths.output_dir} already holds a run "
+                             f"({held.relative_to(cfg.paths.output_dir)}): {choose}")
     if cfg.get("ckpt_path") and Path(cfg.ckpt_path).is_dir():
         last = [p for p in (Path(cfg.ckpt_path) / "checkpoints" / "last.ckpt", Path(cfg.ckpt_path) / "last.ckpt") if p.is_file()]
         raise SupraUserError(f"ckpt_path={cfg.ckpt_path} is a folder: give a last.ckpt or best.ckpt of a run"
