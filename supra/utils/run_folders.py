@@ -1,6 +1,7 @@
 """A run never writes over another: `python train.py hydra.run.dir=DIR` (or evaluate.py) into the folder of a
-finished run, or `-m hydra.sweep.dir=DIR` into a finished sweep's, is refused in one line; so is a folder a
-live run is writing. Two runs started in the same second (`for s in 1 2; do python train.py seed=$s & done`)
+finished run or of a sweep, or `-m hydra.sweep.dir=DIR` into a folder holding a run's records at any depth (a
+finished run's, a sweep's jobs), is refused in one line; so is a folder a live run is writing, and a
+hydra.sweep.subdir that would put two jobs of one sweep in the same folder. Two runs started in the same second (`for s in 1 2; do python train.py seed=$s & done`)
 would share the dated default folder, and each other's checkpoints: the second takes `<folder>_1` (a sweep's
 jobs too, not only its multirun.yaml).
 
