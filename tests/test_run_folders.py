@@ -210,7 +210,7 @@ def test_a_sweep_into_a_folder_whose_finished_jobs_are_nested_deeper_is_refused(
     finished_job(tmp_path / "lr0.001" / "0", "checkpoints/best.ckpt", "sweep_job.json")
     cfg = sweep_config(tmp_path, "hydra.sweep.subdir=lr${model.optimizer.lr}/${hydra.job.num}")
     assert refusal(KeepFinishedRuns().on_multirun_start, cfg, capsys) == (
-        f"error: hydra.sweep.dir={tmp_path} already holds another sweep's jobs (lr0.001/0/checkpoints/best.ckpt): "
+        f"error: hydra.sweep.dir={tmp_path} already holds a sweep's finished jobs (lr0.001/0/checkpoints/best.ckpt): "
         "choose another with hydra.sweep.dir=DIR (an Optuna study kept in storage=... goes on from any folder)\n")
 
 
@@ -232,7 +232,7 @@ def test_a_sweep_into_a_folder_whose_jobs_saved_no_checkpoint_or_test_scores_is_
     replace their settings and add its curves to their csv/metrics.csv."""
     sweep, run = tmp_path / "sweep", tmp_path / "run"
     finished_job(sweep / "0", "sweep_job.json", "csv/metrics.csv")
-    assert "already holds another sweep's jobs (0/sweep_job.json)" in refusal(
+    assert "already holds a sweep's finished jobs (0/sweep_job.json)" in refusal(
         KeepFinishedRuns().on_multirun_start, sweep_config(sweep), capsys)
     finished_job(run, ".hydra/config.yaml", "csv/metrics.csv")  # a single run's the same way
     assert "already holds a finished run (csv/metrics.csv)" in refusal(

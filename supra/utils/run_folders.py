@@ -109,7 +109,7 @@ class KeepFinishedRuns(Callback):
             held = own or run_file_within(folder)
             if held is None:
                 return None
-            what = "a finished run" if own else "another sweep's jobs"
+            what = "a finished run" if own else "a sweep's finished jobs"
             return (f"hydra.sweep.dir={folder} already holds {what} ({held.relative_to(folder)}): choose another "
                     "with hydra.sweep.dir=DIR (an Optuna study kept in storage=... goes on from any folder)")
         self._take(config, "sweep", finished)
