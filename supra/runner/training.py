@@ -81,7 +81,9 @@ def check_run_config(cfg: DictConfig) -> None:
     chosen = CONF_DIR / "trainer" / f"{trainer_name}.yaml"
     cpu_trainer = chosen.is_file() and OmegaConf.load(chosen).get("accelerator") == "cpu"
     check_accelerator(cfg.trainer, trainer_name, cpu_trainer)
-    require_writable_dir(cfg.paths.output_dir, f"the output directory {cfg.paths.output_dir}", f"choose another with {'hydra.sweep.dir' if _in_sweep() else 'hydra.run.dir'}=DIR")
+    folder_option = "hydra.sweep.dir" if _in_sweep() else "hydra.run.dir"
+    require_writable_dir(cfg.paths.output_dir, f"the output directory {cfg.paths.output_dir}",
+                         f"choose another with {folder_option}=DIR")
     held = finished_run_file(Path(cfg.paths.output_dir))
     if cfg.get("train") and held:  # its checkpoints would be replaced and its logged curves mixed with ours
         choose = ("choose another with hydra.run.dir=DIR (a resumed run, ckpt_path=..., writes a new one)"

@@ -98,7 +98,13 @@ def exit_if_run_dir_unwritable(argv: Sequence[str], default_log_dir: str | None 
             if "${" in folder:  # a dated folder (`runs/${now:%H-%M}`): its fixed part, not a folder named "${now"
                 folder = folder.split("${")[0].rpartition("/")[0] or "."
             try:
-                check_writable_dir(folder)
+                if option == "hydra.sweep.dir":  # not made here: a sweep refused later (quoting) leaves no folder
+                    nearest = Path(folder)
+                    while not nearest.exists() and nearest != nearest.parent:
+                        nearest = nearest.parent
+                    check_writable_dir(nearest, create=False)
+                else:
+                    check_writable_dir(folder)
             except OSError as err:
                 print(f"error: cannot write to {option}={folder} ({err.strerror or err}): "
                       f"choose another with {option}=DIR", file=sys.stderr)
