@@ -361,3 +361,34 @@ def test_a_job_without_metrics_csv_has_no_best_value_and_the_report_says_it_is_r
     assert rows[0].checkpoint == str(tmp_path / "1" / "checkpoints" / "best.ckpt")
     assert ("- job 0: its best val/CIDEr and its step are unknown: it logged no csv/metrics.csv (add logger=many "
             "or the csv logger); it is ranked by its final value") in (tmp_path / SUMMARY_MD).read_text()
+
+
+def optuna_sweep_config(*overrides: str):
+    """train.yaml with hparams_search=vlm_optuna and Hydra's settings, as `python train.py -m` composes it."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.global_hydra import GlobalHydra
+
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose(config_name="train", return_hydra_config=True, overrides=["hparams_search=vlm_optuna", *overrides])
+
+
+@pytest.mark.parametrize(("overrides", "message"), [
+    (["hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0 must be a whole number >= 1"),
+    (["hydra.sweeper.n_jobs=0"], "hydra.sweeper.n_jobs=0 must be a whole number >= 1"),
+    (["hydra.sweeper.storage=sqlite:///{tmp}/no_folder/study.db"],
+     "hydra.sweeper.storage=sqlite:///{tmp}/no_folder/study.db: cannot write the study file there (No such file or "
+     "directory): give a file in a folder you can write to (sqlite:///sweeps.db, beside the command)"),
+    (["hydra.sweeper.storage=sqlite:///{tmp}/study.db", "hydra.sweeper.study_name=kept"],
+     "hydra.sweeper.direction=maximize, but the study kept in sqlite:///{tmp}/study.db was made to minimize: give its "
+     "direction, or another hydra.sweeper.study_name"),
+])
+def test_optuna_settings_its_sweeper_would_fail_on_are_one_line_before_the_sweep(overrides, message, tmp_path, capsys):
+    optuna.create_study(storage=f"sqlite:///{tmp_path}/study.db", study_name="kept", direction="minimize")
+    cfg = optuna_sweep_config(*(o.format(tmp=tmp_path) for o in overrides))
+    with pytest.raises(SystemExit) as refused:
+        SweepJobRecorder().on_multirun_start(cfg)
+    assert refused.value.code == 2 and capsys.readouterr().err == f"error: {message.format(tmp=tmp_path)}\n"
+    # the study's own direction, or a study of another name, goes on
+    SweepJobRecorder().on_multirun_start(optuna_sweep_config(f"hydra.sweeper.storage=sqlite:///{tmp_path}/study.db",
+                                                            "hydra.sweeper.study_name=kept", "hydra.sweeper.direction=minimize"))

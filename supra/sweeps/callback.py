@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from supra.sweeps.optuna_settings import check_optuna_settings
 from supra.sweeps.report import JOB_RESULT, SUMMARY_MD, write_report
 from supra.utils.cli import FailedJob
 from supra.utils.errors import SupraUserError
@@ -38,6 +40,11 @@ class SweepJobRecorder(Callback):
         # ours is ${paths.log_dir}/... = ${hydra:runtime.cwd}/logs/..., which then cannot resolve and
         # `python train.py -m ...` stopped at once. Setting it here, before the sweeper starts, resolves it.
         HydraConfig.instance().set_config(config)
+        try:
+            check_optuna_settings(config.hydra.sweeper)
+        except SupraUserError as err:  # before Hydra starts the sweep: one line, as the folder checks say theirs
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
         direction, metric = config.hydra.sweeper.get("direction"), str(config.get("optimized_metric") or "")
         if direction == "maximize" and "loss" in metric:
             log.warning("optimized_metric=%s is maximised (hydra.sweeper.direction=maximize): add "
