@@ -61,6 +61,16 @@ def net_state(checkpoint: dict[str, Any], prefix: str = "net.") -> dict[str, tor
     return {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
 
 
+def checkpoint_step(path: str | Path) -> int | None:
+    """The global step a checkpoint file was saved at, memory-mapped (no weights read); None for a file that
+    holds none or cannot be read."""
+    try:
+        step = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step")
+    except (OSError, RuntimeError, ValueError, EOFError, AttributeError, pickle.UnpicklingError):
+        return None
+    return step if isinstance(step, int) else None
+
+
 def refuse_changed_model(source: str, differ: list[tuple[str, object, object]]) -> None:
     """A resumed run's model.net settings that differ from its checkpoint's run (`differ`: key, theirs, ours),
     in one line: the weights would go on training as another model than the one they were trained as."""

@@ -10,6 +10,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from supra.artifacts.checkpoints import checkpoint_step
 from supra.utils.errors import SupraUserError
 from supra.utils.files import give_plain_permissions
 
@@ -79,11 +80,8 @@ def tested_by_its_run(ckpt: str | Path) -> bool:
     tested = folder / "best.ckpt" if (folder / "best.ckpt").is_file() else folder / "last.ckpt"
     if not tested.is_file():
         return False
-    return Path(ckpt).resolve() == tested.resolve() or _global_step(ckpt) == _global_step(tested)
-
-
-def _global_step(ckpt: str | Path) -> Any:
-    return torch.load(ckpt, map_location="cpu", weights_only=False, mmap=True).get("global_step")
+    step = checkpoint_step(tested)
+    return Path(ckpt).resolve() == tested.resolve() or (step is not None and checkpoint_step(ckpt) == step)
 
 
 def run_results(ckpt: str | Path) -> tuple[dict[str, Any] | None, Path | None]:

@@ -10,12 +10,17 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
-import torch
 from omegaconf import DictConfig
 
 from supra.artifacts.a2a_release import load_a2a, scored_settings
 from supra.artifacts.captioner_release import load_captioner, scored_decoding
-from supra.artifacts.checkpoints import artifact_kind, load_supra_checkpoint, load_vqvae, run_config_of
+from supra.artifacts.checkpoints import (
+    artifact_kind,
+    checkpoint_step,
+    load_supra_checkpoint,
+    load_vqvae,
+    run_config_of,
+)
 from supra.artifacts.hub import local_path
 from supra.artifacts.kinds import (
     A2A_CHECKPOINT,
@@ -116,15 +121,6 @@ LOADERS = {CAPTIONER_CHECKPOINT: _captioner, CAPTIONER_RELEASE: _captioner, A2A_
            VQVAE_CHECKPOINT: _vqvae}
 
 
-def checkpoint_step(ckpt: str) -> int | None:
-    """The training step of a train.py checkpoint (a release folder keeps none of its own)."""
-    path = local_path(ckpt)
-    if not path.is_file():
-        return None
-    step = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step")  # mmap: no weights read
-    return step if isinstance(step, int) else None
-
-
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score `cfg.ckpt` on `cfg.data.split`; writes metrics.json, predictions.json and sample pictures
     into the run directory, and returns metrics.json's content."""
@@ -139,7 +135,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     refuse_unread_options(cfg, "eval", [o for o in DECODING_OPTIONS if o not in DECODING_READ.get(kind, DECODING_OPTIONS)],
                           f"ckpt={cfg.ckpt} is a {kind}, whose scoring")
     task, tokenizer, run_cfg, pictures = LOADERS[kind](cfg)
-    task.weights_step = checkpoint_step(cfg.ckpt)  # the step its pictures are named by: not this trainer's 0
+    # the step its pictures are named by, not this trainer's 0 (a release folder keeps none of its own)
+    path = local_path(cfg.ckpt)
+    task.weights_step = checkpoint_step(path) if path.is_file() else None
     data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} is a release folder, which holds no "
                                   f"data config: {DATA_HINTS.get(kind, 'add data=...')}")
     outputs = {key: str(output_dir / name) for key, name in OUTPUT_FILES.items() if key in data_cfg}

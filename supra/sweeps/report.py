@@ -13,15 +13,14 @@ import csv
 import io
 import json
 import math
-import pickle
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
 from omegaconf import OmegaConf
 
+from supra.artifacts.checkpoints import checkpoint_step
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_text_atomic
 
@@ -100,15 +99,8 @@ def _best_logged(job_dir: Path, metric: str, direction: str) -> tuple[float | No
 
 def _checkpoint_steps(job_dir: Path) -> dict[str, int | None]:
     """The global step of each of the job's checkpoints/{best,last}.ckpt that exists (None: unreadable)."""
-    steps: dict[str, int | None] = {}
-    for path in (job_dir / "checkpoints" / "best.ckpt", job_dir / "checkpoints" / "last.ckpt"):
-        if path.is_file():
-            try:  # mmap: no weights read
-                step = torch.load(path, map_location="cpu", weights_only=True, mmap=True).get("global_step")
-            except (OSError, RuntimeError, ValueError, EOFError, AttributeError, pickle.UnpicklingError):
-                step = None
-            steps[str(path)] = step if isinstance(step, int) else None
-    return steps
+    paths = (job_dir / "checkpoints" / "best.ckpt", job_dir / "checkpoints" / "last.ckpt")
+    return {str(path): checkpoint_step(path) for path in paths if path.is_file()}
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
