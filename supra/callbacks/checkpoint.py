@@ -62,7 +62,8 @@ class LastStepModelCheckpoint(ModelCheckpoint):
 
     Lightning writes last.ckpt at a validation's end only when it wrote a best checkpoint there too, and at
     train end only if none was written yet; when max_steps is not a multiple of val_check_interval the final
-    steps would be lost to a resume. Here it is written at every validation's end and at train end. At every
+    steps would be lost to a resume. Here it is written at every validation's end (a once-per-epoch one's at the
+    epoch's end, after Lightning's save of the best there) and at train end. At every
     validation, not only at train end: Lightning resumes a checkpoint of a step that validated as one written
     at that validation's end, and counts that step's end again (its logging step), so a last.ckpt written
     after that step's end resumed logging one step ahead.

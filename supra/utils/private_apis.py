@@ -6,6 +6,8 @@ these changes shape, so an upgrade shows what to mend in one place. Why each is 
 
 - a checkpoint at the last step: ModelCheckpoint writes last.ckpt at validations, and at train end only
   when it wrote none at all, so steps after the last validation would be lost to a resume;
+- when ModelCheckpoint saves the best: at a once-per-epoch validation it saves at the epoch's end, and a
+  last.ckpt written before that (at the validation's end) would make it skip the save;
 - a stop at the end of the batch: Ctrl-C during a fit stops it as SIGTERM does (the loops finish the
   batch, then raise SIGTERMException), so that last.ckpt is written at the step reached;
 - the last batch of an epoch: the captioner scores its last validation of a fit even when
