@@ -84,7 +84,7 @@ def exit_if_run_dir_unwritable(argv: Sequence[str], default_log_dir: str | None 
     if default_log_dir and not options & {"hydra.run.dir", "hydra.sweep.dir", "paths.log_dir", "paths.root_dir"}:
         folder = Path(default_log_dir)
         try:  # without creating it: Hydra does, in the folder chosen after composing (an experiment may move it)
-            check_writable_dir(folder if folder.exists() else folder.parent, create=False)
+            _check_writable_unmade(folder)
         except OSError as err:
             print(f"error: cannot write to {folder.resolve()} ({err.strerror or err}), where runs go by default: "
                   "run from a folder you can write to, or choose one with paths.log_dir=DIR", file=sys.stderr)
@@ -99,16 +99,21 @@ def exit_if_run_dir_unwritable(argv: Sequence[str], default_log_dir: str | None 
                 folder = folder.split("${")[0].rpartition("/")[0] or "."
             try:
                 if option == "hydra.sweep.dir":  # not made here: a sweep refused later (quoting) leaves no folder
-                    nearest = Path(folder)
-                    while not nearest.exists() and nearest != nearest.parent:
-                        nearest = nearest.parent
-                    check_writable_dir(nearest, create=False)
+                    _check_writable_unmade(Path(folder))
                 else:
                     check_writable_dir(folder)
             except OSError as err:
                 print(f"error: cannot write to {option}={folder} ({err.strerror or err}): "
                       f"choose another with {option}=DIR", file=sys.stderr)
                 raise SystemExit(2) from None
+
+
+def _check_writable_unmade(folder: Path) -> None:
+    """`folder` could be made and written, proven in the nearest folder above it that exists, without making
+    it (OSError if not)."""
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    check_writable_dir(folder, create=False)
 
 
 def exit_if_unknown_option(config_name: str, argv: Sequence[str]) -> None:
