@@ -25,6 +25,7 @@ from omegaconf import read_write
 
 from supra.runner.training import train
 from supra.sweeps.callback import SweepJobRecorder
+from supra.sweeps.optuna_settings import STUDY_METRIC
 from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, write_report
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
@@ -173,7 +174,9 @@ def test_optuna_sqlite_study_is_resumed_by_a_second_sweep(tmp_path):
     args = [*TINY_OPTUNA, f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=resumed"]
     first = sweep(tmp_path, *args, "hydra.sweeper.n_trials=1", sweep_dir="first")
     assert first.returncode == 0, first.stderr[-3000:]
-    second = sweep(tmp_path, *args, "hydra.sweeper.n_trials=1", sweep_dir="second")
+    # the configured seed (1234, the first session's), given on the command line: it replaces the
+    # configured ${study_seed:...}, and is advanced past the stored trial all the same
+    second = sweep(tmp_path, *args, "hydra.sweeper.n_trials=1", "hydra.sweeper.sampler.seed=1234", sweep_dir="second")
     assert second.returncode == 0, second.stderr[-3000:]
     study = optuna.load_study(study_name="resumed", storage=storage)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
@@ -392,3 +395,38 @@ def test_optuna_settings_its_sweeper_would_fail_on_are_one_line_before_the_sweep
     # the study's own direction, or a study of another name, goes on
     SweepJobRecorder().on_multirun_start(optuna_sweep_config(f"hydra.sweeper.storage=sqlite:///{tmp_path}/study.db",
                                                             "hydra.sweeper.study_name=kept", "hydra.sweeper.direction=minimize"))
+
+
+def stored_study(tmp_path: Path, trials: int) -> str:
+    """A study "kept" in tmp_path/study.db that maximises and holds `trials` completed trials."""
+    storage = f"sqlite:///{tmp_path}/study.db"
+    study = optuna.create_study(storage=storage, study_name="kept", direction="maximize")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=trials)
+    return storage
+
+
+def test_a_stored_study_records_the_metric_it_optimises_and_refuses_another(tmp_path, capsys):
+    storage = f"sqlite:///{tmp_path}/study.db"
+    settings = [f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=new"]
+    SweepJobRecorder().on_multirun_start(optuna_sweep_config(*settings))
+    assert optuna.load_study(study_name="new", storage=storage).user_attrs == {STUDY_METRIC: "val/CIDEr"}
+    with pytest.raises(SystemExit) as refused:
+        SweepJobRecorder().on_multirun_start(optuna_sweep_config(*settings, "optimized_metric=val/BLEU-4"))
+    assert refused.value.code == 2 and capsys.readouterr().err == (
+        f"error: optimized_metric=val/BLEU-4, but the study new in {storage} holds values of val/CIDEr: give "
+        "optimized_metric=val/CIDEr, or another hydra.sweeper.study_name\n")
+    SweepJobRecorder().on_multirun_start(optuna_sweep_config(*settings))  # its own metric goes on
+
+
+def test_a_sampler_seed_given_for_a_stored_study_is_advanced_past_its_trials_as_the_configured_one_is(tmp_path):
+    settings = [f"hydra.sweeper.storage={stored_study(tmp_path, trials=3)}", "hydra.sweeper.study_name=kept"]
+    given = optuna_sweep_config(*settings, "hydra.sweeper.sampler.seed=7")
+    SweepJobRecorder().on_multirun_start(given)
+    assert given.hydra.sweeper.sampler.seed == 7 + 3
+    configured = optuna_sweep_config(*settings)
+    SweepJobRecorder().on_multirun_start(configured)
+    assert configured.hydra.sweeper.sampler.seed == 1234 + 3
+    # a new study's given seed is kept as given
+    fresh = optuna_sweep_config(*settings[:1], "hydra.sweeper.study_name=fresh", "hydra.sweeper.sampler.seed=7")
+    SweepJobRecorder().on_multirun_start(fresh)
+    assert fresh.hydra.sweeper.sampler.seed == 7

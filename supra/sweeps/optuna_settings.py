@@ -1,7 +1,10 @@
 """The Optuna sweeper's settings, checked before its first trial: Optuna finds these problems only once
 Hydra has set the sweep up, and says them as tracebacks (`ZeroDivisionError` for n_jobs=0, "No trials are
 completed yet" for n_trials=0, sqlalchemy's `OperationalError` for a storage file that cannot be made,
-"Cannot overwrite study direction" for a stored study asked to go the other way)."""
+"Cannot overwrite study direction" for a stored study asked to go the other way). A stored study also
+records the metric it optimises, which Optuna does not: resumed with another, it would rank the values of
+two metrics as one. And a fixed sampler seed given on the command line (it replaces the configured
+`${study_seed:...}`) is advanced past the stored trials as that one is (supra/sweeps/optuna_seed.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +12,16 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
+from supra.sweeps.optuna_seed import study_seed
 from supra.utils.errors import SupraUserError
 from supra.utils.files import check_writable_dir
 
+STUDY_METRIC = "supra_optimized_metric"  # the study's user attribute naming what its values are
 
-def check_optuna_settings(sweeper: DictConfig) -> None:
-    """One line for a bad hydra.sweeper.* of the Optuna sweeper (nothing for another sweeper)."""
+
+def check_optuna_settings(sweeper: DictConfig, optimized_metric: str | None) -> None:
+    """One line for a bad hydra.sweeper.* of the Optuna sweeper (nothing for another sweeper); a stored study
+    is made here if it is new, recording `optimized_metric`."""
     if "n_trials" not in sweeper:
         return
     for key in ("n_trials", "n_jobs"):
@@ -30,19 +37,39 @@ def check_optuna_settings(sweeper: DictConfig) -> None:
     except OSError as err:
         raise SupraUserError(f"hydra.sweeper.storage={storage}: cannot write the study file there ({err.strerror or err}): "
                              "give a file in a folder you can write to (sqlite:///sweeps.db, beside the command)") from None
-    if name and path.is_file():
-        _check_stored_direction(str(storage), str(name), sweeper.get("direction"))
+    if name:
+        _check_stored_study(str(storage), str(name), sweeper.get("direction"), optimized_metric)
 
 
-def _check_stored_direction(storage: str, name: str, asked: object) -> None:
+def _check_stored_study(storage: str, name: str, asked: object, metric: str | None) -> None:
     import optuna
 
+    wanted = [str(d) for d in asked] if OmegaConf.is_list(asked) or isinstance(asked, list) else [str(asked)]
     try:
         study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:  # no such study yet: the sweeper makes it
-        return
+    except KeyError:  # a new study: made as the sweeper would make it (it then loads this one)
+        study = optuna.create_study(study_name=name, storage=storage, directions=wanted)
     stored = [d.name.lower() for d in study.directions]
-    wanted = [str(d) for d in asked] if OmegaConf.is_list(asked) or isinstance(asked, list) else [str(asked)]
     if stored != wanted:
         raise SupraUserError(f"hydra.sweeper.direction={asked}, but the study {name} in {storage} was made to "
                              f"{', '.join(stored)}: give its direction, or another hydra.sweeper.study_name")
+    recorded = study.user_attrs.get(STUDY_METRIC)
+    if metric and recorded and recorded != metric:
+        raise SupraUserError(f"optimized_metric={metric}, but the study {name} in {storage} holds values of "
+                             f"{recorded}: give optimized_metric={recorded}, or another hydra.sweeper.study_name")
+    if metric and not recorded:  # a new study, or one stored before studies recorded their metric
+        study.set_user_attr(STUDY_METRIC, metric)
+
+
+def seed_past_stored_trials(sweeper: DictConfig) -> int | None:
+    """The sampler seed a resumed study's session should use when the command line fixed the seed, which
+    replaces the configured `${study_seed:...}` (else the session would draw its first trials' hyperparameters
+    again): that seed advanced past the stored trials. None when nothing is to change."""
+    sampler = sweeper.get("sampler")
+    if "n_trials" not in sweeper or not isinstance(sampler, DictConfig) or "seed" not in sampler:
+        return None
+    given = OmegaConf.to_container(sampler, resolve=False)["seed"]
+    if not isinstance(given, int) or isinstance(given, bool):  # the configured interpolation, or no seed
+        return None
+    seed = study_seed(given, sweeper.get("storage"), sweeper.get("study_name"))
+    return seed if seed != given else None
