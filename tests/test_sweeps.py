@@ -25,7 +25,7 @@ from omegaconf import read_write
 
 from supra.runner.training import train
 from supra.sweeps.callback import SweepJobRecorder
-from supra.sweeps.optuna_settings import STUDY_METRIC
+from supra.sweeps.optuna_settings import STUDY_METRIC, SweeperSettingsCheck
 from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, write_report
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
@@ -390,11 +390,19 @@ def test_optuna_settings_its_sweeper_would_fail_on_are_one_line_before_the_sweep
     optuna.create_study(storage=f"sqlite:///{tmp_path}/study.db", study_name="kept", direction="minimize")
     cfg = optuna_sweep_config(*(o.format(tmp=tmp_path) for o in overrides))
     with pytest.raises(SystemExit) as refused:
-        SweepJobRecorder().on_multirun_start(cfg)
+        SweeperSettingsCheck().on_multirun_start(cfg)
     assert refused.value.code == 2 and capsys.readouterr().err == f"error: {message.format(tmp=tmp_path)}\n"
     # the study's own direction, or a study of another name, goes on
-    SweepJobRecorder().on_multirun_start(optuna_sweep_config(f"hydra.sweeper.storage=sqlite:///{tmp_path}/study.db",
-                                                            "hydra.sweeper.study_name=kept", "hydra.sweeper.direction=minimize"))
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(
+        f"hydra.sweeper.storage=sqlite:///{tmp_path}/study.db", "hydra.sweeper.study_name=kept",
+        "hydra.sweeper.direction=minimize"))
+
+
+def test_a_refused_sweep_makes_no_sweep_folder(tmp_path):
+    result = sweep(tmp_path, *TINY_OPTUNA, "hydra.sweeper.n_trials=0")
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines()[-1] == "error: hydra.sweeper.n_trials=0 must be a whole number >= 1"
+    assert not (tmp_path / "sweep").exists()
 
 
 def stored_study(tmp_path: Path, trials: int) -> str:
@@ -408,25 +416,25 @@ def stored_study(tmp_path: Path, trials: int) -> str:
 def test_a_stored_study_records_the_metric_it_optimises_and_refuses_another(tmp_path, capsys):
     storage = f"sqlite:///{tmp_path}/study.db"
     settings = [f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=new"]
-    SweepJobRecorder().on_multirun_start(optuna_sweep_config(*settings))
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings))
     assert optuna.load_study(study_name="new", storage=storage).user_attrs == {STUDY_METRIC: "val/CIDEr"}
     with pytest.raises(SystemExit) as refused:
-        SweepJobRecorder().on_multirun_start(optuna_sweep_config(*settings, "optimized_metric=val/BLEU-4"))
+        SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings, "optimized_metric=val/BLEU-4"))
     assert refused.value.code == 2 and capsys.readouterr().err == (
         f"error: optimized_metric=val/BLEU-4, but the study new in {storage} holds values of val/CIDEr: give "
         "optimized_metric=val/CIDEr, or another hydra.sweeper.study_name\n")
-    SweepJobRecorder().on_multirun_start(optuna_sweep_config(*settings))  # its own metric goes on
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings))  # its own metric goes on
 
 
 def test_a_sampler_seed_given_for_a_stored_study_is_advanced_past_its_trials_as_the_configured_one_is(tmp_path):
     settings = [f"hydra.sweeper.storage={stored_study(tmp_path, trials=3)}", "hydra.sweeper.study_name=kept"]
     given = optuna_sweep_config(*settings, "hydra.sweeper.sampler.seed=7")
-    SweepJobRecorder().on_multirun_start(given)
+    SweeperSettingsCheck().on_multirun_start(given)
     assert given.hydra.sweeper.sampler.seed == 7 + 3
     configured = optuna_sweep_config(*settings)
-    SweepJobRecorder().on_multirun_start(configured)
+    SweeperSettingsCheck().on_multirun_start(configured)
     assert configured.hydra.sweeper.sampler.seed == 1234 + 3
     # a new study's given seed is kept as given
     fresh = optuna_sweep_config(*settings[:1], "hydra.sweeper.study_name=fresh", "hydra.sweeper.sampler.seed=7")
-    SweepJobRecorder().on_multirun_start(fresh)
+    SweeperSettingsCheck().on_multirun_start(fresh)
     assert fresh.hydra.sweeper.sampler.seed == 7

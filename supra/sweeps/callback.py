@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -18,12 +17,11 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from supra.sweeps.optuna_settings import check_optuna_settings, seed_past_stored_trials
 from supra.sweeps.report import JOB_RESULT, SUMMARY_MD, write_report
 from supra.utils.cli import FailedJob
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
-from supra.utils.private_apis import job_error, set_sweeper_sampler_seed
+from supra.utils.private_apis import job_error
 
 log = logging.getLogger(__name__)
 
@@ -40,17 +38,6 @@ class SweepJobRecorder(Callback):
         # ours is ${paths.log_dir}/... = ${hydra:runtime.cwd}/logs/..., which then cannot resolve and
         # `python train.py -m ...` stopped at once. Setting it here, before the sweeper starts, resolves it.
         HydraConfig.instance().set_config(config)
-        try:
-            check_optuna_settings(config.hydra.sweeper, config.get("optimized_metric"))
-        except SupraUserError as err:  # before Hydra starts the sweep: one line, as the folder checks say theirs
-            print(f"error: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
-        if (seed := seed_past_stored_trials(config.hydra.sweeper)) is not None:
-            set_sweeper_sampler_seed(config, seed)
-        direction, metric = config.hydra.sweeper.get("direction"), str(config.get("optimized_metric") or "")
-        if direction == "maximize" and "loss" in metric:
-            log.warning("optimized_metric=%s is maximised (hydra.sweeper.direction=maximize): add "
-                        "hydra.sweeper.direction=minimize to search for the lowest", metric)
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._started = time.perf_counter()

@@ -8,15 +8,43 @@ two metrics as one. And a fixed sampler seed given on the command line (it repla
 
 from __future__ import annotations
 
+import logging
+import sys
 from pathlib import Path
+from typing import Any
 
-from omegaconf import DictConfig, OmegaConf
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
+from omegaconf import DictConfig, OmegaConf, read_write
 
 from supra.sweeps.optuna_seed import study_seed
 from supra.utils.errors import SupraUserError
 from supra.utils.files import check_writable_dir
 
 STUDY_METRIC = "supra_optimized_metric"  # the study's user attribute naming what its values are
+
+log = logging.getLogger(__name__)
+
+
+class SweeperSettingsCheck(Callback):
+    """Hydra callback, first in hydra.callbacks (conf/hydra/default.yaml): the sweeper's settings are checked
+    before anything of the sweep is made (its folder included), and a fixed seed is advanced for a resumed
+    study in the config Hydra makes the sweeper from, after this call."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        HydraConfig.instance().set_config(config)  # a storage path may use ${hydra:runtime.cwd}
+        metric = config.get("optimized_metric")
+        try:
+            check_optuna_settings(config.hydra.sweeper, metric)
+        except SupraUserError as err:  # before Hydra starts the sweep: one line, as the folder checks say theirs
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+        if (seed := seed_past_stored_trials(config.hydra.sweeper)) is not None:
+            with read_write(config.hydra):  # Hydra's own settings are read-only to its callbacks
+                config.hydra.sweeper.sampler.seed = seed
+        if config.hydra.sweeper.get("direction") == "maximize" and "loss" in str(metric or ""):
+            log.warning("optimized_metric=%s is maximised (hydra.sweeper.direction=maximize): add "
+                        "hydra.sweeper.direction=minimize to search for the lowest", metric)
 
 
 def check_optuna_settings(sweeper: DictConfig, optimized_metric: str | None) -> None:

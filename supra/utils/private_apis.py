@@ -21,9 +21,7 @@ these changes shape, so an upgrade shows what to mend in one place. Why each is 
 - the progress bar's epoch: a run bounded by max_steps has max_epochs=-1, which RichProgressBar showed
   as "Epoch 0/-2";
 - the CSV writer's known columns: under ddp_spawn, fit and test write one metrics.csv from two processes;
-- a failed sweep job's exception: JobReturn.return_value re-raises it after printing to stderr;
-- the sweeper's settings: Hydra makes its sweeper from the config its callbacks' on_multirun_start was
-  given, after that call, and a fixed sampler seed is advanced there past a resumed study's trials.
+- a failed sweep job's exception: JobReturn.return_value re-raises it after printing to stderr.
 """
 
 from __future__ import annotations
@@ -39,7 +37,6 @@ from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.strategies.launchers import subprocess_script
-from omegaconf import DictConfig, read_write
 
 ChildCommand = Callable[[int], tuple[Sequence[str], str]]
 
@@ -139,12 +136,3 @@ def set_experiment(logger: CSVLogger, writer: ExperimentWriter) -> None:
 def job_error(job_return: JobReturn) -> Any:
     """The exception a failed Hydra job raised, without re-raising it."""
     return job_return._return_value
-
-
-# -- hydra's multirun -------------------------------------------------------------------------------------
-
-def set_sweeper_sampler_seed(config: DictConfig, seed: int) -> None:
-    """Seed the sweeper's sampler with `seed`, from a callback's on_multirun_start: Hydra's multirun makes the
-    sweeper from the same config object after that call (tested by the resumed Optuna study's sweep)."""
-    with read_write(config.hydra):  # Hydra's own settings are read-only
-        config.hydra.sweeper.sampler.seed = seed
