@@ -126,15 +126,19 @@ def test_a_sweep_job_into_a_folder_that_holds_another_jobs_records_names_the_swe
 def test_resume_from_last_checkpoint_continues_at_the_same_step(trained_run, train_config, caplog):
     last = trained_run / "checkpoints" / "last.ckpt"
     cfg = train_config(f"ckpt_path={last}", "trainer.max_steps=37", "trainer.val_check_interval=15", "test=false",
-                       "model.scheduler.warmup_steps=5", "model.optimizer.lr=1e-2", run="resumed")  # the run's: 3e-3
+                       "model.scheduler.warmup_steps=5", "model.optimizer.lr=1e-2", "model.weight_decay=0.2",
+                       run="resumed")  # the run's: lr 3e-3, weight decay 0.01
     with caplog.at_level("WARNING", logger="supra.runner.training"):
         train(cfg)
     # the checkpoint's optimizer and schedule go on: the settings given now are said to be unused
     said = [r.getMessage() for r in caplog.records if r.name == "supra.runner.training"]
     assert said == [f"resuming ckpt_path={last} with model.optimizer.lr=0.01 (was 0.003): not used: the checkpoint's "
-                    "optimizer state goes on"]  # the schedule and the data as the run's: nothing to say of them
+                    "optimizer state goes on",
+                    f"resuming ckpt_path={last} with model.weight_decay=0.2 (was 0.01): not used: the checkpoint's "
+                    "optimizer state (its weight decay) goes on"]  # the schedule and the data as the run's
     resumed = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
     before = torch.load(last, weights_only=True)
+    assert [g["weight_decay"] for g in resumed["optimizer_states"][0]["param_groups"]] == [0.01, 0.0]
     # 37 is no multiple of the validation interval: last.ckpt still holds the final step
     assert before["global_step"] == 30 and resumed["global_step"] == 37
     # the optimizer and scheduler went on from step 30 rather than starting again

@@ -230,10 +230,11 @@ def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
                    if key not in quiet and ours.get(key) != theirs.get(key)]
         if changed:
             log.warning("resuming ckpt_path=%s with %s: %s", cfg.ckpt_path, ", ".join(changed), outcome)
-    given, started_from = cfg.model.get("init_from"), (run_config.get("model") or {}).get("init_from")
-    if given != started_from:
-        log.warning("resuming ckpt_path=%s with model.init_from=%s (was %s): not used: the checkpoint's weights go on",
-                    cfg.ckpt_path, given, started_from)
+    for key, outcome in (("weight_decay", "not used: the checkpoint's optimizer state (its weight decay) goes on"),
+                         ("init_from", "not used: the checkpoint's weights go on")):
+        given, theirs = cfg.model.get(key), (run_config.get("model") or {}).get(key)
+        if given != theirs:
+            log.warning("resuming ckpt_path=%s with model.%s=%s (was %s): %s", cfg.ckpt_path, key, given, theirs, outcome)
 
 
 def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig) -> str | None:
