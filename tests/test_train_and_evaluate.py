@@ -265,6 +265,9 @@ BAD_TRAIN_INPUTS = {
                                          "the best val/CIDEr): VQAutoencodingTask takes callbacks=vqvae, add it",
     "callbacks=vqvae": "error: callbacks=vqvae is made for another model (its checkpoint keeps the best val/psnr): "
                        "CaptioningTask takes callbacks=default, add it",
+    # a key its class does not take: instantiate's TypeError, a traceback, without the check
+    "+model.weightdecay=0.1": "error: model.weightdecay=0.1: CaptioningTask has no option weightdecay: did you mean "
+                              "model.weight_decay?",
 }
 @pytest.fixture(scope="module")
 def train_py_runs(tmp_path_factory, trained_run) -> dict[str, subprocess.CompletedProcess]:

@@ -39,6 +39,7 @@ from supra.utils.files import require_writable_dir
 from supra.utils.hardware import check_accelerator
 from supra.utils.run_folders import finished_run_file
 from supra.utils.state_dicts import check_state_fits
+from supra.utils.target_options import check_target_options
 
 log = logging.getLogger(__name__)
 
@@ -137,6 +138,8 @@ def train(cfg: DictConfig) -> tuple[float | None, dict[str, float]]:
 def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, dict[str, float]]:
     check_run_config(cfg)
     share_cpu_threads(cfg.trainer)
+    for group in ("model", "data", "trainer", "callbacks", "logger"):
+        check_target_options(cfg.get(group), group)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     run_config = OmegaConf.to_container(cfg, resolve=True)

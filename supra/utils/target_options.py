@@ -1,0 +1,68 @@
+"""Keys of a `_target_` config node that its class or function does not take (a typo on the command line,
+`+model.foo=...`), said in one line naming the key and the options there are. Hydra's `instantiate` passes
+every key on, and the constructor's TypeError ends the run in a traceback (one per job of a sweep), after
+whatever was built before it."""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+from typing import Any
+
+from hydra.utils import get_object
+from omegaconf import DictConfig, ListConfig, OmegaConf
+
+from supra.utils.errors import SupraUserError
+
+
+def check_target_options(node: DictConfig | ListConfig | None, where: str) -> None:
+    """Refuse, in one line, a key of `node` (or of a `_target_` node anywhere inside it) that its target does
+    not take as a keyword. Targets that take **kwargs, or that cannot be imported or inspected, are left to
+    `instantiate`, which says what is wrong with them."""
+    if node is None:
+        return
+    _check(OmegaConf.to_container(node, resolve=False), where)
+
+
+def _check(value: Any, where: str) -> None:
+    if isinstance(value, list):
+        for i, item in enumerate(value):
+            _check(item, f"{where}[{i}]")
+        return
+    if not isinstance(value, dict):
+        return
+    options = _options(value.get("_target_"))
+    unknown = [key for key in value if not str(key).startswith("_") and options is not None and key not in options]
+    if unknown:
+        key, name = str(unknown[0]), str(value["_target_"]).rsplit(".", 1)[-1]
+        close = difflib.get_close_matches(key, sorted(options), n=1)
+        hint = (f": did you mean {where}.{close[0]}?" if close else
+                f" (its options at {where}: {', '.join(sorted(options))})" if len(options) <= 16 else "")
+        raise SupraUserError(f"{where}.{key}={value[key]}: {name} has no option {key}{hint}")
+    for key, item in value.items():
+        _check(item, f"{where}.{key}")
+
+
+def _options(target: Any) -> set[str] | None:
+    """The keywords `target` takes; None (any) when it takes **kwargs or cannot be looked at. The **kwargs of
+    a class of Supra's are taken to go on to its base class's __init__ (the DataModules' do), whose keywords
+    it then takes too; a library's class with **kwargs takes any."""
+    if not isinstance(target, str) or "${" in target:
+        return None
+    try:
+        found = get_object(target)
+    except Exception:  # noqa: BLE001 - an unknown target is instantiate's to name
+        return None
+    inits = [c.__dict__["__init__"] for c in found.__mro__ if "__init__" in c.__dict__] if isinstance(found, type) else [found]
+    options: set[str] = set()
+    for init in inits:
+        try:
+            parameters = list(inspect.signature(init).parameters.values())
+        except (TypeError, ValueError):
+            return None
+        options |= {p.name for p in parameters if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)}
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters):
+            return options - {"self"}
+        if not getattr(init, "__module__", "").startswith("supra."):
+            break
+    return None

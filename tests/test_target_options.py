@@ -1,0 +1,65 @@
+"""A key a configured class does not take (a typo, `+model.foo=...`) is one line naming it, before anything is
+built, not the constructor's TypeError from inside instantiate (one traceback per job of a sweep); train.py's
+line: test_train_and_evaluate.py's BAD_TRAIN_INPUTS."""
+
+import pytest
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+
+import supra.runner.components  # noqa: F401 - the resolvers the shipped configs use
+from supra.utils.errors import SupraUserError
+from supra.utils.target_options import check_target_options
+from tests.conftest import ROOT
+
+CONF = ROOT / "conf"
+GROUPS = ("model", "data", "trainer", "callbacks", "logger")
+
+
+def composed(*overrides: str):
+    GlobalHydra.instance().clear()
+    with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
+        return compose(config_name="train", overrides=list(overrides))
+
+
+def every_shipped_choice() -> list[str]:
+    choices = [f"experiment={p.stem}" for p in sorted((CONF / "experiment").glob("*.yaml"))]
+    for group in ("model", "data", "trainer", "callbacks", "logger", "debug", "study"):
+        choices += [f"{group}={p.stem}" for p in sorted((CONF / group).glob("*.yaml"))]
+    for part in ("encoder", "fusion", "decoder"):
+        choices += [f"model/{part}={p.stem}" for p in sorted((CONF / "model" / part).glob("*.yaml"))]
+    return choices
+
+
+def test_every_shipped_config_takes_only_options_its_classes_have():
+    for choice in every_shipped_choice():
+        cfg = composed(choice)
+        for group in GROUPS:
+            check_target_options(cfg.get(group), group)
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("+model.foo=1", "model.foo=1: CaptioningTask has no option foo"),
+    ("+model.weightdecay=0.1", "model.weightdecay=0.1: CaptioningTask has no option weightdecay: did you mean "
+                               "model.weight_decay?"),
+    ("+model.optimizer.betas2=0.9", "model.optimizer.betas2=0.9: AdamW has no option betas2: did you mean "
+                                    "model.optimizer.betas?"),
+    ("+trainer.max_step=3", "trainer.max_step=3: Trainer has no option max_step: did you mean trainer.max_steps?"),
+    # a DataModule passes **settings on to its base class: the base's options count, others do not
+    ("+data.batchsize=8", "data.batchsize=8: ShapesDataModule has no option batchsize: did you mean data.batch_size?"),
+    ("+callbacks.model_checkpoint.every=2", "callbacks.model_checkpoint.every=2: LastStepModelCheckpoint has no "
+                                            "option every"),
+])
+def test_a_key_its_class_does_not_take_is_named_with_the_nearest_option(override, message):
+    cfg = composed(override)
+    group = override.lstrip("+").split(".")[0]
+    with pytest.raises(SupraUserError) as refused:
+        check_target_options(cfg.get(group), group)
+    assert str(refused.value).startswith(message)
+
+
+def test_a_short_list_of_options_is_given_when_no_option_is_near():
+    with pytest.raises(SupraUserError, match=r"logger\.csv\.xyz=1: CSVLoggerKeepingColumns has no option xyz \(its "
+                                             r"options at logger\.csv: flush_logs_every_n_steps, name, prefix, "
+                                             r"save_dir, version\)"):
+        check_target_options(composed("+logger.csv.xyz=1").logger, "logger")
+
