@@ -510,6 +510,20 @@ def test_only_the_study_as_documented_replaces_the_one_in_docs():
     assert other_settings(["experiment=vlm_study", "trainer.max_steps=2", "study=release"]) == ["trainer.max_steps=2"]
 
 
+def test_settings_that_change_no_result_leave_a_study_the_documented_one():
+    """Where caches and logs go and what is printed or logged change no score; anything that may (the worker
+    count changes the shuffle: README, "What else a run depends on") still makes it another study."""
+    from supra.sweeps.study import RECIPE, study_command
+
+    harmless = ["paths.cache_dir=/fast", "callbacks.progress_bar=null", "~callbacks.model_summary", "logger=many",
+                "logger.wandb.project=p", "paths.log_dir=/logs", "tags=[a]", "data.show_progress=false"]
+    for setting in harmless:
+        assert study_command(["experiment=vlm_study", setting]) == (RECIPE, []), setting
+    for setting in ["data.num_workers=2", "paths=kaggle", "paths.data_dir=/d", "callbacks.caption_grid=null",
+                    "data.eval_batch_size=4", "paths.cache_dir_extra=1"]:
+        assert study_command(["experiment=vlm_study", setting])[1] == [setting]
+
+
 def write_study_job(job_dir: Path, overrides: list[str], net: dict) -> None:
     """A finished study job as it lies on disk: its overrides, run config, test metrics and step times."""
     (job_dir / ".hydra").mkdir(parents=True)
@@ -540,6 +554,27 @@ def test_study_report_names_the_command_its_jobs_ran_and_says_when_it_is_not_the
     table = (tmp_path / "out" / "study.md").read_text()
     assert "same data, steps and seed: `python train.py experiment=vlm_study`" in table and "Not the" not in table
     assert capsys.readouterr().err == ""
+
+
+def test_the_end_of_a_documented_study_run_with_harmless_settings_updates_docs(tmp_path):
+    """StudyReport, as Hydra calls it when the multirun ends: a study of the documented settings (a cache
+    elsewhere, no progress bar) is the documented one, so docs/ gets it; one of fewer steps does not."""
+    from omegaconf import OmegaConf
+
+    from supra.sweeps.study import StudyReport
+
+    sweep = tmp_path / "sweep"
+    write_study_job(sweep / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET)
+
+    def end(*overrides: str, out: str) -> None:
+        config = OmegaConf.create({"hydra": {"overrides": {"task": ["experiment=vlm_study", "study=release",
+                                                                    *overrides]}, "sweep": {"dir": str(sweep)}}})
+        StudyReport(str(tmp_path / out)).on_multirun_end(config)
+
+    end("paths.cache_dir=/fast", "callbacks.progress_bar=null", out="docs")
+    assert "`python train.py experiment=vlm_study`" in (tmp_path / "docs" / "study.md").read_text()
+    end("trainer.max_steps=4", out="quick_docs")
+    assert not (tmp_path / "quick_docs").exists()
 
 
 def test_study_report_refuses_a_sweep_holding_a_job_that_is_no_captioner_in_one_line(tmp_path, capsys):

@@ -169,16 +169,33 @@ def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = RECIP
 # What a study run may set and still be the study docs/ shows: which variants, a pretrained tower's weights
 STUDY_CHOICES = ("experiment", "study", "model.net.pretrained.weights")
 
+# Settings that cannot change a result, so a run with them is still the documented study (a key, or anything
+# under it): where files and caches go, and what is shown or logged while it runs. Not data.num_workers (the
+# worker count changes the shuffle from the second epoch on, so the weights: README, "What else a run depends
+# on"), nor any key not known to leave every weight and score as they are (data.eval_batch_size,
+# callbacks.caption_grid, which generates during validation): a key joins only once that is known.
+HARMLESS_SETTINGS = (
+    "paths.cache_dir", "data.cache_dir",  # caches are keyed by their content: where they lie changes nothing read
+    "paths.log_dir", "paths.output_dir",  # where the runs' folders go
+    "data.show_progress", "callbacks.progress_bar", "callbacks.model_summary",  # what is printed
+    "callbacks.lr_monitor", "logger", "tags",  # what is logged, and where (the table reads metrics.json)
+)
+
+
+def _harmless(key: str) -> bool:
+    return any(key == k or key.startswith(f"{k}.") for k in HARMLESS_SETTINGS)
+
 
 def other_settings(overrides: list[str]) -> list[str]:
     """The command-line overrides that make a study run another study than the documented one (fewer steps,
-    other data...): any but STUDY_CHOICES."""
-    return [o for o in overrides if o.split("=", 1)[0].lstrip("+~") not in STUDY_CHOICES]
+    other data...): any but STUDY_CHOICES and the HARMLESS_SETTINGS."""
+    keys = [(o, o.split("=", 1)[0].lstrip("+~")) for o in overrides]
+    return [o for o, key in keys if key not in STUDY_CHOICES and not _harmless(key)]
 
 
 def study_command(overrides: list[str]) -> tuple[str, list[str]]:
     """The command line of a study with these (sweep) overrides, and what makes it another study than RECIPE
-    (nothing: it is RECIPE, whichever variants ran)."""
+    (nothing: it is RECIPE, whichever variants ran and whatever HARMLESS_SETTINGS it gave)."""
     experiment = next((o for o in overrides if o.startswith("experiment=")), "without experiment=vlm_study")
     # another experiment, or none, is not the recipe's data, steps and seed
     changed = ([] if experiment == "experiment=vlm_study" else [experiment]) + other_settings(overrides)
