@@ -1,6 +1,10 @@
-"""`python -m supra.study_report dir=SWEEP_DIR [out=docs]`: (re)build the roadmap study's table and plot
+"""`python -m supra.study_report dir=SWEEP_DIR [out=DIR]`: (re)build the roadmap study's table and plot
 (study.md, study.csv, study.png) from a study multirun (conf/study_report.yaml; the report itself is
-supra/sweeps/study.py). The table names the command the jobs ran, read from their overrides."""
+supra/sweeps/study.py). The table names the command the jobs ran, read from their overrides.
+
+Where it writes, as the end of the study does: into docs/ only for the documented study (its rows merged
+by variant into the table there); any other study (fewer steps, other data) into its own folder, dir=,
+unless out= says otherwise, so that a quick try never replaces the committed table unasked."""
 
 from __future__ import annotations
 
@@ -12,14 +16,20 @@ from omegaconf import DictConfig
 from supra.sweeps.study import RECIPE, StudyRow, study_command, sweep_overrides, write_study
 from supra.utils.cli import hydra_command
 
+DOCS = "docs"  # the documented study's place, relative to where the command runs (as StudyReport's out_dir)
+
 
 def run(cfg: DictConfig) -> list[StudyRow]:
     command, changed = study_command(sweep_overrides(Path(cfg.dir)))
-    rows = write_study(cfg.dir, cfg.out, command, changed)
-    if changed:  # out=docs by default: a quick try there would stand in for the documented study
+    out = cfg.out if cfg.out is not None else cfg.dir if changed else DOCS
+    rows = write_study(cfg.dir, out, command, changed)
+    if changed and cfg.out is None:
+        print(f"dir={cfg.dir} is not the documented study ({RECIPE}): it ran with {' '.join(changed)}; its table "
+              f"is in {Path(out, 'study.md')} and {DOCS}/ is left as it is (out={DOCS} puts it there)", file=sys.stderr)
+    elif changed:  # written where the user said, docs/ maybe: the table says it is another study
         print(f"warning: dir={cfg.dir} is not the documented study ({RECIPE}): it ran with {' '.join(changed)}; "
-              f"{Path(cfg.out, 'study.md')} says so", file=sys.stderr)
-    print(Path(cfg.out, "study.md").read_text())
+              f"{Path(out, 'study.md')} says so", file=sys.stderr)
+    print(Path(out, "study.md").read_text())
     return rows
 
 

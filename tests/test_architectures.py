@@ -556,6 +556,66 @@ def test_study_report_names_the_command_its_jobs_ran_and_says_when_it_is_not_the
     assert capsys.readouterr().err == ""
 
 
+@pytest.fixture
+def committed_docs(tmp_path, monkeypatch) -> Path:
+    """A working folder whose docs/ holds the committed study (7 variants, 1,500 steps), where a user runs."""
+    import shutil
+
+    (tmp_path / "docs").mkdir()
+    for name in ("study.md", "study.csv", "study.png"):
+        shutil.copy(ROOT / "docs" / name, tmp_path / "docs" / name)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path / "docs"
+
+
+def docs_bytes(docs: Path) -> dict[str, bytes]:
+    return {name: (docs / name).read_bytes() for name in ("study.md", "study.csv", "study.png")}
+
+
+def test_study_report_writes_a_quick_study_into_its_own_folder_and_leaves_docs_alone(committed_docs, tmp_path, capsys):
+    """As the end of the study does: without out=, another study than the documented one goes into dir=."""
+    before = docs_bytes(committed_docs)
+    for job, variant in enumerate(("release", "resampler")):
+        write_study_job(tmp_path / "quick" / str(job), ["experiment=vlm_study", f"study={variant}",
+                                                        "trainer.max_steps=4"], CAPTIONER_NET)
+    run_command("study_report", f"dir={tmp_path / 'quick'}")
+    assert docs_bytes(committed_docs) == before
+    assert "Not the documented study" in (tmp_path / "quick" / "study.md").read_text()
+    assert (tmp_path / "quick" / "study.csv").read_text().count("\n") == 3
+    assert capsys.readouterr().err == (
+        f"dir={tmp_path / 'quick'} is not the documented study (python train.py experiment=vlm_study): it ran with "
+        f"trainer.max_steps=4; its table is in {tmp_path / 'quick' / 'study.md'} and docs/ is left as it is "
+        "(out=docs puts it there)\n")
+
+
+def test_a_documented_study_of_some_variants_updates_their_rows_in_docs_and_keeps_the_others(committed_docs, tmp_path):
+    """`python train.py experiment=vlm_study study=release,pretrained` re-runs the release row and adds the
+    tower's: the committed rows of the variants it did not run stay, in their order, with their machine."""
+    import csv
+
+    from supra.utils.hardware import cpu_description
+
+    def table() -> list[dict[str, str]]:
+        with (committed_docs / "study.csv").open(newline="") as file:
+            return list(csv.DictReader(file))
+
+    before = table()
+    for job, variant in enumerate(("release", "pretrained")):
+        write_study_job(tmp_path / "some" / str(job), ["experiment=vlm_study", f"study={variant}",
+                                                       "paths.cache_dir=/fast"], CAPTIONER_NET)
+    run_command("study_report", f"dir={tmp_path / 'some'}")
+    after = table()
+    assert [r["variant"] for r in after] == [r["variant"] for r in before] + ["pretrained"]
+    assert after[1:7] == before[1:7]
+    assert after[0]["CIDEr"] == after[7]["CIDEr"] == "1.5" and after[0]["measured_on"] == cpu_description()
+    md = (committed_docs / "study.md").read_text()
+    assert ("Rows run by the latest study: release, pretrained; kept from the table before it: nvis1, nvis4, vit, "
+            "cross_attention, resampler, decoder6.") in md
+    assert md.count("\n| ") == 9 and "Not the documented" not in md  # header and 8 rows
+    measured = next(line for line in md.splitlines() if line.startswith("Measured on: "))
+    assert cpu_description() in measured and before[1]["measured_on"] in measured  # each row's machine
+
+
 def test_the_end_of_a_documented_study_run_with_harmless_settings_updates_docs(tmp_path):
     """StudyReport, as Hydra calls it when the multirun ends: a study of the documented settings (a cache
     elsewhere, no progress bar) is the documented one, so docs/ gets it; one of fewer steps does not."""
@@ -575,6 +635,16 @@ def test_the_end_of_a_documented_study_run_with_harmless_settings_updates_docs(t
     assert "`python train.py experiment=vlm_study`" in (tmp_path / "docs" / "study.md").read_text()
     end("trainer.max_steps=4", out="quick_docs")
     assert not (tmp_path / "quick_docs").exists()
+
+
+def test_a_table_that_is_no_study_csv_is_named_in_one_line_rather_than_merged(committed_docs, tmp_path, capsys):
+    (committed_docs / "study.csv").write_text("name,score\nx,1\n")
+    write_study_job(tmp_path / "sweep" / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET)
+    with pytest.raises(SystemExit):
+        run_command("study_report", f"dir={tmp_path / 'sweep'}")
+    assert capsys.readouterr().err == (
+        "error: docs/study.csv: cannot read the study table there (column 'name' is not one of study.csv's); the "
+        "documented study's rows are merged into it by variant: move it away to write a new table\n")
 
 
 def test_study_report_refuses_a_sweep_holding_a_job_that_is_no_captioner_in_one_line(tmp_path, capsys):

@@ -44,6 +44,9 @@ class StudyRow:
     train_samples_per_s: float | None  # training steps only (forward, backward, optimizer)
     caption_images_per_s: float | None  # test steps: beam search (and the loss pass) per test image
     train_steps: int | None
+    # which machine the speeds were measured on: rows of one table may come from studies run apart (merged by
+    # variant), so each keeps its own (study.csv only; study.md says it above the table)
+    measured_on: str | None = None
 
 
 def _json(path: Path) -> dict[str, Any]:
@@ -89,6 +92,7 @@ def study_row(job_dir: Path) -> StudyRow | None:
         train_samples_per_s=counts.get("train_steps", 0) * batch / train_s if train_s and batch else None,
         caption_images_per_s=metrics.get("n_images", 0) / test_s if test_s else None,
         train_steps=counts.get("train_steps"),
+        measured_on=cpu_description(),
     )
 
 
@@ -100,18 +104,36 @@ def _cell(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-def markdown(rows: list[StudyRow], command: str, changed: list[str] | None = None) -> str:
-    names = [f.name for f in fields(StudyRow)]
+TABLE_COLUMNS = [f.name for f in fields(StudyRow) if f.name != "measured_on"]  # machines: one line above
+
+
+def _machines(rows: list[StudyRow]) -> str:
+    """"X" when every row was measured on X; else "X (release, nvis1); Y (vit)"."""
+    machines: dict[str, list[str]] = {}
+    for row in rows:
+        machines.setdefault(row.measured_on or "a machine not recorded", []).append(row.variant)
+    if len(machines) == 1:
+        return next(iter(machines))
+    return "; ".join(f"{machine} ({', '.join(variants)})" for machine, variants in machines.items())
+
+
+def markdown(rows: list[StudyRow], command: str, changed: list[str] | None = None,
+             kept: list[str] | None = None) -> str:
+    """The table; `kept`: the variants whose rows come from the table that was there before (merged)."""
     lines = ["# The roadmap study", "",
              f"Every architecture trained on the same data, steps and seed: `{command}`", ""]
     if changed:  # a quick try written where the documented study goes must not pass for it
-        lines += [f"Not the documented study (`{RECIPE}`): other settings ({' '.join(changed)}).", ""]
-    lines += [f"Measured on: {cpu_description()}. Scores are the test split's (beam search, width 3). Speeds are "
+        lines += [f"{NOT_DOCUMENTED} (`{RECIPE}`): other settings ({' '.join(changed)}).", ""]
+    if kept:
+        ran = [r.variant for r in rows if r.variant not in kept]
+        lines += [f"Rows run by the latest study: {', '.join(ran)}; kept from the table before it: {', '.join(kept)}.",
+                  ""]
+    lines += [f"Measured on: {_machines(rows)}. Scores are the test split's (beam search, width 3). Speeds are "
               "steps only, from each run's time_accounting.json: every run measures itself, so on a shared machine "
               "they carry its noise (compare one architecture's speed before and after a change with benchmarks/).",
               "", "![study](study.png)", "",
-              "| " + " | ".join(names) + " |", "|" + "---|" * len(names)]
-    lines += ["| " + " | ".join(_cell(getattr(r, n)) for n in names) + " |" for r in rows]
+              "| " + " | ".join(TABLE_COLUMNS) + " |", "|" + "---|" * len(TABLE_COLUMNS)]
+    lines += ["| " + " | ".join(_cell(getattr(r, n)) for n in TABLE_COLUMNS) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
@@ -144,10 +166,52 @@ def plot(rows: list[StudyRow], path: Path) -> None:
     plt.close(fig)
 
 
+NOT_DOCUMENTED = "Not the documented study"  # study.md's mark of a table of other settings
+
+
+def _read_rows(csv_path: Path) -> list[StudyRow]:
+    """The rows of a study.csv write_study wrote (empty cells None); one line naming the file if it is not one."""
+    types = {f.name: f.type for f in fields(StudyRow)}
+    try:
+        with csv_path.open(newline="") as file:
+            records = list(csv.DictReader(file))
+        rows = []
+        for record in records:
+            values: dict[str, Any] = {}
+            for name, text in record.items():
+                if name not in types or text is None:
+                    raise ValueError(f"column {name!r} is not one of study.csv's")
+                kind = types[name]
+                values[name] = None if text == "" else int(text) if kind.startswith("int") else (
+                    float(text) if kind.startswith("float") else text)
+            rows.append(StudyRow(**values))
+    except (OSError, ValueError, TypeError) as err:
+        raise SupraUserError(f"{csv_path}: cannot read the study table there ({err}); the documented study's rows "
+                             "are merged into it by variant: move it away to write a new table") from None
+    return rows
+
+
+def documented_rows(rows: list[StudyRow], out_dir: Path) -> tuple[list[StudyRow], list[str]]:
+    """A documented study's rows merged by variant into the documented table already in out_dir: a study of
+    some variants (study=release, or study=release,pretrained to add a tower's row) replaces their rows and
+    keeps the others', rather than leaving a table of one row. A table there of other settings (its study.md
+    says so) or none is replaced. Returns the rows and the variants kept from before."""
+    table, md = out_dir / "study.csv", out_dir / "study.md"
+    if not table.is_file() or not md.is_file() or NOT_DOCUMENTED in md.read_text():
+        return rows, []
+    ran = {r.variant: r for r in rows}
+    before = _read_rows(table)
+    kept = [r.variant for r in before if r.variant not in ran]
+    merged = [ran.pop(r.variant, r) for r in before]  # the table's order; new variants after it
+    return merged + list(ran.values()), kept
+
+
 def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = RECIPE,
                 changed: list[str] | None = None) -> list[StudyRow]:
     """study.md, study.csv and study.png of the sweep's finished jobs into out_dir (each file atomically).
-    `command`: the study's command line; `changed`: what in it makes it another study than the documented one."""
+    `command`: the study's command line; `changed`: what in it makes it another study than the documented one.
+    The documented study's rows are merged by variant into a documented table already in out_dir
+    (`documented_rows`); another study's replace what is there. Returns the rows written."""
     sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
     if not sweep_dir.is_dir():
         raise SupraUserError(f"dir={sweep_dir} is not a directory: give the study's multirun directory "
@@ -156,12 +220,13 @@ def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = RECIP
     if not rows:
         raise SupraUserError(f"{sweep_dir} holds no finished study job (<n>/metrics.json): nothing to report")
     require_writable_dir(out_dir, f"out={out_dir}")
+    rows, kept = (rows, []) if changed else documented_rows(rows, out_dir)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=[f.name for f in fields(StudyRow)])
     writer.writeheader()
     writer.writerows(asdict(r) for r in rows)
     write_text_atomic(out_dir / "study.csv", buffer.getvalue())
-    write_text_atomic(out_dir / "study.md", markdown(rows, command, changed))
+    write_text_atomic(out_dir / "study.md", markdown(rows, command, changed, kept))
     plot(rows, out_dir / "study.png")
     return rows
 
@@ -195,7 +260,8 @@ def other_settings(overrides: list[str]) -> list[str]:
 
 def study_command(overrides: list[str]) -> tuple[str, list[str]]:
     """The command line of a study with these (sweep) overrides, and what makes it another study than RECIPE
-    (nothing: it is RECIPE, whichever variants ran and whatever HARMLESS_SETTINGS it gave)."""
+    (nothing: it is RECIPE, whichever variants ran and whatever HARMLESS_SETTINGS it gave; write_study merges
+    a study of some variants into the documented table by variant)."""
     experiment = next((o for o in overrides if o.startswith("experiment=")), "without experiment=vlm_study")
     # another experiment, or none, is not the recipe's data, steps and seed
     changed = ([] if experiment == "experiment=vlm_study" else [experiment]) + other_settings(overrides)
@@ -216,8 +282,9 @@ def sweep_overrides(sweep_dir: Path) -> list[str]:
 
 class StudyReport(Callback):
     """Hydra callback: the study's table and plot into the sweep directory when the multirun ends, and into
-    `out_dir` (docs/) when it ran as documented; a study run with other settings (a quick try with fewer
-    steps) leaves the committed one alone and says how to put its own there."""
+    `out_dir` (docs/) when it ran as documented, its rows merged by variant into the table there (a study of
+    some variants updates theirs); a study run with other settings (a quick try with fewer steps) leaves the
+    committed one alone and says how to put its own there."""
 
     def __init__(self, out_dir: str) -> None:
         self.out_dir = out_dir
@@ -227,8 +294,7 @@ class StudyReport(Callback):
         sweep_dir = config.hydra.sweep.dir
         try:
             rows = write_study(sweep_dir, sweep_dir, command, changed)
-            if not changed:
-                write_study(sweep_dir, self.out_dir, command)
+            table = [] if changed else write_study(sweep_dir, self.out_dir, command)
         except SupraUserError as err:
             log.warning("no study report: %s", err)
             return
@@ -237,4 +303,5 @@ class StudyReport(Callback):
                      "supra.study_report dir=%s out=%s puts this one there)", len(rows), Path(sweep_dir) / "study.md",
                      self.out_dir, " ".join(changed), sweep_dir, self.out_dir)
         else:
-            log.info("study (%d variants): %s", len(rows), Path(self.out_dir) / "study.md")
+            log.info("study (%d variants run, %d rows in the table): %s", len(rows), len(table),
+                     Path(self.out_dir) / "study.md")
