@@ -5,16 +5,18 @@ Writes DIR/clip_00000.gif ... (looping, `frames` frames of `duration_ms` each) a
 line {"file": "clip_00000.gif", "caption": "..."} per caption (5 per clip): the layout data=media_folder
 reads (data.mode=clips). The GIFs are exact: their frames decode to the generated pixels (a clip has
 under 256 colours, written with its own palette). Clip i of split=S is clip i of the DataModule's split S
-with the same seed and frames; an earlier run's clips in DIR are replaced (its extra ones removed), other
-files are left alone (and their lines in an existing captions.jsonl kept), a `clip_intro.gif` of yours too.
+with the same seed and frames. DIR/.shapes_gifs.json records the clips a run wrote: an earlier run's clips
+in DIR are replaced (its extra ones removed), every other file is left alone (and its lines in an existing
+captions.jsonl kept), and a file of yours that a clip would write over (your own clip_00000.gif) is refused
+in one line before any clip is written.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from pathlib import Path
+from typing import Any
 
 from omegaconf import DictConfig
 from rich.progress import Progress
@@ -26,9 +28,19 @@ from supra.procedural.shapes_clips import generate_clips
 from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE, SPLIT_SEED_OFFSET
 from supra.utils.cli import hydra_command
 from supra.utils.errors import SupraUserError
-from supra.utils.files import remove_earlier_outputs, require_writable_dir, write_text_atomic
+from supra.utils.files import (
+    refuse_folders_in_the_way,
+    refuse_replacing_others,
+    remove_earlier_outputs,
+    require_writable_dir,
+    write_json_atomic,
+    write_text_atomic,
+)
 
-CLIP_NAME = re.compile(r"clip_\d{5,}\.gif")  # clip_00000.gif: what write_clips writes
+# the clips a run wrote into out (hidden: data=media_folder passes it over, as it is no media and no captions);
+# what a later run may replace, so a user's own clip_00000.gif there is never taken for one
+RECORD = ".shapes_gifs.json"
+INCOMPLETE = "a shapes_gifs run stopped while writing these clips: run it again to replace them"
 
 
 def write_clips(
@@ -48,33 +60,58 @@ def write_clips(
                              "second) and >= 20 (browsers play shorter frames at 100 ms)")
     if size < MIN_DRAWING_SIZE:
         raise SupraUserError(f"size={size} is too small to draw shapes: use {MIN_DRAWING_SIZE} or more")
+    digits = max(5, len(str(n - 1)))
+    names = [f"clip_{i:0{digits}d}.gif" for i in range(n)]
     out = require_writable_dir(out, f"out={out}")
     existing = listed_captions(out)  # read (or refused) before any clip is written
-    # an earlier run's clips: named as this command names them, directly in `out` (the user's own
-    # clip_intro.gif or sub/clip_00001.gif are theirs)
-    earlier = {name for name, _ in existing if name is not None and CLIP_NAME.fullmatch(name)}
+    record = earlier_record(out)
+    earlier = earlier_clips(record)  # by the record, never by name: a clip_00000.gif of the user's is theirs
+    refuse_folders_in_the_way(out, [*names, RECORD])
+    refuse_replacing_others(out, [*names, RECORD], {*earlier, RECORD} if record else set(),
+                            f"shapes_gifs run wrote (its {RECORD} does not list them)")
+    # listing every clip that may be there from now on: a run killed part-way leaves clips the next one replaces
+    write_json_atomic(out / RECORD, {"incomplete": INCOMPLETE, "files": sorted({*earlier, *names})})
     # the user's own captions of their own pictures in the same folder are kept, as their pictures are; the
     # earlier clips' go first, so a run killed part-way leaves clips without captions (skipped by
     # data=media_folder, and counted), never a new clip under an old clip's caption
     kept = [line for name, line in existing if name not in earlier]
     if earlier:
         write_text_atomic(out / "captions.jsonl", "".join(f"{line}\n" for line in kept))
-    digits = max(5, len(str(n - 1)))
     lines = []
     with Progress(disable=not show_progress, transient=True) as progress:
         task = progress.add_task(f"writing {n} clips of {frames} frames as GIFs", total=n)
         for first in range(0, n, chunk):  # in chunks: n clips at once might not fit in memory
             pixels, clips = generate_clips(min(chunk, n - first), seed + SPLIT_SEED_OFFSET[split], frames, size, first)
             for i, (clip_pixels, clip) in enumerate(zip(pixels, clips, strict=True)):
-                name = f"clip_{first + i:0{digits}d}.gif"
+                name = names[first + i]
                 write_exact_gif(clip_pixels, out / name, duration_ms)
                 lines += [json.dumps({"file": name, "caption": caption}) for caption in clip.captions]
             progress.advance(task, len(clips))
     # an earlier run's extra clips would be left without captions in a media folder read from `out`
-    written = {json.loads(line)["file"] for line in lines}
+    written = set(names)
     remove_earlier_outputs(out, earlier, written)
     kept = [line for name, line in existing if name not in earlier | written]
-    return write_text_atomic(out / "captions.jsonl", "\n".join(kept + lines) + "\n")
+    captions = write_text_atomic(out / "captions.jsonl", "\n".join(kept + lines) + "\n")
+    write_json_atomic(out / RECORD, {"command": "shapes_gifs", "n": n, "frames": frames, "seed": seed, "size": size,
+                                     "split": split, "duration_ms": duration_ms, "files": names})
+    return captions
+
+
+def earlier_record(out: Path) -> dict[str, Any] | None:
+    """out/.shapes_gifs.json when an earlier shapes_gifs run wrote it (an object listing its "files" by name);
+    None when there is none, or it is not one this command wrote."""
+    try:
+        record = json.loads((out / RECORD).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    listed = record.get("files") if isinstance(record, dict) else None
+    return record if isinstance(listed, list) and all(isinstance(name, str) for name in listed) else None
+
+
+def earlier_clips(record: dict[str, Any] | None) -> set[str]:
+    """The clips an earlier shapes_gifs run wrote, by its record (none without one). Only names directly in
+    out: a record edited to name sub/x.gif or ../x.gif names nothing there."""
+    return {name for name in record["files"] if name == Path(name).name} if record else set()
 
 
 def listed_captions(out: Path) -> list[tuple[str | None, str]]:

@@ -268,7 +268,8 @@ def test_cli_writes_exact_looping_gifs_and_five_caption_lines_per_clip(tmp_path,
         assert durations == [120] * 3 and loop == 0
         assert np.array_equal(np.stack(frames), clip.permute(0, 2, 3, 1).numpy())
         assert np.array_equal(np.stack(read_gif_frames(tmp_path / gif)), np.stack(frames))
-    assert not list(tmp_path.glob(".*")), "no temp files left behind"
+    assert [p.name for p in tmp_path.glob(".*")] == [".shapes_gifs.json"], "no temp files left behind"
+    assert json.loads((tmp_path / ".shapes_gifs.json").read_text())["files"] == gifs  # what a later run may replace
 
 
 def test_repeated_frames_are_kept_not_merged(tmp_path):
@@ -292,6 +293,34 @@ def test_fewer_clips_into_the_same_folder_leave_no_clip_without_captions(tmp_pat
     (tmp_path / "clip_mine.gif").write_bytes(b"GIF89a")  # not listed by the command: never touched
     run_command("shapes_gifs", f"out={tmp_path}", "n=1", "frames=2", "size=32")
     assert sorted(p.name for p in tmp_path.glob("*.gif")) == ["clip_00000.gif", "clip_mine.gif"]
+
+
+def test_the_users_own_clip_00000_gif_is_refused_in_one_line_before_anything_is_written(tmp_path, capsys):
+    (tmp_path / "clip_00000.gif").write_bytes(b"GIF89a mine")  # named as the command names its clips
+    (tmp_path / "clip_00007.gif").write_bytes(b"GIF89a mine too")
+    mine = "".join(json.dumps({"file": f"clip_0000{i}.gif", "caption": f"my clip {i}"}) + "\n" for i in (0, 7))
+    (tmp_path / "captions.jsonl").write_text(mine)
+    with pytest.raises(SystemExit) as exit_info:
+        run_command("shapes_gifs", f"out={tmp_path}", "n=2", "frames=2", "size=32")
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "clip_00000.gif" in err and "clip_00007.gif" not in err and "out=" in err
+    assert (tmp_path / "clip_00000.gif").read_bytes() == b"GIF89a mine"
+    assert (tmp_path / "clip_00007.gif").read_bytes() == b"GIF89a mine too"
+    assert (tmp_path / "captions.jsonl").read_text() == mine
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["captions.jsonl", "clip_00000.gif", "clip_00007.gif"]
+
+
+def test_a_clip_named_gif_of_the_users_beside_an_earlier_runs_clips_is_kept_with_its_caption(tmp_path):
+    run_command("shapes_gifs", f"out={tmp_path}", "n=2", "frames=2", "size=32")
+    (tmp_path / "clip_00007.gif").write_bytes(b"GIF89a mine")  # added later: the earlier run did not write it
+    mine = json.dumps({"file": "clip_00007.gif", "caption": "my own seventh clip"})
+    with (tmp_path / "captions.jsonl").open("a") as captions:
+        captions.write(mine + "\n")
+    run_command("shapes_gifs", f"out={tmp_path}", "n=1", "frames=2", "size=32")
+    assert sorted(p.name for p in tmp_path.glob("*.gif")) == ["clip_00000.gif", "clip_00007.gif"]
+    assert (tmp_path / "clip_00007.gif").read_bytes() == b"GIF89a mine"
+    assert mine in (tmp_path / "captions.jsonl").read_text().splitlines()
 
 
 def test_the_users_own_clip_named_gif_listed_in_captions_jsonl_is_kept_with_its_caption(tmp_path):
