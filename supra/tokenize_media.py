@@ -4,21 +4,24 @@ Without data=..., the data the VQ-VAE was trained on is encoded. `--help` lists 
 
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
 import torch
+from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
 from rich.progress import Progress
 
 from supra.artifacts.checkpoints import load_vqvae
-from supra.artifacts.loaded_configs import instantiate_loaded
-from supra.data.media.codes import codes_dtype, encode_items, file_sha256, write_meta, write_split
+from supra.artifacts.loaded_configs import check_targets, instantiate_loaded
+from supra.data.base import SPLITS
+from supra.data.media.codes import KIND, META, codes_dtype, encode_items, file_sha256, write_meta, write_split
 from supra.data.media.datamodule import MediaDataModule
 from supra.runner.components import chosen_data_config
 from supra.utils.cli import check_option_types, hydra_command
 from supra.utils.errors import SupraUserError
-from supra.utils.files import require_writable_dir
+from supra.utils.files import remove_earlier_outputs, require_writable_dir
 from supra.utils.hardware import check_command_accelerator
 
 log = logging.getLogger(__name__)
@@ -29,22 +32,22 @@ def run(cfg: DictConfig) -> Path:
     if cfg.batch_size < 1:
         raise SupraUserError(f"batch_size={cfg.batch_size} must be >= 1")
     splits = [cfg.splits] if isinstance(cfg.splits, str) else list(cfg.splits)  # splits=train: that one
-    if not splits or any(s not in ("train", "val", "test") for s in splits):
+    if not splits or any(s not in SPLITS for s in splits):
         raise SupraUserError(f"splits={cfg.splits} must name some of train, val, test (e.g. splits=[train,val])")
     check_command_accelerator(str(cfg.accelerator))
     net, run_cfg = load_vqvae(cfg.ckpt)  # first: a bad checkpoint must not leave an empty out folder behind
+    data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} holds no data config: choose one, "
+                                  "e.g. data=media_folder data.root=DIR")
+    refuse_other_data(data_cfg, f"ckpt={cfg.ckpt}")  # nor data this command cannot encode
     out = Path(cfg.out)
     if (out / "meta.json").exists() and not cfg.overwrite:
         raise SupraUserError(f"out={out} already holds codes (meta.json): choose another folder or add overwrite=true")
     require_writable_dir(out, f"out={out}")  # before the work, not after
     device = torch.device("cuda" if cfg.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu")
     net.to(device)
-    data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} holds no data config: choose one, "
-                                  "e.g. data=media_folder data.root=DIR")
     datamodule = instantiate_loaded(data_cfg, f"ckpt={cfg.ckpt}", "run_config.data")  # partly from the checkpoint
     if not isinstance(datamodule, MediaDataModule):
-        raise SupraUserError(f"data {data_cfg.get('_target_')} is not an image/clip DataModule: "
-                             "use data=shapes_images, data=shapes_video or data=media_folder")
+        raise SupraUserError(not_media_data(data_cfg))
     dtype = codes_dtype(net.config.num_codes)
     encoded = {}  # every split encoded before the folder is touched: codes it holds stay whole if data fails
     with Progress(disable=not cfg.show_progress, transient=True) as progress:
@@ -52,7 +55,11 @@ def run(cfg: DictConfig) -> Path:
             items = datamodule.items(split)
             codes = encode_items(net, items.pixels, cfg.batch_size, device, progress, f"encoding {split}")
             encoded[split] = items, codes.numpy().astype(dtype)  # held as stored, not as int64
+    earlier = earlier_split_files(out)
     (out / "meta.json").unlink(missing_ok=True)  # overwriting: the folder is incomplete until the end
+    # the earlier run's splits this one does not write (splits=train after all three): removed, so the folder
+    # never holds two runs' codes beside a meta.json that lists one of them
+    remove_earlier_outputs(out, earlier, [name for split in encoded for name in split_files(split)])
     counts, shapes = {}, {}
     for split, (items, codes) in encoded.items():
         write_split(out, split, codes, items.names, items.captions, items.files)
@@ -65,6 +72,40 @@ def run(cfg: DictConfig) -> Path:
     })
     print(f"wrote codes of {', '.join(f'{n} {s}' for s, n in counts.items())} items to {out}")
     return out
+
+
+def refuse_other_data(data_cfg: DictConfig, source: str) -> None:
+    """Data that is no image/clip DataModule, told by its class before it is built: one line naming the data
+    this command takes, not what that DataModule's own checks ask for (data=a2a_mixture's model.vqvae_ckpt,
+    which tokenize_media has no option for)."""
+    check_targets(data_cfg, source, "run_config.data")  # before importing what a checkpoint's config names
+    try:
+        data_class = get_class(str(data_cfg.get("_target_")))
+    except (ImportError, ValueError):  # not a class: building it says what is wrong
+        return
+    if not issubclass(data_class, MediaDataModule):
+        raise SupraUserError(not_media_data(data_cfg))
+
+
+def not_media_data(data_cfg: DictConfig) -> str:
+    return (f"data {data_cfg.get('_target_')} is not an image/clip DataModule: "
+            "use data=shapes_images, data=shapes_video or data=media_folder")
+
+
+def split_files(split: str) -> list[str]:
+    """The files write_split writes for one split."""
+    return [f"codes_{split}.npy", f"items_{split}.json"]
+
+
+def earlier_split_files(out: Path) -> list[str]:
+    """The split files an earlier tokenize_media run into `out` wrote, by the splits its meta.json lists
+    (none when there is none, or it is no code directory's): only the train, val and test this command writes."""
+    try:
+        meta = json.loads((out / META).read_text())
+    except (OSError, ValueError):
+        return []
+    splits = meta.get("splits") if isinstance(meta, dict) and meta.get("kind") == KIND else None
+    return [name for split in SPLITS if isinstance(splits, dict) and split in splits for name in split_files(split)]
 
 
 main = hydra_command("tokenize_media", run)

@@ -20,7 +20,7 @@ from supra.data.media.codes import codes_dtype, read_media_codes
 from supra.metrics.codebook_usage import CodebookUsage
 from supra.runner.training import train
 from supra.utils.errors import SupraUserError
-from tests.conftest import ROOT, command_lines
+from tests.conftest import ROOT, command_lines, run_command
 
 VQ_RUN = ["experiment=vqvae_shapes", "data.eval_batch_size=24"]
 
@@ -176,6 +176,31 @@ def test_tokenize_media_refuses_to_overwrite_and_names_a_corrupt_checkpoint(vq_r
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "cut.ckpt is not a readable PyTorch checkpoint" in result.stderr
     assert not (tmp_path / "new").exists()  # nothing half-written
+
+
+TINY_SHAPES = ["data=shapes_images", "data.num_train=3", "data.num_val=2", "data.num_test=2", "data.image_size=32",
+               "show_progress=false", "accelerator=cpu"]
+
+
+def test_an_overwrite_with_fewer_splits_removes_the_earlier_runs_other_splits_only(vqvae_ckpt, tmp_path):
+    out = tmp_path / "codes"
+    run_command("tokenize_media", f"ckpt={vqvae_ckpt}", f"out={out}", *TINY_SHAPES, run_dir=tmp_path)
+    (out / "notes.txt").write_text("mine")  # not a split file: never touched
+    run_command("tokenize_media", f"ckpt={vqvae_ckpt}", f"out={out}", *TINY_SHAPES, "overwrite=true", "splits=train",
+                run_dir=tmp_path)
+    assert sorted(p.name for p in out.iterdir()) == ["codes_train.npy", "items_train.json", "meta.json", "notes.txt"]
+    assert read_media_codes(out, "train").meta["splits"] == {"train": 3}
+
+
+def test_data_that_is_no_image_or_clip_datamodule_is_one_line_naming_the_data_it_takes(vqvae_ckpt, tmp_path, capsys):
+    for data in ("a2a_mixture", "shapes"):  # the mixture's own checks would ask for a model.vqvae_ckpt= first
+        with pytest.raises(SystemExit) as exit_info:
+            run_command("tokenize_media", f"ckpt={vqvae_ckpt}", f"out={tmp_path / 'codes'}", f"data={data}",
+                        run_dir=tmp_path)
+        err = capsys.readouterr().err.strip()
+        assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
+        assert "is not an image/clip DataModule: use data=shapes_images, data=shapes_video or data=media_folder" in err
+        assert not (tmp_path / "codes").exists()  # refused before the folder is made
 
 
 def test_image_size_that_is_not_a_multiple_of_8_is_refused_with_the_nearest_sizes(tmp_path):
