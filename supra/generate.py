@@ -6,8 +6,9 @@ conf/generate.yaml holds every option (`--help`); same seed, same output.
     python -m supra.generate ckpt=... mode=image2text image=photo.png out=DIR
     python -m supra.generate ckpt=... mode=video2video image=clip.gif frames=4 out=DIR
 
-A prompt with a control token name ("<TEXT>a red square</TEXT><IMAGE>") is used as written; a plain one
-is wrapped for the mode:
+A prompt with a control token name ("<TEXT>a red square</TEXT><IMAGE>") is used as written, the mode's
+opener added when it ends outside any block ("<TEXT>a red</TEXT>" in text mode: a new text after it); a
+plain one is wrapped for the mode:
 
     text         <TEXT>prompt                      -> text up to </TEXT>
     text2image   <TEXT>prompt</TEXT><IMAGE>        -> one grid of codes
@@ -340,9 +341,10 @@ def prepare_texts(request: Request, pair: Pair) -> Callable[[], Result]:
         image_ids = layout.image_block(codes)
     tail = vocab.parse_prompt(request.prompt or "") if request.raw_prompt else \
         [layout.text_open, *vocab.encode_text(request.prompt or "")]
-    prompt = image_ids + tail
-    opened(layout, prompt, "text", layout.text_open, request.prompt)  # a prompt left inside an image: one line
-    prompt_len = len(tail) + (gen.prompt_state(layout, prompt).block != "text")  # with the <TEXT> added for it
+    # with the <TEXT> a prompt ending outside any block gets ("<TEXT>a red</TEXT>": a new text follows), so
+    # generation.json records what the model was given; a prompt left inside an image: one line
+    prompt = opened(layout, image_ids + tail, "text", layout.text_open, request.prompt)
+    prompt_len = len(prompt) - len(image_ids)
     image = f"the image block ({len(image_ids)} tokens) and " if image_ids else ""
     check_fits(len(image_ids) + prompt_len + 1, pair.context, f"{image}the prompt ({prompt_len} tokens) with text "
                "generation (1 more)", "shorten the prompt by {over} tokens")
@@ -357,7 +359,9 @@ def sample_texts(request: Request, pair: Pair, prompt: list[int], image_ids: lis
     """`limit`: the text tokens that fit (text_room), recorded in generation.json as max_new_tokens."""
     vocab, n = pair.vocab, request.num_samples
     texts = gen.generate_texts(pair.net, pair.layout, [prompt] * n, limit, **sampling(request, pair.device))
-    start = vocab.decode_text(prompt[len(image_ids):])  # the prompt's text, without control tokens
+    # the text each sample continues: the prompt's open text block ("a red" of "<TEXT>a red"), not a text
+    # it closed ("<TEXT>a red</TEXT>" is followed by a new one), so a line of text.txt is one text block whole
+    start = vocab.decode_text(prompt[len(prompt) - prompt[::-1].index(pair.layout.text_open):])
     lines = [vocab.decode_text(t) for t in texts]
     name = "text.txt" if codes is None else "captions.txt"
     outputs: dict[str, Output] = {name: sample_lines([start + line for line in lines])}
@@ -365,7 +369,7 @@ def sample_texts(request: Request, pair: Pair, prompt: list[int], image_ids: lis
         recon = decode_codes(pair.vqvae, codes[None])
         outputs["grid.png"] = render_caption_grid(recon.expand(n, -1, -1, -1), lines, columns=min(n, 4),
                                                   title=f"image2text, seed {request.seed}: {Path(request.image).name}")
-    return outputs, {"prompt": vocab.render(prompt), "max_new_tokens": limit, "texts": lines}
+    return outputs, {"prompt": vocab.render(prompt), "max_new_tokens": limit, "prompt_text": start, "texts": lines}
 
 
 def prepare_images(request: Request, pair: Pair) -> Callable[[], Result]:
@@ -552,8 +556,8 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         refuse_unread_options(values, "generate", ["top_k", "top_p", "seed"], "temperature=0 (greedy decoding)")
     out, summary = generate(request, str(cfg.ckpt), cfg.get("vqvae"), new_folder=dated_out(cfg))
     print(f"wrote {out}: " + ", ".join([*summary["files"], "generation.json"]))
-    for text in summary.get("texts", []):
-        print(f"  {terminal_line(text)}")
+    for text in summary.get("texts", []):  # as text.txt / captions.txt has them: the prompt's text first
+        print(f"  {terminal_line(summary['prompt_text'] + text)}")
     return summary
 
 

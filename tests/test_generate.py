@@ -184,6 +184,23 @@ def test_text_mode_continues_the_prompt(pair, tmp_path):
     assert (tmp_path / "out" / "text.txt").read_text() == "a yellow square\n"
 
 
+def test_printed_samples_are_the_lines_of_text_txt_the_prompts_text_first(pair, tmp_path, capsys):
+    generate(tmp_path, pair[0], "mode=text", "prompt=a yellow", "temperature=0", "num_samples=1")
+    assert capsys.readouterr().out.splitlines()[1:] == ["  a yellow square"]
+    assert (tmp_path / "out" / "text.txt").read_text() == "a yellow square\n"
+
+
+def test_a_raw_prompt_that_closes_its_text_is_followed_by_a_new_text_as_generation_json_records(pair, tmp_path):
+    summary = generate(tmp_path, pair[0], "mode=text", "prompt=<TEXT>a yellow</TEXT>", "temperature=0", "num_samples=1")
+    record = json.loads((tmp_path / "out" / "generation.json").read_text())
+    assert record["prompt"] == "<TEXT>a yellow</TEXT><TEXT>" and record["prompt_text"] == ""  # the <TEXT> it was given
+    # the sample is the new text alone: "a yellow" is a text of its own before it, not the sample's start
+    assert (tmp_path / "out" / "text.txt").read_text() == summary["texts"][0] + "\n"
+    open_prompt = generate(tmp_path, pair[0], "mode=text", "prompt=<TEXT>a yellow", "temperature=0", "num_samples=1")
+    assert open_prompt["prompt"] == "<TEXT>a yellow" and open_prompt["prompt_text"] == "a yellow"
+    assert (tmp_path / "out" / "text.txt").read_text() == "a yellow square\n"
+
+
 def test_a_text_limit_beyond_what_the_context_leaves_is_said_and_the_limit_used_recorded(pair, tmp_path, capsys):
     Image.fromarray(square("green")).save(tmp_path / "green.png")
     image2text = ("mode=image2text", f"image={tmp_path / 'green.png'}", "num_samples=1")
@@ -210,7 +227,8 @@ def test_text_files_hold_one_line_per_sample_with_line_breaks_escaped(pair, tmp_
 def test_printed_samples_are_one_line_each_with_control_characters_escaped(pair, tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(A2AVocab, "decode_text", lambda self, ids: "a red\nsquare\x1b[2J\\")  # ESC clears a screen
     generate(tmp_path, pair[0], "mode=text", "prompt=a", "num_samples=2")
-    assert capsys.readouterr().out.splitlines()[1:] == ["  a red\\nsquare\\x1b[2J\\\\"] * 2
+    # the prompt's text first, which the stand-in decodes alike
+    assert capsys.readouterr().out.splitlines()[1:] == ["  " + "a red\\nsquare\\x1b[2J\\\\" * 2] * 2
 
 
 def write_gif(path: Path, colours: list[str]) -> None:
