@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from tokenizers import Tokenizer
 
 from supra.artifacts.checkpoints import (
     load_state_strictly,
@@ -43,7 +44,7 @@ from supra.artifacts.release_files import (
     write_scoring,
 )
 from supra.models.vlm_nano import VLMNano, VLMNanoConfig
-from supra.tokens.caption_bpe import CaptionTokenizer
+from supra.tokens.caption_bpe import SPECIAL_TOKENS, CaptionTokenizer
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_dir
 
@@ -86,7 +87,7 @@ def build_captioner(net_config: dict) -> VLMNano:
 
 
 def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has_grid: bool) -> str:
-    net_config = VLMNanoConfig(**{k: v for k, v in config.items() if k in RELEASE_KEYS or k in ARCHITECTURE_KEYS})
+    net_config = release_net_config(config)
     title = "SupraVL-Nano-900k" if net_config.is_release_architecture else "Supra captioner (SupraVL-Nano roadmap)"
     lines = [f"# {title} (exported by Supra)", "",
              f"Image captioner: {describe_architecture(net_config)}.", "",
@@ -142,15 +143,42 @@ def export_release(ckpt: str | Path, out_dir: str | Path, license: str = "other"
 
 
 def read_release_config(folder: str | Path) -> dict:
+    """config.json of a captioner release, checked whole: the release keys there as whole numbers, and a
+    captioner they (with the architecture's choices) can build; one line naming the file otherwise."""
     folder = Path(folder)
+    path = folder / "config.json"
     config = read_config_json(folder)
     missing = [k for k in RELEASE_KEYS if k not in config]
     if missing:
-        raise SupraUserError(f"{folder / 'config.json'} lacks the release keys {missing}")
+        raise SupraUserError(f"{path} lacks the release keys {missing}")
     not_whole = [f"{k}={config[k]!r}" for k in RELEASE_KEYS if isinstance(config[k], bool) or not isinstance(config[k], int)]
     if not_whole:
-        raise SupraUserError(f"{folder / 'config.json'}: {', '.join(not_whole)} must be whole numbers")
+        raise SupraUserError(f"{path}: {', '.join(not_whole)} must be whole numbers")
+    try:
+        release_net_config(config)
+    except (SupraUserError, TypeError, ValueError) as err:  # VLMNanoConfig's own checks (N_HEADS, N_VIS, ...)
+        raise SupraUserError(f"{path}: {err}: fix the file, or export the release again") from None
     return config
+
+
+def release_net_config(config: dict) -> VLMNanoConfig:
+    """The VLMNanoConfig a release's config.json describes (its release keys and architecture choices)."""
+    return VLMNanoConfig(**{k: v for k, v in config.items() if k in RELEASE_KEYS or k in ARCHITECTURE_KEYS})
+
+
+def read_release(folder: str | Path) -> tuple[dict, CaptionTokenizer]:
+    """(config.json, tokenizer) of a captioner release, both checked and checked to belong together: the one
+    reading of them that caption, evaluate, export and a fine-tune (model.init_from) all go through."""
+    folder = Path(folder)
+    config = read_release_config(folder)
+    tokenizer = read_release_tokenizer(folder)
+    # captions start and stop at the tokenizer's ids: a config.json naming others would be decoded otherwise
+    # by code that reads them from there (the reference does), so the two must agree
+    named = (config.get("bos_token_id", tokenizer.bos_id), config.get("eos_token_id", tokenizer.eos_id))
+    if named != (tokenizer.bos_id, tokenizer.eos_id):
+        raise SupraUserError(f"{folder}/config.json names bos_token_id={named[0]}, eos_token_id={named[1]} but its "
+                             f"tokenizer.json has {tokenizer.bos_id} and {tokenizer.eos_id}: the files do not belong together")
+    return config, tokenizer
 
 
 def init_from_folder(init_from: str | Path) -> Path:
@@ -163,8 +191,7 @@ def load_release_weights(net: VLMNano, folder: str | Path) -> None:
     """Load model.safetensors of the release `model.init_from` names into `net`: names and shapes checked
     strictly, the optional attn.mask buffers ignored; any mismatch is reported in one message."""
     path = init_from_folder(folder) / "model.safetensors"
-    folder_config = VLMNanoConfig(**{k: v for k, v in read_config_json(path.parent).items()
-                                     if k in ARCHITECTURE_KEYS or k in RELEASE_KEYS})
+    folder_config = release_net_config(read_release(path.parent)[0])
     differ = architecture_differences(folder_config, net.config)
     if differ:
         raise SupraUserError(f"{path.parent} holds a captioner with {describe_architecture(folder_config)}; this model has "
@@ -223,26 +250,34 @@ def _value(config: VLMNanoConfig, key: str) -> object:
 
 
 def load_release_tokenizer(folder: str | Path) -> CaptionTokenizer:
-    path = local_path(folder, "model.init_from") / "tokenizer.json"
+    """The tokenizer of the captioner release `model.init_from` names, read with its config.json (read_release)."""
+    return read_release(local_path(folder, "model.init_from"))[1]
+
+
+def read_release_tokenizer(folder: Path) -> CaptionTokenizer:
+    """tokenizer.json of a captioner release; one line saying whether it is missing, unreadable, or a
+    tokenizer whose special tokens are not the captioner's (ids 0-3: SPECIAL_TOKENS)."""
+    path = folder / "tokenizer.json"
+    if not path.is_file():
+        raise SupraUserError(f"{path} is missing: a release folder needs its tokenizer (export the release again)")
     try:
-        return CaptionTokenizer.from_file(path)
-    except ValueError as err:
-        raise SupraUserError(f"{path} is missing or unreadable: a release folder needs its tokenizer ({err})") from None
+        tokenizer = Tokenizer.from_file(str(path))
+    except Exception as err:  # tokenizers raises bare Exceptions on bad JSON
+        raise SupraUserError(f"{path} is not a readable tokenizer ({err}): export the release again") from None
+    found = [tokenizer.id_to_token(i) for i in range(len(SPECIAL_TOKENS))]
+    if found != list(SPECIAL_TOKENS):
+        raise SupraUserError(f"{path} reads, but its ids 0-3 are {' '.join(map(str, found))}, and a Supra captioner's are "
+                             f"its special tokens {' '.join(SPECIAL_TOKENS)}: give the tokenizer.json the model was "
+                             "trained with (a Supra export's)")
+    return CaptionTokenizer(tokenizer)
 
 
 def load_release(folder: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict]:
     """(net in eval mode, tokenizer, config.json) from a release folder."""
     folder = local_path(folder)
-    config = read_release_config(folder)
+    config, tokenizer = read_release(folder)
     net = build_captioner({**{k: config[k] for k in RELEASE_KEYS}, **architecture_of(config)})
     load_release_weights(net, folder)
-    tokenizer = load_release_tokenizer(folder)
-    # captions start and stop at the tokenizer's ids: a config.json naming others would be decoded otherwise
-    # by code that reads them from there (the reference does), so the two must agree
-    named = (config.get("bos_token_id", tokenizer.bos_id), config.get("eos_token_id", tokenizer.eos_id))
-    if named != (tokenizer.bos_id, tokenizer.eos_id):
-        raise SupraUserError(f"{folder}/config.json names bos_token_id={named[0]}, eos_token_id={named[1]} but its "
-                             f"tokenizer.json has {tokenizer.bos_id} and {tokenizer.eos_id}: the files do not belong together")
     return net.eval(), tokenizer, config
 
 

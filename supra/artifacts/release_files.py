@@ -4,6 +4,7 @@ run a checkpoint came from (for the model card), each read with one-line errors 
 from __future__ import annotations
 
 import json
+from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,8 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from supra.artifacts.checkpoints import checkpoint_step
+from supra.metrics.caption_scores import SCORER_FAMILIES
+from supra.models.vlm_generation import DecodeConfig
 from supra.utils.errors import SupraUserError
 from supra.utils.files import give_plain_permissions
 
@@ -31,10 +34,16 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
 
 
 def read_config_json(folder: Path) -> dict[str, Any]:
+    """config.json of a release folder, which must hold a JSON object (a `null` or a list edited in would
+    fail later in whatever first looks a key up)."""
     try:
-        return json.loads((folder / "config.json").read_text())
-    except (OSError, json.JSONDecodeError) as err:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise SupraUserError(f"{folder / 'config.json'} is not readable JSON ({err})") from None
+    if not isinstance(config, dict):
+        raise SupraUserError(f"{folder / 'config.json'} holds {json.dumps(config)[:40]}, not a model's settings (a JSON "
+                             "object): export the release again (python -m supra.export)")
+    return config
 
 
 def write_config_json(folder: Path, config: dict[str, Any]) -> None:
@@ -51,20 +60,91 @@ def write_scoring(folder: Path, settings: dict[str, Any]) -> None:
     (folder / SCORING_FILE).write_text(json.dumps(settings, indent=2) + "\n")
 
 
+# What scoring.json may hold: a captioner's model.decode (DecodeConfig's fields), an a2a model's
+# model.generation (A2ATask's sampling settings, conf/model/a2a_nano.yaml), code_softmax and test_metrics.
+SCORING_KEYS = ("decode", "generation", "code_softmax", "test_metrics")
+GENERATION_KEYS = ("text_temperature", "image_temperature", "image_top_k", "image_guidance", "image_best_of",
+                   "video_temperature", "max_caption_tokens", "seed")
+WHOLE_GENERATION_KEYS = ("image_top_k", "image_best_of", "max_caption_tokens", "seed")
+SCORING_FIX = "fix it (or export the release again), or delete it to score with the defaults"
+
+
 def read_scoring(folder: str | Path) -> dict[str, Any]:
-    """A release folder's scoring settings ({} when it has none)."""
+    """A release folder's scoring settings ({} when it has none), each field checked: a file edited by hand
+    is refused in one line naming it, not a TypeError where a setting is first used."""
     path = Path(folder) / SCORING_FILE
     if not path.is_file():
         return {}
     try:
         settings = json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise SupraUserError(f"{path} is not readable JSON ({err}): export the release again, or delete it to "
                              "score with the defaults") from None
     if not isinstance(settings, dict):
         raise SupraUserError(f"{path} holds {type(settings).__name__}, not the settings of a run: export the release "
                              "again, or delete it to score with the defaults")
+    problem = _scoring_problem(settings)
+    if problem:
+        raise SupraUserError(f"{path}: {problem}: {SCORING_FIX}")
     return settings
+
+
+JSON_KINDS = {"int": ((int,), "a whole number"), "float": ((int, float), "a number"), "str": ((str,), "a string"),
+              "None": ((type(None),), "null")}
+
+
+def _fits(value: Any, annotation: str) -> bool:
+    """Whether a JSON value fits a DecodeConfig field's annotation ("int", "float", "int | None", "str")."""
+    options = [part.strip() for part in annotation.split("|")]
+    return not isinstance(value, bool) and any(isinstance(value, JSON_KINDS[o][0]) for o in options if o in JSON_KINDS)
+
+
+def _described(annotation: str) -> str:
+    return " or ".join(JSON_KINDS[o.strip()][1] for o in annotation.split("|") if o.strip() in JSON_KINDS)
+
+
+def _scoring_problem(settings: dict[str, Any]) -> str | None:
+    """What is wrong with scoring.json's fields, in a phrase, or None."""
+    unknown = [key for key in settings if key not in SCORING_KEYS]
+    if unknown:
+        return f"unknown field(s) {', '.join(map(repr, unknown))} (it may hold {', '.join(SCORING_KEYS)})"
+    decode, generation = settings.get("decode"), settings.get("generation")
+    if decode is not None:
+        if not isinstance(decode, dict):
+            return f'"decode" is {json.dumps(decode)[:40]}, not an object of decoding settings'
+        known = {f.name: str(f.type) for f in fields(DecodeConfig)}
+        unknown = [key for key in decode if key not in known]
+        if unknown:
+            return f'"decode" has unknown setting(s) {", ".join(map(repr, unknown))} (known: {", ".join(known)})'
+        for key, value in decode.items():
+            if not _fits(value, known[key]):
+                return f'"decode".{key}={json.dumps(value)} must be {_described(known[key])}'
+        try:
+            DecodeConfig(**decode)
+        except (SupraUserError, TypeError) as err:
+            return f'"decode" does not work ({err})'
+    if generation is not None:
+        if not isinstance(generation, dict):
+            return f'"generation" is {json.dumps(generation)[:40]}, not an object of sampling settings'
+        unknown = [key for key in generation if key not in GENERATION_KEYS]
+        if unknown:
+            return (f'"generation" has unknown setting(s) {", ".join(map(repr, unknown))} '
+                    f"(known: {', '.join(GENERATION_KEYS)})")
+        for key, value in generation.items():
+            whole = key in WHOLE_GENERATION_KEYS
+            if not (isinstance(value, int if whole else (int, float)) and not isinstance(value, bool)
+                    or (value is None and key == "image_top_k")):
+                return f'"generation".{key}={json.dumps(value)} must be {"a whole number" if whole else "a number"}'
+    if "code_softmax" in settings and not isinstance(settings["code_softmax"], bool):
+        return f'"code_softmax"={json.dumps(settings["code_softmax"])} must be true or false'
+    metrics = settings.get("test_metrics")
+    if metrics is not None:
+        if not isinstance(metrics, list) or not all(isinstance(m, str) for m in metrics):
+            return f'"test_metrics"={json.dumps(metrics)} must be a list of metric names, e.g. {json.dumps(SCORER_FAMILIES)}'
+        unknown = [m for m in metrics if m not in SCORER_FAMILIES]
+        if unknown:
+            return f'"test_metrics" names unknown metric(s) {", ".join(unknown)} (choose from {", ".join(SCORER_FAMILIES)})'
+    return None
 
 
 def run_dir_of(ckpt: str | Path) -> Path:
