@@ -4,28 +4,52 @@ VQ-VAE + tokenizer); with push_to, uploaded to the Hugging Face Hub too (the fol
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from pathlib import Path
 
+import torch
 from omegaconf import DictConfig
 
 from supra.artifacts.a2a_release import export_a2a_release, load_a2a_release
 from supra.artifacts.captioner_release import export_release, load_release
 from supra.artifacts.checkpoints import artifact_kind
-from supra.artifacts.hub import RELEASE_FILES, check_repo_id, local_path, push_folder
+from supra.artifacts.hub import RELEASE_FILES, check_repo_id, hub_cache, is_repo_id, local_path, push_folder
 from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
-from supra.utils.cli import changed_options, hydra_command, refuse_unread_options
+from supra.artifacts.release_files import read_scoring
+from supra.utils.cli import changed_options, hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_dir, check_replaceable_dir, require_writable_dir
 
 
+def release_contents(folder: str | Path, out_dir: str | Path) -> tuple[list[Path], list[str]]:
+    """(the files a release copy carries, as paths within `folder`; the folders it leaves out): every file, in
+    subfolders too (onnx/model.onnx), but those in hidden folders (version control's and caches' own: a clone's
+    .git, huggingface_hub's .cache; no part of the model) or linked ones, and the `out_dir` being written."""
+    folder, out = Path(folder), Path(out_dir).resolve()
+    files, left_out = [], []
+    for root, dirs, names in os.walk(folder):
+        here = Path(root)
+        for name in list(dirs):
+            if (here / name).resolve() == out:  # out inside the release folder: not copied into itself
+                dirs.remove(name)
+            elif name.startswith(".") or (here / name).is_symlink():
+                dirs.remove(name)
+                left_out.append((here / name).relative_to(folder).as_posix() + "/")
+        files += [(here / name).relative_to(folder) for name in names if (here / name).is_file()]
+    return sorted(files), sorted(left_out)
+
+
 def copy_release(folder: str, out_dir: str, license: str = "other") -> Path:
     """A release folder (a local one, or one fetched from the Hub) is already in the release format: its
-    files are copied as they are (its card keeps its license), e.g. to push it to another repo."""
+    files are copied as they are (its card keeps its license), e.g. to push it to another repo: the release's
+    own and any others it holds (a LICENSE, onnx/model.onnx), but hidden folders (release_contents)."""
+    files, _ = release_contents(folder, out_dir)
     with atomic_dir(out_dir) as tmp:
-        for name in RELEASE_FILES:
-            if (Path(folder) / name).is_file():
-                shutil.copyfile(Path(folder) / name, tmp / name)
+        for name in files:
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(folder) / name, tmp / name)
     return Path(out_dir)
 
 
@@ -40,26 +64,94 @@ RELEASE_READERS = {CAPTIONER_RELEASE: load_release, A2A_RELEASE: load_a2a_releas
 REPLACEABLE = (*RELEASE_FILES, "metrics.json", ".gitattributes", ".cache", ".huggingface")
 
 
+def read_release_whole(folder: Path, kind: str) -> None:
+    """Every release file a copy carries, read: the model's with its reader (config, weights, tokenizer),
+    and the rest each as what it is (model.pt a PyTorch file, samples.png a picture, scoring.json its
+    settings, README.md text); one line naming the first that cannot be read."""
+    RELEASE_READERS[kind](folder)
+    read_scoring(folder)
+    for name, read in (("model.pt", _read_torch), ("samples.png", _read_picture), ("README.md", _read_text)):
+        path = folder / name
+        if path.is_file():
+            try:
+                read(path)
+            except Exception as err:  # whatever torch, PIL or the codec raise for a damaged file
+                first = str(err).strip().splitlines()[0].split(". ")[0][:120] if str(err).strip() else type(err).__name__
+                raise SupraUserError(f"{path} cannot be read ({first}): it is damaged or cut short; copy the "
+                                     "release again (or export it again from its checkpoint)") from None
+
+
+def _read_torch(path: Path) -> None:
+    torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # no code runs; its tensors mapped, not read
+
+
+def _read_picture(path: Path) -> None:
+    from PIL import Image
+
+    with Image.open(path) as picture:
+        picture.load()  # decodes it whole: a cut file fails here
+
+
+def _read_text(path: Path) -> None:
+    path.read_text(encoding="utf-8")
+
+
+def export_inputs(spec: str, folder: Path) -> list[Path]:
+    """What replacing `out` must not delete: the input as given and as found (a Hub id's snapshot folder),
+    and, for a folder, the files its links point to (a Hub snapshot's blobs in the cache)."""
+    found = [Path(spec), folder]
+    if folder.is_dir():
+        found += [Path(os.path.realpath(path)) for path in folder.rglob("*") if path.is_symlink()]
+    return found
+
+
+def refuse_out_in_hub_cache(out: str, spec: str) -> None:
+    """For a Hub id `spec`: an out folder that holds, or lies in, the Hugging Face cache the release is read
+    from (HF_HUB_CACHE): replacing it would delete the cache (the input with it), overwrite=true or not."""
+    cache, folder = hub_cache().resolve(), Path(out).resolve()
+    if folder == cache or folder in cache.parents:
+        raise SupraUserError(f"out={out} holds the Hugging Face cache {cache} that ckpt={spec} is read from: replacing "
+                             "out would delete it, overwrite=true or not; choose a folder outside the cache")
+    if cache in folder.parents:
+        raise SupraUserError(f"out={out} is inside the Hugging Face cache {cache} that ckpt={spec} is read from: "
+                             "replacing it there could delete the cached release, overwrite=true or not; choose a "
+                             "folder outside the cache")
+
+
 def run(cfg: DictConfig) -> Path:
-    # The folder is replaced whole: refuse before any work where that would delete more than an old release.
-    check_replaceable_dir(cfg.out, f"out={cfg.out}", REPLACEABLE, inputs=[cfg.ckpt], overwrite=bool(cfg.overwrite))
+    # The folder is replaced whole: refuse before any work where that would delete the input, the working
+    # directory or the Hugging Face cache (overwrite=true or not); the rest once the input is found.
+    hub_id = is_repo_id(str(cfg.ckpt))
+    if hub_id:
+        refuse_out_in_hub_cache(str(cfg.out), str(cfg.ckpt))
+    check_replaceable_dir(cfg.out, f"out={cfg.out}", REPLACEABLE, inputs=[cfg.ckpt], overwrite=True)
     require_writable_dir(Path(cfg.out).resolve().parent, f"out={cfg.out}")
     if cfg.push_to:
         check_repo_id(cfg.push_to)  # before the work, not after it
-    else:  # the Hub repo's visibility: without push_to there is none to set
-        refuse_unread_options(cfg, "export", ["private"], "export without push_to=org/name")
+    elif cfg.private is not False:  # the Hub repo's visibility: without push_to there is none to set
+        raise SupraUserError(f"private={json.dumps(cfg.private)}: export without push_to=org/name does not read it; "
+                             "leave it out")
     kind = artifact_kind(cfg.ckpt)
     if kind not in EXPORTERS:
         raise SupraUserError(f"ckpt={cfg.ckpt} is a {kind}, which has no release format: give a captioner or "
                              "an a2a_nano checkpoint written by train.py")
-    if kind in (CAPTIONER_RELEASE, A2A_RELEASE) and changed_options(cfg, "export", ["license"]):
+    release = kind in (CAPTIONER_RELEASE, A2A_RELEASE)
+    if release and changed_options(cfg, "export", ["license"]):
         raise SupraUserError(f"license={cfg.license}: ckpt={cfg.ckpt} is a release folder, copied as it is (its card "
                              "keeps its own license); license= is for exporting a checkpoint")
-    ckpt = local_path(cfg.ckpt, "ckpt")  # a Hub repo id -> its folder in the local cache
-    if kind in RELEASE_READERS:
-        RELEASE_READERS[kind](ckpt)
+    # a Hub id -> its folder in the local cache; a release copied from the Hub is copied whole (its LICENSE ...)
+    ckpt = local_path(cfg.ckpt, "ckpt", whole_repo=release)
+    copied, left_out = release_contents(ckpt, cfg.out) if release else ([], [])
+    # an earlier copy of this release (its LICENSE, onnx/ ...) in out is replaced as an old release is
+    check_replaceable_dir(cfg.out, f"out={cfg.out}", (*REPLACEABLE, *(p.parts[0] for p in copied)),
+                          inputs=export_inputs(str(cfg.ckpt), ckpt), overwrite=bool(cfg.overwrite))
+    if release:
+        read_release_whole(ckpt, kind)
     out = EXPORTERS[kind](str(ckpt), str(cfg.out), license=cfg.license)
-    print(f"wrote {out}: " + ", ".join(sorted(p.name for p in out.iterdir())))
+    print(f"wrote {out}: " + ", ".join(sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())))
+    if left_out:
+        print(f"not copied: {', '.join(left_out)} (hidden or linked folders: version control's or a cache's, "
+              "no part of the release)")
     if cfg.push_to:
         url = push_folder(out, cfg.push_to, private=bool(cfg.private))
         print(f"pushed {out} to {url}")

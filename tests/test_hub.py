@@ -179,3 +179,52 @@ def test_a_push_deletes_the_release_files_the_folder_lacks_and_never_makes_a_pub
     with pytest.raises(SupraUserError, match=r"^push_to=me/model exists and is public, and private=true does not change"):
         push_folder(folder, "me/model", private=True)
     assert len(hub.uploads) == 1
+
+
+def test_export_never_replaces_the_hugging_face_cache_it_reads_from(release, offline_cache, tmp_path, capsys):
+    snapshot = cache_repo(offline_cache, "me/vl", release)
+    repo = offline_cache / "models--me--vl"
+    cached = sorted(p.relative_to(offline_cache) for p in offline_cache.rglob("*"))
+    # the cache itself, a folder holding it, and folders in it: refused in one line, overwrite=true or not
+    for out, ckpt in ((offline_cache, "me/vl"), (offline_cache.parent, "me/vl"), (repo / "blobs", "me/vl"),
+                      (repo / "refs", "me/vl"), (repo / "blobs", str(snapshot))):  # the snapshot as a path: its links
+        with pytest.raises(SystemExit):
+            run_command("export", f"ckpt={ckpt}", f"out={out}", "overwrite=true")
+        err = capsys.readouterr().err
+        assert err.count("\n") == 1 and ("Hugging Face cache" in err or "/blobs/" in err), err
+    assert sorted(p.relative_to(offline_cache) for p in offline_cache.rglob("*")) == cached
+    copy = run_command("export", "ckpt=me/vl", f"out={tmp_path / 'copy'}")
+    assert (copy / "model.safetensors").read_bytes() == (release / "model.safetensors").read_bytes()
+
+
+def test_export_of_a_hub_id_fetches_the_whole_repo_and_other_commands_its_release_files(
+        release, offline_cache, monkeypatch):
+    import huggingface_hub
+
+    from supra.artifacts.hub import RELEASE_FILES, hub_release
+
+    snapshot = cache_repo(offline_cache, "me/vl", release)
+    asked = []
+    monkeypatch.setattr(huggingface_hub, "snapshot_download",
+                        lambda repo_id, **kwargs: asked.append(kwargs["allow_patterns"]) or str(snapshot))
+    local_path("me/vl")  # caption, evaluate, a fine-tune: the release's files only
+    local_path("me/vl", whole_repo=True)  # export copies the repo as it is (its LICENSE ...)
+    assert asked == [list(RELEASE_FILES), None]
+    hub_release.cache_clear()
+
+
+def test_a_hub_that_does_not_answer_online_is_not_called_offline_mode(offline_cache, monkeypatch):
+    import huggingface_hub
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    def no_network(*_: object, **__: object) -> str:
+        raise LocalEntryNotFoundError("cannot find the requested files in the cache and outgoing traffic is disabled")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", no_network)
+    with pytest.raises(SupraUserError, match=r"and the Hub is not asked \(offline mode: HF_HUB_OFFLINE=1\)"):
+        local_path("nobody/nothing", "ckpt")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    with pytest.raises(SupraUserError) as err:
+        local_path("nobody/nothing", "ckpt")
+    assert "and the Hub could not be reached: download it once online" in str(err.value)
+    assert "offline" not in str(err.value).replace("once online", "")

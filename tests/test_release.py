@@ -268,7 +268,7 @@ def test_export_of_a_release_folder_copies_it_as_it_is(release, tmp_path, capsys
     assert "license=mit: ckpt=" in capsys.readouterr().err and not (tmp_path / "relicensed").exists()
     with pytest.raises(SystemExit):  # the visibility of a Hub repo, and nothing is pushed
         run_command("export", f"ckpt={release}", f"out={tmp_path / 'private'}", "private=true")
-    assert capsys.readouterr().err == ("error: private=True: export without push_to=org/name does not read it; "
+    assert capsys.readouterr().err == ("error: private=true: export without push_to=org/name does not read it; "
                                        "leave it out\n") and not (tmp_path / "private").exists()
     # a folder that cannot be read is not copied (and pushed) as a release
     shutil.copytree(release, tmp_path / "broken")
@@ -276,6 +276,45 @@ def test_export_of_a_release_folder_copies_it_as_it_is(release, tmp_path, capsys
     with pytest.raises(SystemExit):
         run_command("export", f"ckpt={tmp_path / 'broken'}", f"out={tmp_path / 'copy2'}")
     assert "tokenizer.json is missing" in capsys.readouterr().err and not (tmp_path / "copy2").exists()
+
+
+@pytest.mark.parametrize(("name", "damage", "message"), [
+    ("model.pt", lambda path: path.write_bytes(path.read_bytes()[:100_000]), "model.pt cannot be read ("),
+    ("samples.png", lambda path: path.write_bytes(path.read_bytes()[:500]), "samples.png cannot be read (image file is truncated)"),
+    ("scoring.json", lambda path: path.write_text('{"decode": [1]}'), 'scoring.json: "decode" is [1], not an object'),
+    ("model.safetensors", lambda path: path.write_bytes(path.read_bytes()[:10_000]), "model.safetensors is not a readable"),
+])
+def test_export_reads_every_file_of_a_release_folder_before_copying_it(release, tmp_path, capsys, name, damage, message):
+    shutil.copytree(release, tmp_path / "damaged")
+    damage(tmp_path / "damaged" / name)
+    with pytest.raises(SystemExit):
+        run_command("export", f"ckpt={tmp_path / 'damaged'}", f"out={tmp_path / 'copy'}")
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"{tmp_path / 'damaged'}/{message}" in err, err
+    assert not (tmp_path / "copy").exists()
+
+
+def test_export_of_a_release_folder_copies_its_other_files_too_and_names_the_hidden_folders_it_leaves(
+        release, tmp_path, capsys):
+    folder = tmp_path / "published"
+    shutil.copytree(release, folder)
+    (folder / "LICENSE").write_text("MIT License\n")
+    (folder / ".gitattributes").write_text("*.safetensors filter=lfs\n")
+    (folder / "onnx").mkdir()
+    (folder / "onnx" / "model.onnx").write_bytes(b"onnx bytes")
+    (folder / ".git").mkdir()
+    (folder / ".git" / "HEAD").write_text("ref: refs/heads/main\n")
+    copy = run_command("export", f"ckpt={folder}", f"out={tmp_path / 'copy'}")
+    copied = sorted(p.relative_to(copy).as_posix() for p in copy.rglob("*") if p.is_file())
+    assert copied == sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file() and ".git/" not in
+                            p.relative_to(folder).as_posix())
+    assert "onnx/model.onnx" in copied and "LICENSE" in copied and ".gitattributes" in copied
+    assert (copy / "onnx" / "model.onnx").read_bytes() == b"onnx bytes"
+    assert "not copied: .git/ (hidden or linked folders" in capsys.readouterr().out
+    run_command("export", f"ckpt={folder}", f"out={copy}")  # its earlier copy is replaced as an old release is
+    # an out folder inside the release is not copied into itself
+    inside = run_command("export", f"ckpt={folder}", f"out={folder / 'again'}")
+    assert not (inside / "again").exists() and (inside / "LICENSE").is_file()
 
 
 def test_caption_with_out_inside_images_never_captions_its_own_grid(release, tmp_path):

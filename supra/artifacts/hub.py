@@ -34,19 +34,27 @@ def is_repo_id(spec: str) -> bool:
     return bool(REPO_ID.match(spec)) and not Path(spec).exists() and not spec.lower().endswith(FILE_SUFFIXES)
 
 
-def local_path(spec: str | Path, what: str = "ckpt") -> Path:
+def local_path(spec: str | Path, what: str = "ckpt", whole_repo: bool = False) -> Path:
     """`spec` as a local path: itself when it exists (or is no repo id), else the Hub release it names,
-    downloaded or read from the cache."""
+    downloaded or read from the cache (its release files; with `whole_repo` every file of the repo, as
+    export copies it)."""
     if isinstance(spec, Path) or not is_repo_id(spec):
         return Path(spec)
-    return hub_release(spec, what)
+    return hub_release(spec, what, whole_repo)
+
+
+def hub_cache() -> Path:
+    """The folder huggingface_hub caches downloaded repos in (HF_HUB_CACHE, by default under HF_HOME)."""
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
 
 
 @lru_cache(maxsize=16)
-def hub_release(spec: str, what: str = "ckpt") -> Path:
+def hub_release(spec: str, what: str = "ckpt", whole_repo: bool = False) -> Path:
     """The snapshot folder of the release at Hub repo `spec` ("org/name[@revision]"); one-line errors for a
     repo that cannot be reached or is not a Supra release."""
-    from huggingface_hub import snapshot_download
+    from huggingface_hub import constants, snapshot_download
     from huggingface_hub.errors import (
         HfHubHTTPError,
         LocalEntryNotFoundError,
@@ -57,16 +65,19 @@ def hub_release(spec: str, what: str = "ckpt") -> Path:
 
     repo_id, _, revision = spec.partition("@")
     try:
-        folder = Path(snapshot_download(repo_id, revision=revision or None, allow_patterns=list(RELEASE_FILES),
-                                        library_name="supra"))
+        folder = Path(snapshot_download(repo_id, revision=revision or None, library_name="supra",
+                                        allow_patterns=None if whole_repo else list(RELEASE_FILES)))
     except RepositoryNotFoundError:
         raise SupraUserError(f"{what}={spec}: no such model repo on the Hugging Face Hub (or it is private: "
                              f"{LOGIN_HINT}), and no such local path") from None
     except RevisionNotFoundError:
         raise SupraUserError(f"{what}={spec}: the repo has no revision {revision!r}") from None
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
+        # offline by choice (HF_HUB_OFFLINE=1), or online with no answer from the Hub (no network)
+        why = ("is not asked (offline mode: HF_HUB_OFFLINE=1)" if constants.HF_HUB_OFFLINE else
+               "could not be reached")
         raise SupraUserError(f"{what}={spec} is neither a local path nor in the Hugging Face cache, and the Hub "
-                             "cannot be reached (offline): download it once online, or give a local folder") from None
+                             f"{why}: download it once online, or give a local folder") from None
     except (HfHubHTTPError, OSError) as err:
         first_line = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
         raise SupraUserError(f"{what}={spec}: the Hugging Face Hub could not be read ({first_line})") from None
