@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -42,6 +43,10 @@ def mixture(tmp_path: Path, vqvae_ckpt: Path | None, **overrides) -> A2AMixtureD
               "vqvae": load_vqvae(vqvae_ckpt)[0] if vqvae_ckpt else None, "cache_dir": str(tmp_path / "cache"),
               "batch_size": 8, "eval_batch_size": 5, "text_vocab_size": 300, **overrides}
     return A2AMixtureDataModule(**kwargs)
+
+
+# the media fixture's few captions all fall in train: codes tests score no split (else refused at setup)
+NOTHING_SCORED = {"val_items": 0, "test_items": 0}
 
 
 @pytest.fixture(scope="module")
@@ -244,7 +249,7 @@ def test_options_that_only_serve_a_sources_items_leave_its_cached_codes_in_use(t
 
     def codes(cache_dir: Path | None, **options) -> tuple[int, dict[str, torch.Tensor]]:
         data = mixture(tmp_path, vqvae_ckpt, sources={"media": {**folder, **options}}, tasks={"image2text": 1},
-                       cache_dir=str(cache_dir) if cache_dir else None)
+                       cache_dir=str(cache_dir) if cache_dir else None, **NOTHING_SCORED)
         data.setup("fit")
         return data.cache_builds, {split: data.data[split][0].codes for split in data.data}
 
@@ -268,7 +273,7 @@ def test_codes_cached_under_the_key_of_the_whole_config_are_read_not_encoded_aga
     write_media_folder(tmp_path / "media")
     config = {"_target_": "supra.data.media.folder.MediaFolderDataModule", "root": str(tmp_path / "media"),
               "image_size": 64, "val_fraction": 0.3, "test_fraction": 0.3, "num_workers": 2, "show_progress": False}
-    data = mixture(tmp_path, vqvae_ckpt, sources={"media": config}, tasks={"image2text": 1})
+    data = mixture(tmp_path, vqvae_ckpt, sources={"media": config}, tasks={"image2text": 1}, **NOTHING_SCORED)
     data.setup("fit")
     # where codes were cached before serving options left the key: the whole config and the folder's stamp
     key = {"format": CACHE_FORMAT, "vqvae_sha256": weights_sha256(data.vqvae), "data": config,
@@ -276,7 +281,7 @@ def test_codes_cached_under_the_key_of_the_whole_config_are_read_not_encoded_aga
     digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
     (folder,) = (p for p in data.cache_dir.iterdir() if p.is_dir())
     folder.rename(folder.with_name(f"media-{digest}"))
-    again = mixture(tmp_path, vqvae_ckpt, sources={"media": config}, tasks={"image2text": 1})
+    again = mixture(tmp_path, vqvae_ckpt, sources={"media": config}, tasks={"image2text": 1}, **NOTHING_SCORED)
     again.setup("fit")
     assert again.cache_builds == 0 and torch.equal(again.data["train"][0].codes, data.data["train"][0].codes)
 
@@ -390,9 +395,21 @@ def test_evaluation_batches_carry_prompts_references_objects_and_truth(ready):
     assert video["pixels"].shape == (4, 3, 3, 64, 64) and video["pixels"].dtype == torch.uint8
 
 
-def test_a_clip_too_long_for_the_context_is_refused_at_setup_naming_it(tmp_path, vqvae_ckpt, ready):
-    datamodule = mixture(tmp_path, vqvae_ckpt, sources=source_configs(frames=6), cache_dir=ready.cache_dir)
-    with pytest.raises(SupraUserError, match=r"shapes_video train item train_00000.*video sequence is 392 tokens, 8 over"):
+def test_a_clip_too_long_for_the_context_is_refused_at_setup_naming_it_and_its_sources_frames(tmp_path, vqvae_ckpt,
+                                                                                               ready):
+    """The video task reads no caption: its refusal names none (it told to shorten one, and data.sources.<name>)."""
+    datamodule = mixture(tmp_path, vqvae_ckpt, sources=source_configs(frames=6), cache_dir=ready.cache_dir,
+                         tasks={"video": 1})
+    with pytest.raises(SupraUserError, match=r"shapes_video train item train_00000: its video sequence is 392 tokens, "
+                                             r"8 over the context of 384: use fewer frames \(data.sources.shapes_video"
+                                             r".frames=5 fits\) or a smaller image size \(data.sources.shapes_video"
+                                             r".image_size") as err:
+        datamodule.setup("fit")
+    assert "caption" not in str(err.value) and "<name>" not in str(err.value)
+    datamodule = mixture(tmp_path, vqvae_ckpt, sources=source_configs(frames=6), cache_dir=ready.cache_dir,
+                         tasks={"text2video": 1})
+    with pytest.raises(SupraUserError, match=r"\(caption '.*', \d+ tokens\): its text2video sequence .*: shorten the "
+                                             r"caption, use fewer frames \(data.sources.shapes_video.frames=5 fits\) or a smaller image size"):
         datamodule.setup("fit")
 
 
@@ -496,3 +513,55 @@ def test_a_media_folder_source_names_each_evaluation_item_by_its_file(tmp_path, 
     for batch in batches:
         for key, file in zip(batch["keys"], batch["files"], strict=True):
             assert (root / file).is_file() and key.startswith(f"media/{file}")  # "media/anim/wave.gif#frame 2"
+
+
+def train_only_captions(root: Path, n: int = 15) -> dict:
+    """A media folder of n pictures whose captions are all on files of its train split: its val and test
+    splits hold pictures no captioned task can use."""
+    from PIL import Image
+
+    from supra.data.folder_index import split_by_file
+
+    root.mkdir()
+    names = [f"photo_{i:03d}.png" for i in range(n)]
+    for i, name in enumerate(names):
+        Image.new("RGB", (16, 16), (i * 16, 0, 0)).save(root / name)
+    for name in split_by_file(names, 0.1, 0.1, 0)["train"][:4]:
+        (root / name).with_suffix(".txt").write_text("a red square\n")
+    return {"_target_": "supra.data.media.folder.MediaFolderDataModule", "root": str(root), "image_size": 64,
+            "show_progress": False}
+
+
+def test_a_split_with_nothing_to_score_for_a_task_is_refused_at_setup_naming_the_source_and_the_way_out(
+        tmp_path, vqvae_ckpt, caplog):
+    """Its captioned files all in train, a media folder validated and tested on nothing and exited 0 without
+    metrics; now the fit refuses (val, then the test that follows it), and so does a test of such a split."""
+    caplog.set_level("INFO")
+    source = {"media": train_only_captions(tmp_path / "media")}
+
+    def datamodule(**overrides) -> A2AMixtureDataModule:
+        return mixture(tmp_path, vqvae_ckpt, sources=source, tasks={"text2image": 1, "image2text": 1}, **overrides)
+
+    with pytest.raises(SupraUserError, match=r"^the val split has nothing to score for data.tasks text2image, "
+                                             r"image2text \(text2image: image\+caption, image2text: image\+caption; "
+                                             r"data.sources.media has 1 val image, none captioned\): caption more of "
+                                             r"data.sources.media's files or raise data.sources.media.val_fraction or "
+                                             r"turn validation off \(\+trainer.limit_val_batches=0\)$"):
+        datamodule().setup("fit")
+    assert "a2a sources (train/val/test): media 13/1/1 images, 9/1/1 of them without a caption (no task uses them)" \
+        in caplog.text
+    no_validation = datamodule()
+    no_validation.trainer = SimpleNamespace(limit_val_batches=0)  # as +trainer.limit_val_batches=0 gives it
+    with pytest.raises(SupraUserError, match=r"^the test split has nothing to score .* or do not test "
+                                             r"\(test=false data.test_items=0\)$"):
+        no_validation.setup("fit")
+    nothing_to_test = datamodule(test_items=0)
+    nothing_to_test.trainer = SimpleNamespace(limit_val_batches=0)
+    nothing_to_test.setup("fit")  # what the advice says runs (train.py: tests/test_a2a_training.py)
+    with pytest.raises(SupraUserError, match=r"^the test split has nothing to score .* or score another split than "
+                                             r"data.split=test$"):
+        datamodule().setup("test")  # evaluate.py's
+    with pytest.raises(SupraUserError, match=r"data.tasks text2image \(.*\): .*, set data.tasks.text2image=0 or") as err:
+        mixture(tmp_path, vqvae_ckpt, sources={**source, "shapes_video": source_configs()["shapes_video"]},
+                tasks={"text2image": 1, "video": 1}).setup("fit")
+    assert "shapes_video" not in str(err.value)  # its clips are no images: neither the cause nor the cure

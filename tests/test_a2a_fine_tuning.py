@@ -76,9 +76,10 @@ def fine_tune(own_media, tmp_path):
 
     def make(init_from: str | Path, *overrides: str, run: str = "run") -> DictConfig:
         tiny = [o for o in a2a_run(Path("unused"), tmp_path / "cache") if not o.startswith(("model.vqvae_ckpt=", "data.sources."))]
+        # seed 2: captioned frames in val and test too (with seed 0 val had none: a fit is refused then)
         own = ["~data.sources.shapes", "~data.sources.shapes_video", "data.tasks.video=0", "data.tasks.text2video=0",
                f"+data.sources.mine={{_target_:supra.data.media.folder.MediaFolderDataModule,root:{own_media},"
-               "mode:frames,image_size:64,val_fraction:0.3,test_fraction:0.3,show_progress:false}"]
+               "mode:frames,image_size:64,val_fraction:0.3,test_fraction:0.3,seed:2,show_progress:false}"]
         return compose_config("train", tmp_path / run, [*tiny, *own, f"model.init_from={init_from}", *overrides])
 
     return make

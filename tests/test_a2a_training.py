@@ -240,6 +240,25 @@ def test_a_vqvae_whose_codebook_disagrees_with_the_vocabulary_is_refused(tmp_pat
     assert "codebook of 64 codes but the GPT's vocabulary has 256 visual codes" in message
 
 
+def test_a_media_folder_whose_captions_are_all_in_train_is_refused_before_training_and_the_advice_runs(
+        vqvae_ckpt, tmp_path):
+    """It validated and tested on nothing, exited 0 and wrote no metrics.json: now one line before the first
+    step, and what it says (no validation, no test) trains."""
+    from tests.test_a2a_data import train_only_captions
+
+    source = train_only_captions(tmp_path / "media")
+    own = [o for o in a2a_run(vqvae_ckpt, tmp_path / "cache") if not o.startswith("data.sources.")]
+    own += ["~data.sources.shapes", "~data.sources.shapes_video", "data.tasks.video=0", "data.tasks.text2video=0",
+            f"+data.sources.mine={{_target_:{source['_target_']},root:{source['root']},image_size:64,"
+            "show_progress:false}", "trainer.max_steps=1", "callbacks.a2a_samples=null"]
+    message = _user_error(compose_config("train", tmp_path / "refused", own))
+    assert message.startswith("the val split has nothing to score for data.tasks text, text2image, image2text")
+    assert not (tmp_path / "refused" / "checkpoints").exists()  # before any training
+    advised = ["+trainer.limit_val_batches=0", "test=false", "data.test_items=0"]
+    _, metrics = train(compose_config("train", tmp_path / "advised", [*own, *advised]))
+    assert metrics["train/loss"] > 0 and (tmp_path / "advised" / "checkpoints" / "last.ckpt").is_file()
+
+
 def test_a_run_resumes_over_its_own_vqvae_and_is_refused_over_another(a2a_trained, vqvae_ckpt, tmp_path):
     last = a2a_trained / "checkpoints" / "last.ckpt"
     cache = a2a_trained.parent / "cache"

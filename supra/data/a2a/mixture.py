@@ -43,7 +43,6 @@ from supra.data.epoch_loader import EpochLoader
 from supra.tokens.a2a_layout import TokenLayout
 from supra.tokens.a2a_sequences import (
     NEEDS,
-    SHORTEN_SAMPLE,
     TASKS,
     VIDEO_TASKS,
     check_fits,
@@ -210,15 +209,37 @@ class A2AMixtureDataModule(L.LightningDataModule):
                     continue
                 length = sequence_length(task, longest, grid, frames)
                 if length > self.context:
-                    caption = part.captions[row][max(range(len(caps)), key=lambda i: len(caps[i]))] if caps else ""
-                    name = f"{part.source} {split} item {part.names[row]}" + (f" (caption {caption[:60]!r})" if caption else "")
-                    check_fits(length, self.context, f"{name}: its {task} sequence", SHORTEN_SAMPLE)
+                    name = f"{part.source} {split} item {part.names[row]}"
+                    if task != "video":  # the video task reads no caption: naming one would mislead
+                        caption = part.captions[row][max(range(len(caps)), key=lambda i: len(caps[i]))]
+                        name += f" (caption {caption[:60]!r}, {longest} tokens)"
+                    check_fits(length, self.context, f"{name}: its {task} sequence",
+                               self._shorten(task, part.source, longest, grid, frames))
+
+    def _shorten(self, task: str, source: str, caption_tokens: int, grid: int, frames: int) -> str:
+        """What makes a `task` sequence of source `source` shorter: only what that task holds, by its key."""
+        smaller = f"a smaller image size (data.sources.{source}.image_size, every source alike)"
+        if task == "text":
+            return "shorten the caption"
+        if task not in VIDEO_TASKS:
+            return f"shorten the caption or use {smaller}"
+        prefix = caption_tokens + 2 if task == "text2video" else 0  # <TEXT> caption </TEXT> before the video
+        fewer = TokenLayout.frames_that_fit(grid, self.context, prefix)
+        caption = "shorten the caption, " if task == "text2video" else ""
+        if 2 <= fewer < frames:  # a clip is at least 2 frames
+            return f"{caption}use fewer frames (data.sources.{source}.frames={fewer} fits) or {smaller}"
+        return f"{caption}use {smaller}"
 
     # -- Lightning hooks ----------------------------------------------------------------------------
 
     def setup(self, stage: str | None = None) -> None:
-        if self.vocab is not None and self.data:
-            return
+        if not self.data:
+            self._load()
+        # every stage: a fit checks the splits it will score, a later test (evaluate.py too) its own
+        for split in self._splits_scored(stage):
+            self._check_items_to_score(split, stage)
+
+    def _load(self) -> None:
         codes = self.codes.all()
         self.data = {split: [codes[name][split] for name in self.source_configs] for split in SPLITS}
         self.vocab = self._vocabulary(self.data["train"])
@@ -226,6 +247,7 @@ class A2AMixtureDataModule(L.LightningDataModule):
             for part in parts:
                 self._encode_captions(part)
                 self._check_lengths(split, part)
+        log.info(self._summary())
         for task in TASKS:
             if self.weights[task] > 0 and not task_items(task, self.data["train"]):
                 raise SupraUserError(f"data.tasks.{task} has weight {self.weights[task]:g} but no source has items "
@@ -238,6 +260,56 @@ class A2AMixtureDataModule(L.LightningDataModule):
                 raise SupraUserError(f"data.video_given_frames={self.video_given_frames} leaves nothing to predict in "
                                      f"the {short[0]} clips of {short[1]} frames: give fewer (at most {short[1] - 1}) "
                                      "or use longer clips")
+
+    def _summary(self) -> str:
+        """One line: each source's items per split, and those no captioned task can use (no caption)."""
+        described = []
+        for name in self.source_configs:
+            parts = [self.data[split][list(self.source_configs).index(name)] for split in SPLITS]
+            line = f"{name} {'/'.join(str(len(p)) for p in parts)} {'clips' if parts[0].is_clips else 'images'}"
+            uncaptioned = [sum(not caps for caps in p.captions) for p in parts]
+            if any(uncaptioned):
+                use = "only the video task uses them" if parts[0].is_clips else "no task uses them"
+                line += f", {'/'.join(map(str, uncaptioned))} of them without a caption ({use})"
+            described.append(line)
+        return f"a2a sources ({'/'.join(SPLITS)}): " + "; ".join(described)
+
+    def _splits_scored(self, stage: str | None) -> list[str]:
+        """The splits a stage scores. A fit checks the test split too, as the captioner's data does: a test
+        follows the training (train.py's test=true), and an empty one should stop the run before, not after."""
+        validating = self.val_items != 0 and (self.trainer is None or self.trainer.limit_val_batches != 0)
+        testing = self.test_items != 0
+        scored = {"fit": ["val"] * validating + [self.split] * testing, "validate": ["val"] * validating}
+        return list(dict.fromkeys(scored.get(stage or "fit", [self.split] * testing)))
+
+    def _check_items_to_score(self, split: str, stage: str | None) -> None:
+        """One line when an active task has no item in `split` to be scored on: Lightning's loop would run
+        over nothing, log no metric and exit 0 (a media folder whose captioned files all fell in train)."""
+        empty = [task for task in self.active_tasks if not task_items(task, self.data[split])]
+        if not empty:
+            return
+        holders, remedies = [], []
+        for name, part in zip(self.source_configs, self.data[split], strict=True):
+            if not any(eligible(task, part) for task in empty):
+                continue
+            captioned = sum(bool(caps) for caps in part.captions)
+            unit = ("clip" if part.is_clips else "image") + ("s" if len(part) != 1 else "")
+            holders.append(f"data.sources.{name} has {len(part)} {split} {unit}, {captioned or 'none'} captioned")
+            if captioned < len(part):  # a media folder's: its split is drawn by file, its captions are the user's
+                fraction = f"{split}_fraction" if hasattr(self.codes.modules.get(name), f"{split}_fraction") else None
+                remedies.append(f"caption more of data.sources.{name}'s files" + (
+                    f" or raise data.sources.{name}.{fraction}" if fraction else ""))
+        if len(empty) < len(self.active_tasks):  # weights all 0 are refused: only a task beside others
+            remedies.append("set " + " ".join(f"data.tasks.{task}=0" for task in empty))
+        if split == "val" and stage in (None, "fit", "validate"):
+            remedies.append("turn validation off (+trainer.limit_val_batches=0)")
+        elif stage in (None, "fit"):
+            remedies.append("do not test (test=false data.test_items=0)")
+        else:
+            remedies.append(f"score another split than data.split={split}")
+        needs = ", ".join(f"{task}: {NEEDS[task]}" for task in empty)
+        raise SupraUserError(f"the {split} split has nothing to score for data.tasks {', '.join(empty)} ({needs}; "
+                             f"{'; '.join(holders)}): " + " or ".join(filter(None, (", ".join(remedies[:-1]), remedies[-1]))))
 
     @property
     def layout(self) -> TokenLayout:

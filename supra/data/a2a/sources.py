@@ -122,6 +122,7 @@ class SourceCodes:
                  cache_dir: Path | None) -> None:
         self.sources, self.vqvae, self.num_codes, self.cache_dir = sources, vqvae, num_codes, cache_dir
         self.builds = 0  # how many sources this object encoded (tests: 0 on a cache hit)
+        self.modules: dict[str, MediaDataModule] = {}  # the sources' DataModules, once all() built them
         self._stamps: dict[str, str] = {}
 
     def folder(self, name: str, vqvae_hash: str, module: MediaDataModule) -> Path | None:
@@ -177,6 +178,7 @@ class SourceCodes:
             with options_of_source(name):
                 modules[name] = self._module(name)
         check_one_picture_size(modules)
+        self.modules = modules
         warn_of_another_picture_size(self.vqvae, next(iter(modules.values())).image_size)
         result = {}
         for name, module in modules.items():
