@@ -3,6 +3,7 @@ VQ-VAE code cache (built once, reused, never needed per step) and the vocabulary
 
 from __future__ import annotations
 
+import json
 import math
 from collections import Counter
 from pathlib import Path
@@ -565,3 +566,39 @@ def test_a_split_with_nothing_to_score_for_a_task_is_refused_at_setup_naming_the
         mixture(tmp_path, vqvae_ckpt, sources={**source, "shapes_video": source_configs()["shapes_video"]},
                 tasks={"text2image": 1, "video": 1}).setup("fit")
     assert "shapes_video" not in str(err.value)  # its clips are no images: neither the cause nor the cure
+
+
+def test_a_photo_sources_decoded_images_go_to_the_mixtures_cache_and_a_newer_copy_replaces_the_older(tmp_path,
+                                                                                                      vqvae_ckpt):
+    """README's a2a COCO source wrote its decoded images beside the data set (<root>/.supra_cache: refused on a
+    read-only one) and left a full stale copy behind at every touched image."""
+    import os
+
+    from supra.data.a2a.sources import SourceCodes
+    from supra.data.caption_sources.decoded import DecodedPhotos
+    from tests.caption_source_fixtures import write_coco_official
+
+    root, cache = tmp_path / "coco", tmp_path / "cache"
+    write_coco_official(root, "2014")
+    config = {"_target_": "supra.data.media.photo_captions.PhotoCaptionsMediaDataModule", "source": "coco",
+              "root": str(root), "image_size": 64, "show_progress": False}
+    vqvae = load_vqvae(vqvae_ckpt)[0]
+    SourceCodes({"coco": config}, vqvae, 256, cache).all()
+    assert not (root / ".supra_cache").exists()
+    (older,) = (cache / "coco").glob("images_*.npy")
+    DecodedPhotos("coco", root, 32, cache_dir=cache / "coco").prepare(show_progress=False)  # another size: kept
+    image = next((root / "val2014").glob("*.jpg"))
+    os.utime(image, ns=(image.stat().st_atime_ns, image.stat().st_mtime_ns + 10**9))  # touched
+    codes = SourceCodes({"coco": config}, vqvae, 256, cache)
+    codes.all()
+    assert codes.builds == 1  # its files changed: encoded anew
+    at_64 = [p for p in (cache / "coco").glob("images_*.json") if json.loads(p.read_text())["size"] == 64]
+    assert len(at_64) == 1 and not older.exists() and at_64[0].with_suffix(".npy").is_file()
+    assert len(list((cache / "coco").glob("images_*.npy"))) == 2  # the 32 px cache beside it
+
+    unwritable = tmp_path / "a_file"
+    unwritable.write_text("")
+    with pytest.raises(SupraUserError, match=rf"^cannot write to the decoded-image cache {unwritable}/photos \(.*\): "
+                                             r"set data.sources.coco.cache_dir to a writable folder$"):
+        SourceCodes({"coco": {**config, "cache_dir": str(unwritable / "photos")}}, vqvae, 256, None).all()
+

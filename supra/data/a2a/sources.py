@@ -7,12 +7,14 @@ video PSNR and grids). The key hashes the VQ-VAE's weights (the same VQ-VAE read
 a2a checkpoint shares codes), the source's config less the options that only serve its items
 (`serving_options`: loader workers and batch sizes are no other codes), its `items_version`, and what it
 reads from disk (`inputs_stamp`: a folder whose files changed, were added or removed is encoded anew). The
-folder is built beside its final name and renamed into place: readers see all of it or nothing.
+folder is built beside its final name and renamed into place: readers see all of it or nothing. A source's own
+caches (a photo source's decoded images) go to `cache_dir/<source>/` unless its config sets its cache_dir.
 """
 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import logging
 import re
@@ -198,7 +200,15 @@ class SourceCodes:
         return codes
 
     def _module(self, name: str) -> MediaDataModule:
-        module = instantiate(self.sources[name])
+        factory = instantiate(self.sources[name], _partial_=True)
+        # a source with caches of its own (a photo source's decoded images) and no cache_dir set keeps them in
+        # cache_dir/<name>/, as the captioner's data keeps its own in paths.cache_dir, not beside the data set
+        # (a read-only one, /kaggle/input, refused them); given here, not in its config, so its codes' key stays
+        own = {}
+        if (self.cache_dir is not None and "cache_dir" not in self.sources[name]
+                and "cache_dir" in inspect.signature(factory.func).parameters):
+            own["cache_dir"] = str(self.cache_dir / name)
+        module = factory(**own)
         if not isinstance(module, MediaDataModule):
             raise SupraUserError(f"data.sources.{name} ({self.sources[name]['_target_']}) is not an image/clip "
                                  "DataModule: use shapes_images, shapes_video or media_folder")

@@ -57,7 +57,9 @@ class DecodedPhotos:
             index = read_caption_source(self.source, self.root, self.layout, self.seed, self.columns, self.cache_dir)
             keys = sorted({k for split in index.splits.values() for k in split})
             items = [index.stored.get(k) or index.image_dir / k for k in keys]
-            self._read = index, ImageCache(self.cache_dir, items, self.image_size, keys)
+            # the origin: a newer cache of this source, at this root, layout and columns, replaces an older one
+            origin = json.dumps([self.source, str(self.root.resolve()), self.layout, self.columns], default=str)
+            self._read = index, ImageCache(self.cache_dir, items, self.image_size, keys, origin)
         return self._read
 
     def inputs_stamp(self) -> str:

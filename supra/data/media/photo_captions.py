@@ -5,6 +5,9 @@ scenes know theirs, so the shapes judges are not run on photos).
 
     data.sources.coco: {_target_: supra.data.media.photo_captions.PhotoCaptionsMediaDataModule,
                         source: coco, root: /path/to/coco, image_size: 64}
+
+The decoded images are cached in the mixture's cache folder (data.cache_dir/coco/), or `cache_dir` when set;
+a newer cache of the same photos at the same size replaces an older one once complete (data/image_cache.py).
 """
 
 from __future__ import annotations
@@ -17,7 +20,10 @@ from supra.data.media.datamodule import MediaDataModule, MediaItems
 
 
 class PhotoCaptionsMediaDataModule(MediaDataModule):
-    """`source` at `root` as images [N, 3, S, S] with captions; `layout` and `split_seed` as for the captioner."""
+    """`source` at `root` as images [N, 3, S, S] with captions; `layout` and `split_seed` as for the captioner.
+    `cache_dir`: its decoded images (in the a2a mixture: data.cache_dir/<source name>/ unless set)."""
+
+    serving_options = MediaDataModule.serving_options | {"cache_dir"}  # where images are cached changes none
 
     def __init__(self, source: str, root: str, layout: str | None = None, split_seed: int = 0,
                  cache_dir: str | None = None, show_progress: bool = True, image_column: str = "image",
