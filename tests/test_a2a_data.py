@@ -602,3 +602,21 @@ def test_a_photo_sources_decoded_images_go_to_the_mixtures_cache_and_a_newer_cop
                                              r"set data.sources.coco.cache_dir to a writable folder$"):
         SourceCodes({"coco": {**config, "cache_dir": str(unwritable / "photos")}}, vqvae, 256, None).all()
 
+
+def test_a_media_folder_source_with_a_split_turned_off_is_encoded_and_refused_only_where_that_split_is_scored(
+        tmp_path, vqvae_ckpt):
+    """val_fraction=0 ("0 turns a split off") was refused by the source itself, whatever the run scored."""
+    from tests.media_fixtures import write_media_folder
+
+    write_media_folder(tmp_path / "media")
+    folder = {"_target_": "supra.data.media.folder.MediaFolderDataModule", "root": str(tmp_path / "media"),
+              "mode": "frames", "image_size": 64, "val_fraction": 0, "test_fraction": 0.3, "seed": 2,
+              "show_progress": False}
+    with pytest.raises(SupraUserError, match=r"^the val split has nothing to score .*data.sources.media has 0 val "
+                                             r"images, none captioned\): set data.sources.media.val_fraction above 0 "
+                                             r"or turn validation off \(\+trainer.limit_val_batches=0\)$"):
+        mixture(tmp_path, vqvae_ckpt, sources={"media": folder}, tasks={"image2text": 1}).setup("fit")
+    unvalidated = mixture(tmp_path, vqvae_ckpt, sources={"media": folder}, tasks={"image2text": 1}, val_items=0)
+    unvalidated.setup("fit")
+    assert len(unvalidated.data["val"][0]) == 0 and unvalidated.data["val"][0].codes.shape[1:] == (8, 8)
+    assert unvalidated.eval_batches("test")  # the split it tests is there

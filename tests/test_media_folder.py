@@ -200,6 +200,31 @@ def test_an_asked_for_split_that_is_turned_off_is_a_clear_error(tmp_path):
         dm.items("val")
 
 
+def test_splits_turned_off_are_advised_as_a_run_that_trains_and_that_run_trains(tmp_path):
+    """Two files: "0 turns a split off"; then "do not ask for the val split", which no train.py option did
+    (+trainer.limit_val_batches=0 still loaded it). Now validation off lets a fit go without val."""
+    from supra.runner.training import train
+    from supra.utils.errors import user_error_in
+    from tests.conftest import compose_config
+
+    root = tmp_path / "two"
+    for i, colour in enumerate((RED, BLUE)):
+        save_image(root / f"photo_{i}.png", colour=colour)
+    run = ["experiment=vqvae_shapes", "data=media_folder", f"data.root={root}", "data.image_size=16",
+           "data.show_progress=false", "data.batch_size=2", "trainer.max_steps=1", "callbacks.reconstruction_grid=null",
+           "callbacks.progress_bar=null", "callbacks.model_summary=null"]
+    with pytest.raises(SupraUserError, match="too few for a train split .* \\(0 turns a split off\\)"):
+        MediaFolderDataModule(root=str(root), show_progress=False).setup("fit")
+    off = [*run, "data.val_fraction=0", "data.test_fraction=0"]
+    with pytest.raises(Exception) as err:
+        train(compose_config("train", tmp_path / "refused", off))
+    assert str(user_error_in(err.value)) == (
+        f"the val split of data.root={root} is empty (data.val_fraction=0): set data.val_fraction above 0, or turn "
+        "validation off (+trainer.limit_val_batches=0); the test split is empty too: add test=false")
+    train(compose_config("train", tmp_path / "advised", [*off, "+trainer.limit_val_batches=0", "test=false"]))
+    assert (tmp_path / "advised" / "checkpoints" / "last.ckpt").is_file()
+
+
 def test_stills_over_max_pixels_are_skipped_unread(folder):
     root, _ = folder
     dm = datamodule(root, max_pixels=150)  # the 16x12 stills are 192 pixels; the GIFs are smaller

@@ -295,8 +295,11 @@ class A2AMixtureDataModule(L.LightningDataModule):
             captioned = sum(bool(caps) for caps in part.captions)
             unit = ("clip" if part.is_clips else "image") + ("s" if len(part) != 1 else "")
             holders.append(f"data.sources.{name} has {len(part)} {split} {unit}, {captioned or 'none'} captioned")
-            if captioned < len(part):  # a media folder's: its split is drawn by file, its captions are the user's
-                fraction = f"{split}_fraction" if hasattr(self.codes.modules.get(name), f"{split}_fraction") else None
+            # a media folder's: its split is drawn by file (val_fraction, test_fraction), its captions are the user's
+            fraction = f"{split}_fraction" if hasattr(self.codes.modules.get(name), f"{split}_fraction") else None
+            if not len(part) and fraction:
+                remedies.append(f"set data.sources.{name}.{fraction} above 0")
+            elif captioned < len(part):
                 remedies.append(f"caption more of data.sources.{name}'s files" + (
                     f" or raise data.sources.{name}.{fraction}" if fraction else ""))
         if len(empty) < len(self.active_tasks):  # weights all 0 are refused: only a task beside others

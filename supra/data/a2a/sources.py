@@ -219,7 +219,7 @@ class SourceCodes:
         device = next(self.vqvae.parameters()).device
         out = {}
         for split in SPLITS:
-            items = module.items(split)
+            items = module.split_items(split)  # a media folder's val or test may be off (its fraction 0)
             codes = encode_items(self.vqvae, items.pixels, ENCODE_BATCH, device)
             out[split] = SourceSplit(name, codes, list(items.names), [list(c) for c in items.captions],
                                      items.objects, items.pixels if split != "train" else None, list(items.files))

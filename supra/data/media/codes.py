@@ -95,6 +95,8 @@ def read_media_codes(directory: str | Path, split: str) -> MediaCodes:
 def encode_items(net: torch.nn.Module, pixels: torch.Tensor, batch_size: int, device: torch.device,
                  progress: Progress | None = None, label: str = "") -> torch.Tensor:
     """uint8 [N, 3, S, S] or [N, T, 3, S, S] -> codes int64 [N, S/8, S/8] or [N, T, S/8, S/8]."""
+    if len(pixels) == 0:  # a split turned off: no VQ-VAE call, codes of the grid the patch gives
+        return torch.zeros((*pixels.shape[:-3], pixels.shape[-2] // 8, pixels.shape[-1] // 8), dtype=torch.long)
     per_item = pixels.shape[1] if pixels.ndim == 5 else 1
     rows = max(1, batch_size // per_item)  # batch_size counts images, a clip is T of them
     task = progress.add_task(label, total=len(pixels)) if progress else None

@@ -135,6 +135,11 @@ class MediaDataModule(SplitDataModule):
         """The split's pixels, captions and names, loaded once."""
         return self.loaded(split)
 
+    def split_items(self, split: str) -> MediaItems:
+        """`items` for a cache of every split (the a2a codes): a split the source lets be turned off may be
+        empty here (a media folder's val_fraction=0), for the user of the cache to refuse if it scores it."""
+        return self.items(split)
+
     def inputs_stamp(self) -> str:
         """What the source reads from disk, as a stamp that changes when it does (a cache of its items
         keys on it): "" for a procedural source, whose config is all of its content."""

@@ -89,6 +89,7 @@ class MediaFolderDataModule(MediaDataModule):
         self.split_files: dict[str, list[str]] = {}
         self.summary = ""
         self._loaded: dict[str, MediaItems] | None = None
+        self._stage = "fit"
 
     def inputs_stamp(self) -> str:
         # a folder not there (scoring on a machine that holds only the codes): the codes cached for the config
@@ -179,15 +180,32 @@ class MediaFolderDataModule(MediaDataModule):
     # -- MediaDataModule --------------------------------------------------------------------------
 
     def setup(self, stage: str | None = None) -> None:
+        self._stage = stage or "fit"  # which advice an empty split gets
         self._load_all()
         super().setup(stage)
+
+    def splits_for(self, stage: str | None) -> list[str]:
+        splits = super().splits_for(stage)
+        if stage in (None, "fit") and self.trainer is not None and self.trainer.limit_val_batches == 0:
+            # validation turned off: a val split turned off too (data.val_fraction=0) is not asked for
+            splits = [split for split in splits if split != "val"]
+        return splits
+
+    def split_items(self, split: str) -> MediaItems:
+        return self._load_all()[split]
 
     def load_split(self, split: str) -> MediaItems:
         items = self._load_all()[split]
         if len(items) == 0:
             fraction = {"val": self.val_fraction, "test": self.test_fraction}.get(split)
+            # what runs without the split: validation off lets a fit go without val (splits_for), test=false
+            # a train.py run without a test; evaluate.py scores the split it is given
+            other = ("turn validation off (+trainer.limit_val_batches=0)" if split == "val" and self._stage == "fit"
+                     else "do not test it (train.py: test=false; evaluate.py: another data.split)")
+            if other.startswith("turn") and self.split != "val" and not self._loaded[self.split]:
+                other += f"; the {self.split} split is empty too: add test=false"
             raise SupraUserError(
                 f"the {split} split of data.root={self.root} is empty (data.{split}_fraction={fraction}): "
-                f"set data.{split}_fraction above 0, or do not ask for the {split} split"
+                f"set data.{split}_fraction above 0, or {other}"
             )
         return items
