@@ -3,12 +3,13 @@
 import pytest
 import torch
 
-from supra.models.sampling import filter_logits
+from supra.models.sampling import filter_logits, sample_next
 from supra.models.vlm_generation import (
     DecodeConfig,
     beam_search,
     beam_search_recompute,
     generate,
+    image_draws,
     sample,
 )
 from supra.models.vlm_nano import VLMNano
@@ -65,6 +66,46 @@ def test_sampling_is_reproducible_with_a_seed(peaked_model):
     images = torch.randn(4, 3, 112, 112, dtype=torch.double)
     decode = DecodeConfig(strategy="sample", temperature=1.5, top_k=10, seed=7)
     assert generate(peaked_model, images, BOS, EOS, decode) == generate(peaked_model, images, BOS, EOS, decode)
+
+
+def test_a_sampled_caption_depends_on_its_image_and_the_seed_not_on_the_batch(peaked_model):
+    torch.manual_seed(1)
+    images = torch.randn(6, 3, 112, 112, dtype=torch.double)
+    decode = DecodeConfig(strategy="sample", temperature=1.5, top_k=None, seed=7)
+    together = generate(peaked_model, images, BOS, EOS, decode)
+    alone = [generate(peaked_model, image[None], BOS, EOS, decode)[0] for image in images]
+    reversed_batch = generate(peaked_model, images.flip(0), BOS, EOS, decode)[::-1]
+    assert together == alone == reversed_batch
+    assert len({tuple(c) for c in alone}) > 1  # each image its own draws: not one stream for every batch of one
+    other_seed = generate(peaked_model, images, BOS, EOS, DecodeConfig(strategy="sample", temperature=1.5, seed=8))
+    assert other_seed != together
+
+
+def test_two_different_images_draw_different_random_streams_and_one_image_the_same():
+    first, second = torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 8)
+    second[0, 0, 0, 0] = 1e-3  # one pixel apart
+    assert not torch.equal(image_draws(first, 0, 5), image_draws(second, 0, 5))
+    assert torch.equal(image_draws(first, 0, 5), image_draws(first.double(), 0, 5))  # the image, not its dtype
+    assert not torch.equal(image_draws(first, 0, 5), image_draws(first, 1, 5))
+    draws = image_draws(torch.cat([first, second]), 0, 5)
+    assert draws.shape == (2, 5) and float(draws.min()) >= 0 and float(draws.max()) < 1
+
+
+def test_drawing_a_token_from_its_own_uniform_follows_the_distribution_and_never_a_filtered_token():
+    probs = torch.tensor([0.5, 0.3, 0.15, 0.05])
+    logits = probs.log().expand(20_000, 4)
+    drawn = sample_next(logits, 1.0, uniforms=torch.rand(20_000, generator=torch.Generator().manual_seed(0)))
+    assert torch.allclose(torch.bincount(drawn, minlength=4) / 20_000, probs, atol=0.01)
+    top2 = sample_next(logits, 1.0, top_k=2, uniforms=torch.linspace(0, 0.9999999, 20_000))
+    assert set(top2.tolist()) == {0, 1}
+
+
+def test_settings_used_names_what_each_decoding_reads():
+    assert DecodeConfig(beam_width=6, length_penalty=1.0).settings_used() == {
+        "strategy": "beam", "beam_width": 6, "length_penalty": 1.0, "max_new_tokens": None}
+    assert DecodeConfig(strategy="greedy", max_new_tokens=5).settings_used() == {"strategy": "greedy", "max_new_tokens": 5}
+    assert DecodeConfig(strategy="sample", seed=3).settings_used() == {
+        "strategy": "sample", "temperature": 0.8, "top_k": 50, "top_p": None, "seed": 3, "max_new_tokens": None}
 
 
 def test_filter_logits_keeps_top_k_and_nucleus():

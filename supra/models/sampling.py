@@ -22,13 +22,21 @@ def filter_logits(logits: torch.Tensor, top_k: int | None = None, top_p: float |
 def sample_next(
     logits: torch.Tensor, temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
     generator: torch.Generator | None = None, allowed: torch.Tensor | None = None,
+    uniforms: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """logits [B, V] -> token ids int64 [B]. allowed bool [V] or [B, V]: tokens outside it are never
-    drawn (applied before top-k/top-p, so those choose among allowed tokens). temperature 0 = argmax."""
+    drawn (applied before top-k/top-p, so those choose among allowed tokens). temperature 0 = argmax.
+    uniforms float [B] in [0, 1): row b's draw, taken from its own random stream (then `generator` is not
+    used), so a row's token does not depend on the other rows."""
     logits = logits.float()
     if allowed is not None:
         logits = logits.masked_fill(~allowed, float("-inf"))
     if temperature == 0:
         return logits.argmax(-1)
     probs = filter_logits(logits / temperature, top_k, top_p).softmax(-1)
+    if uniforms is not None:  # inverse transform: the token whose share of the cumulative mass holds the draw
+        cumulative = probs.cumsum(-1)
+        points = (uniforms.to(cumulative) * cumulative[:, -1]).unsqueeze(1)
+        # right=True: a token of probability 0 spans no interval, so it is never drawn
+        return torch.searchsorted(cumulative, points, right=True).squeeze(1).clamp(max=probs.shape[-1] - 1)
     return torch.multinomial(probs, 1, generator=generator).squeeze(1)

@@ -12,8 +12,10 @@ against, and defines the semantics both share:
 
 from __future__ import annotations
 
+import hashlib
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -34,7 +36,7 @@ class DecodeConfig:
     top_k: int | None = 50
     top_p: float | None = None
     max_new_tokens: int | None = None  # default: all MAX_SEQ - 1 text positions after BOS
-    seed: int = 0  # sampling only: same seed, same captions
+    seed: int = 0  # sampling only: same seed, same caption for an image, whatever else shares its batch
 
     def __post_init__(self) -> None:
         # Raised as user errors: these values come straight from the command line (decode=, beam_width=, seed=).
@@ -48,6 +50,13 @@ class DecodeConfig:
         if not isinstance(self.temperature, (int, float)) or not math.isfinite(self.temperature) or self.temperature <= 0:
             raise SupraUserError(f"temperature={self.temperature!r} must be a number > 0 (use decode=greedy for argmax)")
 
+    def settings_used(self) -> dict[str, Any]:
+        """The settings this strategy reads (strategy first): what a report says the captions were made with."""
+        read = {"beam": ("beam_width", "length_penalty"), "greedy": (),
+                "sample": ("temperature", "top_k", "top_p", "seed")}[self.strategy]
+        return {"strategy": self.strategy, **{name: getattr(self, name) for name in read},
+                "max_new_tokens": self.max_new_tokens}
+
 
 @torch.no_grad()
 def generate(model: VLMNano, images: torch.Tensor, bos_id: int, eos_id: int, decode: DecodeConfig) -> list[list[int]]:
@@ -57,9 +66,25 @@ def generate(model: VLMNano, images: torch.Tensor, bos_id: int, eos_id: int, dec
                            decode.max_new_tokens)
     if decode.strategy == "greedy":
         return sample(model, images, bos_id, eos_id, greedy=True, max_new_tokens=decode.max_new_tokens)
-    generator = torch.Generator(device=images.device).manual_seed(decode.seed)
+    draws = image_draws(images, decode.seed, _max_new(model, decode.max_new_tokens))
     return sample(model, images, bos_id, eos_id, temperature=decode.temperature, top_k=decode.top_k,
-                  top_p=decode.top_p, generator=generator, max_new_tokens=decode.max_new_tokens)
+                  top_p=decode.top_p, draws=draws, max_new_tokens=decode.max_new_tokens)
+
+
+def image_draws(images: torch.Tensor, seed: int, steps: int) -> torch.Tensor:
+    """images [B, 3, H, W] -> float [B, steps] uniforms in [0, 1), on the images' device: each image's own
+    random stream, seeded from `seed` and a digest of its pixels. So a sampled caption depends on the seed
+    and the image alone, not on the batch size or the other images beside it, with no ids to pass along;
+    two copies of one image draw alike, as one image sampled twice with one seed does."""
+    # float32 on the CPU: one digest for an image whether it comes as float64, on a GPU or in bfloat16
+    pixels = images.detach().to("cpu", torch.float32).contiguous()
+    draws = torch.empty(len(pixels), steps)
+    for row, image in enumerate(pixels):
+        digest = hashlib.blake2b(f"{seed}:".encode(), digest_size=8)
+        digest.update(image.numpy().tobytes())
+        generator = torch.Generator().manual_seed(int.from_bytes(digest.digest(), "little") >> 1)  # < 2**63
+        draws[row] = torch.rand(steps, generator=generator)
+    return draws.to(images.device)
 
 
 def _max_new(model: VLMNano, max_new_tokens: int | None) -> int:
@@ -75,15 +100,18 @@ def _strip(tokens: list[int], eos_id: int) -> list[int]:
 def sample(
     model: VLMNano, images: torch.Tensor, bos_id: int, eos_id: int, *, greedy: bool = False,
     temperature: float = 1.0, top_k: int | None = None, top_p: float | None = None,
-    generator: torch.Generator | None = None, max_new_tokens: int | None = None,
+    generator: torch.Generator | None = None, max_new_tokens: int | None = None, draws: torch.Tensor | None = None,
 ) -> list[list[int]]:
-    """Greedy or temperature/top-k/top-p sampling, all images at once, one cached step per token."""
+    """Greedy or temperature/top-k/top-p sampling, all images at once, one cached step per token. draws
+    float [B, >= steps] (image_draws): each image's own uniforms, step by step, instead of `generator`."""
     logits, cache = model.prefill(images, bos_id)
     B = images.shape[0]
     out = torch.empty(B, 0, dtype=torch.long, device=images.device)
     done = torch.zeros(B, dtype=torch.bool, device=images.device)
     for step in range(_max_new(model, max_new_tokens)):
-        tok = logits.argmax(-1) if greedy else sample_next(logits, temperature, top_k, top_p, generator)
+        uniforms = None if draws is None else draws[:, step]
+        tok = logits.argmax(-1) if greedy else sample_next(logits, temperature, top_k, top_p, generator,
+                                                           uniforms=uniforms)
         tok = tok.masked_fill(done, eos_id)
         out = torch.cat([out, tok[:, None]], dim=1)
         done |= tok == eos_id
