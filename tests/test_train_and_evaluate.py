@@ -50,8 +50,9 @@ def test_training_leaves_checkpoints_tokenizer_metrics_predictions_and_grid(trai
     assert sorted(p.name for p in (trained_run / "attention_maps").iterdir()) == [
         "test_step_000030.png", "val_step_000015.png", "val_step_000030.png"]
     metrics = json.loads((trained_run / "metrics.json").read_text())
-    assert CAPTION_KEYS | {"split", "n_images", "decode", "attr_acc", "relation_acc", "loss"} == set(metrics)
+    assert CAPTION_KEYS | {"split", "n_images", "decode", "decode_settings", "attr_acc", "relation_acc", "loss"} == set(metrics)
     assert metrics["split"] == "test" and metrics["n_images"] == 15 and metrics["decode"] == "beam"
+    assert metrics["decode_settings"] == {"strategy": "beam", "beam_width": 3, "length_penalty": 0.0, "max_new_tokens": None}
     predictions = json.loads((trained_run / "predictions.json").read_text())
     assert sorted(p["image_id"] for p in predictions) == [f"test_{i:05d}" for i in range(15)]  # generated: no file
     assert all(p["file"] is None for p in predictions)
@@ -98,6 +99,50 @@ def test_evaluate_scores_another_split_with_another_decoding(trained_run, tmp_pa
     evaluate(cfg)
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["split"] == "val" and metrics["n_images"] == 24 and metrics["decode"] == "greedy"
+    assert metrics["decode_settings"] == {"strategy": "greedy", "max_new_tokens": None}
+
+
+def checkpoint_decoding_so(trained_run: Path, folder: Path, **decode: object) -> Path:
+    """trained_run's best.ckpt, as a run that set model.decode.<key>=<value> for each of `decode` wrote it."""
+    checkpoint = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=False)
+    checkpoint["supra"]["run_config"]["model"]["decode"] |= decode
+    ckpt = folder / "checkpoints" / "best.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save(checkpoint, ckpt)
+    return ckpt
+
+
+def test_evaluate_decodes_as_the_run_did_whatever_the_batch_size_and_records_the_settings(trained_run, tmp_path):
+    from supra.artifacts.captioner_release import load_captioner
+    from supra.data.captioning.shapes import ShapesDataModule
+    from supra.data.images import normalize_images
+    from supra.models.vlm_generation import DecodeConfig, generate
+
+    # a run that sampled its test captions (model.decode.strategy=sample, its own seed and width too)
+    run = {"strategy": "sample", "beam_width": 6, "temperature": 1.5, "top_k": None, "seed": 11}
+    ckpt = checkpoint_decoding_so(trained_run, tmp_path / "run", **run)
+    evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}", "+data.eval_batch_size=1"]))
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["decode_settings"] == {"strategy": "sample", "temperature": 1.5, "top_k": None, "top_p": None,
+                                          "seed": 11, "max_new_tokens": None}
+    # one image at a time gives the captions of all 15 in one batch: each image samples its own stream
+    net, tokenizer, _ = load_captioner(ckpt)
+    images = ShapesDataModule(num_test=15, image_size=112).load_split("test").images
+    ids = generate(net, normalize_images(images, net.image_input.mean, net.image_input.std), tokenizer.bos_id,
+                   tokenizer.eos_id, DecodeConfig(**run))
+    predictions = json.loads((tmp_path / "eval" / "predictions.json").read_text())
+    assert [p["caption"] for p in predictions] == tokenizer.decode_batch(ids)
+
+
+def test_a_checkpoints_decoding_with_the_users_settings_over_it(trained_run, tmp_path):
+    from supra.artifacts.captioner_release import checkpoint_decoding, load_captioner
+    from supra.models.vlm_generation import DecodeConfig
+
+    ckpt = checkpoint_decoding_so(trained_run, tmp_path, beam_width=6, length_penalty=1.0)
+    run_config = load_captioner(ckpt)[2]
+    assert checkpoint_decoding(ckpt, run_config) == DecodeConfig(beam_width=6, length_penalty=1.0)
+    assert checkpoint_decoding(ckpt, run_config, strategy=None, beam_width=2, seed=None) == DecodeConfig(
+        beam_width=2, length_penalty=1.0)  # None: not given
 
 
 def test_training_into_a_folder_that_holds_a_run_is_refused_and_leaves_it_whole(trained_run):

@@ -43,6 +43,7 @@ from supra.artifacts.release_files import (
     write_config_json,
     write_scoring,
 )
+from supra.models.vlm_generation import DecodeConfig
 from supra.models.vlm_nano import VLMNano, VLMNanoConfig
 from supra.tokens.caption_bpe import SPECIAL_TOKENS, CaptionTokenizer
 from supra.utils.errors import SupraUserError
@@ -298,6 +299,13 @@ def scored_decoding(path: str | Path, run_config: dict | None) -> dict[str, Any]
     if run_config:
         return dict((run_config.get("model") or {}).get("decode") or {})
     return dict(read_scoring(local_path(path)).get("decode") or {})
+
+
+def checkpoint_decoding(path: str | Path, run_config: dict | None, **given: Any) -> DecodeConfig:
+    """The decoding a captioner was scored with (scored_decoding: width, length penalty, strategy, ...), with
+    the settings the user gave over it (those not None): evaluate.py, caption, explain and the demo all
+    caption with it, so an image gets one caption from each and evaluate.py the run's own test scores."""
+    return DecodeConfig(**{**scored_decoding(path, run_config), **{k: v for k, v in given.items() if v is not None}})
 
 
 def load_captioner(path: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict | None]:

@@ -196,7 +196,10 @@ class CaptioningTask(SupraTask):
         predictions = dict(sorted(self._predictions.items()))
         images = self.trainer.datamodule.image_records(split)  # each row's own id and file
         self.test_results = {
-            "split": split, "scores": scores, "details": {"n_images": len(predictions), "decode": self.decode.strategy},
+            "split": split, "scores": scores,
+            # decode_settings: every setting the captions were made with (evaluate.py takes the run's own)
+            "details": {"n_images": len(predictions), "decode": self.decode.strategy,
+                        "decode_settings": self.decode.settings_used()},
             "predictions": [{**images[row], "caption": caption} for row, caption in predictions.items()],
         }
 
