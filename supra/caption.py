@@ -1,7 +1,8 @@
 """`python -m supra.caption`: caption your own images with a checkpoint or a release folder (conf/caption.yaml;
 `--help` lists every option). Writes <out>/captions.jsonl ({"image_id", "file", "caption"} per image) and
-<out>/captions.png (a grid); files are named relative to `images`; files that cannot be read are listed,
-not fatal. An earlier caption run's grid under `images` (a captions.png beside the captions.jsonl it wrote)
+<out>/captions.png (a grid); files are named relative to `images`; files that cannot be read (a broken
+link among them) are listed, not fatal. It decodes as the model's run did (decode= alone replaces the
+strategy). An earlier caption run's grid under `images` (a captions.png beside the captions.jsonl it wrote)
 is passed over. Only an earlier caption run's outputs in `out` are replaced; a file of the user's there of
 either name is refused."""
 
@@ -17,7 +18,7 @@ import torch
 from omegaconf import DictConfig
 from rich.progress import track
 
-from supra.artifacts.captioner_release import load_captioner, scored_decoding
+from supra.artifacts.captioner_release import checkpoint_decoding, load_captioner
 from supra.data.images import IMAGE_SUFFIXES, UNREADABLE, image_to_uint8, load_rgb, normalize_images
 from supra.models.vlm_generation import DecodeConfig, generate
 from supra.models.vlm_nano import VLMNano
@@ -38,14 +39,20 @@ from supra.utils.files import (
 GRID, RECORDS = "captions.png", "captions.jsonl"  # what a caption run writes into out
 
 
+def is_broken_link(path: Path) -> bool:
+    """A link whose target does not exist."""
+    return path.is_symlink() and not path.exists()
+
+
 def find_images(path: Path) -> list[Path]:
     """An image file, or the images under a folder as training reads folders (visible_files): linked folders
-    followed, each once; hidden files passed over (macOS's ._photo.jpg is no picture)."""
+    followed, each once; hidden files passed over (macOS's ._photo.jpg is no picture). A broken link with an
+    image's name is kept, so that it is listed among the files that could not be read, not passed over."""
     if path.is_file():
         return [path]
     if path.is_dir():
-        return [path / name for name in visible_files(path)
-                if Path(name).suffix.lower() in IMAGE_SUFFIXES and (path / name).is_file()]
+        return [path / name for name in visible_files(path) if Path(name).suffix.lower() in IMAGE_SUFFIXES
+                and ((path / name).is_file() or is_broken_link(path / name))]
     raise SupraUserError(f"images={path} does not exist: give an image file or a folder of images")
 
 
@@ -111,20 +118,22 @@ def out_folder(out: Path) -> Iterator[Path]:
         raise
 
 
-def caption_images(ckpt: str, images: str, out: str, decode: str = "beam", batch_size: int = 64,
+def caption_images(ckpt: str, images: str, out: str, decode: str | None = None, batch_size: int = 64,
                    grid_images: int = 16) -> dict[str, str]:
     """Caption every image under `images`; returns {file relative to `images`: caption} and writes
-    captions.jsonl ({"image_id", "file", "caption"} per image) + captions.png (none when grid_images=0)."""
+    captions.jsonl ({"image_id", "file", "caption"} per image) + captions.png (none when grid_images=0).
+    decode: beam | greedy | sample; None: the model's run's strategy. Every other setting is its run's."""
     if batch_size < 1:
         raise SupraUserError(f"batch_size={batch_size} must be >= 1")
     if grid_images < 0:
         raise SupraUserError(f"grid_images={grid_images} must be >= 0 (0: no captions.png)")
-    DecodeConfig(strategy=decode)  # a one-line error for an unknown strategy, before the model loads
+    if decode is not None:
+        DecodeConfig(strategy=decode)  # a one-line error for an unknown strategy, before the model loads
     files = images_to_caption(Path(images), Path(out))
     check_out_folder(Path(images), Path(out))
     net, tokenizer, run_config = load_captioner(ckpt)
-    # the other settings of the decoding its scores were measured with (length penalty, caption length, ...)
-    settings = DecodeConfig(**{**scored_decoding(ckpt, run_config), "strategy": decode})
+    # the decoding its scores were measured with (width, length penalty, caption length, ...), decode= over it
+    settings = checkpoint_decoding(ckpt, run_config, strategy=decode)
     with out_folder(Path(out)) as out_dir:
         captions, thumbnails = _caption_files(net, tokenizer, settings, files, Path(images), batch_size, grid_images)
         # the same records as predictions.json: the image's id (here its path under `images`) and its file
@@ -154,7 +163,8 @@ def _caption_files(net: VLMNano, tokenizer: CaptionTokenizer, settings: DecodeCo
                 batch.append(image_to_uint8(load_rgb(path), size))
                 names.append(path.relative_to(root).as_posix())
             except UNREADABLE as err:
-                unreadable[str(path)] = f"{type(err).__name__}: {err}"
+                unreadable[str(path)] = (f"a link to {path.readlink()}, which does not exist" if is_broken_link(path)
+                                         else f"{type(err).__name__}: {err}")
         if not batch:
             continue
         images_uint8 = torch.stack(batch)

@@ -222,12 +222,15 @@ def test_caption_command_captions_a_folder_and_lists_unreadable_files(release, t
     Image.new("RGB", (40, 40), (30, 30, 200)).save(folder_of(tmp_path / "elsewhere") / "blue.png")
     (images / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)  # followed
     (images / "nested" / "again").symlink_to(tmp_path / "elsewhere", target_is_directory=True)  # once
+    (images / "moved.png").symlink_to(tmp_path / "gone.png")  # a broken link: listed, not passed over in silence
     run_command("caption", f"ckpt={release}", f"images={images}", f"out={tmp_path / 'out'}", "decode=greedy")
     lines = [json.loads(line) for line in (tmp_path / "out" / "captions.jsonl").read_text().splitlines()]
     assert sorted(Path(r["file"]).name for r in lines) == ["blue.png", "grey.png", "red.jpg"]
     assert all(isinstance(r["caption"], str) for r in lines)
     assert (tmp_path / "out" / "captions.png").is_file()
-    assert "broken.jpg" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "broken.jpg" in err
+    assert f"skipped unreadable image {images / 'moved.png'}: a link to {tmp_path / 'gone.png'}, which does not exist" in err
 
 
 def test_export_replaces_an_old_release_but_never_other_files_its_input_or_the_working_directory(
