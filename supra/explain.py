@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from supra.artifacts.a2a_release import load_a2a
-from supra.artifacts.captioner_release import load_captioner
+from supra.artifacts.captioner_release import checkpoint_decoding, load_captioner
 from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
 from supra.data.gif_frames import TOO_LARGE, MediaDecodeError
@@ -32,11 +32,11 @@ from supra.data.media.codes import decode_codes, encode_items
 from supra.models.a2a_generation import SamplingConfig, check_image_search
 from supra.models.attention_maps import (
     TokenAttention,
+    check_maps_are_places,
     explain_caption,
     explain_image2text,
     explain_text2image,
 )
-from supra.models.vlm_generation import DecodeConfig
 from supra.pictures.attention import explain_page, render_token_strip, square_grid
 from supra.pictures.files import save_image_atomic
 from supra.tokens.a2a_layout import CONTROL_TOKENS
@@ -113,7 +113,8 @@ def _write(out: Path, title: str, summary: str, image: torch.Tensor, grid: tuple
 
 
 def explain_captioner(cfg: DictConfig) -> dict[str, Any]:
-    net, tokenizer, _ = load_captioner(cfg.ckpt)
+    net, tokenizer, run_config = load_captioner(cfg.ckpt)
+    check_maps_are_places(net)  # a resampler's: refused before out= is made
     path = _picture(cfg.image)
     try:
         image = image_to_uint8(load_rgb(path, CAPTIONER_MAX_PIXELS), net.config.IMG_SIZE)
@@ -121,20 +122,23 @@ def explain_captioner(cfg: DictConfig) -> dict[str, Any]:
         raise _too_large(path, err, CAPTIONER_MAX_PIXELS) from None
     except UNREADABLE as err:
         raise SupraUserError(f"image={path} cannot be read as a picture ({type(err).__name__}): give a PNG, JPEG, ...") from None
-    decode = DecodeConfig(strategy=cfg.decode, beam_width=cfg.beam_width, seed=cfg.seed)  # one-line errors
+    # the caption `python -m supra.caption` writes: the run's decoding, what this command line gives over it
+    decode = checkpoint_decoding(cfg.ckpt, run_config, strategy=cfg.decode, beam_width=cfg.beam_width, seed=cfg.seed)
     out = _out_dir(cfg)
     ids, tokens = explain_caption(net, normalize_images(image[None], net.image_input.mean, net.image_input.std)[0], tokenizer.bos_id, tokenizer.eos_id,
                                   tokenizer.token_label, decode)
     caption = tokenizer.decode(ids)
     grid = square_grid(net.config.N_VIS)
-    summary = f"{caption!r} ({cfg.decode}); attention of each token over the {grid[0]}x{grid[1]} visual tokens"
+    summary = f"{caption!r} ({decode.strategy}); attention of each token over the {grid[0]}x{grid[1]} visual tokens"
     return _write(out, f"{Path(str(cfg.ckpt)).name}: {path.name}", summary, image, grid, _rows(tokens),
-                  {"ckpt": str(cfg.ckpt), "image": str(path), "caption": caption, "decode": cfg.decode, "grid": list(grid)})
+                  {"ckpt": str(cfg.ckpt), "image": str(path), "caption": caption, "decode": decode.strategy,
+                   "decode_settings": decode.settings_used(), "grid": list(grid)})
 
 
 def check_a2a_options(cfg: DictConfig) -> None:
     """The a2a options, as `python -m supra.generate` checks the same ones, before any work."""
-    check_option_types(cfg, whole=("image_size", "seed", "best_of", "max_new_tokens"), numbers=("temperature", "guidance"))
+    check_option_types(cfg, whole=("image_size", "seed", "best_of", "max_new_tokens"), numbers=("temperature", "guidance"),
+                       optional=("seed",))
     if cfg.image_size < 8 or cfg.image_size % 8:
         raise SupraUserError(f"image_size={cfg.image_size} must be a positive multiple of 8 (the VQ-VAE's patch)")
     if cfg.max_new_tokens < 1:
@@ -195,7 +199,7 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
     check_fits(prompt_len + side * side + 1, net.config.context, f"the prompt ({prompt_len} tokens) with a {side}x{side} "
                f"image ({side * side + 1} more)", "shorten the prompt by {over} tokens")
     out = _out_dir(cfg)
-    generator = torch.Generator().manual_seed(cfg.seed)
+    generator = torch.Generator().manual_seed(0 if cfg.seed is None else cfg.seed)
     explained = explain_text2image(net, layout, caption_ids, (side, side), vocab.token_label,
                                    temperature=cfg.temperature, guidance=cfg.guidance, best_of=cfg.best_of,
                                    generator=generator)

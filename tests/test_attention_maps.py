@@ -5,6 +5,7 @@ the one visual token that differs."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -119,25 +120,56 @@ def test_a2a_maps_cover_the_image_codes_and_the_prompt_words():
     assert drawn.codes.shape == (4, 4) and drawn.maps.shape == (2, 2, 3, 16) and drawn.words == ["3", "4", "5"]
 
 
+def checkpoint_with(trained_run: Path, path: Path, net: dict | None = None, **decode: object) -> Path:
+    """trained_run's best.ckpt as a run with these model.decode settings (and model.net keys, random weights
+    of that net) wrote it."""
+    checkpoint = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=False)
+    checkpoint["supra"]["run_config"]["model"]["decode"] |= decode
+    if net:
+        net_config = checkpoint["supra"]["run_config"]["model"]["net"] | net
+        checkpoint["supra"]["run_config"]["model"]["net"] = net_config
+        weights = VLMNano(**{k: v for k, v in net_config.items() if not k.startswith("_")}).state_dict()
+        checkpoint["state_dict"] = {f"net.{k}": v for k, v in weights.items()}
+    torch.save(checkpoint, path)
+    return path
+
+
 def test_explains_caption_is_the_caption_commands(trained_run, tmp_path):
     from PIL import Image
 
     from supra.data.captioning.shapes import ShapesDataModule
 
-    image = ShapesDataModule(num_test=2, image_size=112).load_split("test").images[1]
-    Image.fromarray(image.permute(1, 2, 0).numpy()).save(tmp_path / "scene.png")
-    ckpt = trained_run / "checkpoints" / "best.ckpt"
-    for decode in ("beam", "greedy"):
-        captioned = run_command("caption", f"ckpt={ckpt}", f"images={tmp_path / 'scene.png'}", f"out={tmp_path / decode}",
-                                f"decode={decode}")
-        explained = run_command("explain", f"ckpt={ckpt}", f"image={tmp_path / 'scene.png'}",
-                                f"out={tmp_path / ('explain_' + decode)}", f"decode={decode}")
-        assert explained["caption"] == captioned["scene.png"], decode
-    record = json.loads((tmp_path / "explain_beam" / "explain.json").read_text())
+    (tmp_path / "photos").mkdir()
+    for n, image in enumerate(ShapesDataModule(num_test=2, image_size=112).load_split("test").images):
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(tmp_path / "photos" / f"scene{n}.png")
+    # a run that decoded otherwise than DecodeConfig's defaults: explain decodes as it did, as caption does
+    ckpt = checkpoint_with(trained_run, tmp_path / "wide.ckpt", beam_width=5, length_penalty=1.0, seed=4)
+    for decode in (None, "sample"):  # None: the run's (beam, width 5)
+        given = [f"decode={decode}"] if decode else []
+        captioned = run_command("caption", f"ckpt={ckpt}", f"images={tmp_path / 'photos'}",
+                                f"out={tmp_path / f'caption_{decode}'}", *given)  # the images in one batch
+        for n in range(2):
+            explained = run_command("explain", f"ckpt={ckpt}", f"image={tmp_path / 'photos' / f'scene{n}.png'}",
+                                    f"out={tmp_path / f'explain_{decode}'}", *given)
+            assert explained["caption"] == captioned[f"scene{n}.png"], (decode, n)
+    record = json.loads((tmp_path / "explain_None" / "explain.json").read_text())
+    assert record["decode_settings"] == {"strategy": "beam", "beam_width": 5, "length_penalty": 1.0, "max_new_tokens": None}
+    assert json.loads((tmp_path / "explain_sample" / "explain.json").read_text())["decode_settings"]["seed"] == 4
     assert len(record["tokens"][0]["mean_map"]) == 16 and record["grid"] == [4, 4]
-    page = (tmp_path / "explain_beam" / "attention.html").read_text()
+    page = (tmp_path / "explain_None" / "attention.html").read_text()
     assert page.count("data:image/png;base64,") > 16 and "src='http" not in page  # self-contained
-    assert (tmp_path / "explain_beam" / "attention.png").is_file()
+    assert (tmp_path / "explain_None" / "attention.png").is_file()
+
+
+def test_a_refused_explain_of_a_resampler_captioner_leaves_no_out_folder(trained_run, tmp_path, capsys):
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(tmp_path / "red.png")
+    ckpt = checkpoint_with(trained_run, tmp_path / "resampler.ckpt", net={"resampler_layers": 1, "N_VIS": 8})
+    with pytest.raises(SystemExit):
+        run_command("explain", f"ckpt={ckpt}", f"image={tmp_path / 'red.png'}", f"out={tmp_path / 'out' / 'run'}")
+    assert "a resampler's latent tokens are not places on the image" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
 
 
 def test_explain_names_a_bad_picture_in_one_line(trained_run, tmp_path, capsys):

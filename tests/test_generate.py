@@ -396,7 +396,7 @@ def test_explain_refuses_the_options_its_mode_would_ignore(pair, tmp_path, capsy
     assert not (tmp_path / "out").exists()
     # at their defaults, given or not, they are no change
     run_command("explain", f"ckpt={pair[0]}", f"out={tmp_path / 'out'}", f"image={tmp_path / 'black.png'}",
-                "guidance=1.0", "beam_width=3", "max_new_tokens=2", "image_size=32")
+                "guidance=1.0", "beam_width=null", "max_new_tokens=2", "image_size=32")
     assert (tmp_path / "out" / "explain.json").is_file()
 
 

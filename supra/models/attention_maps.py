@@ -56,14 +56,19 @@ def _steps(logits: torch.Tensor, chosen: Sequence[int], label: Callable[[int], s
     return out
 
 
+def check_maps_are_places(net: VLMNano) -> None:
+    """Refuses a captioner whose visual tokens are no places on the image (a resampler's latents)."""
+    if net.config.resampler_layers:
+        raise SupraUserError("attention maps show where on the image each word looked, but a resampler's latent "
+                             "tokens are not places on the image: explain a model with resampler_layers=0")
+
+
 @torch.no_grad()
 def explain_caption(net: VLMNano, image: torch.Tensor, bos_id: int, eos_id: int, token_label: Callable[[int], str],
                     decode: DecodeConfig | None = None) -> tuple[list[int], list[TokenAttention]]:
     """A normalised image float [3, H, W] -> its caption's ids (as `generate` writes them with `decode`)
     and one TokenAttention per token over the N_VIS visual tokens, raster order."""
-    if net.config.resampler_layers:
-        raise SupraUserError("attention maps show where on the image each word looked, but a resampler's latent "
-                             "tokens are not places on the image: explain a model with resampler_layers=0")
+    check_maps_are_places(net)
     was_training = net.training
     net.eval()
     try:
