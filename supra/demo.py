@@ -2,15 +2,19 @@
 on 127.0.0.1 by default (conf/demo.yaml; `pip install -e ".[demo]"` brings Gradio).
 
 A captioner: upload a picture -> its caption, with decoding controls (beam width, greedy, sampling
-temperature and top-k) and where each word looked. An a2a_nano model: prompt -> image (guidance, best
-of N) with each word's map; picture -> caption with its maps; GIF -> its continuation. A bad upload (not
-an image, a truncated file, a decompression bomb, a 1-frame GIF for video) is a message on the page; the
-server goes on.
+temperature, top-k and seed) and where each word looked; the controls start at the model's run's decoding
+(model.decode), so the page captions as `python -m supra.caption` does. An a2a_nano model: prompt -> image
+(guidance, best of N, seed) with each word's map; picture -> caption with its maps; GIF -> its continuation.
+A blank seed draws anew at each click; the seed drawn with is shown, to draw the same again. A bad upload
+(not an image, a truncated file, a decompression bomb, a 1-frame GIF for video) is a message on the page,
+naming the file as uploaded and what to do; the server goes on.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
+import secrets
 import socket
 import tempfile
 from pathlib import Path
@@ -21,15 +25,15 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from supra.artifacts.a2a_release import load_a2a
-from supra.artifacts.captioner_release import load_captioner
+from supra.artifacts.captioner_release import checkpoint_decoding, load_captioner
 from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
-from supra.data.gif_frames import MediaDecodeError, read_gif_frames
+from supra.data.gif_frames import EMPTY, TOO_LARGE, MediaDecodeError, read_gif_frames
 from supra.data.images import fit, load_still, normalize_images, squashed
 from supra.data.media.codes import decode_codes, encode_items
 from supra.models import a2a_generation as gen
 from supra.models.attention_maps import explain_caption, explain_image2text, explain_text2image
-from supra.models.vlm_generation import DecodeConfig, generate
+from supra.models.vlm_generation import generate
 from supra.pictures.attention import render_token_strip, square_grid
 from supra.pictures.files import save_gif_atomic
 from supra.pictures.grids import to_pil
@@ -39,12 +43,28 @@ from supra.utils.errors import SupraUserError
 
 MAX_PIXELS = 50_000_000  # an upload claiming more is refused from its header, before decoding
 CPU = torch.device("cpu")
+PICTURE_KINDS = "a PNG, JPEG, GIF, WebP or BMP picture"
+SEEDS = 1_000_000  # a blank seed draws one below this: short enough to type back in
 
 
 def _upload(path: str | None, what: str = "picture") -> Path:
     if not path:
         raise SupraUserError(f"upload a {what} first")
     return Path(path)
+
+
+def _not_a_picture(source: Path, err: MediaDecodeError) -> str:
+    """Why an upload is no picture, in words, naming it by its own name: Gradio keeps uploads under a
+    temporary path that means nothing to the person at the page, and the loader's reason names that path."""
+    if err.kind == TOO_LARGE:
+        why = f"it is too large to open safely (over {MAX_PIXELS:,} pixels); upload a smaller copy"
+    elif err.kind == EMPTY:
+        why = f"it holds no pixels; upload {PICTURE_KINDS}"
+    elif isinstance(err.__context__, Image.UnidentifiedImageError):  # the loader's own error, which it replaced
+        why = f"it is no picture file this page can read; upload {PICTURE_KINDS}"
+    else:
+        why = f"it is damaged or cut short; upload it again or upload another picture ({PICTURE_KINDS})"
+    return f"{source.name} cannot be used as a picture: {why}"
 
 
 def _still(path: str | None, size: int, resize: str) -> torch.Tensor:
@@ -54,38 +74,67 @@ def _still(path: str | None, size: int, resize: str) -> torch.Tensor:
     try:
         picture = load_still(source, MAX_PIXELS)
     except MediaDecodeError as err:
-        raise SupraUserError(f"{source.name} cannot be used as a picture: {err}") from None
+        raise SupraUserError(_not_a_picture(source, err)) from None
     return squashed(picture, size) if resize == "squash" else fit(picture, size, resize)
+
+
+def _seed(value: float | str | None) -> int:
+    """The page's seed field: blank -> a fresh seed (each click draws anew), else a whole number >= 0."""
+    if value is None or str(value).strip() == "":
+        return secrets.randbelow(SEEDS)
+    try:
+        seed = float(value)
+    except ValueError:  # "abc": refused below, as 2.5 is
+        seed = float("nan")
+    if not seed.is_integer() or not 0 <= seed < 2**63:
+        raise SupraUserError(f"seed {value} must be a whole number >= 0, or blank for a new draw at each click")
+    return int(seed)
+
+
+def _drawn_with(seed: int) -> str:
+    return f"🎲 seed {seed}: give it as the seed to draw this again"
 
 
 class CaptionerDemo:
     """The captioner's page, as plain functions of uploads and controls (the Gradio page calls these)."""
 
     def __init__(self, ckpt: str) -> None:
-        self.net, self.tokenizer, _ = load_captioner(ckpt)
+        self.net, self.tokenizer, run_config = load_captioner(ckpt)
+        # the model's run's decoding: the page's controls start at it, and what they do not set comes from it
+        self.decode = checkpoint_decoding(ckpt, run_config)
         # a resampler's latent tokens are no places on the image: its captions come without maps
         self.grid = None if self.net.config.resampler_layers else square_grid(self.net.config.N_VIS)
 
-    def caption(self, path: str | None, decode: str = "beam", beam_width: int = 3, temperature: float = 0.8,
-                top_k: int = 50, seed: int = 0) -> tuple[str, Image.Image | None, str]:
-        """-> (caption, the attention strip, a message: empty when all went well)."""
+    def caption(self, path: str | None, decode: str | None = None, beam_width: int | None = None,
+                temperature: float | None = None, top_k: int | None = None,
+                seed: float | str | None = None) -> tuple[str, Image.Image | None, str]:
+        """-> (caption, the attention strip, a message: empty when all went well, the seed when sampled).
+        A setting left None is the model's run's; top_k 0: all tokens; seed None: a fresh draw."""
         try:
             image = _still(path, self.net.config.IMG_SIZE, "squash")
-            settings = DecodeConfig(strategy=decode, beam_width=int(beam_width), temperature=float(temperature),
-                                    top_k=int(top_k) or None, seed=int(seed))
+            given = {"strategy": decode, "beam_width": None if beam_width is None else int(beam_width),
+                     "temperature": None if temperature is None else float(temperature)}
+            settings = dataclasses.replace(self.decode, **{k: v for k, v in given.items() if v is not None})
+            if top_k is not None:  # the slider's 0: every token (top_k=None), not the run's value
+                settings = dataclasses.replace(settings, top_k=int(top_k) or None)
+            drawn = settings.strategy == "sample"
+            if drawn:
+                settings = dataclasses.replace(settings, seed=_seed(seed))
         except (SupraUserError, ValueError) as err:
             return "", None, f"⚠️ {err}"
+        note = _drawn_with(settings.seed) if drawn else ""
         tokenizer = self.tokenizer
         pixels = normalize_images(image[None], self.net.image_input.mean, self.net.image_input.std)
         if self.grid is None:
             (ids,) = generate(self.net, pixels, tokenizer.bos_id, tokenizer.eos_id, settings)
-            return tokenizer.decode(ids), None, "ℹ️ no attention maps: this model's resampler tokens are no places on the image"
+            return tokenizer.decode(ids), None, "\n\n".join(filter(None, [
+                "ℹ️ no attention maps: this model's resampler tokens are no places on the image", note]))
         ids, tokens = explain_caption(self.net, pixels[0], tokenizer.bos_id, tokenizer.eos_id,
                                       tokenizer.token_label, settings)
         caption = tokenizer.decode(ids)
         strip = render_token_strip(image, [t.token for t in tokens], [t.mean_map for t in tokens],
                                    [f"p={t.probability:.2f}" for t in tokens], self.grid, title=caption)
-        return caption, strip, ""
+        return caption, strip, note
 
 
 class A2ADemo:
@@ -103,20 +152,24 @@ class A2ADemo:
         return max(1, self.max_frames - int(given))
 
     def text2image(self, prompt: str, guidance: float = 1.0, best_of: int = 1, temperature: float = 1.0,
-                   seed: int = 0) -> tuple[Image.Image | None, Image.Image | None, str]:
+                   seed: float | str | None = None) -> tuple[Image.Image | None, Image.Image | None, str]:
+        """-> (image, each word's map, a message: the seed drawn with, or what went wrong). seed None: a
+        fresh draw."""
         if not prompt or not prompt.strip():
             return None, None, "⚠️ write a prompt first, e.g. a red square above a blue circle"
         try:
+            drawn_with = _seed(seed)
             explained = explain_text2image(
                 self.net, self.vocab.layout, self.vocab.encode_text(prompt.strip()), (self.side, self.side),
                 self.vocab.token_label, temperature=float(temperature), guidance=float(guidance),
-                best_of=int(best_of), generator=torch.Generator().manual_seed(int(seed)))
-        except ValueError as err:  # a prompt longer than the context, a bad setting
+                best_of=int(best_of), generator=torch.Generator().manual_seed(drawn_with))
+        except ValueError as err:  # a prompt longer than the context, a bad setting (SupraUserError too)
             return None, None, f"⚠️ {err}"
         image = decode_codes(self.vqvae, explained.codes)
         strip = render_token_strip(image, explained.words, list(explained.mean_map), [""] * len(explained.words),
                                    (self.side, self.side), title=f"each word: which codes attended to it ({prompt!r})")
-        return to_pil(image).resize((256, 256), Image.NEAREST), strip, ""
+        note = _drawn_with(drawn_with) if float(temperature) > 0 else ""  # temperature 0 draws nothing at random
+        return to_pil(image).resize((256, 256), Image.NEAREST), strip, note
 
     def image2text(self, path: str | None) -> tuple[str, Image.Image | None, str]:
         try:
@@ -138,8 +191,8 @@ class A2ADemo:
             return None, f"⚠️ {err}"
         try:
             frames = read_gif_frames(source, MAX_PIXELS, max_frames=int(given))
-        except MediaDecodeError as err:
-            return None, f"⚠️ {source.name} cannot be used as a clip: {err}"
+        except MediaDecodeError as err:  # its reasons name no path (the GIF reader reads the bytes)
+            return None, f"⚠️ {source.name} cannot be used as a clip: {err}; upload an animated GIF"
         if len(frames) < int(given):
             return None, (f"⚠️ {source.name} has {len(frames)} frame{'s' * (len(frames) != 1)}: the model needs "
                           f"{int(given)} to continue it; upload a longer GIF")
@@ -172,16 +225,23 @@ def build_page(ckpt: str) -> Any:
             with gr.Row():
                 with gr.Column():
                     upload = gr.File(label="a picture", elem_id="upload")
-                    decode = gr.Radio(["beam", "greedy", "sample"], value="beam", label="decoding")
-                    beam = gr.Slider(1, 8, value=3, step=1, label="beam width")
-                    temperature = gr.Slider(0.1, 2.0, value=0.8, label="temperature (sample)")
-                    top_k = gr.Slider(0, 200, value=50, step=1, label="top-k (sample; 0 = all)")
+                    run_decode = demo.decode  # the model's run's: the page starts as python -m supra.caption
+                    decode = gr.Radio(["beam", "greedy", "sample"], value=run_decode.strategy, label="decoding",
+                                      elem_id="decode")
+                    beam = gr.Slider(1, max(8, run_decode.beam_width), value=run_decode.beam_width, step=1,
+                                     label="beam width")
+                    temperature = gr.Slider(0.1, max(2.0, run_decode.temperature), value=run_decode.temperature,
+                                            label="temperature (sample)")
+                    top_k = gr.Slider(0, max(200, run_decode.top_k or 0), value=run_decode.top_k or 0, step=1,
+                                      label="top-k (sample; 0 = all)")
+                    seed = gr.Number(None, precision=0, minimum=0, label="seed (sample; blank: a new draw each click)",
+                                     elem_id="seed")
                     run = gr.Button("Caption", elem_id="run")
                 with gr.Column():
                     caption = gr.Textbox(label="caption", elem_id="caption")
                     message = gr.Markdown(elem_id="message")
                     maps = gr.Image(label="where each word looked", elem_id="maps", type="pil")
-            run.click(demo.caption, [upload, decode, beam, temperature, top_k], [caption, maps, message])
+            run.click(demo.caption, [upload, decode, beam, temperature, top_k, seed], [caption, maps, message])
         else:
             demo = A2ADemo(ckpt)
             message = gr.Markdown(elem_id="message")
@@ -190,9 +250,11 @@ def build_page(ckpt: str) -> Any:
                 guidance = gr.Slider(1.0, 4.0, value=2.0, label="guidance")
                 best_of = gr.Slider(1, 8, value=4, step=1, label="best of")
                 temperature = gr.Slider(0.1, 1.5, value=0.5, label="temperature")
+                seed = gr.Number(None, precision=0, minimum=0, label="seed (blank: a new draw each click)",
+                                 elem_id="seed")
                 draw = gr.Button("Draw", elem_id="draw")
                 picture, word_maps = gr.Image(label="image", type="pil"), gr.Image(label="each word's codes", type="pil")
-                draw.click(demo.text2image, [prompt, guidance, best_of, temperature], [picture, word_maps, message])
+                draw.click(demo.text2image, [prompt, guidance, best_of, temperature, seed], [picture, word_maps, message])
             with gr.Tab("image -> text"):
                 upload = gr.File(label="a picture", elem_id="upload")
                 read = gr.Button("Caption", elem_id="run")

@@ -4,6 +4,7 @@ headless browser (Chromium from the system's packages, driven by selenium): uplo
 from __future__ import annotations
 
 import gc
+import re
 import shutil
 import socket
 import struct
@@ -34,7 +35,9 @@ def png_claiming(width: int, height: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def bad_uploads(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("uploads")
+    # where Gradio keeps an upload: a long temporary path, meaningless to the person at the page
+    folder = tmp_path_factory.mktemp("gradio") / ("f4ddeb998f7ddf23e0e1" * 3)
+    folder.mkdir()
     files = {"not an image": b"just some text", "bomb": png_claiming(40_000, 40_000)}
     good = folder / "good.png"
     from PIL import Image
@@ -53,9 +56,15 @@ def bad_uploads(tmp_path_factory) -> dict[str, Path]:
 
 def test_the_captioner_page_answers_every_bad_upload_with_a_message(trained_run, bad_uploads):
     demo = CaptionerDemo(str(trained_run / "checkpoints" / "best.ckpt"))
-    for name in ("not an image", "truncated", "bomb"):
+    what_to_do = {"not an image": "it is no picture file this page can read; upload a PNG, JPEG, GIF, WebP or BMP picture",
+                  "truncated": "it is damaged or cut short; upload it again or upload another picture (a PNG, JPEG",
+                  "bomb": "it is too large to open safely (over 50,000,000 pixels); upload a smaller copy"}
+    for name, reason in what_to_do.items():
         caption, maps, message = demo.caption(str(bad_uploads[name]))
-        assert caption == "" and maps is None and message.startswith("⚠️") and bad_uploads[name].name in message, name
+        assert caption == "" and maps is None, name
+        # named as uploaded, whole words, what to do; never the server's temporary path
+        assert message.startswith(f"⚠️ {bad_uploads[name].name} cannot be used as a picture: {reason}"), message
+        assert str(bad_uploads[name].parent) not in message and "gradio" not in message, message
     assert demo.caption(None)[2] == "⚠️ upload a picture first"
     caption, maps, message = demo.caption(str(bad_uploads["good"]), decode="greedy")
     assert caption and maps is not None and message == ""
@@ -85,11 +94,56 @@ def test_the_a2a_page_refuses_a_one_frame_gif_for_video_in_a_message(tmp_path, b
     assert gif is None and "still.gif has 1 frame: the model needs 2" in message
     gif, message = demo.video2video(str(bad_uploads["good"]), given=2, new=1)  # a PNG given as the clip
     assert gif is None and message.startswith("⚠️ good.png cannot be used as a clip: not a GIF")
+    assert message.endswith("; upload an animated GIF")
     assert demo.image2text(str(bad_uploads["bomb"]))[2].startswith("⚠️")
     assert demo.text2image("  ")[2].startswith("⚠️ write a prompt")
-    image, word_maps, message = demo.text2image("a red square", best_of=1)
-    assert image is not None and word_maps is not None and message == ""
+    image, word_maps, message = demo.text2image("a red square", best_of=1, seed=5)
+    assert image is not None and word_maps is not None and message == "🎲 seed 5: give it as the seed to draw this again"
 
+
+
+def seed_shown(message: str) -> int:
+    match = re.search(r"🎲 seed (\d+): give it as the seed to draw this again", message)
+    assert match, message
+    return int(match.group(1))
+
+
+def test_the_captioner_page_captions_as_the_caption_command_with_the_models_run_decoding(trained_run, bad_uploads,
+                                                                                        tmp_path):
+    import gradio as gr
+
+    from supra.demo import build_page
+    from tests.conftest import run_command
+
+    # a run that decoded with beam width 5 and length penalty 1 (not DecodeConfig's defaults)
+    checkpoint = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=False)
+    checkpoint["supra"]["run_config"]["model"]["decode"] |= {"beam_width": 5, "length_penalty": 1.0}
+    torch.save(checkpoint, tmp_path / "wide.ckpt")
+    demo = CaptionerDemo(str(tmp_path / "wide.ckpt"))
+    captioned = run_command("caption", f"ckpt={tmp_path / 'wide.ckpt'}", f"images={bad_uploads['good']}",
+                            f"out={tmp_path / 'out'}")
+    assert demo.caption(str(bad_uploads["good"]))[0] == captioned["good.png"]
+    assert demo.caption(str(bad_uploads["good"]), "beam", 5)[0] == captioned["good.png"]  # the page's controls
+    page = build_page(str(tmp_path / "wide.ckpt"))  # its controls start at the run's decoding
+    sliders = {b.label: b.value for b in page.blocks.values() if isinstance(b, gr.Slider)}
+    assert sliders["beam width"] == 5
+    assert [b.value for b in page.blocks.values() if isinstance(b, gr.Radio)] == ["beam"]
+    assert [b.label for b in page.blocks.values() if isinstance(b, gr.Number)] == [
+        "seed (sample; blank: a new draw each click)"]
+
+
+def test_sampling_on_the_page_draws_anew_at_each_click_and_shows_the_seed_to_draw_it_again(trained_run, bad_uploads):
+    demo = CaptionerDemo(str(trained_run / "checkpoints" / "best.ckpt"))
+    good = str(bad_uploads["good"])
+    clicks = [demo.caption(good, "sample", temperature=2.0) for _ in range(3)]  # the seed left blank
+    seeds = [seed_shown(message) for _, _, message in clicks]
+    assert len(set(seeds)) == 3  # a fresh draw at each click (one in a million would repeat)
+    for (caption, _, _), seed in zip(clicks, seeds, strict=True):  # the seed shown gives the caption again,
+        again, _, message = demo.caption(good, "sample", temperature=2.0, seed=float(seed))  # as the page gives it
+        assert (again, seed_shown(message)) == (caption, seed)
+    assert demo.caption(good, "sample", seed=-3)[2] == (
+        "⚠️ seed -3 must be a whole number >= 0, or blank for a new draw at each click")
+    assert demo.caption(good, "greedy")[2] == ""  # nothing drawn at random: no seed to show
 
 
 def test_the_a2a_pages_frame_sliders_stay_within_the_models_context(tmp_path):
@@ -102,9 +156,16 @@ def test_the_a2a_pages_frame_sliders_stay_within_the_models_context(tmp_path):
     # 300 tokens hold 4 frames of 64 px (65 tokens each): 2 given leave room for 2, 3 for 1
     net = A2ANano(A2AConfig(vocab_size=vocab.layout.vocab_size, context=300, n_layers=1, d_model=16, n_heads=2, d_mlp=32))
     folder = save_a2a_release(tmp_path / "a2a", net, VQVAE(num_codes=16, code_dim=4, hidden=(4, 4)), vocab)
-    sliders = {b.label: b for b in build_page(str(folder)).blocks.values() if isinstance(b, gr.Slider)}
+    blocks = build_page(str(folder)).blocks.values()
+    sliders = {b.label: b for b in blocks if isinstance(b, gr.Slider)}
     assert (sliders["frames given"].maximum, sliders["frames to add"].maximum) == (3, 2)
+    assert [b.label for b in blocks if isinstance(b, gr.Number)] == ["seed (blank: a new draw each click)"]
     demo = A2ADemo(str(folder))
+    drawn = [demo.text2image("a red square", seed=None) for _ in range(3)]  # left blank: a fresh draw each time
+    seeds = [seed_shown(message) for *_, message in drawn]
+    assert len(set(seeds)) == 3
+    again = demo.text2image("a red square", seed=seeds[0])
+    assert seed_shown(again[2]) == seeds[0] and again[0].tobytes() == drawn[0][0].tobytes()
     assert [demo.most_frames_to_add(g) for g in (1, 2, 3)] == [3, 2, 1]
     (tmp_path / "two.gif").write_bytes(gif_bytes(8, 8, [Frame(solid(8, 8, 1)), Frame(solid(8, 8, 2))]))
     gif, message = demo.video2video(str(tmp_path / "two.gif"), given=2, new=demo.most_frames_to_add(2))
@@ -180,6 +241,13 @@ def test_the_page_in_a_headless_browser_captions_an_upload_and_names_a_bad_one(t
         wait.until(lambda p: p.find_element(By.CSS_SELECTOR, "#caption textarea").get_attribute("value"))
         wait.until(lambda p: p.find_elements(By.CSS_SELECTOR, "#maps img"))  # the heatmaps appear
         assert page.find_element(By.CSS_SELECTOR, "#maps img").get_attribute("src")
+        # sampling with the seed field blank, then with a seed typed in: the seed drawn with is shown
+        wait.until(lambda p: p.find_elements(By.CSS_SELECTOR, "#decode [data-testid=sample-radio-label]"))[0].click()
+        page.find_element(By.ID, "run").click()
+        wait.until(lambda p: "🎲 seed " in p.find_element(By.ID, "message").text)
+        page.find_element(By.CSS_SELECTOR, "#seed input").send_keys("7")
+        page.find_element(By.ID, "run").click()
+        wait.until(lambda p: "🎲 seed 7:" in p.find_element(By.ID, "message").text)
         upload_and_run(bad_uploads["not an image"])
         wait.until(lambda p: "cannot be used as a picture" in p.find_element(By.ID, "message").text)
         assert "not_an_image.png" in page.find_element(By.ID, "message").text
