@@ -87,7 +87,8 @@ def _seed(value: float | str | None) -> int:
     except ValueError:  # "abc": refused below, as 2.5 is
         seed = float("nan")
     if not seed.is_integer() or not 0 <= seed < 2**63:
-        raise SupraUserError(f"seed {value} must be a whole number >= 0, or blank for a new draw at each click")
+        raise SupraUserError(f"seed {value} must be a whole number from 0 to 2**63 - 1, or blank for a new draw at each "
+                             "click")
     return int(seed)
 
 

@@ -142,7 +142,7 @@ def test_sampling_on_the_page_draws_anew_at_each_click_and_shows_the_seed_to_dra
         again, _, message = demo.caption(good, "sample", temperature=2.0, seed=float(seed))  # as the page gives it
         assert (again, seed_shown(message)) == (caption, seed)
     assert demo.caption(good, "sample", seed=-3)[2] == (
-        "⚠️ seed -3 must be a whole number >= 0, or blank for a new draw at each click")
+        "⚠️ seed -3 must be a whole number from 0 to 2**63 - 1, or blank for a new draw at each click")
     assert demo.caption(good, "greedy")[2] == ""  # nothing drawn at random: no seed to show
 
 
