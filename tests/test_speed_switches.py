@@ -144,3 +144,32 @@ def test_a_multiruns_later_job_counts_its_time_from_its_own_start_not_the_jobs_b
     assert time_accounting.run_start_time() == process_start_time()  # the first run: imports are its start-up
     time_accounting.mark_job_start()  # the basic launcher's next job, in the same process
     assert time_accounting.run_start_time() == time_accounting._job_starts[-1] > process_start_time()
+
+
+@pytest.mark.parametrize(("model", "precision"), [("vlm_nano", "bf16-true"), ("vqvae_f8", "64-true"), ("a2a_nano", "64-true")])
+def test_true_precisions_train_validate_and_test_every_model_kind(model, precision, tmp_path, vqvae_ckpt):
+    # the batches' images are uint8 when Lightning converts a batch's floats: they get the precision's dtype
+    # after, as they are scaled to floats (data and code cache alike), and so do the grids' pictures
+    from tests.conftest import TINY_RUN, compose_config
+    from tests.test_a2a_training import a2a_run
+    from tests.test_vq_training import VQ_RUN
+
+    run = {"vlm_nano": [*TINY_RUN, "model.val_metrics=[CIDEr]", "model.test_metrics=[CIDEr]"],
+           "vqvae_f8": [*TINY_RUN, *VQ_RUN], "a2a_nano": a2a_run(vqvae_ckpt, tmp_path / "cache")}[model]
+    cfg = compose_config("train", tmp_path / "run", [*run, f"trainer.precision={precision}", "trainer.max_steps=2",
+                                                      "trainer.val_check_interval=2"])
+    _, metrics = train(cfg)
+    assert "val/loss" in metrics and torch.isfinite(torch.tensor(metrics["test/loss"]))
+    weights = torch.load(tmp_path / "run" / "checkpoints" / "best.ckpt", weights_only=False)["state_dict"]
+    assert {v.dtype for v in weights.values() if v.is_floating_point()} == {
+        {"bf16-true": torch.bfloat16, "64-true": torch.float64}[precision]}
+
+
+def test_16_true_with_adams_float16_eps_of_0_is_refused_naming_the_precisions_that_train(train_config):
+    from supra.runner.training import check_run_config
+
+    with pytest.raises(SupraUserError, match=r"^trainer.precision=16-true keeps the optimizer's state in float16, "
+                                             r"where its eps=1e-08 is 0: .* Use 16-mixed .*bf16-true or bf16-mixed, "
+                                             r"or add \+model.optimizer.eps=1e-4$"):
+        check_run_config(train_config("trainer.precision=16-true"))
+    check_run_config(train_config("trainer.precision=16-true", "+model.optimizer.eps=1e-4", run="eps"))

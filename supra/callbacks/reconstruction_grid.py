@@ -26,6 +26,7 @@ class ReconstructionGridCallback(SampleGridCallback):
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str, step: int) -> list[Sample]:
         originals = trainer.datamodule.sample_items(split, self.num_samples).pixels
-        reconstructions = to_uint8(pl_module.reconstruct(to_unit_range(originals.to(pl_module.device)))).cpu()
+        pixels = trainer.precision_plugin.convert_input(to_unit_range(originals.to(pl_module.device)))  # weights' dtype
+        reconstructions = to_uint8(pl_module.reconstruct(pixels)).cpu()
         frames = render_reconstruction_frames(originals, reconstructions, self.columns) if originals.ndim == 5 else None
         return [Sample("reconstructions", render_reconstructions(originals, reconstructions, self.columns), frames)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import math
 import os
@@ -15,7 +16,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
@@ -63,6 +64,7 @@ def check_run_config(cfg: DictConfig) -> None:
                                                                "trainer.max_steps", "trainer.val_check_interval")}
     check_option_types(options, whole=("seed", "data.batch_size", "trainer.max_steps"),
                        numbers=("model.optimizer.lr", "trainer.val_check_interval"), optional=options)
+    check_precision(cfg)
     if options["trainer.val_check_interval"] is not None and options["trainer.val_check_interval"] <= 0:
         raise SupraUserError(f"trainer.val_check_interval={options['trainer.val_check_interval']} must be > 0: "
                              "steps between validations (or a share of an epoch, 0.5)")
@@ -98,6 +100,25 @@ def check_run_config(cfg: DictConfig) -> None:
                              + (f", e.g. ckpt_path={last[0]}" if last else ""))
     if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
         raise SupraUserError(f"ckpt_path={cfg.ckpt_path} does not exist: give a last.ckpt or best.ckpt of a run")
+
+
+def check_precision(cfg: DictConfig) -> None:
+    """16-true keeps the weights and Adam's state in float16, where its default eps (1e-8) is 0: a parameter
+    whose gradient is 0 then gets 0/0, and the first step makes the weights NaN. The other precisions train."""
+    precision = str(OmegaConf.select(cfg, "trainer.precision"))
+    optimizer = OmegaConf.select(cfg, "model.optimizer")
+    if precision != "16-true" or not isinstance(optimizer, DictConfig):
+        return
+    eps = optimizer.get("eps")
+    if eps is None:  # the optimizer's own default
+        try:
+            eps = inspect.signature(get_object(str(optimizer.get("_target_")))).parameters["eps"].default
+        except (ImportError, AttributeError, ValueError, TypeError, KeyError):
+            return
+    if isinstance(eps, int | float) and float(torch.tensor(float(eps), dtype=torch.float16)) == 0:
+        raise SupraUserError(f"trainer.precision=16-true keeps the optimizer's state in float16, where its eps={eps} "
+                             "is 0: the first step makes the weights NaN. Use 16-mixed (float16 arithmetic, float32 "
+                             "weights), bf16-true or bf16-mixed, or add +model.optimizer.eps=1e-4")
 
 
 @contextmanager

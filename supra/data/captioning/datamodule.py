@@ -229,8 +229,11 @@ class CaptionDataModule(SplitDataModule):
         return {**batch, "images": self.normalize(batch["images"])}
 
     def normalize(self, images: torch.Tensor) -> torch.Tensor:
-        """uint8 [B, 3, S, S] -> float, normalised as the model's encoder expects (its image_mean/std)."""
-        return normalize_images(images, self.image_mean, self.image_std)
+        """uint8 [B, 3, S, S] -> float, normalised as the model's encoder expects (its image_mean/std), in the
+        dtype of the trainer's precision (float64 for 64-true, bfloat16 for bf16-true; float32 outside a trainer):
+        Lightning converts a batch's floats before this hook, when the images are still uint8 and left as they are."""
+        images = normalize_images(images, self.image_mean, self.image_std)
+        return self.trainer.precision_plugin.convert_input(images) if self.trainer is not None else images
 
     # -- for metrics and pictures -----------------------------------------------------------------
 

@@ -103,7 +103,8 @@ def encode_items(net: torch.nn.Module, pixels: torch.Tensor, batch_size: int, de
     out = []
     for start in range(0, len(pixels), rows):
         batch = pixels[start:start + rows].to(device)
-        codes = net.encode(to_unit_range(as_images(batch)))
+        # in the weights' dtype: a trainer's 64-true or bf16-true converted them
+        codes = net.encode(to_unit_range(as_images(batch)).to(next(net.parameters()).dtype))
         out.append(codes.view(*batch.shape[:-3], *codes.shape[-2:]).cpu())
         if progress:
             progress.advance(task, len(batch))

@@ -165,8 +165,10 @@ class MediaDataModule(SplitDataModule):
         return self.eval_loader(self.split)
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
-        # Scale on the device: uint8 crosses the host->device copy at a quarter of float's size.
-        return {**batch, "pixels": to_unit_range(batch["pixels"])}
+        # Scale on the device: uint8 crosses the host->device copy at a quarter of float's size. Lightning's
+        # precision converted the batch while it was uint8: the floats get its dtype here (64-true, bf16-true)
+        pixels = to_unit_range(batch["pixels"])
+        return {**batch, "pixels": self.trainer.precision_plugin.convert_input(pixels) if self.trainer else pixels}
 
     # -- for pictures -----------------------------------------------------------------------------
 
