@@ -8,6 +8,7 @@ import re
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -451,6 +452,36 @@ def test_wandb_mode_disabled_writes_no_wandb_run(monkeypatch, tmp_path):
     logger.log_metrics({"train/loss": 1.0}, step=0)
     logger.finalize("success")
     assert not list(tmp_path.glob("wandb/*run-*"))
+
+
+def test_wandb_logged_in_without_network_logs_offline_within_its_init_timeout_and_says_how_to_sync(
+        monkeypatch, tmp_path, caplog):
+    monkeypatch.setenv("WANDB_API_KEY", "a" * 40)  # logged in...
+    monkeypatch.setenv("WANDB_BASE_URL", "http://127.0.0.1:9")  # ...to a server that never answers, network or not
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    wandb.finish()  # a run another test left open would be taken over
+    wandb.teardown()  # wandb reads its settings from the environment once per process: afresh here
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="supra.loggers.wandb_logger"):
+        logger = build_wandb_logger(str(tmp_path / "run"), init_timeout=1)
+    assert time.monotonic() - started < 20  # not wandb's 90 s, then a CommError that ends the run
+    run_id = (tmp_path / "run" / "wandb_run_id.txt").read_text().strip()
+    [said] = [r.getMessage() for r in caplog.records if r.name == "supra.loggers.wandb_logger"]  # wandb's own: its log
+    assert said.startswith("W&B offline: no answer from the W&B server within 1 s (Failed to get resume status")
+    assert said.endswith(f"upload the run later with `wandb sync {tmp_path / 'run' / 'wandb' / f'offline-run-*-{run_id}'}`")
+    logger.log_metrics({"train/loss": 1.0}, step=0)
+    logger.finalize("success")
+    wandb.finish()  # else the next logger takes over this run
+    wandb.teardown()
+    assert [p.name.split("-")[0] for p in (tmp_path / "run" / "wandb").glob(f"*run-*-{run_id}")] == ["offline"]
+    # forced online, the same is one line (and no login at all too, where wandb would raise its UsageError)
+    monkeypatch.delenv("WANDB_MODE")  # Lightning's offline logger set it to dryrun for the whole process
+    with pytest.raises(SupraUserError, match=r"^logger.wandb.offline=false: no answer from the W&B server within 1 s "):
+        build_wandb_logger(str(tmp_path / "forced"), offline=False, init_timeout=1)
+    monkeypatch.delenv("WANDB_API_KEY")
+    with pytest.raises(SupraUserError, match=r"^logger.wandb.offline=false needs a W&B login: run `wandb login`"):
+        build_wandb_logger(str(tmp_path / "no_login"), offline=False)
 
 
 def test_a_finished_runs_folder_is_refused_before_anything_is_written_into_it(trained_run, train_py_runs):

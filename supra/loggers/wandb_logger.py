@@ -6,11 +6,14 @@ import logging
 import netrc
 import os
 import secrets
+import shutil
 from pathlib import Path
 from typing import Any
 
+import wandb
 from lightning.pytorch.loggers import WandbLogger
 
+from supra.utils.errors import SupraUserError
 from supra.utils.files import write_text_atomic
 
 RUN_ID_FILE = "wandb_run_id.txt"
@@ -35,23 +38,29 @@ def _run_dir_of_checkpoint(ckpt_path: str) -> Path:
 
 def build_wandb_logger(
     save_dir: str, project: str = "supra", name: str | None = None, tags: list[str] | None = None,
-    resume_from: str | None = None, offline: bool | None = None, **kwargs: Any,
+    resume_from: str | None = None, offline: bool | None = None, init_timeout: float = 10, **kwargs: Any,
 ) -> WandbLogger:
     """WandbLogger that never prompts: offline unless logged in (or `offline` says otherwise).
 
     The run id is kept in `<save_dir>/wandb_run_id.txt`; resuming from a checkpoint of a run that has
-    one continues that W&B run instead of starting a new one.
+    one continues that W&B run instead of starting a new one. Logged in but without an answer from the W&B
+    server within `init_timeout` seconds (a machine without network), the run logs offline and says so;
+    with `offline=False` it stops in one line instead.
     """
     os.environ.setdefault("WANDB_SILENT", "true")  # which also hides its "wandb sync" hint: said below instead
     if not os.environ.get("HOME"):  # wandb keeps its settings and cache under ~: else errors on every run
         for variable, folder in (("WANDB_CONFIG_DIR", "config"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")):
             os.environ.setdefault(variable, str(Path(save_dir) / "wandb" / folder))
     mode = os.environ.get("WANDB_MODE")
+    forced_online = offline is False  # an error, not offline, when W&B does not answer
     if mode == "disabled":  # Lightning's offline=True would set WANDB_MODE=dryrun over it, and write a run after all
         offline = False
         kwargs.setdefault("mode", "disabled")
     elif offline is None:
         offline = mode in ("offline", "dryrun") or not wandb_logged_in()
+    elif not offline and mode not in ("offline", "dryrun") and not wandb_logged_in():  # else wandb's traceback
+        raise SupraUserError("logger.wandb.offline=false needs a W&B login: run `wandb login` or set WANDB_API_KEY "
+                             "(or leave logger.wandb.offline unset: the run then logs offline)")
     run_id = None
     if resume_from:
         id_file = _run_dir_of_checkpoint(resume_from) / RUN_ID_FILE
@@ -59,10 +68,39 @@ def build_wandb_logger(
             run_id = id_file.read_text().strip()
     run_id = run_id or secrets.token_hex(4)  # W&B ids are short lowercase alphanumerics
     write_text_atomic(Path(save_dir) / RUN_ID_FILE, run_id + "\n")
+    sync = f"upload the run later with `wandb sync {Path(save_dir) / 'wandb' / f'offline-run-*-{run_id}'}`"
     if offline:
-        log.info("W&B offline (%s): upload the run later with `wandb sync %s`",
+        log.info("W&B offline (%s): %s",
                  "WANDB_MODE=offline" if mode in ("offline", "dryrun") else "not logged in: `wandb login` to go online",
-                 Path(save_dir) / "wandb" / f"offline-run-*-{run_id}")
+                 sync)
+    online_kwargs = dict(kwargs)
+    if not offline and mode != "disabled" and "settings" not in kwargs:
+        # wandb waits 90 s for its server by default, then ends the run with a CommError
+        online_kwargs["settings"] = wandb.Settings(init_timeout=init_timeout)
+    logger = _logger(save_dir, project, name, tags, run_id, offline, online_kwargs)
+    if offline or mode == "disabled":
+        return logger
+    before = set(Path(save_dir, "wandb").glob(f"run-*-{run_id}"))
+    try:
+        logger.experiment  # noqa: B018 -- starts the W&B run now, where a failure can still be answered
+    except wandb.errors.CommError as err:
+        wandb.teardown()  # the failed run holds its id in this process: the offline one could not take it
+        for folder in set(Path(save_dir, "wandb").glob(f"run-*-{run_id}")) - before:
+            shutil.rmtree(folder, ignore_errors=True)  # the failed attempt's, holding nothing to upload
+        reason = f"no answer from the W&B server within {init_timeout:g} s ({str(err).splitlines()[0]})"
+        if forced_online:
+            raise SupraUserError(f"logger.wandb.offline=false: {reason}: leave logger.wandb.offline unset to log "
+                                 "offline when W&B cannot be reached, or raise logger.wandb.init_timeout") from None
+        log.warning("W&B offline: %s; %s", reason, sync)
+        logger = _logger(save_dir, project, name, tags, run_id, True, kwargs)
+    except (wandb.errors.AuthenticationError, wandb.errors.UsageError) as err:  # e.g. a key cut short
+        raise SupraUserError(f"W&B refused the login ({str(err).splitlines()[0]}): run `wandb login` again or fix "
+                             "WANDB_API_KEY, or log offline with logger.wandb.offline=true") from None
+    return logger
+
+
+def _logger(save_dir: str, project: str, name: str | None, tags: list[str] | None, run_id: str, offline: bool,
+            kwargs: dict[str, Any]) -> WandbLogger:
     logger = WandbLogger(
         save_dir=save_dir, project=project, name=name, tags=tags, id=run_id, resume="allow",
         offline=offline, **kwargs,
