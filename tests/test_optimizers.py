@@ -215,3 +215,11 @@ def test_parameters_without_hidden_matrices_are_refused_in_one_line():
     with pytest.raises(SupraUserError, match="keep model.optimizer._target_=torch.optim.AdamW") as err:
         MuonWithAdamW(model.optimizer_groups(0.1))
     assert "\n" not in str(err.value)
+
+
+def test_the_cosine_schedule_of_a_run_without_end_is_refused_in_one_line():
+    # Lightning's step count for trainer.max_steps=-1 with trainer.max_epochs=-1 (train.py refuses it up front)
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))])
+    with pytest.raises(SupraUserError, match=r"^the cosine learning-rate schedule needs a finite run: set "
+                                             r"trainer.max_steps or trainer.max_epochs"):
+        warmup_cosine(optimizer, total_steps=float("inf"))

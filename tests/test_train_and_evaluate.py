@@ -283,6 +283,9 @@ BAD_TRAIN_INPUTS = {
     "data.num_train=0": "data.num_train=0",
     "model.optimizer.lr=abc": "error: model.optimizer.lr='abc' must be a number (or null)",
     "trainer.val_check_interval=0": "error: trainer.val_check_interval=0 must be > 0",
+    "trainer.max_steps=-1": "error: trainer.max_steps=-1 with trainer.max_epochs=-1 trains without end, but the "
+                            "learning-rate schedule (model.scheduler) decays over the run's steps: set a finite "
+                            "trainer.max_steps or trainer.max_epochs",
     "trainer.precision=16-true": "error: trainer.precision=16-true keeps the optimizer's state in float16",
     "model=vqvae_f8": "error: VQAutoencodingTask trains and scores on MediaDataModules but the data is a "
                       "ShapesDataModule: choose data=shapes_images, shapes_video or media_folder",

@@ -64,6 +64,7 @@ def check_run_config(cfg: DictConfig) -> None:
                                                                "trainer.max_steps", "trainer.val_check_interval")}
     check_option_types(options, whole=("seed", "data.batch_size", "trainer.max_steps"),
                        numbers=("model.optimizer.lr", "trainer.val_check_interval"), optional=options)
+    check_run_length(cfg)
     check_precision(cfg)
     if options["trainer.val_check_interval"] is not None and options["trainer.val_check_interval"] <= 0:
         raise SupraUserError(f"trainer.val_check_interval={options['trainer.val_check_interval']} must be > 0: "
@@ -100,6 +101,19 @@ def check_run_config(cfg: DictConfig) -> None:
                              + (f", e.g. ckpt_path={last[0]}" if last else ""))
     if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
         raise SupraUserError(f"ckpt_path={cfg.ckpt_path} does not exist: give a last.ckpt or best.ckpt of a run")
+
+
+def check_run_length(cfg: DictConfig) -> None:
+    """trainer.max_steps=-1 with trainer.max_epochs=-1 trains without end: a learning-rate schedule decays over
+    the run's steps, which are then infinite (Lightning hands it float('inf'))."""
+    trainer_cfg = cfg.trainer
+    endless = trainer_cfg.get("max_steps", -1) in (-1, None) and trainer_cfg.get("max_epochs") == -1
+    if endless and not trainer_cfg.get("fast_dev_run") and OmegaConf.select(cfg, "model.scheduler") is not None:
+        raise SupraUserError(ENDLESS_RUN)
+
+
+ENDLESS_RUN = ("trainer.max_steps=-1 with trainer.max_epochs=-1 trains without end, but the learning-rate schedule "
+               "(model.scheduler) decays over the run's steps: set a finite trainer.max_steps or trainer.max_epochs")
 
 
 def check_precision(cfg: DictConfig) -> None:

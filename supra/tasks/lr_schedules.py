@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from torch.optim import Optimizer
@@ -44,6 +45,9 @@ class WarmupThenCosine(SequentialLR):
 def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int = 100, min_lr: float = 3e-5) -> LRScheduler:
     """Linear warm-up over `warmup_steps`, then cosine decay to `min_lr` at `total_steps` (one step per batch),
     held there after."""
+    if not math.isfinite(total_steps):  # Lightning's count for trainer.max_steps=-1 with trainer.max_epochs=-1
+        raise SupraUserError("the cosine learning-rate schedule needs a finite run: set trainer.max_steps or "
+                             "trainer.max_epochs (with both -1 the run trains without end)")
     total_steps = int(total_steps)
     warmup_steps = max(0, min(warmup_steps, total_steps - 1))
     cosine = CosineToMin(optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=min_lr)
