@@ -22,7 +22,7 @@ from supra.loggers.wandb_logger import build_wandb_logger
 from supra.runner.evaluation import evaluate
 from supra.runner.training import train
 from supra.utils.errors import SupraUserError
-from tests.conftest import ROOT, command_lines, compose_config
+from tests.conftest import ROOT, TINY_RUN, command_lines, compose_config
 
 CAPTION_KEYS = {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"}
 
@@ -34,6 +34,16 @@ def test_fast_dev_run_trains_validates_and_tests_without_checkpoints_or_warnings
     assert {"train/loss", "val/loss", "val/CIDEr", "test/CIDEr", "test/METEOR", "test/attr_acc"} <= set(metrics)
     assert not list(Path(cfg.paths.output_dir).glob("**/*.ckpt"))  # a smoke test: nothing to resume or score
     assert not [r for r in caplog.records if r.name == "supra.runner.training"]  # its last weights are tested
+
+
+def test_callbacks_none_writes_no_checkpoint_and_tests_the_last_weights(tmp_path):
+    # Lightning would add its own ModelCheckpoint (csv/checkpoints/epoch=0-step=N.ckpt) and test from it
+    cfg = compose_config("train", tmp_path / "run", [o for o in TINY_RUN if not o.startswith("callbacks.")]
+                         + ["callbacks=none", "trainer.max_steps=2", "trainer.val_check_interval=2",
+                            "model.val_metrics=[CIDEr]", "model.test_metrics=[CIDEr]"])
+    _, metrics = train(cfg)
+    assert "val/CIDEr" in metrics and "test/CIDEr" in metrics
+    assert not list((tmp_path / "run").glob("**/*.ckpt"))
 
 
 def test_debug_profiler_keeps_its_report_in_the_run_folder(train_config, tmp_path):
