@@ -293,6 +293,8 @@ BAD_TRAIN_INPUTS = {
     "data.num_train=0": "data.num_train=0",
     "model.optimizer.lr=abc": "error: model.optimizer.lr='abc' must be a number (or null)",
     "trainer.val_check_interval=0": "error: trainer.val_check_interval=0 must be > 0",
+    "seed=-1": "error: seed=-1 must be from 0 to 4294967295 (or null: no fixed seed)",
+    "seed=99999999999": "error: seed=99999999999 must be from 0 to 4294967295",
     "trainer.max_steps=-1": "error: trainer.max_steps=-1 with trainer.max_epochs=-1 trains without end, but the "
                             "learning-rate schedule (model.scheduler) decays over the run's steps: set a finite "
                             "trainer.max_steps or trainer.max_epochs",

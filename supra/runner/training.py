@@ -45,6 +45,8 @@ from supra.utils.target_options import check_target_options
 
 log = logging.getLogger(__name__)
 
+MAX_SEED = 2**32 - 1  # numpy's seeds, which Lightning's seed_everything sets too
+
 
 def _group_choice(group: str) -> str:
     try:
@@ -65,6 +67,8 @@ def check_run_config(cfg: DictConfig) -> None:
                                                                "trainer.max_steps", "trainer.val_check_interval")}
     check_option_types(options, whole=("seed", "data.batch_size", "trainer.max_steps"),
                        numbers=("model.optimizer.lr", "trainer.val_check_interval"), optional=options)
+    if options["seed"] is not None and not 0 <= options["seed"] <= MAX_SEED:  # else numpy's ValueError, a traceback
+        raise SupraUserError(f"seed={options['seed']} must be from 0 to {MAX_SEED} (or null: no fixed seed)")
     check_run_length(cfg)
     check_precision(cfg)
     if options["trainer.val_check_interval"] is not None and options["trainer.val_check_interval"] <= 0:
