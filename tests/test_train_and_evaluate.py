@@ -46,6 +46,15 @@ def test_callbacks_none_writes_no_checkpoint_and_tests_the_last_weights(tmp_path
     assert not list((tmp_path / "run").glob("**/*.ckpt"))
 
 
+def test_gradient_accumulation_steps_the_optimizer_once_per_n_batches(train_config):
+    cfg = train_config("trainer.accumulate_grad_batches=3", "trainer.max_steps=2", "trainer.val_check_interval=6",
+                       "test=false", "model.val_metrics=[CIDEr]")
+    train(cfg)
+    last = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
+    assert last["global_step"] == 2  # optimizer steps
+    assert last["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"] == 6  # batches
+
+
 def test_debug_profiler_keeps_its_report_in_the_run_folder(train_config, tmp_path):
     train(train_config("debug=profiler", "trainer.max_steps=2", "trainer.val_check_interval=2", "test=false"))
     report = (tmp_path / "run" / "fit-profile.txt").read_text()
@@ -295,6 +304,7 @@ BAD_TRAIN_INPUTS = {
     "trainer.val_check_interval=0": "error: trainer.val_check_interval=0 must be > 0",
     "seed=-1": "error: seed=-1 must be from 0 to 4294967295 (or null: no fixed seed)",
     "seed=99999999999": "error: seed=99999999999 must be from 0 to 4294967295",
+    "trainer.accumulate_grad_batches=0": "error: trainer.accumulate_grad_batches=0 must be >= 1",
     "trainer.max_steps=-1": "error: trainer.max_steps=-1 with trainer.max_epochs=-1 trains without end, but the "
                             "learning-rate schedule (model.scheduler) decays over the run's steps: set a finite "
                             "trainer.max_steps or trainer.max_epochs",

@@ -64,11 +64,16 @@ def check_run_config(cfg: DictConfig) -> None:
     """Fail before any work on what can be known from the config alone."""
     # Hydra passes `seed=abc` on as text: named here, not by a traceback from the optimizer or the loop
     options = {name: OmegaConf.select(cfg, name) for name in ("seed", "data.batch_size", "model.optimizer.lr",
-                                                               "trainer.max_steps", "trainer.val_check_interval")}
-    check_option_types(options, whole=("seed", "data.batch_size", "trainer.max_steps"),
+                                                               "trainer.max_steps", "trainer.val_check_interval",
+                                                               "trainer.accumulate_grad_batches")}
+    check_option_types(options, whole=("seed", "data.batch_size", "trainer.max_steps", "trainer.accumulate_grad_batches"),
                        numbers=("model.optimizer.lr", "trainer.val_check_interval"), optional=options)
     if options["seed"] is not None and not 0 <= options["seed"] <= MAX_SEED:  # else numpy's ValueError, a traceback
         raise SupraUserError(f"seed={options['seed']} must be from 0 to {MAX_SEED} (or null: no fixed seed)")
+    accumulate = options["trainer.accumulate_grad_batches"]
+    if accumulate is not None and accumulate < 1:  # Lightning: a ZeroDivisionError deep in its loop
+        raise SupraUserError(f"trainer.accumulate_grad_batches={accumulate} must be >= 1: the batches whose gradients "
+                             "make one optimizer step (1: each batch its own step)")
     check_run_length(cfg)
     check_precision(cfg)
     if options["trainer.val_check_interval"] is not None and options["trainer.val_check_interval"] <= 0:
