@@ -162,11 +162,26 @@ def check_required(cfg: DictConfig, config_name: str) -> None:
     `overwrite=no` on as the text "no", which Python counts as true."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
-        raise SupraUserError(f"missing {', '.join(f'{key}=...' for key in missing)} (--help lists every option)")
+        where = sorted({str(path.relative_to(CONF_DIR.parent)) for key in missing if (path := _option_file(key))})
+        raise SupraUserError(f"missing {', '.join(f'{key}=...' for key in missing)} "
+                             + (f"(explained in {', '.join(where)})" if where else "(--help lists every option)"))
     defaults = OmegaConf.to_container(OmegaConf.load(CONF_DIR / f"{config_name}.yaml"), resolve=False)
     for name, default in defaults.items():
         if isinstance(default, bool) and not isinstance(cfg.get(name), bool):
             raise SupraUserError(f"{name}={cfg.get(name)!r} must be true or false")
+
+
+def _option_file(key: str) -> Path | None:
+    """The file of a chosen config group option (model/encoder=pretrained: conf/model/encoder/pretrained.yaml)
+    that marks `key`'s last part required (???): --help shows the defaults' options, not that option's own."""
+    if not HydraConfig.initialized():
+        return None
+    leaf = re.compile(rf"^\s*{re.escape(key.rsplit('.', 1)[-1])}:\s*\?\?\?", re.MULTILINE)
+    for group, choice in HydraConfig.get().runtime.choices.items():
+        path = CONF_DIR / str(group) / f"{choice}.yaml"
+        if choice and not str(group).startswith("hydra") and path.is_file() and leaf.search(path.read_text()):
+            return path
+    return None
 
 
 def hydra_command(config_name: str, run: Callable[[DictConfig], Any]) -> Callable[[], None]:
