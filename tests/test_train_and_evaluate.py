@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -20,7 +21,7 @@ from omegaconf import read_write
 
 from supra.loggers.wandb_logger import build_wandb_logger
 from supra.runner.evaluation import evaluate
-from supra.runner.training import train
+from supra.runner.training import ValidationWithinRun, train
 from supra.utils.errors import SupraUserError
 from tests.conftest import ROOT, TINY_RUN, command_lines, compose_config
 
@@ -53,6 +54,31 @@ def test_gradient_accumulation_steps_the_optimizer_once_per_n_batches(train_conf
     last = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
     assert last["global_step"] == 2  # optimizer steps
     assert last["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"] == 6  # batches
+
+
+def test_a_run_that_ends_before_its_first_validation_is_warned_of_before_training(train_config, caplog):
+    cfg = train_config("trainer.max_steps=-1", "trainer.max_epochs=1", "+trainer.limit_train_batches=3",
+                       "trainer.val_check_interval=500", "test=false", "trainer.num_sanity_val_steps=0")
+    with caplog.at_level("WARNING", logger="supra.runner.training"):
+        train(cfg)
+    said = [r.getMessage() for r in caplog.records if r.name == "supra.runner.training"]
+    assert said[0] == ("this run ends after 3 training batches (trainer.max_epochs=1, 3 batches each), before its "
+                       "first validation at trainer.val_check_interval=500: no validation and no best checkpoint (the "
+                       "test scores the last weights). Validate each epoch's end with trainer.val_check_interval=1.0 "
+                       "trainer.check_val_every_n_epoch=1, or set a smaller trainer.val_check_interval")
+    assert not (Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt").exists()  # as it says
+    # the step budget too, and not when a validation comes within the run (or the run validates by epochs)
+    warned = []
+    check = ValidationWithinRun()
+    for budget, validated in (({"max_steps": 6}, {}), ({"max_steps": 6}, {"val_check_interval": 3}),
+                              ({"max_epochs": 2}, {"val_check_interval": 1.0, "check_val_every_n_epoch": 1})):
+        settings = {"val_check_interval": 500, "check_val_every_n_epoch": None, "max_steps": -1, "max_epochs": -1,
+                    "fast_dev_run": False, "is_global_zero": True, "limit_val_batches": 1.0,
+                    "accumulate_grad_batches": 1, "num_training_batches": 4, **budget, **validated}
+        caplog.clear()
+        check.on_fit_start(SimpleNamespace(**settings), None)
+        warned.append([r.getMessage().split(",")[0] for r in caplog.records])
+    assert warned == [["this run ends after 6 training batches (trainer.max_steps=6)"], [], []]
 
 
 def test_debug_profiler_keeps_its_report_in_the_run_folder(train_config, tmp_path):
