@@ -19,9 +19,10 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import read_write
 
+from supra.callbacks.validation_within_run import ValidationWithinRun
 from supra.loggers.wandb_logger import build_wandb_logger
 from supra.runner.evaluation import evaluate
-from supra.runner.training import ValidationWithinRun, train
+from supra.runner.training import train
 from supra.utils.errors import SupraUserError
 from tests.conftest import ROOT, TINY_RUN, command_lines, compose_config
 
@@ -59,9 +60,9 @@ def test_gradient_accumulation_steps_the_optimizer_once_per_n_batches(train_conf
 def test_a_run_that_ends_before_its_first_validation_is_warned_of_before_training(train_config, caplog):
     cfg = train_config("trainer.max_steps=-1", "trainer.max_epochs=1", "+trainer.limit_train_batches=3",
                        "trainer.val_check_interval=500", "test=false", "trainer.num_sanity_val_steps=0")
-    with caplog.at_level("WARNING", logger="supra.runner.training"):
+    with caplog.at_level("WARNING", logger="supra.callbacks.validation_within_run"):
         train(cfg)
-    said = [r.getMessage() for r in caplog.records if r.name == "supra.runner.training"]
+    said = [r.getMessage() for r in caplog.records if r.name == "supra.callbacks.validation_within_run"]
     assert said[0] == ("this run ends after 3 training batches (trainer.max_epochs=1, 3 batches each), before its "
                        "first validation at trainer.val_check_interval=500: no validation and no best checkpoint (the "
                        "test scores the last weights). Validate each epoch's end with trainer.val_check_interval=1.0 "

@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 from supra.artifacts.checkpoints import load_supra_checkpoint, net_state, run_config_of
 from supra.callbacks.checkpoint import AtomicCheckpointIO
 from supra.callbacks.time_accounting import mark_job_start
+from supra.callbacks.validation_within_run import ValidationWithinRun
 from supra.runner.components import (
     build_datamodule,
     build_task,
@@ -143,34 +144,6 @@ def check_precision(cfg: DictConfig) -> None:
         raise SupraUserError(f"trainer.precision=16-true keeps the optimizer's state in float16, where its eps={eps} "
                              "is 0: the first step makes the weights NaN. Use 16-mixed (float16 arithmetic, float32 "
                              "weights), bf16-true or bf16-mixed, or add +model.optimizer.eps=1e-4")
-
-
-class ValidationWithinRun(L.Callback):
-    """Says before training when the run ends before its first validation (e.g. trainer.max_epochs=1 over fewer
-    batches than trainer.val_check_interval=500): no validation, no best checkpoint, the test scores the last
-    weights. The run's length is known only once the data is (here, at the start of fit)."""
-
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        interval = trainer.val_check_interval
-        if (trainer.fast_dev_run or not trainer.is_global_zero or not trainer.limit_val_batches
-                or trainer.check_val_every_n_epoch is not None or not isinstance(interval, int)):
-            return
-        budgets = []  # (training batches, the option that ends the run there)
-        if trainer.max_steps > 0:  # steps are optimizer steps, each of accumulate_grad_batches batches
-            budgets.append((trainer.max_steps * trainer.accumulate_grad_batches, f"trainer.max_steps={trainer.max_steps}"))
-        epoch = trainer.num_training_batches
-        if trainer.max_epochs is not None and trainer.max_epochs > 0 and math.isfinite(epoch):
-            budgets.append((int(epoch) * trainer.max_epochs, f"trainer.max_epochs={trainer.max_epochs}, {int(epoch)} "
-                                                             "batches each"))
-        if not budgets:
-            return
-        batches, reason = min(budgets)
-        if batches < interval:
-            log.warning("this run ends after %d training batches (%s), before its first validation at "
-                        "trainer.val_check_interval=%d: no validation and no best checkpoint (the test scores the last "
-                        "weights). Validate each epoch's end with trainer.val_check_interval=1.0 "
-                        "trainer.check_val_every_n_epoch=1, or set a smaller trainer.val_check_interval",
-                        batches, reason, interval)
 
 
 @contextmanager
