@@ -44,6 +44,8 @@ def test_every_shipped_config_takes_only_options_its_classes_have():
     ("+model.optimizer.betas2=0.9", "model.optimizer.betas2=0.9: AdamW has no option betas2: did you mean "
                                     "model.optimizer.betas?"),
     ("+trainer.max_step=3", "trainer.max_step=3: Trainer has no option max_step: did you mean trainer.max_steps?"),
+    # a model's **config builds its config dataclass: that class's fields are its options
+    ("+model.net.N_LAYER=4", "model.net.N_LAYER=4: VLMNano has no option N_LAYER: did you mean model.net.N_LAYERS?"),
     # a DataModule passes **settings on to its base class: the base's options count, others do not
     ("+data.batchsize=8", "data.batchsize=8: ShapesDataModule has no option batchsize: did you mean data.batch_size?"),
     ("+callbacks.model_checkpoint.every=2", "callbacks.model_checkpoint.every=2: LastStepModelCheckpoint has no "

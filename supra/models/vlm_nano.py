@@ -256,6 +256,8 @@ class VLMNano(nn.Module):
     untrained and its weights file is neither needed nor read.
     """
 
+    config_class = VLMNanoConfig  # what **config takes (a config's keys are checked against its fields)
+
     def __init__(self, *, rebuilt: bool = False, **config: object) -> None:
         super().__init__()
         cfg = VLMNanoConfig(**config)  # type: ignore[arg-type]

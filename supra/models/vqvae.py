@@ -143,6 +143,8 @@ def _up(cin: int, cout: int) -> nn.ConvTranspose2d:
 class VQVAE(nn.Module):
     """Images in [-1, 1], side a multiple of 8 -> codes on a (side/8)^2 grid and back."""
 
+    config_class = VQVAEConfig  # what **config takes (a config's keys are checked against its fields)
+
     def __init__(self, **config: object) -> None:
         super().__init__()
         self.config = cfg = VQVAEConfig(**config)  # type: ignore[arg-type]

@@ -5,6 +5,7 @@ whatever was built before it."""
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import inspect
 from typing import Any
@@ -44,7 +45,8 @@ def _check(value: Any, where: str) -> None:
 
 
 def _options(target: Any) -> set[str] | None:
-    """The keywords `target` takes; None (any) when it takes **kwargs or cannot be looked at. The **kwargs of
+    """The keywords `target` takes; None (any) when it takes **kwargs or cannot be looked at. A model class
+    naming its `config_class` (a dataclass its **config builds) takes that class's fields. Other **kwargs of
     a class of Supra's are taken to go on to its base class's __init__ (the DataModules' do), whose keywords
     it then takes too; a library's class with **kwargs takes any."""
     if not isinstance(target, str) or "${" in target:
@@ -55,6 +57,10 @@ def _options(target: Any) -> set[str] | None:
         return None
     inits = [c.__dict__["__init__"] for c in found.__mro__ if "__init__" in c.__dict__] if isinstance(found, type) else [found]
     options: set[str] = set()
+    settings = getattr(found, "config_class", None)  # a model whose **config builds its config dataclass
+    if isinstance(found, type) and dataclasses.is_dataclass(settings):
+        own = inspect.signature(inits[0]).parameters.values()
+        return {f.name for f in dataclasses.fields(settings)} | {p.name for p in own if p.kind is p.KEYWORD_ONLY}
     for init in inits:
         try:
             parameters = list(inspect.signature(init).parameters.values())
