@@ -21,7 +21,6 @@ Every bad input is a one-line SupraUserError, found before anything is generated
 
 from __future__ import annotations
 
-import json
 import re
 import sys
 import unicodedata
@@ -286,7 +285,7 @@ def refuse_replacing_others(request: Request) -> None:
     work, as export refuses a folder holding other files."""
     record = earlier_record(Path(request.out))
     files.refuse_replacing_others(request.out, [*output_names(request), RECORD],
-                                  {RECORD, *map(str, record["files"])} if record else set(),
+                                  {RECORD, *record["files"]} if record else set(),
                                   "generate wrote (its generation.json does not list them)")
 
 
@@ -529,13 +528,8 @@ def save_output(path: Path, value: Output) -> None:
 
 
 def earlier_record(out: Path) -> dict[str, Any] | None:
-    """out/generation.json when an earlier generate wrote it (an object listing its "files"); None when
-    there is none, or it is not one generate wrote."""
-    try:
-        record = json.loads((out / RECORD).read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) and isinstance(record.get("files"), list) else None
+    """out/generation.json when an earlier generate wrote it; None when there is none, or it is not one."""
+    return files.outputs_record(out / RECORD)
 
 
 def earlier_files(out: Path) -> list[str]:

@@ -29,6 +29,7 @@ from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE, SPLIT_SEED_OFFSET
 from supra.utils.cli import hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
+    outputs_record,
     refuse_folders_in_the_way,
     refuse_replacing_others,
     remove_earlier_outputs,
@@ -98,14 +99,8 @@ def write_clips(
 
 
 def earlier_record(out: Path) -> dict[str, Any] | None:
-    """out/.shapes_gifs.json when an earlier shapes_gifs run wrote it (an object listing its "files" by name);
-    None when there is none, or it is not one this command wrote."""
-    try:
-        record = json.loads((out / RECORD).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    listed = record.get("files") if isinstance(record, dict) else None
-    return record if isinstance(listed, list) and all(isinstance(name, str) for name in listed) else None
+    """out/.shapes_gifs.json when an earlier shapes_gifs run wrote it; None when there is none, or it is not one."""
+    return outputs_record(out / RECORD)
 
 
 def earlier_clips(record: dict[str, Any] | None) -> set[str]:

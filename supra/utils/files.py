@@ -150,6 +150,17 @@ def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
     return write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
 
 
+def outputs_record(path: str | os.PathLike) -> dict[str, Any] | None:
+    """A command's record of the files it wrote (generate's generation.json, shapes_gifs' .shapes_gifs.json):
+    a JSON object whose "files" lists their names; None when there is none, or it is not one."""
+    try:
+        record = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    listed = record.get("files") if isinstance(record, dict) else None
+    return record if isinstance(listed, list) and all(isinstance(name, str) for name in listed) else None
+
+
 def remove_earlier_outputs(folder: Path, earlier: Iterable[str], written: Iterable[str]) -> None:
     """The files an earlier run of a command listed as its outputs in `folder` (its record of them) that this
     run did not write again: removed, so the folder never mixes two runs' outputs. Only names directly in
