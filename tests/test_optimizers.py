@@ -223,3 +223,13 @@ def test_the_cosine_schedule_of_a_run_without_end_is_refused_in_one_line():
     with pytest.raises(SupraUserError, match=r"^the cosine learning-rate schedule needs a finite run: set "
                                              r"trainer.max_steps or trainer.max_epochs"):
         warmup_cosine(optimizer, total_steps=float("inf"))
+
+
+def test_the_cosine_schedule_of_a_run_of_unknown_length_is_refused_in_one_line():
+    # Lightning's step count for a train loader without a length (shards without _stats.json) and
+    # trainer.max_steps=-1: it would otherwise be a schedule over 1 step, at min_lr from the first
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(2))])
+    with pytest.raises(SupraUserError, match=r"needs the run's length in steps, unknown here: .* set "
+                                             r"trainer.max_steps=N") as err:
+        warmup_cosine(optimizer, total_steps=-1)
+    assert "\n" not in str(err.value)

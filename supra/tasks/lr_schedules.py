@@ -48,6 +48,10 @@ def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int = 10
     if not math.isfinite(total_steps):  # Lightning's count for trainer.max_steps=-1 with trainer.max_epochs=-1
         raise SupraUserError("the cosine learning-rate schedule needs a finite run: set trainer.max_steps or "
                              "trainer.max_epochs (with both -1 the run trains without end)")
+    if total_steps < 0:  # Lightning's count for a train loader of unknown length with trainer.max_steps=-1
+        raise SupraUserError("the cosine learning-rate schedule needs the run's length in steps, unknown here: the "
+                             "train loader has no length (shards without their _stats.json, or read through a pipe:) "
+                             "and trainer.max_steps=-1: set trainer.max_steps=N (or give the shards their _stats.json)")
     total_steps = int(total_steps)
     warmup_steps = max(0, min(warmup_steps, total_steps - 1))
     cosine = CosineToMin(optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=min_lr)
