@@ -474,6 +474,21 @@ def test_resampled_epochs_have_the_length_asked_and_draw_shards_anew_each_epoch(
     assert set(k for b in first for k in b) <= set(shards["usable"]) and first != second
 
 
+@pytest.mark.parametrize(("setting", "message"), [
+    ({"samples_per_epoch": 48}, r"data.samples_per_epoch=48 is the length of a resampled epoch: add data.resampled=true"),
+    ({"samples_per_epoch": -100, "resampled": True}, r"data.samples_per_epoch=-100 must be >= 1"),
+    ({"samples_per_epoch": 0, "resampled": True}, r"data.samples_per_epoch=0 must be >= 1"),
+    ({"tokenizer_sample": 0}, r"data.tokenizer_sample=0 must be >= 1"),
+    ({"shuffle_buffer": -5}, r"data.shuffle_buffer=-5 must be >= 0"),
+])
+def test_stream_settings_that_would_train_on_something_else_silently_are_one_line(setting, message):
+    from supra.data.captioning.shards import ShardCaptionsDataModule
+
+    with pytest.raises(SupraUserError, match=message) as err:
+        ShardCaptionsDataModule("t.tar", "v.tar", "v.tar", **setting)
+    assert "\n" not in str(err.value)
+
+
 def test_the_tokenizer_is_trained_on_a_bounded_seeded_sample_of_the_stream(tmp_path, shard_data):
     from supra.data.captioning.shards import ShardCaptionsDataModule
 

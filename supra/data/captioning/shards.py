@@ -32,6 +32,24 @@ from supra.utils.private_apis import batches_done_in_epoch
 log = logging.getLogger(__name__)
 
 
+def check_stream_settings(shuffle_buffer: int, tokenizer_sample: int, resampled: bool,
+                          samples_per_epoch: int | None) -> None:
+    """One line for a setting out of its range, which would otherwise train on something else silently."""
+    if shuffle_buffer < 0:  # webdataset's shuffle takes it for no shuffle at all
+        raise SupraUserError(f"data.shuffle_buffer={shuffle_buffer} must be >= 0: the samples each worker holds "
+                             "for shuffling (0: none, read in shard order)")
+    if tokenizer_sample < 1:  # the first sample's captions would be read, then the count checked
+        raise SupraUserError(f"data.tokenizer_sample={tokenizer_sample} must be >= 1: how many train captions a "
+                             "new tokenizer is trained on")
+    if samples_per_epoch is not None and not resampled:  # an epoch reads every sample once: its length is theirs
+        raise SupraUserError(f"data.samples_per_epoch={samples_per_epoch} is the length of a resampled epoch: add "
+                             "data.resampled=true (shards drawn with replacement), or leave it null (each epoch "
+                             "reads every sample once)")
+    if samples_per_epoch is not None and samples_per_epoch < 1:  # else an epoch of a batch per worker
+        raise SupraUserError(f"data.samples_per_epoch={samples_per_epoch} must be >= 1: the samples of a resampled "
+                             "epoch over all ranks (or null: the shards' _stats.json total)")
+
+
 class ShardCaptionsDataModule(CaptionDataModule):
     """Train on `train_shards`, validate on `val_shards`, test on `test_shards` (brace-expanded URLs).
 
@@ -48,6 +66,7 @@ class ShardCaptionsDataModule(CaptionDataModule):
         if not val_shards or not test_shards:
             raise SupraUserError("data.val_shards and data.test_shards are needed (a shard or two each, scored "
                                  "whole): write them with python -m supra.write_shards, or split off a few shards")
+        check_stream_settings(shuffle_buffer, tokenizer_sample, resampled, samples_per_epoch)
         self.shard_specs = {"train": train_shards, "val": val_shards, "test": test_shards}
         self.shuffle_buffer, self.draft, self.tokenizer_sample, self.seed = shuffle_buffer, draft, tokenizer_sample, seed
         self.resampled, self.samples_per_epoch = resampled, samples_per_epoch
