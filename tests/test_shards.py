@@ -525,6 +525,16 @@ def test_shards_that_are_not_there_or_hold_nothing_usable_are_one_line(tmp_path,
         list(loader)
 
 
+def test_scoring_the_streamed_train_shards_is_one_line_saying_what_to_score_instead(shard_data):
+    """evaluate.py ckpt=<shards-trained run> data.split=train sets the datamodule up for a test of train."""
+    from supra.data.captioning.shards import ShardCaptionsDataModule
+
+    with pytest.raises(SupraUserError, match=r"data.split=train: the train shards are streamed, never read whole .*"
+                                             r"name a few train shards as data.test_shards="):
+        ShardCaptionsDataModule(shard_data["spec"], shard_data["val"], shard_data["val"], split="train",
+                                batch_size=4).setup("test")
+
+
 def test_shard_images_decode_like_every_other_source(tmp_path):
     """Transparency over white and EXIF orientation, as data/images.py's load_rgb does for files."""
     import io

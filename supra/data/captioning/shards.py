@@ -82,7 +82,8 @@ class ShardCaptionsDataModule(CaptionDataModule):
 
     def load_split(self, split: str) -> CaptionedImages:
         if split == "train":
-            raise SupraUserError("the train shards are streamed, not loaded: nothing needs them whole")
+            raise SupraUserError("data.split=train: the train shards are streamed, never read whole to be scored: "
+                                 "score data.split=val or test, or name a few train shards as data.test_shards=...")
         whole = read_whole(self.shards(split), self.image_size, self.draft)
         log.info("shards %s: %d images; unusable: %s", split, len(whole.keys), whole.tally.describe())
         return CaptionedImages(whole.images, whole.captions, whole.ids, whole.files)  # COCO's ids stay integers
@@ -108,7 +109,7 @@ class ShardCaptionsDataModule(CaptionDataModule):
             for split in self.shard_specs:
                 self.shards(split)
         for split in splits:
-            if split != "train":
+            if split != "train" or stage in ("test", "predict"):  # the train split to score: load_split says why not
                 self.loaded(split)
         self.tokenizer = self._tokenizer()
         if self.tokenizer_path is not None and not self.tokenizer_path.exists():
