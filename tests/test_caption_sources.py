@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 
 import pytest
 from omegaconf import OmegaConf
@@ -214,6 +215,44 @@ def test_a_root_without_the_source_is_one_line(tmp_path, source, message):
     (tmp_path / "empty").mkdir()
     with pytest.raises(SupraUserError, match=message):
         read_caption_source(source, tmp_path / "empty")
+
+
+GOOD_IMAGE = {"id": 7, "file_name": "COCO_train2014_000000000007.jpg"}
+
+
+@pytest.mark.parametrize(("images", "annotations", "message"), [
+    ([GOOD_IMAGE, {"file_name": "a.jpg"}], [], r"images\[1\] has no id"),
+    ([{"id": 8}], [], r"images\[0\] has no file_name"),
+    ([{"id": "eight", "file_name": "a.jpg"}], [], r"images\[0\] has id 'eight', not an integer"),
+    ([GOOD_IMAGE, "a.jpg"], [], r"images\[1\] is 'a.jpg', not an object with id and file_name"),
+    ([GOOD_IMAGE], [{"image_id": 7, "caption": "a cat"}, "a dog"], r"annotations\[1\] is 'a dog', not an object"),
+    ({"7": GOOD_IMAGE}, [], r"its images and annotations must be lists"),
+])
+def test_a_coco_file_with_a_malformed_entry_is_one_line_naming_the_file_and_the_entry(tmp_path, images, annotations,
+                                                                                        message):
+    (tmp_path / "annotations").mkdir()
+    (tmp_path / "train2014").mkdir()
+    path = tmp_path / "annotations" / "captions_train2014.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations}))
+    with pytest.raises(SupraUserError, match=rf"^{re.escape(str(path))}(: | is not a COCO captions file: ){message}") as err:
+        read_caption_source("coco", tmp_path)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("image", "message"), [
+    ({"split": "train", "sentences": []}, r"images\[1\] has no filename"),
+    ({"filename": 12, "split": "train"}, r"images\[1\] has filename 12, not text"),
+    ({"filename": "b.jpg", "cocoid": "b", "split": "train"}, r"images\[1\] has cocoid 'b', not an integer"),
+    ({"filename": "b.jpg", "split": "train", "sentences": ["a dog"]}, r"images\[1\] has sentences \['a dog'\], not a list"),
+    ("b.jpg", r"images\[1\] is 'b.jpg', not an object with filename and sentences"),
+])
+def test_a_karpathy_file_with_a_malformed_entry_is_one_line_naming_the_file_and_the_entry(tmp_path, image, message):
+    good = {"filepath": "train2014", "filename": "a.jpg", "cocoid": 1, "split": "train", "sentences": [{"raw": "a cat"}]}
+    path = tmp_path / "dataset_coco.json"
+    path.write_text(json.dumps({"images": [good, image]}))
+    with pytest.raises(SupraUserError, match=rf"^{re.escape(str(path))}: {message}") as err:
+        read_caption_source("coco", tmp_path)
+    assert "\n" not in str(err.value)
 
 
 def test_an_unknown_source_is_one_line(tmp_path):

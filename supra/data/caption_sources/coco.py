@@ -15,6 +15,7 @@ format expects.
 from __future__ import annotations
 
 import json
+from collections.abc import Hashable
 from pathlib import Path
 
 from supra.data.caption_sources.index import CaptionIndex, finish, seeded_split, split_sizes
@@ -54,6 +55,23 @@ def _images_root(root: Path, year: str) -> Path:
     raise SupraUserError(f"no COCO image folder in {root}: looked for train{year}/ and val{year}/, also under images/")
 
 
+def _check_image(path: Path, i: int, image: object) -> None:
+    """One line naming the entry of `images[]` that is not an image with an integer id and a file name."""
+    if not isinstance(image, dict):
+        problem = f"is {image!r:.60}, not an object with id and file_name"
+    elif "id" not in image or "file_name" not in image:
+        problem = f"has no {'id' if 'id' not in image else 'file_name'}"
+    elif not isinstance(image["file_name"], str):
+        problem = f"has file_name {image['file_name']!r:.60}, not text"
+    else:
+        try:
+            int(image["id"])
+            return
+        except (ValueError, TypeError):
+            problem = f"has id {image['id']!r:.60}, not an integer"
+    raise SupraUserError(f"{path}: images[{i}] {problem}")
+
+
 def _read_official_file(index: CaptionIndex, path: Path, folder: str) -> list[str]:
     """Add one official captions file's images and captions to `index`; its image keys, in id order."""
     try:
@@ -61,13 +79,25 @@ def _read_official_file(index: CaptionIndex, path: Path, folder: str) -> list[st
         images, annotations = data["images"], data["annotations"]
     except (ValueError, KeyError, TypeError) as err:
         raise SupraUserError(f"{path} is not a COCO captions file (needs images[] and annotations[]: {err})") from None
+    if not isinstance(images, list) or not isinstance(annotations, list):
+        raise SupraUserError(f"{path} is not a COCO captions file: its images and annotations must be lists")
+    for i, image in enumerate(images):
+        _check_image(path, i, image)
+    for i, annotation in enumerate(annotations):
+        if not isinstance(annotation, dict):
+            raise SupraUserError(f"{path}: annotations[{i}] is {annotation!r:.60}, not an object with image_id and caption")
+    try:
+        images = sorted(images, key=lambda im: im["id"])
+    except TypeError:  # ids of numbers and of text together
+        raise SupraUserError(f"{path}: the images' ids mix numbers and text: COCO's are integers") from None
     key_of = {}
-    for image in sorted(images, key=lambda im: im["id"]):
+    for image in images:
         key = f"{folder}/{image['file_name']}"
         key_of[image["id"]] = key
         index.ids[key] = int(image["id"])
     for annotation in annotations:
-        key = key_of.get(annotation.get("image_id"))
+        image_id = annotation.get("image_id")
+        key = key_of.get(image_id) if isinstance(image_id, Hashable) else None
         caption = annotation.get("caption", "")
         if key is None:
             index.skip("caption for an unknown image id", f"{path.name}: image_id {annotation.get('image_id')}")

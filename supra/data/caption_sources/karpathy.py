@@ -14,6 +14,26 @@ from supra.data.caption_sources.index import SPLIT_NAMES, CaptionIndex
 from supra.utils.errors import SupraUserError
 
 
+def _check_image(path: Path, i: int, image: object) -> None:
+    """One line naming the entry of `images[]` that is not an image with a file name and a list of sentences."""
+    if not isinstance(image, dict):
+        problem = f"is {image!r:.60}, not an object with filename and sentences"
+    elif not isinstance(image.get("filename"), str):
+        problem = f"has filename {image['filename']!r:.60}, not text" if "filename" in image else "has no filename"
+    elif image.get("filepath") is not None and not isinstance(image["filepath"], str):
+        problem = f"has filepath {image['filepath']!r:.60}, not text"
+    elif not isinstance(sentences := image.get("sentences", []), list) or not all(isinstance(s, dict) for s in sentences):
+        problem = f"has sentences {sentences!r:.60}, not a list of objects with raw"
+    else:
+        try:
+            if "cocoid" in image:
+                int(image["cocoid"])
+            return
+        except (ValueError, TypeError):
+            problem = f"has cocoid {image['cocoid']!r:.60}, not an integer"
+    raise SupraUserError(f"{path}: images[{i}] {problem}")
+
+
 def read_karpathy(path: Path, image_dir: Path) -> CaptionIndex:
     """The index of a Karpathy split file; keys are `filepath/filename` when the file gives a filepath."""
     try:
@@ -22,8 +42,12 @@ def read_karpathy(path: Path, image_dir: Path) -> CaptionIndex:
     except (ValueError, KeyError, TypeError) as err:
         raise SupraUserError(f"{path} is not a Karpathy split file (no readable images[]: {err}): "
                              "use the dataset_*.json of Karpathy's caption_datasets.zip") from None
+    if not isinstance(images, list):
+        raise SupraUserError(f"{path} is not a Karpathy split file (its images must be a list): "
+                             "use the dataset_*.json of Karpathy's caption_datasets.zip")
     index = CaptionIndex("karpathy", image_dir, {s: [] for s in SPLIT_NAMES}, {})
-    for image in images:
+    for i, image in enumerate(images):
+        _check_image(path, i, image)
         key = f"{image['filepath']}/{image['filename']}" if image.get("filepath") else image["filename"]
         split = "train" if image.get("split") == "restval" else image.get("split")
         if split not in index.splits:
