@@ -489,6 +489,27 @@ def test_stream_settings_that_would_train_on_something_else_silently_are_one_lin
     assert "\n" not in str(err.value)
 
 
+def test_the_set_up_line_says_the_length_of_the_epochs_to_come_and_a_resume_that_of_the_one_it_finishes(tmp_path,
+                                                                                                            caplog):
+    """5 shards of 5 in batches of 4: 6 batches for one worker (25 samples), 5 for two (15 + 10)."""
+    import logging
+
+    from supra.data.captioning.shards import ShardCaptionsDataModule
+
+    train = write_img2dataset_shards(tmp_path / "train", shards=5, per_shard=5)["spec"]
+    val = write_img2dataset_shards(tmp_path / "val", shards=1, per_shard=4)["spec"]
+    caplog.set_level(logging.INFO, logger="supra.data.captioning.shards")
+    data = ShardCaptionsDataModule(train, val, val, batch_size=4, num_workers=2)
+    data.setup("fit")
+    assert "shards train: 5 shards, 25 samples, 5 batches of 4 per rank per epoch" in caplog.text
+    data.load_state_dict({"shard_layout": 1})  # a checkpoint of a run without workers, as Lightning restores it
+    assert ("finished as the 1 worker(s) it was begun with would have (each worker reading all their shards), "
+            "6 batches per rank; later epochs are split over 2, 5 batches per rank") in caplog.text
+    resampled = ShardCaptionsDataModule(train, val, val, batch_size=4, resampled=True, samples_per_epoch=48)
+    resampled.setup("fit")
+    assert "shards train: 5 shards, 48 samples drawn with replacement, 12 batches of 4 per rank" in caplog.text
+
+
 def test_the_tokenizer_is_trained_on_a_bounded_seeded_sample_of_the_stream(tmp_path, shard_data):
     from supra.data.captioning.shards import ShardCaptionsDataModule
 

@@ -146,12 +146,17 @@ class ShardStream(EpochProgress, IterableDataset):
                 for by_worker in self.assignment(world, workers)]
         return worker_quotas(held, self.batch_size)
 
+    def batches(self, layout: int) -> int | None:
+        """Batches per rank in an epoch laid out for `layout` workers; None when unknown (no _stats.json)."""
+        quotas = self.quotas(rank_and_world()[1], layout)
+        return sum(quotas[0]) if quotas is not None else None
+
     def __len__(self) -> int:
         """Batches per rank per epoch (known from the shards' _stats.json)."""
-        quotas = self.quotas(rank_and_world()[1], self.layout)
-        if quotas is None:
+        batches = self.batches(self.layout)
+        if batches is None:
             raise TypeError("the number of batches is unknown without the shards' _stats.json")
-        return sum(quotas[0])
+        return batches
 
     # -- the stream -----------------------------------------------------------------------------
 

@@ -136,8 +136,9 @@ class ShardCaptionsDataModule(CaptionDataModule):
         stream = ShardStream(shards, sizes, self.batch_size, self.image_size, self.tokenizer, self.max_caption_tokens,
                              self.seed, self.shuffle_buffer, self.draft, self.num_workers, per_epoch)
         if sizes is not None or per_epoch:
-            log.info("shards train: %d shards, %s samples%s, %d batches of %d per rank per epoch", len(shards),
-                     sum(sizes) if sizes else "?", " (resampled)" if per_epoch else "", len(stream), self.batch_size)
+            samples = f"{per_epoch} samples drawn with replacement" if per_epoch else f"{sum(sizes)} samples"
+            log.info("shards train: %d shards, %s, %d batches of %d per rank per epoch", len(shards), samples,
+                     len(stream), self.batch_size)
             if len(stream) == 0:  # Lightning would skip training and the run test the initial weights
                 readers = f"{rank_and_world()[1]} rank(s) x {max(self.num_workers, 1)} worker(s)"
                 raise SupraUserError(f"the train shards hold {sum(sizes) if sizes else per_epoch} samples: not one full "
@@ -165,10 +166,11 @@ class ShardCaptionsDataModule(CaptionDataModule):
         stream.resumed_layout = self.resumed_layout
         if self.resumed_layout is not None:
             stream.layout = self.resumed_layout
-            if self.resumed_layout != stream.workers:
+            if self.resumed_layout != stream.workers:  # the lengths differ too: the set-up line gave the later one
                 log.info("resuming with data.num_workers=%d: an epoch interrupted is finished as the %d worker(s) it "
-                         "was begun with would have (each worker reading all their shards); later epochs are split "
-                         "over %d", self.num_workers, self.resumed_layout, stream.workers)
+                         "was begun with would have (each worker reading all their shards), %s batches per rank; "
+                         "later epochs are split over %d, %s batches per rank", self.num_workers, self.resumed_layout,
+                         stream.batches(self.resumed_layout) or "?", stream.workers, stream.batches(stream.workers) or "?")
 
     def _progress(self) -> tuple[int, int]:
         """(epoch, batches of it already trained): after a resume, what the checkpoint recorded."""
