@@ -510,6 +510,22 @@ def test_the_set_up_line_says_the_length_of_the_epochs_to_come_and_a_resume_that
     assert "shards train: 5 shards, 48 samples drawn with replacement, 12 batches of 4 per rank" in caplog.text
 
 
+def test_shards_of_unknown_length_refuse_a_share_of_an_epoch_as_the_validation_interval(shard_data):
+    """Without _stats.json (or through pipe:) an epoch's length is unknown until it ends."""
+    from types import SimpleNamespace
+
+    from supra.data.captioning.shards import ShardCaptionsDataModule
+
+    piped = f"pipe:cat {shard_data['spec']}"
+    data = ShardCaptionsDataModule(piped, shard_data["val"], shard_data["val"], batch_size=4)
+    data.trainer = SimpleNamespace(val_check_interval=0.5)  # what Lightning's Trainer holds for it
+    with pytest.raises(SupraUserError, match=r"trainer.val_check_interval=0.5 is a share of an epoch, whose length is "
+                                             r"unknown without the train shards' _stats.json: .* every N steps"):
+        data.setup("fit")
+    data.trainer = SimpleNamespace(val_check_interval=1.0)  # each epoch's end: known when it comes
+    data.setup("fit")
+
+
 def test_the_tokenizer_is_trained_on_a_bounded_seeded_sample_of_the_stream(tmp_path, shard_data):
     from supra.data.captioning.shards import ShardCaptionsDataModule
 

@@ -133,6 +133,14 @@ class ShardCaptionsDataModule(CaptionDataModule):
         elif sizes is None and rank_and_world()[1] > 1:
             raise SupraUserError("the train shards have no _stats.json beside them (img2dataset writes "
                                  "00000_stats.json): DDP needs their sample counts to give every rank the same batches")
+        elif sizes is None:
+            # a time-based interval leaves it unset; Lightning refuses any other share in a traceback
+            interval = getattr(self.trainer, "val_check_interval", None) if self.trainer is not None else None
+            if isinstance(interval, float) and interval != 1.0:
+                raise SupraUserError(f"trainer.val_check_interval={interval} is a share of an epoch, whose length is "
+                                     "unknown without the train shards' _stats.json: validate at each epoch's end "
+                                     "(1.0), or every N steps (trainer.val_check_interval=N "
+                                     "trainer.check_val_every_n_epoch=null)")
         stream = ShardStream(shards, sizes, self.batch_size, self.image_size, self.tokenizer, self.max_caption_tokens,
                              self.seed, self.shuffle_buffer, self.draft, self.num_workers, per_epoch)
         if sizes is not None or per_epoch:
