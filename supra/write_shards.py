@@ -51,14 +51,17 @@ def image_bytes(index: CaptionIndex, key: str) -> tuple[bytes, str]:
     return data, kind
 
 
-def write_split(index: CaptionIndex, split: str, out: Path, per_shard: int, progress: Progress,
+def write_split(index: CaptionIndex, root: Path, split: str, out: Path, per_shard: int, progress: Progress,
                 unreadable: dict[str, str]) -> int:
-    """The split's images as shards in out/; returns how many shards. Images that cannot be read are
-    rows of the parquet with status failed_to_read (as img2dataset's failed downloads), not tar members,
-    and are added to `unreadable` (key -> reason)."""
+    """The split's images as shards in out/; returns how many shards. Each sample's json keeps the image's
+    id and file as the source names them (`url`: its file relative to `root`, the source's folder, None for
+    one inside a dataset's files), so it is scored alike read from the source or from the shards. Images
+    that cannot be read are rows of the parquet with status failed_to_read (as img2dataset's failed
+    downloads), not tar members, and are added to `unreadable` (key -> reason)."""
     import webdataset as wds
 
     keys = index.splits[split]
+    files = dict(zip(keys, index.files(root, keys), strict=True))
     task = progress.add_task(f"writing {split}", total=len(keys))
     shards = 0
     for shard, start in enumerate(range(0, len(keys), per_shard)):
@@ -67,7 +70,7 @@ def write_split(index: CaptionIndex, split: str, out: Path, per_shard: int, prog
             for number, key in enumerate(keys[start:start + per_shard]):
                 sample_key = f"{shard:05d}{number:04d}"  # img2dataset's keys
                 captions = index.captions[key]
-                meta = {"url": key, "caption": captions[0], "captions": captions, "key": sample_key,
+                meta = {"url": files[key], "caption": captions[0], "captions": captions, "key": sample_key,
                         "status": "success", "error_message": None, "id": index.ids.get(key, key)}
                 try:
                     data, kind = image_bytes(index, key)
@@ -111,7 +114,8 @@ def run(cfg: DictConfig) -> Path:
     with Progress(disable=not cfg.show_progress, transient=True) as progress, contextlib.ExitStack() as swaps:
         for split in SPLITS:
             folder = swaps.enter_context(atomic_dir(out / split))
-            written[split] = write_split(index, split, folder, cfg.samples_per_shard, progress, unreadable)
+            written[split] = write_split(index, Path(cfg.root), split, folder, cfg.samples_per_shard, progress,
+                                         unreadable)
         check_something_to_write(cfg, index, unreadable)
     for split, keys in index.splits.items():  # the summary counts what the shards hold: unreadable ones once
         index.splits[split] = [k for k in keys if k not in unreadable]

@@ -413,6 +413,8 @@ def test_write_shards_of_a_source_with_no_usable_image_is_one_line_and_writes_no
 
 
 def test_write_shards_keeps_the_arrow_copy_of_a_parquet_dataset_in_the_cache_not_in_the_dataset(tmp_path):
+    import json
+
     from tests.caption_source_fixtures import write_hf_dataset
     from tests.conftest import run_command
 
@@ -421,6 +423,9 @@ def test_write_shards_keeps_the_arrow_copy_of_a_parquet_dataset_in_the_cache_not
                 f"paths.cache_dir={tmp_path / 'cache'}", "show_progress=false", run_dir=tmp_path)
     # the dataset folder may be read-only, and is the user's: nothing is written there
     assert not (tmp_path / "hf" / ".supra_cache").exists() and any((tmp_path / "cache" / "hf_dataset").iterdir())
+    # its images are inside the dataset's files, not files of their own: no file, as data=hf_disk names none
+    first = json.loads(next(raw_samples([str(tmp_path / "shards" / "test" / "00000.tar")], Unusable()))["json"])
+    assert first["url"] is None and first["id"] == "test/0"
 
 
 def test_coco_written_as_shards_is_scored_under_cocos_own_image_ids_and_files(tmp_path):
@@ -435,6 +440,22 @@ def test_coco_written_as_shards_is_scored_under_cocos_own_image_ids_and_files(tm
     records = ShardCaptionsDataModule(spec["train"], spec["val"], spec["test"]).image_records("test")
     # predictions.json in COCO's results format: {"image_id": 216, ...}, as data=coco writes it
     assert len(records) == 2 and all(r == {"image_id": coco["ids"][r["file"]], "file": r["file"]} for r in records)
+
+
+def test_flickr30k_written_as_shards_is_scored_under_the_files_data_flickr30k_names(tmp_path):
+    from supra.data.caption_sources.decoded import DecodedPhotos
+    from tests.caption_source_fixtures import write_flickr30k
+    from tests.conftest import run_command
+
+    write_flickr30k(tmp_path / "f30k", "csv")  # Kaggle's copy nests the pictures: flickr30k_images/flickr30k_images/
+    run_command("write_shards", "source=flickr30k", f"root={tmp_path / 'f30k'}", f"out={tmp_path / 'shards'}",
+                "show_progress=false", run_dir=tmp_path)
+    photos = DecodedPhotos("flickr30k", tmp_path / "f30k", 32, cache_dir=tmp_path / "cache")
+    photos.load(show_progress=False)
+    read = photos.split("test")  # what data=flickr30k writes in predictions.json
+    whole = read_whole(str(tmp_path / "shards" / "test" / "00000.tar"), 32)
+    assert whole.files == read.files and whole.ids == read.ids
+    assert whole.files[0] == f"flickr30k_images/flickr30k_images/{whole.ids[0]}"
 
 
 def test_shards_of_two_folders_named_alike_give_every_image_its_own_id(tmp_path):

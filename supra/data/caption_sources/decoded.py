@@ -99,9 +99,8 @@ class DecodedPhotos:
     def split(self, split: str) -> SplitPhotos:
         self.check_splits([split])
         keys = self.index.splits[split]
-        folder = self.index.image_dir.relative_to(self.root).as_posix()  # e.g. Flicker8k_Dataset
         return SplitPhotos(
             self.rows[split], [self.index.captions[k] for k in keys],
             [self.index.ids.get(k, k) for k in keys],  # the dataset's own id (COCO's integers), else the key
-            [None if k in self.index.stored else f"{folder}/{k}" if folder != "." else k for k in keys],
+            self.index.files(self.root, keys),
         )

@@ -59,6 +59,13 @@ class CaptionIndex:
             self._seen.add((key, caption))
             self.captions.setdefault(key, []).append(caption)
 
+    def files(self, root: Path, keys: list[str]) -> list[str | None]:
+        """Each image's file as predictions.json names it, relative to the dataset's `root` (posix:
+        `Flicker8k_Dataset/123.jpg`), or None for one stored inside a dataset's files. Shards written by
+        write_shards keep it, so an image is scored under the same file read either way."""
+        folder = self.image_dir.relative_to(root).as_posix()
+        return [None if k in self.stored else f"{folder}/{k}" if folder != "." else k for k in keys]
+
 
 def files_under(folder: Path) -> Callable[[str], bool]:
     """Whether a posix path relative to `folder` (the keys images are looked up by) names a file there,
