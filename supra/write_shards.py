@@ -128,13 +128,14 @@ def run(cfg: DictConfig) -> Path:
 
 def check_out(out: Path, overwrite: bool) -> None:
     """Before any work: each split folder of `out` is replaced whole, so refuse one holding anything but
-    shards (someone else's files), and shards unless `overwrite`."""
+    shards (someone else's files, hidden ones too: this command writes none there), and shards unless
+    `overwrite`."""
     for split in SPLITS:
         folder = out / split
         if folder.exists() and not folder.is_dir():
             raise SupraUserError(f"out={out}: {split} is a file, not a folder: choose another folder")
         names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-        others = [n for n in names if not SHARD_FILE.fullmatch(n) and not n.startswith(".")]  # .DS_Store: junk
+        others = [n for n in names if not SHARD_FILE.fullmatch(n)]
         if others:
             shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
             raise SupraUserError(f"out={out}: {split}/ holds files that are not shards ({shown}), which writing its "

@@ -383,7 +383,6 @@ def test_write_shards_over_an_earlier_run_leaves_only_its_own_shards_and_the_use
 
     write_shards(4)  # train: 22 images in 6 shards
     (out / "notes.txt").write_text("the user's")
-    (out / "train" / ".DS_Store").write_bytes(b"a Mac's folder view")  # junk, replaced with the folder
     write_shards(8, "overwrite=true")  # 3: the earlier 00003..00005 would be read by train/*.tar
     assert sorted(p.name for p in (out / "train").iterdir()) == [
         f"{n:05d}{suffix}" for n in range(3) for suffix in (".parquet", ".tar", "_stats.json")]
@@ -394,6 +393,12 @@ def test_write_shards_over_an_earlier_run_leaves_only_its_own_shards_and_the_use
     assert f"out={out}: val/ holds files that are not shards (README), which writing its shards anew would delete" \
         in capsys.readouterr().err
     assert (out / "val" / "README").exists() and (out / "val" / "00000.tar").exists()
+    (out / "val" / "README").unlink()
+    (out / "train" / ".notes").write_text("hidden, and the user's all the same")
+    with pytest.raises(SystemExit):
+        write_shards(8, "overwrite=true")
+    assert f"out={out}: train/ holds files that are not shards (.notes)" in capsys.readouterr().err
+    assert (out / "train" / ".notes").exists()
 
 
 def test_write_shards_of_a_source_with_no_usable_image_is_one_line_and_writes_nothing(tmp_path, capsys):
