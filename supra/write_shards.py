@@ -19,10 +19,10 @@ from omegaconf import DictConfig
 from rich.progress import Progress
 
 from supra.data.caption_sources.index import CaptionIndex, skipped_reasons, summary_line
-from supra.data.caption_sources.sources import read_caption_source
+from supra.data.caption_sources.sources import SOURCES, read_caption_source
 from supra.data.image_cache import StoredImage
 from supra.data.images import UNREADABLE, load_rgb
-from supra.utils.cli import hydra_command
+from supra.utils.cli import check_option_types, hydra_command, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_dir, atomic_path, require_writable_dir, write_json_atomic
 
@@ -32,6 +32,7 @@ PARQUET_COLUMNS = ("url", "caption", "key", "status", "error_message")
 SPLITS = ("train", "val", "test")
 SHARD_FILE = re.compile(r"\d{5}(\.tar|_stats\.json|\.parquet)")  # what write_split writes in a split's folder
 # the data options this command takes bare (root=, not data.root=), as the sources' messages name them
+HF_COLUMNS = ("image_column", "caption_column", "id_column")  # hf_disk's alone
 BARE_OPTION = re.compile(r"\bdata\.(root|layout|split_seed|image_column|caption_column|id_column)\b")
 
 
@@ -94,11 +95,10 @@ def write_split(index: CaptionIndex, root: Path, split: str, out: Path, per_shar
 
 
 def run(cfg: DictConfig) -> Path:
-    if cfg.samples_per_shard < 1:
-        raise SupraUserError(f"samples_per_shard={cfg.samples_per_shard} must be >= 1")
+    check_options(cfg)
     out = Path(cfg.out)
     check_out(out, bool(cfg.overwrite))
-    columns = {k: cfg.get(k) for k in ("image_column", "caption_column", "id_column")} if cfg.source == "hf_disk" else None
+    columns = {k: cfg.get(k) for k in HF_COLUMNS} if cfg.source == "hf_disk" else None
     try:
         # cache_dir: parquet's Arrow copy goes where training keeps it, never into the (maybe read-only) dataset
         index = read_caption_source(cfg.source, cfg.root, cfg.layout, cfg.split_seed, columns, cfg.cache_dir)
@@ -124,6 +124,21 @@ def run(cfg: DictConfig) -> Path:
     print(f"wrote {', '.join(f'{n} {s} shards' for s, n in written.items())} to {out}; train on them with:")
     print("  python train.py experiment=vlm_shards " + " ".join(shell_override(f"data.{s}_shards", p) for s, p in specs.items()))
     return out
+
+
+def check_options(cfg: DictConfig) -> None:
+    """Before any work, one line for an option this run could not use as given: Hydra passes
+    samples_per_shard=2.5, 1e3, abc or true on as they are, and the options of other sources than the one
+    chosen (a folder's caption_column=, a Hugging Face dataset's layout=, always detected) would be
+    ignored without a word."""
+    per_shard = cfg.samples_per_shard
+    if isinstance(per_shard, bool) or not isinstance(per_shard, int) or per_shard < 1:
+        raise SupraUserError(f"samples_per_shard={per_shard!r} must be a positive whole number (images per tar)")
+    check_option_types(cfg, whole=["split_seed"])
+    if cfg.source in SOURCES:  # an unknown one is named by read_caption_source
+        hf_disk = cfg.source == "hf_disk"
+        refuse_unread_options(cfg, "write_shards", ["layout"] if hf_disk else HF_COLUMNS, f"source={cfg.source}",
+                              ["root", *HF_COLUMNS, "split_seed", "cache_dir"] if hf_disk else ["root", "layout", "split_seed"])
 
 
 def check_out(out: Path, overwrite: bool) -> None:

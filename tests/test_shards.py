@@ -370,6 +370,30 @@ def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path, 
     assert "has no dataset_coco.json (layout=karpathy)" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(("options", "error"), [
+    (["samples_per_shard=2.5"], "samples_per_shard=2.5 must be a positive whole number (images per tar)"),
+    (["samples_per_shard=abc"], "samples_per_shard='abc' must be a positive whole number"),
+    (["samples_per_shard=true"], "samples_per_shard=True must be a positive whole number"),
+    (["split_seed=abc"], "split_seed='abc' must be a whole number"),
+    # options of another source than the one chosen would be ignored without a word
+    (["source=hf_disk", "layout=karpathy"], "layout=karpathy: source=hf_disk does not read it (it reads root, "
+                                            "image_column, caption_column, id_column, split_seed, cache_dir); leave it out"),
+    (["source=folder", "caption_column=text", "id_column=myid"],
+     "caption_column=text id_column=myid: source=folder does not read them (it reads root, layout, split_seed); "
+     "leave them out"),
+])
+def test_write_shards_refuses_options_it_cannot_use_in_one_line_before_any_work(tmp_path, capsys, options, error):
+    from tests.conftest import run_command
+
+    options = options if any(o.startswith("source=") for o in options) else ["source=coco", *options]
+    with pytest.raises(SystemExit):
+        run_command("write_shards", *options, f"root={tmp_path / 'nowhere'}", f"out={tmp_path / 'shards'}",
+                    run_dir=tmp_path)
+    said = capsys.readouterr().err
+    assert said.startswith(f"error: {error}") and said.count("\n") == 1
+    assert not (tmp_path / "shards").exists()
+
+
 def test_write_shards_over_an_earlier_run_leaves_only_its_own_shards_and_the_users_files(tmp_path, capsys):
     from tests.caption_source_fixtures import write_coco_official
     from tests.conftest import run_command
