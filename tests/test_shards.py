@@ -110,6 +110,8 @@ def test_a_tar_whose_sample_files_are_apart_reads_each_part_by_itself_and_says_w
         read(write_tar("again.tar", jpgs + txts))
     said = [r.getMessage() for r in caplog.records if "not next to each other" in r.getMessage()]
     assert len(said) == 1 and "apart.tar" in said[0] and "'0'" in said[0]  # once, naming the first shard and key
+    # the remedy keeps every caption of a photo.txt (a tar of the folder would read its lines as one caption)
+    assert "python -m supra.write_shards source=folder root=DIR out=SHARDS" in said[0]
     # the json files added later (`tar rf`): the image-and-caption parts are whole samples and train
     jsons = [(f"{i}.json", json.dumps({"status": "success"}).encode()) for i in range(2)]
     interleaved = [f for pair in zip(jpgs, txts, strict=True) for f in pair]

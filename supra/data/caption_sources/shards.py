@@ -222,8 +222,10 @@ def _apart(sample: dict[str, Any]) -> str | None:
         _apart_said = True
         log.warning("shard %s: the files of sample %r are not next to each other in the tar (as `tar cf x.tar *.jpg "
                     "*.txt` leaves them): a sample is the run of adjacent files sharing a key, so its parts are read as "
-                    "samples of their own, without an image or a caption; write each sample's files together (python "
-                    "-m supra.write_shards does, as does tar of a folder: tar cf x.tar --sort=name -C DIR .)",
+                    "samples of their own, without an image or a caption; write each sample's files together: python -m "
+                    "supra.write_shards source=folder root=DIR out=SHARDS does for a folder of photos and captions, each "
+                    "line of a photo.txt a caption of its own (a tar of the folder, tar cf x.tar --sort=name -C DIR ., "
+                    "keeps the files together but reads a photo.txt as one caption)",
                     sample.get("__url__"), sample["__key__"])
     return APART
 
