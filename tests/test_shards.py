@@ -22,6 +22,7 @@ from supra.data.caption_sources.shards import (
     raw_samples,
     read_whole,
     shard_sizes,
+    unknown_sizes_reason,
     usable,
     usable_samples,
 )
@@ -179,8 +180,14 @@ def test_brace_expansion_and_the_stats_files_give_shards_and_their_sizes(tmp_pat
     urls = expand_shards(shards["spec"])
     assert [u.rsplit("/", 1)[-1] for u in urls] == ["00000.tar", "00001.tar", "00002.tar"]
     assert shard_sizes(urls) == [5, 5, 5]
+    # a pipe: command's output has no _stats.json beside it, whatever the files it reads have
+    piped = [f"pipe:cat {u}" for u in urls]
+    assert shard_sizes(piped) is None and unknown_sizes_reason(piped).startswith(
+        "the sizes of pipe: shards cannot be read (no _stats.json is opened beside a command's output: pipe:cat ")
     (tmp_path / "s" / "00001_stats.json").unlink()
     assert shard_sizes(urls) is None
+    assert unknown_sizes_reason(urls) == f"{tmp_path / 's' / '00001_stats.json'} cannot be read (img2dataset writes " \
+        "one beside each tar, with its successes)"
     with pytest.raises(SupraUserError, match="name no shard"):
         expand_shards([])
 

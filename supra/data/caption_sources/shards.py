@@ -106,6 +106,25 @@ def shard_sizes(shards: list[str]) -> list[int] | None:
     return sizes
 
 
+def unknown_sizes_reason(shards: list[str]) -> str:
+    """Why shard_sizes has no sizes for `shards`, and what to do, for a message that needs them ("DDP needs
+    the shards' sample counts ..., but <this>"): a `pipe:` command's output has no _stats.json beside it to
+    read, whether or not the files it reads have one; otherwise the first _stats.json that cannot be read."""
+    piped = next((s for s in shards if s.startswith("pipe:")), None)
+    if piped is not None:
+        shown = piped if len(piped) <= 60 else piped[:57] + "..."
+        return (f"the sizes of pipe: shards cannot be read (no _stats.json is opened beside a command's output: "
+                f"{shown}): name the shards by their path or URL instead (s3://, gs://, https://), whose "
+                "_stats.json is read")
+    for shard in shards:
+        try:
+            with open_url(stats_url(shard)) as stream:
+                int(json.load(stream)["successes"])
+        except (*SHARD_ERRORS, KeyError, TypeError, ImportError):
+            return f"{stats_url(shard)} cannot be read (img2dataset writes one beside each tar, with its successes)"
+    return "their _stats.json files could not be read"  # read meanwhile: a store that failed once
+
+
 def shard_names(urls: Sequence[str]) -> dict[str, str]:
     """Each shard's name in its samples' keys: its path below the folder all of `urls` share, so
     `00000.tar` for the shards of one folder, but `val/00000.tar` and `test/00000.tar` when both are read
