@@ -192,6 +192,18 @@ def test_brace_expansion_and_the_stats_files_give_shards_and_their_sizes(tmp_pat
         expand_shards([])
 
 
+def test_ddp_refuses_pipe_shards_saying_their_sizes_cannot_be_read(tmp_path, monkeypatch):
+    import supra.data.captioning.shards as datamodule_module
+
+    monkeypatch.setattr(datamodule_module, "rank_and_world", lambda: (0, 2))
+    # not "no _stats.json beside them": the files a pipe reads may well have theirs
+    data = datamodule_module.ShardCaptionsDataModule(f"pipe:cat {tmp_path}/{{00000..00001}}.tar", "v.tar", "t.tar")
+    with pytest.raises(SupraUserError) as refused:
+        data._stream()
+    assert str(refused.value).startswith("DDP needs the train shards' sample counts to give every rank the same "
+                                         "batches, but the sizes of pipe: shards cannot be read")
+
+
 def test_every_rank_gets_the_same_number_of_batches_from_uneven_shards():
     quotas = worker_quotas([[16, 8], [8, 0]], batch_size=4)  # 3 shards of 8 over 2 ranks, 2 workers each
     assert [sum(q) for q in quotas] == [2, 2] and quotas[0] == [1, 1]

@@ -21,6 +21,7 @@ from supra.data.caption_sources.shards import (
     expand_shards,
     read_whole,
     shard_sizes,
+    unknown_sizes_reason,
     usable_samples,
 )
 from supra.data.captioning.datamodule import CaptionDataModule, CaptionedImages
@@ -129,10 +130,10 @@ class ShardCaptionsDataModule(CaptionDataModule):
             per_epoch = self.samples_per_epoch or (sum(sizes) if sizes else None)
             if not per_epoch:
                 raise SupraUserError("data.resampled=true needs an epoch length: set data.samples_per_epoch=N "
-                                     "(the shards have no _stats.json to count them)")
+                                     f"(their sample counts are unknown: {unknown_sizes_reason(shards)})")
         elif sizes is None and rank_and_world()[1] > 1:
-            raise SupraUserError("the train shards have no _stats.json beside them (img2dataset writes "
-                                 "00000_stats.json): DDP needs their sample counts to give every rank the same batches")
+            raise SupraUserError("DDP needs the train shards' sample counts to give every rank the same batches, "
+                                 f"but {unknown_sizes_reason(shards)}")
         elif sizes is None:
             # a time-based interval leaves it unset; Lightning refuses any other share in a traceback
             interval = getattr(self.trainer, "val_check_interval", None) if self.trainer is not None else None
