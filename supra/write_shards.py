@@ -11,6 +11,7 @@ import json
 import logging
 import re
 import shlex
+import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -24,7 +25,15 @@ from supra.data.image_cache import StoredImage
 from supra.data.images import UNREADABLE, load_rgb
 from supra.utils.cli import check_option_types, hydra_command, refuse_unread_options
 from supra.utils.errors import SupraUserError
-from supra.utils.files import atomic_dir, atomic_path, require_writable_dir, write_json_atomic
+from supra.utils.files import (
+    atomic_dir,
+    atomic_dir_leftovers,
+    atomic_path,
+    require_writable_dir,
+    some_names,
+    write_json_atomic,
+    writing_alone,
+)
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +120,9 @@ def run(cfg: DictConfig) -> Path:
     # Every split is written to a temp folder and swapped in only once all are: an old run's shards never
     # mix with this one's (its extra train shards would hold images now in val or test), nor does a failure
     # leave half of each.
-    with Progress(disable=not cfg.show_progress, transient=True) as progress, contextlib.ExitStack() as swaps:
+    with (writing_alone(out, f"out={out}") as alone, Progress(disable=not cfg.show_progress, transient=True) as progress,
+          contextlib.ExitStack() as swaps):
+        remove_leftovers(out, alone)
         for split in SPLITS:
             folder = swaps.enter_context(atomic_dir(out / split))
             written[split] = write_split(index, Path(cfg.root), split, folder, cfg.samples_per_shard, progress,
@@ -157,6 +168,23 @@ def check_out(out: Path, overwrite: bool) -> None:
                                  "shards anew would delete: move them, or choose another folder")
         if names and not overwrite:
             raise SupraUserError(f"out={out} already holds shards: choose another folder or add overwrite=true")
+
+
+def remove_leftovers(out: Path, alone: bool) -> None:
+    """The temp folders of an earlier run into `out` that was killed before it finished (atomic_dir's, up to
+    a split's worth of shards each): removed, and said, while this run holds `out` alone (writing_alone);
+    only named where it could not lock it, as they may be another run's at work."""
+    leftovers = [p for split in SPLITS for p in atomic_dir_leftovers(out / split)]
+    if not leftovers:
+        return
+    names = some_names([p.name for p in leftovers])
+    if not alone:
+        log.warning("out=%s holds temp folders of a write_shards run that did not finish, or of one at work now "
+                    "(this file system cannot tell): %s; remove them once no run writes there", out, names)
+        return
+    for path in leftovers:
+        shutil.rmtree(path)
+    print(f"removed {len(leftovers)} temp folder(s) that an interrupted earlier run left in {out}: {names}")
 
 
 def check_something_to_write(cfg: DictConfig, index: CaptionIndex, unreadable: dict[str, str]) -> None:

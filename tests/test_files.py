@@ -1,5 +1,6 @@
 """Atomic folders: a folder written by atomic_dir appears whole or not at all, and one it replaces is
-deleted only once the new one is in place. Listing a data folder: linked folders followed, each real
+deleted only once the new one is in place; the temp folders of a killed one are found by name, and a
+folder written alone refuses a second writer. Listing a data folder: linked folders followed, each real
 folder listed once."""
 
 from __future__ import annotations
@@ -9,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from supra.utils.files import atomic_dir, tree_stamp, visible_files, walk_visible
+from supra.utils.errors import SupraUserError
+from supra.utils.files import (
+    atomic_dir,
+    atomic_dir_leftovers,
+    tree_stamp,
+    visible_files,
+    walk_visible,
+    writing_alone,
+)
 
 
 def test_a_replaced_folder_is_deleted_only_once_the_new_one_is_in_place(tmp_path, monkeypatch):
@@ -34,6 +43,27 @@ def test_a_replaced_folder_is_deleted_only_once_the_new_one_is_in_place(tmp_path
         (tmp / "model.safetensors").write_text("new")
     assert (release / "model.safetensors").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["release"]  # the old one deleted, no temp folder left
+
+
+def test_the_temp_folders_of_a_killed_atomic_dir_are_found_by_their_names_and_nothing_else_is(tmp_path):
+    (tmp_path / "train").mkdir()
+    for name in (".train.notes", ".trainxyz12345", ".val.abcd1234", ".train.old.notahexx"):  # not train's temp folders
+        (tmp_path / name).mkdir()
+    (tmp_path / ".train.abcd1234").write_text("a file, not a folder")
+    (tmp_path / ".train.old.0123abcd").mkdir()  # the replaced folder, set aside when the process died
+    with atomic_dir(tmp_path / "train") as filling:  # as a process killed now leaves it
+        assert atomic_dir_leftovers(tmp_path / "train") == sorted([filling, tmp_path / ".train.old.0123abcd"])
+
+
+def test_a_folder_written_alone_refuses_a_second_writer_until_the_first_is_done(tmp_path):
+    with writing_alone(tmp_path, "out=DIR") as held:
+        assert held
+        with pytest.raises(SupraUserError, match="out=DIR is being written by another run now"), \
+                writing_alone(tmp_path, "out=DIR"):
+            pass
+    with writing_alone(tmp_path, "out=DIR") as held:
+        assert held
+    assert list(tmp_path.iterdir()) == []  # no lock file left behind
 
 
 def folder_of(root: Path, *names: str) -> Path:

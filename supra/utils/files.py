@@ -6,6 +6,7 @@ import hashlib
 import heapq
 import json
 import os
+import re
 import secrets
 import shutil
 import tempfile
@@ -77,6 +78,43 @@ def atomic_dir(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def atomic_dir_leftovers(path: str | os.PathLike) -> list[Path]:
+    """The temp folders atomic_dir(path) leaves beside `path` when its process is killed (SIGKILL, a power
+    cut) before it finishes: `.{name}.XXXXXXXX`, mkdtemp's folder being filled, and `.{name}.old.XXXXXXXX`,
+    the replaced folder set aside. Only those names, and only folders (a link to one is not one)."""
+    path = Path(path)
+    ours = re.compile(rf"\.{re.escape(path.name)}\.(?:old\.[0-9a-f]{{8}}|[a-z0-9_]{{8}})")  # mkdtemp's 8 characters
+    if not path.parent.is_dir():
+        return []
+    return sorted(p for p in path.parent.iterdir() if ours.fullmatch(p.name) and p.is_dir() and not p.is_symlink())
+
+
+@contextmanager
+def writing_alone(folder: str | os.PathLike, what: str) -> Iterator[bool]:
+    """An exclusive lock on `folder` (flock on the folder itself: no lock file is left in it) while a command
+    writes there: a second run into it meanwhile is refused in one line naming `what` (e.g. "out=DIR"),
+    rather than mixing its outputs with the first's or taking its temp folders for leftovers. Yields
+    whether the lock is held: False on a file system without locks (some network ones), or off POSIX."""
+    try:
+        import fcntl
+    except ImportError:
+        yield False
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = True
+        except BlockingIOError:
+            raise SupraUserError(f"{what} is being written by another run now: wait for it to finish, or choose "
+                                 "another folder") from None
+        except OSError:
+            held = False
+        yield held
+    finally:
+        os.close(fd)  # the lock goes with it
 
 
 def _holds(folder: Path, path: Path) -> bool:
