@@ -120,21 +120,45 @@ def run(cfg: DictConfig) -> Path:
     # Every split is written to a temp folder and swapped in only once all are: an old run's shards never
     # mix with this one's (its extra train shards would hold images now in val or test), nor does a failure
     # leave half of each.
-    with (writing_alone(out, f"out={out}") as alone, Progress(disable=not cfg.show_progress, transient=True) as progress,
-          contextlib.ExitStack() as swaps):
+    with writing_alone(out, f"out={out}") as alone:
         remove_leftovers(out, alone)
-        for split in SPLITS:
-            folder = swaps.enter_context(atomic_dir(out / split))
-            written[split] = write_split(index, Path(cfg.root), split, folder, cfg.samples_per_shard, progress,
-                                         unreadable)
-        check_something_to_write(cfg, index, unreadable)
+        with Progress(disable=not cfg.show_progress, transient=True) as progress, contextlib.ExitStack() as swaps:
+            for split in SPLITS:
+                folder = swaps.enter_context(atomic_dir(out / split))
+                written[split] = write_split(index, Path(cfg.root), split, folder, cfg.samples_per_shard, progress,
+                                             unreadable)
+            check_something_to_write(cfg, index, unreadable)
+        for split in SPLITS:  # a split the source gave no image: no folder (an earlier run's went with the swap)
+            if not written[split]:
+                (out / split).rmdir()
     for split, keys in index.splits.items():  # the summary counts what the shards hold: unreadable ones once
         index.splits[split] = [k for k in keys if k not in unreadable]
     print(summary_line(cfg.source, index, unreadable))  # what was read, and what was skipped and why
-    specs = {s: f"{out.resolve() / s}/{{00000..{n - 1:05d}}}.tar" for s, n in written.items() if n}
-    print(f"wrote {', '.join(f'{n} {s} shards' for s, n in written.items())} to {out}; train on them with:")
-    print("  python train.py experiment=vlm_shards " + " ".join(shell_override(f"data.{s}_shards", p) for s, p in specs.items()))
+    print("\n".join(next_step(out, written)))
     return out
+
+
+def next_step(out: Path, written: dict[str, int]) -> list[str]:
+    """What was written, and the command that uses it, as printed at the end: training on the shards, where
+    a split the source gave no image for (too few to set val and test apart, or a dataset without that
+    split) has no folder and its option is left for the user to give other shards; only scoring where
+    there is no train split."""
+    specs = {s: f"{out.resolve() / s}/{{00000..{n - 1:05d}}}.tar" for s, n in written.items() if n}
+    wrote = f"wrote {', '.join(f'{n} {s} shards' for s, n in written.items() if n)} to {out}"
+    options = {s: shell_override(f"data.{s}_shards", p) for s, p in specs.items()}
+    lacking = [s for s in SPLITS if s not in specs]
+    if not lacking:
+        return [f"{wrote}; train on them with:", "  python train.py experiment=vlm_shards " + " ".join(options.values())]
+    wrote += (f"; the source gave no {' or '.join(lacking)} images (too few to set them apart, or no such split), "
+              f"so there is no {', no '.join(f'{s}/' for s in lacking)}")
+    if "train" in specs:
+        return [f"{wrote}: train on them with shards of other images for {' and '.join(f'data.{s}_shards' for s in lacking)}:",
+                "  python train.py experiment=vlm_shards "
+                + " ".join(options.get(s, f"data.{s}_shards=...") for s in SPLITS)]
+    scored = "test" if "test" in specs else "val"
+    return [f"{wrote}: score a captioner on the {scored} shards with:",
+            f"  python evaluate.py ckpt=<captioner> data=shards {options[scored]}"
+            + (" data.split=val" if scored == "val" else "")]
 
 
 def check_options(cfg: DictConfig) -> None:

@@ -470,6 +470,32 @@ def test_write_shards_of_a_source_with_no_usable_image_is_one_line_and_writes_no
     assert not (tmp_path / "shards").exists()
 
 
+def test_write_shards_of_a_source_too_small_for_val_and_test_writes_no_empty_folders_and_says_what_to_give(
+        tmp_path, capsys):
+    from supra.write_shards import next_step
+    from tests.caption_source_fixtures import jpeg_bytes
+    from tests.conftest import run_command
+
+    root, out = tmp_path / "f30k", tmp_path / "shards"
+    (root / "flickr30k_images").mkdir(parents=True)
+    for i in range(2):  # two images: too few to set val and test apart
+        (root / "flickr30k_images" / f"{i}.jpg").write_bytes(jpeg_bytes(i))
+    (root / "results_20130124.token").write_text("".join(f"{i}.jpg#0\ta photo {i} .\n" for i in range(2)))
+    (out / "val").mkdir(parents=True)
+    (out / "val" / "00000.tar").write_bytes(b"an earlier run's shard, of other images")
+    run_command("write_shards", "source=flickr30k", f"root={root}", f"out={out}", "overwrite=true",
+                "show_progress=false", run_dir=tmp_path)
+    assert sorted(p.name for p in out.iterdir()) == ["train"]  # no empty val/ or test/, nor the earlier val/
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1] == (f"wrote 1 train shards to {out}; the source gave no val or test images (too few to set them "
+                          "apart, or no such split), so there is no val/, no test/: train on them with shards of other "
+                          "images for data.val_shards and data.test_shards:")
+    assert printed[2].endswith("/train/{00000..00000}.tar'\" data.val_shards=... data.test_shards=...")
+    # a dataset with a test split alone: scored, not trained on
+    assert next_step(out, {"train": 0, "val": 0, "test": 1})[1:] == [
+        f"  python evaluate.py ckpt=<captioner> data=shards \"data.test_shards='{out.resolve()}/test/{{00000..00000}}.tar'\""]
+
+
 def test_write_shards_keeps_the_arrow_copy_of_a_parquet_dataset_in_the_cache_not_in_the_dataset(tmp_path):
     import json
 
