@@ -85,6 +85,14 @@ def test_the_flickr30k_csv_row_missing_its_separator_keeps_its_caption(tmp_path)
     assert index.captions[flickr30k_names()[3]] == [flickr30k_caption(3, n) for n in range(5)]
 
 
+def test_flickr30k_as_the_official_tarball_unpacks_has_its_images_in_flickr30k_hyphen_images(tmp_path):
+    expected = write_flickr30k(tmp_path / "f30k", "token")
+    (tmp_path / "f30k" / "flickr30k_images").rename(tmp_path / "f30k" / "flickr30k-images")
+    index = read_caption_source("flickr30k", tmp_path / "f30k")
+    assert index.image_dir.name == "flickr30k-images" and not index.skipped
+    assert {split: len(keys) for split, keys in index.splits.items()} == expected["images"]
+
+
 def test_a_hugging_face_dataset_keeps_its_own_ids_and_reads_string_or_list_captions(tmp_path):
     write_hf_dataset(tmp_path / "hf", "parquet")
     index = read_caption_source("hf_disk", tmp_path / "hf", columns={"id_column": "image_id"}, cache_dir=tmp_path / "c")

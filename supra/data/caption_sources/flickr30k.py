@@ -1,5 +1,6 @@
 """Flickr30k at `root`, in any of its published forms, images in `flickr30k_images/` (the Kaggle copy
-nests them once more: `flickr30k_images/flickr30k_images/`) or `Images/`:
+nests them once more: `flickr30k_images/flickr30k_images/`), `flickr30k-images/` (the official tarball's,
+as many copies unpack) or `Images/`:
 
 - karpathy: `dataset_flickr30k.json` (train / val / test, `filename`, `sentences[].raw`);
 - token: the original `results_20130124.token`, `<image>#<n>\\t<caption>` as Flickr8k's;
@@ -23,7 +24,7 @@ from supra.data.captions import read_lines
 from supra.utils.errors import SupraUserError
 
 LAYOUTS = ("karpathy", "token", "csv")
-IMAGE_DIRS = ("flickr30k_images/flickr30k_images", "flickr30k_images", "Images", "images")
+IMAGE_DIRS = ("flickr30k_images/flickr30k_images", "flickr30k_images", "flickr30k-images", "Images", "images")
 TEXT_DIRS = ("", "flickr30k_images")
 FILES = {"karpathy": "dataset_flickr30k.json", "token": "results_20130124.token", "csv": "results.csv"}
 SPLIT_SIZES = {"train": None, "val": 1000, "test": 1000}
