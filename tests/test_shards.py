@@ -67,6 +67,27 @@ def test_a_tar_without_txt_files_takes_the_caption_img2dataset_keeps_in_the_json
     assert not tally
 
 
+def test_a_txt_caption_is_decoded_as_caption_files_are_and_one_not_in_utf8_is_said_once(tmp_path, caplog,
+                                                                                          monkeypatch):
+    import webdataset as wds
+
+    import supra.data.caption_sources.shards as shards_module
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    monkeypatch.setattr(shards_module, "_encoding_said", False)
+    texts = ["a café by the sea".encode("cp1252"), "\ufeffa dog\ufeff runs".encode(),  # a mark inside: files joined
+             "\ufeffa bird".encode("utf-16-le").join([b"\xff\xfe", b""]), "crème brûlée".encode("cp1252")]
+    with wds.TarWriter(str(tmp_path / "00000.tar")) as tar:
+        for i, text in enumerate(texts):
+            tar.write({"__key__": f"00000000{i}", "jpg": jpeg_bytes(i), "txt": text})
+    with caplog.at_level("WARNING"):
+        samples = list(usable_samples([str(tmp_path / "00000.tar")], Unusable()))
+    assert [s.captions for s in samples] == [["a café by the sea"], ["a dog runs"], ["a bird"], ["crème brûlée"]]
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "00000.tar: the caption of sample '000000000' is not UTF-8 (byte 5): read as Windows-1252" \
+        in said[0]
+
+
 def test_a_tar_of_names_with_several_dots_is_counted_for_what_it_is(tmp_path):
     import webdataset as wds
 

@@ -32,23 +32,33 @@ _BOMS = ((codecs.BOM_UTF32_LE, "utf-32"), (codecs.BOM_UTF32_BE, "utf-32"), (code
          (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"))
 
 
-def read_caption_text(path: Path) -> str:
-    """A caption file's text: UTF-8, or the encoding its byte-order mark names (UTF-16 or UTF-32, mark
-    dropped). A file that is neither (Notepad's Windows-1252, say: "café" as one byte) is read as
-    Windows-1252, with a warning naming it, rather than with its accents silently turned into replacement
-    characters."""
-    data = path.read_bytes()
+def decode_caption_bytes(data: bytes) -> tuple[str, str | None, int | None]:
+    """Caption bytes as text: UTF-8, or the encoding their byte-order mark names (UTF-16 or UTF-32, mark
+    dropped); bytes that are neither (Notepad's Windows-1252, say: "café" as one byte) read as
+    Windows-1252, rather than with their accents silently turned into replacement characters. Also, for a
+    warning: the encoding the mark named (UTF-8, UTF-16, UTF-32; None without one) and the first byte not
+    in the encoding tried (None when all were)."""
     encoding = next((name for bom, name in _BOMS if data.startswith(bom)), None)
+    marked = encoding.upper().removesuffix("-SIG") if encoding else None
     try:
-        return data.decode(encoding or "utf-8")
+        return data.decode(encoding or "utf-8"), marked, None
     except UnicodeDecodeError as err:
         if encoding is not None:  # its mark names the encoding: a damaged character is one, not the file
-            log.warning("%s: a byte-order mark says %s, but byte %d is not: read with replacement characters",
-                        path, encoding.upper().removesuffix("-SIG"), err.start)
-            return data.decode(encoding, errors="replace")
+            return data.decode(encoding, errors="replace"), marked, err.start
+        return data.decode("cp1252", errors="replace"), None, err.start
+
+
+def read_caption_text(path: Path) -> str:
+    """A caption file's text (decode_caption_bytes), with a warning naming it when its bytes were not all in
+    the encoding read."""
+    text, marked, bad_byte = decode_caption_bytes(path.read_bytes())
+    if bad_byte is not None and marked:
+        log.warning("%s: a byte-order mark says %s, but byte %d is not: read with replacement characters",
+                    path, marked, bad_byte)
+    elif bad_byte is not None:
         log.warning("%s is not UTF-8 (byte %d): read as Windows-1252; save it as UTF-8 if its captions look wrong",
-                    path, err.start)
-        return data.decode("cp1252", errors="replace")
+                    path, bad_byte)
+    return text
 
 
 _LINE_END = re.compile(r"\r\n|\r|\n")

@@ -9,7 +9,8 @@ A shard `00000.tar` holds per sample `{key}.jpg` (or .png / .webp), `{key}.txt` 
 
 Samples that cannot be used are counted by reason, never raised from inside a DataLoader worker: a
 corrupt or missing image, a download that failed (`status` other than success), a missing or blank
-caption, a truncated tar (the samples before the damage are kept, not the one it cut short).
+caption, a truncated tar (the samples before the damage are kept, not the one it cut short). A caption
+`.txt` is read as other sources read caption files: one not in UTF-8 as Windows-1252, said once.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 
 from supra.data.caption_sources.tar_reading import tar_samples
-from supra.data.captions import clean_caption
+from supra.data.captions import clean_caption, decode_caption_bytes
 from supra.data.images import UNREADABLE, jpeg_draft_pixels, load_rgb, squashed
 from supra.utils.errors import SupraUserError
 
@@ -206,8 +207,7 @@ def usable(sample: dict[str, Any], tally: Unusable, names: Mapping[str, str] | N
         tally[_apart(sample) or ("image named with several dots (a sample's key ends at the first dot)"
                                  if dotted else "no image")] += 1
         return None
-    text = sample.get("txt", b"")
-    text = text.decode("utf-8-sig", errors="replace") if isinstance(text, bytes) else ""
+    text = _caption_text(sample)
     listed = meta.get("captions") if isinstance(meta.get("captions"), list) else []
     # img2dataset also keeps the caption in the json: read there when a tar lacks the .txt
     fallback = meta.get("caption") if "txt" not in sample and isinstance(meta.get("caption"), str) else text
@@ -230,6 +230,26 @@ def _own_id(meta: dict[str, Any]) -> int | str | None:
 
 
 _apart_said = False  # once per process: a stream reads every shard again each epoch, in each worker
+_encoding_said = False
+
+
+def _caption_text(sample: dict[str, Any]) -> str:
+    """The sample's .txt as the caption files of other sources are read (decode_caption_bytes: UTF-8, or
+    what a byte-order mark names, else Windows-1252), said once per process where its bytes were not all
+    in that encoding. A mark left inside the text (files joined by cat) is dropped: it is no character of
+    the caption, and would be one of its tokens."""
+    global _encoding_said
+    data = sample.get("txt", b"")
+    if not isinstance(data, bytes):
+        return ""
+    text, marked, bad_byte = decode_caption_bytes(data)
+    if bad_byte is not None and not _encoding_said:
+        _encoding_said = True
+        log.warning("shard %s: the caption of sample %r is %s (byte %d): read %s, as is any other like it, said "
+                    "only this once: write captions as UTF-8", sample.get("__url__"), sample.get("__key__"),
+                    f"not all {marked} as its byte-order mark says" if marked else "not UTF-8", bad_byte,
+                    "with replacement characters" if marked else "as Windows-1252")
+    return text.replace("\ufeff", "")
 
 
 def _apart(sample: dict[str, Any]) -> str | None:
