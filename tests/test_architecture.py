@@ -142,3 +142,14 @@ def test_no_file_refers_to_a_document_outside_the_repository():
             for target in md_link.findall(text):
                 if "://" not in target:
                     assert (path.parent / target).exists(), f"{path.relative_to(ROOT)} links to {target}, which is not here"
+
+
+def test_every_python_m_command_a_file_names_is_a_command():
+    # a module without __main__ runs its imports and does nothing, without a word
+    named = re.compile(r"python -m (supra(?:\.[a-z_]\w*)+)")  # not the placeholder supra.X
+    for path in _tracked_text_files():
+        for module in named.findall(path.read_text(encoding="utf-8", errors="replace")):
+            file = ROOT / (module.replace(".", "/") + ".py")
+            assert file.is_file() and '__name__ == "__main__"' in file.read_text(), \
+                f"{path.relative_to(ROOT)} names python -m {module}, which is no command"
+
