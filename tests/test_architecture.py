@@ -153,3 +153,17 @@ def test_every_python_m_command_a_file_names_is_a_command():
             assert file.is_file() and '__name__ == "__main__"' in file.read_text(), \
                 f"{path.relative_to(ROOT)} names python -m {module}, which is no command"
 
+
+def test_help_lists_only_the_data_sets_a_command_takes(help_texts):
+    from hydra.utils import get_class
+    from omegaconf import OmegaConf
+
+    from supra.data.media.datamodule import MediaDataModule
+
+    def listed(command: str) -> set[str]:
+        line = next(t for t in help_texts[command].stdout.splitlines() if t.startswith("Data sets"))
+        return set(line.split(": ", 1)[1].split(", "))
+
+    every = {p.stem: OmegaConf.load(p).get("_target_") for p in (ROOT / "conf" / "data").glob("*.yaml")}
+    media = {name for name, target in every.items() if issubclass(get_class(target), MediaDataModule)}
+    assert listed("tokenize_media") == media  # the others it refuses (data=a2a_mixture, flickr8k, ...)

@@ -133,11 +133,16 @@ def exit_if_unknown_option(config_name: str, argv: Sequence[str]) -> None:
             raise SystemExit(2)
 
 
-def print_help(config_name: str, help_config: str | None = None) -> None:
+# The data sets a command takes where it takes fewer than every conf/data file (tokenize_media: the image/clip
+# DataModules, which its refuse_other_data checks for); a command not named here takes them all.
+COMMAND_DATA_SETS: dict[str, tuple[str, ...]] = {"tokenize_media": ("media_folder", "shapes_images", "shapes_video")}
+
+
+def print_help(config_name: str, help_config: str | None = None, data_sets: Sequence[str] | None = None) -> None:
     """The command's usage, its options as its config file states them (defaults and what each means, the
     comments included: Hydra's own --help would print the values alone), the data sets where it takes
-    data=<name>, then examples. The usage and examples are its config's hydra.help, or those of the
-    hydra/<help_config> it names."""
+    data=<name> (`data_sets`, else its COMMAND_DATA_SETS, else every conf/data file), then examples. The usage
+    and examples are its config's hydra.help, or those of the hydra/<help_config> it names."""
     path = CONF_DIR / f"{config_name}.yaml"
     text = path.read_text()
     help_cfg = OmegaConf.load(CONF_DIR / "hydra" / f"{help_config}.yaml").help if help_config else OmegaConf.load(path).hydra.help
@@ -151,7 +156,8 @@ def print_help(config_name: str, help_config: str | None = None) -> None:
         options.append(line)
     print(f"{help_cfg.header.rstrip()}\n\nOptions (key=value; ??? = required):\n" + "\n".join(f"  {line}" for line in options))
     if re.search(r"^  - (override )?data:", text, re.MULTILINE):
-        names = ", ".join(sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml")))
+        every = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml"))
+        names = ", ".join(data_sets or COMMAND_DATA_SETS.get(config_name) or every)
         print(f"\nData sets (data=<name>, then data.root=DIR and the set's own keys): {names}")
     print(f"\n{help_cfg.footer.rstrip()}")
 
@@ -184,10 +190,11 @@ def _option_file(key: str) -> Path | None:
     return None
 
 
-def hydra_command(config_name: str, run: Callable[[DictConfig], Any]) -> Callable[[], None]:
+def hydra_command(config_name: str, run: Callable[[DictConfig], Any],
+                  data_sets: Sequence[str] | None = None) -> Callable[[], None]:
     """The `main` of a command: compose conf/<config_name>.yaml with the command line, then `run(cfg)`;
     a missing or unknown option and a SupraUserError (even one Hydra wrapped) end it as `error: <one line>`
-    with exit status 2."""
+    with exit status 2. `data_sets`: the data=<name> its --help lists (print_help)."""
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
     def main(cfg: DictConfig) -> Any:
@@ -197,7 +204,7 @@ def hydra_command(config_name: str, run: Callable[[DictConfig], Any]) -> Callabl
 
     def entry() -> None:
         if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
-            print_help(config_name)
+            print_help(config_name, data_sets=data_sets)
             raise SystemExit(0)
         exit_if_run_dir_unwritable(sys.argv[1:])
         exit_if_unknown_option(config_name, sys.argv[1:])
