@@ -22,3 +22,12 @@ def test_no_recipe_is_bounded_by_time(experiment, tmp_path):
 def test_every_trainer_config_leaves_time_to_the_user(tmp_path):
     for trainer in sorted(p.stem for p in (CONF / "trainer").glob("*.yaml")):
         assert "max_time" not in (CONF / "trainer" / f"{trainer}.yaml").read_text(), trainer
+
+
+def test_the_time_guard_the_docs_suggest_composes(tmp_path):
+    # no trainer config has max_time, so trainer.max_time=... (without +) would be Hydra's "no key" error
+    import re
+
+    (guard,) = re.findall(r"`(\+trainer\.max_time=[^`]+)`", (CONF.parent / "docs" / "a2a_nano.md").read_text())
+    cfg = compose_config("train", tmp_path, ["experiment=a2a_shapes", guard])
+    assert cfg.trainer.max_time == guard.split("=", 1)[1]
