@@ -129,6 +129,23 @@ def test_an_a2a_release_config_cut_short_or_mistyped_is_one_line(pair, tmp_path)
         assert "\n" not in str(err.value), name
 
 
+def test_a_misspelt_key_of_an_a2a_release_config_is_refused_naming_it_not_dropped(pair, tmp_path):
+    import json
+    import shutil
+
+    misspelt = {"gpt": lambda c: {**c, "gpt": {**c["gpt"], "activaton": "relu"}},
+                "top": lambda c: {**c, "FOO": 1}}
+    for name, edit in misspelt.items():
+        folder = tmp_path / name
+        shutil.copytree(pair[0], folder)
+        (folder / "config.json").write_text(json.dumps(edit(json.loads((folder / "config.json").read_text()))))
+        with pytest.raises(SupraUserError) as err:
+            load_a2a(folder)
+        assert str(folder / "config.json") in str(err.value) and "\n" not in str(err.value)
+    assert "unknown key gpt.activaton (did you mean gpt.activation?)" in str(pytest.raises(
+        SupraUserError, load_a2a, tmp_path / "gpt").value)
+
+
 def test_a2a_lightning_checkpoint_loads_like_the_release(pair, tmp_path):
     net, vqvae, vocab = load_a2a(pair[0])
     state = {f"net.{k}": v for k, v in net.state_dict().items()} | {f"vqvae.{k}": v for k, v in vqvae.state_dict().items()}

@@ -136,6 +136,10 @@ def test_a_release_whose_config_disagrees_with_its_tokenizer_or_writes_numbers_a
     ({"N_HEADS": 3}, "config.json: D_MODEL=128 must be divisible by N_HEADS=3: fix the file, or export the release again"),
     ({"bos_token_id": 7}, "config.json names bos_token_id=7, eos_token_id=2 but its tokenizer.json has 1 and 2"),
     (None, "config.json holds null, not a model's settings (a JSON object): export the release again"),
+    # a misspelt choice is refused, not dropped (the model would be built with the default: relu, not gelu)
+    ({"encoder_activaton": "gelu"}, "config.json has the unknown key encoder_activaton (did you mean "
+                                    "encoder_activation?): fix the file, or export the release again"),
+    ({"FOO": 1}, "config.json has the unknown key FOO (its keys: D_MODEL, "),
 ])
 def test_a_fine_tune_reads_a_release_folder_with_the_checks_caption_and_evaluate_apply(release, tmp_path, config, message):
     from omegaconf import OmegaConf

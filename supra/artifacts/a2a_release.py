@@ -15,6 +15,7 @@ VQ-VAE (load_release_vqvae) and the vocabulary (load_release_vocab), the task th
 
 from __future__ import annotations
 
+import difflib
 import json
 from collections.abc import Callable
 from dataclasses import asdict, fields
@@ -163,6 +164,20 @@ def _gpt_config(net_config: dict, vocab: A2AVocab) -> A2AConfig:
     return A2AConfig(**kwargs)
 
 
+def _unknown_keys(folder: Path, config: dict[str, Any]) -> None:
+    """Refuse a key config.json (or its "gpt" block) does not have: a misspelt setting would otherwise be
+    dropped, and the GPT built with its default."""
+    known = {f.name for f in fields(A2AConfig)}
+    for where, block, keys in (("", config, ("model_type", "gpt", "vqvae", "vocab")),
+                               ("gpt.", config.get("gpt"), sorted(known))):
+        unknown = [k for k in block if k not in keys] if isinstance(block, dict) else []
+        if unknown:
+            close = difflib.get_close_matches(unknown[0], keys, n=1)
+            hint = f"did you mean {where}{close[0]}?" if close else f"its keys: {', '.join(keys)}"
+            raise SupraUserError(f"{folder / 'config.json'} has the unknown key {where}{unknown[0]} ({hint}): "
+                                 "fix the file, or export the release again (python -m supra.export)")
+
+
 def _unreadable_config(folder: Path, err: Exception) -> SupraUserError:
     """A config.json edited by hand or cut short: one line naming it, not a KeyError from deep inside."""
     return SupraUserError(f"{folder / 'config.json'} is not a readable a2a_nano config ({type(err).__name__}: "
@@ -178,6 +193,7 @@ def _release_config(folder: Path) -> dict[str, Any]:
     if config.get("model_type") != A2A_MODEL_TYPE:
         raise SupraUserError(f"{folder} holds a {config.get('model_type')!r} model, not {A2A_MODEL_TYPE}: "
                              "give an a2a release folder or checkpoint")
+    _unknown_keys(folder, config)
     return config
 
 

@@ -16,6 +16,7 @@ and never into a model of another architecture (one line says which differs).
 
 from __future__ import annotations
 
+import difflib
 import shutil
 from pathlib import Path
 from typing import Any
@@ -53,6 +54,7 @@ RELEASE_KEYS = ("D_MODEL", "N_HEADS", "N_LAYERS", "D_FF", "VIS_CH", "N_VIS", "VO
 OPTIONAL_KEYS = ("attn.mask",)  # the release may carry causal-mask buffers; our model computes the mask
 ARCHITECTURE_KEYS = ("encoder", "encoder_activation", "vit", "pretrained", "resampler_layers", "fusion",
                      "cross_attention_every")
+CONFIG_KEYS = (*RELEASE_KEYS, *ARCHITECTURE_KEYS, "bos_token_id", "eos_token_id")  # all a config.json may hold
 
 
 def architecture_of(config: dict) -> dict:
@@ -155,6 +157,11 @@ def read_release_config(folder: str | Path) -> dict:
     not_whole = [f"{k}={config[k]!r}" for k in RELEASE_KEYS if isinstance(config[k], bool) or not isinstance(config[k], int)]
     if not_whole:
         raise SupraUserError(f"{path}: {', '.join(not_whole)} must be whole numbers")
+    unknown = [k for k in config if k not in CONFIG_KEYS]
+    if unknown:  # a misspelt choice would otherwise be dropped, and the model built with its default
+        close = difflib.get_close_matches(unknown[0], CONFIG_KEYS, n=1)
+        hint = f"did you mean {close[0]}?" if close else f"its keys: {', '.join(CONFIG_KEYS)}"
+        raise SupraUserError(f"{path} has the unknown key {unknown[0]} ({hint}): fix the file, or export the release again")
     try:
         release_net_config(config)
     except (SupraUserError, TypeError, ValueError) as err:  # VLMNanoConfig's own checks (N_HEADS, N_VIS, ...)
