@@ -222,6 +222,12 @@ def test_a_job_folder_that_is_the_same_for_every_job_is_refused_before_any_job_r
         "other's records: make it one per job with ${hydra.job.num} in it (hydra.sweep.subdir=x/${hydra.job.num}), "
         "or leave it out\n")
     assert not (tmp_path / "sweep").exists()
+    # one naming the swept values differs for most jobs: said as it is, not as the same for every job
+    named = sweep_config(tmp_path / "sweep", "hydra.sweep.subdir=${hydra.job.override_dirname}")
+    assert refusal(KeepFinishedRuns().on_multirun_start, named, capsys).startswith(
+        "error: hydra.sweep.subdir=${hydra.job.override_dirname} may be the same folder for two jobs (two of the same "
+        "values: two Optuna trials may draw them), which would write over each other's records: make it one per job "
+        "with ${hydra.job.num} in it")
     callback = KeepFinishedRuns()  # one per job, however nested, is taken
     callback.on_multirun_start(sweep_config(tmp_path / "sweep", "hydra.sweep.subdir=x/${hydra.job.num}"))
     callback.on_multirun_end(cfg)

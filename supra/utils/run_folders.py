@@ -220,9 +220,12 @@ def _refuse_shared_job_folders(config: DictConfig) -> None:
             return
     if len(subdirs) == 1:
         subdir = OmegaConf.to_container(config.hydra.sweep, resolve=False)["subdir"]
-        _refuse(f"hydra.sweep.subdir={subdir} is the same folder for every job of the sweep, which would write "
-                f"over each other's records: make it one per job with ${{hydra.job.num}} in it "
-                f"(hydra.sweep.subdir={subdir}/${{hydra.job.num}}), or leave it out")
+        # one naming the swept values (${hydra.job.override_dirname}) differs for most jobs, but two jobs of the
+        # same values (a value given twice, two Optuna trials drawing the same) would share it
+        same = ("may be the same folder for two jobs (two of the same values: two Optuna trials may draw them)"
+                if "${" in str(subdir) else "is the same folder for every job of the sweep")
+        _refuse(f"hydra.sweep.subdir={subdir} {same}, which would write over each other's records: make it one "
+                f"per job with ${{hydra.job.num}} in it (hydra.sweep.subdir={subdir}/${{hydra.job.num}}), or leave it out")
 
 
 def _set_sweep_dir_of_jobs(config: DictConfig, folder: Path) -> None:
