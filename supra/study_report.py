@@ -4,7 +4,8 @@ supra/sweeps/study.py). The table names the command the jobs ran, read from thei
 
 Where it writes, as the end of the study does: into docs/ only for the documented study (its rows merged
 by variant into the table there); any other study (fewer steps, other data) into its own folder, dir=,
-unless out= says otherwise, so that a quick try never replaces the committed table unasked."""
+unless out= says otherwise (never a folder holding the documented table: out=docs is refused for it), so
+that a quick try never replaces the committed table."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def run(cfg: DictConfig) -> list[StudyRow]:
     rows = write_study(cfg.dir, out, command, changed)
     if changed and cfg.out is None:
         print(f"dir={cfg.dir} is not the documented study ({RECIPE}): it ran with {' '.join(changed)}; its table "
-              f"is in {Path(out, 'study.md')} and {DOCS}/ is left as it is (out={DOCS} puts it there)", file=sys.stderr)
+              f"is in {Path(out, 'study.md')} and {DOCS}/ is left as it is", file=sys.stderr)
     elif changed:  # written where the user said, docs/ maybe: the table says it is another study
         print(f"warning: dir={cfg.dir} is not the documented study ({RECIPE}): it ran with {' '.join(changed)}; "
               f"{Path(out, 'study.md')} says so", file=sys.stderr)

@@ -584,8 +584,14 @@ def test_study_report_writes_a_quick_study_into_its_own_folder_and_leaves_docs_a
     assert (tmp_path / "quick" / "study.csv").read_text().count("\n") == 3
     assert capsys.readouterr().err == (
         f"dir={tmp_path / 'quick'} is not the documented study (python train.py experiment=vlm_study): it ran with "
-        f"trainer.max_steps=4; its table is in {tmp_path / 'quick' / 'study.md'} and docs/ is left as it is "
-        "(out=docs puts it there)\n")
+        f"trainer.max_steps=4; its table is in {tmp_path / 'quick' / 'study.md'} and docs/ is left as it is\n")
+    # out=docs, too, leaves the documented table as it is: its rows would pass for the study's
+    with pytest.raises(SystemExit):
+        run_command("study_report", f"dir={tmp_path / 'quick'}", "out=docs")
+    assert docs_bytes(committed_docs) == before
+    assert capsys.readouterr().err == (
+        "error: out=docs holds the documented study's table, which a study run with trainer.max_steps=4 would "
+        "replace: choose another out=DIR (or leave it out: dir=)\n")
 
 
 def test_a_documented_study_of_some_variants_updates_their_rows_in_docs_and_keeps_the_others(committed_docs, tmp_path):

@@ -220,6 +220,11 @@ def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = RECIP
     if not rows:
         raise SupraUserError(f"{sweep_dir} holds no finished study job (<n>/metrics.json): nothing to report")
     require_writable_dir(out_dir, f"out={out_dir}")
+    md = out_dir / "study.md"
+    if changed and (out_dir / "study.csv").is_file() and md.is_file() and NOT_DOCUMENTED not in md.read_text():
+        # its rows (of other steps or data) merged into the documented table would be read as the study's
+        raise SupraUserError(f"out={out_dir} holds the documented study's table, which a study run with "
+                             f"{' '.join(changed)} would replace: choose another out=DIR (or leave it out: dir=)")
     rows, kept = (rows, []) if changed else documented_rows(rows, out_dir)
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=[f.name for f in fields(StudyRow)])
@@ -299,9 +304,9 @@ class StudyReport(Callback):
             log.warning("no study report: %s", err)
             return
         if changed:
-            log.info("study (%d variants) in %s; %s/ left as it is, since %s changes the study (python -m "
-                     "supra.study_report dir=%s out=%s puts this one there)", len(rows), Path(sweep_dir) / "study.md",
-                     self.out_dir, " ".join(changed), sweep_dir, self.out_dir)
+            log.info("study (%d variants) in %s; %s/ left as it is, since %s changes the study (its rows "
+                     "are no rows of the documented table)", len(rows), Path(sweep_dir) / "study.md",
+                     self.out_dir, " ".join(changed))
         else:
             log.info("study (%d variants run, %d rows in the table): %s", len(rows), len(table),
                      Path(self.out_dir) / "study.md")
