@@ -167,3 +167,20 @@ def test_help_lists_only_the_data_sets_a_command_takes(help_texts):
     every = {p.stem: OmegaConf.load(p).get("_target_") for p in (ROOT / "conf" / "data").glob("*.yaml")}
     media = {name for name, target in every.items() if issubclass(get_class(target), MediaDataModule)}
     assert listed("tokenize_media") == media  # the others it refuses (data=a2a_mixture, flickr8k, ...)
+
+
+def test_the_layout_in_docs_architecture_names_every_module():
+    layout = (ROOT / "docs" / "architecture.md").read_text()
+    for folder in ("callbacks", "sweeps", "utils", "data"):  # their modules, each named in "what each folder holds"
+        for path in sorted((ROOT / "supra" / folder).glob("*.py")):
+            if path.name != "__init__.py":
+                assert path.name in layout, f"docs/architecture.md does not say what {path.relative_to(ROOT)} holds"
+
+
+def test_the_speed_switches_table_gives_each_data_sets_pin_memory():
+    from omegaconf import OmegaConf
+
+    row = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `data.pin_memory`"))
+    for path in sorted((ROOT / "conf" / "data").glob("*.yaml")):
+        value = OmegaConf.load(path).get("pin_memory")
+        assert value in ("auto", None) or (str(value).lower() in row and path.stem in row), path.stem
