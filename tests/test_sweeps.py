@@ -376,6 +376,19 @@ def optuna_sweep_config(*overrides: str):
         return compose(config_name="train", return_hydra_config=True, overrides=["hparams_search=vlm_optuna", *overrides])
 
 
+def test_a_sweep_whose_trainer_wants_gpus_the_machine_lacks_is_one_line_before_the_first_job(monkeypatch, capsys):
+    """Not each of the 20 trials refusing the same missing GPUs in turn."""
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 0)
+    with pytest.raises(SystemExit) as refused:
+        SweeperSettingsCheck().on_multirun_start(optuna_sweep_config("trainer=kaggle_2xt4"))
+    assert refused.value.code == 2 and capsys.readouterr().err == (
+        "error: trainer=kaggle_2xt4 needs 2 CUDA GPU(s) per node (2 in all) but this machine has 0: use trainer=cpu "
+        "(or trainer=ddp_sim to try DDP on CPU processes)\n")
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config("trainer=cpu"))
+    swept = optuna_sweep_config("trainer=kaggle_2xt4", "+hydra.sweeper.params.trainer='choice(kaggle_2xt4,cpu)'")
+    SweeperSettingsCheck().on_multirun_start(swept)  # the trials differ in it: each checks its own
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     (["hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0 must be a whole number >= 1"),
     (["hydra.sweeper.n_jobs=0"], "hydra.sweeper.n_jobs=0 must be a whole number >= 1"),

@@ -4,7 +4,8 @@ completed yet" for n_trials=0, sqlalchemy's `OperationalError` for a storage fil
 "Cannot overwrite study direction" for a stored study asked to go the other way). A stored study also
 records the metric it optimises, which Optuna does not: resumed with another, it would rank the values of
 two metrics as one. And a fixed sampler seed given on the command line (it replaces the configured
-`${study_seed:...}`) is advanced past the stored trials as that one is (supra/sweeps/optuna_seed.py)."""
+`${study_seed:...}`) is advanced past the stored trials as that one is (supra/sweeps/optuna_seed.py).
+The trainer's GPUs are counted once too: every job would refuse the same missing GPUs, one after another."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from supra.sweeps.optuna_seed import study_seed
+from supra.utils.cli import CONF_DIR
 from supra.utils.errors import SupraUserError
 from supra.utils.files import check_writable_dir
+from supra.utils.hardware import check_accelerator
 
 STUDY_METRIC = "supra_optimized_metric"  # the study's user attribute naming what its values are
 
@@ -36,6 +39,7 @@ class SweeperSettingsCheck(Callback):
         metric = config.get("optimized_metric")
         try:
             check_optuna_settings(config.hydra.sweeper, metric)
+            check_sweep_trainer(config)
         except SupraUserError as err:  # before Hydra starts the sweep: one line, as the folder checks say theirs
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
@@ -45,6 +49,21 @@ class SweeperSettingsCheck(Callback):
         if config.hydra.sweeper.get("direction") == "maximize" and "loss" in str(metric or ""):
             log.warning("optimized_metric=%s is maximised (hydra.sweeper.direction=maximize): add "
                         "hydra.sweeper.direction=minimize to search for the lowest", metric)
+
+
+def check_sweep_trainer(config: DictConfig) -> None:
+    """The GPUs the sweep's trainer asks for (trainer=kaggle_2xt4 on a machine without them), as each job
+    checks them, once before the first; nothing when the jobs differ in it (a trainer setting swept)."""
+    if "trainer" not in config:  # a sweep of another command
+        return
+    swept = [*(str(o) for o in config.hydra.overrides.task if "," in str(o) or "(" in str(o)),
+             *(str(k) for k in (config.hydra.sweeper.get("params") or {}))]
+    if any(o.lstrip("+~").startswith("trainer") for o in swept):
+        return
+    name = str(config.hydra.runtime.choices.get("trainer") or "trainer")
+    chosen = CONF_DIR / "trainer" / f"{name}.yaml"
+    cpu_trainer = chosen.is_file() and OmegaConf.load(chosen).get("accelerator") == "cpu"
+    check_accelerator(config.trainer, name, cpu_trainer)
 
 
 def check_optuna_settings(sweeper: DictConfig, optimized_metric: str | None) -> None:
