@@ -396,6 +396,59 @@ def test_evaluation_batches_carry_prompts_references_objects_and_truth(ready):
     assert video["pixels"].shape == (4, 3, 3, 64, 64) and video["pixels"].dtype == torch.uint8
 
 
+def lightning_gloo_mean(ranks: list[list[tuple[torch.Tensor, float | int]]]) -> float:
+    """What Lightning makes of a loss logged with self.log(..., batch_size=w, sync_dist=True) over an epoch, each
+    rank's (value, w) given: every rank sums value x w and, from torch.tensor(0), w (in w's own type); then each sum
+    is averaged over the ranks in its own dtype, as fabric's _sync_ddp does on gloo (an int's mean truncated)."""
+    totals, weights = [], []
+    for logged in ranks:
+        total, weight = torch.tensor(0.0), torch.tensor(0)
+        for value, w in logged:
+            total, weight = total + value * w, weight + w
+        totals.append(total)
+        weights.append(weight)
+
+    def mean(tensors: list[torch.Tensor]) -> torch.Tensor:
+        summed = sum(tensors)
+        return summed / len(tensors) if torch.is_floating_point(summed) else summed.copy_(summed / len(tensors))
+
+    return float(mean(totals) / mean(weights))
+
+
+def test_a_ddp_validation_logs_the_loss_of_one_process(ready, monkeypatch):
+    """Batches of 5 and 1 rows: 2 ranks take 3 and 2 rows, and 1 row and a repeat of it; the losses the ranks
+    log (weighted by their share of the batch's target tokens, as floats) reduce to the one-process loss, not to
+    1.5x it (ints: the mean of 3 and 1 rows is truncated to 1 on gloo) nor to another mean of the same tokens."""
+    from supra.data.a2a import batches as a2a_batches
+    from supra.data.a2a.batches import EvalBatches
+    from supra.models.a2a_nano import A2AConfig, A2ANano
+    from supra.tasks.a2a import A2ATask
+
+    torch.manual_seed(0)
+    val = ready.eval_batches("val")
+    context = max(b["ids"].shape[1] for b in val)
+    net = A2ANano(A2AConfig(vocab_size=ready.layout.vocab_size, context=context, n_layers=1, d_model=16, n_heads=2,
+                            d_mlp=32))
+    task = A2ATask(net=net, optimizer=None, vqvae=VQVAE(num_codes=16, code_dim=4, hidden=(4, 4)))
+    task.vocab = ready.vocab
+    assert {1, 5} <= {len(b["tasks"]) for b in val}
+
+    def logged(rank: int, world: int) -> dict[str, list[tuple[torch.Tensor, float | int]]]:
+        monkeypatch.setattr(a2a_batches, "rank_and_world", lambda: (rank, world))
+        logs: dict[str, list] = {}
+        task.log = lambda name, value, batch_size, sync_dist: logs.setdefault(name, []).append((value, batch_size))
+        with torch.no_grad():
+            for batch in EvalBatches(val):
+                task._log_eval_losses(batch, "val")
+        return logs
+
+    alone, ranks = logged(0, 1), [logged(r, 2) for r in (0, 1)]
+    assert set(alone) == {"val/loss", *(f"val/loss_{t}" for t in ready.active_tasks)}
+    for name, values in alone.items():
+        ddp = lightning_gloo_mean([rank[name] for rank in ranks])
+        assert ddp == pytest.approx(lightning_gloo_mean([values]), rel=1e-6), name
+
+
 def test_a_clip_too_long_for_the_context_is_refused_at_setup_naming_it_and_its_sources_frames(tmp_path, vqvae_ckpt,
                                                                                                ready):
     """The video task reads no caption: its refusal names none (it told to shorten one, and data.sources.<name>)."""

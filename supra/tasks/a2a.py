@@ -251,11 +251,18 @@ class A2ATask(SupraTask):
         # item key -> (exact, colours, ceiling, placed, objects in the prompt): see _fidelity_scores
         self._fidelity: dict[str, tuple[float, float, float, float, int]] = {}
 
+    def _log_eval_losses(self, batch: dict[str, Any], stage: str) -> None:
+        """The batch's mean token loss (and its task's, the same: an evaluation batch is of one task), weighted
+        by its rows; under DDP by the rank's share (EvalBatches' loss_weight), so the ranks log one process's."""
+        task = batch["task"]
+        loss, per_task = self._losses(batch)
+        weight = float(batch.get("loss_weight", len(batch["tasks"])))
+        self.log(f"{stage}/loss", loss, batch_size=weight, sync_dist=True)
+        self.log(f"{stage}/loss_{task}", per_task[task], batch_size=weight, sync_dist=True)
+
     def _eval_step(self, batch: dict[str, Any], stage: str) -> None:
         task, n = batch["task"], len(batch["tasks"])
-        loss, per_task = self._losses(batch)
-        self.log(f"{stage}/loss", loss, batch_size=n, sync_dist=True)
-        self.log(f"{stage}/loss_{task}", per_task[task], batch_size=n, sync_dist=True)
+        self._log_eval_losses(batch, stage)
         if self.trainer.sanity_checking:
             return  # an untrained model's samples: not worth generating
         prompts = [row[:length].tolist() for row, length in zip(batch["ids"].cpu(), batch["prompt_lengths"].tolist(), strict=True)]

@@ -117,7 +117,8 @@ class MixtureBatches(EpochProgress, IterableDataset):
 class EvalBatches(IterableDataset):
     """The fixed evaluation batches of one split. Under DDP every rank takes its share of the rows of
     every batch (rank r: rows r, r + world, ...), so all ranks run the same tasks the same number of
-    times and log the same metrics (their collectives stay in step)."""
+    times and log the same metrics (their collectives stay in step); each share carries the weight its
+    loss is logged with (`loss_weight`)."""
 
     def __init__(self, batches: list[dict[str, Any]]) -> None:
         self.batches = batches
@@ -128,9 +129,24 @@ class EvalBatches(IterableDataset):
     def __iter__(self) -> Iterator[dict[str, Any]]:
         rank, world = rank_and_world()
         for batch in self.batches:
+            if world == 1:
+                yield batch
+                continue
             n = len(batch["tasks"])
             # a batch smaller than the world repeats rows; metrics gather by item key, so each counts once
-            yield batch if world == 1 else take_rows(batch, [i % n for i in range(rank, max(n, world), world)])
+            rows = list(range(rank, max(n, world), world))
+            yield {**take_rows(batch, [i % n for i in rows]), "loss_weight": loss_weight(batch, [i for i in rows if i < n])}
+
+
+def loss_weight(batch: dict[str, Any], rows: list[int]) -> float:
+    """The weight a rank logs its mean token loss over `rows` of `batch` with, so that the ranks' weighted mean
+    (Lightning's sync_dist) is what one process logs: the whole batch's mean token loss, weighted by its row
+    count. That is the row count times the rank's share of the batch's target tokens (0 for repeated rows). A
+    float: Lightning averages the ranks' summed weights in their own dtype, and ints are truncated on gloo
+    (rows 2 and 1: 1, not 1.5)."""
+    counts = (batch["targets"] != -100).sum(1)
+    n, total = len(batch["tasks"]), int(counts.sum())
+    return n * (int(counts[rows].sum()) / total if total else len(rows) / n)
 
 
 def take_rows(batch: dict[str, Any], rows: list[int]) -> dict[str, Any]:
