@@ -120,6 +120,16 @@ def test_training_reports_the_loss_of_every_task_and_the_generation_metrics(a2a_
         assert f"train/loss_{task}" in columns
 
 
+def test_every_metric_an_a2a_run_logs_is_one_its_task_names_for_callbacks_to_monitor(a2a_trained, vqvae_ckpt):
+    from supra.artifacts.checkpoints import load_vqvae
+    from supra.tasks.a2a import A2ATask
+
+    with open(next(a2a_trained.glob("csv/**/metrics.csv"))) as f:
+        logged = {name for name in next(csv.reader(f)) if name.startswith(("train/", "val/"))}
+    task = A2ATask(net=torch.nn.Identity(), optimizer=None, vqvae=load_vqvae(vqvae_ckpt)[0])
+    assert "val/text2image_fidelity" in logged and logged <= set(task.metric_names())
+
+
 def test_the_exported_release_card_shows_the_runs_test_metrics(a2a_trained, tmp_path):
     metrics = json.loads((a2a_trained / "metrics.json").read_text())
     run_command("export", f"ckpt={a2a_trained / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'release'}")

@@ -64,6 +64,15 @@ def test_vqvae_run_reports_psnr_ssim_usage_and_perplexity_for_val_and_test(vq_ru
     assert {"val/psnr", "val/ssim", "val/codebook_usage", "val/perplexity"} <= set(columns)
 
 
+def test_every_metric_a_vqvae_run_logs_is_one_its_task_names_for_callbacks_to_monitor(vq_run):
+    from supra.tasks.vq_autoencoding import VQAutoencodingTask
+
+    with open(vq_run / "csv" / "metrics.csv") as f:
+        logged = {name for name in next(csv.reader(f)) if name.startswith(("train/", "val/"))}
+    net, _ = load_vqvae(vq_run / "checkpoints" / "best.ckpt")
+    assert "val/psnr" in logged and logged <= set(VQAutoencodingTask(net=net, optimizer=None).metric_names())
+
+
 def test_vqvae_run_leaves_checkpoints_that_load_back_as_a_vqvae(vq_run):
     net, run_cfg = load_vqvae(vq_run / "checkpoints" / "best.ckpt")
     assert run_cfg["model"]["net"]["num_codes"] == 256

@@ -31,7 +31,7 @@ from supra.artifacts.kinds import A2A_CHECKPOINT
 from supra.data.a2a.mixture import A2AMixtureDataModule
 from supra.data.media.codes import decode_codes
 from supra.metrics.attr_acc import attribute_accuracy
-from supra.metrics.caption_scores import score_captions
+from supra.metrics.caption_scores import CAPTION_METRICS, score_captions
 from supra.metrics.shape_fidelity import matches
 from supra.models.a2a_generation import (
     SamplingConfig,
@@ -41,6 +41,7 @@ from supra.models.a2a_generation import (
     video_schedule,
 )
 from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
+from supra.tokens.a2a_sequences import TASKS
 from supra.utils.distributed import broadcast_object, gather_mappings
 from supra.utils.errors import SupraUserError
 
@@ -136,6 +137,15 @@ class A2ATask(SupraTask):
     def data_settings(self) -> dict[str, Any]:
         # The data encodes its images with this very VQ-VAE and builds sequences that fit this GPT.
         return {"vqvae": self.vqvae, "context": self.context}
+
+    def metric_names(self) -> dict[str, int]:
+        """The metrics a fit may log, each at every validation (1): the names a callback may monitor (the runner
+        checks them before training). Which of them a run logs depends on its data's tasks and sources."""
+        families = self.hparams.val_metrics
+        captions = [name for name in CAPTION_METRICS if name in families or name.split("_")[0] in families]
+        losses = ["loss", *(f"loss_{task}" for task in TASKS)]
+        scores = [*captions, "image2text_attr_acc", *FIDELITY_SCORES, "video_psnr", "video_psnr_copy_baseline"]
+        return dict.fromkeys([*(f"train/{name}" for name in losses), *(f"val/{name}" for name in losses + scores)], 1)
 
     def parameter_groups(self) -> list[dict[str, Any]]:
         # Only the GPT: the VQ-VAE is frozen and never reaches the optimizer.
@@ -370,6 +380,12 @@ class A2ATask(SupraTask):
             "net_config": self.net.config.to_dict() if self.net is not None else None,
             "vqvae_config": {k: list(v) if isinstance(v, tuple | list | ListConfig) else v for k, v in vars(self.vqvae.config).items()},
         }
+
+
+# every score _fidelity_scores may give
+FIDELITY_SCORES = ("text2image_fidelity", "text2image_colour_fidelity", "text2image_fidelity_ceiling",
+                   "text2image_relation_fidelity", *(f"text2image_{score}_{objects}" for score in ("fidelity", "relation_fidelity")
+                                                     for objects in ("one_object", "two_objects")))
 
 
 def _fidelity_scores(items: list[tuple[float, float, float, float, int]]) -> dict[str, float]:

@@ -15,7 +15,7 @@ from supra.artifacts.captioner_release import load_release_weights, model_differ
 from supra.artifacts.checkpoints import refuse_changed_model
 from supra.artifacts.kinds import CAPTIONER_CHECKPOINT
 from supra.data.captioning.datamodule import CaptionDataModule
-from supra.metrics.caption_scores import score_captions
+from supra.metrics.caption_scores import CAPTION_METRICS, score_captions
 from supra.models.vlm_generation import DecodeConfig, generate
 from supra.models.vlm_nano import VLMNanoConfig
 from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
@@ -91,6 +91,16 @@ class CaptioningTask(SupraTask):
             self._validations = 0
             if self.hparams.compile:
                 self.net.compile()  # nn.Module.compile: in place, state-dict names unchanged
+
+    def metric_names(self) -> dict[str, int]:
+        """The metrics a fit logs, each with how many validations apart it is computed: the names a callback may
+        monitor (the runner checks them before training). The caption scores come every score_every_n_val-th
+        validation only (Lightning keeps the last in between); attr_acc and relation_acc with the shapes data."""
+        families = self.hparams.val_metrics
+        scores = [name for name in CAPTION_METRICS if name in families or name.split("_")[0] in families]
+        every = self.hparams.score_every_n_val
+        return {"train/loss": 1, "val/loss": 1,
+                **{f"val/{name}": every for name in [*scores, "attr_acc", "relation_acc"]}}
 
     def data_settings(self) -> dict[str, Any]:
         config, pixels = self.net.config, self.net.image_input  # a pretrained tower's own size and statistics

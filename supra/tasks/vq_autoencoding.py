@@ -61,6 +61,13 @@ class VQAutoencodingTask(SupraTask):
         before, now = saved_net.get("ema", True), self.net.config.ema
         refuse_changed_model(source, [("ema", before, now)] if before != now else [])
 
+    def metric_names(self) -> dict[str, int]:
+        """The metrics a fit logs, each at every validation (1): the names a callback may monitor (the runner
+        checks them before training)."""
+        names = ["train/loss", "train/recon_loss", "train/perplexity", "val/loss", "val/psnr", "val/ssim",
+                 "val/codebook_usage", "val/perplexity"]
+        return dict.fromkeys(names, 1)
+
     def parameter_groups(self) -> list[torch.nn.Parameter]:
         # With EMA the codebook is no parameter of the optimiser: it follows the encoder by averages.
         return [p for p in self.net.parameters() if p.requires_grad]
