@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import re
@@ -17,7 +18,7 @@ import torch
 import wandb
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from supra.callbacks.validation_within_run import ValidationWithinRun
 from supra.loggers.wandb_logger import build_wandb_logger
@@ -104,6 +105,71 @@ def test_training_leaves_checkpoints_tokenizer_metrics_predictions_and_grid(trai
     assert sorted(p["image_id"] for p in predictions) == [f"test_{i:05d}" for i in range(15)]  # generated: no file
     assert all(p["file"] is None for p in predictions)
     assert all(isinstance(p["caption"], str) for p in predictions)
+
+
+def test_every_metric_a_run_logs_is_one_its_task_names_for_callbacks_to_monitor(trained_run):
+    from supra.models.vlm_nano import VLMNano
+    from supra.tasks.captioning import CaptioningTask
+
+    header = (trained_run / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
+    logged = {name for name in header if name.startswith(("train/", "val/"))}
+    assert "val/CIDEr" in logged and logged <= set(CaptioningTask(VLMNano(), optimizer=None).metric_names())
+
+
+@pytest.fixture(scope="module")
+def default_run_config(tmp_path_factory) -> DictConfig:
+    return compose_config("train", tmp_path_factory.mktemp("composed"), [])
+
+
+def checked_callbacks(cfg: DictConfig, settings: list[str]) -> None:
+    """check_callbacks_fit, as train.py runs it, on `cfg` with the command line's `settings` merged in."""
+    from supra.runner.components import build_task, check_callbacks_fit
+
+    cfg = copy.deepcopy(cfg)
+    with open_dict(cfg):
+        cfg.merge_with(OmegaConf.from_dotlist([setting.removeprefix("+") for setting in settings]))
+    check_callbacks_fit(build_task(cfg.model, None), cfg.callbacks, "default")
+
+
+EARLY_STOPPING = ["+callbacks.stop._target_=lightning.pytorch.callbacks.EarlyStopping"]
+
+
+@pytest.mark.parametrize(("settings", "error"), [
+    # Lightning: a MisconfigurationException in instantiate's traceback; the summary printed all the same
+    (["+trainer.enable_progress_bar=false"], "trainer.enable_progress_bar=false, but callbacks.progress_bar is the run's "
+                                             "progress bar (StepsProgressBar): add callbacks.progress_bar=null too"),
+    (["+trainer.enable_model_summary=false"], "trainer.enable_model_summary=false, but callbacks.model_summary is the "
+                                              "run's model summary (ModelSummaryTable): add callbacks.model_summary=null too"),
+    # the validations that do not score see the last score again: no improvement, so an early stop
+    ([*EARLY_STOPPING, "+callbacks.stop.monitor=val/CIDEr", "model.score_every_n_val=2"],
+     "callbacks.stop watches val/CIDEr, which model.score_every_n_val=2 computes at one validation in 2: EarlyStopping "
+     "would count the validations in between as without improvement; watch val/loss (every validation), or set "
+     "model.score_every_n_val=1"),
+    (["+callbacks.model_checkpoint.save_top_k=3", "callbacks.model_checkpoint.filename='{step}'", "model.score_every_n_val=2"],
+     "callbacks.model_checkpoint watches val/CIDEr, which model.score_every_n_val=2 computes at one validation in 2: "
+     "save_top_k=3 would rank the checkpoints of those in between by the last value computed"),
+    (["+callbacks.model_checkpoint.save_top_k=-1"], "callbacks.model_checkpoint.save_top_k=-1 keeps every checkpoint under "
+                                                    "one name (best.ckpt)"),
+    ([*EARLY_STOPPING, "+callbacks.stop.monitor=train/los"], "callbacks.stop.monitor=train/los is no metric this run "
+                                                             "logs: did you mean train/loss?"),
+])
+def test_callback_settings_that_would_keep_a_wrong_best_or_stop_wrongly_are_refused(default_run_config, settings, error):
+    with pytest.raises(SupraUserError) as refused:
+        checked_callbacks(default_run_config, settings)
+    assert str(refused.value).startswith(error)
+
+
+@pytest.mark.parametrize("settings", [
+    ["+callbacks.model_checkpoint.save_top_k=3", "callbacks.model_checkpoint.filename='best-{step}'"],  # a name each
+    # no best kept (nothing overwritten); no bar and no summary at all
+    ["+callbacks.model_checkpoint.save_top_k=0", "+trainer.enable_progress_bar=false", "callbacks.progress_bar=null",
+     "+trainer.enable_model_summary=false", "callbacks.model_summary=null"],
+    # a monitor like no metric of the model (a user callback's own?); val/CIDEr computed at every validation
+    ["callbacks.model_checkpoint.monitor=val/my_score", *EARLY_STOPPING, "+callbacks.stop.monitor=val/CIDEr"],
+    [*EARLY_STOPPING, "+callbacks.stop.monitor=val/loss", "model.score_every_n_val=2"],  # computed every validation
+])
+def test_callback_settings_that_keep_the_best_and_stop_rightly_pass_the_checks(default_run_config, settings):
+    checked_callbacks(default_run_config, settings)
 
 
 def test_the_test_pictures_after_a_fit_are_named_by_the_step_of_the_best_checkpoint_tested(train_config):
@@ -367,6 +433,13 @@ BAD_TRAIN_INPUTS = {
                                          "the best val/CIDEr): VQAutoencodingTask takes callbacks=vqvae, add it",
     "callbacks=vqvae": "error: callbacks=vqvae is made for another model (its checkpoint keeps the best val/psnr): "
                        "CaptioningTask takes callbacks=default, add it",
+    # checkpoints and stops that would be wrong, and a monitor Lightning would miss only at the first validation
+    "+callbacks.model_checkpoint.save_top_k=2": "error: callbacks.model_checkpoint.save_top_k=2 keeps the best 2 "
+                                                "checkpoints under one name (best.ckpt): each would replace the one "
+                                                "before, and best.ckpt would hold the latest, not the best",
+    "callbacks.model_checkpoint.monitor=val/cider": "error: callbacks.model_checkpoint.monitor=val/cider is no metric "
+                                                    "this run logs: did you mean val/CIDEr? (CaptioningTask logs "
+                                                    "train/loss, val/loss, val/Bleu_1,",
     # a key its class does not take: instantiate's TypeError, a traceback, without the check
     "+model.weightdecay=0.1": "error: model.weightdecay=0.1: CaptioningTask has no option weightdecay: did you mean "
                               "model.weight_decay?",

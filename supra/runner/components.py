@@ -5,14 +5,17 @@ task says the data must follow (`task.data_settings()`: image size, context, the
 
 from __future__ import annotations
 
+import difflib
 import logging
 import warnings
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ModelSummary, ProgressBar
 from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf.errors import ConfigKeyError
 from torch import nn
 
 from supra.artifacts.a2a_release import (
@@ -165,19 +168,82 @@ def check_data_fits(task: SupraTask, data_class: type | None) -> None:
 
 
 def check_callbacks_fit(task: SupraTask, callbacks_cfg: DictConfig | None, chosen: str) -> None:
-    """Another model's callbacks group (model=vqvae_f8 with callbacks=default) as one line before training,
-    not Lightning's "could not find the monitored key" at the first validation, after the steps before it.
-    Only a shipped group whose checkpoint monitor is left as it ships is refused: a user's own group, or
-    one whose monitor they set, is theirs to choose."""
+    """What Lightning would refuse only after the training steps before the first validation, or take without a
+    word, as one line before training: another model's callbacks group (model=vqvae_f8 with callbacks=default),
+    a monitor the task never logs, and settings that give wrong checkpoints or stops (check_callback)."""
+    if not callbacks_cfg:
+        return
+    check_group_fits(task, callbacks_cfg, chosen)
+    try:  # the trainer settings of the config the group sits in
+        trainer_cfg = OmegaConf.select(callbacks_cfg, "..trainer")
+    except ConfigKeyError:  # a group given alone
+        trainer_cfg = None
+    for key, node in callbacks_cfg.items():
+        if isinstance(node, DictConfig) and "_target_" in node:
+            check_callback(task, f"callbacks.{key}", node, trainer_cfg if isinstance(trainer_cfg, DictConfig) else None)
+
+
+def check_group_fits(task: SupraTask, callbacks_cfg: DictConfig, chosen: str) -> None:
+    """Another model's callbacks group as one line, not Lightning's "could not find the monitored key" at the
+    first validation. Only a shipped group whose checkpoint monitor is left as it ships is refused: a user's own
+    group, or one whose monitor they set, is theirs to choose (check_callback then checks the name)."""
     own = task.callbacks_choice
     shipped = CONF_DIR / "callbacks" / f"{chosen}.yaml"
-    if chosen == own or not shipped.is_file() or not callbacks_cfg or "model_checkpoint" not in callbacks_cfg:
+    if chosen == own or not shipped.is_file() or "model_checkpoint" not in callbacks_cfg:
         return
     monitor = OmegaConf.select(callbacks_cfg, "model_checkpoint.monitor")
     if monitor is None or monitor != OmegaConf.select(OmegaConf.load(shipped), "model_checkpoint.monitor"):
         return
     raise SupraUserError(f"callbacks={chosen} is made for another model (its checkpoint keeps the best {monitor}): "
                          f"{type(task).__name__} takes callbacks={own}, add it")
+
+
+def check_callback(task: SupraTask, name: str, node: DictConfig, trainer_cfg: DictConfig | None) -> None:
+    """One callback's settings against the task's metrics (SupraTask subclasses' metric_names) and the trainer's."""
+    try:
+        cls = get_class(str(node._target_))
+    except (ImportError, ValueError, AttributeError):  # a target that does not import: instantiate's error to give
+        return
+    trainer_cfg = trainer_cfg if trainer_cfg is not None else OmegaConf.create({})
+    # Lightning refuses a progress bar callback with enable_progress_bar=false (a MisconfigurationException
+    # in instantiate's traceback), and prints a summary callback's table whatever enable_model_summary says;
+    # without the callback, the switch keeps Lightning from adding its own.
+    for base, switch in ((ProgressBar, "enable_progress_bar"), (ModelSummary, "enable_model_summary")):
+        if issubclass(cls, base) and trainer_cfg.get(switch) is False:
+            raise SupraUserError(f"trainer.{switch}=false, but {name} is the run's "
+                                 f"{switch.removeprefix('enable_').replace('_', ' ')} ({cls.__name__}): add {name}=null "
+                                 "too")
+    top_k = node.get("save_top_k", 1) if issubclass(cls, ModelCheckpoint) else 1
+    filename = node.get("filename")
+    if isinstance(top_k, int) and top_k not in (0, 1) and filename is not None and "{" not in str(filename) \
+            and node.get("enable_version_counter", True) is False:  # each save would overwrite the one before
+        kept = "every checkpoint" if top_k < 0 else f"the best {top_k} checkpoints"
+        raise SupraUserError(f"{name}.save_top_k={top_k} keeps {kept} under one name ({filename}.ckpt): each would "
+                             f"replace the one before, and {filename}.ckpt would hold the latest, not the best: keep "
+                             f"save_top_k=1, or name each by its step, \"{name}.filename='{filename}-{{step}}'\" (then "
+                             f"no {filename}.ckpt is written)")
+    monitor = node.get("monitor")
+    names = task.metric_names() if hasattr(task, "metric_names") else None
+    if not isinstance(monitor, str) or not names or monitor in ("epoch", "step"):
+        return
+    if monitor not in names:
+        # a monitor that is no metric of the task but close to one is a typo; any other may be a user
+        # callback's own (Lightning refuses it at the first validation if it is not logged)
+        lowered = {known.lower(): known for known in names}
+        close = difflib.get_close_matches(monitor.lower(), list(lowered), n=1, cutoff=0.6)
+        if close:
+            raise SupraUserError(f"{name}.monitor={monitor} is no metric this run logs: did you mean "
+                                 f"{lowered[close[0]]}? ({type(task).__name__} logs {', '.join(names)})")
+        return
+    stops = issubclass(cls, EarlyStopping)
+    if names[monitor] > 1 and (stops or top_k > 1):
+        # in between, Lightning's callbacks see the last computed value again: EarlyStopping counts it as a
+        # validation without improvement, and a top-k list takes it as another checkpoint's score
+        what = "EarlyStopping would count the validations in between as without improvement" if stops else \
+            f"save_top_k={top_k} would rank the checkpoints of those in between by the last value computed"
+        raise SupraUserError(f"{name} watches {monitor}, which model.score_every_n_val={names[monitor]} computes at one "
+                             f"validation in {names[monitor]}: {what}; watch val/loss (every validation), or set "
+                             "model.score_every_n_val=1")
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:
