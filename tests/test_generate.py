@@ -195,6 +195,21 @@ def test_image2text_captions_the_image(pair, tmp_path):
     assert (tmp_path / "out" / "grid.png").is_file()
 
 
+def test_image2text_reads_a_gifs_first_frame_as_shown_as_training_does(pair, tmp_path):
+    from supra.data.gif_frames import read_gif_frames
+    from tests.media_fixtures import PALETTE, Frame, gif_bytes, solid
+
+    # a green square drawn on a screen it does not fill: the rest is transparent (white), not palette index 0
+    gif = gif_bytes(SIDE, SIDE, [Frame(solid(8, 8, PALETTE.index(COLOURS["green"])), left=4, top=4)])
+    (tmp_path / "framed.gif").write_bytes(gif)
+    Image.fromarray(read_gif_frames(gif)[0]).save(tmp_path / "shown.png")
+    prompts = []
+    for name in ("framed.gif", "shown.png"):
+        generate(tmp_path, pair[0], "mode=image2text", f"image={tmp_path / name}", "num_samples=1", "max_new_tokens=1")
+        prompts.append(json.loads((tmp_path / "out" / "generation.json").read_text())["prompt"])  # the image's codes
+    assert prompts[0] == prompts[1]
+
+
 def test_text_mode_continues_the_prompt(pair, tmp_path):
     summary = generate(tmp_path, pair[0], "mode=text", "prompt=a yellow", "temperature=0", "num_samples=1")
     assert summary["texts"] == [" square"]

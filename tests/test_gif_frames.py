@@ -106,6 +106,29 @@ def test_a_first_frame_smaller_than_the_screen_leaves_the_rest_transparent():
     np.testing.assert_array_equal(frame, rgb([W, W, W], [W, R, W]))
 
 
+def test_a_still_taken_from_a_gif_is_its_first_frame_as_shown_not_pillows(tmp_path):
+    # Pillow fills the screen around a smaller first frame with palette index 0 (black here): every still
+    # loader (generate's and explain's image=, the demo, captioning a folder, a caption source's cache) reads
+    # the frame training and video2video read instead
+    import io
+
+    from PIL import Image
+
+    from supra.data.images import load_rgb, load_still
+
+    data = gif_bytes(8, 8, [Frame(solid(2, 2, I_RED), left=3, top=3)])
+    (tmp_path / "framed.gif").write_bytes(data)
+    shown = frames_of(data)[0]
+    assert tuple(shown[0, 0]) == W and tuple(shown[3, 3]) == R
+    with Image.open(tmp_path / "framed.gif") as pillows:
+        assert pillows.convert("RGB").getpixel((0, 0)) == K  # what it read before
+    np.testing.assert_array_equal(load_still(tmp_path / "framed.gif", 1000), shown)
+    np.testing.assert_array_equal(np.asarray(load_rgb(io.BytesIO(data))), shown)  # a shard's bytes alike
+    with pytest.raises(MediaDecodeError, match="over max_pixels=63") as err:  # a GIF bomb: the kind a still's has
+        load_still(tmp_path / "framed.gif", 63)
+    assert err.value.kind == TOO_LARGE
+
+
 def test_frames_that_change_size_and_position_are_placed_and_clipped_to_the_screen():
     gif = gif_bytes(4, 3, [
         Frame(solid(4, 3, I_RED)),

@@ -19,7 +19,7 @@ Browser rules followed: the canvas starts transparent; a frame's transparent ind
 it; disposal 0/1 keep the frame, 2 clears its rectangle to transparent, 3 (and 4, which some encoders write
 for it) restores the rectangle to what it was before the frame; a first frame larger than the screen grows
 the screen, later frames are clipped to it; a byte that starts no known block ends the file, as a trailer
-would. Each shown frame is then put over `matte` (white by default, as `image_cache.load_rgb` does).
+would. Each shown frame is then put over `matte` (white by default, as `images.load_rgb` does).
 One difference remains: a frame whose LZW data stops before the frame is full is drawn partly by browsers,
 but Pillow's decoder refuses it, so the animation ends before that frame (`problem` says so).
 """
@@ -37,7 +37,7 @@ import numpy as np
 from PIL import Image
 
 WHITE = (255, 255, 255)
-DEFAULT_MAX_PIXELS = 100_000_000  # as image_cache.load_rgb
+DEFAULT_MAX_PIXELS = 100_000_000  # as images.load_rgb
 
 # MediaDecodeError.kind values, so callers can count skipped files by reason
 UNREADABLE = "unreadable"

@@ -2,7 +2,7 @@
 orientation, any mode, transparency over white, decompression bombs refused from the header), square it
 (squash, crop or pad), resize to uint8 [3, S, S]; then, on the device, ImageNet normalisation for the
 captioner or [-1, 1] for the VQ-VAE. Procedural shapes and real photos reach the models alike.
-GIF animations are decoded in gif_frames.py."""
+GIF animations are decoded in gif_frames.py, and so is a still taken from a GIF (its first frame)."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ import torch
 from PIL import ExifTags, Image, ImageOps
 from torchvision.transforms.v2 import functional as TF
 
-from supra.data.gif_frames import EMPTY, TOO_LARGE, MediaDecodeError
+from supra.data.gif_frames import EMPTY, TOO_LARGE, MediaDecodeError, open_gif
 from supra.utils.errors import SupraUserError
 from supra.utils.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
@@ -91,7 +91,9 @@ def require_image_file(path: str | Path, key: str = "image") -> Path:
 
 
 def load_rgb(path: str | Path | BinaryIO, max_pixels: int = 100_000_000, draft: int | None = None) -> Image.Image:
-    """Any image file -> RGB PIL image: EXIF orientation applied, any mode (L, CMYK, P, RGBA, ICC) converted.
+    """Any image file -> RGB PIL image: EXIF orientation applied, any mode (L, CMYK, P, RGBA, ICC) converted,
+    transparency over white; a GIF's first frame as browsers show it (gif_frames.py), as training and
+    video2video read it.
     `draft`: a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) still at least this on each side."""
     Image.MAX_IMAGE_PIXELS = max_pixels  # decompression bombs raise instead of eating memory
     with warnings.catch_warnings():  # Pillow only warns up to twice its limit: refused here from the header
@@ -106,6 +108,8 @@ def load_rgb(path: str | Path | BinaryIO, max_pixels: int = 100_000_000, draft: 
         if image.width * image.height > max_pixels:
             raise Image.DecompressionBombError(f"{image.width}x{image.height} = {image.width * image.height} "
                                                f"pixels, over max_pixels={max_pixels}")
+        if image.format == "GIF":
+            return _gif_first_frame(path, max_pixels)
         if draft is not None and image.format == "JPEG":
             image.draft("RGB", (draft, draft))
         image = ImageOps.exif_transpose(image)
@@ -116,6 +120,20 @@ def load_rgb(path: str | Path | BinaryIO, max_pixels: int = 100_000_000, draft: 
             background.paste(image.convert("RGBA"), mask=image.convert("RGBA").split()[-1])
             return background
         return image.convert("RGB")
+
+
+def _gif_first_frame(source: str | Path | BinaryIO, max_pixels: int) -> Image.Image:
+    """A GIF's first frame as gif_frames.py composites it (browsers' way: the screen around a smaller first frame
+    is transparent, here white), not Pillow's (palette index 0 there, often black or a colour of the picture)."""
+    if not isinstance(source, (str, Path)):
+        source.seek(0)
+        source = source.read()
+    try:
+        return Image.fromarray(next(open_gif(source, max_pixels, max_frames=1).frames()))
+    except MediaDecodeError as err:
+        if err.kind == TOO_LARGE:  # as a still over max_pixels is said
+            raise Image.DecompressionBombError(str(err)) from None
+        raise
 
 
 def jpeg_draft_pixels(data: bytes, draft: int, max_pixels: int = 100_000_000) -> np.ndarray | None:
@@ -200,6 +218,8 @@ def load_still(path: Path, max_pixels: int) -> np.ndarray:
     max_pixels refused from the header before decoding). MediaDecodeError (with `kind`) for anything unusable."""
     try:
         picture = np.array(load_rgb(path, max_pixels), dtype=np.uint8)  # a writable copy, for torch
+    except MediaDecodeError:  # a GIF's, already one line with its kind
+        raise
     except Image.DecompressionBombError as err:
         raise MediaDecodeError(str(err).splitlines()[0], TOO_LARGE) from None
     except UNREADABLE as err:
