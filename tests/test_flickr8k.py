@@ -108,6 +108,23 @@ def test_images_are_decoded_upright_in_rgb_from_any_mode(tmp_path):
     assert load_rgb(tmp_path / "p.png").mode == "RGB"
 
 
+def test_a_pngs_transparent_colour_is_white_in_every_mode(tmp_path):
+    # tRNS names one colour (RGB) or grey value (L, 16-bit, 1-bit) as transparent, as a palette's does
+    import numpy as np
+
+    pixels = {"RGB": np.array([[[0, 0, 0], [10, 20, 30]]], dtype=np.uint8), "L": np.array([[0, 77]], dtype=np.uint8),
+              "I;16": np.array([[0, 40000]], dtype=np.uint16)}
+    for mode, values in pixels.items():
+        key = (0, 0, 0) if mode == "RGB" else 0
+        Image.fromarray(values).save(tmp_path / "key.png", transparency=key)
+        Image.fromarray(values).save(tmp_path / "plain.png")
+        keyed, plain = np.asarray(load_rgb(tmp_path / "key.png")), np.asarray(load_rgb(tmp_path / "plain.png"))
+        assert keyed[0, 0].tolist() == [255, 255, 255] and plain[0, 0].tolist() == [0, 0, 0], mode
+        assert keyed[0, 1].tolist() == plain[0, 1].tolist(), mode  # the other colours as they are
+    Image.new("1", (2, 1), 0).save(tmp_path / "bits.png", transparency=0)
+    assert np.asarray(load_rgb(tmp_path / "bits.png"))[0, 0].tolist() == [255, 255, 255]
+
+
 def test_cache_records_failures_instead_of_crashing(tmp_path):
     (tmp_path / "bad.jpg").write_bytes(b"nope")
     Image.new("RGB", (10, 10)).save(tmp_path / "good.jpg")

@@ -92,8 +92,8 @@ def require_image_file(path: str | Path, key: str = "image") -> Path:
 
 def load_rgb(path: str | Path | BinaryIO, max_pixels: int = 100_000_000, draft: int | None = None) -> Image.Image:
     """Any image file -> RGB PIL image: EXIF orientation applied, any mode (L, CMYK, P, RGBA, ICC) converted,
-    transparency over white; a GIF's first frame as browsers show it (gif_frames.py), as training and
-    video2video read it.
+    transparency (an alpha channel, or the colour a PNG's tRNS names in any mode) over white; a GIF's first
+    frame as browsers show it (gif_frames.py), as training and video2video read it.
     `draft`: a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) still at least this on each side."""
     Image.MAX_IMAGE_PIXELS = max_pixels  # decompression bombs raise instead of eating memory
     with warnings.catch_warnings():  # Pillow only warns up to twice its limit: refused here from the header
@@ -114,12 +114,24 @@ def load_rgb(path: str | Path | BinaryIO, max_pixels: int = 100_000_000, draft: 
             image.draft("RGB", (draft, draft))
         image = ImageOps.exif_transpose(image)
         if image.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grey: convert() would clip it at 255, not scale
-            image = Image.fromarray((np.asarray(image, dtype=np.int64) >> 8).clip(0, 255).astype(np.uint8))
-        if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
+            image = _grey_8bit(image)
+        # an alpha channel, or a colour key (tRNS: the value or colour given is transparent) in any mode
+        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+            rgba = image.convert("RGBA")
             background = Image.new("RGB", image.size, (255, 255, 255))
-            background.paste(image.convert("RGBA"), mask=image.convert("RGBA").split()[-1])
+            background.paste(rgba, mask=rgba.split()[-1])
             return background
         return image.convert("RGB")
+
+
+def _grey_8bit(image: Image.Image) -> Image.Image:
+    """16-bit grey -> L (the top 8 bits), its colour key (the 16-bit value given as transparent) kept as alpha: LA."""
+    values = np.asarray(image, dtype=np.int64)
+    grey = Image.fromarray((values >> 8).clip(0, 255).astype(np.uint8))
+    key = image.info.get("transparency")
+    if isinstance(key, int):
+        grey.putalpha(Image.fromarray(np.where(values == key, 0, 255).astype(np.uint8)))
+    return grey
 
 
 def _gif_first_frame(source: str | Path | BinaryIO, max_pixels: int) -> Image.Image:
