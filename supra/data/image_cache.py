@@ -23,7 +23,7 @@ from rich.progress import Progress
 from supra.data.images import UNREADABLE, image_to_uint8, load_rgb
 from supra.utils.files import atomic_path, require_writable_dir, write_json_atomic
 
-CACHE_VERSION = 1  # bump when decoding or resizing changes
+CACHE_VERSION = 2  # bump when decoding or resizing changes (2: a GIF's first frame as shown, PNG colour keys)
 
 
 @dataclass(frozen=True)
