@@ -41,7 +41,7 @@ from supra.pictures.attention import explain_page, render_token_strip, square_gr
 from supra.pictures.files import save_image_atomic
 from supra.tokens.a2a_layout import CONTROL_TOKENS
 from supra.tokens.a2a_sequences import check_fits, text_room
-from supra.utils.cli import check_option_types, hydra_command, refuse_unread_options
+from supra.utils.cli import check_option_types, check_seed, hydra_command, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     refuse_folders_in_the_way,
@@ -139,6 +139,7 @@ def check_a2a_options(cfg: DictConfig) -> None:
     """The a2a options, as `python -m supra.generate` checks the same ones, before any work."""
     check_option_types(cfg, whole=("image_size", "seed", "best_of", "max_new_tokens"), numbers=("temperature", "guidance"),
                        optional=("seed",))
+    check_seed("seed", cfg.seed)
     if cfg.image_size < 8 or cfg.image_size % 8:
         raise SupraUserError(f"image_size={cfg.image_size} must be a positive multiple of 8 (the VQ-VAE's patch)")
     if cfg.max_new_tokens < 1:

@@ -49,7 +49,7 @@ from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
 from supra.tokens.a2a_sequences import check_fits, frames_that_fit, text_room
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils import files
-from supra.utils.cli import check_option_types, hydra_command, refuse_unread_options
+from supra.utils.cli import check_option_types, check_seed, hydra_command, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     remove_earlier_outputs,
@@ -100,6 +100,7 @@ class Request:
         check_option_types(vars(self), whole=("frames", "given_frames", "image_size", "num_samples", "seed", "top_k",
                                               "best_of", "max_new_tokens", "max_pixels"),
                            numbers=("temperature", "top_p", "guidance"), optional=("given_frames", "top_k", "top_p"))
+        check_seed("seed", self.seed)  # torch's generator takes 64 bits: a larger one was a traceback
         if self.mode not in MODES:
             raise SupraUserError(f"mode={self.mode!r} is unknown: choose one of {', '.join(MODES)}")
         if self.resize not in RESIZES:

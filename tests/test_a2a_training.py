@@ -361,3 +361,25 @@ def test_evaluate_samples_with_the_runs_own_seed_unless_given_one(a2a_trained, t
     for given, seed in (([], 5), (["seed=3"], 3)):
         cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={tmp_path / 'seed5.ckpt'}", *given])
         assert _a2a(cfg)[0].generation["seed"] == seed
+
+
+def test_a_sampling_seed_outside_train_pys_range_is_one_line_not_a_traceback_in_the_test(a2a_trained, tmp_path):
+    """The test's draws add the rank and an item count to the seed: past torch's 64 bits that was an overflow."""
+    from supra.runner.evaluation import _a2a
+
+    last = a2a_trained / "checkpoints" / "last.ckpt"
+    for seed in (2**64, -1):
+        cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={last}", f"seed={seed}"])
+        with pytest.raises(SupraUserError, match=rf"^seed={seed} must be from 0 to 4294967295 \(or null: the run's "
+                                                 r"own model.generation.seed\)$"):
+            _a2a(cfg)
+    checkpoint = torch.load(last, weights_only=False)
+    checkpoint["supra"]["run_config"]["model"]["generation"]["seed"] = 2**64  # a run's own, unchecked when it trained
+    torch.save(checkpoint, tmp_path / "huge_seed.ckpt")
+    cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={tmp_path / 'huge_seed.ckpt'}"])
+    with pytest.raises(SupraUserError, match=r"^ckpt=.*huge_seed.ckpt samples with model.generation.seed="
+                                             r"18446744073709551616, not a whole number from 0 to 4294967295: give "
+                                             r"seed=N to score it with another$"):
+        _a2a(cfg)
+    given = compose_config("eval", tmp_path / "eval", [f"ckpt={tmp_path / 'huge_seed.ckpt'}", "seed=3"])
+    assert _a2a(given)[0].generation["seed"] == 3

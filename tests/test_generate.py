@@ -338,6 +338,9 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
           for prompt, block in (("<TEXT>a red", "text"), ("<IMAGE>", "image"), ("<VIDEO>", "video"))),
         (["mode=text", "prompt=a", "temperature=abc"], r"temperature='abc' must be a number"),
         (["mode=text", "prompt=a", "num_samples=0"], r"^num_samples=0 must be >= 1$"),
+        # train.py's seeds: a torch generator takes 64 bits, and the text2image error named the prompt
+        *(([f"mode={mode}", "prompt=a", f"seed={seed}"], rf"^seed={seed} must be from 0 to 4294967295$")
+          for mode in ("text", "text2image") for seed in (2**64, -1)),
         (["mode=text", "prompt=a", "device=gpu"], r"device='gpu' is unknown: choose cpu, cuda \(or cuda:N\) or auto"),
         (["mode=video2video", f"image={tmp_path / 'short.gif'}", "frames=2", "given_frames=0"],
          r"given_frames=0 must be between 1 and frames - 1 = 1"),
@@ -385,6 +388,7 @@ def test_explain_checks_the_options_it_shares_with_generate_the_same_way(pair, t
         ([*text2image, "best_of=0"], "best_of=0 must be >= 1 (1 = off)"),
         ([*text2image, "image_size=60"], "image_size=60 must be a positive multiple of 8"),
         ([*text2image, "seed=abc"], "seed='abc' must be a whole number"),
+        ([*text2image, "seed=18446744073709551616"], "seed=18446744073709551616 must be from 0 to 4294967295"),
         (["mode=text2image", "prompt=" + "a red square " * 20], "shorten the prompt by"),
         (["mode=image2text", f"image={tmp_path / 'black.png'}", "max_new_tokens=0"], "max_new_tokens=0 must be >= 1"),
         (["mode=image2text", f"image={tmp_path / 'black.png'}"],  # 64 px: 8x8 codes, over the tiny model's 48

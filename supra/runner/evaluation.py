@@ -41,7 +41,7 @@ from supra.tasks.a2a import A2ATask
 from supra.tasks.base import SupraTask
 from supra.tasks.captioning import CaptioningTask
 from supra.tasks.vq_autoencoding import VQAutoencodingTask
-from supra.utils.cli import refuse_unread_options
+from supra.utils.cli import MAX_SEED, check_option_types, check_seed, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 from supra.utils.hardware import check_command_accelerator
@@ -95,11 +95,18 @@ def _captioner(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback
 
 
 def _a2a(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
+    # the test's draws add to the seed (tasks/a2a.py): train.py's range keeps them within torch's 64 bits
+    check_option_types(cfg, whole=("seed",), optional=("seed",))
+    check_seed("seed", cfg.seed, null="the run's own model.generation.seed")
     net, vqvae, vocab = load_a2a(cfg.ckpt)
     path = local_path(cfg.ckpt)
     run_cfg = run_config_of(load_supra_checkpoint(path)) if path.is_file() else None
     model_cfg = scored_settings(path, (run_cfg or {}) if path.is_file() else None)
     generation = {**(model_cfg.get("generation") or {}), **given_seed(cfg)}  # the run's sampling, seed= aside
+    seed = generation.get("seed")
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED):
+        raise SupraUserError(f"ckpt={cfg.ckpt} samples with model.generation.seed={seed!r}, not a whole number from 0 "
+                             f"to {MAX_SEED}: give seed=N to score it with another")
     # the run's loss too: with code_softmax its losses normalise over the codes where a code comes next
     task = A2ATask(net=net, optimizer=None, vqvae=vqvae, generation=generation, run_config=run_cfg,
                    code_softmax=bool(model_cfg.get("code_softmax", False)),
