@@ -468,8 +468,10 @@ def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None,
         outputs, about = sample()
         summary = {"mode": request.mode, "seed": request.seed, "num_samples": request.num_samples,
                    "files": list(outputs), **about}
-        # an earlier output given as image= is the user's input now: kept
-        kept = [Path(request.image).name] if request.image and Path(request.image).resolve().parent == out.resolve() else []
+        # an earlier output given as image= is the user's input now: kept, by the file it is (a link to it given
+        # from elsewhere keeps what it points to, not a name of the link's)
+        given = Path(request.image).resolve() if request.image else None
+        kept = [given.name] if given and given.parent == out.resolve() else []
         publish(out, outputs, summary, kept)
     return out, summary
 

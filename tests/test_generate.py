@@ -484,6 +484,13 @@ def test_a_second_generation_into_the_same_folder_leaves_only_its_own_outputs_an
     generate(tmp_path, pair[0], "mode=image2text", f"image={tmp_path / 'out' / 'image_0.png'}", "num_samples=1")
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["captions.txt", "generation.json", "grid.png",
                                                                   "image_0.png", "notes.txt"]
+    # given through a link from elsewhere, the same: the file it points to is kept, the link still leads to it
+    sym = tmp_path / "sym"
+    generate(tmp_path, pair[0], "mode=text2image", "prompt=a red square", "num_samples=2", f"out={sym}")
+    (tmp_path / "mine.png").symlink_to(sym / "image_1.png")
+    generate(tmp_path, pair[0], "mode=image2text", f"image={tmp_path / 'mine.png'}", "num_samples=1", f"out={sym}")
+    assert sorted(p.name for p in sym.iterdir()) == ["captions.txt", "generation.json", "grid.png", "image_1.png"]
+    assert (tmp_path / "mine.png").exists()
 
 
 def test_the_users_own_files_in_out_are_never_written_over(pair, tmp_path):
