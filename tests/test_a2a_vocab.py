@@ -159,3 +159,22 @@ def test_missing_or_incomplete_gpt2_path_is_one_line_naming_what_is_missing(tmp_
     (tmp_path / "broken.json").write_text("{not json")
     with pytest.raises(SupraUserError, match="not a readable tokenizer.json"):
         A2AVocab.from_gpt2(tmp_path / "broken.json")
+
+
+
+def test_a_gpt2_vocabulary_cut_short_of_its_byte_symbols_is_refused_not_read_as_fewer_ids(tmp_path):
+    # without its 256 byte symbols a byte-level BPE drops the text they spell: "a red square" was [0, 0]
+    (tmp_path / "vocab.json").write_text('{"a": 0}')
+    (tmp_path / "merges.txt").write_text("#version: 0.2\n")
+    with pytest.raises(SupraUserError, match=rf"^data.text_tokenizer={tmp_path} \(vocab.json\) lacks 255 of the 256 "
+                                             r"byte symbols of a byte-level BPE \('!', '\"', '#', ...\): it is not "
+                                             r"GPT-2's whole vocabulary; give its complete vocab.json \+ merges.txt"):
+        A2AVocab.from_gpt2(tmp_path)
+    write_tiny_gpt2_files(tmp_path)  # the byte symbols and a few merges: whole, if small
+    whole = A2AVocab.from_gpt2(tmp_path)
+    whole.hf.save(str(tmp_path / "tokenizer.json"))
+    vocab = json.loads((tmp_path / "tokenizer.json").read_text())
+    del vocab["model"]["vocab"]["!"]  # the one-file form alike
+    (tmp_path / "tokenizer.json").write_text(json.dumps(vocab))
+    with pytest.raises(SupraUserError, match=r"\(tokenizer.json\) lacks 1 of the 256 byte symbols .*\('!'\): it is"):
+        A2AVocab.from_gpt2(tmp_path)

@@ -62,17 +62,19 @@ class A2AVocab:
     @classmethod
     def from_gpt2(cls, path: str | os.PathLike, num_codes: int = 256) -> A2AVocab:
         """GPT-2's tokenizer files: a folder with tokenizer.json, or with vocab.json + merges.txt, or a
-        tokenizer.json file. Missing or unreadable files -> one-line SupraUserError naming them."""
+        tokenizer.json file. Missing or unreadable files, or a byte-level vocabulary without its 256 byte symbols
+        -> one-line SupraUserError naming them."""
         path = Path(path)
         if path.is_file():
-            return cls(_read_tokenizer_json(path), num_codes, source="gpt2")
+            return cls(_whole_byte_level(_read_tokenizer_json(path), path), num_codes, source="gpt2")
         if not path.is_dir():
             raise SupraUserError(
                 f"data.text_tokenizer={path} does not exist: give a folder with GPT-2's vocab.json + merges.txt "
                 "(or tokenizer.json), or leave it unset to train a BPE on the captions"
             )
         if (path / "tokenizer.json").is_file():
-            return cls(_read_tokenizer_json(path / "tokenizer.json"), num_codes, source="gpt2")
+            return cls(_whole_byte_level(_read_tokenizer_json(path / "tokenizer.json"), path, "tokenizer.json"),
+                       num_codes, source="gpt2")
         missing = [name for name in ("vocab.json", "merges.txt") if not (path / name).is_file()]
         if missing:
             raise SupraUserError(
@@ -86,7 +88,7 @@ class A2AVocab:
         tok = Tokenizer(bpe)
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
         tok.decoder = decoders.ByteLevel()
-        return cls(tok, num_codes, source="gpt2")
+        return cls(_whole_byte_level(tok, path, "vocab.json"), num_codes, source="gpt2")
 
     @classmethod
     def build(cls, text_tokenizer: str | None, captions: Iterable[str], vocab_size: int = 4096,
@@ -225,6 +227,24 @@ def _side(n: int) -> int:
     """The side of a square grid of n codes, or n itself (one row) when n is not square."""
     side = math.isqrt(n)
     return side if side * side == n else max(n, 1)
+
+
+def _whole_byte_level(tok: Tokenizer, path: Path, file: str | None = None) -> Tokenizer:
+    """`tok` (data.text_tokenizer=`path`, its `file` where it is a folder) when it is no byte-level BPE or has
+    all 256 byte symbols, which spell whatever no merge covers: a vocabulary cut short would drop that text
+    without a word ("a red square" as two ids)."""
+    if not isinstance(tok.pre_tokenizer, pre_tokenizers.ByteLevel) and not isinstance(tok.decoder, decoders.ByteLevel):
+        return tok
+    vocab = tok.get_vocab(with_added_tokens=False)
+    missing = [symbol for symbol in sorted(pre_tokenizers.ByteLevel.alphabet()) if symbol not in vocab]
+    if missing:
+        raise SupraUserError(
+            f"data.text_tokenizer={path}{f' ({file})' if file else ''} lacks {len(missing)} of the 256 byte symbols "
+            "of a byte-level BPE "
+            f"({', '.join(map(repr, missing[:3]))}{', ...' if len(missing) > 3 else ''}): it is not GPT-2's whole "
+            "vocabulary; give its complete vocab.json + merges.txt (or tokenizer.json)"
+        )
+    return tok
 
 
 def _read_tokenizer_json(path: Path) -> Tokenizer:
