@@ -8,6 +8,7 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import torch
 from hydra.utils import get_class
 from omegaconf import DictConfig, OmegaConf
@@ -17,7 +18,7 @@ from supra.artifacts.checkpoints import load_vqvae
 from supra.artifacts.loaded_configs import check_targets, instantiate_loaded
 from supra.data.base import SPLITS
 from supra.data.media.codes import KIND, META, codes_dtype, encode_items, file_sha256, write_meta, write_split
-from supra.data.media.datamodule import MediaDataModule
+from supra.data.media.datamodule import MediaDataModule, MediaItems
 from supra.runner.components import chosen_data_config
 from supra.utils.cli import check_option_types, hydra_command
 from supra.utils.errors import SupraUserError
@@ -42,19 +43,15 @@ def run(cfg: DictConfig) -> Path:
     out = Path(cfg.out)
     if (out / "meta.json").exists() and not cfg.overwrite:
         raise SupraUserError(f"out={out} already holds codes (meta.json): choose another folder or add overwrite=true")
+    made = not out.exists()
     require_writable_dir(out, f"out={out}")  # before the work, not after
-    device = torch.device("cuda" if cfg.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu")
-    net.to(device)
-    datamodule = instantiate_loaded(data_cfg, f"ckpt={cfg.ckpt}", "run_config.data")  # partly from the checkpoint
-    if not isinstance(datamodule, MediaDataModule):
-        raise SupraUserError(not_media_data(data_cfg))
+    try:
+        datamodule, encoded = encode_splits(cfg, net, data_cfg, splits)
+    except BaseException:  # the data refused (data.root not there, too few files), Ctrl-C: no empty folder left
+        if made and not any(out.iterdir()):
+            out.rmdir()
+        raise
     dtype = codes_dtype(net.config.num_codes)
-    encoded = {}  # every split encoded before the folder is touched: codes it holds stay whole if data fails
-    with Progress(disable=not cfg.show_progress, transient=True) as progress:
-        for split in splits:
-            items = datamodule.items(split)
-            codes = encode_items(net, items.pixels, cfg.batch_size, device, progress, f"encoding {split}")
-            encoded[split] = items, codes.numpy().astype(dtype)  # held as stored, not as int64
     earlier = earlier_split_files(out)
     (out / "meta.json").unlink(missing_ok=True)  # overwriting: the folder is incomplete until the end
     # the earlier run's splits this one does not write (splits=train after all three): removed, so the folder
@@ -72,6 +69,25 @@ def run(cfg: DictConfig) -> Path:
     })
     print(f"wrote codes of {', '.join(f'{n} {s}' for s, n in counts.items())} items to {out}")
     return out
+
+
+def encode_splits(cfg: DictConfig, net: torch.nn.Module, data_cfg: DictConfig,
+                  splits: list[str]) -> tuple[MediaDataModule, dict[str, tuple[MediaItems, np.ndarray]]]:
+    """The data built and every split encoded, before the folder is touched: codes it holds stay whole if the
+    data fails."""
+    device = torch.device("cuda" if cfg.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu")
+    net.to(device)
+    datamodule = instantiate_loaded(data_cfg, f"ckpt={cfg.ckpt}", "run_config.data")  # partly from the checkpoint
+    if not isinstance(datamodule, MediaDataModule):
+        raise SupraUserError(not_media_data(data_cfg))
+    dtype = codes_dtype(net.config.num_codes)
+    encoded = {}
+    with Progress(disable=not cfg.show_progress, transient=True) as progress:
+        for split in splits:
+            items = datamodule.items(split)
+            codes = encode_items(net, items.pixels, cfg.batch_size, device, progress, f"encoding {split}")
+            encoded[split] = items, codes.numpy().astype(dtype)  # held as stored, not as int64
+    return datamodule, encoded
 
 
 def refuse_other_data(data_cfg: DictConfig, source: str) -> None:

@@ -212,6 +212,17 @@ def test_data_that_is_no_image_or_clip_datamodule_is_one_line_naming_the_data_it
         assert not (tmp_path / "codes").exists()  # refused before the folder is made
 
 
+def test_data_refused_once_built_leaves_no_out_folder(vqvae_ckpt, tmp_path, capsys):
+    (tmp_path / "one").mkdir()
+    Image.new("RGB", (16, 16), (200, 40, 40)).save(tmp_path / "one" / "red.png")  # too few files for a val split
+    for root, said in (("nowhere", "does not exist"), ("one", "1 usable media files are too few")):
+        with pytest.raises(SystemExit):
+            run_command("tokenize_media", f"ckpt={vqvae_ckpt}", f"out={tmp_path / 'codes'}", "data=media_folder",
+                        f"data.root={tmp_path / root}", "show_progress=false", run_dir=tmp_path)
+        assert said in capsys.readouterr().err
+        assert not (tmp_path / "codes").exists(), root  # made to prove it writable, removed again
+
+
 def test_image_size_that_is_not_a_multiple_of_8_is_refused_with_the_nearest_sizes(tmp_path):
     result = subprocess.run([sys.executable, "train.py", *VQ_RUN, "data.image_size=60", f"hydra.run.dir={tmp_path}"],
                             cwd=ROOT, capture_output=True, text=True, timeout=300)
