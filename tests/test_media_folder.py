@@ -320,6 +320,23 @@ def test_bad_options_are_refused_when_the_datamodule_is_made(tmp_path, option):
         MediaFolderDataModule(root=str(tmp_path), **option)
 
 
+def test_options_a_mode_does_not_read_are_refused_not_ignored(tmp_path):
+    cases = [
+        ({"mode": "frames", "frame_stride": 100, "frames": 7},
+         "data.frames=7 data.frame_stride=100: data.mode=frames does not read them (data.mode=clips reads them); "
+         "leave them out"),
+        ({"mode": "images", "max_frames": 3},
+         "data.max_frames=3: data.mode=images does not read it (data.mode=frames or clips reads it); leave it out"),
+    ]
+    for options, message in cases:
+        with pytest.raises(SupraUserError) as err:
+            MediaFolderDataModule(root=str(tmp_path), **options)
+        assert str(err.value) == message
+    # at their defaults, given or not, they are no change; the modes that read them take them
+    MediaFolderDataModule(root=str(tmp_path), mode="frames", frames=4, frame_stride=1, max_frames=3)
+    MediaFolderDataModule(root=str(tmp_path), mode="clips", frames=7, frame_stride=100)
+
+
 def test_the_hydra_config_builds_the_datamodule_with_every_option(tmp_path):
     save_pillow_gif(tmp_path / "data" / "media" / "a.gif", [RED, GREEN])
     for i in range(3):

@@ -38,6 +38,10 @@ log = logging.getLogger(__name__)
 RESIZES = ("crop", "pad")
 MODES = ("images", "frames", "clips")
 SKIP_REASONS = {UNREADABLE: "unreadable", TOO_LARGE: "over max_pixels", EMPTY: "empty (0 pixels or 0 frames)"}
+# The options only some modes read, and their defaults (conf/data/media_folder.yaml's): set to another value
+# in a mode that does not read it (data.mode=frames data.frame_stride=2), one would be ignored without a word.
+READ_BY = {"frames": ("clips",), "frame_stride": ("clips",), "max_frames": ("frames", "clips")}
+DEFAULTS = {"frames": 4, "frame_stride": 1, "max_frames": 256}
 
 
 def clips_of(frames: list[torch.Tensor], length: int) -> tuple[list[torch.Tensor], bool]:
@@ -48,6 +52,17 @@ def clips_of(frames: list[torch.Tensor], length: int) -> tuple[list[torch.Tensor
     return [torch.stack(frames[i:i + length]) for i in range(0, len(frames) - length + 1, length)], False
 
 
+def refuse_unread(mode: str, values: dict[str, int]) -> None:
+    """Those of `values` (READ_BY's options) that `mode` does not read, set to other than their defaults: one
+    line naming them and the modes that read them."""
+    unread = [key for key, value in values.items() if mode not in READ_BY[key] and value != DEFAULTS[key]]
+    if unread:
+        them = "it" if len(unread) == 1 else "them"
+        readers = " or ".join(m for m in MODES if all(m in READ_BY[key] for key in unread))
+        raise SupraUserError(f"{' '.join(f'data.{key}={values[key]}' for key in unread)}: data.mode={mode} does not "
+                             f"read {them} (data.mode={readers} reads {them}); leave {them} out")
+
+
 class MediaFolderDataModule(MediaDataModule):
     """Images and GIFs under `root`, split by file (a GIF's frames and clips stay in one split)."""
 
@@ -56,10 +71,10 @@ class MediaFolderDataModule(MediaDataModule):
         root: str,
         resize: str = "crop",
         mode: str = "images",
-        frames: int = 4,
-        frame_stride: int = 1,
+        frames: int = DEFAULTS["frames"],
+        frame_stride: int = DEFAULTS["frame_stride"],
         max_pixels: int = 100_000_000,
-        max_frames: int = 256,
+        max_frames: int = DEFAULTS["max_frames"],
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
         seed: int = 0,
@@ -75,6 +90,7 @@ class MediaFolderDataModule(MediaDataModule):
         for key, value in counts.items():
             if value < 1:
                 raise SupraUserError(f"data.{key}={value} must be >= 1")
+        refuse_unread(mode, {"frames": frames, "frame_stride": frame_stride, "max_frames": max_frames})
         if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
             raise SupraUserError(
                 f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must each be in [0, 1) "
