@@ -422,11 +422,11 @@ def prepare_videos(request: Request, pair: Pair) -> Callable[[], Result]:
         prompt = opened(layout, prefix, "video", layout.video_open, request.prompt)
     else:
         prompt = prefix + layout.video_block(given_codes)[:-1]  # the video stays open
-    return partial(sample_videos, request, pair, prompt, len(prefix), side, clip, given_codes)
+    return partial(sample_videos, request, pair, prompt, side, clip, given_codes)
 
 
-def sample_videos(request: Request, pair: Pair, prompt: list[int], prefix_len: int, side: int,
-                  clip: torch.Tensor | None, given_codes: torch.Tensor | None) -> Result:
+def sample_videos(request: Request, pair: Pair, prompt: list[int], side: int, clip: torch.Tensor | None,
+                  given_codes: torch.Tensor | None) -> Result:
     options = sampling(request, pair.device)
     given = 0 if given_codes is None else len(given_codes)
     rows = [] if clip is None else [clip]
@@ -440,7 +440,8 @@ def sample_videos(request: Request, pair: Pair, prompt: list[int], prefix_len: i
         rows.append(frames)
         all_codes.append(codes.tolist())
     outputs["grid.png"] = render_image_rows(rows)
-    return outputs, {"prompt": pair.vocab.render(prompt[:prefix_len]), "given_frames": given, "codes": all_codes}
+    # the prompt as the model was given it: with its <VIDEO>, and video2video's given frames
+    return outputs, {"prompt": pair.vocab.render(prompt), "given_frames": given, "codes": all_codes}
 
 
 PREPARE = {"text": prepare_texts, "image2text": prepare_texts, "text2image": prepare_images,

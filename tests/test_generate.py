@@ -278,9 +278,13 @@ def test_video_modes_write_gifs_with_the_asked_frames_and_a_strip_grid(pair, tmp
     assert torch.equal(torch.tensor(summary["codes"][0]), torch.stack([codes[c] for c in cycle("green")]))
     with Image.open(tmp_path / "out" / "video_0.gif") as gif:
         assert gif.n_frames == 4 and gif.size == (SIDE, SIDE)
+    # generation.json's prompt is what the model was given: the GIF's first two frames, the video left open
+    given = "".join(f"<FRAME>{''.join(f'<c{c}>' for c in codes[colour].flatten().tolist())}" for colour in ("green", "blue"))
+    assert json.loads((tmp_path / "out" / "generation.json").read_text())["prompt"] == f"<VIDEO>{given}"
     summary = generate(tmp_path, folder, "mode=text2video", "prompt=a blue square moving", "frames=3",
                        "num_samples=2", "seed=1")
     assert [len(c) for c in summary["codes"]] == [3, 3]
+    assert summary["prompt"] == "<TEXT>a blue square moving</TEXT><VIDEO>"
     with Image.open(tmp_path / "out" / "video_1.gif") as gif:
         assert gif.n_frames == 3
 
