@@ -19,6 +19,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, TensorDataset
 
 from supra.callbacks.checkpoint import LastStepModelCheckpoint
+from supra.runner.resume import EpochWhereStopped
 from supra.runner.training import train
 from supra.utils.errors import SupraUserError
 from supra.utils.run_folders import KeepFinishedRuns
@@ -179,3 +180,41 @@ def test_one_ctrl_c_stops_at_the_batch_end_with_last_ckpt_and_a_second_stops_at_
         assert stopped.value.code == 1 and not isinstance(stopped.value, SIGTERMException)
         assert not (tmp_path / "last.ckpt").exists()
     assert signal.getsignal(signal.SIGINT) is ctrl_c  # Ctrl-C as it was, after the fit
+
+
+class RecordsBatches(L.LightningModule):
+    """A model that records (epoch, batch index, step) of each batch it trains."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.layer, self.trained = torch.nn.Linear(2, 1), []
+
+    def training_step(self, batch, batch_idx):
+        self.trained.append((self.current_epoch, batch_idx, self.global_step))
+        return self.layer(batch[0]).mean()
+
+    def validation_step(self, batch, batch_idx):
+        self.log("val/loss", self.layer(batch[0]).mean())
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+@pytest.mark.parametrize("bound", [{"max_steps": 8}, {"max_epochs": 2}])
+@pytest.mark.parametrize("validations", [{"limit_val_batches": 0}, {"val_check_interval": 2, "check_val_every_n_epoch": None}])
+def test_a_run_stopped_at_max_steps_mid_epoch_resumes_in_that_epoch_however_the_resumed_run_is_bounded(
+        bound, validations, tmp_path):
+    # last.ckpt written as the fit stopped, 3 batches into a 4-batch epoch (at that epoch's end hooks, or after a
+    # validation at train end): Lightning counted the epoch done, so a resumed run bounded by epochs began the
+    # next one (8 steps became 7), and one bounded by steps finished it as the next (its data drawn as epoch 1's)
+    def fit(ckpt_path=None, **limits):
+        model, data = RecordsBatches(), DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2)
+        trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                            callbacks=[LastStepModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0),
+                                       EpochWhereStopped()], **validations, **limits)
+        trainer.fit(model, data, data, ckpt_path=ckpt_path)
+        return model.trained
+
+    first = fit(max_steps=3)
+    resumed = fit(tmp_path / "last.ckpt", **bound)
+    assert first + resumed == [(epoch, batch, 4 * epoch + batch) for epoch in (0, 1) for batch in range(4)]

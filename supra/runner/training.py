@@ -34,6 +34,7 @@ from supra.runner.components import (
     starting_model,
     tokenizer_to_reuse,
 )
+from supra.runner.resume import EpochWhereStopped
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
 from supra.tasks.base import SupraTask
 from supra.utils.cli import CONF_DIR, check_option_types
@@ -198,7 +199,7 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
             say_resumed_changes(cfg, run_config_of(checkpoint) or {})
     datamodule = build_datamodule(cfg.data, task, tokenizer_to_reuse(cfg))
     check_callbacks_fit(task, cfg.get("callbacks"), _group_choice("callbacks"))
-    callbacks = [*instantiate_group(cfg.get("callbacks")), ValidationWithinRun()]
+    callbacks = [*instantiate_group(cfg.get("callbacks")), ValidationWithinRun(), EpochWhereStopped()]
     loggers = instantiate_group(cfg.get("logger"))
     # checkpoints written whole or not at all (unless trainer.plugins=... chooses the plugins itself)
     extra: dict[str, Any] = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}

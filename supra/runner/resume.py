@@ -1,0 +1,45 @@
+"""A resumed fit goes on in the epoch where its checkpoint stopped, however the resumed run is bounded."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import lightning as L
+from lightning.pytorch.trainer.states import TrainerFn
+
+log = logging.getLogger(__name__)
+
+
+class EpochWhereStopped(L.Callback):
+    """A run that stops before its epoch's data ran out (trainer.max_steps, or a stop asked for) ends that
+    epoch as it ends: its last.ckpt, written at train end, counts the epoch as done. Lightning then resumes it
+    mid-epoch only in a run bounded by steps (trainer.max_steps set); a run bounded by epochs began the next
+    epoch, and the rest of the interrupted one was never trained. Here such a checkpoint's epoch is counted
+    as begun but not done, as a checkpoint written during the epoch (at a validation, at Ctrl-C) counts it,
+    so that either run trains the batches an uninterrupted one would."""
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        # called with the checkpoint Lightning restores the loops from next (Trainer._run: callbacks, then loops)
+        fit_loop = (checkpoint.get("loops") or {}).get("fit_loop")
+        if trainer.state.fn != TrainerFn.FITTING or not isinstance(fit_loop, dict) or not stopped_mid_epoch(fit_loop):
+            return
+        for counts in fit_loop["epoch_progress"].values():  # as an epoch begun (started), not yet processed
+            counts["processed"] = counts["completed"] = counts["started"] - 1
+        epoch = fit_loop["epoch_progress"]["current"]["completed"]
+        batches = fit_loop["epoch_loop.batch_progress"]["current"]["completed"]
+        log.info("the checkpoint stopped within epoch %d, after %d of its batches: training goes on there", epoch, batches)
+
+
+def stopped_mid_epoch(fit_loop: dict[str, Any]) -> bool:
+    """Whether Lightning's fit loop state (a checkpoint's loops.fit_loop) ended an epoch whose last batch was
+    never reached: the epoch counted processed (its end hooks ran: the checkpoint was written there, or at
+    train end after them), with batches of it trained but not its last."""
+    try:
+        batches = fit_loop["epoch_loop.batch_progress"]
+        ended = all(epochs["ready"] == epochs["started"] == epochs["processed"] > 0
+                    and epochs["completed"] in (epochs["processed"], epochs["processed"] - 1)
+                    for epochs in fit_loop["epoch_progress"].values())
+        return ended and not batches["is_last_batch"] and batches["current"]["completed"] > 0
+    except (KeyError, TypeError):  # another Lightning's layout: its own rules apply
+        return False
