@@ -297,6 +297,10 @@ def test_resume_from_last_checkpoint_continues_at_the_same_step(trained_run, tra
     resumed = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
     before = torch.load(last, weights_only=True)
     assert [g["weight_decay"] for g in resumed["optimizer_states"][0]["param_groups"]] == [0.01, 0.0]
+    # and what the run used is what it records (for a release card, a further resume), not what was given
+    used = resumed["supra"]["run_config"]["model"]
+    assert (used["optimizer"]["lr"], used["weight_decay"]) == (0.003, 0.01)
+    assert "lr: 0.003" in (Path(cfg.paths.output_dir) / "csv" / "hparams.yaml").read_text()
     # 37 is no multiple of the validation interval: last.ckpt still holds the final step
     assert before["global_step"] == 30 and resumed["global_step"] == 37
     # the optimizer and scheduler went on from step 30 rather than starting again

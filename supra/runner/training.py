@@ -196,7 +196,10 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     if ckpt_path:
         checkpoint = check_resumable(task, ckpt_path, cfg.trainer.get("max_steps") if cfg.get("train") else None)
         if cfg.get("train"):
-            say_resumed_changes(cfg, run_config_of(checkpoint) or {})
+            resumed = run_config_of(checkpoint) or {}
+            say_resumed_changes(cfg, resumed)
+            # the run config the task saves in its checkpoints and the loggers record: what this run trained with
+            keep_resumed_settings(run_config, resumed)
     datamodule = build_datamodule(cfg.data, task, tokenizer_to_reuse(cfg))
     check_callbacks_fit(task, cfg.get("callbacks"), _group_choice("callbacks"))
     callbacks = [*instantiate_group(cfg.get("callbacks")), ValidationWithinRun(), EpochWhereStopped()]
@@ -289,6 +292,22 @@ def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
         given, theirs = cfg.model.get(key), (run_config.get("model") or {}).get(key)
         if given != theirs:
             log.warning("resuming ckpt_path=%s with model.%s=%s (was %s): %s", cfg.ckpt_path, key, given, theirs, outcome)
+
+
+def keep_resumed_settings(run_config: dict[str, Any], resumed: dict[str, Any]) -> None:
+    """Put the settings a resumed run takes from its checkpoint (say_resumed_changes: "not used") into its
+    `run_config`, over those given now: the checkpoint's optimizer and schedule, whose state goes on, its
+    weight decay, kept in that state, and the release its weights were first taken from. Otherwise the new
+    checkpoints, the release card and a further resume would tell of settings this run never used."""
+    model, theirs = run_config.get("model"), resumed.get("model")
+    if not isinstance(model, dict) or not isinstance(theirs, dict):
+        return
+    for key in ("optimizer", "scheduler"):
+        if isinstance(theirs.get(key), dict):  # else Lightning restores no state over ours: ours is used
+            model[key] = theirs[key]
+    for key in ("weight_decay", "init_from"):
+        if key in theirs:
+            model[key] = theirs[key]
 
 
 def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig) -> str | None:
