@@ -81,6 +81,27 @@ def test_a_run_that_ends_before_its_first_validation_is_warned_of_before_trainin
         check.on_fit_start(SimpleNamespace(**settings), None)
         warned.append([r.getMessage().split(",")[0] for r in caplog.records])
     assert warned == [["this run ends after 6 training batches (trainer.max_steps=6)"], [], []]
+    # a resumed run: the batches left after its checkpoint's, up to the next validation since the first run began,
+    # and the test scores the best checkpoint carried over, if any (else the last weights)
+    said = []
+    for step, best, max_steps in ((10, "run2/checkpoints/best.ckpt", 30), (10, "", 30), (490, "", 510)):
+        check = ValidationWithinRun()
+        fitting = SimpleNamespace(state=SimpleNamespace(fn="fit"), accumulate_grad_batches=1)
+        check.on_load_checkpoint(fitting, None, {"global_step": step, "loops": {"fit_loop": {
+            "epoch_loop.batch_progress": {"total": {"processed": step}}}}})
+        caplog.clear()
+        check.on_fit_start(SimpleNamespace(**{**settings, "val_check_interval": 500, "check_val_every_n_epoch": None,
+                                              "max_steps": max_steps, "max_epochs": -1,
+                                              "checkpoint_callback": SimpleNamespace(best_model_path=best)}), None)
+        said.append([r.getMessage().split(". Validate")[0] for r in caplog.records])
+    assert said == [
+        ["this run ends after 20 more training batches (trainer.max_steps=30, resumed at step 10), before its next "
+         "validation at batch 500 (trainer.val_check_interval=500): no validation (the test scores the best checkpoint "
+         "carried over from the resumed run, run2/checkpoints/best.ckpt, not this run's weights)"],
+        ["this run ends after 20 more training batches (trainer.max_steps=30, resumed at step 10), before its next "
+         "validation at batch 500 (trainer.val_check_interval=500): no validation and no best checkpoint (the test "
+         "scores the last weights)"],
+        []]  # 510 steps pass the validation at 500
 
 
 def test_debug_profiler_keeps_its_report_in_the_run_folder(train_config, tmp_path):
@@ -315,6 +336,11 @@ def test_resume_from_last_checkpoint_continues_at_the_same_step(trained_run, tra
     best = Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"
     assert resumed["callbacks"][key]["best_model_path"] == str(best)
     assert best.read_bytes() == (trained_run / "checkpoints" / "best.ckpt").read_bytes()
+    # and said before training: the 7 steps left end before the validation at 45, the test scores that best
+    (ends,) = [r.getMessage() for r in caplog.records if r.name == "supra.callbacks.validation_within_run"]
+    assert ends.startswith("this run ends after 7 more training batches (trainer.max_steps=37, resumed at step 30), "
+                           "before its next validation at batch 45 (trainer.val_check_interval=15): no validation (the "
+                           f"test scores the best checkpoint carried over from the resumed run, {best}, not this run's")
 
 
 def test_a_resume_on_other_data_says_so(train_config, caplog):

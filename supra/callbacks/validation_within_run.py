@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import math
+from typing import Any
 
 import lightning as L
+from lightning.pytorch.trainer.states import TrainerFn
 
 log = logging.getLogger(__name__)
 
@@ -13,26 +15,55 @@ log = logging.getLogger(__name__)
 class ValidationWithinRun(L.Callback):
     """Says before training when the run ends before its first validation (e.g. trainer.max_epochs=1 over fewer
     batches than trainer.val_check_interval=500): no validation, no best checkpoint, the test scores the last
-    weights. The run's length is known only once the data is (here, at the start of fit)."""
+    weights. The run's length is known only once the data is (here, at the start of fit). A resumed run counts
+    from its checkpoint's batches (validations fall every val_check_interval batches since the first run
+    began), and its test scores the best checkpoint carried over with it, if there is one."""
+
+    _resumed: tuple[int, int] | None = None  # (step, training batches) of the checkpoint resumed
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        if trainer.state.fn != TrainerFn.FITTING:
+            return
+        step = checkpoint.get("global_step") or 0
+        try:  # Lightning's count of the batches trained (an accumulating run steps once per several)
+            batches = checkpoint["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["processed"]
+        except (KeyError, TypeError):
+            batches = step * trainer.accumulate_grad_batches
+        self._resumed = (step, batches)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         interval = trainer.val_check_interval
         if (trainer.fast_dev_run or not trainer.is_global_zero or not trainer.limit_val_batches
                 or trainer.check_val_every_n_epoch is not None or not isinstance(interval, int)):
             return
-        budgets = []  # (training batches, the option that ends the run there)
+        step, done = self._resumed or (0, 0)
+        resumed = f", resumed at step {step}" if self._resumed else ""
+        budgets = []  # (training batches since the first run began, the option that ends the run there)
         if trainer.max_steps > 0:  # steps are optimizer steps, each of accumulate_grad_batches batches
-            budgets.append((trainer.max_steps * trainer.accumulate_grad_batches, f"trainer.max_steps={trainer.max_steps}"))
+            budgets.append((trainer.max_steps * trainer.accumulate_grad_batches,
+                            f"trainer.max_steps={trainer.max_steps}{resumed}"))
         epoch = trainer.num_training_batches
         if trainer.max_epochs is not None and trainer.max_epochs > 0 and math.isfinite(epoch):
             budgets.append((int(epoch) * trainer.max_epochs, f"trainer.max_epochs={trainer.max_epochs}, {int(epoch)} "
-                                                             "batches each"))
+                                                             f"batches each{resumed}"))
         if not budgets:
             return
         batches, reason = min(budgets)
-        if batches < interval:
+        if batches <= done or batches // interval > done // interval:  # nothing to train, or a validation within
+            return
+        if not self._resumed:
             log.warning("this run ends after %d training batches (%s), before its first validation at "
                         "trainer.val_check_interval=%d: no validation and no best checkpoint (the test scores the last "
-                        "weights). Validate each epoch's end with trainer.val_check_interval=1.0 "
-                        "trainer.check_val_every_n_epoch=1, or set a smaller trainer.val_check_interval",
-                        batches, reason, interval)
+                        "weights). %s", batches, reason, interval, ADVICE)
+            return
+        best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
+        outcome = (f"no validation (the test scores the best checkpoint carried over from the resumed run, {best}, "
+                   "not this run's weights)" if best else
+                   "no validation and no best checkpoint (the test scores the last weights)")
+        log.warning("this run ends after %d more training batches (%s), before its next validation at batch %d "
+                    "(trainer.val_check_interval=%d): %s. %s", batches - done, reason, (done // interval + 1) * interval,
+                    interval, outcome, ADVICE)
+
+
+ADVICE = ("Validate each epoch's end with trainer.val_check_interval=1.0 trainer.check_val_every_n_epoch=1, or set a "
+          "smaller trainer.val_check_interval")
