@@ -1,10 +1,16 @@
 """The collectives Supra uses are identities in one process and gather every rank's items once under DDP."""
 
 import json
+import multiprocessing
+import os
+import signal
+from types import SimpleNamespace
 
+import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from supra.runner.spawned_ranks import end_with_main_process
 from supra.utils.distributed import broadcast_object, gather_mappings
 
 
@@ -31,3 +37,26 @@ def test_gather_over_two_processes_keeps_each_image_once(tmp_path):
     for result in results:
         assert result["merged"] == expected
         assert result["shared"] == {"rank": 0}
+
+
+@pytest.fixture
+def ctrl_c_ignored():
+    """SIGINT ignored, as a background job of a shell script starts (and passes on to the processes it spawns)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
+def test_a_spawned_rank_that_inherited_ctrl_c_ignored_still_ends_when_its_main_process_dies(ctrl_c_ignored, monkeypatch):
+    # torch has the kernel send a spawned rank SIGINT when its parent dies; ignored, the ranks of a killed
+    # `python train.py trainer=ddp_sim &` trained on as orphans
+    end_with_main_process()  # this process was not spawned: left as it is
+    assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    monkeypatch.setattr(multiprocessing, "parent_process", lambda: SimpleNamespace(pid=os.getppid()))
+    end_with_main_process()
+    ends = signal.getsignal(signal.SIGINT)
+    ends(signal.SIGINT, None)  # Ctrl-C at the terminal while the parent lives: still ignored
+    parent = os.getppid()
+    monkeypatch.setattr(os, "getppid", lambda: parent + 1)  # the parent died: this rank was adopted
+    with pytest.raises(KeyboardInterrupt):  # which torch's spawn takes as "killed by the parent": the rank ends
+        ends(signal.SIGINT, None)

@@ -35,6 +35,7 @@ from supra.runner.components import (
     tokenizer_to_reuse,
 )
 from supra.runner.resume import EpochWhereStopped
+from supra.runner.spawned_ranks import EndWithMainProcess
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
 from supra.tasks.base import SupraTask
 from supra.utils.cli import CONF_DIR, check_option_types
@@ -202,7 +203,8 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
             keep_resumed_settings(run_config, resumed)
     datamodule = build_datamodule(cfg.data, task, tokenizer_to_reuse(cfg))
     check_callbacks_fit(task, cfg.get("callbacks"), _group_choice("callbacks"))
-    callbacks = [*instantiate_group(cfg.get("callbacks")), ValidationWithinRun(), EpochWhereStopped()]
+    callbacks = [*instantiate_group(cfg.get("callbacks")), ValidationWithinRun(), EpochWhereStopped(),
+                 EndWithMainProcess()]
     loggers = instantiate_group(cfg.get("logger"))
     # checkpoints written whole or not at all (unless trainer.plugins=... chooses the plugins itself)
     extra: dict[str, Any] = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
