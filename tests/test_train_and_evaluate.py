@@ -357,6 +357,21 @@ def test_a_resume_on_other_data_says_so(train_config, caplog):
         "checkpoint's run"]
 
 
+def test_a_resume_with_other_model_settings_says_they_are_used(train_config, caplog):
+    from omegaconf import OmegaConf
+
+    from supra.runner.training import say_resumed_changes
+
+    run_config = OmegaConf.to_container(train_config(run="first"), resolve=True)  # the run the checkpoint holds
+    resumed = train_config("ckpt_path=first/last.ckpt", "model.net.dropout=0.3", "model.decode.beam_width=2",
+                           "model.compile=true", "model.score_every_n_val=2", run="second")
+    with caplog.at_level("WARNING", logger="supra.runner.training"):
+        say_resumed_changes(resumed, run_config)
+    assert [r.getMessage() for r in caplog.records] == [  # speed switches may change unsaid
+        "resuming ckpt_path=first/last.ckpt with model.decode.beam_width=2 (was 3), model.net.dropout=0.3 (was 0.0): "
+        "used: the checkpoint's weights go on with them"]
+
+
 def test_a_resumed_copy_of_a_run_carries_its_own_best_not_a_file_since_written_where_the_run_was(
         trained_run, train_config, tmp_path):
     # the run's checkpoints copied to a backup, and its old folder since reused by another run (its best

@@ -81,15 +81,20 @@ def test_vqvae_run_leaves_checkpoints_that_load_back_as_a_vqvae(vq_run):
     assert (vq_run / "checkpoints" / "last.ckpt").is_file()
 
 
-def test_resuming_with_the_codebook_learnt_otherwise_is_one_line(vq_run, tmp_path):
-    """With ema=false the codebook joins the optimizer, whose saved state cannot follow: a traceback from torch."""
+@pytest.mark.parametrize(("overrides", "theirs", "ours"), [
+    # the codebook joins the optimizer, whose saved state cannot follow: a traceback from torch
+    (["model.net.ema=false"], "model.net.ema=true", "model.net.ema=false"),
+    # other shapes: the settings named, not the tensors that do not fit
+    (["model.net.num_codes=128", "model.net.code_dim=32"], "model.net.code_dim=64 model.net.num_codes=256",
+     "model.net.code_dim=32 model.net.num_codes=128")])
+def test_resuming_with_other_model_settings_is_one_line_naming_them(vq_run, tmp_path, overrides, theirs, ours):
     from tests.conftest import TINY_RUN, compose_config
 
     last = vq_run / "checkpoints" / "last.ckpt"
     cfg = compose_config("train", tmp_path / "run", [*TINY_RUN, *VQ_RUN, f"ckpt_path={last}", "trainer.max_steps=7",
-                                                      "model.net.ema=false"])
-    with pytest.raises(SupraUserError, match=rf"^ckpt_path={last} was trained with model.net.ema=true, this run sets "
-                                             r"model.net.ema=false: a resumed run goes on with its checkpoint's model"):
+                                                      *overrides])
+    with pytest.raises(SupraUserError, match=rf"^ckpt_path={last} was trained with {theirs}, this run sets {ours}: a "
+                                             r"resumed run goes on with its checkpoint's model"):
         train(cfg)
 
 

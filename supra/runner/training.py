@@ -21,7 +21,7 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from supra.artifacts.checkpoints import load_supra_checkpoint, net_state, run_config_of
+from supra.artifacts.checkpoints import load_supra_checkpoint, net_state, refuse_changed_model, run_config_of
 from supra.callbacks.checkpoint import AtomicCheckpointIO
 from supra.callbacks.time_accounting import mark_job_start
 from supra.callbacks.validation_within_run import ValidationWithinRun
@@ -242,7 +242,14 @@ def check_resumable(task: SupraTask, ckpt_path: str, max_steps: int | None = Non
     if isinstance(saved_net, dict):  # settings first: they name what to change, where shapes cannot
         task.check_resumes(saved_net, f"ckpt_path={ckpt_path}")
     if isinstance(getattr(task, "net", None), torch.nn.Module):
-        check_state_fits(task.net, net_state(checkpoint), f"ckpt_path={ckpt_path} (another model's configuration?)")
+        try:
+            check_state_fits(task.net, net_state(checkpoint), f"ckpt_path={ckpt_path} (another model's configuration?)")
+        except SupraUserError:  # the settings that differ say what to change, where the shapes do not
+            ours = ((task.run_config or {}).get("model") or {}).get("net")
+            if not isinstance(saved_net, dict) or not isinstance(ours, dict):
+                raise
+            refuse_changed_model(f"ckpt_path={ckpt_path}", model_changes(saved_net, ours, prefix="net."))
+            raise
     vqvae = getattr(task, "vqvae", None)
     if isinstance(vqvae, torch.nn.Module):
         saved = {k.removeprefix("vqvae."): v for k, v in checkpoint.get("state_dict", {}).items() if k.startswith("vqvae.")}
@@ -270,6 +277,33 @@ QUIET_DATA_KEYS = {"batch_size", "eval_batch_size", "num_workers", "show_progres
                    "cache_dir"}
 
 
+# Model settings a resumed run may change without a word: speed and display switches, and the files a model
+# started from saved weights does not read (a pretrained tower's: the checkpoint holds its weights).
+QUIET_MODEL_KEYS = {"compile", "fused_optimizer", "loss_in_progress_bar", "score_every_n_val", "net.channels_last",
+                    "net.rebuilt", "net.pretrained.weights"}
+# ... and those said on their own (say_resumed_changes) or checked against the checkpoint (check_resumable)
+OWN_MODEL_KEYS = ("optimizer", "scheduler", "weight_decay", "init_from", "vqvae_ckpt")
+
+
+def model_changes(theirs: dict[str, Any], ours: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
+    """(key below model, theirs, ours) for each model setting, nested ones dotted (`net.dropout`,
+    `decode.beam_width`), in which this run differs from its checkpoint's run; `prefix` is where `theirs` and
+    `ours` are in the model config ("net." for model.net). The quiet ones and OWN_MODEL_KEYS are left out."""
+    flat_theirs, flat_ours = _flat(theirs, prefix), _flat(ours, prefix)
+    return [(key.removeprefix(prefix), flat_theirs.get(key), flat_ours.get(key))
+            for key in sorted(flat_theirs.keys() | flat_ours.keys())
+            if key not in QUIET_MODEL_KEYS and key.partition(".")[0] not in OWN_MODEL_KEYS
+            and flat_theirs.get(key) != flat_ours.get(key)]
+
+
+def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"decode": {"beam_width": 3}} -> {"decode.beam_width": 3}."""
+    flat: dict[str, Any] = {}
+    for key, value in settings.items():
+        flat |= _flat(value, f"{prefix}{key}.") if isinstance(value, dict) and value else {f"{prefix}{key}": value}
+    return flat
+
+
 def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
     """A resumed run goes on with its checkpoint's optimizer and schedule (Lightning restores their state
     over the settings given now) but trains on the data it is given now: either change, unnoticed, is a
@@ -294,6 +328,12 @@ def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
         given, theirs = cfg.model.get(key), (run_config.get("model") or {}).get(key)
         if given != theirs:
             log.warning("resuming ckpt_path=%s with model.%s=%s (was %s): %s", cfg.ckpt_path, key, given, theirs, outcome)
+    theirs_model = run_config.get("model")
+    if isinstance(theirs_model, dict):  # the rest of the model's settings are this run's, and so train and score it
+        changed = model_changes(theirs_model, OmegaConf.to_container(cfg.model, resolve=True))
+        if changed:
+            log.warning("resuming ckpt_path=%s with %s: used: the checkpoint's weights go on with them", cfg.ckpt_path,
+                        ", ".join(f"model.{key}={now} (was {was})" for key, was, now in changed))
 
 
 def keep_resumed_settings(run_config: dict[str, Any], resumed: dict[str, Any]) -> None:
