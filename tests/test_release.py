@@ -532,3 +532,30 @@ def test_a_model_of_the_wrong_kind_is_named_for_what_it_is(trained_run, tmp_path
     (lost_vqvae / "model.safetensors").write_text("{}")
     with pytest.raises(SupraUserError, match="is not a complete a2a release folder: vqvae.safetensors"):
         load_a2a(lost_vqvae)
+
+
+def test_a_release_folder_or_one_of_its_files_given_where_it_does_not_go_says_where_it_does(tmp_path):
+    from supra.runner.training import check_run_config
+    from tests.conftest import TINY_RUN, compose_config
+
+    release = tmp_path / "release"
+    release.mkdir()
+    for name in ("config.json", "model.safetensors", "model.pt"):
+        (release / name).write_text("{}")
+    # the commands that score or copy a model take the folder: its files are not checkpoints, damaged or not
+    for name in ("model.safetensors", "model.pt", "config.json"):
+        with pytest.raises(SupraUserError, match=re.escape(f"ckpt={release / name} is the {name} of the release folder "
+                                                           f"{release}: give the folder, ckpt={release}")):
+            artifact_kind(release / name)
+    with pytest.raises(SupraUserError, match=re.escape(f"vqvae={release / 'model.pt'} is the model.pt of the release "
+                                                       f"folder {release}, not a .ckpt written by train.py")):
+        load_supra_checkpoint(release / "model.pt", what="vqvae")
+    # train.py resumes runs: a release is fine-tuned from instead (or scored by evaluate.py)
+    for given, what, train, use in (
+            (release, "a release folder", "true", f"fine-tune from the release with model.init_from={release}"),
+            (release / "model.pt", "the model.pt of a release folder", "false",
+             f"score the release with python evaluate.py ckpt={release}")):
+        cfg = compose_config("train", tmp_path / "run", [*TINY_RUN, f"ckpt_path={given}", f"train={train}"])
+        with pytest.raises(SupraUserError, match=re.escape(f"ckpt_path={given} is {what}, which holds no run: {use} "
+                                                           "(ckpt_path= takes a last.ckpt or best.ckpt of a run)")):
+            check_run_config(cfg)

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from supra.artifacts.hub import local_path
+from supra.artifacts.hub import RELEASE_FILES, local_path
 from supra.artifacts.kinds import CHECKPOINT_KINDS, RELEASE_NAMES, VQVAE_CHECKPOINT, release_kind
 from supra.artifacts.loaded_configs import instantiate_loaded, upgrade_run_config
 from supra.tokens.a2a_vocab import A2AVocab
@@ -31,6 +31,10 @@ def load_supra_checkpoint(path: str | Path, kind: str | None = None, what: str =
         raise SupraUserError(f"{what}={path} is a directory: give a .ckpt file written by train.py")
     if not path.is_file():
         raise SupraUserError(f"{what}={path} does not exist: give a .ckpt file written by train.py")
+    folder = release_of_file(path)
+    if folder is not None:  # not a damaged checkpoint (torch's error would say so), nor one without a state_dict
+        raise SupraUserError(f"{what}={path} is the {path.name} of the release folder {folder}, not a .ckpt written "
+                             "by train.py")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, LookupError) as err:
@@ -47,6 +51,11 @@ def load_supra_checkpoint(path: str | Path, kind: str | None = None, what: str =
     if kind is not None and meta["kind"] != kind:
         raise SupraUserError(f"{what}={path} is a {meta['kind']} checkpoint, not {kind}: give a checkpoint of that model")
     return checkpoint
+
+
+def release_of_file(path: Path) -> Path | None:
+    """The release folder whose own file `path` is (its model.safetensors, config.json, model.pt, ...), or None."""
+    return path.parent if path.name in RELEASE_FILES and path.is_file() and release_kind(path.parent) else None
 
 
 def run_config_of(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
@@ -111,6 +120,10 @@ def artifact_kind(path: str | Path, what: str = "ckpt") -> str:
     (the option that gave the path) for anything else. A Hugging Face Hub repo id (org/name[@revision]) is
     a release folder there."""
     path = local_path(path, what)
+    folder = release_of_file(path)
+    if folder is not None:  # the folder is the model
+        raise SupraUserError(f"{what}={path} is the {path.name} of the release folder {folder}: give the folder, "
+                             f"{what}={folder}")
     if path.is_dir():
         kind = release_kind(path)
         if kind is None:

@@ -21,7 +21,14 @@ from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 
-from supra.artifacts.checkpoints import load_supra_checkpoint, net_state, refuse_changed_model, run_config_of
+from supra.artifacts.checkpoints import (
+    load_supra_checkpoint,
+    net_state,
+    refuse_changed_model,
+    release_of_file,
+    run_config_of,
+)
+from supra.artifacts.kinds import release_kind
 from supra.callbacks.checkpoint import AtomicCheckpointIO
 from supra.callbacks.time_accounting import mark_job_start
 from supra.callbacks.validation_within_run import ValidationWithinRun
@@ -108,6 +115,14 @@ def check_run_config(cfg: DictConfig) -> None:
                   "its own with ${hydra.job.num} in hydra.sweep.subdir")
         raise SupraUserError(f"the output directory {cfg.paths.output_dir} already holds a run "
                              f"({held.relative_to(cfg.paths.output_dir)}): {choose}")
+    release = cfg.get("ckpt_path") and (Path(cfg.ckpt_path) if release_kind(cfg.ckpt_path) else
+                                        release_of_file(Path(cfg.ckpt_path)))
+    if release:  # weights to start from (or to score), not a run to go on with
+        what = "a release folder" if release == Path(cfg.ckpt_path) else f"the {Path(cfg.ckpt_path).name} of a release folder"
+        use = (f"fine-tune from the release with model.init_from={release}" if cfg.get("train") else
+               f"score the release with python evaluate.py ckpt={release}")
+        raise SupraUserError(f"ckpt_path={cfg.ckpt_path} is {what}, which holds no run: {use} (ckpt_path= takes a "
+                             "last.ckpt or best.ckpt of a run)")
     if cfg.get("ckpt_path") and Path(cfg.ckpt_path).is_dir():
         last = [p for p in (Path(cfg.ckpt_path) / "checkpoints" / "last.ckpt", Path(cfg.ckpt_path) / "last.ckpt") if p.is_file()]
         raise SupraUserError(f"ckpt_path={cfg.ckpt_path} is a folder: give a last.ckpt or best.ckpt of a run"
