@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import csv
 import json
 import logging
 import re
@@ -685,6 +686,9 @@ def test_ddp_sim_fits_then_tests_into_one_run_directory_scoring_each_image_once(
     assert {"val/CIDEr", "test/CIDEr"} <= set(metrics)
     header = (out / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert {"train/loss", "val/CIDEr", "test/CIDEr"} <= set(header)
+    # the test, in processes of its own too, logs at the step the fit ended at, as in one process (not at 0)
+    with open(out / "csv" / "metrics.csv", newline="") as f:
+        assert [(row["epoch"], row["step"]) for row in csv.DictReader(f) if row["test/CIDEr"]] == [("1", "3")]
     assert (out / "checkpoints" / "last.ckpt").is_file()
     # the fit and the test ran in processes of their own: the run's time accounting holds both
     accounting = json.loads((out / "time_accounting.json").read_text())

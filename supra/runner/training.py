@@ -241,6 +241,8 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     metrics = _plain(trainer.callback_metrics)
 
     if cfg.get("test"):
+        if cfg.get("train"):
+            take_fit_progress_from_last_checkpoint(trainer)
         trainer.test(task, datamodule=datamodule, ckpt_path=_checkpoint_to_test(trainer, cfg))
         metrics.update(_plain(trainer.callback_metrics))
 
@@ -365,6 +367,28 @@ def keep_resumed_settings(run_config: dict[str, Any], resumed: dict[str, Any]) -
     for key in ("weight_decay", "init_from"):
         if key in theirs:
             model[key] = theirs[key]
+
+
+def take_fit_progress_from_last_checkpoint(trainer: L.Trainer) -> None:
+    """After a fit in processes of its own (ddp_spawn: trainer=ddp_sim), this process's trainer is still at
+    step 0, and the test (again in processes of its own, started from it) logged its scores at epoch 0, step 0.
+    Its fit progress is taken from the run's last.ckpt, written at the fit's last step, as the trainer of a fit
+    in this process ends it: at that step, in the epoch it stopped in (every epoch begun counted done)."""
+    callback = trainer.checkpoint_callback
+    if trainer.global_step or not isinstance(callback, ModelCheckpoint) or not callback.save_last or not callback.dirpath:
+        return
+    last = Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
+    if not last.is_file():
+        return
+    saved = torch.load(last, map_location="cpu", weights_only=True, mmap=True)  # no weights read
+    fit_loop, step = (saved.get("loops") or {}).get("fit_loop"), saved.get("global_step")
+    try:
+        for counts in fit_loop["epoch_progress"].values():
+            counts["ready"] = counts["processed"] = counts["completed"] = counts["started"]
+        fit_loop["epoch_loop.state_dict"]["_batches_that_stepped"] = step  # the step a test after the fit logs at
+    except (KeyError, TypeError):  # another Lightning's layout: the test logs at step 0, as before
+        return
+    trainer.fit_loop.load_state_dict(fit_loop)
 
 
 def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig) -> str | None:
