@@ -383,3 +383,15 @@ def test_a_sampling_seed_outside_train_pys_range_is_one_line_not_a_traceback_in_
         _a2a(cfg)
     given = compose_config("eval", tmp_path / "eval", [f"ckpt={tmp_path / 'huge_seed.ckpt'}", "seed=3"])
     assert _a2a(given)[0].generation["seed"] == 3
+
+
+def test_train_refuses_a_sampling_seed_outside_the_range_before_any_step(vqvae_ckpt, tmp_path):
+    """Validation draws with model.generation.seed plus the rank: past torch's 64 bits an overflow there,
+    after every step before the first validation."""
+    from supra.runner.training import check_run_config
+
+    for seed in (2**64, -1):
+        cfg = compose_config("train", tmp_path / "run", [*a2a_run(vqvae_ckpt, tmp_path / "cache"),
+                                                         f"model.generation.seed={seed}"])
+        with pytest.raises(SupraUserError, match=rf"^model.generation.seed={seed} must be from 0 to 4294967295$"):
+            check_run_config(cfg)

@@ -45,7 +45,7 @@ from supra.runner.resume import EpochWhereStopped
 from supra.runner.spawned_ranks import EndWithMainProcess
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
 from supra.tasks.base import SupraTask
-from supra.utils.cli import CONF_DIR, check_option_types
+from supra.utils.cli import CONF_DIR, check_option_types, check_seed
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 from supra.utils.hardware import check_accelerator
@@ -54,9 +54,6 @@ from supra.utils.state_dicts import check_state_fits
 from supra.utils.target_options import check_target_options
 
 log = logging.getLogger(__name__)
-
-MAX_SEED = 2**32 - 1  # numpy's seeds, which Lightning's seed_everything sets too
-
 
 def _group_choice(group: str) -> str:
     try:
@@ -75,11 +72,14 @@ def check_run_config(cfg: DictConfig) -> None:
     # Hydra passes `seed=abc` on as text: named here, not by a traceback from the optimizer or the loop
     options = {name: OmegaConf.select(cfg, name) for name in ("seed", "data.batch_size", "model.optimizer.lr",
                                                                "trainer.max_steps", "trainer.val_check_interval",
-                                                               "trainer.accumulate_grad_batches")}
-    check_option_types(options, whole=("seed", "data.batch_size", "trainer.max_steps", "trainer.accumulate_grad_batches"),
+                                                               "trainer.accumulate_grad_batches",
+                                                               "model.generation.seed")}
+    check_option_types(options, whole=("seed", "data.batch_size", "trainer.max_steps", "trainer.accumulate_grad_batches",
+                                       "model.generation.seed"),
                        numbers=("model.optimizer.lr", "trainer.val_check_interval"), optional=options)
-    if options["seed"] is not None and not 0 <= options["seed"] <= MAX_SEED:  # else numpy's ValueError, a traceback
-        raise SupraUserError(f"seed={options['seed']} must be from 0 to {MAX_SEED} (or null: no fixed seed)")
+    check_seed("seed", options["seed"], null="no fixed seed")  # else numpy's ValueError, a traceback
+    # an a2a model's sampling seed: else torch's overflow at its first validation, after the steps before it
+    check_seed("model.generation.seed", options["model.generation.seed"])
     accumulate = options["trainer.accumulate_grad_batches"]
     if accumulate is not None and accumulate < 1:  # Lightning: a ZeroDivisionError deep in its loop
         raise SupraUserError(f"trainer.accumulate_grad_batches={accumulate} must be >= 1: the batches whose gradients "
