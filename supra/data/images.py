@@ -95,7 +95,10 @@ def load_rgb(path: str | Path | BinaryIO, max_pixels: int = 100_000_000, draft: 
     transparency (an alpha channel, or the colour a PNG's tRNS names in any mode) over white; a GIF's first
     frame as browsers show it (gif_frames.py), as training and video2video read it.
     `draft`: a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) still at least this on each side."""
-    Image.MAX_IMAGE_PIXELS = max_pixels  # decompression bombs raise instead of eating memory
+    # Decompression bombs raise instead of eating memory. Pillow's limit is a process global that it checks
+    # elsewhere too (text drawn on a grid): set for this open only, or a small max_pixels (generate's) would
+    # refuse the process's later pictures.
+    limit, Image.MAX_IMAGE_PIXELS = Image.MAX_IMAGE_PIXELS, max_pixels
     with warnings.catch_warnings():  # Pillow only warns up to twice its limit: refused here from the header
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -104,6 +107,8 @@ def load_rgb(path: str | Path | BinaryIO, max_pixels: int = 100_000_000, draft: 
             found = re.search(r"\((\d+) pixels\)", str(err))
             pixels = found.group(1) if found else f"over {2 * max_pixels}"
             raise Image.DecompressionBombError(f"{pixels} pixels, over max_pixels={max_pixels}") from None
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
     with image:
         if image.width * image.height > max_pixels:
             raise Image.DecompressionBombError(f"{image.width}x{image.height} = {image.width * image.height} "
