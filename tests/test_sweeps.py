@@ -100,6 +100,7 @@ def assert_ranks_agree(tmp_path: Path, sweep_dir: Path, n_jobs: int) -> list[dic
     return trained
 
 
+@pytest.mark.slow  # ~12-17 s: kept out of the 10-minute suite (README, Tests)
 def test_grid_multirun_runs_each_job_and_the_report_is_rebuilt_with_its_failed_job(tmp_path):
     # lr=-1: AdamW refuses it when training starts, so job 2 fails and the grid stops, its report written
     # after each job
@@ -169,6 +170,7 @@ def test_optuna_sweep_in_memory_runs_n_trials_and_reports_best_params(tmp_path):
     assert "## Optuna" in (sweep_dir / SUMMARY_MD).read_text()
 
 
+@pytest.mark.slow  # ~12-17 s: kept out of the 10-minute suite (README, Tests)
 def test_optuna_sqlite_study_is_resumed_by_a_second_sweep(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     args = [*TINY_OPTUNA, f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=resumed"]
