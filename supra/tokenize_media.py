@@ -124,7 +124,9 @@ def earlier_split_files(out: Path) -> list[str]:
     return [name for split in SPLITS if isinstance(splits, dict) and split in splits for name in split_files(split)]
 
 
-main = hydra_command("tokenize_media", run)
+# the image/clip DataModules refuse_other_data lets through: its --help lists these alone
+DATA_SETS = ("media_folder", "shapes_images", "shapes_video")
+main = hydra_command("tokenize_media", run, data_sets=DATA_SETS)
 
 if __name__ == "__main__":
     main()

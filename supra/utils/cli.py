@@ -146,15 +146,10 @@ def exit_if_unknown_option(config_name: str, argv: Sequence[str]) -> None:
             raise SystemExit(2)
 
 
-# The data sets a command takes where it takes fewer than every conf/data file (tokenize_media: the image/clip
-# DataModules, which its refuse_other_data checks for); a command not named here takes them all.
-COMMAND_DATA_SETS: dict[str, tuple[str, ...]] = {"tokenize_media": ("media_folder", "shapes_images", "shapes_video")}
-
-
 def print_help(config_name: str, help_config: str | None = None, data_sets: Sequence[str] | None = None) -> None:
     """The command's usage, its options as its config file states them (defaults and what each means, the
     comments included: Hydra's own --help would print the values alone), the data sets where it takes
-    data=<name> (`data_sets`, else its COMMAND_DATA_SETS, else every conf/data file), then examples. The usage
+    data=<name> (`data_sets`, else every conf/data file), then examples. The usage
     and examples are its config's hydra.help, or those of the hydra/<help_config> it names."""
     path = CONF_DIR / f"{config_name}.yaml"
     text = path.read_text()
@@ -170,7 +165,7 @@ def print_help(config_name: str, help_config: str | None = None, data_sets: Sequ
     print(f"{help_cfg.header.rstrip()}\n\nOptions (key=value; ??? = required):\n" + "\n".join(f"  {line}" for line in options))
     if re.search(r"^  - (override )?data:", text, re.MULTILINE):
         every = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml"))
-        names = ", ".join(data_sets or COMMAND_DATA_SETS.get(config_name) or every)
+        names = ", ".join(data_sets or every)
         print(f"\nData sets (data=<name>, then data.root=DIR and the set's own keys): {names}")
     print(f"\n{help_cfg.footer.rstrip()}")
 
