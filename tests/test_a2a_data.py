@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from collections import Counter
 from pathlib import Path
 from types import SimpleNamespace
@@ -263,7 +264,11 @@ def test_options_that_only_serve_a_sources_items_leave_its_cached_codes_in_use(t
     assert codes(tmp_path / "cache", **serving, resize="pad")[0] == 1  # an option of what the items are: new codes
 
 
-def test_codes_cached_under_the_key_of_the_whole_config_are_read_not_encoded_again(tmp_path, vqvae_ckpt):
+def test_codes_cached_under_an_older_key_are_read_where_still_right_and_encoded_again_where_decoded_before(
+        tmp_path, vqvae_ckpt):
+    """Codes were once cached under the whole config's key (serving options too): a procedural source's are
+    read, not encoded again; a folder's were decoded before DECODE_VERSION 2 (a GIF still's first frame, a
+    PNG's colour key over white), so reading them would train on other pixels than a fresh run."""
     import hashlib
     import json
 
@@ -271,20 +276,27 @@ def test_codes_cached_under_the_key_of_the_whole_config_are_read_not_encoded_aga
     from supra.data.media.folder import MediaFolderDataModule
     from tests.media_fixtures import write_media_folder
 
+    def cached_under_the_whole_config(config: dict, inputs: str | None) -> int:
+        data = mixture(tmp_path, vqvae_ckpt, sources={"src": config}, tasks={"image2text": 1}, **NOTHING_SCORED)
+        data.setup("fit")
+        key = {"format": CACHE_FORMAT, "vqvae_sha256": weights_sha256(data.vqvae), "data": config,
+               **({"inputs": inputs} if inputs else {})}
+        digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
+        (folder,) = (p for p in data.cache_dir.iterdir() if p.name.startswith("src-"))
+        folder.rename(folder.with_name(f"src-{digest}"))
+        again = mixture(tmp_path, vqvae_ckpt, sources={"src": config}, tasks={"image2text": 1}, **NOTHING_SCORED)
+        again.setup("fit")
+        assert torch.equal(again.data["train"][0].codes, data.data["train"][0].codes)
+        shutil.rmtree(data.cache_dir)
+        return again.cache_builds
+
+    shapes = {**source_configs()["shapes"], "num_workers": 2}
+    assert cached_under_the_whole_config(shapes, None) == 0
     write_media_folder(tmp_path / "media")
-    config = {"_target_": "supra.data.media.folder.MediaFolderDataModule", "root": str(tmp_path / "media"),
+    folder = {"_target_": "supra.data.media.folder.MediaFolderDataModule", "root": str(tmp_path / "media"),
               "image_size": 64, "val_fraction": 0.3, "test_fraction": 0.3, "num_workers": 2, "show_progress": False}
-    data = mixture(tmp_path, vqvae_ckpt, sources={"media": config}, tasks={"image2text": 1}, **NOTHING_SCORED)
-    data.setup("fit")
-    # where codes were cached before serving options left the key: the whole config and the folder's stamp
-    key = {"format": CACHE_FORMAT, "vqvae_sha256": weights_sha256(data.vqvae), "data": config,
-           "inputs": MediaFolderDataModule(**{k: v for k, v in config.items() if k != "_target_"}).inputs_stamp()}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True, default=str).encode()).hexdigest()[:16]
-    (folder,) = (p for p in data.cache_dir.iterdir() if p.is_dir())
-    folder.rename(folder.with_name(f"media-{digest}"))
-    again = mixture(tmp_path, vqvae_ckpt, sources={"media": config}, tasks={"image2text": 1}, **NOTHING_SCORED)
-    again.setup("fit")
-    assert again.cache_builds == 0 and torch.equal(again.data["train"][0].codes, data.data["train"][0].codes)
+    stamp = MediaFolderDataModule(**{k: v for k, v in folder.items() if k != "_target_"}).inputs_stamp()
+    assert cached_under_the_whole_config(folder, stamp) == 1
 
 
 def test_shard_codes_cached_when_two_folders_samples_shared_names_are_encoded_again(tmp_path, vqvae_ckpt):

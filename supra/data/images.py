@@ -28,6 +28,9 @@ PAD_VALUE = 0  # black: the letterbox convention, and apart from the white trans
 # What Pillow raises on a corrupt or unsupported still, across its plugins (and on a decompression bomb).
 STILL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError)
 UNREADABLE = (*STILL_ERRORS, Image.DecompressionBombError)
+# Bump when load_rgb gives other pixels for some file (2: a GIF still's first frame by the GIF reader, a PNG's
+# colour key over white): what was cached from files decoded before (a2a codes) is made anew.
+DECODE_VERSION = 2
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})  # what we look for
 
 

@@ -6,7 +6,8 @@ meta.json written last), plus objects_<split>.json and, for val/test, pixels_<sp
 video PSNR and grids). The key hashes the VQ-VAE's weights (the same VQ-VAE read from its .ckpt or from an
 a2a checkpoint shares codes), the source's config less the options that only serve its items
 (`serving_options`: loader workers and batch sizes are no other codes), its `items_version`, and what it
-reads from disk (`inputs_stamp`: a folder whose files changed, were added or removed is encoded anew). The
+reads from disk (`inputs_stamp`: a folder whose files changed, were added or removed is encoded anew) with the
+version of the decoder that read it (images.DECODE_VERSION). The
 folder is built beside its final name and renamed into place: readers see all of it or nothing. A source's own
 caches (a photo source's decoded images) go to `cache_dir/<source>/` unless its config sets its cache_dir.
 """
@@ -29,6 +30,7 @@ import torch
 from hydra.utils import instantiate
 
 from supra.data.base import SPLITS
+from supra.data.images import DECODE_VERSION
 from supra.data.media.codes import codes_dtype, encode_items, save_npy_atomic, write_meta, write_split
 from supra.data.media.datamodule import MediaDataModule
 from supra.utils.errors import SupraUserError
@@ -130,8 +132,8 @@ class SourceCodes:
     def folder(self, name: str, vqvae_hash: str, module: MediaDataModule) -> Path | None:
         """The cache folder of source `name`'s codes: keyed by the VQ-VAE, the source's config less its
         serving options, its items_version (when raised) and what it reads from disk (`inputs_stamp`: a
-        folder whose files changed, were added or removed is encoded anew). A procedural source reads
-        nothing: its key is the config's alone, as before stamps."""
+        folder whose files changed, were added or removed is encoded anew) with the decoder's version. A
+        procedural source reads nothing: its key is the config's alone, as before stamps."""
         if self.cache_dir is None:
             return None
         if name not in self._stamps:  # once per process: a large folder is walked once, not per hook
@@ -139,21 +141,23 @@ class SourceCodes:
         key_data = {"format": CACHE_FORMAT, "vqvae_sha256": vqvae_hash, "data": codes_config(self.sources[name], module)}
         if module.items_version != 1:
             key_data["items_version"] = module.items_version
-        if self._stamps[name]:
+        if self._stamps[name]:  # a source of files: its pixels are also the decoder's
             key_data["inputs"] = self._stamps[name]
+            key_data["decode"] = DECODE_VERSION
         folder = self.cache_dir / f"{name}-{key_digest(key_data)}"
         if not (folder / "meta.json").is_file():
             folder = self._cached_before(name, vqvae_hash, module) or folder
         return folder
 
     def _cached_before(self, name: str, vqvae_hash: str, module: MediaDataModule) -> Path | None:
-        """The same codes cached under an older key, read rather than encoded again: the key of the whole
-        config (serving options too, as before they were left out) while the source's items are unchanged;
+        """The same codes cached under an older key, read rather than encoded again: a procedural source's
+        under the key of its whole config (serving options too, as before they were left out);
         and for a media folder that is not there (scoring on a machine that holds only the codes), which
         stamps nothing, the latest codes cached for its config and VQ-VAE whatever its files were then."""
         config, stamp = self.sources[name], self._stamps[name]
-        if module.items_version == 1 and set(config) & module.serving_options:
-            whole = {"format": CACHE_FORMAT, "vqvae_sha256": vqvae_hash, "data": config, **({"inputs": stamp} if stamp else {})}
+        # a source of files (stamped) cached under that key was decoded before DECODE_VERSION 2: not read
+        if module.items_version == 1 and not stamp and set(config) & module.serving_options:
+            whole = {"format": CACHE_FORMAT, "vqvae_sha256": vqvae_hash, "data": config}
             folder = self.cache_dir / f"{name}-{key_digest(whole)}"
             if (folder / "meta.json").is_file():
                 return folder
