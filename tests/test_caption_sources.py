@@ -170,6 +170,30 @@ def test_a_hugging_face_column_that_is_not_there_is_one_line(tmp_path):
         read_caption_source("hf_disk", tmp_path / "hf", columns={"caption_column": "text"})
 
 
+def hf_split(split: str, n: int, **columns: list):
+    """n rows of a Hugging Face dataset split: an Image column, a caption naming the split, and `columns`."""
+    import datasets
+
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    return datasets.Dataset.from_dict({"image": [{"bytes": jpeg_bytes(i), "path": None} for i in range(n)],
+                                       "caption": [f"a {split} picture {i}" for i in range(n)], **columns}
+                                      ).cast_column("image", datasets.Image())
+
+
+def test_a_save_to_disk_split_is_named_by_its_split_word_as_a_parquet_file_is(tmp_path):
+    import datasets
+
+    datasets.DatasetDict({"train2014": hf_split("train2014", 16), "val2014": hf_split("val2014", 3),
+                          "unlabeled": hf_split("unlabeled", 2)}).save_to_disk(str(tmp_path / "coco"))
+    index = read_caption_source("hf_disk", tmp_path / "coco", cache_dir=tmp_path / "c")
+    assert [len(index.splits[split]) for split in ("train", "val")] == [14, 3]  # test: 16 // 8 cut from train
+    assert all(index.captions[key][0].startswith("a val2014 picture") for key in index.splits["val"])
+    datasets.DatasetDict({"pictures": hf_split("pictures", 4)}).save_to_disk(str(tmp_path / "unnamed"))
+    with pytest.raises(SupraUserError, match=r"data.root=.*unnamed has no train/validation/test split \(it has pictures\)"):
+        read_caption_source("hf_disk", tmp_path / "unnamed", cache_dir=tmp_path / "c")
+
+
 def test_a_folder_keys_photos_by_their_path_so_alike_names_stay_apart(tmp_path):
     write_caption_folder(tmp_path / "photos")
     index = read_caption_source("folder", tmp_path / "photos")

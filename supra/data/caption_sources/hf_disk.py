@@ -8,7 +8,7 @@
 `image_column` holds the image: the Hub's Image feature ({"bytes", "path"}), raw bytes, or (a trap) a path
 instead of bytes, read relative to root when the file is there and skipped otherwise. `caption_column`
 holds one caption (a string) or several (a list of strings). Split names: train, validation / valid / val /
-dev, test; splits the dataset lacks are cut from train by a seeded 1/8 each (at most 1,000 images). Each
+dev, test, as a word anywhere in a save_to_disk split's name or a parquet file's (`train2014`); splits the dataset lacks are cut from train by a seeded 1/8 each (at most 1,000 images). Each
 image is keyed `<split>/<row>`. With `id_column`, the dataset's own id goes to predictions.json, and rows
 that repeat an id (datasets with a row per caption) are one image with all their captions: otherwise the
 same picture would be in train and test, scored against one reference.
@@ -30,12 +30,17 @@ SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "val", "va
 CARVED_SIZES = {"train": None, "val": 1000, "test": 1000}
 
 
+def _named_split(name: str) -> str | None:
+    """The split a name says, a split word anywhere in it as `datasets` finds it (`train-00000-of-00002`,
+    `partial-test`, `coco_val2014`, `validation2014-0`), or None."""
+    return next((SPLIT_ALIASES[w] for w in re.findall(r"[a-z]+", name.lower()) if w in SPLIT_ALIASES), None)
+
+
 def _parquet_split(path: Path, root: Path) -> str:
     """The split a parquet file belongs to, from its name or else its folders, nearest first (train when
-    none says). A split is a word of the name anywhere, as `datasets` finds it: `train-00000-of-00002`,
-    the Hub's converted `partial-test/0000`, `coco_val2014`, `validation2014-0`."""
+    none says): the Hub's converted `partial-test/0000` is test."""
     for part in (path.stem, *reversed(path.relative_to(root).parent.parts)):
-        split = next((SPLIT_ALIASES[w] for w in re.findall(r"[a-z]+", part.lower()) if w in SPLIT_ALIASES), None)
+        split = _named_split(part)
         if split is not None:
             return split
     return "train"
@@ -52,11 +57,15 @@ def load_splits(root: Path, cache_dir: Path) -> tuple[str, dict[str, Any]]:
         loaded = datasets.load_from_disk(str(root))
         named = dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
         out = {}
-        for name, dataset in named.items():
-            split = SPLIT_ALIASES.get(name.lower())
+        # split names as parquet files' (COCO's train2014, val2014), an exact one first: "train" over "train_extra"
+        for name in sorted(named, key=lambda name: name.lower() not in SPLIT_ALIASES):
+            split = _named_split(name)
             if split is None or split in out:
                 continue  # a split we do not train or score on (e.g. "unlabeled")
-            out[split] = dataset
+            out[split] = named[name]
+        if not out:
+            raise SupraUserError(f"data.root={root} has no train/validation/test split (it has "
+                                 f"{', '.join(named) or 'none'}): name them train, validation, test, or with those words (train2014)")
         return "save_to_disk", out
     files = sorted(root.rglob("*.parquet"))
     if not files:
