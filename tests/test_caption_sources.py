@@ -194,6 +194,17 @@ def test_a_save_to_disk_split_is_named_by_its_split_word_as_a_parquet_file_is(tm
         read_caption_source("hf_disk", tmp_path / "unnamed", cache_dir=tmp_path / "c")
 
 
+@pytest.mark.parametrize("layout", ["save_to_disk", "parquet"])
+def test_a_hugging_face_column_missing_from_one_split_is_one_line_naming_the_split(tmp_path, layout):
+    from tests.caption_source_fixtures import write_hf_layout
+
+    test = hf_split("test", 3).rename_column("caption", "text")  # the test files name their columns otherwise
+    write_hf_layout(tmp_path / "hf", layout, {"train": hf_split("train", 16), "test": test})
+    with pytest.raises(SupraUserError, match=r"data.caption_column='caption' is not a column of .*'s test split "
+                                             r"\(it has image, text\)"):
+        read_caption_source("hf_disk", tmp_path / "hf", cache_dir=tmp_path / "c")
+
+
 def test_a_folder_keys_photos_by_their_path_so_alike_names_stay_apart(tmp_path):
     write_caption_folder(tmp_path / "photos")
     index = read_caption_source("folder", tmp_path / "photos")

@@ -125,10 +125,11 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
 
     root = Path(root)
     layout, splits = load_splits(root, Path(cache_dir) if cache_dir else root / ".supra_cache")
-    first = next(iter(splits.values()))
-    for key, column in (("image_column", image_column), ("caption_column", caption_column), ("id_column", id_column)):
-        if column is not None and column not in first.column_names:
-            raise SupraUserError(f"data.{key}={column!r} is not a column of {root} (it has {', '.join(first.column_names)})")
+    for split, dataset in splits.items():  # each split: a test file may name its columns unlike train's
+        for key, column in (("image_column", image_column), ("caption_column", caption_column), ("id_column", id_column)):
+            if column is not None and column not in dataset.column_names:
+                raise SupraUserError(f"data.{key}={column!r} is not a column of {root}'s {split} split "
+                                     f"(it has {', '.join(dataset.column_names)})")
     index = CaptionIndex(layout, root, {s: [] for s in SPLIT_NAMES}, {})
     stamp = _stamp(root)
     for split, dataset in splits.items():
