@@ -205,6 +205,14 @@ def test_a_hugging_face_column_missing_from_one_split_is_one_line_naming_the_spl
         read_caption_source("hf_disk", tmp_path / "hf", cache_dir=tmp_path / "c")
 
 
+@pytest.mark.parametrize("column, holds", [("captions", "list<item: string>"), ("number", "int64")])
+def test_an_image_column_that_holds_no_images_is_one_line_naming_what_it_holds(tmp_path, column, holds):
+    hf_split("train", 4, captions=[["a", "b"]] * 4, number=list(range(4))).save_to_disk(str(tmp_path / "hf"))
+    with pytest.raises(SupraUserError, match=rf"data.image_column='{column}' of .*'s train split holds {re.escape(holds)}, "
+                                             "not images: name the column holding the Image feature, image bytes or image file paths"):
+        read_caption_source("hf_disk", tmp_path / "hf", columns={"image_column": column}, cache_dir=tmp_path / "c")
+
+
 def test_a_folder_keys_photos_by_their_path_so_alike_names_stay_apart(tmp_path):
     write_caption_folder(tmp_path / "photos")
     index = read_caption_source("folder", tmp_path / "photos")

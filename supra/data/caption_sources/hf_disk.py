@@ -85,19 +85,37 @@ def _stamp(root: Path) -> str:
     return hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
 
 
-def _image_fields(dataset: Any, column: str) -> tuple[list[bool], list[str | None]]:
+def _is_binary(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_binary(kind) or pa.types.is_large_binary(kind) or pa.types.is_fixed_size_binary(kind)
+
+
+def _is_string(kind: Any) -> bool:
+    import pyarrow as pa
+
+    return pa.types.is_string(kind) or pa.types.is_large_string(kind)
+
+
+def _image_fields(dataset: Any, column: str, where: str) -> tuple[list[bool], list[str | None]]:
     """Per row: whether the image column holds bytes, and the path it names, read from the Arrow column
-    without copying the images (their bytes are read once, when the image cache is built)."""
+    without copying the images (their bytes are read once, when the image cache is built). `where` names
+    the split, for the error when the column holds something else."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
     values = dataset.with_format("arrow")[column]
-    if pa.types.is_struct(values.type):  # the Image feature: {bytes, path}
+    kind = values.type
+    if (pa.types.is_struct(kind) and kind.get_field_index("bytes") >= 0 and kind.get_field_index("path") >= 0
+            and _is_binary(kind.field("bytes").type) and _is_string(kind.field("path").type)):  # the Image feature
         data, paths = pc.struct_field(values, "bytes"), pc.struct_field(values, "path")
-    elif pa.types.is_string(values.type) or pa.types.is_large_string(values.type):  # paths instead of bytes
+    elif _is_string(kind):  # paths instead of bytes
         data, paths = None, values
-    else:  # raw bytes
+    elif _is_binary(kind):  # raw bytes
         data, paths = values, None
+    else:  # e.g. the caption column named by mistake: nothing here is an image
+        raise SupraUserError(f"data.image_column={column!r} of {where} holds {kind}, not images: name the column "
+                             "holding the Image feature, image bytes or image file paths")
     n = len(values)
     has_bytes = [length > 0 for length in pc.fill_null(pc.binary_length(data), 0).to_pylist()] if data is not None else [False] * n
     return has_bytes, paths.to_pylist() if paths is not None else [None] * n
@@ -137,7 +155,7 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
             dataset = dataset.cast_column(image_column, datasets.Image(decode=False))  # bytes, not PIL
         captions = dataset[caption_column]  # the text column alone, without the images
         ids = dataset[id_column] if id_column else None
-        has_bytes, paths = _image_fields(dataset, image_column)
+        has_bytes, paths = _image_fields(dataset, image_column, f"{root}'s {split} split")
         key_of_id: dict[Any, str] = {}  # a dataset with a row per caption repeats the image's id
         for row, caption in enumerate(captions):
             image_id = ids[row] if ids is not None else None  # a null id is no id: the row's own image
