@@ -501,6 +501,17 @@ def test_the_study_is_one_command_that_writes_a_table_and_a_plot(tmp_path):
     assert len(rows) == 3
     assert (sweep / "study.png").read_bytes()[:4] == b"\x89PNG"
     assert "docs/ left as it is, since data.num_train=96" in result.stdout + result.stderr
+    # each job names the machine it measured its speeds on, and the table says it: rebuilt here later (another
+    # thread count), the table still names the jobs' machine
+    machine = json.loads((sweep / "0" / "time_accounting.json").read_text())["machine"]
+    assert f"Measured on: {machine}. " in table
+    threads = torch.get_num_threads()
+    torch.set_num_threads(threads + 1)  # the machine building the table is not the one the jobs ran on
+    try:
+        run_command("study_report", f"dir={sweep}", f"out={tmp_path / 'rebuilt'}")
+    finally:
+        torch.set_num_threads(threads)
+    assert (tmp_path / "rebuilt" / "study.csv").read_text() == (sweep / "study.csv").read_text()
 
 
 def test_only_the_study_as_documented_replaces_the_one_in_docs():
@@ -524,14 +535,15 @@ def test_settings_that_change_no_result_leave_a_study_the_documented_one():
         assert study_command(["experiment=vlm_study", setting])[1] == [setting]
 
 
-def write_study_job(job_dir: Path, overrides: list[str], net: dict) -> None:
-    """A finished study job as it lies on disk: its overrides, run config, test metrics and step times."""
+def write_study_job(job_dir: Path, overrides: list[str], net: dict, machine: str | None = None) -> None:
+    """A finished study job as it lies on disk: its overrides, run config, test metrics and step times (with
+    the machine they were measured on; None: a run from before runs recorded it)."""
     (job_dir / ".hydra").mkdir(parents=True)
     (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     (job_dir / ".hydra" / "config.yaml").write_text(json.dumps({"model": {"net": net}, "data": {"batch_size": 16}}))
     (job_dir / "metrics.json").write_text(json.dumps({"CIDEr": 1.5, "Bleu_4": 0.5, "n_images": 15}))
-    (job_dir / "time_accounting.json").write_text(json.dumps({"seconds": {"train_steps": 2.0, "test_steps": 1.0},
-                                                              "counts": {"train_steps": 30}}))
+    times = {"seconds": {"train_steps": 2.0, "test_steps": 1.0}, "counts": {"train_steps": 30}}
+    (job_dir / "time_accounting.json").write_text(json.dumps(times | ({"machine": machine} if machine else {})))
 
 
 CAPTIONER_NET = {"_target_": "supra.models.vlm_nano.VLMNano", **TINY_NET}
@@ -594,32 +606,50 @@ def test_study_report_writes_a_quick_study_into_its_own_folder_and_leaves_docs_a
         "replace: choose another out=DIR (or leave it out: dir=)\n")
 
 
+def test_study_report_names_the_machine_each_job_measured_its_speeds_on_not_the_one_building_it(tmp_path):
+    """A study trained on one machine and reported on another (or with other threads) says where it trained,
+    read from each job's time_accounting.json; a run that recorded none is said to be of an unknown machine."""
+    import csv
+
+    from supra.utils.hardware import cpu_description
+
+    trained_on = "AMD EPYC, AVX-512, bf16 native, 2 threads"
+    assert cpu_description() != trained_on  # this test's own threads: one (its conftest fixture) or the machine's
+    write_study_job(tmp_path / "sweep" / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET, trained_on)
+    write_study_job(tmp_path / "sweep" / "1", ["experiment=vlm_study", "study=nvis1"], CAPTIONER_NET)  # an old run
+    run_command("study_report", f"dir={tmp_path / 'sweep'}", f"out={tmp_path / 'out'}")
+    with (tmp_path / "out" / "study.csv").open(newline="") as file:
+        assert [(r["variant"], r["measured_on"]) for r in csv.DictReader(file)] == [("release", trained_on),
+                                                                                   ("nvis1", "")]
+    assert (f"Measured on: {trained_on} (release); an unknown machine (its run recorded none) (nvis1). "
+            in (tmp_path / "out" / "study.md").read_text())
+
+
 def test_a_documented_study_of_some_variants_updates_their_rows_in_docs_and_keeps_the_others(committed_docs, tmp_path):
     """`python train.py experiment=vlm_study study=release,pretrained` re-runs the release row and adds the
     tower's: the committed rows of the variants it did not run stay, in their order, with their machine."""
     import csv
-
-    from supra.utils.hardware import cpu_description
 
     def table() -> list[dict[str, str]]:
         with (committed_docs / "study.csv").open(newline="") as file:
             return list(csv.DictReader(file))
 
     before = table()
+    trained_on = "Intel Xeon, AVX2 only (no AVX-512), bf16 emulated, 4 threads"
     for job, variant in enumerate(("release", "pretrained")):
         write_study_job(tmp_path / "some" / str(job), ["experiment=vlm_study", f"study={variant}",
-                                                       "paths.cache_dir=/fast"], CAPTIONER_NET)
+                                                       "paths.cache_dir=/fast"], CAPTIONER_NET, trained_on)
     run_command("study_report", f"dir={tmp_path / 'some'}")
     after = table()
     assert [r["variant"] for r in after] == [r["variant"] for r in before] + ["pretrained"]
     assert after[1:7] == before[1:7]
-    assert after[0]["CIDEr"] == after[7]["CIDEr"] == "1.5" and after[0]["measured_on"] == cpu_description()
+    assert after[0]["CIDEr"] == after[7]["CIDEr"] == "1.5" and after[0]["measured_on"] == trained_on
     md = (committed_docs / "study.md").read_text()
     assert ("Rows run by the latest study: release, pretrained; kept from the table before it: nvis1, nvis4, vit, "
             "cross_attention, resampler, decoder6.") in md
     assert md.count("\n| ") == 9 and "Not the documented" not in md  # header and 8 rows
     measured = next(line for line in md.splitlines() if line.startswith("Measured on: "))
-    assert cpu_description() in measured and before[1]["measured_on"] in measured  # each row's machine
+    assert trained_on in measured and before[1]["measured_on"] in measured  # each row's machine
 
 
 def test_the_end_of_a_documented_study_run_with_harmless_settings_updates_docs(tmp_path):

@@ -20,7 +20,7 @@ from supra.runner.training import train
 from supra.tasks.captioning import CaptioningTask
 from supra.utils import hardware
 from supra.utils.errors import SupraUserError
-from supra.utils.hardware import fast_precision
+from supra.utils.hardware import cpu_description, fast_precision
 
 
 def _loss(net: VLMNano, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -128,6 +128,7 @@ def test_scores_every_second_validation_and_the_last_with_loss_every_time_and_ac
     assert sum(report["seconds"].values()) == pytest.approx(report["wall_s"], rel=1e-6)
     assert report["seconds"]["train_steps"] > 0 and report["seconds"]["val_scoring"] > 0
     assert 0 < report["outside_train_val_test_steps"] < report["outside_train_val_steps"] < 1
+    assert report["machine"] == cpu_description()  # what the times hold on (the study's table names it)
 
 
 def test_process_start_time_is_before_now():

@@ -1,6 +1,6 @@
 """Where the wall time of a run went: start-up, data set-up, training steps, validation steps, metric
 scoring, test, other. Printed as a table and written to <run dir>/time_accounting.json after fit and
-after test (the later file covers the whole run).
+after test (the later file covers the whole run), with the machine the run measured itself on.
 
 A "step" is Lightning's batch: from on_*_batch_start to on_*_batch_end (forward, backward, optimizer,
 logging). Fetching the next batch (and other callbacks' batch hooks) is counted apart. Metric scoring is the
@@ -21,6 +21,7 @@ from typing import Any
 import lightning as L
 
 from supra.utils.files import write_json_atomic
+from supra.utils.hardware import device_description
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +208,9 @@ class TimeAccounting(L.Callback):
         if stage == "fit":
             self._fit_teardown = time.time()
         self.report = self.summary(time.time() - self.process_start, stage)
+        # the times hold only on this machine (CPU, vector width, threads; or GPU): a report built elsewhere
+        # later (the study's table) must name this one, not its own
+        self.report["machine"] = device_description(pl_module.device)
         if trainer.is_global_zero:
             print(format_table(self.report))
             if self.output_dir is not None:

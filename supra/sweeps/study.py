@@ -2,7 +2,8 @@
 steps and seed, as a table (study.md, study.csv) and a plot (study.png).
 
 Read from what the jobs left on disk: the `study=<variant>` override, metrics.json (test scores),
-time_accounting.json (training and test step time) and the run config (model, batch size). Written by
+time_accounting.json (training and test step time, and the machine they were measured on) and the run config
+(model, batch size). Written by
 `StudyReport` when the multirun ends; `python -m supra.study_report dir=SWEEP_DIR` rebuilds it.
 """
 
@@ -23,7 +24,6 @@ from supra.artifacts.captioner_release import build_captioner, describe_architec
 from supra.sweeps.report import job_dirs, load_yaml
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_path, require_writable_dir, write_text_atomic
-from supra.utils.hardware import cpu_description
 
 log = logging.getLogger(__name__)
 
@@ -44,8 +44,9 @@ class StudyRow:
     train_samples_per_s: float | None  # training steps only (forward, backward, optimizer)
     caption_images_per_s: float | None  # test steps: beam search (and the loss pass) per test image
     train_steps: int | None
-    # which machine the speeds were measured on: rows of one table may come from studies run apart (merged by
-    # variant), so each keeps its own (study.csv only; study.md says it above the table)
+    # which machine the speeds were measured on, as the job's time_accounting.json names it (None: a run that
+    # named none): rows of one table may come from studies run apart (merged by variant), so each keeps its
+    # own (study.csv only; study.md says it above the table)
     measured_on: str | None = None
 
 
@@ -85,6 +86,7 @@ def study_row(job_dir: Path) -> StudyRow | None:
     seconds, counts = times.get("seconds", {}), times.get("counts", {})
     batch = config["data"].get("batch_size")
     train_s, test_s = seconds.get("train_steps"), seconds.get("test_steps")
+    machine = times.get("machine")  # the job's own: the machine building the report may be another
     return StudyRow(
         variant=_variant(job_dir), architecture=describe_architecture(net.config),
         params=net.get_num_params(), trainable_params=sum(p.numel() for p in net.parameters() if p.requires_grad),
@@ -92,7 +94,7 @@ def study_row(job_dir: Path) -> StudyRow | None:
         train_samples_per_s=counts.get("train_steps", 0) * batch / train_s if train_s and batch else None,
         caption_images_per_s=metrics.get("n_images", 0) / test_s if test_s else None,
         train_steps=counts.get("train_steps"),
-        measured_on=cpu_description(),
+        measured_on=machine if isinstance(machine, str) and machine else None,
     )
 
 
@@ -105,13 +107,15 @@ def _cell(value: Any) -> str:
 
 
 TABLE_COLUMNS = [f.name for f in fields(StudyRow) if f.name != "measured_on"]  # machines: one line above
+# what study.md says of a row whose run named no machine (one from before runs recorded it): not this machine's
+NOT_RECORDED = "an unknown machine (its run recorded none)"
 
 
 def _machines(rows: list[StudyRow]) -> str:
     """"X" when every row was measured on X; else "X (release, nvis1); Y (vit)"."""
     machines: dict[str, list[str]] = {}
     for row in rows:
-        machines.setdefault(row.measured_on or "a machine not recorded", []).append(row.variant)
+        machines.setdefault(row.measured_on or NOT_RECORDED, []).append(row.variant)
     if len(machines) == 1:
         return next(iter(machines))
     return "; ".join(f"{machine} ({', '.join(variants)})" for machine, variants in machines.items())

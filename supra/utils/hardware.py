@@ -125,3 +125,8 @@ def cpu_description(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
         vector += ", kernels capped at AVX2 (ATEN_CPU_CAPABILITY / ONEDNN_MAX_CPU_ISA)"
     bf16 = "bf16 native" if cpu_has_native_bf16(cpuinfo) else "bf16 emulated"
     return f"{cpu_model(cpuinfo)}, {vector}, {bf16}, {torch.get_num_threads()} threads"
+
+
+def device_description(device: torch.device) -> str:
+    """Which machine a measurement on `device` ran on: the GPU's name, or the CPU's (cpu_description)."""
+    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
