@@ -1,6 +1,7 @@
 """`python -m supra.study_report dir=SWEEP_DIR [out=DIR]`: (re)build the roadmap study's table and plot
 (study.md, study.csv, study.png) from a study multirun (conf/study_report.yaml; the report itself is
-supra/sweeps/study.py). The table names the command the jobs ran, read from their overrides.
+supra/sweeps/study.py). The table names the command the jobs ran as it was given (the sweep's
+multirun.yaml, else the jobs' overrides) and the variants without test results.
 
 Where it writes, as the end of the study does: into docs/ only for the documented study (its rows merged
 by variant into the table there); any other study (fewer steps, other data) into its own folder, dir=,

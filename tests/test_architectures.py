@@ -502,7 +502,7 @@ def test_the_study_is_one_command_that_writes_a_table_and_a_plot(tmp_path):
     assert (sweep / "study.png").read_bytes()[:4] == b"\x89PNG"
     assert "docs/ left as it is, since data.num_train=96" in result.stdout + result.stderr
     # each job names the machine it measured its speeds on, and the table says it: rebuilt here later (another
-    # thread count), the table still names the jobs' machine
+    # thread count), the table still names the jobs' machine, and the command in the order the sweep was given
     machine = json.loads((sweep / "0" / "time_accounting.json").read_text())["machine"]
     assert f"Measured on: {machine}. " in table
     threads = torch.get_num_threads()
@@ -512,6 +512,8 @@ def test_the_study_is_one_command_that_writes_a_table_and_a_plot(tmp_path):
     finally:
         torch.set_num_threads(threads)
     assert (tmp_path / "rebuilt" / "study.csv").read_text() == (sweep / "study.csv").read_text()
+    assert "`python train.py experiment=vlm_study study=release,nvis1 data.num_train=96" in (
+        tmp_path / "rebuilt" / "study.md").read_text()
 
 
 def test_only_the_study_as_documented_replaces_the_one_in_docs():
@@ -535,13 +537,16 @@ def test_settings_that_change_no_result_leave_a_study_the_documented_one():
         assert study_command(["experiment=vlm_study", setting])[1] == [setting]
 
 
-def write_study_job(job_dir: Path, overrides: list[str], net: dict, machine: str | None = None) -> None:
+def write_study_job(job_dir: Path, overrides: list[str], net: dict, machine: str | None = None,
+                    tested: bool = True) -> None:
     """A finished study job as it lies on disk: its overrides, run config, test metrics and step times (with
-    the machine they were measured on; None: a run from before runs recorded it)."""
+    the machine they were measured on; None: a run from before runs recorded it). `tested=False`: a job that
+    stopped before its test (no metrics.json)."""
     (job_dir / ".hydra").mkdir(parents=True)
     (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     (job_dir / ".hydra" / "config.yaml").write_text(json.dumps({"model": {"net": net}, "data": {"batch_size": 16}}))
-    (job_dir / "metrics.json").write_text(json.dumps({"CIDEr": 1.5, "Bleu_4": 0.5, "n_images": 15}))
+    if tested:
+        (job_dir / "metrics.json").write_text(json.dumps({"CIDEr": 1.5, "Bleu_4": 0.5, "n_images": 15}))
     times = {"seconds": {"train_steps": 2.0, "test_steps": 1.0}, "counts": {"train_steps": 30}}
     (job_dir / "time_accounting.json").write_text(json.dumps(times | ({"machine": machine} if machine else {})))
 
@@ -623,6 +628,23 @@ def test_study_report_names_the_machine_each_job_measured_its_speeds_on_not_the_
                                                                                    ("nvis1", "")]
     assert (f"Measured on: {trained_on} (release); an unknown machine (its run recorded none) (nvis1). "
             in (tmp_path / "out" / "study.md").read_text())
+
+
+def test_a_study_stopped_half_way_names_the_variants_without_results_and_the_command_as_given(tmp_path):
+    """Hydra saves the command's overrides in multirun.yaml, while each job's own list puts the sweeper's
+    parameters (study=) first: the table names the command as it was typed, and the variants whose jobs have
+    no test results (failed, interrupted or still running) rather than leaving them out silently."""
+    sweep = tmp_path / "sweep"
+    given = ["experiment=vlm_study", "study=release,nvis1,vit", "trainer.max_steps=4"]
+    for job, variant in enumerate(("release", "nvis1", "vit")):
+        write_study_job(sweep / str(job), [f"study={variant}", "experiment=vlm_study", "trainer.max_steps=4"],
+                        CAPTIONER_NET, tested=variant != "nvis1")
+    (sweep / "multirun.yaml").write_text(json.dumps({"hydra": {"overrides": {"hydra": [], "task": given}}}))
+    run_command("study_report", f"dir={sweep}")
+    table = (sweep / "study.md").read_text()
+    assert "`python train.py experiment=vlm_study study=release,nvis1,vit trainer.max_steps=4`" in table
+    assert "No test results (failed, interrupted or still running; no metrics.json): nvis1." in table
+    assert "| release |" in table and "| vit |" in table and "| nvis1 |" not in table
 
 
 def test_a_documented_study_of_some_variants_updates_their_rows_in_docs_and_keeps_the_others(committed_docs, tmp_path):

@@ -3,7 +3,7 @@ steps and seed, as a table (study.md, study.csv) and a plot (study.png).
 
 Read from what the jobs left on disk: the `study=<variant>` override, metrics.json (test scores),
 time_accounting.json (training and test step time, and the machine they were measured on) and the run config
-(model, batch size). Written by
+(model, batch size); the command from the sweep's multirun.yaml. Written by
 `StudyReport` when the multirun ends; `python -m supra.study_report dir=SWEEP_DIR` rebuilds it.
 """
 
@@ -122,8 +122,9 @@ def _machines(rows: list[StudyRow]) -> str:
 
 
 def markdown(rows: list[StudyRow], command: str, changed: list[str] | None = None,
-             kept: list[str] | None = None) -> str:
-    """The table; `kept`: the variants whose rows come from the table that was there before (merged)."""
+             kept: list[str] | None = None, missing: list[str] | None = None) -> str:
+    """The table; `kept`: the variants whose rows come from the table that was there before (merged);
+    `missing`: the variants of the sweep whose jobs have no test results (so no row of this study)."""
     lines = ["# The roadmap study", "",
              f"Every architecture trained on the same data, steps and seed: `{command}`", ""]
     if changed:  # a quick try written where the documented study goes must not pass for it
@@ -132,6 +133,8 @@ def markdown(rows: list[StudyRow], command: str, changed: list[str] | None = Non
         ran = [r.variant for r in rows if r.variant not in kept]
         lines += [f"Rows run by the latest study: {', '.join(ran)}; kept from the table before it: {', '.join(kept)}.",
                   ""]
+    if missing:  # a study stopped half-way: a variant left out silently would read as never studied
+        lines += [f"No test results (failed, interrupted or still running; no metrics.json): {', '.join(missing)}.", ""]
     lines += [f"Measured on: {_machines(rows)}. Scores are the test split's (beam search, width 3). Speeds are "
               "steps only, from each run's time_accounting.json: every run measures itself, so on a shared machine "
               "they carry its noise (compare one architecture's speed before and after a change with benchmarks/).",
@@ -220,7 +223,9 @@ def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = RECIP
     if not sweep_dir.is_dir():
         raise SupraUserError(f"dir={sweep_dir} is not a directory: give the study's multirun directory "
                              "(logs/train/multiruns/<date>)")
-    rows = [row for d in job_dirs(sweep_dir) if (row := study_row(d)) is not None]
+    jobs = [(d, study_row(d)) for d in job_dirs(sweep_dir)]
+    rows = [row for _, row in jobs if row is not None]
+    missing = [_variant(d) for d, row in jobs if row is None]
     if not rows:
         raise SupraUserError(f"{sweep_dir} holds no finished study job (<n>/metrics.json): nothing to report")
     require_writable_dir(out_dir, f"out={out_dir}")
@@ -235,7 +240,7 @@ def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = RECIP
     writer.writeheader()
     writer.writerows(asdict(r) for r in rows)
     write_text_atomic(out_dir / "study.csv", buffer.getvalue())
-    write_text_atomic(out_dir / "study.md", markdown(rows, command, changed, kept))
+    write_text_atomic(out_dir / "study.md", markdown(rows, command, changed, kept, missing))
     plot(rows, out_dir / "study.png")
     return rows
 
@@ -278,8 +283,16 @@ def study_command(overrides: list[str]) -> tuple[str, list[str]]:
 
 
 def sweep_overrides(sweep_dir: Path) -> list[str]:
-    """The overrides of the command that ran the sweep, from its jobs' .hydra/overrides.yaml: each key once,
-    its values across jobs joined by commas as the sweep was given them (study=release,nvis1)."""
+    """The overrides of the command that ran the sweep, in the order it gave them: as Hydra saved them in
+    the sweep's multirun.yaml (what StudyReport names at the sweep's end). Without that file, rebuilt from its
+    jobs' .hydra/overrides.yaml: each key once, its values across jobs joined by commas (study=release,nvis1),
+    in the jobs' order (which puts a key of hydra.sweeper.params, study=, first)."""
+    saved = load_yaml(sweep_dir / "multirun.yaml")
+    hydra = saved.get("hydra") if isinstance(saved, dict) else None
+    overrides = hydra.get("overrides") if isinstance(hydra, dict) else None
+    task = overrides.get("task") if isinstance(overrides, dict) else None
+    if isinstance(task, list):
+        return [str(o) for o in task]
     values: dict[str, list[str]] = {}
     for job_dir in job_dirs(sweep_dir):
         for override in (str(o) for o in (load_yaml(job_dir / ".hydra" / "overrides.yaml") or [])):
