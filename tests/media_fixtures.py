@@ -8,6 +8,7 @@ one the ordinary way, as most GIFs in the wild are.
 from __future__ import annotations
 
 import struct
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -123,6 +124,14 @@ def gif_bytes(
     if trailer:
         out += b";"
     return bytes(out)
+
+
+def png_claiming(width: int, height: int) -> bytes:
+    """A PNG header that claims width x height pixels (a decompression bomb's), and a little data."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
 
 
 def rgb(*rows: list[tuple[int, int, int]]) -> np.ndarray:

@@ -7,11 +7,9 @@ import gc
 import re
 import shutil
 import socket
-import struct
 import subprocess
 import sys
 import time
-import zlib
 from pathlib import Path
 
 import pytest
@@ -22,15 +20,7 @@ from supra.demo import A2ADemo, CaptionerDemo
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.models.vqvae import VQVAE
 from supra.tokens.a2a_vocab import A2AVocab
-from tests.media_fixtures import Frame, gif_bytes, solid
-
-
-def png_claiming(width: int, height: int) -> bytes:
-    """A PNG header that claims width x height pixels (a decompression bomb's), and a little data."""
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+from tests.media_fixtures import Frame, gif_bytes, png_claiming, solid
 
 
 @pytest.fixture(scope="module")

@@ -19,6 +19,7 @@ from supra.models.vlm_generation import beam_search
 from supra.utils.errors import SupraUserError
 from tests import release_reference
 from tests.conftest import run_command
+from tests.media_fixtures import png_claiming
 from tests.test_vlm_nano import release_state_dict_names
 
 
@@ -227,6 +228,8 @@ def test_caption_command_captions_a_folder_and_lists_unreadable_files(release, t
     (images / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)  # followed
     (images / "nested" / "again").symlink_to(tmp_path / "elsewhere", target_is_directory=True)  # once
     (images / "moved.png").symlink_to(tmp_path / "gone.png")  # a broken link: listed, not passed over in silence
+    # a picture too large: named with what to do (caption has no max_pixels=)
+    (images / "huge.png").write_bytes(png_claiming(20_000, 20_000))
     run_command("caption", f"ckpt={release}", f"images={images}", f"out={tmp_path / 'out'}", "decode=greedy")
     lines = [json.loads(line) for line in (tmp_path / "out" / "captions.jsonl").read_text().splitlines()]
     assert sorted(Path(r["file"]).name for r in lines) == ["blue.png", "grey.png", "red.jpg"]
@@ -235,6 +238,8 @@ def test_caption_command_captions_a_folder_and_lists_unreadable_files(release, t
     err = capsys.readouterr().err
     assert "broken.jpg" in err
     assert f"skipped unreadable image {images / 'moved.png'}: a link to {tmp_path / 'gone.png'}, which does not exist" in err
+    assert (f"skipped unreadable image {images / 'huge.png'}: DecompressionBombError: 400000000 pixels, over the "
+            "100,000,000 pixels read: resize the picture") in err and "max_pixels" not in err
 
 
 def test_export_replaces_an_old_release_but_never_other_files_its_input_or_the_working_directory(

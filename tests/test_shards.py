@@ -157,6 +157,23 @@ def test_sixteen_bit_grey_is_scaled_and_a_bomb_is_refused_naming_the_limit_given
         load_rgb(tmp_path / "bomb.png", max_pixels=500_000)
 
 
+def test_a_picture_too_large_says_to_resize_it_where_the_caller_gave_no_max_pixels(tmp_path):
+    """caption, write_shards and the caches read up to 100M pixels with no max_pixels= option to raise: their
+    refusal says what to do instead of naming one (generate's and a media folder's name theirs, above)."""
+    from supra.data.images import UNREADABLE, load_rgb
+    from tests.media_fixtures import Frame, gif_bytes, png_claiming, solid
+
+    (tmp_path / "big.png").write_bytes(png_claiming(12_000, 10_000))  # Pillow's own refusal is over twice it
+    (tmp_path / "huge.png").write_bytes(png_claiming(20_000, 20_000))
+    # a GIF whose first frame, placed far off, grows its screen
+    (tmp_path / "grown.gif").write_bytes(gif_bytes(8, 8, [Frame(solid(2, 2, 1), left=15_000, top=10_000)]))
+    said = r"over the 100,000,000 pixels read: resize the picture$"
+    for name, size in [("big.png", "12000x10000 = 120000000 pixels"), ("huge.png", "400000000 pixels"),
+                       ("grown.gif", "15002x10002 = 150050004 pixels")]:
+        with pytest.raises(UNREADABLE, match=f"^{size}, {said}"):
+            load_rgb(tmp_path / name)
+
+
 @pytest.mark.parametrize("reader", ["libarchive", "tarfile"])
 def test_shards_read_alike_from_a_path_a_pipe_and_an_fsspec_url(tmp_path, reader):
     import fsspec

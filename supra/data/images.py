@@ -31,6 +31,8 @@ UNREADABLE = (*STILL_ERRORS, Image.DecompressionBombError)
 # Bump when load_rgb gives other pixels for some file (2: a GIF still's first frame by the GIF reader, a PNG's
 # colour key over white): what was cached from files decoded before (a2a codes) is made anew.
 DECODE_VERSION = 2
+# The limit load_rgb reads up to when its caller has no max_pixels option: its refusal then says what to do instead.
+MAX_PIXELS = 100_000_000
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})  # what we look for
 
 
@@ -93,11 +95,17 @@ def require_image_file(path: str | Path, key: str = "image") -> Path:
     return path
 
 
-def load_rgb(path: str | Path | BinaryIO, max_pixels: int = 100_000_000, draft: int | None = None) -> Image.Image:
+def load_rgb(path: str | Path | BinaryIO, max_pixels: int | None = None, draft: int | None = None) -> Image.Image:
     """Any image file -> RGB PIL image: EXIF orientation applied, any mode (L, CMYK, P, RGBA, ICC) converted,
     transparency (an alpha channel, or the colour a PNG's tRNS names in any mode) over white; a GIF's first
     frame as browsers show it (gif_frames.py), as training and video2video read it.
+    `max_pixels`: the caller's option of that name, which a larger picture's refusal names; left out, MAX_PIXELS,
+    and the refusal says to resize the picture (caption, shards and caches have no such option).
     `draft`: a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) still at least this on each side."""
+    if max_pixels is None:
+        max_pixels, limit_said = MAX_PIXELS, f"the {MAX_PIXELS:,} pixels read: resize the picture"
+    else:
+        limit_said = f"max_pixels={max_pixels}"
     # Decompression bombs raise instead of eating memory. Pillow's limit is a process global that it checks
     # elsewhere too (text drawn on a grid): set for this open only, or a small max_pixels (generate's) would
     # refuse the process's later pictures.
@@ -106,18 +114,18 @@ def load_rgb(path: str | Path | BinaryIO, max_pixels: int = 100_000_000, draft: 
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
             image = Image.open(path)
-        except Image.DecompressionBombError as err:  # over twice the limit, Pillow names that: say max_pixels
+        except Image.DecompressionBombError as err:  # over twice the limit, Pillow names that: say ours
             found = re.search(r"\((\d+) pixels\)", str(err))
             pixels = found.group(1) if found else f"over {2 * max_pixels}"
-            raise Image.DecompressionBombError(f"{pixels} pixels, over max_pixels={max_pixels}") from None
+            raise Image.DecompressionBombError(f"{pixels} pixels, over {limit_said}") from None
         finally:
             Image.MAX_IMAGE_PIXELS = limit
     with image:
         if image.width * image.height > max_pixels:
             raise Image.DecompressionBombError(f"{image.width}x{image.height} = {image.width * image.height} "
-                                               f"pixels, over max_pixels={max_pixels}")
+                                               f"pixels, over {limit_said}")
         if image.format == "GIF":
-            return _gif_first_frame(path, max_pixels)
+            return _gif_first_frame(path, max_pixels, limit_said)
         if draft is not None and image.format == "JPEG":
             image.draft("RGB", (draft, draft))
         image = ImageOps.exif_transpose(image)
@@ -142,7 +150,7 @@ def _grey_8bit(image: Image.Image) -> Image.Image:
     return grey
 
 
-def _gif_first_frame(source: str | Path | BinaryIO, max_pixels: int) -> Image.Image:
+def _gif_first_frame(source: str | Path | BinaryIO, max_pixels: int, limit_said: str) -> Image.Image:
     """A GIF's first frame as gif_frames.py composites it (browsers' way: the screen around a smaller first frame
     is transparent, here white), not Pillow's (palette index 0 there, often black or a colour of the picture)."""
     if not isinstance(source, (str, Path)):
@@ -152,7 +160,8 @@ def _gif_first_frame(source: str | Path | BinaryIO, max_pixels: int) -> Image.Im
         return Image.fromarray(next(open_gif(source, max_pixels, max_frames=1).frames()))
     except MediaDecodeError as err:
         if err.kind == TOO_LARGE:  # as a still over max_pixels is said
-            raise Image.DecompressionBombError(str(err)) from None
+            reason = str(err).replace(f"max_pixels={max_pixels}", limit_said)
+            raise Image.DecompressionBombError(reason) from None
         raise
 
 
