@@ -7,6 +7,7 @@ import re
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -228,7 +229,8 @@ def test_caption_command_captions_a_folder_and_lists_unreadable_files(release, t
     (images / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)  # followed
     (images / "nested" / "again").symlink_to(tmp_path / "elsewhere", target_is_directory=True)  # once
     (images / "moved.png").symlink_to(tmp_path / "gone.png")  # a broken link: listed, not passed over in silence
-    # a picture too large: named with what to do (caption has no max_pixels=)
+    # a float TIFF (no known range) and a picture too large: named with what to do (caption has no max_pixels=)
+    Image.fromarray(np.linspace(0, 1, 1600, dtype=np.float32).reshape(40, 40), "F").save(images / "float.tif")
     (images / "huge.png").write_bytes(png_claiming(20_000, 20_000))
     run_command("caption", f"ckpt={release}", f"images={images}", f"out={tmp_path / 'out'}", "decode=greedy")
     lines = [json.loads(line) for line in (tmp_path / "out" / "captions.jsonl").read_text().splitlines()]
@@ -238,6 +240,8 @@ def test_caption_command_captions_a_folder_and_lists_unreadable_files(release, t
     err = capsys.readouterr().err
     assert "broken.jpg" in err
     assert f"skipped unreadable image {images / 'moved.png'}: a link to {tmp_path / 'gone.png'}, which does not exist" in err
+    assert (f"skipped unreadable image {images / 'float.tif'}: ValueError: float pixels (mode F), of no known range: "
+            "convert the picture to 8 or 16-bit") in err
     assert (f"skipped unreadable image {images / 'huge.png'}: DecompressionBombError: 400000000 pixels, over the "
             "100,000,000 pixels read: resize the picture") in err and "max_pixels" not in err
 

@@ -174,6 +174,33 @@ def test_a_picture_too_large_says_to_resize_it_where_the_caller_gave_no_max_pixe
             load_rgb(tmp_path / name)
 
 
+def test_float_pictures_and_32_bit_ones_beyond_16_bits_are_refused_not_clipped(tmp_path):
+    """Their range is not known (0-1, 0-255, HDR): converted to RGB they were black or white without a word.
+    Refused as unreadable, they are skipped and counted by the sources, or named in one line by a command."""
+    from PIL import Image
+
+    from supra.data.gif_frames import UNREADABLE as KIND_UNREADABLE
+    from supra.data.gif_frames import MediaDecodeError
+    from supra.data.images import load_rgb, load_still
+
+    Image.fromarray(np.linspace(0, 1, 1600, dtype=np.float32).reshape(40, 40), "F").save(tmp_path / "float.tif")
+    with pytest.raises(ValueError, match=r"^float pixels \(mode F\), of no known range: convert the picture to 8 or 16-bit$"):
+        load_rgb(tmp_path / "float.tif")
+    with pytest.raises(MediaDecodeError, match="^ValueError: float pixels .* convert the picture to 8 or 16-bit$") as err:
+        load_still(tmp_path / "float.tif", 10_000)
+    assert err.value.kind == KIND_UNREADABLE
+    wide = np.linspace(0, 1_000_000, 64 * 64).astype(np.int32).reshape(64, 64)
+    Image.fromarray(wide, "I").save(tmp_path / "wide.tif")
+    with pytest.raises(ValueError, match="32-bit pixels from 0 to 1000000, of no known range: convert"):
+        load_rgb(tmp_path / "wide.tif")
+    # 32-bit values within 16 bits are read as 16-bit grey is, to the same pixels
+    sixteen = np.linspace(0, 65535, 64 * 64).astype(np.uint16).reshape(64, 64)
+    Image.fromarray(sixteen.astype(np.int32), "I").save(tmp_path / "fits.tif")
+    Image.fromarray(sixteen).save(tmp_path / "grey16.tif")
+    assert Image.open(tmp_path / "fits.tif").mode == "I" and Image.open(tmp_path / "grey16.tif").mode == "I;16"
+    np.testing.assert_array_equal(np.asarray(load_rgb(tmp_path / "fits.tif")), np.asarray(load_rgb(tmp_path / "grey16.tif")))
+
+
 @pytest.mark.parametrize("reader", ["libarchive", "tarfile"])
 def test_shards_read_alike_from_a_path_a_pipe_and_an_fsspec_url(tmp_path, reader):
     import fsspec

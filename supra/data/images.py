@@ -29,10 +29,12 @@ PAD_VALUE = 0  # black: the letterbox convention, and apart from the white trans
 STILL_ERRORS = (OSError, ValueError, SyntaxError, EOFError, struct.error, IndexError)
 UNREADABLE = (*STILL_ERRORS, Image.DecompressionBombError)
 # Bump when load_rgb gives other pixels for some file (2: a GIF still's first frame by the GIF reader, a PNG's
-# colour key over white): what was cached from files decoded before (a2a codes) is made anew.
+# colour key over white, float pictures and 32-bit ones beyond 16 bits refused rather than clipped to black or
+# white): what was cached from files decoded before (a2a codes) is made anew.
 DECODE_VERSION = 2
 # The limit load_rgb reads up to when its caller has no max_pixels option: its refusal then says what to do instead.
 MAX_PIXELS = 100_000_000
+SIXTEEN_BIT_GREY = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # "I" is 32-bit: taken as 16-bit when its values fit
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})  # what we look for
 
 
@@ -96,12 +98,14 @@ def require_image_file(path: str | Path, key: str = "image") -> Path:
 
 
 def load_rgb(path: str | Path | BinaryIO, max_pixels: int | None = None, draft: int | None = None) -> Image.Image:
-    """Any image file -> RGB PIL image: EXIF orientation applied, any mode (L, CMYK, P, RGBA, ICC) converted,
-    transparency (an alpha channel, or the colour a PNG's tRNS names in any mode) over white; a GIF's first
-    frame as browsers show it (gif_frames.py), as training and video2video read it.
+    """Any image file -> RGB PIL image: EXIF orientation applied, any mode (L, CMYK, P, RGBA, ICC, 16-bit grey)
+    converted, transparency (an alpha channel, or the colour a PNG's tRNS names in any mode) over white; a GIF's
+    first frame as browsers show it (gif_frames.py), as training and video2video read it.
     `max_pixels`: the caller's option of that name, which a larger picture's refusal names; left out, MAX_PIXELS,
     and the refusal says to resize the picture (caption, shards and caches have no such option).
-    `draft`: a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) still at least this on each side."""
+    `draft`: a JPEG is decoded at the smallest DCT scale (1/2, 1/4, 1/8) still at least this on each side.
+    Float pictures (mode F), and 32-bit ones beyond 16-bit values, are refused (ValueError): their range is not
+    known (0-1, 0-255, HDR), and converted they would be clipped to black or white without a word."""
     if max_pixels is None:
         max_pixels, limit_said = MAX_PIXELS, f"the {MAX_PIXELS:,} pixels read: resize the picture"
     else:
@@ -124,12 +128,14 @@ def load_rgb(path: str | Path | BinaryIO, max_pixels: int | None = None, draft: 
         if image.width * image.height > max_pixels:
             raise Image.DecompressionBombError(f"{image.width}x{image.height} = {image.width * image.height} "
                                                f"pixels, over {limit_said}")
+        if image.mode == "F":  # known from the header: refused before decoding
+            raise ValueError("float pixels (mode F), of no known range: convert the picture to 8 or 16-bit")
         if image.format == "GIF":
             return _gif_first_frame(path, max_pixels, limit_said)
         if draft is not None and image.format == "JPEG":
             image.draft("RGB", (draft, draft))
         image = ImageOps.exif_transpose(image)
-        if image.mode in ("I", "I;16", "I;16B", "I;16L"):  # 16-bit grey: convert() would clip it at 255, not scale
+        if image.mode in SIXTEEN_BIT_GREY:  # convert() would clip it at 255, not scale
             image = _grey_8bit(image)
         # an alpha channel, or a colour key (tRNS: the value or colour given is transparent) in any mode
         if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
@@ -141,8 +147,12 @@ def load_rgb(path: str | Path | BinaryIO, max_pixels: int | None = None, draft: 
 
 
 def _grey_8bit(image: Image.Image) -> Image.Image:
-    """16-bit grey -> L (the top 8 bits), its colour key (the 16-bit value given as transparent) kept as alpha: LA."""
+    """16-bit grey -> L (the top 8 bits), its colour key (the 16-bit value given as transparent) kept as alpha: LA.
+    32-bit grey (mode I) beyond 0-65535 is refused: its range is not known, and 8 bits of it would be clipped."""
     values = np.asarray(image, dtype=np.int64)
+    if values.size and (values.min() < 0 or values.max() > 65535):
+        raise ValueError(f"32-bit pixels from {values.min()} to {values.max()}, of no known range: "
+                         "convert the picture to 8 or 16-bit")
     grey = Image.fromarray((values >> 8).clip(0, 255).astype(np.uint8))
     key = image.info.get("transparency")
     if isinstance(key, int):
