@@ -21,11 +21,11 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import read_write
+from omegaconf import OmegaConf, read_write
 
 from supra.runner.training import train
 from supra.sweeps.callback import SweepJobRecorder
-from supra.sweeps.optuna_settings import STUDY_METRIC, SweeperSettingsCheck
+from supra.sweeps.optuna_settings import STUDY_METRIC, SweeperSettingsCheck, check_optuna_settings
 from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, write_report
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
@@ -411,6 +411,28 @@ def test_optuna_settings_its_sweeper_would_fail_on_are_one_line_before_the_sweep
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(
         f"hydra.sweeper.storage=sqlite:///{tmp_path}/study.db", "hydra.sweeper.study_name=kept",
         "hydra.sweeper.direction=minimize"))
+
+
+def test_a_storage_that_cannot_hold_a_study_is_one_line(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello\n")
+    sweeper = OmegaConf.create({"n_trials": 1, "n_jobs": 1, "study_name": "x", "direction": "maximize"})
+    # else sqlalchemy's tracebacks: "Could not parse SQLAlchemy URL", "file is not a database", "unable to open"
+    for storage, message in [
+        ("sweeps.db", "hydra.sweeper.storage=sweeps.db is no database URL: use sqlite:///sweeps.db (a study file, "
+                      "made if it is not there)"),
+        (f"sqlite:///{tmp_path}/notes.txt", f"hydra.sweeper.storage=sqlite:///{tmp_path}/notes.txt: {tmp_path}/notes.txt "
+         "is not an SQLite database, so it holds no study: give another file, made if it is not there "
+         "(sqlite:///sweeps.db, beside the command)"),
+        (f"sqlite:///{tmp_path}", f"hydra.sweeper.storage=sqlite:///{tmp_path} is a folder: give a file in it "
+                                  f"(hydra.sweeper.storage=sqlite:///{tmp_path}/sweeps.db)"),
+    ]:
+        sweeper.storage = storage
+        with pytest.raises(SupraUserError) as refused:
+            check_optuna_settings(sweeper, "val/psnr")
+        assert str(refused.value) == message
+    sweeper.storage = f"sqlite:///{tmp_path}/sweeps.db"  # a new file: made, and its study with it
+    check_optuna_settings(sweeper, "val/psnr")
+    assert optuna.load_study(study_name="x", storage=sweeper.storage).user_attrs == {STUDY_METRIC: "val/psnr"}
 
 
 def test_a_refused_sweep_makes_no_sweep_folder(tmp_path):

@@ -1,6 +1,7 @@
 """The Optuna sweeper's settings, checked before its first trial: Optuna finds these problems only once
 Hydra has set the sweep up, and says them as tracebacks (`ZeroDivisionError` for n_jobs=0, "No trials are
-completed yet" for n_trials=0, sqlalchemy's `OperationalError` for a storage file that cannot be made,
+completed yet" for n_trials=0, sqlalchemy's `ArgumentError`, `OperationalError` or `DatabaseError` for a
+storage that is a file's path rather than a URL, a file that cannot be made, or one that is no database,
 "Cannot overwrite study direction" for a stored study asked to go the other way). A stored study also
 records the metric it optimises, which Optuna does not: resumed with another, it would rank the values of
 two metrics as one. And a fixed sampler seed given on the command line (it replaces the configured
@@ -25,6 +26,7 @@ from supra.utils.files import check_writable_dir
 from supra.utils.hardware import check_accelerator
 
 STUDY_METRIC = "supra_optimized_metric"  # the study's user attribute naming what its values are
+SQLITE_HEADER = b"SQLite format 3\x00"  # the first bytes of every SQLite database file
 
 log = logging.getLogger(__name__)
 
@@ -76,26 +78,58 @@ def check_optuna_settings(sweeper: DictConfig, optimized_metric: str | None) -> 
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise SupraUserError(f"hydra.sweeper.{key}={value!r} must be a whole number >= 1")
     storage, name = sweeper.get("storage"), sweeper.get("study_name")
-    if not storage or not str(storage).startswith("sqlite:///"):
+    if not storage:
         return
-    path = Path(str(storage).removeprefix("sqlite:///"))
+    if "://" not in str(storage):  # a file's path: sqlalchemy's "Could not parse SQLAlchemy URL" traceback
+        use = f"sqlite:///{storage}" if ":" not in str(storage) else "sqlite:///PATH"
+        raise SupraUserError(f"hydra.sweeper.storage={storage} is no database URL: use {use} (a study file, made "
+                             "if it is not there)")
+    if not str(storage).startswith("sqlite:///"):  # a database server's (postgresql://...): Optuna connects to it
+        return
+    path = Path(str(storage).removeprefix("sqlite:///").partition("?")[0])  # ?timeout=...: sqlite's options
     try:
         check_writable_dir(path.parent, create=False)
     except OSError as err:
         raise SupraUserError(f"hydra.sweeper.storage={storage}: cannot write the study file there ({err.strerror or err}): "
                              "give a file in a folder you can write to (sqlite:///sweeps.db, beside the command)") from None
+    _check_study_file(str(storage), path)
     if name:
         _check_stored_study(str(storage), str(name), sweeper.get("direction"), optimized_metric)
 
 
+def _check_study_file(storage: str, path: Path) -> None:
+    """A study file that sqlite cannot open (a folder, another kind of file) as one line, not sqlalchemy's
+    OperationalError or DatabaseError traceback; a missing or empty one is made into a study file."""
+    if path.is_dir():
+        raise SupraUserError(f"hydra.sweeper.storage={storage} is a folder: give a file in it "
+                             f"(hydra.sweeper.storage=sqlite:///{path / 'sweeps.db'})")
+    try:
+        with path.open("rb") as file:
+            header = file.read(len(SQLITE_HEADER))
+    except FileNotFoundError:
+        return
+    except OSError as err:
+        raise SupraUserError(f"hydra.sweeper.storage={storage}: cannot read the study file ({err.strerror or err}): "
+                             "give one you can read and write") from None
+    if header and header != SQLITE_HEADER:
+        raise SupraUserError(f"hydra.sweeper.storage={storage}: {path} is not an SQLite database, so it holds no "
+                             "study: give another file, made if it is not there (sqlite:///sweeps.db, beside the command)")
+
+
 def _check_stored_study(storage: str, name: str, asked: object, metric: str | None) -> None:
     import optuna
+    from sqlalchemy.exc import SQLAlchemyError
 
     wanted = [str(d) for d in asked] if OmegaConf.is_list(asked) or isinstance(asked, list) else [str(asked)]
     try:
-        study = optuna.load_study(study_name=name, storage=storage)
-    except KeyError:  # a new study: made as the sweeper would make it (it then loads this one)
-        study = optuna.create_study(study_name=name, storage=storage, directions=wanted)
+        try:
+            study = optuna.load_study(study_name=name, storage=storage)
+        except KeyError:  # a new study: made as the sweeper would make it (it then loads this one)
+            study = optuna.create_study(study_name=name, storage=storage, directions=wanted)
+    except SQLAlchemyError as err:  # a database the checks above cannot tell (locked, another program's tables)
+        reason = str(getattr(err, "orig", None) or err).splitlines()[0]
+        raise SupraUserError(f"hydra.sweeper.storage={storage}: Optuna cannot open the study there ({reason}): give "
+                             "another file (sqlite:///sweeps.db, beside the command), or another database") from None
     stored = [d.name.lower() for d in study.directions]
     if stored != wanted:
         raise SupraUserError(f"hydra.sweeper.direction={asked}, but the study {name} in {storage} was made to "
