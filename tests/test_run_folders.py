@@ -16,7 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from supra.utils.cli import exit_if_run_dir_unwritable
-from supra.utils.run_folders import OWNER, KeepFinishedRuns
+from supra.utils.run_folders import OWNER, KeepFinishedRuns, sweep_record
 from tests.conftest import CONF, ROOT
 
 
@@ -263,3 +263,20 @@ def test_a_sweep_into_a_finished_runs_folder_and_a_run_into_a_sweeps_folder_are_
     assert refusal(KeepFinishedRuns().on_run_start, hydra_config(str(sweep)), capsys) == (
         f"error: hydra.run.dir={sweep} is a sweep's folder (multirun.yaml): choose another with hydra.run.dir=DIR, "
         "or leave it out for a new dated folder\n")
+
+
+def test_a_run_into_an_optuna_sweeps_folder_is_refused_though_the_optuna_sweeper_writes_no_multirun_yaml(
+        tmp_path, capsys):
+    """Its jobs' folders show it: a run's .hydra/ written there would leave a sweep report that cannot be rebuilt."""
+    sweep, killed, runs = tmp_path / "sweep", tmp_path / "killed", tmp_path / "runs"
+    finished_job(sweep, "optimization_results.yaml", "sweep_summary.csv", "0/sweep_job.json", "1/sweep_job.json")
+    for job in (sweep / "0", sweep / "1", killed / "0"):  # a sweep killed in its first job has only that job's .hydra/
+        finished_job(job, ".hydra/overrides.yaml")
+        (job / ".hydra" / "hydra.yaml").write_text("hydra:\n  mode: MULTIRUN\n")
+    assert refusal(KeepFinishedRuns().on_run_start, hydra_config(str(sweep)), capsys) == (
+        f"error: hydra.run.dir={sweep} holds a sweep's jobs (0/): choose another with hydra.run.dir=DIR, "
+        "or leave it out for a new dated folder\n")
+    assert sweep_record(killed) == killed / "0" / ".hydra" / "hydra.yaml"
+    finished_job(runs / "a_run", ".hydra/overrides.yaml")  # a folder of single runs is no sweep's
+    (runs / "a_run" / ".hydra" / "hydra.yaml").write_text("hydra:\n  mode: RUN\n")
+    assert sweep_record(runs) is None

@@ -39,7 +39,7 @@ from supra.utils.hydra_quoting import hydra_quoted
 # is then free for the corrected command. "sweep_job.json": supra.sweeps.report.JOB_RESULT (a layer above).
 RECORDS = ("checkpoints/*.ckpt", "metrics.json", "sweep_job.json", "csv/metrics.csv",
            "tensorboard/events.out.tfevents.*", "wandb_run_id.txt", "wandb/*run-*")
-SWEEP_RECORD = "multirun.yaml"  # Hydra's, in every sweep's folder
+SWEEP_RECORD = "multirun.yaml"  # Hydra's, in a grid sweep's folder: the Optuna sweeper writes none
 # "<host> <pid> <start>" of the live process writing a run or sweep folder (see _start_time), removed at end
 OWNER = ".supra_run_owner"
 
@@ -48,6 +48,30 @@ def finished_run_file(folder: Path) -> Path | None:
     """A record of a run in `folder` itself (a checkpoint, metrics.json, sweep_job.json, logged curves), or
     None."""
     return next((path for pattern in RECORDS for path in sorted(folder.glob(pattern))), None)
+
+
+def sweep_record(folder: Path) -> Path | None:
+    """What shows `folder` to be a sweep's, or to hold one: Hydra's multirun.yaml, else the .hydra/hydra.yaml
+    of a multirun job below it, at any depth, which every sweep has from its first job's start on; None for
+    any other."""
+    if (folder / SWEEP_RECORD).is_file():
+        return folder / SWEEP_RECORD
+    for parent, children, _ in os.walk(folder):
+        children[:] = sorted(child for child in children if not child.startswith("."))
+        job = Path(parent) / ".hydra" / "hydra.yaml"
+        if Path(parent) == folder or not job.is_file():
+            continue
+        if _is_multirun_job(job):
+            return job
+        children.clear()  # a single run's folder: what is below it is its own
+    return None
+
+
+def _is_multirun_job(hydra_yaml: Path) -> bool:
+    try:
+        return OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.mode") == "MULTIRUN"
+    except Exception:  # cut short by a killed job, or not Hydra's: no sign of a sweep
+        return False
 
 
 def run_file_within(folder: Path) -> Path | None:
@@ -89,9 +113,12 @@ class KeepFinishedRuns(Callback):
         resumed = " (a resumed run, ckpt_path=..., writes a new one)" if "ckpt_path" in config else ""
 
         def finished(folder: Path) -> str | None:
-            if (folder / SWEEP_RECORD).is_file():  # its jobs' folders are below it, not where a run writes
-                return (f"hydra.run.dir={folder} is a sweep's folder ({SWEEP_RECORD}): choose another with "
-                        "hydra.run.dir=DIR, or leave it out for a new dated folder")
+            if sweep := sweep_record(folder):  # its jobs' folders are below it, not where a run writes
+                # (a run's .hydra/ there would also make the sweep's report refuse the folder as one run's)
+                what = (f"is a sweep's folder ({SWEEP_RECORD})" if sweep.name == SWEEP_RECORD else
+                        f"holds a sweep's jobs ({sweep.parent.parent.relative_to(folder)}/)")
+                return (f"hydra.run.dir={folder} {what}: choose another with hydra.run.dir=DIR, or leave it out "
+                        "for a new dated folder")
             held = finished_run_file(folder)
             if held and not (folder / "metrics.json").is_file() and (stopped := stopped_short(folder)):
                 return (f"hydra.run.dir={folder} already holds an interrupted run (checkpoints/last.ckpt at step "
