@@ -148,8 +148,19 @@ def test_a_job_refused_in_one_line_is_recorded_as_failed_and_the_rest_of_its_bat
 
 def test_train_returns_the_optimized_metric_and_names_the_logged_ones_if_it_is_missing(train_config):
     # the value of a metric that is there is checked by the Optuna tests (a trial's value is what its job returned)
-    with pytest.raises(SupraUserError, match=r"optimized_metric=val/cider was never logged; logged metrics are: .*val/CIDEr"):
+    with pytest.raises(SupraUserError, match=r"optimized_metric=val/zzz was never logged; logged metrics are: .*val/CIDEr"):
+        train(train_config(*TINY_JOB, "optimized_metric=val/zzz"))  # none of the task's: maybe a callback's own
+
+
+def test_a_mistyped_optimized_metric_is_one_line_before_training(train_config, monkeypatch):
+    """As a callback's mistyped monitor is: not after every trial of a sweep has trained in full."""
+    monkeypatch.setattr("supra.runner.training.build_datamodule", lambda *_: pytest.fail("got past the check"))
+    with pytest.raises(SupraUserError) as refused:
         train(train_config(*TINY_JOB, "optimized_metric=val/cider"))
+    assert str(refused.value) == (
+        "optimized_metric=val/cider is no metric this run logs: did you mean optimized_metric=val/CIDEr? "
+        "(CaptioningTask logs train/loss, val/loss, val/Bleu_1, val/Bleu_2, val/Bleu_3, val/Bleu_4, "
+        "val/ROUGE_L, val/CIDEr, val/attr_acc, val/relation_acc)")
 
 
 def test_optuna_sweep_in_memory_runs_n_trials_and_reports_best_params(tmp_path):

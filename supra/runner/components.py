@@ -229,11 +229,9 @@ def check_callback(task: SupraTask, name: str, node: DictConfig, trainer_cfg: Di
     if monitor not in names:
         # a monitor that is no metric of the task but close to one is a typo; any other may be a user
         # callback's own (Lightning refuses it at the first validation if it is not logged)
-        lowered = {known.lower(): known for known in names}
-        close = difflib.get_close_matches(monitor.lower(), list(lowered), n=1, cutoff=0.6)
-        if close:
+        if close := _close_metric(monitor, names):
             raise SupraUserError(f"{name}.monitor={monitor} is no metric this run logs: did you mean "
-                                 f"{lowered[close[0]]}? ({type(task).__name__} logs {', '.join(names)})")
+                                 f"{close}? ({type(task).__name__} logs {', '.join(names)})")
         return
     stops = issubclass(cls, EarlyStopping)
     if names[monitor] > 1 and (stops or top_k > 1):
@@ -244,6 +242,25 @@ def check_callback(task: SupraTask, name: str, node: DictConfig, trainer_cfg: Di
         raise SupraUserError(f"{name} watches {monitor}, which model.score_every_n_val={names[monitor]} computes at one "
                              f"validation in {names[monitor]}: {what}; watch val/loss (every validation), or set "
                              "model.score_every_n_val=1")
+
+
+def check_optimized_metric(task: SupraTask, metric: str | None) -> None:
+    """A mistyped optimized_metric (val/PSNR for val/psnr) as one line before training, as a callback's monitor
+    is (check_callback), not as "was never logged" after the whole fit. A test score is left to the test,
+    which logs names of its own (model.test_metrics)."""
+    names = task.metric_names() if hasattr(task, "metric_names") else None
+    if not metric or not names or metric in names or metric.startswith("test/"):
+        return
+    if close := _close_metric(metric, names):
+        raise SupraUserError(f"optimized_metric={metric} is no metric this run logs: did you mean optimized_metric="
+                             f"{close}? ({type(task).__name__} logs {', '.join(names)})")
+
+
+def _close_metric(name: str, names: dict[str, int]) -> str | None:
+    """The one of `names` that `name` is a typo of (another case, a letter off), or None."""
+    lowered = {known.lower(): known for known in names}
+    close = difflib.get_close_matches(name.lower(), list(lowered), n=1, cutoff=0.6)
+    return lowered[close[0]] if close else None
 
 
 def instantiate_group(group: DictConfig | None) -> list[Any]:

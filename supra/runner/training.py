@@ -36,6 +36,7 @@ from supra.runner.components import (
     build_datamodule,
     build_task,
     check_callbacks_fit,
+    check_optimized_metric,
     instantiate_group,
     stage1_vqvae,
     starting_model,
@@ -209,6 +210,7 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     # Each part once, handed one way: stage 1 and reused token ids -> task -> DataModule (what it must follow).
     ckpt_path = cfg.get("ckpt_path")
     task = build_task(starting_model(cfg.model, ckpt_path), run_config, stage1_vqvae(cfg.model, ckpt_path))
+    check_optimized_metric(task, cfg.get("optimized_metric"))
     if ckpt_path:
         checkpoint = check_resumable(task, ckpt_path, cfg.trainer.get("max_steps") if cfg.get("train") else None)
         if cfg.get("train"):
