@@ -117,3 +117,23 @@ def test_the_progress_bar_names_the_last_epoch_only_when_there_is_one(limits, de
     module.last_batch_flags, module.batches_done = [], []
     trainer.fit(module, DataLoader(TensorDataset(torch.randn(4, 2)), batch_size=2))
     assert bar._get_train_description(0).rstrip() == description  # was "Epoch 0/-2" for max_steps alone
+
+
+def test_an_optuna_sweeps_error_reaches_the_handler_before_hydra_prints_it():
+    from types import SimpleNamespace
+
+    from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
+
+    error, seen = ValueError("No trials are completed yet."), []
+
+    def fail(arguments):
+        raise error
+
+    private_apis.on_optuna_sweep_error(seen.append)
+    with pytest.raises(ValueError) as raised:  # a handler that returns lets it go on
+        OptunaSweeper.sweep(SimpleNamespace(sweeper=SimpleNamespace(sweep=fail)), [])
+    assert raised.value is error and seen == [error]
+    private_apis.on_optuna_sweep_error(lambda err: None)  # replaces the one before, not wrapped around it
+    with pytest.raises(ValueError):
+        OptunaSweeper.sweep(SimpleNamespace(sweeper=SimpleNamespace(sweep=fail)), [])
+    assert seen == [error]

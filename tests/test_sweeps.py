@@ -24,7 +24,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, read_write
 
 from supra.runner.training import train
-from supra.sweeps.callback import SweepJobRecorder
+from supra.sweeps.callback import SweepJobRecorder, end_if_no_trial_completed
 from supra.sweeps.optuna_settings import STUDY_METRIC, SweeperSettingsCheck, check_optuna_settings
 from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, write_report
 from supra.utils.errors import SupraUserError
@@ -278,6 +278,22 @@ def test_the_report_ranks_by_the_optuna_sweepers_direction_and_says_why_jobs_fai
     summary = (tmp_path / SUMMARY_MD).read_text()
     assert "sorted by best val/CIDEr (minimize)" in summary
     assert "- 2 (`model.optimizer.lr=9.0`): val/CIDEr was NaN: the run diverged" in summary
+
+
+def test_an_optuna_sweep_whose_every_trial_failed_ends_in_one_line_naming_the_report(tmp_path, capsys):
+    """Not in Optuna's "No trials are completed yet." traceback, raised after the trials."""
+    no_best = ValueError("No trials are completed yet.")
+    for job in ("0", "1"):
+        write_job(tmp_path / job, [f"seed={job}"], "maximize", {"status": "failed", "return_value": None,
+                                                               "error": "data.num_train=0: every split needs at least 1 image"})
+    with pytest.raises(SystemExit) as ended:
+        end_if_no_trial_completed(tmp_path, no_best)
+    assert ended.value.code == 1 and capsys.readouterr().err == (
+        f"error: every trial of the sweep failed (2 of 2), so it has no best one: why each failed is in "
+        f"{tmp_path / SUMMARY_MD} (job 0: data.num_train=0: every split needs at least 1 image)\n")
+    end_if_no_trial_completed(tmp_path, RuntimeError("another error"))  # raised on as it is
+    write_job(tmp_path / "2", ["seed=2"], "maximize", {"status": "completed", "return_value": 1.0})
+    end_if_no_trial_completed(tmp_path, no_best)
 
 
 def test_a_job_whose_optimized_metric_is_nan_is_recorded_as_failed(tmp_path):

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,7 +22,7 @@ from supra.sweeps.report import JOB_RESULT, SUMMARY_MD, write_report
 from supra.utils.cli import FailedJob
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
-from supra.utils.private_apis import job_error
+from supra.utils.private_apis import job_error, on_optuna_sweep_error
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,9 @@ class SweepJobRecorder(Callback):
         # ours is ${paths.log_dir}/... = ${hydra:runtime.cwd}/logs/..., which then cannot resolve and
         # `python train.py -m ...` stopped at once. Setting it here, before the sweeper starts, resolves it.
         HydraConfig.instance().set_config(config)
+        if "n_trials" in config.hydra.sweeper:  # the Optuna sweeper's, whose folder the run checks have settled
+            sweep_dir = Path(str(config.hydra.sweep.dir))
+            on_optuna_sweep_error(lambda err: end_if_no_trial_completed(sweep_dir, err))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._started = time.perf_counter()
@@ -76,6 +80,25 @@ class SweepJobRecorder(Callback):
             return
         if not quiet:
             log.info("sweep report (%d jobs): %s", len(rows), sweep_dir / SUMMARY_MD)
+
+
+def end_if_no_trial_completed(sweep_dir: Path, error: Exception) -> None:
+    """An Optuna sweep whose every trial failed (data.num_train=0, a missing file) ends, after them, in Optuna's
+    "No trials are completed yet." traceback (a ValueError): one line instead, saying where their reasons are.
+    Nothing for another error, or a sweep with a completed trial."""
+    if not isinstance(error, ValueError):
+        return
+    try:
+        rows = write_report(sweep_dir)
+    except SupraUserError:  # no job ran: the error is another one
+        return
+    if any(row.status == "completed" for row in rows):
+        return
+    first = rows[0]  # none has a value: in the order they ran
+    reason = f" (job {first.job}: {first.error})" if first.error else ""
+    print(f"error: every trial of the sweep failed ({len(rows)} of {len(rows)}), so it has no best one: why each "
+          f"failed is in {sweep_dir / SUMMARY_MD}{reason}", file=sys.stderr)
+    raise SystemExit(1) from None
 
 
 def _described(error: BaseException) -> str:

@@ -21,12 +21,16 @@ these changes shape, so an upgrade shows what to mend in one place. Why each is 
 - the progress bar's epoch: a run bounded by max_steps has max_epochs=-1, which RichProgressBar showed
   as "Epoch 0/-2";
 - the CSV writer's known columns: under ddp_spawn, fit and test write one metrics.csv from two processes;
-- a failed sweep job's exception: JobReturn.return_value re-raises it after printing to stderr.
+- a failed sweep job's exception: JobReturn.return_value re-raises it after printing to stderr;
+- an Optuna sweep none of whose trials completed: the plugin's sweeper then asks Optuna for the best trial,
+  whose "No trials are completed yet." Hydra prints as a traceback, and no hook of Hydra's sees it first
+  (its sweep() is wrapped).
 """
 
 from __future__ import annotations
 
 import csv
+import functools
 import os
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -136,3 +140,23 @@ def set_experiment(logger: CSVLogger, writer: ExperimentWriter) -> None:
 def job_error(job_return: JobReturn) -> Any:
     """The exception a failed Hydra job raised, without re-raising it."""
     return job_return._return_value
+
+
+# -- hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper ---------------------------------------------
+
+def on_optuna_sweep_error(handler: Callable[[Exception], None]) -> None:
+    """`handler` is called with the exception that ends an Optuna sweep, before Hydra prints it: it may end the
+    process in its own words, or return to let the exception go on. Each call replaces the handler before."""
+    from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
+
+    sweep = getattr(OptunaSweeper.sweep, "__wrapped__", OptunaSweeper.sweep)
+
+    @functools.wraps(sweep)
+    def handled_sweep(self: OptunaSweeper, arguments: list[str]) -> Any:
+        try:
+            return sweep(self, arguments)
+        except Exception as err:
+            handler(err)
+            raise
+
+    OptunaSweeper.sweep = handled_sweep
