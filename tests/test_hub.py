@@ -1,14 +1,18 @@
 """Release folders on the Hugging Face Hub, both ways, tested offline: a local Hugging Face cache laid out as
 huggingface_hub lays it serves `ckpt=org/name`; pushing without a login is one line and keeps the folder;
-the exported folder and its card are what huggingface_hub would upload and show."""
+the exported folder and its card are what huggingface_hub would upload and show; a proxy that refuses (a local
+one here) is one line, or the cache."""
 
 from __future__ import annotations
 
 import hashlib
 import json
 import os
+import socketserver
 import subprocess
 import sys
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -228,3 +232,56 @@ def test_a_hub_that_does_not_answer_online_is_not_called_offline_mode(offline_ca
         local_path("nobody/nothing", "ckpt")
     assert "and the Hub could not be reached: download it once online" in str(err.value)
     assert "offline" not in str(err.value).replace("once online", "")
+
+
+@pytest.fixture
+def online_through_proxy(offline_cache, tmp_path, monkeypatch) -> Iterator[Callable[[bytes | None], None]]:
+    """Online, through a local HTTPS proxy (a thread) that answers every CONNECT with the given reply, or (None)
+    takes the connection and says nothing (for 5 s at most: a regression fails, it never hangs the suite);
+    HF_HUB_ETAG_TIMEOUT=0.5, so giving up takes half a second."""
+    from huggingface_hub import close_session
+
+    stop = threading.Event()
+
+    def start(reply: bytes | None) -> None:
+        class Proxy(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                self.rfile.readline()
+                if reply is None:
+                    stop.wait(5)
+                else:
+                    self.wfile.write(reply)
+
+        server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Proxy)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+        servers.append(server)
+        for name in ("https_proxy", "all_proxy", "ALL_PROXY", "no_proxy", "NO_PROXY"):
+            monkeypatch.delenv(name, raising=False)
+        monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{server.server_address[1]}")
+        close_session()  # huggingface_hub's shared client reads the proxy when it is made
+
+    servers: list[socketserver.ThreadingTCPServer] = []
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "ENDPOINT", "https://huggingface.co")
+    monkeypatch.setattr(constants, "HF_HUB_ETAG_TIMEOUT", 0.5)
+    # huggingface_hub's list of AI agents, fetched once a day (3 s timeout) for its user agent: known already
+    registry = tmp_path / "agent_harnesses.json"
+    registry.write_text(json.dumps({"standardEnvVars": [], "harnesses": {}}))
+    monkeypatch.setattr(constants, "AGENT_HARNESSES_PATH", str(registry))
+    yield start
+    stop.set()
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+    close_session()  # the next client is made without the proxy
+
+
+def test_a_proxy_that_refuses_is_one_line_and_a_cached_release_is_read_all_the_same(
+        release, offline_cache, online_through_proxy):
+    online_through_proxy(b"HTTP/1.1 403 Forbidden\r\nContent-Length: 0\r\n\r\n")
+    with pytest.raises(SupraUserError) as err:
+        local_path("nobody/nothing", "ckpt")
+    assert str(err.value) == "ckpt=nobody/nothing: the Hugging Face Hub could not be read (ProxyError: 403 Forbidden)"
+    snapshot = cache_repo(offline_cache, "supralabs/tiny-vl", release)
+    assert local_path("supralabs/tiny-vl") == snapshot

@@ -2,7 +2,7 @@
 
 - Reading: wherever Supra takes a checkpoint or a release folder, a Hub repo id works too
   (`org/name`, or `org/name@revision`). It is fetched into huggingface_hub's usual cache when online and
-  read from that cache offline (HF_HUB_OFFLINE=1); nothing ever prompts.
+  read from that cache offline (HF_HUB_OFFLINE=1) and when a proxy refuses; nothing ever prompts.
 - Writing: `push_folder` uploads an exported release folder when the user is logged in
   (`huggingface-cli login`, or HF_TOKEN).
 - The model card's front matter follows the Hub's conventions (huggingface_hub's ModelCardData), so the
@@ -11,7 +11,9 @@
 
 from __future__ import annotations
 
+import importlib
 import re
+from contextlib import suppress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -50,11 +52,39 @@ def hub_cache() -> Path:
     return Path(constants.HF_HUB_CACHE)
 
 
+def network_errors() -> tuple[type[Exception], ...]:
+    """The transport errors (a proxy that refuses, a connection reset, a timeout) of the httpx that
+    huggingface_hub sends with (httpx2 from 2.x, httpx in 1.x): no HfHubHTTPError, and no OSError either (under
+    0.x's requests they are OSErrors)."""
+    errors = []
+    for name in ("httpx2", "httpx"):
+        with suppress(ImportError, AttributeError):
+            errors.append(importlib.import_module(name).TransportError)
+    return tuple(errors)
+
+
+def snapshot(repo_id: str, revision: str, allow_patterns: list[str] | None) -> Path:
+    """The snapshot folder of `repo_id` at `revision`, downloaded or, when the network fails
+    in a way huggingface_hub lets through (a proxy that refuses the connection), read from the cache; the
+    network's error when the cache lacks it."""
+    from huggingface_hub import snapshot_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    kwargs = {"revision": revision or None, "library_name": "supra", "allow_patterns": allow_patterns}
+    try:
+        return Path(snapshot_download(repo_id, **kwargs))
+    except network_errors() as err:
+        try:
+            return Path(snapshot_download(repo_id, local_files_only=True, **kwargs))
+        except LocalEntryNotFoundError:
+            raise err from None
+
+
 @lru_cache(maxsize=16)
 def hub_release(spec: str, what: str = "ckpt", whole_repo: bool = False) -> Path:
     """The snapshot folder of the release at Hub repo `spec` ("org/name[@revision]"); one-line errors for a
     repo that cannot be reached or is not a Supra release."""
-    from huggingface_hub import constants, snapshot_download
+    from huggingface_hub import constants
     from huggingface_hub.errors import (
         HfHubHTTPError,
         LocalEntryNotFoundError,
@@ -65,8 +95,7 @@ def hub_release(spec: str, what: str = "ckpt", whole_repo: bool = False) -> Path
 
     repo_id, _, revision = spec.partition("@")
     try:
-        folder = Path(snapshot_download(repo_id, revision=revision or None, library_name="supra",
-                                        allow_patterns=None if whole_repo else list(RELEASE_FILES)))
+        folder = snapshot(repo_id, revision, None if whole_repo else list(RELEASE_FILES))
     except RepositoryNotFoundError:
         raise SupraUserError(f"{what}={spec}: no such model repo on the Hugging Face Hub (or it is private: "
                              f"{LOGIN_HINT}), and no such local path") from None
@@ -78,8 +107,11 @@ def hub_release(spec: str, what: str = "ckpt", whole_repo: bool = False) -> Path
                "could not be reached")
         raise SupraUserError(f"{what}={spec} is neither a local path nor in the Hugging Face cache, and the Hub "
                              f"{why}: download it once online, or give a local folder") from None
-    except (HfHubHTTPError, OSError) as err:
-        first_line = str(err).strip().splitlines()[0][:160] if str(err).strip() else type(err).__name__
+    except (HfHubHTTPError, OSError, *network_errors()) as err:
+        name = type(err).__name__
+        first_line = str(err).strip().splitlines()[0][:160] if str(err).strip() else name
+        if first_line != name and not isinstance(err, (HfHubHTTPError, OSError)):  # "403 Forbidden": say whose
+            first_line = f"{name}: {first_line}"
         raise SupraUserError(f"{what}={spec}: the Hugging Face Hub could not be read ({first_line})") from None
     if release_kind(folder) is None:
         present = sorted(p.name for p in folder.iterdir())
