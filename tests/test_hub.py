@@ -1,7 +1,7 @@
 """Release folders on the Hugging Face Hub, both ways, tested offline: a local Hugging Face cache laid out as
 huggingface_hub lays it serves `ckpt=org/name`; pushing without a login is one line and keeps the folder;
-the exported folder and its card are what huggingface_hub would upload and show; a proxy that refuses (a local
-one here) is one line, or the cache."""
+the exported folder and its card are what huggingface_hub would upload and show; a network that never answers
+or refuses (a local proxy here) gives up in bounded time and falls back to the cache."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import socketserver
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -275,6 +276,19 @@ def online_through_proxy(offline_cache, tmp_path, monkeypatch) -> Iterator[Calla
         server.shutdown()
         server.server_close()
     close_session()  # the next client is made without the proxy
+
+
+def test_a_network_that_takes_the_connection_and_never_answers_gives_up_and_reads_the_cache(
+        release, offline_cache, online_through_proxy):
+    online_through_proxy(None)
+    started = time.monotonic()
+    with pytest.raises(SupraUserError) as err:
+        local_path("nobody/nothing", "ckpt")
+    assert time.monotonic() - started < 4  # HF_HUB_ETAG_TIMEOUT=0.5 here, 10 s by default
+    assert "ckpt=nobody/nothing is neither a local path nor in the Hugging Face cache, and the Hub could not be " \
+           "reached: download it once online" in str(err.value)
+    snapshot = cache_repo(offline_cache, "supralabs/tiny-vl", release)
+    assert local_path("supralabs/tiny-vl") == snapshot
 
 
 def test_a_proxy_that_refuses_is_one_line_and_a_cached_release_is_read_all_the_same(

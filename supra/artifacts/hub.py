@@ -2,7 +2,8 @@
 
 - Reading: wherever Supra takes a checkpoint or a release folder, a Hub repo id works too
   (`org/name`, or `org/name@revision`). It is fetched into huggingface_hub's usual cache when online and
-  read from that cache offline (HF_HUB_OFFLINE=1) and when a proxy refuses; nothing ever prompts.
+  read from that cache offline (HF_HUB_OFFLINE=1), when a proxy refuses, and when the Hub does not answer
+  within HF_HUB_ETAG_TIMEOUT seconds (10 by default); nothing ever prompts or waits forever.
 - Writing: `push_folder` uploads an exported release folder when the user is logged in
   (`huggingface-cli login`, or HF_TOKEN).
 - The model card's front matter follows the Hub's conventions (huggingface_hub's ModelCardData), so the
@@ -13,7 +14,8 @@ from __future__ import annotations
 
 import importlib
 import re
-from contextlib import suppress
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -63,8 +65,36 @@ def network_errors() -> tuple[type[Exception], ...]:
     return tuple(errors)
 
 
+@contextmanager
+def bounded_hub_requests() -> Iterator[None]:
+    """While inside, huggingface_hub's requests that it sends with no timeout at all (repo_info, the file list:
+    a network or proxy that takes the connection and never answers would hang them forever) give up after
+    HF_HUB_ETAG_TIMEOUT seconds, its timeout for metadata requests (10 by default); the timeouts it does set
+    (file downloads: HF_HUB_DOWNLOAD_TIMEOUT) are kept. Through the event hooks of its shared client (public
+    httpx API); a client without them (0.x's requests) is left as it is."""
+    from huggingface_hub import constants, get_session
+
+    session = get_session()
+    hooks = getattr(session, "event_hooks", None)
+    if not isinstance(hooks, dict):
+        yield
+        return
+
+    def bound(request: Any) -> None:
+        limits = request.extensions.get("timeout") or {}
+        request.extensions["timeout"] = {kind: constants.HF_HUB_ETAG_TIMEOUT if seconds is None else seconds
+                                         for kind, seconds in limits.items()}
+
+    session.event_hooks = {**hooks, "request": [*hooks.get("request", []), bound]}
+    try:
+        yield
+    finally:
+        hooks = session.event_hooks
+        session.event_hooks = {**hooks, "request": [hook for hook in hooks["request"] if hook is not bound]}
+
+
 def snapshot(repo_id: str, revision: str, allow_patterns: list[str] | None) -> Path:
-    """The snapshot folder of `repo_id` at `revision`, downloaded or, when the network fails
+    """The snapshot folder of `repo_id` at `revision`, downloaded (bounded in time) or, when the network fails
     in a way huggingface_hub lets through (a proxy that refuses the connection), read from the cache; the
     network's error when the cache lacks it."""
     from huggingface_hub import snapshot_download
@@ -72,7 +102,8 @@ def snapshot(repo_id: str, revision: str, allow_patterns: list[str] | None) -> P
 
     kwargs = {"revision": revision or None, "library_name": "supra", "allow_patterns": allow_patterns}
     try:
-        return Path(snapshot_download(repo_id, **kwargs))
+        with bounded_hub_requests():
+            return Path(snapshot_download(repo_id, **kwargs))
     except network_errors() as err:
         try:
             return Path(snapshot_download(repo_id, local_files_only=True, **kwargs))
@@ -102,7 +133,8 @@ def hub_release(spec: str, what: str = "ckpt", whole_repo: bool = False) -> Path
     except RevisionNotFoundError:
         raise SupraUserError(f"{what}={spec}: the repo has no revision {revision!r}") from None
     except (LocalEntryNotFoundError, OfflineModeIsEnabled):
-        # offline by choice (HF_HUB_OFFLINE=1), or online with no answer from the Hub (no network)
+        # offline by choice (HF_HUB_OFFLINE=1), or online with no answer from the Hub (no network, or none
+        # within HF_HUB_ETAG_TIMEOUT seconds)
         why = ("is not asked (offline mode: HF_HUB_OFFLINE=1)" if constants.HF_HUB_OFFLINE else
                "could not be reached")
         raise SupraUserError(f"{what}={spec} is neither a local path nor in the Hugging Face cache, and the Hub "
