@@ -13,14 +13,21 @@ import torch
 from omegaconf import DictConfig
 
 from supra.artifacts.a2a_release import export_a2a_release, load_a2a_release
-from supra.artifacts.captioner_release import export_release, load_release
+from supra.artifacts.captioner_release import RELEASE_KEYS, export_release, load_release
 from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.hub import RELEASE_FILES, check_repo_id, hub_cache, is_repo_id, local_path, push_folder
-from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
+from supra.artifacts.kinds import (
+    A2A_CHECKPOINT,
+    A2A_MODEL_TYPE,
+    A2A_RELEASE,
+    CAPTIONER_CHECKPOINT,
+    CAPTIONER_RELEASE,
+    release_kind,
+)
 from supra.artifacts.release_files import read_scoring
 from supra.utils.cli import changed_options, hydra_command
 from supra.utils.errors import SupraUserError
-from supra.utils.files import atomic_dir, check_replaceable_dir, require_writable_dir
+from supra.utils.files import atomic_dir, check_replaceable_dir, require_writable_dir, some_names
 
 
 def release_contents(folder: str | Path, out_dir: str | Path) -> tuple[list[Path], list[str]]:
@@ -61,7 +68,33 @@ RELEASE_READERS = {CAPTIONER_RELEASE: load_release, A2A_RELEASE: load_a2a_releas
 
 
 # Besides the release's own files, what a Hub download or upload leaves in a release folder.
-REPLACEABLE = (*RELEASE_FILES, "metrics.json", ".gitattributes", ".cache", ".huggingface")
+REPLACEABLE = (*RELEASE_FILES, ".gitattributes", ".cache", ".huggingface")
+
+
+def is_earlier_release(folder: Path) -> bool:
+    """Whether `folder` holds a release export writes: config.json + model.safetensors, config.json a
+    captioner's (the release's keys) or an a2a_nano's (its model_type). Only such a folder is replaced without
+    overwrite=true: files that merely bear a release's names (notes in a README.md, another library's
+    config.json) are someone's own."""
+    if release_kind(folder) is None:
+        return False
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):  # a config.json cut short: no telling what the folder was
+        return False
+    return isinstance(config, dict) and (config.get("model_type") == A2A_MODEL_TYPE
+                                         or all(key in config for key in RELEASE_KEYS))
+
+
+def refuse_replacing_no_release(out: str, overwrite: bool) -> None:
+    """An out folder that holds files but no earlier release (is_earlier_release): refused unless overwrite,
+    naming its files, since replacing it would delete them, whatever their names."""
+    folder = Path(out)
+    held = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
+    if held and not overwrite and not is_earlier_release(folder):
+        raise SupraUserError(f"out={out} holds {some_names(held)} but no earlier release (a captioner's or an "
+                             "a2a_nano's config.json + model.safetensors), which replacing the folder would delete: "
+                             "choose a new folder, or add overwrite=true")
 
 
 def read_release_whole(folder: Path, kind: str) -> None:
@@ -145,6 +178,7 @@ def run(cfg: DictConfig) -> Path:
     # an earlier copy of this release (its LICENSE, onnx/ ...) in out is replaced as an old release is
     check_replaceable_dir(cfg.out, f"out={cfg.out}", (*REPLACEABLE, *(p.parts[0] for p in copied)),
                           inputs=export_inputs(str(cfg.ckpt), ckpt), overwrite=bool(cfg.overwrite))
+    refuse_replacing_no_release(str(cfg.out), bool(cfg.overwrite))
     if release:
         read_release_whole(ckpt, kind)
     out = EXPORTERS[kind](str(ckpt), str(cfg.out), license=cfg.license)

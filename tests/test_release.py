@@ -275,6 +275,34 @@ def test_export_replaces_an_old_release_but_never_other_files_its_input_or_the_w
     assert {p.name: p.stat().st_mode & 0o777 for p in mine.iterdir()} == {p.name: 0o666 & ~umask for p in mine.iterdir()}
 
 
+def test_export_never_deletes_files_that_merely_bear_a_release_files_names(release, trained_run, tmp_path, capsys):
+    ckpt = trained_run / "checkpoints" / "best.ckpt"
+
+    def refused(out: Path) -> str:
+        with pytest.raises(SystemExit):
+            run_command("export", f"ckpt={ckpt}", f"out={out}")
+        return capsys.readouterr().err
+
+    notes = tmp_path / "notes"  # someone's README.md and config.json: no earlier release
+    notes.mkdir()
+    (notes / "README.md").write_text("my notes")
+    (notes / "config.json").write_text('{"lr": 0.1}')
+    assert refused(notes) == (f"error: out={notes} holds README.md, config.json but no earlier release (a captioner's "
+                              "or an a2a_nano's config.json + model.safetensors), which replacing the folder would "
+                              "delete: choose a new folder, or add overwrite=true\n")
+    assert (notes / "README.md").read_text() == "my notes"
+    # another library's model of the same file names is no earlier release either
+    (notes / "model.safetensors").write_bytes((release / "model.safetensors").read_bytes())
+    assert "but no earlier release" in refused(notes) and (notes / "config.json").read_text() == '{"lr": 0.1}'
+    # export writes no metrics.json: one beside an earlier release is the user's, not the release's
+    mine = tmp_path / "release"
+    shutil.copytree(release, mine)
+    (mine / "metrics.json").write_text('{"my": "results"}')
+    assert "already holds other files (metrics.json)" in refused(mine) and (mine / "metrics.json").is_file()
+    (mine / "metrics.json").unlink()
+    run_command("export", f"ckpt={ckpt}", f"out={mine}")  # the earlier release alone is replaced without asking
+
+
 def test_export_of_a_release_folder_copies_it_as_it_is(release, tmp_path, capsys):
     copy = run_command("export", f"ckpt={release}", f"out={tmp_path / 'copy'}")
     assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in release.iterdir())
