@@ -5,8 +5,11 @@ VQ-VAE + tokenizer); with push_to, uploaded to the Hugging Face Hub too (the fol
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -27,7 +30,15 @@ from supra.artifacts.kinds import (
 from supra.artifacts.release_files import read_scoring
 from supra.utils.cli import changed_options, hydra_command
 from supra.utils.errors import SupraUserError
-from supra.utils.files import atomic_dir, check_replaceable_dir, require_writable_dir, some_names
+from supra.utils.files import (
+    atomic_dir,
+    atomic_dir_leftovers,
+    check_replaceable_dir,
+    require_writable_dir,
+    some_names,
+)
+
+log = logging.getLogger(__name__)
 
 
 def release_contents(folder: str | Path, out_dir: str | Path) -> tuple[list[Path], list[str]]:
@@ -151,6 +162,64 @@ def refuse_out_in_hub_cache(out: str, spec: str) -> None:
                              "folder outside the cache")
 
 
+@contextmanager
+def writing_beside(out: Path, what: str) -> Iterator[None]:
+    """While an export writes `out` (atomic_dir: a temp folder beside it, `.{name}.XXXXXXXX`): a shared lock
+    (flock on the folder it lies in, no lock file left) that every export writing there holds, so that none
+    takes another's temp folder at work for a leftover. Once `out` is written, the temp folders of an earlier
+    export to it that was killed before it finished are removed, and said, when no export holds the folder
+    now (an exclusive lock is had); else only named, as they may be one's at work. `what` names `out` in
+    what is said (e.g. "out=DIR")."""
+    try:
+        import fcntl
+    except ImportError:  # off POSIX: no lock to tell a leftover from a temp folder at work
+        yield
+        remove_leftovers(out, what, alone=False)
+        return
+    fd = os.open(out.parent, os.O_RDONLY)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:  # another export removing its leftovers (a moment), or a run holding it whole
+            print(f"waiting for another run that holds {out.parent} to finish ...", flush=True)
+            _flock(fd, fcntl.LOCK_SH)
+        except OSError:  # a file system without locks: the leftovers are only named below
+            pass
+        yield
+        remove_leftovers(out, what, alone=_flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB))
+    finally:
+        os.close(fd)  # the lock goes with it
+
+
+def _flock(fd: int, operation: int) -> bool:
+    """Whether the lock was had: False where another process holds the folder, or on a file system without
+    locks (some network ones)."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, operation)
+    except OSError:  # BlockingIOError among them
+        return False
+    return True
+
+
+def remove_leftovers(out: Path, what: str, alone: bool) -> None:
+    """The temp folders atomic_dir left beside `out` for an export killed before it finished (up to a release
+    in size each): removed where `alone`, else named in a warning."""
+    leftovers = atomic_dir_leftovers(out)
+    if not leftovers:
+        return
+    names = some_names([p.name for p in leftovers])
+    if not alone:
+        log.warning("%s holds temp folders of an export to %s that did not finish, or of one at work now (another "
+                    "export writes there, or this file system has no locks to tell): %s; remove them once no export "
+                    "writes there", out.parent, what, names)
+        return
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+    print(f"removed {len(leftovers)} temp folder(s) that an interrupted earlier export left beside {what}: {names}")
+
+
 def run(cfg: DictConfig) -> Path:
     # The folder is replaced whole: refuse before any work where that would delete the input, the working
     # directory or the Hugging Face cache (overwrite=true or not); the rest once the input is found.
@@ -181,7 +250,8 @@ def run(cfg: DictConfig) -> Path:
     refuse_replacing_no_release(str(cfg.out), bool(cfg.overwrite))
     if release:
         read_release_whole(ckpt, kind)
-    out = EXPORTERS[kind](str(ckpt), str(cfg.out), license=cfg.license)
+    with writing_beside(Path(cfg.out).resolve(), f"out={cfg.out}"):
+        out = EXPORTERS[kind](str(ckpt), str(cfg.out), license=cfg.license)
     print(f"wrote {out}: " + ", ".join(sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())))
     if left_out:
         print(f"not copied: {', '.join(left_out)} (hidden or linked folders: version control's or a cache's, "

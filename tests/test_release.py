@@ -303,6 +303,35 @@ def test_export_never_deletes_files_that_merely_bear_a_release_files_names(relea
     run_command("export", f"ckpt={ckpt}", f"out={mine}")  # the earlier release alone is replaced without asking
 
 
+def test_export_removes_the_temp_folders_an_export_killed_before_it_finished_left_beside_out(
+        trained_run, tmp_path, capsys, caplog):
+    import fcntl
+
+    ckpt, out = trained_run / "checkpoints" / "best.ckpt", tmp_path / "release"
+    # an export killed (SIGKILL) while filling its temp folder, and one killed as it swapped the old release out
+    for leftover in (".release.k3_x9q2z", ".release.old.0123abcd"):
+        (tmp_path / leftover).mkdir()
+        (tmp_path / leftover / "model.safetensors").write_bytes(b"half a model")
+    (tmp_path / ".other.k3_x9q2z").mkdir()  # another out's, and a file of the user's named much like one
+    (tmp_path / ".release.notes").write_text("the user's")
+    # while another export writes beside out (holding the folder as each export does), a temp folder may be
+    # its own at work: named, not removed
+    held = os.open(tmp_path, os.O_RDONLY)
+    try:
+        fcntl.flock(held, fcntl.LOCK_SH)
+        run_command("export", f"ckpt={ckpt}", f"out={out}")
+    finally:
+        os.close(held)
+    assert (f"holds temp folders of an export to out={out} that did not finish, or of one at work now" in caplog.text
+            and ".release.k3_x9q2z, .release.old.0123abcd; remove them once" in caplog.text)
+    assert (tmp_path / ".release.k3_x9q2z").is_dir()
+    capsys.readouterr()
+    run_command("export", f"ckpt={ckpt}", f"out={out}")
+    assert (f"removed 2 temp folder(s) that an interrupted earlier export left beside out={out}: .release.k3_x9q2z, "
+            ".release.old.0123abcd") in capsys.readouterr().out
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.k3_x9q2z", ".release.notes", "release"]
+
+
 def test_export_of_a_release_folder_copies_it_as_it_is(release, tmp_path, capsys):
     copy = run_command("export", f"ckpt={release}", f"out={tmp_path / 'copy'}")
     assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in release.iterdir())
