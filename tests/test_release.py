@@ -600,6 +600,27 @@ def test_a_model_of_the_wrong_kind_is_named_for_what_it_is(trained_run, tmp_path
         load_a2a(lost_vqvae)
 
 
+def test_a_folder_with_a_vqvae_file_but_no_a2a_config_is_named_for_what_it_holds(release, tmp_path, capsys):
+    from supra.artifacts.a2a_release import load_a2a
+
+    folder = tmp_path / "stray"  # a captioner release that a VQ-VAE file was copied into
+    shutil.copytree(release, folder)
+    (folder / "vqvae.safetensors").write_bytes(b"{}")
+    with pytest.raises(SystemExit):
+        run_command("export", f"ckpt={folder}", f"out={tmp_path / 'copy'}")
+    assert capsys.readouterr().err == (
+        f"error: {folder} holds a SupraVL-Nano captioner release (its config.json) and a vqvae.safetensors, which no "
+        "captioner release has: remove vqvae.safetensors to use it as a captioner release, or give an a2a release "
+        "folder or checkpoint\n")
+    for config, message in (({"model_type": "bert"}, f'{folder} holds a "bert" model (its config.json\'s model_type), '
+                                                     "not an a2a_nano one"),
+                            ({"D_MODEL": 128}, f'{folder / "config.json"} names no model_type (an a2a_nano '
+                                               'release\'s says "supra_a2a_nano")')):
+        (folder / "config.json").write_text(json.dumps(config))
+        with pytest.raises(SupraUserError, match=re.escape(message)):
+            load_a2a(folder)
+
+
 def test_a_release_folder_or_one_of_its_files_given_where_it_does_not_go_says_where_it_does(tmp_path):
     from supra.runner.training import check_run_config
     from tests.conftest import TINY_RUN, compose_config

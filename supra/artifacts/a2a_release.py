@@ -25,6 +25,7 @@ from typing import Any
 import torch
 from tokenizers import Tokenizer
 
+from supra.artifacts.captioner_release import RELEASE_KEYS as CAPTIONER_RELEASE_KEYS
 from supra.artifacts.checkpoints import (
     load_state_strictly,
     load_supra_checkpoint,
@@ -191,10 +192,25 @@ def _release_config(folder: Path) -> dict[str, Any]:
         raise SupraUserError(f"{folder} is not a complete a2a release folder: {', '.join(missing)} missing")
     config = read_config_json(folder)
     if config.get("model_type") != A2A_MODEL_TYPE:
-        raise SupraUserError(f"{folder} holds a {config.get('model_type')!r} model, not {A2A_MODEL_TYPE}: "
-                             "give an a2a release folder or checkpoint")
+        raise _not_a2a_config(folder, config)
     _unknown_keys(folder, config)
     return config
+
+
+def _not_a2a_config(folder: Path, config: dict[str, Any]) -> SupraUserError:
+    """A release folder whose config.json is not an a2a_nano's (its vqvae.safetensors made it look like an a2a
+    release), named for what it holds instead: another model_type, a captioner's settings beside a stray
+    VQ-VAE, or settings of no model named."""
+    give = "give an a2a release folder or checkpoint"
+    if "model_type" in config:
+        return SupraUserError(f"{folder} holds a {json.dumps(config['model_type'])} model (its config.json's "
+                              f"model_type), not an a2a_nano one: {give}")
+    if all(key in config for key in CAPTIONER_RELEASE_KEYS):
+        return SupraUserError(f"{folder} holds a SupraVL-Nano captioner release (its config.json) and a "
+                              "vqvae.safetensors, which no captioner release has: remove vqvae.safetensors to use "
+                              f"it as a captioner release, or {give}")
+    return SupraUserError(f"{folder / 'config.json'} names no model_type (an a2a_nano release's says "
+                          f"{json.dumps(A2A_MODEL_TYPE)}): {give}")
 
 
 def load_release_vocab(folder: str | Path) -> A2AVocab:
