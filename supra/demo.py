@@ -121,6 +121,7 @@ class CaptionerDemo:
             drawn = settings.strategy == "sample"
             if drawn:
                 settings = dataclasses.replace(settings, seed=_seed(seed))
+            settings.check_vocabulary(self.net.config.VOCAB_SIZE)  # a beam wider than a small model's vocabulary
         except (SupraUserError, ValueError) as err:
             return "", None, f"⚠️ {err}"
         note = _drawn_with(settings.seed) if drawn else ""

@@ -1,5 +1,7 @@
 """Batched, KV-cached decoding gives the same captions as the plain per-image recompute search."""
 
+import re
+
 import pytest
 import torch
 
@@ -130,3 +132,36 @@ def test_decode_settings_from_the_command_line_are_checked_as_one_line_naming_th
         DecodeConfig(strategy="sample", seed="abc")
     with pytest.raises(SupraUserError, match="temperature=-1"):
         DecodeConfig(strategy="sample", temperature=-1)
+    with pytest.raises(SupraUserError, match="seed=-4 must be >= 0"):
+        DecodeConfig(strategy="sample", seed=-4)
+
+
+@pytest.mark.parametrize(("setting", "error"), [
+    # 0 new tokens wrote empty captions that scored 0.0; top_k 0 / top_p 0 drew from no token at all
+    ({"max_new_tokens": 0}, "max_new_tokens=0 must be >= 1 (or null: as long as the model allows)"),
+    ({"max_new_tokens": -1}, "max_new_tokens=-1 must be >= 1"),
+    ({"top_k": 0}, "top_k=0 must be a whole number >= 1 (or null: every token)"),
+    ({"top_k": -1}, "top_k=-1 must be a whole number >= 1"),
+    ({"top_k": 2.5}, "top_k=2.5 must be a whole number >= 1"),
+    ({"top_p": 0}, "top_p=0 must be a number > 0 and <= 1 (or null: no nucleus filter)"),
+    ({"top_p": 1.5}, "top_p=1.5 must be a number > 0 and <= 1"),
+    ({"top_p": "abc"}, "top_p='abc' must be a number > 0 and <= 1"),
+    ({"length_penalty": "abc"}, "length_penalty='abc' must be a number (0: rank beams by score)"),
+    ({"length_penalty": float("nan")}, "length_penalty=nan must be a number"),
+])
+def test_decode_settings_that_would_caption_nothing_or_fail_midway_are_refused_in_one_line(setting, error):
+    with pytest.raises(SupraUserError, match=re.escape(error)):
+        DecodeConfig(strategy="sample", **setting)
+
+
+def test_the_edges_of_the_decode_settings_are_allowed():
+    DecodeConfig(strategy="sample", top_k=1, top_p=1.0, max_new_tokens=1, length_penalty=-0.5)
+    DecodeConfig(strategy="sample", top_k=None, top_p=None, max_new_tokens=None)
+
+
+def test_a_beam_wider_than_the_vocabulary_is_refused_in_one_line(peaked_model):
+    images = torch.randn(1, 3, 112, 112, dtype=torch.double)
+    assert len(generate(peaked_model, images, BOS, EOS, DecodeConfig(beam_width=24, max_new_tokens=2))) == 1  # a beam per token
+    with pytest.raises(SupraUserError, match="beam_width=25 is more than the model's 24 tokens: give beam_width <= 24"):
+        generate(peaked_model, images, BOS, EOS, DecodeConfig(beam_width=25))
+    DecodeConfig(strategy="greedy", beam_width=25).check_vocabulary(24)  # read by beam search only

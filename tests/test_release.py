@@ -181,6 +181,8 @@ def test_a_tokenizer_with_other_special_tokens_is_named_for_them_not_called_miss
     ('{"decode": [1]}', '"decode" is [1], not an object of decoding settings'),
     ('{"decode": {"beam_width": "3"}}', '"decode".beam_width="3" must be a whole number'),
     ('{"decode": {"strategy": "nope"}}', "\"decode\" does not work (decode='nope' is unknown"),
+    # values that fit their type yet sample from no token at all (a traceback where the first caption is drawn)
+    ('{"decode": {"strategy": "sample", "top_k": 0}}', '"decode" does not work (top_k=0 must be a whole number >= 1'),
     ('{"test_metrics": "CIDEr"}', '"test_metrics"="CIDEr" must be a list of metric names'),
     ('{"test_metrics": ["CIDEr", "SPICE"]}', '"test_metrics" names unknown metric(s) SPICE (choose from Bleu, METEOR'),
     ('{"generation": {"image_temprature": 1.0}}', "\"generation\" has unknown setting(s) 'image_temprature'"),

@@ -47,8 +47,27 @@ class DecodeConfig:
                 raise SupraUserError(f"{name}={getattr(self, name)!r} must be a whole number")
         if self.beam_width < 1:
             raise SupraUserError(f"beam_width={self.beam_width} must be >= 1")
-        if not isinstance(self.temperature, (int, float)) or not math.isfinite(self.temperature) or self.temperature <= 0:
+        if self.seed < 0:  # as the demo's seed field: a seed is a whole number from 0
+            raise SupraUserError(f"seed={self.seed} must be >= 0")
+        # 0 would write empty captions (max_new_tokens) or draw from nothing (top_k, top_p): refused, not scored
+        if self.max_new_tokens is not None and self.max_new_tokens < 1:
+            raise SupraUserError(f"max_new_tokens={self.max_new_tokens} must be >= 1 (or null: as long as the model "
+                                 "allows)")
+        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1):
+            raise SupraUserError(f"top_k={self.top_k!r} must be a whole number >= 1 (or null: every token)")
+        if self.top_p is not None and not (_is_number(self.top_p) and 0 < self.top_p <= 1):
+            raise SupraUserError(f"top_p={self.top_p!r} must be a number > 0 and <= 1 (or null: no nucleus filter)")
+        if not _is_number(self.length_penalty):
+            raise SupraUserError(f"length_penalty={self.length_penalty!r} must be a number (0: rank beams by score)")
+        if not _is_number(self.temperature) or self.temperature <= 0:
             raise SupraUserError(f"temperature={self.temperature!r} must be a number > 0 (use decode=greedy for argmax)")
+
+    def check_vocabulary(self, vocab_size: int) -> None:
+        """One line for a beam wider than the model's vocabulary: its first step starts a beam from each token,
+        and the beams past vocab_size would start from nothing (captions came out empty, or memory ran out)."""
+        if self.strategy == "beam" and self.beam_width > vocab_size:
+            raise SupraUserError(f"beam_width={self.beam_width} is more than the model's {vocab_size} tokens: give "
+                                 f"beam_width <= {vocab_size}")
 
     def settings_used(self) -> dict[str, Any]:
         """The settings this strategy reads (strategy first): what a report says the captions were made with."""
@@ -58,9 +77,15 @@ class DecodeConfig:
                 "max_new_tokens": self.max_new_tokens}
 
 
+def _is_number(value: Any) -> bool:
+    """A finite int or float (not a bool, not a string from the command line)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
 @torch.no_grad()
 def generate(model: VLMNano, images: torch.Tensor, bos_id: int, eos_id: int, decode: DecodeConfig) -> list[list[int]]:
     """images float [B, 3, H, W] (normalised) -> B token lists, BOS/EOS dropped."""
+    decode.check_vocabulary(model.config.VOCAB_SIZE)
     if decode.strategy == "beam":
         return beam_search(model, images, bos_id, eos_id, decode.beam_width, decode.length_penalty,
                            decode.max_new_tokens)

@@ -75,6 +75,7 @@ class CaptioningTask(SupraTask):
         if init_from:  # fine-tune from a release folder (the runner hands its tokenizer to the data)
             load_release_weights(self.net, init_from)
         self.decode = DecodeConfig(**(decode or {}))
+        self.decode.check_vocabulary(net.config.VOCAB_SIZE)  # model.decode.beam_width: refused before any work
         self.tokenizer: CaptionTokenizer | None = None  # the data's, taken at setup
         self._predictions: dict[int, str] = {}
         self._validations = 0  # finished (non-sanity) validations of this fit, for score_every_n_val
