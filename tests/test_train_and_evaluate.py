@@ -227,14 +227,19 @@ def test_evaluate_reproduces_the_run_test_metrics(trained_run, tmp_path):
     assert [p.name for p in (tmp_path / "eval" / "samples").iterdir()] == [f"test_step_{step:06d}.png"]
 
 
-def test_evaluate_scores_another_split_with_another_decoding(trained_run, tmp_path):
+@pytest.mark.parametrize(("split", "images"), [("val", []), ("train", ["+data.num_train=6"])])
+def test_evaluate_scores_another_split_with_another_decoding(trained_run, tmp_path, split, images):
     cfg = compose_config("eval", tmp_path / "eval", [
-        f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", "data.split=val", "decode=greedy",
+        f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"data.split={split}", "decode=greedy", *images,
     ])
     evaluate(cfg)
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert metrics["split"] == "val" and metrics["n_images"] == 24 and metrics["decode"] == "greedy"
-    assert metrics["decode_settings"] == {"strategy": "greedy", "max_new_tokens": None}
+    # the train split too: each image once, scored against all its references, as val and test are
+    assert metrics["split"] == split and metrics["n_images"] == {"val": 24, "train": 6}[split]
+    assert metrics["decode"] == "greedy" and metrics["decode_settings"] == {"strategy": "greedy", "max_new_tokens": None}
+    predictions = json.loads((tmp_path / "eval" / "predictions.json").read_text())
+    assert len({p["image_id"] for p in predictions}) == len(predictions) == metrics["n_images"]
+    assert [p.name.split("_")[0] for p in (tmp_path / "eval" / "samples").iterdir()] == [split]
 
 
 def checkpoint_decoding_so(trained_run: Path, folder: Path, **decode: object) -> Path:

@@ -5,7 +5,7 @@ A subclass only says how to load a split (`load_split`); shapes and Flickr8k dif
 
 Batches (dicts) the task receives, images already normalised on its device:
 - train: images float [B, 3, S, S], tokens int64 [B, L] (BOS ... EOS, PAD 0).
-- val/test: images [B, 3, S, S], image_ids int64 [B], tokens [C, L] holding every reference
+- val/test (and train when it is the split scored): images [B, 3, S, S], image_ids int64 [B], tokens [C, L] holding every reference
   caption of those images, caption_image int64 [C] (row of `images` each caption belongs to).
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from torch.utils.data import Dataset
+from torch.utils.data import DataLoader, Dataset
 
 from supra.data.base import SPLITS, SplitDataModule
 from supra.data.images import normalize_images
@@ -28,6 +28,9 @@ from supra.utils.errors import SupraUserError
 from supra.utils.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 log = logging.getLogger(__name__)
+
+# The train split scored (data.split=train): served as val and test are, beside the pairs it trains on.
+SCORED_TRAIN = "train (scored)"
 
 __all__ = ["SPLITS", "CaptionDataModule", "CaptionedImages", "ImageRows"]
 
@@ -164,8 +167,12 @@ class CaptionDataModule(SplitDataModule):
         if self.tokenizer_path is not None and not self.tokenizer_path.exists():
             self.tokenizer.save(self.tokenizer_path)
         for split in splits:
+            if split == "train" and stage in ("test", "predict"):
+                continue  # scored, not trained on: SCORED_TRAIN below
             if split not in self.datasets:
                 self.datasets[split] = self._dataset(split)
+        if self.split == "train" and stage in (None, "test", "predict") and SCORED_TRAIN not in self.datasets:
+            self.datasets[SCORED_TRAIN] = self._dataset("train", scored=True)
 
     def _tokenizer(self) -> CaptionTokenizer:
         """The given tokenizer, else tokenizer.json when it exists, else one trained on the train captions."""
@@ -210,19 +217,26 @@ class CaptionDataModule(SplitDataModule):
             tokenizer.save(cached)
         return tokenizer
 
-    def _dataset(self, split: str) -> Dataset:
+    def _dataset(self, split: str, scored: bool = False) -> Dataset:
+        """The split's batches: (image, caption) pairs to train on for the train split, else (and when `scored`)
+        each image once with all its references, as the captions are generated and scored."""
         data = self.data[split]
         flat = [c for caps in data.captions for c in caps]
         caption_image = torch.repeat_interleave(torch.arange(len(data.captions)), torch.tensor([len(c) for c in data.captions]))
         tokens, n_cut = self.tokenizer.encode_batch(flat, self.max_caption_tokens)
         if n_cut:
             log.warning("%s: %d of %d captions cut to MAX_SEQ=%d tokens (EOS kept)", split, n_cut, len(flat), self.max_caption_tokens)
-        if split == "train":
+        if split == "train" and not scored:
             return CaptionPairs(data.images, tokens, caption_image)
         return ImagesWithReferences(data.images, tokens, caption_image)
 
     def dataset(self, split: str) -> Dataset:
         return self.datasets[split]
+
+    def test_dataloader(self) -> DataLoader:
+        return self.loader(SCORED_TRAIN if self.split == "train" else self.split, self.eval_batch_size, shuffle=False)
+
+    predict_dataloader = test_dataloader
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         # Normalise on the device: uint8 crosses the host->device copy at a quarter of float's size.
