@@ -134,6 +134,7 @@ def caption_images(ckpt: str, images: str, out: str, decode: str | None = None, 
     net, tokenizer, run_config = load_captioner(ckpt)
     # the decoding its scores were measured with (width, length penalty, caption length, ...), decode= over it
     settings = checkpoint_decoding(ckpt, run_config, strategy=decode)
+    settings.check_vocabulary(net.config.VOCAB_SIZE)  # a scoring.json's beam wider than the model's vocabulary
     with out_folder(Path(out)) as out_dir:
         captions, thumbnails = _caption_files(net, tokenizer, settings, files, Path(images), batch_size, grid_images)
         # the same records as predictions.json: the image's id (here its path under `images`) and its file

@@ -15,7 +15,7 @@ from omegaconf import DictConfig
 from PIL import Image
 
 from supra.artifacts.a2a_release import load_a2a
-from supra.artifacts.captioner_release import checkpoint_decoding, load_captioner
+from supra.artifacts.captioner_release import command_decoding, load_captioner
 from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
 from supra.data.gif_frames import TOO_LARGE, MediaDecodeError
@@ -59,7 +59,8 @@ CAPTIONER_MAX_PIXELS, A2A_MAX_PIXELS = 100_000_000, 50_000_000
 
 # The options each use of explain reads. Another use's option given at other than its default would be
 # ignored without a word (temperature= on a captioner, beam_width= on an a2a model, prompt= with
-# mode=image2text), so it is refused.
+# mode=image2text), so it is refused; so are a captioner's beam_width= and seed= where its decoding does not
+# read them (command_decoding: seed= with beam search, beam_width= with decode=greedy).
 OPTIONS_READ = {
     "a captioner": ("image", "decode", "beam_width", "seed"),
     "image2text": ("image", "image_size", "max_new_tokens"),
@@ -123,7 +124,7 @@ def explain_captioner(cfg: DictConfig) -> dict[str, Any]:
     except UNREADABLE as err:
         raise SupraUserError(f"image={path} cannot be read as a picture ({type(err).__name__}): give a PNG, JPEG, ...") from None
     # the caption `python -m supra.caption` writes: the run's decoding, what this command line gives over it
-    decode = checkpoint_decoding(cfg.ckpt, run_config, strategy=cfg.decode, beam_width=cfg.beam_width, seed=cfg.seed)
+    decode = command_decoding(cfg, "explain", net, run_config)
     out = _out_dir(cfg)
     ids, tokens = explain_caption(net, normalize_images(image[None], net.image_input.mean, net.image_input.std)[0], tokenizer.bos_id, tokenizer.eos_id,
                                   tokenizer.token_label, decode)

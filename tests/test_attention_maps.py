@@ -208,3 +208,22 @@ def test_explain_names_a_bad_picture_in_one_line(trained_run, tmp_path, capsys):
         assert capsys.readouterr().err == (f"error: mode={mode}: explaining a captioner does not read it (it reads image, "
                                            "decode, beam_width, seed); leave it out\n")
     assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize(("options", "error"), [
+    # the run's beam search reads no seed, greedy decoding no beam width: said, not ignored
+    (["seed=5"], "seed=5: decode=beam (the model's run's) does not read it (it reads beam_width); leave it out"),
+    (["decode=greedy", "beam_width=5"], "beam_width=5: decode=greedy does not read it; leave it out"),
+    # a beam per vocabulary token at most: wider ran out of memory, or captioned every image ''
+    (["beam_width=200000"], "beam_width=200000 is more than the model's 2048 tokens: give beam_width <= 2048"),
+])
+def test_explain_refuses_a_captioners_decoding_options_it_would_ignore_or_cannot_use(trained_run, tmp_path, capsys,
+                                                                                    options, error):
+    from PIL import Image
+
+    Image.new("RGB", (40, 30), (200, 30, 30)).save(tmp_path / "red.png")
+    with pytest.raises(SystemExit):
+        run_command("explain", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"image={tmp_path / 'red.png'}",
+                    *options, f"out={tmp_path / 'out'}")
+    assert capsys.readouterr().err == f"error: {error}\n"
+    assert not (tmp_path / "out").exists()

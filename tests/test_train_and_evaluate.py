@@ -530,6 +530,11 @@ BAD_EVALUATE_INPUTS = {
     "decode=nucleus": "error: decode='nucleus' is unknown: choose beam, greedy or sample",
     "beam_width=0": "error: beam_width=0 must be >= 1",
     "decode=sample seed=abc": "error: seed='abc' must be a whole number",
+    "decode=sample seed=-4": "error: seed=-4 must be >= 0",
+    # options the decoding used does not read: said, not ignored
+    "decode=greedy beam_width=5": "error: beam_width=5: decode=greedy does not read it; leave it out",
+    "seed=3": "error: seed=3: decode=beam (the model's run's) does not read it (it reads beam_width); leave it out",
+    "beam_width=200000": "error: beam_width=200000 is more than the model's 2048 tokens: give beam_width <= 2048",
     "fps=3": "error: unexpected argument 'fps=3': the options are accelerator, beam_width, ckpt, data, decode",
     "data.bogus=1": "error: data.bogus is not an option of the data this model was trained on (ShapesDataModule: ",
     "accelerator=tpu": "error: accelerator=tpu is not one of auto, cpu, gpu",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import shutil
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,7 @@ from supra.artifacts.release_files import (
 from supra.models.vlm_generation import DecodeConfig
 from supra.models.vlm_nano import VLMNano, VLMNanoConfig
 from supra.tokens.caption_bpe import SPECIAL_TOKENS, CaptionTokenizer
+from supra.utils.cli import refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_dir
 
@@ -313,6 +315,24 @@ def checkpoint_decoding(path: str | Path, run_config: dict | None, **given: Any)
     the settings the user gave over it (those not None): evaluate.py, caption, explain and the demo all
     caption with it, so an image gets one caption from each and evaluate.py the run's own test scores."""
     return DecodeConfig(**{**scored_decoding(path, run_config), **{k: v for k, v in given.items() if v is not None}})
+
+
+# The decoding options of evaluate.py and explain (conf/eval.yaml, conf/explain.yaml) beside decode=.
+STRATEGY_OPTIONS = ("beam_width", "seed")
+
+
+def command_decoding(cfg: Mapping[str, Any], config_name: str, net: VLMNano, run_config: dict | None) -> DecodeConfig:
+    """checkpoint_decoding with a command's decode=, beam_width= and seed= over the run's, checked before any
+    work: a beam wider than the model's vocabulary, and beam_width= or seed= given to a strategy that does not
+    read it (decode=greedy beam_width=5; seed= with beam search), which would be ignored without a word."""
+    decode = checkpoint_decoding(cfg["ckpt"], run_config, strategy=cfg["decode"], beam_width=cfg["beam_width"],
+                                 seed=cfg["seed"])
+    decode.check_vocabulary(net.config.VOCAB_SIZE)
+    read = decode.settings_used()
+    strategy = f"decode={decode.strategy}" + ("" if cfg["decode"] else " (the model's run's)")
+    refuse_unread_options(cfg, config_name, [o for o in STRATEGY_OPTIONS if o not in read], strategy,
+                          [o for o in STRATEGY_OPTIONS if o in read])
+    return decode
 
 
 def load_captioner(path: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict | None]:

@@ -14,7 +14,7 @@ import lightning as L
 from omegaconf import DictConfig
 
 from supra.artifacts.a2a_release import load_a2a, scored_settings
-from supra.artifacts.captioner_release import checkpoint_decoding, load_captioner
+from supra.artifacts.captioner_release import command_decoding, load_captioner
 from supra.artifacts.checkpoints import (
     artifact_kind,
     checkpoint_step,
@@ -89,7 +89,7 @@ def _captioner(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback
     net, tokenizer, run_cfg = load_captioner(cfg.ckpt)
     # the run's decoding (a release's: the one its card's scores were measured with), with what this command
     # line gives over it: left alone, the run's test scores come out again
-    decode = checkpoint_decoding(cfg.ckpt, run_cfg, strategy=cfg.decode, beam_width=cfg.beam_width, seed=cfg.seed)
+    decode = command_decoding(cfg, "eval", net, run_cfg)
     task = CaptioningTask(net=net, optimizer=None, decode=dataclasses.asdict(decode), run_config=run_cfg)
     return task, tokenizer, run_cfg, CaptionGridCallback(cfg.num_grid_images, output_dir=cfg.paths.output_dir)
 
