@@ -141,6 +141,32 @@ def test_no_visual_tokens_or_a_negative_resampler_depth_is_refused(setting, mess
         VLMNano(**{**TINY_NET, **setting})
 
 
+@pytest.mark.parametrize(("setting", "message"), [
+    # N_LAYERS=0 trained, then failed to caption; with cross-attention it scored CIDEr 0.0 without a word
+    ({"N_LAYERS": 0}, r"model.net.N_LAYERS=0 must be >= 1: a decoder of no blocks never reads the image$"),
+    ({"N_LAYERS": -1, "fusion": "cross_attention"}, r"model.net.N_LAYERS=-1 must be >= 1"),
+    ({"VIS_CH": 0}, r"model.net.VIS_CH=0 must be >= 4"),
+    ({"MAX_SEQ": 1}, r"model.net.MAX_SEQ=1 must be >= 3: BOS, a token and EOS$"),
+    ({"cross_attention_every": 0}, r"model.net.cross_attention_every=0 must be >= 1$"),
+    ({"encoder": "vit", "vit": {**TINY_VIT, "patch_size": 0}}, r"model.net.vit.patch_size=0 must be >= 1$"),
+    ({"encoder": "vit", "vit": {**TINY_VIT, "width": 0}}, r"model.net.vit.width=0 must be >= 1$"),
+    ({"encoder": "vit", "vit": {**TINY_VIT, "patch_size": 7}},
+     r"model.net.IMG_SIZE=32 must be a multiple of model.net.vit.patch_size=7: e.g. model.net.vit.patch_size=4$"),
+    ({"dropout": 1.5}, r"model.net.dropout=1.5 must be a number from 0 up to, not including, 1$"),
+    ({"N_VIS": 2.5}, r"model.net.N_VIS=2.5 must be a whole number$"),
+    ({"resampler_layers": True}, r"model.net.resampler_layers=True must be a whole number$"),  # was taken as 1
+    ({"encoder": "vit", "vit": {**TINY_VIT, "layers": "2", "width": 16.0}},
+     r"model.net.vit.width=16.0, model.net.vit.layers='2' must be whole numbers$"),
+    ({"encoder": "vit", "vit": None}, r"model.net.vit=None must be a mapping of vit's settings \(patch_size, layers, "
+                                      r"width, heads\)$"),
+    ({"channels_last": "yes"}, r"model.net.channels_last='yes' must be true or false$"),
+])
+def test_a_setting_no_model_can_be_built_or_trained_with_is_one_line_naming_it(setting, message):
+    """They ended in ZeroDivisionError, a torch error or a negative dimension, some only after training."""
+    with pytest.raises(SupraUserError, match=message):
+        VLMNano(**{**TINY_NET, **setting})
+
+
 BASE_DECODER = {"D_MODEL": 768, "N_HEADS": 12, "N_LAYERS": 1, "D_FF": 64, "VOCAB_SIZE": 24}  # model/decoder=base's heads
 
 

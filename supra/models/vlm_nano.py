@@ -12,7 +12,9 @@ encoder, model; the GPT blocks are models/gpt.py's.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field, fields, replace
+import os
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, fields, is_dataclass, replace
 from functools import partial
 
 import torch
@@ -82,31 +84,23 @@ class VLMNanoConfig:
     cross_attention_every: int = 1  # fusion=cross_attention: a gated layer before every k-th decoder block
 
     def __post_init__(self) -> None:
+        check_settings({f.name: getattr(self, f.name) for f in fields(self)})
         self.vit = _settings(ViTSettings, self.vit, "vit")
         self.pretrained = _settings(PretrainedSettings, self.pretrained, "pretrained")
         if self.encoder not in ENCODERS:
             raise SupraUserError(f"encoder={self.encoder!r} is unknown: choose one of {', '.join(ENCODERS)}")
         if self.fusion not in FUSIONS:
             raise SupraUserError(f"fusion={self.fusion!r} is unknown: choose one of {', '.join(FUSIONS)}")
-        if self.cross_attention_every < 1:
-            raise SupraUserError(f"cross_attention_every={self.cross_attention_every} must be >= 1")
-        # N_VIS=0 trains a decoder that never sees the image; resampler_layers < 0 quietly pooled instead
-        if self.N_VIS < 1:
-            raise SupraUserError(f"model.net.N_VIS={self.N_VIS} must be >= 1: the visual tokens are all the decoder "
-                                 "sees of the image (the release's: 16)")
-        if self.resampler_layers < 0:
-            raise SupraUserError(f"model.net.resampler_layers={self.resampler_layers} must be >= 0 (0: pool the encoder's "
-                                 "grid; N > 0: a Perceiver resampler of N layers)")
-        if self.N_HEADS < 1:
-            raise SupraUserError(f"model.net.N_HEADS={self.N_HEADS} must be >= 1")
         if self.D_MODEL % self.N_HEADS:
             raise SupraUserError(f"D_MODEL={self.D_MODEL} must be divisible by N_HEADS={self.N_HEADS}")
         if self.VIS_CH % 4:
             raise SupraUserError(f"VIS_CH={self.VIS_CH} must be divisible by 4 (stages use VIS_CH/4, VIS_CH/2)")
         if self.encoder == "vit":
             v = self.vit
-            if v.heads < 1:
-                raise SupraUserError(f"model.net.vit.heads={v.heads} must be >= 1")
+            if self.IMG_SIZE % v.patch_size:  # the ViT cuts the image into whole patches
+                raise SupraUserError(f"model.net.IMG_SIZE={self.IMG_SIZE} must be a multiple of model.net.vit.patch_size="
+                                     f"{v.patch_size}: e.g. model.net.vit.patch_size="
+                                     f"{max(d for d in range(1, v.patch_size + 1) if self.IMG_SIZE % d == 0)}")
             if v.width % v.heads:
                 raise SupraUserError(f"model.net.vit.width={v.width} must be divisible by model.net.vit.heads={v.heads}: "
                                      f"e.g. model.net.vit.width={_multiple_above(v.width, v.heads)}")
@@ -168,10 +162,59 @@ class VLMNanoConfig:
                            dropout=self.dropout, attn_bias=False, decode_with_matmul=True)
 
 
+# The least value of each whole-number setting, and why where it is not plain: below it a setting builds no
+# model (a zero width divides by zero deep in torch) or one that never reads the image (no decoder block, no
+# visual token: it trains, and captions every image alike).
+_LEAST = {
+    "D_MODEL": (1, ""), "N_HEADS": (1, ""),
+    "N_LAYERS": (1, ": a decoder of no blocks never reads the image"), "D_FF": (1, ""),
+    "VIS_CH": (4, " (stages use VIS_CH/4, VIS_CH/2)"),
+    "N_VIS": (1, ": the visual tokens are all the decoder sees of the image (the release's: 16)"),
+    "VOCAB_SIZE": (1, ""), "MAX_SEQ": (3, ": BOS, a token and EOS"), "IMG_SIZE": (1, ""),
+    "resampler_layers": (0, " (0: pool the encoder's grid; N > 0: a Perceiver resampler of N layers)"),
+    "cross_attention_every": (1, ""),
+}
+_VIT_LEAST = {"patch_size": (1, ""), "layers": (0, " (0: patch embeddings and positions alone)"), "width": (1, ""),
+              "heads": (1, "")}
+_PRETRAINED_WHOLE = {"trainable_blocks": (None, "")}  # the tower's blocks bound it (PretrainedEncoder checks)
+
+
+def check_settings(settings: Mapping[str, object], prefix: str = "model.net.") -> None:
+    """The types and least values of VLMNano's settings (a run's model.net, or with prefix "" a folder's
+    config.json; a key left out keeps its default): one line naming `prefix` + the key otherwise, rather than a
+    TypeError or ZeroDivisionError from deep inside the model, or a model that trains but cannot caption."""
+    groups = {"": (settings, _LEAST)}
+    for name, cls, least in (("vit", ViTSettings, _VIT_LEAST), ("pretrained", PretrainedSettings, _PRETRAINED_WHOLE)):
+        given = settings.get(name, {})
+        given = asdict(given) if is_dataclass(given) and not isinstance(given, type) else given
+        if not isinstance(given, Mapping):
+            raise SupraUserError(f"{prefix}{name}={given!r} must be a mapping of {name}'s settings "
+                                 f"({', '.join(f.name for f in fields(cls))})")
+        groups[f"{name}."] = (given, least)
+    not_whole = [f"{prefix}{group}{key}={value!r}" for group, (given, least) in groups.items()
+                 for key, value in given.items() if key in least and (isinstance(value, bool) or not isinstance(value, int))]
+    if not_whole:  # 2.5, "2", true: Python would take some of them, and torch fail on others far from here
+        raise SupraUserError(f"{', '.join(not_whole)} must be {'a whole number' if len(not_whole) == 1 else 'whole numbers'}")
+    for group, (given, least) in groups.items():
+        for key, value in given.items():
+            if key in least and least[key][0] is not None and value < least[key][0]:
+                raise SupraUserError(f"{prefix}{group}{key}={value} must be >= {least[key][0]}{least[key][1]}")
+    dropout = settings.get("dropout", 0.0)
+    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+        raise SupraUserError(f"{prefix}dropout={dropout!r} must be a number from 0 up to, not including, 1")
+    if not isinstance(settings.get("channels_last", False), bool):
+        raise SupraUserError(f"{prefix}channels_last={settings['channels_last']!r} must be true or false")
+    pretrained = groups["pretrained."][0]
+    if not isinstance(pretrained.get("model", ""), str):
+        raise SupraUserError(f"{prefix}pretrained.model={pretrained['model']!r} must be a timm architecture's name")
+    if not isinstance(pretrained.get("weights"), (str, os.PathLike, type(None))):
+        raise SupraUserError(f"{prefix}pretrained.weights={pretrained['weights']!r} must be a file's path")
+
+
 def _settings(cls: type, given: object, name: str) -> object:
     """model.net.<name>'s dict as `cls` (ViTSettings, PretrainedSettings); a key it lacks is one line naming
     the keys it has (not a TypeError from the dataclass)."""
-    if not isinstance(given, dict):
+    if not isinstance(given, Mapping):  # already a `cls` (check_settings refused anything else)
         return given
     known = [f.name for f in fields(cls)]
     unknown = [key for key in given if key not in known]
