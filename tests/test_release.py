@@ -129,12 +129,24 @@ def test_a_release_whose_config_disagrees_with_its_tokenizer_or_writes_numbers_a
                                              r"has 1 and 2: the files do not belong together"):
         load_release(odd)
     (odd / "config.json").write_text(json.dumps({**config, "D_MODEL": "128"}))  # a number written as text
-    with pytest.raises(SupraUserError, match=r"config.json: D_MODEL='128' must be whole numbers"):
+    with pytest.raises(SupraUserError, match=r"config.json: D_MODEL='128' must be a whole number"):
         load_release(odd)
 
 
 @pytest.mark.parametrize(("config", "message"), [
-    ({"D_MODEL": "128"}, "config.json: D_MODEL='128' must be whole numbers"),
+    ({"D_MODEL": "128"}, "config.json: D_MODEL='128' must be a whole number"),
+    # every setting is checked as the release keys are, named as the file spells it: these were tracebacks
+    # (ZeroDivisionError, AttributeError, TypeError), a message naming neither file nor key, or true taken as 1
+    ({"N_LAYERS": 0}, "config.json: N_LAYERS=0 must be >= 1: a decoder of no blocks never reads the image: fix the file"),
+    ({"encoder": "vit", "vit": {"patch_size": 0}}, "config.json: vit.patch_size=0 must be >= 1: fix the file"),
+    ({"encoder": "vit", "vit": {"patch_size": 15}}, "config.json: IMG_SIZE=112 must be a multiple of vit.patch_size=15: "
+                                                    "e.g. vit.patch_size=14: fix the file"),
+    ({"encoder": "vit", "vit": "abc"}, "config.json: vit='abc' must be a mapping of vit's settings (patch_size, "),
+    ({"encoder": "vit", "vit": None}, "config.json: vit=None must be a mapping of vit's settings"),
+    ({"encoder": "vit", "vit": {"layers": "2", "width": 128.0}}, "config.json: vit.layers='2', vit.width=128.0 must be "
+                                                                 "whole numbers: fix the file"),
+    ({"resampler_layers": "1"}, "config.json: resampler_layers='1' must be a whole number: fix the file"),
+    ({"resampler_layers": True}, "config.json: resampler_layers=True must be a whole number: fix the file"),
     ({"N_HEADS": 3}, "config.json: D_MODEL=128 must be divisible by N_HEADS=3: fix the file, or export the release again"),
     ({"bos_token_id": 7}, "config.json names bos_token_id=7, eos_token_id=2 but its tokenizer.json has 1 and 2"),
     (None, "config.json holds null, not a model's settings (a JSON object): export the release again"),

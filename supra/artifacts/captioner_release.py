@@ -46,7 +46,7 @@ from supra.artifacts.release_files import (
     write_scoring,
 )
 from supra.models.vlm_generation import DecodeConfig
-from supra.models.vlm_nano import VLMNano, VLMNanoConfig
+from supra.models.vlm_nano import VLMNano, VLMNanoConfig, check_settings
 from supra.tokens.caption_bpe import SPECIAL_TOKENS, CaptionTokenizer
 from supra.utils.cli import refuse_unread_options
 from supra.utils.errors import SupraUserError
@@ -148,17 +148,19 @@ def export_release(ckpt: str | Path, out_dir: str | Path, license: str = "other"
 
 
 def read_release_config(folder: str | Path) -> dict:
-    """config.json of a captioner release, checked whole: the release keys there as whole numbers, and a
-    captioner they (with the architecture's choices) can build; one line naming the file otherwise."""
+    """config.json of a captioner release, checked whole: the release keys there, every setting of a type and
+    value a model can be built from, and a captioner they (with the architecture's choices) can build, its ViT
+    included; one line naming the file otherwise."""
     folder = Path(folder)
     path = folder / "config.json"
     config = read_config_json(folder)
     missing = [k for k in RELEASE_KEYS if k not in config]
     if missing:
         raise SupraUserError(f"{path} lacks the release keys {missing}")
-    not_whole = [f"{k}={config[k]!r}" for k in RELEASE_KEYS if isinstance(config[k], bool) or not isinstance(config[k], int)]
-    if not_whole:
-        raise SupraUserError(f"{path}: {', '.join(not_whole)} must be whole numbers")
+    try:  # every setting's type and least value, named as the file spells it ("vit.patch_size=0")
+        check_settings({k: v for k, v in config.items() if k in RELEASE_KEYS or k in ARCHITECTURE_KEYS}, prefix="")
+    except SupraUserError as err:
+        raise SupraUserError(f"{path}: {err}: fix the file, or export the release again") from None
     unknown = [k for k in config if k not in CONFIG_KEYS]
     if unknown:  # a misspelt choice would otherwise be dropped, and the model built with its default
         close = difflib.get_close_matches(unknown[0], CONFIG_KEYS, n=1)
@@ -166,7 +168,7 @@ def read_release_config(folder: str | Path) -> dict:
         raise SupraUserError(f"{path} has the unknown key {unknown[0]} ({hint}): fix the file, or export the release again")
     try:
         release_net_config(config)
-    except (SupraUserError, TypeError, ValueError) as err:  # VLMNanoConfig's own checks (N_HEADS, N_VIS, ...)
+    except (SupraUserError, TypeError, ValueError) as err:  # VLMNanoConfig's own checks (N_HEADS, widths, ...)
         raise SupraUserError(f"{path}: {err}: fix the file, or export the release again") from None
     return config
 

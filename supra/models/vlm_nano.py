@@ -97,10 +97,6 @@ class VLMNanoConfig:
             raise SupraUserError(f"VIS_CH={self.VIS_CH} must be divisible by 4 (stages use VIS_CH/4, VIS_CH/2)")
         if self.encoder == "vit":
             v = self.vit
-            if self.IMG_SIZE % v.patch_size:  # the ViT cuts the image into whole patches
-                raise SupraUserError(f"model.net.IMG_SIZE={self.IMG_SIZE} must be a multiple of model.net.vit.patch_size="
-                                     f"{v.patch_size}: e.g. model.net.vit.patch_size="
-                                     f"{max(d for d in range(1, v.patch_size + 1) if self.IMG_SIZE % d == 0)}")
             if v.width % v.heads:
                 raise SupraUserError(f"model.net.vit.width={v.width} must be divisible by model.net.vit.heads={v.heads}: "
                                      f"e.g. model.net.vit.width={_multiple_above(v.width, v.heads)}")
@@ -199,6 +195,11 @@ def check_settings(settings: Mapping[str, object], prefix: str = "model.net.") -
         for key, value in given.items():
             if key in least and least[key][0] is not None and value < least[key][0]:
                 raise SupraUserError(f"{prefix}{group}{key}={value} must be >= {least[key][0]}{least[key][1]}")
+    patch, image = groups["vit."][0].get("patch_size", ViTSettings.patch_size), settings.get("IMG_SIZE", VLMNanoConfig.IMG_SIZE)
+    if settings.get("encoder") == "vit" and image % patch:  # the ViT cuts the image into whole patches
+        fits = max(d for d in range(1, patch + 1) if image % d == 0)
+        raise SupraUserError(f"{prefix}IMG_SIZE={image} must be a multiple of {prefix}vit.patch_size={patch}: e.g. "
+                             f"{prefix}vit.patch_size={fits}")
     dropout = settings.get("dropout", 0.0)
     if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
         raise SupraUserError(f"{prefix}dropout={dropout!r} must be a number from 0 up to, not including, 1")
