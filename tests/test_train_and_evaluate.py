@@ -174,6 +174,12 @@ EARLY_STOPPING = ["+callbacks.stop._target_=lightning.pytorch.callbacks.EarlySto
                                                     "one name (best.ckpt)"),
     ([*EARLY_STOPPING, "+callbacks.stop.monitor=train/los"], "callbacks.stop.monitor=train/los is no metric this run "
                                                              "logs: did you mean train/loss?"),
+    # drawn at the first validation's end, before its checkpoint: a traceback there lost the steps trained
+    (["callbacks.caption_grid.columns=0"], "callbacks.caption_grid.columns=0 must be a whole number >= 1, or "
+                                           "callbacks.caption_grid=null to draw none"),
+    (["callbacks.caption_grid.num_images=-3"], "callbacks.caption_grid.num_images=-3 must be a whole number >= 0 "
+                                               "(0: no grid)"),
+    (["callbacks.attention_maps.num_images=1.5"], "callbacks.attention_maps.num_images=1.5 must be a whole number"),
 ])
 def test_callback_settings_that_would_keep_a_wrong_best_or_stop_wrongly_are_refused(default_run_config, settings, error):
     with pytest.raises(SupraUserError) as refused:
@@ -189,6 +195,7 @@ def test_callback_settings_that_would_keep_a_wrong_best_or_stop_wrongly_are_refu
     # a monitor like no metric of the model (a user callback's own?); val/CIDEr computed at every validation
     ["callbacks.model_checkpoint.monitor=val/my_score", *EARLY_STOPPING, "+callbacks.stop.monitor=val/CIDEr"],
     [*EARLY_STOPPING, "+callbacks.stop.monitor=val/loss", "model.score_every_n_val=2"],  # computed every validation
+    ["callbacks.caption_grid.num_images=0", "callbacks.caption_grid.columns=1"],  # no grid; a grid of one column
 ])
 def test_callback_settings_that_keep_the_best_and_stop_rightly_pass_the_checks(default_run_config, settings):
     checked_callbacks(default_run_config, settings)

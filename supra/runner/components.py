@@ -28,6 +28,7 @@ from supra.artifacts.captioner_release import init_from_folder, load_release_tok
 from supra.artifacts.checkpoints import load_vqvae, saved_tokenizer
 from supra.artifacts.kinds import A2A_RELEASE, release_kind
 from supra.artifacts.loaded_configs import instantiate_loaded
+from supra.callbacks.sample_grid import SampleGridCallback
 from supra.data.a2a.sources import TRAINED_SIZE
 from supra.sweeps.optuna_seed import study_seed
 from supra.tasks.base import SupraTask
@@ -213,6 +214,8 @@ def check_callback(task: SupraTask, name: str, node: DictConfig, trainer_cfg: Di
             raise SupraUserError(f"trainer.{switch}=false, but {name} is the run's "
                                  f"{switch.removeprefix('enable_').replace('_', ' ')} ({cls.__name__}): add {name}=null "
                                  "too")
+    if issubclass(cls, SampleGridCallback):  # drawn at the first validation's end, before its checkpoint is saved:
+        check_grid_sizes(name, node)  # a bad size there was a traceback that left no checkpoint of the steps done
     top_k = node.get("save_top_k", 1) if issubclass(cls, ModelCheckpoint) else 1
     filename = node.get("filename")
     if isinstance(top_k, int) and top_k not in (0, 1) and filename is not None and "{" not in str(filename) \
@@ -242,6 +245,15 @@ def check_callback(task: SupraTask, name: str, node: DictConfig, trainer_cfg: Di
         raise SupraUserError(f"{name} watches {monitor}, which model.score_every_n_val={names[monitor]} computes at one "
                              f"validation in {names[monitor]}: {what}; watch val/loss (every validation), or set "
                              "model.score_every_n_val=1")
+
+
+def check_grid_sizes(name: str, node: DictConfig) -> None:
+    """A sample grid's picture count (0: none drawn) and columns, as one line before training."""
+    for key, least in (("num_images", 0), ("num_samples", 0), ("columns", 1)):
+        value = node.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+            raise SupraUserError(f"{name}.{key}={value!r} must be a whole number >= {least}"
+                                 + (" (0: no grid)" if least == 0 else "") + f", or {name}=null to draw none")
 
 
 def check_optimized_metric(task: SupraTask, metric: str | None) -> None:
