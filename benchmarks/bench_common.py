@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 from supra.utils.errors import user_error_in
+from supra.utils.files import check_writable_dir
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -60,6 +61,20 @@ def jpeg_folder(text: str) -> Path:
     if next(folder.glob("*.jpg"), None) is None:
         raise argparse.ArgumentTypeError(f"{text} holds no *.jpg files")
     return folder
+
+
+def output_file(text: str) -> Path:
+    """An argparse type: a file to write the figures to, in a folder that exists and can be written (checked
+    before the timing: a bad path was a traceback after it, the figures lost)."""
+    path = Path(text)
+    if path.is_dir():
+        raise argparse.ArgumentTypeError(f"{text} is a folder: give a file's path (e.g. {path / 'figures.json'})")
+    try:
+        check_writable_dir(path.parent if str(path.parent) else ".", create=False)
+    except OSError as err:
+        raise argparse.ArgumentTypeError(f"cannot write {text} ({err.strerror or err}): give a file in a folder "
+                                         "that exists and can be written") from None
+    return path
 
 
 def torch_device(text: str) -> torch.device:

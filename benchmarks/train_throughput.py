@@ -24,7 +24,6 @@ ranks by re-running this script) after the plain rounds; its ratio is then a sca
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import statistics
 import sys
@@ -47,11 +46,12 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's supra (README, Benchmarks), with this checkout's conf/
 
-from bench_common import one_line_errors, parser_for, positive_int  # noqa: E402
+from bench_common import one_line_errors, output_file, parser_for, positive_int  # noqa: E402
 
 from supra.data.images import normalize_images  # noqa: E402
 from supra.runner.components import instantiate_group  # noqa: E402
 from supra.tokens.caption_bpe import PAD_ID  # noqa: E402
+from supra.utils.files import write_json_atomic  # noqa: E402
 from supra.utils.hardware import check_accelerator, cpu_description  # noqa: E402
 
 CONF = ROOT / "conf"
@@ -258,7 +258,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=positive_int, default=5, help="untimed steps of each loop first")
     parser.add_argument("--steps", type=positive_int, default=5, help="steps per timed window")
     parser.add_argument("--rounds", type=positive_int, default=20, help="timed windows of each loop")
-    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    parser.add_argument("--json", type=output_file, default=None, help="also write the figures to this file")
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides, e.g. model.net.channels_last=true")
     args = parser.parse_args()
     if not (CONF / "trainer" / f"{args.trainer}.yaml").is_file():
@@ -318,7 +318,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str)
     rows = {"(a) plain PyTorch loop": plain, f"(b) Supra task + Trainer ({args.devices} device(s))": supra}
     report = report_table(args, where, precision, rows, samples, ratios, flops, peak)
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_json_atomic(args.json, report)
 
 
 def report_table(args: argparse.Namespace, name: str, precision: str, rows: dict[str, list[float]], samples: int,
