@@ -670,6 +670,12 @@ def test_wandb_logged_in_without_network_logs_offline_within_its_init_timeout_an
     monkeypatch.delenv("WANDB_MODE")  # Lightning's offline logger set it to dryrun for the whole process
     with pytest.raises(SupraUserError, match=r"^logger.wandb.offline=false: no answer from the W&B server within 1 s "):
         build_wandb_logger(str(tmp_path / "forced"), offline=False, init_timeout=1)
+    # a key cut short is a refused login (wandb's AuthenticationError is a CommError too), not "no answer"
+    monkeypatch.setenv("WANDB_API_KEY", "abc")
+    wandb.teardown()
+    with pytest.raises(SupraUserError, match=r"^W&B refused the login \(WANDB_API_KEY invalid: API key must have 40\+ "
+                                             r"characters, has 3.\): run `wandb login` again or fix WANDB_API_KEY"):
+        build_wandb_logger(str(tmp_path / "bad_key"), init_timeout=1)
     monkeypatch.delenv("WANDB_API_KEY")
     with pytest.raises(SupraUserError, match=r"^logger.wandb.offline=false needs a W&B login: run `wandb login`"):
         build_wandb_logger(str(tmp_path / "no_login"), offline=False)

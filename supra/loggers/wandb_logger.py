@@ -83,6 +83,10 @@ def build_wandb_logger(
     before = set(Path(save_dir, "wandb").glob(f"run-*-{run_id}"))
     try:
         logger.experiment  # noqa: B018 -- starts the W&B run now, where a failure can still be answered
+    # first: wandb's AuthenticationError is a CommError too, and a refused key is no server out of reach
+    except (wandb.errors.AuthenticationError, wandb.errors.UsageError) as err:  # e.g. a key cut short
+        raise SupraUserError(f"W&B refused the login ({str(err).splitlines()[0]}): run `wandb login` again or fix "
+                             "WANDB_API_KEY, or log offline with logger.wandb.offline=true") from None
     except wandb.errors.CommError as err:
         wandb.teardown()  # the failed run holds its id in this process: the offline one could not take it
         for folder in set(Path(save_dir, "wandb").glob(f"run-*-{run_id}")) - before:
@@ -93,9 +97,6 @@ def build_wandb_logger(
                                  "offline when W&B cannot be reached, or raise logger.wandb.init_timeout") from None
         log.warning("W&B offline: %s; %s", reason, sync)
         logger = _logger(save_dir, project, name, tags, run_id, True, kwargs)
-    except (wandb.errors.AuthenticationError, wandb.errors.UsageError) as err:  # e.g. a key cut short
-        raise SupraUserError(f"W&B refused the login ({str(err).splitlines()[0]}): run `wandb login` again or fix "
-                             "WANDB_API_KEY, or log offline with logger.wandb.offline=true") from None
     return logger
 
 
