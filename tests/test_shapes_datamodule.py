@@ -1,10 +1,12 @@
-"""ShapesDataModule: deterministic splits, batches in the documented layout, tokenizer reuse, bad sizes."""
+"""ShapesDataModule: deterministic splits, batches in the documented layout, tokenizer reuse, bad sizes and
+seeds (those of ShapesImagesDataModule, the same scenes for the VQ-VAE, too)."""
 
 import pytest
 import torch
 
 from supra.data.captioning.shapes import ShapesDataModule
 from supra.data.images import normalize_images
+from supra.data.media.shapes_images import ShapesImagesDataModule
 from supra.tokens.caption_bpe import BOS_ID, EOS_ID, PAD_ID
 from supra.utils.errors import SupraUserError
 from supra.utils.imagenet import IMAGENET_MEAN
@@ -87,6 +89,17 @@ def test_attribute_and_relation_accuracy_use_the_generator_truth(datamodule):
 def test_empty_split_is_refused_with_the_setting_named(field):
     with pytest.raises(SupraUserError, match=f"data.{field}=0"):
         ShapesDataModule(**{**SMALL, field: 0})
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: ShapesDataModule(**SMALL, seed=-1), r"^data.seed=-1 must be >= 0$"),
+    (lambda: ShapesDataModule(**SMALL, canvas_size=20), r"^data.canvas_size=20 is too small to draw shapes: use 32 or more$"),
+    (lambda: ShapesImagesDataModule(seed=-1), r"^data.seed=-1 must be >= 0$"),
+])
+def test_a_negative_seed_or_too_small_canvas_is_refused_with_the_setting_named(make, message):
+    """Refused when the data module is made, not as the drawing code's error once a split is generated."""
+    with pytest.raises(SupraUserError, match=message):
+        make()
 
 
 def test_unknown_split_is_refused():

@@ -13,6 +13,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE
 from supra.utils.errors import SupraUserError
 
 SPLITS = ("train", "val", "test")
@@ -36,6 +37,15 @@ def check_split_sizes(num_train: int, num_val: int, num_test: int, item_name: st
         if n < 1:
             raise SupraUserError(f"data.num_{split}={n}: every split needs at least 1 {item_name}")
     return sizes
+
+
+def check_drawing(seed: int, size: int, size_key: str) -> None:
+    """One line for a procedural data set's seed below 0 (numpy seeds no generator from it) or a side
+    `size_key` too small to draw its shapes at (the drawing code's own error names neither key)."""
+    if seed < 0:
+        raise SupraUserError(f"data.seed={seed} must be >= 0")
+    if size < MIN_DRAWING_SIZE:
+        raise SupraUserError(f"data.{size_key}={size} is too small to draw shapes: use {MIN_DRAWING_SIZE} or more")
 
 
 def batch_is_ready(batch: Any) -> Any:

@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-from supra.data.base import check_split_sizes
+from supra.data.base import check_drawing, check_split_sizes
 from supra.data.captioning.datamodule import CaptionDataModule, CaptionedImages
 from supra.data.images import channels_first, resize_uint8
 from supra.metrics.attr_acc import attribute_accuracy, relation_accuracy
@@ -25,6 +25,7 @@ class ShapesDataModule(CaptionDataModule):
     ) -> None:
         super().__init__(**common)
         self.sizes = check_split_sizes(num_train, num_val, num_test, "image")
+        check_drawing(seed, canvas_size, "canvas_size")
         self.canvas_size, self.seed = canvas_size, seed
         self.scenes: dict[str, list[Scene]] = {}
 

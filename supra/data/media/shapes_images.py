@@ -7,11 +7,10 @@ import logging
 import time
 from typing import Any
 
-from supra.data.base import check_split_sizes
+from supra.data.base import check_drawing, check_split_sizes
 from supra.data.images import channels_first
 from supra.data.media.datamodule import MediaDataModule, MediaItems
-from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE, SPLIT_SEED_OFFSET, Scene, generate_scenes
-from supra.utils.errors import SupraUserError
+from supra.procedural.shapes_scenes import SPLIT_SEED_OFFSET, Scene, generate_scenes
 
 log = logging.getLogger(__name__)
 
@@ -23,8 +22,7 @@ class ShapesImagesDataModule(MediaDataModule):
                  **common: Any) -> None:
         super().__init__(**common)
         self.sizes = check_split_sizes(num_train, num_val, num_test, "image")
-        if self.image_size < MIN_DRAWING_SIZE:
-            raise SupraUserError(f"data.image_size={self.image_size} is too small to draw shapes: use {MIN_DRAWING_SIZE} or more")
+        check_drawing(seed, self.image_size, "image_size")
         self.seed = seed
         self.scenes: dict[str, list[Scene]] = {}  # the records of the loaded splits
 

@@ -10,10 +10,10 @@ from typing import Any
 
 import torch
 
-from supra.data.base import check_split_sizes
+from supra.data.base import check_drawing, check_split_sizes
 from supra.data.media.datamodule import MediaDataModule, MediaItems
 from supra.procedural.shapes_clips import Clip, generate_clips
-from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE, SPLIT_SEED_OFFSET
+from supra.procedural.shapes_scenes import SPLIT_SEED_OFFSET
 from supra.utils.errors import SupraUserError
 
 log = logging.getLogger(__name__)
@@ -31,10 +31,7 @@ class ShapesVideoDataModule(MediaDataModule):
         self.sizes = check_split_sizes(num_train, num_val, num_test, "clip")
         if frames < 2:
             raise SupraUserError(f"data.frames={frames}: a clip needs at least 2 frames to show a change")
-        if seed < 0:
-            raise SupraUserError(f"data.seed={seed} must be >= 0")
-        if self.image_size < MIN_DRAWING_SIZE:
-            raise SupraUserError(f"data.image_size={self.image_size} is too small to draw shapes: use {MIN_DRAWING_SIZE} or more")
+        check_drawing(seed, self.image_size, "image_size")
         self.frames, self.seed = frames, seed
         self.clips: dict[str, list[Clip]] = {}  # records of the loaded splits (motion, objects per frame)
 
