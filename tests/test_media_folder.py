@@ -3,6 +3,7 @@ file, squared by crop or pad; and the one-line errors for folders that cannot wo
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -282,6 +283,21 @@ def test_captions_naming_a_file_through_a_second_path_to_its_folder_find_it(tmp_
     assert index.captions == {"2024/a.png": ["a red square", "red"], "2024/b.png": ["a blue one"],
                               "2024/sub/c.png": ["a green one"]}
     assert not index.caption_problems
+
+
+def test_captions_naming_a_hidden_file_say_it_is_skipped_as_hidden_not_missing(tmp_path):
+    """.hidden.jpg is there but passed over like .DS_Store: its captions are counted under their own reason,
+    while a caption for a file that does not exist (hidden name or not) is still one for no media file."""
+    for name in ("a.png", ".hidden.jpg", ".thumbs/b.png"):
+        save_image(tmp_path / name)
+    lines = [("a.png", "a square"), (".hidden.jpg", "hidden"), ("./.hidden.jpg", "again"), (".thumbs/b.png", "thumb"),
+             (".gone.jpg", "missing"), ("gone.jpg", "missing too")]
+    (tmp_path / "captions.jsonl").write_text("".join(json.dumps({"file": f, "caption": c}) + "\n" for f, c in lines))
+    index = scan_folder(tmp_path)
+    assert index.media == ["a.png"] and index.captions == {"a.png": ["a square"]}
+    assert index.caption_problems.describe() == (
+        "3 captions for hidden files (a leading dot), which are skipped (e.g. captions.jsonl:2, captions.jsonl:3), "
+        "2 captions for no media file (e.g. captions.jsonl:5, captions.jsonl:6)")
 
 
 def test_a_captions_csv_without_its_header_is_a_one_line_error(tmp_path):

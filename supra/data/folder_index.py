@@ -3,7 +3,8 @@ ignored, and a deterministic split by file.
 
 - Media: .png .jpg .jpeg .webp .bmp (stills) and .gif (animations), any case, in `root` and its
   subfolders; names are relative posix paths, sorted. Hidden files and folders (a leading dot: .git,
-  .DS_Store, macOS's ._photo.jpg) are passed over silently; any other file is counted as "not media".
+  .DS_Store, macOS's ._photo.jpg) are passed over silently, unless captions name one (counted as captions
+  for hidden files); any other file is counted as "not media".
   Linked folders are followed, each real folder once (a second path to one is counted, not listed;
   captions.jsonl/csv/tsv may name a file through either path: latest/a.png finds 2024/a.png).
 - Captions: `photo.txt` (or `photo.png.txt`, which wins, for when photo.png and photo.gif differ; the
@@ -39,6 +40,7 @@ SIDECAR_SUFFIX = ".txt"
 # a second path to a folder (`latest -> 2024`): its files are listed once, under the first path, or the
 # split by name would put their copies in train and test alike
 ALIAS = "folders listed already under another path"
+HIDDEN = "captions for hidden files (a leading dot), which are skipped"
 
 
 def is_gif(name: str) -> bool:
@@ -85,6 +87,15 @@ def _key(name: str) -> str:
     return name
 
 
+def _hidden(name: str) -> bool:
+    """Whether a relative path passes through a hidden file or folder (`.hidden.jpg`, `.thumbs/a.png`), which
+    `walk_visible` passes over: a caption naming one names a file that is there but skipped, not a missing one."""
+    parts = name.split("/")
+    if name.startswith("/") or ".." in parts:  # outside the folder: not one of its files at all
+        return False
+    return any(part.startswith(".") and part != "." for part in parts)
+
+
 def _nfc(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
@@ -104,7 +115,8 @@ class _Captions:
         caption = clean_caption(caption)
         name = self.on_disk.get(listed_path(_nfc(name), self.aliases), name)
         if name not in self.by_file:
-            self.problems.add("captions for no media file", where)
+            self.problems.add(HIDDEN if _hidden(name) and (self.root / name).is_file() else "captions for no media file",
+                              where)
         elif not caption:
             self.problems.add("blank captions", where)
         elif caption not in self.by_file[name]:
