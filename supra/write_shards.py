@@ -46,18 +46,24 @@ BARE_OPTION = re.compile(r"\bdata\.(root|layout|split_seed|image_column|caption_
 
 
 def image_bytes(index: CaptionIndex, key: str) -> tuple[bytes, str]:
-    """The image's encoded bytes as stored, and its extension (jpg, png or webp, from its content).
-    Copied, not re-encoded, once a decode has proven them readable (a JPEG at its smallest DCT scale: a
-    cut or corrupt file fails there too), so no shard carries a picture its readers would skip."""
+    """The image's encoded bytes and their extension (jpg, png or webp, from the content). A JPEG, PNG or
+    WebP is copied as stored, once a decode has proven it readable (a JPEG at its smallest DCT scale: a cut
+    or corrupt file fails there too), so no shard carries a picture its readers would skip. Another format
+    (BMP, TIFF, GIF), which shard readers do not take, is written as a PNG of the pixels load_rgb gives
+    (a GIF's first frame, EXIF orientation applied): lossless, so data=shards trains on the pixels the
+    source's own data= does."""
     stored = index.stored.get(key)
     data = stored.read() if isinstance(stored, StoredImage) else (index.image_dir / key).read_bytes()
     kind = {b"\xff\xd8": "jpg", b"\x89P": "png", b"RI": "webp"}.get(data[:2])
     if kind is not None:
         load_rgb(io.BytesIO(data), draft=8)
-    else:  # another format (GIF, BMP, TIFF): re-encoded as JPEG, the format shards carry
+    else:
+        pixels = load_rgb(io.BytesIO(data))
+        # the pixels alone: the source's ICC profile (a CMYK TIFF's describes CMYK) would mislabel an RGB PNG
+        pixels.info.clear()
         buffer = io.BytesIO()
-        load_rgb(io.BytesIO(data)).save(buffer, format="JPEG", quality=95)
-        data, kind = buffer.getvalue(), "jpg"
+        pixels.save(buffer, format="PNG")
+        data, kind = buffer.getvalue(), "png"
     return data, kind
 
 

@@ -561,6 +561,57 @@ def test_write_shards_of_a_source_too_small_for_val_and_test_writes_no_empty_fol
         f"  python evaluate.py ckpt=<captioner> data=shards \"data.test_shards='{out.resolve()}/test/{{00000..00000}}.tar'\""]
 
 
+def test_write_shards_keeps_jpeg_png_and_webp_as_stored_and_writes_other_formats_as_lossless_png(tmp_path, capsys):
+    import io
+    import json
+
+    from PIL import Image
+
+    from supra.data.caption_sources.index import CaptionIndex
+    from supra.data.images import load_rgb
+    from supra.write_shards import image_bytes
+    from tests.conftest import run_command
+
+    rng = np.random.default_rng(0)
+    root = tmp_path / "photos"
+    root.mkdir()
+
+    def picture(mode: str = "RGB") -> Image.Image:  # noise: a lossy re-encoding could not keep it
+        return Image.fromarray(rng.integers(0, 256, (40, 56, 3), dtype=np.uint8)).convert(mode)
+
+    picture().save(root / "paint.bmp")
+    picture("P").save(root / "clip.gif", save_all=True, append_images=[picture("P")])
+    for name, format_ in (("photo.jpg", "JPEG"), ("shot.png", "PNG"), ("web.webp", "WEBP")):
+        picture().save(root / name, format=format_)
+    files = sorted(p.name for p in root.iterdir())
+    for name in files:
+        (root / f"{Path(name).stem}.txt").write_text(f"a picture named {name}")
+    run_command("write_shards", "source=folder", f"root={root}", f"out={tmp_path / 'shards'}", "show_progress=false",
+                run_dir=tmp_path)
+    capsys.readouterr()
+    tars = sorted(str(p) for p in (tmp_path / "shards").glob("*/*.tar"))
+    written = {json.loads(s["json"])["url"]: s for s in raw_samples(tars, Unusable())}
+    assert sorted(written) == files
+    tally = Unusable()
+    assert len(list(usable_samples(tars, tally))) == len(files) and not tally  # data=shards reads them all
+    # TIFFs (a COCO or Flickr copy may hold them; a folder lists none), one turned by its EXIF orientation, one CMYK
+    rotated = Image.Exif()
+    rotated[0x0112] = 6  # a quarter turn, which load_rgb applies: read back from the shard turned once, not twice
+    picture().save(root / "scan.tif", exif=rotated)
+    picture("CMYK").save(root / "print.tif", icc_profile=b"a CMYK profile")  # not one for the RGB PNG
+    index = CaptionIndex("files", root, {}, {})
+    images = {name: [(ext, data) for ext, data in sample.items() if ext in ("jpg", "png", "webp")]
+              for name, sample in written.items()}
+    images.update({name: [image_bytes(index, name)[::-1]] for name in ("scan.tif", "print.tif")})
+    for name, [(kind, data)] in images.items():
+        if name.endswith((".jpg", ".png", ".webp")):  # copied byte for byte, under their own extension
+            assert (kind, data) == (Path(name).suffix[1:], (root / name).read_bytes())
+            continue
+        # BMP, TIFF, GIF (its first frame): the pixels training reads from the file, to the last bit, as a PNG
+        assert kind == "png" and "icc_profile" not in Image.open(io.BytesIO(data)).info
+        assert np.array_equal(np.array(load_rgb(io.BytesIO(data))), np.array(load_rgb(root / name)))
+
+
 def test_write_shards_keeps_the_arrow_copy_of_a_parquet_dataset_in_the_cache_not_in_the_dataset(tmp_path):
     import json
 
