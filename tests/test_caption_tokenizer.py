@@ -125,3 +125,39 @@ def test_a_32k_caption_bpe_trains_and_feeds_a_32k_model():
     assert tokenizer.vocab_size <= 32_000
     net = VLMNano(VOCAB_SIZE=32_000, D_MODEL=32, N_HEADS=2, D_FF=64, N_LAYERS=1)
     assert net.lm_head.weight.shape == (32_000, 32)
+
+
+def test_a_trained_bpe_holds_every_byte_and_the_special_tokens_whatever_its_vocab_size():
+    from supra.tokens.caption_bpe import MIN_TRAINED_VOCAB
+
+    assert MIN_TRAINED_VOCAB == 260  # 256 bytes + <pad> <bos> <eos> <unk>: what train's docstring promises
+    assert CaptionTokenizer.train(CAPTIONS, vocab_size=200).vocab_size == 260
+
+
+def test_a_huge_caption_trains_on_its_first_characters_and_says_so(caplog):
+    import time
+
+    from supra.tokens.caption_bpe import TRAIN_CHARS
+
+    huge = "data:image/png;base64," + "ab" * 100_000  # a data URI pasted as a caption: minutes, quadratically
+    start = time.perf_counter()
+    tokenizer = CaptionTokenizer.train([huge, *CAPTIONS], 2048)
+    assert time.perf_counter() - start < 1.0
+    assert tokenizer.to_json() == CaptionTokenizer.train([huge[:TRAIN_CHARS], *CAPTIONS], 2048).to_json()
+    assert "tokenizer: 1 caption(s) longer than 2000 characters: trained on their first 2000 only" in caplog.text
+    caplog.clear()
+    CaptionTokenizer.train(CAPTIONS, 2048)  # captions of any shipped data set are far shorter: no word of it
+    assert "longer than" not in caplog.text
+
+
+def test_a_tokenizer_json_without_our_special_ids_is_named_for_what_it_holds(tokenizer, tmp_path):
+    from supra.tokens.caption_bpe import SpecialTokensError
+
+    text = tokenizer.to_json()
+    for ours, theirs in (("<pad>", "[PAD]"), ("<bos>", "[BOS]"), ("<eos>", "[EOS]"), ("<unk>", "[UNK]")):
+        text = text.replace(f'"{ours}"', f'"{theirs}"')
+    (tmp_path / "u.json").write_text(text)
+    with pytest.raises(SpecialTokensError) as err:
+        CaptionTokenizer.from_file(tmp_path / "u.json")
+    assert str(err.value) == (f"{tmp_path / 'u.json'} reads, but its ids 0-3 are [PAD] [BOS] [EOS] [UNK], not Supra's "
+                              "special tokens <pad> <bos> <eos> <unk>")

@@ -22,15 +22,25 @@ log = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ("<pad>", "<bos>", "<eos>", "<unk>")
 PAD_ID, BOS_ID, EOS_ID, UNK_ID = range(4)
+# A trained byte-level BPE always holds every byte and the special tokens, however small its vocab_size.
+MIN_TRAINED_VOCAB = 256 + len(SPECIAL_TOKENS)
+# Characters of each caption the BPE trains on: far more than MAX_SEQ tokens can use, and a bound on its
+# training time, which grows with the square of a word's length (a data URI pasted as a caption).
+TRAIN_CHARS = 2000
+
+
+class SpecialTokensError(ValueError):
+    """A tokenizer that reads but lacks Supra's special tokens at ids 0-3."""
 
 
 class CaptionTokenizer:
     """Encode captions to BOS ... EOS id sequences and decode ids back to text."""
 
     def __init__(self, tokenizer: Tokenizer) -> None:
-        for expected_id, token in enumerate(SPECIAL_TOKENS):
-            if tokenizer.token_to_id(token) != expected_id:
-                raise ValueError(f"tokenizer has {token} at id {tokenizer.token_to_id(token)}, expected {expected_id}")
+        found = [tokenizer.id_to_token(i) for i in range(len(SPECIAL_TOKENS))]
+        if found != list(SPECIAL_TOKENS):
+            raise SpecialTokensError(f"its ids 0-3 are {' '.join(map(str, found))}, not Supra's special tokens "
+                                     f"{' '.join(SPECIAL_TOKENS)}")
         self.hf = tokenizer
         self.pad_id, self.bos_id, self.eos_id = PAD_ID, BOS_ID, EOS_ID
 
@@ -38,7 +48,9 @@ class CaptionTokenizer:
 
     @classmethod
     def train(cls, captions: Iterable[str], vocab_size: int) -> CaptionTokenizer:
-        """Train a byte-level BPE of at most `vocab_size` tokens (fewer if the captions need fewer)."""
+        """Train a byte-level BPE of at most `vocab_size` tokens (fewer if the captions need fewer), but never
+        fewer than MIN_TRAINED_VOCAB (260): its 256 byte tokens and 4 special ones come whatever `vocab_size`.
+        Each caption's first TRAIN_CHARS characters train it (a warning says how many were longer)."""
         tok = Tokenizer(models.BPE(unk_token="<unk>"))
         tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase(), normalizers.Strip()])
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
@@ -47,7 +59,18 @@ class CaptionTokenizer:
             vocab_size=vocab_size, special_tokens=list(SPECIAL_TOKENS), show_progress=False,
             initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
         )
-        tok.train_from_iterator(captions, trainer=trainer)
+        n_cut = 0
+
+        def bounded(texts: Iterable[str]) -> Iterable[str]:
+            nonlocal n_cut
+            for text in texts:
+                n_cut += len(text) > TRAIN_CHARS
+                yield text[:TRAIN_CHARS]
+
+        tok.train_from_iterator(bounded(captions), trainer=trainer)
+        if n_cut:
+            log.warning("tokenizer: %d caption(s) longer than %d characters: trained on their first %d only",
+                        n_cut, TRAIN_CHARS, TRAIN_CHARS)
         return cls(tok)
 
     @classmethod
@@ -79,10 +102,16 @@ class CaptionTokenizer:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> CaptionTokenizer:
+        """tokenizer.json at `path`; a ValueError naming it when it does not read, a SpecialTokensError when
+        it reads but lacks Supra's special tokens (the caller says what to do)."""
         try:
-            return cls(Tokenizer.from_file(str(path)))
+            tokenizer = Tokenizer.from_file(str(path))
         except Exception as err:  # tokenizers raises bare Exceptions on bad JSON
-            raise ValueError(f"{path} is not a readable tokenizer.json ({err})") from err  # the caller says what to do
+            raise ValueError(f"{path} is not a readable tokenizer.json ({err})") from err
+        try:
+            return cls(tokenizer)
+        except SpecialTokensError as err:
+            raise SpecialTokensError(f"{path} reads, but {err}") from None
 
     @classmethod
     def from_json(cls, text: str) -> CaptionTokenizer:
