@@ -1,6 +1,8 @@
 """ShapesDataModule: deterministic splits, batches in the documented layout, tokenizer reuse, bad sizes and
 seeds (those of ShapesImagesDataModule, the same scenes for the VQ-VAE, too)."""
 
+import os
+
 import pytest
 import torch
 
@@ -76,6 +78,70 @@ def test_a_corrupt_tokenizer_to_reuse_is_one_line_saying_what_to_do(tmp_path):
     with pytest.raises(SupraUserError, match=r"tokenizer.json is not a readable tokenizer.json .*: delete it to train "
                                              "a new tokenizer, or point data.tokenizer_path at another"):
         dm.setup("fit")
+
+
+def no_data(self, split):
+    raise AssertionError("the settings are refused before any data is read")
+
+
+def test_a_vocab_size_below_a_trained_bpes_bytes_and_special_tokens_is_refused_before_any_data(tmp_path, monkeypatch):
+    monkeypatch.setattr(ShapesDataModule, "load_split", no_data)
+    dm = ShapesDataModule(**SMALL, vocab_size=200, cache_dir=str(tmp_path / "cache"),
+                          tokenizer_path=str(tmp_path / "tokenizer.json"))
+    with pytest.raises(SupraUserError) as err:
+        dm.setup("fit")
+    assert str(err.value) == ("model.net.VOCAB_SIZE=200 is too small for a trained tokenizer: a byte-level BPE always "
+                              "holds the 256 bytes and <pad> <bos> <eos> <unk>, 260 tokens: set model.net.VOCAB_SIZE "
+                              "to at least 260")
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "tokenizer.json").exists()  # nothing oversized cached
+
+
+def test_a_given_tokenizer_larger_than_the_model_says_to_use_the_models_own(tmp_path):
+    from supra.tokens.caption_bpe import CaptionTokenizer
+
+    bigger = CaptionTokenizer.train(["a red circle", "a blue square"], 300)
+    with pytest.raises(SupraUserError, match=r"tokenizer has \d+ tokens but the model's VOCAB_SIZE is 200: use the "
+                                             "tokenizer.json the model was trained with"):
+        ShapesDataModule(**SMALL, vocab_size=200, tokenizer=bigger).setup("fit")
+
+
+def test_a_tokenizer_path_that_cannot_be_written_is_one_line_before_any_data(tmp_path, monkeypatch):
+    monkeypatch.setattr(ShapesDataModule, "load_split", no_data)
+    (tmp_path / "afile").touch()
+    under_a_file = tmp_path / "afile" / "tok.json"
+    with pytest.raises(SupraUserError) as err:
+        ShapesDataModule(**SMALL, tokenizer_path=str(under_a_file)).setup("fit")
+    assert str(err.value) == (f"cannot write to data.tokenizer_path={under_a_file} ({tmp_path / 'afile'} is a file, "
+                              "not a folder): point data.tokenizer_path at a file in a writable folder")
+    (tmp_path / "ro").mkdir(mode=0o500)
+    if not os.access(tmp_path / "ro", os.W_OK):  # root writes anywhere
+        with pytest.raises(SupraUserError, match=r"cannot write to data.tokenizer_path=.*ro/tok.json \(Permission "
+                                                 r"denied\): point data.tokenizer_path at a file in a writable folder"):
+            ShapesDataModule(**SMALL, tokenizer_path=str(tmp_path / "ro" / "tok.json")).setup("fit")
+
+
+def test_a_tokenizer_cache_that_cannot_be_written_is_one_line_naming_it(tmp_path):
+    (tmp_path / "afile").touch()
+    dm = ShapesDataModule(**SMALL, cache_dir=str(tmp_path / "afile" / "c"))
+    with pytest.raises(SupraUserError) as err:
+        dm.setup("fit")
+    assert str(err.value) == (f"cannot write to the tokenizer cache {tmp_path / 'afile' / 'c'} (Not a directory): "
+                              "set data.cache_dir to a writable folder")
+
+
+def test_a_users_tokenizer_without_our_special_ids_is_named_for_them_not_called_unreadable(tmp_path):
+    from supra.tokens.caption_bpe import CaptionTokenizer
+
+    text = CaptionTokenizer.train(["a red circle", "a blue square"], 300).to_json()
+    for ours, theirs in (("<pad>", "[PAD]"), ("<bos>", "[BOS]"), ("<eos>", "[EOS]"), ("<unk>", "[UNK]")):
+        text = text.replace(f'"{ours}"', f'"{theirs}"')
+    (tmp_path / "u.json").write_text(text)
+    with pytest.raises(SupraUserError) as err:
+        ShapesDataModule(**SMALL, tokenizer_path=str(tmp_path / "u.json")).setup("fit")
+    assert str(err.value) == (f"data.tokenizer_path={tmp_path / 'u.json'} reads, but its ids 0-3 are [PAD] [BOS] [EOS] "
+                              "[UNK], not Supra's special tokens <pad> <bos> <eos> <unk>: give a tokenizer.json with "
+                              "those at ids 0-3 (a Supra run's), or leave data.tokenizer_path at its default to train one")
+    assert (tmp_path / "u.json").read_text() == text  # the user's file, kept
 
 
 def test_attribute_and_relation_accuracy_use_the_generator_truth(datamodule):

@@ -23,8 +23,15 @@ from torch.utils.data import DataLoader, Dataset
 
 from supra.data.base import SPLITS, SplitDataModule
 from supra.data.images import normalize_images
-from supra.tokens.caption_bpe import PAD_ID, CaptionTokenizer
+from supra.tokens.caption_bpe import (
+    MIN_TRAINED_VOCAB,
+    PAD_ID,
+    SPECIAL_TOKENS,
+    CaptionTokenizer,
+    SpecialTokensError,
+)
 from supra.utils.errors import SupraUserError
+from supra.utils.files import require_writable_dir
 from supra.utils.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 log = logging.getLogger(__name__)
@@ -120,7 +127,8 @@ class CaptionDataModule(SplitDataModule):
     the data follows the model, never the other way). `tokenizer`: the ids to use (a checkpoint's or a
     release's); else GPT-2's files when `gpt2_tokenizer` names their folder (vocab.json + merges.txt);
     without either, tokenizer.json at `tokenizer_path` is reused when it exists, else a BPE is
-    trained on the train captions (cached by their hash in `cache_dir`) and written there.
+    trained on the train captions (cached by their hash in `cache_dir`) and written there; a trained one
+    holds at least 260 tokens (MIN_TRAINED_VOCAB), so vocab_size must be at least that.
     """
 
     item_name = "images"
@@ -161,11 +169,11 @@ class CaptionDataModule(SplitDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         splits = self.splits_for(stage)
+        self.check_tokenizer_settings()
         for split in splits:
             self.loaded(split)
         self.tokenizer = self._tokenizer()
-        if self.tokenizer_path is not None and not self.tokenizer_path.exists():
-            self.tokenizer.save(self.tokenizer_path)
+        self.save_tokenizer()
         for split in splits:
             if split == "train" and stage in ("test", "predict"):
                 continue  # scored, not trained on: SCORED_TRAIN below
@@ -173,6 +181,42 @@ class CaptionDataModule(SplitDataModule):
                 self.datasets[split] = self._dataset(split)
         if self.split == "train" and stage in (None, "test", "predict") and SCORED_TRAIN not in self.datasets:
             self.datasets[SCORED_TRAIN] = self._dataset("train", scored=True)
+
+    def check_tokenizer_settings(self) -> None:
+        """Before any data is read: a VOCAB_SIZE no trained tokenizer fits, and a data.tokenizer_path the
+        tokenizer cannot be written to, each as one line."""
+        if self._trains_tokenizer():
+            self._check_trainable_vocab()
+        if self.tokenizer_path is not None and not self.tokenizer_path.exists():
+            remedy = "point data.tokenizer_path at a file in a writable folder"
+            in_the_way = next((p for p in self.tokenizer_path.parents if p.is_file()), None)
+            if in_the_way is not None:  # mkdir's own word for it is "File exists"
+                raise SupraUserError(f"cannot write to data.tokenizer_path={self.tokenizer_path} ({in_the_way} is a "
+                                     f"file, not a folder): {remedy}")
+            require_writable_dir(self.tokenizer_path.parent, f"data.tokenizer_path={self.tokenizer_path}", remedy)
+
+    def save_tokenizer(self) -> None:
+        """Write the tokenizer to data.tokenizer_path, unless one is there (the one it was read from)."""
+        if self.tokenizer_path is not None and not self.tokenizer_path.exists():
+            try:
+                self.tokenizer.save(self.tokenizer_path)
+            except OSError as err:
+                raise SupraUserError(f"cannot write to data.tokenizer_path={self.tokenizer_path} "
+                                     f"({err.strerror or err}): point data.tokenizer_path at a file in a writable "
+                                     "folder") from None
+
+    def _trains_tokenizer(self) -> bool:
+        """Whether setup trains a BPE: no tokenizer given, no GPT-2 files, no tokenizer.json to reuse."""
+        reused = self.tokenizer_path is not None and self.tokenizer_path.exists()
+        return self.tokenizer is None and not self.gpt2_tokenizer and not reused
+
+    def _check_trainable_vocab(self) -> None:
+        if self.vocab_size < MIN_TRAINED_VOCAB:
+            raise SupraUserError(
+                f"model.net.VOCAB_SIZE={self.vocab_size} is too small for a trained tokenizer: a byte-level BPE "
+                f"always holds the 256 bytes and {' '.join(SPECIAL_TOKENS)}, {MIN_TRAINED_VOCAB} tokens: set "
+                f"model.net.VOCAB_SIZE to at least {MIN_TRAINED_VOCAB}"
+            )
 
     def _tokenizer(self) -> CaptionTokenizer:
         """The given tokenizer, else tokenizer.json when it exists, else one trained on the train captions."""
@@ -185,6 +229,10 @@ class CaptionDataModule(SplitDataModule):
         if tokenizer is None and self.tokenizer_path is not None and self.tokenizer_path.exists():
             try:
                 tokenizer = CaptionTokenizer.from_file(self.tokenizer_path)
+            except SpecialTokensError as err:
+                # err names the file ("PATH reads, but its ids 0-3 are ..."): the user's own, never to delete
+                raise SupraUserError(f"data.tokenizer_path={err}: give a tokenizer.json with those at ids 0-3 (a Supra "
+                                     "run's), or leave data.tokenizer_path at its default to train one") from None
             except ValueError as err:
                 raise SupraUserError(f"{err}: delete it to train a new tokenizer, or point data.tokenizer_path "
                                      "at another") from None
@@ -211,6 +259,10 @@ class CaptionDataModule(SplitDataModule):
                 return CaptionTokenizer.from_file(cached)
             except ValueError:
                 log.warning("tokenizer cache %s is unreadable: retraining", cached)
+        self._check_trainable_vocab()  # setup said so before reading data; here for callers of this alone
+        if self.cache_dir is not None:  # before training, not after
+            require_writable_dir(self.cache_dir, f"the tokenizer cache {self.cache_dir}",
+                                 "set data.cache_dir to a writable folder")
         tokenizer = CaptionTokenizer.train(captions, self.vocab_size)
         log.info("tokenizer: trained %d BPE tokens on %d train captions", tokenizer.vocab_size, len(captions))
         if cached is not None:

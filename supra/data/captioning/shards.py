@@ -106,6 +106,7 @@ class ShardCaptionsDataModule(CaptionDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         splits = self.splits_for(stage)
+        self.check_tokenizer_settings()
         if stage in (None, "fit"):  # a typo in test_shards is named now, not after the training it follows
             for split in self.shard_specs:
                 self.shards(split)
@@ -113,8 +114,7 @@ class ShardCaptionsDataModule(CaptionDataModule):
             if split != "train" or stage in ("test", "predict"):  # the train split to score: load_split says why not
                 self.loaded(split)
         self.tokenizer = self._tokenizer()
-        if self.tokenizer_path is not None and not self.tokenizer_path.exists():
-            self.tokenizer.save(self.tokenizer_path)
+        self.save_tokenizer()
         for split in splits:
             if split != "train" and split not in self.datasets:
                 self.datasets[split] = self._dataset(split)
