@@ -21,6 +21,7 @@ from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPO
 from supra.data.gif_frames import TOO_LARGE, MediaDecodeError
 from supra.data.images import (
     UNREADABLE,
+    PixelRangeError,
     fit,
     image_to_uint8,
     load_rgb,
@@ -121,6 +122,8 @@ def explain_captioner(cfg: DictConfig) -> dict[str, Any]:
         image = image_to_uint8(load_rgb(path, CAPTIONER_MAX_PIXELS), net.config.IMG_SIZE)
     except Image.DecompressionBombError as err:  # readable, but too large to decode safely
         raise _too_large(path, err, CAPTIONER_MAX_PIXELS) from None
+    except PixelRangeError as err:  # readable, but its values cannot be shown as 8-bit colours without a guess
+        raise SupraUserError(f"image={path}: {err}") from None
     except UNREADABLE as err:
         raise SupraUserError(f"image={path} cannot be read as a picture ({type(err).__name__}): give a PNG, JPEG, ...") from None
     # the caption `python -m supra.caption` writes: the run's decoding, what this command line gives over it

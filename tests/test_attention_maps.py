@@ -201,6 +201,12 @@ def test_explain_names_a_bad_picture_in_one_line(trained_run, tmp_path, capsys):
     assert capsys.readouterr().err == (f"error: image={tmp_path / 'huge.png'} is too large (12000x10000 = 120000000 "
                                        "pixels; explain reads up to 100,000,000 pixels): resize the picture and give "
                                        "the smaller copy\n")  # not "cannot be read as a picture": it can
+    Image.new("F", (40, 40), 0.5).save(tmp_path / "float.tif")  # read, but of no known range: what to do said
+    with pytest.raises(SystemExit):
+        run_command("explain", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"image={tmp_path / 'float.tif'}",
+                    f"out={tmp_path / 'out'}")
+    assert capsys.readouterr().err == (f"error: image={tmp_path / 'float.tif'}: float pixels (mode F), of no known "
+                                       "range: convert the picture to 8 or 16-bit\n")
     for mode in ("bogus", "image2text"):  # a captioner has one use: mode= would change nothing
         with pytest.raises(SystemExit):
             run_command("explain", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"image={tmp_path / 'broken.png'}",

@@ -35,6 +35,13 @@ DECODE_VERSION = 2
 # The limit load_rgb reads up to when its caller has no max_pixels option: its refusal then says what to do instead.
 MAX_PIXELS = 100_000_000
 SIXTEEN_BIT_GREY = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # "I" is 32-bit: taken as 16-bit when its values fit
+
+
+class PixelRangeError(ValueError):
+    """A picture whose pixels have no known range (float, or 32-bit beyond 16-bit values): unreadable, as
+    sources count it (a ValueError), with what to do instead of another file."""
+
+
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})  # what we look for
 
 
@@ -129,7 +136,7 @@ def load_rgb(path: str | Path | BinaryIO, max_pixels: int | None = None, draft: 
             raise Image.DecompressionBombError(f"{image.width}x{image.height} = {image.width * image.height} "
                                                f"pixels, over {limit_said}")
         if image.mode == "F":  # known from the header: refused before decoding
-            raise ValueError("float pixels (mode F), of no known range: convert the picture to 8 or 16-bit")
+            raise PixelRangeError("float pixels (mode F), of no known range: convert the picture to 8 or 16-bit")
         if image.format == "GIF":
             return _gif_first_frame(path, max_pixels, limit_said)
         if draft is not None and image.format == "JPEG":
@@ -151,7 +158,7 @@ def _grey_8bit(image: Image.Image) -> Image.Image:
     32-bit grey (mode I) beyond 0-65535 is refused: its range is not known, and 8 bits of it would be clipped."""
     values = np.asarray(image, dtype=np.int64)
     if values.size and (values.min() < 0 or values.max() > 65535):
-        raise ValueError(f"32-bit pixels from {values.min()} to {values.max()}, of no known range: "
+        raise PixelRangeError(f"32-bit pixels from {values.min()} to {values.max()}, of no known range: "
                          "convert the picture to 8 or 16-bit")
     grey = Image.fromarray((values >> 8).clip(0, 255).astype(np.uint8))
     key = image.info.get("transparency")
