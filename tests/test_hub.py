@@ -299,3 +299,16 @@ def test_a_proxy_that_refuses_is_one_line_and_a_cached_release_is_read_all_the_s
     assert str(err.value) == "ckpt=nobody/nothing: the Hugging Face Hub could not be read (ProxyError: 403 Forbidden)"
     snapshot = cache_repo(offline_cache, "supralabs/tiny-vl", release)
     assert local_path("supralabs/tiny-vl") == snapshot
+
+
+def test_a_mixtures_card_names_every_source_its_test_scores_are_over(tmp_path):
+    """An a2a mixture scores its sources' test items together: its card named the first source alone."""
+    from supra.artifacts.hub import card_front_matter
+
+    def shown(datasets: list[str]) -> tuple[str, str]:
+        (tmp_path / "README.md").write_text(card_front_matter("any-to-any", "m", [], datasets, {"CIDEr": 0.5}))
+        [result] = ModelCard.load(tmp_path / "README.md").data.eval_results
+        return result.dataset_name, result.dataset_type
+
+    assert shown(["coco", "folder", "webdataset"]) == ("coco + folder + webdataset (test split)", "custom")
+    assert shown(["shapes"]) == ("shapes (test split)", "shapes")

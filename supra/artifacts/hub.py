@@ -165,8 +165,11 @@ def card_front_matter(pipeline_tag: str, model_name: str, tags: list[str], datas
     results = []
     if metrics:
         split = metrics.get("split", "test")
-        results = [EvalResult(task_type=pipeline_tag, dataset_type=datasets[0] if datasets else "custom",
-                              dataset_name=f"{datasets[0] if datasets else 'its data'} ({split} split)",
+        # an a2a mixture's scores are over every source's test items (shapes and shapes_video, coco and shards):
+        # named by all of them, not by the first alone
+        scored = " + ".join(datasets) if datasets else "its data"
+        results = [EvalResult(task_type=pipeline_tag, dataset_type=datasets[0] if len(datasets) == 1 else "custom",
+                              dataset_name=f"{scored} ({split} split)",
                               dataset_split=split, metric_type=name.lower(), metric_name=name, metric_value=value)
                    for name, value in metrics.items() if isinstance(value, float)]
     data = ModelCardData(license=license, library_name="supra", pipeline_tag=pipeline_tag, tags=tags,
