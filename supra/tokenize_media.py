@@ -104,8 +104,10 @@ def refuse_other_data(data_cfg: DictConfig, source: str) -> None:
 
 
 def not_media_data(data_cfg: DictConfig) -> str:
-    return (f"data {data_cfg.get('_target_')} is not an image/clip DataModule: "
-            "use data=shapes_images, data=shapes_video or data=media_folder")
+    return (f"data {data_cfg.get('_target_')} is not an image/clip DataModule: use data=shapes_images, "
+            "data=shapes_video or data=media_folder; photos with captions (COCO, Flickr, a caption folder, a Hugging "
+            "Face dataset) as +data={_target_:supra.data.media.photo_captions.PhotoCaptionsMediaDataModule,"
+            "source:coco,root:DIR}, shards as supra.data.media.shard_images.ShardImagesMediaDataModule")
 
 
 def split_files(split: str) -> list[str]:

@@ -207,13 +207,21 @@ def test_an_overwrite_with_fewer_splits_removes_the_earlier_runs_other_splits_on
 
 
 def test_data_that_is_no_image_or_clip_datamodule_is_one_line_naming_the_data_it_takes(vqvae_ckpt, tmp_path, capsys):
-    for data in ("a2a_mixture", "shapes"):  # the mixture's own checks would ask for a model.vqvae_ckpt= first
+    from hydra.utils import get_class
+
+    from supra.data.media.datamodule import MediaDataModule
+
+    for data in ("a2a_mixture", "shapes", "coco"):  # the mixture's own checks would ask for a model.vqvae_ckpt= first
         with pytest.raises(SystemExit) as exit_info:
             run_command("tokenize_media", f"ckpt={vqvae_ckpt}", f"out={tmp_path / 'codes'}", f"data={data}",
                         run_dir=tmp_path)
         err = capsys.readouterr().err.strip()
         assert exit_info.value.code == 2 and len(err.splitlines()) == 1, err
         assert "is not an image/clip DataModule: use data=shapes_images, data=shapes_video or data=media_folder" in err
+        # photos with captions and shards have image DataModules of their own: named, and they are ones
+        for target in ("supra.data.media.photo_captions.PhotoCaptionsMediaDataModule",
+                       "supra.data.media.shard_images.ShardImagesMediaDataModule"):
+            assert target in err and issubclass(get_class(target), MediaDataModule)
         assert not (tmp_path / "codes").exists()  # refused before the folder is made
 
 
