@@ -60,7 +60,7 @@ from supra.utils.files import (
 from supra.utils.hydra_quoting import quote_prompt
 
 MODES = ("text", "text2image", "image2text", "video2video", "text2video")
-RESIZES = ("crop", "pad", "refuse")
+RESIZES = ("crop", "pad", "squash", "refuse")
 ENCODE_BATCH = 256  # pictures per VQ-VAE call
 # The options each mode reads beyond those all do (ckpt, out, num_samples, seed, the sampler's, device):
 # one it does not read, set on the command line, is refused rather than ignored without a word.
@@ -104,7 +104,7 @@ class Request:
         if self.mode not in MODES:
             raise SupraUserError(f"mode={self.mode!r} is unknown: choose one of {', '.join(MODES)}")
         if self.resize not in RESIZES:
-            raise SupraUserError(f"resize={self.resize!r} is unknown: choose crop, pad or refuse")
+            raise SupraUserError(f"resize={self.resize!r} is unknown: choose crop, pad, squash or refuse")
         if self.image_size < 8 or self.image_size % 8:
             raise SupraUserError(f"image_size={self.image_size} must be a positive multiple of 8 (the VQ-VAE's patch)")
         for name in ("frames", "num_samples", "max_new_tokens"):

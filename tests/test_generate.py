@@ -361,6 +361,22 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
                     "num_samples=1")["texts"]
     # Not square, but resize=crop (the default) fits it.
     assert generate(tmp_path, folder, "mode=image2text", f"image={tmp_path / 'wide.png'}", "num_samples=1")["texts"]
+    assert generate(tmp_path, folder, "mode=image2text", f"image={tmp_path / 'wide.png'}", "resize=squash",
+                    "num_samples=1")["texts"]
+
+
+def test_resize_squash_gives_a_picture_as_photo_sources_give_it_to_training():
+    """A model trained on photos (COCO, caption folders, shards) saw each one squashed whole: with
+    resize=squash generate sees the same pixels; crop (the default, as media folders train) cuts the sides."""
+    import numpy as np
+
+    from supra.data.images import fit, image_to_uint8
+
+    stripes = np.zeros((64, 192, 3), np.uint8)
+    stripes[:, :64, 0] = stripes[:, 64:128, 1] = stripes[:, 128:, 2] = 255  # red, green, blue side by side
+    trained_on = image_to_uint8(Image.fromarray(stripes), 64)  # the photo sources' decoded-image cache
+    assert torch.equal(fit(stripes, 64, "squash"), trained_on)
+    assert not torch.equal(fit(stripes, 64, "crop"), trained_on)  # green alone
 
 
 def test_a_vqvae_whose_codebook_disagrees_with_the_gpt_is_refused(pair, tmp_path):

@@ -255,8 +255,9 @@ def to_square(picture: np.ndarray, resize: str) -> np.ndarray:
 
 
 def fit(picture: np.ndarray, size: int, resize: str) -> torch.Tensor:
-    """uint8 RGB [H, W, 3] -> uint8 [3, size, size], squared as `resize` says then resized."""
-    return squashed(to_square(picture, resize), size)
+    """uint8 RGB [H, W, 3] -> uint8 [3, size, size], squared as `resize` says then resized; "squash": resized
+    whole, as photo sources (COCO, Flickr, caption folders, shards) give their pictures to training."""
+    return squashed(picture if resize == "squash" else to_square(picture, resize), size)
 
 
 def load_still(path: Path, max_pixels: int) -> np.ndarray:
