@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import torch
 from omegaconf import DictConfig
 from rich.progress import Progress
 
@@ -153,14 +154,15 @@ def next_step(out: Path, written: dict[str, int]) -> list[str]:
     wrote = f"wrote {', '.join(f'{n} {s} shards' for s, n in written.items() if n)} to {out}"
     options = {s: shell_override(f"data.{s}_shards", p) for s, p in specs.items()}
     lacking = [s for s in SPLITS if s not in specs]
+    # the recipe trains on a GPU (trainer=gpu): on a machine without one, the command it refuses would be no answer
+    train = "  python train.py experiment=vlm_shards " + ("" if torch.cuda.is_available() else "trainer=cpu ")
     if not lacking:
-        return [f"{wrote}; train on them with:", "  python train.py experiment=vlm_shards " + " ".join(options.values())]
+        return [f"{wrote}; train on them with:", train + " ".join(options.values())]
     wrote += (f"; the source gave no {' or '.join(lacking)} images (too few to set them apart, or no such split), "
               f"so there is no {', no '.join(f'{s}/' for s in lacking)}")
     if "train" in specs:
         return [f"{wrote}: train on them with shards of other images for {' and '.join(f'data.{s}_shards' for s in lacking)}:",
-                "  python train.py experiment=vlm_shards "
-                + " ".join(options.get(s, f"data.{s}_shards=...") for s in SPLITS)]
+                train + " ".join(options.get(s, f"data.{s}_shards=...") for s in SPLITS)]
     scored = "test" if "test" in specs else "val"
     return [f"{wrote}: score a captioner on the {scored} shards with:",
             f"  python evaluate.py ckpt=<captioner> data=shards {options[scored]}"
