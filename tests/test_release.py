@@ -254,7 +254,7 @@ def test_caption_command_captions_a_folder_and_lists_unreadable_files(release, t
     err = capsys.readouterr().err
     assert "broken.jpg" in err
     assert f"skipped unreadable image {images / 'moved.png'}: a link to {tmp_path / 'gone.png'}, which does not exist" in err
-    assert (f"skipped unreadable image {images / 'float.tif'}: ValueError: float pixels (mode F), of no known range: "
+    assert (f"skipped unreadable image {images / 'float.tif'}: PixelRangeError: float pixels (mode F), of no known range: "
             "convert the picture to 8 or 16-bit") in err
     assert (f"skipped unreadable image {images / 'huge.png'}: DecompressionBombError: 400000000 pixels, over the "
             "100,000,000 pixels read: resize the picture") in err and "max_pixels" not in err

@@ -186,7 +186,7 @@ def test_float_pictures_and_32_bit_ones_beyond_16_bits_are_refused_not_clipped(t
     Image.fromarray(np.linspace(0, 1, 1600, dtype=np.float32).reshape(40, 40), "F").save(tmp_path / "float.tif")
     with pytest.raises(ValueError, match=r"^float pixels \(mode F\), of no known range: convert the picture to 8 or 16-bit$"):
         load_rgb(tmp_path / "float.tif")
-    with pytest.raises(MediaDecodeError, match="^ValueError: float pixels .* convert the picture to 8 or 16-bit$") as err:
+    with pytest.raises(MediaDecodeError, match="^PixelRangeError: float pixels .* convert the picture to 8 or 16-bit$") as err:
         load_still(tmp_path / "float.tif", 10_000)
     assert err.value.kind == KIND_UNREADABLE
     wide = np.linspace(0, 1_000_000, 64 * 64).astype(np.int32).reshape(64, 64)
