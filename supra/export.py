@@ -34,6 +34,7 @@ from supra.utils.files import (
     atomic_dir,
     atomic_dir_leftovers,
     check_replaceable_dir,
+    remove_leftovers,
     require_writable_dir,
     some_names,
 )
@@ -174,7 +175,7 @@ def writing_beside(out: Path, what: str) -> Iterator[None]:
         import fcntl
     except ImportError:  # off POSIX: no lock to tell a leftover from a temp folder at work
         yield
-        remove_leftovers(out, what, alone=False)
+        remove_export_leftovers(out, what, alone=False)
         return
     fd = os.open(out.parent, os.O_RDONLY)
     try:
@@ -186,7 +187,7 @@ def writing_beside(out: Path, what: str) -> Iterator[None]:
         except OSError:  # a file system without locks: the leftovers are only named below
             pass
         yield
-        remove_leftovers(out, what, alone=_flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB))
+        remove_export_leftovers(out, what, alone=_flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB))
     finally:
         os.close(fd)  # the lock goes with it
 
@@ -203,21 +204,14 @@ def _flock(fd: int, operation: int) -> bool:
     return True
 
 
-def remove_leftovers(out: Path, what: str, alone: bool) -> None:
+def remove_export_leftovers(out: Path, what: str, alone: bool) -> None:
     """The temp folders atomic_dir left beside `out` for an export killed before it finished (up to a release
     in size each): removed where `alone`, else named in a warning."""
-    leftovers = atomic_dir_leftovers(out)
-    if not leftovers:
-        return
-    names = some_names([p.name for p in leftovers])
-    if not alone:
-        log.warning("%s holds temp folders of an export to %s that did not finish, or of one at work now (another "
-                    "export writes there, or this file system has no locks to tell): %s; remove them once no export "
-                    "writes there", out.parent, what, names)
-        return
-    for path in leftovers:
-        shutil.rmtree(path, ignore_errors=True)
-    print(f"removed {len(leftovers)} temp folder(s) that an interrupted earlier export left beside {what}: {names}")
+    remove_leftovers(atomic_dir_leftovers(out), alone,
+                     lambda names: f"{out.parent} holds temp folders of an export to {what} that did not finish, or "
+                                   "of one at work now (another export writes there, or this file system has no locks "
+                                   f"to tell): {names}; remove them once no export writes there",
+                     f"that an interrupted earlier export left beside {what}")
 
 
 def run(cfg: DictConfig) -> Path:

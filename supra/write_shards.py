@@ -11,7 +11,6 @@ import json
 import logging
 import re
 import shlex
-import shutil
 from pathlib import Path
 
 import pyarrow as pa
@@ -30,8 +29,8 @@ from supra.utils.files import (
     atomic_dir,
     atomic_dir_leftovers,
     atomic_path,
+    remove_leftovers,
     require_writable_dir,
-    some_names,
     write_json_atomic,
     writing_alone,
 )
@@ -128,7 +127,7 @@ def run(cfg: DictConfig) -> Path:
     # mix with this one's (its extra train shards would hold images now in val or test), nor does a failure
     # leave half of each.
     with writing_alone(out, f"out={out}") as alone:
-        remove_leftovers(out, alone)
+        remove_shard_leftovers(out, alone)
         with Progress(disable=not cfg.show_progress, transient=True) as progress, contextlib.ExitStack() as swaps:
             for split in SPLITS:
                 folder = swaps.enter_context(atomic_dir(out / split))
@@ -202,21 +201,15 @@ def check_out(out: Path, overwrite: bool) -> None:
             raise SupraUserError(f"out={out} already holds shards: choose another folder or add overwrite=true")
 
 
-def remove_leftovers(out: Path, alone: bool) -> None:
+def remove_shard_leftovers(out: Path, alone: bool) -> None:
     """The temp folders of an earlier run into `out` that was killed before it finished (atomic_dir's, up to
-    a split's worth of shards each): removed, and said, while this run holds `out` alone (writing_alone);
-    only named where it could not lock it, as they may be another run's at work."""
+    a split's worth of shards each): removed while this run holds `out` alone (writing_alone)."""
     leftovers = [p for split in SPLITS for p in atomic_dir_leftovers(out / split)]
-    if not leftovers:
-        return
-    names = some_names([p.name for p in leftovers])
-    if not alone:
-        log.warning("out=%s holds temp folders of a write_shards run that did not finish, or of one at work now "
-                    "(this file system cannot tell): %s; remove them once no run writes there", out, names)
-        return
-    for path in leftovers:
-        shutil.rmtree(path)
-    print(f"removed {len(leftovers)} temp folder(s) that an interrupted earlier run left in {out}: {names}")
+    remove_leftovers(leftovers, alone,
+                     lambda names: f"out={out} holds temp folders of a write_shards run that did not finish, or of one "
+                                   f"at work now (this file system cannot tell): {names}; remove them once no run "
+                                   "writes there",
+                     f"that an interrupted earlier run left in {out}")
 
 
 def check_something_to_write(cfg: DictConfig, index: CaptionIndex, unreadable: dict[str, str]) -> None:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import hashlib
 import heapq
 import json
+import logging
 import os
 import re
 import secrets
 import shutil
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,21 @@ def atomic_dir_leftovers(path: str | os.PathLike) -> list[Path]:
     if not path.parent.is_dir():
         return []
     return sorted(p for p in path.parent.iterdir() if ours.fullmatch(p.name) and p.is_dir() and not p.is_symlink())
+
+
+def remove_leftovers(leftovers: list[Path], alone: bool, warning: Callable[[str], str], removed: str) -> None:
+    """Temp folders of atomic_dir (atomic_dir_leftovers) that a run killed before it finished left: removed,
+    and said (`removed`, before their names), where this run holds their place alone; else only named in a
+    warning (`warning` of their names), as they may be another run's at work."""
+    if not leftovers:
+        return
+    names = some_names([p.name for p in leftovers])
+    if not alone:
+        logging.getLogger(__name__).warning(warning(names))
+        return
+    for path in leftovers:
+        shutil.rmtree(path, ignore_errors=True)
+    print(f"removed {len(leftovers)} temp folder(s) {removed}: {names}")
 
 
 @contextmanager
