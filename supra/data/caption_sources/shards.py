@@ -214,7 +214,9 @@ def usable(sample: dict[str, Any], tally: Unusable, names: Mapping[str, str] | N
     texts = [t for t in listed if isinstance(t, str)] or [fallback]
     captions = [c for c in (clean_caption(t) for t in texts) if c]
     if not captions:
-        tally[_apart(sample) or "no caption"] += 1
+        # a caption given but blank is told apart from none at all, as the other sources count them
+        given = "txt" in sample or any(isinstance(t, str) for t in listed) or isinstance(meta.get("caption"), str)
+        tally[_apart(sample) or ("blank caption" if given else "no caption")] += 1
         return None
     url = str(sample.get("__url__", ""))
     key = f"{(names or {}).get(url) or url.rsplit('/', 1)[-1]}/{sample['__key__']}"
