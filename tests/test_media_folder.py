@@ -259,6 +259,16 @@ def test_sidecar_named_after_the_whole_file_name_wins_over_the_stem(tmp_path):
     assert not index.ignored
 
 
+def test_tiff_stills_are_media_like_the_other_formats(tmp_path):
+    """Scanners and microscopes write TIFF; COCO and Hugging Face sources already read it, folders do too."""
+    save_image(tmp_path / "scan.tif")
+    save_image(tmp_path / "SCAN2.TIFF")
+    (tmp_path / "scan.txt").write_text("a scanned square\n")
+    index = scan_folder(tmp_path)
+    assert index.media == ["SCAN2.TIFF", "scan.tif"] and index.captions["scan.tif"] == ["a scanned square"]
+    assert not index.ignored
+
+
 def test_a_folder_linked_twice_is_indexed_once_and_the_link_is_named(tmp_path):
     """Its files under a second name would be split apart from themselves: trained on and tested on."""
     save_image(tmp_path / "2024" / "cat.png")

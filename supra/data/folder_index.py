@@ -1,7 +1,7 @@
 """What a media folder holds, before anything is decoded: the media files, their captions, what was
 ignored, and a deterministic split by file.
 
-- Media: .png .jpg .jpeg .webp .bmp (stills) and .gif (animations), any case, in `root` and its
+- Media: .png .jpg .jpeg .webp .bmp .tif .tiff (stills) and .gif (animations), any case, in `root` and its
   subfolders; names are relative posix paths, sorted. Hidden files and folders (a leading dot: .git,
   .DS_Store, macOS's ._photo.jpg) are passed over silently, unless captions name one (counted as captions
   for hidden files); any other file is counted as "not media".
@@ -32,7 +32,7 @@ from supra.data.captions import clean_caption, read_caption_table, read_lines
 from supra.utils.errors import SupraUserError
 from supra.utils.files import listed_path, walk_visible
 
-STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
+STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 GIF_SUFFIX = ".gif"
 MEDIA_SUFFIXES = (*STILL_SUFFIXES, GIF_SUFFIX)
 CAPTION_FILES = ("captions.jsonl", "captions.csv", "captions.tsv")
