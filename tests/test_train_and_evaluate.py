@@ -642,7 +642,7 @@ def test_wandb_mode_disabled_writes_no_wandb_run(monkeypatch, tmp_path):
     logger = build_wandb_logger(str(tmp_path))
     logger.log_metrics({"train/loss": 1.0}, step=0)
     logger.finalize("success")
-    assert not list(tmp_path.glob("wandb/*run-*"))
+    assert not list(tmp_path.glob("wandb/*run-*")) and not (tmp_path / "wandb_run_id.txt").exists()
 
 
 def test_wandb_logged_in_without_network_logs_offline_within_its_init_timeout_and_says_how_to_sync(

@@ -67,7 +67,8 @@ def build_wandb_logger(
         if id_file.exists():
             run_id = id_file.read_text().strip()
     run_id = run_id or secrets.token_hex(4)  # W&B ids are short lowercase alphanumerics
-    write_text_atomic(Path(save_dir) / RUN_ID_FILE, run_id + "\n")
+    if mode != "disabled":  # no W&B run to continue: a file naming one would mislead
+        write_text_atomic(Path(save_dir) / RUN_ID_FILE, run_id + "\n")
     sync = f"upload the run later with `wandb sync {Path(save_dir) / 'wandb' / f'offline-run-*-{run_id}'}`"
     if offline:
         log.info("W&B offline (%s): %s",
