@@ -92,6 +92,19 @@ def check_one_picture_size(modules: dict[str, MediaDataModule]) -> None:
                              "image_size (data.sources.<name>.image_size)")
 
 
+def warn_of_repeated_sources(configs: dict[str, dict[str, Any]], modules: dict[str, MediaDataModule]) -> None:
+    """Two sources of one config read the same items: trained on twice as often and scored twice. Said, not
+    refused: listing a source twice is a way to weight it (task weights are per task, not per source)."""
+    seen: dict[str, str] = {}
+    for name, module in modules.items():
+        digest = key_digest(codes_config(configs[name], module))
+        if digest in seen:
+            log.warning("data.sources.%s and data.sources.%s are one source (the same config): its items are "
+                        "trained on twice as often and its val and test items scored twice; remove one unless "
+                        "that is what you want", seen[digest], name)
+        seen.setdefault(digest, name)
+
+
 TRAINED_SIZE = "trained_image_size"  # set on a VQ-VAE loaded from its train.py checkpoint (runner.stage1_vqvae)
 
 
@@ -184,6 +197,7 @@ class SourceCodes:
             with options_of_source(name):
                 modules[name] = self._module(name)
         check_one_picture_size(modules)
+        warn_of_repeated_sources(self.sources, modules)
         self.modules = modules
         warn_of_another_picture_size(self.vqvae, next(iter(modules.values())).image_size)
         result = {}
