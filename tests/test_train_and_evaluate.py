@@ -615,8 +615,10 @@ def test_tensorboard_logger_receives_metrics_and_the_sample_grid_at_the_same_ste
     assert (Path(cfg.paths.output_dir) / "samples" / "val_step_000003.png").is_file()  # named by global_step
 
 
-def test_wandb_runs_offline_without_an_account_and_resumes_the_same_run(train_config, monkeypatch, tmp_path, capfd,
-                                                                         caplog):
+def test_wandb_runs_offline_without_an_account_and_a_resumed_run_is_a_new_wandb_run_naming_the_first(
+        train_config, monkeypatch, tmp_path, capfd, caplog):
+    """wandb cannot continue a run offline (its history starts at step 0 again; synced under the first run's
+    id it would replace that run's history): the resumed run gets an id of its own and notes the first's."""
     monkeypatch.delenv("WANDB_API_KEY", raising=False)
     monkeypatch.delenv("WANDB_MODE", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, so not logged in
@@ -632,8 +634,26 @@ def test_wandb_runs_offline_without_an_account_and_resumes_the_same_run(train_co
     assert said + f"{run_dir / 'wandb' / f'offline-run-*-{run_id}'}`" in caplog.messages  # the glob finds the run
     resumed = train_config("logger=wandb", "trainer.max_steps=4", "test=false",
                            f"ckpt_path={run_dir / 'checkpoints' / 'last.ckpt'}", run="wandb2")
-    train(resumed)
-    assert (Path(resumed.paths.output_dir) / "wandb_run_id.txt").read_text().strip() == run_id
+    with caplog.at_level(logging.INFO, logger="supra.loggers.wandb_logger"):
+        train(resumed)
+    resumed_dir = Path(resumed.paths.output_dir)
+    resumed_id = (resumed_dir / "wandb_run_id.txt").read_text().strip()
+    assert resumed_id != run_id and list((resumed_dir / "wandb").glob(f"offline-run-*-{resumed_id}"))
+    assert ("W&B offline: a W&B run cannot be continued offline (syncing both under one id would replace the first's "
+            f"history): this resumed run is a new W&B run that notes it continues {run_id}") in caplog.messages
+
+
+def test_each_run_of_one_process_logs_to_its_own_wandb_run(monkeypatch, tmp_path):
+    """A sweep's jobs share one process: Lightning takes over a W&B run still open, so every job logged into the
+    first job's run (its wandb_run_id.txt naming a run that was never written)."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    for job in ("0", "1"):
+        logger = build_wandb_logger(str(tmp_path / job))
+        logger.log_metrics({"train/loss": 1.0}, step=0)
+        assert logger.experiment.id == (tmp_path / job / "wandb_run_id.txt").read_text().strip()
+        assert list((tmp_path / job / "wandb").glob(f"offline-run-*-{logger.experiment.id}"))
+    wandb.finish()
 
 
 def test_wandb_mode_disabled_writes_no_wandb_run(monkeypatch, tmp_path):

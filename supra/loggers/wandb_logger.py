@@ -43,10 +43,12 @@ def build_wandb_logger(
     """WandbLogger that never prompts: offline unless logged in (or `offline` says otherwise).
 
     The run id is kept in `<save_dir>/wandb_run_id.txt`; resuming from a checkpoint of a run that has
-    one continues that W&B run instead of starting a new one. Logged in but without an answer from the W&B
-    server within `init_timeout` seconds (a machine without network), the run logs offline and says so;
-    with `offline=False` it stops in one line instead.
+    one continues that W&B run instead of starting a new one when online (offline: _continued_offline).
+    Logged in but without an answer from the W&B server within `init_timeout` seconds (a machine without
+    network), the run logs offline and says so; with `offline=False` it stops in one line instead.
     """
+    if wandb.run is not None:  # an earlier run of this process (a sweep's jobs share one): Lightning would log into it
+        wandb.finish()
     os.environ.setdefault("WANDB_SILENT", "true")  # which also hides its "wandb sync" hint: said below instead
     if not os.environ.get("HOME"):  # wandb keeps its settings and cache under ~: else errors on every run
         for variable, folder in (("WANDB_CONFIG_DIR", "config"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")):
@@ -61,15 +63,17 @@ def build_wandb_logger(
     elif not offline and mode not in ("offline", "dryrun") and not wandb_logged_in():  # else wandb's traceback
         raise SupraUserError("logger.wandb.offline=false needs a W&B login: run `wandb login` or set WANDB_API_KEY "
                              "(or leave logger.wandb.offline unset: the run then logs offline)")
-    run_id = None
+    resumed_id = None
     if resume_from:
         id_file = _run_dir_of_checkpoint(resume_from) / RUN_ID_FILE
         if id_file.exists():
-            run_id = id_file.read_text().strip()
-    run_id = run_id or secrets.token_hex(4)  # W&B ids are short lowercase alphanumerics
+            resumed_id = id_file.read_text().strip() or None
+    if resumed_id and offline:
+        kwargs = _continued_offline(resumed_id, kwargs)
+    run_id = (None if offline else resumed_id) or secrets.token_hex(4)  # W&B ids are short lowercase alphanumerics
     if mode != "disabled":  # no W&B run to continue: a file naming one would mislead
         write_text_atomic(Path(save_dir) / RUN_ID_FILE, run_id + "\n")
-    sync = f"upload the run later with `wandb sync {Path(save_dir) / 'wandb' / f'offline-run-*-{run_id}'}`"
+    sync = _sync_hint(save_dir, run_id)
     if offline:
         log.info("W&B offline (%s): %s",
                  "WANDB_MODE=offline" if mode in ("offline", "dryrun") else "not logged in: `wandb login` to go online",
@@ -96,9 +100,27 @@ def build_wandb_logger(
         if forced_online:
             raise SupraUserError(f"logger.wandb.offline=false: {reason}: leave logger.wandb.offline unset to log "
                                  "offline when W&B cannot be reached, or raise logger.wandb.init_timeout") from None
+        if resumed_id:
+            kwargs = _continued_offline(resumed_id, kwargs)
+            run_id = secrets.token_hex(4)
+            write_text_atomic(Path(save_dir) / RUN_ID_FILE, run_id + "\n")
+            sync = _sync_hint(save_dir, run_id)
         log.warning("W&B offline: %s; %s", reason, sync)
         logger = _logger(save_dir, project, name, tags, run_id, True, kwargs)
     return logger
+
+
+def _sync_hint(save_dir: str, run_id: str) -> str:
+    return f"upload the run later with `wandb sync {Path(save_dir) / 'wandb' / f'offline-run-*-{run_id}'}`"
+
+
+def _continued_offline(resumed_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
+    """wandb cannot continue a run offline: it starts the history at step 0 again, and syncing that under
+    the first run's id would replace the first run's history. So a resumed run logged offline is a W&B run
+    of its own, noting which one it continues (its charts line up with it by trainer/global_step)."""
+    log.warning("W&B offline: a W&B run cannot be continued offline (syncing both under one id would replace the "
+                "first's history): this resumed run is a new W&B run that notes it continues %s", resumed_id)
+    return {"notes": f"continues W&B run {resumed_id} (resumed offline)", **kwargs}
 
 
 def _logger(save_dir: str, project: str, name: str | None, tags: list[str] | None, run_id: str, offline: bool,
