@@ -1,11 +1,14 @@
 """Atomic folders: a folder written by atomic_dir appears whole or not at all, and one it replaces is
-deleted only once the new one is in place; the temp folders of a killed one are found by name, and a
+deleted only once the new one is in place; the temp folders of a killed one are found by name (temp files of
+a killed atomic_path by the lock they lost), and a
 folder written alone refuses a second writer. Listing a data folder: linked folders followed, each real
 folder listed once."""
 
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,8 @@ from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     atomic_dir,
     atomic_dir_leftovers,
+    atomic_path,
+    stale_temp_files,
     tree_stamp,
     visible_files,
     walk_visible,
@@ -53,6 +58,24 @@ def test_the_temp_folders_of_a_killed_atomic_dir_are_found_by_their_names_and_no
     (tmp_path / ".train.old.0123abcd").mkdir()  # the replaced folder, set aside when the process died
     with atomic_dir(tmp_path / "train") as filling:  # as a process killed now leaves it
         assert atomic_dir_leftovers(tmp_path / "train") == sorted([filling, tmp_path / ".train.old.0123abcd"])
+
+
+def test_the_temp_file_of_a_killed_atomic_path_is_stale_and_one_being_written_is_not(tmp_path):
+    """A process killed while writing (SIGKILL: no error to clean up on) leaves its temp file; the lock it held
+    went with it, which tells that file from one another run is writing now."""
+    killed = ("import os, signal, sys; from supra.utils.files import atomic_path\n"
+              "with atomic_path(sys.argv[1]) as tmp:\n    tmp.write_bytes(b'half')\n"
+              "    os.kill(os.getpid(), signal.SIGKILL)")
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", killed, str(tmp_path / "cache.npy")], cwd=root, check=False,
+                   env={**os.environ, "PYTHONPATH": str(root)})
+    (left,) = tmp_path.iterdir()
+    assert left.name.startswith(".cache.") and left.read_bytes() == b"half"
+    with atomic_path(tmp_path / "cache.npy") as writing:
+        writing.write_bytes(b"whole")
+        assert stale_temp_files(tmp_path, r"\.cache\.\w{8}\.npy") == [left]  # not `writing`
+    assert stale_temp_files(tmp_path, r"\.other\.\w{8}\.npy") == []  # only names asked for
+    assert (tmp_path / "cache.npy").read_bytes() == b"whole"
 
 
 def test_a_folder_written_alone_refuses_a_second_writer_until_the_first_is_done(tmp_path):

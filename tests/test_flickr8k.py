@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 import torch
@@ -133,6 +134,21 @@ def test_cache_records_failures_instead_of_crashing(tmp_path):
     images, failed = cache.load()
     assert images.shape == (2, 3, 16, 16) and list(failed) == ["bad.jpg"]
     assert json.loads(cache.meta_path.read_text())["names"] == ["bad.jpg", "good.jpg"]
+
+
+def test_a_cache_build_removes_the_temp_arrays_that_killed_builds_left(tmp_path, caplog):
+    """Each is the size of a whole cache (a 64 px COCO: ~1.5 GB); a killed build holds no lock on its own."""
+    Image.new("RGB", (10, 10)).save(tmp_path / "good.jpg")
+    (tmp_path / "c").mkdir()
+    left = tmp_path / "c" / ".images_0123456789abcdef.k1ll3d_x.npy"  # as a build killed by SIGKILL leaves it
+    left.write_bytes(b"half an array")
+    kept = tmp_path / "c" / ".images.notes.npy"  # not a temp array's name
+    kept.write_bytes(b"")
+    cache = ImageCache(tmp_path / "c", [tmp_path / "good.jpg"], 16)
+    with caplog.at_level(logging.INFO, logger="supra.data.image_cache"):
+        cache.ensure(show_progress=False)
+    assert not left.exists() and kept.exists() and cache.is_valid()
+    assert f"removed 1 temp file(s) that killed cache builds left in {tmp_path / 'c'}: {left.name}" in caplog.messages
 
 
 def test_clean_caption_drops_trailing_period_and_spaces():

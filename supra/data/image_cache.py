@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,9 +22,18 @@ import torch
 from rich.progress import Progress
 
 from supra.data.images import UNREADABLE, image_to_uint8, load_rgb
-from supra.utils.files import atomic_path, require_writable_dir, write_json_atomic
+from supra.utils.files import (
+    atomic_path,
+    require_writable_dir,
+    some_names,
+    stale_temp_files,
+    write_json_atomic,
+)
+
+log = logging.getLogger(__name__)
 
 CACHE_VERSION = 2  # bump when decoding or resizing changes (2: a GIF's first frame as shown, PNG colour keys)
+STALE_TEMP = r"\.images_[0-9a-f]{16}\.[a-z0-9_]{8}\.npy"  # atomic_path's temp name of images_<key>.npy
 
 
 @dataclass(frozen=True)
@@ -76,6 +86,7 @@ class ImageCache:
         remove the caches it replaces (`origin`)."""
         folder = self.array_path.parent  # a data set's own folder may be read-only (/kaggle/input)
         require_writable_dir(folder, f"the decoded-image cache {folder}", "set data.cache_dir to a writable folder")
+        self._remove_stale_temp_files()
         failed: dict[str, str] = {}
         with atomic_path(self.array_path) as tmp:
             array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(self.paths), 3, self.size, self.size))
@@ -94,6 +105,15 @@ class ImageCache:
         origin = {"origin": self.origin} if self.origin is not None else {}
         write_json_atomic(self.meta_path, {"names": self.names, "failed": failed, "size": self.size, **origin})
         self._remove_replaced()
+
+    def _remove_stale_temp_files(self) -> None:
+        """The temp arrays of builds killed before they finished (each the size of a whole cache): removed."""
+        stale = stale_temp_files(self.array_path.parent, STALE_TEMP)
+        for path in stale:
+            path.unlink(missing_ok=True)
+        if stale:
+            log.info("removed %d temp file(s) that killed cache builds left in %s: %s", len(stale),
+                     self.array_path.parent, some_names([p.name for p in stale]))
 
     def _remove_replaced(self) -> None:
         """The other caches in this folder of the same origin and size: older versions of these images

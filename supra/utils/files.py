@@ -34,11 +34,12 @@ def give_plain_permissions(path: str | os.PathLike) -> None:
 @contextmanager
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside `path` to write to; on success it replaces `path` in one rename, on any
-    error it is removed. The file gets the permissions a plain open() would give (mkstemp's are 0600)."""
+    error it is removed. The file gets the permissions a plain open() would give (mkstemp's are 0600).
+    While it is written this process holds a lock on it, so that one a killed process left (SIGKILL, a
+    power cut: no error to remove it on) can be told from one being written: stale_temp_files."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix or ".tmp")
-    os.close(fd)
+    fd, tmp = _claimed_temp_file(path)
     try:
         yield Path(tmp)
         give_plain_permissions(tmp)
@@ -46,6 +47,53 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    finally:
+        os.close(fd)  # the lock goes with it
+
+
+def _claimed_temp_file(path: Path) -> tuple[int, str]:
+    """mkstemp's file beside `path`, open and locked (flock, where there is one)."""
+    while True:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix or ".tmp")
+        try:
+            import fcntl
+
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except (ImportError, OSError):  # no locks here (off POSIX, some network file systems): unclaimed
+            return fd, tmp
+        try:
+            if os.stat(tmp).st_ino == os.fstat(fd).st_ino:
+                return fd, tmp
+        except FileNotFoundError:
+            pass
+        os.close(fd)  # taken for stale and removed before the lock was held: another name
+
+
+def stale_temp_files(folder: str | os.PathLike, name: str) -> list[Path]:
+    """Temp files of atomic_path in `folder` whose names fully match the regular expression `name` and that no
+    process is writing: those a killed one left (its lock went with it). Where locks are unknown, none."""
+    try:
+        import fcntl
+    except ImportError:
+        return []
+    folder, found = Path(folder), []
+    if not folder.is_dir():
+        return []
+    for path in sorted(folder.iterdir()):
+        if not re.fullmatch(name, path.name) or not path.is_file() or path.is_symlink():
+            continue
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            found.append(path)
+        except OSError:  # held: being written now (or locks unsupported here: not known to be stale)
+            pass
+        finally:
+            os.close(fd)
+    return found
 
 
 @contextmanager
