@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from functools import partial
 from pathlib import Path
 
@@ -174,3 +175,24 @@ def test_16_true_with_adams_float16_eps_of_0_is_refused_naming_the_precisions_th
                                              r"or add \+model.optimizer.eps=1e-4$"):
         check_run_config(train_config("trainer.precision=16-true"))
     check_run_config(train_config("trainer.precision=16-true", "+model.optimizer.eps=1e-4", run="eps"))
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("model.weight_decay=-1", "model.weight_decay=-1 must be a finite number >= 0"),  # torch checks no group's
+    ("model.scheduler.min_lr=1", "model.scheduler.min_lr=1 is above model.optimizer.lr=0.001: the cosine schedule "
+                                 "would climb to it, not decay; give a min_lr <= lr"),
+    ("model.optimizer.lr=-1", "model.optimizer.lr=-1 must be a finite number >= 0"),  # torch: after data set-up
+    ("model.optimizer.betas=[0.9]", "model.optimizer.betas=[0.9] must be two numbers from 0 to below 1, e.g. [0.9,0.95]"),
+    ("model.optimizer.betas=[0.9,1.5]", "model.optimizer.betas=[0.9, 1.5] must be two numbers from 0 to below 1"),
+    ("+model.optimizer.eps=-1", "model.optimizer.eps=-1 must be a finite number >= 0"),
+    ("model.scheduler.warmup_steps=abc", "model.scheduler.warmup_steps='abc' must be a whole number"),
+    ("model.scheduler.warmup_steps=-1", "model.scheduler.warmup_steps=-1 must be a finite number >= 0"),  # was clamped
+    ("trainer.precision=16-mixed", "trainer.precision=16-mixed is for GPUs: on a CPU Lightning would train in "
+                                   "bf16-mixed instead; use 32-true"),
+])
+def test_optimizer_schedule_and_precision_settings_that_would_train_wrong_or_fail_late_are_refused_first(
+        train_config, override, message):
+    from supra.runner.training import check_run_config
+
+    with pytest.raises(SupraUserError, match="^" + re.escape(message)):
+        check_run_config(train_config("trainer.accelerator=cpu", override))

@@ -19,7 +19,7 @@ from hydra.types import RunMode
 from hydra.utils import get_object, instantiate
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from supra.artifacts.checkpoints import (
     load_supra_checkpoint,
@@ -86,6 +86,7 @@ def check_run_config(cfg: DictConfig) -> None:
         raise SupraUserError(f"trainer.accumulate_grad_batches={accumulate} must be >= 1: the batches whose gradients "
                              "make one optimizer step (1: each batch its own step)")
     check_run_length(cfg)
+    check_optimization(cfg)
     check_precision(cfg)
     if options["trainer.val_check_interval"] is not None and options["trainer.val_check_interval"] <= 0:
         raise SupraUserError(f"trainer.val_check_interval={options['trainer.val_check_interval']} must be > 0: "
@@ -145,10 +146,43 @@ ENDLESS_RUN = ("trainer.max_steps=-1 with trainer.max_epochs=-1 trains without e
                "(model.scheduler) decays over the run's steps: set a finite trainer.max_steps or trainer.max_epochs")
 
 
+def check_optimization(cfg: DictConfig) -> None:
+    """The optimizer's and the schedule's numbers, before any work: torch refuses some of them only when the
+    optimizer is built, after the data set-up (a traceback), and checks none that it receives per parameter
+    group (model.weight_decay), nor the schedule's (a min_lr above lr made the cosine climb to it)."""
+    names = ("model.optimizer.lr", "model.optimizer.eps", "model.weight_decay", "model.scheduler.warmup_steps",
+             "model.scheduler.min_lr")
+    values = {name: OmegaConf.select(cfg, name) for name in names}
+    # null where the optimizer or schedule takes its own default; the schedule's two have none
+    optional = [name for name in names if name.rpartition(".")[2] not in ("warmup_steps", "min_lr")
+                or OmegaConf.select(cfg, "model.scheduler") is None]
+    check_option_types(values, whole=("model.scheduler.warmup_steps",), numbers=names[:3] + names[4:], optional=optional)
+    for name in names:
+        if values[name] is not None and not 0 <= values[name] < math.inf:
+            raise SupraUserError(f"{name}={values[name]} must be a finite number >= 0")
+    betas = OmegaConf.select(cfg, "model.optimizer.betas")
+    if betas is not None and (not isinstance(betas, ListConfig | list) or len(betas) != 2
+                              or not all(isinstance(b, int | float) and not isinstance(b, bool) and 0 <= b < 1
+                                         for b in betas)):
+        raise SupraUserError(f"model.optimizer.betas={OmegaConf.to_container(betas) if isinstance(betas, ListConfig) else betas!r} "
+                             "must be two numbers from 0 to below 1, e.g. [0.9,0.95]")
+    lr, min_lr = values["model.optimizer.lr"], values["model.scheduler.min_lr"]
+    if lr is not None and min_lr is not None and min_lr > lr:
+        raise SupraUserError(f"model.scheduler.min_lr={min_lr} is above model.optimizer.lr={lr}: the cosine schedule "
+                             "would climb to it, not decay; give a min_lr <= lr")
+
+
 def check_precision(cfg: DictConfig) -> None:
-    """16-true keeps the weights and Adam's state in float16, where its default eps (1e-8) is 0: a parameter
-    whose gradient is 0 then gets 0/0, and the first step makes the weights NaN. The other precisions train."""
+    """16-mixed on a CPU, which Lightning turns into bf16-mixed with a warning. 16-true keeps the weights and
+    Adam's state in float16, where its default eps (1e-8) is 0: a parameter whose gradient is 0 then gets 0/0,
+    and the first step makes the weights NaN. The other precisions train."""
     precision = str(OmegaConf.select(cfg, "trainer.precision"))
+    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
+    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
+    if precision in ("16-mixed", "16") and on_cpu:  # Lightning trains bf16-mixed then, while the run records 16-mixed
+        raise SupraUserError(f"trainer.precision={precision} is for GPUs: on a CPU Lightning would train in "
+                             "bf16-mixed instead; use 32-true (every recipe's), or bf16-mixed where the CPU has native "
+                             "bf16 (AVX512-BF16 or AMX)")
     optimizer = OmegaConf.select(cfg, "model.optimizer")
     if precision != "16-true" or not isinstance(optimizer, DictConfig):
         return
