@@ -170,7 +170,7 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
     mode = a2a_mode(cfg)
     if mode == "image2text":
         prompt_len = side * side + 3  # <IMAGE> codes </IMAGE><TEXT>
-        check_fits(prompt_len + 1, net.config.context, f"a {side}x{side} image ({prompt_len} tokens) with a caption",
+        check_fits(prompt_len + 1, net.config.context, f"a {cfg.image_size}x{cfg.image_size} image ({side}x{side} codes, {prompt_len} tokens) with a caption",
                    "give a smaller image_size (a multiple of 8)")
         path = _picture(cfg.image)
         try:
@@ -201,8 +201,8 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
                              "without control tokens such as <TEXT> or <IMAGE>")
     caption_ids = vocab.encode_text(cfg.prompt)
     prompt_len = len(caption_ids) + 3  # <TEXT> caption </TEXT><IMAGE>
-    check_fits(prompt_len + side * side + 1, net.config.context, f"the prompt ({prompt_len} tokens) with a {side}x{side} "
-               f"image ({side * side + 1} more)", "shorten the prompt by {over} tokens")
+    check_fits(prompt_len + side * side + 1, net.config.context, f"the prompt ({prompt_len} tokens) with a "
+               f"{cfg.image_size}x{cfg.image_size} image ({side}x{side} codes, {side * side + 1} more)", "shorten the prompt by {over} tokens")
     out = _out_dir(cfg)
     generator = torch.Generator().manual_seed(0 if cfg.seed is None else cfg.seed)
     explained = explain_text2image(net, layout, caption_ids, (side, side), vocab.token_label,

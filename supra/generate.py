@@ -235,10 +235,11 @@ def check_prompt_fits(context: int, prompt_len: int, needed: int, what: str) -> 
 
 # The fewest tokens each mode's image or video needs with no prompt at all, for a side of `s` codes.
 LEAST_TOKENS: dict[str, tuple[str, Callable[[int], int]]] = {
-    "image2text": ("a {s}x{s} image ({block} tokens) with a caption", lambda s: s * s + 4),  # block, <TEXT>, a word
-    "text2image": ("a {s}x{s} image", lambda s: s * s + 1),  # <IMAGE> and its codes
-    "text2video": ("a video of one {s}x{s} frame", lambda s: TokenLayout.video_block_len(1, s * s)),
-    "video2video": ("a video of two {s}x{s} frames (one given)", lambda s: TokenLayout.video_block_len(2, s * s)),
+    "image2text": ("a {p}x{p} image ({s}x{s} codes, {block} tokens) with a caption", lambda s: s * s + 4),  # block, <TEXT>, a word
+    "text2image": ("a {p}x{p} image ({s}x{s} codes)", lambda s: s * s + 1),  # <IMAGE> and its codes
+    "text2video": ("a video of one {p}x{p} frame ({s}x{s} codes)", lambda s: TokenLayout.video_block_len(1, s * s)),
+    "video2video": ("a video of two {p}x{p} frames (one given; {s}x{s} codes each)",
+                    lambda s: TokenLayout.video_block_len(2, s * s)),
 }
 
 
@@ -249,7 +250,7 @@ def check_image_size_fits(context: int, mode: str, image_size: int) -> None:
     side = image_size // 8
     fits = next((s for s in range(side, 0, -1) if tokens(s) <= context), 0)
     remedy = f"give image_size={8 * fits} or smaller" if fits else "no image_size fits this model"
-    check_fits(tokens(side), context, f"image_size={image_size}: " + what.format(s=side, block=side * side + 3), remedy)
+    check_fits(tokens(side), context, f"image_size={image_size}: " + what.format(p=image_size, s=side, block=side * side + 3), remedy)
 
 
 def check_frames_fit(context: int, prefix_len: int, frames: int, side: int) -> None:
@@ -377,7 +378,7 @@ def prepare_images(request: Request, pair: Pair) -> Callable[[], Result]:
     side = request.image_size // 8
     check_image_size_fits(pair.context, request.mode, request.image_size)
     prompt = opened(pair.layout, text_prefix(pair.vocab, request), "image", pair.layout.image_open, request.prompt)
-    check_prompt_fits(pair.context, len(prompt), side * side + 1, f"a {side}x{side} image")
+    check_prompt_fits(pair.context, len(prompt), side * side + 1, f"a {8 * side}x{8 * side} image of {side}x{side} codes")
     return partial(sample_images, request, pair, prompt)
 
 

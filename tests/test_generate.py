@@ -305,18 +305,18 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
     Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(tmp_path / "big.png")
     write_gif(tmp_path / "short.gif", ["red", "blue"])
     cases = [
-        (["mode=text2image", "prompt=" + "a red square " * 20], r"the prompt \(\d+ tokens\) with a 2x2 image \(5 more\) is \d+ tokens, \d+ over the context of 48: shorten the prompt by \d+ tokens"),
+        (["mode=text2image", "prompt=" + "a red square " * 20], r"the prompt \(\d+ tokens\) with a 16x16 image of 2x2 codes \(5 more\) is \d+ tokens, \d+ over the context of 48: shorten the prompt by \d+ tokens"),
         (["mode=image2text", f"image={tmp_path / 'wide.png'}", "resize=refuse"], r"is 24x16, not square"),
         # the image alone over the context: which image_size fits, not "shorten the prompt" when there is none
         (["mode=image2text", f"image={tmp_path / 'wide.png'}", "image_size=64"],
-         r"^image_size=64: a 8x8 image \(67 tokens\) with a caption is 68 tokens, 20 over the context of 48: "
+         r"^image_size=64: a 64x64 image \(8x8 codes, 67 tokens\) with a caption is 68 tokens, 20 over the context of 48: "
          r"give image_size=48 or smaller$"),
-        (["mode=text2image", "prompt=a red square", "image_size=64"], r"^image_size=64: a 8x8 image is 65 tokens, "
+        (["mode=text2image", "prompt=a red square", "image_size=64"], r"^image_size=64: a 64x64 image \(8x8 codes\) is 65 tokens, "
          r"17 over the context of 48: give image_size=48 or smaller$"),
-        (["mode=text2video", "prompt=a red square", "image_size=64"], r"^image_size=64: a video of one 8x8 frame is "
+        (["mode=text2video", "prompt=a red square", "image_size=64"], r"^image_size=64: a video of one 64x64 frame \(8x8 codes\) is "
          r"67 tokens, 19 over the context of 48: give image_size=48 or smaller$"),
         (["mode=video2video", f"image={tmp_path / 'short.gif'}", "frames=2", "image_size=48"], r"^image_size=48: a "
-         r"video of two 6x6 frames \(one given\) is 76 tokens, 28 over the context of 48: give image_size=32 or smaller$"),
+         r"video of two 48x48 frames \(one given; 6x6 codes each\) is 76 tokens, 28 over the context of 48: give image_size=32 or smaller$"),
         (["mode=image2text", f"image={tmp_path / 'wide.png'}", "prompt=" + "a red square " * 20], r"^the image block "
          r"\(6 tokens\) and the prompt \(\d+ tokens\) with text generation \(1 more\) is \d+ tokens, \d+ over the "
          r"context of 48: shorten the prompt by \d+ tokens$"),
@@ -412,7 +412,8 @@ def test_explain_checks_the_options_it_shares_with_generate_the_same_way(pair, t
         (["mode=text2image", "prompt=" + "a red square " * 20], "shorten the prompt by"),
         (["mode=image2text", f"image={tmp_path / 'black.png'}", "max_new_tokens=0"], "max_new_tokens=0 must be >= 1"),
         (["mode=image2text", f"image={tmp_path / 'black.png'}"],  # 64 px: 8x8 codes, over the tiny model's 48
-         "a 8x8 image (67 tokens) with a caption is 68 tokens, 20 over the context of 48: give a smaller image_size"),
+         "a 64x64 image (8x8 codes, 67 tokens) with a caption is 68 tokens, 20 over the context of 48: give a smaller "
+         "image_size"),
     ]
     for overrides, message in cases:
         with pytest.raises(SystemExit):
