@@ -545,7 +545,7 @@ def test_the_study_is_one_command_that_writes_a_table_and_a_plot(tmp_path):
 def test_only_the_study_as_documented_replaces_the_one_in_docs():
     from supra.sweeps.study import other_settings
 
-    assert other_settings(["experiment=vlm_study", "study=release,pretrained", "model.net.pretrained.weights=/w.bin"]) == []
+    assert other_settings(["experiment=vlm_study", "study=pretrained", "model.net.pretrained.weights=/w.bin"]) == []
     assert other_settings(["experiment=vlm_study", "trainer.max_steps=2", "study=release"]) == ["trainer.max_steps=2"]
 
 
@@ -674,8 +674,8 @@ def test_a_study_stopped_half_way_names_the_variants_without_results_and_the_com
 
 
 def test_a_documented_study_of_some_variants_updates_their_rows_in_docs_and_keeps_the_others(committed_docs, tmp_path):
-    """`python train.py experiment=vlm_study study=release,pretrained` re-runs the release row and adds the
-    tower's: the committed rows of the variants it did not run stay, in their order, with their machine."""
+    """A study of some variants (here the release's and the tower's) replaces their rows and adds the new one:
+    the committed rows of the variants it did not run stay, in their order, with their machine."""
     import csv
 
     def table() -> list[dict[str, str]]:

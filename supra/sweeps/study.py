@@ -200,7 +200,7 @@ def _read_rows(csv_path: Path) -> list[StudyRow]:
 
 def documented_rows(rows: list[StudyRow], out_dir: Path) -> tuple[list[StudyRow], list[str]]:
     """A documented study's rows merged by variant into the documented table already in out_dir: a study of
-    some variants (study=release, or study=release,pretrained to add a tower's row) replaces their rows and
+    some variants (study=release, or study=pretrained to add a tower's row) replaces their rows and
     keeps the others', rather than leaving a table of one row. A table there of other settings (its study.md
     says so) or none is replaced. Returns the rows and the variants kept from before."""
     table, md = out_dir / "study.csv", out_dir / "study.md"
