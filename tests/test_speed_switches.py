@@ -189,6 +189,7 @@ def test_16_true_with_adams_float16_eps_of_0_is_refused_naming_the_precisions_th
     ("model.scheduler.warmup_steps=-1", "model.scheduler.warmup_steps=-1 must be a finite number >= 0"),  # was clamped
     ("trainer.precision=16-mixed", "trainer.precision=16-mixed is for GPUs: on a CPU Lightning would train in "
                                    "bf16-mixed instead; use 32-true"),
+    ("trainer.max_steps=-5", "trainer.max_steps=-5 must be >= 0 (or -1: bounded by trainer.max_epochs)"),
 ])
 def test_optimizer_schedule_and_precision_settings_that_would_train_wrong_or_fail_late_are_refused_first(
         train_config, override, message):

@@ -81,6 +81,9 @@ def check_run_config(cfg: DictConfig) -> None:
     check_seed("seed", options["seed"], null="no fixed seed")  # else numpy's ValueError, a traceback
     # an a2a model's sampling seed: else torch's overflow at its first validation, after the steps before it
     check_seed("model.generation.seed", options["model.generation.seed"])
+    if options["trainer.max_steps"] is not None and options["trainer.max_steps"] < -1:  # else Lightning's, via Hydra's
+        raise SupraUserError(f"trainer.max_steps={options['trainer.max_steps']} must be >= 0 (or -1: bounded by "
+                             "trainer.max_epochs)")
     accumulate = options["trainer.accumulate_grad_batches"]
     if accumulate is not None and accumulate < 1:  # Lightning: a ZeroDivisionError deep in its loop
         raise SupraUserError(f"trainer.accumulate_grad_batches={accumulate} must be >= 1: the batches whose gradients "
