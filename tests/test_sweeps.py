@@ -154,7 +154,7 @@ def test_train_returns_the_optimized_metric_and_names_the_logged_ones_if_it_is_m
 
 def test_a_mistyped_optimized_metric_is_one_line_before_training(train_config, monkeypatch):
     """As a callback's mistyped monitor is: not after every trial of a sweep has trained in full."""
-    monkeypatch.setattr("supra.runner.training.build_datamodule", lambda *_: pytest.fail("got past the check"))
+    monkeypatch.setattr("supra.runner.training.check_callbacks_fit", lambda *_: pytest.fail("got past the check"))
     with pytest.raises(SupraUserError) as refused:
         train(train_config(*TINY_JOB, "optimized_metric=val/cider"))
     assert str(refused.value) == (

@@ -187,6 +187,27 @@ def test_callback_settings_that_would_keep_a_wrong_best_or_stop_wrongly_are_refu
     assert str(refused.value).startswith(error)
 
 
+def test_scores_of_the_shapes_objects_are_no_monitor_or_optimized_metric_with_photos(default_run_config, tmp_path):
+    """attr_acc and relation_acc need the objects in each image, which only the shapes data knows: with photos
+    Lightning would refuse the monitor at the first validation, after its steps (an optimized one, after the fit)."""
+    from supra.data.captioning.photos import PhotoCaptionsDataModule
+    from supra.data.captioning.shapes import ShapesDataModule
+    from supra.runner.components import build_task, check_callbacks_fit, check_optimized_metric
+
+    task = build_task(default_run_config.model, None)
+    photos = PhotoCaptionsDataModule(source="folder", root=str(tmp_path))
+    callbacks = copy.deepcopy(default_run_config.callbacks)
+    callbacks.model_checkpoint.monitor = "val/attr_acc"
+    with pytest.raises(SupraUserError, match=r"^callbacks.model_checkpoint.monitor=val/attr_acc is not logged with "
+                                             r"this data \(PhotoCaptionsDataModule\): it is scored where the data knows "
+                                             r"each image's objects \(data=shapes\); CaptioningTask logs train/loss, "
+                                             r"val/loss, .*val/CIDEr here$"):
+        check_callbacks_fit(task, callbacks, "default", photos)
+    with pytest.raises(SupraUserError, match=r"^optimized_metric=val/relation_acc is not logged with this data"):
+        check_optimized_metric(task, "val/relation_acc", photos)
+    check_callbacks_fit(task, callbacks, "default", ShapesDataModule(num_train=8, num_val=2, num_test=2))
+
+
 @pytest.mark.parametrize("settings", [
     ["+callbacks.model_checkpoint.save_top_k=3", "callbacks.model_checkpoint.filename='best-{step}'"],  # a name each
     # no best kept (nothing overwritten); no bar and no summary at all

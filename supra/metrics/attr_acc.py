@@ -8,6 +8,8 @@ from collections.abc import Hashable, Mapping, Sequence
 
 from supra.procedural.shapes_scenes import ShapeObject, claim_holds, parse_objects, parse_places
 
+SCENE_SCORES = ("attr_acc", "relation_acc")  # what a captioner scores where the data knows each image's objects
+
 
 def attribute_accuracy(
     predictions: Mapping[Hashable, str], truths: Mapping[Hashable, Sequence[tuple[str, str]]]

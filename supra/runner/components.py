@@ -168,10 +168,11 @@ def check_data_fits(task: SupraTask, data_class: type | None) -> None:
                          f"{data_class.__name__}: choose {task.data_choices}")
 
 
-def check_callbacks_fit(task: SupraTask, callbacks_cfg: DictConfig | None, chosen: str) -> None:
+def check_callbacks_fit(task: SupraTask, callbacks_cfg: DictConfig | None, chosen: str, data: Any = None) -> None:
     """What Lightning would refuse only after the training steps before the first validation, or take without a
     word, as one line before training: another model's callbacks group (model=vqvae_f8 with callbacks=default),
-    a monitor the task never logs, and settings that give wrong checkpoints or stops (check_callback)."""
+    a monitor the task never logs (or not with `data`, the run's DataModule), and settings that give wrong
+    checkpoints or stops (check_callback)."""
     if not callbacks_cfg:
         return
     check_group_fits(task, callbacks_cfg, chosen)
@@ -181,7 +182,8 @@ def check_callbacks_fit(task: SupraTask, callbacks_cfg: DictConfig | None, chose
         trainer_cfg = None
     for key, node in callbacks_cfg.items():
         if isinstance(node, DictConfig) and "_target_" in node:
-            check_callback(task, f"callbacks.{key}", node, trainer_cfg if isinstance(trainer_cfg, DictConfig) else None)
+            check_callback(task, f"callbacks.{key}", node, trainer_cfg if isinstance(trainer_cfg, DictConfig) else None,
+                           data)
 
 
 def check_group_fits(task: SupraTask, callbacks_cfg: DictConfig, chosen: str) -> None:
@@ -199,7 +201,8 @@ def check_group_fits(task: SupraTask, callbacks_cfg: DictConfig, chosen: str) ->
                          f"{type(task).__name__} takes callbacks={own}, add it")
 
 
-def check_callback(task: SupraTask, name: str, node: DictConfig, trainer_cfg: DictConfig | None) -> None:
+def check_callback(task: SupraTask, name: str, node: DictConfig, trainer_cfg: DictConfig | None,
+                   data: Any = None) -> None:
     """One callback's settings against the task's metrics (SupraTask subclasses' metric_names) and the trainer's."""
     try:
         cls = get_class(str(node._target_))
@@ -226,9 +229,10 @@ def check_callback(task: SupraTask, name: str, node: DictConfig, trainer_cfg: Di
                              f"save_top_k=1, or name each by its step, \"{name}.filename='{filename}-{{step}}'\" (then "
                              f"no {filename}.ckpt is written)")
     monitor = node.get("monitor")
-    names = task.metric_names() if hasattr(task, "metric_names") else None
+    names = task.metric_names(data) if hasattr(task, "metric_names") else None
     if not isinstance(monitor, str) or not names or monitor in ("epoch", "step"):
         return
+    refuse_metric_of_other_data(task, f"{name}.monitor", monitor, names, data)
     if monitor not in names:
         # a monitor that is no metric of the task but close to one is a typo; any other may be a user
         # callback's own (Lightning refuses it at the first validation if it is not logged)
@@ -256,16 +260,25 @@ def check_grid_sizes(name: str, node: DictConfig) -> None:
                                  + (" (0: no grid)" if least == 0 else "") + f", or {name}=null to draw none")
 
 
-def check_optimized_metric(task: SupraTask, metric: str | None) -> None:
-    """A mistyped optimized_metric (val/PSNR for val/psnr) as one line before training, as a callback's monitor
-    is (check_callback), not as "was never logged" after the whole fit. A test score is left to the test,
-    which logs names of its own (model.test_metrics)."""
-    names = task.metric_names() if hasattr(task, "metric_names") else None
+def check_optimized_metric(task: SupraTask, metric: str | None, data: Any = None) -> None:
+    """A mistyped optimized_metric (val/PSNR for val/psnr), or one not logged with `data` (the run's DataModule),
+    as one line before training, as a callback's monitor is (check_callback), not as "was never logged" after
+    the whole fit. A test score is left to the test, which logs names of its own (model.test_metrics)."""
+    names = task.metric_names(data) if hasattr(task, "metric_names") else None
     if not metric or not names or metric in names or metric.startswith("test/"):
         return
+    refuse_metric_of_other_data(task, "optimized_metric", metric, names, data)
     if close := _close_metric(metric, names):
         raise SupraUserError(f"optimized_metric={metric} is no metric this run logs: did you mean optimized_metric="
                              f"{close}? ({type(task).__name__} logs {', '.join(names)})")
+
+
+def refuse_metric_of_other_data(task: SupraTask, option: str, metric: str, names: dict[str, int], data: Any) -> None:
+    """A metric the task logs with other data only (a captioner's val/attr_acc, scored on the shapes data)."""
+    if metric not in names and metric in task.metric_names():
+        raise SupraUserError(f"{option}={metric} is not logged with this data ({type(data).__name__}): it is scored "
+                             f"where the data knows each image's objects (data=shapes); {type(task).__name__} logs "
+                             f"{', '.join(names)} here")
 
 
 def _close_metric(name: str, names: dict[str, int]) -> str | None:

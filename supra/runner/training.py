@@ -247,7 +247,6 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     # Each part once, handed one way: stage 1 and reused token ids -> task -> DataModule (what it must follow).
     ckpt_path = cfg.get("ckpt_path")
     task = build_task(starting_model(cfg.model, ckpt_path), run_config, stage1_vqvae(cfg.model, ckpt_path))
-    check_optimized_metric(task, cfg.get("optimized_metric"))
     if ckpt_path:
         checkpoint = check_resumable(task, ckpt_path, cfg.trainer.get("max_steps") if cfg.get("train") else None)
         if cfg.get("train"):
@@ -256,7 +255,8 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
             # the run config the task saves in its checkpoints and the loggers record: what this run trained with
             keep_resumed_settings(run_config, resumed)
     datamodule = build_datamodule(cfg.data, task, tokenizer_to_reuse(cfg))
-    check_callbacks_fit(task, cfg.get("callbacks"), _group_choice("callbacks"))
+    check_optimized_metric(task, cfg.get("optimized_metric"), datamodule)
+    check_callbacks_fit(task, cfg.get("callbacks"), _group_choice("callbacks"), datamodule)
     callbacks = [*instantiate_group(cfg.get("callbacks")), ValidationWithinRun(), EpochWhereStopped(),
                  EndWithMainProcess()]
     loggers = instantiate_group(cfg.get("logger"))

@@ -138,7 +138,7 @@ class A2ATask(SupraTask):
         # The data encodes its images with this very VQ-VAE and builds sequences that fit this GPT.
         return {"vqvae": self.vqvae, "context": self.context}
 
-    def metric_names(self) -> dict[str, int]:
+    def metric_names(self, data: Any = None) -> dict[str, int]:
         """The metrics a fit may log, each at every validation (1): the names a callback may monitor (the runner
         checks them before training). Which of them a run logs depends on its data's tasks and sources."""
         families = self.hparams.val_metrics

@@ -15,6 +15,7 @@ from supra.artifacts.captioner_release import load_release_weights, model_differ
 from supra.artifacts.checkpoints import refuse_changed_model
 from supra.artifacts.kinds import CAPTIONER_CHECKPOINT
 from supra.data.captioning.datamodule import CaptionDataModule
+from supra.metrics.attr_acc import SCENE_SCORES
 from supra.metrics.caption_scores import CAPTION_METRICS, score_captions
 from supra.models.vlm_generation import DecodeConfig, generate
 from supra.models.vlm_nano import VLMNanoConfig
@@ -93,15 +94,16 @@ class CaptioningTask(SupraTask):
             if self.hparams.compile:
                 self.net.compile()  # nn.Module.compile: in place, state-dict names unchanged
 
-    def metric_names(self) -> dict[str, int]:
+    def metric_names(self, data: Any = None) -> dict[str, int]:
         """The metrics a fit logs, each with how many validations apart it is computed: the names a callback may
         monitor (the runner checks them before training). The caption scores come every score_every_n_val-th
-        validation only (Lightning keeps the last in between); attr_acc and relation_acc with the shapes data."""
+        validation only (Lightning keeps the last in between); attr_acc and relation_acc with data that knows
+        each image's objects (the shapes data's `scene_scores`): all of them when `data` is not given."""
         families = self.hparams.val_metrics
         scores = [name for name in CAPTION_METRICS if name in families or name.split("_")[0] in families]
+        scene = [name for name in SCENE_SCORES if data is None or name in getattr(data, "scene_scores", ())]
         every = self.hparams.score_every_n_val
-        return {"train/loss": 1, "val/loss": 1,
-                **{f"val/{name}": every for name in [*scores, "attr_acc", "relation_acc"]}}
+        return {"train/loss": 1, "val/loss": 1, **{f"val/{name}": every for name in [*scores, *scene]}}
 
     def data_settings(self) -> dict[str, Any]:
         config, pixels = self.net.config, self.net.image_input  # a pretrained tower's own size and statistics

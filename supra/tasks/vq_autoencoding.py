@@ -61,7 +61,7 @@ class VQAutoencodingTask(SupraTask):
         before, now = saved_net.get("ema", True), self.net.config.ema
         refuse_changed_model(source, [("ema", before, now)] if before != now else [])
 
-    def metric_names(self) -> dict[str, int]:
+    def metric_names(self, data: Any = None) -> dict[str, int]:
         """The metrics a fit logs, each at every validation (1): the names a callback may monitor (the runner
         checks them before training)."""
         names = ["train/loss", "train/recon_loss", "train/perplexity", "val/loss", "val/psnr", "val/ssim",

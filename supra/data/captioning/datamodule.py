@@ -161,6 +161,8 @@ class CaptionDataModule(SplitDataModule):
         """Images uint8 [N, 3, image_size, image_size] and their captions for `split`."""
         raise NotImplementedError
 
+    scene_scores: tuple[str, ...] = ()  # the names of extra_caption_scores, known before any is computed
+
     def extra_caption_scores(self, split: str, predictions: dict[int, str]) -> dict[str, float]:
         """Dataset-specific scores of generated captions keyed by image id (e.g. shapes' attr_acc)."""
         return {}

@@ -10,7 +10,7 @@ from typing import Any
 from supra.data.base import check_drawing, check_split_sizes
 from supra.data.captioning.datamodule import CaptionDataModule, CaptionedImages
 from supra.data.images import channels_first, resize_uint8
-from supra.metrics.attr_acc import attribute_accuracy, relation_accuracy
+from supra.metrics.attr_acc import SCENE_SCORES, attribute_accuracy, relation_accuracy
 from supra.procedural.shapes_scenes import SPLIT_SEED_OFFSET, Scene, generate_scenes
 
 log = logging.getLogger(__name__)
@@ -18,6 +18,8 @@ log = logging.getLogger(__name__)
 
 class ShapesDataModule(CaptionDataModule):
     """Shapes scenes drawn at `canvas_size`, then resized to the model's image size like any photo."""
+
+    scene_scores = SCENE_SCORES  # extra_caption_scores' names
 
     def __init__(
         self, num_train: int = 4000, num_val: int = 250, num_test: int = 500, canvas_size: int = 128,
