@@ -55,6 +55,8 @@ from supra.utils.files import (
 from supra.utils.hydra_quoting import quote_prompt
 
 OUTPUTS = ("attention.png", "attention.html", "explain.json")  # what explain writes into out=
+# how an a2a image2text picture becomes square: as generate's (less refuse); squash for a model trained on photos
+EXPLAIN_RESIZES = ("crop", "pad", "squash")
 # Larger pictures are refused from their header, before decoding (load_rgb's and generate's limits).
 CAPTIONER_MAX_PIXELS, A2A_MAX_PIXELS = 100_000_000, 50_000_000
 
@@ -64,7 +66,7 @@ CAPTIONER_MAX_PIXELS, A2A_MAX_PIXELS = 100_000_000, 50_000_000
 # read them (command_decoding: seed= with beam search, beam_width= with decode=greedy).
 OPTIONS_READ = {
     "a captioner": ("image", "decode", "beam_width", "seed"),
-    "image2text": ("image", "image_size", "max_new_tokens"),
+    "image2text": ("image", "image_size", "resize", "max_new_tokens"),
     "text2image": ("prompt", "image_size", "seed", "temperature", "guidance", "best_of"),
 }
 
@@ -148,6 +150,8 @@ def check_a2a_options(cfg: DictConfig) -> None:
         raise SupraUserError(f"image_size={cfg.image_size} must be a positive multiple of 8 (the VQ-VAE's patch)")
     if cfg.max_new_tokens < 1:
         raise SupraUserError(f"max_new_tokens={cfg.max_new_tokens} must be >= 1")
+    if cfg.resize not in EXPLAIN_RESIZES:
+        raise SupraUserError(f"resize={cfg.resize!r} is unknown: choose {', '.join(EXPLAIN_RESIZES)}")
     SamplingConfig(cfg.temperature)
     check_image_search(cfg.guidance, cfg.best_of)
 
@@ -174,7 +178,7 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
                    "give a smaller image_size (a multiple of 8)")
         path = _picture(cfg.image)
         try:
-            picture = fit(load_still(path, A2A_MAX_PIXELS), cfg.image_size, "crop")
+            picture = fit(load_still(path, A2A_MAX_PIXELS), cfg.image_size, cfg.resize)
         except MediaDecodeError as err:
             if err.kind == TOO_LARGE:
                 raise _too_large(path, err, A2A_MAX_PIXELS) from None
@@ -191,7 +195,7 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
         summary = f"image2text: {caption!r}; attention of each word over the image's {side}x{side} codes"
         return _write(out, f"{Path(str(cfg.ckpt)).name}: {path.name}", summary, decode_codes(vqvae, codes), (side, side),
                       _rows(tokens), {"ckpt": str(cfg.ckpt), "mode": mode, "image": str(path), "caption": caption,
-                                     "max_new_tokens": limit})
+                                     "resize": cfg.resize, "max_new_tokens": limit})
     if mode != "text2image":
         raise SupraUserError(f"mode={mode!r} is unknown for an a2a model: choose image2text or text2image")
     if not str(cfg.prompt or "").strip():  # " " is no prompt either

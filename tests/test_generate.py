@@ -430,18 +430,20 @@ def test_explain_refuses_the_options_its_mode_would_ignore(pair, tmp_path, capsy
     Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(tmp_path / "black.png")
     cases = [
         ([f"image={tmp_path / 'black.png'}", "guidance=2", "best_of=3"],
-         "guidance=2 best_of=3: explaining image2text does not read them (it reads image, image_size, max_new_tokens)"),
+         "guidance=2 best_of=3: explaining image2text does not read them (it reads image, image_size, resize, max_new_tokens)"),
         (["prompt=a red square", "beam_width=5"],
          "beam_width=5: explaining text2image does not read it (it reads prompt, image_size, seed, temperature, guidance, "
          "best_of)"),
         # the other mode's input: image2text would caption the image and never read the prompt, and the reverse
         (["mode=image2text", f"image={tmp_path / 'black.png'}", "prompt='a blue circle'"],
-         "prompt=a blue circle: explaining image2text does not read it (it reads image, image_size, max_new_tokens)"),
+         "prompt=a blue circle: explaining image2text does not read it (it reads image, image_size, resize, max_new_tokens)"),
         (["mode=text2image", "prompt=a red square", f"image={tmp_path / 'black.png'}"],
          f"image={tmp_path / 'black.png'}: explaining text2image does not read it (it reads prompt, image_size,"),
         ([f"image={tmp_path / 'black.png'}", "prompt='a blue circle'"],  # mode=auto: which one is meant?
          f"image={tmp_path / 'black.png'} and prompt='a blue circle' with mode=auto: choose mode=image2text (explain "
          "the image's caption) or mode=text2image (explain drawing the prompt)"),
+        (["prompt=a red square", "resize=squash"], "resize=squash: explaining text2image does not read it"),
+        ([f"image={tmp_path / 'black.png'}", "resize=stretch"], "resize='stretch' is unknown: choose crop, pad, squash"),
         (quote_prompt(["prompt=<TEXT>a red square</TEXT><IMAGE>"]),  # generate's raw prompt, quoted as main() does
          "explain draws the caption alone (prompt=\"a red square\"), without control tokens such as <TEXT> or <IMAGE>"),
     ]
@@ -453,8 +455,8 @@ def test_explain_refuses_the_options_its_mode_would_ignore(pair, tmp_path, capsy
     assert not (tmp_path / "out").exists()
     # at their defaults, given or not, they are no change
     run_command("explain", f"ckpt={pair[0]}", f"out={tmp_path / 'out'}", f"image={tmp_path / 'black.png'}",
-                "guidance=1.0", "beam_width=null", "max_new_tokens=2", "image_size=32")
-    assert (tmp_path / "out" / "explain.json").is_file()
+                "guidance=1.0", "beam_width=null", "max_new_tokens=2", "image_size=32", "resize=squash")
+    assert json.loads((tmp_path / "out" / "explain.json").read_text())["resize"] == "squash"  # as photo sources train
 
 
 def test_explain_never_writes_its_heat_map_over_its_own_input(pair, tmp_path, capsys):
