@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
 from pathlib import Path
 
 import lightning as L
@@ -348,6 +349,31 @@ def test_the_code_softmax_normalises_over_the_codes_where_a_code_comes_next():
     task.hparams.code_softmax = False  # the release's loss: every id competes
     plain = task._token_losses(inputs, targets)
     assert torch.allclose(plain[~is_code], losses[~is_code], atol=1e-5) and (plain[is_code] > losses[is_code]).all()
+
+
+def test_evaluate_leaves_one_of_the_checkpoints_sources_out_as_train_py_does(a2a_trained, tmp_path):
+    """~data.sources.X (how docs/a2a_nano.md drops a source for train.py) was Hydra's "Could not delete from
+    config": evaluate.py's config holds no sources to delete from. It is passed on as the source set to null."""
+    from supra.runner.evaluation import data_for_release
+
+    argv = data_for_release([f"ckpt={a2a_trained / 'checkpoints' / 'best.ckpt'}", "~data.sources.shapes_video",
+                             "data.tasks.video=0", "data.tasks.text2video=0", "num_grid_images=0"])
+    assert "+data.sources.shapes_video=null" in argv
+    evaluate(compose_config("eval", tmp_path, argv))
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert "CIDEr" in metrics and "video_psnr" not in metrics and "loss_video" not in metrics  # no clips left
+
+
+def test_evaluate_of_the_train_split_says_video_psnr_is_not_scored_there(a2a_trained, tmp_path, caplog):
+    """The train split's clips keep no pixels (only their codes): its video PSNR was left out without a word."""
+    cfg = compose_config("eval", tmp_path, [f"ckpt={a2a_trained / 'checkpoints' / 'best.ckpt'}", "data.split=train",
+                                            "+data.test_items=1", "num_grid_images=0"])
+    with caplog.at_level(logging.INFO):
+        evaluate(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["split"] == "train" and "loss_video" in metrics and "video_psnr" not in metrics
+    assert caplog.messages.count("video PSNR is not scored on the train split: its clips' pixels are kept for val "
+                                 "and test only (data.split=val or test scores it)") == 1
 
 
 def test_evaluate_samples_with_the_runs_own_seed_unless_given_one(a2a_trained, tmp_path):

@@ -56,20 +56,20 @@ OUTPUT_FILES = {"tokenizer_path": "tokenizer.json", "vocab_path": "a2a_vocab.jso
 def data_for_release(argv: Sequence[str]) -> list[str]:
     """evaluate.py's command line, with the data a model file needs. A checkpoint's data.x (without data=...)
     change the data config of its run: passed to Hydra as +data.x, since conf/eval.yaml holds only
-    data.split. A release holds no data config, so `ckpt=<captioner release> data.root=DIR` without
-    `data=...` scores Flickr8k at DIR (said in one line); other data.x keys are one line naming the option
-    to add."""
+    data.split. A release holds no data config, so `ckpt=<captioner release> data.root=DIR` without `data=...`
+    scores Flickr8k at DIR (said in one line); other data.x keys are one line naming the option to add."""
     argv = list(argv)
     ckpt = next((a.split("=", 1)[1] for a in argv if a.startswith("ckpt=")), None)
     try:
         kind = release_kind(local_path(ckpt)) if ckpt else None
     except SupraUserError:
         return argv  # evaluate reports the path's problem itself
-    data_keys = [a.split("=", 1)[0] for a in argv if a.startswith("data.") and not a.startswith("data.split=")]
+    data_keys = [a.split("=", 1)[0].lstrip("~") for a in argv
+                 if a.startswith(("data.", "~data.sources.")) and not a.startswith("data.split=")]
     if not data_keys or any(a.startswith(("data=", "+data=")) for a in argv):
         return argv
     if kind is None:  # a checkpoint: data.x changes its run's data config, which conf/eval.yaml does not list
-        return [f"+{a}" if a.split("=", 1)[0] in data_keys else a for a in argv]
+        return [_onto_run_data(a) for a in argv]
     if kind == CAPTIONER_RELEASE and data_keys == ["data.root"]:
         print(f"ckpt={ckpt} is a release folder, which holds no data config: scoring data=flickr8k at data.root",
               file=sys.stderr)
@@ -77,6 +77,16 @@ def data_for_release(argv: Sequence[str]) -> list[str]:
     print(f"error: ckpt={ckpt} is a release folder, which holds no data config for {', '.join(data_keys)}: "
           f"{DATA_HINTS[kind]}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def _onto_run_data(arg: str) -> str:
+    """data.x=v as +data.x=v; ~data.sources.X (train.py's way to leave an a2a source out) as
+    +data.sources.X=null, which the mixture reads as left out (Hydra cannot delete from what it does not hold)."""
+    if arg.startswith("data.") and not arg.startswith("data.split="):
+        return f"+{arg}"
+    if arg.startswith("~data.sources."):
+        return f"+{arg[1:].split('=', 1)[0]}=null"
+    return arg
 
 
 def given_seed(cfg: DictConfig) -> dict[str, int]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from lightning.pytorch.utilities import rank_zero_info
 from omegaconf import ListConfig
 from torch import nn
 from torchmetrics.image import PeakSignalNoiseRatio
@@ -260,6 +261,7 @@ class A2ATask(SupraTask):
         self._objects: dict[str, list[tuple[str, str]]] = {}
         # item key -> (exact, colours, ceiling, placed, objects in the prompt): see _fidelity_scores
         self._fidelity: dict[str, tuple[float, float, float, float, int]] = {}
+        self._said_no_video_pixels = False  # once per evaluation
 
     def _log_eval_losses(self, batch: dict[str, Any], stage: str) -> None:
         """The batch's mean token loss (and its task's, the same: an evaluation batch is of one task), weighted
@@ -304,7 +306,11 @@ class A2ATask(SupraTask):
                                                 float(ceiling[j].exact), float(judged[j].placed), len(wanted[j]))
 
     def _score_video(self, batch: dict[str, Any], prompts: list[list[int]], stage: str) -> None:
-        if "pixels" not in batch:
+        if "pixels" not in batch:  # the train split's clips: their pixels are not kept (sources.py)
+            if not self._said_no_video_pixels:
+                self._said_no_video_pixels = True
+                rank_zero_info("video PSNR is not scored on the train split: its clips' pixels are kept for val and "
+                               "test only (data.split=val or test scores it)")
             return
         codes = batch["codes"]  # [B, T, h, w]
         layout = self.vocab.layout

@@ -91,6 +91,8 @@ class A2AMixtureDataModule(L.LightningDataModule):
         super().__init__()
         if isinstance(sources, DictConfig):
             sources = OmegaConf.to_container(sources, resolve=True)
+        # a source set to null is left out: how evaluate.py drops one of a checkpoint's (data.sources.X=null)
+        sources = {name: cfg for name, cfg in (sources or {}).items() if cfg is not None}
         if not sources:
             raise SupraUserError("data.sources is empty: name at least one DataModule, e.g. shapes_images")
         for name, cfg in sources.items():
