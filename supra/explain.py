@@ -41,7 +41,7 @@ from supra.models.attention_maps import (
 from supra.pictures.attention import explain_page, render_token_strip, square_grid
 from supra.pictures.files import save_image_atomic
 from supra.tokens.a2a_layout import CONTROL_TOKENS
-from supra.tokens.a2a_sequences import check_fits, text_room
+from supra.tokens.a2a_sequences import check_fits, check_image_size_fits, text_room
 from supra.utils.cli import check_option_types, check_seed, hydra_command, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
@@ -174,8 +174,7 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
     mode = a2a_mode(cfg)
     if mode == "image2text":
         prompt_len = side * side + 3  # <IMAGE> codes </IMAGE><TEXT>
-        check_fits(prompt_len + 1, net.config.context, f"a {cfg.image_size}x{cfg.image_size} image ({side}x{side} codes, {prompt_len} tokens) with a caption",
-                   "give a smaller image_size (a multiple of 8)")
+        check_image_size_fits(net.config.context, mode, cfg.image_size)
         path = _picture(cfg.image)
         try:
             picture = fit(load_still(path, A2A_MAX_PIXELS), cfg.image_size, cfg.resize)
@@ -203,6 +202,7 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
     if any(token in cfg.prompt for token in CONTROL_TOKENS):  # generate's raw prompts: not read as text here
         raise SupraUserError(f"prompt={cfg.prompt!r}: explain draws the caption alone (prompt=\"a red square\"), "
                              "without control tokens such as <TEXT> or <IMAGE>")
+    check_image_size_fits(net.config.context, mode, cfg.image_size)  # the image alone: no prompt to shorten
     caption_ids = vocab.encode_text(cfg.prompt)
     prompt_len = len(caption_ids) + 3  # <TEXT> caption </TEXT><IMAGE>
     check_fits(prompt_len + side * side + 1, net.config.context, f"the prompt ({prompt_len} tokens) with a "

@@ -46,7 +46,7 @@ from supra.models.vqvae import VQVAE
 from supra.pictures.files import save_gif_atomic, save_image_atomic
 from supra.pictures.grids import render_caption_grid, render_image_rows, to_pil
 from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
-from supra.tokens.a2a_sequences import check_fits, frames_that_fit, text_room
+from supra.tokens.a2a_sequences import check_fits, check_image_size_fits, frames_that_fit, text_room
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils import files
 from supra.utils.cli import check_option_types, check_seed, hydra_command, refuse_unread_options
@@ -231,26 +231,6 @@ def outside_blocks(layout: TokenLayout, ids: list[int], prompt: str | None, befo
 def check_prompt_fits(context: int, prompt_len: int, needed: int, what: str) -> None:
     check_fits(prompt_len + needed, context, f"the prompt ({prompt_len} tokens) with {what} ({needed} more)",
                "shorten the prompt by {over} tokens")
-
-
-# The fewest tokens each mode's image or video needs with no prompt at all, for a side of `s` codes.
-LEAST_TOKENS: dict[str, tuple[str, Callable[[int], int]]] = {
-    "image2text": ("a {p}x{p} image ({s}x{s} codes, {block} tokens) with a caption", lambda s: s * s + 4),  # block, <TEXT>, a word
-    "text2image": ("a {p}x{p} image ({s}x{s} codes)", lambda s: s * s + 1),  # <IMAGE> and its codes
-    "text2video": ("a video of one {p}x{p} frame ({s}x{s} codes)", lambda s: TokenLayout.video_block_len(1, s * s)),
-    "video2video": ("a video of two {p}x{p} frames (one given; {s}x{s} codes each)",
-                    lambda s: TokenLayout.video_block_len(2, s * s)),
-}
-
-
-def check_image_size_fits(context: int, mode: str, image_size: int) -> None:
-    """The mode's image or video alone over the context: the image size is the cause, so say which fits
-    (not "shorten the prompt", when there may be none)."""
-    what, tokens = LEAST_TOKENS[mode]
-    side = image_size // 8
-    fits = next((s for s in range(side, 0, -1) if tokens(s) <= context), 0)
-    remedy = f"give image_size={8 * fits} or smaller" if fits else "no image_size fits this model"
-    check_fits(tokens(side), context, f"image_size={image_size}: " + what.format(p=image_size, s=side, block=side * side + 3), remedy)
 
 
 def check_frames_fit(context: int, prefix_len: int, frames: int, side: int) -> None:

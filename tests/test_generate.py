@@ -409,11 +409,14 @@ def test_explain_checks_the_options_it_shares_with_generate_the_same_way(pair, t
         ([*text2image, "image_size=60"], "image_size=60 must be a positive multiple of 8"),
         ([*text2image, "seed=abc"], "seed='abc' must be a whole number"),
         ([*text2image, "seed=18446744073709551616"], "seed=18446744073709551616 must be from 0 to 4294967295"),
-        (["mode=text2image", "prompt=" + "a red square " * 20], "shorten the prompt by"),
+        (["mode=text2image", "prompt=" + "a red square " * 20, "image_size=16"], "shorten the prompt by"),
         (["mode=image2text", f"image={tmp_path / 'black.png'}", "max_new_tokens=0"], "max_new_tokens=0 must be >= 1"),
         (["mode=image2text", f"image={tmp_path / 'black.png'}"],  # 64 px: 8x8 codes, over the tiny model's 48
-         "a 64x64 image (8x8 codes, 67 tokens) with a caption is 68 tokens, 20 over the context of 48: give a smaller "
-         "image_size"),
+         "image_size=64: a 64x64 image (8x8 codes, 67 tokens) with a caption is 68 tokens, 20 over the context of 48: "
+         "give image_size=48 or smaller"),
+        # the image alone over the context: which image_size fits, not "shorten the prompt" of a few tokens
+        (["mode=text2image", "prompt=a red square"], "image_size=64: a 64x64 image (8x8 codes) is 65 tokens, 17 over "
+                                                     "the context of 48: give image_size=48 or smaller"),
     ]
     for overrides, message in cases:
         with pytest.raises(SystemExit):

@@ -14,7 +14,7 @@ the video (text2video) takes its tokens + 2 from that room.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
@@ -132,3 +132,23 @@ def frames_that_fit(image_size: int, context: int = DEFAULT_CONTEXT, prefix: int
 def frames_table(sizes: Sequence[int] = (32, 64, 128, 256), context: int = DEFAULT_CONTEXT) -> dict[int, int]:
     """{image size: frames that fit in a bare video sequence}: {32: 22, 64: 5, 128: 1, 256: 0} at 384."""
     return {size: frames_that_fit(size, context) for size in sizes}
+
+
+# The fewest tokens each mode's image or video needs with no prompt at all, for a side of `s` codes.
+LEAST_TOKENS: dict[str, tuple[str, Callable[[int], int]]] = {
+    "image2text": ("a {p}x{p} image ({s}x{s} codes, {block} tokens) with a caption", lambda s: s * s + 4),  # block, <TEXT>, a word
+    "text2image": ("a {p}x{p} image ({s}x{s} codes)", lambda s: s * s + 1),  # <IMAGE> and its codes
+    "text2video": ("a video of one {p}x{p} frame ({s}x{s} codes)", lambda s: TokenLayout.video_block_len(1, s * s)),
+    "video2video": ("a video of two {p}x{p} frames (one given; {s}x{s} codes each)",
+                    lambda s: TokenLayout.video_block_len(2, s * s)),
+}
+
+
+def check_image_size_fits(context: int, mode: str, image_size: int) -> None:
+    """The mode's image or video alone over the context: the image size is the cause, so say which fits
+    (not "shorten the prompt", when there may be none). For generate and explain alike."""
+    what, tokens = LEAST_TOKENS[mode]
+    side = image_size // 8
+    fits = next((s for s in range(side, 0, -1) if tokens(s) <= context), 0)
+    remedy = f"give image_size={8 * fits} or smaller" if fits else "no image_size fits this model"
+    check_fits(tokens(side), context, f"image_size={image_size}: " + what.format(p=image_size, s=side, block=side * side + 3), remedy)
