@@ -38,7 +38,7 @@ from supra.pictures.attention import render_token_strip, square_grid
 from supra.pictures.files import save_gif_atomic
 from supra.pictures.grids import to_pil
 from supra.tokens.a2a_sequences import frames_that_fit
-from supra.utils.cli import hydra_command
+from supra.utils.cli import MAX_SEED, hydra_command
 from supra.utils.errors import SupraUserError
 
 MAX_PIXELS = 50_000_000  # an upload claiming more is refused from its header, before decoding
@@ -79,17 +79,23 @@ def _still(path: str | None, size: int, resize: str) -> torch.Tensor:
 
 
 def _seed(value: float | str | None) -> int:
-    """The page's seed field: blank -> a fresh seed (each click draws anew), else a whole number >= 0."""
+    """The page's seed field: blank -> a fresh seed (each click draws anew), else a whole number from 0 to
+    MAX_SEED, the seeds explain and generate take: a seed shown here is one they draw the same with. Read
+    exactly: a float is the number box's (3.0 is 3), digits are read as a whole number (no float rounds them)."""
     if value is None or str(value).strip() == "":
         return secrets.randbelow(SEEDS)
-    try:
-        seed = float(value)
-    except ValueError:  # "abc": refused below, as 2.5 is
-        seed = float("nan")
-    if not seed.is_integer() or not 0 <= seed < 2**63:
-        raise SupraUserError(f"seed {value} must be a whole number from 0 to 2**63 - 1, or blank for a new draw at each "
-                             "click")
-    return int(seed)
+    seed: int | None = None
+    if isinstance(value, float):
+        seed = int(value) if value.is_integer() else None
+    else:
+        try:
+            seed = int(str(value).strip())
+        except ValueError:  # "abc" or "2.5": refused below
+            seed = None
+    if seed is None or not 0 <= seed <= MAX_SEED:
+        raise SupraUserError(f"seed {value} must be a whole number from 0 to {MAX_SEED}, or blank for a new draw at "
+                             "each click")
+    return seed
 
 
 def _drawn_with(seed: int) -> str:

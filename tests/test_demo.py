@@ -132,8 +132,21 @@ def test_sampling_on_the_page_draws_anew_at_each_click_and_shows_the_seed_to_dra
         again, _, message = demo.caption(good, "sample", temperature=2.0, seed=float(seed))  # as the page gives it
         assert (again, seed_shown(message)) == (caption, seed)
     assert demo.caption(good, "sample", seed=-3)[2] == (
-        "⚠️ seed -3 must be a whole number from 0 to 2**63 - 1, or blank for a new draw at each click")
+        "⚠️ seed -3 must be a whole number from 0 to 4294967295, or blank for a new draw at each click")
     assert demo.caption(good, "greedy")[2] == ""  # nothing drawn at random: no seed to show
+
+
+def test_the_seed_field_is_read_exactly_within_the_seeds_the_commands_take():
+    from supra.demo import _seed
+    from supra.utils.cli import MAX_SEED
+    from supra.utils.errors import SupraUserError
+
+    # the number box gives floats, a typed value may come as text: both read as the whole number they are
+    assert [_seed(v) for v in (3.0, "3", " 7 ", 0, float(MAX_SEED), str(MAX_SEED))] == [3, 3, 7, 0, MAX_SEED, MAX_SEED]
+    for bad in (3.5, "2.5", "abc", -1, MAX_SEED + 1, "9007199254740993", 2.0**63, float("nan")):
+        with pytest.raises(SupraUserError, match=f"must be a whole number from 0 to {MAX_SEED}, or blank"):
+            _seed(bad)
+    assert all(0 <= _seed(blank) <= MAX_SEED for blank in (None, "", "  "))
 
 
 def test_the_a2a_pages_frame_sliders_stay_within_the_models_context(tmp_path):
