@@ -238,8 +238,9 @@ def build_page(ckpt: str) -> Any:
                                       elem_id="decode")
                     beam = gr.Slider(1, max(8, run_decode.beam_width), value=run_decode.beam_width, step=1,
                                      label="beam width")
-                    temperature = gr.Slider(0.1, max(2.0, run_decode.temperature), value=run_decode.temperature,
-                                            label="temperature (sample)")
+                    # the range holds the run's value, below 0.1 too: Gradio refuses every click outside it
+                    temperature = gr.Slider(min(0.1, run_decode.temperature), max(2.0, run_decode.temperature),
+                                            value=run_decode.temperature, label="temperature (sample)")
                     top_k = gr.Slider(0, max(200, run_decode.top_k or 0), value=run_decode.top_k or 0, step=1,
                                       label="top-k (sample; 0 = all)")
                     seed = gr.Number(None, precision=0, minimum=0, label="seed (sample; blank: a new draw each click)",

@@ -122,6 +122,27 @@ def test_the_captioner_page_captions_as_the_caption_command_with_the_models_run_
         "seed (sample; blank: a new draw each click)"]
 
 
+def run_decoding(trained_run: Path, folder: Path, name: str, **decode: object) -> str:
+    """A copy of the trained run's checkpoint whose run decoded with `decode`."""
+    checkpoint = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=False)
+    checkpoint["supra"]["run_config"]["model"]["decode"] |= decode
+    torch.save(checkpoint, folder / name)
+    return str(folder / name)
+
+
+def test_the_temperature_slider_holds_a_runs_temperature_below_its_usual_range(trained_run, tmp_path):
+    import gradio as gr
+
+    from supra.demo import build_page
+
+    for strategy in ("sample", "beam"):  # the slider is there whatever the run's strategy
+        blocks = build_page(run_decoding(trained_run, tmp_path, f"{strategy}.ckpt", strategy=strategy,
+                                         temperature=0.05)).blocks.values()
+        (slider,) = [b for b in blocks if isinstance(b, gr.Slider) and b.label == "temperature (sample)"]
+        assert slider.value == 0.05 and slider.preprocess(0.05) == 0.05  # what each click sends: not refused
+        assert (slider.minimum, slider.maximum) == (0.05, 2.0)
+
+
 def test_sampling_on_the_page_draws_anew_at_each_click_and_shows_the_seed_to_draw_it_again(trained_run, bad_uploads):
     demo = CaptionerDemo(str(trained_run / "checkpoints" / "best.ckpt"))
     good = str(bad_uploads["good"])
