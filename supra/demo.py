@@ -3,7 +3,7 @@ on 127.0.0.1 by default (conf/demo.yaml; `pip install -e ".[demo]"` brings Gradi
 
 A captioner: upload a picture -> its caption, with decoding controls (beam width, greedy, sampling
 temperature, top-k and seed) and where each word looked; the controls start at the model's run's decoding
-(model.decode), so the page captions as `python -m supra.caption` does. An a2a_nano model: prompt -> image
+(model.decode, its seed too where it sampled), so the page captions as `python -m supra.caption` does. An a2a_nano model: prompt -> image
 (guidance, best of N, seed) with each word's map; picture -> caption with its maps; GIF -> its continuation.
 A blank seed draws anew at each click; the seed drawn with is shown, to draw the same again. A bad upload
 (not an image, a truncated file, a decompression bomb, a 1-frame GIF for video) is a message on the page,
@@ -243,7 +243,9 @@ def build_page(ckpt: str) -> Any:
                                             value=run_decode.temperature, label="temperature (sample)")
                     top_k = gr.Slider(0, max(200, run_decode.top_k or 0), value=run_decode.top_k or 0, step=1,
                                       label="top-k (sample; 0 = all)")
-                    seed = gr.Number(None, precision=0, minimum=0, label="seed (sample; blank: a new draw each click)",
+                    # a run that sampled: its seed, so the first caption is the caption command's; blank draws anew
+                    run_seed = run_decode.seed if run_decode.strategy == "sample" else None
+                    seed = gr.Number(run_seed, precision=0, minimum=0, label="seed (sample; blank: a new draw each click)",
                                      elem_id="seed")
                     run = gr.Button("Caption", elem_id="run")
                 with gr.Column():

@@ -143,6 +143,17 @@ def test_the_temperature_slider_holds_a_runs_temperature_below_its_usual_range(t
         assert (slider.minimum, slider.maximum) == (0.05, 2.0)
 
 
+def test_the_seed_field_starts_at_the_seed_of_a_run_that_sampled(trained_run, tmp_path):
+    import gradio as gr
+
+    from supra.demo import build_page
+
+    for strategy, starts_at in (("sample", 1234), ("beam", None)):  # a beam run's seed drew nothing: left blank
+        ckpt = run_decoding(trained_run, tmp_path, f"{strategy}.ckpt", strategy=strategy, seed=1234)
+        (seed,) = [b for b in build_page(ckpt).blocks.values() if isinstance(b, gr.Number)]
+        assert seed.value == starts_at  # the first click samples as `python -m supra.caption` does
+
+
 def test_sampling_on_the_page_draws_anew_at_each_click_and_shows_the_seed_to_draw_it_again(trained_run, bad_uploads):
     demo = CaptionerDemo(str(trained_run / "checkpoints" / "best.ckpt"))
     good = str(bad_uploads["good"])
