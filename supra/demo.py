@@ -29,7 +29,7 @@ from supra.artifacts.captioner_release import checkpoint_decoding, load_captione
 from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
 from supra.data.gif_frames import EMPTY, TOO_LARGE, MediaDecodeError, read_gif_frames
-from supra.data.images import fit, load_still, normalize_images, squashed
+from supra.data.images import PixelRangeError, fit, load_still, normalize_images, squashed
 from supra.data.media.codes import decode_codes, encode_items
 from supra.models import a2a_generation as gen
 from supra.models.attention_maps import explain_caption, explain_image2text, explain_text2image
@@ -53,15 +53,30 @@ def _upload(path: str | None, what: str = "picture") -> Path:
     return Path(path)
 
 
+# how the picture files the page reads start: one that starts so but cannot be opened was cut short
+PICTURE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
+TOO_LARGE_SAID = f"it is too large to open safely (over {MAX_PIXELS:,} pixels); upload a smaller copy"
+
+
+def _starts_like_a_picture(source: Path) -> bool:
+    try:
+        with open(source, "rb") as f:
+            return f.read(8).startswith(PICTURE_SIGNATURES)
+    except OSError:
+        return False
+
+
 def _not_a_picture(source: Path, err: MediaDecodeError) -> str:
     """Why an upload is no picture, in words, naming it by its own name: Gradio keeps uploads under a
     temporary path that means nothing to the person at the page, and the loader's reason names that path."""
     if err.kind == TOO_LARGE:
-        why = f"it is too large to open safely (over {MAX_PIXELS:,} pixels); upload a smaller copy"
+        why = TOO_LARGE_SAID
     elif err.kind == EMPTY:
         why = f"it holds no pixels; upload {PICTURE_KINDS}"
-    elif isinstance(err.__context__, Image.UnidentifiedImageError):  # the loader's own error, which it replaced
-        why = f"it is no picture file this page can read; upload {PICTURE_KINDS}"
+    elif isinstance(err.__context__, PixelRangeError):  # readable, but of no known range: the loader says what to do
+        why = str(err.__context__)
+    elif isinstance(err.__context__, Image.UnidentifiedImageError) and not _starts_like_a_picture(source):
+        why = f"it is no picture file this page can read; upload {PICTURE_KINDS}"  # the loader's own error, replaced
     else:
         why = f"it is damaged or cut short; upload it again or upload another picture ({PICTURE_KINDS})"
     return f"{source.name} cannot be used as a picture: {why}"

@@ -60,6 +60,25 @@ def test_the_captioner_page_answers_every_bad_upload_with_a_message(trained_run,
     assert caption and maps is not None and message == ""
 
 
+def test_a_picture_of_no_known_range_or_cut_in_its_header_is_said_so(tmp_path):
+    import numpy as np
+    from PIL import Image
+
+    from supra.demo import _still
+    from supra.utils.errors import SupraUserError
+
+    Image.fromarray(np.full((4, 4), 0.5, dtype=np.float32), "F").save(tmp_path / "float.tif")
+    Image.fromarray(np.full((4, 4), 70_000, dtype=np.int32), "I").save(tmp_path / "deep.tif")
+    (tmp_path / "cut.gif").write_bytes(gif_bytes(8, 8, [Frame(solid(8, 8, 1))])[:10])  # inside its header
+    said = {"float.tif": "float pixels (mode F), of no known range: convert the picture to 8 or 16-bit",
+            "deep.tif": "32-bit pixels from 70000 to 70000, of no known range: convert the picture to 8 or 16-bit",
+            "cut.gif": "it is damaged or cut short; upload it again or upload another picture"}
+    for name, why in said.items():  # the loader's reason, with what to do: not "damaged", not "no picture file"
+        with pytest.raises(SupraUserError) as refused:
+            _still(str(tmp_path / name), 16, "squash")
+        assert str(refused.value).startswith(f"{name} cannot be used as a picture: {why}"), refused.value
+
+
 def test_a_resampler_captioner_captions_on_the_page_without_maps(trained_run, bad_uploads, tmp_path):
     from supra.models.vlm_nano import VLMNano
 
