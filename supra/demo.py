@@ -215,7 +215,9 @@ class A2ADemo:
         try:
             frames = read_gif_frames(source, MAX_PIXELS, max_frames=int(given))
         except MediaDecodeError as err:  # its reasons name no path (the GIF reader reads the bytes)
-            return None, f"⚠️ {source.name} cannot be used as a clip: {err}; upload an animated GIF"
+            # too large: said as the picture tab says it (the reader's max_pixels is no option of this page)
+            why = TOO_LARGE_SAID if err.kind == TOO_LARGE else f"{err}; upload an animated GIF"
+            return None, f"⚠️ {source.name} cannot be used as a clip: {why}"
         if len(frames) < int(given):
             return None, (f"⚠️ {source.name} has {len(frames)} frame{'s' * (len(frames) != 1)}: the model needs "
                           f"{int(given)} to continue it; upload a longer GIF")

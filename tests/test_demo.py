@@ -104,6 +104,10 @@ def test_the_a2a_page_refuses_a_one_frame_gif_for_video_in_a_message(tmp_path, b
     gif, message = demo.video2video(str(bad_uploads["good"]), given=2, new=1)  # a PNG given as the clip
     assert gif is None and message.startswith("⚠️ good.png cannot be used as a clip: not a GIF")
     assert message.endswith("; upload an animated GIF")
+    (tmp_path / "huge.gif").write_bytes(gif_bytes(10_000, 10_000, [Frame(solid(8, 8, 1))]))
+    gif, message = demo.video2video(str(tmp_path / "huge.gif"), given=2, new=1)  # said as the picture tab says it
+    assert gif is None and message == ("⚠️ huge.gif cannot be used as a clip: it is too large to open safely "
+                                       "(over 50,000,000 pixels); upload a smaller copy")
     assert demo.image2text(str(bad_uploads["bomb"]))[2].startswith("⚠️")
     assert demo.text2image("  ")[2].startswith("⚠️ write a prompt")
     image, word_maps, message = demo.text2image("a red square", best_of=1, seed=5)
