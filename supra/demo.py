@@ -37,7 +37,7 @@ from supra.models.vlm_generation import generate
 from supra.pictures.attention import render_token_strip, square_grid
 from supra.pictures.files import save_gif_atomic
 from supra.pictures.grids import to_pil
-from supra.tokens.a2a_sequences import frames_that_fit
+from supra.tokens.a2a_sequences import check_fits, frames_that_fit
 from supra.utils.cli import MAX_SEED, hydra_command
 from supra.utils.errors import SupraUserError
 
@@ -182,8 +182,13 @@ class A2ADemo:
             return None, None, "⚠️ write a prompt first, e.g. a red square above a blue circle"
         try:
             drawn_with = _seed(seed)
+            caption_ids = self.vocab.encode_text(prompt.strip())
+            # before drawing, as explain and generate check it: the generator's own refusal says no remedy
+            prompt_len = len(caption_ids) + 3  # <TEXT> caption </TEXT><IMAGE>
+            check_fits(prompt_len + self.side**2 + 1, self.net.config.context, f"the prompt ({prompt_len} tokens) with "
+                       f"a {self.size}x{self.size} image ({self.side**2 + 1} more)", "shorten the prompt by {over} tokens")
             explained = explain_text2image(
-                self.net, self.vocab.layout, self.vocab.encode_text(prompt.strip()), (self.side, self.side),
+                self.net, self.vocab.layout, caption_ids, (self.side, self.side),
                 self.vocab.token_label, temperature=float(temperature), guidance=float(guidance),
                 best_of=int(best_of), generator=torch.Generator().manual_seed(drawn_with))
         except ValueError as err:  # a prompt longer than the context, a bad setting (SupraUserError too)
