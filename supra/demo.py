@@ -322,11 +322,18 @@ def run(cfg: DictConfig) -> None:
         raise SupraUserError('the demo needs Gradio: pip install -e ".[demo]"') from None
     check_can_serve(cfg.host, cfg.port)  # before the model loads, not after
     page = build_page(str(cfg.ckpt))
-    print(f"Supra demo of {cfg.ckpt} on http://{cfg.host}:{cfg.port} (Ctrl-C ends it)", flush=True)
+    host = url_host(cfg.host)
+    print(f"Supra demo of {cfg.ckpt} on http://{host}:{cfg.port} (Ctrl-C ends it)", flush=True)
     try:
-        page.launch(server_name=cfg.host, server_port=int(cfg.port), share=False, quiet=True, footer_links=[])
+        page.launch(server_name=host, server_port=int(cfg.port), share=False, quiet=True, footer_links=[])
     except OSError as err:  # taken in the meantime
         raise SupraUserError(f"cannot serve on {cfg.host}:{cfg.port} ({err}): choose another with port=N") from None
+
+
+def url_host(host: str) -> str:
+    """`host` as a URL writes it: an IPv6 address in brackets (http://[::1]:7860). Gradio binds to it without
+    them and builds its own URL from it, which without them is no URL (http://::1:7860: a traceback)."""
+    return f"[{host}]" if ":" in host else host
 
 
 def check_can_serve(host: str, port: Any) -> None:

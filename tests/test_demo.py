@@ -263,6 +263,26 @@ def test_a_taken_or_impossible_port_is_one_line_before_the_model_loads():
             check_can_serve("127.0.0.1", bad)
 
 
+def test_an_ipv6_host_is_served_and_shown_at_a_url_in_brackets(monkeypatch, capsys):
+    from omegaconf import OmegaConf
+
+    import supra.demo
+
+    launched = {}
+
+    class Page:  # Gradio's page, as far as run() uses it: Gradio builds its URL from server_name
+        def launch(self, **settings: object) -> None:
+            launched.update(settings)
+
+    monkeypatch.setattr(supra.demo, "build_page", lambda ckpt: Page())
+    with socket.socket(socket.AF_INET6) as s:
+        s.bind(("::1", 0))
+        port = s.getsockname()[1]
+    supra.demo.run(OmegaConf.create({"ckpt": "model.ckpt", "host": "::1", "port": port}))
+    assert launched["server_name"] == "[::1]" and f"on http://[::1]:{port} " in capsys.readouterr().out
+    assert supra.demo.url_host("127.0.0.1") == "127.0.0.1"
+
+
 def test_the_page_in_a_headless_browser_captions_an_upload_and_names_a_bad_one(trained_run, bad_uploads, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
