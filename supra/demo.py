@@ -344,8 +344,9 @@ def check_can_serve(host: str, port: Any) -> None:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
             probe.bind((host, port))
     except OSError as err:
-        raise SupraUserError(f"cannot serve on {host}:{port} ({err.strerror or err}): choose another with port=N "
-                             "(or host=127.0.0.1)") from None
+        other_host = "" if host == "127.0.0.1" else " (or host=127.0.0.1)"  # not offered where it is the host
+        raise SupraUserError(f"cannot serve on {host}:{port} ({err.strerror or err}): choose another with port=N"
+                             f"{other_host}") from None
 
 
 main = hydra_command("demo", run)

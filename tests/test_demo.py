@@ -256,8 +256,8 @@ def test_a_taken_or_impossible_port_is_one_line_before_the_model_loads():
         taken.bind(("127.0.0.1", 0))
         taken.listen()
         port = taken.getsockname()[1]
-        with pytest.raises(SupraUserError, match=f"cannot serve on 127.0.0.1:{port} .*choose another with port=N"):
-            check_can_serve("127.0.0.1", port)
+        with pytest.raises(SupraUserError, match=f"cannot serve on 127.0.0.1:{port} .*choose another with port=N$"):
+            check_can_serve("127.0.0.1", port)  # not "or host=127.0.0.1": it is the host
     for bad in ("abc", 0, 70000):
         with pytest.raises(SupraUserError, match="must be a whole number from 1 to 65535"):
             check_can_serve("127.0.0.1", bad)
