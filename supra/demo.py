@@ -27,7 +27,13 @@ from PIL import Image
 from supra.artifacts.a2a_release import load_a2a
 from supra.artifacts.captioner_release import checkpoint_decoding, load_captioner
 from supra.artifacts.checkpoints import artifact_kind
-from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
+from supra.artifacts.kinds import (
+    A2A_CHECKPOINT,
+    A2A_RELEASE,
+    CAPTIONER_CHECKPOINT,
+    CAPTIONER_RELEASE,
+    KIND_NAMES,
+)
 from supra.data.gif_frames import EMPTY, TOO_LARGE, MediaDecodeError, read_gif_frames
 from supra.data.images import PixelRangeError, fit, load_still, normalize_images, squashed
 from supra.data.media.codes import decode_codes, encode_items
@@ -247,7 +253,7 @@ def build_page(ckpt: str) -> Any:
 
     kind = artifact_kind(ckpt)
     if kind not in (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE, A2A_CHECKPOINT, A2A_RELEASE):
-        raise SupraUserError(f"ckpt={ckpt} is a {kind}: the demo shows captioner and a2a_nano models")
+        raise SupraUserError(f"ckpt={ckpt} is {KIND_NAMES[kind]}: the demo shows captioner and a2a_nano models")
     with gr.Blocks(title="Supra demo") as page:
         gr.Markdown(f"## Supra demo: `{ckpt}`")
         if kind in (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE):

@@ -283,6 +283,16 @@ def test_an_ipv6_host_is_served_and_shown_at_a_url_in_brackets(monkeypatch, caps
     assert supra.demo.url_host("127.0.0.1") == "127.0.0.1"
 
 
+def test_a_checkpoint_of_another_model_is_named_in_words(monkeypatch):
+    import supra.demo
+    from supra.artifacts.kinds import VQVAE_CHECKPOINT
+    from supra.utils.errors import SupraUserError
+
+    monkeypatch.setattr(supra.demo, "artifact_kind", lambda ckpt: VQVAE_CHECKPOINT)
+    with pytest.raises(SupraUserError, match="^ckpt=vq.ckpt is a VQ-VAE checkpoint: the demo shows captioner and a2a_nano"):
+        supra.demo.build_page("vq.ckpt")
+
+
 def test_the_page_in_a_headless_browser_captions_an_upload_and_names_a_bad_one(trained_run, bad_uploads, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options

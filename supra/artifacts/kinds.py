@@ -17,6 +17,9 @@ CAPTIONER_RELEASE = "release.supravl_nano"  # release folders: config.json + mod
 A2A_RELEASE = "release.a2a_nano"
 CHECKPOINT_KINDS = (CAPTIONER_CHECKPOINT, VQVAE_CHECKPOINT, A2A_CHECKPOINT)
 RELEASE_NAMES = {CAPTIONER_RELEASE: "a SupraVL-Nano (captioner) release", A2A_RELEASE: "an a2a_nano release"}
+# every kind as a message names it: the kind strings above are the files' own labels
+KIND_NAMES = {CAPTIONER_CHECKPOINT: "a captioner checkpoint", VQVAE_CHECKPOINT: "a VQ-VAE checkpoint",
+              A2A_CHECKPOINT: "an a2a_nano checkpoint", **RELEASE_NAMES}
 
 
 A2A_MODEL_TYPE = "supra_a2a_nano"  # config.json's model_type in an a2a release
