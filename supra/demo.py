@@ -43,7 +43,7 @@ from supra.models.vlm_generation import generate
 from supra.pictures.attention import render_token_strip, square_grid
 from supra.pictures.files import save_gif_atomic
 from supra.pictures.grids import to_pil
-from supra.tokens.a2a_sequences import check_fits, frames_that_fit
+from supra.tokens.a2a_sequences import check_text2image_prompt, frames_that_fit
 from supra.utils.cli import MAX_SEED, hydra_command
 from supra.utils.errors import SupraUserError
 
@@ -191,8 +191,7 @@ class A2ADemo:
             caption_ids = self.vocab.encode_text(prompt.strip())
             # before drawing, as explain and generate check it: the generator's own refusal says no remedy
             prompt_len = len(caption_ids) + 3  # <TEXT> caption </TEXT><IMAGE>
-            check_fits(prompt_len + self.side**2 + 1, self.net.config.context, f"the prompt ({prompt_len} tokens) with "
-                       f"a {self.size}x{self.size} image ({self.side**2 + 1} more)", "shorten the prompt by {over} tokens")
+            check_text2image_prompt(self.net.config.context, prompt_len, self.size)
             explained = explain_text2image(
                 self.net, self.vocab.layout, caption_ids, (self.side, self.side),
                 self.vocab.token_label, temperature=float(temperature), guidance=float(guidance),

@@ -41,7 +41,7 @@ from supra.models.attention_maps import (
 from supra.pictures.attention import explain_page, render_token_strip, square_grid
 from supra.pictures.files import save_image_atomic
 from supra.tokens.a2a_layout import CONTROL_TOKENS
-from supra.tokens.a2a_sequences import check_fits, check_image_size_fits, text_room
+from supra.tokens.a2a_sequences import check_image_size_fits, check_text2image_prompt, text_room
 from supra.utils.cli import check_option_types, check_seed, hydra_command, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
@@ -205,8 +205,7 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
     check_image_size_fits(net.config.context, mode, cfg.image_size)  # the image alone: no prompt to shorten
     caption_ids = vocab.encode_text(cfg.prompt)
     prompt_len = len(caption_ids) + 3  # <TEXT> caption </TEXT><IMAGE>
-    check_fits(prompt_len + side * side + 1, net.config.context, f"the prompt ({prompt_len} tokens) with a "
-               f"{cfg.image_size}x{cfg.image_size} image ({side}x{side} codes, {side * side + 1} more)", "shorten the prompt by {over} tokens")
+    check_text2image_prompt(net.config.context, prompt_len, cfg.image_size)
     out = _out_dir(cfg)
     generator = torch.Generator().manual_seed(0 if cfg.seed is None else cfg.seed)
     explained = explain_text2image(net, layout, caption_ids, (side, side), vocab.token_label,

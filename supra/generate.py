@@ -46,7 +46,13 @@ from supra.models.vqvae import VQVAE
 from supra.pictures.files import save_gif_atomic, save_image_atomic
 from supra.pictures.grids import render_caption_grid, render_image_rows, to_pil
 from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
-from supra.tokens.a2a_sequences import check_fits, check_image_size_fits, frames_that_fit, text_room
+from supra.tokens.a2a_sequences import (
+    check_fits,
+    check_image_size_fits,
+    check_text2image_prompt,
+    frames_that_fit,
+    text_room,
+)
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils import files
 from supra.utils.cli import check_option_types, check_seed, hydra_command, refuse_unread_options
@@ -355,10 +361,9 @@ def sample_texts(request: Request, pair: Pair, prompt: list[int], image_ids: lis
 
 def prepare_images(request: Request, pair: Pair) -> Callable[[], Result]:
     """text2image: the prompt built and checked."""
-    side = request.image_size // 8
     check_image_size_fits(pair.context, request.mode, request.image_size)
     prompt = opened(pair.layout, text_prefix(pair.vocab, request), "image", pair.layout.image_open, request.prompt)
-    check_prompt_fits(pair.context, len(prompt), side * side + 1, f"a {8 * side}x{8 * side} image of {side}x{side} codes")
+    check_text2image_prompt(pair.context, len(prompt), request.image_size)
     return partial(sample_images, request, pair, prompt)
 
 

@@ -114,7 +114,7 @@ def test_the_a2a_page_refuses_a_one_frame_gif_for_video_in_a_message(tmp_path, b
     long = demo.vocab.encode_text(prompt)
     over = len(long) + 3 + 65 - 300
     assert demo.text2image(prompt) == (None, None, (
-        f"⚠️ the prompt ({len(long) + 3} tokens) with a 64x64 image (65 more) is {len(long) + 68} tokens, {over} over "
+        f"⚠️ the prompt ({len(long) + 3} tokens) with a 64x64 image of 8x8 codes (65 more) is {len(long) + 68} tokens, {over} over "
         f"the context of 300: shorten the prompt by {over} tokens"))
     image, word_maps, message = demo.text2image("a red square", best_of=1, seed=5)
     assert image is not None and word_maps is not None and message == "🎲 seed 5: give it as the seed to draw this again"

@@ -152,3 +152,12 @@ def check_image_size_fits(context: int, mode: str, image_size: int) -> None:
     fits = next((s for s in range(side, 0, -1) if tokens(s) <= context), 0)
     remedy = f"give image_size={8 * fits} or smaller" if fits else "no image_size fits this model"
     check_fits(tokens(side), context, f"image_size={image_size}: " + what.format(p=image_size, s=side, block=side * side + 3), remedy)
+
+
+def check_text2image_prompt(context: int, prompt_len: int, image_size: int) -> None:
+    """A text2image prompt of `prompt_len` ids (<TEXT> caption </TEXT><IMAGE>) with the image to draw after it,
+    over the context: by how many tokens to shorten it (generate, explain and the demo alike)."""
+    side = image_size // 8
+    needed = side * side + 1  # the codes and </IMAGE>
+    check_fits(prompt_len + needed, context, f"the prompt ({prompt_len} tokens) with a {image_size}x{image_size} image "
+               f"of {side}x{side} codes ({needed} more)", "shorten the prompt by {over} tokens")
