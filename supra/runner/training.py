@@ -110,6 +110,7 @@ def check_run_config(cfg: DictConfig) -> None:
     chosen = CONF_DIR / "trainer" / f"{trainer_name}.yaml"
     cpu_trainer = chosen.is_file() and OmegaConf.load(chosen).get("accelerator") == "cpu"
     check_accelerator(cfg.trainer, trainer_name, cpu_trainer)
+    check_half_precision_on_cpu(cfg.trainer)
     folder_option = "hydra.sweep.dir" if _in_sweep() else "hydra.run.dir"
     require_writable_dir(cfg.paths.output_dir, f"the output directory {cfg.paths.output_dir}",
                          f"choose another with {folder_option}=DIR")
@@ -175,17 +176,22 @@ def check_optimization(cfg: DictConfig) -> None:
                              "would climb to it, not decay; give a min_lr <= lr")
 
 
-def check_precision(cfg: DictConfig) -> None:
-    """16-mixed on a CPU, which Lightning turns into bf16-mixed with a warning. 16-true keeps the weights and
-    Adam's state in float16, where its default eps (1e-8) is 0: a parameter whose gradient is 0 then gets 0/0,
-    and the first step makes the weights NaN. The other precisions train."""
-    precision = str(OmegaConf.select(cfg, "trainer.precision"))
-    accelerator = str(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
+def check_half_precision_on_cpu(trainer_cfg: DictConfig) -> None:
+    """16-mixed on a CPU, which Lightning turns into bf16-mixed with a warning while the run records 16-mixed.
+    After check_accelerator: a GPU trainer given accelerator=cpu is told first what else it needs."""
+    precision = str(trainer_cfg.get("precision"))
+    accelerator = str(trainer_cfg.get("accelerator", "auto"))
     on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-    if precision in ("16-mixed", "16") and on_cpu:  # Lightning trains bf16-mixed then, while the run records 16-mixed
+    if precision in ("16-mixed", "16") and on_cpu:
         raise SupraUserError(f"trainer.precision={precision} is for GPUs: on a CPU Lightning would train in "
                              "bf16-mixed instead; use 32-true (every recipe's), or bf16-mixed where the CPU has native "
                              "bf16 (AVX512-BF16 or AMX)")
+
+
+def check_precision(cfg: DictConfig) -> None:
+    """16-true keeps the weights and Adam's state in float16, where its default eps (1e-8) is 0: a parameter
+    whose gradient is 0 then gets 0/0, and the first step makes the weights NaN. The other precisions train."""
+    precision = str(OmegaConf.select(cfg, "trainer.precision"))
     optimizer = OmegaConf.select(cfg, "model.optimizer")
     if precision != "16-true" or not isinstance(optimizer, DictConfig):
         return
