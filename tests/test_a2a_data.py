@@ -472,6 +472,36 @@ def test_a_ddp_validation_logs_the_loss_of_one_process(ready, monkeypatch):
         assert ddp == pytest.approx(lightning_gloo_mean([values]), rel=1e-6), name
 
 
+def test_a_ddp_test_counts_each_clip_once_in_video_psnr(ready, monkeypatch):
+    """A video batch smaller than the world repeats a clip on a rank, to keep the ranks in step: the PSNR states
+    (not keyed by item, unlike captions) counted it twice, so the ranks' reduced PSNR was not one process's."""
+    from supra.data.a2a import batches as a2a_batches
+    from supra.data.a2a.batches import EvalBatches
+    from supra.models.a2a_nano import A2AConfig, A2ANano
+    from supra.tasks.a2a import A2ATask
+
+    torch.manual_seed(0)
+    video = [b for b in ready.eval_batches("val") if b["task"] == "video"]
+    one = {**video[0], **{k: v[:1] for k, v in video[0].items() if k not in ("task",) and hasattr(v, "__len__")}}
+    context = max(b["ids"].shape[1] for b in video)
+    net = A2ANano(A2AConfig(vocab_size=ready.layout.vocab_size, context=context, n_layers=1, d_model=16, n_heads=2,
+                            d_mlp=32))
+    task = A2ATask(net=net, optimizer=None, vqvae=ready.vqvae)
+    task.vocab = ready.vocab
+
+    def psnr_states(rank: int, world: int) -> tuple[float, float]:
+        monkeypatch.setattr(a2a_batches, "rank_and_world", lambda: (rank, world))
+        task.psnr_copy["val"].reset()
+        for batch in EvalBatches([one]):  # one clip: rank 1 repeats it
+            prompts = [row[:n].tolist() for row, n in zip(batch["ids"], batch["prompt_lengths"].tolist(), strict=True)]
+            task._score_video(batch, prompts, "val")
+        metric = task.psnr_copy["val"]  # the copy-last-frame baseline: the model's samples aside, the same rows
+        return float(metric.sum_squared_error), float(metric.total)
+
+    alone, ranks = psnr_states(0, 1), [psnr_states(r, 2) for r in (0, 1)]
+    assert alone[1] > 0 and tuple(map(sum, zip(*ranks, strict=True))) == pytest.approx(alone)
+
+
 def test_a_clip_too_long_for_the_context_is_refused_at_setup_naming_it_and_its_sources_frames(tmp_path, vqvae_ckpt,
                                                                                                ready):
     """The video task reads no caption: its refusal names none (it told to shorten one, and data.sources.<name>)."""

@@ -320,6 +320,9 @@ class A2ATask(SupraTask):
         pictures = self.decode_codes(predicted).float() / 255  # [B, F, 3, S, S]
         truth = batch["pixels"][:, given:].float().cpu() / 255
         last_given = batch["pixels"][:, given - 1 : given].float().cpu() / 255
+        # under DDP a batch smaller than the world repeats clips on some ranks: each clip counts once
+        own = torch.tensor([not repeated for repeated in batch.get("repeated", [False] * len(codes))])
+        pictures, truth, last_given = pictures[own], truth[own], last_given[own]
         self.psnr[stage].update(pictures.flatten(0, 1).to(self.device), truth.flatten(0, 1).to(self.device))
         self.psnr_copy[stage].update(last_given.expand_as(truth).flatten(0, 1).to(self.device), truth.flatten(0, 1).to(self.device))
 

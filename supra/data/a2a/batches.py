@@ -133,9 +133,11 @@ class EvalBatches(IterableDataset):
                 yield batch
                 continue
             n = len(batch["tasks"])
-            # a batch smaller than the world repeats rows; metrics gather by item key, so each counts once
+            # a batch smaller than the world repeats rows; metrics gather by item key, so each counts once, and
+            # `repeated` marks them for those that are not keyed (video PSNR)
             rows = list(range(rank, max(n, world), world))
-            yield {**take_rows(batch, [i % n for i in rows]), "loss_weight": loss_weight(batch, [i for i in rows if i < n])}
+            yield {**take_rows(batch, [i % n for i in rows]), "loss_weight": loss_weight(batch, [i for i in rows if i < n]),
+                   "repeated": [i >= n for i in rows]}
 
 
 def loss_weight(batch: dict[str, Any], rows: list[int]) -> float:
