@@ -4,6 +4,7 @@ import json
 import multiprocessing
 import os
 import signal
+import traceback
 from types import SimpleNamespace
 
 import pytest
@@ -11,7 +12,9 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from supra.runner.spawned_ranks import end_with_main_process
+from supra.utils.cli import exit_on_user_error
 from supra.utils.distributed import broadcast_object, gather_mappings
+from supra.utils.errors import SupraUserError
 
 
 def test_gather_and_broadcast_are_identity_without_ddp():
@@ -60,3 +63,20 @@ def test_a_spawned_rank_that_inherited_ctrl_c_ignored_still_ends_when_its_main_p
     monkeypatch.setattr(os, "getppid", lambda: parent + 1)  # the parent died: this rank was adopted
     with pytest.raises(KeyboardInterrupt):  # which torch's spawn takes as "killed by the parent": the rank ends
         ends(signal.SIGINT, None)
+
+
+def test_a_user_error_in_a_spawned_rank_is_one_line_not_spawns_traceback(capsys):
+    """trainer=ddp_sim sets the data up in ranks torch's spawn starts, which hands the parent only the rank's
+    traceback as text (a ProcessRaisedException, made here as spawn makes it): that was ~60 lines of traceback
+    where one process prints `error: ...`."""
+    message = "data.root=/photos holds no images or GIFs (it is empty): point data.root elsewhere"
+    try:
+        raise SupraUserError(message)
+    except SupraUserError:
+        trace = traceback.format_exc()
+    raised = mp.ProcessRaisedException(f"\n\n-- Process 1 terminated with the following error:\n{trace}", 1, 4321)
+    with pytest.raises(SystemExit) as exited, exit_on_user_error():
+        raise raised
+    assert exited.value.code == 2 and capsys.readouterr().err == f"error: {message}\n"
+    with pytest.raises(mp.ProcessRaisedException), exit_on_user_error():  # a rank's bug stays a traceback
+        raise mp.ProcessRaisedException("\n\n-- Process 0 terminated with the following error:\nKeyError: 'x'", 0, 1)

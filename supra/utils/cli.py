@@ -15,6 +15,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.errors import CompactHydraException, InstantiationException
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
+from torch.multiprocessing import ProcessRaisedException
 
 from supra.utils.errors import SupraUserError, user_error_in
 from supra.utils.files import check_writable_dir
@@ -30,7 +31,7 @@ def exit_on_user_error(exit_code: int = 2) -> Iterator[None]:
     search goes on), where an exit would end the whole sweep without recording it."""
     try:
         yield
-    except (SupraUserError, InstantiationException) as err:
+    except (SupraUserError, InstantiationException, ProcessRaisedException) as err:  # the last: a spawned rank's
         user_error = user_error_in(err)
         if user_error is None:
             raise
