@@ -5,6 +5,7 @@ batches, and training through train.py."""
 from __future__ import annotations
 
 import itertools
+import logging
 import shlex
 import sys
 from pathlib import Path
@@ -294,6 +295,20 @@ def test_one_epoch_reads_every_sample_once_whatever_the_workers(tmp_path, worker
     keys = [k for b in batches for k in b["keys"]]
     assert sorted(keys) == sorted(shards["usable"]) and len(batches) == len(loader.dataset) == 8
     assert batches[0]["images"].shape == (4, 3, 32, 32) and batches[0]["images"].dtype == torch.uint8
+
+
+def test_a_worker_whose_shards_hold_nothing_usable_still_gives_the_rank_its_batches(tmp_path, caplog):
+    """Its batches are the rank's last one again: a rank short of batches left the other DDP ranks waiting in
+    their collectives for ever (its stream has no batch of its own to repeat)."""
+    shards = write_img2dataset_shards(tmp_path / "s", shards=4, per_shard=8)
+    loader = ShardLoader(stream(shards["spec"], 2), lambda: (0, 0), num_workers=2)
+    for shard in loader.dataset.assignment(1, 2)[0][1]:  # worker 1's shards: garbage
+        Path(loader.dataset.shards[shard]).write_bytes(b"garbage, not a tar" * 100)
+    with caplog.at_level(logging.WARNING):
+        batches = list(loader)
+    assert len(batches) == len(loader.dataset) == 8  # worker 0's 4, and the last of them 4 times more
+    assert [b["keys"] for b in batches[3:]] == [batches[3]["keys"]] * 5
+    assert "4 batch(es) of a worker with no usable sample are this rank's last batch again" in caplog.text
 
 
 def test_each_epoch_has_its_own_order_and_the_same_epoch_the_same(tmp_path):

@@ -292,10 +292,20 @@ class ShardLoader(EpochLoader):
         # an interrupted epoch goes on in the layout it began with; a new one is laid out for the workers there are
         resumed = self.dataset.resumed_layout
         self.dataset.layout = resumed if done and resumed is not None else self.dataset.workers
-        delivered = 0
+        delivered, last = 0, None
         for batch in super().epoch_batches(epoch, done):
-            delivered += 1
+            delivered, last = delivered + 1, batch
             yield batch
         if delivered == 0 and not done:
             raise SupraUserError(f"the train shards ({self.dataset.shards[0]}, ...) gave no usable sample in "
                                  f"epoch {epoch}: see the warnings above for what was wrong with them")
+        # A worker whose shards held no usable sample made none of its batches, which its stream cannot
+        # repeat: the rank repeats its last one for them, or it would run fewer batches than the other
+        # ranks, which then wait for it in their collectives for ever.
+        due = self.dataset.batches(self.dataset.layout)
+        short = due - done - delivered if due is not None else 0
+        if short > 0 and last is not None:
+            log.warning("shards, epoch %d: %d batch(es) of a worker with no usable sample are this rank's last batch "
+                        "again, so that every rank runs the same number", epoch, short)
+            for _ in range(short):
+                yield last
