@@ -52,6 +52,16 @@ def test_every_trap_is_counted_and_a_truncated_tar_keeps_what_precedes_the_damag
                            "unreadable shard or damaged tar (read up to the damage)": 1}
 
 
+def test_a_samples_json_that_is_no_object_is_read_as_no_metadata_not_a_traceback_in_a_worker():
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    for odd in (b"[1, 2]", b'"a string"', b"7", b"null"):
+        tally = Unusable()
+        sample = {"__key__": "k0", "__url__": "s/00000.tar", "jpg": jpeg_bytes(0), "txt": b"a red bus", "json": odd}
+        kept = usable(sample, tally)
+        assert kept is not None and kept.captions == ["a red bus"] and not tally, odd
+
+
 def test_a_tar_without_txt_files_takes_the_caption_img2dataset_keeps_in_the_json(tmp_path):
     import json
 

@@ -197,6 +197,8 @@ def usable(sample: dict[str, Any], tally: Unusable, names: Mapping[str, str] | N
             meta = json.loads(sample["json"])
         except ValueError:
             meta = {}
+        if not isinstance(meta, dict):  # a list, a string, a number: no metadata, as invalid JSON is none
+            meta = {}
     if meta.get("status", "success") != "success":
         tally["failed download"] += 1
         return None
