@@ -122,6 +122,25 @@ def test_a_hugging_face_dataset_with_a_row_per_caption_is_one_image_per_id_with_
     assert all(index.captions[k] == [f"picture {index.ids[k]} take {n}" for n in range(5)] for k in index.ids)
 
 
+def test_a_hugging_face_id_in_train_and_in_test_is_one_image_kept_in_test_never_trained_on(tmp_path):
+    """Ids were merged within a split only: the same picture was trained on and scored, and nothing said so."""
+    import datasets
+
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    train = datasets.Dataset.from_dict({"image": [jpeg_bytes(i % 10) for i in range(20)],
+                                        "caption": [f"train caption {i}" for i in range(20)], "id": [i % 10 for i in range(20)]})
+    test = datasets.Dataset.from_dict({"image": [jpeg_bytes(i) for i in range(4)],
+                                       "caption": [f"test caption {i}" for i in range(4)], "id": [0, 1, 2, 3]})
+    datasets.DatasetDict({"train": train, "test": test}).save_to_disk(str(tmp_path / "hf"))
+    index = read_caption_source("hf_disk", tmp_path / "hf", columns={"id_column": "id"}, cache_dir=tmp_path / "c")
+    ids = {split: sorted(index.ids[k] for k in keys) for split, keys in index.splits.items()}
+    assert ids["test"] == [0, 1, 2, 3] and not {0, 1, 2, 3} & {*ids["train"], *ids["val"]}
+    first = index.splits["test"][0]
+    assert index.captions[first] == ["test caption 0", "train caption 0", "train caption 10"]  # one image, all of them
+    assert index.skipped["image listed twice (kept once, in test before val before train)"] == 4
+
+
 def test_a_hugging_face_row_with_a_null_id_is_an_image_of_its_own(tmp_path):
     import datasets
 

@@ -100,6 +100,9 @@ def seeded_split(keys: list[str], sizes: dict[str, int], seed: int) -> dict[str,
     return out
 
 
+LISTED_TWICE = "image listed twice (kept once, in test before val before train)"
+
+
 def finish(index: CaptionIndex) -> CaptionIndex:
     """Drop what cannot be used, counting each by reason: captioned images in no split ("in no split", or
     "no image file" when the file is missing too), split images without a file or without a caption, and
@@ -113,7 +116,7 @@ def finish(index: CaptionIndex) -> CaptionIndex:
         once = []
         for key in index.splits[split]:
             if key in placed:
-                index.skip("image listed twice (kept once, in test before val before train)", f"{split}: {key}")
+                index.skip(LISTED_TWICE, f"{split}: {key}")
             else:
                 placed.add(key)
                 once.append(key)
