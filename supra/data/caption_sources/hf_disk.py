@@ -21,14 +21,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from supra.data.caption_sources.index import (
-    LISTED_TWICE,
-    SPLIT_NAMES,
-    CaptionIndex,
-    finish,
-    seeded_split,
-    split_sizes,
-)
+from supra.data.caption_sources.index import SPLIT_NAMES, CaptionIndex, finish, seeded_split, split_sizes
 from supra.data.image_cache import StoredImage
 from supra.utils.errors import SupraUserError
 
@@ -144,25 +137,6 @@ def _image_reader(dataset: Any, row: int, column: str, has_bytes: bool, path: st
     return None
 
 
-def _one_image_per_id(index: CaptionIndex) -> None:
-    """An id in two splits is one image (its rows were merged within a split already): kept once, in test
-    before val before train, with the captions of both, so no picture is trained on and scored."""
-    kept: dict[Any, str] = {}
-    for split in ("test", "val", "train"):
-        once = []
-        for key in index.splits[split]:
-            first = kept.setdefault(index.ids[key], key) if key in index.ids else key
-            if first == key:
-                once.append(key)
-                continue
-            index.skip(LISTED_TWICE, f"{split}: {key} (id {index.ids[key]!r}, kept as {first})")
-            for caption in index.captions.pop(key, []):
-                index.add_caption(first, caption, key)
-            index.stored.pop(key, None)
-            index.ids.pop(key)
-        index.splits[split] = once
-
-
 def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: str = "caption",
                  id_column: str | None = None, seed: int = 0, cache_dir: str | Path | None = None) -> CaptionIndex:
     import datasets
@@ -202,8 +176,6 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
                     index.add_caption(key, text, f"{key}: {text!r}")
                 else:
                     index.skip("caption that is not text", f"{key}: {text!r}"[:80])
-    if id_column:
-        _one_image_per_id(index)
     missing = [split for split in ("val", "test") if not index.splits[split]]
     if missing:  # cut from train's captioned images, only the splits the dataset lacks
         keys = [k for k in index.splits["train"] if index.captions.get(k)]

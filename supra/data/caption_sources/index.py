@@ -106,17 +106,25 @@ LISTED_TWICE = "image listed twice (kept once, in test before val before train)"
 def finish(index: CaptionIndex) -> CaptionIndex:
     """Drop what cannot be used, counting each by reason: captioned images in no split ("in no split", or
     "no image file" when the file is missing too), split images without a file or without a caption, and
-    an image listed again (under a second id, or in a second split list), kept once: in test before val
-    before train, so no picture is trained on and scored.
+    an image listed again (under a second id, in a second split list, or one id under a second key), kept
+    once: in test before val before train, so no picture is trained on and scored (one id's captions joined).
 
     After this every split key has >= 1 caption and a file on disk, and is in one split once.
     """
     placed: set[str] = set()
+    key_of_id: dict[int | str, str] = {}  # an id under two keys (a dataset's row-per-caption id in two splits)
     for split in sorted(index.splits, key=lambda s: SPLIT_NAMES[::-1].index(s) if s in SPLIT_NAMES else 3):
         once = []
         for key in index.splits[split]:
+            first = key_of_id.setdefault(index.ids[key], key) if key in index.ids else key
             if key in placed:
                 index.skip(LISTED_TWICE, f"{split}: {key}")
+            elif first != key:  # one image: kept with the captions of both
+                index.skip(LISTED_TWICE, f"{split}: {key} (id {index.ids[key]!r}, kept as {first})")
+                for caption in index.captions.pop(key, []):
+                    index.add_caption(first, caption, key)
+                index.stored.pop(key, None)
+                index.ids.pop(key)
             else:
                 placed.add(key)
                 once.append(key)
