@@ -34,6 +34,7 @@ from supra.utils.files import (
     atomic_dir,
     atomic_dir_leftovers,
     check_replaceable_dir,
+    flock_had,
     remove_leftovers,
     require_writable_dir,
     some_names,
@@ -183,25 +184,13 @@ def writing_beside(out: Path, what: str) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
         except BlockingIOError:  # another export removing its leftovers (a moment), or a run holding it whole
             print(f"waiting for another run that holds {out.parent} to finish ...", flush=True)
-            _flock(fd, fcntl.LOCK_SH)
+            flock_had(fd, fcntl.LOCK_SH)
         except OSError:  # a file system without locks: the leftovers are only named below
             pass
         yield
-        remove_export_leftovers(out, what, alone=_flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB))
+        remove_export_leftovers(out, what, alone=flock_had(fd, fcntl.LOCK_EX | fcntl.LOCK_NB))
     finally:
         os.close(fd)  # the lock goes with it
-
-
-def _flock(fd: int, operation: int) -> bool:
-    """Whether the lock was had: False where another process holds the folder, or on a file system without
-    locks (some network ones)."""
-    import fcntl
-
-    try:
-        fcntl.flock(fd, operation)
-    except OSError:  # BlockingIOError among them
-        return False
-    return True
 
 
 def remove_export_leftovers(out: Path, what: str, alone: bool) -> None:

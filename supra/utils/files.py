@@ -57,9 +57,9 @@ def _claimed_temp_file(path: Path) -> tuple[int, str]:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=path.suffix or ".tmp")
         try:
             import fcntl
-
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        except (ImportError, OSError):  # no locks here (off POSIX, some network file systems): unclaimed
+        except ImportError:  # off POSIX: unclaimed
+            return fd, tmp
+        if not flock_had(fd, fcntl.LOCK_EX):  # a file system without locks: unclaimed
             return fd, tmp
         try:
             if os.stat(tmp).st_ino == os.fstat(fd).st_ino:
@@ -87,13 +87,23 @@ def stale_temp_files(folder: str | os.PathLike, name: str) -> list[Path]:
         except OSError:
             continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            found.append(path)
-        except OSError:  # held: being written now (or locks unsupported here: not known to be stale)
-            pass
+            if flock_had(fd, fcntl.LOCK_EX | fcntl.LOCK_NB):  # else held: being written now (or no locks here)
+                found.append(path)
         finally:
             os.close(fd)
     return found
+
+
+def flock_had(fd: int, operation: int) -> bool:
+    """fcntl.flock(fd, operation), and whether the lock was had: False where another process holds it, or on a
+    file system without locks (some network ones)."""
+    import fcntl
+
+    try:
+        fcntl.flock(fd, operation)
+    except OSError:  # BlockingIOError among them
+        return False
+    return True
 
 
 @contextmanager
