@@ -33,6 +33,12 @@ TINY_RUN = [
 
 os.environ.setdefault("WANDB_MODE", "offline")  # no test ever talks to wandb.ai
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # pytest-xdist runs one test process per core: one torch thread each (and in what they start), since two
+    # each would make four on two cores, and torch's threads then wait on each other
+    os.environ["OMP_NUM_THREADS"] = "1"
+    torch.set_num_threads(1)
+
 
 def compose_config(config_name: str, output_dir: Path, overrides: list[str]) -> DictConfig:
     """Compose conf/<config_name>.yaml with overrides, with Hydra's runtime set as in a real run."""

@@ -99,7 +99,6 @@ def test_one_meteor_process_serves_every_score_of_a_process_until_it_is_closed(m
     assert meteor_processes[0].poll() is not None
 
 
-@pytest.mark.slow  # ~12-17 s: kept out of the 10-minute suite (README, Tests)
 def test_a_meteor_request_that_fails_half_way_closes_its_process_and_the_next_score_starts_another(
         meteor_processes, monkeypatch):
     first = score_captions(PREDICTIONS, REFERENCES, ["METEOR"])

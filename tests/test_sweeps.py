@@ -100,7 +100,6 @@ def assert_ranks_agree(tmp_path: Path, sweep_dir: Path, n_jobs: int) -> list[dic
     return trained
 
 
-@pytest.mark.slow  # ~12-17 s: kept out of the 10-minute suite (README, Tests)
 def test_grid_multirun_runs_each_job_and_the_report_is_rebuilt_with_its_failed_job(tmp_path):
     # lr=-1: refused before the job trains, so job 2 fails and the grid stops, its report written after each job
     result = sweep(tmp_path, "model.optimizer.lr=1e-4,3e-3,-1")
@@ -181,7 +180,6 @@ def test_optuna_sweep_in_memory_runs_n_trials_and_reports_best_params(tmp_path):
     assert "## Optuna" in (sweep_dir / SUMMARY_MD).read_text()
 
 
-@pytest.mark.slow  # ~12-17 s: kept out of the 10-minute suite (README, Tests)
 def test_optuna_sqlite_study_is_resumed_by_a_second_sweep(tmp_path):
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     args = [*TINY_OPTUNA, f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=resumed"]
@@ -220,7 +218,6 @@ def test_ddp_spawn_multirun_every_rank_trains_its_jobs_hyperparameters(tmp_path)
     assert_ranks_agree(tmp_path, tmp_path / "sweep", n_jobs=2)
 
 
-@pytest.mark.slow  # ~25 s: a submitit worker per job, 2 DDP processes each (the Optuna DDP sweep above runs in CI)
 def test_ddp_grid_multirun_on_submitit_local_every_rank_trains_its_jobs_hyperparameters(tmp_path):
     """Each job in its own submitit worker process (whose command line is submitit's, not train.py's),
     each starting its second DDP rank from the job's saved config."""
