@@ -1,17 +1,11 @@
 """Multirun sweeps through the real `python train.py -m` command line: grid and Optuna (in memory, SQLite
-resumed), DDP inside sweep jobs (every rank trains the job's hyperparameters, every trial runs once), the
-submitit launcher, the sweep report (also rebuilt from an interrupted sweep), and the metric train returns."""
+resumed), the sweep report (also rebuilt from an interrupted sweep), and the metric train returns."""
 
 from __future__ import annotations
 
-import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-import lightning as L
 import optuna
 import pytest
 import torch
@@ -30,74 +24,7 @@ from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, write_repor
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
 from tests.conftest import ROOT, command_line, command_lines, compose_config
-
-# Smallest useful job: 2 optimizer steps, one validation of 8 images (greedy), no test, no extras.
-TINY_JOB = [
-    "data.num_train=32", "data.num_val=8", "data.num_test=4", "data.eval_batch_size=8", "data.batch_size=16",
-    "trainer.max_steps=2", "trainer.val_check_interval=2", "trainer.num_sanity_val_steps=0",
-    "trainer.log_every_n_steps=1", "model.decode.strategy=greedy", "test=false",
-    "callbacks.progress_bar=null", "callbacks.model_summary=null", "callbacks.caption_grid=null",
-    "callbacks.test_report=null", "callbacks.lr_monitor=null",
-]
-# Every rank writes what it trains with (see RankRecorder), in its job directory.
-RECORD_RANKS = ["+callbacks.rank_recorder._target_=tests.test_sweeps.RankRecorder",
-                "+callbacks.rank_recorder.output_dir=${paths.output_dir}"]
-# The real subprocess `ddp` strategy (Lightning re-launches ranks > 0 as new processes), on 2 CPU processes.
-SUBPROCESS_DDP = ["trainer=ddp_sim", "trainer.strategy=ddp"]
-# The Optuna search of vlm_optuna, with the tiny job's step budget instead of its epochs.
-TINY_OPTUNA = ["hparams_search=vlm_optuna", "trainer.max_epochs=-1", "trainer.max_steps=2",
-               "trainer.val_check_interval=2", "trainer.check_val_every_n_epoch=null",
-               "hydra.sweeper.sampler.n_startup_trials=2"]
-
-
-class RankRecorder(L.Callback):
-    """Test probe: each DDP rank writes <output_dir>/ranks/rank<N>.json with the config it was built from
-    and the learning rate and weight decay its optimizer actually holds."""
-
-    def __init__(self, output_dir: str) -> None:
-        self.output_dir = Path(output_dir)
-
-    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        group = trainer.optimizers[0].param_groups[0]
-        write_json_atomic(self.output_dir / "ranks" / f"rank{trainer.global_rank}.json", {
-            "world_size": trainer.world_size, "pid": os.getpid(),
-            "lr": group.get("initial_lr", group["lr"]), "weight_decay": group["weight_decay"],
-            "batch_size": trainer.datamodule.batch_size, "run_config": pl_module.run_config,
-        })
-
-
-def sweep(tmp_path: Path, *args: str, sweep_dir: str = "sweep", timeout: int = 300) -> subprocess.CompletedProcess:
-    """`python train.py -m ARGS` in tmp_path, the sweep written to tmp_path/sweep_dir."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}  # ROOT: ranks import RankRecorder
-    return subprocess.run(
-        [sys.executable, str(ROOT / "train.py"), "-m", *TINY_JOB, *args, f"hydra.sweep.dir={tmp_path / sweep_dir}"],
-        cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout,
-    )
-
-
-def job_dirs(sweep_dir: Path) -> list[Path]:
-    return sorted((p.parent.parent for p in sweep_dir.glob("*/.hydra/config.yaml")), key=lambda p: int(p.name))
-
-
-def summary_rows(sweep_dir: Path) -> list[dict[str, str]]:
-    with open(sweep_dir / SUMMARY_CSV, newline="") as f:
-        return list(csv.DictReader(f))
-
-
-def assert_ranks_agree(tmp_path: Path, sweep_dir: Path, n_jobs: int) -> list[dict]:
-    """Each of the n_jobs jobs was trained by exactly 2 ranks with one config; no rank ran anywhere else."""
-    jobs = job_dirs(sweep_dir)
-    assert len(jobs) == n_jobs
-    assert len(list(tmp_path.glob("**/ranks/rank*.json"))) == 2 * n_jobs  # no stray sweeps started by ranks
-    trained = []
-    for job in jobs:
-        ranks = [json.loads((job / "ranks" / f"rank{r}.json").read_text()) for r in (0, 1)]
-        assert ranks[0]["pid"] != ranks[1]["pid"] and ranks[0]["world_size"] == ranks[1]["world_size"] == 2
-        for key in ("lr", "weight_decay", "batch_size", "run_config"):
-            assert ranks[0][key] == ranks[1][key], (job.name, key)
-        assert ranks[0]["run_config"]["paths"]["output_dir"] == str(job)
-        trained.append(ranks[0])
-    return trained
+from tests.sweep_runs import TINY_JOB, TINY_OPTUNA, job_dirs, summary_rows, sweep
 
 
 def test_grid_multirun_runs_each_job_and_the_report_is_rebuilt_with_its_failed_job(tmp_path):
@@ -194,40 +121,6 @@ def test_optuna_sqlite_study_is_resumed_by_a_second_sweep(tmp_path):
     assert len(job_dirs(tmp_path / "second")) == 1
     # the second session's sampler is seeded past the first's trials: it draws new hyperparameters
     assert study.trials[0].params != study.trials[1].params
-
-
-def test_ddp_optuna_sweep_every_trial_runs_once_on_both_ranks_and_is_told_once(tmp_path):
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    result = sweep(tmp_path, *SUBPROCESS_DDP, *RECORD_RANKS, *TINY_OPTUNA, "hydra.sweeper.n_trials=2",
-                   f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=ddp")
-    assert result.returncode == 0, result.stderr[-3000:]
-    trained = assert_ranks_agree(tmp_path, tmp_path / "sweep", n_jobs=2)
-    study = optuna.load_study(study_name="ddp", storage=storage)
-    assert len(study.trials) == 2
-    for trial, ranks in zip(study.trials, trained, strict=True):
-        assert trial.state == optuna.trial.TrialState.COMPLETE
-        assert trial.params["model.optimizer.lr"] == pytest.approx(ranks["lr"])
-        assert trial.params["model.weight_decay"] == pytest.approx(ranks["weight_decay"])
-        assert trial.params["model.net.dropout"] == ranks["run_config"]["model"]["net"]["dropout"]
-
-
-@pytest.mark.slow
-def test_ddp_spawn_multirun_every_rank_trains_its_jobs_hyperparameters(tmp_path):
-    result = sweep(tmp_path, "trainer=ddp_sim", *RECORD_RANKS, *TINY_OPTUNA, "hydra.sweeper.n_trials=2")
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert_ranks_agree(tmp_path, tmp_path / "sweep", n_jobs=2)
-
-
-def test_ddp_grid_multirun_on_submitit_local_every_rank_trains_its_jobs_hyperparameters(tmp_path):
-    """Each job in its own submitit worker process (whose command line is submitit's, not train.py's),
-    each starting its second DDP rank from the job's saved config."""
-    result = sweep(tmp_path, "hydra/launcher=submitit_local", "hydra.launcher.timeout_min=10", *SUBPROCESS_DDP,
-                   *RECORD_RANKS, "model.optimizer.lr=1e-4,3e-3")
-    assert result.returncode == 0, result.stderr[-3000:]
-    trained = assert_ranks_agree(tmp_path, tmp_path / "sweep", n_jobs=2)
-    assert [t["lr"] for t in trained] == [1e-4, 3e-3]
-    assert len({t["pid"] for t in trained}) == 2 and os.getpid() not in {t["pid"] for t in trained}
-    assert [r["status"] for r in summary_rows(tmp_path / "sweep")] == ["completed", "completed"]
 
 
 def test_sweep_report_cli_gives_one_line_for_a_directory_that_is_no_sweep(tmp_path):
