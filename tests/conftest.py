@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 import json
 import os
@@ -49,8 +50,10 @@ def compose_config(config_name: str, output_dir: Path, overrides: list[str]) -> 
         cfg.hydra.runtime.output_dir = str(output_dir)
         cfg.hydra.runtime.cwd = str(output_dir)
         cfg.hydra.job.num = 0
+        cfg.hydra.job.name = {"eval": "evaluate"}.get(config_name, config_name)  # its script's name: train.log
     HydraConfig().set_config(cfg)
-    with open_dict(cfg):
+    cfg = copy.deepcopy(cfg)  # the job's config without hydra, as Hydra's run_job makes it: HydraConfig keeps
+    with open_dict(cfg):      # resolving its ${hydra...} in the config it was set with
         if "paths" in cfg:
             cfg.paths.output_dir = str(output_dir)
             cfg.paths.root_dir = str(output_dir)

@@ -754,6 +754,9 @@ def test_ddp_sim_fits_then_tests_into_one_run_directory_scoring_each_image_once(
     with open(out / "csv" / "metrics.csv", newline="") as f:
         assert [(row["epoch"], row["step"]) for row in csv.DictReader(f) if row["test/CIDEr"]] == [("1", "3")]
     assert (out / "checkpoints" / "last.ckpt").is_file()
+    # the ranks log as the run does: what the data holds, from rank 0 in the run's log, from rank 1 in its own
+    for log in ("train.log", "train_ddp_process_1.log"):
+        assert "[supra.data.captioning.shapes][INFO] - shapes train: 96 images" in (out / log).read_text(), log
     # the fit and the test ran in processes of their own: the run's time accounting holds both
     accounting = json.loads((out / "time_accounting.json").read_text())
     assert accounting["after"] == "test" and accounting["counts"]["train_steps"] == 3

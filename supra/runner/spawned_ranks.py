@@ -1,4 +1,4 @@
-"""DDP ranks started by spawn (trainer=ddp_sim) end with the process that started them."""
+"""DDP ranks started by spawn (trainer=ddp_sim) log as the run does and end with the process that started them."""
 
 from __future__ import annotations
 
@@ -6,9 +6,56 @@ import multiprocessing
 import os
 import signal
 import threading
+from pathlib import Path
 from types import FrameType
+from typing import Any
 
 import lightning as L
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import configure_log
+from lightning.pytorch.strategies import DDPStrategy
+from omegaconf import DictConfig, OmegaConf
+
+
+class SpawnedRanks(DDPStrategy):
+    """Lightning's `ddp_spawn` (DDP in processes started by spawn) whose ranks log as `strategy=ddp`'s ranks do.
+
+    A spawned process starts with Python's logging unset, and the data is set up there: without this, what a
+    run's sources hold and skip (INFO lines) went nowhere and the run's <job>.log stayed empty. Each rank takes
+    the run's Hydra job logging: rank 0 its console and <job>.log, rank N <job>_ddp_process_N.log instead of
+    <job>.log (the name Lightning gives a subprocess rank's log)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(start_method="spawn", **kwargs)
+        self._job_logging = _job_logging()  # read here, in the process Hydra set up; plain values: it pickles
+
+    def setup_environment(self) -> None:
+        super().setup_environment()  # the rank is known after it
+        if self._job_logging is not None and multiprocessing.parent_process() is not None:
+            saved = OmegaConf.create(self._job_logging)
+            configure_log(_rank_files(saved.job_logging, self.global_rank), saved.verbose)
+
+
+def _job_logging() -> dict | None:
+    """This Hydra run's logging settings (hydra.job_logging, hydra.verbose), resolved; None outside a run."""
+    if not HydraConfig.initialized():
+        return None
+    hydra = HydraConfig.get()
+    verbose = hydra.verbose  # a bool, a logger's name or a list of names
+    return {"job_logging": OmegaConf.to_container(hydra.job_logging, resolve=True),
+            "verbose": OmegaConf.to_container(verbose, resolve=True) if OmegaConf.is_config(verbose) else verbose}
+
+
+def _rank_files(settings: DictConfig | None, rank: int) -> DictConfig | None:
+    """Logging settings whose log files are rank `rank`'s: <name>_ddp_process_<rank><suffix> after rank 0."""
+    if settings is None or rank == 0:
+        return settings
+    settings = settings.copy()
+    for handler in (settings.get("handlers") or {}).values():
+        if "filename" in handler:
+            path = Path(handler.filename)
+            handler.filename = str(path.with_name(f"{path.stem}_ddp_process_{rank}{path.suffix}"))
+    return settings
 
 
 class EndWithMainProcess(L.Callback):
