@@ -3,9 +3,10 @@ inference code) against Supra's batched, KV-cached beam search, on the same imag
 
     python benchmarks/beam_search.py [--ckpt logs/train/runs/<run>/checkpoints/best.ckpt] [--images 256] [--rounds 3]
 
-With --ckpt the trained model captions the shapes test images (realistic caption lengths); without
-it a random model does, which never emits EOS: --max-new-tokens (16 unless given) bounds its captions,
-else every one would run to the context length. Prints a table and the speed-up ratio, and checks that
+With --ckpt the trained model captions the shapes test images (realistic caption lengths; one trained on
+other data captions them drawn with the shapes defaults at its image size, as the output says); without it
+a random model does, which never emits EOS: --max-new-tokens (16 unless given) bounds its captions, else
+every one would run to the context length. Prints a table and the speed-up ratio, and checks that
 both give identical captions.
 """
 
@@ -29,7 +30,8 @@ from supra.utils.hardware import cpu_description  # noqa: E402
 RANDOM_MODEL_MAX_NEW_TOKENS = 16  # about a shapes caption's length
 
 
-def load_model_and_images(ckpt: str | None, n_images: int) -> tuple[torch.nn.Module, torch.Tensor]:
+def load_model_and_images(ckpt: str | None, n_images: int) -> tuple[torch.nn.Module, torch.Tensor, str]:
+    """The model, the shapes test images it captions (normalised) and a few words on which images they are."""
     from hydra.utils import instantiate
 
     from supra.artifacts.checkpoints import load_supra_checkpoint, net_state, run_config_of
@@ -41,20 +43,27 @@ def load_model_and_images(ckpt: str | None, n_images: int) -> tuple[torch.nn.Mod
 
         torch.manual_seed(0)
         data = ShapesDataModule(num_test=n_images).load_split("test")
-        return VLMNano().eval(), normalize_images(data.images)
+        return VLMNano().eval(), normalize_images(data.images), "shapes test images (defaults)"
     checkpoint = load_supra_checkpoint(ckpt, kind="supra.captioning")
     run_cfg = OmegaConf.create(run_config_of(checkpoint))
     net = instantiate(run_cfg.model.net)
     net.load_state_dict(net_state(checkpoint))
-    model_keys = ("image_size", "max_caption_tokens", "vocab_size")  # the data follows the model
-    data_cfg = {k: v for k, v in run_cfg.data.items() if k not in ("_target_", "tokenizer_path", "num_test", *model_keys)}
+    if run_cfg.data.get("_target_") == f"{ShapesDataModule.__module__}.{ShapesDataModule.__qualname__}":
+        model_keys = ("image_size", "max_caption_tokens", "vocab_size")  # the data follows the model
+        data_cfg = {k: v for k, v in run_cfg.data.items()
+                    if k not in ("_target_", "tokenizer_path", "num_test", *model_keys)}
+        which = "shapes test images of its data config"
+    else:  # its data (photos, COCO, ...) may not be on this machine, and decoding speed needs only images
+        trained_on = run_cfg.data.get("source") or str(run_cfg.data.get("_target_")).rsplit(".", 1)[-1]
+        data_cfg, which = {}, f"shapes test images (shapes defaults; it was trained on {trained_on} data)"
     data = ShapesDataModule(**data_cfg, num_test=n_images, image_size=net.config.IMG_SIZE).load_split("test")
-    return net.eval(), normalize_images(data.images)
+    return net.eval(), normalize_images(data.images), f"{which}, {net.config.IMG_SIZE}px"
 
 
 def main() -> None:
     parser = parser_for(__doc__)
-    parser.add_argument("--ckpt", default=None, help="a captioning checkpoint from train.py (default: random model)")
+    parser.add_argument("--ckpt", default=None, help="a captioning checkpoint from train.py, trained on any data: it "
+                        "captions the shapes test images (default: random model)")
     parser.add_argument("--images", type=positive_int, default=256, help="shapes test images to caption")
     parser.add_argument("--beam-width", type=positive_int, default=3, help="beams per image")
     parser.add_argument("--max-new-tokens", type=positive_int, default=None,
@@ -67,7 +76,7 @@ def main() -> None:
         args.max_new_tokens = RANDOM_MODEL_MAX_NEW_TOKENS
     torch.set_grad_enabled(False)
     with one_line_errors():
-        model, images = load_model_and_images(args.ckpt, args.images)
+        model, images, which_images = load_model_and_images(args.ckpt, args.images)
     bos, eos, width, max_new = 1, 2, args.beam_width, args.max_new_tokens
     # warm-up of both paths (oneDNN primitive caches, allocator), then time
     beam_search_recompute(model, images[0], bos, eos, width, max_new_tokens=max_new)
@@ -96,8 +105,8 @@ def main() -> None:
     print(f"\nbeam search, width {width}, {n} images, mean caption length {mean_len:.1f} tokens, "
           f"{cpu_description()}")
     cap = "until EOS" if max_new is None else f"at most {max_new} new tokens"
-    print(f"{'random model' if args.ckpt is None else args.ckpt}, captions {cap}; median of {args.rounds} "
-          "interleaved rounds")
+    print(f"{'random model' if args.ckpt is None else args.ckpt} on {which_images}, captions {cap}; median of "
+          f"{args.rounds} interleaved rounds")
     print("| method                                   | seconds | captions/s |")
     print("|------------------------------------------|--------:|-----------:|")
     for name, seconds in (("(a) per image, recompute every step", plain_s),

@@ -8,12 +8,26 @@ import importlib.util
 from pathlib import Path
 
 import pytest
+import torch
+
+from supra.data.captioning.shapes import ShapesDataModule
+from supra.data.images import normalize_images
+from supra.models.vlm_nano import VLMNano
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
 def bench_common():
     spec = importlib.util.spec_from_file_location("bench_common", BENCHMARKS / "bench_common.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def benchmark_script(name: str, monkeypatch):
+    """benchmarks/<name>.py imported as a module (its main() not run)."""
+    monkeypatch.syspath_prepend(str(BENCHMARKS))  # where the script, run as one, finds bench_common
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
@@ -31,9 +45,22 @@ def test_a_figures_file_that_cannot_be_written_is_refused_before_the_timing_not_
 
 def test_the_throughput_table_gives_a_step_time_that_is_its_speed_inverted_with_an_even_number_of_windows(
         monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))  # where the script, run as one, finds bench_common
-    spec = importlib.util.spec_from_file_location("train_throughput", BENCHMARKS / "train_throughput.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    module = benchmark_script("train_throughput", monkeypatch)
     per_s, step_ms = module.median_speed([1.0, 2.0], samples=640, steps=10)  # 640 and 320 samples/s
     assert per_s == 480 and step_ms == pytest.approx(1000 * 64 / 480)  # not the median time's 150 ms
+
+
+def test_beam_search_captions_the_shapes_images_with_a_captioner_trained_on_other_data(tmp_path, monkeypatch):
+    net_cfg = {"_target_": "supra.models.vlm_nano.VLMNano", "IMG_SIZE": 64}
+    net = VLMNano(IMG_SIZE=64)
+    data_cfg = {"_target_": "supra.data.captioning.photos.PhotoCaptionsDataModule", "source": "folder",
+                "root": str(tmp_path / "gone"), "batch_size": 64}  # its photos need not be here
+    torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()},
+                "supra": {"kind": "supra.captioning", "run_config": {"model": {"net": net_cfg}, "data": data_cfg}}},
+               tmp_path / "photos.ckpt")
+    model, images, which = benchmark_script("beam_search", monkeypatch).load_model_and_images(
+        str(tmp_path / "photos.ckpt"), 2)
+    assert model.config.IMG_SIZE == 64
+    expected = ShapesDataModule(num_test=2, image_size=64).load_split("test").images
+    assert torch.equal(images, normalize_images(expected))
+    assert which == "shapes test images (shapes defaults; it was trained on folder data), 64px"
