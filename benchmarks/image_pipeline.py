@@ -5,7 +5,8 @@ ratio b/a, so that a busy spell of a shared machine slows both.
 
     python benchmarks/image_pipeline.py [--root /path/to/Flickr8k/Images] [--images 1024] [--workers 2] [--rounds 3]
 
-Without --root it writes synthetic 500x375 JPEGs (Flickr8k's typical size) to a temp folder.
+Without --root it writes synthetic 500x375 JPEGs (Flickr8k's typical size) to a temp folder. Files of --root
+that PIL cannot read are skipped, said in one line, before any timing: both pipelines read the same files.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +26,7 @@ from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import jpeg_folder, non_negative_int, parser_for, positive_int  # noqa: E402
+from bench_common import jpeg_folder, non_negative_int, parser_for, positive_int, readable_jpegs  # noqa: E402
 
 from supra.data.captioning.datamodule import ImageRows  # noqa: E402
 from supra.data.image_cache import ImageCache  # noqa: E402
@@ -90,19 +90,14 @@ def pipeline_arguments(description: str, rounds: int) -> argparse.ArgumentParser
     """The options every image-pipeline benchmark takes (shard_pipeline.py adds its own)."""
     parser = parser_for(description)
     parser.add_argument("--root", type=jpeg_folder, default=None,
-                        help="a folder of *.jpg files, e.g. Flickr8k's Images/ (default: synthetic JPEGs)")
-    parser.add_argument("--images", type=positive_int, default=1024, help="JPEGs to read (the first, by name)")
+                        help="a folder of *.jpg files, e.g. Flickr8k's Images/ (default: synthetic JPEGs); files "
+                        "that cannot be read are skipped, said in one line")
+    parser.add_argument("--images", type=positive_int, default=1024, help="JPEGs to read (the first readable, by name)")
     parser.add_argument("--workers", type=non_negative_int, default=2, help="DataLoader workers (0: the main process)")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images per batch")
     parser.add_argument("--size", type=positive_int, default=112, help="side of the square images delivered")
     parser.add_argument("--rounds", type=positive_int, default=rounds, help="interleaved rounds; medians and paired ratios")
     return parser
-
-
-def jpeg_paths(args: argparse.Namespace, folder: Path,
-               make: Callable[[Path, int], list[Path]] = synthetic_jpegs) -> list[Path]:
-    """The first --images JPEGs of --root, or as many written to `folder` by `make`."""
-    return sorted(args.root.glob("*.jpg"))[: args.images] if args.root else make(folder, args.images)
 
 
 def baseline_loaders(paths: list[Path], cache_dir: Path, args: argparse.Namespace) -> tuple[DataLoader, DataLoader, float]:
@@ -121,8 +116,9 @@ def baseline_loaders(paths: list[Path], cache_dir: Path, args: argparse.Namespac
 
 def main() -> None:
     args = pipeline_arguments(__doc__, rounds=3).parse_args()
+    root_jpegs = readable_jpegs(args.root, args.images) if args.root else None
     with tempfile.TemporaryDirectory() as tmp:
-        paths = jpeg_paths(args, Path(tmp))
+        paths = root_jpegs or synthetic_jpegs(Path(tmp), args.images)
         plain, cached, build_s = baseline_loaders(paths, Path(tmp) / "cache", args)
         images_per_second(plain, False)  # warm-up: worker start-up, page cache
         images_per_second(cached, True)

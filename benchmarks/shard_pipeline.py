@@ -28,10 +28,10 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
+from bench_common import readable_jpegs  # noqa: E402
 from image_pipeline import (  # noqa: E402
     baseline_loaders,
     images_per_second,
-    jpeg_paths,
     pipeline_arguments,
     synthetic_jpegs,
 )
@@ -106,14 +106,15 @@ def main() -> None:
     # Whole shards, 4 or more per worker, go to the workers in a new order each epoch: with shards of a batch
     # or more, every worker holds a batch in every epoch (else the stream stops: "no usable sample").
     minimum = 4 * args.batch_size * max(args.workers, 1)
-    available = min(args.images, len(list(args.root.glob("*.jpg")))) if args.root else args.images
+    root_jpegs = readable_jpegs(args.root, args.images) if args.root else None
+    available = len(root_jpegs) if root_jpegs else args.images
     if available < minimum:
-        parser.error(f"{available} JPEGs{' in --root' if args.root else ''} are too few: 4 shards per worker, "
+        parser.error(f"{available} JPEGs{' readable in --root' if args.root else ''} are too few: 4 shards per worker, "
                      f"each of a batch ({args.batch_size}), for {max(args.workers, 1)} worker(s) need "
                      f"{minimum} or more (--images; or a smaller --batch-size or --workers)")
     torch.set_num_threads(1)  # the work is in the workers; the main process only receives batches
     with tempfile.TemporaryDirectory() as tmp:
-        paths = jpeg_paths(args, Path(tmp), synthetic_jpegs if args.noise else photo_like_jpegs)
+        paths = root_jpegs or (synthetic_jpegs if args.noise else photo_like_jpegs)(Path(tmp), args.images)
         # 4 shards per worker at least: each worker streams whole shards
         spec = write_shards(paths, Path(tmp) / "shards", per_shard=max(1, len(paths) // (4 * max(args.workers, 1))))
         plain, cached, _ = baseline_loaders(paths, Path(tmp) / "cache", args)

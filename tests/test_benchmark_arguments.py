@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from supra.data.captioning.shapes import ShapesDataModule
 from supra.data.images import normalize_images
@@ -64,3 +65,24 @@ def test_beam_search_captions_the_shapes_images_with_a_captioner_trained_on_othe
     expected = ShapesDataModule(num_test=2, image_size=64).load_split("test").images
     assert torch.equal(images, normalize_images(expected))
     assert which == "shapes test images (shapes defaults; it was trained on folder data), 64px"
+
+
+def test_the_image_benchmarks_skip_the_jpegs_of_root_that_cannot_be_read_before_any_timing(tmp_path, capsys):
+    readable_jpegs = bench_common().readable_jpegs
+    for name in ("a", "c", "e"):
+        Image.new("RGB", (50, 40), "red").save(tmp_path / f"{name}.jpg")
+    (tmp_path / "b.jpg").write_bytes(b"x")  # no picture
+    (tmp_path / "d.jpg").write_bytes((tmp_path / "a.jpg").read_bytes()[:-10])  # cut short: its header reads
+    (tmp_path / "e.jpg").write_bytes((tmp_path / "e.jpg").read_bytes() + b"\0" * 8)  # padded after its end: reads
+    Image.new("RGB", (50, 40)).save(tmp_path / "f.jpg", format="PNG")  # a PNG named .jpg: reads
+    assert readable_jpegs(tmp_path, 3) == [tmp_path / "a.jpg", tmp_path / "c.jpg", tmp_path / "e.jpg"]
+    said = capsys.readouterr().err  # PIL's reason is cut at 100 characters: it names the file's whole path
+    assert said.startswith(f"skipped 2 *.jpg file(s) of --root {tmp_path} that cannot be read (first: b.jpg: "
+                           "cannot identify image file ")
+    assert said.endswith("); every pipeline reads the same 3 readable one(s)\n") and said.count("\n") == 1
+    assert readable_jpegs(tmp_path, 10)[-1] == tmp_path / "f.jpg"
+    for name in "acef":
+        (tmp_path / f"{name}.jpg").unlink()
+    with pytest.raises(SystemExit, match=rf"^error: none of the 2 \*.jpg files of --root {tmp_path} can be read "
+                                         r"\(first: b.jpg: .*\): give a folder of readable JPEGs$"):
+        readable_jpegs(tmp_path, 10)
