@@ -18,7 +18,8 @@ LR schedule) and drops what both would not share: validation, checkpoints, progr
 Within one fit, windows of --steps steps alternate between b and a (the machine may be shared, and
 both then see the same load): the table gives medians over --rounds windows, the ratio the median of
 each window pair's b/a. --devices N > 1 runs (b) once with DDP (Lightning starts the other
-ranks by re-running this script) after the plain rounds; its ratio is then a scaling figure.
+ranks by re-running this script) after the plain rounds; its ratio is then a scaling figure. Ranks started
+by spawn (trainer=ddp_sim, ddp_spawn) are refused: the windows they time would not come back.
 """
 
 from __future__ import annotations
@@ -58,6 +59,10 @@ CONF = ROOT / "conf"
 AUTOCAST = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
 PRECISIONS = ("32-true", *AUTOCAST)  # what the plain loop reproduces
 EPOCH_PAIRS = {"shapes (default run)": 4000 * 5, "Flickr8k": 6000 * 5}
+# Trainers whose DDP ranks torch's spawn starts: the windows they time would stay in those processes (and the
+# plain loop that (b) calls between them does not pickle); --devices N measures DDP with ranks that re-run this script.
+SPAWNED_RANKS = ("ddp_sim",)
+SPAWN_ADVICE = "use --devices 2 with --trainer cpu (or gpu), this script's DDP measure"
 
 
 def compose_run_config(overrides: list[str], out_dir: str) -> DictConfig:
@@ -250,7 +255,8 @@ def matmul_peak(device: torch.device, precision: str) -> float:
 
 def main() -> None:
     parser = parser_for(__doc__)
-    parser.add_argument("--trainer", default="cpu", help="a conf/trainer option: cpu | gpu | ...")
+    parser.add_argument("--trainer", default="cpu", help="a conf/trainer option: cpu | gpu | ... (not ddp_sim: "
+                        "--devices 2 runs (b) under DDP)")
     parser.add_argument("--devices", type=positive_int, default=1, help="devices of (b); above 1, DDP")
     parser.add_argument("--precision", default=None, choices=PRECISIONS, help="default: the trainer config's")
     parser.add_argument("--compile", action="store_true", help="torch.compile the net in both loops (model.compile=true)")
@@ -261,8 +267,11 @@ def main() -> None:
     parser.add_argument("--json", type=output_file, default=None, help="also write the figures to this file")
     parser.add_argument("overrides", nargs="*", help="more Hydra overrides, e.g. model.net.channels_last=true")
     args = parser.parse_args()
+    if args.trainer in SPAWNED_RANKS:
+        parser.error(f"--trainer {args.trainer} starts its DDP ranks with spawn, whose timings cannot come back: "
+                     f"{SPAWN_ADVICE}")
     if not (CONF / "trainer" / f"{args.trainer}.yaml").is_file():
-        options = sorted(p.stem for p in (CONF / "trainer").glob("*.yaml"))
+        options = sorted(p.stem for p in (CONF / "trainer").glob("*.yaml") if p.stem not in SPAWNED_RANKS)
         parser.error(f"--trainer {args.trainer} is not a conf/trainer option: {', '.join(options)}")
     # the run's outputs (logs) go to a temp folder, removed at the end; each DDP rank Lightning starts re-runs
     # this script and removes its own
@@ -279,6 +288,10 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str)
         cfg = compose_run_config(overrides, out_dir)
     except HydraException as err:
         raise SystemExit(f"error: {err}") from None
+    strategy = cfg.trainer.get("strategy")
+    if "spawn" in str(strategy.get("_target_") if isinstance(strategy, DictConfig) else strategy).lower():
+        parser.error(f"trainer.strategy={strategy} starts the DDP ranks with spawn, whose timings cannot come back: "
+                     f"{SPAWN_ADVICE}")
     with one_line_errors():
         check_accelerator(cfg.trainer, args.trainer)  # a GPU trainer without a GPU: one line, as train.py says it
     precision = str(cfg.trainer.precision)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,16 @@ def benchmark_script(name: str, monkeypatch):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def script_exit(name: str, args: list[str], monkeypatch, capsys) -> tuple[int | str | None, str]:
+    """benchmarks/<name>.py's main() run with `args` until it exits: the exit code (argparse's 2, or the message
+    SystemExit carries) and the last line on stderr."""
+    module = benchmark_script(name, monkeypatch)
+    monkeypatch.setattr(sys, "argv", [f"{name}.py", *args])
+    with pytest.raises(SystemExit) as end:
+        module.main()
+    return end.value.code, (capsys.readouterr().err.strip().splitlines() or [""])[-1]
 
 
 def test_a_figures_file_that_cannot_be_written_is_refused_before_the_timing_not_after_it(tmp_path):
@@ -86,3 +97,15 @@ def test_the_image_benchmarks_skip_the_jpegs_of_root_that_cannot_be_read_before_
     with pytest.raises(SystemExit, match=rf"^error: none of the 2 \*.jpg files of --root {tmp_path} can be read "
                                          r"\(first: b.jpg: .*\): give a folder of readable JPEGs$"):
         readable_jpegs(tmp_path, 10)
+
+
+def test_train_throughput_refuses_ddp_ranks_started_by_spawn_before_any_work(monkeypatch, capsys):
+    advice = "use --devices 2 with --trainer cpu (or gpu), this script's DDP measure"
+    assert script_exit("train_throughput", ["--trainer", "ddp_sim"], monkeypatch, capsys) == (2, (
+        "train_throughput.py: error: --trainer ddp_sim starts its DDP ranks with spawn, whose timings cannot come "
+        f"back: {advice}"))
+    code, line = script_exit("train_throughput", ["--trainer", "nope"], monkeypatch, capsys)
+    assert code == 2 and "is not a conf/trainer option: cpu, " in line and "ddp_sim" not in line
+    assert script_exit("train_throughput", ["+trainer.strategy=ddp_spawn"], monkeypatch, capsys) == (2, (
+        "train_throughput.py: error: trainer.strategy=ddp_spawn starts the DDP ranks with spawn, whose timings "
+        f"cannot come back: {advice}"))
