@@ -49,6 +49,7 @@ sys.path.insert(0, str(ROOT))  # this checkout's supra (README, Benchmarks), wit
 
 from bench_common import one_line_errors, output_file, parser_for, positive_int  # noqa: E402
 
+from supra.data.captioning.shapes import ShapesDataModule  # noqa: E402
 from supra.data.images import normalize_images  # noqa: E402
 from supra.runner.components import instantiate_group  # noqa: E402
 from supra.tokens.caption_bpe import PAD_ID  # noqa: E402
@@ -59,6 +60,7 @@ CONF = ROOT / "conf"
 AUTOCAST = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
 PRECISIONS = ("32-true", *AUTOCAST)  # what the plain loop reproduces
 EPOCH_PAIRS = {"shapes (default run)": 4000 * 5, "Flickr8k": 6000 * 5}
+SHAPES = f"{ShapesDataModule.__module__}.{ShapesDataModule.__qualname__}"
 # Trainers whose DDP ranks torch's spawn starts: the windows they time would stay in those processes (and the
 # plain loop that (b) calls between them does not pickle); --devices N measures DDP with ranks that re-run this script.
 SPAWNED_RANKS = ("ddp_sim",)
@@ -265,7 +267,8 @@ def main() -> None:
     parser.add_argument("--steps", type=positive_int, default=5, help="steps per timed window")
     parser.add_argument("--rounds", type=positive_int, default=20, help="timed windows of each loop")
     parser.add_argument("--json", type=output_file, default=None, help="also write the figures to this file")
-    parser.add_argument("overrides", nargs="*", help="more Hydra overrides, e.g. model.net.channels_last=true")
+    parser.add_argument("overrides", nargs="*", help="more Hydra overrides, e.g. model.net.channels_last=true "
+                        "(the data stays the built-in shapes)")
     args = parser.parse_args()
     if args.trainer in SPAWNED_RANKS:
         parser.error(f"--trainer {args.trainer} starts its DDP ranks with spawn, whose timings cannot come back: "
@@ -274,8 +277,10 @@ def main() -> None:
         options = sorted(p.stem for p in (CONF / "trainer").glob("*.yaml") if p.stem not in SPAWNED_RANKS)
         parser.error(f"--trainer {args.trainer} is not a conf/trainer option: {', '.join(options)}")
     # the run's outputs (logs) go to a temp folder, removed at the end; each DDP rank Lightning starts re-runs
-    # this script and removes its own
-    with tempfile.TemporaryDirectory(prefix="supra_throughput_", ignore_cleanup_errors=True) as out_dir:
+    # this script and removes its own. Supra's errors (a GPU trainer without a GPU, model.net.D_MODEL=abc) are
+    # one line, as train.py says them.
+    with tempfile.TemporaryDirectory(prefix="supra_throughput_", ignore_cleanup_errors=True) as out_dir, \
+            one_line_errors():
         run(parser, args, out_dir)
 
 
@@ -292,8 +297,11 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str)
     if "spawn" in str(strategy.get("_target_") if isinstance(strategy, DictConfig) else strategy).lower():
         parser.error(f"trainer.strategy={strategy} starts the DDP ranks with spawn, whose timings cannot come back: "
                      f"{SPAWN_ADVICE}")
-    with one_line_errors():
-        check_accelerator(cfg.trainer, args.trainer)  # a GPU trainer without a GPU: one line, as train.py says it
+    if cfg.data.get("_target_") != SHAPES:  # the plain loop and the cached batches are the shapes data's
+        parser.error(f"this benchmark trains on the built-in shapes data (cached batches of it), not on "
+                     f"{str(cfg.data.get('_target_')).rsplit('.', 1)[-1]}: leave data= (and an experiment= of "
+                     "other data) out")
+    check_accelerator(cfg.trainer, args.trainer)
     precision = str(cfg.trainer.precision)
     device = torch.device("cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu")
     if precision not in PRECISIONS:

@@ -109,3 +109,12 @@ def test_train_throughput_refuses_ddp_ranks_started_by_spawn_before_any_work(mon
     assert script_exit("train_throughput", ["+trainer.strategy=ddp_spawn"], monkeypatch, capsys) == (2, (
         "train_throughput.py: error: trainer.strategy=ddp_spawn starts the DDP ranks with spawn, whose timings "
         f"cannot come back: {advice}"))
+
+
+def test_train_throughput_says_supras_errors_and_other_data_in_one_line(monkeypatch, capsys):
+    tiny = ["--warmup", "1", "--steps", "1", "--rounds", "1", "--batch-size", "1"]
+    assert script_exit("train_throughput", [*tiny, "model.net.D_MODEL=abc"], monkeypatch, capsys)[0] == (
+        "error: model.net.D_MODEL='abc' must be a whole number")
+    assert script_exit("train_throughput", [*tiny, "data=flickr8k"], monkeypatch, capsys) == (2, (
+        "train_throughput.py: error: this benchmark trains on the built-in shapes data (cached batches of it), not "
+        "on Flickr8kDataModule: leave data= (and an experiment= of other data) out"))
