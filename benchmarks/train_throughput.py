@@ -2,7 +2,7 @@
 (b) Supra's CaptioningTask through Lightning's Trainer built from the real Hydra configs; same model,
 same cached batches, same number of timed steps after warm-up. Prints samples/s, step time, the
 ratio b/a, model FLOPs per sample (torch.utils.flop_counter) and MFU against a matmul peak measured
-in the same run at the same precision.
+in the same run, in the precision's matmul dtype on a GPU and in float32 on a CPU.
 
     python benchmarks/train_throughput.py                                  # CPU, 32-true, batch 64
     python benchmarks/train_throughput.py --trainer gpu --precision 16-mixed --compile
@@ -232,11 +232,15 @@ def flops_per_sample(cfg: DictConfig, batch: dict[str, torch.Tensor], device: to
     return counter.get_total_flops() / len(tokens)
 
 
-def matmul_peak(device: torch.device, precision: str) -> float:
-    """FLOP/s of a large square matmul in the dtype the precision computes its matmuls in."""
-    dtype = AUTOCAST.get(precision, torch.float32)
-    if device.type == "cpu" and dtype != torch.float32:
-        dtype = torch.float32  # CPU autocast of these small layers is not what runs fast; keep fp32's peak
+def peak_dtype(device: torch.device, precision: str) -> torch.dtype:
+    """What matmul_peak measures in: the dtype the precision computes its matmuls in on a GPU, float32 on a CPU."""
+    if device.type == "cpu":
+        return torch.float32  # CPU autocast of these small layers is not what runs fast; keep fp32's peak
+    return AUTOCAST.get(precision, torch.float32)
+
+
+def matmul_peak(device: torch.device, dtype: torch.dtype) -> float:
+    """FLOP/s of a large square matmul in `dtype`."""
     n = 8192 if device.type == "cuda" else 1024
     a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
     for _ in range(3):
@@ -312,7 +316,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str)
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
     batches, tokenizer = cached_batches(cfg, n_batches=min(16, args.warmup + args.steps))
     if not child_rank:  # before the fit too: the peak with all of this process's threads, the machine's
-        flops, peak = flops_per_sample(cfg, batches[0], device), matmul_peak(device, precision)
+        flops, peak = flops_per_sample(cfg, batches[0], device), matmul_peak(device, peak_dtype(device, precision))
 
     total = args.warmup + args.steps * args.rounds
     plain_loop = None if child_rank else PlainLoop(cfg, batches, device, precision, args.compile, total)
@@ -337,7 +341,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str)
 
     samples = args.steps * args.batch_size
     rows = {"(a) plain PyTorch loop": plain, f"(b) Supra task + Trainer ({args.devices} device(s))": supra}
-    report = report_table(args, where, precision, rows, samples, ratios, flops, peak)
+    report = report_table(args, where, precision, rows, samples, ratios, flops, peak, peak_dtype(device, precision))
     if args.json:
         write_json_atomic(args.json, report)
 
@@ -350,18 +354,19 @@ def median_speed(seconds: list[float], samples: int, steps: int) -> tuple[float,
 
 
 def report_table(args: argparse.Namespace, name: str, precision: str, rows: dict[str, list[float]], samples: int,
-                 ratios: list[float], flops: float, peak: float) -> dict[str, Any]:
+                 ratios: list[float], flops: float, peak: float, peak_in: torch.dtype) -> dict[str, Any]:
     windows = (f"{args.rounds} alternating windows" if args.devices == 1 else
                f"{args.rounds} windows of (a), then {args.rounds} of (b) under DDP,")
     print(f"\n{name}; precision {precision}; compile {'on' if args.compile else 'off'}; batch {args.batch_size}; "
           f"{windows} of {args.steps} steps after {args.warmup} warm-up (medians)")
     print(f"model FLOPs per training sample (forward+backward, flop_counter): {flops / 1e9:.3f} GFLOP; "
-          f"measured peak ({'matmul ' + str(AUTOCAST.get(precision, torch.float32)).removeprefix('torch.')}): "
+          f"measured peak (matmul {str(peak_in).removeprefix('torch.')}): "
           f"{peak / 1e12:.2f} TFLOP/s")
     print("| loop | samples/s | step ms | samples/s min-max | MFU | " + " | ".join(f"epoch {k}" for k in EPOCH_PAIRS) + " |")
     print("|---|---:|---:|---:|---:|" + "---:|" * len(EPOCH_PAIRS))
     report: dict[str, Any] = {"device": name, "precision": precision, "compile": args.compile, "devices": args.devices,
-                              "batch_size": args.batch_size, "overrides": args.overrides, "flops_per_sample": flops, "peak_flops": peak, "rows": {}}
+                              "batch_size": args.batch_size, "overrides": args.overrides, "flops_per_sample": flops, "peak_flops": peak,
+                              "peak_dtype": str(peak_in).removeprefix("torch."), "rows": {}}
     for label, seconds in rows.items():
         per_s = [samples / s for s in seconds]
         median, step_ms = median_speed(seconds, samples, args.steps)

@@ -118,3 +118,14 @@ def test_train_throughput_says_supras_errors_and_other_data_in_one_line(monkeypa
     assert script_exit("train_throughput", [*tiny, "data=flickr8k"], monkeypatch, capsys) == (2, (
         "train_throughput.py: error: this benchmark trains on the built-in shapes data (cached batches of it), not "
         "on Flickr8kDataModule: leave data= (and an experiment= of other data) out"))
+
+
+def test_train_throughput_names_the_dtype_its_peak_was_measured_in(monkeypatch, capsys):
+    module = benchmark_script("train_throughput", monkeypatch)
+    assert module.peak_dtype(torch.device("cpu"), "bf16-mixed") == torch.float32  # a CPU's peak is fp32's
+    assert module.peak_dtype(torch.device("cuda"), "bf16-mixed") == torch.bfloat16
+    args = argparse.Namespace(rounds=2, devices=1, steps=1, warmup=1, compile=False, batch_size=64, overrides=[])
+    report = module.report_table(args, "a CPU", "bf16-mixed", {"(a)": [1.0, 1.0], "(b)": [1.0, 1.0]}, 64, [1.0, 1.0],
+                                 1e9, 1e12, torch.float32)
+    assert "measured peak (matmul float32): 1.00 TFLOP/s" in capsys.readouterr().out
+    assert report["peak_dtype"] == "float32"
