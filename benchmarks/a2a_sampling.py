@@ -62,7 +62,7 @@ def main() -> None:
                         help=f"total vocabulary sizes, each {MIN_VOCAB} or more")
     parser.add_argument("--repeats", type=positive_int, default=3, help="timed rounds per cell (medians)")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's own)")
-    parser.add_argument("--device", type=torch_device, default="cpu", help="where the GPT runs: cpu, cuda, ...")
+    parser.add_argument("--device", type=torch_device, default="cpu", help="where the GPT runs: cpu, or cuda / cuda:N")
     args = parser.parse_args()
     if too_small := [v for v in args.vocab if v < MIN_VOCAB]:
         parser.error(f"--vocab {too_small[0]} is too small: 263 ids (7 control tokens, 256 codes) plus the "

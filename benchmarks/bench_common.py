@@ -35,14 +35,16 @@ def parser_for(description: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
 
 
-def whole_number(text: str, minimum: int) -> int:
-    """`text` as a whole number of `minimum` or more, else argparse's one-line error."""
+def whole_number(text: str, minimum: int, maximum: int | None = None) -> int:
+    """`text` as a whole number from `minimum` (to `maximum`), else argparse's one-line error."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < minimum:
         raise argparse.ArgumentTypeError(f"{value} is too small: it must be {minimum} or more")
+    if maximum is not None and value > maximum:
+        raise argparse.ArgumentTypeError(f"{value} is too large: it must be {maximum} or less")
     return value
 
 
@@ -54,6 +56,11 @@ def positive_int(text: str) -> int:
 def non_negative_int(text: str) -> int:
     """An argparse type: a whole number of 0 or more (e.g. DataLoader workers, 0 = the main process)."""
     return whole_number(text, 0)
+
+
+def seed(text: str) -> int:
+    """An argparse type: a seed, 0 to 2**64 - 1 (what both numpy's default_rng and torch.manual_seed take)."""
+    return whole_number(text, 0, 2**64 - 1)
 
 
 def jpeg_folder(text: str) -> Path:
@@ -118,13 +125,19 @@ def output_file(text: str) -> Path:
 
 
 def torch_device(text: str) -> torch.device:
-    """An argparse type: a torch device string; a CUDA one only where there is a CUDA GPU."""
+    """An argparse type: cpu, or a CUDA device this machine has. Others (mps, meta, xpu) are refused: the
+    benchmarks synchronise only CUDA before reading the clock, and torch may not be built for them."""
     try:
         device = torch.device(text)
     except RuntimeError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a torch device (cpu, cuda, cuda:1, ...)") from None
+    if device.type not in ("cpu", "cuda"):
+        raise argparse.ArgumentTypeError(f"{text}: the benchmarks run on cpu or a CUDA GPU (cuda, cuda:1, ...)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise argparse.ArgumentTypeError(f"{text} needs a CUDA GPU but this machine has none: use cpu")
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise argparse.ArgumentTypeError(f"{text}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+                                         f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     return device
 
 

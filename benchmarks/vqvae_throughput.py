@@ -35,7 +35,7 @@ from PIL import Image, ImageSequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import one_line_errors, parser_for, positive_int  # noqa: E402
+from bench_common import one_line_errors, parser_for, positive_int, seed  # noqa: E402
 
 from supra.data.base import SPLITS  # noqa: E402
 from supra.data.gif_frames import read_gif_frames  # noqa: E402
@@ -47,6 +47,7 @@ from supra.utils.hardware import cpu_description  # noqa: E402
 
 IMAGE_SIZE = 64
 CLIP_FRAMES = 4
+MIN_GIF_SIDE = 40  # the moving rectangles are 12-39 px: the banded background then shows, and moves, in each frame
 
 
 # -- the model ----------------------------------------------------------------------------------------
@@ -123,6 +124,10 @@ def synthetic_gifs(folder: Path, n: int, frames: int, size: tuple[int, int], see
             for x0, y0, sw, sh, dx, dy, colour in sprites:
                 x, y = (x0 + dx * t) % w, (y0 + dy * t) % h
                 indices[y:y + sh, x:x + sw] = colour
+            if images and np.array_equal(indices, np.asarray(images[-1])):  # Pillow would merge the two
+                raise SupraUserError(f"--seed {seed}: frame {t} of GIF {i} repeats the one before (its rectangles "
+                                     "stand still or hide each other), which Pillow would write as one frame: use "
+                                     "another --seed or a larger --gif-size")
             image = Image.fromarray(indices, mode="P")
             image.putpalette(palette.tobytes())
             images.append(image)
@@ -186,12 +191,16 @@ def main() -> None:
     parser.add_argument("--gifs", type=positive_int, default=64, help="generated GIFs in the clip pipeline's folder")
     parser.add_argument("--frames-per-gif", type=positive_int, default=24, help="frames of each generated GIF")
     parser.add_argument("--gif-size", type=positive_int, nargs=2, default=(160, 120), metavar=("W", "H"),
-                        help="the generated GIFs' width and height")
+                        help=f"the generated GIFs' width and height, each {MIN_GIF_SIDE} or more")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's own)")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random model and the generated GIFs")
+    parser.add_argument("--seed", type=seed, default=0, help="seed of the random model and the generated GIFs")
     args = parser.parse_args()
     if args.frames_per_gif < CLIP_FRAMES:
         parser.error(f"--frames-per-gif must be at least {CLIP_FRAMES} (one clip)")
+    if min(args.gif_size) < MIN_GIF_SIDE:
+        parser.error(f"--gif-size {args.gif_size[0]} {args.gif_size[1]}: each side must be {MIN_GIF_SIDE} or more, "
+                     "larger than the moving rectangles, which could else cover a frame and repeat the one before "
+                     "(Pillow writes the two as one frame)")
     if args.gifs < 3:  # (c) splits the folder by file: a train, a val and a test file at least
         parser.error("--gifs must be at least 3 (the DataModule splits the folder into train, val and test by file)")
     if args.threads is not None:
@@ -202,7 +211,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         start = time.perf_counter()
-        paths = synthetic_gifs(root, args.gifs, args.frames_per_gif, tuple(args.gif_size), args.seed)
+        with one_line_errors():
+            paths = synthetic_gifs(root, args.gifs, args.frames_per_gif, tuple(args.gif_size), args.seed)
         write_s = time.perf_counter() - start
         megabytes = sum(p.stat().st_size for p in paths) / 1e6
         (plain_gif_s, supra_gif_s, dm_gif_s), (plain_out, supra_out, dm_out) = interleaved_medians([

@@ -15,6 +15,7 @@ from PIL import Image
 from supra.data.captioning.shapes import ShapesDataModule
 from supra.data.images import normalize_images
 from supra.models.vlm_nano import VLMNano
+from supra.utils.errors import SupraUserError
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
 
@@ -129,3 +130,25 @@ def test_train_throughput_names_the_dtype_its_peak_was_measured_in(monkeypatch, 
                                  1e9, 1e12, torch.float32)
     assert "measured peak (matmul float32): 1.00 TFLOP/s" in capsys.readouterr().out
     assert report["peak_dtype"] == "float32"
+
+
+def test_values_argparse_took_that_then_crashed_are_refused_in_one_line_before_any_work(tmp_path, monkeypatch,
+                                                                                         capsys):
+    common = bench_common()
+    for device in ("mps", "meta"):  # torch not built for it / no data: RuntimeErrors once the model moved there
+        with pytest.raises(argparse.ArgumentTypeError, match=rf"^{device}: the benchmarks run on cpu or a CUDA GPU"):
+            common.torch_device(device)
+    assert common.seed(str(2**64 - 1)) == 2**64 - 1
+    for bad, said in (("-1", "too small: it must be 0 or more"), (str(2**64), "too large")):  # default_rng, manual_seed
+        with pytest.raises(argparse.ArgumentTypeError, match=said):
+            common.seed(bad)
+    code, line = script_exit("vqvae_throughput", ["--gif-size", "1", "1", "--gifs", "3", "--frames-per-gif", "4"],
+                             monkeypatch, capsys)
+    assert code == 2 and line.startswith("vqvae_throughput.py: error: --gif-size 1 1: each side must be 40 or more")
+    assert script_exit("vqvae_throughput", ["--seed", "-1"], monkeypatch, capsys) == (
+        2, "vqvae_throughput.py: error: argument --seed: -1 is too small: it must be 0 or more")
+    assert script_exit("a2a_sampling", ["--device", "mps"], monkeypatch, capsys) == (
+        2, "a2a_sampling.py: error: argument --device: mps: the benchmarks run on cpu or a CUDA GPU (cuda, cuda:1, ...)")
+    # a frame that repeats the one before (a Pillow TypeError when all did; else a GIF short of frames)
+    with pytest.raises(SupraUserError, match=r"^--seed 0: frame 1 of GIF 0 repeats the one before"):
+        benchmark_script("vqvae_throughput", monkeypatch).synthetic_gifs(tmp_path, 1, 4, (1, 1), 0)
