@@ -18,7 +18,8 @@ LR schedule) and drops what both would not share: validation, checkpoints, progr
 Within one fit, windows of --steps steps alternate between b and a (the machine may be shared, and
 both then see the same load): the table gives medians over --rounds windows, the ratio the median of
 each window pair's b/a. --devices N > 1 runs (b) once with DDP (Lightning starts the other
-ranks by re-running this script) after the plain rounds; its ratio is then a scaling figure. Ranks started
+ranks by re-running this script) after the plain rounds; its ratio is then a scaling figure, each (b)
+window's samples/s over (a)'s median, so that its median is the table's b/a. Ranks started
 by spawn (trainer=ddp_sim, ddp_spawn) are refused: the windows they time would not come back.
 """
 
@@ -334,12 +335,9 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str)
     else:  # a and b alternate every `steps` steps inside one fit: both see the same machine load
         supra = supra_loop(cfg, batches, tokenizer, 1, args.warmup, args.steps, args.rounds, out_dir,
                            between=lambda: plain.append(plain_loop.window(args.steps)))
-    # each (b) window does args.devices times the samples of an (a) window: a throughput ratio
-    ratios = [a / b * args.devices for a, b in zip(plain, supra, strict=False)]
-    if args.devices > 1:
-        ratios = [statistics.median(plain) / b * args.devices for b in supra]
-
     samples = args.steps * args.batch_size
+    ratios = (scaling_ratios(plain, supra, samples, args.steps, args.devices) if args.devices > 1
+              else [a / b for a, b in zip(plain, supra, strict=False)])
     rows = {"(a) plain PyTorch loop": plain, f"(b) Supra task + Trainer ({args.devices} device(s))": supra}
     report = report_table(args, where, precision, rows, samples, ratios, flops, peak, peak_dtype(device, precision))
     if args.json:
@@ -351,6 +349,14 @@ def median_speed(seconds: list[float], samples: int, steps: int) -> tuple[float,
     even number of windows the median of times is not the inverse of the median of speeds."""
     per_s = statistics.median(samples / s for s in seconds)
     return per_s, 1000 * samples / (per_s * steps)
+
+
+def scaling_ratios(plain: list[float], supra: list[float], samples: int, steps: int, devices: int) -> list[float]:
+    """Each DDP (b) window's samples/s (`devices` times an (a) window's samples) over (a)'s median samples/s,
+    as the table gives it: (a) ran apart, before, so there are no window pairs. Their median is the table's
+    ratio; the median of (a)'s times is not the inverse of its median speed with an even number of windows."""
+    plain_per_s = median_speed(plain, samples, steps)[0]
+    return [samples * devices / b / plain_per_s for b in supra]
 
 
 def report_table(args: argparse.Namespace, name: str, precision: str, rows: dict[str, list[float]], samples: int,

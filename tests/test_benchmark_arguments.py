@@ -152,3 +152,11 @@ def test_values_argparse_took_that_then_crashed_are_refused_in_one_line_before_a
     # a frame that repeats the one before (a Pillow TypeError when all did; else a GIF short of frames)
     with pytest.raises(SupraUserError, match=r"^--seed 0: frame 1 of GIF 0 repeats the one before"):
         benchmark_script("vqvae_throughput", monkeypatch).synthetic_gifs(tmp_path, 1, 4, (1, 1), 0)
+
+
+def test_the_ddp_scaling_ratio_is_the_one_of_the_tables_median_speeds_with_an_even_number_of_windows(monkeypatch):
+    module = benchmark_script("train_throughput", monkeypatch)
+    # (a): 640 and 160 samples/s, median 400; (b) on 2 devices: 1280 and 640, median 960: 2.4x, where (a)'s
+    # median time (2.5 s) gave ratios of 5 and 2.5, median 3.75
+    ratios = module.scaling_ratios([1.0, 4.0], [1.0, 2.0], samples=640, steps=10, devices=2)
+    assert ratios == pytest.approx([3.2, 1.6]) and module.statistics.median(ratios) == pytest.approx(960 / 400)
