@@ -1,6 +1,6 @@
 """Sampling speed of a2a_nano: KV-cached decoding against recomputing the whole sequence every step.
 
-    python benchmarks/a2a_sampling.py [--vocab 4359 50520] [--repeats 3] [--threads N] [--device cpu]
+    python benchmarks/a2a_sampling.py [--vocab 4359 50520] [--repeats 3] [--threads N] [--device cpu] [--cached-only]
 
 For each vocabulary size (default: a 4,096-id trained BPE + 7 + 256 = 4,359, and the release's 50,520)
 a GPT at the card's shapes (4 blocks, d 256, context 384, untied head; random weights: speed does not
@@ -8,7 +8,8 @@ depend on them) generates, after an 8-token text prompt, one 64x64 image (64 cod
 experiment=a2a_shapes samples it (guidance 2 and best of 4: 256 codes drawn, each from two streams) and a
 4-frame video (260 tokens, text2video), with the modality constraints on. Prints the median of
 `--repeats` rounds per cell (each round times both paths in turn), tokens/s, the speed-up of the cache
-(the median of the rounds' ratios), and checks both paths draw the same tokens.
+(the median of the rounds' ratios), and checks both paths draw the same tokens. --cached-only times the
+KV-cached path alone: recomputing takes most of the run (four fifths at --vocab 280 on a CPU).
 """
 
 from __future__ import annotations
@@ -56,12 +57,21 @@ def interleaved(plain, cached, repeats: int) -> tuple[float, float, float, objec
             statistics.median(p / c for p, c in rounds), plain_out, cached_out)
 
 
+def cached_alone(cached, repeats: int) -> float:
+    """The KV-cached path alone (--cached-only): its median seconds over `repeats` runs after a warm-up call."""
+    cached()
+    return statistics.median(_seconds(cached)[0] for _ in range(repeats))
+
+
 def main() -> None:
     parser = parser_for(__doc__)
     parser.add_argument("--vocab", type=positive_int, nargs="+", default=[4359, 50_520],
                         help=f"total vocabulary sizes, each {MIN_VOCAB} or more")
     parser.add_argument("--repeats", type=positive_int, default=3, help="timed rounds per cell (medians)")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's own)")
+    parser.add_argument("--cached-only", action="store_true",
+                        help="time the KV-cached path alone, a quick look: recomputing takes most of the run (four "
+                             "fifths at --vocab 280 on a CPU); no speed-up or same-tokens check then")
     parser.add_argument("--device", type=torch_device, default="cpu", help="where the GPT runs: cpu, or cuda / cuda:N")
     args = parser.parse_args()
     if too_small := [v for v in args.vocab if v < MIN_VOCAB]:
@@ -88,19 +98,26 @@ def main() -> None:
             ("4-frame video", 4 * 65, lambda c, m=model, lay=layout, p=prompt: generate_video(
                 m, lay, p, 4, (8, 8), generator=torch.Generator(device).manual_seed(0), use_cache=c)),
         ):
+            if args.cached_only:
+                rows.append((vocab_size, model.get_num_params(), what, tokens, None,
+                             cached_alone(lambda call=call: call(True), args.repeats), None, None))
+                continue
             plain_s, cached_s, ratio, plain, cached = interleaved(lambda call=call: call(False),
                                                                  lambda call=call: call(True), args.repeats)
             rows.append((vocab_size, model.get_num_params(), what, tokens, plain_s, cached_s, ratio,
                          bool(torch.equal(cached, plain))))
 
-    print(f"\na2a_nano sampling, batch 1, {where}, median of {args.repeats} interleaved rounds "
-          "(speed-up: the median of the rounds' ratios)")
+    timed = (f"median of {args.repeats} runs of the KV-cached path alone (--cached-only)" if args.cached_only else
+             f"median of {args.repeats} interleaved rounds (speed-up: the median of the rounds' ratios)")
+    print(f"\na2a_nano sampling, batch 1, {where}, {timed}")
     print("| vocab  | GPT params | output          | tokens | recompute s | tok/s | KV cache s | tok/s | speed-up | same tokens |")
     print("|-------:|-----------:|-----------------|-------:|------------:|------:|-----------:|------:|---------:|:-----------:|")
     for vocab_size, params, what, tokens, plain_s, cached_s, ratio, same in rows:
-        print(f"| {vocab_size:6,} | {params / 1e6:8.1f}M | {what:15} | {tokens:6} | {plain_s:11.3f} | "
-              f"{tokens / plain_s:5.0f} | {cached_s:10.3f} | {tokens / cached_s:5.0f} | "
-              f"{ratio:7.1f}x | {'yes' if same else 'NO'} |")
+        recompute = f"{'-':>11} | {'-':>5}" if plain_s is None else f"{plain_s:11.3f} | {tokens / plain_s:5.0f}"
+        speed_up = f"{'-':>8}" if ratio is None else f"{ratio:7.1f}x"
+        same_tokens = "-" if same is None else "yes" if same else "NO"
+        print(f"| {vocab_size:6,} | {params / 1e6:8.1f}M | {what:15} | {tokens:6} | {recompute} | "
+              f"{cached_s:10.3f} | {tokens / cached_s:5.0f} | {speed_up} | {same_tokens} |")
 
 
 if __name__ == "__main__":

@@ -160,3 +160,24 @@ def test_the_ddp_scaling_ratio_is_the_one_of_the_tables_median_speeds_with_an_ev
     # median time (2.5 s) gave ratios of 5 and 2.5, median 3.75
     ratios = module.scaling_ratios([1.0, 4.0], [1.0, 2.0], samples=640, steps=10, devices=2)
     assert ratios == pytest.approx([3.2, 1.6]) and module.statistics.median(ratios) == pytest.approx(960 / 400)
+
+
+def test_a2a_sampling_cached_only_leaves_the_recompute_path_out(monkeypatch, capsys):
+    module = benchmark_script("a2a_sampling", monkeypatch)
+    calls = []
+
+    def sampled(*args, use_cache: bool, **kwargs) -> torch.Tensor:  # the timing and the table, not the sampling
+        calls.append(use_cache)
+        return torch.zeros(1)
+
+    monkeypatch.setattr(module, "generate_image", sampled)
+    monkeypatch.setattr(module, "generate_video", sampled)
+    monkeypatch.setattr(sys, "argv", ["a2a_sampling.py", "--vocab", "280", "--repeats", "1", "--cached-only"])
+    module.main()
+    assert calls == [True] * 6  # 3 outputs, a warm-up and a timed run each
+    out = capsys.readouterr().out
+    assert "median of 1 runs of the KV-cached path alone (--cached-only)" in out
+    rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in out.splitlines() if line.startswith("|    280 |")]
+    assert [row[2] for row in rows] == ["64x64 image", "image, g2 best4", "4-frame video"]
+    for row in rows:  # recompute s and tok/s, speed-up and same tokens left out; the cache's seconds given
+        assert row[4:6] == row[8:10] == ["-", "-"] and float(row[6]) >= 0
