@@ -112,6 +112,25 @@ def command_lines(*runs: list[str], cwd: Path = ROOT) -> list[subprocess.Complet
             for run, (code, out, err) in zip(runs, json.loads(result.stdout.splitlines()[-1]), strict=True)]
 
 
+KILLED_IN_ATOMIC_DIR = """
+import os, signal, sys
+from supra.utils.files import atomic_dir
+with atomic_dir(sys.argv[1]) as tmp:
+    (tmp / sys.argv[2]).write_text("half a file")
+    os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def killed_in_atomic_dir(path: Path, name: str) -> Path:
+    """What a process killed (SIGKILL: no error to clean up on) while it filled atomic_dir(path) with the file
+    `name` leaves beside `path`: its temp folder."""
+    before = set(path.parent.iterdir()) if path.parent.is_dir() else set()
+    subprocess.run([sys.executable, "-c", KILLED_IN_ATOMIC_DIR, str(path), name], cwd=ROOT, check=False,
+                   env={**os.environ, "PYTHONPATH": str(ROOT)})
+    (left,) = set(path.parent.iterdir()) - before
+    return left
+
+
 @pytest.fixture
 def train_config(tmp_path: Path) -> Callable[..., DictConfig]:
     """train_config(*overrides, run="name") -> a tiny-run train config writing into tmp_path/name."""

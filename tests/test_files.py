@@ -1,6 +1,6 @@
 """Atomic folders: a folder written by atomic_dir appears whole or not at all, and one it replaces is
-deleted only once the new one is in place; the temp folders of a killed one are found by name (temp files of
-a killed atomic_path by the lock they lost), and a
+deleted only once the new one is in place; the temp folders of a killed one (and temp files of a killed
+atomic_path) are found by the lock they lost, never a user's folder named like one, and a
 folder written alone refuses a second writer. Listing a data folder: linked folders followed, each real
 folder listed once."""
 
@@ -24,6 +24,7 @@ from supra.utils.files import (
     walk_visible,
     writing_alone,
 )
+from tests.conftest import killed_in_atomic_dir
 
 
 def test_a_replaced_folder_is_deleted_only_once_the_new_one_is_in_place(tmp_path, monkeypatch):
@@ -33,7 +34,7 @@ def test_a_replaced_folder_is_deleted_only_once_the_new_one_is_in_place(tmp_path
     rename = os.replace
 
     def new_folder_cannot_move_in(src, dst):  # e.g. the disk fails at the last step
-        if Path(src).name.startswith(".release.") and ".old." not in Path(src).name:
+        if Path(src).name == "new" and Path(dst) == release:
             raise OSError("input/output error")
         return rename(src, dst)
 
@@ -50,14 +51,18 @@ def test_a_replaced_folder_is_deleted_only_once_the_new_one_is_in_place(tmp_path
     assert [p.name for p in tmp_path.iterdir()] == ["release"]  # the old one deleted, no temp folder left
 
 
-def test_the_temp_folders_of_a_killed_atomic_dir_are_found_by_their_names_and_nothing_else_is(tmp_path):
+def test_only_the_temp_folder_a_killed_atomic_dir_left_is_a_leftover_never_a_users_folder_named_like_one(tmp_path):
+    """A process killed while it filled the folder leaves its temp folder, whose claim file it held locked: that
+    lock, lost, tells it from one being filled now (its lock held) and from a user's own folder, however named."""
     (tmp_path / "train").mkdir()
-    for name in (".train.notes", ".trainxyz12345", ".val.abcd1234", ".train.old.notahexx"):  # not train's temp folders
-        (tmp_path / name).mkdir()
-    (tmp_path / ".train.abcd1234").write_text("a file, not a folder")
-    (tmp_path / ".train.old.0123abcd").mkdir()  # the replaced folder, set aside when the process died
-    with atomic_dir(tmp_path / "train") as filling:  # as a process killed now leaves it
-        assert atomic_dir_leftovers(tmp_path / "train") == sorted([filling, tmp_path / ".train.old.0123abcd"])
+    for name in (".train.20240101", ".train.previous", ".train.backup01", ".train.old.0123abcd", ".val.abcd1234"):
+        (tmp_path / name).mkdir()  # the user's, named as atomic_dir's temp folders are
+        (tmp_path / name / "NOTES.txt").write_text("the user's")
+    killed = killed_in_atomic_dir(tmp_path / "train", "00000.tar")
+    assert killed.name.startswith(".train.")
+    with atomic_dir(tmp_path / "train") as filling:  # one at work now
+        assert atomic_dir_leftovers(tmp_path / "train") == [killed]
+    assert not filling.parent.exists()  # done: nothing of it left
 
 
 def test_the_temp_file_of_a_killed_atomic_path_is_stale_and_one_being_written_is_not(tmp_path):

@@ -19,7 +19,7 @@ from supra.data.images import normalize_images
 from supra.models.vlm_generation import beam_search
 from supra.utils.errors import SupraUserError
 from tests import release_reference
-from tests.conftest import run_command
+from tests.conftest import killed_in_atomic_dir, run_command
 from tests.media_fixtures import png_claiming
 from tests.test_vlm_nano import release_state_dict_names
 
@@ -322,12 +322,11 @@ def test_export_removes_the_temp_folders_an_export_killed_before_it_finished_lef
     import fcntl
 
     ckpt, out = trained_run / "checkpoints" / "best.ckpt", tmp_path / "release"
-    # an export killed (SIGKILL) while filling its temp folder, and one killed as it swapped the old release out
-    for leftover in (".release.k3_x9q2z", ".release.old.0123abcd"):
-        (tmp_path / leftover).mkdir()
-        (tmp_path / leftover / "model.safetensors").write_bytes(b"half a model")
-    (tmp_path / ".other.k3_x9q2z").mkdir()  # another out's, and a file of the user's named much like one
+    killed = killed_in_atomic_dir(out, "model.safetensors")  # an export killed (SIGKILL) while filling its temp folder
+    (tmp_path / ".other.k3_x9q2z").mkdir()  # another out's, and the user's own named much like one
     (tmp_path / ".release.notes").write_text("the user's")
+    (tmp_path / ".release.20240101").mkdir()
+    (tmp_path / ".release.20240101" / "NOTES.txt").write_text("the user's")
     # while another export writes beside out (holding the folder as each export does), a temp folder may be
     # its own at work: named, not removed
     held = os.open(tmp_path, os.O_RDONLY)
@@ -337,13 +336,15 @@ def test_export_removes_the_temp_folders_an_export_killed_before_it_finished_lef
     finally:
         os.close(held)
     assert (f"holds temp folders of an export to out={out} that did not finish, or of one at work now" in caplog.text
-            and ".release.k3_x9q2z, .release.old.0123abcd; remove them once" in caplog.text)
-    assert (tmp_path / ".release.k3_x9q2z").is_dir()
+            and f": {killed.name}; remove them once" in caplog.text)
+    assert killed.is_dir()
     capsys.readouterr()
     run_command("export", f"ckpt={ckpt}", f"out={out}")
-    assert (f"removed 2 temp folder(s) that an interrupted earlier export left beside out={out}: .release.k3_x9q2z, "
-            ".release.old.0123abcd") in capsys.readouterr().out
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.k3_x9q2z", ".release.notes", "release"]
+    assert (f"removed 1 temp folder(s) that an interrupted earlier export left beside out={out}: {killed.name}\n"
+            in capsys.readouterr().out)
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".other.k3_x9q2z", ".release.20240101", ".release.notes",
+                                                          "release"]
+    assert (tmp_path / ".release.20240101" / "NOTES.txt").read_text() == "the user's"
 
 
 def test_export_of_a_release_folder_copies_it_as_it_is(release, tmp_path, capsys):

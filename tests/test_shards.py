@@ -508,7 +508,7 @@ def test_write_shards_refuses_options_it_cannot_use_in_one_line_before_any_work(
 
 def test_write_shards_over_an_earlier_run_leaves_only_its_own_shards_and_the_users_files(tmp_path, capsys):
     from tests.caption_source_fixtures import write_coco_official
-    from tests.conftest import run_command
+    from tests.conftest import killed_in_atomic_dir, run_command
 
     write_coco_official(tmp_path / "coco")
     out = tmp_path / "shards"
@@ -520,16 +520,16 @@ def test_write_shards_over_an_earlier_run_leaves_only_its_own_shards_and_the_use
     write_shards(4)  # train: 22 images in 6 shards
     (out / "notes.txt").write_text("the user's")
     (out / ".train.notes").write_text("the user's, named much like a temp folder")
-    # a run killed (SIGKILL) while filling train/'s temp folder, and one killed as it swapped val/ in
-    for leftover in (".train.k3_x9q2z", ".val.old.0123abcd"):
-        (out / leftover).mkdir()
-        (out / leftover / "00000.tar").write_bytes(b"half a shard")
+    (out / ".val.20240101").mkdir()  # and a folder of the user's, named as one
+    # runs killed (SIGKILL) while filling train/'s temp folder and val/'s
+    killed = sorted(killed_in_atomic_dir(out / split, "00000.tar").name for split in ("train", "val"))
     capsys.readouterr()
     write_shards(8, "overwrite=true")  # 3: the earlier 00003..00005 would be read by train/*.tar
     assert sorted(p.name for p in (out / "train").iterdir()) == [
         f"{n:05d}{suffix}" for n in range(3) for suffix in (".parquet", ".tar", "_stats.json")]
-    assert sorted(p.name for p in out.iterdir()) == [".train.notes", "notes.txt", "test", "train", "val"]  # no temp folder left
-    assert f"removed 2 temp folder(s) that an interrupted earlier run left in {out}: .train.k3_x9q2z, .val.old.0123abcd" \
+    assert sorted(p.name for p in out.iterdir()) == [".train.notes", ".val.20240101", "notes.txt", "test", "train",
+                                                     "val"]  # no temp folder left
+    assert f"removed 2 temp folder(s) that an interrupted earlier run left in {out}: {', '.join(killed)}\n" \
         in capsys.readouterr().out
     (out / "val" / "README").write_text("the user's too")  # replacing val/ whole would delete it: refused
     with pytest.raises(SystemExit):

@@ -8,7 +8,6 @@ import json
 import logging
 import os
 import re
-import secrets
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
@@ -106,48 +105,70 @@ def flock_had(fd: int, operation: int) -> bool:
     return True
 
 
+ATOMIC_DIR_CLAIM = ".supra_atomic_dir.claim"  # in atomic_dir's work folder: locked while its process lives
+
+
 @contextmanager
 def atomic_dir(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
     """Yield a temp folder beside `path` to fill; on success it becomes `path` in one rename, on any error
     it is removed. An existing `path` is replaced, or with replace=False kept (another process finished
     the same folder first: its copy is as good). The folder gets a plain mkdir's permissions (not 0700).
     A replaced folder is renamed aside first and deleted only once the new one is in place: a process
-    killed in between leaves both, never neither."""
+    killed in between leaves both, never neither. Both lie in one work folder beside `path`,
+    `.{name}.XXXXXXXX`, with a claim file this process holds locked (as atomic_path's temp file): what a
+    killed process left is told by it from a folder at work, and from a user's own (atomic_dir_leftovers)."""
     path = Path(path).resolve()
     if replace and _holds(path, Path.cwd()):  # replacing it would delete the working directory
         raise SupraUserError(f"{path} holds the working directory: write to a new folder instead")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    work = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+    claim, aside = None, work / "old"
     try:
+        claim = _claimed_folder(work)
+        tmp = work / "new"
+        tmp.mkdir()  # a plain mkdir's permissions (the work folder has mkdtemp's 0700)
         yield tmp
-        os.chmod(tmp, 0o777 & ~_umask())
-        aside = path.parent / f".{path.name}.old.{secrets.token_hex(4)}" if replace and path.exists() else None
-        if aside is not None:
+        if replace and path.exists():
             os.replace(path, aside)
         try:
             os.replace(tmp, path)
         except OSError:
-            if aside is not None:  # the old folder back where it was
+            if aside.exists():  # the old folder back where it was
                 os.replace(aside, path)
             if replace or not path.is_dir():
                 raise
-            shutil.rmtree(tmp, ignore_errors=True)
-        if aside is not None:
-            shutil.rmtree(aside, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    finally:
+        if path.exists() or not aside.exists():  # else the old folder could not be put back: kept with it
+            shutil.rmtree(work, ignore_errors=True)
+        if claim is not None:
+            os.close(claim)  # the lock goes with it
+
+
+def _claimed_folder(folder: Path) -> int:
+    """ATOMIC_DIR_CLAIM in `folder`, open and locked (flock, where there is one) while the descriptor returned
+    is open. Locked before it takes its name: no other process sees it unlocked while this one lives."""
+    fd, tmp = tempfile.mkstemp(dir=folder)
+    try:
+        import fcntl
+    except ImportError:  # off POSIX: unclaimed, so never taken for a leftover
+        pass
+    else:
+        flock_had(fd, fcntl.LOCK_EX)  # a file system without locks: never taken for a leftover either
+    os.replace(tmp, folder / ATOMIC_DIR_CLAIM)
+    return fd
 
 
 def atomic_dir_leftovers(path: str | os.PathLike) -> list[Path]:
-    """The temp folders atomic_dir(path) leaves beside `path` when its process is killed (SIGKILL, a power
-    cut) before it finishes: `.{name}.XXXXXXXX`, mkdtemp's folder being filled, and `.{name}.old.XXXXXXXX`,
-    the replaced folder set aside. Only those names, and only folders (a link to one is not one)."""
+    """The work folders atomic_dir(path) left beside `path` when its process was killed (SIGKILL, a power
+    cut) before it finished: `.{name}.XXXXXXXX` (mkdtemp's name) holding the claim file that process had
+    locked, unlocked now (stale_temp_files). Nothing else: a folder of the user's, however it is named
+    (`.{name}.20240101`), holds no claim, and one at work holds it locked. Where locks are unknown, none."""
     path = Path(path)
-    ours = re.compile(rf"\.{re.escape(path.name)}\.(?:old\.[0-9a-f]{{8}}|[a-z0-9_]{{8}})")  # mkdtemp's 8 characters
+    ours = re.compile(rf"\.{re.escape(path.name)}\.[a-z0-9_]{{8}}")  # mkdtemp's 8 characters
     if not path.parent.is_dir():
         return []
-    return sorted(p for p in path.parent.iterdir() if ours.fullmatch(p.name) and p.is_dir() and not p.is_symlink())
+    return sorted(p for p in path.parent.iterdir() if ours.fullmatch(p.name) and p.is_dir() and not p.is_symlink()
+                  and stale_temp_files(p, re.escape(ATOMIC_DIR_CLAIM)))
 
 
 def remove_leftovers(leftovers: list[Path], alone: bool, warning: Callable[[str], str], removed: str) -> None:
