@@ -22,6 +22,7 @@ from supra.models.a2a_generation import (
 )
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.tokens.a2a_layout import TokenLayout
+from supra.utils.errors import SupraUserError
 
 LAYOUT = TokenLayout(text_size=40, num_codes=16)  # 63 ids: 0-39 text, 40-46 control, 47-62 codes
 
@@ -219,3 +220,8 @@ def test_a_request_beyond_the_context_says_by_how_much():
     model = random_model(6)
     with pytest.raises(ValueError, match="exceeds the context of 160 by 38"):
         generate_video(model, LAYOUT, [LAYOUT.text_open, LAYOUT.text_close], frames=3, grid=(8, 8))
+
+
+def test_no_new_tokens_asked_for_is_named_as_such_not_as_a_full_context():
+    with pytest.raises(SupraUserError, match=r"^max_new_tokens=0 must be >= 1$"):
+        generate_text(random_model(7), LAYOUT, [LAYOUT.text_open], max_new_tokens=0)

@@ -199,6 +199,13 @@ def test_a_tokenizer_with_other_special_tokens_is_named_for_them_not_called_miss
     ('{"test_metrics": ["CIDEr", "SPICE"]}', '"test_metrics" names unknown metric(s) SPICE (choose from Bleu, METEOR'),
     ('{"generation": {"image_temprature": 1.0}}', "\"generation\" has unknown setting(s) 'image_temprature'"),
     ('{"generation": {"image_best_of": 2.5}}', '"generation".image_best_of=2.5 must be a whole number'),
+    # an a2a model's sampling out of its range: the sampler's own rule, not a traceback two test batches in
+    ('{"generation": {"max_caption_tokens": 0}}', '"generation".max_caption_tokens=0 must be >= 1'),
+    ('{"generation": {"image_best_of": 0}}', '"generation".image_best_of=0 must be >= 1 (1 = off)'),
+    ('{"generation": {"image_temperature": -0.5}}', '"generation".image_temperature=-0.5 must be a number >= 0 (0 = greedy)'),
+    ('{"generation": {"text_temperature": NaN}}', '"generation".text_temperature=NaN must be a number >= 0 (0 = greedy)'),
+    ('{"generation": {"image_guidance": -1}}', '"generation".image_guidance=-1 must be a number >= 0 (1 = off)'),
+    ('{"generation": {"image_top_k": 0}}', '"generation".image_top_k=0 must be >= 1'),
     ('{"code_softmax": "yes"}', '"code_softmax"="yes" must be true or false'),
     ('{"decoding": {}}', "unknown field(s) 'decoding' (it may hold decode, generation, code_softmax, test_metrics)"),
 ])

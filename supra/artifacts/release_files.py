@@ -13,6 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from supra.artifacts.checkpoints import checkpoint_step
 from supra.metrics.caption_scores import SCORER_FAMILIES
+from supra.models.a2a_generation import GENERATION_RULES
 from supra.models.vlm_generation import DecodeConfig
 from supra.utils.errors import SupraUserError
 from supra.utils.files import give_plain_permissions
@@ -135,6 +136,10 @@ def _scoring_problem(settings: dict[str, Any]) -> str | None:
             if not (isinstance(value, int if whole else (int, float)) and not isinstance(value, bool)
                     or (value is None and key == "image_top_k")):
                 return f'"generation".{key}={json.dumps(value)} must be {"a whole number" if whole else "a number"}'
+            # the sampler's own range (a best_of of 0, a negative temperature): else a traceback mid-test
+            problem = GENERATION_RULES[key](value) if key in GENERATION_RULES else None
+            if problem:
+                return f'"generation".{key}={json.dumps(value)} {problem}'
     if "code_softmax" in settings and not isinstance(settings["code_softmax"], bool):
         return f'"code_softmax"={json.dumps(settings["code_softmax"])} must be true or false'
     metrics = settings.get("test_metrics")

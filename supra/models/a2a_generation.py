@@ -32,6 +32,33 @@ from supra.tokens.a2a_layout import TokenLayout
 from supra.utils.errors import SupraUserError
 
 
+# The rules of the sampling settings, each a phrase for a value that breaks it (None: fine): SamplingConfig,
+# check_image_search and generate_texts apply them to their arguments, GENERATION_RULES to model.generation.
+def temperature_problem(temperature: float) -> str | None:
+    return None if math.isfinite(temperature) and temperature >= 0 else "must be a number >= 0 (0 = greedy)"  # nan too
+
+
+def top_k_problem(top_k: int | None) -> str | None:
+    return None if top_k is None or top_k >= 1 else "must be >= 1 (or None for no limit)"
+
+
+def guidance_problem(guidance: float) -> str | None:
+    return None if math.isfinite(guidance) and guidance >= 0 else "must be a number >= 0 (1 = off)"
+
+
+def best_of_problem(best_of: int) -> str | None:
+    return None if best_of >= 1 else "must be >= 1 (1 = off)"
+
+
+def new_tokens_problem(max_new_tokens: int) -> str | None:
+    return None if max_new_tokens >= 1 else "must be >= 1"
+
+
+def _check(name: str, value: object, problem: str | None) -> None:
+    if problem:
+        raise SupraUserError(f"{name}={value} {problem}")
+
+
 @dataclass(frozen=True)
 class SamplingConfig:
     temperature: float = 1.0  # 0 = greedy
@@ -40,20 +67,24 @@ class SamplingConfig:
 
     # User errors: the values come straight from the command line (generate, explain, the demo).
     def __post_init__(self) -> None:
-        if not math.isfinite(self.temperature) or self.temperature < 0:  # nan passes a plain < 0
-            raise SupraUserError(f"temperature={self.temperature} must be a number >= 0 (0 = greedy)")
-        if self.top_k is not None and self.top_k < 1:
-            raise SupraUserError(f"top_k={self.top_k} must be >= 1 (or None for no limit)")
+        _check("temperature", self.temperature, temperature_problem(self.temperature))
+        _check("top_k", self.top_k, top_k_problem(self.top_k))
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise SupraUserError(f"top_p={self.top_p} must be in (0, 1] (or None for no limit)")
 
 
 def check_image_search(guidance: float, best_of: int) -> None:
     """text2image's search settings (generate_images), checked before any work, as user errors."""
-    if not math.isfinite(guidance) or guidance < 0:
-        raise SupraUserError(f"guidance={guidance} must be a number >= 0 (1 = off)")
-    if best_of < 1:
-        raise SupraUserError(f"best_of={best_of} must be >= 1 (1 = off)")
+    _check("guidance", guidance, guidance_problem(guidance))
+    _check("best_of", best_of, best_of_problem(best_of))
+
+
+# model.generation (A2ATask's sampling of validation and test, an a2a release's scoring.json): each number
+# setting by the rule of the argument it is given as (seed aside: any whole number torch takes).
+GENERATION_RULES = {"text_temperature": temperature_problem, "image_temperature": temperature_problem,
+                    "video_temperature": temperature_problem, "image_top_k": top_k_problem,
+                    "image_guidance": guidance_problem, "image_best_of": best_of_problem,
+                    "max_caption_tokens": new_tokens_problem}
 
 
 # -- what each position may hold ---------------------------------------------------------------------
@@ -212,6 +243,7 @@ def generate_texts(
     any block), without the closing `</TEXT>`; never a code or other control token. Prompts of
     unequal length run in groups of equal length, in the order of first appearance."""
     sampling = SamplingConfig(temperature, top_k, top_p)
+    _check("max_new_tokens", max_new_tokens, new_tokens_problem(max_new_tokens))  # 0: not "no room in the context"
     prompts = [with_opener(layout, p, "text", layout.text_open) for p in prompts]
     mask = text_mask(layout, model.tok_emb.weight.device)
     results: list[list[int]] = [[] for _ in prompts]
