@@ -35,6 +35,7 @@ from supra.utils.files import (
     atomic_dir_leftovers,
     check_replaceable_dir,
     flock_had,
+    is_mount_point,
     remove_leftovers,
     require_writable_dir,
     some_names,
@@ -210,6 +211,10 @@ def run(cfg: DictConfig) -> Path:
     if hub_id:
         refuse_out_in_hub_cache(str(cfg.out), str(cfg.ckpt))
     check_replaceable_dir(cfg.out, f"out={cfg.out}", REPLACEABLE, inputs=[cfg.ckpt], overwrite=True)
+    if is_mount_point(cfg.out):  # out is replaced by a rename, which a mount point refuses (EBUSY) at the very end
+        raise SupraUserError(f"out={cfg.out} is a mount point, which export cannot replace (it writes the release "
+                             f"beside out, then renames it into place): give a folder inside it, e.g. "
+                             f"out={Path(cfg.out) / 'release'}")
     require_writable_dir(Path(cfg.out).resolve().parent, f"out={cfg.out}")
     if cfg.push_to:
         check_repo_id(cfg.push_to)  # before the work, not after it

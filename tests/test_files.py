@@ -6,6 +6,7 @@ folder listed once."""
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import sys
@@ -18,6 +19,7 @@ from supra.utils.files import (
     atomic_dir,
     atomic_dir_leftovers,
     atomic_path,
+    is_mount_point,
     stale_temp_files,
     tree_stamp,
     visible_files,
@@ -35,12 +37,13 @@ def test_a_replaced_folder_is_deleted_only_once_the_new_one_is_in_place(tmp_path
 
     def new_folder_cannot_move_in(src, dst):  # e.g. the disk fails at the last step
         if Path(src).name == "new" and Path(dst) == release:
-            raise OSError("input/output error")
+            raise OSError(errno.EIO, os.strerror(errno.EIO))
         return rename(src, dst)
 
     with monkeypatch.context() as failing:
         failing.setattr(os, "replace", new_folder_cannot_move_in)
-        with pytest.raises(OSError), atomic_dir(release) as tmp:
+        with pytest.raises(SupraUserError, match=f"^{release} cannot be replaced \\(Input/output error"), \
+                atomic_dir(release) as tmp:
             (tmp / "model.safetensors").write_text("new")
     assert (release / "model.safetensors").read_text() == "old"  # set aside, then put back
     assert [p.name for p in tmp_path.iterdir()] == ["release"]
@@ -49,6 +52,42 @@ def test_a_replaced_folder_is_deleted_only_once_the_new_one_is_in_place(tmp_path
         (tmp / "model.safetensors").write_text("new")
     assert (release / "model.safetensors").read_text() == "new"
     assert [p.name for p in tmp_path.iterdir()] == ["release"]  # the old one deleted, no temp folder left
+
+
+def test_a_folder_that_cannot_be_renamed_is_one_line_and_left_as_it_was(tmp_path, monkeypatch):
+    """A mount point (EBUSY) or an immutable folder (EPERM) cannot be set aside to be replaced: said in one
+    line once the new folder is written (a mount point is not seen in a rename's place), the folder as it was."""
+    release = tmp_path / "release"
+    release.mkdir()
+    (release / "model.safetensors").write_text("old")
+    rename = os.replace
+
+    def busy(src, dst):  # as Linux answers renaming a mount point
+        if Path(src) == release:
+            raise OSError(errno.EBUSY, os.strerror(errno.EBUSY), str(src), None, str(dst))
+        return rename(src, dst)
+
+    monkeypatch.setattr(os, "replace", busy)
+    with pytest.raises(SupraUserError) as err, atomic_dir(release) as tmp:
+        (tmp / "model.safetensors").write_text("new")
+    assert str(err.value) == (f"{release} cannot be replaced (Device or resource busy: a mount point or an immutable "
+                              "folder?), so it is left as it was and what was written beside it removed: write into a "
+                              "new folder inside it, or another one")
+    assert [p.name for p in tmp_path.iterdir()] == ["release"]
+    assert (release / "model.safetensors").read_text() == "old"
+
+
+def test_a_bind_mount_on_its_own_file_system_is_a_mount_point(tmp_path):
+    """os.path.ismount compares devices, so misses a folder bound onto itself; the mount table lists it."""
+    folder = tmp_path / "with space"
+    folder.mkdir()
+    assert is_mount_point("/") and not is_mount_point(folder)
+    if subprocess.run(["mount", "--bind", str(folder), str(folder)], capture_output=True, check=False).returncode:
+        pytest.skip("mount --bind needs root (and a container allowed to mount)")
+    try:
+        assert is_mount_point(folder) and not os.path.ismount(folder)
+    finally:
+        subprocess.run(["umount", str(folder)], check=True)
 
 
 def test_only_the_temp_folder_a_killed_atomic_dir_left_is_a_leftover_never_a_users_folder_named_like_one(tmp_path):

@@ -296,6 +296,20 @@ def test_export_replaces_an_old_release_but_never_other_files_its_input_or_the_w
     assert {p.name: p.stat().st_mode & 0o777 for p in mine.iterdir()} == {p.name: 0o666 & ~umask for p in mine.iterdir()}
 
 
+def test_export_into_a_mount_point_is_refused_before_any_work(trained_run, tmp_path, monkeypatch, capsys):
+    """out is replaced by renaming a folder written beside it into place, which a mount point refuses (EBUSY):
+    a folder inside it is what to give."""
+    ckpt, mount = trained_run / "checkpoints" / "best.ckpt", tmp_path / "disk"
+    mount.mkdir()
+    monkeypatch.setattr(os.path, "ismount", lambda path: Path(path).resolve() == mount)  # no mount without root
+    with pytest.raises(SystemExit):
+        run_command("export", f"ckpt={ckpt}", f"out={mount}")
+    assert capsys.readouterr().err == (f"error: out={mount} is a mount point, which export cannot replace (it writes "
+                                       "the release beside out, then renames it into place): give a folder inside "
+                                       f"it, e.g. out={mount / 'release'}\n")
+    assert list(tmp_path.iterdir()) == [mount] and not any(mount.iterdir())
+
+
 def test_export_never_deletes_files_that_merely_bear_a_release_files_names(release, trained_run, tmp_path, capsys):
     ckpt = trained_run / "checkpoints" / "best.ckpt"
 

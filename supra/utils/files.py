@@ -114,7 +114,8 @@ def atomic_dir(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
     it is removed. An existing `path` is replaced, or with replace=False kept (another process finished
     the same folder first: its copy is as good). The folder gets a plain mkdir's permissions (not 0700).
     A replaced folder is renamed aside first and deleted only once the new one is in place: a process
-    killed in between leaves both, never neither. Both lie in one work folder beside `path`,
+    killed in between leaves both, never neither; one that cannot be renamed (a mount point) is one line,
+    and left as it was. Both lie in one work folder beside `path`,
     `.{name}.XXXXXXXX`, with a claim file this process holds locked (as atomic_path's temp file): what a
     killed process left is told by it from a folder at work, and from a user's own (atomic_dir_leftovers)."""
     path = Path(path).resolve()
@@ -128,15 +129,19 @@ def atomic_dir(path: str | os.PathLike, replace: bool = True) -> Iterator[Path]:
         tmp = work / "new"
         tmp.mkdir()  # a plain mkdir's permissions (the work folder has mkdtemp's 0700)
         yield tmp
-        if replace and path.exists():
-            os.replace(path, aside)
         try:
+            if replace and path.exists():
+                os.replace(path, aside)
             os.replace(tmp, path)
-        except OSError:
+        except OSError as err:
             if aside.exists():  # the old folder back where it was
                 os.replace(aside, path)
-            if replace or not path.is_dir():
-                raise
+            if not replace and path.is_dir():  # another process finished it first: its copy is as good
+                return
+            # a mount point (EBUSY) or an immutable folder (EPERM) cannot be renamed: the work is lost, not `path`
+            raise SupraUserError(f"{path} cannot be replaced ({err.strerror or err}: a mount point or an immutable "
+                                 "folder?), so it is left as it was and what was written beside it removed: write "
+                                 "into a new folder inside it, or another one") from None
     finally:
         if path.exists() or not aside.exists():  # else the old folder could not be put back: kept with it
             shutil.rmtree(work, ignore_errors=True)
@@ -156,6 +161,22 @@ def _claimed_folder(folder: Path) -> int:
         flock_had(fd, fcntl.LOCK_EX)  # a file system without locks: never taken for a leftover either
     os.replace(tmp, folder / ATOMIC_DIR_CLAIM)
     return fd
+
+
+def is_mount_point(path: str | os.PathLike) -> bool:
+    """Whether `path` is a mount point, which a rename cannot move (EBUSY): os.path.ismount, or on Linux one
+    listed in /proc/self/mountinfo, as is a bind mount of a folder of the same file system (ismount compares
+    devices, so misses it)."""
+    if os.path.ismount(path):
+        return True
+    try:
+        mounts = Path("/proc/self/mountinfo").read_text(encoding="utf-8", errors="surrogateescape").splitlines()
+    except OSError:  # not Linux
+        return False
+    real = os.path.realpath(path)
+    # the fifth field is the mount point, a space, tab, newline or backslash in it written in octal (\040)
+    return any(len(fields) > 4 and re.sub(r"\\([0-7]{3})", lambda m: chr(int(m[1], 8)), fields[4]) == real
+               for fields in (line.split(" ") for line in mounts))
 
 
 def atomic_dir_leftovers(path: str | os.PathLike) -> list[Path]:
