@@ -27,7 +27,7 @@ from supra.artifacts.kinds import (
     CAPTIONER_RELEASE,
     release_kind,
 )
-from supra.artifacts.release_files import read_scoring
+from supra.artifacts.release_files import first_line, read_picture, read_scoring
 from supra.utils.cli import changed_options, hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
@@ -117,26 +117,18 @@ def read_release_whole(folder: Path, kind: str) -> None:
     settings, README.md text); one line naming the first that cannot be read."""
     RELEASE_READERS[kind](folder)
     read_scoring(folder)
-    for name, read in (("model.pt", _read_torch), ("samples.png", _read_picture), ("README.md", _read_text)):
+    for name, read in (("model.pt", _read_torch), ("samples.png", read_picture), ("README.md", _read_text)):
         path = folder / name
         if path.is_file():
             try:
                 read(path)
             except Exception as err:  # whatever torch, PIL or the codec raise for a damaged file
-                first = str(err).strip().splitlines()[0].split(". ")[0][:120] if str(err).strip() else type(err).__name__
-                raise SupraUserError(f"{path} cannot be read ({first}): it is damaged or cut short; copy the "
-                                     "release again (or export it again from its checkpoint)") from None
+                raise SupraUserError(f"{path} cannot be read ({first_line(err)}): it is damaged or cut short; copy "
+                                     "the release again (or export it again from its checkpoint)") from None
 
 
 def _read_torch(path: Path) -> None:
     torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # no code runs; its tensors mapped, not read
-
-
-def _read_picture(path: Path) -> None:
-    from PIL import Image
-
-    with Image.open(path) as picture:
-        picture.load()  # decodes it whole: a cut file fails here
 
 
 def _read_text(path: Path) -> None:

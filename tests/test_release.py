@@ -296,6 +296,39 @@ def test_export_replaces_an_old_release_but_never_other_files_its_input_or_the_w
     assert {p.name: p.stat().st_mode & 0o777 for p in mine.iterdir()} == {p.name: 0o666 & ~umask for p in mine.iterdir()}
 
 
+def test_export_refuses_a_runs_metrics_json_or_sample_grid_it_cannot_read(trained_run, tmp_path, capsys):
+    """The card's scores and the release's samples.png are the run's files: one cut short or edited is one line
+    naming it, not a JSONDecodeError, nor a release whose samples.png cannot be read; moved away, the release
+    is exported without it."""
+    run, out = tmp_path / "run", tmp_path / "release"
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt = Path(shutil.copyfile(trained_run / "checkpoints" / "best.ckpt", run / "checkpoints" / "best.ckpt"))
+    scores, grid = (trained_run / "metrics.json").read_text(), (trained_run / "samples.png").read_bytes()
+
+    def refused() -> str:
+        with pytest.raises(SystemExit):
+            run_command("export", f"ckpt={ckpt}", f"out={out}")
+        said = capsys.readouterr().err
+        assert said.count("\n") == 1 and not out.exists()
+        return said
+
+    again = f"(`python evaluate.py ckpt={ckpt}` writes them again in its own run folder)\n"
+    for damaged, what in ((scores[:40], "is not readable JSON (Unterminated string"),
+                          ("[1, 2]", "holds [1, 2], not the metrics a test writes (a JSON object)")):
+        (run / "metrics.json").write_text(damaged)
+        said = refused()
+        assert said.startswith(f"error: {run / 'metrics.json'}, the test scores of the checkpoint's run, {what}")
+        assert said.endswith(f": move it away to export without the run's test scores {again}")
+    (run / "metrics.json").write_text(scores)
+    (run / "samples.png").write_bytes(grid[:2000])
+    assert refused() == (f"error: {run / 'samples.png'}, the sample grid of the checkpoint's run, cannot be read (image "
+                         "file is truncated): it is damaged or cut short; move it away to export without it (`python "
+                         f"evaluate.py ckpt={ckpt}` draws one again in its own run folder)\n")
+    (run / "samples.png").unlink()
+    run_command("export", f"ckpt={ckpt}", f"out={out}")
+    assert not (out / "samples.png").exists() and "## Metrics (test split" in (out / "README.md").read_text()
+
+
 def test_export_into_a_mount_point_is_refused_before_any_work(trained_run, tmp_path, monkeypatch, capsys):
     """out is replaced by renaming a folder written beside it into place, which a mount point refuses (EBUSY):
     a folder inside it is what to give."""

@@ -35,6 +35,7 @@ from supra.artifacts.checkpoints import (
 from supra.artifacts.hub import card_front_matter, local_path
 from supra.artifacts.kinds import CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE, release_kind
 from supra.artifacts.release_files import (
+    check_run_grid,
     data_names,
     load_weights,
     metrics_table,
@@ -129,6 +130,8 @@ def export_release(ckpt: str | Path, out_dir: str | Path, license: str = "other"
     config = {**net.config.release_config, **net.config.architecture,
               "bos_token_id": tokenizer.bos_id, "eos_token_id": tokenizer.eos_id}
     metrics, grid = run_results(ckpt)  # the run's test metrics and sample grid, when they are this checkpoint's
+    if grid is not None:
+        check_run_grid(grid, ckpt)
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         save_weights(net, tmp / "model.safetensors")

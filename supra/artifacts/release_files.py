@@ -173,12 +173,49 @@ def run_results(ckpt: str | Path) -> tuple[dict[str, Any] | None, Path | None]:
     """The test metrics (metrics.json) and sample grid (samples.png) of the run that wrote `ckpt`, each where
     the run wrote it, when they are `ckpt`'s own (tested_by_its_run); else None. Only a run that tested
     (its metrics.json is the test's report) has a test grid: the samples.png of a run with test=false (every
-    sweep trial) is its last validation's, which a card must not show as the test's."""
+    sweep trial) is its last validation's, which a card must not show as the test's. A metrics.json that
+    cannot be read (cut short, edited) is one line naming it; the grid is checked where it is used
+    (check_run_grid)."""
     run = run_dir_of(ckpt)
     metrics, grid = run / "metrics.json", run / "samples.png"
     if not metrics.is_file() or not tested_by_its_run(ckpt):
         return None, None
-    return json.loads(metrics.read_text()), (grid if grid.is_file() else None)
+    remedy = (f"move it away to export without the run's test scores (`python evaluate.py ckpt={ckpt}` "
+              "writes them again in its own run folder)")
+    try:
+        scores = json.loads(metrics.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SupraUserError(f"{metrics}, the test scores of the checkpoint's run, is not readable JSON ({err}): "
+                             f"{remedy}") from None
+    if not isinstance(scores, dict):
+        raise SupraUserError(f"{metrics}, the test scores of the checkpoint's run, holds {json.dumps(scores)[:40]}, not "
+                             f"the metrics a test writes (a JSON object): {remedy}")
+    return scores, (grid if grid.is_file() else None)
+
+
+def check_run_grid(grid: Path, ckpt: str | Path) -> None:
+    """The sample grid run_results found for `ckpt`, read whole before a release carries it, as a release's
+    own is before it is copied (read_picture): one line naming it otherwise, not a release that cannot be read."""
+    try:
+        read_picture(grid)
+    except Exception as err:  # whatever PIL or the codec raise for a damaged file
+        raise SupraUserError(f"{grid}, the sample grid of the checkpoint's run, cannot be read ({first_line(err)}): it is "
+                             f"damaged or cut short; move it away to export without it (`python evaluate.py "
+                             f"ckpt={ckpt}` draws one again in its own run folder)") from None
+
+
+def read_picture(path: Path) -> None:
+    """Decode the picture at `path` whole: a file cut short fails here, not where it is shown."""
+    from PIL import Image
+
+    with Image.open(path) as picture:
+        picture.load()
+
+
+def first_line(err: Exception) -> str:
+    """An error of a library that read a damaged file, short, for a one-line message."""
+    text = str(err).strip()
+    return text.splitlines()[0].split(". ")[0][:120] if text else type(err).__name__
 
 
 def metrics_table(metrics: dict[str, Any]) -> list[str]:
