@@ -17,7 +17,13 @@ from PIL import Image
 from supra.artifacts.a2a_release import load_a2a
 from supra.artifacts.captioner_release import command_decoding, load_captioner
 from supra.artifacts.checkpoints import artifact_kind
-from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_RELEASE, CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE
+from supra.artifacts.kinds import (
+    A2A_CHECKPOINT,
+    A2A_RELEASE,
+    CAPTIONER_CHECKPOINT,
+    CAPTIONER_RELEASE,
+    KIND_NAMES,
+)
 from supra.data.gif_frames import TOO_LARGE, MediaDecodeError
 from supra.data.images import (
     UNREADABLE,
@@ -223,7 +229,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     kind = artifact_kind(cfg.ckpt)
     captioner = kind in (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE)
     if not captioner and kind not in (A2A_CHECKPOINT, A2A_RELEASE):
-        raise SupraUserError(f"ckpt={cfg.ckpt} is a {kind}: explain reads captioner and a2a_nano models")
+        raise SupraUserError(f"ckpt={cfg.ckpt} is {KIND_NAMES[kind]}: explain reads captioner and a2a_nano models")
     if captioner and (cfg.prompt or cfg.mode == "text2image"):  # a captioner draws nothing
         raise SupraUserError(f"ckpt={cfg.ckpt} is a captioner: it explains the caption of image=PICTURE; "
                              "prompt= and mode=text2image are for a2a_nano models")

@@ -25,6 +25,7 @@ from supra.artifacts.kinds import (
     A2A_RELEASE,
     CAPTIONER_CHECKPOINT,
     CAPTIONER_RELEASE,
+    KIND_NAMES,
     release_kind,
 )
 from supra.artifacts.release_files import first_line, read_picture, read_scoring
@@ -215,7 +216,7 @@ def run(cfg: DictConfig) -> Path:
                              "leave it out")
     kind = artifact_kind(cfg.ckpt)
     if kind not in EXPORTERS:
-        raise SupraUserError(f"ckpt={cfg.ckpt} is a {kind}, which has no release format: give a captioner or "
+        raise SupraUserError(f"ckpt={cfg.ckpt} is {KIND_NAMES[kind]}, which has no release format: give a captioner or "
                              "an a2a_nano checkpoint written by train.py")
     release = kind in (CAPTIONER_RELEASE, A2A_RELEASE)
     if release and changed_options(cfg, "export", ["license"]):

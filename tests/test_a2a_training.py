@@ -200,7 +200,7 @@ def test_evaluate_py_scores_an_a2a_checkpoint(a2a_trained, tmp_path):
     # a captioner's decoding, which the a2a model does not read: refused, not ignored
     ignored = compose_config("eval", tmp_path / "sampled", [f"ckpt={a2a_trained / 'checkpoints' / 'best.ckpt'}",
                                                             "decode=sample", "beam_width=7"])
-    with pytest.raises(SupraUserError, match=r"^decode=sample beam_width=7: ckpt=.* is a supra.a2a, whose scoring "
+    with pytest.raises(SupraUserError, match=r"^decode=sample beam_width=7: ckpt=.* is an a2a_nano checkpoint, whose scoring "
                                              r"does not read them; leave them out$"):
         evaluate(ignored)
 

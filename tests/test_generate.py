@@ -160,7 +160,7 @@ def test_a2a_lightning_checkpoint_loads_like_the_release(pair, tmp_path):
     net3, _, _ = load_a2a(tmp_path / "exported")
     assert torch.equal(net(idx)[0], net3(idx)[0])
     torch.save({"state_dict": state, "supra": meta | {"kind": "supra.vqvae"}}, tmp_path / "vq.ckpt")
-    with pytest.raises(SupraUserError, match="is a supra.vqvae checkpoint, not supra.a2a"):
+    with pytest.raises(SupraUserError, match="is a VQ-VAE checkpoint, not an a2a_nano checkpoint"):
         load_a2a(tmp_path / "vq.ckpt")
 
 

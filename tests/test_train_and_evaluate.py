@@ -608,7 +608,8 @@ def test_evaluate_cli_bad_checkpoints_give_one_line(tmp_path, trained_run):
         str(garbage): "is not a readable PyTorch checkpoint",
         str(text): "is not a readable PyTorch checkpoint (not a PyTorch file)",
         str(bare_vqvae): "holds no VQ-VAE config (model.net)",
-        str(unknown): "is a supra.diffusion checkpoint, which this version of Supra does not know",
+        str(unknown): "is a supra.diffusion checkpoint, which this version of Supra does not know: give a captioner "
+                      "checkpoint, a VQ-VAE checkpoint, an a2a_nano checkpoint",
     }
     # the first through the real command line (one line, no traceback), the others in process (the same
     # SupraUserError the command prints; a subprocess each would only repeat its start-up)

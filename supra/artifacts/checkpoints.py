@@ -12,7 +12,7 @@ from typing import Any
 import torch
 
 from supra.artifacts.hub import RELEASE_FILES, local_path
-from supra.artifacts.kinds import CHECKPOINT_KINDS, RELEASE_NAMES, VQVAE_CHECKPOINT, release_kind
+from supra.artifacts.kinds import CHECKPOINT_KINDS, KIND_NAMES, RELEASE_NAMES, VQVAE_CHECKPOINT, release_kind
 from supra.artifacts.loaded_configs import instantiate_loaded, upgrade_run_config
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.tokens.caption_bpe import CaptionTokenizer
@@ -49,7 +49,8 @@ def load_supra_checkpoint(path: str | Path, kind: str | None = None, what: str =
     if not isinstance(meta, dict) or "kind" not in meta:
         raise SupraUserError(f"{what}={path} was not written by Supra's train.py (no 'supra' section)")
     if kind is not None and meta["kind"] != kind:
-        raise SupraUserError(f"{what}={path} is a {meta['kind']} checkpoint, not {kind}: give a checkpoint of that model")
+        found = KIND_NAMES.get(meta["kind"], f"a {meta['kind']} checkpoint")  # a later Supra's kind: its own label
+        raise SupraUserError(f"{what}={path} is {found}, not {KIND_NAMES[kind]}: give a checkpoint of that model")
     return checkpoint
 
 
@@ -134,7 +135,7 @@ def artifact_kind(path: str | Path, what: str = "ckpt") -> str:
     kind = load_supra_checkpoint(path, what=what)["supra"]["kind"]
     if kind not in CHECKPOINT_KINDS:
         raise SupraUserError(f"{what}={path} is a {kind} checkpoint, which this version of Supra does not know: "
-                             f"give a checkpoint of one of {', '.join(CHECKPOINT_KINDS)}")
+                             f"give {', '.join(KIND_NAMES[known] for known in CHECKPOINT_KINDS)}")
     return kind
 
 

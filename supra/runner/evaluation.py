@@ -28,6 +28,7 @@ from supra.artifacts.kinds import (
     A2A_RELEASE,
     CAPTIONER_CHECKPOINT,
     CAPTIONER_RELEASE,
+    KIND_NAMES,
     VQVAE_CHECKPOINT,
     release_kind,
 )
@@ -151,7 +152,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     kind = artifact_kind(cfg.ckpt)
     # the a2a model captions greedily (seed: its image sampling); a VQ-VAE decodes nothing
     refuse_unread_options(cfg, "eval", [o for o in DECODING_OPTIONS if o not in DECODING_READ.get(kind, DECODING_OPTIONS)],
-                          f"ckpt={cfg.ckpt} is a {kind}, whose scoring")
+                          f"ckpt={cfg.ckpt} is {KIND_NAMES[kind]}, whose scoring")
     task, tokenizer, run_cfg, pictures = LOADERS[kind](cfg)
     # the step its pictures are named by, not this trainer's 0 (a release folder keeps none of its own)
     path = local_path(cfg.ckpt)
