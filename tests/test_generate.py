@@ -164,6 +164,17 @@ def test_a2a_lightning_checkpoint_loads_like_the_release(pair, tmp_path):
         load_a2a(tmp_path / "vq.ckpt")
 
 
+def test_the_caption_command_given_an_a2a_release_names_the_command_that_captions_with_it(pair, tmp_path, capsys):
+    folder = pair[0]
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(tmp_path / "photos" / "red.png")
+    with pytest.raises(SystemExit):
+        run_command("caption", f"ckpt={folder}", f"images={tmp_path / 'photos'}", f"out={tmp_path / 'out'}")
+    assert capsys.readouterr().err == (f"error: ckpt={folder} is an a2a_nano release (GPT + VQ-VAE), not a captioner: "
+                                       f"caption a picture with it by python -m supra.generate ckpt={folder} "
+                                       "mode=image2text image=PICTURE\n")
+
+
 def test_text2image_writes_pngs_and_a_grid_and_draws_the_learnt_codes(pair, tmp_path):
     folder, codes = pair
     summary = generate(tmp_path, folder, "mode=text2image", "prompt=a blue square", "temperature=0", "num_samples=2")

@@ -33,7 +33,13 @@ from supra.artifacts.checkpoints import (
     run_config_of,
 )
 from supra.artifacts.hub import card_front_matter, local_path
-from supra.artifacts.kinds import CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE, release_kind
+from supra.artifacts.kinds import (
+    A2A_RELEASE,
+    CAPTIONER_CHECKPOINT,
+    CAPTIONER_RELEASE,
+    KIND_NAMES,
+    release_kind,
+)
 from supra.artifacts.release_files import (
     check_run_grid,
     data_names,
@@ -344,9 +350,13 @@ def load_captioner(path: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict | 
     """(net in eval mode, tokenizer, training run config or None) from a train.py checkpoint or a release
     folder, local or on the Hugging Face Hub (org/name[@revision])."""
     path = local_path(path)
-    if release_kind(path) == CAPTIONER_RELEASE:
+    kind = release_kind(path)
+    if kind == CAPTIONER_RELEASE:
         net, tokenizer, _ = load_release(path)
         return net, tokenizer, None
+    if kind == A2A_RELEASE:  # it captions too, by its own command
+        raise SupraUserError(f"ckpt={path} is {KIND_NAMES[kind]} (GPT + VQ-VAE), not a captioner: caption a picture "
+                             f"with it by python -m supra.generate ckpt={path} mode=image2text image=PICTURE")
     if Path(path).is_dir():
         raise SupraUserError(f"ckpt={path} is not a SupraVL-Nano release folder (config.json + model.safetensors + "
                              "tokenizer.json, no vqvae.safetensors): give such a folder or a .ckpt file written by train.py")
