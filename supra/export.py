@@ -208,7 +208,9 @@ def run(cfg: DictConfig) -> Path:
         raise SupraUserError(f"out={cfg.out} is a mount point, which export cannot replace (it writes the release "
                              f"beside out, then renames it into place): give a folder inside it, e.g. "
                              f"out={Path(cfg.out) / 'release'}")
-    require_writable_dir(Path(cfg.out).resolve().parent, f"out={cfg.out}")
+    # out's missing parents are made only once there is a release to write: a refused export leaves none behind
+    parent = Path(cfg.out).resolve().parent
+    require_writable_dir(next(p for p in (parent, *parent.parents) if p.exists()), f"out={cfg.out}", create=False)
     if cfg.push_to:
         check_repo_id(cfg.push_to)  # before the work, not after it
     elif cfg.private is not False:  # the Hub repo's visibility: without push_to there is none to set
@@ -231,6 +233,7 @@ def run(cfg: DictConfig) -> Path:
     refuse_replacing_no_release(str(cfg.out), bool(cfg.overwrite))
     if release:
         read_release_whole(ckpt, kind)
+    parent.mkdir(parents=True, exist_ok=True)
     with writing_beside(Path(cfg.out).resolve(), f"out={cfg.out}"):
         out = EXPORTERS[kind](str(ckpt), str(cfg.out), license=cfg.license)
     print(f"wrote {out}: " + ", ".join(sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())))

@@ -329,12 +329,13 @@ def test_export_refuses_a_runs_metrics_json_or_sample_grid_it_cannot_read(traine
     assert not (out / "samples.png").exists() and "## Metrics (test split" in (out / "README.md").read_text()
 
 
-def test_export_of_a_model_without_a_release_format_names_it(vqvae_ckpt, tmp_path, capsys):
+def test_export_of_a_model_without_a_release_format_names_it_and_makes_no_folder(vqvae_ckpt, tmp_path, capsys):
     out = tmp_path / "new" / "deep" / "release"
     with pytest.raises(SystemExit):
         run_command("export", f"ckpt={vqvae_ckpt}", f"out={out}")
     assert capsys.readouterr().err == (f"error: ckpt={vqvae_ckpt} is a VQ-VAE checkpoint, which has no release format: "
                                        "give a captioner or an a2a_nano checkpoint written by train.py\n")
+    assert not (tmp_path / "new").exists()  # out's parents are made only for a release to write
 
 
 def test_export_into_a_mount_point_is_refused_before_any_work(trained_run, tmp_path, monkeypatch, capsys):

@@ -336,10 +336,11 @@ def check_writable_dir(path: str | os.PathLike, create: bool = True) -> Path:
     return path
 
 
-def require_writable_dir(path: str | os.PathLike, what: str, remedy: str = "choose another folder") -> Path:
+def require_writable_dir(path: str | os.PathLike, what: str, remedy: str = "choose another folder",
+                         create: bool = True) -> Path:
     """`check_writable_dir`, failing as one line that names the folder (`what`, e.g. "out=DIR") and what to do."""
     try:
-        return check_writable_dir(path)
+        return check_writable_dir(path, create)
     except OSError as err:
         raise SupraUserError(f"cannot write to {what} ({err.strerror or err}): {remedy}") from None
 
