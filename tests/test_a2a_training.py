@@ -421,3 +421,20 @@ def test_train_refuses_a_sampling_seed_outside_the_range_before_any_step(vqvae_c
                                                          f"model.generation.seed={seed}"])
         with pytest.raises(SupraUserError, match=rf"^model.generation.seed={seed} must be from 0 to 4294967295$"):
             check_run_config(cfg)
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("image_best_of=0", "model.generation.image_best_of=0 must be >= 1 (1 = off)"),
+    ("max_caption_tokens=0", "model.generation.max_caption_tokens=0 must be >= 1"),
+    ("image_temperature=-1", "model.generation.image_temperature=-1 must be a number >= 0 (0 = greedy)"),
+    ("image_top_k=2.5", "model.generation.image_top_k=2.5 must be a whole number"),
+    ("+model.generation.image_topk=5", "model.generation.image_topk=5 is no sampling setting (they are "),
+])
+def test_train_refuses_sampling_settings_the_samplers_would_fail_on_when_the_task_is_built(
+        setting, message, vqvae_ckpt, tmp_path, monkeypatch):
+    """model.generation is first sampled with at the first validation, after the steps before it: the task
+    refuses what the samplers would (an a2a release's scoring.json is held to the same rules)."""
+    monkeypatch.setattr("supra.runner.training.L.Trainer.fit", lambda *_, **__: pytest.fail("got past the task"))
+    override = setting if setting.startswith("+") else f"model.generation.{setting}"
+    cfg = compose_config("train", tmp_path / "run", [*a2a_run(vqvae_ckpt, tmp_path / "cache"), override])
+    assert _user_error(cfg).startswith(message)

@@ -13,7 +13,7 @@ from safetensors.torch import load_file, save_file
 
 from supra.artifacts.checkpoints import checkpoint_step
 from supra.metrics.caption_scores import SCORER_FAMILIES
-from supra.models.a2a_generation import GENERATION_RULES
+from supra.models.a2a_generation import GENERATION_KEYS, generation_setting_problem
 from supra.models.vlm_generation import DecodeConfig
 from supra.utils.errors import SupraUserError
 from supra.utils.files import give_plain_permissions
@@ -64,9 +64,6 @@ def write_scoring(folder: Path, settings: dict[str, Any]) -> None:
 # What scoring.json may hold: a captioner's model.decode (DecodeConfig's fields), an a2a model's
 # model.generation (A2ATask's sampling settings, conf/model/a2a_nano.yaml), code_softmax and test_metrics.
 SCORING_KEYS = ("decode", "generation", "code_softmax", "test_metrics")
-GENERATION_KEYS = ("text_temperature", "image_temperature", "image_top_k", "image_guidance", "image_best_of",
-                   "video_temperature", "max_caption_tokens", "seed")
-WHOLE_GENERATION_KEYS = ("image_top_k", "image_best_of", "max_caption_tokens", "seed")
 SCORING_FIX = "fix it (or export the release again), or delete it to score with the defaults"
 
 
@@ -132,12 +129,8 @@ def _scoring_problem(settings: dict[str, Any]) -> str | None:
             return (f'"generation" has unknown setting(s) {", ".join(map(repr, unknown))} '
                     f"(known: {', '.join(GENERATION_KEYS)})")
         for key, value in generation.items():
-            whole = key in WHOLE_GENERATION_KEYS
-            if not (isinstance(value, int if whole else (int, float)) and not isinstance(value, bool)
-                    or (value is None and key == "image_top_k")):
-                return f'"generation".{key}={json.dumps(value)} must be {"a whole number" if whole else "a number"}'
-            # the sampler's own range (a best_of of 0, a negative temperature): else a traceback mid-test
-            problem = GENERATION_RULES[key](value) if key in GENERATION_RULES else None
+            # the sampler's own type and range (a best_of of 0, a negative temperature): else a traceback mid-test
+            problem = generation_setting_problem(key, value)
             if problem:
                 return f'"generation".{key}={json.dumps(value)} {problem}'
     if "code_softmax" in settings and not isinstance(settings["code_softmax"], bool):

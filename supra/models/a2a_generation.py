@@ -85,6 +85,18 @@ GENERATION_RULES = {"text_temperature": temperature_problem, "image_temperature"
                     "video_temperature": temperature_problem, "image_top_k": top_k_problem,
                     "image_guidance": guidance_problem, "image_best_of": best_of_problem,
                     "max_caption_tokens": new_tokens_problem}
+GENERATION_KEYS = ("text_temperature", "image_temperature", "image_top_k", "image_guidance", "image_best_of",
+                   "video_temperature", "max_caption_tokens", "seed")
+WHOLE_GENERATION_KEYS = ("image_top_k", "image_best_of", "max_caption_tokens", "seed")
+
+
+def generation_setting_problem(key: str, value: object) -> str | None:
+    """What is wrong with model.generation's setting `key` (a phrase: "must be ..."), or None."""
+    whole = key in WHOLE_GENERATION_KEYS
+    if not (isinstance(value, int if whole else (int, float)) and not isinstance(value, bool)
+            or (value is None and key == "image_top_k")):
+        return f"must be {'a whole number' if whole else 'a number'}"
+    return GENERATION_RULES[key](value) if key in GENERATION_RULES else None
 
 
 # -- what each position may hold ---------------------------------------------------------------------

@@ -35,9 +35,11 @@ from supra.metrics.attr_acc import attribute_accuracy
 from supra.metrics.caption_scores import CAPTION_METRICS, score_captions
 from supra.metrics.shape_fidelity import matches
 from supra.models.a2a_generation import (
+    GENERATION_KEYS,
     SamplingConfig,
     generate_images,
     generate_texts,
+    generation_setting_problem,
     run_schedule,
     video_schedule,
 )
@@ -104,6 +106,11 @@ class A2ATask(SupraTask):
         self.generation = {"text_temperature": 0.0, "image_temperature": 1.0, "image_top_k": None,
                            "image_guidance": 1.0, "image_best_of": 1, "video_temperature": 0.0,
                            "max_caption_tokens": 32, "seed": 0, **(generation or {})}
+        for key, value in self.generation.items():  # here, not at the first validation's sampling
+            problem = (generation_setting_problem(key, value) if key in GENERATION_KEYS
+                       else f"is no sampling setting (they are {', '.join(GENERATION_KEYS)})")
+            if problem:
+                raise SupraUserError(f"model.generation.{key}={value} {problem}")
         self.vocab = None  # the data's, taken at setup
         self.psnr = nn.ModuleDict({s: PeakSignalNoiseRatio(data_range=1.0) for s in ("val", "test")})
         self.psnr_copy = nn.ModuleDict({s: PeakSignalNoiseRatio(data_range=1.0) for s in ("val", "test")})
