@@ -251,6 +251,49 @@ def test_the_report_refuses_a_folder_holding_several_multiruns(tmp_path):
     assert len(write_report(tmp_path / "2026-12-01_10-00-00")) == 1
 
 
+def test_the_jobs_of_one_multirun_in_nested_folders_are_one_sweep(tmp_path):
+    """hydra.sweep.subdir=lr${model.optimizer.lr}/${hydra.job.num}: each job records its folder within the sweep's,
+    which tells the jobs of one multirun, nested, from those of several side by side."""
+    subdir = "hydra.sweep.subdir=lr${model.optimizer.lr}/${hydra.job.num}"
+    cfg = compose_config("train", tmp_path / "sweep" / "lr0.001" / "0", [f"hydra.sweep.dir={tmp_path / 'sweep'}", subdir])
+    with read_write(HydraConfig.instance().cfg.hydra):
+        HydraConfig.instance().cfg.hydra.mode = RunMode.MULTIRUN
+    SweepJobRecorder().on_job_end(cfg, JobReturn(status=JobStatus.COMPLETED, _return_value=0.1))
+    assert json.loads((tmp_path / "sweep" / "lr0.001" / "0" / JOB_RESULT).read_text())["subdir"] == "lr0.001/0"
+
+    sweep_dir = tmp_path / "nested"
+    for job, lr, value in [("0", "0.001", 0.1), ("1", "0.002", 0.3), ("2", "0.003", None)]:
+        write_job(sweep_dir / f"lr{lr}" / job, [f"model.optimizer.lr={lr}"], "maximize",
+                  {"status": "completed", "return_value": value, "subdir": f"lr{lr}/{job}"})
+    (sweep_dir / "lr0.003" / "2" / JOB_RESULT).unlink()  # killed before it ended: one of the multirun it lies in
+    assert [(r.job, r.status) for r in write_report(sweep_dir)] == [
+        ("lr0.002/1", "completed"), ("lr0.001/0", "completed"), ("lr0.003/2", "interrupted")]
+    assert "3 jobs, sorted by best val/CIDEr (maximize)." in (sweep_dir / SUMMARY_MD).read_text()
+    with pytest.raises(SupraUserError, match=rf"dir={sweep_dir / 'lr0.001'} holds some of the jobs of the multirun in "
+                                             rf"{sweep_dir}: give dir={sweep_dir}$"):
+        write_report(sweep_dir / "lr0.001")
+    # two multiruns, each recording its jobs' folders, side by side: still refused
+    for other in ("2026-12-01_10-00-00", "2026-12-02_10-00-00"):
+        write_job(tmp_path / "multiruns" / other / "0", ["seed=1"], None,
+                  {"status": "completed", "return_value": 0.1, "subdir": "0"})
+    with pytest.raises(SupraUserError, match=r"holds the jobs of 2 multiruns \(2026-12-01_10-00-00/, 2026-12-02"):
+        write_report(tmp_path / "multiruns")
+
+
+def test_a_sweep_report_that_cannot_be_written_leaves_no_earlier_one_standing_for_the_sweep(tmp_path, caplog):
+    """The report written after job 0 would say "1 job" of a sweep that ran more."""
+    write_job(tmp_path / "0", ["seed=1"], None, {"status": "completed", "return_value": 0.1})
+    SweepJobRecorder._report(tmp_path, quiet=True)
+    assert (tmp_path / SUMMARY_CSV).is_file() and "1 job," in (tmp_path / SUMMARY_MD).read_text()
+    write_job(tmp_path / "1", ["seed=2"], None, {"status": "completed", "return_value": 0.2})
+    (tmp_path / "1" / JOB_RESULT).write_text("[1, 2]")  # a report of the two jobs cannot be written
+    SweepJobRecorder._report(tmp_path, quiet=True)
+    assert not (tmp_path / SUMMARY_CSV).exists() and not (tmp_path / SUMMARY_MD).exists()
+    assert caplog.messages[-1] == (f"no sweep report: {tmp_path / '1' / JOB_RESULT} is not a job result (a JSON object, "
+                                   "as the sweep writes it): delete it to report the job as interrupted, or restore "
+                                   "it (the earlier sweep_summary.csv/.md, short of the jobs since, is removed)")
+
+
 def test_a_job_result_that_is_not_a_json_object_is_named_in_one_line(tmp_path):
     write_job(tmp_path / "0", ["seed=1"], None, {"status": "completed", "return_value": 0.1})
     (tmp_path / "0" / JOB_RESULT).write_text("[1, 2]")

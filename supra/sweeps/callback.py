@@ -18,7 +18,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from supra.sweeps.report import JOB_RESULT, SUMMARY_MD, write_report
+from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, write_report
 from supra.utils.cli import FailedJob
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
@@ -28,8 +28,9 @@ log = logging.getLogger(__name__)
 
 
 class SweepJobRecorder(Callback):
-    """Writes <job dir>/sweep_job.json (status, returned metric, wall time) after every multirun job, and
-    sweep_summary.csv / sweep_summary.md into the sweep directory when the multirun ends."""
+    """Writes <job dir>/sweep_job.json (status, returned metric, wall time, the job's folder within the sweep's)
+    after every multirun job, and sweep_summary.csv / sweep_summary.md into the sweep directory when the
+    multirun ends."""
 
     def __init__(self) -> None:
         self._started: float | None = None
@@ -63,6 +64,7 @@ class SweepJobRecorder(Callback):
             "return_value": value if isinstance(value, int | float) else None,
             "wall_time_s": None if self._started is None else round(time.perf_counter() - self._started, 3),
             "error": error,
+            "subdir": _subdir(hydra_cfg),
         })
         # the report so far, after every job: a sweep may end without on_multirun_end (a grid stops on a
         # failed job, Optuna when no trial completed), and its report is then already there
@@ -76,7 +78,12 @@ class SweepJobRecorder(Callback):
         try:
             rows = write_report(sweep_dir)
         except SupraUserError as err:  # e.g. no job ran: nothing to report, the sweep's own error says why
-            log.warning("no sweep report: %s", err)
+            # a report written after an earlier job would stand for the sweep, short of the jobs since
+            stale = [path for path in (sweep_dir / SUMMARY_CSV, sweep_dir / SUMMARY_MD) if path.is_file()]
+            for path in stale:
+                path.unlink(missing_ok=True)
+            log.warning("no sweep report: %s%s", err, f" (the earlier {SUMMARY_CSV}/.md, short of the jobs since, "
+                        "is removed)" if stale else "")
             return
         if not quiet:
             log.info("sweep report (%d jobs): %s", len(rows), sweep_dir / SUMMARY_MD)
@@ -99,6 +106,17 @@ def end_if_no_trial_completed(sweep_dir: Path, error: Exception) -> None:
     print(f"error: every trial of the sweep failed ({len(rows)} of {len(rows)}), so it has no best one: why each "
           f"failed is in {sweep_dir / SUMMARY_MD}{reason}", file=sys.stderr)
     raise SystemExit(1) from None
+
+
+def _subdir(hydra_cfg: DictConfig) -> str | None:
+    """The job's folder within its multirun's, hydra.sweep.subdir as Hydra resolved it (`lr0.001/0`): how the
+    report tells the jobs of one multirun, nested that deep, from the jobs of several in one folder. None if it
+    does not resolve here or leads out of the multirun's folder."""
+    try:
+        subdir = os.path.normpath(str(hydra_cfg.sweep.subdir))
+    except Exception:  # an interpolation that does not resolve here: the report reads the folders as side by side
+        return None
+    return None if os.path.isabs(subdir) or subdir.split(os.sep)[0] in (os.curdir, os.pardir) else subdir
 
 
 def _described(error: BaseException) -> str:

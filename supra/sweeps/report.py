@@ -2,8 +2,10 @@
 
 Writes DIR/sweep_summary.csv and DIR/sweep_summary.md. Read from what the jobs left on disk, so it works on
 a sweep that was stopped half-way: each job's .hydra/overrides.yaml and config.yaml, the job result
-(sweep_job.json, written by supra.sweeps.callback.SweepJobRecorder), its csv/metrics.csv for the best
-validation value and its step (the global step of its checkpoint and pictures), and checkpoints/. Job configs are only read, never instantiated.
+(sweep_job.json, written by supra.sweeps.callback.SweepJobRecorder; it also records the job's folder within the
+sweep's, which tells one multirun's jobs nested in sub-folders from several multiruns' jobs), its csv/metrics.csv
+for the best validation value and its step (the global step of its checkpoint and pictures), and checkpoints/.
+Job configs are only read, never instantiated.
 `python -m supra.sweep_report dir=DIR` rebuilds it by hand.
 """
 
@@ -104,17 +106,37 @@ def _checkpoint_steps(job_dir: Path) -> dict[str, int | None]:
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:
+    """The job folders of the one multirun in `sweep_dir`, in the order they ran; a folder holding the jobs of
+    several multiruns (dir=logs/train/multiruns) is refused: their rows would be ranked together as one sweep."""
     if (sweep_dir / ".hydra").is_dir():  # a run's own folder, or one job of a multirun
         raise SupraUserError(f"dir={sweep_dir} is one run (it holds .hydra/), not a multirun directory: give the "
                              "folder of its jobs (logs/train/multiruns/<date>)")
     dirs = [p.parent.parent for p in sweep_dir.glob("**/.hydra/overrides.yaml")]
-    # A multirun's jobs lie side by side (hydra.sweep.subdir: <n>); jobs under several folders are several
-    # multiruns (dir=logs/train/multiruns), whose rows would be ranked together as if one sweep
-    folders = sorted({str(d.parent.relative_to(sweep_dir)) + "/" for d in dirs})
+    roots = _multirun_folders(dirs)
+    outside = sorted({root for root in roots.values() if not root.is_relative_to(sweep_dir)})
+    if outside:
+        raise SupraUserError(f"dir={sweep_dir} holds some of the jobs of the multirun in {outside[0]}: give "
+                             f"dir={outside[0]}")
+    folders = sorted({str(root.relative_to(sweep_dir)) + "/" for root in roots.values()})
     if len(folders) > 1:
         raise SupraUserError(f"dir={sweep_dir} holds the jobs of {len(folders)} multiruns ({', '.join(folders[:4])}"
                              f"{', ...' if len(folders) > 4 else ''}): give one of them as dir=")
     return sorted(dirs, key=lambda d: (len(d.parts), int(d.name) if d.name.isdigit() else 0, str(d)))
+
+
+def _multirun_folders(dirs: list[Path]) -> dict[Path, Path]:
+    """The folder of the multirun each job folder is one of: as many levels above it as the job's recorded
+    subdir has (sweep_job.json's "subdir": hydra.sweep.subdir=lr${model.optimizer.lr}/${hydra.job.num} nests
+    a sweep's jobs two deep). A job without that record (killed before it ended, or run by an older Supra) is
+    one of the recorded multirun whose folder it lies in, else of its parent folder's (jobs side by side)."""
+    roots: dict[Path, Path | None] = {}
+    for job_dir in dirs:
+        subdir = _job_result(job_dir / JOB_RESULT).get("subdir")
+        depth = len(Path(subdir).parts) if isinstance(subdir, str) and subdir else 0
+        roots[job_dir] = job_dir.parents[depth - 1] if 0 < depth <= len(job_dir.parents) else None
+    recorded = sorted({root for root in roots.values() if root is not None}, key=lambda root: -len(root.parts))
+    return {job_dir: root or next((r for r in recorded if job_dir.is_relative_to(r)), job_dir.parent)
+            for job_dir, root in roots.items()}
 
 
 def _job_result(path: Path) -> dict:
