@@ -354,6 +354,14 @@ def test_a_sweep_whose_trainer_wants_gpus_the_machine_lacks_is_one_line_before_t
 @pytest.mark.parametrize(("overrides", "message"), [
     (["hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0 must be a whole number >= 1"),
     (["hydra.sweeper.n_jobs=0"], "hydra.sweeper.n_jobs=0 must be a whole number >= 1"),
+    # Optuna's create_study takes only its own spelling: else its ValueError traceback
+    (["hydra.sweeper.direction=maximise"], "hydra.sweeper.direction=maximise is no direction Optuna takes: give "
+                                           "maximize or minimize, spelled so (did you mean maximize?)"),
+    (["hydra.sweeper.direction=[maximize,Minimize]"], "hydra.sweeper.direction=[maximize,Minimize]: Minimize is no "
+     "direction Optuna takes: give maximize or minimize, spelled so (did you mean minimize?)"),
+    # else an AssertionError as Hydra makes the sweeper
+    (["hydra.sweeper.max_failure_rate=1.5"], "hydra.sweeper.max_failure_rate=1.5 must be a number from 0 to 1: the "
+     "share of a batch of trials that may fail before the sweep stops (1.0: failed trials never stop it)"),
     (["hydra.sweeper.storage=sqlite:///{tmp}/no_folder/study.db"],
      "hydra.sweeper.storage=sqlite:///{tmp}/no_folder/study.db: cannot write the study file there (No such file or "
      "directory): give a file in a folder you can write to (sqlite:///sweeps.db, beside the command)"),
@@ -371,6 +379,11 @@ def test_optuna_settings_its_sweeper_would_fail_on_are_one_line_before_the_sweep
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(
         f"hydra.sweeper.storage=sqlite:///{tmp_path}/study.db", "hydra.sweeper.study_name=kept",
         "hydra.sweeper.direction=minimize"))
+
+
+def test_a_direction_per_objective_is_taken(tmp_path):
+    sweeper = OmegaConf.create({"n_trials": 1, "n_jobs": 1, "direction": ["maximize", "minimize"]})
+    check_optuna_settings(sweeper, "val/CIDEr")
 
 
 def test_a_storage_that_cannot_hold_a_study_is_one_line(tmp_path):

@@ -1,17 +1,21 @@
 """The Optuna sweeper's settings, checked before its first trial: Optuna finds these problems only once
 Hydra has set the sweep up, and says them as tracebacks (`ZeroDivisionError` for n_jobs=0, "No trials are
-completed yet" for n_trials=0, sqlalchemy's `ArgumentError`, `OperationalError` or `DatabaseError` for a
-storage that is a file's path rather than a URL, a file that cannot be made, or one that is no database,
-"Cannot overwrite study direction" for a stored study asked to go the other way). A stored study also
-records the metric it optimises, which Optuna does not: resumed with another, it would rank the values of
-two metrics as one. And a fixed sampler seed given on the command line (it replaces the configured
-`${study_seed:...}`) is advanced past the stored trials as that one is (supra/sweeps/optuna_seed.py).
+completed yet" for n_trials=0, "Please set either 'minimize' or 'maximize'" for direction=maximise, sqlalchemy's
+`ArgumentError`, `OperationalError` or `DatabaseError` for a storage that is a file's path rather than a URL, a
+file that cannot be made, or one that is no database, "Cannot overwrite study direction" for a stored study
+asked to go the other way; the Hydra plugin's bare `AssertionError` as it makes the sweeper, after this check,
+for a max_failure_rate outside 0-1). A stored study also records the metric it optimises, which Optuna does
+not: resumed with another, it would rank the values of two metrics as one. And a fixed sampler seed given on
+the command line (it replaces the configured `${study_seed:...}`) is advanced past the stored trials as that
+one is (supra/sweeps/optuna_seed.py).
 The trainer's GPUs are counted once too: every job would refuse the same missing GPUs, one after another."""
 
 from __future__ import annotations
 
+import difflib
 import logging
 import sys
+from enum import Enum
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +31,7 @@ from supra.utils.hardware import check_accelerator
 
 STUDY_METRIC = "supra_optimized_metric"  # the study's user attribute naming what its values are
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first bytes of every SQLite database file
+DIRECTIONS = ("maximize", "minimize")  # hydra.sweeper.direction as Optuna's create_study takes it
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +82,12 @@ def check_optuna_settings(sweeper: DictConfig, optimized_metric: str | None) -> 
         value = sweeper.get(key)
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise SupraUserError(f"hydra.sweeper.{key}={value!r} must be a whole number >= 1")
+    if "direction" in sweeper:  # the sweeper's config has both, with its defaults
+        _check_directions(sweeper.direction)
+    rate = sweeper.get("max_failure_rate", 0.0)
+    if not isinstance(rate, int | float) or isinstance(rate, bool) or not 0 <= rate <= 1:  # NaN too
+        raise SupraUserError(f"hydra.sweeper.max_failure_rate={rate!r} must be a number from 0 to 1: the share of a "
+                             "batch of trials that may fail before the sweep stops (1.0: failed trials never stop it)")
     storage, name = sweeper.get("storage"), sweeper.get("study_name")
     if not storage:
         return
@@ -95,6 +106,29 @@ def check_optuna_settings(sweeper: DictConfig, optimized_metric: str | None) -> 
     _check_study_file(str(storage), path)
     if name:
         _check_stored_study(str(storage), str(name), sweeper.get("direction"), optimized_metric)
+
+
+def _directions(asked: object) -> list[str]:
+    """hydra.sweeper.direction as the names Optuna is given: one, or a list of them (several objectives); the
+    sweeper's own default is its Direction enum's member."""
+    values = list(asked) if OmegaConf.is_list(asked) or isinstance(asked, list) else [asked]
+    return [value.name if isinstance(value, Enum) else str(value) for value in values]
+
+
+def _check_directions(asked: object) -> None:
+    """A direction Optuna's create_study refuses with a traceback (`maximise`, `Maximize`: it takes only its own
+    lower-case spelling) as one line, with the spelling it takes."""
+    directions = _directions(asked)
+    listed = OmegaConf.is_list(asked) or isinstance(asked, list)
+    shown = f"[{','.join(directions)}]" if listed else directions[0]  # as given on the command line
+    setting = f"hydra.sweeper.direction={shown}"
+    if not directions:
+        raise SupraUserError(f"{setting} names no direction: give maximize or minimize")
+    for direction in directions:
+        if direction not in DIRECTIONS:
+            close = difflib.get_close_matches(direction.lower(), DIRECTIONS, n=1)
+            raise SupraUserError(f"{setting}{f': {direction}' if listed else ''} is no direction Optuna takes: give "
+                                 "maximize or minimize, spelled so" + (f" (did you mean {close[0]}?)" if close else ""))
 
 
 def _check_study_file(storage: str, path: Path) -> None:
@@ -120,7 +154,7 @@ def _check_stored_study(storage: str, name: str, asked: object, metric: str | No
     import optuna
     from sqlalchemy.exc import SQLAlchemyError
 
-    wanted = [str(d) for d in asked] if OmegaConf.is_list(asked) or isinstance(asked, list) else [str(asked)]
+    wanted = _directions(asked)
     try:
         try:
             study = optuna.load_study(study_name=name, storage=storage)
