@@ -381,6 +381,18 @@ def test_optuna_settings_its_sweeper_would_fail_on_are_one_line_before_the_sweep
         "hydra.sweeper.direction=minimize"))
 
 
+def test_a_search_config_named_for_a_model_is_refused_with_another_naming_the_experiment_to_add(capsys):
+    """vqvae_optuna over the captioner stopped its first trial on "Could not override 'model.net.beta'";
+    a2a_optuna, whose settings the captioner has too, tuned the captioner."""
+    for search, model, experiment in [("vqvae_optuna", "vqvae_f8", "vqvae_shapes"), ("a2a_optuna", "a2a_nano", "a2a_shapes")]:
+        with pytest.raises(SystemExit) as refused:
+            SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(f"hparams_search={search}"))
+        assert refused.value.code == 2 and capsys.readouterr().err == (
+            f"error: hparams_search={search} searches the settings of model={model}, but this sweep trains "
+            f"model=vlm_nano (experiment=vlm_shapes): add experiment={experiment}\n")
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config("hparams_search=vqvae_optuna", "experiment=vqvae_shapes"))
+
+
 def test_a_direction_per_objective_is_taken(tmp_path):
     sweeper = OmegaConf.create({"n_trials": 1, "n_jobs": 1, "direction": ["maximize", "minimize"]})
     check_optuna_settings(sweeper, "val/CIDEr")

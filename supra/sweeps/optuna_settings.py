@@ -8,7 +8,9 @@ for a max_failure_rate outside 0-1). A stored study also records the metric it o
 not: resumed with another, it would rank the values of two metrics as one. And a fixed sampler seed given on
 the command line (it replaces the configured `${study_seed:...}`) is advanced past the stored trials as that
 one is (supra/sweeps/optuna_seed.py).
-The trainer's GPUs are counted once too: every job would refuse the same missing GPUs, one after another."""
+The trainer's GPUs are counted once too: every job would refuse the same missing GPUs, one after another. And
+a search written for other models than the one composed (hparams_search=vqvae_optuna without its experiment)
+is refused, naming the experiment to add."""
 
 from __future__ import annotations
 
@@ -46,6 +48,7 @@ class SweeperSettingsCheck(Callback):
         metric = config.get("optimized_metric")
         try:
             check_optuna_settings(config.hydra.sweeper, metric)
+            check_search_model(config)
             check_sweep_trainer(config)
         except SupraUserError as err:  # before Hydra starts the sweep: one line, as the folder checks say theirs
             print(f"error: {err}", file=sys.stderr)
@@ -58,14 +61,43 @@ class SweeperSettingsCheck(Callback):
                         "hydra.sweeper.direction=minimize to search for the lowest", metric)
 
 
+def _swept(config: DictConfig) -> list[str]:
+    """The keys (settings, config groups) the sweep's jobs differ in: those given a comma list or a sweep on the
+    command line, and those of the search space."""
+    swept = [*(str(o) for o in config.hydra.overrides.task if "," in str(o) or "(" in str(o)),
+             *(str(k) for k in (config.hydra.sweeper.get("params") or {}))]
+    return [o.lstrip("+~").partition("=")[0] for o in swept]
+
+
+def check_search_model(config: DictConfig) -> None:
+    """An hparams_search config named for a family of models (vqvae_optuna: conf/model/vqvae_*.yaml) swept over
+    another model, as `-m hparams_search=vqvae_optuna` without its experiment is: the first trial stopped on
+    Hydra's "Could not override 'model.net.beta'", and a2a_optuna, whose settings the captioner has too,
+    tuned the captioner. Nothing for a search named otherwise, or when the jobs differ in their model."""
+    choices = config.hydra.runtime.choices
+    search, model = str(choices.get("hparams_search") or ""), str(choices.get("model") or "")
+    family = search.partition("_")[0]
+    models = sorted(path.stem for path in (CONF_DIR / "model").glob(f"{family}_*.yaml")) if family else []
+    if not models or model in models or {"model", "experiment"} & set(_swept(config)):
+        return
+    experiments = [path.stem for path in sorted((CONF_DIR / "experiment").glob("*.yaml"))
+                   if any(entry.get("override /model") in models for entry in _defaults(path))]
+    add = (f"experiment={experiments[0]}" if len(experiments) == 1 else
+           f"one of experiment={', '.join(experiments)}" if experiments else f"model={models[0]} with its data")
+    raise SupraUserError(f"hparams_search={search} searches the settings of model={' or '.join(models)}, but this "
+                         f"sweep trains model={model} (experiment={choices.get('experiment')}): add {add}")
+
+
+def _defaults(path: Path) -> list[DictConfig]:
+    """The entries of a config file's defaults list that are mappings (`- override /model: a2a_nano`)."""
+    entries = OmegaConf.load(path).get("defaults") or []
+    return [entry for entry in entries if isinstance(entry, DictConfig)]
+
+
 def check_sweep_trainer(config: DictConfig) -> None:
     """The GPUs the sweep's trainer asks for (trainer=kaggle_2xt4 on a machine without them), as each job
     checks them, once before the first; nothing when the jobs differ in it (a trainer setting swept)."""
-    if "trainer" not in config:  # a sweep of another command
-        return
-    swept = [*(str(o) for o in config.hydra.overrides.task if "," in str(o) or "(" in str(o)),
-             *(str(k) for k in (config.hydra.sweeper.get("params") or {}))]
-    if any(o.lstrip("+~").startswith("trainer") for o in swept):
+    if "trainer" not in config or any(key.startswith("trainer") for key in _swept(config)):  # or another command's
         return
     name = str(config.hydra.runtime.choices.get("trainer") or "trainer")
     chosen = CONF_DIR / "trainer" / f"{name}.yaml"
