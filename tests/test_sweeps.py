@@ -448,6 +448,38 @@ def test_a_stored_study_records_the_metric_it_optimises_and_refuses_another(tmp_
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings))  # its own metric goes on
 
 
+def test_the_reports_optuna_section_says_the_best_trial_of_a_resumed_study_may_be_an_earlier_sessions(tmp_path):
+    """storage=sqlite:///study.db run twice: Optuna's best (optimization_results.yaml) is the study's, which may
+    be a trial of the first session, whose job is in the first session's folder."""
+    def objective(trial: optuna.Trial) -> float:  # the first trial is the best
+        trial.suggest_float("model.optimizer.lr", 1e-4, 1e-2)
+        return -trial.number
+
+    study = optuna.create_study(storage=f"sqlite:///{tmp_path}/study.db", study_name="vlm1", direction="maximize")
+    study.optimize(objective, n_trials=2)
+    first, second = study.trials  # one trial in each session
+    sweep_dir = tmp_path / "second"
+    write_job(sweep_dir / "0", [f"model.optimizer.lr={second.params['model.optimizer.lr']}"], "maximize",
+              {"status": "completed", "return_value": -1.0})
+    hydra_yaml = sweep_dir / "0" / ".hydra" / "hydra.yaml"
+    recorded = yaml.safe_load(hydra_yaml.read_text())  # the study, named relative to where the sweep was started
+    recorded["hydra"]["sweeper"].update(storage="sqlite:///study.db", study_name="vlm1")
+    hydra_yaml.write_text(yaml.safe_dump({"hydra": {**recorded["hydra"], "runtime": {"cwd": str(tmp_path)}}}))
+
+    def summary_with_best(best: optuna.trial.FrozenTrial) -> str:
+        (sweep_dir / "optimization_results.yaml").write_text(yaml.safe_dump(
+            {"name": "optuna", "best_params": best.params, "best_value": best.value}))
+        write_report(sweep_dir)
+        return (sweep_dir / SUMMARY_MD).read_text()
+
+    assert ("## Optuna\n\nThe best trial of the study vlm1 kept in sqlite:///study.db is trial 0 from an earlier "
+            "session (its job is in another folder): none of this sweep's jobs.\n\nbest value: 0\n"
+            ) in summary_with_best(first)
+    # one of this sweep's jobs: named by its trial number and its job
+    assert ("The best trial of the study vlm1 kept in sqlite:///study.db is trial 1: job 0 of this sweep."
+            in summary_with_best(second))
+
+
 def test_a_sampler_seed_given_for_a_stored_study_is_advanced_past_its_trials_as_the_configured_one_is(tmp_path):
     settings = [f"hydra.sweeper.storage={stored_study(tmp_path, trials=3)}", "hydra.sweeper.study_name=kept"]
     given = optuna_sweep_config(*settings, "hydra.sweeper.sampler.seed=7")

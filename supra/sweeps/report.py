@@ -246,7 +246,52 @@ def _table(out: io.StringIO, rows: list[JobRow]) -> None:
         out.write("| " + " | ".join(_cell(c) for c in cells) + " |\n")
 
 
-def _markdown(rows: list[JobRow], shared: list[str], notes: list[str], optuna: dict | None) -> str:
+def _optuna_best_trial(sweep_dir: Path, rows: list[JobRow], optuna: dict) -> str:
+    """Which trial Optuna's best (optimization_results.yaml) is: the study's best, which for a study kept in
+    hydra.sweeper.storage and resumed may be an earlier session's, in another folder, and none of this sweep's
+    jobs. Its number: the job's for a study in memory (this sweep's alone: its trial N is job N), else that of the
+    stored study's trial of those parameters and value, where the study file can be read."""
+    params = optuna.get("best_params") or {}
+    if not params:  # several objectives: a Pareto front, no best trial
+        return ""
+    wanted = {f"{key}={value}" for key, value in params.items()}  # as the sweeper gave them to the job
+    job = next((r.job for r in rows if wanted <= {str(o) for o in load_yaml(
+        sweep_dir / r.job / ".hydra" / "overrides.yaml") or []}), None)
+    hydra_cfg = (load_yaml(sweep_dir / (job or rows[0].job) / ".hydra" / "hydra.yaml") or {}).get("hydra") or {}
+    sweeper = hydra_cfg.get("sweeper") or {}
+    storage = sweeper.get("storage")
+    if storage:
+        number = _stored_trial_number(str(storage), str(sweeper.get("study_name")), params, optuna.get("best_value"),
+                                      str((hydra_cfg.get("runtime") or {}).get("cwd") or "."))
+        kept = f"the study {sweeper.get('study_name')} kept in {storage}"
+    else:
+        number, kept = (hydra_cfg.get("job") or {}).get("num") if job else None, "the study"
+    trial = f"trial {number}" if isinstance(number, int) else "a trial"
+    if job:
+        return f"The best trial of {kept} is {trial}: job {job} of this sweep.\n\n"
+    if storage:
+        return (f"The best trial of {kept} is {trial} from an earlier session (its job is in another folder): "
+                "none of this sweep's jobs.\n\n")
+    return f"The best trial of {kept} is {trial}: none of this folder's jobs.\n\n"
+
+
+def _stored_trial_number(storage: str, name: str, params: dict, value: Any, cwd: str) -> int | None:
+    """The number of the trial of `params` and `value` in the SQLite study, or None (another database, a file
+    that is not there: none is made, one Optuna cannot read)."""
+    path = Path(storage.removeprefix("sqlite:///").partition("?")[0])
+    if not storage.startswith("sqlite:///") or "${" in storage or not (Path(cwd) / path).is_file():
+        return None
+    try:
+        import optuna
+
+        study = optuna.load_study(study_name=name, storage=f"sqlite:///{Path(cwd) / path}")
+        return next((t.number for t in study.trials if t.params == params and t.value == _float(value)), None)
+    except Exception:  # locked, of another Optuna, not a study: the report goes on without the number
+        return None
+
+
+def _markdown(rows: list[JobRow], shared: list[str], notes: list[str], optuna: dict | None,
+              best_trial: str = "") -> str:
     groups = _ranked(rows)
     out = io.StringIO()
     out.write("# Sweep summary\n\n")
@@ -270,7 +315,8 @@ def _markdown(rows: list[JobRow], shared: list[str], notes: list[str], optuna: d
         for r in failed:
             out.write(f"- {r.job}" + (f" (`{r.overrides}`)" if r.overrides else "") + f": {r.error}\n")
     if optuna:
-        out.write(f"\n## Optuna\n\nbest value: {_cell(_float(optuna.get('best_value')))}\n\nbest parameters:\n\n")
+        out.write(f"\n## Optuna\n\n{best_trial}best value: {_cell(_float(optuna.get('best_value')))}\n\n"
+                  "best parameters:\n\n")
         for key, value in (optuna.get("best_params") or {}).items():
             out.write(f"- `{key}={value}`\n")
     return out.getvalue()
@@ -287,5 +333,6 @@ def write_report(sweep_dir: str | Path) -> list[JobRow]:
     writer.writerows(asdict(r) for r in rows)
     write_text_atomic(sweep_dir / SUMMARY_CSV, table.getvalue())
     optuna = load_yaml(sweep_dir / "optimization_results.yaml")
-    write_text_atomic(sweep_dir / SUMMARY_MD, _markdown(rows, shared, notes, optuna))
+    best_trial = _optuna_best_trial(sweep_dir, rows, optuna) if isinstance(optuna, dict) else ""
+    write_text_atomic(sweep_dir / SUMMARY_MD, _markdown(rows, shared, notes, optuna, best_trial))
     return rows
