@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import copy
+import fcntl
 import importlib
 import json
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -39,6 +41,20 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
     # each would make four on two cores, and torch's threads then wait on each other
     os.environ["OMP_NUM_THREADS"] = "1"
     torch.set_num_threads(1)
+
+
+# DDP's rank 0 asks the system for a free port, then listens on it: a DDP test in another test process
+# (pytest-xdist) may take that port in between (EADDRINUSE), so tests marked ddp take turns.
+DDP_TURN_LOCK = Path(tempfile.gettempdir()) / f"supra-tests-ddp-{os.getuid()}.lock"
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item: pytest.Item):
+    if item.get_closest_marker("ddp") is None:
+        return (yield)
+    with open(DDP_TURN_LOCK, "a") as turn:
+        fcntl.flock(turn, fcntl.LOCK_EX)  # released as the file closes
+        return (yield)
 
 
 def compose_config(config_name: str, output_dir: Path, overrides: list[str]) -> DictConfig:

@@ -15,6 +15,8 @@ import pytest
 from supra.utils.files import write_json_atomic
 from tests.sweep_runs import TINY_OPTUNA, job_dirs, summary_rows, sweep
 
+pytestmark = pytest.mark.ddp
+
 # Every rank writes what it trains with (see RankRecorder), in its job directory.
 RECORD_RANKS = ["+callbacks.rank_recorder._target_=tests.test_ddp_sweeps.RankRecorder",
                 "+callbacks.rank_recorder.output_dir=${paths.output_dir}"]
@@ -76,6 +78,7 @@ def test_ddp_spawn_multirun_every_rank_trains_its_jobs_hyperparameters(tmp_path)
     assert_ranks_agree(tmp_path, tmp_path / "sweep", n_jobs=2)
 
 
+@pytest.mark.slow  # ~25 s alone; its two jobs start their DDP ranks at once, which may pick one port (EADDRINUSE)
 def test_ddp_grid_multirun_on_submitit_local_every_rank_trains_its_jobs_hyperparameters(tmp_path):
     """Each job in its own submitit worker process (whose command line is submitit's, not train.py's),
     each starting its second DDP rank from the job's saved config."""

@@ -414,6 +414,7 @@ def test_a_run_resumed_mid_epoch_with_other_workers_finishes_the_epoch_on_the_ba
     assert len(epoch) == 8 and first == epoch[:3] and fewer == epoch[3:]
 
 
+@pytest.mark.ddp
 def test_ddp_on_two_processes_reads_every_sample_once_with_equal_batches(tmp_path, shard_data):
     from supra.runner.training import train
 

@@ -744,6 +744,7 @@ def test_unwritable_output_directory_gives_one_line(tmp_path, train_py_runs):
     assert "cannot write to hydra.run.dir=" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.ddp
 def test_ddp_sim_fits_then_tests_into_one_run_directory_scoring_each_image_once(train_config):
     cfg = train_config("trainer=ddp_sim", "trainer.max_steps=3", run="ddp_fit")
     _, metrics = train(cfg)

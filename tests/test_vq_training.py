@@ -124,6 +124,7 @@ class CodebookRecorder(L.Callback):
         torch.save(pl_module.net.quantizer.codebook.detach().cpu(), Path(self.out_dir) / f"codebook_rank{trainer.global_rank}.pt")
 
 
+@pytest.mark.ddp
 def test_ddp_ranks_keep_identical_codebooks_through_ema_restarts_and_rebalancing(train_config, tmp_path):
     # Rank-local EMA statistics or restart seeds would let the two codebooks drift apart silently.
     cfg = train_config(*VQ_RUN, "trainer=ddp_sim", "trainer.max_steps=25", "test=false",
@@ -288,6 +289,7 @@ def test_under_ddp_the_ranks_share_the_rows_of_every_eval_batch_and_score_each_i
     assert sorted(scored) == list(range(15))
 
 
+@pytest.mark.ddp
 def test_a_ddp_test_of_an_odd_split_scores_as_one_process_does(vq_run, capfd):
     """Run's metrics.json: one process (evaluate.py scores alike); here 2 (ddp_spawn), each image once. The
     scores, whole-split numbers on every rank already, are logged without Lightning's advice to sync them."""
