@@ -78,6 +78,20 @@ def test_coco_official_trains_on_the_val_images_outside_val_and_test(tmp_path):
     assert read_caption_source("coco", tmp_path / "coco", seed=1).splits["test"] != index.splits["test"]
 
 
+def test_coco_official_needs_one_of_its_two_caption_files_and_names_them_when_neither_is_there(tmp_path):
+    """A forced layout=2014 over a Karpathy-only copy read no file and said "the test split has 0 usable images"."""
+    write_coco_karpathy(tmp_path / "karpathy")
+    with pytest.raises(SupraUserError) as err:
+        read_caption_source("coco", tmp_path / "karpathy", layout="2014")
+    assert str(err.value) == (f"{tmp_path / 'karpathy'} has no annotations/captions_train2014.json or captions_val2014.json "
+                              "(data.layout=2014) (it holds Karpathy's dataset_coco.json: data.layout=karpathy, or null, "
+                              "reads that)")
+    write_coco_official(tmp_path / "coco")
+    (tmp_path / "coco" / "annotations" / "captions_train2014.json").unlink()  # the val file alone: val, test and train
+    index = read_caption_source("coco", tmp_path / "coco", layout="2014")
+    assert all(keys and all(k.startswith("val2014/") for k in keys) for keys in index.splits.values())
+
+
 def test_the_flickr30k_csv_row_missing_its_separator_keeps_its_caption(tmp_path):
     write_flickr30k(tmp_path / "f30k", "csv")
     index = read_caption_source("flickr30k", tmp_path / "f30k")

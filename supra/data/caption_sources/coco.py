@@ -5,7 +5,8 @@
   `file_name`) and `annotations[]` (`image_id`, `caption`): about five captions per image, some images
   with none, captions with a trailing newline or space. COCO publishes no test captions, so the val file
   is split as Karpathy split it: a seeded 5,000 val and 5,000 test images, the rest trained on (1/8 each
-  on a partial copy). With only one of the two files, that file is split so.
+  on a partial copy). With only one of the two files, that file is split so; with neither (a
+  `data.layout=2014` over a Karpathy-only copy), one line names them.
 - karpathy: `dataset_coco.json` (train / val / test / restval, `filepath` + `filename`, `cocoid`).
 
 Every image keeps COCO's integer id (`cocoid` / `id`): predictions.json then holds the ids COCO's results
@@ -107,8 +108,15 @@ def _read_official_file(index: CaptionIndex, path: Path, folder: str) -> list[st
 
 
 def _read_official(root: Path, year: str, seed: int) -> CaptionIndex:
-    index = CaptionIndex(year, _images_root(root, year), {}, {})
     train_file, val_file = (_annotation_file(root, part, year) for part in ("train", "val"))
+    if train_file is None and val_file is None:  # either file alone gives every split; neither gives none
+        if not root.is_dir():
+            raise SupraUserError(f"data.root={root} does not exist: point it at your COCO folder")
+        karpathy = (" (it holds Karpathy's dataset_coco.json: data.layout=karpathy, or null, reads that)"
+                    if (root / "dataset_coco.json").is_file() else "")
+        raise SupraUserError(f"{root} has no annotations/captions_train{year}.json or captions_val{year}.json "
+                             f"(data.layout={year}){karpathy}")
+    index = CaptionIndex(year, _images_root(root, year), {}, {})
     train = _read_official_file(index, train_file, f"train{year}") if train_file else []
     if val_file is None:  # only the train file: split it as the val file would be
         index.splits = seeded_split(train, split_sizes(len(train), KARPATHY_VAL_TEST), seed)
