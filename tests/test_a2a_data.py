@@ -709,6 +709,35 @@ def test_a_photo_sources_decoded_images_go_to_the_mixtures_cache_and_a_newer_cop
         SourceCodes({"coco": {**config, "cache_dir": str(unwritable / "photos")}}, vqvae, 256, None).all()
 
 
+def test_a_hugging_face_sources_images_given_as_paths_are_filed_under_them_and_older_codes_encoded_again(
+        tmp_path, vqvae_ckpt, monkeypatch):
+    """Codes cached when such an image's file was None would keep "file": null in predictions.json."""
+    import datasets
+
+    from supra.data.a2a.sources import SourceCodes
+    from supra.data.media.photo_captions import PhotoCaptionsMediaDataModule
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    root, cache = tmp_path / "hf", tmp_path / "cache"
+    (root / "imgs").mkdir(parents=True)
+    for i in range(8):
+        (root / "imgs" / f"{i}.jpg").write_bytes(jpeg_bytes(i))
+    datasets.Dataset.from_dict({"image": [f"imgs/{i}.jpg" for i in range(8)],
+                                "caption": [f"a picture {i}" for i in range(8)]}).to_parquet(str(root / "train.parquet"))
+    config = {"_target_": "supra.data.media.photo_captions.PhotoCaptionsMediaDataModule", "source": "hf_disk",
+              "root": str(root), "image_size": 64, "show_progress": False}
+    vqvae = load_vqvae(vqvae_ckpt)[0]
+    with monkeypatch.context() as patch:  # cached as before: under the first items_version, no file
+        patch.setattr(PhotoCaptionsMediaDataModule, "items_version", 1)
+        SourceCodes({"hf": config}, vqvae, 256, cache).all()
+    for items in cache.glob("hf-*/items_*.json"):
+        held = json.loads(items.read_text())
+        items.write_text(json.dumps({**held, "files": [None] * len(held["names"])}))
+    codes = SourceCodes({"hf": config}, vqvae, 256, cache)
+    test = codes.all()["hf"]["test"]
+    assert codes.builds == 1 and test.files == [f"imgs/{name.split('/')[1]}.jpg" for name in test.names]
+
+
 def test_a_media_folder_source_with_a_split_turned_off_is_encoded_and_refused_only_where_that_split_is_scored(
         tmp_path, vqvae_ckpt):
     """val_fraction=0 ("0 turns a split off") was refused by the source itself, whatever the run scored."""

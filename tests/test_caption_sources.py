@@ -116,6 +116,30 @@ def test_a_hugging_face_dataset_keeps_its_own_ids_and_reads_string_or_list_capti
     assert "train/2" in index.stored  # given as a path beside the dataset, read from there
 
 
+def test_a_hugging_face_image_given_as_a_path_is_filed_under_that_path_in_predictions(tmp_path):
+    """predictions.json said "file": null for images the dataset names by their path, as for bytes."""
+    import datasets
+
+    from supra.data.caption_sources.decoded import DecodedPhotos
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    (tmp_path / "hf" / "imgs").mkdir(parents=True)
+    for i in range(8):
+        (tmp_path / "hf" / "imgs" / f"test_{i}.jpg").write_bytes(jpeg_bytes(i))
+    absolute = str((tmp_path / "hf" / "imgs" / "test_7.jpg").absolute())  # inside the dataset: relative to it
+    table = datasets.Dataset.from_dict({"image": [f"imgs/test_{i}.jpg" for i in range(7)] + [absolute],
+                                        "caption": [f"a picture {i}" for i in range(8)]})
+    table.to_parquet(str(tmp_path / "hf" / "test.parquet"))
+    photos = DecodedPhotos("hf_disk", tmp_path / "hf", 32, cache_dir=tmp_path / "cache")
+    photos.load(show_progress=False)
+    test = photos.split("test")  # what data=hf_disk writes in predictions.json
+    assert test.ids == [f"test/{i}" for i in range(8)] and test.files == [f"imgs/test_{i}.jpg" for i in range(8)]
+    # an image held as bytes inside the dataset's files has no file of its own
+    write_hf_dataset(tmp_path / "bytes", "parquet")
+    index = read_caption_source("hf_disk", tmp_path / "bytes", cache_dir=tmp_path / "c")
+    assert index.files(tmp_path / "bytes", ["train/0", "train/2"]) == [None, "photos/two.jpg"]
+
+
 def test_a_hugging_face_dataset_with_a_row_per_caption_is_one_image_per_id_with_all_its_captions(tmp_path):
     import datasets
 

@@ -6,7 +6,8 @@
   folder (`data/train-00000-of-00002.parquet`, `validation/0000.parquet`).
 
 `image_column` holds the image: the Hub's Image feature ({"bytes", "path"}), raw bytes, or (a trap) a path
-instead of bytes, read relative to root when the file is there and skipped otherwise. `caption_column`
+instead of bytes, read relative to root when the file is there (and named in predictions.json's `file`,
+where an image held as bytes has none) and skipped otherwise. `caption_column`
 holds one caption (a string) or several (a list of strings). Split names: train, validation / valid / val /
 dev, test, as a word anywhere in a save_to_disk split's name or a parquet file's (`train2014`); splits the dataset lacks are cut from train by a seeded 1/8 each (at most 1,000 images). Each
 image is keyed `<split>/<row>`. With `id_column`, the dataset's own id goes to predictions.json, and rows
@@ -137,6 +138,13 @@ def _image_reader(dataset: Any, row: int, column: str, has_bytes: bool, path: st
     return None
 
 
+def _file_name(path: str, root: Path) -> str:
+    """An image column's path as predictions.json's `file`: relative to root (posix), or absolute where
+    the file is outside the dataset."""
+    file, root = Path(path), root.absolute()
+    return (file.relative_to(root) if file.is_absolute() and file.is_relative_to(root) else file).as_posix()
+
+
 def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: str = "caption",
                  id_column: str | None = None, seed: int = 0, cache_dir: str | Path | None = None) -> CaptionIndex:
     import datasets
@@ -167,6 +175,8 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
                     index.skip("no usable image (empty, or a path that is not there)", key)
                     continue
                 index.stored[key] = image
+                if not has_bytes[row]:  # read from the file it names: predictions.json names that file
+                    index.stored_files[key] = _file_name(paths[row], root)
                 index.splits[split].append(key)
                 if image_id is not None:
                     index.ids[key], key_of_id[image_id] = image_id, key

@@ -39,6 +39,8 @@ class CaptionIndex:
     ids: dict[str, int | str] = field(default_factory=dict)
     # images that are not files under image_dir (rows of a dataset's Arrow / parquet files), by key
     stored: dict[str, StoredImage] = field(default_factory=dict)
+    # the file a stored image is read from, relative to image_dir (a dataset's column of paths), by key
+    stored_files: dict[str, str] = field(default_factory=dict)
     _seen: set = field(default_factory=set, repr=False)
 
     def skip(self, reason: str, what: str) -> None:
@@ -61,10 +63,18 @@ class CaptionIndex:
 
     def files(self, root: Path, keys: list[str]) -> list[str | None]:
         """Each image's file as predictions.json names it, relative to the dataset's `root` (posix:
-        `Flicker8k_Dataset/123.jpg`), or None for one stored inside a dataset's files. Shards written by
+        `Flicker8k_Dataset/123.jpg`; a dataset's column of paths: the path it gives, absolute where it is
+        outside the dataset), or None for one stored inside a dataset's files. Shards written by
         write_shards keep it, so an image is scored under the same file read either way."""
         folder = self.image_dir.relative_to(root).as_posix()
-        return [None if k in self.stored else f"{folder}/{k}" if folder != "." else k for k in keys]
+
+        def file(key: str) -> str | None:
+            name = self.stored_files.get(key) if key in self.stored else key
+            if name is None or folder == "." or name.startswith("/"):
+                return name
+            return f"{folder}/{name}"
+
+        return [file(k) for k in keys]
 
 
 def files_under(folder: Path) -> Callable[[str], bool]:
@@ -124,6 +134,7 @@ def finish(index: CaptionIndex) -> CaptionIndex:
                 for caption in index.captions.pop(key, []):
                     index.add_caption(first, caption, key)
                 index.stored.pop(key, None)
+                index.stored_files.pop(key, None)
                 index.ids.pop(key)
             else:
                 placed.add(key)

@@ -34,6 +34,11 @@ class PhotoCaptionsMediaDataModule(MediaDataModule):
                                     Path(cache_dir) if cache_dir else None, columns)
         self.show_progress = show_progress
 
+    @property
+    def items_version(self) -> int:  # type: ignore[override]
+        # 2 for hf_disk: an image given as a path is filed under it (1 filed it as None); other sources as before
+        return 2 if self.photos.source == "hf_disk" else 1
+
     def inputs_stamp(self) -> str:
         return self.photos.inputs_stamp() if self.photos.root.exists() else ""
 
