@@ -86,6 +86,8 @@ def write_split(index: CaptionIndex, root: Path, split: str, out: Path, per_shar
             for number, key in enumerate(keys[start:start + per_shard]):
                 sample_key = f"{shard:05d}{number:04d}"  # img2dataset's keys
                 captions = index.captions[key]
+                # these keys exactly (shards.py's WRITTEN_JSON_KEYS): readers take the id of such a json alone
+                # as the image's own
                 meta = {"url": files[key], "caption": captions[0], "captions": captions, "key": sample_key,
                         "status": "success", "error_message": None, "id": index.ids.get(key, key)}
                 try:

@@ -210,11 +210,13 @@ def img2dataset_key(shard: int, index: int) -> str:
 
 
 def write_img2dataset_shards(folder: Path, shards: int = 4, per_shard: int = 8, traps: bool = False,
-                             truncate_last: bool = False) -> dict:
+                             truncate_last: bool = False, repeated_ids: bool = False) -> dict:
     """`00000.tar` ... with `{key}.jpg`, `{key}.txt`, `{key}.json` per sample, `00000_stats.json` and
     `00000.parquet` beside each, as img2dataset writes them. With `traps`, shard 0 also holds a corrupt
     JPEG, a sample whose download failed (status failed_to_download, no image), a sample with no caption
-    and one with a blank caption; `truncate_last` cuts the last tar in the middle of a sample."""
+    and one with a blank caption; `truncate_last` cuts the last tar in the middle of a sample;
+    `repeated_ids` gives each json the `id` img2dataset copies from a parquet with a row per caption
+    (save_additional_columns=["id"]): 0, 0, 1, 1, ... each shared by two samples."""
     import io
     import tarfile
 
@@ -238,6 +240,8 @@ def write_img2dataset_shards(folder: Path, shards: int = 4, per_shard: int = 8, 
                 meta = {"url": f"https://example.com/{key}.jpg", "caption": caption, "key": key, "status": "success",
                         "error_message": None, "width": 48, "height": 36, "original_width": 480,
                         "original_height": 360, "exif": "{}", "sha256": "0" * 64}
+                if repeated_ids:
+                    meta["id"] = (shard * per_shard + index) // 2
                 add(f"{key}.jpg", jpeg_bytes(shard * 100 + index))
                 add(f"{key}.txt", caption.encode())
                 add(f"{key}.json", json.dumps(meta).encode())

@@ -336,6 +336,33 @@ def test_shard_codes_cached_when_two_folders_samples_shared_names_are_encoded_ag
     assert builds == 1 and len(set(keys)) == 6
 
 
+def test_shard_samples_sharing_an_id_img2dataset_copied_are_each_scored_and_codes_cached_merged_encoded_again(
+        tmp_path, vqvae_ckpt, monkeypatch):
+    """img2dataset's `id` column (a row per caption: 0, 0, 1, 1, 2, 2) named the items: image2text kept one item
+    per id, and half the test images were never scored."""
+    from supra.data.media.shard_images import ShardImagesMediaDataModule
+    from tests.caption_source_fixtures import write_img2dataset_shards
+
+    write_img2dataset_shards(tmp_path / "web", shards=1, per_shard=6, repeated_ids=True)
+    tar = str(tmp_path / "web" / "00000.tar")
+    config = {"_target_": "supra.data.media.shard_images.ShardImagesMediaDataModule", "train_shards": tar,
+              "val_shards": tar, "test_shards": tar, "image_size": 64}
+
+    def test_keys() -> tuple[int, list[str]]:
+        data = mixture(tmp_path, vqvae_ckpt, sources={"web": config}, tasks={"image2text": 1})
+        data.setup("test")
+        return data.cache_builds, [key for batch in data.eval_batches("test") for key in batch["keys"]]
+
+    with monkeypatch.context() as patch:  # cached as before: under items_version 2, named by the repeated ids
+        patch.setattr(ShardImagesMediaDataModule, "items_version", 2)
+        test_keys()
+    for items in (tmp_path / "cache").glob("web-*/items_*.json"):
+        held = json.loads(items.read_text())
+        items.write_text(json.dumps({**held, "names": [str(i // 2) for i in range(len(held["names"]))]}))
+    builds, keys = test_keys()
+    assert builds == 1 and sorted(keys) == [f"web/00000.tar/00000{i:04d}" for i in range(6)]
+
+
 def test_codes_of_a_vqvae_with_more_codes_than_int16_holds_are_cached_and_read_back_whole(tmp_path):
     import numpy as np
 

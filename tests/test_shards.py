@@ -17,6 +17,7 @@ from torch.utils.data import DataLoader
 
 from supra.data.caption_sources.shards import (
     APART,
+    WRITTEN_JSON_KEYS,
     Unusable,
     decoded_samples,
     expand_shards,
@@ -466,6 +467,7 @@ def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path, 
         assert len(pq.read_table(urls[0].replace(".tar", ".parquet"))) == shard_sizes(urls)[0]
     first = json.loads(next(raw_samples([str(tmp_path / "shards" / "test" / "00000.tar")], Unusable()))["json"])
     assert isinstance(first["id"], int) and len(first["captions"]) == 5  # COCO's id and every caption
+    assert first.keys() == WRITTEN_JSON_KEYS  # what tells its id from one img2dataset copied from a parquet
     with pytest.raises(SystemExit):
         run_command("write_shards", "source=coco", f"root={tmp_path / 'coco'}", f"out={tmp_path / 'shards'}",
                     run_dir=tmp_path)
@@ -693,6 +695,41 @@ def test_shards_of_two_folders_named_alike_give_every_image_its_own_id(tmp_path)
     # img2dataset's json names no id: the key is one, and the URL it downloaded is the image's file
     assert whole.ids == whole.keys and whole.files[0] == "https://example.com/000000000.jpg"
     assert read_whole(f"{tmp_path}/val/00000.tar", 32).keys[0] == "00000.tar/000000000"  # one folder: as before
+
+
+def test_an_id_img2dataset_copied_from_the_users_parquet_names_no_image_so_none_is_merged_or_dropped(tmp_path):
+    """A parquet with a row per caption gives its samples ids 0, 0, 1, 1, 2, 2: taken as the images' ids, the
+    captioner scored names that said two pictures were one, and the a2a scorer kept one of each pair."""
+    from supra.data.captioning.shards import ShardCaptionsDataModule
+
+    write_img2dataset_shards(tmp_path, shards=1, per_shard=6, repeated_ids=True)
+    spec = str(tmp_path / "00000.tar")
+    whole = read_whole(spec, 32)
+    assert whole.ids == whole.keys == [f"00000.tar/00000{i:04d}" for i in range(6)]
+    records = ShardCaptionsDataModule(spec, spec, spec).image_records("test")  # predictions.json's
+    assert [r["image_id"] for r in records] == whole.keys
+
+
+def test_ids_write_shards_kept_that_repeat_across_its_runs_read_together_leave_every_sample_its_key(tmp_path, caplog):
+    import json
+
+    import webdataset as wds
+
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    for run in ("coco2014", "coco2017"):  # COCO's 2014 and 2017 files share their images' ids
+        (tmp_path / run).mkdir()
+        with wds.TarWriter(str(tmp_path / run / "00000.tar")) as tar:
+            for number, image_id in enumerate((9, 25)):
+                meta = {"url": f"val2014/{image_id}.jpg", "caption": "a cat", "captions": ["a cat"],
+                        "key": f"0000{number:05d}", "status": "success", "error_message": None, "id": image_id}
+                assert meta.keys() == WRITTEN_JSON_KEYS  # as write_shards writes it
+                tar.write({"__key__": meta["key"], "jpg": jpeg_bytes(number), "txt": "a cat", "json": json.dumps(meta)})
+    assert read_whole(str(tmp_path / "coco2014" / "00000.tar"), 32).ids == [9, 25]  # one run's: COCO's own ids
+    with caplog.at_level("WARNING"):
+        whole = read_whole(f"{tmp_path}/coco2014/00000.tar::{tmp_path}/coco2017/00000.tar", 32)
+    assert whole.ids == whole.keys and len(set(whole.ids)) == 4
+    assert "2 ids are each the id of several samples (e.g. 9): every sample is named by its key" in caplog.text
 
 
 @pytest.mark.parametrize("path", ["/plain/{00000..00009}.tar", "/data/a b/{0..1}.tar", "/data/o'brien/{0..1}.tar",

@@ -43,6 +43,10 @@ SHARD_ERRORS = (OSError, ValueError, EOFError)  # what reading a damaged or unre
 # without an image or a caption is unusable; counted under this reason (its earlier part, if unusable too,
 # under "no image" or "no caption": it was read before the split showed)
 APART = "part of a sample whose files are apart in the tar"
+# The json of a sample `python -m supra.write_shards` wrote holds these keys and no others: its `id` is the
+# image's id in its source. img2dataset's json always adds width, height and more, and holds an `id` only
+# as a column of the user's parquet, which may repeat it (a row per caption): not an id of one image.
+WRITTEN_JSON_KEYS = frozenset({"url", "caption", "captions", "key", "status", "error_message", "id"})
 
 
 def expand_shards(spec: str | list[str]) -> list[str]:
@@ -138,8 +142,8 @@ def shard_names(urls: Sequence[str]) -> dict[str, str]:
 @dataclass
 class ShardSample:
     """One usable sample: its key (`<shard name>/<key>`, unique among the shards read together),
-    captions and encoded image, and who the image is for predictions.json: `image_id`, the id its json
-    names (write_shards keeps the source's own, COCO's integers), else the key; `file`, its json's `url`
+    captions and encoded image, and who the image is for predictions.json: `image_id`, the source's own id
+    that write_shards kept in its json (COCO's integers), else the key; `file`, its json's `url`
     (the source's file, or the URL img2dataset downloaded). img2dataset's samples have one caption
     (`.txt`); those of `python -m supra.write_shards` list all of an image's in the json's `captions`."""
 
@@ -227,8 +231,10 @@ def usable(sample: dict[str, Any], tally: Unusable, names: Mapping[str, str] | N
 
 
 def _own_id(meta: dict[str, Any]) -> int | str | None:
-    """The image's id in its source, as write_shards keeps it in the json; None where there is none
-    (img2dataset writes none unless asked for a column of that name)."""
+    """The image's id in its source, as write_shards keeps it in the json; None where there is none: a
+    json other than write_shards' (WRITTEN_JSON_KEYS), img2dataset's `id` column included."""
+    if meta.keys() != WRITTEN_JSON_KEYS:
+        return None
     image_id = meta.get("id")
     return image_id if isinstance(image_id, str | int) and not isinstance(image_id, bool) and image_id != "" else None
 
@@ -350,5 +356,11 @@ def read_whole(spec: str | list[str], size: int, draft: bool = True) -> WholeSha
     pairs = list(decoded_samples(usable_samples(expand_shards(spec), tally), size, tally, draft))
     images = torch.stack([image for _, image in pairs]) if pairs else torch.zeros(0, 3, size, size, dtype=torch.uint8)
     samples = [s for s, _ in pairs]
-    return WholeShards(images, [s.captions for s in samples], [s.key for s in samples], tally,
-                       [s.image_id for s in samples], [s.file for s in samples])
+    keys, ids = [s.key for s in samples], [s.image_id for s in samples]
+    repeated = [image_id for image_id, n in Counter(ids).items() if n > 1]
+    if repeated:  # write_shards runs read together (COCO 2014's and 2017's share ids): no image in another's place
+        log.warning("shards %s: %d ids are each the id of several samples (e.g. %r): every sample is named by its "
+                    "key (<shard>/<key>) instead, so each is scored as an image of its own", spec, len(repeated),
+                    repeated[0])
+        ids = list(keys)
+    return WholeShards(images, [s.captions for s in samples], keys, tally, ids, [s.file for s in samples])

@@ -24,7 +24,9 @@ class ShardImagesMediaDataModule(MediaDataModule):
     # 2: items named by their json's id, else `<shard path below the list's shared folder>/<key>`, and filed
     # by its url. Codes cached under 1 named the samples of a/00000.tar and b/00000.tar alike (00000.tar/<key>):
     # scoring kept one of each pair, under a name that did not say which image it was.
-    items_version = 2
+    # 3: only an id write_shards wrote names an item: under 2, an img2dataset `id` column repeated per caption
+    # named several images alike, and scoring kept one of them.
+    items_version = 3
 
     def __init__(self, train_shards: str, val_shards: str, test_shards: str, draft: bool = True, **common: Any) -> None:
         super().__init__(**common)
