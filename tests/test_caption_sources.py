@@ -279,6 +279,28 @@ def test_a_folder_keys_photos_by_their_path_so_alike_names_stay_apart(tmp_path):
     assert index.captions["dogs/a.png"] == ["a dog, running"]
 
 
+def test_a_folder_whose_names_give_test_no_file_lends_it_one_and_says_it_goes_back_to_train(tmp_path):
+    """A file's split follows from its name, but for this one: the file lent to a split no name falls in is
+    trained on once the folder grows a file of that split's own, which nothing said."""
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    def add(*numbers: int) -> None:
+        for i in numbers:
+            (tmp_path / f"p{i:02d}.jpg").write_bytes(jpeg_bytes(i))
+            (tmp_path / f"p{i:02d}.txt").write_text(f"photo number {i}\n")
+
+    add(*range(6))
+    index = read_caption_source("folder", tmp_path)
+    assert index.splits["test"] == ["p03.jpg"]  # p01.jpg's hash puts it in val; none falls in test
+    assert summary_line("folder", index, {}).endswith(
+        "skipped: nothing; test holds p03.jpg, lent from train as no file's seeded hash falls in test: it goes back "
+        "to train once the folder has a test file of its own, so a model trained then has seen it")
+    add(6, 7)
+    grown = read_caption_source("folder", tmp_path)
+    assert grown.splits["test"] == ["p06.jpg"] and "p03.jpg" in grown.splits["train"]
+    assert grown.splits["val"] == ["p01.jpg"] and "lent" not in summary_line("folder", grown, {})
+
+
 def test_a_captions_csv_with_more_columns_keeps_the_caption_column_alone(tmp_path):
     from tests.caption_source_fixtures import jpeg_bytes
 

@@ -13,7 +13,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 from PIL import Image
 
-from supra.data.folder_index import scan_folder, split_by_file
+from supra.data.folder_index import lent_files, scan_folder, split_by_file
 from supra.data.media.folder import MediaFolderDataModule
 from supra.utils.errors import SupraUserError
 from tests.media_fixtures import (
@@ -106,7 +106,7 @@ def test_the_split_is_by_file_deterministic_and_seeded(folder):
     assert any(datamodule(root, seed=seed).split_files != files for seed in (1, 2, 3))
 
 
-def test_split_by_file_never_moves_a_file_as_files_are_added_and_holds_out_at_least_one_each():
+def test_split_by_file_never_moves_a_file_as_files_are_added_and_holds_out_at_least_one_each(tmp_path):
     files = [f"img{i:03d}.png" for i in range(200)]
     splits = split_by_file(files, 0.1, 0.05, seed=0)
     assert 10 <= len(splits["val"]) <= 30 and 3 <= len(splits["test"]) <= 18  # the fractions, on average
@@ -114,6 +114,16 @@ def test_split_by_file_never_moves_a_file_as_files_are_added_and_holds_out_at_le
     assert all(set(splits[split]) <= set(grown[split]) for split in splits)  # every old file where it was
     few = split_by_file(files[:10], 0.1, 0.05, seed=0)
     assert [len(few[s]) for s in ("val", "test")] == [1, 1] and len(few["train"]) == 8
+    assert lent_files(splits, 0.1, 0.05, seed=0) == lent_files(few, 0.1, 0.05, seed=0) == {}  # by their names
+    # the exception: a split no name falls in is lent the train file of lowest draw, until one falls there
+    tiny = split_by_file(files[2:6], 0.1, 0.05, seed=0)
+    assert lent_files(tiny, 0.1, 0.05, seed=0) == {"val": tiny["val"][0], "test": tiny["test"][0]}
+    assert all(tiny[split][0] in few["train"] for split in ("val", "test"))  # trained on in the larger folder
+    for name in files[2:6]:
+        Image.new("RGB", (16, 16)).save(tmp_path / name)
+    summary = datamodule(tmp_path, val_fraction=0.1, test_fraction=0.05).summary  # the set-up line says so
+    assert (f"; val holds {tiny['val'][0]}, lent from train as no file's seeded hash falls in val: it goes back to "
+            "train once the folder has a val file of its own, so a model trained then has seen it; test holds") in summary
     with pytest.raises(SupraUserError, match="2 usable media files are too few"):
         split_by_file(files[:2], 0.1, 0.1, seed=0)
 

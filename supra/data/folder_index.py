@@ -210,7 +210,8 @@ def split_by_file(files: list[str], val_fraction: float, test_fraction: float, s
     So a file's split does not depend on which other files exist: adding files to a folder never moves an
     old one between splits (a held-out image is never trained on later). The sizes are the fractions on
     average; a held-out split with a fraction > 0 that no draw falls in (a folder of a few files) takes
-    the train file of lowest draw, and gives it back to train once files of its own arrive.
+    the train file of lowest draw, and gives it back to train once files of its own arrive: the one
+    exception, which no rule of a file's name alone can avoid (lent_files names it, for the set-up line).
     """
     draws = {name: _draw(name, seed) for name in files}
     splits: dict[str, list[str]] = {"train": [], "val": [], "test": []}
@@ -228,3 +229,18 @@ def split_by_file(files: list[str], val_fraction: float, test_fraction: float, s
             "files, or lower data.val_fraction / data.test_fraction (0 turns a split off)"
         )
     return {split: sorted(names) for split, names in splits.items()}
+
+
+def lent_files(splits: dict[str, list[str]], val_fraction: float, test_fraction: float, seed: int) -> dict[str, str]:
+    """The file split_by_file lent to each held-out split of `splits` that no draw fell in, by split: its
+    own draw says train."""
+    return {split: name for split in ("val", "test") for name in splits[split]
+            if _draw(name, seed) >= val_fraction + test_fraction}
+
+
+def lent_note(lent: dict[str, str]) -> str:
+    """What a set-up summary line says of lent_files ('' when none was lent): the lent file goes back to
+    train once the split has a file of its own, so a model trained then has seen what was scored here."""
+    return "; ".join(f"{split} holds {name}, lent from train as no file's seeded hash falls in {split}: it goes back "
+                     f"to train once the folder has a {split} file of its own, so a model trained then has seen it"
+                     for split, name in lent.items())

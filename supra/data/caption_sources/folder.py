@@ -1,14 +1,15 @@
 """A folder tree of images with captions as a caption source, read as data/folder_index.py reads it for
 the VQ-VAE: `photo.txt` beside `photo.jpg` (one caption per line), or a root `captions.jsonl` /
 `captions.csv` / `captions.tsv`. Images without a caption are counted and left out; the split is by file,
-seeded, about 10% val and 10% test (at least one each), a file's split following from its name alone."""
+seeded, about 10% val and 10% test (at least one each), a file's split following from its name alone
+(but for a file lent to a split no name falls in, said in the summary line: split_by_file)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 from supra.data.caption_sources.index import CaptionIndex, finish
-from supra.data.folder_index import ALIAS, scan_folder, split_by_file
+from supra.data.folder_index import ALIAS, lent_files, lent_note, scan_folder, split_by_file
 from supra.utils.errors import SupraUserError
 
 VAL_FRACTION = TEST_FRACTION = 0.1
@@ -38,4 +39,7 @@ def read_caption_folder(root: str | Path, layout: str | None = None, seed: int =
         raise SupraUserError(f"data.root={root} has {len(captioned)} images with captions: train, val and test need "
                              f"at least 3 (add photo.txt beside photo.jpg, or a captions.jsonl / .csv / .tsv){problems}")
     index.splits = split_by_file(captioned, VAL_FRACTION, TEST_FRACTION, seed)
+    lent = lent_files(index.splits, VAL_FRACTION, TEST_FRACTION, seed)
+    if lent:  # the one file a later, larger folder moves: said where the split is
+        index.notes.append(lent_note(lent))
     return finish(index)

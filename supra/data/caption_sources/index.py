@@ -41,6 +41,7 @@ class CaptionIndex:
     stored: dict[str, StoredImage] = field(default_factory=dict)
     # the file a stored image is read from, relative to image_dir (a dataset's column of paths), by key
     stored_files: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # said at the end of the summary line
     _seen: set = field(default_factory=set, repr=False)
 
     def skip(self, reason: str, what: str) -> None:
@@ -165,7 +166,8 @@ def summary_line(source: str, index: CaptionIndex, unreadable: dict[str, str]) -
     """One line: images/captions per split, and what was skipped and why (with examples)."""
     parts = [f"{split} {len(keys)} images / {sum(len(index.captions[k]) for k in keys)} captions"
              for split, keys in index.splits.items()]
-    return f"{source} ({index.layout} layout): {'; '.join(parts)}; skipped: {skipped_reasons(index, unreadable)}"
+    notes = "".join(f"; {note}" for note in index.notes)
+    return f"{source} ({index.layout} layout): {'; '.join(parts)}; skipped: {skipped_reasons(index, unreadable)}{notes}"
 
 
 def skipped_reasons(index: CaptionIndex, unreadable: dict[str, str]) -> str:

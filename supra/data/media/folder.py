@@ -26,7 +26,15 @@ from pathlib import Path
 import torch
 from rich.progress import Progress
 
-from supra.data.folder_index import FolderIndex, Tally, is_gif, scan_folder, split_by_file
+from supra.data.folder_index import (
+    FolderIndex,
+    Tally,
+    is_gif,
+    lent_files,
+    lent_note,
+    scan_folder,
+    split_by_file,
+)
 from supra.data.gif_frames import EMPTY, TOO_LARGE, UNREADABLE, MediaDecodeError, open_gif
 from supra.data.images import fit, load_still
 from supra.data.media.datamodule import SPLITS, MediaDataModule, MediaItems
@@ -191,6 +199,9 @@ class MediaFolderDataModule(MediaDataModule):
         for label, tally in (("ignored", index.ignored), ("captions", index.caption_problems), ("notes", notes)):
             if tally:
                 line += f"; {label}: {tally.describe()}"
+        lent = lent_files(self.split_files, self.val_fraction, self.test_fraction, self.seed)
+        if lent:
+            line += f"; {lent_note(lent)}"
         return line + f" ({seconds:.1f}s)"
 
     # -- MediaDataModule --------------------------------------------------------------------------
