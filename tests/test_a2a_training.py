@@ -131,6 +131,23 @@ def test_every_metric_an_a2a_run_logs_is_one_its_task_names_for_callbacks_to_mon
     assert "val/text2image_fidelity" in logged and logged <= set(task.metric_names())
 
 
+def test_image2text_references_the_scorer_tokenizes_to_nothing_are_one_line_naming_the_split_and_sources(vqvae_ckpt):
+    """A photo source whose captions are all emoji (PTB tokenization drops them) ended in CIDEr's traceback."""
+    from types import SimpleNamespace
+
+    from supra.artifacts.checkpoints import load_vqvae
+    from supra.tasks.a2a import A2ATask
+
+    task = A2ATask(net=torch.nn.Identity(), optimizer=None, vqvae=load_vqvae(vqvae_ckpt)[0])
+    task.trainer = SimpleNamespace(is_global_zero=True, datamodule=SimpleNamespace(split="test"))
+    task._captions, task._references = {"web/0": "a red square", "web/1": "a cat"}, {"web/0": ["\U0001F600"],
+                                                                                   "web/1": ["\U0001F600 \U0001F600"]}
+    with pytest.raises(SupraUserError, match=r"^the image2text references of the test split \(data.sources.web\): every "
+                                             r"reference caption is empty after the scorer's PTB tokenization, .* or "
+                                             r"score other data$"):
+        task._score_epoch("test", ["Bleu", "CIDEr"])
+
+
 def test_the_exported_release_card_shows_the_runs_test_metrics(a2a_trained, tmp_path):
     metrics = json.loads((a2a_trained / "metrics.json").read_text())
     run_command("export", f"ckpt={a2a_trained / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'release'}")

@@ -146,6 +146,35 @@ def test_bad_requests_name_the_problem(predictions, references, metrics, message
         score_captions(predictions, references, metrics)
 
 
+def test_references_that_tokenize_to_nothing_are_one_line_and_a_few_such_images_score_as_pycocoevalcap_scores_them(
+        monkeypatch, caplog):
+    """PTB tokenization drops emoji: references of nothing but emoji crashed CIDEr (max() of an empty sequence)."""
+    from supra.metrics import caption_scores
+    from supra.metrics.caption_scores import EmptyReferences
+
+    with pytest.raises(EmptyReferences, match=r"^every reference caption is empty after the scorer's PTB tokenization, "
+                                              r"which drops emoji and punctuation \(e.g. '\U0001f600'\), so "
+                                              r"there is nothing to score against: give the images captions in words"):
+        score_captions({1: "a dog", 2: "a cat"}, {1: ["\U0001f600"], 2: ["\U0001f600 !", "..."]}, ["Bleu", "CIDEr"])
+    # some images so: scored as pycocoevalcap scores them (0 for those), and said once
+    monkeypatch.setattr(caption_scores, "_empty_images_said", False)
+    references = {**REFERENCES, 4: ["\U0001f600", "..."], 2: [*REFERENCES[2], "\U0001f600"]}
+    with caplog.at_level("WARNING"):
+        ours = score_captions(PREDICTIONS, references, ["Bleu", "ROUGE_L", "CIDEr"])
+    # one Java start-up for both: references under their ids, predictions under the negated ones
+    both = PTBTokenizer().tokenize({**{i: [{"caption": c} for c in refs] for i, refs in references.items()},
+                                    **{-i: [{"caption": caption}] for i, caption in PREDICTIONS.items()}})
+    gts, res = {i: both[i] for i in references}, {i: both[-i] for i in references}
+    with caplog.at_level("WARNING"):
+        caption_scores._check_tokenized_references(gts, references)  # a later validation's scoring: said already
+    theirs = dict(zip(["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4"], Bleu(4).compute_score(gts, res, verbose=0)[0], strict=True))
+    theirs.update(ROUGE_L=Rouge().compute_score(gts, res)[0], CIDEr=Cider().compute_score(gts, res)[0])
+    assert ours == pytest.approx(theirs, abs=1e-12)
+    said = [r.getMessage() for r in caplog.records if "empty after the scorer's PTB tokenization" in r.getMessage()]
+    assert said == ["1 of 4 images have reference captions that are all empty after the scorer's PTB tokenization "
+                    "(e.g. image 4: '\U0001f600'): they score 0 (said only this once)"]
+
+
 def test_missing_java_is_one_clear_line(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RuntimeError, match=r"^pycocoevalcap needs Java \(java not found on PATH\)"):

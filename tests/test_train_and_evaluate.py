@@ -270,6 +270,33 @@ def test_evaluate_scores_another_split_with_another_decoding(trained_run, tmp_pa
     assert [p.name.split("_")[0] for p in (tmp_path / "eval" / "samples").iterdir()] == [split]
 
 
+def test_scoring_references_the_scorer_tokenizes_to_nothing_is_one_line_naming_the_split(default_run_config, tmp_path):
+    """A caption folder whose captions are all emoji (PTB tokenization drops them) ended validation and
+    evaluate.py alike in CIDEr's traceback (max() arg is an empty sequence)."""
+    from PIL import Image
+
+    from supra.data.captioning.photos import PhotoCaptionsDataModule
+    from supra.runner.components import build_task
+
+    (tmp_path / "photos").mkdir()
+    for i in range(6):
+        Image.new("RGB", (16, 16), (40 * i, 0, 0)).save(tmp_path / "photos" / f"p{i:02d}.jpg")
+    (tmp_path / "photos" / "captions.jsonl").write_text(
+        "".join(json.dumps({"file": f"p{i:02d}.jpg", "caption": "\U0001F600"}) + "\n" for i in range(6)))
+    photos = PhotoCaptionsDataModule(source="folder", root=str(tmp_path / "photos"), cache_dir=str(tmp_path / "cache"),
+                                     show_progress=False)
+    photos.photos.load(show_progress=False)
+    task = build_task(default_run_config.model, None)
+    task.trainer = SimpleNamespace(is_global_zero=True, datamodule=photos)  # what a validation or a test scores with
+    task._predictions = {0: "a red square"}
+    with pytest.raises(SupraUserError, match=rf"^the val split of data.root={tmp_path / 'photos'} \(data.source="
+                                             r"folder\): every reference caption is empty after the scorer's PTB "
+                                             r"tokenization, which drops emoji and punctuation \(e.g. "
+                                             r"'\U0001f600'\), so there is nothing to score against: give the images "
+                                             r"captions in words \(the scores compare words\), or score other data$"):
+        task._score_epoch("val", "val", ["Bleu", "CIDEr"])
+
+
 def checkpoint_decoding_so(trained_run: Path, folder: Path, **decode: object) -> Path:
     """trained_run's best.ckpt, as a run that set model.decode.<key>=<value> for each of `decode` wrote it."""
     checkpoint = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=False)

@@ -15,23 +15,38 @@ pycocoevalcap quirks handled here:
   kept for the next ones (a sweep's trials, a run's tests, evaluations in one process) and closed at exit.
   Its -stdio protocol answers any number of EVAL requests with a fresh process's numbers.
 - Empty hypotheses are fine everywhere (they score 0); they tokenise to ''.
+- So are some empty references (an image whose references are all empty scores 0, as in COCOEvalCap; said
+  once), but references that all tokenise to '' (PTB drops emoji and punctuation) leave CIDEr no document
+  frequencies (`max() arg is an empty sequence`) and every score nothing to compare: EmptyReferences.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import logging
 import os
 import shutil
 import threading
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from supra.utils.errors import SupraUserError
+
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 CAPTION_METRICS: tuple[str, ...] = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
 SCORER_FAMILIES: tuple[str, ...] = ("Bleu", "METEOR", "ROUGE_L", "CIDEr")
 JAVA_MISSING = "pycocoevalcap needs Java (java not found on PATH): install a JRE, e.g. apt-get install default-jre"
+
+
+class EmptyReferences(SupraUserError):
+    """Every reference caption is empty after the scorer's tokenization: nothing to score against (the
+    caller names the split or source it scored)."""
+
+
+_empty_images_said = False  # once per process: a run's every validation scores the same references
 
 
 def _clean(caption: str) -> str:
@@ -136,6 +151,23 @@ def _tokenize(
     return gts, res
 
 
+def _check_tokenized_references(gts: dict[Hashable, list[str]], references: Mapping[Hashable, Sequence[str]]) -> None:
+    """EmptyReferences when no reference has a token left; a warning, once, for images that have none."""
+    global _empty_images_said
+    empty = [i for i, refs in gts.items() if not any(ref.strip() for ref in refs)]
+    if not empty:
+        return
+    example = references[empty[0]][0]
+    if len(empty) == len(gts):
+        raise EmptyReferences(f"every reference caption is empty after the scorer's PTB tokenization, which drops "
+                              f"emoji and punctuation (e.g. {example!r}), so there is nothing to score against: give "
+                              "the images captions in words (the scores compare words), or score other data")
+    if not _empty_images_said:
+        _empty_images_said = True
+        log.warning("%d of %d images have reference captions that are all empty after the scorer's PTB tokenization "
+                    "(e.g. image %r: %r): they score 0 (said only this once)", len(empty), len(gts), empty[0], example)
+
+
 def score_captions(
     predictions: Mapping[Hashable, str],
     references: Mapping[Hashable, Sequence[str]],
@@ -145,13 +177,15 @@ def score_captions(
     ({image id: [caption, ...]}, extra ids ignored).
 
     `metrics` names scorer families: "Bleu" (Bleu_1..Bleu_4), "METEOR", "ROUGE_L", "CIDEr".
-    Returns {pycocoevalcap metric name: float} in CAPTION_METRICS order.
+    Returns {pycocoevalcap metric name: float} in CAPTION_METRICS order. EmptyReferences when no reference
+    has a token left after tokenization.
     """
     _check_request(predictions, references, metrics)
     families = [f for f in SCORER_FAMILIES if f in metrics]
     if "METEOR" in families:
         _start_meteor()  # its Java start-up overlaps tokenising and the other scorers
     gts, res = _tokenize(predictions, references)
+    _check_tokenized_references(gts, references)
     scores: dict[str, float] = {}
     for family in sorted(families, key=lambda f: f == "METEOR"):  # Meteor last: it may still be starting
         if family == "Bleu":  # verbose=0, or Bleu prints its internals (no stdout swap: thread-safe)

@@ -32,7 +32,7 @@ from supra.artifacts.kinds import A2A_CHECKPOINT
 from supra.data.a2a.mixture import A2AMixtureDataModule
 from supra.data.media.codes import decode_codes
 from supra.metrics.attr_acc import attribute_accuracy
-from supra.metrics.caption_scores import CAPTION_METRICS, score_captions
+from supra.metrics.caption_scores import CAPTION_METRICS, EmptyReferences, score_captions
 from supra.metrics.shape_fidelity import matches
 from supra.models.a2a_generation import (
     GENERATION_KEYS,
@@ -346,14 +346,23 @@ class A2ATask(SupraTask):
 
     def _score_epoch(self, stage: str, metrics: Sequence[str]) -> dict[str, float]:
         scores: dict[str, float] = {}
+        problem = None
         captions = gather_mappings(self._captions)
         references = gather_mappings(self._references)
         objects = gather_mappings(self._objects)
         if captions and self.trainer.is_global_zero:
-            scores.update(score_captions(captions, references, metrics))
-            if objects:
+            try:
+                scores.update(score_captions(captions, references, metrics))
+            except EmptyReferences as err:  # keys are "<source>/<item>"
+                split = "val" if stage == "val" else self.trainer.datamodule.split
+                sources = ", ".join(f"data.sources.{s}" for s in sorted({str(k).split("/", 1)[0] for k in captions}))
+                problem = f"the image2text references of the {split} split ({sources}): {err}"
+            if objects and problem is None:
                 scores["image2text_attr_acc"] = attribute_accuracy(captions, {k: objects[k] for k in captions if k in objects})
-        scores = broadcast_object(scores)
+        # raised on every rank: under DDP the others would otherwise wait for rank 0's scores
+        scores, problem = broadcast_object((scores, problem))
+        if problem is not None:
+            raise SupraUserError(problem)
         fidelity = gather_mappings(self._fidelity)
         if fidelity:
             scores.update(_fidelity_scores(list(fidelity.values())))

@@ -16,7 +16,7 @@ from supra.artifacts.checkpoints import refuse_changed_model
 from supra.artifacts.kinds import CAPTIONER_CHECKPOINT
 from supra.data.captioning.datamodule import CaptionDataModule
 from supra.metrics.attr_acc import SCENE_SCORES
-from supra.metrics.caption_scores import CAPTION_METRICS, score_captions
+from supra.metrics.caption_scores import CAPTION_METRICS, EmptyReferences, score_captions
 from supra.models.vlm_generation import DecodeConfig, generate
 from supra.models.vlm_nano import VLMNanoConfig
 from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
@@ -175,12 +175,20 @@ class CaptioningTask(SupraTask):
         """Gather every rank's captions, score once on rank 0, share the numbers, log them."""
         predictions = gather_mappings(self._predictions)
         scores: dict[str, float] = {}
+        problem = None
         if self.trainer.is_global_zero:
             datamodule = self.trainer.datamodule
             references = datamodule.references(split)
-            scores = score_captions(predictions, {i: references[i] for i in predictions}, metrics)
-            scores.update(datamodule.extra_caption_scores(split, predictions))
-        scores = broadcast_object(scores)
+            try:
+                scores = score_captions(predictions, {i: references[i] for i in predictions}, metrics)
+            except EmptyReferences as err:
+                problem = f"{datamodule.split_source(split)}: {err}"
+            else:
+                scores.update(datamodule.extra_caption_scores(split, predictions))
+        # raised on every rank: under DDP the others would otherwise wait for rank 0's scores
+        scores, problem = broadcast_object((scores, problem))
+        if problem is not None:
+            raise SupraUserError(problem)
         for name, value in scores.items():
             # equal on every rank already; sync_dist averages equal numbers and keeps ranks in step
             self.log(f"{stage}/{name}", value, prog_bar=name in ("CIDEr", "attr_acc"), sync_dist=True)

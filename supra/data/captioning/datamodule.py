@@ -309,6 +309,10 @@ class CaptionDataModule(SplitDataModule):
         """Every reference caption of `split`, by image id (the row in the split)."""
         return dict(enumerate(self.loaded(split).captions))
 
+    def split_source(self, split: str) -> str:
+        """The split and what it is read from, for a message about its data."""
+        return f"the {split} split of {type(self).__name__}"
+
     def image_names(self, split: str) -> list[str]:
         return self.loaded(split).names
 

@@ -42,6 +42,9 @@ class PhotoCaptionsDataModule(CaptionDataModule):
     def summary(self) -> str:
         return self.photos.summary
 
+    def split_source(self, split: str) -> str:
+        return f"the {split} split of data.root={self.root} (data.source={self.photos.source})"
+
     def prepare_data(self) -> None:
         # Lightning calls this on one process only, before the others set up: the cache is built once.
         self.photos.prepare(self.show_progress)

@@ -89,6 +89,9 @@ class ShardCaptionsDataModule(CaptionDataModule):
         log.info("shards %s: %d images; unusable: %s", split, len(whole.keys), whole.tally.describe())
         return CaptionedImages(whole.images, whole.captions, whole.ids, whole.files)  # COCO's ids stay integers
 
+    def split_source(self, split: str) -> str:
+        return f"the {split} shards data.{split}_shards={self.shard_specs[split]!r}"
+
     def tokenizer_captions(self) -> list[str]:
         """Up to tokenizer_sample captions of the train shards, read in a seeded shard order."""
         shards = self.shards("train")
