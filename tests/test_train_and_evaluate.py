@@ -492,6 +492,7 @@ def test_train_cli_fast_dev_run_and_help(tmp_path, train_py_runs):
     for group in ("data:", "model:", "trainer:", "logger:", "callbacks:", "paths:", "experiment:", "debug:",
                   "hydra/launcher: slurm"):  # Hydra's own list leaves its hydra/ groups out
         assert group in help_text
+    assert "Hydra's own basic (the default" in help_text and "submitit_local" in help_text  # as README names them
 
 
 BAD_TRAIN_INPUTS = {
