@@ -6,6 +6,7 @@ import copy
 import csv
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
@@ -26,6 +27,7 @@ from supra.loggers.wandb_logger import build_wandb_logger
 from supra.runner.evaluation import evaluate
 from supra.runner.training import train
 from supra.utils.errors import SupraUserError
+from supra.utils.run_folders import finished_run_file
 from tests.conftest import ROOT, TINY_RUN, command_lines, compose_config
 
 CAPTION_KEYS = {"Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr"}
@@ -665,6 +667,30 @@ def test_tensorboard_logger_receives_metrics_and_the_sample_grid_at_the_same_ste
     assert (Path(cfg.paths.output_dir) / "samples" / "val_step_000003.png").is_file()  # named by global_step
 
 
+def test_wandb_giving_up_its_wait_is_answered_as_no_answer_from_its_server(monkeypatch, tmp_path, caplog):
+    """wandb's TimeoutError (not a CommError) was a traceback, and its process then kept the run from ending."""
+    monkeypatch.setenv("WANDB_API_KEY", "a" * 40)
+    monkeypatch.delenv("WANDB_MODE", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    init = wandb.init
+
+    def timing_out(**settings):
+        if settings.get("mode") != "offline":
+            raise TimeoutError("timed out")
+        return init(**settings)
+
+    monkeypatch.setattr(wandb, "init", timing_out)
+    wandb.finish()
+    with caplog.at_level(logging.WARNING, logger="supra.loggers.wandb_logger"):
+        logger = build_wandb_logger(str(tmp_path / "run"), init_timeout=5)
+    assert caplog.messages[0].startswith("W&B offline: no answer from the W&B server within 5 s (timed out); ")
+    assert (tmp_path / "run" / "wandb_run_id.txt").read_text().strip() == logger._wandb_init["id"]  # the offline run's
+    with pytest.raises(SupraUserError, match=r"^logger.wandb.offline=false: no answer from the W&B server within 5 s"):
+        build_wandb_logger(str(tmp_path / "forced"), offline=False, init_timeout=5)
+    # refused before its work: the folder is free for the corrected command
+    assert finished_run_file(tmp_path / "forced") is None
+
+
 def test_wandb_runs_offline_without_an_account_and_a_resumed_run_is_a_new_wandb_run_naming_the_first(
         train_config, monkeypatch, tmp_path, capfd, caplog):
     """wandb cannot continue a run offline (its history starts at step 0 again; synced under the first run's
@@ -691,6 +717,9 @@ def test_wandb_runs_offline_without_an_account_and_a_resumed_run_is_a_new_wandb_
     assert resumed_id != run_id and list((resumed_dir / "wandb").glob(f"offline-run-*-{resumed_id}"))
     assert ("W&B offline: a W&B run cannot be continued offline (syncing both under one id would replace the first's "
             f"history): this resumed run is a new W&B run that notes it continues {run_id}") in caplog.messages
+    # each run says why it is offline: the first did not leave WANDB_MODE set for the second to take as the user's
+    assert [m.partition(":")[0] for m in caplog.messages if m.startswith("W&B offline (")] == [
+        "W&B offline (not logged in", "W&B offline (not logged in"]
 
 
 def test_each_run_of_one_process_logs_to_its_own_wandb_run(monkeypatch, tmp_path):
@@ -737,15 +766,19 @@ def test_wandb_logged_in_without_network_logs_offline_within_its_init_timeout_an
     wandb.teardown()
     assert [p.name.split("-")[0] for p in (tmp_path / "run" / "wandb").glob(f"*run-*-{run_id}")] == ["offline"]
     # forced online, the same is one line (and no login at all too, where wandb would raise its UsageError)
-    monkeypatch.delenv("WANDB_MODE")  # Lightning's offline logger set it to dryrun for the whole process
+    # the offline run left WANDB_MODE as it was (Lightning's offline logger sets it to dryrun for the whole process,
+    # which a sweep's next job took for the user's choice): each run decides alone
+    assert "WANDB_MODE" not in os.environ
     with pytest.raises(SupraUserError, match=r"^logger.wandb.offline=false: no answer from the W&B server within 1 s "):
         build_wandb_logger(str(tmp_path / "forced"), offline=False, init_timeout=1)
+    assert finished_run_file(tmp_path / "forced") is None  # refused before its work: free for the corrected command
     # a key cut short is a refused login (wandb's AuthenticationError is a CommError too), not "no answer"
     monkeypatch.setenv("WANDB_API_KEY", "abc")
     wandb.teardown()
     with pytest.raises(SupraUserError, match=r"^W&B refused the login \(WANDB_API_KEY invalid: API key must have 40\+ "
                                              r"characters, has 3.\): run `wandb login` again or fix WANDB_API_KEY"):
         build_wandb_logger(str(tmp_path / "bad_key"), init_timeout=1)
+    assert finished_run_file(tmp_path / "bad_key") is None
     monkeypatch.delenv("WANDB_API_KEY")
     with pytest.raises(SupraUserError, match=r"^logger.wandb.offline=false needs a W&B login: run `wandb login`"):
         build_wandb_logger(str(tmp_path / "no_login"), offline=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import netrc
 import os
 import secrets
@@ -17,6 +18,7 @@ from supra.utils.errors import SupraUserError
 from supra.utils.files import write_text_atomic
 
 RUN_ID_FILE = "wandb_run_id.txt"
+PROJECT_FORBIDDEN = "/\\#?%:"  # wandb's: refused only as the run starts
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +49,7 @@ def build_wandb_logger(
     Logged in but without an answer from the W&B server within `init_timeout` seconds (a machine without
     network), the run logs offline and says so; with `offline=False` it stops in one line instead.
     """
+    check_wandb_options(project, tags, init_timeout)
     if wandb.run is not None:  # an earlier run of this process (a sweep's jobs share one): Lightning would log into it
         wandb.finish()
     os.environ.setdefault("WANDB_SILENT", "true")  # which also hides its "wandb sync" hint: said below instead
@@ -55,7 +58,7 @@ def build_wandb_logger(
             os.environ.setdefault(variable, str(Path(save_dir) / "wandb" / folder))
     mode = os.environ.get("WANDB_MODE")
     forced_online = offline is False  # an error, not offline, when W&B does not answer
-    if mode == "disabled":  # Lightning's offline=True would set WANDB_MODE=dryrun over it, and write a run after all
+    if mode == "disabled":  # not offline: that would write a run after all
         offline = False
         kwargs.setdefault("mode", "disabled")
     elif offline is None:
@@ -71,8 +74,6 @@ def build_wandb_logger(
     if resumed_id and offline:
         kwargs = _continued_offline(resumed_id, kwargs)
     run_id = (None if offline else resumed_id) or secrets.token_hex(4)  # W&B ids are short lowercase alphanumerics
-    if mode != "disabled":  # no W&B run to continue: a file naming one would mislead
-        write_text_atomic(Path(save_dir) / RUN_ID_FILE, run_id + "\n")
     sync = _sync_hint(save_dir, run_id)
     if offline:
         log.info("W&B offline (%s): %s",
@@ -83,19 +84,51 @@ def build_wandb_logger(
         # wandb waits 90 s for its server by default, then ends the run with a CommError
         online_kwargs["settings"] = wandb.Settings(init_timeout=init_timeout)
     logger = _logger(save_dir, project, name, tags, run_id, offline, online_kwargs)
-    if offline or mode == "disabled":
-        return logger
+    if not offline and mode != "disabled":
+        logger, run_id = _started_online(logger, save_dir, project, name, tags, run_id, resumed_id, forced_online,
+                                         init_timeout, kwargs)
+    if mode != "disabled":  # no W&B run to continue: a file naming one would mislead
+        # written only now: a run refused before (a refused login, no server with offline=false) leaves its
+        # folder free for the corrected command (the file marks a run's folder, supra.utils.run_folders)
+        write_text_atomic(Path(save_dir) / RUN_ID_FILE, run_id + "\n")
+    return logger
+
+
+def check_wandb_options(project: str | None, tags: list[str] | None, init_timeout: Any,
+                        where: str = "logger.wandb") -> None:
+    """What wandb refuses only as the run starts (after the data set-up: a traceback) or never (an init_timeout
+    of 0 or less left the run hanging), as one line naming the option (`where`: the logger's key)."""
+    if isinstance(init_timeout, bool) or not isinstance(init_timeout, int | float) or not 0 < init_timeout < math.inf:
+        raise SupraUserError(f"{where}.init_timeout={init_timeout!r} must be a number of seconds > 0: how long "
+                             "to wait for the W&B server before logging offline (default 10)")
+    if project is not None:
+        forbidden = [char for char in PROJECT_FORBIDDEN if char in str(project)]
+        if forbidden or len(str(project)) > 128:
+            problem = f"holds {' '.join(forbidden)}" if forbidden else f"is {len(str(project))} characters long"
+            raise SupraUserError(f"{where}.project={project} {problem}: a W&B project name has at most 128 "
+                                 f"characters, none of {' '.join(PROJECT_FORBIDDEN)}")
+    for tag in tags or ():
+        if not 1 <= len(str(tag)) <= 64:
+            raise SupraUserError(f"{where}.tags holds the tag {str(tag)!r} ({len(str(tag))} characters): a W&B "
+                                 "tag has 1 to 64 characters (the tags come from tags=[...])")
+
+
+def _started_online(logger: WandbLogger, save_dir: str, project: str, name: str | None, tags: list[str] | None,
+                    run_id: str, resumed_id: str | None, forced_online: bool, init_timeout: float,
+                    kwargs: dict[str, Any]) -> tuple[WandbLogger, str]:
+    """The online W&B run started now, where a failure can still be answered: (logger, run id), offline when W&B
+    does not answer (unless forced online), or one line."""
     before = set(Path(save_dir, "wandb").glob(f"run-*-{run_id}"))
     try:
         logger.experiment  # noqa: B018 -- starts the W&B run now, where a failure can still be answered
     # first: wandb's AuthenticationError is a CommError too, and a refused key is no server out of reach
     except (wandb.errors.AuthenticationError, wandb.errors.UsageError) as err:  # e.g. a key cut short
+        _remove_failed_attempt(save_dir, run_id, before)
         raise SupraUserError(f"W&B refused the login ({str(err).splitlines()[0]}): run `wandb login` again or fix "
                              "WANDB_API_KEY, or log offline with logger.wandb.offline=true") from None
-    except wandb.errors.CommError as err:
-        wandb.teardown()  # the failed run holds its id in this process: the offline one could not take it
-        for folder in set(Path(save_dir, "wandb").glob(f"run-*-{run_id}")) - before:
-            shutil.rmtree(folder, ignore_errors=True)  # the failed attempt's, holding nothing to upload
+    # TimeoutError: wandb's own wait given up on (not a CommError); left alone, wandb's process kept this one alive
+    except (wandb.errors.CommError, TimeoutError) as err:
+        _remove_failed_attempt(save_dir, run_id, before)
         reason = f"no answer from the W&B server within {init_timeout:g} s ({str(err).splitlines()[0]})"
         if forced_online:
             raise SupraUserError(f"logger.wandb.offline=false: {reason}: leave logger.wandb.offline unset to log "
@@ -103,11 +136,15 @@ def build_wandb_logger(
         if resumed_id:
             kwargs = _continued_offline(resumed_id, kwargs)
             run_id = secrets.token_hex(4)
-            write_text_atomic(Path(save_dir) / RUN_ID_FILE, run_id + "\n")
-            sync = _sync_hint(save_dir, run_id)
-        log.warning("W&B offline: %s; %s", reason, sync)
+        log.warning("W&B offline: %s; %s", reason, _sync_hint(save_dir, run_id))
         logger = _logger(save_dir, project, name, tags, run_id, True, kwargs)
-    return logger
+    return logger, run_id
+
+
+def _remove_failed_attempt(save_dir: str, run_id: str, before: set[Path]) -> None:
+    wandb.teardown()  # the failed run holds its id in this process: the offline one could not take it
+    for folder in set(Path(save_dir, "wandb").glob(f"run-*-{run_id}")) - before:
+        shutil.rmtree(folder, ignore_errors=True)  # the failed attempt's, holding nothing to upload
 
 
 def _sync_hint(save_dir: str, run_id: str) -> str:
@@ -125,9 +162,10 @@ def _continued_offline(resumed_id: str, kwargs: dict[str, Any]) -> dict[str, Any
 
 def _logger(save_dir: str, project: str, name: str | None, tags: list[str] | None, run_id: str, offline: bool,
             kwargs: dict[str, Any]) -> WandbLogger:
+    if offline:  # wandb's own mode, not Lightning's offline=True: that sets WANDB_MODE=dryrun for the whole
+        kwargs = {"mode": "offline", **kwargs}  # process, which its next run (a sweep's next job) took for the user's
     logger = WandbLogger(
-        save_dir=save_dir, project=project, name=name, tags=tags, id=run_id, resume="allow",
-        offline=offline, **kwargs,
+        save_dir=save_dir, project=project, name=name, tags=tags, id=run_id, resume="allow", offline=False, **kwargs,
     )
     # Lightning hands wandb.init `anonymous=None` unasked, which wandb (0.19 on) answers with a warning
     # that the setting has no effect, in every run: not passed at all, it says nothing
