@@ -667,6 +667,19 @@ def test_tensorboard_logger_receives_metrics_and_the_sample_grid_at_the_same_ste
     assert (Path(cfg.paths.output_dir) / "samples" / "val_step_000003.png").is_file()  # named by global_step
 
 
+def test_a_test_alone_logs_its_scores_at_the_step_of_its_checkpoint(trained_run, train_config):
+    """As the run's own test did, and as its pictures are named: not at epoch 0, step 0."""
+    best = trained_run / "checkpoints" / "best.ckpt"
+    step = torch.load(best, map_location="cpu", weights_only=True, mmap=True)["global_step"]
+    cfg = train_config("train=false", f"ckpt_path={best}", "data.num_test=4", "model.test_metrics=[CIDEr]",
+                       "callbacks.attention_maps=null", "callbacks.caption_grid.num_images=1", run="test_alone")
+    train(cfg)
+    out = Path(cfg.paths.output_dir)
+    with open(out / "csv" / "metrics.csv", newline="") as f:
+        assert [int(row["step"]) for row in csv.DictReader(f) if row["test/CIDEr"]] == [step]
+    assert [p.name for p in (out / "samples").iterdir()] == [f"test_step_{step:06d}.png"]
+
+
 def test_wandb_giving_up_its_wait_is_answered_as_no_answer_from_its_server(monkeypatch, tmp_path, caplog):
     """wandb's TimeoutError (not a CommError) was a traceback, and its process then kept the run from ending."""
     monkeypatch.setenv("WANDB_API_KEY", "a" * 40)

@@ -288,6 +288,8 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     if cfg.get("test"):
         if cfg.get("train"):
             take_fit_progress_from_last_checkpoint(trainer)
+        elif cfg.get("ckpt_path"):  # logged at the step its checkpoint was trained to, as the run's own test was
+            take_fit_progress_from(trainer, Path(cfg.ckpt_path))
         trainer.test(task, datamodule=datamodule, ckpt_path=_checkpoint_to_test(trainer, cfg))
         metrics.update(_plain(trainer.callback_metrics))
 
@@ -423,10 +425,16 @@ def take_fit_progress_from_last_checkpoint(trainer: L.Trainer) -> None:
     if trainer.global_step or not isinstance(callback, ModelCheckpoint) or not callback.save_last or not callback.dirpath:
         return
     last = Path(callback.dirpath) / f"{callback.CHECKPOINT_NAME_LAST}{callback.FILE_EXTENSION}"
-    if not last.is_file():
-        return
+    if last.is_file():
+        take_fit_progress_from(trainer, last)
+
+
+def take_fit_progress_from(trainer: L.Trainer, checkpoint: Path) -> None:
+    """The fit progress saved in `checkpoint` put into `trainer`, whose test then logs at that step and epoch (a
+    test alone, train=false ckpt_path=..., logged at step 0 while its pictures were named by the checkpoint's
+    step); left as it is where the checkpoint holds none (weights only)."""
     try:
-        saved = torch.load(last, map_location="cpu", weights_only=True, mmap=True)  # no weights read
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)  # no weights read
     except Exception:  # noqa: BLE001 - only where the test's scores are logged: never worth failing the run for
         return
     fit_loop, step = (saved.get("loops") or {}).get("fit_loop"), saved.get("global_step")
