@@ -680,6 +680,34 @@ def test_a_test_alone_logs_its_scores_at_the_step_of_its_checkpoint(trained_run,
     assert [p.name for p in (out / "samples").iterdir()] == [f"test_step_{step:06d}.png"]
 
 
+LATE_LOGGER_FAILURES = {  # what a logger refused only after the data set-up or training steps, or never (a hang)
+    "logger=wandb logger.wandb.init_timeout=0": "logger.wandb.init_timeout=0 must be a number of seconds > 0",
+    "logger=wandb logger.wandb.init_timeout=-1": "logger.wandb.init_timeout=-1 must be a number of seconds > 0",
+    "logger=wandb logger.wandb.init_timeout=abc": "logger.wandb.init_timeout='abc' must be a number of seconds > 0",
+    "logger=wandb logger.wandb.project=my/proj": "logger.wandb.project=my/proj holds /: a W&B project name has at "
+                                                 "most 128 characters, none of / \\ # ? % :",
+    f"logger=wandb tags=[{'x' * 65}]": f"logger.wandb.tags holds the tag '{'x' * 65}' (65 characters): a W&B tag has "
+                                        "1 to 64 characters",
+    "logger=wandb tags=['']": "logger.wandb.tags holds the tag '' (0 characters)",
+    "+logger.csv.flush_logs_every_n_steps=0": "logger.csv.flush_logs_every_n_steps=0 must be a whole number >= 1",
+    "+logger.csv.flush_logs_every_n_steps=abc": "logger.csv.flush_logs_every_n_steps='abc' must be a whole number >= 1",
+    "logger=tensorboard logger.tensorboard.save_dir=BLOCKED": "cannot write to logger.tensorboard.save_dir=BLOCKED (Not "
+                                                              "a directory): choose another with "
+                                                              "logger.tensorboard.save_dir=DIR",
+}
+
+
+@pytest.mark.parametrize("case", LATE_LOGGER_FAILURES)
+def test_logger_settings_its_logger_would_fail_on_late_are_refused_before_any_work(case, tmp_path):
+    from supra.runner.training import check_run_config
+
+    blocked = str(tmp_path / "a_file" / "logs")
+    (tmp_path / "a_file").write_text("a file where a folder should go")
+    cfg = compose_config("train", tmp_path / "run", case.replace("BLOCKED", blocked).split())
+    with pytest.raises(SupraUserError, match="^" + re.escape(LATE_LOGGER_FAILURES[case].replace("BLOCKED", blocked))):
+        check_run_config(cfg)
+
+
 def test_wandb_giving_up_its_wait_is_answered_as_no_answer_from_its_server(monkeypatch, tmp_path, caplog):
     """wandb's TimeoutError (not a CommError) was a traceback, and its process then kept the run from ending."""
     monkeypatch.setenv("WANDB_API_KEY", "a" * 40)

@@ -32,6 +32,7 @@ from supra.artifacts.kinds import release_kind
 from supra.callbacks.checkpoint import AtomicCheckpointIO
 from supra.callbacks.time_accounting import mark_job_start
 from supra.callbacks.validation_within_run import ValidationWithinRun
+from supra.loggers.wandb_logger import build_wandb_logger, check_wandb_options
 from supra.runner.components import (
     build_datamodule,
     build_task,
@@ -90,6 +91,7 @@ def check_run_config(cfg: DictConfig) -> None:
                              "make one optimizer step (1: each batch its own step)")
     check_run_length(cfg)
     check_optimization(cfg)
+    check_loggers(cfg.get("logger"))
     check_precision(cfg)
     if options["trainer.val_check_interval"] is not None and options["trainer.val_check_interval"] <= 0:
         raise SupraUserError(f"trainer.val_check_interval={options['trainer.val_check_interval']} must be > 0: "
@@ -135,6 +137,30 @@ def check_run_config(cfg: DictConfig) -> None:
                              + (f", e.g. ckpt_path={last[0]}" if last else ""))
     if cfg.get("ckpt_path") and not Path(cfg.ckpt_path).is_file():
         raise SupraUserError(f"ckpt_path={cfg.ckpt_path} does not exist: give a last.ckpt or best.ckpt of a run")
+
+
+def check_loggers(logger_cfg: DictConfig | None) -> None:
+    """Each configured logger's settings that its logger refuses only after the data set-up (a traceback) or
+    after training steps (a CSV flush every 0 steps: a ZeroDivisionError at its first metrics), or never (a W&B
+    init_timeout of 0: a run that hangs): a save_dir that cannot be written, then the numbers and names."""
+    for key, node in (logger_cfg or {}).items():
+        if not isinstance(node, DictConfig) or "_target_" not in node:
+            continue
+        save_dir = node.get("save_dir")
+        if save_dir is not None:
+            require_writable_dir(save_dir, f"logger.{key}.save_dir={save_dir}",
+                                 f"choose another with logger.{key}.save_dir=DIR")
+        flush = node.get("flush_logs_every_n_steps")
+        if flush is not None and (isinstance(flush, bool) or not isinstance(flush, int) or flush < 1):
+            raise SupraUserError(f"logger.{key}.flush_logs_every_n_steps={flush!r} must be a whole number >= 1: "
+                                 "the logged steps between writes of its file")
+        if str(node.get("_target_")) == WANDB_TARGET:
+            tags = node.get("tags")
+            tags = [tags] if isinstance(tags, str) else OmegaConf.to_container(tags) if isinstance(tags, ListConfig) else tags
+            check_wandb_options(node.get("project"), tags, node.get("init_timeout", 10), f"logger.{key}")
+
+
+WANDB_TARGET = f"{build_wandb_logger.__module__}.{build_wandb_logger.__name__}"
 
 
 def check_run_length(cfg: DictConfig) -> None:
