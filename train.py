@@ -7,7 +7,7 @@ from omegaconf import DictConfig
 
 from supra.runner.components import tower_file_unneeded
 from supra.runner.training import train
-from supra.utils.cli import check_required, exit_if_run_dir_unwritable, exit_on_user_error
+from supra.utils.cli import check_required, exit_if_null_group, exit_if_run_dir_unwritable, exit_on_user_error
 from supra.utils.hydra_quoting import quote_values
 
 
@@ -21,6 +21,7 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
+    exit_if_null_group("train", sys.argv[1:])  # logger=null: Hydra's traceback
     exit_if_run_dir_unwritable(sys.argv[1:], default_log_dir="logs")
     sys.argv[1:] = quote_values(sys.argv[1:])  # data.root=/data/café: quoted for Hydra's grammar
     main()

@@ -524,6 +524,8 @@ BAD_TRAIN_INPUTS = {
     "+model.net.vit.layers=4": "error: model.net.vit.layers=4: a setting of encoder=vit, but the encoder is cnn: "
                                "choose model/encoder=vit, or leave it out",
     "ckpt_path=.": "error: ckpt_path=. is a folder: give a last.ckpt or best.ckpt of a run",
+    "logger=null": "error: logger=null: a config group takes one of its options, csv, many, none, tensorboard, wandb "
+                   "(logger=none: without one), or leave it out for the default",
     "optimized_metric=test/CIDEr test=false": "error: optimized_metric=test/CIDEr is a test score, but test=false: set "
                                               "test=true, or optimize a validation score (optimized_metric=val/CIDEr)",
     "trainer=kaggle_2xt4 trainer.accelerator=cpu": "error: trainer.sync_batchnorm=true needs CUDA GPUs but "
@@ -678,6 +680,18 @@ def test_a_test_alone_logs_its_scores_at_the_step_of_its_checkpoint(trained_run,
     with open(out / "csv" / "metrics.csv", newline="") as f:
         assert [int(row["step"]) for row in csv.DictReader(f) if row["test/CIDEr"]] == [step]
     assert [p.name for p in (out / "samples").iterdir()] == [f"test_step_{step:06d}.png"]
+
+
+def test_a_run_without_a_logger_leaves_out_the_learning_rate_monitor_that_needs_one(tmp_path):
+    from lightning.pytorch.callbacks import LearningRateMonitor
+
+    from supra.runner.training import without_unloggable
+
+    cfg = compose_config("train", tmp_path / "run", ["logger=none"])
+    assert not cfg.get("logger")  # logger=none: no logger at all (logger=null is refused: tested with train.py)
+    monitor = LearningRateMonitor()
+    assert without_unloggable([monitor], loggers=[]) == []  # Lightning refuses it with no logger (after the data set-up)
+    assert without_unloggable([monitor], loggers=[object()]) == [monitor]
 
 
 LATE_LOGGER_FAILURES = {  # what a logger refused only after the data set-up or training steps, or never (a hang)

@@ -17,7 +17,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from hydra.utils import get_object, instantiate
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -292,6 +292,7 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     callbacks = [*instantiate_group(cfg.get("callbacks")), ValidationWithinRun(), EpochWhereStopped(),
                  EndWithMainProcess()]
     loggers = instantiate_group(cfg.get("logger"))
+    callbacks = without_unloggable(callbacks, loggers)
     # checkpoints written whole or not at all (unless trainer.plugins=... chooses the plugins itself)
     extra: dict[str, Any] = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
     if cfg.trainer.get("enable_checkpointing") is None and not any(isinstance(c, ModelCheckpoint) for c in callbacks):
@@ -320,6 +321,12 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
         metrics.update(_plain(trainer.callback_metrics))
 
     return _metric_value(metrics, cfg.get("optimized_metric")), metrics
+
+
+def without_unloggable(callbacks: list[Any], loggers: list[Any]) -> list[Any]:
+    """`callbacks` less a learning-rate monitor where there is no logger (logger=none): Lightning refuses it then,
+    after the data set-up, while it only logs the learning rate, which the checkpoints keep anyway."""
+    return callbacks if loggers else [callback for callback in callbacks if not isinstance(callback, LearningRateMonitor)]
 
 
 def check_resumable(task: SupraTask, ckpt_path: str, max_steps: int | None = None) -> dict[str, Any]:

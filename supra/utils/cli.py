@@ -147,6 +147,21 @@ def exit_if_unknown_option(config_name: str, argv: Sequence[str]) -> None:
             raise SystemExit(2)
 
 
+def exit_if_null_group(config_name: str, argv: Sequence[str]) -> None:
+    """`group=null` (`logger=null`) as one line naming the group's options, not Hydra's traceback ("Config group
+    override must be a string or a list"): a group takes an option's name (`logger=none` runs without one)."""
+    config = OmegaConf.load(CONF_DIR / f"{config_name}.yaml")
+    groups = {str(next(iter(d))) if OmegaConf.is_dict(d) else str(d) for d in config.get("defaults", [])}
+    for arg in argv:
+        group, sep, value = arg.partition("=")
+        if sep and group in groups and value.strip() == "null":
+            options = sorted(path.stem for path in (CONF_DIR / group).glob("*.yaml"))
+            none = f" ({group}=none: without one)" if "none" in options else ""
+            print(f"error: {arg}: a config group takes one of its options, {', '.join(options)}{none}, or leave it "
+                  "out for the default", file=sys.stderr)
+            raise SystemExit(2)
+
+
 def print_help(config_name: str, help_config: str | None = None, data_sets: Sequence[str] | None = None) -> None:
     """The command's usage, its options as its config file states them (defaults and what each means, the
     comments included: Hydra's own --help would print the values alone), the data sets where it takes
