@@ -782,3 +782,27 @@ def test_a_media_folder_source_with_a_split_turned_off_is_encoded_and_refused_on
     unvalidated.setup("fit")
     assert len(unvalidated.data["val"][0]) == 0 and unvalidated.data["val"][0].codes.shape[1:] == (8, 8)
     assert unvalidated.eval_batches("test")  # the split it tests is there
+
+
+def test_a_photo_source_of_test_images_alone_is_scored_and_refused_only_for_training(tmp_path, vqvae_ckpt):
+    """evaluate.py of an a2a model on a copy of COCO's Karpathy test images alone was refused ("the train split
+    has 0 usable images"), though it scores only the test split and the captioner scores that copy."""
+    from supra.tokens.a2a_vocab import A2AVocab
+    from tests.caption_source_fixtures import write_coco_karpathy
+
+    root = tmp_path / "coco"
+    write_coco_karpathy(root)
+    listing = json.loads((root / "dataset_coco.json").read_text())
+    listing["images"] = [image for image in listing["images"] if image["split"] == "test"]
+    (root / "dataset_coco.json").write_text(json.dumps(listing))
+    source = {"coco": {"_target_": "supra.data.media.photo_captions.PhotoCaptionsMediaDataModule", "source": "coco",
+                       "root": str(root), "image_size": 64, "show_progress": False}}
+    vocab = A2AVocab.train(["a photo of a dog"], vocab_size=270, num_codes=256)  # the checkpoint's, in evaluate.py
+    scored = mixture(tmp_path, vqvae_ckpt, sources=source, tasks={"image2text": 1, "text2image": 1}, tokenizer=vocab)
+    scored.setup("test")
+    assert [len(scored.data[split][0]) for split in ("train", "val", "test")] == [0, 0, 3]
+    assert sum(len(batch["keys"]) for batch in scored.eval_batches("test")) == 2 * 3  # each task's 3 images
+    with pytest.raises(SupraUserError, match=r"^data.sources.coco has no train images \(train/val/test 0/0/3\): "
+                                             r"training needs train items of every source; give it a copy with train "
+                                             r"items \(data.sources.coco.root\) or leave the source out of the run"):
+        mixture(tmp_path, vqvae_ckpt, sources=source, tasks={"image2text": 1}, tokenizer=vocab).setup("fit")

@@ -236,21 +236,25 @@ class A2AMixtureDataModule(L.LightningDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if not self.data:
-            self._load()
+            self._load(training=stage in (None, "fit"))
         # every stage: a fit checks the splits it will score, a later test (evaluate.py too) its own
         for split in self._splits_scored(stage):
             self._check_items_to_score(split, stage)
 
-    def _load(self) -> None:
+    def _load(self, training: bool) -> None:
+        """The codes of every split; `training`: a fit, which needs train items of every source (a scoring run
+        needs only the split it scores: a copy of a data set's test images alone is scored)."""
         codes = self.codes.all()
         self.data = {split: [codes[name][split] for name in self.source_configs] for split in SPLITS}
+        if training:
+            self._check_train_items()
         self.vocab = self._vocabulary(self.data["train"])
         for split, parts in self.data.items():
             for part in parts:
                 self._encode_captions(part)
                 self._check_lengths(split, part)
         log.info(self._summary())
-        for task in TASKS:
+        for task in TASKS if training else ():
             if self.weights[task] > 0 and not task_items(task, self.data["train"]):
                 raise SupraUserError(f"data.tasks.{task} has weight {self.weights[task]:g} but no source has items "
                                      f"for it (it needs {NEEDS[task]} items): add such a source or set its weight to 0")
@@ -262,6 +266,17 @@ class A2AMixtureDataModule(L.LightningDataModule):
                 raise SupraUserError(f"data.video_given_frames={self.video_given_frames} leaves nothing to predict in "
                                      f"the {short[0]} clips of {short[1]} frames: give fewer (at most {short[1] - 1}) "
                                      "or use longer clips")
+
+    def _check_train_items(self) -> None:
+        """One line naming a source with no train item: a fit would train on the others alone without a word."""
+        for name, part in zip(self.source_configs, self.data["train"], strict=True):
+            if len(part):
+                continue
+            counts = "/".join(str(len(self.data[split][list(self.source_configs).index(name)])) for split in SPLITS)
+            raise SupraUserError(f"data.sources.{name} has no train {'clips' if part.is_clips else 'images'} "
+                                 f"(train/val/test {counts}): training needs train items of every source; give "
+                                 f"it a copy with train items (data.sources.{name}.root) or leave the source out of "
+                                 "the run (evaluate.py scores a copy of test items alone)")
 
     def _summary(self) -> str:
         """One line: each source's items per split, and those no captioned task can use (no caption)."""

@@ -15,6 +15,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from supra.data.caption_sources.decoded import DecodedPhotos
 from supra.data.media.datamodule import MediaDataModule, MediaItems
 
@@ -44,6 +46,14 @@ class PhotoCaptionsMediaDataModule(MediaDataModule):
 
     def prepare_data(self) -> None:
         self.photos.prepare(self.show_progress)
+
+    def split_items(self, split: str) -> MediaItems:
+        # a copy without train or val images (COCO's Karpathy test images alone, test-only parquets) is encoded
+        # with that split empty: refused by the mixture where it trains on or scores it, not here
+        self.photos.load(self.show_progress)
+        if not self.photos.index.splits[split]:
+            return MediaItems(torch.empty((0, 3, self.image_size, self.image_size), dtype=torch.uint8))
+        return self.items(split)
 
     def load_split(self, split: str) -> MediaItems:
         self.photos.load(self.show_progress)
