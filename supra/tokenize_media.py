@@ -38,7 +38,7 @@ def run(cfg: DictConfig) -> Path:
     check_command_accelerator(str(cfg.accelerator))
     net, run_cfg = load_vqvae(cfg.ckpt)  # first: a bad checkpoint must not leave an empty out folder behind
     data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} holds no data config: choose one, "
-                                  "e.g. data=media_folder data.root=DIR")
+                                  "e.g. data=media_folder data.root=DIR", cfg.paths.cache_dir)
     refuse_other_data(data_cfg, f"ckpt={cfg.ckpt}")  # nor data this command cannot encode
     out = Path(cfg.out)
     if (out / "meta.json").exists() and not cfg.overwrite:

@@ -295,15 +295,18 @@ def instantiate_group(group: DictConfig | None) -> list[Any]:
     return [instantiate(node) for node in group.values() if isinstance(node, DictConfig) and "_target_" in node]
 
 
-def chosen_data_config(chosen: DictConfig | None, run_cfg: dict | None, no_data_message: str) -> DictConfig:
+def chosen_data_config(chosen: DictConfig | None, run_cfg: dict | None, no_data_message: str,
+                       cache_dir: str | None = None) -> DictConfig:
     """The data config chosen on the command line (data=...), else the one a model file's run trained on
-    with any data.x overrides merged in; `no_data_message` when there is neither (a release folder)."""
+    with any data.x overrides merged in, its cache folders under this command's paths.cache_dir (`cache_dir`);
+    `no_data_message` when there is neither (a release folder)."""
     chosen = chosen or OmegaConf.create({})
     if "_target_" in chosen:
         return OmegaConf.create(OmegaConf.to_container(chosen, resolve=True))
     if not run_cfg or "data" not in run_cfg:
         raise SupraUserError(no_data_message)
-    data_cfg = OmegaConf.create(run_cfg["data"])
+    trained_cache = (run_cfg.get("paths") or {}).get("cache_dir")
+    data_cfg = OmegaConf.create(rebased_cache_dirs(run_cfg["data"], trained_cache, cache_dir))
     unknown = sorted(k for k in chosen if k not in data_cfg and k != "split")
     if unknown:
         options = ", ".join(sorted(k for k in data_cfg if not str(k).startswith("_")))
@@ -313,3 +316,20 @@ def chosen_data_config(chosen: DictConfig | None, run_cfg: dict | None, no_data_
     with open_dict(data_cfg):
         data_cfg.merge_with(OmegaConf.to_container(chosen, resolve=True))
     return data_cfg
+
+
+def rebased_cache_dirs(data_cfg: Any, trained: str | None, here: str | None) -> Any:
+    """`data_cfg` with each cache_dir under the training run's paths.cache_dir (`trained`) moved under this
+    command's (`here`): the run config is stored resolved, and a model trained elsewhere (Kaggle) would
+    otherwise cache its data at that machine's absolute path. What is cached stays the same."""
+    if isinstance(data_cfg, dict):
+        return {key: rebased_cache_dirs(value, trained, here) if key != "cache_dir" else _rebased(value, trained, here)
+                for key, value in data_cfg.items()}
+    return data_cfg
+
+
+def _rebased(path: Any, trained: str | None, here: str | None) -> Any:
+    if not (isinstance(path, str) and trained and here) or trained == here:
+        return path
+    inner = Path(path).relative_to(trained) if Path(path).is_relative_to(trained) else None
+    return path if inner is None else str(Path(here) / inner)

@@ -158,7 +158,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     path = local_path(cfg.ckpt)
     task.weights_step = checkpoint_step(path) if path.is_file() else None
     data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} is a release folder, which holds no "
-                                  f"data config: {DATA_HINTS.get(kind, 'add data=...')}")
+                                  f"data config: {DATA_HINTS.get(kind, 'add data=...')}", cfg.paths.cache_dir)
     outputs = {key: str(output_dir / name) for key, name in OUTPUT_FILES.items() if key in data_cfg}
     if "output_dir" in data_cfg:
         outputs["output_dir"] = str(output_dir)
