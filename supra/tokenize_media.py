@@ -4,6 +4,7 @@ Without data=..., the data the VQ-VAE was trained on is encoded. `--help` lists 
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
 from pathlib import Path
@@ -77,7 +78,13 @@ def encode_splits(cfg: DictConfig, net: torch.nn.Module, data_cfg: DictConfig,
     data fails."""
     device = torch.device("cuda" if cfg.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu")
     net.to(device)
-    datamodule = instantiate_loaded(data_cfg, f"ckpt={cfg.ckpt}", "run_config.data")  # partly from the checkpoint
+    factory = instantiate_loaded(data_cfg, f"ckpt={cfg.ckpt}", "run_config.data", _partial_=True)  # partly from it
+    # a source with caches of its own (a photo source's decoded images) and no cache_dir set keeps them under
+    # paths.cache_dir, as the a2a mixture's do, not beside the data set (a read-only one, /kaggle/input, refused them)
+    own = {}
+    if "cache_dir" not in data_cfg and "cache_dir" in inspect.signature(factory.func).parameters:
+        own["cache_dir"] = str(Path(cfg.paths.cache_dir) / "tokenize_media")
+    datamodule = factory(**own)
     if not isinstance(datamodule, MediaDataModule):
         raise SupraUserError(not_media_data(data_cfg))
     dtype = codes_dtype(net.config.num_codes)

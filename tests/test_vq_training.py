@@ -159,6 +159,24 @@ def test_tokenize_media_writes_codes_captions_and_meta_for_stage_two(vq_run, tmp
     assert train_codes.meta["splits"] == {"train": 40, "val": 24, "test": 15}
 
 
+def test_tokenize_media_caches_a_photo_sources_decoded_images_under_paths_cache_dir(vqvae_ckpt, tmp_path):
+    """They went into <root>/.supra_cache, inside the data set, which a read-only one (/kaggle/input) refuses."""
+    from omegaconf import OmegaConf
+
+    from supra.tokenize_media import encode_splits
+    from tests.caption_source_fixtures import write_coco_karpathy
+
+    root = tmp_path / "coco"
+    write_coco_karpathy(root)
+    cfg = OmegaConf.create({"ckpt": str(vqvae_ckpt), "accelerator": "cpu", "batch_size": 256, "show_progress": False,
+                            "paths": {"cache_dir": str(tmp_path / "cache")}})
+    data_cfg = OmegaConf.create({"_target_": "supra.data.media.photo_captions.PhotoCaptionsMediaDataModule",
+                                 "source": "coco", "root": str(root), "image_size": 32, "show_progress": False})
+    _, encoded = encode_splits(cfg, load_vqvae(vqvae_ckpt)[0], data_cfg, ["test"])
+    assert encoded["test"][1].shape == (3, 4, 4)
+    assert not (root / ".supra_cache").exists() and list((tmp_path / "cache" / "tokenize_media").glob("images_*.npy"))
+
+
 @pytest.mark.parametrize(("num_codes", "dtype"), [(256, np.uint8), (32768, np.int16), (70000, np.int32)])
 def test_codes_are_stored_in_the_smallest_integer_type_that_holds_the_last_code(num_codes, dtype):
     assert codes_dtype(num_codes) == dtype and int(np.array([num_codes - 1]).astype(dtype)[0]) == num_codes - 1
