@@ -210,6 +210,27 @@ def test_scores_of_the_shapes_objects_are_no_monitor_or_optimized_metric_with_ph
     check_callbacks_fit(task, callbacks, "default", ShapesDataModule(num_train=8, num_val=2, num_test=2))
 
 
+def test_a_data_option_the_model_dictates_is_refused_unless_it_is_the_models(default_run_config):
+    """+data.image_size=224 ran at the model's 112 px without a word (the model's image size, caption length
+    and vocabulary are passed to the data): another value is now one line; the model's own is accepted."""
+    from supra.runner.components import build_datamodule, build_task
+
+    task = build_task(default_run_config.model, None)
+    data_cfg = OmegaConf.to_container(default_run_config.data, resolve=True)
+    for key, value, where in (("image_size", 224, "112 (model.net.IMG_SIZE, or a pretrained tower's own)"),
+                              ("max_caption_tokens", 64, "48 (model.net.MAX_SEQ)"),
+                              ("vocab_size", 4096, "2048 (model.net.VOCAB_SIZE)")):
+        with pytest.raises(SupraUserError, match=rf"^data.{key}={value} is not used: the data follows the model, whose "
+                                                 rf"{key} is {re.escape(where)}; leave data.{key} out$"):
+            build_datamodule({**data_cfg, key: value}, task)
+    same = {"image_size": 112, "max_caption_tokens": 48, "vocab_size": 2048}
+    assert build_datamodule({**data_cfg, **same}, task).image_size == 112
+    # evaluate.py: the checkpoint's stored data config is scored as its run trained; the command's options are checked
+    with pytest.raises(SupraUserError, match=r"^data.image_size=224 is not used"):
+        build_datamodule(data_cfg, task, loaded_from="ckpt=x", given={"split": "test", "image_size": 224})
+    build_datamodule({**data_cfg, "image_size": 224}, task, loaded_from="ckpt=x", given={"split": "test"})
+
+
 @pytest.mark.parametrize("settings", [
     ["+callbacks.model_checkpoint.save_top_k=3", "callbacks.model_checkpoint.filename='best-{step}'"],  # a name each
     # no best kept (nothing overwritten); no bar and no summary at all

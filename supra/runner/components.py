@@ -14,7 +14,7 @@ from typing import Any
 import lightning as L
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, ModelSummary, ProgressBar
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from omegaconf.errors import ConfigKeyError
 from torch import nn
 
@@ -145,17 +145,38 @@ def build_task(model_cfg: DictConfig, run_config: dict | None, vqvae: nn.Module 
 
 
 def build_datamodule(data_cfg: DictConfig | dict, task: SupraTask, tokenizer: Any = None, loaded_from: str | None = None,
-                     **settings: Any) -> L.LightningDataModule:
+                     given: DictConfig | dict | None = None, **settings: Any) -> L.LightningDataModule:
     """The configured DataModule, following the task's model (`data_settings`) and keeping `tokenizer`'s ids
     when one is given. `loaded_from`: the file the config was read from (only allow-listed classes are
-    built from it)."""
+    built from it); `given`: the data options the command gave (default: all of data_cfg), refused where they
+    set what the model dictates to another value."""
     kwargs = {**task.data_settings(), **({"tokenizer": tokenizer} if tokenizer is not None else {}), **settings}
     if loaded_from:
         factory = instantiate_loaded(data_cfg, loaded_from, "run_config.data", _partial_=True)
     else:
         factory = instantiate(data_cfg, _partial_=True)
     check_data_fits(task, getattr(factory, "func", None))
+    # the command's own options: a checkpoint's stored config is scored as its run trained
+    refuse_settings_of_model(data_cfg if given is None else given, task)
     return factory(**kwargs)  # objects (a VQ-VAE, a tokenizer) go to the class as they are
+
+
+def refuse_settings_of_model(data_cfg: DictConfig | dict, task: SupraTask) -> None:
+    """A data option the model dictates (`task.data_settings()`: a captioner's image_size, max_caption_tokens,
+    vocab_size) set to another value, as one line: the model's was used without a word (+data.image_size=224 ran
+    at 112 px). The model's own value is accepted."""
+    for key, wanted in task.data_settings().items():
+        if key not in data_cfg:
+            continue
+        given = data_cfg[key]
+        if isinstance(given, DictConfig | ListConfig):
+            given = OmegaConf.to_container(given, resolve=True)
+        if given == wanted:
+            continue
+        shown = f" is {wanted}" if isinstance(wanted, int | float | str | list) else ""
+        where = task.data_settings_from.get(key, "its config")
+        raise SupraUserError(f"data.{key}={given} is not used: the data follows the model, whose {key}{shown} "
+                             f"({where}); leave data.{key} out")
 
 
 def check_data_fits(task: SupraTask, data_class: type | None) -> None:

@@ -163,7 +163,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     if "output_dir" in data_cfg:
         outputs["output_dir"] = str(output_dir)
     # the data config comes (partly) from the checkpoint: only allow-listed classes are built from it
-    datamodule = build_datamodule(data_cfg, task, tokenizer, loaded_from=f"ckpt={cfg.ckpt}", **outputs)
+    datamodule = build_datamodule(data_cfg, task, tokenizer, loaded_from=f"ckpt={cfg.ckpt}", given=cfg.get("data") or {},
+                                  **outputs)
     report = TestReport(str(output_dir), print_table=True)
     trainer = L.Trainer(
         accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,

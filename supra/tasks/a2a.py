@@ -73,6 +73,7 @@ class A2ATask(SupraTask):
     reads_data = A2AMixtureDataModule
     data_choices = "data=a2a_mixture (its sources: shapes, clips, folders, captioned photos, shards)"
     callbacks_choice = "a2a"
+    data_settings_from = {"vqvae": "model.vqvae_ckpt", "context": "model.net.context"}
 
     def __init__(
         self,

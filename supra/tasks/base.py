@@ -37,6 +37,8 @@ class SupraTask(L.LightningModule):
     data_choices = ""
     # The conf/callbacks group made for this model: its checkpoint keeps the best of a metric this task logs.
     callbacks_choice = "default"
+    # Where each of data_settings' values comes from in the model config, for the line that refuses another value
+    data_settings_from: dict[str, str] = {}
 
     def __init__(self, optimizer: OptimizerFactory | None, scheduler: SchedulerFactory | None = None,
                  run_config: dict | None = None) -> None:

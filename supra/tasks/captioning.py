@@ -48,6 +48,10 @@ class CaptioningTask(SupraTask):
     """
 
     checkpoint_kind = CAPTIONER_CHECKPOINT
+    data_settings_from = {"image_size": "model.net.IMG_SIZE, or a pretrained tower's own",
+                          "image_mean": "model.net's encoder: a pretrained tower's own", "image_std":
+                          "model.net's encoder: a pretrained tower's own", "max_caption_tokens": "model.net.MAX_SEQ",
+                          "vocab_size": "model.net.VOCAB_SIZE"}
     reads_data = CaptionDataModule
     data_choices = "data=shapes, flickr8k, coco, flickr30k, caption_folder, hf_disk or shards"
 
