@@ -67,6 +67,8 @@ from supra.utils.hydra_quoting import quote_prompt
 
 MODES = ("text", "text2image", "image2text", "video2video", "text2video")
 RESIZES = ("crop", "pad", "squash", "refuse")
+# what squares a picture, as refuse's one line says: squash first, what a model trained on photos saw
+SQUARING = "resize=squash (a model trained on photos saw them so), crop or pad"
 ENCODE_BATCH = 256  # pictures per VQ-VAE call
 # The options each mode reads beyond those all do (ckpt, out, num_samples, seed, the sampler's, device):
 # one it does not read, set on the command line, is refused rather than ignored without a word.
@@ -146,11 +148,11 @@ def fit_picture(picture, request: Request, what: str) -> torch.Tensor:
     if request.resize == "refuse":
         if h != w:
             raise SupraUserError(f"{what} is {w}x{h}, not square: resize=refuse takes {size}x{size} images "
-                                 "(image_size); give one, or set resize=crop (or pad)")
+                                 f"(image_size); give one, or set {SQUARING}")
         if h != size:
             other = f"image_size={w}, " if w % 8 == 0 else ""  # a size the VQ-VAE can take
             raise SupraUserError(f"{what} is {w}x{h}, not {size}x{size} (image_size): resize=refuse takes images "
-                                 f"of that size; set {other}resize=crop (or pad), or give a {size}x{size} image")
+                                 f"of that size; set {other}{SQUARING}, or give a {size}x{size} image")
         return torch.from_numpy(picture).permute(2, 0, 1).contiguous()
     return fit(picture, size, request.resize)
 

@@ -317,7 +317,8 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
     write_gif(tmp_path / "short.gif", ["red", "blue"])
     cases = [
         (["mode=text2image", "prompt=" + "a red square " * 20], r"the prompt \(\d+ tokens\) with a 16x16 image of 2x2 codes \(5 more\) is \d+ tokens, \d+ over the context of 48: shorten the prompt by \d+ tokens"),
-        (["mode=image2text", f"image={tmp_path / 'wide.png'}", "resize=refuse"], r"is 24x16, not square"),
+        (["mode=image2text", f"image={tmp_path / 'wide.png'}", "resize=refuse"], r"is 24x16, not square: resize=refuse takes 16x16 images \(image_size\); give "
+         r"one, or set resize=squash \(a model trained on photos saw them so\), crop or pad$"),
         # the image alone over the context: which image_size fits, not "shorten the prompt" when there is none
         (["mode=image2text", f"image={tmp_path / 'wide.png'}", "image_size=64"],
          r"^image_size=64: a 64x64 image \(8x8 codes, 67 tokens\) with a caption is 68 tokens, 20 over the context of 48: "
@@ -332,10 +333,10 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
          r"\(6 tokens\) and the prompt \(\d+ tokens\) with text generation \(1 more\) is \d+ tokens, \d+ over the "
          r"context of 48: shorten the prompt by \d+ tokens$"),
         (["mode=image2text", f"image={tmp_path / 'odd.png'}", "resize=refuse"],
-         r"is 20x20, not 16x16 \(image_size\): resize=refuse takes images of that size; set resize=crop \(or pad\)"),
+         r"is 20x20, not 16x16 \(image_size\): resize=refuse takes images of that size; set resize=squash \(.*\), crop or pad"),
         # a square of another multiple of 8 is not taken at its own size: image_size is what the model sees
         (["mode=image2text", f"image={tmp_path / 'big.png'}", "resize=refuse"],
-         r"is 32x32, not 16x16 \(image_size\): .* set image_size=32, resize=crop \(or pad\), or give a 16x16 image$"),
+         r"is 32x32, not 16x16 \(image_size\): .* set image_size=32, resize=squash \(.*\), crop or pad, or give a 16x16 image$"),
         (["mode=video2video", f"image={tmp_path / 'short.gif'}", "frames=4"], r"has 2 frames but frames=4 asks for 4"),
         (["mode=text2video", "prompt=a red square", "frames=9"], r"frames=9 of 2x2 codes .* at most 8 frames fit"),
         (["mode=image2text", f"image={tmp_path / 'nowhere.png'}"], r"does not exist"),
