@@ -225,6 +225,7 @@ def test_a_data_option_the_model_dictates_is_refused_unless_it_is_the_models(def
             build_datamodule({**data_cfg, key: value}, task)
     same = {"image_size": 112, "max_caption_tokens": 48, "vocab_size": 2048}
     assert build_datamodule({**data_cfg, **same}, task).image_size == 112
+    assert build_datamodule({**data_cfg, "image_size": None}, task).image_size == 112  # null: the model's
     # evaluate.py: the checkpoint's stored data config is scored as its run trained; the command's options are checked
     with pytest.raises(SupraUserError, match=r"^data.image_size=224 is not used"):
         build_datamodule(data_cfg, task, loaded_from="ckpt=x", given={"split": "test", "image_size": 224})

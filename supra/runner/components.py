@@ -171,7 +171,7 @@ def refuse_settings_of_model(data_cfg: DictConfig | dict, task: SupraTask) -> No
         given = data_cfg[key]
         if isinstance(given, DictConfig | ListConfig):
             given = OmegaConf.to_container(given, resolve=True)
-        if given == wanted:
+        if given is None or given == wanted:  # null: the model's, as when left out
             continue
         shown = f" is {wanted}" if isinstance(wanted, int | float | str | list) else ""
         where = task.data_settings_from.get(key, "its config")
