@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
+from functools import partial
 from pathlib import Path
 
 import lightning as L
@@ -15,6 +17,7 @@ import torch
 
 from supra.artifacts.a2a_release import load_a2a
 from supra.artifacts.checkpoints import artifact_kind, load_supra_checkpoint
+from supra.models.a2a_nano import A2ANano
 from supra.runner.evaluation import evaluate
 from supra.runner.training import train
 from supra.tokens.a2a_vocab import A2AVocab
@@ -336,6 +339,19 @@ def test_a_run_resumed_with_gpt_settings_of_the_same_shapes_is_refused(a2a_train
     assert message == (f"ckpt_path={last} was trained with model.net.n_heads=2 model.net.activation=gelu, this run sets "
                        "model.net.n_heads=4 model.net.activation=relu: a resumed run goes on with its checkpoint's model, "
                        "so resume with its settings (drop the overrides)")
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"code_softmax": "no"}, "model.code_softmax='no' must be true or false"),  # "no" would train with it
+    ({"net": partial(A2ANano.from_kwargs, tie_head="no")}, "model.net.tie_head='no' must be true or false"),
+    ({"net": partial(A2ANano.from_kwargs, bias="off")}, "model.net.bias='off' must be true or false"),
+])
+def test_a_switch_given_anything_but_true_or_false_is_refused_when_the_task_is_built(settings, message):
+    from supra.models.vqvae import VQVAE
+    from supra.tasks.a2a import A2ATask
+
+    with pytest.raises(SupraUserError, match="^" + re.escape(message) + "$"):
+        A2ATask(**{"net": torch.nn.Identity(), **settings}, optimizer=None, vqvae=VQVAE(num_codes=16, code_dim=4, hidden=(4, 4)))
 
 
 def test_the_code_softmax_normalises_over_the_codes_where_a_code_comes_next():

@@ -89,6 +89,17 @@ def test_fast_precision_is_bf16_only_on_cpus_that_compute_it_natively_and_16_mix
     assert cfg.trainer.precision == "16-mixed"
 
 
+@pytest.mark.parametrize(("switch", "value", "message"), [
+    ("compile", "no", "model.compile='no' must be true or false"),  # "no" would compile: a string counts as true
+    ("fused_optimizer", "off", "model.fused_optimizer='off' must be true, false or auto"),  # fused=True on a CPU
+    ("loss_in_progress_bar", "no", "model.loss_in_progress_bar='no' must be true, false or auto"),
+])
+def test_a_switch_given_anything_but_true_or_false_is_refused_when_the_task_is_built(switch, value, message):
+    with pytest.raises(SupraUserError, match="^" + re.escape(message) + "$"):
+        CaptioningTask(VLMNano(), optimizer=torch.optim.AdamW, **{switch: value})
+    CaptioningTask(VLMNano(), optimizer=torch.optim.AdamW, **{switch: False})
+
+
 def test_score_every_n_val_must_be_positive():
     with pytest.raises(ValueError, match="score_every_n_val=0"):
         CaptioningTask(VLMNano(), optimizer=torch.optim.AdamW, score_every_n_val=0)

@@ -45,6 +45,7 @@ from supra.models.a2a_generation import (
 )
 from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
 from supra.tokens.a2a_sequences import TASKS
+from supra.utils.cli import check_switches
 from supra.utils.distributed import broadcast_object, gather_mappings
 from supra.utils.errors import SupraUserError
 
@@ -92,6 +93,10 @@ class A2ATask(SupraTask):
     ) -> None:
         super().__init__(optimizer, scheduler, run_config)
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "vqvae", "run_config"], logger=False)
+        # here, not at setup or the first step: `code_softmax=no` would train with it, `net.bias=no` build biases
+        factory = {} if isinstance(net, nn.Module) else getattr(net, "keywords", {})  # model.net, built at setup
+        check_switches({"model.code_softmax": code_softmax,
+                        **{f"model.net.{key}": factory[key] for key in ("tie_head", "bias") if key in factory}})
         if vqvae is None:
             raise SupraUserError("model.vqvae_ckpt is not set: give the stage-1 VQ-VAE checkpoint, e.g. "
                                  "model.vqvae_ckpt=logs/train/runs/<run>/checkpoints/best.ckpt "

@@ -21,6 +21,7 @@ from supra.models.vlm_generation import DecodeConfig, generate
 from supra.models.vlm_nano import VLMNanoConfig
 from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
 from supra.tokens.caption_bpe import PAD_ID, CaptionTokenizer
+from supra.utils.cli import check_switches
 from supra.utils.distributed import broadcast_object, gather_mappings
 from supra.utils.errors import SupraUserError
 from supra.utils.private_apis import is_last_batch_of_epoch
@@ -72,6 +73,10 @@ class CaptioningTask(SupraTask):
         run_config: dict | None = None,
     ) -> None:
         super().__init__(optimizer, scheduler, run_config)
+        # here, not at the first step: `compile=no` would compile, `fused_optimizer=off` fuse
+        check_switches({"model.compile": compile, "model.fused_optimizer": fused_optimizer,
+                        "model.loss_in_progress_bar": loss_in_progress_bar},
+                       auto=("model.fused_optimizer", "model.loss_in_progress_bar"))
         if score_every_n_val < 1:
             raise ValueError(f"score_every_n_val={score_every_n_val} must be >= 1")
         # Factories stay out of hparams so checkpoints hold plain data and load with weights_only=True.

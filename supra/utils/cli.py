@@ -60,6 +60,15 @@ def check_option_types(values: Mapping[str, Any], whole: Iterable[str] = (), num
                 raise SupraUserError(f"{name}={value!r} must be {what}" + (" (or null)" if name in optional else ""))
 
 
+def check_switches(values: Mapping[str, Any], auto: Iterable[str] = ()) -> None:
+    """Each of `values` (option name -> value) true or false, those in `auto` also "auto", else one line naming
+    it: Hydra passes `compile=no` on as the text "no", which Python counts as true."""
+    auto = set(auto)
+    for name, value in values.items():
+        if not isinstance(value, bool) and not (name in auto and value == "auto"):
+            raise SupraUserError(f"{name}={value!r} must be true{', false or auto' if name in auto else ' or false'}")
+
+
 # The seeds every command takes: numpy's (Lightning's seed_everything sets them too), train.py's range. An a2a
 # model's sampling adds its rank and an item count to its seed (tasks/a2a.py), which then stays within the 64
 # bits a torch.Generator takes; a seed past those was a traceback.
@@ -196,9 +205,7 @@ def check_required(cfg: DictConfig, config_name: str) -> None:
         raise SupraUserError(f"missing {', '.join(f'{key}=...' for key in missing)} "
                              + (f"(explained in {', '.join(where)})" if where else "(--help lists every option)"))
     defaults = OmegaConf.to_container(OmegaConf.load(CONF_DIR / f"{config_name}.yaml"), resolve=False)
-    for name, default in defaults.items():
-        if isinstance(default, bool) and not isinstance(cfg.get(name), bool):
-            raise SupraUserError(f"{name}={cfg.get(name)!r} must be true or false")
+    check_switches({name: cfg.get(name) for name, default in defaults.items() if isinstance(default, bool)})
 
 
 def _option_file(key: str) -> Path | None:
