@@ -15,6 +15,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
+from supra.artifacts.kinds import release_kind
 from supra.utils.cli import exit_if_run_dir_unwritable
 from supra.utils.run_folders import OWNER, KeepFinishedRuns, sweep_record
 from tests.conftest import CONF, ROOT
@@ -263,6 +264,20 @@ def test_a_sweep_into_a_finished_runs_folder_and_a_run_into_a_sweeps_folder_are_
     assert refusal(KeepFinishedRuns().on_run_start, hydra_config(str(sweep)), capsys) == (
         f"error: hydra.run.dir={sweep} is a sweep's folder (multirun.yaml): choose another with hydra.run.dir=DIR, "
         "or leave it out for a new dated folder\n")
+
+
+@pytest.mark.parametrize("mode", ["run", "sweep"])
+def test_a_run_or_sweep_into_a_release_folder_is_refused_before_anything_is_written_into_it(tmp_path, capsys, mode):
+    """evaluate.py there replaced the release's samples.png; train.py reused its tokenizer.json."""
+    release = tmp_path / "release"
+    finished_job(release, "config.json", "model.safetensors", "tokenizer.json", "samples.png")
+    assert release_kind(release)  # the folder the release readers take for one
+    start = KeepFinishedRuns().on_run_start if mode == "run" else KeepFinishedRuns().on_multirun_start
+    cfg = hydra_config(str(release)) if mode == "run" else sweep_config(release)
+    assert refusal(start, cfg, capsys) == (
+        f"error: hydra.{mode}.dir={release} is a release folder (config.json + model.safetensors): choose another "
+        f"with hydra.{mode}.dir=DIR" + (", or leave it out for a new dated folder\n" if mode == "run" else "\n"))
+    assert sorted(p.name for p in release.iterdir()) == ["config.json", "model.safetensors", "samples.png", "tokenizer.json"]
 
 
 def test_a_run_into_an_optuna_sweeps_folder_is_refused_though_the_optuna_sweeper_writes_no_multirun_yaml(

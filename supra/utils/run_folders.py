@@ -1,5 +1,5 @@
 """A run never writes over another: `python train.py hydra.run.dir=DIR` (or evaluate.py) into the folder of a
-finished run or of a sweep, or `-m hydra.sweep.dir=DIR` into a folder holding a run's records at any depth (a
+finished run, of a sweep or of a release, or `-m hydra.sweep.dir=DIR` into a folder holding a run's records at any depth (a
 finished run's, a sweep's jobs), is refused in one line; so is a folder a live run is writing, and a
 hydra.sweep.subdir that would put two jobs of one sweep in the same folder. Two runs started in the same second (`for s in 1 2; do python train.py seed=$s & done`)
 would share the dated default folder, and each other's checkpoints: the second takes `<folder>_1` (a sweep's
@@ -40,6 +40,9 @@ from supra.utils.hydra_quoting import hydra_quoted
 RECORDS = ("checkpoints/*.ckpt", "metrics.json", "sweep_job.json", "csv/metrics.csv",
            "tensorboard/events.out.tfevents.*", "wandb_run_id.txt", "wandb/*run-*")
 SWEEP_RECORD = "multirun.yaml"  # Hydra's, in a grid sweep's folder: the Optuna sweeper writes none
+# A release folder (`python -m supra.export`): supra.artifacts.kinds.release_kind's test (a layer above). A run
+# into it would replace its samples.png and add its own files; a train.py run would reuse its tokenizer.json.
+RELEASE_FILES = ("config.json", "model.safetensors")
 # "<host> <pid> <start>" of the live process writing a run or sweep folder (see _start_time), removed at end
 OWNER = ".supra_run_owner"
 
@@ -48,6 +51,11 @@ def finished_run_file(folder: Path) -> Path | None:
     """A record of a run in `folder` itself (a checkpoint, metrics.json, sweep_job.json, logged curves), or
     None."""
     return next((path for pattern in RECORDS for path in sorted(folder.glob(pattern))), None)
+
+
+def is_release(folder: Path) -> bool:
+    """Whether `folder` is a release folder (config.json + model.safetensors)."""
+    return all((folder / name).is_file() for name in RELEASE_FILES)
 
 
 def sweep_record(folder: Path) -> Path | None:
@@ -101,7 +109,7 @@ def stopped_short(folder: Path) -> tuple[int, int] | None:
 
 
 class KeepFinishedRuns(Callback):
-    """Refuses a run or sweep folder that holds a finished run's results, or that a live run is writing,
+    """Refuses a run or sweep folder that holds a finished run's results or a release, or that a live run is writing,
     before Hydra writes into it; a dated default folder taken that way moves to the next free `_1`, `_2`."""
 
     def __init__(self) -> None:
@@ -113,6 +121,9 @@ class KeepFinishedRuns(Callback):
         resumed = " (a resumed run, ckpt_path=..., writes a new one)" if "ckpt_path" in config else ""
 
         def finished(folder: Path) -> str | None:
+            if is_release(folder):
+                return (f"hydra.run.dir={folder} is a release folder ({' + '.join(RELEASE_FILES)}): choose another "
+                        "with hydra.run.dir=DIR, or leave it out for a new dated folder")
             if sweep := sweep_record(folder):  # its jobs' folders are below it, not where a run writes
                 # (a run's .hydra/ there would also make the sweep's report refuse the folder as one run's)
                 what = (f"is a sweep's folder ({SWEEP_RECORD})" if sweep.name == SWEEP_RECORD else
@@ -132,6 +143,9 @@ class KeepFinishedRuns(Callback):
         _refuse_shared_job_folders(config)
 
         def finished(folder: Path) -> str | None:
+            if is_release(folder):  # Hydra writes multirun.yaml into it
+                return (f"hydra.sweep.dir={folder} is a release folder ({' + '.join(RELEASE_FILES)}): choose another "
+                        "with hydra.sweep.dir=DIR")
             own = finished_run_file(folder)  # a single run's folder, not a sweep's
             held = own or run_file_within(folder)
             if held is None:
