@@ -4,6 +4,7 @@ resumed), the sweep report (also rebuilt from an interrupted sweep), and the met
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import optuna
@@ -20,7 +21,8 @@ from omegaconf import OmegaConf, read_write
 from supra.runner.training import train
 from supra.sweeps.callback import SweepJobRecorder, end_if_no_trial_completed
 from supra.sweeps.optuna_settings import STUDY_METRIC, SweeperSettingsCheck, check_optuna_settings
-from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, write_report
+from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, collect, write_report
+from supra.sweeps.study import sweep_overrides
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
 from tests.conftest import ROOT, command_line, command_lines, compose_config
@@ -130,6 +132,20 @@ def test_sweep_report_cli_gives_one_line_for_a_directory_that_is_no_sweep(tmp_pa
     empty, one_run = command_lines(["sweep_report", f"dir={tmp_path / 'empty'}"], ["sweep_report", f"dir={tmp_path / 'run'}"])
     assert empty.returncode == 2 and "holds no job directories" in empty.stderr and "Traceback" not in empty.stderr
     assert one_run.returncode == 2 and "is one run (it holds .hydra/), not a multirun directory" in one_run.stderr
+
+
+@pytest.mark.parametrize("report", ["sweep_report", "study_report"])
+def test_a_folder_of_single_runs_side_by_side_is_refused_not_reported_as_one_sweeps_interrupted_jobs(tmp_path, report):
+    """Two finished runs of logs/train/runs were listed as a sweep's interrupted jobs, their commands merged."""
+    for run in ("2026-01-01_10-00-00", "2026-01-01_11-00-00"):
+        (tmp_path / run / ".hydra").mkdir(parents=True)
+        (tmp_path / run / ".hydra" / "overrides.yaml").write_text("[]\n")
+        (tmp_path / run / ".hydra" / "hydra.yaml").write_text("hydra:\n  mode: RUN\n")
+    read = collect if report == "sweep_report" else sweep_overrides  # the study's command, rebuilt from its jobs
+    with pytest.raises(SupraUserError, match=re.escape(
+            f"dir={tmp_path} holds single runs, not a multirun's jobs (2026-01-01_10-00-00/.hydra/hydra.yaml: mode "
+            "RUN): give a multirun directory (logs/train/multiruns/<date>, logs/study/<date>)")):
+        read(tmp_path)
 
 
 def write_job(job_dir: Path, overrides: list[str], direction: str | None, result: dict,

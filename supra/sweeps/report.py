@@ -25,6 +25,7 @@ from omegaconf import OmegaConf
 from supra.artifacts.checkpoints import checkpoint_step
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_text_atomic
+from supra.utils.run_folders import is_single_run
 
 JOB_RESULT = "sweep_job.json"
 SUMMARY_CSV = "sweep_summary.csv"
@@ -112,6 +113,11 @@ def job_dirs(sweep_dir: Path) -> list[Path]:
         raise SupraUserError(f"dir={sweep_dir} is one run (it holds .hydra/), not a multirun directory: give the "
                              "folder of its jobs (logs/train/multiruns/<date>)")
     dirs = [p.parent.parent for p in sweep_dir.glob("**/.hydra/overrides.yaml")]
+    runs = sorted(d for d in dirs if is_single_run(d))
+    if runs:  # runs side by side (logs/train/runs) are no sweep's jobs: finished, they were listed as interrupted
+        raise SupraUserError(f"dir={sweep_dir} holds single runs, not a multirun's jobs ({runs[0].relative_to(sweep_dir)}"
+                             "/.hydra/hydra.yaml: mode RUN): give a multirun directory (logs/train/multiruns/<date>, "
+                             "logs/study/<date>)")
     roots = _multirun_folders(dirs)
     outside = sorted({root for root in roots.values() if not root.is_relative_to(sweep_dir)})
     if outside:

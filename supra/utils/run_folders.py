@@ -76,10 +76,19 @@ def sweep_record(folder: Path) -> Path | None:
 
 
 def _is_multirun_job(hydra_yaml: Path) -> bool:
+    return _hydra_mode(hydra_yaml) == "MULTIRUN"
+
+
+def is_single_run(folder: Path) -> bool:
+    """Whether `folder` is a single run's (its .hydra/hydra.yaml says mode RUN), not a multirun job's."""
+    return _hydra_mode(folder / ".hydra" / "hydra.yaml") == "RUN"
+
+
+def _hydra_mode(hydra_yaml: Path) -> str | None:
     try:
-        return OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.mode") == "MULTIRUN"
-    except Exception:  # cut short by a killed job, or not Hydra's: no sign of a sweep
-        return False
+        return OmegaConf.select(OmegaConf.load(hydra_yaml), "hydra.mode")
+    except Exception:  # missing, cut short by a killed job, or not Hydra's: no sign either way
+        return None
 
 
 def run_file_within(folder: Path) -> Path | None:
