@@ -25,7 +25,7 @@ from supra.models.vlm_nano import VLMNano
 from supra.pictures.files import save_image_atomic
 from supra.pictures.grids import render_caption_grid
 from supra.tokens.caption_bpe import CaptionTokenizer
-from supra.utils.cli import check_option_types, hydra_command
+from supra.utils.cli import check_option_types, check_paths_given, hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     refuse_folders_in_the_way,
@@ -181,6 +181,7 @@ def _caption_files(net: VLMNano, tokenizer: CaptionTokenizer, settings: DecodeCo
 
 
 def run(cfg: DictConfig) -> dict[str, str]:
+    check_paths_given(cfg, {"images": "an image file or a folder of images", "out": "the folder to write captions to"})
     check_option_types(cfg, whole=("batch_size", "grid_images"))  # batch_size=2.7 was cut to 2, abc a traceback
     captions = caption_images(str(cfg.ckpt), str(cfg.images), str(cfg.out), cfg.decode, cfg.batch_size, cfg.grid_images)
     print(f"captioned {len(captions)} images -> {Path(cfg.out) / 'captions.jsonl'}")

@@ -26,7 +26,7 @@ from supra.data.captions import read_caption_text
 from supra.pictures.files import write_exact_gif
 from supra.procedural.shapes_clips import generate_clips
 from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE, SPLIT_SEED_OFFSET
-from supra.utils.cli import hydra_command
+from supra.utils.cli import check_paths_given, hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     outputs_record,
@@ -131,6 +131,7 @@ def listed_captions(out: Path) -> list[tuple[str | None, str]]:
 
 
 def run(cfg: DictConfig) -> Path:
+    check_paths_given(cfg, {"out": "the folder to write the clips to"})
     captions = write_clips(cfg.out, cfg.n, cfg.frames, cfg.seed, cfg.size, cfg.split, cfg.duration_ms)
     print(f"wrote {cfg.n} clips ({cfg.frames} frames, {cfg.size}px) to {cfg.out} and {5 * cfg.n} captions to {captions}")
     return captions

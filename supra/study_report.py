@@ -16,12 +16,14 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from supra.sweeps.study import RECIPE, StudyRow, study_command, sweep_overrides, write_study
-from supra.utils.cli import hydra_command
+from supra.utils.cli import check_paths_given, hydra_command
 
 DOCS = "docs"  # the documented study's place, relative to where the command runs (as StudyReport's out_dir)
 
 
 def run(cfg: DictConfig) -> list[StudyRow]:
+    check_paths_given(cfg, {"dir": "the study's multirun directory (logs/study/<date>)",
+                            "out": "the folder to write the table to (or leave it out)"})
     command, changed = study_command(sweep_overrides(Path(cfg.dir)))
     out = cfg.out if cfg.out is not None else cfg.dir if changed else DOCS
     rows = write_study(cfg.dir, out, command, changed)

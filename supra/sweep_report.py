@@ -8,10 +8,11 @@ from pathlib import Path
 from omegaconf import DictConfig
 
 from supra.sweeps.report import SUMMARY_CSV, SUMMARY_MD, JobRow, write_report
-from supra.utils.cli import hydra_command
+from supra.utils.cli import check_paths_given, hydra_command
 
 
 def run(cfg: DictConfig) -> list[JobRow]:
+    check_paths_given(cfg, {"dir": "a multirun directory (logs/train/multiruns/<date>)"})
     rows = write_report(cfg.dir)
     print(Path(cfg.dir, SUMMARY_MD).read_text())
     print(f"{len(rows)} jobs -> {Path(cfg.dir, SUMMARY_CSV)}")

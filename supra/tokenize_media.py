@@ -21,7 +21,7 @@ from supra.data.base import SPLITS
 from supra.data.media.codes import KIND, META, codes_dtype, encode_items, file_sha256, write_meta, write_split
 from supra.data.media.datamodule import MediaDataModule, MediaItems
 from supra.runner.components import chosen_data_config
-from supra.utils.cli import check_option_types, hydra_command
+from supra.utils.cli import check_option_types, check_paths_given, hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import remove_earlier_outputs, require_writable_dir
 from supra.utils.hardware import check_command_accelerator
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 
 
 def run(cfg: DictConfig) -> Path:
+    check_paths_given(cfg, {"out": "the folder to write the codes to"})
     check_option_types(cfg, whole=("batch_size",))
     if cfg.batch_size < 1:
         raise SupraUserError(f"batch_size={cfg.batch_size} must be >= 1")

@@ -23,7 +23,7 @@ from supra.data.caption_sources.index import CaptionIndex, skipped_reasons, summ
 from supra.data.caption_sources.sources import SOURCES, read_caption_source
 from supra.data.image_cache import StoredImage
 from supra.data.images import UNREADABLE, load_rgb
-from supra.utils.cli import check_option_types, hydra_command, refuse_unread_options
+from supra.utils.cli import check_option_types, check_paths_given, hydra_command, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     atomic_dir,
@@ -175,6 +175,7 @@ def check_options(cfg: DictConfig) -> None:
     samples_per_shard=2.5, 1e3, abc or true on as they are, and the options of other sources than the one
     chosen (a folder's caption_column=, a Hugging Face dataset's layout=, always detected) would be
     ignored without a word."""
+    check_paths_given(cfg, {"root": "the source's folder", "out": "the folder to write the shards to"})
     per_shard = cfg.samples_per_shard
     if isinstance(per_shard, bool) or not isinstance(per_shard, int) or per_shard < 1:
         raise SupraUserError(f"samples_per_shard={per_shard!r} must be a positive whole number (images per tar)")

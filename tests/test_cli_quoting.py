@@ -95,3 +95,25 @@ def test_an_option_the_command_does_not_have_is_refused_with_a_plus_too(command,
 
 def test_a_plus_adds_keys_under_an_option_the_command_has():
     exit_if_unknown_option("tokenize_media", ["+data.num_train=100"])  # conf/tokenize_media.yaml's own example
+
+
+@pytest.mark.parametrize(("command", "args", "message"), [
+    ("caption", ["ckpt=x.ckpt", "images="], "images= is empty: give an image file or a folder of images"),
+    ("caption", ["ckpt=x.ckpt", "images=photos", "out=' '"], "out= is empty: give the folder to write captions to"),
+    ("write_shards", ["source=coco", "root=", "out=shards"], "root= is empty: give the source's folder"),
+    ("write_shards", ["source=coco", "root=coco", "out="], "out= is empty: give the folder to write the shards to"),
+    ("tokenize_media", ["ckpt=x.ckpt", "out="], "out= is empty: give the folder to write the codes to"),
+    ("shapes_gifs", ["out=", "n=1"], "out= is empty: give the folder to write the clips to"),
+    ("study_report", ["dir=logs/study/x", "out="], "out= is empty: give the folder to write the table to"),
+    ("sweep_report", ["dir="], "dir= is empty: give a multirun directory (logs/train/multiruns/<date>)"),
+])
+def test_an_empty_path_is_refused_not_taken_for_the_current_folder(command, args, message, tmp_path, monkeypatch,
+                                                                    capsys):
+    """Path("") is ".": `caption images=` captioned every picture under the folder it ran in, `out=` wrote there."""
+    from tests.conftest import run_command
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        run_command(command, *args, run_dir=tmp_path)
+    assert capsys.readouterr().err.startswith(f"error: {message}")
+    assert list(tmp_path.iterdir()) == []

@@ -69,6 +69,15 @@ def check_switches(values: Mapping[str, Any], auto: Iterable[str] = ()) -> None:
             raise SupraUserError(f"{name}={value!r} must be true{', false or auto' if name in auto else ' or false'}")
 
 
+def check_paths_given(values: Mapping[str, Any], paths: Mapping[str, str]) -> None:
+    """Each of `paths` (option name -> what it names) that is set (not null) given as more than blanks, else one
+    line: Path("") is the current folder, so `out=` would write there and `images=` read every picture below it."""
+    for name, what in paths.items():
+        value = values.get(name)
+        if isinstance(value, str) and not value.strip():
+            raise SupraUserError(f"{name}= is empty: give {what}")
+
+
 # The seeds every command takes: numpy's (Lightning's seed_everything sets them too), train.py's range. An a2a
 # model's sampling adds its rank and an item count to its seed (tasks/a2a.py), which then stays within the 64
 # bits a torch.Generator takes; a seed past those was a traceback.
