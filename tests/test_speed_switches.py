@@ -59,6 +59,14 @@ def test_fused_optimizer_is_automatic_on_cuda_only_and_can_be_forced():
     assert isinstance(plain["optimizer"], torch.optim.Adagrad)
 
 
+@pytest.mark.parametrize("workers", [-1, 1.5, True])
+def test_num_workers_must_be_a_whole_number_from_0_said_in_one_line(workers):
+    """-1 was torch's traceback at the first batch."""
+    message = f"data.num_workers={workers!r} must be a whole number >= 0 (0: batches are made in the main process)"
+    with pytest.raises(SupraUserError, match="^" + re.escape(message) + "$"):
+        ShapesDataModule(num_workers=workers)
+
+
 def test_pin_memory_auto_follows_cuda_and_bad_values_are_refused():
     assert ShapesDataModule(pin_memory="auto").pin_memory is torch.cuda.is_available()
     assert ShapesDataModule(pin_memory=True).pin_memory is True
@@ -100,9 +108,13 @@ def test_a_switch_given_anything_but_true_or_false_is_refused_when_the_task_is_b
     CaptioningTask(VLMNano(), optimizer=torch.optim.AdamW, **{switch: False})
 
 
-def test_score_every_n_val_must_be_positive():
-    with pytest.raises(ValueError, match="score_every_n_val=0"):
-        CaptioningTask(VLMNano(), optimizer=torch.optim.AdamW, score_every_n_val=0)
+@pytest.mark.parametrize(("every", "message"), [
+    (0, "model.score_every_n_val=0 must be >= 1: caption scores every n-th validation (1: every one)"),
+    (1.5, "model.score_every_n_val=1.5 must be a whole number"),
+])
+def test_score_every_n_val_must_be_a_whole_number_from_1_said_in_one_line(every, message):
+    with pytest.raises(SupraUserError, match="^" + re.escape(message) + "$"):
+        CaptioningTask(VLMNano(), optimizer=torch.optim.AdamW, score_every_n_val=every)
 
 
 @pytest.mark.slow
@@ -201,6 +213,8 @@ def test_16_true_with_adams_float16_eps_of_0_is_refused_naming_the_precisions_th
     ("trainer.precision=16-mixed", "trainer.precision=16-mixed is for GPUs: on a CPU Lightning would train in "
                                    "bf16-mixed instead; use 32-true"),
     ("trainer.max_steps=-5", "trainer.max_steps=-5 must be >= 0 (or -1: bounded by trainer.max_epochs)"),
+    ("trainer.precision=bogus", "trainer.precision=bogus is not a precision: choose one of 32-true, 64-true, 16-mixed, "
+                                "bf16-mixed, 16-true, bf16-true"),  # was Hydra's multi-line error, after data set-up
 ])
 def test_optimizer_schedule_and_precision_settings_that_would_train_wrong_or_fail_late_are_refused_first(
         train_config, override, message):

@@ -30,6 +30,14 @@ def check_batch_sizes(batch_size: int, eval_batch_size: int) -> None:
         raise SupraUserError(f"data.batch_size={batch_size} and eval_batch_size={eval_batch_size} must be >= 1")
 
 
+def check_num_workers(num_workers: int) -> None:
+    """data.num_workers a whole number >= 0 (0: batches made in the main process), else one line: torch's
+    DataLoader refuses -1 with a traceback when the first batch is loaded, and 2.5 or true further in."""
+    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+        raise SupraUserError(f"data.num_workers={num_workers!r} must be a whole number >= 0 (0: batches are made "
+                             "in the main process)")
+
+
 def check_split_sizes(num_train: int, num_val: int, num_test: int, item_name: str = "item") -> dict[str, int]:
     """{split: size} of a generated data set; one line when a split would be empty."""
     sizes = {"train": num_train, "val": num_val, "test": num_test}
@@ -80,6 +88,7 @@ class SplitDataModule(L.LightningDataModule):
         super().__init__()
         self.split = check_split(split)  # the split `trainer.test` (and evaluate.py) scores
         check_batch_sizes(batch_size, eval_batch_size)
+        check_num_workers(num_workers)
         self.batch_size, self.eval_batch_size = batch_size, eval_batch_size
         self.num_workers, self.pin_memory = num_workers, resolve_pin_memory(pin_memory)
         self.data: dict[str, Any] = {}

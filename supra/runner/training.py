@@ -214,10 +214,20 @@ def check_half_precision_on_cpu(trainer_cfg: DictConfig) -> None:
                              "bf16 (AVX512-BF16 or AMX)")
 
 
+# What Lightning's Trainer takes as precision (its older names too): another was Hydra's multi-line "Error in
+# call to target" when the trainer was built, after the data was set up.
+PRECISIONS = ("32-true", "64-true", "16-mixed", "bf16-mixed", "16-true", "bf16-true", "transformer-engine",
+              "transformer-engine-float16", "64", "32", "16", "bf16")
+
+
 def check_precision(cfg: DictConfig) -> None:
-    """16-true keeps the weights and Adam's state in float16, where its default eps (1e-8) is 0: a parameter
-    whose gradient is 0 then gets 0/0, and the first step makes the weights NaN. The other precisions train."""
-    precision = str(OmegaConf.select(cfg, "trainer.precision"))
+    """A precision Lightning knows. 16-true keeps the weights and Adam's state in float16, where its default eps
+    (1e-8) is 0: a parameter whose gradient is 0 then gets 0/0, and the first step makes the weights NaN. The
+    other precisions train."""
+    given = OmegaConf.select(cfg, "trainer.precision")
+    precision = str(given)
+    if given is not None and (isinstance(given, bool) or precision not in PRECISIONS):
+        raise SupraUserError(f"trainer.precision={given} is not a precision: choose one of {', '.join(PRECISIONS[:6])}")
     optimizer = OmegaConf.select(cfg, "model.optimizer")
     if precision != "16-true" or not isinstance(optimizer, DictConfig):
         return

@@ -21,7 +21,7 @@ from supra.models.vlm_generation import DecodeConfig, generate
 from supra.models.vlm_nano import VLMNanoConfig
 from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
 from supra.tokens.caption_bpe import PAD_ID, CaptionTokenizer
-from supra.utils.cli import check_switches
+from supra.utils.cli import check_option_types, check_switches
 from supra.utils.distributed import broadcast_object, gather_mappings
 from supra.utils.errors import SupraUserError
 from supra.utils.private_apis import is_last_batch_of_epoch
@@ -77,8 +77,10 @@ class CaptioningTask(SupraTask):
         check_switches({"model.compile": compile, "model.fused_optimizer": fused_optimizer,
                         "model.loss_in_progress_bar": loss_in_progress_bar},
                        auto=("model.fused_optimizer", "model.loss_in_progress_bar"))
+        check_option_types({"model.score_every_n_val": score_every_n_val}, whole=["model.score_every_n_val"])
         if score_every_n_val < 1:
-            raise ValueError(f"score_every_n_val={score_every_n_val} must be >= 1")
+            raise SupraUserError(f"model.score_every_n_val={score_every_n_val} must be >= 1: caption scores every "
+                                 "n-th validation (1: every one)")
         # Factories stay out of hparams so checkpoints hold plain data and load with weights_only=True.
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "run_config"], logger=False)
         self.net = net

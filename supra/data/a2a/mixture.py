@@ -38,7 +38,7 @@ from torch.utils.data import DataLoader
 
 from supra.data.a2a.batches import EvalBatches, MixtureBatches, SequenceBuilder, eligible, task_items
 from supra.data.a2a.sources import SourceCodes, SourceSplit
-from supra.data.base import SPLITS, batch_is_ready, check_batch_sizes, check_split
+from supra.data.base import SPLITS, batch_is_ready, check_batch_sizes, check_num_workers, check_split
 from supra.data.epoch_loader import EpochLoader
 from supra.tokens.a2a_layout import TokenLayout
 from supra.tokens.a2a_sequences import (
@@ -115,6 +115,7 @@ class A2AMixtureDataModule(L.LightningDataModule):
             raise SupraUserError("data=a2a_mixture needs the stage-1 VQ-VAE: set model.vqvae_ckpt=PATH "
                                  "(from `python train.py experiment=vqvae_shapes`)")
         check_batch_sizes(batch_size, eval_batch_size)
+        check_num_workers(num_workers)
         for key, value in (("val_items", val_items), ("test_items", test_items)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise SupraUserError(f"data.{key}={value!r} must be a whole number >= 0, or null for every item")
