@@ -41,6 +41,10 @@ from supra.utils.files import (
 # the clips a run wrote into out (hidden: data=media_folder passes it over, as it is no media and no captions);
 # what a later run may replace, so a user's own clip_00000.gif there is never taken for one
 RECORD = ".shapes_gifs.json"
+# Clips are drawn whole in memory, frames x size x size x 3 bytes each (a GIF's side could be up to 65,535 px):
+# a size or frame count past these was numpy's out-of-memory traceback, with the folder's record left incomplete
+MAX_SIZE = 1024  # 12 MiB a clip of 4 frames
+MAX_CLIP_BYTES = 1 << 30  # also what one chunk of clips drawn together may take
 INCOMPLETE = "a shapes_gifs run stopped while writing these clips: run it again to replace them"
 
 
@@ -61,6 +65,14 @@ def write_clips(
                              "second) and >= 20 (browsers play shorter frames at 100 ms)")
     if size < MIN_DRAWING_SIZE:
         raise SupraUserError(f"size={size} is too small to draw shapes: use {MIN_DRAWING_SIZE} or more")
+    if size > MAX_SIZE:
+        raise SupraUserError(f"size={size} is too large: use {MAX_SIZE} or less (each clip is drawn in memory, "
+                             "frames x size x size x 3 bytes)")
+    clip_bytes = frames * size * size * 3
+    if clip_bytes > MAX_CLIP_BYTES:
+        raise SupraUserError(f"frames={frames} of size={size} would take {clip_bytes / 2**30:.1f} GiB a clip in memory: "
+                             f"use at most {MAX_CLIP_BYTES // (size * size * 3)} frames of that size, or a smaller size")
+    chunk = max(1, min(chunk, MAX_CLIP_BYTES // clip_bytes))  # each clip is seeded alone: chunks change no pixel
     digits = max(5, len(str(n - 1)))
     names = [f"clip_{i:0{digits}d}.gif" for i in range(n)]
     out = require_writable_dir(out, f"out={out}")

@@ -295,6 +295,31 @@ def test_fewer_clips_into_the_same_folder_leave_no_clip_without_captions(tmp_pat
     assert sorted(p.name for p in tmp_path.glob("*.gif")) == ["clip_00000.gif", "clip_mine.gif"]
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (["size=100000"], "size=100000 is too large: use 1024 or less (each clip is drawn in memory, frames x size x size "
+                      "x 3 bytes)"),
+    (["size=1024", "frames=400"], "frames=400 of size=1024 would take 1.2 GiB a clip in memory: use at most 341 "
+                                  "frames of that size, or a smaller size"),
+])
+def test_a_clip_too_large_for_memory_is_refused_in_one_line_before_anything_is_written(args, message, tmp_path,
+                                                                                        capsys):
+    """size=100000 was numpy's out-of-memory traceback, and left the folder's record marked incomplete."""
+    with pytest.raises(SystemExit):
+        run_command("shapes_gifs", f"out={tmp_path / 'gifs'}", "n=1", *args)
+    assert capsys.readouterr().err == f"error: {message}\n"
+    assert not (tmp_path / "gifs").exists()
+
+
+def test_clips_drawn_a_few_at_a_time_to_stay_within_memory_are_the_same_clips(tmp_path, monkeypatch):
+    from supra import shapes_gifs
+
+    run_command("shapes_gifs", f"out={tmp_path / 'together'}", "n=3", "frames=2", "size=32")
+    monkeypatch.setattr(shapes_gifs, "MAX_CLIP_BYTES", 2 * 32 * 32 * 3)  # one clip at a time
+    run_command("shapes_gifs", f"out={tmp_path / 'one_by_one'}", "n=3", "frames=2", "size=32")
+    for name in ("clip_00000.gif", "clip_00002.gif", "captions.jsonl"):
+        assert (tmp_path / "together" / name).read_bytes() == (tmp_path / "one_by_one" / name).read_bytes()
+
+
 def test_the_users_own_clip_00000_gif_is_refused_in_one_line_before_anything_is_written(tmp_path, capsys):
     (tmp_path / "clip_00000.gif").write_bytes(b"GIF89a mine")  # named as the command names its clips
     (tmp_path / "clip_00007.gif").write_bytes(b"GIF89a mine too")
