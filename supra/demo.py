@@ -44,8 +44,9 @@ from supra.pictures.attention import render_token_strip, square_grid
 from supra.pictures.files import save_gif_atomic
 from supra.pictures.grids import to_pil
 from supra.tokens.a2a_sequences import check_text2image_prompt, frames_that_fit
-from supra.utils.cli import MAX_SEED, hydra_command
+from supra.utils.cli import hydra_command
 from supra.utils.errors import SupraUserError
+from supra.utils.seeds import MAX_SEED
 
 MAX_PIXELS = 50_000_000  # an upload claiming more is refused from its header, before decoding
 CPU = torch.device("cpu")

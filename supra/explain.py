@@ -48,7 +48,7 @@ from supra.pictures.attention import explain_page, render_token_strip, square_gr
 from supra.pictures.files import save_image_atomic
 from supra.tokens.a2a_layout import CONTROL_TOKENS
 from supra.tokens.a2a_sequences import check_image_size_fits, check_text2image_prompt, text_room
-from supra.utils.cli import check_option_types, check_seed, hydra_command, refuse_unread_options
+from supra.utils.cli import check_option_types, hydra_command, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     refuse_folders_in_the_way,
@@ -59,6 +59,7 @@ from supra.utils.files import (
     write_text_atomic,
 )
 from supra.utils.hydra_quoting import quote_prompt
+from supra.utils.seeds import check_seed
 
 OUTPUTS = ("attention.png", "attention.html", "explain.json")  # what explain writes into out=
 # how an a2a image2text picture becomes square: as generate's (less refuse); squash for a model trained on photos

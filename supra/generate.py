@@ -55,7 +55,7 @@ from supra.tokens.a2a_sequences import (
 )
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils import files
-from supra.utils.cli import check_option_types, check_seed, hydra_command, refuse_unread_options
+from supra.utils.cli import check_option_types, hydra_command, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     remove_earlier_outputs,
@@ -64,6 +64,7 @@ from supra.utils.files import (
     write_text_atomic,
 )
 from supra.utils.hydra_quoting import quote_prompt
+from supra.utils.seeds import check_seed
 
 MODES = ("text", "text2image", "image2text", "video2video", "text2video")
 RESIZES = ("crop", "pad", "squash", "refuse")

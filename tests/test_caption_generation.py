@@ -132,8 +132,12 @@ def test_decode_settings_from_the_command_line_are_checked_as_one_line_naming_th
         DecodeConfig(strategy="sample", seed="abc")
     with pytest.raises(SupraUserError, match="temperature=-1"):
         DecodeConfig(strategy="sample", temperature=-1)
-    with pytest.raises(SupraUserError, match="seed=-4 must be >= 0"):
-        DecodeConfig(strategy="sample", seed=-4)
+    # the range every command takes (train.py's seed=, explain's, the demo's field): one a run trained with, its
+    # demo refused
+    for seed in (-4, 2**32):
+        with pytest.raises(SupraUserError, match=f"^seed={seed} must be from 0 to 4294967295$"):
+            DecodeConfig(strategy="sample", seed=seed)
+    DecodeConfig(strategy="sample", seed=2**32 - 1)
 
 
 @pytest.mark.parametrize(("setting", "error"), [

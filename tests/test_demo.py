@@ -199,8 +199,8 @@ def test_sampling_on_the_page_draws_anew_at_each_click_and_shows_the_seed_to_dra
 
 def test_the_seed_field_is_read_exactly_within_the_seeds_the_commands_take():
     from supra.demo import _seed
-    from supra.utils.cli import MAX_SEED
     from supra.utils.errors import SupraUserError
+    from supra.utils.seeds import MAX_SEED
 
     # the number box gives floats, a typed value may come as text: both read as the whole number they are
     assert [_seed(v) for v in (3.0, "3", " 7 ", 0, float(MAX_SEED), str(MAX_SEED))] == [3, 3, 7, 0, MAX_SEED, MAX_SEED]

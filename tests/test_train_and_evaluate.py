@@ -632,7 +632,7 @@ BAD_EVALUATE_INPUTS = {
     "decode=nucleus": "error: decode='nucleus' is unknown: choose beam, greedy or sample",
     "beam_width=0": "error: beam_width=0 must be >= 1",
     "decode=sample seed=abc": "error: seed='abc' must be a whole number",
-    "decode=sample seed=-4": "error: seed=-4 must be >= 0",
+    "decode=sample seed=-4": "error: seed=-4 must be from 0 to 4294967295",
     # options the decoding used does not read: said, not ignored
     "decode=greedy beam_width=5": "error: beam_width=5: decode=greedy does not read it; leave it out",
     "seed=3": "error: seed=3: decode=beam (the model's run's) does not read it (it reads beam_width); leave it out",

@@ -23,6 +23,7 @@ import torch.nn.functional as F
 from supra.models.sampling import sample_next
 from supra.models.vlm_nano import VLMNano
 from supra.utils.errors import SupraUserError
+from supra.utils.seeds import check_seed
 
 
 @dataclass(frozen=True)
@@ -47,8 +48,7 @@ class DecodeConfig:
                 raise SupraUserError(f"{name}={getattr(self, name)!r} must be a whole number")
         if self.beam_width < 1:
             raise SupraUserError(f"beam_width={self.beam_width} must be >= 1")
-        if self.seed < 0:  # as the demo's seed field: a seed is a whole number from 0
-            raise SupraUserError(f"seed={self.seed} must be >= 0")
+        check_seed("seed", self.seed)  # the range every command takes: a trained model's demo refused a larger one
         # 0 would write empty captions (max_new_tokens) or draw from nothing (top_k, top_p): refused, not scored
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise SupraUserError(f"max_new_tokens={self.max_new_tokens} must be >= 1 (or null: as long as the model "

@@ -42,10 +42,11 @@ from supra.tasks.a2a import A2ATask
 from supra.tasks.base import SupraTask
 from supra.tasks.captioning import CaptioningTask
 from supra.tasks.vq_autoencoding import VQAutoencodingTask
-from supra.utils.cli import MAX_SEED, check_option_types, check_seed, refuse_unread_options
+from supra.utils.cli import check_option_types, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 from supra.utils.hardware import check_command_accelerator
+from supra.utils.seeds import MAX_SEED, check_seed
 
 # What to add when a release folder (which holds no data config) is scored.
 DATA_HINTS = {CAPTIONER_RELEASE: "add data=shapes, or data=flickr8k data.root=DIR",

@@ -47,11 +47,12 @@ from supra.runner.resume import EpochWhereStopped
 from supra.runner.spawned_ranks import EndWithMainProcess
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
 from supra.tasks.base import SupraTask
-from supra.utils.cli import CONF_DIR, check_option_types, check_seed
+from supra.utils.cli import CONF_DIR, check_option_types
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 from supra.utils.hardware import check_accelerator
 from supra.utils.run_folders import finished_run_file
+from supra.utils.seeds import check_seed
 from supra.utils.state_dicts import check_state_fits
 from supra.utils.target_options import check_target_options
 

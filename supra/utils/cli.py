@@ -78,19 +78,6 @@ def check_paths_given(values: Mapping[str, Any], paths: Mapping[str, str]) -> No
             raise SupraUserError(f"{name}= is empty: give {what}")
 
 
-# The seeds every command takes: numpy's (Lightning's seed_everything sets them too), train.py's range. An a2a
-# model's sampling adds its rank and an item count to its seed (tasks/a2a.py), which then stays within the 64
-# bits a torch.Generator takes; a seed past those was a traceback.
-MAX_SEED = 2**32 - 1
-
-
-def check_seed(name: str, value: int | None, null: str | None = None) -> None:
-    """`name`=`value` (a whole number, checked before) from 0 to MAX_SEED, else one line; `null`: what null
-    means, where the option may be null."""
-    if value is not None and not 0 <= value <= MAX_SEED:
-        raise SupraUserError(f"{name}={value} must be from 0 to {MAX_SEED}" + (f" (or null: {null})" if null else ""))
-
-
 def changed_options(values: Mapping[str, Any], config_name: str, names: Iterable[str]) -> list[str]:
     """`name=value` for each of `names` whose value is not conf/<config_name>.yaml's default."""
     defaults = OmegaConf.load(CONF_DIR / f"{config_name}.yaml")
