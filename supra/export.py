@@ -198,6 +198,9 @@ def remove_export_leftovers(out: Path, what: str, alone: bool) -> None:
 
 
 def run(cfg: DictConfig) -> Path:
+    if not str(cfg.license).strip():  # the card would declare `license: ''` to the Hub
+        raise SupraUserError("license= is empty: give the license the model card declares (an id such as apache-2.0, "
+                             "mit, cc-by-4.0), or leave it out (other)")
     # The folder is replaced whole: refuse before any work where that would delete the input, the working
     # directory or the Hugging Face cache (overwrite=true or not); the rest once the input is found.
     hub_id = is_repo_id(str(cfg.ckpt))

@@ -410,6 +410,15 @@ def test_export_removes_the_temp_folders_an_export_killed_before_it_finished_lef
     assert (tmp_path / ".release.20240101" / "NOTES.txt").read_text() == "the user's"
 
 
+@pytest.mark.parametrize("license", ["", "' '"])
+def test_an_empty_license_is_refused_not_written_into_the_card(license, tmp_path, capsys):
+    with pytest.raises(SystemExit):  # the card declared `license: ''` to the Hub
+        run_command("export", "ckpt=best.ckpt", f"out={tmp_path / 'release'}", f"license={license}")
+    assert capsys.readouterr().err == ("error: license= is empty: give the license the model card declares (an id "
+                                       "such as apache-2.0, mit, cc-by-4.0), or leave it out (other)\n")
+    assert not (tmp_path / "release").exists()
+
+
 def test_export_of_a_release_folder_copies_it_as_it_is(release, tmp_path, capsys):
     copy = run_command("export", f"ckpt={release}", f"out={tmp_path / 'copy'}")
     assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in release.iterdir())

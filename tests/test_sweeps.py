@@ -25,7 +25,7 @@ from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, collect, wr
 from supra.sweeps.study import sweep_overrides
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
-from tests.conftest import ROOT, command_line, command_lines, compose_config
+from tests.conftest import ROOT, command_line, command_lines, compose_config, run_command
 from tests.sweep_runs import TINY_JOB, TINY_OPTUNA, job_dirs, summary_rows, sweep
 
 
@@ -146,6 +146,13 @@ def test_a_folder_of_single_runs_side_by_side_is_refused_not_reported_as_one_swe
             f"dir={tmp_path} holds single runs, not a multirun's jobs (2026-01-01_10-00-00/.hydra/hydra.yaml: mode "
             "RUN): give a multirun directory (logs/train/multiruns/<date>, logs/study/<date>)")):
         read(tmp_path)
+
+
+def test_a_study_report_of_a_folder_that_is_not_there_points_to_where_studies_are(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        run_command("study_report", f"dir={tmp_path / 'nope'}")
+    assert capsys.readouterr().err == (f"error: dir={tmp_path / 'nope'} is not a directory: give the study's multirun "
+                                       "directory (logs/study/<date>)\n")
 
 
 def write_job(job_dir: Path, overrides: list[str], direction: str | None, result: dict,

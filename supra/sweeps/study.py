@@ -222,7 +222,7 @@ def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = RECIP
     sweep_dir, out_dir = Path(sweep_dir), Path(out_dir)
     if not sweep_dir.is_dir():
         raise SupraUserError(f"dir={sweep_dir} is not a directory: give the study's multirun directory "
-                             "(logs/train/multiruns/<date>)")
+                             "(logs/study/<date>)")
     jobs = [(d, study_row(d)) for d in job_dirs(sweep_dir)]
     rows = [row for _, row in jobs if row is not None]
     missing = [_variant(d) for d, row in jobs if row is None]
