@@ -294,7 +294,7 @@ def test_evaluate_scores_another_split_with_another_decoding(trained_run, tmp_pa
     assert [p.name.split("_")[0] for p in (tmp_path / "eval" / "samples").iterdir()] == [split]
 
 
-def test_scoring_a_checkpoint_caches_its_data_under_the_scoring_commands_paths_cache_dir():
+def test_scoring_a_checkpoint_caches_its_data_under_the_scoring_commands_paths_cache_dir(tmp_path):
     """The run config is stored resolved: a model trained on Kaggle cached its data, scored at home, in
     /kaggle/working/.cache/supra/... whatever paths.cache_dir said. Its cache folders (an a2a mixture's sources
     cache in data.cache_dir/<name>/) now move under the scoring command's; a folder of its own or data.cache_dir
@@ -306,11 +306,13 @@ def test_scoring_a_checkpoint_caches_its_data_under_the_scoring_commands_paths_c
         "_target_": "supra.data.a2a.mixture.A2AMixtureDataModule", "cache_dir": f"{kaggle}/a2a_codes",
         "sources": {"coco": {"source": "coco", "root": "/kaggle/input/coco"},
                     "mine": {"source": "folder", "root": "/kaggle/input/mine", "cache_dir": "/fast/disk/mine"}}}}
-    data_cfg = chosen_data_config(OmegaConf.create({"split": "test"}), run_cfg, "", "/home/me/.cache/supra")
-    assert data_cfg.cache_dir == "/home/me/.cache/supra/a2a_codes" and data_cfg.sources.coco.root == "/kaggle/input/coco"
+    home = str(tmp_path / "cache")  # this command's paths.cache_dir
+    data_cfg = chosen_data_config(OmegaConf.create({"split": "test"}), run_cfg, "", home)
+    assert data_cfg.cache_dir == f"{home}/a2a_codes" and data_cfg.sources.coco.root == "/kaggle/input/coco"
     assert data_cfg.sources.mine.cache_dir == "/fast/disk/mine"
-    given = chosen_data_config(OmegaConf.create({"cache_dir": "/tmp/codes"}), run_cfg, "", "/home/me/.cache/supra")
-    assert given.cache_dir == "/tmp/codes"
+    codes = str(tmp_path / "codes")
+    given = chosen_data_config(OmegaConf.create({"cache_dir": codes}), run_cfg, "", home)
+    assert given.cache_dir == codes
     assert chosen_data_config(None, run_cfg, "", kaggle).cache_dir == f"{kaggle}/a2a_codes"  # scored where trained
 
 
