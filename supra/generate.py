@@ -116,7 +116,7 @@ class Request:
             raise SupraUserError(f"resize={self.resize!r} is unknown: choose crop, pad, squash or refuse")
         if self.image_size < 8 or self.image_size % 8:
             raise SupraUserError(f"image_size={self.image_size} must be a positive multiple of 8 (the VQ-VAE's patch)")
-        for name in ("frames", "num_samples", "max_new_tokens"):
+        for name in ("frames", "num_samples", "max_new_tokens", "max_pixels"):  # max_pixels < 1 refused every picture as too large
             if getattr(self, name) < 1:
                 raise SupraUserError(f"{name}={getattr(self, name)} must be >= 1")
         if self.device not in ("cpu", "cuda", "auto") and not re.fullmatch(r"cuda:\d+", self.device):

@@ -354,6 +354,9 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
           for prompt, block in (("<TEXT>a red", "text"), ("<IMAGE>", "image"), ("<VIDEO>", "video"))),
         (["mode=text", "prompt=a", "temperature=abc"], r"temperature='abc' must be a number"),
         (["mode=text", "prompt=a", "num_samples=0"], r"^num_samples=0 must be >= 1$"),
+        # not "image=... cannot be used: ... over max_pixels=0": the option is wrong, not the picture
+        *(([f"mode={mode}", f"image={tmp_path / 'odd.png'}", f"max_pixels={limit}"], rf"^max_pixels={limit} must be >= 1$")
+          for mode in ("image2text", "video2video") for limit in (0, -1)),
         # train.py's seeds: a torch generator takes 64 bits, and the text2image error named the prompt
         *(([f"mode={mode}", "prompt=a", f"seed={seed}"], rf"^seed={seed} must be from 0 to 4294967295$")
           for mode in ("text", "text2image") for seed in (2**64, -1)),
