@@ -247,12 +247,15 @@ class A2ADemo:
         return str(out), ""
 
 
+SHOWN = (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE, A2A_CHECKPOINT, A2A_RELEASE)  # the models the page has a view of
+
+
 def build_page(ckpt: str) -> Any:
     """The Gradio page for `ckpt` (a captioner's or an a2a_nano's)."""
     import gradio as gr
 
-    kind = artifact_kind(ckpt)
-    if kind not in (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE, A2A_CHECKPOINT, A2A_RELEASE):
+    kind = artifact_kind(ckpt, accepts=SHOWN)
+    if kind not in SHOWN:
         raise SupraUserError(f"ckpt={ckpt} is {KIND_NAMES[kind]}: the demo shows captioner and a2a_nano models")
     with gr.Blocks(title="Supra demo") as page:
         gr.Markdown(f"## Supra demo: `{ckpt}`")

@@ -226,10 +226,13 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
                   {"ckpt": str(cfg.ckpt), "mode": mode, "prompt": cfg.prompt, "codes": explained.codes.tolist()})
 
 
+EXPLAINED = (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE, A2A_CHECKPOINT, A2A_RELEASE)  # models with attention to map
+
+
 def run(cfg: DictConfig) -> dict[str, Any]:
-    kind = artifact_kind(cfg.ckpt)
+    kind = artifact_kind(cfg.ckpt, accepts=EXPLAINED)
     captioner = kind in (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE)
-    if not captioner and kind not in (A2A_CHECKPOINT, A2A_RELEASE):
+    if kind not in EXPLAINED:
         raise SupraUserError(f"ckpt={cfg.ckpt} is {KIND_NAMES[kind]}: explain reads captioner and a2a_nano models")
     if captioner and (cfg.prompt or cfg.mode == "text2image"):  # a captioner draws nothing
         raise SupraUserError(f"ckpt={cfg.ckpt} is a captioner: it explains the caption of image=PICTURE; "

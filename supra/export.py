@@ -219,7 +219,7 @@ def run(cfg: DictConfig) -> Path:
     elif cfg.private is not False:  # the Hub repo's visibility: without push_to there is none to set
         raise SupraUserError(f"private={json.dumps(cfg.private)}: export without push_to=org/name does not read it; "
                              "leave it out")
-    kind = artifact_kind(cfg.ckpt)
+    kind = artifact_kind(cfg.ckpt, accepts=EXPORTERS)
     if kind not in EXPORTERS:
         raise SupraUserError(f"ckpt={cfg.ckpt} is {KIND_NAMES[kind]}, which has no release format: give a captioner or "
                              "an a2a_nano checkpoint written by train.py")

@@ -172,6 +172,16 @@ def test_a_refused_explain_of_a_resampler_captioner_leaves_no_out_folder(trained
     assert not (tmp_path / "out").exists()
 
 
+def test_explain_given_a_checkpoint_of_an_unknown_model_names_the_models_it_explains(tmp_path, capsys):
+    torch.save({"state_dict": {}, "supra": {"kind": "supra.diffusion"}}, tmp_path / "later.ckpt")
+    with pytest.raises(SystemExit):
+        run_command("explain", f"ckpt={tmp_path / 'later.ckpt'}", "prompt=a red square", f"out={tmp_path / 'out'}")
+    # not a VQ-VAE checkpoint, which explain refuses next
+    assert capsys.readouterr().err == (f"error: ckpt={tmp_path / 'later.ckpt'} is a supra.diffusion checkpoint, which "
+                                       "this version of Supra does not know: give a captioner checkpoint, an a2a_nano "
+                                       "checkpoint\n")
+
+
 def test_explain_names_a_bad_picture_in_one_line(trained_run, tmp_path, capsys):
     from PIL import Image
 

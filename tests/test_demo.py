@@ -288,9 +288,19 @@ def test_a_checkpoint_of_another_model_is_named_in_words(monkeypatch):
     from supra.artifacts.kinds import VQVAE_CHECKPOINT
     from supra.utils.errors import SupraUserError
 
-    monkeypatch.setattr(supra.demo, "artifact_kind", lambda ckpt: VQVAE_CHECKPOINT)
+    monkeypatch.setattr(supra.demo, "artifact_kind", lambda ckpt, accepts: VQVAE_CHECKPOINT)
     with pytest.raises(SupraUserError, match="^ckpt=vq.ckpt is a VQ-VAE checkpoint: the demo shows captioner and a2a_nano"):
         supra.demo.build_page("vq.ckpt")
+
+
+def test_a_checkpoint_of_an_unknown_model_is_told_the_models_the_demo_shows(tmp_path):
+    import supra.demo
+    from supra.utils.errors import SupraUserError
+
+    torch.save({"state_dict": {}, "supra": {"kind": "supra.diffusion"}}, tmp_path / "later.ckpt")
+    with pytest.raises(SupraUserError, match="which this version of Supra does not know: give a captioner checkpoint, "
+                                             "an a2a_nano checkpoint$"):  # not a VQ-VAE's, which it refuses next
+        supra.demo.build_page(str(tmp_path / "later.ckpt"))
 
 
 def test_the_page_in_a_headless_browser_captions_an_upload_and_names_a_bad_one(trained_run, bad_uploads, tmp_path):

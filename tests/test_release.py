@@ -336,6 +336,10 @@ def test_export_of_a_model_without_a_release_format_names_it_and_makes_no_folder
     assert capsys.readouterr().err == (f"error: ckpt={vqvae_ckpt} is a VQ-VAE checkpoint, which has no release format: "
                                        "give a captioner or an a2a_nano checkpoint written by train.py\n")
     assert not (tmp_path / "new").exists()  # out's parents are made only for a release to write
+    torch.save({"state_dict": {}, "supra": {"kind": "supra.diffusion"}}, tmp_path / "later.ckpt")
+    with pytest.raises(SystemExit):  # a kind this version does not know: pointed to the kinds export takes
+        run_command("export", f"ckpt={tmp_path / 'later.ckpt'}", f"out={out}")
+    assert capsys.readouterr().err.endswith("does not know: give a captioner checkpoint, an a2a_nano checkpoint\n")
 
 
 def test_export_into_a_mount_point_is_refused_before_any_work(trained_run, tmp_path, monkeypatch, capsys):

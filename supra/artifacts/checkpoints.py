@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import pickle
 import zipfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -116,10 +117,11 @@ def load_state_strictly(module: torch.nn.Module, state: dict[str, torch.Tensor],
     module.load_state_dict(state)
 
 
-def artifact_kind(path: str | Path, what: str = "ckpt") -> str:
+def artifact_kind(path: str | Path, what: str = "ckpt", accepts: Collection[str] = CHECKPOINT_KINDS) -> str:
     """One of CHECKPOINT_KINDS, CAPTIONER_RELEASE or A2A_RELEASE; a one-line SupraUserError naming `what`
     (the option that gave the path) for anything else. A Hugging Face Hub repo id (org/name[@revision]) is
-    a release folder there."""
+    a release folder there. `accepts`: the kinds the calling command takes; a checkpoint of a kind this
+    version does not know is told to give one of those (not one the command would refuse next)."""
     path = local_path(path, what)
     folder = release_of_file(path)
     if folder is not None:  # the folder is the model
@@ -135,7 +137,7 @@ def artifact_kind(path: str | Path, what: str = "ckpt") -> str:
     kind = load_supra_checkpoint(path, what=what)["supra"]["kind"]
     if kind not in CHECKPOINT_KINDS:
         raise SupraUserError(f"{what}={path} is a {kind} checkpoint, which this version of Supra does not know: "
-                             f"give {', '.join(KIND_NAMES[known] for known in CHECKPOINT_KINDS)}")
+                             f"give {', '.join(KIND_NAMES[known] for known in CHECKPOINT_KINDS if known in accepts)}")
     return kind
 
 
