@@ -71,6 +71,15 @@ RESIZES = ("crop", "pad", "squash", "refuse")
 # what squares a picture, as refuse's one line says: squash first, what a model trained on photos saw
 SQUARING = "resize=squash (a model trained on photos saw them so), crop or pad"
 ENCODE_BATCH = 256  # pictures per VQ-VAE call
+# Sequences sampled together (a text2image sample is best_of of them): each holds a KV cache of the whole
+# context (about 3 MB in a2a_nano, twice that with guidance), so num_samples=100000 in one batch grew until the
+# OOM killer ended the process without a word. The batches draw in turn from the run's one generator, which
+# draws each step for the whole batch: a run of up to SAMPLE_BATCH samples is one batch, its samples those it
+# always gave; a larger run's first SAMPLE_BATCH are those of a run of SAMPLE_BATCH, the others drawn after them.
+SAMPLE_BATCH = 64
+# grid.png shows every sample: 1024 keep it a picture viewers open (42 million pixels for text2image, 72 million for
+# 4-frame videos; PIL warns over 89 million); more samples are more runs, each with its own seed
+MAX_SAMPLES = 1024
 # The options each mode reads beyond those all do (ckpt, out, num_samples, seed, the sampler's, device):
 # one it does not read, set on the command line, is refused rather than ignored without a word.
 MODE_READS = {
@@ -119,6 +128,9 @@ class Request:
         for name in ("frames", "num_samples", "max_new_tokens", "max_pixels"):  # max_pixels < 1 refused every picture as too large
             if getattr(self, name) < 1:
                 raise SupraUserError(f"{name}={getattr(self, name)} must be >= 1")
+        if self.num_samples > MAX_SAMPLES:
+            raise SupraUserError(f"num_samples={self.num_samples} is over {MAX_SAMPLES}, the samples grid.png can show: "
+                                 "for more, run generate again with another seed")
         if self.device not in ("cpu", "cuda", "auto") and not re.fullmatch(r"cuda:\d+", self.device):
             raise SupraUserError(f"device={self.device!r} is unknown: choose cpu, cuda (or cuda:N) or auto")
         if self.device.startswith("cuda") and not torch.cuda.is_available():
@@ -320,6 +332,11 @@ def sampling(request: Request, device: torch.device) -> dict[str, Any]:
     return {"temperature": request.temperature, "top_k": request.top_k, "top_p": request.top_p, "generator": generator}
 
 
+def batches(n: int, size: int) -> list[range]:
+    """The sample indices 0..n-1 in batches of `size` (the last one smaller), in order."""
+    return [range(start, min(start + size, n)) for start in range(0, n, size)]
+
+
 def prepare_texts(request: Request, pair: Pair) -> Callable[[], Result]:
     """text, image2text: the prompt (after the image's block) built and checked."""
     layout, vocab = pair.layout, pair.vocab
@@ -348,7 +365,9 @@ def sample_texts(request: Request, pair: Pair, prompt: list[int], image_ids: lis
                  codes: torch.Tensor | None, limit: int) -> Result:
     """`limit`: the text tokens that fit (text_room), recorded in generation.json as max_new_tokens."""
     vocab, n = pair.vocab, request.num_samples
-    texts = gen.generate_texts(pair.net, pair.layout, [prompt] * n, limit, **sampling(request, pair.device))
+    options = sampling(request, pair.device)
+    texts = [text for batch in batches(n, SAMPLE_BATCH)
+             for text in gen.generate_texts(pair.net, pair.layout, [prompt] * len(batch), limit, **options)]
     # the text each sample continues: the prompt's open text block ("a red" of "<TEXT>a red"), not a text
     # it closed ("<TEXT>a red</TEXT>" is followed by a new one), so a line of text.txt is one text block whole
     start = vocab.decode_text(prompt[len(prompt) - prompt[::-1].index(pair.layout.text_open):])
@@ -372,12 +391,16 @@ def prepare_images(request: Request, pair: Pair) -> Callable[[], Result]:
 
 def sample_images(request: Request, pair: Pair, prompt: list[int]) -> Result:
     n, side = request.num_samples, request.image_size // 8
-    try:
-        codes = gen.generate_images(pair.net, pair.layout, [prompt] * n, (side, side), **sampling(request, pair.device),
-                                    guidance=request.guidance, best_of=request.best_of)
-    except ValueError as err:  # best_of with a prompt that has no caption to read back
-        raise SupraUserError(f"prompt={request.prompt!r}: {err}") from None
-    images = decode_codes(pair.vqvae, codes)
+    options = sampling(request, pair.device)
+    drawn = []
+    for batch in batches(n, max(1, SAMPLE_BATCH // request.best_of)):  # best_of sequences a sample
+        try:
+            codes = gen.generate_images(pair.net, pair.layout, [prompt] * len(batch), (side, side), **options,
+                                        guidance=request.guidance, best_of=request.best_of)
+        except ValueError as err:  # best_of with a prompt that has no caption to read back
+            raise SupraUserError(f"prompt={request.prompt!r}: {err}") from None
+        drawn.append((codes, decode_codes(pair.vqvae, codes)))  # decoded a batch at a time too
+    codes, images = (torch.cat(parts) for parts in zip(*drawn, strict=True))
     outputs: dict[str, Output] = {f"image_{i}.png": to_pil(image) for i, image in enumerate(images)}
     outputs["grid.png"] = render_caption_grid(images, [f"sample {i}" for i in range(n)], columns=min(n, 4),
                                               title=f"{pair.vocab.render(prompt)}  (seed {request.seed})")

@@ -309,6 +309,31 @@ def test_same_seed_same_output(pair, tmp_path):
     assert generate(tmp_path, pair[0], *args, "seed=12")["codes"] != first["codes"]
 
 
+def test_many_samples_are_drawn_a_batch_at_a_time_in_turn_from_the_seeds_generator(pair, tmp_path, monkeypatch):
+    """A batch holds a KV cache per sequence: num_samples=100000 at once was killed for memory without a word.
+    Up to SAMPLE_BATCH samples are one batch, as always; beyond, the first SAMPLE_BATCH are a run of that many
+    and the others are drawn after them from the same generator: same seed, same output."""
+    red = ("prompt=a red square", "temperature=3.0", "seed=5")
+    one_batch = {mode: generate(tmp_path, pair[0], f"mode={mode}", *red, "num_samples=2")
+                 for mode in ("text", "text2image")}
+    sizes = []
+    for name in ("generate_texts", "generate_images"):
+        sampler = getattr(generate_module.gen, name)
+        monkeypatch.setattr(generate_module.gen, name, lambda net, layout, prompts, *a, sampler=sampler, **k:
+                            sizes.append(len(prompts)) or sampler(net, layout, prompts, *a, **k))
+    monkeypatch.setattr(generate_module, "SAMPLE_BATCH", 2)
+    for mode, key in (("text", "texts"), ("text2image", "codes")):
+        batched = generate(tmp_path, pair[0], f"mode={mode}", *red, "num_samples=5")
+        assert sizes == [2, 2, 1] and batched[key][:2] == one_batch[mode][key]
+        assert generate(tmp_path, pair[0], f"mode={mode}", *red, "num_samples=5")[key] == batched[key]
+        assert len(batched[key]) == 5 and len(set(map(str, batched[key]))) > 1  # the later batches drew anew
+        sizes.clear()
+    # best_of samples best_of sequences for each: one sample (its two candidates, sampled by the inner call) a batch
+    generate(tmp_path, pair[0], "mode=text2image", *red, "num_samples=3", "best_of=2")
+    assert sizes == [1, 2] * 3
+    assert len(list((tmp_path / "out").glob("image_*.png"))) == 3
+
+
 def test_bad_inputs_are_one_line_each(pair, tmp_path):
     folder = pair[0]
     Image.fromarray(np.zeros((16, 24, 3), dtype=np.uint8)).save(tmp_path / "wide.png")
@@ -354,6 +379,8 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
           for prompt, block in (("<TEXT>a red", "text"), ("<IMAGE>", "image"), ("<VIDEO>", "video"))),
         (["mode=text", "prompt=a", "temperature=abc"], r"temperature='abc' must be a number"),
         (["mode=text", "prompt=a", "num_samples=0"], r"^num_samples=0 must be >= 1$"),
+        (["mode=text2image", "prompt=a", "num_samples=100000"], r"^num_samples=100000 is over 1024, the samples "
+         r"grid.png can show: for more, run generate again with another seed$"),
         # not "image=... cannot be used: ... over max_pixels=0": the option is wrong, not the picture
         *(([f"mode={mode}", f"image={tmp_path / 'odd.png'}", f"max_pixels={limit}"], rf"^max_pixels={limit} must be >= 1$")
           for mode in ("image2text", "video2video") for limit in (0, -1)),
