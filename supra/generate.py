@@ -74,8 +74,8 @@ ENCODE_BATCH = 256  # pictures per VQ-VAE call
 # Sequences sampled together (a text2image sample is best_of of them): each holds a KV cache of the whole
 # context (about 3 MB in a2a_nano, twice that with guidance), so num_samples=100000 in one batch grew until the
 # OOM killer ended the process without a word. The batches draw in turn from the run's one generator, which
-# draws each step for the whole batch: a run of up to SAMPLE_BATCH samples is one batch, its samples those it
-# always gave; a larger run's first SAMPLE_BATCH are those of a run of SAMPLE_BATCH, the others drawn after them.
+# draws each step for the whole batch: a run of up to SAMPLE_BATCH sequences is one batch, its samples those it
+# always gave; a larger run's first batch is that of a run of one batch, the others drawn after it.
 SAMPLE_BATCH = 64
 # grid.png shows every sample: 1024 keep it a picture viewers open (42 million pixels for text2image, 72 million for
 # 4-frame videos; PIL warns over 89 million); more samples are more runs, each with its own seed
