@@ -277,6 +277,20 @@ def test_pretrained_tower_errors_name_the_file_and_the_fix(tower_weights, tmp_pa
         build("no_such_net", tower_weights)
 
 
+@pytest.mark.parametrize(("other", "message"), [
+    ({"patch_size": 8}, r"patch8.pt are not of test_vit \(patch size 8x8 there, 16x16 here, positions for a 20x20 grid "
+                        r"of patches there, 10x10 here\): give the file of that model, or the model.net.pretrained.model"),
+    ({"img_size": 192}, r"img192.pt are not of test_vit \(positions for a 12x12 grid of patches there, 10x10 here\)"),
+])
+def test_weights_of_a_vit_of_another_patch_size_or_grid_are_refused_not_resampled(other, message, tmp_path):
+    """timm's checkpoint filter resampled the file's patch embedding and positions to the model's sizes, so the
+    strict load passed and a ViT of other patches trained as if it were the one named."""
+    path = tmp_path / ("patch8.pt" if "patch_size" in other else "img192.pt")
+    torch.save(timm.create_model(TIMM_MODEL, pretrained=False, num_classes=0, **other).state_dict(), path)
+    with pytest.raises(SupraUserError, match=message):
+        VLMNano(**TINY_NET, encoder="pretrained", pretrained={"model": TIMM_MODEL, "weights": str(path)})
+
+
 def test_a_pretrained_encoder_without_its_weights_file_is_refused_unless_rebuilt_from_saved_weights(tmp_path):
     """model.net.encoder=pretrained set by key (not the model/encoder group, whose weights are ???) trained a
     frozen, randomly initialised tower without a word."""

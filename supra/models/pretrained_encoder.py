@@ -10,6 +10,7 @@ normalisation come from its timm config (`image_input`), which the data pipeline
 
 from __future__ import annotations
 
+import math
 import sys
 import zipfile
 from pathlib import Path
@@ -30,6 +31,45 @@ def _is_torchscript(path: str) -> bool:
         return any("/code/" in name for name in archive.namelist())
 
 
+# open_clip's names of what timm's filter converts to a ViT's patch embedding and positions (prefixes dropped)
+_CLIP_NAMES = {"visual.conv1.weight": "patch_embed.proj.weight", "visual.positional_embedding": "pos_embed"}
+
+
+def _grid_side(pos_embed: torch.Tensor, prefix_tokens: int) -> int | None:
+    """The side of the square patch grid a position embedding [(1,) prefix + side^2, width] is for, None if none."""
+    tokens = pos_embed.shape[-2] if pos_embed.dim() >= 2 else 0
+    for prefix in (0, prefix_tokens, 1):  # a file may hold a class token's position the model keeps apart (DINOv2)
+        side = math.isqrt(max(tokens - prefix, 0))
+        if side and side * side == tokens - prefix:
+            return side
+    return None
+
+
+def _other_geometry(state: dict[str, torch.Tensor], backbone: nn.Module) -> list[str]:
+    """What of the file's tensors timm's checkpoint filter would resample to fit `backbone` (another patch size,
+    grid of positions, or any other tensor of its own name and another size), as "file's vs model's" phrases."""
+    expected = backbone.state_dict()
+    prefix_tokens = getattr(backbone, "num_prefix_tokens", 1)
+    differ = []
+    for key, value in state.items():
+        name = key.removeprefix("module.").removeprefix("visual.trunk.")
+        name = _CLIP_NAMES.get(name, name)
+        if name not in expected or not isinstance(value, torch.Tensor):
+            continue
+        ours = expected[name]
+        if name.endswith("patch_embed.proj.weight") and value.dim() == 4 and value.shape[-2:] != ours.shape[-2:]:
+            differ.append(f"patch size {'x'.join(map(str, value.shape[-2:]))} there, {'x'.join(map(str, ours.shape[-2:]))} here")
+        elif name == "pos_embed":
+            theirs_side, our_side = _grid_side(value, prefix_tokens), _grid_side(ours, prefix_tokens)
+            if theirs_side != our_side:
+                differ.append(f"positions for a {theirs_side}x{theirs_side} grid of patches there, "
+                              f"{our_side}x{our_side} here" if theirs_side else
+                              f"pos_embed of shape {tuple(value.shape)} there, {tuple(ours.shape)} here")
+        elif value.numel() != ours.numel():  # e.g. a Swin's relative position table of another window
+            differ.append(f"{name} of shape {tuple(value.shape)} there, {tuple(ours.shape)} here")
+    return sorted(differ, key=lambda phrase: not phrase.startswith("patch size"))  # the cause first
+
+
 def load_backbone_weights(backbone: nn.Module, path: str) -> None:
     """The file's tensors into `backbone`, every one of its parameters and no others, or one clear line."""
     import timm.models
@@ -42,6 +82,11 @@ def load_backbone_weights(backbone: nn.Module, path: str) -> None:
     except Exception as err:  # torch and safetensors raise many kinds on a corrupt file
         raise SupraUserError(f"pretrained weights {path} are unreadable ({type(err).__name__}: {err})".splitlines()[0]) from None
     filter_fn = getattr(sys.modules[type(backbone).__module__], "checkpoint_filter_fn", None)
+    differ = _other_geometry(state, backbone)
+    if filter_fn is not None and differ:  # the filter would resample them to fit, and the strict check then pass
+        architecture = backbone.pretrained_cfg.get("architecture", "the tower")
+        raise SupraUserError(f"pretrained weights {path} are not of {architecture} ({', '.join(differ[:3])}): give the "
+                             "file of that model, or the model.net.pretrained.model it belongs to")
     if filter_fn is not None:  # e.g. OpenAI CLIP's `visual.*` names -> timm's
         state = filter_fn(state, backbone)
     expected = backbone.state_dict()
