@@ -162,6 +162,17 @@ def test_missing_or_incomplete_gpt2_path_is_one_line_naming_what_is_missing(tmp_
 
 
 
+def test_a_vocab_json_that_is_no_mapping_of_tokens_to_ids_is_named_as_such(tmp_path):
+    """tokenizers' own reading said "Bad vocabulary json file" of a list, and of string ids that the byte symbols
+    were missing: the same check as data.gpt2_tokenizer's says what the file should be."""
+    write_tiny_gpt2_files(tmp_path)
+    vocab = json.loads((tmp_path / "vocab.json").read_text(encoding="utf-8"))
+    (tmp_path / "vocab.json").write_text(json.dumps({token: str(i) for token, i in vocab.items()}), encoding="utf-8")
+    with pytest.raises(SupraUserError, match=rf"^data.text_tokenizer={tmp_path}: .*vocab.json is not GPT-2's vocab.json "
+                                             r"\(a JSON mapping of tokens to whole-number ids; it maps '.' to '0'\)$"):
+        A2AVocab.from_gpt2(tmp_path)
+
+
 def test_a_gpt2_vocabulary_cut_short_of_its_byte_symbols_is_refused_not_read_as_fewer_ids(tmp_path):
     # without its 256 byte symbols a byte-level BPE drops the text they spell: "a red square" was [0, 0]
     (tmp_path / "vocab.json").write_text('{"a": 0}')

@@ -118,6 +118,19 @@ def test_gpt2_files_missing_or_inconsistent_are_named(gpt2_folder, tmp_path):
         CaptionTokenizer.from_gpt2_files(gpt2_folder)
 
 
+@pytest.mark.parametrize(("vocab", "held"), [('["a", "b"]', "it holds an array"), ('{"a": "0"}', "it maps 'a' to '0'"),
+                                             ('{"a": -1}', "it maps 'a' to -1")])
+def test_a_vocab_json_that_is_no_mapping_of_tokens_to_ids_is_one_line_naming_it(gpt2_folder, vocab, held):
+    """A list failed with AttributeError: 'list' object has no attribute 'items', string ids with a TypeError."""
+    from supra.data.captioning.shapes import ShapesDataModule
+    from supra.utils.errors import SupraUserError
+
+    (gpt2_folder / "vocab.json").write_text(vocab, encoding="utf-8")
+    with pytest.raises(SupraUserError, match=rf"^data.gpt2_tokenizer=.*vocab.json is not GPT-2's vocab.json \(a JSON "
+                                             rf"mapping of tokens to whole-number ids; {held}\)$"):
+        ShapesDataModule(num_train=4, num_val=2, num_test=2, gpt2_tokenizer=str(gpt2_folder)).setup("fit")
+
+
 def test_a_32k_caption_bpe_trains_and_feeds_a_32k_model():
     from supra.models.vlm_nano import VLMNano
 

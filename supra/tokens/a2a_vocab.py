@@ -24,6 +24,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
+from supra.tokens.caption_bpe import read_gpt2_vocab
 from supra.utils.errors import SupraUserError
 
 # A segment of a mixed sequence: ("text", str) | ("image", int64 [h, w] codes) | ("video", int64 [T, h, w]).
@@ -81,6 +82,10 @@ class A2AVocab:
                 f"data.text_tokenizer={path} lacks {' and '.join(missing)}: GPT-2's tokenizer needs vocab.json + "
                 "merges.txt (or one tokenizer.json)"
             )
+        try:  # tokenizers' own reading of a wrong vocab.json says only "Bad vocabulary json file", or worse
+            read_gpt2_vocab(path / "vocab.json")
+        except ValueError as err:
+            raise SupraUserError(f"data.text_tokenizer={path}: {err}") from None
         try:
             bpe = models.BPE.from_file(str(path / "vocab.json"), str(path / "merges.txt"))
         except Exception as err:  # tokenizers raises bare Exceptions on bad files

@@ -29,6 +29,23 @@ MIN_TRAINED_VOCAB = 256 + len(SPECIAL_TOKENS)
 TRAIN_CHARS = 2000
 
 
+def read_gpt2_vocab(path: Path) -> dict[str, int]:
+    """GPT-2's vocab.json at `path`: a JSON mapping of tokens to whole-number ids, or a ValueError naming the file
+    (a list, or ids given as strings, failed far from here with an AttributeError or TypeError)."""
+    what = "not GPT-2's vocab.json (a JSON mapping of tokens to whole-number ids"
+    try:
+        vocab = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path} is {what}: {err})") from None
+    if not isinstance(vocab, dict):
+        kind = {list: "an array", str: "a string"}.get(type(vocab), "a number or null")
+        raise ValueError(f"{path} is {what}; it holds {kind})")
+    bad = next(((token, i) for token, i in vocab.items() if isinstance(i, bool) or not isinstance(i, int) or i < 0), None)
+    if bad is not None:
+        raise ValueError(f"{path} is {what}; it maps {bad[0]!r} to {bad[1]!r})")
+    return vocab
+
+
 class SpecialTokensError(ValueError):
     """A tokenizer that reads but lacks Supra's special tokens at ids 0-3."""
 
@@ -83,10 +100,7 @@ class CaptionTokenizer:
         for path in (vocab_path, merges_path):
             if not path.is_file():
                 raise ValueError(f"{path} not found: GPT-2's tokenizer is a folder with vocab.json and merges.txt")
-        try:
-            gpt2_vocab = json.loads(vocab_path.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise ValueError(f"{vocab_path} is not GPT-2's vocab.json ({err})") from None
+        gpt2_vocab = read_gpt2_vocab(vocab_path)
         vocab = {token: i for i, token in enumerate(SPECIAL_TOKENS)}
         vocab.update({token: i + len(SPECIAL_TOKENS) for token, i in gpt2_vocab.items() if token not in vocab})
         lines = merges_path.read_text(encoding="utf-8").splitlines()
