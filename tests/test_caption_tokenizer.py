@@ -107,6 +107,18 @@ def test_data_gpt2_tokenizer_replaces_the_trained_bpe(gpt2_folder):
     assert data.tokenizer.to_json() == CaptionTokenizer.from_gpt2_files(gpt2_folder).to_json()
 
 
+def test_gpt2_files_larger_than_vocab_size_say_which_vocab_size_to_set(gpt2_folder):
+    """The message for a trained tokenizer.json of another run ("use the tokenizer.json the model was trained
+    with") was given for GPT-2's files too, where the fix is a VOCAB_SIZE that holds them."""
+    from supra.data.captioning.shapes import ShapesDataModule
+    from supra.utils.errors import SupraUserError
+
+    with pytest.raises(SupraUserError, match=rf"^data.gpt2_tokenizer={gpt2_folder} has 265 tokens \(GPT-2's after "
+                                             r"Supra's 4 special ones\) but model.net.VOCAB_SIZE is 260: set "
+                                             r"model.net.VOCAB_SIZE=265$"):
+        ShapesDataModule(num_train=4, num_val=2, num_test=2, vocab_size=260, gpt2_tokenizer=str(gpt2_folder)).setup("fit")
+
+
 def test_gpt2_files_missing_or_inconsistent_are_named(gpt2_folder, tmp_path):
     from supra.data.captioning.shapes import ShapesDataModule
     from supra.utils.errors import SupraUserError

@@ -241,6 +241,13 @@ class CaptionDataModule(SplitDataModule):
             log.info("tokenizer: reusing %s (%d tokens)", self.tokenizer_path, tokenizer.vocab_size)
         if tokenizer is None:
             tokenizer = self._train_or_cached_tokenizer(self.tokenizer_captions())
+        if tokenizer.vocab_size > self.vocab_size and self.tokenizer is None and self.gpt2_tokenizer:
+            # a new model sized for GPT-2's files, not one trained with another tokenizer
+            raise SupraUserError(
+                f"data.gpt2_tokenizer={self.gpt2_tokenizer} has {tokenizer.vocab_size} tokens (GPT-2's after Supra's "
+                f"{len(SPECIAL_TOKENS)} special ones) but model.net.VOCAB_SIZE is {self.vocab_size}: set "
+                f"model.net.VOCAB_SIZE={tokenizer.vocab_size}"
+            )
         if tokenizer.vocab_size > self.vocab_size:
             raise SupraUserError(
                 f"tokenizer has {tokenizer.vocab_size} tokens but the model's VOCAB_SIZE is {self.vocab_size}: "
