@@ -129,6 +129,26 @@ def test_n_vis_not_square_needs_a_resampler():
         VLMNano(**TINY_NET, N_VIS=7)
 
 
+@pytest.mark.parametrize(("encoder", "setting", "message"), [
+    ("cnn", {"IMG_SIZE": 8}, r"^model.net.N_VIS=16 \(4x4\) is more than the 1x1 map of the cnn encoder at IMG_SIZE=8: "
+                             r"pooling would repeat its cells, not average them; choose a square model.net.N_VIS <= 1, "
+                             r"or model.net.resampler_layers=1, whose N_VIS latents read the whole map$"),
+    ("cnn", {"N_VIS": 25}, r"N_VIS=25 \(5x5\) is more than the 4x4 map of the cnn encoder at IMG_SIZE=32: .*model.net.N_VIS <= 16,"),
+    ("vit", {"N_VIS": 25}, r"N_VIS=25 \(5x5\) is more than the 4x4 map of the vit encoder \(IMG_SIZE=32, "
+                           r"vit.patch_size=8\): .*model.net.N_VIS <= 16,"),
+    ("pretrained", {"N_VIS": 121}, r"N_VIS=121 \(11x11\) is more than the 10x10 map of test_vit \(160 px\): .* <= 100,"),
+])
+def test_more_pooled_visual_tokens_than_the_encoders_grid_has_are_refused(encoder, setting, message, tower_weights):
+    """Adaptive pooling does not refuse to upsample: IMG_SIZE=8 gave the CNN a 1x1 map and the decoder 16 copies of
+    it, N_VIS=256 spread a 14x14 map over 16x16. A resampler reads any grid into any N_VIS, and a saved model of
+    such a grid (rebuilt to load its weights) still loads as it was trained."""
+    with pytest.raises(SupraUserError, match=message):
+        captioner(encoder, "prefix", tower_weights, **setting)
+    captioner(encoder, "prefix", tower_weights, **setting, resampler_layers=1)
+    if encoder != "pretrained":
+        VLMNano(**{**TINY_NET, **setting}, encoder=encoder, **({"vit": TINY_VIT} if encoder == "vit" else {}), rebuilt=True)
+
+
 @pytest.mark.parametrize(("setting", "message"), [
     ({"N_VIS": 0}, r"model.net.N_VIS=0 must be >= 1: the visual tokens are all the decoder sees"),
     ({"N_VIS": -4, "resampler_layers": 1}, r"model.net.N_VIS=-4 must be >= 1"),

@@ -140,6 +140,9 @@ class PretrainedEncoder(nn.Module):
             raise SupraUserError(f"{model_name} takes {height}x{width} images: only square inputs are supported")
         self.image_input = ImageInput(height, tuple(data["mean"]), tuple(data["std"]))
         self.width = self.backbone.num_features
+        # the side of its last feature map (timm's reduction of the input), None where timm does not say
+        reduction = (getattr(self.backbone, "feature_info", None) or [{}])[-1].get("reduction")
+        self.grid = -(-height // reduction) if reduction else None
         self.prefix_tokens = getattr(self.backbone, "num_prefix_tokens", 0)  # class / register tokens
         # timm names the layout of a tower's feature map: NCHW (ConvNets) or NHWC (Swin, MambaOut, Hiera-Det...)
         self.channels_last_map = getattr(self.backbone, "output_fmt", "NCHW") == "NHWC"

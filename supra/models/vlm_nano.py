@@ -267,14 +267,39 @@ class VisualEncoder(nn.Module):
         return self.proj(x)
 
 
+def cnn_grid(image_size: int) -> int:
+    """The side of the CNN encoder's map: 3 stages of stride 2 (padding 1) halve it, rounding up (112 -> 14)."""
+    for _ in range(3):
+        image_size = (image_size - 1) // 2 + 1
+    return image_size
+
+
+def check_pooled_grid(cfg: VLMNanoConfig, side: int | None, source: str) -> None:
+    """Pooling averages the encoder's side x side grid down to sqrt(N_VIS) a side; asked for more, adaptive pooling
+    repeats cells (a 1x1 map gave 16 identical tokens) and the model trains without a word. None: not known."""
+    want = math.isqrt(cfg.N_VIS)
+    if cfg.resampler_layers or side is None or want <= side:
+        return
+    raise SupraUserError(
+        f"model.net.N_VIS={cfg.N_VIS} ({want}x{want}) is more than the {side}x{side} map of {source}: pooling would "
+        f"repeat its cells, not average them; choose a square model.net.N_VIS <= {side * side}, "
+        "or model.net.resampler_layers=1, whose N_VIS latents read the whole map"
+    )
+
+
 def build_encoder(cfg: VLMNanoConfig, rebuilt: bool = False) -> nn.Module:
     """The configured image encoder: images [B, 3, S, S] -> visual tokens [B, N_VIS, D_MODEL]. `rebuilt`: a
-    pretrained tower is built untrained, its weights file neither needed nor read (see VLMNano)."""
+    pretrained tower is built untrained, its weights file neither needed nor read (see VLMNano); a grid smaller
+    than N_VIS is refused for a new model only (a saved one keeps loading as it was trained)."""
     if cfg.encoder == "cnn":
+        if not rebuilt:
+            check_pooled_grid(cfg, cnn_grid(cfg.IMG_SIZE), f"the cnn encoder at IMG_SIZE={cfg.IMG_SIZE}")
         return VisualEncoder(cfg)
     if cfg.encoder == "vit":
         v = cfg.vit
         features = ViTEncoder(cfg.IMG_SIZE, v.patch_size, v.width, v.layers, v.heads)
+        if not rebuilt:
+            check_pooled_grid(cfg, features.grid, f"the vit encoder (IMG_SIZE={cfg.IMG_SIZE}, vit.patch_size={v.patch_size})")
     else:
         p = cfg.pretrained
         if p.weights is None and not rebuilt:  # a frozen random tower would train without a word
@@ -282,6 +307,8 @@ def build_encoder(cfg: VLMNanoConfig, rebuilt: bool = False) -> nn.Module:
                                  f"model.net.pretrained.weights=/path/to/{p.model}'s weights (a local file; nothing "
                                  "is downloaded)")
         features = PretrainedEncoder(p.model, None if rebuilt else p.weights, p.trainable_blocks)
+        if not rebuilt:
+            check_pooled_grid(cfg, features.grid, f"{p.model} ({features.image_input.size} px)")
         if cfg.resampler_layers and features.width % math.lcm(4, cfg.N_HEADS):  # as the config checks the others'
             raise SupraUserError(
                 f"model.net.pretrained.model={p.model} gives {features.width} channels, which the resampler "
