@@ -328,9 +328,15 @@ def test_a_pretrained_encoder_without_its_weights_file_is_refused_unless_rebuilt
     ({"encoder": "vit", "pretrained": {"weights": "/data/clip.bin", "trainable_blocks": 2}},
      r"model.net.pretrained.weights=/data/clip.bin model.net.pretrained.trainable_blocks=2: a setting of "
      r"encoder=pretrained, but the encoder is vit: choose model/encoder=pretrained, or leave them out$"),
+    ({"encoder": "vit", "vit": TINY_VIT, "encoder_activation": "gelu", "channels_last": True},
+     r"^model.net.encoder_activation=gelu model.net.channels_last=true: a setting of encoder=cnn, but the encoder is "
+     r"vit: choose model/encoder=cnn, or leave them out$"),
+    ({"cross_attention_every": 2}, r"^model.net.cross_attention_every=2: a setting of fusion=cross_attention, but the "
+                                   r"fusion is prefix: choose model/fusion=cross_attention, or leave it out$"),
 ])
-def test_a_setting_of_an_encoder_not_chosen_is_refused(setting, message):
-    """It changed nothing: `+model.net.vit.layers=4` trained the CNN as if it had not been given."""
+def test_a_setting_of_an_encoder_or_fusion_not_chosen_is_refused(setting, message):
+    """It changed nothing: `+model.net.vit.layers=4` trained the CNN as if it had not been given; a ViT's
+    `encoder_activation=gelu` was recorded in its folder, and a fine-tune from it with the default refused."""
     with pytest.raises(SupraUserError, match=message):
         VLMNano(**TINY_NET, **setting)
 
@@ -433,6 +439,22 @@ def test_a_gelu_encoder_exports_as_a_supra_folder_that_reads_back_as_gelu(traine
     cfg = compose_config("train", tmp_path / "run", [*SMALL_RUN, f"model.init_from={tmp_path / 'folder'}"])
     with pytest.raises(SupraUserError, match=r"\(encoder_activation=gelu there, relu here\): choose the same model.net"):
         train(cfg)
+
+
+def test_settings_of_an_encoder_or_fusion_not_chosen_that_an_older_supra_saved_are_dropped_on_loading(vit_run, tmp_path):
+    """A ViT run given encoder_activation=gelu or channels_last=true (read only by the CNN) was saved with them: its
+    checkpoint and folder load as the model they are, and compare equal to one without them."""
+    from supra.artifacts.captioner_release import architecture_differences, release_net_config
+
+    checkpoint = torch.load(vit_run / "checkpoints" / "best.ckpt", weights_only=False)
+    checkpoint["supra"]["run_config"]["model"]["net"] |= {"encoder_activation": "gelu", "channels_last": True}
+    torch.save(checkpoint, tmp_path / "older.ckpt")
+    (older, _, _), (plain, _, _) = load_captioner(tmp_path / "older.ckpt"), load_captioner(vit_run / "checkpoints" / "best.ckpt")
+    assert older.config == plain.config
+    folder_config = {**TINY_NET, "encoder": "vit", "vit": TINY_VIT, "encoder_activation": "gelu",
+                     "cross_attention_every": 2}  # a prefix ViT's config.json as an older export wrote it
+    fresh = VLMNano(**TINY_NET, encoder="vit", vit=TINY_VIT).config
+    assert architecture_differences(release_net_config(folder_config), fresh) == []
 
 
 def test_a_folder_given_to_another_architecture_is_one_line(vit_run, tmp_path):

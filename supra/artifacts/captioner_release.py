@@ -53,7 +53,7 @@ from supra.artifacts.release_files import (
     write_scoring,
 )
 from supra.models.vlm_generation import DecodeConfig
-from supra.models.vlm_nano import VLMNano, VLMNanoConfig, check_settings
+from supra.models.vlm_nano import UNREAD_UNLESS, VLMNano, VLMNanoConfig, check_settings
 from supra.tokens.caption_bpe import SPECIAL_TOKENS, CaptionTokenizer
 from supra.utils.cli import refuse_unread_options
 from supra.utils.errors import SupraUserError
@@ -82,11 +82,15 @@ def describe_architecture(config: VLMNanoConfig) -> str:
 def saved_net_config(net_config: dict) -> dict:
     """The VLMNano settings of a saved config (a run's model.net or a folder's config.json): Hydra's keys and
     a pretrained tower's weights file left out (the saved weights bring its values), and the settings of an
-    encoder it did not use (which an older Supra took without a word, and which changed nothing)."""
+    encoder or fusion it did not use (which an older Supra took without a word, and which changed nothing)."""
     config = {k: v for k, v in net_config.items() if not k.startswith("_")}
     for name in ("vit", "pretrained"):
         if config.get("encoder", "cnn") != name:
             config.pop(name, None)
+    for (choice, owner), keys in UNREAD_UNLESS.items():  # e.g. encoder_activation of a vit run, cross_attention_every
+        if config.get(choice, getattr(VLMNanoConfig, choice)) != owner:  # of a prefix one: they built nothing
+            for key in keys:
+                config.pop(key, None)
     if isinstance(config.get("pretrained"), dict):
         config["pretrained"] = {k: v for k, v in config["pretrained"].items() if k != "weights"}
     return config
@@ -184,7 +188,7 @@ def read_release_config(folder: str | Path) -> dict:
 
 def release_net_config(config: dict) -> VLMNanoConfig:
     """The VLMNanoConfig a release's config.json describes (its release keys and architecture choices)."""
-    return VLMNanoConfig(**{k: v for k, v in config.items() if k in RELEASE_KEYS or k in ARCHITECTURE_KEYS})
+    return VLMNanoConfig(**saved_net_config({k: v for k, v in config.items() if k in RELEASE_KEYS or k in ARCHITECTURE_KEYS}))
 
 
 def read_release(folder: str | Path) -> tuple[dict, CaptionTokenizer]:

@@ -117,6 +117,14 @@ class VLMNanoConfig:
                     them = "it" if len(changed) == 1 else "them"
                     raise SupraUserError(f"{' '.join(changed)}: a setting of encoder={name}, but the encoder is "
                                          f"{self.encoder}: choose model/encoder={name}, or leave {them} out")
+        for (choice, owner), keys in UNREAD_UNLESS.items():
+            if getattr(self, choice) != owner:  # read by no part of this model: it would be recorded, not used
+                changed = [f"model.net.{key}={_plain(getattr(self, key))}" for key in keys
+                           if getattr(self, key) != getattr(VLMNanoConfig, key)]
+                if changed:
+                    them = "it" if len(changed) == 1 else "them"
+                    raise SupraUserError(f"{' '.join(changed)}: a setting of {choice}={owner}, but the {choice} is "
+                                         f"{getattr(self, choice)}: choose model/{choice}={owner}, or leave {them} out")
         if not self.resampler_layers and math.isqrt(self.N_VIS) ** 2 != self.N_VIS:
             raise SupraUserError(f"N_VIS={self.N_VIS} must be a square number (the encoder pools to a square grid; "
                              "a resampler, resampler_layers > 0, takes any number)")
@@ -156,6 +164,17 @@ class VLMNanoConfig:
         """The release's decoder block: no biases in attention, D_FF-wide exact-GELU MLP."""
         return BlockConfig(d_model=self.D_MODEL, n_heads=self.N_HEADS, d_mlp=self.D_FF, activation="gelu",
                            dropout=self.dropout, attn_bias=False, decode_with_matmul=True)
+
+
+# Settings only one encoder or fusion reads: (choice, its value that reads them) -> them. The CNN's stages alone
+# have an activation and a memory format; only gated cross-attention layers have a spacing.
+UNREAD_UNLESS = {("encoder", "cnn"): ("encoder_activation", "channels_last"),
+                 ("fusion", "cross_attention"): ("cross_attention_every",)}
+
+
+def _plain(value: object) -> str:
+    """A setting as it is written on the command line (true, not True)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 # The least value of each whole-number setting, and why where it is not plain: below it a setting builds no
