@@ -409,6 +409,39 @@ def test_evaluate_of_the_train_split_says_video_psnr_is_not_scored_there(a2a_tra
                                  "and test only (data.split=val or test scores it)") == 1
 
 
+def test_evaluate_of_no_test_items_is_refused_in_one_line_not_run_over_nothing(a2a_trained, tmp_path):
+    """data.test_items=0 (a fit's way not to test) ran evaluate.py over no batch: exit 0, no metrics.json, only
+    Lightning's warnings. Now one line before the data is set up, given or stored with the run (it trained so)."""
+    from supra.runner.evaluation import data_for_release
+
+    best = a2a_trained / "checkpoints" / "best.ckpt"
+    given = compose_config("eval", tmp_path / "given", data_for_release([f"ckpt={best}", "data.test_items=0",
+                                                                          "data.split=val"]))
+    with pytest.raises(SupraUserError, match=r"^data.test_items=0 leaves nothing to score: evaluate.py scores the "
+                                             r"first data.test_items items per task of data.split=val; give "
+                                             r"data.test_items=N \(N >= 1\), or null for every item$"):
+        evaluate(given)
+    assert not (tmp_path / "given" / "metrics.json").exists()
+    checkpoint = torch.load(best, weights_only=False)
+    checkpoint["supra"]["run_config"]["data"]["test_items"] = 0  # trained with test=false data.test_items=0
+    torch.save(checkpoint, tmp_path / "untested.ckpt")
+    stored = compose_config("eval", tmp_path / "stored", [f"ckpt={tmp_path / 'untested.ckpt'}"])
+    with pytest.raises(SupraUserError, match=r"^data.test_items=0 \(the run's, stored in ckpt=.*untested.ckpt\) "
+                                             r"leaves nothing to score: .* data.split=test; give data.test_items=N"):
+        evaluate(stored)
+
+
+def test_train_refuses_a_test_of_no_test_items_before_any_step(vqvae_ckpt, tmp_path):
+    """test=true with data.test_items=0 trained, then tested nothing and exited 0 without a test score."""
+    from supra.runner.training import check_run_config
+
+    run = [*a2a_run(vqvae_ckpt, tmp_path / "cache"), "data.test_items=0"]
+    with pytest.raises(SupraUserError, match=r"^data.test_items=0 leaves the test nothing to score: add test=false "
+                                             r"\(no test\), or give data.test_items=N \(N >= 1\), or null for every item$"):
+        check_run_config(compose_config("train", tmp_path / "tested", run))
+    check_run_config(compose_config("train", tmp_path / "untested", [*run, "test=false"]))  # the fit's way not to test
+
+
 def test_evaluate_samples_with_the_runs_own_seed_unless_given_one(a2a_trained, tmp_path):
     """A run trained with model.generation.seed=5 tested with seed 5: evaluate.py (seed: null) samples again
     with 5, the run's test and not a fixed 0; seed=3 on its command line samples with 3."""

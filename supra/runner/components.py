@@ -339,6 +339,13 @@ def chosen_data_config(chosen: DictConfig | None, run_cfg: dict | None, no_data_
     return data_cfg
 
 
+def tests_nothing(data_cfg: DictConfig | dict | None) -> bool:
+    """Whether `data_cfg` holds data.test_items=0 (an a2a run's way not to test): a test of it runs over no
+    batch and exits 0 without metrics.json, Lightning's warnings aside."""
+    items = data_cfg.get("test_items") if data_cfg else None
+    return isinstance(items, int) and not isinstance(items, bool) and items == 0
+
+
 def rebased_cache_dirs(data_cfg: Any, trained: str | None, here: str | None) -> Any:
     """`data_cfg` with each cache_dir under the training run's paths.cache_dir (`trained`) moved under this
     command's (`here`): the run config is stored resolved, and a model trained elsewhere (Kaggle) would

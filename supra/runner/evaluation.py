@@ -37,7 +37,7 @@ from supra.callbacks.caption_grid import CaptionGridCallback
 from supra.callbacks.checkpoint import AtomicCheckpointIO
 from supra.callbacks.reconstruction_grid import ReconstructionGridCallback
 from supra.callbacks.test_report import TestReport
-from supra.runner.components import build_datamodule, chosen_data_config
+from supra.runner.components import build_datamodule, chosen_data_config, tests_nothing
 from supra.tasks.a2a import A2ATask
 from supra.tasks.base import SupraTask
 from supra.tasks.captioning import CaptioningTask
@@ -160,6 +160,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     task.weights_step = checkpoint_step(path) if path.is_file() else None
     data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} is a release folder, which holds no "
                                   f"data config: {DATA_HINTS.get(kind, 'add data=...')}", cfg.paths.cache_dir)
+    if tests_nothing(data_cfg):  # a fit's way not to test: scored, an empty split without metrics.json
+        whose = "" if "test_items" in (cfg.get("data") or {}) else f" (the run's, stored in ckpt={cfg.ckpt})"
+        raise SupraUserError(f"data.test_items=0{whose} leaves nothing to score: evaluate.py scores the first "
+                             f"data.test_items items per task of data.split={data_cfg.get('split', 'test')}; give "
+                             "data.test_items=N (N >= 1), or null for every item")
     outputs = {key: str(output_dir / name) for key, name in OUTPUT_FILES.items() if key in data_cfg}
     if "output_dir" in data_cfg:
         outputs["output_dir"] = str(output_dir)

@@ -41,6 +41,7 @@ from supra.runner.components import (
     instantiate_group,
     stage1_vqvae,
     starting_model,
+    tests_nothing,
     tokenizer_to_reuse,
 )
 from supra.runner.resume import EpochWhereStopped
@@ -90,6 +91,9 @@ def check_run_config(cfg: DictConfig) -> None:
     if accumulate is not None and accumulate < 1:  # Lightning: a ZeroDivisionError deep in its loop
         raise SupraUserError(f"trainer.accumulate_grad_batches={accumulate} must be >= 1: the batches whose gradients "
                              "make one optimizer step (1: each batch its own step)")
+    if cfg.get("test") and tests_nothing(cfg.get("data")):  # else a test over no batch, exit 0, no test score
+        raise SupraUserError("data.test_items=0 leaves the test nothing to score: add test=false (no test), or give "
+                             "data.test_items=N (N >= 1), or null for every item")
     check_run_length(cfg)
     check_optimization(cfg)
     check_loggers(cfg.get("logger"))
