@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from supra.models.a2a_nano import A2AConfig, A2ANano
+from supra.utils.errors import SupraUserError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -38,10 +39,15 @@ def test_head_count_and_activation_are_config_choices():
     model = A2ANano(A2AConfig(**TINY | {"n_heads": 4, "activation": "relu"}))
     assert model.blocks[0].attn.n_heads == 4
     assert isinstance(model.blocks[0].mlp.act, torch.nn.ReLU)
-    with pytest.raises(ValueError, match="divisible"):
+    with pytest.raises(SupraUserError, match=r"^model.net.d_model=256 must be divisible by model.net.n_heads=3"):
         A2AConfig(d_model=256, n_heads=3)
-    with pytest.raises(ValueError, match="activation"):
+    with pytest.raises(SupraUserError, match=r"^model.net.activation='swish' is unknown: choose one of gelu, "):
         A2AConfig(activation="swish")
+    for dropout in (-0.1, 1, "0.1"):  # torch refused the first two when the model was built, the text at a step
+        with pytest.raises(SupraUserError, match=r"^model.net.dropout=.* must be a number >= 0 and < 1"):
+            A2AConfig(dropout=dropout)
+    with pytest.raises(SupraUserError, match=r"^model.net.n_heads=0 must be a whole number >= 1$"):
+        A2AConfig(n_heads=0)  # was a ZeroDivisionError
 
 
 def test_loss_at_init_is_near_uniform_and_ignores_minus_100():

@@ -504,3 +504,19 @@ def test_train_refuses_sampling_settings_the_samplers_would_fail_on_when_the_tas
     override = setting if setting.startswith("+") else f"model.generation.{setting}"
     cfg = compose_config("train", tmp_path / "run", [*a2a_run(vqvae_ckpt, tmp_path / "cache"), override])
     assert _user_error(cfg).startswith(message)
+
+
+@pytest.mark.parametrize(("setting", "message"), [
+    ("n_heads=3", "model.net.d_model=32 must be divisible by model.net.n_heads=3 (each head a d_model / n_heads slice)"),
+    ("activation=swish", "model.net.activation='swish' is unknown: choose one of gelu, gelu_tanh, relu"),
+    ("dropout=1.5", "model.net.dropout=1.5 must be a number >= 0 and < 1 (0: none)"),
+    ("dropout=-0.1", "model.net.dropout=-0.1 must be a number >= 0 and < 1 (0: none)"),
+])
+def test_train_refuses_gpt_settings_it_cannot_build_when_the_task_is_built(
+        setting, message, vqvae_ckpt, tmp_path, monkeypatch):
+    """model.net is built at setup, once the vocabulary is trained: a head count that does not divide the width
+    was a traceback (dropout torch's) after every source was encoded. Now one line, before the data is touched."""
+    monkeypatch.setattr("supra.runner.training.build_datamodule", lambda *_, **__: pytest.fail("got past the task"))
+    cfg = compose_config("train", tmp_path / "run", [*a2a_run(vqvae_ckpt, tmp_path / "cache"), f"model.net.{setting}"])
+    assert _user_error(cfg) == message
+

@@ -44,6 +44,7 @@ from supra.models.gpt import (
     weight_decay_groups,
 )
 from supra.models.kv_cache import KVCache
+from supra.utils.errors import SupraUserError
 
 
 @dataclass
@@ -60,12 +61,20 @@ class A2AConfig:
     bias: bool = True  # biases in LayerNorms and linear layers of the blocks
 
     def __post_init__(self) -> None:
+        """Values as typed on a command line (model.net.X), each refused in one line: n_heads=3 was a
+        ValueError traceback, dropout=1.5 torch's, both only once the model was built after the data work."""
+        for name in ("vocab_size", "context", "n_layers", "d_model", "n_heads", "d_mlp"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise SupraUserError(f"model.net.{name}={value!r} must be a whole number >= 1")
         if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} must be divisible by n_heads={self.n_heads}")
+            raise SupraUserError(f"model.net.d_model={self.d_model} must be divisible by model.net.n_heads="
+                                 f"{self.n_heads} (each head a d_model / n_heads slice)")
         if self.activation not in ACTIVATIONS:
-            raise ValueError(f"activation={self.activation!r} is unknown: choose one of {sorted(ACTIVATIONS)}")
-        if self.vocab_size < 1 or self.context < 1:
-            raise ValueError(f"vocab_size={self.vocab_size} and context={self.context} must be >= 1")
+            raise SupraUserError(f"model.net.activation={self.activation!r} is unknown: choose one of "
+                                 f"{', '.join(sorted(ACTIVATIONS))}")
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, int | float) or not 0 <= self.dropout < 1:
+            raise SupraUserError(f"model.net.dropout={self.dropout!r} must be a number >= 0 and < 1 (0: none)")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -43,6 +43,7 @@ from supra.models.a2a_generation import (
     run_schedule,
     video_schedule,
 )
+from supra.models.a2a_nano import A2ANano
 from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
 from supra.tokens.a2a_sequences import TASKS
 from supra.utils.cli import check_switches
@@ -97,6 +98,8 @@ class A2ATask(SupraTask):
         factory = {} if isinstance(net, nn.Module) else getattr(net, "keywords", {})  # model.net, built at setup
         check_switches({"model.code_softmax": code_softmax,
                         **{f"model.net.{key}": factory[key] for key in ("tie_head", "bias") if key in factory}})
+        if getattr(net, "func", None) == A2ANano.from_kwargs:  # model.net's values: before the data is encoded
+            gpt_config_of(factory)
         if vqvae is None:
             raise SupraUserError("model.vqvae_ckpt is not set: give the stage-1 VQ-VAE checkpoint, e.g. "
                                  "model.vqvae_ckpt=logs/train/runs/<run>/checkpoints/best.ckpt "
