@@ -263,6 +263,15 @@ def test_image_size_that_is_not_a_multiple_of_8_is_refused_with_the_nearest_size
     assert "data.image_size=60 must be a positive multiple of 8 (the VQ-VAE's patch): use 56 or 64" in result.stderr
 
 
+def test_an_unknown_reconstruction_loss_is_one_line_naming_the_choices(train_config):
+    """model.recon_loss=huber was a ValueError: a 25-line traceback through Hydra."""
+    from supra.runner.components import build_task
+
+    cfg = train_config(*VQ_RUN, "model.recon_loss=huber")
+    with pytest.raises(SupraUserError, match=r"^model.recon_loss='huber' is unknown: choose one of mse, l1, mse\+l1$"):
+        build_task(cfg.model, None)
+
+
 def test_clips_train_frame_by_frame_and_leave_an_animated_gif_of_originals_and_reconstructions(train_config):
     cfg = train_config(*VQ_RUN, "data=shapes_video", "data.frames=3", "trainer.max_steps=2", "trainer.val_check_interval=2",
                        "test=false", "callbacks.reconstruction_grid.num_images=4", run="clips")

@@ -20,6 +20,7 @@ from supra.data.images import as_images
 from supra.data.media.datamodule import MediaDataModule
 from supra.metrics.codebook_usage import CodebookUsage
 from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
+from supra.utils.errors import SupraUserError
 
 RECON_LOSSES = ("mse", "l1", "mse+l1")
 
@@ -46,7 +47,7 @@ class VQAutoencodingTask(SupraTask):
     ) -> None:
         super().__init__(optimizer, scheduler, run_config)
         if recon_loss not in RECON_LOSSES:
-            raise ValueError(f"model.recon_loss={recon_loss!r} is unknown: choose one of {', '.join(RECON_LOSSES)}")
+            raise SupraUserError(f"model.recon_loss={recon_loss!r} is unknown: choose one of {', '.join(RECON_LOSSES)}")
         self.save_hyperparameters(ignore=["net", "optimizer", "scheduler", "run_config"], logger=False)
         self.net = net
         num_codes = net.config.num_codes
