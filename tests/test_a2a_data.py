@@ -608,6 +608,18 @@ def test_bad_mixture_settings_are_refused_in_one_line(vqvae_ckpt):
         A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"video": 1}, video_given_frames=0)
 
 
+def test_batches_per_epoch_is_a_whole_number_of_at_least_1_or_null_refused_when_the_data_is_built(vqvae_ckpt):
+    """0 gave the default epoch without a word; -3 was torch's `__len__() should return >= 0` and 2.5 a
+    TypeError, both after every source was encoded."""
+    vqvae = load_vqvae(vqvae_ckpt)[0]
+    for value in (0, -3, 2.5, True):
+        with pytest.raises(SupraUserError, match=rf"^data.batches_per_epoch={value!r} must be a whole number >= 1, "
+                                                 r"or null for \(items of all sources\) / data.batch_size$"):
+            A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"text": 1}, batches_per_epoch=value)
+    for value in (None, 1):
+        A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"text": 1}, batches_per_epoch=value)
+
+
 def test_given_frames_that_leave_a_clip_nothing_to_predict_are_refused_before_training(tmp_path, vqvae_ckpt, ready):
     """Clips of 3 frames, 3 given: refused at setup (it ended the run at its first validation, unsaved)."""
     datamodule = mixture(tmp_path, vqvae_ckpt, cache_dir=ready.cache_dir, video_given_frames=3)

@@ -119,6 +119,11 @@ class A2AMixtureDataModule(L.LightningDataModule):
         for key, value in (("val_items", val_items), ("test_items", test_items)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise SupraUserError(f"data.{key}={value!r} must be a whole number >= 0, or null for every item")
+        # null: the default epoch; 0 was read as null without a word, -3 and 2.5 failed after the encoding
+        if batches_per_epoch is not None and (isinstance(batches_per_epoch, bool) or not isinstance(batches_per_epoch, int)
+                                              or batches_per_epoch < 1):
+            raise SupraUserError(f"data.batches_per_epoch={batches_per_epoch!r} must be a whole number >= 1, or null "
+                                 "for (items of all sources) / data.batch_size")
         if isinstance(video_given_frames, bool) or not isinstance(video_given_frames, int) or video_given_frames < 1:
             raise SupraUserError(f"data.video_given_frames={video_given_frames!r} must be a whole number >= 1: the "
                                  "frames a video prediction is given")
