@@ -8,7 +8,9 @@ import torch
 
 from supra.data.captioning.shapes import ShapesDataModule
 from supra.data.images import normalize_images
+from supra.data.media.datamodule import check_image_size
 from supra.data.media.shapes_images import ShapesImagesDataModule
+from supra.data.media.shapes_video import ShapesVideoDataModule
 from supra.tokens.caption_bpe import BOS_ID, EOS_ID, PAD_ID
 from supra.utils.errors import SupraUserError
 from supra.utils.imagenet import IMAGENET_MEAN
@@ -166,6 +168,18 @@ def test_a_negative_seed_or_too_small_canvas_is_refused_with_the_setting_named(m
     """Refused when the data module is made, not as the drawing code's error once a split is generated."""
     with pytest.raises(SupraUserError, match=message):
         make()
+
+
+@pytest.mark.parametrize(("size", "advice"), [(20, "32"), (28, "32"), (36, "32 or 40")])
+@pytest.mark.parametrize("source", [ShapesImagesDataModule, ShapesVideoDataModule])
+def test_an_image_size_off_the_patch_is_answered_with_sizes_the_shapes_can_be_drawn_at(source, size, advice):
+    """data.image_size=20 answered "use 16 or 24", and 16 was then refused as too small to draw shapes."""
+    with pytest.raises(SupraUserError, match=rf"^data.image_size={size} must be a positive multiple of 8 \(the "
+                                             rf"VQ-VAE's patch\): use {advice}$"):
+        source(image_size=size)
+    with pytest.raises(SupraUserError, match=r"^data.image_size=16 is too small to draw shapes: use 32 or more$"):
+        source(image_size=16)
+    assert "use 16 or 24" in str(pytest.raises(SupraUserError, check_image_size, 20).value)  # a media folder: 16 px pictures are fine
 
 
 def test_unknown_split_is_refused():

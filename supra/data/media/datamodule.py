@@ -31,14 +31,16 @@ __all__ = ["SPLITS", "MediaDataModule", "MediaEvalBatches", "MediaItems", "Media
 PATCH = 8  # the VQ-VAE downsamples by 8: sides must be multiples of it
 
 
-def check_image_size(size: int, key: str = "data.image_size") -> int:
-    """`size` if it is a positive multiple of 8, else a one-line error naming the nearest valid sizes."""
+def check_image_size(size: int, key: str = "data.image_size", least: int = PATCH) -> int:
+    """`size` if it is a positive multiple of 8, else a one-line error naming the nearest valid sizes of at
+    least `least` (a shapes source's drawing minimum: 16 suggested there was refused next)."""
     if isinstance(size, bool) or not isinstance(size, int) or size < PATCH or size % PATCH:
         try:
             below = int(size) // PATCH * PATCH
         except (TypeError, ValueError):
             raise SupraUserError(f"{key}={size!r} must be an integer multiple of {PATCH}, e.g. 64") from None
-        nearest = " or ".join(str(s) for s in (below, below + PATCH) if s >= PATCH)
+        fits = [side for side in (below, below + PATCH) if side >= max(least, PATCH)] or [least]
+        nearest = " or ".join(map(str, fits))
         raise SupraUserError(f"{key}={size} must be a positive multiple of {PATCH} (the VQ-VAE's patch): use {nearest}")
     return size
 
@@ -126,10 +128,11 @@ class MediaDataModule(SplitDataModule):
     # Raised when a source's items change (their names, files) for the same config and inputs: caches of
     # them written before are not read. Per source, so the other sources' caches stay valid.
     items_version = 1
+    min_image_size = PATCH  # the least side its items can have (the shapes sources draw at 32 px or more)
 
     def __init__(self, image_size: int = 64, **common: Any) -> None:
         super().__init__(**common)
-        self.image_size = check_image_size(image_size)
+        self.image_size = check_image_size(image_size, least=self.min_image_size)
 
     def items(self, split: str) -> MediaItems:
         """The split's pixels, captions and names, loaded once."""

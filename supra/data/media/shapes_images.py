@@ -10,13 +10,15 @@ from typing import Any
 from supra.data.base import check_drawing, check_split_sizes
 from supra.data.images import channels_first
 from supra.data.media.datamodule import MediaDataModule, MediaItems
-from supra.procedural.shapes_scenes import SPLIT_SEED_OFFSET, Scene, generate_scenes
+from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE, SPLIT_SEED_OFFSET, Scene, generate_scenes
 
 log = logging.getLogger(__name__)
 
 
 class ShapesImagesDataModule(MediaDataModule):
     """Shapes scenes as images; split i of a seed is the same on every machine."""
+
+    min_image_size = MIN_DRAWING_SIZE
 
     def __init__(self, num_train: int = 20000, num_val: int = 500, num_test: int = 500, seed: int = 0,
                  **common: Any) -> None:

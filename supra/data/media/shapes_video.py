@@ -13,7 +13,7 @@ import torch
 from supra.data.base import check_drawing, check_split_sizes
 from supra.data.media.datamodule import MediaDataModule, MediaItems
 from supra.procedural.shapes_clips import Clip, generate_clips
-from supra.procedural.shapes_scenes import SPLIT_SEED_OFFSET
+from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE, SPLIT_SEED_OFFSET
 from supra.utils.errors import SupraUserError
 
 log = logging.getLogger(__name__)
@@ -22,6 +22,8 @@ log = logging.getLogger(__name__)
 class ShapesVideoDataModule(MediaDataModule):
     """Shapes clips drawn at `image_size`: pixels uint8 [N, frames, 3, S, S]; split i of a seed is the
     same on every machine."""
+
+    min_image_size = MIN_DRAWING_SIZE
 
     def __init__(
         self, num_train: int = 5000, num_val: int = 250, num_test: int = 250, frames: int = 4, seed: int = 0,
