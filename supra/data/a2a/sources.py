@@ -197,9 +197,10 @@ class SourceCodes:
             with options_of_source(name):
                 modules[name] = self._module(name)
         check_one_picture_size(modules)
-        warn_of_repeated_sources(self.sources, modules)
+        if not self.modules:  # said once: prepare_data and setup both ask for the codes
+            warn_of_repeated_sources(self.sources, modules)
+            warn_of_another_picture_size(self.vqvae, next(iter(modules.values())).image_size)
         self.modules = modules
-        warn_of_another_picture_size(self.vqvae, next(iter(modules.values())).image_size)
         result = {}
         for name, module in modules.items():
             with options_of_source(name):
