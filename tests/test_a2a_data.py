@@ -622,6 +622,15 @@ def test_batches_per_epoch_is_a_whole_number_of_at_least_1_or_null_refused_when_
         A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"text": 1}, batches_per_epoch=value)
 
 
+def test_a_num_codes_below_2_is_refused_as_a_value_not_answered_with_a_vqvae_of_that_many(vqvae_ckpt):
+    """data.num_codes=0 was answered "use a VQ-VAE with 0 codes or set data.num_codes=256"."""
+    vqvae = load_vqvae(vqvae_ckpt)[0]
+    for value in (0, 1, -5, 2.5):
+        with pytest.raises(SupraUserError, match=rf"^data.num_codes={value!r} must be a whole number >= 2: the visual "
+                                                 r"codes of the GPT's vocabulary, the codebook size of the VQ-VAE"):
+            A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"text": 1}, num_codes=value)
+
+
 def test_given_frames_that_leave_a_clip_nothing_to_predict_are_refused_before_training(tmp_path, vqvae_ckpt, ready):
     """Clips of 3 frames, 3 given: refused at setup (it ended the run at its first validation, unsaved)."""
     datamodule = mixture(tmp_path, vqvae_ckpt, cache_dir=ready.cache_dir, video_given_frames=3)

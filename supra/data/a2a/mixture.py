@@ -119,6 +119,9 @@ class A2AMixtureDataModule(L.LightningDataModule):
         for key, value in (("val_items", val_items), ("test_items", test_items)):
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
                 raise SupraUserError(f"data.{key}={value!r} must be a whole number >= 0, or null for every item")
+        if isinstance(num_codes, bool) or not isinstance(num_codes, int) or num_codes < 2:
+            raise SupraUserError(f"data.num_codes={num_codes!r} must be a whole number >= 2: the visual codes of the "
+                                 "GPT's vocabulary, the codebook size of the VQ-VAE (model.vqvae_ckpt)")
         # null: the default epoch; 0 was read as null without a word, -3 and 2.5 failed after the encoding
         if batches_per_epoch is not None and (isinstance(batches_per_epoch, bool) or not isinstance(batches_per_epoch, int)
                                               or batches_per_epoch < 1):
