@@ -724,6 +724,16 @@ def test_a_split_with_nothing_to_score_for_a_task_is_refused_at_setup_naming_the
     assert "shapes_video" not in str(err.value)  # its clips are no images: neither the cause nor the cure
 
 
+def test_a_task_no_source_holds_items_for_is_refused_without_an_empty_item_in_the_list(tmp_path, vqvae_ckpt, ready):
+    """evaluate.py of a checkpoint with its clips' source left out (~data.sources.shapes_video): "(video: clip; )"."""
+    no_clips = mixture(tmp_path, vqvae_ckpt, sources={"shapes": source_configs()["shapes"]},
+                       tasks={"text": 1, "video": 1}, cache_dir=ready.cache_dir)
+    with pytest.raises(SupraUserError, match=r"^the test split has nothing to score for data.tasks video \(video: "
+                                             r"clip\): set data.tasks.video=0 or score another split than "
+                                             r"data.split=test$"):
+        no_clips.setup("test")
+
+
 def test_a_photo_sources_decoded_images_go_to_the_mixtures_cache_and_a_newer_copy_replaces_the_older(tmp_path,
                                                                                                       vqvae_ckpt):
     """README's a2a COCO source wrote its decoded images beside the data set (<root>/.supra_cache: refused on a

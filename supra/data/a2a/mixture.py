@@ -337,8 +337,9 @@ class A2AMixtureDataModule(L.LightningDataModule):
         else:
             remedies.append(f"score another split than data.split={split}")
         needs = ", ".join(f"{task}: {NEEDS[task]}" for task in empty)
-        raise SupraUserError(f"the {split} split has nothing to score for data.tasks {', '.join(empty)} ({needs}; "
-                             f"{'; '.join(holders)}): " + " or ".join(filter(None, (", ".join(remedies[:-1]), remedies[-1]))))
+        # no holder where no source can hold such items (the clips' source left out): no empty item after "; "
+        raise SupraUserError(f"the {split} split has nothing to score for data.tasks {', '.join(empty)} "
+                             f"({'; '.join([needs, *holders])}): " + " or ".join(filter(None, (", ".join(remedies[:-1]), remedies[-1]))))
 
     @property
     def layout(self) -> TokenLayout:
