@@ -306,7 +306,8 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str)
         parser.error(f"this benchmark trains on the built-in shapes data (cached batches of it), not on "
                      f"{str(cfg.data.get('_target_')).rsplit('.', 1)[-1]}: leave data= (and an experiment= of "
                      "other data) out")
-    check_accelerator(cfg.trainer, args.trainer)
+    # train.py's advice (trainer=cpu, trainer=ddp_sim) in this script's options: it refuses ddp_sim (spawn)
+    check_accelerator(cfg.trainer, args.trainer, remedy="use --trainer cpu (with --devices 2 for DDP on CPU processes)")
     precision = str(cfg.trainer.precision)
     device = torch.device("cuda" if cfg.trainer.accelerator in ("gpu", "cuda") else "cpu")
     if precision not in PRECISIONS:

@@ -121,6 +121,12 @@ def test_train_throughput_says_supras_errors_and_other_data_in_one_line(monkeypa
         "on Flickr8kDataModule: leave data= (and an experiment= of other data) out"))
 
 
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without a CUDA GPU")
+def test_train_throughput_without_the_gpus_asked_for_gives_advice_in_its_own_options(monkeypatch, capsys):
+    assert script_exit("train_throughput", ["--trainer", "gpu"], monkeypatch, capsys)[0] == ("error: trainer=gpu needs 1 CUDA GPU(s) per node (1 in all) but this machine has 0: use --trainer "
+                    "cpu (with --devices 2 for DDP on CPU processes)")  # not ddp_sim, which the script refuses
+
+
 def test_train_throughput_names_the_dtype_its_peak_was_measured_in(monkeypatch, capsys):
     module = benchmark_script("train_throughput", monkeypatch)
     assert module.peak_dtype(torch.device("cpu"), "bf16-mixed") == torch.float32  # a CPU's peak is fp32's

@@ -34,10 +34,12 @@ def _requested_gpus(devices: object) -> int:
     return len(devices)  # a list of device indices
 
 
-def check_accelerator(trainer_cfg: DictConfig, trainer_name: str = "trainer", cpu_trainer: bool = False) -> None:
+def check_accelerator(trainer_cfg: DictConfig, trainer_name: str = "trainer", cpu_trainer: bool = False,
+                      remedy: str | None = None) -> None:
     """Raise SupraUserError if the trainer wants more CUDA GPUs than are visible, SyncBatchNorm on CPU, or
     several nodes without a launcher that starts them. `cpu_trainer`: the trainer
-    config chosen is a CPU one whose accelerator was set to the GPU on the command line (named so)."""
+    config chosen is a CPU one whose accelerator was set to the GPU on the command line (named so). `remedy`:
+    what to do without the GPUs in the caller's own options (a script without train.py's trainer= choices)."""
     accelerator = str(trainer_cfg.get("accelerator", "cpu"))
     if accelerator not in ("gpu", "cuda"):
         check_nodes_launched(trainer_cfg)
@@ -49,11 +51,11 @@ def check_accelerator(trainer_cfg: DictConfig, trainer_name: str = "trainer", cp
     per_node = _requested_gpus(trainer_cfg.get("devices", 1))
     found = torch.cuda.device_count()
     if found < per_node:
-        asked, remedy = ((f"trainer.accelerator={accelerator}", "leave trainer.accelerator at cpu") if cpu_trainer
-                         else (f"trainer={trainer_name}", "use trainer=cpu"))
+        asked, own = ((f"trainer.accelerator={accelerator}", "leave trainer.accelerator at cpu") if cpu_trainer
+                      else (f"trainer={trainer_name}", "use trainer=cpu"))
         raise SupraUserError(
             f"{asked} needs {per_node} CUDA GPU(s) per node ({needed} in all) but this machine has "
-            f"{found}: {remedy} (or trainer=ddp_sim to try DDP on CPU processes)"
+            f"{found}: {remedy or own + ' (or trainer=ddp_sim to try DDP on CPU processes)'}"
         )
     check_nodes_launched(trainer_cfg)
 
