@@ -766,6 +766,52 @@ def test_logger_settings_its_logger_would_fail_on_late_are_refused_before_any_wo
         check_run_config(cfg)
 
 
+LATE_TRAINER_FAILURES = {  # what Lightning refused only as the Trainer was built or in its loop, or took silently
+    # Lightning clips nothing at or below 0: -1 trained as 0 did, recorded (and on the release card) as -1
+    "trainer.gradient_clip_val=-1": "trainer.gradient_clip_val=-1 must be a finite number >= 0: the largest gradient "
+                                    "norm (or element) kept (0 or null: no clipping)",
+    "trainer.gradient_clip_val=abc": "trainer.gradient_clip_val='abc' must be a finite number >= 0",
+    "trainer.gradient_clip_algorithm=nrom": "trainer.gradient_clip_algorithm='nrom' must be norm (clip the gradients' "
+                                            "global norm) or value (each element)",
+    # a ZeroDivisionError in Lightning's loop, after the data set-up
+    "trainer.check_val_every_n_epoch=0 trainer.val_check_interval=1.0": "trainer.check_val_every_n_epoch=0 must be a "
+                                                                        "whole number >= 1: the epochs between "
+                                                                        "validations (or null: every "
+                                                                        "trainer.val_check_interval training batches, "
+                                                                        "across epochs)",
+    "trainer.check_val_every_n_epoch=1.5": "trainer.check_val_every_n_epoch=1.5 must be a whole number >= 1",
+    "+trainer.limit_train_batches=1.5": "trainer.limit_train_batches=1.5 must be a share of the batches from 0.0 to "
+                                        "1.0 (0.5), or a whole number of batches (10)",
+    "+trainer.limit_val_batches=-1": "trainer.limit_val_batches=-1 must be a share of the batches from 0.0 to 1.0",
+    "+trainer.limit_test_batches=abc": "trainer.limit_test_batches='abc' must be a share of the batches",
+    "trainer.val_check_interval=1.5": "trainer.val_check_interval=1.5 must be a whole number of training batches "
+                                      "(written without a decimal point: 500) or a share of an epoch from 0.0 to 1.0",
+    # a float counts batches only within epochs
+    "trainer.val_check_interval=2.0": "trainer.val_check_interval=2.0 must be a whole number of training batches",
+    "trainer.val_check_interval=nan trainer.check_val_every_n_epoch=1": "trainer.val_check_interval=nan must be a "
+                                                                        "whole number of training batches",
+}
+
+
+@pytest.mark.parametrize("case", LATE_TRAINER_FAILURES)
+def test_trainer_settings_lightning_would_fail_on_late_or_ignore_are_refused_before_any_work(case, tmp_path):
+    from supra.runner.training import check_run_config
+
+    with pytest.raises(SupraUserError, match="^" + re.escape(LATE_TRAINER_FAILURES[case])):
+        check_run_config(compose_config("train", tmp_path / "run", case.split()))
+
+
+def test_trainer_settings_as_lightning_reads_them_pass(tmp_path):
+    from supra.runner.training import check_run_config
+
+    check_run_config(compose_config("train", tmp_path / "run", [
+        "trainer.gradient_clip_val=0", "trainer.gradient_clip_algorithm=value", "+trainer.limit_train_batches=0.5",
+        "+trainer.limit_val_batches=0", "+trainer.limit_test_batches=2.0", "trainer.check_val_every_n_epoch=2",
+        "trainer.val_check_interval=3.0"]))  # within epochs, a whole float counts batches
+    check_run_config(compose_config("train", tmp_path / "nulls", [
+        "trainer.gradient_clip_val=null", "trainer.gradient_clip_algorithm=null", "trainer.check_val_every_n_epoch=null"]))
+
+
 def test_wandb_giving_up_its_wait_is_answered_as_no_answer_from_its_server(monkeypatch, tmp_path, caplog):
     """wandb's TimeoutError (not a CommError) was a traceback, and its process then kept the run from ending."""
     monkeypatch.setenv("WANDB_API_KEY", "a" * 40)

@@ -98,6 +98,7 @@ def check_run_config(cfg: DictConfig) -> None:
     check_optimization(cfg)
     check_loggers(cfg.get("logger"))
     check_precision(cfg)
+    check_trainer_numbers(cfg.trainer)
     if options["trainer.val_check_interval"] is not None and options["trainer.val_check_interval"] <= 0:
         raise SupraUserError(f"trainer.val_check_interval={options['trainer.val_check_interval']} must be > 0: "
                              "steps between validations (or a share of an epoch, 0.5)")
@@ -106,6 +107,11 @@ def check_run_config(cfg: DictConfig) -> None:
         raise SupraUserError(f"trainer.val_check_interval={interval} is a share of an epoch, which needs epochs: add "
                              "trainer.check_val_every_n_epoch=1 (runs are counted in steps: validation every N steps "
                              "is trainer.val_check_interval=N)")
+    # Lightning takes a float above 1 as a number of batches only when whole and counted within epochs (2.0);
+    # any other (1.5, NaN) was its error as the Trainer was built, after the data set-up
+    if isinstance(interval, float) and not interval <= 1 and not (interval % 1 == 0 and every_epochs is not None):
+        raise SupraUserError(f"trainer.val_check_interval={interval} must be a whole number of training batches "
+                             "(written without a decimal point: 500) or a share of an epoch from 0.0 to 1.0 (0.5)")
     metric = str(cfg.get("optimized_metric") or "")
     if metric.startswith("test/") and not cfg.get("test"):  # else known only after the whole fit
         raise SupraUserError(f"optimized_metric={metric} is a test score, but test=false: set test=true, or "
@@ -246,6 +252,36 @@ def check_precision(cfg: DictConfig) -> None:
         raise SupraUserError(f"trainer.precision=16-true keeps the optimizer's state in float16, where its eps={eps} "
                              "is 0: the first step makes the weights NaN. Use 16-mixed (float16 arithmetic, float32 "
                              "weights), bf16-true or bf16-mixed, or add +model.optimizer.eps=1e-4")
+
+
+# What Lightning's Trainer takes as a batch limit: a share of the batches (0.0 to 1.0) or a number of them
+LIMITS = ("limit_train_batches", "limit_val_batches", "limit_test_batches")
+
+
+def check_trainer_numbers(trainer_cfg: DictConfig) -> None:
+    """The Trainer's numbers Lightning refuses only as it is built, after the data set-up (Hydra's multi-line
+    "Error in call to target"), or in its loop (check_val_every_n_epoch=0: a ZeroDivisionError), or takes without
+    a word (a gradient_clip_val below 0 clips nothing, as 0 does, while the run records it)."""
+    clip = trainer_cfg.get("gradient_clip_val")
+    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, int | float) or not 0 <= clip < math.inf):
+        raise SupraUserError(f"trainer.gradient_clip_val={clip!r} must be a finite number >= 0: the largest gradient "
+                             "norm (or element) kept (0 or null: no clipping)")
+    algorithm = trainer_cfg.get("gradient_clip_algorithm")
+    if algorithm is not None and (not isinstance(algorithm, str) or algorithm.lower() not in ("norm", "value")):
+        raise SupraUserError(f"trainer.gradient_clip_algorithm={algorithm!r} must be norm (clip the gradients' "
+                             "global norm) or value (each element)")
+    every = trainer_cfg.get("check_val_every_n_epoch")
+    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+        raise SupraUserError(f"trainer.check_val_every_n_epoch={every!r} must be a whole number >= 1: the epochs "
+                             "between validations (or null: every trainer.val_check_interval training batches, "
+                             "across epochs)")
+    for key in LIMITS:
+        limit = trainer_cfg.get(key)
+        # as Lightning reads it: a float is a share, unless whole and above 1 (2.0: 2 batches)
+        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int | float)
+                                  or not (0 <= limit <= 1 or (limit > 1 and limit % 1 == 0))):
+            raise SupraUserError(f"trainer.{key}={limit!r} must be a share of the batches from 0.0 to 1.0 (0.5), "
+                                 "or a whole number of batches (10)")
 
 
 @contextmanager
