@@ -812,6 +812,26 @@ def test_trainer_settings_as_lightning_reads_them_pass(tmp_path):
         "trainer.gradient_clip_val=null", "trainer.gradient_clip_algorithm=null", "trainer.check_val_every_n_epoch=null"]))
 
 
+@pytest.mark.parametrize("command", ["train", "eval"])
+def test_hydra_job_chdir_is_refused_as_relative_paths_are_read_from_where_the_command_starts(command, tmp_path,
+                                                                                               monkeypatch):
+    """Hydra would move into the run folder first: ckpt_path=ck/best.ckpt, there, "does not exist"."""
+    from supra.runner.training import check_run_config
+    from supra.utils.cli import JOB_CHDIR
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ck").mkdir()
+    (tmp_path / "ck" / "best.ckpt").write_bytes(b"")
+    given = ["train=false", "ckpt_path=ck/best.ckpt"] if command == "train" else ["ckpt=ck/best.ckpt"]
+    cfg = compose_config(command, tmp_path / "run", [*given, "hydra.job.chdir=true"])
+    with pytest.raises(SupraUserError) as refused:
+        check_run_config(cfg) if command == "train" else evaluate(cfg)
+    assert str(refused.value) == JOB_CHDIR == (
+        "hydra.job.chdir=true: the commands read every relative path given (ckpt_path=, data.root=, ...) from the "
+        "folder they are started in, not from the run folder Hydra would move into (their outputs go there anyway): "
+        "leave it out")
+
+
 def test_wandb_giving_up_its_wait_is_answered_as_no_answer_from_its_server(monkeypatch, tmp_path, caplog):
     """wandb's TimeoutError (not a CommError) was a traceback, and its process then kept the run from ending."""
     monkeypatch.setenv("WANDB_API_KEY", "a" * 40)

@@ -42,7 +42,7 @@ from supra.tasks.a2a import A2ATask
 from supra.tasks.base import SupraTask
 from supra.tasks.captioning import CaptioningTask
 from supra.tasks.vq_autoencoding import VQAutoencodingTask
-from supra.utils.cli import check_option_types, refuse_unread_options
+from supra.utils.cli import check_option_types, refuse_job_chdir, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 from supra.utils.hardware import check_command_accelerator
@@ -144,6 +144,7 @@ LOADERS = {CAPTIONER_CHECKPOINT: _captioner, CAPTIONER_RELEASE: _captioner, A2A_
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score `cfg.ckpt` on `cfg.data.split`; writes metrics.json, predictions.json and sample pictures
     into the run directory, and returns metrics.json's content."""
+    refuse_job_chdir()  # first: ckpt= and data.root= would be read from the run folder
     output_dir = Path(cfg.paths.output_dir)
     require_writable_dir(output_dir, f"the output directory {output_dir}", "choose another with hydra.run.dir=DIR")
     check_command_accelerator(str(cfg.accelerator))  # before the checkpoint loads (Lightning: a traceback)

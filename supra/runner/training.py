@@ -48,7 +48,7 @@ from supra.runner.resume import EpochWhereStopped
 from supra.runner.spawned_ranks import EndWithMainProcess
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
 from supra.tasks.base import SupraTask
-from supra.utils.cli import CONF_DIR, check_option_types
+from supra.utils.cli import CONF_DIR, check_option_types, refuse_job_chdir
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 from supra.utils.hardware import check_accelerator
@@ -73,6 +73,7 @@ def _in_sweep() -> bool:
 
 def check_run_config(cfg: DictConfig) -> None:
     """Fail before any work on what can be known from the config alone."""
+    refuse_job_chdir()  # first: the paths checked below would be read from the run folder
     # Hydra passes `seed=abc` on as text: named here, not by a traceback from the optimizer or the loop
     options = {name: OmegaConf.select(cfg, name) for name in ("seed", "data.batch_size", "model.optimizer.lr",
                                                                "trainer.max_steps", "trainer.val_check_interval",

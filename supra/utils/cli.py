@@ -60,6 +60,18 @@ def check_option_types(values: Mapping[str, Any], whole: Iterable[str] = (), num
                 raise SupraUserError(f"{name}={value!r} must be {what}" + (" (or null)" if name in optional else ""))
 
 
+JOB_CHDIR = ("hydra.job.chdir=true: the commands read every relative path given (ckpt_path=, data.root=, ...) "
+             "from the folder they are started in, not from the run folder Hydra would move into (their outputs "
+             "go there anyway): leave it out")
+
+
+def refuse_job_chdir() -> None:
+    """hydra.job.chdir=true, refused: Hydra moves into the run folder before the job starts, where a relative
+    path given on the command line names another file (`ckpt_path=ck/best.ckpt` "does not exist")."""
+    if HydraConfig.initialized() and HydraConfig.get().job.get("chdir"):
+        raise SupraUserError(JOB_CHDIR)
+
+
 def check_switches(values: Mapping[str, Any], auto: Iterable[str] = ()) -> None:
     """Each of `values` (option name -> value) true or false, those in `auto` also "auto", else one line naming
     it: Hydra passes `compile=no` on as the text "no", which Python counts as true."""
