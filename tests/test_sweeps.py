@@ -374,6 +374,31 @@ def test_a_sweep_whose_trainer_wants_gpus_the_machine_lacks_is_one_line_before_t
     SweeperSettingsCheck().on_multirun_start(swept)  # the trials differ in it: each checks its own
 
 
+def test_the_slurm_launcher_on_a_machine_without_slurm_is_one_line_before_the_sweep_starts(monkeypatch, tmp_path,
+                                                                                           capsys):
+    """Not submitit's "Could not detect srun" traceback once Hydra had written the sweep's multirun.yaml."""
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, no srun
+    with pytest.raises(SystemExit) as refused:
+        SweeperSettingsCheck().on_multirun_start(optuna_sweep_config("hydra/launcher=slurm"))
+    assert refused.value.code == 2 and capsys.readouterr().err == (
+        "error: hydra/launcher=slurm submits each job to SLURM, but this machine has no sbatch or srun on its PATH: "
+        "run it on a SLURM cluster's login node, or here leave hydra/launcher out (the jobs one after another) or "
+        "choose hydra/launcher=submitit_local (each job a process of its own)\n")
+    for command in ("sbatch", "srun"):  # a SLURM login node
+        (tmp_path / command).write_text("#!/bin/sh\n")
+        (tmp_path / command).chmod(0o755)
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config("hydra/launcher=slurm"))
+
+
+def test_hydra_job_chdir_in_a_sweep_is_one_line_before_the_first_job(capsys):
+    """Not each job refusing it in turn (supra/utils/cli.py: relative paths are read from where the sweep starts)."""
+    from supra.utils.cli import JOB_CHDIR
+
+    with pytest.raises(SystemExit) as refused:
+        SweeperSettingsCheck().on_multirun_start(optuna_sweep_config("hydra.job.chdir=true"))
+    assert refused.value.code == 2 and capsys.readouterr().err == f"error: {JOB_CHDIR}\n"
+
+
 @pytest.mark.parametrize(("overrides", "message"), [
     (["hydra.sweeper.n_trials=0"], "hydra.sweeper.n_trials=0 must be a whole number >= 1"),
     (["hydra.sweeper.n_jobs=0"], "hydra.sweeper.n_jobs=0 must be a whole number >= 1"),

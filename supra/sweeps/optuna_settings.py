@@ -10,12 +10,14 @@ the command line (it replaces the configured `${study_seed:...}`) is advanced pa
 one is (supra/sweeps/optuna_seed.py).
 The trainer's GPUs are counted once too: every job would refuse the same missing GPUs, one after another. And
 a search written for other models than the one composed (hparams_search=vqvae_optuna without its experiment)
-is refused, naming the experiment to add."""
+is refused, naming the experiment to add. So is hydra/launcher=slurm on a machine without SLURM (submitit's
+"Could not detect srun" traceback as the first job is submitted), and hydra.job.chdir=true (supra/utils/cli.py)."""
 
 from __future__ import annotations
 
 import difflib
 import logging
+import shutil
 import sys
 from enum import Enum
 from pathlib import Path
@@ -26,7 +28,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, read_write
 
 from supra.sweeps.optuna_seed import study_seed
-from supra.utils.cli import CONF_DIR
+from supra.utils.cli import CONF_DIR, refuse_job_chdir
 from supra.utils.errors import SupraUserError
 from supra.utils.files import check_writable_dir
 from supra.utils.hardware import check_accelerator
@@ -50,6 +52,8 @@ class SweeperSettingsCheck(Callback):
             check_optuna_settings(config.hydra.sweeper, metric)
             check_search_model(config)
             check_sweep_trainer(config)
+            check_launcher(config)
+            refuse_job_chdir()  # once, rather than in each job
         except SupraUserError as err:  # before Hydra starts the sweep: one line, as the folder checks say theirs
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
@@ -103,6 +107,24 @@ def check_sweep_trainer(config: DictConfig) -> None:
     chosen = CONF_DIR / "trainer" / f"{name}.yaml"
     cpu_trainer = chosen.is_file() and OmegaConf.load(chosen).get("accelerator") == "cpu"
     check_accelerator(config.trainer, name, cpu_trainer)
+
+
+SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"
+SLURM_COMMANDS = ("sbatch", "srun")  # submitit submits with sbatch, and checks srun is there first
+
+
+def check_launcher(config: DictConfig) -> None:
+    """A SLURM launcher (hydra/launcher=slurm) where SLURM's commands are not on PATH: submitit's RuntimeError,
+    a traceback, once Hydra had set the sweep up and written its multirun.yaml."""
+    launcher = config.hydra.get("launcher") or {}
+    missing = [command for command in SLURM_COMMANDS if shutil.which(command) is None]
+    if launcher.get("_target_") != SLURM_LAUNCHER or not missing:
+        return
+    choice = config.hydra.runtime.choices.get("hydra/launcher") or "slurm"
+    raise SupraUserError(f"hydra/launcher={choice} submits each job to SLURM, but this machine has no "
+                         f"{' or '.join(missing)} on its PATH: run it on a SLURM cluster's login node, or here leave "
+                         "hydra/launcher out (the jobs one after another) or choose hydra/launcher=submitit_local "
+                         "(each job a process of its own)")
 
 
 def check_optuna_settings(sweeper: DictConfig, optimized_metric: str | None) -> None:
