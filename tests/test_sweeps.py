@@ -351,6 +351,17 @@ def test_a_job_without_metrics_csv_has_no_best_value_and_the_report_says_it_is_r
             "or the csv logger); it is ranked by its final value") in (tmp_path / SUMMARY_MD).read_text()
 
 
+def test_a_job_of_a_csv_logged_sweep_that_logged_nothing_is_said_to_have_logged_no_metric(tmp_path):
+    # two steps without a validation: the csv logger, configured, wrote no metrics.csv
+    write_job(tmp_path / "0", ["trainer.max_steps=2"], None, {"status": "completed", "return_value": None})
+    config = yaml.safe_load((tmp_path / "0" / ".hydra" / "config.yaml").read_text())
+    config["logger"] = {"csv": {"_target_": "supra.loggers.csv_logger.CSVLoggerKeepingColumns", "name": "csv"}}
+    (tmp_path / "0" / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+    write_report(tmp_path)
+    assert ("- job 0: its best val/CIDEr and its step are unknown: it logged no metric (a run this short may log "
+            "none)\n") in (tmp_path / SUMMARY_MD).read_text()
+
+
 def optuna_sweep_config(*overrides: str):
     """train.yaml with hparams_search=vlm_optuna and Hydra's settings, as `python train.py -m` composes it."""
     from hydra import compose, initialize_config_dir

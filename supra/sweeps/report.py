@@ -198,8 +198,9 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], list[str], list[str]]:
         if best_value is None and (final_value is not None or result.get("status") == "completed"):
             # Said rather than read from TensorBoard's event files (or W&B's): one reader, metrics.csv's, for
             # every logger; and the csv logger is the default. The job is ranked by what it returned.
-            why = ("it logged no csv/metrics.csv (add logger=many or the csv logger)"
-                   if not (job_dir / "csv" / "metrics.csv").is_file() else f"its csv/metrics.csv has no {metric}")
+            why = (f"its csv/metrics.csv has no {metric}" if (job_dir / "csv" / "metrics.csv").is_file() else
+                   "it logged no metric (a run this short may log none)" if _logs_csv(job_cfg) else
+                   "it logged no csv/metrics.csv (add logger=many or the csv logger)")
             notes.append(f"job {job}: its best {metric} and its step are unknown: {why}"
                          + ("; it is ranked by its final value" if final_value is not None else ""))
         rows.append(JobRow(
@@ -210,6 +211,15 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], list[str], list[str]]:
         ))
     rows = [r for group in _ranked(rows).values() for r in group]
     return rows, shared, notes
+
+
+def _logs_csv(job_cfg: dict[str, Any]) -> bool:
+    """Whether the job's config has a CSV logger: its metrics.csv is written at the first metric logged, so a
+    job that logged none (a few steps, no validation) has none to read."""
+    loggers = job_cfg.get("logger") or {}
+    return isinstance(loggers, dict) and any(
+        isinstance(node, dict) and str(node.get("_target_", "")).rpartition(".")[2].startswith("CSVLogger")
+        for node in loggers.values())
 
 
 def _ranking_value(row: JobRow) -> float | None:
