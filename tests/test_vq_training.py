@@ -297,6 +297,17 @@ def test_evaluate_py_scores_a_vqvae_checkpoint_as_its_run_did(vq_run, tmp_path):
     assert (tmp_path / "eval" / "reconstructions.png").is_file()
 
 
+def test_evaluate_py_names_a_vqvae_checkpoint_without_a_data_config_as_a_checkpoint(vqvae_ckpt, tmp_path):
+    """A checkpoint whose run config has no data section (one saved outside train.py), not "a release folder"."""
+    from supra.runner.evaluation import evaluate
+    from tests.conftest import compose_config
+
+    with pytest.raises(SupraUserError) as refused:
+        evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={vqvae_ckpt}"]))
+    assert str(refused.value) == (f"ckpt={vqvae_ckpt} is a checkpoint whose run config has no data section: add "
+                                  "data=shapes_images (or data=shapes_video, or data=media_folder data.root=DIR)")
+
+
 
 @pytest.mark.parametrize("loader", ["val_dataloader", "test_dataloader"])
 def test_under_ddp_the_ranks_share_the_rows_of_every_eval_batch_and_score_each_image_once(loader, monkeypatch):

@@ -48,9 +48,11 @@ from supra.utils.files import require_writable_dir
 from supra.utils.hardware import check_command_accelerator
 from supra.utils.seeds import MAX_SEED, check_seed
 
-# What to add when a release folder (which holds no data config) is scored.
+# What to add when a release folder (which holds no data config) or a checkpoint whose run config has no data
+# section (a VQ-VAE saved outside train.py) is scored.
 DATA_HINTS = {CAPTIONER_RELEASE: "add data=shapes, or data=flickr8k data.root=DIR",
-              A2A_RELEASE: "add data=a2a_mixture (and its sources)"}
+              A2A_RELEASE: "add data=a2a_mixture (and its sources)",
+              VQVAE_CHECKPOINT: "add data=shapes_images (or data=shapes_video, or data=media_folder data.root=DIR)"}
 # Files of the run's data that belong to this evaluation's folder instead.
 OUTPUT_FILES = {"tokenizer_path": "tokenizer.json", "vocab_path": "a2a_vocab.json"}
 
@@ -159,8 +161,10 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # the step its pictures are named by, not this trainer's 0 (a release folder keeps none of its own)
     path = local_path(cfg.ckpt)
     task.weights_step = checkpoint_step(path) if path.is_file() else None
-    data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} is a release folder, which holds no "
-                                  f"data config: {DATA_HINTS.get(kind, 'add data=...')}", cfg.paths.cache_dir)
+    what = ("a checkpoint whose run config has no data section" if path.is_file() else
+            "a release folder, which holds no data config")
+    data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} is {what}: "
+                                  f"{DATA_HINTS.get(kind, 'add data=...')}", cfg.paths.cache_dir)
     if tests_nothing(data_cfg):  # a fit's way not to test: scored, an empty split without metrics.json
         whose = "" if "test_items" in (cfg.get("data") or {}) else f" (the run's, stored in ckpt={cfg.ckpt})"
         raise SupraUserError(f"data.test_items=0{whose} leaves nothing to score: evaluate.py scores the first "
