@@ -16,6 +16,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
 from supra.artifacts.kinds import release_kind
+from supra.utils import cli
 from supra.utils.cli import exit_if_run_dir_unwritable
 from supra.utils.run_folders import OWNER, KeepFinishedRuns, sweep_record
 from tests.conftest import CONF, ROOT
@@ -128,6 +129,23 @@ def test_a_dated_run_folder_given_on_the_command_line_is_checked_by_its_fixed_pa
     exit_if_run_dir_unwritable([f"hydra.run.dir={tmp_path}/runs/${{now:%H-%M}}"])  # before Hydra resolves it
     assert [p.name for p in tmp_path.iterdir()] == ["runs"]
     assert list((tmp_path / "runs").iterdir()) == []  # no folder named "${now:%H-%M}" left behind
+
+
+def test_a_paths_choice_whose_log_folder_cannot_be_made_is_one_line_before_hydra_makes_it(tmp_path, monkeypatch,
+                                                                                          capsys):
+    """paths=kaggle off Kaggle, where /kaggle/working cannot be made: Hydra's traceback as it made the run folder."""
+    conf = tmp_path / "conf"
+    (conf / "paths").mkdir(parents=True)
+    (tmp_path / "a_file").write_text("a file where a folder should go")
+    kaggle = (cli.CONF_DIR / "paths" / "kaggle.yaml").read_text()
+    (conf / "paths" / "kaggle.yaml").write_text(kaggle.replace("/kaggle/working", str(tmp_path / "a_file" / "working")))
+    monkeypatch.setattr(cli, "CONF_DIR", conf)
+    with pytest.raises(SystemExit) as refused:
+        exit_if_run_dir_unwritable(["paths=kaggle"], default_log_dir="logs")
+    assert refused.value.code == 2 and capsys.readouterr().err == (
+        f"error: cannot write to {tmp_path / 'a_file' / 'working' / 'logs'} (Not a directory), where paths=kaggle puts "
+        "runs: leave paths=kaggle out, or choose one with paths.log_dir=DIR\n")
+    exit_if_run_dir_unwritable(["paths=kaggle", f"paths.log_dir={tmp_path / 'logs'}"], default_log_dir="logs")
 
 
 def without_hard_links(monkeypatch) -> None:

@@ -113,12 +113,18 @@ def exit_if_run_dir_unwritable(argv: Sequence[str], default_log_dir: str | None 
     when the command line names no folder (`logs` under the folder it is run from), checked then too."""
     options = {arg.partition("=")[0].lstrip("+") for arg in argv}
     if default_log_dir and not options & {"hydra.run.dir", "hydra.sweep.dir", "paths.log_dir", "paths.root_dir"}:
-        folder = Path(default_log_dir)
+        folder, where = Path(default_log_dir), "where runs go by default: run from a folder you can write to, or"
+        # paths=kaggle: its fixed log_dir (/kaggle/working/logs), which off Kaggle may not be made
+        chosen = next((arg.partition("=")[2] for arg in argv if arg.partition("=")[0].lstrip("+") == "paths"), None)
+        paths_file = CONF_DIR / "paths" / f"{chosen}.yaml"
+        log_dir = OmegaConf.load(paths_file).get("log_dir") if chosen and paths_file.is_file() else None
+        if isinstance(log_dir, str) and "${" not in log_dir:
+            folder, where = Path(log_dir), f"where paths={chosen} puts runs: leave paths={chosen} out, or"
         try:  # without creating it: Hydra does, in the folder chosen after composing (an experiment may move it)
             _check_writable_unmade(folder)
         except OSError as err:
-            print(f"error: cannot write to {folder.resolve()} ({err.strerror or err}), where runs go by default: "
-                  "run from a folder you can write to, or choose one with paths.log_dir=DIR", file=sys.stderr)
+            print(f"error: cannot write to {folder.resolve()} ({err.strerror or err}), {where} choose one with "
+                  "paths.log_dir=DIR", file=sys.stderr)
             raise SystemExit(2) from None
     multirun = any(arg in ("-m", "--multirun") for arg in argv)  # only then is hydra.sweep.dir made
     for arg in argv:
