@@ -118,6 +118,17 @@ def test_the_card_shows_the_runs_test_metrics_only_for_the_checkpoint_that_was_t
     assert "## Samples" not in (untested / "README.md").read_text() and not (untested / "samples.png").exists()
 
 
+def test_the_card_says_what_bounded_the_run_not_lightnings_minus_one(trained_run, tmp_path):
+    from supra.artifacts.captioner_release import run_length
+
+    card = (export_release(trained_run / "checkpoints" / "best.ckpt", tmp_path / "release") / "README.md").read_text()
+    assert "-1" not in next(line for line in card.splitlines() if "precision" in line and "clipping" in line)
+    assert run_length({"max_steps": 4, "max_epochs": -1}) == "4 steps"
+    assert run_length({"max_steps": -1, "max_epochs": 15}) == "15 epochs"  # the Flickr8k recipe
+    assert run_length({"max_steps": 2000, "max_epochs": 3}) == "2,000 steps or 3 epochs, whichever came first"
+    assert run_length({"max_steps": -1, "max_epochs": None}) == "until stopped (no max_steps or max_epochs)"
+
+
 def test_a_release_whose_config_disagrees_with_its_tokenizer_or_writes_numbers_as_text_is_refused(release, tmp_path):
     import shutil
 

@@ -102,6 +102,17 @@ def build_captioner(net_config: dict) -> VLMNano:
     return VLMNano(**saved_net_config(net_config), rebuilt=True)
 
 
+def run_length(trainer: dict) -> str:
+    """What bounded a run, in words: Lightning's -1 (no bound) is not a number of steps or epochs to print."""
+    steps, epochs = (trainer.get(key) for key in ("max_steps", "max_epochs"))
+    bounds = [f"{steps:,} steps" if isinstance(steps, int) and steps >= 0 else None,
+              f"{epochs:,} epochs" if isinstance(epochs, int) and epochs >= 0 else None]
+    given = [bound for bound in bounds if bound]
+    if not given:
+        return "until stopped (no max_steps or max_epochs)"
+    return " or ".join(given) + (", whichever came first" if len(given) == 2 else "")
+
+
 def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has_grid: bool) -> str:
     net_config = release_net_config(config)
     title = "SupraVL-Nano-900k" if net_config.is_release_architecture else "Supra captioner (SupraVL-Nano roadmap)"
@@ -117,8 +128,8 @@ def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has
                   f"- optimizer: AdamW lr {model.get('optimizer', {}).get('lr')}, betas {model.get('optimizer', {}).get('betas')}, "
                   f"weight decay {model.get('weight_decay')}",
                   f"- schedule: warm-up {model.get('scheduler', {}).get('warmup_steps')} steps, cosine to {model.get('scheduler', {}).get('min_lr')}",
-                  f"- steps {trainer.get('max_steps')}, epochs {trainer.get('max_epochs')}, precision {trainer.get('precision')}, "
-                  f"gradient clipping {trainer.get('gradient_clip_val')}"]
+                  f"- {run_length(trainer)}, precision {trainer.get('precision')}, "
+                  f"gradient clipping {trainer.get('gradient_clip_val') or 'off'}"]
     if metrics:
         lines += ["", f"## Metrics ({metrics.get('split', 'test')} split, {metrics.get('n_images', '?')} images, "
                       f"decode={metrics.get('decode', 'beam')})", ""]
