@@ -839,3 +839,20 @@ def test_a_photo_source_of_test_images_alone_is_scored_and_refused_only_for_trai
                                              r"training needs train items of every source; give it a copy with train "
                                              r"items \(data.sources.coco.root\) or leave the source out of the run"):
         mixture(tmp_path, vqvae_ckpt, sources=source, tasks={"image2text": 1}, tokenizer=vocab).setup("fit")
+
+
+def test_debug_overfit_trains_every_epoch_on_the_same_batch_and_a_run_on_new_ones(ready, monkeypatch):
+    """Lightning turns off a sampler's shuffle under trainer.overfit_batches, but the mixture draws its own batches
+    per epoch: debug=overfit (an epoch of one batch) trained on a new batch at every step."""
+    import lightning as L
+
+    def first_batch(trainer: L.Trainer, epoch: int) -> torch.Tensor:
+        trainer.fit_loop.epoch_progress.current.completed = epoch  # the trainer's current_epoch
+        return next(iter(ready.train_dataloader()))["ids"]
+
+    for overfit, same in ((1, True), (0, False)):
+        trainer = L.Trainer(overfit_batches=overfit, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False)
+        monkeypatch.setattr(ready, "trainer", trainer)
+        first, second = first_batch(trainer, 0), first_batch(trainer, 1)
+        assert (first.shape == second.shape and torch.equal(first, second)) is same

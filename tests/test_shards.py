@@ -348,6 +348,28 @@ def test_workers_that_persist_across_epochs_stream_each_epoch_as_new_workers_wou
     assert resumed == alone(2, 3) == alone(2)[3 * 4:]
 
 
+def test_debug_overfit_trains_every_epoch_on_the_same_batch_of_the_shards(tmp_path, monkeypatch):
+    """Lightning turns off a sampler's shuffle under trainer.overfit_batches, but the shards are shuffled per epoch
+    by the stream itself: debug=overfit (an epoch of one batch) trained on a new batch at every step."""
+    import lightning as L
+
+    from supra.data.captioning.shards import ShardCaptionsDataModule
+
+    spec = write_img2dataset_shards(tmp_path / "s", shards=4, per_shard=8)["spec"]
+    data = ShardCaptionsDataModule(spec, spec, spec)
+    data.stream = stream(spec, 0)
+
+    def first_keys(trainer: L.Trainer, epoch: int) -> list[str]:
+        trainer.fit_loop.epoch_progress.current.completed = epoch  # the trainer's current_epoch
+        return next(iter(data.train_dataloader()))["keys"]
+
+    for overfit, same in ((1, True), (0, False)):
+        trainer = L.Trainer(overfit_batches=overfit, logger=False, enable_checkpointing=False,
+                            enable_progress_bar=False, enable_model_summary=False)
+        monkeypatch.setattr(data, "trainer", trainer)
+        assert (first_keys(trainer, 0) == first_keys(trainer, 1)) is same
+
+
 @pytest.mark.parametrize("workers_now", [0, 3])
 def test_an_epoch_resumed_with_other_workers_is_finished_on_the_batches_its_own_workers_would_have_made(
         tmp_path, workers_now):

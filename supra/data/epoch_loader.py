@@ -14,12 +14,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import lightning as L
 import torch
 from torch.utils.data import DataLoader, IterableDataset
 
 from supra.utils.distributed import rank_and_world
+from supra.utils.private_apis import batches_done_in_epoch
 
 Progress = Callable[[], tuple[int, int]]  # () -> (epoch, batches of it already trained)
+
+
+def trainer_progress(trainer: L.Trainer) -> tuple[int, int]:
+    """The trainer's (epoch, batches of it already trained), with epoch 0 in every epoch under
+    trainer.overfit_batches (debug=overfit): Lightning turns a sampler's shuffle off there so that each epoch
+    fits the same few batches, but these datasets draw their own batches per epoch, which would bring new
+    ones every epoch (with overfit_batches=1, every step)."""
+    epoch = 0 if trainer.overfit_batches else trainer.current_epoch
+    return epoch, batches_done_in_epoch(trainer)
 
 
 class EpochProgress:

@@ -39,7 +39,7 @@ from torch.utils.data import DataLoader
 from supra.data.a2a.batches import EvalBatches, MixtureBatches, SequenceBuilder, eligible, task_items
 from supra.data.a2a.sources import SourceCodes, SourceSplit
 from supra.data.base import SPLITS, batch_is_ready, check_batch_sizes, check_num_workers, check_split
-from supra.data.epoch_loader import EpochLoader
+from supra.data.epoch_loader import EpochLoader, trainer_progress
 from supra.tokens.a2a_layout import TokenLayout
 from supra.tokens.a2a_sequences import (
     NEEDS,
@@ -53,7 +53,6 @@ from supra.tokens.a2a_sequences import (
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
 from supra.utils.files import file_stamp, tree_stamp, write_text_atomic
-from supra.utils.private_apis import batches_done_in_epoch
 
 log = logging.getLogger(__name__)
 
@@ -364,7 +363,7 @@ class A2AMixtureDataModule(L.LightningDataModule):
 
     def _progress(self) -> tuple[int, int]:
         """(epoch, batches of it already trained): after a resume, what the checkpoint recorded."""
-        return self.trainer.current_epoch, batches_done_in_epoch(self.trainer)
+        return trainer_progress(self.trainer)
 
     def eval_batches(self, split: str, limit: int | None = None) -> list[dict[str, Any]]:
         """The fixed evaluation batches of `split`: per active task, its first `limit` items (all when None)

@@ -26,9 +26,9 @@ from supra.data.caption_sources.shards import (
 )
 from supra.data.captioning.datamodule import CaptionDataModule, CaptionedImages
 from supra.data.captioning.shard_stream import ShardLoader, ShardStream
+from supra.data.epoch_loader import trainer_progress
 from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError
-from supra.utils.private_apis import batches_done_in_epoch
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +186,7 @@ class ShardCaptionsDataModule(CaptionDataModule):
 
     def _progress(self) -> tuple[int, int]:
         """(epoch, batches of it already trained): after a resume, what the checkpoint recorded."""
-        epoch, done = self.trainer.current_epoch, batches_done_in_epoch(self.trainer)
+        epoch, done = trainer_progress(self.trainer)
         if done and self.stream.sizes is None and self.stream.samples_per_epoch is None:
             log.warning("resuming mid-epoch without the shards' _stats.json: epoch %d starts over", epoch)
             done = 0
