@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from supra.callbacks.validation_within_run import ValidationWithinRun
 from supra.loggers.wandb_logger import build_wandb_logger
+from supra.runner.components import PERIODIC_CHECKPOINTS
 from supra.runner.evaluation import evaluate
 from supra.runner.training import train
 from supra.utils.errors import SupraUserError
@@ -174,6 +175,18 @@ EARLY_STOPPING = ["+callbacks.stop._target_=lightning.pytorch.callbacks.EarlySto
      "save_top_k=3 would rank the checkpoints of those in between by the last value computed"),
     (["+callbacks.model_checkpoint.save_top_k=-1"], "callbacks.model_checkpoint.save_top_k=-1 keeps every checkpoint under "
                                                     "one name (best.ckpt)"),
+    # Lightning: a MisconfigurationException after the data's set-up
+    (["+callbacks.model_checkpoint.save_top_k=-2"], "callbacks.model_checkpoint.save_top_k=-2 must be -1 (keep every "
+                                                    "checkpoint), 0 (none) or the number of best checkpoints to keep"),
+    # saved at those steps' ends only, with the validation before's score: a later, better one never became best.ckpt
+    (["+callbacks.model_checkpoint.every_n_train_steps=2"],
+     "callbacks.model_checkpoint.every_n_train_steps=2 with callbacks.model_checkpoint.monitor=val/CIDEr: Lightning "
+     "would save the best at training steps only, each with the score of the validation before, never at a "
+     "validation's end: leave every_n_train_steps out, and for checkpoints every N steps add one of your own without a "
+     "monitor: +callbacks.periodic._target_=lightning.pytorch.callbacks.ModelCheckpoint"),
+    (["+callbacks.model_checkpoint.train_time_interval={_target_: datetime.timedelta, minutes: 30}"],
+     "callbacks.model_checkpoint.train_time_interval with callbacks.model_checkpoint.monitor=val/CIDEr: Lightning "
+     "would save the best at intervals of time only"),
     ([*EARLY_STOPPING, "+callbacks.stop.monitor=train/los"], "callbacks.stop.monitor=train/los is no metric this run "
                                                              "logs: did you mean train/loss?"),
     # drawn at the first validation's end, before its checkpoint: a traceback there lost the steps trained
@@ -241,6 +254,8 @@ def test_a_data_option_the_model_dictates_is_refused_unless_it_is_the_models(def
     ["callbacks.model_checkpoint.monitor=val/my_score", *EARLY_STOPPING, "+callbacks.stop.monitor=val/CIDEr"],
     [*EARLY_STOPPING, "+callbacks.stop.monitor=val/loss", "model.score_every_n_val=2"],  # computed every validation
     ["callbacks.caption_grid.num_images=0", "callbacks.caption_grid.columns=1"],  # no grid; a grid of one column
+    # checkpoints every N steps beside the best, as the refusal of every_n_train_steps on the best's says
+    [setting.strip("'").replace("=N", "=2") for setting in PERIODIC_CHECKPOINTS.split()],
 ])
 def test_callback_settings_that_keep_the_best_and_stop_rightly_pass_the_checks(default_run_config, settings):
     checked_callbacks(default_run_config, settings)

@@ -241,6 +241,11 @@ def check_callback(task: SupraTask, name: str, node: DictConfig, trainer_cfg: Di
     if issubclass(cls, SampleGridCallback):  # drawn at the first validation's end, before its checkpoint is saved:
         check_grid_sizes(name, node)  # a bad size there was a traceback that left no checkpoint of the steps done
     top_k = node.get("save_top_k", 1) if issubclass(cls, ModelCheckpoint) else 1
+    if isinstance(top_k, int) and top_k < -1:  # Lightning's MisconfigurationException, after the data's set-up
+        raise SupraUserError(f"{name}.save_top_k={top_k} must be -1 (keep every checkpoint), 0 (none) or the number "
+                             "of best checkpoints to keep")
+    if issubclass(cls, ModelCheckpoint) and node.get("monitor") is not None:
+        check_best_saved_at_validations(name, node)
     filename = node.get("filename")
     if isinstance(top_k, int) and top_k not in (0, 1) and filename is not None and "{" not in str(filename) \
             and node.get("enable_version_counter", True) is False:  # each save would overwrite the one before
@@ -270,6 +275,25 @@ def check_callback(task: SupraTask, name: str, node: DictConfig, trainer_cfg: Di
         raise SupraUserError(f"{name} watches {monitor}, which model.score_every_n_val={names[monitor]} computes at one "
                              f"validation in {names[monitor]}: {what}; watch val/loss (every validation), or set "
                              "model.score_every_n_val=1")
+
+
+PERIODIC_CHECKPOINTS = ("+callbacks.periodic._target_=lightning.pytorch.callbacks.ModelCheckpoint "
+                        "+callbacks.periodic.every_n_train_steps=N +callbacks.periodic.save_top_k=-1 "
+                        "'+callbacks.periodic.dirpath=${paths.output_dir}/checkpoints/periodic'")
+
+
+def check_best_saved_at_validations(name: str, node: DictConfig) -> None:
+    """A checkpoint that keeps the best by a monitor, saved by steps or time: Lightning then saves it at those
+    training steps' ends only, never at a validation's end, each with the score of the validation before (a
+    later, better validation never became best.ckpt)."""
+    for key, unit in (("every_n_train_steps", "training steps"), ("train_time_interval", "intervals of time")):
+        value = node.get(key)
+        if value is not None and value != 0:  # 0: Lightning's "off"
+            given = "" if isinstance(value, DictConfig) else f"={value}"  # a timedelta's config: named, not printed
+            raise SupraUserError(f"{name}.{key}{given} with {name}.monitor={node.monitor}: Lightning would save the "
+                                 f"best at {unit} only, each with the score of the validation before, never at a "
+                                 f"validation's end: leave {key} out, and for checkpoints every N steps add one of "
+                                 f"your own without a monitor: {PERIODIC_CHECKPOINTS}")
 
 
 def check_grid_sizes(name: str, node: DictConfig) -> None:
