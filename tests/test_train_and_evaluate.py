@@ -80,7 +80,8 @@ def test_a_run_that_ends_before_its_first_validation_is_warned_of_before_trainin
                               ({"max_epochs": 2}, {"val_check_interval": 1.0, "check_val_every_n_epoch": 1})):
         settings = {"val_check_interval": 500, "check_val_every_n_epoch": None, "max_steps": -1, "max_epochs": -1,
                     "fast_dev_run": False, "is_global_zero": True, "limit_val_batches": 1.0,
-                    "accumulate_grad_batches": 1, "num_training_batches": 4, **budget, **validated}
+                    "accumulate_grad_batches": 1, "num_training_batches": 4, "limit_train_batches": 1.0, **budget,
+                    **validated}
         caplog.clear()
         check.on_fit_start(SimpleNamespace(**settings), None)
         warned.append([r.getMessage().split(",")[0] for r in caplog.records])
@@ -106,6 +107,19 @@ def test_a_run_that_ends_before_its_first_validation_is_warned_of_before_trainin
          "validation at batch 500 (trainer.val_check_interval=500): no validation and no best checkpoint (the test "
          "scores the last weights)"],
         []]  # 510 steps pass the validation at 500
+
+
+def test_a_run_of_no_training_batch_is_refused_before_training():
+    """+trainer.limit_train_batches=0 trained nothing, exited 0 and tested the initial weights, after a warning that
+    the run "ends after 2 training batches" (trainer.max_steps=2)."""
+    import lightning as L
+
+    trainer = L.Trainer(limit_train_batches=0, max_steps=2, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    with pytest.raises(SupraUserError, match=r"^trainer.limit_train_batches=0 trains no batch: the run would save and "
+                                             r"test its initial weights: leave it out to train, or add train=false to "
+                                             r"only test \(with ckpt_path=... to test a checkpoint\)$"):
+        ValidationWithinRun().on_fit_start(trainer, None)
 
 
 def test_debug_profiler_keeps_its_report_in_the_run_folder(train_config, tmp_path):

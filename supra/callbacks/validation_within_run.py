@@ -1,4 +1,5 @@
-"""A warning before training when the run will never validate (train.py adds it to every run)."""
+"""A warning before training when the run will never validate, a refusal when it would not train at all
+(train.py adds it to every run)."""
 
 from __future__ import annotations
 
@@ -9,15 +10,18 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 
+from supra.utils.errors import SupraUserError
+
 log = logging.getLogger(__name__)
 
 
 class ValidationWithinRun(L.Callback):
     """Says before training when the run ends before its first validation (e.g. trainer.max_epochs=1 over fewer
     batches than trainer.val_check_interval=500): no validation, no best checkpoint, the test scores the last
-    weights. The run's length is known only once the data is (here, at the start of fit). A resumed run counts
-    from its checkpoint's batches (validations fall every val_check_interval batches since the first run
-    began), and its test scores the best checkpoint carried over with it, if there is one."""
+    weights; a run of no training batch at all (trainer.limit_train_batches=0) is refused. The run's length is
+    known only once the data is (here, at the start of fit). A resumed run counts from its checkpoint's batches
+    (validations fall every val_check_interval batches since the first run began), and its test scores the best
+    checkpoint carried over with it, if there is one."""
 
     _resumed: tuple[int, int] | None = None  # (step, training batches) of the checkpoint resumed
 
@@ -32,6 +36,10 @@ class ValidationWithinRun(L.Callback):
         self._resumed = (step, batches)
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.limit_train_batches == 0:  # on every rank: Lightning skips training and the run exits 0
+            raise SupraUserError("trainer.limit_train_batches=0 trains no batch: the run would save and test its "
+                                 "initial weights: leave it out to train, or add train=false to only test (with "
+                                 "ckpt_path=... to test a checkpoint)")
         interval = trainer.val_check_interval
         if (trainer.fast_dev_run or not trainer.is_global_zero or not trainer.limit_val_batches
                 or trainer.check_val_every_n_epoch is not None or not isinstance(interval, int)):
