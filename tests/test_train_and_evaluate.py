@@ -76,7 +76,10 @@ def test_a_run_that_ends_before_its_first_validation_is_warned_of_before_trainin
     # the step budget too, and not when a validation comes within the run (or the run validates by epochs)
     warned = []
     check = ValidationWithinRun()
+    # accumulating 2 batches a step over epochs of 3, Lightning steps at each epoch's end too: 2 steps are 3 batches
+    accumulating = {"max_steps": 2, "accumulate_grad_batches": 2, "val_check_interval": 4}
     for budget, validated in (({"max_steps": 6}, {}), ({"max_steps": 6}, {"val_check_interval": 3}),
+                              (accumulating, {"num_training_batches": 3}), (accumulating, {"num_training_batches": 4}),
                               ({"max_epochs": 2}, {"val_check_interval": 1.0, "check_val_every_n_epoch": 1})):
         settings = {"val_check_interval": 500, "check_val_every_n_epoch": None, "max_steps": -1, "max_epochs": -1,
                     "fast_dev_run": False, "is_global_zero": True, "limit_val_batches": 1.0,
@@ -85,7 +88,8 @@ def test_a_run_that_ends_before_its_first_validation_is_warned_of_before_trainin
         caplog.clear()
         check.on_fit_start(SimpleNamespace(**settings), None)
         warned.append([r.getMessage().split(",")[0] for r in caplog.records])
-    assert warned == [["this run ends after 6 training batches (trainer.max_steps=6)"], [], []]
+    assert warned == [["this run ends after 6 training batches (trainer.max_steps=6)"], [],
+                      ["this run ends after 3 training batches (trainer.max_steps=2)"], [], []]
     # a resumed run: the batches left after its checkpoint's, up to the next validation since the first run began,
     # and the test scores the best checkpoint carried over, if any (else the last weights)
     said = []

@@ -47,10 +47,10 @@ class ValidationWithinRun(L.Callback):
         step, done = self._resumed or (0, 0)
         resumed = f", resumed at step {step}" if self._resumed else ""
         budgets = []  # (training batches since the first run began, the option that ends the run there)
-        if trainer.max_steps > 0:  # steps are optimizer steps, each of accumulate_grad_batches batches
-            budgets.append((trainer.max_steps * trainer.accumulate_grad_batches,
-                            f"trainer.max_steps={trainer.max_steps}{resumed}"))
         epoch = trainer.num_training_batches
+        if trainer.max_steps > 0:
+            budgets.append((batches_for_steps(trainer.max_steps, trainer.accumulate_grad_batches, epoch),
+                            f"trainer.max_steps={trainer.max_steps}{resumed}"))
         if trainer.max_epochs is not None and trainer.max_epochs > 0 and math.isfinite(epoch):
             budgets.append((int(epoch) * trainer.max_epochs, f"trainer.max_epochs={trainer.max_epochs}, {int(epoch)} "
                                                              f"batches each{resumed}"))
@@ -71,6 +71,15 @@ class ValidationWithinRun(L.Callback):
         log.warning("this run ends after %d more training batches (%s), before its next validation at batch %d "
                     "(trainer.val_check_interval=%d): %s. %s", batches - done, reason, (done // interval + 1) * interval,
                     interval, outcome, ADVICE)
+
+
+def batches_for_steps(steps: int, accumulate: int, epoch: float) -> int:
+    """The training batches `steps` optimizer steps take: `accumulate` each, except that Lightning also steps at
+    an epoch's end on the batches gathered so far (an epoch of 3 batches, accumulating 2: a step after 2, and 1)."""
+    if not math.isfinite(epoch) or epoch < 1:  # an epoch of unknown length: ended by max_steps alone
+        return steps * accumulate
+    epochs, rest = divmod(steps, math.ceil(epoch / accumulate))
+    return epochs * int(epoch) + rest * accumulate
 
 
 ADVICE = ("Validate each epoch's end with trainer.val_check_interval=1.0 trainer.check_val_every_n_epoch=1, or set a "
