@@ -160,12 +160,28 @@ def test_empty_split_is_refused_with_the_setting_named(field):
 
 
 @pytest.mark.parametrize(("make", "message"), [
-    (lambda: ShapesDataModule(**SMALL, seed=-1), r"^data.seed=-1 must be >= 0$"),
+    (lambda: ShapesDataModule(**SMALL, seed=-1), r"^data.seed=-1 must be from 0 to 4294967295$"),
     (lambda: ShapesDataModule(**SMALL, canvas_size=20), r"^data.canvas_size=20 is too small to draw shapes: use 32 or more$"),
-    (lambda: ShapesImagesDataModule(seed=-1), r"^data.seed=-1 must be >= 0$"),
+    (lambda: ShapesImagesDataModule(seed=-1), r"^data.seed=-1 must be from 0 to 4294967295$"),
 ])
 def test_a_negative_seed_or_too_small_canvas_is_refused_with_the_setting_named(make, message):
     """Refused when the data module is made, not as the drawing code's error once a split is generated."""
+    with pytest.raises(SupraUserError, match=message):
+        make()
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: ShapesDataModule(**{**SMALL, "num_train": 2.5}), r"^data.num_train=2.5 must be a whole number$"),
+    (lambda: ShapesDataModule(**{**SMALL, "num_test": "10"}), r"^data.num_test='10' must be a whole number$"),
+    (lambda: ShapesDataModule(**SMALL, seed=0.5), r"^data.seed=0.5 must be a whole number$"),
+    (lambda: ShapesDataModule(**SMALL, canvas_size=64.5), r"^data.canvas_size=64.5 must be a whole number$"),
+    (lambda: ShapesImagesDataModule(num_val=1.5), r"^data.num_val=1.5 must be a whole number$"),
+    (lambda: ShapesVideoDataModule(frames=2.5), r"^data.frames=2.5 must be a whole number$"),
+    # numpy splits a seed past 32 bits into words and drops trailing zero words: it would alias other seeds' clips
+    (lambda: ShapesVideoDataModule(seed=2**32), r"^data.seed=4294967296 must be from 0 to 4294967295$"),
+])
+def test_a_size_seed_or_frame_count_that_is_no_whole_number_in_range_is_one_line_before_any_drawing(make, message):
+    """Such values passed the constructors and failed as a numpy traceback once a split was drawn."""
     with pytest.raises(SupraUserError, match=message):
         make()
 

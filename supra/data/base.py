@@ -14,7 +14,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE
+from supra.utils.cli import check_option_types
 from supra.utils.errors import SupraUserError
+from supra.utils.seeds import check_seed
 
 SPLITS = ("train", "val", "test")
 
@@ -39,8 +41,10 @@ def check_num_workers(num_workers: int) -> None:
 
 
 def check_split_sizes(num_train: int, num_val: int, num_test: int, item_name: str = "item") -> dict[str, int]:
-    """{split: size} of a generated data set; one line when a split would be empty."""
+    """{split: size} of a generated data set; one line when a split would be empty or is no whole number
+    (`data.num_train=2.5` passed here and failed as a traceback once the split was drawn)."""
     sizes = {"train": num_train, "val": num_val, "test": num_test}
+    check_option_types({f"data.num_{split}": n for split, n in sizes.items()}, whole=[f"data.num_{s}" for s in sizes])
     for split, n in sizes.items():
         if n < 1:
             raise SupraUserError(f"data.num_{split}={n}: every split needs at least 1 {item_name}")
@@ -48,10 +52,12 @@ def check_split_sizes(num_train: int, num_val: int, num_test: int, item_name: st
 
 
 def check_drawing(seed: int, size: int, size_key: str) -> None:
-    """One line for a procedural data set's seed below 0 (numpy seeds no generator from it) or a side
-    `size_key` too small to draw its shapes at (the drawing code's own error names neither key)."""
-    if seed < 0:
-        raise SupraUserError(f"data.seed={seed} must be >= 0")
+    """One line for a procedural data set's seed or side `size_key` that is no whole number, a seed outside
+    the one seed range (numpy seeds no generator from one below 0, and splits a larger one into 32-bit words,
+    ignoring trailing zeros: seed 5 + 7 * 2**32's clip 0 would be seed 5's clip 7), or a side too small to
+    draw its shapes at (the drawing code's own errors name neither key)."""
+    check_option_types({"data.seed": seed, f"data.{size_key}": size}, whole=["data.seed", f"data.{size_key}"])
+    check_seed("data.seed", seed)
     if size < MIN_DRAWING_SIZE:
         raise SupraUserError(f"data.{size_key}={size} is too small to draw shapes: use {MIN_DRAWING_SIZE} or more")
 

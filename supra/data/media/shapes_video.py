@@ -14,6 +14,7 @@ from supra.data.base import check_drawing, check_split_sizes
 from supra.data.media.datamodule import MediaDataModule, MediaItems
 from supra.procedural.shapes_clips import Clip, generate_clips
 from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE, SPLIT_SEED_OFFSET
+from supra.utils.cli import check_option_types
 from supra.utils.errors import SupraUserError
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ class ShapesVideoDataModule(MediaDataModule):
     ) -> None:
         super().__init__(**common)
         self.sizes = check_split_sizes(num_train, num_val, num_test, "clip")
+        check_option_types({"data.frames": frames}, whole=["data.frames"])  # 2.5 failed once the split was drawn
         if frames < 2:
             raise SupraUserError(f"data.frames={frames}: a clip needs at least 2 frames to show a change")
         check_drawing(seed, self.image_size, "image_size")
