@@ -5,6 +5,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pycocoevalcap.meteor.meteor
 import pytest
+import torch
 from pycocoevalcap.bleu.bleu import Bleu
 from pycocoevalcap.cider.cider import Cider
 from pycocoevalcap.meteor.meteor import Meteor
@@ -179,3 +180,23 @@ def test_missing_java_is_one_clear_line(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
     with pytest.raises(RuntimeError, match=r"^pycocoevalcap needs Java \(java not found on PATH\)"):
         score_captions(PREDICTIONS, REFERENCES, ["CIDEr"])
+
+
+@pytest.mark.parametrize(("option", "metrics", "message"), [
+    ("val_metrics", ["Bleu", "CIDer"], r"^model.val_metrics: unknown caption metric\(s\) \['CIDer'\]: choose from "),
+    ("test_metrics", "CIDEr", r"^model.test_metrics='CIDEr' must be a list of caption metrics, e.g. \[CIDEr\]$"),
+    ("test_metrics", ["SPICE"], r"^model.test_metrics: caption metric 'SPICE' is not supported"),
+])
+@pytest.mark.parametrize("task", ["captioner", "a2a"])
+def test_a_task_refuses_caption_metrics_it_cannot_score_when_it_is_made(task, option, metrics, message):
+    """A typo or a bare name was a traceback at the first scored validation, or after the whole fit at the test."""
+    from supra.models.vlm_nano import VLMNano
+    from supra.tasks.a2a import A2ATask
+    from supra.tasks.captioning import CaptioningTask
+    from supra.utils.errors import SupraUserError
+
+    with pytest.raises(SupraUserError, match=message):
+        if task == "captioner":
+            CaptioningTask(VLMNano(), optimizer=None, **{option: metrics})
+        else:  # refused before it asks for its VQ-VAE
+            A2ATask(net=torch.nn.Identity(), optimizer=None, **{option: metrics})

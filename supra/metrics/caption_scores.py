@@ -54,15 +54,24 @@ def _clean(caption: str) -> str:
     return " ".join(caption.replace("|", " ").split())
 
 
+def check_metric_families(metrics: Sequence[str], option: str = "metrics") -> None:
+    """One line for `option` (model.val_metrics, model.test_metrics) naming no scorer family: the tasks check
+    theirs when they are made, else a typo ([Bleu, CIDer]) or a bare name (`model.test_metrics=CIDEr`, scored
+    as its letters) was a traceback at the first scored validation, or after the whole fit at the test."""
+    if isinstance(metrics, str):
+        raise SupraUserError(f"{option}={metrics!r} must be a list of caption metrics, e.g. [{metrics}]")
+    unknown = [m for m in metrics if m not in SCORER_FAMILIES]
+    if "SPICE" in unknown:
+        raise SupraUserError(f"{option}: caption metric 'SPICE' is not supported: it needs a Stanford CoreNLP "
+                             f"download that cannot run offline; choose from {list(SCORER_FAMILIES)}")
+    if unknown:
+        raise SupraUserError(f"{option}: unknown caption metric(s) {unknown}: choose from {list(SCORER_FAMILIES)}")
+
+
 def _check_request(
     predictions: Mapping[Hashable, str], references: Mapping[Hashable, Sequence[str]], metrics: Sequence[str]
 ) -> None:
-    unknown = [m for m in metrics if m not in SCORER_FAMILIES]
-    if "SPICE" in unknown:
-        raise ValueError("caption metric 'SPICE' is not supported: it needs a Stanford CoreNLP download "
-                         f"that cannot run offline; choose from {list(SCORER_FAMILIES)}")
-    if unknown:
-        raise ValueError(f"unknown caption metric(s) {unknown}: choose from {list(SCORER_FAMILIES)}")
+    check_metric_families(metrics)
     if not predictions:
         raise ValueError("no predictions to score")
     for image_id in predictions:

@@ -32,7 +32,12 @@ from supra.artifacts.kinds import A2A_CHECKPOINT
 from supra.data.a2a.mixture import A2AMixtureDataModule
 from supra.data.media.codes import decode_codes
 from supra.metrics.attr_acc import attribute_accuracy
-from supra.metrics.caption_scores import CAPTION_METRICS, EmptyReferences, score_captions
+from supra.metrics.caption_scores import (
+    CAPTION_METRICS,
+    EmptyReferences,
+    check_metric_families,
+    score_captions,
+)
 from supra.metrics.shape_fidelity import matches
 from supra.models.a2a_generation import (
     GENERATION_KEYS,
@@ -98,6 +103,8 @@ class A2ATask(SupraTask):
         factory = {} if isinstance(net, nn.Module) else getattr(net, "keywords", {})  # model.net, built at setup
         check_switches({"model.code_softmax": code_softmax,
                         **{f"model.net.{key}": factory[key] for key in ("tie_head", "bias") if key in factory}})
+        check_metric_families(val_metrics, "model.val_metrics")
+        check_metric_families(test_metrics, "model.test_metrics")
         if getattr(net, "func", None) == A2ANano.from_kwargs:  # model.net's values: before the data is encoded
             gpt_config_of(factory)
         if vqvae is None:

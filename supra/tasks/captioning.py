@@ -16,7 +16,12 @@ from supra.artifacts.checkpoints import refuse_changed_model
 from supra.artifacts.kinds import CAPTIONER_CHECKPOINT
 from supra.data.captioning.datamodule import CaptionDataModule
 from supra.metrics.attr_acc import SCENE_SCORES
-from supra.metrics.caption_scores import CAPTION_METRICS, EmptyReferences, score_captions
+from supra.metrics.caption_scores import (
+    CAPTION_METRICS,
+    EmptyReferences,
+    check_metric_families,
+    score_captions,
+)
 from supra.models.vlm_generation import DecodeConfig, generate
 from supra.models.vlm_nano import VLMNanoConfig
 from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
@@ -78,6 +83,8 @@ class CaptioningTask(SupraTask):
                         "model.loss_in_progress_bar": loss_in_progress_bar},
                        auto=("model.fused_optimizer", "model.loss_in_progress_bar"))
         check_option_types({"model.score_every_n_val": score_every_n_val}, whole=["model.score_every_n_val"])
+        check_metric_families(val_metrics, "model.val_metrics")
+        check_metric_families(test_metrics, "model.test_metrics")
         if score_every_n_val < 1:
             raise SupraUserError(f"model.score_every_n_val={score_every_n_val} must be >= 1: caption scores every "
                                  "n-th validation (1: every one)")
