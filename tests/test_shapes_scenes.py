@@ -127,6 +127,20 @@ def test_attribute_accuracy_counts_exact_object_matches():
     assert attribute_accuracy({0: "a red circle and a red circle"}, truths) == 0.0  # extra object, missing id
 
 
+def test_captions_are_read_back_whatever_their_case_and_punctuation():
+    """Split at spaces alone, "a red circle." named no circle: wrong for attr_acc, right for the PTB-tokenised
+    caption metrics."""
+    from supra.metrics.attr_acc import relation_accuracy
+
+    truths = {0: [("red", "circle")], 1: [("blue", "square"), ("green", "triangle")]}
+    captions = {0: "A red circle, on the left.", 1: "a blue square above a green triangle."}
+    assert attribute_accuracy(captions, truths) == 1.0
+    scenes = {0: (ShapeObject("circle", "red", "small", (0.25, 0.5)),),
+              1: (ShapeObject("square", "blue", "large", (0.5, 0.26)), ShapeObject("triangle", "green", "large", (0.5, 0.74)))}
+    assert relation_accuracy(captions, scenes) == 1.0
+    assert parse_objects("a red-circle and a blue square") == Counter({("red", "circle"): 1, ("blue", "square"): 1})
+
+
 @pytest.mark.parametrize(("kwargs", "message"), [({"n": -1}, "n=-1"), ({"n": 3, "canvas_size": 8}, "canvas_size=8")])
 def test_bad_sizes_are_refused_with_the_value_named(kwargs, message):
     with pytest.raises(ValueError, match=message):

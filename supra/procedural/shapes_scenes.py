@@ -9,6 +9,7 @@ shapes (`ShapeObject.angle`) for the `shapes_clips` animations; scenes never do.
 from __future__ import annotations
 
 import math
+import re
 from collections import Counter
 from dataclasses import dataclass
 from itertools import pairwise
@@ -222,10 +223,19 @@ def generate_scenes(n: int, seed: int, canvas_size: int = 128) -> tuple[np.ndarr
 
 # -- reading captions back --------------------------------------------------------------------------
 
+_WORD = re.compile(r"\w+")
+
+
+def _words(caption: str) -> list[str]:
+    """A caption's lower-case words without punctuation, as the caption metrics' PTB tokenizer reads them: split
+    at spaces alone, "a red circle." named no circle and "a red circle, on the left" no place."""
+    return _WORD.findall(caption.lower())
+
+
 def parse_objects(caption: str) -> Counter[tuple[str, str]]:
     """The (colour, shape) pairs a caption mentions, as a multiset: every `colour shape` word pair
-    (an optional size word before it changes nothing); other words are ignored."""
-    words = caption.lower().split()
+    (an optional size word before it changes nothing); other words, case and punctuation are ignored."""
+    words = _words(caption)
     return Counter((w, nxt) for w, nxt in pairwise(words) if w in COLOURS and nxt in SHAPES)
 
 
@@ -246,9 +256,10 @@ _PLACE_BY_PHRASE = {phrase: place for place, phrase in POSITION_PHRASE.items()}
 
 def parse_places(caption: str) -> list[PlaceClaim]:
     """The places a shapes caption states (none for "a red circle and a blue square"): a place phrase
-    after a lone object, a relation phrase between two objects, read as the templates write them."""
-    text = " " + " ".join(caption.lower().split()) + " "
-    words = text.split()
+    after a lone object, a relation phrase between two objects, read as the templates write them (case and
+    punctuation ignored)."""
+    words = _words(caption)
+    text = " " + " ".join(words) + " "
     mentions = [(i, (w, nxt)) for i, (w, nxt) in enumerate(pairwise(words)) if w in COLOURS and nxt in SHAPES]
     claims: list[PlaceClaim] = []
     if len(mentions) == 1:
