@@ -57,6 +57,18 @@ def test_scores_equal_pycocoevalcap_called_directly():
     assert 0 < ours["Bleu_4"] < ours["Bleu_1"] < 1
 
 
+def test_a_pipe_in_a_caption_is_scored_as_pycocoevalcap_scores_it():
+    """'|' (replaced for METEOR's line protocol) was replaced before tokenising, so every scorer saw other tokens."""
+    predictions, references = {**PREDICTIONS, 1: "a dog | runs on the grass", 2: "two|kids play"}, {**REFERENCES, 3: ["a man | bike"]}
+    both = PTBTokenizer().tokenize({**{i: [{"caption": c} for c in refs] for i, refs in references.items()},
+                                    **{-i: [{"caption": caption}] for i, caption in predictions.items()}})
+    gts, res = {i: both[i] for i in references}, {i: both[-i] for i in references}
+    assert "|" in res[1][0] and "|" in gts[3][0]  # a token of its own
+    theirs = dict(zip(["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4"], Bleu(4).compute_score(gts, res, verbose=0)[0], strict=True))
+    theirs.update(ROUGE_L=Rouge().compute_score(gts, res)[0], CIDEr=Cider().compute_score(gts, res)[0])
+    assert score_captions(predictions, references, ["Bleu", "ROUGE_L", "CIDEr"]) == pytest.approx(theirs, abs=1e-12)
+
+
 def test_perfect_captions_beat_nonsense_on_every_metric():
     perfect, nonsense = concurrently(
         lambda: score_captions({i: refs[0] for i, refs in REFERENCES.items()}, REFERENCES),

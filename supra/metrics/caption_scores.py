@@ -8,7 +8,8 @@ pycocoevalcap quirks handled here:
 - PTBTokenizer joins all captions with '\\n' and reads them back line by line, and Java also breaks lines
   at '\\r', '\\v', '\\f', U+2028 and U+2029: one such character silently shifts every later caption onto
   the wrong image. Whitespace is therefore collapsed to single spaces first.
-- METEOR talks to a Java process over a line protocol with '|||' separators; '|' is replaced by a space.
+- METEOR talks to a Java process over a line protocol with '|||' separators; '|' is replaced by a space in
+  what METEOR is given. The other scorers keep it, as COCOEvalCap's do (PTB makes it a token of its own).
 - Starting METEOR's Java process (JVM + paraphrase table) takes ~6 s and ~1 GB on 2 cores, scoring thousands
   of captions well under a second, and pycocoevalcap closes it only in `__del__`. One process per Python
   process is therefore started at the first METEOR score (before tokenising, overlapping the other scorers),
@@ -50,8 +51,14 @@ _empty_images_said = False  # once per process: a run's every validation scores 
 
 
 def _clean(caption: str) -> str:
-    # str.split() splits at every character Java treats as a line break, and '|' would break METEOR's protocol.
-    return " ".join(caption.replace("|", " ").split())
+    # str.split() splits at every character Java treats as a line break.
+    return " ".join(caption.split())
+
+
+def _without_pipes(captions: dict[Hashable, list[str]]) -> dict[Hashable, list[str]]:
+    """Tokenised captions for METEOR, whose line protocol '|' would break: replaced there alone, since replaced
+    before tokenising it changed every scorer's tokens (Bleu, ROUGE_L and CIDEr were then not COCOEvalCap's)."""
+    return {i: [" ".join(c.replace("|", " ").split()) if "|" in c else c for c in cs] for i, cs in captions.items()}
 
 
 def check_metric_families(metrics: Sequence[str], option: str = "metrics") -> None:
@@ -201,7 +208,7 @@ def score_captions(
             bleu, _ = _new_scorer(family).compute_score(gts, res, verbose=0)
             scores.update({f"Bleu_{n + 1}": float(b) for n, b in enumerate(bleu)})
         elif family == "METEOR":
-            scores[family] = _meteor_score(gts, res)
+            scores[family] = _meteor_score(_without_pipes(gts), _without_pipes(res))
         else:
             scores[family] = float(_new_scorer(family).compute_score(gts, res)[0])
     return {name: scores[name] for name in CAPTION_METRICS if name in scores}
