@@ -69,6 +69,19 @@ def test_a_pipe_in_a_caption_is_scored_as_pycocoevalcap_scores_it():
     assert score_captions(predictions, references, ["Bleu", "ROUGE_L", "CIDEr"]) == pytest.approx(theirs, abs=1e-12)
 
 
+def test_cider_over_a_single_image_is_zero_as_pycocoevalcap_has_it_and_said_once(monkeypatch, caplog):
+    from supra.metrics import caption_scores
+
+    monkeypatch.setattr(caption_scores, "_one_image_said", False, raising=False)
+    with caplog.at_level("WARNING"):
+        perfect = score_captions({4: REFERENCES[4][0]}, REFERENCES, ["Bleu", "CIDEr"])
+        score_captions({4: "a dog"}, REFERENCES, ["CIDEr"])
+    assert perfect["CIDEr"] == 0.0 and perfect["Bleu_1"] == pytest.approx(1.0)
+    said = [r.getMessage() for r in caplog.records if "single image" in r.getMessage()]
+    assert said == ["CIDEr over a single image is 0 whatever its caption (its n-gram weights come from the scored "
+                    "images' references): score more images for a CIDEr that compares (said only this once)"]
+
+
 def test_perfect_captions_beat_nonsense_on_every_metric():
     perfect, nonsense = concurrently(
         lambda: score_captions({i: refs[0] for i, refs in REFERENCES.items()}, REFERENCES),

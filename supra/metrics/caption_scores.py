@@ -16,6 +16,8 @@ pycocoevalcap quirks handled here:
   kept for the next ones (a sweep's trials, a run's tests, evaluations in one process) and closed at exit.
   Its -stdio protocol answers any number of EVAL requests with a fresh process's numbers.
 - Empty hypotheses are fine everywhere (they score 0); they tokenise to ''.
+- CIDEr over a single image is 0 whatever its caption (document frequencies come from the scored set's
+  references): pycocoevalcap's number, kept, and said once.
 - So are some empty references (an image whose references are all empty scores 0, as in COCOEvalCap; said
   once), but references that all tokenise to '' (PTB drops emoji and punctuation) leave CIDEr no document
   frequencies (`max() arg is an empty sequence`) and every score nothing to compare: EmptyReferences.
@@ -48,6 +50,7 @@ class EmptyReferences(SupraUserError):
 
 
 _empty_images_said = False  # once per process: a run's every validation scores the same references
+_one_image_said = False  # the same
 
 
 def _clean(caption: str) -> str:
@@ -184,6 +187,16 @@ def _check_tokenized_references(gts: dict[Hashable, list[str]], references: Mapp
                     "(e.g. image %r: %r): they score 0 (said only this once)", len(empty), len(gts), empty[0], example)
 
 
+def _check_one_image(predictions: Mapping[Hashable, str], families: Sequence[str]) -> None:
+    """A warning, once: CIDEr weighs n-grams by how few of the scored images' references hold them, so over one
+    image every weight is 0 and so is CIDEr, whatever the caption (data.num_val=1 checkpoints on a constant)."""
+    global _one_image_said
+    if "CIDEr" in families and len(predictions) == 1 and not _one_image_said:
+        _one_image_said = True
+        log.warning("CIDEr over a single image is 0 whatever its caption (its n-gram weights come from the scored "
+                    "images' references): score more images for a CIDEr that compares (said only this once)")
+
+
 def score_captions(
     predictions: Mapping[Hashable, str],
     references: Mapping[Hashable, Sequence[str]],
@@ -198,6 +211,7 @@ def score_captions(
     """
     _check_request(predictions, references, metrics)
     families = [f for f in SCORER_FAMILIES if f in metrics]
+    _check_one_image(predictions, families)
     if "METEOR" in families:
         _start_meteor()  # its Java start-up overlaps tokenising and the other scorers
     gts, res = _tokenize(predictions, references)
