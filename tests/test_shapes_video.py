@@ -300,6 +300,7 @@ def test_fewer_clips_into_the_same_folder_leave_no_clip_without_captions(tmp_pat
                       "x 3 bytes)"),
     (["size=1024", "frames=400"], "frames=400 of size=1024 would take 1.2 GiB a clip in memory: use at most 341 "
                                   "frames of that size, or a smaller size"),
+    (["seed=4294967296"], "seed=4294967296 must be from 0 to 4294967295"),  # data.seed's range: no aliased clips
 ])
 def test_a_clip_too_large_for_memory_is_refused_in_one_line_before_anything_is_written(args, message, tmp_path,
                                                                                         capsys):
