@@ -225,3 +225,25 @@ def test_a_task_refuses_caption_metrics_it_cannot_score_when_it_is_made(task, op
             CaptioningTask(VLMNano(), optimizer=None, **{option: metrics})
         else:  # refused before it asks for its VQ-VAE
             A2ATask(net=torch.nn.Identity(), optimizer=None, **{option: metrics})
+
+
+def test_a_tokenizer_folder_that_cannot_be_written_is_one_line_naming_it(monkeypatch):
+    """pycocoevalcap's PTBTokenizer writes the captions to a temporary file in its own package folder: on a
+    read-only install that was a PermissionError traceback at the first scored validation."""
+    import os
+    import re
+    import sys
+
+    from supra.utils.errors import SupraUserError
+
+    module = sys.modules[PTBTokenizer.__module__]
+    folder = os.path.dirname(os.path.abspath(module.__file__))
+
+    def read_only(*args, dir=None, **kwargs):
+        raise PermissionError(13, "Permission denied", os.path.join(dir, "tmpabc"))
+
+    monkeypatch.setattr(module.tempfile, "NamedTemporaryFile", read_only)
+    with pytest.raises(SupraUserError, match=rf"^cannot score captions: pycocoevalcap's tokenizer writes its input into "
+                                             rf"its own folder {re.escape(folder)} \(Permission denied\): install Supra where you "
+                                             r"can write \(a virtual environment of your own: python -m venv \.venv\)$"):
+        score_captions({1: "a dog"}, {1: ["a dog runs"]}, ["Bleu"])

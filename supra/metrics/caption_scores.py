@@ -30,6 +30,7 @@ import contextlib
 import logging
 import os
 import shutil
+import sys
 import threading
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -165,8 +166,16 @@ def _tokenize(
     from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
     tokenizer = PTBTokenizer()
-    gts = tokenizer.tokenize({i: [{"caption": _clean(c)} for c in references[i]] for i in predictions})
-    res = tokenizer.tokenize({i: [{"caption": _clean(predictions[i])}] for i in predictions})
+    try:
+        gts = tokenizer.tokenize({i: [{"caption": _clean(c)} for c in references[i]] for i in predictions})
+        res = tokenizer.tokenize({i: [{"caption": _clean(predictions[i])}] for i in predictions})
+    except OSError as err:  # it writes the captions to a temporary file beside its jar, in its own package folder
+        folder = os.path.dirname(os.path.abspath(sys.modules[PTBTokenizer.__module__].__file__))
+        if not err.filename or os.path.dirname(os.path.abspath(err.filename)) != folder:
+            raise
+        raise SupraUserError(f"cannot score captions: pycocoevalcap's tokenizer writes its input into its own folder "
+                             f"{folder} ({err.strerror or err}): install Supra where you can write (a virtual "
+                             "environment of your own: python -m venv .venv)") from None
     return gts, res
 
 
