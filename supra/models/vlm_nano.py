@@ -11,6 +11,7 @@ encoder, model; the GPT blocks are models/gpt.py's.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from collections.abc import Mapping
@@ -109,22 +110,19 @@ class VLMNanoConfig:
                     f"{self.resampler_layers}: the resampler attends over the encoder's channels with the decoder's "
                     f"model.net.N_HEADS={self.N_HEADS} heads and gives them 2D positions in 4 parts; e.g. "
                     f"model.net.{option}={_multiple_above(width, need)}")
-        for name, default in (("vit", ViTSettings()), ("pretrained", PretrainedSettings())):
-            if self.encoder != name:  # no encoder would read them: the run would differ from the one asked for
-                changed = [f"model.net.{name}.{key}={value}" for key, value in asdict(getattr(self, name)).items()
-                           if value != getattr(default, key)]
-                if changed:
-                    them = "it" if len(changed) == 1 else "them"
-                    raise SupraUserError(f"{' '.join(changed)}: a setting of encoder={name}, but the encoder is "
-                                         f"{self.encoder}: choose model/encoder={name}, or leave {them} out")
-        for (choice, owner), keys in UNREAD_UNLESS.items():
-            if getattr(self, choice) != owner:  # read by no part of this model: it would be recorded, not used
-                changed = [f"model.net.{key}={_plain(getattr(self, key))}" for key in keys
-                           if getattr(self, key) != getattr(VLMNanoConfig, key)]
-                if changed:
-                    them = "it" if len(changed) == 1 else "them"
-                    raise SupraUserError(f"{' '.join(changed)}: a setting of {choice}={owner}, but the {choice} is "
-                                         f"{getattr(self, choice)}: choose model/{choice}={owner}, or leave {them} out")
+        # settings of an encoder or fusion not chosen, off their defaults: no part of this model would read them, so
+        # the run would differ from the one asked for (and record them)
+        unread = [("encoder", name, [f"model.net.{name}.{key}={value}" for key, value in asdict(getattr(self, name)).items()
+                                     if value != getattr(default, key)])
+                  for name, default in (("vit", ViTSettings()), ("pretrained", PretrainedSettings()))]
+        unread += [(choice, owner, [f"model.net.{key}={json.dumps(value) if isinstance(value, bool) else value}"
+                                    for key in keys if (value := getattr(self, key)) != getattr(VLMNanoConfig, key)])
+                   for (choice, owner), keys in UNREAD_UNLESS.items()]
+        for choice, owner, changed in unread:
+            if getattr(self, choice) != owner and changed:
+                them = "it" if len(changed) == 1 else "them"
+                raise SupraUserError(f"{' '.join(changed)}: a setting of {choice}={owner}, but the {choice} is "
+                                     f"{getattr(self, choice)}: choose model/{choice}={owner}, or leave {them} out")
         if not self.resampler_layers and math.isqrt(self.N_VIS) ** 2 != self.N_VIS:
             raise SupraUserError(f"N_VIS={self.N_VIS} must be a square number (the encoder pools to a square grid; "
                              "a resampler, resampler_layers > 0, takes any number)")
@@ -170,11 +168,6 @@ class VLMNanoConfig:
 # have an activation and a memory format; only gated cross-attention layers have a spacing.
 UNREAD_UNLESS = {("encoder", "cnn"): ("encoder_activation", "channels_last"),
                  ("fusion", "cross_attention"): ("cross_attention_every",)}
-
-
-def _plain(value: object) -> str:
-    """A setting as it is written on the command line (true, not True)."""
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 # The least value of each whole-number setting, and why where it is not plain: below it a setting builds no
