@@ -157,6 +157,21 @@ def train_config(tmp_path: Path) -> Callable[..., DictConfig]:
     return make
 
 
+def first_train_batches(datamodule: Any, overfit_batches: int, monkeypatch: Any) -> tuple[Any, Any]:
+    """The first training batch `datamodule` gives at epoch 0 and at epoch 1 under a bare Trainer with
+    `overfit_batches` (debug=overfit's setting), as Lightning's fit loop would ask for them."""
+    import lightning as L
+
+    trainer = L.Trainer(overfit_batches=overfit_batches, logger=False, enable_checkpointing=False,
+                        enable_progress_bar=False, enable_model_summary=False)
+    monkeypatch.setattr(datamodule, "trainer", trainer)
+    firsts = []
+    for epoch in (0, 1):
+        trainer.fit_loop.epoch_progress.current.completed = epoch  # the trainer's current_epoch
+        firsts.append(next(iter(datamodule.train_dataloader())))
+    return firsts[0], firsts[1]
+
+
 def write_vqvae_checkpoint(path: Path, num_codes: int = 256, seed: int = 0) -> Path:
     """A random VQ-VAE saved in the exact format train.py writes for experiment=vqvae_shapes."""
     torch.manual_seed(seed)

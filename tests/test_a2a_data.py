@@ -23,7 +23,7 @@ from supra.runner.components import stage1_vqvae
 from supra.tokens.a2a_layout import TokenLayout
 from supra.tokens.a2a_sequences import build_sequence, frames_table, frames_that_fit, prompt_length
 from supra.utils.errors import SupraUserError
-from tests.conftest import write_vqvae_checkpoint
+from tests.conftest import first_train_batches, write_vqvae_checkpoint
 
 LAYOUT = TokenLayout(text_size=10, num_codes=256)
 T, TE, IM, IE, V, VE, F = range(10, 17)  # the control ids after 10 text ids
@@ -844,15 +844,6 @@ def test_a_photo_source_of_test_images_alone_is_scored_and_refused_only_for_trai
 def test_debug_overfit_trains_every_epoch_on_the_same_batch_and_a_run_on_new_ones(ready, monkeypatch):
     """Lightning turns off a sampler's shuffle under trainer.overfit_batches, but the mixture draws its own batches
     per epoch: debug=overfit (an epoch of one batch) trained on a new batch at every step."""
-    import lightning as L
-
-    def first_batch(trainer: L.Trainer, epoch: int) -> torch.Tensor:
-        trainer.fit_loop.epoch_progress.current.completed = epoch  # the trainer's current_epoch
-        return next(iter(ready.train_dataloader()))["ids"]
-
     for overfit, same in ((1, True), (0, False)):
-        trainer = L.Trainer(overfit_batches=overfit, logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False, enable_model_summary=False)
-        monkeypatch.setattr(ready, "trainer", trainer)
-        first, second = first_batch(trainer, 0), first_batch(trainer, 1)
+        first, second = (batch["ids"] for batch in first_train_batches(ready, overfit, monkeypatch))
         assert (first.shape == second.shape and torch.equal(first, second)) is same

@@ -32,7 +32,7 @@ from supra.data.captioning.shard_stream import ShardLoader, ShardStream, batches
 from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.errors import SupraUserError
 from tests.caption_source_fixtures import write_img2dataset_shards
-from tests.conftest import compose_config
+from tests.conftest import compose_config, first_train_batches
 from tests.shard_probe import read_keys
 
 
@@ -351,23 +351,15 @@ def test_workers_that_persist_across_epochs_stream_each_epoch_as_new_workers_wou
 def test_debug_overfit_trains_every_epoch_on_the_same_batch_of_the_shards(tmp_path, monkeypatch):
     """Lightning turns off a sampler's shuffle under trainer.overfit_batches, but the shards are shuffled per epoch
     by the stream itself: debug=overfit (an epoch of one batch) trained on a new batch at every step."""
-    import lightning as L
-
     from supra.data.captioning.shards import ShardCaptionsDataModule
 
     spec = write_img2dataset_shards(tmp_path / "s", shards=4, per_shard=8)["spec"]
     data = ShardCaptionsDataModule(spec, spec, spec)
     data.stream = stream(spec, 0)
 
-    def first_keys(trainer: L.Trainer, epoch: int) -> list[str]:
-        trainer.fit_loop.epoch_progress.current.completed = epoch  # the trainer's current_epoch
-        return next(iter(data.train_dataloader()))["keys"]
-
     for overfit, same in ((1, True), (0, False)):
-        trainer = L.Trainer(overfit_batches=overfit, logger=False, enable_checkpointing=False,
-                            enable_progress_bar=False, enable_model_summary=False)
-        monkeypatch.setattr(data, "trainer", trainer)
-        assert (first_keys(trainer, 0) == first_keys(trainer, 1)) is same
+        first, second = (batch["keys"] for batch in first_train_batches(data, overfit, monkeypatch))
+        assert (first == second) is same
 
 
 @pytest.mark.parametrize("workers_now", [0, 3])
