@@ -9,6 +9,7 @@ import json
 import re
 from functools import partial
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -153,6 +154,34 @@ def test_scores_every_second_validation_and_the_last_with_loss_every_time_and_ac
     assert report["seconds"]["train_steps"] > 0 and report["seconds"]["val_scoring"] > 0
     assert 0 < report["outside_train_val_test_steps"] < report["outside_train_val_steps"] < 1
     assert report["machine"] == cpu_description()  # what the times hold on (the study's table names it)
+
+
+def test_score_every_n_val_counts_the_validations_of_the_whole_run_across_a_resume(monkeypatch):
+    # validations at steps 2, 4, 6, 8 with N=2: the 1st, the 3rd and the last scored, whether the run was resumed
+    # after its first validation or not (a resumed run counted from 0: it scored steps 4 and 8, not 6 and 8)
+    def scored_steps(task: CaptioningTask, steps: list[int]) -> list[int]:
+        scored: list[int] = []
+        monkeypatch.setattr(task, "_score_epoch", lambda *_: scored.append(task.trainer.global_step))
+        for step in steps:
+            task._trainer = SimpleNamespace(sanity_checking=False, state=SimpleNamespace(fn="fit"), max_steps=8,
+                                            global_step=step, max_epochs=-1)
+            task.on_validation_epoch_end()
+        return scored
+
+    def task() -> CaptioningTask:
+        return CaptioningTask(VLMNano(), optimizer=torch.optim.AdamW, score_every_n_val=2)
+
+    assert scored_steps(task(), [2, 4, 6, 8]) == [2, 6, 8]
+    first, checkpoint = task(), {}
+    assert scored_steps(first, [2]) == [2]
+    first.on_save_checkpoint(checkpoint)
+    resumed = task()
+    resumed.on_load_checkpoint(checkpoint)
+    assert scored_steps(resumed, [4, 6, 8]) == [6, 8]
+    # a checkpoint written before the count was kept: the resumed run counts from its resume
+    del checkpoint["supra"]["validations"]
+    resumed.on_load_checkpoint(checkpoint)
+    assert scored_steps(resumed, [4, 6, 8]) == [4, 8]
 
 
 def test_process_start_time_is_before_now():

@@ -48,7 +48,8 @@ class CaptioningTask(SupraTask):
       force it.
     - `score_every_n_val`: caption metrics (pycocoevalcap, Java for METEOR) on the 1st, (n+1)th, ...
       and the last validation of a fit; val/loss every time. Skipped validations log no scores, so
-      a checkpoint monitor keeps the last scored value, which never beats itself: no new best.
+      a checkpoint monitor keeps the last scored value, which never beats itself: no new best. The
+      count is kept in checkpoints, so a resumed run scores the validations the whole run would.
     - `loss_in_progress_bar`: "auto" shows train/loss in the progress bar except on CUDA, where
       Lightning reads every progress-bar value with .item(), a GPU sync each step.
     """
@@ -97,7 +98,7 @@ class CaptioningTask(SupraTask):
         self.decode.check_vocabulary(net.config.VOCAB_SIZE)  # model.decode.beam_width: refused before any work
         self.tokenizer: CaptionTokenizer | None = None  # the data's, taken at setup
         self._predictions: dict[int, str] = {}
-        self._validations = 0  # finished (non-sanity) validations of this fit, for score_every_n_val
+        self._validations = 0  # finished (non-sanity) validations of the run, resumes included: score_every_n_val
 
     # -- set-up -----------------------------------------------------------------------------------
 
@@ -257,3 +258,14 @@ class CaptioningTask(SupraTask):
 
     def checkpoint_metadata(self) -> dict[str, Any]:
         return {"tokenizer": self.tokenizer.to_json() if self.tokenizer else None}
+
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_save_checkpoint(checkpoint)
+        checkpoint["supra"]["validations"] = self._validations
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        super().on_load_checkpoint(checkpoint)
+        # after setup("fit") set it to 0: a resumed run counts on, else its first validation was always scored and
+        # the later n-th ones shifted (best.ckpt's val/CIDEr taken at other steps). A checkpoint written before
+        # the count was kept counts from the resume.
+        self._validations = (checkpoint.get("supra") or {}).get("validations", 0)
