@@ -182,6 +182,50 @@ def test_one_ctrl_c_stops_at_the_batch_end_with_last_ckpt_and_a_second_stops_at_
     assert signal.getsignal(signal.SIGINT) is ctrl_c  # Ctrl-C as it was, after the fit
 
 
+class PressesCtrlCInBatch(L.LightningModule):
+    """A model whose user presses Ctrl-C once, during its `batch`-th training batch (from 1; None: never)."""
+
+    def __init__(self, batch: int | None) -> None:
+        super().__init__()
+        self.layer, self.press_in, self.trained = torch.nn.Linear(2, 1), batch, 0
+
+    def training_step(self, batch, batch_idx):
+        self.trained += 1
+        if self.trained == self.press_in:
+            os.kill(os.getpid(), signal.SIGINT)
+        return self.layer(batch[0]).pow(2).mean()
+
+    def configure_optimizers(self):
+        return torch.optim.SGD(self.parameters(), lr=0.1)
+
+
+def test_ctrl_c_while_gradients_accumulate_stops_after_the_optimizer_step_and_resumes_to_the_same_weights(
+        tmp_path, python_ctrl_c):
+    # 2 batches a step, Ctrl-C in the 3rd batch: the fit stops after the batch that steps the optimizer, the 4th.
+    # Stopped after the 3rd, the checkpoint lost its gradients and the resumed run's second step took the 4th batch's
+    # alone: other weights. (All batches alike: a plain DataLoader resumed mid-epoch starts the epoch's data anew.)
+    data = DataLoader(TensorDataset(torch.tensor([[0.5, -1.0]]).repeat(12, 1)), batch_size=2)
+
+    def fit(model: PressesCtrlCInBatch, run: str, ckpt_path: Path | None = None) -> L.Trainer:
+        trainer = L.Trainer(max_steps=4, accumulate_grad_batches=2, logger=False, enable_progress_bar=False,
+                            enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path,
+                            callbacks=[LastStepModelCheckpoint(dirpath=tmp_path / run, save_last=True, save_top_k=0),
+                                       EpochWhereStopped()])
+        trainer.fit(model, data, ckpt_path=ckpt_path)
+        return trainer
+
+    torch.manual_seed(0)
+    fit(whole := PressesCtrlCInBatch(None), "whole")
+    torch.manual_seed(0)
+    with pytest.raises(SIGTERMException):
+        fit(PressesCtrlCInBatch(3), "interrupted")
+    last = torch.load(tmp_path / "interrupted" / "last.ckpt", weights_only=True)
+    assert last["global_step"] == 2
+    assert last["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"] == 4
+    fit(resumed := PressesCtrlCInBatch(None), "resumed", tmp_path / "interrupted" / "last.ckpt")
+    torch.testing.assert_close(resumed.state_dict(), whole.state_dict(), rtol=0, atol=0)
+
+
 class RecordsBatches(L.LightningModule):
     """A model that records (epoch, batch index, step) of each batch it trains."""
 

@@ -94,6 +94,21 @@ def test_a_stop_asked_during_a_batch_ends_the_fit_at_that_batch_end(tmp_path):
     assert trainer.global_step == 2  # the batch finished, then the fit stopped
 
 
+def test_a_batch_steps_the_optimizer_at_the_end_of_its_accumulation_or_of_its_epoch(tmp_path):
+    class RecordsWhetherItSteps(Tiny):
+        def training_step(self, batch, batch_idx):
+            self.steps.append(private_apis.steps_the_optimizer(self.trainer))
+            return self.layer(batch[0]).mean()
+
+    module = RecordsWhetherItSteps()
+    module.steps = []
+    trainer = L.Trainer(max_epochs=2, accumulate_grad_batches=2, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, enable_checkpointing=False, limit_val_batches=0,
+                        default_root_dir=tmp_path)
+    trainer.fit(module, DataLoader(TensorDataset(torch.randn(6, 2)), batch_size=2))  # epochs of 3 batches
+    assert module.steps == [False, True, True] * 2 and trainer.global_step == 4
+
+
 def test_the_logging_step_is_the_count_of_batches_that_stepped_before_this_one(tmp_path):
     class RecordsItsLoggingStep(Tiny):
         def training_step(self, batch, batch_idx):

@@ -27,6 +27,7 @@ from supra.utils.private_apis import (
     last_step_saved,
     save_last_checkpoint,
     saves_best_at_epoch_end,
+    steps_the_optimizer,
     stop_at_end_of_batch,
 )
 
@@ -72,6 +73,8 @@ class LastStepModelCheckpoint(ModelCheckpoint):
     and last.ckpt is written at the step reached; a second Ctrl-C stops at once, as before. Otherwise every
     step since the last checkpoint was lost: a KeyboardInterrupt never reaches on_train_end. (One process
     only: under DDP each rank would stop at a batch of its own, and Ctrl-C stops the run at once as before.)
+    With trainer.accumulate_grad_batches > 1 it stops at the end of the batch that steps the optimizer: the
+    gradients gathered before it are in no checkpoint, and a run resumed mid-step trained other weights.
 
     A resumed run writes a new folder (runner/training.py), and Lightning forgets the best score when the
     folder changes: the resumed run's first validation became "best" however much worse, and was tested.
@@ -79,10 +82,10 @@ class LastStepModelCheckpoint(ModelCheckpoint):
     link: Lightning rewrites best.ckpt in place, which would change the earlier run's file through a link).
     """
 
-    # Ctrl-C during the fit: the handler in place, the one it replaced, and a stop asked during a validation
+    # Ctrl-C during the fit: the handler in place, the one it replaced, and a stop asked, not yet passed on
     _graceful: Callable[[int, FrameType | None], None] | None = None
     _ctrl_c: Any = None
-    _stop_after_validation = False
+    _stop_asked = False
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
@@ -135,10 +138,9 @@ class LastStepModelCheckpoint(ModelCheckpoint):
 
             def stop_gracefully(signum: int, frame: FrameType | None) -> None:
                 self._restore_ctrl_c()  # a second Ctrl-C: a KeyboardInterrupt, at once
-                if trainer.validating:
-                    self._stop_after_validation = True  # one cut short is not run again by the resumed run
-                else:
-                    stop_at_end_of_batch(trainer)
+                # passed on at the end of the batch that steps the optimizer, or of the validation (one cut short is
+                # not run again by the resumed run)
+                self._stop_asked = True
 
             self._graceful = stop_gracefully
             signal.signal(signal.SIGINT, stop_gracefully)
@@ -163,13 +165,15 @@ class LastStepModelCheckpoint(ModelCheckpoint):
         if trainer.is_global_zero:
             print(message, file=sys.stderr, flush=True)
 
-    def on_train_batch_start(self, trainer: L.Trainer, pl_module: L.LightningModule, batch: Any, batch_idx: int) -> None:
-        super().on_train_batch_start(trainer, pl_module, batch, batch_idx)
-        self._stop_if_asked(trainer)  # Ctrl-C as a validation was ending
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        self._stop_if_asked(trainer)
 
     def _stop_if_asked(self, trainer: L.Trainer) -> None:
-        if self._stop_after_validation:
-            self._stop_after_validation = False
+        """Pass a Ctrl-C on to Lightning where the batch ends an optimizer step: the fit stops as it ends."""
+        if self._stop_asked and steps_the_optimizer(trainer):
+            self._stop_asked = False
             stop_at_end_of_batch(trainer)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:

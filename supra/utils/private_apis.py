@@ -10,6 +10,8 @@ these changes shape, so an upgrade shows what to mend in one place. Why each is 
   last.ckpt written before that (at the validation's end) would make it skip the save;
 - a stop at the end of the batch: Ctrl-C during a fit stops it as SIGTERM does (the loops finish the
   batch, then raise SIGTERMException), so that last.ckpt is written at the step reached;
+- whether a batch steps the optimizer: with gradient accumulation Ctrl-C stops at the end of the batch that
+  ends the optimizer step, since a checkpoint cannot keep the gradients gathered before it;
 - the last batch of an epoch: the captioner scores its last validation of a fit even when
   score_every_n_val would skip it, and only the fit loop's progress says that a batch is the epoch's last;
 - the step the loggers are at: pictures are logged at the step of the scalars logged with them, which
@@ -72,6 +74,12 @@ def stop_at_end_of_batch(trainer: L.Trainer) -> None:
 
 
 # -- the fit loop ---------------------------------------------------------------------------------------------
+
+def steps_the_optimizer(trainer: L.Trainer) -> bool:
+    """Whether the current training batch ends an optimizer step (the last of trainer.accumulate_grad_batches
+    batches, or of the epoch, where Lightning steps on the batches left): from its start to the next batch's."""
+    return not trainer.fit_loop.epoch_loop._should_accumulate()
+
 
 def is_last_batch_of_epoch(trainer: L.Trainer) -> bool:
     return trainer.fit_loop.epoch_loop.batch_progress.is_last_batch
