@@ -26,7 +26,7 @@ from supra.callbacks.validation_within_run import ValidationWithinRun
 from supra.loggers.wandb_logger import build_wandb_logger
 from supra.runner.components import PERIODIC_CHECKPOINTS
 from supra.runner.evaluation import evaluate
-from supra.runner.training import train
+from supra.runner.training import check_run_config, train
 from supra.utils.errors import SupraUserError
 from supra.utils.run_folders import finished_run_file
 from tests.conftest import ROOT, TINY_RUN, command_lines, compose_config
@@ -60,6 +60,36 @@ def test_gradient_accumulation_steps_the_optimizer_once_per_n_batches(train_conf
     last = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=False)
     assert last["global_step"] == 2  # optimizer steps
     assert last["loops"]["fit_loop"]["epoch_loop.batch_progress"]["total"]["completed"] == 6  # batches
+
+
+def test_validations_inside_an_optimizer_step_are_refused_before_training(train_config):
+    # a checkpoint cannot keep the gradients gathered so far in a step: a run resumed from one written at a validation
+    # inside a step (last.ckpt is written at every validation) would train other weights
+    with pytest.raises(SupraUserError, match=re.escape(
+            "trainer.val_check_interval=3 is not a multiple of trainer.accumulate_grad_batches=2: its validations and "
+            "their checkpoints would fall inside an optimizer step, whose gathered gradients a checkpoint cannot keep (a "
+            "run resumed from one would train other weights): use trainer.val_check_interval=2 or "
+            "trainer.val_check_interval=4")):
+        check_run_config(train_config("trainer.accumulate_grad_batches=2", "trainer.val_check_interval=3"))
+    check_run_config(train_config("trainer.accumulate_grad_batches=2", "trainer.val_check_interval=4"))
+    # what the epoch's length decides, at the start of training: a share of an epoch, or a count across epochs whose
+    # steps start anew each epoch (one of 5 batches, accumulating 2: steps after batches 2, 4 and 5)
+    check = ValidationWithinRun()
+    refused = []
+    for interval, every, per_epoch, bound in ((0.5, 3, 1, {}), (0.5, 2, 1, {}), (4, 4, None, {}),
+                                              (4, 4, None, {"max_steps": 3})):  # 3 steps: 5 batches, before batch 8
+        trainer = SimpleNamespace(**{"accumulate_grad_batches": 2, "val_check_interval": interval, "val_check_batch":
+                                     every, "check_val_every_n_epoch": per_epoch, "num_training_batches": 5,
+                                     "fast_dev_run": False, "limit_val_batches": 1.0, "max_steps": -1, "max_epochs": 2,
+                                     **bound})
+        try:
+            check.on_train_start(trainer, None)
+        except SupraUserError as err:
+            refused.append(str(err).split("weights): ")[1].split(" (")[0])
+        else:
+            refused.append(None)
+    assert refused == ["give it as a whole number of batches that is a multiple of 2", None,
+                       "an epoch's 5 batches are not a multiple of 2", None]
 
 
 def test_a_run_that_ends_before_its_first_validation_is_warned_of_before_training(train_config, caplog):

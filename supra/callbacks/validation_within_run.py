@@ -1,5 +1,5 @@
-"""A warning before training when the run will never validate, a refusal when it would not train at all
-(train.py adds it to every run)."""
+"""A warning before training when the run will never validate, a refusal when it would not train at all or
+would validate inside an optimizer step (train.py adds it to every run)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,15 @@ class ValidationWithinRun(L.Callback):
     weights; a run of no training batch at all (trainer.limit_train_batches=0) is refused. The run's length is
     known only once the data is (here, at the start of fit). A resumed run counts from its checkpoint's batches
     (validations fall every val_check_interval batches since the first run began), and its test scores the best
-    checkpoint carried over with it, if there is one."""
+    checkpoint carried over with it, if there is one.
+
+    With trainer.accumulate_grad_batches > 1, a validation that falls inside an optimizer step (its batches'
+    gradients gathered so far) is refused at the start of training, before the first batch: the checkpoints written
+    there cannot keep those gradients, so a run resumed from one would train other weights. The config check refuses
+    an interval of batches that is not a multiple of the accumulation; what only the epoch's length tells is checked
+    here: a share of an epoch, and an interval counted across epochs whose length is not a multiple (Lightning steps
+    on the batches left at an epoch's end, and the next epoch's steps start anew).
+    """
 
     _resumed: tuple[int, int] | None = None  # (step, training batches) of the checkpoint resumed
 
@@ -71,6 +79,49 @@ class ValidationWithinRun(L.Callback):
         log.warning("this run ends after %d more training batches (%s), before its next validation at batch %d "
                     "(trainer.val_check_interval=%d): %s. %s", batches - done, reason, (done // interval + 1) * interval,
                     interval, outcome, ADVICE)
+
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        accumulate, every, epoch = trainer.accumulate_grad_batches, trainer.val_check_batch, trainer.num_training_batches
+        if (accumulate <= 1 or trainer.fast_dev_run or not trainer.limit_val_batches or not isinstance(every, int)
+                or not math.isfinite(epoch)):
+            return
+        budgets = [math.inf]
+        if trainer.max_steps > 0:
+            budgets.append(batches_for_steps(trainer.max_steps, accumulate, epoch))
+        if trainer.max_epochs is not None and trainer.max_epochs > 0:
+            budgets.append(int(epoch) * trainer.max_epochs)
+        per_epoch = trainer.check_val_every_n_epoch is not None
+        found = validation_inside_a_step(int(epoch), every, accumulate, per_epoch, min(budgets))
+        if found is None:
+            return
+        interval = trainer.val_check_interval
+        if isinstance(interval, float):
+            nearest = max(accumulate, every // accumulate * accumulate)
+            advice = (f"give it as a whole number of batches that is a multiple of {accumulate} "
+                      f"(trainer.val_check_interval={nearest}), or 1.0 (each epoch's end)")
+        else:
+            advice = (f"an epoch's {int(epoch)} batches are not a multiple of {accumulate} (Lightning steps on the "
+                      f"{int(epoch) % accumulate} left at its end), so from the second epoch on the interval falls "
+                      "between steps: add trainer.check_val_every_n_epoch=1 (it then counts within each epoch), or make "
+                      f"an epoch a multiple of {accumulate} batches (data.batch_size, data.num_train)")
+        raise SupraUserError(f"trainer.val_check_interval={interval} validates at batch {found} of an epoch of "
+                             f"{int(epoch)} batches, inside an optimizer step of trainer.accumulate_grad_batches="
+                             f"{accumulate}, whose gathered gradients a checkpoint cannot keep (a run resumed from "
+                             f"the one written there would train other weights): {advice}")
+
+
+def validation_inside_a_step(epoch: int, every: int, accumulate: int, per_epoch: bool, batches: float) -> int | None:
+    """The batch of its epoch (from 1) of the first validation within the run's first `batches` training batches that
+    falls inside an optimizer step, or None. Lightning validates after every `every` batches of each epoch
+    (`per_epoch`) or of the run, and steps after every `accumulate` batches of an epoch and at its last."""
+    # the pattern repeats every epoch (per_epoch), else every lcm(epoch, every) batches
+    until = min(batches, epoch if per_epoch else math.lcm(epoch, every))
+    for done in range(every, int(until) + 1, every):
+        at = (done - 1) % epoch + 1
+        if at % accumulate and at != epoch:
+            return at
+    return None
 
 
 def batches_for_steps(steps: int, accumulate: int, epoch: float) -> int:

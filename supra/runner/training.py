@@ -113,6 +113,17 @@ def check_run_config(cfg: DictConfig) -> None:
     if isinstance(interval, float) and not interval <= 1 and not (interval % 1 == 0 and every_epochs is not None):
         raise SupraUserError(f"trainer.val_check_interval={interval} must be a whole number of training batches "
                              "(written without a decimal point: 500) or a share of an epoch from 0.0 to 1.0 (0.5)")
+    # a whole number of batches (a float above 1 is one by now): validations, and the checkpoints written at them,
+    # that fall inside an optimizer step lose its gradients so far, which no checkpoint keeps (a run resumed from one
+    # trains other weights); a share of an epoch is checked at the start of training, where the epoch's length is known
+    if accumulate is not None and accumulate > 1 and isinstance(interval, int | float) and (
+            isinstance(interval, int) or interval > 1) and interval % accumulate:
+        below = int(interval // accumulate * accumulate)
+        multiples = " or ".join(f"trainer.val_check_interval={n}" for n in (below, below + accumulate) if n)
+        raise SupraUserError(f"trainer.val_check_interval={interval} is not a multiple of trainer.accumulate_grad_batches="
+                             f"{accumulate}: its validations and their checkpoints would fall inside an optimizer step, "
+                             "whose gathered gradients a checkpoint cannot keep (a run resumed from one would train other "
+                             f"weights): use {multiples}")
     metric = str(cfg.get("optimized_metric") or "")
     if metric.startswith("test/") and not cfg.get("test"):  # else known only after the whole fit
         raise SupraUserError(f"optimized_metric={metric} is a test score, but test=false: set test=true, or "
