@@ -7,10 +7,13 @@ import fcntl
 import importlib
 import json
 import os
+import resource
+import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -145,6 +148,20 @@ def killed_in_atomic_dir(path: Path, name: str) -> Path:
                    env={**os.environ, "PYTHONPATH": str(ROOT)})
     (left,) = set(path.parent.iterdir()) - before
     return left
+
+
+@contextmanager
+def file_size_limit(size: int) -> Iterator[None]:
+    """A full disk as this process's writers meet it, without one: no file may grow past `size` bytes
+    (`ulimit -f`), so a write past it fails with EFBIG (SIGXFSZ ignored, as Python starts) until the block ends."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    handler = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (size, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, handler)
 
 
 @pytest.fixture

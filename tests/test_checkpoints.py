@@ -18,12 +18,12 @@ import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from torch.utils.data import DataLoader, TensorDataset
 
-from supra.callbacks.checkpoint import LastStepModelCheckpoint
+from supra.callbacks.checkpoint import AtomicCheckpointIO, LastStepModelCheckpoint
 from supra.runner.resume import EpochWhereStopped
 from supra.runner.training import train
 from supra.utils.errors import SupraUserError
 from supra.utils.run_folders import KeepFinishedRuns
-from tests.conftest import ROOT, TINY_RUN
+from tests.conftest import ROOT, TINY_RUN, file_size_limit
 from tests.test_run_folders import hydra_config
 
 
@@ -50,6 +50,26 @@ def test_a_checkpoint_write_that_fails_half_way_leaves_the_earlier_last_ckpt_who
     assert (checkpoints / "last.ckpt").read_bytes() == before["last"]
     assert torch.load(checkpoints / "last.ckpt", weights_only=True)["global_step"] == 2  # resumable as it was
     assert sorted(p.name for p in checkpoints.iterdir()) == ["best.ckpt", "last.ckpt"]  # no half-written temp file
+
+
+def test_torch_cut_short_by_a_full_disk_is_the_same_one_line_and_other_torch_errors_stay_as_they_are(tmp_path,
+                                                                                                      monkeypatch):
+    """torch's own zip writer reports a full disk (here a file size limit) as a RuntimeError ("[enforce fail at
+    inline_container.cc] unexpected pos ..."), not an OSError."""
+    last = tmp_path / "last.ckpt"
+    last.write_bytes(b"the earlier checkpoint")
+    with file_size_limit(64 * 1024), pytest.raises(SupraUserError, match=(
+            rf"could not write the checkpoint last\.ckpt into {tmp_path} \(the write was cut short: the disk full, or "
+            r"a file size limit\): any earlier last\.ckpt there is intact; free space there .* ckpt_path=")):
+        AtomicCheckpointIO().save_checkpoint({"state_dict": {"w": torch.zeros(100_000)}}, last)
+    assert last.read_bytes() == b"the earlier checkpoint" and list(tmp_path.iterdir()) == [last]
+
+    def bug(*args, **kwargs):
+        raise RuntimeError("a bug, no full disk")
+
+    monkeypatch.setattr(torch, "save", bug)
+    with pytest.raises(RuntimeError, match="^a bug, no full disk$"):
+        AtomicCheckpointIO().save_checkpoint({"state_dict": {}}, last)
 
 
 def csv_rows(run: Path, column: str) -> list[tuple[int, float]]:

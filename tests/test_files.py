@@ -1,7 +1,7 @@
 """Atomic folders: a folder written by atomic_dir appears whole or not at all, and one it replaces is
 deleted only once the new one is in place; the temp folders of a killed one (and temp files of a killed
 atomic_path) are found by the lock they lost, never a user's folder named like one, and a
-folder written alone refuses a second writer. Listing a data folder: linked folders followed, each real
+folder written alone refuses a second writer; a write that finds no room is one line. Listing a data folder: linked folders followed, each real
 folder listed once."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from supra.utils.errors import SupraUserError
@@ -20,13 +21,14 @@ from supra.utils.files import (
     atomic_dir_leftovers,
     atomic_path,
     is_mount_point,
+    room_to_write,
     stale_temp_files,
     tree_stamp,
     visible_files,
     walk_visible,
     writing_alone,
 )
-from tests.conftest import killed_in_atomic_dir
+from tests.conftest import file_size_limit, killed_in_atomic_dir
 
 
 def test_a_replaced_folder_is_deleted_only_once_the_new_one_is_in_place(tmp_path, monkeypatch):
@@ -131,6 +133,19 @@ def test_a_folder_written_alone_refuses_a_second_writer_until_the_first_is_done(
     with writing_alone(tmp_path, "out=DIR") as held:
         assert held
     assert list(tmp_path.iterdir()) == []  # no lock file left behind
+
+
+def test_a_write_that_finds_no_room_is_one_line_naming_where_and_other_errors_stay_as_they_are(tmp_path):
+    with pytest.raises(SupraUserError, match=r"^cannot write to out=DIR \(No space left on device\): free space$"), \
+            room_to_write("out=DIR", "free space"):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+    # numpy names no errno ("409600 requested and 8176 written"), past a file size limit as on a full disk
+    with pytest.raises(SupraUserError, match=r"^cannot write to out=DIR \(the write was cut short: the disk full, or a "
+                                             r"file size limit\): free space$"), \
+            room_to_write("out=DIR", "free space"), file_size_limit(4096):
+        np.save(tmp_path / "codes.npy", np.zeros(100_000, np.uint32))
+    with pytest.raises(PermissionError), room_to_write("out=DIR", "free space"):  # no want of room: as it was
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
 
 
 def folder_of(root: Path, *names: str) -> Path:

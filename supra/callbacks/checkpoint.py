@@ -22,7 +22,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from supra.utils.errors import SupraUserError
-from supra.utils.files import atomic_path
+from supra.utils.files import atomic_path, no_room_reason
 from supra.utils.private_apis import (
     last_step_saved,
     save_last_checkpoint,
@@ -51,9 +51,13 @@ class AtomicCheckpointIO(TorchCheckpointIO):
         try:
             with atomic_path(path) as tmp:
                 torch.save(checkpoint, tmp)
-        except OSError as err:
+        except (OSError, RuntimeError) as err:
+            # torch's zip writer reports a full disk as a RuntimeError ("unexpected pos"); any other is no user's
+            reason = (err.strerror or str(err)) if isinstance(err, OSError) else no_room_reason(err)
+            if reason is None:
+                raise
             raise SupraUserError(f"could not write the checkpoint {path.name} into {path.parent} "
-                                 f"({err.strerror or err}): any earlier {path.name} there is intact; free space "
+                                 f"({reason}): any earlier {path.name} there is intact; free space "
                                  "there (or choose another folder) and resume from it with ckpt_path=...") from err
 
 

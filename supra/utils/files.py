@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import heapq
 import json
@@ -323,6 +324,39 @@ def remove_earlier_outputs(folder: Path, earlier: Iterable[str], written: Iterab
         path = folder / Path(name).name
         if path.is_file():
             path.unlink()
+
+
+# A write refused for want of room: the disk or a quota full, or a file past the process's size limit (ulimit -f)
+NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
+# ... as the writers that give no errno report it: numpy's .npy writer (a short fwrite) and torch's zip writer
+# (caffe2's inline_container.cc, a RuntimeError)
+SHORT_NUMPY_WRITE = re.compile(r"\d+ requested and \d+ written")
+SHORT_TORCH_WRITE = re.compile(r"inline_container\.cc.*unexpected pos \d+ vs \d+|PytorchStreamWriter failed")
+
+
+def no_room_reason(err: BaseException) -> str | None:
+    """Why a write failed for want of room (NO_ROOM), for a one-line message; None for any other error, which
+    is no full disk's and stays as it is."""
+    if isinstance(err, OSError) and err.errno in NO_ROOM:
+        return err.strerror or str(err)
+    if (isinstance(err, OSError) and err.errno is None and SHORT_NUMPY_WRITE.search(str(err))) or (
+            isinstance(err, RuntimeError) and SHORT_TORCH_WRITE.search(str(err))):
+        return "the write was cut short: the disk full, or a file size limit"
+    return None
+
+
+@contextmanager
+def room_to_write(what: str, remedy: str) -> Iterator[None]:
+    """A write in the block that fails for want of room (no_room_reason) as one line naming where (`what`,
+    e.g. "out=DIR") and what to do, as require_writable_dir's, rather than a traceback (numpy's and torch's
+    name no file)."""
+    try:
+        yield
+    except (OSError, RuntimeError) as err:
+        reason = no_room_reason(err)
+        if reason is None:
+            raise
+        raise SupraUserError(f"cannot write to {what} ({reason}): {remedy}") from None
 
 
 def check_writable_dir(path: str | os.PathLike, create: bool = True) -> Path:
