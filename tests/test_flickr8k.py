@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 
 import pytest
 import torch
@@ -15,6 +17,7 @@ from supra.data.captioning.flickr8k import Flickr8kDataModule
 from supra.data.captions import clean_caption
 from supra.data.image_cache import ImageCache, load_rgb
 from supra.utils.errors import SupraUserError
+from tests.conftest import file_size_limit
 from tests.flickr8k_fixtures import captions_for, names, write_kaggle, write_karpathy, write_original
 
 
@@ -149,6 +152,26 @@ def test_a_cache_build_removes_the_temp_arrays_that_killed_builds_left(tmp_path,
         cache.ensure(show_progress=False)
     assert not left.exists() and kept.exists() and cache.is_valid()
     assert f"removed 1 temp file(s) that killed cache builds left in {tmp_path / 'c'}: {left.name}" in caplog.messages
+
+
+def test_a_cache_that_finds_no_room_is_one_line_naming_its_folder_not_a_bus_error(tmp_path, monkeypatch):
+    """The array is written through a memory map, whose pages find room only as they are written: on a full disk
+    that was a SIGBUS (no message). Its room is taken before (posix_fallocate), so a full disk is an error there."""
+    Image.new("RGB", (10, 10)).save(tmp_path / "good.jpg")
+    folder = tmp_path / "c"
+    message = (rf"^cannot write to the decoded-image cache {folder} \((No space left on device|File too large)\): "
+               r"free space there, or set data\.cache_dir to a folder with room$")
+
+    def full_disk(fd, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    with monkeypatch.context() as full:
+        full.setattr(os, "posix_fallocate", full_disk)
+        with pytest.raises(SupraUserError, match=message):
+            ImageCache(folder, [tmp_path / "good.jpg"], 64).ensure(show_progress=False)
+    with file_size_limit(4096), pytest.raises(SupraUserError, match=message):  # ulimit -f: EFBIG
+        ImageCache(folder, [tmp_path / "good.jpg"], 64).ensure(show_progress=False)
+    assert list(folder.iterdir()) == []  # no temp array left
 
 
 def test_clean_caption_drops_trailing_period_and_spaces():

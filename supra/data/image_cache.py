@@ -25,6 +25,8 @@ from supra.data.images import UNREADABLE, image_to_uint8, load_rgb
 from supra.utils.files import (
     atomic_path,
     require_writable_dir,
+    reserve_space,
+    room_to_write,
     some_names,
     stale_temp_files,
     write_json_atomic,
@@ -88,22 +90,27 @@ class ImageCache:
         require_writable_dir(folder, f"the decoded-image cache {folder}", "set data.cache_dir to a writable folder")
         self._remove_stale_temp_files()
         failed: dict[str, str] = {}
-        with atomic_path(self.array_path) as tmp:
-            array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8, shape=(len(self.paths), 3, self.size, self.size))
-            with Progress(disable=not show_progress, transient=True) as progress:
-                task = progress.add_task(f"decoding {len(self.paths)} images to {self.size}px", total=len(self.paths))
-                for i, (path, name) in enumerate(zip(self.paths, self.names, strict=True)):
-                    try:
-                        source = io.BytesIO(path.read()) if isinstance(path, StoredImage) else path
-                        array[i] = image_to_uint8(load_rgb(source), self.size).numpy()
-                    except UNREADABLE as err:
-                        array[i] = 0
-                        failed[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:100] if str(err) else ''}"
-                    progress.advance(task)
-            array.flush()
-            del array
-        origin = {"origin": self.origin} if self.origin is not None else {}
-        write_json_atomic(self.meta_path, {"names": self.names, "failed": failed, "size": self.size, **origin})
+        # a full disk (or a file size limit) is one line naming the folder, as a read-only one is
+        with room_to_write(f"the decoded-image cache {folder}",
+                           "free space there, or set data.cache_dir to a folder with room"):
+            with atomic_path(self.array_path) as tmp:
+                array = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                                  shape=(len(self.paths), 3, self.size, self.size))
+                reserve_space(tmp)  # before writing through the map: a full disk is an error here, not a SIGBUS
+                with Progress(disable=not show_progress, transient=True) as progress:
+                    task = progress.add_task(f"decoding {len(self.paths)} images to {self.size}px", total=len(self.paths))
+                    for i, (path, name) in enumerate(zip(self.paths, self.names, strict=True)):
+                        try:
+                            source = io.BytesIO(path.read()) if isinstance(path, StoredImage) else path
+                            array[i] = image_to_uint8(load_rgb(source), self.size).numpy()
+                        except UNREADABLE as err:
+                            array[i] = 0
+                            failed[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:100] if str(err) else ''}"
+                        progress.advance(task)
+                array.flush()
+                del array
+            origin = {"origin": self.origin} if self.origin is not None else {}
+            write_json_atomic(self.meta_path, {"names": self.names, "failed": failed, "size": self.size, **origin})
         self._remove_replaced()
 
     def _remove_stale_temp_files(self) -> None:

@@ -359,6 +359,24 @@ def room_to_write(what: str, remedy: str) -> Iterator[None]:
         raise SupraUserError(f"cannot write to {what} ({reason}): {remedy}") from None
 
 
+def reserve_space(path: str | os.PathLike) -> None:
+    """The file's whole size taken on disk now (posix_fallocate), where the file system can: a memory-mapped file
+    is sparse, its pages found room for only as they are written, and a write through the map that finds
+    none is a SIGBUS (the process dies with no message); here it is an OSError (ENOSPC), before any work."""
+    if not hasattr(os, "posix_fallocate"):  # off Linux and the BSDs
+        return
+    fd = os.open(path, os.O_RDWR)
+    try:
+        size = os.fstat(fd).st_size
+        if size:
+            os.posix_fallocate(fd, 0, size)
+    except OSError as err:
+        if err.errno not in (errno.EOPNOTSUPP, errno.EINVAL, errno.ENOSYS):  # a file system that cannot: as before
+            raise
+    finally:
+        os.close(fd)
+
+
 def check_writable_dir(path: str | os.PathLike, create: bool = True) -> Path:
     """Create `path` if needed (unless not `create`) and prove a file can be written there; raise
     PermissionError/OSError if not."""
