@@ -31,6 +31,7 @@ from supra.utils.files import (
     atomic_path,
     remove_leftovers,
     require_writable_dir,
+    room_to_write,
     write_json_atomic,
     writing_alone,
 )
@@ -130,7 +131,9 @@ def run(cfg: DictConfig) -> Path:
     # leave half of each.
     with writing_alone(out, f"out={out}") as alone:
         remove_shard_leftovers(out, alone)
-        with Progress(disable=not cfg.show_progress, transient=True) as progress, contextlib.ExitStack() as swaps:
+        # a full disk: one line (what was written of this run is removed with its temp folders, as on any error)
+        with room_to_write(f"out={out}", "free space there, or give another out= folder"), \
+                Progress(disable=not cfg.show_progress, transient=True) as progress, contextlib.ExitStack() as swaps:
             for split in SPLITS:
                 folder = swaps.enter_context(atomic_dir(out / split))
                 written[split] = write_split(index, Path(cfg.root), split, folder, cfg.samples_per_shard, progress,

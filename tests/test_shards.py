@@ -578,6 +578,20 @@ def test_write_shards_of_a_source_with_no_usable_image_is_one_line_and_writes_no
     assert not (tmp_path / "shards").exists()
 
 
+def test_write_shards_on_a_full_disk_is_one_line_naming_out_and_keeps_nothing_half_written(tmp_path, capsys):
+    from tests.caption_source_fixtures import write_coco_official
+    from tests.conftest import file_size_limit, run_command
+
+    write_coco_official(tmp_path / "coco")
+    out = tmp_path / "shards"
+    with file_size_limit(2048), pytest.raises(SystemExit):  # ulimit -f: as a full disk, the first tar finds no room
+        run_command("write_shards", "source=coco", f"root={tmp_path / 'coco'}", f"out={out}", "layout=2014",
+                    "show_progress=false", run_dir=tmp_path)
+    assert capsys.readouterr().err == f"error: cannot write to out={out} (File too large): free space there, or give " \
+                                      "another out= folder\n"
+    assert list(out.iterdir()) == []
+
+
 def test_write_shards_of_a_source_too_small_for_val_and_test_writes_no_empty_folders_and_says_what_to_give(
         tmp_path, capsys):
     from supra.write_shards import next_step
