@@ -23,7 +23,7 @@ from supra.data.media.datamodule import MediaDataModule, MediaItems
 from supra.runner.components import chosen_data_config
 from supra.utils.cli import check_option_types, check_paths_given, hydra_command
 from supra.utils.errors import SupraUserError
-from supra.utils.files import remove_earlier_outputs, require_writable_dir
+from supra.utils.files import remove_earlier_outputs, require_writable_dir, room_to_write, writing_alone
 from supra.utils.hardware import check_command_accelerator
 
 log = logging.getLogger(__name__)
@@ -43,16 +43,29 @@ def run(cfg: DictConfig) -> Path:
                                   "e.g. data=media_folder data.root=DIR", cfg.paths.cache_dir)
     refuse_other_data(data_cfg, f"ckpt={cfg.ckpt}")  # nor data this command cannot encode
     out = Path(cfg.out)
-    if (out / "meta.json").exists() and not cfg.overwrite:
-        raise SupraUserError(f"out={out} already holds codes (meta.json): choose another folder or add overwrite=true")
     made = not out.exists()
     require_writable_dir(out, f"out={out}")  # before the work, not after
-    try:
-        datamodule, encoded = encode_splits(cfg, net, data_cfg, splits)
-    except BaseException:  # the data refused (data.root not there, too few files), Ctrl-C: no empty folder left
-        if made and not any(out.iterdir()):
-            out.rmdir()
-        raise
+    # one run at a time, as write_shards: two writing here left one's meta.json beside the other's codes
+    with writing_alone(out, f"out={out}"):
+        if (out / "meta.json").exists() and not cfg.overwrite:  # checked holding it: not one finishing meanwhile
+            raise SupraUserError(f"out={out} already holds codes (meta.json): choose another folder or add "
+                                 "overwrite=true")
+        try:
+            datamodule, encoded = encode_splits(cfg, net, data_cfg, splits)
+        except BaseException:  # the data refused (data.root not there, too few files), Ctrl-C: no empty folder left
+            if made and not any(out.iterdir()):
+                out.rmdir()
+            raise
+        with room_to_write(f"out={out}", "free space there, or give another out= folder"):
+            counts = write_codes(cfg, out, net, data_cfg, datamodule, encoded)
+    print(f"wrote codes of {', '.join(f'{n} {s}' for s, n in counts.items())} items to {out}")
+    return out
+
+
+def write_codes(cfg: DictConfig, out: Path, net: torch.nn.Module, data_cfg: DictConfig, datamodule: MediaDataModule,
+                encoded: dict[str, tuple[MediaItems, np.ndarray]]) -> dict[str, int]:
+    """The encoded splits written into `out`, then its meta.json (last: the folder is whole once it is there);
+    returns each split's number of items."""
     dtype = codes_dtype(net.config.num_codes)
     earlier = earlier_split_files(out)
     (out / "meta.json").unlink(missing_ok=True)  # overwriting: the folder is incomplete until the end
@@ -69,8 +82,7 @@ def run(cfg: DictConfig) -> Path:
         "num_codes": net.config.num_codes, "image_size": datamodule.image_size, "dtype": dtype.name,
         "splits": counts, "item_shapes": shapes, "data": OmegaConf.to_container(data_cfg, resolve=True),
     })
-    print(f"wrote codes of {', '.join(f'{n} {s}' for s, n in counts.items())} items to {out}")
-    return out
+    return counts
 
 
 def encode_splits(cfg: DictConfig, net: torch.nn.Module, data_cfg: DictConfig,

@@ -20,7 +20,8 @@ from supra.data.media.codes import codes_dtype, read_media_codes
 from supra.metrics.codebook_usage import CodebookUsage
 from supra.runner.training import train
 from supra.utils.errors import SupraUserError
-from tests.conftest import ROOT, command_lines, run_command
+from supra.utils.files import writing_alone
+from tests.conftest import ROOT, command_lines, file_size_limit, run_command
 
 VQ_RUN = ["experiment=vqvae_shapes", "data.eval_batch_size=24"]
 
@@ -224,6 +225,28 @@ def test_an_overwrite_with_fewer_splits_removes_the_earlier_runs_other_splits_on
                 run_dir=tmp_path)
     assert sorted(p.name for p in out.iterdir()) == ["codes_train.npy", "items_train.json", "meta.json", "notes.txt"]
     assert read_media_codes(out, "train").meta["splits"] == {"train": 3}
+
+
+def test_a_second_tokenize_media_into_the_same_out_is_refused_while_the_first_writes(vqvae_ckpt, tmp_path, capsys):
+    """Two at once left one's meta.json naming its VQ-VAE beside the other's codes."""
+    out = tmp_path / "codes"
+    run_command("tokenize_media", f"ckpt={vqvae_ckpt}", f"out={out}", *TINY_SHAPES, run_dir=tmp_path)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    with writing_alone(out, "the first run"), pytest.raises(SystemExit):
+        run_command("tokenize_media", f"ckpt={vqvae_ckpt}", f"out={out}", *TINY_SHAPES, "overwrite=true",
+                    "splits=train", run_dir=tmp_path)
+    assert capsys.readouterr().err == (f"error: out={out} is being written by another run now: wait for it to "
+                                       "finish, or choose another folder\n")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the first run's folder, untouched
+
+
+def test_tokenize_media_on_a_full_disk_is_one_line_naming_out(vqvae_ckpt, tmp_path, capsys):
+    out = tmp_path / "codes"
+    with file_size_limit(100), pytest.raises(SystemExit):  # ulimit -f: as a full disk, codes_train.npy finds no room
+        run_command("tokenize_media", f"ckpt={vqvae_ckpt}", f"out={out}", *TINY_SHAPES, run_dir=tmp_path)
+    assert capsys.readouterr().err == (f"error: cannot write to out={out} (File too large): free space there, or give "
+                                       "another out= folder\n")
+    assert not (out / "meta.json").exists() and not list(out.glob(".*"))  # no temp file left
 
 
 def test_data_that_is_no_image_or_clip_datamodule_is_one_line_naming_the_data_it_takes(vqvae_ckpt, tmp_path, capsys):
