@@ -39,6 +39,7 @@ from supra.utils.files import (
     is_mount_point,
     remove_leftovers,
     require_writable_dir,
+    room_to_write,
     some_names,
 )
 
@@ -237,7 +238,8 @@ def run(cfg: DictConfig) -> Path:
     if release:
         read_release_whole(ckpt, kind)
     parent.mkdir(parents=True, exist_ok=True)
-    with writing_beside(Path(cfg.out).resolve(), f"out={cfg.out}"):
+    with writing_beside(Path(cfg.out).resolve(), f"out={cfg.out}"), \
+            room_to_write(f"out={cfg.out}", "free space there, or give another out= folder"):  # a full disk: one line
         out = EXPORTERS[kind](str(ckpt), str(cfg.out), license=cfg.license)
     print(f"wrote {out}: " + ", ".join(sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())))
     if left_out:

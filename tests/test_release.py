@@ -19,7 +19,7 @@ from supra.data.images import normalize_images
 from supra.models.vlm_generation import beam_search
 from supra.utils.errors import SupraUserError
 from tests import release_reference
-from tests.conftest import killed_in_atomic_dir, run_command
+from tests.conftest import file_size_limit, killed_in_atomic_dir, run_command
 from tests.media_fixtures import png_claiming
 from tests.test_vlm_nano import release_state_dict_names
 
@@ -351,6 +351,20 @@ def test_export_of_a_model_without_a_release_format_names_it_and_makes_no_folder
     with pytest.raises(SystemExit):  # a kind this version does not know: pointed to the kinds export takes
         run_command("export", f"ckpt={tmp_path / 'later.ckpt'}", f"out={out}")
     assert capsys.readouterr().err.endswith("does not know: give a captioner checkpoint, an a2a_nano checkpoint\n")
+
+
+@pytest.mark.parametrize(("room", "reason"), [
+    (4096, "File too large"),  # model.safetensors (2.8 MB) cut short: safetensors' error
+    (4_000_000, "the write was cut short: the disk full, or a file size limit"),  # model.pt: torch's zip writer's
+])
+def test_export_on_a_full_disk_is_one_line_naming_out_and_leaves_nothing_beside_it(trained_run, tmp_path, capsys,
+                                                                                    room, reason):
+    ckpt, out = trained_run / "checkpoints" / "best.ckpt", tmp_path / "release"
+    with file_size_limit(room), pytest.raises(SystemExit):  # ulimit -f: as a full disk, the write finds no room
+        run_command("export", f"ckpt={ckpt}", f"out={out}")
+    assert capsys.readouterr().err == f"error: cannot write to out={out} ({reason}): free space there, or give " \
+                                      "another out= folder\n"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_export_into_a_mount_point_is_refused_before_any_work(trained_run, tmp_path, monkeypatch, capsys):

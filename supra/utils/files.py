@@ -328,10 +328,11 @@ def remove_earlier_outputs(folder: Path, earlier: Iterable[str], written: Iterab
 
 # A write refused for want of room: the disk or a quota full, or a file past the process's size limit (ulimit -f)
 NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
-# ... as the writers that give no errno report it: numpy's .npy writer (a short fwrite) and torch's zip writer
-# (caffe2's inline_container.cc, a RuntimeError)
+# ... as the writers that give no errno report it: numpy's .npy writer (a short fwrite), torch's zip writer
+# (caffe2's inline_container.cc, a RuntimeError) and safetensors (a SafetensorError naming the errno)
 SHORT_NUMPY_WRITE = re.compile(r"\d+ requested and \d+ written")
 SHORT_TORCH_WRITE = re.compile(r"inline_container\.cc.*unexpected pos \d+ vs \d+|PytorchStreamWriter failed")
+RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
 
 
 def no_room_reason(err: BaseException) -> str | None:
@@ -342,6 +343,9 @@ def no_room_reason(err: BaseException) -> str | None:
     if (isinstance(err, OSError) and err.errno is None and SHORT_NUMPY_WRITE.search(str(err))) or (
             isinstance(err, RuntimeError) and SHORT_TORCH_WRITE.search(str(err))):
         return "the write was cut short: the disk full, or a file size limit"
+    rust = RUST_OS_ERROR.search(str(err)) if type(err).__name__ == "SafetensorError" else None
+    if rust and int(rust[1]) in NO_ROOM:
+        return os.strerror(int(rust[1]))
     return None
 
 
@@ -352,7 +356,7 @@ def room_to_write(what: str, remedy: str) -> Iterator[None]:
     name no file)."""
     try:
         yield
-    except (OSError, RuntimeError) as err:
+    except Exception as err:  # safetensors' errors are no OSError
         reason = no_room_reason(err)
         if reason is None:
             raise
