@@ -362,6 +362,53 @@ def test_a_job_of_a_csv_logged_sweep_that_logged_nothing_is_said_to_have_logged_
             "none)\n") in (tmp_path / SUMMARY_MD).read_text()
 
 
+def test_a_test_metric_is_reported_at_the_step_of_the_checkpoint_the_test_scored(tmp_path):
+    """optimized_metric=test/CIDEr: the test scores best.ckpt (step 3 here) but logs at the fit's last step (6),
+    where last.ckpt's weights never gave that score."""
+    write_job(tmp_path / "0", ["seed=1"], "maximize", {"status": "completed", "return_value": 0.02},
+              metric="test/CIDEr")
+    (tmp_path / "0" / "csv").mkdir()
+    (tmp_path / "0" / "csv" / "metrics.csv").write_text("epoch,step,val/CIDEr,test/CIDEr\n0,2,0.3,\n0,5,0.1,\n"
+                                                        "1,6,,0.02\n")
+    write_checkpoint(tmp_path / "0", "best.ckpt", global_step=3)
+    write_checkpoint(tmp_path / "0", "last.ckpt", global_step=6)
+    (row,) = write_report(tmp_path)
+    assert (row.best_value, row.best_step, row.checkpoint) == (0.02, 3, str(tmp_path / "0" / "checkpoints" / "best.ckpt"))
+    (tmp_path / "0" / "checkpoints" / "best.ckpt").unlink()  # no best kept: the test scored the last weights
+    (row,) = write_report(tmp_path)
+    assert (row.best_step, row.checkpoint) == (6, str(tmp_path / "0" / "checkpoints" / "last.ckpt"))
+
+
+def test_the_best_value_is_read_where_the_jobs_csv_logger_wrote_its_metrics_csv(tmp_path):
+    # logger.csv.name=curves: <job>/curves/metrics.csv; version=null: Lightning's version_0
+    for job, name, version, folder in [("0", "curves", "", "curves"), ("1", "csv", None, "csv/version_0")]:
+        write_job(tmp_path / job, [f"seed={job}"], "maximize", {"status": "completed", "return_value": 0.2})
+        config = yaml.safe_load((tmp_path / job / ".hydra" / "config.yaml").read_text())
+        config["logger"] = {"csv": {"_target_": "supra.loggers.csv_logger.CSVLoggerKeepingColumns",
+                                    "save_dir": "${paths.output_dir}", "name": name, "version": version}}
+        (tmp_path / job / ".hydra" / "config.yaml").write_text(yaml.safe_dump(config))
+        (tmp_path / job / folder).mkdir(parents=True)
+        (tmp_path / job / folder / "metrics.csv").write_text(TWO_VALIDATIONS)
+    assert [(r.job, r.best_value, r.best_step) for r in write_report(tmp_path)] == [("0", 0.3, 2), ("1", 0.3, 2)]
+
+
+@pytest.mark.parametrize(("damaged", "content", "said"), [
+    ("csv/metrics.csv", b"epoch,step,val/CIDEr\n0,\xff,0.5\n", "is not the curves a CSV logger writes (it is not UTF-8 text)"),
+    (".hydra/config.yaml", b"- 1\n- 2\n", "is not a job's config (a YAML mapping, as Hydra writes it) (it holds list [1, 2])"),
+])
+def test_a_damaged_job_file_is_named_in_one_line_by_the_report_and_the_sweeps_own_hook(tmp_path, caplog, damaged,
+                                                                                      content, said):
+    write_job(tmp_path / "0", ["seed=1"], None, {"status": "completed", "return_value": 0.1})
+    (tmp_path / "0" / damaged).parent.mkdir(exist_ok=True)
+    (tmp_path / "0" / damaged).write_bytes(content)
+    message = f"{tmp_path / '0' / damaged} {said}: move it away to report the job without it, or restore it"
+    with pytest.raises(SupraUserError) as refused:
+        write_report(tmp_path)
+    assert str(refused.value) == message
+    SweepJobRecorder._report(tmp_path, quiet=True)  # after each job of a sweep: a warning, not a crashed hook
+    assert caplog.messages[-1] == f"no sweep report: {message}"
+
+
 def optuna_sweep_config(*overrides: str):
     """train.yaml with hparams_search=vlm_optuna and Hydra's settings, as `python train.py -m` composes it."""
     from hydra import compose, initialize_config_dir

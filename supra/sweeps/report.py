@@ -3,8 +3,9 @@
 Writes DIR/sweep_summary.csv and DIR/sweep_summary.md. Read from what the jobs left on disk, so it works on
 a sweep that was stopped half-way: each job's .hydra/overrides.yaml and config.yaml, the job result
 (sweep_job.json, written by supra.sweeps.callback.SweepJobRecorder; it also records the job's folder within the
-sweep's, which tells one multirun's jobs nested in sub-folders from several multiruns' jobs), its csv/metrics.csv
-for the best validation value and its step (the global step of its checkpoint and pictures), and checkpoints/.
+sweep's, which tells one multirun's jobs nested in sub-folders from several multiruns' jobs), its metrics.csv
+(csv/metrics.csv, or where its CSV logger's config says) for the best validation value and its step (the global
+step of its checkpoint and pictures), and checkpoints/ (a test metric's is the tested checkpoint's).
 Job configs are only read, never instantiated.
 `python -m supra.sweep_report dir=DIR` rebuilds it by hand.
 """
@@ -56,6 +57,28 @@ def load_yaml(path: Path) -> Any:
         return None
 
 
+def job_text(path: Path, what: str) -> str | None:
+    """The text of a job's file, None if it is not there; one line naming it if it is not text (damaged)."""
+    try:
+        return path.read_text(encoding="utf-8") if path.is_file() else None
+    except UnicodeDecodeError:
+        raise damaged_job_file(path, what, "it is not UTF-8 text") from None
+
+
+def job_object(path: Path, what: str, content: Any) -> dict[str, Any]:
+    """`content` read from the job's file `path`, which holds an object ({} for None: missing or cut short); one
+    line naming the file if it holds anything else (a list, a number: edited or damaged), not an AttributeError."""
+    if content is None:
+        return {}
+    if not isinstance(content, dict):
+        raise damaged_job_file(path, what, f"it holds {type(content).__name__} {json.dumps(content, default=str)[:40]}")
+    return content
+
+
+def damaged_job_file(path: Path, what: str, why: str) -> SupraUserError:
+    return SupraUserError(f"{path} is not {what} ({why}): move it away to report the job without it, or restore it")
+
+
 def _float(value: Any) -> float | None:
     try:
         number = float(value)
@@ -76,20 +99,43 @@ def _direction(hydra_cfg: dict, job_cfg: dict, metric: str) -> str:
     return "minimize" if "loss" in metric else "maximize"
 
 
-def _best_logged(job_dir: Path, metric: str, direction: str) -> tuple[float | None, int | None, int | None]:
-    """(best value, its global step, its epoch) of `metric` in the job's csv/metrics.csv.
+def metrics_csv(job_dir: Path, job_cfg: dict[str, Any]) -> Path:
+    """Where the job's CSV logger wrote its metrics.csv: <save_dir>/<name>/<version>/ of its config's csv logger
+    (logger.csv.name=curves: <job>/curves/metrics.csv), <job>/csv/metrics.csv (the default) without one."""
+    node = next((node for node in _csv_loggers(job_cfg)), {"name": "csv", "version": ""})
+    save_dir = str(node.get("save_dir") or "${paths.output_dir}")
+    if "${" in save_dir:  # ${paths.output_dir}, the job's folder: Hydra's resolvers are not there to resolve it
+        save_dir = save_dir.replace("${paths.output_dir}", str(job_dir))
+    folder = job_dir if "${" in save_dir else _job_cwd(job_dir) / save_dir
+    folder = folder / str(node.get("name") or "")
+    version = node.get("version")
+    if version is None:  # Lightning's next version_N: the job's run wrote the highest there is
+        versions = [int(p.name[8:]) for p in folder.glob("version_*") if p.name[8:].isdigit()]
+        version = max(versions) if versions else 0
+    return folder / (version if isinstance(version, str) else f"version_{version}") / "metrics.csv"
+
+
+def _job_cwd(job_dir: Path) -> Path:
+    """The folder the job ran in, which a relative save_dir is relative to (.hydra/hydra.yaml's runtime.cwd)."""
+    hydra_cfg = load_yaml(job_dir / ".hydra" / "hydra.yaml")
+    cwd = ((hydra_cfg.get("hydra") or {}).get("runtime") or {}).get("cwd") if isinstance(hydra_cfg, dict) else None
+    return Path(cwd) if isinstance(cwd, str) and cwd else Path.cwd()
+
+
+def _best_logged(path: Path, metric: str, direction: str) -> tuple[float | None, int | None, int | None]:
+    """(best value, its global step, its epoch) of `metric` in the job's metrics.csv (`path`).
 
     Lightning logs what is measured during a fit (a validation's metrics, a training batch's) at the
     count of optimizer steps before the batch it follows: one below the global step of the checkpoint
     written there (best.ckpt) and of the pictures drawn there (samples/val_step_N.png). The step reported
     is that global step, so that the three agree (a test's metrics, logged after the fit, are left as logged)."""
     after_a_batch = 0 if metric.startswith("test/") else 1
-    path = job_dir / "csv" / "metrics.csv"
-    if not path.is_file() or not metric:
+    text = job_text(path, "the curves a CSV logger writes") if metric else None
+    if text is None:
         return None, None, None
     best: tuple[float, int | None, int | None] | None = None
-    with open(path, newline="") as f:
-        for row in csv.DictReader(f):
+    try:
+        for row in csv.DictReader(io.StringIO(text, newline="")):
             value = _float(row.get(metric))
             if value is None:
                 continue
@@ -97,6 +143,8 @@ def _best_logged(job_dir: Path, metric: str, direction: str) -> tuple[float | No
             if better:
                 step, epoch = _float(row.get("step")), _float(row.get("epoch"))
                 best = (value, None if step is None else int(step) + after_a_batch, None if epoch is None else int(epoch))
+    except csv.Error as err:  # a NUL byte, a line cut inside a quote
+        raise damaged_job_file(path, "the curves a CSV logger writes", str(err)) from None
     return best if best else (None, None, None)
 
 
@@ -172,17 +220,24 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], list[str], list[str]]:
     rows, notes = [], []
     for job_dir in dirs:
         job = str(job_dir.relative_to(sweep_dir))
-        job_cfg = load_yaml(job_dir / ".hydra" / "config.yaml") or {}
+        job_cfg = job_object(job_dir / ".hydra" / "config.yaml", "a job's config (a YAML mapping, as Hydra writes it)",
+                             load_yaml(job_dir / ".hydra" / "config.yaml"))
         result = _job_result(job_dir / JOB_RESULT)
         ckpt = (job_cfg.get("callbacks") or {}).get("model_checkpoint") or {}
         metric = result.get("metric") or job_cfg.get("optimized_metric") or ckpt.get("monitor") or ""
         direction = _direction(load_yaml(job_dir / ".hydra" / "hydra.yaml") or sweep_cfg, job_cfg, metric)
-        best_value, best_step, best_epoch = _best_logged(job_dir, metric, direction)
+        curves = metrics_csv(job_dir, job_cfg)
+        best_value, best_step, best_epoch = _best_logged(curves, metric, direction)
         # The checkpoint named is one whose global step is the best value's, read from the file rather than
         # assumed from the config: best.ckpt is the best of the checkpoint callback's monitor, which need not be
         # this metric (optimized_metric=val/loss, monitor val/CIDEr) nor have its direction.
         ckpt_steps = _checkpoint_steps(job_dir)
         checkpoint = next((path for path, step in ckpt_steps.items() if best_step is not None and step == best_step), "")
+        tested = _tested_checkpoint(job_dir)
+        if metric.startswith("test/") and best_value is not None and tested:
+            # A test's scores are logged at the fit's last step, whichever checkpoint it scored: the run tests
+            # best.ckpt (last.ckpt when it kept no best), so those are its weights, step and test pictures.
+            checkpoint, best_step = str(tested), ckpt_steps[str(tested)]
         best_ckpt = job_dir / "checkpoints" / "best.ckpt"
         keeps_this_best = ckpt.get("monitor") == metric and ckpt.get("mode") == direction[:3]  # max | min
         if best_step is None and keeps_this_best and best_ckpt.is_file():
@@ -198,7 +253,8 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], list[str], list[str]]:
         if best_value is None and (final_value is not None or result.get("status") == "completed"):
             # Said rather than read from TensorBoard's event files (or W&B's): one reader, metrics.csv's, for
             # every logger; and the csv logger is the default. The job is ranked by what it returned.
-            why = (f"its csv/metrics.csv has no {metric}" if (job_dir / "csv" / "metrics.csv").is_file() else
+            shown = curves.relative_to(job_dir) if curves.is_relative_to(job_dir) else curves
+            why = (f"its {shown} has no {metric}" if curves.is_file() else
                    "it logged no metric (a run this short may log none)" if _logs_csv(job_cfg) else
                    "it logged no csv/metrics.csv (add logger=many or the csv logger)")
             notes.append(f"job {job}: its best {metric} and its step are unknown: {why}"
@@ -213,13 +269,23 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], list[str], list[str]]:
     return rows, shared, notes
 
 
+def _tested_checkpoint(job_dir: Path) -> Path | None:
+    """The checkpoint the job's test scored: best.ckpt, else last.ckpt (its last weights when it kept no best)."""
+    return next((path for path in (job_dir / "checkpoints" / "best.ckpt", job_dir / "checkpoints" / "last.ckpt")
+                 if path.is_file()), None)
+
+
+def _csv_loggers(job_cfg: dict[str, Any]) -> list[dict[str, Any]]:
+    """The CSV loggers of the job's config."""
+    loggers = job_cfg.get("logger") or {}
+    return [node for node in loggers.values() if isinstance(node, dict)
+            and str(node.get("_target_", "")).rpartition(".")[2].startswith("CSVLogger")] if isinstance(loggers, dict) else []
+
+
 def _logs_csv(job_cfg: dict[str, Any]) -> bool:
     """Whether the job's config has a CSV logger: its metrics.csv is written at the first metric logged, so a
     job that logged none (a few steps, no validation) has none to read."""
-    loggers = job_cfg.get("logger") or {}
-    return isinstance(loggers, dict) and any(
-        isinstance(node, dict) and str(node.get("_target_", "")).rpartition(".")[2].startswith("CSVLogger")
-        for node in loggers.values())
+    return bool(_csv_loggers(job_cfg))
 
 
 def _ranking_value(row: JobRow) -> float | None:
