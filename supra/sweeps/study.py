@@ -21,7 +21,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from supra.artifacts.captioner_release import build_captioner, describe_architecture
-from supra.sweeps.report import job_dirs, load_yaml
+from supra.sweeps.report import job_dirs, job_object, job_text, load_yaml
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_path, require_writable_dir, write_text_atomic
 
@@ -50,16 +50,25 @@ class StudyRow:
     measured_on: str | None = None
 
 
-def _json(path: Path) -> dict[str, Any]:
+def _json(path: Path, what: str) -> dict[str, Any]:
+    """The object in the job's JSON file; {} if it is missing or cut short (a job still running or stopped), one
+    line naming the file if it holds anything else."""
     try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
+        content = json.loads(job_text(path, what) or "null")
+    except json.JSONDecodeError:
         return {}
+    return job_object(path, what, content)
 
 
 def _variant(job_dir: Path) -> str:
+    """The job's study=<variant>; a job without one is refused, as _require_captioner refuses another model's: a
+    table of its job numbers as variants would read as the study's."""
     overrides = [str(o) for o in (load_yaml(job_dir / ".hydra" / "overrides.yaml") or [])]
-    return next((o.split("=", 1)[1] for o in overrides if o.startswith(("study=", "+study="))), job_dir.name)
+    variant = next((o.split("=", 1)[1] for o in overrides if o.startswith(("study=", "+study="))), None)
+    if variant is None:
+        raise SupraUserError(f"job {job_dir} has no study= override: study_report reads the jobs of a study's sweep "
+                             f"({RECIPE}, or python train.py -m study=release,nvis1 ...); give that sweep as dir=")
+    return variant
 
 
 CAPTIONER = "supra.models.vlm_nano.VLMNano"  # the model.net of every study variant
@@ -76,8 +85,10 @@ def _require_captioner(job_dir: Path, config: dict[str, Any]) -> None:
 
 def study_row(job_dir: Path) -> StudyRow | None:
     """The job's row, or None while it has no test metrics (failed, interrupted or still running)."""
-    metrics, times = _json(job_dir / "metrics.json"), _json(job_dir / "time_accounting.json")
-    config = load_yaml(job_dir / ".hydra" / "config.yaml") or {}
+    metrics = _json(job_dir / "metrics.json", "a test's scores (a JSON object, as the run writes them)")
+    times = _json(job_dir / "time_accounting.json", "a run's step times (a JSON object, as the run writes them)")
+    config = job_object(job_dir / ".hydra" / "config.yaml", "a job's config (a YAML mapping, as Hydra writes it)",
+                        load_yaml(job_dir / ".hydra" / "config.yaml"))
     if config:
         _require_captioner(job_dir, config)
     if not metrics or not config:
