@@ -963,6 +963,29 @@ def test_each_run_of_one_process_logs_to_its_own_wandb_run(monkeypatch, tmp_path
     wandb.finish()
 
 
+def test_wandb_tags_hydra_reads_as_numbers_or_booleans_are_given_to_wandb_as_typed(monkeypatch, tmp_path):
+    """tags=[exp,2024,true]: Hydra gives the number 2024 and True, which wandb.init refused in a traceback."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    logger = build_wandb_logger(str(tmp_path / "run"), tags=OmegaConf.create(["exp", 2024, True, 1.5]))
+    assert logger.experiment.tags == ("exp", "2024", "true", "1.5")
+    wandb.finish()
+
+
+def test_a_wandb_run_that_wandb_refuses_to_start_offline_leaves_its_folder_free(monkeypatch, tmp_path):
+    """wandb.init, run as Lightning first logs, failed after wandb_run_id.txt marked the folder as a finished run's."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("HOME", str(tmp_path))
+
+    def refusing(**settings):
+        raise ValueError("refused")
+
+    monkeypatch.setattr(wandb, "init", refusing)
+    with pytest.raises(ValueError, match="refused"):
+        build_wandb_logger(str(tmp_path / "run"))
+    assert finished_run_file(tmp_path / "run") is None and not list(tmp_path.glob("run/wandb/*run-*"))
+
+
 def test_wandb_mode_disabled_writes_no_wandb_run(monkeypatch, tmp_path):
     monkeypatch.setenv("WANDB_MODE", "disabled")  # Lightning's offline mode would set it to dryrun: a run after all
     wandb.finish()  # Lightning would take over a run another test left open in this process, writing nothing

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import netrc
@@ -50,6 +51,7 @@ def build_wandb_logger(
     network), the run logs offline and says so; with `offline=False` it stops in one line instead.
     """
     check_wandb_options(project, tags, init_timeout)
+    tags = wandb_tags(tags)
     if wandb.run is not None:  # an earlier run of this process (a sweep's jobs share one): Lightning would log into it
         wandb.finish()
     os.environ.setdefault("WANDB_SILENT", "true")  # which also hides its "wandb sync" hint: said below instead
@@ -88,10 +90,21 @@ def build_wandb_logger(
         logger, run_id = _started_online(logger, save_dir, project, name, tags, run_id, resumed_id, forced_online,
                                          init_timeout, kwargs)
     if mode != "disabled":  # no W&B run to continue: a file naming one would mislead
-        # written only now: a run refused before (a refused login, no server with offline=false) leaves its
-        # folder free for the corrected command (the file marks a run's folder, supra.utils.run_folders)
+        _start(logger, save_dir, run_id)
+        # written only now: a run refused before (a refused login, no server with offline=false, wandb.init
+        # failing offline) leaves its folder free for the corrected command (the file marks a run's folder,
+        # supra.utils.run_folders)
         write_text_atomic(Path(save_dir) / RUN_ID_FILE, run_id + "\n")
     return logger
+
+
+def wandb_tags(tags: Any) -> list[str] | None:
+    """The tags as W&B takes them, strings: Hydra reads tags=[exp,2024] as "exp" and the number 2024, which wandb
+    refuses only as the run starts; each is given as typed (true, not True). None (null) is an empty tag."""
+    if tags is None:
+        return None
+    return [("" if tag is None else json.dumps(tag) if isinstance(tag, bool) else str(tag))
+            for tag in ([tags] if isinstance(tags, str) else tags)]
 
 
 def check_wandb_options(project: str | None, tags: list[str] | None, init_timeout: Any,
@@ -107,9 +120,9 @@ def check_wandb_options(project: str | None, tags: list[str] | None, init_timeou
             problem = f"holds {' '.join(forbidden)}" if forbidden else f"is {len(str(project))} characters long"
             raise SupraUserError(f"{where}.project={project} {problem}: a W&B project name has at most 128 "
                                  f"characters, none of {' '.join(PROJECT_FORBIDDEN)}")
-    for tag in tags or ():
-        if not 1 <= len(str(tag)) <= 64:
-            raise SupraUserError(f"{where}.tags holds the tag {str(tag)!r} ({len(str(tag))} characters): a W&B "
+    for tag in wandb_tags(tags) or ():
+        if not 1 <= len(tag) <= 64:
+            raise SupraUserError(f"{where}.tags holds the tag {tag!r} ({len(tag)} characters): a W&B "
                                  "tag has 1 to 64 characters (the tags come from tags=[...])")
 
 
@@ -141,9 +154,20 @@ def _started_online(logger: WandbLogger, save_dir: str, project: str, name: str 
     return logger, run_id
 
 
+def _start(logger: WandbLogger, save_dir: str, run_id: str) -> None:
+    """The W&B run started (offline: at once; started already online) before its id is recorded: one wandb.init
+    refuses leaves no wandb_run_id.txt, as one refused online does, nor the folder of its attempt."""
+    before = set(Path(save_dir, "wandb").glob(f"*run-*-{run_id}"))
+    try:
+        logger.experiment  # noqa: B018 -- starts the W&B run now, as Lightning would at its first log
+    except Exception:
+        _remove_failed_attempt(save_dir, run_id, before)
+        raise
+
+
 def _remove_failed_attempt(save_dir: str, run_id: str, before: set[Path]) -> None:
     wandb.teardown()  # the failed run holds its id in this process: the offline one could not take it
-    for folder in set(Path(save_dir, "wandb").glob(f"run-*-{run_id}")) - before:
+    for folder in set(Path(save_dir, "wandb").glob(f"*run-*-{run_id}")) - before:  # offline-run-* too
         shutil.rmtree(folder, ignore_errors=True)  # the failed attempt's, holding nothing to upload
 
 
