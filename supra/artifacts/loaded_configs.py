@@ -7,6 +7,7 @@ configs composed from conf/ and the command line are the user's own and are not 
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,19 +16,63 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from supra.utils.errors import SupraUserError
 
-# Supra's own code and the libraries whose classes Supra's configs name (optimizers, callbacks, loggers).
-ALLOWED_TARGET_PREFIXES = ("supra.", "torch.", "torchvision.", "torchmetrics.", "lightning.", "pytorch_lightning.",
-                           "hydra.")
-ALLOWED_TARGETS = frozenset({"functools.partial"})
-# Inside the allowed packages, the entry points that load or compile code from elsewhere.
-REFUSED_TARGET_PREFIXES = ("torch.hub.", "torch.utils.cpp_extension.", "torch.package.", "torch.jit.load",
-                           "torch.load", "torch.ops.", "hydra.utils.")
+# The packages whose classes Supra's configs name (conf/: data modules, networks, tasks, optimizers and
+# schedules, callbacks, loggers, profilers, the trainer and its strategy): nothing else is built from a file.
+# Whole libraries are not allowed: torch.*, hydra.* hold loaders and command runners (torch.serialization.load,
+# torch.utils.collect_env.run, hydra._internal.utils._locate) no deny-list keeps up with.
+ALLOWED_TARGET_PREFIXES = (
+    "supra.data.", "supra.models.", "supra.tasks.", "supra.callbacks.", "supra.loggers.",
+    "torch.optim.",
+    *(f"{lightning}.{part}." for lightning in ("lightning.pytorch", "pytorch_lightning")
+      for part in ("callbacks", "loggers", "profilers", "strategies", "plugins", "trainer")),
+)
+ALLOWED_TARGETS = frozenset({
+    "lightning.pytorch.Trainer", "pytorch_lightning.Trainer",
+    "supra.runner.spawned_ranks.SpawnedRanks", "supra.utils.private_apis.StepsProgressBar",
+    "functools.partial",  # harmless: it only binds arguments, which are checked like any other node
+})
+
+
+def _allowed_name(name: str) -> bool:
+    parts = name.split(".")
+    # a private name (hydra._internal..., torch._C...) is no class a config names
+    if not all(part.isidentifier() and not part.startswith("_") for part in parts):
+        return False
+    return name in ALLOWED_TARGETS or name.startswith(ALLOWED_TARGET_PREFIXES)
+
+
+def _locate(target: str) -> Any:
+    """What `target` names, found as Hydra's locate finds it (attribute first, else the submodule); None where
+    it names nothing."""
+    parts = target.split(".")
+    try:
+        found = importlib.import_module(parts[0])
+    except ImportError:
+        return None
+    for index, part in enumerate(parts[1:], start=2):
+        try:
+            found = getattr(found, part)
+        except AttributeError:
+            try:
+                found = importlib.import_module(".".join(parts[:index]))
+            except ImportError:
+                return None
+    return found
 
 
 def is_allowed_target(target: str) -> bool:
-    if target in ALLOWED_TARGETS:
+    """True where `target` is in the allow-list and names a class or function defined there: a name can
+    reach through a module's imports (supra.data.images.os.system), so where it leads is checked too."""
+    if not _allowed_name(target):
+        return False
+    found = _locate(target)
+    if found is None:  # names nothing: instantiate says so in its own words
         return True
-    return target.startswith(ALLOWED_TARGET_PREFIXES) and not target.startswith(REFUSED_TARGET_PREFIXES)
+    module, qualname = getattr(found, "__module__", None), getattr(found, "__qualname__", None)
+    if not isinstance(module, str) or not isinstance(qualname, str) or not callable(found):
+        return False
+    return f"{module}.{qualname}" in ALLOWED_TARGETS or module.startswith(ALLOWED_TARGET_PREFIXES) \
+        or f"{module}." in ALLOWED_TARGET_PREFIXES
 
 
 def check_targets(config: Any, source: str, path: str = "") -> None:
@@ -44,8 +89,9 @@ def check_targets(config: Any, source: str, path: str = "") -> None:
             if key == "_target_":
                 if not isinstance(value, str) or not is_allowed_target(value):
                     raise SupraUserError(
-                        f"{source}: {key_path}={value!r} is not allowed in a loaded config (only supra.*, torch.*, "
-                        "lightning.*, torchmetrics.* ... classes are built from files): remove it or retrain")
+                        f"{source}: {key_path}={value!r} is not allowed in a loaded config (only the data, model, task, "
+                        "optimizer, callback and logger classes Supra's configs name are built from files): "
+                        "remove it or retrain")
             else:
                 check_targets(value, source, key_path)
     elif isinstance(config, Sequence) and not isinstance(config, str | bytes):
