@@ -77,6 +77,18 @@ def test_a_repo_missing_from_the_cache_offline_is_one_line(offline_cache):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize("name", ["config.json", "tokenizer.json"])
+def test_a_cached_file_whose_blob_was_cleaned_away_is_named_as_a_broken_link(release, offline_cache, name):
+    snapshot = cache_repo(offline_cache, f"supralabs/cleaned-{name[:-5]}", release)
+    (snapshot / name).resolve().unlink()  # a partial cache clean: the snapshot's link is left, its blob gone
+    with pytest.raises(SupraUserError) as err:
+        local_path(f"supralabs/cleaned-{name[:-5]}", "ckpt")
+    assert str(err.value) == (
+        f"ckpt=supralabs/cleaned-{name[:-5]}: the Hugging Face cache's copy is damaged: {name} link to a file no "
+        f"longer there (a partly cleaned cache): fetch the release again online (the missing files are downloaded "
+        f"again), or delete {snapshot} from the cache")
+
+
 def test_a_repo_without_config_json_is_not_a_release_in_one_line(release, offline_cache):
     cache_repo(offline_cache, "someone/not-supra", release, skip=("config.json",))
     with pytest.raises(SupraUserError, match=r"someone/not-supra is not a Supra or SupraVL release: it lacks config.json"):

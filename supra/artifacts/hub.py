@@ -145,6 +145,13 @@ def hub_release(spec: str, what: str = "ckpt", whole_repo: bool = False) -> Path
         if first_line != name and not isinstance(err, (HfHubHTTPError, OSError)):  # "403 Forbidden": say whose
             first_line = f"{name}: {first_line}"
         raise SupraUserError(f"{what}={spec}: the Hugging Face Hub could not be read ({first_line})") from None
+    # a link whose blob is gone (a partly cleaned cache): the file is there by name, yet reads as missing
+    broken = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink() and not p.exists())
+    if broken:
+        raise SupraUserError(f"{what}={spec}: the Hugging Face cache's copy is damaged: {', '.join(broken)} "
+                             f"{'link' if len(broken) == 1 else 'links'} to a file no longer there (a partly cleaned "
+                             f"cache): fetch the release again online (the missing files are downloaded again), or "
+                             f"delete {folder} from the cache")
     if release_kind(folder) is None:
         present = sorted(p.name for p in folder.iterdir())
         missing = [name for name in ("config.json", "model.safetensors") if not (folder / name).is_file()]
