@@ -129,6 +129,22 @@ def test_the_card_says_what_bounded_the_run_not_lightnings_minus_one(trained_run
     assert run_length({"max_steps": -1, "max_epochs": None}) == "until stopped (no max_steps or max_epochs)"
 
 
+def test_the_card_names_the_optimizer_the_run_used_with_the_settings_it_has(trained_run, tmp_path):
+    from supra.artifacts.captioner_release import describe_optimizer
+
+    # model.optimizer._target_=torch.optim.SGD '~model.optimizer.betas' +model.optimizer.momentum=0.9
+    checkpoint = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=False)
+    checkpoint["supra"]["run_config"]["model"]["optimizer"] = {"_target_": "torch.optim.SGD", "_partial_": True,
+                                                               "lr": 0.05, "momentum": 0.9}
+    ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save(checkpoint, ckpt)
+    card = (export_release(ckpt, tmp_path / "release") / "README.md").read_text()
+    assert "- optimizer: SGD lr 0.05, momentum 0.9, weight decay 0.01\n" in card
+    assert describe_optimizer({"_target_": "torch.optim.AdamW", "_partial_": True, "lr": 3e-4, "betas": [0.9, 0.95]},
+                              0.01) == "AdamW lr 0.0003, betas [0.9, 0.95], weight decay 0.01"  # the recipe's, as before
+
+
 def test_a_release_whose_config_disagrees_with_its_tokenizer_or_writes_numbers_as_text_is_refused(release, tmp_path):
     import shutil
 

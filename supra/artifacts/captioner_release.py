@@ -113,6 +113,14 @@ def run_length(trainer: dict) -> str:
     return " or ".join(given) + (", whichever came first" if len(given) == 2 else "")
 
 
+def describe_optimizer(optimizer: dict, weight_decay: Any) -> str:
+    """The run's optimizer named by its `_target_` (torch.optim.SGD: SGD) with the settings its config gives
+    (an SGD has no betas to print), and the task's weight decay, which every optimizer gets in its groups."""
+    name = str(optimizer.get("_target_") or "?").rsplit(".", 1)[-1]
+    settings = [f"{key} {value}" for key, value in optimizer.items() if not str(key).startswith("_")]
+    return ", ".join([f"{name} {settings[0]}" if settings else name, *settings[1:], f"weight decay {weight_decay}"])
+
+
 def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has_grid: bool) -> str:
     net_config = release_net_config(config)
     title = "SupraVL-Nano-900k" if net_config.is_release_architecture else "Supra captioner (SupraVL-Nano roadmap)"
@@ -125,8 +133,7 @@ def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has
         data = run_config.get("data", {})
         lines += ["", "## Training", "",
                   f"- data: `{data.get('_target_', '?')}`, batch {data.get('batch_size', '?')}",
-                  f"- optimizer: AdamW lr {model.get('optimizer', {}).get('lr')}, betas {model.get('optimizer', {}).get('betas')}, "
-                  f"weight decay {model.get('weight_decay')}",
+                  f"- optimizer: {describe_optimizer(model.get('optimizer') or {}, model.get('weight_decay'))}",
                   f"- schedule: warm-up {model.get('scheduler', {}).get('warmup_steps')} steps, cosine to {model.get('scheduler', {}).get('min_lr')}",
                   f"- {run_length(trainer)}, precision {trainer.get('precision')}, "
                   f"gradient clipping {trainer.get('gradient_clip_val') or 'off'}"]
