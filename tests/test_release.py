@@ -684,6 +684,25 @@ def test_a_release_is_scored_with_the_decoding_its_card_was_measured_with(traine
         LOADERS[artifact_kind(release)](compose_config("eval", tmp_path / "broken", [f"ckpt={release}"]))
 
 
+def test_a_resumed_runs_carried_best_checkpoint_is_released_with_the_decoding_its_test_used(trained_run, tmp_path):
+    # A resumed run (model.decode.beam_width=1 given now) that kept the best.ckpt of the run it resumed: a copy,
+    # that run's decoding (beam width 3) inside; its test, metrics.json, decoded with width 1.
+    run = tmp_path / "resumed"
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt = Path(shutil.copyfile(trained_run / "checkpoints" / "best.ckpt", run / "checkpoints" / "best.ckpt"))
+    shutil.copyfile(trained_run / "metrics.json", run / "metrics.json")
+    (run / ".hydra").mkdir()
+    (run / ".hydra" / "config.yaml").write_text(
+        "paths:\n  output_dir: ${hydra:runtime.output_dir}\n"
+        "model:\n  decode:\n    strategy: beam\n    beam_width: 1\n    length_penalty: 0.0\n"
+        "  test_metrics: [Bleu, '${paths.output_dir}']\n")  # what cannot be read outside Hydra is passed over
+    assert load_supra_checkpoint(ckpt)["supra"]["run_config"]["model"]["decode"]["beam_width"] == 3
+    release = export_release(ckpt, tmp_path / "release")
+    # the card prints that test's scores, so the release is scored (evaluate.py, caption) with its decoding
+    assert "| CIDEr |" in (release / "README.md").read_text()
+    assert json.loads((release / "scoring.json").read_text())["decode"]["beam_width"] == 1
+
+
 def test_fine_tuning_from_a_release_of_other_sizes_names_the_settings_to_change(release, tmp_path):
     from supra.runner.training import train
     from tests.conftest import compose_config

@@ -44,6 +44,7 @@ from supra.artifacts.release_files import (
     read_scoring,
     run_results,
     save_weights,
+    scored_model_settings,
     write_config_json,
     write_scoring,
 )
@@ -151,8 +152,10 @@ def export_a2a_release(ckpt: str | Path, out_dir: str | Path, license: str = "ot
     """A train.py checkpoint of kind supra.a2a -> a release folder (its card with its run's test metrics, if any)."""
     net, vqvae, vocab = load_a2a(ckpt)
     run_config = run_config_of(load_supra_checkpoint(ckpt, kind=A2A_CHECKPOINT)) or {}
-    return save_a2a_release(out_dir, net, vqvae, vocab, run_results(ckpt)[0], data_names(run_config), license,
-                            scored_settings(ckpt, run_config))
+    metrics = run_results(ckpt)[0]
+    # scored as the test whose scores the card prints (a resumed run's carried best.ckpt keeps the earlier run's)
+    return save_a2a_release(out_dir, net, vqvae, vocab, metrics, data_names(run_config), license,
+                            scored_settings(ckpt, {"model": scored_model_settings(ckpt, run_config, metrics)}))
 
 
 # -- reading -----------------------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from supra.artifacts.release_files import (
     read_scoring,
     run_results,
     save_weights,
+    scored_model_settings,
     write_config_json,
     write_scoring,
 )
@@ -170,7 +171,9 @@ def export_release(ckpt: str | Path, out_dir: str | Path, license: str = "other"
                     "global_step": checkpoint.get("global_step")}, tmp / "model.pt")
         if grid is not None:
             shutil.copyfile(grid, tmp / "samples.png")
-        write_scoring(tmp, {"decode": (run_config.get("model") or {}).get("decode") or {}})
+        # the decoding of the test whose scores the card prints (a resumed run's carried best.ckpt keeps the
+        # earlier run's), so that evaluate.py of the release gives them again
+        write_scoring(tmp, {"decode": scored_model_settings(ckpt, run_config, metrics).get("decode") or {}})
         name = "SupraVL-Nano-900k" if net.config.is_release_architecture else "Supra captioner (SupraVL-Nano roadmap)"
         front = card_front_matter("image-to-text", name, ["supra", "image-captioning", "supravl-nano"],
                                   data_names(run_config), metrics, license)

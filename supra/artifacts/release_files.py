@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from omegaconf import DictConfig, ListConfig, OmegaConf
 from safetensors.torch import load_file, save_file
 
 from supra.artifacts.checkpoints import checkpoint_step
@@ -184,6 +185,34 @@ def run_results(ckpt: str | Path) -> tuple[dict[str, Any] | None, Path | None]:
         raise SupraUserError(f"{metrics}, the test scores of the checkpoint's run, holds {json.dumps(scores)[:40]}, not "
                              f"the metrics a test writes (a JSON object): {remedy}")
     return scores, (grid if grid.is_file() else None)
+
+
+# The model settings a test's scores depend on: a captioner's decoding, an a2a model's sampling and scoring.
+SCORED_MODEL_KEYS = ("decode", "generation", "code_softmax", "test_metrics")
+
+
+def scored_model_settings(ckpt: str | Path, run_config: dict[str, Any], metrics: dict[str, Any] | None) -> dict[str, Any]:
+    """The model settings (SCORED_MODEL_KEYS) a release of `ckpt` is scored with: those of the run whose test
+    metrics its card prints (`metrics`, from run_results), read from that run's saved config, else the
+    checkpoint's own (`run_config`). They differ for a resumed run's best.ckpt carried over from the run it
+    resumed (a copy, keeping that run's settings) and tested with the settings given now: the card's scores,
+    scoring.json and evaluate.py of the release agree only with the run's."""
+    stored = run_config.get("model") or {}
+    settings = {key: stored[key] for key in SCORED_MODEL_KEYS if key in stored}
+    if metrics is None:
+        return settings
+    try:
+        model = OmegaConf.load(run_dir_of(ckpt) / ".hydra" / "config.yaml").get("model")
+    except Exception:  # noqa: BLE001 - none saved (a run in-process, hydra.output_subdir=null): the checkpoint's
+        return settings
+    for key in SCORED_MODEL_KEYS if isinstance(model, DictConfig) else ():
+        try:
+            value = model[key]
+            settings[key] = OmegaConf.to_container(value, resolve=True) if isinstance(value, DictConfig | ListConfig) \
+                else value
+        except Exception:  # noqa: BLE001 - not given, or not readable outside Hydra: the checkpoint's
+            continue
+    return settings
 
 
 def check_run_grid(grid: Path, ckpt: str | Path) -> None:
