@@ -89,6 +89,15 @@ def test_a_cached_file_whose_blob_was_cleaned_away_is_named_as_a_broken_link(rel
         f"again), or delete {snapshot} from the cache")
 
 
+def test_a_hub_release_of_the_wrong_kind_is_named_as_typed_not_by_its_cache_folder(release, offline_cache):
+    from supra.artifacts.a2a_release import load_a2a
+
+    cache_repo(offline_cache, "org/vlm", release)
+    with pytest.raises(SupraUserError) as err:
+        load_a2a("org/vlm")  # python -m supra.generate ckpt=org/vlm
+    assert str(err.value).startswith("ckpt=org/vlm is a SupraVL-Nano captioner release, not an a2a_nano one")
+
+
 def test_a_repo_without_config_json_is_not_a_release_in_one_line(release, offline_cache):
     cache_repo(offline_cache, "someone/not-supra", release, skip=("config.json",))
     with pytest.raises(SupraUserError, match=r"someone/not-supra is not a Supra or SupraVL release: it lacks config.json"):

@@ -379,9 +379,9 @@ def _checkpoint_vqvae(checkpoint: dict[str, Any], where: str) -> VQVAE:
 def load_a2a(path: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
     """(GPT, VQ-VAE, vocabulary), both models in eval mode, from a release folder (local, or on the Hugging
     Face Hub: org/name[@revision]) or a supra.a2a checkpoint."""
-    path = local_path(path)
+    given, path = path, local_path(path)  # errors name what was typed (org/name), not the cache's folder
     if release_kind(path) == CAPTIONER_RELEASE:
-        raise SupraUserError(f"ckpt={path} is a SupraVL-Nano captioner release, not an a2a_nano one: "
+        raise SupraUserError(f"ckpt={given} is a SupraVL-Nano captioner release, not an a2a_nano one: "
                              "python -m supra.caption and evaluate.py read it")
     if Path(path).is_dir():
         return load_a2a_release(path)

@@ -374,16 +374,16 @@ def command_decoding(cfg: Mapping[str, Any], config_name: str, net: VLMNano, run
 def load_captioner(path: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict | None]:
     """(net in eval mode, tokenizer, training run config or None) from a train.py checkpoint or a release
     folder, local or on the Hugging Face Hub (org/name[@revision])."""
-    path = local_path(path)
+    given, path = path, local_path(path)  # errors name what was typed (org/name), not the cache's folder
     kind = release_kind(path)
     if kind == CAPTIONER_RELEASE:
         net, tokenizer, _ = load_release(path)
         return net, tokenizer, None
     if kind == A2A_RELEASE:  # it captions too, by its own command
-        raise SupraUserError(f"ckpt={path} is {KIND_NAMES[kind]} (GPT + VQ-VAE), not a captioner: caption a picture "
-                             f"with it by python -m supra.generate ckpt={path} mode=image2text image=PICTURE")
+        raise SupraUserError(f"ckpt={given} is {KIND_NAMES[kind]} (GPT + VQ-VAE), not a captioner: caption a picture "
+                             f"with it by python -m supra.generate ckpt={given} mode=image2text image=PICTURE")
     if Path(path).is_dir():
-        raise SupraUserError(f"ckpt={path} is not a SupraVL-Nano release folder (config.json + model.safetensors + "
+        raise SupraUserError(f"ckpt={given} is not a SupraVL-Nano release folder (config.json + model.safetensors + "
                              "tokenizer.json, no vqvae.safetensors): give such a folder or a .ckpt file written by train.py")
     net, tokenizer, run_config, _ = _from_checkpoint(path)
     return net, tokenizer, run_config
