@@ -342,6 +342,23 @@ def test_evaluate_reproduces_the_run_test_metrics(trained_run, tmp_path):
     assert [p.name for p in (tmp_path / "eval" / "samples").iterdir()] == [f"test_step_{step:06d}.png"]
 
 
+def test_evaluate_scores_a_captioner_with_its_runs_test_metrics(trained_run, tmp_path):
+    from supra.artifacts.checkpoints import artifact_kind
+    from supra.runner.evaluation import LOADERS
+
+    # train.py model.test_metrics=[Bleu,CIDEr]: evaluate.py scores those again, not METEOR (Java) and ROUGE_L too
+    checkpoint = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=False)
+    checkpoint["supra"]["run_config"]["model"]["test_metrics"] = ["Bleu", "CIDEr"]
+    ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save(checkpoint, ckpt)
+    task, *_ = LOADERS[artifact_kind(ckpt)](compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}"]))
+    assert list(task.hparams.test_metrics) == ["Bleu", "CIDEr"]
+    task, *_ = LOADERS[artifact_kind(ckpt)](  # the recipe's run: all four, as before
+        compose_config("eval", tmp_path / "recipe", [f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}"]))
+    assert list(task.hparams.test_metrics) == ["Bleu", "METEOR", "ROUGE_L", "CIDEr"]
+
+
 @pytest.mark.parametrize(("split", "images"), [("val", []), ("train", ["+data.num_train=6"])])
 def test_evaluate_scores_another_split_with_another_decoding(trained_run, tmp_path, split, images):
     cfg = compose_config("eval", tmp_path / "eval", [

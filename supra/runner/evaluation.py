@@ -104,7 +104,10 @@ def _captioner(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback
     # the run's decoding (a release's: the one its card's scores were measured with), with what this command
     # line gives over it: left alone, the run's test scores come out again
     decode = command_decoding(cfg, "eval", net, run_cfg)
-    task = CaptioningTask(net=net, optimizer=None, decode=dataclasses.asdict(decode), run_config=run_cfg)
+    # and the run's test metrics, as an a2a run's: a run that left METEOR out is not scored with it (nor starts Java)
+    test_metrics = ((run_cfg or {}).get("model") or {}).get("test_metrics")
+    task = CaptioningTask(net=net, optimizer=None, decode=dataclasses.asdict(decode), run_config=run_cfg,
+                          **({"test_metrics": test_metrics} if test_metrics else {}))
     return task, tokenizer, run_cfg, CaptionGridCallback(cfg.num_grid_images, output_dir=cfg.paths.output_dir)
 
 
