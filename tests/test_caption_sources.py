@@ -337,6 +337,24 @@ def test_an_image_listed_twice_is_kept_once_and_never_in_train_and_test(tmp_path
     assert test_image["filename"] in index.splits["test"] and test_image["filename"] not in index.splits["train"]
 
 
+def test_a_coco_id_given_to_two_files_keeps_neither_so_no_caption_moves_to_another_picture(tmp_path):
+    expected = write_coco_official(tmp_path / "coco")
+    path = tmp_path / "coco" / "annotations" / "captions_train2014.json"
+    data = json.loads(path.read_text())
+    next(im for im in data["images"] if im["id"] == 104)["id"] = 103  # file 104 listed under 103's id
+    data["annotations"] = [a for a in data["annotations"] if a["image_id"] != 104]
+    data["images"].append(dict(data["images"][0]))  # one file twice under its own id: one image, as before
+    path.write_text(json.dumps(data))
+    index = read_caption_source("coco", tmp_path / "coco")
+    # which picture id 103's captions describe is unknown: neither picture is used, nor are the captions
+    placed = [key for keys in index.splits.values() for key in keys]
+    assert not {"train2014/COCO_train2014_000000000103.jpg", "train2014/COCO_train2014_000000000104.jpg"} & set(placed)
+    assert len(placed) == len(set(placed)) == sum(expected["images"].values()) - 2
+    assert index.skipped["image whose id another file has too (neither kept)"] == 2
+    assert index.skipped["caption for an id of two files"] == 5
+    assert "captions_train2014.json: id 103 train2014/COCO_train2014_000000000104.jpg" in summary_line("coco", index, {})
+
+
 @pytest.mark.parametrize(("source", "message"), [
     ("coco", "holds no COCO captions"), ("flickr30k", "holds no known Flickr30k layout"),
     ("folder", "holds no images or GIFs"), ("hf_disk", "holds no Hugging Face dataset"),

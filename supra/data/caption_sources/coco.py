@@ -25,6 +25,8 @@ from supra.utils.errors import SupraUserError
 
 LAYOUTS = ("karpathy", "2014", "2017")
 KARPATHY_VAL_TEST = {"train": None, "val": 5000, "test": 5000}
+ID_OF_TWO_FILES = "image whose id another file has too (neither kept)"
+CAPTION_OF_TWO_FILES = "caption for an id of two files"
 
 
 def _annotation_file(root: Path, part: str, year: str) -> Path | None:
@@ -91,20 +93,29 @@ def _read_official_file(index: CaptionIndex, path: Path, folder: str) -> list[st
         images = sorted(images, key=lambda im: im["id"])
     except TypeError:  # ids of numbers and of text together
         raise SupraUserError(f"{path}: the images' ids mix numbers and text: COCO's are integers") from None
-    key_of = {}
+    files_of: dict[int | str, dict[str, None]] = {}  # id -> its files, each once
     for image in images:
-        key = f"{folder}/{image['file_name']}"
-        key_of[image["id"]] = key
-        index.ids[key] = int(image["id"])
+        files_of.setdefault(image["id"], {})[f"{folder}/{image['file_name']}"] = None
+    key_of: dict[int | str, str | None] = {}
+    for image_id, keys in files_of.items():
+        if len(keys) > 1:  # which picture the id's captions describe is unknown: neither is kept, none moves
+            for key in keys:
+                index.skip(ID_OF_TWO_FILES, f"{path.name}: id {image_id} {key}")
+            key_of[image_id] = None
+            continue
+        key_of[image_id] = key = next(iter(keys))
+        index.ids[key] = int(image_id)
     for annotation in annotations:
         image_id = annotation.get("image_id")
-        key = key_of.get(image_id) if isinstance(image_id, Hashable) else None
+        known = isinstance(image_id, Hashable) and image_id in key_of
+        key = key_of[image_id] if known else None
         caption = annotation.get("caption", "")
         if key is None:
-            index.skip("caption for an unknown image id", f"{path.name}: image_id {annotation.get('image_id')}")
+            reason = CAPTION_OF_TWO_FILES if known else "caption for an unknown image id"
+            index.skip(reason, f"{path.name}: image_id {annotation.get('image_id')}")
             continue
         index.add_caption(key, caption if isinstance(caption, str) else "", f"{key}: {caption!r}")
-    return list(key_of.values())
+    return [key for key in key_of.values() if key is not None]
 
 
 def _read_official(root: Path, year: str, seed: int) -> CaptionIndex:
