@@ -403,6 +403,31 @@ def test_a_karpathy_file_with_a_malformed_entry_is_one_line_naming_the_file_and_
     assert "\n" not in str(err.value)
 
 
+def test_a_karpathy_sentence_whose_raw_is_not_text_is_skipped_and_counted_as_other_sources_do(tmp_path):
+    write_flickr30k(tmp_path / "f30k", "karpathy")
+    path = tmp_path / "f30k" / "dataset_flickr30k.json"
+    listing = json.loads(path.read_text())
+    for n, bad in enumerate([None, 7, ["a", "dog"]]):
+        listing["images"][n]["sentences"][0]["raw"] = bad
+    path.write_text(json.dumps(listing))
+    index = read_caption_source("flickr30k", tmp_path / "f30k")
+    assert index.skipped["caption that is not text"] == 3
+    assert len(index.captions[flickr30k_names()[0]]) == 4  # the image keeps its other captions
+    assert "1000092795.jpg: None" in summary_line("flickr30k", index, {})
+
+
+def test_a_karpathy_sentence_with_tokens_but_no_raw_is_read_from_its_tokens(tmp_path):
+    """Karpathy's files give both; trimmed copies may keep only the tokens. A sentence with neither is named."""
+    write_flickr30k(tmp_path / "f30k", "karpathy")
+    path = tmp_path / "f30k" / "dataset_flickr30k.json"
+    listing = json.loads(path.read_text())
+    listing["images"][0]["sentences"] = [{"tokens": ["two", "young", "guys"]}, {"imgid": 0}]
+    path.write_text(json.dumps(listing))
+    index = read_caption_source("flickr30k", tmp_path / "f30k")
+    assert index.captions[flickr30k_names()[0]] == ["two young guys"]
+    assert dict(index.skipped) == {"sentence with neither raw nor tokens": 1}
+
+
 def test_an_unknown_source_is_one_line(tmp_path):
     with pytest.raises(SupraUserError, match="data.source='laion' is unknown"):
         PhotoCaptionsDataModule(source="laion", root=str(tmp_path))

@@ -1,6 +1,7 @@
 """Karpathy's split files (`dataset_flickr8k.json`, `dataset_flickr30k.json`, `dataset_coco.json`), the
 splits most captioning papers report on: `images[]` with `filename`, `split` (train / val / test /
-restval) and `sentences[].raw`; COCO's also `filepath` (train2014 / val2014) and `cocoid`.
+restval) and `sentences[].raw` (its `tokens` joined by spaces where a trimmed copy dropped `raw`); COCO's also
+`filepath` (train2014 / val2014) and `cocoid`. A sentence whose `raw` is not text, or with neither, is skipped and counted.
 
 `restval` (COCO's 30k val images outside Karpathy's val and test) is trained on, as everyone does.
 """
@@ -57,6 +58,14 @@ def read_karpathy(path: Path, image_dir: Path) -> CaptionIndex:
         if "cocoid" in image:
             index.ids[key] = int(image["cocoid"])
         for sentence in image.get("sentences", []):
-            raw = sentence.get("raw", "")
-            index.add_caption(key, raw, f"{key}: {raw!r}")
+            raw = sentence.get("raw")
+            tokens = sentence.get("tokens")
+            if raw is None and isinstance(tokens, list) and all(isinstance(t, str) for t in tokens):
+                raw = " ".join(tokens)  # a trimmed copy that kept only the tokens (Karpathy's files have both)
+            if raw is None and "raw" not in sentence:
+                index.skip("sentence with neither raw nor tokens", f"{key}: {sentence!r}"[:80])
+            elif not isinstance(raw, str):
+                index.skip("caption that is not text", f"{key}: {raw!r}"[:80])
+            else:
+                index.add_caption(key, raw, f"{key}: {raw!r}")
     return index
