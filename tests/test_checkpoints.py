@@ -16,12 +16,14 @@ import lightning as L
 import pytest
 import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 
 from supra.callbacks.checkpoint import AtomicCheckpointIO, LastStepModelCheckpoint
+from supra.data.epoch_loader import EpochLoader, EpochProgress, trainer_progress
 from supra.runner.resume import EpochWhereStopped
 from supra.runner.training import train
 from supra.utils.errors import SupraUserError
+from supra.utils.private_apis import logging_step
 from supra.utils.run_folders import KeepFinishedRuns
 from tests.conftest import ROOT, TINY_RUN, file_size_limit
 from tests.test_run_folders import hydra_config
@@ -282,3 +284,76 @@ def test_a_run_stopped_at_max_steps_mid_epoch_resumes_in_that_epoch_however_the_
     first = fit(max_steps=3)
     resumed = fit(tmp_path / "last.ckpt", **bound)
     assert first + resumed == [(epoch, batch, 4 * epoch + batch) for epoch in (0, 1) for batch in range(4)]
+
+
+class RecordsBatchesUntilCtrlC(RecordsBatches):
+    """RecordsBatches whose user presses Ctrl-C once, during its `press_in`-th training batch (from 1; None: never)."""
+
+    def __init__(self, press_in: int | None = None) -> None:
+        super().__init__()
+        self.press_in = press_in
+
+    def training_step(self, batch, batch_idx):
+        if len(self.trained) + 1 == self.press_in:
+            os.kill(os.getpid(), signal.SIGINT)
+        return super().training_step(batch, batch_idx)
+
+
+@pytest.mark.parametrize("validations", [{"limit_val_batches": 0},  # last.ckpt written in the epoch's end hooks
+                                         {"val_check_interval": 3, "check_val_every_n_epoch": 1}])  # at Ctrl-C, after them
+def test_ctrl_c_at_an_epochs_last_batch_resumes_with_the_next_epochs_first_batch(validations, tmp_path, python_ctrl_c):
+    # Lightning resumed the finished epoch's progress: the resumed run trained a 5th batch of a 4-batch epoch
+    # (counted in epoch 0, or in epoch 1 and then began epoch 2), other data than an uninterrupted run's
+    def fit(model: RecordsBatchesUntilCtrlC, run: str, ckpt_path: Path | None = None) -> L.Trainer:
+        data = DataLoader(TensorDataset(torch.arange(16.0).reshape(8, 2)), batch_size=2)
+        trainer = L.Trainer(max_steps=8, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                            num_sanity_val_steps=0, default_root_dir=tmp_path, **validations,
+                            callbacks=[LastStepModelCheckpoint(dirpath=tmp_path / run, save_last=True, save_top_k=0),
+                                       EpochWhereStopped()])
+        trainer.fit(model, data, data, ckpt_path=ckpt_path)
+        return trainer
+
+    torch.manual_seed(0)
+    whole = fit(uninterrupted := RecordsBatchesUntilCtrlC(), "whole")
+    torch.manual_seed(0)
+    with pytest.raises(SIGTERMException):
+        fit(interrupted := RecordsBatchesUntilCtrlC(press_in=4), "interrupted")
+    resumed = fit(continued := RecordsBatchesUntilCtrlC(), "resumed", tmp_path / "interrupted" / "last.ckpt")
+    assert interrupted.trained + continued.trained == uninterrupted.trained == [
+        (epoch, batch, 4 * epoch + batch) for epoch in (0, 1) for batch in range(4)]
+    assert logging_step(resumed) == logging_step(whole) == 8
+    torch.testing.assert_close(continued.state_dict(), uninterrupted.state_dict(), rtol=0, atol=0)
+
+
+class DrawnPerEpoch(EpochProgress, IterableDataset):
+    """4 batches an epoch, each (epoch, batch) of the epoch the loader was told, from the batch it was told to
+    skip to; no length, as streamed shards without their _stats.json: Lightning reads its first batch ahead."""
+
+    def __init__(self) -> None:
+        self._share_progress()
+
+    def __iter__(self):
+        for batch in range(self.skip_batches, 4):
+            yield (torch.tensor([[float(self.epoch), float(batch)]]),)
+
+
+class RecordsDrawn(RecordsBatchesUntilCtrlC):
+    def training_step(self, batch, batch_idx):
+        self.drawn = [*getattr(self, "drawn", []), tuple(batch[0][0].tolist())]
+        return super().training_step(batch, batch_idx)
+
+
+def test_a_loader_of_unknown_length_resumed_after_an_epochs_last_batch_draws_the_next_epoch_from_its_start(
+        tmp_path, python_ctrl_c):
+    def fit(model: RecordsDrawn, run: str, ckpt_path: Path | None = None) -> None:
+        trainer = L.Trainer(max_steps=8, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                            val_check_interval=3, num_sanity_val_steps=0, default_root_dir=tmp_path,
+                            callbacks=[LastStepModelCheckpoint(dirpath=tmp_path / run, save_last=True, save_top_k=0),
+                                       EpochWhereStopped()])
+        trainer.fit(model, EpochLoader(DrawnPerEpoch(), progress=lambda: trainer_progress(trainer)),
+                    DataLoader(TensorDataset(torch.zeros(2, 2))), ckpt_path=ckpt_path)
+
+    with pytest.raises(SIGTERMException):
+        fit(interrupted := RecordsDrawn(press_in=4), "interrupted")
+    fit(resumed := RecordsDrawn(), "resumed", tmp_path / "interrupted" / "last.ckpt")
+    assert interrupted.drawn + resumed.drawn == [(epoch, batch) for epoch in (0, 1) for batch in range(4)]

@@ -94,6 +94,15 @@ def test_a_stop_asked_during_a_batch_ends_the_fit_at_that_batch_end(tmp_path):
     assert trainer.global_step == 2  # the batch finished, then the fit stopped
 
 
+def test_a_restored_fit_loop_begins_its_next_epoch_afresh_when_told():
+    trainer = L.Trainer(max_steps=4, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        enable_checkpointing=False)
+    trainer.fit_loop.load_state_dict(trainer.fit_loop.state_dict())  # restored, as from a checkpoint
+    assert trainer.fit_loop.epoch_loop.restarting  # goes on from the restored progress (in reset())
+    private_apis.begin_epoch_afresh(trainer)
+    assert not trainer.fit_loop.epoch_loop.restarting
+
+
 def test_a_batch_steps_the_optimizer_at_the_end_of_its_accumulation_or_of_its_epoch(tmp_path):
     class RecordsWhetherItSteps(Tiny):
         def training_step(self, batch, batch_idx):

@@ -1,4 +1,5 @@
-"""A resumed fit goes on in the epoch where its checkpoint stopped, however the resumed run is bounded."""
+"""A resumed fit goes on in the epoch where its checkpoint stopped, however the resumed run is bounded, and
+in the next epoch's first batch when that epoch's batches were all trained."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from typing import Any
 
 import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
+
+from supra.utils.private_apis import begin_epoch_afresh
 
 log = logging.getLogger(__name__)
 
@@ -17,18 +20,39 @@ class EpochWhereStopped(L.Callback):
     mid-epoch only in a run bounded by steps (trainer.max_steps set); a run bounded by epochs began the next
     epoch, and the rest of the interrupted one was never trained. Here such a checkpoint's epoch is counted
     as begun but not done, as a checkpoint written during the epoch (at a validation, at Ctrl-C) counts it,
-    so that either run trains the batches an uninterrupted one would."""
+    so that either run trains the batches an uninterrupted one would.
+
+    A run stopped at its epoch's last batch (Ctrl-C there, or a checkpoint written at that epoch's end) holds
+    all the epoch's batches as done: a resumed run bounded by steps went on from that progress, trained one more
+    batch counted in the finished epoch (on data drawn for no epoch) and began the next one a batch late. Here
+    its epoch is counted as done and the next begins at its first batch, as in an uninterrupted run."""
 
     def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
         # called with the checkpoint Lightning restores the loops from next (Trainer._run: callbacks, then loops)
         fit_loop = (checkpoint.get("loops") or {}).get("fit_loop")
-        if trainer.state.fn != TrainerFn.FITTING or not isinstance(fit_loop, dict) or not stopped_mid_epoch(fit_loop):
+        if trainer.state.fn != TrainerFn.FITTING or not isinstance(fit_loop, dict):
             return
-        for counts in fit_loop["epoch_progress"].values():  # as an epoch begun (started), not yet processed
-            counts["processed"] = counts["completed"] = counts["started"] - 1
-        epoch = fit_loop["epoch_progress"]["current"]["completed"]
-        batches = fit_loop["epoch_loop.batch_progress"]["current"]["completed"]
-        log.info("the checkpoint stopped within epoch %d, after %d of its batches: training goes on there", epoch, batches)
+        if stopped_mid_epoch(fit_loop):
+            for counts in fit_loop["epoch_progress"].values():  # as an epoch begun (started), not yet processed
+                counts["processed"] = counts["completed"] = counts["started"] - 1
+            epoch = fit_loop["epoch_progress"]["current"]["completed"]
+            batches = fit_loop["epoch_loop.batch_progress"]["current"]["completed"]
+            log.info("the checkpoint stopped within epoch %d, after %d of its batches: training goes on there", epoch, batches)
+        elif stopped_at_epoch_end(fit_loop):
+            for counts in fit_loop["epoch_progress"].values():  # its end hooks ran, whether or not counted yet
+                counts["completed"] = counts["processed"]
+            # no batch of the next epoch trained: a loader that asks the progress before the epoch begins (one
+            # of unknown length, prefetching) starts it at its first batch too
+            batch_progress = fit_loop["epoch_loop.batch_progress"]
+            batch_progress["current"] = dict.fromkeys(batch_progress["current"], 0)
+            batch_progress["is_last_batch"] = False
+            log.info("the checkpoint stopped at the end of epoch %d: training goes on with epoch %d",
+                     fit_loop["epoch_progress"]["current"]["completed"] - 1, fit_loop["epoch_progress"]["current"]["completed"])
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # an epoch begins here (a run resumed mid-epoch goes on in it without this hook): from its first batch,
+        # not from the restored progress of the epoch before
+        begin_epoch_afresh(trainer)
 
 
 def stopped_mid_epoch(fit_loop: dict[str, Any]) -> bool:
@@ -41,5 +65,20 @@ def stopped_mid_epoch(fit_loop: dict[str, Any]) -> bool:
                     and epochs["completed"] in (epochs["processed"], epochs["processed"] - 1)
                     for epochs in fit_loop["epoch_progress"].values())
         return ended and not batches["is_last_batch"] and batches["current"]["completed"] > 0
+    except (KeyError, TypeError):  # another Lightning's layout: its own rules apply
+        return False
+
+
+def stopped_at_epoch_end(fit_loop: dict[str, Any]) -> bool:
+    """Whether Lightning's fit loop state (a checkpoint's loops.fit_loop) holds an epoch whose batches all ran,
+    written in the epoch's end hooks or after them, before the next epoch began."""
+    try:
+        batches = fit_loop["epoch_loop.batch_progress"]
+        ended = all(epochs["ready"] == epochs["started"] == epochs["processed"] > 0
+                    and epochs["completed"] in (epochs["processed"], epochs["processed"] - 1)
+                    for epochs in fit_loop["epoch_progress"].values())
+        done = batches["current"]
+        return ended and batches["is_last_batch"] and done["ready"] == done["started"] == done["processed"] \
+            == done["completed"] > 0
     except (KeyError, TypeError):  # another Lightning's layout: its own rules apply
         return False

@@ -16,6 +16,8 @@ these changes shape, so an upgrade shows what to mend in one place. Why each is 
   score_every_n_val would skip it, and only the fit loop's progress says that a batch is the epoch's last;
 - the step the loggers are at: pictures are logged at the step of the scalars logged with them, which
   Lightning keeps apart from global_step (a validation's metrics are logged one step below it);
+- an epoch begun afresh: a fit resumed between epochs (stopped at an epoch's last batch) would go on from the
+  epoch before's progress, training one more batch;
 - the batches done in an epoch: a stream of shards resumed mid-epoch skips what was trained on, and only
   the fit loop's progress (restored from the checkpoint) says how much that was;
 - DDP children of a multirun job: Lightning starts ranks > 0 by re-running the command line, which
@@ -89,6 +91,13 @@ def logging_step(trainer: L.Trainer) -> int:
     """The step Lightning logs metrics at now: the training batches that stepped the optimizer before the
     current one (during a validation: global_step - 1, the batch that triggered it; in a test: global_step)."""
     return trainer.fit_loop.epoch_loop._batches_that_stepped
+
+
+def begin_epoch_afresh(trainer: L.Trainer) -> None:
+    """The training epoch now beginning starts at its first batch with its counts at zero, as in a run never
+    stopped. A fit resumed between epochs is restarting, and Lightning would go on from the restored progress
+    of the epoch before (a bounded-by-steps run trained one more batch, counted in it)."""
+    trainer.fit_loop.epoch_loop.restarting = False
 
 
 def batches_done_in_epoch(trainer: L.Trainer) -> int:
