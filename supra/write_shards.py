@@ -43,7 +43,7 @@ SPLITS = ("train", "val", "test")
 SHARD_FILE = re.compile(r"\d{5}(\.tar|_stats\.json|\.parquet)")  # what write_split writes in a split's folder
 # the data options this command takes bare (root=, not data.root=), as the sources' messages name them
 HF_COLUMNS = ("image_column", "caption_column", "id_column")  # hf_disk's alone
-BARE_OPTION = re.compile(r"\bdata\.(root|layout|split_seed|image_column|caption_column|id_column)\b")
+BARE_OPTION = re.compile(r"\bdata\.(root|layout|split_seed|image_column|caption_column|id_column|cache_dir)\b")
 
 
 def image_bytes(index: CaptionIndex, key: str) -> tuple[bytes, str]:

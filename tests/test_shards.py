@@ -592,6 +592,22 @@ def test_write_shards_on_a_full_disk_is_one_line_naming_out_and_keeps_nothing_ha
     assert list(out.iterdir()) == []
 
 
+def test_a_full_disk_as_write_shards_copies_a_parquet_dataset_into_arrow_files_is_one_line_naming_cache_dir(
+        tmp_path, capsys):
+    from tests.caption_source_fixtures import write_hf_dataset
+    from tests.conftest import file_size_limit, run_command
+
+    write_hf_dataset(tmp_path / "hf", "parquet")
+    capsys.readouterr()  # datasets' progress bars as the fixture writes the parquet files
+    arrow = tmp_path / "cache" / "hf_dataset" / "hf_datasets"
+    with file_size_limit(4096), pytest.raises(SystemExit):  # ulimit -f: as a full disk, the Arrow copy finds no room
+        run_command("write_shards", "source=hf_disk", f"root={tmp_path / 'hf'}", f"out={tmp_path / 'shards'}",
+                    f"paths.cache_dir={tmp_path / 'cache'}", "show_progress=false", run_dir=tmp_path)
+    assert capsys.readouterr().err == (f"error: cannot write to the Arrow copy of {tmp_path / 'hf'}'s parquet files in "
+                                       f"{arrow} (File too large): free space there, or set cache_dir to a folder "
+                                       "with room\n")
+
+
 def test_write_shards_of_a_source_too_small_for_val_and_test_writes_no_empty_folders_and_says_what_to_give(
         tmp_path, capsys):
     from supra.write_shards import next_step

@@ -329,7 +329,8 @@ def remove_earlier_outputs(folder: Path, earlier: Iterable[str], written: Iterab
 # A write refused for want of room: the disk or a quota full, or a file past the process's size limit (ulimit -f)
 NO_ROOM = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 # ... as the writers that give no errno report it: numpy's .npy writer (a short fwrite), torch's zip writer
-# (caffe2's inline_container.cc, a RuntimeError) and safetensors (a SafetensorError naming the errno)
+# (caffe2's inline_container.cc, a RuntimeError) and safetensors (a SafetensorError naming the errno); and as
+# datasets reports its Arrow copy's failed write (a DatasetGenerationError raised from the OSError)
 SHORT_NUMPY_WRITE = re.compile(r"\d+ requested and \d+ written")
 SHORT_TORCH_WRITE = re.compile(r"inline_container\.cc.*unexpected pos \d+ vs \d+|PytorchStreamWriter failed")
 RUST_OS_ERROR = re.compile(r"\(os error (\d+)\)")
@@ -346,6 +347,8 @@ def no_room_reason(err: BaseException) -> str | None:
     rust = RUST_OS_ERROR.search(str(err)) if type(err).__name__ == "SafetensorError" else None
     if rust and int(rust[1]) in NO_ROOM:
         return os.strerror(int(rust[1]))
+    if type(err).__name__ == "DatasetGenerationError" and err.__cause__ is not None:
+        return no_room_reason(err.__cause__)
     return None
 
 

@@ -25,6 +25,7 @@ from typing import Any
 from supra.data.caption_sources.index import SPLIT_NAMES, CaptionIndex, finish, seeded_split, split_sizes
 from supra.data.image_cache import StoredImage
 from supra.utils.errors import SupraUserError
+from supra.utils.files import room_to_write
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "val", "valid": "val", "val": "val",
                  "dev": "val", "test": "test", "testing": "test"}
@@ -75,8 +76,12 @@ def load_splits(root: Path, cache_dir: Path) -> tuple[str, dict[str, Any]]:
     by_split: dict[str, list[str]] = {}
     for path in files:
         by_split.setdefault(_parquet_split(path, root), []).append(str(path))
-    return "parquet", {split: datasets.Dataset.from_parquet(paths, cache_dir=str(cache_dir / "hf_datasets"))
-                       for split, paths in by_split.items()}
+    arrow = cache_dir / "hf_datasets"
+    # datasets copies the parquet files into Arrow files there: a full disk is one line naming the folder
+    with room_to_write(f"the Arrow copy of {root}'s parquet files in {arrow}",
+                       "free space there, or set data.cache_dir to a folder with room"):
+        return "parquet", {split: datasets.Dataset.from_parquet(paths, cache_dir=str(arrow))
+                           for split, paths in by_split.items()}
 
 
 def _stamp(root: Path) -> str:
