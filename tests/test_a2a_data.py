@@ -169,6 +169,19 @@ def test_codes_are_the_vqvaes_and_the_cache_is_built_once_and_reused(tmp_path, v
     assert retrained.cache_builds == 2
 
 
+def test_a_full_disk_as_the_codes_are_cached_is_one_line_naming_the_mixtures_cache_and_leaves_no_half_folder(
+        tmp_path, vqvae_ckpt):
+    from supra.data.a2a.sources import SourceCodes
+    from tests.conftest import file_size_limit
+
+    cache, vqvae = tmp_path / "cache", load_vqvae(vqvae_ckpt)[0]
+    with file_size_limit(1024), pytest.raises(SupraUserError) as raised:  # ulimit -f: as a full disk
+        SourceCodes({"shapes": source_configs()["shapes"]}, vqvae, 256, cache).all()
+    assert str(raised.value) == (f"cannot write to the a2a codes cache {cache} (File too large): free space there, "
+                                 "or set data.cache_dir to a folder with room")  # the mixture's, not data.sources.shapes'
+    assert [p.name for p in cache.iterdir()] == []
+
+
 def test_a_media_folder_changed_on_disk_is_encoded_anew_and_one_unchanged_is_read_from_the_cache(tmp_path, vqvae_ckpt):
     import json
 

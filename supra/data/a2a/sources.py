@@ -34,7 +34,7 @@ from supra.data.images import DECODE_VERSION
 from supra.data.media.codes import codes_dtype, encode_items, save_npy_atomic, write_meta, write_split
 from supra.data.media.datamodule import MediaDataModule
 from supra.utils.errors import SupraUserError
-from supra.utils.files import atomic_dir, write_json_atomic
+from supra.utils.files import atomic_dir, room_to_write, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -203,7 +203,10 @@ class SourceCodes:
         self.modules = modules
         result = {}
         for name, module in modules.items():
-            with options_of_source(name):
+            # a full disk as the codes are cached: one line, naming the mixture's data.cache_dir (outside
+            # options_of_source, which would name the source's own)
+            with room_to_write(f"the a2a codes cache {self.cache_dir}",
+                               "free space there, or set data.cache_dir to a folder with room"), options_of_source(name):
                 result[name] = self._codes(name, module, vqvae_hash)
         return result
 
