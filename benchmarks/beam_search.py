@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 from bench_common import one_line_errors, parser_for, positive_int  # noqa: E402
 
 from supra.models.vlm_generation import beam_search, beam_search_recompute  # noqa: E402
+from supra.utils.errors import SupraUserError  # noqa: E402
 from supra.utils.hardware import cpu_description  # noqa: E402
 
 RANDOM_MODEL_MAX_NEW_TOKENS = 16  # about a shapes caption's length
@@ -32,9 +33,13 @@ RANDOM_MODEL_MAX_NEW_TOKENS = 16  # about a shapes caption's length
 
 def load_model_and_images(ckpt: str | None, n_images: int) -> tuple[torch.nn.Module, torch.Tensor, str]:
     """The model, the shapes test images it captions (normalised) and a few words on which images they are."""
-    from hydra.utils import instantiate
-
-    from supra.artifacts.checkpoints import load_supra_checkpoint, net_state, run_config_of
+    from supra.artifacts.captioner_release import build_captioner
+    from supra.artifacts.checkpoints import (
+        load_state_strictly,
+        load_supra_checkpoint,
+        net_state,
+        run_config_of,
+    )
     from supra.data.captioning.shapes import ShapesDataModule
     from supra.data.images import normalize_images
 
@@ -45,16 +50,23 @@ def load_model_and_images(ckpt: str | None, n_images: int) -> tuple[torch.nn.Mod
         data = ShapesDataModule(num_test=n_images).load_split("test")
         return VLMNano().eval(), normalize_images(data.images), "shapes test images (defaults)"
     checkpoint = load_supra_checkpoint(ckpt, kind="supra.captioning")
-    run_cfg = OmegaConf.create(run_config_of(checkpoint))
-    net = instantiate(run_cfg.model.net)
-    net.load_state_dict(net_state(checkpoint))
-    if run_cfg.data.get("_target_") == f"{ShapesDataModule.__module__}.{ShapesDataModule.__qualname__}":
+    run_config = run_config_of(checkpoint) or {}
+    net_config = (run_config.get("model") or {}).get("net")
+    if not isinstance(net_config, dict):
+        raise SupraUserError(f"ckpt={ckpt} holds no captioner config (model.net): give a checkpoint written by "
+                             "train.py")
+    # as the release export rebuilds it: no _target_ of the file is called, a pretrained tower needs not its weights
+    # file (the checkpoint brings them), and weights that do not fit are one line, not torch's key list
+    net = build_captioner(net_config)
+    load_state_strictly(net, net_state(checkpoint), f"ckpt={ckpt}")
+    trained_data = OmegaConf.create(run_config.get("data") or {})
+    if trained_data.get("_target_") == f"{ShapesDataModule.__module__}.{ShapesDataModule.__qualname__}":
         model_keys = ("image_size", "max_caption_tokens", "vocab_size")  # the data follows the model
-        data_cfg = {k: v for k, v in run_cfg.data.items()
+        data_cfg = {k: v for k, v in trained_data.items()
                     if k not in ("_target_", "tokenizer_path", "num_test", *model_keys)}
         which = "shapes test images of its data config"
     else:  # its data (photos, COCO, ...) may not be on this machine, and decoding speed needs only images
-        trained_on = run_cfg.data.get("source") or str(run_cfg.data.get("_target_")).rsplit(".", 1)[-1]
+        trained_on = trained_data.get("source") or str(trained_data.get("_target_")).rsplit(".", 1)[-1]
         data_cfg, which = {}, f"shapes test images (shapes defaults; it was trained on {trained_on} data)"
     data = ShapesDataModule(**data_cfg, num_test=n_images, image_size=net.config.IMG_SIZE).load_split("test")
     return net.eval(), normalize_images(data.images), f"{which}, {net.config.IMG_SIZE}px"

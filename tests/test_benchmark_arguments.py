@@ -79,6 +79,27 @@ def test_beam_search_captions_the_shapes_images_with_a_captioner_trained_on_othe
     assert which == "shapes test images (shapes defaults; it was trained on folder data), 64px"
 
 
+def test_beam_search_rebuilds_the_captioner_as_evaluate_does_and_says_a_checkpoint_it_cannot_use_in_one_line(
+        tmp_path, monkeypatch):
+    load = benchmark_script("beam_search", monkeypatch).load_model_and_images
+    net_cfg = {"_target_": "supra.models.vlm_nano.VLMNano", "IMG_SIZE": 64}
+    weights = {f"net.{k}": v for k, v in VLMNano(IMG_SIZE=64).state_dict().items()}
+
+    def saved(name: str, state: dict, run_config: dict | None) -> str:
+        torch.save({"state_dict": state, "supra": {"kind": "supra.captioning", "run_config": run_config}},
+                   tmp_path / name)
+        return str(tmp_path / name)
+
+    with pytest.raises(SupraUserError, match=r"^ckpt=.*no_config.ckpt holds no captioner config \(model.net\): "):
+        load(saved("no_config.ckpt", weights, None), 1)  # was omegaconf's traceback
+    wide = saved("wide.ckpt", weights, {"model": {"net": {**net_cfg, "D_MODEL": 64}}, "data": {}})
+    with pytest.raises(SupraUserError, match=r"^ckpt=.*wide.ckpt does not fit this model: .*wrong shape"):
+        load(wide, 1)  # was torch's load_state_dict key list
+    # a file's _target_ is not called (evaluate.py builds a captioner from its settings alone)
+    elsewhere = saved("elsewhere.ckpt", weights, {"model": {"net": {**net_cfg, "_target_": "os.remove"}}, "data": {}})
+    assert load(elsewhere, 1)[0].config.IMG_SIZE == 64
+
+
 def test_the_image_benchmarks_skip_the_jpegs_of_root_that_cannot_be_read_before_any_timing(tmp_path, capsys):
     readable_jpegs = bench_common().readable_jpegs
     for name in ("a", "c", "e"):
