@@ -57,17 +57,11 @@ def load_vqvae(ckpt: str | None, seed: int) -> tuple[VQVAE, str]:
     if ckpt is None:
         torch.manual_seed(seed)
         return VQVAE().eval(), "randomly initialised"
-    from supra.artifacts.checkpoints import load_supra_checkpoint
+    from supra.artifacts.checkpoints import load_vqvae as load_vqvae_checkpoint
 
-    checkpoint = load_supra_checkpoint(ckpt, kind="supra.vqvae")
-    run_config = checkpoint["supra"].get("run_config") or {}
-    try:
-        net_config = run_config["model"]["net"]
-    except (KeyError, TypeError):
-        raise SupraUserError(f"ckpt={ckpt} holds no run config (model.net): cannot rebuild its VQ-VAE") from None
-    net = VQVAE(**{k: v for k, v in net_config.items() if not k.startswith("_")})
-    net.load_state_dict({k.removeprefix("net."): v for k, v in checkpoint["state_dict"].items() if k.startswith("net.")})
-    return net.eval(), f"from {ckpt}"
+    # as evaluate.py and tokenize_media load it: an older run config brought up to date, settings the model does not
+    # take and weights that do not fit it said in one line naming the file (they were tracebacks)
+    return load_vqvae_checkpoint(ckpt)[0], f"from {ckpt}"
 
 
 def plain_encode(model: VQVAE, images: torch.Tensor) -> torch.Tensor:

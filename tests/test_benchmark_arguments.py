@@ -15,6 +15,7 @@ from PIL import Image
 from supra.data.captioning.shapes import ShapesDataModule
 from supra.data.images import normalize_images
 from supra.models.vlm_nano import VLMNano
+from supra.models.vqvae import VQVAE
 from supra.utils.errors import SupraUserError
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -98,6 +99,19 @@ def test_beam_search_rebuilds_the_captioner_as_evaluate_does_and_says_a_checkpoi
     # a file's _target_ is not called (evaluate.py builds a captioner from its settings alone)
     elsewhere = saved("elsewhere.ckpt", weights, {"model": {"net": {**net_cfg, "_target_": "os.remove"}}, "data": {}})
     assert load(elsewhere, 1)[0].config.IMG_SIZE == 64
+
+
+def test_vqvae_throughput_loads_a_vqvae_checkpoint_as_evaluate_does_weights_that_do_not_fit_in_one_line(
+        tmp_path, monkeypatch):
+    load_vqvae = benchmark_script("vqvae_throughput", monkeypatch).load_vqvae
+    net_cfg = {"_target_": "supra.models.vqvae.VQVAE"}
+    weights = {f"net.{k}": v for k, v in VQVAE().state_dict().items()}
+    for name, state in (("vqvae.ckpt", weights), ("other.ckpt", {**weights, "net.extra": torch.zeros(1)})):
+        torch.save({"state_dict": state, "supra": {"kind": "supra.vqvae", "run_config": {"model": {"net": net_cfg}}}},
+                   tmp_path / name)
+    assert load_vqvae(str(tmp_path / "vqvae.ckpt"), 0)[1] == f"from {tmp_path / 'vqvae.ckpt'}"
+    with pytest.raises(SupraUserError, match=r"^ckpt=.*other.ckpt does not fit this model: .*unexpected \['extra'\]"):
+        load_vqvae(str(tmp_path / "other.ckpt"), 0)  # was torch's multi-line load_state_dict error
 
 
 def test_the_image_benchmarks_skip_the_jpegs_of_root_that_cannot_be_read_before_any_timing(tmp_path, capsys):
