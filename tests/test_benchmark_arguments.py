@@ -147,13 +147,18 @@ def test_train_throughput_refuses_ddp_ranks_started_by_spawn_before_any_work(mon
         f"cannot come back: {advice}"))
 
 
-def test_train_throughput_says_supras_errors_and_other_data_in_one_line(monkeypatch, capsys):
+def test_train_throughput_says_supras_errors_other_data_and_other_models_in_one_line(monkeypatch, capsys):
     tiny = ["--warmup", "1", "--steps", "1", "--rounds", "1", "--batch-size", "1"]
     assert script_exit("train_throughput", [*tiny, "model.net.D_MODEL=abc"], monkeypatch, capsys)[0] == (
         "error: model.net.D_MODEL='abc' must be a whole number")
     assert script_exit("train_throughput", [*tiny, "data=flickr8k"], monkeypatch, capsys) == (2, (
         "train_throughput.py: error: this benchmark trains on the built-in shapes data (cached batches of it), not "
         "on Flickr8kDataModule: leave data= (and an experiment= of other data) out"))
+    # not Hydra's "Could not override 'model.compile'" (an option the script adds) and its advice in two lines
+    for other, task in (("model=vqvae_f8", "VQAutoencodingTask"), ("experiment=a2a_shapes", "A2ATask")):
+        assert script_exit("train_throughput", [*tiny, other], monkeypatch, capsys) == (2, (
+            f"train_throughput.py: error: this benchmark trains the captioner (model=vlm_nano), not {task}: leave "
+            "model= (and an experiment= of another model) out"))
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without a CUDA GPU")
