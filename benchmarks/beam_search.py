@@ -89,6 +89,10 @@ def main() -> None:
     torch.set_grad_enabled(False)
     with one_line_errors():
         model, images, which_images = load_model_and_images(args.ckpt, args.images)
+    vocab_size = model.config.VOCAB_SIZE
+    if args.beam_width > vocab_size:  # the first step starts a beam from each token: torch's topk raised
+        parser.error(f"--beam-width {args.beam_width} is more than the model's {vocab_size} tokens: give "
+                     f"--beam-width {vocab_size} or less")
     bos, eos, width, max_new = 1, 2, args.beam_width, args.max_new_tokens
     # warm-up of both paths (oneDNN primitive caches, allocator), then time
     beam_search_recompute(model, images[0], bos, eos, width, max_new_tokens=max_new)

@@ -101,6 +101,13 @@ def test_beam_search_rebuilds_the_captioner_as_evaluate_does_and_says_a_checkpoi
     assert load(elsewhere, 1)[0].config.IMG_SIZE == 64
 
 
+def test_beam_search_refuses_a_beam_wider_than_the_models_vocabulary_before_any_timing(monkeypatch, capsys):
+    vocab_size = VLMNano().config.VOCAB_SIZE  # the random model's
+    assert script_exit("beam_search", ["--images", "1", "--beam-width", str(vocab_size + 1)], monkeypatch, capsys) == (
+        2, f"beam_search.py: error: --beam-width {vocab_size + 1} is more than the model's {vocab_size} tokens: give "
+           f"--beam-width {vocab_size} or less")  # was torch's "selected index k out of range" traceback
+
+
 def test_vqvae_throughput_loads_a_vqvae_checkpoint_as_evaluate_does_weights_that_do_not_fit_in_one_line(
         tmp_path, monkeypatch):
     load_vqvae = benchmark_script("vqvae_throughput", monkeypatch).load_vqvae
