@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import parser_for, positive_int, torch_device  # noqa: E402
+from bench_common import at_least, parser_for, positive_int, torch_device  # noqa: E402
 
 from supra.models.a2a_generation import generate_image, generate_video  # noqa: E402
 from supra.models.a2a_nano import A2AConfig, A2ANano  # noqa: E402
@@ -65,7 +65,9 @@ def cached_alone(cached, repeats: int) -> float:
 
 def main() -> None:
     parser = parser_for(__doc__)
-    parser.add_argument("--vocab", type=positive_int, nargs="+", default=[4359, 50_520],
+    parser.add_argument("--vocab", nargs="+", default=[4359, 50_520],
+                        type=at_least(MIN_VOCAB, f"263 ids, 7 control tokens and 256 codes, then the prompt's text ids "
+                                                 f"0-{max(PROMPT_TEXT)}"),
                         help=f"total vocabulary sizes, each {MIN_VOCAB} or more")
     parser.add_argument("--repeats", type=positive_int, default=3, help="timed rounds per cell (medians)")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's own)")
@@ -74,9 +76,6 @@ def main() -> None:
                              "fifths at --vocab 280 on a CPU); no speed-up or same-tokens check then")
     parser.add_argument("--device", type=torch_device, default="cpu", help="where the GPT runs: cpu, or cuda / cuda:N")
     args = parser.parse_args()
-    if too_small := [v for v in args.vocab if v < MIN_VOCAB]:
-        parser.error(f"--vocab {too_small[0]} is too small: 263 ids (7 control tokens, 256 codes) plus the "
-                     f"prompt's text ids 0-{max(PROMPT_TEXT)} need {MIN_VOCAB} or more")
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_grad_enabled(False)

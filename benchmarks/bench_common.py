@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -51,6 +51,22 @@ def whole_number(text: str, minimum: int, maximum: int | None = None) -> int:
 def positive_int(text: str) -> int:
     """An argparse type: a whole number of 1 or more (0 rounds, steps or images would time nothing)."""
     return whole_number(text, 1)
+
+
+def at_least(minimum: int, why: str) -> Callable[[str], int]:
+    """An argparse type: a whole number of `minimum` or more, refused with that minimum and `why` (positive_int's
+    "it must be 1 or more" sent a user to a value the script then refused as well)."""
+
+    def whole_number_at_least(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            return whole_number(text, minimum)  # its one-line "is not a whole number"
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"{value} is too small: it must be {minimum} or more ({why})")
+        return value
+
+    return whole_number_at_least
 
 
 def non_negative_int(text: str) -> int:

@@ -35,7 +35,7 @@ from PIL import Image, ImageSequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import one_line_errors, parser_for, positive_int, seed  # noqa: E402
+from bench_common import at_least, one_line_errors, parser_for, positive_int, seed  # noqa: E402
 
 from supra.data.base import SPLITS  # noqa: E402
 from supra.data.gif_frames import read_gif_frames  # noqa: E402
@@ -182,21 +182,20 @@ def main() -> None:
     parser.add_argument("--ckpt", default=None, help="a VQ-VAE checkpoint from train.py (default: random init)")
     parser.add_argument("--batch-size", type=positive_int, default=256, help="images per encode/decode call")
     parser.add_argument("--repeats", type=positive_int, default=5, help="timed runs of each method (median reported)")
-    parser.add_argument("--gifs", type=positive_int, default=64, help="generated GIFs in the clip pipeline's folder")
-    parser.add_argument("--frames-per-gif", type=positive_int, default=24, help="frames of each generated GIF")
+    # (c) splits the folder by file: a train, a val and a test file at least
+    parser.add_argument("--gifs", default=64, help="generated GIFs in the clip pipeline's folder, 3 or more",
+                        type=at_least(3, "the DataModule splits the folder into train, val and test by file"))
+    parser.add_argument("--frames-per-gif", default=24, type=at_least(CLIP_FRAMES, "one clip"),
+                        help=f"frames of each generated GIF, {CLIP_FRAMES} or more")
     parser.add_argument("--gif-size", type=positive_int, nargs=2, default=(160, 120), metavar=("W", "H"),
                         help=f"the generated GIFs' width and height, each {MIN_GIF_SIDE} or more")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's own)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the random model and the generated GIFs")
     args = parser.parse_args()
-    if args.frames_per_gif < CLIP_FRAMES:
-        parser.error(f"--frames-per-gif must be at least {CLIP_FRAMES} (one clip)")
     if min(args.gif_size) < MIN_GIF_SIDE:
         parser.error(f"--gif-size {args.gif_size[0]} {args.gif_size[1]}: each side must be {MIN_GIF_SIDE} or more, "
                      "larger than the moving rectangles, which could else cover a frame and repeat the one before "
                      "(Pillow writes the two as one frame)")
-    if args.gifs < 3:  # (c) splits the folder by file: a train, a val and a test file at least
-        parser.error("--gifs must be at least 3 (the DataModule splits the folder into train, val and test by file)")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     with one_line_errors():

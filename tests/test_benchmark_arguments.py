@@ -207,6 +207,19 @@ def test_values_argparse_took_that_then_crashed_are_refused_in_one_line_before_a
         benchmark_script("vqvae_throughput", monkeypatch).synthetic_gifs(tmp_path, 1, 4, (1, 1), 0)
 
 
+def test_a_size_below_what_the_script_runs_is_refused_with_its_real_minimum_not_1(monkeypatch, capsys):
+    # "0 is too small: it must be 1 or more" sent a user to 1, which the script then refused as well
+    assert script_exit("a2a_sampling", ["--vocab", "0"], monkeypatch, capsys) == (2, (
+        "a2a_sampling.py: error: argument --vocab: 0 is too small: it must be 280 or more (263 ids, 7 control tokens "
+        "and 256 codes, then the prompt's text ids 0-16)"))
+    for option, value, said in (("--frames-per-gif", "0", "it must be 4 or more (one clip)"),
+                                ("--gifs", "0", "it must be 3 or more (the DataModule splits the folder into train, "
+                                                "val and test by file)")):
+        assert script_exit("vqvae_throughput", [option, value], monkeypatch, capsys) == (
+            2, f"vqvae_throughput.py: error: argument {option}: {value} is too small: {said}")
+    assert bench_common().at_least(3, "why")("3") == 3
+
+
 def test_the_ddp_scaling_ratio_is_the_one_of_the_tables_median_speeds_with_an_even_number_of_windows(monkeypatch):
     module = benchmark_script("train_throughput", monkeypatch)
     # (a): 640 and 160 samples/s, median 400; (b) on 2 devices: 1280 and 640, median 960: 2.4x, where (a)'s
