@@ -126,7 +126,7 @@ def main() -> None:
     print("| method                                   | seconds | captions/s |")
     print("|------------------------------------------|--------:|-----------:|")
     for name, seconds in (("(a) per image, recompute every step", plain_s),
-                          (f"(b) batched ({args.batch_size}/call), KV cache", batched_s)):
+                          (f"(b) batched ({min(args.batch_size, n)}/call), KV cache", batched_s)):
         print(f"| {name:<40} | {seconds:7.2f} | {n / seconds:10.1f} |")
     print(f"speed-up b/a: {ratio:.1f}x (the median of the rounds' ratios); identical captions: {same}/{n}")
 

@@ -108,6 +108,16 @@ def test_beam_search_refuses_a_beam_wider_than_the_models_vocabulary_before_any_
            f"--beam-width {vocab_size} or less")  # was torch's "selected index k out of range" traceback
 
 
+def test_beam_search_says_how_many_images_a_batched_call_held(monkeypatch, capsys):
+    module = benchmark_script("beam_search", monkeypatch)  # the table, not the searches: each caption [1, 2]
+    monkeypatch.setattr(module, "beam_search_recompute", lambda model, image, *args, **kwargs: [1, 2])
+    monkeypatch.setattr(module, "beam_search", lambda model, images, *args, **kwargs: [[1, 2]] * len(images))
+    monkeypatch.setattr(sys, "argv", ["beam_search.py", "--images", "2", "--rounds", "1"])
+    module.main()
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| (b)")]
+    assert len(rows) == 1 and rows[0].startswith("| (b) batched (2/call), KV cache ")  # not --batch-size's 256
+
+
 def test_vqvae_throughput_loads_a_vqvae_checkpoint_as_evaluate_does_weights_that_do_not_fit_in_one_line(
         tmp_path, monkeypatch):
     load_vqvae = benchmark_script("vqvae_throughput", monkeypatch).load_vqvae
