@@ -14,7 +14,7 @@ from supra.models.vlm_nano import VLMNano
 from supra.runner.evaluation import evaluate
 from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.errors import SupraUserError
-from tests.conftest import compose_config
+from tests.conftest import compose_config, write_vqvae_checkpoint
 
 
 @pytest.mark.parametrize("experiment", ["vlm_shapes", "vqvae_shapes"])
@@ -93,3 +93,13 @@ def test_evaluate_refuses_a_checkpoint_whose_data_config_names_a_foreign_target(
     assert str(ckpt) in str(err.value)
     assert not marker.exists() and not Path(marker).parent.joinpath("eval", "metrics.json").exists()
 
+
+
+def test_a_vqvae_checkpoint_naming_a_setting_this_version_lacks_is_one_line_naming_the_file_and_key(tmp_path):
+    saved = torch.load(write_vqvae_checkpoint(tmp_path / "vq.ckpt"), weights_only=True)
+    saved["supra"]["run_config"]["model"]["net"]["codebook_size"] = 3  # another version's name for a setting
+    torch.save(saved, tmp_path / "other_version.ckpt")
+    with pytest.raises(SupraUserError, match=r"other_version\.ckpt: run_config\.model\.net cannot be built by this "
+                                             r"version of Supra \(.*'codebook_size'\)") as err:
+        load_vqvae(tmp_path / "other_version.ckpt")
+    assert "\n" not in str(err.value)

@@ -11,10 +11,11 @@ import importlib
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
-from supra.utils.errors import SupraUserError
+from supra.utils.errors import SupraUserError, user_error_in
 
 # The packages whose classes Supra's configs name (conf/: data modules, networks, tasks, optimizers and
 # schedules, callbacks, loggers, profilers, the trainer and its strategy): nothing else is built from a file.
@@ -134,4 +135,13 @@ def upgrade_run_config(config: Any) -> Any:
 def instantiate_loaded(config: Any, source: str, key_path: str = "", **kwargs: Any) -> Any:
     """`hydra.utils.instantiate` for a config read from `source` (a file) at `key_path`, after `check_targets`."""
     check_targets(config, source, key_path)
-    return instantiate(config, **kwargs)
+    try:
+        return instantiate(config, **kwargs)
+    except InstantiationException as err:
+        # a setting this version's class does not take (a file of another Supra version, or edited): one line
+        # naming the file and the key, not Hydra's traceback; the class's own refusals are said as they are
+        cause = err.__cause__
+        if user_error_in(err) is not None or not isinstance(cause, TypeError):
+            raise
+        raise SupraUserError(f"{source}: {key_path} cannot be built by this version of Supra ({cause}): "
+                             "use the Supra version that wrote it, or retrain") from None
