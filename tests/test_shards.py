@@ -269,6 +269,22 @@ def test_brace_expansion_and_the_stats_files_give_shards_and_their_sizes(tmp_pat
         expand_shards([])
 
 
+def test_a_shard_listed_twice_is_read_once_and_said_once(tmp_path, caplog):
+    """As other sources keep an image listed twice once: webdataset's expansion keeps repeats, which trained
+    the shard's samples twice an epoch and scored its images twice."""
+    write_img2dataset_shards(tmp_path / "s", shards=4, per_shard=8)
+    spec = f"{tmp_path}/s/{{00000..00002}}.tar::{tmp_path}/s/{{00002..00003}}.tar::file:{tmp_path}/s/./00000.tar"
+    with caplog.at_level(logging.WARNING):
+        urls = expand_shards(spec)
+        assert expand_shards(spec) == urls  # expanded again (each split at set-up and after): said once
+    assert [u.rsplit("/", 1)[-1] for u in urls] == ["00000.tar", "00001.tar", "00002.tar", "00003.tar"]
+    said = [r.message for r in caplog.records if "listed again" in r.message]
+    assert len(said) == 1 and f"2 shard(s) listed again (e.g. {tmp_path}/s/00002.tar): each shard is read once" in said[0]
+    streamed = [k for b in stream(spec, 0) for k in b["keys"]]
+    assert len(streamed) == len(set(streamed)) == 32
+    assert len(read_whole(spec, 32).keys) == 32
+
+
 def test_ddp_refuses_pipe_shards_saying_their_sizes_cannot_be_read(tmp_path, monkeypatch):
     import supra.data.captioning.shards as datamodule_module
 

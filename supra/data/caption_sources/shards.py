@@ -49,14 +49,29 @@ APART = "part of a sample whose files are apart in the tar"
 WRITTEN_JSON_KEYS = frozenset({"url", "caption", "captions", "key", "status", "error_message", "id"})
 
 
+_repeats_said: set[str] = set()  # each spec's repeated shards said once, not at every expansion of it
+
+
 def expand_shards(spec: str | list[str]) -> list[str]:
     """Shard URLs from a spec with brace expansion (`shards/{00000..00999}.tar`), `::`-joined lists, or a
-    list; one line when nothing is named."""
+    list; one line when nothing is named. A shard listed twice is kept once (webdataset's expansion keeps
+    repeats, which would read its samples twice an epoch), said in a warning, as other sources keep an
+    image listed twice once."""
     import webdataset as wds
 
-    urls = wds.shardlists.expand_urls(spec) if isinstance(spec, str) else [u for s in spec for u in wds.shardlists.expand_urls(s)]
-    if not urls:
+    listed = wds.shardlists.expand_urls(spec) if isinstance(spec, str) else [u for s in spec for u in wds.shardlists.expand_urls(s)]
+    if not listed:
         raise SupraUserError(f"data shards {spec!r} name no shard: give e.g. shards/{{00000..00009}}.tar")
+    urls, again, seen = [], [], set()
+    for url in listed:
+        path = local_shard_file(url)  # a local file is one shard however it is spelled (./a.tar, file:a.tar)
+        shard = os.path.realpath(path) if path is not None else url
+        (again if shard in seen else urls).append(url)
+        seen.add(shard)
+    if again and repr(spec) not in _repeats_said:
+        _repeats_said.add(repr(spec))
+        log.warning("data shards %r: %d shard(s) listed again (e.g. %s): each shard is read once", spec,
+                    len(again), again[0])
     return urls
 
 
