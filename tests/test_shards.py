@@ -297,6 +297,27 @@ def test_ddp_refuses_pipe_shards_saying_their_sizes_cannot_be_read(tmp_path, mon
                                          "batches, but the sizes of pipe: shards cannot be read")
 
 
+@pytest.mark.parametrize("count", [-3, 4.5, "8", None])
+def test_a_stats_file_whose_successes_is_no_count_leaves_the_sizes_unknown_and_says_which(tmp_path, monkeypatch,
+                                                                                         caplog, count):
+    """As a damaged _stats.json does, said in a warning naming it: a negative count was a traceback from
+    len() at set-up, a fractional one cut the epoch silently."""
+    import json
+
+    import supra.data.captioning.shards as datamodule_module
+
+    shards = write_img2dataset_shards(tmp_path / "s", shards=2, per_shard=8)
+    stats = tmp_path / "s" / "00001_stats.json"
+    stats.write_text(json.dumps({**json.loads(stats.read_text()), "successes": count}))
+    urls = expand_shards(shards["spec"])
+    with caplog.at_level(logging.WARNING):
+        assert shard_sizes(urls) is None
+    assert f"{stats} holds successes={count!r}, not a count of samples: the shards' sizes are unknown" in caplog.text
+    monkeypatch.setattr(datamodule_module, "rank_and_world", lambda: (0, 2))
+    with pytest.raises(SupraUserError, match=f"but {stats} holds successes=.*, not a count of samples: fix it"):
+        datamodule_module.ShardCaptionsDataModule(shards["spec"], "v.tar", "t.tar")._stream()
+
+
 def test_every_rank_gets_the_same_number_of_batches_from_uneven_shards():
     quotas = worker_quotas([[16, 8], [8, 0]], batch_size=4)  # 3 shards of 8 over 2 ranks, 2 workers each
     assert [sum(q) for q in quotas] == [2, 2] and quotas[0] == [1, 1]

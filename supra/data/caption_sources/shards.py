@@ -112,15 +112,31 @@ def stats_url(shard: str) -> str:
     return shard[: -len(".tar")] + "_stats.json" if shard.endswith(".tar") else shard + "_stats.json"
 
 
+class NoCount(ValueError):
+    """A _stats.json whose `successes` is no count of samples (negative, fractional, not a number)."""
+
+
+def _successes(shard: str) -> int:
+    """The `successes` of the shard's _stats.json (NoCount where it is no count of samples)."""
+    with open_url(stats_url(shard)) as stream:
+        count = json.load(stream)["successes"]
+    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+        raise NoCount(f"{stats_url(shard)} holds successes={count!r}, not a count of samples")
+    return count
+
+
 def shard_sizes(shards: list[str]) -> list[int] | None:
-    """Samples per shard from img2dataset's `_stats.json` files (`successes`), or None when any is missing."""
+    """Samples per shard from img2dataset's `_stats.json` files (`successes`), or None when any is missing
+    or damaged; one whose count is no count of samples is taken as damaged, said in a warning."""
     sizes = []
     for shard in shards:
         if shard.startswith("pipe:"):
             return None
         try:
-            with open_url(stats_url(shard)) as stream:
-                sizes.append(int(json.load(stream)["successes"]))
+            sizes.append(_successes(shard))
+        except NoCount as exn:  # an epoch cut to a wrong length, or a traceback where it is used, otherwise
+            log.warning("%s: the shards' sizes are unknown, as without their _stats.json files; fix it", exn)
+            return None
         except (*SHARD_ERRORS, KeyError, TypeError, ImportError):
             return None
     return sizes
@@ -138,8 +154,9 @@ def unknown_sizes_reason(shards: list[str]) -> str:
                 "_stats.json is read")
     for shard in shards:
         try:
-            with open_url(stats_url(shard)) as stream:
-                int(json.load(stream)["successes"])
+            _successes(shard)
+        except NoCount as exn:
+            return f"{exn}: fix it (img2dataset writes one beside each tar, with its successes)"
         except (*SHARD_ERRORS, KeyError, TypeError, ImportError):
             return f"{stats_url(shard)} cannot be read (img2dataset writes one beside each tar, with its successes)"
     return "their _stats.json files could not be read"  # read meanwhile: a store that failed once
