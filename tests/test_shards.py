@@ -359,6 +359,27 @@ def test_a_worker_whose_shards_hold_nothing_usable_still_gives_the_rank_its_batc
     assert "4 batch(es) of a worker with no usable sample are this rank's last batch again" in caplog.text
 
 
+def test_stats_files_that_count_fewer_samples_than_the_shards_hold_are_said_in_the_epochs_line(tmp_path, caplog):
+    """An epoch's batches are reckoned from the _stats.json counts: ones that count too few left samples out
+    of every epoch without a word. The batches stay those the counts give; the epoch's line says so."""
+    import json
+
+    shards = write_img2dataset_shards(tmp_path / "s", shards=4, per_shard=8)
+    with caplog.at_level(logging.INFO, logger="supra.data.captioning.shard_stream"):
+        assert len(list(stream(shards["spec"], 0))) == 8
+    assert [r.levelname for r in caplog.records] == ["INFO"] and "left out" not in caplog.text  # counts that are right
+    caplog.clear()
+    for stats in (tmp_path / "s").glob("*_stats.json"):
+        stats.write_text(json.dumps({**json.loads(stats.read_text()), "successes": 4}))
+    with caplog.at_level(logging.INFO, logger="supra.data.captioning.shard_stream"):
+        assert len(list(stream(shards["spec"], 0))) == 4
+    said = [r for r in caplog.records if r.message.startswith("shards, epoch 0, rank 0 worker 0: 4 batches of 4")]
+    assert len(said) == 1 and said[0].levelname == "WARNING" and said[0].message.endswith(
+        "; samples left out: the _stats.json files of 4 shard(s) (e.g. " + str(tmp_path / "s") + "/00002_stats.json) "
+        "count fewer samples than the shards hold (at least 16 more), and an epoch's batches are reckoned from them: "
+        "fix or delete them")
+
+
 def test_each_epoch_has_its_own_order_and_the_same_epoch_the_same(tmp_path):
     shards = write_img2dataset_shards(tmp_path / "s", shards=4, per_shard=8)
     order = {e: [k for b in stream(shards["spec"], 0, epoch=e) for k in b["keys"]] for e in (0, 1)}

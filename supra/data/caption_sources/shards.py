@@ -311,16 +311,19 @@ def _apart(sample: dict[str, Any]) -> str | None:
     return APART
 
 
-def usable_samples(shards: Iterable[str], tally: Unusable, names: Mapping[str, str] | None = None
-                   ) -> Iterator[ShardSample]:
+def usable_samples(shards: Iterable[str], tally: Unusable, names: Mapping[str, str] | None = None,
+                   read: Counter | None = None) -> Iterator[ShardSample]:
     """The samples of `shards` that can be trained on, in order; the others counted in `tally`. `names`:
-    shard_names of every shard the keys must tell apart (default: of `shards`)."""
+    shard_names of every shard the keys must tell apart (default: of `shards`); `read`, if given, counts
+    the samples yielded by shard URL."""
     if names is None:
         shards = list(shards)
         names = shard_names(shards)
     for raw in raw_samples(shards, tally):
         sample = usable(raw, tally, names)
         if sample is not None:
+            if read is not None:
+                read[raw["__url__"]] += 1
             yield sample
 
 

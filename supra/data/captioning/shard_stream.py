@@ -14,7 +14,9 @@ hang the others): from the shards' `_stats.json` sample counts, each worker of e
 worker of every rank holds, so all agree on T = the fewest full batches any rank can make, and every
 rank yields exactly T. The samples beyond that (at most a batch per worker, plus what uneven shard counts
 leave over) are read but not trained on in that epoch; if unusable samples leave a worker short, it
-repeats its last batch to make up the count (both counted in the epoch's summary line).
+repeats its last batch to make up the count (both counted in the epoch's summary line). Counts that are too
+low leave more out: a worker that reads more samples from a shard than its _stats.json counts says so in
+its line (its batches stay those the counts give).
 
 Resuming mid-epoch: given how many batches of the epoch were trained, each worker works out how many of
 those were its own (the DataLoader takes batches from its workers in turn) and skips that many batches'
@@ -35,13 +37,20 @@ from __future__ import annotations
 import itertools
 import logging
 import random
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import webdataset as wds
 from torch.utils.data import IterableDataset, default_collate, get_worker_info
 
-from supra.data.caption_sources.shards import Unusable, decoded_samples, shard_names, usable_samples
+from supra.data.caption_sources.shards import (
+    Unusable,
+    decoded_samples,
+    shard_names,
+    stats_url,
+    usable_samples,
+)
 from supra.data.caption_sources.tar_reading import libarchive_or_none
 from supra.data.captioning.datamodule import trim_padding
 from supra.data.epoch_loader import EpochLoader, EpochProgress
@@ -190,8 +199,8 @@ class ShardStream(EpochProgress, IterableDataset):
             worker = (worker + due) % layout
             skip = done[worker]
         quota = quotas[rank][worker] if quotas is not None else None
-        tally = Unusable()
-        shuffled = self._samples(epoch, rank, world, worker, layout, quota, tally)
+        tally, read = Unusable(), Counter()
+        shuffled = self._samples(epoch, rank, world, worker, layout, quota, tally, read)
         kept = itertools.islice(shuffled, skip * self.batch_size, None)  # already trained on: read, not decoded
         made, last = 0, None
         batch: list = []
@@ -213,18 +222,21 @@ class ShardStream(EpochProgress, IterableDataset):
         if quota is not None and made + skip < quota:  # not one usable sample: the main process says so
             log.warning("shards, epoch %d, rank %d worker %d: no usable sample; unusable: %s",
                         epoch, rank, worker, tally.describe())
-        log.info("shards, epoch %d, rank %d worker %d: %d batches of %d (%d repeated, %d skipped as trained); "
-                 "unusable: %s", epoch, rank, worker, made, self.batch_size, repeats, skip, tally.describe())
+        uncounted = self._uncounted(read)
+        log.log(logging.WARNING if uncounted else logging.INFO,
+                "shards, epoch %d, rank %d worker %d: %d batches of %d (%d repeated, %d skipped as trained); "
+                "unusable: %s%s", epoch, rank, worker, made, self.batch_size, repeats, skip, tally.describe(), uncounted)
 
     def _samples(self, epoch: int, rank: int, world: int, worker: int, layout: int, quota: int | None,
-                 tally: Unusable) -> Iterator[Any]:
-        """The usable samples of a worker (of `layout` workers), shuffled: the same order on every run."""
+                 tally: Unusable, read: Counter) -> Iterator[Any]:
+        """The usable samples of a worker (of `layout` workers), shuffled: the same order on every run;
+        those read from each shard counted in `read`."""
         if self.samples_per_epoch is not None:
             assert quota is not None  # resampled epochs always have quotas
             shards = self._resampled(random.Random(f"{self.seed}-{epoch}-{rank}-{worker}-shards"), quota)
         else:
             shards = [self.shards[i] for i in self.assignment(world, layout)[rank][worker]]
-        samples = usable_samples(shards, tally, self.names)
+        samples = usable_samples(shards, tally, self.names, read)
         rng = random.Random(f"{self.seed}-{epoch}-{rank}-{worker}")
         return wds.shuffle(self.shuffle_buffer, initial=self.shuffle_buffer, rng=rng)(samples)
 
@@ -238,8 +250,8 @@ class ShardStream(EpochProgress, IterableDataset):
         if quotas is None:  # unknown counts: a resumed epoch starts over (ShardCaptionsDataModule._progress)
             raise RuntimeError("an epoch laid out for other workers needs the shards' sizes")
         done, _ = batches_per_worker(skip_batches, quotas[rank])
-        tally = Unusable()
-        streams = [itertools.islice(self._samples(epoch, rank, world, w, layout, quotas[rank][w], tally),
+        tally, read = Unusable(), Counter()
+        streams = [itertools.islice(self._samples(epoch, rank, world, w, layout, quotas[rank][w], tally, read),
                                     done[w] * self.batch_size, None) for w in range(layout)]
         made = repeats = 0
         last = None
@@ -264,9 +276,25 @@ class ShardStream(EpochProgress, IterableDataset):
                 break
             made += 1
             yield last
-        log.info("shards, epoch %d, rank %d worker %d (of %d, finishing an epoch begun by %d): %d batches of %d "
-                 "(%d repeated, %d skipped as trained); unusable: %s", epoch, rank, reader, readers, layout, made,
-                 self.batch_size, repeats, skip_batches, tally.describe())
+        uncounted = self._uncounted(read)
+        log.log(logging.WARNING if uncounted else logging.INFO,
+                "shards, epoch %d, rank %d worker %d (of %d, finishing an epoch begun by %d): %d batches of %d "
+                "(%d repeated, %d skipped as trained); unusable: %s%s", epoch, rank, reader, readers, layout, made,
+                self.batch_size, repeats, skip_batches, tally.describe(), uncounted)
+
+    def _uncounted(self, read: Counter) -> str:
+        """For the epoch's summary line: samples read beyond their shards' _stats.json counts, which cut the
+        epoch (its batches are reckoned from the counts) and leave the rest of the samples out of it silently
+        otherwise ("" where none were: always so for shards whose counts are right)."""
+        if self.sizes is None or self.samples_per_epoch is not None:  # no counts, or shards drawn again and again
+            return ""
+        size = dict(zip(self.shards, self.sizes, strict=True))
+        beyond = {url: n - size[url] for url, n in read.items() if n > size[url]}
+        if not beyond:
+            return ""
+        return (f"; samples left out: the _stats.json files of {len(beyond)} shard(s) (e.g. "
+                f"{stats_url(next(iter(beyond)))}) count fewer samples than the shards hold (at least "
+                f"{sum(beyond.values())} more), and an epoch's batches are reckoned from them: fix or delete them")
 
     def _resampled(self, rng: random.Random, quota: int) -> Iterator[str]:
         """Shards drawn with replacement; bounded (a draw per sample wanted, plus one per shard) so that
