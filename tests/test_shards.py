@@ -237,6 +237,61 @@ def test_shards_read_alike_from_a_path_a_pipe_and_an_fsspec_url(tmp_path, reader
     assert keys[-4:] == shards["usable"][:4] and tally == damaged
 
 
+def test_http_shards_are_read_and_an_unreachable_one_is_counted_soon_saying_why_in_words(tmp_path, monkeypatch,
+                                                                                          caplog):
+    """webdataset's own curl command retried 30 times 2 s apart (a host it could not resolve too): ~60 s an
+    unreachable shard before it was counted, its warning curl's argument list and exit status."""
+    import http.server
+    import socket
+    import threading
+    import time
+
+    import supra.data.caption_sources.shards as shards_module
+
+    shards = write_img2dataset_shards(tmp_path / "s", shards=1, per_shard=4)
+    asked = []
+
+    class Server(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            asked.append(self.path)
+            if self.path == "/00000.tar":
+                data = (tmp_path / "s" / "00000.tar").read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+            else:
+                self.send_error(404 if self.path == "/gone.tar" else 503)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Server)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    closed = socket.socket()
+    closed.bind(("127.0.0.1", 0))
+    closed_port = closed.getsockname()[1]
+    closed.close()  # nothing listens there: refused at once
+    monkeypatch.setattr(shards_module, "HTTP_RETRIES", 1)
+    site = f"http://127.0.0.1:{server.server_port}"
+    try:
+        assert read_all(f"{site}/00000.tar") == (shards["usable"], Unusable())
+        began = time.monotonic()
+        with caplog.at_level(logging.WARNING):
+            keys, tally = read_all([f"http://127.0.0.1:{closed_port}/00000.tar", f"{site}/gone.tar", f"{site}/busy.tar"])
+        assert time.monotonic() - began < 5 and not keys
+    finally:
+        server.shutdown()
+    assert tally == {"unreadable shard or damaged tar (read up to the damage)": 3}
+    said = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert said == [f"shard http://127.0.0.1:{closed_port}/00000.tar: could not connect to 127.0.0.1:{closed_port} "
+                    "(curl exit 7)", f"shard {site}/gone.tar: HTTP error 404 from 127.0.0.1:{server.server_port} "
+                    "(curl exit 22)", f"shard {site}/busy.tar: HTTP error 503 from 127.0.0.1:{server.server_port} "
+                    "(curl exit 22)"]
+    # a missing file is not asked for again; a busy server is, HTTP_RETRIES times
+    assert asked.count("/gone.tar") == 1 and asked.count("/busy.tar") == 2
+
+
 def test_without_the_systems_libarchive_shards_are_read_by_tarfile_and_it_says_so_once(tmp_path, monkeypatch, caplog):
     from supra.data.caption_sources import tar_reading
 

@@ -1,7 +1,7 @@
 """WebDataset tar shards exactly as img2dataset writes them, read with the `webdataset` library (its brace
-expansion, its `gopen` for local paths, `pipe:` and http(s), its rule for grouping files by key; fsspec for
-any other URL scheme such as s3:// or gs://) and libarchive (each tar's files: tar_reading.py). No tar
-parsing here.
+expansion, its `gopen` for local paths and `pipe:`, its Pipe running curl for http(s) with a timeout and a few
+retries, its rule for grouping files by key; fsspec for any other URL scheme such as s3:// or gs://) and
+libarchive (each tar's files: tar_reading.py). No tar parsing here.
 
 A shard `00000.tar` holds per sample `{key}.jpg` (or .png / .webp), `{key}.txt` (the caption) and
 `{key}.json` (url, caption, status, sizes, ...); beside it img2dataset writes `00000_stats.json` (with
@@ -97,14 +97,71 @@ def _is_fsspec_url(url: str) -> bool:
 
 
 def open_url(url: str) -> Any:
-    """A binary stream of `url`: webdataset's gopen for local paths, pipe: and http(s), fsspec otherwise."""
+    """A binary stream of `url`: webdataset's gopen for local paths and pipe:, curl through webdataset's Pipe
+    for http(s) (open_http), fsspec otherwise."""
     if _is_fsspec_url(url):
         import fsspec
 
         return fsspec.open(url, "rb").open()
+    if url.startswith(("http://", "https://")):
+        return open_http(url)
     import webdataset as wds
 
     return wds.gopen(local_shard_file(url) or url, "rb")
+
+
+# http(s) is read by curl as webdataset's gopen reads it, but with bounded patience: gopen's command retries 30
+# times 2 s apart, a host that cannot be resolved included, so each unreachable shard cost ~60 s before it was
+# counted (hours for a long list). Transient failures (a timeout, an unresolved host, HTTP 408/429/5xx) are
+# retried HTTP_RETRIES times HTTP_RETRY_DELAY_S apart, none begun after HTTP_RETRY_WINDOW_S.
+HTTP_CONNECT_TIMEOUT_S = 10
+HTTP_RETRIES = 2
+HTTP_RETRY_DELAY_S = 1
+HTTP_RETRY_WINDOW_S = 20
+# curl's exit codes (man curl) in words, for the warning that counts the shard
+CURL_FAILURES = {6: "could not resolve host {host}", 7: "could not connect to {host}", 22: "HTTP error{code} from {host}",
+                 28: "timed out reaching {host} ({timeout} s to connect)", 35: "the TLS handshake with {host} failed",
+                 56: "the connection to {host} broke", 60: "the certificate of {host} could not be verified"}
+
+
+def open_http(url: str) -> Any:
+    """A binary stream of an http(s) `url`, read by curl with a timeout and a few retries; its failure an
+    OSError saying why in words ("could not resolve host example.com (curl exit 6)")."""
+    import subprocess
+    from urllib.parse import urlsplit
+
+    from webdataset.gopen import Pipe
+
+    class CurlPipe(Pipe):
+        """webdataset's Pipe, failing with curl's reason rather than its argument list."""
+
+        failure: str | None = None
+
+        def wait_for_child(self) -> None:
+            try:
+                super().wait_for_child()
+            except OSError:
+                if self.failure is None:  # asked again by each later read or close: curl's stderr is read once
+                    said = self.proc.stderr.read().decode(errors="replace").strip().splitlines()
+                    line = said[-1].split(") ", 1)[-1] if said else ""  # "curl: (22) The requested URL ..."
+                    code = line.rsplit(" ", 1)[-1] if self.status == 22 and line[-3:].isdigit() else ""
+                    words = CURL_FAILURES[self.status].format(
+                        host=urlsplit(url).netloc, code=f" {code}" if code else "", timeout=HTTP_CONNECT_TIMEOUT_S
+                    ) if self.status in CURL_FAILURES else line or "curl failed"
+                    self.failure = f"{words} (curl exit {self.status})"
+                raise OSError(self.failure) from None
+
+        def close(self) -> None:
+            try:
+                super().close()
+            finally:
+                self.proc.stderr.close()
+
+    command = ["curl", "--connect-timeout", str(HTTP_CONNECT_TIMEOUT_S), "--retry", str(HTTP_RETRIES),
+               "--retry-delay", str(HTTP_RETRY_DELAY_S), "--retry-max-time", str(HTTP_RETRY_WINDOW_S),
+               "-f", "-s", "-S", "-L", url]
+    # status 141 (SIGPIPE) and 23 (write error): a stream closed before its end, as gopen ignores them
+    return CurlPipe(command, mode="rb", bufsize=8192, ignore_status=[141, 23], stderr=subprocess.PIPE)
 
 
 def stats_url(shard: str) -> str:
