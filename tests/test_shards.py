@@ -1018,6 +1018,30 @@ def test_shards_that_are_not_there_or_hold_nothing_usable_are_one_line(tmp_path,
         list(loader)
 
 
+def test_a_ddp_rank_whose_own_shards_hold_nothing_usable_is_one_line_naming_the_rank_and_its_shards(tmp_path,
+                                                                                                  monkeypatch):
+    """It said "the train shards (<the first>, ...) gave no usable sample": false where the first was fine and
+    only this rank's share was broken (a one-process run trains on them)."""
+    import supra.data.captioning.shard_stream as stream_module
+    import supra.data.epoch_loader as loader_module
+
+    shards = write_img2dataset_shards(tmp_path / "s", shards=2, per_shard=8)
+    broken = stream(shards["spec"], 0)
+    (mine,) = (broken.shards[i] for i in broken.assignment(2, 1)[1][0])  # rank 1's one shard of two
+    Path(mine).write_bytes(b"garbage, not a tar" * 100)
+    for module in (stream_module, loader_module):
+        monkeypatch.setattr(module, "rank_and_world", lambda: (1, 2))
+    with pytest.raises(SupraUserError) as refused:
+        list(ShardLoader(stream(shards["spec"], 0), num_workers=0))
+    assert str(refused.value).startswith(f"rank 1 of 2: its share of the train shards in epoch 0 ({mine}) gave no "
+                                         "usable sample, so it has no batch to train on while the other ranks do")
+    assert str(refused.value).endswith("train on fewer ranks, or set data.resampled=true (every rank then draws "
+                                       "from all of them)")
+    for module in (stream_module, loader_module):  # rank 0's shard is fine: it has its batches
+        monkeypatch.setattr(module, "rank_and_world", lambda: (0, 2))
+    assert len(list(ShardLoader(stream(shards["spec"], 0), num_workers=0))) == 2
+
+
 def test_scoring_the_streamed_train_shards_is_one_line_saying_what_to_score_instead(shard_data):
     """evaluate.py ckpt=<shards-trained run> data.split=train sets the datamodule up for a test of train."""
     from supra.data.captioning.shards import ShardCaptionsDataModule

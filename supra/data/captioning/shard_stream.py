@@ -325,8 +325,7 @@ class ShardLoader(EpochLoader):
             delivered, last = delivered + 1, batch
             yield batch
         if delivered == 0 and not done:
-            raise SupraUserError(f"the train shards ({self.dataset.shards[0]}, ...) gave no usable sample in "
-                                 f"epoch {epoch}: see the warnings above for what was wrong with them")
+            raise SupraUserError(self.nothing_usable(epoch))
         # A worker whose shards held no usable sample made none of its batches, which its stream cannot
         # repeat: the rank repeats its last one for them, or it would run fewer batches than the other
         # ranks, which then wait for it in their collectives for ever.
@@ -337,3 +336,22 @@ class ShardLoader(EpochLoader):
                         "again, so that every rank runs the same number", epoch, short)
             for _ in range(short):
                 yield last
+
+    def nothing_usable(self, epoch: int) -> str:
+        """The error of an epoch without one usable sample in this process. Under DDP it is this rank's shards
+        that held none (the others' may be fine, and a rank cannot borrow their samples): it names them."""
+        stream = self.dataset
+        rank, world = stream.place or rank_and_world()
+        if world == 1:
+            return (f"the train shards ({stream.shards[0]}, ...) gave no usable sample in epoch {epoch}: see the "
+                    "warnings above for what was wrong with them")
+        if stream.samples_per_epoch is not None:  # resampled: drawn from all of them
+            return (f"rank {rank} of {world} drew no usable sample from the train shards ({stream.shards[0]}, "
+                    f"...) in epoch {epoch}: see the warnings above for what was wrong with them, and repair or "
+                    "replace them")
+        mine = [stream.shards[i] for by_worker in stream.assignment(world, stream.layout)[rank] for i in by_worker]
+        named = ", ".join(mine[:2]) + (f" and {len(mine) - 2} more" if len(mine) > 2 else "")
+        return (f"rank {rank} of {world}: its share of the train shards in epoch {epoch} ({named}) gave no usable "
+                "sample, so it has no batch to train on while the other ranks do: see the warnings above for what "
+                "was wrong with them; repair or replace them, give more shards, train on fewer ranks, or set "
+                "data.resampled=true (every rank then draws from all of them)")
