@@ -376,6 +376,41 @@ def test_shard_samples_sharing_an_id_img2dataset_copied_are_each_scored_and_code
     assert builds == 1 and sorted(keys) == [f"web/00000.tar/00000{i:04d}" for i in range(6)]
 
 
+def test_shards_read_through_a_pipe_command_are_encoded_again_when_a_file_it_reads_is_rewritten(tmp_path, vqvae_ckpt):
+    """A `pipe:` shard was stamped by its command alone: codes and captions cached before its tar was
+    rewritten were served after (a shard named by its path was encoded again)."""
+    import io
+    import tarfile
+
+    from tests.caption_source_fixtures import write_img2dataset_shards
+
+    write_img2dataset_shards(tmp_path / "web", shards=1, per_shard=4)
+    tar = tmp_path / "web" / "00000.tar"
+    piped = f"pipe:cat {tar}"
+    config = {"_target_": "supra.data.media.shard_images.ShardImagesMediaDataModule", "train_shards": piped,
+              "val_shards": piped, "test_shards": piped, "image_size": 64}
+
+    def train_captions() -> tuple[int, list[list[str]]]:
+        data = mixture(tmp_path, vqvae_ckpt, sources={"web": config}, tasks={"image2text": 1})
+        data.setup("fit")
+        return data.cache_builds, data.data["train"][0].captions
+
+    builds, captions = train_captions()
+    assert builds == 1 and captions[0] == ["photo 0 0 of a red bus"]
+    assert train_captions()[0] == 0  # the same tar: the cached codes
+    with tarfile.open(tar) as old:  # the tar written again, one caption edited
+        members = [(m, old.extractfile(m).read()) for m in old.getmembers()]
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as new:
+        for member, data in members:
+            data = b"photo 0 0 of a blue bus" if member.name == "000000000.txt" else data
+            member.size = len(data)
+            new.addfile(member, io.BytesIO(data))
+    tar.write_bytes(buffer.getvalue())
+    builds, captions = train_captions()
+    assert builds == 1 and captions[0] == ["photo 0 0 of a blue bus"]
+
+
 def test_codes_of_a_vqvae_with_more_codes_than_int16_holds_are_cached_and_read_back_whole(tmp_path):
     import numpy as np
 

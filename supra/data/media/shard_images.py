@@ -9,6 +9,8 @@ frozen VQ-VAE and cached like any source's. Streaming the codes of web-scale sha
 from __future__ import annotations
 
 import logging
+import shlex
+from pathlib import Path
 from typing import Any
 
 from supra.data.caption_sources.shards import check_local_shards, expand_shards, local_shard_file, read_whole
@@ -34,9 +36,10 @@ class ShardImagesMediaDataModule(MediaDataModule):
         self.draft = draft
 
     def inputs_stamp(self) -> str:
-        """Local shards by size and modification time; a remote one by its URL (shards are written once)."""
+        """Local shards by size and modification time, a `pipe:` command by those of the files it names; a
+        remote one by its URL alone (asking a store would wait on the network at every setup, even offline)."""
         urls = [u for spec in self.specs.values() for u in expand_shards(spec)]
-        return "|".join(f"{u}:{file_stamp(path) if (path := local_shard_file(u)) else ''}" for u in urls)
+        return "|".join(f"{u}:{shard_stamp(u)}" for u in urls)
 
     def load_split(self, split: str) -> MediaItems:
         # a local shard that is not there (a typo in the brace range): one line, not a warning and fewer images
@@ -44,3 +47,28 @@ class ShardImagesMediaDataModule(MediaDataModule):
         whole = read_whole(self.specs[split], self.image_size, self.draft)
         log.info("shards %s: %d images; unusable: %s", split, len(whole.keys), whole.tally.describe())
         return MediaItems(whole.images, whole.captions, [str(i) for i in whole.ids], None, whole.files)
+
+
+def shard_stamp(url: str) -> str:
+    """What changes when the shard `url` names is rewritten: a local file's size and modification time; for a
+    `pipe:` command (`pipe:cat /data/00000.tar`), those of the words of it that are files here, whichever
+    command reads them; "" for a remote URL, or a command that names no local file."""
+    path = local_shard_file(url)
+    if path is not None:
+        return file_stamp(path)
+    if not url.startswith("pipe:"):
+        return ""
+    words = shlex.shlex(url.removeprefix("pipe:"), posix=True, punctuation_chars=True)
+    words.whitespace_split = True  # `cat a.tar; exit 3` gives a.tar, not `a.tar;`
+
+    def is_file(word: str) -> bool:
+        try:
+            return Path(word).is_file()
+        except OSError:  # a word too long for a path name, say: no file
+            return False
+
+    try:
+        files = [w for w in words if is_file(w)]
+    except ValueError:  # quotes the shell would refuse too: the command stamps nothing, as a remote URL
+        return ""
+    return ",".join(f"{name}={file_stamp(name)}" for name in files)
