@@ -787,30 +787,32 @@ def test_a_table_that_is_no_study_csv_is_named_in_one_line_rather_than_merged(co
         "documented study's rows are merged into it by variant: move it away to write a new table\n")
 
 
+def refused_study_report(tmp_path: Path, capsys: pytest.CaptureFixture) -> str:
+    """study_report of tmp_path/sweep, which must refuse it and write nothing: what it printed."""
+    with pytest.raises(SystemExit):
+        run_command("study_report", f"dir={tmp_path / 'sweep'}", f"out={tmp_path / 'out'}")
+    assert not (tmp_path / "out").exists()
+    return capsys.readouterr().err
+
+
 def test_study_report_refuses_a_sweep_holding_a_job_that_is_no_captioner_in_one_line(tmp_path, capsys):
     write_study_job(tmp_path / "sweep" / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET)
     write_study_job(tmp_path / "sweep" / "1", ["experiment=a2a_shapes"],
                     {"_target_": "supra.models.a2a_nano.A2ANano.from_kwargs", "context": 48})
-    with pytest.raises(SystemExit):
-        run_command("study_report", f"dir={tmp_path / 'sweep'}", f"out={tmp_path / 'out'}")
-    assert capsys.readouterr().err == (
+    assert refused_study_report(tmp_path, capsys) == (
         f"error: job {tmp_path / 'sweep' / '1'} is not a captioner run (model.net is supra.models.a2a_nano.A2ANano"
         ".from_kwargs): study_report reads the jobs of a captioner study (python train.py experiment=vlm_study); "
         "give that sweep as dir=\n")
-    assert not (tmp_path / "out").exists()
 
 
 def test_study_report_refuses_a_sweep_whose_jobs_ran_no_study_variant_in_one_line(tmp_path, capsys):
     """A grid over another setting (-m model.net.dropout=0.0,0.1) is no study: its job numbers are no variants."""
     for job, dropout in enumerate(("0.0", "0.1")):
         write_study_job(tmp_path / "sweep" / str(job), [f"model.net.dropout={dropout}"], CAPTIONER_NET)
-    with pytest.raises(SystemExit):
-        run_command("study_report", f"dir={tmp_path / 'sweep'}", f"out={tmp_path / 'out'}")
-    assert capsys.readouterr().err == (
+    assert refused_study_report(tmp_path, capsys) == (
         f"error: job {tmp_path / 'sweep' / '0'} has no study= override: study_report reads the jobs of a study's "
         "sweep (python train.py experiment=vlm_study, or python train.py -m study=release,nvis1 ...); give that "
         "sweep as dir=\n")
-    assert not (tmp_path / "out").exists()
 
 
 @pytest.mark.parametrize(("name", "content", "holds"), [
@@ -820,8 +822,6 @@ def test_study_report_refuses_a_sweep_whose_jobs_ran_no_study_variant_in_one_lin
 def test_study_report_names_a_damaged_job_file_in_one_line(tmp_path, capsys, name, content, holds):
     write_study_job(tmp_path / "sweep" / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET)
     (tmp_path / "sweep" / "0" / name).write_text(content)
-    with pytest.raises(SystemExit):
-        run_command("study_report", f"dir={tmp_path / 'sweep'}", f"out={tmp_path / 'out'}")
-    error = capsys.readouterr().err
+    error = refused_study_report(tmp_path, capsys)
     assert error.startswith(f"error: {tmp_path / 'sweep' / '0' / name} is not ") and error.count("\n") == 1
     assert f"(it holds {holds}): move it away to report the job without it, or restore it\n" in error
