@@ -464,6 +464,11 @@ def test_a_folder_given_to_another_architecture_is_one_line(vit_run, tmp_path):
                                              r"cross_attention fusion.*this model has cnn encoder, 16 pooled visual "
                                              r"tokens, prefix fusion"):
         train(cfg)
+    # a size that differs too is named with the rest, not on the next try
+    cfg = compose_config("train", tmp_path / "run2", [*SMALL_RUN, f"model.init_from={tmp_path / 'folder'}",
+                                                       "model.net.N_VIS=4"])
+    with pytest.raises(SupraUserError, match=r"\(N_VIS=16 there, 4 here, encoder=vit there, cnn here, "):
+        train(cfg)
 
 
 def test_resuming_a_checkpoint_of_another_architecture_is_one_line(vit_run, tmp_path):

@@ -238,8 +238,8 @@ def load_release_weights(net: VLMNano, folder: str | Path) -> None:
     strictly, the optional attn.mask buffers ignored; any mismatch is reported in one message."""
     path = init_from_folder(folder) / "model.safetensors"
     folder_config = release_net_config(read_release(path.parent)[0])
-    differ = architecture_differences(folder_config, net.config)
-    if differ:
+    if architecture_differences(folder_config, net.config):
+        differ = model_differences(folder_config, net.config)  # its sizes too: one try names every setting to change
         raise SupraUserError(f"{path.parent} holds a captioner with {describe_architecture(folder_config)}; this model has "
                              f"{describe_architecture(net.config)} ("
                              + ", ".join(f"{k}={theirs} there, {ours} here" for k, theirs, ours in differ)
