@@ -63,6 +63,7 @@ def cached_alone(cached, repeats: int) -> float:
     return statistics.median(_seconds(cached)[0] for _ in range(repeats))
 
 
+@torch.no_grad()  # inference only; undone as main returns or raises (the tests call it in-process)
 def main() -> None:
     parser = parser_for(__doc__)
     parser.add_argument("--vocab", nargs="+", default=[4359, 50_520],
@@ -78,7 +79,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.set_grad_enabled(False)
     device = args.device
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
     rows = []

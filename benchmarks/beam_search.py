@@ -72,6 +72,7 @@ def load_model_and_images(ckpt: str | None, n_images: int) -> tuple[torch.nn.Mod
     return net.eval(), normalize_images(data.images), f"{which}, {net.config.IMG_SIZE}px"
 
 
+@torch.no_grad()  # inference only; undone as main returns or raises (the tests call it in-process)
 def main() -> None:
     parser = parser_for(__doc__)
     parser.add_argument("--ckpt", default=None, help="a captioning checkpoint from train.py, trained on any data: it "
@@ -86,7 +87,6 @@ def main() -> None:
     args = parser.parse_args()
     if args.ckpt is None and args.max_new_tokens is None:
         args.max_new_tokens = RANDOM_MODEL_MAX_NEW_TOKENS
-    torch.set_grad_enabled(False)
     with one_line_errors():
         model, images, which_images = load_model_and_images(args.ckpt, args.images)
     vocab_size = model.config.VOCAB_SIZE

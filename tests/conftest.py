@@ -245,3 +245,13 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture(autouse=True)
+def autograd_left_on() -> Iterator[None]:
+    """Autograd is a thread's setting: a test that leaves it off (a generator suspended inside torch.no_grad,
+    a set_grad_enabled(False) not undone) fails here, by name, not the training tests that run after it."""
+    yield
+    if not torch.is_grad_enabled():
+        torch.set_grad_enabled(True)
+        pytest.fail("the test left autograd off (torch.is_grad_enabled() is False)")

@@ -437,7 +437,7 @@ def test_a_gelu_encoder_exports_as_a_supra_folder_that_reads_back_as_gelu(traine
     assert torch.equal(from_folder(images, tokens)[0], from_ckpt(images, tokens)[0])
     # fine-tuning a ReLU model from it names the setting that differs, not two identical descriptions
     cfg = compose_config("train", tmp_path / "run", [*SMALL_RUN, f"model.init_from={tmp_path / 'folder'}"])
-    with pytest.raises(SupraUserError, match=r"\(encoder_activation=gelu there, relu here\): choose the same model.net"):
+    with pytest.raises(SupraUserError, match=r"encoder_activation=gelu there, relu here\): choose the same model.net"):
         train(cfg)
 
 
