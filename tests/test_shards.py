@@ -1194,3 +1194,22 @@ def test_each_epoch_says_what_was_unusable_even_without_workers_and_read_as_ligh
         batches = list(itertools.islice(ShardLoader(stream, num_workers=0), len(stream)))  # no more than len()
     said = [r.message for r in caplog.records if r.message.startswith("shards, epoch 0, rank 0 worker 0:")]
     assert len(batches) == len(stream) and len(said) == 1 and f"{len(stream)} batches of 4" in said[0]
+
+
+def test_val_or_test_shards_the_fit_trains_on_are_said_in_a_warning(tmp_path, caplog):
+    """Scores of shards the train list holds too are of images the fit trained on: said, not refused (a quick look
+    at a fit may want it so); a val or test list of its own is not."""
+    import logging
+
+    from supra.data.captioning.shards import ShardCaptionsDataModule
+
+    train = write_img2dataset_shards(tmp_path / "train", shards=3, per_shard=4)
+    val = write_img2dataset_shards(tmp_path / "val", shards=1, per_shard=4)["spec"]
+    caplog.set_level(logging.WARNING, logger="supra.data.captioning.shards")
+    ShardCaptionsDataModule(train["spec"], val, val, batch_size=4).setup("fit")
+    assert "shares" not in caplog.text
+    trained = str(tmp_path / "train" / "00001.tar")
+    ShardCaptionsDataModule(train["spec"], val, trained, batch_size=4).setup("fit")
+    assert (f"data.test_shards shares 1 of its 1 shard(s) with data.train_shards (e.g. {trained}): its scores are of "
+            "images the fit trains on") in caplog.text
+    assert "data.val_shards shares" not in caplog.text

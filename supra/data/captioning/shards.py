@@ -51,6 +51,17 @@ def check_stream_settings(shuffle_buffer: int, tokenizer_sample: int, resampled:
                              "epoch over all ranks (or null: the shards' _stats.json total)")
 
 
+def warn_scored_shards_trained_on(urls: dict[str, list[str]]) -> None:
+    """A warning where the train shards share shards with the val or test ones: those scores are of images the
+    fit trained on (no error: a quick look at a fit, or a copy too small to split, may want it so)."""
+    trained = set(urls["train"])
+    for split in ("val", "test"):
+        shared = [url for url in urls[split] if url in trained]
+        if shared:
+            log.warning("data.%s_shards shares %d of its %d shard(s) with data.train_shards (e.g. %s): its scores are "
+                        "of images the fit trains on; name shards the train list leaves out to score unseen images",
+                        split, len(shared), len(urls[split]), shared[0])
+
 class ShardCaptionsDataModule(CaptionDataModule):
     """Train on `train_shards`, validate on `val_shards`, test on `test_shards` (brace-expanded URLs).
 
@@ -111,8 +122,8 @@ class ShardCaptionsDataModule(CaptionDataModule):
         splits = self.splits_for(stage)
         self.check_tokenizer_settings()
         if stage in (None, "fit"):  # a typo in test_shards is named now, not after the training it follows
-            for split in self.shard_specs:
-                self.shards(split)
+            urls = {split: self.shards(split) for split in self.shard_specs}
+            warn_scored_shards_trained_on(urls)
         for split in splits:
             if split != "train" or stage in ("test", "predict"):  # the train split to score: load_split says why not
                 self.loaded(split)
