@@ -145,6 +145,16 @@ def test_the_card_names_the_optimizer_the_run_used_with_the_settings_it_has(trai
                               0.01) == "AdamW lr 0.0003, betas [0.9, 0.95], weight decay 0.01"  # the recipe's, as before
 
 
+def test_the_card_names_the_schedule_the_run_used():
+    from supra.artifacts.captioner_release import describe_schedule
+
+    recipe = {"_target_": "supra.tasks.lr_schedules.warmup_cosine", "_partial_": True, "warmup_steps": 100, "min_lr": 3e-5}
+    assert describe_schedule(recipe) == "warm-up 100 steps, cosine to 3e-05"  # as before
+    assert describe_schedule(None) == "none (a constant learning rate)"  # model.scheduler=null, not "warm-up None"
+    assert describe_schedule({"_target_": "torch.optim.lr_scheduler.StepLR", "_partial_": True,
+                              "step_size": 100}) == "StepLR step_size 100"
+
+
 def test_a_release_whose_config_disagrees_with_its_tokenizer_or_writes_numbers_as_text_is_refused(release, tmp_path):
     import shutil
 

@@ -122,6 +122,18 @@ def describe_optimizer(optimizer: dict, weight_decay: Any) -> str:
     return ", ".join([f"{name} {settings[0]}" if settings else name, *settings[1:], f"weight decay {weight_decay}"])
 
 
+def describe_schedule(scheduler: dict | None) -> str:
+    """The run's learning-rate schedule: the recipes' warm-up + cosine in words, another by its `_target_` and
+    settings, none (model.scheduler=null) as the constant rate it is."""
+    if not scheduler:
+        return "none (a constant learning rate)"
+    target = str(scheduler.get("_target_") or "?")
+    if target == "supra.tasks.lr_schedules.warmup_cosine":
+        return f"warm-up {scheduler.get('warmup_steps')} steps, cosine to {scheduler.get('min_lr')}"
+    settings = [f"{key} {value}" for key, value in scheduler.items() if not str(key).startswith("_")]
+    name = target.rsplit(".", 1)[-1]
+    return ", ".join([f"{name} {settings[0]}" if settings else name, *settings[1:]])
+
 def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has_grid: bool) -> str:
     net_config = release_net_config(config)
     title = "SupraVL-Nano-900k" if net_config.is_release_architecture else "Supra captioner (SupraVL-Nano roadmap)"
@@ -135,7 +147,7 @@ def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has
         lines += ["", "## Training", "",
                   f"- data: `{data.get('_target_', '?')}`, batch {data.get('batch_size', '?')}",
                   f"- optimizer: {describe_optimizer(model.get('optimizer') or {}, model.get('weight_decay'))}",
-                  f"- schedule: warm-up {model.get('scheduler', {}).get('warmup_steps')} steps, cosine to {model.get('scheduler', {}).get('min_lr')}",
+                  f"- schedule: {describe_schedule(model.get('scheduler'))}",
                   f"- {run_length(trainer)}, precision {trainer.get('precision')}, "
                   f"gradient clipping {trainer.get('gradient_clip_val') or 'off'}"]
     if metrics:
