@@ -35,14 +35,16 @@ def parser_for(description: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
 
 
-def whole_number(text: str, minimum: int, maximum: int | None = None) -> int:
-    """`text` as a whole number from `minimum` (to `maximum`), else argparse's one-line error."""
+def whole_number(text: str, minimum: int, maximum: int | None = None, why: str = "") -> int:
+    """`text` as a whole number from `minimum` (to `maximum`), else argparse's one-line error (saying `why` that
+    minimum, if given)."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < minimum:
-        raise argparse.ArgumentTypeError(f"{value} is too small: it must be {minimum} or more")
+        raise argparse.ArgumentTypeError(f"{value} is too small: it must be {minimum} or more"
+                                         + (f" ({why})" if why else ""))
     if maximum is not None and value > maximum:
         raise argparse.ArgumentTypeError(f"{value} is too large: it must be {maximum} or less")
     return value
@@ -58,13 +60,7 @@ def at_least(minimum: int, why: str) -> Callable[[str], int]:
     "it must be 1 or more" sent a user to a value the script then refused as well)."""
 
     def whole_number_at_least(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            return whole_number(text, minimum)  # its one-line "is not a whole number"
-        if value < minimum:
-            raise argparse.ArgumentTypeError(f"{value} is too small: it must be {minimum} or more ({why})")
-        return value
+        return whole_number(text, minimum, why=why)
 
     return whole_number_at_least
 
