@@ -114,12 +114,17 @@ def run_length(trainer: dict) -> str:
     return " or ".join(given) + (", whichever came first" if len(given) == 2 else "")
 
 
+def _named_with_settings(config: dict) -> str:
+    """A config named by its `_target_` (torch.optim.SGD: SGD) with the settings it gives: "SGD lr 0.05, momentum 0.9"."""
+    name = str(config.get("_target_") or "?").rsplit(".", 1)[-1]
+    settings = [f"{key} {value}" for key, value in config.items() if not str(key).startswith("_")]
+    return ", ".join([f"{name} {settings[0]}" if settings else name, *settings[1:]])
+
+
 def describe_optimizer(optimizer: dict, weight_decay: Any) -> str:
-    """The run's optimizer named by its `_target_` (torch.optim.SGD: SGD) with the settings its config gives
-    (an SGD has no betas to print), and the task's weight decay, which every optimizer gets in its groups."""
-    name = str(optimizer.get("_target_") or "?").rsplit(".", 1)[-1]
-    settings = [f"{key} {value}" for key, value in optimizer.items() if not str(key).startswith("_")]
-    return ", ".join([f"{name} {settings[0]}" if settings else name, *settings[1:], f"weight decay {weight_decay}"])
+    """The run's optimizer with the settings its config gives (an SGD has no betas to print), and the task's
+    weight decay, which every optimizer gets in its groups."""
+    return f"{_named_with_settings(optimizer)}, weight decay {weight_decay}"
 
 
 def describe_schedule(scheduler: dict | None) -> str:
@@ -127,12 +132,9 @@ def describe_schedule(scheduler: dict | None) -> str:
     settings, none (model.scheduler=null) as the constant rate it is."""
     if not scheduler:
         return "none (a constant learning rate)"
-    target = str(scheduler.get("_target_") or "?")
-    if target == "supra.tasks.lr_schedules.warmup_cosine":
+    if scheduler.get("_target_") == "supra.tasks.lr_schedules.warmup_cosine":
         return f"warm-up {scheduler.get('warmup_steps')} steps, cosine to {scheduler.get('min_lr')}"
-    settings = [f"{key} {value}" for key, value in scheduler.items() if not str(key).startswith("_")]
-    name = target.rsplit(".", 1)[-1]
-    return ", ".join([f"{name} {settings[0]}" if settings else name, *settings[1:]])
+    return _named_with_settings(scheduler)
 
 def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has_grid: bool) -> str:
     net_config = release_net_config(config)
