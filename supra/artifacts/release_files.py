@@ -151,13 +151,18 @@ def run_dir_of(ckpt: str | Path) -> Path:
     return Path(ckpt).resolve().parent.parent
 
 
+def tested_checkpoint(run_dir: Path) -> Path | None:
+    """The checkpoint a run's test scored: checkpoints/best.ckpt, else last.ckpt (its last weights when it kept
+    no best); None when it has neither."""
+    folder = run_dir / "checkpoints"
+    return next((path for path in (folder / "best.ckpt", folder / "last.ckpt") if path.is_file()), None)
+
+
 def tested_by_its_run(ckpt: str | Path) -> bool:
-    """Whether `ckpt` holds the weights its run was tested with (its metrics.json and samples.png): the run
-    tests best.ckpt (its last weights when it kept no best), so another checkpoint of it, an earlier one or
-    last.ckpt past the best, was not; one saved at the same step as the tested one holds its weights."""
-    folder = run_dir_of(ckpt) / "checkpoints"
-    tested = folder / "best.ckpt" if (folder / "best.ckpt").is_file() else folder / "last.ckpt"
-    if not tested.is_file():
+    """Whether `ckpt` holds the weights its run was tested with (its metrics.json and samples.png): the tested
+    checkpoint, or one saved at the same step (an earlier one, or last.ckpt past the best, was not)."""
+    tested = tested_checkpoint(run_dir_of(ckpt))
+    if tested is None:
         return False
     step = checkpoint_step(tested)
     return Path(ckpt).resolve() == tested.resolve() or (step is not None and checkpoint_step(ckpt) == step)

@@ -24,6 +24,7 @@ import yaml
 from omegaconf import OmegaConf
 
 from supra.artifacts.checkpoints import checkpoint_step
+from supra.artifacts.release_files import tested_checkpoint
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_text_atomic
 from supra.utils.run_folders import is_single_run
@@ -233,7 +234,7 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], list[str], list[str]]:
         # this metric (optimized_metric=val/loss, monitor val/CIDEr) nor have its direction.
         ckpt_steps = _checkpoint_steps(job_dir)
         checkpoint = next((path for path, step in ckpt_steps.items() if best_step is not None and step == best_step), "")
-        tested = _tested_checkpoint(job_dir)
+        tested = tested_checkpoint(job_dir)
         if metric.startswith("test/") and best_value is not None and tested:
             # A test's scores are logged at the fit's last step, whichever checkpoint it scored: the run tests
             # best.ckpt (last.ckpt when it kept no best), so those are its weights, step and test pictures.
@@ -267,12 +268,6 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], list[str], list[str]]:
         ))
     rows = [r for group in _ranked(rows).values() for r in group]
     return rows, shared, notes
-
-
-def _tested_checkpoint(job_dir: Path) -> Path | None:
-    """The checkpoint the job's test scored: best.ckpt, else last.ckpt (its last weights when it kept no best)."""
-    return next((path for path in (job_dir / "checkpoints" / "best.ckpt", job_dir / "checkpoints" / "last.ckpt")
-                 if path.is_file()), None)
 
 
 def _csv_loggers(job_cfg: dict[str, Any]) -> list[dict[str, Any]]:
