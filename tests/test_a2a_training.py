@@ -433,7 +433,7 @@ def test_evaluate_of_no_test_items_is_refused_in_one_line_not_run_over_nothing(a
 
 def test_train_refuses_a_test_of_no_test_items_before_any_step(vqvae_ckpt, tmp_path):
     """test=true with data.test_items=0 trained, then tested nothing and exited 0 without a test score."""
-    from supra.runner.training import check_run_config
+    from supra.runner.run_checks import check_run_config
 
     run = [*a2a_run(vqvae_ckpt, tmp_path / "cache"), "data.test_items=0"]
     with pytest.raises(SupraUserError, match=r"^data.test_items=0 leaves the test nothing to score: add test=false "
@@ -480,7 +480,7 @@ def test_a_sampling_seed_outside_train_pys_range_is_one_line_not_a_traceback_in_
 def test_train_refuses_a_sampling_seed_outside_the_range_before_any_step(vqvae_ckpt, tmp_path):
     """Validation draws with model.generation.seed plus the rank: past torch's 64 bits an overflow there,
     after every step before the first validation."""
-    from supra.runner.training import check_run_config
+    from supra.runner.run_checks import check_run_config
 
     for seed in (2**64, -1):
         cfg = compose_config("train", tmp_path / "run", [*a2a_run(vqvae_ckpt, tmp_path / "cache"),

@@ -783,7 +783,7 @@ def test_a_folder_with_a_vqvae_file_but_no_a2a_config_is_named_for_what_it_holds
 
 
 def test_a_release_folder_or_one_of_its_files_given_where_it_does_not_go_says_where_it_does(tmp_path):
-    from supra.runner.training import check_run_config
+    from supra.runner.run_checks import check_run_config
     from tests.conftest import TINY_RUN, compose_config
 
     release = tmp_path / "release"

@@ -220,7 +220,7 @@ def test_true_precisions_train_validate_and_test_every_model_kind(model, precisi
 
 
 def test_16_true_with_adams_float16_eps_of_0_is_refused_naming_the_precisions_that_train(train_config):
-    from supra.runner.training import check_run_config
+    from supra.runner.run_checks import check_run_config
 
     with pytest.raises(SupraUserError, match=r"^trainer.precision=16-true keeps the optimizer's state in float16, "
                                              r"where its eps=1e-08 is 0: .* Use 16-mixed .*bf16-true or bf16-mixed, "
@@ -247,7 +247,7 @@ def test_16_true_with_adams_float16_eps_of_0_is_refused_naming_the_precisions_th
 ])
 def test_optimizer_schedule_and_precision_settings_that_would_train_wrong_or_fail_late_are_refused_first(
         train_config, override, message):
-    from supra.runner.training import check_run_config
+    from supra.runner.run_checks import check_run_config
 
     with pytest.raises(SupraUserError, match="^" + re.escape(message)):
         check_run_config(train_config("trainer.accelerator=cpu", override))

@@ -26,7 +26,8 @@ from supra.callbacks.validation_within_run import ValidationWithinRun
 from supra.loggers.wandb_logger import build_wandb_logger
 from supra.runner.components import PERIODIC_CHECKPOINTS
 from supra.runner.evaluation import evaluate
-from supra.runner.training import check_run_config, train
+from supra.runner.run_checks import check_run_config
+from supra.runner.training import train
 from supra.utils.errors import SupraUserError
 from supra.utils.run_folders import finished_run_file
 from tests.conftest import ROOT, TINY_RUN, command_lines, compose_config
@@ -837,7 +838,7 @@ LATE_LOGGER_FAILURES = {  # what a logger refused only after the data set-up or 
 
 @pytest.mark.parametrize("case", LATE_LOGGER_FAILURES)
 def test_logger_settings_its_logger_would_fail_on_late_are_refused_before_any_work(case, tmp_path):
-    from supra.runner.training import check_run_config
+    from supra.runner.run_checks import check_run_config
 
     blocked = str(tmp_path / "a_file" / "logs")
     (tmp_path / "a_file").write_text("a file where a folder should go")
@@ -875,14 +876,14 @@ LATE_TRAINER_FAILURES = {  # what Lightning refused only as the Trainer was buil
 
 @pytest.mark.parametrize("case", LATE_TRAINER_FAILURES)
 def test_trainer_settings_lightning_would_fail_on_late_or_ignore_are_refused_before_any_work(case, tmp_path):
-    from supra.runner.training import check_run_config
+    from supra.runner.run_checks import check_run_config
 
     with pytest.raises(SupraUserError, match="^" + re.escape(LATE_TRAINER_FAILURES[case])):
         check_run_config(compose_config("train", tmp_path / "run", case.split()))
 
 
 def test_trainer_settings_as_lightning_reads_them_pass(tmp_path):
-    from supra.runner.training import check_run_config
+    from supra.runner.run_checks import check_run_config
 
     check_run_config(compose_config("train", tmp_path / "run", [
         "trainer.gradient_clip_val=0", "trainer.gradient_clip_algorithm=value", "+trainer.limit_train_batches=0.5",
@@ -896,7 +897,7 @@ def test_trainer_settings_as_lightning_reads_them_pass(tmp_path):
 def test_hydra_job_chdir_is_refused_as_relative_paths_are_read_from_where_the_command_starts(command, tmp_path,
                                                                                                monkeypatch):
     """Hydra would move into the run folder first: ckpt_path=ck/best.ckpt, there, "does not exist"."""
-    from supra.runner.training import check_run_config
+    from supra.runner.run_checks import check_run_config
     from supra.utils.cli import JOB_CHDIR
 
     monkeypatch.chdir(tmp_path)
