@@ -46,6 +46,7 @@ from supra.pictures.grids import to_pil
 from supra.tokens.a2a_sequences import check_text2image_prompt, frames_that_fit
 from supra.utils.cli import hydra_command
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import is_whole
 from supra.utils.seeds import MAX_SEED
 
 MAX_PIXELS = 50_000_000  # an upload claiming more is refused from its header, before decoding
@@ -347,7 +348,7 @@ def url_host(host: str) -> str:
 
 def check_can_serve(host: str, port: Any) -> None:
     """A port that is no port, taken by another program, or a host this machine is not: one line."""
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+    if not is_whole(port, 1) or port > 65535:
         raise SupraUserError(f"port={port!r} must be a whole number from 1 to 65535 (e.g. 7860)")
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:

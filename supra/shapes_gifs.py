@@ -37,6 +37,7 @@ from supra.utils.files import (
     write_json_atomic,
     write_text_atomic,
 )
+from supra.utils.numbers import is_whole
 from supra.utils.seeds import check_seed
 
 # the clips a run wrote into out (hidden: data=media_folder passes it over, as it is no media and no captions);
@@ -55,7 +56,7 @@ def write_clips(
 ) -> Path:
     """Clips 0..n-1 of `split` as out/clip_NNNNN.gif and their captions as out/captions.jsonl (returned)."""
     for key, value in (("n", n), ("frames", frames), ("seed", seed), ("size", size), ("duration_ms", duration_ms)):
-        if isinstance(value, bool) or not isinstance(value, int):
+        if not is_whole(value):
             raise SupraUserError(f"{key}={value!r} must be a whole number")
     for key, value, least in (("n", n, 1), ("frames", frames, 2)):
         if value < least:

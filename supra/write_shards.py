@@ -35,6 +35,7 @@ from supra.utils.files import (
     write_json_atomic,
     writing_alone,
 )
+from supra.utils.numbers import is_whole
 
 log = logging.getLogger(__name__)
 
@@ -180,7 +181,7 @@ def check_options(cfg: DictConfig) -> None:
     ignored without a word."""
     check_paths_given(cfg, {"root": "the source's folder", "out": "the folder to write the shards to"})
     per_shard = cfg.samples_per_shard
-    if isinstance(per_shard, bool) or not isinstance(per_shard, int) or per_shard < 1:
+    if not is_whole(per_shard, 1):
         raise SupraUserError(f"samples_per_shard={per_shard!r} must be a positive whole number (images per tar)")
     check_option_types(cfg, whole=["split_seed"])
     if cfg.source in SOURCES:  # an unknown one is named by read_caption_source

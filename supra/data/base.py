@@ -16,6 +16,7 @@ from torch.utils.data import DataLoader, Dataset
 from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE
 from supra.utils.cli import check_option_types
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import is_whole
 from supra.utils.seeds import check_seed
 
 SPLITS = ("train", "val", "test")
@@ -35,7 +36,7 @@ def check_batch_sizes(batch_size: int, eval_batch_size: int) -> None:
 def check_num_workers(num_workers: int) -> None:
     """data.num_workers a whole number >= 0 (0: batches made in the main process), else one line: torch's
     DataLoader refuses -1 with a traceback when the first batch is loaded, and 2.5 or true further in."""
-    if isinstance(num_workers, bool) or not isinstance(num_workers, int) or num_workers < 0:
+    if not is_whole(num_workers, 0):
         raise SupraUserError(f"data.num_workers={num_workers!r} must be a whole number >= 0 (0: batches are made "
                              "in the main process)")
 

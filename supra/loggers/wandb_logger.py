@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import netrc
 import os
 import secrets
@@ -17,6 +16,7 @@ from lightning.pytorch.loggers import WandbLogger
 
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_text_atomic
+from supra.utils.numbers import is_number
 
 RUN_ID_FILE = "wandb_run_id.txt"
 PROJECT_FORBIDDEN = "/\\#?%:"  # wandb's: refused only as the run starts
@@ -111,7 +111,7 @@ def check_wandb_options(project: str | None, tags: list[str] | None, init_timeou
                         where: str = "logger.wandb") -> None:
     """What wandb refuses only as the run starts (after the data set-up: a traceback) or never (an init_timeout
     of 0 or less left the run hanging), as one line naming the option (`where`: the logger's key)."""
-    if isinstance(init_timeout, bool) or not isinstance(init_timeout, int | float) or not 0 < init_timeout < math.inf:
+    if not is_number(init_timeout) or init_timeout <= 0:
         raise SupraUserError(f"{where}.init_timeout={init_timeout!r} must be a number of seconds > 0: how long "
                              "to wait for the W&B server before logging offline (default 10)")
     if project is not None:

@@ -45,6 +45,7 @@ from supra.models.gpt import (
 )
 from supra.models.kv_cache import KVCache
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import is_whole
 
 
 @dataclass
@@ -65,7 +66,7 @@ class A2AConfig:
         ValueError traceback, dropout=1.5 torch's, both only once the model was built after the data work."""
         for name in ("vocab_size", "context", "n_layers", "d_model", "n_heads", "d_mlp"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if not is_whole(value, 1):
                 raise SupraUserError(f"model.net.{name}={value!r} must be a whole number >= 1")
         if self.d_model % self.n_heads:
             raise SupraUserError(f"model.net.d_model={self.d_model} must be divisible by model.net.n_heads="

@@ -13,7 +13,6 @@ against, and defines the semantics both share:
 from __future__ import annotations
 
 import hashlib
-import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 from supra.models.sampling import sample_next
 from supra.models.vlm_nano import VLMNano
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import is_number, is_whole
 from supra.utils.seeds import check_seed
 
 
@@ -44,7 +44,7 @@ class DecodeConfig:
         if self.strategy not in ("beam", "greedy", "sample"):
             raise SupraUserError(f"decode={self.strategy!r} is unknown: choose beam, greedy or sample")
         for name in ("beam_width", "seed") + (("max_new_tokens",) if self.max_new_tokens is not None else ()):
-            if isinstance(getattr(self, name), bool) or not isinstance(getattr(self, name), int):
+            if not is_whole(getattr(self, name)):
                 raise SupraUserError(f"{name}={getattr(self, name)!r} must be a whole number")
         if self.beam_width < 1:
             raise SupraUserError(f"beam_width={self.beam_width} must be >= 1")
@@ -53,13 +53,13 @@ class DecodeConfig:
         if self.max_new_tokens is not None and self.max_new_tokens < 1:
             raise SupraUserError(f"max_new_tokens={self.max_new_tokens} must be >= 1 (or null: as long as the model "
                                  "allows)")
-        if self.top_k is not None and (isinstance(self.top_k, bool) or not isinstance(self.top_k, int) or self.top_k < 1):
+        if self.top_k is not None and not is_whole(self.top_k, 1):
             raise SupraUserError(f"top_k={self.top_k!r} must be a whole number >= 1 (or null: every token)")
-        if self.top_p is not None and not (_is_number(self.top_p) and 0 < self.top_p <= 1):
+        if self.top_p is not None and not (is_number(self.top_p) and 0 < self.top_p <= 1):
             raise SupraUserError(f"top_p={self.top_p!r} must be a number > 0 and <= 1 (or null: no nucleus filter)")
-        if not _is_number(self.length_penalty):
+        if not is_number(self.length_penalty):
             raise SupraUserError(f"length_penalty={self.length_penalty!r} must be a number (0: rank beams by score)")
-        if not _is_number(self.temperature) or self.temperature <= 0:
+        if not is_number(self.temperature) or self.temperature <= 0:
             raise SupraUserError(f"temperature={self.temperature!r} must be a number > 0 (use decode=greedy for argmax)")
 
     def check_vocabulary(self, vocab_size: int) -> None:
@@ -75,11 +75,6 @@ class DecodeConfig:
                 "sample": ("temperature", "top_k", "top_p", "seed")}[self.strategy]
         return {"strategy": self.strategy, **{name: getattr(self, name) for name in read},
                 "max_new_tokens": self.max_new_tokens}
-
-
-def _is_number(value: Any) -> bool:
-    """A finite int or float (not a bool, not a string from the command line)."""
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 @torch.no_grad()

@@ -31,6 +31,7 @@ from supra.models.resampler import PerceiverResampler
 from supra.models.visual_tokens import VisualTokens
 from supra.models.vit_encoder import ViTEncoder
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import is_number, is_whole
 
 ENCODERS = ("cnn", "vit", "pretrained")
 FUSIONS = ("prefix", "cross_attention")
@@ -200,7 +201,7 @@ def check_settings(settings: Mapping[str, object], prefix: str = "model.net.") -
                                  f"({', '.join(f.name for f in fields(cls))})")
         groups[f"{name}."] = (given, least)
     not_whole = [f"{prefix}{group}{key}={value!r}" for group, (given, least) in groups.items()
-                 for key, value in given.items() if key in least and (isinstance(value, bool) or not isinstance(value, int))]
+                 for key, value in given.items() if key in least and not is_whole(value)]
     if not_whole:  # 2.5, "2", true: Python would take some of them, and torch fail on others far from here
         raise SupraUserError(f"{', '.join(not_whole)} must be {'a whole number' if len(not_whole) == 1 else 'whole numbers'}")
     for group, (given, least) in groups.items():
@@ -213,7 +214,7 @@ def check_settings(settings: Mapping[str, object], prefix: str = "model.net.") -
         raise SupraUserError(f"{prefix}IMG_SIZE={image} must be a multiple of {prefix}vit.patch_size={patch}: e.g. "
                              f"{prefix}vit.patch_size={fits}")
     dropout = settings.get("dropout", 0.0)
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
+    if not is_number(dropout) or not 0 <= dropout < 1:
         raise SupraUserError(f"{prefix}dropout={dropout!r} must be a number from 0 up to, not including, 1")
     if not isinstance(settings.get("channels_last", False), bool):
         raise SupraUserError(f"{prefix}channels_last={settings['channels_last']!r} must be true or false")

@@ -8,7 +8,6 @@ Read top to bottom: config, quantiser, encoder/decoder, model.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -18,6 +17,7 @@ from torch import nn
 
 from supra.utils.distributed import all_reduce_sum, broadcast_tensor
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import is_number, is_whole
 
 
 @dataclass
@@ -41,15 +41,15 @@ class VQVAEConfig:
         deep in the quantiser), each refused in one line."""
         for name, least in (("num_codes", 2), ("code_dim", 1), ("restart_dead_after", 0), ("rebalance_every", 0)):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            if not is_whole(value, least):
                 raise SupraUserError(f"VQ-VAE {name}={value!r} must be a whole number >= {least}")
         for name, low, high in (("beta", 0.0, None), ("rebalance_below", 0.0, None), ("ema_decay", 0.0, 1.0)):
             value = getattr(self, name)
-            if (isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < low
+            if (not is_number(value) or value < low
                     or (high is not None and value >= high)):
                 raise SupraUserError(f"VQ-VAE {name}={value!r} must be a number >= {low}" + (f" and < {high}" if high else ""))
         hidden = list(self.hidden) if isinstance(self.hidden, Sequence) and not isinstance(self.hidden, str) else None
-        if hidden is None or len(hidden) != 2 or any(isinstance(h, bool) or not isinstance(h, int) or h < 1 for h in hidden):
+        if hidden is None or len(hidden) != 2 or any(not is_whole(h, 1) for h in hidden):
             raise SupraUserError(f"VQ-VAE hidden={self.hidden!r} must be two whole numbers >= 1 (the channels after "
                                  "each downsampling), e.g. [32,64]")
         if not isinstance(self.ema, bool):  # a string such as "maybe" would count as true

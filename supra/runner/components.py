@@ -36,6 +36,7 @@ from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.cli import CONF_DIR
 from supra.utils.errors import SupraUserError
 from supra.utils.hardware import fast_precision
+from supra.utils.numbers import is_whole
 
 # Noise in every run's output that users can do nothing about: Lightning 2.x calls a torch.utils._pytree
 # API that torch 2.14 deprecates, once per fit/test, and advertises a cloud logger at every Trainer.
@@ -300,7 +301,7 @@ def check_grid_sizes(name: str, node: DictConfig) -> None:
     """A sample grid's picture count (0: none drawn) and columns, as one line before training."""
     for key, least in (("num_images", 0), ("num_samples", 0), ("columns", 1)):
         value = node.get(key)
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < least):
+        if value is not None and not is_whole(value, least):
             raise SupraUserError(f"{name}.{key}={value!r} must be a whole number >= {least}"
                                  + (" (0: no grid)" if least == 0 else "") + f", or {name}=null to draw none")
 

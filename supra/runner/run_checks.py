@@ -21,6 +21,7 @@ from supra.utils.cli import CONF_DIR, check_option_types, refuse_job_chdir
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 from supra.utils.hardware import check_accelerator
+from supra.utils.numbers import is_number, is_whole
 from supra.utils.run_folders import finished_run_file
 from supra.utils.seeds import check_seed
 
@@ -165,7 +166,7 @@ def check_loggers(logger_cfg: DictConfig | None) -> None:
             require_writable_dir(save_dir, f"logger.{key}.save_dir={save_dir}",
                                  f"choose another with logger.{key}.save_dir=DIR")
         flush = node.get("flush_logs_every_n_steps")
-        if flush is not None and (isinstance(flush, bool) or not isinstance(flush, int) or flush < 1):
+        if flush is not None and not is_whole(flush, 1):
             raise SupraUserError(f"logger.{key}.flush_logs_every_n_steps={flush!r} must be a whole number >= 1: "
                                  "the logged steps between writes of its file")
         if str(node.get("_target_")) == WANDB_TARGET:
@@ -266,7 +267,7 @@ def check_trainer_numbers(trainer_cfg: DictConfig) -> None:
     "Error in call to target"), or in its loop (check_val_every_n_epoch=0: a ZeroDivisionError), or takes without
     a word (a gradient_clip_val below 0 clips nothing, as 0 does, while the run records it)."""
     clip = trainer_cfg.get("gradient_clip_val")
-    if clip is not None and (isinstance(clip, bool) or not isinstance(clip, int | float) or not 0 <= clip < math.inf):
+    if clip is not None and (not is_number(clip) or clip < 0):
         raise SupraUserError(f"trainer.gradient_clip_val={clip!r} must be a finite number >= 0: the largest gradient "
                              "norm (or element) kept (0 or null: no clipping)")
     algorithm = trainer_cfg.get("gradient_clip_algorithm")
@@ -274,14 +275,13 @@ def check_trainer_numbers(trainer_cfg: DictConfig) -> None:
         raise SupraUserError(f"trainer.gradient_clip_algorithm={algorithm!r} must be norm (clip the gradients' "
                              "global norm) or value (each element)")
     every = trainer_cfg.get("check_val_every_n_epoch")
-    if every is not None and (isinstance(every, bool) or not isinstance(every, int) or every < 1):
+    if every is not None and not is_whole(every, 1):
         raise SupraUserError(f"trainer.check_val_every_n_epoch={every!r} must be a whole number >= 1: the epochs "
                              "between validations (or null: every trainer.val_check_interval training batches, "
                              "across epochs)")
     for key in LIMITS:
         limit = trainer_cfg.get(key)
         # as Lightning reads it: a float is a share, unless whole and above 1 (2.0: 2 batches)
-        if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int | float)
-                                  or not (0 <= limit <= 1 or (limit > 1 and limit % 1 == 0))):
+        if limit is not None and not (is_number(limit) and (0 <= limit <= 1 or (limit > 1 and limit % 1 == 0))):
             raise SupraUserError(f"trainer.{key}={limit!r} must be a share of the batches from 0.0 to 1.0 (0.5), "
                                  "or a whole number of batches (10)")

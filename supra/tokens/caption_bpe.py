@@ -17,6 +17,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from supra.utils.files import write_text_atomic
+from supra.utils.numbers import is_whole
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +41,7 @@ def read_gpt2_vocab(path: Path) -> dict[str, int]:
     if not isinstance(vocab, dict):
         kind = {list: "an array", str: "a string"}.get(type(vocab), "a number or null")
         raise ValueError(f"{path} is {what}; it holds {kind})")
-    bad = next(((token, i) for token, i in vocab.items() if isinstance(i, bool) or not isinstance(i, int) or i < 0), None)
+    bad = next(((token, i) for token, i in vocab.items() if not is_whole(i, 0)), None)
     if bad is not None:
         raise ValueError(f"{path} is {what}; it maps {bad[0]!r} to {bad[1]!r})")
     return vocab

@@ -53,6 +53,7 @@ from supra.tokens.a2a_sequences import (
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
 from supra.utils.files import file_stamp, tree_stamp, write_text_atomic
+from supra.utils.numbers import is_number, is_whole
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +102,7 @@ class A2AMixtureDataModule(L.LightningDataModule):
         check_tasks(list(tasks))
         for task, weight in tasks.items():
             # NaN would drop the task without a word (NaN > 0 is false), inf break the draw, true count as 1
-            if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= weight < math.inf:
+            if not is_number(weight) or weight < 0:
                 raise SupraUserError(f"data.tasks.{task}={weight!r}: a task weight must be a finite number >= 0")
         if not any(w > 0 for w in tasks.values()):
             raise SupraUserError("data.tasks: every weight is 0; give at least one task a weight > 0")
@@ -116,17 +117,16 @@ class A2AMixtureDataModule(L.LightningDataModule):
         check_batch_sizes(batch_size, eval_batch_size)
         check_num_workers(num_workers)
         for key, value in (("val_items", val_items), ("test_items", test_items)):
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            if value is not None and not is_whole(value, 0):
                 raise SupraUserError(f"data.{key}={value!r} must be a whole number >= 0, or null for every item")
-        if isinstance(num_codes, bool) or not isinstance(num_codes, int) or num_codes < 2:
+        if not is_whole(num_codes, 2):
             raise SupraUserError(f"data.num_codes={num_codes!r} must be a whole number >= 2: the visual codes of the "
                                  "GPT's vocabulary, the codebook size of the VQ-VAE (model.vqvae_ckpt)")
         # null: the default epoch; 0 was read as null without a word, -3 and 2.5 failed after the encoding
-        if batches_per_epoch is not None and (isinstance(batches_per_epoch, bool) or not isinstance(batches_per_epoch, int)
-                                              or batches_per_epoch < 1):
+        if batches_per_epoch is not None and not is_whole(batches_per_epoch, 1):
             raise SupraUserError(f"data.batches_per_epoch={batches_per_epoch!r} must be a whole number >= 1, or null "
                                  "for (items of all sources) / data.batch_size")
-        if isinstance(video_given_frames, bool) or not isinstance(video_given_frames, int) or video_given_frames < 1:
+        if not is_whole(video_given_frames, 1):
             raise SupraUserError(f"data.video_given_frames={video_given_frames!r} must be a whole number >= 1: the "
                                  "frames a video prediction is given")
         self.source_configs = {name: dict(cfg) for name, cfg in sources.items()}

@@ -34,6 +34,7 @@ from supra.data.caption_sources.tar_reading import tar_samples
 from supra.data.captions import clean_caption, decode_caption_bytes
 from supra.data.images import UNREADABLE, jpeg_draft_pixels, load_rgb, squashed
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import is_whole
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,7 @@ def _successes(shard: str) -> int:
     """The `successes` of the shard's _stats.json (NoCount where it is no count of samples)."""
     with open_url(stats_url(shard)) as stream:
         count = json.load(stream)["successes"]
-    if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+    if not is_whole(count, 0):
         raise NoCount(f"{stats_url(shard)} holds successes={count!r}, not a count of samples")
     return count
 

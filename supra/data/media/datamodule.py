@@ -25,6 +25,7 @@ from supra.data.base import SPLITS, SplitDataModule, batch_is_ready
 from supra.data.images import to_unit_range
 from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import is_whole
 
 __all__ = ["SPLITS", "MediaDataModule", "MediaEvalBatches", "MediaItems", "MediaSamples", "check_image_size"]
 
@@ -34,7 +35,7 @@ PATCH = 8  # the VQ-VAE downsamples by 8: sides must be multiples of it
 def check_image_size(size: int, key: str = "data.image_size", least: int = PATCH) -> int:
     """`size` if it is a positive multiple of 8, else a one-line error naming the nearest valid sizes of at
     least `least` (a shapes source's drawing minimum: 16 suggested there was refused next)."""
-    if isinstance(size, bool) or not isinstance(size, int) or size < PATCH or size % PATCH:
+    if not is_whole(size, PATCH) or size % PATCH:
         try:
             below = int(size) // PATCH * PATCH
         except (TypeError, ValueError):

@@ -1,0 +1,15 @@
+"""The one test of a whole-number option: Python counts `True` as the int 1, and Hydra gives `true` as one."""
+
+from __future__ import annotations
+
+import math
+
+
+def is_whole(value: object, least: int | None = None) -> bool:
+    """`value` is an int that is not a bool, and at least `least` where given."""
+    return isinstance(value, int) and not isinstance(value, bool) and (least is None or value >= least)
+
+
+def is_number(value: object) -> bool:
+    """`value` is an int or a finite float (not NaN or infinity), and not a bool."""
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
