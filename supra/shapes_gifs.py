@@ -50,11 +50,8 @@ MAX_CLIP_BYTES = 1 << 30  # also what one chunk of clips drawn together may take
 INCOMPLETE = "a shapes_gifs run stopped while writing these clips: run it again to replace them"
 
 
-def write_clips(
-    out: str | os.PathLike, n: int, frames: int = 4, seed: int = 0, size: int = 64, split: str = "train",
-    duration_ms: int = 250, chunk: int = 256, show_progress: bool = True,
-) -> Path:
-    """Clips 0..n-1 of `split` as out/clip_NNNNN.gif and their captions as out/captions.jsonl (returned)."""
+def check_clip_settings(n: int, frames: int, seed: int, size: int, split: str, duration_ms: int) -> int:
+    """One line for each setting write_clips cannot draw; returns the bytes one clip takes in memory."""
     for key, value in (("n", n), ("frames", frames), ("seed", seed), ("size", size), ("duration_ms", duration_ms)):
         if not is_whole(value):
             raise SupraUserError(f"{key}={value!r} must be a whole number")
@@ -75,6 +72,15 @@ def write_clips(
     if clip_bytes > MAX_CLIP_BYTES:
         raise SupraUserError(f"frames={frames} of size={size} would take {clip_bytes / 2**30:.1f} GiB a clip in memory: "
                              f"use at most {MAX_CLIP_BYTES // (size * size * 3)} frames of that size, or a smaller size")
+    return clip_bytes
+
+
+def write_clips(
+    out: str | os.PathLike, n: int, frames: int = 4, seed: int = 0, size: int = 64, split: str = "train",
+    duration_ms: int = 250, chunk: int = 256, show_progress: bool = True,
+) -> Path:
+    """Clips 0..n-1 of `split` as out/clip_NNNNN.gif and their captions as out/captions.jsonl (returned)."""
+    clip_bytes = check_clip_settings(n, frames, seed, size, split, duration_ms)
     chunk = max(1, min(chunk, MAX_CLIP_BYTES // clip_bytes))  # each clip is seeded alone: chunks change no pixel
     digits = max(5, len(str(n - 1)))
     names = [f"clip_{i:0{digits}d}.gif" for i in range(n)]
