@@ -320,9 +320,6 @@ class CaptionDataModule(SplitDataModule):
         """The split and what it is read from, for a message about its data."""
         return f"the {split} split of {type(self).__name__}"
 
-    def image_names(self, split: str) -> list[str]:
-        return self.loaded(split).names
-
     def image_records(self, split: str) -> list[dict[str, str | None]]:
         """Who each image of `split` is, for predictions.json: {"image_id": its own id, "file": its path
         relative to the data root (None for generated images)}, by row."""
