@@ -85,10 +85,6 @@ class TokenLayout:
         ids = torch.as_tensor(ids)
         return (ids >= 0) & (ids < self.text_size)
 
-    def is_control(self, ids: torch.Tensor) -> torch.Tensor:
-        ids = torch.as_tensor(ids)
-        return (ids >= self.text_size) & (ids < self.code_offset)
-
     # -- blocks ---------------------------------------------------------------------------------
 
     def image_block(self, codes: torch.Tensor) -> list[int]:

@@ -22,7 +22,6 @@ from supra.tokens.a2a_layout import TokenLayout
 from supra.utils.errors import SupraUserError
 
 TASKS: tuple[str, ...] = ("text", "text2image", "image2text", "video", "text2video")
-IMAGE_TASKS = ("text2image", "image2text")
 VIDEO_TASKS = ("video", "text2video")
 NEEDS = {  # what an item must have for each task
     "text": "caption", "text2image": "image+caption", "image2text": "image+caption",

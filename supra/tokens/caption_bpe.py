@@ -60,7 +60,7 @@ class CaptionTokenizer:
             raise SpecialTokensError(f"its ids 0-3 are {' '.join(map(str, found))}, not Supra's special tokens "
                                      f"{' '.join(SPECIAL_TOKENS)}")
         self.hf = tokenizer
-        self.pad_id, self.bos_id, self.eos_id = PAD_ID, BOS_ID, EOS_ID
+        self.bos_id, self.eos_id = BOS_ID, EOS_ID
 
     # -- building and storing ---------------------------------------------------------------------
 
