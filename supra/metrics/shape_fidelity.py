@@ -144,11 +144,6 @@ def judge_images(images: torch.Tensor | np.ndarray) -> list[Objects]:
     return [Counter((o.colour, o.shape) for o in objects) for objects in see_objects(images)]
 
 
-def judge_image(image: torch.Tensor | np.ndarray) -> Objects:
-    """One picture, uint8 [3, H, W] -> the multiset of (colour, shape) objects it shows."""
-    return judge_images(image)[0]
-
-
 @dataclass(frozen=True)
 class Match:
     """How a generated picture matches its prompt: exactly its (colour, shape) objects; the colours at
@@ -177,9 +172,3 @@ def matches(images: torch.Tensor | np.ndarray, intended: Sequence[Sequence[tuple
         out.append(Match(exact, colours, placed))
     return out
 
-
-def prompt_fidelity(images: torch.Tensor | np.ndarray, intended: Sequence[Sequence[tuple[str, str]]]) -> dict[str, float]:
-    """{"fidelity": share of pictures whose judged objects equal the intended multiset exactly,
-     "colour_fidelity": share whose judged colours equal the intended colours (shapes ignored)}."""
-    found = matches(images, intended)
-    return {"fidelity": sum(m.exact for m in found) / len(found), "colour_fidelity": sum(m.colours for m in found) / len(found)}
