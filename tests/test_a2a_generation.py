@@ -10,7 +10,6 @@ from supra.models.a2a_generation import (
     caption_log_likelihood,
     generate_image,
     generate_images,
-    generate_text,
     generate_texts,
     generate_video,
     prompt_caption,
@@ -83,7 +82,7 @@ def test_text_stops_at_its_close_and_an_image_is_exactly_one_grid_even_against_t
     with torch.no_grad():
         model.lm_head.bias[LAYOUT.text_close] = 50.0  # the model wants to close the text at once
         model.lm_head.bias[LAYOUT.image_close] = 50.0  # ... and to close the image at once
-    assert generate_text(model, LAYOUT, [LAYOUT.text_open], max_new_tokens=10) == []
+    assert generate_texts(model, LAYOUT, [[LAYOUT.text_open]], max_new_tokens=10)[0] == []
     codes = generate_image(model, LAYOUT, [LAYOUT.text_open, 3, LAYOUT.text_close], grid=(3, 5))
     assert codes.shape == (3, 5)
 
@@ -106,7 +105,7 @@ def test_kv_cache_sampling_equals_recompute_sampling_under_a_fixed_seed(mode):
     for use_cache in (True, False):
         gen = torch.Generator().manual_seed(7)
         if mode == "text":
-            outputs.append(generate_text(model, LAYOUT, [LAYOUT.text_open, 5], 30, generator=gen, use_cache=use_cache))
+            outputs.append(generate_texts(model, LAYOUT, [[LAYOUT.text_open, 5]], 30, generator=gen, use_cache=use_cache)[0])
         elif mode == "image":
             outputs.append(generate_image(model, LAYOUT, prompt, (4, 4), generator=gen, use_cache=use_cache).tolist())
         else:
@@ -210,7 +209,7 @@ def test_batched_prompts_of_unequal_length_match_one_at_a_time_when_greedy():
     model = random_model(5, bias_scale=1.0)
     prompts = [[LAYOUT.text_open, 1, 2, 3], [LAYOUT.text_open, 4], [LAYOUT.text_open, 7, 8, 9]]
     together = generate_texts(model, LAYOUT, prompts, max_new_tokens=8, temperature=0.0)
-    assert together == [generate_text(model, LAYOUT, p, 8, temperature=0.0) for p in prompts]
+    assert together == [generate_texts(model, LAYOUT, [p], 8, temperature=0.0)[0] for p in prompts]
     images = generate_images(model, LAYOUT, [p + [LAYOUT.text_close] for p in prompts], (2, 2), temperature=0.0)
     assert torch.equal(images[1], generate_image(model, LAYOUT, prompts[1] + [LAYOUT.text_close], (2, 2),
                                                  temperature=0.0))
@@ -224,4 +223,4 @@ def test_a_request_beyond_the_context_says_by_how_much():
 
 def test_no_new_tokens_asked_for_is_named_as_such_not_as_a_full_context():
     with pytest.raises(SupraUserError, match=r"^max_new_tokens=0 must be >= 1$"):
-        generate_text(random_model(7), LAYOUT, [LAYOUT.text_open], max_new_tokens=0)
+        generate_texts(random_model(7), LAYOUT, [[LAYOUT.text_open]], max_new_tokens=0)

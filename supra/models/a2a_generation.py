@@ -270,11 +270,6 @@ def generate_texts(
     return results
 
 
-def generate_text(model: A2ANano, layout: TokenLayout, prompt_ids: Sequence[int], max_new_tokens: int = 64,
-                  **kwargs: object) -> list[int]:
-    return generate_texts(model, layout, [prompt_ids], max_new_tokens, **kwargs)[0]  # type: ignore[arg-type]
-
-
 # -- images and video ---------------------------------------------------------------------------------------
 
 
