@@ -81,10 +81,6 @@ class TokenLayout:
         ids = torch.as_tensor(ids)
         return (ids >= self.code_offset) & (ids < self.vocab_size)
 
-    def is_text(self, ids: torch.Tensor) -> torch.Tensor:
-        ids = torch.as_tensor(ids)
-        return (ids >= 0) & (ids < self.text_size)
-
     # -- blocks ---------------------------------------------------------------------------------
 
     def image_block(self, codes: torch.Tensor) -> list[int]:

@@ -128,11 +128,6 @@ def frames_that_fit(image_size: int, context: int = DEFAULT_CONTEXT, prefix: int
     return TokenLayout.frames_that_fit((image_size // PATCH) ** 2, context, prefix)
 
 
-def frames_table(sizes: Sequence[int] = (32, 64, 128, 256), context: int = DEFAULT_CONTEXT) -> dict[int, int]:
-    """{image size: frames that fit in a bare video sequence}: {32: 22, 64: 5, 128: 1, 256: 0} at 384."""
-    return {size: frames_that_fit(size, context) for size in sizes}
-
-
 # The fewest tokens each mode's image or video needs with no prompt at all, for a side of `s` codes.
 LEAST_TOKENS: dict[str, tuple[str, Callable[[int], int]]] = {
     "image2text": ("a {p}x{p} image ({s}x{s} codes, {block} tokens) with a caption", lambda s: s * s + 4),  # block, <TEXT>, a word
