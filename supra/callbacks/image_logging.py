@@ -26,11 +26,11 @@ def log_animation(trainer: L.Trainer, key: str, gif_path: str | os.PathLike) -> 
             logger.experiment.log({key: wandb.Video(str(gif_path), format="gif"), "trainer/global_step": logging_step(trainer)})
 
 
-def log_image(trainer: L.Trainer, key: str, image: Image.Image, path: str | os.PathLike | None = None) -> None:
+def log_image(trainer: L.Trainer, key: str, image: Image.Image) -> None:
     """Log `image` under `key` at the step the loggers put this stage's scalars (a validation's picture
     beside its val/CIDEr: Lightning logs both one below global_step, which names the picture's file), on
     global rank 0 only: TensorBoard gets an image summary (CHW uint8), W&B an image; CSV and other loggers
-    rely on the PNG already at `path`."""
+    rely on the PNG the caller has already written."""
     if not trainer.is_global_zero:
         return
     for logger in trainer.loggers:

@@ -66,7 +66,7 @@ class SampleGridCallback(L.Callback):
             save_image_atomic(sample.picture, root / f"{sample.name}.png")
             self.last_path = path
             self.written.append(path)
-            log_image(trainer, f"{split}/{sample.name}", sample.picture, path)
+            log_image(trainer, f"{split}/{sample.name}", sample.picture)
             if sample.frames:
                 gif = save_gif_atomic(sample.frames, f"{stem}{sample.suffix}.gif", self.gif_frame_ms)
                 save_gif_atomic(sample.frames, root / f"{sample.name}.gif", self.gif_frame_ms)
