@@ -358,11 +358,10 @@ def prepare_texts(request: Request, pair: Pair) -> Callable[[], Result]:
     limit, note = text_room(request.max_new_tokens, len(image_ids) + prompt_len, pair.context)
     if note:
         print(note, file=sys.stderr)
-    return partial(sample_texts, request, pair, prompt, image_ids, codes, limit)
+    return partial(sample_texts, request, pair, prompt, codes, limit)
 
 
-def sample_texts(request: Request, pair: Pair, prompt: list[int], image_ids: list[int],
-                 codes: torch.Tensor | None, limit: int) -> Result:
+def sample_texts(request: Request, pair: Pair, prompt: list[int], codes: torch.Tensor | None, limit: int) -> Result:
     """`limit`: the text tokens that fit (text_room), recorded in generation.json as max_new_tokens."""
     vocab, n = pair.vocab, request.num_samples
     options = sampling(request, pair.device)
