@@ -259,7 +259,7 @@ def generate_texts(
     prompts = [with_opener(layout, p, "text", layout.text_open) for p in prompts]
     mask = text_mask(layout, model.tok_emb.weight.device)
     results: list[list[int]] = [[] for _ in prompts]
-    for length, rows in _groups(prompts).items():
+    for length, rows in prompts_by_length(prompts).items():
         steps = min(max_new_tokens, model.config.context - length)
         if steps < 1:
             raise ValueError(f"prompt of {length} tokens leaves no room in the context of {model.config.context}")
@@ -322,7 +322,7 @@ def generate_images(
     # </IMAGE> is forced and ends the block: no model step needs it, so it is left out of the loop.
     schedule = image_schedule(layout, grid, model.tok_emb.weight.device)[:-1]
     out = torch.empty(len(prompts), grid[0], grid[1], dtype=torch.long)
-    for _, rows in _groups(prompts).items():
+    for _, rows in prompts_by_length(prompts).items():
         unconditional = None if guidance == 1.0 else _prompt_tensor(model, [unconditional_image_prompt(layout)] * len(rows))
         new = run_schedule(model, _prompt_tensor(model, [prompts[r] for r in rows]), schedule, sampling,
                            generator, use_cache=use_cache, unconditional=unconditional, guidance=guidance)
@@ -385,7 +385,7 @@ def generate_video(
     return layout.to_codes(codes).view(frames, *grid).cpu()
 
 
-def _groups(prompts: Sequence[Sequence[int]]) -> dict[int, list[int]]:
+def prompts_by_length(prompts: Sequence[Sequence[int]]) -> dict[int, list[int]]:
     """Prompt length -> indices of the prompts of that length (a batch needs equal lengths: no padding)."""
     groups: dict[int, list[int]] = {}
     for i, p in enumerate(prompts):

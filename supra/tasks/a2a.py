@@ -45,6 +45,7 @@ from supra.models.a2a_generation import (
     generate_images,
     generate_texts,
     generation_setting_problem,
+    prompts_by_length,
     run_schedule,
     video_schedule,
 )
@@ -265,10 +266,7 @@ class A2ATask(SupraTask):
         temperature = self.generation["video_temperature"] if temperature is None else temperature
         schedule = video_schedule(layout, frames, grid, first_frame_open, self.device)[:-1]
         out = torch.empty(len(prompts), frames, *grid, dtype=torch.long)
-        groups: dict[int, list[int]] = {}
-        for i, p in enumerate(prompts):
-            groups.setdefault(len(p), []).append(i)
-        for rows in groups.values():
+        for rows in prompts_by_length(prompts).values():
             ids = torch.tensor([prompts[r] for r in rows], device=self.device)
             new = run_schedule(self.net, ids, schedule, SamplingConfig(temperature), generator)
             codes = new[new != layout.frame].view(len(rows), frames * grid[0] * grid[1])
