@@ -17,10 +17,10 @@ from supra.artifacts.checkpoints import release_of_file
 from supra.artifacts.kinds import release_kind
 from supra.loggers.wandb_logger import build_wandb_logger, check_wandb_options
 from supra.runner.components import tests_nothing
-from supra.utils.cli import CONF_DIR, check_option_types, refuse_job_chdir
+from supra.utils.cli import check_option_types, refuse_job_chdir
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
-from supra.utils.hardware import check_accelerator
+from supra.utils.hardware import check_chosen_trainer
 from supra.utils.numbers import is_number, is_whole
 from supra.utils.run_folders import finished_run_file
 from supra.utils.seeds import check_seed
@@ -58,10 +58,7 @@ def check_run_config(cfg: DictConfig) -> None:
     if OmegaConf.select(cfg, "trainer.enable_checkpointing") is False and OmegaConf.select(cfg, "callbacks.model_checkpoint"):
         raise SupraUserError("trainer.enable_checkpointing=false: add callbacks.model_checkpoint=null too (the run "
                              "then tests its last weights)")
-    trainer_name = group_choice("trainer")
-    chosen = CONF_DIR / "trainer" / f"{trainer_name}.yaml"
-    cpu_trainer = chosen.is_file() and OmegaConf.load(chosen).get("accelerator") == "cpu"
-    check_accelerator(cfg.trainer, trainer_name, cpu_trainer)
+    check_chosen_trainer(cfg.trainer, group_choice("trainer"))
     check_half_precision_on_cpu(cfg.trainer)
     check_output_dir(cfg)
     check_ckpt_path(cfg)

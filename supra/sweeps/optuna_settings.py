@@ -31,7 +31,7 @@ from supra.sweeps.optuna_seed import study_seed
 from supra.utils.cli import CONF_DIR, refuse_job_chdir
 from supra.utils.errors import SupraUserError
 from supra.utils.files import check_writable_dir
-from supra.utils.hardware import check_accelerator
+from supra.utils.hardware import check_chosen_trainer
 
 STUDY_METRIC = "supra_optimized_metric"  # the study's user attribute naming what its values are
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first bytes of every SQLite database file
@@ -103,10 +103,7 @@ def check_sweep_trainer(config: DictConfig) -> None:
     checks them, once before the first; nothing when the jobs differ in it (a trainer setting swept)."""
     if "trainer" not in config or any(key.startswith("trainer") for key in _swept(config)):  # or another command's
         return
-    name = str(config.hydra.runtime.choices.get("trainer") or "trainer")
-    chosen = CONF_DIR / "trainer" / f"{name}.yaml"
-    cpu_trainer = chosen.is_file() and OmegaConf.load(chosen).get("accelerator") == "cpu"
-    check_accelerator(config.trainer, name, cpu_trainer)
+    check_chosen_trainer(config.trainer, str(config.hydra.runtime.choices.get("trainer") or "trainer"))
 
 
 SLURM_LAUNCHER = "hydra_plugins.hydra_submitit_launcher.submitit_launcher.SlurmLauncher"

@@ -7,8 +7,9 @@ import os
 from pathlib import Path
 
 import torch
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
+from supra.utils.cli import CONF_DIR
 from supra.utils.errors import SupraUserError
 
 # CPU flags (Linux names) of native bf16 arithmetic: AVX-512's BF16 instructions or Intel's AMX tiles.
@@ -58,6 +59,14 @@ def check_accelerator(trainer_cfg: DictConfig, trainer_name: str = "trainer", cp
             f"{found}: {remedy or own + ' (or trainer=ddp_sim to try DDP on CPU processes)'}"
         )
     check_nodes_launched(trainer_cfg)
+
+
+def check_chosen_trainer(trainer_cfg: DictConfig, trainer_name: str) -> None:
+    """check_accelerator for the config of `trainer=<trainer_name>`: when conf/trainer/<trainer_name>.yaml is a
+    CPU one, a GPU the trainer asks for was set on the command line, and the message names that instead."""
+    chosen = CONF_DIR / "trainer" / f"{trainer_name}.yaml"
+    cpu_trainer = chosen.is_file() and OmegaConf.load(chosen).get("accelerator") == "cpu"
+    check_accelerator(trainer_cfg, trainer_name, cpu_trainer)
 
 
 # What the launchers Lightning knows set in each process: SLURM, torchrun / TorchElastic, LSF, MPI, and the
