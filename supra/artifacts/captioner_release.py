@@ -55,7 +55,7 @@ from supra.artifacts.release_files import (
 )
 from supra.models.vlm_generation import DecodeConfig
 from supra.models.vlm_nano import UNREAD_UNLESS, VLMNano, VLMNanoConfig, check_settings
-from supra.tokens.caption_bpe import SPECIAL_TOKENS, CaptionTokenizer
+from supra.tokens.caption_bpe import SPECIAL_TOKENS, CaptionTokenizer, SpecialTokensError
 from supra.utils.cli import refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_dir
@@ -324,12 +324,12 @@ def read_release_tokenizer(folder: Path) -> CaptionTokenizer:
         tokenizer = Tokenizer.from_file(str(path))
     except Exception as err:  # tokenizers raises bare Exceptions on bad JSON
         raise SupraUserError(f"{path} is not a readable tokenizer ({err}): export the release again") from None
-    found = [tokenizer.id_to_token(i) for i in range(len(SPECIAL_TOKENS))]
-    if found != list(SPECIAL_TOKENS):
-        raise SupraUserError(f"{path} reads, but its ids 0-3 are {' '.join(map(str, found))}, and a Supra captioner's are "
-                             f"its special tokens {' '.join(SPECIAL_TOKENS)}: give the tokenizer.json the model was "
-                             "trained with (a Supra export's)")
-    return CaptionTokenizer(tokenizer)
+    try:
+        return CaptionTokenizer(tokenizer)
+    except SpecialTokensError as err:
+        raise SupraUserError(f"{path} reads, but its ids 0-3 are {' '.join(map(str, err.found))}, and a Supra "
+                             f"captioner's are its special tokens {' '.join(SPECIAL_TOKENS)}: give the tokenizer.json "
+                             "the model was trained with (a Supra export's)") from None
 
 
 def load_release(folder: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict]:

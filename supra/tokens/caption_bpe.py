@@ -48,7 +48,12 @@ def read_gpt2_vocab(path: Path) -> dict[str, int]:
 
 
 class SpecialTokensError(ValueError):
-    """A tokenizer that reads but lacks Supra's special tokens at ids 0-3."""
+    """A tokenizer that reads but lacks Supra's special tokens at ids 0-3; `found`: what it holds there,
+    for callers that say so in their own words."""
+
+    def __init__(self, message: str, found: Sequence[str | None] = ()) -> None:
+        super().__init__(message)  # found defaults: an error rebuilt from its message alone (unpickled) still builds
+        self.found = list(found)
 
 
 class CaptionTokenizer:
@@ -58,7 +63,7 @@ class CaptionTokenizer:
         found = [tokenizer.id_to_token(i) for i in range(len(SPECIAL_TOKENS))]
         if found != list(SPECIAL_TOKENS):
             raise SpecialTokensError(f"its ids 0-3 are {' '.join(map(str, found))}, not Supra's special tokens "
-                                     f"{' '.join(SPECIAL_TOKENS)}")
+                                     f"{' '.join(SPECIAL_TOKENS)}", found)
         self.hf = tokenizer
         self.bos_id, self.eos_id = BOS_ID, EOS_ID
 
@@ -126,7 +131,7 @@ class CaptionTokenizer:
         try:
             return cls(tokenizer)
         except SpecialTokensError as err:
-            raise SpecialTokensError(f"{path} reads, but {err}") from None
+            raise SpecialTokensError(f"{path} reads, but {err}", err.found) from None
 
     @classmethod
     def from_json(cls, text: str) -> CaptionTokenizer:
