@@ -220,6 +220,18 @@ def test_a_job_whose_optimized_metric_is_nan_is_recorded_as_failed(tmp_path):
     assert recorded["status"] == "failed" and recorded["error"] == "val/loss was NaN: the run diverged"
 
 
+def test_an_optuna_trial_that_returned_no_value_is_recorded_as_failed(tmp_path):
+    cfg = compose_config("train", tmp_path / "sweep" / "0", ["hparams_search=vlm_optuna", "optimized_metric=null",
+                                                            f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    hydra_cfg = HydraConfig.instance().cfg
+    with read_write(hydra_cfg.hydra):
+        hydra_cfg.hydra.mode = RunMode.MULTIRUN
+    SweepJobRecorder().on_job_end(cfg, JobReturn(status=JobStatus.COMPLETED, _return_value=None))
+    recorded = json.loads((tmp_path / "sweep" / "0" / JOB_RESULT).read_text())
+    assert recorded["status"] == "failed" and recorded["error"] == (
+        "optimized_metric=null: the trial returned no value to the Optuna sweeper")
+
+
 def test_the_report_gives_the_best_validations_global_step_that_of_its_checkpoint_and_pictures(tmp_path):
     # Lightning logs the validations of global steps 2 and 4 at metrics.csv steps 1 and 3
     write_job(tmp_path / "0", ["model.optimizer.lr=0.001"], "maximize", {"status": "completed", "return_value": 0.2})
@@ -499,9 +511,49 @@ def test_a_search_config_named_for_a_model_is_refused_with_another_naming_the_ex
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config("hparams_search=vqvae_optuna", "experiment=vqvae_shapes"))
 
 
-def test_a_direction_per_objective_is_taken(tmp_path):
+def test_a_direction_per_objective_is_refused_as_a_trial_returns_one_value(tmp_path):
+    """Else every trial failed in Optuna ("Return value must be a list or tuple"), and the sweep "completed"."""
     sweeper = OmegaConf.create({"n_trials": 1, "n_jobs": 1, "direction": ["maximize", "minimize"]})
+    with pytest.raises(SupraUserError) as refused:
+        check_optuna_settings(sweeper, "val/CIDEr")
+    assert str(refused.value) == ("hydra.sweeper.direction=[maximize,minimize] asks for 2 objectives, but a trial "
+                                  "returns one value (optimized_metric): give one direction, maximize or minimize")
+    sweeper.direction = ["maximize"]
     check_optuna_settings(sweeper, "val/CIDEr")
+
+
+def test_a_searched_key_forced_on_the_command_line_leaves_the_search(capsys):
+    """`++model.net.dropout=0.0`: the jobs trained with 0.0, but the search space kept its own key, and Optuna's
+    results named the dropout it had drawn."""
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+    cfg = optuna_sweep_config("++model.net.dropout=0.0")
+    SweeperSettingsCheck().on_multirun_start(cfg)
+    params = cfg.hydra.sweeper.params
+    assert "model.net.dropout" not in params and "model.optimizer.lr" in params
+    # as the sweeper reads its search space and the command line
+    searched, fixed = create_params_from_overrides([*(f"{k}={v}" for k, v in params.items()),
+                                                    *cfg.hydra.overrides.task])
+    assert "model.net.dropout" not in searched and fixed["++model.net.dropout"] == "0.0"
+    assert "model.net.dropout" in optuna_sweep_config().hydra.sweeper.params
+
+
+def test_an_optuna_search_without_one_optimized_metric_is_one_line_before_the_first_trial(capsys):
+    """optimized_metric=null: each trial trained in full, then Optuna's "No trials are completed yet."; a comma list:
+    a searched parameter, both metrics' values in one study ranked as one."""
+    swept = optuna_sweep_config()
+    with read_write(swept.hydra):  # as `-m optimized_metric=val/loss,val/Bleu_1` composes it
+        swept.hydra.overrides.task.append("optimized_metric=val/loss,val/Bleu_1")
+    for cfg, message in [
+        (optuna_sweep_config("optimized_metric=null"), "optimized_metric=null, but an Optuna search (hydra.sweeper) "
+         "optimises the value each trial returns: give the metric to optimise (optimized_metric=val/loss)"),
+        (swept, "optimized_metric=val/loss,val/Bleu_1: an Optuna search optimises one metric, its trials' values "
+         "ranked as one: give one optimized_metric (a study each), or compare metrics in a grid sweep without "
+         "hparams_search"),
+    ]:
+        with pytest.raises(SystemExit) as refused:
+            SweeperSettingsCheck().on_multirun_start(cfg)
+        assert refused.value.code == 2 and capsys.readouterr().err == f"error: {message}\n"
 
 
 def test_a_storage_that_cannot_hold_a_study_is_one_line(tmp_path):

@@ -58,6 +58,8 @@ class SweepJobRecorder(Callback):
         error = _described(job_error(job_return)) if failed else None
         if not failed and metric and value is None:  # train() returns None for NaN: the sweeper fails the trial
             failed, error = True, f"{metric} was NaN: the run diverged"
+        elif not failed and value is None and "n_trials" in hydra_cfg.sweeper:  # Optuna's trial without a value
+            failed, error = True, "optimized_metric=null: the trial returned no value to the Optuna sweeper"
         write_json_atomic(Path(hydra_cfg.runtime.output_dir) / JOB_RESULT, {
             "status": "failed" if failed else "completed",
             "metric": metric,

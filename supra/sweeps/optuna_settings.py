@@ -25,7 +25,7 @@ from typing import Any
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
-from omegaconf import DictConfig, OmegaConf, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from supra.sweeps.optuna_seed import study_seed
 from supra.utils.cli import CONF_DIR, refuse_job_chdir
@@ -49,11 +49,12 @@ class SweeperSettingsCheck(Callback):
         HydraConfig.instance().set_config(config)  # a storage path may use ${hydra:runtime.cwd}
         metric = config.get("optimized_metric")
         try:
-            check_optuna_settings(config.hydra.sweeper, metric)
+            check_optuna_metric(config)
             check_search_model(config)
             check_sweep_trainer(config)
             check_launcher(config)
             refuse_job_chdir()  # once, rather than in each job
+            check_optuna_settings(config.hydra.sweeper, metric)  # last: it makes a new stored study
         except SupraUserError as err:  # before Hydra starts the sweep: one line, as the folder checks say theirs
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
@@ -63,6 +64,43 @@ class SweeperSettingsCheck(Callback):
         if config.hydra.sweeper.get("direction") == "maximize" and "loss" in str(metric or ""):
             log.warning("optimized_metric=%s is maximised (hydra.sweeper.direction=maximize): add "
                         "hydra.sweeper.direction=minimize to search for the lowest", metric)
+        if (forced := forced_searched_keys(config)):
+            # the sweeper keys the command line's fixed values by their text (`++model.net.dropout`), so the
+            # search space's own key stayed searched: Optuna recorded values the trials did not train with
+            with read_write(config.hydra), open_dict(config.hydra):
+                for key in forced:
+                    del config.hydra.sweeper.params[key]
+
+
+def forced_searched_keys(config: DictConfig) -> list[str]:
+    """The keys of the search space given `++key=...` on the command line: like `key=...`, that setting replaces
+    the key's search (a fixed value takes it out of the search)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from hydra.core.override_parser.types import OverrideType
+
+    params = config.hydra.sweeper.get("params") if "n_trials" in config.hydra.sweeper else None
+    if not params:
+        return []
+    overrides = OverridesParser.create().parse_overrides([str(o) for o in config.hydra.overrides.task])
+    return [o.key_or_group for o in overrides if o.type == OverrideType.FORCE_ADD and o.key_or_group in params]
+
+
+def check_optuna_metric(config: DictConfig) -> None:
+    """An Optuna search ranks one metric's values: none (optimized_metric=null: each trial trained in full, then
+    Optuna's "No trials are completed yet." traceback), or several swept (`optimized_metric=val/loss,val/Bleu_1`:
+    a searched parameter, whose trials' values of both metrics one study ranked as one) is refused."""
+    if "n_trials" not in config.hydra.sweeper:
+        return
+    if not config.get("optimized_metric"):
+        raise SupraUserError("optimized_metric=null, but an Optuna search (hydra.sweeper) optimises the value each "
+                             "trial returns: give the metric to optimise (optimized_metric=val/loss)")
+    swept = [str(o) for o in config.hydra.overrides.task
+             if str(o).lstrip("+~").partition("=")[0] == "optimized_metric" and ("," in str(o) or "(" in str(o))]
+    if swept or "optimized_metric" in (config.hydra.sweeper.get("params") or {}):
+        shown = swept[0].lstrip("+") if swept else "hydra.sweeper.params.optimized_metric"
+        raise SupraUserError(f"{shown}: an Optuna search optimises one metric, its trials' values ranked as one: give "
+                             "one optimized_metric (a study each), or compare metrics in a grid sweep without "
+                             "hparams_search")
 
 
 def _swept(config: DictConfig) -> list[str]:
@@ -160,8 +198,8 @@ def check_optuna_settings(sweeper: DictConfig, optimized_metric: str | None) -> 
 
 
 def _directions(asked: object) -> list[str]:
-    """hydra.sweeper.direction as the names Optuna is given: one, or a list of them (several objectives); the
-    sweeper's own default is its Direction enum's member."""
+    """hydra.sweeper.direction as the names Optuna is given: one, or a list of them (several objectives, refused:
+    a trial returns one value); the sweeper's own default is its Direction enum's member."""
     values = list(asked) if OmegaConf.is_list(asked) or isinstance(asked, list) else [asked]
     return [value.name if isinstance(value, Enum) else str(value) for value in values]
 
@@ -180,6 +218,9 @@ def _check_directions(asked: object) -> None:
             close = difflib.get_close_matches(direction.lower(), DIRECTIONS, n=1)
             raise SupraUserError(f"{setting}{f': {direction}' if listed else ''} is no direction Optuna takes: give "
                                  "maximize or minimize, spelled so" + (f" (did you mean {close[0]}?)" if close else ""))
+    if len(directions) > 1:  # several objectives: each trial would fail on train.py's one value, the sweep "completed"
+        raise SupraUserError(f"{setting} asks for {len(directions)} objectives, but a trial returns one value "
+                             "(optimized_metric): give one direction, maximize or minimize")
 
 
 def _check_study_file(storage: str, path: Path) -> None:
