@@ -488,7 +488,8 @@ def test_hydra_job_chdir_in_a_sweep_is_one_line_before_the_first_job(capsys):
      "direction, or another hydra.sweeper.study_name"),
 ])
 def test_optuna_settings_its_sweeper_would_fail_on_are_one_line_before_the_sweep(overrides, message, tmp_path, capsys):
-    optuna.create_study(storage=f"sqlite:///{tmp_path}/study.db", study_name="kept", direction="minimize")
+    kept = optuna.create_study(storage=f"sqlite:///{tmp_path}/study.db", study_name="kept", direction="minimize")
+    kept.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
     cfg = optuna_sweep_config(*(o.format(tmp=tmp_path) for o in overrides))
     with pytest.raises(SystemExit) as refused:
         SweeperSettingsCheck().on_multirun_start(cfg)
@@ -597,13 +598,28 @@ def test_a_stored_study_records_the_metric_it_optimises_and_refuses_another(tmp_
     storage = f"sqlite:///{tmp_path}/study.db"
     settings = [f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=new"]
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings))
-    assert optuna.load_study(study_name="new", storage=storage).user_attrs == {STUDY_METRIC: "val/CIDEr"}
+    study = optuna.load_study(study_name="new", storage=storage)
+    assert study.user_attrs == {STUDY_METRIC: "val/CIDEr"}
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
     with pytest.raises(SystemExit) as refused:
         SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings, "optimized_metric=val/BLEU-4"))
     assert refused.value.code == 2 and capsys.readouterr().err == (
         f"error: optimized_metric=val/BLEU-4, but the study new in {storage} holds values of val/CIDEr: give "
         "optimized_metric=val/CIDEr, or another hydra.sweeper.study_name\n")
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings))  # its own metric goes on
+
+
+def test_a_stored_study_without_a_completed_trial_takes_the_metric_and_direction_of_the_run_after(tmp_path):
+    """A mistyped optimized_metric is refused as the first trial starts, after the study was made: the corrected
+    run was refused for not giving the typo."""
+    storage = f"sqlite:///{tmp_path}/study.db"
+    settings = [f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=new"]
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings, "optimized_metric=val/CIDER"))
+    failed = optuna.load_study(study_name="new", storage=storage)
+    failed.optimize(lambda trial: float("nan"), n_trials=1)  # its trial failed
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings, "hydra.sweeper.direction=minimize"))
+    study = optuna.load_study(study_name="new", storage=storage)
+    assert study.user_attrs == {STUDY_METRIC: "val/CIDEr"} and study.direction.name == "MINIMIZE"
 
 
 def test_the_reports_optuna_section_says_the_best_trial_of_a_resumed_study_may_be_an_earlier_sessions(tmp_path):

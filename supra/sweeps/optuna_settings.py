@@ -257,15 +257,30 @@ def _check_stored_study(storage: str, name: str, asked: object, metric: str | No
         raise SupraUserError(f"hydra.sweeper.storage={storage}: Optuna cannot open the study there ({reason}): give "
                              "another file (sqlite:///sweeps.db, beside the command), or another database") from None
     stored = [d.name.lower() for d in study.directions]
+    recorded = study.user_attrs.get(STUDY_METRIC)
+    if (stored != wanted or (metric and recorded and recorded != metric)) and _holds_no_value(study):
+        # made by a run refused after this check (a mistyped optimized_metric, said as its first trial starts)
+        # or whose every trial failed: nothing in it is ranked, so it takes this run's settings, not locks the typo
+        log.info("the study %s in %s holds no completed trial: made again to %s %s", name, storage,
+                 ", ".join(wanted), metric)
+        optuna.delete_study(study_name=name, storage=storage)
+        study = optuna.create_study(study_name=name, storage=storage, directions=wanted)
+        stored, recorded = wanted, None
     if stored != wanted:
         raise SupraUserError(f"hydra.sweeper.direction={asked}, but the study {name} in {storage} was made to "
                              f"{', '.join(stored)}: give its direction, or another hydra.sweeper.study_name")
-    recorded = study.user_attrs.get(STUDY_METRIC)
     if metric and recorded and recorded != metric:
         raise SupraUserError(f"optimized_metric={metric}, but the study {name} in {storage} holds values of "
                              f"{recorded}: give optimized_metric={recorded}, or another hydra.sweeper.study_name")
     if metric and not recorded:  # a new study, or one stored before studies recorded their metric
         study.set_user_attr(STUDY_METRIC, metric)
+
+
+def _holds_no_value(study: Any) -> bool:
+    """No trial of `study` completed, and none runs (another session's, which would still report to it)."""
+    from optuna.trial import TrialState
+
+    return not any(t.state in (TrialState.COMPLETE, TrialState.RUNNING) for t in study.get_trials(deepcopy=False))
 
 
 def seed_past_stored_trials(sweeper: DictConfig) -> int | None:
