@@ -523,6 +523,20 @@ def test_a_direction_per_objective_is_refused_as_a_trial_returns_one_value(tmp_p
     check_optuna_settings(sweeper, "val/CIDEr")
 
 
+def test_a_search_the_wrong_way_is_warned_a_score_minimised_as_a_loss_maximised(caplog):
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config("hydra.sweeper.direction=minimize"))
+    assert caplog.messages[-1] == ("optimized_metric=val/CIDEr, a score, is minimised (hydra.sweeper.direction=minimize): "
+                                   "add hydra.sweeper.direction=maximize to search for the highest")
+    caplog.clear()
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config("optimized_metric=val/loss"))
+    assert caplog.messages[-1] == ("optimized_metric=val/loss is maximised (hydra.sweeper.direction=maximize): add "
+                                   "hydra.sweeper.direction=minimize to search for the lowest")
+    caplog.clear()
+    for ok in (["optimized_metric=val/loss", "hydra.sweeper.direction=minimize"], ["optimized_metric=val/Bleu_4"]):
+        SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*ok))
+    assert not caplog.messages
+
+
 def test_a_searched_key_forced_on_the_command_line_leaves_the_search(capsys):
     """`++model.net.dropout=0.0`: the jobs trained with 0.0, but the search space kept its own key, and Optuna's
     results named the dropout it had drawn."""

@@ -61,15 +61,29 @@ class SweeperSettingsCheck(Callback):
         if (seed := seed_past_stored_trials(config.hydra.sweeper)) is not None:
             with read_write(config.hydra):  # Hydra's own settings are read-only to its callbacks
                 config.hydra.sweeper.sampler.seed = seed
-        if config.hydra.sweeper.get("direction") == "maximize" and "loss" in str(metric or ""):
-            log.warning("optimized_metric=%s is maximised (hydra.sweeper.direction=maximize): add "
-                        "hydra.sweeper.direction=minimize to search for the lowest", metric)
+        if (warning := direction_warning(config.hydra.sweeper.get("direction"), metric)) is not None:
+            log.warning(warning)
         if (forced := forced_searched_keys(config)):
             # the sweeper keys the command line's fixed values by their text (`++model.net.dropout`), so the
             # search space's own key stayed searched: Optuna recorded values the trials did not train with
             with read_write(config.hydra), open_dict(config.hydra):
                 for key in forced:
                     del config.hydra.sweeper.params[key]
+
+
+SCORES = ("cider", "bleu", "meteor", "rouge", "spice", "psnr", "ssim", "accuracy", "fidelity")  # higher is better
+
+
+def direction_warning(direction: object, metric: str | None) -> str | None:
+    """The warning for a search the wrong way, one that runs without a word: a loss maximised, a score minimised."""
+    name = str(metric or "").rpartition("/")[2].lower()
+    if direction == "maximize" and "loss" in name:
+        return (f"optimized_metric={metric} is maximised (hydra.sweeper.direction=maximize): add "
+                "hydra.sweeper.direction=minimize to search for the lowest")
+    if direction == "minimize" and any(score in name for score in SCORES):
+        return (f"optimized_metric={metric}, a score, is minimised (hydra.sweeper.direction=minimize): add "
+                "hydra.sweeper.direction=maximize to search for the highest")
+    return None
 
 
 def forced_searched_keys(config: DictConfig) -> list[str]:
