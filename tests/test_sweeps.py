@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import optuna
@@ -588,6 +590,22 @@ def test_a_storage_that_cannot_hold_a_study_is_one_line(tmp_path):
         with pytest.raises(SupraUserError) as refused:
             check_optuna_settings(sweeper, "val/psnr")
         assert str(refused.value) == message
+    with closing(sqlite3.connect(tmp_path / "other.db")) as other:  # another program's database
+        other.execute("create table studies(x int)")
+    for storage, message in [  # else Optuna's StorageInternalError or a ValueError traceback
+        (f"sqlite:///{tmp_path}/other.db", f"hydra.sweeper.storage=sqlite:///{tmp_path}/other.db: {tmp_path}/other.db is "
+         "another program's SQLite database (tables studies), not a study file: give another file, made if it is not "
+         "there (sqlite:///sweeps.db, beside the command)"),
+        (f"sqlite:///{tmp_path}/sweeps.db?timeout=abc", f"hydra.sweeper.storage=sqlite:///{tmp_path}/sweeps.db?timeout=abc: "
+         "Optuna cannot open the study there (could not convert string to float: 'abc'): give the URL's options as "
+         "sqlite takes them (?timeout=SECONDS), or none"),
+    ]:
+        sweeper.storage = storage
+        with pytest.raises(SupraUserError) as refused:
+            check_optuna_settings(sweeper, "val/psnr")
+        assert str(refused.value) == message
+    with closing(sqlite3.connect(tmp_path / "other.db")) as other:  # left as it was: Optuna wrote no tables into it
+        assert other.execute("select name from sqlite_master").fetchall() == [("studies",)]
     sweeper.storage = f"sqlite:///{tmp_path}/sweeps.db"  # a new file: made, and its study with it
     check_optuna_settings(sweeper, "val/psnr")
     assert optuna.load_study(study_name="x", storage=sweeper.storage).user_attrs == {STUDY_METRIC: "val/psnr"}

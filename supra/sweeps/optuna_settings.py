@@ -19,6 +19,7 @@ import difflib
 import logging
 import shutil
 import sys
+from contextlib import closing
 from enum import Enum
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from supra.utils.hardware import check_chosen_trainer
 
 STUDY_METRIC = "supra_optimized_metric"  # the study's user attribute naming what its values are
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first bytes of every SQLite database file
+OPTUNA_TABLES = {"version_info", "alembic_version"}  # tables every Optuna study file has
 DIRECTIONS = ("maximize", "minimize")  # hydra.sweeper.direction as Optuna's create_study takes it
 
 log = logging.getLogger(__name__)
@@ -254,10 +256,28 @@ def _check_study_file(storage: str, path: Path) -> None:
     if header and header != SQLITE_HEADER:
         raise SupraUserError(f"hydra.sweeper.storage={storage}: {path} is not an SQLite database, so it holds no "
                              "study: give another file, made if it is not there (sqlite:///sweeps.db, beside the command)")
+    tables = _tables(path) if header else []
+    if tables and not OPTUNA_TABLES & set(tables):  # Optuna would add its own tables to another program's file
+        raise SupraUserError(f"hydra.sweeper.storage={storage}: {path} is another program's SQLite database (tables "
+                             f"{', '.join(tables[:5])}{', ...' if len(tables) > 5 else ''}), not a study file: give "
+                             "another file, made if it is not there (sqlite:///sweeps.db, beside the command)")
+
+
+def _tables(path: Path) -> list[str]:
+    """The tables of the SQLite file at `path`, read without writing to it (none if it cannot be read: Optuna
+    then says why as it opens it)."""
+    import sqlite3
+
+    try:
+        with closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+            return sorted(row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"))
+    except sqlite3.Error:
+        return []
 
 
 def _check_stored_study(storage: str, name: str, asked: object, metric: str | None) -> None:
     import optuna
+    from optuna.exceptions import StorageInternalError
     from sqlalchemy.exc import SQLAlchemyError
 
     wanted = _directions(asked)
@@ -266,10 +286,15 @@ def _check_stored_study(storage: str, name: str, asked: object, metric: str | No
             study = optuna.load_study(study_name=name, storage=storage)
         except KeyError:  # a new study: made as the sweeper would make it (it then loads this one)
             study = optuna.create_study(study_name=name, storage=storage, directions=wanted)
-    except SQLAlchemyError as err:  # a database the checks above cannot tell (locked, another program's tables)
-        reason = str(getattr(err, "orig", None) or err).splitlines()[0]
-        raise SupraUserError(f"hydra.sweeper.storage={storage}: Optuna cannot open the study there ({reason}): give "
-                             "another file (sqlite:///sweeps.db, beside the command), or another database") from None
+    # a database the checks above cannot tell (locked, damaged tables; Optuna wraps sqlalchemy's errors in its
+    # StorageInternalError), or sqlite's options in the URL not understood (?timeout=abc: a ValueError)
+    except (SQLAlchemyError, StorageInternalError, ValueError) as err:
+        cause = err.__cause__ if isinstance(err, StorageInternalError) and err.__cause__ else err
+        reason = str(getattr(cause, "orig", None) or cause).splitlines()[0]
+        fix = ("give the URL's options as sqlite takes them (?timeout=SECONDS), or none" if isinstance(err, ValueError)
+               else "give another file (sqlite:///sweeps.db, beside the command), or another database")
+        raise SupraUserError(f"hydra.sweeper.storage={storage}: Optuna cannot open the study there ({reason}): "
+                             f"{fix}") from None
     stored = [d.name.lower() for d in study.directions]
     recorded = study.user_attrs.get(STUDY_METRIC)
     if (stored != wanted or (metric and recorded and recorded != metric)) and _holds_no_value(study):
