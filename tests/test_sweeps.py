@@ -641,6 +641,25 @@ def test_a_stored_study_records_the_metric_it_optimises_and_refuses_another(tmp_
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings))  # its own metric goes on
 
 
+def test_a_stored_study_resumed_with_a_parameter_searched_another_way_is_one_line(tmp_path, capsys):
+    """Else Optuna's "Cannot set different distribution kind" traceback, its first trial left RUNNING in the study."""
+    storage = f"sqlite:///{tmp_path}/study.db"
+    study = optuna.create_study(storage=storage, study_name="kept", direction="maximize")
+    study.optimize(lambda trial: trial.suggest_float("model.net.dropout", 0.0, 0.1), n_trials=1)
+    settings = [f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=kept"]
+    choice = optuna_sweep_config(*settings)
+    with read_write(choice.hydra):  # as `-m 'model.net.dropout=choice(0.0,0.05)'` composes it
+        choice.hydra.overrides.task.append("model.net.dropout=choice(0.0,0.05)")
+    with pytest.raises(SystemExit) as refused:
+        SweeperSettingsCheck().on_multirun_start(choice)
+    assert refused.value.code == 2 and capsys.readouterr().err == (
+        "error: model.net.dropout is searched as CategoricalDistribution(choices=(0.0, 0.05)), but the study kept in "
+        f"{storage} searched it as UniformDistribution(high=0.1, low=0.0), which Optuna cannot change: search it so, "
+        "or give another hydra.sweeper.study_name\n")
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings))  # its own space goes on
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings, "model.net.dropout=0.0"))  # or none
+
+
 def test_a_stored_study_without_a_completed_trial_takes_the_metric_and_direction_of_the_run_after(tmp_path):
     """A mistyped optimized_metric is refused as the first trial starts, after the study was made: the corrected
     run was refused for not giving the typo."""

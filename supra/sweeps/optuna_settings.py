@@ -33,6 +33,7 @@ from supra.utils.cli import CONF_DIR, refuse_job_chdir
 from supra.utils.errors import SupraUserError
 from supra.utils.files import check_writable_dir
 from supra.utils.hardware import check_chosen_trainer
+from supra.utils.private_apis import optuna_search_space
 
 STUDY_METRIC = "supra_optimized_metric"  # the study's user attribute naming what its values are
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first bytes of every SQLite database file
@@ -71,6 +72,39 @@ class SweeperSettingsCheck(Callback):
             with read_write(config.hydra), open_dict(config.hydra):
                 for key in forced:
                     del config.hydra.sweeper.params[key]
+        try:
+            check_study_search_space(config)
+        except SupraUserError as err:
+            print(f"error: {err}", file=sys.stderr)
+            raise SystemExit(2) from None
+
+
+def check_study_search_space(config: DictConfig) -> None:
+    """A stored study resumed with a parameter searched another way (`choice(0.0,0.05)` where it was an interval):
+    Optuna's "Cannot set different distribution kind" traceback in the first trial, left RUNNING in the study."""
+    sweeper = config.hydra.sweeper
+    storage, name = sweeper.get("storage"), sweeper.get("study_name")
+    if "n_trials" not in sweeper or not storage or not name:
+        return
+    import optuna
+    from optuna.distributions import check_distribution_compatibility
+
+    params = [f"{key}={value}" for key, value in (sweeper.get("params") or {}).items()]
+    searched = optuna_search_space([*params, *(str(o) for o in config.hydra.overrides.task)])
+    try:
+        study = optuna.load_study(study_name=str(name), storage=str(storage))
+    except KeyError:  # no such study (another sweeper's storage): nothing stored to differ from
+        return
+    for trial in study.get_trials(deepcopy=False):
+        for key, stored in trial.distributions.items():
+            if key not in searched:
+                continue
+            try:
+                check_distribution_compatibility(stored, searched[key])
+            except ValueError:
+                raise SupraUserError(f"{key} is searched as {searched[key]}, but the study {name} in {storage} searched it "
+                                     f"as {stored}, which Optuna cannot change: search it so, or give another "
+                                     "hydra.sweeper.study_name") from None
 
 
 SCORES = ("cider", "bleu", "meteor", "rouge", "spice", "psnr", "ssim", "accuracy", "fidelity")  # higher is better

@@ -28,7 +28,10 @@ these changes shape, so an upgrade shows what to mend in one place. Why each is 
 - a failed sweep job's exception: JobReturn.return_value re-raises it after printing to stderr;
 - an Optuna sweep none of whose trials completed: the plugin's sweeper then asks Optuna for the best trial,
   whose "No trials are completed yet." Hydra prints as a traceback, and no hook of Hydra's sees it first
-  (its sweep() is wrapped).
+  (its sweep() is wrapped);
+- the Optuna sweeper's search space: a stored study resumed with a parameter searched another way fails in
+  its first trial (Optuna's "Cannot set different distribution kind"), leaving it RUNNING in the study, so
+  the space is read before, as the plugin reads it.
 """
 
 from __future__ import annotations
@@ -177,3 +180,12 @@ def on_optuna_sweep_error(handler: Callable[[Exception], None]) -> None:
             raise
 
     OptunaSweeper.sweep = handled_sweep
+
+
+def optuna_search_space(arguments: Sequence[str]) -> dict[str, Any]:
+    """The Optuna distributions the plugin's sweeper searches for `arguments` (its params as `key=value`, then the
+    command line's overrides), by name; keys given a fixed value are left out, as the sweeper leaves them."""
+    from hydra_plugins.hydra_optuna_sweeper._impl import create_params_from_overrides
+
+    searched, fixed = create_params_from_overrides(list(arguments))
+    return {name: distribution for name, distribution in searched.items() if name not in fixed}
