@@ -28,31 +28,51 @@ from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.cli import check_option_types, check_paths_given, hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
+    link_loops,
+    not_regular,
     refuse_folders_in_the_way,
     refuse_overwriting_input,
     refuse_replacing_others,
     require_writable_dir,
-    visible_files,
+    walk_visible,
     write_text_atomic,
 )
 
 GRID, RECORDS = "captions.png", "captions.jsonl"  # what a caption run writes into out
+NOT_REGULAR = "not a regular file (a named pipe, socket or device)"  # skipped, never opened
 
 
 def is_broken_link(path: Path) -> bool:
-    """A link whose target does not exist."""
+    """A link whose target does not exist (or that loops: link_loops tells which)."""
     return path.is_symlink() and not path.exists()
 
 
+def unreadable_reason(path: Path, err: BaseException) -> str:
+    """Why an image file could not be read, as the skip line says it: a link's fault by what it points to."""
+    if link_loops(path):
+        return f"a link to {path.readlink()}, which loops back to itself"
+    if is_broken_link(path):
+        return f"a link to {path.readlink()}, which does not exist"
+    return f"{type(err).__name__}: {err}"
+
+
 def find_images(path: Path) -> list[Path]:
-    """An image file, or the images under a folder as training reads folders (visible_files): linked folders
-    followed, each once; hidden files passed over (macOS's ._photo.jpg is no picture). A broken link with an
-    image's name is kept, so that it is listed among the files that could not be read, not passed over."""
+    """An image file, or the images under a folder as training reads folders (walk_visible): linked folders
+    followed, each once; hidden files passed over (macOS's ._photo.jpg is no picture). A broken link, and a
+    named pipe or other special file, with an image's name is kept, so that it is listed among the files that
+    could not be read, not passed over (a pipe is never opened: reading it waits forever)."""
     if path.is_file():
         return [path]
     if path.is_dir():
-        return [path / name for name in visible_files(path) if Path(name).suffix.lower() in IMAGE_SUFFIXES
-                and ((path / name).is_file() or is_broken_link(path / name))]
+        walk = walk_visible(path)
+        return [path / name for name in sorted(walk.files + walk.special) if Path(name).suffix.lower() in IMAGE_SUFFIXES
+                and ((path / name).is_file() or is_broken_link(path / name) or name in walk.special)]
+    if not_regular(path):
+        raise SupraUserError(f"images={path} is not a regular file (a named pipe, socket or device): give an image "
+                             "file or a folder of images")
+    if link_loops(path):
+        raise SupraUserError(f"images={path} is a link that loops to itself (or through others back to it): give an "
+                             "image file or a folder of images")
     raise SupraUserError(f"images={path} does not exist: give an image file or a folder of images")
 
 
@@ -160,12 +180,14 @@ def _caption_files(net: VLMNano, tokenizer: CaptionTokenizer, settings: DecodeCo
     for start in track(range(0, len(files), batch_size), description=f"captioning {len(files)} images"):
         batch, names = [], []
         for path in files[start : start + batch_size]:
+            if not_regular(path):  # never opened: reading a named pipe waits for a writer forever
+                unreadable[str(path)] = NOT_REGULAR
+                continue
             try:
                 batch.append(image_to_uint8(load_rgb(path), size))
                 names.append(path.relative_to(root).as_posix())
             except UNREADABLE as err:
-                unreadable[str(path)] = (f"a link to {path.readlink()}, which does not exist" if is_broken_link(path)
-                                         else f"{type(err).__name__}: {err}")
+                unreadable[str(path)] = unreadable_reason(path, err)
         if not batch:
             continue
         images_uint8 = torch.stack(batch)

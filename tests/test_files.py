@@ -21,6 +21,7 @@ from supra.utils.files import (
     atomic_dir_leftovers,
     atomic_path,
     is_mount_point,
+    refuse_overwriting_input,
     room_to_write,
     stale_temp_files,
     tree_stamp,
@@ -226,3 +227,22 @@ def test_a_folder_moved_away_and_linked_back_keeps_its_name_beside_an_older_link
     walk = walk_visible(data)
     assert walk.files == files == [f"2024/img{i:02d}.png" for i in range(40)]
     assert walk.aliases == {"latest": "2024"} and tree_stamp(data) == stamp
+
+
+def test_named_pipes_and_sockets_are_passed_over_by_the_walk_never_listed_as_files(tmp_path):
+    """Opening a named pipe waits for a writer forever: a pipe (or a link to one) with a picture's name is in
+    `special`, not `files`; a broken link is still a file, which its reader names as unreadable."""
+    (tmp_path / "a.png").write_bytes(b"x")
+    os.mkfifo(tmp_path / "pipe.jpg")
+    (tmp_path / "to_pipe.png").symlink_to(tmp_path / "pipe.jpg")
+    (tmp_path / "moved.png").symlink_to(tmp_path / "gone.png")
+    walk = walk_visible(tmp_path)
+    assert walk.files == ["a.png", "moved.png"] and walk.special == ["pipe.jpg", "to_pipe.png"]
+    assert tree_stamp(tmp_path)  # stamping the tree opens no pipe either
+
+
+def test_an_input_that_is_a_looping_link_is_one_line_not_a_traceback(tmp_path):
+    (tmp_path / "L.png").symlink_to(tmp_path / "L.png")
+    with pytest.raises(SupraUserError, match=r"^image=.*L\.png is a link that loops to itself .*: point it at a real "
+                                             r"file or folder, or give that instead$"):
+        refuse_overwriting_input(tmp_path / "L.png", "image", tmp_path / "out", ["grid.png"])

@@ -807,3 +807,19 @@ def test_a_release_folder_or_one_of_its_files_given_where_it_does_not_go_says_wh
         with pytest.raises(SupraUserError, match=re.escape(f"ckpt_path={given} is {what}, which holds no run: {use} "
                                                            "(ckpt_path= takes a last.ckpt or best.ckpt of a run)")):
             check_run_config(cfg)
+
+
+def test_caption_lists_a_named_pipe_and_a_looping_link_among_the_files_it_skips_never_opening_the_pipe(tmp_path):
+    """A pipe inside images= is kept to be named as skipped (reading it would wait forever); given as images=
+    itself it is one line saying what it is, as is a link that loops."""
+    from supra.caption import NOT_REGULAR, find_images, unreadable_reason
+    from supra.utils.files import not_regular
+
+    os.mkfifo(tmp_path / "pipe.jpg")
+    (tmp_path / "loopy.png").symlink_to(tmp_path / "loopy.png")
+    assert find_images(tmp_path) == [tmp_path / "loopy.png", tmp_path / "pipe.jpg"]
+    assert not_regular(tmp_path / "pipe.jpg") and NOT_REGULAR == "not a regular file (a named pipe, socket or device)"
+    assert unreadable_reason(tmp_path / "loopy.png", OSError()) == f"a link to {tmp_path / 'loopy.png'}, which loops back to itself"
+    for name, what in (("pipe.jpg", "is not a regular file"), ("loopy.png", "is a link that loops to itself")):
+        with pytest.raises(SupraUserError, match=f"^images={re.escape(str(tmp_path / name))} {what}"):
+            find_images(tmp_path / name)

@@ -40,6 +40,8 @@ SIDECAR_SUFFIX = ".txt"
 # a second path to a folder (`latest -> 2024`): its files are listed once, under the first path, or the
 # split by name would put their copies in train and test alike
 ALIAS = "folders listed already under another path"
+# a named pipe, socket or device under a picture's name: never opened (reading a pipe waits for a writer forever)
+SPECIAL = "not regular files (named pipes, sockets, devices)"
 HIDDEN = "captions for hidden files (a leading dot), which are skipped"
 
 
@@ -184,6 +186,8 @@ def scan_folder(root: str | Path) -> FolderIndex:
     index = FolderIndex(root, media, {})
     for alias, listed in walk.aliases.items():
         index.ignored.add(ALIAS, f"{alias} = {listed}")
+    for name in walk.special:
+        index.ignored.add(SPECIAL, name)
     captions = _Captions(root, media, walk.aliases, index.caption_problems)
     used = captions.read_sidecars(set(files))
     for name in CAPTION_FILES:

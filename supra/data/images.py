@@ -24,6 +24,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from supra.data.gif_frames import EMPTY, TOO_LARGE, MediaDecodeError, open_gif
 from supra.utils.errors import SupraUserError
+from supra.utils.files import link_loops, not_regular
 from supra.utils.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 PAD_VALUE = 0  # black: the letterbox convention, and apart from the white transparency turns into
@@ -167,10 +168,16 @@ def to_uint8(images: torch.Tensor) -> torch.Tensor:
 
 
 def require_image_file(path: str | Path, key: str = "image") -> Path:
-    """`path` when it is a file, else one line naming `key=` and what is there instead (a folder, nothing)."""
+    """`path` when it is a file, else one line naming `key=` and what is there instead (a folder, a named pipe
+    or other special file, which is never opened: reading a pipe waits forever; a looping link; nothing)."""
     path = Path(path)
     if path.is_dir():
         raise SupraUserError(f"{key}={path} is a folder: give one image file in it")
+    if not_regular(path):
+        raise SupraUserError(f"{key}={path} is not a regular file (a named pipe, socket or device): give an image file")
+    if link_loops(path):
+        raise SupraUserError(f"{key}={path} is a link that loops to itself (or through others back to it): "
+                             "give an image file")
     if not path.is_file():
         raise SupraUserError(f"{key}={path} does not exist: give an image file")
     return path

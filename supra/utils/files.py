@@ -10,10 +10,11 @@ import logging
 import os
 import re
 import shutil
+import stat as stat_mode
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -269,6 +270,10 @@ def refuse_overwriting_input(given: str | os.PathLike | None, what: str, out: st
     out/name, not resolved through a link: a link there is replaced, not what it points to."""
     if not given:
         return
+    for option, value in ((what, given), ("out", out)):
+        if link_loops(value):  # resolve() would raise RuntimeError: a traceback, not a line
+            raise SupraUserError(f"{option}={value} is a link that loops to itself (or through others back to "
+                                 "it): point it at a real file or folder, or give that instead")
     path, folder = Path(given).resolve(), Path(out).resolve()
     for name in names:
         if path == folder / name:
@@ -410,6 +415,8 @@ class VisibleFiles:
 
     files: list[str]
     aliases: dict[str, str]  # a link's path -> the path its folder's files are listed under ("." the root)
+    # named pipes, sockets and devices (or links to them), passed over: reading a pipe waits for a writer forever
+    special: list[str] = field(default_factory=list)
 
 
 def walk_visible(root: str | os.PathLike) -> VisibleFiles:
@@ -427,8 +434,10 @@ def walk_visible(root: str | os.PathLike) -> VisibleFiles:
     its links anew (`cp -r`) may choose another of tied paths.
 
     Links to files are listed as files: a content-addressed store (a Hugging Face snapshot) links two
-    different files with the same bytes to one blob, which is no alias."""
-    root, found, aliases = Path(root), [], {}
+    different files with the same bytes to one blob, which is no alias. So are links that lead nowhere (broken,
+    or looping), which their readers name as unreadable. What is there but no regular file (a named pipe,
+    a socket, a device, or a link to one) is in `special`, not `files`: opening a pipe hangs."""
+    root, found, special, aliases = Path(root), [], [], {}
     listed: dict[tuple[int, int], str] = {}  # each folder walked (device, inode) -> the path it is listed under
     # folders to walk without following links, the one of fewest links, then oldest, then first in order
     # first (see above): (links on its path, the time its path came to be (_made_s), its parts, it)
@@ -454,8 +463,38 @@ def walk_visible(root: str | os.PathLike) -> VisibleFiles:
                 heapq.heappush(tops, (links_on_path + _chain_length(here / d), max(since, _made_s(here / d)),
                                       (here / d).relative_to(root).parts, here / d))
             dirs[:] = [d for d in visible if d not in linked]
-            found += [(base / name).as_posix() for name in files if not name.startswith(".")]
-    return VisibleFiles(sorted(found), aliases)
+            for name in files:
+                if not name.startswith("."):
+                    (found if _regular_or_nowhere(here / name) else special).append((base / name).as_posix())
+    return VisibleFiles(sorted(found), aliases, sorted(special))
+
+
+def _regular_or_nowhere(path: Path) -> bool:
+    """A regular file, or a name that leads to nothing (a broken or looping link, a file gone meanwhile)."""
+    try:
+        return stat_mode.S_ISREG(path.stat().st_mode)
+    except OSError:
+        return True
+
+
+def link_loops(path: str | os.PathLike) -> bool:
+    """Whether `path` is a link that loops (to itself, or through others back to it): Path.exists says False,
+    as for a broken link, and Path.resolve raises."""
+    try:
+        os.stat(path)
+    except OSError as err:
+        return err.errno == errno.ELOOP
+    return False
+
+
+def not_regular(path: str | os.PathLike) -> bool:
+    """Whether `path` is there (links followed) but neither a regular file nor a folder: a named pipe, a socket,
+    a device. Reading a pipe waits for a writer forever, so such a path is named, never opened."""
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return False
+    return not (stat_mode.S_ISREG(mode) or stat_mode.S_ISDIR(mode))
 
 
 def _chain_length(link: Path, most: int = 40) -> int:

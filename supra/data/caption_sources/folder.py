@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from supra.data.caption_sources.index import CaptionIndex, finish
-from supra.data.folder_index import ALIAS, lent_files, lent_note, scan_folder, split_by_file
+from supra.data.folder_index import ALIAS, SPECIAL, lent_files, lent_note, scan_folder, split_by_file
 from supra.utils.errors import SupraUserError
 
 VAL_FRACTION = TEST_FRACTION = 0.1
@@ -23,9 +23,10 @@ def read_caption_folder(root: str | Path, layout: str | None = None, seed: int =
     for reason, n in folder.caption_problems.counts.items():
         index.skipped[reason] += n
         index.examples[reason] = folder.caption_problems.examples[reason]
-    if folder.ignored.counts[ALIAS]:  # said in the summary: a link the user made was not followed
-        index.skipped[ALIAS] = folder.ignored.counts[ALIAS]
-        index.examples[ALIAS] = folder.ignored.examples[ALIAS]
+    for reason in (ALIAS, SPECIAL):  # said in the summary: a link the user made was not followed, a pipe not read
+        if folder.ignored.counts[reason]:
+            index.skipped[reason] = folder.ignored.counts[reason]
+            index.examples[reason] = folder.ignored.examples[reason]
     for name in folder.media:
         for caption in folder.captions[name]:
             index.add_caption(name, caption, f"{name}: {caption!r}")
