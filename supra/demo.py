@@ -96,9 +96,9 @@ def _still(path: str | None, size: int, resize: str) -> torch.Tensor:
     source = _upload(path)
     try:
         picture = load_still(source, MAX_PIXELS)
-    except MediaDecodeError as err:
+        return squashed(picture, size) if resize == "squash" else fit(picture, size, resize, MAX_PIXELS)
+    except MediaDecodeError as err:  # a padded square over MAX_PIXELS too
         raise SupraUserError(_not_a_picture(source, err)) from None
-    return squashed(picture, size) if resize == "squash" else fit(picture, size, resize)
 
 
 def _seed(value: float | str | None) -> int:

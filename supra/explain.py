@@ -184,7 +184,7 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
         check_image_size_fits(net.config.context, mode, cfg.image_size)
         path = _picture(cfg.image)
         try:
-            picture = fit(load_still(path, A2A_MAX_PIXELS), cfg.image_size, cfg.resize)
+            picture = fit(load_still(path, A2A_MAX_PIXELS), cfg.image_size, cfg.resize, A2A_MAX_PIXELS)
         except MediaDecodeError as err:
             if err.kind == TOO_LARGE:
                 raise _too_large(path, err, A2A_MAX_PIXELS) from None

@@ -167,7 +167,10 @@ def fit_picture(picture, request: Request, what: str) -> torch.Tensor:
             raise SupraUserError(f"{what} is {w}x{h}, not {size}x{size} (image_size): resize=refuse takes images "
                                  f"of that size; set {other}{SQUARING}, or give a {size}x{size} image")
         return torch.from_numpy(picture).permute(2, 0, 1).contiguous()
-    return fit(picture, size, request.resize)
+    try:
+        return fit(picture, size, request.resize, request.max_pixels)
+    except MediaDecodeError as err:  # a padded square over max_pixels
+        raise SupraUserError(f"{what} cannot be used: {err}") from None
 
 
 def load_picture(request: Request) -> torch.Tensor:

@@ -2,6 +2,7 @@
 it loads, and every bad input as one line."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -340,7 +341,16 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
     Image.fromarray(np.zeros((20, 20, 3), dtype=np.uint8)).save(tmp_path / "odd.png")
     Image.fromarray(np.zeros((32, 32, 3), dtype=np.uint8)).save(tmp_path / "big.png")
     write_gif(tmp_path / "short.gif", ["red", "blue"])
+    Image.fromarray(np.zeros((400, 1, 3), dtype=np.uint8)).save(tmp_path / "thin.png")  # 400 pixels, padded 160,000
+    os.mkfifo(tmp_path / "pipe.jpg")  # there, but reading it would wait for a writer forever
+    (tmp_path / "L.png").symlink_to(tmp_path / "L.png")
     cases = [
+        (["mode=image2text", f"image={tmp_path / 'pipe.jpg'}"], r"^image=.*pipe\.jpg is not a regular file \(a named pipe, "
+         r"socket or device\): give an image file$"),
+        (["mode=image2text", f"image={tmp_path / 'L.png'}"], r"^image=.*L\.png is a link that loops to itself"),
+        (["mode=image2text", f"image={tmp_path / 'thin.png'}", "resize=pad", "max_pixels=10000"],
+         r"^image=.*thin\.png cannot be used: 1x400 padded to a 400x400 square = 160000 pixels, over max_pixels=10000: "
+         r"the padded square is too large"),
         (["mode=text2image", "prompt=" + "a red square " * 20], r"the prompt \(\d+ tokens\) with a 16x16 image of 2x2 codes \(5 more\) is \d+ tokens, \d+ over the context of 48: shorten the prompt by \d+ tokens"),
         (["mode=image2text", f"image={tmp_path / 'wide.png'}", "resize=refuse"], r"is 24x16, not square: resize=refuse takes 16x16 images \(image_size\); give "
          r"one, or set resize=squash \(a model trained on photos saw them so\), crop or pad$"),

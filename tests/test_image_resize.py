@@ -57,3 +57,20 @@ def test_resized_pixels_are_the_same_on_every_cpu():
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.split() == ["False", GOLDEN_SHA256_PREFIX]
+
+
+def test_pad_refuses_a_padded_square_over_max_pixels_and_pads_any_other_exactly_as_before():
+    """A long thin picture (1x60000, 60,000 pixels) would pad to a 60000x60000 square (10 GiB): refused as a
+    picture over max_pixels is, in words saying the padded square is too large. Within the bound the square
+    is the picture on black, resized."""
+    from supra.data.gif_frames import TOO_LARGE, MediaDecodeError
+    from supra.data.images import PAD_VALUE, fit, squashed
+
+    with pytest.raises(MediaDecodeError, match=r"^1x60000 padded to a 60000x60000 square = 3600000000 pixels, over "
+                                               r"max_pixels=100000: the padded square is too large") as err:
+        fit(np.zeros((60000, 1, 3), dtype=np.uint8), 16, "pad", max_pixels=100_000)
+    assert err.value.kind == TOO_LARGE
+    picture = np.random.default_rng(0).integers(0, 256, (10, 30, 3), dtype=np.uint8)
+    square = np.full((30, 30, 3), PAD_VALUE, dtype=np.uint8)
+    square[10:20] = picture
+    assert torch.equal(fit(picture, 16, "pad", max_pixels=900), squashed(square, 16))

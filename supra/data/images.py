@@ -317,26 +317,35 @@ def image_to_uint8(image: Image.Image, size: int) -> torch.Tensor:
     return squashed(np.array(image, dtype=np.uint8), size)  # a writable copy, for torch
 
 
-def to_square(picture: np.ndarray, resize: str) -> np.ndarray:
+def to_square(picture: np.ndarray, resize: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
     """uint8 [H, W, 3] -> [side, side, 3]: the centre square (crop) or padded with black (pad).
     Done in numpy, channels last: squashed() makes a crop's view contiguous by numpy's copy, which torch's
-    strided uint8 copy would do slower (see channels_first)."""
+    strided uint8 copy would do slower (see channels_first).
+    A padded square over `max_pixels` (the caller's bound on a picture) is refused as a picture that large
+    is (MediaDecodeError, TOO_LARGE): a long thin picture (1x60000) would pad to side^2 pixels (10 GiB). Refused,
+    not padded some cheaper way, because only the full square resized gives its pixels exactly; every square
+    within the bound pads as before."""
     h, w = picture.shape[:2]
     if resize == "crop":
         side = min(h, w)
         top, left = (h - side) // 2, (w - side) // 2
         return picture[top:top + side, left:left + side]
     side = max(h, w)
+    if side * side > max_pixels:
+        raise MediaDecodeError(f"{w}x{h} padded to a {side}x{side} square = {side * side} pixels, over "
+                               f"max_pixels={max_pixels}: the padded square is too large (crop it, or pad a "
+                               "smaller copy)", TOO_LARGE)
     top, left = (side - h) // 2, (side - w) // 2
     out = np.full((side, side, picture.shape[2]), PAD_VALUE, dtype=picture.dtype)
     out[top:top + h, left:left + w] = picture
     return out
 
 
-def fit(picture: np.ndarray, size: int, resize: str) -> torch.Tensor:
+def fit(picture: np.ndarray, size: int, resize: str, max_pixels: int = MAX_PIXELS) -> torch.Tensor:
     """uint8 RGB [H, W, 3] -> uint8 [3, size, size], squared as `resize` says then resized; "squash": resized
-    whole, as photo sources (COCO, Flickr, caption folders, shards) give their pictures to training."""
-    return squashed(picture if resize == "squash" else to_square(picture, resize), size)
+    whole, as photo sources (COCO, Flickr, caption folders, shards) give their pictures to training.
+    `max_pixels`: the caller's bound, which a padded square may not pass either (to_square)."""
+    return squashed(picture if resize == "squash" else to_square(picture, resize, max_pixels), size)
 
 
 def load_still(path: Path, max_pixels: int) -> np.ndarray:

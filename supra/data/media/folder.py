@@ -124,10 +124,10 @@ class MediaFolderDataModule(MediaDataModule):
     def _decode(self, path: Path, name: str, notes: Tally) -> list[tuple[str, torch.Tensor]]:
         """(item name, uint8 [3, S, S] or [T, 3, S, S]) for every item of one file."""
         if not is_gif(name):
-            return [(name, fit(load_still(path, self.max_pixels), self.image_size, self.resize))]
+            return [(name, fit(load_still(path, self.max_pixels), self.image_size, self.resize, self.max_pixels))]
         gif = open_gif(path, self.max_pixels, 1 if self.mode == "images" else self.max_frames)
         stride = self.frame_stride if self.mode == "clips" else 1
-        frames = [(i, fit(f, self.image_size, self.resize)) for i, f in enumerate(gif.frames()) if i % stride == 0]
+        frames = [(i, fit(f, self.image_size, self.resize, self.max_pixels)) for i, f in enumerate(gif.frames()) if i % stride == 0]
         if gif.problem:
             notes.add("GIFs cut short (the frames before the cut kept)", name)
         if gif.capped and self.mode != "images":
