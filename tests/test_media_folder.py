@@ -4,6 +4,7 @@ file, squared by crop or pad; and the one-line errors for folders that cannot wo
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -395,3 +396,42 @@ def test_transparency_shows_white_in_stills_and_gifs_alike(tmp_path):
     dm = MediaFolderDataModule(root=str(tmp_path), image_size=8, val_fraction=0, test_fraction=0, show_progress=False)
     for pixels in dm.items("train").pixels:
         assert colour_of(pixels[:, :, :4]) == (255, 255, 255) and colour_of(pixels[:, :, 4:]) == RED
+
+
+def train_only(root: Path, **kwargs) -> MediaFolderDataModule:
+    """Every file of `root` in train (no held-out splits)."""
+    return MediaFolderDataModule(root=str(root), image_size=16, val_fraction=0, test_fraction=0, show_progress=False,
+                                 **kwargs)
+
+
+def test_a_named_pipe_with_a_pictures_name_is_passed_over_and_counted_never_opened(tmp_path):
+    """Reading a pipe waits for a writer forever: set-up would hang. It is named in the summary line instead."""
+    root = one_wide_picture(tmp_path)
+    os.mkfifo(root / "pipe.jpg")
+    (root / "pipe.txt").write_text("a pipe\n")
+    dm = train_only(root)
+    assert dm.items("train").names == ["wide.png"]
+    assert "ignored: 1 not regular files (named pipes, sockets, devices) (e.g. pipe.jpg)" in dm.summary
+
+
+def test_gif_or_still_is_known_by_content_as_every_other_reader_knows_it_not_by_the_name(tmp_path):
+    """A PNG saved as photo.gif is a still; a 4-frame GIF saved as anim.png is an animation."""
+    root = tmp_path / "media"
+    save_image(root / "photo.gif", colour=RED, fmt="PNG")
+    frames = save_pillow_gif(root / "anim.gif", [RED, GREEN, BLUE, RED])
+    (root / "anim.gif").rename(root / "anim.png")
+    dm = train_only(root, mode="frames")
+    assert sorted(dm.items("train").names) == [*(f"anim.png#frame {i}" for i in range(len(frames))), "photo.gif"]
+    assert "2 media files found (1 stills, 1 GIFs)" in dm.summary and "skipped: nothing" in dm.summary
+    clips = train_only(root, mode="clips")
+    assert clips.items("train").names == ["anim.png#clip 0"]
+    assert "1 stills (mode=clips takes GIFs only) (e.g. photo.gif)" in clips.summary
+
+
+def test_a_picture_whose_padded_square_is_over_max_pixels_is_skipped_as_too_large(tmp_path):
+    """1x400 is 400 pixels but pads to 160,000: skipped as a picture over max_pixels is, not allocated."""
+    root = one_wide_picture(tmp_path)
+    save_image(root / "thin.png", size=(1, 400))
+    dm = train_only(root, resize="pad", max_pixels=10_000)
+    assert dm.items("train").names == ["wide.png"]
+    assert "skipped: 1 over max_pixels (e.g. thin.png)" in dm.summary

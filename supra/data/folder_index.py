@@ -45,10 +45,6 @@ SPECIAL = "not regular files (named pipes, sockets, devices)"
 HIDDEN = "captions for hidden files (a leading dot), which are skipped"
 
 
-def is_gif(name: str) -> bool:
-    return name.lower().endswith(GIF_SUFFIX)
-
-
 @dataclass
 class Tally:
     """Counts by reason, with the first few examples of each (for one-line summaries)."""

@@ -267,6 +267,17 @@ def _decode_indices(source: bytes, frame: _Frame) -> np.ndarray:
             raise MediaDecodeError(f"pixel data unreadable ({reason})") from None
 
 
+def starts_like_gif(path: str | Path) -> bool:
+    """Whether a file's first 6 bytes are a GIF's signature, as Pillow (load_rgb) and open_gif know a GIF: by
+    content, whatever its name says (a PNG saved as photo.gif, a GIF as anim.png). A file that cannot be read
+    is no GIF here: its decoding then says why."""
+    try:
+        with open(path, "rb") as f:
+            return f.read(6) in (b"GIF87a", b"GIF89a")
+    except OSError:
+        return False
+
+
 def open_gif(
     source: str | Path | bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_frames: int | None = None,
 ) -> GifAnimation:

@@ -24,18 +24,20 @@ import time
 from pathlib import Path
 
 import torch
+from PIL import Image
 from rich.progress import Progress
 
 from supra.data.folder_index import (
+    GIF_SUFFIX,
     FolderIndex,
     Tally,
-    is_gif,
     lent_files,
     lent_note,
     scan_folder,
     split_by_file,
 )
-from supra.data.gif_frames import EMPTY, TOO_LARGE, UNREADABLE, MediaDecodeError, open_gif
+from supra.data.gif_frames import EMPTY, TOO_LARGE, UNREADABLE, MediaDecodeError, open_gif, starts_like_gif
+from supra.data.images import UNREADABLE as UNREADABLE_STILL
 from supra.data.images import fit, load_still
 from supra.data.media.datamodule import SPLITS, MediaDataModule, MediaItems
 from supra.utils.errors import SupraUserError
@@ -50,6 +52,21 @@ SKIP_REASONS = {UNREADABLE: "unreadable", TOO_LARGE: "over max_pixels", EMPTY: "
 # in a mode that does not read it (data.mode=frames data.frame_stride=2), one would be ignored without a word.
 READ_BY = {"frames": ("clips",), "frame_stride": ("clips",), "max_frames": ("frames", "clips")}
 DEFAULTS = {"frames": 4, "frame_stride": 1, "max_frames": 256}
+
+
+def holds_gif(path: Path) -> bool:
+    """GIF or still by content, as every other reader (load_rgb, open_gif) decides, not by the name: a PNG saved
+    as photo.gif is a still, a GIF saved as anim.png an animation (6 bytes read; a second look only where name
+    and content disagree). A .gif that is no picture Pillow knows stays a GIF: skipped as unreadable, as before."""
+    if starts_like_gif(path):
+        return True
+    if path.suffix.lower() != GIF_SUFFIX:
+        return False
+    try:
+        with Image.open(path):
+            return False
+    except UNREADABLE_STILL:
+        return True
 
 
 def clips_of(frames: list[torch.Tensor], length: int) -> tuple[list[torch.Tensor], bool]:
@@ -113,6 +130,7 @@ class MediaFolderDataModule(MediaDataModule):
         self.split_files: dict[str, list[str]] = {}
         self.summary = ""
         self._loaded: dict[str, MediaItems] | None = None
+        self._gifs: set[str] = set()  # the media files whose content is a GIF
         self._stage = "fit"
 
     def inputs_stamp(self) -> str:
@@ -121,9 +139,9 @@ class MediaFolderDataModule(MediaDataModule):
 
     # -- decoding one file ------------------------------------------------------------------------
 
-    def _decode(self, path: Path, name: str, notes: Tally) -> list[tuple[str, torch.Tensor]]:
-        """(item name, uint8 [3, S, S] or [T, 3, S, S]) for every item of one file."""
-        if not is_gif(name):
+    def _decode(self, path: Path, name: str, animated: bool, notes: Tally) -> list[tuple[str, torch.Tensor]]:
+        """(item name, uint8 [3, S, S] or [T, 3, S, S]) for every item of one file (`animated`: its content is a GIF)."""
+        if not animated:
             return [(name, fit(load_still(path, self.max_pixels), self.image_size, self.resize, self.max_pixels))]
         gif = open_gif(path, self.max_pixels, 1 if self.mode == "images" else self.max_frames)
         stride = self.frame_stride if self.mode == "clips" else 1
@@ -148,11 +166,12 @@ class MediaFolderDataModule(MediaDataModule):
             return self._loaded
         start = time.perf_counter()
         index = scan_folder(self.root)
+        self._gifs = {name for name in index.media if holds_gif(self.root / name)}
         wanted = index.media
         if self.mode == "clips":
-            wanted = [name for name in index.media if is_gif(name)]
+            wanted = [name for name in index.media if name in self._gifs]
             for name in index.media:
-                if not is_gif(name):
+                if name not in self._gifs:
                     index.ignored.add("stills (mode=clips takes GIFs only)", name)
             if not wanted:
                 raise SupraUserError(
@@ -165,7 +184,7 @@ class MediaFolderDataModule(MediaDataModule):
             task = progress.add_task(f"decoding {len(wanted)} media files to {self.image_size}px", total=len(wanted))
             for name in wanted:
                 try:
-                    items[name] = self._decode(self.root / name, name, notes)
+                    items[name] = self._decode(self.root / name, name, name in self._gifs, notes)
                 except MediaDecodeError as err:
                     skipped.add(SKIP_REASONS.get(err.kind, err.kind), name)
                     log.debug("skipped %s: %s", name, err)
@@ -190,7 +209,7 @@ class MediaFolderDataModule(MediaDataModule):
                           files=[r[3] for r in rows])
 
     def _summary(self, index: FolderIndex, skipped: Tally, notes: Tally, seconds: float) -> str:
-        n_gifs = sum(is_gif(n) for n in index.media)
+        n_gifs = len(self._gifs)
         unit = "clips" if self.mode == "clips" else "images"
         splits = "; ".join(f"{split} {len(self._loaded[split])} {unit} from {len(self.split_files[split])} files"
                            for split in SPLITS)
