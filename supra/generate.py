@@ -209,9 +209,8 @@ def load_clip(request: Request) -> torch.Tensor:
 # -- prompts ---------------------------------------------------------------------------------------------
 
 
-# str.splitlines breaks a line at each of these; written as escapes (the backslash too, so they read back
-# unambiguously), text.txt and captions.txt hold exactly one line per sample.
-ONE_LINE = str.maketrans({c: c.encode("unicode_escape").decode("ascii") for c in "\\\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+# text.txt and captions.txt hold exactly one line per sample: line breaks (and the backslash) written as escapes
+ONE_LINE = files.ONE_LINE
 
 
 def terminal_line(text: str) -> str:

@@ -28,7 +28,7 @@ from tests.caption_source_fixtures import (
     write_hf_dataset,
 )
 from tests.conftest import compose_config
-from tests.flickr8k_fixtures import write_karpathy
+from tests.flickr8k_fixtures import write_images, write_karpathy
 
 LAYOUTS = {
     "coco 2014": ("coco", lambda root: write_coco_official(root, "2014")),
@@ -762,3 +762,18 @@ def test_an_annotation_may_name_an_image_through_links_within_links(tmp_path):
     has = files_under(tmp_path)
     assert all(has(name) for name in ("2024/a.jpg", "raw/b.jpg", "latest/a.jpg", "2024/raw/b.jpg", "latest/raw/b.jpg"))
     assert not has("latest/raw/c.jpg") and not has("latest/b.jpg")
+
+
+def test_the_split_lists_written_hold_one_name_a_line_a_line_break_in_a_name_escaped(tmp_path):
+    """splits/<split>.txt: one record per image, `new\\nline.png` written with the escape generate's text.txt uses."""
+    root = tmp_path / "photos"
+    names = ["new\nline.png", "back\\slash.png", *(f"p{i}.png" for i in range(6))]
+    write_images(root, names)
+    for name in names:
+        (root / f"{name[:-4]}.txt").write_text("a photo\n")
+    dm = PhotoCaptionsDataModule(source="folder", root=str(root), output_dir=str(tmp_path / "run"),
+                                 cache_dir=str(tmp_path / "cache"), show_progress=False, batch_size=2, eval_batch_size=2)
+    dm.setup("fit")
+    written = [line for split in ("train", "val", "test")
+               for line in (tmp_path / "run" / "splits" / f"{split}.txt").read_text().splitlines()]
+    assert sorted(written) == sorted(["new\\nline.png", "back\\\\slash.png", *(f"p{i}.png" for i in range(6))])

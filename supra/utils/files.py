@@ -300,6 +300,11 @@ def refuse_folders_in_the_way(out: str | os.PathLike, names: Iterable[str]) -> N
                                  "move the folder away or give another out= folder")
 
 
+# str.splitlines breaks a line at each of these; written as escapes (the backslash too, so they read back
+# unambiguously), a file of one record per line (generate's text.txt, a run's splits/*.txt) holds exactly that.
+ONE_LINE = str.maketrans({c: c.encode("unicode_escape").decode("ascii") for c in "\\\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+
+
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text, encoding="utf-8")

@@ -13,7 +13,7 @@ from supra.data.base import SPLITS
 from supra.data.caption_sources.decoded import DecodedPhotos
 from supra.data.caption_sources.index import CaptionIndex
 from supra.data.captioning.datamodule import CaptionDataModule, CaptionedImages, ImageRows
-from supra.utils.files import write_text_atomic
+from supra.utils.files import ONE_LINE, write_text_atomic
 
 
 class PhotoCaptionsDataModule(CaptionDataModule):
@@ -58,11 +58,12 @@ class PhotoCaptionsDataModule(CaptionDataModule):
         super().setup(stage)
 
     def _write_split_lists(self) -> None:
-        """The image lists actually used (a seeded split included), for reproducibility."""
+        """The image lists actually used (a seeded split included), for reproducibility: one name a line, a
+        line break in a name written as an escape (\\n, a backslash \\\\: files.ONE_LINE), so each stays one record."""
         if self.output_dir is None or (self.trainer is not None and not self.trainer.is_global_zero):
             return
         for split, keys in self.photos.index.splits.items():
-            write_text_atomic(self.output_dir / "splits" / f"{split}.txt", "\n".join(keys) + "\n")
+            write_text_atomic(self.output_dir / "splits" / f"{split}.txt", "\n".join(key.translate(ONE_LINE) for key in keys) + "\n")
 
     def load_split(self, split: str) -> CaptionedImages:
         if self.photos.index is None:
