@@ -28,15 +28,13 @@ from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.cli import check_option_types, check_paths_given, hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
-    link_loops,
-    not_regular,
     refuse_folders_in_the_way,
     refuse_overwriting_input,
     refuse_replacing_others,
     require_writable_dir,
-    walk_visible,
     write_text_atomic,
 )
+from supra.utils.folder_walk import link_loops, not_regular, walk_visible
 
 GRID, RECORDS = "captions.png", "captions.jsonl"  # what a caption run writes into out
 NOT_REGULAR = "not a regular file (a named pipe, socket or device)"  # skipped, never opened

@@ -30,6 +30,7 @@ from supra.artifacts.kinds import (
 )
 from supra.artifacts.release_files import first_line, read_picture, read_scoring
 from supra.utils.cli import changed_options, hydra_command
+from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     atomic_dir,
@@ -39,7 +40,6 @@ from supra.utils.files import (
     is_mount_point,
     remove_leftovers,
     require_writable_dir,
-    room_to_write,
     some_names,
 )
 

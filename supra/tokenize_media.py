@@ -22,8 +22,9 @@ from supra.data.media.codes import KIND, META, codes_dtype, encode_items, file_s
 from supra.data.media.datamodule import MediaDataModule, MediaItems
 from supra.runner.components import chosen_data_config
 from supra.utils.cli import check_option_types, check_paths_given, hydra_command
+from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
-from supra.utils.files import remove_earlier_outputs, require_writable_dir, room_to_write, writing_alone
+from supra.utils.files import remove_earlier_outputs, require_writable_dir, writing_alone
 from supra.utils.hardware import check_command_accelerator
 
 log = logging.getLogger(__name__)

@@ -24,6 +24,7 @@ from supra.data.caption_sources.sources import SOURCES, read_caption_source
 from supra.data.image_cache import StoredImage
 from supra.data.images import UNREADABLE, load_rgb
 from supra.utils.cli import check_option_types, check_paths_given, hydra_command, refuse_unread_options
+from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     atomic_dir,
@@ -31,7 +32,6 @@ from supra.utils.files import (
     atomic_path,
     remove_leftovers,
     require_writable_dir,
-    room_to_write,
     write_json_atomic,
     writing_alone,
 )

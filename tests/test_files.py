@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     atomic_dir,
@@ -22,13 +23,10 @@ from supra.utils.files import (
     atomic_path,
     is_mount_point,
     refuse_overwriting_input,
-    room_to_write,
     stale_temp_files,
-    tree_stamp,
-    visible_files,
-    walk_visible,
     writing_alone,
 )
+from supra.utils.folder_walk import tree_stamp, visible_files, walk_visible
 from tests.conftest import file_size_limit, killed_in_atomic_dir
 
 

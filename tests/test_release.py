@@ -813,7 +813,7 @@ def test_caption_lists_a_named_pipe_and_a_looping_link_among_the_files_it_skips_
     """A pipe inside images= is kept to be named as skipped (reading it would wait forever); given as images=
     itself it is one line saying what it is, as is a link that loops."""
     from supra.caption import NOT_REGULAR, find_images, unreadable_reason
-    from supra.utils.files import not_regular
+    from supra.utils.folder_walk import not_regular
 
     os.mkfifo(tmp_path / "pipe.jpg")
     (tmp_path / "loopy.png").symlink_to(tmp_path / "loopy.png")

@@ -21,8 +21,9 @@ from lightning.pytorch.plugins import TorchCheckpointIO
 from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
+from supra.utils.disk_room import no_room_reason
 from supra.utils.errors import SupraUserError
-from supra.utils.files import atomic_path, no_room_reason
+from supra.utils.files import atomic_path
 from supra.utils.private_apis import (
     last_step_saved,
     save_last_checkpoint,

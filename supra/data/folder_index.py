@@ -30,7 +30,7 @@ from pathlib import Path
 
 from supra.data.captions import clean_caption, read_caption_table, read_lines
 from supra.utils.errors import SupraUserError
-from supra.utils.files import listed_path, walk_visible
+from supra.utils.folder_walk import listed_path, walk_visible
 
 STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 GIF_SUFFIX = ".gif"

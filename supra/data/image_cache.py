@@ -22,11 +22,10 @@ import torch
 from rich.progress import Progress
 
 from supra.data.images import UNREADABLE, image_to_uint8, load_rgb
+from supra.utils.disk_room import reserve_space, room_to_write
 from supra.utils.files import (
     atomic_path,
     require_writable_dir,
-    reserve_space,
-    room_to_write,
     some_names,
     stale_temp_files,
     write_json_atomic,

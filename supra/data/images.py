@@ -24,7 +24,7 @@ from torchvision.transforms.v2 import functional as TF
 
 from supra.data.gif_frames import EMPTY, TOO_LARGE, MediaDecodeError, open_gif
 from supra.utils.errors import SupraUserError
-from supra.utils.files import link_loops, not_regular
+from supra.utils.folder_walk import link_loops, not_regular
 from supra.utils.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
 PAD_VALUE = 0  # black: the letterbox convention, and apart from the white transparency turns into

@@ -52,7 +52,8 @@ from supra.tokens.a2a_sequences import (
 )
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
-from supra.utils.files import file_stamp, tree_stamp, write_text_atomic
+from supra.utils.files import write_text_atomic
+from supra.utils.folder_walk import file_stamp, tree_stamp
 from supra.utils.numbers import is_number, is_whole
 
 log = logging.getLogger(__name__)

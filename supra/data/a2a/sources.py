@@ -33,8 +33,9 @@ from supra.data.base import SPLITS
 from supra.data.images import DECODE_VERSION
 from supra.data.media.codes import codes_dtype, encode_items, save_npy_atomic, write_meta, write_split
 from supra.data.media.datamodule import MediaDataModule
+from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
-from supra.utils.files import atomic_dir, room_to_write, write_json_atomic
+from supra.utils.files import atomic_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 

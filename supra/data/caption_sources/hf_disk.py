@@ -24,8 +24,8 @@ from typing import Any
 
 from supra.data.caption_sources.index import SPLIT_NAMES, CaptionIndex, finish, seeded_split, split_sizes
 from supra.data.image_cache import StoredImage
+from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
-from supra.utils.files import room_to_write
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "val", "valid": "val", "val": "val",
                  "dev": "val", "test": "test", "testing": "test"}

@@ -17,7 +17,7 @@ from pathlib import Path
 
 from supra.data.captions import clean_caption
 from supra.data.image_cache import StoredImage
-from supra.utils.files import listed_path, walk_visible
+from supra.utils.folder_walk import listed_path, walk_visible
 
 SPLIT_NAMES = ("train", "val", "test")
 

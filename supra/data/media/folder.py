@@ -41,7 +41,7 @@ from supra.data.images import UNREADABLE as UNREADABLE_STILL
 from supra.data.images import fit, load_still
 from supra.data.media.datamodule import SPLITS, MediaDataModule, MediaItems
 from supra.utils.errors import SupraUserError
-from supra.utils.files import tree_stamp
+from supra.utils.folder_walk import tree_stamp
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ from typing import Any
 
 from supra.data.caption_sources.shards import check_local_shards, expand_shards, local_shard_file, read_whole
 from supra.data.media.datamodule import MediaDataModule, MediaItems
-from supra.utils.files import file_stamp
+from supra.utils.folder_walk import file_stamp
 
 log = logging.getLogger(__name__)
 
