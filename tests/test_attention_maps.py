@@ -5,8 +5,10 @@ the one visual token that differs."""
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -15,6 +17,7 @@ from supra.models.attention_maps import explain_caption, explain_image2text, exp
 from supra.models.gpt import kept_weights, recorded_attention
 from supra.models.vlm_generation import DecodeConfig
 from supra.models.vlm_nano import VLMNano
+from supra.pictures.attention import TILE, heat_colours, heatmap_tile
 from supra.tokens.a2a_layout import TokenLayout
 from tests.conftest import run_command
 
@@ -107,6 +110,15 @@ def test_the_map_picks_out_the_one_visual_token_that_differs(k):
     for token in tokens:
         assert int(token.mean_map.argmax()) == k
         assert token.maps.shape == (1, 4, 16)
+
+
+def test_a_diverged_models_nan_map_is_drawn_dark_without_numpys_cast_warning():
+    """heat_colours cast NaN positions to int: "invalid value encountered in cast", and an arbitrary colour."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tile = heatmap_tile(torch.full((3, 32, 32), 255, dtype=torch.uint8), torch.full((16,), float("nan")), (4, 4))
+        assert heat_colours(np.array([float("nan")])).tolist() == heat_colours(np.array([0.0])).tolist()
+    assert tile.size == (TILE, TILE)
 
 
 def test_a2a_maps_cover_the_image_codes_and_the_prompt_words():

@@ -25,8 +25,10 @@ OVERLAY = 0.55  # how much of a tile is heat, how much the picture under it
 
 
 def heat_colours(values: np.ndarray) -> np.ndarray:
-    """float [...] in [0, 1] -> uint8 RGB [..., 3] from dark (0) through purple and orange to pale yellow (1)."""
-    position = np.clip(values, 0, 1) * (len(HEAT_ANCHORS) - 1)
+    """float [...] in [0, 1] -> uint8 RGB [..., 3] from dark (0) through purple and orange to pale yellow (1); NaN
+    is dark."""
+    # NaN (a diverged model's attention) drawn as 0, not cast to an arbitrary int with numpy's RuntimeWarning
+    position = np.nan_to_num(np.clip(values, 0, 1), nan=0.0) * (len(HEAT_ANCHORS) - 1)
     low = np.floor(position).astype(int).clip(0, len(HEAT_ANCHORS) - 2)
     frac = (position - low)[..., None]
     return (HEAT_ANCHORS[low] * (1 - frac) + HEAT_ANCHORS[low + 1] * frac).round().astype(np.uint8)
