@@ -4,6 +4,7 @@ resumed), the sweep report (also rebuilt from an interrupted sweep), and the met
 from __future__ import annotations
 
 import json
+import math
 import re
 import sqlite3
 from contextlib import closing
@@ -20,7 +21,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import OmegaConf, read_write
 
-from supra.runner.training import train
+from supra.runner.training import divergence, train
 from supra.sweeps.callback import SweepJobRecorder, end_if_no_trial_completed
 from supra.sweeps.optuna_settings import STUDY_METRIC, SweeperSettingsCheck, check_optuna_settings
 from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, collect, write_report
@@ -220,6 +221,47 @@ def test_a_job_whose_optimized_metric_is_nan_is_recorded_as_failed(tmp_path):
     SweepJobRecorder().on_job_end(cfg, JobReturn(status=JobStatus.COMPLETED, _return_value=None))
     recorded = json.loads((tmp_path / "sweep" / "0" / JOB_RESULT).read_text())
     assert recorded["status"] == "failed" and recorded["error"] == "val/loss was NaN: the run diverged"
+
+
+def test_a_diverged_run_returns_no_value_and_its_sweep_job_is_recorded_as_a_failed_trial(train_config, tmp_path,
+                                                                                          caplog):
+    """Its val/CIDEr is 0.0, never NaN: the NaN losses say it diverged, not a value Optuna would learn from."""
+    run = train_config(*TINY_JOB, "model.optimizer.lr=1e8", "model.scheduler.warmup_steps=0",
+                       "trainer.gradient_clip_val=null")
+    value, metrics = train(run)
+    assert value is None and metrics["val/CIDEr"] == 0.0 and math.isnan(metrics["train/loss"])
+    assert "diverged: train/loss is nan at step 2: the run's scores and checkpoints are of a model" in caplog.text
+    assert divergence({"train/loss": 1.0, "val/loss": float("inf")}, 7) == "diverged: val/loss is inf at step 7"
+    assert divergence({"train/loss": 1.0, "val/loss": 2.0, "val/CIDEr": float("nan")}, 7) is None
+    # the job's end, in the process it ran in: a failed trial with the reason, not one returning a value
+    cfg = compose_config("train", tmp_path / "sweep" / "0", ["hparams_search=vlm_optuna",
+                                                            f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    hydra_cfg = HydraConfig.instance().cfg
+    with read_write(hydra_cfg.hydra):
+        hydra_cfg.hydra.mode = RunMode.MULTIRUN
+    recorder = SweepJobRecorder()
+    recorder.on_job_end(cfg, JobReturn(status=JobStatus.COMPLETED, _return_value=value))
+    recorded = json.loads((tmp_path / "sweep" / "0" / JOB_RESULT).read_text())
+    assert recorded["status"] == "failed" and recorded["return_value"] is None
+    assert recorded["error"] == "diverged: train/loss is nan at step 2"
+    recorder.on_job_start(cfg)  # the next job's own result: the reason was this job's
+    recorder.on_job_end(cfg, JobReturn(status=JobStatus.COMPLETED, _return_value=0.5))
+    assert json.loads((tmp_path / "sweep" / "0" / JOB_RESULT).read_text())["status"] == "completed"
+
+
+def test_the_report_ranks_a_diverged_job_after_the_completed_ones_and_names_none_of_its_checkpoints(tmp_path):
+    """Its val/CIDEr, 0.0 from NaN weights, was ranked as a result and its best.ckpt named as the one to take."""
+    write_job(tmp_path / "0", ["model.optimizer.lr=1e6"], "maximize",
+              {"status": "failed", "return_value": None, "error": "diverged: train/loss is nan at step 2"})
+    write_job(tmp_path / "1", ["model.optimizer.lr=0.001"], "maximize", {"status": "completed", "return_value": 0.0})
+    for job, cider in (("0", "0.0"), ("1", "0.0")):
+        (tmp_path / job / "csv").mkdir()
+        (tmp_path / job / "csv" / "metrics.csv").write_text(f"epoch,step,val/CIDEr,val/loss\n0,1,{cider},nan\n")
+        write_checkpoint(tmp_path / job, "best.ckpt", 2)
+    rows = write_report(tmp_path)
+    assert [(r.job, r.status) for r in rows] == [("1", "completed"), ("0", "failed")]
+    assert rows[0].checkpoint and not rows[1].checkpoint
+    assert "- 0 (`model.optimizer.lr=1e6`): diverged: train/loss is nan at step 2" in (tmp_path / SUMMARY_MD).read_text()
 
 
 def test_an_optuna_trial_that_returned_no_value_is_recorded_as_failed(tmp_path):

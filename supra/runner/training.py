@@ -40,6 +40,7 @@ from supra.runner.components import (
 from supra.runner.resume import EpochWhereStopped
 from supra.runner.run_checks import check_run_config, group_choice
 from supra.runner.spawned_ranks import EndWithMainProcess
+from supra.sweeps.callback import note_diverged
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
 from supra.tasks.base import SupraTask
 from supra.utils.errors import SupraUserError
@@ -127,6 +128,7 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
         except SIGTERMException as stop:  # Ctrl-C or SIGTERM: last.ckpt written and said (callbacks/checkpoint.py)
             raise SystemExit(1) from stop  # not 0, as Lightning's: the run did not finish (and is not tested)
     metrics = _plain(trainer.callback_metrics)
+    diverged = divergence(metrics, trainer.global_step) if cfg.get("train") and trainer.is_global_zero else None
 
     if cfg.get("test"):
         if cfg.get("train"):
@@ -136,7 +138,27 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
         trainer.test(task, datamodule=datamodule, ckpt_path=_checkpoint_to_test(trainer, cfg))
         metrics.update(_plain(trainer.callback_metrics))
 
-    return _metric_value(metrics, cfg.get("optimized_metric")), metrics
+    value = _metric_value(metrics, cfg.get("optimized_metric"))
+    if diverged:
+        # its scores are those of a broken model (val/CIDEr 0.0, never NaN): a sweep's job is recorded as a failed
+        # trial (the sweeper gets no value to learn from), a single run says so as it ends
+        note_diverged(diverged)
+        log.warning("%s: the run's scores and checkpoints are of a model whose training broke down; lower "
+                    "model.optimizer.lr, or clip the gradients (trainer.gradient_clip_val)", diverged)
+        return None, metrics
+    return value, metrics
+
+
+DIVERGENCE_LOSSES = ("train/loss", "val/loss")  # every task logs both; a score (val/CIDEr) stays finite (0.0)
+
+
+def divergence(metrics: dict[str, float], step: int) -> str | None:
+    """`diverged: train/loss is nan at step N` where the fit's last logged training or validation loss is not
+    finite; None where both are (or neither was logged)."""
+    for name in DIVERGENCE_LOSSES:
+        if name in metrics and not math.isfinite(metrics[name]):
+            return f"diverged: {name} is {metrics[name]} at step {step}"
+    return None
 
 
 def without_unloggable(callbacks: list[Any], loggers: list[Any]) -> list[Any]:

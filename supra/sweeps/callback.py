@@ -26,6 +26,16 @@ from supra.utils.private_apis import job_error, on_optuna_sweep_error
 
 log = logging.getLogger(__name__)
 
+# Why this process's last run diverged (supra/runner/training.py), for its job's end: the job returns no value
+# (the sweeper fails the trial, a grid goes on) and is recorded as failed with this reason. Hydra runs each job
+# and its callbacks in one process (submitit's worker too), one job after another.
+_diverged: list[str] = []
+
+
+def note_diverged(why: str) -> None:
+    """Record that the run now ending diverged (`diverged: train/loss is nan at step N`)."""
+    _diverged[:] = [why]
+
 
 class SweepJobRecorder(Callback):
     """Writes <job dir>/sweep_job.json (status, returned metric, wall time, the job's folder within the sweep's)
@@ -46,9 +56,11 @@ class SweepJobRecorder(Callback):
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._started = time.perf_counter()
+        _diverged.clear()  # an earlier job's
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         hydra_cfg = HydraConfig.get()
+        diverged, _ = _diverged[:], _diverged.clear()  # this job's, read once
         # a single run has no sweep; under SLURM every task of a job runs this, the first one records
         if hydra_cfg.mode is None or hydra_cfg.mode.name != "MULTIRUN" or os.environ.get("SLURM_PROCID", "0") != "0":
             return
@@ -56,7 +68,9 @@ class SweepJobRecorder(Callback):
         value = None if failed else job_return.return_value
         metric = config.get("optimized_metric")
         error = _described(job_error(job_return)) if failed else None
-        if not failed and metric and value is None:  # train() returns None for NaN: the sweeper fails the trial
+        if not failed and diverged:  # its scores are a broken model's (val/CIDEr 0.0): no value the sweep can rank
+            failed, value, error = True, None, diverged[0]
+        elif not failed and metric and value is None:  # train() returns None for NaN: the sweeper fails the trial
             failed, error = True, f"{metric} was NaN: the run diverged"
         elif not failed and value is None and "n_trials" in hydra_cfg.sweeper:  # Optuna's trial without a value
             failed, error = True, "optimized_metric=null: the trial returned no value to the Optuna sweeper"

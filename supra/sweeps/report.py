@@ -243,7 +243,10 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], list[str], list[str]]:
         keeps_this_best = ckpt.get("monitor") == metric and ckpt.get("mode") == direction[:3]  # max | min
         if best_step is None and keeps_this_best and best_ckpt.is_file():
             checkpoint = str(best_ckpt)  # no step to check it by (no metrics.csv): the best of this metric by its config
-        if best_step is not None and ckpt_steps and not checkpoint:
+        diverged = result.get("status") == "failed" and str(result.get("error") or "").startswith("diverged:")
+        if diverged:  # its checkpoints may hold NaN weights (its val/CIDEr 0.0 at every step): none is its best
+            checkpoint = ""
+        elif best_step is not None and ckpt_steps and not checkpoint:
             monitor = ckpt.get("monitor")
             held = ", ".join(f"{Path(path).name} ("
                              + (f"the best {monitor}, " if monitor and path.endswith("best.ckpt") else "")
@@ -284,7 +287,10 @@ def _logs_csv(job_cfg: dict[str, Any]) -> bool:
 
 
 def _ranking_value(row: JobRow) -> float | None:
-    """The best value, else (no metrics.csv, said in a note) the final one."""
+    """The best value, else (no metrics.csv, said in a note) the final one; none for a failed job, ranked after
+    those that completed (a diverged one's val/CIDEr 0.0, or its early val/loss, is no result)."""
+    if row.status == "failed":
+        return None
     return row.best_value if row.best_value is not None else row.final_value
 
 
