@@ -23,7 +23,12 @@ from omegaconf import OmegaConf, read_write
 
 from supra.runner.training import divergence, train
 from supra.sweeps.callback import SweepJobRecorder, end_if_no_trial_completed
-from supra.sweeps.optuna_settings import STUDY_METRIC, SweeperSettingsCheck, check_optuna_settings
+from supra.sweeps.optuna_settings import (
+    STUDY_METRIC,
+    STUDY_SETUP,
+    SweeperSettingsCheck,
+    check_optuna_settings,
+)
 from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, collect, write_report
 from supra.sweeps.study import sweep_overrides
 from supra.utils.errors import SupraUserError
@@ -673,7 +678,7 @@ def test_a_stored_study_records_the_metric_it_optimises_and_refuses_another(tmp_
     settings = [f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=new"]
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings))
     study = optuna.load_study(study_name="new", storage=storage)
-    assert study.user_attrs == {STUDY_METRIC: "val/CIDEr"}
+    assert study.user_attrs[STUDY_METRIC] == "val/CIDEr"
     study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
     with pytest.raises(SystemExit) as refused:
         SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings, "optimized_metric=val/BLEU-4"))
@@ -681,6 +686,35 @@ def test_a_stored_study_records_the_metric_it_optimises_and_refuses_another(tmp_
         f"error: optimized_metric=val/BLEU-4, but the study new in {storage} holds values of val/CIDEr: give "
         "optimized_metric=val/CIDEr, or another hydra.sweeper.study_name\n")
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings))  # its own metric goes on
+
+
+def test_a_stored_study_records_what_its_trials_run_on_and_refuses_other_data_or_another_model(tmp_path, capsys):
+    """Else its trials' val/loss and those of another validation set and model were ranked as one."""
+    storage = f"sqlite:///{tmp_path}/study.db"
+    settings = [f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=r", "optimized_metric=val/loss",
+                "hydra.sweeper.direction=minimize", "data.num_val=8"]
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings))
+    study = optuna.load_study(study_name="r", storage=storage)
+    recorded = study.user_attrs[STUDY_SETUP]
+    assert recorded["settings"]["experiment"] == "vlm_shapes" and recorded["settings"]["data.num_val"] == 8
+    assert "model.optimizer.lr" in recorded["searched"] and "model.optimizer.lr" not in recorded["settings"]
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    with pytest.raises(SystemExit) as refused:
+        SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings, "data.num_val=16", "model.net.N_LAYERS=1"))
+    assert refused.value.code == 2 and capsys.readouterr().err == (
+        f"error: the study r in {storage} holds trials run on other settings than this sweep's: data.num_val=16 (the "
+        "study's: 8), model.net.N_LAYERS=1 (the study's: 3); its values and theirs would be ranked as one: give "
+        "another hydra.sweeper.study_name (or the study's settings)\n")
+    # what leaves a trial's value as it is goes on: speed, display, loggers, callbacks, folders, a searched key fixed
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(
+        *settings, "data.num_workers=2", "logger=tensorboard", "callbacks=none", "paths.data_dir=elsewhere",
+        "model.compile=true", "model.optimizer.lr=0.001"))
+    # a study stored before studies recorded this is taken as it is
+    legacy = optuna.create_study(storage=storage, study_name="legacy", direction="minimize")
+    legacy.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings[:1], "hydra.sweeper.study_name=legacy",
+                                                                 *settings[2:], "data.num_val=16"))
+    assert STUDY_SETUP not in optuna.load_study(study_name="legacy", storage=storage).user_attrs
 
 
 def test_a_stored_study_resumed_with_a_parameter_searched_another_way_is_one_line(tmp_path, capsys):
@@ -712,7 +746,7 @@ def test_a_stored_study_without_a_completed_trial_takes_the_metric_and_direction
     failed.optimize(lambda trial: float("nan"), n_trials=1)  # its trial failed
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings, "hydra.sweeper.direction=minimize"))
     study = optuna.load_study(study_name="new", storage=storage)
-    assert study.user_attrs == {STUDY_METRIC: "val/CIDEr"} and study.direction.name == "MINIMIZE"
+    assert study.user_attrs[STUDY_METRIC] == "val/CIDEr" and study.direction.name == "MINIMIZE"
 
 
 def test_the_reports_optuna_section_says_the_best_trial_of_a_resumed_study_may_be_an_earlier_sessions(tmp_path):

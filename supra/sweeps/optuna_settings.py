@@ -5,7 +5,9 @@ completed yet" for n_trials=0, "Please set either 'minimize' or 'maximize'" for 
 file that cannot be made, or one that is no database, "Cannot overwrite study direction" for a stored study
 asked to go the other way; the Hydra plugin's bare `AssertionError` as it makes the sweeper, after this check,
 for a max_failure_rate outside 0-1). A stored study also records the metric it optimises, which Optuna does
-not: resumed with another, it would rank the values of two metrics as one. And a fixed sampler seed given on
+not: resumed with another, it would rank the values of two metrics as one; and what its trials run on
+(study_setup: the data and model settings and the budget), which a sweep on other data or another model
+would otherwise join without a word (the default study_name is the search's, whatever the experiment). And a fixed sampler seed given on
 the command line (it replaces the configured `${study_seed:...}`) is advanced past the stored trials as that
 one is (supra/sweeps/optuna_seed.py).
 The trainer's GPUs are counted once too: every job would refuse the same missing GPUs, one after another. And
@@ -36,6 +38,17 @@ from supra.utils.hardware import check_chosen_trainer
 from supra.utils.private_apis import optuna_search_space
 
 STUDY_METRIC = "supra_optimized_metric"  # the study's user attribute naming what its values are
+STUDY_SETUP = "supra_trials_run_on"  # the study's user attribute: what its trials train and score (study_setup)
+# Beyond the data and model: the budget a trial's value is reached in. The seed is not: another one gives values
+# of the same meaning, with other noise.
+SETUP_TRAINER_KEYS = ("max_steps", "max_epochs", "accumulate_grad_batches", "gradient_clip_val",
+                      "limit_train_batches", "limit_val_batches")
+# Data and model settings that leave a trial's value as it is: speed and display switches, where files go, and what
+# only the test reads (trials compare on val).
+QUIET_SETUP_KEYS = {"data.num_workers", "data.pin_memory", "data.show_progress", "data.tokenizer_path",
+                    "data.vocab_path", "data.cache_dir", "data.output_dir", "data.split", "model.compile",
+                    "model.fused_optimizer", "model.loss_in_progress_bar", "model.score_every_n_val",
+                    "model.test_metrics", "model.net.channels_last", "model.net.rebuilt"}
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first bytes of every SQLite database file
 OPTUNA_TABLES = {"version_info", "alembic_version"}  # tables every Optuna study file has
 DIRECTIONS = ("maximize", "minimize")  # hydra.sweeper.direction as Optuna's create_study takes it
@@ -57,7 +70,7 @@ class SweeperSettingsCheck(Callback):
             check_sweep_trainer(config)
             check_launcher(config)
             refuse_job_chdir()  # once, rather than in each job
-            check_optuna_settings(config.hydra.sweeper, metric)  # last: it makes a new stored study
+            check_optuna_settings(config.hydra.sweeper, metric, study_setup(config))  # last: it makes a new stored study
         except SupraUserError as err:  # before Hydra starts the sweep: one line, as the folder checks say theirs
             print(f"error: {err}", file=sys.stderr)
             raise SystemExit(2) from None
@@ -212,9 +225,68 @@ def check_launcher(config: DictConfig) -> None:
                          "(each job a process of its own)")
 
 
-def check_optuna_settings(sweeper: DictConfig, optimized_metric: str | None) -> None:
+def study_setup(config: DictConfig) -> dict[str, Any]:
+    """What a sweep's trials run on, recorded in a stored study: {"settings": the experiment, data and model
+    chosen and every data and model setting (flat, `data.num_val`) with the budget (SETUP_TRAINER_KEYS), less
+    QUIET_SETUP_KEYS and the searched keys; "searched": those keys}. A value under paths or Hydra's folders
+    (`${paths.data_dir}/flickr8k`) is kept as written: the same data on another machine."""
+    forced = set(forced_searched_keys(config))
+    searched = sorted({key for key in _swept(config) if key not in forced})
+    choices = config.hydra.runtime.choices
+    settings: dict[str, Any] = {group: choices.get(group) for group in ("experiment", "data", "model")}
+    for group in ("data", "model"):
+        if isinstance(config.get(group), DictConfig):
+            settings |= _flat_settings(config, OmegaConf.to_container(config[group], resolve=False), f"{group}.")
+    trainer = config.get("trainer")
+    if isinstance(trainer, DictConfig):
+        raw = OmegaConf.to_container(trainer, resolve=False)
+        settings |= _flat_settings(config, {k: raw[k] for k in SETUP_TRAINER_KEYS if k in raw}, "trainer.")
+    kept = {key: value for key, value in settings.items()
+            if key not in QUIET_SETUP_KEYS and not any(_under(key, s) for s in searched)}
+    return {"settings": kept, "searched": searched}
+
+
+def _under(key: str, searched: str) -> bool:
+    """`key` is the searched setting or group (`model`), or lies under it."""
+    return key == searched or key.startswith(f"{searched}.")
+
+
+def _flat_settings(config: DictConfig, raw: dict[str, Any], prefix: str) -> dict[str, Any]:
+    """The settings under `prefix` ({"net": {"N_LAYERS": 2}} -> {"model.net.N_LAYERS": 2}), each resolved in
+    `config`, but those written under paths or Hydra's folders, and any that does not resolve here, as written."""
+    flat: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict) and value:
+            flat |= _flat_settings(config, value, f"{prefix}{key}.")
+            continue
+        if isinstance(value, str) and ("${paths." in value or "${hydra:" in value):
+            flat[f"{prefix}{key}"] = value
+            continue
+        try:
+            resolved = OmegaConf.select(config, f"{prefix}{key}", throw_on_resolution_failure=True)
+            flat[f"{prefix}{key}"] = (OmegaConf.to_container(resolved, resolve=True)
+                                      if OmegaConf.is_config(resolved) else resolved)
+        except Exception:  # noqa: BLE001 - an interpolation that needs a job (${hydra:runtime.output_dir})
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def setup_changes(stored: object, now: dict[str, Any] | None) -> list[str]:
+    """`key=now (the study's: stored)` for each setting (study_setup) this sweep's trials differ in from the stored
+    study's, bar the keys either searched; none where either is unknown (a study stored before studies recorded it)."""
+    if not isinstance(stored, dict) or not isinstance(stored.get("settings"), dict) or now is None:
+        return []
+    searched = [*now["searched"], *(stored.get("searched") or [])]
+    theirs, ours = stored["settings"], now["settings"]
+    return [f"{key}={ours.get(key)} (the study's: {theirs.get(key)})" for key in sorted(theirs.keys() | ours.keys())
+            if not any(_under(key, s) for s in searched) and key not in QUIET_SETUP_KEYS
+            and theirs.get(key) != ours.get(key)]
+
+
+def check_optuna_settings(sweeper: DictConfig, optimized_metric: str | None,
+                          setup: dict[str, Any] | None = None) -> None:
     """One line for a bad hydra.sweeper.* of the Optuna sweeper (nothing for another sweeper); a stored study
-    is made here if it is new, recording `optimized_metric`."""
+    is made here if it is new, recording `optimized_metric` and `setup` (study_setup: what its trials run on)."""
     if "n_trials" not in sweeper:
         return
     for key in ("n_trials", "n_jobs"):
@@ -244,7 +316,7 @@ def check_optuna_settings(sweeper: DictConfig, optimized_metric: str | None) -> 
                              "give a file in a folder you can write to (sqlite:///sweeps.db, beside the command)") from None
     _check_study_file(str(storage), path)
     if name:
-        _check_stored_study(str(storage), str(name), sweeper.get("direction"), optimized_metric)
+        _check_stored_study(str(storage), str(name), sweeper.get("direction"), optimized_metric, setup)
 
 
 def _directions(asked: object) -> list[str]:
@@ -309,17 +381,19 @@ def _tables(path: Path) -> list[str]:
         return []
 
 
-def _check_stored_study(storage: str, name: str, asked: object, metric: str | None) -> None:
+def _check_stored_study(storage: str, name: str, asked: object, metric: str | None,
+                        setup: dict[str, Any] | None = None) -> None:
     import optuna
     from optuna.exceptions import StorageInternalError
     from sqlalchemy.exc import SQLAlchemyError
 
     wanted = _directions(asked)
     try:
+        made = False
         try:
             study = optuna.load_study(study_name=name, storage=storage)
         except KeyError:  # a new study: made as the sweeper would make it (it then loads this one)
-            study = optuna.create_study(study_name=name, storage=storage, directions=wanted)
+            study, made = optuna.create_study(study_name=name, storage=storage, directions=wanted), True
     # a database the checks above cannot tell (locked, damaged tables; Optuna wraps sqlalchemy's errors in its
     # StorageInternalError), or sqlite's options in the URL not understood (?timeout=abc: a ValueError)
     except (SQLAlchemyError, StorageInternalError, ValueError) as err:
@@ -331,22 +405,34 @@ def _check_stored_study(storage: str, name: str, asked: object, metric: str | No
                              f"{fix}") from None
     stored = [d.name.lower() for d in study.directions]
     recorded = study.user_attrs.get(STUDY_METRIC)
-    if (stored != wanted or (metric and recorded and recorded != metric)) and _holds_no_value(study):
+    changed = setup_changes(study.user_attrs.get(STUDY_SETUP), setup)
+    if (stored != wanted or (metric and recorded and recorded != metric) or changed) and _holds_no_value(study):
         # made by a run refused after this check (a mistyped optimized_metric, said as its first trial starts)
         # or whose every trial failed: nothing in it is ranked, so it takes this run's settings, not locks the typo
         log.info("the study %s in %s holds no completed trial: made again to %s %s", name, storage,
                  ", ".join(wanted), metric)
         optuna.delete_study(study_name=name, storage=storage)
         study = optuna.create_study(study_name=name, storage=storage, directions=wanted)
-        stored, recorded = wanted, None
+        stored, recorded, changed, made = wanted, None, [], True
     if stored != wanted:
         raise SupraUserError(f"hydra.sweeper.direction={asked}, but the study {name} in {storage} was made to "
                              f"{', '.join(stored)}: give its direction, or another hydra.sweeper.study_name")
     if metric and recorded and recorded != metric:
         raise SupraUserError(f"optimized_metric={metric}, but the study {name} in {storage} holds values of "
                              f"{recorded}: give optimized_metric={recorded}, or another hydra.sweeper.study_name")
+    if changed:  # another data set or model: its values and theirs are no longer of one thing
+        shown = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
+        raise SupraUserError(f"the study {name} in {storage} holds trials run on other settings than this sweep's: "
+                             f"{shown}; its values and theirs would be ranked as one: give another "
+                             "hydra.sweeper.study_name (or the study's settings)")
     if metric and not recorded:  # a new study, or one stored before studies recorded their metric
         study.set_user_attr(STUDY_METRIC, metric)
+    if setup is not None and STUDY_SETUP not in study.user_attrs:
+        if made or _holds_no_value(study):
+            study.set_user_attr(STUDY_SETUP, setup)
+        else:  # its trials' settings were never recorded: taken as they are, not as this sweep's
+            log.info("the study %s in %s was stored without the settings its trials ran on: this sweep's are not "
+                     "checked against them", name, storage)
 
 
 def _holds_no_value(study: Any) -> bool:
