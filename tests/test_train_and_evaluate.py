@@ -456,6 +456,20 @@ def test_evaluate_decodes_as_the_run_did_whatever_the_batch_size_and_records_the
     assert [p["caption"] for p in predictions] == tokenizer.decode_batch(ids)
 
 
+def test_the_test_loss_is_the_mean_over_caption_tokens_whatever_the_batch_size(trained_run, tmp_path):
+    # a mean of the batches' means weighed by their images moved with data.eval_batch_size
+    checkpoint = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=False)
+    checkpoint["supra"]["run_config"]["model"]["test_metrics"] = ["Bleu"]  # the loss is what is compared
+    ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save(checkpoint, ckpt)
+    losses = []
+    for size in (1, 4, 15):
+        evaluate(compose_config("eval", tmp_path / f"batch{size}", [f"ckpt={ckpt}", f"+data.eval_batch_size={size}"]))
+        losses.append(json.loads((tmp_path / f"batch{size}" / "metrics.json").read_text())["loss"])
+    assert losses == pytest.approx([losses[0]] * 3, rel=1e-5)
+
+
 def test_a_checkpoints_decoding_with_the_users_settings_over_it(trained_run, tmp_path):
     from supra.artifacts.captioner_release import checkpoint_decoding, load_captioner
     from supra.models.vlm_generation import DecodeConfig

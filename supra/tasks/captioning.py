@@ -170,7 +170,11 @@ class CaptioningTask(SupraTask):
         return self.tokenizer.decode_batch(ids)
 
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
-        self.log(f"{stage}/loss", self._caption_loss(batch), sync_dist=True, batch_size=len(batch["images"]))
+        # the loss is a mean over the batch's caption tokens, so the epoch's mean weighs each batch by its tokens:
+        # weighed by its images, it moved with data.eval_batch_size (a batch of short captions counting as one of
+        # long ones)
+        tokens = int((batch["tokens"][:, 1:] != PAD_ID).sum())
+        self.log(f"{stage}/loss", self._caption_loss(batch), sync_dist=True, batch_size=tokens)
         decode = self.decode
         if self.trainer.sanity_checking:
             # The sanity check only proves the path runs; an untrained model never emits EOS, so a full
