@@ -45,18 +45,17 @@ from supra.models.attention_maps import (
     explain_text2image,
 )
 from supra.pictures.attention import explain_page, render_token_strip, square_grid
-from supra.pictures.files import save_image_atomic
 from supra.tokens.a2a_layout import CONTROL_TOKENS
 from supra.tokens.a2a_sequences import check_image_size_fits, check_text2image_prompt, text_room
-from supra.utils.cli import check_option_types, hydra_command, refuse_unread_options
+from supra.utils.cli import check_option_types, check_paths_given, hydra_command, refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
+    atomic_paths,
     refuse_folders_in_the_way,
     refuse_overwriting_input,
     refuse_replacing_others,
     require_writable_dir,
-    write_json_atomic,
-    write_text_atomic,
+    room_to_write,
 )
 from supra.utils.hydra_quoting import quote_prompt
 from supra.utils.seeds import check_seed
@@ -91,6 +90,17 @@ def _too_large(path: Path, err: Exception, limit: int) -> SupraUserError:
                           "resize the picture and give the smaller copy")
 
 
+def _unreadable(path: Path, err: Exception) -> SupraUserError:
+    """A picture that cannot be read, said alike for a captioner and an a2a model: the error's kind (load_still
+    keeps Pillow's as the context of its MediaDecodeError) and what to give instead; the loader's own text
+    names Pillow's internals. A readable one of no known range keeps its reason, which says what to do."""
+    cause = err.__context__ if isinstance(err, MediaDecodeError) and isinstance(err.__context__, Exception) else err
+    if isinstance(cause, PixelRangeError):
+        return SupraUserError(f"image={path}: {cause}")
+    why = str(cause) if isinstance(cause, MediaDecodeError) else type(cause).__name__  # the GIF reader's: words
+    return SupraUserError(f"image={path} cannot be read as a picture ({why}): give a PNG, JPEG, ...")
+
+
 def is_explain_record(path: Path) -> bool:
     """An explain.json that explain wrote (an object with the checkpoint and the tokens it explained): its
     run's attention.png and attention.html beside it may be replaced too."""
@@ -115,11 +125,16 @@ def _write(out: Path, title: str, summary: str, image: torch.Tensor, grid: tuple
     captions = [f"p={r['probability']:.2f}" if r.get("probability") is not None else "" for r in rows]
     strip = render_token_strip(image, [r["token"] for r in rows], [r["maps"].mean(dim=(0, 1)) for r in rows],
                                captions, grid, title=summary)
-    save_image_atomic(strip, out / "attention.png")
-    write_text_atomic(out / "attention.html", explain_page(title, summary, strip, image, grid, rows))
+    page = explain_page(title, summary, strip, image, grid, rows)
     record["tokens"] = [{"token": r["token"], "probability": r.get("probability"), "alternatives": r.get("alternatives"),
                          "mean_map": [round(float(v), 6) for v in r["maps"].mean(dim=(0, 1))]} for r in rows]
-    write_json_atomic(out / "explain.json", record)
+    # the three renamed in together, once all are written: a write cut short (a full disk) is one line and
+    # leaves an earlier run's three as they were, never this run's picture beside that run's page and record
+    with room_to_write(f"out={out}", "free space there, or give another out= folder"), \
+            atomic_paths(*(out / name for name in OUTPUTS)) as (png, html, record_file):
+        strip.save(png, format="PNG")
+        html.write_text(page, encoding="utf-8")
+        record_file.write_text(json.dumps(record, indent=2) + "\n", encoding="utf-8")
     return record
 
 
@@ -131,10 +146,8 @@ def explain_captioner(cfg: DictConfig) -> dict[str, Any]:
         image = image_to_uint8(load_rgb(path, CAPTIONER_MAX_PIXELS), net.config.IMG_SIZE)
     except Image.DecompressionBombError as err:  # readable, but too large to decode safely
         raise _too_large(path, err, CAPTIONER_MAX_PIXELS) from None
-    except PixelRangeError as err:  # readable, but its values cannot be shown as 8-bit colours without a guess
-        raise SupraUserError(f"image={path}: {err}") from None
-    except UNREADABLE as err:
-        raise SupraUserError(f"image={path} cannot be read as a picture ({type(err).__name__}): give a PNG, JPEG, ...") from None
+    except UNREADABLE as err:  # PixelRangeError too: readable, but of no known range (its reason says what to do)
+        raise _unreadable(path, err) from None
     # the caption `python -m supra.caption` writes: the run's decoding, what this command line gives over it
     decode = command_decoding(cfg, "explain", net, run_config)
     out = _out_dir(cfg)
@@ -188,9 +201,9 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
         except MediaDecodeError as err:
             if err.kind == TOO_LARGE:
                 raise _too_large(path, err, A2A_MAX_PIXELS) from None
-            raise SupraUserError(f"image={path} cannot be used: {err}") from None
+            raise _unreadable(path, err) from None
         except Exception as err:  # Pillow's own: one line either way
-            raise SupraUserError(f"image={path} cannot be used: {err}") from None
+            raise _unreadable(path, err) from None
         out = _out_dir(cfg)
         codes = encode_items(vqvae, picture[None], 1, torch.device("cpu"))[0]
         limit, note = text_room(cfg.max_new_tokens, prompt_len, net.config.context)
@@ -230,6 +243,8 @@ EXPLAINED = (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE, A2A_CHECKPOINT, A2A_RELEAS
 
 
 def run(cfg: DictConfig) -> dict[str, Any]:
+    # out="" is the current folder: its three files would land there without a word
+    check_paths_given(cfg, {"out": "the folder to write attention.png, attention.html and explain.json to"})
     kind = artifact_kind(cfg.ckpt, accepts=EXPLAINED)
     captioner = kind in (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE)
     if kind not in EXPLAINED:

@@ -541,6 +541,43 @@ def test_explain_writes_over_an_earlier_explain_of_the_folder_never_the_users_ow
     assert (tmp_path / "ex" / "explain.json").read_text() == '{"notes": "mine"}'
 
 
+def test_explain_on_a_full_disk_is_one_line_and_keeps_the_earlier_explains_three_files_together(pair, tmp_path,
+                                                                                                   capsys):
+    from tests.conftest import file_size_limit
+
+    ex = tmp_path / "ex"
+    for colour in ("red", "blue"):
+        Image.fromarray(square(colour)).save(tmp_path / f"{colour}.png")
+    run_command("explain", f"ckpt={pair[0]}", f"image={tmp_path / 'red.png'}", f"out={ex}", f"image_size={SIDE}")
+    earlier = {name: (ex / name).read_bytes() for name in ("attention.png", "attention.html", "explain.json")}
+    sizes = {name: len(data) for name, data in earlier.items()}
+    assert sizes["attention.png"] < sizes["attention.html"]  # room for the picture, not the page: cut in the middle
+    capsys.readouterr()
+    with file_size_limit((sizes["attention.png"] + sizes["attention.html"]) // 2), pytest.raises(SystemExit):
+        run_command("explain", f"ckpt={pair[0]}", f"image={tmp_path / 'blue.png'}", f"out={ex}", f"image_size={SIDE}")
+    assert capsys.readouterr().err == (f"error: cannot write to out={ex} (File too large): free space there, or give "
+                                       "another out= folder\n")
+    # no new picture beside the earlier page and record, no temp file left
+    assert {p.name: p.read_bytes() for p in ex.iterdir()} == earlier
+
+
+def test_explain_refuses_an_empty_out_and_says_an_unreadable_picture_is_none_as_for_a_captioner(pair, tmp_path,
+                                                                                                capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # where out="" would write
+    Image.fromarray(square("red")).save(tmp_path / "red.png")
+    with pytest.raises(SystemExit):
+        run_command("explain", f"ckpt={pair[0]}", f"image={tmp_path / 'red.png'}", "out=", f"image_size={SIDE}")
+    assert capsys.readouterr().err == ("error: out= is empty: give the folder to write attention.png, attention.html "
+                                       "and explain.json to\n")
+    assert [p.name for p in tmp_path.iterdir()] == ["red.png"]
+    (tmp_path / "empty.png").write_bytes(b"")
+    with pytest.raises(SystemExit):
+        run_command("explain", f"ckpt={pair[0]}", f"image={tmp_path / 'empty.png'}", f"out={tmp_path / 'out'}",
+                    f"image_size={SIDE}")
+    assert capsys.readouterr().err == (f"error: image={tmp_path / 'empty.png'} cannot be read as a picture "
+                                       "(UnidentifiedImageError): give a PNG, JPEG, ...\n")
+
+
 def test_explain_says_a_picture_is_too_large_and_to_resize_it(pair, tmp_path, capsys):
     Image.new("1", (10000, 6000)).save(tmp_path / "huge.png")  # 60 million pixels: refused from its header
     with pytest.raises(SystemExit):

@@ -9,7 +9,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +46,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         raise
     finally:
         os.close(fd)  # the lock goes with it
+
+
+@contextmanager
+def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
+    """atomic_path for files that describe one run together: a temp path beside each to write to, all renamed
+    in only once every one is written; any error removes them all, leaving the earlier set whole. A write cut
+    short in the middle (a full disk) never leaves a new file beside an earlier run's others."""
+    with ExitStack() as stack:
+        yield [stack.enter_context(atomic_path(path)) for path in paths]
 
 
 def _claimed_temp_file(path: Path) -> tuple[int, str]:
