@@ -22,17 +22,17 @@ from supra.artifacts.captioner_release import checkpoint_decoding, load_captione
 from supra.data.images import IMAGE_SUFFIXES, UNREADABLE, image_to_uint8, load_rgb, normalize_images
 from supra.models.vlm_generation import DecodeConfig, generate
 from supra.models.vlm_nano import VLMNano
-from supra.pictures.files import save_image_atomic
 from supra.pictures.grids import render_caption_grid
 from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.cli import check_option_types, check_paths_given, hydra_command
+from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
+    atomic_paths,
     refuse_folders_in_the_way,
     refuse_overwriting_input,
     refuse_replacing_others,
     require_writable_dir,
-    write_text_atomic,
 )
 from supra.utils.folder_walk import link_loops, not_regular, walk_visible
 
@@ -157,11 +157,16 @@ def caption_images(ckpt: str, images: str, out: str, decode: str | None = None, 
         captions, thumbnails = _caption_files(net, tokenizer, settings, files, Path(images), batch_size, grid_images)
         # the same records as predictions.json: the image's id (here its path under `images`) and its file
         lines = [json.dumps({"image_id": f, "file": f, "caption": c}) for f, c in captions.items()]
-        write_text_atomic(out_dir / RECORDS, "\n".join(lines) + ("\n" if lines else ""))
-        if thumbnails:
-            grid = render_caption_grid(torch.stack(thumbnails), list(captions.values())[: len(thumbnails)], columns=4)
-            save_image_atomic(grid, out_dir / GRID)
-        else:  # an earlier run's grid would show other images beside these captions
+        grid = render_caption_grid(torch.stack(thumbnails), list(captions.values())[: len(thumbnails)],
+                                   columns=4) if thumbnails else None
+        # both renamed in once both are written: a write cut short (a full disk) is one line, and leaves no
+        # new captions beside an earlier run's grid
+        with room_to_write(f"out={out_dir}", "free space there, or give another out= folder"), \
+                atomic_paths(*(out_dir / name for name in ([RECORDS, GRID] if grid else [RECORDS]))) as written:
+            written[0].write_text("\n".join(lines) + ("\n" if lines else ""), encoding="utf-8")
+            if grid is not None:
+                grid.save(written[1], format="PNG")
+        if grid is None:  # an earlier run's grid would show other images beside these captions
             (out_dir / GRID).unlink(missing_ok=True)
     return captions
 

@@ -48,6 +48,7 @@ from supra.pictures.attention import explain_page, render_token_strip, square_gr
 from supra.tokens.a2a_layout import CONTROL_TOKENS
 from supra.tokens.a2a_sequences import check_image_size_fits, check_text2image_prompt, text_room
 from supra.utils.cli import check_option_types, check_paths_given, hydra_command, refuse_unread_options
+from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     atomic_paths,
@@ -55,7 +56,6 @@ from supra.utils.files import (
     refuse_overwriting_input,
     refuse_replacing_others,
     require_writable_dir,
-    room_to_write,
 )
 from supra.utils.hydra_quoting import quote_prompt
 from supra.utils.seeds import check_seed

@@ -597,6 +597,25 @@ def test_caption_without_a_grid_removes_the_earlier_grid_of_other_images(release
     assert not (tmp_path / "out" / "captions.png").exists()  # it showed red.jpg, captioned no more
 
 
+def test_caption_on_a_full_disk_is_one_line_and_keeps_the_earlier_captions_with_their_grid(release, tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(tmp_path / "photos" / "red.jpg")
+    Image.new("RGB", (50, 40), (30, 30, 200)).save(tmp_path / "blue.jpg")
+    out = tmp_path / "out"
+    run_command("caption", f"ckpt={release}", f"images={tmp_path / 'photos'}", f"out={out}", "decode=greedy")
+    earlier = {p.name: p.read_bytes() for p in out.iterdir()}
+    room = (len(earlier["captions.jsonl"]) + len(earlier["captions.png"])) // 2  # for the captions, not the grid
+    assert len(earlier["captions.jsonl"]) < room < len(earlier["captions.png"])
+    capsys.readouterr()
+    with file_size_limit(room), pytest.raises(SystemExit):  # ulimit -f: as a full disk
+        run_command("caption", f"ckpt={release}", f"images={tmp_path / 'blue.jpg'}", f"out={out}", "decode=greedy")
+    assert capsys.readouterr().err.endswith(f"error: cannot write to out={out} (File too large): free space there, "
+                                            "or give another out= folder\n")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == earlier  # no new captions beside the earlier grid
+
+
 def test_caption_passes_over_the_grids_earlier_caption_runs_left_under_images(release, tmp_path, capsys):
     from PIL import Image
 
