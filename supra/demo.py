@@ -43,7 +43,12 @@ from supra.models.vlm_generation import generate
 from supra.pictures.attention import render_token_strip, square_grid
 from supra.pictures.files import save_gif_atomic
 from supra.pictures.grids import to_pil
-from supra.tokens.a2a_sequences import check_text2image_prompt, frames_that_fit
+from supra.tokens.a2a_sequences import (
+    LEAST_TOKENS,
+    check_text2image_prompt,
+    frames_that_fit,
+    text_room,
+)
 from supra.utils.cli import hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.numbers import is_whole
@@ -53,6 +58,7 @@ MAX_PIXELS = 50_000_000  # an upload claiming more is refused from its header, b
 CPU = torch.device("cpu")
 PICTURE_KINDS = "a PNG, JPEG, GIF, WebP or BMP picture"
 SEEDS = 1_000_000  # a blank seed draws one below this: short enough to type back in
+CAPTION_TOKENS = 32  # the most a caption on the a2a page runs to, where the model's context leaves room for it
 
 
 def _upload(path: str | None, what: str = "picture") -> Path:
@@ -178,6 +184,17 @@ class A2ADemo:
         # one folder for the page's GIFs, removed with the demo: a folder per call filled /tmp on a long run
         self.gif_folder = tempfile.TemporaryDirectory(prefix="supra_demo_")
 
+    def check_fits(self, mode: str) -> None:
+        """The page's picture (image_size px) with the least the mode adds, over the model's context: one line,
+        as check_image_size_fits says it, with what to do here (the page has no image_size to give)."""
+        what, tokens = LEAST_TOKENS[mode]
+        needed, context = tokens(self.side), self.net.config.context
+        if needed > context:
+            raise SupraUserError(f"this model's context of {context} tokens cannot hold "
+                                 f"{what.format(p=self.size, s=self.side, block=self.side * self.side + 3)} "
+                                 f"({needed} tokens): the page works at {self.size} px; give a model of a longer "
+                                 "context, or use python -m supra.explain with a smaller image_size=")
+
     def most_frames_to_add(self, given: int) -> int:
         """How many frames the model's context leaves room for after `given` ones (the page's slider)."""
         return max(1, self.max_frames - int(given))
@@ -191,7 +208,9 @@ class A2ADemo:
         try:
             drawn_with = _seed(seed)
             caption_ids = self.vocab.encode_text(prompt.strip())
-            # before drawing, as explain and generate check it: the generator's own refusal says no remedy
+            # before drawing, as explain and generate check it: the generator's own refusal says no remedy; the
+            # picture first (no shorter prompt fits a context too small for it)
+            self.check_fits("text2image after a caption")
             prompt_len = len(caption_ids) + 3  # <TEXT> caption </TEXT><IMAGE>
             check_text2image_prompt(self.net.config.context, prompt_len, self.size)
             explained = explain_text2image(
@@ -207,16 +226,25 @@ class A2ADemo:
         return to_pil(image).resize((256, 256), Image.NEAREST), strip, note
 
     def image2text(self, path: str | None) -> tuple[str, Image.Image | None, str]:
+        """-> (caption, each word's map, a message: what went wrong, or that the context cut the caption)."""
+        context = self.net.config.context
+        prompt_len = self.side * self.side + 3  # <IMAGE> codes </IMAGE><TEXT>
         try:
+            self.check_fits("image2text")  # as explain and generate check it: a context too small is said, no crash
             picture = _still(path, self.size, "crop")
         except SupraUserError as err:
             return "", None, f"⚠️ {err}"
         codes = encode_items(self.vqvae, picture[None], 1, CPU)[0]
-        ids, tokens = explain_image2text(self.net, self.vocab.layout, codes, [], 32, self.vocab.token_label)
+        limit, _ = text_room(CAPTION_TOKENS, prompt_len, context)  # the room the context leaves, as explain's
+        ids, tokens = explain_image2text(self.net, self.vocab.layout, codes, [], limit, self.vocab.token_label)
         caption = self.vocab.decode_text(ids).strip()
         strip = render_token_strip(decode_codes(self.vqvae, codes), [t.token for t in tokens], [t.mean_map for t in tokens],
                                    [f"p={t.probability:.2f}" for t in tokens], (self.side, self.side), title=caption)
-        return caption, strip, ""
+        # no </TEXT> within the room left: the context, not the model, ended it
+        cut = limit < CAPTION_TOKENS and len(ids) == limit
+        note = (f"ℹ️ the caption is cut at {limit} tokens: the model's context of {context} leaves no more after the "
+                f"picture's {prompt_len}") if cut else ""
+        return caption, strip, note
 
     def video2video(self, path: str | None, given: int = 2, new: int = 2) -> tuple[str | None, str]:
         """A GIF -> (a GIF of its first `given` frames and the `new` ones the model continues them with, message)."""

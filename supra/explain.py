@@ -222,7 +222,8 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
     if any(token in cfg.prompt for token in CONTROL_TOKENS):  # generate's raw prompts: not read as text here
         raise SupraUserError(f"prompt={cfg.prompt!r}: explain draws the caption alone (prompt=\"a red square\"), "
                              "without control tokens such as <TEXT> or <IMAGE>")
-    check_image_size_fits(net.config.context, mode, cfg.image_size)  # the image alone: no prompt to shorten
+    # the image after a one-word caption: a shorter prompt is refused above, so none is to shorten
+    check_image_size_fits(net.config.context, "text2image after a caption", cfg.image_size)
     caption_ids = vocab.encode_text(cfg.prompt)
     prompt_len = len(caption_ids) + 3  # <TEXT> caption </TEXT><IMAGE>
     check_text2image_prompt(net.config.context, prompt_len, cfg.image_size)

@@ -242,6 +242,38 @@ def test_the_a2a_pages_frame_sliders_stay_within_the_models_context(tmp_path):
     assert not folder.exists()  # removed with the demo
 
 
+def small_a2a_release(folder: Path, context: int) -> Path:
+    torch.manual_seed(0)
+    vocab = A2AVocab.train(["a red square", "a blue circle"], vocab_size=270, num_codes=16)
+    net = A2ANano(A2AConfig(vocab_size=vocab.layout.vocab_size, context=context, n_layers=1, d_model=16, n_heads=2,
+                            d_mlp=32))
+    return save_a2a_release(folder, net, VQVAE(num_codes=16, code_dim=4, hidden=(4, 4)), vocab)
+
+
+def test_the_a2a_page_says_what_its_models_context_cannot_hold_and_where_it_cut_a_caption(tmp_path, bad_uploads,
+                                                                                         capsys):
+    from tests.conftest import run_command
+
+    small = A2ADemo(str(small_a2a_release(tmp_path / "66", context=66)))  # a 64 px picture is 67 tokens with <TEXT>
+    assert small.image2text(str(bad_uploads["good"])) == ("", None, (
+        "⚠️ this model's context of 66 tokens cannot hold a 64x64 image (8x8 codes, 67 tokens) with a caption (68 "
+        "tokens): the page works at 64 px; give a model of a longer context, or use python -m supra.explain with a "
+        "smaller image_size="))
+    # not "shorten the prompt by 3 tokens": no prompt is short enough
+    assert small.text2image("a", seed=1)[2] == (
+        "⚠️ this model's context of 66 tokens cannot hold a 64x64 image (8x8 codes) after the shortest caption (69 "
+        "tokens): the page works at 64 px; give a model of a longer context, or use python -m supra.explain with a "
+        "smaller image_size=")
+    with pytest.raises(SystemExit):
+        run_command("explain", f"ckpt={tmp_path / '66'}", "prompt=a", f"out={tmp_path / 'out'}")
+    assert capsys.readouterr().err == ("error: image_size=64: a 64x64 image (8x8 codes) after the shortest caption is "
+                                       "69 tokens, 3 over the context of 66: give image_size=56 or smaller\n")
+    caption, maps, message = A2ADemo(str(small_a2a_release(tmp_path / "80", context=80))).image2text(
+        str(bad_uploads["good"]))
+    assert maps is not None and message == ("ℹ️ the caption is cut at 13 tokens: the model's context of 80 leaves no "
+                                            "more after the picture's 67")
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

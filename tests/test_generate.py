@@ -358,8 +358,8 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path):
         (["mode=image2text", f"image={tmp_path / 'wide.png'}", "image_size=64"],
          r"^image_size=64: a 64x64 image \(8x8 codes, 67 tokens\) with a caption is 68 tokens, 20 over the context of 48: "
          r"give image_size=48 or smaller$"),
-        (["mode=text2image", "prompt=a red square", "image_size=64"], r"^image_size=64: a 64x64 image \(8x8 codes\) is 65 tokens, "
-         r"17 over the context of 48: give image_size=48 or smaller$"),
+        (["mode=text2image", "prompt=a red square", "image_size=64"], r"^image_size=64: a 64x64 image \(8x8 codes\) in its "
+         r"block is 66 tokens, 18 over the context of 48: give image_size=48 or smaller$"),
         (["mode=text2video", "prompt=a red square", "image_size=64"], r"^image_size=64: a video of one 64x64 frame \(8x8 codes\) is "
          r"67 tokens, 19 over the context of 48: give image_size=48 or smaller$"),
         (["mode=video2video", f"image={tmp_path / 'short.gif'}", "frames=2", "image_size=48"], r"^image_size=48: a "
@@ -467,8 +467,9 @@ def test_explain_checks_the_options_it_shares_with_generate_the_same_way(pair, t
          "image_size=64: a 64x64 image (8x8 codes, 67 tokens) with a caption is 68 tokens, 20 over the context of 48: "
          "give image_size=48 or smaller"),
         # the image alone over the context: which image_size fits, not "shorten the prompt" of a few tokens
-        (["mode=text2image", "prompt=a red square"], "image_size=64: a 64x64 image (8x8 codes) is 65 tokens, 17 over "
-                                                     "the context of 48: give image_size=48 or smaller"),
+        (["mode=text2image", "prompt=a red square"], "image_size=64: a 64x64 image (8x8 codes) after the shortest "
+                                                     "caption is 69 tokens, 21 over the context of 48: give image_size=48 "
+                                                     "or smaller"),
     ]
     for overrides, message in cases:
         with pytest.raises(SystemExit):

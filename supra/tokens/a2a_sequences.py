@@ -131,7 +131,10 @@ def frames_that_fit(image_size: int, context: int = DEFAULT_CONTEXT, prefix: int
 # The fewest tokens each mode's image or video needs with no prompt at all, for a side of `s` codes.
 LEAST_TOKENS: dict[str, tuple[str, Callable[[int], int]]] = {
     "image2text": ("a {p}x{p} image ({s}x{s} codes, {block} tokens) with a caption", lambda s: s * s + 4),  # block, <TEXT>, a word
-    "text2image": ("a {p}x{p} image ({s}x{s} codes)", lambda s: s * s + 1),  # <IMAGE> and its codes
+    # generate's prompt may be left out: <IMAGE> codes </IMAGE>
+    "text2image": ("a {p}x{p} image ({s}x{s} codes) in its block", lambda s: s * s + 2),
+    # explain's and the demo's caption is needed: <TEXT> a word </TEXT><IMAGE> codes </IMAGE>
+    "text2image after a caption": ("a {p}x{p} image ({s}x{s} codes) after the shortest caption", lambda s: s * s + 5),
     "text2video": ("a video of one {p}x{p} frame ({s}x{s} codes)", lambda s: TokenLayout.video_block_len(1, s * s)),
     "video2video": ("a video of two {p}x{p} frames (one given; {s}x{s} codes each)",
                     lambda s: TokenLayout.video_block_len(2, s * s)),
