@@ -15,6 +15,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import secrets
+import signal
 import socket
 import tempfile
 from pathlib import Path
@@ -362,6 +363,9 @@ def run(cfg: DictConfig) -> None:
     page = build_page(str(cfg.ckpt))
     host = url_host(cfg.host)
     print(f"Supra demo of {cfg.ckpt} on http://{host}:{cfg.port} (Ctrl-C ends it)", flush=True)
+    # SIGTERM (a service manager's stop, kill) ends the page as Ctrl-C does: launch returns and the process
+    # exits normally, so the demo's temporary GIF folder is removed (the default ends it with no cleanup)
+    signal.signal(signal.SIGTERM, lambda signum, frame: page.close(verbose=False))
     try:
         page.launch(server_name=host, server_port=int(cfg.port), share=False, quiet=True, footer_links=[])
     except OSError as err:  # taken in the meantime
@@ -374,8 +378,14 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
-def check_can_serve(host: str, port: Any) -> None:
-    """A port that is no port, taken by another program, or a host this machine is not: one line."""
+def check_can_serve(host: Any, port: Any) -> None:
+    """A host or port that is none, taken by another program, or a host this machine is not: one line."""
+    if not isinstance(host, str) or not host.strip():  # host=1234, host=null; "" would serve every network
+        raise SupraUserError(f"host={'null' if host is None else host} is no address: give this machine's, e.g. host=127.0.0.1 "
+                             "(this machine only), host=0.0.0.0 (the network) or host=::1 (IPv6)")
+    if host.startswith("[") or host.endswith("]"):  # as the URL shows it, http://[::1]:7860
+        raise SupraUserError(f"host={host}: give the address without brackets (host={host.strip('[]')}); the page "
+                             "is then at the URL with them")
     if not is_whole(port, 1) or port > 65535:
         raise SupraUserError(f"port={port!r} must be a whole number from 1 to 65535 (e.g. 7860)")
     try:

@@ -4,6 +4,7 @@ headless browser (Chromium from the system's packages, driven by selenium): uplo
 from __future__ import annotations
 
 import gc
+import os
 import re
 import shutil
 import socket
@@ -293,6 +294,11 @@ def test_a_taken_or_impossible_port_is_one_line_before_the_model_loads():
     for bad in ("abc", 0, 70000):
         with pytest.raises(SupraUserError, match="must be a whole number from 1 to 65535"):
             check_can_serve("127.0.0.1", bad)
+    for host, shown in ((1234, "1234"), (None, "null"), ("", ""), (" ", " ")):  # "" would serve every network
+        with pytest.raises(SupraUserError, match=rf"^host={shown} is no address: give this machine's, e.g. host=127.0.0.1"):
+            check_can_serve(host, 7860)
+    with pytest.raises(SupraUserError, match=r"^host=\[::1\]: give the address without brackets \(host=::1\)"):
+        check_can_serve("[::1]", 7860)  # as the printed URL shows it
 
 
 def test_an_ipv6_host_is_served_and_shown_at_a_url_in_brackets(monkeypatch, capsys):
@@ -335,6 +341,34 @@ def test_a_checkpoint_of_an_unknown_model_is_told_the_models_the_demo_shows(tmp_
         supra.demo.build_page(str(tmp_path / "later.ckpt"))
 
 
+def wait_until_served(server: subprocess.Popen, port: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # the server is up once it answers
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            assert server.poll() is None, server.stdout.read()
+            time.sleep(0.5)
+    raise AssertionError("the demo did not answer within 120 s")
+
+
+def test_a_demo_stopped_with_sigterm_ends_normally_and_leaves_no_gif_folder(tmp_path):
+    port, folder = free_port(), small_a2a_release(tmp_path / "a2a", context=300)
+    (tmp_path / "temp").mkdir()
+    server = subprocess.Popen([sys.executable, "-m", "supra.demo", f"ckpt={folder}", f"port={port}"], cwd=tmp_path,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "TMPDIR": str(tmp_path / "temp")})  # where its GIF folder goes
+    try:
+        wait_until_served(server, port)
+        assert [p.name[:11] for p in (tmp_path / "temp").iterdir() if p.name.startswith("supra_demo_")] == ["supra_demo_"]
+    finally:
+        server.terminate()  # SIGTERM, as a service manager stops it
+        output = server.communicate(timeout=30)[0]
+    assert server.returncode == 0 and "Traceback" not in output, output
+    assert not [p for p in (tmp_path / "temp").iterdir() if p.name.startswith("supra_demo_")]
+
+
 def test_the_page_in_a_headless_browser_captions_an_upload_and_names_a_bad_one(trained_run, bad_uploads, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
@@ -355,14 +389,7 @@ def test_the_page_in_a_headless_browser_captions_an_upload_and_names_a_bad_one(t
     options.binary_location = browser
     page = None
     try:
-        deadline = time.monotonic() + 120
-        while time.monotonic() < deadline:  # the server is up once it answers
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert server.poll() is None, server.stdout.read()
-                time.sleep(0.5)
+        wait_until_served(server, port)
         page = webdriver.Chrome(service=Service(driver), options=options)
         wait = WebDriverWait(page, 60)
 
