@@ -5,7 +5,8 @@ A captioner: upload a picture -> its caption, with decoding controls (beam width
 temperature, top-k and seed) and where each word looked; the controls start at the model's run's decoding
 (model.decode, its seed too where it sampled), so the page captions as `python -m supra.caption` does. An a2a_nano model: prompt -> image
 (guidance, best of N, seed) with each word's map; picture -> caption with its maps; GIF -> its continuation.
-A blank seed draws anew at each click; the seed drawn with is shown, to draw the same again. A bad upload
+A blank seed draws anew at each click (a text box: Gradio's number box sends a blank as 0); the seed drawn
+with is shown, to draw the same again. Ctrl-C or SIGTERM ends it, its temporary GIF folder removed. A bad upload
 (not an image, a truncated file, a decompression bomb, a 1-frame GIF for video) is a message on the page,
 naming the file as uploaded and what to do; the server goes on.
 """
@@ -111,7 +112,8 @@ def _still(path: str | None, size: int, resize: str) -> torch.Tensor:
 def _seed(value: float | str | None) -> int:
     """The page's seed field: blank -> a fresh seed (each click draws anew), else a whole number from 0 to
     MAX_SEED, the seeds explain and generate take: a seed shown here is one they draw the same with. Read
-    exactly: a float is the number box's (3.0 is 3), digits are read as a whole number (no float rounds them)."""
+    exactly: the seed box's text as typed, digits read as a whole number (no float rounds them; "2.5" is
+    refused); a float given by a caller is read as the number it is (3.0 is 3)."""
     if value is None or str(value).strip() == "":
         return secrets.randbelow(SEEDS)
     seed: int | None = None
@@ -277,6 +279,14 @@ class A2ADemo:
         return str(out), ""
 
 
+def seed_box(value: str, label: str) -> Any:
+    """The seed field: text, read by _seed. Gradio's number box shows and sends a blank as 0 (every click would
+    draw with seed 0), rounds 2.5 to 2 and answers -3 with its own message: typed text reaches _seed as it is."""
+    import gradio as gr
+
+    return gr.Textbox(value, label=label, max_lines=1, placeholder="blank: a new draw", elem_id="seed")
+
+
 SHOWN = (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE, A2A_CHECKPOINT, A2A_RELEASE)  # the models the page has a view of
 
 
@@ -306,13 +316,12 @@ def build_page(ckpt: str) -> Any:
                                       label="top-k (sample; 0 = all)")
                     # a run that sampled: its seed, so the first caption is the caption command's; blank draws anew
                     run_seed = run_decode.seed if run_decode.strategy == "sample" else None
-                    seed = gr.Number(run_seed, precision=0, minimum=0, label="seed (sample; blank: a new draw each click)",
-                                     elem_id="seed")
+                    seed = seed_box("" if run_seed is None else str(run_seed), "seed (sample; blank: a new draw each click)")
                     run = gr.Button("Caption", elem_id="run")
                 with gr.Column():
                     caption = gr.Textbox(label="caption", elem_id="caption")
                     message = gr.Markdown(elem_id="message")
-                    maps = gr.Image(label="where each word looked", elem_id="maps", type="pil")
+                    maps = gr.Image(label="where each word looked", elem_id="maps", type="pil", format="png")
             run.click(demo.caption, [upload, decode, beam, temperature, top_k, seed], [caption, maps, message])
         else:
             demo = A2ADemo(ckpt)
@@ -322,15 +331,17 @@ def build_page(ckpt: str) -> Any:
                 guidance = gr.Slider(1.0, 4.0, value=2.0, label="guidance")
                 best_of = gr.Slider(1, 8, value=4, step=1, label="best of")
                 temperature = gr.Slider(0.1, 1.5, value=0.5, label="temperature")
-                seed = gr.Number(None, precision=0, minimum=0, label="seed (blank: a new draw each click)",
-                                 elem_id="seed")
+                seed = seed_box("", "seed (blank: a new draw each click)")
                 draw = gr.Button("Draw", elem_id="draw")
-                picture, word_maps = gr.Image(label="image", type="pil"), gr.Image(label="each word's codes", type="pil")
+                # PNG: Gradio's default WebP is lossy, pixels off by up to 12 levels
+                picture = gr.Image(label="image", type="pil", format="png", elem_id="picture")
+                word_maps = gr.Image(label="each word's codes", type="pil", format="png")
                 draw.click(demo.text2image, [prompt, guidance, best_of, temperature, seed], [picture, word_maps, message])
             with gr.Tab("image -> text"):
                 upload = gr.File(label="a picture", elem_id="upload")
                 read = gr.Button("Caption", elem_id="run")
-                caption, maps = gr.Textbox(label="caption", elem_id="caption"), gr.Image(label="maps", type="pil", elem_id="maps")
+                caption = gr.Textbox(label="caption", elem_id="caption")
+                maps = gr.Image(label="maps", type="pil", format="png", elem_id="maps")
                 read.click(demo.image2text, [upload], [caption, maps, message])
             with gr.Tab("GIF -> continuation"):
                 if demo.max_frames < 2:

@@ -148,7 +148,8 @@ def test_the_captioner_page_captions_as_the_caption_command_with_the_models_run_
     sliders = {b.label: b.value for b in page.blocks.values() if isinstance(b, gr.Slider)}
     assert sliders["beam width"] == 5
     assert [b.value for b in page.blocks.values() if isinstance(b, gr.Radio)] == ["beam"]
-    assert [b.label for b in page.blocks.values() if isinstance(b, gr.Number)] == [
+    assert [b.format for b in page.blocks.values() if isinstance(b, gr.Image)] == ["png"]  # not lossy WebP
+    assert [b.label for b in page.blocks.values() if b.elem_id == "seed"] == [
         "seed (sample; blank: a new draw each click)"]
 
 
@@ -178,10 +179,12 @@ def test_the_seed_field_starts_at_the_seed_of_a_run_that_sampled(trained_run, tm
 
     from supra.demo import build_page
 
-    for strategy, starts_at in (("sample", 1234), ("beam", None)):  # a beam run's seed drew nothing: left blank
+    for strategy, starts_at in (("sample", "1234"), ("beam", "")):  # a beam run's seed drew nothing: left blank
         ckpt = run_decoding(trained_run, tmp_path, f"{strategy}.ckpt", strategy=strategy, seed=1234)
-        (seed,) = [b for b in build_page(ckpt).blocks.values() if isinstance(b, gr.Number)]
+        (seed,) = [b for b in build_page(ckpt).blocks.values() if b.elem_id == "seed"]
         assert seed.value == starts_at  # the first click samples as `python -m supra.caption` does
+        # a text box: a blank stays blank (a number box sends 0) and what is typed reaches _seed as it is
+        assert isinstance(seed, gr.Textbox) and [seed.preprocess(v) for v in ("", "2.5", "-3")] == ["", "2.5", "-3"]
 
 
 def test_sampling_on_the_page_draws_anew_at_each_click_and_shows_the_seed_to_draw_it_again(trained_run, bad_uploads):
@@ -224,7 +227,9 @@ def test_the_a2a_pages_frame_sliders_stay_within_the_models_context(tmp_path):
     blocks = build_page(str(folder)).blocks.values()
     sliders = {b.label: b for b in blocks if isinstance(b, gr.Slider)}
     assert (sliders["frames given"].maximum, sliders["frames to add"].maximum) == (3, 2)
-    assert [b.label for b in blocks if isinstance(b, gr.Number)] == ["seed (blank: a new draw each click)"]
+    assert [b.label for b in blocks if b.elem_id == "seed"] == ["seed (blank: a new draw each click)"]
+    # the pictures sent as PNG, not Gradio's lossy WebP; the GIF as it is
+    assert [b.format for b in blocks if isinstance(b, gr.Image) and b.type == "pil"] == ["png"] * 3
     demo = A2ADemo(str(folder))
     drawn = [demo.text2image("a red square", seed=None) for _ in range(3)]  # left blank: a fresh draw each time
     seeds = [seed_shown(message) for *_, message in drawn]
@@ -374,6 +379,7 @@ def test_the_page_in_a_headless_browser_captions_an_upload_and_names_a_bad_one(t
     from selenium.webdriver.chrome.options import Options
     from selenium.webdriver.chrome.service import Service
     from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
     from selenium.webdriver.support.ui import WebDriverWait
 
     browser, driver = shutil.which("chromium"), shutil.which("chromedriver")
@@ -403,12 +409,22 @@ def test_the_page_in_a_headless_browser_captions_an_upload_and_names_a_bad_one(t
         upload_and_run(bad_uploads["good"])
         wait.until(lambda p: p.find_element(By.CSS_SELECTOR, "#caption textarea").get_attribute("value"))
         wait.until(lambda p: p.find_elements(By.CSS_SELECTOR, "#maps img"))  # the heatmaps appear
-        assert page.find_element(By.CSS_SELECTOR, "#maps img").get_attribute("src")
+        assert page.find_element(By.CSS_SELECTOR, "#maps img").get_attribute("src").endswith(".png")  # not lossy WebP
         # sampling with the seed field blank, then with a seed typed in: the seed drawn with is shown
+        seed = page.find_element(By.CSS_SELECTOR, "#seed input")
+        assert seed.get_attribute("value") == ""  # blank on the page, as it says: not a 0 that draws alike each time
         wait.until(lambda p: p.find_elements(By.CSS_SELECTOR, "#decode [data-testid=sample-radio-label]"))[0].click()
         page.find_element(By.ID, "run").click()
         wait.until(lambda p: "🎲 seed " in p.find_element(By.ID, "message").text)
-        page.find_element(By.CSS_SELECTOR, "#seed input").send_keys("7")
+        first = seed_shown(page.find_element(By.ID, "message").text)
+        page.find_element(By.ID, "run").click()  # blank still: a new draw
+        wait.until(lambda p: seed_shown(p.find_element(By.ID, "message").text) != first)
+        for typed in ("-3", "2.5"):  # the demo's own message, not Gradio's toast or a seed rounded to 2
+            seed.send_keys(Keys.BACKSPACE * 5, typed)
+            page.find_element(By.ID, "run").click()
+            wait.until(lambda p, typed=typed: f"seed {typed} must be a whole number from 0 to 4294967295, or blank for "
+                       "a new draw at each click" in p.find_element(By.ID, "message").text)
+        seed.send_keys(Keys.BACKSPACE * 5, "7")
         page.find_element(By.ID, "run").click()
         wait.until(lambda p: "🎲 seed 7:" in p.find_element(By.ID, "message").text)
         upload_and_run(bad_uploads["not an image"])
