@@ -23,13 +23,9 @@ from omegaconf import OmegaConf, read_write
 
 from supra.runner.training import divergence, train
 from supra.sweeps.callback import SweepJobRecorder, end_if_no_trial_completed
-from supra.sweeps.optuna_settings import (
-    STUDY_METRIC,
-    STUDY_SETUP,
-    SweeperSettingsCheck,
-    check_optuna_settings,
-)
+from supra.sweeps.optuna_settings import SweeperSettingsCheck, check_optuna_settings
 from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, collect, write_report
+from supra.sweeps.stored_study import STUDY_METRIC, STUDY_SETUP
 from supra.sweeps.study import sweep_overrides
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
