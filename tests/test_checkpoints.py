@@ -221,6 +221,20 @@ class PressesCtrlCInBatch(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
+def test_a_run_started_with_ctrl_c_ignored_trains_on_through_it_and_keeps_it_ignored(tmp_path):
+    """A background job of a script (`python train.py ... &`) starts with SIGINT ignored: Ctrl-C at the terminal is
+    not meant for it, yet the fit put its own handler in place and stopped at the next batch end."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        trainer = L.Trainer(max_steps=4, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                            limit_val_batches=0, default_root_dir=tmp_path,
+                            callbacks=[LastStepModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0)])
+        trainer.fit(PressesCtrlCInBatch(2), DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2))
+        assert trainer.global_step == 4 and signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 def test_ctrl_c_while_gradients_accumulate_stops_after_the_optimizer_step_and_resumes_to_the_same_weights(
         tmp_path, python_ctrl_c):
     # 2 batches a step, Ctrl-C in the 3rd batch: the fit stops after the batch that steps the optimizer, the 4th.

@@ -140,6 +140,8 @@ class LastStepModelCheckpoint(ModelCheckpoint):
         super().on_train_start(trainer, pl_module)
         if self.save_last and trainer.world_size == 1 and threading.current_thread() is threading.main_thread():
             self._ctrl_c = signal.getsignal(signal.SIGINT)
+            if self._ctrl_c is signal.SIG_IGN:  # a background job of a script (`python train.py ... &`): Ctrl-C
+                return  # at the terminal is not meant for it, and it was started to ignore it
 
             def stop_gracefully(signum: int, frame: FrameType | None) -> None:
                 self._restore_ctrl_c()  # a second Ctrl-C: a KeyboardInterrupt, at once
