@@ -139,7 +139,7 @@ def test_cache_records_failures_instead_of_crashing(tmp_path):
     assert json.loads(cache.meta_path.read_text())["names"] == ["bad.jpg", "good.jpg"]
 
 
-def test_a_cache_build_removes_the_temp_arrays_that_killed_builds_left(tmp_path, caplog):
+def test_a_cache_build_or_a_run_reading_the_cache_removes_the_temp_arrays_that_killed_builds_left(tmp_path, caplog):
     """Each is the size of a whole cache (a 64 px COCO: ~1.5 GB); a killed build holds no lock on its own."""
     Image.new("RGB", (10, 10)).save(tmp_path / "good.jpg")
     (tmp_path / "c").mkdir()
@@ -152,6 +152,10 @@ def test_a_cache_build_removes_the_temp_arrays_that_killed_builds_left(tmp_path,
         cache.ensure(show_progress=False)
     assert not left.exists() and kept.exists() and cache.is_valid()
     assert f"removed 1 temp file(s) that killed cache builds left in {tmp_path / 'c'}: {left.name}" in caplog.messages
+    # a run that finds the cache valid clears one too (a build of another file list, killed)
+    left.write_bytes(b"half an array")
+    cache.ensure(show_progress=False)
+    assert not left.exists() and kept.exists() and cache.is_valid()
 
 
 def test_a_cache_that_finds_no_room_is_one_line_naming_its_folder_not_a_bus_error(tmp_path, monkeypatch):

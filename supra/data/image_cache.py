@@ -113,10 +113,15 @@ class ImageCache:
         self._remove_replaced()
 
     def _remove_stale_temp_files(self) -> None:
-        """The temp arrays of builds killed before they finished (each the size of a whole cache): removed."""
-        stale = stale_temp_files(self.array_path.parent, STALE_TEMP)
-        for path in stale:
-            path.unlink(missing_ok=True)
+        """The temp arrays of builds killed before they finished (each the size of a whole cache): removed, where
+        this run may (a valid cache is read from a folder it may not write)."""
+        stale = []
+        for path in stale_temp_files(self.array_path.parent, STALE_TEMP):
+            try:
+                path.unlink(missing_ok=True)
+            except OSError:
+                continue
+            stale.append(path)
         if stale:
             log.info("removed %d temp file(s) that killed cache builds left in %s: %s", len(stale),
                      self.array_path.parent, some_names([p.name for p in stale]))
@@ -140,6 +145,8 @@ class ImageCache:
     def ensure(self, show_progress: bool = True) -> None:
         if not self.is_valid():
             self.build(show_progress)
+        else:  # a valid cache is never built again: a killed build's temp array would stay as long as it is read
+            self._remove_stale_temp_files()
 
     def load(self) -> tuple[torch.Tensor, dict[str, str]]:
         """The images as a memory-mapped uint8 tensor [N, 3, S, S] and {name: error} of files that failed."""
