@@ -264,6 +264,17 @@ def test_a_sweep_into_a_folder_whose_jobs_saved_no_checkpoint_or_test_scores_is_
         KeepFinishedRuns().on_run_start, hydra_config(str(run)), capsys)
 
 
+def test_a_run_killed_before_its_first_checkpoint_is_refused_as_such_not_as_a_finished_run(tmp_path, capsys):
+    """A run killed (SIGKILL) before it saved a checkpoint leaves its logged curves and its claim: it was refused as
+    a finished run, though it had nothing to resume."""
+    finished_job(tmp_path, ".hydra/config.yaml", "csv/metrics.csv")
+    claim_by(tmp_path, a_dead_pid())
+    assert refusal(KeepFinishedRuns().on_run_start, hydra_config(str(tmp_path)), capsys) == (
+        f"error: hydra.run.dir={tmp_path} already holds a run stopped before its first checkpoint (csv/metrics.csv, "
+        "no checkpoints/*.ckpt): there is nothing to resume; choose another with hydra.run.dir=DIR, or remove that "
+        "folder to run there again\n")
+
+
 def test_a_folder_a_run_was_refused_in_before_its_work_is_free_for_the_corrected_command(tmp_path):
     """Hydra writes .hydra/ and the log before the run refuses bad input (`seed=abc`): no run's result."""
     finished_job(tmp_path, ".hydra/config.yaml", ".hydra/overrides.yaml", "train.log")

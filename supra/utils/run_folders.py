@@ -117,6 +117,14 @@ def stopped_short(folder: Path) -> tuple[int, int] | None:
     return None
 
 
+def killed_before_checkpoint(folder: Path) -> bool:
+    """Whether the run in `folder` was killed (its claim left behind by a process no longer alive) before it wrote
+    a checkpoint or test scores: its logged curves alone, which a finished run that saves no checkpoint also has."""
+    claim = folder / OWNER
+    return (claim.is_file() and _live_owner(claim) is None and not any(folder.glob("checkpoints/*.ckpt"))
+            and not (folder / "metrics.json").is_file())
+
+
 class KeepFinishedRuns(Callback):
     """Refuses a run or sweep folder that holds a finished run's results or a release, or that a live run is writing,
     before Hydra writes into it; a dated default folder taken that way moves to the next free `_1`, `_2`."""
@@ -144,6 +152,10 @@ class KeepFinishedRuns(Callback):
                 return (f"hydra.run.dir={folder} already holds an interrupted run (checkpoints/last.ckpt at step "
                         f"{stopped[0]} of {stopped[1]}): resume it with ckpt_path={folder / 'checkpoints' / 'last.ckpt'} "
                         "(a resumed run writes a new folder), or choose another with hydra.run.dir=DIR")
+            if held and killed_before_checkpoint(folder):
+                return (f"hydra.run.dir={folder} already holds a run stopped before its first checkpoint "
+                        f"({held.relative_to(folder)}, no checkpoints/*.ckpt): there is nothing to resume; choose "
+                        "another with hydra.run.dir=DIR, or remove that folder to run there again")
             return held and (f"hydra.run.dir={folder} already holds a finished run ({held.relative_to(folder)}): "
                              f"choose another with hydra.run.dir=DIR, or leave it out for a new dated folder{resumed}")
         self._take(config, "run", finished)
