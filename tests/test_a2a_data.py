@@ -182,6 +182,22 @@ def test_a_full_disk_as_the_codes_are_cached_is_one_line_naming_the_mixtures_cac
     assert [p.name for p in cache.iterdir()] == []
 
 
+def test_the_temp_folders_of_killed_code_cache_builds_are_removed_and_one_at_work_is_kept(vqvae_ckpt, ready, capsys):
+    """A build killed (SIGKILL) as it filled its folder left it (a source's codes and pixels) in the cache for good."""
+    from supra.data.a2a.sources import SourceCodes
+    from supra.utils.files import atomic_dir
+    from tests.conftest import killed_in_atomic_dir
+
+    cache = ready.cache_dir
+    killed = killed_in_atomic_dir(cache / "shapes-0123456789abcdef", "codes_train.npy")  # another key's, as any
+    with atomic_dir(cache / "shapes_video-0123456789abcdef", replace=False) as at_work:  # another run's build now
+        codes = SourceCodes(source_configs(), load_vqvae(vqvae_ckpt)[0], 256, cache)
+        codes.all()
+        assert codes.builds == 0 and not killed.exists() and at_work.is_dir()
+    assert f"removed 1 temp folder(s) that killed a2a code-cache builds left in {cache}: {killed.name}" in (
+        capsys.readouterr().out)
+
+
 def test_a_media_folder_changed_on_disk_is_encoded_anew_and_one_unchanged_is_read_from_the_cache(tmp_path, vqvae_ckpt):
     import json
 

@@ -35,7 +35,7 @@ from supra.data.media.codes import codes_dtype, encode_items, save_npy_atomic, w
 from supra.data.media.datamodule import MediaDataModule
 from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
-from supra.utils.files import atomic_dir, write_json_atomic
+from supra.utils.files import atomic_dir, atomic_dir_leftovers, remove_leftovers, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +130,18 @@ def options_of_source(name: str) -> Iterator[None]:
         raise SupraUserError(re.sub(r"\bdata\.(?!sources\.)", f"data.sources.{name}.", str(err))) from None
 
 
+def remove_killed_builds(cache_dir: Path) -> None:
+    """The temp folders of code caches whose build was killed (atomic_dir's `.<source>-<key>.XXXXXXXX`, a
+    source's codes and pixels each), of any source and key: removed. Only those whose claim no process holds
+    (atomic_dir_leftovers): a build at work now, another run's, keeps its own."""
+    if not cache_dir.is_dir():
+        return
+    names = sorted({m[1] for p in cache_dir.iterdir() if (m := re.fullmatch(r"\.(.+)\.[a-z0-9_]{8}", p.name))})
+    leftovers = [p for name in names for p in atomic_dir_leftovers(cache_dir / name)]
+    # alone: a claim unlocked is a killed build's, whatever else runs (no lock to tell by: none is found)
+    remove_leftovers(leftovers, True, lambda names: "", f"that killed a2a code-cache builds left in {cache_dir}")
+
+
 class SourceCodes:
     """{split: SourceSplit} of every source, from the cache when it holds them, else encoded (and cached).
 
@@ -202,6 +214,8 @@ class SourceCodes:
             warn_of_repeated_sources(self.sources, modules)
             warn_of_another_picture_size(self.vqvae, next(iter(modules.values())).image_size)
         self.modules = modules
+        if self.cache_dir is not None:
+            remove_killed_builds(self.cache_dir)
         result = {}
         for name, module in modules.items():
             # a full disk as the codes are cached: one line, naming the mixture's data.cache_dir (outside
