@@ -247,3 +247,28 @@ def test_a_tokenizer_folder_that_cannot_be_written_is_one_line_naming_it(monkeyp
                                              rf"its own folder {re.escape(folder)} \(Permission denied\): install Supra where you "
                                              r"can write \(a virtual environment of your own: python -m venv \.venv\)$"):
         score_captions({1: "a dog"}, {1: ["a dog runs"]}, ["Bleu"])
+
+
+def test_scoring_cut_short_in_the_tokenizer_removes_its_temp_file_and_keeps_another_scorings(monkeypatch):
+    """pycocoevalcap's PTBTokenizer writes the captions to a temp file in its own package folder and removes it
+    only when it returns: Ctrl-C during its Java call left the file in the installed package for good."""
+    import os
+    import sys
+    import tempfile
+
+    module = sys.modules[PTBTokenizer.__module__]
+    folder = os.path.dirname(os.path.abspath(module.__file__))
+    before, made = set(os.listdir(folder)), []
+
+    def ctrl_c(*args, **kwargs):  # another scoring's file made meanwhile, then Ctrl-C in the Java call
+        with tempfile.NamedTemporaryFile(dir=folder, delete=False) as other:
+            made.append(other.name)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(module.subprocess, "Popen", ctrl_c)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            score_captions({1: "a dog"}, {1: ["a dog runs"]}, ["Bleu"])
+        assert set(os.listdir(folder)) - before == {os.path.basename(made[0])}
+    finally:
+        os.remove(made[0])

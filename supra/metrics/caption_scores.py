@@ -15,6 +15,9 @@ pycocoevalcap quirks handled here:
   process is therefore started at the first METEOR score (before tokenising, overlapping the other scorers),
   kept for the next ones (a sweep's trials, a run's tests, evaluations in one process) and closed at exit.
   Its -stdio protocol answers any number of EVAL requests with a fresh process's numbers.
+- PTBTokenizer writes the captions to a temporary file in its own package folder (the Java process, run
+  there, is given its bare name, so it cannot be written elsewhere) and removes it only when it returns: cut
+  short (Ctrl-C, an error), the file it made is removed here; another scoring's, made meanwhile, is kept.
 - Empty hypotheses are fine everywhere (they score 0); they tokenise to ''.
 - CIDEr over a single image is 0 whatever its caption (document frequencies come from the scored set's
   references): pycocoevalcap's number, kept, and said once.
@@ -31,7 +34,9 @@ import logging
 import os
 import shutil
 import sys
+import tempfile
 import threading
+import types
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -159,6 +164,39 @@ def close_meteor() -> None:
         _close(scorer)
 
 
+class _NotedTempFiles:
+    """The tempfile module as PTBTokenizer.tokenize sees it (_ptb_tokenize), noting the names of the files its
+    NamedTemporaryFile makes: those of one call alone, not another scoring's in the same folder meanwhile."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def NamedTemporaryFile(self, *args: Any, **kwargs: Any) -> Any:  # tempfile's own name
+        file = tempfile.NamedTemporaryFile(*args, **kwargs)  # noqa: SIM115 (the caller closes it)
+        self.names.append(file.name)
+        return file
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(tempfile, name)
+
+
+def _ptb_tokenize(tokenizer: Any, captions: dict[Hashable, list[dict[str, str]]]) -> dict[Hashable, list[str]]:
+    """tokenizer.tokenize(captions), its own code run as it is, but seeing _NotedTempFiles for tempfile: cut short
+    (Ctrl-C in its Java call, an error), the temp file holding the captions that it removes only on return is
+    removed here, not left in the installed package for good."""
+    tokenize = type(tokenizer).tokenize
+    noted = _NotedTempFiles()
+    run = types.FunctionType(tokenize.__code__, {**tokenize.__globals__, "tempfile": noted}, tokenize.__name__,
+                             tokenize.__defaults__, tokenize.__closure__)
+    try:
+        return run(tokenizer, captions)
+    except BaseException:
+        for name in noted.names:
+            with contextlib.suppress(OSError):
+                os.remove(name)
+        raise
+
+
 def _tokenize(
     predictions: Mapping[Hashable, str], references: Mapping[Hashable, Sequence[str]]
 ) -> tuple[dict[Hashable, list[str]], dict[Hashable, list[str]]]:
@@ -167,8 +205,8 @@ def _tokenize(
 
     tokenizer = PTBTokenizer()
     try:
-        gts = tokenizer.tokenize({i: [{"caption": _clean(c)} for c in references[i]] for i in predictions})
-        res = tokenizer.tokenize({i: [{"caption": _clean(predictions[i])}] for i in predictions})
+        gts = _ptb_tokenize(tokenizer, {i: [{"caption": _clean(c)} for c in references[i]] for i in predictions})
+        res = _ptb_tokenize(tokenizer, {i: [{"caption": _clean(predictions[i])}] for i in predictions})
     except OSError as err:  # it writes the captions to a temporary file beside its jar, in its own package folder
         folder = os.path.dirname(os.path.abspath(sys.modules[PTBTokenizer.__module__].__file__))
         if not err.filename or os.path.dirname(os.path.abspath(err.filename)) != folder:
