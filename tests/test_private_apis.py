@@ -161,3 +161,24 @@ def test_an_optuna_sweeps_error_reaches_the_handler_before_hydra_prints_it():
     with pytest.raises(ValueError):
         OptunaSweeper.sweep(SimpleNamespace(sweeper=SimpleNamespace(sweep=fail)), [])
     assert seen == [error]
+
+
+def test_spawned_ranks_hand_the_last_weights_back_in_a_temp_folder_that_is_removed_once_read(tmp_path, monkeypatch):
+    """Lightning's spawn launcher saves rank 0's last weights in a new temp folder and removes the file alone: an
+    empty folder was left in $TMPDIR by every trainer=ddp_sim fit."""
+    import tempfile
+
+    from lightning.pytorch.trainer.states import TrainerFn
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where rank 0 saves them (its mkdtemp)
+    trainer = L.Trainer(strategy=private_apis.FolderRemovingSpawnDDP(start_method="spawn"), accelerator="cpu",
+                        devices=2, logger=False, enable_progress_bar=False, enable_model_summary=False)
+    module, trained = Tiny(), Tiny()
+    trainer.strategy.connect(trained)
+    trainer.state.fn = TrainerFn.FITTING
+    launcher = trainer.strategy.launcher
+    handed = launcher._collect_rank_zero_results(trainer, None)  # as rank 0 does at the fit's end
+    assert Path(handed.weights_path).parent.parent == tmp_path
+    trainer.strategy.connect(module)
+    launcher._recover_results_in_main_process(handed, trainer)  # as the main process does with them
+    assert torch.equal(module.layer.weight, trained.layer.weight) and list(tmp_path.iterdir()) == []

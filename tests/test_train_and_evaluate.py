@@ -1089,9 +1089,12 @@ def test_unwritable_output_directory_gives_one_line(tmp_path, train_py_runs):
 
 
 @pytest.mark.ddp
-def test_ddp_sim_fits_then_tests_into_one_run_directory_scoring_each_image_once(train_config):
+def test_ddp_sim_fits_then_tests_into_one_run_directory_scoring_each_image_once(train_config, tmp_path, monkeypatch):
     cfg = train_config("trainer=ddp_sim", "trainer.max_steps=3", run="ddp_fit")
+    (tmp_path / "tmp").mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # the spawned ranks' temp folder
     _, metrics = train(cfg)
+    assert list((tmp_path / "tmp").iterdir()) == []  # rank 0's last weights handed back, and their folder removed
     out = Path(cfg.paths.output_dir)
     assert {"val/CIDEr", "test/CIDEr"} <= set(metrics)
     header = (out / "csv" / "metrics.csv").read_text().splitlines()[0].split(",")

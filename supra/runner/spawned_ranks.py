@@ -13,17 +13,19 @@ from typing import Any
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import configure_log
-from lightning.pytorch.strategies import DDPStrategy
 from omegaconf import DictConfig, OmegaConf
 
+from supra.utils.private_apis import FolderRemovingSpawnDDP
 
-class SpawnedRanks(DDPStrategy):
+
+class SpawnedRanks(FolderRemovingSpawnDDP):
     """Lightning's `ddp_spawn` (DDP in processes started by spawn) whose ranks log as `strategy=ddp`'s ranks do.
 
     A spawned process starts with Python's logging unset, and the data is set up there: without this, what a
     run's sources hold and skip (INFO lines) went nowhere and the run's <job>.log stayed empty. Each rank takes
     the run's Hydra job logging: rank 0 its console and <job>.log, rank N <job>_ddp_process_N.log instead of
-    <job>.log (the name Lightning gives a subprocess rank's log)."""
+    <job>.log (the name Lightning gives a subprocess rank's log). The temp folder rank 0 hands the last weights
+    back in is removed once they are read (Lightning's removes the file alone: one empty folder in $TMPDIR a fit)."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(start_method="spawn", **kwargs)

@@ -20,6 +20,8 @@ these changes shape, so an upgrade shows what to mend in one place. Why each is 
   epoch before's progress, training one more batch;
 - the batches done in an epoch: a stream of shards resumed mid-epoch skips what was trained on, and only
   the fit loop's progress (restored from the checkpoint) says how much that was;
+- the folder spawned DDP ranks hand the last weights back in: Lightning's spawn launcher saves them in a new
+  temp folder (mkdtemp) and removes the file alone, leaving an empty folder in $TMPDIR per trainer=ddp_sim fit;
 - DDP children of a multirun job: Lightning starts ranks > 0 by re-running the command line, which
   under `-m` is the whole sweep (supra/sweeps/ddp.py replaces the command);
 - the progress bar's epoch: a run bounded by max_steps has max_epochs=-1, which RichProgressBar showed
@@ -36,10 +38,12 @@ these changes shape, so an upgrade shows what to mend in one place. Why each is 
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import functools
 import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import lightning as L
@@ -47,7 +51,9 @@ from hydra.core.utils import JobReturn
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
 from lightning.pytorch.loggers.csv_logs import ExperimentWriter
+from lightning.pytorch.strategies import DDPStrategy
 from lightning.pytorch.strategies.launchers import subprocess_script
+from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
 
 ChildCommand = Callable[[int], tuple[Sequence[str], str]]
 
@@ -117,6 +123,32 @@ def lightning_child_command() -> ChildCommand:
 
 def set_lightning_child_command(command: ChildCommand) -> None:
     subprocess_script._hydra_subprocess_cmd = command
+
+
+# -- lightning.pytorch.strategies.launchers.multiprocessing ---------------------------------------------------
+
+class _FolderRemovingLauncher(_MultiProcessingLauncher):
+    """Lightning's spawn launcher, which also removes the temp folder rank 0 handed the last weights back in (and
+    the weights, where reading them failed) once the main process has read them."""
+
+    def _recover_results_in_main_process(self, worker_output: Any, trainer: L.Trainer) -> None:
+        try:
+            super()._recover_results_in_main_process(worker_output, trainer)
+        finally:
+            if worker_output.weights_path is not None:
+                weights = Path(worker_output.weights_path)
+                weights.unlink(missing_ok=True)
+                with contextlib.suppress(OSError):  # rmdir: only the folder made for them, empty
+                    weights.parent.rmdir()
+
+
+class FolderRemovingSpawnDDP(DDPStrategy):
+    """DDPStrategy whose ranks started by spawn leave no temp folder behind (_FolderRemovingLauncher)."""
+
+    def _configure_launcher(self) -> None:
+        super()._configure_launcher()
+        if type(self._launcher) is _MultiProcessingLauncher:
+            self._launcher = _FolderRemovingLauncher(self, start_method=self._start_method)
 
 
 # -- lightning.pytorch.callbacks.RichProgressBar ------------------------------------------------------------
