@@ -258,17 +258,19 @@ def test_scoring_cut_short_in_the_tokenizer_removes_its_temp_file_and_keeps_anot
 
     module = sys.modules[PTBTokenizer.__module__]
     folder = os.path.dirname(os.path.abspath(module.__file__))
-    before, made = set(os.listdir(folder)), []
+    ours, other = [], []
 
-    def ctrl_c(*args, **kwargs):  # another scoring's file made meanwhile, then Ctrl-C in the Java call
-        with tempfile.NamedTemporaryFile(dir=folder, delete=False) as other:
-            made.append(other.name)
+    def ctrl_c(command, *args, **kwargs):  # another scoring's file made meanwhile, then Ctrl-C in the Java call
+        ours.append(command[-1])  # the tokenizer gives Java its temp file's name last
+        with tempfile.NamedTemporaryFile(dir=folder, delete=False) as file:
+            other.append(file.name)
         raise KeyboardInterrupt
 
     monkeypatch.setattr(module.subprocess, "Popen", ctrl_c)
     try:
         with pytest.raises(KeyboardInterrupt):
             score_captions({1: "a dog"}, {1: ["a dog runs"]}, ["Bleu"])
-        assert set(os.listdir(folder)) - before == {os.path.basename(made[0])}
+        # by name: other tests' scorings may write their own files in this folder meanwhile
+        assert not os.path.exists(os.path.join(folder, ours[0])) and os.path.exists(other[0])
     finally:
-        os.remove(made[0])
+        os.remove(other[0])
