@@ -294,6 +294,25 @@ def test_a_data_option_the_model_dictates_is_refused_unless_it_is_the_models(def
     build_datamodule({**data_cfg, "image_size": 224}, task, loaded_from="ckpt=x", given={"split": "test"})
 
 
+@pytest.mark.parametrize("data", ["shapes", "flickr8k", "coco", "flickr30k", "caption_folder", "hf_disk", "shards"])
+def test_a_data_option_the_model_dictates_given_bare_reaches_the_one_line(default_run_config, tmp_path, data):
+    """`data=coco data.image_size=64` was Hydra's multi-line "Key 'image_size' is not in struct" (only
+    +data.image_size reached the one line): each captioning data config holds the keys, null (the model's)."""
+    from supra.runner.components import build_datamodule, build_task
+
+    task = build_task(default_run_config.model, None)
+    for command in ("train", "eval"):
+        cfg = compose_config(command, tmp_path, [*(["ckpt=x"] if command == "eval" else []), f"data={data}",
+                                                 "data.image_size=64", "data.vocab_size=4096"])
+        with pytest.raises(SupraUserError, match=r"^data.image_size=64 is not used: the data follows the model, whose "
+                                                 r"image_size is 112 .*; leave data.image_size out$"):
+            build_datamodule(cfg.data, task, loaded_from="ckpt=x", given=cfg.data)
+    # left out, the data takes the model's (the keys' null is not passed on)
+    cfg = compose_config("train", tmp_path, [f"data={data}"])
+    built = build_datamodule(cfg.data, task)
+    assert (built.image_size, built.max_caption_tokens, built.vocab_size) == (112, 48, 2048)
+
+
 @pytest.mark.parametrize("settings", [
     ["+callbacks.model_checkpoint.save_top_k=3", "callbacks.model_checkpoint.filename='best-{step}'"],  # a name each
     # no best kept (nothing overwritten); no bar and no summary at all
