@@ -313,6 +313,38 @@ def test_a_data_option_the_model_dictates_given_bare_reaches_the_one_line(defaul
     assert (built.image_size, built.max_caption_tokens, built.vocab_size) == (112, 48, 2048)
 
 
+@pytest.mark.parametrize(("data", "option"), [
+    ("coco", "data.gpt2_tokenizer=/nonexistent"), ("shapes", "data.gpt2_tokenizer=/nonexistent"),
+    ("shards", "data.tokenizer_sample=10"), ("a2a_mixture", "data.text_tokenizer=/nonexistent"),
+    ("a2a_mixture", "data.text_vocab_size=512"),
+])
+def test_evaluate_refuses_the_tokenizer_options_of_a_new_run_it_never_reads(tmp_path, data, option):
+    """evaluate.py data=coco data.gpt2_tokenizer=/nonexistent scored with the model's own tokenizer without a
+    word about the option: one line now. Left at their defaults, the data configs pass."""
+    from hydra.utils import get_class
+
+    from supra.runner.evaluation import refuse_tokenizer_options
+
+    key, value = option.removeprefix("data.").split("=")
+    cfg = compose_config("eval", tmp_path, ["ckpt=x", f"data={data}", option])
+    data_class = get_class(cfg.data._target_)
+    with pytest.raises(SupraUserError, match=rf"^data.{key}={value} is not used: evaluate.py scores ckpt=x with the "
+                                             rf"model's own tokenizer \(stored with it\); leave data.{key} out$"):
+        refuse_tokenizer_options(cfg.data, data_class, "x")
+    # a checkpoint's data.x: the command's own options alone
+    with pytest.raises(SupraUserError, match=rf"^data.{key}={value} is not used"):
+        refuse_tokenizer_options({"split": "test", key: value}, data_class, "x")
+    refuse_tokenizer_options(compose_config("eval", tmp_path, ["ckpt=x", f"data={data}"]).data, data_class, "x")
+
+
+def test_evaluate_with_another_data_refuses_its_gpt2_tokenizer_before_scoring(trained_run, tmp_path):
+    ckpt = trained_run / "checkpoints" / "best.ckpt"
+    cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}", "data=shapes", "data.gpt2_tokenizer=/nonexistent"])
+    with pytest.raises(SupraUserError, match=r"^data.gpt2_tokenizer=/nonexistent is not used: evaluate.py scores "):
+        evaluate(cfg)
+    assert not (tmp_path / "eval" / "metrics.json").exists()
+
+
 @pytest.mark.parametrize("settings", [
     ["+callbacks.model_checkpoint.save_top_k=3", "callbacks.model_checkpoint.filename='best-{step}'"],  # a name each
     # no best kept (nothing overwritten); no bar and no summary at all

@@ -5,8 +5,9 @@ chosen, then a test on one split with the one report (metrics.json, predictions.
 from __future__ import annotations
 
 import dataclasses
+import inspect
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,9 @@ DATA_HINTS = {CAPTIONER_RELEASE: "add data=shapes, or data=flickr8k data.root=DI
               VQVAE_CHECKPOINT: "add data=shapes_images (or data=shapes_video, or data=media_folder data.root=DIR)"}
 # Files of the run's data that belong to this evaluation's folder instead.
 OUTPUT_FILES = {"tokenizer_path": "tokenizer.json", "vocab_path": "a2a_vocab.json"}
+# Data options that make a new run's tokenizer (a captioner's, an a2a model's text ids): a model file is scored
+# with its own, so these would be ignored; refused unless left at their defaults.
+TOKENIZER_OPTIONS = ("gpt2_tokenizer", "tokenizer_sample", "text_tokenizer", "text_vocab_size")
 
 
 def data_for_release(argv: Sequence[str]) -> list[str]:
@@ -147,6 +151,20 @@ LOADERS = {CAPTIONER_CHECKPOINT: _captioner, CAPTIONER_RELEASE: _captioner, A2A_
            VQVAE_CHECKPOINT: _vqvae}
 
 
+def refuse_tokenizer_options(given: Mapping[str, Any], data_class: type, ckpt: str) -> None:
+    """Each of TOKENIZER_OPTIONS the command gave (`given`: its data options) another value than `data_class`'s
+    default, as one line: the model's own tokenizer is used, and the option was ignored without a word."""
+    for key in TOKENIZER_OPTIONS:
+        if key not in given:
+            continue
+        # the default of the first __init__ up the classes that names the option (CaptionDataModule's gpt2_tokenizer)
+        found = (inspect.signature(c.__init__).parameters.get(key) for c in data_class.__mro__ if "__init__" in c.__dict__)
+        default = next((p.default for p in found if p is not None), None)
+        if given[key] != default:
+            raise SupraUserError(f"data.{key}={given[key]} is not used: evaluate.py scores ckpt={ckpt} with the "
+                                 f"model's own tokenizer (stored with it); leave data.{key} out")
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score `cfg.ckpt` on `cfg.data.split`; writes metrics.json, predictions.json and sample pictures
     into the run directory, and returns metrics.json's content."""
@@ -180,6 +198,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # the data config comes (partly) from the checkpoint: only allow-listed classes are built from it
     datamodule = build_datamodule(data_cfg, task, tokenizer, loaded_from=f"ckpt={cfg.ckpt}", given=cfg.get("data") or {},
                                   **outputs)
+    refuse_tokenizer_options(cfg.get("data") or {}, type(datamodule), cfg.ckpt)
     report = TestReport(str(output_dir), print_table=True)
     trainer = L.Trainer(
         accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
