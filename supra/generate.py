@@ -385,8 +385,11 @@ def sample_texts(request: Request, pair: Pair, prompt: list[int], codes: torch.T
 def prepare_images(request: Request, pair: Pair) -> Callable[[], Result]:
     """text2image: the prompt built and checked."""
     check_image_size_fits(pair.context, request.mode, request.image_size)
-    prompt = opened(pair.layout, text_prefix(pair.vocab, request), "image", pair.layout.image_open, request.prompt)
-    check_text2image_prompt(pair.context, len(prompt), request.image_size)
+    prefix = text_prefix(pair.vocab, request)
+    prompt = opened(pair.layout, prefix, "image", pair.layout.image_open, request.prompt)
+    # what shortening the prompt can take: its caption's tokens (a raw prompt's: all it holds)
+    written = len(prefix) if request.raw_prompt else max(len(prefix) - 2, 0)  # less <TEXT> </TEXT>
+    check_text2image_prompt(pair.context, len(prompt), request.image_size, written)
     return partial(sample_images, request, pair, prompt)
 
 

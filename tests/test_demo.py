@@ -280,6 +280,28 @@ def test_the_a2a_page_says_what_its_models_context_cannot_hold_and_where_it_cut_
                                             "more after the picture's 67")
 
 
+def test_generate_says_shorten_the_prompt_only_where_a_shorter_prompt_fits(tmp_path, capsys):
+    """generate said "shorten the prompt by N tokens" where N was the whole prompt or more (no shorter prompt fits):
+    then the image size that fits with it, or a prompt of <IMAGE> alone (<IMAGE> codes </IMAGE>)."""
+    from tests.conftest import run_command
+
+    prompt = "a red square a blue circle"
+    for context in (66, 70):
+        release = small_a2a_release(tmp_path / str(context), context=context)
+        with pytest.raises(SystemExit):
+            run_command("generate", f"ckpt={release}", f"prompt={prompt}", "num_samples=1", f"out={tmp_path / 'out'}")
+        err = capsys.readouterr().err
+        written = len(A2AVocab.train(["a red square", "a blue circle"], vocab_size=270, num_codes=16).encode_text(prompt))
+        over = written + 3 + 65 - context  # <TEXT> prompt </TEXT><IMAGE>, then 8x8 codes and </IMAGE>
+        assert err.count("\n") == 1 and f"{over} over the context of {context}: " in err, err
+        if over < written:
+            assert err.endswith(f": shorten the prompt by {over} tokens\n"), err
+        else:
+            assert err.endswith(": give image_size=56 or smaller, or prompt='<IMAGE>' for an image without a "
+                                "caption\n"), err
+    run_command("generate", f"ckpt={tmp_path / '66'}", "prompt='<IMAGE>'", "num_samples=1", f"out={tmp_path / 'out'}")  # it fits
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

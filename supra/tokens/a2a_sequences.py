@@ -151,10 +151,20 @@ def check_image_size_fits(context: int, mode: str, image_size: int) -> None:
     check_fits(tokens(side), context, f"image_size={image_size}: " + what.format(p=image_size, s=side, block=side * side + 3), remedy)
 
 
-def check_text2image_prompt(context: int, prompt_len: int, image_size: int) -> None:
+def check_text2image_prompt(context: int, prompt_len: int, image_size: int, written: int | None = None) -> None:
     """A text2image prompt of `prompt_len` ids (<TEXT> caption </TEXT><IMAGE>) with the image to draw after it,
-    over the context: by how many tokens to shorten it (generate, explain and the demo alike)."""
+    over the context: by how many tokens to shorten it (generate, explain and the demo alike). `written`: the
+    tokens of the prompt as the user wrote it (generate's, which may be <IMAGE> alone); where shortening it by all of
+    them would not do, the image size that fits with it is said instead, or a prompt of <IMAGE> alone."""
     side = image_size // 8
     needed = side * side + 1  # the codes and </IMAGE>
+    over = prompt_len + needed - context
+    remedy = "shorten the prompt by {over} tokens"
+    if written is not None and over >= written:
+        fits = next((s for s in range(side - 1, 0, -1) if prompt_len + s * s + 1 <= context), 0)
+        left_out = LEAST_TOKENS["text2image"][1](side) <= context  # <IMAGE> codes </IMAGE>
+        remedies = [f"give image_size={8 * fits} or smaller" if fits else "",
+                    "prompt='<IMAGE>' for an image without a caption" if left_out else ""]
+        remedy = ", or ".join(r for r in remedies if r) or "no image_size fits this model"
     check_fits(prompt_len + needed, context, f"the prompt ({prompt_len} tokens) with a {image_size}x{image_size} image "
-               f"of {side}x{side} codes ({needed} more)", "shorten the prompt by {over} tokens")
+               f"of {side}x{side} codes ({needed} more)", remedy)
