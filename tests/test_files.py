@@ -21,6 +21,7 @@ from supra.utils.files import (
     atomic_dir,
     atomic_dir_leftovers,
     atomic_path,
+    atomic_paths,
     is_mount_point,
     refuse_overwriting_input,
     stale_temp_files,
@@ -121,6 +122,41 @@ def test_the_temp_file_of_a_killed_atomic_path_is_stale_and_one_being_written_is
         assert stale_temp_files(tmp_path, r"\.cache\.\w{8}\.npy") == [left]  # not `writing`
     assert stale_temp_files(tmp_path, r"\.other\.\w{8}\.npy") == []  # only names asked for
     assert (tmp_path / "cache.npy").read_bytes() == b"whole"
+
+
+def test_files_written_together_are_all_renamed_in_or_none_though_a_rename_fails(tmp_path, monkeypatch):
+    """Renamed in one by one, a rename failing after another was done (a folder in the way, EPERM) left a new
+    file among the earlier run's."""
+    (tmp_path / "records.json").mkdir()  # a folder in the way of the first: its rename fails
+    (tmp_path / "records.json" / "mine.txt").write_text("mine")
+    (tmp_path / "grid.png").write_text("old")
+    with pytest.raises(IsADirectoryError), atomic_paths(tmp_path / "records.json", tmp_path / "grid.png") as (a, b):
+        a.write_text("new")
+        b.write_text("new")
+    assert (tmp_path / "grid.png").read_text() == "old" and (tmp_path / "records.json" / "mine.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png", "records.json"]  # no temp file, none aside
+    (tmp_path / "records.json" / "mine.txt").unlink()
+    (tmp_path / "records.json").rmdir()
+    (tmp_path / "records.json").write_text("old")
+    replace = os.replace
+
+    def second_rename_fails(src: str | os.PathLike, dst: str | os.PathLike) -> None:
+        if Path(dst).name == "grid.png" and not Path(src).name.endswith(".old"):
+            raise PermissionError(errno.EPERM, os.strerror(errno.EPERM))
+        replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", second_rename_fails)
+    with pytest.raises(PermissionError), atomic_paths(tmp_path / "records.json", tmp_path / "grid.png") as (a, b):
+        a.write_text("new")
+        b.write_text("new")
+    assert [(tmp_path / n).read_text() for n in ("records.json", "grid.png")] == ["old", "old"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png", "records.json"]
+    monkeypatch.setattr(os, "replace", replace)
+    with atomic_paths(tmp_path / "records.json", tmp_path / "grid.png", tmp_path / "new.txt") as (a, b, c):
+        for path in (a, b, c):
+            path.write_text("new")
+    assert [(tmp_path / n).read_text() for n in ("records.json", "grid.png", "new.txt")] == ["new"] * 3
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grid.png", "new.txt", "records.json"]
 
 
 def test_a_folder_written_alone_refuses_a_second_writer_until_the_first_is_done(tmp_path):

@@ -52,9 +52,66 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
     """atomic_path for files that describe one run together: a temp path beside each to write to, all renamed
     in only once every one is written; any error removes them all, leaving the earlier set whole. A write cut
-    short in the middle (a full disk) never leaves a new file beside an earlier run's others."""
+    short in the middle (a full disk) never leaves a new file beside an earlier run's others, nor does a rename
+    that fails (a folder in the way): the earlier files are moved aside first and put back."""
+    paths = [Path(path) for path in paths]
     with ExitStack() as stack:
-        yield [stack.enter_context(atomic_path(path)) for path in paths]
+        temps = [stack.enter_context(_written_temp_file(path)) for path in paths]
+        yield temps
+        for temp in temps:
+            give_plain_permissions(temp)
+        # renamed in one by one: each earlier file waits under a hidden name beside it until all are in, so that
+        # a rename failing half-way can give back the whole earlier set, not one new file among the old
+        aside: dict[Path, Path] = {}
+        renamed: list[Path] = []
+        try:
+            for path in paths:
+                if (old := _moved_aside(path)) is not None:
+                    aside[path] = old
+            for temp, path in zip(temps, paths, strict=True):
+                os.replace(temp, path)
+                renamed.append(path)
+        except BaseException:
+            for path in renamed:
+                path.unlink(missing_ok=True)
+            for path, old in aside.items():
+                try:
+                    os.replace(old, path)
+                except OSError as err:  # kept, never removed: the error above is the one raised
+                    logging.getLogger(__name__).warning("could not put %s back (%s): it is kept as %s", path,
+                                                        err.strerror or err, old)
+            raise
+        for old in aside.values():
+            old.unlink(missing_ok=True)
+
+
+@contextmanager
+def _written_temp_file(path: Path) -> Iterator[Path]:
+    """atomic_path's temp file and lock, without its rename: removed on any error."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = _claimed_temp_file(path)
+    try:
+        yield Path(tmp)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    finally:
+        os.close(fd)  # the lock goes with it
+
+
+def _moved_aside(path: Path) -> Path | None:
+    """The file at `path` renamed to a hidden name beside it (None where there is none); a folder in the way is
+    left where it is, for the rename onto it to fail on."""
+    if not path.is_symlink() and not path.is_file():
+        return None
+    fd, aside = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".old")
+    os.close(fd)
+    try:
+        os.replace(path, aside)
+    except BaseException:
+        Path(aside).unlink(missing_ok=True)
+        raise
+    return Path(aside)
 
 
 def _claimed_temp_file(path: Path) -> tuple[int, str]:
