@@ -732,17 +732,53 @@ def test_a_stored_study_resumed_with_a_parameter_searched_another_way_is_one_lin
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings, "model.net.dropout=0.0"))  # or none
 
 
-def test_a_stored_study_without_a_completed_trial_takes_the_metric_and_direction_of_the_run_after(tmp_path):
+def test_a_stored_study_without_a_completed_trial_is_refused_too_and_the_message_says_how_to_delete_it(tmp_path,
+                                                                                                        capsys):
     """A mistyped optimized_metric is refused as the first trial starts, after the study was made: the corrected
-    run was refused for not giving the typo."""
+    run is refused for not giving the typo, and told how to delete the study, not given it made again."""
     storage = f"sqlite:///{tmp_path}/study.db"
     settings = [f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=new"]
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings, "optimized_metric=val/CIDER"))
     failed = optuna.load_study(study_name="new", storage=storage)
     failed.optimize(lambda trial: float("nan"), n_trials=1)  # its trial failed
+    with pytest.raises(SystemExit) as refused:
+        SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings))
+    assert refused.value.code == 2 and capsys.readouterr().err == (
+        f"error: optimized_metric=val/CIDEr, but the study new in {storage} holds values of val/CIDER: give "
+        "optimized_metric=val/CIDER, or another hydra.sweeper.study_name, or (it holds no completed trial) delete it "
+        f"if no sweep is running on it: optuna delete-study --study-name new --storage {storage}\n")
+    study = optuna.load_study(study_name="new", storage=storage)  # kept as it was, its failed trial with it
+    assert study.user_attrs[STUDY_METRIC] == "val/CIDER" and len(study.trials) == 1
+    optuna.delete_study(study_name="new", storage=storage)  # as the command given does
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings, "hydra.sweeper.direction=minimize"))
     study = optuna.load_study(study_name="new", storage=storage)
     assert study.user_attrs[STUDY_METRIC] == "val/CIDEr" and study.direction.name == "MINIMIZE"
+
+
+@pytest.mark.filterwarnings("ignore::optuna.exceptions.ExperimentalWarning")  # enqueue_trial
+def test_a_running_sweep_whose_trials_all_failed_keeps_its_study_when_another_sweep_starts(tmp_path):
+    """Between two batches a sweep runs no trial: its study, deleted and made again to the second sweep's settings
+    (SQLite giving the new one its id), took the first sweep's later values under the second's setup."""
+    storage = f"sqlite:///{tmp_path}/study.db"
+    sweeper = OmegaConf.create({"n_trials": 2, "n_jobs": 1, "study_name": "s", "direction": "maximize",
+                                "storage": storage})
+    setup_a = {"settings": {"data.num_val": 8}, "searched": []}
+    check_optuna_settings(sweeper, "val/CIDEr", setup_a)
+    sweep_a = optuna.create_study(study_name="s", storage=storage, direction="maximize", load_if_exists=True)
+    sweep_a.tell(sweep_a.ask(), state=optuna.trial.TrialState.FAIL)  # its first batch failed
+    with pytest.raises(SupraUserError, match=r"data\.num_val=16 \(the study's: 8\).* delete it if no sweep is "
+                                             r"running on it: optuna delete-study --study-name s --storage "):
+        check_optuna_settings(sweeper, "val/CIDEr", {"settings": {"data.num_val": 16}, "searched": []})
+    sweep_a.tell(sweep_a.ask(), 0.9)  # its second batch
+    study = optuna.load_study(study_name="s", storage=storage)
+    assert study.user_attrs[STUDY_SETUP] == setup_a and [t.state.name for t in study.trials] == ["FAIL", "COMPLETE"]
+    # a study of waiting trials only (enqueued) is kept too
+    waiting = optuna.create_study(study_name="w", storage=storage, direction="maximize")
+    waiting.enqueue_trial({"x": 0.5})
+    sweeper.study_name = "w"
+    with pytest.raises(SupraUserError, match="direction=minimize, but the study w .* was made to maximize"):
+        check_optuna_settings(OmegaConf.merge(sweeper, {"direction": "minimize"}), "val/CIDEr")
+    assert [t.state.name for t in optuna.load_study(study_name="w", storage=storage).trials] == ["WAITING"]
 
 
 def test_the_reports_optuna_section_says_the_best_trial_of_a_resumed_study_may_be_an_earlier_sessions(tmp_path):

@@ -128,25 +128,19 @@ def _check_stored_study(storage: str, name: str, asked: object, metric: str | No
     stored = [d.name.lower() for d in study.directions]
     recorded = study.user_attrs.get(STUDY_METRIC)
     changed = setup_changes(study.user_attrs.get(STUDY_SETUP), setup)
-    if (stored != wanted or (metric and recorded and recorded != metric) or changed) and _holds_no_value(study):
-        # made by a run refused after this check (a mistyped optimized_metric, said as its first trial starts)
-        # or whose every trial failed: nothing in it is ranked, so it takes this run's settings, not locks the typo
-        log.info("the study %s in %s holds no completed trial: made again to %s %s", name, storage,
-                 ", ".join(wanted), metric)
-        optuna.delete_study(study_name=name, storage=storage)
-        study = optuna.create_study(study_name=name, storage=storage, directions=wanted)
-        stored, recorded, changed, made = wanted, None, [], True
     if stored != wanted:
         raise SupraUserError(f"hydra.sweeper.direction={asked}, but the study {name} in {storage} was made to "
-                             f"{', '.join(stored)}: give its direction, or another hydra.sweeper.study_name")
+                             f"{', '.join(stored)}: give its direction, or another hydra.sweeper.study_name"
+                             f"{_way_out(study, name, storage)}")
     if metric and recorded and recorded != metric:
         raise SupraUserError(f"optimized_metric={metric}, but the study {name} in {storage} holds values of "
-                             f"{recorded}: give optimized_metric={recorded}, or another hydra.sweeper.study_name")
+                             f"{recorded}: give optimized_metric={recorded}, or another hydra.sweeper.study_name"
+                             f"{_way_out(study, name, storage)}")
     if changed:  # another data set or model: its values and theirs are no longer of one thing
         shown = ", ".join(changed[:6]) + (f" and {len(changed) - 6} more" if len(changed) > 6 else "")
         raise SupraUserError(f"the study {name} in {storage} holds trials run on other settings than this sweep's: "
                              f"{shown}; its values and theirs would be ranked as one: give another "
-                             "hydra.sweeper.study_name (or the study's settings)")
+                             f"hydra.sweeper.study_name (or the study's settings){_way_out(study, name, storage)}")
     if metric and not recorded:  # a new study, or one stored before studies recorded their metric
         study.set_user_attr(STUDY_METRIC, metric)
     if setup is not None and STUDY_SETUP not in study.user_attrs:
@@ -155,6 +149,17 @@ def _check_stored_study(storage: str, name: str, asked: object, metric: str | No
         else:  # its trials' settings were never recorded: taken as they are, not as this sweep's
             log.info("the study %s in %s was stored without the settings its trials ran on: this sweep's are not "
                      "checked against them", name, storage)
+
+
+def _way_out(study: Any, name: str, storage: str) -> str:
+    """For a refused study none of whose trials completed (its first run refused a mistyped optimized_metric as its
+    trial started, or every trial so far failed): how to delete it. It is never deleted or made again here: a sweep
+    between two batches runs no trial, and would go on writing into the study made in its place (SQLite gives it
+    the same id), labelled with this sweep's settings."""
+    if not _holds_no_value(study):
+        return ""
+    return (f", or (it holds no completed trial) delete it if no sweep is running on it: optuna delete-study "
+            f"--study-name {name} --storage {storage}")
 
 
 def _holds_no_value(study: Any) -> bool:
