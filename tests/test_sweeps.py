@@ -231,8 +231,9 @@ def test_a_diverged_run_returns_no_value_and_its_sweep_job_is_recorded_as_a_fail
                        "trainer.gradient_clip_val=null")
     value, metrics = train(run)
     assert value is None and metrics["val/CIDEr"] == 0.0 and math.isnan(metrics["train/loss"])
-    assert "diverged: train/loss is nan at step 2: the run's scores and checkpoints are of a model" in caplog.text
-    assert divergence({"train/loss": 1.0, "val/loss": float("inf")}, 7) == "diverged: val/loss is inf at step 7"
+    assert "diverged: train/loss is nan at the end of training (step 2): the run's scores and checkpoints are of a model" in caplog.text
+    assert divergence({"train/loss": 1.0, "val/loss": float("inf")}, 7) == (
+        "diverged: val/loss is inf at the end of training (step 7)")
     assert divergence({"train/loss": 1.0, "val/loss": 2.0, "val/CIDEr": float("nan")}, 7) is None
     # the job's end, in the process it ran in: a failed trial with the reason, not one returning a value
     cfg = compose_config("train", tmp_path / "sweep" / "0", ["hparams_search=vlm_optuna",
@@ -244,7 +245,7 @@ def test_a_diverged_run_returns_no_value_and_its_sweep_job_is_recorded_as_a_fail
     recorder.on_job_end(cfg, JobReturn(status=JobStatus.COMPLETED, _return_value=value))
     recorded = json.loads((tmp_path / "sweep" / "0" / JOB_RESULT).read_text())
     assert recorded["status"] == "failed" and recorded["return_value"] is None
-    assert recorded["error"] == "diverged: train/loss is nan at step 2"
+    assert recorded["error"] == "diverged: train/loss is nan at the end of training (step 2)"
     recorder.on_job_start(cfg)  # the next job's own result: the reason was this job's
     recorder.on_job_end(cfg, JobReturn(status=JobStatus.COMPLETED, _return_value=0.5))
     assert json.loads((tmp_path / "sweep" / "0" / JOB_RESULT).read_text())["status"] == "completed"
@@ -253,7 +254,7 @@ def test_a_diverged_run_returns_no_value_and_its_sweep_job_is_recorded_as_a_fail
 def test_the_report_ranks_a_diverged_job_after_the_completed_ones_and_names_none_of_its_checkpoints(tmp_path):
     """Its val/CIDEr, 0.0 from NaN weights, was ranked as a result and its best.ckpt named as the one to take."""
     write_job(tmp_path / "0", ["model.optimizer.lr=1e6"], "maximize",
-              {"status": "failed", "return_value": None, "error": "diverged: train/loss is nan at step 2"})
+              {"status": "failed", "return_value": None, "error": "diverged: train/loss is nan at the end of training (step 2)"})
     write_job(tmp_path / "1", ["model.optimizer.lr=0.001"], "maximize", {"status": "completed", "return_value": 0.0})
     for job, cider in (("0", "0.0"), ("1", "0.0")):
         (tmp_path / job / "csv").mkdir()
@@ -262,7 +263,7 @@ def test_the_report_ranks_a_diverged_job_after_the_completed_ones_and_names_none
     rows = write_report(tmp_path)
     assert [(r.job, r.status) for r in rows] == [("1", "completed"), ("0", "failed")]
     assert rows[0].checkpoint and not rows[1].checkpoint
-    assert "- 0 (`model.optimizer.lr=1e6`): diverged: train/loss is nan at step 2" in (tmp_path / SUMMARY_MD).read_text()
+    assert "- 0 (`model.optimizer.lr=1e6`): diverged: train/loss is nan at the end of training (step 2)" in (tmp_path / SUMMARY_MD).read_text()
 
 
 def test_an_optuna_trial_that_returned_no_value_is_recorded_as_failed(tmp_path):

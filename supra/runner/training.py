@@ -153,11 +153,12 @@ DIVERGENCE_LOSSES = ("train/loss", "val/loss")  # every task logs both; a score 
 
 
 def divergence(metrics: dict[str, float], step: int) -> str | None:
-    """`diverged: train/loss is nan at step N` where the fit's last logged training or validation loss is not
-    finite; None where both are (or neither was logged)."""
+    """`diverged: train/loss is nan at the end of training (step N)` where the fit's last logged training or
+    validation loss is not finite; None where both are (or neither was logged). `step` is the fit's last: the
+    losses are read once it ended, so where they first broke down is not known here (metrics.csv shows it)."""
     for name in DIVERGENCE_LOSSES:
         if name in metrics and not math.isfinite(metrics[name]):
-            return f"diverged: {name} is {metrics[name]} at step {step}"
+            return f"diverged: {name} is {metrics[name]} at the end of training (step {step})"
     return None
 
 

@@ -33,7 +33,7 @@ _diverged: list[str] = []
 
 
 def note_diverged(why: str) -> None:
-    """Record that the run now ending diverged (`diverged: train/loss is nan at step N`)."""
+    """Record that the run now ending diverged (`diverged: train/loss is nan at the end of training (step N)`)."""
     _diverged[:] = [why]
 
 
