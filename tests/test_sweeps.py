@@ -25,7 +25,7 @@ from supra.runner.training import divergence, train
 from supra.sweeps.callback import SweepJobRecorder, end_if_no_trial_completed
 from supra.sweeps.optuna_settings import SweeperSettingsCheck, check_optuna_settings
 from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, collect, write_report
-from supra.sweeps.stored_study import STUDY_METRIC, STUDY_SETUP
+from supra.sweeps.stored_study import STUDY_METRIC, STUDY_SETUP, setup_changes, study_setup
 from supra.sweeps.study import sweep_overrides
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
@@ -706,6 +706,15 @@ def test_a_stored_study_records_what_its_trials_run_on_and_refuses_other_data_or
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(
         *settings, "data.num_workers=2", "logger=tensorboard", "callbacks=none", "paths.data_dir=elsewhere",
         "model.compile=true", "model.optimizer.lr=0.001"))
+    # nor does a captioner's eval_batch_size (its scores and val/loss the same at any), also against a study that
+    # recorded it, where an a2a model's val/loss, a mean over each batch's tokens, moves with it
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings, "data.eval_batch_size=7"))
+    recorded["settings"]["data.eval_batch_size"] = 250
+    now = study_setup(optuna_sweep_config(*settings[2:], "data.eval_batch_size=7"), recorded["searched"])
+    assert "data.eval_batch_size" not in now["settings"] and setup_changes(recorded, now) == []
+    a2a = study_setup(optuna_sweep_config("experiment=a2a_shapes", "data.eval_batch_size=7"), [])
+    assert setup_changes({**a2a, "settings": {**a2a["settings"], "data.eval_batch_size": 100}}, a2a) == [
+        "data.eval_batch_size=7 (the study's: 100)"]
     # a study stored before studies recorded this is taken as it is
     legacy = optuna.create_study(storage=storage, study_name="legacy", direction="minimize")
     legacy.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=1)

@@ -30,6 +30,10 @@ QUIET_SETUP_KEYS = {"data.num_workers", "data.pin_memory", "data.show_progress",
                     "data.vocab_path", "data.cache_dir", "data.output_dir", "data.split", "model.compile",
                     "model.fused_optimizer", "model.loss_in_progress_bar", "model.score_every_n_val",
                     "model.test_metrics", "model.net.channels_last", "model.net.rebuilt"}
+# The one data whose data.eval_batch_size moves a trial's value: an a2a model's val/loss is a mean over each batch's
+# tokens and its samples are drawn a batch together. A captioner's scores and val/loss, and a VQ-VAE's scores (but
+# for float rounding), are the same at any (README), so for other data it is left out.
+A2A_DATA = "supra.data.a2a.mixture.A2AMixtureDataModule"
 SQLITE_HEADER = b"SQLite format 3\x00"  # the first bytes of every SQLite database file
 OPTUNA_TABLES = {"version_info", "alembic_version"}  # tables every Optuna study file has
 
@@ -213,8 +217,13 @@ def study_setup(config: DictConfig, searched: list[str]) -> dict[str, Any]:
         raw = OmegaConf.to_container(trainer, resolve=False)
         settings |= _flat_settings(config, {k: raw[k] for k in SETUP_TRAINER_KEYS if k in raw}, "trainer.")
     kept = {key: value for key, value in settings.items()
-            if key not in QUIET_SETUP_KEYS and not any(_under(key, s) for s in searched)}
+            if not _quiet(key, settings) and not any(_under(key, s) for s in searched)}
     return {"settings": kept, "searched": searched}
+
+
+def _quiet(key: str, settings: dict[str, Any]) -> bool:
+    """`key` leaves the value of a trial run on `settings` as it is (QUIET_SETUP_KEYS; A2A_DATA)."""
+    return key in QUIET_SETUP_KEYS or (key == "data.eval_batch_size" and settings.get("data._target_") != A2A_DATA)
 
 
 def _under(key: str, searched: str) -> bool:
@@ -250,5 +259,5 @@ def setup_changes(stored: object, now: dict[str, Any] | None) -> list[str]:
     searched = [*now["searched"], *(stored.get("searched") or [])]
     theirs, ours = stored["settings"], now["settings"]
     return [f"{key}={ours.get(key)} (the study's: {theirs.get(key)})" for key in sorted(theirs.keys() | ours.keys())
-            if not any(_under(key, s) for s in searched) and key not in QUIET_SETUP_KEYS
+            if not any(_under(key, s) for s in searched) and not _quiet(key, ours)
             and theirs.get(key) != ours.get(key)]
