@@ -706,6 +706,10 @@ def test_a_stored_study_records_what_its_trials_run_on_and_refuses_other_data_or
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(
         *settings, "data.num_workers=2", "logger=tensorboard", "callbacks=none", "paths.data_dir=elsewhere",
         "model.compile=true", "model.optimizer.lr=0.001"))
+    # nor does what only the test reads: trials compare on val, drawn apart from test
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings, "data.num_test=8"))
+    a2a = study_setup(optuna_sweep_config("experiment=a2a_shapes"), [])
+    assert not [key for key in a2a["settings"] if key.endswith((".num_test", ".test_items"))]
     # nor does a captioner's eval_batch_size (its scores and val/loss the same at any), also against a study that
     # recorded it, where an a2a model's val/loss, a mean over each batch's tokens, moves with it
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(*settings, "data.eval_batch_size=7"))

@@ -222,8 +222,14 @@ def study_setup(config: DictConfig, searched: list[str]) -> dict[str, Any]:
 
 
 def _quiet(key: str, settings: dict[str, Any]) -> bool:
-    """`key` leaves the value of a trial run on `settings` as it is (QUIET_SETUP_KEYS; A2A_DATA)."""
-    return key in QUIET_SETUP_KEYS or (key == "data.eval_batch_size" and settings.get("data._target_") != A2A_DATA)
+    """`key` leaves the value of a trial run on `settings` as it is (QUIET_SETUP_KEYS, TEST_ONLY_KEYS; A2A_DATA)."""
+    return (key in QUIET_SETUP_KEYS or key.rpartition(".")[2] in TEST_ONLY_KEYS
+            or (key == "data.eval_batch_size" and settings.get("data._target_") != A2A_DATA))
+
+
+# What only the test split reads, the data's own or an a2a source's (data.sources.shapes.num_test): trials are
+# compared on val, drawn apart from test (each split its own seed)
+TEST_ONLY_KEYS = ("num_test", "test_items")
 
 
 def _under(key: str, searched: str) -> bool:
