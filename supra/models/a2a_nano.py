@@ -45,7 +45,7 @@ from supra.models.gpt import (
 )
 from supra.models.kv_cache import KVCache
 from supra.utils.errors import SupraUserError
-from supra.utils.numbers import is_whole
+from supra.utils.numbers import is_number, is_whole
 
 
 @dataclass
@@ -74,7 +74,7 @@ class A2AConfig:
         if self.activation not in ACTIVATIONS:
             raise SupraUserError(f"model.net.activation={self.activation!r} is unknown: choose one of "
                                  f"{', '.join(sorted(ACTIVATIONS))}")
-        if isinstance(self.dropout, bool) or not isinstance(self.dropout, int | float) or not 0 <= self.dropout < 1:
+        if not is_number(self.dropout) or not 0 <= self.dropout < 1:
             raise SupraUserError(f"model.net.dropout={self.dropout!r} must be a number >= 0 and < 1 (0: none)")
 
     def to_dict(self) -> dict:

@@ -368,7 +368,7 @@ def tests_nothing(data_cfg: DictConfig | dict | None) -> bool:
     """Whether `data_cfg` holds data.test_items=0 (an a2a run's way not to test): a test of it runs over no
     batch and exits 0 without metrics.json, Lightning's warnings aside."""
     items = data_cfg.get("test_items") if data_cfg else None
-    return isinstance(items, int) and not isinstance(items, bool) and items == 0
+    return is_whole(items) and items == 0
 
 
 def rebased_cache_dirs(data_cfg: Any, trained: str | None, here: str | None) -> Any:

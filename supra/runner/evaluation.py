@@ -173,7 +173,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     require_writable_dir(output_dir, f"the output directory {output_dir}", "choose another with hydra.run.dir=DIR")
     check_command_accelerator(str(cfg.accelerator))  # before the checkpoint loads (Lightning: a traceback)
     grid = cfg.num_grid_images
-    if not isinstance(grid, int) or isinstance(grid, bool) or grid < 0:  # below 0 it drew nothing, as 0 does
+    if not is_whole(grid, 0):  # below 0 it drew nothing, as 0 does
         raise SupraUserError(f"num_grid_images={grid!r} must be a whole number >= 0 (0: no sample pictures)")
     kind = artifact_kind(cfg.ckpt)
     # the a2a model captions greedily (seed: its image sampling); a VQ-VAE decodes nothing

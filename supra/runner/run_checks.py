@@ -204,8 +204,7 @@ def check_optimization(cfg: DictConfig) -> None:
             raise SupraUserError(f"{name}={values[name]} must be a finite number >= 0")
     betas = OmegaConf.select(cfg, "model.optimizer.betas")
     if betas is not None and (not isinstance(betas, ListConfig | list) or len(betas) != 2
-                              or not all(isinstance(b, int | float) and not isinstance(b, bool) and 0 <= b < 1
-                                         for b in betas)):
+                              or not all(is_number(b) and 0 <= b < 1 for b in betas)):
         raise SupraUserError(f"model.optimizer.betas={OmegaConf.to_container(betas) if isinstance(betas, ListConfig) else betas!r} "
                              "must be two numbers from 0 to below 1, e.g. [0.9,0.95]")
     lr, min_lr = values["model.optimizer.lr"], values["model.scheduler.min_lr"]

@@ -1,4 +1,4 @@
-"""The one test of a whole-number option: Python counts `True` as the int 1, and Hydra gives `true` as one."""
+"""The tests of a whole-number or numeric option: Python counts `True` as the int 1, and Hydra gives `true` as one."""
 
 from __future__ import annotations
 
