@@ -371,17 +371,20 @@ def run(cfg: DictConfig) -> None:
     except ImportError:
         raise SupraUserError('the demo needs Gradio: pip install -e ".[demo]"') from None
     check_can_serve(cfg.host, cfg.port)  # before the model loads, not after
-    page = build_page(str(cfg.ckpt))
-    host = url_host(cfg.host)
-    print(f"Supra demo of {cfg.ckpt} on http://{host}:{cfg.port} (Ctrl-C ends it)", flush=True)
-    # SIGTERM (a service manager's stop, kill) is taken as Ctrl-C, start-up included, and the process exits
-    # normally, so the demo's temporary GIF folder is removed (the default ends it with no cleanup); closing the
-    # page from the handler instead, during launch's own start-up checks, failed them with a traceback
+    # SIGTERM (a service manager's stop, kill) is taken as Ctrl-C from here on, the model's loading and launch's
+    # start-up included, and the process exits normally, so the demo's temporary GIF folder (made as the page is
+    # built) is removed; the default ends it with no cleanup, and closing the page from the handler instead,
+    # during launch's own start-up checks, failed them with a traceback
     signal.signal(signal.SIGTERM, signal.default_int_handler)
+    page = None
     try:
+        page = build_page(str(cfg.ckpt))
+        host = url_host(cfg.host)
+        print(f"Supra demo of {cfg.ckpt} on http://{host}:{cfg.port} (Ctrl-C ends it)", flush=True)
         page.launch(server_name=host, server_port=int(cfg.port), share=False, quiet=True, footer_links=[])
     except KeyboardInterrupt:  # before launch serves (once it does, it ends the page itself)
-        page.close(verbose=False)
+        if page is not None:
+            page.close(verbose=False)
     except OSError as err:  # taken in the meantime
         raise SupraUserError(f"cannot serve on {cfg.host}:{cfg.port} ({err}): choose another with port=N") from None
 

@@ -396,6 +396,26 @@ def test_a_demo_stopped_with_sigterm_ends_normally_and_leaves_no_gif_folder(tmp_
     assert not [p for p in (tmp_path / "temp").iterdir() if p.name.startswith("supra_demo_")]
 
 
+def test_a_demo_stopped_with_sigterm_as_its_page_is_built_leaves_no_gif_folder_either(tmp_path):
+    # the GIF folder is made as the model loads, before the page serves: a SIGTERM then ended the process
+    # with no cleanup
+    folder, temp = small_a2a_release(tmp_path / "a2a", context=300), tmp_path / "temp"
+    temp.mkdir()
+    server = subprocess.Popen([sys.executable, "-m", "supra.demo", f"ckpt={folder}", f"port={free_port()}"],
+                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                              env={**os.environ, "TMPDIR": str(temp)})
+    try:
+        deadline = time.monotonic() + 120
+        while not any(p.name.startswith("supra_demo_") for p in temp.iterdir()) and time.monotonic() < deadline:
+            assert server.poll() is None, server.stdout.read()
+            time.sleep(0.005)
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=60)[0]
+    assert server.returncode == 0 and "Traceback" not in output, output
+    assert not [p for p in temp.iterdir() if p.name.startswith("supra_demo_")]
+
+
 def test_the_page_in_a_headless_browser_captions_an_upload_and_names_a_bad_one(trained_run, bad_uploads, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
