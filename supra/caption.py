@@ -1,7 +1,7 @@
 """`python -m supra.caption`: caption your own images with a checkpoint or a release folder (conf/caption.yaml;
 `--help` lists every option). Writes <out>/captions.jsonl ({"image_id", "file", "caption"} per image) and
 <out>/captions.png (a grid); files are named relative to `images`; files that cannot be read (a broken
-link among them) are listed, not fatal. It decodes as the model's run did (decode= alone replaces the
+link among them) are skipped, not fatal: counted by reason, with examples, in one line. It decodes as the model's run did (decode= alone replaces the
 strategy). An earlier caption run's grid under `images` (a captions.png beside the captions.jsonl it wrote)
 is passed over. Only an earlier caption run's outputs in `out` are replaced; a file of the user's there of
 either name is refused."""
@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from rich.progress import track
 
 from supra.artifacts.captioner_release import checkpoint_decoding, load_captioner
+from supra.data.folder_index import SPECIAL, Tally
 from supra.data.images import IMAGE_SUFFIXES, UNREADABLE, image_to_uint8, load_rgb, normalize_images
 from supra.models.vlm_generation import DecodeConfig, generate
 from supra.models.vlm_nano import VLMNano
@@ -37,7 +38,6 @@ from supra.utils.files import (
 from supra.utils.folder_walk import link_loops, not_regular, walk_visible
 
 GRID, RECORDS = "captions.png", "captions.jsonl"  # what a caption run writes into out
-NOT_REGULAR = "not a regular file (a named pipe, socket or device)"  # skipped, never opened
 
 
 def is_broken_link(path: Path) -> bool:
@@ -174,23 +174,24 @@ def caption_images(ckpt: str, images: str, out: str, decode: str | None = None, 
 def _caption_files(net: VLMNano, tokenizer: CaptionTokenizer, settings: DecodeConfig, files: list[Path], images: Path,
                    batch_size: int, grid_images: int) -> tuple[dict[str, str], list[torch.Tensor]]:
     """{file relative to `images`: caption} and the first `grid_images` pictures (uint8); unreadable files
-    listed on stderr, and a SupraUserError when none could be read."""
+    counted by reason in one stderr line (a few named), and a SupraUserError when none could be read."""
     root = images if images.is_dir() else images.parent  # files are named relative to it
     size = net.config.IMG_SIZE
     captions: dict[str, str] = {}
-    unreadable: dict[str, str] = {}
+    unreadable = Tally()  # one line at the end: 600 broken files are not 600 lines
     thumbnails: list[torch.Tensor] = []
     for start in track(range(0, len(files), batch_size), description=f"captioning {len(files)} images"):
         batch, names = [], []
         for path in files[start : start + batch_size]:
             if not_regular(path):  # never opened: reading a named pipe waits for a writer forever
-                unreadable[str(path)] = NOT_REGULAR
+                unreadable.add(SPECIAL, path.relative_to(root).as_posix())
                 continue
             try:
                 batch.append(image_to_uint8(load_rgb(path), size))
                 names.append(path.relative_to(root).as_posix())
             except UNREADABLE as err:
-                unreadable[str(path)] = unreadable_reason(path, err)
+                kind = "broken links" if is_broken_link(path) or link_loops(path) else type(err).__name__
+                unreadable.add(kind, f"{path.relative_to(root).as_posix()}: {unreadable_reason(path, err)}")
         if not batch:
             continue
         images_uint8 = torch.stack(batch)
@@ -198,10 +199,11 @@ def _caption_files(net: VLMNano, tokenizer: CaptionTokenizer, settings: DecodeCo
         captions.update(zip(names, tokenizer.decode_batch(ids), strict=True))
         thumbnails += list(images_uint8[: max(0, grid_images - len(thumbnails))])
     if not captions:
-        raise SupraUserError(f"none of the {len(files)} images under images={images} could be read (first: "
-                             f"{next(iter(unreadable))}: {next(iter(unreadable.values()))}): give readable images")
-    for path, reason in unreadable.items():
-        print(f"skipped unreadable image {path}: {reason}", file=sys.stderr)
+        raise SupraUserError(f"none of the {len(files)} images under images={images} could be read "
+                             f"({unreadable.describe()}): give readable images")
+    if unreadable:
+        print(f"skipped {sum(unreadable.counts.values())} of {len(files)} images that could not be read: "
+              f"{unreadable.describe()}", file=sys.stderr)
     return captions, thumbnails
 
 
