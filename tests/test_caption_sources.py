@@ -551,6 +551,23 @@ def test_a_caption_file_that_is_not_utf8_keeps_its_accents_and_is_named(tmp_path
     assert [r.message.split(" is not UTF-8")[0] for r in caplog.records] == [str(tmp_path / "notepad.txt")]
 
 
+def test_a_folder_of_caption_files_not_in_utf8_is_said_in_one_warning_with_a_few_named(tmp_path, caplog):
+    from PIL import Image
+
+    from supra.data.folder_index import scan_folder
+
+    for i in range(5):  # Notepad's sidecars: one line for the folder, not one per file
+        Image.new("RGB", (8, 8)).save(tmp_path / f"p{i}.png")
+        (tmp_path / f"p{i}.txt").write_bytes(f"a café {i}".encode("cp1252"))
+    (tmp_path / "captions.jsonl").write_bytes(json.dumps({"file": "p0.png", "caption": "crème"},
+                                                         ensure_ascii=False).encode("cp1252"))
+    index = scan_folder(tmp_path)
+    assert index.captions["p0.png"] == ["a café 0", "crème"] and index.captions["p4.png"] == ["a café 4"]
+    assert [r.getMessage() for r in caplog.records] == [
+        f"6 caption files under {tmp_path} are not UTF-8 (e.g. p0.txt, p1.txt, p2.txt): read as Windows-1252; "
+        "save them as UTF-8 if their captions look wrong"]
+
+
 @pytest.mark.parametrize("encoding", ["utf-16", "utf-16-be", "utf-32"])
 def test_a_caption_file_saved_as_unicode_with_a_byte_order_mark_is_read_as_such(tmp_path, encoding, caplog):
     from supra.data.captions import read_lines

@@ -48,13 +48,16 @@ def decode_caption_bytes(data: bytes) -> tuple[str, str | None, int | None]:
         return data.decode("cp1252", errors="replace"), None, err.start
 
 
-def read_caption_text(path: Path) -> str:
+def read_caption_text(path: Path, not_utf8: list[Path] | None = None) -> str:
     """A caption file's text (decode_caption_bytes), with a warning naming it when its bytes were not all in
-    the encoding read."""
+    the encoding read. Given `not_utf8`, a file read as Windows-1252 is added to it instead, for the caller to
+    say once for all (a folder of 2,000 Notepad sidecars is one line, not 2,000)."""
     text, marked, bad_byte = decode_caption_bytes(path.read_bytes())
     if bad_byte is not None and marked:
         log.warning("%s: a byte-order mark says %s, but byte %d is not: read with replacement characters",
                     path, marked, bad_byte)
+    elif bad_byte is not None and not_utf8 is not None:
+        not_utf8.append(path)
     elif bad_byte is not None:
         log.warning("%s is not UTF-8 (byte %d): read as Windows-1252; save it as UTF-8 if its captions look wrong",
                     path, bad_byte)
@@ -64,11 +67,11 @@ def read_caption_text(path: Path) -> str:
 _LINE_END = re.compile(r"\r\n|\r|\n")
 
 
-def read_lines(path: Path) -> list[str]:
+def read_lines(path: Path, not_utf8: list[Path] | None = None) -> list[str]:
     """A caption file's lines (read_caption_text), split at CRLF, CR and LF only: not at the other breaks
     str.splitlines knows (U+2028, U+0085, form feed...), which a caption may hold (json.dumps with
     ensure_ascii=False writes U+2028 as is) and which clean_caption turns into spaces."""
-    lines = _LINE_END.split(read_caption_text(path))
+    lines = _LINE_END.split(read_caption_text(path, not_utf8))
     return lines[:-1] if lines and not lines[-1] else lines
 
 
@@ -82,7 +85,8 @@ def _looks_like_row(line: str, delimiter: str, media_suffixes: tuple[str, ...]) 
 
 
 def read_caption_table(path: Path, columns: tuple[str, str], delimiter: str = ",", *,
-                       media_suffixes: tuple[str, ...]) -> Iterator[tuple[int, str, str]]:
+                       media_suffixes: tuple[str, ...], not_utf8: list[Path] | None = None,
+                       ) -> Iterator[tuple[int, str, str]]:
     """(line, name, caption) for each row of a caption table (read_caption_text) whose header starts with
     `columns` (e.g. file,caption), blank rows passed over; the files it names end in `media_suffixes`.
     Any line ends (a Mac spreadsheet's CR ones too). With only the two columns, an unquoted caption holding
@@ -94,7 +98,7 @@ def read_caption_table(path: Path, columns: tuple[str, str], delimiter: str = ",
     One line naming the file for a wrong header, and for a quoted field left open: one that runs to the end
     of the file, or over lines that start as rows of their own do (a media file's name, then the
     delimiter), would swallow the rows after it."""
-    text = read_caption_text(path)
+    text = read_caption_text(path, not_utf8)
     lines = _LINE_END.split(text)  # as the reader counts them: csv takes CR, LF and CRLF as line ends
     spaced = f"{delimiter} " in lines[0]
     reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, skipinitialspace=spaced)

@@ -16,13 +16,14 @@ ignored, and a deterministic split by file.
   Names match in either Unicode form (café.png unzipped on a Mac is NFD, its café.txt written on Linux NFC).
   A file may have several captions from all three; exact repeats are dropped. Caption files are read as
   UTF-8, or UTF-16/32 where a byte-order mark says so (Notepad's and Excel's "Unicode"); any other as
-  Windows-1252, with a warning naming the file.
+  Windows-1252, said in one warning per folder with their count and a few of them.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ from pathlib import Path
 from supra.data.captions import clean_caption, read_caption_table, read_lines
 from supra.utils.errors import SupraUserError
 from supra.utils.folder_walk import listed_path, walk_visible
+
+log = logging.getLogger(__name__)
 
 STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 GIF_SUFFIX = ".gif"
@@ -108,6 +111,7 @@ class _Captions:
         # and through a second path to its folder (latest/a.png for 2024/a.png): files are listed under one
         self.aliases = {_nfc(alias): _nfc(listed) for alias, listed in aliases.items()}
         self.problems = problems
+        self.not_utf8: list[Path] = []  # read as Windows-1252: said once at the end, not once per file
 
     def add(self, name: str, caption: str, where: str) -> None:
         caption = clean_caption(caption)
@@ -133,13 +137,13 @@ class _Captions:
             sidecar = sidecars.get(_nfc(name)) or sidecars.get(_nfc(stem))
             if sidecar is not None:
                 used.add(sidecar)
-                for line in read_lines(self.root / sidecar):
+                for line in read_lines(self.root / sidecar, self.not_utf8):
                     if line.strip():
                         self.add(name, line, sidecar)
         return used
 
     def read_jsonl(self, path: Path) -> None:
-        for number, line in enumerate(read_lines(path), 1):
+        for number, line in enumerate(read_lines(path, self.not_utf8), 1):
             if not line.strip():
                 continue
             where = f"{path.name}:{number}"
@@ -155,7 +159,8 @@ class _Captions:
 
     def read_csv(self, path: Path) -> None:
         delimiter = "\t" if path.suffix == ".tsv" else ","
-        rows = read_caption_table(path, ("file", "caption"), delimiter, media_suffixes=MEDIA_SUFFIXES)
+        rows = read_caption_table(path, ("file", "caption"), delimiter, media_suffixes=MEDIA_SUFFIXES,
+                                  not_utf8=self.not_utf8)
         for number, name, caption in rows:
             self.add(_key(name), caption, f"{path.name}:{number}")
 
@@ -191,6 +196,10 @@ def scan_folder(root: str | Path) -> FolderIndex:
             (captions.read_jsonl if name.endswith(".jsonl") else captions.read_csv)(root / name)
             used.add(name)
     index.captions = captions.by_file
+    if captions.not_utf8:
+        names = [path.relative_to(root).as_posix() for path in captions.not_utf8]
+        log.warning("%d caption files under %s are not UTF-8 (e.g. %s): read as Windows-1252; save them as UTF-8 "
+                    "if their captions look wrong", len(names), root, ", ".join(names[:3]))
     for name in files:
         if name not in used and name not in index.captions:
             index.ignored.add("not media", name)
