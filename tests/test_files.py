@@ -275,6 +275,33 @@ def test_named_pipes_and_sockets_are_passed_over_by_the_walk_never_listed_as_fil
     assert tree_stamp(tmp_path)  # stamping the tree opens no pipe either
 
 
+def test_the_walk_finds_linked_folders_among_the_others_without_comparing_every_pair(tmp_path, monkeypatch):
+    """32,000 linked folders in one took 9.5 s when each folder's name was looked up in a list of the links."""
+    compared = []
+
+    class Name(str):
+        def __eq__(self, other: object) -> bool:
+            compared.append(1)
+            return str.__eq__(self, other)
+
+        __hash__ = str.__hash__
+
+    walk = os.walk
+
+    def names_counting_comparisons(top, *args, **kwargs):
+        for folder, dirs, files in walk(top, *args, **kwargs):
+            dirs[:] = [Name(d) for d in dirs]
+            yield folder, dirs, files
+
+    (tmp_path / "real").mkdir()
+    for i in range(40):
+        (tmp_path / f"dir{i}").mkdir()
+        (tmp_path / f"link{i}").symlink_to(tmp_path / "real", target_is_directory=True)
+    monkeypatch.setattr(os, "walk", names_counting_comparisons)
+    assert len(walk_visible(tmp_path).aliases) == 40  # each link a second path to real/
+    assert len(compared) < 200  # each of 81 folders against 40 links before
+
+
 def test_an_input_that_is_a_looping_link_is_one_line_not_a_traceback(tmp_path):
     (tmp_path / "L.png").symlink_to(tmp_path / "L.png")
     with pytest.raises(SupraUserError, match=r"^image=.*L\.png is a link that loops to itself .*: point it at a real "
