@@ -93,10 +93,12 @@ def test_perfect_captions_beat_nonsense_on_every_metric():
         assert perfect[name] > nonsense[name], name
 
 
-def test_only_the_asked_families_are_computed():
+def test_only_the_asked_families_are_computed_and_said_in_one_line_before(caplog):
     assert set(score_captions(PREDICTIONS, REFERENCES, ["CIDEr"])) == {"CIDEr"}
-    assert list(score_captions(PREDICTIONS, REFERENCES, ["ROUGE_L", "Bleu"])) == \
-        ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "ROUGE_L"]
+    with caplog.at_level("INFO", logger="supra.metrics.caption_scores"):
+        assert list(score_captions(PREDICTIONS, REFERENCES, ["ROUGE_L", "Bleu"])) == \
+            ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "ROUGE_L"]
+    assert [r.getMessage() for r in caplog.records] == [f"scoring the captions of {len(PREDICTIONS)} images: Bleu, ROUGE_L"]
 
 
 @pytest.fixture

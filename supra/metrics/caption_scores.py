@@ -259,6 +259,8 @@ def score_captions(
     _check_request(predictions, references, metrics)
     families = [f for f in SCORER_FAMILIES if f in metrics]
     _check_one_image(predictions, families)
+    # said before the work: at a few thousand images the scorers take seconds (METEOR most) after the last bar
+    log.info("scoring the captions of %d images: %s", len(predictions), ", ".join(families))
     if "METEOR" in families:
         _start_meteor()  # its Java start-up overlaps tokenising and the other scorers
     gts, res = _tokenize(predictions, references)
