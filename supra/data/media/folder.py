@@ -201,12 +201,23 @@ class MediaFolderDataModule(MediaDataModule):
         return self._loaded
 
     def _items(self, files: list[str], items: dict[str, list], index: FolderIndex) -> MediaItems:
-        rows = [(name, pixels, index.captions[file], file) for file in files for name, pixels in items[file]]
+        """One split's items, in file order. Each file's pixels are copied into the split's one tensor and
+        dropped from `items` as they are (the splits share no file): the folder's pixels are held once, not
+        twice, as stacking them all while `items` still held them did."""
+        rows = [(name, (*pixels.shape, pixels.dtype), index.captions[file], file)
+                for file in files for name, pixels in items[file]]
+        shape = ((self.frames,) if self.mode == "clips" else ()) + (3, self.image_size, self.image_size)
         if not rows:
-            frames = (self.frames,) if self.mode == "clips" else ()
-            return MediaItems(torch.empty((0, *frames, 3, self.image_size, self.image_size), dtype=torch.uint8))
-        return MediaItems(torch.stack([r[1] for r in rows]), [list(r[2]) for r in rows], [r[0] for r in rows],
-                          files=[r[3] for r in rows])
+            return MediaItems(torch.empty((0, *shape), dtype=torch.uint8))
+        if any(r[1] != (*shape, torch.uint8) for r in rows):  # copying in would broadcast or cast them silently
+            raise ValueError(f"decoded items of shapes and types {sorted({str(r[1]) for r in rows})}, not all {shape} uint8")
+        pixels = torch.empty((len(rows), *shape), dtype=torch.uint8)
+        k = 0
+        for file in files:
+            for _, decoded in items.pop(file):
+                pixels[k] = decoded
+                k += 1
+        return MediaItems(pixels, [list(r[2]) for r in rows], [r[0] for r in rows], files=[r[3] for r in rows])
 
     def _summary(self, index: FolderIndex, skipped: Tally, notes: Tally, seconds: float) -> str:
         n_gifs = len(self._gifs)
