@@ -93,9 +93,11 @@ def test_perfect_captions_beat_nonsense_on_every_metric():
         assert perfect[name] > nonsense[name], name
 
 
-def test_only_the_asked_families_are_computed_and_said_in_one_line_before(caplog):
+def test_only_the_asked_families_are_computed_and_said_in_one_line_before_a_long_scoring(caplog, monkeypatch):
     assert set(score_captions(PREDICTIONS, REFERENCES, ["CIDEr"])) == {"CIDEr"}
     with caplog.at_level("INFO", logger="supra.metrics.caption_scores"):
+        score_captions(PREDICTIONS, REFERENCES, ["Bleu"])  # a few images: quick, said nothing
+        monkeypatch.setattr("supra.metrics.caption_scores.SAID_FROM", len(PREDICTIONS))
         assert list(score_captions(PREDICTIONS, REFERENCES, ["ROUGE_L", "Bleu"])) == \
             ["Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "ROUGE_L"]
     assert [r.getMessage() for r in caplog.records] == [f"scoring the captions of {len(PREDICTIONS)} images: Bleu, ROUGE_L"]

@@ -244,6 +244,9 @@ def _check_one_image(predictions: Mapping[Hashable, str], families: Sequence[str
                     "images' references): score more images for a CIDEr that compares (said only this once)")
 
 
+SAID_FROM = 1000  # images: scoring fewer takes about a second, and a run validates its few often
+
+
 def score_captions(
     predictions: Mapping[Hashable, str],
     references: Mapping[Hashable, Sequence[str]],
@@ -259,8 +262,9 @@ def score_captions(
     _check_request(predictions, references, metrics)
     families = [f for f in SCORER_FAMILIES if f in metrics]
     _check_one_image(predictions, families)
-    # said before the work: at a few thousand images the scorers take seconds (METEOR most) after the last bar
-    log.info("scoring the captions of %d images: %s", len(predictions), ", ".join(families))
+    # said before the work where it takes seconds (METEOR most) after the last bar; not at every small validation
+    if len(predictions) >= SAID_FROM:
+        log.info("scoring the captions of %d images: %s", len(predictions), ", ".join(families))
     if "METEOR" in families:
         _start_meteor()  # its Java start-up overlaps tokenising and the other scorers
     gts, res = _tokenize(predictions, references)
