@@ -1,10 +1,10 @@
 """`python -m supra.caption`: caption your own images with a checkpoint or a release folder (conf/caption.yaml;
 `--help` lists every option). Writes <out>/captions.jsonl ({"image_id", "file", "caption"} per image) and
 <out>/captions.png (a grid); files are named relative to `images`; files that cannot be read (a broken
-link among them) are skipped, not fatal: counted by reason, with examples, in one line. It decodes as the model's run did (decode= alone replaces the
-strategy). An earlier caption run's grid under `images` (a captions.png beside the captions.jsonl it wrote)
-is passed over. Only an earlier caption run's outputs in `out` are replaced; a file of the user's there of
-either name is refused."""
+link among them) are skipped, not fatal: counted by reason, with examples, in one line. It decodes as the
+model's run did (decode= alone replaces the strategy). An earlier caption run's grid under `images` (a
+captions.png beside the captions.jsonl it wrote) is passed over. Only an earlier caption run's outputs in
+`out` are replaced; a file of the user's there of either name is refused."""
 
 from __future__ import annotations
 
