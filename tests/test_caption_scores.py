@@ -253,12 +253,14 @@ def test_a_tokenizer_folder_that_cannot_be_written_is_one_line_naming_it(monkeyp
         score_captions({1: "a dog"}, {1: ["a dog runs"]}, ["Bleu"])
 
 
-def test_scoring_cut_short_in_the_tokenizer_removes_its_temp_file_and_keeps_another_scorings(monkeypatch):
+def test_scoring_cut_short_in_the_tokenizer_removes_its_temp_file_and_keeps_another_scorings(monkeypatch, request):
     """pycocoevalcap's PTBTokenizer writes the captions to a temp file in its own package folder and removes it
     only when it returns: Ctrl-C during its Java call left the file in the installed package for good."""
     import os
+    import subprocess
     import sys
     import tempfile
+    import types
 
     module = sys.modules[PTBTokenizer.__module__]
     folder = os.path.dirname(os.path.abspath(module.__file__))
@@ -268,13 +270,12 @@ def test_scoring_cut_short_in_the_tokenizer_removes_its_temp_file_and_keeps_anot
         ours.append(command[-1])  # the tokenizer gives Java its temp file's name last
         with tempfile.NamedTemporaryFile(dir=folder, delete=False) as file:
             other.append(file.name)
+        request.addfinalizer(lambda: os.remove(file.name))  # the installed package's folder: never left a file
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(module.subprocess, "Popen", ctrl_c)
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            score_captions({1: "a dog"}, {1: ["a dog runs"]}, ["Bleu"])
-        # by name: other tests' scorings may write their own files in this folder meanwhile
-        assert not os.path.exists(os.path.join(folder, ours[0])) and os.path.exists(other[0])
-    finally:
-        os.remove(other[0])
+    # the tokenizer module's own reference alone: subprocess.Popen stays as it is for the rest of this process
+    monkeypatch.setattr(module, "subprocess", types.SimpleNamespace(Popen=ctrl_c, PIPE=subprocess.PIPE))
+    with pytest.raises(KeyboardInterrupt):
+        score_captions({1: "a dog"}, {1: ["a dog runs"]}, ["Bleu"])
+    # by name: other tests' scorings may write their own files in this folder meanwhile
+    assert not os.path.exists(os.path.join(folder, ours[0])) and os.path.exists(other[0])

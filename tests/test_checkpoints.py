@@ -94,20 +94,21 @@ def wait_for_training_step(run: Path, step: int, process: subprocess.Popen, time
     raise AssertionError(f"no training row of step {step}: {process.communicate()[1][-2000:]}")
 
 
-def ctrl_c_as_at_a_terminal() -> None:
-    """In the child, before train.py starts: Ctrl-C as a command typed at a terminal gets it. A test worker may run
-    with SIGINT ignored (pytest-xdist's do), which its children inherit, and a run started so keeps it ignored,
-    as a script's background job does."""
-    signal.signal(signal.SIGINT, signal.SIG_DFL)
+# Python running the script after it, with Ctrl-C as a command typed at a terminal gets it: a test worker may run
+# with SIGINT ignored (pytest-xdist's do), which its children inherit, and a run started so keeps it ignored, as
+# a script's background job does. (Not preexec_fn: unsafe in a process with threads.)
+CTRL_C_AS_AT_A_TERMINAL = [sys.executable, "-c", "import runpy, signal, sys; "
+                           "signal.signal(signal.SIGINT, signal.default_int_handler); sys.argv = sys.argv[1:]; "
+                           "runpy.run_path(sys.argv[0], run_name='__main__')"]
 
 
 def test_ctrl_c_stops_training_at_the_end_of_the_batch_with_a_last_ckpt_to_resume_from(train_config, tmp_path, capsys):
     run = tmp_path / "interrupted"
     process = subprocess.Popen(
-        [sys.executable, str(ROOT / "train.py"), *TINY_RUN, "trainer.max_steps=1000", "trainer.val_check_interval=10",
-         "+logger.csv.flush_logs_every_n_steps=1", f"hydra.run.dir={run}"],
+        [*CTRL_C_AS_AT_A_TERMINAL, str(ROOT / "train.py"), *TINY_RUN, "trainer.max_steps=1000",
+         "trainer.val_check_interval=10", "+logger.csv.flush_logs_every_n_steps=1", f"hydra.run.dir={run}"],
         cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(ROOT)}, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True, preexec_fn=ctrl_c_as_at_a_terminal)
+        text=True)
     wait_for_training_step(run, 11, process)  # past the validation at step 10, which wrote last.ckpt
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)

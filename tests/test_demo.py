@@ -7,6 +7,7 @@ import gc
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 
 from supra.artifacts.a2a_release import save_a2a_release
 from supra.demo import A2ADemo, CaptionerDemo
@@ -391,29 +393,48 @@ def test_a_demo_stopped_with_sigterm_ends_normally_and_leaves_no_gif_folder(tmp_
         assert [p.name[:11] for p in (tmp_path / "temp").iterdir() if p.name.startswith("supra_demo_")] == ["supra_demo_"]
     finally:
         server.terminate()  # SIGTERM, as a service manager stops it
-        output = server.communicate(timeout=30)[0]
+        output = ended(server)
     assert server.returncode == 0 and "Traceback" not in output, output
     assert not [p for p in (tmp_path / "temp").iterdir() if p.name.startswith("supra_demo_")]
 
 
-def test_a_demo_stopped_with_sigterm_as_its_page_is_built_leaves_no_gif_folder_either(tmp_path):
-    # the GIF folder is made as the model loads, before the page serves: a SIGTERM then ended the process
-    # with no cleanup
-    folder, temp = small_a2a_release(tmp_path / "a2a", context=300), tmp_path / "temp"
-    temp.mkdir()
-    server = subprocess.Popen([sys.executable, "-m", "supra.demo", f"ckpt={folder}", f"port={free_port()}"],
-                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                              env={**os.environ, "TMPDIR": str(temp)})
+def ended(server: subprocess.Popen, timeout: float = 60) -> str:
+    """The server's output once it has ended; one that does not end in `timeout` is killed, not left serving."""
     try:
-        deadline = time.monotonic() + 120
-        while not any(p.name.startswith("supra_demo_") for p in temp.iterdir()) and time.monotonic() < deadline:
-            assert server.poll() is None, server.stdout.read()
-            time.sleep(0.005)
+        return server.communicate(timeout=timeout)[0]
+    except subprocess.TimeoutExpired:
+        server.kill()
+        raise AssertionError(f"the demo did not end within {timeout} s of SIGTERM:\n{server.communicate()[0]}") from None
+
+
+def test_a_sigterm_while_the_page_is_built_ends_the_demo_as_ctrl_c_does(tmp_path, monkeypatch):
+    # the GIF folder is made as the model loads, before the page serves: a SIGTERM then, before the demo took it
+    # as Ctrl-C, ended the process with no cleanup
+    import tempfile
+
+    import supra.demo as demo
+
+    folder = small_a2a_release(tmp_path / "a2a", context=300)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the GIF folder goes
+    built = demo.build_page
+
+    def build_then_sigterm(ckpt: str):
+        page = built(ckpt)
+        assert [p.name[:11] for p in tmp_path.glob("supra_demo_*")] == ["supra_demo_"]
+        os.kill(os.getpid(), signal.SIGTERM)
+        return page
+
+    def too_early(signum, frame):  # the signal's own handler, unless the demo has taken it by then
+        raise AssertionError("SIGTERM came before the demo took it as Ctrl-C")
+
+    monkeypatch.setattr(demo, "build_page", build_then_sigterm)
+    previous = signal.signal(signal.SIGTERM, too_early)
+    try:
+        # it returns, as from Ctrl-C: the command then exits normally, which removes the GIF folder (the test
+        # above sees a served demo do so)
+        demo.run(OmegaConf.create({"ckpt": str(folder), "host": "127.0.0.1", "port": free_port()}))
     finally:
-        server.terminate()
-        output = server.communicate(timeout=60)[0]
-    assert server.returncode == 0 and "Traceback" not in output, output
-    assert not [p for p in temp.iterdir() if p.name.startswith("supra_demo_")]
+        signal.signal(signal.SIGTERM, previous)
 
 
 def test_the_page_in_a_headless_browser_captions_an_upload_and_names_a_bad_one(trained_run, bad_uploads, tmp_path):
