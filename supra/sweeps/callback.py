@@ -60,7 +60,8 @@ class SweepJobRecorder(Callback):
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         hydra_cfg = HydraConfig.get()
-        diverged, _ = _diverged[:], _diverged.clear()  # this job's, read once
+        diverged = _diverged[:]  # this job's, read once
+        _diverged.clear()
         # a single run has no sweep; under SLURM every task of a job runs this, the first one records
         if hydra_cfg.mode is None or hydra_cfg.mode.name != "MULTIRUN" or os.environ.get("SLURM_PROCID", "0") != "0":
             return
