@@ -247,6 +247,24 @@ def one_torch_thread():
     torch.set_num_threads(threads)
 
 
+@pytest.fixture
+def pipes_never_opened() -> Iterator[None]:
+    """For a test that lays a named pipe where a picture would be: code that opened it would wait for a writer
+    forever, a hung worker naming no test; an alarm fails the test instead, by name."""
+    seconds = 120
+
+    def opened(signum: int, frame: object) -> None:
+        raise AssertionError(f"still waiting after {seconds} s: a named pipe was opened, which waits for a writer")
+
+    previous = signal.signal(signal.SIGALRM, opened)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
 @pytest.fixture(autouse=True)
 def autograd_left_on() -> Iterator[None]:
     """Autograd is a thread's setting: a test that leaves it off (a generator suspended inside torch.no_grad,

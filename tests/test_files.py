@@ -263,7 +263,7 @@ def test_a_folder_moved_away_and_linked_back_keeps_its_name_beside_an_older_link
     assert walk.aliases == {"latest": "2024"} and tree_stamp(data) == stamp
 
 
-def test_named_pipes_are_passed_over_by_the_walk_never_listed_as_files(tmp_path):
+def test_named_pipes_are_passed_over_by_the_walk_never_listed_as_files(tmp_path, pipes_never_opened):
     """Opening a named pipe waits for a writer forever: a pipe (or a link to one) with a picture's name is in
     `special`, not `files`; a broken link is still a file, which its reader names as unreadable."""
     (tmp_path / "a.png").write_bytes(b"x")

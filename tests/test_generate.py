@@ -335,7 +335,7 @@ def test_many_samples_are_drawn_a_batch_at_a_time_in_turn_from_the_seeds_generat
     assert len(list((tmp_path / "out").glob("image_*.png"))) == 3
 
 
-def test_bad_inputs_are_one_line_each(pair, tmp_path):
+def test_bad_inputs_are_one_line_each(pair, tmp_path, pipes_never_opened):
     folder = pair[0]
     Image.fromarray(np.zeros((16, 24, 3), dtype=np.uint8)).save(tmp_path / "wide.png")
     Image.fromarray(np.zeros((20, 20, 3), dtype=np.uint8)).save(tmp_path / "odd.png")

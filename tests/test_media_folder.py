@@ -430,7 +430,7 @@ def train_only(root: Path, **kwargs) -> MediaFolderDataModule:
                                  **kwargs)
 
 
-def test_a_named_pipe_with_a_pictures_name_is_passed_over_and_counted_never_opened(tmp_path):
+def test_a_named_pipe_with_a_pictures_name_is_passed_over_and_counted_never_opened(tmp_path, pipes_never_opened):
     """Reading a pipe waits for a writer forever: set-up would hang. It is named in the summary line instead."""
     root = one_wide_picture(tmp_path)
     os.mkfifo(root / "pipe.jpg")

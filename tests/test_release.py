@@ -831,7 +831,7 @@ def test_a_release_folder_or_one_of_its_files_given_where_it_does_not_go_says_wh
             check_run_config(cfg)
 
 
-def test_caption_lists_a_named_pipe_and_a_looping_link_among_the_files_it_skips_never_opening_the_pipe(tmp_path):
+def test_caption_lists_a_named_pipe_and_a_looping_link_among_the_files_it_skips_never_opening_the_pipe(tmp_path, pipes_never_opened):
     """A pipe inside images= is kept to be named as skipped (reading it would wait forever); given as images=
     itself it is one line saying what it is, as is a link that loops."""
     from supra.caption import find_images, unreadable_reason
