@@ -34,18 +34,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     error it is removed. The file gets the permissions a plain open() would give (mkstemp's are 0600).
     While it is written this process holds a lock on it, so that one a killed process left (SIGKILL, a
     power cut: no error to remove it on) can be told from one being written: stale_temp_files."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = _claimed_temp_file(path)
-    try:
-        yield Path(tmp)
+    with _written_temp_file(Path(path)) as tmp:
+        yield tmp
         give_plain_permissions(tmp)
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    finally:
-        os.close(fd)  # the lock goes with it
 
 
 @contextmanager
@@ -87,7 +79,8 @@ def atomic_paths(*paths: str | os.PathLike) -> Iterator[list[Path]]:
 
 @contextmanager
 def _written_temp_file(path: Path) -> Iterator[Path]:
-    """atomic_path's temp file and lock, without its rename: removed on any error."""
+    """A locked temp file beside `path` to write (atomic_path's, atomic_paths'), without a rename: removed on any
+    error."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = _claimed_temp_file(path)
     try:
