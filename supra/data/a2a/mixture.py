@@ -61,6 +61,74 @@ log = logging.getLogger(__name__)
 BATCHINGS = ("by_task", "mixed")
 
 
+def _source_configs(sources: Mapping[str, Any] | None) -> dict[str, Any]:
+    """data.sources as plain dicts, a source set to null left out: how evaluate.py drops one of a
+    checkpoint's (data.sources.X=null)."""
+    if isinstance(sources, DictConfig):
+        sources = OmegaConf.to_container(sources, resolve=True)
+    return {name: cfg for name, cfg in (sources or {}).items() if cfg is not None}
+
+
+def _task_weights(tasks: Mapping[str, float]) -> dict[str, float]:
+    """data.tasks as a plain {task: weight} dict."""
+    return dict(OmegaConf.to_container(tasks) if isinstance(tasks, DictConfig) else tasks)
+
+
+def check_mixture_settings(
+    sources: Mapping[str, Any],
+    tasks: Mapping[str, float],
+    *,
+    vqvae: torch.nn.Module | None,
+    batching: str,
+    caption_dropout: float,
+    batch_size: int,
+    eval_batch_size: int,
+    num_workers: int,
+    val_items: int | None,
+    test_items: int | None,
+    num_codes: int,
+    batches_per_epoch: int | None,
+    video_given_frames: int,
+) -> None:
+    """Refuse, with a SupraUserError naming the setting, what the mixture cannot be built from: before any
+    source is read or encoded."""
+    if not sources:
+        raise SupraUserError("data.sources is empty: name at least one DataModule, e.g. shapes_images")
+    for name, cfg in sources.items():
+        if not isinstance(cfg, Mapping) or "_target_" not in cfg:
+            raise SupraUserError(f"data.sources.{name} must be a DataModule config with a _target_")
+    check_tasks(list(tasks))
+    for task, weight in tasks.items():
+        # NaN would drop the task without a word (NaN > 0 is false), inf break the draw, true count as 1
+        if not is_number(weight) or weight < 0:
+            raise SupraUserError(f"data.tasks.{task}={weight!r}: a task weight must be a finite number >= 0")
+    if not any(w > 0 for w in tasks.values()):
+        raise SupraUserError("data.tasks: every weight is 0; give at least one task a weight > 0")
+    if batching not in BATCHINGS:
+        raise SupraUserError(f"data.batching={batching!r} is unknown: choose one of {', '.join(BATCHINGS)}")
+    if not 0 <= caption_dropout < 1:
+        raise SupraUserError(f"data.caption_dropout={caption_dropout} must be in [0, 1): the share of text2image "
+                             "captions left empty in training")
+    if vqvae is None:
+        raise SupraUserError("data=a2a_mixture needs the stage-1 VQ-VAE: set model.vqvae_ckpt=PATH "
+                             "(from `python train.py experiment=vqvae_shapes`)")
+    check_batch_sizes(batch_size, eval_batch_size)
+    check_num_workers(num_workers)
+    for key, value in (("val_items", val_items), ("test_items", test_items)):
+        if value is not None and not is_whole(value, 0):
+            raise SupraUserError(f"data.{key}={value!r} must be a whole number >= 0, or null for every item")
+    if not is_whole(num_codes, 2):
+        raise SupraUserError(f"data.num_codes={num_codes!r} must be a whole number >= 2: the visual codes of the "
+                             "GPT's vocabulary, the codebook size of the VQ-VAE (model.vqvae_ckpt)")
+    # null: the default epoch; 0 was read as null without a word, -3 and 2.5 failed after the encoding
+    if batches_per_epoch is not None and not is_whole(batches_per_epoch, 1):
+        raise SupraUserError(f"data.batches_per_epoch={batches_per_epoch!r} must be a whole number >= 1, or null "
+                             "for (items of all sources) / data.batch_size")
+    if not is_whole(video_given_frames, 1):
+        raise SupraUserError(f"data.video_given_frames={video_given_frames!r} must be a whole number >= 1: the "
+                             "frames a video prediction is given")
+
+
 class A2AMixtureDataModule(L.LightningDataModule):
     """Mixed a2a sequences from `sources` ({name: DataModule config with _target_}) with `tasks`
     ({task: weight}); codes from `vqvae`, the frozen stage-1 VQ-VAE. See the module docstring."""
@@ -90,46 +158,11 @@ class A2AMixtureDataModule(L.LightningDataModule):
         num_workers: int = 0,
     ) -> None:
         super().__init__()
-        if isinstance(sources, DictConfig):
-            sources = OmegaConf.to_container(sources, resolve=True)
-        # a source set to null is left out: how evaluate.py drops one of a checkpoint's (data.sources.X=null)
-        sources = {name: cfg for name, cfg in (sources or {}).items() if cfg is not None}
-        if not sources:
-            raise SupraUserError("data.sources is empty: name at least one DataModule, e.g. shapes_images")
-        for name, cfg in sources.items():
-            if not isinstance(cfg, Mapping) or "_target_" not in cfg:
-                raise SupraUserError(f"data.sources.{name} must be a DataModule config with a _target_")
-        tasks = dict(OmegaConf.to_container(tasks) if isinstance(tasks, DictConfig) else tasks)
-        check_tasks(list(tasks))
-        for task, weight in tasks.items():
-            # NaN would drop the task without a word (NaN > 0 is false), inf break the draw, true count as 1
-            if not is_number(weight) or weight < 0:
-                raise SupraUserError(f"data.tasks.{task}={weight!r}: a task weight must be a finite number >= 0")
-        if not any(w > 0 for w in tasks.values()):
-            raise SupraUserError("data.tasks: every weight is 0; give at least one task a weight > 0")
-        if batching not in BATCHINGS:
-            raise SupraUserError(f"data.batching={batching!r} is unknown: choose one of {', '.join(BATCHINGS)}")
-        if not 0 <= caption_dropout < 1:
-            raise SupraUserError(f"data.caption_dropout={caption_dropout} must be in [0, 1): the share of text2image "
-                                 "captions left empty in training")
-        if vqvae is None:
-            raise SupraUserError("data=a2a_mixture needs the stage-1 VQ-VAE: set model.vqvae_ckpt=PATH "
-                                 "(from `python train.py experiment=vqvae_shapes`)")
-        check_batch_sizes(batch_size, eval_batch_size)
-        check_num_workers(num_workers)
-        for key, value in (("val_items", val_items), ("test_items", test_items)):
-            if value is not None and not is_whole(value, 0):
-                raise SupraUserError(f"data.{key}={value!r} must be a whole number >= 0, or null for every item")
-        if not is_whole(num_codes, 2):
-            raise SupraUserError(f"data.num_codes={num_codes!r} must be a whole number >= 2: the visual codes of the "
-                                 "GPT's vocabulary, the codebook size of the VQ-VAE (model.vqvae_ckpt)")
-        # null: the default epoch; 0 was read as null without a word, -3 and 2.5 failed after the encoding
-        if batches_per_epoch is not None and not is_whole(batches_per_epoch, 1):
-            raise SupraUserError(f"data.batches_per_epoch={batches_per_epoch!r} must be a whole number >= 1, or null "
-                                 "for (items of all sources) / data.batch_size")
-        if not is_whole(video_given_frames, 1):
-            raise SupraUserError(f"data.video_given_frames={video_given_frames!r} must be a whole number >= 1: the "
-                                 "frames a video prediction is given")
+        sources, tasks = _source_configs(sources), _task_weights(tasks)
+        check_mixture_settings(
+            sources, tasks, vqvae=vqvae, batching=batching, caption_dropout=caption_dropout, batch_size=batch_size,
+            eval_batch_size=eval_batch_size, num_workers=num_workers, val_items=val_items, test_items=test_items,
+            num_codes=num_codes, batches_per_epoch=batches_per_epoch, video_given_frames=video_given_frames)
         self.source_configs = {name: dict(cfg) for name, cfg in sources.items()}
         self.weights = {t: float(tasks.get(t, 0.0)) for t in TASKS}
         self.text_tokenizer = text_tokenizer
