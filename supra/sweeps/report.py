@@ -220,57 +220,90 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], list[str], list[str]]:
     shared = [o for o in overrides[dirs[0]] if all(o in job for job in overrides.values())]
     rows, notes = [], []
     for job_dir in dirs:
-        job = str(job_dir.relative_to(sweep_dir))
-        job_cfg = job_object(job_dir / ".hydra" / "config.yaml", "a job's config (a YAML mapping, as Hydra writes it)",
-                             load_yaml(job_dir / ".hydra" / "config.yaml"))
-        result = _job_result(job_dir / JOB_RESULT)
-        ckpt = (job_cfg.get("callbacks") or {}).get("model_checkpoint") or {}
-        metric = result.get("metric") or job_cfg.get("optimized_metric") or ckpt.get("monitor") or ""
-        direction = _direction(load_yaml(job_dir / ".hydra" / "hydra.yaml") or sweep_cfg, job_cfg, metric)
-        curves = metrics_csv(job_dir, job_cfg)
-        best_value, best_step, best_epoch = _best_logged(curves, metric, direction)
-        # The checkpoint named is one whose global step is the best value's, read from the file rather than
-        # assumed from the config: best.ckpt is the best of the checkpoint callback's monitor, which need not be
-        # this metric (optimized_metric=val/loss, monitor val/CIDEr) nor have its direction.
-        ckpt_steps = _checkpoint_steps(job_dir)
-        checkpoint = next((path for path, step in ckpt_steps.items() if best_step is not None and step == best_step), "")
-        tested = tested_checkpoint(job_dir)
-        if metric.startswith("test/") and best_value is not None and tested:
-            # A test's scores are logged at the fit's last step, whichever checkpoint it scored: the run tests
-            # best.ckpt (last.ckpt when it kept no best), so those are its weights, step and test pictures.
-            checkpoint, best_step = str(tested), ckpt_steps[str(tested)]
-        best_ckpt = job_dir / "checkpoints" / "best.ckpt"
-        keeps_this_best = ckpt.get("monitor") == metric and ckpt.get("mode") == direction[:3]  # max | min
-        if best_step is None and keeps_this_best and best_ckpt.is_file():
-            checkpoint = str(best_ckpt)  # no step to check it by (no metrics.csv): the best of this metric by its config
-        diverged = result.get("status") == "failed" and str(result.get("error") or "").startswith("diverged:")
-        if diverged:  # its checkpoints may hold NaN weights (its val/CIDEr 0.0 at every step): none is its best
-            checkpoint = ""
-        elif best_step is not None and ckpt_steps and not checkpoint:
-            monitor = ckpt.get("monitor")
-            held = ", ".join(f"{Path(path).name} ("
-                             + (f"the best {monitor}, " if monitor and path.endswith("best.ckpt") else "")
-                             + (f"step {step})" if step is not None else "unreadable)") for path, step in ckpt_steps.items())
-            notes.append(f"job {job}: no checkpoint holds the weights of its best {metric} (step {best_step}); "
-                         f"it has {held}")
-        final_value = _float(result.get("return_value"))
-        if best_value is None and (final_value is not None or result.get("status") == "completed"):
-            # Said rather than read from TensorBoard's event files (or W&B's): one reader, metrics.csv's, for
-            # every logger; and the csv logger is the default. The job is ranked by what it returned.
-            shown = curves.relative_to(job_dir) if curves.is_relative_to(job_dir) else curves
-            why = (f"its {shown} has no {metric}" if curves.is_file() else
-                   "it logged no metric (a run this short may log none)" if _logs_csv(job_cfg) else
-                   "it logged no csv/metrics.csv (add logger=many or the csv logger)")
-            notes.append(f"job {job}: its best {metric} and its step are unknown: {why}"
-                         + ("; it is ranked by its final value" if final_value is not None else ""))
-        rows.append(JobRow(
-            job=job, status=result.get("status", "interrupted"),
-            overrides=" ".join(o for o in overrides[job_dir] if o not in shared), metric=metric, direction=direction,
-            best_value=best_value, best_step=best_step, best_epoch=best_epoch, final_value=final_value,
-            wall_time_s=_float(result.get("wall_time_s")), checkpoint=checkpoint, error=str(result.get("error") or ""),
-        ))
+        row, job_notes = _job_row(job_dir, sweep_dir, sweep_cfg, overrides[job_dir], shared)
+        rows.append(row)
+        notes.extend(job_notes)
     rows = [r for group in _ranked(rows).values() for r in group]
     return rows, shared, notes
+
+
+def _job_row(job_dir: Path, sweep_dir: Path, sweep_cfg: dict[str, Any], overrides: list[str],
+             shared: list[str]) -> tuple[JobRow, list[str]]:
+    """One job's row, read from its folder, and the notes on it (why its checkpoint or best value is not named)."""
+    job = str(job_dir.relative_to(sweep_dir))
+    job_cfg = job_object(job_dir / ".hydra" / "config.yaml", "a job's config (a YAML mapping, as Hydra writes it)",
+                         load_yaml(job_dir / ".hydra" / "config.yaml"))
+    result = _job_result(job_dir / JOB_RESULT)
+    ckpt_cfg = (job_cfg.get("callbacks") or {}).get("model_checkpoint") or {}
+    metric = result.get("metric") or job_cfg.get("optimized_metric") or ckpt_cfg.get("monitor") or ""
+    direction = _direction(load_yaml(job_dir / ".hydra" / "hydra.yaml") or sweep_cfg, job_cfg, metric)
+    curves = metrics_csv(job_dir, job_cfg)
+    best_value, best_step, best_epoch = _best_logged(curves, metric, direction)
+    ckpt_steps = _checkpoint_steps(job_dir)
+    diverged = result.get("status") == "failed" and str(result.get("error") or "").startswith("diverged:")
+    checkpoint, best_step = _best_checkpoint(job_dir, ckpt_cfg, ckpt_steps, metric, direction, best_value, best_step,
+                                             diverged)
+    notes: list[str] = []
+    if not diverged and best_step is not None and ckpt_steps and not checkpoint:
+        notes.append(_no_best_checkpoint_note(job, metric, best_step, ckpt_cfg, ckpt_steps))
+    final_value = _float(result.get("return_value"))
+    if best_value is None and (final_value is not None or result.get("status") == "completed"):
+        notes.append(_unknown_best_note(job, job_dir, job_cfg, curves, metric, final_value))
+    row = JobRow(
+        job=job, status=result.get("status", "interrupted"),
+        overrides=" ".join(o for o in overrides if o not in shared), metric=metric, direction=direction,
+        best_value=best_value, best_step=best_step, best_epoch=best_epoch, final_value=final_value,
+        wall_time_s=_float(result.get("wall_time_s")), checkpoint=checkpoint, error=str(result.get("error") or ""),
+    )
+    return row, notes
+
+
+def _best_checkpoint(job_dir: Path, ckpt_cfg: dict[str, Any], ckpt_steps: dict[str, int | None], metric: str,
+                     direction: str, best_value: float | None, best_step: int | None,
+                     diverged: bool) -> tuple[str, int | None]:
+    """The checkpoint that holds the weights of the job's best `metric` ("" when none does), and the step shown
+    for it. The rule, later lines overriding earlier ones:
+    - the checkpoint saved at the best value's global step (read from the file, not assumed from the config:
+      best.ckpt is the best of the checkpoint callback's monitor, which need not be this metric nor have its
+      direction);
+    - for a test metric, the tested checkpoint and its step: a test's scores are logged at the fit's last step,
+      whichever checkpoint it scored (best.ckpt, or last.ckpt when the run kept no best);
+    - with no step to check by (no metrics.csv), best.ckpt when the config's monitor and mode are this metric's;
+    - none for a diverged job: its checkpoints may hold NaN weights (its val/CIDEr 0.0 at every step)."""
+    checkpoint = next((path for path, step in ckpt_steps.items() if best_step is not None and step == best_step), "")
+    tested = tested_checkpoint(job_dir)
+    if metric.startswith("test/") and best_value is not None and tested:
+        checkpoint, best_step = str(tested), ckpt_steps[str(tested)]
+    best_ckpt = job_dir / "checkpoints" / "best.ckpt"
+    keeps_this_best = ckpt_cfg.get("monitor") == metric and ckpt_cfg.get("mode") == direction[:3]  # max | min
+    if best_step is None and keeps_this_best and best_ckpt.is_file():
+        checkpoint = str(best_ckpt)
+    if diverged:
+        checkpoint = ""
+    return checkpoint, best_step
+
+
+def _no_best_checkpoint_note(job: str, metric: str, best_step: int, ckpt_cfg: dict[str, Any],
+                             ckpt_steps: dict[str, int | None]) -> str:
+    """Why a job's row names no checkpoint: none was saved at its best step; which ones it has, at which steps."""
+    monitor = ckpt_cfg.get("monitor")
+    held = ", ".join(f"{Path(path).name} ("
+                     + (f"the best {monitor}, " if monitor and path.endswith("best.ckpt") else "")
+                     + (f"step {step})" if step is not None else "unreadable)") for path, step in ckpt_steps.items())
+    return f"job {job}: no checkpoint holds the weights of its best {metric} (step {best_step}); it has {held}"
+
+
+def _unknown_best_note(job: str, job_dir: Path, job_cfg: dict[str, Any], curves: Path, metric: str,
+                       final_value: float | None) -> str:
+    """Why a job that finished has no best value: what its metrics.csv lacks, or that it wrote none."""
+    # Said rather than read from TensorBoard's event files (or W&B's): one reader, metrics.csv's, for
+    # every logger; and the csv logger is the default. The job is ranked by what it returned.
+    shown = curves.relative_to(job_dir) if curves.is_relative_to(job_dir) else curves
+    why = (f"its {shown} has no {metric}" if curves.is_file() else
+           "it logged no metric (a run this short may log none)" if _logs_csv(job_cfg) else
+           "it logged no csv/metrics.csv (add logger=many or the csv logger)")
+    return (f"job {job}: its best {metric} and its step are unknown: {why}"
+            + ("; it is ranked by its final value" if final_value is not None else ""))
 
 
 def _csv_loggers(job_cfg: dict[str, Any]) -> list[dict[str, Any]]:
