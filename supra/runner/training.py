@@ -97,14 +97,42 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     ckpt_path = cfg.get("ckpt_path")
     task = build_task(starting_model(cfg.model, ckpt_path), run_config, stage1_vqvae(cfg.model, ckpt_path))
     if ckpt_path:
-        checkpoint = check_resumable(task, ckpt_path, cfg.trainer.get("max_steps") if cfg.get("train") else None)
-        if cfg.get("train"):
-            resumed = run_config_of(checkpoint) or {}
-            say_resumed_changes(cfg, resumed)
-            # the run config the task saves in its checkpoints and the loggers record: what this run trained with
-            keep_resumed_settings(run_config, resumed)
+        _check_resume(cfg, task, ckpt_path, run_config)
     datamodule = build_datamodule(cfg.data, task, tokenizer_to_reuse(cfg))
     check_optimized_metric(task, cfg.get("optimized_metric"), datamodule)
+    trainer, loggers = _build_trainer(cfg, task, datamodule)
+    trainers.append(trainer)
+    for logger in loggers:
+        logger.log_hyperparams(run_config)
+
+    if cfg.get("train"):
+        _fit(cfg, trainer, task, datamodule)
+    metrics = _plain(trainer.callback_metrics)
+    diverged = divergence(metrics, trainer.global_step) if cfg.get("train") and trainer.is_global_zero else None
+    if cfg.get("test"):
+        metrics.update(_test(cfg, trainer, task, datamodule))
+
+    value = _metric_value(metrics, cfg.get("optimized_metric"))
+    if diverged:
+        # its scores are those of a broken model (val/CIDEr 0.0, never NaN): a sweep's job is recorded as a failed
+        # trial (the sweeper gets no value to learn from), a single run says so as it ends
+        _say_diverged(diverged)
+        return None, metrics
+    return value, metrics
+
+
+def _check_resume(cfg: DictConfig, task: SupraTask, ckpt_path: str, run_config: dict[str, Any]) -> None:
+    """Refuse a checkpoint the task cannot go on from; for a fit, say what changed since and keep its settings in
+    `run_config` (what the task saves in its checkpoints and the loggers record: what this run trained with)."""
+    checkpoint = check_resumable(task, ckpt_path, cfg.trainer.get("max_steps") if cfg.get("train") else None)
+    if cfg.get("train"):
+        resumed = run_config_of(checkpoint) or {}
+        say_resumed_changes(cfg, resumed)
+        keep_resumed_settings(run_config, resumed)
+
+
+def _build_trainer(cfg: DictConfig, task: SupraTask, datamodule: L.LightningDataModule) -> tuple[L.Trainer, list[Any]]:
+    """The Trainer of cfg.trainer with the run's callbacks, loggers and checkpoint plugin; and its loggers."""
     check_callbacks_fit(task, cfg.get("callbacks"), group_choice("callbacks"), datamodule)
     callbacks = [*instantiate_group(cfg.get("callbacks")), ValidationWithinRun(), EpochWhereStopped(),
                  EndWithMainProcess()]
@@ -117,36 +145,32 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
         # (epoch=N-step=M.ckpt in the first logger's folder) and the test would score it
         extra["enable_checkpointing"] = False
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
-    trainers.append(trainer)
-    for logger in loggers:
-        logger.log_hyperparams(run_config)
+    return trainer, loggers
 
+
+def _fit(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.LightningDataModule) -> None:
+    try:
+        with interval_within_epoch(cfg.trainer):
+            trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+    except SIGTERMException as stop:  # Ctrl-C or SIGTERM: last.ckpt written and said (callbacks/checkpoint.py)
+        raise SystemExit(1) from stop  # not 0, as Lightning's: the run did not finish (and is not tested)
+
+
+def _test(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.LightningDataModule) -> dict[str, float]:
+    """Test the checkpoint the run chose (_checkpoint_to_test), logged at the step it was trained to; its metrics."""
     if cfg.get("train"):
-        try:
-            with interval_within_epoch(cfg.trainer):
-                trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
-        except SIGTERMException as stop:  # Ctrl-C or SIGTERM: last.ckpt written and said (callbacks/checkpoint.py)
-            raise SystemExit(1) from stop  # not 0, as Lightning's: the run did not finish (and is not tested)
-    metrics = _plain(trainer.callback_metrics)
-    diverged = divergence(metrics, trainer.global_step) if cfg.get("train") and trainer.is_global_zero else None
+        take_fit_progress_from_last_checkpoint(trainer)
+    elif cfg.get("ckpt_path"):  # logged at the step its checkpoint was trained to, as the run's own test was
+        take_fit_progress_from(trainer, Path(cfg.ckpt_path))
+    trainer.test(task, datamodule=datamodule, ckpt_path=_checkpoint_to_test(trainer, cfg))
+    return _plain(trainer.callback_metrics)
 
-    if cfg.get("test"):
-        if cfg.get("train"):
-            take_fit_progress_from_last_checkpoint(trainer)
-        elif cfg.get("ckpt_path"):  # logged at the step its checkpoint was trained to, as the run's own test was
-            take_fit_progress_from(trainer, Path(cfg.ckpt_path))
-        trainer.test(task, datamodule=datamodule, ckpt_path=_checkpoint_to_test(trainer, cfg))
-        metrics.update(_plain(trainer.callback_metrics))
 
-    value = _metric_value(metrics, cfg.get("optimized_metric"))
-    if diverged:
-        # its scores are those of a broken model (val/CIDEr 0.0, never NaN): a sweep's job is recorded as a failed
-        # trial (the sweeper gets no value to learn from), a single run says so as it ends
-        note_diverged(diverged)
-        log.warning("%s: the run's scores and checkpoints are of a model whose training broke down; lower "
-                    "model.optimizer.lr, or clip the gradients (trainer.gradient_clip_val)", diverged)
-        return None, metrics
-    return value, metrics
+def _say_diverged(diverged: str) -> None:
+    """Record the divergence for a sweep's job (a failed trial) and warn what to change."""
+    note_diverged(diverged)
+    log.warning("%s: the run's scores and checkpoints are of a model whose training broke down; lower "
+                "model.optimizer.lr, or clip the gradients (trainer.gradient_clip_val)", diverged)
 
 
 DIVERGENCE_LOSSES = ("train/loss", "val/loss")  # every task logs both; a score (val/CIDEr) stays finite (0.0)
