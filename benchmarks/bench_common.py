@@ -35,9 +35,9 @@ def parser_for(description: str | None) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(description=description, formatter_class=HelpFormatter)
 
 
-def whole_number(text: str, minimum: int, maximum: int | None = None, why: str = "") -> int:
+def whole_number(text: str, minimum: int, maximum: int | None = None, why: str = "", why_maximum: str = "") -> int:
     """`text` as a whole number from `minimum` (to `maximum`), else argparse's one-line error (saying `why` that
-    minimum, if given)."""
+    minimum, and `why_maximum` that maximum, if given)."""
     try:
         value = int(text)
     except ValueError:
@@ -46,7 +46,8 @@ def whole_number(text: str, minimum: int, maximum: int | None = None, why: str =
         raise argparse.ArgumentTypeError(f"{value} is too small: it must be {minimum} or more"
                                          + (f" ({why})" if why else ""))
     if maximum is not None and value > maximum:
-        raise argparse.ArgumentTypeError(f"{value} is too large: it must be {maximum} or less")
+        raise argparse.ArgumentTypeError(f"{value} is too large: it must be {maximum} or less"
+                                         + (f" ({why_maximum})" if why_maximum else ""))
     return value
 
 
@@ -63,6 +64,16 @@ def at_least(minimum: int, why: str) -> Callable[[str], int]:
         return whole_number(text, minimum, why=why)
 
     return whole_number_at_least
+
+
+def at_most(maximum: int, why: str) -> Callable[[str], int]:
+    """An argparse type: a whole number from 1 to `maximum`, refused above it with `why` (a side of 100,000 px
+    was an out-of-memory traceback from deep inside once the work had started)."""
+
+    def whole_number_at_most(text: str) -> int:
+        return whole_number(text, 1, maximum, why_maximum=why)
+
+    return whole_number_at_most
 
 
 def non_negative_int(text: str) -> int:

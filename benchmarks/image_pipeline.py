@@ -26,12 +26,16 @@ from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import jpeg_folder, non_negative_int, parser_for, positive_int, readable_jpegs  # noqa: E402
+from bench_common import at_most, jpeg_folder, non_negative_int, parser_for, positive_int, readable_jpegs  # noqa: E402
 
 from supra.data.captioning.datamodule import ImageRows  # noqa: E402
 from supra.data.image_cache import ImageCache  # noqa: E402
 from supra.data.images import normalize_images  # noqa: E402
 from supra.utils.hardware import cpu_description  # noqa: E402
+
+# The captioner reads 112 px (224 with a pretrained tower); past 512 px the run times the copying of pixels no
+# model here reads, and the cache of 1,024 images already takes 0.8 GB of the temp folder.
+MAX_SIZE = 512
 
 
 class DecodeEveryEpoch(Dataset):
@@ -95,7 +99,8 @@ def pipeline_arguments(description: str, rounds: int) -> argparse.ArgumentParser
     parser.add_argument("--images", type=positive_int, default=1024, help="JPEGs to read (the first readable, by name)")
     parser.add_argument("--workers", type=non_negative_int, default=2, help="DataLoader workers (0: the main process)")
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images per batch")
-    parser.add_argument("--size", type=positive_int, default=112, help="side of the square images delivered")
+    parser.add_argument("--size", default=112, help=f"side of the square images delivered, 1 to {MAX_SIZE}",
+                        type=at_most(MAX_SIZE, "the captioner reads 112 px, 224 with a pretrained tower"))
     parser.add_argument("--rounds", type=positive_int, default=rounds, help="interleaved rounds; medians and paired ratios")
     return parser
 

@@ -35,7 +35,7 @@ from PIL import Image, ImageSequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import at_least, one_line_errors, parser_for, positive_int, seed  # noqa: E402
+from bench_common import at_least, at_most, one_line_errors, parser_for, positive_int, seed  # noqa: E402
 
 from supra.data.base import SPLITS  # noqa: E402
 from supra.data.gif_frames import read_gif_frames  # noqa: E402
@@ -48,6 +48,7 @@ from supra.utils.hardware import cpu_description  # noqa: E402
 IMAGE_SIZE = 64
 CLIP_FRAMES = 4
 MIN_GIF_SIDE = 40  # the moving rectangles are 12-39 px: the banded background then shows, and moves, in each frame
+MAX_GIF_SIDE = 1024  # the clips are 64 px: a larger GIF only adds pixels to decode (100,000 px ran out of memory)
 
 
 # -- the model ----------------------------------------------------------------------------------------
@@ -187,8 +188,10 @@ def main() -> None:
                         type=at_least(3, "the DataModule splits the folder into train, val and test by file"))
     parser.add_argument("--frames-per-gif", default=24, type=at_least(CLIP_FRAMES, "one clip"),
                         help=f"frames of each generated GIF, {CLIP_FRAMES} or more")
-    parser.add_argument("--gif-size", type=positive_int, nargs=2, default=(160, 120), metavar=("W", "H"),
-                        help=f"the generated GIFs' width and height, each {MIN_GIF_SIDE} or more")
+    parser.add_argument("--gif-size", nargs=2, default=(160, 120), metavar=("W", "H"),
+                        type=at_most(MAX_GIF_SIDE, f"the clips are {IMAGE_SIZE}x{IMAGE_SIZE}: a larger GIF only "
+                                     "adds pixels to decode"),
+                        help=f"the generated GIFs' width and height, each {MIN_GIF_SIDE} to {MAX_GIF_SIDE}")
     parser.add_argument("--threads", type=positive_int, default=None, help="torch.set_num_threads (default: torch's own)")
     parser.add_argument("--seed", type=seed, default=0, help="seed of the random model and the generated GIFs")
     args = parser.parse_args()

@@ -257,3 +257,16 @@ def test_a2a_sampling_cached_only_leaves_the_recompute_path_out(monkeypatch, cap
     assert [row[2] for row in rows] == ["64x64 image", "image, g2 best4", "4-frame video"]
     for row in rows:  # recompute s and tok/s, speed-up and same tokens left out; the cache's seconds given
         assert row[4:6] == row[8:10] == ["-", "-"] and float(row[6]) >= 0
+
+
+def test_a_picture_size_past_what_the_benchmark_measures_is_refused_in_one_line_before_any_work(monkeypatch, capsys):
+    # both were out-of-memory tracebacks once the images or GIFs were being made
+    for script in ("image_pipeline", "shard_pipeline"):
+        assert script_exit(script, ["--size", "100000"], monkeypatch, capsys) == (2, (
+            f"{script}.py: error: argument --size: 100000 is too large: it must be 512 or less (the captioner reads "
+            "112 px, 224 with a pretrained tower)"))
+    assert script_exit("vqvae_throughput", ["--gif-size", "100000", "100000"], monkeypatch, capsys) == (2, (
+        "vqvae_throughput.py: error: argument --gif-size: 100000 is too large: it must be 1024 or less (the clips are "
+        "64x64: a larger GIF only adds pixels to decode)"))
+    assert bench_common().at_most(512, "why")("512") == 512
+
