@@ -20,6 +20,13 @@
 #   jlink --add-modules java.base,java.xml,java.logging --strip-debug --no-man-pages --no-header-files \
 #         --compress=2 --output .gpu_deps/jre                       # a 38 MB Java runtime
 # and run (device tool): command "bash benchmarks/gpu_check.sh", carry [".gpu_deps"], timeout_s 560 (worst case: every step at its timeout).
+# Exit status 1 without a CUDA GPU (at once) or when a step failed (each said with its reason, at the end).
+usage="usage: bash benchmarks/gpu_check.sh (no arguments; on the GPU machine, from the repository root)"
+case "${1:-}" in
+  "") ;;
+  -h | --help) echo "$usage"; exit 0 ;;
+  *) echo "$usage" >&2; exit 2 ;;
+esac
 JSON_DIR=/tmp/gpu_check_json EPOCH_DIR=/tmp/gpu_check_epoch
 source benchmarks/gpu_env.sh
 
@@ -33,7 +40,7 @@ echo "== epoch ($((SECONDS - START))s in)" | tee -a "$LOG"
 rm -rf "$EPOCH_DIR"
 timeout 150 $PY train.py experiment=vlm_flickr8k data=shapes data.num_train=6000 data.num_val=1000 data.num_test=10 \
     trainer.max_epochs=1 test=false callbacks.progress_bar=null hydra.run.dir="$EPOCH_DIR" $EPOCH_ARGS >>"$LOG" 2>&1 \
-    || echo "epoch: failed or timed out (rc $?)" | tee -a "$LOG"
+    || failed epoch $?
 cp "$EPOCH_DIR/time_accounting.json" "$OUT/epoch_time_accounting.json" 2>/dev/null
 
 # larger batch, then compile (Inductor compiles each loop's net up front: about a minute)
@@ -45,4 +52,4 @@ bench b64_16mixed_compile 130 --batch-size 64 --precision 16-mixed --compile
 
 echo "== summary ($((SECONDS - START))s in)"
 summary "$EPOCH_DIR"
-echo "total $((SECONDS - START))s"
+finish

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Sourced by the GPU benchmark scripts (gpu_check.sh, gpu_precision_by_batch.sh): the environment the
-# device image lacks (.gpu_deps, see gpu_check.sh's header), `bench` (one train_throughput run) and
-# `summary` (one table over every bench's JSON in $JSON_DIR). Each script sets its own JSON_DIR before
-# sourcing this, so that a warm machine's leftovers of the other script never enter its summary.
+# device image lacks (.gpu_deps, see gpu_check.sh's header), `bench` (one train_throughput run),
+# `summary` (one table over every bench's JSON in $JSON_DIR) and `finish` (the exit status: 1 if a step
+# failed). Each script sets its own JSON_DIR before sourcing this, so that a warm machine's leftovers of
+# the other script never enter its summary. Without a CUDA GPU (and TRAINER=gpu) it stops at once, status 1.
 set -u
 OUT=${OUT:-/tmp/gpu_check_out}
 JSON_DIR=${JSON_DIR:-/tmp/gpu_check_json}
@@ -18,8 +19,15 @@ START=$SECONDS
 TRAINER=${TRAINER:-gpu}
 STEPS=${STEPS:-20}
 EPOCH_ARGS=${EPOCH_ARGS:-}
+FAILED=()  # the steps that failed or timed out, named by finish
 
-nvidia-smi -L | tee -a "$LOG"
+# every step would fail after a minute of start-up each (the reason only in the log), so stop here
+if [ "$TRAINER" = gpu ] && ! $PY -c "import sys, torch; sys.exit(not torch.cuda.is_available())" 2>/dev/null; then
+  echo "error: no CUDA GPU here (torch sees none): run this on the GPU machine (see gpu_check.sh's header), or" \
+       "dry-run it on a CPU with TRAINER=cpu" >&2
+  exit 1
+fi
+if [ "$TRAINER" = gpu ]; then nvidia-smi -L | tee -a "$LOG"; fi
 $PY -c "import torch, lightning; print('torch', torch.__version__, 'lightning', lightning.__version__)" | tee -a "$LOG"
 java -version 2>&1 | head -1 | tee -a "$LOG"
 
@@ -28,7 +36,23 @@ bench() {  # bench NAME SECONDS ARGS...: one train_throughput run, its table to 
   echo "== $name ($((SECONDS - START))s in)" | tee -a "$LOG"
   rm -f "$JSON_DIR/$name.json"  # a failed run leaves no figures of an earlier one behind
   timeout "$limit" $PY benchmarks/train_throughput.py --trainer "$TRAINER" --warmup 10 --steps "$STEPS" --rounds 10 \
-      --json "$JSON_DIR/$name.json" "$@" >>"$LOG" 2>&1 || echo "$name: failed or timed out (rc $?)" | tee -a "$LOG"
+      --json "$JSON_DIR/$name.json" "$@" >>"$LOG" 2>&1 || failed "$name" $?
+}
+
+failed() {  # failed NAME RC: say it with the step's last line of output (124: timed out), remember it for finish
+  local why
+  why=$(tail -n 1 "$LOG")
+  [ "$2" = 124 ] && why="timed out"
+  echo "$1: failed (rc $2): $why" | tee -a "$LOG"
+  FAILED+=("$1")
+}
+
+finish() {  # finish: the total time, and exit status 1 naming the steps that failed (their reasons in $LOG)
+  echo "total $((SECONDS - START))s"
+  if [ ${#FAILED[@]} -gt 0 ]; then
+    echo "error: ${#FAILED[@]} step(s) failed: ${FAILED[*]} (see $LOG)" >&2
+    exit 1
+  fi
 }
 
 summary() {  # summary [EPOCH_DIR]: one line per bench JSON, the 16-mixed / 32-true ratios, the epoch run's accounting

@@ -10,10 +10,13 @@
 #   device tool: command "bash benchmarks/gpu_precision_by_batch.sh 2", carry [".gpu_deps"], timeout_s 560
 # (half 1: batches 64, 512, 1,024; half 2: batch 2,048 and the channels_last runs; "all": the twelve in turn,
 # where calls may be longer). The figures measured in the README were taken as two calls of 237 s and 118 s.
+# Exit status 1 without a CUDA GPU (at once) or when a run failed (each said with its reason, at the end).
 part=${1:-}
+usage="usage: bash benchmarks/gpu_precision_by_batch.sh 1|2|all (half 1, half 2, or both in one call)"
 case "$part" in
   1 | 2 | all) ;;
-  *) echo "usage: bash benchmarks/gpu_precision_by_batch.sh 1|2|all (half 1, half 2, or both in one call)" >&2; exit 2 ;;
+  -h | --help) echo "$usage"; exit 0 ;;
+  *) echo "$usage" >&2; exit 2 ;;
 esac
 JSON_DIR=/tmp/gpu_precision_json  # its own: gpu_check.sh's runs on a warm machine stay out of this summary
 source benchmarks/gpu_env.sh
@@ -40,4 +43,4 @@ esac
 (cd "$JSON_DIR" && tar czf "$OUT/throughput_json.tgz" ./*.json 2>/dev/null)
 echo "== summary ($((SECONDS - START))s in)"
 summary
-echo "total $((SECONDS - START))s"
+finish

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -270,3 +272,35 @@ def test_a_picture_size_past_what_the_benchmark_measures_is_refused_in_one_line_
         "64x64: a larger GIF only adds pixels to decode)"))
     assert bench_common().at_most(512, "why")("512") == 512
 
+
+def gpu_script(args: list[str], tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """bash benchmarks/<args>, from the repository root as its header says, its outputs under tmp_path."""
+    return subprocess.run(["bash", *args], cwd=BENCHMARKS.parent, capture_output=True, text=True, timeout=60,
+                          env={**os.environ, "OUT": str(tmp_path / "out"), "JSON_DIR": str(tmp_path / "json"),
+                               "PY": sys.executable, **env})
+
+
+def test_the_gpu_scripts_say_their_usage_and_take_no_argument_they_do_not_know(tmp_path):
+    for script in ("gpu_check.sh", "gpu_precision_by_batch.sh"):
+        shown = gpu_script([f"benchmarks/{script}", "--help"], tmp_path)
+        assert (shown.returncode, shown.stdout) == (0, shown.stdout) and shown.stdout.startswith(
+            f"usage: bash benchmarks/{script}")
+    wrong = gpu_script(["benchmarks/gpu_check.sh", "now"], tmp_path)
+    assert wrong.returncode == 2 and wrong.stderr.startswith("usage: bash benchmarks/gpu_check.sh")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without a CUDA GPU")
+def test_the_gpu_scripts_stop_at_once_without_a_cuda_gpu_saying_so_in_one_line(tmp_path):
+    # they ran every step for a minute, each "failed or timed out", and exited 0
+    for args in (["benchmarks/gpu_check.sh"], ["benchmarks/gpu_precision_by_batch.sh", "1"]):
+        ended = gpu_script(args, tmp_path)
+        assert ended.returncode == 1 and ended.stdout == ""
+        assert ended.stderr.startswith("error: no CUDA GPU here (torch sees none): run this on the GPU machine")
+        assert ended.stderr.count("\n") == 1
+
+
+def test_a_gpu_script_whose_step_fails_says_why_and_ends_with_a_non_zero_status(tmp_path):
+    # a dry run on a CPU (TRAINER=cpu), with a step given 1 s: it times out
+    ended = gpu_script(["-c", "source benchmarks/gpu_env.sh; bench short 1; finish"], tmp_path, TRAINER="cpu")
+    assert ended.returncode == 1 and "short: failed (rc 124): timed out" in ended.stdout
+    assert ended.stderr.endswith(f"error: 1 step(s) failed: short (see {tmp_path / 'out' / 'gpu_check.log'})\n")
