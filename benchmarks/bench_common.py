@@ -164,6 +164,12 @@ def torch_device(text: str) -> torch.device:
     return device
 
 
+def paired_ratios(candidate: list[float], baseline: list[float]) -> list[float]:
+    """Each round's `candidate` figure over the same round's `baseline` one: their median is the benchmarks' ratio,
+    where a busy spell of a shared machine lands on both sides of a pair (a ratio of two medians mixes rounds)."""
+    return [c / b for c, b in zip(candidate, baseline, strict=True)]
+
+
 @contextmanager
 def one_line_errors() -> Iterator[None]:
     """Supra's SupraUserError (a missing or wrong checkpoint, a setting the machine cannot run), also when

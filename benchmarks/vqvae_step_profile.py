@@ -1,15 +1,18 @@
 """Where a VQ-VAE training step spends its time, part by part, on this CPU and, as the baseline of the same
 run, with torch's kernels capped at AVX2, to see which part an AVX2-only CPU makes slow.
 
-    python benchmarks/vqvae_step_profile.py [--batch-size 64] [--repeats 20] [--no-compare-avx2]
+    python benchmarks/vqvae_step_profile.py [--batch-size 64] [--rounds 3 --repeats 10] [--no-compare-avx2]
 
 The parts of one step of `experiment=vqvae_shapes` (batch 64 of 64x64 shapes images, the model's defaults):
 data (uint8 batch -> [-1, 1]), the encoder's strided convolutions and the decoder's transposed ones (each
 forward + backward), the quantiser (nearest code, EMA update, restarts), the loss, and Adam's step; then the
 whole step as train.py runs it. Each part is timed alone over the same batch, median of --repeats after a
-warm-up. Then the same runs in a child process with ATEN_CPU_CAPABILITY=avx2 and ONEDNN_MAX_CPU_ISA=AVX2
-(torch's own switches: its AVX-512 kernels off), and both print with their ratio; on a CPU that is AVX2-only
-already the two columns are the same machine. --no-compare-avx2: this CPU's column alone, in half the time.
+warm-up. The baseline runs in a child process with ATEN_CPU_CAPABILITY=avx2, ONEDNN_MAX_CPU_ISA=AVX2 and
+MKL_ENABLE_INSTRUCTIONS=AVX2 (torch's and MKL's switches: their AVX-512 kernels off; MKL runs the quantiser's
+distances). Rounds interleave: each times every part on this CPU, then in the capped child, so that a busy spell
+of a shared machine slows both; the table gives medians over the rounds and, per part, the median of the rounds'
+ratios b/a (each round's ratio listed). On a CPU that is AVX2-only already the two columns are the same machine.
+--no-compare-avx2: this CPU's column alone, in half the time.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import parser_for, positive_int  # noqa: E402
+from bench_common import paired_ratios, parser_for, positive_int  # noqa: E402
 
 from supra.data.images import channels_first, to_unit_range  # noqa: E402
 from supra.models.vqvae import VQVAE  # noqa: E402
@@ -47,8 +50,8 @@ def median_seconds(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times)
 
 
-def measure(batch_size: int, repeats: int) -> dict[str, float]:
-    """Milliseconds per part of one training step, median of `repeats`."""
+def step_parts(batch_size: int) -> dict[str, Callable[[], object]]:
+    """Each part of one training step as a call, on one model and batch, named as the table names it."""
     torch.manual_seed(0)
     pixels, _ = generate_scenes(batch_size, seed=0, canvas_size=64)
     uint8 = channels_first(pixels)
@@ -78,7 +81,7 @@ def measure(batch_size: int, repeats: int) -> dict[str, float]:
         (F.mse_loss(reconstruction, to_unit_range(uint8)) + vq_loss).backward()
         optimizer.step()
 
-    parts = {
+    return {
         "data: uint8 -> [-1, 1]": lambda: to_unit_range(uint8),
         "encoder: 3 strided convs, fwd + bwd": encoder,
         "decoder: 3 transposed convs, fwd + bwd": decoder,
@@ -87,41 +90,97 @@ def measure(batch_size: int, repeats: int) -> dict[str, float]:
         "Adam step": optimizer.step,
         "whole training step": step,
     }
+
+
+def measure(parts: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Milliseconds per part, median of `repeats` after a warm-up call each."""
     return {name: 1000 * median_seconds(fn, repeats) for name, fn in parts.items()}
+
+
+# The capped baseline: torch's own kernels, oneDNN's (the convolutions) and MKL's (the matmuls) at AVX2
+AVX2_ONLY = {"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_ENABLE_INSTRUCTIONS": "AVX2"}
+
+
+def serve_rounds(batch_size: int, repeats: int) -> None:
+    """The capped child: its CPU line, then one line of JSON (ms per part) for each line read on stdin, so that
+    its rounds take turns with the parent's."""
+    parts = step_parts(batch_size)
+    mkl = os.environ.get("MKL_ENABLE_INSTRUCTIONS", "(unset)")
+    print(json.dumps({"cpu": f"{cpu_description()}, MKL_ENABLE_INSTRUCTIONS={mkl}"}), flush=True)
+    for _ in sys.stdin:
+        print(json.dumps(measure(parts, repeats)), flush=True)
+
+
+class CappedChild:
+    """This script in a child process with AVX2_ONLY set, measuring a round each time it is asked."""
+
+    def __init__(self, batch_size: int, repeats: int) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, __file__, "--serve-rounds", "--batch-size", str(batch_size), "--repeats", str(repeats)],
+            env={**os.environ, **AVX2_ONLY}, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
+        self.cpu = self._reply()["cpu"]
+
+    def round(self) -> dict[str, float]:
+        self.process.stdin.write("\n")
+        self.process.stdin.flush()
+        return self._reply()
+
+    def _reply(self) -> dict:
+        line = self.process.stdout.readline()
+        if not line:
+            self.process.wait()
+            last = (self.process.stderr.read().strip().splitlines() or ["no output"])[-1]
+            raise SystemExit(f"error: the run capped at AVX2 failed (exit status {self.process.returncode}): {last}")
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        self.process.wait()
 
 
 def main() -> None:
     parser = parser_for(__doc__)
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images per step (64x64)")
-    parser.add_argument("--repeats", type=positive_int, default=20, help="timed calls of each part (median)")
+    parser.add_argument("--rounds", type=positive_int, default=3, help="interleaved rounds; medians and paired ratios")
+    parser.add_argument("--repeats", type=positive_int, default=10, help="timed calls of each part per round (median)")
     parser.add_argument("--compare-avx2", action=argparse.BooleanOptionalAction, default=True,
                         help="also run with torch's kernels capped at AVX2, the baseline column")
-    parser.add_argument("--json", action="store_true", help=argparse.SUPPRESS)  # the child's output
+    parser.add_argument("--serve-rounds", action="store_true", help=argparse.SUPPRESS)  # the capped child
     args = parser.parse_args()
-    here = measure(args.batch_size, args.repeats)
-    if args.json:
-        print(json.dumps({"cpu": cpu_description(), "ms": here}))
+    if args.serve_rounds:
+        serve_rounds(args.batch_size, args.repeats)
         return
-    capped = None
-    if args.compare_avx2:
-        env = {**os.environ, "ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2"}
-        child = subprocess.run([sys.executable, __file__, "--json", "--batch-size", str(args.batch_size),
-                                "--repeats", str(args.repeats)], env=env, capture_output=True, text=True)
-        if child.returncode != 0:
-            last = (child.stderr.strip().splitlines() or ["no output"])[-1]
-            raise SystemExit(f"error: the run capped at AVX2 failed (exit status {child.returncode}): {last}")
-        capped = json.loads(child.stdout.strip().splitlines()[-1])
-    print(f"\nVQ-VAE training step, batch {args.batch_size} at 64x64, median of {args.repeats}; torch {torch.__version__}")
+    parts = step_parts(args.batch_size)
+    child = CappedChild(args.batch_size, args.repeats) if args.compare_avx2 else None
+    here: list[dict[str, float]] = []
+    capped: list[dict[str, float]] = []
+    for _ in range(args.rounds):  # this CPU, then the capped child: a busy spell lands on both columns
+        here.append(measure(parts, args.repeats))
+        if child is not None:
+            capped.append(child.round())
+    if child is not None:
+        child.close()
+    print(f"\nVQ-VAE training step, batch {args.batch_size} at 64x64, {args.rounds} interleaved rounds of "
+          f"{args.repeats} calls a part (medians); torch {torch.__version__}")
     print(f"(a) {cpu_description()}")
-    if capped:
-        print(f"(b) {capped['cpu']}")
-        print(f"| {'part':<40} | (a) ms | (b) ms |   b/a |\n|{'-' * 42}|-------:|-------:|------:|")
-        for name, ms in here.items():
-            print(f"| {name:<40} | {ms:6.2f} | {capped['ms'][name]:6.2f} | {capped['ms'][name] / ms:4.2f}x |")
+    if child is not None:
+        print_compared(here, capped, child.cpu)
     else:
         print(f"| {'part':<40} |     ms |\n|{'-' * 42}|-------:|")
-        for name, ms in here.items():
-            print(f"| {name:<40} | {ms:6.2f} |")
+        for name in parts:
+            print(f"| {name:<40} | {statistics.median(r[name] for r in here):6.2f} |")
+
+
+def print_compared(here: list[dict[str, float]], capped: list[dict[str, float]], capped_cpu: str) -> None:
+    """The two columns' medians over the rounds, the median of the rounds' ratios b/a and each round's ratio."""
+    print(f"(b) {capped_cpu}")
+    print(f"| {'part':<40} | (a) ms | (b) ms |   b/a | b/a per round |\n|{'-' * 42}|-------:|-------:|------:|---|")
+    for name in here[0]:
+        a, b = [r[name] for r in here], [r[name] for r in capped]
+        ratios = paired_ratios(b, a)
+        print(f"| {name:<40} | {statistics.median(a):6.2f} | {statistics.median(b):6.2f} | "
+              f"{statistics.median(ratios):5.2f}x | {' / '.join(f'{r:.2f}' for r in ratios)} |")
 
 
 if __name__ == "__main__":

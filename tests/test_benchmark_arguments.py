@@ -304,3 +304,24 @@ def test_a_gpu_script_whose_step_fails_says_why_and_ends_with_a_non_zero_status(
     ended = gpu_script(["-c", "source benchmarks/gpu_env.sh; bench short 1; finish"], tmp_path, TRAINER="cpu")
     assert ended.returncode == 1 and "short: failed (rc 124): timed out" in ended.stdout
     assert ended.stderr.endswith(f"error: 1 step(s) failed: short (see {tmp_path / 'out' / 'gpu_check.log'})\n")
+
+
+def test_the_avx2_profile_gives_each_part_the_median_of_its_rounds_ratios_and_lists_them(monkeypatch, capsys):
+    module = benchmark_script("vqvae_step_profile", monkeypatch)
+    # a busy spell in round 2 of (a): the ratio of medians would say 1.5x, each round says 1.0x or 2.0x
+    here = [{"encoder": 10.0}, {"encoder": 30.0}, {"encoder": 10.0}]
+    capped = [{"encoder": 10.0}, {"encoder": 30.0}, {"encoder": 20.0}]
+    module.print_compared(here, capped, "capped CPU")
+    row = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| encoder")][0]
+    assert [cell.strip() for cell in row.split("|")[1:-1]] == ["encoder", "10.00", "20.00", "1.00x",
+                                                                "1.00 / 1.00 / 2.00"]
+
+
+def test_the_avx2_baseline_caps_mkl_too_and_measures_a_round_when_asked(monkeypatch):
+    module = benchmark_script("vqvae_step_profile", monkeypatch)
+    child = module.CappedChild(batch_size=2, repeats=1)  # the quantiser's distances are MKL matmuls
+    try:
+        assert child.cpu.endswith("MKL_ENABLE_INSTRUCTIONS=AVX2") and "capped at AVX2" in child.cpu
+        assert list(child.round()) == list(module.step_parts(2))
+    finally:
+        child.close()
