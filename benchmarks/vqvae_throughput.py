@@ -35,7 +35,7 @@ from PIL import Image, ImageSequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import at_least, at_most, one_line_errors, parser_for, positive_int, seed  # noqa: E402
+from bench_common import at_least, at_most, one_line_errors, paired_ratios, parser_for, positive_int, seed  # noqa: E402
 
 from supra.data.base import SPLITS  # noqa: E402
 from supra.data.gif_frames import read_gif_frames  # noqa: E402
@@ -166,8 +166,9 @@ def datamodule_clips(root: Path) -> dict[str, torch.Tensor]:
 
 # -- timing -------------------------------------------------------------------------------------------
 
-def interleaved_medians(fns: list[Callable[[], object]], repeats: int) -> tuple[list[float], list[object]]:
-    """One warm-up call of each, then `repeats` rounds calling each in turn: median seconds and last result."""
+def interleaved_rounds(fns: list[Callable[[], object]], repeats: int) -> tuple[list[list[float]], list[object]]:
+    """One warm-up call of each, then `repeats` rounds calling each in turn: each one's seconds per round and its
+    last result."""
     results = [fn() for fn in fns]
     times: list[list[float]] = [[] for _ in fns]
     for _ in range(repeats):
@@ -175,7 +176,12 @@ def interleaved_medians(fns: list[Callable[[], object]], repeats: int) -> tuple[
             start = time.perf_counter()
             results[k] = fn()
             times[k].append(time.perf_counter() - start)
-    return [statistics.median(t) for t in times], results
+    return times, results
+
+
+def speed_ups(seconds: list[float], baseline: list[float]) -> list[float]:
+    """Each round's speed against the baseline's in the same round (its seconds over these)."""
+    return paired_ratios(baseline, seconds)
 
 
 def main() -> None:
@@ -211,7 +217,7 @@ def main() -> None:
             paths = synthetic_gifs(root, args.gifs, args.frames_per_gif, tuple(args.gif_size), args.seed)
         write_s = time.perf_counter() - start
         megabytes = sum(p.stat().st_size for p in paths) / 1e6
-        (plain_gif_s, supra_gif_s, dm_gif_s), (plain_out, supra_out, dm_out) = interleaved_medians([
+        (plain_gif_s, supra_gif_s, dm_gif_s), (plain_out, supra_out, dm_out) = interleaved_rounds([
             lambda: [pillow_clips(p) for p in paths],
             lambda: [supra_clips(p) for p in paths],
             lambda: datamodule_clips(root),
@@ -226,10 +232,10 @@ def main() -> None:
     # The tokenizer's inputs: the Supra clips' frames, repeated up to the batch size.
     frames = torch.cat(supra_out).flatten(0, 1)
     images = to_unit_range(frames[torch.arange(args.batch_size) % len(frames)]).contiguous()
-    (plain_enc_s, supra_enc_s), (plain_codes, codes) = interleaved_medians(
+    (plain_enc_s, supra_enc_s), (plain_codes, codes) = interleaved_rounds(
         [lambda: plain_encode(model, images), lambda: supra_encode(model, images)], args.repeats)
     codes = codes.clone()  # out of inference mode, for the autograd-on baseline below
-    (plain_dec_s, supra_dec_s), (plain_images, decoded) = interleaved_medians(
+    (plain_dec_s, supra_dec_s), (plain_images, decoded) = interleaved_rounds(
         [lambda: plain_decode(model, codes), lambda: supra_decode(model, codes)], args.repeats)
     same_codes = int((plain_codes == codes).sum())
     decode_gap = (plain_images.detach() - decoded).abs().max().item()
@@ -238,7 +244,8 @@ def main() -> None:
     affinity = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     print(f"\n{cpu_description()}; torch {torch.__version__}, Pillow {PIL.__version__}; "
           f"{os.cpu_count()} CPUs ({affinity} usable); VQ-VAE {origin}, {model.get_num_params() / 1e6:.2f}M params; "
-          f"median of {args.repeats} (GIFs: {max(1, args.repeats // 2)}) after a warm-up")
+          f"median of {args.repeats} interleaved rounds (GIFs: {max(1, args.repeats // 2)}) after a warm-up; vs (a): "
+          "the median of the rounds' speed-ups")
     print(f"GIF folder: {args.gifs} GIFs x {args.frames_per_gif} frames at {args.gif_size[0]}x{args.gif_size[1]} "
           f"({megabytes:.1f} MB, written in {write_s:.1f}s) -> {n_clips} clips of {CLIP_FRAMES} at {IMAGE_SIZE}x{IMAGE_SIZE}")
     print("| stage                        | method                                        | seconds |     per second | vs (a) |")
@@ -252,10 +259,18 @@ def main() -> None:
         ("", "(b) read_gif_frames + fit + clips_of", supra_gif_s, n_clips, "clips", plain_gif_s),
         ("", "(c) MediaFolderDataModule(mode=clips).setup", dm_gif_s, n_clips, "clips", plain_gif_s),
     ]
+    per_round, stage_name = [], ""
     for stage, method, seconds, n, unit, base in rows:
-        print(f"| {stage:28} | {method:45} | {seconds:7.3f} | {n / seconds:7.0f} {unit:6} | {base / seconds:5.2f}x |")
-    print(f"GIF frames decoded per second: (a) {n_frames / plain_gif_s:.0f}, "
-          f"(b) {n_frames / supra_gif_s:.0f}, (c) {n_frames / dm_gif_s:.0f}")
+        ratios = speed_ups(seconds, base)
+        median_s = statistics.median(seconds)
+        print(f"| {stage:28} | {method:45} | {median_s:7.3f} | {n / median_s:7.0f} {unit:6} | "
+              f"{statistics.median(ratios):5.2f}x |")
+        stage_name = stage.split(",")[0].split(" ->")[0] or stage_name  # "encode", "decode", "GIF"
+        if seconds is not base:
+            per_round.append(f"{stage_name} {method[:3]} " + " / ".join(f"{r:.2f}x" for r in ratios))
+    print(f"vs (a) per round: {'; '.join(per_round)}")
+    print(f"GIF frames decoded per second: (a) {n_frames / statistics.median(plain_gif_s):.0f}, "
+          f"(b) {n_frames / statistics.median(supra_gif_s):.0f}, (c) {n_frames / statistics.median(dm_gif_s):.0f}")
     print(f"checks: identical codes {same_codes}/{codes.numel()} positions; decode max |a - b| = {decode_gap:.2e}; "
           f"clip shapes equal (a)/(b): {same_shapes}; (c) gives (b)'s clips: {dm_same}")
     print("[1] Pillow composites GIF frames its own way (disposal carried over, background colour instead of "

@@ -325,3 +325,11 @@ def test_the_avx2_baseline_caps_mkl_too_and_measures_a_round_when_asked(monkeypa
         assert list(child.round()) == list(module.step_parts(2))
     finally:
         child.close()
+
+
+def test_vqvae_throughput_compares_each_round_with_the_baseline_of_the_same_round(monkeypatch):
+    module = benchmark_script("vqvae_throughput", monkeypatch)
+    # (a) slowed in round 2: the ratio of medians (1.0 s / 1.0 s) would say 1.0x, each round says 2x, 6x, 2x
+    rounds, _ = module.interleaved_rounds([lambda: "a", lambda: "b"], repeats=3)
+    assert [len(seconds) for seconds in rounds] == [3, 3]
+    assert module.speed_ups([0.5, 0.5, 1.0], baseline=[1.0, 3.0, 2.0]) == [2.0, 6.0, 2.0]
