@@ -287,14 +287,25 @@ def test_pretrained_tower_errors_name_the_file_and_the_fix(tower_weights, tmp_pa
         build(TIMM_MODEL, tmp_path / "missing.pth")
     with pytest.raises(SupraUserError, match=r"tower.safetensors does not fit test_resnet: missing \['bn1.bias'.*give the file of that model"):
         build("test_resnet", tower_weights)  # timm itself would only warn and keep random weights
-    (tmp_path / "corrupt.pth").write_bytes(b"not a checkpoint")
-    with pytest.raises(SupraUserError, match="corrupt.pth are unreadable"):
-        build(TIMM_MODEL, tmp_path / "corrupt.pth")
     torch.jit.script(torch.nn.Linear(2, 2)).save(tmp_path / "ViT-B-32.pt")  # OpenAI's CLIP files are TorchScript
     with pytest.raises(SupraUserError, match="ViT-B-32.pt are a TorchScript archive, not a state dict: give open_clip's"):
         build(TIMM_MODEL, tmp_path / "ViT-B-32.pt")
     with pytest.raises(SupraUserError, match="pretrained encoder 'no_such_net'"):
         build("no_such_net", tower_weights)
+
+
+@pytest.mark.parametrize(("name", "content"), [
+    ("garbage.bin", b"garbage\n"),  # torch blamed "non-allowlisted pickle globals" and advised weights_only=False
+    ("corrupt.pth", b"not a checkpoint"),
+    ("cut.safetensors", b"\x08\x00"),  # a download cut short
+])
+def test_a_file_that_is_no_weights_file_is_one_line_saying_what_to_give(name, content, tmp_path):
+    """Not the library's advice (weights_only=False is no Supra setting): the file, and what it must be."""
+    (tmp_path / name).write_bytes(content)
+    with pytest.raises(SupraUserError, match=rf"^pretrained weights \S+{name} are not a readable weights file: give "
+                                             r"test_vit's weights as timm or open_clip publish them \(a .safetensors, "
+                                             r"or a .bin/.pth state dict\), copied whole$"):
+        VLMNano(**TINY_NET, encoder="pretrained", pretrained={"model": TIMM_MODEL, "weights": str(tmp_path / name)})
 
 
 @pytest.mark.parametrize(("other", "message"), [

@@ -77,14 +77,18 @@ def load_backbone_weights(backbone: nn.Module, path: str) -> None:
     if _is_torchscript(path):  # OpenAI's original CLIP .pt files are: a program, not a state dict
         raise SupraUserError(f"pretrained weights {path} are a TorchScript archive, not a state dict: give open_clip's "
                              "or timm's file of these weights (e.g. open_clip_pytorch_model.bin)")
+    architecture = backbone.pretrained_cfg.get("architecture", "the tower")
     try:
         state = timm.models.load_state_dict(path)
-    except Exception as err:  # torch and safetensors raise many kinds on a corrupt file
-        raise SupraUserError(f"pretrained weights {path} are unreadable ({type(err).__name__}: {err})".splitlines()[0]) from None
+    except Exception:  # torch and safetensors raise many kinds on a file that is not one
+        # not their message: torch's (on a text file too) blames "pickle globals" and advises weights_only=False,
+        # which no Supra setting does
+        raise SupraUserError(f"pretrained weights {path} are not a readable weights file: give {architecture}'s "
+                             "weights as timm or open_clip publish them (a .safetensors, or a .bin/.pth state dict), "
+                             "copied whole") from None
     filter_fn = getattr(sys.modules[type(backbone).__module__], "checkpoint_filter_fn", None)
     differ = _other_geometry(state, backbone)
     if filter_fn is not None and differ:  # the filter would resample them to fit, and the strict check then pass
-        architecture = backbone.pretrained_cfg.get("architecture", "the tower")
         raise SupraUserError(f"pretrained weights {path} are not of {architecture} ({', '.join(differ[:3])}): give the "
                              "file of that model, or the model.net.pretrained.model it belongs to")
     if filter_fn is not None:  # e.g. OpenAI CLIP's `visual.*` names -> timm's
@@ -93,7 +97,7 @@ def load_backbone_weights(backbone: nn.Module, path: str) -> None:
     classifier = backbone.pretrained_cfg.get("classifier") or "head"
     # The tower is built without its classifier: a head in the file is not ours to load.
     state = {k: v for k, v in state.items() if k in expected or not k.startswith(f"{classifier}.")}
-    check_state_fits(backbone, state, f"pretrained weights {path}", backbone.pretrained_cfg.get("architecture", "the tower"),
+    check_state_fits(backbone, state, f"pretrained weights {path}", architecture,
                      hint=": give the file of that model, or the model.net.pretrained.model it belongs to")
     backbone.load_state_dict(state)
 
