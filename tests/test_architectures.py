@@ -294,6 +294,20 @@ def test_pretrained_tower_errors_name_the_file_and_the_fix(tower_weights, tmp_pa
         build("no_such_net", tower_weights)
 
 
+def test_a_folder_given_as_the_weights_file_is_named_a_folder_with_the_files_it_holds(tower_weights, tmp_path):
+    """Hugging Face and open_clip downloads are folders: it was "not found"."""
+    download = tmp_path / "clip download"
+    download.mkdir()
+    with pytest.raises(SupraUserError, match=r"clip download is a folder: give the weights file of test_vit inside it, "
+                                             r"e.g. model.net.pretrained.weights=\S+clip download/model.safetensors$"):
+        VLMNano(**TINY_NET, encoder="pretrained", pretrained={"model": TIMM_MODEL, "weights": str(download)})
+    (download / "open_clip_pytorch_model.bin").write_bytes(tower_weights.read_bytes())
+    (download / "config.json").write_text("{}")
+    with pytest.raises(SupraUserError, match=r"clip download is a folder \(it holds open_clip_pytorch_model.bin\): "
+                                             r".* e.g. model.net.pretrained.weights=\S+clip download/open_clip_pytorch_model.bin$"):
+        VLMNano(**TINY_NET, encoder="pretrained", pretrained={"model": TIMM_MODEL, "weights": str(download)})
+
+
 @pytest.mark.parametrize(("name", "content"), [
     ("garbage.bin", b"garbage\n"),  # torch blamed "non-allowlisted pickle globals" and advised weights_only=False
     ("corrupt.pth", b"not a checkpoint"),

@@ -70,6 +70,23 @@ def _other_geometry(state: dict[str, torch.Tensor], backbone: nn.Module) -> list
     return sorted(differ, key=lambda phrase: not phrase.startswith("patch size"))  # the cause first
 
 
+WEIGHTS_SUFFIXES = (".safetensors", ".bin", ".pth", ".pt")
+
+
+def require_weights_file(weights: Path, model_name: str) -> None:
+    """`weights` is a file, or one line: a folder (Hugging Face and open_clip downloads are folders) is named as
+    one, with the weights files it holds; anything else is not found."""
+    if weights.is_dir():
+        inside = sorted(p.name for p in weights.iterdir() if p.suffix in WEIGHTS_SUFFIXES and p.is_file())[:3]
+        example = weights / (inside[0] if inside else "model.safetensors")
+        holds = f" (it holds {', '.join(inside)})" if inside else ""
+        raise SupraUserError(f"pretrained weights {weights} is a folder{holds}: give the weights file of {model_name} "
+                             f"inside it, e.g. model.net.pretrained.weights={example}")
+    if not weights.is_file():
+        raise SupraUserError(f"pretrained weights {weights} not found: give the local file of {model_name}'s "
+                             "weights (model.net.pretrained.weights=/path/to/file; nothing is downloaded)")
+
+
 def load_backbone_weights(backbone: nn.Module, path: str) -> None:
     """The file's tensors into `backbone`, every one of its parameters and no others, or one clear line."""
     import timm.models
@@ -129,9 +146,8 @@ class PretrainedEncoder(nn.Module):
         if trainable_blocks < -1:  # was taken as -1: the whole tower fine-tuned
             raise SupraUserError(f"model.net.pretrained.trainable_blocks={trainable_blocks}: choose -1 (fine-tune all of "
                                  f"{model_name}), 0 (frozen) or N > 0 (its last N blocks)")
-        if weights is not None and not Path(weights).is_file():
-            raise SupraUserError(f"pretrained weights {weights} not found: give the local file of {model_name}'s "
-                                 "weights (model.net.pretrained.weights=/path/to/file; nothing is downloaded)")
+        if weights is not None:
+            require_weights_file(Path(weights), model_name)
         try:
             self.backbone = timm.create_model(model_name, pretrained=False, num_classes=0)
         except RuntimeError as err:  # an unknown name
