@@ -3,6 +3,7 @@ it loads, and every bad input as one line."""
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -163,6 +164,24 @@ def test_a2a_lightning_checkpoint_loads_like_the_release(pair, tmp_path):
     torch.save({"state_dict": state, "supra": meta | {"kind": "supra.vqvae"}}, tmp_path / "vq.ckpt")
     with pytest.raises(SupraUserError, match="is a VQ-VAE checkpoint, not an a2a_nano checkpoint"):
         load_a2a(tmp_path / "vq.ckpt")
+
+
+def test_a_model_of_another_kind_is_named_before_any_option_with_what_reads_it(tmp_path):
+    """A captioner's .ckpt without a prompt was first asked for one, and only then refused, naming no command that
+    reads it (its release folder's refusal did): the model is checked first, one line for .ckpt and folder alike."""
+    torch.save({"state_dict": {}, "supra": {"kind": "supra.captioning"}}, tmp_path / "captioner.ckpt")
+    torch.save({"state_dict": {}, "supra": {"kind": "supra.vqvae"}}, tmp_path / "vqvae.ckpt")
+    release = tmp_path / "captioner_release"
+    release.mkdir()
+    (release / "config.json").write_text("{}")
+    (release / "model.safetensors").write_bytes(b"")
+    caption_instead = "not an a2a_nano one: python -m supra.caption and evaluate.py read it$"
+    for model, message in ((tmp_path / "captioner.ckpt", f"is a captioner checkpoint, {caption_instead}"),
+                           (release, f"is a SupraVL-Nano captioner release, {caption_instead}"),
+                           (tmp_path / "vqvae.ckpt", "is a VQ-VAE checkpoint, not an a2a_nano one: give the a2a_nano "
+                                                     "model trained over it")):
+        with pytest.raises(SupraUserError, match=rf"^ckpt={re.escape(str(model))} {message}"):
+            generate(tmp_path, model, "mode=text2image")  # no prompt
 
 
 def test_the_caption_command_given_an_a2a_release_names_the_command_that_captions_with_it(pair, tmp_path, capsys):

@@ -35,7 +35,15 @@ from supra.artifacts.checkpoints import (
     run_config_of,
 )
 from supra.artifacts.hub import card_front_matter, local_path
-from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_MODEL_TYPE, A2A_RELEASE, CAPTIONER_RELEASE, release_kind
+from supra.artifacts.kinds import (
+    A2A_CHECKPOINT,
+    A2A_MODEL_TYPE,
+    A2A_RELEASE,
+    CAPTIONER_CHECKPOINT,
+    CAPTIONER_RELEASE,
+    VQVAE_CHECKPOINT,
+    release_kind,
+)
 from supra.artifacts.release_files import (
     data_names,
     load_weights,
@@ -376,13 +384,29 @@ def _checkpoint_vqvae(checkpoint: dict[str, Any], where: str) -> VQVAE:
     return vqvae.eval()
 
 
+# A model of another kind where an a2a_nano one is read: what it is, and what reads it instead
+_OTHER_KINDS = {
+    CAPTIONER_CHECKPOINT: ("a captioner checkpoint", "python -m supra.caption and evaluate.py read it"),
+    CAPTIONER_RELEASE: ("a SupraVL-Nano captioner release", "python -m supra.caption and evaluate.py read it"),
+    VQVAE_CHECKPOINT: ("a VQ-VAE checkpoint", "give the a2a_nano model trained over it (python -m supra.tokenize_media "
+                                              "and evaluate.py read a VQ-VAE)"),
+}
+
+
+def refuse_other_kind(given: str | Path, kind: str) -> None:
+    """ckpt=`given`, of `kind` (checkpoints.artifact_kind's answer), where an a2a_nano model is read: nothing for
+    an a2a checkpoint or release, one line naming what it is and what reads it for any other kind."""
+    if kind in _OTHER_KINDS:
+        found, instead = _OTHER_KINDS[kind]
+        raise SupraUserError(f"ckpt={given} is {found}, not an a2a_nano one: {instead}")
+
+
 def load_a2a(path: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
     """(GPT, VQ-VAE, vocabulary), both models in eval mode, from a release folder (local, or on the Hugging
     Face Hub: org/name[@revision]) or a supra.a2a checkpoint."""
     given, path = path, local_path(path)  # errors name what was typed (org/name), not the cache's folder
     if release_kind(path) == CAPTIONER_RELEASE:
-        raise SupraUserError(f"ckpt={given} is a SupraVL-Nano captioner release, not an a2a_nano one: "
-                             "python -m supra.caption and evaluate.py read it")
+        refuse_other_kind(given, CAPTIONER_RELEASE)
     if Path(path).is_dir():
         return load_a2a_release(path)
     return load_a2a_checkpoint(path)
