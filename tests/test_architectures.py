@@ -194,12 +194,20 @@ BASE_DECODER = {"D_MODEL": 768, "N_HEADS": 12, "N_LAYERS": 1, "D_FF": 64, "VOCAB
     ({**BASE_DECODER, "resampler_layers": 1}, r"model.net.VIS_CH=64 must be divisible by 12 with resampler_layers=1: .*"
      r"N_HEADS=12 heads .* e.g. model.net.VIS_CH=72$", {"VIS_CH": 72}),
     ({"encoder": "vit", "vit": {"width": 130, "heads": 4}}, r"model.net.vit.width=130 must be divisible by "
-     r"model.net.vit.heads=4: e.g. model.net.vit.width=132$", {"vit": {"width": 132, "heads": 4}}),
+     r"model.net.vit.heads=4: e.g. model.net.vit.heads=2, or model.net.vit.width=132$", {"vit": {"width": 132, "heads": 4}}),
+    # fewer heads, not only a width of one channel a head (vit.heads=256 named vit.width=256 alone)
+    ({"encoder": "vit", "vit": {"heads": 256}}, r"model.net.vit.width=128 must be divisible by model.net.vit.heads=256: "
+     r"e.g. model.net.vit.heads=128, or model.net.vit.width=256$", {"vit": {"heads": 128}}),
+    # the decoder's own heads, named as the options are typed (it said "D_MODEL=128 must be divisible by N_HEADS=5")
+    ({"N_HEADS": 5}, r"^model.net.D_MODEL=128 must be divisible by model.net.N_HEADS=5: e.g. model.net.N_HEADS=4, or "
+     r"model.net.D_MODEL=130$", {"N_HEADS": 4}),
+    ({"fusion": "cross_attention", "N_HEADS": 3}, r"^model.net.D_MODEL=128 must be divisible by model.net.N_HEADS=3: "
+     r"e.g. model.net.N_HEADS=2, or model.net.D_MODEL=129$", {"D_MODEL": 129}),
     ({"encoder": "vit", "vit": {"width": 18, "heads": 3}, "resampler_layers": 1}, r"model.net.vit.width=18 must be "
      r"divisible by 12 with resampler_layers=1: .* e.g. model.net.vit.width=24$", {"vit": {"width": 24, "heads": 3}}),
     ({"N_HEADS": 0}, r"model.net.N_HEADS=0 must be >= 1$", {"N_HEADS": 4}),
 ])
-def test_a_width_its_heads_cannot_split_is_refused_naming_a_width_that_works(setting, message, fixed):
+def test_a_width_its_heads_cannot_split_is_refused_naming_both_options_and_values_that_work(setting, message, fixed):
     """The resampler borrows the decoder's N_HEADS for the encoder's width: model/decoder=base with a resampler
     failed with `d_model=64 must be divisible by n_heads=12`, naming neither option."""
     with pytest.raises(SupraUserError, match=message):

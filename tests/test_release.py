@@ -184,7 +184,8 @@ def test_a_release_whose_config_disagrees_with_its_tokenizer_or_writes_numbers_a
                                                                  "whole numbers: fix the file"),
     ({"resampler_layers": "1"}, "config.json: resampler_layers='1' must be a whole number: fix the file"),
     ({"resampler_layers": True}, "config.json: resampler_layers=True must be a whole number: fix the file"),
-    ({"N_HEADS": 3}, "config.json: D_MODEL=128 must be divisible by N_HEADS=3: fix the file, or export the release again"),
+    ({"N_HEADS": 3}, "config.json: D_MODEL=128 must be divisible by N_HEADS=3: e.g. N_HEADS=2, or D_MODEL=129: fix the "
+                     "file, or export the release again"),
     ({"bos_token_id": 7}, "config.json names bos_token_id=7, eos_token_id=2 but its tokenizer.json has 1 and 2"),
     (None, "config.json holds null, not a model's settings (a JSON object): export the release again"),
     # a misspelt choice is refused, not dropped (the model would be built with the default: relu, not gelu)

@@ -93,15 +93,8 @@ class VLMNanoConfig:
             raise SupraUserError(f"encoder={self.encoder!r} is unknown: choose one of {', '.join(ENCODERS)}")
         if self.fusion not in FUSIONS:
             raise SupraUserError(f"fusion={self.fusion!r} is unknown: choose one of {', '.join(FUSIONS)}")
-        if self.D_MODEL % self.N_HEADS:
-            raise SupraUserError(f"D_MODEL={self.D_MODEL} must be divisible by N_HEADS={self.N_HEADS}")
         if self.VIS_CH % 4:
             raise SupraUserError(f"VIS_CH={self.VIS_CH} must be divisible by 4 (stages use VIS_CH/4, VIS_CH/2)")
-        if self.encoder == "vit":
-            v = self.vit
-            if v.width % v.heads:
-                raise SupraUserError(f"model.net.vit.width={v.width} must be divisible by model.net.vit.heads={v.heads}: "
-                                     f"e.g. model.net.vit.width={_multiple_above(v.width, v.heads)}")
         if self.resampler_layers:  # the resampler works at the encoder's width, with the decoder's N_HEADS heads
             width, option = (self.vit.width, "vit.width") if self.encoder == "vit" else (self.VIS_CH, "VIS_CH")
             need = math.lcm(4, self.N_HEADS, self.vit.heads if self.encoder == "vit" else 1)
@@ -213,6 +206,7 @@ def check_settings(settings: Mapping[str, object], prefix: str = "model.net.") -
         fits = max(d for d in range(1, patch + 1) if image % d == 0)
         raise SupraUserError(f"{prefix}IMG_SIZE={image} must be a multiple of {prefix}vit.patch_size={patch}: e.g. "
                              f"{prefix}vit.patch_size={fits}")
+    _check_heads_split(settings, groups["vit."][0], prefix)
     dropout = settings.get("dropout", 0.0)
     if not is_number(dropout) or not 0 <= dropout < 1:
         raise SupraUserError(f"{prefix}dropout={dropout!r} must be a number from 0 up to, not including, 1")
@@ -223,6 +217,22 @@ def check_settings(settings: Mapping[str, object], prefix: str = "model.net.") -
         raise SupraUserError(f"{prefix}pretrained.model={pretrained['model']!r} must be a timm architecture's name")
     if not isinstance(pretrained.get("weights"), (str, os.PathLike, type(None))):
         raise SupraUserError(f"{prefix}pretrained.weights={pretrained['weights']!r} must be a file's path")
+
+
+def _check_heads_split(settings: Mapping[str, object], vit: Mapping[str, object], prefix: str) -> None:
+    """The decoder's D_MODEL, and a ViT's width, split whole into their heads; else one line naming both
+    settings (as `prefix` spells them) and a value of each that works."""
+    splits = [("D_MODEL", settings.get("D_MODEL", VLMNanoConfig.D_MODEL), "N_HEADS",
+               settings.get("N_HEADS", VLMNanoConfig.N_HEADS))]
+    if settings.get("encoder") == "vit":
+        splits.append(("vit.width", vit.get("width", ViTSettings.width), "vit.heads", vit.get("heads", ViTSettings.heads)))
+    for width_key, width, heads_key, heads in splits:
+        if width % heads:
+            # the most heads below these that split the width: raising the width to the heads may leave heads of
+            # one channel (vit.heads=256 gave vit.width=256)
+            fewer_heads = max(d for d in range(1, min(heads, width + 1)) if width % d == 0)
+            raise SupraUserError(f"{prefix}{width_key}={width} must be divisible by {prefix}{heads_key}={heads}: e.g. "
+                                 f"{prefix}{heads_key}={fewer_heads}, or {prefix}{width_key}={_multiple_above(width, heads)}")
 
 
 def _settings(cls: type, given: object, name: str) -> object:
