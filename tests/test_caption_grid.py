@@ -7,12 +7,22 @@ import numpy as np
 import pytest
 import torch
 from lightning.pytorch.loggers import CSVLogger, TensorBoardLogger
+from PIL import Image, ImageDraw, ImageFont
 from torch.utils.data import DataLoader, TensorDataset
 
 from supra.callbacks.caption_grid import CaptionGridCallback
 from supra.data.images import normalize_images
+from supra.pictures import grids
 from supra.pictures.files import save_image_atomic
-from supra.pictures.grids import LINE_HEIGHT, MAX_LINES, TILE, render_caption_grid
+from supra.pictures.grids import (
+    FONT_SIZE,
+    LINE_HEIGHT,
+    MAX_LINES,
+    TILE,
+    font,
+    render_caption_grid,
+    title_lines,
+)
 
 
 def images(n: int) -> torch.Tensor:
@@ -38,6 +48,39 @@ def test_captions_are_drawn_under_the_tiles_and_long_ones_wrap():
 def test_title_is_optional():
     assert render_caption_grid(images(1), ["x"], title="step 5", columns=1).height > \
         render_caption_grid(images(1), ["x"], columns=1).height
+
+
+def glyph(char: str) -> np.ndarray:
+    """One character as the grids draw it, white on black."""
+    picture = Image.new("L", (24, 24))
+    ImageDraw.Draw(picture).text((2, 2), char, fill=255, font=font())
+    return np.asarray(picture)
+
+
+def test_accented_letters_and_dashes_are_drawn_as_themselves_not_as_boxes():
+    """Pillow's bundled font draws ASCII alone: "un café rouge — ü" showed boxes for é, — and ü. The grids draw
+    with DejaVu Sans, which matplotlib (a dependency) ships; it has no CJK, which still shows as boxes."""
+    box = glyph("\ue000")  # a private-use character no font draws: the box of a missing glyph
+    for char in "éü—ßΩж":
+        assert not np.array_equal(glyph(char), box), char
+    assert not np.array_equal(glyph("é"), glyph("e"))
+
+
+def test_without_dejavu_sans_the_grids_draw_with_pillows_bundled_font_as_before(monkeypatch):
+    monkeypatch.setattr(grids, "_dejavu_sans", lambda: None)  # an install whose matplotlib lacks the file
+    assert font().getname() == ImageFont.load_default(size=FONT_SIZE).getname()
+
+
+def test_a_title_wider_than_the_picture_wraps_onto_more_lines_whole():
+    """It was drawn on one line and cut off at the picture's edge, mid-word."""
+    title = "<TEXT>un café rouge — a long prompt that goes on and on</TEXT><IMAGE>  (seed 0)"
+    one_line = render_caption_grid(images(1), ["x"], title="step 5", columns=1)
+    wrapped = render_caption_grid(images(1), ["x"], title=title, columns=1)
+    assert wrapped.width == one_line.width and wrapped.height >= one_line.height + 2 * LINE_HEIGHT
+    lines = title_lines(title, font(), TILE - 8)
+    assert " ".join(lines) == " ".join(title.split())  # every word there, in order
+    assert all(font().getlength(line) <= TILE - 8 for line in lines)
+    assert title_lines("step 5  (seed 0)", font(), TILE - 8) == ["step 5  (seed 0)"]  # one that fits: as written
 
 
 def test_save_is_atomic_and_creates_directories(tmp_path):

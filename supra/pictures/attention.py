@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
-from supra.pictures.grids import LINE_HEIGHT, font, to_pil, wrap
+from supra.pictures.grids import LINE_HEIGHT, draw_title, font, title_height, title_lines, to_pil, wrap
 
 TILE = 160  # px per heatmap tile
 HEAT_ANCHORS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], dtype=np.float32)
@@ -61,15 +61,15 @@ def render_token_strip(image: torch.Tensor, tokens: Sequence[str], maps: Sequenc
     tiles += [(heatmap_tile(image, m, grid), [repr(t.strip() or t), c]) for t, m, c in zip(tokens, maps, captions, strict=True)]
     text_rows = max(len(wrap(" ".join(lines), face, TILE - 8)) for _, lines in tiles) + 1
     text_height = text_rows * LINE_HEIGHT + 8
-    title_height = LINE_HEIGHT + 8 if title else 0
     rows = -(-len(tiles) // columns)
     width = min(columns, len(tiles)) * (TILE + 8)
-    picture = Image.new("RGB", (width, title_height + rows * (TILE + 8 + text_height)), "white")
+    heading = title_lines(title, face, width - 8)
+    top = title_height(heading)
+    picture = Image.new("RGB", (width, top + rows * (TILE + 8 + text_height)), "white")
     draw = ImageDraw.Draw(picture)
-    if title:
-        draw.text((4, 4), title, fill=(0, 0, 0), font=face)
+    draw_title(draw, heading, face)
     for i, (tile, lines) in enumerate(tiles):
-        x, y = (i % columns) * (TILE + 8) + 4, title_height + (i // columns) * (TILE + 8 + text_height) + 4
+        x, y = (i % columns) * (TILE + 8) + 4, top + (i // columns) * (TILE + 8 + text_height) + 4
         picture.paste(tile, (x, y))
         ty = y + TILE + 2
         for line in lines:

@@ -5,11 +5,14 @@ reconstructions, film strips of clips). Pure drawing: uint8 tensors in, PIL imag
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageDraw, ImageFont
+from PIL import Image, ImageDraw, ImageFont, features
 from torchvision.utils import make_grid
 
 TILE = 192  # px per tile of a text grid: small images are upscaled so captions stay readable beside them
@@ -22,7 +25,22 @@ ROW_TILE = 128  # px an image of a row grid is upscaled towards (by a whole fact
 TextBlock = list[tuple[str, tuple[int, int, int]]]
 
 
+@functools.cache
+def _dejavu_sans() -> Path | None:
+    """matplotlib's DejaVu Sans (matplotlib is a dependency: the study's plot), found without importing it."""
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or spec.origin is None:
+        return None
+    path = Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf" / "DejaVuSans.ttf"
+    return path if path.is_file() else None
+
+
 def font() -> ImageFont.ImageFont:
+    """DejaVu Sans, which draws accented Latin, Greek, Cyrillic and typographic punctuation (é, ü, —; no CJK);
+    where it is missing, Pillow's bundled font, which draws ASCII alone (others as boxes)."""
+    path = _dejavu_sans()
+    if path is not None and features.check("freetype2"):
+        return ImageFont.truetype(str(path), FONT_SIZE)
     try:
         return ImageFont.load_default(size=FONT_SIZE)  # Pillow >= 10.1: a scalable bundled font
     except TypeError:
@@ -57,6 +75,24 @@ def wrap(text: str, face: ImageFont.ImageFont, width: int) -> list[str]:
     return lines
 
 
+def title_lines(title: str | None, face: ImageFont.ImageFont, width: int) -> list[str]:
+    """A picture's title as the lines it is drawn in, `width` px wide at most: as it is where it fits, else
+    wrapped (a long one was cut off at the picture's edge); none without a title."""
+    if not title:
+        return []
+    return [title] if face.getlength(title) <= width else wrap(title, face, width)
+
+
+def title_height(lines: list[str]) -> int:
+    """The px the title's lines take at the picture's top (0 for none)."""
+    return len(lines) * LINE_HEIGHT + 8 if lines else 0
+
+
+def draw_title(draw: ImageDraw.ImageDraw, lines: list[str], face: ImageFont.ImageFont) -> None:
+    for i, line in enumerate(lines):
+        draw.text((4, 4 + i * LINE_HEIGHT), line, fill=(0, 0, 0), font=face)
+
+
 def _text_grid(images: torch.Tensor, blocks: Sequence[TextBlock], columns: int, title: str | None,
                text_above: bool, resample: int) -> Image.Image:
     """Tiles of TILE px in rows of `columns`, each with its wrapped text block under it (or above it)."""
@@ -64,13 +100,13 @@ def _text_grid(images: torch.Tensor, blocks: Sequence[TextBlock], columns: int, 
     wrapped = [[(line, colour) for text, colour in block for line in wrap(text, face, TILE - 8)] for block in blocks]
     text_height = max(map(len, wrapped)) * LINE_HEIGHT + 8
     rows = -(-len(images) // columns)
-    title_height = LINE_HEIGHT + 8 if title else 0
-    grid = Image.new("RGB", (columns * TILE, title_height + rows * (TILE + text_height)), "white")
+    heading = title_lines(title, face, columns * TILE - 8)
+    top = title_height(heading)
+    grid = Image.new("RGB", (columns * TILE, top + rows * (TILE + text_height)), "white")
     draw = ImageDraw.Draw(grid)
-    if title:
-        draw.text((4, 4), title, fill=(0, 0, 0), font=face)
+    draw_title(draw, heading, face)
     for i, (image, lines) in enumerate(zip(images, wrapped, strict=True)):
-        x, y = (i % columns) * TILE, title_height + (i // columns) * (TILE + text_height)
+        x, y = (i % columns) * TILE, top + (i // columns) * (TILE + text_height)
         tile = Image.fromarray(image.permute(1, 2, 0).cpu().numpy()).resize((TILE - 8, TILE - 8), resample)
         grid.paste(tile, (x + 4, y + text_height if text_above else y + 4))
         text_y = y + 4 if text_above else y + TILE
