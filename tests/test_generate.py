@@ -459,6 +459,19 @@ def test_a_vqvae_whose_codebook_disagrees_with_the_gpt_is_refused(pair, tmp_path
         generate(tmp_path, pair[0], "mode=text2image", "prompt=a red square", f"vqvae={tmp_path / 'vq64.ckpt'}")
 
 
+def test_vqvae_takes_an_a2a_release_folder_as_training_takes_one_for_model_vqvae_ckpt(pair, tmp_path):
+    """vqvae=RELEASE was refused ("a directory: give a .ckpt") though model.vqvae_ckpt=RELEASE trains over it."""
+    text2image = ["mode=text2image", "prompt=a red square", "num_samples=1"]
+    own = generate(tmp_path / "own", pair[0], *text2image)
+    given = generate(tmp_path / "given", pair[0], *text2image, f"vqvae={pair[0]}")  # the release's own VQ-VAE
+    assert given["codes"] == own["codes"]
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "given" / "out" / "image_0.png")),
+                          np.asarray(Image.open(tmp_path / "own" / "out" / "image_0.png")))
+    with pytest.raises(SupraUserError, match=rf"^vqvae={re.escape(str(tmp_path))} is a folder but no a2a release: give "
+                                             r"a VQ-VAE checkpoint \(.ckpt\) written by .*, or an a2a release folder"):
+        generate(tmp_path / "other", pair[0], *text2image, f"vqvae={tmp_path}")
+
+
 def test_the_command_line_reports_a_bad_input_in_one_line(pair, tmp_path):
     write_gif(tmp_path / "short.gif", ["red"])
     result = subprocess.run(

@@ -412,8 +412,22 @@ def load_a2a(path: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
     return load_a2a_checkpoint(path)
 
 
+def load_stage1_vqvae(path: str | Path, what: str) -> tuple[torch.nn.Module, dict[str, Any] | None]:
+    """A frozen stage-1 VQ-VAE in eval mode, from the option `what` (model.vqvae_ckpt, generate's vqvae=): a VQ-VAE
+    checkpoint train.py wrote, with the config of its run, or an a2a release folder's vqvae.safetensors (no run
+    config: None); one line naming `what` for anything else."""
+    if Path(path).is_dir() and release_kind(path) == A2A_RELEASE:
+        return load_release_vqvae(path), None  # a published stage 1
+    if not Path(path).is_file():
+        problem = "is a folder but no a2a release" if Path(path).is_dir() else "does not exist"
+        raise SupraUserError(f"{what}={path} {problem}: give a VQ-VAE checkpoint (.ckpt) written by "
+                             "`python train.py experiment=vqvae_shapes`, or an a2a release folder (its vqvae.safetensors)")
+    return load_vqvae(path, what=what)
+
+
 def replace_vqvae(net: A2ANano, vocab: A2AVocab, vqvae_ckpt: str | Path) -> torch.nn.Module:
-    """A VQ-VAE from its own train.py checkpoint, in place of the one in the pair; its codebook must fit."""
-    vqvae, _ = load_vqvae(vqvae_ckpt, what="vqvae")
+    """A VQ-VAE from its own train.py checkpoint or an a2a release folder, in place of the one in the pair; its
+    codebook must fit."""
+    vqvae, _ = load_stage1_vqvae(vqvae_ckpt, what="vqvae")
     check_pair(net, vqvae, vocab, f"vqvae={vqvae_ckpt}")
     return vqvae

@@ -23,10 +23,10 @@ from supra.artifacts.a2a_release import (
     load_checkpoint_vqvae,
     load_release_vocab,
     load_release_vqvae,
+    load_stage1_vqvae,
 )
 from supra.artifacts.captioner_release import init_from_folder, load_release_tokenizer
-from supra.artifacts.checkpoints import load_vqvae, saved_tokenizer
-from supra.artifacts.kinds import A2A_RELEASE, release_kind
+from supra.artifacts.checkpoints import saved_tokenizer
 from supra.artifacts.loaded_configs import instantiate_loaded
 from supra.callbacks.sample_grid import SampleGridCallback
 from supra.data.a2a.sources import TRAINED_SIZE
@@ -64,15 +64,9 @@ def stage1_vqvae(model_cfg: DictConfig, ckpt_path: str | None = None) -> nn.Modu
         return load_release_vqvae(a2a_init_from_folder(model_cfg.init_from))
     if not path:
         return None  # the task says what to set
-    if Path(path).is_dir() and release_kind(path) == A2A_RELEASE:
-        return load_release_vqvae(path)  # a published stage 1: a new stage 2 over its codes
-    if not Path(path).is_file():
-        problem = "is a folder but no a2a release" if Path(path).is_dir() else "does not exist"
-        raise SupraUserError(f"model.vqvae_ckpt={path} {problem}: give a VQ-VAE checkpoint (.ckpt) written by "
-                             "`python train.py experiment=vqvae_shapes`, or an a2a release folder (its vqvae.safetensors)")
-    vqvae, run_cfg = load_vqvae(path, what="model.vqvae_ckpt")
-    # the size it learnt its codes at, which the stage-2 data is compared with (a release does not say it)
-    setattr(vqvae, TRAINED_SIZE, (run_cfg.get("data") or {}).get("image_size"))
+    vqvae, run_cfg = load_stage1_vqvae(path, what="model.vqvae_ckpt")  # a release's: a new stage 2 over its codes
+    if run_cfg is not None:  # the size it learnt its codes at, which the stage-2 data is compared with (a release
+        setattr(vqvae, TRAINED_SIZE, (run_cfg.get("data") or {}).get("image_size"))  # does not say it)
     return vqvae
 
 
