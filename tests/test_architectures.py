@@ -172,6 +172,9 @@ def test_no_visual_tokens_or_a_negative_resampler_depth_is_refused(setting, mess
     ({"encoder": "vit", "vit": {**TINY_VIT, "width": 0}}, r"model.net.vit.width=0 must be >= 1$"),
     ({"encoder": "vit", "vit": {**TINY_VIT, "patch_size": 7}},
      r"model.net.IMG_SIZE=32 must be a multiple of model.net.vit.patch_size=7: e.g. model.net.vit.patch_size=4$"),
+    # a patch larger than the image: the image itself is the patch that fits, found without counting to 10**12
+    ({"encoder": "vit", "vit": {**TINY_VIT, "patch_size": 10**12}}, r"model.net.IMG_SIZE=32 must be a multiple of "
+     r"model.net.vit.patch_size=1000000000000: e.g. model.net.vit.patch_size=32$"),
     ({"dropout": 1.5}, r"model.net.dropout=1.5 must be a number from 0 up to, not including, 1$"),
     ({"N_VIS": 2.5}, r"model.net.N_VIS=2.5 must be a whole number$"),
     ({"resampler_layers": True}, r"model.net.resampler_layers=True must be a whole number$"),  # was taken as 1

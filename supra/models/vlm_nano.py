@@ -203,7 +203,9 @@ def check_settings(settings: Mapping[str, object], prefix: str = "model.net.") -
                 raise SupraUserError(f"{prefix}{group}{key}={value} must be >= {least[key][0]}{least[key][1]}")
     patch, image = groups["vit."][0].get("patch_size", ViTSettings.patch_size), settings.get("IMG_SIZE", VLMNanoConfig.IMG_SIZE)
     if settings.get("encoder") == "vit" and image % patch:  # the ViT cuts the image into whole patches
-        fits = max(d for d in range(1, patch + 1) if image % d == 0)
+        # the largest divisor of the image up to the patch given, searched no further than the image: a patch
+        # given as 10**12 was a search of 10**12 numbers
+        fits = max(d for d in range(1, min(patch, image) + 1) if image % d == 0)
         raise SupraUserError(f"{prefix}IMG_SIZE={image} must be a multiple of {prefix}vit.patch_size={patch}: e.g. "
                              f"{prefix}vit.patch_size={fits}")
     _check_heads_split(settings, groups["vit."][0], prefix)
