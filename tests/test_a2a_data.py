@@ -198,6 +198,35 @@ def test_the_temp_folders_of_killed_code_cache_builds_are_removed_and_one_at_wor
         capsys.readouterr().out)
 
 
+def test_a_damaged_code_cache_is_said_in_one_warning_encoded_again_and_replaced(tmp_path, vqvae_ckpt, caplog):
+    """A cache folder copied in part (a file cut short or missing) is a miss, as a damaged image cache is: not a
+    numpy or JSON traceback at every run until someone finds the folder to delete."""
+    import re
+
+    from supra.data.a2a.sources import SourceCodes
+
+    cache, vqvae, shapes = tmp_path / "cache", load_vqvae(vqvae_ckpt)[0], {"shapes": source_configs()["shapes"]}
+    written = SourceCodes(shapes, vqvae, 256, cache).all()["shapes"]
+    folder = next(cache.iterdir())
+    damages = {"codes_train.npy": lambda path: path.write_bytes(path.read_bytes()[:100]),  # a copy cut short
+               "items_val.json": lambda path: path.unlink(),
+               "objects_test.json": lambda path: path.write_text('[["red", "circle"]')}
+    for file_name, damage in damages.items():
+        damage(folder / file_name)
+        caplog.clear()
+        codes = SourceCodes(shapes, vqvae, 256, cache)
+        read = codes.all()["shapes"]
+        warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+        assert len(warnings) == 1 and re.fullmatch(
+            re.escape(f"the a2a codes cache {folder} is damaged ({file_name}: ") + ".+"
+            + re.escape("): the codes of shapes are encoded again and replace it"), warnings[0]), warnings
+        assert codes.builds == 1
+        assert all(torch.equal(read[s].codes, written[s].codes) and read[s].names == written[s].names for s in read)
+        again = SourceCodes(shapes, vqvae, 256, cache)  # replaced where it was: read from it once more
+        again.all()
+        assert again.builds == 0 and [p.name for p in cache.iterdir()] == [folder.name]
+
+
 def test_a_media_folder_changed_on_disk_is_encoded_anew_and_one_unchanged_is_read_from_the_cache(tmp_path, vqvae_ckpt):
     import json
 

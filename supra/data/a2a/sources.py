@@ -8,7 +8,9 @@ a2a checkpoint shares codes), the source's config less the options that only ser
 (`serving_options`: loader workers and batch sizes are no other codes), its `items_version`, and what it
 reads from disk (`inputs_stamp`: a folder whose files changed, were added or removed is encoded anew) with the
 version of the decoder that read it (images.DECODE_VERSION). The
-folder is built beside its final name and renamed into place: readers see all of it or nothing. A source's own
+folder is built beside its final name and renamed into place: readers see all of it or nothing. One damaged
+from outside (a file missing or cut short, as by a copy interrupted) is a miss: said in a warning, encoded
+again and replaced. A source's own
 caches (a photo source's decoded images) go to `cache_dir/<source>/` unless its config sets its cache_dir.
 """
 
@@ -227,12 +229,20 @@ class SourceCodes:
 
     def _codes(self, name: str, module: MediaDataModule, vqvae_hash: str) -> dict[str, SourceSplit]:
         folder = self.folder(name, vqvae_hash, module)
+        damaged = False
         if folder is not None and (folder / "meta.json").is_file():
-            log.info("a2a codes of %s read from the cache %s", name, folder)
-            return self._read(folder, name)
+            try:
+                codes = self._read(folder, name)
+            except DamagedCache as err:  # a cache copied in part, or a disk error: a miss, as the image cache's
+                log.warning("the a2a codes cache %s is damaged (%s): the codes of %s are encoded again and replace it",
+                            folder, err, name)
+                damaged = True
+            else:
+                log.info("a2a codes of %s read from the cache %s", name, folder)
+                return codes
         codes = self._encode(name, module)
         if folder is not None:
-            self._write(folder, name, codes, vqvae_hash, module.items_version)
+            self._write(folder, name, codes, vqvae_hash, module.items_version, replace=damaged)
             log.info("a2a codes of %s cached in %s", name, folder)
         return codes
 
@@ -265,9 +275,9 @@ class SourceCodes:
         return out
 
     def _write(self, folder: Path, name: str, parts: dict[str, SourceSplit], vqvae_hash: str,
-               items_version: int) -> None:
-        # replace=False: if another process renamed its copy in first, theirs is as good
-        with atomic_dir(folder, replace=False) as tmp:
+               items_version: int, replace: bool = False) -> None:
+        # replace=False: if another process renamed its copy in first, theirs is as good (replace: a damaged one)
+        with atomic_dir(folder, replace=replace) as tmp:
             dtype = codes_dtype(self.num_codes)
             for split, part in parts.items():
                 write_split(tmp, split, part.codes.numpy().astype(dtype), part.names, part.captions, part.files)
@@ -280,14 +290,36 @@ class SourceCodes:
 
     @staticmethod
     def _read(folder: Path, name: str) -> dict[str, SourceSplit]:
-        out = {}
-        for split in SPLITS:
-            items = json.loads((folder / f"items_{split}.json").read_text())
-            objects = json.loads((folder / f"objects_{split}.json").read_text())
-            pixels_path = folder / f"pixels_{split}.npy"
-            pixels = torch.from_numpy(np.load(pixels_path)) if pixels_path.exists() else None
-            codes = torch.from_numpy(np.load(folder / f"codes_{split}.npy").astype(np.int64))
-            objects = [[tuple(o) for o in item] for item in objects] if objects is not None else None
-            files = items.get("files") or [None] * len(items["names"])
-            out[split] = SourceSplit(name, codes, items["names"], items["captions"], objects, pixels, files)
-        return out
+        return {split: read_cached_split(folder, name, split) for split in SPLITS}
+
+
+class DamagedCache(Exception):
+    """A file of an a2a codes cache that cannot be read as written: the cache is a miss, encoded again. (Its
+    folder is written whole and renamed into place: only damage from outside, a copy cut short, does this.)"""
+
+
+def read_cached(path: Path) -> Any:
+    """A cache file's content, its .npy array or its JSON; DamagedCache naming it where it is missing or cut short."""
+    try:
+        return np.load(path) if path.suffix == ".npy" else json.loads(path.read_text())
+    except (OSError, ValueError) as err:  # ValueError: a .npy cut short, or not JSON
+        raise DamagedCache(f"{path.name}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+
+
+def read_cached_split(folder: Path, name: str, split: str) -> SourceSplit:
+    """One split of the codes cached in `folder`; DamagedCache where a file of it is missing, cut short, or
+    disagrees with the others on the number of items."""
+    items, objects = read_cached(folder / f"items_{split}.json"), read_cached(folder / f"objects_{split}.json")
+    pixels_path = folder / f"pixels_{split}.npy"  # val and test only
+    pixels = torch.from_numpy(read_cached(pixels_path)) if pixels_path.exists() else None
+    codes = torch.from_numpy(read_cached(folder / f"codes_{split}.npy").astype(np.int64))
+    try:
+        names, captions = items["names"], items["captions"]
+        files = items.get("files") or [None] * len(names)
+        objects = [[tuple(o) for o in item] for item in objects] if objects is not None else None
+    except (KeyError, TypeError, AttributeError) as err:
+        raise DamagedCache(f"items_{split}.json or objects_{split}.json: not as written ({err!r})") from err
+    per_item = [codes, names, captions, files] + [x for x in (pixels, objects) if x is not None]
+    if len({len(x) for x in per_item}) != 1:
+        raise DamagedCache(f"the {split} split's files hold different numbers of items")
+    return SourceSplit(name, codes, names, captions, objects, pixels, files)
