@@ -394,6 +394,25 @@ def test_shard_codes_cached_when_two_folders_samples_shared_names_are_encoded_ag
     assert builds == 1 and len(set(keys)) == 6
 
 
+def test_a_shard_source_missing_a_shard_is_named_by_its_mixture_option_before_any_source_is_decoded(
+        tmp_path, vqvae_ckpt):
+    """With several shard sources, `test_shards=...` did not say which; and the train and val shards were
+    decoded (minutes, for big ones) before a test shard's typo was found."""
+    from tests.caption_source_fixtures import write_img2dataset_shards
+
+    write_img2dataset_shards(tmp_path / "web", shards=2, per_shard=3)
+    typo = f"{tmp_path}/web/0000{{1..2}}.tar"  # one shard too many
+    web = {"_target_": "supra.data.media.shard_images.ShardImagesMediaDataModule", "image_size": 64,
+           "train_shards": f"{tmp_path}/web/00000.tar", "val_shards": f"{tmp_path}/web/00001.tar", "test_shards": typo}
+    data = mixture(tmp_path, vqvae_ckpt, sources={"shapes": source_configs()["shapes"], "web": web},
+                   tasks={"image2text": 1})
+    with pytest.raises(SupraUserError) as raised:
+        data.prepare_data()
+    assert str(raised.value) == (f"data.sources.web.test_shards={typo!r}: 1 of 2 shards are not there (e.g. "
+                                 f"{tmp_path}/web/00002.tar): check the path and the brace range")
+    assert not (tmp_path / "cache").exists() or not any(p.is_dir() for p in (tmp_path / "cache").iterdir())
+
+
 def test_shard_samples_sharing_an_id_img2dataset_copied_are_each_scored_and_codes_cached_merged_encoded_again(
         tmp_path, vqvae_ckpt, monkeypatch):
     """img2dataset's `id` column (a row per caption: 0, 0, 1, 1, 2, 2) named the items: image2text kept one item

@@ -34,6 +34,7 @@ class ShardImagesMediaDataModule(MediaDataModule):
         super().__init__(**common)
         self.specs = {"train": train_shards, "val": val_shards, "test": test_shards}
         self.draft = draft
+        self.inputs_checked = False
 
     def inputs_stamp(self) -> str:
         """Local shards by size and modification time, a `pipe:` command by those of the files it names; a
@@ -41,9 +42,16 @@ class ShardImagesMediaDataModule(MediaDataModule):
         urls = [u for spec in self.specs.values() for u in expand_shards(spec)]
         return "|".join(f"{u}:{shard_stamp(u)}" for u in urls)
 
+    def check_inputs(self, options: str = "data") -> None:
+        """Every split's local shards there, before any is decoded: a typo in a brace range is one line naming
+        its option, not fewer images, nor an error after the other splits were decoded."""
+        for split, spec in self.specs.items():
+            check_local_shards(expand_shards(spec), f"{options}.{split}_shards={spec!r}")
+        self.inputs_checked = True
+
     def load_split(self, split: str) -> MediaItems:
-        # a local shard that is not there (a typo in the brace range): one line, not a warning and fewer images
-        check_local_shards(expand_shards(self.specs[split]), f"{split}_shards={self.specs[split]!r}")
+        if not self.inputs_checked:  # on its own (a VQ-VAE's data, tokenize_media); the a2a mixture checks first
+            self.check_inputs()
         whole = read_whole(self.specs[split], self.image_size, self.draft)
         log.info("shards %s: %d images; unusable: %s", split, len(whole.keys), whole.tally.describe())
         return MediaItems(whole.images, whole.captions, [str(i) for i in whole.ids], None, whole.files)
