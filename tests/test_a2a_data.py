@@ -413,6 +413,25 @@ def test_a_shard_source_missing_a_shard_is_named_by_its_mixture_option_before_an
     assert not (tmp_path / "cache").exists() or not any(p.is_dir() for p in (tmp_path / "cache").iterdir())
 
 
+def test_a_shard_sources_val_or_test_shards_that_are_train_shards_are_said_once_as_data_shards_says_it(
+        tmp_path, vqvae_ckpt, caplog):
+    """Their scores are of images the fit trains on: the captioner's data=shards says so; the a2a shard source
+    scored them without a word."""
+    from tests.caption_source_fixtures import write_img2dataset_shards
+
+    write_img2dataset_shards(tmp_path / "web", shards=3, per_shard=3)
+    trained = f"{tmp_path}/web/00001.tar"
+    web = {"_target_": "supra.data.media.shard_images.ShardImagesMediaDataModule", "image_size": 64,
+           "train_shards": f"{tmp_path}/web/{{00000..00001}}.tar", "val_shards": f"{tmp_path}/web/00002.tar",
+           "test_shards": trained}
+    data = mixture(tmp_path, vqvae_ckpt, sources={"web": web}, tasks={"image2text": 1})
+    data.prepare_data()
+    data.setup("fit")
+    assert [r.getMessage() for r in caplog.records if "shares" in r.getMessage()] == [
+        f"data.sources.web.test_shards shares 1 of its 1 shard(s) with data.sources.web.train_shards (e.g. {trained}): "
+        "its scores are of images the fit trains on; name shards the train list leaves out to score unseen images"]
+
+
 def test_shard_samples_sharing_an_id_img2dataset_copied_are_each_scored_and_codes_cached_merged_encoded_again(
         tmp_path, vqvae_ckpt, monkeypatch):
     """img2dataset's `id` column (a row per caption: 0, 0, 1, 1, 2, 2) named the items: image2text kept one item

@@ -1205,7 +1205,7 @@ def test_val_or_test_shards_the_fit_trains_on_are_said_in_a_warning(tmp_path, ca
 
     train = write_img2dataset_shards(tmp_path / "train", shards=3, per_shard=4)
     val = write_img2dataset_shards(tmp_path / "val", shards=1, per_shard=4)["spec"]
-    caplog.set_level(logging.WARNING, logger="supra.data.captioning.shards")
+    caplog.set_level(logging.WARNING, logger="supra.data.caption_sources.shards")
     ShardCaptionsDataModule(train["spec"], val, val, batch_size=4).setup("fit")
     assert "shares" not in caplog.text
     trained = str(tmp_path / "train" / "00001.tar")

@@ -213,7 +213,7 @@ class SourceCodes:
                 modules[name] = self._module(name)
         check_one_picture_size(modules)
         for name, module in modules.items():  # every source's inputs before any is decoded
-            module.check_inputs(f"data.sources.{name}")
+            module.check_inputs(f"data.sources.{name}", warn=not self.modules)
         if not self.modules:  # said once: prepare_data and setup both ask for the codes
             warn_of_repeated_sources(self.sources, modules)
             warn_of_another_picture_size(self.vqvae, next(iter(modules.values())).image_size)

@@ -92,6 +92,19 @@ def check_local_shards(urls: list[str], key: str) -> None:
                              "check the path and the brace range")
 
 
+def warn_scored_shards_trained_on(urls: dict[str, list[str]], options: str = "data") -> None:
+    """A warning where the train shards share shards with the val or test ones: those scores are of images the
+    fit trained on (no error: a quick look at a fit, or a copy too small to split, may want it so). `options`:
+    how the shard options are named (data, or data.sources.<name> for a source of the a2a mixture)."""
+    trained = set(urls["train"])
+    for split in ("val", "test"):
+        shared = [url for url in urls[split] if url in trained]
+        if shared:
+            log.warning("%s.%s_shards shares %d of its %d shard(s) with %s.train_shards (e.g. %s): its scores are "
+                        "of images the fit trains on; name shards the train list leaves out to score unseen images",
+                        options, split, len(shared), len(urls[split]), options, shared[0])
+
+
 def _is_fsspec_url(url: str) -> bool:
     scheme = url.split("://", 1)[0] if "://" in url else ""
     return bool(scheme) and scheme not in ("file", "http", "https", "pipe")

@@ -23,6 +23,7 @@ from supra.data.caption_sources.shards import (
     shard_sizes,
     unknown_sizes_reason,
     usable_samples,
+    warn_scored_shards_trained_on,
 )
 from supra.data.captioning.datamodule import CaptionDataModule, CaptionedImages
 from supra.data.captioning.shard_stream import ShardLoader, ShardStream
@@ -50,17 +51,6 @@ def check_stream_settings(shuffle_buffer: int, tokenizer_sample: int, resampled:
         raise SupraUserError(f"data.samples_per_epoch={samples_per_epoch} must be >= 1: the samples of a resampled "
                              "epoch over all ranks (or null: the shards' _stats.json total)")
 
-
-def warn_scored_shards_trained_on(urls: dict[str, list[str]]) -> None:
-    """A warning where the train shards share shards with the val or test ones: those scores are of images the
-    fit trained on (no error: a quick look at a fit, or a copy too small to split, may want it so)."""
-    trained = set(urls["train"])
-    for split in ("val", "test"):
-        shared = [url for url in urls[split] if url in trained]
-        if shared:
-            log.warning("data.%s_shards shares %d of its %d shard(s) with data.train_shards (e.g. %s): its scores are "
-                        "of images the fit trains on; name shards the train list leaves out to score unseen images",
-                        split, len(shared), len(urls[split]), shared[0])
 
 class ShardCaptionsDataModule(CaptionDataModule):
     """Train on `train_shards`, validate on `val_shards`, test on `test_shards` (brace-expanded URLs).

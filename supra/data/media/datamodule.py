@@ -149,10 +149,10 @@ class MediaDataModule(SplitDataModule):
         keys on it): "" for a procedural source, whose config is all of its content."""
         return ""
 
-    def check_inputs(self, options: str = "data") -> None:
-        """What the source reads, checked before any split of it is decoded: one line for what is not there.
-        `options`: how its options are named in it (data, or data.sources.<name> for a source of the a2a
-        mixture). Nothing to check for most sources."""
+    def check_inputs(self, options: str = "data", warn: bool = True) -> None:
+        """What the source reads, checked before any split of it is decoded: one line for what is not there,
+        and (warn) a warning for what is doubtful. `options`: how its options are named in them (data, or
+        data.sources.<name> for a source of the a2a mixture). Nothing to check for most sources."""
 
     def dataset(self, split: str) -> Dataset:
         return MediaSamples(self.items(split).pixels)

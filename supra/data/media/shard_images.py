@@ -13,7 +13,13 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from supra.data.caption_sources.shards import check_local_shards, expand_shards, local_shard_file, read_whole
+from supra.data.caption_sources.shards import (
+    check_local_shards,
+    expand_shards,
+    local_shard_file,
+    read_whole,
+    warn_scored_shards_trained_on,
+)
 from supra.data.media.datamodule import MediaDataModule, MediaItems
 from supra.utils.folder_walk import file_stamp
 
@@ -42,11 +48,15 @@ class ShardImagesMediaDataModule(MediaDataModule):
         urls = [u for spec in self.specs.values() for u in expand_shards(spec)]
         return "|".join(f"{u}:{shard_stamp(u)}" for u in urls)
 
-    def check_inputs(self, options: str = "data") -> None:
+    def check_inputs(self, options: str = "data", warn: bool = True) -> None:
         """Every split's local shards there, before any is decoded: a typo in a brace range is one line naming
-        its option, not fewer images, nor an error after the other splits were decoded."""
+        its option, not fewer images, nor an error after the other splits were decoded. Val or test shards
+        that are train shards are said in a warning, as data=shards says it."""
+        urls = {split: expand_shards(spec) for split, spec in self.specs.items()}
         for split, spec in self.specs.items():
-            check_local_shards(expand_shards(spec), f"{options}.{split}_shards={spec!r}")
+            check_local_shards(urls[split], f"{options}.{split}_shards={spec!r}")
+        if warn:
+            warn_scored_shards_trained_on(urls, options)
         self.inputs_checked = True
 
     def load_split(self, split: str) -> MediaItems:
