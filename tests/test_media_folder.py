@@ -296,6 +296,19 @@ def test_sidecar_named_after_the_whole_file_name_wins_over_the_stem(tmp_path):
     assert not index.ignored
 
 
+def test_a_blank_sidecar_is_counted_as_a_blank_caption_as_one_of_captions_jsonl_is(tmp_path):
+    """A name.txt holding only blank lines left its file without a caption and said nothing of why; blank lines
+    between a sidecar's captions are no caption of their own, and are not counted."""
+    for name in ("blank.png", "empty.png", "cat.png"):
+        save_image(tmp_path / name)
+    (tmp_path / "blank.txt").write_text("  \n\n")
+    (tmp_path / "empty.txt").write_text("")
+    (tmp_path / "cat.txt").write_text("a cat\n\na black cat\n")
+    index = scan_folder(tmp_path)
+    assert index.captions == {"blank.png": [], "cat.png": ["a cat", "a black cat"], "empty.png": []}
+    assert index.caption_problems.describe() == "2 blank captions (e.g. blank.txt, empty.txt)"
+
+
 def test_tiff_stills_are_media_like_the_other_formats(tmp_path):
     """Scanners and microscopes write TIFF; COCO and Hugging Face sources already read it, folders do too."""
     save_image(tmp_path / "scan.tif")

@@ -137,9 +137,11 @@ class _Captions:
             sidecar = sidecars.get(_nfc(name)) or sidecars.get(_nfc(stem))
             if sidecar is not None:
                 used.add(sidecar)
-                for line in read_lines(self.root / sidecar, self.not_utf8):
-                    if line.strip():
-                        self.add(name, line, sidecar)
+                lines = [line for line in read_lines(self.root / sidecar, self.not_utf8) if line.strip()]
+                if not lines:  # counted, as a blank caption of captions.jsonl is: not a file silently without one
+                    self.problems.add("blank captions", sidecar)
+                for line in lines:
+                    self.add(name, line, sidecar)
         return used
 
     def read_jsonl(self, path: Path) -> None:
