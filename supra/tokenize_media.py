@@ -1,5 +1,6 @@
 """`python -m supra.tokenize_media ckpt=VQVAE.ckpt out=DIR [data=media_folder data.root=DIR data.mode=clips]`:
-every item of a media corpus encoded once to VQ-VAE codes, for stage 2 (the layout: data/media/codes.py).
+every item of a media corpus encoded once to VQ-VAE codes, for your own code (the layout and its reader,
+read_media_codes: data/media/codes.py); train.py's a2a mixture encodes and caches its sources itself.
 Without data=..., the data the VQ-VAE was trained on is encoded. `--help` lists every option."""
 
 from __future__ import annotations

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -142,7 +143,7 @@ def _tokenize(*args: str, cwd: Path) -> subprocess.CompletedProcess:
                           cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
-def test_tokenize_media_writes_codes_captions_and_meta_for_stage_two(vq_run, tmp_path):
+def test_tokenize_media_writes_codes_captions_and_meta_that_read_media_codes_reads(vq_run, tmp_path):
     out = tmp_path / "codes"
     ckpt = vq_run / "checkpoints" / "best.ckpt"
     result = _tokenize(f"ckpt={ckpt}", f"out={out}", "+data.num_train=40", "show_progress=false", cwd=tmp_path)
@@ -158,6 +159,19 @@ def test_tokenize_media_writes_codes_captions_and_meta_for_stage_two(vq_run, tmp
     images = ShapesImagesDataModule(num_train=40).items("train").pixels
     assert torch.equal(train_codes.codes, net.encode(to_unit_range(images)))
     assert train_codes.meta["splits"] == {"train": 40, "val": 24, "test": 15}
+
+
+def test_tokenize_medias_docs_say_its_codes_are_for_your_own_code_not_train_pys_a2a_mixture():
+    """The a2a mixture takes no tokenize_media folder (it encodes and caches its sources itself): docs that said
+    "encode once for stage 2" sent users looking for an option that is not there."""
+    from omegaconf import OmegaConf
+
+    help_header = OmegaConf.load(ROOT / "conf" / "tokenize_media.yaml").hydra.help.header
+    readme = (ROOT / "README.md").read_text()
+    for text in (help_header, readme, (ROOT / "supra" / "tokenize_media.py").read_text()):
+        words = " ".join(text.split())
+        assert "for stage 2" not in words and "read_media_codes" in words
+        assert re.search(r"a2a mixture (reads no such folder|encodes and caches its sources itself)", words)
 
 
 def test_tokenize_media_caches_a_photo_sources_decoded_images_under_paths_cache_dir(vqvae_ckpt, tmp_path):

@@ -1,4 +1,5 @@
-"""A media corpus encoded once to VQ-VAE codes, on disk, for stage 2 (the any-to-any GPT).
+"""A media corpus encoded once to VQ-VAE codes, on disk, for your own code (read_media_codes); the a2a mixture
+encodes its sources itself, and caches them in this layout.
 
 Layout of the directory (written by `python -m supra.tokenize_media`; the a2a mixture's cache adds to it):
 - codes_<split>.npy   uint8 (<= 256 codes), int16 (<= 32,768) or int32: [N, h, w] for images, [N, T, h, w] for clips;
