@@ -7,6 +7,7 @@ what is no a2a release, is refused in one line."""
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -90,7 +91,9 @@ def probed(out: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("given_as", ["folder", "hub id"])
-def test_fine_tuning_starts_from_the_releases_gpt_vqvae_and_vocabulary(release, given_as, offline_cache, fine_tune, tmp_path):
+def test_fine_tuning_starts_from_the_releases_gpt_vqvae_and_vocabulary(release, given_as, offline_cache, fine_tune, tmp_path,
+                                                                       caplog):
+    caplog.set_level(logging.INFO, logger="supra.runner.components")
     init_from = release
     if given_as == "hub id":  # read from the Hugging Face cache, offline: nothing is downloaded
         cache_repo(offline_cache, "supralabs/tiny-a2a", release)
@@ -109,9 +112,13 @@ def test_fine_tuning_starts_from_the_releases_gpt_vqvae_and_vocabulary(release, 
     assert json.loads(vocab.hf.to_str()) == json.loads((release / "tokenizer.json").read_text())
     assert vocab.layout.num_codes == json.loads((release / "config.json").read_text())["vocab"]["num_codes"]
     assert metrics["train/loss_text2image"] > 0 and metrics["test/loss"] > 0
+    # and the log says so where the run starts: the run trains no vocabulary of its own to say instead
+    assert [r.getMessage() for r in caplog.records if "model.init_from" in r.getMessage()] == [
+        f"model.init_from={init_from}: the run starts from that a2a release's GPT weights and vocabulary "
+        f"({vocab.layout.text_size} text ids, {vocab.layout.num_codes} visual codes), over its VQ-VAE"]
 
 
-def test_a_fine_tuned_run_exports_a_release_again_and_resumes_without_it(release, fine_tune, tmp_path):
+def test_a_fine_tuned_run_exports_a_release_again_and_resumes_without_it(release, fine_tune, tmp_path, caplog):
     out, downloaded = tmp_path / "run", shutil.copytree(release, tmp_path / "downloaded")
     train(fine_tune(downloaded, "trainer.max_steps=2", *QUICK))
     run_command("export", f"ckpt={out / 'checkpoints' / 'last.ckpt'}", f"out={tmp_path / 'again'}")
@@ -123,10 +130,13 @@ def test_a_fine_tuned_run_exports_a_release_again_and_resumes_without_it(release
     # the same command line with ckpt_path goes on from the checkpoint, which holds the GPT, the VQ-VAE it was
     # trained over and the vocabulary: the release it started from need not be there any more
     shutil.rmtree(downloaded)
+    caplog.set_level(logging.INFO, logger="supra.runner.components")
+    caplog.clear()
     train(fine_tune(downloaded, "trainer.max_steps=3", *QUICK, f"ckpt_path={out / 'checkpoints' / 'last.ckpt'}",
                     run="resumed"))
     resumed = torch.load(tmp_path / "resumed" / "checkpoints" / "last.ckpt", weights_only=False)
     assert resumed["global_step"] == 3
+    assert "the run starts from that a2a release" not in caplog.text  # the checkpoint's weights go on
     assert all(torch.equal(published[k], resumed["state_dict"][f"vqvae.{k}"]) for k in published)
 
 

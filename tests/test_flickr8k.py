@@ -224,11 +224,13 @@ def test_release_recipe_runs_end_to_end_on_a_flickr8k_copy(tmp_path):
     assert (tmp_path / "run" / "splits" / "train.txt").is_file()
 
 
-def test_fine_tuning_starts_from_a_release_folder_with_its_tokenizer(tmp_path, trained_run):
+def test_fine_tuning_starts_from_a_release_folder_with_its_tokenizer(tmp_path, trained_run, caplog):
     from supra.artifacts.captioner_release import export_release, load_release
     from supra.runner.training import train
+    from supra.tokens.caption_bpe import CaptionTokenizer
     from tests.conftest import compose_config
 
+    caplog.set_level(logging.INFO, logger="supra.runner.components")
     release = export_release(trained_run / "checkpoints" / "best.ckpt", tmp_path / "release")
     write_karpathy(tmp_path / "flickr")
     cfg = compose_config("train", tmp_path / "run", [
@@ -239,6 +241,9 @@ def test_fine_tuning_starts_from_a_release_folder_with_its_tokenizer(tmp_path, t
     train(cfg)
     assert (tmp_path / "run" / "tokenizer.json").read_text() == (release / "tokenizer.json").read_text()
     assert (tmp_path / "run" / "metrics.json").is_file()
+    ids = CaptionTokenizer.from_file(release / "tokenizer.json").vocab_size
+    assert (f"model.init_from={release}: the run starts from that captioner release's weights and tokenizer "
+            f"({ids} ids)") in caplog.text  # said where the run starts: it trains no tokenizer to say instead
     released, _, _ = load_release(release)
     task = instantiate(cfg.model)
     for name, tensor in released.state_dict().items():

@@ -38,6 +38,8 @@ from supra.utils.errors import SupraUserError
 from supra.utils.hardware import fast_precision
 from supra.utils.numbers import is_whole
 
+log = logging.getLogger(__name__)
+
 # Noise in every run's output that users can do nothing about: Lightning 2.x calls a torch.utils._pytree
 # API that torch 2.14 deprecates, once per fit/test, and advertises a cloud logger at every Trainer.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
@@ -109,6 +111,23 @@ def tokenizer_to_reuse(cfg: DictConfig) -> Any:
     if "vqvae_ckpt" in cfg.model:  # a stage-2 model (as stage1_vqvae tells them): a2a_nano's vocabulary
         return release_vocabulary(init_from, cfg.get("data") or {})
     return load_release_tokenizer(init_from_folder(init_from))
+
+
+def say_started_from_release(cfg: DictConfig, token_ids: Any) -> None:
+    """One INFO line as a run starts from a release (model.init_from), saying what it took from it: the model's
+    weights and its token ids (`token_ids`, tokenizer_to_reuse's), which the data then keeps rather than
+    training its own. A resumed or scored checkpoint (ckpt_path) takes neither from it: nothing said."""
+    init_from = OmegaConf.select(cfg, "model.init_from")
+    if not init_from or cfg.get("ckpt_path") or token_ids is None:
+        return
+    if isinstance(token_ids, A2AVocab):
+        layout = token_ids.layout
+        vqvae = "" if cfg.model.get("vqvae_ckpt") else ", over its VQ-VAE"
+        log.info("model.init_from=%s: the run starts from that a2a release's GPT weights and vocabulary (%d text ids, "
+                 "%d visual codes)%s", init_from, layout.text_size, layout.num_codes, vqvae)
+    else:
+        log.info("model.init_from=%s: the run starts from that captioner release's weights and tokenizer (%d ids)",
+                 init_from, token_ids.vocab_size)
 
 
 def release_vocabulary(init_from: str, data_cfg: DictConfig | dict) -> A2AVocab:

@@ -33,6 +33,7 @@ from supra.runner.components import (
     check_callbacks_fit,
     check_optimized_metric,
     instantiate_group,
+    say_started_from_release,
     stage1_vqvae,
     starting_model,
     tokenizer_to_reuse,
@@ -98,7 +99,9 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     task = build_task(starting_model(cfg.model, ckpt_path), run_config, stage1_vqvae(cfg.model, ckpt_path))
     if ckpt_path:
         _check_resume(cfg, task, ckpt_path, run_config)
-    datamodule = build_datamodule(cfg.data, task, tokenizer_to_reuse(cfg))
+    token_ids = tokenizer_to_reuse(cfg)
+    say_started_from_release(cfg, token_ids)
+    datamodule = build_datamodule(cfg.data, task, token_ids)
     check_optimized_metric(task, cfg.get("optimized_metric"), datamodule)
     trainer, loggers = _build_trainer(cfg, task, datamodule)
     trainers.append(trainer)
