@@ -84,8 +84,26 @@ def test_release_with_mask_buffers_loads_and_wrong_shapes_are_named(release, tmp
     tensors["pos_emb.weight"] = torch.zeros(10, 128)
     del tensors["ln_f.bias"]
     save_file(tensors, folder / "model.safetensors")
-    with pytest.raises(SupraUserError, match=r"missing \['ln_f.bias'\].*wrong shape \[\('pos_emb.weight'"):
+    with pytest.raises(SupraUserError, match=r"missing \['ln_f.bias'\]; wrong shape \['pos_emb.weight' \(10, 128\) there, "
+                                             r"\(64, 128\) here\]"):
         load_release(folder)
+
+
+def test_a_config_json_edited_away_from_its_weights_names_both_files_and_says_to_export_again(release, tmp_path):
+    folder = tmp_path / "edited"
+    shutil.copytree(release, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "D_MODEL": 64}))
+    with pytest.raises(SupraUserError) as refused:
+        load_release(folder)
+    message = str(refused.value)
+    # the weights are whole; it is config.json that no longer describes them
+    assert message.startswith(f"{folder / 'model.safetensors'} does not fit the model {folder / 'config.json'} describes: "
+                              "wrong shape [")
+    assert "'blocks.0.attn.proj.weight' (128, 128) there, (64, 64) here" in message  # the file's shape, the model's
+    assert "missing" not in message and "unexpected" not in message  # no empty lists
+    assert message.endswith(": config.json and model.safetensors are not of one model (one was edited or replaced): "
+                            "export the release again (python -m supra.export)")
 
 
 def test_export_cli_and_evaluate_accept_the_release(release, trained_run, tmp_path):

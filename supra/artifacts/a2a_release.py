@@ -46,6 +46,7 @@ from supra.artifacts.kinds import (
 )
 from supra.artifacts.release_files import (
     data_names,
+    load_release_weights_file,
     load_weights,
     metrics_table,
     read_config_json,
@@ -258,7 +259,7 @@ def load_a2a_release(folder: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise _unreadable_config(folder, err) from None
     for module, name in ((net, "model.safetensors"), (vqvae, "vqvae.safetensors")):
-        load_state_strictly(module, load_weights(folder / name), str(folder / name))
+        load_release_weights_file(module, folder / name)
     if net.config.tie_head:
         net.lm_head.weight = net.tok_emb.weight  # loading gave the head its own copy of the values
     check_pair(net, vqvae, vocab, str(folder))
@@ -276,7 +277,7 @@ def load_release_vqvae(folder: str | Path) -> VQVAE:
     except (KeyError, TypeError, ValueError) as err:
         raise SupraUserError(f"{folder / 'config.json'} holds no readable VQ-VAE config ({type(err).__name__}: {err}): "
                              "export the release again (python -m supra.export)") from None
-    load_state_strictly(vqvae, load_weights(folder / "vqvae.safetensors"), str(folder / "vqvae.safetensors"))
+    load_release_weights_file(vqvae, folder / "vqvae.safetensors")
     return vqvae.eval()
 
 
@@ -320,7 +321,7 @@ def load_release_gpt(net: A2ANano | Callable[..., A2ANano], folder: str | Path) 
         raise SupraUserError(f"{folder} holds a GPT of {theirs.vocab_size} token ids, this one has {ours.vocab_size}: "
                              "build it at the release's vocabulary")
     path = folder / "model.safetensors"
-    load_state_strictly(net, load_weights(path), str(path))
+    load_release_weights_file(net, path)
     if ours.tie_head:
         net.lm_head.weight = net.tok_emb.weight  # loading gave the head its own copy of the values
     return net

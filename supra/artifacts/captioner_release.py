@@ -43,6 +43,7 @@ from supra.artifacts.kinds import (
 from supra.artifacts.release_files import (
     check_run_grid,
     data_names,
+    load_release_weights_file,
     load_weights,
     metrics_table,
     read_config_json,
@@ -267,7 +268,7 @@ def load_release_weights(net: VLMNano, folder: str | Path) -> None:
     state = {k: v for k, v in load_weights(path).items() if not k.endswith(OPTIONAL_KEYS)}
     if "lm_head.weight" not in state and "tok_emb.weight" in state:  # the head is tied: a file may leave it out,
         state["lm_head.weight"] = state["tok_emb.weight"]            # as the published loader re-ties it
-    load_state_strictly(net, state, str(path))
+    load_release_weights_file(net, path, state)
     net.lm_head.weight = net.tok_emb.weight  # re-tie: loading gave the head its own copy of the values
 
 

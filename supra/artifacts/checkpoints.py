@@ -110,10 +110,11 @@ def load_vqvae(path: str | Path, what: str = "ckpt") -> tuple[torch.nn.Module, d
     return net.eval(), run_cfg
 
 
-def load_state_strictly(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
+def load_state_strictly(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str,
+                        target: str = "this model", hint: str = "") -> None:
     """module.load_state_dict(state), with every missing, unexpected or wrongly shaped key reported in one
-    line naming `source` (the file), instead of torch's multi-line RuntimeError."""
-    check_state_fits(module, state, source)
+    line naming `source` (the file) and `target`, then `hint`, instead of torch's multi-line RuntimeError."""
+    check_state_fits(module, state, source, target, hint)
     module.load_state_dict(state)
 
 

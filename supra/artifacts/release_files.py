@@ -12,7 +12,7 @@ import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
 from safetensors.torch import load_file, save_file
 
-from supra.artifacts.checkpoints import checkpoint_step
+from supra.artifacts.checkpoints import checkpoint_step, load_state_strictly
 from supra.metrics.caption_scores import SCORER_FAMILIES
 from supra.models.a2a_generation import GENERATION_KEYS, generation_setting_problem
 from supra.models.vlm_generation import DecodeConfig
@@ -33,6 +33,15 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         return load_file(path)
     except Exception as err:  # safetensors raises its own error types
         raise SupraUserError(f"{path} is not a readable safetensors file ({err})") from None
+
+
+def load_release_weights_file(module: torch.nn.Module, path: Path, state: dict[str, torch.Tensor] | None = None) -> None:
+    """Load a release's weights file (`state`: its tensors, when read already) into `module`, built as the
+    folder's config.json says: a mismatch means the two files are not of one model, so both are named."""
+    load_state_strictly(module, load_weights(path) if state is None else state, str(path),
+                        f"the model {path.parent / 'config.json'} describes",
+                        f": config.json and {path.name} are not of one model (one was edited or replaced): export "
+                        "the release again (python -m supra.export)")
 
 
 def read_config_json(folder: Path) -> dict[str, Any]:

@@ -3,21 +3,31 @@ folders, a pretrained tower), as one line instead of torch's page of missing key
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from supra.utils.errors import SupraUserError
+
+SHOWN = 5  # names listed of each kind of difference; the rest are counted
 
 
 def check_state_fits(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str,
                      target: str = "this model", hint: str = "") -> None:
     """A one-line SupraUserError naming `source` (and `target`, then `hint`) unless `state` has exactly
-    `module`'s names and shapes."""
+    `module`'s names and shapes: only the kinds of difference found, a wrong shape as the file's and the model's."""
     expected = module.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong_shape = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong_shape:
-        raise SupraUserError(
-            f"{source} does not fit {target}: missing {missing[:5]}{'...' if len(missing) > 5 else ''}, "
-            f"unexpected {unexpected[:5]}, wrong shape {[(k, tuple(state[k].shape)) for k in wrong_shape[:5]]}{hint}"
-        )
+    differences = [f"{what} {_listed(names, describe)}" for what, names, describe in (
+        ("missing", missing, repr), ("unexpected", unexpected, repr),
+        ("wrong shape", wrong_shape, lambda k: f"{k!r} {tuple(state[k].shape)} there, {tuple(expected[k].shape)} here"))
+        if names]
+    if differences:
+        raise SupraUserError(f"{source} does not fit {target}: {'; '.join(differences)}{hint}")
+
+
+def _listed(names: list[str], describe: Callable[[str], str]) -> str:
+    shown = ", ".join(describe(name) for name in names[:SHOWN])
+    return f"[{shown}{f', ... ({len(names) - SHOWN} more)' if len(names) > SHOWN else ''}]"
