@@ -17,6 +17,7 @@ from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
+from torch.multiprocessing import ProcessRaisedException
 
 from supra.artifacts.checkpoints import (
     load_supra_checkpoint,
@@ -52,19 +53,29 @@ log = logging.getLogger(__name__)
 
 
 @contextmanager
-def interval_within_epoch(trainer_cfg: DictConfig) -> Iterator[None]:
+def interval_within_epoch(trainer_cfg: DictConfig, processes: int = 1) -> Iterator[None]:
     """With trainer.check_val_every_n_epoch set, val_check_interval counts steps within an epoch: one longer
-    than the epoch is Lightning's ValueError from inside fit (the epoch's length is known only then)."""
+    than the epoch is Lightning's ValueError from inside fit (the epoch's length is known only then). Under DDP
+    each of the `processes` has its share of the epoch, and the error is raised in each: in a rank that
+    trainer=ddp_sim spawned it reaches this process as that rank's traceback, as text."""
     try:
         yield
-    except ValueError as err:
+    except (ValueError, ProcessRaisedException) as err:
         found = re.search(r"`val_check_interval` \((\d+)\) must be less than or equal to the number of the training "
                          r"batches \((\d+)\)", str(err))
         if not found:
             raise
-        raise SupraUserError(f"trainer.val_check_interval={found[1]} is more than an epoch's {found[2]} training batches "
-                             f"(with trainer.check_val_every_n_epoch={trainer_cfg.get('check_val_every_n_epoch')} it "
-                             "counts within each epoch): add trainer.val_check_interval=1.0 (each epoch's end)") from None
+        raise SupraUserError(interval_beyond_epoch(int(found[1]), int(found[2]), processes,
+                                                   trainer_cfg.get("check_val_every_n_epoch"))) from None
+
+
+def interval_beyond_epoch(interval: int, batches: int, processes: int, every_n_epochs: int | None) -> str:
+    """The one line for a val_check_interval above the `batches` of an epoch each of `processes` trains."""
+    whose = (f"the {batches} training batches each of the {processes} DDP processes has per epoch (each trains its "
+             "share of the epoch)" if processes > 1 else f"an epoch's {batches} training batches")
+    return (f"trainer.val_check_interval={interval} is more than {whose}: with trainer.check_val_every_n_epoch="
+            f"{every_n_epochs} it counts within each epoch; use trainer.val_check_interval=1.0 (each epoch's end) or "
+            f"a number up to {batches}, or trainer.check_val_every_n_epoch=null (every {interval} batches across epochs)")
 
 
 def share_cpu_threads(trainer_cfg: DictConfig) -> None:
@@ -153,7 +164,7 @@ def _build_trainer(cfg: DictConfig, task: SupraTask, datamodule: L.LightningData
 
 def _fit(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.LightningDataModule) -> None:
     try:
-        with interval_within_epoch(cfg.trainer):
+        with interval_within_epoch(cfg.trainer, trainer.num_devices * trainer.num_nodes):
             trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     except SIGTERMException as stop:  # Ctrl-C or SIGTERM: last.ckpt written and said (callbacks/checkpoint.py)
         raise SystemExit(1) from stop  # not 0, as Lightning's: the run did not finish (and is not tested)
