@@ -172,8 +172,9 @@ class CaptioningTask(SupraTask):
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         # the loss is a mean over the batch's caption tokens, so the epoch's mean weighs each batch by its tokens:
         # weighed by its images, it moved with data.eval_batch_size (a batch of short captions counting as one of
-        # long ones)
-        tokens = int((batch["tokens"][:, 1:] != PAD_ID).sum())
+        # long ones). A float weight: under DDP Lightning averages the ranks' summed weights in the tensor's own
+        # dtype (int: 941 tokens / 2 ranks -> 470 on gloo), which made the loss 941/940 of one process's
+        tokens = float((batch["tokens"][:, 1:] != PAD_ID).sum())
         self.log(f"{stage}/loss", self._caption_loss(batch), sync_dist=True, batch_size=tokens)
         decode = self.decode
         if self.trainer.sanity_checking:
