@@ -12,9 +12,12 @@ Precision: 32-true, 16-mixed or bf16-mixed, which (a) reproduces with autocast (
 16-mixed); 16-mixed is refused on a CPU, where Lightning would run (b) in bf16-mixed instead.
 
 Both loops do the same work per step: copy a uint8 batch to the device, normalise, forward,
-cross-entropy, backward, clip the gradient norm to 1.0, AdamW step, LR schedule step. (b) keeps
-what a real run does per step (its logger at trainer.log_every_n_steps, self.log of the loss, the
-LR schedule) and drops what both would not share: validation, checkpoints, progress bar, summary.
+cross-entropy, backward, clip the gradient norm to 1.0, AdamW step, LR schedule step. The AdamW is fused
+in both where model.fused_optimizer=auto fuses (b)'s (on CUDA outside mixed precision: fuses_on_auto); a run
+whose two optimizers differ in that (model.fused_optimizer=true, or no clipping in mixed precision) stops in one
+line at the start of training. (b) keeps what a real run does per step (its logger at
+trainer.log_every_n_steps, self.log of the loss, the LR schedule) and drops what both would not share:
+validation, checkpoints, progress bar, summary.
 Within one fit, windows of --steps steps alternate between b and a (the machine may be shared, and
 both then see the same load): the table gives medians over --rounds windows, the ratio the median of
 each window pair's b/a. --devices N > 1 runs (b) once with DDP (Lightning starts the other
@@ -53,8 +56,9 @@ from bench_common import one_line_errors, output_file, parser_for, positive_int 
 from supra.data.captioning.shapes import ShapesDataModule  # noqa: E402
 from supra.data.images import normalize_images  # noqa: E402
 from supra.runner.components import instantiate_group  # noqa: E402
-from supra.tasks.captioning import CaptioningTask  # noqa: E402
+from supra.tasks.captioning import CaptioningTask, fuses_on_auto  # noqa: E402
 from supra.tokens.caption_bpe import PAD_ID  # noqa: E402
+from supra.utils.errors import SupraUserError  # noqa: E402
 from supra.utils.files import write_json_atomic  # noqa: E402
 from supra.utils.hardware import check_accelerator, cpu_description  # noqa: E402
 
@@ -133,6 +137,33 @@ def targets_of(tokens: torch.Tensor) -> torch.Tensor:
     return tokens[:, 1:].masked_fill(tokens[:, 1:] == PAD_ID, -100)
 
 
+def plain_adamw_fused(device: torch.device, precision: str) -> bool:
+    """Whether the plain loop's AdamW is fused: where (b)'s is under model.fused_optimizer=auto (this loop always
+    clips), so that both loops time the same optimizer step."""
+    return fuses_on_auto(device.type, mixed_precision=precision in AUTOCAST, clipping=True)
+
+
+def check_same_adamw(supra_optimizer: torch.optim.Optimizer, plain_fused: bool) -> None:
+    """A one-line error unless (b)'s optimizer is fused as the plain loop's AdamW is (`plain_fused`): else b/a
+    would weigh a fused optimizer step against a multi-tensor one, not Lightning's cost."""
+    supra_fused = bool(supra_optimizer.defaults.get("fused"))
+    if supra_fused != plain_fused:
+        raise SupraUserError(
+            f"(b)'s optimizer {type(supra_optimizer).__name__} has fused={supra_fused} but the plain loop's AdamW "
+            f"fused={plain_fused}, so the loops would time different steps: leave model.fused_optimizer (auto), "
+            "model.optimizer and trainer.gradient_clip_val as they are")
+
+
+class SameAdamW(L.Callback):
+    """Stops the run at the start of training unless (b)'s optimizer is fused as the plain loop's is."""
+
+    def __init__(self, plain_fused: bool) -> None:
+        self.plain_fused = plain_fused
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        check_same_adamw(trainer.optimizers[0], self.plain_fused)
+
+
 class PlainLoop:
     """The release notebook's loop, kept between timed windows so it can alternate with (b)'s."""
 
@@ -144,7 +175,8 @@ class PlainLoop:
         if compile_net:
             self.model.compile()
         self.model.train()
-        self.opt = torch.optim.AdamW(self.model.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.01)
+        self.opt = torch.optim.AdamW(self.model.parameters(), lr=3e-4, betas=(0.9, 0.95), weight_decay=0.01,
+                                     fused=plain_adamw_fused(device, precision))
         self.sched = torch.optim.lr_scheduler.CosineAnnealingLR(self.opt, T_max=total_steps, eta_min=3e-5)
         self.scaler = torch.amp.GradScaler(device.type, enabled=precision == "16-mixed")
         self.dtype = AUTOCAST.get(precision)
@@ -203,8 +235,9 @@ class StepWindows(L.Callback):
 
 
 def supra_loop(cfg: DictConfig, batches: list, tokenizer: Any, devices: int, warmup: int, steps: int,
-               windows: int, out_dir: str, between: Callable[[], None] | None = None) -> list[float]:
-    """Seconds of each window of `steps` steps, through trainer.fit of the composed task and trainer."""
+               windows: int, out_dir: str, plain_fused: bool, between: Callable[[], None] | None = None) -> list[float]:
+    """Seconds of each window of `steps` steps, through trainer.fit of the composed task and trainer (stopped at
+    its start unless its optimizer is fused as the plain loop's is, `plain_fused`)."""
     torch.manual_seed(0)
     total = warmup + steps * windows
     task = instantiate(cfg.model)
@@ -214,7 +247,7 @@ def supra_loop(cfg: DictConfig, batches: list, tokenizer: Any, devices: int, war
     trainer: L.Trainer = instantiate(
         cfg.trainer, devices=devices, max_steps=total, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0,
         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[timer], logger=loggers or False, default_root_dir=out_dir, **extra,
+        callbacks=[SameAdamW(plain_fused), timer], logger=loggers or False, default_root_dir=out_dir, **extra,
     )
     # DDP's sampler gives each rank 1/devices of the data: enough for `total` steps on every rank
     trainer.fit(task, datamodule=CachedBatches(batches, tokenizer, total * devices))
@@ -336,14 +369,15 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str)
     if args.devices > 1:  # the other ranks re-run this script: keep (a) out of the DDP fit
         if plain_loop is not None:
             plain = [plain_loop.window(args.steps) for _ in range(args.rounds)]
-        supra = supra_loop(cfg, batches, tokenizer, args.devices, args.warmup, args.steps, args.rounds, out_dir)
+        supra = supra_loop(cfg, batches, tokenizer, args.devices, args.warmup, args.steps, args.rounds, out_dir,
+                           plain_adamw_fused(device, precision))
         if child_rank:
             return
         if device.type == "cpu":
             where += f" ({torch.get_num_threads()} per DDP rank in (b))"
     else:  # a and b alternate every `steps` steps inside one fit: both see the same machine load
         supra = supra_loop(cfg, batches, tokenizer, 1, args.warmup, args.steps, args.rounds, out_dir,
-                           between=lambda: plain.append(plain_loop.window(args.steps)))
+                           plain_adamw_fused(device, precision), between=lambda: plain.append(plain_loop.window(args.steps)))
     samples = args.steps * args.batch_size
     ratios = (scaling_ratios(plain, supra, samples, args.steps, args.devices) if args.devices > 1
               else [a / b for a, b in zip(plain, supra, strict=False)])

@@ -8,6 +8,7 @@ import importlib.util
 import os
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from supra.data.captioning.shapes import ShapesDataModule
 from supra.data.images import normalize_images
 from supra.models.vlm_nano import VLMNano
 from supra.models.vqvae import VQVAE
+from supra.tasks.captioning import CaptioningTask
 from supra.utils.errors import SupraUserError
 
 BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
@@ -333,3 +335,21 @@ def test_vqvae_throughput_compares_each_round_with_the_baseline_of_the_same_roun
     rounds, _ = module.interleaved_rounds([lambda: "a", lambda: "b"], repeats=3)
     assert [len(seconds) for seconds in rounds] == [3, 3]
     assert module.speed_ups([0.5, 0.5, 1.0], baseline=[1.0, 3.0, 2.0]) == [2.0, 6.0, 2.0]
+
+
+
+def test_the_plain_loops_adamw_is_fused_exactly_where_supras_is_and_a_run_where_they_differ_stops(monkeypatch):
+    module = benchmark_script("train_throughput", monkeypatch)
+    # (b) fuses on CUDA outside mixed precision (it clips): the plain loop ran the multi-tensor AdamW there
+    cuda, cpu = torch.device("cuda"), torch.device("cpu")
+    assert module.plain_adamw_fused(cuda, "32-true") is True
+    assert not module.plain_adamw_fused(cuda, "16-mixed") and not module.plain_adamw_fused(cuda, "bf16-mixed")
+    assert not module.plain_adamw_fused(cpu, "32-true")
+    adamw = partial(torch.optim.AdamW, lr=3e-4)
+    auto = CaptioningTask(VLMNano(), optimizer=adamw).configure_optimizers()["optimizer"]
+    module.check_same_adamw(auto, module.plain_adamw_fused(cpu, "32-true"))  # both multi-tensor on a CPU
+    forced = CaptioningTask(VLMNano(), optimizer=adamw, fused_optimizer=True).configure_optimizers()["optimizer"]
+    with pytest.raises(SupraUserError, match=(
+            r"^\(b\)'s optimizer AdamW has fused=True but the plain loop's AdamW fused=False, so the loops would time "
+            r"different steps: leave model.fused_optimizer \(auto\), model.optimizer and trainer.gradient_clip_val as")):
+        module.check_same_adamw(forced, module.plain_adamw_fused(cpu, "32-true"))

@@ -32,6 +32,13 @@ from supra.utils.errors import SupraUserError
 from supra.utils.private_apis import is_last_batch_of_epoch
 
 
+def fuses_on_auto(device_type: str, mixed_precision: bool, clipping: bool) -> bool:
+    """Whether model.fused_optimizer=auto fuses AdamW: on CUDA, except under mixed precision with gradient
+    clipping, where Lightning refuses to clip the gradients of an optimizer that unscales them itself (fused ones
+    do). benchmarks/train_throughput.py's plain loop follows it too, so that both loops time the same step."""
+    return device_type == "cuda" and not (mixed_precision and clipping)
+
+
 class CaptioningTask(SupraTask):
     """Trains `net` (a VLMNano-like module) on caption batches of a CaptionDataModule.
 
@@ -135,13 +142,12 @@ class CaptioningTask(SupraTask):
     def optimizer_kwargs(self) -> dict[str, bool]:
         fused = self.hparams.fused_optimizer
         if fused == "auto":
-            if not self.optimizer_takes("fused") or self.device.type != "cuda":
+            if not self.optimizer_takes("fused") or self.device.type != "cuda":  # off CUDA: no trainer to ask
                 return {}
-            # Lightning's mixed precision refuses to clip the gradients of an optimizer that unscales
-            # them itself (fused ones do): there the default multi-tensor AdamW stays.
             trainer = self.trainer
             clipping = bool(trainer.gradient_clip_val) and trainer.gradient_clip_val > 0
-            return {} if clipping and isinstance(trainer.precision_plugin, MixedPrecision) else {"fused": True}
+            mixed = isinstance(trainer.precision_plugin, MixedPrecision)
+            return {"fused": True} if fuses_on_auto(self.device.type, mixed, clipping) else {}
         return {"fused": bool(fused)}
 
     # -- training ---------------------------------------------------------------------------------
