@@ -23,7 +23,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import at_least, parser_for, positive_int, torch_device  # noqa: E402
+from bench_common import at_least, parser_for, positive_int, print_machine_load, torch_device  # noqa: E402
 
 from supra.models.a2a_generation import generate_image, generate_video  # noqa: E402
 from supra.models.a2a_nano import A2AConfig, A2ANano  # noqa: E402
@@ -79,6 +79,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    print_machine_load("at start")
     device = args.device
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
     rows = []
@@ -117,6 +118,7 @@ def main() -> None:
         same_tokens = "-" if same is None else "yes" if same else "NO"
         print(f"| {vocab_size:6,} | {params / 1e6:8.1f}M | {what:15} | {tokens:6} | {recompute} | "
               f"{cached_s:10.3f} | {tokens / cached_s:5.0f} | {speed_up} | {same_tokens} |")
+    print_machine_load("at end")
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import one_line_errors, parser_for, positive_int  # noqa: E402
+from bench_common import one_line_errors, parser_for, positive_int, print_machine_load  # noqa: E402
 
 from supra.models.vlm_generation import beam_search, beam_search_recompute  # noqa: E402
 from supra.utils.errors import SupraUserError  # noqa: E402
@@ -87,6 +87,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.ckpt is None and args.max_new_tokens is None:
         args.max_new_tokens = RANDOM_MODEL_MAX_NEW_TOKENS
+    print_machine_load("at start")
     with one_line_errors():
         model, images, which_images = load_model_and_images(args.ckpt, args.images)
     vocab_size = model.config.VOCAB_SIZE
@@ -129,6 +130,7 @@ def main() -> None:
                           (f"(b) batched ({min(args.batch_size, n)}/call), KV cache", batched_s)):
         print(f"| {name:<40} | {seconds:7.2f} | {n / seconds:10.1f} |")
     print(f"speed-up b/a: {ratio:.1f}x (the median of the rounds' ratios); identical captions: {same}/{n}")
+    print_machine_load("at end")
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ supra imported here is that checkout's.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -168,6 +169,21 @@ def paired_ratios(candidate: list[float], baseline: list[float]) -> list[float]:
     """Each round's `candidate` figure over the same round's `baseline` one: their median is the benchmarks' ratio,
     where a busy spell of a shared machine lands on both sides of a pair (a ratio of two medians mixes rounds)."""
     return [c / b for c, b in zip(candidate, baseline, strict=True)]
+
+
+def load_report(when: str, load: float, cores: int) -> str:
+    """One line on the machine's 1-minute load average `load` at `when`, with a note where it is above the `cores`
+    the benchmark uses: other work then shares them, and its figures are not comparable with an idle machine's."""
+    line = f"machine load {when}: {load:.1f} (1-minute average), for the {cores} core(s) this run uses"
+    if load > cores:
+        line += ": busy, so these figures are not comparable with an idle machine's"
+    return line
+
+
+def print_machine_load(when: str, cores: int | None = None) -> None:
+    """Prints load_report of os.getloadavg() now; `cores` defaults to torch's threads. Each benchmark calls it at
+    the start and the end of its run: the table alone looks the same on an idle and a loaded machine."""
+    print(load_report(when, os.getloadavg()[0], cores or torch.get_num_threads()), flush=True)
 
 
 @contextmanager

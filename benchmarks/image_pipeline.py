@@ -26,7 +26,15 @@ from torchvision import transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import at_most, jpeg_folder, non_negative_int, parser_for, positive_int, readable_jpegs  # noqa: E402
+from bench_common import (  # noqa: E402
+    at_most,
+    jpeg_folder,
+    non_negative_int,
+    parser_for,
+    positive_int,
+    print_machine_load,
+    readable_jpegs,
+)
 
 from supra.data.captioning.datamodule import ImageRows  # noqa: E402
 from supra.data.image_cache import ImageCache  # noqa: E402
@@ -122,6 +130,7 @@ def baseline_loaders(paths: list[Path], cache_dir: Path, args: argparse.Namespac
 def main() -> None:
     args = pipeline_arguments(__doc__, rounds=3).parse_args()
     root_jpegs = readable_jpegs(args.root, args.images) if args.root else None
+    print_machine_load("at start", cores=max(args.workers, 1))  # the decoding runs in the workers
     with tempfile.TemporaryDirectory() as tmp:
         paths = root_jpegs or synthetic_jpegs(Path(tmp), args.images)
         plain, cached, build_s = baseline_loaders(paths, Path(tmp) / "cache", args)
@@ -139,6 +148,7 @@ def main() -> None:
     print(f"speed-up b/a: {ratio:.1f}x, the median of the rounds' ratios (per round: "
           f"{', '.join(f'{b / a:.1f}x' for a, b in rounds)}); one-off cache build: {build_s:.1f}s, "
           f"{len(paths) / build_s:.0f} images/s")
+    print_machine_load("at end", cores=max(args.workers, 1))
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import parser_for, positive_int  # noqa: E402
+from bench_common import parser_for, positive_int, print_machine_load  # noqa: E402
 
 from supra.models.a2a_nano import A2AConfig, A2ANano  # noqa: E402
 from supra.tasks.optimizers import MuonWithAdamW, orthogonalize  # noqa: E402
@@ -88,6 +88,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=positive_int, default=5, help="interleaved rounds; medians and paired ratios")
     parser.add_argument("--steps", type=positive_int, default=20, help="timed steps per round and candidate")
     args = parser.parse_args()
+    print_machine_load("at start")
     step_baseline, iteration_baseline = ("(a) AdamW, every parameter (the recipe before)",
                                          "(d) Newton-Schulz alone, 16 matrices, float32 (the recipe)")
     # name -> (what it times, the row its paired ratio divides by): a step by a step, an iteration by an iteration
@@ -116,6 +117,7 @@ def main() -> None:
         base = candidates[name][1]
         ratio = statistics.median(r / b for r, b in zip(runs, times[base], strict=True))
         print(f"| {name:<63} | {statistics.median(runs):8.4f} | {ratio:11.2f}x | {base[:3]} |")
+    print_machine_load("at end")
 
 
 if __name__ == "__main__":

@@ -28,7 +28,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import readable_jpegs  # noqa: E402
+from bench_common import print_machine_load, readable_jpegs  # noqa: E402
 from image_pipeline import (  # noqa: E402
     baseline_loaders,
     images_per_second,
@@ -113,6 +113,7 @@ def main() -> None:
                      f"each of a batch ({args.batch_size}), for {max(args.workers, 1)} worker(s) need "
                      f"{minimum} or more (--images; or a smaller --batch-size or --workers)")
     torch.set_num_threads(1)  # the work is in the workers; the main process only receives batches
+    print_machine_load("at start", cores=max(args.workers, 1))
     with tempfile.TemporaryDirectory() as tmp:
         paths = root_jpegs or (synthetic_jpegs if args.noise else photo_like_jpegs)(Path(tmp), args.images)
         # 4 shards per worker at least: each worker streams whole shards
@@ -147,6 +148,7 @@ def main() -> None:
     print(f"draft vs full decode at {args.size}px: mean |difference| {mad:.2f} of 255, PSNR {psnr:.1f} dB")
     print(f"feeding 50,000 samples/s (the H200 figure) at {per_core:.0f} images/s per worker: "
           f"~{50_000 / per_core:.0f} cores of this CPU")
+    print_machine_load("at end", cores=max(args.workers, 1))
 
 
 if __name__ == "__main__":

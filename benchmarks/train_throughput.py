@@ -51,7 +51,7 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's supra (README, Benchmarks), with this checkout's conf/
 
-from bench_common import one_line_errors, output_file, parser_for, positive_int  # noqa: E402
+from bench_common import one_line_errors, output_file, parser_for, positive_int, print_machine_load  # noqa: E402
 
 from supra.data.captioning.shapes import ShapesDataModule  # noqa: E402
 from supra.data.images import normalize_images  # noqa: E402
@@ -357,6 +357,9 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str)
         parser.error("precision 16-mixed on a CPU: Lightning runs it as bf16-mixed there; ask for bf16-mixed")
     # before the fit: under DDP on a CPU, Lightning splits this process's threads between the ranks
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
+    threads = torch.get_num_threads()  # before the fit: under DDP on a CPU, Lightning splits them between ranks
+    if not child_rank:
+        print_machine_load("at start", cores=threads)
     batches, tokenizer = cached_batches(cfg, n_batches=min(16, args.warmup + args.steps))
     if not child_rank:  # before the fit too: the peak with all of this process's threads, the machine's
         flops, peak = flops_per_sample(cfg, batches[0], device), matmul_peak(device, peak_dtype(device, precision))
@@ -385,6 +388,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str)
     report = report_table(args, where, precision, rows, samples, ratios, flops, peak, peak_dtype(device, precision))
     if args.json:
         write_json_atomic(args.json, report)
+    print_machine_load("at end", cores=threads)
 
 
 def median_speed(seconds: list[float], samples: int, steps: int) -> tuple[float, float]:

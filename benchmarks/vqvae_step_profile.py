@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import paired_ratios, parser_for, positive_int  # noqa: E402
+from bench_common import paired_ratios, parser_for, positive_int, print_machine_load  # noqa: E402
 
 from supra.data.images import channels_first, to_unit_range  # noqa: E402
 from supra.models.vqvae import VQVAE  # noqa: E402
@@ -151,6 +151,7 @@ def main() -> None:
     if args.serve_rounds:
         serve_rounds(args.batch_size, args.repeats)
         return
+    print_machine_load("at start")
     parts = step_parts(args.batch_size)
     child = CappedChild(args.batch_size, args.repeats) if args.compare_avx2 else None
     here: list[dict[str, float]] = []
@@ -170,6 +171,7 @@ def main() -> None:
         print(f"| {'part':<40} |     ms |\n|{'-' * 42}|-------:|")
         for name in parts:
             print(f"| {name:<40} | {statistics.median(r[name] for r in here):6.2f} |")
+    print_machine_load("at end")
 
 
 def print_compared(here: list[dict[str, float]], capped: list[dict[str, float]], capped_cpu: str) -> None:

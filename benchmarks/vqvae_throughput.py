@@ -35,7 +35,16 @@ from PIL import Image, ImageSequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import at_least, at_most, one_line_errors, paired_ratios, parser_for, positive_int, seed  # noqa: E402
+from bench_common import (  # noqa: E402
+    at_least,
+    at_most,
+    one_line_errors,
+    paired_ratios,
+    parser_for,
+    positive_int,
+    print_machine_load,
+    seed,
+)
 
 from supra.data.base import SPLITS  # noqa: E402
 from supra.data.gif_frames import read_gif_frames  # noqa: E402
@@ -207,6 +216,7 @@ def main() -> None:
                      "(Pillow writes the two as one frame)")
     if args.threads is not None:
         torch.set_num_threads(args.threads)
+    print_machine_load("at start")
     with one_line_errors():
         model, origin = load_vqvae(args.ckpt, args.seed)
 
@@ -275,6 +285,7 @@ def main() -> None:
           f"clip shapes equal (a)/(b): {same_shapes}; (c) gives (b)'s clips: {dm_same}")
     print("[1] Pillow composites GIF frames its own way (disposal carried over, background colour instead of "
           "transparency, ...), not as browsers do: its pixels differ from (b)/(c) by design, so only speed is compared.")
+    print_machine_load("at end")
 
 
 if __name__ == "__main__":

@@ -257,6 +257,7 @@ def test_a2a_sampling_cached_only_leaves_the_recompute_path_out(monkeypatch, cap
     assert calls == [True] * 6  # 3 outputs, a warm-up and a timed run each
     out = capsys.readouterr().out
     assert "median of 1 runs of the KV-cached path alone (--cached-only)" in out
+    assert out.startswith("machine load at start: ") and out.splitlines()[-1].startswith("machine load at end: ")
     rows = [[cell.strip() for cell in line.split("|")[1:-1]] for line in out.splitlines() if line.startswith("|    280 |")]
     assert [row[2] for row in rows] == ["64x64 image", "image, g2 best4", "4-frame video"]
     for row in rows:  # recompute s and tok/s, speed-up and same tokens left out; the cache's seconds given
@@ -353,3 +354,15 @@ def test_the_plain_loops_adamw_is_fused_exactly_where_supras_is_and_a_run_where_
             r"^\(b\)'s optimizer AdamW has fused=True but the plain loop's AdamW fused=False, so the loops would time "
             r"different steps: leave model.fused_optimizer \(auto\), model.optimizer and trainer.gradient_clip_val as")):
         module.check_same_adamw(forced, module.plain_adamw_fused(cpu, "32-true"))
+
+
+def test_each_benchmark_says_the_machines_load_and_when_it_is_busy_that_its_figures_are_not_comparable(capsys):
+    common = bench_common()
+    # the table looks the same on an idle machine and at load 8 on 2 cores, whose figures were up to 30x slower
+    assert common.load_report("at start", 1.5, cores=2) == (
+        "machine load at start: 1.5 (1-minute average), for the 2 core(s) this run uses")
+    assert common.load_report("at end", 8.2, cores=2) == (
+        "machine load at end: 8.2 (1-minute average), for the 2 core(s) this run uses: busy, so these figures are not "
+        "comparable with an idle machine's")
+    common.print_machine_load("at start", cores=1)
+    assert capsys.readouterr().out.startswith("machine load at start: ")
