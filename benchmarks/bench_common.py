@@ -171,6 +171,21 @@ def paired_ratios(candidate: list[float], baseline: list[float]) -> list[float]:
     return [c / b for c, b in zip(candidate, baseline, strict=True)]
 
 
+# A timed pass shorter than this gives a ratio that is mostly noise: 8 cached images, a few ms a pass, gave b/a
+# of 81.8x, 12.5x and 94.7x in three runs.
+SHORT_PASS_S = 0.2
+
+
+def short_passes_warning(pass_seconds: list[float], advice: str) -> str:
+    """A warning line where the shortest timed pass lasted under SHORT_PASS_S, with `advice` (the options that
+    lengthen a pass or add rounds); "" where every pass was long enough."""
+    shortest = min(pass_seconds)
+    if shortest >= SHORT_PASS_S:
+        return ""
+    return (f"warning: the shortest timed pass lasted {shortest * 1000:.0f} ms, under {SHORT_PASS_S * 1000:.0f} ms: "
+            f"its ratios are mostly noise; {advice}")
+
+
 def load_report(when: str, load: float, cores: int) -> str:
     """One line on the machine's 1-minute load average `load` at `when`, with a note where it is above the `cores`
     the benchmark uses: other work then shares them, and its figures are not comparable with an idle machine's."""

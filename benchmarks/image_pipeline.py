@@ -34,6 +34,7 @@ from bench_common import (  # noqa: E402
     positive_int,
     print_machine_load,
     readable_jpegs,
+    short_passes_warning,
 )
 
 from supra.data.captioning.datamodule import ImageRows  # noqa: E402
@@ -44,6 +45,8 @@ from supra.utils.hardware import cpu_description  # noqa: E402
 # The captioner reads 112 px (224 with a pretrained tower); past 512 px the run times the copying of pixels no
 # model here reads, and the cache of 1,024 images already takes 0.8 GB of the temp folder.
 MAX_SIZE = 512
+# What lengthens a timed pass (an epoch over --images) or gives the medians more of them.
+SHORT_PASS_ADVICE = "raise --images (longer passes) or --rounds (more of them for the medians)"
 
 
 class DecodeEveryEpoch(Dataset):
@@ -148,6 +151,8 @@ def main() -> None:
     print(f"speed-up b/a: {ratio:.1f}x, the median of the rounds' ratios (per round: "
           f"{', '.join(f'{b / a:.1f}x' for a, b in rounds)}); one-off cache build: {build_s:.1f}s, "
           f"{len(paths) / build_s:.0f} images/s")
+    if warning := short_passes_warning([len(paths) / rate for pair in rounds for rate in pair], SHORT_PASS_ADVICE):
+        print(warning)
     print_machine_load("at end", cores=max(args.workers, 1))
 
 

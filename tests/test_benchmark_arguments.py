@@ -366,3 +366,24 @@ def test_each_benchmark_says_the_machines_load_and_when_it_is_busy_that_its_figu
         "comparable with an idle machine's")
     common.print_machine_load("at start", cores=1)
     assert capsys.readouterr().out.startswith("machine load at start: ")
+
+
+def test_shard_pipeline_says_identical_decodes_and_the_threads_of_its_workers_not_a_psnr_floor_or_1_threads(
+        monkeypatch):
+    module = benchmark_script("shard_pipeline", monkeypatch)
+    # pictures no larger than the target, where draft mode changes nothing, printed "PSNR 138.1 dB" (a 1e-9 floor)
+    assert module.difference_text(0.0, 0.0) == "identical"
+    assert module.difference_text(1.5, 2.0) == "mean |difference| 1.50 of 255, PSNR 45.1 dB"
+    # torch's threads of the main process ("1 threads") described neither it nor the workers that decode
+    assert module.decoding_threads(2) == "1 thread per worker"
+    assert module.decoding_threads(0) == "1 thread (the main process decodes)"
+
+
+def test_image_pipelines_warn_when_a_timed_pass_is_too_short_for_its_ratio_to_mean_anything(monkeypatch):
+    common = bench_common()
+    # 8 cached images, a few ms a pass: b/a was 81.8x, 12.5x and 94.7x in three runs
+    advice = benchmark_script("image_pipeline", monkeypatch).SHORT_PASS_ADVICE
+    assert common.short_passes_warning([0.5, 0.006, 0.3], advice) == (
+        "warning: the shortest timed pass lasted 6 ms, under 200 ms: its ratios are mostly noise; raise --images "
+        "(longer passes) or --rounds (more of them for the medians)")
+    assert common.short_passes_warning([0.5, 0.2], advice) == ""

@@ -127,15 +127,20 @@ def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
     return line.partition(":")[2].strip() or "unknown CPU"
 
 
-def cpu_description(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
-    """Which CPU a measurement ran on, as benchmark tables print it: model, vector width, native bf16 or
-    not, and torch's threads; e.g. "AMD EPYC, AVX-512, bf16 native, 2 threads"."""
+def cpu_features(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """Which CPU this is: model, vector width, native bf16 or not; e.g. "AMD EPYC, AVX-512, bf16 native"."""
     flags = cpu_flags(cpuinfo)
     vector = "AVX-512" if "avx512f" in flags else "AVX2 only (no AVX-512)" if "avx2" in flags else "no AVX2"
     if kernels_capped_below_avx512() and "avx512f" in flags:
         vector += ", kernels capped at AVX2 (ATEN_CPU_CAPABILITY / ONEDNN_MAX_CPU_ISA)"
     bf16 = "bf16 native" if cpu_has_native_bf16(cpuinfo) else "bf16 emulated"
-    return f"{cpu_model(cpuinfo)}, {vector}, {bf16}, {torch.get_num_threads()} threads"
+    return f"{cpu_model(cpuinfo)}, {vector}, {bf16}"
+
+
+def cpu_description(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
+    """Which CPU a measurement ran on, as benchmark tables print it: cpu_features and torch's threads; e.g.
+    "AMD EPYC, AVX-512, bf16 native, 2 threads"."""
+    return f"{cpu_features(cpuinfo)}, {torch.get_num_threads()} threads"
 
 
 def device_description(device: torch.device) -> str:
