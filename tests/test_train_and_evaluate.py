@@ -724,9 +724,11 @@ BAD_TRAIN_INPUTS = {
     "trainer.val_check_interval=0.5": "error: trainer.val_check_interval=0.5 is a share of an epoch, which needs "
                                       "epochs: add trainer.check_val_every_n_epoch=1",
     "trainer.check_val_every_n_epoch=1 data.num_train=64": "error: trainer.val_check_interval=500 is more than an "
-                                                           "epoch's 5 training batches (with trainer.check_val_every_n_"
-                                                           "epoch=1 it counts within each epoch): add trainer.val_check_"
-                                                           "interval=1.0 (each epoch's end)",
+                                                           "epoch's 5 training batches: with trainer.check_val_every_n_"
+                                                           "epoch=1 it counts within each epoch; use trainer.val_check_"
+                                                           "interval=1.0 (each epoch's end) or a number up to 5, or "
+                                                           "trainer.check_val_every_n_epoch=null (every 500 batches "
+                                                           "across epochs)",
     "+trainer.enable_checkpointing=false": "error: trainer.enable_checkpointing=false: add callbacks.model_checkpoint=null "
                                            "too (the run then tests its last weights)",
     # another model's callbacks: their checkpoint would look for a metric this model never logs
