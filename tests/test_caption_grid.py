@@ -21,7 +21,9 @@ from supra.pictures.grids import (
     TILE,
     font,
     render_caption_grid,
+    title_height,
     title_lines,
+    wrap,
 )
 
 
@@ -81,6 +83,26 @@ def test_a_title_wider_than_the_picture_wraps_onto_more_lines_whole():
     assert " ".join(lines) == " ".join(title.split())  # every word there, in order
     assert all(font().getlength(line) <= TILE - 8 for line in lines)
     assert title_lines("step 5  (seed 0)", font(), TILE - 8) == ["step 5  (seed 0)"]  # one that fits: as written
+
+
+def test_a_title_with_line_breaks_gets_a_band_as_tall_as_its_lines_above_the_tiles():
+    """A prompt holding a line break fitted the width, so it stayed one string: Pillow drew its later lines
+    over the image tiles, in a band one line tall."""
+    title = "<TEXT>a red\nsquare\non the left</TEXT><IMAGE>  (seed 0)"
+    assert title_lines(title, font(), 4 * TILE - 8) == ["<TEXT>a red", "square", "on the left</TEXT><IMAGE>  (seed 0)"]
+    one_line = render_caption_grid(images(1), ["x"], title="step 5", columns=1)
+    three_lines = render_caption_grid(images(1), ["x"], title="a red\nsquare\non the left", columns=1)
+    assert three_lines.height == one_line.height + 2 * LINE_HEIGHT
+    band = np.asarray(three_lines)[: title_height(["a red", "square", "on the left"])]
+    last_line = band[4 + 2 * LINE_HEIGHT : 4 + 3 * LINE_HEIGHT]
+    assert (last_line < 128).any(), "the third line drawn inside the band, above the tiles"
+
+
+def test_a_caption_with_a_line_break_wraps_onto_its_own_lines():
+    assert wrap("a red\nsquare", font(), TILE - 8) == ["a red", "square"]
+    assert wrap("a red\n\nsquare", font(), TILE - 8) == ["a red", "", "square"]  # a blank line kept
+    broken = render_caption_grid(images(1), ["a red\nsquare"], columns=1)
+    assert broken.height == render_caption_grid(images(1), ["a red"], columns=1).height + LINE_HEIGHT
 
 
 def test_save_is_atomic_and_creates_directories(tmp_path):

@@ -57,16 +57,23 @@ def _split_long_word(word: str, face: ImageFont.ImageFont, width: int) -> list[s
     return pieces
 
 
-def wrap(text: str, face: ImageFont.ImageFont, width: int) -> list[str]:
-    """Greedy word wrap by measured width (the font is proportional), at most MAX_LINES lines."""
+def _wrap_paragraph(paragraph: str, face: ImageFont.ImageFont, width: int) -> list[str]:
+    """Greedy word wrap of text without line breaks, by measured width (the font is proportional)."""
     lines = [""]
-    for word in text.split():
+    for word in paragraph.split():
         for piece in _split_long_word(word, face, width):
             trial = f"{lines[-1]} {piece}".strip()
             if lines[-1] and face.getlength(trial) > width:
                 lines.append(piece)
             else:
                 lines[-1] = trial
+    return lines
+
+
+def wrap(text: str, face: ImageFont.ImageFont, width: int) -> list[str]:
+    """Greedy word wrap by measured width, at most MAX_LINES lines; a line break in the text starts a new
+    line (each line is drawn and counted on its own, so no line lands on the next one's place)."""
+    lines = [line for paragraph in text.splitlines() or [""] for line in _wrap_paragraph(paragraph, face, width)]
     if len(lines) > MAX_LINES:  # an untrained model's endless caption must not make the grid endless
         last = lines[MAX_LINES - 1]
         while last and face.getlength(last + " ...") > width:
@@ -76,11 +83,13 @@ def wrap(text: str, face: ImageFont.ImageFont, width: int) -> list[str]:
 
 
 def title_lines(title: str | None, face: ImageFont.ImageFont, width: int) -> list[str]:
-    """A picture's title as the lines it is drawn in, `width` px wide at most: as it is where it fits, else
-    wrapped (a long one was cut off at the picture's edge); none without a title."""
+    """A picture's title as the lines it is drawn in, `width` px wide at most: split at its line breaks (a
+    prompt's), then each line as it is where it fits, else wrapped (a long one was cut off at the picture's
+    edge); none without a title."""
     if not title:
         return []
-    return [title] if face.getlength(title) <= width else wrap(title, face, width)
+    return [piece for line in title.splitlines()
+            for piece in ([line] if face.getlength(line) <= width else wrap(line, face, width))]
 
 
 def title_height(lines: list[str]) -> int:
