@@ -42,7 +42,13 @@ from supra.data.media.codes import decode_codes, encode_items
 from supra.models import a2a_generation as gen
 from supra.models.attention_maps import explain_caption, explain_image2text, explain_text2image
 from supra.models.vlm_generation import generate
-from supra.pictures.attention import render_token_strip, square_grid
+from supra.pictures.attention import (
+    DECODED_INPUT,
+    GENERATED_PICTURE,
+    INPUT_PICTURE,
+    render_token_strip,
+    square_grid,
+)
 from supra.pictures.files import save_gif_atomic
 from supra.pictures.grids import to_pil
 from supra.tokens.a2a_sequences import (
@@ -173,7 +179,8 @@ class CaptionerDemo:
                                       tokenizer.token_label, settings)
         caption = tokenizer.decode(ids)
         strip = render_token_strip(image, [t.token for t in tokens], [t.mean_map for t in tokens],
-                                   [f"p={t.probability:.2f}" for t in tokens], self.grid, title=caption)
+                                   [f"p={t.probability:.2f}" for t in tokens], self.grid, title=caption,
+                                   picture_label=INPUT_PICTURE)
         return caption, strip, note
 
 
@@ -224,7 +231,8 @@ class A2ADemo:
             return None, None, f"⚠️ {err}"
         image = decode_codes(self.vqvae, explained.codes)
         strip = render_token_strip(image, explained.words, list(explained.mean_map), [""] * len(explained.words),
-                                   (self.side, self.side), title=f"each word: which codes attended to it ({prompt!r})")
+                                   (self.side, self.side), title=f"each word: which codes attended to it ({prompt!r})",
+                                   picture_label=GENERATED_PICTURE)
         note = _drawn_with(drawn_with) if float(temperature) > 0 else ""  # temperature 0 draws nothing at random
         return to_pil(image).resize((256, 256), Image.NEAREST), strip, note
 
@@ -242,7 +250,8 @@ class A2ADemo:
         ids, tokens = explain_image2text(self.net, self.vocab.layout, codes, [], limit, self.vocab.token_label)
         caption = self.vocab.decode_text(ids).strip()
         strip = render_token_strip(decode_codes(self.vqvae, codes), [t.token for t in tokens], [t.mean_map for t in tokens],
-                                   [f"p={t.probability:.2f}" for t in tokens], (self.side, self.side), title=caption)
+                                   [f"p={t.probability:.2f}" for t in tokens], (self.side, self.side), title=caption,
+                                   picture_label=DECODED_INPUT)
         # no </TEXT> within the room left: the context, not the model, ended it
         cut = limit < CAPTION_TOKENS and len(ids) == limit
         note = (f"ℹ️ the caption is cut at {limit} tokens: the model's context of {context} leaves no more after the "

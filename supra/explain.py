@@ -1,5 +1,5 @@
 """`python -m supra.explain ckpt=... image=...`: where each generated token looked (conf/explain.yaml;
-`--help` lists every option). Writes <out>/attention.png (the input, then one heat tile per token),
+`--help` lists every option). Writes <out>/attention.png (the picture, then one heat tile per token),
 <out>/attention.html (self-contained: every layer's and head's map, probabilities, alternatives) and
 <out>/explain.json (the same numbers)."""
 
@@ -44,7 +44,14 @@ from supra.models.attention_maps import (
     explain_image2text,
     explain_text2image,
 )
-from supra.pictures.attention import explain_page, render_token_strip, square_grid
+from supra.pictures.attention import (
+    DECODED_INPUT,
+    GENERATED_PICTURE,
+    INPUT_PICTURE,
+    explain_page,
+    render_token_strip,
+    square_grid,
+)
 from supra.tokens.a2a_layout import CONTROL_TOKENS
 from supra.tokens.a2a_sequences import check_image_size_fits, check_text2image_prompt, text_room
 from supra.utils.cli import check_option_types, check_paths_given, hydra_command, refuse_unread_options
@@ -120,11 +127,11 @@ def _rows(tokens: list[TokenAttention]) -> list[dict[str, Any]]:
     return [{"token": t.token, "probability": t.probability, "alternatives": t.alternatives, "maps": t.maps} for t in tokens]
 
 
-def _write(out: Path, title: str, summary: str, image: torch.Tensor, grid: tuple[int, int],
+def _write(out: Path, title: str, summary: str, image: torch.Tensor, picture_label: str, grid: tuple[int, int],
            rows: list[dict[str, Any]], record: dict[str, Any]) -> dict[str, Any]:
     captions = [f"p={r['probability']:.2f}" if r.get("probability") is not None else "" for r in rows]
     strip = render_token_strip(image, [r["token"] for r in rows], [r["maps"].mean(dim=(0, 1)) for r in rows],
-                               captions, grid, title=summary)
+                               captions, grid, title=summary, picture_label=picture_label)
     page = explain_page(title, summary, strip, image, grid, rows)
     record["tokens"] = [{"token": r["token"], "probability": r.get("probability"), "alternatives": r.get("alternatives"),
                          "mean_map": [round(float(v), 6) for v in r["maps"].mean(dim=(0, 1))]} for r in rows]
@@ -156,7 +163,7 @@ def explain_captioner(cfg: DictConfig) -> dict[str, Any]:
     caption = tokenizer.decode(ids)
     grid = square_grid(net.config.N_VIS)
     summary = f"{caption!r} ({decode.strategy}); attention of each token over the {grid[0]}x{grid[1]} visual tokens"
-    return _write(out, f"{Path(str(cfg.ckpt)).name}: {path.name}", summary, image, grid, _rows(tokens),
+    return _write(out, f"{Path(str(cfg.ckpt)).name}: {path.name}", summary, image, INPUT_PICTURE, grid, _rows(tokens),
                   {"ckpt": str(cfg.ckpt), "image": str(path), "caption": caption, "decode": decode.strategy,
                    "decode_settings": decode.settings_used(), "grid": list(grid)})
 
@@ -212,8 +219,8 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
         ids, tokens = explain_image2text(net, layout, codes, [], limit, vocab.token_label)
         caption = vocab.decode_text(ids).strip()
         summary = f"image2text: {caption!r}; attention of each word over the image's {side}x{side} codes"
-        return _write(out, f"{Path(str(cfg.ckpt)).name}: {path.name}", summary, decode_codes(vqvae, codes), (side, side),
-                      _rows(tokens), {"ckpt": str(cfg.ckpt), "mode": mode, "image": str(path), "caption": caption,
+        return _write(out, f"{Path(str(cfg.ckpt)).name}: {path.name}", summary, decode_codes(vqvae, codes), DECODED_INPUT,
+                      (side, side), _rows(tokens), {"ckpt": str(cfg.ckpt), "mode": mode, "image": str(path), "caption": caption,
                                      "resize": cfg.resize, "max_new_tokens": limit})
     if mode != "text2image":
         raise SupraUserError(f"mode={mode!r} is unknown for an a2a model: choose image2text or text2image")
@@ -236,7 +243,7 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
     rows = [{"token": word, "probability": None, "alternatives": None, "maps": explained.maps[:, :, w]}
             for w, word in enumerate(explained.words)]
     summary = f"text2image: {cfg.prompt!r}; per word, the attention each generated code paid it"
-    return _write(out, f"{Path(str(cfg.ckpt)).name}: {cfg.prompt}", summary, image, (side, side), rows,
+    return _write(out, f"{Path(str(cfg.ckpt)).name}: {cfg.prompt}", summary, image, GENERATED_PICTURE, (side, side), rows,
                   {"ckpt": str(cfg.ckpt), "mode": mode, "prompt": cfg.prompt, "codes": explained.codes.tolist()})
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 
 import supra.generate as generate_module
 from supra.artifacts.a2a_release import load_a2a, save_a2a_release
@@ -19,6 +19,9 @@ from supra.data.media.codes import encode_items
 from supra.generate import run
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.models.vqvae import VQVAE
+from supra.pictures.attention import DECODED_INPUT, GENERATED_PICTURE, INPUT_PICTURE
+from supra.pictures.attention import TILE as HEAT_TILE
+from supra.pictures.grids import LINE_HEIGHT, font, wrap
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
 from supra.utils.hydra_quoting import quote_prompt
@@ -279,6 +282,30 @@ def test_a_text_limit_beyond_what_the_context_leaves_is_said_and_the_limit_used_
                 f"image_size={SIDE}", "max_new_tokens=100")
     assert capsys.readouterr().err == note
     assert json.loads((tmp_path / "ex" / "explain.json").read_text())["max_new_tokens"] == 41
+
+
+def labelled_at_left(picture: Image.Image, label: str) -> bool:
+    """Whether `label` is written under the strip's first tile (dark grey on white, from x = 4)."""
+    face = font()
+    written = Image.new("RGB", (int(face.getlength(label)) + 1, LINE_HEIGHT), "white")
+    ImageDraw.Draw(written).text((0, 0), label, fill=(20, 20, 20), font=face)
+    expected, pixels = np.asarray(written), np.asarray(picture.convert("RGB"))
+    height, width = expected.shape[:2]
+    return any(np.array_equal(pixels[y : y + height, 4 : 4 + width], expected) for y in range(len(pixels) - height))
+
+
+def test_explains_first_tile_says_which_picture_it_shows(pair, tmp_path):
+    """text2image labelled the picture the model drew "input" (its input is the prompt); image2text shows the
+    given picture as the VQ-VAE's codes decode it, not the picture itself."""
+    run_command("explain", f"ckpt={pair[0]}", "mode=text2image", "prompt=a red square", f"image_size={SIDE}",
+                f"out={tmp_path / 'drawn'}")
+    drawn = Image.open(tmp_path / "drawn" / "attention.png")
+    assert labelled_at_left(drawn, GENERATED_PICTURE) and not labelled_at_left(drawn, INPUT_PICTURE)
+    Image.fromarray(square("green")).save(tmp_path / "green.png")
+    run_command("explain", f"ckpt={pair[0]}", f"image={tmp_path / 'green.png'}", f"image_size={SIDE}",
+                f"out={tmp_path / 'captioned'}")
+    captioned = Image.open(tmp_path / "captioned" / "attention.png")
+    assert labelled_at_left(captioned, wrap(DECODED_INPUT, font(), HEAT_TILE - 4)[0])
 
 
 def test_text_files_hold_one_line_per_sample_with_line_breaks_escaped(pair, tmp_path):

@@ -22,6 +22,11 @@ from supra.pictures.grids import LINE_HEIGHT, draw_title, font, title_height, ti
 TILE = 160  # px per heatmap tile
 HEAT_ANCHORS = np.array([[0, 0, 4], [87, 16, 110], [188, 55, 84], [249, 142, 9], [252, 255, 164]], dtype=np.float32)
 OVERLAY = 0.55  # how much of a tile is heat, how much the picture under it
+# what the strip's first tile shows, said under it: the given picture, the picture an a2a model sees of a
+# given one (its VQ-VAE codes decoded: not the picture itself), or the picture the model drew
+INPUT_PICTURE = "input"
+DECODED_INPUT = "input, decoded from its VQ-VAE codes"
+GENERATED_PICTURE = "generated picture"
 
 
 def heat_colours(values: np.ndarray) -> np.ndarray:
@@ -53,11 +58,13 @@ def square_grid(n: int) -> tuple[int, int]:
 
 
 def render_token_strip(image: torch.Tensor, tokens: Sequence[str], maps: Sequence[torch.Tensor],
-                       captions: Sequence[str], grid: tuple[int, int], columns: int = 8, title: str | None = None) -> Image.Image:
-    """The input image, then one heat tile per token (its map over `grid`), the token and `captions[i]`
-    (e.g. its probability) under each tile, in rows of `columns` tiles."""
+                       captions: Sequence[str], grid: tuple[int, int], columns: int = 8, title: str | None = None,
+                       *, picture_label: str) -> Image.Image:
+    """The image, labelled `picture_label` (INPUT_PICTURE, DECODED_INPUT or GENERATED_PICTURE), then one heat
+    tile per token (its map over `grid`), the token and `captions[i]` (e.g. its probability) under each tile,
+    in rows of `columns` tiles."""
     face = font()
-    tiles = [(to_pil(image.cpu()).resize((TILE, TILE), Image.BICUBIC), ["input"])]
+    tiles = [(to_pil(image.cpu()).resize((TILE, TILE), Image.BICUBIC), [picture_label])]
     tiles += [(heatmap_tile(image, m, grid), [repr(t.strip() or t), c]) for t, m, c in zip(tokens, maps, captions, strict=True)]
     text_rows = max(len(wrap(" ".join(lines), face, TILE - 8)) for _, lines in tiles) + 1
     text_height = text_rows * LINE_HEIGHT + 8
