@@ -129,6 +129,12 @@ def test_token_labels_name_control_tokens_codes_and_text_specials(vocab, tmp_pat
     assert gpt2.token_label(gpt2.hf.token_to_id("<|endoftext|>")) == "<|endoftext|>"
 
 
+def test_a_prompt_words_part_of_a_character_is_labelled_by_its_bytes_not_a_box(vocab):
+    """explain text2image drew "crème" as the tiles 'c', 'r', '\ufffd', '\ufffd', 'm', 'e'."""
+    labels = [vocab.token_label(i) for i in vocab.encode_text("crème")]
+    assert "".join(labels) == "cr<0xC3><0xA8>me"
+
+
 def test_vocab_survives_json_as_stored_in_checkpoints(vocab):
     again = A2AVocab.from_json(vocab.to_json())
     assert again.layout == vocab.layout

@@ -2,7 +2,7 @@
 
 import pytest
 
-from supra.tokens.caption_bpe import BOS_ID, EOS_ID, PAD_ID, CaptionTokenizer
+from supra.tokens.caption_bpe import BOS_ID, EOS_ID, PAD_ID, CaptionTokenizer, readable_token
 
 CAPTIONS = ["a small red circle on the left", "a blue square above a green triangle",
             "there is a large purple triangle at the top of the picture"] * 20
@@ -51,6 +51,17 @@ def test_token_labels_name_the_tokens_decoding_drops(tokenizer):
     assert [tokenizer.token_label(i) for i in (PAD_ID, BOS_ID, EOS_ID, 3)] == ["<pad>", "<bos>", "<eos>", "<unk>"]
     red = tokenizer.encode_batch(["red"], max_len=8)[0][0, 1].item()
     assert tokenizer.token_label(red).strip() == "red"  # a word-initial piece keeps its space
+
+
+def test_a_token_holding_part_of_a_character_is_labelled_by_its_bytes_not_a_box(tokenizer):
+    """A byte-level token that is one byte of "è" decoded alone to U+FFFD: explain's tiles read 'c', 'r', '\ufffd',
+    '\ufffd', 'm', 'e'. Each token keeps its own label (attention is per token), readable now."""
+    ids = tokenizer.encode_batch(["crème"], max_len=16)[0][0].tolist()[1:-1]  # never seen in training: bytes
+    labels = [tokenizer.token_label(i) for i in ids]
+    assert "<0xC3>" in labels and "<0xA8>" in labels and not any("\ufffd" in label for label in labels)
+    assert readable_token("\ufffd", "mÃ") == "m<0xC3>"  # whole characters as text, the cut one as its byte
+    assert readable_token("è", "Ã¨") == "è"
+    assert readable_token("\ufffd", "▁x") == "\ufffd"  # no byte-level symbols (another tokenizer's): as decoded
 
 
 def test_save_and_reload_keep_the_ids(tokenizer, tmp_path):

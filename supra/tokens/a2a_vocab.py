@@ -24,7 +24,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
-from supra.tokens.caption_bpe import read_gpt2_vocab
+from supra.tokens.caption_bpe import read_gpt2_vocab, readable_token
 from supra.utils.errors import SupraUserError
 
 # A segment of a mixed sequence: ("text", str) | ("image", int64 [h, w] codes) | ("video", int64 [T, h, w]).
@@ -128,9 +128,11 @@ class A2AVocab:
 
     def token_label(self, token: int) -> str:
         """One token as explain and the attention maps label it: its text, or its name where decoding drops
-        it (a text special such as GPT-2's <|endoftext|>, a control token, a code as <c17>)."""
+        it (a text special such as GPT-2's <|endoftext|>, a control token, a code as <c17>); part of a
+        character as its bytes (<0xC3>)."""
         if 0 <= token < self.layout.text_size:
-            return self.decode_text([token]) or self.hf.id_to_token(token) or f"<{token}>"
+            symbols = self.hf.id_to_token(token)
+            return readable_token(self.decode_text([token]), symbols) or symbols or f"<{token}>"
         return self.render([token])
 
     def parse_prompt(self, prompt: str) -> list[int]:

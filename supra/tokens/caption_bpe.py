@@ -7,6 +7,7 @@ GPT-2's published files (vocab.json + merges.txt) load too, their ids moved up b
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -45,6 +46,38 @@ def read_gpt2_vocab(path: Path) -> dict[str, int]:
     if bad is not None:
         raise ValueError(f"{path} is {what}; it maps {bad[0]!r} to {bad[1]!r})")
     return vocab
+
+
+@functools.cache
+def _byte_of_symbol() -> dict[str, int]:
+    """GPT-2's byte-level alphabet read back: the printable character each byte is written as in a token -> the
+    byte (printable Latin-1 bytes as themselves, the others as chr(256 + n) in byte order)."""
+    as_themselves = [*range(ord("!"), ord("~") + 1), *range(ord("¡"), ord("¬") + 1), *range(ord("®"), ord("ÿ") + 1)]
+    moved = [byte for byte in range(256) if byte not in as_themselves]
+    return {chr(byte): byte for byte in as_themselves} | {chr(256 + n): byte for n, byte in enumerate(moved)}
+
+
+def _readable(data: bytes) -> str:
+    """UTF-8 bytes as text, each byte that is only part of a character (cut off by the token's edge) as <0xC3>."""
+    text = ""
+    while data:
+        try:
+            return text + data.decode("utf-8")
+        except UnicodeDecodeError as err:
+            text += data[: err.start].decode("utf-8") + "".join(f"<0x{byte:02X}>" for byte in data[err.start : err.end])
+            data = data[err.end :]
+    return text
+
+
+def readable_token(decoded: str, symbols: str | None) -> str:
+    """One token's text as explain labels it: `decoded` (the token decoded alone), unless that holds U+FFFD, a
+    box that says nothing: a byte-level BPE token (`symbols`, as id_to_token gives them) holding part of a
+    UTF-8 character ("è" is two bytes; a token may hold one) then reads as its whole characters and its
+    partial bytes as <0xC3>."""
+    byte_of = _byte_of_symbol()
+    if "\ufffd" not in decoded or not symbols or any(symbol not in byte_of for symbol in symbols):
+        return decoded
+    return _readable(bytes(byte_of[symbol] for symbol in symbols))
 
 
 class SpecialTokensError(ValueError):
@@ -170,8 +203,9 @@ class CaptionTokenizer:
 
     def token_label(self, token: int) -> str:
         """One token as explain and the attention maps label it: its text, or its name where decoding drops
-        it (<pad>, <bos>, <eos>, <unk>), never an empty tile."""
-        return self.hf.decode([token], skip_special_tokens=True) or self.hf.id_to_token(token) or f"<{token}>"
+        it (<pad>, <bos>, <eos>, <unk>), never an empty tile; part of a character as its bytes (<0xC3>)."""
+        symbols = self.hf.id_to_token(token)
+        return readable_token(self.hf.decode([token], skip_special_tokens=True), symbols) or symbols or f"<{token}>"
 
     def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]:
         return [s.strip() for s in self.hf.decode_batch([list(ids) for ids in batch], skip_special_tokens=True)]
