@@ -46,6 +46,7 @@ from supra.pictures.attention import (
     DECODED_INPUT,
     GENERATED_PICTURE,
     INPUT_PICTURE,
+    probability_text,
     render_token_strip,
     square_grid,
 )
@@ -179,7 +180,7 @@ class CaptionerDemo:
                                       tokenizer.token_label, settings)
         caption = tokenizer.decode(ids)
         strip = render_token_strip(image, [t.token for t in tokens], [t.mean_map for t in tokens],
-                                   [f"p={t.probability:.2f}" for t in tokens], self.grid, title=caption,
+                                   [f"p={probability_text(t.probability)}" for t in tokens], self.grid, title=caption,
                                    picture_label=INPUT_PICTURE)
         return caption, strip, note
 
@@ -250,7 +251,7 @@ class A2ADemo:
         ids, tokens = explain_image2text(self.net, self.vocab.layout, codes, [], limit, self.vocab.token_label)
         caption = self.vocab.decode_text(ids).strip()
         strip = render_token_strip(decode_codes(self.vqvae, codes), [t.token for t in tokens], [t.mean_map for t in tokens],
-                                   [f"p={t.probability:.2f}" for t in tokens], (self.side, self.side), title=caption,
+                                   [f"p={probability_text(t.probability)}" for t in tokens], (self.side, self.side), title=caption,
                                    picture_label=DECODED_INPUT)
         # no </TEXT> within the room left: the context, not the model, ended it
         cut = limit < CAPTION_TOKENS and len(ids) == limit

@@ -49,6 +49,7 @@ from supra.pictures.attention import (
     GENERATED_PICTURE,
     INPUT_PICTURE,
     explain_page,
+    probability_text,
     render_token_strip,
     square_grid,
 )
@@ -129,7 +130,7 @@ def _rows(tokens: list[TokenAttention]) -> list[dict[str, Any]]:
 
 def _write(out: Path, title: str, summary: str, image: torch.Tensor, picture_label: str, grid: tuple[int, int],
            rows: list[dict[str, Any]], record: dict[str, Any]) -> dict[str, Any]:
-    captions = [f"p={r['probability']:.2f}" if r.get("probability") is not None else "" for r in rows]
+    captions = [f"p={probability_text(r['probability'])}" if r.get("probability") is not None else "" for r in rows]
     strip = render_token_strip(image, [r["token"] for r in rows], [r["maps"].mean(dim=(0, 1)) for r in rows],
                                captions, grid, title=summary, picture_label=picture_label)
     page = explain_page(title, summary, strip, image, grid, rows)

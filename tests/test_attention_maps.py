@@ -11,13 +11,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.models.attention_maps import explain_caption, explain_image2text, explain_text2image
 from supra.models.gpt import kept_weights, recorded_attention
 from supra.models.vlm_generation import DecodeConfig
 from supra.models.vlm_nano import VLMNano
-from supra.pictures.attention import TILE, heat_colours, heatmap_tile
+from supra.pictures.attention import TILE, explain_page, heat_colours, heatmap_tile, probability_text
 from supra.tokens.a2a_layout import TokenLayout
 from tests.conftest import run_command
 
@@ -119,6 +120,17 @@ def test_a_diverged_models_nan_map_is_drawn_dark_without_numpys_cast_warning():
         tile = heatmap_tile(torch.full((3, 32, 32), 255, dtype=torch.uint8), torch.full((16,), float("nan")), (4, 4))
         assert heat_colours(np.array([float("nan")])).tolist() == heat_colours(np.array([0.0])).tolist()
     assert tile.size == (TILE, TILE)
+
+
+def test_small_probabilities_are_printed_so_they_read_not_as_zero():
+    """At two decimals an early model's tokens and alternatives all read p=0.00 (0.0031 in explain.json)."""
+    assert [probability_text(p) for p in (0.93, 0.1, 0.0531, 0.0031, 0.001, 0.0004, 0.0)] == \
+        ["0.93", "0.10", "0.053", "0.0031", "0.001", "<0.001", "0"]
+    image = torch.full((3, 8, 8), 128, dtype=torch.uint8)
+    row = {"token": "large", "probability": 0.0031, "alternatives": [("blue", 0.0042), ("red", 0.00002)],
+           "maps": torch.full((1, 1, 4), 0.25)}
+    page = explain_page("t", "s", Image.new("RGB", (4, 4)), image, (2, 2), [row])
+    assert "<td>0.0031</td>" in page and "&#x27;blue&#x27; 0.0042, &#x27;red&#x27; &lt;0.001" in page
 
 
 def test_a2a_maps_cover_the_image_codes_and_the_prompt_words():

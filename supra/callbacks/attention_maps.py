@@ -10,7 +10,13 @@ from PIL import Image
 from supra.callbacks.sample_grid import Sample, SampleGridCallback
 from supra.data.media.codes import decode_codes
 from supra.models.attention_maps import explain_caption, explain_image2text
-from supra.pictures.attention import DECODED_INPUT, INPUT_PICTURE, render_token_strip, square_grid
+from supra.pictures.attention import (
+    DECODED_INPUT,
+    INPUT_PICTURE,
+    probability_text,
+    render_token_strip,
+    square_grid,
+)
 
 
 def _stack(strips: list[Image.Image]) -> Image.Image:
@@ -51,7 +57,7 @@ class AttentionMapsCallback(SampleGridCallback):
                                               tokenizer.bos_id, tokenizer.eos_id,
                                               tokenizer.token_label, pl_module.decode)
                 strips.append(render_token_strip(image, [t.token for t in tokens], [t.mean_map for t in tokens],
-                                                 [f"p={t.probability:.2f}" for t in tokens], grid,
+                                                 [f"p={probability_text(t.probability)}" for t in tokens], grid,
                                                  title=f"{tokenizer.decode(ids)!r} ({title})", picture_label=INPUT_PICTURE))
         else:
             batch = trainer.datamodule.sample_batch(split, "image2text", self.num_samples)
@@ -61,7 +67,7 @@ class AttentionMapsCallback(SampleGridCallback):
             for codes in batch["codes"]:
                 ids, tokens = explain_image2text(pl_module.net, layout, codes, [], 16, pl_module.vocab.token_label)
                 strips.append(render_token_strip(decode_codes(pl_module.vqvae, codes), [t.token for t in tokens],
-                                                 [t.mean_map for t in tokens], [f"p={t.probability:.2f}" for t in tokens],
+                                                 [t.mean_map for t in tokens], [f"p={probability_text(t.probability)}" for t in tokens],
                                                  tuple(codes.shape), title=f"{pl_module.vocab.decode_text(ids).strip()!r} ({title})",
                                                  picture_label=DECODED_INPUT))
         return [Sample("attention_maps", _stack(strips))] if strips else []

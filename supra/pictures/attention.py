@@ -29,6 +29,16 @@ DECODED_INPUT = "input, decoded from its VQ-VAE codes"
 GENERATED_PICTURE = "generated picture"
 
 
+def probability_text(probability: float) -> str:
+    """A probability as the pictures and the page print it: two decimals from 0.1, two significant figures below
+    (an early model's 0.0031 read "0.00" for every token), "<0.001" below that."""
+    if math.isnan(probability) or probability >= 0.1:
+        return f"{probability:.2f}"
+    if probability >= 0.001:
+        return f"{probability:.2g}"
+    return "0" if probability == 0 else "<0.001"
+
+
 def heat_colours(values: np.ndarray) -> np.ndarray:
     """float [...] in [0, 1] -> uint8 RGB [..., 3] from dark (0) through purple and orange to pale yellow (1); NaN
     is dark."""
@@ -113,8 +123,8 @@ def explain_page(title: str, summary: str, strip: Image.Image, image: torch.Tens
                 f"<img title='layer {layer}, head {head}' src='{png_data_uri(heatmap_tile(image, maps[layer, head], grid, 64))}'>"
                 for head in range(maps.shape[1]))
             for layer in range(maps.shape[0]))
-        probability = "" if row.get("probability") is None else f"{row['probability']:.3f}"
-        alternatives = ", ".join(f"{html.escape(repr(t))} {p:.2f}" for t, p in row.get("alternatives") or [])
+        probability = "" if row.get("probability") is None else html.escape(probability_text(row["probability"]))
+        alternatives = ", ".join(html.escape(f"{t!r} {probability_text(p)}") for t, p in row.get("alternatives") or [])
         parts.append(f"<tr><td><b>{html.escape(repr(row['token']))}</b></td><td>{probability}</td>"
                      f"<td class='small'>{alternatives}</td><td><img src='{png_data_uri(mean)}'></td>"
                      f"<td class='heads'>{heads}</td></tr>")
