@@ -16,6 +16,7 @@ from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
+from PIL import Image
 from rich.progress import track
 
 from supra.artifacts.captioner_release import checkpoint_decoding, load_captioner
@@ -157,8 +158,7 @@ def caption_images(ckpt: str, images: str, out: str, decode: str | None = None, 
         captions, thumbnails = _caption_files(net, tokenizer, settings, files, Path(images), batch_size, grid_images)
         # the same records as predictions.json: the image's id (here its path under `images`) and its file
         lines = [json.dumps({"image_id": f, "file": f, "caption": c}) for f, c in captions.items()]
-        grid = render_caption_grid(torch.stack(thumbnails), list(captions.values())[: len(thumbnails)],
-                                   columns=4) if thumbnails else None
+        grid = _captions_grid(captions, thumbnails) if thumbnails else None
         # both renamed in once both are written: a write cut short (a full disk) is one line, and leaves no
         # new captions beside an earlier run's grid
         with room_to_write(f"out={out_dir}", "free space there, or give another out= folder"), \
@@ -169,6 +169,14 @@ def caption_images(ckpt: str, images: str, out: str, decode: str | None = None, 
         if grid is None:  # an earlier run's grid would show other images beside these captions
             (out_dir / GRID).unlink(missing_ok=True)
     return captions
+
+
+def _captions_grid(captions: dict[str, str], thumbnails: list[torch.Tensor]) -> Image.Image:
+    """The first images captioned, each named by its file (the tiles would match captions.jsonl by order
+    alone), in rows of up to 4: one image makes a one-tile picture, not a row of blanks."""
+    shown = len(thumbnails)
+    return render_caption_grid(torch.stack(thumbnails), list(captions.values())[:shown], columns=min(4, shown),
+                               names=list(captions)[:shown])
 
 
 def _caption_files(net: VLMNano, tokenizer: CaptionTokenizer, settings: DecodeConfig, files: list[Path], images: Path,

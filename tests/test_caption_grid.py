@@ -18,6 +18,7 @@ from supra.pictures.grids import (
     FONT_SIZE,
     LINE_HEIGHT,
     MAX_LINES,
+    NAME_COLOUR,
     TILE,
     font,
     render_caption_grid,
@@ -45,6 +46,26 @@ def test_captions_are_drawn_under_the_tiles_and_long_ones_wrap():
     assert long.width == short.width and long.height > short.height  # wrapped onto more lines, not wider
     text_band = np.asarray(short)[TILE:, :, :]
     assert (text_band < 128).any(), "dark caption text under the image"
+
+
+def text_line(text: str, colour: tuple[int, int, int]) -> np.ndarray:
+    """One line of a tile's text block as the grids draw it: TILE px wide, LINE_HEIGHT tall, on white."""
+    picture = Image.new("RGB", (TILE, LINE_HEIGHT), "white")
+    ImageDraw.Draw(picture).text((4, 0), text, fill=colour, font=font())
+    return np.asarray(picture)
+
+
+def test_named_tiles_show_their_file_name_first_in_their_text_block():
+    """caption's grid matched its tiles to the files only by their order in captions.jsonl."""
+    names = ["holiday/beach.jpg", "cat.png"]
+    grid = np.asarray(render_caption_grid(images(2), ["a", "b"], columns=2, names=names))
+    for column, name in enumerate(names):
+        first_line = grid[TILE : TILE + LINE_HEIGHT, column * TILE : (column + 1) * TILE]
+        assert np.array_equal(first_line, text_line(name, NAME_COLOUR)), name
+        second_line = grid[TILE + LINE_HEIGHT : TILE + 2 * LINE_HEIGHT, column * TILE : (column + 1) * TILE]
+        assert np.array_equal(second_line, text_line("model: " + "ab"[column], (20, 20, 20)))
+    with pytest.raises(ValueError, match="names"):
+        render_caption_grid(images(2), ["a", "b"], names=["one.png"])
 
 
 def test_title_is_optional():

@@ -604,6 +604,22 @@ def test_a_refused_caption_run_names_the_option_and_leaves_no_out_folder(release
         assert not (tmp_path / "out").exists(), overrides
 
 
+def test_captions_png_names_each_file_and_is_as_wide_as_the_images_it_shows(release, tmp_path):
+    """It matched tiles to files only by order, and one image was one tile beside three blank ones."""
+    from PIL import Image, ImageDraw
+
+    from supra.pictures.grids import LINE_HEIGHT, NAME_COLOUR, TILE, font
+
+    folder_of(tmp_path / "one")
+    Image.new("RGB", (400, 60), (200, 30, 30)).save(tmp_path / "one" / "red strip.png")
+    run_command("caption", f"ckpt={release}", f"images={tmp_path / 'one'}", f"out={tmp_path / 'out'}", "decode=greedy")
+    grid = Image.open(tmp_path / "out" / "captions.png").convert("RGB")
+    assert grid.width == TILE  # one tile, no blank ones beside it
+    name_line = Image.new("RGB", (TILE, LINE_HEIGHT), "white")
+    ImageDraw.Draw(name_line).text((4, 0), "red strip.png", fill=NAME_COLOUR, font=font())
+    assert np.array_equal(np.asarray(grid.crop((0, TILE, TILE, TILE + LINE_HEIGHT))), np.asarray(name_line))
+
+
 def test_caption_without_a_grid_removes_the_earlier_grid_of_other_images(release, tmp_path):
     from PIL import Image
 

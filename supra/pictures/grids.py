@@ -21,6 +21,8 @@ LINE_HEIGHT = 16
 MAX_LINES = 8  # per text block
 ROW_TILE = 128  # px an image of a row grid is upscaled towards (by a whole factor, nearest): codes stay crisp
 
+NAME_COLOUR = (40, 70, 150)  # a tile's file name, apart from the captions' dark and the references' grey
+
 # (text, RGB colour) lines under or over one tile
 TextBlock = list[tuple[str, tuple[int, int, int]]]
 
@@ -124,26 +126,30 @@ def _text_grid(images: torch.Tensor, blocks: Sequence[TextBlock], columns: int, 
     return grid
 
 
-def _check_images(images: torch.Tensor, texts: int, references: Sequence[str] | None = None) -> None:
+def _check_images(images: torch.Tensor, texts: int, references: Sequence[str] | None = None,
+                  names: Sequence[str] | None = None) -> None:
     if images.ndim != 4 or images.shape[1] != 3 or images.dtype != torch.uint8:
         raise ValueError(f"images must be uint8 [N, 3, H, W], got {images.dtype} {list(images.shape)}")
     n = len(images)
-    if n == 0 or texts != n or (references is not None and len(references) != n):
-        raise ValueError(f"{n} images need as many captions (got {texts}) and references "
-                         f"(got {None if references is None else len(references)}), at least one")
+    if n == 0 or texts != n or any(given is not None and len(given) != n for given in (references, names)):
+        raise ValueError(f"{n} images need as many captions (got {texts}), references "
+                         f"(got {None if references is None else len(references)}) and names "
+                         f"(got {None if names is None else len(names)}), at least one")
 
 
 def render_caption_grid(
     images: torch.Tensor, captions: Sequence[str], references: Sequence[str] | None = None,
-    columns: int = 4, title: str | None = None,
+    columns: int = 4, title: str | None = None, names: Sequence[str] | None = None,
 ) -> Image.Image:
-    """images uint8 [N, 3, H, W] -> one RGB picture: each image with 'model: ...' (and 'ref: ...') under it.
+    """images uint8 [N, 3, H, W] -> one RGB picture: each image with its name (a file's, where given),
+    'model: ...' (and 'ref: ...') under it.
 
     Tiles are TILE px square (images resized, bicubic) in rows of `columns`; the picture is
     columns * TILE px wide whatever the captions, which wrap onto more lines instead.
     """
-    _check_images(images, len(captions), references)
-    blocks = [[("model: " + caption, (20, 20, 20))] + ([("ref: " + references[i], (110, 110, 110))] if references is not None else [])
+    _check_images(images, len(captions), references, names)
+    blocks = [([(names[i], NAME_COLOUR)] if names is not None else []) + [("model: " + caption, (20, 20, 20))]
+              + ([("ref: " + references[i], (110, 110, 110))] if references is not None else [])
               for i, caption in enumerate(captions)]
     return _text_grid(images, blocks, columns, title, text_above=False, resample=Image.BICUBIC)
 
