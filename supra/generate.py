@@ -46,7 +46,7 @@ from supra.models import a2a_generation as gen
 from supra.models.a2a_nano import A2ANano
 from supra.models.vqvae import VQVAE
 from supra.pictures.files import save_gif_atomic, save_image_atomic
-from supra.pictures.grids import render_caption_grid, render_image_rows, to_pil
+from supra.pictures.grids import render_caption_grid, render_generated_grid, render_image_rows, to_pil
 from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
 from supra.tokens.a2a_sequences import (
     check_fits,
@@ -408,8 +408,9 @@ def sample_images(request: Request, pair: Pair, prompt: list[int]) -> Result:
         drawn.append((codes, decode_codes(pair.vqvae, codes)))  # decoded a batch at a time too
     codes, images = (torch.cat(parts) for parts in zip(*drawn, strict=True))
     outputs: dict[str, Output] = {f"image_{i}.png": to_pil(image) for i, image in enumerate(images)}
-    outputs["grid.png"] = render_caption_grid(images, [f"sample {i}" for i in range(n)], columns=min(n, 4),
-                                              title=f"{pair.vocab.render(prompt)}  (seed {request.seed})")
+    # the samples share the run's one seed (one generator): a sample is named by its place alone
+    outputs["grid.png"] = render_generated_grid(images, [f"sample {i}" for i in range(n)], columns=min(n, 4),
+                                                title=f"{pair.vocab.render(prompt)}  (seed {request.seed})")
     return outputs, {"prompt": pair.vocab.render(prompt), "codes": codes.tolist()}
 
 

@@ -208,6 +208,24 @@ def test_text2image_writes_pngs_and_a_grid_and_draws_the_learnt_codes(pair, tmp_
     assert json.loads((out / "generation.json").read_text())["prompt"] == "<TEXT>a blue square</TEXT><IMAGE>"
 
 
+def test_text2image_grid_labels_each_sample_and_upscales_it_sharp_as_trainings_grid(pair, tmp_path):
+    """It said "model: sample 0" (a caption's prefix) under images smoothed bicubic."""
+    from PIL import ImageDraw
+
+    from supra.pictures.grids import LINE_HEIGHT, TILE, font
+
+    generate(tmp_path, pair[0], "mode=text2image", "prompt=a blue square", "num_samples=1")
+    grid = Image.open(tmp_path / "out" / "grid.png").convert("RGB")
+    # one tile at the bottom, 4 px in, its one-line label over it
+    tile = grid.crop((4, grid.height - TILE, TILE - 4, grid.height - 8))
+    sharp = Image.open(tmp_path / "out" / "image_0.png").convert("RGB").resize(tile.size, Image.NEAREST)
+    assert np.array_equal(np.asarray(tile), np.asarray(sharp))
+    label_top = grid.height - TILE - LINE_HEIGHT - 4
+    label = Image.new("RGB", (TILE, LINE_HEIGHT), "white")
+    ImageDraw.Draw(label).text((4, 0), "sample 0", fill=(20, 20, 20), font=font())
+    assert np.array_equal(np.asarray(grid.crop((0, label_top, TILE, label_top + LINE_HEIGHT))), np.asarray(label))
+
+
 def test_raw_prompt_with_control_tokens_equals_the_plain_prompt_wrapped(pair, tmp_path):
     plain = generate(tmp_path, pair[0], "mode=text2image", "prompt=a red square", "seed=5")
     raw = generate(tmp_path, pair[0], "mode=text2image", "prompt=<TEXT>a red square</TEXT><IMAGE>", "seed=5")

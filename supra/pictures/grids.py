@@ -154,12 +154,18 @@ def render_caption_grid(
     return _text_grid(images, blocks, columns, title, text_above=False, resample=Image.BICUBIC)
 
 
-def render_prompt_grid(images: torch.Tensor, prompts: Sequence[str], columns: int = 4, title: str | None = None) -> Image.Image:
-    """Generated images uint8 [N, 3, H, W], each under its prompt, upscaled without smoothing (nearest), so
+def render_generated_grid(images: torch.Tensor, labels: Sequence[str], columns: int = 4,
+                          title: str | None = None) -> Image.Image:
+    """Generated images uint8 [N, 3, H, W], each under its label, upscaled without smoothing (nearest), so
     every code's patch shows as generated -> one RGB picture."""
-    _check_images(images, len(prompts))
-    blocks = [[("prompt: " + prompt, (20, 20, 20))] for prompt in prompts]
-    return _text_grid(images, blocks, columns, title, text_above=True, resample=Image.NEAREST)
+    _check_images(images, len(labels))
+    return _text_grid(images, [[(label, (20, 20, 20))] for label in labels], columns, title, text_above=True,
+                      resample=Image.NEAREST)
+
+
+def render_prompt_grid(images: torch.Tensor, prompts: Sequence[str], columns: int = 4, title: str | None = None) -> Image.Image:
+    """Generated images uint8 [N, 3, H, W], each under its prompt (render_generated_grid)."""
+    return render_generated_grid(images, ["prompt: " + prompt for prompt in prompts], columns, title)
 
 
 def to_pil(image: torch.Tensor) -> Image.Image:
