@@ -458,9 +458,25 @@ def sample_videos(request: Request, pair: Pair, prompt: list[int], side: int, cl
         outputs[f"video_{i}.gif"] = [to_pil(f) for f in frames]
         rows.append(frames)
         all_codes.append(codes.tolist())
-    outputs["grid.png"] = render_image_rows(rows)
+    outputs["grid.png"] = render_image_rows(rows, title=video_title(request, pair, prompt),
+                                            labels=video_row_labels(request, given))
     # the prompt as the model was given it: with its <VIDEO>, and video2video's given frames
     return outputs, {"prompt": pair.vocab.render(prompt), "given_frames": given, "codes": all_codes}
+
+
+def video_title(request: Request, pair: Pair, prompt: list[int]) -> str:
+    """The video grid's title, as text2image's and image2text's: text2video's prompt, video2video's GIF."""
+    if request.mode == "video2video":  # its prompt holds the GIF's codes: the file names them
+        return f"video2video, seed {request.seed}: {Path(request.image).name}"
+    return f"{pair.vocab.render(prompt)}  (seed {request.seed})"
+
+
+def video_row_labels(request: Request, given: int) -> list[str]:
+    """A line over each row of the video grid: video2video's first row is the GIF's own frames."""
+    if not given:
+        return [f"sample {i}" for i in range(request.num_samples)]
+    return [f"the GIF's frames (the first {given} given)",
+            *(f"sample {i}: {given} given, {request.frames - given} generated" for i in range(request.num_samples))]
 
 
 PREPARE = {"text": prepare_texts, "image2text": prepare_texts, "text2image": prepare_images,

@@ -14,15 +14,18 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from PIL import Image
 
 from supra.artifacts.a2a_release import load_a2a
 from supra.artifacts.checkpoints import artifact_kind, load_supra_checkpoint
 from supra.models.a2a_nano import A2ANano
+from supra.pictures.grids import LINE_HEIGHT
 from supra.runner.evaluation import evaluate
 from supra.runner.training import train
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError, user_error_in
 from tests.conftest import compose_config, run_command, write_vqvae_checkpoint
+from tests.picture_lines import drawn_at, titled
 
 TASKS = ("text", "text2image", "image2text", "video", "text2video")
 
@@ -203,6 +206,11 @@ def test_training_writes_sample_pictures_of_each_task(a2a_trained):
         assert (a2a_trained / name).is_file(), name
     written = sorted(p.name for p in (a2a_trained / "a2a_samples").iterdir())
     assert "val_step_000004_text2image.png" in written and "test_step_000004_image2text.png" in written
+    # the clips' pictures are titled, and say which strip is the true clip and which the model's
+    label_top = LINE_HEIGHT + 8 + 4
+    assert titled(Image.open(a2a_trained / "a2a_video.png"), "video, test, step 4")
+    assert drawn_at(Image.open(a2a_trained / "a2a_video.png"), label_top, "true clip", (20, 20, 20))
+    assert titled(Image.open(a2a_trained / "a2a_text2video.png"), "text2video, test, step 4")
 
 
 def test_evaluate_py_scores_an_a2a_checkpoint(a2a_trained, tmp_path):

@@ -22,6 +22,8 @@ from supra.pictures.grids import (
     TILE,
     font,
     render_caption_grid,
+    render_image_rows,
+    render_reconstructions,
     title_height,
     title_lines,
     wrap,
@@ -48,9 +50,9 @@ def test_captions_are_drawn_under_the_tiles_and_long_ones_wrap():
     assert (text_band < 128).any(), "dark caption text under the image"
 
 
-def text_line(text: str, colour: tuple[int, int, int]) -> np.ndarray:
-    """One line of a tile's text block as the grids draw it: TILE px wide, LINE_HEIGHT tall, on white."""
-    picture = Image.new("RGB", (TILE, LINE_HEIGHT), "white")
+def text_line(text: str, colour: tuple[int, int, int], width: int = TILE) -> np.ndarray:
+    """One line of text as the grids draw it, 4 px in: `width` px wide, LINE_HEIGHT tall, on white."""
+    picture = Image.new("RGB", (width, LINE_HEIGHT), "white")
     ImageDraw.Draw(picture).text((4, 0), text, fill=colour, font=font())
     return np.asarray(picture)
 
@@ -66,6 +68,24 @@ def test_named_tiles_show_their_file_name_first_in_their_text_block():
         assert np.array_equal(second_line, text_line("model: " + "ab"[column], (20, 20, 20)))
     with pytest.raises(ValueError, match="names"):
         render_caption_grid(images(2), ["a", "b"], names=["one.png"])
+
+
+def test_row_pictures_carry_a_title_and_say_over_each_row_whose_images_it_shows():
+    """Reconstructions and video grids were bare rows of tiles: no split or step, nothing saying which row
+    held the originals and which the model's."""
+    originals, reconstructions = images(2), images(2).flip(-1)
+    picture = np.asarray(render_reconstructions(originals, reconstructions, title="reconstructions, val, step 6"))
+    bare = np.asarray(render_image_rows([originals, reconstructions]))  # the rows as they were drawn before
+    width, title_band, label_band = bare.shape[1], LINE_HEIGHT + 8, LINE_HEIGHT + 4
+    assert picture.shape == (bare.shape[0] + title_band + 2 * label_band, width, 3)
+    assert np.array_equal(picture[4 : 4 + LINE_HEIGHT], text_line("reconstructions, val, step 6", (0, 0, 0), width))
+    strip = 2 * 4 + 128  # a row: 64 px images upscaled 2x, between 4 px borders
+    second_label = title_band + label_band + strip - 4
+    for top, role in ((title_band, "originals"), (second_label, "reconstructions")):
+        assert np.array_equal(picture[top + 4 : top + 4 + LINE_HEIGHT], text_line(role, (20, 20, 20), width)), role
+    # under each label, its row of tiles as before
+    assert np.array_equal(picture[title_band + label_band :][: strip - 4], bare[: strip - 4])
+    assert np.array_equal(picture[second_label + label_band :], bare[strip - 4 :])
 
 
 def test_title_is_optional():

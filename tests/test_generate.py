@@ -26,6 +26,7 @@ from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
 from supra.utils.hydra_quoting import quote_prompt
 from tests.conftest import compose_config, run_command
+from tests.picture_lines import drawn_at, titled
 
 ROOT = Path(__file__).resolve().parents[1]
 COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0)}
@@ -363,6 +364,26 @@ def test_video_modes_write_gifs_with_the_asked_frames_and_a_strip_grid(pair, tmp
     assert summary["prompt"] == "<TEXT>a blue square moving</TEXT><VIDEO>"
     with Image.open(tmp_path / "out" / "video_1.gif") as gif:
         assert gif.n_frames == 3
+
+
+def test_video_grids_are_titled_and_say_which_row_is_the_gifs_and_which_the_samples(pair, tmp_path):
+    """They were bare rows of frames: no prompt, seed or file, nothing saying which row was given."""
+    from supra.pictures.grids import LINE_HEIGHT
+
+    row = 4 + 2 * 64 + 4  # the 16 px frames upscaled 8x, between 4 px borders
+    write_gif(tmp_path / "clip.gif", cycle("green"))
+    generate(tmp_path, pair[0], "mode=video2video", f"image={tmp_path / 'clip.gif'}", "frames=4", "num_samples=2")
+    grid = Image.open(tmp_path / "out" / "grid.png").convert("RGB")
+    title_band, label_band = LINE_HEIGHT + 8, LINE_HEIGHT + 4
+    assert grid.height == title_band + 3 * (label_band + row - 4) + 4
+    assert titled(grid, "video2video, seed 0: clip.gif")
+    labels = ["the GIF's frames (the first 2 given)", "sample 0: 2 given, 2 generated", "sample 1: 2 given, 2 generated"]
+    for k, label in enumerate(labels):
+        assert drawn_at(grid, title_band + k * (label_band + row - 4) + 4, label, (20, 20, 20)), label
+    generate(tmp_path, pair[0], "mode=text2video", "prompt=a red square moving", "frames=4", "num_samples=1", "seed=3")
+    grid = Image.open(tmp_path / "out" / "grid.png").convert("RGB")
+    assert titled(grid, "<TEXT>a red square moving</TEXT><VIDEO>  (seed 3)")
+    assert drawn_at(grid, title_band + 4, "sample 0", (20, 20, 20))
 
 
 def test_same_seed_same_output(pair, tmp_path):

@@ -19,10 +19,12 @@ from PIL import Image
 from supra.artifacts.checkpoints import load_vqvae
 from supra.data.media.codes import codes_dtype, read_media_codes
 from supra.metrics.codebook_usage import CodebookUsage
+from supra.pictures.grids import LINE_HEIGHT
 from supra.runner.training import train
 from supra.utils.errors import SupraUserError
 from supra.utils.files import writing_alone
 from tests.conftest import ROOT, command_lines, file_size_limit, run_command
+from tests.picture_lines import drawn_at, titled
 
 VQ_RUN = ["experiment=vqvae_shapes", "data.eval_batch_size=24"]
 
@@ -103,9 +105,12 @@ def test_resuming_with_other_model_settings_is_one_line_naming_them(vq_run, tmp_
 def test_vqvae_run_writes_originals_over_reconstructions_after_each_validation_and_the_test(vq_run):
     names = sorted(p.name for p in (vq_run / "reconstructions").iterdir())
     assert names == ["test_step_000006.png", "val_step_000003.png", "val_step_000006.png"]
-    picture = Image.open(vq_run / "reconstructions.png")
-    # 16 images in 2 blocks of (a row of 8 originals over their 8 reconstructions), 128 px tiles
-    assert picture.size == (8 * 128 + 9 * 4, 4 * 128 + 5 * 4)
+    picture = Image.open(vq_run / "reconstructions.png").convert("RGB")
+    # 16 images in 2 blocks of (a row of 8 originals over their 8 reconstructions), 128 px tiles, under a
+    # one-line title, each row under its one-line label
+    assert picture.size == (8 * 128 + 9 * 4, 4 * 128 + 5 * 4 + (LINE_HEIGHT + 8) + 4 * (LINE_HEIGHT + 4))
+    assert titled(picture, "reconstructions, test, step 6")
+    assert drawn_at(picture, LINE_HEIGHT + 8 + 4, "originals", (20, 20, 20))
 
 
 def test_a_captioning_checkpoint_is_refused_as_a_vqvae(trained_run):
@@ -317,7 +322,7 @@ def test_clips_train_frame_by_frame_and_leave_an_animated_gif_of_originals_and_r
     out = Path(cfg.paths.output_dir)
     gif = Image.open(out / "reconstructions" / "val_step_000002.gif")
     assert gif.n_frames == 3  # one picture per clip frame: originals row over reconstructions row
-    assert gif.size == (4 * 128 + 5 * 4, 2 * 128 + 3 * 4)
+    assert gif.size == (4 * 128 + 5 * 4, 2 * 128 + 3 * 4 + (LINE_HEIGHT + 8) + 2 * (LINE_HEIGHT + 4))  # titled, labelled
     assert (out / "reconstructions.gif").is_file() and (out / "reconstructions.png").is_file()
 
 

@@ -64,11 +64,15 @@ class A2ASamplesCallback(SampleGridCallback):
                 given = sum(1 for t in prompts[0] if t == pl_module.vocab.layout.frame) - 1
                 new = pl_module.frames_for(prompts, truth.shape[1] - given, tuple(truth.shape[-2:]), True)
                 generated = torch.cat([truth[:, :given], new], dim=1)
+                roles = ("true clip", f"model: the first {given} frames given, the rest predicted")
             else:
                 generated = pl_module.frames_for(prompts, truth.shape[1], tuple(truth.shape[-2:]), False,
                                                  temperature=pl_module.generation["image_temperature"], generator=generator)
+                roles = ("true clip", "model: generated from the true clip's caption")
             originals = batch["pixels"] if "pixels" in batch else pl_module.decode_codes(truth)
             fakes = pl_module.decode_codes(generated)
-            samples.append(Sample(f"a2a_{task}", render_reconstructions(originals, fakes),
-                                  render_reconstruction_frames(originals, fakes, columns=len(originals)), f"_{task}"))
+            heading = f"{task}, {title}"
+            samples.append(Sample(f"a2a_{task}", render_reconstructions(originals, fakes, title=heading, roles=roles),
+                                  render_reconstruction_frames(originals, fakes, len(originals), heading, roles),
+                                  f"_{task}"))
         return samples

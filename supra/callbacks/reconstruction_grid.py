@@ -28,5 +28,8 @@ class ReconstructionGridCallback(SampleGridCallback):
         originals = trainer.datamodule.sample_items(split, self.num_samples).pixels
         pixels = trainer.precision_plugin.convert_input(to_unit_range(originals.to(pl_module.device)))  # weights' dtype
         reconstructions = to_uint8(pl_module.reconstruct(pixels)).cpu()
-        frames = render_reconstruction_frames(originals, reconstructions, self.columns) if originals.ndim == 5 else None
-        return [Sample("reconstructions", render_reconstructions(originals, reconstructions, self.columns), frames)]
+        title = f"reconstructions, {split}, step {step}"
+        frames = render_reconstruction_frames(originals, reconstructions, self.columns, title) \
+            if originals.ndim == 5 else None
+        return [Sample("reconstructions", render_reconstructions(originals, reconstructions, self.columns, title),
+                       frames)]

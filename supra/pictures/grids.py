@@ -173,17 +173,38 @@ def to_pil(image: torch.Tensor) -> Image.Image:
     return Image.fromarray(image.permute(1, 2, 0).numpy())
 
 
-def render_image_rows(rows: Sequence[torch.Tensor], columns: int | None = None) -> Image.Image:
+def render_image_rows(rows: Sequence[torch.Tensor], columns: int | None = None, title: str | None = None,
+                      labels: Sequence[str] | None = None) -> Image.Image:
     """Rows of images, each uint8 [n, 3, H, W] (n may differ; short rows are padded with white tiles),
     upscaled by a whole factor towards ROW_TILE px (nearest) -> one picture, `columns` tiles wide
-    (default: the longest row)."""
+    (default: the longest row), under its `title`, each row under its line of `labels` where given."""
     columns = columns or max(len(row) for row in rows)
     tiles = [F.pad(row, (0, 0, 0, 0, 0, 0, 0, columns - len(row)), value=255) if len(row) < columns else row
              for row in rows]
-    images = torch.cat(tiles)
-    scale = max(1, ROW_TILE // images.shape[-1])
-    images = F.interpolate(images.float(), scale_factor=scale, mode="nearest").to(torch.uint8)
-    return to_pil(make_grid(images, nrow=columns, padding=4, pad_value=255))
+    scale = max(1, ROW_TILE // rows[0].shape[-1])
+    strips = [to_pil(make_grid(F.interpolate(row.float(), scale_factor=scale, mode="nearest").to(torch.uint8),
+                               nrow=columns, padding=4, pad_value=255)) for row in tiles]
+    return _stack_labelled(strips, title, labels)
+
+
+def _stack_labelled(strips: list[Image.Image], title: str | None, labels: Sequence[str] | None) -> Image.Image:
+    """Strips of tiles (each with a 4 px white border) one under another, sharing their borders, the title
+    over them and each strip's wrapped label over it."""
+    face, width = font(), strips[0].width
+    heading = title_lines(title, face, width - 8)
+    label_lines = [wrap(label, face, width - 8) for label in labels] if labels else [[] for _ in strips]
+    bands = [len(lines) * LINE_HEIGHT + 4 if lines else 0 for lines in label_lines]
+    height = title_height(heading) + sum(bands) + sum(strip.height - 4 for strip in strips) + 4
+    picture = Image.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(picture)
+    draw_title(draw, heading, face)
+    y = title_height(heading)
+    for strip, lines, band in zip(strips, label_lines, bands, strict=True):
+        for i, line in enumerate(lines):
+            draw.text((4, y + 4 + i * LINE_HEIGHT), line, fill=(20, 20, 20), font=face)
+        picture.paste(strip, (0, y + band))
+        y += band + strip.height - 4  # the next strip's top border is this one's bottom border
+    return picture
 
 
 def _paired_rows(originals: torch.Tensor, others: torch.Tensor, columns: int) -> list[torch.Tensor]:
@@ -192,16 +213,24 @@ def _paired_rows(originals: torch.Tensor, others: torch.Tensor, columns: int) ->
             for block in (originals[start:start + columns], others[start:start + columns])]
 
 
-def render_reconstructions(originals: torch.Tensor, reconstructions: torch.Tensor, columns: int = 8) -> Image.Image:
+ROLES = ("originals", "reconstructions")  # what the two rows of each pair of a reconstruction picture show
+
+
+def render_reconstructions(originals: torch.Tensor, reconstructions: torch.Tensor, columns: int = 8,
+                           title: str | None = None, roles: tuple[str, str] = ROLES) -> Image.Image:
     """Images uint8 [N, 3, H, W] -> a picture of originals over reconstructions; clips [N, T, 3, H, W]
-    -> a film strip per clip (its frames left to right), original strip over reconstructed strip."""
+    -> a film strip per clip (its frames left to right), original strip over reconstructed strip. Each
+    row is labelled with its role (`roles`: the originals', the others'), the picture with `title`."""
     if originals.ndim == 5:
         originals, reconstructions = (torch.cat(clips.unbind(1), dim=-1) for clips in (originals, reconstructions))
         columns = 1
     columns = min(columns, len(originals))  # a few images make a narrow picture, not a row of blanks
-    return render_image_rows(_paired_rows(originals, reconstructions, columns), columns)
+    rows = _paired_rows(originals, reconstructions, columns)
+    return render_image_rows(rows, columns, title, roles * (len(rows) // 2))
 
 
-def render_reconstruction_frames(originals: torch.Tensor, reconstructions: torch.Tensor, columns: int = 8) -> list[Image.Image]:
+def render_reconstruction_frames(originals: torch.Tensor, reconstructions: torch.Tensor, columns: int = 8,
+                                 title: str | None = None, roles: tuple[str, str] = ROLES) -> list[Image.Image]:
     """Clips uint8 [N, T, 3, H, W] -> T pictures (originals over reconstructions), the frames of a GIF."""
-    return [render_reconstructions(originals[:, t], reconstructions[:, t], columns) for t in range(originals.shape[1])]
+    return [render_reconstructions(originals[:, t], reconstructions[:, t], columns, title, roles)
+            for t in range(originals.shape[1])]
