@@ -598,6 +598,33 @@ def test_release_architecture_exports_exactly_the_release_keys(trained_run, tmp_
                            "bos_token_id", "eos_token_id"}
 
 
+@pytest.mark.parametrize("variants", [1, 2, 7])
+def test_the_study_plots_legends_clear_of_the_axis_numbers_and_scores_from_zero(variants):
+    """With two variants the legends sat on the x-axis numbers, and a study scoring 0 everywhere had axes
+    from -0.06 to 0.06: negative scores, no bars."""
+    import matplotlib.pyplot as plt
+
+    from supra.sweeps.study import StudyRow, study_figure
+
+    rows = [StudyRow(f"variant{i}", "cnn", 1000, 1000, 0.0, 0.0, 0.0, 0.0, 50.0 + i, 30.0, 3) for i in range(variants)]
+    fig = study_figure(rows)
+    try:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        page = fig.bbox
+        for ax in fig.axes:
+            assert ax.get_xlim()[0] == 0, ax.get_title()
+            legend = ax.get_legend()
+            if legend is None:
+                continue
+            box = legend.get_window_extent(renderer)
+            numbers = [label.get_window_extent(renderer) for label in ax.get_xticklabels() if label.get_text()]
+            assert numbers and not any(box.overlaps(number) for number in numbers), ax.get_title()
+            assert page.x0 <= box.x0 and box.x1 <= page.x1 and page.y0 <= box.y0, ax.get_title()  # on the page
+    finally:
+        plt.close(fig)
+
+
 def test_the_study_is_one_command_that_writes_a_table_and_a_plot(tmp_path):
     """`python train.py experiment=vlm_study` (two of its variants, a few steps), run where a user runs it:
     without a hydra.sweep.dir, so the sweep directory resolves from paths.* as in a real run. A study of

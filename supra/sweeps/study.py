@@ -15,7 +15,7 @@ import json
 import logging
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -24,6 +24,10 @@ from supra.artifacts.captioner_release import build_captioner, describe_architec
 from supra.sweeps.report import job_dirs, job_object, job_text, load_yaml
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_path, require_writable_dir, write_text_atomic
+
+if TYPE_CHECKING:  # matplotlib is imported where the plot is drawn: a study without one never loads it
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
 log = logging.getLogger(__name__)
 
@@ -157,6 +161,16 @@ def markdown(rows: list[StudyRow], command: str, changed: list[str] | None = Non
 
 def plot(rows: list[StudyRow], path: Path) -> None:
     """Three panels: caption scores, position/attribute accuracy, and speed, one bar per variant."""
+    import matplotlib.pyplot as plt
+
+    fig = study_figure(rows)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def study_figure(rows: list[StudyRow]) -> Figure:
+    """The plot's figure (matplotlib's, off screen); every axis starts at 0 (a study scoring 0 ran -0.06..0.06)."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -174,14 +188,26 @@ def plot(rows: list[StudyRow], path: Path) -> None:
             ax.bar_label(bars, fmt="%.3g", fontsize=7, padding=2)
         ax.set_title(title, fontsize=10)
         ax.margins(x=0.15)  # room for the value labels
-        if len(keys) > 1:
-            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.06), ncol=len(keys), frameon=False)
+        ax.set_xlim(left=0)
     axes[0].set_yticks(range(len(rows)), names)
     axes[0].invert_yaxis()
+    for ax, (_, keys) in zip(axes, panels, strict=True):
+        if len(keys) > 1:
+            _legend_under_numbers(fig, ax, len(keys))
     fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    return fig
+
+
+def _legend_under_numbers(fig: Figure, ax: Axes, columns: int) -> None:
+    """The axis's legend under its numbers, placed in points below them: at a fraction of the axes' height
+    (as it was) it rode over them when few variants made the axes short."""
+    from matplotlib.transforms import offset_copy
+
+    renderer = fig.canvas.get_renderer()
+    below_numbers_pt = (ax.get_window_extent(renderer).y0 - ax.xaxis.get_tightbbox(renderer).y0) * 72 / fig.dpi
+    under = offset_copy(ax.transAxes, fig=fig, y=-below_numbers_pt - 2, units="points")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, 0), bbox_transform=under, ncol=columns,
+              frameon=False)
 
 
 NOT_DOCUMENTED = "Not the documented study"  # study.md's mark of a table of other settings
