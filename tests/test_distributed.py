@@ -1,10 +1,12 @@
-"""The collectives Supra uses are identities in one process and gather every rank's items once under DDP."""
+"""The collectives Supra uses are identities in one process and gather every rank's items once under DDP; a run
+under trainer=ddp_sim says an interval too long for each rank in one line and tests with one process's loss."""
 
 import json
 import multiprocessing
 import os
 import signal
 import traceback
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
@@ -12,6 +14,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from supra.runner.spawned_ranks import end_with_main_process
+from supra.runner.training import train
 from supra.utils.cli import exit_on_user_error
 from supra.utils.distributed import broadcast_object, gather_mappings
 from supra.utils.errors import SupraUserError
@@ -83,3 +86,32 @@ def test_a_user_error_in_a_spawned_rank_is_one_line_not_spawns_traceback(capsys)
     assert exited.value.code == 2 and capsys.readouterr().err == f"error: {message}\n"
     with pytest.raises(mp.ProcessRaisedException), exit_on_user_error():  # a rank's bug stays a traceback
         raise mp.ProcessRaisedException("\n\n-- Process 0 terminated with the following error:\nKeyError: 'x'", 0, 1)
+
+
+@pytest.mark.ddp
+def test_a_validation_interval_longer_than_each_ranks_epoch_is_one_line_naming_its_batches(train_config):
+    # 8 images of 5 captions in batches of 16: 3 batches an epoch in one process, where an interval of 3 is valid,
+    # but 2 for each of the 2 ranks; Lightning refused it in a spawned rank, which reached the run as that rank's
+    # whole traceback
+    cfg = train_config("trainer=ddp_sim", "data.num_train=8", "trainer.check_val_every_n_epoch=1",
+                       "trainer.val_check_interval=3")
+    with pytest.raises(SupraUserError) as refused:
+        train(cfg)
+    assert str(refused.value) == (
+        "trainer.val_check_interval=3 is more than the 2 training batches each of the 2 DDP processes has per epoch "
+        "(each trains its share of the epoch): with trainer.check_val_every_n_epoch=1 it counts within each epoch; "
+        "use trainer.val_check_interval=1.0 (each epoch's end) or a number up to 2, or "
+        "trainer.check_val_every_n_epoch=null (every 3 batches across epochs)")
+    assert not (Path(cfg.paths.output_dir) / "checkpoints").exists()  # refused before the first step
+
+
+@pytest.mark.ddp
+def test_a_ddp_test_gives_the_loss_of_one_process_when_no_image_is_repeated(train_config):
+    # 16 images on 2 ranks, 8 each. Their caption tokens total an odd number, which Lightning averaged over the
+    # ranks as an int (rounded down): the loss came out tokens / (tokens - 1) of one process's. Untrained weights
+    # (train=false, the seed's) on both: the same model, and no fit to wait for
+    common = ("train=false", "data.num_test=16", "data.eval_batch_size=16", "model.test_metrics=[CIDEr]",
+              "+model.decode.max_new_tokens=2")
+    _, two = train(train_config("trainer=ddp_sim", *common, run="two"))
+    _, one = train(train_config(*common, run="one"))
+    assert two["test/loss"] == pytest.approx(one["test/loss"], rel=1e-6)
