@@ -30,6 +30,7 @@ from bench_common import (  # noqa: E402
     at_most,
     jpeg_folder,
     non_negative_int,
+    paired_ratios,
     parser_for,
     positive_int,
     print_machine_load,
@@ -141,7 +142,7 @@ def main() -> None:
         images_per_second(cached, True)
         rounds = [(images_per_second(plain, False), images_per_second(cached, True)) for _ in range(args.rounds)]
     a, b = statistics.median(a for a, _ in rounds), statistics.median(b for _, b in rounds)
-    ratio = statistics.median(b / a for a, b in rounds)
+    ratio = statistics.median(paired_ratios([b for _, b in rounds], [a for a, _ in rounds]))
     print(f"\n{len(paths)} images -> {args.size}px, batch {args.batch_size}, {args.workers} DataLoader workers, "
           f"{args.rounds} interleaved rounds, {cpu_description()}")
     print("| pipeline                                       | median images/s |")

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import parser_for, positive_int, print_machine_load  # noqa: E402
+from bench_common import paired_ratios, parser_for, positive_int, print_machine_load  # noqa: E402
 
 from supra.models.a2a_nano import A2AConfig, A2ANano  # noqa: E402
 from supra.tasks.optimizers import MuonWithAdamW, orthogonalize  # noqa: E402
@@ -115,7 +115,7 @@ def main() -> None:
     print("|-----------------------------------------------------------------|---------:|-------------:|-----|")
     for name, runs in times.items():
         base = candidates[name][1]
-        ratio = statistics.median(r / b for r, b in zip(runs, times[base], strict=True))
+        ratio = statistics.median(paired_ratios(runs, times[base]))
         print(f"| {name:<63} | {statistics.median(runs):8.4f} | {ratio:11.2f}x | {base[:3]} |")
     print_machine_load("at end")
 

@@ -28,7 +28,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import print_machine_load, readable_jpegs, short_passes_warning  # noqa: E402
+from bench_common import paired_ratios, print_machine_load, readable_jpegs, short_passes_warning  # noqa: E402
 from image_pipeline import (  # noqa: E402
     SHORT_PASS_ADVICE,
     baseline_loaders,
@@ -146,7 +146,7 @@ def main() -> None:
             rates["cache"].append(images_per_second(cached, True))
         mean_abs, mean_squared = draft_difference(paths, args.size)
     median = {k: float(np.median(v)) for k, v in rates.items()}
-    paired = {k: float(np.median([r / p for r, p in zip(v, rates["pil"], strict=True)])) for k, v in rates.items()}
+    paired = {k: float(np.median(paired_ratios(v, rates["pil"]))) for k, v in rates.items()}
     kind = "--root" if args.root else "500x375 synthetic " + ("noise" if args.noise else "photo-like")
     print(f"\n{len(paths)} JPEGs ({kind}) -> {args.size}px, batch {args.batch_size}, {args.workers} DataLoader "
           f"workers, {args.rounds} interleaved rounds, {cpu_features()}, {decoding_threads(args.workers)}")
