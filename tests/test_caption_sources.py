@@ -13,7 +13,10 @@ import pytest
 from omegaconf import OmegaConf
 
 from supra.artifacts.release_files import data_names
-from supra.data.caption_sources.index import files_under, summary_line
+from supra.data.caption_sources.coco import KARPATHY_VAL_TEST
+from supra.data.caption_sources.flickr8k import KAGGLE_SPLIT_SIZES
+from supra.data.caption_sources.flickr30k import SPLIT_SIZES as FLICKR30K_SPLIT_SIZES
+from supra.data.caption_sources.index import files_under, split_sizes, summary_line
 from supra.data.caption_sources.sources import read_caption_source
 from supra.data.captioning.photos import PhotoCaptionsDataModule
 from supra.utils.errors import SupraUserError
@@ -90,6 +93,21 @@ def test_coco_official_needs_one_of_its_two_caption_files_and_names_them_when_ne
     (tmp_path / "coco" / "annotations" / "captions_train2014.json").unlink()  # the val file alone: val, test and train
     index = read_caption_source("coco", tmp_path / "coco", layout="2014")
     assert all(keys and all(k.startswith("val2014/") for k in keys) for keys in index.splits.values())
+
+
+def test_a_copy_without_published_splits_keeps_most_images_for_training_at_every_size():
+    # Flickr30k's token/csv files (and a COCO file split as Karpathy did) carve a seeded val and test: the
+    # published 1,000 (5,000) each once the copy is large, 1/8 each below that, never the one image left to
+    # train on that 2,001 images minus 1,000 and 1,000 would leave
+    assert split_sizes(31_783, FLICKR30K_SPLIT_SIZES) == {"train": 29_783, "val": 1000, "test": 1000}
+    assert split_sizes(2_001, FLICKR30K_SPLIT_SIZES) == {"train": 1_501, "val": 250, "test": 250}
+    assert split_sizes(10_001, KARPATHY_VAL_TEST) == {"train": 7_501, "val": 1_250, "test": 1_250}
+    for n in range(8, 20_000, 7):
+        sizes = split_sizes(n, FLICKR30K_SPLIT_SIZES)
+        assert sum(sizes.values()) == n and sizes["train"] >= 6 * sizes["val"] > 0, (n, sizes)
+    # a fixed published train size (Flickr8k's Kaggle copy) is taken whole or not at all
+    assert split_sizes(8_091, KAGGLE_SPLIT_SIZES) == {"train": 6000, "val": 1000, "test": 1000}
+    assert split_sizes(7_999, KAGGLE_SPLIT_SIZES) == {"train": 6001, "val": 999, "test": 999}
 
 
 def test_the_flickr30k_csv_row_missing_its_separator_keeps_its_caption(tmp_path):

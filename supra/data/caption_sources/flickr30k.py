@@ -9,7 +9,7 @@ as many copies unpack) or `Images/`:
   (`2199200615.jpg| 4   A dog runs across the grass .`), recovered rather than dropped.
 
 token and csv come without splits: a seeded 1,000 val and 1,000 test images (Karpathy's sizes), the rest
-train (1/8 each on a partial copy).
+train (on a partial copy of under 8,000 images, 1/8 each: index.split_sizes).
 """
 
 from __future__ import annotations

@@ -90,13 +90,18 @@ def files_under(folder: Path) -> Callable[[str], bool]:
 
 def split_sizes(n: int, published: dict[str, int | None]) -> dict[str, int]:
     """train/val/test sizes for `n` images without published split lists. `published`: the sizes the
-    dataset's usual split has (train None: all the rest); used when there are enough images, else 1/8 for
-    val and for test and the rest train (a partial copy)."""
+    dataset's usual split has. A fixed train size (Flickr8k's 6,000) is taken when the copy holds the whole
+    split, else val and test are 1/8 each and the rest trains (a partial copy). Without one (train None: all
+    the rest), val and test are each the published size or 1/8 of the images, whichever is smaller: a copy
+    of 2,001 Flickr30k images trains on 1,501 of them, not on the one left after 1,000 val and 1,000 test."""
     val, test = published["val"], published["test"]
-    train = published["train"] if published["train"] is not None else n - val - test
-    if n >= train + val + test and train > 0:
-        return {"train": train, "val": val, "test": test}
-    val = test = max(1, n // 8) if n >= 3 else 0
+    if published["train"] is not None and n >= published["train"] + val + test:
+        return {"train": published["train"], "val": val, "test": test}
+    eighth = max(1, n // 8) if n >= 3 else 0
+    if published["train"] is None:
+        val, test = min(val, eighth), min(test, eighth)
+    else:
+        val = test = eighth
     return {"train": n - val - test, "val": val, "test": test}
 
 
