@@ -256,7 +256,7 @@ class CaptionDataModule(SplitDataModule):
         return tokenizer
 
     def tokenizer_captions(self) -> list[str]:
-        """The captions a new tokenizer is trained on: every train caption (streams: a seeded sample)."""
+        """The captions a new tokenizer is trained on: every train caption (streams: a bounded number, in a seeded shard order)."""
         return [c for caps in self.loaded("train").captions for c in caps]
 
     def _train_or_cached_tokenizer(self, captions: list[str]) -> CaptionTokenizer:

@@ -4,7 +4,7 @@ any source written with `python -m supra.write_shards`), local or on object stor
 Training streams the train shards (caption_sources/shards.py reads them, shard_stream.py batches them in
 the DataLoader's workers, split across DDP ranks and workers); the val and test shards, small by design,
 are read once and decoded into memory, then scored like any other split. The caption tokenizer is trained
-on a bounded, seeded sample of the train shards' captions and cached by their content.
+on the first tokenizer_sample captions of the train shards in a seeded shard order, cached by their content.
 """
 
 from __future__ import annotations
