@@ -1,7 +1,8 @@
 """What every image-captioning DataModule shares: splits held as uint8 tensors at the model's image
 size, the tokenizer, batched datasets, and normalisation on the device.
 
-A subclass only says how to load a split (`load_split`); shapes and Flickr8k differ there alone.
+Subclasses give `load_split`, and may add scores (`extra_caption_scores`, `scene_scores`), prepare or read their
+source in their own way (photos.py), or stream their training split (shards.py).
 
 Batches (dicts) the task receives, images already normalised on its device:
 - train: images float [B, 3, S, S], tokens int64 [B, L] (BOS ... EOS, PAD 0).
