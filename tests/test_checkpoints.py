@@ -25,6 +25,7 @@ from supra.runner.training import train
 from supra.utils.errors import SupraUserError
 from supra.utils.private_apis import logging_step
 from supra.utils.run_folders import KeepFinishedRuns
+from supra.utils.state_dicts import same_state
 from tests.conftest import ROOT, TINY_RUN, file_size_limit
 from tests.test_run_folders import hydra_config
 
@@ -379,3 +380,13 @@ def test_a_loader_of_unknown_length_resumed_after_an_epochs_last_batch_draws_the
         fit(interrupted := RecordsDrawn(press_in=4), "interrupted")
     fit(resumed := RecordsDrawn(), "resumed", tmp_path / "interrupted" / "last.ckpt")
     assert interrupted.drawn + resumed.drawn == [(epoch, batch) for epoch in (0, 1) for batch in range(4)]
+
+
+def test_same_state_is_equal_names_and_tensors_wherever_they_lie():
+    """One rule for "this is the same VQ-VAE" (a resumed a2a run's, a fine-tune's release's): the same names and
+    equal tensors; a tensor that needs grad is compared by value, and one changed value or name makes another model."""
+    ours = {"w": torch.ones(2, 3, requires_grad=True), "codebook": torch.arange(4.0)}
+    assert same_state({"w": torch.ones(2, 3), "codebook": torch.arange(4.0)}, ours)
+    assert not same_state({"w": torch.ones(2, 3), "codebook": torch.arange(4.0) + 1}, ours)
+    assert not same_state({"w": torch.ones(2, 3)}, ours)
+    assert not same_state({"w": torch.ones(2, 3), "codebook": torch.arange(4.0), "extra": torch.zeros(1)}, ours)

@@ -63,6 +63,7 @@ from supra.tokens.a2a_layout import CONTROL_TOKENS
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_dir
+from supra.utils.state_dicts import same_state
 
 RELEASE_FILES = ("config.json", "model.safetensors", "vqvae.safetensors", "tokenizer.json")
 
@@ -349,8 +350,7 @@ def check_release_vqvae(vqvae: torch.nn.Module, init_from: str | Path, vqvae_ckp
     """A fine-tune's VQ-VAE must be its release's own (vqvae.safetensors, weights and buffers equal): the
     GPT learnt what that one's codes mean, and another's mean other pictures."""
     path = a2a_init_from_folder(init_from) / "vqvae.safetensors"
-    theirs, ours = load_weights(path), vqvae.state_dict()
-    if theirs.keys() != ours.keys() or any(not torch.equal(theirs[k], v.detach().cpu()) for k, v in ours.items()):
+    if not same_state(load_weights(path), vqvae.state_dict()):
         given = f"model.vqvae_ckpt={vqvae_ckpt}" if vqvae_ckpt else "the VQ-VAE given"
         raise SupraUserError(f"{given} is another VQ-VAE than the one of model.init_from={init_from} (its codes mean other "
                              "pictures than those the release's GPT learnt): leave model.vqvae_ckpt unset, and the "

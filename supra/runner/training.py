@@ -46,7 +46,7 @@ from supra.sweeps.callback import note_diverged
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
 from supra.tasks.base import SupraTask
 from supra.utils.errors import SupraUserError
-from supra.utils.state_dicts import check_state_fits
+from supra.utils.state_dicts import check_state_fits, same_state
 from supra.utils.target_options import check_target_options
 
 log = logging.getLogger(__name__)
@@ -225,15 +225,12 @@ def check_resumable(task: SupraTask, ckpt_path: str, max_steps: int | None = Non
             refuse_changed_model(f"ckpt_path={ckpt_path}", model_changes(saved_net, ours, prefix="net."))
             raise
     vqvae = getattr(task, "vqvae", None)
-    if isinstance(vqvae, torch.nn.Module):
-        saved = {k.removeprefix("vqvae."): v for k, v in checkpoint.get("state_dict", {}).items() if k.startswith("vqvae.")}
-        ours = vqvae.state_dict()
-        if saved.keys() != ours.keys() or any(not torch.equal(saved[k].cpu(), v.cpu()) for k, v in ours.items()):
-            trained_with = checkpoint.get("hyper_parameters", {}).get("vqvae_ckpt")
-            raise SupraUserError(
-                f"ckpt_path={ckpt_path} was trained over another VQ-VAE than model.vqvae_ckpt={task.hparams.vqvae_ckpt} "
-                f"(its codes mean other pictures): leave model.vqvae_ckpt unset, and the checkpoint's own is used"
-                + (f" (it was model.vqvae_ckpt={trained_with})" if trained_with else ""))
+    if isinstance(vqvae, torch.nn.Module) and not same_state(net_state(checkpoint, "vqvae."), vqvae.state_dict()):
+        trained_with = checkpoint.get("hyper_parameters", {}).get("vqvae_ckpt")
+        raise SupraUserError(
+            f"ckpt_path={ckpt_path} was trained over another VQ-VAE than model.vqvae_ckpt={task.hparams.vqvae_ckpt} "
+            f"(its codes mean other pictures): leave model.vqvae_ckpt unset, and the checkpoint's own is used"
+            + (f" (it was model.vqvae_ckpt={trained_with})" if trained_with else ""))
     lacking = [key for key in ("optimizer_states", "lr_schedulers", "loops") if key not in checkpoint]
     if max_steps is not None and lacking:  # Lightning: a KeyError deep in its restore, or steps from 0 again
         raise SupraUserError(f"ckpt_path={ckpt_path} holds no training state ({', '.join(lacking)} missing: weights "

@@ -1,5 +1,6 @@
 """Does a state dict fit a module? One check for every weights file Supra loads (checkpoints, release
-folders, a pretrained tower), as one line instead of torch's page of missing keys."""
+folders, a pretrained tower), as one line instead of torch's page of missing keys; and are two state dicts
+the same model's (`same_state`)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,13 @@ def check_state_fits(module: torch.nn.Module, state: dict[str, torch.Tensor], so
         if names]
     if differences:
         raise SupraUserError(f"{source} does not fit {target}: {'; '.join(differences)}{hint}")
+
+
+def same_state(theirs: dict[str, torch.Tensor], ours: dict[str, torch.Tensor]) -> bool:
+    """Whether two state dicts hold the same names and equal tensors, wherever each lies (device, autograd):
+    the same weights and buffers, so the same model (a frozen VQ-VAE whose codes must mean what they meant)."""
+    return theirs.keys() == ours.keys() and all(torch.equal(theirs[k].detach().cpu(), v.detach().cpu())
+                                                for k, v in ours.items())
 
 
 def _listed(names: list[str], describe: Callable[[str], str]) -> str:
