@@ -477,9 +477,8 @@ def test_a_sampling_seed_outside_train_pys_range_is_one_line_not_a_traceback_in_
     checkpoint["supra"]["run_config"]["model"]["generation"]["seed"] = 2**64  # a run's own, unchecked when it trained
     torch.save(checkpoint, tmp_path / "huge_seed.ckpt")
     cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={tmp_path / 'huge_seed.ckpt'}"])
-    with pytest.raises(SupraUserError, match=r"^ckpt=.*huge_seed.ckpt samples with model.generation.seed="
-                                             r"18446744073709551616, not a whole number from 0 to 4294967295: give "
-                                             r"seed=N to score it with another$"):
+    with pytest.raises(SupraUserError, match=r"^model.generation.seed=18446744073709551616 must be from 0 to "
+                                             r"4294967295$"):  # train.py's line: the task's own rule
         _a2a(cfg)
     given = compose_config("eval", tmp_path / "eval", [f"ckpt={tmp_path / 'huge_seed.ckpt'}", "seed=3"])
     assert _a2a(given)[0].generation["seed"] == 3
@@ -487,14 +486,17 @@ def test_a_sampling_seed_outside_train_pys_range_is_one_line_not_a_traceback_in_
 
 def test_train_refuses_a_sampling_seed_outside_the_range_before_any_step(vqvae_ckpt, tmp_path):
     """Validation draws with model.generation.seed plus the rank: past torch's 64 bits an overflow there,
-    after every step before the first validation."""
+    after every step before the first validation. The task refuses it as train.py builds it, before any data
+    or step (and so for every other builder of an A2ATask too)."""
+    from supra.runner.components import build_task, stage1_vqvae
     from supra.runner.run_checks import check_run_config
 
-    for seed in (2**64, -1):
+    for seed in (2**64, 2**70, -1, -5):
         cfg = compose_config("train", tmp_path / "run", [*a2a_run(vqvae_ckpt, tmp_path / "cache"),
                                                          f"model.generation.seed={seed}"])
+        check_run_config(cfg)
         with pytest.raises(SupraUserError, match=rf"^model.generation.seed={seed} must be from 0 to 4294967295$"):
-            check_run_config(cfg)
+            build_task(cfg.model, None, stage1_vqvae(cfg.model))
 
 
 @pytest.mark.parametrize(("setting", "message"), [

@@ -30,6 +30,7 @@ from supra.models.a2a_nano import A2ANano
 from supra.models.sampling import sample_next
 from supra.tokens.a2a_layout import TokenLayout
 from supra.utils.errors import SupraUserError
+from supra.utils.seeds import seed_problem
 
 
 # The rules of the sampling settings, each a phrase for a value that breaks it (None: fine): SamplingConfig,
@@ -80,11 +81,12 @@ def check_image_search(guidance: float, best_of: int) -> None:
 
 
 # model.generation (A2ATask's sampling of validation and test, an a2a release's scoring.json): each number
-# setting by the rule of the argument it is given as (seed aside: any whole number torch takes).
+# setting by the rule of the argument it is given as; the seed by every command's range (utils/seeds.py: the
+# draws add the rank and an item count to it, within the 64 bits a torch.Generator takes).
 GENERATION_RULES = {"text_temperature": temperature_problem, "image_temperature": temperature_problem,
                     "video_temperature": temperature_problem, "image_top_k": top_k_problem,
                     "image_guidance": guidance_problem, "image_best_of": best_of_problem,
-                    "max_caption_tokens": new_tokens_problem}
+                    "max_caption_tokens": new_tokens_problem, "seed": seed_problem}
 GENERATION_KEYS = ("text_temperature", "image_temperature", "image_top_k", "image_guidance", "image_best_of",
                    "video_temperature", "max_caption_tokens", "seed")
 WHOLE_GENERATION_KEYS = ("image_top_k", "image_best_of", "max_caption_tokens", "seed")

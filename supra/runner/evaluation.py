@@ -48,7 +48,7 @@ from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 from supra.utils.hardware import check_command_accelerator
 from supra.utils.numbers import is_whole
-from supra.utils.seeds import MAX_SEED, check_seed
+from supra.utils.seeds import check_seed
 
 # What to add when a release folder (which holds no data config) or a checkpoint whose run config has no data
 # section (a VQ-VAE saved outside train.py) is scored.
@@ -125,10 +125,6 @@ def _a2a(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
     run_cfg = run_config_of(load_supra_checkpoint(path)) if path.is_file() else None
     model_cfg = scored_settings(path, (run_cfg or {}) if path.is_file() else None)
     generation = {**(model_cfg.get("generation") or {}), **given_seed(cfg)}  # the run's sampling, seed= aside
-    seed = generation.get("seed")
-    if seed is not None and (not is_whole(seed, 0) or seed > MAX_SEED):
-        raise SupraUserError(f"ckpt={cfg.ckpt} samples with model.generation.seed={seed!r}, not a whole number from 0 "
-                             f"to {MAX_SEED}: give seed=N to score it with another")
     # the run's loss too: with code_softmax its losses normalise over the codes where a code comes next
     task = A2ATask(net=net, optimizer=None, vqvae=vqvae, generation=generation, run_config=run_cfg,
                    code_softmax=bool(model_cfg.get("code_softmax", False)),

@@ -75,8 +75,6 @@ def check_run_numbers(cfg: DictConfig) -> None:
                                        "model.generation.seed"),
                        numbers=("model.optimizer.lr", "trainer.val_check_interval"), optional=options)
     check_seed("seed", options["seed"], null="no fixed seed")  # else numpy's ValueError, a traceback
-    # an a2a model's sampling seed: else torch's overflow at its first validation, after the steps before it
-    check_seed("model.generation.seed", options["model.generation.seed"])
     if options["trainer.max_steps"] is not None and options["trainer.max_steps"] < -1:  # else Lightning's, via Hydra's
         raise SupraUserError(f"trainer.max_steps={options['trainer.max_steps']} must be >= 0 (or -1: bounded by "
                              "trainer.max_epochs)")

@@ -11,8 +11,14 @@ from supra.utils.errors import SupraUserError
 MAX_SEED = 2**32 - 1
 
 
+def seed_problem(value: int) -> str | None:
+    """What is wrong with the seed `value` (a whole number, checked before), as a phrase ("must be ..."), or None."""
+    return None if 0 <= value <= MAX_SEED else f"must be from 0 to {MAX_SEED}"
+
+
 def check_seed(name: str, value: int | None, null: str | None = None) -> None:
     """`name`=`value` (a whole number, checked before) from 0 to MAX_SEED, else one line; `null`: what null
     means, where the option may be null."""
-    if value is not None and not 0 <= value <= MAX_SEED:
-        raise SupraUserError(f"{name}={value} must be from 0 to {MAX_SEED}" + (f" (or null: {null})" if null else ""))
+    problem = None if value is None else seed_problem(value)
+    if problem:
+        raise SupraUserError(f"{name}={value} {problem}" + (f" (or null: {null})" if null else ""))
