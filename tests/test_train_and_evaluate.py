@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from supra.callbacks.validation_within_run import ValidationWithinRun
 from supra.loggers.wandb_logger import build_wandb_logger
 from supra.runner.components import PERIODIC_CHECKPOINTS
-from supra.runner.evaluation import evaluate
+from supra.runner.evaluation import evaluate, run_settings
 from supra.runner.run_checks import check_run_config
 from supra.runner.training import train
 from supra.utils.errors import SupraUserError
@@ -1172,3 +1172,13 @@ def test_ddp_sim_fits_then_tests_into_one_run_directory_scoring_each_image_once(
     assert one["n_images"] == two["n_images"] == 15
     for key in CAPTION_KEYS | {"attr_acc"}:
         assert two[key] == pytest.approx(one[key], abs=1e-6), key
+
+
+def test_evaluate_builds_a_task_with_the_settings_its_run_set_and_the_tasks_defaults_for_the_rest():
+    """The task's defaults (its metrics, loss) are its own only copy: evaluate.py passes the run's settings it
+    finds and leaves a null or empty one to the task."""
+    run_model = {"code_softmax": False, "test_metrics": None, "recon_loss": "l1", "lr": 0.1}
+    assert run_settings(run_model, ("code_softmax", "test_metrics", "recon_loss")) == {"code_softmax": False,
+                                                                                       "recon_loss": "l1"}
+    assert run_settings({"test_metrics": []}, ("test_metrics",)) == {}
+    assert run_settings({"test_metrics": ["CIDEr"]}, ("test_metrics",)) == {"test_metrics": ["CIDEr"]}

@@ -104,15 +104,20 @@ def given_seed(cfg: DictConfig) -> dict[str, int]:
     return {} if cfg.seed is None else {"seed": cfg.seed}
 
 
+def run_settings(model_cfg: Mapping[str, Any], keys: Sequence[str]) -> dict[str, Any]:
+    """The task settings among `keys` that the scored run's model config sets, to build its task with; one
+    it leaves unset (null, or no metrics) is left to the task's own default, the only copy of it."""
+    return {key: model_cfg[key] for key in keys if model_cfg.get(key) not in (None, [], ())}
+
+
 def _captioner(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
     net, tokenizer, run_cfg = load_captioner(cfg.ckpt)
     # the run's decoding (a release's: the one its card's scores were measured with), with what this command
     # line gives over it: left alone, the run's test scores come out again
     decode = command_decoding(cfg, "eval", net, run_cfg)
     # and the run's test metrics, as an a2a run's: a run that left METEOR out is not scored with it (nor starts Java)
-    test_metrics = ((run_cfg or {}).get("model") or {}).get("test_metrics")
     task = CaptioningTask(net=net, optimizer=None, decode=dataclasses.asdict(decode), run_config=run_cfg,
-                          **({"test_metrics": test_metrics} if test_metrics else {}))
+                          **run_settings((run_cfg or {}).get("model") or {}, ("test_metrics",)))
     return task, tokenizer, run_cfg, CaptionGridCallback(cfg.num_grid_images, output_dir=cfg.paths.output_dir)
 
 
@@ -127,15 +132,14 @@ def _a2a(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
     generation = {**(model_cfg.get("generation") or {}), **given_seed(cfg)}  # the run's sampling, seed= aside
     # the run's loss too: with code_softmax its losses normalise over the codes where a code comes next
     task = A2ATask(net=net, optimizer=None, vqvae=vqvae, generation=generation, run_config=run_cfg,
-                   code_softmax=bool(model_cfg.get("code_softmax", False)),
-                   test_metrics=model_cfg.get("test_metrics") or ("Bleu", "METEOR", "ROUGE_L", "CIDEr"))
+                   **run_settings(model_cfg, ("code_softmax", "test_metrics")))
     return task, vocab, run_cfg, A2ASamplesCallback(cfg.num_grid_images, output_dir=cfg.paths.output_dir)
 
 
 def _vqvae(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
     net, run_cfg = load_vqvae(cfg.ckpt)
-    task = VQAutoencodingTask(net=net, optimizer=None, recon_loss=run_cfg.get("model", {}).get("recon_loss", "mse"),
-                              run_config=run_cfg)
+    task = VQAutoencodingTask(net=net, optimizer=None, run_config=run_cfg,
+                              **run_settings(run_cfg.get("model") or {}, ("recon_loss",)))
     return task, None, run_cfg, ReconstructionGridCallback(cfg.num_grid_images, output_dir=cfg.paths.output_dir)
 
 
