@@ -36,9 +36,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from supra.artifacts.a2a_release import load_a2a, refuse_other_kind, replace_vqvae
+from supra.artifacts.a2a_release import load_a2a, replace_vqvae
 from supra.artifacts.checkpoints import artifact_kind
-from supra.artifacts.kinds import A2A_CHECKPOINT
+from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_MODEL, refuse_other_kind
 from supra.data.gif_frames import MediaDecodeError, open_gif
 from supra.data.images import fit, load_still, require_image_file
 from supra.data.media.codes import decode_codes, encode_items
@@ -581,7 +581,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     """The command for a composed conf/generate.yaml: returns what it wrote to out/generation.json."""
     values = OmegaConf.to_container(cfg, resolve=True)
     # the model first: a captioner's checkpoint given without a prompt was asked for one, then refused
-    refuse_other_kind(cfg.ckpt, artifact_kind(cfg.ckpt, accepts=(A2A_CHECKPOINT,)))
+    refuse_other_kind(cfg.ckpt, artifact_kind(cfg.ckpt, accepts=(A2A_CHECKPOINT,)), A2A_MODEL)
     if values["mode"] in MODE_READS:  # an unknown mode is named by Request
         reads = MODE_READS[values["mode"]]
         unread = [o for o in dict.fromkeys(o for os in MODE_READS.values() for o in os) if o not in reads]

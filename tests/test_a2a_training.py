@@ -18,6 +18,7 @@ from PIL import Image
 
 from supra.artifacts.a2a_release import load_a2a
 from supra.artifacts.checkpoints import artifact_kind, load_supra_checkpoint
+from supra.artifacts.kinds import A2A_CHECKPOINT
 from supra.models.a2a_nano import A2ANano
 from supra.pictures.grids import LINE_HEIGHT
 from supra.runner.evaluation import evaluate
@@ -166,7 +167,8 @@ def test_the_exported_release_card_shows_the_runs_test_metrics(a2a_trained, tmp_
 
     scored = {}
     for name, ckpt in (("run", a2a_trained / "checkpoints" / "best.ckpt"), ("release", tmp_path / "release")):
-        task, *_ = LOADERS[artifact_kind(ckpt)](compose_config("eval", tmp_path / name, [f"ckpt={ckpt}"]))
+        kind = artifact_kind(ckpt)
+        task, *_ = LOADERS[kind](compose_config("eval", tmp_path / name, [f"ckpt={ckpt}"]), kind)
         scored[name] = (task.hparams.code_softmax, task.generation, task.hparams.test_metrics)
     assert scored["release"] == scored["run"] and scored["run"][0] is True
 
@@ -460,7 +462,7 @@ def test_evaluate_samples_with_the_runs_own_seed_unless_given_one(a2a_trained, t
     torch.save(checkpoint, tmp_path / "seed5.ckpt")
     for given, seed in (([], 5), (["seed=3"], 3)):
         cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={tmp_path / 'seed5.ckpt'}", *given])
-        assert _a2a(cfg)[0].generation["seed"] == seed
+        assert _a2a(cfg, A2A_CHECKPOINT)[0].generation["seed"] == seed
 
 
 def test_a_sampling_seed_outside_train_pys_range_is_one_line_not_a_traceback_in_the_test(a2a_trained, tmp_path):
@@ -472,16 +474,16 @@ def test_a_sampling_seed_outside_train_pys_range_is_one_line_not_a_traceback_in_
         cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={last}", f"seed={seed}"])
         with pytest.raises(SupraUserError, match=rf"^seed={seed} must be from 0 to 4294967295 \(or null: the run's "
                                                  r"own model.generation.seed\)$"):
-            _a2a(cfg)
+            _a2a(cfg, A2A_CHECKPOINT)
     checkpoint = torch.load(last, weights_only=False)
     checkpoint["supra"]["run_config"]["model"]["generation"]["seed"] = 2**64  # a run's own, unchecked when it trained
     torch.save(checkpoint, tmp_path / "huge_seed.ckpt")
     cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={tmp_path / 'huge_seed.ckpt'}"])
     with pytest.raises(SupraUserError, match=r"^model.generation.seed=18446744073709551616 must be from 0 to "
                                              r"4294967295$"):  # train.py's line: the task's own rule
-        _a2a(cfg)
+        _a2a(cfg, A2A_CHECKPOINT)
     given = compose_config("eval", tmp_path / "eval", [f"ckpt={tmp_path / 'huge_seed.ckpt'}", "seed=3"])
-    assert _a2a(given)[0].generation["seed"] == 3
+    assert _a2a(given, A2A_CHECKPOINT)[0].generation["seed"] == 3
 
 
 def test_train_refuses_a_sampling_seed_outside_the_range_before_any_step(vqvae_ckpt, tmp_path):

@@ -14,7 +14,8 @@ import torch
 from PIL import Image, ImageDraw
 
 import supra.generate as generate_module
-from supra.artifacts.a2a_release import load_a2a, save_a2a_release
+from supra.artifacts.a2a_release import load_a2a, load_stage1_vqvae, save_a2a_release
+from supra.artifacts.captioner_release import load_captioner
 from supra.data.media.codes import encode_items
 from supra.generate import run
 from supra.models.a2a_nano import A2AConfig, A2ANano
@@ -166,7 +167,8 @@ def test_a2a_lightning_checkpoint_loads_like_the_release(pair, tmp_path):
     net3, _, _ = load_a2a(tmp_path / "exported")
     assert torch.equal(net(idx)[0], net3(idx)[0])
     torch.save({"state_dict": state, "supra": meta | {"kind": "supra.vqvae"}}, tmp_path / "vq.ckpt")
-    with pytest.raises(SupraUserError, match="is a VQ-VAE checkpoint, not an a2a_nano checkpoint"):
+    with pytest.raises(SupraUserError, match="is a VQ-VAE checkpoint, not an a2a_nano one: give the a2a_nano model "
+                                             "trained over it"):
         load_a2a(tmp_path / "vq.ckpt")
 
 
@@ -186,6 +188,32 @@ def test_a_model_of_another_kind_is_named_before_any_option_with_what_reads_it(t
                                                      "model trained over it")):
         with pytest.raises(SupraUserError, match=rf"^ckpt={re.escape(str(model))} {message}"):
             generate(tmp_path, model, "mode=text2image")  # no prompt
+
+
+def test_every_loader_names_a_model_of_another_kind_and_what_to_give_or_what_reads_it(tmp_path, capsys):
+    """One table (artifacts/kinds.py) for every loader: the caption command given an a2a .ckpt points to generate as
+    it does for an a2a release (it said "give a checkpoint of that model"), and a VQ-VAE option given another model
+    names the file to give instead."""
+    for name, kind in (("a2a", "supra.a2a"), ("captioner", "supra.captioning"), ("vqvae", "supra.vqvae")):
+        torch.save({"state_dict": {}, "supra": {"kind": kind}}, tmp_path / f"{name}.ckpt")
+    a2a = re.escape(str(tmp_path / "a2a.ckpt"))
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (16, 16), (200, 30, 30)).save(tmp_path / "photos" / "red.png")
+    with pytest.raises(SystemExit):
+        run_command("caption", f"ckpt={tmp_path / 'a2a.ckpt'}", f"images={tmp_path / 'photos'}", f"out={tmp_path / 'out'}")
+    assert re.fullmatch(rf"error: ckpt={a2a} is an a2a_nano checkpoint \(GPT \+ VQ-VAE\), not a captioner: caption a "
+                        rf"picture with it by python -m supra.generate ckpt={a2a} mode=image2text image=PICTURE\n",
+                        capsys.readouterr().err)
+    with pytest.raises(SupraUserError, match=r"is a VQ-VAE checkpoint, not a captioner: python -m supra.tokenize_media "
+                                             r"and evaluate.py read it$"):
+        load_captioner(tmp_path / "vqvae.ckpt")
+    for name, message in (("a2a", "an a2a_nano checkpoint, not a VQ-VAE: give the VQ-VAE checkpoint it was trained "
+                                  "over, or an a2a release folder (its vqvae.safetensors)"),
+                          ("captioner", "a captioner checkpoint, not a VQ-VAE: give a VQ-VAE checkpoint (python -m "
+                                        "supra.caption and evaluate.py read a captioner)")):
+        given = tmp_path / f"{name}.ckpt"
+        with pytest.raises(SupraUserError, match=rf"^model.vqvae_ckpt={re.escape(str(given))} is {re.escape(message)}$"):
+            load_stage1_vqvae(given, what="model.vqvae_ckpt")
 
 
 def test_the_caption_command_given_an_a2a_release_names_the_command_that_captions_with_it(pair, tmp_path, capsys):

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import torch
 from huggingface_hub import ModelCard, constants
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
@@ -333,3 +334,29 @@ def test_a_mixtures_card_names_every_source_its_test_scores_are_over(tmp_path):
 
     assert shown(["coco", "folder", "webdataset"]) == ("coco + folder + webdataset (test split)", "custom")
     assert shown(["shapes"]) == ("shapes (test split)", "shapes")
+
+
+def test_a_stage1_vqvae_option_takes_a_hub_release_as_ckpt_does(offline_cache, tmp_path):
+    """model.vqvae_ckpt (and generate's vqvae=) read a Hub id through the same cache as ckpt= and model.init_from:
+    they were refused as a missing file; another model's release there is named as typed."""
+    from supra.artifacts.a2a_release import load_stage1_vqvae, save_a2a_release
+    from supra.models.a2a_nano import A2AConfig, A2ANano
+    from supra.models.vqvae import VQVAE
+    from supra.tokens.a2a_vocab import A2AVocab
+    from supra.utils.state_dicts import same_state
+
+    torch.manual_seed(0)
+    vqvae = VQVAE(num_codes=32, code_dim=8, hidden=(8, 8)).eval()
+    vocab = A2AVocab.train(["a red square", "a blue circle"], vocab_size=300, num_codes=32)
+    net = A2ANano(A2AConfig(vocab_size=vocab.layout.vocab_size, context=48, n_layers=1, d_model=32, n_heads=2,
+                            d_mlp=64))
+    cache_repo(offline_cache, "org/a2a", save_a2a_release(tmp_path / "a2a", net, vqvae, vocab))
+    read, run_config = load_stage1_vqvae("org/a2a", what="model.vqvae_ckpt")
+    assert same_state(read.state_dict(), vqvae.state_dict()) and run_config is None
+    (tmp_path / "vlm").mkdir()
+    (tmp_path / "vlm" / "config.json").write_text("{}")
+    (tmp_path / "vlm" / "model.safetensors").write_bytes(b"")
+    cache_repo(offline_cache, "org/vlm", tmp_path / "vlm")
+    with pytest.raises(SupraUserError, match=r"^vqvae=org/vlm is a SupraVL-Nano captioner release, not a VQ-VAE: give "
+                                             r"a VQ-VAE checkpoint"):
+        load_stage1_vqvae("org/vlm", what="vqvae")

@@ -737,7 +737,8 @@ def test_a_release_is_scored_with_the_decoding_its_card_was_measured_with(traine
     release = export_release(ckpt, tmp_path / "release")
     decoding = {}
     for name, path in (("run", ckpt), ("release", release)):
-        task, *_ = LOADERS[artifact_kind(path)](compose_config("eval", tmp_path / name, [f"ckpt={path}"]))
+        kind = artifact_kind(path)
+        task, *_ = LOADERS[kind](compose_config("eval", tmp_path / name, [f"ckpt={path}"]), kind)
         decoding[name] = task.decode
     assert decoding["release"] == decoding["run"] and decoding["run"].max_new_tokens == 3
     # the caption command decodes so too, from the checkpoint or the release (its strategy its own option)
@@ -748,7 +749,7 @@ def test_a_release_is_scored_with_the_decoding_its_card_was_measured_with(traine
         assert len(captioned["red.png"].split()) <= 3, captioned
     (release / "scoring.json").write_text("{not json")
     with pytest.raises(SupraUserError, match=r"scoring.json is not readable JSON .*: export the release again"):
-        LOADERS[artifact_kind(release)](compose_config("eval", tmp_path / "broken", [f"ckpt={release}"]))
+        LOADERS[kind](compose_config("eval", tmp_path / "broken", [f"ckpt={release}"]), kind)
 
 
 def test_a_resumed_runs_carried_best_checkpoint_is_released_with_the_decoding_its_test_used(trained_run, tmp_path):

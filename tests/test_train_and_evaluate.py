@@ -404,10 +404,11 @@ def test_evaluate_scores_a_captioner_with_its_runs_test_metrics(trained_run, tmp
     ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
     ckpt.parent.mkdir(parents=True)
     torch.save(checkpoint, ckpt)
-    task, *_ = LOADERS[artifact_kind(ckpt)](compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}"]))
+    kind = artifact_kind(ckpt)
+    task, *_ = LOADERS[kind](compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}"]), kind)
     assert list(task.hparams.test_metrics) == ["Bleu", "CIDEr"]
-    task, *_ = LOADERS[artifact_kind(ckpt)](  # the recipe's run: all four, as before
-        compose_config("eval", tmp_path / "recipe", [f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}"]))
+    task, *_ = LOADERS[kind](  # the recipe's run: all four, as before
+        compose_config("eval", tmp_path / "recipe", [f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}"]), kind)
     assert list(task.hparams.test_metrics) == ["Bleu", "METEOR", "ROUGE_L", "CIDEr"]
 
 

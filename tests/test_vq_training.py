@@ -116,8 +116,8 @@ def test_vqvae_run_writes_originals_over_reconstructions_after_each_validation_a
 def test_a_captioning_checkpoint_is_refused_as_a_vqvae(trained_run):
     from supra.utils.errors import SupraUserError
 
-    with pytest.raises(SupraUserError, match=r"is a captioner checkpoint, not a VQ-VAE checkpoint: give a checkpoint "
-                                              r"of that model$"):
+    with pytest.raises(SupraUserError, match=r"is a captioner checkpoint, not a VQ-VAE: give a VQ-VAE checkpoint "
+                                              r"\(python -m supra.caption and evaluate.py read a captioner\)$"):
         load_vqvae(trained_run / "checkpoints" / "best.ckpt")
 
 

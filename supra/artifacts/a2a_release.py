@@ -27,6 +27,7 @@ from tokenizers import Tokenizer
 
 from supra.artifacts.captioner_release import RELEASE_KEYS as CAPTIONER_RELEASE_KEYS
 from supra.artifacts.checkpoints import (
+    artifact_kind,
     load_state_strictly,
     load_supra_checkpoint,
     load_vqvae,
@@ -37,11 +38,12 @@ from supra.artifacts.checkpoints import (
 from supra.artifacts.hub import card_front_matter, local_path
 from supra.artifacts.kinds import (
     A2A_CHECKPOINT,
+    A2A_MODEL,
     A2A_MODEL_TYPE,
     A2A_RELEASE,
-    CAPTIONER_CHECKPOINT,
-    CAPTIONER_RELEASE,
     VQVAE_CHECKPOINT,
+    VQVAE_MODEL,
+    refuse_other_kind,
     release_kind,
 )
 from supra.artifacts.release_files import (
@@ -385,44 +387,28 @@ def _checkpoint_vqvae(checkpoint: dict[str, Any], where: str) -> VQVAE:
     return vqvae.eval()
 
 
-# A model of another kind where an a2a_nano one is read: what it is, and what reads it instead
-_OTHER_KINDS = {
-    CAPTIONER_CHECKPOINT: ("a captioner checkpoint", "python -m supra.caption and evaluate.py read it"),
-    CAPTIONER_RELEASE: ("a SupraVL-Nano captioner release", "python -m supra.caption and evaluate.py read it"),
-    VQVAE_CHECKPOINT: ("a VQ-VAE checkpoint", "give the a2a_nano model trained over it (python -m supra.tokenize_media "
-                                              "and evaluate.py read a VQ-VAE)"),
-}
-
-
-def refuse_other_kind(given: str | Path, kind: str) -> None:
-    """ckpt=`given`, of `kind` (checkpoints.artifact_kind's answer), where an a2a_nano model is read: nothing for
-    an a2a checkpoint or release, one line naming what it is and what reads it for any other kind."""
-    if kind in _OTHER_KINDS:
-        found, instead = _OTHER_KINDS[kind]
-        raise SupraUserError(f"ckpt={given} is {found}, not an a2a_nano one: {instead}")
-
-
 def load_a2a(path: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
     """(GPT, VQ-VAE, vocabulary), both models in eval mode, from a release folder (local, or on the Hugging
     Face Hub: org/name[@revision]) or a supra.a2a checkpoint."""
     given, path = path, local_path(path)  # errors name what was typed (org/name), not the cache's folder
-    if release_kind(path) == CAPTIONER_RELEASE:
-        refuse_other_kind(given, CAPTIONER_RELEASE)
-    if Path(path).is_dir():
-        return load_a2a_release(path)
-    return load_a2a_checkpoint(path)
+    kind = artifact_kind(path, accepts=(A2A_CHECKPOINT,))
+    refuse_other_kind(given, kind, A2A_MODEL)
+    return load_a2a_release(path) if kind == A2A_RELEASE else load_a2a_checkpoint(path)
 
 
 def load_stage1_vqvae(path: str | Path, what: str) -> tuple[torch.nn.Module, dict[str, Any] | None]:
     """A frozen stage-1 VQ-VAE in eval mode, from the option `what` (model.vqvae_ckpt, generate's vqvae=): a VQ-VAE
     checkpoint train.py wrote, with the config of its run, or an a2a release folder's vqvae.safetensors (no run
-    config: None); one line naming `what` for anything else."""
-    if Path(path).is_dir() and release_kind(path) == A2A_RELEASE:
-        return load_release_vqvae(path), None  # a published stage 1
-    if not Path(path).is_file():
-        problem = "is a folder but no a2a release" if Path(path).is_dir() else "does not exist"
-        raise SupraUserError(f"{what}={path} {problem}: give a VQ-VAE checkpoint (.ckpt) written by "
+    config: None), local or on the Hugging Face Hub (org/name[@revision]); one line naming `what` for anything else."""
+    given, path = path, local_path(path, what)  # errors name what was typed (org/name), not the cache's folder
+    if not path.exists() or (path.is_dir() and release_kind(path) is None):  # what it takes, named
+        problem = "is a folder but no a2a release" if path.is_dir() else "does not exist"
+        raise SupraUserError(f"{what}={given} {problem}: give a VQ-VAE checkpoint (.ckpt) written by "
                              "`python train.py experiment=vqvae_shapes`, or an a2a release folder (its vqvae.safetensors)")
+    kind = artifact_kind(path, what, accepts=(VQVAE_CHECKPOINT,))
+    if kind == A2A_RELEASE:
+        return load_release_vqvae(path), None  # a published stage 1
+    refuse_other_kind(given, kind, VQVAE_MODEL, what)
     return load_vqvae(path, what=what)
 
 

@@ -26,6 +26,7 @@ import torch
 from tokenizers import Tokenizer
 
 from supra.artifacts.checkpoints import (
+    artifact_kind,
     load_state_strictly,
     load_supra_checkpoint,
     net_state,
@@ -34,11 +35,10 @@ from supra.artifacts.checkpoints import (
 )
 from supra.artifacts.hub import card_front_matter, local_path
 from supra.artifacts.kinds import (
-    A2A_RELEASE,
     CAPTIONER_CHECKPOINT,
+    CAPTIONER_MODEL,
     CAPTIONER_RELEASE,
-    KIND_NAMES,
-    release_kind,
+    refuse_other_kind,
 )
 from supra.artifacts.release_files import (
     check_run_grid,
@@ -390,15 +390,10 @@ def load_captioner(path: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict | 
     """(net in eval mode, tokenizer, training run config or None) from a train.py checkpoint or a release
     folder, local or on the Hugging Face Hub (org/name[@revision])."""
     given, path = path, local_path(path)  # errors name what was typed (org/name), not the cache's folder
-    kind = release_kind(path)
+    kind = artifact_kind(path, accepts=(CAPTIONER_CHECKPOINT,))
+    refuse_other_kind(given, kind, CAPTIONER_MODEL)  # an a2a model captions too, by its own command
     if kind == CAPTIONER_RELEASE:
         net, tokenizer, _ = load_release(path)
         return net, tokenizer, None
-    if kind == A2A_RELEASE:  # it captions too, by its own command
-        raise SupraUserError(f"ckpt={given} is {KIND_NAMES[kind]} (GPT + VQ-VAE), not a captioner: caption a picture "
-                             f"with it by python -m supra.generate ckpt={given} mode=image2text image=PICTURE")
-    if Path(path).is_dir():
-        raise SupraUserError(f"ckpt={given} is not a SupraVL-Nano release folder (config.json + model.safetensors + "
-                             "tokenizer.json, no vqvae.safetensors): give such a folder or a .ckpt file written by train.py")
     net, tokenizer, run_config, _ = _from_checkpoint(path)
     return net, tokenizer, run_config

@@ -13,7 +13,15 @@ from typing import Any
 import torch
 
 from supra.artifacts.hub import RELEASE_FILES, local_path
-from supra.artifacts.kinds import CHECKPOINT_KINDS, KIND_NAMES, RELEASE_NAMES, VQVAE_CHECKPOINT, release_kind
+from supra.artifacts.kinds import (
+    CHECKPOINT_KINDS,
+    KIND_NAMES,
+    MODEL_OF,
+    RELEASE_NAMES,
+    VQVAE_CHECKPOINT,
+    refuse_other_kind,
+    release_kind,
+)
 from supra.artifacts.loaded_configs import instantiate_loaded, upgrade_run_config
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.tokens.caption_bpe import CaptionTokenizer
@@ -50,8 +58,7 @@ def load_supra_checkpoint(path: str | Path, kind: str | None = None, what: str =
     if not isinstance(meta, dict) or "kind" not in meta:
         raise SupraUserError(f"{what}={path} was not written by Supra's train.py (no 'supra' section)")
     if kind is not None and meta["kind"] != kind:
-        found = KIND_NAMES.get(meta["kind"], f"a {meta['kind']} checkpoint")  # a later Supra's kind: its own label
-        raise SupraUserError(f"{what}={path} is {found}, not {KIND_NAMES[kind]}: give a checkpoint of that model")
+        refuse_other_kind(path, meta["kind"], MODEL_OF[kind], what)
     return checkpoint
 
 

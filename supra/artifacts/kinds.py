@@ -2,13 +2,16 @@
 
 Supra writes two sorts of files: train.py checkpoints (`.ckpt`, a Lightning checkpoint whose "supra"
 section names its kind) and release folders (the published layouts of the two models). The kind decides
-how a file is loaded, evaluated, exported and sampled.
+how a file is loaded, evaluated, exported and sampled; `refuse_other_kind` says, for a file of one kind given
+where another model is read, what to give instead (or what reads it).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+
+from supra.utils.errors import SupraUserError
 
 CAPTIONER_CHECKPOINT = "supra.captioning"  # train.py checkpoints, by the task that wrote them
 VQVAE_CHECKPOINT = "supra.vqvae"
@@ -23,6 +26,39 @@ KIND_NAMES = {CAPTIONER_CHECKPOINT: "a captioner checkpoint", VQVAE_CHECKPOINT: 
 
 
 A2A_MODEL_TYPE = "supra_a2a_nano"  # config.json's model_type in an a2a release
+
+# The models the commands read, and the kinds of file that hold each
+CAPTIONER_MODEL, A2A_MODEL, VQVAE_MODEL = "captioner", "a2a_nano", "VQ-VAE"
+MODEL_KINDS = {CAPTIONER_MODEL: (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE), A2A_MODEL: (A2A_CHECKPOINT, A2A_RELEASE),
+               VQVAE_MODEL: (VQVAE_CHECKPOINT,)}
+MODEL_OF = {kind: model for model, kinds in MODEL_KINDS.items() for kind in kinds}
+_FOUND = {**KIND_NAMES, CAPTIONER_RELEASE: "a SupraVL-Nano captioner release"}  # "(captioner)" reads oddly here
+_WANTED = {CAPTIONER_MODEL: "a captioner", A2A_MODEL: "an a2a_nano one", VQVAE_MODEL: "a VQ-VAE"}
+# (the kind found, the model wanted): what to give instead, or what reads the file given ("{given}": the path)
+_READ_CAPTIONER = "python -m supra.caption and evaluate.py read it"
+_GIVE_VQVAE = "give a VQ-VAE checkpoint (python -m supra.caption and evaluate.py read a captioner)"
+_CAPTION_WITH_A2A = "caption a picture with it by python -m supra.generate ckpt={given} mode=image2text image=PICTURE"
+_INSTEAD = {
+    (CAPTIONER_CHECKPOINT, A2A_MODEL): _READ_CAPTIONER, (CAPTIONER_RELEASE, A2A_MODEL): _READ_CAPTIONER,
+    (CAPTIONER_CHECKPOINT, VQVAE_MODEL): _GIVE_VQVAE, (CAPTIONER_RELEASE, VQVAE_MODEL): _GIVE_VQVAE,
+    (A2A_CHECKPOINT, CAPTIONER_MODEL): _CAPTION_WITH_A2A, (A2A_RELEASE, CAPTIONER_MODEL): _CAPTION_WITH_A2A,
+    (A2A_CHECKPOINT, VQVAE_MODEL): "give the VQ-VAE checkpoint it was trained over, or an a2a release folder "
+                                   "(its vqvae.safetensors)",
+    (VQVAE_CHECKPOINT, A2A_MODEL): "give the a2a_nano model trained over it (python -m supra.tokenize_media and "
+                                   "evaluate.py read a VQ-VAE)",
+    (VQVAE_CHECKPOINT, CAPTIONER_MODEL): "python -m supra.tokenize_media and evaluate.py read it",
+}
+
+
+def refuse_other_kind(given: str | Path, found: str, model: str, what: str = "ckpt") -> None:
+    """The option `what`=`given`, a file of kind `found`, where `model` (one of MODEL_KINDS) is read: nothing when it
+    holds one, else one line naming what it is and what to give instead (or what reads it)."""
+    if found in MODEL_KINDS[model]:
+        return
+    holds = " (GPT + VQ-VAE)" if MODEL_OF.get(found) == A2A_MODEL and model == CAPTIONER_MODEL else ""
+    found_name = _FOUND.get(found, f"a {found} checkpoint")  # a later Supra's kind: its own label
+    instead = _INSTEAD.get((found, model), "give a checkpoint of that model").format(given=given)
+    raise SupraUserError(f"{what}={given} is {found_name}{holds}, not {_WANTED[model]}: {instead}")
 
 
 def release_kind(folder: str | Path) -> str | None:

@@ -29,6 +29,7 @@ from supra.artifacts.kinds import (
     A2A_RELEASE,
     CAPTIONER_CHECKPOINT,
     CAPTIONER_RELEASE,
+    CHECKPOINT_KINDS,
     KIND_NAMES,
     VQVAE_CHECKPOINT,
     release_kind,
@@ -110,7 +111,7 @@ def run_settings(model_cfg: Mapping[str, Any], keys: Sequence[str]) -> dict[str,
     return {key: model_cfg[key] for key in keys if model_cfg.get(key) not in (None, [], ())}
 
 
-def _captioner(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
+def _captioner(cfg: DictConfig, kind: str) -> tuple[SupraTask, Any, dict | None, L.Callback]:
     net, tokenizer, run_cfg = load_captioner(cfg.ckpt)
     # the run's decoding (a release's: the one its card's scores were measured with), with what this command
     # line gives over it: left alone, the run's test scores come out again
@@ -121,14 +122,15 @@ def _captioner(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback
     return task, tokenizer, run_cfg, CaptionGridCallback(cfg.num_grid_images, output_dir=cfg.paths.output_dir)
 
 
-def _a2a(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
+def _a2a(cfg: DictConfig, kind: str) -> tuple[SupraTask, Any, dict | None, L.Callback]:
+    """`kind`: artifact_kind's answer for cfg.ckpt (a checkpoint holds its run config, a release folder none)."""
     # the test's draws add to the seed (tasks/a2a.py): train.py's range keeps them within torch's 64 bits
     check_option_types(cfg, whole=("seed",), optional=("seed",))
     check_seed("seed", cfg.seed, null="the run's own model.generation.seed")
     net, vqvae, vocab = load_a2a(cfg.ckpt)
-    path = local_path(cfg.ckpt)
-    run_cfg = run_config_of(load_supra_checkpoint(path)) if path.is_file() else None
-    model_cfg = scored_settings(path, (run_cfg or {}) if path.is_file() else None)
+    path, is_checkpoint = local_path(cfg.ckpt), kind in CHECKPOINT_KINDS
+    run_cfg = run_config_of(load_supra_checkpoint(path)) if is_checkpoint else None
+    model_cfg = scored_settings(path, (run_cfg or {}) if is_checkpoint else None)
     generation = {**(model_cfg.get("generation") or {}), **given_seed(cfg)}  # the run's sampling, seed= aside
     # the run's loss too: with code_softmax its losses normalise over the codes where a code comes next
     task = A2ATask(net=net, optimizer=None, vqvae=vqvae, generation=generation, run_config=run_cfg,
@@ -136,7 +138,7 @@ def _a2a(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
     return task, vocab, run_cfg, A2ASamplesCallback(cfg.num_grid_images, output_dir=cfg.paths.output_dir)
 
 
-def _vqvae(cfg: DictConfig) -> tuple[SupraTask, Any, dict | None, L.Callback]:
+def _vqvae(cfg: DictConfig, kind: str) -> tuple[SupraTask, Any, dict | None, L.Callback]:
     net, run_cfg = load_vqvae(cfg.ckpt)
     task = VQAutoencodingTask(net=net, optimizer=None, run_config=run_cfg,
                               **run_settings(run_cfg.get("model") or {}, ("recon_loss",)))
@@ -179,11 +181,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # the a2a model captions greedily (seed: its image sampling); a VQ-VAE decodes nothing
     refuse_unread_options(cfg, "eval", [o for o in DECODING_OPTIONS if o not in DECODING_READ.get(kind, DECODING_OPTIONS)],
                           f"ckpt={cfg.ckpt} is {KIND_NAMES[kind]}, whose scoring")
-    task, tokenizer, run_cfg, pictures = LOADERS[kind](cfg)
+    task, tokenizer, run_cfg, pictures = LOADERS[kind](cfg, kind)
     # the step its pictures are named by, not this trainer's 0 (a release folder keeps none of its own)
-    path = local_path(cfg.ckpt)
-    task.weights_step = checkpoint_step(path) if path.is_file() else None
-    what = ("a checkpoint whose run config has no data section" if path.is_file() else
+    is_checkpoint = kind in CHECKPOINT_KINDS
+    task.weights_step = checkpoint_step(local_path(cfg.ckpt)) if is_checkpoint else None
+    what = ("a checkpoint whose run config has no data section" if is_checkpoint else
             "a release folder, which holds no data config")
     data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} is {what}: "
                                   f"{DATA_HINTS.get(kind, 'add data=...')}", cfg.paths.cache_dir)
