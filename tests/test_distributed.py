@@ -25,6 +25,46 @@ def test_gather_and_broadcast_are_identity_without_ddp():
     assert broadcast_object({"CIDEr": 1.5}) == {"CIDEr": 1.5}
 
 
+def test_every_tasks_epoch_scores_are_logged_as_the_max_over_ranks_of_equal_numbers(tmp_path):
+    """Epoch scores are equal on every rank already (scored on rank 0 and shared, or computed from states summed
+    over the ranks): their max is that number on any number of ranks, where a float32 mean of 3 equal numbers may
+    be 1 ulp off it. The VQ-VAE took the max; the captioner and the a2a model averaged theirs."""
+    import torch
+
+    from supra.models.vqvae import VQVAE
+    from supra.runner.components import build_task
+    from supra.tasks.a2a import A2ATask
+    from supra.tasks.vq_autoencoding import VQAutoencodingTask
+    from tests.conftest import compose_config
+
+    logged: dict[str, dict] = {}
+
+    def recorded(task):  # what each task asks Lightning to log
+        task.log = lambda name, value, **options: logged.__setitem__(f"{type(task).__name__} {name}", options)
+        return task
+
+    vq = recorded(VQAutoencodingTask(net=VQVAE(num_codes=16, code_dim=4, hidden=(4, 4)), optimizer=None))
+    vq._eval_step({"pixels": torch.rand(2, 3, 16, 16) * 2 - 1}, "val")
+    logged.clear()  # the loss is a mean over the batches: the epoch's scores follow
+    vq._log_epoch("val")
+
+    a2a = recorded(A2ATask(net=torch.nn.Identity(), optimizer=None, vqvae=VQVAE(num_codes=16, code_dim=4, hidden=(4, 4))))
+    a2a.trainer = SimpleNamespace(is_global_zero=True)
+    a2a.on_validation_epoch_start()
+    a2a._fidelity = {"shapes/0": (1.0, 1.0, 1.0, 1.0, 1)}
+    a2a._score_epoch("val", ["ROUGE_L"])
+
+    captioner = recorded(build_task(compose_config("train", tmp_path, []).model, None))
+    captioner.trainer = SimpleNamespace(is_global_zero=True, datamodule=SimpleNamespace(
+        references=lambda split: {0: ["a red square"]}, extra_caption_scores=lambda split, predictions: {}))
+    captioner._predictions = {0: "a red square"}
+    captioner._score_epoch("val", "val", ["ROUGE_L"])
+
+    assert {"VQAutoencodingTask val/psnr", "A2ATask val/text2image_fidelity", "CaptioningTask val/ROUGE_L"} <= set(logged)
+    reductions = {name: (options.get("sync_dist"), options.get("reduce_fx", "mean")) for name, options in logged.items()}
+    assert reductions == dict.fromkeys(logged, (True, "max"))  # Lightning's own default: "mean"
+
+
 def _ddp_worker(rank: int, init_file: str, out_dir: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     # Like DistributedSampler over 5 images: rank 0 gets 0, 2, 4; rank 1 gets 1, 3 and a padded repeat of 0.

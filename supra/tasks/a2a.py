@@ -385,8 +385,7 @@ class A2ATask(SupraTask):
             scores["video_psnr_copy_baseline"] = float(self.psnr_copy[stage].compute())
         self.psnr[stage].reset()
         self.psnr_copy[stage].reset()
-        for name, value in scores.items():
-            self.log(f"{stage}/{name}", value, prog_bar=name in ("CIDEr", "text2image_fidelity"), sync_dist=True)
+        self.log_rank_equal(stage, scores, prog_bar=("CIDEr", "text2image_fidelity"))
         self._captions = captions
         return scores
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import inspect
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import lightning as L
@@ -81,6 +81,16 @@ class SupraTask(L.LightningModule):
             module.training = training
         if kept:
             warnings.filterwarnings("ignore", message=rf"Found {kept} module\(s\) in eval mode at the start of training")
+
+    # -- logging ----------------------------------------------------------------------------------
+
+    def log_rank_equal(self, stage: str, scores: Mapping[str, float | torch.Tensor], prog_bar: Collection[str] = ()) -> None:
+        """Log each of `scores` as `<stage>/<name>`: numbers already equal on every rank (scored once and shared,
+        or computed from states summed over the ranks). sync_dist, which Lightning warns of under DDP without,
+        takes their max: that number exactly, on any number of ranks (a float32 mean of 3 equal numbers may be
+        1 ulp off), and every rank keeps it as a monitor (rank_zero_only is for values only rank 0 logs)."""
+        for name, value in scores.items():
+            self.log(f"{stage}/{name}", value, prog_bar=name in prog_bar, sync_dist=True, reduce_fx="max")
 
     # -- what the model needs of its data ------------------------------------------------------------
 

@@ -216,9 +216,7 @@ class CaptioningTask(SupraTask):
         scores, problem = broadcast_object((scores, problem))
         if problem is not None:
             raise SupraUserError(problem)
-        for name, value in scores.items():
-            # equal on every rank already; sync_dist averages equal numbers and keeps ranks in step
-            self.log(f"{stage}/{name}", value, prog_bar=name in ("CIDEr", "attr_acc"), sync_dist=True)
+        self.log_rank_equal(stage, scores, prog_bar=("CIDEr", "attr_acc"))
         self._predictions = predictions
         return scores
 

@@ -123,11 +123,7 @@ class VQAutoencodingTask(SupraTask):
     def _log_epoch(self, stage: str) -> dict[str, torch.Tensor]:
         # Computed over the whole split (all ranks' states are summed first), then reset.
         scores = {"psnr": self.psnr[stage].compute(), "ssim": self.ssim[stage].compute(), **self.usage[stage].compute()}
-        for name, value in scores.items():
-            # The same number on every rank already. sync_dist, which Lightning warns of under DDP without, takes
-            # their max: that number exactly, on any number of ranks (a mean of 3 equal floats may round), and
-            # every rank keeps it as a monitor (rank_zero_only would be for values only rank 0 logs).
-            self.log(f"{stage}/{name}", value, prog_bar=name in ("psnr", "codebook_usage"), sync_dist=True, reduce_fx="max")
+        self.log_rank_equal(stage, scores, prog_bar=("psnr", "codebook_usage"))
         for metric in (self.psnr[stage], self.ssim[stage], self.usage[stage]):
             metric.reset()
         return scores
