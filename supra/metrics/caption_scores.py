@@ -50,6 +50,11 @@ SCORER_FAMILIES: tuple[str, ...] = ("Bleu", "METEOR", "ROUGE_L", "CIDEr")
 JAVA_MISSING = "pycocoevalcap needs Java (java not found on PATH): install a JRE, e.g. apt-get install default-jre"
 
 
+def caption_metric_names(families: Sequence[str]) -> list[str]:
+    """The names score_captions returns for scorer `families`, in CAPTION_METRICS order ("Bleu": Bleu_1..Bleu_4)."""
+    return [name for name in CAPTION_METRICS if name in families or name.split("_")[0] in families]
+
+
 class EmptyReferences(SupraUserError):
     """Every reference caption is empty after the scorer's tokenization: nothing to score against (the
     caller names the split or source it scored)."""
@@ -278,4 +283,4 @@ def score_captions(
             scores[family] = _meteor_score(_without_pipes(gts), _without_pipes(res))
         else:
             scores[family] = float(_new_scorer(family).compute_score(gts, res)[0])
-    return {name: scores[name] for name in CAPTION_METRICS if name in scores}
+    return {name: scores[name] for name in caption_metric_names(families)}

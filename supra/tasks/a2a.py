@@ -33,8 +33,8 @@ from supra.data.a2a.mixture import A2AMixtureDataModule
 from supra.data.media.codes import decode_codes
 from supra.metrics.attr_acc import attribute_accuracy
 from supra.metrics.caption_scores import (
-    CAPTION_METRICS,
     EmptyReferences,
+    caption_metric_names,
     check_metric_families,
     score_captions,
 )
@@ -53,7 +53,7 @@ from supra.models.a2a_nano import A2ANano
 from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
 from supra.tokens.a2a_sequences import TASKS
 from supra.utils.cli import check_switches
-from supra.utils.distributed import broadcast_object, gather_mappings
+from supra.utils.distributed import gather_mappings
 from supra.utils.errors import SupraUserError
 
 DEFAULT_CONTEXT = 384  # the card's, when the GPT is still a factory
@@ -167,7 +167,7 @@ class A2ATask(SupraTask):
         """The metrics a fit may log, each at every validation (1): the names a callback may monitor (the runner
         checks them before training). Which of them a run logs depends on its data's tasks and sources."""
         families = self.hparams.val_metrics
-        captions = [name for name in CAPTION_METRICS if name in families or name.split("_")[0] in families]
+        captions = caption_metric_names(families)
         losses = ["loss", *(f"loss_{task}" for task in TASKS)]
         scores = [*captions, "image2text_attr_acc", *FIDELITY_SCORES, "video_psnr", "video_psnr_copy_baseline"]
         return dict.fromkeys([*(f"train/{name}" for name in losses), *(f"val/{name}" for name in losses + scores)], 1)
@@ -359,24 +359,24 @@ class A2ATask(SupraTask):
     on_test_epoch_start = on_validation_epoch_start
 
     def _score_epoch(self, stage: str, metrics: Sequence[str]) -> dict[str, float]:
-        scores: dict[str, float] = {}
-        problem = None
         captions = gather_mappings(self._captions)
         references = gather_mappings(self._references)
         objects = gather_mappings(self._objects)
-        if captions and self.trainer.is_global_zero:
+
+        def score() -> dict[str, float]:
+            if not captions:
+                return {}
             try:
-                scores.update(score_captions(captions, references, metrics))
+                scores = score_captions(captions, references, metrics)
             except EmptyReferences as err:  # keys are "<source>/<item>"
                 split = "val" if stage == "val" else self.trainer.datamodule.split
                 sources = ", ".join(f"data.sources.{s}" for s in sorted({str(k).split("/", 1)[0] for k in captions}))
-                problem = f"the image2text references of the {split} split ({sources}): {err}"
-            if objects and problem is None:
+                raise SupraUserError(f"the image2text references of the {split} split ({sources}): {err}") from None
+            if objects:
                 scores["image2text_attr_acc"] = attribute_accuracy(captions, {k: objects[k] for k in captions if k in objects})
-        # raised on every rank: under DDP the others would otherwise wait for rank 0's scores
-        scores, problem = broadcast_object((scores, problem))
-        if problem is not None:
-            raise SupraUserError(problem)
+            return scores
+
+        scores = self.scores_from_rank_zero(score)
         fidelity = gather_mappings(self._fidelity)
         if fidelity:
             scores.update(_fidelity_scores(list(fidelity.values())))

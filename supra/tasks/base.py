@@ -13,6 +13,9 @@ from typing import Any
 import lightning as L
 import torch
 
+from supra.utils.distributed import broadcast_object
+from supra.utils.errors import SupraUserError
+
 OptimizerFactory = Callable[..., torch.optim.Optimizer]  # Hydra `_partial_: true`: factory(param_groups)
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]  # factory(optimizer, total_steps=...)
 
@@ -91,6 +94,22 @@ class SupraTask(L.LightningModule):
         1 ulp off), and every rank keeps it as a monitor (rank_zero_only is for values only rank 0 logs)."""
         for name, value in scores.items():
             self.log(f"{stage}/{name}", value, prog_bar=name in prog_bar, sync_dist=True, reduce_fx="max")
+
+    def scores_from_rank_zero(self, score: Callable[[], dict[str, float]]) -> dict[str, float]:
+        """`score()` run on rank 0 alone (the caption scorers: once per split, not once per rank), its numbers
+        shared with every rank. A SupraUserError it raises is raised on every rank: under DDP the others would
+        otherwise wait for rank 0's scores."""
+        scores: dict[str, float] = {}
+        refused: SupraUserError | None = None
+        if self.trainer.is_global_zero:
+            try:
+                scores = score()
+            except SupraUserError as err:
+                refused = err
+        scores, problem = broadcast_object((scores, None if refused is None else str(refused)))
+        if problem is not None:
+            raise refused or SupraUserError(problem)
+        return scores
 
     # -- what the model needs of its data ------------------------------------------------------------
 

@@ -17,8 +17,8 @@ from supra.artifacts.kinds import CAPTIONER_CHECKPOINT
 from supra.data.captioning.datamodule import CaptionDataModule
 from supra.metrics.attr_acc import SCENE_SCORES
 from supra.metrics.caption_scores import (
-    CAPTION_METRICS,
     EmptyReferences,
+    caption_metric_names,
     check_metric_families,
     score_captions,
 )
@@ -27,7 +27,7 @@ from supra.models.vlm_nano import VLMNanoConfig
 from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
 from supra.tokens.caption_bpe import PAD_ID, CaptionTokenizer
 from supra.utils.cli import check_option_types, check_switches
-from supra.utils.distributed import broadcast_object, gather_mappings
+from supra.utils.distributed import gather_mappings
 from supra.utils.errors import SupraUserError
 from supra.utils.private_apis import is_last_batch_of_epoch
 
@@ -123,7 +123,7 @@ class CaptioningTask(SupraTask):
         validation only (Lightning keeps the last in between); attr_acc and relation_acc with data that knows
         each image's objects (the shapes data's `scene_scores`): all of them when `data` is not given."""
         families = self.hparams.val_metrics
-        scores = [name for name in CAPTION_METRICS if name in families or name.split("_")[0] in families]
+        scores = caption_metric_names(families)
         scene = [name for name in SCENE_SCORES if data is None or name in getattr(data, "scene_scores", ())]
         every = self.hparams.score_every_n_val
         return {"train/loss": 1, "val/loss": 1, **{f"val/{name}": every for name in [*scores, *scene]}}
@@ -201,21 +201,17 @@ class CaptioningTask(SupraTask):
     def _score_epoch(self, stage: str, split: str, metrics: Sequence[str]) -> dict[str, float]:
         """Gather every rank's captions, score once on rank 0, share the numbers, log them."""
         predictions = gather_mappings(self._predictions)
-        scores: dict[str, float] = {}
-        problem = None
-        if self.trainer.is_global_zero:
-            datamodule = self.trainer.datamodule
+        datamodule = self.trainer.datamodule
+
+        def score() -> dict[str, float]:
             references = datamodule.references(split)
             try:
                 scores = score_captions(predictions, {i: references[i] for i in predictions}, metrics)
             except EmptyReferences as err:
-                problem = f"{datamodule.split_source(split)}: {err}"
-            else:
-                scores.update(datamodule.extra_caption_scores(split, predictions))
-        # raised on every rank: under DDP the others would otherwise wait for rank 0's scores
-        scores, problem = broadcast_object((scores, problem))
-        if problem is not None:
-            raise SupraUserError(problem)
+                raise SupraUserError(f"{datamodule.split_source(split)}: {err}") from None
+            return {**scores, **datamodule.extra_caption_scores(split, predictions)}
+
+        scores = self.scores_from_rank_zero(score)
         self.log_rank_equal(stage, scores, prog_bar=("CIDEr", "attr_acc"))
         self._predictions = predictions
         return scores
