@@ -146,12 +146,19 @@ def test_a_validation_interval_longer_than_each_ranks_epoch_is_one_line_naming_i
 
 
 @pytest.mark.ddp
-def test_a_ddp_test_gives_the_loss_of_one_process_when_no_image_is_repeated(train_config):
-    # 16 images on 2 ranks, 8 each. Their caption tokens total an odd number, which Lightning averaged over the
-    # ranks as an int (rounded down): the loss came out tokens / (tokens - 1) of one process's. Untrained weights
+def test_a_ddp_test_of_an_odd_split_gives_the_loss_and_scores_of_one_process(train_config):
+    # 15 images in batches of 7, 7 and 1 on 2 ranks: each rank takes its rows of every batch, and rank 1 the last
+    # batch's one image again, logged with no weight and not captioned. Lightning's DistributedSampler padded the
+    # split with image 0 instead, whose caption tokens the loss counted twice. (An odd token total was averaged
+    # over the ranks as an int, rounded down: tokens / (tokens - 1) of one process's loss.) Untrained weights
     # (train=false, the seed's) on both: the same model, and no fit to wait for
-    common = ("train=false", "data.num_test=16", "data.eval_batch_size=16", "model.test_metrics=[CIDEr]",
+    common = ("train=false", "data.num_test=15", "data.eval_batch_size=7", "model.test_metrics=[CIDEr]",
               "+model.decode.max_new_tokens=2")
-    _, two = train(train_config("trainer=ddp_sim", *common, run="two"))
-    _, one = train(train_config(*common, run="one"))
-    assert two["test/loss"] == pytest.approx(one["test/loss"], rel=1e-6)
+    reports = {}
+    for run, settings in (("two", ("trainer=ddp_sim", *common)), ("one", common)):
+        cfg = train_config(*settings, run=run)  # composed where it runs: a run logs into the last one composed
+        train(cfg)
+        reports[run] = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
+    assert reports["two"]["loss"] == pytest.approx(reports["one"]["loss"], rel=1e-6)
+    assert reports["two"]["n_images"] == reports["one"]["n_images"] == 15
+    assert reports["two"]["CIDEr"] == reports["one"]["CIDEr"]

@@ -355,17 +355,17 @@ def test_evaluate_py_names_a_vqvae_checkpoint_without_a_data_config_as_a_checkpo
 def test_under_ddp_the_ranks_share_the_rows_of_every_eval_batch_and_score_each_image_once(loader, monkeypatch):
     """15 images in batches of 7 over 2 ranks: the same 3 steps on each, the last batch's single image
     handed to the second rank too, but not to be scored there (no DistributedSampler padding)."""
-    import supra.data.media.datamodule as media
+    import supra.data.base as data_base
     from supra.data.media.shapes_images import ShapesImagesDataModule
 
     datamodule = ShapesImagesDataModule(num_train=1, num_val=15, num_test=15, eval_batch_size=7, image_size=32)
     datamodule.setup()
     scored = []
     for rank in (0, 1):
-        monkeypatch.setattr(media, "rank_and_world", lambda rank=rank: (rank, 2))
+        monkeypatch.setattr(data_base, "rank_and_world", lambda rank=rank: (rank, 2))
         batches = list(getattr(datamodule, loader)())
         assert len(batches) == 3
-        scored += [i for b in batches if b["scored"] for i in b["index"].tolist()]
+        scored += [i for b in batches for i, again in zip(b["index"].tolist(), b["repeated"], strict=True) if not again]
     assert sorted(scored) == list(range(15))
 
 

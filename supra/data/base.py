@@ -1,20 +1,24 @@
 """What every Supra DataModule shares: the train/val/test splits, each loaded once on first use and
 checked for being empty, the batch-size and split settings checked where they are read, and loaders over
-datasets that build whole batches themselves.
+datasets that build whole batches themselves; under DDP the val and test loaders give each rank its rows of
+every batch, so that each item is scored once (rank_rows, RankBatches).
 
 A subclass says how to load a split (`load_split`) and which Dataset serves it (`dataset`).
 """
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterator
 from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
 from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE
 from supra.utils.cli import check_option_types
+from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError
 from supra.utils.numbers import is_whole
 from supra.utils.seeds import check_seed
@@ -77,6 +81,38 @@ def resolve_pin_memory(pin_memory: bool | str) -> bool:
     if not isinstance(pin_memory, bool):
         raise SupraUserError(f"data.pin_memory={pin_memory!r}: choose true, false or auto")
     return pin_memory
+
+
+def rank_rows(n: int, rank: int, world: int) -> tuple[list[int], list[bool]]:
+    """Rank `rank`'s share of the n rows of an eval batch under DDP (`world` ranks), each row scored once: rows
+    rank, rank + world, ... A rank the batch has no row left for takes one row again, marked repeated (True), so
+    that every rank runs every batch (their collectives and logged names stay in step); a share is either rows of
+    its own or that one repeat. (Lightning's DistributedSampler pads a split with repeated items instead, which
+    losses and PSNR sums would count twice.)"""
+    shares = range(rank, max(n, world), world)
+    return [i % n for i in shares], [i >= n for i in shares]
+
+
+class RankBatches(IterableDataset):
+    """The val / test batches of `batch_size` items of a batched Dataset (`__getitems__`) under DDP: each rank
+    its rows of every batch (rank_rows), so all ranks run the same number of steps, each item scored once; the
+    batch says which of its rows are repeats (`repeated`, not to be scored or weighed again). DataLoader workers
+    take every num_workers-th batch."""
+
+    def __init__(self, items: Dataset, batch_size: int, rank: int, world: int) -> None:
+        self.items, self.batch_size, self.rank, self.world = items, batch_size, rank, world
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.items) / self.batch_size)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        info = get_worker_info()
+        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        for b, start in enumerate(range(0, len(self.items), self.batch_size)):
+            if b % workers != worker:  # the DataLoader takes batches from its workers in turn: still in order
+                continue
+            rows, repeated = rank_rows(min(self.batch_size, len(self.items) - start), self.rank, self.world)
+            yield {**self.items.__getitems__([start + row for row in rows]), "repeated": repeated}
 
 
 class SplitDataModule(L.LightningDataModule):
@@ -143,11 +179,20 @@ class SplitDataModule(L.LightningDataModule):
     def train_dataloader(self) -> DataLoader:
         return self.loader("train", self.batch_size, shuffle=True)
 
+    def eval_loader(self, split: str) -> DataLoader:
+        """Under DDP each item scored once (RankBatches); in one process the loader every split has."""
+        rank, world = rank_and_world()  # here: DataLoader workers have no process group
+        if world == 1:
+            return self.loader(split, self.eval_batch_size, shuffle=False)
+        return DataLoader(RankBatches(self.dataset(split), self.eval_batch_size, rank, world), batch_size=None,
+                          collate_fn=batch_is_ready, num_workers=self.num_workers, pin_memory=self.pin_memory,
+                          persistent_workers=self.num_workers > 0)
+
     def val_dataloader(self) -> DataLoader:
-        return self.loader("val", self.eval_batch_size, shuffle=False)
+        return self.eval_loader("val")
 
     def test_dataloader(self) -> DataLoader:
-        return self.loader(self.split, self.eval_batch_size, shuffle=False)
+        return self.eval_loader(self.split)
 
     def predict_dataloader(self) -> DataLoader:
         return self.loader(self.split, self.eval_batch_size, shuffle=False)

@@ -173,12 +173,18 @@ class CaptioningTask(SupraTask):
         return self.tokenizer.decode_batch(ids)
 
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+        # Under DDP a rank's share of a batch may be one image another rank scores (data/base.py RankBatches):
+        # its loss logged with no weight (every rank logs the same names, their reductions stay in step), and
+        # its caption not generated.
+        repeat = any(batch.get("repeated", ()))  # a rank's share is its own rows or one repeat (rank_rows)
         # the loss is a mean over the batch's caption tokens, so the epoch's mean weighs each batch by its tokens:
         # weighed by its images, it moved with data.eval_batch_size (a batch of short captions counting as one of
         # long ones). A float weight: under DDP Lightning averages the ranks' summed weights in the tensor's own
         # dtype (int: 941 tokens / 2 ranks -> 470 on gloo), which made the loss 941/940 of one process's
-        tokens = float((batch["tokens"][:, 1:] != PAD_ID).sum())
+        tokens = 0.0 if repeat else float((batch["tokens"][:, 1:] != PAD_ID).sum())
         self.log(f"{stage}/loss", self._caption_loss(batch), sync_dist=True, batch_size=tokens)
+        if repeat:
+            return
         decode = self.decode
         if self.trainer.sanity_checking:
             # The sanity check only proves the path runs; an untrained model never emits EOS, so a full

@@ -101,10 +101,10 @@ class VQAutoencodingTask(SupraTask):
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
         images = as_images(batch["pixels"])
         reconstruction, vq_loss, codes, _ = self.net(images)
-        # Under DDP a rank may be handed a row another rank scores (MediaEvalBatches): logged with no weight,
-        # so every rank logs the same names and their epoch-end reductions stay in step. A float weight:
+        # Under DDP a rank may be handed a row another rank scores (data/base.py RankBatches): logged with no
+        # weight, so every rank logs the same names and their epoch-end reductions stay in step. A float weight:
         # Lightning averages the ranks' summed weights in the tensor's own dtype (int: 7.5 -> 7 on gloo).
-        scored = batch.get("scored", True)
+        scored = not any(batch.get("repeated", ()))  # a rank's share is its own rows or one repeat (rank_rows)
         loss = self._recon_loss(reconstruction, images) + vq_loss
         self.log(f"{stage}/loss", loss, sync_dist=True, batch_size=float(len(images)) if scored else 0.0)
         if not scored:

@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 
 from supra.data.a2a.sources import SourceSplit
+from supra.data.base import rank_rows
 from supra.data.epoch_loader import EpochProgress
 from supra.tokens.a2a_layout import TokenLayout
 from supra.tokens.a2a_sequences import VIDEO_TASKS, build_sequence
@@ -116,7 +117,7 @@ class MixtureBatches(EpochProgress, IterableDataset):
 
 class EvalBatches(IterableDataset):
     """The fixed evaluation batches of one split. Under DDP every rank takes its share of the rows of
-    every batch (rank r: rows r, r + world, ...), so all ranks run the same tasks the same number of
+    every batch (data/base.py rank_rows: rank r: rows r, r + world, ...), so all ranks run the same tasks the same number of
     times and log the same metrics (their collectives stay in step); each share carries the weight its
     loss is logged with (`loss_weight`)."""
 
@@ -132,12 +133,11 @@ class EvalBatches(IterableDataset):
             if world == 1:
                 yield batch
                 continue
-            n = len(batch["tasks"])
             # a batch smaller than the world repeats rows; metrics gather by item key, so each counts once, and
             # `repeated` marks them for those that are not keyed (video PSNR)
-            rows = list(range(rank, max(n, world), world))
-            yield {**take_rows(batch, [i % n for i in rows]), "loss_weight": loss_weight(batch, [i for i in rows if i < n]),
-                   "repeated": [i >= n for i in rows]}
+            rows, repeated = rank_rows(len(batch["tasks"]), rank, world)
+            own = [row for row, again in zip(rows, repeated, strict=True) if not again]
+            yield {**take_rows(batch, rows), "loss_weight": loss_weight(batch, own), "repeated": repeated}
 
 
 def loss_weight(batch: dict[str, Any], rows: list[int]) -> float:

@@ -7,7 +7,9 @@ source in their own way (photos.py), or stream their training split (shards.py).
 Batches (dicts) the task receives, images already normalised on its device:
 - train: images float [B, 3, S, S], tokens int64 [B, L] (BOS ... EOS, PAD 0).
 - val/test (and train when it is the split scored): images [B, 3, S, S], image_ids int64 [B], tokens [C, L] holding every reference
-  caption of those images, caption_image int64 [C] (row of `images` each caption belongs to).
+  caption of those images, caption_image int64 [C] (row of `images` each caption belongs to); under DDP also
+  repeated: list[bool] [B], True for a row repeated to keep the ranks in step, not to be scored (data/base.py
+  RankBatches).
 """
 
 from __future__ import annotations
@@ -296,9 +298,10 @@ class CaptionDataModule(SplitDataModule):
         return self.datasets[split]
 
     def test_dataloader(self) -> DataLoader:
-        return self.loader(SCORED_TRAIN if self.split == "train" else self.split, self.eval_batch_size, shuffle=False)
+        return self.eval_loader(SCORED_TRAIN if self.split == "train" else self.split)
 
-    predict_dataloader = test_dataloader
+    def predict_dataloader(self) -> DataLoader:
+        return self.loader(SCORED_TRAIN if self.split == "train" else self.split, self.eval_batch_size, shuffle=False)
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         # Normalise on the device: uint8 crosses the host->device copy at a quarter of float's size.

@@ -7,27 +7,24 @@ media folders differ there alone (data/base.py holds the rest).
 Batches (dicts) the task receives, already on its device:
 - pixels: float [B, 3, S, S] (images) or [B, T, 3, S, S] (clips of T frames), in [-1, 1];
 - index: int64 [B], the row of each item in its split (captions and names are looked up by it);
-- scored (val / test under DDP only): False where the batch is a row repeated to keep the ranks in step,
-  not to be scored again (MediaEvalBatches).
+- repeated (val / test under DDP only): list[bool] [B], True for a row repeated to keep the ranks in step,
+  not to be scored again (data/base.py RankBatches).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
+from torch.utils.data import Dataset
 
-from supra.data.base import SPLITS, SplitDataModule, batch_is_ready
+from supra.data.base import SPLITS, SplitDataModule
 from supra.data.images import to_unit_range
-from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError
 from supra.utils.numbers import is_whole
 
-__all__ = ["SPLITS", "MediaDataModule", "MediaEvalBatches", "MediaItems", "MediaSamples", "check_image_size"]
+__all__ = ["SPLITS", "MediaDataModule", "MediaItems", "MediaSamples", "check_image_size"]
 
 PATCH = 8  # the VQ-VAE downsamples by 8: sides must be multiples of it
 
@@ -97,29 +94,6 @@ class MediaSamples(Dataset):
         return {"pixels": self.pixels[idx], "index": idx}
 
 
-class MediaEvalBatches(IterableDataset):
-    """The val / test batches of a split under DDP, each item scored once: every rank takes its share of
-    the rows of every batch of `batch_size` (rank r: rows r, r + world, ...), so all ranks run the same
-    number of steps. (Lightning's DistributedSampler would pad the split with repeated items, and sums
-    such as PSNR's would count them twice.) A batch of fewer rows than ranks leaves the ranks beyond it
-    its first row again, marked `scored: False`. DataLoader workers take every num_workers-th batch."""
-
-    def __init__(self, samples: MediaSamples, batch_size: int, rank: int, world: int) -> None:
-        self.samples, self.batch_size, self.rank, self.world = samples, batch_size, rank, world
-
-    def __len__(self) -> int:
-        return math.ceil(len(self.samples) / self.batch_size)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        info = get_worker_info()
-        worker, workers = (info.id, info.num_workers) if info is not None else (0, 1)
-        for b, start in enumerate(range(0, len(self.samples), self.batch_size)):
-            if b % workers != worker:  # the DataLoader takes batches from its workers in turn: still in order
-                continue
-            rows = list(range(start + self.rank, min(start + self.batch_size, len(self.samples)), self.world))
-            yield {**self.samples.__getitems__(rows or [start]), "scored": bool(rows)}
-
-
 class MediaDataModule(SplitDataModule):
     """Base of image/clip DataModules. Subclasses implement `load_split`."""
 
@@ -156,22 +130,6 @@ class MediaDataModule(SplitDataModule):
 
     def dataset(self, split: str) -> Dataset:
         return MediaSamples(self.items(split).pixels)
-
-    def eval_loader(self, split: str) -> DataLoader:
-        """Under DDP each item scored once (MediaEvalBatches); in one process the loader every split has."""
-        rank, world = rank_and_world()  # here: DataLoader workers have no process group
-        if world == 1:
-            return self.loader(split, self.eval_batch_size, shuffle=False)
-        samples = MediaSamples(self.items(split).pixels)
-        return DataLoader(MediaEvalBatches(samples, self.eval_batch_size, rank, world), batch_size=None,
-                          collate_fn=batch_is_ready, num_workers=self.num_workers, pin_memory=self.pin_memory,
-                          persistent_workers=self.num_workers > 0)
-
-    def val_dataloader(self) -> DataLoader:
-        return self.eval_loader("val")
-
-    def test_dataloader(self) -> DataLoader:
-        return self.eval_loader(self.split)
 
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         # Scale on the device: uint8 crosses the host->device copy at a quarter of float's size. Lightning's
