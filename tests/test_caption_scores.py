@@ -12,7 +12,7 @@ from pycocoevalcap.meteor.meteor import Meteor
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-from supra.metrics.caption_scores import CAPTION_METRICS, close_meteor, score_captions
+from supra.metrics.caption_scores import CAPTION_METRICS, MeteorEnded, close_meteor, score_captions
 
 REFERENCES = {
     1: ["A dog runs across the grass.", "a brown dog running on a lawn", "The dog is playing outside ."],
@@ -151,6 +151,29 @@ def test_a_meteor_request_that_fails_half_way_closes_its_process_and_the_next_sc
     # neither blocked on the interrupted request's lock nor answered with its unread line
     assert after == [first]
     assert len(meteor_processes) == 2 and meteor_processes[0].poll() is not None
+
+
+def test_a_meteor_java_process_that_dies_mid_score_is_one_line_and_the_next_score_starts_another(
+        meteor_processes, monkeypatch):
+    """Killed (out of memory; Ctrl-C or SIGTERM of the process group) while it scores: pycocoevalcap reads no
+    answer and fails on float(b''); said instead as what happened and what to do."""
+    first = score_captions(PREDICTIONS, REFERENCES, ["METEOR"])
+    stat = Meteor._stat
+
+    def killed_first(self, hypothesis, references):  # the real Java process dies as the request starts
+        self.meteor_p.kill()
+        self.meteor_p.wait()
+        return stat(self, hypothesis, references)
+
+    monkeypatch.setattr(Meteor, "_stat", killed_first)
+    with pytest.raises(MeteorEnded) as ended:
+        score_captions(PREDICTIONS, REFERENCES, ["METEOR"])
+    assert str(ended.value) == ("cannot score METEOR: its Java process was killed (SIGKILL) before it answered "
+                                "(killed, or out of memory: it needs about 1 GB); nothing was scored: free memory and "
+                                "score again (the next score starts a new one), or leave METEOR out of the metrics")
+    monkeypatch.setattr(Meteor, "_stat", stat)
+    assert score_captions(PREDICTIONS, REFERENCES, ["METEOR"]) == first
+    assert len(meteor_processes) == 2
 
 
 def test_line_breaks_inside_a_caption_do_not_shift_the_others():

@@ -14,7 +14,10 @@ pycocoevalcap quirks handled here:
   of captions well under a second, and pycocoevalcap closes it only in `__del__`. One process per Python
   process is therefore started at the first METEOR score (before tokenising, overlapping the other scorers),
   kept for the next ones (a sweep's trials, a run's tests, evaluations in one process) and closed at exit.
-  Its -stdio protocol answers any number of EVAL requests with a fresh process's numbers.
+  Its -stdio protocol answers any number of EVAL requests with a fresh process's numbers. A request cut short
+  leaves the protocol's state unknown: the process is closed and the next score starts another. One whose Java
+  process ended (killed, out of memory, Ctrl-C or SIGTERM of the process group) was pycocoevalcap's `could not
+  convert string to float: b''` (its read of the answer: nothing): MeteorEnded says so in one line.
 - PTBTokenizer writes the captions to a temporary file in its own package folder (the Java process, run
   there, is given its bare name, so it cannot be written elsewhere) and removes it only when it returns: cut
   short (Ctrl-C, an error), the file it made is removed here; another scoring's, made meanwhile, is kept.
@@ -33,6 +36,8 @@ import contextlib
 import logging
 import os
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -53,6 +58,10 @@ JAVA_MISSING = "pycocoevalcap needs Java (java not found on PATH): install a JRE
 def caption_metric_names(families: Sequence[str]) -> list[str]:
     """The names score_captions returns for scorer `families`, in CAPTION_METRICS order ("Bleu": Bleu_1..Bleu_4)."""
     return [name for name in CAPTION_METRICS if name in families or name.split("_")[0] in families]
+
+
+class MeteorEnded(SupraUserError):
+    """METEOR's Java process ended while it scored (killed, out of memory): nothing was scored."""
 
 
 class EmptyReferences(SupraUserError):
@@ -155,10 +164,35 @@ def _meteor_score(gts: dict[Hashable, list[str]], res: dict[Hashable, list[str]]
         scorer = _meteor()
         try:
             return float(scorer.compute_score(gts, res)[0])
-        except BaseException:  # the protocol's state is unknown now: the next score starts a fresh process
+        except BaseException as err:  # the protocol's state is unknown now: the next score starts a fresh process
             del _meteors[os.getpid()]
+            ended = _exit_code(scorer.meteor_p) if isinstance(err, Exception) else None
             _close(scorer)
+            if ended is not None:
+                raise MeteorEnded(meteor_ended(ended)) from None
             raise
+
+
+def _exit_code(process: subprocess.Popen) -> int | None:
+    """The exit code of `process` if it has ended; it may be a moment from being reaped when its pipe closes."""
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        return process.wait(timeout=1)
+    return None
+
+
+def _signal_name(number: int) -> str:
+    try:
+        return signal.Signals(number).name
+    except ValueError:  # a real-time signal has no name of its own
+        return f"signal {number}"
+
+
+def meteor_ended(exit_code: int) -> str:
+    """The one line for a METEOR Java process that ended with `exit_code` (Popen's: -N for signal N) mid-score."""
+    how = f"was killed ({_signal_name(-exit_code)})" if exit_code < 0 else f"ended with exit code {exit_code}"
+    return (f"cannot score METEOR: its Java process {how} before it answered (killed, or out of memory: it needs about "
+            "1 GB); nothing was scored: free memory and score again (the next score starts a new one), or leave "
+            "METEOR out of the metrics")
 
 
 @atexit.register
