@@ -21,7 +21,7 @@ from torch.utils.data import DataLoader, IterableDataset, TensorDataset
 from supra.callbacks.checkpoint import AtomicCheckpointIO, LastStepModelCheckpoint
 from supra.data.epoch_loader import EpochLoader, EpochProgress, trainer_progress
 from supra.runner.resume import EpochWhereStopped
-from supra.runner.training import train
+from supra.runner.training import interrupted_test, train
 from supra.utils.errors import SupraUserError
 from supra.utils.private_apis import logging_step
 from supra.utils.run_folders import KeepFinishedRuns
@@ -132,6 +132,27 @@ def test_ctrl_c_stops_training_at_the_end_of_the_batch_with_a_last_ckpt_to_resum
     train(resumed)
     assert [logged for logged, _ in csv_rows(Path(resumed.paths.output_dir), "train/loss")] == [step, step + 1]
     assert torch.load(Path(resumed.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == step + 2
+
+
+class SigtermInTest(L.Callback):
+    """A SIGTERM to this process as the test's first batch ends, as `timeout` or a cluster sends one."""
+
+    def on_test_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx=0):
+        if batch_idx == 0:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_sigterm_during_the_test_ends_the_run_in_one_line_with_exit_code_1(train_config, capsys):
+    """As a fit's does (Lightning stops the test at the batch's end), not with the traceback of whatever it cut
+    short; the line names the checkpoint to score again where there is one."""
+    cfg = train_config("train=false", "model.test_metrics=[Bleu]", "callbacks.attention_maps=null",
+                       "callbacks.caption_grid=null", "+callbacks.sigterm._target_=tests.test_checkpoints.SigtermInTest")
+    with pytest.raises(SystemExit) as ended:
+        train(cfg)
+    assert ended.value.code == 1 and not isinstance(ended.value, SIGTERMException)
+    assert capsys.readouterr().err.endswith("interrupted during the test: no test scores\n")
+    assert interrupted_test("run/checkpoints/best.ckpt") == ("interrupted during the test: no test scores: score it "
+                                                             "with evaluate.py ckpt=run/checkpoints/best.ckpt")
 
 
 def test_a_run_resumed_from_its_last_checkpoint_logs_its_next_batch_at_the_step_it_reached(train_config):

@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import re
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -176,8 +177,23 @@ def _test(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.Li
         take_fit_progress_from_last_checkpoint(trainer)
     elif cfg.get("ckpt_path"):  # logged at the step its checkpoint was trained to, as the run's own test was
         take_fit_progress_from(trainer, Path(cfg.ckpt_path))
-    trainer.test(task, datamodule=datamodule, ckpt_path=_checkpoint_to_test(trainer, cfg))
+    tested = _checkpoint_to_test(trainer, cfg)
+    try:
+        trainer.test(task, datamodule=datamodule, ckpt_path=tested)
+    except BaseException as err:
+        if not trainer.received_sigterm:
+            raise
+        # a SIGTERM (of the process group, say) stops the test at a batch's end, or its scoring, whose Java
+        # processes it ended too (MeteorEnded): said in one line, as a fit's is
+        print(interrupted_test(tested), file=sys.stderr, flush=True)
+        raise SystemExit(1) from err
     return _plain(trainer.callback_metrics)
+
+
+def interrupted_test(tested: str | None) -> str:
+    """The one line for a test that a SIGTERM stopped, naming how to score `tested` (the checkpoint) again."""
+    again = f": score it with evaluate.py ckpt={tested}" if tested else ""
+    return f"interrupted during the test: no test scores{again}"
 
 
 def _say_diverged(diverged: str) -> None:
