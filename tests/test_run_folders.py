@@ -4,7 +4,10 @@ two runs started in the same second do not share the dated default folder."""
 from __future__ import annotations
 
 import errno
+import io
+import logging
 import os
+import runpy
 import socket
 import subprocess
 import sys
@@ -17,7 +20,7 @@ from hydra.core.global_hydra import GlobalHydra
 
 from supra.artifacts.kinds import release_kind
 from supra.utils import cli
-from supra.utils.cli import exit_if_run_dir_unwritable
+from supra.utils.cli import exit_if_run_dir_unwritable, exit_on_user_error
 from supra.utils.run_folders import OWNER, KeepFinishedRuns, sweep_record
 from tests.conftest import CONF, ROOT
 
@@ -324,3 +327,42 @@ def test_a_run_into_an_optuna_sweeps_folder_is_refused_though_the_optuna_sweeper
     finished_job(runs / "a_run", ".hydra/overrides.yaml")  # a folder of single runs is no sweep's
     (runs / "a_run" / ".hydra" / "hydra.yaml").write_text("hydra:\n  mode: RUN\n")
     assert sweep_record(runs) is None
+
+
+@pytest.fixture
+def root_logging():
+    """The root logger's handlers and level put back after the test (a run sets Hydra's logging up in process)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield root
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:], root.level = handlers, level
+
+
+def test_a_run_refused_once_its_folder_exists_says_why_in_its_train_log_too(tmp_path, monkeypatch, capsys,
+                                                                         root_logging):
+    """A background or cluster job's console is often gone: its run folder tells why it ended. The console
+    has the line once, on stderr (Hydra's console logging does not repeat it)."""
+    run = tmp_path / "run"
+    monkeypatch.setattr(sys, "argv", ["train.py", "+model.weightdecay=0.1", f"hydra.run.dir={run}"])
+    with pytest.raises(SystemExit) as ended:
+        runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
+    line = "error: model.weightdecay=0.1: CaptioningTask has no option weightdecay: did you mean model.weight_decay?"
+    console = capsys.readouterr()
+    assert ended.value.code == 2 and console.err.count(line) == 1 and line not in console.out
+    assert (run / "train.log").read_text().splitlines()[-1].endswith(f"[ERROR] - {line}")
+
+
+def test_an_unexpected_error_leaves_its_traceback_in_the_run_log_not_twice_on_the_console(tmp_path, root_logging):
+    stream = io.StringIO()
+    console, run_log = logging.StreamHandler(stream), logging.FileHandler(tmp_path / "train.log")
+    root_logging.handlers[:] = [console, run_log]
+    with pytest.raises(RuntimeError, match="a bug"), exit_on_user_error():
+        raise RuntimeError("a bug")
+    run_log.close()
+    written = (tmp_path / "train.log").read_text()
+    assert written.startswith("the run failed:\nTraceback (most recent call last):") and \
+        written.endswith("RuntimeError: a bug\n")
+    assert stream.getvalue() == ""  # Hydra prints the traceback there itself

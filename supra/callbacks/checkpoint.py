@@ -22,7 +22,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from supra.utils.disk_room import no_room_reason
-from supra.utils.errors import SupraUserError
+from supra.utils.errors import SupraUserError, note_in_run_log
 from supra.utils.files import atomic_path
 from supra.utils.private_apis import (
     last_step_saved,
@@ -171,6 +171,7 @@ class LastStepModelCheckpoint(ModelCheckpoint):
             message = f"interrupted at step {trainer.global_step}: resume with ckpt_path={self.last_model_path}"
         if trainer.is_global_zero:
             print(message, file=sys.stderr, flush=True)
+            note_in_run_log(message)
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:

@@ -46,7 +46,7 @@ from supra.runner.spawned_ranks import EndWithMainProcess
 from supra.sweeps.callback import note_diverged
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
 from supra.tasks.base import SupraTask
-from supra.utils.errors import SupraUserError
+from supra.utils.errors import SupraUserError, note_in_run_log
 from supra.utils.state_dicts import check_state_fits, same_state
 from supra.utils.target_options import check_target_options
 
@@ -186,6 +186,7 @@ def _test(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.Li
         # a SIGTERM (of the process group, say) stops the test at a batch's end, or its scoring, whose Java
         # processes it ended too (MeteorEnded): said in one line, as a fit's is
         print(interrupted_test(tested), file=sys.stderr, flush=True)
+        note_in_run_log(interrupted_test(tested))
         raise SystemExit(1) from err
     return _plain(trainer.callback_metrics)
 

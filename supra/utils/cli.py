@@ -17,7 +17,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from torch.multiprocessing import ProcessRaisedException
 
-from supra.utils.errors import SupraUserError, user_error_in
+from supra.utils.errors import SupraUserError, note_in_run_log, user_error_in
 from supra.utils.files import check_writable_dir
 from supra.utils.hydra_quoting import quote_values, quoted_whole
 
@@ -26,16 +26,21 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the repository's conf
 
 @contextmanager
 def exit_on_user_error(exit_code: int = 2) -> Iterator[None]:
-    """Print `error: <message>` and exit with `exit_code` on a SupraUserError, even one Hydra wrapped. In
+    """Print `error: <message>` and exit with `exit_code` on a SupraUserError, even one Hydra wrapped; that line,
+    or another exception's traceback, also goes into the run's log file (note_in_run_log). In
     a sweep's job the error is raised on instead, once said: Hydra records the job as failed (an Optuna
     search goes on), where an exit would end the whole sweep without recording it."""
     try:
         yield
-    except (SupraUserError, InstantiationException, ProcessRaisedException) as err:  # the last: a spawned rank's
-        user_error = user_error_in(err)
-        if user_error is None:
+    except Exception as err:
+        # ours, one Hydra's instantiate wrapped, or a spawned rank's
+        carries = isinstance(err, SupraUserError | InstantiationException | ProcessRaisedException)
+        user_error = user_error_in(err) if carries else None
+        if user_error is None:  # Hydra prints the traceback on the console alone
+            note_in_run_log("the run failed:", with_traceback=True)
             raise
         print(f"error: {user_error}", file=sys.stderr)
+        note_in_run_log(f"error: {user_error}")
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
             raise FailedJob(str(user_error)) from None
         raise SystemExit(exit_code) from None

@@ -1,6 +1,12 @@
-"""User-facing errors: one line that names the value and what to do (utils/cli.py turns them into an exit)."""
+"""User-facing errors: one line that names the value and what to do (utils/cli.py turns them into an exit),
+also written into the run's log file (note_in_run_log)."""
 
 from __future__ import annotations
+
+import logging
+import sys
+
+log = logging.getLogger(__name__)
 
 
 class SupraUserError(ValueError):
@@ -28,3 +34,14 @@ def raised_in_spawned_process(err: BaseException) -> SupraUserError | None:
         return None
     lines = [line for line in str(err).splitlines() if line.startswith(SPAWNED_ERROR_LINE)]
     return SupraUserError(lines[-1].removeprefix(SPAWNED_ERROR_LINE)) if lines else None
+
+
+def note_in_run_log(message: str, with_traceback: bool = False) -> None:
+    """`message` (and the traceback of the exception being handled, `with_traceback`) written to the log files of
+    the logging Hydra set up (a run's <run dir>/train.log), not to the console, where it was printed already:
+    why a run ended, read in its folder afterwards (a background or cluster job's console is often gone)."""
+    record = log.makeRecord(log.name, logging.ERROR, __file__, 0, message, None,
+                            sys.exc_info() if with_traceback else None)
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            handler.handle(record)
