@@ -22,6 +22,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
+from supra.callbacks.overfit_check import overfit_line
 from supra.callbacks.validation_within_run import ValidationWithinRun
 from supra.loggers.wandb_logger import build_wandb_logger
 from supra.runner.components import PERIODIC_CHECKPOINTS
@@ -161,6 +162,20 @@ def test_debug_profiler_keeps_its_report_in_the_run_folder(train_config, tmp_pat
     train(train_config("debug=profiler", "trainer.max_steps=2", "trainer.val_check_interval=2", "test=false"))
     report = (tmp_path / "run" / "fit-profile.txt").read_text()
     assert report.startswith("FIT Profiler Report") and "run_training_batch" in report
+
+
+def test_debug_overfit_ends_saying_whether_its_loss_fell_and_warns_where_it_did_not(train_config, caplog):
+    cfg = train_config("debug=overfit", "trainer.max_steps=3", "trainer.val_check_interval=1.0", "test=false")
+    with caplog.at_level("INFO", logger="supra.callbacks.overfit_check"):
+        train(cfg)
+    said = [r for r in caplog.records if r.name == "supra.callbacks.overfit_check"]
+    # three steps are far too few to fit even one batch
+    assert len(said) == 1 and said[0].levelname == "WARNING"
+    assert re.fullmatch(r"overfit: train/loss \S+ -> \S+ over 3 steps on 1 batch: not below 0.25 of where it started, "
+                        r"so the model did not fit what it was shown again and again: something is wrong in the model "
+                        r"or the data \(or it needs more steps: trainer.max_steps\)", said[0].getMessage())
+    assert overfit_line(6.1, 0.19, 300, 1) == "overfit: train/loss 6.1 -> 0.19 over 300 steps on 1 batch"
+    assert compose_config("train", cfg.paths.output_dir, ["debug=overfit"]).trainer.log_every_n_steps == 1  # < 1 batch
 
 
 def test_training_leaves_checkpoints_tokenizer_metrics_predictions_and_grid(trained_run):

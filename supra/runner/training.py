@@ -27,6 +27,7 @@ from supra.artifacts.checkpoints import (
     run_config_of,
 )
 from supra.callbacks.checkpoint import AtomicCheckpointIO
+from supra.callbacks.overfit_check import OverfitCheck
 from supra.callbacks.time_accounting import mark_job_start
 from supra.callbacks.validation_within_run import ValidationWithinRun
 from supra.runner.components import (
@@ -151,6 +152,8 @@ def _build_trainer(cfg: DictConfig, task: SupraTask, datamodule: L.LightningData
     check_callbacks_fit(task, cfg.get("callbacks"), group_choice("callbacks"), datamodule)
     callbacks = [*instantiate_group(cfg.get("callbacks")), ValidationWithinRun(), EpochWhereStopped(),
                  EndWithMainProcess()]
+    if cfg.trainer.get("overfit_batches"):  # debug=overfit: say whether it did
+        callbacks.append(OverfitCheck())
     loggers = instantiate_group(cfg.get("logger"))
     callbacks = without_unloggable(callbacks, loggers)
     # checkpoints written whole or not at all (unless trainer.plugins=... chooses the plugins itself)
