@@ -12,7 +12,13 @@ from pycocoevalcap.meteor.meteor import Meteor
 from pycocoevalcap.rouge.rouge import Rouge
 from pycocoevalcap.tokenizer.ptbtokenizer import PTBTokenizer
 
-from supra.metrics.caption_scores import CAPTION_METRICS, MeteorEnded, close_meteor, score_captions
+from supra.metrics.caption_scores import (
+    CAPTION_METRICS,
+    MeteorEnded,
+    TokenizerEnded,
+    close_meteor,
+    score_captions,
+)
 
 REFERENCES = {
     1: ["A dog runs across the grass.", "a brown dog running on a lawn", "The dog is playing outside ."],
@@ -302,3 +308,22 @@ def test_scoring_cut_short_in_the_tokenizer_removes_its_temp_file_and_keeps_anot
         score_captions({1: "a dog"}, {1: ["a dog runs"]}, ["Bleu"])
     # by name: other tests' scorings may write their own files in this folder meanwhile
     assert not os.path.exists(os.path.join(folder, ours[0])) and os.path.exists(other[0])
+
+
+def test_a_tokenizer_java_process_that_dies_is_one_line_not_scores_of_the_images_it_gave_back(monkeypatch):
+    """PTBTokenizer reads whatever its Java process wrote: killed before it wrote, it gave one image back, empty."""
+    import subprocess
+    import sys
+    import types
+
+    def killed(command, *args, **kwargs):  # the real tokenizer, killed as it starts
+        process = subprocess.Popen(command, *args, **kwargs)
+        process.kill()
+        return process
+
+    module = sys.modules[PTBTokenizer.__module__]
+    monkeypatch.setattr(module, "subprocess", types.SimpleNamespace(Popen=killed, PIPE=subprocess.PIPE))
+    with pytest.raises(TokenizerEnded, match=r"^cannot score captions: the scorer's tokenizer \(Java\) gave back the "
+                                             r"captions of 1 of 4 images: its Java process ended before it finished "
+                                             r"\(killed, or out of memory\); free memory and score again$"):
+        score_captions(PREDICTIONS, REFERENCES, ["Bleu"])

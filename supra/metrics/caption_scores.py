@@ -18,6 +18,8 @@ pycocoevalcap quirks handled here:
   leaves the protocol's state unknown: the process is closed and the next score starts another. One whose Java
   process ended (killed, out of memory, Ctrl-C or SIGTERM of the process group) was pycocoevalcap's `could not
   convert string to float: b''` (its read of the answer: nothing): MeteorEnded says so in one line.
+- PTBTokenizer reads back whatever lines its Java process wrote: killed, it wrote none, and the scores went on over
+  the images it did give back (a traceback, or the scores of one image): TokenizerEnded.
 - PTBTokenizer writes the captions to a temporary file in its own package folder (the Java process, run
   there, is given its bare name, so it cannot be written elsewhere) and removes it only when it returns: cut
   short (Ctrl-C, an error), the file it made is removed here; another scoring's, made meanwhile, is kept.
@@ -62,6 +64,10 @@ def caption_metric_names(families: Sequence[str]) -> list[str]:
 
 class MeteorEnded(SupraUserError):
     """METEOR's Java process ended while it scored (killed, out of memory): nothing was scored."""
+
+
+class TokenizerEnded(SupraUserError):
+    """The tokenizer's Java process ended before it tokenised every caption (killed, out of memory)."""
 
 
 class EmptyReferences(SupraUserError):
@@ -228,12 +234,17 @@ def _ptb_tokenize(tokenizer: Any, captions: dict[Hashable, list[dict[str, str]]]
     run = types.FunctionType(tokenize.__code__, {**tokenize.__globals__, "tempfile": noted}, tokenize.__name__,
                              tokenize.__defaults__, tokenize.__closure__)
     try:
-        return run(tokenizer, captions)
+        tokenized = run(tokenizer, captions)
     except BaseException:
         for name in noted.names:
             with contextlib.suppress(OSError):
                 os.remove(name)
         raise
+    if tokenized.keys() != captions.keys():  # it reads whatever lines Java wrote: none where Java was killed
+        raise TokenizerEnded(f"cannot score captions: the scorer's tokenizer (Java) gave back the captions of "
+                             f"{len(tokenized)} of {len(captions)} images: its Java process ended before it finished "
+                             "(killed, or out of memory); free memory and score again")
+    return tokenized
 
 
 def _tokenize(
