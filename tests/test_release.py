@@ -881,3 +881,19 @@ def test_caption_lists_a_named_pipe_and_a_looping_link_among_the_files_it_skips_
     for name, what in (("pipe.jpg", "is not a regular file"), ("loopy.png", "is a link that loops to itself")):
         with pytest.raises(SupraUserError, match=f"^images={re.escape(str(tmp_path / name))} {what}"):
             find_images(tmp_path / name)
+
+
+def test_a_mistyped_model_folder_is_answered_with_everything_ckpt_takes(tmp_path, capsys):
+    """caption and explain take a checkpoint, a release folder or a Hub id: a missing folder (typed with its
+    trailing slash) was answered "give a .ckpt file written by train.py" alone."""
+    from PIL import Image
+
+    Image.new("RGB", (32, 32), (200, 30, 30)).save(tmp_path / "red.png")
+    missing = tmp_path / "rel_vlmx"
+    for command, *overrides in (("caption", f"images={tmp_path / 'red.png'}"), ("explain", f"image={tmp_path / 'red.png'}"),
+                                ("generate", "mode=text2image", "prompt=a red square"), ("export",)):
+        with pytest.raises(SystemExit):
+            run_command(command, f"ckpt={missing}/", *overrides, f"out={tmp_path / 'out'}")
+        assert capsys.readouterr().err == (f"error: ckpt={missing}/ does not exist: give a .ckpt file written by "
+                                           "train.py, a release folder or a Hugging Face Hub repo id (org/name)\n")
+    assert not (tmp_path / "out").exists()

@@ -28,6 +28,8 @@ from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.errors import SupraUserError
 from supra.utils.state_dicts import check_state_fits
 
+ANY_MODEL = "a .ckpt file written by train.py, a release folder or a Hugging Face Hub repo id (org/name)"
+
 
 def load_supra_checkpoint(path: str | Path, kind: str | None = None, what: str = "ckpt") -> dict[str, Any]:
     """Load a checkpoint written by train.py (weights_only: no code runs while reading it).
@@ -130,7 +132,9 @@ def artifact_kind(path: str | Path, what: str = "ckpt", accepts: Collection[str]
     (the option that gave the path) for anything else. A Hugging Face Hub repo id (org/name[@revision]) is
     a release folder there. `accepts`: the kinds the calling command takes; a checkpoint of a kind this
     version does not know is told to give one of those (not one the command would refuse next)."""
-    path = local_path(path, what)
+    given, path = path, local_path(path, what)
+    if not path.exists():  # every command that asks takes all three; load_supra_checkpoint would name .ckpt alone
+        raise SupraUserError(f"{what}={given} does not exist: give {ANY_MODEL}")
     folder = release_of_file(path)
     if folder is not None:  # the folder is the model
         raise SupraUserError(f"{what}={path} is the {path.name} of the release folder {folder}: give the folder, "
