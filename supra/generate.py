@@ -46,7 +46,13 @@ from supra.models import a2a_generation as gen
 from supra.models.a2a_nano import A2ANano
 from supra.models.vqvae import VQVAE
 from supra.pictures.files import save_gif_atomic, save_image_atomic
-from supra.pictures.grids import render_caption_grid, render_generated_grid, render_image_rows, to_pil
+from supra.pictures.grids import (
+    first_frames,
+    render_caption_grid,
+    render_generated_grid,
+    render_image_rows,
+    to_pil,
+)
 from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
 from supra.tokens.a2a_sequences import (
     check_fits,
@@ -475,7 +481,7 @@ def video_row_labels(request: Request, given: int) -> list[str]:
     """A line over each row of the video grid: video2video's first row is the GIF's own frames."""
     if not given:
         return [f"sample {i}" for i in range(request.num_samples)]
-    return [f"the GIF's frames (the first {given} given)",
+    return [f"the GIF's frames ({first_frames(given)} given)",
             *(f"sample {i}: {given} given, {request.frames - given} generated" for i in range(request.num_samples))]
 
 

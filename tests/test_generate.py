@@ -405,13 +405,23 @@ def test_video_grids_are_titled_and_say_which_row_is_the_gifs_and_which_the_samp
     title_band, label_band = LINE_HEIGHT + 8, LINE_HEIGHT + 4
     assert grid.height == title_band + 3 * (label_band + row - 4) + 4
     assert titled(grid, "video2video, seed 0: clip.gif")
-    labels = ["the GIF's frames (the first 2 given)", "sample 0: 2 given, 2 generated", "sample 1: 2 given, 2 generated"]
+    labels = ["the GIF's frames (the first 2 frames given)", "sample 0: 2 given, 2 generated",
+              "sample 1: 2 given, 2 generated"]
     for k, label in enumerate(labels):
         assert drawn_at(grid, title_band + k * (label_band + row - 4) + 4, label, (20, 20, 20)), label
     generate(tmp_path, pair[0], "mode=text2video", "prompt=a red square moving", "frames=4", "num_samples=1", "seed=3")
     grid = Image.open(tmp_path / "out" / "grid.png").convert("RGB")
     assert titled(grid, "<TEXT>a red square moving</TEXT><VIDEO>  (seed 3)")
     assert drawn_at(grid, title_band + 4, "sample 0", (20, 20, 20))
+
+
+def test_a_clip_given_one_frame_says_the_first_frame_not_the_first_1_frames(pair, tmp_path):
+    from supra.pictures.grids import LINE_HEIGHT
+
+    write_gif(tmp_path / "clip.gif", cycle("green"))
+    generate(tmp_path, pair[0], "mode=video2video", f"image={tmp_path / 'clip.gif'}", "frames=3", "num_samples=1")
+    grid = Image.open(tmp_path / "out" / "grid.png").convert("RGB")
+    assert drawn_at(grid, LINE_HEIGHT + 8 + 4, "the GIF's frames (the first frame given)", (20, 20, 20))
 
 
 def test_same_seed_same_output(pair, tmp_path):

@@ -11,6 +11,7 @@ import torch
 
 from supra.callbacks.sample_grid import Sample, SampleGridCallback
 from supra.pictures.grids import (
+    first_frames,
     render_caption_grid,
     render_prompt_grid,
     render_reconstruction_frames,
@@ -64,7 +65,7 @@ class A2ASamplesCallback(SampleGridCallback):
                 given = sum(1 for t in prompts[0] if t == pl_module.vocab.layout.frame) - 1
                 new = pl_module.frames_for(prompts, truth.shape[1] - given, tuple(truth.shape[-2:]), True)
                 generated = torch.cat([truth[:, :given], new], dim=1)
-                roles = ("true clip", f"model: the first {given} frames given, the rest predicted")
+                roles = ("true clip", f"model: {first_frames(given)} given, the rest predicted")
             else:
                 generated = pl_module.frames_for(prompts, truth.shape[1], tuple(truth.shape[-2:]), False,
                                                  temperature=pl_module.generation["image_temperature"], generator=generator)

@@ -168,6 +168,11 @@ def render_prompt_grid(images: torch.Tensor, prompts: Sequence[str], columns: in
     return render_generated_grid(images, ["prompt: " + prompt for prompt in prompts], columns, title)
 
 
+def first_frames(count: int) -> str:
+    """How a clip's row names the frames it was given: "the first frame", "the first 3 frames"."""
+    return "the first frame" if count == 1 else f"the first {count} frames"
+
+
 def to_pil(image: torch.Tensor) -> Image.Image:
     """uint8 [3, H, W] -> PIL RGB."""
     return Image.fromarray(image.permute(1, 2, 0).numpy())
