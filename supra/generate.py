@@ -386,7 +386,7 @@ def sample_texts(request: Request, pair: Pair, prompt: list[int], codes: torch.T
     if codes is not None:
         recon = decode_codes(pair.vqvae, codes[None])
         outputs["grid.png"] = render_caption_grid(recon.expand(n, -1, -1, -1), lines, columns=min(n, 4),
-                                                  title=f"image2text, seed {request.seed}: {Path(request.image).name}")
+                                                  title=grid_title(request, Path(request.image).name))
     return outputs, {"prompt": vocab.render(prompt), "max_new_tokens": limit, "prompt_text": start, "texts": lines}
 
 
@@ -416,7 +416,7 @@ def sample_images(request: Request, pair: Pair, prompt: list[int]) -> Result:
     outputs: dict[str, Output] = {f"image_{i}.png": to_pil(image) for i, image in enumerate(images)}
     # the samples share the run's one seed (one generator): a sample is named by its place alone
     outputs["grid.png"] = render_generated_grid(images, [f"sample {i}" for i in range(n)], columns=min(n, 4),
-                                                title=f"{pair.vocab.render(prompt)}  (seed {request.seed})")
+                                                title=grid_title(request, request.prompt))
     return outputs, {"prompt": pair.vocab.render(prompt), "codes": codes.tolist()}
 
 
@@ -464,17 +464,21 @@ def sample_videos(request: Request, pair: Pair, prompt: list[int], side: int, cl
         outputs[f"video_{i}.gif"] = [to_pil(f) for f in frames]
         rows.append(frames)
         all_codes.append(codes.tolist())
-    outputs["grid.png"] = render_image_rows(rows, title=video_title(request, pair, prompt),
+    outputs["grid.png"] = render_image_rows(rows, title=video_title(request),
                                             labels=video_row_labels(request, given))
     # the prompt as the model was given it: with its <VIDEO>, and video2video's given frames
     return outputs, {"prompt": pair.vocab.render(prompt), "given_frames": given, "codes": all_codes}
 
 
-def video_title(request: Request, pair: Pair, prompt: list[int]) -> str:
-    """The video grid's title, as text2image's and image2text's: text2video's prompt, video2video's GIF."""
-    if request.mode == "video2video":  # its prompt holds the GIF's codes: the file names them
-        return f"video2video, seed {request.seed}: {Path(request.image).name}"
-    return f"{pair.vocab.render(prompt)}  (seed {request.seed})"
+def video_title(request: Request) -> str:
+    """The video grid's title: text2video's prompt, video2video's GIF (its prompt holds the GIF's codes)."""
+    return grid_title(request, Path(request.image).name if request.mode == "video2video" else request.prompt)
+
+
+def grid_title(request: Request, given: str) -> str:
+    """Every mode's grid title alike: the mode, the seed and what the user gave (the prompt as typed, with no
+    tokens the model was given around it, or the picture's file)."""
+    return f"{request.mode}, seed {request.seed}: {given}"
 
 
 def video_row_labels(request: Request, given: int) -> list[str]:

@@ -411,7 +411,7 @@ def test_video_grids_are_titled_and_say_which_row_is_the_gifs_and_which_the_samp
         assert drawn_at(grid, title_band + k * (label_band + row - 4) + 4, label, (20, 20, 20)), label
     generate(tmp_path, pair[0], "mode=text2video", "prompt=a red square moving", "frames=4", "num_samples=1", "seed=3")
     grid = Image.open(tmp_path / "out" / "grid.png").convert("RGB")
-    assert titled(grid, "<TEXT>a red square moving</TEXT><VIDEO>  (seed 3)")
+    assert titled(grid, "text2video, seed 3: a red square moving")
     assert drawn_at(grid, title_band + 4, "sample 0", (20, 20, 20))
 
 
@@ -422,6 +422,19 @@ def test_a_clip_given_one_frame_says_the_first_frame_not_the_first_1_frames(pair
     generate(tmp_path, pair[0], "mode=video2video", f"image={tmp_path / 'clip.gif'}", "frames=3", "num_samples=1")
     grid = Image.open(tmp_path / "out" / "grid.png").convert("RGB")
     assert drawn_at(grid, LINE_HEIGHT + 8 + 4, "the GIF's frames (the first frame given)", (20, 20, 20))
+
+
+def test_every_modes_grid_is_titled_by_the_mode_the_seed_and_what_the_user_gave(pair, tmp_path):
+    """text2image and text2video were titled by the prompt as the model got it ("<TEXT>a red square</TEXT>
+    <IMAGE>  (seed 0)"), with no mode, unlike image2text's and video2video's "image2text, seed 0: file"."""
+    Image.fromarray(square("green")).save(tmp_path / "green.png")
+    for overrides, title in ((["mode=image2text", f"image={tmp_path / 'green.png'}", "max_new_tokens=2"],
+                              "image2text, seed 0: green.png"),
+                             (["mode=text2image", "prompt=a red square", "seed=4"], "text2image, seed 4: a red square"),
+                             (["mode=text2image", "prompt=<TEXT>a red square</TEXT>"],  # a raw prompt: as typed
+                              "text2image, seed 0: <TEXT>a red square</TEXT>")):
+        generate(tmp_path, pair[0], *overrides, "num_samples=1")
+        assert titled(Image.open(tmp_path / "out" / "grid.png"), title), overrides
 
 
 def test_same_seed_same_output(pair, tmp_path):
