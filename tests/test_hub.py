@@ -85,9 +85,34 @@ def test_a_cached_file_whose_blob_was_cleaned_away_is_named_as_a_broken_link(rel
     with pytest.raises(SupraUserError) as err:
         local_path(f"supralabs/cleaned-{name[:-5]}", "ckpt")
     assert str(err.value) == (
-        f"ckpt=supralabs/cleaned-{name[:-5]}: the Hugging Face cache's copy is damaged: {name} link to a file no "
+        f"ckpt=supralabs/cleaned-{name[:-5]}: the Hugging Face cache's copy is damaged: {name} links to a file no "
         f"longer there (a partly cleaned cache): fetch the release again online (the missing files are downloaded "
         f"again), or delete {snapshot} from the cache")
+
+
+def test_several_links_whose_blobs_were_cleaned_away_are_named_together(offline_cache, tmp_path):
+    (tmp_path / "files").mkdir()
+    for name in ("config.json", "model.safetensors"):
+        (tmp_path / "files" / name).write_text(name)
+    snapshot = cache_repo(offline_cache, "supralabs/cleaned", tmp_path / "files")
+    for name in ("config.json", "model.safetensors"):
+        (snapshot / name).resolve().unlink()
+    with pytest.raises(SupraUserError, match="damaged: config.json, model.safetensors link to files no longer there "):
+        local_path("supralabs/cleaned", "ckpt")
+
+
+def test_a_revision_the_cache_lacks_of_a_cached_repo_names_the_revisions_it_holds(offline_cache, tmp_path):
+    """It said the repo was "neither a local path nor in the Hugging Face cache", which it was, at main and v1."""
+    (tmp_path / "files").mkdir()
+    (tmp_path / "files" / "config.json").write_text("{}")
+    repo = cache_repo(offline_cache, "supralabs/tiny-vl", tmp_path / "files").parent.parent
+    (repo / "refs" / "v1").write_text(COMMIT)
+    with pytest.raises(SupraUserError) as err:
+        local_path("supralabs/tiny-vl@nosuchrev", "ckpt")
+    assert str(err.value) == (
+        "ckpt=supralabs/tiny-vl@nosuchrev: the Hugging Face cache holds supralabs/tiny-vl at main, v1 but not at "
+        "nosuchrev, and the Hub is not asked (offline mode: HF_HUB_OFFLINE=1): give one of those "
+        "(org/name@revision), or download it once online")
 
 
 def test_a_hub_release_of_the_wrong_kind_is_named_as_typed_not_by_its_cache_folder(release, offline_cache):

@@ -111,6 +111,16 @@ def snapshot(repo_id: str, revision: str, allow_patterns: list[str] | None) -> P
             raise err from None
 
 
+def cached_revisions(repo_id: str) -> list[str]:
+    """The revisions of `repo_id` the Hugging Face cache holds: its refs (main, v1) and the commits of its
+    snapshots that no ref names; none for a repo it lacks."""
+    repo = hub_cache() / f"models--{repo_id.replace('/', '--')}"
+    refs = {path.relative_to(repo / "refs").as_posix(): path.read_text().strip()
+            for path in sorted((repo / "refs").rglob("*")) if path.is_file()}
+    commits = sorted(path.name for path in (repo / "snapshots").glob("*") if path.is_dir())
+    return [*refs, *(commit for commit in commits if commit not in refs.values())]
+
+
 @lru_cache(maxsize=16)
 def hub_release(spec: str, what: str = "ckpt", whole_repo: bool = False) -> Path:
     """The snapshot folder of the release at Hub repo `spec` ("org/name[@revision]"); one-line errors for a
@@ -137,6 +147,11 @@ def hub_release(spec: str, what: str = "ckpt", whole_repo: bool = False) -> Path
         # within HF_HUB_ETAG_TIMEOUT seconds)
         why = ("is not asked (offline mode: HF_HUB_OFFLINE=1)" if constants.HF_HUB_OFFLINE else
                "could not be reached")
+        cached = cached_revisions(repo_id)
+        if cached and (revision or "main") not in cached:  # the repo is there at others: say which
+            raise SupraUserError(f"{what}={spec}: the Hugging Face cache holds {repo_id} at {', '.join(cached)} but not "
+                                 f"at {revision or 'main'}, and the Hub {why}: give one of those (org/name@revision), "
+                                 "or download it once online") from None
         raise SupraUserError(f"{what}={spec} is neither a local path nor in the Hugging Face cache, and the Hub "
                              f"{why}: download it once online, or give a local folder") from None
     except (HfHubHTTPError, OSError, *network_errors()) as err:
@@ -148,10 +163,10 @@ def hub_release(spec: str, what: str = "ckpt", whole_repo: bool = False) -> Path
     # a link whose blob is gone (a partly cleaned cache): the file is there by name, yet reads as missing
     broken = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink() and not p.exists())
     if broken:
-        raise SupraUserError(f"{what}={spec}: the Hugging Face cache's copy is damaged: {', '.join(broken)} "
-                             f"{'link' if len(broken) == 1 else 'links'} to a file no longer there (a partly cleaned "
-                             f"cache): fetch the release again online (the missing files are downloaded again), or "
-                             f"delete {folder} from the cache")
+        links = f"{broken[0]} links to a file" if len(broken) == 1 else f"{', '.join(broken)} link to files"
+        raise SupraUserError(f"{what}={spec}: the Hugging Face cache's copy is damaged: {links} no longer there "
+                             "(a partly cleaned cache): fetch the release again online (the missing files are downloaded "
+                             f"again), or delete {folder} from the cache")
     if release_kind(folder) is None:
         present = sorted(p.name for p in folder.iterdir())
         missing = [name for name in ("config.json", "model.safetensors") if not (folder / name).is_file()]
