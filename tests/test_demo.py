@@ -105,8 +105,7 @@ def test_the_a2a_page_refuses_a_one_frame_gif_for_video_in_a_message(tmp_path, b
     gif, message = demo.video2video(str(bad_uploads["one-frame GIF"]), given=2, new=1)
     assert gif is None and "still.gif has 1 frame: the model needs 2" in message
     gif, message = demo.video2video(str(bad_uploads["good"]), given=2, new=1)  # a PNG given as the clip
-    assert gif is None and message.startswith("⚠️ good.png cannot be used as a clip: not a GIF")
-    assert message.endswith("; upload an animated GIF")
+    assert gif is None and message == "⚠️ good.png cannot be used as a clip: it is a PNG picture, not a GIF; upload an animated GIF"
     (tmp_path / "huge.gif").write_bytes(gif_bytes(10_000, 10_000, [Frame(solid(8, 8, 1))]))
     gif, message = demo.video2video(str(tmp_path / "huge.gif"), given=2, new=1)  # said as the picture tab says it
     assert gif is None and message == ("⚠️ huge.gif cannot be used as a clip: it is too large to open safely "

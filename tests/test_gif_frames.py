@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from supra.data.gif_frames import EMPTY, TOO_LARGE, UNREADABLE, MediaDecodeError, open_gif, read_gif_frames
 from tests.media_fixtures import (
@@ -256,6 +257,19 @@ def test_a_zero_size_screen_is_empty():
     with pytest.raises(MediaDecodeError, match="0x0") as err:
         read_gif_frames(gif_bytes(0, 0, [Frame(np.zeros((0, 0), dtype=np.uint8))]))
     assert err.value.kind == EMPTY
+
+
+def test_a_picture_or_video_given_as_a_gif_is_named_by_its_format_not_by_its_bytes(tmp_path):
+    """A PNG given as a clip was "not a GIF (starts with b'\\x89PNG\\r\\n')", a Python literal to a page's user."""
+    Image.new("RGB", (4, 4)).save(tmp_path / "red.png")
+    Image.new("RGB", (4, 4)).save(tmp_path / "red.webp")
+    (tmp_path / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + bytes(16))
+    for name, said in (("red.png", "it is a PNG picture, not a GIF"), ("red.webp", "it is a WebP picture, not a GIF"),
+                       ("clip.mp4", "it is an MP4, MOV or HEIC file, not a GIF")):
+        for source in (tmp_path / name, (tmp_path / name).read_bytes()):  # a file, or bytes in memory
+            with pytest.raises(MediaDecodeError) as err:
+                read_gif_frames(source)
+            assert str(err.value) == said and err.value.kind == UNREADABLE, name
 
 
 def test_a_file_that_is_not_a_gif_is_refused_with_what_it_starts_with(tmp_path):

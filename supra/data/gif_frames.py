@@ -170,6 +170,22 @@ class _Reader:
         return blocks
 
 
+# what a file given as a clip most often is instead, by its first bytes (WebP: RIFF, then WEBP at byte 8)
+OTHER_FORMATS = {b"\x89PNG\r\n\x1a\n": "a PNG picture", b"\xff\xd8\xff": "a JPEG picture", b"II*\x00": "a TIFF picture",
+                 b"MM\x00*": "a TIFF picture", b"\x1aE\xdf\xa3": "a WebM or MKV video"}
+
+
+def not_a_gif(start: bytes) -> MediaDecodeError:
+    """The error for a file whose first bytes (12 suffice) are not a GIF's: the format it is where they tell
+    (a PNG picture), else the bytes themselves."""
+    known = next((name for magic, name in OTHER_FORMATS.items() if start.startswith(magic)), None)
+    if start[:4] == b"RIFF" and start[8:12] == b"WEBP":
+        known = "a WebP picture"
+    elif start[4:8] == b"ftyp":  # the ISO media box every MP4, MOV and HEIC starts with
+        known = "an MP4, MOV or HEIC file"
+    return MediaDecodeError(f"it is {known}, not a GIF" if known else f"not a GIF (starts with {start[:6]!r})")
+
+
 def parse_gif(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_frames: int | None = None) -> GifAnimation:
     """The structure of a GIF held in memory, every size checked against `max_pixels`, nothing decoded.
 
@@ -178,7 +194,7 @@ def parse_gif(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_frames: int
     its trailer, keeps the complete frames before the cut (`problem` says where).
     """
     if data[:6] not in (b"GIF87a", b"GIF89a"):
-        raise MediaDecodeError(f"not a GIF (starts with {data[:6]!r})")
+        raise not_a_gif(data[:12])
     reader = _Reader(data, 6)
     try:
         width, height, flags, _background, _aspect = struct.unpack("<HHBBB", reader.take(7))
@@ -288,7 +304,7 @@ def open_gif(
         with open(source, "rb") as f:
             if f.read(6) not in (b"GIF87a", b"GIF89a"):
                 f.seek(0)
-                raise MediaDecodeError(f"not a GIF (starts with {f.read(6)!r})")
+                raise not_a_gif(f.read(12))
             f.seek(0)
             data = f.read()
     except OSError as err:
