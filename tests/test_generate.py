@@ -1,6 +1,7 @@
 """`python -m supra.generate` end to end on a tiny trained pair (GPT + VQ-VAE + BPE), the release folder
 it loads, and every bad input as one line."""
 
+import html
 import json
 import os
 import re
@@ -353,6 +354,18 @@ def test_explains_first_tile_says_which_picture_it_shows(pair, tmp_path):
                 f"out={tmp_path / 'captioned'}")
     captioned = Image.open(tmp_path / "captioned" / "attention.png")
     assert labelled_at_left(captioned, wrap(DECODED_INPUT, font(), HEAT_TILE - 4)[0])
+
+
+def test_explains_picture_names_its_model_and_prompt_and_its_page_says_the_summary_once(pair, tmp_path):
+    """attention.png carried only the summary line (shared alone it named no model), and attention.html showed
+    that line twice (its text, then the picture's title) over a strip wider than the window."""
+    run_command("explain", f"ckpt={pair[0]}", "mode=text2image", "prompt=a red square", f"image_size={SIDE}",
+                f"out={tmp_path / 'drawn'}")
+    summary = "text2image: 'a red square'; per word, the attention each generated code paid it"
+    assert titled(Image.open(tmp_path / "drawn" / "attention.png"), f"{pair[0].name}: a red square\n{summary}")
+    page = (tmp_path / "drawn" / "attention.html").read_text()
+    assert f"<h1>{pair[0].name}: a red square</h1>" in page and f"<p>{html.escape(summary)}</p>" not in page
+    assert ".strip{max-width:100%" in page and "<img class='strip'" in page
 
 
 def test_text_files_hold_one_line_per_sample_with_line_breaks_escaped(pair, tmp_path):

@@ -104,15 +104,17 @@ def png_data_uri(picture: Image.Image) -> str:
 
 def explain_page(title: str, summary: str, strip: Image.Image, image: torch.Tensor, grid: tuple[int, int],
                  rows: Sequence[dict]) -> str:
-    """One self-contained HTML page: the strip, then per token a row with its probability, alternatives,
-    the averaged map and every layer's heads. rows: {"token", "probability", "alternatives": [(text, p)],
+    """One self-contained HTML page: the strip (whose drawn title says `summary`: the page does not repeat it;
+    scaled down to a narrower window), then per token a row with its probability, alternatives, the averaged
+    map and every layer's heads. rows: {"token", "probability", "alternatives": [(text, p)],
     "maps": float [layers, heads, positions]} (probability and alternatives may be None)."""
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;margin:1.5em;color:#222}img{image-rendering:pixelated}"
+             ".strip{max-width:100%;height:auto;image-rendering:auto}"  # its text stays legible scaled down
              "table{border-collapse:collapse}td,th{padding:4px 8px;border-bottom:1px solid #ddd;vertical-align:top}"
              ".heads img{width:64px;height:64px;margin:1px}.small{color:#666;font-size:90%}</style></head><body>",
-             f"<h1>{html.escape(title)}</h1><p>{html.escape(summary)}</p>",
-             f"<p><img alt='attention strip' src='{png_data_uri(strip)}'></p>",
+             f"<h1>{html.escape(title)}</h1>",
+             f"<p><img class='strip' alt='{html.escape(summary, quote=True)}' src='{png_data_uri(strip)}'></p>",
              "<table><tr><th>token</th><th>probability</th><th>top alternatives</th><th>mean of layers and heads</th>"
              "<th>each layer (rows) and head (columns)</th></tr>"]
     for row in rows:
