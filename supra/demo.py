@@ -76,6 +76,9 @@ def _upload(path: str | None, what: str = "picture") -> Path:
     return Path(path)
 
 
+# tiles a row of an attention strip: 3 (504 px) show it at its drawn size in a page's column; 8 scaled its labels
+# to ~5 px
+STRIP_COLUMNS = 3
 # how the picture files the page reads start: one that starts so but cannot be opened was cut short
 PICTURE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 TOO_LARGE_SAID = f"it is too large to open safely (over {MAX_PIXELS:,} pixels); upload a smaller copy"
@@ -180,8 +183,8 @@ class CaptionerDemo:
                                       tokenizer.token_label, settings)
         caption = tokenizer.decode(ids)
         strip = render_token_strip(image, [t.token for t in tokens], [t.mean_map for t in tokens],
-                                   [f"p={probability_text(t.probability)}" for t in tokens], self.grid, title=caption,
-                                   picture_label=INPUT_PICTURE)
+                                   [f"p={probability_text(t.probability)}" for t in tokens], self.grid, STRIP_COLUMNS,
+                                   title=caption, picture_label=INPUT_PICTURE)
         return caption, strip, note
 
 
@@ -232,7 +235,8 @@ class A2ADemo:
             return None, None, f"⚠️ {err}"
         image = decode_codes(self.vqvae, explained.codes)
         strip = render_token_strip(image, explained.words, list(explained.mean_map), [""] * len(explained.words),
-                                   (self.side, self.side), title=f"each word: which codes attended to it ({prompt!r})",
+                                   (self.side, self.side), STRIP_COLUMNS,
+                                   title=f"each word: which codes attended to it ({prompt!r})",
                                    picture_label=GENERATED_PICTURE)
         note = _drawn_with(drawn_with) if float(temperature) > 0 else ""  # temperature 0 draws nothing at random
         return to_pil(image).resize((256, 256), Image.NEAREST), strip, note
@@ -251,8 +255,8 @@ class A2ADemo:
         ids, tokens = explain_image2text(self.net, self.vocab.layout, codes, [], limit, self.vocab.token_label)
         caption = self.vocab.decode_text(ids).strip()
         strip = render_token_strip(decode_codes(self.vqvae, codes), [t.token for t in tokens], [t.mean_map for t in tokens],
-                                   [f"p={probability_text(t.probability)}" for t in tokens], (self.side, self.side), title=caption,
-                                   picture_label=DECODED_INPUT)
+                                   [f"p={probability_text(t.probability)}" for t in tokens], (self.side, self.side),
+                                   STRIP_COLUMNS, title=caption, picture_label=DECODED_INPUT)
         # no </TEXT> within the room left: the context, not the model, ended it
         cut = limit < CAPTION_TOKENS and len(ids) == limit
         note = (f"ℹ️ the caption is cut at {limit} tokens: the model's context of {context} leaves no more after the "
@@ -331,7 +335,9 @@ def build_page(ckpt: str) -> Any:
                 with gr.Column():
                     caption = gr.Textbox(label="caption", elem_id="caption")
                     message = gr.Markdown(elem_id="message")
-                    maps = gr.Image(label="where each word looked", elem_id="maps", type="pil", format="png")
+                    # its own drawn title says what it is: Gradio's label would sit over it
+                    maps = gr.Image(label="where each word looked", show_label=False, elem_id="maps", type="pil",
+                                    format="png")
             run.click(demo.caption, [upload, decode, beam, temperature, top_k, seed], [caption, maps, message])
         else:
             demo = A2ADemo(ckpt)
@@ -345,13 +351,14 @@ def build_page(ckpt: str) -> Any:
                 draw = gr.Button("Draw", elem_id="draw")
                 # PNG: Gradio's default WebP is lossy, pixels off by up to 12 levels
                 picture = gr.Image(label="image", type="pil", format="png", elem_id="picture")
-                word_maps = gr.Image(label="each word's codes", type="pil", format="png")
+                word_maps = gr.Image(label="each word's codes", show_label=False, type="pil", format="png",
+                                     elem_id="word_maps")
                 draw.click(demo.text2image, [prompt, guidance, best_of, temperature, seed], [picture, word_maps, message])
             with gr.Tab("image -> text"):
                 upload = gr.File(label="a picture", elem_id="upload")
                 read = gr.Button("Caption", elem_id="run")
                 caption = gr.Textbox(label="caption", elem_id="caption")
-                maps = gr.Image(label="maps", type="pil", format="png", elem_id="maps")
+                maps = gr.Image(label="maps", show_label=False, type="pil", format="png", elem_id="maps")
                 read.click(demo.image2text, [upload], [caption, maps, message])
             with gr.Tab("GIF -> continuation"):
                 if demo.max_frames < 2:

@@ -249,6 +249,25 @@ def test_the_a2a_pages_frame_sliders_stay_within_the_models_context(tmp_path):
     assert not folder.exists()  # removed with the demo
 
 
+def test_the_pages_attention_strips_show_their_own_titles_and_wrap_to_a_page_column(tmp_path, bad_uploads):
+    """Gradio's label badge covered the start of a strip's drawn title, and a strip of 8 tiles a row was scaled
+    to the page's column (its labels ~5 px tall)."""
+    import gradio as gr
+
+    from supra.demo import STRIP_COLUMNS, build_page
+    from supra.pictures.attention import TILE
+
+    folder = small_a2a_release(tmp_path / "a2a", context=300)
+    strips = [b for b in build_page(str(folder)).blocks.values() if isinstance(b, gr.Image) and b.elem_id in
+              ("word_maps", "maps")]
+    assert len(strips) == 2 and not any(strip.show_label for strip in strips)
+    demo = A2ADemo(str(folder))
+    _, word_maps, _ = demo.text2image("a red square above a blue circle", seed=1)
+    _, maps, _ = demo.image2text(str(bad_uploads["good"]))
+    for strip in (word_maps, maps):  # the picture and each word's tile, three a row
+        assert strip.width == STRIP_COLUMNS * (TILE + 8) == 504
+
+
 def small_a2a_release(folder: Path, context: int) -> Path:
     torch.manual_seed(0)
     vocab = A2AVocab.train(["a red square", "a blue circle"], vocab_size=270, num_codes=16)
