@@ -52,6 +52,7 @@ from supra.pictures.attention import (
 )
 from supra.pictures.files import save_gif_atomic
 from supra.pictures.grids import to_pil
+from supra.tokens.a2a_layout import VQVAE_DOWNSAMPLE
 from supra.tokens.a2a_sequences import (
     LEAST_TOKENS,
     check_text2image_prompt,
@@ -193,7 +194,7 @@ class A2ADemo:
 
     def __init__(self, ckpt: str, image_size: int = 64) -> None:
         self.net, self.vqvae, self.vocab = load_a2a(ckpt)
-        self.size, self.side = image_size, image_size // 8
+        self.size, self.side = image_size, image_size // VQVAE_DOWNSAMPLE
         self.max_frames = frames_that_fit(image_size, self.net.config.context)  # given and added, together
         # one folder for the page's GIFs, removed with the demo: a folder per call filled /tmp on a long run
         self.gif_folder = tempfile.TemporaryDirectory(prefix="supra_demo_")

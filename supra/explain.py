@@ -53,7 +53,7 @@ from supra.pictures.attention import (
     render_token_strip,
     square_grid,
 )
-from supra.tokens.a2a_layout import CONTROL_TOKENS
+from supra.tokens.a2a_layout import CONTROL_TOKENS, VQVAE_DOWNSAMPLE
 from supra.tokens.a2a_sequences import check_image_size_fits, check_text2image_prompt, text_room
 from supra.utils.cli import check_option_types, check_paths_given, hydra_command, refuse_unread_options
 from supra.utils.disk_room import room_to_write
@@ -199,7 +199,7 @@ def a2a_mode(cfg: DictConfig) -> str:
 def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
     check_a2a_options(cfg)
     net, vqvae, vocab = load_a2a(cfg.ckpt)
-    layout, side = vocab.layout, cfg.image_size // 8
+    layout, side = vocab.layout, cfg.image_size // VQVAE_DOWNSAMPLE
     mode = a2a_mode(cfg)
     if mode == "image2text":
         prompt_len = side * side + 3  # <IMAGE> codes </IMAGE><TEXT>

@@ -53,7 +53,7 @@ from supra.pictures.grids import (
     render_image_rows,
     to_pil,
 )
-from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
+from supra.tokens.a2a_layout import CONTROL_TOKENS, VQVAE_DOWNSAMPLE, TokenLayout
 from supra.tokens.a2a_sequences import (
     check_fits,
     check_image_size_fits,
@@ -265,7 +265,7 @@ def check_prompt_fits(context: int, prompt_len: int, needed: int, what: str) -> 
 
 
 def check_frames_fit(context: int, prefix_len: int, frames: int, side: int) -> None:
-    room = frames_that_fit(8 * side, context, prefix_len)
+    room = frames_that_fit(VQVAE_DOWNSAMPLE * side, context, prefix_len)
     if frames > room:
         grid_tokens = side * side
         need = TokenLayout.video_block_len(frames, grid_tokens)
@@ -402,7 +402,7 @@ def prepare_images(request: Request, pair: Pair) -> Callable[[], Result]:
 
 
 def sample_images(request: Request, pair: Pair, prompt: list[int]) -> Result:
-    n, side = request.num_samples, request.image_size // 8
+    n, side = request.num_samples, request.image_size // VQVAE_DOWNSAMPLE
     options = sampling(request, pair.device)
     drawn = []
     for batch in batches(n, max(1, SAMPLE_BATCH // request.best_of)):  # best_of sequences a sample
@@ -432,7 +432,7 @@ def given_frames(request: Request) -> int:
 
 def prepare_videos(request: Request, pair: Pair) -> Callable[[], Result]:
     """text2video, video2video: the prompt (with the GIF's given frames) built and checked."""
-    layout, side = pair.layout, request.image_size // 8
+    layout, side = pair.layout, request.image_size // VQVAE_DOWNSAMPLE
     check_image_size_fits(pair.context, request.mode, request.image_size)
     prefix = text_prefix(pair.vocab, request)
     clip = given_codes = None

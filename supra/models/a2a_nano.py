@@ -44,6 +44,7 @@ from supra.models.gpt import (
     weight_decay_groups,
 )
 from supra.models.kv_cache import KVCache
+from supra.tokens.a2a_layout import A2A_CONTEXT
 from supra.utils.errors import SupraUserError
 from supra.utils.numbers import is_number, is_whole
 
@@ -51,7 +52,7 @@ from supra.utils.numbers import is_number, is_whole
 @dataclass
 class A2AConfig:
     vocab_size: int = 50_520  # the release's; a trained BPE makes it text_size + 7 + 256
-    context: int = 384
+    context: int = A2A_CONTEXT  # the card's
     n_layers: int = 4
     d_model: int = 256
     n_heads: int = 4  # not recoverable from the weights; the card's default

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from supra.tokens.a2a_layout import VQVAE_DOWNSAMPLE
 from supra.utils.distributed import all_reduce_sum, broadcast_tensor
 from supra.utils.errors import SupraUserError
 from supra.utils.numbers import is_number, is_whole
@@ -144,6 +145,7 @@ class VQVAE(nn.Module):
     """Images in [-1, 1], side a multiple of 8 -> codes on a (side/8)^2 grid and back."""
 
     config_class = VQVAEConfig  # what **config takes (a config's keys are checked against its fields)
+    DOWNSAMPLE = VQVAE_DOWNSAMPLE  # pixels per code along each side: the encoder's three stride-2 convolutions
 
     def __init__(self, **config: object) -> None:
         super().__init__()
@@ -165,8 +167,8 @@ class VQVAE(nn.Module):
     @torch.no_grad()
     def encode(self, images: torch.Tensor) -> torch.Tensor:
         """images [B, 3, H, W] in [-1, 1], H and W multiples of 8 -> codes int64 [B, H/8, W/8]."""
-        if images.shape[-1] % 8 or images.shape[-2] % 8:
-            raise ValueError(f"image size {tuple(images.shape[-2:])} is not a multiple of 8")
+        if images.shape[-1] % self.DOWNSAMPLE or images.shape[-2] % self.DOWNSAMPLE:
+            raise ValueError(f"image size {tuple(images.shape[-2:])} is not a multiple of {self.DOWNSAMPLE}")
         z = self.encoder(images)
         B, D, H, W = z.shape
         return self.quantizer.nearest_codes(z.permute(0, 2, 3, 1).reshape(-1, D)).view(B, H, W)

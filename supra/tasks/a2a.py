@@ -11,7 +11,7 @@ codes back into pixels.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -49,14 +49,12 @@ from supra.models.a2a_generation import (
     run_schedule,
     video_schedule,
 )
-from supra.models.a2a_nano import A2ANano
+from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
 from supra.tokens.a2a_sequences import TASKS
 from supra.utils.cli import check_switches
 from supra.utils.distributed import gather_mappings
 from supra.utils.errors import SupraUserError
-
-DEFAULT_CONTEXT = 384  # the card's, when the GPT is still a factory
 
 
 class A2ATask(SupraTask):
@@ -157,7 +155,7 @@ class A2ATask(SupraTask):
         """The GPT's context in tokens (read from its factory until it is built)."""
         if self.net is not None:
             return self.net.config.context
-        return int(getattr(self.net_factory, "keywords", {}).get("context", DEFAULT_CONTEXT))
+        return int(getattr(self.net_factory, "keywords", {}).get("context", A2AConfig.context))
 
     def data_settings(self) -> dict[str, Any]:
         # The data encodes its images with this very VQ-VAE and builds sequences that fit this GPT.
@@ -280,8 +278,7 @@ class A2ATask(SupraTask):
         self._references: dict[str, list[str]] = {}
         self._files: dict[str, str | None] = {}  # item key -> its file relative to its source's root
         self._objects: dict[str, list[tuple[str, str]]] = {}
-        # item key -> (exact, colours, ceiling, placed, objects in the prompt): see _fidelity_scores
-        self._fidelity: dict[str, tuple[float, float, float, float, int]] = {}
+        self._fidelity: dict[str, Judged] = {}  # item key -> how its generated picture was judged
         self._said_no_video_pixels = False  # once per evaluation
 
     def _log_eval_losses(self, batch: dict[str, Any], stage: str) -> None:
@@ -323,8 +320,8 @@ class A2ATask(SupraTask):
         judged = matches(self.decode_codes(codes), wanted, captions)
         ceiling = matches(self.decode_codes(batch["codes"][known]), wanted)  # the true codes, decoded
         for j, i in enumerate(known):
-            self._fidelity[batch["keys"][i]] = (float(judged[j].exact), float(judged[j].colours),
-                                                float(ceiling[j].exact), float(judged[j].placed), len(wanted[j]))
+            self._fidelity[batch["keys"][i]] = Judged(float(judged[j].exact), float(judged[j].colours),
+                                                      float(ceiling[j].exact), float(judged[j].placed), len(wanted[j]))
 
     def _score_video(self, batch: dict[str, Any], prompts: list[list[int]], stage: str) -> None:
         if "pixels" not in batch:  # the train split's clips: their pixels are not kept (sources.py)
@@ -379,7 +376,7 @@ class A2ATask(SupraTask):
         scores = self.scores_from_rank_zero(score)
         fidelity = gather_mappings(self._fidelity)
         if fidelity:
-            scores.update(_fidelity_scores(list(fidelity.values())))
+            scores.update(_fidelity_scores([Judged(*row) for row in fidelity.values()]))
         if self.psnr[stage].update_count:
             scores["video_psnr"] = float(self.psnr[stage].compute())
             scores["video_psnr_copy_baseline"] = float(self.psnr_copy[stage].compute())
@@ -426,20 +423,31 @@ FIDELITY_SCORES = ("text2image_fidelity", "text2image_colour_fidelity", "text2im
                                                      for objects in ("one_object", "two_objects")))
 
 
-def _fidelity_scores(items: list[tuple[float, float, float, float, int]]) -> dict[str, float]:
+class Judged(NamedTuple):
+    """How the judge found one text2image picture, each 1.0 (yes) or 0.0 (no), and its prompt's object count."""
+
+    exact: float  # the prompt's objects, colours and shapes, and no other
+    colours: float  # the colours right, the shapes aside
+    ceiling: float  # exact, on the VQ-VAE's reconstruction of the true picture
+    placed: float  # exact, and in the places the prompt states
+    objects: int  # objects in the prompt
+
+
+def _fidelity_scores(items: list[Judged]) -> dict[str, float]:
     """Shares over the judged pictures: colour+shape fidelity, colour only, the ceiling (the judge on the
     VQ-VAE's reconstructions of the true pictures: what a perfect GPT could reach), and the relation-aware
     fidelity (objects and the places the prompt states); the two fidelities also per one- and two-object
     prompts."""
 
-    def share(rows: list[tuple], k: int) -> float:
-        return sum(row[k] for row in rows) / len(rows)
+    def share(rows: list[Judged], field: str) -> float:
+        return sum(getattr(row, field) for row in rows) / len(rows)
 
-    scores = {"text2image_fidelity": share(items, 0), "text2image_colour_fidelity": share(items, 1),
-              "text2image_fidelity_ceiling": share(items, 2), "text2image_relation_fidelity": share(items, 3)}
+    scores = {"text2image_fidelity": share(items, "exact"), "text2image_colour_fidelity": share(items, "colours"),
+              "text2image_fidelity_ceiling": share(items, "ceiling"),
+              "text2image_relation_fidelity": share(items, "placed")}
     for n, name in ((1, "one_object"), (2, "two_objects")):
-        rows = [row for row in items if row[4] == n]
+        rows = [row for row in items if row.objects == n]
         if rows:
-            scores[f"text2image_fidelity_{name}"] = share(rows, 0)
-            scores[f"text2image_relation_fidelity_{name}"] = share(rows, 3)
+            scores[f"text2image_fidelity_{name}"] = share(rows, "exact")
+            scores[f"text2image_relation_fidelity_{name}"] = share(rows, "placed")
     return scores

@@ -12,6 +12,12 @@ from dataclasses import dataclass
 
 import torch
 
+# The VQ-VAE's downsampling (models/vqvae.py: three stride-2 convolutions): an S x S image is an (S/8) x (S/8)
+# grid of codes. Its one copy lives here, the lowest layer of all that use it: data may not import models.
+VQVAE_DOWNSAMPLE = 8
+# a2a_nano's context in tokens, as its card states: the model's default (A2AConfig), and the task's and the data's
+A2A_CONTEXT = 384
+
 # In this order right after the text ids; the release names these seven.
 CONTROL_TOKENS = ("<TEXT>", "</TEXT>", "<IMAGE>", "</IMAGE>", "<VIDEO>", "</VIDEO>", "<FRAME>")
 NUM_CONTROL = len(CONTROL_TOKENS)
@@ -106,7 +112,7 @@ class TokenLayout:
         return 2 + frames * (1 + grid_tokens)
 
     @staticmethod
-    def frames_that_fit(grid_tokens: int, context: int = 384, prefix: int = 0) -> int:
+    def frames_that_fit(grid_tokens: int, context: int = A2A_CONTEXT, prefix: int = 0) -> int:
         """How many frames of `grid_tokens` codes fit in a video block after `prefix` tokens within `context`.
 
         64 codes (a 64x64 image): (384 - 2) // 65 = 5; 4 frames take 262 tokens.

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from supra.tokens.a2a_layout import TokenLayout
+from supra.tokens.a2a_layout import A2A_CONTEXT, VQVAE_DOWNSAMPLE, TokenLayout
 from supra.utils.errors import SupraUserError
 
 TASKS: tuple[str, ...] = ("text", "text2image", "image2text", "video", "text2video")
@@ -27,8 +27,6 @@ NEEDS = {  # what an item must have for each task
     "text": "caption", "text2image": "image+caption", "image2text": "image+caption",
     "video": "clip", "text2video": "clip+caption",
 }
-PATCH = 8  # the VQ-VAE's downsampling: an S x S image is an (S/8) x (S/8) grid of codes
-DEFAULT_CONTEXT = 384
 
 
 def check_tasks(tasks: Sequence[str]) -> None:
@@ -53,7 +51,7 @@ def sequence_length(task: str, text_tokens: int = 0, grid_tokens: int = 0, frame
 
 def build_sequence(
     task: str, layout: TokenLayout, text_ids: Sequence[int] | None = None, codes: torch.Tensor | None = None,
-    context: int = DEFAULT_CONTEXT, name: str = "a sample",
+    context: int = A2A_CONTEXT, name: str = "a sample",
 ) -> list[int]:
     """The ids of one `task` sequence. codes: int [h, w] for the image tasks, [T, h, w] for the video
     tasks. `name` says which sample it is in the error when it does not fit in `context` tokens."""
@@ -119,13 +117,13 @@ def prompt_length(task: str, sequence: Sequence[int], layout: TokenLayout, given
     return frame_starts[given_frames] + 1
 
 
-def frames_that_fit(image_size: int, context: int = DEFAULT_CONTEXT, prefix: int = 0) -> int:
+def frames_that_fit(image_size: int, context: int = A2A_CONTEXT, prefix: int = 0) -> int:
     """How many frames of an image_size x image_size clip fit in one video block after `prefix` tokens
     (e.g. a text2video caption's tokens + 2), within `context`: the image side's front door to
     TokenLayout.frames_that_fit, which counts in codes."""
-    if image_size < PATCH or image_size % PATCH:
-        raise SupraUserError(f"image size {image_size} must be a positive multiple of {PATCH}")
-    return TokenLayout.frames_that_fit((image_size // PATCH) ** 2, context, prefix)
+    if image_size < VQVAE_DOWNSAMPLE or image_size % VQVAE_DOWNSAMPLE:
+        raise SupraUserError(f"image size {image_size} must be a positive multiple of {VQVAE_DOWNSAMPLE}")
+    return TokenLayout.frames_that_fit((image_size // VQVAE_DOWNSAMPLE) ** 2, context, prefix)
 
 
 # The fewest tokens each mode's image or video needs with no prompt at all, for a side of `s` codes.
@@ -145,9 +143,9 @@ def check_image_size_fits(context: int, mode: str, image_size: int) -> None:
     """The mode's image or video alone over the context: the image size is the cause, so say which fits
     (not "shorten the prompt", when there may be none). For generate and explain alike."""
     what, tokens = LEAST_TOKENS[mode]
-    side = image_size // 8
+    side = image_size // VQVAE_DOWNSAMPLE
     fits = next((s for s in range(side, 0, -1) if tokens(s) <= context), 0)
-    remedy = f"give image_size={8 * fits} or smaller" if fits else "no image_size fits this model"
+    remedy = f"give image_size={VQVAE_DOWNSAMPLE * fits} or smaller" if fits else "no image_size fits this model"
     check_fits(tokens(side), context, f"image_size={image_size}: " + what.format(p=image_size, s=side, block=side * side + 3), remedy)
 
 
@@ -156,14 +154,14 @@ def check_text2image_prompt(context: int, prompt_len: int, image_size: int, writ
     over the context: by how many tokens to shorten it (generate, explain and the demo alike). `written`: the
     tokens of the prompt as the user wrote it (generate's, which may be <IMAGE> alone); where shortening it by all of
     them would not do, the image size that fits with it is said instead, or a prompt of <IMAGE> alone."""
-    side = image_size // 8
+    side = image_size // VQVAE_DOWNSAMPLE
     needed = side * side + 1  # the codes and </IMAGE>
     over = prompt_len + needed - context
     remedy = "shorten the prompt by {over} tokens"
     if written is not None and over >= written:
         fits = next((s for s in range(side - 1, 0, -1) if prompt_len + s * s + 1 <= context), 0)
         left_out = LEAST_TOKENS["text2image"][1](side) <= context  # <IMAGE> codes </IMAGE>
-        remedies = [f"give image_size={8 * fits} or smaller" if fits else "",
+        remedies = [f"give image_size={VQVAE_DOWNSAMPLE * fits} or smaller" if fits else "",
                     "prompt='<IMAGE>' for an image without a caption" if left_out else ""]
         remedy = ", or ".join(r for r in remedies if r) or "no image_size fits this model"
     check_fits(prompt_len + needed, context, f"the prompt ({prompt_len} tokens) with a {image_size}x{image_size} image "

@@ -40,7 +40,7 @@ from supra.data.a2a.batches import EvalBatches, MixtureBatches, SequenceBuilder,
 from supra.data.a2a.sources import SourceCodes, SourceSplit
 from supra.data.base import SPLITS, batch_is_ready, check_batch_sizes, check_num_workers, check_split
 from supra.data.epoch_loader import EpochLoader, trainer_progress
-from supra.tokens.a2a_layout import TokenLayout
+from supra.tokens.a2a_layout import A2A_CONTEXT, TokenLayout
 from supra.tokens.a2a_sequences import (
     NEEDS,
     TASKS,
@@ -144,7 +144,7 @@ class A2AMixtureDataModule(L.LightningDataModule):
         num_codes: int = 256,
         vocab_path: str | None = None,
         cache_dir: str | None = None,
-        context: int = 384,
+        context: int = A2A_CONTEXT,
         batch_size: int = 32,
         batching: str = "by_task",
         batches_per_epoch: int | None = None,

@@ -23,6 +23,7 @@ import torch
 from rich.progress import Progress
 
 from supra.data.images import as_images, to_uint8, to_unit_range
+from supra.tokens.a2a_layout import VQVAE_DOWNSAMPLE
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_path, write_json_atomic
 
@@ -97,7 +98,7 @@ def encode_items(net: torch.nn.Module, pixels: torch.Tensor, batch_size: int, de
                  progress: Progress | None = None, label: str = "") -> torch.Tensor:
     """uint8 [N, 3, S, S] or [N, T, 3, S, S] -> codes int64 [N, S/8, S/8] or [N, T, S/8, S/8]."""
     if len(pixels) == 0:  # a split turned off: no VQ-VAE call, codes of the grid the patch gives
-        return torch.zeros((*pixels.shape[:-3], pixels.shape[-2] // 8, pixels.shape[-1] // 8), dtype=torch.long)
+        return torch.zeros((*pixels.shape[:-3], pixels.shape[-2] // VQVAE_DOWNSAMPLE, pixels.shape[-1] // VQVAE_DOWNSAMPLE), dtype=torch.long)
     per_item = pixels.shape[1] if pixels.ndim == 5 else 1
     rows = max(1, batch_size // per_item)  # batch_size counts images, a clip is T of them
     task = progress.add_task(label, total=len(pixels)) if progress else None
@@ -114,7 +115,8 @@ def encode_items(net: torch.nn.Module, pixels: torch.Tensor, batch_size: int, de
 
 @torch.no_grad()
 def decode_codes(net: torch.nn.Module, codes: torch.Tensor) -> torch.Tensor:
-    """codes int64 [..., h, w] -> uint8 pictures [..., 3, 8h, 8w] on the CPU, through the VQ-VAE `net`."""
+    """codes int64 [..., h, w] -> uint8 pictures [..., 3, 8h, 8w] (8: VQVAE_DOWNSAMPLE) on the CPU, through the VQ-VAE
+    `net`."""
     device = next(net.parameters()).device
     flat = codes.reshape(-1, *codes.shape[-2:]).to(device)
     images = to_uint8(net.decode(flat)).cpu()

@@ -21,25 +21,25 @@ from torch.utils.data import Dataset
 
 from supra.data.base import SPLITS, SplitDataModule
 from supra.data.images import to_unit_range
+from supra.tokens.a2a_layout import VQVAE_DOWNSAMPLE
 from supra.utils.errors import SupraUserError
 from supra.utils.numbers import is_whole
 
 __all__ = ["SPLITS", "MediaDataModule", "MediaItems", "MediaSamples", "check_image_size"]
 
-PATCH = 8  # the VQ-VAE downsamples by 8: sides must be multiples of it
 
-
-def check_image_size(size: int, key: str = "data.image_size", least: int = PATCH) -> int:
-    """`size` if it is a positive multiple of 8, else a one-line error naming the nearest valid sizes of at
-    least `least` (a shapes source's drawing minimum: 16 suggested there was refused next)."""
-    if not is_whole(size, PATCH) or size % PATCH:
+def check_image_size(size: int, key: str = "data.image_size", least: int = VQVAE_DOWNSAMPLE) -> int:
+    """`size` if it is a positive multiple of the VQ-VAE's downsampling (8), else a one-line error naming the
+    nearest valid sizes of at least `least` (a shapes source's drawing minimum: 16 suggested there was refused next)."""
+    if not is_whole(size, VQVAE_DOWNSAMPLE) or size % VQVAE_DOWNSAMPLE:
         try:
-            below = int(size) // PATCH * PATCH
+            below = int(size) // VQVAE_DOWNSAMPLE * VQVAE_DOWNSAMPLE
         except (TypeError, ValueError):
-            raise SupraUserError(f"{key}={size!r} must be an integer multiple of {PATCH}, e.g. 64") from None
-        fits = [side for side in (below, below + PATCH) if side >= max(least, PATCH)] or [least]
+            raise SupraUserError(f"{key}={size!r} must be an integer multiple of {VQVAE_DOWNSAMPLE}, e.g. 64") from None
+        fits = [side for side in (below, below + VQVAE_DOWNSAMPLE) if side >= max(least, VQVAE_DOWNSAMPLE)] or [least]
         nearest = " or ".join(map(str, fits))
-        raise SupraUserError(f"{key}={size} must be a positive multiple of {PATCH} (the VQ-VAE's patch): use {nearest}")
+        raise SupraUserError(f"{key}={size} must be a positive multiple of {VQVAE_DOWNSAMPLE} (the VQ-VAE's patch): "
+                             f"use {nearest}")
     return size
 
 
@@ -103,7 +103,7 @@ class MediaDataModule(SplitDataModule):
     # Raised when a source's items change (their names, files) for the same config and inputs: caches of
     # them written before are not read. Per source, so the other sources' caches stay valid.
     items_version = 1
-    min_image_size = PATCH  # the least side its items can have (the shapes sources draw at 32 px or more)
+    min_image_size = VQVAE_DOWNSAMPLE  # the least side its items can have (the shapes sources draw at 32 px or more)
 
     def __init__(self, image_size: int = 64, **common: Any) -> None:
         super().__init__(**common)
