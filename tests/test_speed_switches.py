@@ -93,7 +93,7 @@ def test_fast_precision_is_bf16_only_on_cpus_that_compute_it_natively_and_16_mix
     monkeypatch.setattr(hardware, "cpu_has_native_bf16", real)
     assert hardware.cpu_flags(tmp_path / "no_such_file") == frozenset()  # not Linux: the safe answer, fp32
     assert fast_precision("gpu") == "16-mixed"  # as trainer=gpu: T4s have no bf16
-    # the resolver configs use, registered by supra.runner.components
+    # the resolver configs use, registered by importing supra.runner
     cfg = OmegaConf.create({"trainer": {"accelerator": "gpu", "precision": "${fast_precision:${trainer.accelerator}}"}})
     assert cfg.trainer.precision == "16-mixed"
 

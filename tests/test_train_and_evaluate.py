@@ -25,7 +25,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from supra.callbacks.overfit_check import overfit_line
 from supra.callbacks.validation_within_run import ValidationWithinRun
 from supra.loggers.wandb_logger import build_wandb_logger
-from supra.runner.components import PERIODIC_CHECKPOINTS
+from supra.runner.callback_checks import PERIODIC_CHECKPOINTS
 from supra.runner.evaluation import data_for_release, evaluate, run_settings
 from supra.runner.run_checks import check_run_config
 from supra.runner.training import train
@@ -212,7 +212,8 @@ def default_run_config(tmp_path_factory) -> DictConfig:
 
 def checked_callbacks(cfg: DictConfig, settings: list[str]) -> None:
     """check_callbacks_fit, as train.py runs it, on `cfg` with the command line's `settings` merged in."""
-    from supra.runner.components import build_task, check_callbacks_fit
+    from supra.runner.callback_checks import check_callbacks_fit
+    from supra.runner.components import build_task
 
     cfg = copy.deepcopy(cfg)
     with open_dict(cfg):
@@ -271,7 +272,8 @@ def test_scores_of_the_shapes_objects_are_no_monitor_or_optimized_metric_with_ph
     Lightning would refuse the monitor at the first validation, after its steps (an optimized one, after the fit)."""
     from supra.data.captioning.photos import PhotoCaptionsDataModule
     from supra.data.captioning.shapes import ShapesDataModule
-    from supra.runner.components import build_task, check_callbacks_fit, check_optimized_metric
+    from supra.runner.callback_checks import check_callbacks_fit, check_optimized_metric
+    from supra.runner.components import build_task
 
     task = build_task(default_run_config.model, None)
     photos = PhotoCaptionsDataModule(source="folder", root=str(tmp_path))

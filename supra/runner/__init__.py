@@ -1,0 +1,22 @@
+"""The runs behind train.py and evaluate.py. Importing any of it first sets up what every run's process needs
+before Hydra composes its config: the resolvers the configs use, and filters for warnings users can do nothing
+about."""
+
+import logging
+import warnings
+
+from omegaconf import OmegaConf
+
+from supra.sweeps.optuna_seed import study_seed
+from supra.utils.hardware import fast_precision
+
+# Noise in every run's output that users can do nothing about: Lightning 2.x calls a torch.utils._pytree
+# API that torch 2.14 deprecates, once per fit/test, and advertises a cloud logger at every Trainer.
+warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "litlogger" not in record.getMessage())
+# trainer.precision: ${fast_precision:${trainer.accelerator}} -> 16-mixed on GPUs; on CPUs bf16-mixed where
+# native, else 32-true
+OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
+# hydra.sweeper.sampler.seed: ${study_seed:1234,${hydra.sweeper.storage},${hydra.sweeper.study_name}} ->
+# 1234 plus the trials a stored study already holds, so that its next session draws new ones
+OmegaConf.register_new_resolver("study_seed", study_seed, replace=True)

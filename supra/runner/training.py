@@ -30,11 +30,10 @@ from supra.callbacks.checkpoint import AtomicCheckpointIO
 from supra.callbacks.overfit_check import OverfitCheck
 from supra.callbacks.time_accounting import mark_job_start
 from supra.callbacks.validation_within_run import ValidationWithinRun
+from supra.runner.callback_checks import check_callbacks_fit, check_optimized_metric
 from supra.runner.components import (
     build_datamodule,
     build_task,
-    check_callbacks_fit,
-    check_optimized_metric,
     instantiate_group,
     say_started_from_release,
     stage1_vqvae,
@@ -228,39 +227,69 @@ def without_unloggable(callbacks: list[Any], loggers: list[Any]) -> list[Any]:
 
 def check_resumable(task: SupraTask, ckpt_path: str, max_steps: int | None = None) -> dict[str, Any]:
     """What Lightning would take without a word, or answer with a page of missing keys, as one line: a
-    checkpoint of another architecture or of other model settings (the task's check_resumes), one already at
-    `max_steps` (the fit would train nothing), or an a2a run's checkpoint resumed over another stage-1 VQ-VAE (the data would be coded by the new one, the GPT
-    would have learnt the old one's codes, and the checkpoint's own VQ-VAE would come back with its weights)."""
+    checkpoint of another architecture or of other model settings, one over another stage-1 VQ-VAE, and, for
+    training (`max_steps` given), one without training state or already at `max_steps`. The checkpoint."""
     checkpoint = load_supra_checkpoint(ckpt_path, kind=task.checkpoint_kind, what="ckpt_path")
+    source = f"ckpt_path={ckpt_path}"
     saved_net = ((run_config_of(checkpoint) or {}).get("model") or {}).get("net")
-    if isinstance(saved_net, dict):  # settings first: they name what to change, where shapes cannot
-        task.check_resumes(saved_net, f"ckpt_path={ckpt_path}")
-    if isinstance(getattr(task, "net", None), torch.nn.Module):
-        try:
-            check_state_fits(task.net, net_state(checkpoint), f"ckpt_path={ckpt_path} (another model's configuration?)")
-        except SupraUserError:  # the settings that differ say what to change, where the shapes do not
-            ours = ((task.run_config or {}).get("model") or {}).get("net")
-            if not isinstance(saved_net, dict) or not isinstance(ours, dict):
-                raise
-            refuse_changed_model(f"ckpt_path={ckpt_path}", model_changes(saved_net, ours, prefix="net."))
+    _refuse_other_settings(task, saved_net, source)  # settings first: they name what to change, where shapes cannot
+    _refuse_other_weights(task, checkpoint, saved_net, source)
+    _refuse_other_vqvae(task, checkpoint, source)
+    if max_steps is not None:
+        _refuse_no_training_state(checkpoint, source)
+        _refuse_trained_to(checkpoint, max_steps, source)
+    return checkpoint
+
+
+def _refuse_other_settings(task: SupraTask, saved_net: Any, source: str) -> None:
+    """Model settings that differ from the checkpoint's run's (the task's check_resumes names them)."""
+    if isinstance(saved_net, dict):
+        task.check_resumes(saved_net, source)
+
+
+def _refuse_other_weights(task: SupraTask, checkpoint: dict[str, Any], saved_net: Any, source: str) -> None:
+    """Weights of other shapes than the task's model, explained by the settings that differ where both runs'
+    are known (the shapes alone do not say what to change)."""
+    if not isinstance(getattr(task, "net", None), torch.nn.Module):
+        return
+    try:
+        check_state_fits(task.net, net_state(checkpoint), f"{source} (another model's configuration?)")
+    except SupraUserError:
+        ours = ((task.run_config or {}).get("model") or {}).get("net")
+        if not isinstance(saved_net, dict) or not isinstance(ours, dict):
             raise
+        refuse_changed_model(source, model_changes(saved_net, ours, prefix="net."))
+        raise
+
+
+def _refuse_other_vqvae(task: SupraTask, checkpoint: dict[str, Any], source: str) -> None:
+    """An a2a checkpoint resumed over another stage-1 VQ-VAE: the data would be coded by the new one, the GPT
+    would have learnt the old one's codes, and the checkpoint's own VQ-VAE would come back with its weights."""
     vqvae = getattr(task, "vqvae", None)
-    if isinstance(vqvae, torch.nn.Module) and not same_state(net_state(checkpoint, "vqvae."), vqvae.state_dict()):
-        trained_with = checkpoint.get("hyper_parameters", {}).get("vqvae_ckpt")
-        raise SupraUserError(
-            f"ckpt_path={ckpt_path} was trained over another VQ-VAE than model.vqvae_ckpt={task.hparams.vqvae_ckpt} "
-            f"(its codes mean other pictures): leave model.vqvae_ckpt unset, and the checkpoint's own is used"
-            + (f" (it was model.vqvae_ckpt={trained_with})" if trained_with else ""))
+    if not isinstance(vqvae, torch.nn.Module) or same_state(net_state(checkpoint, "vqvae."), vqvae.state_dict()):
+        return
+    trained_with = checkpoint.get("hyper_parameters", {}).get("vqvae_ckpt")
+    raise SupraUserError(
+        f"{source} was trained over another VQ-VAE than model.vqvae_ckpt={task.hparams.vqvae_ckpt} "
+        f"(its codes mean other pictures): leave model.vqvae_ckpt unset, and the checkpoint's own is used"
+        + (f" (it was model.vqvae_ckpt={trained_with})" if trained_with else ""))
+
+
+def _refuse_no_training_state(checkpoint: dict[str, Any], source: str) -> None:
+    """A checkpoint of weights only, trained on: Lightning's KeyError deep in its restore, or steps from 0 again."""
     lacking = [key for key in ("optimizer_states", "lr_schedulers", "loops") if key not in checkpoint]
-    if max_steps is not None and lacking:  # Lightning: a KeyError deep in its restore, or steps from 0 again
-        raise SupraUserError(f"ckpt_path={ckpt_path} holds no training state ({', '.join(lacking)} missing: weights "
+    if lacking:
+        raise SupraUserError(f"{source} holds no training state ({', '.join(lacking)} missing: weights "
                              "only?), so training cannot go on from it: score it with train=false, or start a new "
                              "run from its weights")
+
+
+def _refuse_trained_to(checkpoint: dict[str, Any], max_steps: int, source: str) -> None:
+    """A checkpoint already at trainer.max_steps (-1: no limit): the fit would train nothing."""
     step = checkpoint.get("global_step")
     if isinstance(max_steps, int) and max_steps >= 0 and isinstance(step, int) and step >= max_steps:
-        raise SupraUserError(f"ckpt_path={ckpt_path} is at step {step}: trainer.max_steps={max_steps} trains nothing more; "
+        raise SupraUserError(f"{source} is at step {step}: trainer.max_steps={max_steps} trains nothing more; "
                              "raise trainer.max_steps to go on, at the schedule's min_lr (or train=false to score it as it is)")
-    return checkpoint
 
 
 # Settings a resumed run may change without a word: how its batches are made and where its files (and caches) go.
