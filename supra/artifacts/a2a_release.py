@@ -391,7 +391,7 @@ def load_a2a(path: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
     """(GPT, VQ-VAE, vocabulary), both models in eval mode, from a release folder (local, or on the Hugging
     Face Hub: org/name[@revision]) or a supra.a2a checkpoint."""
     given, path = path, local_path(path)  # errors name what was typed (org/name), not the cache's folder
-    kind = artifact_kind(path, accepts=(A2A_CHECKPOINT,))
+    kind = artifact_kind(given, accepts=(A2A_CHECKPOINT,))  # given: a missing path is named as typed
     refuse_other_kind(given, kind, A2A_MODEL)
     return load_a2a_release(path) if kind == A2A_RELEASE else load_a2a_checkpoint(path)
 

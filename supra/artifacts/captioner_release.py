@@ -390,7 +390,7 @@ def load_captioner(path: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict | 
     """(net in eval mode, tokenizer, training run config or None) from a train.py checkpoint or a release
     folder, local or on the Hugging Face Hub (org/name[@revision])."""
     given, path = path, local_path(path)  # errors name what was typed (org/name), not the cache's folder
-    kind = artifact_kind(path, accepts=(CAPTIONER_CHECKPOINT,))
+    kind = artifact_kind(given, accepts=(CAPTIONER_CHECKPOINT,))  # given: a missing path is named as typed
     refuse_other_kind(given, kind, CAPTIONER_MODEL)  # an a2a model captions too, by its own command
     if kind == CAPTIONER_RELEASE:
         net, tokenizer, _ = load_release(path)
