@@ -25,11 +25,12 @@ from supra.utils.run_folders import OWNER, KeepFinishedRuns, sweep_record
 from tests.conftest import CONF, ROOT
 
 
-def hydra_config(run_dir: str):
+def hydra_config(run_dir: str, *overrides: str):
     """train.yaml with Hydra's own settings, as Hydra hands them to a callback at the run's start."""
     GlobalHydra.instance().clear()
     with initialize_config_dir(config_dir=str(CONF), version_base="1.3"):
-        return compose(config_name="train", return_hydra_config=True, overrides=[f"hydra.run.dir={run_dir}"])
+        return compose(config_name="train", return_hydra_config=True,
+                       overrides=[f"hydra.run.dir={run_dir}", *overrides])
 
 
 def claim_by(folder: Path, pid: int, start: str = "") -> None:
@@ -126,6 +127,23 @@ def test_a_claim_whose_pid_is_now_another_process_s_is_taken_over(tmp_path, live
     assert KeepFinishedRuns()._claim(tmp_path / "reused", "run") is None
     claim_by(tmp_path / "live", live_pid, start=started)
     assert KeepFinishedRuns()._claim(tmp_path / "live", "run") is not None
+
+
+def test_paths_kaggle_off_kaggle_is_refused_before_its_run_folder_is_made(tmp_path, capsys):
+    """It made /kaggle/working/logs/... at the file system's root, with the whole run in it, and said nothing."""
+    config = hydra_config(str(tmp_path / "run"), "paths=kaggle")  # this machine has no /kaggle/input
+    for start in (KeepFinishedRuns().on_run_start, KeepFinishedRuns().on_multirun_start):
+        with pytest.raises(SystemExit) as refused:
+            start(config)
+        assert refused.value.code == 2
+        assert capsys.readouterr().err == ("error: paths=kaggle: /kaggle/input not found (not a Kaggle notebook?): "
+                                           "leave out paths=kaggle\n")
+    assert not (tmp_path / "run").exists()
+    # in a notebook, where its data folder is
+    callback, config = KeepFinishedRuns(), hydra_config(str(tmp_path / "run"), "paths=kaggle", f"paths.data_dir={tmp_path}")
+    callback.on_run_start(config)
+    callback.on_run_end(config)
+    assert (tmp_path / "run").is_dir()
 
 
 def test_a_dated_run_folder_given_on_the_command_line_is_checked_by_its_fixed_part(tmp_path):

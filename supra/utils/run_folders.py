@@ -135,6 +135,7 @@ class KeepFinishedRuns(Callback):
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         if not _is_first_process():
             return  # a DDP rank Lightning started again with hydra.run.dir=<rank 0's folder>
+        _refuse_kaggle_paths_off_kaggle(config)
         resumed = " (a resumed run, ckpt_path=..., writes a new one)" if "ckpt_path" in config else ""
 
         def finished(folder: Path) -> str | None:
@@ -161,6 +162,7 @@ class KeepFinishedRuns(Callback):
         self._take(config, "run", finished)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _refuse_kaggle_paths_off_kaggle(config)
         _refuse_shared_job_folders(config)
 
         def finished(folder: Path) -> str | None:
@@ -264,6 +266,20 @@ def _create_claim(claim: Path, text: str) -> None:
         raise
     finally:
         os.close(descriptor)
+
+
+def _refuse_kaggle_paths_off_kaggle(config: DictConfig) -> None:
+    """paths=kaggle where its data folder (/kaggle/input) is missing, refused before the run's folder is made:
+    off Kaggle, its fixed log_dir would put the run under /kaggle/working, at the file system's root (made there
+    by whoever may, and found by nobody)."""
+    if OmegaConf.select(config, "hydra.runtime.choices.paths") != "kaggle":
+        return
+    try:
+        data_dir = Path(str(config.paths.data_dir))
+    except Exception:  # resolvable only inside the job: checked as the data is read
+        return
+    if not data_dir.is_dir():
+        _refuse(f"paths=kaggle: {data_dir} not found (not a Kaggle notebook?): leave out paths=kaggle")
 
 
 def _refuse_shared_job_folders(config: DictConfig) -> None:
