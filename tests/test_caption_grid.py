@@ -28,6 +28,7 @@ from supra.pictures.grids import (
     title_lines,
     wrap,
 )
+from supra.utils.private_apis import stop_at_end_of_batch
 
 
 def images(n: int) -> torch.Tensor:
@@ -243,8 +244,27 @@ def test_callback_writes_grids_and_logs_them_to_tensorboard_during_fit_and_test(
     assert {"val/samples", "test/samples"} <= set(tags)
 
 
+def test_no_validation_pictures_after_a_sigterm_so_the_checkpoint_comes_first(tmp_path, caplog):
+    """A preemption's SIGTERM gives 30 to 120 s: the pictures drawn as a validation ends (minutes for the a2a
+    model's) came before last.ckpt, and the run was killed without it."""
+    callback = CaptionGridCallback(num_images=2, output_dir=str(tmp_path / "run"))
+    trainer = L.Trainer(accelerator="cpu", max_steps=2, limit_train_batches=2, num_sanity_val_steps=0,
+                        callbacks=[callback], logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        enable_checkpointing=False)
+    module, datamodule = TinyCaptioner(), TinySamples()
+    trainer.fit(module, datamodule=datamodule)
+    drawn = list(datamodule.requests)
+    stop_at_end_of_batch(trainer)  # as Lightning's SIGTERM handler marks it
+    with caplog.at_level("INFO", logger="supra.callbacks.sample_grid"):
+        callback.on_validation_end(trainer, module)
+    assert datamodule.requests == drawn == [("val", 2)]  # nothing drawn after the signal
+    assert [r.getMessage() for r in caplog.records if r.name == "supra.callbacks.sample_grid"] == [
+        "CaptionGridCallback: no val pictures at step 2: the run is stopping (SIGTERM, or Ctrl-C), and its "
+        "checkpoint comes first"]
+
+
 def test_callback_uses_default_root_dir_and_restores_training_mode(tmp_path):
-    trainer = SimpleNamespace(is_global_zero=True, sanity_checking=False, global_step=7, loggers=[],
+    trainer = SimpleNamespace(is_global_zero=True, sanity_checking=False, received_sigterm=False, global_step=7, loggers=[],
                               datamodule=TinySamples(), default_root_dir=str(tmp_path))
     module = TinyCaptioner().train()
     callback = CaptionGridCallback(num_images=2, dirname="grids")
@@ -255,7 +275,7 @@ def test_callback_uses_default_root_dir_and_restores_training_mode(tmp_path):
 
 def test_callback_does_nothing_on_other_ranks(tmp_path):
     datamodule = TinySamples()
-    trainer = SimpleNamespace(is_global_zero=False, sanity_checking=False, global_step=7, loggers=[],
+    trainer = SimpleNamespace(is_global_zero=False, sanity_checking=False, received_sigterm=False, global_step=7, loggers=[],
                               datamodule=datamodule, default_root_dir=str(tmp_path))
     callback = CaptionGridCallback(num_images=2)
     callback.on_validation_end(trainer, TinyCaptioner())

@@ -3,10 +3,13 @@ after a test, on global rank 0 only, the model in eval mode draws its pictures o
 each is written as `<output_dir>/<dirname>/<split>_step_XXXXXX<suffix>.png` (and `.gif` for clips), copied
 to `<output_dir>/<name>.png` (the latest), and logged as `<split>/<name>` to every logger. The step is the
 training step of the weights drawn: a validation's global step, or that of the checkpoint a test scores.
+After a SIGTERM (a preemption, whose grace period is short) or Ctrl-C a validation's pictures are skipped: they would be
+drawn before the checkpoint is written, and may take minutes (the a2a model's generated grids).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +20,8 @@ from PIL import Image
 
 from supra.callbacks.image_logging import log_animation, log_image
 from supra.pictures.files import save_gif_atomic, save_image_atomic
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -74,8 +79,14 @@ class SampleGridCallback(L.Callback):
                 log_animation(trainer, f"{split}/{sample.name}_video", gif)
 
     def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if not trainer.sanity_checking:
-            self._write(trainer, pl_module, "val", trainer.global_step)
+        if trainer.sanity_checking:
+            return
+        if trainer.received_sigterm:  # the checkpoint (written after this hook) comes first
+            if trainer.is_global_zero:
+                log.info("%s: no val pictures at step %d: the run is stopping (SIGTERM, or Ctrl-C), and its checkpoint "
+                         "comes first", type(self).__name__, trainer.global_step)
+            return
+        self._write(trainer, pl_module, "val", trainer.global_step)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._write(trainer, pl_module, getattr(trainer.datamodule, "split", "test"), tested_step(trainer, pl_module))
