@@ -83,6 +83,7 @@ def test_validations_inside_an_optimizer_step_are_refused_before_training(train_
         trainer = SimpleNamespace(**{"accumulate_grad_batches": 2, "val_check_interval": interval, "val_check_batch":
                                      every, "check_val_every_n_epoch": per_epoch, "num_training_batches": 5,
                                      "fast_dev_run": False, "limit_val_batches": 1.0, "max_steps": -1, "max_epochs": 2,
+                                     "is_global_zero": True,
                                      **bound})
         try:
             check.on_train_start(trainer, None)
@@ -143,6 +144,33 @@ def test_a_run_that_ends_before_its_first_validation_is_warned_of_before_trainin
          "validation at batch 500 (trainer.val_check_interval=500): no validation and no best checkpoint (the test "
          "scores the last weights)"],
         []]  # 510 steps pass the validation at 500
+
+
+def test_a_step_bound_that_ends_a_run_before_its_epoch_end_validation_is_warned_of_before_training(train_config,
+                                                                                                   caplog):
+    """The release recipes validate at each epoch's end: a small trainer.max_steps never validated, and the only word
+    was Lightning's "could not find the monitored key ... Did you call log('val/CIDEr')"."""
+    cfg = train_config("trainer.max_steps=2", "+trainer.limit_train_batches=3", "trainer.val_check_interval=1.0",
+                       "trainer.check_val_every_n_epoch=1", "test=false", "trainer.num_sanity_val_steps=0")
+    with caplog.at_level("WARNING", logger="supra.callbacks.validation_within_run"):
+        train(cfg)
+    said = [r.getMessage() for r in caplog.records if r.name == "supra.callbacks.validation_within_run"]
+    assert said == ["this run ends after 2 of an epoch's 3 batches (trainer.max_steps=2), before its first validation "
+                    "at the epoch's end: no validation and no best checkpoint (the test scores the last weights). Raise "
+                    "trainer.max_steps to 3 or more, or validate by steps with an integer trainer.val_check_interval (of "
+                    "at most 2 batches) and trainer.check_val_every_n_epoch=null"]
+    # the second epoch's second batch (every second epoch, at 0.7 of it)
+    settings = {"val_check_interval": 0.7, "val_check_batch": 2, "check_val_every_n_epoch": 2, "max_steps": 4,
+                "max_epochs": -1, "fast_dev_run": False, "is_global_zero": True, "limit_val_batches": 1.0,
+                "accumulate_grad_batches": 1, "num_training_batches": 3, "limit_train_batches": 1.0}
+    warned = []
+    for bound in ({}, {"max_steps": 5}, {"max_epochs": 1, "max_steps": 4}):
+        caplog.clear()
+        ValidationWithinRun().on_train_start(SimpleNamespace(**{**settings, **bound}), None)
+        warned.append([r.getMessage().split(": no validation")[0] for r in caplog.records])
+    assert warned == [["this run ends after 4 training batches (3 an epoch; trainer.max_steps=4), before its first "
+                       "validation at batch 5 (trainer.val_check_interval=0.7, trainer.check_val_every_n_epoch=2)"],
+                      [], []]  # 5 steps reach it; trainer.max_epochs=1 ends the run before trainer.max_steps does
 
 
 def test_a_run_of_no_training_batch_is_refused_before_training():

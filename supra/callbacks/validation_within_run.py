@@ -21,7 +21,9 @@ class ValidationWithinRun(L.Callback):
     weights; a run of no training batch at all (trainer.limit_train_batches=0) is refused. The run's length is
     known only once the data is (here, at the start of fit). A resumed run counts from its checkpoint's batches
     (validations fall every val_check_interval batches since the first run began), and its test scores the best
-    checkpoint carried over with it, if there is one.
+    checkpoint carried over with it, if there is one. Validations counted within each epoch (the release recipes'
+    at each epoch's end) are checked at the start of training, when a run bounded by steps alone has loaded its
+    data: a trainer.max_steps that ends the run before the first one is warned of (a fresh run's only).
 
     With trainer.accumulate_grad_batches > 1, a validation that falls inside an optimizer step (its batches'
     gradients gathered so far) is refused at the start of training, before the first batch: the checkpoints written
@@ -48,10 +50,37 @@ class ValidationWithinRun(L.Callback):
             raise SupraUserError("trainer.limit_train_batches=0 trains no batch: the run would save and test its "
                                  "initial weights: leave it out to train, or add train=false to only test (with "
                                  "ckpt_path=... to test a checkpoint)")
-        interval = trainer.val_check_interval
-        if (trainer.fast_dev_run or not trainer.is_global_zero or not trainer.limit_val_batches
-                or trainer.check_val_every_n_epoch is not None or not isinstance(interval, int)):
+        if _validates(trainer) and trainer.check_val_every_n_epoch is None and isinstance(trainer.val_check_interval, int):
+            self._warn_if_run_ends_before_interval(trainer)
+
+    def _warn_if_steps_end_before_epoch_validation(self, trainer: L.Trainer) -> None:
+        """Validations counted within each epoch (trainer.check_val_every_n_epoch, the release recipes' epoch end):
+        a trainer.max_steps that ends the run before the first one. At the start of training, when the epoch's
+        length is known (a run bounded by steps alone loads its data only then). Not for a resumed run, which
+        validates where the epoch it goes on in ends."""
+        epoch, every, interval = trainer.num_training_batches, trainer.check_val_every_n_epoch, trainer.val_check_interval
+        if (not _validates(trainer) or every is None or self._resumed or trainer.max_steps <= 0
+                or not math.isfinite(epoch) or epoch < 1):
             return
+        epoch = int(epoch)
+        first = (every - 1) * epoch + int(trainer.val_check_batch)  # val_check_batch: the batch of its epoch
+        batches = batches_for_steps(trainer.max_steps, trainer.accumulate_grad_batches, epoch)
+        ends_sooner = trainer.max_epochs is not None and 0 < trainer.max_epochs * epoch < batches
+        if batches >= first or ends_sooner:  # it validates, or trainer.max_epochs ends it first
+            return
+        at = ("at the epoch's end" if first == epoch else
+              f"at batch {first} (trainer.val_check_interval={interval}, trainer.check_val_every_n_epoch={every})")
+        length = (f"{batches} of an epoch's {epoch} batches (trainer.max_steps={trainer.max_steps})" if batches < epoch
+                  else f"{batches} training batches ({epoch} an epoch; trainer.max_steps={trainer.max_steps})")
+        log.warning("this run ends after %s, before its first validation %s: no validation "
+                    "and no best checkpoint (the test scores the last weights). Raise trainer.max_steps to %d or more, "
+                    "or validate by steps with an integer trainer.val_check_interval (of at most %d batches) and "
+                    "trainer.check_val_every_n_epoch=null", length, at,
+                    steps_for_batches(first, trainer.accumulate_grad_batches, epoch), batches)
+
+    def _warn_if_run_ends_before_interval(self, trainer: L.Trainer) -> None:
+        """Validations every trainer.val_check_interval batches of the run: a run that ends before the next."""
+        interval = trainer.val_check_interval
         step, done = self._resumed or (0, 0)
         resumed = f", resumed at step {step}" if self._resumed else ""
         budgets = []  # (training batches since the first run began, the option that ends the run there)
@@ -82,6 +111,10 @@ class ValidationWithinRun(L.Callback):
 
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._refuse_validation_inside_a_step(trainer)
+        self._warn_if_steps_end_before_epoch_validation(trainer)
+
+    def _refuse_validation_inside_a_step(self, trainer: L.Trainer) -> None:
         accumulate, every, epoch = trainer.accumulate_grad_batches, trainer.val_check_batch, trainer.num_training_batches
         if (accumulate <= 1 or trainer.fast_dev_run or not trainer.limit_val_batches or not isinstance(every, int)
                 or not math.isfinite(epoch)):
@@ -111,6 +144,11 @@ class ValidationWithinRun(L.Callback):
                              f"the one written there would train other weights): {advice}")
 
 
+def _validates(trainer: L.Trainer) -> bool:
+    """Whether the run's validations are this callback's to check: on rank 0, of a run that validates at all."""
+    return bool(not trainer.fast_dev_run and trainer.is_global_zero and trainer.limit_val_batches)
+
+
 def validation_inside_a_step(epoch: int, every: int, accumulate: int, per_epoch: bool, batches: float) -> int | None:
     """The batch of its epoch (from 1) of the first validation within the run's first `batches` training batches that
     falls inside an optimizer step, or None. Lightning validates after every `every` batches of each epoch
@@ -122,6 +160,12 @@ def validation_inside_a_step(epoch: int, every: int, accumulate: int, per_epoch:
         if at % accumulate and at != epoch:
             return at
     return None
+
+
+def steps_for_batches(batches: int, accumulate: int, epoch: int) -> int:
+    """The fewest optimizer steps that train `batches` batches over epochs of `epoch` (batches_for_steps's inverse)."""
+    epochs, rest = divmod(batches, epoch)
+    return epochs * math.ceil(epoch / accumulate) + math.ceil(rest / accumulate)
 
 
 def batches_for_steps(steps: int, accumulate: int, epoch: float) -> int:
