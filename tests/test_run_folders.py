@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 
@@ -294,6 +295,19 @@ def test_a_run_killed_before_its_first_checkpoint_is_refused_as_such_not_as_a_fi
         f"error: hydra.run.dir={tmp_path} already holds a run stopped before its first checkpoint (csv/metrics.csv, "
         "no checkpoints/*.ckpt): there is nothing to resume; choose another with hydra.run.dir=DIR, or remove that "
         "folder to run there again\n")
+
+
+def test_resuming_into_the_interrupted_runs_own_folder_is_told_to_write_elsewhere_not_to_resume(tmp_path, capsys):
+    """The interrupted run's folder is refused (the resumed run writes a new one); a command that already resumes
+    it with ckpt_path=... was told to add that very ckpt_path."""
+    last = tmp_path / "checkpoints" / "last.ckpt"
+    last.parent.mkdir()
+    torch.save({"global_step": 20, "supra": {"run_config": {"trainer": {"max_steps": 60}}}}, last)
+    assert refusal(KeepFinishedRuns().on_run_start, hydra_config(str(tmp_path), f"ckpt_path={last}"), capsys) == (
+        f"error: hydra.run.dir={tmp_path} already holds an interrupted run (checkpoints/last.ckpt at step 20 of 60): "
+        "a resumed run writes a new folder: leave out hydra.run.dir, or give another with hydra.run.dir=DIR\n")
+    assert f"resume it with ckpt_path={last} (a resumed run writes a new folder)" in refusal(
+        KeepFinishedRuns().on_run_start, hydra_config(str(tmp_path)), capsys)
 
 
 def test_a_folder_a_run_was_refused_in_before_its_work_is_free_for_the_corrected_command(tmp_path):

@@ -117,6 +117,15 @@ def stopped_short(folder: Path) -> tuple[int, int] | None:
     return None
 
 
+def interrupted_run_advice(folder: Path, ckpt_path: str | None) -> str:
+    """What to do with the interrupted run in `folder`, refused as a run's folder: resume it, or, where this
+    command already resumes (`ckpt_path` given), write the resumed run elsewhere."""
+    if ckpt_path:
+        return "a resumed run writes a new folder: leave out hydra.run.dir, or give another with hydra.run.dir=DIR"
+    return (f"resume it with ckpt_path={folder / 'checkpoints' / 'last.ckpt'} (a resumed run writes a new folder), "
+            "or choose another with hydra.run.dir=DIR")
+
+
 def killed_before_checkpoint(folder: Path) -> bool:
     """Whether the run in `folder` was killed (its claim left behind by a process no longer alive) before it wrote
     a checkpoint or test scores: its logged curves alone, which a finished run that saves no checkpoint also has."""
@@ -151,8 +160,7 @@ class KeepFinishedRuns(Callback):
             held = finished_run_file(folder)
             if held and not (folder / "metrics.json").is_file() and (stopped := stopped_short(folder)):
                 return (f"hydra.run.dir={folder} already holds an interrupted run (checkpoints/last.ckpt at step "
-                        f"{stopped[0]} of {stopped[1]}): resume it with ckpt_path={folder / 'checkpoints' / 'last.ckpt'} "
-                        "(a resumed run writes a new folder), or choose another with hydra.run.dir=DIR")
+                        f"{stopped[0]} of {stopped[1]}): " + interrupted_run_advice(folder, config.get("ckpt_path")))
             if held and killed_before_checkpoint(folder):
                 return (f"hydra.run.dir={folder} already holds a run stopped before its first checkpoint "
                         f"({held.relative_to(folder)}, no checkpoints/*.ckpt): there is nothing to resume; choose "
