@@ -28,7 +28,8 @@ from supra.loggers.wandb_logger import build_wandb_logger
 from supra.runner.callback_checks import PERIODIC_CHECKPOINTS
 from supra.runner.evaluation import data_for_release, evaluate, run_settings
 from supra.runner.run_checks import check_run_config
-from supra.runner.training import train
+from supra.runner.training import say_shorter_than_schedule, schedule_length, train
+from supra.tasks.lr_schedules import warmup_cosine
 from supra.utils.errors import SupraUserError
 from supra.utils.run_folders import finished_run_file
 from tests.conftest import ROOT, TINY_RUN, command_lines, compose_config
@@ -709,6 +710,21 @@ def test_resuming_at_or_past_max_steps_is_refused_rather_than_training_nothing(t
     with pytest.raises(SupraUserError, match=r"last.ckpt is at step 30: trainer.max_steps=30 trains nothing more; "
                                              r"raise trainer.max_steps to go on"):
         train(train_config(f"ckpt_path={last}", "trainer.max_steps=30", run="resumed_to_nothing"))
+
+
+@pytest.mark.parametrize("warmup_steps", [0, 10, 100])  # 100: clamped to the run's 59, as a short run's is
+def test_a_resume_that_ends_before_its_checkpoints_schedule_is_warned_that_the_lr_never_reaches_min_lr(warmup_steps,
+                                                                                                      caplog):
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    # the checkpoint of a 60-step run stopped at step 20: its schedule goes on where a resumed run takes it up
+    checkpoint = {"lr_schedulers": [warmup_cosine(optimizer, total_steps=60, warmup_steps=warmup_steps).state_dict()]}
+    assert schedule_length(checkpoint) == 60
+    with caplog.at_level(logging.WARNING):
+        for max_steps in (40, 60, 80, -1):  # only 40 ends partway through it
+            say_shorter_than_schedule("r1/last.ckpt", schedule_length(checkpoint), max_steps)
+    assert [record.getMessage() for record in caplog.records] == [
+        "resuming ckpt_path=r1/last.ckpt with trainer.max_steps=40, short of its learning-rate schedule's 60 steps "
+        "(which goes on): the run ends partway through it, and its lr never reaches min_lr"]
 
 
 def run_cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:

@@ -143,6 +143,7 @@ def _check_resume(cfg: DictConfig, task: SupraTask, ckpt_path: str, run_config: 
     if cfg.get("train"):
         resumed = run_config_of(checkpoint) or {}
         say_resumed_changes(cfg, resumed)
+        say_shorter_than_schedule(ckpt_path, schedule_length(checkpoint), cfg.trainer.get("max_steps"))
         keep_resumed_settings(run_config, resumed)
 
 
@@ -354,6 +355,27 @@ def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
         if changed:
             log.warning("resuming ckpt_path=%s with %s: used: the checkpoint's weights go on with them", cfg.ckpt_path,
                         ", ".join(f"model.{key}={now} (was {was})" for key, was, now in changed))
+
+
+def schedule_length(checkpoint: dict[str, Any]) -> int | None:
+    """The steps of the warm-up and cosine schedule (lr_schedules.warmup_cosine) the checkpoint's run set out,
+    which goes on when it is resumed; None for another schedule (or none)."""
+    try:
+        state = checkpoint["lr_schedulers"][0]
+        if "_schedulers" in state:  # warm-up, then the cosine
+            return int(state["_milestones"][0] + state["_schedulers"][1]["T_max"])
+        return int(state["T_max"])
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def say_shorter_than_schedule(ckpt_path: str, length: int | None, max_steps: Any) -> None:
+    """Warn that a resumed run stops partway through its checkpoint's learning-rate schedule (which goes on,
+    not set out again for the new trainer.max_steps): its lr never comes down to min_lr."""
+    if length is not None and isinstance(max_steps, int) and 0 <= max_steps < length:
+        log.warning("resuming ckpt_path=%s with trainer.max_steps=%d, short of its learning-rate schedule's %d steps "
+                    "(which goes on): the run ends partway through it, and its lr never reaches min_lr", ckpt_path,
+                    max_steps, length)
 
 
 def keep_resumed_settings(run_config: dict[str, Any], resumed: dict[str, Any]) -> None:
