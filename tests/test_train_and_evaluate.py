@@ -712,6 +712,18 @@ def test_resuming_at_or_past_max_steps_is_refused_rather_than_training_nothing(t
         train(train_config(f"ckpt_path={last}", "trainer.max_steps=30", run="resumed_to_nothing"))
 
 
+def test_resuming_past_max_epochs_is_refused_in_one_line_not_lightnings_traceback(train_config):
+    # 16 images x 5 captions in batches of 16: 5 batches an epoch, so step 11 is in the third epoch (current_epoch=2);
+    # Lightning refuses max_epochs=1 from deep in its restore (a MisconfigurationException traceback)
+    short = ["data.num_train=16", "trainer.val_check_interval=5", "test=false"]
+    first = train_config(*short, "trainer.max_steps=11", run="three_epochs")
+    train(first)
+    last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
+    with pytest.raises(SupraUserError, match=r"last.ckpt is at epoch 2: trainer.max_epochs=1 trains nothing more; "
+                                             r"raise trainer.max_epochs above 2 to go on"):
+        train(train_config(*short, f"ckpt_path={last}", "trainer.max_steps=-1", "trainer.max_epochs=1", run="past"))
+
+
 @pytest.mark.parametrize("warmup_steps", [0, 10, 100])  # 100: clamped to the run's 59, as a short run's is
 def test_a_resume_that_ends_before_its_checkpoints_schedule_is_warned_that_the_lr_never_reaches_min_lr(warmup_steps,
                                                                                                       caplog):

@@ -15,6 +15,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
+from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -172,6 +173,20 @@ def _fit(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.Lig
             trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     except SIGTERMException as stop:  # Ctrl-C or SIGTERM: last.ckpt written and said (callbacks/checkpoint.py)
         raise SystemExit(1) from stop  # not 0, as Lightning's: the run did not finish (and is not tested)
+    except MisconfigurationException as err:  # the checkpoint's epochs, as Lightning counts them, past max_epochs
+        if not str(err).startswith(PAST_MAX_EPOCHS):
+            raise
+        raise SupraUserError(past_max_epochs(cfg.ckpt_path, trainer.current_epoch, trainer.max_epochs)) from None
+
+
+# How Lightning refuses, as it restores a checkpoint, one whose epochs pass trainer.max_epochs (a traceback)
+PAST_MAX_EPOCHS = "You restored a checkpoint with current_epoch="
+
+
+def past_max_epochs(ckpt_path: str, epochs: int, max_epochs: int) -> str:
+    """The one line for a resume whose checkpoint has trained more epochs than trainer.max_epochs."""
+    return (f"ckpt_path={ckpt_path} is at epoch {epochs}: trainer.max_epochs={max_epochs} trains nothing more; "
+            f"raise trainer.max_epochs above {epochs} to go on (or train=false to score it as it is)")
 
 
 def _test(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.LightningDataModule) -> dict[str, float]:
