@@ -303,20 +303,17 @@ def test_predictions_of_a_run_name_their_image_files(tmp_path):
     assert all((tmp_path / "flickr" / p["file"]).is_file() and isinstance(p["caption"], str) for p in predictions)
 
 
-def test_evaluating_a_release_folder_with_data_root_scores_flickr8k_there(tmp_path, trained_run):
-    import subprocess
-    import sys
-
+def test_evaluating_a_release_folder_with_data_root_scores_flickr8k_there(tmp_path, trained_run, capsys):
     from supra.artifacts.captioner_release import export_release
-    from tests.conftest import ROOT
+    from supra.runner.evaluation import data_for_release, evaluate
+    from tests.conftest import compose_config
 
     release = export_release(trained_run / "checkpoints" / "best.ckpt", tmp_path / "release")
     write_karpathy(tmp_path / "flickr")
-    result = subprocess.run(
-        [sys.executable, "evaluate.py", f"ckpt={release}", f"data.root={tmp_path / 'flickr'}",
-         f"hydra.run.dir={tmp_path / 'eval'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300)
-    assert result.returncode == 0, result.stderr[-2000:]
-    assert "scoring data=flickr8k at data.root" in result.stderr
+    # the command line as evaluate.py hands it to Hydra, scored in process (a subprocess would start METEOR's Java
+    # again)
+    argv = data_for_release([f"ckpt={release}", f"data.root={tmp_path / 'flickr'}"])
+    assert "scoring data=flickr8k at data.root" in capsys.readouterr().err
+    evaluate(compose_config("eval", tmp_path / "eval", argv))
     predictions = json.loads((tmp_path / "eval" / "predictions.json").read_text())
     assert sorted(p["image_id"] for p in predictions) == sorted(names()["test"])
