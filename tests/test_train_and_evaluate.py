@@ -744,10 +744,8 @@ def run_cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
                           timeout=300)
 
 
-def test_train_cli_fast_dev_run_and_help(tmp_path, train_py_runs):
-    # a smaller shapes set than the default's 4,000 images: the entry point and its output are under test here
-    result = run_cli("train.py", "debug=fast_dev_run", f"hydra.run.dir={tmp_path / 'run'}", "data.num_train=200",
-                     "data.num_val=16", "data.num_test=16", "callbacks.progress_bar=null", cwd=tmp_path)
+def test_train_cli_fast_dev_run_and_help(train_py_runs):
+    result = train_py_runs["fast_dev_run"]
     assert result.returncode == 0, result.stderr[-2000:]
     output = result.stdout + result.stderr
     assert "Trainable params" in output  # the model summary, without noise every run would repeat:
@@ -823,12 +821,15 @@ BAD_TRAIN_INPUTS = {
 }
 @pytest.fixture(scope="module")
 def train_py_runs(tmp_path_factory, trained_run) -> dict[str, subprocess.CompletedProcess]:
-    """train.py given each bad input, an output directory it cannot create, a finished run's folder and
-    --help: all run in one interpreter (command_lines), as `python train.py <case>` runs them."""
+    """train.py given a fast_dev_run, each bad input, an output directory it cannot create, a finished run's
+    folder and --help: all run in one interpreter (command_lines), as `python train.py <case>` runs them."""
     tmp = tmp_path_factory.mktemp("train_py_runs")
     blocker = tmp / "a_file"
     blocker.write_text("a file where a directory should go")
-    cases = {case: [*case.split(), f"hydra.run.dir={tmp / str(i)}"] for i, case in enumerate(BAD_TRAIN_INPUTS)}
+    # a smaller shapes set than the default's 4,000 images: the entry point and its output are under test here
+    cases = {"fast_dev_run": ["debug=fast_dev_run", f"hydra.run.dir={tmp / 'fast_dev_run'}", "data.num_train=200",
+                              "data.num_val=16", "data.num_test=16", "callbacks.progress_bar=null"]}
+    cases |= {case: [*case.split(), f"hydra.run.dir={tmp / str(i)}"] for i, case in enumerate(BAD_TRAIN_INPUTS)}
     cases |= {"unwritable": [f"hydra.run.dir={blocker / 'run'}"], "unwritable logs": [f"paths.log_dir={blocker / 'logs'}"],
               "unwritable sweep": ["-m", "seed=1,2", f"hydra.sweep.dir={blocker / 'sweep'}"],
               "--help": ["--help"], "finished run": ["model.optimizer.lr=0.5", f"hydra.run.dir={trained_run}"]}
