@@ -94,7 +94,6 @@ def ctrl_c_ignored():
     signal.signal(signal.SIGINT, previous)
 
 
-@pytest.mark.ddp
 def test_a_spawned_rank_that_inherited_ctrl_c_ignored_still_ends_when_its_main_process_dies(ctrl_c_ignored, monkeypatch):
     # torch has the kernel send a spawned rank SIGINT when its parent dies; ignored, the ranks of a killed
     # `python train.py trainer=ddp_sim &` trained on as orphans
@@ -110,7 +109,6 @@ def test_a_spawned_rank_that_inherited_ctrl_c_ignored_still_ends_when_its_main_p
         ends(signal.SIGINT, None)
 
 
-@pytest.mark.ddp
 def test_a_user_error_in_a_spawned_rank_is_one_line_not_spawns_traceback(capsys):
     """trainer=ddp_sim sets the data up in ranks torch's spawn starts, which hands the parent only the rank's
     traceback as text (a ProcessRaisedException, made here as spawn makes it): that was ~60 lines of traceback
