@@ -712,6 +712,24 @@ def test_resuming_at_or_past_max_steps_is_refused_rather_than_training_nothing(t
         train(train_config(f"ckpt_path={last}", "trainer.max_steps=30", run="resumed_to_nothing"))
 
 
+def test_resuming_at_max_steps_says_where_the_lr_goes_on_from(trained_run, train_config, tmp_path):
+    """Raising trainer.max_steps goes on at min_lr only where the checkpoint's schedule had ended; a checkpoint
+    written before its end (at a validation, at Ctrl-C) goes on down the schedule."""
+    last = trained_run / "checkpoints" / "last.ckpt"  # step 30 of a 30-step schedule: its end
+    with pytest.raises(SupraUserError, match=r"is at step 30: trainer.max_steps=30 trains nothing more; raise "
+                                             r"trainer.max_steps to go on, at the schedule's min_lr \(its 30 steps are "
+                                             r"done\) \(or train=false"):
+        train(train_config(f"ckpt_path={last}", "trainer.max_steps=30", run="at_the_end"))
+    # the same step of a 60-step schedule (5 of warm-up, then the cosine's 55)
+    midway = torch.load(last, weights_only=True)
+    midway["lr_schedulers"][0]["_schedulers"][1]["T_max"] = 55
+    torch.save(midway, tmp_path / "midway.ckpt")
+    with pytest.raises(SupraUserError, match=r"is at step 30: trainer.max_steps=30 trains nothing more; raise "
+                                             r"trainer.max_steps to go on, down the rest of its learning-rate schedule "
+                                             r"\(min_lr at step 60, trainer.max_steps=60\) \(or train=false"):
+        train(train_config(f"ckpt_path={tmp_path / 'midway.ckpt'}", "trainer.max_steps=30", run="midway"))
+
+
 def test_resuming_past_max_epochs_is_refused_in_one_line_not_lightnings_traceback(train_config):
     # 16 images x 5 captions in batches of 16: 5 batches an epoch, so step 11 is in the third epoch (current_epoch=2);
     # Lightning refuses max_epochs=1 from deep in its restore (a MisconfigurationException traceback)

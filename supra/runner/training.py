@@ -304,8 +304,20 @@ def _refuse_trained_to(checkpoint: dict[str, Any], max_steps: int, source: str) 
     """A checkpoint already at trainer.max_steps (-1: no limit): the fit would train nothing."""
     step = checkpoint.get("global_step")
     if isinstance(max_steps, int) and max_steps >= 0 and isinstance(step, int) and step >= max_steps:
-        raise SupraUserError(f"{source} is at step {step}: trainer.max_steps={max_steps} trains nothing more; "
-                             "raise trainer.max_steps to go on, at the schedule's min_lr (or train=false to score it as it is)")
+        raise SupraUserError(f"{source} is at step {step}: trainer.max_steps={max_steps} trains nothing more; raise "
+                             f"trainer.max_steps to go on{lr_after(step, schedule_length(checkpoint))} (or train=false "
+                             "to score it as it is)")
+
+
+def lr_after(step: int, length: int | None) -> str:
+    """Where the learning rate of steps past `step` is, on the checkpoint's schedule of `length` steps (which
+    goes on, held at min_lr past its end); "" for another schedule."""
+    if length is None:
+        return ""
+    if step >= length:
+        return f", at the schedule's min_lr (its {length} steps are done)"
+    return (f", down the rest of its learning-rate schedule (min_lr at step {length}, "
+            f"trainer.max_steps={length})")
 
 
 # Settings a resumed run may change without a word: how its batches are made and where its files (and caches) go.
