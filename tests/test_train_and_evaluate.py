@@ -737,9 +737,28 @@ def test_resuming_past_max_epochs_is_refused_in_one_line_not_lightnings_tracebac
     first = train_config(*short, "trainer.max_steps=11", run="three_epochs")
     train(first)
     last = Path(first.paths.output_dir) / "checkpoints" / "last.ckpt"
-    with pytest.raises(SupraUserError, match=r"last.ckpt is at epoch 2: trainer.max_epochs=1 trains nothing more; "
-                                             r"raise trainer.max_epochs above 2 to go on"):
+    with pytest.raises(SupraUserError, match=r"last.ckpt has trained 2 epochs: trainer.max_epochs=1 trains nothing "
+                                             r"more; raise trainer.max_epochs above 2 to go on"):
         train(train_config(*short, f"ckpt_path={last}", "trainer.max_steps=-1", "trainer.max_epochs=1", run="past"))
+
+
+def test_resuming_a_checkpoint_that_has_trained_max_epochs_is_refused_one_within_its_last_epoch_goes_on(train_config):
+    """A checkpoint at trainer.max_epochs trained nothing, validated once, exited 0 and tested again into a new
+    folder. Epochs are counted as Lightning counts them: a run stopped mid-epoch by trainer.max_steps wrote a
+    last.ckpt that counts its epoch as processed, yet it has that epoch's rest to train."""
+    # 16 images x 5 captions in batches of 16: 5 batches an epoch; step 8 is the third batch of the second epoch
+    short = ["data.num_train=16", "trainer.val_check_interval=5", "test=false"]
+    midway = train_config(*short, "trainer.max_steps=8", run="midway")
+    train(midway)
+    two_epochs = train_config(*short, f"ckpt_path={Path(midway.paths.output_dir) / 'checkpoints' / 'last.ckpt'}",
+                              "trainer.max_steps=-1", "trainer.max_epochs=2", run="two_epochs")
+    train(two_epochs)
+    last = Path(two_epochs.paths.output_dir) / "checkpoints" / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 10  # the second epoch's last 2 batches
+    with pytest.raises(SupraUserError, match=re.escape(
+            f"ckpt_path={last} has trained 2 epochs: trainer.max_epochs=2 trains nothing more; raise "
+            f"trainer.max_epochs above 2 to go on, or score it with evaluate.py ckpt={last}")):
+        train(train_config(*short, f"ckpt_path={last}", "trainer.max_steps=-1", "trainer.max_epochs=2", run="again"))
 
 
 @pytest.mark.parametrize("warmup_steps", [0, 10, 100])  # 100: clamped to the run's 59, as a short run's is

@@ -1,5 +1,6 @@
 """A resumed fit goes on in the epoch where its checkpoint stopped, however the resumed run is bounded, and
-in the next epoch's first batch when that epoch's batches were all trained."""
+in the next epoch's first batch when that epoch's batches were all trained; the epochs a checkpoint has
+trained, as its resumed fit counts them against trainer.max_epochs."""
 
 from __future__ import annotations
 
@@ -53,6 +54,21 @@ class EpochWhereStopped(L.Callback):
         # an epoch begins here (a run resumed mid-epoch goes on in it without this hook): from its first batch,
         # not from the restored progress of the epoch before
         begin_epoch_afresh(trainer)
+
+
+def epochs_trained(fit_loop: dict[str, Any]) -> int | None:
+    """The epochs of which a checkpoint's run trained every batch, from its Lightning fit loop state
+    (loops.fit_loop): those begun, less the last unless its last batch ran. As Lightning counts them once it has
+    restored that state (as EpochWhereStopped gives it): a resumed fit trains no batch when they reach
+    trainer.max_epochs. A checkpoint written mid-epoch (at a validation, or at a trainer.max_steps stop, whose
+    last.ckpt counts its epoch as processed) goes on in that epoch; one written at or after an epoch's last batch
+    (at its validation, its end, or the run's) has that epoch done. None for another Lightning's layout."""
+    try:
+        begun = int(fit_loop["epoch_progress"]["current"]["started"])
+        last_batch_ran = bool(fit_loop["epoch_loop.batch_progress"]["is_last_batch"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    return max(0, begun - 1 + last_batch_ran)
 
 
 def stopped_mid_epoch(fit_loop: dict[str, Any]) -> bool:

@@ -15,7 +15,6 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.utils import instantiate
-from lightning.fabric.utilities.exceptions import MisconfigurationException
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -41,7 +40,7 @@ from supra.runner.components import (
     starting_model,
     tokenizer_to_reuse,
 )
-from supra.runner.resume import EpochWhereStopped
+from supra.runner.resume import EpochWhereStopped, epochs_trained
 from supra.runner.run_checks import check_run_config, group_choice
 from supra.runner.spawned_ranks import EndWithMainProcess
 from supra.sweeps.callback import note_diverged
@@ -140,7 +139,8 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
 def _check_resume(cfg: DictConfig, task: SupraTask, ckpt_path: str, run_config: dict[str, Any]) -> None:
     """Refuse a checkpoint the task cannot go on from; for a fit, say what changed since and keep its settings in
     `run_config` (what the task saves in its checkpoints and the loggers record: what this run trained with)."""
-    checkpoint = check_resumable(task, ckpt_path, cfg.trainer.get("max_steps") if cfg.get("train") else None)
+    checkpoint = check_resumable(task, ckpt_path, cfg.trainer.get("max_steps") if cfg.get("train") else None,
+                                 cfg.trainer.get("max_epochs"))
     if cfg.get("train"):
         resumed = run_config_of(checkpoint) or {}
         say_resumed_changes(cfg, resumed)
@@ -173,20 +173,6 @@ def _fit(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.Lig
             trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     except SIGTERMException as stop:  # Ctrl-C or SIGTERM: last.ckpt written and said (callbacks/checkpoint.py)
         raise SystemExit(1) from stop  # not 0, as Lightning's: the run did not finish (and is not tested)
-    except MisconfigurationException as err:  # the checkpoint's epochs, as Lightning counts them, past max_epochs
-        if not str(err).startswith(PAST_MAX_EPOCHS):
-            raise
-        raise SupraUserError(past_max_epochs(cfg.ckpt_path, trainer.current_epoch, trainer.max_epochs)) from None
-
-
-# How Lightning refuses, as it restores a checkpoint, one whose epochs pass trainer.max_epochs (a traceback)
-PAST_MAX_EPOCHS = "You restored a checkpoint with current_epoch="
-
-
-def past_max_epochs(ckpt_path: str, epochs: int, max_epochs: int) -> str:
-    """The one line for a resume whose checkpoint has trained more epochs than trainer.max_epochs."""
-    return (f"ckpt_path={ckpt_path} is at epoch {epochs}: trainer.max_epochs={max_epochs} trains nothing more; "
-            f"raise trainer.max_epochs above {epochs} to go on (or train=false to score it as it is)")
 
 
 def _test(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.LightningDataModule) -> dict[str, float]:
@@ -241,10 +227,12 @@ def without_unloggable(callbacks: list[Any], loggers: list[Any]) -> list[Any]:
     return callbacks if loggers else [callback for callback in callbacks if not isinstance(callback, LearningRateMonitor)]
 
 
-def check_resumable(task: SupraTask, ckpt_path: str, max_steps: int | None = None) -> dict[str, Any]:
-    """What Lightning would take without a word, or answer with a page of missing keys, as one line: a
-    checkpoint of another architecture or of other model settings, one over another stage-1 VQ-VAE, and, for
-    training (`max_steps` given), one without training state or already at `max_steps`. The checkpoint."""
+def check_resumable(task: SupraTask, ckpt_path: str, max_steps: int | None = None,
+                    max_epochs: int | None = None) -> dict[str, Any]:
+    """What Lightning would take without a word, or answer with a page of missing keys or a traceback, as one
+    line: a checkpoint of another architecture or of other model settings, one over another stage-1 VQ-VAE,
+    and, for training (`max_steps` given), one without training state or already at `max_steps` or at or past
+    `max_epochs` (trainer.max_epochs). The checkpoint."""
     checkpoint = load_supra_checkpoint(ckpt_path, kind=task.checkpoint_kind, what="ckpt_path")
     source = f"ckpt_path={ckpt_path}"
     saved_net = ((run_config_of(checkpoint) or {}).get("model") or {}).get("net")
@@ -254,6 +242,7 @@ def check_resumable(task: SupraTask, ckpt_path: str, max_steps: int | None = Non
     if max_steps is not None:
         _refuse_no_training_state(checkpoint, source)
         _refuse_trained_to(checkpoint, max_steps, source)
+        _refuse_epochs_trained(checkpoint, max_epochs, ckpt_path)
     return checkpoint
 
 
@@ -307,6 +296,18 @@ def _refuse_trained_to(checkpoint: dict[str, Any], max_steps: int, source: str) 
         raise SupraUserError(f"{source} is at step {step}: trainer.max_steps={max_steps} trains nothing more; raise "
                              f"trainer.max_steps to go on{lr_after(step, schedule_length(checkpoint))} (or train=false "
                              "to score it as it is)")
+
+
+def _refuse_epochs_trained(checkpoint: dict[str, Any], max_epochs: Any, ckpt_path: str) -> None:
+    """A checkpoint whose epochs, as Lightning counts them (resume.epochs_trained), reach trainer.max_epochs
+    (-1: no limit; null: Lightning's default): at them the fit trained no batch and exited 0 (the test then
+    scored the checkpoint again, into a new folder); past them it ended in Lightning's traceback from deep in
+    its restore, after the data's set-up."""
+    epochs = epochs_trained((checkpoint.get("loops") or {}).get("fit_loop"))
+    if isinstance(max_epochs, int) and max_epochs >= 0 and epochs is not None and epochs >= max_epochs:
+        raise SupraUserError(f"ckpt_path={ckpt_path} has trained {epochs} epoch{'s' * (epochs != 1)}: trainer.max_epochs="
+                             f"{max_epochs} trains nothing more; raise trainer.max_epochs above {epochs} to go on, "
+                             f"or score it with evaluate.py ckpt={ckpt_path}")
 
 
 def lr_after(step: int, length: int | None) -> str:
