@@ -171,7 +171,24 @@ def test_a_step_bound_that_ends_a_run_before_its_epoch_end_validation_is_warned_
         warned.append([r.getMessage().split(": no validation")[0] for r in caplog.records])
     assert warned == [["this run ends after 4 training batches (3 an epoch; trainer.max_steps=4), before its first "
                        "validation at batch 5 (trainer.val_check_interval=0.7, trainer.check_val_every_n_epoch=2)"],
-                      [], []]  # 5 steps reach it; trainer.max_epochs=1 ends the run before trainer.max_steps does
+                      [],  # 5 steps reach it; trainer.max_epochs=1 ends the run before trainer.max_steps does:
+                      ["this run ends after 1 epoch of 3 batches (trainer.max_epochs=1), before its first validation "
+                       "at batch 5 (trainer.val_check_interval=0.7, trainer.check_val_every_n_epoch=2)"]]
+
+
+def test_a_run_of_fewer_epochs_than_check_val_every_n_epoch_is_warned_of_before_training(train_config, caplog):
+    """trainer.max_epochs=1 trainer.check_val_every_n_epoch=2 never validated: no val/CIDEr for the checkpoint's
+    monitor, no best checkpoint, and no word from Supra."""
+    cfg = train_config("trainer.max_steps=-1", "trainer.max_epochs=1", "+trainer.limit_train_batches=3",
+                       "trainer.val_check_interval=1.0", "trainer.check_val_every_n_epoch=2", "test=false",
+                       "trainer.num_sanity_val_steps=0")
+    with caplog.at_level("WARNING", logger="supra.callbacks.validation_within_run"):
+        train(cfg)
+    said = [r.getMessage() for r in caplog.records if r.name == "supra.callbacks.validation_within_run"]
+    assert said == ["this run ends after 1 epoch of 3 batches (trainer.max_epochs=1), before its first validation at "
+                    "the end of epoch 2 (trainer.check_val_every_n_epoch=2): no validation and no best checkpoint (the test scores the last weights). Raise trainer.max_epochs to 2 or more, or lower "
+                    "trainer.check_val_every_n_epoch to 1"]
+    assert not (Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt").exists()  # as it says
 
 
 def test_a_run_of_no_training_batch_is_refused_before_training():

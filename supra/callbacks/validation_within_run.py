@@ -23,7 +23,8 @@ class ValidationWithinRun(L.Callback):
     (validations fall every val_check_interval batches since the first run began), and its test scores the best
     checkpoint carried over with it, if there is one. Validations counted within each epoch (the release recipes'
     at each epoch's end) are checked at the start of training, when a run bounded by steps alone has loaded its
-    data: a trainer.max_steps that ends the run before the first one is warned of (a fresh run's only).
+    data: a trainer.max_steps, or a trainer.max_epochs below trainer.check_val_every_n_epoch, that ends the run
+    before the first one is warned of (a fresh run's only).
 
     With trainer.accumulate_grad_batches > 1, a validation that falls inside an optimizer step (its batches'
     gradients gathered so far) is refused at the start of training, before the first batch: the checkpoints written
@@ -53,23 +54,32 @@ class ValidationWithinRun(L.Callback):
         if _validates(trainer) and trainer.check_val_every_n_epoch is None and isinstance(trainer.val_check_interval, int):
             self._warn_if_run_ends_before_interval(trainer)
 
-    def _warn_if_steps_end_before_epoch_validation(self, trainer: L.Trainer) -> None:
+    def _warn_if_run_ends_before_epoch_validation(self, trainer: L.Trainer) -> None:
         """Validations counted within each epoch (trainer.check_val_every_n_epoch, the release recipes' epoch end):
-        a trainer.max_steps that ends the run before the first one. At the start of training, when the epoch's
-        length is known (a run bounded by steps alone loads its data only then). Not for a resumed run, which
-        validates where the epoch it goes on in ends."""
+        a trainer.max_steps, or a trainer.max_epochs below trainer.check_val_every_n_epoch, that ends the run before
+        the first one. At the start of training, when the epoch's length is known (a run bounded by steps alone
+        loads its data only then). Not for a resumed run, which validates where the epoch it goes on in ends."""
         epoch, every, interval = trainer.num_training_batches, trainer.check_val_every_n_epoch, trainer.val_check_interval
-        if (not _validates(trainer) or every is None or self._resumed or trainer.max_steps <= 0
-                or not math.isfinite(epoch) or epoch < 1):
+        if not _validates(trainer) or every is None or self._resumed or not math.isfinite(epoch) or epoch < 1:
             return
         epoch = int(epoch)
         first = (every - 1) * epoch + int(trainer.val_check_batch)  # val_check_batch: the batch of its epoch
-        batches = batches_for_steps(trainer.max_steps, trainer.accumulate_grad_batches, epoch)
-        ends_sooner = trainer.max_epochs is not None and 0 < trainer.max_epochs * epoch < batches
-        if batches >= first or ends_sooner:  # it validates, or trainer.max_epochs ends it first
+        by_steps = (batches_for_steps(trainer.max_steps, trainer.accumulate_grad_batches, epoch)
+                    if trainer.max_steps > 0 else math.inf)
+        by_epochs = trainer.max_epochs * epoch if trainer.max_epochs is not None and trainer.max_epochs > 0 else math.inf
+        if min(by_steps, by_epochs) >= first:  # it validates (or is not bounded)
             return
         at = ("at the epoch's end" if first == epoch else
+              f"at the end of epoch {every} (trainer.check_val_every_n_epoch={every})" if first == every * epoch else
               f"at batch {first} (trainer.val_check_interval={interval}, trainer.check_val_every_n_epoch={every})")
+        if by_epochs <= by_steps:
+            log.warning("this run ends after %d epoch%s of %d batches (trainer.max_epochs=%d), before its first "
+                        "validation %s: no validation and no best checkpoint (the test scores the last weights). Raise "
+                        "trainer.max_epochs to %d or more, or lower trainer.check_val_every_n_epoch to %d",
+                        trainer.max_epochs, "s" * (trainer.max_epochs != 1), epoch, trainer.max_epochs, at, every,
+                        trainer.max_epochs)
+            return
+        batches = int(by_steps)
         length = (f"{batches} of an epoch's {epoch} batches (trainer.max_steps={trainer.max_steps})" if batches < epoch
                   else f"{batches} training batches ({epoch} an epoch; trainer.max_steps={trainer.max_steps})")
         log.warning("this run ends after %s, before its first validation %s: no validation "
@@ -112,7 +122,7 @@ class ValidationWithinRun(L.Callback):
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._refuse_validation_inside_a_step(trainer)
-        self._warn_if_steps_end_before_epoch_validation(trainer)
+        self._warn_if_run_ends_before_epoch_validation(trainer)
 
     def _refuse_validation_inside_a_step(self, trainer: L.Trainer) -> None:
         accumulate, every, epoch = trainer.accumulate_grad_batches, trainer.val_check_batch, trainer.num_training_batches
