@@ -413,6 +413,27 @@ def test_a_shard_source_missing_a_shard_is_named_by_its_mixture_option_before_an
     assert not (tmp_path / "cache").exists() or not any(p.is_dir() for p in (tmp_path / "cache").iterdir())
 
 
+@pytest.mark.parametrize(("test_shards", "says"), [
+    ([], "=[] names no shard: give e.g. shards/{00000..00009}.tar"),
+    ("", "='' names no shard"),  # not "1 of 1 shards are not there (e.g. )"
+    ("web/{00000..00001.tar", "='web/{00000..00001.tar': Unbalanced braces: 'web/{00000..00001.tar': close each brace"),
+])
+def test_a_shard_source_whose_shards_name_none_is_named_by_its_mixture_option(tmp_path, vqvae_ckpt, test_shards, says):
+    """The shards' expansion said `data shards '' name no shard` (or gave braceexpand's traceback) without
+    saying which source of the mixture, nor which split, was meant."""
+    from tests.caption_source_fixtures import write_img2dataset_shards
+
+    write_img2dataset_shards(tmp_path / "web", shards=2, per_shard=3)
+    web = {"_target_": "supra.data.media.shard_images.ShardImagesMediaDataModule", "image_size": 64,
+           "train_shards": f"{tmp_path}/web/00000.tar", "val_shards": f"{tmp_path}/web/00001.tar",
+           "test_shards": test_shards}
+    data = mixture(tmp_path, vqvae_ckpt, sources={"shapes": source_configs()["shapes"], "web": web},
+                   tasks={"image2text": 1})
+    with pytest.raises(SupraUserError) as raised:
+        data.prepare_data()
+    assert str(raised.value).startswith(f"data.sources.web.test_shards{says}")
+
+
 def test_a_shard_sources_val_or_test_shards_that_are_train_shards_are_said_once_as_data_shards_says_it(
         tmp_path, vqvae_ckpt, caplog):
     """Their scores are of images the fit trains on: the captioner's data=shards says so; the a2a shard source

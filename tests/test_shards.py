@@ -320,8 +320,8 @@ def test_brace_expansion_and_the_stats_files_give_shards_and_their_sizes(tmp_pat
     assert shard_sizes(urls) is None
     assert unknown_sizes_reason(urls) == f"{tmp_path / 's' / '00001_stats.json'} cannot be read (img2dataset writes " \
         "one beside each tar, with its successes)"
-    with pytest.raises(SupraUserError, match="name no shard"):
-        expand_shards([])
+    with pytest.raises(SupraUserError, match=r"^data.val_shards=\[\] names no shard"):
+        expand_shards([], "data.val_shards")
 
 
 def test_a_shard_listed_twice_is_read_once_and_said_once(tmp_path, caplog):

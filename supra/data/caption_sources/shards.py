@@ -53,16 +53,20 @@ WRITTEN_JSON_KEYS = frozenset({"url", "caption", "captions", "key", "status", "e
 _repeats_said: set[str] = set()  # each spec's repeated shards said once, not at every expansion of it
 
 
-def expand_shards(spec: str | list[str]) -> list[str]:
+def expand_shards(spec: str | list[str], option: str = "data shards") -> list[str]:
     """Shard URLs from a spec with brace expansion (`shards/{00000..00999}.tar`), `::`-joined lists, or a
-    list; one line when nothing is named. A shard listed twice is kept once (webdataset's expansion keeps
-    repeats, which would read its samples twice an epoch), said in a warning, as other sources keep an
-    image listed twice once."""
+    list; one line, naming the config key the spec was given as (`option`: data.train_shards, or
+    data.sources.<name>.train_shards in the a2a mixture), when nothing is named or a brace is left open. A
+    shard listed twice is kept once (webdataset's expansion keeps repeats, which would read its samples twice
+    an epoch), said in a warning, as other sources keep an image listed twice once."""
     import webdataset as wds
 
-    listed = wds.shardlists.expand_urls(spec) if isinstance(spec, str) else [u for s in spec for u in wds.shardlists.expand_urls(s)]
+    try:
+        listed = [u for s in ([spec] if isinstance(spec, str) else spec) for u in wds.shardlists.expand_urls(s) if u.strip()]
+    except ValueError as err:  # braceexpand's UnbalancedBracesError
+        raise SupraUserError(f"{option}={spec!r}: {err}: close each brace, as in shards/{{00000..00009}}.tar") from None
     if not listed:
-        raise SupraUserError(f"data shards {spec!r} name no shard: give e.g. shards/{{00000..00009}}.tar")
+        raise SupraUserError(f"{option}={spec!r} names no shard: give e.g. shards/{{00000..00009}}.tar")
     urls, again, seen = [], [], set()
     for url in listed:
         path = local_shard_file(url)  # a local file is one shard however it is spelled (./a.tar, file:a.tar)
@@ -71,7 +75,7 @@ def expand_shards(spec: str | list[str]) -> list[str]:
         seen.add(shard)
     if again and repr(spec) not in _repeats_said:
         _repeats_said.add(repr(spec))
-        log.warning("data shards %r: %d shard(s) listed again (e.g. %s): each shard is read once", spec,
+        log.warning("%s=%r: %d shard(s) listed again (e.g. %s): each shard is read once", option, spec,
                     len(again), again[0])
     return urls
 

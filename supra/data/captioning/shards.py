@@ -76,7 +76,7 @@ class ShardCaptionsDataModule(CaptionDataModule):
         self.resumed_layout: int | None = None  # from a resumed run's checkpoint (load_state_dict)
 
     def shards(self, split: str) -> list[str]:
-        urls = expand_shards(self.shard_specs[split])
+        urls = expand_shards(self.shard_specs[split], f"data.{split}_shards")
         check_local_shards(urls, f"data.{split}_shards={self.shard_specs[split]!r}")
         return urls
 

@@ -45,14 +45,15 @@ class ShardImagesMediaDataModule(MediaDataModule):
     def inputs_stamp(self) -> str:
         """Local shards by size and modification time, a `pipe:` command by those of the files it names; a
         remote one by its URL alone (asking a store would wait on the network at every setup, even offline)."""
-        urls = [u for spec in self.specs.values() for u in expand_shards(spec)]
+        # data.<split>_shards: the a2a mixture names them data.sources.<name>.<split>_shards (options_of_source)
+        urls = [u for split, spec in self.specs.items() for u in expand_shards(spec, f"data.{split}_shards")]
         return "|".join(f"{u}:{shard_stamp(u)}" for u in urls)
 
     def check_inputs(self, options: str = "data", warn: bool = True) -> None:
         """Every split's local shards there, before any is decoded: a typo in a brace range is one line naming
         its option, not fewer images, nor an error after the other splits were decoded. Val or test shards
         that are train shards are said in a warning, as data=shards says it."""
-        urls = {split: expand_shards(spec) for split, spec in self.specs.items()}
+        urls = {split: expand_shards(spec, f"{options}.{split}_shards") for split, spec in self.specs.items()}
         for split, spec in self.specs.items():
             check_local_shards(urls[split], f"{options}.{split}_shards={spec!r}")
         if warn:
