@@ -184,3 +184,20 @@ def test_the_speed_switches_table_gives_each_data_sets_pin_memory():
     for path in sorted((ROOT / "conf" / "data").glob("*.yaml")):
         value = OmegaConf.load(path).get("pin_memory")
         assert value in ("auto", None) or (str(value).lower() in row and path.stem in row), path.stem
+
+
+def test_the_a2a_sample_grid_options_are_documented_with_their_defaults(tmp_path):
+    """callbacks=a2a's sample grids: each option its callback takes from the config is named in docs/a2a_nano.md
+    with the value a run uses, and so is how to turn them off."""
+    import inspect
+
+    from supra.callbacks.a2a_samples import A2ASamplesCallback
+    from tests.conftest import compose_config
+
+    docs = (ROOT / "docs" / "a2a_nano.md").read_text()
+    documented = dict(re.findall(r"`callbacks\.a2a_samples\.(\w+)` \((\d+)", docs))
+    configured = compose_config("train", tmp_path, ["experiment=a2a_shapes"]).callbacks.a2a_samples
+    taken = [name for name in inspect.signature(A2ASamplesCallback).parameters if name not in ("output_dir", "dirname")]
+    assert {name: int(documented[name]) for name in taken if name in documented} == {
+        name: configured.get(name, inspect.signature(A2ASamplesCallback).parameters[name].default) for name in taken}
+    assert "`callbacks.a2a_samples=null`" in docs
