@@ -31,3 +31,27 @@ def test_the_time_guard_the_docs_suggest_composes(tmp_path):
     (guard,) = re.findall(r"`(\+trainer\.max_time=[^`]+)`", (CONF.parent / "docs" / "a2a_nano.md").read_text())
     cfg = compose_config("train", tmp_path, ["experiment=a2a_shapes", guard])
     assert cfg.trainer.max_time == guard.split("=", 1)[1]
+
+
+def readme_section(title: str) -> str:
+    """The README's text under `### <title>`, up to the next heading."""
+    readme = (CONF.parent / "README.md").read_text()
+    return readme.split(f"### {title}\n", 1)[1].split("\n#", 1)[0]
+
+
+def test_the_readme_says_which_data_recipes_train_on_a_gpu_and_what_a_cpu_adds(tmp_path):
+    """Its "Your own data" lines name no trainer: a CPU user learns there that the recipes need trainer=cpu,
+    not from the one-line refusal of trainer=gpu."""
+    import re
+
+    section = readme_section("Your own data: COCO, Flickr30k, folders, Hugging Face datasets, web-scale shards")
+    intro, block = section.split("```bash\n", 1)
+    bare = {m for line in block.splitlines() if "trainer=" not in line
+            for m in re.findall(r"python train\.py experiment=(\w+)", line)}
+    assert bare
+    for experiment in sorted(bare):
+        cfg = compose_config("train", tmp_path, [f"experiment={experiment}"])
+        if cfg.trainer.accelerator == "gpu":
+            assert "`trainer=gpu`" in intro and "`trainer=cpu`" in intro, experiment
+            assert f"experiment={experiment} trainer=cpu" in (CONF / "experiment" / f"{experiment}.yaml").read_text()
+    assert re.search(r"python train\.py experiment=vlm_\w+ trainer=cpu ", block)  # the line that shows it
