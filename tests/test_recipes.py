@@ -55,3 +55,18 @@ def test_the_readme_says_which_data_recipes_train_on_a_gpu_and_what_a_cpu_adds(t
             assert "`trainer=gpu`" in intro and "`trainer=cpu`" in intro, experiment
             assert f"experiment={experiment} trainer=cpu" in (CONF / "experiment" / f"{experiment}.yaml").read_text()
     assert re.search(r"python train\.py experiment=vlm_\w+ trainer=cpu ", block)  # the line that shows it
+
+
+def test_the_readme_gives_vqvae_shapes_the_minutes_its_config_and_table_state():
+    import re
+
+    section = readme_section("Stage 1 of the any-to-any model: the VQ-VAE image tokenizer")
+    (command,) = re.findall(r"python train\.py experiment=vqvae_shapes +#(.*)", section)
+    header = (CONF / "experiment" / "vqvae_shapes.yaml").read_text().split("defaults:")[0]
+    minutes = re.compile(r"(\d+)-(\d+) min\b")
+    assert minutes.search(command) and minutes.search(command).groups() == minutes.search(header).groups()
+    low, high = map(int, minutes.search(command).groups())
+    # the measured wall times of its table row, in whole minutes, lie in that range
+    (row,) = [line for line in section.splitlines() if line.startswith("| the same, step 3,000 (wall:")]
+    walls = [int(m) + int(s) / 60 for m, s in re.findall(r"(\d+) min (\d+) s", row)]
+    assert walls and low <= round(min(walls)) and round(max(walls)) <= high
