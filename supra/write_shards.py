@@ -20,10 +20,18 @@ from omegaconf import DictConfig
 from rich.progress import Progress
 
 from supra.data.caption_sources.index import CaptionIndex, skipped_reasons, summary_line
+from supra.data.caption_sources.shards import expand_shards, shard_sizes
 from supra.data.caption_sources.sources import SOURCES, read_caption_source
+from supra.data.captioning.shard_stream import epoch_quotas
 from supra.data.image_cache import StoredImage
 from supra.data.images import UNREADABLE, load_rgb
-from supra.utils.cli import check_option_types, check_paths_given, hydra_command, refuse_unread_options
+from supra.utils.cli import (
+    check_option_types,
+    check_paths_given,
+    compose_conf,
+    hydra_command,
+    refuse_unread_options,
+)
 from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
@@ -154,24 +162,50 @@ def next_step(out: Path, written: dict[str, int]) -> list[str]:
     """What was written, and the command that uses it, as printed at the end: training on the shards, where
     a split the source gave no image for (too few to set val and test apart, or a dataset without that
     split) has no folder and its option is left for the user to give other shards; only scoring where
-    there is no train split."""
+    there is no train split. The train command lowers the recipe's batch where the train shards hold too
+    few samples for it (fitting_batch)."""
     specs = {s: f"{out.resolve() / s}/{{00000..{n - 1:05d}}}.tar" for s, n in written.items() if n}
     wrote = f"wrote {', '.join(f'{n} {s} shards' for s, n in written.items() if n)} to {out}"
     options = {s: shell_override(f"data.{s}_shards", p) for s, p in specs.items()}
     lacking = [s for s in SPLITS if s not in specs]
     # the recipe trains on a GPU (trainer=gpu): on a machine without one, the command it refuses would be no answer
     train = "  python train.py experiment=vlm_shards " + ("" if torch.cuda.is_available() else "trainer=cpu ")
+    lowered, why = fitting_batch(specs["train"]) if "train" in specs else ([], "")
+    train += "".join(f"{o} " for o in lowered)
     if not lacking:
-        return [f"{wrote}; train on them with:", train + " ".join(options.values())]
+        return [f"{wrote}; train on them with{why}:", train + " ".join(options.values())]
     wrote += (f"; the source gave no {' or '.join(lacking)} images (too few to set them apart, or no such split), "
               f"so there is no {', no '.join(f'{s}/' for s in lacking)}")
     if "train" in specs:
-        return [f"{wrote}: train on them with shards of other images for {' and '.join(f'data.{s}_shards' for s in lacking)}:",
+        return [f"{wrote}: train on them with shards of other images for {' and '.join(f'data.{s}_shards' for s in lacking)}{why}:",
                 train + " ".join(options.get(s, f"data.{s}_shards=...") for s in SPLITS)]
     scored = "test" if "test" in specs else "val"
     return [f"{wrote}: score a captioner on the {scored} shards with:",
             f"  python evaluate.py ckpt=<captioner> data=shards {options[scored]}"
             + (" data.split=val" if scored == "val" else "")]
+
+
+def fitting_batch(train_spec: str) -> tuple[list[str], str]:
+    """The overrides that let the printed train command run on the train shards `train_spec`, and a note
+    saying why, or none where the recipe's batch fits: data.batch_size, then data.num_workers, lowered
+    from the recipe's until a worker of its one rank holds a full batch, by the rule data=shards refuses
+    by (epoch_quotas, in the first epoch)."""
+    data = compose_conf("train", ["experiment=vlm_shards"]).data
+    sizes = shard_sizes(expand_shards(train_spec))
+    layout = max(data.num_workers, 1)  # num_workers=0 batches in the main process, as one worker
+    if sizes is None or sum(epoch_quotas(sizes, data.batch_size, 1, layout, data.seed)[0]):
+        return [], ""
+    # a batch as near the recipe's as fits first (its learning rate was set for it), then the most workers
+    fits = ((b, w) for b in range(data.batch_size, 0, -1) for w in range(layout, 0, -1)
+            if sum(epoch_quotas(sizes, b, 1, w, data.seed)[0]))
+    batch_size, workers = next(fits, (data.batch_size, layout))  # no usable sample at all: training says so
+    lowered = [f"data.batch_size={batch_size}"] if batch_size != data.batch_size else []
+    lowered += [f"data.num_workers={workers}"] if workers != layout else []
+    if not lowered:
+        return [], ""
+    return lowered, (f" (their {sum(sizes)} train samples make no full batch of the recipe's "
+                     f"data.batch_size={data.batch_size} for any of its {layout} worker(s), each batching its own "
+                     f"shards: {' and '.join(lowered)} added)")
 
 
 def check_options(cfg: DictConfig) -> None:

@@ -740,11 +740,50 @@ def test_write_shards_of_a_source_too_small_for_val_and_test_writes_no_empty_fol
     printed = capsys.readouterr().out.splitlines()
     assert printed[1] == (f"wrote 1 train shards to {out}; the source gave no val or test images (too few to set them "
                           "apart, or no such split), so there is no val/, no test/: train on them with shards of other "
-                          "images for data.val_shards and data.test_shards:")
+                          "images for data.val_shards and data.test_shards (their 2 train samples make no full batch of "
+                          "the recipe's data.batch_size=64 for any of its 2 worker(s), each batching its own shards: "
+                          "data.batch_size=2 added):")
     assert printed[2].endswith("/train/{00000..00000}.tar'\" data.val_shards=... data.test_shards=...")
     # a dataset with a test split alone: scored, not trained on
     assert next_step(out, {"train": 0, "val": 0, "test": 1})[1:] == [
         f"  python evaluate.py ckpt=<captioner> data=shards \"data.test_shards='{out.resolve()}/test/{{00000..00000}}.tar'\""]
+
+
+def test_the_train_command_write_shards_prints_runs_on_the_shards_of_a_small_source(tmp_path, capsys):
+    """22 train samples in one shard make no full batch of the recipe's 64 for either of its 2 workers,
+    which data=shards refuses: the printed command lowers the batch to what the shards hold, and says so."""
+    from supra.data.captioning.shards import ShardCaptionsDataModule
+    from tests.caption_source_fixtures import write_coco_official
+    from tests.conftest import run_command
+
+    write_coco_official(tmp_path / "coco")
+    run_command("write_shards", "source=coco", f"root={tmp_path / 'coco'}", f"out={tmp_path / 'shards'}",
+                "show_progress=false", run_dir=tmp_path)
+    said, command = capsys.readouterr().out.splitlines()[-2:]
+    assert said.endswith("train on them with (their 22 train samples make no full batch of the recipe's "
+                         "data.batch_size=64 for any of its 2 worker(s), each batching its own shards: "
+                         "data.batch_size=22 added):")
+    overrides = shlex.split(command)[2:]  # after `python train.py`
+    assert "data.batch_size=22" in overrides
+
+    def set_up(overrides: list[str]) -> None:
+        data = compose_config("train", tmp_path, overrides).data
+        ShardCaptionsDataModule(data.train_shards, data.val_shards, data.test_shards, batch_size=data.batch_size,
+                                num_workers=data.num_workers, seed=data.seed,
+                                cache_dir=str(tmp_path / "cache")).setup("fit")
+
+    set_up(overrides)  # the printed command's data passes data=shards' checks
+    with pytest.raises(SupraUserError, match="not one full batch of data.batch_size=64"):
+        set_up([o for o in overrides if o != "data.batch_size=22"])  # as the recipe alone would be refused
+
+
+def test_write_shards_keeps_the_recipes_batch_where_fewer_workers_fill_it_and_all_of_it_where_it_fits(tmp_path):
+    from supra.write_shards import fitting_batch
+
+    two = write_img2dataset_shards(tmp_path / "two", shards=2, per_shard=40)["spec"]  # 40 per worker, 80 for one
+    assert fitting_batch(two)[0] == ["data.num_workers=1"]
+    more = write_img2dataset_shards(tmp_path / "more", shards=2, per_shard=64)["spec"]
+    assert fitting_batch(more) == ([], "")
 
 
 def test_write_shards_keeps_jpeg_png_and_webp_as_stored_and_writes_other_formats_as_lossless_png(tmp_path, capsys):

@@ -158,6 +158,18 @@ def _check_writable_unmade(folder: Path) -> None:
     check_writable_dir(folder, create=False)
 
 
+def compose_conf(config_name: str, overrides: Sequence[str]) -> DictConfig:
+    """conf/<config_name>.yaml composed with `overrides` (Hydra's own settings left out): another config
+    than the command's, as a command that names a train.py line reads its values, inside the command's
+    Hydra app (whose search path is conf/ already) or outside one."""
+    from hydra.core.global_hydra import GlobalHydra
+
+    if GlobalHydra.instance().is_initialized():
+        return hydra.compose(config_name, overrides=list(overrides))
+    with hydra.initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+        return hydra.compose(config_name, overrides=list(overrides))
+
+
 def exit_if_unknown_option(config_name: str, argv: Sequence[str]) -> None:
     """An option the command does not have (a typo: `fps=3`) as one line naming it and the options there
     are, before Hydra answers with its multi-line override error. With a `+` (`+fps=3`) Hydra would add it,

@@ -72,6 +72,24 @@ def worker_quotas(sizes_by_rank: list[list[int]], batch_size: int) -> list[list[
     return quotas
 
 
+def shard_assignment(count: int, world: int, workers: int, seed: int, epoch: int) -> list[list[list[int]]]:
+    """[rank][worker] -> the shards (indices of `count`) it reads in `epoch`: every rank orders them by the
+    same seeded shuffle, takes every world-th from its rank, and each of its workers every workers-th of those."""
+    order = list(range(count))
+    random.Random(seed * 1_000_003 + epoch).shuffle(order)
+    return [[order[r::world][w::workers] for w in range(workers)] for r in range(world)]
+
+
+def epoch_quotas(sizes: list[int], batch_size: int, world: int, workers: int, seed: int = 0,
+                 epoch: int = 0) -> list[list[int]]:
+    """[rank][worker] -> batches it yields in `epoch` of shards holding `sizes` samples each (their
+    _stats.json counts), not resampled: rank 0's sum is the epoch's length on every rank, 0 where no worker
+    holds a full batch (which data=shards refuses)."""
+    held = [[sum(sizes[i] for i in shards) for shards in by_worker]
+            for by_worker in shard_assignment(len(sizes), world, workers, seed, epoch)]
+    return worker_quotas(held, batch_size)
+
+
 def worker_turns(quotas: list[int]) -> list[int]:
     """The worker each batch of an epoch comes from, in the order the DataLoader takes them (see below)."""
     counts, worker, turns = [0] * len(quotas), 0, []
@@ -134,16 +152,9 @@ class ShardStream(EpochProgress, IterableDataset):
 
     # -- who reads what -------------------------------------------------------------------------
 
-    def shard_order(self) -> list[int]:
-        """This epoch's order of the shards: the same on every rank."""
-        order = list(range(len(self.shards)))
-        random.Random(self.seed * 1_000_003 + self.epoch).shuffle(order)
-        return order
-
     def assignment(self, world: int, workers: int) -> list[list[list[int]]]:
         """[rank][worker] -> the shards (indices) it reads this epoch, laid out for `workers` workers."""
-        order = self.shard_order()
-        return [[order[r::world][w::workers] for w in range(workers)] for r in range(world)]
+        return shard_assignment(len(self.shards), world, workers, self.seed, self.epoch)
 
     def quotas(self, world: int, workers: int) -> list[list[int]] | None:
         if self.samples_per_epoch is not None:  # resampled: every worker of every rank the same share
@@ -151,9 +162,7 @@ class ShardStream(EpochProgress, IterableDataset):
             return [[share] * workers for _ in range(world)]
         if self.sizes is None:
             return None
-        held = [[sum(self.sizes[i] for i in shards) for shards in by_worker]
-                for by_worker in self.assignment(world, workers)]
-        return worker_quotas(held, self.batch_size)
+        return epoch_quotas(self.sizes, self.batch_size, world, workers, self.seed, self.epoch)
 
     def batches(self, layout: int) -> int | None:
         """Batches per rank in an epoch laid out for `layout` workers; None when unknown (no _stats.json)."""
