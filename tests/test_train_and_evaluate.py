@@ -242,6 +242,17 @@ def test_training_leaves_checkpoints_tokenizer_metrics_predictions_and_grid(trai
     assert all(isinstance(p["caption"], str) for p in predictions)
 
 
+def test_the_readmes_outputs_block_names_everything_a_default_run_writes(trained_run):
+    """README's "Outputs" block is the run folder's map. (Hydra's .hydra/ and train.log come from the
+    command line, which this in-process run skips.)"""
+    block = (ROOT / "README.md").read_text().split("\n## Outputs\n", 1)[1].split("```\n")[1]
+    for path in sorted(trained_run.rglob("*")):
+        name = path.relative_to(trained_run).as_posix() + ("/" if path.is_dir() else "")
+        if re.fullmatch(r"\w+/(val|test)_step_\d{6}\.png", name):  # one per validation and the test
+            name = f"{path.parent.name}/{name.split('/')[1].split('_step_')[0]}_step_"
+        assert name in block, f"README's Outputs block does not name {name}"
+
+
 def test_every_metric_a_run_logs_is_one_its_task_names_for_callbacks_to_monitor(trained_run):
     from supra.models.vlm_nano import VLMNano
     from supra.tasks.captioning import CaptioningTask
