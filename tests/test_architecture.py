@@ -201,3 +201,11 @@ def test_the_a2a_sample_grid_options_are_documented_with_their_defaults(tmp_path
     assert {name: int(documented[name]) for name in taken if name in documented} == {
         name: configured.get(name, inspect.signature(A2ASamplesCallback).parameters[name].default) for name in taken}
     assert "`callbacks.a2a_samples=null`" in docs
+
+
+def test_the_caches_paragraph_of_the_readme_names_every_cache_folder_of_a_data_config():
+    readme = (ROOT / "README.md").read_text()
+    caches = readme.split("**Caches.**", 1)[1].split("\n\n", 1)[0]
+    folders = {m for path in (ROOT / "conf" / "data").glob("*.yaml")
+               for m in re.findall(r"^cache_dir: \$\{paths\.cache_dir\}/(\w+)", path.read_text(), re.MULTILINE)}
+    assert folders and all(f"`{folder}/`" in caches for folder in folders), sorted(folders)
