@@ -203,6 +203,16 @@ def test_the_a2a_sample_grid_options_are_documented_with_their_defaults(tmp_path
     assert "`callbacks.a2a_samples=null`" in docs
 
 
+def test_the_callbacks_row_of_the_readme_names_every_callback_of_each_set():
+    """`callbacks.<name>=null` leaves one out: the row is where a user learns the names."""
+    from omegaconf import OmegaConf
+
+    row = next(line for line in (ROOT / "README.md").read_text().splitlines() if line.startswith("| `callbacks/` |"))
+    for path in sorted((ROOT / "conf" / "callbacks").glob("*.yaml")):
+        named = [key for key, value in OmegaConf.load(path).items() if key != "defaults" and value is not None]
+        assert f"`{path.stem}`" in row and all(f"`{key}`" in row for key in named), (path.stem, named)
+
+
 def test_the_caches_paragraph_of_the_readme_names_every_cache_folder_of_a_data_config():
     readme = (ROOT / "README.md").read_text()
     caches = readme.split("**Caches.**", 1)[1].split("\n\n", 1)[0]
