@@ -24,6 +24,7 @@ from supra.utils.files import (
     atomic_paths,
     is_mount_point,
     refuse_overwriting_input,
+    require_writable_dir,
     stale_temp_files,
     writing_alone,
 )
@@ -181,6 +182,17 @@ def test_a_write_that_finds_no_room_is_one_line_naming_where_and_other_errors_st
         np.save(tmp_path / "codes.npy", np.zeros(100_000, np.uint32))
     with pytest.raises(PermissionError), room_to_write("out=DIR", "free space"):  # no want of room: as it was
         raise PermissionError(errno.EACCES, os.strerror(errno.EACCES))
+
+
+def test_an_out_folder_that_is_a_file_or_lies_below_one_is_said_to_be_a_file_not_a_folder(tmp_path):
+    (tmp_path / "codes.tar").write_text("a file")
+    with pytest.raises(SupraUserError, match=rf"^cannot write to out=codes.tar \({tmp_path / 'codes.tar'} is a file, "
+                                             r"not a folder\): choose another folder$"):
+        require_writable_dir(tmp_path / "codes.tar", "out=codes.tar")
+    below = tmp_path / "codes.tar" / "more"
+    with pytest.raises(SupraUserError, match=rf"^cannot write to out=more \({tmp_path / 'codes.tar'} is a file, not "
+                                             r"a folder\): choose another folder$"):
+        require_writable_dir(below, "out=more")
 
 
 def folder_of(root: Path, *names: str) -> Path:

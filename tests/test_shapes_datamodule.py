@@ -127,8 +127,8 @@ def test_a_tokenizer_cache_that_cannot_be_written_is_one_line_naming_it(tmp_path
     dm = ShapesDataModule(**SMALL, cache_dir=str(tmp_path / "afile" / "c"))
     with pytest.raises(SupraUserError) as err:
         dm.setup("fit")
-    assert str(err.value) == (f"cannot write to the tokenizer cache {tmp_path / 'afile' / 'c'} (Not a directory): "
-                              "set data.cache_dir to a writable folder")
+    assert str(err.value) == (f"cannot write to the tokenizer cache {tmp_path / 'afile' / 'c'} ({tmp_path / 'afile'} is a "
+                              "file, not a folder): set data.cache_dir to a writable folder")
 
 
 def test_a_users_tokenizer_without_our_special_ids_is_named_for_them_not_called_unreadable(tmp_path):

@@ -1026,8 +1026,8 @@ def test_a_tokenizer_cache_or_path_that_cannot_be_written_is_one_line_naming_it(
     shards = (shard_data["spec"], shard_data["val"], shard_data["val"])
     with pytest.raises(SupraUserError) as err:
         ShardCaptionsDataModule(*shards, batch_size=4, cache_dir=str(tmp_path / "afile" / "c")).setup("fit")
-    assert str(err.value) == (f"cannot write to the tokenizer cache {tmp_path / 'afile' / 'c'} (Not a directory): "
-                              "set data.cache_dir to a writable folder")
+    assert str(err.value) == (f"cannot write to the tokenizer cache {tmp_path / 'afile' / 'c'} ({tmp_path / 'afile'} is a "
+                              "file, not a folder): set data.cache_dir to a writable folder")
     with pytest.raises(SupraUserError, match=r"cannot write to data.tokenizer_path=.*afile/tok.json \(.*afile is a "
                                              r"file, not a folder\): point data.tokenizer_path at a file in a writable"):
         ShardCaptionsDataModule(*shards, batch_size=4, tokenizer_path=str(tmp_path / "afile" / "tok.json")).setup("fit")

@@ -408,4 +408,15 @@ def require_writable_dir(path: str | os.PathLike, what: str, remedy: str = "choo
     try:
         return check_writable_dir(path, create)
     except OSError as err:
-        raise SupraUserError(f"cannot write to {what} ({err.strerror or err}): {remedy}") from None
+        in_the_way = file_in_the_way(Path(path))
+        # the OS's words for it, "File exists" or "Not a directory", would not say which file
+        reason = err.strerror or str(err) if in_the_way is None else f"{in_the_way} is a file, not a folder"
+        raise SupraUserError(f"cannot write to {what} ({reason}): {remedy}") from None
+
+
+def file_in_the_way(path: Path) -> Path | None:
+    """The file at `path`, or at a folder above it, that keeps it from being a folder; None if there is none."""
+    for part in (path, *path.parents):
+        if part.exists():
+            return None if part.is_dir() else part
+    return None

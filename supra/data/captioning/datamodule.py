@@ -193,12 +193,8 @@ class CaptionDataModule(SplitDataModule):
         if self._trains_tokenizer():
             self._check_trainable_vocab()
         if self.tokenizer_path is not None and not self.tokenizer_path.exists():
-            remedy = "point data.tokenizer_path at a file in a writable folder"
-            in_the_way = next((p for p in self.tokenizer_path.parents if p.is_file()), None)
-            if in_the_way is not None:  # mkdir's own word for it is "File exists"
-                raise SupraUserError(f"cannot write to data.tokenizer_path={self.tokenizer_path} ({in_the_way} is a "
-                                     f"file, not a folder): {remedy}")
-            require_writable_dir(self.tokenizer_path.parent, f"data.tokenizer_path={self.tokenizer_path}", remedy)
+            require_writable_dir(self.tokenizer_path.parent, f"data.tokenizer_path={self.tokenizer_path}",
+                                 "point data.tokenizer_path at a file in a writable folder")
 
     def save_tokenizer(self) -> None:
         """Write the tokenizer to data.tokenizer_path, unless one is there (the one it was read from)."""
