@@ -49,6 +49,7 @@ log = logging.getLogger(__name__)
 
 PARQUET_COLUMNS = ("url", "caption", "key", "status", "error_message")
 SPLITS = ("train", "val", "test")
+SHARD_MTIME = 0  # the tar members' time (the epoch)
 SHARD_FILE = re.compile(r"\d{5}(\.tar|_stats\.json|\.parquet)")  # what write_split writes in a split's folder
 # the data options this command takes bare (root=, not data.root=), as the sources' messages name them
 HF_COLUMNS = ("image_column", "caption_column", "id_column")  # hf_disk's alone
@@ -92,7 +93,9 @@ def write_split(index: CaptionIndex, root: Path, split: str, out: Path, per_shar
     shards = 0
     for shard, start in enumerate(range(0, len(keys), per_shard)):
         rows = []
-        with atomic_path(out / f"{shard:05d}.tar") as tmp, wds.TarWriter(str(tmp)) as tar:
+        # every member dated SHARD_MTIME, not the moment it was written: the same source gives the same bytes, so a
+        # sync by checksum or a cache keyed by content sees unchanged shards as unchanged
+        with atomic_path(out / f"{shard:05d}.tar") as tmp, wds.TarWriter(str(tmp), mtime=SHARD_MTIME) as tar:
             for number, key in enumerate(keys[start:start + per_shard]):
                 sample_key = f"{shard:05d}{number:04d}"  # img2dataset's keys
                 captions = index.captions[key]

@@ -8,6 +8,7 @@ import itertools
 import logging
 import shlex
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -673,6 +674,23 @@ def test_write_shards_over_an_earlier_run_leaves_only_its_own_shards_and_the_use
         write_shards(8, "overwrite=true")
     assert f"out={out}: train/ holds files that are not shards (.notes)" in capsys.readouterr().err
     assert (out / "train" / ".notes").exists()
+
+
+def test_write_shards_of_the_same_source_twice_writes_the_same_bytes(tmp_path, capsys):
+    from tests.caption_source_fixtures import write_coco_official
+    from tests.conftest import run_command
+
+    write_coco_official(tmp_path / "coco")
+    out = tmp_path / "shards"
+
+    def written() -> dict[str, bytes]:
+        run_command("write_shards", "source=coco", f"root={tmp_path / 'coco'}", f"out={out}", "layout=2014",
+                    "samples_per_shard=8", "show_progress=false", "overwrite=true", run_dir=tmp_path)
+        return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+
+    first = written()
+    time.sleep(1.1)  # tar dates members in whole seconds
+    assert written() == first and any(name.endswith(".tar") for name in first)
 
 
 def test_write_shards_of_a_source_with_no_usable_image_is_one_line_and_writes_nothing(tmp_path, capsys):
