@@ -238,6 +238,27 @@ def test_shards_read_alike_from_a_path_a_pipe_and_an_fsspec_url(tmp_path, reader
     assert keys[-4:] == shards["usable"][:4] and tally == damaged
 
 
+@pytest.mark.parametrize("reader", ["libarchive", "tarfile"])
+def test_a_tar_cut_in_its_first_sample_is_warned_of_in_words_and_scoring_it_names_why_it_holds_no_image(
+        tmp_path, caplog, reader):
+    from supra.data.captioning.shards import ShardCaptionsDataModule
+
+    write_img2dataset_shards(tmp_path / "s", shards=1, per_shard=4)
+    cut = tmp_path / "cut.tar"
+    cut.write_bytes((tmp_path / "s" / "00000.tar").read_bytes()[:700])  # within the first member's data
+    with caplog.at_level(logging.WARNING):
+        keys, tally = read_all(str(cut), reader)
+    assert not keys and tally == {"unreadable shard or damaged tar (read up to the damage)": 1}
+    # libarchive has no words of its own for this cut (its error's message is None): ours alone
+    said = {"libarchive": "damaged or cut-short tar", "tarfile": "damaged or cut-short tar (tarfile: empty header)"}
+    assert [r.getMessage() for r in caplog.records] == [f"shard {cut}: {said[reader]}"]
+    data = ShardCaptionsDataModule(str(tmp_path / "s" / "00000.tar"), str(cut), str(cut), batch_size=2)
+    with pytest.raises(SupraUserError) as err:
+        data.setup("test")
+    assert str(err.value) == (f"the test shards data.test_shards='{cut}' hold no usable image: 1 unreadable shard or "
+                              "damaged tar (read up to the damage); the warnings above name each shard and why")
+
+
 def test_http_shards_are_read_and_an_unreachable_one_is_counted_soon_saying_why_in_words(tmp_path, monkeypatch,
                                                                                           caplog):
     """webdataset's own curl command retried 30 times 2 s apart (a host it could not resolve too): ~60 s an

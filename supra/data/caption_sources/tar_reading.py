@@ -79,10 +79,15 @@ def tar_members(stream: BinaryIO, reader: str = "auto") -> Iterator[tuple[str, b
     (libarchive where it loads), "libarchive" or "tarfile"."""
     libarchive = libarchive_or_none() if reader in ("auto", "libarchive") else None
     if libarchive is None:
+        import tarfile
+
         from webdataset import tariterators
 
-        for member in tariterators.tar_file_iterator(stream, handler=tariterators.reraise_exception):
-            yield member["fname"], member["data"]
+        try:
+            for member in tariterators.tar_file_iterator(stream, handler=tariterators.reraise_exception):
+                yield member["fname"], member["data"]
+        except tarfile.TarError as exn:  # tarfile's words, less the " @ <stream's repr>" webdataset adds
+            raise damaged_tar("tarfile", str(exn.args[0]).split(" @ ")[0] if exn.args else None) from exn
         return
     pulled = _Pulled(stream)
     try:
@@ -94,7 +99,13 @@ def tar_members(stream: BinaryIO, reader: str = "auto") -> Iterator[tuple[str, b
     except Exception as exn:
         if pulled.error is not None:  # what the stream raised says more than libarchive's "read failed"
             raise pulled.error from None
-        raise OSError(getattr(exn, "msg", None) or str(exn)) from exn  # libarchive's words, not its pointers
+        # libarchive's words where it has some (a tar cut in its first member has none), never its pointers
+        raise damaged_tar("libarchive", getattr(exn, "msg", None)) from exn
+
+
+def damaged_tar(reader: str, reason: str | None) -> OSError:
+    """A tar that `reader` could not read to its end, in words, with the reader's own `reason` where it gave one."""
+    return OSError("damaged or cut-short tar" + (f" ({reader}: {reason})" if reason else ""))
 
 
 class _Pulled:

@@ -88,6 +88,9 @@ class ShardCaptionsDataModule(CaptionDataModule):
                                  "score data.split=val or test, or name a few train shards as data.test_shards=...")
         whole = read_whole(self.shards(split), self.image_size, self.draft)
         log.info("shards %s: %d images; unusable: %s", split, len(whole.keys), whole.tally.describe())
+        if not whole.keys and whole.tally:  # why, rather than the base's "check its size/path settings"
+            raise SupraUserError(f"{self.split_source(split)} hold no usable image: {whole.tally.describe()}; the "
+                                 "warnings above name each shard and why")
         return CaptionedImages(whole.images, whole.captions, whole.ids, whole.files)  # COCO's ids stay integers
 
     def split_source(self, split: str) -> str:
