@@ -158,7 +158,13 @@ def run(cfg: DictConfig) -> Path:
     return captions
 
 
-main = hydra_command("shapes_gifs", run)
+def clips_left(cfg: DictConfig) -> str:
+    """What a shapes_gifs run stopped by Ctrl-C leaves (write_clips says why it is so)."""
+    return (f"out={cfg.out} may hold some of this run's clips without captions (data=media_folder skips them): "
+            "run it again to write them all")
+
+
+main = hydra_command("shapes_gifs", run, interrupted=clips_left)
 
 if __name__ == "__main__":
     main()

@@ -150,7 +150,13 @@ def earlier_split_files(out: Path) -> list[str]:
 
 # the image/clip DataModules refuse_other_data lets through: its --help lists these alone
 DATA_SETS = ("media_folder", "shapes_images", "shapes_video")
-main = hydra_command("tokenize_media", run, data_sets=DATA_SETS)
+def codes_left(cfg: DictConfig) -> str:
+    """What a tokenize_media run stopped by Ctrl-C leaves: meta.json is written last, so it marks whole codes."""
+    return (f"out={cfg.out} holds whole codes only if its meta.json is there (written last): run it again to "
+            "write them")
+
+
+main = hydra_command("tokenize_media", run, data_sets=DATA_SETS, interrupted=codes_left)
 
 if __name__ == "__main__":
     main()

@@ -271,7 +271,12 @@ def shell_override(key: str, value: str) -> str:
     return f'"{override}"' if not set(override) & set('"$`\\!') else shlex.quote(override)
 
 
-main = hydra_command("write_shards", run)
+def left_as_it_was(cfg: DictConfig) -> str:
+    """What a write_shards run stopped by Ctrl-C leaves: its temp folders are removed on the way out."""
+    return f"out={cfg.out} left as it was (a run's shards replace the earlier ones only once all are written)"
+
+
+main = hydra_command("write_shards", run, interrupted=left_as_it_was)
 
 if __name__ == "__main__":
     main()

@@ -714,6 +714,39 @@ def test_write_shards_of_the_same_source_twice_writes_the_same_bytes(tmp_path, c
     assert written() == first and any(name.endswith(".tar") for name in first)
 
 
+def test_ctrl_c_in_write_shards_is_one_line_exit_130_and_leaves_the_earlier_shards_as_they_were(
+        tmp_path, capsys, monkeypatch):
+    import supra.write_shards as write_shards
+    from tests.caption_source_fixtures import write_coco_official
+    from tests.conftest import run_command
+
+    write_coco_official(tmp_path / "coco")
+    out = tmp_path / "shards"
+    options = ["source=coco", f"root={tmp_path / 'coco'}", f"out={out}", "layout=2014", "samples_per_shard=8",
+               "show_progress=false", "overwrite=true"]
+    run_command("write_shards", *options, run_dir=tmp_path)
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    read = write_shards.image_bytes
+
+    def ctrl_c_at_the_tenth_image(index, key):  # as the user's Ctrl-C reaches the command, mid-write
+        ctrl_c_at_the_tenth_image.calls += 1
+        if ctrl_c_at_the_tenth_image.calls == 10:
+            raise KeyboardInterrupt
+        return read(index, key)
+
+    ctrl_c_at_the_tenth_image.calls = 0
+    monkeypatch.setattr(write_shards, "image_bytes", ctrl_c_at_the_tenth_image)
+    monkeypatch.setattr(sys, "argv", ["write_shards", *options])
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as end:
+        write_shards.main()
+    assert end.value.code == 130
+    assert capsys.readouterr().err == (f"interrupted: out={out} left as it was (a run's shards replace the earlier "
+                                       "ones only once all are written)\n")
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+    assert sorted(p.name for p in out.iterdir()) == ["test", "train", "val"]  # no temp folder left
+
+
 def test_write_shards_of_a_source_with_no_usable_image_is_one_line_and_writes_nothing(tmp_path, capsys):
     from tests.caption_source_fixtures import write_coco_official
     from tests.conftest import run_command

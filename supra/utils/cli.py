@@ -46,6 +46,22 @@ def exit_on_user_error(exit_code: int = 2) -> Iterator[None]:
         raise SystemExit(exit_code) from None
 
 
+SIGINT_EXIT = 130  # what a shell reports for a process Ctrl-C ended (128 + SIGINT), as Python's own exit on it
+
+
+@contextmanager
+def exit_on_ctrl_c(left: Callable[[], str]) -> Iterator[None]:
+    """Ctrl-C (a KeyboardInterrupt) as one line, `interrupted: <left()>` (what the command leaves behind),
+    exit status 130, not a traceback through whatever library was at work; also noted in the run's log."""
+    try:
+        yield
+    except KeyboardInterrupt:
+        message = f"interrupted: {left()}"
+        print(message, file=sys.stderr, flush=True)
+        note_in_run_log(message)
+        raise SystemExit(SIGINT_EXIT) from None
+
+
 class FailedJob(CompactHydraException):
     """A sweep job's user error, raised on to Hydra: the job is recorded as failed, and where the sweep stops
     on it (a grid stops at the end of its batch) Hydra prints the line alone, being compact: no traceback."""
@@ -252,15 +268,17 @@ def _option_file(key: str) -> Path | None:
     return None
 
 
-def hydra_command(config_name: str, run: Callable[[DictConfig], Any],
-                  data_sets: Sequence[str] | None = None) -> Callable[[], None]:
+def hydra_command(config_name: str, run: Callable[[DictConfig], Any], data_sets: Sequence[str] | None = None,
+                  interrupted: Callable[[DictConfig], str] | None = None) -> Callable[[], None]:
     """The `main` of a command: compose conf/<config_name>.yaml with the command line, then `run(cfg)`;
     a missing or unknown option and a SupraUserError (even one Hydra wrapped) end it as `error: <one line>`
-    with exit status 2. `data_sets`: the data=<name> its --help lists (print_help)."""
+    with exit status 2, Ctrl-C as `interrupted: <what interrupted(cfg) says is left>` with status 130.
+    `data_sets`: the data=<name> its --help lists (print_help)."""
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
     def main(cfg: DictConfig) -> Any:
-        with exit_on_user_error():
+        left = (lambda: interrupted(cfg)) if interrupted else (lambda: "stopped before it finished")
+        with exit_on_ctrl_c(left), exit_on_user_error():
             check_required(cfg, config_name)
             return run(cfg)
 
