@@ -33,6 +33,7 @@ from supra.utils.files import (
     refuse_folders_in_the_way,
     refuse_replacing_others,
     remove_earlier_outputs,
+    require_local_folder,
     require_writable_dir,
     write_json_atomic,
     write_text_atomic,
@@ -153,8 +154,9 @@ def listed_captions(out: Path) -> list[tuple[str | None, str]]:
 
 def run(cfg: DictConfig) -> Path:
     check_paths_given(cfg, {"out": "the folder to write the clips to"})
-    captions = write_clips(cfg.out, cfg.n, cfg.frames, cfg.seed, cfg.size, cfg.split, cfg.duration_ms)
-    print(f"wrote {cfg.n} clips ({cfg.frames} frames, {cfg.size}px) to {cfg.out} and {5 * cfg.n} captions to {captions}")
+    out = require_local_folder(str(cfg.out), "out")  # a URL would become a folder named `s3:` in the current one
+    captions = write_clips(out, cfg.n, cfg.frames, cfg.seed, cfg.size, cfg.split, cfg.duration_ms)
+    print(f"wrote {cfg.n} clips ({cfg.frames} frames, {cfg.size}px) to {out} and {5 * cfg.n} captions to {captions}")
     return captions
 
 

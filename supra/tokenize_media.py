@@ -25,7 +25,12 @@ from supra.runner.components import chosen_data_config
 from supra.utils.cli import check_option_types, check_paths_given, hydra_command
 from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
-from supra.utils.files import remove_earlier_outputs, require_writable_dir, writing_alone
+from supra.utils.files import (
+    remove_earlier_outputs,
+    require_local_folder,
+    require_writable_dir,
+    writing_alone,
+)
 from supra.utils.hardware import check_command_accelerator
 
 log = logging.getLogger(__name__)
@@ -33,6 +38,7 @@ log = logging.getLogger(__name__)
 
 def run(cfg: DictConfig) -> Path:
     check_paths_given(cfg, {"out": "the folder to write the codes to"})
+    out = Path(require_local_folder(str(cfg.out), "out"))  # before the work: a URL would become a folder `s3:`
     check_option_types(cfg, whole=("batch_size",))
     if cfg.batch_size < 1:
         raise SupraUserError(f"batch_size={cfg.batch_size} must be >= 1")
@@ -44,7 +50,6 @@ def run(cfg: DictConfig) -> Path:
     data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} holds no data config: choose one, "
                                   "e.g. data=media_folder data.root=DIR", cfg.paths.cache_dir)
     refuse_other_data(data_cfg, f"ckpt={cfg.ckpt}")  # nor data this command cannot encode
-    out = Path(cfg.out)
     made = not out.exists()
     require_writable_dir(out, f"out={out}")  # before the work, not after
     # one run at a time, as write_shards: two writing here left one's meta.json beside the other's codes

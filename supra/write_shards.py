@@ -1,7 +1,8 @@
 """`python -m supra.write_shards source=coco root=DIR out=DIR`: any caption source (flickr8k, flickr30k,
 coco, folder, hf_disk) written as WebDataset tar shards in img2dataset's layout, one folder per split
-(`out/train/00000.tar` with `00000_stats.json` and `00000.parquet` beside it), so it can be copied to object
-storage once and streamed by many nodes with `data=shards`. `--help` lists every option."""
+(`out/train/00000.tar` with `00000_stats.json` and `00000.parquet` beside it), so it can be put in object
+storage once (out=s3://..., gs://...: uploaded through fsspec) and streamed by many nodes with
+`data=shards`. `--help` lists every option."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ import json
 import logging
 import re
 import shlex
-from pathlib import Path
+import tempfile
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -38,6 +41,7 @@ from supra.utils.files import (
     atomic_dir,
     atomic_dir_leftovers,
     atomic_path,
+    local_path_of,
     remove_leftovers,
     require_writable_dir,
     write_json_atomic,
@@ -124,10 +128,14 @@ def write_split(index: CaptionIndex, root: Path, split: str, out: Path, per_shar
     return shards
 
 
-def run(cfg: DictConfig) -> Path:
+def run(cfg: DictConfig) -> Path | str:
     check_options(cfg)
-    out = Path(cfg.out)
-    check_out(out, bool(cfg.overwrite))
+    local = local_path_of(str(cfg.out))  # file:// as its path; None for a URL of an object store
+    store = None if local is not None else object_store(str(cfg.out))
+    if store is None:
+        check_out(Path(local), bool(cfg.overwrite))
+    else:
+        check_store_out(str(cfg.out), *store, bool(cfg.overwrite))
     columns = {k: cfg.get(k) for k in HF_COLUMNS} if cfg.source == "hf_disk" else None
     try:
         # cache_dir: parquet's Arrow copy goes where training keeps it, never into the (maybe read-only) dataset
@@ -135,6 +143,26 @@ def run(cfg: DictConfig) -> Path:
     except SupraUserError as err:  # the sources name the options as training takes them: data.root=...
         raise SupraUserError(BARE_OPTION.sub(r"\1", str(err))) from None
     check_something_to_write(cfg, index, {})
+    if store is None:
+        out: Path | str = Path(local)
+        written, unreadable = write_all_splits(cfg, index, out)
+        where = str(out.resolve())
+    else:
+        # written whole in a local temp folder first (TMPDIR), then uploaded: the same shards as a local out=
+        with tempfile.TemporaryDirectory(prefix="write_shards.") as staging:
+            written, unreadable = write_all_splits(cfg, index, Path(staging))
+            upload_shards(Path(staging), str(cfg.out), *store, written)
+        out = where = str(cfg.out).rstrip("/")
+    for split, keys in index.splits.items():  # the summary counts what the shards hold: unreadable ones once
+        index.splits[split] = [k for k in keys if k not in unreadable]
+    print(summary_line(cfg.source, index, unreadable))  # what was read, and what was skipped and why
+    print("\n".join(next_step(where, written)))
+    return out
+
+
+def write_all_splits(cfg: DictConfig, index: CaptionIndex, out: Path) -> tuple[dict[str, int], dict[str, str]]:
+    """Every split's shards into out/train, out/val, out/test; returns the shards of each split and the
+    images that could not be read (key -> reason)."""
     require_writable_dir(out, f"out={out}")
     written: dict[str, int] = {}
     unreadable: dict[str, str] = {}
@@ -154,21 +182,72 @@ def run(cfg: DictConfig) -> Path:
         for split in SPLITS:  # a split the source gave no image: no folder (an earlier run's went with the swap)
             if not written[split]:
                 (out / split).rmdir()
-    for split, keys in index.splits.items():  # the summary counts what the shards hold: unreadable ones once
-        index.splits[split] = [k for k in keys if k not in unreadable]
-    print(summary_line(cfg.source, index, unreadable))  # what was read, and what was skipped and why
-    print("\n".join(next_step(out, written)))
-    return out
+    return written, unreadable
 
 
-def next_step(out: Path, written: dict[str, int]) -> list[str]:
-    """What was written, and the command that uses it, as printed at the end: training on the shards, where
-    a split the source gave no image for (too few to set val and test apart, or a dataset without that
-    split) has no folder and its option is left for the user to give other shards; only scoring where
-    there is no train split. The train command lowers the recipe's batch where the train shards hold too
-    few samples for it (fitting_batch)."""
-    specs = {s: f"{out.resolve() / s}/{{00000..{n - 1:05d}}}.tar" for s, n in written.items() if n}
-    wrote = f"wrote {', '.join(f'{n} {s} shards' for s, n in written.items() if n)} to {out}"
+def object_store(url: str) -> tuple[Any, str]:
+    """fsspec's file system for `url` (s3://, gs://, memory://, ...) and the path in it; one line where fsspec
+    has none for its scheme (s3fs or gcsfs not installed, an unknown scheme)."""
+    import fsspec
+
+    try:
+        return fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as err:
+        raise SupraUserError(f"out={url}: {first_line(err)}") from None
+
+
+def check_store_out(url: str, store: Any, root: str, overwrite: bool) -> None:
+    """check_out for shards in an object store, read through fsspec (one line where it cannot be reached)."""
+    for split in SPLITS:
+        try:
+            names = stored_names(store, f"{root}/{split}")
+        except Exception as err:  # whatever the store raises: no credentials, no bucket, no network
+            raise SupraUserError(f"cannot read out={url} ({first_line(err)}): check the URL and your access to "
+                                 "it") from None
+        refuse_replacing(url, split, names, overwrite)
+
+
+def stored_names(store: Any, folder: str) -> list[str]:
+    """The names of the objects directly in `folder` of the store (none where there is no such folder)."""
+    if not store.isdir(folder):
+        return []
+    return sorted(PurePosixPath(path).name for path in store.ls(folder, detail=False))
+
+
+def upload_shards(staging: Path, url: str, store: Any, root: str, written: dict[str, int]) -> None:
+    """The shards written in `staging` uploaded to `url`, split by split, then the earlier run's shards of
+    each split that this run did not write again removed (train/*.tar must not read an old 00007.tar).
+    Atomic per object alone: the store shows each file whole or not at all, but a failure midway leaves some
+    of this run's shards beside the earlier run's, said in its one line (run it again to put it right)."""
+    url = url.rstrip("/")
+    for split in SPLITS:
+        names = sorted(p.name for p in (staging / split).iterdir()) if written[split] else []
+        try:
+            for name in names:
+                store.put_file(str(staging / split / name), f"{root}/{split}/{name}")
+            stale = [n for n in stored_names(store, f"{root}/{split}") if SHARD_FILE.fullmatch(n) and n not in names]
+            for name in stale:
+                store.rm_file(f"{root}/{split}/{name}")
+        except Exception as err:  # whatever the store raises: no credentials, no bucket, no network, no room
+            raise SupraUserError(f"cannot upload to {url}/{split}/ ({first_line(err)}): it may hold some of this "
+                                 "run's shards beside earlier ones: fix the cause and run again with "
+                                 "overwrite=true") from None
+
+
+def first_line(err: BaseException) -> str:
+    """The error's first line, in at most 200 characters (its type's name where it says nothing)."""
+    return (str(err).splitlines() or [type(err).__name__])[0][:200]
+
+
+def next_step(where: str, written: dict[str, int]) -> list[str]:
+    """What was written to `where` (a folder's absolute path, or the URL of the shards in an object store,
+    which data=shards reads through fsspec), and the command that uses it, as printed at the end: training
+    on the shards, where a split the source gave no image for (too few to set val and test apart, or a
+    dataset without that split) has no folder and its option is left for the user to give other shards;
+    only scoring where there is no train split. The train command lowers the recipe's batch where the train
+    shards hold too few samples for it (fitting_batch)."""
+    specs = {s: f"{where}/{s}/{{00000..{n - 1:05d}}}.tar" for s, n in written.items() if n}
+    wrote = f"wrote {', '.join(f'{n} {s} shards' for s, n in written.items() if n)} to {where}"
     options = {s: shell_override(f"data.{s}_shards", p) for s, p in specs.items()}
     lacking = [s for s in SPLITS if s not in specs]
     # the recipe trains on a GPU (trainer=gpu): on a machine without one, the command it refuses would be no answer
@@ -236,13 +315,19 @@ def check_out(out: Path, overwrite: bool) -> None:
         if folder.exists() and not folder.is_dir():
             raise SupraUserError(f"out={out}: {split} is a file, not a folder: choose another folder")
         names = sorted(p.name for p in folder.iterdir()) if folder.is_dir() else []
-        others = [n for n in names if not SHARD_FILE.fullmatch(n)]
-        if others:
-            shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
-            raise SupraUserError(f"out={out}: {split}/ holds files that are not shards ({shown}), which writing its "
-                                 "shards anew would delete: move them, or choose another folder")
-        if names and not overwrite:
-            raise SupraUserError(f"out={out} already holds shards: choose another folder or add overwrite=true")
+        refuse_replacing(str(out), split, names, overwrite)
+
+
+def refuse_replacing(out: str, split: str, names: list[str], overwrite: bool) -> None:
+    """One line where the split's folder holds `names` this run must not replace: files that are not shards
+    (someone else's), or shards unless `overwrite`."""
+    others = [n for n in names if not SHARD_FILE.fullmatch(n)]
+    if others:
+        shown = ", ".join(others[:3]) + (f" and {len(others) - 3} more" if len(others) > 3 else "")
+        raise SupraUserError(f"out={out}: {split}/ holds files that are not shards ({shown}), which writing its "
+                             "shards anew would delete: move them, or choose another folder")
+    if names and not overwrite:
+        raise SupraUserError(f"out={out} already holds shards: choose another folder or add overwrite=true")
 
 
 def remove_shard_leftovers(out: Path, alone: bool) -> None:
@@ -272,7 +357,11 @@ def shell_override(key: str, value: str) -> str:
 
 
 def left_as_it_was(cfg: DictConfig) -> str:
-    """What a write_shards run stopped by Ctrl-C leaves: its temp folders are removed on the way out."""
+    """What a write_shards run stopped by Ctrl-C leaves: its temp folders are removed on the way out, but an
+    upload to an object store is undone by nothing."""
+    if local_path_of(str(cfg.out)) is None:
+        return (f"out={cfg.out} may hold some of this run's shards beside earlier ones, if the upload had begun: "
+                "run it again with overwrite=true")
     return f"out={cfg.out} left as it was (a run's shards replace the earlier ones only once all are written)"
 
 

@@ -117,3 +117,29 @@ def test_an_empty_path_is_refused_not_taken_for_the_current_folder(command, args
         run_command(command, *args, run_dir=tmp_path)
     assert capsys.readouterr().err.startswith(f"error: {message}")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(("command", "args"), [
+    ("tokenize_media", ["ckpt=x.ckpt", "out=s3://bucket/codes"]),
+    ("shapes_gifs", ["out=memory://g/clips", "n=1"]),
+])
+def test_an_out_url_is_refused_by_commands_that_write_a_local_folder_not_written_as_a_folder_named_after_it(
+        command, args, tmp_path, monkeypatch, capsys):
+    """Path("s3://bucket/codes") is s3:/bucket/codes: the codes went into a folder `s3:` in the current one."""
+    from tests.conftest import run_command
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit):
+        run_command(command, *args, run_dir=tmp_path)
+    url = next(a for a in args if a.startswith("out=")).removeprefix("out=")
+    assert capsys.readouterr().err == (f"error: out={url} is a URL: this command writes a local folder, which runs "
+                                       "read; give a local folder as out\n")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_out_given_as_a_file_url_is_taken_as_its_local_folder(tmp_path, capsys):
+    from tests.conftest import run_command
+
+    run_command("shapes_gifs", f"out=file://{tmp_path / 'clips'}", "n=1", run_dir=tmp_path)
+    assert (tmp_path / "clips" / "clip_00000.gif").is_file()
+    assert f"to {tmp_path / 'clips'} and" in capsys.readouterr().out

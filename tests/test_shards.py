@@ -747,6 +747,42 @@ def test_ctrl_c_in_write_shards_is_one_line_exit_130_and_leaves_the_earlier_shar
     assert sorted(p.name for p in out.iterdir()) == ["test", "train", "val"]  # no temp folder left
 
 
+def test_write_shards_to_a_url_uploads_the_shards_through_fsspec_and_prints_a_train_command_reading_them(
+        tmp_path, capsys, monkeypatch):
+    import fsspec
+
+    from tests.caption_source_fixtures import write_coco_official
+    from tests.conftest import run_command
+
+    write_coco_official(tmp_path / "coco")
+    store, url = fsspec.filesystem("memory"), f"memory://{tmp_path.name}/shards"  # fsspec's own in-memory store
+    monkeypatch.chdir(tmp_path)  # where Path(url) once wrote a folder named `memory:`
+
+    def write_shards(per_shard: int, *more: str) -> list[str]:
+        run_command("write_shards", "source=coco", f"root={tmp_path / 'coco'}", f"out={url}", "layout=2014",
+                    f"samples_per_shard={per_shard}", "show_progress=false", *more, run_dir=tmp_path)
+        return capsys.readouterr().out.splitlines()
+
+    try:
+        write_shards(4)
+        printed = write_shards(8, "overwrite=true")  # fewer shards: the earlier run's extra ones are removed
+        assert printed[1].startswith(f"wrote 3 train shards, 1 val shards, 1 test shards to {url}; train on them")
+        data = compose_config("train", tmp_path / "run", shlex.split(printed[2])[2:]).data
+        assert data.train_shards == f"{url}/train/{{00000..00002}}.tar"
+        assert sorted(p.rsplit("/", 1)[1] for p in store.ls(f"/{tmp_path.name}/shards/train", detail=False)) == [
+            f"{n:05d}{suffix}" for n in range(3) for suffix in (".parquet", ".tar", "_stats.json")]
+        urls = expand_shards(data.train_shards)
+        tally = Unusable()
+        assert len(list(usable_samples(urls, tally))) == sum(shard_sizes(urls)) == 22 and not tally
+        assert sorted(p.name for p in tmp_path.iterdir()) == ["coco"]  # nothing written locally
+        with pytest.raises(SystemExit):
+            write_shards(8)
+        assert f"error: out={url} already holds shards: choose another folder or add overwrite=true" in \
+            capsys.readouterr().err
+    finally:
+        store.rm(f"/{tmp_path.name}", recursive=True)
+
+
 def test_write_shards_of_a_source_with_no_usable_image_is_one_line_and_writes_nothing(tmp_path, capsys):
     from tests.caption_source_fixtures import write_coco_official
     from tests.conftest import run_command
@@ -817,7 +853,7 @@ def test_write_shards_of_a_source_too_small_for_val_and_test_writes_no_empty_fol
                           "data.batch_size=2 added):")
     assert printed[2].endswith("/train/{00000..00000}.tar'\" data.val_shards=... data.test_shards=...")
     # a dataset with a test split alone: scored, not trained on
-    assert next_step(out, {"train": 0, "val": 0, "test": 1})[1:] == [
+    assert next_step(str(out.resolve()), {"train": 0, "val": 0, "test": 1})[1:] == [
         f"  python evaluate.py ckpt=<captioner> data=shards \"data.test_shards='{out.resolve()}/test/{{00000..00000}}.tar'\""]
 
 

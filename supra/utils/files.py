@@ -420,3 +420,23 @@ def file_in_the_way(path: Path) -> Path | None:
         if part.exists():
             return None if part.is_dir() else part
     return None
+
+
+URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")  # s3://, gs://, memory://, ... (a path has none)
+
+
+def local_path_of(value: str) -> str | None:
+    """`value` as a local path: a path as it is, file:///p (or file:/p) as /p; None for any other URL."""
+    if value.startswith("file:"):
+        return "/" + value.removeprefix("file:").lstrip("/")
+    return None if URL_SCHEME.match(value) else value
+
+
+def require_local_folder(value: str, option: str) -> str:
+    """`value` as local_path_of gives it; a URL (s3://...) refused in one line: Path() would collapse its `//`
+    and write a folder named `s3:` in the current one."""
+    local = local_path_of(value)
+    if local is None:
+        raise SupraUserError(f"{option}={value} is a URL: this command writes a local folder, which runs read; give "
+                             f"a local folder as {option}")
+    return local
