@@ -840,3 +840,15 @@ def test_a_sampler_seed_given_for_a_stored_study_is_advanced_past_its_trials_as_
     fresh = optuna_sweep_config(*settings[:1], "hydra.sweeper.study_name=fresh", "hydra.sweeper.sampler.seed=7")
     SweeperSettingsCheck().on_multirun_start(fresh)
     assert fresh.hydra.sweeper.sampler.seed == 7
+
+
+def test_a_grid_sweep_stopped_before_all_its_jobs_ran_says_which_never_started_and_keeps_the_swept_key(tmp_path):
+    sweeper = {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "params": None}
+    (tmp_path / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {
+        "sweeper": sweeper, "overrides": {"task": ["model.optimizer.lr=1e-3,-5", "trainer=cpu"]}}}))
+    write_job(tmp_path / "0", ["model.optimizer.lr=0.001", "trainer=cpu"], "maximize", {"status": "interrupted"})
+    write_report(tmp_path)
+    summary = (tmp_path / SUMMARY_MD).read_text()
+    assert "1 of 2 jobs ran (job 1: `model.optimizer.lr=-5` never started), sorted by best val/CIDEr" in summary
+    assert "All jobs: `trainer=cpu`\n" in summary  # the swept key is no setting all jobs share
+    assert "| 0 | interrupted | `model.optimizer.lr=0.001` |" in summary

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import json
 import math
 from dataclasses import asdict, dataclass, fields
@@ -217,7 +218,9 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], list[str], list[str]]:
         raise SupraUserError(f"{sweep_dir} holds no job directories (<n>/.hydra/overrides.yaml): is it a multirun directory?")
     sweep_cfg = load_yaml(sweep_dir / "multirun.yaml") or {}
     overrides = {d: [str(o) for o in (load_yaml(d / ".hydra" / "overrides.yaml") or [])] for d in dirs}
-    shared = [o for o in overrides[dirs[0]] if all(o in job for job in overrides.values())]
+    swept = {key for key, _ in planned_grid(sweep_cfg)}  # a swept key stays in each row, though one job ran
+    shared = [o for o in overrides[dirs[0]] if all(o in job for job in overrides.values())
+              and o.partition("=")[0].lstrip("+~") not in swept]
     rows, notes = [], []
     for job_dir in dirs:
         row, job_notes = _job_row(job_dir, sweep_dir, sweep_cfg, overrides[job_dir], shared)
@@ -225,6 +228,35 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], list[str], list[str]]:
         notes.extend(job_notes)
     rows = [r for group in _ranked(rows).values() for r in group]
     return rows, shared, notes
+
+
+def planned_grid(sweep_cfg: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """The swept keys of a grid sweep (Hydra's basic sweeper) as multirun.yaml records them, each with its
+    values in the order Hydra runs them (its sweeper's params, then the command line's); [] for another sweeper
+    (Optuna's trials have no fixed values) or where multirun.yaml is missing or unreadable."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    hydra_cfg = (sweep_cfg or {}).get("hydra") or {}
+    sweeper = hydra_cfg.get("sweeper") or {}
+    if not str(sweeper.get("_target_", "")).endswith("BasicSweeper"):
+        return []
+    given = [f"{k}={v}" for k, v in (sweeper.get("params") or {}).items()]
+    given += [str(o) for o in ((hydra_cfg.get("overrides") or {}).get("task") or [])]
+    try:
+        parsed = OverridesParser.create().parse_overrides(given)
+    except Exception:  # a multirun.yaml edited by hand: the report goes on without the plan
+        return []
+    return [(o.get_key_element(), list(o.sweep_string_iterator())) for o in parsed if o.is_sweep_override()]
+
+
+def never_started(sweep_cfg: dict[str, Any], jobs: list[str]) -> tuple[int, list[str]]:
+    """How many jobs the grid sweep planned (0 where that is not known), and `<n>: <its swept values>` for each
+    planned job with no folder among `jobs` (numbered as Hydra numbers them: the product of the values)."""
+    grid = planned_grid(sweep_cfg)
+    if not grid:
+        return 0, []
+    combos = list(itertools.product(*[[f"{key}={value}" for value in values] for key, values in grid]))
+    return len(combos), [f"job {n}: `{' '.join(c)}`" for n, c in enumerate(combos) if str(n) not in jobs]
 
 
 def _job_row(job_dir: Path, sweep_dir: Path, sweep_cfg: dict[str, Any], overrides: list[str],
@@ -407,15 +439,18 @@ def _stored_trial_number(storage: str, name: str, params: dict, value: Any, cwd:
 
 
 def _markdown(rows: list[JobRow], shared: list[str], notes: list[str], optuna: dict | None,
-              best_trial: str = "") -> str:
+              best_trial: str = "", planned: int = 0, missing: list[str] | None = None) -> str:
     groups = _ranked(rows)
     out = io.StringIO()
     out.write("# Sweep summary\n\n")
+    ran = _jobs(len(rows))
+    if missing:  # a sweep stopped before all its jobs ran
+        ran = f"{len(rows)} of {planned} jobs ran ({', '.join(missing)} never started)"
     if len(groups) == 1:
         (metric, direction), = groups
-        out.write(f"{_jobs(len(rows))}, sorted by best {metric or 'metric'} ({direction}).\n")
+        out.write(f"{ran}, sorted by best {metric or 'metric'} ({direction}).\n")
     else:
-        out.write(f"{_jobs(len(rows))} optimising {len(groups)} metrics: each ranked on its own.\n")
+        out.write(f"{ran} optimising {len(groups)} metrics: each ranked on its own.\n")
     if shared:
         out.write(f"All jobs: `{' '.join(shared)}`\n")
     for (metric, direction), group in groups.items():
@@ -443,6 +478,7 @@ def write_report(sweep_dir: str | Path) -> list[JobRow]:
     by metric where jobs optimise different ones)."""
     sweep_dir = Path(sweep_dir)
     rows, shared, notes = collect(sweep_dir)
+    planned, missing = never_started(load_yaml(sweep_dir / "multirun.yaml") or {}, [r.job for r in rows])
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=[f.name for f in fields(JobRow)], lineterminator="\n")
     writer.writeheader()
@@ -450,5 +486,5 @@ def write_report(sweep_dir: str | Path) -> list[JobRow]:
     write_text_atomic(sweep_dir / SUMMARY_CSV, table.getvalue())
     optuna = load_yaml(sweep_dir / "optimization_results.yaml")
     best_trial = _optuna_best_trial(sweep_dir, rows, optuna) if isinstance(optuna, dict) else ""
-    write_text_atomic(sweep_dir / SUMMARY_MD, _markdown(rows, shared, notes, optuna, best_trial))
+    write_text_atomic(sweep_dir / SUMMARY_MD, _markdown(rows, shared, notes, optuna, best_trial, planned, missing))
     return rows
