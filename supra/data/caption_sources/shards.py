@@ -34,6 +34,7 @@ from supra.data.caption_sources.tar_reading import tar_samples
 from supra.data.captions import clean_caption, decode_caption_bytes
 from supra.data.images import UNREADABLE, jpeg_draft_pixels, load_rgb, squashed
 from supra.utils.errors import SupraUserError
+from supra.utils.files import local_path_of
 from supra.utils.numbers import is_whole
 
 log = logging.getLogger(__name__)
@@ -82,9 +83,7 @@ def expand_shards(spec: str | list[str], option: str = "data shards") -> list[st
 
 def local_shard_file(url: str) -> str | None:
     """The file a local shard URL names (a path, file:///path or file:/path), None for a remote one or pipe:."""
-    if url.startswith("file:"):
-        return "/" + url.removeprefix("file:").lstrip("/")
-    return None if "://" in url or url.startswith("pipe:") else url
+    return None if url.startswith("pipe:") else local_path_of(url)
 
 
 def check_local_shards(urls: list[str], key: str) -> None:
