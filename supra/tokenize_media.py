@@ -153,13 +153,14 @@ def earlier_split_files(out: Path) -> list[str]:
     return [name for split in SPLITS if isinstance(splits, dict) and split in splits for name in split_files(split)]
 
 
-# the image/clip DataModules refuse_other_data lets through: its --help lists these alone
-DATA_SETS = ("media_folder", "shapes_images", "shapes_video")
 def codes_left(cfg: DictConfig) -> str:
     """What a tokenize_media run stopped by Ctrl-C leaves: meta.json is written last, so it marks whole codes."""
     return (f"out={cfg.out} holds whole codes only if its meta.json is there (written last): run it again to "
             "write them")
 
+
+# the image/clip DataModules refuse_other_data lets through: its --help lists these alone
+DATA_SETS = ("media_folder", "shapes_images", "shapes_video")
 
 main = hydra_command("tokenize_media", run, data_sets=DATA_SETS, interrupted=codes_left)
 
