@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import time
 from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
@@ -14,8 +15,10 @@ from types import SimpleNamespace
 import pytest
 import torch
 from omegaconf import OmegaConf
+from PIL import Image
 
-from supra.callbacks.time_accounting import ROWS, process_start_time
+from supra.callbacks.sample_grid import Sample, SampleGridCallback
+from supra.callbacks.time_accounting import ROWS, TimeAccounting, format_table, process_start_time
 from supra.data.captioning.shapes import ShapesDataModule
 from supra.models.vlm_nano import VLMNano
 from supra.runner.training import train
@@ -251,3 +254,33 @@ def test_optimizer_schedule_and_precision_settings_that_would_train_wrong_or_fai
 
     with pytest.raises(SupraUserError, match="^" + re.escape(message)):
         check_run_config(train_config("trainer.accelerator=cpu", override))
+
+
+class _SlowPictures(SampleGridCallback):
+    """A picture callback whose drawing takes a known 0.2 s (a stand-in for an a2a model's generated grids)."""
+
+    needs = "sample_images"
+
+    def draw(self, trainer: object, pl_module: object, split: str, step: int) -> list[Sample]:
+        time.sleep(0.2)
+        return [Sample("slow", Image.new("RGB", (8, 8)))]
+
+
+def test_the_sample_pictures_have_their_own_row_not_other(tmp_path):
+    # validation's pictures are drawn after its steps and scoring: their time is theirs, out of "other"
+    accounting, pictures = TimeAccounting(str(tmp_path)), _SlowPictures(1, 1, "slow", str(tmp_path))
+    trainer = SimpleNamespace(callbacks=[accounting, pictures], is_global_zero=True, sanity_checking=False,
+                              received_sigterm=False, global_step=2, loggers=[],
+                              datamodule=SimpleNamespace(sample_images=lambda *_: None))
+    model = torch.nn.Linear(1, 1)
+    model.device = torch.device("cpu")
+    for callback in (accounting, pictures):
+        callback.on_validation_end(trainer, model)
+    accounting.teardown(trainer, model, "fit")
+
+    report = json.loads((tmp_path / "time_accounting.json").read_text())
+    assert pictures.seconds_drawing >= 0.2
+    assert report["seconds"]["pictures"] == pytest.approx(pictures.seconds_drawing)
+    assert report["seconds"]["other"] < report["wall_s"] - 0.2
+    assert "| sample pictures (grids, GIFs)" in format_table(report)
+    assert (tmp_path / "slow" / "val_step_000002.png").is_file()

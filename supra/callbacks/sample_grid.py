@@ -10,6 +10,7 @@ drawn before the checkpoint is written, and may take minutes (the a2a model's ge
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,12 +47,20 @@ class SampleGridCallback(L.Callback):
         self.output_dir, self.gif_frame_ms = output_dir, gif_frame_ms
         self.last_path: Path | None = None  # the last picture written (its step's file)
         self.written: list[Path] = []
+        self.seconds_drawing = 0.0  # wall time of every drawing, writing and logging of pictures (TimeAccounting's row)
 
     def draw(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str, step: int) -> list[Sample]:
         """The pictures of `split` by the weights of training step `step` (for their titles)."""
         raise NotImplementedError
 
     def _write(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str, step: int) -> None:
+        started = time.perf_counter()
+        try:
+            self._draw_and_save(trainer, pl_module, split, step)
+        finally:
+            self.seconds_drawing += time.perf_counter() - started
+
+    def _draw_and_save(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str, step: int) -> None:
         if not trainer.is_global_zero or self.num_samples < 1:
             return  # rank 0 alone draws; the others go on to their next collective and wait there
         if getattr(trainer.datamodule, self.needs, None) is None:

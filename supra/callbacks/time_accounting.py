@@ -1,12 +1,14 @@
 """Where the wall time of a run went: start-up, data set-up, training steps, validation steps, metric
-scoring, test, other. Printed as a table and written to <run dir>/time_accounting.json after fit and
+scoring, test, sample pictures, other. Printed as a table and written to <run dir>/time_accounting.json after fit and
 after test (the later file covers the whole run), with the machine the run measured itself on.
 
 A "step" is Lightning's batch: from on_*_batch_start to on_*_batch_end (forward, backward, optimizer,
 logging). Fetching the next batch (and other callbacks' batch hooks) is counted apart. Metric scoring is the
 validation epoch end: the task gathers and scores the captions there. Put this callback first in the
 callbacks config so that its hooks run before the others' (Lightning calls callbacks in list order,
-ModelCheckpoint last), which keeps other callbacks' work out of "metric scoring".
+ModelCheckpoint last), which keeps other callbacks' work out of "metric scoring". The picture callbacks
+(SampleGridCallback and its kind: the sample grids, attention maps) count their own time, their row here;
+the a2a model's generated grids can take most of a short run.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from typing import Any
 
 import lightning as L
 
+from supra.callbacks.sample_grid import SampleGridCallback
 from supra.utils.files import write_json_atomic
 from supra.utils.hardware import device_description
 
@@ -64,6 +67,7 @@ ROWS = {
     "test_setup": "test setup (data, checkpoint load)",
     "test_steps": "test steps",
     "test_scoring": "test metric scoring (epoch end)",
+    "pictures": "sample pictures (grids, GIFs)",
     "other": "other (checkpoints, callbacks, loop, exit)",
 }
 
@@ -84,6 +88,7 @@ class TimeAccounting(L.Callback):
         self._epoch_end_start = 0.0
         self._steps_this_eval = 0.0
         self._fit_teardown = 0.0
+        self._pictures_before = 0.0  # the fit's picture time, where its callbacks were copies (ddp_spawn)
         self.report: dict[str, Any] = {}
 
     # -- fit start ---------------------------------------------------------------------------------
@@ -200,6 +205,7 @@ class TimeAccounting(L.Callback):
         self.seconds |= {k: v for k, v in earlier["seconds"].items() if k in self.seconds and k != "other"}
         self.counts |= {k: v for k, v in earlier["counts"].items() if k in self.counts}
         self._fit_teardown = self.process_start + float(earlier["wall_s"])
+        self._pictures_before = self.seconds["pictures"]
 
     # -- report ------------------------------------------------------------------------------------
 
@@ -207,6 +213,7 @@ class TimeAccounting(L.Callback):
         stage = getattr(stage, "value", stage)  # Lightning passes its TrainerFn enum
         if stage == "fit":
             self._fit_teardown = time.time()
+        self.seconds["pictures"] = self._pictures_before + picture_seconds(trainer)
         self.report = self.summary(time.time() - self.process_start, stage)
         # the times hold only on this machine (CPU, vector width, threads; or GPU): a report built elsewhere
         # later (the study's table) must name this one, not its own
@@ -231,6 +238,11 @@ class TimeAccounting(L.Callback):
             "outside_train_val_steps": 1.0 - in_steps / wall,
             "outside_train_val_test_steps": 1.0 - (in_steps + seconds["test_steps"]) / wall,
         }
+
+
+def picture_seconds(trainer: L.Trainer) -> float:
+    """Wall seconds the run's picture callbacks spent drawing, writing and logging, all together."""
+    return sum(callback.seconds_drawing for callback in trainer.callbacks if isinstance(callback, SampleGridCallback))
 
 
 def format_table(report: dict[str, Any]) -> str:
