@@ -2,6 +2,7 @@
 under trainer=ddp_sim says an interval too long for each rank in one line and tests with one process's loss."""
 
 import json
+import logging
 import multiprocessing
 import os
 import signal
@@ -9,11 +10,14 @@ import traceback
 from pathlib import Path
 from types import SimpleNamespace
 
+import hydra
 import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from hydra.core.utils import configure_log
+from omegaconf import OmegaConf
 
-from supra.runner.spawned_ranks import end_with_main_process
+from supra.runner.spawned_ranks import _rank_files, end_with_main_process
 from supra.runner.training import train
 from supra.utils.cli import exit_on_user_error
 from supra.utils.distributed import broadcast_object, gather_mappings
@@ -107,6 +111,32 @@ def test_a_spawned_rank_that_inherited_ctrl_c_ignored_still_ends_when_its_main_p
     monkeypatch.setattr(os, "getppid", lambda: parent + 1)  # the parent died: this rank was adopted
     with pytest.raises(KeyboardInterrupt):  # which torch's spawn takes as "killed by the parent": the rank ends
         ends(signal.SIGINT, None)
+
+
+def test_a_spawned_rank_after_the_first_keeps_its_info_lines_in_its_own_log_and_prints_only_its_warnings(
+        tmp_path, capsys):
+    """Under trainer=ddp_sim every rank sets the same data up: what a source holds and skips, and the tokenizer,
+    reached the console once per rank. Rank 1 keeps those lines in its own log file; on the console it says only
+    its warnings and errors, which it alone may see (a DataLoader worker of its own killed)."""
+    settings = OmegaConf.load(Path(hydra.__file__).parent / "conf" / "hydra" / "job_logging" / "default.yaml")
+    settings.handlers.file.filename = str(tmp_path / "train.log")  # Hydra's job logging, in a run folder
+    root = logging.getLogger()
+    saved_handlers, saved_level = root.handlers[:], root.level
+    try:
+        configure_log(_rank_files(settings, rank=1), False)
+        log = logging.getLogger("supra.data.caption_sources.decoded")
+        log.info("folder (folder layout): train 7 images")
+        log.warning("a DataLoader worker of this rank was killed")
+    finally:
+        for handler in root.handlers:
+            handler.close()
+        root.handlers[:], root.level = saved_handlers, saved_level
+    assert not (tmp_path / "train.log").exists()  # rank 0's
+    rank_log = (tmp_path / "train_ddp_process_1.log").read_text()
+    assert "[INFO] - folder (folder layout): train 7 images" in rank_log and "[WARNING] - a DataLoader" in rank_log
+    console = capsys.readouterr().out
+    assert "train 7 images" not in console and "[WARNING] - a DataLoader worker of this rank was killed" in console
+    assert _rank_files(settings, rank=0) is settings  # rank 0: the run's console and train.log, as Hydra set them
 
 
 def test_a_user_error_in_a_spawned_rank_is_one_line_not_spawns_traceback(capsys):

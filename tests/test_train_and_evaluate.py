@@ -1281,11 +1281,13 @@ def test_unwritable_output_directory_gives_one_line(tmp_path, train_py_runs):
 
 
 @pytest.mark.ddp
-def test_ddp_sim_fits_then_tests_into_one_run_directory_scoring_each_image_once(train_config, tmp_path, monkeypatch):
+def test_ddp_sim_fits_then_tests_into_one_run_directory_scoring_each_image_once(train_config, tmp_path, monkeypatch,
+                                                                                capfd):
     cfg = train_config("trainer=ddp_sim", "trainer.max_steps=3", run="ddp_fit")
     (tmp_path / "tmp").mkdir()
     monkeypatch.setenv("TMPDIR", str(tmp_path / "tmp"))  # the spawned ranks' temp folder
     _, metrics = train(cfg)
+    console = capfd.readouterr()  # the spawned ranks print to this process's stdout and stderr
     assert list((tmp_path / "tmp").iterdir()) == []  # rank 0's last weights handed back, and their folder removed
     out = Path(cfg.paths.output_dir)
     assert {"val/CIDEr", "test/CIDEr"} <= set(metrics)
@@ -1298,6 +1300,8 @@ def test_ddp_sim_fits_then_tests_into_one_run_directory_scoring_each_image_once(
     # the ranks log as the run does: what the data holds, from rank 0 in the run's log, from rank 1 in its own
     for log in ("train.log", "train_ddp_process_1.log"):
         assert "[supra.data.captioning.shapes][INFO] - shapes train: 96 images" in (out / log).read_text(), log
+    # and the console says it once, for the fit and once for the test (rank 1's INFO lines are its log's alone)
+    assert console.out.count("shapes train: 96 images") == 1 and console.out.count("shapes test: 15 images") == 1
     # the fit and the test ran in processes of their own: the run's time accounting holds both
     accounting = json.loads((out / "time_accounting.json").read_text())
     assert accounting["after"] == "test" and accounting["counts"]["train_steps"] == 3

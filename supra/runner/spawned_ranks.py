@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import os
 import signal
@@ -24,7 +25,8 @@ class SpawnedRanks(FolderRemovingSpawnDDP):
     A spawned process starts with Python's logging unset, and the data is set up there: without this, what a
     run's sources hold and skip (INFO lines) went nowhere and the run's <job>.log stayed empty. Each rank takes
     the run's Hydra job logging: rank 0 its console and <job>.log, rank N <job>_ddp_process_N.log instead of
-    <job>.log (the name Lightning gives a subprocess rank's log). The temp folder rank 0 hands the last weights
+    <job>.log (the name Lightning gives a subprocess rank's log) and, on the console, its warnings and errors
+    alone (the set-up lines every rank says are rank 0's to print). The temp folder rank 0 hands the last weights
     back in is removed once they are read (Lightning's removes the file alone: one empty folder in $TMPDIR a fit)."""
 
     def __init__(self, **kwargs: Any) -> None:
@@ -49,7 +51,10 @@ def _job_logging() -> dict | None:
 
 
 def _rank_files(settings: DictConfig | None, rank: int) -> DictConfig | None:
-    """Logging settings whose log files are rank `rank`'s: <name>_ddp_process_<rank><suffix> after rank 0."""
+    """Logging settings of rank `rank`: after rank 0, its log files are <name>_ddp_process_<rank><suffix> and its
+    console shows warnings and errors only. Every rank sets the same data up, so its INFO lines (what a source
+    holds and skips, the tokenizer) said on rank 0's console too were each printed once per rank; a rank's own
+    warnings and errors (a worker killed, a rank's traceback) are seen by that rank alone, and still show."""
     if settings is None or rank == 0:
         return settings
     settings = settings.copy()
@@ -57,7 +62,14 @@ def _rank_files(settings: DictConfig | None, rank: int) -> DictConfig | None:
         if "filename" in handler:
             path = Path(handler.filename)
             handler.filename = str(path.with_name(f"{path.stem}_ddp_process_{rank}{path.suffix}"))
+        elif _level(handler.get("level")) < logging.WARNING:  # the console
+            handler.level = "WARNING"
     return settings
+
+
+def _level(name: str | int | None) -> int:
+    """A handler's level as a number (logging's settings take names or numbers); NOTSET where unset."""
+    return logging.getLevelName(name) if isinstance(name, str) else int(name or logging.NOTSET)
 
 
 class EndWithMainProcess(L.Callback):
