@@ -1302,6 +1302,9 @@ def test_ddp_sim_fits_then_tests_into_one_run_directory_scoring_each_image_once(
         assert "[supra.data.captioning.shapes][INFO] - shapes train: 96 images" in (out / log).read_text(), log
     # and the console says it once, for the fit and once for the test (rank 1's INFO lines are its log's alone)
     assert console.out.count("shapes train: 96 images") == 1 and console.out.count("shapes test: 15 images") == 1
+    # rank 0 alone trains the tokenizer; rank 1 waits for it (it said "trained", or "reusing" it, itself)
+    assert "tokenizer: trained" in (out / "train.log").read_text()
+    assert "tokenizer:" not in (out / "train_ddp_process_1.log").read_text()
     # the fit and the test ran in processes of their own: the run's time accounting holds both
     accounting = json.loads((out / "time_accounting.json").read_text())
     assert accounting["after"] == "test" and accounting["counts"]["train_steps"] == 3

@@ -33,6 +33,7 @@ from supra.tokens.caption_bpe import (
     CaptionTokenizer,
     SpecialTokensError,
 )
+from supra.utils.distributed import broadcast_object, rank_and_world
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 from supra.utils.imagenet import IMAGENET_MEAN, IMAGENET_STD
@@ -177,7 +178,7 @@ class CaptionDataModule(SplitDataModule):
         self.check_tokenizer_settings()
         for split in splits:
             self.loaded(split)
-        self.tokenizer = self._tokenizer()
+        self.tokenizer = self._tokenizer_of_rank_zero()
         self.save_tokenizer()
         for split in splits:
             if split == "train" and stage in ("test", "predict"):
@@ -186,6 +187,16 @@ class CaptionDataModule(SplitDataModule):
                 self.datasets[split] = self._dataset(split)
         if self.split == "train" and stage in (None, "test", "predict") and SCORED_TRAIN not in self.datasets:
             self.datasets[SCORED_TRAIN] = self._dataset("train", scored=True)
+
+    def _tokenizer_of_rank_zero(self) -> CaptionTokenizer:
+        """The tokenizer global rank 0 makes (and saves), handed to the other DDP ranks, which wait for it here:
+        each rank trained its own on the same captions (a shard stream's sample read once per rank), racing
+        rank 0 to the files it writes. The tokenizer in one process."""
+        rank, _ = rank_and_world()
+        if rank == 0:
+            self.tokenizer = self._tokenizer()
+            self.save_tokenizer()
+        return broadcast_object(self.tokenizer)
 
     def check_tokenizer_settings(self) -> None:
         """Before any data is read: a VOCAB_SIZE no trained tokenizer fits, and a data.tokenizer_path the

@@ -120,7 +120,7 @@ class ShardCaptionsDataModule(CaptionDataModule):
         for split in splits:
             if split != "train" or stage in ("test", "predict"):  # the train split to score: load_split says why not
                 self.loaded(split)
-        self.tokenizer = self._tokenizer()
+        self.tokenizer = self._tokenizer_of_rank_zero()
         self.save_tokenizer()
         for split in splits:
             if split != "train" and split not in self.datasets:
