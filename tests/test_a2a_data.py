@@ -807,6 +807,19 @@ def test_validation_scores_val_items_and_a_test_of_any_split_scores_all_of_it(tm
                                                              "video": 4, "text2video": 4}  # 6 images, 4 clips
 
 
+def test_lightning_does_not_warn_that_the_length_of_the_evaluation_batches_could_be_inaccurate(ready, recwarn):
+    """Lightning warns of an IterableDataset with `__len__` that each DataLoader worker may serve whole; the
+    evaluation batches are served in one process, their length exact: the warning was noise at every val/test."""
+    import lightning as L
+    from lightning.pytorch.utilities.data import has_len_all_ranks
+
+    ready.setup("fit")
+    loader = ready.val_dataloader()
+    strategy = L.Trainer(accelerator="cpu", devices=1, logger=False).strategy
+    assert has_len_all_ranks(loader, strategy) and len(loader) == len(list(loader))
+    assert not [w for w in recwarn if "`__len__` could be inaccurate" in str(w.message)]
+
+
 def test_a_media_folder_source_names_each_evaluation_item_by_its_file(tmp_path, vqvae_ckpt):
     from tests.media_fixtures import write_media_folder
 

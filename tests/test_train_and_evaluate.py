@@ -1305,6 +1305,9 @@ def test_ddp_sim_fits_then_tests_into_one_run_directory_scoring_each_image_once(
     # rank 0 alone trains the tokenizer; rank 1 waits for it (it said "trained", or "reusing" it, itself)
     assert "tokenizer: trained" in (out / "train.log").read_text()
     assert "tokenizer:" not in (out / "train_ddp_process_1.log").read_text()
+    # each rank's batches of the val and test splits are exact: Lightning's warning of a length that could be
+    # inaccurate (an IterableDataset each worker serves whole) is not printed
+    assert "could be inaccurate" not in console.err
     # the fit and the test ran in processes of their own: the run's time accounting holds both
     accounting = json.loads((out / "time_accounting.json").read_text())
     assert accounting["after"] == "test" and accounting["counts"]["train_steps"] == 3

@@ -9,6 +9,7 @@ A subclass says how to load a split (`load_split`) and which Dataset serves it (
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 from typing import Any
 
@@ -115,6 +116,14 @@ class RankBatches(IterableDataset):
             yield {**self.items.__getitems__([start + row for row in rows]), "repeated": repeated}
 
 
+def trust_exact_lengths() -> None:
+    """Silence Lightning's warning that an IterableDataset's `__len__` "could be inaccurate" with DataLoader
+    workers, printed at every DDP val and test loader (each rank's, even with no worker). It is meant for a
+    dataset each worker serves whole; Supra's eval batches are exact: RankBatches' workers take every
+    num_workers-th batch, and the a2a EvalBatches are served with no worker."""
+    warnings.filterwarnings("ignore", message=r"Your `IterableDataset` has `__len__` defined", category=UserWarning)
+
+
 class SplitDataModule(L.LightningDataModule):
     """Base of the captioning and media DataModules. Subclasses implement `load_split` and `dataset`."""
 
@@ -184,6 +193,7 @@ class SplitDataModule(L.LightningDataModule):
         rank, world = rank_and_world()  # here: DataLoader workers have no process group
         if world == 1:
             return self.loader(split, self.eval_batch_size, shuffle=False)
+        trust_exact_lengths()
         return DataLoader(RankBatches(self.dataset(split), self.eval_batch_size, rank, world), batch_size=None,
                           collate_fn=batch_is_ready, num_workers=self.num_workers, pin_memory=self.pin_memory,
                           persistent_workers=self.num_workers > 0)

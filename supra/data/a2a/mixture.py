@@ -38,7 +38,14 @@ from torch.utils.data import DataLoader
 
 from supra.data.a2a.batches import EvalBatches, MixtureBatches, SequenceBuilder, eligible, task_items
 from supra.data.a2a.sources import SourceCodes, SourceSplit
-from supra.data.base import SPLITS, batch_is_ready, check_batch_sizes, check_num_workers, check_split
+from supra.data.base import (
+    SPLITS,
+    batch_is_ready,
+    check_batch_sizes,
+    check_num_workers,
+    check_split,
+    trust_exact_lengths,
+)
 from supra.data.epoch_loader import EpochLoader, trainer_progress
 from supra.tokens.a2a_layout import A2A_CONTEXT, TokenLayout
 from supra.tokens.a2a_sequences import (
@@ -442,6 +449,7 @@ class A2AMixtureDataModule(L.LightningDataModule):
         return batch
 
     def _eval_loader(self, split: str, limit: int | None) -> DataLoader:
+        trust_exact_lengths()  # served in one process: exact, in one process or under DDP
         return DataLoader(EvalBatches(self.eval_batches(split, limit)), batch_size=None, collate_fn=batch_is_ready)
 
     def val_dataloader(self) -> DataLoader:
