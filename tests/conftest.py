@@ -6,6 +6,7 @@ import copy
 import fcntl
 import importlib
 import json
+import logging
 import os
 import resource
 import signal
@@ -78,6 +79,19 @@ def compose_config(config_name: str, output_dir: Path, overrides: list[str]) -> 
             cfg.paths.root_dir = str(output_dir)
         del cfg.hydra
     return cfg
+
+
+@pytest.fixture
+def root_logging():
+    """The root logger's handlers and level put back after the test (a run, or a command's main, sets Hydra's logging up
+    in process: its console handler holds the test's captured stream, closed once the test ends)."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    yield root
+    for handler in root.handlers:
+        if handler not in handlers:
+            handler.close()
+    root.handlers[:], root.level = handlers, level
 
 
 def run_command(name: str, *overrides: str, run_dir: Path | None = None) -> Any:

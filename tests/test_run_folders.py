@@ -361,18 +361,6 @@ def test_a_run_into_an_optuna_sweeps_folder_is_refused_though_the_optuna_sweeper
     assert sweep_record(runs) is None
 
 
-@pytest.fixture
-def root_logging():
-    """The root logger's handlers and level put back after the test (a run sets Hydra's logging up in process)."""
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    yield root
-    for handler in root.handlers:
-        if handler not in handlers:
-            handler.close()
-    root.handlers[:], root.level = handlers, level
-
-
 def test_a_run_refused_once_its_folder_exists_says_why_in_its_train_log_too(tmp_path, monkeypatch, capsys,
                                                                          root_logging):
     """A background or cluster job's console is often gone: its run folder tells why it ended. The console

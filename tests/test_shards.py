@@ -715,7 +715,7 @@ def test_write_shards_of_the_same_source_twice_writes_the_same_bytes(tmp_path, c
 
 
 def test_ctrl_c_in_write_shards_is_one_line_exit_130_and_leaves_the_earlier_shards_as_they_were(
-        tmp_path, capsys, monkeypatch):
+        tmp_path, capsys, monkeypatch, root_logging):
     import supra.write_shards as write_shards
     from tests.caption_source_fixtures import write_coco_official
     from tests.conftest import run_command

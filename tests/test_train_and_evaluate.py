@@ -1036,9 +1036,9 @@ LATE_LOGGER_FAILURES = {  # what a logger refused only after the data set-up or 
     "logger=wandb tags=['']": "logger.wandb.tags holds the tag '' (0 characters)",
     "+logger.csv.flush_logs_every_n_steps=0": "logger.csv.flush_logs_every_n_steps=0 must be a whole number >= 1",
     "+logger.csv.flush_logs_every_n_steps=abc": "logger.csv.flush_logs_every_n_steps='abc' must be a whole number >= 1",
-    "logger=tensorboard logger.tensorboard.save_dir=BLOCKED": "cannot write to logger.tensorboard.save_dir=BLOCKED (Not "
-                                                              "a directory): choose another with "
-                                                              "logger.tensorboard.save_dir=DIR",
+    "logger=tensorboard logger.tensorboard.save_dir=BLOCKED": "cannot write to logger.tensorboard.save_dir=BLOCKED "
+                                                              "(A_FILE is a file, not a folder): choose another "
+                                                              "with logger.tensorboard.save_dir=DIR",
 }
 
 
@@ -1049,7 +1049,8 @@ def test_logger_settings_its_logger_would_fail_on_late_are_refused_before_any_wo
     blocked = str(tmp_path / "a_file" / "logs")
     (tmp_path / "a_file").write_text("a file where a folder should go")
     cfg = compose_config("train", tmp_path / "run", case.replace("BLOCKED", blocked).split())
-    with pytest.raises(SupraUserError, match="^" + re.escape(LATE_LOGGER_FAILURES[case].replace("BLOCKED", blocked))):
+    refusal = LATE_LOGGER_FAILURES[case].replace("BLOCKED", blocked).replace("A_FILE", str(tmp_path / "a_file"))
+    with pytest.raises(SupraUserError, match="^" + re.escape(refusal)):
         check_run_config(cfg)
 
 
