@@ -852,3 +852,32 @@ def test_a_grid_sweep_stopped_before_all_its_jobs_ran_says_which_never_started_a
     assert "1 of 2 jobs ran (job 1: `model.optimizer.lr=-5` never started), sorted by best val/CIDEr" in summary
     assert "All jobs: `trainer=cpu`\n" in summary  # the swept key is no setting all jobs share
     assert "| 0 | interrupted | `model.optimizer.lr=0.001` |" in summary
+
+
+def grid_sweep_folder(sweep_dir: Path, params: dict[str, str], task: list[str]) -> None:
+    """multirun.yaml of a grid sweep whose config sets hydra.sweeper.params and whose command line gives `task`."""
+    sweeper = {"_target_": "hydra._internal.core_plugins.basic_sweeper.BasicSweeper", "params": params}
+    (sweep_dir / "multirun.yaml").write_text(yaml.safe_dump({"hydra": {"sweeper": sweeper,
+                                                                       "overrides": {"task": task}}}, sort_keys=False))
+
+
+def test_a_command_line_value_of_a_key_the_config_sweeps_replaces_that_sweep_in_the_planned_grid(tmp_path):
+    # experiment=vlm_study sweeps study over 7 variants; study=nvis1 on the command line runs that one alone
+    grid_sweep_folder(tmp_path, {"study": "release,nvis1,nvis4"}, ["experiment=vlm_study", "study=nvis1"])
+    write_job(tmp_path / "0", ["experiment=vlm_study", "study=nvis1"], None, {"status": "interrupted"})
+    write_report(tmp_path)
+    summary = (tmp_path / SUMMARY_MD).read_text()
+    assert "1 job, sorted by best val/CIDEr" in summary and "never started" not in summary
+    assert "All jobs: `experiment=vlm_study study=nvis1`\n" in summary  # no longer swept: a shared setting
+
+
+def test_a_key_swept_both_in_the_config_and_on_the_command_line_is_planned_with_the_command_lines_values(tmp_path):
+    # Hydra keeps the key in the params' place (before seed) with the command line's values: 2 x 2 jobs, not 3 x 2 x 2
+    grid_sweep_folder(tmp_path, {"study": "release,nvis1,nvis4", "seed": "1,2"},
+                      ["experiment=vlm_study", "study=nvis1,decoder6"])
+    write_job(tmp_path / "0", ["experiment=vlm_study", "study=nvis1", "seed=1"], None, {"status": "interrupted"})
+    write_report(tmp_path)
+    summary = (tmp_path / SUMMARY_MD).read_text()
+    assert ("1 of 4 jobs ran (job 1: `study=nvis1 seed=2`, job 2: `study=decoder6 seed=1`, "
+            "job 3: `study=decoder6 seed=2` never started)") in summary
+    assert "| 0 | interrupted | `study=nvis1 seed=1` |" in summary  # both swept keys stay in the row

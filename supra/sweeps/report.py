@@ -232,8 +232,10 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], list[str], list[str]]:
 
 def planned_grid(sweep_cfg: dict[str, Any]) -> list[tuple[str, list[str]]]:
     """The swept keys of a grid sweep (Hydra's basic sweeper) as multirun.yaml records them, each with its
-    values in the order Hydra runs them (its sweeper's params, then the command line's); [] for another sweeper
-    (Optuna's trials have no fixed values) or where multirun.yaml is missing or unreadable."""
+    values in the order Hydra runs them; [] for another sweeper (Optuna's trials have no fixed values) or where
+    multirun.yaml is missing or unreadable. As in BasicSweeper.split_arguments, the command line's override of
+    a key replaces its sweeper's param, in the param's place (study=nvis1 runs one job, not the 7 params'),
+    and a single value there leaves the key unswept."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     hydra_cfg = (sweep_cfg or {}).get("hydra") or {}
@@ -246,7 +248,8 @@ def planned_grid(sweep_cfg: dict[str, Any]) -> list[tuple[str, list[str]]]:
         parsed = OverridesParser.create().parse_overrides(given)
     except Exception:  # a multirun.yaml edited by hand: the report goes on without the plan
         return []
-    return [(o.get_key_element(), list(o.sweep_string_iterator())) for o in parsed if o.is_sweep_override()]
+    last_of_key = {o.get_key_element(): o for o in parsed}  # a dict keeps a key's first place, as Hydra's does
+    return [(key, list(o.sweep_string_iterator())) for key, o in last_of_key.items() if o.is_sweep_override()]
 
 
 def never_started(sweep_cfg: dict[str, Any], jobs: list[str]) -> tuple[int, list[str]]:
