@@ -881,3 +881,21 @@ def test_a_key_swept_both_in_the_config_and_on_the_command_line_is_planned_with_
     assert ("1 of 4 jobs ran (job 1: `study=nvis1 seed=2`, job 2: `study=decoder6 seed=1`, "
             "job 3: `study=decoder6 seed=2` never started)") in summary
     assert "| 0 | interrupted | `study=nvis1 seed=1` |" in summary  # both swept keys stay in the row
+
+
+def test_a_sweep_given_by_a_path_relative_to_another_folder_than_the_one_it_ran_in_is_reported_in_full(
+        tmp_path, monkeypatch):
+    # the sweep ran in project/; `python -m supra.sweep_report dir=sweep` is run from tmp_path
+    sweep_dir, project = tmp_path / "sweep", tmp_path / "project"
+    project.mkdir()
+    write_job(sweep_dir / "0", ["seed=0"], "maximize", {"status": "completed", "return_value": 0.2})
+    hydra_yaml = sweep_dir / "0" / ".hydra" / "hydra.yaml"
+    recorded = yaml.safe_load(hydra_yaml.read_text())
+    hydra_yaml.write_text(yaml.safe_dump({"hydra": {**recorded["hydra"], "runtime": {"cwd": str(project)}}}))
+    (sweep_dir / "0" / "csv").mkdir()
+    (sweep_dir / "0" / "csv" / "metrics.csv").write_text(TWO_VALIDATIONS)
+    write_checkpoint(sweep_dir / "0", "best.ckpt", global_step=2)
+    monkeypatch.chdir(tmp_path)
+    (row,) = write_report("sweep")
+    assert (row.best_value, row.best_step, row.checkpoint) == (0.3, 2, str(sweep_dir / "0" / "checkpoints" / "best.ckpt"))
+    assert "Notes" not in (sweep_dir / SUMMARY_MD).read_text()
