@@ -19,11 +19,11 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import OmegaConf, read_write
+from omegaconf import OmegaConf, open_dict, read_write
 
 from supra.runner.training import divergence, train
 from supra.sweeps.callback import SweepJobRecorder, end_if_no_trial_completed
-from supra.sweeps.optuna_settings import SweeperSettingsCheck, check_optuna_settings
+from supra.sweeps.optuna_settings import SweeperSettingsCheck, check_optuna_settings, check_search_ranges
 from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, collect, write_report
 from supra.sweeps.stored_study import STUDY_METRIC, STUDY_SETUP, setup_changes, study_setup
 from supra.sweeps.study import sweep_overrides
@@ -899,3 +899,28 @@ def test_a_sweep_given_by_a_path_relative_to_another_folder_than_the_one_it_ran_
     (row,) = write_report("sweep")
     assert (row.best_value, row.best_step, row.checkpoint) == (0.3, 2, str(sweep_dir / "0" / "checkpoints" / "best.ckpt"))
     assert "Notes" not in (sweep_dir / SUMMARY_MD).read_text()
+
+
+@pytest.mark.parametrize(("searched", "need"), [
+    ("model.optimizer.lr=tag(log, interval(0, 1e-2))",
+     "a log interval needs low > 0 (The `low` value must be larger than 0 for a log distribution (low=0.0, high=0.01).)"),
+    ("model.optimizer.lr=interval(2e-3, 5e-4)",
+     "an interval needs low <= high (The `low` value must be smaller than or equal to the `high` value (low=0.002, "
+     "high=0.0005).)"),
+])
+def test_a_searched_range_optuna_cannot_take_is_one_line_naming_it_before_the_first_trial(searched, need, capsys):
+    config = optuna_sweep_config()
+    with read_write(config.hydra):  # as `-m 'model.optimizer.lr=...'` composes it: it replaces the params' range
+        config.hydra.overrides.task.append(searched)
+    with pytest.raises(SystemExit) as refused:
+        SweeperSettingsCheck().on_multirun_start(config)
+    assert refused.value.code == 2
+    assert capsys.readouterr().err == f"error: {searched}: Optuna cannot search this range: {need}\n"
+
+
+def test_a_range_of_the_search_space_replaced_on_the_command_line_is_not_checked():
+    config = optuna_sweep_config()
+    with read_write(config.hydra), open_dict(config.hydra):
+        config.hydra.sweeper.params["model.optimizer.lr"] = "interval(2e-3, 5e-4)"
+        config.hydra.overrides.task.append("model.optimizer.lr=tag(log, interval(1e-4, 1e-2))")
+    check_search_ranges(config)  # the sweeper searches the command line's range alone

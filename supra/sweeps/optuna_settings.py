@@ -2,7 +2,8 @@
 Hydra has set the sweep up, and says them as tracebacks (`ZeroDivisionError` for n_jobs=0, "No trials are
 completed yet" for n_trials=0 or a trial that returns no value, "Please set either 'minimize' or 'maximize'" for
 direction=maximise; the Hydra plugin's bare `AssertionError` as it makes the sweeper, after this check, for a
-max_failure_rate outside 0-1). A study kept in storage is checked in supra/sweeps/stored_study.py, and a fixed
+max_failure_rate outside 0-1; Optuna's ValueError for a searched range it cannot take, a log interval from 0).
+A study kept in storage is checked in supra/sweeps/stored_study.py, and a fixed
 sampler seed given on the command line (it replaces the configured `${study_seed:...}`) is advanced past its
 stored trials as that one is (supra/sweeps/optuna_seed.py).
 The trainer's GPUs are counted once too: every job would refuse the same missing GPUs, one after another. And
@@ -28,6 +29,7 @@ from supra.sweeps.stored_study import check_storage, check_study_search_space, d
 from supra.utils.cli import CONF_DIR, refuse_job_chdir
 from supra.utils.errors import SupraUserError
 from supra.utils.hardware import check_chosen_trainer
+from supra.utils.private_apis import optuna_search_space
 
 DIRECTIONS = ("maximize", "minimize")  # hydra.sweeper.direction as Optuna's create_study takes it
 
@@ -50,6 +52,7 @@ class SweeperSettingsCheck(Callback):
                     del config.hydra.sweeper.params[key]
         try:
             check_optuna_metric(config)
+            check_search_ranges(config)
             check_search_model(config)
             check_sweep_trainer(config)
             check_launcher(config)
@@ -176,6 +179,31 @@ def check_launcher(config: DictConfig) -> None:
                          f"{' or '.join(missing)} on its PATH: run it on a SLURM cluster's login node, or here leave "
                          "hydra/launcher out (the jobs one after another) or choose hydra/launcher=submitit_local "
                          "(each job a process of its own)")
+
+
+# What Optuna's distributions need, by the words of its ValueError (optuna/distributions.py)
+OPTUNA_RANGE_NEEDS = (("for a log distribution", "a log interval needs low > 0"),
+                      ("smaller than or equal to the `high`", "an interval needs low <= high"))
+
+
+def check_search_ranges(config: DictConfig) -> None:
+    """A searched range Optuna's distributions refuse (`tag(log, interval(0, 1e-2))`, `interval(2e-3, 5e-4)`):
+    Optuna's ValueError traceback as the sweep starts, before its first trial. Each key's range is the one the
+    sweeper searches: the command line's replaces its hydra.sweeper.params entry, as the plugin's does."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    if "n_trials" not in config.hydra.sweeper:
+        return
+    params = [f"{key}={value}" for key, value in (config.hydra.sweeper.get("params") or {}).items()]
+    overrides = OverridesParser.create().parse_overrides([*params, *(str(o) for o in config.hydra.overrides.task)])
+    searched = {o.get_key_element(): str(o.input_line) for o in overrides}  # the last of each key
+    for given in searched.values():
+        try:
+            optuna_search_space([given])
+        except ValueError as err:
+            need = next((need for words, need in OPTUNA_RANGE_NEEDS if words in str(err)), "")
+            raise SupraUserError(f"{given}: Optuna cannot search this range"
+                                 + (f": {need}" if need else "") + f" ({err})") from None
 
 
 def check_optuna_settings(sweeper: DictConfig, optimized_metric: str | None,
