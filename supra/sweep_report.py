@@ -7,7 +7,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from supra.sweeps.report import SUMMARY_CSV, SUMMARY_MD, JobRow, write_report
+from supra.sweeps.report import SUMMARY_CSV, SUMMARY_MD, JobRow, job_count, write_report
 from supra.utils.cli import check_paths_given, hydra_command
 
 
@@ -15,7 +15,7 @@ def run(cfg: DictConfig) -> list[JobRow]:
     check_paths_given(cfg, {"dir": "a multirun directory (logs/train/multiruns/<date>)"})
     rows = write_report(cfg.dir)
     print(Path(cfg.dir, SUMMARY_MD).read_text())
-    print(f"{len(rows)} jobs -> {Path(cfg.dir, SUMMARY_CSV)}")
+    print(f"{job_count(len(rows))} -> {Path(cfg.dir, SUMMARY_CSV)}")
     return rows
 
 

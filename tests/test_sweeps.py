@@ -924,3 +924,39 @@ def test_a_range_of_the_search_space_replaced_on_the_command_line_is_not_checked
         config.hydra.sweeper.params["model.optimizer.lr"] = "interval(2e-3, 5e-4)"
         config.hydra.overrides.task.append("model.optimizer.lr=tag(log, interval(1e-4, 1e-2))")
     check_search_ranges(config)  # the sweeper searches the command line's range alone
+
+
+def write_optuna_trial(job_dir: Path, drawn: list[str], fixed: list[str]) -> None:
+    """A completed trial of hparams_search=vlm_optuna: its overrides, the drawn values first (as the sweeper
+    gives them), and its hydra.yaml's search space."""
+    write_job(job_dir, [*drawn, *fixed], "maximize", {"status": "completed", "return_value": 0.2})
+    hydra_yaml = job_dir / ".hydra" / "hydra.yaml"
+    recorded = yaml.safe_load(hydra_yaml.read_text())
+    recorded["hydra"]["sweeper"] |= {"n_trials": 2, "params": {
+        "model.optimizer.lr": "tag(log, interval(5e-4, 2e-3))", "data.batch_size": "choice(32, 64, 128)"}}
+    hydra_yaml.write_text(yaml.safe_dump(recorded))
+
+
+def test_the_values_optuna_drew_stay_in_each_row_though_every_trial_drew_the_same(tmp_path, caplog):
+    fixed = ["hparams_search=vlm_optuna", "trainer.max_epochs=1"]
+    for job in ("0", "1"):  # both trials drew batch 128
+        write_optuna_trial(tmp_path / job, [f"model.optimizer.lr=0.00{job}5", "data.batch_size=128"], fixed)
+    (tmp_path / "optimization_results.yaml").write_text(yaml.safe_dump({"name": "optuna", "best_params": {
+        "model.optimizer.lr": 0.0005, "data.batch_size": 128}, "best_value": 0.2}))
+    with caplog.at_level("INFO"):
+        SweepJobRecorder().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    summary = (tmp_path / SUMMARY_MD).read_text()
+    assert "All jobs: `hparams_search=vlm_optuna trainer.max_epochs=1`\n" in summary  # what the command line fixed
+    assert "| 0 | completed | `model.optimizer.lr=0.0005 data.batch_size=128` |" in summary
+    assert f"sweep report (2 jobs): {tmp_path / SUMMARY_MD}" in caplog.text
+
+
+def test_an_optuna_sweep_stopped_in_its_one_trial_keeps_its_searched_values_in_the_row(tmp_path, caplog):
+    # no optimization_results.yaml: the searched keys are those of the trial's search space
+    write_optuna_trial(tmp_path / "0", ["model.optimizer.lr=0.0015", "data.batch_size=32"], ["trainer.max_epochs=1"])
+    with caplog.at_level("INFO"):
+        SweepJobRecorder().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
+    summary = (tmp_path / SUMMARY_MD).read_text()
+    assert "1 job, sorted by best val/CIDEr" in summary and "All jobs: `trainer.max_epochs=1`\n" in summary
+    assert "| 0 | completed | `model.optimizer.lr=0.0015 data.batch_size=32` |" in summary
+    assert f"sweep report (1 job): {tmp_path / SUMMARY_MD}" in caplog.text

@@ -18,7 +18,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
-from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, write_report
+from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, job_count, write_report
 from supra.utils.cli import FailedJob
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
@@ -103,7 +103,7 @@ class SweepJobRecorder(Callback):
                         "is removed)" if stale else "")
             return
         if not quiet:
-            log.info("sweep report (%d jobs): %s", len(rows), sweep_dir / SUMMARY_MD)
+            log.info("sweep report (%s): %s", job_count(len(rows)), sweep_dir / SUMMARY_MD)
 
 
 def end_if_no_trial_completed(sweep_dir: Path, error: Exception) -> None:

@@ -219,7 +219,8 @@ def collect(sweep_dir: str | Path) -> tuple[list[JobRow], list[str], list[str]]:
         raise SupraUserError(f"{sweep_dir} holds no job directories (<n>/.hydra/overrides.yaml): is it a multirun directory?")
     sweep_cfg = load_yaml(sweep_dir / "multirun.yaml") or {}
     overrides = {d: [str(o) for o in (load_yaml(d / ".hydra" / "overrides.yaml") or [])] for d in dirs}
-    swept = {key for key, _ in planned_grid(sweep_cfg)}  # a swept key stays in each row, though one job ran
+    # a swept or searched key stays in each row, though one job ran or all drew one value
+    swept = {key.lstrip("+~") for key, _ in planned_grid(sweep_cfg)} | optuna_searched_keys(sweep_dir, dirs[0])
     shared = [o for o in overrides[dirs[0]] if all(o in job for job in overrides.values())
               and o.partition("=")[0].lstrip("+~") not in swept]
     rows, notes = [], []
@@ -251,6 +252,20 @@ def planned_grid(sweep_cfg: dict[str, Any]) -> list[tuple[str, list[str]]]:
         return []
     last_of_key = {o.get_key_element(): o for o in parsed}  # a dict keeps a key's first place, as Hydra's does
     return [(key, list(o.sweep_string_iterator())) for key, o in last_of_key.items() if o.is_sweep_override()]
+
+
+def optuna_searched_keys(sweep_dir: Path, job_dir: Path) -> set[str]:
+    """The keys an Optuna sweep searched: those of its best parameters (optimization_results.yaml, written as
+    it ends), else, for a sweep stopped before, its search space's (a job's .hydra/hydra.yaml
+    hydra.sweeper.params); none for another sweeper."""
+    results = load_yaml(sweep_dir / "optimization_results.yaml")
+    best_params = results.get("best_params") if isinstance(results, dict) else None
+    if isinstance(best_params, dict) and best_params:
+        return {str(key).lstrip("+~") for key in best_params}
+    hydra_cfg = load_yaml(job_dir / ".hydra" / "hydra.yaml")
+    sweeper = ((hydra_cfg.get("hydra") or {}).get("sweeper") or {}) if isinstance(hydra_cfg, dict) else {}
+    params = sweeper.get("params") if isinstance(sweeper, dict) and "n_trials" in sweeper else None
+    return {str(key).lstrip("+~") for key in params} if isinstance(params, dict) else set()
 
 
 def never_started(sweep_cfg: dict[str, Any], jobs: list[str]) -> tuple[int, list[str]]:
@@ -384,7 +399,8 @@ def _cell(value: Any) -> str:
     return str(value).replace("|", "\\|")
 
 
-def _jobs(n: int) -> str:
+def job_count(n: int) -> str:
+    """"1 job", "3 jobs"."""
     return f"{n} job" if n == 1 else f"{n} jobs"
 
 
@@ -447,7 +463,7 @@ def _markdown(rows: list[JobRow], shared: list[str], notes: list[str], optuna: d
     groups = _ranked(rows)
     out = io.StringIO()
     out.write("# Sweep summary\n\n")
-    ran = _jobs(len(rows))
+    ran = job_count(len(rows))
     if missing:  # a sweep stopped before all its jobs ran
         ran = f"{len(rows)} of {planned} jobs ran ({', '.join(missing)} never started)"
     if len(groups) == 1:
@@ -459,7 +475,7 @@ def _markdown(rows: list[JobRow], shared: list[str], notes: list[str], optuna: d
         out.write(f"All jobs: `{' '.join(shared)}`\n")
     for (metric, direction), group in groups.items():
         if len(groups) > 1:
-            out.write(f"\n## {metric or 'no metric'} ({direction})\n\n{_jobs(len(group))}, sorted by best "
+            out.write(f"\n## {metric or 'no metric'} ({direction})\n\n{job_count(len(group))}, sorted by best "
                       f"{metric or 'metric'} ({direction}).\n")
         _table(out, group)
     if notes:
