@@ -219,3 +219,15 @@ def test_the_caches_paragraph_of_the_readme_names_every_cache_folder_of_a_data_c
     folders = {m for path in (ROOT / "conf" / "data").glob("*.yaml")
                for m in re.findall(r"^cache_dir: \$\{paths\.cache_dir\}/(\w+)", path.read_text(), re.MULTILINE)}
     assert folders and all(f"`{folder}/`" in caches for folder in folders), sorted(folders)
+
+
+def test_the_readmes_picture_options_are_the_default_callbacks_values():
+    """The caption grid's and attention maps' options, as README names them, with the values a run takes."""
+    from omegaconf import OmegaConf
+
+    readme = (ROOT / "README.md").read_text()
+    documented = re.findall(r"`callbacks\.(caption_grid|attention_maps)\.(\w+)` \((\d+)", readme)
+    callbacks = OmegaConf.load(ROOT / "conf" / "callbacks" / "default.yaml")
+    assert {(name, option) for name, option, _ in documented} == {
+        ("caption_grid", "num_images"), ("caption_grid", "columns"), ("attention_maps", "num_images")}
+    assert all(callbacks[name][option] == int(value) for name, option, value in documented)
