@@ -110,7 +110,7 @@ def write_split(index: CaptionIndex, root: Path, split: str, out: Path, per_shar
                 try:
                     data, kind = image_bytes(index, key)
                 except UNREADABLE as err:
-                    meta.update(status="failed_to_read", error_message=(str(err).splitlines() or [type(err).__name__])[0][:200])
+                    meta.update(status="failed_to_read", error_message=first_line(err))
                     unreadable[key] = meta["error_message"]
                     rows.append(meta)
                     progress.advance(task)
