@@ -203,6 +203,3 @@ class SplitDataModule(L.LightningDataModule):
 
     def test_dataloader(self) -> DataLoader:
         return self.eval_loader(self.split)
-
-    def predict_dataloader(self) -> DataLoader:
-        return self.loader(self.split, self.eval_batch_size, shuffle=False)

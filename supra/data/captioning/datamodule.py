@@ -307,9 +307,6 @@ class CaptionDataModule(SplitDataModule):
     def test_dataloader(self) -> DataLoader:
         return self.eval_loader(SCORED_TRAIN if self.split == "train" else self.split)
 
-    def predict_dataloader(self) -> DataLoader:
-        return self.loader(SCORED_TRAIN if self.split == "train" else self.split, self.eval_batch_size, shuffle=False)
-
     def on_after_batch_transfer(self, batch: dict[str, Any], dataloader_idx: int) -> dict[str, Any]:
         # Normalise on the device: uint8 crosses the host->device copy at a quarter of float's size.
         return {**batch, "images": self.normalize(batch["images"])}
