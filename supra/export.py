@@ -28,10 +28,10 @@ from supra.artifacts.kinds import (
     KIND_NAMES,
     release_kind,
 )
-from supra.artifacts.release_files import first_line, read_picture, read_scoring
+from supra.artifacts.release_files import read_picture, read_scoring
 from supra.utils.cli import changed_options, hydra_command
 from supra.utils.disk_room import room_to_write
-from supra.utils.errors import SupraUserError
+from supra.utils.errors import SupraUserError, first_line
 from supra.utils.files import (
     atomic_dir,
     atomic_dir_leftovers,
@@ -125,7 +125,7 @@ def read_release_whole(folder: Path, kind: str) -> None:
             try:
                 read(path)
             except Exception as err:  # whatever torch, PIL or the codec raise for a damaged file
-                raise SupraUserError(f"{path} cannot be read ({first_line(err)}): it is damaged or cut short; copy "
+                raise SupraUserError(f"{path} cannot be read ({first_line(err, 120, sentence=True)}): it is damaged or cut short; copy "
                                      "the release again (or export it again from its checkpoint)") from None
 
 

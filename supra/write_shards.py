@@ -36,7 +36,7 @@ from supra.utils.cli import (
     refuse_unread_options,
 )
 from supra.utils.disk_room import room_to_write
-from supra.utils.errors import SupraUserError
+from supra.utils.errors import SupraUserError, first_line
 from supra.utils.files import (
     atomic_dir,
     atomic_dir_leftovers,
@@ -232,11 +232,6 @@ def upload_shards(staging: Path, url: str, store: Any, root: str, written: dict[
             raise SupraUserError(f"cannot upload to {url}/{split}/ ({first_line(err)}): it may hold some of this "
                                  "run's shards beside earlier ones: fix the cause and run again with "
                                  "overwrite=true") from None
-
-
-def first_line(err: BaseException) -> str:
-    """The error's first line, in at most 200 characters (its type's name where it says nothing)."""
-    return (str(err).splitlines() or [type(err).__name__])[0][:200]
 
 
 def next_step(where: str, written: dict[str, int]) -> list[str]:

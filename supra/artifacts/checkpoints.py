@@ -25,7 +25,7 @@ from supra.artifacts.kinds import (
 from supra.artifacts.loaded_configs import instantiate_loaded, upgrade_run_config
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.tokens.caption_bpe import CaptionTokenizer
-from supra.utils.errors import SupraUserError
+from supra.utils.errors import SupraUserError, first_line
 from supra.utils.state_dicts import check_state_fits
 
 ANY_MODEL = "a .ckpt file written by train.py, a release folder or a Hugging Face Hub repo id (org/name)"
@@ -49,10 +49,9 @@ def load_supra_checkpoint(path: str | Path, kind: str | None = None, what: str =
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, LookupError) as err:
-        first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        if isinstance(err, LookupError):  # torch's legacy unpickler on bytes that are no pickle: KeyError(101)
-            first_line = "not a PyTorch file"
-        raise SupraUserError(f"{what}={path} is not a readable PyTorch checkpoint ({first_line.split('. ')[0][:120]}): "
+        # LookupError: torch's legacy unpickler on bytes that are no pickle says KeyError(101)
+        reason = "not a PyTorch file" if isinstance(err, LookupError) else first_line(err, 120, sentence=True)
+        raise SupraUserError(f"{what}={path} is not a readable PyTorch checkpoint ({reason}): "
                              "give a .ckpt written by train.py, and copy it again if it was cut short") from None
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
         raise SupraUserError(f"{what}={path} is not a Lightning checkpoint (no state_dict)")

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from supra.artifacts.kinds import release_kind
-from supra.utils.errors import SupraUserError
+from supra.utils.errors import SupraUserError, first_line
 
 # org/name with the Hub's characters, optionally @revision (a branch, tag or commit)
 REPO_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+(@[\w./-]+)?$")
@@ -155,11 +155,9 @@ def hub_release(spec: str, what: str = "ckpt", whole_repo: bool = False) -> Path
         raise SupraUserError(f"{what}={spec} is neither a local path nor in the Hugging Face cache, and the Hub "
                              f"{why}: download it once online, or give a local folder") from None
     except (HfHubHTTPError, OSError, *network_errors()) as err:
-        name = type(err).__name__
-        first_line = str(err).strip().splitlines()[0][:160] if str(err).strip() else name
-        if first_line != name and not isinstance(err, (HfHubHTTPError, OSError)):  # "403 Forbidden": say whose
-            first_line = f"{name}: {first_line}"
-        raise SupraUserError(f"{what}={spec}: the Hugging Face Hub could not be read ({first_line})") from None
+        # "403 Forbidden" says whose it is; a network library's error needs its type's name to say so
+        reason = first_line(err, 160, with_type=not isinstance(err, (HfHubHTTPError, OSError)))
+        raise SupraUserError(f"{what}={spec}: the Hugging Face Hub could not be read ({reason})") from None
     # a link whose blob is gone (a partly cleaned cache): the file is there by name, yet reads as missing
     broken = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_symlink() and not p.exists())
     if broken:
@@ -237,7 +235,6 @@ def push_folder(folder: Path, repo_id: str, private: bool = False) -> str:
     except SupraUserError:
         raise
     except Exception as err:  # whatever the network, the offline mode or the Hub answers: the folder is safe
-        first = str(err).splitlines()[0][:200] if str(err) else ""
-        raise SupraUserError(f"push_to={repo_id}: the upload failed ({type(err).__name__}: {first}); the release "
+        raise SupraUserError(f"push_to={repo_id}: the upload failed ({first_line(err, with_type=True)}); the release "
                              f"folder is written at {folder}: run the export again once the Hub can be reached") from None
     return str(url)

@@ -16,7 +16,7 @@ from supra.artifacts.checkpoints import checkpoint_step, load_state_strictly
 from supra.metrics.caption_scores import SCORER_FAMILIES
 from supra.models.a2a_generation import GENERATION_KEYS, generation_setting_problem
 from supra.models.vlm_generation import DecodeConfig
-from supra.utils.errors import SupraUserError
+from supra.utils.errors import SupraUserError, first_line
 from supra.utils.files import give_plain_permissions
 
 
@@ -235,7 +235,7 @@ def check_run_grid(grid: Path, ckpt: str | Path) -> None:
     try:
         read_picture(grid)
     except Exception as err:  # whatever PIL or the codec raise for a damaged file
-        raise SupraUserError(f"{grid}, the sample grid of the checkpoint's run, cannot be read ({first_line(err)}): it is "
+        raise SupraUserError(f"{grid}, the sample grid of the checkpoint's run, cannot be read ({first_line(err, 120, sentence=True)}): it is "
                              f"damaged or cut short; move it away to export without it (`python evaluate.py "
                              f"ckpt={ckpt}` draws one again in its own run folder)") from None
 
@@ -246,12 +246,6 @@ def read_picture(path: Path) -> None:
 
     with Image.open(path) as picture:
         picture.load()
-
-
-def first_line(err: Exception) -> str:
-    """An error of a library that read a damaged file, short, for a one-line message."""
-    text = str(err).strip()
-    return text.splitlines()[0].split(". ")[0][:120] if text else type(err).__name__
 
 
 def metrics_table(metrics: dict[str, Any]) -> list[str]:

@@ -36,6 +36,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from supra.utils.errors import first_line
+
 WHITE = (255, 255, 255)
 DEFAULT_MAX_PIXELS = 100_000_000  # as images.load_rgb
 
@@ -276,11 +278,10 @@ def _decode_indices(source: bytes, frame: _Frame) -> np.ndarray:
                 image.load()
                 return np.asarray(image, dtype=np.uint8)
         except Image.DecompressionBombError as err:
-            raise MediaDecodeError(str(err).splitlines()[0], TOO_LARGE) from None
+            raise MediaDecodeError(first_line(err), TOO_LARGE) from None
         except (OSError, ValueError, SyntaxError, EOFError) as err:
             # Includes a stream that ends before the frame is full: Pillow cannot keep a partial frame.
-            reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise MediaDecodeError(f"pixel data unreadable ({reason})") from None
+            raise MediaDecodeError(f"pixel data unreadable ({first_line(err)})") from None
 
 
 def starts_like_gif(path: str | Path) -> bool:

@@ -23,6 +23,7 @@ from rich.progress import Progress
 
 from supra.data.images import UNREADABLE, image_to_uint8, load_rgb
 from supra.utils.disk_room import reserve_space, room_to_write
+from supra.utils.errors import first_line
 from supra.utils.files import (
     atomic_path,
     require_writable_dir,
@@ -104,7 +105,7 @@ class ImageCache:
                             array[i] = image_to_uint8(load_rgb(source), self.size).numpy()
                         except UNREADABLE as err:
                             array[i] = 0
-                            failed[name] = f"{type(err).__name__}: {str(err).splitlines()[0][:100] if str(err) else ''}"
+                            failed[name] = first_line(err, 100, with_type=True)
                         progress.advance(task)
                 array.flush()
                 del array

@@ -23,7 +23,7 @@ from PIL import ExifTags, Image, ImageOps
 from torchvision.transforms.v2 import functional as TF
 
 from supra.data.gif_frames import EMPTY, TOO_LARGE, MediaDecodeError, open_gif
-from supra.utils.errors import SupraUserError
+from supra.utils.errors import SupraUserError, first_line
 from supra.utils.folder_walk import link_loops, not_regular
 from supra.utils.imagenet import IMAGENET_MEAN, IMAGENET_STD
 
@@ -356,14 +356,11 @@ def load_still(path: Path, max_pixels: int) -> np.ndarray:
     except MediaDecodeError:  # a GIF's, already one line with its kind
         raise
     except Image.DecompressionBombError as err:
-        raise MediaDecodeError(str(err).splitlines()[0], TOO_LARGE) from None
+        raise MediaDecodeError(first_line(err), TOO_LARGE) from None
     except UNREADABLE as err:
-        raise MediaDecodeError(_first_line(err)) from None
+        raise MediaDecodeError(first_line(err, 100, with_type=True)) from None
     if picture.size == 0:
         raise MediaDecodeError(f"{picture.shape[1]}x{picture.shape[0]}: no pixels", EMPTY)
     return picture
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).splitlines()[0][:100] if str(err) else ""
-    return f"{type(err).__name__}: {text}" if text else type(err).__name__

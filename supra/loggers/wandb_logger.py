@@ -14,7 +14,7 @@ from typing import Any
 import wandb
 from lightning.pytorch.loggers import WandbLogger
 
-from supra.utils.errors import SupraUserError
+from supra.utils.errors import SupraUserError, first_line
 from supra.utils.files import write_text_atomic
 from supra.utils.numbers import is_number
 
@@ -137,12 +137,12 @@ def _started_online(logger: WandbLogger, save_dir: str, project: str, name: str 
     # first: wandb's AuthenticationError is a CommError too, and a refused key is no server out of reach
     except (wandb.errors.AuthenticationError, wandb.errors.UsageError) as err:  # e.g. a key cut short
         _remove_failed_attempt(save_dir, run_id, before)
-        raise SupraUserError(f"W&B refused the login ({str(err).splitlines()[0]}): run `wandb login` again or fix "
+        raise SupraUserError(f"W&B refused the login ({first_line(err)}): run `wandb login` again or fix "
                              "WANDB_API_KEY, or log offline with logger.wandb.offline=true") from None
     # TimeoutError: wandb's own wait given up on (not a CommError); left alone, wandb's process kept this one alive
     except (wandb.errors.CommError, TimeoutError) as err:
         _remove_failed_attempt(save_dir, run_id, before)
-        reason = f"no answer from the W&B server within {init_timeout:g} s ({str(err).splitlines()[0]})"
+        reason = f"no answer from the W&B server within {init_timeout:g} s ({first_line(err)})"
         if forced_online:
             raise SupraUserError(f"logger.wandb.offline=false: {reason}: leave logger.wandb.offline unset to log "
                                  "offline when W&B cannot be reached, or raise logger.wandb.init_timeout") from None

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from supra.models.image_input import ImageInput
-from supra.utils.errors import SupraUserError
+from supra.utils.errors import SupraUserError, first_line
 from supra.utils.state_dicts import check_state_fits
 
 
@@ -151,7 +151,8 @@ class PretrainedEncoder(nn.Module):
         try:
             self.backbone = timm.create_model(model_name, pretrained=False, num_classes=0)
         except RuntimeError as err:  # an unknown name
-            raise SupraUserError(f"pretrained encoder {model_name!r}: {err} (timm.list_models() names them)".splitlines()[0]) from None
+            raise SupraUserError(f"pretrained encoder {model_name!r}: {first_line(err)} (timm.list_models() names "
+                                 "them)") from None
         if weights is not None:
             load_backbone_weights(self.backbone, str(weights))
         data = timm.data.resolve_data_config({}, model=self.backbone)

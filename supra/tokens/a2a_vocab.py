@@ -25,7 +25,7 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
 from supra.tokens.caption_bpe import read_gpt2_vocab, readable_token
-from supra.utils.errors import SupraUserError
+from supra.utils.errors import SupraUserError, first_line
 
 # A segment of a mixed sequence: ("text", str) | ("image", int64 [h, w] codes) | ("video", int64 [T, h, w]).
 Segment = tuple[str, object]
@@ -258,4 +258,4 @@ def _read_tokenizer_json(path: Path) -> Tokenizer:
     try:
         return Tokenizer.from_file(str(path))
     except Exception as err:  # tokenizers raises bare Exceptions on bad JSON
-        raise SupraUserError(f"{path} is not a readable tokenizer.json ({str(err).splitlines()[0]})") from err
+        raise SupraUserError(f"{path} is not a readable tokenizer.json ({first_line(err)})") from err

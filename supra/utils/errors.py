@@ -13,6 +13,17 @@ class SupraUserError(ValueError):
     """A problem with the user's input, config or machine (not a bug): reported as one line, no traceback."""
 
 
+def first_line(err: BaseException, limit: int = 200, *, sentence: bool = False, with_type: bool = False) -> str:
+    """A library's error, short enough for a one-line message: the first line of what it says (up to its first
+    ". " with `sentence`), cut at `limit` characters, after its type's name with `with_type`; the type's name
+    alone where it says nothing."""
+    lines = str(err).strip().splitlines()
+    if not lines:
+        return type(err).__name__
+    text = (lines[0].split(". ")[0] if sentence else lines[0])[:limit]
+    return f"{type(err).__name__}: {text}" if with_type else text
+
+
 def user_error_in(err: BaseException) -> SupraUserError | None:
     # Hydra wraps errors raised by a constructor it calls; look through the chain for ours.
     while err is not None:

@@ -36,7 +36,7 @@ from supra.data.images import DECODE_VERSION
 from supra.data.media.codes import codes_dtype, encode_items, save_npy_atomic, write_meta, write_split
 from supra.data.media.datamodule import MediaDataModule
 from supra.utils.disk_room import room_to_write
-from supra.utils.errors import SupraUserError
+from supra.utils.errors import SupraUserError, first_line
 from supra.utils.files import atomic_dir, atomic_dir_leftovers, remove_leftovers, write_json_atomic
 
 log = logging.getLogger(__name__)
@@ -305,7 +305,7 @@ def read_cached(path: Path) -> Any:
     try:
         return np.load(path) if path.suffix == ".npy" else json.loads(path.read_text())
     except (OSError, ValueError) as err:  # ValueError: a .npy cut short, or not JSON
-        raise DamagedCache(f"{path.name}: {str(err).splitlines()[0] if str(err) else type(err).__name__}") from err
+        raise DamagedCache(f"{path.name}: {first_line(err)}") from err
 
 
 def read_cached_split(folder: Path, name: str, split: str) -> SourceSplit:

@@ -33,7 +33,7 @@ import torch
 from supra.data.caption_sources.tar_reading import tar_samples
 from supra.data.captions import clean_caption, decode_caption_bytes
 from supra.data.images import UNREADABLE, jpeg_draft_pixels, load_rgb, squashed
-from supra.utils.errors import SupraUserError
+from supra.utils.errors import SupraUserError, first_line
 from supra.utils.files import local_path_of
 from supra.utils.numbers import is_whole
 
@@ -295,7 +295,7 @@ def raw_samples(shards: Iterable[str], tally: Unusable, reader: str = "auto") ->
 
 def _count_damaged(url: str, exn: Exception, tally: Unusable) -> None:
     tally["unreadable shard or damaged tar (read up to the damage)"] += 1
-    log.warning("shard %s: %s", url, str(exn).splitlines()[0][:200] if str(exn) else type(exn).__name__)
+    log.warning("shard %s: %s", url, first_line(exn))
 
 
 def usable(sample: dict[str, Any], tally: Unusable, names: Mapping[str, str] | None = None) -> ShardSample | None:

@@ -24,6 +24,8 @@ from collections.abc import Iterator
 from types import ModuleType
 from typing import Any, BinaryIO
 
+from supra.utils.errors import first_line
+
 log = logging.getLogger(__name__)
 
 BLOCK_BYTES = 1 << 16  # what libarchive asks of the stream at a time: a photo in one or two reads
@@ -43,7 +45,7 @@ def libarchive_or_none() -> ModuleType | None:
     except (ImportError, OSError, AttributeError) as exn:  # the binding fails at import without the library
         log.warning("libarchive could not be loaded (%s): tar shards are read by Python's tarfile, ~0.2 ms a "
                     "sample slower; install the system's libarchive (apt-get install libarchive13, conda "
-                    "install libarchive) for the faster reader", str(exn).splitlines()[0][:120] if str(exn) else exn)
+                    "install libarchive) for the faster reader", first_line(exn, 120))
         return None
 
 
