@@ -5,11 +5,12 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from supra.runner.evaluation import data_for_release, evaluate
+from supra.runner.evaluation import data_for_release, evaluate, interrupted_evaluation
 from supra.utils.cli import (
     check_required,
     exit_if_run_dir_unwritable,
     exit_if_unknown_option,
+    exit_on_ctrl_c,
     exit_on_user_error,
     print_help,
 )
@@ -18,7 +19,7 @@ from supra.utils.hydra_quoting import quote_values
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    with exit_on_user_error():
+    with exit_on_ctrl_c(lambda: interrupted_evaluation(cfg)), exit_on_user_error():
         check_required(cfg, "eval")  # no ckpt=: one line, not OmegaConf's traceback
         evaluate(cfg)
 

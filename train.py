@@ -6,14 +6,20 @@ import hydra
 from omegaconf import DictConfig
 
 from supra.runner.components import tower_file_unneeded
-from supra.runner.training import train
-from supra.utils.cli import check_required, exit_if_null_group, exit_if_run_dir_unwritable, exit_on_user_error
+from supra.runner.training import interrupted_run, train
+from supra.utils.cli import (
+    check_required,
+    exit_if_null_group,
+    exit_if_run_dir_unwritable,
+    exit_on_ctrl_c,
+    exit_on_user_error,
+)
 from supra.utils.hydra_quoting import quote_values
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
-    with exit_on_user_error():
+    with exit_on_ctrl_c(lambda: interrupted_run(cfg)), exit_on_user_error():
         tower_file_unneeded(cfg)  # a resumed or fine-tuned tower's weights are in its checkpoint or folder
         check_required(cfg, "train")  # e.g. model/encoder=pretrained without its weights file
         metric, _ = train(cfg)

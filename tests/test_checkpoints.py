@@ -22,6 +22,7 @@ from supra.callbacks.checkpoint import AtomicCheckpointIO, LastStepModelCheckpoi
 from supra.data.epoch_loader import EpochLoader, EpochProgress, trainer_progress
 from supra.runner.resume import EpochWhereStopped
 from supra.runner.training import interrupted_test, train
+from supra.utils.cli import SIGINT_EXIT, exit_on_ctrl_c
 from supra.utils.errors import SupraUserError
 from supra.utils.private_apis import logging_step
 from supra.utils.run_folders import KeepFinishedRuns
@@ -113,12 +114,13 @@ def test_ctrl_c_stops_training_at_the_end_of_the_batch_with_a_last_ckpt_to_resum
     wait_for_training_step(run, 11, process)  # past the validation at step 10, which wrote last.ckpt
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 1  # not a finished run (and not tested)
+    assert process.returncode == SIGINT_EXIT  # as every command's Ctrl-C: not a finished run (and not tested)
     last = run / "checkpoints" / "last.ckpt"
     step = torch.load(last, weights_only=True)["global_step"]
     assert step > 10  # the steps since the validation are kept
     assert csv_rows(run, "train/loss")[-1][0] == step - 1  # the last batch trained is in last.ckpt
-    assert f"interrupted at step {step}: resume with ckpt_path={last}\n" in stderr
+    assert stderr.endswith(f"\ninterrupted at step {step}: resume with ckpt_path={last}\n")  # one line, no traceback
+    assert "Traceback" not in stderr
     assert not (run / "metrics.json").exists()
 
     # its folder is refused as an interrupted run's, not a finished one's
@@ -232,6 +234,31 @@ def test_one_ctrl_c_stops_at_the_batch_end_with_last_ckpt_and_a_second_stops_at_
         assert stopped.value.code == 1 and not isinstance(stopped.value, SIGTERMException)
         assert not (tmp_path / "last.ckpt").exists()
     assert signal.getsignal(signal.SIGINT) is ctrl_c  # Ctrl-C as it was, after the fit
+
+
+class PressesCtrlCInTest(PressesCtrlC):
+    """A model whose user presses Ctrl-C during its first test batch."""
+
+    def test_step(self, batch, batch_idx):
+        os.kill(os.getpid(), signal.SIGINT)
+        time.sleep(1)  # the KeyboardInterrupt arrives here
+
+
+def test_ctrl_c_that_lightning_ends_with_its_own_exit_1_is_one_line_and_exit_status_130(tmp_path, capsys,
+                                                                                        python_ctrl_c):
+    """Lightning ends a test (or a fit Ctrl-C stopped at once) with sys.exit(1) after its graceful shutdown:
+    train.py and evaluate.py exit as every command does on Ctrl-C."""
+    trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, default_root_dir=tmp_path)
+    with pytest.raises(SystemExit) as stopped, exit_on_ctrl_c(lambda: "no scores written"):
+        trainer.test(PressesCtrlCInTest(0), DataLoader(TensorDataset(torch.randn(4, 2)), batch_size=2))
+    assert stopped.value.code == SIGINT_EXIT
+    assert capsys.readouterr().err == "interrupted: no scores written\n"
+
+
+def test_exits_of_other_causes_pass_through_the_ctrl_c_handler():
+    with pytest.raises(SystemExit) as stopped, exit_on_ctrl_c(lambda: "never said"):
+        raise SystemExit(2)
+    assert stopped.value.code == 2
 
 
 class PressesCtrlCInBatch(L.LightningModule):

@@ -14,6 +14,10 @@ from supra.utils.hardware import fast_precision
 # API that torch 2.14 deprecates, once per fit/test, and advertises a cloud logger at every Trainer.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "litlogger" not in record.getMessage())
+# Ctrl-C: train.py and evaluate.py say in their one `interrupted: ...` line what is left, where Lightning says it
+# "attempting graceful shutdown" first
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda record: "Detected KeyboardInterrupt" not in record.getMessage())
 # trainer.precision: ${fast_precision:${trainer.accelerator}} -> 16-mixed on GPUs; on CPUs bf16-mixed where
 # native, else 32-true
 OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)

@@ -167,6 +167,11 @@ def refuse_tokenizer_options(given: Mapping[str, Any], data_class: type, ckpt: s
                                  f"model's own tokenizer (stored with it); leave data.{key} out")
 
 
+def interrupted_evaluation(cfg: DictConfig) -> str:
+    """What an evaluate.py run that Ctrl-C ended leaves behind: no scores (metrics.json is written at the end)."""
+    return f"no scores written into {cfg.paths.output_dir}: score it again with python evaluate.py ckpt={cfg.get('ckpt')}"
+
+
 def evaluate(cfg: DictConfig) -> dict[str, Any]:
     """Score `cfg.ckpt` on `cfg.data.split`; writes metrics.json, predictions.json and sample pictures
     into the run directory, and returns metrics.json's content."""

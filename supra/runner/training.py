@@ -46,7 +46,9 @@ from supra.runner.spawned_ranks import EndWithMainProcess
 from supra.sweeps.callback import note_diverged
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
 from supra.tasks.base import SupraTask
+from supra.utils.cli import SIGINT_EXIT, ended_by_ctrl_c
 from supra.utils.errors import SupraUserError, note_in_run_log
+from supra.utils.run_folders import stopped_short
 from supra.utils.state_dicts import check_state_fits, same_state
 from supra.utils.target_options import check_target_options
 
@@ -172,7 +174,9 @@ def _fit(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.Lig
         with interval_within_epoch(cfg.trainer, trainer.num_devices * trainer.num_nodes):
             trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     except SIGTERMException as stop:  # Ctrl-C or SIGTERM: last.ckpt written and said (callbacks/checkpoint.py)
-        raise SystemExit(1) from stop  # not 0, as Lightning's: the run did not finish (and is not tested)
+        # not 0, as Lightning's: the run did not finish (and is not tested); Ctrl-C's 130, as every command's
+        ctrl_c = getattr(trainer.checkpoint_callback, "ctrl_c_pressed", False)
+        raise SystemExit(SIGINT_EXIT if ctrl_c else 1) from stop
 
 
 def _test(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.LightningDataModule) -> dict[str, float]:
@@ -185,14 +189,28 @@ def _test(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.Li
     try:
         trainer.test(task, datamodule=datamodule, ckpt_path=tested)
     except BaseException as err:
-        if not trainer.received_sigterm:
+        ctrl_c = ended_by_ctrl_c(err)
+        if not trainer.received_sigterm and not ctrl_c:
             raise
         # a SIGTERM (of the process group, say) stops the test at a batch's end, or its scoring, whose Java
-        # processes it ended too (MeteorEnded): said in one line, as a fit's is
+        # processes it ended too (MeteorEnded); Ctrl-C at once: said in one line, as a fit's is
         print(interrupted_test(tested), file=sys.stderr, flush=True)
         note_in_run_log(interrupted_test(tested))
-        raise SystemExit(1) from err
+        raise SystemExit(SIGINT_EXIT if ctrl_c else 1) from None
     return _plain(trainer.callback_metrics)
+
+
+def interrupted_run(cfg: DictConfig) -> str:
+    """What a train.py run that Ctrl-C ended outside a fit's graceful stop (before it, or a second Ctrl-C) leaves
+    behind: its folder and the last.ckpt to resume from, where one was written."""
+    folder = Path(cfg.paths.output_dir)
+    last = folder / "checkpoints" / "last.ckpt"
+    if stopped := stopped_short(folder):
+        return (f"{folder} keeps checkpoints/last.ckpt at step {stopped[0]} of {stopped[1]} (its last validation): "
+                f"resume with python train.py ckpt_path={last} and the run's other options")
+    if last.is_file():
+        return f"{folder} keeps the finished fit's checkpoints: score one with python evaluate.py ckpt={last}"
+    return f"{folder} holds no checkpoint yet, nothing to resume: run it again"
 
 
 def interrupted_test(tested: str | None) -> str:

@@ -52,14 +52,25 @@ SIGINT_EXIT = 130  # what a shell reports for a process Ctrl-C ended (128 + SIGI
 @contextmanager
 def exit_on_ctrl_c(left: Callable[[], str]) -> Iterator[None]:
     """Ctrl-C (a KeyboardInterrupt) as one line, `interrupted: <left()>` (what the command leaves behind),
-    exit status 130, not a traceback through whatever library was at work; also noted in the run's log."""
+    exit status 130, not a traceback through whatever library was at work; also noted in the run's log. Lightning's
+    own exit after a Ctrl-C (ended_by_ctrl_c) is taken for one too."""
     try:
         yield
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, SystemExit) as err:
+        if not ended_by_ctrl_c(err):
+            raise
         message = f"interrupted: {left()}"
         print(message, file=sys.stderr, flush=True)
         note_in_run_log(message)
         raise SystemExit(SIGINT_EXIT) from None
+
+
+def ended_by_ctrl_c(err: BaseException) -> bool:
+    """Whether `err` is Ctrl-C's: a KeyboardInterrupt, or the exit a library made of one (Lightning ends a fit or
+    test that Ctrl-C cut with sys.exit(1), raised while handling it, after its graceful shutdown)."""
+    if isinstance(err, KeyboardInterrupt):
+        return True
+    return isinstance(err, SystemExit) and err.code != SIGINT_EXIT and isinstance(err.__context__, KeyboardInterrupt)
 
 
 class FailedJob(CompactHydraException):
