@@ -7,6 +7,7 @@ from omegaconf import DictConfig
 
 from supra.runner.evaluation import data_for_release, evaluate, interrupted_evaluation
 from supra.utils.cli import (
+    asks_shell_completion,
     check_required,
     exit_if_run_dir_unwritable,
     exit_if_unknown_option,
@@ -24,7 +25,8 @@ def main(cfg: DictConfig) -> None:
         evaluate(cfg)
 
 
-if __name__ == "__main__":
+def check_command_line() -> None:
+    """--help, and the options Hydra would answer with a traceback (or not at all), before it composes."""
     if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
         print_help("eval", help_config="eval")  # its own usage, not train.py's
         raise SystemExit(0)
@@ -32,4 +34,9 @@ if __name__ == "__main__":
     exit_if_unknown_option("eval", sys.argv[1:])
     sys.argv[1:] = data_for_release(sys.argv[1:])  # a release folder holds no data config
     sys.argv[1:] = quote_values(sys.argv[1:])  # data.root=/data/café: quoted for Hydra's grammar
+
+
+if __name__ == "__main__":
+    if not asks_shell_completion(sys.argv[1:], "python evaluate.py"):  # else Hydra's, as given
+        check_command_line()
     main()

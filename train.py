@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 from supra.runner.components import tower_file_unneeded
 from supra.runner.training import interrupted_run, train
 from supra.utils.cli import (
+    asks_shell_completion,
     check_required,
     exit_if_null_group,
     exit_if_run_dir_unwritable,
@@ -27,7 +28,8 @@ def main(cfg: DictConfig) -> float | None:
 
 
 if __name__ == "__main__":
-    exit_if_null_group("train", sys.argv[1:])  # logger=null: Hydra's traceback
-    exit_if_run_dir_unwritable(sys.argv[1:], default_log_dir="logs")
-    sys.argv[1:] = quote_values(sys.argv[1:])  # data.root=/data/café: quoted for Hydra's grammar
+    if not asks_shell_completion(sys.argv[1:], "python train.py"):  # else Hydra's, as given
+        exit_if_null_group("train", sys.argv[1:])  # logger=null: Hydra's traceback
+        exit_if_run_dir_unwritable(sys.argv[1:], default_log_dir="logs")
+        sys.argv[1:] = quote_values(sys.argv[1:])  # data.root=/data/café: quoted for Hydra's grammar
     main()

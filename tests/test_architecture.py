@@ -109,6 +109,22 @@ def test_every_command_answers_help_with_its_own_usage_and_examples(command, hel
     assert "Options (key=value" in text and ("Examples:" in text or "Example:" in text)
 
 
+def test_the_entry_points_take_hydras_shell_completion_as_documented_and_a_bare_flag_in_one_line():
+    # every supra.X command has the entry of hydra_command: one of them stands for all
+    entries = [str(ROOT / "train.py"), str(ROOT / "evaluate.py"), "sweep_report"]
+    runs = command_lines(*([entry, "-sc", "install=bash"] for entry in entries),
+                         *([entry, "--shell-completion", "install=bash"] for entry in entries[:2]),
+                         *([entry, "--shell-completion"] for entry in entries))
+    installed, bare = runs[:-len(entries)], runs[-len(entries):]
+    for result in installed:  # Hydra's bash script, as `eval "$(python train.py -sc install=bash)"` takes it
+        assert result.returncode == 0 and "complete -o nospace" in result.stdout, result.args
+    for entry, result in zip(entries, bare, strict=True):
+        typed = f"python {Path(entry).name}" if entry.endswith(".py") else f"python -m supra.{entry}"
+        assert (result.returncode, result.stderr) == (2, (
+            "error: --shell-completion (-sc) takes one of install=SHELL, uninstall=SHELL, query=SHELL, SHELL one of "
+            f'bash, fish, zsh: e.g. eval "$({typed} -sc install=bash)"\n')), result.args
+
+
 def test_a_command_writes_where_out_says_and_nothing_into_the_folder_it_is_run_from(tmp_path):
     # Hydra's default logging would add an empty <job>.log to the working directory of every command
     work = tmp_path / "work"

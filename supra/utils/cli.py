@@ -12,7 +12,9 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.plugins import Plugins
 from hydra.errors import CompactHydraException, InstantiationException
+from hydra.plugins.completion_plugin import CompletionPlugin
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from torch.multiprocessing import ProcessRaisedException
@@ -214,6 +216,27 @@ def exit_if_unknown_option(config_name: str, argv: Sequence[str]) -> None:
             raise SystemExit(2)
 
 
+COMPLETION_FLAGS = ("--shell-completion", "-sc")
+COMPLETION_ACTIONS = ("install", "uninstall", "query")
+
+
+def asks_shell_completion(argv: Sequence[str], command: str) -> bool:
+    """Whether the command line asks for Hydra's shell completion (`-sc install=bash`, as Hydra documents it),
+    which then goes to Hydra as given, past the command's own checks of its options (`install=` is none of them).
+    Without exactly one action and a shell Hydra completes, one line naming the forms, not Hydra's ValueError
+    traceback. `command`: how the command is typed (`python train.py`), for the example."""
+    if not any(arg in COMPLETION_FLAGS for arg in argv):
+        return False
+    shells = sorted(plugin.provides() for plugin in Plugins.instance().discover(CompletionPlugin))
+    actions = [arg.partition("=") for arg in argv if arg.partition("=")[0] in COMPLETION_ACTIONS]
+    if len(actions) != 1 or actions[0][2] not in shells:
+        forms = ", ".join(f"{action}=SHELL" for action in COMPLETION_ACTIONS)
+        print(f"error: --shell-completion (-sc) takes one of {forms}, SHELL one of {', '.join(shells)}: "
+              f'e.g. eval "$({command} -sc install=bash)"', file=sys.stderr)
+        raise SystemExit(2)
+    return True
+
+
 def exit_if_null_group(config_name: str, argv: Sequence[str]) -> None:
     """`group=null` (`logger=null`) as one line naming the group's options, not Hydra's traceback ("Config group
     override must be a string or a list"): a group takes an option's name (`logger=none` runs without one)."""
@@ -294,6 +317,9 @@ def hydra_command(config_name: str, run: Callable[[DictConfig], Any], data_sets:
             return run(cfg)
 
     def entry() -> None:
+        if asks_shell_completion(sys.argv[1:], f"python -m supra.{config_name}"):  # each command is its config's name
+            main()  # Hydra's, as given
+            return
         if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
             print_help(config_name, data_sets=data_sets)
             raise SystemExit(0)
