@@ -70,3 +70,13 @@ def test_the_readme_gives_vqvae_shapes_the_minutes_its_config_and_table_state():
     (row,) = [line for line in section.splitlines() if line.startswith("| the same, step 3,000 (wall:")]
     walls = [int(m) + int(s) / 60 for m, s in re.findall(r"(\d+) min (\d+) s", row)]
     assert walls and low <= round(min(walls)) and round(max(walls)) <= high
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_debug_overfit_trains_its_steps_on_every_recipe_and_validates(experiment, tmp_path):
+    # an epoch of debug=overfit is one batch: a recipe's max_epochs (the release recipe's 15) would end it first
+    cfg = compose_config("train", tmp_path, [f"experiment={experiment}", "debug=overfit"])
+    trainer = cfg.trainer
+    assert trainer.overfit_batches == 1
+    assert trainer.max_epochs == -1 or trainer.max_epochs >= trainer.max_steps, f"experiment={experiment}"
+    assert trainer.check_val_every_n_epoch <= trainer.max_steps, f"experiment={experiment}"
