@@ -311,6 +311,12 @@ EARLY_STOPPING = ["+callbacks.stop._target_=lightning.pytorch.callbacks.EarlySto
      "would save the best at intervals of time only"),
     ([*EARLY_STOPPING, "+callbacks.stop.monitor=train/los"], "callbacks.stop.monitor=train/los is no metric this run "
                                                              "logs: did you mean train/loss?"),
+    # Lightning: a MisconfigurationException at the first validation, and no checkpoint of the steps before it
+    (["model.val_metrics=[Bleu]"], "callbacks.model_checkpoint.monitor=val/CIDEr is never scored: "
+                                   "model.val_metrics=['Bleu'] leaves out CIDEr: add it (model.val_metrics=[Bleu,CIDEr]), "
+                                   "or watch val/loss"),
+    ([*EARLY_STOPPING, "+callbacks.stop.monitor=val/Bleu_4", "model.val_metrics=[CIDEr]", "callbacks.model_checkpoint.monitor=val/loss"],
+     "callbacks.stop.monitor=val/Bleu_4 is never scored: model.val_metrics=['CIDEr'] leaves out Bleu"),
     # drawn at the first validation's end, before its checkpoint: a traceback there lost the steps trained
     (["callbacks.caption_grid.columns=0"], "callbacks.caption_grid.columns=0 must be a whole number >= 1, or "
                                            "callbacks.caption_grid=null to draw none"),

@@ -15,6 +15,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import ConfigKeyError
 
 from supra.callbacks.sample_grid import SampleGridCallback
+from supra.metrics.caption_scores import CAPTION_METRICS
 from supra.tasks.base import SupraTask
 from supra.utils.cli import CONF_DIR
 from supra.utils.errors import SupraUserError
@@ -187,6 +188,7 @@ def check_monitor_name(task: SupraTask, name: str, node: DictConfig, names: dict
     if monitor is None or monitor in names:
         return
     refuse_metric_of_other_data(task, f"{name}.monitor", monitor, names, data)
+    refuse_caption_score_not_scored(task, f"{name}.monitor", monitor)
     if close := _close_metric(monitor, names):
         raise SupraUserError(f"{name}.monitor={monitor} is no metric this run logs: did you mean "
                              f"{close}? ({type(task).__name__} logs {', '.join(names)})")
@@ -200,6 +202,7 @@ def check_optimized_metric(task: SupraTask, metric: str | None, data: Any = None
     if not metric or not names or metric in names or metric.startswith("test/"):
         return
     refuse_metric_of_other_data(task, "optimized_metric", metric, names, data)
+    refuse_caption_score_not_scored(task, "optimized_metric", metric)
     if close := _close_metric(metric, names):
         raise SupraUserError(f"optimized_metric={metric} is no metric this run logs: did you mean optimized_metric="
                              f"{close}? ({type(task).__name__} logs {', '.join(names)})")
@@ -211,6 +214,18 @@ def refuse_metric_of_other_data(task: SupraTask, option: str, metric: str, names
         raise SupraUserError(f"{option}={metric} is not logged with this data ({type(data).__name__}): it is scored "
                              f"where the data knows each image's objects (data=shapes); {type(task).__name__} logs "
                              f"{', '.join(names)} here")
+
+
+def refuse_caption_score_not_scored(task: SupraTask, option: str, metric: str) -> None:
+    """A caption score that model.val_metrics leaves out (val/CIDEr with [Bleu]): Lightning would refuse the
+    monitor at the first validation, in a traceback, with no checkpoint of the steps before it kept."""
+    score = metric.removeprefix("val/")
+    families = task.hparams.get("val_metrics")
+    if not metric.startswith("val/") or score not in CAPTION_METRICS or families is None:
+        return
+    family = score.split("_")[0]
+    raise SupraUserError(f"{option}={metric} is never scored: model.val_metrics={list(families)} leaves out {family}: "
+                         f"add it (model.val_metrics=[{','.join([*families, family])}]), or watch val/loss")
 
 
 def _close_metric(name: str, names: dict[str, int]) -> str | None:
