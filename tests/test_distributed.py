@@ -7,6 +7,7 @@ import multiprocessing
 import os
 import signal
 import traceback
+import warnings
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -89,6 +90,24 @@ def test_gather_over_two_processes_keeps_each_image_once(tmp_path):
         assert result["merged"] == expected
         assert result["shared"] == {"rank": 0}
 
+
+
+def test_a_rank_that_scored_no_row_computes_the_split_metric_without_torchmetrics_warning(tmp_path):
+    """A val split of 1 image on 2 ranks: rank 1 updates no metric, and its compute (the ranks' states summed)
+    is right; torchmetrics warned of compute before update there, three times per validation."""
+    from torchmetrics.image import PeakSignalNoiseRatio
+
+    from supra.tasks.base import computed_over_ranks
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            computed_over_ranks(PeakSignalNoiseRatio(data_range=1.0))
+    finally:
+        dist.destroy_process_group()
+    with pytest.warns(UserWarning, match="before the ``update`` method"):  # in one process, no rank scores more
+        computed_over_ranks(PeakSignalNoiseRatio(data_range=1.0))
 
 @pytest.fixture
 def ctrl_c_ignored():

@@ -12,6 +12,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from torchmetrics import Metric
 
 from supra.utils.distributed import broadcast_object
 from supra.utils.errors import SupraUserError
@@ -134,3 +135,13 @@ class SupraTask(L.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
         checkpoint["supra"] = {"kind": self.checkpoint_kind, "run_config": self.run_config, **self.checkpoint_metadata()}
+
+
+def computed_over_ranks(metric: Metric) -> Any:
+    """`metric.compute()`, which under DDP sums every rank's states first. A split smaller than the ranks leaves a
+    rank no row to score (data/base.py RankBatches): its compute is right all the same, and torchmetrics' warning
+    that compute came before any update, printed there, is not said."""
+    with warnings.catch_warnings():
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            warnings.filterwarnings("ignore", message=r".*was called before the ``update`` method", category=UserWarning)
+        return metric.compute()

@@ -19,7 +19,7 @@ from supra.artifacts.kinds import VQVAE_CHECKPOINT
 from supra.data.images import as_images
 from supra.data.media.datamodule import MediaDataModule
 from supra.metrics.codebook_usage import CodebookUsage
-from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
+from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask, computed_over_ranks
 from supra.utils.errors import SupraUserError
 
 RECON_LOSSES = ("mse", "l1", "mse+l1")
@@ -122,7 +122,8 @@ class VQAutoencodingTask(SupraTask):
 
     def _log_epoch(self, stage: str) -> dict[str, torch.Tensor]:
         # Computed over the whole split (all ranks' states are summed first), then reset.
-        scores = {"psnr": self.psnr[stage].compute(), "ssim": self.ssim[stage].compute(), **self.usage[stage].compute()}
+        scores = {"psnr": computed_over_ranks(self.psnr[stage]), "ssim": computed_over_ranks(self.ssim[stage]),
+                  **computed_over_ranks(self.usage[stage])}
         self.log_rank_equal(stage, scores, prog_bar=("psnr", "codebook_usage"))
         for metric in (self.psnr[stage], self.ssim[stage], self.usage[stage]):
             metric.reset()
