@@ -1,8 +1,10 @@
 """`python -m supra.caption`: caption your own images with a checkpoint or a release folder (conf/caption.yaml;
 `--help` lists every option). Writes <out>/captions.jsonl ({"image_id", "file", "caption"} per image) and
 <out>/captions.png (a grid); files are named relative to `images`; files that cannot be read (a broken
-link among them) are skipped, not fatal: counted by reason, with examples, in one line. It decodes as the
-model's run did (decode= alone replaces the strategy). An earlier caption run's grid under `images` (a
+link among them) are skipped, not fatal: counted by reason, with examples, in one line; files whose suffix is
+no picture's (IMAGE_SUFFIXES) are passed over, counted in one line. It decodes as the model's run did, with
+decode=, beam_width= and seed= over it as explain takes them. Stopped by Ctrl-C or a SIGTERM, it removes the
+out folder it made. An earlier caption run's grid under `images` (a
 captions.png beside the captions.jsonl it wrote) is passed over. Only an earlier caption run's outputs in
 `out` are replaced; a file of the user's there of either name is refused."""
 
@@ -19,14 +21,25 @@ from omegaconf import DictConfig
 from PIL import Image
 from rich.progress import track
 
-from supra.artifacts.captioner_release import checkpoint_decoding, load_captioner
+from supra.artifacts.captioner_release import command_decoding, load_captioner
 from supra.data.folder_index import SPECIAL, Tally
-from supra.data.images import IMAGE_SUFFIXES, UNREADABLE, image_to_uint8, load_rgb, normalize_images
+from supra.data.images import (
+    DAMAGED,
+    EMPTY_FILE,
+    IMAGE_SUFFIXES,
+    NOT_A_PICTURE,
+    UNREADABLE,
+    PixelRangeError,
+    image_to_uint8,
+    load_rgb,
+    normalize_images,
+    why_unreadable,
+)
 from supra.models.vlm_generation import DecodeConfig, generate
 from supra.models.vlm_nano import VLMNano
 from supra.pictures.grids import render_caption_grid
 from supra.tokens.caption_bpe import CaptionTokenizer
-from supra.utils.cli import check_option_types, check_paths_given, hydra_command
+from supra.utils.cli import check_option_types, check_paths_given, hydra_command, take_sigterm_as_ctrl_c
 from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
@@ -39,6 +52,7 @@ from supra.utils.files import (
 from supra.utils.folder_walk import link_loops, not_regular, walk_visible
 
 GRID, RECORDS = "captions.png", "captions.jsonl"  # what a caption run writes into out
+PLAIN_REASONS = (EMPTY_FILE, DAMAGED, NOT_A_PICTURE)  # why_unreadable's
 
 
 def is_broken_link(path: Path) -> bool:
@@ -47,12 +61,16 @@ def is_broken_link(path: Path) -> bool:
 
 
 def unreadable_reason(path: Path, err: BaseException) -> str:
-    """Why an image file could not be read, as the skip line says it: a link's fault by what it points to."""
+    """Why an image file could not be read, as the skip line says it: a link's fault by what it points to; a
+    picture too large or of no known pixel range by the loader's reason, which says what to do; else in the
+    words explain and the demo use (why_unreadable: empty, damaged or cut short, not a picture file)."""
     if link_loops(path):
         return f"a link to {path.readlink()}, which loops back to itself"
     if is_broken_link(path):
         return f"a link to {path.readlink()}, which does not exist"
-    return f"{type(err).__name__}: {err}"
+    if isinstance(err, PixelRangeError | Image.DecompressionBombError):
+        return f"{type(err).__name__}: {err}"
+    return why_unreadable(path, err)
 
 
 def find_images(path: Path) -> list[Path]:
@@ -63,9 +81,7 @@ def find_images(path: Path) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        walk = walk_visible(path)
-        return [path / name for name in sorted(walk.files + walk.special) if Path(name).suffix.lower() in IMAGE_SUFFIXES
-                and ((path / name).is_file() or is_broken_link(path / name) or name in walk.special)]
+        return walk_pictures(path)[0]
     if not_regular(path):
         raise SupraUserError(f"images={path} is not a regular file (a named pipe, socket or device): give an image "
                              "file or a folder of images")
@@ -73,6 +89,19 @@ def find_images(path: Path) -> list[Path]:
         raise SupraUserError(f"images={path} is a link that loops to itself (or through others back to it): give an "
                              "image file or a folder of images")
     raise SupraUserError(f"images={path} does not exist: give an image file or a folder of images")
+
+
+def walk_pictures(folder: Path) -> tuple[list[Path], list[str]]:
+    """(the image files under `folder`, as find_images lists them; the names of the other files there, passed
+    over for their suffix, which is no picture's: IMAGE_SUFFIXES)."""
+    walk = walk_visible(folder)
+    pictures, others = [], []
+    for name in sorted(walk.files + walk.special):
+        if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+            others.append(name)
+        elif (folder / name).is_file() or is_broken_link(folder / name) or name in walk.special:
+            pictures.append(folder / name)
+    return pictures, others
 
 
 def is_caption_record(path: Path) -> bool:
@@ -106,31 +135,54 @@ def check_out_folder(images: Path, out: Path) -> None:
                             "per image)")
 
 
+def earlier_captions(out: Path) -> int:
+    """How many images an earlier caption run's captions.jsonl in `out` captioned (0: none there)."""
+    records = out / RECORDS
+    return len(records.read_text(encoding="utf-8").splitlines()) if is_caption_record(records) else 0
+
+
 def images_to_caption(images: Path, out: Path) -> list[Path]:
     """The image files under `images`, earlier caption runs' grids passed over (named on stderr); given as
     the file itself, an image is the user's choice and is captioned whatever its name."""
     if images.is_file():
         return [images]
     files, earlier = [], []
-    for path in find_images(images):
+    pictures, not_pictures = walk_pictures(images) if images.is_dir() else (find_images(images), [])
+    for path in pictures:
         (earlier if is_earlier_output(path) else files).append(path)
     others = [str(p) for p in earlier if p.resolve() != (out / GRID).resolve()]
     if others:
         print(f"note: passed over {len(others)} grid(s) of earlier caption runs: {', '.join(others)}", file=sys.stderr)
+    say_passed_over(images, out, not_pictures)
     if not files:
         raise SupraUserError(f"images={images} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return files
 
 
+SHOWN_NAMES = 3  # the files a note names; the rest it counts
+
+
+def say_passed_over(images: Path, out: Path, names: list[str]) -> None:
+    """One line for the files under `images` whose suffix is no picture's (notes.txt, a .pdf), a few named, so
+    that none is left out without a word; this run's own captions.jsonl (out= inside images=) is not one."""
+    own = (out / RECORDS).resolve()
+    names = [name for name in names if (images / name).resolve() != own]
+    if names:
+        shown = ", ".join(names[:SHOWN_NAMES]) + (", ..." if len(names) > SHOWN_NAMES else "")
+        print(f"note: passed over {len(names)} file{'s' * (len(names) != 1)} whose suffix is no picture's "
+              f"({shown}); caption reads {', '.join(sorted(IMAGE_SUFFIXES))}", file=sys.stderr)
+
+
 @contextmanager
 def out_folder(out: Path) -> Iterator[Path]:
     """out=, made and proven writable before the work (not after it), and removed again with the folders
-    made for it when the work is refused (nothing could be read): a refused run leaves nothing behind."""
+    made for it when the work ends early: refused (nothing could be read), or stopped (Ctrl-C, a SIGTERM taken
+    as one): such a run leaves nothing behind."""
     made = [folder for folder in (out, *out.parents) if not folder.exists()]  # deepest first
     require_writable_dir(out, f"out={out}")
     try:
         yield out
-    except SupraUserError:
+    except BaseException:  # KeyboardInterrupt too
         for folder in made:
             with suppress(OSError):  # rmdir removes only an empty folder: never anything written there
                 folder.rmdir()
@@ -138,10 +190,12 @@ def out_folder(out: Path) -> Iterator[Path]:
 
 
 def caption_images(ckpt: str, images: str, out: str, decode: str | None = None, batch_size: int = 64,
-                   grid_images: int = 16) -> dict[str, str]:
+                   grid_images: int = 16, beam_width: int | None = None, seed: int | None = None) -> dict[str, str]:
     """Caption every image under `images`; returns {file relative to `images`: caption} and writes
     captions.jsonl ({"image_id", "file", "caption"} per image) + captions.png (none when grid_images=0).
-    decode: beam | greedy | sample; None: the model's run's strategy. Every other setting is its run's."""
+    decode: beam | greedy | sample; None: the model's run's strategy. beam_width (beam search) and seed
+    (sampling): None, the run's; either given to a decoding that does not read it is refused, as explain
+    refuses it. Every other setting is its run's."""
     if batch_size < 1:
         raise SupraUserError(f"batch_size={batch_size} must be >= 1")
     if grid_images < 0:
@@ -150,10 +204,12 @@ def caption_images(ckpt: str, images: str, out: str, decode: str | None = None, 
         DecodeConfig(strategy=decode)  # a one-line error for an unknown strategy, before the model loads
     files = images_to_caption(Path(images), Path(out))
     check_out_folder(Path(images), Path(out))
+    replaced = earlier_captions(Path(out))  # said once they are: a second folder captioned into out= replaces the first's
     net, tokenizer, run_config = load_captioner(ckpt)
-    # the decoding its scores were measured with (width, length penalty, caption length, ...), decode= over it
-    settings = checkpoint_decoding(ckpt, run_config, strategy=decode)
-    settings.check_vocabulary(net.config.VOCAB_SIZE)  # a scoring.json's beam wider than the model's vocabulary
+    # the decoding its scores were measured with (width, length penalty, caption length, ...), decode=,
+    # beam_width= and seed= over it, checked as explain checks them: explain's caption is this one
+    given = {"ckpt": ckpt, "decode": decode, "beam_width": beam_width, "seed": seed}
+    settings = command_decoding(given, "caption", net, run_config)
     with out_folder(Path(out)) as out_dir:
         captions, thumbnails = _caption_files(net, tokenizer, settings, files, Path(images), batch_size, grid_images)
         # the same records as predictions.json: the image's id (here its path under `images`) and its file
@@ -168,6 +224,9 @@ def caption_images(ckpt: str, images: str, out: str, decode: str | None = None, 
                 grid.save(written[1], format="PNG")
         if grid is None:  # an earlier run's grid would show other images beside these captions
             (out_dir / GRID).unlink(missing_ok=True)
+    if replaced:  # its records name files only relative to its images=, which no file of a run keeps
+        print(f"note: replaced the captions of {replaced} image{'s' * (replaced != 1)} an earlier caption run wrote "
+              f"into out={out}", file=sys.stderr)
     return captions
 
 
@@ -188,6 +247,7 @@ def _caption_files(net: VLMNano, tokenizer: CaptionTokenizer, settings: DecodeCo
     captions: dict[str, str] = {}
     unreadable = Tally()  # one line at the end: 600 broken files are not 600 lines
     thumbnails: list[torch.Tensor] = []
+    last_reason = ""  # a single file's, for its one line
     for start in track(range(0, len(files), batch_size), description=f"captioning {len(files)} images"):
         batch, names = [], []
         for path in files[start : start + batch_size]:
@@ -198,14 +258,22 @@ def _caption_files(net: VLMNano, tokenizer: CaptionTokenizer, settings: DecodeCo
                 batch.append(image_to_uint8(load_rgb(path), size))
                 names.append(path.relative_to(root).as_posix())
             except UNREADABLE as err:
-                kind = "broken links" if is_broken_link(path) or link_loops(path) else type(err).__name__
-                unreadable.add(kind, f"{path.relative_to(root).as_posix()}: {unreadable_reason(path, err)}")
+                name, reason = path.relative_to(root).as_posix(), unreadable_reason(path, err)
+                if is_broken_link(path) or link_loops(path):
+                    unreadable.add("broken links", f"{name}: {reason}")
+                elif reason in PLAIN_REASONS:  # the reason is the kind: counted by it, the files named
+                    unreadable.add(reason, name)
+                else:
+                    unreadable.add(type(err).__name__, f"{name}: {reason}")
+                last_reason = reason
         if not batch:
             continue
         images_uint8 = torch.stack(batch)
         ids = generate(net, normalize_images(images_uint8, net.image_input.mean, net.image_input.std), tokenizer.bos_id, tokenizer.eos_id, settings)
         captions.update(zip(names, tokenizer.decode_batch(ids), strict=True))
         thumbnails += list(images_uint8[: max(0, grid_images - len(thumbnails))])
+    if not captions and images.is_file():  # one picture: said as explain says it, not "none of the 1 images"
+        raise SupraUserError(f"images={images} cannot be read as a picture: {last_reason}; give a PNG, JPEG, ...")
     if not captions:
         raise SupraUserError(f"none of the {len(files)} images under images={images} could be read "
                              f"({unreadable.describe()}): give readable images")
@@ -217,13 +285,21 @@ def _caption_files(net: VLMNano, tokenizer: CaptionTokenizer, settings: DecodeCo
 
 def run(cfg: DictConfig) -> dict[str, str]:
     check_paths_given(cfg, {"images": "an image file or a folder of images", "out": "the folder to write captions to"})
-    check_option_types(cfg, whole=("batch_size", "grid_images"))  # batch_size=2.7 was cut to 2, abc a traceback
-    captions = caption_images(str(cfg.ckpt), str(cfg.images), str(cfg.out), cfg.decode, cfg.batch_size, cfg.grid_images)
-    print(f"captioned {len(captions)} images -> {Path(cfg.out) / 'captions.jsonl'}")
+    # batch_size=2.7 was cut to 2, abc a traceback
+    check_option_types(cfg, whole=("batch_size", "grid_images", "beam_width", "seed"), optional=("beam_width", "seed"))
+    captions = caption_images(str(cfg.ckpt), str(cfg.images), str(cfg.out), cfg.decode, cfg.batch_size, cfg.grid_images,
+                              cfg.beam_width, cfg.seed)
+    print(f"captioned {len(captions)} image{'s' * (len(captions) != 1)} -> {Path(cfg.out) / 'captions.jsonl'}")
     return captions
 
 
-main = hydra_command("caption", run)
+_main = hydra_command("caption", run)
+
+
+def main() -> None:
+    take_sigterm_as_ctrl_c()  # the out folder it made is removed, and the run ends with one line, as on Ctrl-C
+    _main()
+
 
 if __name__ == "__main__":
     main()

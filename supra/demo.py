@@ -14,6 +14,7 @@ naming the file as uploaded and what to do; the server goes on.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import secrets
 import signal
@@ -37,7 +38,15 @@ from supra.artifacts.kinds import (
     KIND_NAMES,
 )
 from supra.data.gif_frames import EMPTY, TOO_LARGE, MediaDecodeError, read_gif_frames
-from supra.data.images import PixelRangeError, fit, load_still, normalize_images, squashed
+from supra.data.images import (
+    NOT_A_PICTURE,
+    PixelRangeError,
+    fit,
+    load_still,
+    normalize_images,
+    squashed,
+    why_unreadable,
+)
 from supra.data.media.codes import decode_codes, encode_items
 from supra.models import a2a_generation as gen
 from supra.models.attention_maps import explain_caption, explain_image2text, explain_text2image
@@ -80,17 +89,7 @@ def _upload(path: str | None, what: str = "picture") -> Path:
 # tiles a row of an attention strip: 3 (504 px) show it at its drawn size in a page's column; 8 scaled its labels
 # to ~5 px
 STRIP_COLUMNS = 3
-# how the picture files the page reads start: one that starts so but cannot be opened was cut short
-PICTURE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 TOO_LARGE_SAID = f"it is too large to open safely (over {MAX_PIXELS:,} pixels); upload a smaller copy"
-
-
-def _starts_like_a_picture(source: Path) -> bool:
-    try:
-        with open(source, "rb") as f:
-            return f.read(8).startswith(PICTURE_SIGNATURES)
-    except OSError:
-        return False
 
 
 def _not_a_picture(source: Path, err: MediaDecodeError) -> str:
@@ -102,10 +101,10 @@ def _not_a_picture(source: Path, err: MediaDecodeError) -> str:
         why = f"it holds no pixels; upload {PICTURE_KINDS}"
     elif isinstance(err.__context__, PixelRangeError):  # readable, but of no known range: the loader says what to do
         why = str(err.__context__)
-    elif isinstance(err.__context__, Image.UnidentifiedImageError) and not _starts_like_a_picture(source):
-        why = f"it is no picture file this page can read; upload {PICTURE_KINDS}"  # the loader's own error, replaced
+    elif (why := why_unreadable(source, err)) == NOT_A_PICTURE:  # said as caption and explain say it
+        why = f"{why}; upload {PICTURE_KINDS}"
     else:
-        why = f"it is damaged or cut short; upload it again or upload another picture ({PICTURE_KINDS})"
+        why = f"{why}; upload it again or upload another picture ({PICTURE_KINDS})"
     return f"{source.name} cannot be used as a picture: {why}"
 
 
@@ -389,6 +388,9 @@ def run(cfg: DictConfig) -> None:
     except ImportError:
         raise SupraUserError('the demo needs Gradio: pip install -e ".[demo]"') from None
     check_can_serve(cfg.host, cfg.port)  # before the model loads, not after
+    # Gradio's start-up checks its own page over HTTP, which httpx logs at INFO through Hydra's console log:
+    # "HTTP Request: GET http://127.0.0.1:7860/..." read as the page calling out to the network
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     # SIGTERM (a service manager's stop, kill) is taken as Ctrl-C from here on, the model's loading and launch's
     # start-up included, and the process exits normally, so the demo's temporary GIF folder (made as the page is
     # built) is removed; the default ends it with no cleanup, and closing the page from the handler instead,

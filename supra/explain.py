@@ -34,6 +34,7 @@ from supra.data.images import (
     load_still,
     normalize_images,
     require_image_file,
+    why_unreadable,
 )
 from supra.data.media.codes import decode_codes, encode_items
 from supra.models.a2a_generation import SamplingConfig, check_image_search
@@ -99,14 +100,13 @@ def _too_large(path: Path, err: Exception, limit: int) -> SupraUserError:
 
 
 def _unreadable(path: Path, err: Exception) -> SupraUserError:
-    """A picture that cannot be read, said alike for a captioner and an a2a model: the error's kind (load_still
-    keeps Pillow's as the context of its MediaDecodeError) and what to give instead; the loader's own text
-    names Pillow's internals. A readable one of no known range keeps its reason, which says what to do."""
+    """A picture that cannot be read, said alike for a captioner and an a2a model, in the words caption and the
+    demo use (why_unreadable), and what to give instead. A readable one of no known range keeps its reason
+    (load_still keeps it as the context of its MediaDecodeError), which says what to do."""
     cause = err.__context__ if isinstance(err, MediaDecodeError) and isinstance(err.__context__, Exception) else err
     if isinstance(cause, PixelRangeError):
         return SupraUserError(f"image={path}: {cause}")
-    why = str(cause) if isinstance(cause, MediaDecodeError) else type(cause).__name__  # the GIF reader's: words
-    return SupraUserError(f"image={path} cannot be read as a picture ({why}): give a PNG, JPEG, ...")
+    return SupraUserError(f"image={path} cannot be read as a picture: {why_unreadable(path, err)}; give a PNG, JPEG, ...")
 
 
 def is_explain_record(path: Path) -> bool:

@@ -185,6 +185,34 @@ def test_explains_caption_is_the_caption_commands(trained_run, tmp_path):
     assert (tmp_path / "explain_None" / "attention.png").is_file()
 
 
+def test_caption_takes_explains_seed_and_beam_width_so_a_sampled_caption_is_drawn_again_in_bulk(trained_run, tmp_path,
+                                                                                               capsys):
+    from supra.data.captioning.shapes import ShapesDataModule
+
+    (tmp_path / "photos").mkdir()
+    for n, image in enumerate(ShapesDataModule(num_test=2, image_size=112).load_split("test").images):
+        Image.fromarray(image.permute(1, 2, 0).numpy()).save(tmp_path / "photos" / f"scene{n}.png")
+    ckpt = trained_run / "checkpoints" / "best.ckpt"
+    drawn = {seed: run_command("caption", f"ckpt={ckpt}", f"images={tmp_path / 'photos'}", f"out={tmp_path / 'c'}",
+                               "decode=sample", f"seed={seed}") for seed in (7, 8)}
+    explained = run_command("explain", f"ckpt={ckpt}", f"image={tmp_path / 'photos' / 'scene0.png'}",
+                            f"out={tmp_path / 'e'}", "decode=sample", "seed=7")
+    assert explained["caption"] == drawn[7]["scene0.png"]  # the seed the explain page shows draws it again
+    assert drawn[7] != drawn[8]
+    wide = run_command("caption", f"ckpt={ckpt}", f"images={tmp_path / 'photos'}", f"out={tmp_path / 'c'}", "beam_width=1")
+    assert wide == run_command("caption", f"ckpt={ckpt}", f"images={tmp_path / 'photos'}", f"out={tmp_path / 'c'}",
+                               "decode=greedy")  # a beam of one is greedy decoding
+    capsys.readouterr()
+    for options, error in ((["decode=greedy", "beam_width=5"], "beam_width=5: decode=greedy does not read it"),
+                           (["seed=5"], "seed=5: decode=beam (the model's run's) does not read it"),
+                           (["decode=sample", "seed=-1"], "seed=-1"), (["decode=sample", "seed=abc"], "seed='abc'")):
+        with pytest.raises(SystemExit):
+            run_command("caption", f"ckpt={ckpt}", f"images={tmp_path / 'photos'}", f"out={tmp_path / 'x'}", *options)
+        err = capsys.readouterr().err
+        assert err.startswith(f"error: {error}") and err.count("\n") == 1, err
+    assert not (tmp_path / "x").exists()
+
+
 def test_a_refused_explain_of_a_resampler_captioner_leaves_no_out_folder(trained_run, tmp_path, capsys):
     from PIL import Image
 
@@ -210,11 +238,17 @@ def test_explain_names_a_bad_picture_in_one_line(trained_run, tmp_path, capsys):
     from PIL import Image
 
     (tmp_path / "broken.png").write_bytes(b"not a png")
-    with pytest.raises(SystemExit):
-        run_command("explain", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"image={tmp_path / 'broken.png'}",
-                    f"out={tmp_path / 'out'}")
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "broken.png cannot be read as a picture" in err
+    (tmp_path / "empty.png").write_bytes(b"")
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / "good.jpg")
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "good.jpg").read_bytes()[:300])
+    # in plain words, those caption and the demo use: not Pillow's class names
+    for name, why in (("broken.png", "not a picture file"), ("empty.png", "empty file (0 bytes)"),
+                      ("cut.jpg", "damaged or cut short")):
+        with pytest.raises(SystemExit):
+            run_command("explain", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"image={tmp_path / name}",
+                        f"out={tmp_path / 'out'}")
+        assert capsys.readouterr().err == (f"error: image={tmp_path / name} cannot be read as a picture: {why}; give a "
+                                           "PNG, JPEG, ...\n")
     with pytest.raises(SystemExit):
         run_command("explain", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"image={tmp_path}",
                     f"out={tmp_path / 'out'}")

@@ -31,7 +31,7 @@ def bad_uploads(tmp_path_factory) -> dict[str, Path]:
     # where Gradio keeps an upload: a long temporary path, meaningless to the person at the page
     folder = tmp_path_factory.mktemp("gradio") / ("f4ddeb998f7ddf23e0e1" * 3)
     folder.mkdir()
-    files = {"not an image": b"just some text", "bomb": png_claiming(40_000, 40_000)}
+    files = {"not an image": b"just some text", "bomb": png_claiming(40_000, 40_000), "empty": b""}
     good = folder / "good.png"
     from PIL import Image
 
@@ -49,8 +49,10 @@ def bad_uploads(tmp_path_factory) -> dict[str, Path]:
 
 def test_the_captioner_page_answers_every_bad_upload_with_a_message(trained_run, bad_uploads):
     demo = CaptionerDemo(str(trained_run / "checkpoints" / "best.ckpt"))
-    what_to_do = {"not an image": "it is no picture file this page can read; upload a PNG, JPEG, GIF, WebP or BMP picture",
-                  "truncated": "it is damaged or cut short; upload it again or upload another picture (a PNG, JPEG",
+    # the reasons in the words caption and explain use
+    what_to_do = {"not an image": "not a picture file; upload a PNG, JPEG, GIF, WebP or BMP picture",
+                  "truncated": "damaged or cut short; upload it again or upload another picture (a PNG, JPEG",
+                  "empty": "empty file (0 bytes); upload it again or upload another picture (a PNG, JPEG",
                   "bomb": "it is too large to open safely (over 50,000,000 pixels); upload a smaller copy"}
     for name, reason in what_to_do.items():
         caption, maps, message = demo.caption(str(bad_uploads[name]))
@@ -75,7 +77,7 @@ def test_a_picture_of_no_known_range_or_cut_in_its_header_is_said_so(tmp_path):
     (tmp_path / "cut.gif").write_bytes(gif_bytes(8, 8, [Frame(solid(8, 8, 1))])[:10])  # inside its header
     said = {"float.tif": "float pixels (mode F), of no known range: convert the picture to 8 or 16-bit",
             "deep.tif": "32-bit pixels from 70000 to 70000, of no known range: convert the picture to 8 or 16-bit",
-            "cut.gif": "it is damaged or cut short; upload it again or upload another picture"}
+            "cut.gif": "damaged or cut short; upload it again or upload another picture"}
     for name, why in said.items():  # the loader's reason, with what to do: not "damaged", not "no picture file"
         with pytest.raises(SupraUserError) as refused:
             _still(str(tmp_path / name), 16, "squash")

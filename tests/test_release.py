@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from supra.artifacts.captioner_release import RELEASE_KEYS, export_release, load_release
 from supra.artifacts.checkpoints import artifact_kind, load_supra_checkpoint, net_state
 from supra.data.captioning.shapes import ShapesDataModule
-from supra.data.images import normalize_images
+from supra.data.images import IMAGE_SUFFIXES, normalize_images
 from supra.models.vlm_generation import beam_search
 from supra.utils.errors import SupraUserError
 from tests import release_reference
@@ -318,12 +318,82 @@ def test_caption_command_captions_a_folder_and_counts_unreadable_files_in_one_li
     # one line for all of them, by reason, each with the file and what to do
     skipped = [line for line in err.splitlines() if "could not be read" in line]
     assert len(skipped) == 1 and skipped[0].startswith("skipped 4 of 7 images that could not be read: ")
-    assert "1 UnidentifiedImageError (e.g. broken.jpg: UnidentifiedImageError: " in skipped[0]
+    assert "1 not a picture file (e.g. broken.jpg)" in skipped[0]  # in the words explain and the demo use
     assert f"1 broken links (e.g. moved.png: a link to {tmp_path / 'gone.png'}, which does not exist)" in skipped[0]
     assert ("float.tif: PixelRangeError: float pixels (mode F), of no known range: "
             "convert the picture to 8 or 16-bit") in skipped[0]
     assert ("huge.png: DecompressionBombError: 400000000 pixels, over the "
             "100,000,000 pixels read: resize the picture") in err and "max_pixels" not in err
+
+
+def test_caption_reads_every_photo_suffix_pillow_opens_and_names_the_files_it_passes_over(release, tmp_path, capsys):
+    from PIL import Image
+
+    photos = folder_of(tmp_path / "photos")
+    red = Image.new("RGB", (50, 40), (200, 30, 30))
+    for name in ("download.jfif", "camera.jpe", "scan.ppm", "icon.ico", "red.jpg"):  # .jfif: browsers' JPEGs
+        red.save(photos / name)
+    (photos / "notes.txt").write_text("where these were taken")
+    (photos / "album.pdf").write_bytes(b"%PDF-1.4")
+    for _ in range(2):  # out= inside images=: the second run does not name the first one's captions.jsonl
+        captioned = run_command("caption", f"ckpt={release}", f"images={photos}", f"out={photos}", "decode=greedy")
+        assert sorted(captioned) == ["camera.jpe", "download.jfif", "icon.ico", "red.jpg", "scan.ppm"]
+        notes = [line for line in capsys.readouterr().err.splitlines() if "whose suffix" in line]
+        assert notes == ["note: passed over 2 files whose suffix is no picture's (album.pdf, notes.txt); caption "
+                         f"reads {', '.join(sorted(IMAGE_SUFFIXES))}"]
+    assert {".jpg", ".jfif", ".jpe", ".png", ".webp", ".tif"} <= IMAGE_SUFFIXES and ".pdf" not in IMAGE_SUFFIXES
+
+
+def test_captioning_into_an_earlier_runs_out_says_how_many_captions_it_replaced(release, tmp_path, capsys):
+    from PIL import Image
+
+    folder_of(tmp_path / "trip" / "day2")
+    for name in ("a.jpg", "b.jpg", "day2/c.jpg"):
+        Image.new("RGB", (50, 40), (200, 30, 30)).save(tmp_path / "trip" / name)
+    out = tmp_path / "captions"
+    run_command("caption", f"ckpt={release}", f"images={tmp_path / 'trip'}", f"out={out}", "decode=greedy")
+    assert "replaced" not in capsys.readouterr().err  # nothing there yet
+    run_command("caption", f"ckpt={release}", f"images={tmp_path / 'trip' / 'day2'}", f"out={out}", "decode=greedy")
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        f"note: replaced the captions of 3 images an earlier caption run wrote into out={out}")
+    assert [json.loads(line)["file"] for line in (out / "captions.jsonl").read_text().splitlines()] == ["c.jpg"]
+
+
+def test_a_caption_run_stopped_by_ctrl_c_or_sigterm_removes_the_out_folder_it_made(tmp_path):
+    import signal
+
+    from supra.caption import out_folder
+    from supra.utils.cli import take_sigterm_as_ctrl_c
+
+    previous = signal.getsignal(signal.SIGTERM)
+    try:
+        take_sigterm_as_ctrl_c()  # as caption's main does
+        with pytest.raises(KeyboardInterrupt), out_folder(tmp_path / "runs" / "out"):
+            os.kill(os.getpid(), signal.SIGTERM)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert not (tmp_path / "runs").exists()  # nor the folders made for it
+    (tmp_path / "kept").mkdir()
+    (tmp_path / "kept" / "captions.jsonl").write_text("earlier\n")
+    with pytest.raises(KeyboardInterrupt), out_folder(tmp_path / "kept"):
+        raise KeyboardInterrupt
+    assert (tmp_path / "kept" / "captions.jsonl").read_text() == "earlier\n"  # an earlier run's folder stays
+
+
+def test_caption_says_why_one_picture_cannot_be_read_in_the_words_explain_uses(release, tmp_path, capsys):
+    from PIL import Image
+
+    (tmp_path / "empty.png").write_bytes(b"")
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(tmp_path / "good.jpg")
+    (tmp_path / "cut.jpg").write_bytes((tmp_path / "good.jpg").read_bytes()[:300])
+    for name, why in (("empty.png", "empty file (0 bytes)"), ("cut.jpg", "damaged or cut short")):
+        with pytest.raises(SystemExit):
+            run_command("caption", f"ckpt={release}", f"images={tmp_path / name}", f"out={tmp_path / 'out'}")
+        assert capsys.readouterr().err == (f"error: images={tmp_path / name} cannot be read as a picture: {why}; give "
+                                           "a PNG, JPEG, ...\n")  # not "none of the 1 images under images="
+    assert run_command("caption", f"ckpt={release}", f"images={tmp_path / 'good.jpg'}", f"out={tmp_path / 'out'}",
+                       "decode=greedy")
+    assert f"captioned 1 image -> {tmp_path / 'out' / 'captions.jsonl'}\n" in capsys.readouterr().out
 
 
 def test_export_replaces_an_old_release_but_never_other_files_its_input_or_the_working_directory(

@@ -45,7 +45,12 @@ class PixelRangeError(ValueError):
     sources count it (a ValueError), with what to do instead of another file."""
 
 
-IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff"})  # what we look for
+# The picture formats people's files come in, by Pillow's names. Their suffixes are all those Pillow registers for
+# them (.jfif and .jpe are JPEGs as browsers and cameras name them, .pgm and .ppm PPM's), where this Pillow opens
+# the format (AVIF needs its plugin): every other format it registers is no photo (.pdf, .eps, .h5, .mpeg, ...).
+PICTURE_FORMATS = ("JPEG", "PNG", "GIF", "BMP", "DIB", "WEBP", "TIFF", "AVIF", "PPM", "ICO")
+IMAGE_SUFFIXES = frozenset(suffix for suffix, format_name in Image.registered_extensions().items()
+                           if format_name in PICTURE_FORMATS and format_name in Image.OPEN)  # what caption looks for
 
 
 def channels_first(pixels: np.ndarray) -> torch.Tensor:
@@ -346,6 +351,30 @@ def fit(picture: np.ndarray, size: int, resize: str, max_pixels: int = MAX_PIXEL
     whole, as photo sources (COCO, Flickr, caption folders, shards) give their pictures to training.
     `max_pixels`: the caller's bound, which a padded square may not pass either (to_square)."""
     return squashed(picture if resize == "squash" else to_square(picture, resize, max_pixels), size)
+
+
+# Why a picture file cannot be read, in the words caption, explain and the demo all say it (why_unreadable)
+EMPTY_FILE, DAMAGED, NOT_A_PICTURE = "empty file (0 bytes)", "damaged or cut short", "not a picture file"
+# how the picture files people have start: one that starts so but that Pillow cannot identify was cut short
+PICTURE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
+
+
+def why_unreadable(path: Path, err: BaseException) -> str:
+    """Why `path` could not be read as a picture (`err`: what load_rgb or load_still raised, of UNREADABLE or a
+    MediaDecodeError), in plain words: EMPTY_FILE, NOT_A_PICTURE (no format Pillow knows, nor a picture's start),
+    else DAMAGED; the loaders' own texts name Pillow's internals. A picture too large or of no known pixel range
+    is readable: its caller says what to do instead."""
+    cause = err.__context__ if isinstance(err, MediaDecodeError) and err.__context__ is not None else err
+    try:
+        with open(path, "rb") as file:
+            start = file.read(8)
+    except OSError:  # gone meanwhile, or unreadable: nothing to tell it by
+        return DAMAGED
+    if not start:
+        return EMPTY_FILE
+    if isinstance(cause, Image.UnidentifiedImageError) and not start.startswith(PICTURE_SIGNATURES):
+        return NOT_A_PICTURE
+    return DAMAGED
 
 
 def load_still(path: Path, max_pixels: int) -> np.ndarray:

@@ -4,6 +4,7 @@ own usage and examples), with user errors as one line and no traceback."""
 from __future__ import annotations
 
 import re
+import signal
 import sys
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -65,6 +66,13 @@ def exit_on_ctrl_c(left: Callable[[], str]) -> Iterator[None]:
         print(message, file=sys.stderr, flush=True)
         note_in_run_log(message)
         raise SystemExit(SIGINT_EXIT) from None
+
+
+def take_sigterm_as_ctrl_c() -> None:
+    """SIGTERM (kill, a service manager's stop) taken as Ctrl-C from here on: a KeyboardInterrupt, so the
+    command removes what it made and says so in exit_on_ctrl_c's one line. By default it ended at once,
+    silently (status 143), leaving what it had made. Call it in the main thread (signal handlers live there)."""
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
 
 def ended_by_ctrl_c(err: BaseException) -> bool:
