@@ -252,8 +252,10 @@ def test_a_diverged_run_returns_no_value_and_its_sweep_job_is_recorded_as_a_fail
     assert json.loads((tmp_path / "sweep" / "0" / JOB_RESULT).read_text())["status"] == "completed"
 
 
-def test_the_report_ranks_a_diverged_job_after_the_completed_ones_and_names_none_of_its_checkpoints(tmp_path):
-    """Its val/CIDEr, 0.0 from NaN weights, was ranked as a result and its best.ckpt named as the one to take."""
+def test_the_report_ranks_a_diverged_job_after_the_completed_ones_with_no_best_value_and_none_of_its_checkpoints(
+        tmp_path):
+    """Its val/CIDEr, 0.0 from NaN weights, was ranked as a result and its best.ckpt named as the one to take; its
+    row then still showed that 0.0 as its best, at step 2: no result either."""
     write_job(tmp_path / "0", ["model.optimizer.lr=1e6"], "maximize",
               {"status": "failed", "return_value": None, "error": "diverged: train/loss is nan at the end of training (step 2)"})
     write_job(tmp_path / "1", ["model.optimizer.lr=0.001"], "maximize", {"status": "completed", "return_value": 0.0})
@@ -264,6 +266,8 @@ def test_the_report_ranks_a_diverged_job_after_the_completed_ones_and_names_none
     rows = write_report(tmp_path)
     assert [(r.job, r.status) for r in rows] == [("1", "completed"), ("0", "failed")]
     assert rows[0].checkpoint and not rows[1].checkpoint
+    assert (rows[1].best_value, rows[1].best_step, rows[1].best_epoch) == (None, None, None)
+    assert "| 0 | failed | `model.optimizer.lr=1e6` |  |  |  |  |" in (tmp_path / SUMMARY_MD).read_text()
     assert "- 0 (`model.optimizer.lr=1e6`): diverged: train/loss is nan at the end of training (step 2)" in (tmp_path / SUMMARY_MD).read_text()
 
 

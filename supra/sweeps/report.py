@@ -289,13 +289,14 @@ def _job_row(job_dir: Path, sweep_dir: Path, sweep_cfg: dict[str, Any], override
     metric = result.get("metric") or job_cfg.get("optimized_metric") or ckpt_cfg.get("monitor") or ""
     direction = _direction(load_yaml(job_dir / ".hydra" / "hydra.yaml") or sweep_cfg, job_cfg, metric)
     curves = metrics_csv(job_dir, job_cfg)
-    best_value, best_step, best_epoch = _best_logged(curves, metric, direction)
-    ckpt_steps = _checkpoint_steps(job_dir)
     diverged = result.get("status") == "failed" and str(result.get("error") or "").startswith("diverged:")
+    # a diverged job's best is no result (its val/CIDEr 0.0 from NaN weights): its curves stay in its metrics.csv
+    best_value, best_step, best_epoch = (None, None, None) if diverged else _best_logged(curves, metric, direction)
+    ckpt_steps = _checkpoint_steps(job_dir)
     checkpoint, best_step = _best_checkpoint(job_dir, ckpt_cfg, ckpt_steps, metric, direction, best_value, best_step,
                                              diverged)
     notes: list[str] = []
-    if not diverged and best_step is not None and ckpt_steps and not checkpoint:
+    if best_step is not None and ckpt_steps and not checkpoint:
         notes.append(_no_best_checkpoint_note(job, metric, best_step, ckpt_cfg, ckpt_steps))
     final_value = _float(result.get("return_value"))
     if best_value is None and (final_value is not None or result.get("status") == "completed"):
