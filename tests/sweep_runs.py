@@ -7,7 +7,12 @@ import csv
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+from hydra.core.utils import JobReturn
 
 from supra.sweeps.report import SUMMARY_CSV
 from tests.conftest import ROOT
@@ -33,6 +38,19 @@ def sweep(tmp_path: Path, *args: str, sweep_dir: str = "sweep", timeout: int = 3
         [sys.executable, str(ROOT / "train.py"), "-m", *TINY_JOB, *args, f"hydra.sweep.dir={tmp_path / sweep_dir}"],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=timeout,
     )
+
+
+def optuna_sweeper(config: Any, launch: Callable[[list, int], list[JobReturn]], n_trials: int) -> Any:
+    """The Optuna plugin's own sweeper (random sampling, no search space) as set up for a sweep of `config` (its
+    hydra.sweep.dir), trials launched by `launch(overrides, initial_job_idx)` in place of a launcher's jobs."""
+    import optuna
+    from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
+
+    sweeper = OptunaSweeperImpl(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize", storage=None,
+                                study_name="sweep", n_trials=n_trials, n_jobs=1, max_failure_rate=1.0,
+                                search_space=None, custom_search_space=None, params=None)
+    sweeper.config, sweeper.hydra_context, sweeper.launcher = config, object(), SimpleNamespace(launch=launch)
+    return sweeper
 
 
 def job_dirs(sweep_dir: Path) -> list[Path]:

@@ -12,9 +12,11 @@ import torch
 from hydra.core.utils import JobReturn, JobStatus
 from lightning.pytorch.callbacks import ModelCheckpoint
 from lightning.pytorch.loggers import CSVLogger
+from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
 from supra.utils import private_apis
+from tests.sweep_runs import optuna_sweeper
 
 
 class Tiny(L.LightningModule):
@@ -161,6 +163,17 @@ def test_an_optuna_sweeps_error_reaches_the_handler_before_hydra_prints_it():
     with pytest.raises(ValueError):
         OptunaSweeper.sweep(SimpleNamespace(sweeper=SimpleNamespace(sweep=fail)), [])
     assert seen == [error]
+
+
+def test_the_optuna_sweeper_says_a_trial_that_returned_no_value_failed_on_its_logger(tmp_path, caplog):
+    def no_value(overrides, initial_job_idx):
+        return [JobReturn(status=JobStatus.COMPLETED, _return_value=None)]
+
+    sweeper = optuna_sweeper(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}), no_value, n_trials=1)
+    with caplog.at_level("WARNING"), pytest.raises(ValueError, match="No trials are completed yet"):
+        sweeper.sweep([])
+    assert [(r.name, r.levelname) for r in caplog.records if r.getMessage().startswith(
+        private_apis.OPTUNA_NO_VALUE_LINE)] == [(private_apis.OPTUNA_SWEEPER_LOGGER, "WARNING")]
 
 
 def test_spawned_ranks_hand_the_last_weights_back_in_a_temp_folder_that_is_removed_once_read(tmp_path, monkeypatch):

@@ -22,7 +22,7 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf, open_dict, read_write
 
 from supra.runner.training import divergence, train
-from supra.sweeps.callback import SweepJobRecorder, end_if_no_trial_completed
+from supra.sweeps.callback import SweepJobRecorder, end_if_no_trial_completed, note_diverged
 from supra.sweeps.optuna_settings import SweeperSettingsCheck, check_optuna_settings, check_search_ranges
 from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, collect, write_report
 from supra.sweeps.stored_study import STUDY_METRIC, STUDY_SETUP, setup_changes, study_setup
@@ -30,7 +30,7 @@ from supra.sweeps.study import sweep_overrides
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
 from tests.conftest import ROOT, command_line, command_lines, compose_config, run_command
-from tests.sweep_runs import TINY_JOB, TINY_OPTUNA, job_dirs, summary_rows, sweep
+from tests.sweep_runs import TINY_JOB, TINY_OPTUNA, job_dirs, optuna_sweeper, summary_rows, sweep
 
 
 def test_grid_multirun_runs_each_job_and_the_report_is_rebuilt_with_its_failed_job(tmp_path):
@@ -269,6 +269,30 @@ def test_the_report_ranks_a_diverged_job_after_the_completed_ones_with_no_best_v
     assert (rows[1].best_value, rows[1].best_step, rows[1].best_epoch) == (None, None, None)
     assert "| 0 | failed | `model.optimizer.lr=1e6` |  |  |  |  |" in (tmp_path / SUMMARY_MD).read_text()
     assert "- 0 (`model.optimizer.lr=1e6`): diverged: train/loss is nan at the end of training (step 2)" in (tmp_path / SUMMARY_MD).read_text()
+
+
+def test_a_diverged_optuna_trial_is_said_once_not_again_in_the_sweepers_no_value_line(tmp_path, caplog):
+    """Supra's warning says why it failed; the plugin's "Return value must be float-castable. Got 'None'." stood
+    beside it. A trial that ran in another process (a submitit worker), said nowhere here, keeps that line."""
+    cfg = compose_config("train", tmp_path / "sweep" / "0", ["hparams_search=vlm_optuna",
+                                                            f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    multirun = HydraConfig.instance().cfg
+    with read_write(multirun.hydra):
+        multirun.hydra.mode = RunMode.MULTIRUN
+    recorder = SweepJobRecorder()
+    recorder.on_multirun_start(multirun)
+
+    def launch(overrides, initial_job_idx):  # trial 0 diverges in this process, trial 1 returns None elsewhere
+        if initial_job_idx == 0:
+            recorder.on_job_start(cfg)
+            note_diverged("diverged: train/loss is nan at the end of training (step 2)")
+            recorder.on_job_end(cfg, JobReturn(status=JobStatus.COMPLETED, _return_value=None))
+        return [JobReturn(status=JobStatus.COMPLETED, _return_value=None)]
+
+    with caplog.at_level("WARNING"), pytest.raises(ValueError, match="No trials are completed yet"):
+        optuna_sweeper(multirun, launch, n_trials=2).sweep([])
+    no_value = [r for r in caplog.records if r.getMessage().startswith("Failed experiment: Return value must be")]
+    assert len(no_value) == 1
 
 
 def test_an_optuna_trial_that_returned_no_value_is_recorded_as_failed(tmp_path):

@@ -22,7 +22,12 @@ from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, job_count, 
 from supra.utils.cli import FailedJob
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
-from supra.utils.private_apis import job_error, on_optuna_sweep_error
+from supra.utils.private_apis import (
+    OPTUNA_NO_VALUE_LINE,
+    OPTUNA_SWEEPER_LOGGER,
+    job_error,
+    on_optuna_sweep_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +40,26 @@ _diverged: list[str] = []
 def note_diverged(why: str) -> None:
     """Record that the run now ending diverged (`diverged: train/loss is nan at the end of training (step N)`)."""
     _diverged[:] = [why]
+
+
+class _SaidDiverged(logging.Filter):
+    """Drops the Optuna plugin's line for a trial that returned no value ("Failed experiment: Return value must be
+    float-castable. Got 'None'.") once for each trial said here to have diverged: Supra's warning has said why,
+    and the report records it. A trial run in another process (submitit's workers) was said there, not on this
+    console, and keeps the plugin's line."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unrepeated = 0  # trials said to have diverged whose plugin line is still to come
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.unrepeated and record.getMessage().startswith(OPTUNA_NO_VALUE_LINE):
+            self.unrepeated -= 1
+            return False
+        return True
+
+
+_said_diverged = _SaidDiverged()
 
 
 class SweepJobRecorder(Callback):
@@ -53,6 +78,8 @@ class SweepJobRecorder(Callback):
         if "n_trials" in config.hydra.sweeper:  # the Optuna sweeper's, whose folder the run checks have settled
             sweep_dir = Path(str(config.hydra.sweep.dir))
             on_optuna_sweep_error(lambda err: end_if_no_trial_completed(sweep_dir, err))
+            _said_diverged.unrepeated = 0  # an earlier sweep's, in this process
+            logging.getLogger(OPTUNA_SWEEPER_LOGGER).addFilter(_said_diverged)  # once: the same filter is kept once
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._started = time.perf_counter()
@@ -71,6 +98,8 @@ class SweepJobRecorder(Callback):
         error = _described(job_error(job_return)) if failed else None
         if not failed and diverged:  # its scores are a broken model's (val/CIDEr 0.0): no value the sweep can rank
             failed, value, error = True, None, diverged[0]
+            if "n_trials" in hydra_cfg.sweeper:  # the Optuna sweeper's trial: its own line would say it again
+                _said_diverged.unrepeated += 1
         elif not failed and metric and value is None:  # train() returns None for NaN: the sweeper fails the trial
             failed, error = True, f"{metric} was NaN: the run diverged"
         elif not failed and value is None and "n_trials" in hydra_cfg.sweeper:  # Optuna's trial without a value

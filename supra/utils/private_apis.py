@@ -33,7 +33,9 @@ these changes shape, so an upgrade shows what to mend in one place. Why each is 
   (its sweep() is wrapped);
 - the Optuna sweeper's search space: a stored study resumed with a parameter searched another way fails in
   its first trial (Optuna's "Cannot set different distribution kind"), leaving it RUNNING in the study, so
-  the space is read before, as the plugin reads it.
+  the space is read before, as the plugin reads it;
+- the Optuna sweeper's line for a trial that returned no value: for a trial that diverged it repeats Supra's own
+  warning in words that do not say why ("Got 'None'"), and a filter on the logger it uses drops it.
 """
 
 from __future__ import annotations
@@ -212,6 +214,14 @@ def on_optuna_sweep_error(handler: Callable[[Exception], None]) -> None:
             raise
 
     OptunaSweeper.sweep = handled_sweep
+
+
+# -- hydra_plugins.hydra_optuna_sweeper._impl ---------------------------------------------------------------------
+
+# The logger the plugin's sweeper says each failed trial on, in the sweep's process after each batch of trials,
+# and how its line for a trial that returned None (a diverged one: train() returns no value) begins
+OPTUNA_SWEEPER_LOGGER = "hydra_plugins.hydra_optuna_sweeper._impl"
+OPTUNA_NO_VALUE_LINE = "Failed experiment: Return value must be float-castable. Got 'None'"
 
 
 def optuna_search_space(arguments: Sequence[str]) -> dict[str, Any]:
