@@ -954,13 +954,14 @@ def test_a_range_of_the_search_space_replaced_on_the_command_line_is_not_checked
     check_search_ranges(config)  # the sweeper searches the command line's range alone
 
 
-def write_optuna_trial(job_dir: Path, drawn: list[str], fixed: list[str]) -> None:
-    """A completed trial of hparams_search=vlm_optuna: its overrides, the drawn values first (as the sweeper
-    gives them), and its hydra.yaml's search space."""
-    write_job(job_dir, [*drawn, *fixed], "maximize", {"status": "completed", "return_value": 0.2})
+def write_optuna_trial(job_dir: Path, drawn: list[str], fixed: list[str], n_trials: int = 2,
+                       result: dict | None = None) -> None:
+    """A trial of hparams_search=vlm_optuna (completed unless `result` says otherwise): its overrides, the drawn
+    values first (as the sweeper gives them), and its hydra.yaml's n_trials and search space."""
+    write_job(job_dir, [*drawn, *fixed], "maximize", result or {"status": "completed", "return_value": 0.2})
     hydra_yaml = job_dir / ".hydra" / "hydra.yaml"
     recorded = yaml.safe_load(hydra_yaml.read_text())
-    recorded["hydra"]["sweeper"] |= {"n_trials": 2, "params": {
+    recorded["hydra"]["sweeper"] |= {"n_trials": n_trials, "params": {
         "model.optimizer.lr": "tag(log, interval(5e-4, 2e-3))", "data.batch_size": "choice(32, 64, 128)"}}
     hydra_yaml.write_text(yaml.safe_dump(recorded))
 
@@ -974,6 +975,7 @@ def test_the_values_optuna_drew_stay_in_each_row_though_every_trial_drew_the_sam
     with caplog.at_level("INFO"):
         SweepJobRecorder().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
     summary = (tmp_path / SUMMARY_MD).read_text()
+    assert "2 of 2 trials ran, sorted by best val/CIDEr (maximize)." in summary
     assert "All jobs: `hparams_search=vlm_optuna trainer.max_epochs=1`\n" in summary  # what the command line fixed
     assert "| 0 | completed | `model.optimizer.lr=0.0005 data.batch_size=128` |" in summary
     assert f"sweep report (2 jobs): {tmp_path / SUMMARY_MD}" in caplog.text
@@ -985,6 +987,16 @@ def test_an_optuna_sweep_stopped_in_its_one_trial_keeps_its_searched_values_in_t
     with caplog.at_level("INFO"):
         SweepJobRecorder().on_multirun_end(OmegaConf.create({"hydra": {"sweep": {"dir": str(tmp_path)}}}))
     summary = (tmp_path / SUMMARY_MD).read_text()
-    assert "1 job, sorted by best val/CIDEr" in summary and "All jobs: `trainer.max_epochs=1`\n" in summary
+    assert "1 of 2 trials ran, sorted by best val/CIDEr" in summary and "All jobs: `trainer.max_epochs=1`\n" in summary
     assert "| 0 | completed | `model.optimizer.lr=0.0015 data.batch_size=32` |" in summary
     assert f"sweep report (1 job): {tmp_path / SUMMARY_MD}" in caplog.text
+
+
+def test_an_optuna_sweep_stopped_early_says_how_many_of_its_n_trials_ran(tmp_path):
+    """As a grid's report says "N of M jobs ran": Ctrl-C in trial 1 of hydra.sweeper.n_trials=6."""
+    write_optuna_trial(tmp_path / "0", ["model.optimizer.lr=0.001"], [], n_trials=6)
+    write_optuna_trial(tmp_path / "1", ["model.optimizer.lr=0.0015"], [], n_trials=6, result={"status": "interrupted"})
+    write_report(tmp_path)
+    summary = (tmp_path / SUMMARY_MD).read_text()
+    assert "2 of 6 trials ran, sorted by best val/CIDEr (maximize)." in summary
+    assert "| 1 | interrupted | `model.optimizer.lr=0.0015` |" in summary

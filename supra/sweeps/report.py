@@ -278,6 +278,19 @@ def never_started(sweep_cfg: dict[str, Any], jobs: list[str]) -> tuple[int, list
     return len(combos), [f"job {n}: `{' '.join(c)}`" for n, c in enumerate(combos) if str(n) not in jobs]
 
 
+def planned_trials(sweep_dir: Path, rows: list[JobRow]) -> int:
+    """How many trials the Optuna sweep planned: hydra.sweeper.n_trials of a job's .hydra/hydra.yaml (the sweeper
+    writes no multirun.yaml); 0 for another sweeper, or where that is not known (a GridSampler runs fewer when
+    its grid is smaller)."""
+    hydra_cfg = load_yaml(sweep_dir / rows[0].job / ".hydra" / "hydra.yaml") if rows else None
+    sweeper = ((hydra_cfg.get("hydra") or {}).get("sweeper") or {}) if isinstance(hydra_cfg, dict) else {}
+    sampler = sweeper.get("sampler") or {}
+    if isinstance(sampler, dict) and str(sampler.get("_target_", "")).endswith("GridSampler"):
+        return 0
+    n_trials = sweeper.get("n_trials")
+    return n_trials if type(n_trials) is int and n_trials > 0 else 0  # not a bool, nor an unresolved ${...}
+
+
 def _job_row(job_dir: Path, sweep_dir: Path, sweep_cfg: dict[str, Any], overrides: list[str],
              shared: list[str]) -> tuple[JobRow, list[str]]:
     """One job's row, read from its folder, and the notes on it (why its checkpoint or best value is not named)."""
@@ -460,13 +473,15 @@ def _stored_trial_number(storage: str, name: str, params: dict, value: Any, cwd:
 
 
 def _markdown(rows: list[JobRow], shared: list[str], notes: list[str], optuna: dict | None,
-              best_trial: str = "", planned: int = 0, missing: list[str] | None = None) -> str:
+              best_trial: str = "", planned: int = 0, missing: list[str] | None = None, trials: int = 0) -> str:
     groups = _ranked(rows)
     out = io.StringIO()
     out.write("# Sweep summary\n\n")
     ran = job_count(len(rows))
     if missing:  # a sweep stopped before all its jobs ran
         ran = f"{len(rows)} of {planned} jobs ran ({', '.join(missing)} never started)"
+    if trials:  # an Optuna sweep's n_trials: fewer ran where it stopped early (Ctrl-C, too many failed)
+        ran = f"{len(rows)} of {trials} trials ran"
     if len(groups) == 1:
         (metric, direction), = groups
         out.write(f"{ran}, sorted by best {metric or 'metric'} ({direction}).\n")
@@ -507,5 +522,7 @@ def write_report(sweep_dir: str | Path) -> list[JobRow]:
     write_text_atomic(sweep_dir / SUMMARY_CSV, table.getvalue())
     optuna = load_yaml(sweep_dir / "optimization_results.yaml")
     best_trial = _optuna_best_trial(sweep_dir, rows, optuna) if isinstance(optuna, dict) else ""
-    write_text_atomic(sweep_dir / SUMMARY_MD, _markdown(rows, shared, notes, optuna, best_trial, planned, missing))
+    trials = planned_trials(sweep_dir, rows)
+    write_text_atomic(sweep_dir / SUMMARY_MD, _markdown(rows, shared, notes, optuna, best_trial, planned, missing,
+                                                        trials))
     return rows
