@@ -191,11 +191,11 @@ def test_the_report_ranks_by_the_optuna_sweepers_direction_and_says_why_jobs_fai
     write_job(tmp_path / "0", ["model.optimizer.lr=0.001"], "minimize", {"status": "completed", "return_value": 2.0})
     write_job(tmp_path / "1", ["model.optimizer.lr=0.002"], "minimize", {"status": "completed", "return_value": 1.0})
     write_job(tmp_path / "2", ["model.optimizer.lr=9.0"], "minimize",
-              {"status": "failed", "return_value": None, "error": "val/CIDEr was NaN: the run diverged"})
+              {"status": "failed", "return_value": None, "error": "diverged: val/CIDEr was NaN"})
     assert [r.job for r in write_report(tmp_path)] == ["1", "0", "2"]
     summary = (tmp_path / SUMMARY_MD).read_text()
     assert "sorted by best val/CIDEr (minimize)" in summary
-    assert "- 2 (`model.optimizer.lr=9.0`): val/CIDEr was NaN: the run diverged" in summary
+    assert "- 2 (`model.optimizer.lr=9.0`): diverged: val/CIDEr was NaN" in summary
 
 
 def test_an_optuna_sweep_whose_every_trial_failed_ends_in_one_line_naming_the_report(tmp_path, capsys):
@@ -222,7 +222,7 @@ def test_a_job_whose_optimized_metric_is_nan_is_recorded_as_failed(tmp_path):
         hydra_cfg.hydra.mode = RunMode.MULTIRUN
     SweepJobRecorder().on_job_end(cfg, JobReturn(status=JobStatus.COMPLETED, _return_value=None))
     recorded = json.loads((tmp_path / "sweep" / "0" / JOB_RESULT).read_text())
-    assert recorded["status"] == "failed" and recorded["error"] == "val/loss was NaN: the run diverged"
+    assert recorded["status"] == "failed" and recorded["error"] == "diverged: val/loss was NaN"
 
 
 def test_a_diverged_run_returns_no_value_and_its_sweep_job_is_recorded_as_a_failed_trial(train_config, tmp_path,

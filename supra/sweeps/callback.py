@@ -101,7 +101,7 @@ class SweepJobRecorder(Callback):
             if "n_trials" in hydra_cfg.sweeper:  # the Optuna sweeper's trial: its own line would say it again
                 _said_diverged.unrepeated += 1
         elif not failed and metric and value is None:  # train() returns None for NaN: the sweeper fails the trial
-            failed, error = True, f"{metric} was NaN: the run diverged"
+            failed, error = True, f"diverged: {metric} was NaN"  # no best value in the report either
         elif not failed and value is None and "n_trials" in hydra_cfg.sweeper:  # Optuna's trial without a value
             failed, error = True, "optimized_metric=null: the trial returned no value to the Optuna sweeper"
         write_json_atomic(Path(hydra_cfg.runtime.output_dir) / JOB_RESULT, {
