@@ -7,8 +7,9 @@ conf/generate.yaml holds every option (`--help`); same seed, same output.
     python -m supra.generate ckpt=... mode=video2video image=clip.gif frames=4 out=DIR
 
 A prompt with a control token name ("<TEXT>a red square</TEXT><IMAGE>") is used as written, the mode's
-opener added when it ends outside any block ("<TEXT>a red</TEXT>" in text mode: a new text after it); a
-plain one is wrapped for the mode:
+opener added when it ends outside any block ("<TEXT>a red</TEXT>" in text mode: a new text after it); it
+cannot write codes, so its image or video blocks hold no text ("<IMAGE>hello" is refused). A plain one is
+wrapped for the mode:
 
     text         <TEXT>prompt                      -> text up to </TEXT>
     text2image   <TEXT>prompt</TEXT><IMAGE>        -> one grid of codes
@@ -242,19 +243,32 @@ def text_prefix(vocab: A2AVocab, request: Request) -> list[int]:
     return vocab.encode([("text", request.prompt)])
 
 
+def prompt_error(prompt: str | None, err: ValueError) -> SupraUserError:
+    """A raw prompt the sampler refuses, in one line naming it; text inside an image or video block
+    ("<IMAGE>hello", "<IMAGE><c5>") with what a raw prompt may hold there."""
+    if isinstance(err, gen.TextInCodeBlock):
+        return SupraUserError(f"prompt={prompt!r}: {err}; a raw prompt cannot write codes (<c5> in it is text): "
+                              f"leave its {err.block} block empty")
+    return SupraUserError(f"prompt={prompt!r}: {err}")
+
+
 def opened(layout: TokenLayout, ids: list[int], block: str, opener: int, prompt: str | None) -> list[int]:
     """The prompt's ids with the block's opener (gen.with_opener); a raw prompt that ends inside another
-    block ("<TEXT>a red square" asked for an image) named in one line."""
+    block ("<TEXT>a red square" asked for an image), or holds text in an image or video block, named in
+    one line."""
     try:
         return gen.with_opener(layout, ids, block, opener)
     except ValueError as err:
-        raise SupraUserError(f"prompt={prompt!r}: {err}") from None
+        raise prompt_error(prompt, err) from None
 
 
 def outside_blocks(layout: TokenLayout, ids: list[int], prompt: str | None, before: str) -> None:
     """A raw prompt that ends inside a block ("<TEXT>a red", "<VIDEO>") where `before` starts a block of
     its own: named in one line, as `opened` names one for the other modes."""
-    block = gen.prompt_state(layout, ids).block
+    try:
+        block = gen.prompt_state(layout, ids).block
+    except gen.TextInCodeBlock as err:
+        raise prompt_error(prompt, err) from None
     if block != "free":
         raise SupraUserError(f"prompt={prompt!r}: prompt ends inside an open {block} block; close it before {before}")
 

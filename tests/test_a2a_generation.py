@@ -7,6 +7,7 @@ import torch
 from supra.models.a2a_generation import (
     PromptState,
     SamplingConfig,
+    TextInCodeBlock,
     caption_log_likelihood,
     generate_image,
     generate_images,
@@ -95,6 +96,27 @@ def test_video_continues_after_whole_prompt_frames():
     assert new.shape == (2, 2, 2)
     with pytest.raises(ValueError, match="after 3 of 4 codes"):
         generate_video(model, LAYOUT, given[:-1], frames=1, grid=(2, 2))
+
+
+@pytest.mark.parametrize("block, prompt", [
+    ("image", [LAYOUT.text_open, 3, LAYOUT.text_close, LAYOUT.image_open, 5, 6]),  # "<IMAGE>hello world"
+    ("video", [LAYOUT.text_open, 3, LAYOUT.text_close, LAYOUT.video_open, 5]),  # text before the first <FRAME>
+    ("video", [LAYOUT.video_open, LAYOUT.frame, 5]),  # text in a frame
+])
+def test_text_inside_an_image_or_video_block_is_refused_before_sampling(block, prompt):
+    """Text ids where only codes belong: a sequence the model never trains on, sampled on without a word
+    (prompt_state counted only codes and markers); every sampler refuses it, naming the block."""
+    model = random_model(2)
+    samplers = [lambda: generate_texts(model, LAYOUT, [prompt], max_new_tokens=2)]
+    if block == "image":
+        samplers.append(lambda: generate_image(model, LAYOUT, prompt, grid=(2, 2)))
+    else:
+        samplers.append(lambda: generate_video(model, LAYOUT, prompt, frames=1, grid=(2, 2)))
+    for sample in samplers:
+        with pytest.raises(TextInCodeBlock, match=rf"^text inside an? {block} block, which holds only codes$"):
+            sample()
+    opener = LAYOUT.image_open if block == "image" else LAYOUT.video_open
+    assert prompt_state(LAYOUT, prompt[: prompt.index(opener) + 1]).block == block  # the opener alone is fine
 
 
 @pytest.mark.parametrize("mode", ["text", "image", "video"])

@@ -533,6 +533,17 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path, pipes_never_opened):
         (["mode=text2image", "prompt=<IMAGE>", "best_of=2"], r"best_of needs a prompt with a caption"),
         (["mode=text2image", "prompt=<TEXT>a red square"], r"prompt='<TEXT>a red square': prompt ends inside an open text block"),
         (["mode=text", "prompt=<IMAGE>"], r"prompt='<IMAGE>': prompt ends inside an open image block"),
+        # text where only codes go ("<c5>" is text too: codes cannot be written), once sampled on without a word
+        *(([f"mode={mode}", f"prompt={prompt}"], rf"^prompt='{re.escape(prompt)}': text inside an? {block} block, "
+           rf"which holds only codes; a raw prompt cannot write codes \(<c5> in it is text\): leave its {block} "
+           rf"block empty$")
+          for mode, prompt, block in (("text2image", "<TEXT>a red</TEXT><IMAGE>hello world", "image"),
+                                      ("text2image", "<TEXT>a red</TEXT><IMAGE><c5>", "image"),
+                                      ("text", "<IMAGE>a red", "image"),
+                                      ("text2video", "<TEXT>a red</TEXT><VIDEO>hello", "video"),
+                                      ("text2video", "<VIDEO><FRAME>hello", "video"))),
+        (["mode=video2video", f"image={tmp_path / 'short.gif'}", "frames=2", "prompt=<VIDEO>hello"],
+         r"^prompt='<VIDEO>hello': text inside a video block"),
         *((["mode=video2video", f"image={tmp_path / 'short.gif'}", "frames=2", f"prompt={prompt}"],
            rf"prompt='{prompt}': prompt ends inside an open {block} block; close it before the GIF's frames")
           for prompt, block in (("<TEXT>a red", "text"), ("<IMAGE>", "image"), ("<VIDEO>", "video"))),

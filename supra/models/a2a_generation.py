@@ -131,9 +131,22 @@ class PromptState:
     frame_open: bool = False
 
 
+class TextInCodeBlock(ValueError):
+    """A prompt with text ids inside an image or video block, which holds only codes (and a video's
+    `<FRAME>` markers): a sequence the model never trains on. `block` names the block."""
+
+    def __init__(self, block: str) -> None:
+        super().__init__(f"text inside {'an' if block == 'image' else 'a'} {block} block, which holds only codes")
+        self.block = block
+
+
 def prompt_state(layout: TokenLayout, ids: Sequence[int]) -> PromptState:
+    """Where the prompt's ids leave off; text ids inside an image or video block raise TextInCodeBlock,
+    so no sampling function continues such a prompt."""
     block, codes, frames, frame_open = "free", 0, 0, False
     for i in ids:
+        if block in ("image", "video") and 0 <= i < layout.text_size:
+            raise TextInCodeBlock(block)
         if i in (layout.text_close, layout.image_close, layout.video_close):
             block, codes, frames, frame_open = "free", 0, 0, False
         elif i == layout.text_open:
