@@ -119,6 +119,26 @@ def test_parse_prompt_reads_control_tokens_by_name_like_encode(vocab):
     assert vocab.render(prompt) == "<TEXT>a red square</TEXT><IMAGE>"
 
 
+def test_rendered_ids_tell_a_code_or_control_token_from_text_that_reads_like_one(vocab):
+    """generation.json's prompt rendered a typed "<c5>" (four text tokens) exactly as code 5: now text that
+    reads as a token's name is written after a backslash, backslashes before it (or before a token) doubled,
+    and any other text as it is."""
+    layout = vocab.layout
+    code_5 = [layout.text_open, *vocab.encode_text("a red"), layout.text_close, layout.image_open, layout.code_offset + 5]
+    typed_5 = vocab.parse_prompt("<TEXT>a red</TEXT><IMAGE>") + vocab.encode_text("<c5>")
+    assert vocab.render(code_5) == "<TEXT>a red</TEXT><IMAGE><c5>"
+    assert vocab.render(typed_5) == r"<TEXT>a red</TEXT><IMAGE>\<c5>"
+
+    def text_block(text: str) -> str:
+        return vocab.render([layout.text_open, *vocab.encode_text(text), layout.text_close])
+
+    assert text_block("see <c12> or <IMAGE>") == r"<TEXT>see \<c12> or \<IMAGE></TEXT>"
+    assert text_block(r"a \<c5>") == r"<TEXT>a \\\<c5></TEXT>"  # the typed backslash doubled, then the escape
+    assert text_block("ends in a backslash\\") == r"<TEXT>ends in a backslash\\</TEXT>"  # before a real token
+    assert text_block(r"C:\pics <c> c5> 1 < 2") == r"<TEXT>C:\pics <c> c5> 1 < 2</TEXT>"  # nothing to tell apart
+    assert vocab.render(vocab.encode_text("a trailing \\")) == "a trailing \\"  # no token after it
+
+
 def test_token_labels_name_control_tokens_codes_and_text_specials(vocab, tmp_path):
     # what explain and the attention maps write above each tile: never an empty label
     layout = vocab.layout

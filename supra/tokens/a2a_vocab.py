@@ -31,6 +31,10 @@ from supra.utils.errors import SupraUserError, first_line
 Segment = tuple[str, object]
 
 _CONTROL_RE = re.compile("(" + "|".join(re.escape(t) for t in CONTROL_TOKENS) + ")")
+# A token's name as render writes it (a control token, a code as <c17>), with the backslashes before it: text that
+# reads so is escaped, so a rendered prompt tells a typed "<c5>" from code 5.
+_TOKEN_NAME_RE = re.compile(r"(\\*)(" + "|".join(re.escape(t) for t in CONTROL_TOKENS) + r"|<c\d+>)")
+_TRAILING_BACKSLASHES_RE = re.compile(r"(\\+)\Z")
 FORMAT = "supra.a2a_vocab"
 
 
@@ -147,7 +151,10 @@ class A2AVocab:
         return ids
 
     def render(self, ids: Iterable[int]) -> str:
-        """ids -> readable string: text decoded, control tokens by name, codes as <c17> (for logs and .txt)."""
+        """ids -> readable string: text decoded, control tokens by name, codes as <c17> (generation.json's
+        prompt, labels). Unambiguous: text that reads as a token's name is written with a backslash before
+        it (the text "<c5>" as \\<c5>, its backslashes before it doubled), as are a text's backslashes just
+        before a token; other text is written as it is."""
         layout, out, run = self.layout, [], []
         names = {v: k for k, v in layout.control_ids.items()}
         for i in map(int, ids):
@@ -155,11 +162,11 @@ class A2AVocab:
                 run.append(i)
                 continue
             if run:
-                out.append(self.decode_text(run))
+                out.append(_escaped(self.decode_text(run), before_token=True))
                 run = []
             out.append(names.get(i) or f"<c{i - layout.code_offset}>")
         if run:
-            out.append(self.decode_text(run))
+            out.append(_escaped(self.decode_text(run), before_token=False))
         return "".join(out)
 
     # -- mixed sequences ------------------------------------------------------------------------
@@ -228,6 +235,14 @@ class A2AVocab:
                 raise ValueError(f"id {i} is outside the vocabulary of {layout.vocab_size}")
         flush()
         return segments
+
+
+def _escaped(text: str, before_token: bool) -> str:
+    """Text as render writes it: a token name in it ("<c5>", "<TEXT>") after a backslash, the backslashes before
+    it doubled, so a name after an even number of backslashes (none) is a token; the trailing backslashes
+    doubled too where a token follows."""
+    text = _TOKEN_NAME_RE.sub(lambda m: m[1] * 2 + "\\" + m[2], text)
+    return _TRAILING_BACKSLASHES_RE.sub(lambda m: m[1] * 2, text) if before_token else text
 
 
 def _side(n: int) -> int:
