@@ -49,9 +49,9 @@ from supra.models.vqvae import VQVAE
 from supra.pictures.files import save_gif_atomic, save_image_atomic
 from supra.pictures.grids import (
     first_frames,
-    render_caption_grid,
     render_generated_grid,
     render_image_rows,
+    render_pictures_captions,
     to_pil,
 )
 from supra.tokens.a2a_layout import CONTROL_TOKENS, VQVAE_DOWNSAMPLE, TokenLayout
@@ -364,7 +364,8 @@ def batches(n: int, size: int) -> list[range]:
 def prepare_texts(request: Request, pair: Pair) -> Callable[[], Result]:
     """text, image2text: the prompt (after the image's block) built and checked."""
     layout, vocab = pair.layout, pair.vocab
-    codes, image_ids = None, []
+    pixels = codes = None
+    image_ids: list[int] = []
     if request.mode == "image2text":
         check_image_size_fits(pair.context, request.mode, request.image_size)
         pixels = load_picture(request)
@@ -382,11 +383,13 @@ def prepare_texts(request: Request, pair: Pair) -> Callable[[], Result]:
     limit, note = text_room(request.max_new_tokens, len(image_ids) + prompt_len, pair.context)
     if note:
         print(note, file=sys.stderr)
-    return partial(sample_texts, request, pair, prompt, codes, limit)
+    return partial(sample_texts, request, pair, prompt, pixels, codes, limit)
 
 
-def sample_texts(request: Request, pair: Pair, prompt: list[int], codes: torch.Tensor | None, limit: int) -> Result:
-    """`limit`: the text tokens that fit (text_room), recorded in generation.json as max_new_tokens."""
+def sample_texts(request: Request, pair: Pair, prompt: list[int], pixels: torch.Tensor | None,
+                 codes: torch.Tensor | None, limit: int) -> Result:
+    """image2text's `pixels` (uint8 [3, S, S], the picture as the model's input) and their `codes`, or None;
+    `limit`: the text tokens that fit (text_room), recorded in generation.json as max_new_tokens."""
     vocab, n = pair.vocab, request.num_samples
     options = sampling(request, pair.device)
     texts = [text for batch in batches(n, SAMPLE_BATCH)
@@ -397,11 +400,20 @@ def sample_texts(request: Request, pair: Pair, prompt: list[int], codes: torch.T
     lines = [vocab.decode_text(t) for t in texts]
     name = "text.txt" if codes is None else "captions.txt"
     outputs: dict[str, Output] = {name: sample_lines([start + line for line in lines])}
-    if codes is not None:
-        recon = decode_codes(pair.vqvae, codes[None])
-        outputs["grid.png"] = render_caption_grid(recon.expand(n, -1, -1, -1), lines, columns=min(n, 4),
-                                                  title=grid_title(request, Path(request.image).name))
+    if pixels is not None and codes is not None:
+        outputs["grid.png"] = render_pictures_captions(torch.stack([pixels, decode_codes(pair.vqvae, codes[None])[0]]),
+                                                       picture_labels(request), lines,
+                                                       title=grid_title(request, Path(request.image).name))
     return outputs, {"prompt": vocab.render(prompt), "max_new_tokens": limit, "prompt_text": start, "texts": lines}
+
+
+def picture_labels(request: Request) -> list[str]:
+    """What image2text's grid shows over the picture given and over what the model read of it (the VQ-VAE's
+    codes, decoded: how far the model's view is from the picture)."""
+    size = f"{request.image_size}x{request.image_size}"
+    fitted = f"resize={request.resize}" if request.resize != "refuse" else "as given"
+    return [f"{Path(request.image).name}, {size} ({fitted}): the model's input",
+            "its VQ-VAE reconstruction: what the model read"]
 
 
 def prepare_images(request: Request, pair: Pair) -> Callable[[], Result]:

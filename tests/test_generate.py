@@ -277,6 +277,35 @@ def test_image2text_captions_the_image(pair, tmp_path):
     assert (tmp_path / "out" / "grid.png").is_file()
 
 
+def test_image2text_grid_shows_the_picture_given_beside_what_the_model_read_of_it_each_labelled(pair, tmp_path):
+    """It showed the VQ-VAE's reconstruction alone, unlabelled, under a title naming the picture's file."""
+    from supra.data.images import fit
+    from supra.pictures.grids import NAME_COLOUR, TILE
+
+    picture = square("green", 40)
+    Image.fromarray(picture).save(tmp_path / "green.png")  # 40x40: fitted to 16x16, as the model is given it
+    summary = generate(tmp_path, pair[0], "mode=image2text", f"image={tmp_path / 'green.png'}", "num_samples=2",
+                       "max_new_tokens=3")
+    grid = Image.open(tmp_path / "out" / "grid.png").convert("RGB")
+    assert titled(grid, "image2text, seed 0: green.png")
+    labels = ["green.png, 16x16 (resize=crop): the model's input", "its VQ-VAE reconstruction: what the model read"]
+    wrapped = [wrap(label, font(), TILE - 8) for label in labels]
+    top = LINE_HEIGHT + 8  # under the title
+    for column, lines in enumerate(wrapped):
+        tile = grid.crop((column * TILE, 0, (column + 1) * TILE, grid.height))
+        assert all(drawn_at(tile, top + 4 + i * LINE_HEIGHT, line, NAME_COLOUR) for i, line in enumerate(lines))
+    tiles_top = top + max(map(len, wrapped)) * LINE_HEIGHT + 8
+    given = Image.fromarray(fit(picture, SIDE, "crop", 10**6).permute(1, 2, 0).numpy()).resize((TILE - 8, TILE - 8),
+                                                                                                Image.NEAREST)
+    shown = grid.crop((4, tiles_top, TILE - 4, tiles_top + TILE - 8))
+    assert np.array_equal(np.asarray(shown), np.asarray(given))  # the user's picture, not its reconstruction
+    read = grid.crop((TILE + 4, tiles_top, 2 * TILE - 4, tiles_top + TILE - 8))
+    assert not np.array_equal(np.asarray(read), np.asarray(given))
+    captions_top = tiles_top + TILE  # under the tiles' bottom border
+    for i, text in enumerate(summary["texts"]):
+        assert drawn_at(grid, captions_top + i * LINE_HEIGHT, f"sample {i}: {text}", (20, 20, 20))
+
+
 def test_image2text_reads_a_gifs_first_frame_as_shown_as_training_does(pair, tmp_path):
     from supra.data.gif_frames import read_gif_frames
     from tests.media_fixtures import PALETTE, Frame, gif_bytes, solid

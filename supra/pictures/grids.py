@@ -168,6 +168,24 @@ def render_prompt_grid(images: torch.Tensor, prompts: Sequence[str], columns: in
     return render_generated_grid(images, ["prompt: " + prompt for prompt in prompts], columns, title)
 
 
+def render_pictures_captions(pictures: torch.Tensor, labels: Sequence[str], captions: Sequence[str],
+                             title: str | None = None) -> Image.Image:
+    """Pictures uint8 [K, 3, H, W] side by side, each under its label (upscaled sharp, as generated ones), then
+    each caption on its own wrapped lines, "sample i: ..." -> one RGB picture (generate's image2text: the
+    picture given and what the model read of it, then what it said)."""
+    _check_images(pictures, len(labels))
+    top = _text_grid(pictures, [[(label, NAME_COLOUR)] for label in labels], len(pictures), title, text_above=True,
+                     resample=Image.NEAREST)
+    face = font()
+    lines = [line for i, caption in enumerate(captions) for line in wrap(f"sample {i}: {caption}", face, top.width - 8)]
+    picture = Image.new("RGB", (top.width, top.height + len(lines) * LINE_HEIGHT + 4), "white")
+    picture.paste(top, (0, 0))
+    draw = ImageDraw.Draw(picture)
+    for i, line in enumerate(lines):
+        draw.text((4, top.height + i * LINE_HEIGHT), line, fill=(20, 20, 20), font=face)
+    return picture
+
+
 def first_frames(count: int) -> str:
     """How a clip's row names the frames it was given: "the first frame", "the first 3 frames"."""
     return "the first frame" if count == 1 else f"the first {count} frames"
