@@ -5,6 +5,7 @@ checkpoint, and one-line errors for a missing or mismatched VQ-VAE."""
 from __future__ import annotations
 
 import csv
+import fnmatch
 import json
 import logging
 import re
@@ -28,6 +29,7 @@ from supra.utils.errors import SupraUserError, user_error_in
 from tests.conftest import compose_config, run_command, write_vqvae_checkpoint
 from tests.picture_lines import drawn_at, titled
 
+ROOT = Path(__file__).resolve().parents[1]
 TASKS = ("text", "text2image", "image2text", "video", "text2video")
 
 
@@ -126,6 +128,35 @@ def test_training_reports_the_loss_of_every_task_and_the_generation_metrics(a2a_
     assert "val/CIDEr" in columns and "val/text2image_fidelity" in columns
     for task in TASKS:  # mixed batches: every task's loss at every step
         assert f"train/loss_{task}" in columns
+
+
+def documented_names(text: str) -> list[str]:
+    """The names a document gives, as fnmatch patterns: loss_<task> any task's loss, Bleu_1..4 each of the four."""
+    names = []
+    for name in re.findall(r"[\w<>.*]+", text):
+        if span := re.fullmatch(r"(\w+_)(\d)\.\.(\d)", name):
+            names += [f"{span[1]}{i}" for i in range(int(span[2]), int(span[3]) + 1)]
+        else:
+            names.append(re.sub(r"<\w+>", "*", name))
+    return names
+
+
+def test_the_docs_name_every_key_of_an_a2a_runs_metrics_json_and_when_each_comes(a2a_trained):
+    """n_captions was in no document, and the Metrics section listed text2image_fidelity with no word that only
+    the shapes sources' objects give it: each key is named in docs/a2a_nano.md's Metrics section and the README's
+    Outputs table, and each named one that a shapes run with every task and no METEOR writes is written."""
+    metrics = json.loads((a2a_trained / "metrics.json").read_text())
+    docs = (ROOT / "docs" / "a2a_nano.md").read_text()
+    paragraph = docs[docs.index("The test's `metrics.json` holds"):].split("\n\n")[0]
+    readme = (ROOT / "README.md").read_text()
+    outputs_row = readme[readme.index("\nmetrics.json "):readme.index("\npredictions.json ")]
+    for where, text in (("docs/a2a_nano.md", paragraph), ("README.md", outputs_row)):
+        patterns = documented_names(text)
+        unnamed = [key for key in metrics if not any(fnmatch.fnmatchcase(key, p) for p in patterns)]
+        assert not unnamed, (where, unnamed)
+    assert "only where the test holds items of the built-in shapes sources" in paragraph
+    named = set(re.findall(r"`(\w+)`", paragraph)) - {"METEOR", "shapes", "shapes_video"}  # METEOR: not in this run
+    assert sorted(named - set(metrics)) == []
 
 
 def test_every_metric_an_a2a_run_logs_is_one_its_task_names_for_callbacks_to_monitor(a2a_trained, vqvae_ckpt):
