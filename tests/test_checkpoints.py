@@ -15,10 +15,12 @@ from pathlib import Path
 import lightning as L
 import pytest
 import torch
+from lightning.pytorch.utilities.data import _update_dataloader
 from lightning.pytorch.utilities.exceptions import SIGTERMException
-from torch.utils.data import DataLoader, IterableDataset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDataset, TensorDataset
 
 from supra.callbacks.checkpoint import AtomicCheckpointIO, LastStepModelCheckpoint
+from supra.data.base import SplitDataModule
 from supra.data.epoch_loader import EpochLoader, EpochProgress, trainer_progress
 from supra.runner.resume import EpochWhereStopped
 from supra.runner.training import interrupted_test, train
@@ -428,6 +430,71 @@ def test_a_loader_of_unknown_length_resumed_after_an_epochs_last_batch_draws_the
         fit(interrupted := RecordsDrawn(press_in=4), "interrupted")
     fit(resumed := RecordsDrawn(), "resumed", tmp_path / "interrupted" / "last.ckpt")
     assert interrupted.drawn + resumed.drawn == [(epoch, batch) for epoch in (0, 1) for batch in range(4)]
+
+
+class NumberedItems(Dataset):
+    """Items 0..9 served in whole batches (`__getitems__`), as Supra's in-memory datasets serve them."""
+
+    def __len__(self) -> int:
+        return 10
+
+    def __getitems__(self, indices: list[int]) -> tuple[torch.Tensor]:
+        return (torch.tensor(indices, dtype=torch.float32)[:, None].repeat(1, 2),)
+
+
+class NumberedSplits(SplitDataModule):
+    """Every split the 10 NumberedItems, through the loaders every captioner and VQ-VAE DataModule has."""
+
+    def load_split(self, split: str) -> range:
+        return range(10)
+
+    def dataset(self, split: str) -> Dataset:
+        return NumberedItems()
+
+
+class RecordsItems(RecordsBatches):
+    def training_step(self, batch, batch_idx):
+        self.items = [*getattr(self, "items", []), batch[0][:, 0].int().tolist()]
+        return super().training_step(batch, batch_idx)
+
+
+def test_a_shuffled_epoch_resumed_midway_in_one_process_trains_the_rest_of_its_permutation(tmp_path):
+    # it trained its first batches again (a new shuffle, from the resumed process's random state): some items twice,
+    # others never in that epoch
+    def fit(run: str, max_steps: int, ckpt_path: Path | None = None) -> list[list[int]]:
+        trainer = L.Trainer(max_steps=max_steps, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                            limit_val_batches=0, default_root_dir=tmp_path,
+                            callbacks=[LastStepModelCheckpoint(dirpath=tmp_path / run, save_last=True, save_top_k=0),
+                                       EpochWhereStopped()])
+        trainer.fit(model := RecordsItems(), NumberedSplits(batch_size=2), ckpt_path=ckpt_path)
+        return model.items
+
+    torch.manual_seed(0)
+    whole = fit("whole", max_steps=5)  # 5 batches of 2: one epoch
+    torch.manual_seed(0)
+    interrupted = fit("interrupted", max_steps=3)
+    torch.manual_seed(1)  # the resumed process draws other random numbers
+    resumed = fit("resumed", max_steps=5, ckpt_path=tmp_path / "interrupted" / "last.ckpt")
+    assert interrupted + resumed == whole
+    assert sorted(item for batch in whole for item in batch) == list(range(10))
+
+
+def test_a_shuffled_epoch_resumed_midway_under_ddp_trains_the_rest_of_each_ranks_share(monkeypatch):
+    # Lightning's DistributedSampler, seeded by the seed and the epoch, drew the same permutation again and the resumed
+    # run trained it from its first batch: each rank's first batches twice, its last never (data=caption_folder)
+    def rank_1_of_2(batches_done: int) -> list[list[int]]:
+        data, trainer = NumberedSplits(batch_size=1), L.Trainer(logger=False, enable_progress_bar=False)
+        monkeypatch.setattr(data, "trainer", trainer)
+        trainer.fit_loop.epoch_loop.batch_progress.current.completed = batches_done  # as restored from a checkpoint
+        # what Lightning makes of the loader under DDP, here for rank 1 of 2
+        sampler = DistributedSampler(data.dataset("train"), num_replicas=2, rank=1, shuffle=True, seed=0)
+        loader = _update_dataloader(data.train_dataloader(), sampler)
+        loader.batch_sampler.sampler.set_epoch(0)
+        return [batch[0][:, 0].int().tolist() for batch in loader]
+
+    whole = rank_1_of_2(batches_done=0)
+    assert len(whole) == 5  # 10 items over 2 ranks in batches of 1
+    assert rank_1_of_2(batches_done=3) == whole[3:]
 
 
 def test_same_state_is_equal_names_and_tensors_wherever_they_lie():

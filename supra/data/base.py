@@ -17,6 +17,7 @@ import lightning as L
 import torch
 from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_info
 
+from supra.data.epoch_loader import ShuffledLoader, trainer_progress
 from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE
 from supra.utils.cli import check_option_types
 from supra.utils.distributed import rank_and_world
@@ -178,21 +179,26 @@ class SplitDataModule(L.LightningDataModule):
 
     # -- loaders ----------------------------------------------------------------------------------
 
-    def loader(self, split: str, batch_size: int, shuffle: bool) -> DataLoader:
+    def loader(self, split: str, batch_size: int) -> DataLoader:
+        """The split's batches in order."""
         return DataLoader(
-            self.dataset(split), batch_size=batch_size, shuffle=shuffle, collate_fn=batch_is_ready,
+            self.dataset(split), batch_size=batch_size, shuffle=False, collate_fn=batch_is_ready,
             num_workers=self.num_workers, pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0,
             drop_last=False,
         )
 
     def train_dataloader(self) -> DataLoader:
-        return self.loader("train", self.batch_size, shuffle=True)
+        """Shuffled; a run resumed mid-epoch trains the rest of the epoch's permutation (ShuffledLoader)."""
+        progress = (lambda: trainer_progress(self.trainer)) if self.trainer is not None else None
+        return ShuffledLoader.over(self.dataset("train"), self.batch_size, progress, collate_fn=batch_is_ready,
+                                   num_workers=self.num_workers, pin_memory=self.pin_memory,
+                                   persistent_workers=self.num_workers > 0)
 
     def eval_loader(self, split: str) -> DataLoader:
         """Under DDP each item scored once (RankBatches); in one process the loader every split has."""
         rank, world = rank_and_world()  # here: DataLoader workers have no process group
         if world == 1:
-            return self.loader(split, self.eval_batch_size, shuffle=False)
+            return self.loader(split, self.eval_batch_size)
         trust_exact_lengths()
         return DataLoader(RankBatches(self.dataset(split), self.eval_batch_size, rank, world), batch_size=None,
                           collate_fn=batch_is_ready, num_workers=self.num_workers, pin_memory=self.pin_memory,

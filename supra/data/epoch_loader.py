@@ -1,6 +1,8 @@
 """A DataLoader over a dataset that draws its own batches per epoch (the a2a mixture, the shard stream)
 and so must be told, before each epoch, which epoch this is and how many of its batches were already
 trained (a run resumed mid-epoch): then a resumed run trains on the batches an uninterrupted one would.
+ShuffledLoader does the same for a shuffled map-style dataset (the captioner's and VQ-VAE's splits held in
+memory): a resumed epoch trains the rest of the permutation it began.
 
 Lightning calls `set_epoch` on samplers only, and builds the loader's iterator before it restores a
 checkpoint's progress, so the loader asks `progress` (the trainer's) when the epoch's first batch is asked
@@ -11,12 +13,13 @@ for. Its workers persist across epochs (no fork and start-up per epoch): the dat
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import itertools
+from collections.abc import Callable, Iterator, Sized
 from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import DataLoader, IterableDataset
+from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, RandomSampler
 
 from supra.utils.distributed import rank_and_world
 from supra.utils.private_apis import batches_done_in_epoch
@@ -64,19 +67,25 @@ class EpochLoader(DataLoader):
     """`dataset` yields whole batches and keeps its EpochProgress. Without
     `progress`, epochs are counted from 0 as the loader is iterated."""
 
-    def __init__(self, dataset: EpochProgress | IterableDataset, progress: Progress | None = None, **settings: Any) -> None:
-        super().__init__(dataset, batch_size=None, persistent_workers=settings.get("num_workers", 0) > 0, **settings)
+    def __init__(self, dataset: EpochProgress | IterableDataset | Dataset, progress: Progress | None = None,
+                 **settings: Any) -> None:
+        super().__init__(dataset, **{"batch_size": None, "persistent_workers": settings.get("num_workers", 0) > 0,
+                                     **settings})
         self.progress, self.epochs_started = progress, 0
 
     def __iter__(self) -> Iterator[Any]:
         def batches() -> Iterator[Any]:
             epoch, done = self.progress() if self.progress is not None else (self.epochs_started, 0)
-            self.dataset.epoch, self.dataset.skip_batches = epoch, done
-            self.dataset.place = rank_and_world()
+            self.begin_epoch(epoch, done)
             self.epochs_started += 1
             yield from self.epoch_batches(epoch, done)
 
         return batches()
+
+    def begin_epoch(self, epoch: int, done: int) -> None:
+        """Tell the dataset the epoch about to be iterated and its batches already trained."""
+        self.dataset.epoch, self.dataset.skip_batches = epoch, done
+        self.dataset.place = rank_and_world()
 
     def epoch_batches(self, epoch: int, done: int) -> Iterator[Any]:
         """The epoch's batches from the workers (they start, or resume, here)."""
@@ -89,3 +98,59 @@ class EpochLoader(DataLoader):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         pass
+
+
+class EpochShuffle(RandomSampler):
+    """torch's RandomSampler, drawing as it draws (a seed from torch's generator as each epoch begins, then that
+    seed's permutation: a run's batches are those a plain shuffled loader gave it), which keeps the seed: a run
+    resumed mid-epoch in one process draws that epoch's permutation again from its checkpoint (`resume_seed`)."""
+
+    def __init__(self, data_source: Sized) -> None:
+        super().__init__(data_source)
+        self.seed: int | None = None  # that of the epoch begun last
+        self.resume_seed: int | None = None
+
+    def __iter__(self) -> Iterator[int]:
+        drawn = int(torch.empty((), dtype=torch.int64).random_().item())  # drawn even when resuming: the same draws
+        self.seed, self.resume_seed = drawn if self.resume_seed is None else self.resume_seed, None
+        yield from torch.randperm(len(self.data_source), generator=torch.Generator().manual_seed(self.seed)).tolist()
+
+
+class SkipBatches(BatchSampler):
+    """A BatchSampler whose next epoch leaves out its first `skip` batches (their indices drawn, no item
+    loaded): those a resumed run had trained. Under DDP Lightning makes it again around its DistributedSampler."""
+
+    skip = 0
+
+    def __iter__(self) -> Iterator[list[int]]:
+        skip, self.skip = self.skip, 0
+        yield from itertools.islice(super().__iter__(), skip, None)
+
+
+class ShuffledLoader(EpochLoader):
+    """The shuffled train loader of a map-style `dataset` of whole batches (`__getitems__`): in one process in
+    torch's RandomSampler's order, under DDP in Lightning's DistributedSampler's (seeded by the seed and the
+    epoch), from which a run resumed mid-epoch trains the rest of the permutation the interrupted run began, on
+    every rank. In one process that permutation's seed is the loader's state, kept in the checkpoint."""
+
+    def __init__(self, dataset: Dataset, progress: Progress | None = None, **settings: Any) -> None:
+        super().__init__(dataset, progress, **{"batch_size": 1, **settings})  # 1: the batch sampler's batches
+        self.restored_seed: int | None = None
+
+    @classmethod
+    def over(cls, dataset: Dataset, batch_size: int, progress: Progress | None = None, **settings: Any) -> ShuffledLoader:
+        return cls(dataset, progress, batch_sampler=SkipBatches(EpochShuffle(dataset), batch_size, drop_last=False),
+                   **settings)
+
+    def begin_epoch(self, epoch: int, done: int) -> None:
+        self.batch_sampler.skip = done
+        if done and isinstance(self.batch_sampler.sampler, EpochShuffle):  # the epoch the checkpoint stopped in
+            self.batch_sampler.sampler.resume_seed = self.restored_seed
+        self.restored_seed = None
+
+    def state_dict(self) -> dict[str, Any]:
+        sampler = self.batch_sampler.sampler
+        return {"shuffle_seed": sampler.seed} if isinstance(sampler, EpochShuffle) and sampler.seed is not None else {}
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        self.restored_seed = state_dict.get("shuffle_seed")
