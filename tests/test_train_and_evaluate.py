@@ -691,6 +691,21 @@ def test_a_resume_on_other_data_says_so(train_config, caplog):
         "checkpoint's run"]
 
 
+def test_a_resume_of_photo_data_into_a_new_run_folder_says_nothing_of_its_data(tmp_path, caplog):
+    from omegaconf import OmegaConf
+
+    from supra.runner.training import say_resumed_changes
+
+    # data.output_dir is the run folder (where the split lists go), new with every resume: not other data
+    photos = ["data=caption_folder", "data.root=/photos"]
+    run_config = OmegaConf.to_container(compose_config("train", tmp_path / "first", photos), resolve=True)
+    resumed = compose_config("train", tmp_path / "second", [*photos, "ckpt_path=first/last.ckpt"])
+    assert resumed.data.output_dir != run_config["data"]["output_dir"]
+    with caplog.at_level("WARNING", logger="supra.runner.training"):
+        say_resumed_changes(resumed, run_config)
+    assert [r.getMessage() for r in caplog.records] == []
+
+
 def test_a_resume_with_other_model_settings_says_they_are_used(train_config, caplog):
     from omegaconf import OmegaConf
 

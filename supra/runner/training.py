@@ -339,9 +339,10 @@ def lr_after(step: int, length: int | None) -> str:
             f"trainer.max_steps={length})")
 
 
-# Settings a resumed run may change without a word: how its batches are made and where its files (and caches) go.
+# Settings a resumed run may change without a word: how its batches are made and where its files (and caches) go
+# (output_dir: the run folder, new with every resume, where a photo data set's split lists are written).
 QUIET_DATA_KEYS = {"batch_size", "eval_batch_size", "num_workers", "show_progress", "tokenizer_path", "vocab_path",
-                   "cache_dir"}
+                   "cache_dir", "output_dir"}
 
 
 # Model settings a resumed run may change without a word: speed and display switches, and the files a model
