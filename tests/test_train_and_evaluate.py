@@ -28,7 +28,7 @@ from supra.loggers.wandb_logger import build_wandb_logger
 from supra.runner.callback_checks import PERIODIC_CHECKPOINTS
 from supra.runner.evaluation import data_for_release, evaluate, run_settings
 from supra.runner.run_checks import check_run_config
-from supra.runner.training import say_shorter_than_schedule, schedule_length, train
+from supra.runner.training import say_past_schedule, say_shorter_than_schedule, schedule_length, train
 from supra.tasks.lr_schedules import warmup_cosine
 from supra.utils.errors import SupraUserError
 from supra.utils.run_folders import finished_run_file
@@ -648,7 +648,11 @@ def test_resume_from_last_checkpoint_continues_at_the_same_step(trained_run, tra
     assert said == [f"resuming ckpt_path={last} with model.optimizer.lr=0.01 (was 0.003): not used: the checkpoint's "
                     "optimizer state goes on",
                     f"resuming ckpt_path={last} with model.weight_decay=0.2 (was 0.01): not used: the checkpoint's "
-                    "optimizer state (its weight decay) goes on"]  # the schedule and the data as the run's
+                    "optimizer state (its weight decay) goes on",  # the schedule and the data as the run's
+                    # ... and the 30-step schedule, done, goes on at its min_lr
+                    f"resuming ckpt_path={last} with trainer.max_steps=37, past its learning-rate schedule's 30 steps "
+                    "(which goes on): the 7 steps after step 30 train at its min_lr 1e-05; for an lr that decays over "
+                    "all 37 steps, train a new run with trainer.max_steps=37"]
     resumed = torch.load(Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
     before = torch.load(last, weights_only=True)
     assert [g["weight_decay"] for g in resumed["optimizer_states"][0]["param_groups"]] == [0.01, 0.0]
@@ -823,6 +827,28 @@ def test_a_resume_that_ends_before_its_checkpoints_schedule_is_warned_that_the_l
     assert [record.getMessage() for record in caplog.records] == [
         "resuming ckpt_path=r1/last.ckpt with trainer.max_steps=40, short of its learning-rate schedule's 60 steps "
         "(which goes on): the run ends partway through it, and its lr never reaches min_lr"]
+
+
+@pytest.mark.parametrize("warmup_steps", [0, 2])
+def test_a_resume_that_trains_past_its_checkpoints_schedule_is_warned_of_the_steps_at_min_lr(warmup_steps, caplog):
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    schedule = warmup_cosine(optimizer, total_steps=4, warmup_steps=warmup_steps, min_lr=3e-5)
+    # a 4-step run stopped by trainer.max_steps=4 at its end, then one stopped at step 2 of it
+    at_end = {"global_step": 4, "lr_schedulers": [schedule.state_dict()]}
+    midway = {"global_step": 2, "lr_schedulers": [schedule.state_dict()]}
+    assert schedule_length(at_end) == 4
+    with caplog.at_level(logging.WARNING):
+        for max_steps in (4, -1):  # nothing past the schedule, or no step bound to count by
+            say_past_schedule("r1/last.ckpt", midway, max_steps)
+        say_past_schedule("r1/last.ckpt", at_end, 8)
+        say_past_schedule("r1/last.ckpt", midway, 8)
+    assert [record.getMessage() for record in caplog.records] == [
+        "resuming ckpt_path=r1/last.ckpt with trainer.max_steps=8, past its learning-rate schedule's 4 steps (which "
+        "goes on): the 4 steps after step 4 train at its min_lr 3e-05; for an lr that decays over all 8 steps, train "
+        "a new run with trainer.max_steps=8",
+        "resuming ckpt_path=r1/last.ckpt with trainer.max_steps=8, past its learning-rate schedule's 4 steps (which "
+        "goes on): the 4 steps after step 4 train at its min_lr 3e-05; for an lr that decays over all 8 steps, train "
+        "a new run with trainer.max_steps=8 (or end with its schedule: trainer.max_steps=4)"]
 
 
 def run_cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:

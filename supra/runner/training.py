@@ -147,6 +147,7 @@ def _check_resume(cfg: DictConfig, task: SupraTask, ckpt_path: str, run_config: 
         resumed = run_config_of(checkpoint) or {}
         say_resumed_changes(cfg, resumed)
         say_shorter_than_schedule(ckpt_path, schedule_length(checkpoint), cfg.trainer.get("max_steps"))
+        say_past_schedule(ckpt_path, checkpoint, cfg.trainer.get("max_steps"))
         keep_resumed_settings(run_config, resumed)
 
 
@@ -423,6 +424,35 @@ def say_shorter_than_schedule(ckpt_path: str, length: int | None, max_steps: Any
         log.warning("resuming ckpt_path=%s with trainer.max_steps=%d, short of its learning-rate schedule's %d steps "
                     "(which goes on): the run ends partway through it, and its lr never reaches min_lr", ckpt_path,
                     max_steps, length)
+
+
+def schedule_min_lr(checkpoint: dict[str, Any]) -> float | None:
+    """The learning rate the checkpoint's warm-up and cosine schedule holds past its end (its min_lr); None for
+    another schedule (or none)."""
+    try:
+        state = checkpoint["lr_schedulers"][0]
+        cosine = state["_schedulers"][1] if "_schedulers" in state else state
+        return float(cosine["eta_min"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
+def say_past_schedule(ckpt_path: str, checkpoint: dict[str, Any], max_steps: Any) -> None:
+    """Warn that a resumed run trains past the end of its checkpoint's learning-rate schedule (which goes on, not
+    set out again for the new trainer.max_steps: a run stopped by trainer.max_steps and continued with more), so
+    each step past it trains at the schedule's min_lr, and say how to get a schedule over the whole run."""
+    length, min_lr, step = schedule_length(checkpoint), schedule_min_lr(checkpoint), checkpoint.get("global_step")
+    if length is None or min_lr is None or not isinstance(step, int) or not isinstance(max_steps, int):
+        return
+    past_from = max(step, length)  # the steps after it train past the schedule's end
+    if max_steps <= past_from:
+        return
+    # ending with the schedule is an option only while some of it is left to train
+    or_end = f" (or end with its schedule: trainer.max_steps={length})" if step < length else ""
+    log.warning("resuming ckpt_path=%s with trainer.max_steps=%d, past its learning-rate schedule's %d steps (which "
+                "goes on): the %d steps after step %d train at its min_lr %g; for an lr that decays over all %d steps, "
+                "train a new run with trainer.max_steps=%d%s", ckpt_path, max_steps, length, max_steps - past_from,
+                past_from, min_lr, max_steps, max_steps, or_end)
 
 
 def keep_resumed_settings(run_config: dict[str, Any], resumed: dict[str, Any]) -> None:
