@@ -19,7 +19,7 @@ from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import InstantiationException
 from hydra.types import RunMode
 from hydra.utils import instantiate
-from omegaconf import OmegaConf, open_dict, read_write
+from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from supra.runner.training import divergence, train
 from supra.sweeps.callback import SweepJobRecorder, end_if_no_trial_completed, note_diverged
@@ -160,6 +160,16 @@ def test_a_study_report_of_a_folder_that_is_not_there_points_to_where_studies_ar
                                        "directory (logs/study/<date>)\n")
 
 
+def sweep_job_config(tmp_path: Path, *overrides: str, job: str = "0") -> tuple[DictConfig, DictConfig]:
+    """Job `job`'s config of a multirun into tmp_path/sweep, and the Hydra config it runs under, as a sweep's
+    job has them (composed, hydra.mode MULTIRUN)."""
+    cfg = compose_config("train", tmp_path / "sweep" / job, [*overrides, f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+    hydra_cfg = HydraConfig.instance().cfg  # what compose_config set
+    with read_write(hydra_cfg.hydra):
+        hydra_cfg.hydra.mode = RunMode.MULTIRUN
+    return cfg, hydra_cfg
+
+
 def write_job(job_dir: Path, overrides: list[str], direction: str | None, result: dict,
               metric: str = "val/CIDEr") -> None:
     """A finished job's folder as Hydra and the sweep recorder leave it: .hydra/{overrides,config,hydra}.yaml
@@ -216,10 +226,7 @@ def test_an_optuna_sweep_whose_every_trial_failed_ends_in_one_line_naming_the_re
 
 def test_a_job_whose_optimized_metric_is_nan_is_recorded_as_failed(tmp_path):
     # train() returns None for a NaN metric; the recorder, after the job, says why it failed
-    cfg = compose_config("train", tmp_path / "sweep" / "0", ["optimized_metric=val/loss", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
-    hydra_cfg = HydraConfig.instance().cfg  # what compose_config set, as a sweep's job has it
-    with read_write(hydra_cfg.hydra):
-        hydra_cfg.hydra.mode = RunMode.MULTIRUN
+    cfg, _ = sweep_job_config(tmp_path, "optimized_metric=val/loss")
     SweepJobRecorder().on_job_end(cfg, JobReturn(status=JobStatus.COMPLETED, _return_value=None))
     recorded = json.loads((tmp_path / "sweep" / "0" / JOB_RESULT).read_text())
     assert recorded["status"] == "failed" and recorded["error"] == "diverged: val/loss was NaN"
@@ -237,11 +244,7 @@ def test_a_diverged_run_returns_no_value_and_its_sweep_job_is_recorded_as_a_fail
         "diverged: val/loss is inf at the end of training (step 7)")
     assert divergence({"train/loss": 1.0, "val/loss": 2.0, "val/CIDEr": float("nan")}, 7) is None
     # the job's end, in the process it ran in: a failed trial with the reason, not one returning a value
-    cfg = compose_config("train", tmp_path / "sweep" / "0", ["hparams_search=vlm_optuna",
-                                                            f"hydra.sweep.dir={tmp_path / 'sweep'}"])
-    hydra_cfg = HydraConfig.instance().cfg
-    with read_write(hydra_cfg.hydra):
-        hydra_cfg.hydra.mode = RunMode.MULTIRUN
+    cfg, _ = sweep_job_config(tmp_path, "hparams_search=vlm_optuna")
     recorder = SweepJobRecorder()
     recorder.on_job_end(cfg, JobReturn(status=JobStatus.COMPLETED, _return_value=value))
     recorded = json.loads((tmp_path / "sweep" / "0" / JOB_RESULT).read_text())
@@ -274,11 +277,7 @@ def test_the_report_ranks_a_diverged_job_after_the_completed_ones_with_no_best_v
 def test_a_diverged_optuna_trial_is_said_once_not_again_in_the_sweepers_no_value_line(tmp_path, caplog):
     """Supra's warning says why it failed; the plugin's "Return value must be float-castable. Got 'None'." stood
     beside it. A trial that ran in another process (a submitit worker), said nowhere here, keeps that line."""
-    cfg = compose_config("train", tmp_path / "sweep" / "0", ["hparams_search=vlm_optuna",
-                                                            f"hydra.sweep.dir={tmp_path / 'sweep'}"])
-    multirun = HydraConfig.instance().cfg
-    with read_write(multirun.hydra):
-        multirun.hydra.mode = RunMode.MULTIRUN
+    cfg, multirun = sweep_job_config(tmp_path, "hparams_search=vlm_optuna")
     recorder = SweepJobRecorder()
     recorder.on_multirun_start(multirun)
 
@@ -296,11 +295,7 @@ def test_a_diverged_optuna_trial_is_said_once_not_again_in_the_sweepers_no_value
 
 
 def test_an_optuna_trial_that_returned_no_value_is_recorded_as_failed(tmp_path):
-    cfg = compose_config("train", tmp_path / "sweep" / "0", ["hparams_search=vlm_optuna", "optimized_metric=null",
-                                                            f"hydra.sweep.dir={tmp_path / 'sweep'}"])
-    hydra_cfg = HydraConfig.instance().cfg
-    with read_write(hydra_cfg.hydra):
-        hydra_cfg.hydra.mode = RunMode.MULTIRUN
+    cfg, _ = sweep_job_config(tmp_path, "hparams_search=vlm_optuna", "optimized_metric=null")
     SweepJobRecorder().on_job_end(cfg, JobReturn(status=JobStatus.COMPLETED, _return_value=None))
     recorded = json.loads((tmp_path / "sweep" / "0" / JOB_RESULT).read_text())
     assert recorded["status"] == "failed" and recorded["error"] == (
@@ -365,9 +360,7 @@ def test_the_jobs_of_one_multirun_in_nested_folders_are_one_sweep(tmp_path):
     """hydra.sweep.subdir=lr${model.optimizer.lr}/${hydra.job.num}: each job records its folder within the sweep's,
     which tells the jobs of one multirun, nested, from those of several side by side."""
     subdir = "hydra.sweep.subdir=lr${model.optimizer.lr}/${hydra.job.num}"
-    cfg = compose_config("train", tmp_path / "sweep" / "lr0.001" / "0", [f"hydra.sweep.dir={tmp_path / 'sweep'}", subdir])
-    with read_write(HydraConfig.instance().cfg.hydra):
-        HydraConfig.instance().cfg.hydra.mode = RunMode.MULTIRUN
+    cfg, _ = sweep_job_config(tmp_path, subdir, job="lr0.001/0")
     SweepJobRecorder().on_job_end(cfg, JobReturn(status=JobStatus.COMPLETED, _return_value=0.1))
     assert json.loads((tmp_path / "sweep" / "lr0.001" / "0" / JOB_RESULT).read_text())["subdir"] == "lr0.001/0"
 
@@ -413,9 +406,7 @@ def test_a_job_result_that_is_not_a_json_object_is_named_in_one_line(tmp_path):
 
 def test_a_failed_jobs_reason_keeps_the_cause_hydra_gives_on_its_next_line(tmp_path):
     # Hydra's instantiate says "Error in call to target 'builtins.int':" and the TypeError on the next line
-    cfg = compose_config("train", tmp_path / "sweep" / "0", [f"hydra.sweep.dir={tmp_path / 'sweep'}"])
-    with read_write(HydraConfig.instance().cfg.hydra):
-        HydraConfig.instance().cfg.hydra.mode = RunMode.MULTIRUN
+    cfg, _ = sweep_job_config(tmp_path)
     with pytest.raises(InstantiationException) as raised:
         instantiate({"_target_": "builtins.int", "foo": 1})
     SweepJobRecorder().on_job_end(cfg, JobReturn(status=JobStatus.FAILED, _return_value=raised.value))
