@@ -16,6 +16,7 @@ from supra.utils.cli import (
     exit_on_user_error,
 )
 from supra.utils.hydra_quoting import quote_values
+from supra.utils.unknown_keys import exit_if_unknown_key
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
@@ -32,4 +33,5 @@ if __name__ == "__main__":
         exit_if_null_group("train", sys.argv[1:])  # logger=null: Hydra's traceback
         exit_if_run_dir_unwritable(sys.argv[1:], default_log_dir="logs")
         sys.argv[1:] = quote_values(sys.argv[1:])  # data.root=/data/café: quoted for Hydra's grammar
+        exit_if_unknown_key("train", sys.argv[1:])  # trainer.max_stpes=2: Hydra's multi-line error
     main()

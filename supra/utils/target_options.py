@@ -32,7 +32,7 @@ def _check(value: Any, where: str) -> None:
         return
     if not isinstance(value, dict):
         return
-    options = _options(value.get("_target_"))
+    options = target_options(value.get("_target_"))
     unknown = [key for key in value if not str(key).startswith("_") and options is not None and key not in options]
     if unknown:
         key, name = str(unknown[0]), str(value["_target_"]).rsplit(".", 1)[-1]
@@ -44,7 +44,7 @@ def _check(value: Any, where: str) -> None:
         _check(item, f"{where}.{key}")
 
 
-def _options(target: Any) -> set[str] | None:
+def target_options(target: Any) -> set[str] | None:
     """The keywords `target` takes; None (any) when it takes **kwargs or cannot be looked at. A model class
     naming its `config_class` (a dataclass its **config builds) takes that class's fields. Other **kwargs of
     a class of Supra's are taken to go on to its base class's __init__ (the DataModules' do), whose keywords

@@ -1,0 +1,104 @@
+"""A `key=value` of the command line that names no option of the composed config (`trainer.max_stpes=2`), said in
+one line with the nearest key there is, before Hydra composes: Hydra's own answer is a multi-line error that
+advises `+key=...`, which would add a key nothing reads."""
+
+from __future__ import annotations
+
+import difflib
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.override_parser.types import Override
+from hydra.errors import HydraException
+from omegaconf import OmegaConf
+
+from supra.utils.cli import CONF_DIR, compose_conf
+from supra.utils.target_options import target_options
+
+
+def exit_if_unknown_key(config_name: str, argv: Sequence[str]) -> None:
+    """Exit with status 2 and `error: <arg>: no such option (did you mean <key>?)` for the first override of
+    `argv` whose key conf/<config_name>.yaml, composed with the command line's group choices, does not have.
+    Keys under hydra. and the overrides Hydra cannot read are left to Hydra."""
+    overrides = [o for o in parsed_overrides(argv) if not o.key_or_group.startswith("hydra")]
+    values = [o for o in overrides if not is_config_group(o.key_or_group) and not o.is_delete()]
+    choices = [o for o in overrides if is_config_group(o.key_or_group)]
+    if not values or any(o.is_sweep_override() for o in choices):  # a sweep over groups: each job its own keys
+        return
+    try:
+        tree = OmegaConf.to_container(compose_conf(config_name, [o.input_line for o in choices]), resolve=False)
+    except HydraException:  # a choice that does not compose: Hydra says why when it composes
+        return
+    added: list[str] = []  # keys an earlier `+key=...` of the line adds, known to those after it
+    for override in values:
+        key = override.key_or_group
+        problem = None if any(key == a or key.startswith(f"{a}.") for a in added) else unknown_key(tree, override)
+        if problem:
+            print(f"error: {override.input_line}: {problem}", file=sys.stderr)
+            raise SystemExit(2)
+        if override.is_add() or override.is_force_add():
+            added.append(key)
+
+
+def parsed_overrides(argv: Sequence[str]) -> list[Override]:
+    """Each `key=value`, `+key=value`, `~key` of `argv` as Hydra reads it; flags (`-m`, `--cfg job`) and what
+    Hydra's grammar cannot read (which Hydra then names) are left out."""
+    parser = OverridesParser.create()
+    overrides = []
+    for arg in argv:
+        if arg.startswith("-") or ("=" not in arg and not arg.startswith("~")):
+            continue
+        try:
+            overrides.append(parser.parse_override(arg))
+        except HydraException:
+            continue
+    return overrides
+
+
+def is_config_group(key: str) -> bool:
+    """Whether `key` (`data`, `model/encoder`) names a config group of conf/ rather than a key of the config."""
+    return not key.startswith("hydra") and (CONF_DIR / key).is_dir()
+
+
+def unknown_key(tree: dict, override: Override) -> str | None:
+    """What is wrong with `override`'s key in `tree` (the composed config as plain containers), None if it is
+    there (or below a list or value, Hydra's to judge)."""
+    parts = override.key_or_group.split(".")
+    missing = _first_missing(tree, parts)
+    if missing is None:
+        return None
+    depth, parent = missing
+    where, name = ".".join(parts[:depth]), parts[depth]
+    if override.is_add() or override.is_force_add():
+        return None
+    if depth == len(parts) - 1 and _target_takes(parent, name):  # not in conf/, but its class reads it
+        return f"not in the config, though {where} takes it: add it with +{override.input_line.lstrip('+')}"
+    siblings = sorted(str(k) for k in parent if not str(k).startswith("_"))
+    close = difflib.get_close_matches(name, siblings, n=1)
+    prefix = f"{where}." if where else ""
+    if close:
+        return f"no such option (did you mean {prefix}{close[0]}?)"
+    if len(siblings) <= 16:
+        return f"no such option (the options {f'of {where}' if where else 'there are'}: {', '.join(siblings)})"
+    return "no such option"
+
+
+def _first_missing(tree: dict, parts: Sequence[str]) -> tuple[int, dict] | None:
+    """The index of the first of `parts` that its parent in `tree` lacks, and that parent; None if all are
+    there, or a list or value comes first."""
+    node: Any = tree
+    for depth, part in enumerate(parts):
+        if not isinstance(node, dict):
+            return None
+        if part not in node:
+            return depth, node
+        node = node[part]
+    return None
+
+
+def _target_takes(node: dict, name: str) -> bool:
+    """Whether `node`'s `_target_` takes a keyword `name` (False when it has none, or takes any)."""
+    options = target_options(node.get("_target_"))
+    return options is not None and name in options
