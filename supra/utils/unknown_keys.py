@@ -1,6 +1,7 @@
 """A `key=value` of the command line that names no option of the composed config (`trainer.max_stpes=2`), said in
 one line with the nearest key there is, before Hydra composes: Hydra's own answer is a multi-line error that
-advises `+key=...`, which would add a key nothing reads."""
+advises `+key=...`, which would add a key nothing reads. Such a `+key=...` beside the key it misspells
+(`+ckpt_pth=...`) is refused the same way: the run would go on without it."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def unknown_key(tree: dict, override: Override) -> str | None:
     depth, parent = missing
     where, name = ".".join(parts[:depth]), parts[depth]
     if override.is_add() or override.is_force_add():
-        return None
+        return _unread_addition(override, parts, depth, parent)
     if depth == len(parts) - 1 and _target_takes(parent, name):  # not in conf/, but its class reads it
         return f"not in the config, though {where} takes it: add it with +{override.input_line.lstrip('+')}"
     siblings = sorted(str(k) for k in parent if not str(k).startswith("_"))
@@ -83,6 +84,19 @@ def unknown_key(tree: dict, override: Override) -> str | None:
     if len(siblings) <= 16:
         return f"no such option (the options {f'of {where}' if where else 'there are'}: {', '.join(siblings)})"
     return "no such option"
+
+
+def _unread_addition(override: Override, parts: Sequence[str], depth: int, parent: dict) -> str | None:
+    """A `+key=value` adding a plain value next to a key it is close to (`+ckpt_pth=` beside ckpt_path): a typo
+    nothing would read (the run would go on without a word). A new node (`+callbacks.mine._target_=...`, a
+    `{...}` value) is the user's own, and a key of a `_target_` node is checked against what its class takes
+    when the run starts (check_target_options: `+trainer.max_time=` is read)."""
+    if depth != len(parts) - 1 or isinstance(override.value(), dict) or "_target_" in parent:
+        return None
+    siblings = sorted(str(k) for k in parent if not str(k).startswith("_"))
+    close = difflib.get_close_matches(parts[depth], siblings, n=1)
+    where = ".".join(parts[:depth])
+    return f"no such option, and nothing reads one added (did you mean {f'{where}.' if where else ''}{close[0]}?)" if close else None
 
 
 def _first_missing(tree: dict, parts: Sequence[str]) -> tuple[int, dict] | None:
