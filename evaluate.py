@@ -10,6 +10,7 @@ from supra.utils.cli import (
     asks_shell_completion,
     check_required,
     exit_if_run_dir_unwritable,
+    exit_if_unknown_group_option,
     exit_if_unknown_option,
     exit_on_ctrl_c,
     exit_on_user_error,
@@ -32,6 +33,7 @@ def check_command_line() -> None:
         raise SystemExit(0)
     exit_if_run_dir_unwritable(sys.argv[1:], default_log_dir="logs")
     exit_if_unknown_option("eval", sys.argv[1:])
+    exit_if_unknown_group_option(sys.argv[1:])  # data=flikr8k: Hydra's 15-line error
     sys.argv[1:] = data_for_release(sys.argv[1:])  # a release folder holds no data config
     sys.argv[1:] = quote_values(sys.argv[1:])  # data.root=/data/café: quoted for Hydra's grammar
 

@@ -12,6 +12,7 @@ from supra.utils.cli import (
     check_required,
     exit_if_null_group,
     exit_if_run_dir_unwritable,
+    exit_if_unknown_group_option,
     exit_on_ctrl_c,
     exit_on_user_error,
 )
@@ -31,6 +32,7 @@ def main(cfg: DictConfig) -> float | None:
 if __name__ == "__main__":
     if not asks_shell_completion(sys.argv[1:], "python train.py"):  # else Hydra's, as given
         exit_if_null_group("train", sys.argv[1:])  # logger=null: Hydra's traceback
+        exit_if_unknown_group_option(sys.argv[1:])  # data=flikr8k: Hydra's 15-line error
         exit_if_run_dir_unwritable(sys.argv[1:], default_log_dir="logs")
         sys.argv[1:] = quote_values(sys.argv[1:])  # data.root=/data/café: quoted for Hydra's grammar
         exit_if_unknown_key("train", sys.argv[1:])  # trainer.max_stpes=2: Hydra's multi-line error

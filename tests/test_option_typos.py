@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from supra.utils.cli import exit_if_unknown_group_option
 from supra.utils.unknown_keys import exit_if_unknown_key
 
 
@@ -49,3 +50,26 @@ def test_a_plus_key_added_on_purpose_is_taken():
         "+callbacks.periodic.every_n_train_steps=50", "+callbacks.mine={_target_:x.Y}", "+my_note=hello",
     ])
     exit_if_unknown_key("train", ["experiment=a2a_shapes", "+data.sources.mine={_target_:x.Y,root:my_media/}"])
+
+
+@pytest.mark.parametrize(("arg", "message"), [
+    ("data=flikr8k", "error: data=flikr8k: data has no option flikr8k (did you mean flickr8k?): its options are "
+                     "a2a_mixture, caption_folder, coco, flickr30k, flickr8k, hf_disk, media_folder, shapes, "
+                     "shapes_images, shapes_video, shards\n"),
+    ("trainer=gpuu", "error: trainer=gpuu: trainer has no option gpuu (did you mean gpu?): its options are "),
+    ("experiment=vlm_flikr8k", "error: experiment=vlm_flikr8k: experiment has no option vlm_flikr8k (did you mean "
+                               "vlm_flickr8k?)"),
+    ("debug=fastdevrun", "(did you mean fast_dev_run?)"),
+    ("model/encoder=vitt", "error: model/encoder=vitt: model/encoder has no option vitt (did you mean vit?)"),
+    ("data=shapes,flikr8k", "error: data=shapes,flikr8k: data has no option flikr8k (did you mean flickr8k?)"),
+])
+def test_a_misspelled_group_option_is_one_line_with_the_nearest_and_the_options(arg, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        exit_if_unknown_group_option([arg])
+    error = capsys.readouterr().err
+    assert exit_info.value.code == 2 and error.count("\n") == 1 and message in error
+
+
+def test_group_options_that_exist_are_left_to_hydra():
+    exit_if_unknown_group_option(["data=flickr8k", "model/encoder=vit", "+experiment=vlm_coco", "-m",
+                                  "trainer=cpu,ddp_sim", "debug=null", "hydra/launcher=basic", "data.root=x"])

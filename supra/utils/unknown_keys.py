@@ -10,12 +10,11 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from supra.utils.cli import CONF_DIR, compose_conf
+from supra.utils.cli import compose_conf, is_config_group, parsed_overrides
 from supra.utils.target_options import target_options
 
 
@@ -41,26 +40,6 @@ def exit_if_unknown_key(config_name: str, argv: Sequence[str]) -> None:
             raise SystemExit(2)
         if override.is_add() or override.is_force_add():
             added.append(key)
-
-
-def parsed_overrides(argv: Sequence[str]) -> list[Override]:
-    """Each `key=value`, `+key=value`, `~key` of `argv` as Hydra reads it; flags (`-m`, `--cfg job`) and what
-    Hydra's grammar cannot read (which Hydra then names) are left out."""
-    parser = OverridesParser.create()
-    overrides = []
-    for arg in argv:
-        if arg.startswith("-") or ("=" not in arg and not arg.startswith("~")):
-            continue
-        try:
-            overrides.append(parser.parse_override(arg))
-        except HydraException:
-            continue
-    return overrides
-
-
-def is_config_group(key: str) -> bool:
-    """Whether `key` (`data`, `model/encoder`) names a config group of conf/ rather than a key of the config."""
-    return not key.startswith("hydra") and (CONF_DIR / key).is_dir()
 
 
 def unknown_key(tree: dict, override: Override) -> str | None:
