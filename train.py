@@ -15,6 +15,7 @@ from supra.utils.cli import (
     exit_if_unknown_group_option,
     exit_on_ctrl_c,
     exit_on_user_error,
+    print_help,
 )
 from supra.utils.hydra_quoting import quote_values
 from supra.utils.unknown_keys import exit_if_unknown_key
@@ -29,11 +30,19 @@ def main(cfg: DictConfig) -> float | None:
     return metric  # what a sweeper (e.g. Optuna) optimises
 
 
+def check_command_line() -> None:
+    """--help, and the options Hydra would answer with a traceback or a many-line error, before it composes."""
+    if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
+        print_help("train", help_config="default", config_groups=True)  # the options' comments too
+        raise SystemExit(0)
+    exit_if_null_group("train", sys.argv[1:])  # logger=null: Hydra's traceback
+    exit_if_unknown_group_option(sys.argv[1:])  # data=flikr8k: Hydra's 15-line error
+    exit_if_run_dir_unwritable(sys.argv[1:], default_log_dir="logs")
+    sys.argv[1:] = quote_values(sys.argv[1:])  # data.root=/data/café: quoted for Hydra's grammar
+    exit_if_unknown_key("train", sys.argv[1:])  # trainer.max_stpes=2: Hydra's multi-line error
+
+
 if __name__ == "__main__":
     if not asks_shell_completion(sys.argv[1:], "python train.py"):  # else Hydra's, as given
-        exit_if_null_group("train", sys.argv[1:])  # logger=null: Hydra's traceback
-        exit_if_unknown_group_option(sys.argv[1:])  # data=flikr8k: Hydra's 15-line error
-        exit_if_run_dir_unwritable(sys.argv[1:], default_log_dir="logs")
-        sys.argv[1:] = quote_values(sys.argv[1:])  # data.root=/data/café: quoted for Hydra's grammar
-        exit_if_unknown_key("train", sys.argv[1:])  # trainer.max_stpes=2: Hydra's multi-line error
+        check_command_line()
     main()

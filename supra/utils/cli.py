@@ -303,11 +303,17 @@ def exit_if_unknown_group_option(argv: Sequence[str]) -> None:
                 raise SystemExit(2)
 
 
-def print_help(config_name: str, help_config: str | None = None, data_sets: Sequence[str] | None = None) -> None:
+LAUNCHERS = ("hydra/launcher: slurm (each job of a -m multirun a SLURM job: python train.py -m hydra/launcher=slurm ...);\n"
+             "    Hydra's own basic (the default: the jobs one after another) and submitit_local (each job a local process)")
+
+
+def print_help(config_name: str, help_config: str | None = None, data_sets: Sequence[str] | None = None,
+               config_groups: bool = False) -> None:
     """The command's usage, its options as its config file states them (defaults and what each means, the
     comments included: Hydra's own --help would print the values alone), the data sets where it takes
-    data=<name> (`data_sets`, else every conf/data file), then examples. The usage
-    and examples are its config's hydra.help, or those of the hydra/<help_config> it names."""
+    data=<name> (`data_sets`, else every conf/data file), or with `config_groups` every group of conf/ and its
+    options (train.py's), then examples. The usage and examples are its config's hydra.help, or those of the
+    hydra/<help_config> it names."""
     path = CONF_DIR / f"{config_name}.yaml"
     text = path.read_text()
     help_cfg = OmegaConf.load(CONF_DIR / "hydra" / f"{help_config}.yaml").help if help_config else OmegaConf.load(path).hydra.help
@@ -320,11 +326,23 @@ def print_help(config_name: str, help_config: str | None = None, data_sets: Sequ
             continue
         options.append(line)
     print(f"{help_cfg.header.rstrip()}\n\nOptions (key=value; ??? = required):\n" + "\n".join(f"  {line}" for line in options))
-    if re.search(r"^  - (override )?data:", text, re.MULTILINE):
+    if config_groups:
+        print_config_groups()
+    elif re.search(r"^  - (override )?data:", text, re.MULTILINE):
         every = sorted(p.stem for p in (CONF_DIR / "data").glob("*.yaml"))
         names = ", ".join(data_sets or every)
         print(f"\nData sets (data=<name>, then data.root=DIR and the set's own keys): {names}")
     print(f"\n{help_cfg.footer.rstrip()}")
+
+
+def print_config_groups() -> None:
+    """Each config group of conf/ (`model/encoder` too) with its options, for train.py's --help."""
+    groups = sorted(str(path.parent.relative_to(CONF_DIR)) for path in CONF_DIR.glob("*/**/*.yaml"))
+    lines = [f"  {group}: {', '.join(sorted(path.stem for path in (CONF_DIR / group).glob('*.yaml')))}"
+             for group in dict.fromkeys(groups) if not group.startswith("hydra")]
+    print("\nConfig groups (group=option, one per group; conf/<group>/<option>.yaml explains its keys, each a key=value "
+          "option too,\ne.g. model.optimizer.lr=1e-3 trainer.max_steps=500; --cfg job prints the composed config):\n"
+          + "\n".join(lines) + f"\n  {LAUNCHERS}")
 
 
 def check_required(cfg: DictConfig, config_name: str) -> None:

@@ -1,12 +1,16 @@
-"""A misspelled option on train.py's command line is one line naming the nearest there is, exit status 2,
-before Hydra composes (whose own error would advise a `+key=...` that nothing reads)."""
+"""train.py's command line: a misspelled option is one line naming the nearest there is, exit status 2, before
+Hydra composes (whose own error would advise a `+key=...` that nothing reads); --help explains its options."""
 
 from __future__ import annotations
+
+import runpy
+import sys
 
 import pytest
 
 from supra.utils.cli import exit_if_unknown_group_option
 from supra.utils.unknown_keys import exit_if_unknown_key
+from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize(("arg", "message"), [
@@ -73,3 +77,21 @@ def test_a_misspelled_group_option_is_one_line_with_the_nearest_and_the_options(
 def test_group_options_that_exist_are_left_to_hydra():
     exit_if_unknown_group_option(["data=flickr8k", "model/encoder=vit", "+experiment=vlm_coco", "-m",
                                   "trainer=cpu,ddp_sim", "debug=null", "hydra/launcher=basic", "data.root=x"])
+
+
+def run_train_py(argv: list[str], monkeypatch) -> int:
+    """`python train.py argv...` in this process, up to its exit before Hydra composes: the exit status."""
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "train.py"), *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(ROOT / "train.py"), run_name="__main__")
+    return exit_info.value.code
+
+
+def test_train_py_help_shows_its_options_with_their_comments_and_every_config_group(monkeypatch, capsys):
+    assert run_train_py(["--help"], monkeypatch) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("Supra: train and evaluate") and "Examples:" in text
+    assert "  ckpt_path: null   # resume: ckpt_path=logs/train/runs/<run>/checkpoints/last.ckpt" in text
+    assert "  optimized_metric: null  # the metric train.py returns to a sweeper" in text
+    assert "  model/encoder: cnn, pretrained, vit" in text and "  debug: fast_dev_run, overfit, profiler" in text
+    assert "hydra/launcher: slurm" in text
