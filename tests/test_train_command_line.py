@@ -27,10 +27,20 @@ def test_a_misspelled_key_is_one_line_with_the_nearest_key_of_its_sub_config(arg
     assert (exit_info.value.code, capsys.readouterr().err) == (2, message)
 
 
+def test_train_py_refuses_a_misspelled_key_or_group_option_before_hydra_composes(monkeypatch, capsys):
+    assert run_train_py(["ckpt_pth=x.ckpt"], monkeypatch) == 2
+    assert run_train_py(["+ckpt_pth=x.ckpt"], monkeypatch) == 2
+    assert run_train_py(["data=flikr8k"], monkeypatch) == 2
+    errors = capsys.readouterr().err.splitlines()
+    assert [line.split(": ")[1] for line in errors] == ["ckpt_pth=x.ckpt", "+ckpt_pth=x.ckpt", "data=flikr8k"]
+    assert all("(did you mean" in line for line in errors)
+
+
 def test_keys_an_experiment_or_an_earlier_plus_brings_are_options():
     # vlm_flickr8k's data has a root; the mixture's sources are added, then set, on one line
     exit_if_unknown_key("train", ["experiment=vlm_flickr8k", "data.root=/data", "seed=1", "-m", "trainer.max_steps=1,2"])
     exit_if_unknown_key("train", ["+model.extra={a:1}", "model.extra.a=2", "hydra.run.dir=/tmp/x", "--cfg", "job"])
+    exit_if_unknown_key("train", ["--config-name", "my_train", "my_key=1"])  # another config: Hydra checks its keys
 
 
 @pytest.mark.parametrize(("arg", "message"), [
