@@ -89,6 +89,15 @@ def test_group_options_that_exist_are_left_to_hydra():
                                   "trainer=cpu,ddp_sim", "debug=null", "hydra/launcher=basic", "data.root=x"])
 
 
+def test_options_of_the_users_own_config_folders_are_left_to_hydra(tmp_path):
+    """`--config-dir DIR` (or hydra.searchpath) adds the user's own options, data=mine among them."""
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "mine.yaml").write_text("root: x\n")
+    exit_if_unknown_group_option(["--config-dir", str(tmp_path), "data=mine"])
+    exit_if_unknown_group_option([f"hydra.searchpath=[file://{tmp_path}]", "data=mine"])
+    exit_if_unknown_key("train", ["--config-dir", str(tmp_path), "data=mine", "data.mine_key=1"])
+
+
 def run_train_py(argv: list[str], monkeypatch) -> int:
     """`python train.py argv...` in this process, up to its exit before Hydra composes: the exit status."""
     monkeypatch.setattr(sys, "argv", [str(ROOT / "train.py"), *argv])

@@ -278,6 +278,15 @@ def parsed_overrides(argv: Sequence[str]) -> list[Override]:
     return overrides
 
 
+OTHER_CONFIG_FLAGS = ("--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--experimental-rerun")
+
+
+def other_configs(argv: Sequence[str]) -> bool:
+    """Whether the command line composes from more than conf/ (another config or folder, a search path of the
+    user's, whose groups and keys conf/ does not know): then its keys and choices are Hydra's to check."""
+    return any(arg.startswith(OTHER_CONFIG_FLAGS) or arg.lstrip("+").startswith("hydra.searchpath") for arg in argv)
+
+
 def is_config_group(key: str) -> bool:
     """Whether `key` (`data`, `model/encoder`) names a config group of conf/ rather than a key of the config."""
     return not key.startswith("hydra") and (CONF_DIR / key).is_dir()
@@ -286,7 +295,10 @@ def is_config_group(key: str) -> bool:
 def exit_if_unknown_group_option(argv: Sequence[str]) -> None:
     """`group=option` naming no file of conf/<group>/ (`data=flikr8k`, `model/encoder=vitt`, each choice of a
     sweep's `data=a,b`) as one line naming the nearest and the options, exit 2, not Hydra's 15-line error. Hydra's
-    own groups (hydra/...) and what its grammar cannot read are left to it."""
+    own groups (hydra/...), what its grammar cannot read and a command line with configs of the user's
+    (other_configs: `--config-dir DIR` adds options of its own) are left to it."""
+    if other_configs(argv):
+        return
     for override in parsed_overrides(argv):
         group = override.key_or_group
         if not is_config_group(group) or override.is_delete():

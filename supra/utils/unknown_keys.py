@@ -14,17 +14,15 @@ from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from supra.utils.cli import compose_conf, is_config_group, parsed_overrides
+from supra.utils.cli import compose_conf, is_config_group, other_configs, parsed_overrides
 from supra.utils.target_options import target_options
-
-OTHER_CONFIG_FLAGS = ("--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--experimental-rerun")
 
 
 def exit_if_unknown_key(config_name: str, argv: Sequence[str]) -> None:
     """Exit with status 2 and `error: <arg>: no such option (did you mean <key>?)` for the first override of
     `argv` whose key conf/<config_name>.yaml, composed with the command line's group choices, does not have.
     Keys under hydra. and the overrides Hydra cannot read are left to Hydra."""
-    if any(arg.startswith(OTHER_CONFIG_FLAGS) for arg in argv):  # not conf/<config_name>.yaml: Hydra's to check
+    if other_configs(argv):  # not conf/<config_name>.yaml alone: Hydra's to check
         return
     overrides = [o for o in parsed_overrides(argv) if not o.key_or_group.startswith("hydra")]
     values = [o for o in overrides if not is_config_group(o.key_or_group) and not o.is_delete()]
