@@ -777,8 +777,8 @@ def test_explain_refuses_an_empty_out_and_says_an_unreadable_picture_is_none_as_
     with pytest.raises(SystemExit):
         run_command("explain", f"ckpt={pair[0]}", f"image={tmp_path / 'empty.png'}", f"out={tmp_path / 'out'}",
                     f"image_size={SIDE}")
-    assert capsys.readouterr().err == (f"error: image={tmp_path / 'empty.png'} cannot be read as a picture "
-                                       "(UnidentifiedImageError): give a PNG, JPEG, ...\n")
+    assert capsys.readouterr().err == (f"error: image={tmp_path / 'empty.png'} cannot be read as a picture: "
+                                       "empty file (0 bytes); give a PNG, JPEG, ...\n")
 
 
 def test_explain_says_a_picture_is_too_large_and_to_resize_it(pair, tmp_path, capsys):
