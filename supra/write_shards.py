@@ -31,7 +31,6 @@ from supra.data.images import UNREADABLE, load_rgb
 from supra.utils.cli import (
     check_option_types,
     check_paths_given,
-    compose_conf,
     hydra_command,
     refuse_unread_options,
 )
@@ -48,6 +47,7 @@ from supra.utils.files import (
     writing_alone,
 )
 from supra.utils.numbers import is_whole
+from supra.utils.overrides import compose_conf
 
 log = logging.getLogger(__name__)
 

@@ -14,10 +14,9 @@ from typing import Any
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
-from hydra.core.override_parser.overrides_parser import OverridesParser
-from hydra.core.override_parser.types import ChoiceSweep, Override
+from hydra.core.override_parser.types import ChoiceSweep
 from hydra.core.plugins import Plugins
-from hydra.errors import CompactHydraException, HydraException, InstantiationException
+from hydra.errors import CompactHydraException, InstantiationException
 from hydra.plugins.completion_plugin import CompletionPlugin
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
@@ -26,8 +25,8 @@ from torch.multiprocessing import ProcessRaisedException
 from supra.utils.errors import SupraUserError, note_in_run_log, user_error_in
 from supra.utils.files import check_writable_dir
 from supra.utils.hydra_quoting import quote_values, quoted_whole
-
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the repository's conf/, beside the package
+from supra.utils.overrides import CONF_DIR, is_config_group, other_configs, parsed_overrides
+from supra.utils.unknown_keys import exit_if_unknown_key
 
 
 @contextmanager
@@ -198,18 +197,6 @@ def _check_writable_unmade(folder: Path) -> None:
     check_writable_dir(folder, create=False)
 
 
-def compose_conf(config_name: str, overrides: Sequence[str]) -> DictConfig:
-    """conf/<config_name>.yaml composed with `overrides` (Hydra's own settings left out): another config
-    than the command's, as a command that names a train.py line reads its values, inside the command's
-    Hydra app (whose search path is conf/ already) or outside one."""
-    from hydra.core.global_hydra import GlobalHydra
-
-    if GlobalHydra.instance().is_initialized():
-        return hydra.compose(config_name, overrides=list(overrides))
-    with hydra.initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-        return hydra.compose(config_name, overrides=list(overrides))
-
-
 def exit_if_unknown_option(config_name: str, argv: Sequence[str]) -> None:
     """An option the command does not have (a typo: `fps=3`) as one line naming it and the options there
     are, before Hydra answers with its multi-line override error. With a `+` (`+fps=3`) Hydra would add it,
@@ -261,35 +248,6 @@ def exit_if_null_group(config_name: str, argv: Sequence[str]) -> None:
             print(f"error: {arg}: a config group takes one of its options, {', '.join(options)}{none}, or leave it "
                   "out for the default", file=sys.stderr)
             raise SystemExit(2)
-
-
-def parsed_overrides(argv: Sequence[str]) -> list[Override]:
-    """Each `key=value`, `+key=value`, `~key` of `argv` as Hydra reads it; flags (`-m`, `--cfg job`) and what
-    Hydra's grammar cannot read (which Hydra then names) are left out."""
-    parser = OverridesParser.create()
-    overrides = []
-    for arg in argv:
-        if arg.startswith("-") or ("=" not in arg and not arg.startswith("~")):
-            continue
-        try:
-            overrides.append(parser.parse_override(arg))
-        except HydraException:
-            continue
-    return overrides
-
-
-OTHER_CONFIG_FLAGS = ("--config-name", "-cn", "--config-path", "-cp", "--config-dir", "-cd", "--experimental-rerun")
-
-
-def other_configs(argv: Sequence[str]) -> bool:
-    """Whether the command line composes from more than conf/ (another config or folder, a search path of the
-    user's, whose groups and keys conf/ does not know): then its keys and choices are Hydra's to check."""
-    return any(arg.startswith(OTHER_CONFIG_FLAGS) or arg.lstrip("+").startswith("hydra.searchpath") for arg in argv)
-
-
-def is_config_group(key: str) -> bool:
-    """Whether `key` (`data`, `model/encoder`) names a config group of conf/ rather than a key of the config."""
-    return not key.startswith("hydra") and (CONF_DIR / key).is_dir()
 
 
 def exit_if_unknown_group_option(argv: Sequence[str]) -> None:
@@ -386,9 +344,10 @@ def _option_file(key: str) -> Path | None:
 def hydra_command(config_name: str, run: Callable[[DictConfig], Any], data_sets: Sequence[str] | None = None,
                   interrupted: Callable[[DictConfig], str] | None = None) -> Callable[[], None]:
     """The `main` of a command: compose conf/<config_name>.yaml with the command line, then `run(cfg)`;
-    a missing or unknown option and a SupraUserError (even one Hydra wrapped) end it as `error: <one line>`
-    with exit status 2, Ctrl-C as `interrupted: <what interrupted(cfg) says is left>` with status 130.
-    `data_sets`: the data=<name> its --help lists (print_help)."""
+    a missing or unknown option (a misspelled nested one too: `paths.log_dri=`, `data.rooot=`) and a
+    SupraUserError (even one Hydra wrapped) end it as `error: <one line>` with exit status 2, Ctrl-C as
+    `interrupted: <what interrupted(cfg) says is left>` with status 130. `data_sets`: the data=<name> its
+    --help lists (print_help)."""
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
     def main(cfg: DictConfig) -> Any:
@@ -407,6 +366,7 @@ def hydra_command(config_name: str, run: Callable[[DictConfig], Any], data_sets:
         exit_if_run_dir_unwritable(sys.argv[1:])
         exit_if_unknown_option(config_name, sys.argv[1:])
         sys.argv[1:] = quote_values(sys.argv[1:])
+        exit_if_unknown_key(config_name, sys.argv[1:])  # paths.log_dri=x: Hydra's multi-line error
         main()
 
     return entry

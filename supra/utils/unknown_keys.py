@@ -14,7 +14,7 @@ from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
-from supra.utils.cli import compose_conf, is_config_group, other_configs, parsed_overrides
+from supra.utils.overrides import compose_conf, is_config_group, other_configs, parsed_overrides
 from supra.utils.target_options import target_options
 
 
@@ -58,6 +58,8 @@ def unknown_key(tree: dict, override: Override) -> str | None:
     if depth == len(parts) - 1 and _target_takes(parent, name):  # not in conf/, but its class reads it
         return f"not in the config, though {where} takes it: add it with +{override.input_line.lstrip('+')}"
     siblings = sorted(str(k) for k in parent if not str(k).startswith("_"))
+    if not parent:  # an empty node (tokenize_media's data: {}): filled with +key=..., as Hydra advises
+        return f"not in the config, where {where} is empty: add it with +{override.input_line.lstrip('+')}"
     close = difflib.get_close_matches(name, siblings, n=1)
     prefix = f"{where}." if where else ""
     if close:
