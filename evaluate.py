@@ -5,7 +5,12 @@ import sys
 import hydra
 from omegaconf import DictConfig
 
-from supra.runner.evaluation import data_for_release, evaluate, interrupted_evaluation
+from supra.runner.evaluation import (
+    data_for_release,
+    evaluate,
+    exit_if_unknown_eval_key,
+    interrupted_evaluation,
+)
 from supra.utils.cli import (
     asks_shell_completion,
     check_required,
@@ -36,6 +41,7 @@ def check_command_line() -> None:
     exit_if_unknown_group_option(sys.argv[1:])  # data=flikr8k: Hydra's 15-line error
     sys.argv[1:] = data_for_release(sys.argv[1:])  # a release folder holds no data config
     sys.argv[1:] = quote_values(sys.argv[1:])  # data.root=/data/café: quoted for Hydra's grammar
+    exit_if_unknown_eval_key(sys.argv[1:])  # data=coco data.batch_sizee=8: Hydra's multi-line error
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ task says the data must follow (`task.data_settings()`: image size, context, the
 
 from __future__ import annotations
 
+import difflib
 import logging
 from pathlib import Path
 from typing import Any
@@ -205,10 +206,12 @@ def chosen_data_config(chosen: DictConfig | None, run_cfg: dict | None, no_data_
     data_cfg = OmegaConf.create(rebased_cache_dirs(run_cfg["data"], trained_cache, cache_dir))
     unknown = sorted(k for k in chosen if k not in data_cfg and k != "split")
     if unknown:
-        options = ", ".join(sorted(k for k in data_cfg if not str(k).startswith("_")))
-        raise SupraUserError(f"data.{unknown[0]} is not an option of the data this model was trained on "
-                             f"({str(data_cfg.get('_target_', '?')).rsplit('.', 1)[-1]}: {options}); data=<name> "
-                             "chooses other data")
+        options = sorted(str(k) for k in data_cfg if not str(k).startswith("_"))
+        close = difflib.get_close_matches(str(unknown[0]), [*options, "split"], n=1)  # data.batch_sizee=8
+        nearest = f" (did you mean data.{close[0]}?)" if close else ""
+        raise SupraUserError(f"data.{unknown[0]} is not an option of the data this model was trained on{nearest} "
+                             f"({str(data_cfg.get('_target_', '?')).rsplit('.', 1)[-1]}: {', '.join(options)}); "
+                             "data=<name> chooses other data")
     with open_dict(data_cfg):
         data_cfg.merge_with(OmegaConf.to_container(chosen, resolve=True))
     return data_cfg

@@ -49,7 +49,9 @@ from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 from supra.utils.hardware import check_command_accelerator
 from supra.utils.numbers import is_whole
+from supra.utils.overrides import parsed_overrides
 from supra.utils.seeds import check_seed
+from supra.utils.unknown_keys import exit_if_unknown_key
 
 # What to add when a release folder (which holds no data config) or a checkpoint whose run config has no data
 # section (a VQ-VAE saved outside train.py) is scored.
@@ -87,6 +89,21 @@ def data_for_release(argv: Sequence[str]) -> list[str]:
     print(f"error: ckpt={ckpt} is a release folder, which holds no data config for {', '.join(data_keys)}: "
           f"{DATA_HINTS[kind]}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def exit_if_unknown_eval_key(argv: Sequence[str]) -> None:
+    """A misspelled key of evaluate.py's command line (`data=flickr8k data.batch_sizee=8`, `paths.log_dri=DIR`)
+    as train.py's: one line with the nearest key, exit status 2, before Hydra composes. `argv`: as
+    data_for_release leaves it. Without data=<name>, a data.x (other than data.split) is a key of the
+    checkpoint's run data, which conf/eval.yaml does not hold: chosen_data_config checks it once that is read."""
+    chooses_data = any(o.key_or_group == "data" for o in parsed_overrides(argv))
+    exit_if_unknown_key("eval", argv if chooses_data else [a for a in argv if not _run_data_key(a)])
+
+
+def _run_data_key(arg: str) -> bool:
+    """Whether `arg` sets or removes a data.x other than conf/eval.yaml's data.split."""
+    key = arg.lstrip("+~").partition("=")[0]
+    return key.startswith("data.") and key != "data.split"
 
 
 def _onto_run_data(arg: str) -> str:

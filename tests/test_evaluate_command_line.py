@@ -1,0 +1,55 @@
+"""evaluate.py's command line: a misspelled key, nested ones too, is one line naming the nearest there is, exit
+status 2, before Hydra composes (as train.py's, tests/test_train_command_line.py); a data.x of a checkpoint's own
+data is checked against that data once the checkpoint is read."""
+
+from __future__ import annotations
+
+import runpy
+import sys
+
+import pytest
+from omegaconf import OmegaConf
+
+from supra.runner.components import chosen_data_config
+from supra.runner.evaluation import data_for_release, exit_if_unknown_eval_key
+from supra.utils.errors import SupraUserError
+from tests.conftest import ROOT
+
+
+def run_evaluate_py(argv: list[str], monkeypatch, tmp_path) -> int:
+    """`python evaluate.py argv...` run from `tmp_path`, in this process, up to its exit before Hydra composes:
+    the exit status."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", [str(ROOT / "evaluate.py"), *argv])
+    with pytest.raises(SystemExit) as exit_info:
+        runpy.run_path(str(ROOT / "evaluate.py"), run_name="__main__")
+    return exit_info.value.code
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["data=shapes", "data.batch_sizee=8"],
+     "error: data.batch_sizee=8: no such option (did you mean data.batch_size?)\n"),
+    (["data=shapes", "data.splt=val"], "error: data.splt=val: no such option (did you mean data.split?)\n"),
+    (["paths.log_dri=/tmp/x"], "error: paths.log_dri=/tmp/x: no such option (did you mean paths.log_dir?)\n"),
+    # as data_for_release chooses for a release folder given data.root alone
+    (["data=flickr8k", "data.rooot=/data"], "error: data.rooot=/data: no such option (did you mean data.root?)\n"),
+])
+def test_evaluate_py_refuses_a_misspelled_nested_key_in_one_line_with_the_nearest(args, message, monkeypatch,
+                                                                                  tmp_path, capsys):
+    assert run_evaluate_py(["ckpt=model.ckpt", *args], monkeypatch, tmp_path) == 2
+    assert capsys.readouterr().err == message
+
+
+def test_a_checkpoints_own_data_keys_are_left_to_the_check_once_it_is_read():
+    """Without data=<name>, data.x changes the checkpoint's run data, which conf/eval.yaml does not hold."""
+    for args in (["data.num_test=5"], ["+data.eval_batch_size=1"], ["~data.sources.video"],
+                 ["data.split=val", "decode=greedy", "paths.log_dir=/tmp/x"]):
+        exit_if_unknown_eval_key(data_for_release(["ckpt=model.ckpt", *args]))
+
+
+def test_a_misspelled_key_of_the_checkpoints_data_names_the_nearest():
+    run_cfg = {"data": {"_target_": "supra.data.captioning.shapes.ShapesDataModule", "batch_size": 64, "num_test": 500}}
+    with pytest.raises(SupraUserError, match=r"^data.batch_sizee is not an option of the data this model was trained "
+                                             r"on \(did you mean data.batch_size\?\) \(ShapesDataModule: batch_size, "
+                                             r"num_test\); data=<name> chooses other data$"):
+        chosen_data_config(OmegaConf.create({"batch_sizee": 8}), run_cfg, "no data")
