@@ -61,6 +61,8 @@ from supra.tokens.caption_bpe import PAD_ID  # noqa: E402
 from supra.utils.errors import SupraUserError  # noqa: E402
 from supra.utils.files import write_json_atomic  # noqa: E402
 from supra.utils.hardware import check_accelerator, cpu_description  # noqa: E402
+from supra.utils.target_options import check_target_options  # noqa: E402
+from supra.utils.unknown_keys import exit_if_unknown_key  # noqa: E402
 
 CONF = ROOT / "conf"
 AUTOCAST = {"16-mixed": torch.float16, "bf16-mixed": torch.bfloat16}
@@ -331,6 +333,9 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str)
     overrides = [f"trainer={args.trainer}", f"trainer.devices={args.devices}", f"data.batch_size={args.batch_size}",
                  f"++model.compile={args.compile}", *([f"trainer.precision={args.precision}"] if args.precision else []),
                  *args.overrides]
+    # a misspelled key as train.py says it (one line, the nearest key), not Hydra's advice to add it with +,
+    # nor, once added, a traceback after the data's caching and the warm-up
+    exit_if_unknown_key("train", [f"trainer={args.trainer}", *args.overrides])
     try:
         cfg = compose_run_config(overrides, out_dir)
     except HydraException as err:
@@ -347,6 +352,8 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str)
         parser.error(f"this benchmark trains on the built-in shapes data (cached batches of it), not on "
                      f"{str(cfg.data.get('_target_')).rsplit('.', 1)[-1]}: leave data= (and an experiment= of "
                      "other data) out")
+    for group in ("model", "trainer", "logger"):  # +model.nett.dropout=0.1: one line, as train.py says it
+        check_target_options(cfg.get(group), group)
     # train.py's advice (trainer=cpu, trainer=ddp_sim) in this script's options: it refuses ddp_sim (spawn)
     check_accelerator(cfg.trainer, args.trainer, remedy="use --trainer cpu (with --devices 2 for DDP on CPU processes)")
     precision = str(cfg.trainer.precision)

@@ -172,6 +172,11 @@ def test_train_throughput_says_supras_errors_other_data_and_other_models_in_one_
     tiny = ["--warmup", "1", "--steps", "1", "--rounds", "1", "--batch-size", "1"]
     assert script_exit("train_throughput", [*tiny, "model.net.D_MODEL=abc"], monkeypatch, capsys)[0] == (
         "error: model.net.D_MODEL='abc' must be a whole number")
+    # a misspelled key: train.py's one line, before any work, not Hydra's advice to add it with + (then a traceback)
+    assert script_exit("train_throughput", [*tiny, "model.nett.dropout=0.1"], monkeypatch, capsys) == (2, (
+        "error: model.nett.dropout=0.1: no such option (did you mean model.net?)"))
+    code, line = script_exit("train_throughput", [*tiny, "+model.nett.dropout=0.1"], monkeypatch, capsys)
+    assert str(code).startswith("error: model") and "nett" in str(code) and "model.net" in str(code)
     assert script_exit("train_throughput", [*tiny, "data=flickr8k"], monkeypatch, capsys) == (2, (
         "train_throughput.py: error: this benchmark trains on the built-in shapes data (cached batches of it), not "
         "on Flickr8kDataModule: leave data= (and an experiment= of other data) out"))
