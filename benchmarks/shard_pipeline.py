@@ -114,6 +114,20 @@ def decoding_threads(workers: int) -> str:
     return "1 thread per worker" if workers else "1 thread (the main process decodes)"
 
 
+def decoder(workers: int) -> str:
+    """Where the decoding the table times runs: --workers 0 has no worker, the main process decodes."""
+    return "per worker" if workers else "in the main process"
+
+
+def table_rows(workers: int) -> list[tuple[str, str]]:
+    """The table's rows: each pipeline's name, and its key in the rates measured."""
+    where = "in the workers" if workers else "in the main process"
+    return [("(a) PIL decode + resize per sample, from files", "pil"),
+            (f"(b) shards streamed, full JPEG decode {where}", "full"),
+            ("(b) shards streamed, draft-mode JPEG decode (data=shards)", "draft"),
+            ("(c) memory-mapped decoded cache (on-disk sources)", "cache")]
+
+
 def main() -> None:
     parser = pipeline_arguments(__doc__, rounds=5)
     parser.add_argument("--noise", action="store_true", help="image_pipeline.py's noise JPEGs instead of photo-like ones")
@@ -152,16 +166,12 @@ def main() -> None:
           f"workers, {args.rounds} interleaved rounds, {cpu_features()}, {decoding_threads(args.workers)}")
     print("| pipeline                                                  | median images/s | paired ratio vs (a) |")
     print("|-----------------------------------------------------------|----------------:|--------------------:|")
-    rows = [("(a) PIL decode + resize per sample, from files", "pil"),
-            ("(b) shards streamed, full JPEG decode in the workers", "full"),
-            ("(b) shards streamed, draft-mode JPEG decode (data=shards)", "draft"),
-            ("(c) memory-mapped decoded cache (on-disk sources)", "cache")]
-    for name, key in rows:
+    for name, key in table_rows(args.workers):
         print(f"| {name:<57} | {median[key]:15.0f} | {paired[key]:18.2f}x |")
     print("per round, images/s: " + "; ".join(f"{k} " + " / ".join(f"{r:.0f}" for r in v) for k, v in rates.items()))
     per_core = median["draft"] / max(args.workers, 1)
     print(f"draft vs full decode at {args.size}px: {difference_text(mean_abs, mean_squared)}")
-    print(f"feeding 50,000 samples/s (the H200 figure) at {per_core:.0f} images/s per worker: "
+    print(f"feeding 50,000 samples/s (the H200 figure) at {per_core:.0f} images/s {decoder(args.workers)}: "
           f"~{50_000 / per_core:.0f} cores of this CPU")
     if warning := short_passes_warning([len(paths) / rate for v in rates.values() for rate in v], SHORT_PASS_ADVICE):
         print(warning)

@@ -382,6 +382,10 @@ def test_shard_pipeline_says_identical_decodes_and_the_threads_of_its_workers_no
     # torch's threads of the main process ("1 threads") described neither it nor the workers that decode
     assert module.decoding_threads(2) == "1 thread per worker"
     assert module.decoding_threads(0) == "1 thread (the main process decodes)"
+    # --workers 0: the rows and the cores line said "in the workers" and "per worker" of workers there were not
+    assert module.table_rows(0)[1][0] == "(b) shards streamed, full JPEG decode in the main process"
+    assert module.table_rows(2)[1][0] == "(b) shards streamed, full JPEG decode in the workers"
+    assert (module.decoder(0), module.decoder(2)) == ("in the main process", "per worker")
 
 
 def test_image_pipelines_warn_when_a_timed_pass_is_too_short_for_its_ratio_to_mean_anything(monkeypatch):
