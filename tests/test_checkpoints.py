@@ -22,14 +22,16 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDa
 from supra.callbacks.checkpoint import AtomicCheckpointIO, LastStepModelCheckpoint
 from supra.data.base import SplitDataModule
 from supra.data.epoch_loader import EpochLoader, EpochProgress, trainer_progress
+from supra.runner.evaluation import evaluate
 from supra.runner.resume import EpochWhereStopped
 from supra.runner.training import interrupted_test, train
+from supra.tasks.captioning import CaptioningTask
 from supra.utils.cli import SIGINT_EXIT, exit_on_ctrl_c
 from supra.utils.errors import SupraUserError
 from supra.utils.private_apis import logging_step
 from supra.utils.run_folders import KeepFinishedRuns
 from supra.utils.state_dicts import same_state
-from tests.conftest import ROOT, TINY_RUN, file_size_limit
+from tests.conftest import ROOT, TINY_RUN, compose_config, file_size_limit
 from tests.test_run_folders import hydra_config
 
 
@@ -157,6 +159,27 @@ def test_a_sigterm_during_the_test_ends_the_run_in_one_line_with_exit_code_1(tra
     assert capsys.readouterr().err.endswith("interrupted during the test: no test scores\n")
     assert interrupted_test("run/checkpoints/best.ckpt") == ("interrupted during the test: no test scores: score it "
                                                              "with evaluate.py ckpt=run/checkpoints/best.ckpt")
+
+
+def test_a_sigterm_while_evaluate_scores_ends_it_in_the_same_one_line_with_exit_code_1(trained_run, tmp_path,
+                                                                                         monkeypatch, capsys):
+    """Not the error of whatever the signal cut short (the scorer's Java process, said to lack memory): the line
+    names the checkpoint to score again, as train.py's test says it."""
+    real_step = CaptioningTask.test_step
+
+    def sigterm_after_first_batch(self, batch, batch_idx):
+        real_step(self, batch, batch_idx)
+        if batch_idx == 0:  # as `timeout` or a cluster sends one
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(CaptioningTask, "test_step", sigterm_after_first_batch)
+    ckpt = trained_run / "checkpoints" / "best.ckpt"
+    with pytest.raises(SystemExit) as ended:
+        evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}", "num_grid_images=0"]))
+    assert ended.value.code == 1 and not isinstance(ended.value, SIGTERMException)
+    assert capsys.readouterr().err.endswith(f"interrupted during the test: no test scores: score it with "
+                                            f"evaluate.py ckpt={ckpt}\n")
+    assert not (tmp_path / "eval" / "metrics.json").exists()
 
 
 def test_a_run_resumed_from_its_last_checkpoint_logs_its_next_batch_at_the_step_it_reached(train_config):

@@ -40,6 +40,7 @@ from supra.callbacks.checkpoint import AtomicCheckpointIO
 from supra.callbacks.reconstruction_grid import ReconstructionGridCallback
 from supra.callbacks.test_report import TestReport
 from supra.runner.components import build_datamodule, chosen_data_config, tests_nothing
+from supra.runner.training import exit_if_test_interrupted
 from supra.tasks.a2a import A2ATask
 from supra.tasks.base import SupraTask
 from supra.tasks.captioning import CaptioningTask
@@ -229,5 +230,9 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         default_root_dir=str(output_dir), enable_model_summary=False, callbacks=[report, pictures],
         plugins=[AtomicCheckpointIO()],  # as train.py's: a checkpoint Lightning writes is written whole
     )
-    trainer.test(task, datamodule=datamodule, verbose=False)
+    try:
+        trainer.test(task, datamodule=datamodule, verbose=False)
+    except BaseException as err:  # Ctrl-C: evaluate.py's own line (exit_on_ctrl_c), naming the folder left
+        exit_if_test_interrupted(trainer, err, str(cfg.ckpt), ctrl_c_too=False)
+        raise
     return report.report

@@ -190,15 +190,22 @@ def _test(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.Li
     try:
         trainer.test(task, datamodule=datamodule, ckpt_path=tested)
     except BaseException as err:
-        ctrl_c = ended_by_ctrl_c(err)
-        if not trainer.received_sigterm and not ctrl_c:
-            raise
-        # a SIGTERM (of the process group, say) stops the test at a batch's end, or its scoring, whose Java
-        # processes it ended too (MeteorEnded); Ctrl-C at once: said in one line, as a fit's is
-        print(interrupted_test(tested), file=sys.stderr, flush=True)
-        note_in_run_log(interrupted_test(tested))
-        raise SystemExit(SIGINT_EXIT if ctrl_c else 1) from None
+        exit_if_test_interrupted(trainer, err, tested)
+        raise
     return _plain(trainer.callback_metrics)
+
+
+def exit_if_test_interrupted(trainer: L.Trainer, err: BaseException, tested: str | None, ctrl_c_too: bool = True) -> None:
+    """Where a SIGTERM (or, with `ctrl_c_too`, Ctrl-C) stopped `trainer`'s test, which raised `err`: the one line
+    interrupted_test(tested), exit code 1 (Ctrl-C's 130). Otherwise it returns, for the caller to raise `err` on."""
+    ctrl_c = ctrl_c_too and ended_by_ctrl_c(err)
+    if not trainer.received_sigterm and not ctrl_c:
+        return
+    # a SIGTERM (of the process group, say) stops the test at a batch's end, or its scoring, whose Java
+    # processes it ended too (MeteorEnded: not a lack of memory); Ctrl-C at once: said in one line, as a fit's is
+    print(interrupted_test(tested), file=sys.stderr, flush=True)
+    note_in_run_log(interrupted_test(tested))
+    raise SystemExit(SIGINT_EXIT if ctrl_c else 1) from None
 
 
 def interrupted_run(cfg: DictConfig) -> str:
