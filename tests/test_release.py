@@ -792,6 +792,20 @@ def test_caption_refuses_a_folder_where_an_output_file_goes_before_any_work(rele
     assert [p.name for p in (tmp_path / "ca").iterdir()] == ["captions.png"]  # no captions.jsonl without its grid
 
 
+def test_caption_refuses_out_a_release_or_a_run_folder_whose_files_it_would_join(release, trained_run, tmp_path,
+                                                                                 capsys):
+    from PIL import Image
+
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(tmp_path / "red.jpg")
+    for out, why in ((release, "is a release folder (config.json + model.safetensors), whose copies and pushes "
+                               "would carry the captions"),
+                     (trained_run, "holds a run's records (checkpoints/best.ckpt)")):
+        with pytest.raises(SystemExit):
+            run_command("caption", f"ckpt={release}", f"images={tmp_path / 'red.jpg'}", f"out={out}")
+        assert capsys.readouterr().err == f"error: out={out} {why}: choose another out= folder\n"
+        assert not (out / "captions.jsonl").exists() and not (out / "captions.png").exists()
+
+
 def test_a_release_is_scored_with_the_decoding_its_card_was_measured_with(trained_run, tmp_path):
     from PIL import Image
 
