@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import lightning as L
@@ -197,6 +198,22 @@ def test_a_run_resumed_from_its_last_checkpoint_logs_its_next_batch_at_the_step_
     assert [step for step, _ in csv_rows(Path(first.paths.output_dir), "train/loss")] == [0, 1, 2, 3]
     assert [step for step, _ in csv_rows(Path(resumed.paths.output_dir), "train/loss")] == [4, 5]
     assert [step for step, _ in csv_rows(Path(resumed.paths.output_dir), "val/CIDEr")] == [5]  # as the first run's 1, 3
+
+
+def test_a_resumed_runs_test_of_the_best_carried_over_says_nothing_of_lost_checkpoint_state(trained_run, train_config):
+    """Lightning's "dirpath has changed ... won't be reloaded" read as if the carried best were lost: the test
+    restores the tested checkpoint for its weights alone."""
+    last = trained_run / "checkpoints" / "last.ckpt"
+    cfg = train_config(f"ckpt_path={last}", "trainer.max_steps=31", "trainer.val_check_interval=15",
+                       "model.test_metrics=[Bleu]", "callbacks.attention_maps=null", "callbacks.caption_grid=null",
+                       run="resumed")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(cfg)
+    assert [str(w.message) for w in caught if "dirpath has changed" in str(w.message)] == []
+    best = Path(cfg.paths.output_dir) / "checkpoints" / "best.ckpt"  # no validation since: the carried best, tested
+    assert best.read_bytes() == (trained_run / "checkpoints" / "best.ckpt").read_bytes()
+    assert (Path(cfg.paths.output_dir) / "metrics.json").is_file()
 
 
 def test_a_run_validated_once_per_epoch_keeps_its_best_checkpoint_and_its_last(train_config):

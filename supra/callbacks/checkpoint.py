@@ -99,10 +99,15 @@ class LastStepModelCheckpoint(ModelCheckpoint):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         trainer = getattr(self, "_restoring", None)
-        fitting = trainer is None or trainer.state.fn == TrainerFn.FITTING  # a test restores too: nothing to carry
+        fitting = trainer is None or trainer.state.fn == TrainerFn.FITTING
+        if not fitting:
+            # a test restores the tested checkpoint for its weights: its record of the run's checkpoints (another
+            # folder's, for a resumed run's best carried over) is kept by no one after, and Lightning would warn that
+            # it "won't be reloaded", as if the carried best were lost
+            return
         moved = self.dirpath is not None and state_dict.get("dirpath") not in (None, self.dirpath)
         score = state_dict.get("best_model_score")
-        if not moved or score is None or not fitting:
+        if not moved or score is None:
             super().load_state_dict(state_dict)
             return
         earlier = self._earlier_best(state_dict, trainer.ckpt_path if trainer is not None else None)
