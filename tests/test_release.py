@@ -147,6 +147,21 @@ def test_the_card_says_what_bounded_the_run_not_lightnings_minus_one(trained_run
     assert run_length({"max_steps": -1, "max_epochs": None}) == "until stopped (no max_steps or max_epochs)"
 
 
+def test_the_card_names_the_step_of_its_weights_beside_the_runs_bound(trained_run, tmp_path):
+    from supra.artifacts.captioner_release import trained_length
+
+    checkpoint = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=False)
+    checkpoint["global_step"] = 15  # a best.ckpt of the first of the 30-step run's two validations
+    ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save(checkpoint, ckpt)
+    card = (export_release(ckpt, tmp_path / "release") / "README.md").read_text()
+    assert "- weights of step 15, of a run of 30 steps, precision" in card
+    assert trained_length({"max_steps": -1, "max_epochs": None}, 7) == ("weights of step 7, of a run until stopped "
+                                                                        "(no max_steps or max_epochs)")
+    assert trained_length({"max_steps": 80, "max_epochs": -1}, None) == "80 steps"  # a checkpoint without its step
+
+
 def test_the_card_names_the_optimizer_the_run_used_with_the_settings_it_has(trained_run, tmp_path):
     from supra.artifacts.captioner_release import describe_optimizer
 

@@ -60,6 +60,7 @@ from supra.tokens.caption_bpe import SPECIAL_TOKENS, CaptionTokenizer, SpecialTo
 from supra.utils.cli import refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_dir
+from supra.utils.numbers import is_whole
 
 RELEASE_KEYS = ("D_MODEL", "N_HEADS", "N_LAYERS", "D_FF", "VIS_CH", "N_VIS", "VOCAB_SIZE", "MAX_SEQ", "IMG_SIZE")
 OPTIONAL_KEYS = ("attn.mask",)  # the release may carry causal-mask buffers; our model computes the mask
@@ -115,6 +116,16 @@ def run_length(trainer: dict) -> str:
     return " or ".join(given) + (", whichever came first" if len(given) == 2 else "")
 
 
+def trained_length(trainer: dict, step: Any) -> str:
+    """The step the exported weights are of, then what bounded their run: a best.ckpt is often of an earlier step
+    than the run's bound ("weights of step 40, of a run of 80 steps"). Without a step: the bound alone."""
+    bound = run_length(trainer)
+    if not is_whole(step, 0):
+        return bound
+    of_a_run = "of a run of" if bound[0].isdigit() else "of a run"  # "of a run until stopped (...)"
+    return f"weights of step {step:,}, {of_a_run} {bound}"
+
+
 def _named_with_settings(config: dict) -> str:
     """A config named by its `_target_` (torch.optim.SGD: SGD) with the settings it gives: "SGD lr 0.05, momentum 0.9"."""
     name = str(config.get("_target_") or "?").rsplit(".", 1)[-1]
@@ -137,7 +148,7 @@ def describe_schedule(scheduler: dict | None) -> str:
         return f"warm-up {scheduler.get('warmup_steps')} steps, cosine to {scheduler.get('min_lr')}"
     return _named_with_settings(scheduler)
 
-def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has_grid: bool) -> str:
+def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has_grid: bool, step: Any) -> str:
     net_config = release_net_config(config)
     title = "SupraVL-Nano-900k" if net_config.is_release_architecture else "Supra captioner (SupraVL-Nano roadmap)"
     lines = [f"# {title} (exported by Supra)", "",
@@ -151,7 +162,7 @@ def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has
                   f"- data: `{data.get('_target_', '?')}`, batch {data.get('batch_size', '?')}",
                   f"- optimizer: {describe_optimizer(model.get('optimizer') or {}, model.get('weight_decay'))}",
                   f"- schedule: {describe_schedule(model.get('scheduler'))}",
-                  f"- {run_length(trainer)}, precision {trainer.get('precision')}, "
+                  f"- {trained_length(trainer, step)}, precision {trainer.get('precision')}, "
                   f"gradient clipping {trainer.get('gradient_clip_val') or 'off'}"]
     if metrics:
         lines += ["", f"## Metrics ({metrics.get('split', 'test')} split, {metrics.get('n_images', '?')} images, "
@@ -192,7 +203,8 @@ def export_release(ckpt: str | Path, out_dir: str | Path, license: str = "other"
         name = "SupraVL-Nano-900k" if net.config.is_release_architecture else "Supra captioner (SupraVL-Nano roadmap)"
         front = card_front_matter("image-to-text", name, ["supra", "image-captioning", "supravl-nano"],
                                   data_names(run_config), metrics, license)
-        (tmp / "README.md").write_text(front + _model_card(config, run_config, metrics, grid is not None))
+        (tmp / "README.md").write_text(front + _model_card(config, run_config, metrics, grid is not None,
+                                                              checkpoint.get("global_step")))
     return out_dir
 
 
