@@ -386,3 +386,24 @@ def test_an_unexpected_error_leaves_its_traceback_in_the_run_log_not_twice_on_th
     assert written.startswith("the run failed:\nTraceback (most recent call last):") and \
         written.endswith("RuntimeError: a bug\n")
     assert stream.getvalue() == ""  # Hydra prints the traceback there itself
+
+
+@pytest.mark.parametrize("mode", ["run", "sweep"])
+def test_a_run_or_sweep_folder_in_its_data_folder_is_refused_before_anything_is_written_into_it(tmp_path, capsys,
+                                                                                                  mode):
+    """Its sample grids, checkpoints and logs would be read back as photos by the next run on that data, and by
+    caption; a folder beside the data is taken as before."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    (photos / "img_00.jpg").write_bytes(b"a photo")
+    data = ["data=caption_folder", f"data.root={photos}"]
+    start = KeepFinishedRuns().on_run_start if mode == "run" else KeepFinishedRuns().on_multirun_start
+    for folder in (photos, photos / "logs" / "runs"):  # the data folder itself, or one below it
+        cfg = hydra_config(str(folder), *data) if mode == "run" else sweep_config(folder, *data)
+        assert refusal(start, cfg, capsys) == (
+            f"error: hydra.{mode}.dir={folder} lies in data.root={photos.resolve()}: the run's pictures and records "
+            f"would be read as data by later runs (and by caption); choose another with hydra.{mode}.dir=DIR outside it\n")
+    assert [p.name for p in photos.iterdir()] == ["img_00.jpg"]
+    beside = KeepFinishedRuns()
+    beside.on_run_start(hydra_config(str(tmp_path / "run"), *data))
+    beside.on_run_end(hydra_config(str(tmp_path / "run"), *data))

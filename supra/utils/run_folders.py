@@ -30,6 +30,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.experimental.callback import Callback
 from lightning.fabric.utilities.rank_zero import _get_rank
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
+from omegaconf.errors import OmegaConfBaseException
 
 from supra.utils.hydra_quoting import hydra_quoted
 
@@ -56,6 +57,25 @@ def finished_run_file(folder: Path) -> Path | None:
 def is_release(folder: Path) -> bool:
     """Whether `folder` is a release folder (config.json + model.safetensors)."""
     return all((folder / name).is_file() for name in RELEASE_FILES)
+
+
+def data_root_around(config: DictConfig, folder: Path) -> Path | None:
+    """The run's data folder (data.root) where `folder` is it or lies inside it, else None: a run's pictures,
+    checkpoints and logs there would be read back as photos by the next run on that data, and by caption."""
+    try:
+        root = OmegaConf.select(config, "data.root", default=None)
+    except OmegaConfBaseException:  # an interpolation that resolves only in the job: said there if wrong
+        return None
+    if not isinstance(root, str) or not root:
+        return None
+    root_path, folder_path = Path(root).resolve(), folder.resolve()
+    return root_path if root_path == folder_path or root_path in folder_path.parents else None
+
+
+def _refuse_folder_in_data(config: DictConfig, folder: Path, mode: str) -> None:
+    if root := data_root_around(config, folder):
+        _refuse(f"hydra.{mode}.dir={folder} lies in data.root={root}: the run's pictures and records would be read "
+                f"as data by later runs (and by caption); choose another with hydra.{mode}.dir=DIR outside it")
 
 
 def sweep_record(folder: Path) -> Path | None:
@@ -145,6 +165,7 @@ class KeepFinishedRuns(Callback):
         if not _is_first_process():
             return  # a DDP rank Lightning started again with hydra.run.dir=<rank 0's folder>
         _refuse_kaggle_paths_off_kaggle(config)
+        _refuse_folder_in_data(config, self._resolved(config, "run"), "run")  # not in _take: a dated one's _N too
         resumed = " (a resumed run, ckpt_path=..., writes a new one)" if "ckpt_path" in config else ""
 
         def finished(folder: Path) -> str | None:
@@ -172,6 +193,7 @@ class KeepFinishedRuns(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _refuse_kaggle_paths_off_kaggle(config)
         _refuse_shared_job_folders(config)
+        _refuse_folder_in_data(config, self._resolved(config, "sweep"), "sweep")
 
         def finished(folder: Path) -> str | None:
             if is_release(folder):  # Hydra writes multirun.yaml into it
