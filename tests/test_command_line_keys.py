@@ -22,10 +22,10 @@ def run_command(module: str, argv: list[str], monkeypatch, tmp_path) -> int:
 
 
 @pytest.mark.parametrize(("module", "args", "message"), [
-    ("supra.generate", ["ckpt=a2a.ckpt", "paths.log_dri=/tmp/x"],
-     "error: paths.log_dri=/tmp/x: no such option (did you mean paths.log_dir?)\n"),
-    ("supra.write_shards", ["source=coco", "root=coco", "out=shards", "paths.cache_dri=/tmp/x"],
-     "error: paths.cache_dri=/tmp/x: no such option (did you mean paths.cache_dir?)\n"),
+    ("supra.generate", ["ckpt=a2a.ckpt", "paths.log_dri=elsewhere/x"],
+     "error: paths.log_dri=elsewhere/x: no such option (did you mean paths.log_dir?)\n"),
+    ("supra.write_shards", ["source=coco", "root=coco", "out=shards", "paths.cache_dri=elsewhere/x"],
+     "error: paths.cache_dri=elsewhere/x: no such option (did you mean paths.cache_dir?)\n"),
     ("supra.tokenize_media", ["ckpt=vq.ckpt", "out=codes", "data=media_folder", "data.rooot=media"],
      "error: data.rooot=media: no such option (did you mean data.root?)\n"),
     # the checkpoint's data is changed with a +, as conf/tokenize_media.yaml says (Hydra's advice, in one line)
@@ -40,5 +40,5 @@ def test_a_commands_misspelled_nested_key_is_one_line_with_the_nearest(module, a
 
 def test_a_commands_nested_keys_that_exist_or_are_added_are_taken():
     exit_if_unknown_key("tokenize_media", ["ckpt=vq.ckpt", "out=codes", "+data.num_train=100"])
-    exit_if_unknown_key("tokenize_media", ["data=media_folder", "data.root=media", "paths.cache_dir=/tmp/x"])
-    exit_if_unknown_key("generate", ["ckpt=a2a.ckpt", "paths.log_dir=/tmp/x", "hydra.run.dir=/tmp/y"])
+    exit_if_unknown_key("tokenize_media", ["data=media_folder", "data.root=media", "paths.cache_dir=elsewhere/x"])
+    exit_if_unknown_key("generate", ["ckpt=a2a.ckpt", "paths.log_dir=elsewhere/x", "hydra.run.dir=elsewhere/y"])

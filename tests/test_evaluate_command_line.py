@@ -30,7 +30,7 @@ def run_evaluate_py(argv: list[str], monkeypatch, tmp_path) -> int:
     (["data=shapes", "data.batch_sizee=8"],
      "error: data.batch_sizee=8: no such option (did you mean data.batch_size?)\n"),
     (["data=shapes", "data.splt=val"], "error: data.splt=val: no such option (did you mean data.split?)\n"),
-    (["paths.log_dri=/tmp/x"], "error: paths.log_dri=/tmp/x: no such option (did you mean paths.log_dir?)\n"),
+    (["paths.log_dri=elsewhere/x"], "error: paths.log_dri=elsewhere/x: no such option (did you mean paths.log_dir?)\n"),
     # as data_for_release chooses for a release folder given data.root alone
     (["data=flickr8k", "data.rooot=/data"], "error: data.rooot=/data: no such option (did you mean data.root?)\n"),
 ])
@@ -43,7 +43,7 @@ def test_evaluate_py_refuses_a_misspelled_nested_key_in_one_line_with_the_neares
 def test_a_checkpoints_own_data_keys_are_left_to_the_check_once_it_is_read():
     """Without data=<name>, data.x changes the checkpoint's run data, which conf/eval.yaml does not hold."""
     for args in (["data.num_test=5"], ["+data.eval_batch_size=1"], ["~data.sources.video"],
-                 ["data.split=val", "decode=greedy", "paths.log_dir=/tmp/x"]):
+                 ["data.split=val", "decode=greedy", "paths.log_dir=elsewhere/x"]):
         exit_if_unknown_eval_key(data_for_release(["ckpt=model.ckpt", *args]))
 
 

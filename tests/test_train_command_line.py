@@ -39,7 +39,7 @@ def test_train_py_refuses_a_misspelled_key_or_group_option_before_hydra_composes
 def test_keys_an_experiment_or_an_earlier_plus_brings_are_options():
     # vlm_flickr8k's data has a root; the mixture's sources are added, then set, on one line
     exit_if_unknown_key("train", ["experiment=vlm_flickr8k", "data.root=/data", "seed=1", "-m", "trainer.max_steps=1,2"])
-    exit_if_unknown_key("train", ["+model.extra={a:1}", "model.extra.a=2", "hydra.run.dir=/tmp/x", "--cfg", "job"])
+    exit_if_unknown_key("train", ["+model.extra={a:1}", "model.extra.a=2", "hydra.run.dir=elsewhere/x", "--cfg", "job"])
     exit_if_unknown_key("train", ["--config-name", "my_train", "my_key=1"])  # another config: Hydra checks its keys
 
 
