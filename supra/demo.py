@@ -17,7 +17,6 @@ import dataclasses
 import logging
 import os
 import secrets
-import signal
 import socket
 import tempfile
 from pathlib import Path
@@ -68,7 +67,7 @@ from supra.tokens.a2a_sequences import (
     frames_that_fit,
     text_room,
 )
-from supra.utils.cli import hydra_command
+from supra.utils.cli import hydra_command, take_sigterm_as_ctrl_c
 from supra.utils.errors import SupraUserError
 from supra.utils.numbers import is_whole
 from supra.utils.seeds import MAX_SEED
@@ -395,7 +394,7 @@ def run(cfg: DictConfig) -> None:
     # start-up included, and the process exits normally, so the demo's temporary GIF folder (made as the page is
     # built) is removed; the default ends it with no cleanup, and closing the page from the handler instead,
     # during launch's own start-up checks, failed them with a traceback
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    take_sigterm_as_ctrl_c()
     page = None
     try:
         page = build_page(str(cfg.ckpt))
