@@ -57,13 +57,11 @@ def unknown_key(tree: dict, override: Override) -> str | None:
         return _unread_addition(override, parts, depth, parent)
     if depth == len(parts) - 1 and _target_takes(parent, name):  # not in conf/, but its class reads it
         return f"not in the config, though {where} takes it: add it with +{override.input_line.lstrip('+')}"
-    siblings = sorted(str(k) for k in parent if not str(k).startswith("_"))
+    siblings = _options(parent)
     if not parent:  # an empty node (tokenize_media's data: {}): filled with +key=..., as Hydra advises
         return f"not in the config, where {where} is empty: add it with +{override.input_line.lstrip('+')}"
-    close = difflib.get_close_matches(name, siblings, n=1)
-    prefix = f"{where}." if where else ""
-    if close:
-        return f"no such option (did you mean {prefix}{close[0]}?)"
+    if close := _nearest(parent, parts, depth):
+        return f"no such option (did you mean {close}?)"
     if len(siblings) <= 16:
         return f"no such option (the options {f'of {where}' if where else 'there are'}: {', '.join(siblings)})"
     return "no such option"
@@ -76,10 +74,19 @@ def _unread_addition(override: Override, parts: Sequence[str], depth: int, paren
     when the run starts (check_target_options: `+trainer.max_time=` is read)."""
     if depth != len(parts) - 1 or isinstance(override.value(), dict) or "_target_" in parent:
         return None
-    siblings = sorted(str(k) for k in parent if not str(k).startswith("_"))
-    close = difflib.get_close_matches(parts[depth], siblings, n=1)
-    where = ".".join(parts[:depth])
-    return f"no such option, and nothing reads one added (did you mean {f'{where}.' if where else ''}{close[0]}?)" if close else None
+    close = _nearest(parent, parts, depth)
+    return f"no such option, and nothing reads one added (did you mean {close}?)" if close else None
+
+
+def _options(node: dict) -> list[str]:
+    """The keys of `node` a user sets (not `_target_` and its kind)."""
+    return sorted(str(k) for k in node if not str(k).startswith("_"))
+
+
+def _nearest(parent: dict, parts: Sequence[str], depth: int) -> str | None:
+    """The full key of `parent`'s option nearest to parts[depth] (a typo of it), or None."""
+    close = difflib.get_close_matches(parts[depth], _options(parent), n=1)
+    return ".".join([*parts[:depth], close[0]]) if close else None
 
 
 def _first_missing(tree: dict, parts: Sequence[str]) -> tuple[int, dict] | None:
