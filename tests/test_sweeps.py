@@ -7,6 +7,7 @@ import json
 import math
 import re
 import sqlite3
+import subprocess
 from contextlib import closing
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from supra.sweeps.stored_study import STUDY_METRIC, STUDY_SETUP, setup_changes, 
 from supra.sweeps.study import sweep_overrides
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
-from tests.conftest import ROOT, command_line, command_lines, compose_config, run_command
+from tests.conftest import ROOT, command_lines, compose_config, run_command
 from tests.sweep_runs import TINY_JOB, TINY_OPTUNA, job_dirs, optuna_sweeper, summary_rows, sweep
 
 
@@ -43,13 +44,15 @@ def test_grid_multirun_runs_each_job_and_the_report_is_rebuilt_with_its_failed_j
     assert ("- 2 (`model.optimizer.lr=-1`): model.optimizer.lr=-1 must be a finite number >= 0"
             in (sweep_dir / SUMMARY_MD).read_text())
 
-    # the same sweep again into its folder is refused before Hydra writes a job's config over the first's
-    again = sweep(tmp_path, "model.optimizer.lr=1e-4,3e-3,-1")
+    # the same sweep again into its folder, then the report rebuilt without its summary (one interpreter: the
+    # refusal and the report are under test, not Python's start-up)
+    (sweep_dir / SUMMARY_CSV).unlink()
+    again, report = command_lines(
+        [str(ROOT / "train.py"), "-m", *TINY_JOB, "model.optimizer.lr=1e-4,3e-3,-1", f"hydra.sweep.dir={sweep_dir}"],
+        ["sweep_report", f"dir={sweep_dir}"], cwd=tmp_path)
+    # refused before Hydra writes a job's config over the first's
     assert again.returncode == 2 and "already holds a sweep's finished jobs (0/checkpoints/" in again.stderr
     assert yaml.safe_load((sweep_dir / "0" / ".hydra" / "overrides.yaml").read_text())[-1] == "model.optimizer.lr=0.0001"
-
-    (sweep_dir / SUMMARY_CSV).unlink()
-    report = command_line("sweep_report", f"dir={sweep_dir}")
     assert report.returncode == 0, report.stderr
     rows = summary_rows(sweep_dir)
     assert {r["overrides"]: r["status"] for r in rows} == {
@@ -130,11 +133,23 @@ def test_optuna_sqlite_study_is_resumed_by_a_second_sweep(tmp_path):
     assert study.trials[0].params != study.trials[1].params
 
 
-def test_sweep_report_cli_gives_one_line_for_a_directory_that_is_no_sweep(tmp_path):
-    (tmp_path / "run" / ".hydra").mkdir(parents=True)
-    (tmp_path / "run" / ".hydra" / "overrides.yaml").write_text("[]\n")  # one run's folder, not a sweep's
-    (tmp_path / "empty").mkdir()
-    empty, one_run = command_lines(["sweep_report", f"dir={tmp_path / 'empty'}"], ["sweep_report", f"dir={tmp_path / 'run'}"])
+@pytest.fixture(scope="module")
+def refusals(tmp_path_factory) -> dict[str, subprocess.CompletedProcess]:
+    """Command lines refused before any job: a sweep of 0 trials (in tmp/refused_sweep/, which holds nothing else)
+    and the sweep report of a folder that holds no sweep, all run in one interpreter (command_lines)."""
+    tmp = tmp_path_factory.mktemp("refusals")
+    (tmp / "run" / ".hydra").mkdir(parents=True)
+    (tmp / "run" / ".hydra" / "overrides.yaml").write_text("[]\n")  # one run's folder, not a sweep's
+    (tmp / "empty").mkdir()
+    (tmp / "refused_sweep").mkdir()
+    cases = {"0 trials": [str(ROOT / "train.py"), "-m", *TINY_JOB, *TINY_OPTUNA, "hydra.sweeper.n_trials=0",
+                          f"hydra.sweep.dir={tmp / 'refused_sweep' / 'sweep'}"],
+             "empty": ["sweep_report", f"dir={tmp / 'empty'}"], "one run": ["sweep_report", f"dir={tmp / 'run'}"]}
+    return dict(zip(cases, command_lines(*cases.values(), cwd=tmp / "refused_sweep"), strict=True))
+
+
+def test_sweep_report_cli_gives_one_line_for_a_directory_that_is_no_sweep(refusals):
+    empty, one_run = refusals["empty"], refusals["one run"]
     assert empty.returncode == 2 and "holds no job directories" in empty.stderr and "Traceback" not in empty.stderr
     assert one_run.returncode == 2 and "is one run (it holds .hydra/), not a multirun directory" in one_run.stderr
 
@@ -675,11 +690,11 @@ def test_a_storage_that_cannot_hold_a_study_is_one_line(tmp_path):
     assert optuna.load_study(study_name="x", storage=sweeper.storage).user_attrs == {STUDY_METRIC: "val/psnr"}
 
 
-def test_a_refused_sweep_makes_no_sweep_folder(tmp_path):
-    result = sweep(tmp_path, *TINY_OPTUNA, "hydra.sweeper.n_trials=0")
+def test_a_refused_sweep_makes_no_sweep_folder(refusals):
+    result = refusals["0 trials"]
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1] == "error: hydra.sweeper.n_trials=0 must be a whole number >= 1"
-    assert not (tmp_path / "sweep").exists()
+    assert list(Path(result.args[-1].partition("=")[2]).parent.iterdir()) == []  # no sweep folder, nothing else
 
 
 def stored_study(tmp_path: Path, trials: int) -> str:

@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -851,11 +850,6 @@ def test_a_resume_that_trains_past_its_checkpoints_schedule_is_warned_of_the_ste
         "a new run with trainer.max_steps=8 (or end with its schedule: trainer.max_steps=4)"]
 
 
-def run_cli(script: str, *args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, str(ROOT / script), *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
-
-
 def test_train_cli_fast_dev_run_and_help(train_py_runs):
     result = train_py_runs["fast_dev_run"]
     assert result.returncode == 0, result.stderr[-2000:]
@@ -933,28 +927,31 @@ BAD_TRAIN_INPUTS = {
 }
 @pytest.fixture(scope="module")
 def train_py_runs(tmp_path_factory, trained_run) -> dict[str, subprocess.CompletedProcess]:
-    """train.py given a fast_dev_run, each bad input, an output directory it cannot create, a finished run's
-    folder and --help: all run in one interpreter (command_lines), as `python train.py <case>` runs them."""
+    """train.py given a fast_dev_run, each bad input, an output directory it cannot create (named, or the default
+    `logs` of the folder it is run from), a finished run's folder and --help: all run in one interpreter
+    (command_lines), as `python train.py <case>` runs them from one folder, where `logs` is a file."""
     tmp = tmp_path_factory.mktemp("train_py_runs")
     blocker = tmp / "a_file"
     blocker.write_text("a file where a directory should go")
+    (tmp / "logs").write_text("a file where the default log folder should go")  # every other case names its folder
     # a smaller shapes set than the default's 4,000 images: the entry point and its output are under test here
     cases = {"fast_dev_run": ["debug=fast_dev_run", f"hydra.run.dir={tmp / 'fast_dev_run'}", "data.num_train=200",
                               "data.num_val=16", "data.num_test=16", "callbacks.progress_bar=null"]}
     cases |= {case: [*case.split(), f"hydra.run.dir={tmp / str(i)}"] for i, case in enumerate(BAD_TRAIN_INPUTS)}
     cases |= {"unwritable": [f"hydra.run.dir={blocker / 'run'}"], "unwritable logs": [f"paths.log_dir={blocker / 'logs'}"],
               "unwritable sweep": ["-m", "seed=1,2", f"hydra.sweep.dir={blocker / 'sweep'}"],
-              "--help": ["--help"], "finished run": ["model.optimizer.lr=0.5", f"hydra.run.dir={trained_run}"]}
+              "--help": ["--help"], "finished run": ["model.optimizer.lr=0.5", f"hydra.run.dir={trained_run}"],
+              "default logs unwritable": ["debug=fast_dev_run"]}
     runs = command_lines(*([str(ROOT / "train.py"), *argv] for argv in cases.values()), cwd=tmp)
     return dict(zip(cases, runs, strict=True))
 
 
-def test_train_cli_run_from_a_folder_where_runs_cannot_go_gives_one_line(tmp_path):
-    (tmp_path / "logs").write_text("a file where the default log folder should go")
-    result = run_cli("train.py", "debug=fast_dev_run", cwd=tmp_path)
+def test_train_cli_run_from_a_folder_where_runs_cannot_go_gives_one_line(train_py_runs):
+    result = train_py_runs["default logs unwritable"]  # run where `logs` is a file, with no folder named
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    assert result.stderr == (f"error: cannot write to {tmp_path / 'logs'} (Not a directory), where runs go by default: "
-                             "run from a folder you can write to, or choose one with paths.log_dir=DIR\n")
+    said = re.fullmatch(r"error: cannot write to (.+) \(Not a directory\), where runs go by default: run from a folder "
+                        r"you can write to, or choose one with paths.log_dir=DIR\n", result.stderr)
+    assert said and Path(said[1]).name == "logs" and Path(said[1]).is_file()  # the file in the folder it ran from
 
 
 @pytest.mark.parametrize("case", BAD_TRAIN_INPUTS)
@@ -981,30 +978,45 @@ BAD_EVALUATE_INPUTS = {
 }
 
 
-def test_evaluate_cli_bad_options_give_one_line_and_help_is_its_own(tmp_path, trained_run):
+@pytest.fixture(scope="module")
+def evaluate_py_runs(tmp_path_factory, trained_run) -> dict[str, subprocess.CompletedProcess]:
+    """evaluate.py given each bad option, no checkpoint, a missing checkpoint, a finished run's folder, an output
+    directory it cannot create and --help: all run in one interpreter (command_lines), as `python evaluate.py
+    <case>` runs them."""
+    tmp = tmp_path_factory.mktemp("evaluate_py_runs")
+    blocker = tmp / "a_file"
+    blocker.write_text("a file where a directory should go")
     ckpt = f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}"
-    runs = command_lines(*([str(ROOT / "evaluate.py"), ckpt, *case.split(), f"hydra.run.dir={tmp_path / str(i)}"]
-                           for i, case in enumerate(BAD_EVALUATE_INPUTS)),
-                         [str(ROOT / "evaluate.py"), f"hydra.run.dir={tmp_path / 'no_ckpt'}"],
-                         [str(ROOT / "evaluate.py"), ckpt, f"hydra.run.dir={trained_run}"],  # a finished run's
-                         [str(ROOT / "evaluate.py"), "--help"], cwd=tmp_path)
-    for (case, message), result in zip(BAD_EVALUATE_INPUTS.items(), runs, strict=False):
+    cases = {case: [ckpt, *case.split(), f"hydra.run.dir={tmp / str(i)}"] for i, case in enumerate(BAD_EVALUATE_INPUTS)}
+    cases |= {"no ckpt": [f"hydra.run.dir={tmp / 'no_ckpt'}"],
+              "missing ckpt": [f"ckpt={tmp / 'missing.ckpt'}", f"hydra.run.dir={tmp / 'eval'}"],
+              "finished run": [ckpt, f"hydra.run.dir={trained_run}"],
+              "unwritable": ["ckpt=some.ckpt", f"hydra.run.dir={blocker / 'run'}"], "--help": ["--help"]}
+    runs = command_lines(*([str(ROOT / "evaluate.py"), *argv] for argv in cases.values()), cwd=tmp)
+    return dict(zip(cases, runs, strict=True))
+
+
+def test_evaluate_cli_bad_options_give_one_line_and_help_is_its_own(tmp_path, trained_run, evaluate_py_runs):
+    for case, message in BAD_EVALUATE_INPUTS.items():
+        result = evaluate_py_runs[case]
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, (case, result.stderr)
-    into_a_run = runs[-2]  # refused before anything is written there: the run's own metrics.json stays
+    into_a_run = evaluate_py_runs["finished run"]  # refused before anything is written there: its metrics.json stays
     assert into_a_run.returncode == 2 and "already holds a finished run (checkpoints/best.ckpt)" in into_a_run.stderr
     assert json.loads((trained_run / "metrics.json").read_text())["split"] == "test"
-    assert runs[-3].returncode == 2 and runs[-3].stderr == "error: missing ckpt=... (--help lists every option)\n"
+    no_ckpt = evaluate_py_runs["no ckpt"]
+    assert no_ckpt.returncode == 2 and no_ckpt.stderr == "error: missing ckpt=... (--help lists every option)\n"
+    ckpt = f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}"
     # a data option of the checkpoint's own data (not in conf/eval.yaml) changes it: the command line as evaluate.py
     # hands it to Hydra (data_for_release), scored in process (a subprocess would start METEOR's Java again)
     evaluate(compose_config("eval", tmp_path / "five", data_for_release([ckpt, "data.num_test=5"])))
     assert json.loads((tmp_path / "five" / "metrics.json").read_text())["n_images"] == 5
-    help_text = runs[-1].stdout
-    assert runs[-1].returncode == 0 and help_text.startswith("python evaluate.py: score a train.py checkpoint")
+    help_text = evaluate_py_runs["--help"].stdout
+    assert evaluate_py_runs["--help"].returncode == 0 and help_text.startswith("python evaluate.py: score a train.py checkpoint")
     assert "python train.py" not in help_text and "# beam | greedy | sample" in help_text
     assert all(p.stem in help_text for p in (ROOT / "conf" / "data").glob("*.yaml"))  # every data set it can score on
 
 
-def test_evaluate_cli_bad_checkpoints_give_one_line(tmp_path, trained_run):
+def test_evaluate_cli_bad_checkpoints_give_one_line(tmp_path, evaluate_py_runs):
     garbage = tmp_path / "garbage.ckpt"
     garbage.write_bytes(b"not a checkpoint at all")
     text = tmp_path / "text.ckpt"  # torch's legacy unpickler answers short text with a KeyError
@@ -1014,7 +1026,7 @@ def test_evaluate_cli_bad_checkpoints_give_one_line(tmp_path, trained_run):
     unknown = tmp_path / "unknown.ckpt"
     torch.save({"state_dict": {}, "supra": {"kind": "supra.diffusion"}}, unknown)
     cases = {
-        str(tmp_path / "missing.ckpt"): "does not exist",
+        "missing.ckpt": "does not exist",
         str(garbage): "is not a readable PyTorch checkpoint",
         str(text): "is not a readable PyTorch checkpoint (not a PyTorch file)",
         str(bare_vqvae): "holds no VQ-VAE config (model.net)",
@@ -1023,8 +1035,8 @@ def test_evaluate_cli_bad_checkpoints_give_one_line(tmp_path, trained_run):
     }
     # the first through the real command line (one line, no traceback), the others in process (the same
     # SupraUserError the command prints; a subprocess each would only repeat its start-up)
-    (first_ckpt, first_message), *others = cases.items()
-    result = run_cli("evaluate.py", f"ckpt={first_ckpt}", f"hydra.run.dir={tmp_path / 'eval'}", cwd=tmp_path)
+    (_, first_message), *others = cases.items()
+    result = evaluate_py_runs["missing ckpt"]
     assert result.returncode != 0 and first_message in result.stderr, result.stderr[-2000:]
     assert "Traceback" not in result.stderr
     for ckpt, message in others:
@@ -1315,15 +1327,13 @@ def test_a_finished_runs_folder_is_refused_before_anything_is_written_into_it(tr
     assert not (trained_run / ".hydra").exists()  # Hydra saves the job's config before the job runs: not here
 
 
-def test_unwritable_output_directory_gives_one_line(tmp_path, train_py_runs):
+def test_unwritable_output_directory_gives_one_line(train_py_runs, evaluate_py_runs):
     for case, option in (("unwritable", "hydra.run.dir"), ("unwritable logs", "paths.log_dir"),
                          ("unwritable sweep", "hydra.sweep.dir")):
         unwritable = train_py_runs[case]
         assert unwritable.returncode == 2 and "Traceback" not in unwritable.stderr
         assert f"cannot write to {option}=" in unwritable.stderr and f"choose another with {option}=DIR" in unwritable.stderr
-    blocker = tmp_path / "a_file"
-    blocker.write_text("a file where a directory should go")
-    result = run_cli("evaluate.py", "ckpt=some.ckpt", f"hydra.run.dir={blocker / 'run'}", cwd=tmp_path)
+    result = evaluate_py_runs["unwritable"]
     assert result.returncode == 2
     assert "cannot write to hydra.run.dir=" in result.stderr and "Traceback" not in result.stderr
 

@@ -7,7 +7,6 @@ import csv
 import json
 import re
 import subprocess
-import sys
 from pathlib import Path
 
 import lightning as L
@@ -143,15 +142,37 @@ def test_ddp_ranks_keep_identical_codebooks_through_ema_restarts_and_rebalancing
     assert torch.equal(first, second)
 
 
-def _tokenize(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "supra.tokenize_media", *args, f"hydra.run.dir={cwd}/hydra"],
-                          cwd=ROOT, capture_output=True, text=True, timeout=300)
-
-
-def test_tokenize_media_writes_codes_captions_and_meta_that_read_media_codes_reads(vq_run, tmp_path):
-    out = tmp_path / "codes"
+@pytest.fixture(scope="module")
+def command_runs(vq_run, tmp_path_factory) -> tuple[Path, dict[str, subprocess.CompletedProcess]]:
+    """`python -m supra.tokenize_media ...` of vq_run's checkpoint into tmp/codes, then given a folder it would
+    overwrite (tmp/existing), a cut checkpoint and each bad option (into tmp/new), and `python train.py` with an
+    image size the VQ-VAE cannot take: (tmp, each case's result), all run in one interpreter (command_lines)."""
+    tmp = tmp_path_factory.mktemp("vq_commands")
     ckpt = vq_run / "checkpoints" / "best.ckpt"
-    result = _tokenize(f"ckpt={ckpt}", f"out={out}", "+data.num_train=40", "show_progress=false", cwd=tmp_path)
+    (tmp / "existing").mkdir()
+    (tmp / "existing" / "meta.json").write_text("{}")
+    corrupt = tmp / "cut.ckpt"
+    corrupt.write_bytes(ckpt.read_bytes()[:2000])
+    new = [f"out={tmp / 'new'}", f"hydra.run.dir={tmp}/hydra"]
+    cases = {
+        "writes": ["tokenize_media", f"ckpt={ckpt}", f"out={tmp / 'codes'}", "+data.num_train=40", "show_progress=false",
+                   f"hydra.run.dir={tmp}/hydra"],
+        "existing": ["tokenize_media", f"ckpt={ckpt}", f"out={tmp / 'existing'}", f"hydra.run.dir={tmp}/hydra"],
+        "bad data": ["tokenize_media", f"ckpt={ckpt}", f"out={tmp / 'existing'}", "overwrite=true", "data=media_folder",
+                     f"data.root={tmp / 'typo'}", f"hydra.run.dir={tmp}/hydra"],
+        "corrupt": ["tokenize_media", f"ckpt={corrupt}", *new],
+        **{case: ["tokenize_media", f"ckpt={ckpt}", *new, case]
+           for case in ("batch_size=0", "splits=[]", "splits=trian", "accelerator=tpu", "accelerator=gpu")},
+        "image size": [str(ROOT / "train.py"), *VQ_RUN, "data.image_size=60", f"hydra.run.dir={tmp / 'run'}"],
+    }
+    return tmp, dict(zip(cases, command_lines(*cases.values()), strict=True))
+
+
+def test_tokenize_media_writes_codes_captions_and_meta_that_read_media_codes_reads(vq_run, command_runs):
+    tmp, results = command_runs
+    out = tmp / "codes"
+    ckpt = vq_run / "checkpoints" / "best.ckpt"
+    result = results["writes"]
     assert result.returncode == 0, result.stderr
     assert np.load(out / "codes_train.npy").dtype == np.uint8
     train_codes = read_media_codes(out, "train")
@@ -202,22 +223,11 @@ def test_codes_are_stored_in_the_smallest_integer_type_that_holds_the_last_code(
     assert codes_dtype(num_codes) == dtype and int(np.array([num_codes - 1]).astype(dtype)[0]) == num_codes - 1
 
 
-def test_tokenize_media_refuses_to_overwrite_and_names_a_corrupt_checkpoint(vq_run, tmp_path):
-    ckpt = vq_run / "checkpoints" / "best.ckpt"
-    (tmp_path / "existing").mkdir()
-    (tmp_path / "existing" / "meta.json").write_text("{}")
-    corrupt = tmp_path / "cut.ckpt"
-    corrupt.write_bytes(ckpt.read_bytes()[:2000])
-    existing, bad_data, result, no_batch, no_split, one_split, bogus, gpu = command_lines(  # in one interpreter
-        ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'existing'}", f"hydra.run.dir={tmp_path}/hydra"],
-        ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'existing'}", "overwrite=true", "data=media_folder",
-         f"data.root={tmp_path / 'typo'}", f"hydra.run.dir={tmp_path}/hydra"],
-        ["tokenize_media", f"ckpt={corrupt}", f"out={tmp_path / 'new'}", f"hydra.run.dir={tmp_path}/hydra"],
-        ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'new'}", "batch_size=0", f"hydra.run.dir={tmp_path}/hydra"],
-        ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'new'}", "splits=[]", f"hydra.run.dir={tmp_path}/hydra"],
-        ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'new'}", "splits=trian", f"hydra.run.dir={tmp_path}/hydra"],
-        ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'new'}", "accelerator=tpu", f"hydra.run.dir={tmp_path}/hydra"],
-        ["tokenize_media", f"ckpt={ckpt}", f"out={tmp_path / 'new'}", "accelerator=gpu", f"hydra.run.dir={tmp_path}/hydra"])
+def test_tokenize_media_refuses_to_overwrite_and_names_a_corrupt_checkpoint(command_runs):
+    tmp, results = command_runs
+    existing, bad_data, result = results["existing"], results["bad data"], results["corrupt"]
+    no_batch, no_split, one_split = results["batch_size=0"], results["splits=[]"], results["splits=trian"]
+    bogus, gpu = results["accelerator=tpu"], results["accelerator=gpu"]
     assert one_split.returncode == 2 and "error: splits=trian must name some of train, val, test" in one_split.stderr
     assert bogus.returncode == 2 and "error: accelerator=tpu is not one of auto, cpu, gpu" in bogus.stderr
     if not torch.cuda.is_available():  # asked for a GPU, it said so rather than encode on the CPU
@@ -226,10 +236,10 @@ def test_tokenize_media_refuses_to_overwrite_and_names_a_corrupt_checkpoint(vq_r
     assert no_split.returncode == 2 and "error: splits=[] must name some of train, val, test" in no_split.stderr
     assert existing.returncode == 2 and "overwrite=true" in existing.stderr
     # overwriting with data that cannot be read leaves the finished codes as they were
-    assert bad_data.returncode == 2 and "typo" in bad_data.stderr and (tmp_path / "existing" / "meta.json").is_file()
+    assert bad_data.returncode == 2 and "typo" in bad_data.stderr and (tmp / "existing" / "meta.json").is_file()
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0 and "cut.ckpt is not a readable PyTorch checkpoint" in result.stderr
-    assert not (tmp_path / "new").exists()  # nothing half-written
+    assert not (tmp / "new").exists()  # nothing half-written
 
 
 TINY_SHAPES = ["data=shapes_images", "data.num_train=3", "data.num_val=2", "data.num_test=2", "data.image_size=32",
@@ -298,9 +308,8 @@ def test_data_refused_once_built_leaves_no_out_folder(vqvae_ckpt, tmp_path, caps
         assert not (tmp_path / "codes").exists(), root  # made to prove it writable, removed again
 
 
-def test_image_size_that_is_not_a_multiple_of_8_is_refused_with_the_nearest_sizes(tmp_path):
-    result = subprocess.run([sys.executable, "train.py", *VQ_RUN, "data.image_size=60", f"hydra.run.dir={tmp_path}"],
-                            cwd=ROOT, capture_output=True, text=True, timeout=300)
+def test_image_size_that_is_not_a_multiple_of_8_is_refused_with_the_nearest_sizes(command_runs):
+    result = command_runs[1]["image size"]  # `python train.py ... data.image_size=60`
     assert result.returncode == 2
     assert "data.image_size=60 must be a positive multiple of 8 (the VQ-VAE's patch): use 56 or 64" in result.stderr
 
