@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import subprocess
+from pathlib import Path
+
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
 from supra.utils.cli import exit_if_unknown_option
 from supra.utils.hydra_quoting import quote_prompt, quote_values
-from tests.conftest import command_lines, compose_config
+from tests.conftest import ROOT, command_lines, compose_config
 
 
 @pytest.mark.parametrize("prompt", ["a ${oc.env:HOME} b", "a ${nope} b", "a red square\\", '"a" red square',
@@ -35,12 +38,21 @@ def test_what_hydra_reads_bare_is_left_as_it_is():
     assert quote_values(argv) == argv
 
 
-def test_a_command_takes_a_folder_named_outside_ascii(tmp_path):
-    from tests.conftest import command_line
+@pytest.fixture(scope="module")
+def command_runs(tmp_path_factory) -> tuple[Path, dict[str, subprocess.CompletedProcess]]:
+    """A command given a folder named outside ASCII, and a sweep whose choices Hydra's grammar cannot read
+    (into tmp/sweep): (tmp, each one's result), run in one interpreter (command_lines) as typed."""
+    tmp = tmp_path_factory.mktemp("typed")
+    cases = {"outside ascii": ["shapes_gifs", f"out={tmp / 'фото café'}", "n=1", "frames=2", "size=32"],
+             "sweep": [str(ROOT / "train.py"), "-m", "task_name=étude,test", f"hydra.sweep.dir={tmp / 'sweep'}"]}
+    return tmp, dict(zip(cases, command_lines(*cases.values(), cwd=tmp), strict=True))
 
-    result = command_line("shapes_gifs", f"out={tmp_path / 'фото café'}", "n=1", "frames=2", "size=32", cwd=tmp_path)
+
+def test_a_command_takes_a_folder_named_outside_ascii(command_runs):
+    tmp, results = command_runs
+    result = results["outside ascii"]
     assert result.returncode == 0, result.stderr[-500:]
-    assert (tmp_path / "фото café" / "clip_00000.gif").is_file()
+    assert (tmp / "фото café" / "clip_00000.gif").is_file()
 
 
 def read_by_hydra(override: str):
@@ -70,10 +82,11 @@ def test_a_sweep_list_dict_or_function_hydra_cannot_read_is_refused_with_its_ele
     assert read_by_hydra(example) == meant
 
 
-def test_a_sweep_hydra_cannot_read_launches_nothing(tmp_path):
-    (result,) = command_lines(["train.py", "-m", "task_name=étude,test", f"hydra.sweep.dir={tmp_path / 'sweep'}"])
+def test_a_sweep_hydra_cannot_read_launches_nothing(command_runs):
+    tmp, results = command_runs
+    result = results["sweep"]
     assert result.returncode == 2 and "quote those, e.g. task_name=\"'étude',test\"" in result.stderr
-    assert not (tmp_path / "sweep").exists()
+    assert not (tmp / "sweep").exists()
 
 
 @pytest.mark.parametrize("path", ["${oc.env:DATA,/tmp}/café", "x[1,2]/é", "img(é)"])

@@ -34,11 +34,21 @@ from tests.conftest import ROOT, command_lines, compose_config, run_command
 from tests.sweep_runs import TINY_JOB, TINY_OPTUNA, job_dirs, optuna_sweeper, summary_rows, sweep
 
 
-def test_grid_multirun_runs_each_job_and_the_report_is_rebuilt_with_its_failed_job(tmp_path):
+@pytest.fixture(scope="module")
+def grid_sweeps(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
+    """Two grid sweeps of `python train.py -m` whose last job is refused: (its folder, its result) by what it
+    sweeps. One interpreter runs both (command_lines): the sweeps are under test, not Python's start-up."""
+    tmp = tmp_path_factory.mktemp("grids")
+    grids = {"lr": "model.optimizer.lr=1e-4,3e-3,-1", "heads": "model.net.N_HEADS=3,4"}
+    results = command_lines(*([str(ROOT / "train.py"), "-m", *TINY_JOB, grid, f"hydra.sweep.dir={tmp / name}"]
+                              for name, grid in grids.items()), cwd=tmp)
+    return {name: (tmp / name, result) for name, result in zip(grids, results, strict=True)}
+
+
+def test_grid_multirun_runs_each_job_and_the_report_is_rebuilt_with_its_failed_job(grid_sweeps, tmp_path):
     # lr=-1: refused before the job trains, so job 2 fails and the grid stops, its report written after each job
-    result = sweep(tmp_path, "model.optimizer.lr=1e-4,3e-3,-1")
+    sweep_dir, result = grid_sweeps["lr"]
     assert result.returncode != 0 and "model.optimizer.lr=-1 must be a finite number >= 0" in result.stderr
-    sweep_dir = tmp_path / "sweep"
     assert [p.name for p in job_dirs(sweep_dir)] == ["0", "1", "2"]
     assert [r["status"] for r in summary_rows(sweep_dir)] == ["completed", "completed", "failed"]
     assert ("- 2 (`model.optimizer.lr=-1`): model.optimizer.lr=-1 must be a finite number >= 0"
@@ -71,12 +81,12 @@ def test_grid_multirun_runs_each_job_and_the_report_is_rebuilt_with_its_failed_j
     assert {r.job: r.status for r in write_report(sweep_dir)}["1"] == "interrupted"
 
 
-def test_a_job_refused_in_one_line_is_recorded_as_failed_and_the_rest_of_its_batch_runs(tmp_path):
-    result = sweep(tmp_path, "model.net.N_HEADS=3,4")  # D_MODEL=128: 3 heads are refused before training
+def test_a_job_refused_in_one_line_is_recorded_as_failed_and_the_rest_of_its_batch_runs(grid_sweeps):
+    sweep_dir, result = grid_sweeps["heads"]  # D_MODEL=128: 3 heads are refused before training
     assert result.returncode != 0 and "Traceback" not in result.stderr
     refused = "model.net.D_MODEL=128 must be divisible by model.net.N_HEADS=3: e.g. model.net.N_HEADS=2, or model.net.D_MODEL=129"
     assert result.stderr.count(refused) == 2  # said by the job, then the sweep
-    rows = {r["overrides"]: r for r in summary_rows(tmp_path / "sweep")}
+    rows = {r["overrides"]: r for r in summary_rows(sweep_dir)}
     assert rows["model.net.N_HEADS=3"]["status"] == "failed"
     assert rows["model.net.N_HEADS=3"]["error"] == refused
     assert rows["model.net.N_HEADS=4"]["status"] == "completed"
