@@ -7,7 +7,7 @@ With --ckpt the trained model captions the shapes test images (realistic caption
 other data captions them drawn with the shapes defaults at its image size, as the output says); without it
 a random model does, which never emits EOS: --max-new-tokens (16 unless given) bounds its captions, else
 every one would run to the context length. Prints a table and the speed-up ratio, and checks that
-both give identical captions.
+both give identical captions: where any differ it says so in one line and exits with status 1.
 """
 
 from __future__ import annotations
@@ -22,7 +22,13 @@ from omegaconf import OmegaConf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import one_line_errors, parser_for, positive_int, print_machine_load  # noqa: E402
+from bench_common import (  # noqa: E402
+    exit_if_sides_differ,
+    one_line_errors,
+    parser_for,
+    positive_int,
+    print_machine_load,
+)
 
 from supra.models.vlm_generation import beam_search, beam_search_recompute  # noqa: E402
 from supra.utils.errors import SupraUserError  # noqa: E402
@@ -131,6 +137,8 @@ def main() -> None:
         print(f"| {name:<40} | {seconds:7.2f} | {n / seconds:10.1f} |")
     print(f"speed-up b/a: {ratio:.1f}x (the median of the rounds' ratios); identical captions: {same}/{n}")
     print_machine_load("at end")
+    exit_if_sides_differ("captions", n - same, n, "(a) and (b)", "tests/test_caption_generation.py checks that the "
+                         "two searches agree: run it")
 
 
 if __name__ == "__main__":

@@ -201,6 +201,16 @@ def print_machine_load(when: str, cores: int | None = None) -> None:
     print(load_report(when, os.getloadavg()[0], cores or torch.get_num_threads()), flush=True)
 
 
+def exit_if_sides_differ(items: str, differing: int, total: int, sides: str, advice: str) -> None:
+    """Ends a benchmark whose compared sides disagree: `differing` of its `total` `items` differ between `sides`,
+    said in one line on stderr with exit status 1 (called after the table, which stays printed); nothing where
+    none differ. Their speed-up then weighs different work, and a count in the table ("identical: 250/256") was
+    easy to miss behind exit status 0."""
+    if differing:
+        raise SystemExit(f"error: {differing} of {total} {items} differ between {sides}, so the speed-up compares "
+                         f"different work; {advice}")
+
+
 @contextmanager
 def one_line_errors() -> Iterator[None]:
     """Supra's SupraUserError (a missing or wrong checkpoint, a setting the machine cannot run), also when

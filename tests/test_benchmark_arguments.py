@@ -122,6 +122,23 @@ def test_beam_search_says_how_many_images_a_batched_call_held(monkeypatch, capsy
     assert len(rows) == 1 and rows[0].startswith("| (b) batched (2/call), KV cache ")  # not --batch-size's 256
 
 
+def test_beam_search_whose_two_sides_caption_differently_says_so_in_one_line_and_exits_non_zero(monkeypatch, capsys):
+    module = benchmark_script("beam_search", monkeypatch)  # (b) gives the second image another caption
+    monkeypatch.setattr(module, "beam_search_recompute", lambda model, image, *args, **kwargs: [1, 2])
+    monkeypatch.setattr(module, "beam_search", lambda model, images, *args, **kwargs: [[1, 2], [1, 3]][:len(images)])
+    monkeypatch.setattr(sys, "argv", ["beam_search.py", "--images", "2", "--rounds", "1"])
+    with pytest.raises(SystemExit) as end:  # it printed "identical captions: 1/2" and exited 0
+        module.main()
+    assert end.value.code == ("error: 1 of 2 captions differ between (a) and (b), so the speed-up compares different "
+                              "work; tests/test_caption_generation.py checks that the two searches agree: run it")
+    out = capsys.readouterr().out  # the table and the load at the end are still there
+    assert "identical captions: 1/2" in out and out.splitlines()[-1].startswith("machine load at end: ")
+
+
+def test_a_benchmark_whose_compared_sides_agree_goes_on(monkeypatch):
+    assert bench_common().exit_if_sides_differ("captions", 0, 2, "(a) and (b)", "advice") is None
+
+
 def test_vqvae_throughput_loads_a_vqvae_checkpoint_as_evaluate_does_weights_that_do_not_fit_in_one_line(
         tmp_path, monkeypatch):
     load_vqvae = benchmark_script("vqvae_throughput", monkeypatch).load_vqvae
