@@ -8,7 +8,8 @@ depend on them) generates, after an 8-token text prompt, one 64x64 image (64 cod
 experiment=a2a_shapes samples it (guidance 2 and best of 4: 256 codes drawn, each from two streams) and a
 4-frame video (260 tokens, text2video), with the modality constraints on. Prints the median of
 `--repeats` rounds per cell (each round times both paths in turn), tokens/s, the speed-up of the cache
-(the median of the rounds' ratios), and checks both paths draw the same tokens. --cached-only times the
+(the median of the rounds' ratios), and checks both paths draw the same tokens; a line on stderr as each
+cell is measured (the table comes at the end, minutes later on a CPU). --cached-only times the
 KV-cached path alone: recomputing takes most of the run (four fifths at --vocab 280 on a CPU).
 """
 
@@ -63,6 +64,16 @@ def cached_alone(cached, repeats: int) -> float:
     return statistics.median(_seconds(cached)[0] for _ in range(repeats))
 
 
+OUTPUTS_PER_VOCAB = 3  # the 64x64 image, the image as experiment=a2a_shapes samples it, the video
+
+
+def progress_line(done: int, total: int, vocab_size: int, what: str, cached_s: float, plain_s: float | None) -> str:
+    """The line said on stderr as cell `done` of `total` is measured: which it is and its median seconds
+    (`plain_s` None: the recompute path was not timed, --cached-only)."""
+    recompute = "" if plain_s is None else f", recompute {plain_s:.3f} s"
+    return f"measured {done}/{total}: vocab {vocab_size:,}, {what}: KV cache {cached_s:.3f} s{recompute}"
+
+
 @torch.no_grad()  # inference only; undone as main returns or raises (the tests call it in-process)
 def main() -> None:
     parser = parser_for(__doc__)
@@ -101,11 +112,14 @@ def main() -> None:
             if args.cached_only:
                 rows.append((vocab_size, model.get_num_params(), what, tokens, None,
                              cached_alone(lambda call=call: call(True), args.repeats), None, None))
-                continue
-            plain_s, cached_s, ratio, plain, cached = interleaved(lambda call=call: call(False),
-                                                                 lambda call=call: call(True), args.repeats)
-            rows.append((vocab_size, model.get_num_params(), what, tokens, plain_s, cached_s, ratio,
-                         bool(torch.equal(cached, plain))))
+            else:
+                plain_s, cached_s, ratio, plain, cached = interleaved(lambda call=call: call(False),
+                                                                     lambda call=call: call(True), args.repeats)
+                rows.append((vocab_size, model.get_num_params(), what, tokens, plain_s, cached_s, ratio,
+                             bool(torch.equal(cached, plain))))
+            # the table comes after every cell, minutes on a CPU: a line as each is measured shows the run going on
+            print(progress_line(len(rows), len(args.vocab) * OUTPUTS_PER_VOCAB, vocab_size, what, cached_s=rows[-1][5],
+                                plain_s=rows[-1][4]), file=sys.stderr, flush=True)
 
     timed = (f"median of {args.repeats} runs of the KV-cached path alone (--cached-only)" if args.cached_only else
              f"median of {args.repeats} interleaved rounds (speed-up: the median of the rounds' ratios)")

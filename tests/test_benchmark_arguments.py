@@ -286,6 +286,23 @@ def test_a2a_sampling_cached_only_leaves_the_recompute_path_out(monkeypatch, cap
         assert row[4:6] == row[8:10] == ["-", "-"] and float(row[6]) >= 0
 
 
+def test_a2a_sampling_says_each_cell_on_stderr_as_it_is_measured_before_the_table(monkeypatch, capsys):
+    module = benchmark_script("a2a_sampling", monkeypatch)  # the lines, not the sampling: it took minutes, silent
+    monkeypatch.setattr(module, "generate_image", lambda *args, **kwargs: torch.zeros(1))
+    monkeypatch.setattr(module, "generate_video", lambda *args, **kwargs: torch.zeros(1))
+    monkeypatch.setattr(sys, "argv", ["a2a_sampling.py", "--vocab", "280", "281", "--repeats", "1"])
+    module.main()
+    said = capsys.readouterr()
+    lines = said.err.splitlines()
+    assert [line.split(": KV cache ")[0] for line in lines] == [
+        f"measured {done}/6: vocab {vocab}, {what}" for done, (vocab, what) in enumerate(
+            [(vocab, what) for vocab in (280, 281) for what in ("64x64 image", "image, g2 best4", "4-frame video")], 1)]
+    assert all(" s, recompute " in line for line in lines)
+    assert "measured" not in said.out and said.out.splitlines()[-1].startswith("machine load at end: ")
+    assert module.progress_line(1, 3, 4359, "4-frame video", 0.25, None) == (
+        "measured 1/3: vocab 4,359, 4-frame video: KV cache 0.250 s")  # --cached-only: no recompute
+
+
 def test_a_picture_size_past_what_the_benchmark_measures_is_refused_in_one_line_before_any_work(monkeypatch, capsys):
     # both were out-of-memory tracebacks once the images or GIFs were being made
     for script in ("image_pipeline", "shard_pipeline"):
