@@ -8,9 +8,10 @@ depend on them) generates, after an 8-token text prompt, one 64x64 image (64 cod
 experiment=a2a_shapes samples it (guidance 2 and best of 4: 256 codes drawn, each from two streams) and a
 4-frame video (260 tokens, text2video), with the modality constraints on. Prints the median of
 `--repeats` rounds per cell (each round times both paths in turn), tokens/s, the speed-up of the cache
-(the median of the rounds' ratios), and checks both paths draw the same tokens; a line on stderr as each
-cell is measured (the table comes at the end, minutes later on a CPU). --cached-only times the
-KV-cached path alone: recomputing takes most of the run (four fifths at --vocab 280 on a CPU).
+(the median of the rounds' ratios), and checks both paths draw the same tokens (any cell where they do
+not: one line, exit status 1, after the table); a line on stderr as each cell is measured (the table comes
+at the end, minutes later on a CPU). --cached-only times the KV-cached path alone: recomputing takes most
+of the run (four fifths at --vocab 280 on a CPU).
 """
 
 from __future__ import annotations
@@ -24,7 +25,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import at_least, parser_for, positive_int, print_machine_load, torch_device  # noqa: E402
+from bench_common import (  # noqa: E402
+    at_least,
+    exit_if_sides_differ,
+    parser_for,
+    positive_int,
+    print_machine_load,
+    torch_device,
+)
 
 from supra.models.a2a_generation import generate_image, generate_video  # noqa: E402
 from supra.models.a2a_nano import A2AConfig, A2ANano  # noqa: E402
@@ -133,6 +141,9 @@ def main() -> None:
         print(f"| {vocab_size:6,} | {params / 1e6:8.1f}M | {what:15} | {tokens:6} | {recompute} | "
               f"{cached_s:10.3f} | {tokens / cached_s:5.0f} | {speed_up} | {same_tokens} |")
     print_machine_load("at end")
+    compared = [same for *_, same in rows if same is not None]  # none with --cached-only
+    exit_if_sides_differ("outputs", compared.count(False), len(compared), "recompute and KV cache",
+                         "tests/test_a2a_generation.py checks that the two paths sample alike: run it")
 
 
 if __name__ == "__main__":

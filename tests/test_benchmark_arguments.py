@@ -303,6 +303,22 @@ def test_a2a_sampling_says_each_cell_on_stderr_as_it_is_measured_before_the_tabl
         "measured 1/3: vocab 4,359, 4-frame video: KV cache 0.250 s")  # --cached-only: no recompute
 
 
+def test_a2a_sampling_whose_two_paths_draw_different_tokens_says_so_in_one_line_and_exits_non_zero(monkeypatch,
+                                                                                                     capsys):
+    module = benchmark_script("a2a_sampling", monkeypatch)  # the cache's images draw other tokens; its videos agree
+    monkeypatch.setattr(module, "generate_image", lambda *args, use_cache, **kwargs: torch.tensor([int(use_cache)]))
+    monkeypatch.setattr(module, "generate_video", lambda *args, **kwargs: torch.zeros(1))
+    monkeypatch.setattr(sys, "argv", ["a2a_sampling.py", "--vocab", "280", "--repeats", "1"])
+    with pytest.raises(SystemExit) as end:  # the table said "NO" and the run exited 0
+        module.main()
+    assert end.value.code == ("error: 2 of 3 outputs differ between recompute and KV cache, so the speed-up compares "
+                              "different work; tests/test_a2a_generation.py checks that the two paths sample alike: "
+                              "run it")
+    same_tokens = [line.split("|")[-2].strip() for line in capsys.readouterr().out.splitlines()
+                   if line.startswith("|    280 |")]
+    assert same_tokens == ["NO", "NO", "yes"]
+
+
 def test_a_picture_size_past_what_the_benchmark_measures_is_refused_in_one_line_before_any_work(monkeypatch, capsys):
     # both were out-of-memory tracebacks once the images or GIFs were being made
     for script in ("image_pipeline", "shard_pipeline"):
