@@ -11,7 +11,8 @@ warm-up. The baseline runs in a child process with ATEN_CPU_CAPABILITY=avx2, ONE
 MKL_ENABLE_INSTRUCTIONS=AVX2 (torch's and MKL's switches: their AVX-512 kernels off; MKL runs the quantiser's
 distances). Rounds interleave: each times every part on this CPU, then in the capped child, so that a busy spell
 of a shared machine slows both; the table gives medians over the rounds and, per part, the median of the rounds'
-ratios b/a (each round's ratio listed). On a CPU that is AVX2-only already the two columns are the same machine.
+ratios b/a (each round's ratio listed), with a warning where a column's pass over the parts lasted under 200 ms
+(its ratios are then mostly noise). On a CPU that is AVX2-only already the two columns are the same machine.
 --no-compare-avx2: this CPU's column alone, in half the time.
 """
 
@@ -32,7 +33,13 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import paired_ratios, parser_for, positive_int, print_machine_load  # noqa: E402
+from bench_common import (  # noqa: E402
+    paired_ratios,
+    parser_for,
+    positive_int,
+    print_machine_load,
+    short_passes_warning,
+)
 
 from supra.data.images import channels_first, to_unit_range  # noqa: E402
 from supra.models.vqvae import VQVAE  # noqa: E402
@@ -139,6 +146,18 @@ class CappedChild:
         self.process.wait()
 
 
+# What lengthens a timed pass (every part, --repeats calls each) or gives the medians more of them.
+SHORT_PASS_ADVICE = "raise --repeats or --batch-size (longer passes) or --rounds (more of them for the medians)"
+
+
+def timed(measure_round: Callable[[], dict[str, float]], pass_seconds: list[float]) -> dict[str, float]:
+    """`measure_round()`'s milliseconds per part, its wall seconds appended to `pass_seconds`."""
+    start = time.perf_counter()
+    milliseconds = measure_round()
+    pass_seconds.append(time.perf_counter() - start)
+    return milliseconds
+
+
 def main() -> None:
     parser = parser_for(__doc__)
     parser.add_argument("--batch-size", type=positive_int, default=64, help="images per step (64x64)")
@@ -156,10 +175,11 @@ def main() -> None:
     child = CappedChild(args.batch_size, args.repeats) if args.compare_avx2 else None
     here: list[dict[str, float]] = []
     capped: list[dict[str, float]] = []
+    pass_seconds: list[float] = []  # each column's pass over every part, each round: the pair a ratio compares
     for _ in range(args.rounds):  # this CPU, then the capped child: a busy spell lands on both columns
-        here.append(measure(parts, args.repeats))
+        here.append(timed(lambda: measure(parts, args.repeats), pass_seconds))
         if child is not None:
-            capped.append(child.round())
+            capped.append(timed(child.round, pass_seconds))
     if child is not None:
         child.close()
     print(f"\nVQ-VAE training step, batch {args.batch_size} at 64x64, {args.rounds} interleaved rounds of "
@@ -171,6 +191,8 @@ def main() -> None:
         print(f"| {'part':<40} |     ms |\n|{'-' * 42}|-------:|")
         for name in parts:
             print(f"| {name:<40} | {statistics.median(r[name] for r in here):6.2f} |")
+    if warning := short_passes_warning(pass_seconds, SHORT_PASS_ADVICE):
+        print(warning)
     print_machine_load("at end")
 
 

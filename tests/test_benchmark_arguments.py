@@ -375,6 +375,18 @@ def test_the_avx2_profile_gives_each_part_the_median_of_its_rounds_ratios_and_li
                                                                 "1.00 / 1.00 / 2.00"]
 
 
+def test_the_vqvae_profile_warns_as_the_image_pipelines_do_when_a_timed_pass_is_too_short_to_trust(monkeypatch,
+                                                                                                    capsys):
+    module = benchmark_script("vqvae_step_profile", monkeypatch)  # a part of no work: a pass of microseconds
+    monkeypatch.setattr(module, "step_parts", lambda batch_size: {"nothing": lambda: None})
+    monkeypatch.setattr(sys, "argv", ["vqvae_step_profile.py", "--no-compare-avx2", "--rounds", "1", "--repeats", "1"])
+    module.main()
+    out = capsys.readouterr().out.splitlines()  # it printed the figures alone, however short the pass
+    assert out[-2].startswith("warning: the shortest timed pass lasted 0 ms, under 200 ms: its ratios are mostly "
+                              "noise; raise --repeats or --batch-size (longer passes) or --rounds (more of them")
+    assert out[-3].startswith("| nothing ") and out[-1].startswith("machine load at end: ")
+
+
 def test_the_avx2_baseline_caps_mkl_too_and_measures_a_round_when_asked(monkeypatch):
     module = benchmark_script("vqvae_step_profile", monkeypatch)
     child = module.CappedChild(batch_size=2, repeats=1)  # the quantiser's distances are MKL matmuls
