@@ -195,10 +195,19 @@ def load_report(when: str, load: float, cores: int) -> str:
     return line
 
 
-def print_machine_load(when: str, cores: int | None = None) -> None:
-    """Prints load_report of os.getloadavg() now; `cores` defaults to torch's threads. Each benchmark calls it at
-    the start and the end of its run: the table alone looks the same on an idle and a loaded machine."""
-    print(load_report(when, os.getloadavg()[0], cores or torch.get_num_threads()), flush=True)
+def print_machine_load(when: str, cores: int | None = None) -> float:
+    """Prints load_report of os.getloadavg() now, and returns that load; `cores` defaults to torch's threads. Each
+    benchmark calls it at the start and the end of its run: the table alone looks the same on an idle and a loaded
+    machine."""
+    load = os.getloadavg()[0]
+    print(load_report(when, load, cores or torch.get_num_threads()), flush=True)
+    return load
+
+
+def machine_load_figures(at_start: float, at_end: float, cores: int) -> dict[str, float | int | bool]:
+    """The machine-load lines of a run as a benchmark's --json file records them, under "machine_load": the loads
+    printed at its start and end, the cores it used, and whether either load was above them (busy)."""
+    return {"at_start": at_start, "at_end": at_end, "cores": cores, "busy": max(at_start, at_end) > cores}
 
 
 def exit_if_sides_differ(items: str, differing: int, total: int, sides: str, advice: str) -> None:

@@ -51,7 +51,14 @@ from torch.utils.flop_counter import FlopCounterMode
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's supra (README, Benchmarks), with this checkout's conf/
 
-from bench_common import one_line_errors, output_file, parser_for, positive_int, print_machine_load  # noqa: E402
+from bench_common import (  # noqa: E402
+    machine_load_figures,
+    one_line_errors,
+    output_file,
+    parser_for,
+    positive_int,
+    print_machine_load,
+)
 
 from supra.data.captioning.shapes import ShapesDataModule  # noqa: E402
 from supra.data.images import normalize_images  # noqa: E402
@@ -365,8 +372,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str)
     # before the fit: under DDP on a CPU, Lightning splits this process's threads between the ranks
     where = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_description()
     threads = torch.get_num_threads()  # before the fit: under DDP on a CPU, Lightning splits them between ranks
-    if not child_rank:
-        print_machine_load("at start", cores=threads)
+    load_at_start = None if child_rank else print_machine_load("at start", cores=threads)
     batches, tokenizer = cached_batches(cfg, n_batches=min(16, args.warmup + args.steps))
     if not child_rank:  # before the fit too: the peak with all of this process's threads, the machine's
         flops, peak = flops_per_sample(cfg, batches[0], device), matmul_peak(device, peak_dtype(device, precision))
@@ -393,9 +399,15 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str)
               else [a / b for a, b in zip(plain, supra, strict=False)])
     rows = {"(a) plain PyTorch loop": plain, f"(b) Supra task + Trainer ({args.devices} device(s))": supra}
     report = report_table(args, where, precision, rows, samples, ratios, flops, peak, peak_dtype(device, precision))
-    if args.json:
-        write_json_atomic(args.json, report)
-    print_machine_load("at end", cores=threads)
+    finish(report, args.json, load_at_start, threads)
+
+
+def finish(report: dict[str, Any], json_path: Path | None, load_at_start: float, cores: int) -> None:
+    """The machine's load at the end, printed, and the figures written to `json_path` (if given) with both of the
+    load lines the console shows, which the file left out: its figures read the same from an idle or busy machine."""
+    load_at_end = print_machine_load("at end", cores=cores)
+    if json_path:
+        write_json_atomic(json_path, {**report, "machine_load": machine_load_figures(load_at_start, load_at_end, cores)})
 
 
 def median_speed(seconds: list[float], samples: int, steps: int) -> tuple[float, float]:

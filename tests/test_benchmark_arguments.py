@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -219,6 +220,16 @@ def test_train_throughput_names_the_dtype_its_peak_was_measured_in(monkeypatch, 
                                  1e9, 1e12, torch.float32)
     assert "measured peak (matmul float32): 1.00 TFLOP/s" in capsys.readouterr().out
     assert report["peak_dtype"] == "float32"
+
+
+def test_train_throughput_json_holds_the_machine_load_its_console_lines_say(tmp_path, monkeypatch, capsys):
+    module = benchmark_script("train_throughput", monkeypatch)
+    module.finish({"ratio_b_over_a": 1.0}, tmp_path / "figures.json", load_at_start=0.5, cores=2)
+    at_end = float(capsys.readouterr().out.split("machine load at end: ")[1].split(" ")[0])
+    figures = json.loads((tmp_path / "figures.json").read_text())  # it had the table's figures alone
+    assert figures["ratio_b_over_a"] == 1.0
+    assert figures["machine_load"] == {"at_start": 0.5, "at_end": pytest.approx(at_end, abs=0.05), "cores": 2,
+                                       "busy": at_end > 2}
 
 
 def test_values_argparse_took_that_then_crashed_are_refused_in_one_line_before_any_work(tmp_path, monkeypatch,
