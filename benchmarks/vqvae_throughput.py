@@ -15,7 +15,9 @@ second through the GIF clip pipeline, each against a plain baseline measured in 
 
 The model is randomly initialised unless --ckpt names a VQ-VAE checkpoint from train.py; its weights do
 not change the work done, only which codes come out. Timings are medians of --repeats runs after a
-warm-up, plain and Supra runs interleaved so that noise from other processes hits both alike.
+warm-up, plain and Supra runs interleaved so that noise from other processes hits both alike. Codes that
+differ between (a) and (b), clips of another shape between (a) and (b), or clips (c) does not give as (b)
+does end the run, after the table, with one line and exit status 1.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's 
 from bench_common import (  # noqa: E402
     at_least,
     at_most,
+    exit_if_sides_differ,
     one_line_errors,
     paired_ratios,
     parser_for,
@@ -173,6 +176,16 @@ def datamodule_clips(root: Path) -> dict[str, torch.Tensor]:
     return out
 
 
+def clips_not_given(datamodule_out: dict[str, torch.Tensor], paths: list[Path], supra_out: list[torch.Tensor]) -> int:
+    """How many of (b)'s clips (`supra_out`, per GIF of `paths`) the DataModule's (`datamodule_out`, by name) does not
+    give as they are, and how many it gives that (b) has not."""
+    expected = {f"{path.name}#clip {k}": clip for path, clips in zip(paths, supra_out, strict=True)
+                for k, clip in enumerate(clips)}
+    missing_or_other = sum(name not in datamodule_out or not torch.equal(datamodule_out[name], clip)
+                           for name, clip in expected.items())
+    return missing_or_other + len(datamodule_out.keys() - expected.keys())
+
+
 # -- timing -------------------------------------------------------------------------------------------
 
 def interleaved_rounds(fns: list[Callable[[], object]], repeats: int) -> tuple[list[list[float]], list[object]]:
@@ -234,10 +247,10 @@ def main() -> None:
         ], max(1, args.repeats // 2))  # a pass over the folder is long enough to be steadier than a batch
     n_frames = args.gifs * args.frames_per_gif
     n_clips = sum(len(c) for c in supra_out)
-    same_shapes = [c.shape for c in plain_out] == [c.shape for c in supra_out]
-    dm_same = len(dm_out) == n_clips and all(
-        torch.equal(dm_out[f"{p.name}#clip {k}"], clip) for p, clips in zip(paths, supra_out, strict=True)
-        for k, clip in enumerate(clips))
+    shapes_differing = sum(a.shape != b.shape for a, b in zip(plain_out, supra_out, strict=True))
+    same_shapes = shapes_differing == 0
+    clips_differing = clips_not_given(dm_out, paths, supra_out)
+    dm_same = clips_differing == 0
 
     # The tokenizer's inputs: the Supra clips' frames, repeated up to the batch size.
     frames = torch.cat(supra_out).flatten(0, 1)
@@ -286,6 +299,12 @@ def main() -> None:
     print("[1] Pillow composites GIF frames its own way (disposal carried over, background colour instead of "
           "transparency, ...), not as browsers do: its pixels differ from (b)/(c) by design, so only speed is compared.")
     print_machine_load("at end")
+    exit_if_sides_differ("code positions", codes.numel() - same_codes, codes.numel(), "(a) and (b) of encode",
+                         "VQVAE.encode no longer picks each position's nearest code")
+    exit_if_sides_differ("GIFs' clip shapes", shapes_differing, len(paths), "(a) and (b) of the GIF clips",
+                         "the two cut a GIF into a different number of clips")
+    exit_if_sides_differ("clips", clips_differing, n_clips, "(b) and (c) of the GIF clips",
+                         "MediaFolderDataModule(mode=clips) no longer gives read_gif_frames + fit + clips_of's clips")
 
 
 if __name__ == "__main__":

@@ -153,6 +153,35 @@ def test_vqvae_throughput_loads_a_vqvae_checkpoint_as_evaluate_does_weights_that
         load_vqvae(str(tmp_path / "other.ckpt"), 0)  # was torch's multi-line load_state_dict error
 
 
+def test_vqvae_throughput_whose_two_encodes_differ_says_so_in_one_line_and_exits_non_zero(monkeypatch, capsys):
+    module = benchmark_script("vqvae_throughput", monkeypatch)
+    encode = module.supra_encode
+
+    def one_code_off(model: VQVAE, images: torch.Tensor) -> torch.Tensor:  # (b) picks another code at one position
+        codes = encode(model, images).clone()
+        codes[0, 0, 0] = (codes[0, 0, 0] + 1) % model.quantizer.codebook.shape[0]
+        return codes
+
+    monkeypatch.setattr(module, "supra_encode", one_code_off)
+    monkeypatch.setattr(sys, "argv", ["vqvae_throughput.py", "--batch-size", "1", "--repeats", "1", "--gifs", "3",
+                                      "--frames-per-gif", "4", "--gif-size", "40", "40"])
+    with pytest.raises(SystemExit) as end:  # the checks line said "identical codes 63/64" and the run exited 0
+        module.main()
+    assert end.value.code == ("error: 1 of 64 code positions differ between (a) and (b) of encode, so the speed-up "
+                              "compares different work; VQVAE.encode no longer picks each position's nearest code")
+    assert "checks: identical codes 63/64 positions;" in capsys.readouterr().out
+
+
+def test_vqvae_throughput_counts_the_clips_the_datamodule_does_not_give_as_the_reader_does(tmp_path, monkeypatch):
+    clips_not_given = benchmark_script("vqvae_throughput", monkeypatch).clips_not_given
+    supra_out = [torch.zeros(2, 4, 3, 8, 8)]  # one GIF, two clips
+    given = {"a.gif#clip 0": torch.zeros(4, 3, 8, 8), "a.gif#clip 1": torch.zeros(4, 3, 8, 8)}
+    assert clips_not_given(given, [tmp_path / "a.gif"], supra_out) == 0
+    other = {**given, "a.gif#clip 1": torch.ones(4, 3, 8, 8), "b.gif#clip 0": torch.zeros(4, 3, 8, 8)}
+    assert clips_not_given(other, [tmp_path / "a.gif"], supra_out) == 2  # one other, one more
+    assert clips_not_given({}, [tmp_path / "a.gif"], supra_out) == 2  # both missing
+
+
 def test_the_image_benchmarks_skip_the_jpegs_of_root_that_cannot_be_read_before_any_timing(tmp_path, capsys):
     readable_jpegs = bench_common().readable_jpegs
     for name in ("a", "c", "e"):
