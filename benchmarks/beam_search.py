@@ -7,7 +7,8 @@ With --ckpt the trained model captions the shapes test images (realistic caption
 other data captions them drawn with the shapes defaults at its image size, as the output says); without it
 a random model does, which never emits EOS: --max-new-tokens (16 unless given) bounds its captions, else
 every one would run to the context length. Prints a table and the speed-up ratio, and checks that
-both give identical captions: where any differ it says so in one line and exits with status 1.
+both give identical captions: where any differ it says so in one line and exits with status 1. A line on
+stderr as each round ends shows the run going on before the table.
 """
 
 from __future__ import annotations
@@ -113,12 +114,15 @@ def main() -> None:
                 for caption in beam_search(model, chunk, bos, eos, width, max_new_tokens=max_new)]
 
     rounds = []
-    for _ in range(args.rounds):  # both in turn each round: a busy spell of a shared machine slows both
+    for done in range(1, args.rounds + 1):  # both in turn each round: a busy spell of a shared machine slows both
         start = time.perf_counter()
         plain = per_image()
         middle = time.perf_counter()
         batched = batched_calls()
         rounds.append((middle - start, time.perf_counter() - middle))
+        # the table comes after every round, minutes with a checkpoint's captions: a line each shows the run going on
+        print(f"round {done}/{args.rounds}: (a) {rounds[-1][0]:.2f} s, (b) {rounds[-1][1]:.2f} s", file=sys.stderr,
+              flush=True)
     plain_s, batched_s = statistics.median(a for a, _ in rounds), statistics.median(b for _, b in rounds)
     ratio = statistics.median(a / b for a, b in rounds)
 

@@ -123,6 +123,17 @@ def test_beam_search_says_how_many_images_a_batched_call_held(monkeypatch, capsy
     assert len(rows) == 1 and rows[0].startswith("| (b) batched (2/call), KV cache ")  # not --batch-size's 256
 
 
+def test_beam_search_says_each_round_on_stderr_as_it_ends_before_the_table(monkeypatch, capsys):
+    module = benchmark_script("beam_search", monkeypatch)  # the lines, not the searches: rounds took minutes, silent
+    monkeypatch.setattr(module, "beam_search_recompute", lambda model, image, *args, **kwargs: [1, 2])
+    monkeypatch.setattr(module, "beam_search", lambda model, images, *args, **kwargs: [[1, 2]] * len(images))
+    monkeypatch.setattr(sys, "argv", ["beam_search.py", "--images", "2", "--rounds", "2"])
+    module.main()
+    said = capsys.readouterr()
+    assert [line.split(":")[0] for line in said.err.splitlines()] == ["round 1/2", "round 2/2"]
+    assert all(" s, (b) " in line for line in said.err.splitlines()) and "round 1/2" not in said.out
+
+
 def test_beam_search_whose_two_sides_caption_differently_says_so_in_one_line_and_exits_non_zero(monkeypatch, capsys):
     module = benchmark_script("beam_search", monkeypatch)  # (b) gives the second image another caption
     monkeypatch.setattr(module, "beam_search_recompute", lambda model, image, *args, **kwargs: [1, 2])
