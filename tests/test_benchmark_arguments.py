@@ -178,9 +178,28 @@ def test_vqvae_throughput_whose_two_encodes_differ_says_so_in_one_line_and_exits
                                       "--frames-per-gif", "4", "--gif-size", "40", "40"])
     with pytest.raises(SystemExit) as end:  # the checks line said "identical codes 63/64" and the run exited 0
         module.main()
-    assert end.value.code == ("error: 1 of 64 code positions differ between (a) and (b) of encode, so the speed-up "
-                              "compares different work; VQVAE.encode no longer picks each position's nearest code")
+    assert end.value.code == ("error: 1 of 64 code positions differ between (a) and (b) of encode beyond ties within "
+                              "rounding, so the speed-up compares different work; VQVAE.encode no longer picks each "
+                              "position's nearest code")
     assert "checks: identical codes 63/64 positions;" in capsys.readouterr().out
+
+
+def test_vqvae_throughput_takes_two_codes_at_one_distance_as_a_tie_not_a_wrong_code(monkeypatch):
+    """cdist and VQVAE's expanded distance round differently: between two codes at one distance either may win."""
+    codes_not_nearest = benchmark_script("vqvae_throughput", monkeypatch).codes_not_nearest
+    model = VQVAE()
+    images = torch.rand(1, 3, 64, 64) * 2 - 1
+    with torch.no_grad():
+        first_position = model.encoder(images)[0, :, 0, 0]
+        model.quantizer.codebook[0] = model.quantizer.codebook[1] = first_position  # both at distance 0 from it
+    nearest = model.encode(images)
+    assert int(nearest[0, 0, 0]) in (0, 1)
+    tie = nearest.clone()
+    tie[0, 0, 0] = 1 - nearest[0, 0, 0]  # the other code at the same distance
+    assert codes_not_nearest(model, images, nearest, tie) == 0
+    wrong = nearest.clone()
+    wrong[0, 0, 0] = 2  # another code, farther away
+    assert codes_not_nearest(model, images, nearest, wrong) == 1
 
 
 def test_vqvae_throughput_counts_the_clips_the_datamodule_does_not_give_as_the_reader_does(tmp_path, monkeypatch):
