@@ -31,6 +31,7 @@ from bench_common import (  # noqa: E402
     parser_for,
     positive_int,
     print_machine_load,
+    say_progress,
     torch_device,
 )
 
@@ -126,8 +127,8 @@ def main() -> None:
                 rows.append((vocab_size, model.get_num_params(), what, tokens, plain_s, cached_s, ratio,
                              bool(torch.equal(cached, plain))))
             # the table comes after every cell, minutes on a CPU: a line as each is measured shows the run going on
-            print(progress_line(len(rows), len(args.vocab) * OUTPUTS_PER_VOCAB, vocab_size, what, cached_s=rows[-1][5],
-                                plain_s=rows[-1][4]), file=sys.stderr, flush=True)
+            say_progress(progress_line(len(rows), len(args.vocab) * OUTPUTS_PER_VOCAB, vocab_size, what,
+                                       cached_s=rows[-1][5], plain_s=rows[-1][4]))
 
     timed = (f"median of {args.repeats} runs of the KV-cached path alone (--cached-only)" if args.cached_only else
              f"median of {args.repeats} interleaved rounds (speed-up: the median of the rounds' ratios)")

@@ -29,6 +29,8 @@ from bench_common import (  # noqa: E402
     parser_for,
     positive_int,
     print_machine_load,
+    progress_line,
+    say_progress,
 )
 
 from supra.models.vlm_generation import beam_search, beam_search_recompute  # noqa: E402
@@ -121,8 +123,7 @@ def main() -> None:
         batched = batched_calls()
         rounds.append((middle - start, time.perf_counter() - middle))
         # the table comes after every round, minutes with a checkpoint's captions: a line each shows the run going on
-        print(f"round {done}/{args.rounds}: (a) {rounds[-1][0]:.2f} s, (b) {rounds[-1][1]:.2f} s", file=sys.stderr,
-              flush=True)
+        say_progress(progress_line(done, args.rounds, {"(a)": f"{rounds[-1][0]:.2f} s", "(b)": f"{rounds[-1][1]:.2f} s"}))
     plain_s, batched_s = statistics.median(a for a, _ in rounds), statistics.median(b for _, b in rounds)
     ratio = statistics.median(a / b for a, b in rounds)
 

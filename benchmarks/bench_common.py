@@ -186,6 +186,18 @@ def short_passes_warning(pass_seconds: list[float], advice: str) -> str:
             f"its ratios are mostly noise; {advice}")
 
 
+def progress_line(done: int, total: int, figures: dict[str, str]) -> str:
+    """The line said as round `done` of `total` ends: each side's figure of that round, by its name in the table
+    ("round 2/5: (a) 1.23 s, (b) 0.45 s")."""
+    return f"round {done}/{total}: " + ", ".join(f"{name} {figure}" for name, figure in figures.items())
+
+
+def say_progress(line: str) -> None:
+    """`line` on stderr at once: the table comes only after every round (minutes on a CPU), and a run silent that
+    long looks stuck; stdout keeps the table alone."""
+    print(line, file=sys.stderr, flush=True)
+
+
 def load_report(when: str, load: float, cores: int) -> str:
     """One line on the machine's 1-minute load average `load` at `when`, with a note where it is above the `cores`
     the benchmark uses: other work then shares them, and its figures are not comparable with an idle machine's."""

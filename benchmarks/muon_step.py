@@ -4,7 +4,8 @@ sequences of 80 tokens and its 684-id vocabulary, fp32) with (a) AdamW, as the r
 that pays) and (c) the same with torch's own Muon, whose plain iteration runs in bfloat16; and the iteration
 alone for the GPT's 16 matrices: as the recipe runs it, plain in float32, plain in bfloat16. Interleaved
 rounds, medians, ratios to a baseline of the same round: a training step to (a), the iteration alone to
-the recipe's iteration.
+the recipe's iteration. A line on stderr as each round ends (each row's seconds in it) shows the run going on
+before the table.
 
     python benchmarks/muon_step.py [--rounds 5] [--steps 20]
 
@@ -29,7 +30,14 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import paired_ratios, parser_for, positive_int, print_machine_load  # noqa: E402
+from bench_common import (  # noqa: E402
+    paired_ratios,
+    parser_for,
+    positive_int,
+    print_machine_load,
+    progress_line,
+    say_progress,
+)
 
 from supra.models.a2a_nano import A2AConfig, A2ANano  # noqa: E402
 from supra.tasks.optimizers import MuonWithAdamW, orthogonalize  # noqa: E402
@@ -105,9 +113,11 @@ def main() -> None:
     for fn, _ in candidates.values():  # warm-up: allocations, kernel choice
         seconds(fn, 2)
     times: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(args.rounds):
+    for done in range(1, args.rounds + 1):
         for name, (fn, _) in candidates.items():
             times[name].append(seconds(fn, args.steps))
+        # the table comes after every round, a minute or more on a CPU: a line each shows the run going on
+        say_progress(progress_line(done, args.rounds, {name[:3]: f"{runs[-1]:.4f} s" for name, runs in times.items()}))
     print(f"\na2a GPT, batch {BATCH} x {TOKENS} tokens, fp32, {args.rounds} interleaved rounds of {args.steps} "
           f"steps, {cpu_description()}, torch kernels {torch.backends.cpu.get_cpu_capability()}, "
           f"MKL_ENABLE_INSTRUCTIONS={os.environ.get('MKL_ENABLE_INSTRUCTIONS', '(unset)')}")

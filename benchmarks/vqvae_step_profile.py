@@ -13,7 +13,8 @@ distances). Rounds interleave: each times every part on this CPU, then in the ca
 of a shared machine slows both; the table gives medians over the rounds and, per part, the median of the rounds'
 ratios b/a (each round's ratio listed), with a warning where a column's pass over the parts lasted under 200 ms
 (its ratios are then mostly noise). On a CPU that is AVX2-only already the two columns are the same machine.
---no-compare-avx2: this CPU's column alone, in half the time.
+--no-compare-avx2: this CPU's column alone, in half the time. A line on stderr as each round ends (each
+column's pass over the parts, in seconds) shows the run going on before the table.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ from bench_common import (  # noqa: E402
     parser_for,
     positive_int,
     print_machine_load,
+    progress_line,
+    say_progress,
     short_passes_warning,
 )
 
@@ -176,10 +179,14 @@ def main() -> None:
     here: list[dict[str, float]] = []
     capped: list[dict[str, float]] = []
     pass_seconds: list[float] = []  # each column's pass over every part, each round: the pair a ratio compares
-    for _ in range(args.rounds):  # this CPU, then the capped child: a busy spell lands on both columns
+    columns = ("(a)", "(b)") if child is not None else ("(a)",)
+    for done in range(1, args.rounds + 1):  # this CPU, then the capped child: a busy spell lands on both columns
         here.append(timed(lambda: measure(parts, args.repeats), pass_seconds))
         if child is not None:
             capped.append(timed(child.round, pass_seconds))
+        # the table comes after every round: a line each, its columns' passes, shows the run going on
+        say_progress(progress_line(done, args.rounds, {column: f"{seconds:.2f} s" for column, seconds in
+                                                       zip(columns, pass_seconds[-len(columns):], strict=True)}))
     if child is not None:
         child.close()
     print(f"\nVQ-VAE training step, batch {args.batch_size} at 64x64, {args.rounds} interleaved rounds of "

@@ -134,6 +134,27 @@ def test_beam_search_says_each_round_on_stderr_as_it_ends_before_the_table(monke
     assert all(" s, (b) " in line for line in said.err.splitlines()) and "round 1/2" not in said.out
 
 
+def test_a_round_ends_in_one_line_of_each_sides_figure_by_its_name_in_the_table(capsys):
+    common = bench_common()
+    assert common.progress_line(2, 5, {"(a)": "1.23 s", "(b)": "0.45 s"}) == "round 2/5: (a) 1.23 s, (b) 0.45 s"
+    common.say_progress("round 1/1: (a) 1 s")
+    assert capsys.readouterr() == ("", "round 1/1: (a) 1 s\n")  # stdout keeps the table alone
+
+
+def test_muon_step_says_each_round_on_stderr_as_it_ends_before_the_table(monkeypatch, capsys):
+    module = benchmark_script("muon_step", monkeypatch)  # the lines, not the steps: its rounds took minutes, silent
+    monkeypatch.setattr(module, "training_step", lambda optimizer_name: lambda: None)
+    monkeypatch.setattr(module, "iteration_alone", lambda dtype, gram: lambda: None)
+    monkeypatch.setattr(sys, "argv", ["muon_step.py", "--rounds", "2", "--steps", "1"])
+    module.main()
+    said = capsys.readouterr()
+    lines = said.err.splitlines()
+    assert [line.split(":")[0] for line in lines] == ["round 1/2", "round 2/2"]
+    assert all([part.split()[0] for part in line.split(": ", 1)[1].split(", ")] == ["(a)", "(b)", "(c)", "(d)", "(e)",
+                                                                                    "(f)"] for line in lines)
+    assert "round 1/2" not in said.out and said.out.splitlines()[-1].startswith("machine load at end: ")
+
+
 def test_beam_search_whose_two_sides_caption_differently_says_so_in_one_line_and_exits_non_zero(monkeypatch, capsys):
     module = benchmark_script("beam_search", monkeypatch)  # (b) gives the second image another caption
     monkeypatch.setattr(module, "beam_search_recompute", lambda model, image, *args, **kwargs: [1, 2])
@@ -455,6 +476,17 @@ def test_the_vqvae_profile_warns_as_the_image_pipelines_do_when_a_timed_pass_is_
     assert out[-2].startswith("warning: the shortest timed pass lasted 0 ms, under 200 ms: its ratios are mostly "
                               "noise; raise --repeats or --batch-size (longer passes) or --rounds (more of them")
     assert out[-3].startswith("| nothing ") and out[-1].startswith("machine load at end: ")
+
+
+def test_the_vqvae_profile_says_each_round_on_stderr_as_it_ends_before_the_table(monkeypatch, capsys):
+    module = benchmark_script("vqvae_step_profile", monkeypatch)  # the lines, not the parts: silent for minutes
+    monkeypatch.setattr(module, "step_parts", lambda batch_size: {"nothing": lambda: None})
+    monkeypatch.setattr(sys, "argv", ["vqvae_step_profile.py", "--no-compare-avx2", "--rounds", "2", "--repeats", "1"])
+    module.main()
+    said = capsys.readouterr()
+    assert [line.split(": (a) ")[0] for line in said.err.splitlines()] == ["round 1/2", "round 2/2"]
+    assert all(line.endswith(" s") and "(b)" not in line for line in said.err.splitlines())  # no capped column run
+    assert "round 1/2" not in said.out
 
 
 def test_the_avx2_baseline_caps_mkl_too_and_measures_a_round_when_asked(monkeypatch):
