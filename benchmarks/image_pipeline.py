@@ -7,6 +7,7 @@ ratio b/a, so that a busy spell of a shared machine slows both.
 
 Without --root it writes synthetic 500x375 JPEGs (Flickr8k's typical size) to a temp folder. Files of --root
 that PIL cannot read are skipped, said in one line, before any timing: both pipelines read the same files.
+A line on stderr as each round ends (its images/s of each) shows the run going on before the table.
 """
 
 from __future__ import annotations
@@ -34,7 +35,9 @@ from bench_common import (  # noqa: E402
     parser_for,
     positive_int,
     print_machine_load,
+    progress_line,
     readable_jpegs,
+    say_progress,
     short_passes_warning,
 )
 
@@ -140,7 +143,12 @@ def main() -> None:
         plain, cached, build_s = baseline_loaders(paths, Path(tmp) / "cache", args)
         images_per_second(plain, False)  # warm-up: worker start-up, page cache
         images_per_second(cached, True)
-        rounds = [(images_per_second(plain, False), images_per_second(cached, True)) for _ in range(args.rounds)]
+        rounds = []
+        for done in range(1, args.rounds + 1):
+            rounds.append((images_per_second(plain, False), images_per_second(cached, True)))
+            # the table comes after every round: a line each shows the run going on
+            say_progress(progress_line(done, args.rounds, {"(a)": f"{rounds[-1][0]:,.0f} images/s",
+                                                           "(b)": f"{rounds[-1][1]:,.0f} images/s"}))
     a, b = statistics.median(a for a, _ in rounds), statistics.median(b for _, b in rounds)
     ratio = statistics.median(paired_ratios([b for _, b in rounds], [a for a, _ in rounds]))
     print(f"\n{len(paths)} images -> {args.size}px, batch {args.batch_size}, {args.workers} DataLoader workers, "

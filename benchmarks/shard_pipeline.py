@@ -11,7 +11,8 @@ from a full decode at the model's size.
 Without --root it writes synthetic 500x375 JPEGs (Flickr8k's typical size) that compress like photos
 (--noise: image_pipeline.py's noise). Shards are written from the same files in img2dataset's layout, at
 least 4 per worker (each worker streams whole shards, shuffled between workers each epoch): so that every
-worker holds a batch in every epoch, --images must be at least 4 x --batch-size x --workers.
+worker holds a batch in every epoch, --images must be at least 4 x --batch-size x --workers. A line on stderr
+as each round ends (its images/s of each pipeline) shows the run going on before the table.
 """
 
 from __future__ import annotations
@@ -28,7 +29,14 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this checkout's supra (README, Benchmarks)
 
-from bench_common import paired_ratios, print_machine_load, readable_jpegs, short_passes_warning  # noqa: E402
+from bench_common import (  # noqa: E402
+    paired_ratios,
+    print_machine_load,
+    progress_line,
+    readable_jpegs,
+    say_progress,
+    short_passes_warning,
+)
 from image_pipeline import (  # noqa: E402
     SHORT_PASS_ADVICE,
     baseline_loaders,
@@ -119,6 +127,10 @@ def decoder(workers: int) -> str:
     return "per worker" if workers else "in the main process"
 
 
+# Each pipeline in a round's progress line, as the table's rows begin
+ROUND_NAMES = {"pil": "(a)", "full": "(b) full", "draft": "(b) draft", "cache": "(c)"}
+
+
 def table_rows(workers: int) -> list[tuple[str, str]]:
     """The table's rows: each pipeline's name, and its key in the rates measured."""
     where = "in the workers" if workers else "in the main process"
@@ -153,11 +165,14 @@ def main() -> None:
         stream_images_per_second(full)
         stream_images_per_second(draft)
         rates: dict[str, list[float]] = {"pil": [], "full": [], "draft": [], "cache": []}
-        for _ in range(args.rounds):  # interleaved, each against (a) of its own round: the machine may be shared
+        for done in range(1, args.rounds + 1):  # interleaved, each against (a) of its own round: the machine may be shared
             rates["pil"].append(images_per_second(plain, False))
             rates["full"].append(stream_images_per_second(full))
             rates["draft"].append(stream_images_per_second(draft))
             rates["cache"].append(images_per_second(cached, True))
+            # the table comes after every round: a line each shows the run going on
+            say_progress(progress_line(done, args.rounds, {ROUND_NAMES[key]: f"{rate[-1]:,.0f} images/s"
+                                                           for key, rate in rates.items()}))
         mean_abs, mean_squared = draft_difference(paths, args.size)
     median = {k: float(np.median(v)) for k, v in rates.items()}
     paired = {k: float(np.median(paired_ratios(v, rates["pil"]))) for k, v in rates.items()}

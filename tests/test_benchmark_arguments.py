@@ -552,6 +552,26 @@ def test_shard_pipeline_says_identical_decodes_and_the_threads_of_its_workers_no
     assert (module.decoder(0), module.decoder(2)) == ("in the main process", "per worker")
 
 
+def test_the_image_pipelines_say_each_round_on_stderr_as_it_ends_before_the_table(monkeypatch, capsys):
+    # the lines, not the epochs (each a fixed 100 images/s here): both were silent for minutes at their defaults
+    image_pipeline = benchmark_script("image_pipeline", monkeypatch)
+    monkeypatch.setattr(image_pipeline, "images_per_second", lambda loader, normalise: 100.0)
+    monkeypatch.setattr(sys, "argv", ["image_pipeline.py", "--images", "2", "--workers", "0", "--size", "8",
+                                      "--rounds", "2"])
+    image_pipeline.main()
+    said = capsys.readouterr()
+    assert said.err.splitlines() == [f"round {done}/2: (a) 100 images/s, (b) 100 images/s" for done in (1, 2)]
+    assert "round 1/2" not in said.out
+    shard_pipeline = benchmark_script("shard_pipeline", monkeypatch)
+    monkeypatch.setattr(shard_pipeline, "images_per_second", lambda loader, normalise: 100.0)
+    monkeypatch.setattr(shard_pipeline, "stream_images_per_second", lambda loader: 1000.0)
+    monkeypatch.setattr(sys, "argv", ["shard_pipeline.py", "--images", "4", "--batch-size", "1", "--workers", "0",
+                                      "--size", "8", "--rounds", "1"])
+    shard_pipeline.main()
+    assert capsys.readouterr().err.splitlines() == [
+        "round 1/1: (a) 100 images/s, (b) full 1,000 images/s, (b) draft 1,000 images/s, (c) 100 images/s"]
+
+
 def test_image_pipelines_warn_when_a_timed_pass_is_too_short_for_its_ratio_to_mean_anything(monkeypatch):
     common = bench_common()
     # 8 cached images, a few ms a pass: b/a was 81.8x, 12.5x and 94.7x in three runs
