@@ -24,6 +24,8 @@ each window pair's b/a. --devices N > 1 runs (b) once with DDP (Lightning starts
 ranks by re-running this script) after the plain rounds; its ratio is then a scaling figure, each (b)
 window's samples/s over (a)'s median, so that its median is the table's b/a. Ranks started
 by spawn (trainer=ddp_sim, ddp_spawn) are refused: the windows they time would not come back.
+On stderr: a line before the timing saying what runs and how many steps, then one as each round (a window of
+each loop) ends, with its seconds; under DDP the line before alone.
 """
 
 from __future__ import annotations
@@ -58,6 +60,8 @@ from bench_common import (  # noqa: E402
     parser_for,
     positive_int,
     print_machine_load,
+    progress_line,
+    say_progress,
 )
 
 from supra.data.captioning.shapes import ShapesDataModule  # noqa: E402
@@ -221,9 +225,9 @@ class PlainLoop:
 class StepWindows(L.Callback):
     """Times windows of `steps` full training iterations (fetch, transfer, step, hooks) after `warmup`,
     from the end of the previous batch to the end of the window's last. After each window it runs
-    `between()` untimed: the plain loop's window, so that a and b alternate every few steps."""
+    `between(its seconds)` untimed: the plain loop's window, so that a and b alternate every few steps."""
 
-    def __init__(self, warmup: int, steps: int, between: Callable[[], None] | None = None) -> None:
+    def __init__(self, warmup: int, steps: int, between: Callable[[float], None] | None = None) -> None:
         self.warmup, self.steps, self.between = warmup, steps, between
         self.seconds: list[float] = []
         self._start = 0.0
@@ -239,12 +243,13 @@ class StepWindows(L.Callback):
         if done > 0:
             self.seconds.append(time.perf_counter() - self._start)
             if self.between is not None:
-                self.between()
+                self.between(self.seconds[-1])
         self._start = time.perf_counter()
 
 
 def supra_loop(cfg: DictConfig, batches: list, tokenizer: Any, devices: int, warmup: int, steps: int,
-               windows: int, out_dir: str, plain_fused: bool, between: Callable[[], None] | None = None) -> list[float]:
+               windows: int, out_dir: str, plain_fused: bool,
+               between: Callable[[float], None] | None = None) -> list[float]:
     """Seconds of each window of `steps` steps, through trainer.fit of the composed task and trainer (stopped at
     its start unless its optimizer is fused as the plain loop's is, `plain_fused`)."""
     torch.manual_seed(0)
@@ -381,6 +386,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str)
     plain_loop = None if child_rank else PlainLoop(cfg, batches, device, precision, args.compile, total)
     plain: list[float] = []
     if plain_loop is not None:
+        say_progress(timing_plan(args))  # the table comes after one fit, a minute or more on a CPU
         plain_loop.window(args.warmup)  # its warm-up (and compile), untimed
     if args.devices > 1:  # the other ranks re-run this script: keep (a) out of the DDP fit
         if plain_loop is not None:
@@ -392,14 +398,29 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str)
         if device.type == "cpu":
             where += f" ({torch.get_num_threads()} per DDP rank in (b))"
     else:  # a and b alternate every `steps` steps inside one fit: both see the same machine load
+        def plain_window_after(supra_s: float) -> None:
+            plain.append(plain_loop.window(args.steps))
+            say_progress(progress_line(len(plain), args.rounds, {"(a)": f"{plain[-1]:.2f} s", "(b)": f"{supra_s:.2f} s"}))
+
         supra = supra_loop(cfg, batches, tokenizer, 1, args.warmup, args.steps, args.rounds, out_dir,
-                           plain_adamw_fused(device, precision), between=lambda: plain.append(plain_loop.window(args.steps)))
+                           plain_adamw_fused(device, precision), between=plain_window_after)
     samples = args.steps * args.batch_size
     ratios = (scaling_ratios(plain, supra, samples, args.steps, args.devices) if args.devices > 1
               else [a / b for a, b in zip(plain, supra, strict=False)])
     rows = {"(a) plain PyTorch loop": plain, f"(b) Supra task + Trainer ({args.devices} device(s))": supra}
     report = report_table(args, where, precision, rows, samples, ratios, flops, peak, peak_dtype(device, precision))
     finish(report, args.json, load_at_start, threads)
+
+
+def timing_plan(args: argparse.Namespace) -> str:
+    """The line said before the timing: what runs and how many steps, the table coming only at its end."""
+    compiling = " (each net compiled first: about a minute)" if args.compile else ""
+    if args.devices > 1:
+        return (f"timing (a): {args.warmup} warm-up steps{compiling}, then {args.rounds} rounds of {args.steps} steps; "
+                f"then (b) under DDP on {args.devices} devices, one Trainer fit of {args.warmup} warm-up steps and "
+                f"{args.rounds} x {args.steps} timed ones")
+    return (f"timing (a) and (b) in one Trainer fit: {args.warmup} warm-up steps each{compiling}, then "
+            f"{args.rounds} rounds of {args.steps} steps each, taking turns")
 
 
 def finish(report: dict[str, Any], json_path: Path | None, load_at_start: float, cores: int) -> None:

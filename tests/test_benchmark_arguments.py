@@ -291,6 +291,24 @@ def test_train_throughput_without_the_gpus_asked_for_gives_advice_in_its_own_opt
                     "cpu (with --devices 2 for DDP on CPU processes)")  # not ddp_sim, which the script refuses
 
 
+def test_train_throughput_says_what_it_times_then_each_round_on_stderr_as_it_ends(monkeypatch, capsys):
+    module = benchmark_script("train_throughput", monkeypatch)  # a fit of 3 steps of 1 sample; the peak not measured
+    monkeypatch.setattr(module, "matmul_peak", lambda device, dtype: 1e12)
+    monkeypatch.setattr(sys, "argv", ["train_throughput.py", "--warmup", "1", "--steps", "1", "--rounds", "2",
+                                      "--batch-size", "1"])
+    module.main()
+    said = capsys.readouterr()
+    lines = [line for line in said.err.splitlines() if line.startswith(("timing ", "round "))]  # not Lightning's
+    assert lines[0] == ("timing (a) and (b) in one Trainer fit: 1 warm-up steps each, then 2 rounds of 1 steps "
+                        "each, taking turns")
+    assert [line.split(": (a) ")[0] for line in lines[1:]] == ["round 1/2", "round 2/2"]
+    assert all(", (b) " in line for line in lines[1:]) and "round 1/2" not in said.out
+    args = argparse.Namespace(devices=2, warmup=5, steps=5, rounds=20, compile=True)
+    assert module.timing_plan(args) == (
+        "timing (a): 5 warm-up steps (each net compiled first: about a minute), then 20 rounds of 5 steps; then (b) "
+        "under DDP on 2 devices, one Trainer fit of 5 warm-up steps and 20 x 5 timed ones")
+
+
 def test_train_throughput_names_the_dtype_its_peak_was_measured_in(monkeypatch, capsys):
     module = benchmark_script("train_throughput", monkeypatch)
     assert module.peak_dtype(torch.device("cpu"), "bf16-mixed") == torch.float32  # a CPU's peak is fp32's
