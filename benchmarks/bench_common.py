@@ -176,14 +176,15 @@ def paired_ratios(candidate: list[float], baseline: list[float]) -> list[float]:
 SHORT_PASS_S = 0.2
 
 
-def short_passes_warning(pass_seconds: list[float], advice: str) -> str:
-    """A warning line where the shortest timed pass lasted under SHORT_PASS_S, with `advice` (the options that
+def short_passes_warning(pass_seconds: list[float], advice: str, figures: str = "ratios") -> str:
+    """A warning line where the shortest timed pass lasted under SHORT_PASS_S, saying its `figures` (what the run
+    prints: "ratios", or "milliseconds" where it compares nothing) are mostly noise, with `advice` (the options that
     lengthen a pass or add rounds); "" where every pass was long enough."""
     shortest = min(pass_seconds)
     if shortest >= SHORT_PASS_S:
         return ""
     return (f"warning: the shortest timed pass lasted {shortest * 1000:.0f} ms, under {SHORT_PASS_S * 1000:.0f} ms: "
-            f"its ratios are mostly noise; {advice}")
+            f"its {figures} are mostly noise; {advice}")
 
 
 def progress_line(done: int, total: int, figures: dict[str, str]) -> str:
