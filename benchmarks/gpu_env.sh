@@ -55,9 +55,16 @@ finish() {  # finish: the total time, and exit status 1 naming the steps that fa
   fi
 }
 
-summary() {  # summary [EPOCH_DIR]: one line per bench JSON, the 16-mixed / 32-true ratios, the epoch run's accounting
+summary() {  # summary [EPOCH_DIR]: one line per bench JSON (its figures and machine load), the 16-mixed / 32-true
+            # ratios, the epoch run's accounting
 JSON_DIR="$JSON_DIR" EPOCH_DIR="${1:-}" $PY - <<'EOF'
 import glob, json, os
+def machine_load(r):  # the loads the run printed at its start and end, which the summary left out
+    m = r.get("machine_load")  # none in the figures of a train_throughput.py from before it was written
+    if not m:
+        return "load not recorded"
+    busy = " (busy: not comparable with an idle machine's)" if m["busy"] else ""
+    return f"load {m['at_start']:.1f} -> {m['at_end']:.1f} for {m['cores']} cores{busy}"
 rows = []
 for path in sorted(glob.glob(os.path.join(os.environ["JSON_DIR"], "*.json"))):
     r = json.load(open(path))
@@ -67,7 +74,7 @@ for path in sorted(glob.glob(os.path.join(os.environ["JSON_DIR"], "*.json"))):
           f"batch={r['batch_size']:4d}  plain {a['samples_per_s']:8.0f}/s  supra {b['samples_per_s']:8.0f}/s "
           f"({b['step_ms']:.2f} ms/step, MFU {b['mfu']:.2%})  b/a {r['ratio_b_over_a']:.3f}  "
           f"epoch(30k pairs) {30000 / b['samples_per_s']:.1f}s  GFLOP/sample {r['flops_per_sample'] / 1e9:.3f} "
-          f"peak {r['peak_flops'] / 1e12:.0f} TFLOP/s")
+          f"peak {r['peak_flops'] / 1e12:.0f} TFLOP/s  {machine_load(r)}")
 supra = {(r["batch_size"], r["precision"], r["compile"], " ".join(r.get("overrides", []))):
          list(r["rows"].values())[1]["samples_per_s"] for _, r in rows}
 for (batch, precision, compiled, extra), s16 in sorted(supra.items()):

@@ -473,6 +473,24 @@ def test_a_gpu_script_whose_step_fails_says_why_and_ends_with_a_non_zero_status(
     assert ended.stderr.endswith(f"error: 1 step(s) failed: short (see {tmp_path / 'out' / 'gpu_check.log'})\n")
 
 
+def test_the_gpu_summary_gives_each_runs_machine_load_from_its_figures_file(tmp_path, monkeypatch, capsys):
+    # the Python that gpu_env.sh's `summary` runs (its here-document), in-process: sourcing the script imports torch
+    summary = (BENCHMARKS / "gpu_env.sh").read_text().split("<<'EOF'\n", 1)[1].split("\nEOF\n", 1)[0]
+    row = {"samples_per_s": 1000.0, "step_ms": 64.0, "mfu": 0.01}
+    figures = {"device": "a GPU", "precision": "32-true", "compile": False, "batch_size": 64, "overrides": [],
+               "rows": {"(a)": row, "(b)": row}, "ratio_b_over_a": 1.0, "flops_per_sample": 1e9, "peak_flops": 1e14}
+    busy = {"at_start": 0.5, "at_end": 20.25, "cores": 16, "busy": True}
+    (tmp_path / "b64_busy.json").write_text(json.dumps({**figures, "machine_load": busy}))
+    (tmp_path / "b64_older.json").write_text(json.dumps(figures))  # written before the figures held the load
+    monkeypatch.setenv("JSON_DIR", str(tmp_path))
+    monkeypatch.setenv("EPOCH_DIR", "")
+    exec(summary, {})
+    lines = capsys.readouterr().out.splitlines()  # its lines showed the figures, not the load they were taken at
+    assert lines[0].startswith("b64_busy ") and lines[0].endswith(
+        "  load 0.5 -> 20.2 for 16 cores (busy: not comparable with an idle machine's)")
+    assert lines[1].startswith("b64_older ") and lines[1].endswith("  load not recorded")
+
+
 def test_the_avx2_profile_gives_each_part_the_median_of_its_rounds_ratios_and_lists_them(monkeypatch, capsys):
     module = benchmark_script("vqvae_step_profile", monkeypatch)
     # a busy spell in round 2 of (a): the ratio of medians would say 1.5x, each round says 1.0x or 2.0x
