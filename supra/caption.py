@@ -39,7 +39,7 @@ from supra.models.vlm_generation import DecodeConfig, generate
 from supra.models.vlm_nano import VLMNano
 from supra.pictures.grids import render_caption_grid
 from supra.tokens.caption_bpe import CaptionTokenizer
-from supra.utils.cli import check_option_types, check_paths_given, hydra_command, take_sigterm_as_ctrl_c
+from supra.utils.cli import check_option_types, check_paths_given, hydra_command
 from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
@@ -306,12 +306,7 @@ def run(cfg: DictConfig) -> dict[str, str]:
     return captions
 
 
-_main = hydra_command("caption", run)
-
-
-def main() -> None:
-    take_sigterm_as_ctrl_c()  # the out folder it made is removed, and the run ends with one line, as on Ctrl-C
-    _main()
+main = hydra_command("caption", run)
 
 
 if __name__ == "__main__":

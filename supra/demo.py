@@ -67,7 +67,7 @@ from supra.tokens.a2a_sequences import (
     frames_that_fit,
     text_room,
 )
-from supra.utils.cli import hydra_command, take_sigterm_as_ctrl_c
+from supra.utils.cli import hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.numbers import is_whole
 from supra.utils.seeds import MAX_SEED
@@ -390,11 +390,10 @@ def run(cfg: DictConfig) -> None:
     # Gradio's start-up checks its own page over HTTP, which httpx logs at INFO through Hydra's console log:
     # "HTTP Request: GET http://127.0.0.1:7860/..." read as the page calling out to the network
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    # SIGTERM (a service manager's stop, kill) is taken as Ctrl-C from here on, the model's loading and launch's
-    # start-up included, and the process exits normally, so the demo's temporary GIF folder (made as the page is
-    # built) is removed; the default ends it with no cleanup, and closing the page from the handler instead,
-    # during launch's own start-up checks, failed them with a traceback
-    take_sigterm_as_ctrl_c()
+    # SIGTERM (a service manager's stop, kill) comes as Ctrl-C, as in every command (hydra_command), the model's
+    # loading and launch's start-up included, and the process exits normally, so the demo's temporary GIF folder
+    # (made as the page is built) is removed; closing the page from a handler of its own instead, during launch's
+    # own start-up checks, failed them with a traceback
     page = None
     try:
         page = build_page(str(cfg.ckpt))

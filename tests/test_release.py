@@ -378,12 +378,12 @@ def test_a_caption_run_stopped_by_ctrl_c_or_sigterm_removes_the_out_folder_it_ma
     import signal
 
     from supra.caption import out_folder
-    from supra.utils.cli import take_sigterm_as_ctrl_c
+    from supra.utils.cli import sigterm_as_ctrl_c
 
-    previous = signal.getsignal(signal.SIGTERM)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a process started from a shell has it
     try:
-        take_sigterm_as_ctrl_c()  # as caption's main does
-        with pytest.raises(KeyboardInterrupt), out_folder(tmp_path / "runs" / "out"):
+        with sigterm_as_ctrl_c(), pytest.raises(KeyboardInterrupt), out_folder(tmp_path / "runs" / "out"):  # as every command
+            assert signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL  # else the signal would end this process
             os.kill(os.getpid(), signal.SIGTERM)
     finally:
         signal.signal(signal.SIGTERM, previous)

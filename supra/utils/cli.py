@@ -7,9 +7,11 @@ import difflib
 import re
 import signal
 import sys
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import hydra
@@ -56,11 +58,13 @@ SIGINT_EXIT = 130  # what a shell reports for a process Ctrl-C ended (128 + SIGI
 
 @contextmanager
 def exit_on_ctrl_c(left: Callable[[], str]) -> Iterator[None]:
-    """Ctrl-C (a KeyboardInterrupt) as one line, `interrupted: <left()>` (what the command leaves behind),
-    exit status 130, not a traceback through whatever library was at work; also noted in the run's log. Lightning's
-    own exit after a Ctrl-C (ended_by_ctrl_c) is taken for one too."""
+    """Ctrl-C (a KeyboardInterrupt), or a SIGTERM taken as one (sigterm_as_ctrl_c), as one line,
+    `interrupted: <left()>` (what the command leaves behind), exit status 130, not a traceback through whatever
+    library was at work; also noted in the run's log. Lightning's own exit after a Ctrl-C (ended_by_ctrl_c) is
+    taken for one too."""
     try:
-        yield
+        with sigterm_as_ctrl_c():
+            yield
     except (KeyboardInterrupt, SystemExit) as err:
         if not ended_by_ctrl_c(err):
             raise
@@ -70,11 +74,29 @@ def exit_on_ctrl_c(left: Callable[[], str]) -> Iterator[None]:
         raise SystemExit(SIGINT_EXIT) from None
 
 
-def take_sigterm_as_ctrl_c() -> None:
-    """SIGTERM (kill, a service manager's stop) taken as Ctrl-C from here on: a KeyboardInterrupt, so the
-    command removes what it made and says so in exit_on_ctrl_c's one line. By default it ended at once,
-    silently (status 143), leaving what it had made. Call it in the main thread (signal handlers live there)."""
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+@contextmanager
+def sigterm_as_ctrl_c() -> Iterator[None]:
+    """SIGTERM (kill, `timeout`, a service manager's stop, a cluster's preemption) taken as Ctrl-C within the block:
+    a KeyboardInterrupt, so the command removes what it made and ends as Ctrl-C ends it. By default it ended the
+    process at once, silently (status 143), leaving what it had half made. Only where SIGTERM has that default: a
+    handler a launcher put in place (submitit's, in a SLURM job) is left alone, an ignored SIGTERM stays ignored,
+    and outside the main thread no handler can be set."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+    signal.signal(signal.SIGTERM, _sigterm_as_ctrl_c)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _sigterm_as_ctrl_c(signum: int, frame: FrameType | None) -> None:
+    """sigterm_as_ctrl_c's handler. During a fit or test Lightning's own handler is in place and calls this one
+    after its own: Lightning then stops at the end of the batch (a fit writes last.ckpt at the step reached; SLURM's
+    requeue works as Lightning made it), where a KeyboardInterrupt would cut the batch short; so nothing here."""
+    if signal.getsignal(signal.SIGTERM) is _sigterm_as_ctrl_c:
+        raise KeyboardInterrupt
 
 
 def ended_by_ctrl_c(err: BaseException) -> bool:
@@ -345,9 +367,9 @@ def hydra_command(config_name: str, run: Callable[[DictConfig], Any], data_sets:
                   interrupted: Callable[[DictConfig], str] | None = None) -> Callable[[], None]:
     """The `main` of a command: compose conf/<config_name>.yaml with the command line, then `run(cfg)`;
     a missing or unknown option (a misspelled nested one too: `paths.log_dri=`, `data.rooot=`) and a
-    SupraUserError (even one Hydra wrapped) end it as `error: <one line>` with exit status 2, Ctrl-C as
-    `interrupted: <what interrupted(cfg) says is left>` with status 130. `data_sets`: the data=<name> its
-    --help lists (print_help)."""
+    SupraUserError (even one Hydra wrapped) end it as `error: <one line>` with exit status 2, Ctrl-C or a
+    SIGTERM as `interrupted: <what interrupted(cfg) says is left>` with status 130 (exit_on_ctrl_c). `data_sets`:
+    the data=<name> its --help lists (print_help)."""
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
     def main(cfg: DictConfig) -> Any:
