@@ -25,7 +25,7 @@ from supra.data.base import SplitDataModule
 from supra.data.epoch_loader import EpochLoader, EpochProgress, trainer_progress
 from supra.runner.evaluation import evaluate
 from supra.runner.resume import EpochWhereStopped
-from supra.runner.training import interrupted_test, train
+from supra.runner.training import interrupted_run, interrupted_test, train
 from supra.tasks.captioning import CaptioningTask
 from supra.utils.cli import SIGINT_EXIT, exit_on_ctrl_c
 from supra.utils.errors import SupraUserError
@@ -141,6 +141,35 @@ def test_ctrl_c_stops_training_at_the_end_of_the_batch_with_a_last_ckpt_to_resum
     assert torch.load(Path(resumed.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)["global_step"] == step + 2
 
 
+class SigtermInFit(L.Callback):
+    """A SIGTERM to this process as the fit's second step ends, as `timeout` or a cluster's preemption sends one."""
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        if trainer.global_step == 2:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+
+def test_a_sigterm_stops_a_fit_at_the_batch_end_with_last_ckpt_as_ctrl_c_does_and_exit_status_130(train_config,
+                                                                                                  capsys):
+    """As train.py runs it (exit_on_ctrl_c, which takes SIGTERM as Ctrl-C): within the fit Lightning's own handler
+    (the one SLURM's requeue works through) stops it at the batch's end and last.ckpt is written at the step reached;
+    the run ends with Ctrl-C's one line and status, not a failure's 1, nor cut short mid-batch with nothing saved."""
+    cfg = train_config("callbacks.attention_maps=null", "callbacks.caption_grid=null",
+                       "+callbacks.sigterm._target_=tests.test_checkpoints.SigtermInFit")
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a process started from a shell has it
+    try:
+        with pytest.raises(SystemExit) as ended, exit_on_ctrl_c(lambda: interrupted_run(cfg)):
+            train(cfg)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    last = Path(cfg.paths.output_dir) / "checkpoints" / "last.ckpt"
+    assert ended.value.code == SIGINT_EXIT
+    assert torch.load(last, weights_only=True)["global_step"] == 2
+    said = capsys.readouterr().err
+    assert said.endswith(f"interrupted at step 2: resume with ckpt_path={last}\n") and said.count("interrupted") == 1
+    assert not (Path(cfg.paths.output_dir) / "metrics.json").exists()  # not tested
+
+
 class SigtermInTest(L.Callback):
     """A SIGTERM to this process as the test's first batch ends, as `timeout` or a cluster sends one."""
 
@@ -149,21 +178,21 @@ class SigtermInTest(L.Callback):
             os.kill(os.getpid(), signal.SIGTERM)
 
 
-def test_a_sigterm_during_the_test_ends_the_run_in_one_line_with_exit_code_1(train_config, capsys):
+def test_a_sigterm_during_the_test_ends_the_run_in_one_line_with_exit_status_130(train_config, capsys):
     """As a fit's does (Lightning stops the test at the batch's end), not with the traceback of whatever it cut
     short; the line names the checkpoint to score again where there is one."""
     cfg = train_config("train=false", "model.test_metrics=[Bleu]", "callbacks.attention_maps=null",
                        "callbacks.caption_grid=null", "+callbacks.sigterm._target_=tests.test_checkpoints.SigtermInTest")
     with pytest.raises(SystemExit) as ended:
         train(cfg)
-    assert ended.value.code == 1 and not isinstance(ended.value, SIGTERMException)
+    assert ended.value.code == SIGINT_EXIT and not isinstance(ended.value, SIGTERMException)
     assert capsys.readouterr().err.endswith("interrupted during the test: no test scores\n")
     assert interrupted_test("run/checkpoints/best.ckpt") == ("interrupted during the test: no test scores: score it "
                                                              "with evaluate.py ckpt=run/checkpoints/best.ckpt")
 
 
-def test_a_sigterm_while_evaluate_scores_ends_it_in_the_same_one_line_with_exit_code_1(trained_run, tmp_path,
-                                                                                         monkeypatch, capsys):
+def test_a_sigterm_while_evaluate_scores_ends_it_in_the_same_one_line_with_exit_status_130(trained_run, tmp_path,
+                                                                                             monkeypatch, capsys):
     """Not the error of whatever the signal cut short (the scorer's Java process, said to lack memory): the line
     names the checkpoint to score again, as train.py's test says it."""
     real_step = CaptioningTask.test_step
@@ -177,7 +206,7 @@ def test_a_sigterm_while_evaluate_scores_ends_it_in_the_same_one_line_with_exit_
     ckpt = trained_run / "checkpoints" / "best.ckpt"
     with pytest.raises(SystemExit) as ended:
         evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}", "num_grid_images=0"]))
-    assert ended.value.code == 1 and not isinstance(ended.value, SIGTERMException)
+    assert ended.value.code == SIGINT_EXIT and not isinstance(ended.value, SIGTERMException)
     assert capsys.readouterr().err.endswith(f"interrupted during the test: no test scores: score it with "
                                             f"evaluate.py ckpt={ckpt}\n")
     assert not (tmp_path / "eval" / "metrics.json").exists()

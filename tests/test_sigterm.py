@@ -68,3 +68,21 @@ def test_a_sigterm_handler_already_in_place_is_left_to_it(handler):
         assert signal.getsignal(signal.SIGTERM) is handler
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def test_while_ddp_sim_ranks_run_a_sigterm_ends_their_main_process_at_once():
+    """Taken as Ctrl-C there, Lightning's KeyboardInterrupt handling waited for ranks that trained on: the run never
+    ended. At its default the process ends (143) and its ranks end with it (spawned_ranks.py)."""
+    import lightning as L
+
+    from supra.runner.spawned_ranks import SpawnedRanks, sigterm_ends_main_process_at_once
+
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy=SpawnedRanks(), logger=False)
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a process started from a shell has it
+    try:
+        with sigterm_as_ctrl_c():
+            with sigterm_ends_main_process_at_once(trainer):
+                assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+            assert signal.getsignal(signal.SIGTERM) != signal.SIG_DFL  # Ctrl-C's again once the ranks are done
+    finally:
+        signal.signal(signal.SIGTERM, previous)

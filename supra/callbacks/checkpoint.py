@@ -91,7 +91,6 @@ class LastStepModelCheckpoint(ModelCheckpoint):
     _graceful: Callable[[int, FrameType | None], None] | None = None
     _ctrl_c: Any = None
     _stop_asked = False
-    ctrl_c_pressed = False  # the fit was stopped by Ctrl-C, not by a SIGTERM: the runner exits as Ctrl-C does
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
@@ -153,7 +152,7 @@ class LastStepModelCheckpoint(ModelCheckpoint):
                 self._restore_ctrl_c()  # a second Ctrl-C: a KeyboardInterrupt, at once
                 # passed on at the end of the batch that steps the optimizer, or of the validation (one cut short is
                 # not run again by the resumed run)
-                self._stop_asked = self.ctrl_c_pressed = True
+                self._stop_asked = True
 
             self._graceful = stop_gracefully
             signal.signal(signal.SIGINT, stop_gracefully)

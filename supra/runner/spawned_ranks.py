@@ -7,6 +7,8 @@ import multiprocessing
 import os
 import signal
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -100,3 +102,19 @@ def end_with_main_process() -> None:
     signal.signal(signal.SIGINT, end_if_orphaned)
     if os.getppid() != parent.pid:  # it died before the handler was in place: its signal was ignored
         raise KeyboardInterrupt
+
+
+@contextmanager
+def sigterm_ends_main_process_at_once(trainer: L.Trainer) -> Iterator[None]:
+    """SIGTERM at its default (the process ends at once, status 143, its ranks with it) in the process that spawned
+    `trainer`'s ranks, while they run: taken as Ctrl-C there (utils/cli.py), Lightning's KeyboardInterrupt handling
+    waited for ranks that trained on, and the run never ended. Elsewhere, nothing changes."""
+    spawning = isinstance(trainer.strategy, SpawnedRanks) and multiprocessing.parent_process() is None
+    if not spawning or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -42,7 +42,7 @@ from supra.runner.components import (
 )
 from supra.runner.resume import EpochWhereStopped, epochs_trained
 from supra.runner.run_checks import check_run_config, group_choice
-from supra.runner.spawned_ranks import EndWithMainProcess
+from supra.runner.spawned_ranks import EndWithMainProcess, sigterm_ends_main_process_at_once
 from supra.sweeps.callback import note_diverged
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
 from supra.tasks.base import SupraTask
@@ -122,12 +122,13 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     for logger in loggers:
         logger.log_hyperparams(run_config)
 
-    if cfg.get("train"):
-        _fit(cfg, trainer, task, datamodule)
-    metrics = _plain(trainer.callback_metrics)
-    diverged = divergence(metrics, trainer.global_step) if cfg.get("train") and trainer.is_global_zero else None
-    if cfg.get("test"):
-        metrics.update(_test(cfg, trainer, task, datamodule))
+    with sigterm_ends_main_process_at_once(trainer):  # trainer=ddp_sim
+        if cfg.get("train"):
+            _fit(cfg, trainer, task, datamodule)
+        metrics = _plain(trainer.callback_metrics)
+        diverged = divergence(metrics, trainer.global_step) if cfg.get("train") and trainer.is_global_zero else None
+        if cfg.get("test"):
+            metrics.update(_test(cfg, trainer, task, datamodule))
 
     value = _metric_value(metrics, cfg.get("optimized_metric"))
     if diverged:
@@ -175,9 +176,10 @@ def _fit(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.Lig
         with interval_within_epoch(cfg.trainer, trainer.num_devices * trainer.num_nodes):
             trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     except SIGTERMException as stop:  # Ctrl-C or SIGTERM: last.ckpt written and said (callbacks/checkpoint.py)
-        # not 0, as Lightning's: the run did not finish (and is not tested); Ctrl-C's 130, as every command's
-        ctrl_c = getattr(trainer.checkpoint_callback, "ctrl_c_pressed", False)
-        raise SystemExit(SIGINT_EXIT if ctrl_c else 1) from stop
+        # not 0, as Lightning's: the run did not finish (and is not tested); nor 1, a failure's: Ctrl-C's 130 for
+        # both, as every command ends on either, so a script tells an interrupted run from a failed one by one number
+        # (143 would say the signal killed it, where it stopped and saved)
+        raise SystemExit(SIGINT_EXIT) from stop
 
 
 def _test(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.LightningDataModule) -> dict[str, float]:
@@ -197,7 +199,8 @@ def _test(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.Li
 
 def exit_if_test_interrupted(trainer: L.Trainer, err: BaseException, tested: str | None, ctrl_c_too: bool = True) -> None:
     """Where a SIGTERM (or, with `ctrl_c_too`, Ctrl-C) stopped `trainer`'s test, which raised `err`: the one line
-    interrupted_test(tested), exit code 1 (Ctrl-C's 130). Otherwise it returns, for the caller to raise `err` on."""
+    interrupted_test(tested), exit status 130 (Ctrl-C's, for both). Otherwise it returns, for the caller to raise
+    `err` on."""
     ctrl_c = ctrl_c_too and ended_by_ctrl_c(err)
     if not trainer.received_sigterm and not ctrl_c:
         return
@@ -205,7 +208,7 @@ def exit_if_test_interrupted(trainer: L.Trainer, err: BaseException, tested: str
     # processes it ended too (MeteorEnded: not a lack of memory); Ctrl-C at once: said in one line, as a fit's is
     print(interrupted_test(tested), file=sys.stderr, flush=True)
     note_in_run_log(interrupted_test(tested))
-    raise SystemExit(SIGINT_EXIT if ctrl_c else 1) from None
+    raise SystemExit(SIGINT_EXIT) from None
 
 
 def interrupted_run(cfg: DictConfig) -> str:
