@@ -812,3 +812,50 @@ def test_the_split_lists_written_hold_one_name_a_line_a_line_break_in_a_name_esc
     written = [line for split in ("train", "val", "test")
                for line in (tmp_path / "run" / "splits" / f"{split}.txt").read_text().splitlines()]
     assert sorted(written) == sorted(["new\\nline.png", "back\\\\slash.png", *(f"p{i}.png" for i in range(6))])
+
+
+def photo_folder(root, count: int):
+    """`count` photos IMG_0000.jpg ... each with a one-line IMG_0000.txt beside it."""
+    names = [f"IMG_{i:04d}.jpg" for i in range(count)]
+    write_images(root, names)
+    for name in names:
+        (root / f"{name[:-4]}.txt").write_text(f"a photo called {name}\n")
+    return root
+
+
+def test_a_folder_of_twenty_photos_warns_that_its_one_image_val_split_keeps_best_ckpt_and_names_the_option(
+        tmp_path, caplog):
+    """20 photos split 10% / 10% by their names' hashes leave val one image, over which CIDEr is 0 at every
+    validation: best.ckpt was the first validation's whatever followed, the warning said only that CIDEr was
+    0, and no option sized the split. The default split stays as it was; data.val_fraction widens it."""
+    root = photo_folder(tmp_path / "photos", 20)
+    options = {"source": "folder", "root": str(root), "cache_dir": str(tmp_path / "cache"), "show_progress": False,
+               "batch_size": 4, "eval_batch_size": 4}
+    dm = PhotoCaptionsDataModule(**options)
+    with caplog.at_level("WARNING", logger="supra.data.captioning.photos"):
+        dm.setup("fit")
+    assert {split: len(keys) for split, keys in dm.index.splits.items()} == {"train": 18, "val": 1, "test": 1}
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the val split of data.root={root} holds 1 of its 20 images (data.val_fraction=0.1): CIDEr over one image is "
+        "0 at every validation, so best.ckpt (chosen by val/CIDEr) stays the first validation's and a sweep's trials "
+        "all tie; set data.val_fraction=0.25 (about 5 images)",
+        f"the test split of data.root={root} holds 1 of its 20 images (data.test_fraction=0.1): CIDEr over one image "
+        "is 0 whatever the model; set data.test_fraction=0.25 (about 5 images)"]
+    caplog.clear()
+    wider = PhotoCaptionsDataModule(**options, val_fraction=0.25, test_fraction=0.25)
+    with caplog.at_level("WARNING", logger="supra.data.captioning.photos"):
+        wider.setup("fit")
+    assert len(wider.index.splits["val"]) > 1 and len(wider.index.splits["test"]) > 1 and not caplog.records
+    assert set(dm.index.splits["val"]) <= set(wider.index.splits["val"])  # the hash rule: a wider val keeps its files
+
+
+@pytest.mark.parametrize(("source", "options", "message"), [
+    ("folder", {"val_fraction": 0}, "data.val_fraction=0 and data.test_fraction=0.1 must each be above 0 and below 1"),
+    ("folder", {"val_fraction": 0.6, "test_fraction": 0.5}, r"leave some files for train \(their sum below 1\)"),
+    ("coco", {"test_fraction": 0.2}, r"data.test_fraction=0.2 sizes a folder's split \(data=caption_folder\), not "
+                                     "data.source=coco's: leave it out"),
+])
+def test_split_fractions_that_cannot_size_a_folder_split_are_one_line(tmp_path, source, options, message):
+    with pytest.raises(SupraUserError, match=message):
+        PhotoCaptionsDataModule(source=source, root=str(tmp_path), **options)
+

@@ -36,15 +36,18 @@ class SplitPhotos:
 
 class DecodedPhotos:
     """`source` at `root` (`layout` forced or detected, `seed` for layouts without splits), decoded to
-    `image_size` in `cache_dir` (default `<root>/.supra_cache`); `columns` for a Hugging Face dataset."""
+    `image_size` in `cache_dir` (default `<root>/.supra_cache`); `columns` for a Hugging Face dataset,
+    `split_fractions` for a folder (read_caption_source)."""
 
     def __init__(self, source: str, root: str | Path, image_size: int, layout: str | None = None, seed: int = 0,
-                 cache_dir: str | Path | None = None, columns: dict[str, str | None] | None = None) -> None:
+                 cache_dir: str | Path | None = None, columns: dict[str, str | None] | None = None,
+                 split_fractions: dict[str, float] | None = None) -> None:
         if source not in SOURCES:
             raise SupraUserError(f"data.source={source!r} is unknown: choose one of {', '.join(SOURCES)}")
         self.source, self.root, self.image_size, self.layout, self.seed = source, Path(root), image_size, layout, seed
         self.cache_dir = Path(cache_dir) if cache_dir else self.root / ".supra_cache"
         self.columns = columns  # a Hugging Face dataset's image / caption / id columns
+        self.split_fractions = split_fractions  # a folder's val_fraction / test_fraction
         self.index: CaptionIndex | None = None
         self.store: torch.Tensor | None = None
         self.rows: dict[str, torch.Tensor] = {}
@@ -54,7 +57,8 @@ class DecodedPhotos:
     def _cache(self) -> tuple[CaptionIndex, ImageCache]:
         """The annotations and the cache of their images, read once per process (prepare, then load)."""
         if self._read is None:
-            index = read_caption_source(self.source, self.root, self.layout, self.seed, self.columns, self.cache_dir)
+            index = read_caption_source(self.source, self.root, self.layout, self.seed, self.columns, self.cache_dir,
+                                        self.split_fractions)
             keys = sorted({k for split in index.splits.values() for k in split})
             items = [index.stored.get(k) or index.image_dir / k for k in keys]
             # the origin: a newer cache of this source, at this root, layout and columns, replaces an older one

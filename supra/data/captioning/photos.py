@@ -7,29 +7,46 @@ the cache are caption_sources/decoded.py's; this module adds the batches and the
 
 from __future__ import annotations
 
+import logging
+import math
 from pathlib import Path
 
 from supra.data.base import SPLITS
 from supra.data.caption_sources.decoded import DecodedPhotos
+from supra.data.caption_sources.folder import TEST_FRACTION, VAL_FRACTION, check_split_fractions
 from supra.data.caption_sources.index import CaptionIndex
 from supra.data.captioning.datamodule import CaptionDataModule, CaptionedImages, ImageRows
+from supra.utils.errors import SupraUserError
 from supra.utils.files import ONE_LINE, write_text_atomic
+
+log = logging.getLogger(__name__)
+DEFAULT_FRACTIONS = {"val": VAL_FRACTION, "test": TEST_FRACTION}  # a folder's, where data.*_fraction is not given
 
 
 class PhotoCaptionsDataModule(CaptionDataModule):
     """`source` (flickr8k, flickr30k, coco, folder or hf_disk) read from `root`; `layout` forces one of its
     layouts (null: detected); `split_seed` draws the split of layouts that publish none; the *_column
-    settings name a Hugging Face dataset's columns (hf_disk only)."""
+    settings name a Hugging Face dataset's columns (hf_disk only); `val_fraction` and `test_fraction` size a
+    folder's held-out splits (folder only; null: 0.1 each)."""
 
     def __init__(
         self, source: str, root: str, layout: str | None = None, split_seed: int = 0, output_dir: str | None = None,
         show_progress: bool = True, image_column: str = "image", caption_column: str = "caption",
-        id_column: str | None = None, **common,
+        id_column: str | None = None, val_fraction: float | None = None, test_fraction: float | None = None,
+        **common,
     ) -> None:
         super().__init__(**common)
         self.root = Path(root)
         columns = {"image_column": image_column, "caption_column": caption_column, "id_column": id_column}
-        self.photos = DecodedPhotos(source, root, self.image_size, layout, split_seed, self.cache_dir, columns)
+        fractions = {k: v for k, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)) if v is not None}
+        if fractions and source != "folder":  # the other sources' splits are published, or cut by size (README)
+            key = next(iter(fractions))
+            raise SupraUserError(f"data.{key}={fractions[key]} sizes a folder's split (data=caption_folder), not "
+                                 f"data.source={source}'s: leave it out")
+        if source == "folder":  # said as the options are read, not once the folder has been walked
+            check_split_fractions(fractions.get("val_fraction", VAL_FRACTION), fractions.get("test_fraction", TEST_FRACTION))
+        self.photos = DecodedPhotos(source, root, self.image_size, layout, split_seed, self.cache_dir, columns,
+                                    fractions)
         self.output_dir = Path(output_dir) if output_dir else None
         self.show_progress = show_progress
 
@@ -53,9 +70,31 @@ class PhotoCaptionsDataModule(CaptionDataModule):
         if self.photos.index is None:
             self.photos.load(self.show_progress)
             self._write_split_lists()
+            if stage in (None, "fit"):
+                self._say_one_image_splits()
         # training checks the test split too (before the training it follows); scoring, its own split only
         self.photos.check_splits(SPLITS if stage in (None, "fit") else self.splits_for(stage))
         super().setup(stage)
+
+    def _say_one_image_splits(self) -> None:
+        """Warn of a folder's val or test split of one image (a folder of a few dozen photos, split 10% / 10%),
+        naming the option that sizes it: CIDEr over one image is 0 whatever the caption."""
+        if self.photos.source != "folder" or (self.trainer is not None and not self.trainer.is_global_zero):
+            return
+        splits = self.photos.index.splits
+        total = sum(len(keys) for keys in splits.values())
+        outcome = {"val": "0 at every validation, so best.ckpt (chosen by val/CIDEr) stays the first validation's "
+                          "and a sweep's trials all tie",
+                   "test": "0 whatever the model"}
+        for split, what in outcome.items():
+            if len(splits[split]) != 1:
+                continue
+            option = f"data.{split}_fraction"
+            now = (self.photos.split_fractions or {}).get(f"{split}_fraction", DEFAULT_FRACTIONS[split])
+            wider = wider_fraction(total, now)
+            log.warning("the %s split of data.root=%s holds 1 of its %d images (%s=%g): CIDEr over one image is %s; "
+                        "set %s=%g (about %d images)", split, self.root, total, option, now, what, option, wider,
+                        round(wider * total))
 
     def _write_split_lists(self) -> None:
         """The image lists actually used (a seeded split included), for reproducibility: one name a line, a
@@ -70,3 +109,9 @@ class PhotoCaptionsDataModule(CaptionDataModule):
             self.setup(None)
         part = self.photos.split(split)
         return CaptionedImages(ImageRows(self.photos.store, part.rows), part.captions, part.ids, part.files)
+
+
+def wider_fraction(images: int, fraction: float) -> float:
+    """A held-out share of `images` that holds about 5 of them (at least twice `fraction`), below 0.5 so that
+    val and test still leave files for train."""
+    return min(0.45, max(math.ceil(500 / images) / 100, round(2 * fraction, 2)))
