@@ -859,3 +859,29 @@ def test_split_fractions_that_cannot_size_a_folder_split_are_one_line(tmp_path, 
     with pytest.raises(SupraUserError, match=message):
         PhotoCaptionsDataModule(source=source, root=str(tmp_path), **options)
 
+
+@pytest.mark.parametrize(("files", "named"), [
+    (("sidecars",), "name.txt beside each image"), (("captions.jsonl",), "captions.jsonl"),
+    (("captions.csv",), "captions.csv"), (("captions.tsv",), "captions.tsv"),
+    (("sidecars", "captions.jsonl", "captions.csv"), "name.txt beside each image + captions.jsonl + captions.csv"),
+])
+def test_the_set_up_line_of_a_folder_names_every_caption_file_it_read(tmp_path, files, named):
+    """It said "folder (folder layout)" whichever files the captions came from: a folder holding a captions.jsonl
+    and a captions.csv reads both, their captions joined, and the line now names both."""
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    names = [f"p{i}.jpg" for i in range(6)]
+    for i, name in enumerate(names):
+        (tmp_path / name).write_bytes(jpeg_bytes(i))
+    writers = {
+        "sidecars": lambda: [(tmp_path / f"{n[:-4]}.txt").write_text(f"beside {n}\n") for n in names],
+        "captions.jsonl": lambda: (tmp_path / "captions.jsonl").write_text(
+            "".join(json.dumps({"file": n, "caption": f"json {n}"}) + "\n" for n in names)),
+        "captions.csv": lambda: (tmp_path / "captions.csv").write_text("file,caption\n" + "".join(f"{n},csv {n}\n" for n in names)),
+        "captions.tsv": lambda: (tmp_path / "captions.tsv").write_text("file\tcaption\n" + "".join(f"{n}\ttsv {n}\n" for n in names)),
+    }
+    for file in files:
+        writers[file]()
+    index = read_caption_source("folder", tmp_path)
+    assert summary_line("folder", index, {}).startswith(f"folder ({named} layout): ")
+    assert len(index.captions["p0.jpg"]) == len(files)  # each file's caption kept

@@ -12,7 +12,8 @@ ignored, and a deterministic split by file.
   root, lines {"file": "sub/photo.png", "caption": "..."}; `captions.csv` at the root, header
   `file,caption` (more columns after them are ignored), quoted captions may hold commas and line breaks
   (unquoted ones commas and quotes as written too when there are only the two columns: a 12" pizza, 1,000
-  slices); `captions.tsv` at the root, header `file<TAB>caption`.
+  slices); `captions.tsv` at the root, header `file<TAB>caption`. Every one of these that is there is read
+  (FolderIndex.caption_sources names them).
   Names match in either Unicode form (café.png unzipped on a Mac is NFD, its café.txt written on Linux NFC).
   A file may have several captions from all three; exact repeats are dropped. Caption files are read as
   UTF-8, or UTF-16/32 where a byte-order mark says so (Notepad's and Excel's "Unicode"); any other as
@@ -40,6 +41,7 @@ GIF_SUFFIX = ".gif"
 MEDIA_SUFFIXES = (*STILL_SUFFIXES, GIF_SUFFIX)
 CAPTION_FILES = ("captions.jsonl", "captions.csv", "captions.tsv")
 SIDECAR_SUFFIX = ".txt"
+SIDECARS = "name.txt beside each image"  # the sidecar layout, as the set-up line names it
 # a second path to a folder (`latest -> 2024`): its files are listed once, under the first path, or the
 # split by name would put their copies in train and test alike
 ALIAS = "folders listed already under another path"
@@ -78,6 +80,9 @@ class FolderIndex:
     captions: dict[str, list[str]]
     ignored: Tally = field(default_factory=Tally)  # files that are not media, folders walked already (ALIAS)
     caption_problems: Tally = field(default_factory=Tally)
+    # what the captions were read from, in reading order: SIDECARS where a photo.txt was, then each root
+    # caption file there is (all of them: their captions joined), for the set-up line to name
+    caption_sources: list[str] = field(default_factory=list)
 
 
 def _key(name: str) -> str:
@@ -193,10 +198,12 @@ def scan_folder(root: str | Path) -> FolderIndex:
         index.ignored.add(SPECIAL, name)
     captions = _Captions(root, media, walk.aliases, index.caption_problems)
     used = captions.read_sidecars(set(files))
+    index.caption_sources = [SIDECARS] if used else []
     for name in CAPTION_FILES:
         if (root / name).is_file():
             (captions.read_jsonl if name.endswith(".jsonl") else captions.read_csv)(root / name)
             used.add(name)
+            index.caption_sources.append(name)
     index.captions = captions.by_file
     if captions.not_utf8:
         names = [path.relative_to(root).as_posix() for path in captions.not_utf8]

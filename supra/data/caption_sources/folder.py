@@ -25,7 +25,8 @@ def read_caption_folder(root: str | Path, layout: str | None = None, seed: int =
         raise SupraUserError(f"data.layout={layout!r} is unknown for a folder: leave it null")
     check_split_fractions(val_fraction, test_fraction)
     folder = scan_folder(root)
-    index = CaptionIndex("folder", folder.root, {}, {})
+    # the layout the set-up line names: the caption files read (all there are: a folder may hold several)
+    index = CaptionIndex(" + ".join(folder.caption_sources) or "no caption file", folder.root, {}, {})
     for reason, n in folder.caption_problems.counts.items():
         index.skipped[reason] += n
         index.examples[reason] = folder.caption_problems.examples[reason]
