@@ -53,3 +53,19 @@ def test_a_misspelled_key_of_the_checkpoints_data_names_the_nearest():
                                              r"on \(did you mean data.batch_size\?\) \(ShapesDataModule: batch_size, "
                                              r"num_test\); data=<name> chooses other data$"):
         chosen_data_config(OmegaConf.create({"batch_sizee": 8}), run_cfg, "no data")
+
+
+def test_a_misspelled_nested_key_of_the_checkpoints_data_names_the_nearest():
+    """data.sources.<name>.rooot=/x (an a2a run's source) was merged unchecked below the first level: the source
+    went on reading its own root, and the typo was a key nothing read."""
+    run_cfg = {"data": {"_target_": "supra.data.a2a.mixture.A2AMixtureDataModule", "batch_size": 32, "sources": {
+        "photos": {"_target_": "supra.data.media.photo_captions.PhotoCaptionsSource", "root": "/p", "split_seed": 0}}}}
+    given = OmegaConf.create({"split": "test", "sources": {"photos": {"rooot": "/x"}}})
+    with pytest.raises(SupraUserError, match=r"^data.sources.photos.rooot is not an option of the data this model was "
+                                             r"trained on \(did you mean data.sources.photos.root\?\) "
+                                             r"\(PhotoCaptionsSource: root, split_seed\); data=<name> chooses other data$"):
+        chosen_data_config(given, run_cfg, "no data")
+    with pytest.raises(SupraUserError, match=r"^data.sources.phtos is not an option .*did you mean data.sources.photos"):
+        chosen_data_config(OmegaConf.create({"sources": {"phtos": None}}), run_cfg, "no data")  # ~data.sources.phtos
+    merged = chosen_data_config(OmegaConf.create({"sources": {"photos": {"root": "/x"}}}), run_cfg, "no data")
+    assert merged.sources.photos.root == "/x" and merged.sources.photos.split_seed == 0

@@ -204,17 +204,32 @@ def chosen_data_config(chosen: DictConfig | None, run_cfg: dict | None, no_data_
         raise SupraUserError(no_data_message)
     trained_cache = (run_cfg.get("paths") or {}).get("cache_dir")
     data_cfg = OmegaConf.create(rebased_cache_dirs(run_cfg["data"], trained_cache, cache_dir))
-    unknown = sorted(k for k in chosen if k not in data_cfg and k != "split")
+    given = OmegaConf.to_container(chosen, resolve=False)
+    unknown = _unknown_key({k: v for k, v in given.items() if k != "split"}, OmegaConf.to_container(data_cfg))
     if unknown:
-        options = sorted(str(k) for k in data_cfg if not str(k).startswith("_"))
-        close = difflib.get_close_matches(str(unknown[0]), [*options, "split"], n=1)  # data.batch_sizee=8
-        nearest = f" (did you mean data.{close[0]}?)" if close else ""
-        raise SupraUserError(f"data.{unknown[0]} is not an option of the data this model was trained on{nearest} "
-                             f"({str(data_cfg.get('_target_', '?')).rsplit('.', 1)[-1]}: {', '.join(options)}); "
+        path, node = unknown
+        options = sorted(str(k) for k in node if not str(k).startswith("_"))
+        # data.batch_sizee=8; data.sources.photos.rooot=/x, a source's key, as the first level's
+        close = difflib.get_close_matches(path[-1], [*options, *(["split"] if len(path) == 1 else [])], n=1)
+        nearest = f" (did you mean data.{'.'.join([*path[:-1], close[0]])}?)" if close else ""
+        raise SupraUserError(f"data.{'.'.join(path)} is not an option of the data this model was trained on{nearest} "
+                             f"({str(node.get('_target_', '?')).rsplit('.', 1)[-1]}: {', '.join(options)}); "
                              "data=<name> chooses other data")
     with open_dict(data_cfg):
         data_cfg.merge_with(OmegaConf.to_container(chosen, resolve=True))
     return data_cfg
+
+
+def _unknown_key(given: dict, run_data: dict, path: tuple[str, ...] = ()) -> tuple[list[str], dict] | None:
+    """The first key of `given` (data.x overrides, nested) that `run_data` lacks, as its path and the node of
+    `run_data` that lacks it; None if all are there, or a list or value of `run_data` comes first."""
+    for key, value in sorted(given.items(), key=lambda item: str(item[0])):
+        if key not in run_data:
+            return [*path, str(key)], run_data
+        nested = isinstance(value, dict) and isinstance(run_data[key], dict)
+        if nested and (found := _unknown_key(value, run_data[key], (*path, str(key)))):
+            return found
+    return None
 
 
 def tests_nothing(data_cfg: DictConfig | dict | None) -> bool:
