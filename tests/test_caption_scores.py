@@ -19,6 +19,7 @@ from supra.metrics.caption_scores import (
     close_meteor,
     score_captions,
 )
+from supra.utils.errors import SupraUserError
 
 REFERENCES = {
     1: ["A dog runs across the grass.", "a brown dog running on a lawn", "The dog is playing outside ."],
@@ -236,7 +237,7 @@ def test_references_that_tokenize_to_nothing_are_one_line_and_a_few_such_images_
 
 def test_missing_java_is_one_clear_line(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
-    with pytest.raises(RuntimeError, match=r"^pycocoevalcap needs Java \(java not found on PATH\)"):
+    with pytest.raises(SupraUserError, match=r"^pycocoevalcap needs Java \(java not found on PATH\)"):
         score_captions(PREDICTIONS, REFERENCES, ["CIDEr"])
 
 

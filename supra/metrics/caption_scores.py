@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 CAPTION_METRICS: tuple[str, ...] = ("Bleu_1", "Bleu_2", "Bleu_3", "Bleu_4", "METEOR", "ROUGE_L", "CIDEr")
 SCORER_FAMILIES: tuple[str, ...] = ("Bleu", "METEOR", "ROUGE_L", "CIDEr")
-JAVA_MISSING = "pycocoevalcap needs Java (java not found on PATH): install a JRE, e.g. apt-get install default-jre"
+JAVA_MISSING = "pycocoevalcap needs Java (java not found on PATH): install a JRE, e.g. apt-get install default-jre-headless"
 
 
 def caption_metric_names(families: Sequence[str]) -> list[str]:
@@ -116,8 +116,14 @@ def _check_request(
             raise ValueError(f"references of image id {image_id!r} must be a list of strings, not one string")
         if not refs:
             raise ValueError(f"image id {image_id!r} has a prediction but no reference captions")
+    require_java()
+
+
+def require_java() -> None:
+    """Java on PATH, or one line saying what to install: pycocoevalcap's PTB tokenizer (every caption metric) and
+    METEOR run on it."""
     if shutil.which("java") is None:
-        raise RuntimeError(JAVA_MISSING)
+        raise SupraUserError(JAVA_MISSING)
 
 
 def _new_scorer(family: str) -> Any:

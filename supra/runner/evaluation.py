@@ -40,6 +40,7 @@ from supra.callbacks.checkpoint import AtomicCheckpointIO
 from supra.callbacks.reconstruction_grid import ReconstructionGridCallback
 from supra.callbacks.test_report import TestReport
 from supra.runner.components import build_datamodule, chosen_data_config, tests_nothing
+from supra.runner.run_checks import check_java_for_caption_scores
 from supra.runner.training import exit_if_test_interrupted
 from supra.tasks.a2a import A2ATask
 from supra.tasks.base import SupraTask
@@ -217,6 +218,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         raise SupraUserError(f"data.test_items=0{whose} leaves nothing to score: evaluate.py scores the first "
                              f"data.test_items items per task of data.split={data_cfg.get('split', 'test')}; give "
                              "data.test_items=N (N >= 1), or null for every item")
+    check_java_for_caption_scores([task.hparams.get("test_metrics")], data_cfg)  # before the split is decoded
     outputs = {key: str(output_dir / name) for key, name in OUTPUT_FILES.items() if key in data_cfg}
     if "output_dir" in data_cfg:
         outputs["output_dir"] = str(output_dir)

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 from hydra.core.hydra_config import HydraConfig
@@ -16,6 +18,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from supra.artifacts.checkpoints import release_of_file
 from supra.artifacts.kinds import release_kind
 from supra.loggers.wandb_logger import build_wandb_logger, check_wandb_options
+from supra.metrics.caption_scores import require_java
 from supra.runner.components import tests_nothing
 from supra.utils.cli import check_option_types, refuse_job_chdir
 from supra.utils.errors import SupraUserError
@@ -62,6 +65,42 @@ def check_run_config(cfg: DictConfig) -> None:
     check_half_precision_on_cpu(cfg.trainer)
     check_output_dir(cfg)
     check_ckpt_path(cfg)
+
+
+def check_java_for_training(cfg: DictConfig) -> None:
+    """A train.py run that scores captions needs Java: refused without it before any work (after
+    check_target_options: model._target_ is a class by then), not in a traceback at its first validation."""
+    scored = [task_option(cfg.model, "val_metrics") if cfg.get("train") else None,
+              task_option(cfg.model, "test_metrics") if cfg.get("test") else None]
+    check_java_for_caption_scores(scored, cfg.get("data"))
+
+
+def check_java_for_caption_scores(metric_lists: Sequence[Sequence[str] | None], data_cfg: Mapping[str, Any] | None) -> None:
+    """One line naming Java when a run scores captions (some of `metric_lists`, the caption metrics of its
+    validations and test, is not empty, and its data gives captions to score) and java is not on PATH."""
+    if any(metric_lists) and captions_scored_with(data_cfg):
+        require_java()
+
+
+def captions_scored_with(data_cfg: Mapping[str, Any] | None) -> bool:
+    """Whether the data gives the task captions to score: an a2a mixture only with data.tasks.image2text > 0 (its
+    validation and test score the tasks it trains), any other data always."""
+    tasks = (data_cfg or {}).get("tasks")
+    if tasks is None:
+        return True
+    weight = tasks.get("image2text")
+    return is_number(weight) and weight > 0  # a weight that is no number is the DataModule's one line
+
+
+def task_option(model_cfg: Mapping[str, Any], key: str) -> Any:
+    """model.<key> as the task gets it: the config's, else its class's default; None for a task without it."""
+    if key in model_cfg:
+        return model_cfg[key]
+    try:
+        parameter = inspect.signature(get_object(str(model_cfg.get("_target_")))).parameters.get(key)
+    except (ImportError, ValueError, TypeError):  # a target that cannot be imported: instantiate's own error says so
+        return None
+    return None if parameter is None else parameter.default
 
 
 def check_run_numbers(cfg: DictConfig) -> None:

@@ -41,7 +41,7 @@ from supra.runner.components import (
     tokenizer_to_reuse,
 )
 from supra.runner.resume import EpochWhereStopped, epochs_trained
-from supra.runner.run_checks import check_run_config, group_choice
+from supra.runner.run_checks import check_java_for_training, check_run_config, group_choice
 from supra.runner.spawned_ranks import EndWithMainProcess, sigterm_ends_main_process_at_once
 from supra.sweeps.callback import note_diverged
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
@@ -105,6 +105,7 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     share_cpu_threads(cfg.trainer)
     for group in ("model", "data", "trainer", "callbacks", "logger"):
         check_target_options(cfg.get(group), group)
+    check_java_for_training(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     run_config = OmegaConf.to_container(cfg, resolve=True)
