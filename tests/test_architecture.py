@@ -229,6 +229,13 @@ def test_the_callbacks_row_of_the_readme_names_every_callback_of_each_set():
         assert f"`{path.stem}`" in row and all(f"`{key}`" in row for key in named), (path.stem, named)
 
 
+def test_ci_runs_exactly_the_readmes_test_command_which_installs_java_and_chromium_when_missing():
+    blocks = re.findall(r"```bash\n(.*?)\n```", (ROOT / "README.md").read_text(), re.DOTALL)
+    test_command = next(block for block in blocks if block.endswith("-m pytest"))
+    assert (ROOT / ".ci" / "run").read_text().splitlines()[-1] == test_command
+    assert "command -v java" in test_command and "default-jre-headless chromium chromium-driver" in test_command
+
+
 def test_the_caches_paragraph_of_the_readme_names_every_cache_folder_of_a_data_config():
     readme = (ROOT / "README.md").read_text()
     caches = readme.split("**Caches.**", 1)[1].split("\n\n", 1)[0]
