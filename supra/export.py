@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from supra.artifacts.a2a_release import export_a2a_release, load_a2a_release
 from supra.artifacts.captioner_release import RELEASE_KEYS, export_release, load_release
-from supra.artifacts.checkpoints import artifact_kind
+from supra.artifacts.checkpoints import artifact_kind, load_supra_checkpoint
 from supra.artifacts.hub import RELEASE_FILES, check_repo_id, hub_cache, is_repo_id, local_path, push_folder
 from supra.artifacts.kinds import (
     A2A_CHECKPOINT,
@@ -28,7 +28,7 @@ from supra.artifacts.kinds import (
     KIND_NAMES,
     release_kind,
 )
-from supra.artifacts.release_files import read_picture, read_scoring
+from supra.artifacts.release_files import load_weights, read_picture, read_scoring
 from supra.utils.cli import changed_options, hydra_command
 from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError, first_line
@@ -42,6 +42,7 @@ from supra.utils.files import (
     require_writable_dir,
     some_names,
 )
+from supra.utils.state_dicts import non_finite_tensors
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,26 @@ def _read_torch(path: Path) -> None:
 
 def _read_text(path: Path) -> None:
     path.read_text(encoding="utf-8")
+
+
+def model_tensors(path: Path, kind: str) -> dict[str, torch.Tensor]:
+    """Every tensor of the model(s) export would release from `path`: a checkpoint's state dict (an a2a_nano's
+    GPT and VQ-VAE both), or each weights file of a release folder."""
+    if kind in RELEASE_READERS:
+        return {f"{file.name}:{name}": tensor for file in sorted(path.glob("*.safetensors"))
+                for name, tensor in load_weights(file).items()}
+    return load_supra_checkpoint(path, kind=kind)["state_dict"]
+
+
+def refuse_diverged(spec: str, path: Path, kind: str) -> None:
+    """A model whose weights hold NaN or inf (its run diverged) cannot caption or generate: refused in one
+    line before anything is written or pushed, not released as if it could."""
+    state = model_tensors(path, kind)
+    not_finite = non_finite_tensors(state)
+    if not_finite:
+        raise SupraUserError(f"ckpt={spec} holds weights that are not finite (NaN or inf) in {len(not_finite)} of its "
+                             f"{len(state)} tensors: its run diverged; export an earlier checkpoint of that run, or "
+                             "train again with a lower model.optimizer.lr")
 
 
 def export_inputs(spec: str, folder: Path) -> list[Path]:
@@ -237,6 +258,7 @@ def run(cfg: DictConfig) -> Path:
     refuse_replacing_no_release(str(cfg.out), bool(cfg.overwrite))
     if release:
         read_release_whole(ckpt, kind)
+    refuse_diverged(str(cfg.ckpt), Path(ckpt), kind)
     parent.mkdir(parents=True, exist_ok=True)
     with writing_beside(Path(cfg.out).resolve(), f"out={cfg.out}"), \
             room_to_write(f"out={cfg.out}", "free space there, or give another out= folder"):  # a full disk: one line

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from supra.artifacts.captioner_release import RELEASE_KEYS, export_release, load_release
 from supra.artifacts.checkpoints import artifact_kind, load_supra_checkpoint, net_state
@@ -484,6 +484,42 @@ def test_export_of_a_model_without_a_release_format_names_it_and_makes_no_folder
     with pytest.raises(SystemExit):  # a kind this version does not know: pointed to the kinds export takes
         run_command("export", f"ckpt={tmp_path / 'later.ckpt'}", f"out={out}")
     assert capsys.readouterr().err.endswith("does not know: give a captioner checkpoint, an a2a_nano checkpoint\n")
+
+
+def diverged_checkpoint(ckpt: Path, out: Path) -> tuple[Path, str]:
+    """`ckpt` as a run that diverged leaves it: every weight NaN but the first tensor's; (its path, the count
+    export names)."""
+    checkpoint = torch.load(ckpt, map_location="cpu", weights_only=True)
+    state = checkpoint["state_dict"]
+    made_nan = [name for name in list(state)[1:] if state[name].is_floating_point()]
+    for name in made_nan:
+        state[name] = torch.full_like(state[name], float("nan"))
+    torch.save(checkpoint, out)
+    return out, f"{len(made_nan)} of its {len(state)} tensors"
+
+
+def diverged_release(release: Path, out: Path) -> tuple[Path, str]:
+    """A copy of `release` whose weights hold one inf, as an export made before diverged runs were refused."""
+    shutil.copytree(release, out)
+    state = load_file(out / "model.safetensors")
+    next(t for t in state.values() if t.is_floating_point()).view(-1)[0] = float("inf")
+    save_file(state, out / "model.safetensors")
+    return out, f"1 of its {len(state)} tensors"
+
+
+@pytest.mark.parametrize("diverged", [
+    lambda run, release, tmp: diverged_checkpoint(run / "checkpoints" / "best.ckpt", tmp / "diverged.ckpt"),
+    lambda run, release, tmp: diverged_release(release, tmp / "diverged"),
+], ids=["checkpoint", "release_folder"])
+def test_export_refuses_a_diverged_models_weights_in_one_line_before_writing_anything(
+        trained_run, release, tmp_path, capsys, diverged):
+    (ckpt, count), out = diverged(trained_run, release, tmp_path), tmp_path / "new" / "release"
+    with pytest.raises(SystemExit):
+        run_command("export", f"ckpt={ckpt}", f"out={out}", "push_to=someone/diverged")
+    assert capsys.readouterr().err == (f"error: ckpt={ckpt} holds weights that are not finite (NaN or inf) in {count}: "
+                                       "its run diverged; export an earlier checkpoint of that run, or train again "
+                                       "with a lower model.optimizer.lr\n")
+    assert not (tmp_path / "new").exists()  # nothing written, nothing pushed
 
 
 @pytest.mark.parametrize(("room", "reason"), [

@@ -36,6 +36,11 @@ def same_state(theirs: dict[str, torch.Tensor], ours: dict[str, torch.Tensor]) -
                                                 for k, v in ours.items())
 
 
+def non_finite_tensors(state: dict[str, torch.Tensor]) -> list[str]:
+    """The names of the floating-point tensors in `state` that hold a NaN or an inf: a diverged run's weights."""
+    return [name for name, tensor in state.items() if tensor.is_floating_point() and not torch.isfinite(tensor).all()]
+
+
 def _listed(names: list[str], describe: Callable[[str], str]) -> str:
     shown = ", ".join(describe(name) for name in names[:SHOWN])
     return f"[{shown}{f', ... ({len(names) - SHOWN} more)' if len(names) > SHOWN else ''}]"
