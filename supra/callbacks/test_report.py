@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from supra.utils.files import write_json_atomic
+from supra.utils.numbers import finite_or_none
 
 METRICS_FILE, PREDICTIONS_FILE = "metrics.json", "predictions.json"
 
@@ -54,7 +55,8 @@ class TestReport(L.Callback):
         if not trainer.is_global_zero or not results:
             return
         self.report = build_report(results, trainer.callback_metrics)
-        write_json_atomic(self.output_dir / METRICS_FILE, self.report)
+        # a diverged run's NaN loss as null: `NaN` is not JSON, and strict readers refuse the whole file
+        write_json_atomic(self.output_dir / METRICS_FILE, {k: finite_or_none(v) for k, v in self.report.items()})
         if results.get("predictions"):
             write_json_atomic(self.output_dir / PREDICTIONS_FILE, results["predictions"])
         if self.print_table:

@@ -13,3 +13,8 @@ def is_whole(value: object, least: int | None = None) -> bool:
 def is_number(value: object) -> bool:
     """`value` is an int or a finite float (not NaN or infinity), and not a bool."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def finite_or_none(value: object) -> object:
+    """`value`, but None for a float that is NaN or infinite: strict JSON (and its readers) has no such number."""
+    return None if isinstance(value, float) and not math.isfinite(value) else value

@@ -1,0 +1,25 @@
+"""metrics.json, the one report of every test, as strict JSON readers (JavaScript's, Go's) take it."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+import torch
+
+from supra.callbacks.test_report import METRICS_FILE, TestReport
+
+
+def refuse_non_json_number(name: str) -> None:
+    pytest.fail(f"metrics.json holds {name}, which is not JSON")
+
+
+def test_a_score_that_is_not_a_number_is_written_to_metrics_json_as_null(tmp_path):
+    # a diverged run's test: its loss NaN (or inf), its caption scores those of a broken model
+    task = SimpleNamespace(test_results={"scores": {"CIDEr": 0.0}, "split": "test", "details": {"n_images": 8}})
+    trainer = SimpleNamespace(is_global_zero=True, callback_metrics={"test/loss": torch.tensor(float("nan")),
+                                                                     "test/loss_text": torch.tensor(float("inf")),
+                                                                     "test/psnr": torch.tensor(12.5)})
+    TestReport(str(tmp_path)).on_test_end(trainer, task)
+    text = (tmp_path / METRICS_FILE).read_text(encoding="utf-8")
+    assert json.loads(text, parse_constant=refuse_non_json_number) == {
+        "CIDEr": 0.0, "loss": None, "loss_text": None, "psnr": 12.5, "split": "test", "n_images": 8}
