@@ -125,6 +125,20 @@ def test_the_entry_points_take_hydras_shell_completion_as_documented_and_a_bare_
             f'bash, fish, zsh: e.g. eval "$({typed} -sc install=bash)"\n')), result.args
 
 
+def test_two_of_hydras_modes_on_one_command_line_are_one_line_in_every_entry_point():
+    # every supra.X command has the entry of hydra_command: one of them stands for all
+    entries = [str(ROOT / "train.py"), str(ROOT / "evaluate.py"), "caption"]
+    runs = command_lines(*([entry, "-m", "--cfg", "job"] for entry in entries),
+                         [entries[0], "--cfg=job", "--info"], [entries[0], "-sc", "install=bash", "--multirun"])
+    for result in runs[:len(entries)]:
+        assert (result.returncode, result.stdout, result.stderr) == (2, "", (
+            "error: -m and --cfg cannot be given together: a command line takes one of --run, --multirun, --cfg, "
+            "--info, --shell-completion; leave out all but one (--cfg prints one run's config: leave out the "
+            "multirun flag)\n")), result.args
+    assert [(r.returncode, r.stderr.split(":")[1]) for r in runs[len(entries):]] == [
+        (2, " --cfg and --info cannot be given together"), (2, " --multirun and -sc cannot be given together")]
+
+
 def test_a_command_writes_where_out_says_and_nothing_into_the_folder_it_is_run_from(tmp_path):
     # Hydra's default logging would add an empty <job>.log to the working directory of every command
     work = tmp_path / "work"

@@ -239,6 +239,24 @@ def exit_if_unknown_option(config_name: str, argv: Sequence[str]) -> None:
 COMPLETION_FLAGS = ("--shell-completion", "-sc")
 COMPLETION_ACTIONS = ("install", "uninstall", "query")
 
+# What Hydra does with a command line, one at a time: run it (the default), sweep it, print its config or
+# its search path, or complete it in a shell; each by its flags, long and short.
+HYDRA_MODES = {"--run": ("--run", "-r"), "--multirun": ("--multirun", "-m"), "--cfg": ("--cfg", "-c"),
+               "--info": ("--info", "-i"), "--shell-completion": COMPLETION_FLAGS}
+
+
+def exit_if_modes_combined(argv: Sequence[str]) -> None:
+    """Two of Hydra's modes on one command line (`-m --cfg job`, `--cfg job --info`) as one line, exit 2, not
+    Hydra's ValueError traceback ("Only one of --run, --multirun, --cfg, --info and --shell_completion")."""
+    typed = {mode: next(arg.partition("=")[0] for arg in argv if arg.partition("=")[0] in flags)
+             for mode, flags in HYDRA_MODES.items() if any(arg.partition("=")[0] in flags for arg in argv)}
+    if len(typed) < 2:
+        return
+    hint = " (--cfg prints one run's config: leave out the multirun flag)" if {"--cfg", "--multirun"} <= set(typed) else ""
+    print(f"error: {' and '.join(typed.values())} cannot be given together: a command line takes one of "
+          f"{', '.join(HYDRA_MODES)}; leave out all but one{hint}", file=sys.stderr)
+    raise SystemExit(2)
+
 
 def asks_shell_completion(argv: Sequence[str], command: str) -> bool:
     """Whether the command line asks for Hydra's shell completion (`-sc install=bash`, as Hydra documents it),
@@ -379,6 +397,7 @@ def hydra_command(config_name: str, run: Callable[[DictConfig], Any], data_sets:
             return run(cfg)
 
     def entry() -> None:
+        exit_if_modes_combined(sys.argv[1:])
         if asks_shell_completion(sys.argv[1:], f"python -m supra.{config_name}"):  # each command is its config's name
             main()  # Hydra's, as given
             return
