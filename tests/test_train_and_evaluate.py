@@ -856,6 +856,7 @@ def test_train_cli_fast_dev_run_and_help(train_py_runs):
     output = result.stdout + result.stderr
     assert "Trainable params" in output  # the model summary, without noise every run would repeat:
     assert "litlogger" not in output and "FLOPs" not in output  # no advert, no FLOPs column that reads 0
+    assert "ModelSummary" not in output  # nor Lightning's word that the project's summary stands in for its own
     help_run = train_py_runs["--help"]
     assert help_run.returncode == 0
     help_text = help_run.stdout

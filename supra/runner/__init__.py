@@ -14,6 +14,10 @@ from supra.utils.hardware import fast_precision
 # API that torch 2.14 deprecates, once per fit/test, and advertises a cloud logger at every Trainer.
 warnings.filterwarnings("ignore", message=r"`isinstance\(treespec, LeafSpec\)` is deprecated")
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(lambda record: "litlogger" not in record.getMessage())
+# The project's own model summary (callbacks.model_summary, ModelSummaryTable) stands in for Lightning's, which
+# says at every Trainer that it is skipping its default
+logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
+    lambda record: "Skipping setting a default `ModelSummary` callback" not in record.getMessage())
 # Ctrl-C: train.py and evaluate.py say in their one `interrupted: ...` line what is left, where Lightning says it
 # "attempting graceful shutdown" first
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
