@@ -813,6 +813,27 @@ def test_resuming_a_checkpoint_that_has_trained_max_epochs_is_refused_one_within
         train(train_config(*short, f"ckpt_path={last}", "trainer.max_steps=-1", "trainer.max_epochs=2", run="again"))
 
 
+def test_a_resume_bounded_by_max_epochs_is_warned_once_its_steps_are_known_if_they_pass_its_schedule(train_config,
+                                                                                                   caplog):
+    """With trainer.max_steps=-1 the run's steps are known only once its data is: counted then, as Lightning
+    counts them, and said in the words of a resume given more trainer.max_steps."""
+    # 16 images x 5 captions in batches of 16: 5 batches an epoch; a 2-epoch run's 10-step schedule, checkpointed
+    # at its validation at step 5
+    short = ["data.num_train=16", "trainer.val_check_interval=5", "test=false", "trainer.max_steps=-1"]
+    first = train_config(*short, "trainer.max_epochs=2", "callbacks.model_checkpoint.filename='{step}'",
+                         "+callbacks.model_checkpoint.save_top_k=-1", run="first")
+    train(first)
+    midway = Path(first.paths.output_dir) / "checkpoints" / "5.ckpt"
+    with caplog.at_level(logging.WARNING, logger="supra.runner.training"):
+        train(train_config(*short, f"ckpt_path={midway}", "trainer.max_epochs=2", run="within"))
+        assert not [r for r in caplog.records if "schedule" in r.getMessage()]  # it ends with its schedule
+        train(train_config(*short, f"ckpt_path={midway}", "trainer.max_epochs=3", run="past"))
+    assert [r.getMessage() for r in caplog.records if "schedule" in r.getMessage()] == [
+        f"resuming ckpt_path={midway} with trainer.max_epochs=3 (15 steps), past its learning-rate schedule's 10 steps "
+        "(which goes on): the 5 steps after step 10 train at its min_lr 1e-05; for an lr that decays over all 15 "
+        "steps, train a new run with trainer.max_steps=15 (or end with its schedule: trainer.max_steps=10)"]
+
+
 @pytest.mark.parametrize("warmup_steps", [0, 10, 100])  # 100: clamped to the run's 59, as a short run's is
 def test_a_resume_that_ends_before_its_checkpoints_schedule_is_warned_that_the_lr_never_reaches_min_lr(warmup_steps,
                                                                                                       caplog):

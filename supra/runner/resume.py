@@ -1,10 +1,13 @@
 """A resumed fit goes on in the epoch where its checkpoint stopped, however the resumed run is bounded, and
 in the next epoch's first batch when that epoch's batches were all trained; the epochs a checkpoint has
-trained, as its resumed fit counts them against trainer.max_epochs."""
+trained, as its resumed fit counts them against trainer.max_epochs; and the warning of a resumed fit bounded by
+trainer.max_epochs that trains past its checkpoint's learning-rate schedule."""
 
 from __future__ import annotations
 
 import logging
+import math
+from collections.abc import Callable
 from typing import Any
 
 import lightning as L
@@ -98,3 +101,19 @@ def stopped_at_epoch_end(fit_loop: dict[str, Any]) -> bool:
             == done["completed"] > 0
     except (KeyError, TypeError):  # another Lightning's layout: its own rules apply
         return False
+
+
+class PastScheduleByEpochs(L.Callback):
+    """Says, once on rank 0 as the fit starts, whether a resumed fit bounded by trainer.max_epochs (with
+    trainer.max_steps=-1) trains past its checkpoint's learning-rate schedule: the run's steps are known only
+    then, from its train loader (Lightning's estimate, which allows for gradient accumulation,
+    limit_train_batches and DDP). `say(total_steps, max_epochs=...)` says it, or nothing where the run ends
+    within it."""
+
+    def __init__(self, say: Callable[..., None]) -> None:
+        self.say = say
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        total_steps = trainer.estimated_stepping_batches
+        if trainer.is_global_zero and math.isfinite(total_steps):
+            self.say(int(total_steps), max_epochs=trainer.max_epochs)

@@ -9,6 +9,7 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,7 @@ from supra.runner.components import (
     starting_model,
     tokenizer_to_reuse,
 )
-from supra.runner.resume import EpochWhereStopped, epochs_trained
+from supra.runner.resume import EpochWhereStopped, PastScheduleByEpochs, epochs_trained
 from supra.runner.run_checks import check_java_for_training, check_run_config, group_choice
 from supra.runner.spawned_ranks import EndWithMainProcess, sigterm_ends_main_process_at_once
 from supra.sweeps.callback import note_diverged
@@ -112,13 +113,12 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     # Each part once, handed one way: stage 1 and reused token ids -> task -> DataModule (what it must follow).
     ckpt_path = cfg.get("ckpt_path")
     task = build_task(starting_model(cfg.model, ckpt_path), run_config, stage1_vqvae(cfg.model, ckpt_path))
-    if ckpt_path:
-        _check_resume(cfg, task, ckpt_path, run_config)
+    resume_callbacks = _check_resume(cfg, task, ckpt_path, run_config) if ckpt_path else []
     token_ids = tokenizer_to_reuse(cfg)
     say_started_from_release(cfg, token_ids)
     datamodule = build_datamodule(cfg.data, task, token_ids)
     check_optimized_metric(task, cfg.get("optimized_metric"), datamodule)
-    trainer, loggers = _build_trainer(cfg, task, datamodule)
+    trainer, loggers = _build_trainer(cfg, task, datamodule, resume_callbacks)
     trainers.append(trainer)
     for logger in loggers:
         logger.log_hyperparams(run_config)
@@ -140,9 +140,10 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     return value, metrics
 
 
-def _check_resume(cfg: DictConfig, task: SupraTask, ckpt_path: str, run_config: dict[str, Any]) -> None:
+def _check_resume(cfg: DictConfig, task: SupraTask, ckpt_path: str, run_config: dict[str, Any]) -> list[L.Callback]:
     """Refuse a checkpoint the task cannot go on from; for a fit, say what changed since and keep its settings in
-    `run_config` (what the task saves in its checkpoints and the loggers record: what this run trained with)."""
+    `run_config` (what the task saves in its checkpoints and the loggers record: what this run trained with).
+    Returns the callbacks the resumed fit needs: those that say what can be said only once its data is known."""
     checkpoint = check_resumable(task, ckpt_path, cfg.trainer.get("max_steps") if cfg.get("train") else None,
                                  cfg.trainer.get("max_epochs"))
     if cfg.get("train"):
@@ -151,13 +152,25 @@ def _check_resume(cfg: DictConfig, task: SupraTask, ckpt_path: str, run_config: 
         say_shorter_than_schedule(ckpt_path, schedule_length(checkpoint), cfg.trainer.get("max_steps"))
         say_past_schedule(ckpt_path, checkpoint, cfg.trainer.get("max_steps"))
         keep_resumed_settings(run_config, resumed)
+        if cfg.trainer.get("max_steps") in (None, -1):  # bounded by trainer.max_epochs: its steps known at fit start
+            return [past_schedule_by_epochs(ckpt_path, checkpoint)]
+    return []
 
 
-def _build_trainer(cfg: DictConfig, task: SupraTask, datamodule: L.LightningDataModule) -> tuple[L.Trainer, list[Any]]:
-    """The Trainer of cfg.trainer with the run's callbacks, loggers and checkpoint plugin; and its loggers."""
+def past_schedule_by_epochs(ckpt_path: str, checkpoint: dict[str, Any]) -> PastScheduleByEpochs:
+    """The callback that says say_past_schedule's warning for a resumed fit bounded by trainer.max_epochs."""
+    # only what the warning reads: not the weights, kept for the whole fit (and pickled for ddp_spawn's ranks)
+    schedule = {key: checkpoint[key] for key in ("global_step", "lr_schedulers") if key in checkpoint}
+    return PastScheduleByEpochs(partial(say_past_schedule, ckpt_path, schedule))
+
+
+def _build_trainer(cfg: DictConfig, task: SupraTask, datamodule: L.LightningDataModule,
+                   resume_callbacks: list[L.Callback]) -> tuple[L.Trainer, list[Any]]:
+    """The Trainer of cfg.trainer with the run's callbacks (and `resume_callbacks`, those of a resumed fit), loggers
+    and checkpoint plugin; and its loggers."""
     check_callbacks_fit(task, cfg.get("callbacks"), group_choice("callbacks"), datamodule)
     callbacks = [*instantiate_group(cfg.get("callbacks")), ValidationWithinRun(), EpochWhereStopped(),
-                 EndWithMainProcess()]
+                 EndWithMainProcess(), *resume_callbacks]
     if cfg.trainer.get("overfit_batches"):  # debug=overfit: say whether it did
         callbacks.append(OverfitCheck())
     loggers = instantiate_group(cfg.get("logger"))
@@ -448,22 +461,25 @@ def schedule_min_lr(checkpoint: dict[str, Any]) -> float | None:
         return None
 
 
-def say_past_schedule(ckpt_path: str, checkpoint: dict[str, Any], max_steps: Any) -> None:
+def say_past_schedule(ckpt_path: str, checkpoint: dict[str, Any], max_steps: Any, max_epochs: int | None = None) -> None:
     """Warn that a resumed run trains past the end of its checkpoint's learning-rate schedule (which goes on, not
     set out again for the new trainer.max_steps: a run stopped by trainer.max_steps and continued with more), so
-    each step past it trains at the schedule's min_lr, and say how to get a schedule over the whole run."""
+    each step past it trains at the schedule's min_lr, and say how to get a schedule over the whole run.
+    `max_steps` is the step the run ends at: trainer.max_steps, or for a run bounded by `max_epochs` (with
+    trainer.max_steps=-1) Lightning's count of its steps, known once the fit has its data."""
     length, min_lr, step = schedule_length(checkpoint), schedule_min_lr(checkpoint), checkpoint.get("global_step")
     if length is None or min_lr is None or not isinstance(step, int) or not isinstance(max_steps, int):
         return
+    bound = f"trainer.max_epochs={max_epochs} ({max_steps} steps)" if max_epochs else f"trainer.max_steps={max_steps}"
     past_from = max(step, length)  # the steps after it train past the schedule's end
     if max_steps <= past_from:
         return
     # ending with the schedule is an option only while some of it is left to train
     or_end = f" (or end with its schedule: trainer.max_steps={length})" if step < length else ""
-    log.warning("resuming ckpt_path=%s with trainer.max_steps=%d, past its learning-rate schedule's %d steps (which "
-                "goes on): the %d steps after step %d train at its min_lr %g; for an lr that decays over all %d steps, "
-                "train a new run with trainer.max_steps=%d%s", ckpt_path, max_steps, length, max_steps - past_from,
-                past_from, min_lr, max_steps, max_steps, or_end)
+    log.warning("resuming ckpt_path=%s with %s, past its learning-rate schedule's %d steps (which goes on): the %d "
+                "steps after step %d train at its min_lr %g; for an lr that decays over all %d steps, train a new run "
+                "with trainer.max_steps=%d%s", ckpt_path, bound, length, max_steps - past_from, past_from, min_lr,
+                max_steps, max_steps, or_end)
 
 
 def keep_resumed_settings(run_config: dict[str, Any], resumed: dict[str, Any]) -> None:
