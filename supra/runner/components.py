@@ -5,8 +5,8 @@ task says the data must follow (`task.data_settings()`: image size, context, the
 
 from __future__ import annotations
 
-import difflib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from supra.tasks.base import SupraTask
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
 from supra.utils.numbers import is_whole
+from supra.utils.unknown_keys import first_missing, nearest_key, user_options
 
 log = logging.getLogger(__name__)
 
@@ -205,31 +206,28 @@ def chosen_data_config(chosen: DictConfig | None, run_cfg: dict | None, no_data_
     trained_cache = (run_cfg.get("paths") or {}).get("cache_dir")
     data_cfg = OmegaConf.create(rebased_cache_dirs(run_cfg["data"], trained_cache, cache_dir))
     given = OmegaConf.to_container(chosen, resolve=False)
-    unknown = _unknown_key({k: v for k, v in given.items() if k != "split"}, OmegaConf.to_container(data_cfg))
-    if unknown:
-        path, node = unknown
-        options = sorted(str(k) for k in node if not str(k).startswith("_"))
-        # data.batch_sizee=8; data.sources.photos.rooot=/x, a source's key, as the first level's
-        close = difflib.get_close_matches(path[-1], [*options, *(["split"] if len(path) == 1 else [])], n=1)
-        nearest = f" (did you mean data.{'.'.join([*path[:-1], close[0]])}?)" if close else ""
-        raise SupraUserError(f"data.{'.'.join(path)} is not an option of the data this model was trained on{nearest} "
-                             f"({str(node.get('_target_', '?')).rsplit('.', 1)[-1]}: {', '.join(options)}); "
-                             "data=<name> chooses other data")
+    run_data = OmegaConf.to_container(data_cfg)
+    for parts in key_paths({k: v for k, v in given.items() if k != "split"}):
+        if missing := first_missing(run_data, parts):
+            depth, node = missing
+            # data.batch_sizee=8; data.sources.photos.rooot=/x, a source's key, as the first level's
+            close = nearest_key(node, parts, depth, extra=["split"] if depth == 0 else [])
+            nearest = f" (did you mean data.{close}?)" if close else ""
+            raise SupraUserError(f"data.{'.'.join(parts[:depth + 1])} is not an option of the data this model was "
+                                 f"trained on{nearest} ({str(node.get('_target_', '?')).rsplit('.', 1)[-1]}: "
+                                 f"{', '.join(user_options(node))}); data=<name> chooses other data")
     with open_dict(data_cfg):
         data_cfg.merge_with(OmegaConf.to_container(chosen, resolve=True))
     return data_cfg
 
 
-def _unknown_key(given: dict, run_data: dict, path: tuple[str, ...] = ()) -> tuple[list[str], dict] | None:
-    """The first key of `given` (data.x overrides, nested) that `run_data` lacks, as its path and the node of
-    `run_data` that lacks it; None if all are there, or a list or value of `run_data` comes first."""
+def key_paths(given: dict, path: tuple[str, ...] = ()) -> Iterator[list[str]]:
+    """The keys of nested overrides (`{"sources": {"photos": {"root": ...}}}`), each as its path, in sorted order."""
     for key, value in sorted(given.items(), key=lambda item: str(item[0])):
-        if key not in run_data:
-            return [*path, str(key)], run_data
-        nested = isinstance(value, dict) and isinstance(run_data[key], dict)
-        if nested and (found := _unknown_key(value, run_data[key], (*path, str(key)))):
-            return found
-    return None
+        if isinstance(value, dict) and value:
+            yield from key_paths(value, (*path, str(key)))
+        else:
+            yield [*path, str(key)]
 
 
 def tests_nothing(data_cfg: DictConfig | dict | None) -> bool:

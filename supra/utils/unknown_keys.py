@@ -48,7 +48,7 @@ def unknown_key(tree: dict, override: Override) -> str | None:
     """What is wrong with `override`'s key in `tree` (the composed config as plain containers), None if it is
     there (or below a list or value, Hydra's to judge)."""
     parts = override.key_or_group.split(".")
-    missing = _first_missing(tree, parts)
+    missing = first_missing(tree, parts)
     if missing is None:
         return None
     depth, parent = missing
@@ -57,10 +57,10 @@ def unknown_key(tree: dict, override: Override) -> str | None:
         return _unread_addition(override, parts, depth, parent)
     if depth == len(parts) - 1 and _target_takes(parent, name):  # not in conf/, but its class reads it
         return f"not in the config, though {where} takes it: add it with +{override.input_line.lstrip('+')}"
-    siblings = _options(parent)
+    siblings = user_options(parent)
     if not parent:  # an empty node (tokenize_media's data: {}): filled with +key=..., as Hydra advises
         return f"not in the config, where {where} is empty: add it with +{override.input_line.lstrip('+')}"
-    if close := _nearest(parent, parts, depth):
+    if close := nearest_key(parent, parts, depth):
         return f"no such option (did you mean {close}?)"
     if len(siblings) <= 16:
         return f"no such option (the options {f'of {where}' if where else 'there are'}: {', '.join(siblings)})"
@@ -74,22 +74,23 @@ def _unread_addition(override: Override, parts: Sequence[str], depth: int, paren
     when the run starts (check_target_options: `+trainer.max_time=` is read)."""
     if depth != len(parts) - 1 or isinstance(override.value(), dict) or "_target_" in parent:
         return None
-    close = _nearest(parent, parts, depth)
+    close = nearest_key(parent, parts, depth)
     return f"no such option, and nothing reads one added (did you mean {close}?)" if close else None
 
 
-def _options(node: dict) -> list[str]:
+def user_options(node: dict) -> list[str]:
     """The keys of `node` a user sets (not `_target_` and its kind)."""
     return sorted(str(k) for k in node if not str(k).startswith("_"))
 
 
-def _nearest(parent: dict, parts: Sequence[str], depth: int) -> str | None:
-    """The full key of `parent`'s option nearest to parts[depth] (a typo of it), or None."""
-    close = difflib.get_close_matches(parts[depth], _options(parent), n=1)
+def nearest_key(parent: dict, parts: Sequence[str], depth: int, extra: Sequence[str] = ()) -> str | None:
+    """The full key of `parent`'s option (or of `extra`, options it takes that are not among its keys) nearest to
+    parts[depth] (a typo of it), or None."""
+    close = difflib.get_close_matches(parts[depth], [*user_options(parent), *extra], n=1)
     return ".".join([*parts[:depth], close[0]]) if close else None
 
 
-def _first_missing(tree: dict, parts: Sequence[str]) -> tuple[int, dict] | None:
+def first_missing(tree: dict, parts: Sequence[str]) -> tuple[int, dict] | None:
     """The index of the first of `parts` that its parent in `tree` lacks, and that parent; None if all are
     there, or a list or value comes first."""
     node: Any = tree
