@@ -51,6 +51,11 @@ def test_evaluating_a_captioner_without_java_is_refused_before_the_split_is_deco
     (["experiment=vqvae_shapes"], False),                         # reconstructions: PSNR, SSIM, codebook usage
     (["experiment=a2a_shapes"], True),                            # its image2text captions
     (["experiment=a2a_shapes", "data.tasks.image2text=0"], False),  # no captions to score
+    (["+trainer.limit_val_batches=0", "test=false"], False),     # validation turned off, no test
+    (["+trainer.limit_val_batches=0.0", "test=false"], False),
+    (["+trainer.limit_val_batches=0"], True),                     # validation off, the test still scores
+    (["+trainer.limit_val_batches=0.5", "test=false"], True),     # half of val is still scored
+    (["experiment=a2a_shapes", "data.val_items=0", "test=false"], False),  # no val item scored, no test
 ])
 def test_java_is_needed_by_the_runs_that_score_captions(no_java, tmp_path, overrides, needs_java):
     cfg = compose_config("train", tmp_path / "run", overrides)

@@ -70,9 +70,17 @@ def check_run_config(cfg: DictConfig) -> None:
 def check_java_for_training(cfg: DictConfig) -> None:
     """A train.py run that scores captions needs Java: refused without it before any work (after
     check_target_options: model._target_ is a class by then), not in a traceback at its first validation."""
-    scored = [task_option(cfg.model, "val_metrics") if cfg.get("train") else None,
+    scored = [task_option(cfg.model, "val_metrics") if cfg.get("train") and validates(cfg) else None,
               task_option(cfg.model, "test_metrics") if cfg.get("test") else None]
     check_java_for_caption_scores(scored, cfg.get("data"))
+
+
+def validates(cfg: DictConfig) -> bool:
+    """Whether a fit of `cfg` runs its validation: not with trainer.limit_val_batches=0 (or 0.0: Lightning's way
+    to turn it off), nor with an a2a mixture's data.val_items=0 (no item of val scored)."""
+    limit = OmegaConf.select(cfg, "trainer.limit_val_batches")
+    val_items = OmegaConf.select(cfg, "data.val_items")
+    return not (is_number(limit) and limit == 0) and not (is_whole(val_items) and val_items == 0)
 
 
 def check_java_for_caption_scores(metric_lists: Sequence[Sequence[str] | None], data_cfg: Mapping[str, Any] | None) -> None:
