@@ -56,6 +56,13 @@ def test_evaluating_a_captioner_without_java_is_refused_before_the_split_is_deco
     (["+trainer.limit_val_batches=0"], True),                     # validation off, the test still scores
     (["+trainer.limit_val_batches=0.5", "test=false"], True),     # half of val is still scored
     (["experiment=a2a_shapes", "data.val_items=0", "test=false"], False),  # no val item scored, no test
+    (["experiment=a2a_shapes", "~data.sources.shapes"], False),   # clips alone: image2text has no item (the data says)
+    (["experiment=a2a_shapes", "data.sources.shapes=null"], False),
+    (["experiment=a2a_shapes", "~data.sources.shapes", "+data.sources.media={_target_: "
+      "supra.data.media.folder.MediaFolderDataModule, root: media, mode: clips}"], False),
+    (["experiment=a2a_shapes", "~data.sources.shapes", "+data.sources.media={_target_: "
+      "supra.data.media.folder.MediaFolderDataModule, root: media}"], True),  # images by default: captioned ones may be
+    (["experiment=a2a_shapes", "~data.sources.shapes", "+data.sources.mine={_target_: my.Source}"], True),  # unknown: ask
 ])
 def test_java_is_needed_by_the_runs_that_score_captions(no_java, tmp_path, overrides, needs_java):
     cfg = compose_config("train", tmp_path / "run", overrides)

@@ -17,6 +17,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from supra.artifacts.checkpoints import release_of_file
 from supra.artifacts.kinds import release_kind
+from supra.data.a2a.sources import may_give_images
 from supra.loggers.wandb_logger import build_wandb_logger, check_wandb_options
 from supra.metrics.caption_scores import require_java
 from supra.runner.components import tests_nothing
@@ -92,12 +93,15 @@ def check_java_for_caption_scores(metric_lists: Sequence[Sequence[str] | None], 
 
 def captions_scored_with(data_cfg: Mapping[str, Any] | None) -> bool:
     """Whether the data gives the task captions to score: an a2a mixture only with data.tasks.image2text > 0 (its
-    validation and test score the tasks it trains), any other data always."""
+    validation and test score the tasks it trains) and a source that may give images (clips are not captioned by
+    image2text: with clip sources alone the DataModule's own line says the task has no items), any other data
+    always."""
     tasks = (data_cfg or {}).get("tasks")
     if tasks is None:
         return True
     weight = tasks.get("image2text")
-    return is_number(weight) and weight > 0  # a weight that is no number is the DataModule's one line
+    # a weight that is no number is the DataModule's one line
+    return is_number(weight) and weight > 0 and may_give_images(data_cfg.get("sources"))
 
 
 def task_option(model_cfg: Mapping[str, Any], key: str) -> Any:

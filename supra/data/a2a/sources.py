@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 
 from supra.data.base import SPLITS
 from supra.data.images import DECODE_VERSION
@@ -83,6 +83,23 @@ def weights_sha256(net: torch.nn.Module) -> str:
         digest.update(f"{name}:{tensor.dtype}:{list(tensor.shape)}".encode())
         digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
     return digest.hexdigest()
+
+
+def may_give_images(sources: Mapping[str, Any] | None) -> bool:
+    """Whether some source of data.sources (configs; one set to null is left out) may give images, the items
+    image2text captions, judged from the configs alone, before any is read: a source of clips gives none."""
+    return any(source_may_give_images(config) for config in (sources or {}).values() if config is not None)
+
+
+def source_may_give_images(config: Mapping[str, Any]) -> bool:
+    """False only for a source sure to give clips: one whose class is unknown here may give images."""
+    try:
+        source_class = get_object(str(config.get("_target_")))
+    except (ImportError, AttributeError, ValueError, TypeError):  # its own error is said as it is built
+        return True
+    if not (inspect.isclass(source_class) and issubclass(source_class, MediaDataModule)):
+        return True
+    return not source_class.gives_clips(config)
 
 
 def check_one_picture_size(modules: dict[str, MediaDataModule]) -> None:

@@ -13,6 +13,7 @@ Batches (dicts) the task receives, already on its device:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,6 +109,12 @@ class MediaDataModule(SplitDataModule):
     def __init__(self, image_size: int = 64, **common: Any) -> None:
         super().__init__(**common)
         self.image_size = check_image_size(image_size, least=self.min_image_size)
+
+    @classmethod
+    def gives_clips(cls, options: Mapping[str, Any]) -> bool:
+        """Whether a source of these config options gives clips, not images: known from its config alone,
+        before anything is read (a run checks from it what its items will need)."""
+        return False
 
     def items(self, split: str) -> MediaItems:
         """The split's pixels, captions and names, loaded once."""

@@ -21,7 +21,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 from PIL import Image
@@ -47,6 +49,7 @@ log = logging.getLogger(__name__)
 
 RESIZES = ("crop", "pad")
 MODES = ("images", "frames", "clips")
+DEFAULT_MODE = "images"
 SKIP_REASONS = {UNREADABLE: "unreadable", TOO_LARGE: "over max_pixels", EMPTY: "empty (0 pixels or 0 frames)"}
 # The options only some modes read, and their defaults (conf/data/media_folder.yaml's): set to another value
 # in a mode that does not read it (data.mode=frames data.frame_stride=2), one would be ignored without a word.
@@ -95,7 +98,7 @@ class MediaFolderDataModule(MediaDataModule):
         self,
         root: str,
         resize: str = "crop",
-        mode: str = "images",
+        mode: str = DEFAULT_MODE,
         frames: int = DEFAULTS["frames"],
         frame_stride: int = DEFAULTS["frame_stride"],
         max_pixels: int = 100_000_000,
@@ -132,6 +135,10 @@ class MediaFolderDataModule(MediaDataModule):
         self._loaded: dict[str, MediaItems] | None = None
         self._gifs: set[str] = set()  # the media files whose content is a GIF
         self._stage = "fit"
+
+    @classmethod
+    def gives_clips(cls, options: Mapping[str, Any]) -> bool:
+        return options.get("mode", DEFAULT_MODE) == "clips"  # an unknown mode: not sure, refused as the source is built
 
     def inputs_stamp(self) -> str:
         # a folder not there (scoring on a machine that holds only the codes): the codes cached for the config

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import torch
@@ -38,6 +39,10 @@ class ShapesVideoDataModule(MediaDataModule):
         check_drawing(seed, self.image_size, "image_size")
         self.frames, self.seed = frames, seed
         self.clips: dict[str, list[Clip]] = {}  # records of the loaded splits (motion, objects per frame)
+
+    @classmethod
+    def gives_clips(cls, options: Mapping[str, Any]) -> bool:
+        return True
 
     def load_split(self, split: str) -> MediaItems:
         start = time.perf_counter()
