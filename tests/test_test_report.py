@@ -23,3 +23,17 @@ def test_a_score_that_is_not_a_number_is_written_to_metrics_json_as_null(tmp_pat
     text = (tmp_path / METRICS_FILE).read_text(encoding="utf-8")
     assert json.loads(text, parse_constant=refuse_non_json_number) == {
         "CIDEr": 0.0, "loss": None, "loss_text": None, "psnr": 12.5, "split": "test", "n_images": 8}
+
+
+def test_a_nested_score_that_is_not_a_number_is_written_to_metrics_json_as_null(tmp_path):
+    # a task's details may hold scores per source or per frame: a NaN among them is no more JSON than a top one
+    details = {"per_source": {"shapes": {"psnr": float("nan"), "items": 4}, "video": {"psnr": 20.0, "items": 2}},
+               "frame_psnr": [21.5, float("-inf"), (float("nan"), 3.0)]}
+    task = SimpleNamespace(test_results={"scores": {"CIDEr": 0.5}, "split": "test", "details": details})
+    trainer = SimpleNamespace(is_global_zero=True, callback_metrics={})
+    TestReport(str(tmp_path)).on_test_end(trainer, task)
+    text = (tmp_path / METRICS_FILE).read_text(encoding="utf-8")
+    assert json.loads(text, parse_constant=refuse_non_json_number) == {
+        "CIDEr": 0.5, "split": "test",
+        "per_source": {"shapes": {"psnr": None, "items": 4}, "video": {"psnr": 20.0, "items": 2}},
+        "frame_psnr": [21.5, None, [None, 3.0]]}

@@ -55,8 +55,9 @@ class TestReport(L.Callback):
         if not trainer.is_global_zero or not results:
             return
         self.report = build_report(results, trainer.callback_metrics)
-        # a diverged run's NaN loss as null: `NaN` is not JSON, and strict readers refuse the whole file
-        write_json_atomic(self.output_dir / METRICS_FILE, {k: finite_or_none(v) for k, v in self.report.items()})
+        # a diverged run's NaN loss as null, top-level or nested in a detail: `NaN` is not JSON, and strict
+        # readers refuse the whole file
+        write_json_atomic(self.output_dir / METRICS_FILE, finite_or_none(self.report))
         if results.get("predictions"):
             write_json_atomic(self.output_dir / PREDICTIONS_FILE, results["predictions"])
         if self.print_table:

@@ -16,5 +16,10 @@ def is_number(value: object) -> bool:
 
 
 def finite_or_none(value: object) -> object:
-    """`value`, but None for a float that is NaN or infinite: strict JSON (and its readers) has no such number."""
+    """`value`, but None for a float that is NaN or infinite, however deep in dicts, lists and tuples (as lists):
+    strict JSON (and its readers) has no such number."""
+    if isinstance(value, dict):
+        return {key: finite_or_none(item) for key, item in value.items()}
+    if isinstance(value, list | tuple):
+        return [finite_or_none(item) for item in value]
     return None if isinstance(value, float) and not math.isfinite(value) else value
