@@ -195,3 +195,12 @@ def test_spawned_ranks_hand_the_last_weights_back_in_a_temp_folder_that_is_remov
     trainer.strategy.connect(module)
     launcher._recover_results_in_main_process(handed, trainer)  # as the main process does with them
     assert torch.equal(module.layer.weight, trained.layer.weight) and list(tmp_path.iterdir()) == []
+
+
+def test_hydras_parser_reads_its_modes_as_hydra_main_does_abbreviated_and_bundled():
+    parser = private_apis.hydra_args_parser()
+    args = parser.parse_args(["--multi", "--cf", "job", "seed=1"])
+    assert (args.run, args.multirun, args.cfg, args.info, args.shell_completion, args.overrides) == (
+        False, True, "job", None, False, ["seed=1"])
+    assert parser.parse_args(["-mc", "job"]).cfg == "job"
+    assert parser.parse_args(["--inf"]).info == "all"

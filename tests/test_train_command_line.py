@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from supra.utils.cli import exit_if_unknown_group_option
+from supra.utils.cli import exit_if_modes_combined, exit_if_unknown_group_option
 from supra.utils.unknown_keys import exit_if_unknown_key
 from tests.conftest import ROOT
 
@@ -108,3 +108,27 @@ def test_train_py_help_shows_its_options_with_their_comments_and_every_config_gr
     assert "  optimized_metric: null  # the metric train.py returns to a sweeper" in text
     assert "  model/encoder: cnn, pretrained, vit" in text and "  debug: fast_dev_run, overfit, profiler" in text
     assert "hydra/launcher: slurm" in text
+
+
+@pytest.mark.parametrize(("argv", "named"), [
+    (["-m", "--cfg", "job"], "-m and --cfg"),          # flags typed whole: named as typed
+    (["--multi", "--cf", "job"], "--multirun and --cfg"),  # abbreviated, as Hydra's parser takes them
+    (["-mc", "job"], "--multirun and --cfg"),          # bundled short flags
+    (["--cfg=job", "--inf"], "--cfg and --info"),
+    (["x=1", "--shell", "-r"], "-r and --shell-completion"),
+])
+def test_two_of_hydras_modes_however_spelled_are_one_line_before_hydras_traceback(argv, named, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        exit_if_modes_combined(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err.startswith(f"error: {named} cannot be given together: a command line takes one of")
+
+
+@pytest.mark.parametrize("argv", [
+    ["-m", "seed=1,2"], ["--cf", "job"], ["-sc", "install=bash"],  # one mode
+    ["--cfg", "nonsense", "-m"],            # Hydra's parser refuses it first, in its own words
+    ["--version", "-m", "--cfg", "job"],    # Hydra prints its version first
+])
+def test_one_mode_or_a_command_line_hydras_parser_answers_first_is_left_to_hydra(argv, capsys):
+    exit_if_modes_combined(argv)
+    assert capsys.readouterr() == ("", "")

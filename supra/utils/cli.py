@@ -4,12 +4,13 @@ own usage and examples), with user errors as one line and no traceback."""
 from __future__ import annotations
 
 import difflib
+import io
 import re
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -28,6 +29,7 @@ from supra.utils.errors import SupraUserError, note_in_run_log, user_error_in
 from supra.utils.files import check_writable_dir
 from supra.utils.hydra_quoting import quote_values, quoted_whole
 from supra.utils.overrides import CONF_DIR, is_config_group, other_configs, parsed_overrides
+from supra.utils.private_apis import hydra_args_parser
 from supra.utils.unknown_keys import exit_if_unknown_key
 
 
@@ -246,16 +248,31 @@ HYDRA_MODES = {"--run": ("--run", "-r"), "--multirun": ("--multirun", "-m"), "--
 
 
 def exit_if_modes_combined(argv: Sequence[str]) -> None:
-    """Two of Hydra's modes on one command line (`-m --cfg job`, `--cfg job --info`) as one line, exit 2, not
-    Hydra's ValueError traceback ("Only one of --run, --multirun, --cfg, --info and --shell_completion")."""
-    typed = {mode: next(arg.partition("=")[0] for arg in argv if arg.partition("=")[0] in flags)
-             for mode, flags in HYDRA_MODES.items() if any(arg.partition("=")[0] in flags for arg in argv)}
-    if len(typed) < 2:
+    """Two of Hydra's modes on one command line (`-m --cfg job`, `--cfg job --info`, `--multi --cf job`, `-mc job`)
+    as one line, exit 2, not Hydra's ValueError traceback ("Only one of --run, --multirun, --cfg, --info and
+    --shell_completion"). Each mode is named as typed where its flag was typed whole, else by its long flag."""
+    modes = hydra_modes_given(argv)
+    if len(modes) < 2:
         return
+    typed = {mode: next((arg.partition("=")[0] for arg in argv if arg.partition("=")[0] in HYDRA_MODES[mode]), mode)
+             for mode in modes}
     hint = " (--cfg prints one run's config: leave out the multirun flag)" if {"--cfg", "--multirun"} <= set(typed) else ""
     print(f"error: {' and '.join(typed.values())} cannot be given together: a command line takes one of "
           f"{', '.join(HYDRA_MODES)}; leave out all but one{hint}", file=sys.stderr)
     raise SystemExit(2)
+
+
+def hydra_modes_given(argv: Sequence[str]) -> list[str]:
+    """The modes of HYDRA_MODES that `argv` gives, read by Hydra's own parser (abbreviated and bundled flags as
+    it takes them); none for a command line it refuses itself (`--cfg foo`) or answers first (`--version`)."""
+    try:
+        with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):  # Hydra says it again, as it parses
+            args = hydra_args_parser().parse_args(list(argv))
+    except SystemExit:
+        return []
+    given = {"--run": args.run, "--multirun": args.multirun, "--cfg": args.cfg is not None,
+             "--info": args.info is not None, "--shell-completion": args.shell_completion}
+    return [mode for mode in HYDRA_MODES if given[mode]]
 
 
 def asks_shell_completion(argv: Sequence[str], command: str) -> bool:

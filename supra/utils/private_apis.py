@@ -35,11 +35,14 @@ these changes shape, so an upgrade shows what to mend in one place. Why each is 
   its first trial (Optuna's "Cannot set different distribution kind"), leaving it RUNNING in the study, so
   the space is read before, as the plugin reads it;
 - the Optuna sweeper's line for a trial that returned no value: for a trial that diverged it repeats Supra's own
-  warning in words that do not say why ("Got 'None'"), and a filter on the logger it uses drops it.
+  warning in words that do not say why ("Got 'None'"), and a filter on the logger it uses drops it;
+- Hydra's parser of the command line: two of its modes at once (`-m --cfg job`) are a ValueError traceback, and
+  only its own parser reads the flags as it does (abbreviated, `--multi`, or bundled, `-mc job`).
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import csv
 import functools
@@ -49,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from hydra._internal.utils import get_args_parser
 from hydra.core.utils import JobReturn
 from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
 from lightning.pytorch.loggers import CSVLogger
@@ -194,6 +198,13 @@ def set_experiment(logger: CSVLogger, writer: ExperimentWriter) -> None:
 def job_error(job_return: JobReturn) -> Any:
     """The exception a failed Hydra job raised, without re-raising it."""
     return job_return._return_value
+
+
+# -- hydra._internal.utils.get_args_parser ------------------------------------------------------------------
+
+def hydra_args_parser() -> argparse.ArgumentParser:
+    """The parser hydra.main reads the command line with: its flags, as it takes them."""
+    return get_args_parser()
 
 
 # -- hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper ---------------------------------------------
