@@ -22,6 +22,11 @@ import torch
 from omegaconf import DictConfig
 from rich.progress import Progress
 
+from supra.data.caption_sources.folder import (
+    CIDER_OF_ONE_IMAGE,
+    check_split_fractions,
+    one_image_split_warnings,
+)
 from supra.data.caption_sources.index import CaptionIndex, skipped_reasons, summary_line
 from supra.data.caption_sources.shards import expand_shards, shard_sizes
 from supra.data.caption_sources.sources import SOURCES, read_caption_source
@@ -57,7 +62,9 @@ SHARD_MTIME = 0  # the tar members' time (the epoch)
 SHARD_FILE = re.compile(r"\d{5}(\.tar|_stats\.json|\.parquet)")  # what write_split writes in a split's folder
 # the data options this command takes bare (root=, not data.root=), as the sources' messages name them
 HF_COLUMNS = ("image_column", "caption_column", "id_column")  # hf_disk's alone
-BARE_OPTION = re.compile(r"\bdata\.(root|layout|split_seed|image_column|caption_column|id_column|cache_dir)\b")
+FOLDER_FRACTIONS = ("val_fraction", "test_fraction")  # a folder's alone
+BARE_OPTION = re.compile(r"\bdata\.(root|layout|split_seed|image_column|caption_column|id_column|cache_dir|"
+                         r"val_fraction|test_fraction)\b")
 
 
 def image_bytes(index: CaptionIndex, key: str) -> tuple[bytes, str]:
@@ -137,11 +144,16 @@ def run(cfg: DictConfig) -> Path | str:
     else:
         check_store_out(str(cfg.out), *store, bool(cfg.overwrite))
     columns = {k: cfg.get(k) for k in HF_COLUMNS} if cfg.source == "hf_disk" else None
+    fractions = {k: cfg.get(k) for k in FOLDER_FRACTIONS} if cfg.source == "folder" else None
     try:
         # cache_dir: parquet's Arrow copy goes where training keeps it, never into the (maybe read-only) dataset
-        index = read_caption_source(cfg.source, cfg.root, cfg.layout, cfg.split_seed, columns, cfg.cache_dir)
+        index = read_caption_source(cfg.source, cfg.root, cfg.layout, cfg.split_seed, columns, cfg.cache_dir,
+                                    fractions)
     except SupraUserError as err:  # the sources name the options as training takes them: data.root=...
         raise SupraUserError(BARE_OPTION.sub(r"\1", str(err))) from None
+    if fractions:  # the shards' val and test are what training on them scores
+        for line in one_image_split_warnings(index.splits, cfg.root, fractions, "", CIDER_OF_ONE_IMAGE):
+            log.warning(line)
     check_something_to_write(cfg, index, {})
     if store is None:
         out: Path | str = Path(local)
@@ -296,9 +308,15 @@ def check_options(cfg: DictConfig) -> None:
         raise SupraUserError(f"samples_per_shard={per_shard!r} must be a positive whole number (images per tar)")
     check_option_types(cfg, whole=["split_seed"])
     if cfg.source in SOURCES:  # an unknown one is named by read_caption_source
-        hf_disk = cfg.source == "hf_disk"
-        refuse_unread_options(cfg, "write_shards", ["layout"] if hf_disk else HF_COLUMNS, f"source={cfg.source}",
-                              ["root", *HF_COLUMNS, "split_seed", "cache_dir"] if hf_disk else ["root", "layout", "split_seed"])
+        reads = {"hf_disk": ["root", *HF_COLUMNS, "split_seed", "cache_dir"],
+                 "folder": ["root", "layout", "split_seed", *FOLDER_FRACTIONS]}.get(cfg.source, ["root", "layout", "split_seed"])
+        unread = [option for option in ("layout", *HF_COLUMNS, *FOLDER_FRACTIONS) if option not in reads]
+        refuse_unread_options(cfg, "write_shards", unread, f"source={cfg.source}", reads)
+    if cfg.source == "folder":
+        try:  # before any work, as training checks them
+            check_split_fractions(cfg.val_fraction, cfg.test_fraction)
+        except SupraUserError as err:
+            raise SupraUserError(BARE_OPTION.sub(r"\1", str(err))) from None
 
 
 def check_out(out: Path, overwrite: bool) -> None:

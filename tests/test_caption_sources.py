@@ -885,3 +885,35 @@ def test_the_set_up_line_of_a_folder_names_every_caption_file_it_read(tmp_path, 
     index = read_caption_source("folder", tmp_path)
     assert summary_line("folder", index, {}).startswith(f"folder ({named} layout): ")
     assert len(index.captions["p0.jpg"]) == len(files)  # each file's caption kept
+
+
+def test_the_a2a_photo_source_splits_a_folder_by_the_shares_the_captioner_takes_and_warns_of_a_one_image_split(
+        tmp_path, caplog):
+    """The a2a mixture's photo source split a folder 10% / 10% whatever the captioner was told: the same
+    val_fraction and test_fraction now size it, checked alike, and a split of one image is warned of with the
+    option as the mixture names it."""
+    from supra.data.media.photo_captions import PhotoCaptionsMediaDataModule
+
+    root = photo_folder(tmp_path / "photos", 20)
+    wider = {"val_fraction": 0.25, "test_fraction": 0.25}
+    captioner = PhotoCaptionsDataModule(source="folder", root=str(root), cache_dir=str(tmp_path / "cache"),
+                                        show_progress=False, batch_size=4, eval_batch_size=4, **wider)
+    captioner.setup("fit")
+    photos = PhotoCaptionsMediaDataModule(source="folder", root=str(root), cache_dir=str(tmp_path / "a2a"),
+                                          show_progress=False, **wider)
+    assert {split: photos.split_items(split).names for split in ("train", "val", "test")} == captioner.index.splits
+    with caplog.at_level("WARNING", logger="supra.data.media.photo_captions"):
+        PhotoCaptionsMediaDataModule(source="folder", root=str(root), show_progress=False).check_inputs(
+            "data.sources.photos")
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the val split of data.sources.photos.root={root} holds 1 of its 20 images "
+        "(data.sources.photos.val_fraction=0.1): every validation scores one of its images; set "
+        "data.sources.photos.val_fraction=0.25 (about 5 images)",
+        f"the test split of data.sources.photos.root={root} holds 1 of its 20 images "
+        "(data.sources.photos.test_fraction=0.1): the test scores one of its images; set "
+        "data.sources.photos.test_fraction=0.25 (about 5 images)"]
+    with pytest.raises(SupraUserError, match=r"^data.val_fraction=0.6 and data.test_fraction=0.5 must each be above 0"):
+        PhotoCaptionsMediaDataModule(source="folder", root=str(root), val_fraction=0.6, test_fraction=0.5)
+    with pytest.raises(SupraUserError, match=r"^data.val_fraction=0.2 sizes a folder's split \(source: folder\), "
+                                             "not data.source=coco's: leave it out"):
+        PhotoCaptionsMediaDataModule(source="coco", root=str(root), val_fraction=0.2)

@@ -643,8 +643,13 @@ def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path, 
     (["source=hf_disk", "layout=karpathy"], "layout=karpathy: source=hf_disk does not read it (it reads root, "
                                             "image_column, caption_column, id_column, split_seed, cache_dir); leave it out"),
     (["source=folder", "caption_column=text", "id_column=myid"],
-     "caption_column=text id_column=myid: source=folder does not read them (it reads root, layout, split_seed); "
-     "leave them out"),
+     "caption_column=text id_column=myid: source=folder does not read them (it reads root, layout, split_seed, "
+     "val_fraction, test_fraction); leave them out"),
+    # a folder's held-out shares, as data=caption_folder takes them
+    (["test_fraction=0.2"], "test_fraction=0.2: source=coco does not read it (it reads root, layout, split_seed); "
+                            "leave it out"),
+    (["source=folder", "val_fraction=0.6", "test_fraction=0.5"],
+     "val_fraction=0.6 and test_fraction=0.5 must each be above 0 and below 1, and leave some files for train"),
 ])
 def test_write_shards_refuses_options_it_cannot_use_in_one_line_before_any_work(tmp_path, capsys, options, error):
     from tests.conftest import run_command
@@ -1360,3 +1365,33 @@ def test_val_or_test_shards_the_fit_trains_on_are_said_in_a_warning(tmp_path, ca
     assert (f"data.test_shards shares 1 of its 1 shard(s) with data.train_shards (e.g. {trained}): its scores are of "
             "images the fit trains on") in caplog.text
     assert "data.val_shards shares" not in caplog.text
+
+
+def test_write_shards_splits_a_folder_by_the_shares_training_takes_and_warns_of_a_one_image_split(tmp_path, capsys,
+                                                                                                  caplog):
+    """write_shards source=folder split 10% / 10% whatever data.val_fraction a run on the folder was given:
+    val_fraction= and test_fraction= now size its shards' splits as they size training's, and a split of one
+    image, whose CIDEr a run on the shards scores as 0, is warned of with the option as this command takes it."""
+    from supra.data.caption_sources.sources import read_caption_source
+    from tests.conftest import run_command
+    from tests.flickr8k_fixtures import write_images
+
+    root = tmp_path / "photos"
+    names = [f"IMG_{i:04d}.jpg" for i in range(20)]
+    write_images(root, names)
+    for name in names:
+        (root / f"{name[:-4]}.txt").write_text(f"a photo called {name}\n")
+    run_command("write_shards", "source=folder", f"root={root}", f"out={tmp_path / 'wide'}", "val_fraction=0.25",
+                "test_fraction=0.25", "show_progress=false", run_dir=tmp_path)
+    wide = read_caption_source("folder", root, split_fractions={"val_fraction": 0.25, "test_fraction": 0.25})
+    for split, keys in wide.splits.items():
+        urls = sorted(str(p) for p in (tmp_path / "wide" / split).glob("*.tar"))
+        assert sorted(s.captions[0] for s in usable_samples(urls, Unusable())) == sorted(
+            wide.captions[k][0] for k in keys)
+    assert len(wide.splits["val"]) > 1
+    with caplog.at_level("WARNING", logger="supra.write_shards"):
+        run_command("write_shards", "source=folder", f"root={root}", f"out={tmp_path / 'default'}",
+                    "show_progress=false", run_dir=tmp_path)
+    assert f"the val split of root={root} holds 1 of its 20 images (val_fraction=0.1): CIDEr over one image is 0 " \
+           "at every validation, so best.ckpt (chosen by val/CIDEr) stays the first validation's and a sweep's trials " \
+           "all tie; set val_fraction=0.25 (about 5 images)" in [r.getMessage() for r in caplog.records]

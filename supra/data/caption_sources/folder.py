@@ -7,6 +7,7 @@ in the summary line: split_by_file)."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from supra.data.caption_sources.index import CaptionIndex, finish
@@ -15,6 +16,10 @@ from supra.utils.errors import SupraUserError
 from supra.utils.numbers import is_number
 
 VAL_FRACTION = TEST_FRACTION = 0.1
+# what a captioner's scores of a split of one image do (train.py on the folder, or on its shards)
+CIDER_OF_ONE_IMAGE = {"val": "CIDEr over one image is 0 at every validation, so best.ckpt (chosen by val/CIDEr) "
+                             "stays the first validation's and a sweep's trials all tie",
+                      "test": "CIDEr over one image is 0 whatever the model"}
 
 
 def read_caption_folder(root: str | Path, layout: str | None = None, seed: int = 0,
@@ -60,3 +65,42 @@ def check_split_fractions(val_fraction: float, test_fraction: float) -> None:
             0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
         raise SupraUserError(f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must each be "
                              "above 0 and below 1, and leave some files for train (their sum below 1)")
+
+
+def folder_split_fractions(source: str, val_fraction: float | None, test_fraction: float | None,
+                           folder: str = "data=caption_folder") -> dict[str, float]:
+    """The held-out shares given (None: the default 0.1), checked as the options are read, not once the folder
+    has been walked: refused for another source than a folder (`folder` names how to read one), whose splits
+    are published or cut by size."""
+    fractions = {k: v for k, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)) if v is not None}
+    if fractions and source != "folder":
+        key = next(iter(fractions))
+        raise SupraUserError(f"data.{key}={fractions[key]} sizes a folder's split ({folder}), not "
+                             f"data.source={source}'s: leave it out")
+    if source == "folder":
+        check_split_fractions(fractions.get("val_fraction", VAL_FRACTION), fractions.get("test_fraction", TEST_FRACTION))
+    return fractions
+
+
+def one_image_split_warnings(splits: dict[str, list[str]], root: str | Path, fractions: dict[str, float] | None,
+                             options: str, outcomes: dict[str, str]) -> list[str]:
+    """A line for each split of `outcomes` (val, test) of the folder at `root` that holds one image (a folder of
+    a few dozen photos, split 10% / 10%): what scoring one image does (`outcomes`), and the share that holds about 5, named as
+    the command line gives it (`options`: "data.", "data.sources.photos.", or "" for a command's bare ones)."""
+    total = sum(len(keys) for keys in splits.values())
+    lines = []
+    for split, outcome in outcomes.items():
+        if len(splits[split]) != 1:
+            continue
+        option = f"{options}{split}_fraction"
+        now = (fractions or {}).get(f"{split}_fraction", VAL_FRACTION if split == "val" else TEST_FRACTION)
+        wider = wider_fraction(total, now)
+        lines.append(f"the {split} split of {options}root={root} holds 1 of its {total} images ({option}={now:g}): {outcome}; "
+                     f"set {option}={wider:g} (about {round(wider * total)} images)")
+    return lines
+
+
+def wider_fraction(images: int, fraction: float) -> float:
+    """A held-out share of `images` that holds about 5 of them (at least twice `fraction`), below 0.5 so that
+    val and test still leave files for train."""
+    return min(0.45, max(math.ceil(500 / images) / 100, round(2 * fraction, 2)))

@@ -8,19 +8,20 @@ the cache are caption_sources/decoded.py's; this module adds the batches and the
 from __future__ import annotations
 
 import logging
-import math
 from pathlib import Path
 
 from supra.data.base import SPLITS
 from supra.data.caption_sources.decoded import DecodedPhotos
-from supra.data.caption_sources.folder import TEST_FRACTION, VAL_FRACTION, check_split_fractions
+from supra.data.caption_sources.folder import (
+    CIDER_OF_ONE_IMAGE,
+    folder_split_fractions,
+    one_image_split_warnings,
+)
 from supra.data.caption_sources.index import CaptionIndex
 from supra.data.captioning.datamodule import CaptionDataModule, CaptionedImages, ImageRows
-from supra.utils.errors import SupraUserError
 from supra.utils.files import ONE_LINE, write_text_atomic
 
 log = logging.getLogger(__name__)
-DEFAULT_FRACTIONS = {"val": VAL_FRACTION, "test": TEST_FRACTION}  # a folder's, where data.*_fraction is not given
 
 
 class PhotoCaptionsDataModule(CaptionDataModule):
@@ -38,13 +39,7 @@ class PhotoCaptionsDataModule(CaptionDataModule):
         super().__init__(**common)
         self.root = Path(root)
         columns = {"image_column": image_column, "caption_column": caption_column, "id_column": id_column}
-        fractions = {k: v for k, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)) if v is not None}
-        if fractions and source != "folder":  # the other sources' splits are published, or cut by size (README)
-            key = next(iter(fractions))
-            raise SupraUserError(f"data.{key}={fractions[key]} sizes a folder's split (data=caption_folder), not "
-                                 f"data.source={source}'s: leave it out")
-        if source == "folder":  # said as the options are read, not once the folder has been walked
-            check_split_fractions(fractions.get("val_fraction", VAL_FRACTION), fractions.get("test_fraction", TEST_FRACTION))
+        fractions = folder_split_fractions(source, val_fraction, test_fraction)
         self.photos = DecodedPhotos(source, root, self.image_size, layout, split_seed, self.cache_dir, columns,
                                     fractions)
         self.output_dir = Path(output_dir) if output_dir else None
@@ -81,20 +76,9 @@ class PhotoCaptionsDataModule(CaptionDataModule):
         naming the option that sizes it: CIDEr over one image is 0 whatever the caption."""
         if self.photos.source != "folder" or (self.trainer is not None and not self.trainer.is_global_zero):
             return
-        splits = self.photos.index.splits
-        total = sum(len(keys) for keys in splits.values())
-        outcome = {"val": "0 at every validation, so best.ckpt (chosen by val/CIDEr) stays the first validation's "
-                          "and a sweep's trials all tie",
-                   "test": "0 whatever the model"}
-        for split, what in outcome.items():
-            if len(splits[split]) != 1:
-                continue
-            option = f"data.{split}_fraction"
-            now = (self.photos.split_fractions or {}).get(f"{split}_fraction", DEFAULT_FRACTIONS[split])
-            wider = wider_fraction(total, now)
-            log.warning("the %s split of data.root=%s holds 1 of its %d images (%s=%g): CIDEr over one image is %s; "
-                        "set %s=%g (about %d images)", split, self.root, total, option, now, what, option, wider,
-                        round(wider * total))
+        for line in one_image_split_warnings(self.photos.index.splits, self.root, self.photos.split_fractions, "data.",
+                                             CIDER_OF_ONE_IMAGE):
+            log.warning(line)
 
     def _write_split_lists(self) -> None:
         """The image lists actually used (a seeded split included), for reproducibility: one name a line, a
@@ -110,8 +94,3 @@ class PhotoCaptionsDataModule(CaptionDataModule):
         part = self.photos.split(split)
         return CaptionedImages(ImageRows(self.photos.store, part.rows), part.captions, part.ids, part.files)
 
-
-def wider_fraction(images: int, fraction: float) -> float:
-    """A held-out share of `images` that holds about 5 of them (at least twice `fraction`), below 0.5 so that
-    val and test still leave files for train."""
-    return min(0.45, max(math.ceil(500 / images) / 100, round(2 * fraction, 2)))

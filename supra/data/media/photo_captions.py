@@ -12,28 +12,37 @@ a newer cache of the same photos at the same size replaces an older one once com
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from supra.data.caption_sources.decoded import DecodedPhotos
+from supra.data.caption_sources.folder import folder_split_fractions, one_image_split_warnings
 from supra.data.media.datamodule import MediaDataModule, MediaItems
+
+log = logging.getLogger(__name__)
+# what the mixture's scores of a folder's split of one image are: that image's, beside the other sources'
+ONE_IMAGE_SCORED = {"val": "every validation scores one of its images", "test": "the test scores one of its images"}
 
 
 class PhotoCaptionsMediaDataModule(MediaDataModule):
-    """`source` at `root` as images [N, 3, S, S] with captions; `layout` and `split_seed` as for the captioner.
-    `cache_dir`: its decoded images (in the a2a mixture: data.cache_dir/<source name>/ unless set)."""
+    """`source` at `root` as images [N, 3, S, S] with captions; `layout`, `split_seed`, and a folder's
+    `val_fraction` and `test_fraction` (null: 0.1 each), as for the captioner. `cache_dir`: its decoded images
+    (in the a2a mixture: data.cache_dir/<source name>/ unless set)."""
 
     serving_options = MediaDataModule.serving_options | {"cache_dir"}  # where images are cached changes none
 
     def __init__(self, source: str, root: str, layout: str | None = None, split_seed: int = 0,
                  cache_dir: str | None = None, show_progress: bool = True, image_column: str = "image",
-                 caption_column: str = "caption", id_column: str | None = None, **common: Any) -> None:
+                 caption_column: str = "caption", id_column: str | None = None, val_fraction: float | None = None,
+                 test_fraction: float | None = None, **common: Any) -> None:
         super().__init__(**common)
         columns = {"image_column": image_column, "caption_column": caption_column, "id_column": id_column}
+        fractions = folder_split_fractions(source, val_fraction, test_fraction, folder="source: folder")
         self.photos = DecodedPhotos(source, root, self.image_size, layout, split_seed,
-                                    Path(cache_dir) if cache_dir else None, columns)
+                                    Path(cache_dir) if cache_dir else None, columns, fractions)
         self.show_progress = show_progress
 
     @property
@@ -43,6 +52,13 @@ class PhotoCaptionsMediaDataModule(MediaDataModule):
 
     def inputs_stamp(self) -> str:
         return self.photos.inputs_stamp() if self.photos.root.exists() else ""
+
+    def check_inputs(self, options: str = "data", warn: bool = True) -> None:
+        if warn and self.photos.source == "folder" and self.photos.root.exists():
+            index = self.photos.read_index()
+            for line in one_image_split_warnings(index.splits, self.photos.root, self.photos.split_fractions,
+                                                 f"{options}.", ONE_IMAGE_SCORED):
+                log.warning(line)
 
     def prepare_data(self) -> None:
         self.photos.prepare(self.show_progress)
