@@ -54,6 +54,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's supra (README, Benchmarks), with this checkout's conf/
 
 from bench_common import (  # noqa: E402
+    counted,
     machine_load_figures,
     one_line_errors,
     output_file,
@@ -415,12 +416,11 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str)
 def timing_plan(args: argparse.Namespace) -> str:
     """The line said before the timing: what runs and how many steps, the table coming only at its end."""
     compiling = " (each net compiled first: about a minute)" if args.compile else ""
+    warmup, rounds, steps = counted(args.warmup, "warm-up step"), counted(args.rounds, "round"), counted(args.steps, "step")
     if args.devices > 1:
-        return (f"timing (a): {args.warmup} warm-up steps{compiling}, then {args.rounds} rounds of {args.steps} steps; "
-                f"then (b) under DDP on {args.devices} devices, one Trainer fit of {args.warmup} warm-up steps and "
-                f"{args.rounds} x {args.steps} timed ones")
-    return (f"timing (a) and (b) in one Trainer fit: {args.warmup} warm-up steps each{compiling}, then "
-            f"{args.rounds} rounds of {args.steps} steps each, taking turns")
+        return (f"timing (a): {warmup}{compiling}, then {rounds} of {steps}; then (b) under DDP on {args.devices} "
+                f"devices, one Trainer fit of {warmup} and {args.rounds} x {args.steps} timed ones")
+    return f"timing (a) and (b) in one Trainer fit: {warmup} each{compiling}, then {rounds} of {steps} each, taking turns"
 
 
 def finish(report: dict[str, Any], json_path: Path | None, load_at_start: float, cores: int) -> None:
@@ -451,7 +451,7 @@ def report_table(args: argparse.Namespace, name: str, precision: str, rows: dict
     windows = (f"{args.rounds} alternating windows" if args.devices == 1 else
                f"{args.rounds} windows of (a), then {args.rounds} of (b) under DDP,")
     print(f"\n{name}; precision {precision}; compile {'on' if args.compile else 'off'}; batch {args.batch_size}; "
-          f"{windows} of {args.steps} steps after {args.warmup} warm-up (medians)")
+          f"{windows} of {counted(args.steps, 'step')} after {args.warmup} warm-up (medians)")
     print(f"model FLOPs per training sample (forward+backward, flop_counter): {flops / 1e9:.3f} GFLOP; "
           f"measured peak (matmul {str(peak_in).removeprefix('torch.')}): "
           f"{peak / 1e12:.2f} TFLOP/s")

@@ -299,8 +299,8 @@ def test_train_throughput_says_what_it_times_then_each_round_on_stderr_as_it_end
     module.main()
     said = capsys.readouterr()
     lines = [line for line in said.err.splitlines() if line.startswith(("timing ", "round "))]  # not Lightning's
-    assert lines[0] == ("timing (a) and (b) in one Trainer fit: 1 warm-up steps each, then 2 rounds of 1 steps "
-                        "each, taking turns")
+    assert lines[0] == ("timing (a) and (b) in one Trainer fit: 1 warm-up step each, then 2 rounds of 1 step "
+                        "each, taking turns")  # was "1 warm-up steps", "of 1 steps": the plural only where not 1
     assert [line.split(": (a) ")[0] for line in lines[1:]] == ["round 1/2", "round 2/2"]
     assert all(", (b) " in line for line in lines[1:]) and "round 1/2" not in said.out
     args = argparse.Namespace(devices=2, warmup=5, steps=5, rounds=20, compile=True)
