@@ -16,8 +16,9 @@ second through the GIF clip pipeline, each against a plain baseline measured in 
 The model is randomly initialised unless --ckpt names a VQ-VAE checkpoint from train.py; its weights do
 not change the work done, only which codes come out. Timings are medians of --repeats runs after a
 warm-up, plain and Supra runs interleaved so that noise from other processes hits both alike. Codes that
-differ between (a) and (b) (beyond a tie of two codes at one distance within float32's rounding), clips of another shape between (a) and (b), or clips (c) does not give as (b)
-does end the run, after the table, with one line and exit status 1.
+differ between (a) and (b) (beyond a tie of two codes at one distance within float32's rounding), decoded images
+that differ between (a) and (b) beyond float32's rounding, clips of another shape between (a) and (b), or clips (c)
+does not give as (b) does end the run, after the table, with one line and exit status 1.
 """
 
 from __future__ import annotations
@@ -60,6 +61,7 @@ from supra.utils.hardware import cpu_description  # noqa: E402
 IMAGE_SIZE = 64
 CLIP_FRAMES = 4
 MIN_GIF_SIDE = 40  # the moving rectangles are 12-39 px: the banded background then shows, and moves, in each frame
+DECODE_TOLERANCE = 1e-5  # a few hundred float32 steps at 1: rounding, where a decoder that differs moves pixels by far more
 MAX_GIF_SIDE = 1024  # the clips are 64 px: a larger GIF only adds pixels to decode (100,000 px ran out of memory)
 
 
@@ -102,6 +104,13 @@ def codes_not_nearest(model: VQVAE, images: torch.Tensor, a: torch.Tensor, b: to
 
 def plain_decode(model: VQVAE, codes: torch.Tensor) -> torch.Tensor:
     return model.decoder(model.quantizer.codebook[codes].permute(0, 3, 1, 2))
+
+
+def images_not_matching(a: torch.Tensor, b: torch.Tensor) -> int:
+    """How many of the images `a` and `b` ([B, 3, H, W] in [-1, 1], the same codes decoded) differ anywhere beyond
+    float32's rounding: the two run the same layers, autograd on or off, so only rounding may set them apart."""
+    close = torch.isclose(a.detach(), b, rtol=DECODE_TOLERANCE, atol=DECODE_TOLERANCE)
+    return int((~close).flatten(1).any(dim=1).sum())
 
 
 def supra_encode(model: VQVAE, images: torch.Tensor) -> torch.Tensor:
@@ -317,6 +326,9 @@ def main() -> None:
     exit_if_sides_differ("code positions", codes_not_nearest(model, images, plain_codes, codes), codes.numel(),
                          "(a) and (b) of encode beyond ties within rounding",
                          "VQVAE.encode no longer picks each position's nearest code")
+    exit_if_sides_differ("decoded images", images_not_matching(plain_images, decoded), len(decoded),
+                         "(a) and (b) of decode beyond float rounding",
+                         "VQVAE.decode no longer gives decoder(codebook[codes]) of the codes it is given")
     exit_if_sides_differ("GIFs' clip shapes", shapes_differing, len(paths), "(a) and (b) of the GIF clips",
                          "the two cut a GIF into a different number of clips")
     exit_if_sides_differ("clips", clips_differing, n_clips, "(b) and (c) of the GIF clips",

@@ -205,6 +205,38 @@ def test_vqvae_throughput_whose_two_encodes_differ_says_so_in_one_line_and_exits
     assert "checks: identical codes 63/64 positions;" in capsys.readouterr().out
 
 
+def test_vqvae_throughput_whose_two_decodes_differ_beyond_rounding_says_so_in_one_line_and_exits_non_zero(
+        monkeypatch, capsys):
+    """The decode check printed the largest gap and went on whatever it was: decoded images that differ now end
+    the run as differing codes do."""
+    module = benchmark_script("vqvae_throughput", monkeypatch)
+    decode = module.supra_decode
+
+    def one_pixel_off(model: VQVAE, codes: torch.Tensor) -> torch.Tensor:  # (b) gives another image
+        images = decode(model, codes).clone()
+        images[0, 0, 0, 0] += 0.01
+        return images
+
+    monkeypatch.setattr(module, "supra_decode", one_pixel_off)
+    monkeypatch.setattr(sys, "argv", ["vqvae_throughput.py", "--batch-size", "1", "--repeats", "1", "--gifs", "3",
+                                      "--frames-per-gif", "4", "--gif-size", "40", "40"])
+    with pytest.raises(SystemExit) as end:
+        module.main()
+    assert end.value.code == ("error: 1 of 1 decoded images differ between (a) and (b) of decode beyond float "
+                              "rounding, so the speed-up compares different work; VQVAE.decode no longer gives "
+                              "decoder(codebook[codes]) of the codes it is given")
+    assert "decode max |a - b| = 1.00e-02" in capsys.readouterr().out
+
+
+def test_vqvae_throughput_takes_decoded_images_apart_by_float_rounding_alone_as_the_same(monkeypatch):
+    images_not_matching = benchmark_script("vqvae_throughput", monkeypatch).images_not_matching
+    images = torch.rand(3, 3, 8, 8) * 2 - 1
+    assert images_not_matching(images, images + 1e-7) == 0  # float32 rounding
+    other = images.clone()
+    other[1, 2, 7, 7] += 1e-3  # one pixel of one image
+    assert images_not_matching(images, other) == 1
+
+
 def test_vqvae_throughput_takes_two_codes_at_one_distance_as_a_tie_not_a_wrong_code(monkeypatch):
     """cdist and VQVAE's expanded distance round differently: between two codes at one distance either may win."""
     codes_not_nearest = benchmark_script("vqvae_throughput", monkeypatch).codes_not_nearest
