@@ -917,3 +917,15 @@ def test_the_a2a_photo_source_splits_a_folder_by_the_shares_the_captioner_takes_
     with pytest.raises(SupraUserError, match=r"^data.val_fraction=0.2 sizes a folder's split \(source: folder\), "
                                              "not data.source=coco's: leave it out"):
         PhotoCaptionsMediaDataModule(source="coco", root=str(root), val_fraction=0.2)
+
+
+def test_the_folder_config_switched_to_another_source_says_which_data_config_reads_that_source(tmp_path):
+    """data=caption_folder data.source=coco carries the folder config's val_fraction: the refusal told the user to
+    leave out an option they never gave; it now says where it came from and which data= reads COCO."""
+    data = compose_config("train", tmp_path / "run", ["data=caption_folder", "data.source=coco"]).data
+    with pytest.raises(SupraUserError, match=r"^data.val_fraction=0.1 sizes a folder's split \(data=caption_folder\), "
+                                             r"not data.source=coco's: leave it out \(data=caption_folder sets it: "
+                                             r"read coco with data=coco\)$"):
+        PhotoCaptionsDataModule(source=data.source, root=str(tmp_path), val_fraction=data.val_fraction,
+                                test_fraction=data.test_fraction)
+    assert compose_config("train", tmp_path / "run", ["data=coco"]).data.source == "coco"  # the config it names

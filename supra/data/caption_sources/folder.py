@@ -68,15 +68,15 @@ def check_split_fractions(val_fraction: float, test_fraction: float) -> None:
 
 
 def folder_split_fractions(source: str, val_fraction: float | None, test_fraction: float | None,
-                           folder: str = "data=caption_folder") -> dict[str, float]:
+                           folder: str = "data=caption_folder", instead: str = "") -> dict[str, float]:
     """The held-out shares given (None: the default 0.1), checked as the options are read, not once the folder
-    has been walked: refused for another source than a folder (`folder` names how to read one), whose splits
-    are published or cut by size."""
+    has been walked: refused for another source than a folder (`folder` names how to read one; `instead`, how
+    to read that source without them), whose splits are published or cut by size."""
     fractions = {k: v for k, v in (("val_fraction", val_fraction), ("test_fraction", test_fraction)) if v is not None}
     if fractions and source != "folder":
         key = next(iter(fractions))
         raise SupraUserError(f"data.{key}={fractions[key]} sizes a folder's split ({folder}), not "
-                             f"data.source={source}'s: leave it out")
+                             f"data.source={source}'s: leave it out{instead}")
     if source == "folder":
         check_split_fractions(fractions.get("val_fraction", VAL_FRACTION), fractions.get("test_fraction", TEST_FRACTION))
     return fractions

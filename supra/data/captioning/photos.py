@@ -39,7 +39,9 @@ class PhotoCaptionsDataModule(CaptionDataModule):
         super().__init__(**common)
         self.root = Path(root)
         columns = {"image_column": image_column, "caption_column": caption_column, "id_column": id_column}
-        fractions = folder_split_fractions(source, val_fraction, test_fraction)
+        # data=caption_folder data.source=coco carries the folder config's shares: its own data= has none
+        fractions = folder_split_fractions(source, val_fraction, test_fraction,
+                                           instead=f" (data=caption_folder sets it: read {source} with data={source})")
         self.photos = DecodedPhotos(source, root, self.image_size, layout, split_seed, self.cache_dir, columns,
                                     fractions)
         self.output_dir = Path(output_dir) if output_dir else None
