@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler, IterableDa
 from supra.callbacks.checkpoint import AtomicCheckpointIO, LastStepModelCheckpoint
 from supra.data.base import SplitDataModule
 from supra.data.epoch_loader import EpochLoader, EpochProgress, trainer_progress
-from supra.runner.evaluation import evaluate
+from supra.runner.evaluation import evaluate, interrupted_evaluation
 from supra.runner.resume import EpochWhereStopped
 from supra.runner.training import interrupted_run, interrupted_test, train
 from supra.tasks.captioning import CaptioningTask
@@ -191,10 +191,10 @@ def test_a_sigterm_during_the_test_ends_the_run_in_one_line_with_exit_status_130
                                                              "with evaluate.py ckpt=run/checkpoints/best.ckpt")
 
 
-def test_a_sigterm_while_evaluate_scores_ends_it_in_the_same_one_line_with_exit_status_130(trained_run, tmp_path,
-                                                                                             monkeypatch, capsys):
-    """Not the error of whatever the signal cut short (the scorer's Java process, said to lack memory): the line
-    names the checkpoint to score again, as train.py's test says it."""
+def test_a_sigterm_while_evaluate_scores_ends_it_with_ctrl_c_s_one_line_and_exit_status_130(trained_run, tmp_path,
+                                                                                            monkeypatch, capsys):
+    """Not the error of whatever the signal cut short (the scorer's Java process, said to lack memory), and not a
+    line of its own: as evaluate.py runs it (exit_on_ctrl_c), Ctrl-C's, naming the folder and the checkpoint."""
     real_step = CaptioningTask.test_step
 
     def sigterm_after_first_batch(self, batch, batch_idx):
@@ -204,12 +204,25 @@ def test_a_sigterm_while_evaluate_scores_ends_it_in_the_same_one_line_with_exit_
 
     monkeypatch.setattr(CaptioningTask, "test_step", sigterm_after_first_batch)
     ckpt = trained_run / "checkpoints" / "best.ckpt"
-    with pytest.raises(SystemExit) as ended:
-        evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}", "num_grid_images=0"]))
-    assert ended.value.code == SIGINT_EXIT and not isinstance(ended.value, SIGTERMException)
-    assert capsys.readouterr().err.endswith(f"interrupted during the test: no test scores: score it with "
-                                            f"evaluate.py ckpt={ckpt}\n")
+    cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}", "num_grid_images=0"])
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a process started from a shell has it
+    try:
+        with pytest.raises(SystemExit) as ended, exit_on_ctrl_c(lambda: interrupted_evaluation(cfg)):
+            evaluate(cfg)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert ended.value.code == SIGINT_EXIT
+    assert capsys.readouterr().err.endswith(f"interrupted: no scores written into {tmp_path / 'eval'}: score it "
+                                            f"again with python evaluate.py ckpt={ckpt}\n")
     assert not (tmp_path / "eval" / "metrics.json").exists()
+
+
+def test_evaluate_stopped_after_writing_its_scores_says_they_were_written(tmp_path):
+    """A SIGTERM or Ctrl-C in the moment between metrics.json and the command's end: not "no scores written"."""
+    cfg = compose_config("eval", tmp_path / "eval", ["ckpt=run.ckpt"])
+    (tmp_path / "eval").mkdir()
+    (tmp_path / "eval" / "metrics.json").write_text("{}")
+    assert interrupted_evaluation(cfg) == f"the scores were written before it stopped: {tmp_path / 'eval' / 'metrics.json'}"
 
 
 def test_a_run_resumed_from_its_last_checkpoint_logs_its_next_batch_at_the_step_it_reached(train_config):

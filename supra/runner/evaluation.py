@@ -41,7 +41,6 @@ from supra.callbacks.reconstruction_grid import ReconstructionGridCallback
 from supra.callbacks.test_report import TestReport
 from supra.runner.components import build_datamodule, chosen_data_config, tests_nothing
 from supra.runner.run_checks import check_java_for_caption_scores
-from supra.runner.training import exit_if_test_interrupted
 from supra.tasks.a2a import A2ATask
 from supra.tasks.base import SupraTask
 from supra.tasks.captioning import CaptioningTask
@@ -187,7 +186,11 @@ def refuse_tokenizer_options(given: Mapping[str, Any], data_class: type, ckpt: s
 
 
 def interrupted_evaluation(cfg: DictConfig) -> str:
-    """What an evaluate.py run that Ctrl-C ended leaves behind: no scores (metrics.json is written at the end)."""
+    """What an evaluate.py run that Ctrl-C or a SIGTERM ended leaves behind: no scores, unless it stopped after the
+    test wrote metrics.json (at its end), in the moment before the command ends."""
+    scores = Path(cfg.paths.output_dir) / "metrics.json"
+    if scores.is_file():
+        return f"the scores were written before it stopped: {scores}"
     return f"no scores written into {cfg.paths.output_dir}: score it again with python evaluate.py ckpt={cfg.get('ckpt')}"
 
 
@@ -234,7 +237,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     )
     try:
         trainer.test(task, datamodule=datamodule, verbose=False)
-    except BaseException as err:  # Ctrl-C: evaluate.py's own line (exit_on_ctrl_c), naming the folder left
-        exit_if_test_interrupted(trainer, err, str(cfg.ckpt), ctrl_c_too=False)
+    except BaseException:
+        if trainer.received_sigterm:  # stopped at a batch's end: as Ctrl-C, evaluate.py's own line (exit_on_ctrl_c)
+            raise KeyboardInterrupt from None
         raise
     return report.report

@@ -211,12 +211,10 @@ def _test(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.Li
     return _plain(trainer.callback_metrics)
 
 
-def exit_if_test_interrupted(trainer: L.Trainer, err: BaseException, tested: str | None, ctrl_c_too: bool = True) -> None:
-    """Where a SIGTERM (or, with `ctrl_c_too`, Ctrl-C) stopped `trainer`'s test, which raised `err`: the one line
-    interrupted_test(tested), exit status 130 (Ctrl-C's, for both). Otherwise it returns, for the caller to raise
-    `err` on."""
-    ctrl_c = ctrl_c_too and ended_by_ctrl_c(err)
-    if not trainer.received_sigterm and not ctrl_c:
+def exit_if_test_interrupted(trainer: L.Trainer, err: BaseException, tested: str | None) -> None:
+    """Where a SIGTERM or Ctrl-C stopped `trainer`'s test, which raised `err`: the one line interrupted_test(tested),
+    exit status 130 (Ctrl-C's, for both). Otherwise it returns, for the caller to raise `err` on."""
+    if not trainer.received_sigterm and not ended_by_ctrl_c(err):
         return
     # a SIGTERM (of the process group, say) stops the test at a batch's end, or its scoring, whose Java
     # processes it ended too (MeteorEnded: not a lack of memory); Ctrl-C at once: said in one line, as a fit's is
