@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import logging
 import os
 import signal
 import subprocess
@@ -150,12 +151,13 @@ class SigtermInFit(L.Callback):
 
 
 def test_a_sigterm_stops_a_fit_at_the_batch_end_with_last_ckpt_as_ctrl_c_does_and_exit_status_130(train_config,
-                                                                                                  capsys):
+                                                                                                  capsys, caplog):
     """As train.py runs it (exit_on_ctrl_c, which takes SIGTERM as Ctrl-C): within the fit Lightning's own handler
     (the one SLURM's requeue works through) stops it at the batch's end and last.ckpt is written at the step reached;
     the run ends with Ctrl-C's one line and status, not a failure's 1, nor cut short mid-batch with nothing saved."""
     cfg = train_config("callbacks.attention_maps=null", "callbacks.caption_grid=null",
                        "+callbacks.sigterm._target_=tests.test_checkpoints.SigtermInFit")
+    caplog.set_level(logging.INFO)
     previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a process started from a shell has it
     try:
         with pytest.raises(SystemExit) as ended, exit_on_ctrl_c(lambda: interrupted_run(cfg)):
@@ -167,6 +169,7 @@ def test_a_sigterm_stops_a_fit_at_the_batch_end_with_last_ckpt_as_ctrl_c_does_an
     assert torch.load(last, weights_only=True)["global_step"] == 2
     said = capsys.readouterr().err
     assert said.endswith(f"interrupted at step 2: resume with ckpt_path={last}\n") and said.count("interrupted") == 1
+    assert "Received SIGTERM" not in caplog.text  # Lightning's line before ours, which says it
     assert not (Path(cfg.paths.output_dir) / "metrics.json").exists()  # not tested
 
 

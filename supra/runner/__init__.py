@@ -8,6 +8,7 @@ import warnings
 from omegaconf import OmegaConf
 
 from supra.sweeps.optuna_seed import study_seed
+from supra.utils.distributed import is_distributed
 from supra.utils.hardware import fast_precision
 
 # Noise in every run's output that users can do nothing about: Lightning 2.x calls a torch.utils._pytree
@@ -22,6 +23,10 @@ logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
 # "attempting graceful shutdown" first
 logging.getLogger("lightning.pytorch.utilities.rank_zero").addFilter(
     lambda record: "Detected KeyboardInterrupt" not in record.getMessage())
+# A SIGTERM in one process: the fit's `interrupted at step N` line, or the test's, says it, where Lightning says
+# "Received SIGTERM" first. Not so in one rank of several: a DDP fit says no line of its own
+logging.getLogger("lightning.pytorch.trainer.connectors.signal_connector").addFilter(
+    lambda record: "Received SIGTERM" not in record.getMessage() or is_distributed())
 # trainer.precision: ${fast_precision:${trainer.accelerator}} -> 16-mixed on GPUs; on CPUs bf16-mixed where
 # native, else 32-true
 OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
