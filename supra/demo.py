@@ -48,7 +48,7 @@ from supra.data.images import (
 )
 from supra.data.media.codes import decode_codes, encode_items
 from supra.models import a2a_generation as gen
-from supra.models.attention_maps import explain_caption, explain_image2text, explain_text2image
+from supra.models.attention_maps import explain_caption, explain_image2text, explain_text2image, why_no_places
 from supra.models.vlm_generation import generate
 from supra.pictures.attention import (
     DECODED_INPUT,
@@ -150,8 +150,9 @@ class CaptionerDemo:
         self.net, self.tokenizer, run_config = load_captioner(ckpt)
         # the model's run's decoding: the page's controls start at it, and what they do not set comes from it
         self.decode = checkpoint_decoding(ckpt, run_config)
-        # a resampler's latent tokens are no places on the image: its captions come without maps
-        self.grid = None if self.net.config.resampler_layers else square_grid(self.net.config.N_VIS)
+        # a resampler's latents, or one visual token, are no places on the image: its captions come without maps
+        self.no_maps = why_no_places(self.net.config)
+        self.grid = None if self.no_maps else square_grid(self.net.config.N_VIS)
 
     def caption(self, path: str | None, decode: str | None = None, beam_width: int | None = None,
                 temperature: float | None = None, top_k: int | None = None,
@@ -177,7 +178,7 @@ class CaptionerDemo:
         if self.grid is None:
             (ids,) = generate(self.net, pixels, tokenizer.bos_id, tokenizer.eos_id, settings)
             return tokenizer.decode(ids), None, "\n\n".join(filter(None, [
-                "ℹ️ no attention maps: this model's resampler tokens are no places on the image", note]))
+                f"ℹ️ no attention maps: {self.no_maps}", note]))
         ids, tokens = explain_caption(self.net, pixels[0], tokenizer.bos_id, tokenizer.eos_id,
                                       tokenizer.token_label, settings)
         caption = tokenizer.decode(ids)

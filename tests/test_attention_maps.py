@@ -213,15 +213,34 @@ def test_caption_takes_explains_seed_and_beam_width_so_a_sampled_caption_is_draw
     assert not (tmp_path / "x").exists()
 
 
-def test_a_refused_explain_of_a_resampler_captioner_leaves_no_out_folder(trained_run, tmp_path, capsys):
+@pytest.mark.parametrize(("net", "why"), [
+    ({"resampler_layers": 1, "N_VIS": 8}, "a resampler's latent tokens are not places on the image"),
+    # a 1x1 map drew every word at full heat, whatever its weight
+    ({"N_VIS": 1}, "its one visual token (N_VIS=1) is the whole image, not a place on it"),
+])
+def test_a_refused_explain_of_a_captioner_without_places_leaves_no_out_folder(trained_run, tmp_path, capsys, net, why):
     from PIL import Image
 
     Image.new("RGB", (40, 30), (200, 30, 30)).save(tmp_path / "red.png")
-    ckpt = checkpoint_with(trained_run, tmp_path / "resampler.ckpt", net={"resampler_layers": 1, "N_VIS": 8})
+    ckpt = checkpoint_with(trained_run, tmp_path / "placeless.ckpt", net=net)
     with pytest.raises(SystemExit):
         run_command("explain", f"ckpt={ckpt}", f"image={tmp_path / 'red.png'}", f"out={tmp_path / 'out' / 'run'}")
-    assert "a resampler's latent tokens are not places on the image" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert why in err and err.count("\n") == 1, err
     assert not (tmp_path / "out").exists()
+
+
+def test_training_skips_the_maps_of_one_visual_token_with_a_warning(tmp_path):
+    """One token is a 1x1 grid: the callback drew every word's tile at full heat; it draws nothing now, and says why."""
+    from types import SimpleNamespace
+
+    from supra.callbacks.attention_maps import AttentionMapsCallback
+
+    callback = AttentionMapsCallback(output_dir=str(tmp_path))
+    captioner = SimpleNamespace(net=VLMNano(VOCAB_SIZE=20, MAX_SEQ=8, N_LAYERS=1, N_VIS=1))
+    with pytest.warns(UserWarning, match=r"attention_maps: not drawn, as its one visual token \(N_VIS=1\)"):
+        callback._write(None, captioner, "val", 0)
+    assert not any(tmp_path.iterdir())
 
 
 def test_explain_given_a_checkpoint_of_an_unknown_model_names_the_models_it_explains(tmp_path, capsys):

@@ -84,18 +84,22 @@ def test_a_picture_of_no_known_range_or_cut_in_its_header_is_said_so(tmp_path):
         assert str(refused.value).startswith(f"{name} cannot be used as a picture: {why}"), refused.value
 
 
-def test_a_resampler_captioner_captions_on_the_page_without_maps(trained_run, bad_uploads, tmp_path):
+@pytest.mark.parametrize(("net", "why"), [
+    ({"resampler_layers": 1, "N_VIS": 8}, "a resampler's latent tokens"),  # 8 latent tokens: no square grid
+    ({"N_VIS": 1}, "its one visual token (N_VIS=1)"),  # a 1x1 map: every word drawn at full heat
+])
+def test_a_captioner_without_places_captions_on_the_page_without_maps(trained_run, bad_uploads, tmp_path, net, why):
     from supra.models.vlm_nano import VLMNano
 
     checkpoint = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=False)
-    net_config = {**checkpoint["supra"]["run_config"]["model"]["net"], "resampler_layers": 1, "N_VIS": 8}
+    net_config = {**checkpoint["supra"]["run_config"]["model"]["net"], **net}
     net = VLMNano(**{k: v for k, v in net_config.items() if not k.startswith("_")})
     checkpoint["supra"]["run_config"]["model"]["net"] = net_config
     checkpoint["state_dict"] = {f"net.{k}": v for k, v in net.state_dict().items()}
-    torch.save(checkpoint, tmp_path / "resampler.ckpt")
-    demo = CaptionerDemo(str(tmp_path / "resampler.ckpt"))  # 8 latent tokens: no square grid to draw on
+    torch.save(checkpoint, tmp_path / "placeless.ckpt")
+    demo = CaptionerDemo(str(tmp_path / "placeless.ckpt"))
     caption, maps, message = demo.caption(str(bad_uploads["good"]), decode="greedy")
-    assert isinstance(caption, str) and maps is None and message.startswith("ℹ️ no attention maps")
+    assert isinstance(caption, str) and maps is None and message.startswith(f"ℹ️ no attention maps: {why}")
 
 
 def test_the_a2a_page_refuses_a_one_frame_gif_for_video_in_a_message(tmp_path, bad_uploads):

@@ -9,7 +9,7 @@ from PIL import Image
 
 from supra.callbacks.sample_grid import Sample, SampleGridCallback
 from supra.data.media.codes import decode_codes
-from supra.models.attention_maps import explain_caption, explain_image2text
+from supra.models.attention_maps import explain_caption, explain_image2text, why_no_places
 from supra.pictures.attention import (
     DECODED_INPUT,
     INPUT_PICTURE,
@@ -40,9 +40,9 @@ class AttentionMapsCallback(SampleGridCallback):
 
     def _write(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str, step: int) -> None:
         self.needs = "sample_batch" if hasattr(pl_module, "vocab") else "sample_images"
-        if getattr(pl_module.net.config, "resampler_layers", 0):  # latents are not places on the image
-            rank_zero_warn("attention_maps: not drawn for a model with a resampler (its latent tokens are no "
-                           "grid on the image); callbacks.attention_maps=null silences this")
+        # a captioner's resampler latents, or its one visual token, are no places on the image
+        if self.needs == "sample_images" and (why := why_no_places(pl_module.net.config)):
+            rank_zero_warn(f"attention_maps: not drawn, as {why}; callbacks.attention_maps=null silences this")
             return
         super()._write(trainer, pl_module, split, step)
 

@@ -20,7 +20,7 @@ from supra.models.a2a_nano import A2ANano
 from supra.models.cross_attention import CrossAttention
 from supra.models.gpt import CausalSelfAttention, recorded_attention
 from supra.models.vlm_generation import DecodeConfig, generate
-from supra.models.vlm_nano import VLMNano
+from supra.models.vlm_nano import VLMNano, VLMNanoConfig
 from supra.tokens.a2a_layout import TokenLayout
 from supra.utils.errors import SupraUserError
 
@@ -56,11 +56,21 @@ def _steps(logits: torch.Tensor, chosen: Sequence[int], label: Callable[[int], s
     return out
 
 
+def why_no_places(config: VLMNanoConfig) -> str | None:
+    """Why a captioner's visual tokens are no places on the image, or None where they are a grid over it. One
+    token (N_VIS=1) is a 1x1 grid: its map has one cell, drawn at full heat for every word whatever its weight."""
+    if config.resampler_layers:
+        return "a resampler's latent tokens are not places on the image"
+    if config.N_VIS == 1:
+        return "its one visual token (N_VIS=1) is the whole image, not a place on it"
+    return None
+
+
 def check_maps_are_places(net: VLMNano) -> None:
-    """Refuses a captioner whose visual tokens are no places on the image (a resampler's latents)."""
-    if net.config.resampler_layers:
-        raise SupraUserError("attention maps show where on the image each word looked, but a resampler's latent "
-                             "tokens are not places on the image: explain a model with resampler_layers=0")
+    """Refuses a captioner whose visual tokens are no places on the image (why_no_places)."""
+    if why := why_no_places(net.config):
+        raise SupraUserError(f"attention maps show where on the image each word looked, but {why}: explain a model "
+                             "whose visual tokens are a grid (resampler_layers=0 and N_VIS of 4 or more)")
 
 
 @torch.no_grad()
