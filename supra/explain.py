@@ -1,6 +1,7 @@
 """`python -m supra.explain ckpt=... image=...`: where each generated token looked (conf/explain.yaml;
 `--help` lists every option). Writes <out>/attention.png (the picture, then one heat tile per token),
-<out>/attention.html (self-contained: every layer's and head's map, probabilities, alternatives) and
+<out>/attention.html (self-contained: every layer's and head's map with its share of the attention, each scaled
+to its own maximum; probabilities, alternatives) and
 <out>/explain.json (the same numbers)."""
 
 from __future__ import annotations
@@ -46,9 +47,12 @@ from supra.models.attention_maps import (
     explain_text2image,
 )
 from supra.pictures.attention import (
+    CODES_ON_WORD,
     DECODED_INPUT,
     GENERATED_PICTURE,
     INPUT_PICTURE,
+    TOKEN_ON_IMAGE,
+    MapShare,
     explain_page,
     probability_text,
     render_token_strip,
@@ -129,12 +133,12 @@ def _rows(tokens: list[TokenAttention]) -> list[dict[str, Any]]:
 
 
 def _write(out: Path, title: str, summary: str, image: torch.Tensor, picture_label: str, grid: tuple[int, int],
-           rows: list[dict[str, Any]], record: dict[str, Any]) -> dict[str, Any]:
+           rows: list[dict[str, Any]], record: dict[str, Any], share: MapShare = TOKEN_ON_IMAGE) -> dict[str, Any]:
     captions = [f"p={probability_text(r['probability'])}" if r.get("probability") is not None else "" for r in rows]
     # the picture names its model and input as the page's heading does: attention.png is shared alone
     strip = render_token_strip(image, [r["token"] for r in rows], [r["maps"].mean(dim=(0, 1)) for r in rows],
                                captions, grid, title=f"{title}\n{summary}", picture_label=picture_label)
-    page = explain_page(title, summary, strip, image, grid, rows)
+    page = explain_page(title, summary, strip, image, grid, rows, share)
     record["tokens"] = [{"token": r["token"], "probability": r.get("probability"), "alternatives": r.get("alternatives"),
                          "mean_map": [round(float(v), 6) for v in r["maps"].mean(dim=(0, 1))]} for r in rows]
     # the three renamed in together, once all are written: a write cut short (a full disk) is one line and
@@ -246,7 +250,8 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
             for w, word in enumerate(explained.words)]
     summary = f"text2image: {cfg.prompt!r}; per word, the attention each generated code paid it"
     return _write(out, f"{Path(str(cfg.ckpt)).name}: {cfg.prompt}", summary, image, GENERATED_PICTURE, (side, side), rows,
-                  {"ckpt": str(cfg.ckpt), "mode": mode, "prompt": cfg.prompt, "codes": explained.codes.tolist()})
+                  {"ckpt": str(cfg.ckpt), "mode": mode, "prompt": cfg.prompt, "codes": explained.codes.tolist()},
+                  CODES_ON_WORD)
 
 
 EXPLAINED = (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE, A2A_CHECKPOINT, A2A_RELEASE)  # models with attention to map

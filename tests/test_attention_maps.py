@@ -5,6 +5,7 @@ the one visual token that differs."""
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -18,7 +19,14 @@ from supra.models.attention_maps import explain_caption, explain_image2text, exp
 from supra.models.gpt import kept_weights, recorded_attention
 from supra.models.vlm_generation import DecodeConfig
 from supra.models.vlm_nano import VLMNano
-from supra.pictures.attention import TILE, explain_page, heat_colours, heatmap_tile, probability_text
+from supra.pictures.attention import (
+    CODES_ON_WORD,
+    TILE,
+    explain_page,
+    heat_colours,
+    heatmap_tile,
+    probability_text,
+)
 from supra.tokens.a2a_layout import TokenLayout
 from tests.conftest import run_command
 
@@ -131,6 +139,24 @@ def test_small_probabilities_are_printed_so_they_read_not_as_zero():
            "maps": torch.full((1, 1, 4), 0.25)}
     page = explain_page("t", "s", Image.new("RGB", (4, 4)), image, (2, 2), [row])
     assert "<td>0.0031</td>" in page and "&#x27;blue&#x27; 0.0042, &#x27;red&#x27; &lt;0.001" in page
+
+
+def test_the_page_says_each_maps_share_of_the_attention_which_its_own_scaling_hides():
+    """Each tile is scaled to its own brightest cell, so that its shape reads: a head with 2% of a token's attention
+    on the image was drawn as bright as one with 80%, and the page did not say so."""
+    image = torch.full((3, 8, 8), 128, dtype=torch.uint8)
+    faint = torch.tensor([0.01, 0.002, 0.002, 0.006])  # 2% of the token's attention on the 2x2 grid
+    maps = torch.stack([faint, faint * 40])[None]  # [1 layer, 2 heads, 4]: the same shape, 2% and 80%
+    assert heatmap_tile(image, maps[0, 0], (2, 2)).tobytes() == heatmap_tile(image, maps[0, 1], (2, 2)).tobytes()
+    row = {"token": "red", "probability": 0.9, "alternatives": [], "maps": maps}
+    page = explain_page("t", "s", Image.new("RGB", (4, 4)), image, (2, 2), [row])
+    assert "scaled to its own brightest cell" in page and "how much of that token&#x27;s attention is on the image" in page
+    assert [re.search(f"head {h}: ([^']*)'", page)[1] for h in (0, 1)] == ["2%", "80%"]
+    assert "mean of layers and heads: 41%" in page
+    # text2image: each code's attention to the word, averaged over the codes
+    page = explain_page("t", "s", Image.new("RGB", (4, 4)), image, (2, 2), [row], CODES_ON_WORD)
+    assert [re.search(f"head {h}: ([^']*)'", page)[1] for h in (0, 1)] == ["&lt;1%", "20%"]
+    assert "<span class='small'>&lt;1%</span>" in page  # printed under the tile too
 
 
 def test_a2a_maps_cover_the_image_codes_and_the_prompt_words():

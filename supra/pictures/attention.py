@@ -12,6 +12,7 @@ import html
 import io
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -27,6 +28,34 @@ OVERLAY = 0.55  # how much of a tile is heat, how much the picture under it
 INPUT_PICTURE = "input"
 DECODED_INPUT = "input, decoded from its VQ-VAE codes"
 GENERATED_PICTURE = "generated picture"
+
+
+@dataclass(frozen=True)
+class MapShare:
+    """What the percentage the page prints under each map says of it (`meaning`), read from the map's weights
+    [positions]: their sum where the map is one token's attention over the grid, their mean where it is each
+    grid position's attention to one word."""
+
+    meaning: str
+    mean: bool = False
+
+    def of(self, weights: torch.Tensor) -> float:
+        return float(weights.float().mean() if self.mean else weights.float().sum())
+
+
+# a captioner's or image2text's token: how much of its attention the image holds, whose map's shape is drawn
+TOKEN_ON_IMAGE = MapShare("how much of that token's attention is on the image (the rest, if any, is on the tokens "
+                          "before it)")
+# text2image's word: each generated code's attention to it, averaged over the codes
+CODES_ON_WORD = MapShare("how much of each generated code's attention is on that word, averaged over the codes",
+                         mean=True)
+
+
+def share_text(share: float) -> str:
+    """A share as the page prints it: whole percent, "<1%" for a little above none (not "0%")."""
+    if math.isnan(share) or share >= 0.01 or share <= 0:
+        return f"{share:.0%}"
+    return "<1%"
 
 
 def probability_text(probability: float) -> str:
@@ -102,33 +131,48 @@ def png_data_uri(picture: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
+def _tile_with_share(tile: Image.Image, weights: torch.Tensor, share: MapShare, label: str = "") -> str:
+    """A map's tile with its share printed under it: the tile alone, scaled to its own maximum, cannot show it."""
+    text = share_text(share.of(weights))
+    return (f"<span class='tile'><img title='{html.escape(label + text, quote=True)}' src='{png_data_uri(tile)}'>"
+            f"<br><span class='small'>{html.escape(text)}</span></span>")
+
+
 def explain_page(title: str, summary: str, strip: Image.Image, image: torch.Tensor, grid: tuple[int, int],
-                 rows: Sequence[dict]) -> str:
+                 rows: Sequence[dict], share: MapShare = TOKEN_ON_IMAGE) -> str:
     """One self-contained HTML page: the strip (whose drawn title says `summary`: the page does not repeat it;
     scaled down to a narrower window), then per token a row with its probability, alternatives, the averaged
-    map and every layer's heads. rows: {"token", "probability", "alternatives": [(text, p)],
-    "maps": float [layers, heads, positions]} (probability and alternatives may be None)."""
+    map and every layer's heads, each map with its `share` under it. rows: {"token", "probability",
+    "alternatives": [(text, p)], "maps": float [layers, heads, positions]} (probability and alternatives may
+    be None)."""
     parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>",
              "<style>body{font-family:sans-serif;margin:1.5em;color:#222}img{image-rendering:pixelated}"
              ".strip{max-width:100%;height:auto;image-rendering:auto}"  # its text stays legible scaled down
              "table{border-collapse:collapse}td,th{padding:4px 8px;border-bottom:1px solid #ddd;vertical-align:top}"
-             ".heads img{width:64px;height:64px;margin:1px}.small{color:#666;font-size:90%}</style></head><body>",
+             ".heads img{width:64px;height:64px;margin:1px}.small{color:#666;font-size:90%}"
+             ".tile{display:inline-block;text-align:center;vertical-align:top}</style></head><body>",
              f"<h1>{html.escape(title)}</h1>",
              f"<p><img class='strip' alt='{html.escape(summary, quote=True)}' src='{png_data_uri(strip)}'></p>",
+             # each tile is scaled to its own maximum, so that its shape reads: its brightness says nothing of its weight
+             "<p class='small'>Each map is scaled to its own brightest cell, so that its shape reads: a map that holds "
+             "little of the attention is drawn as bright as one that holds most of it. The percentage under each map "
+             f"is {html.escape(share.meaning)}.</p>",
              "<table><tr><th>token</th><th>probability</th><th>top alternatives</th><th>mean of layers and heads</th>"
              "<th>each layer (rows) and head (columns)</th></tr>"]
     for row in rows:
         maps = row["maps"]
-        mean = heatmap_tile(image, maps.mean(dim=(0, 1)), grid, 128)
+        mean_map = maps.mean(dim=(0, 1))
+        mean = _tile_with_share(heatmap_tile(image, mean_map, grid, 128), mean_map, share, "mean of layers and heads: ")
         heads = "<br>".join(
             f"<span class='small'>layer {layer}</span> " + "".join(
-                f"<img title='layer {layer}, head {head}' src='{png_data_uri(heatmap_tile(image, maps[layer, head], grid, 64))}'>"
+                _tile_with_share(heatmap_tile(image, maps[layer, head], grid, 64), maps[layer, head], share,
+                                 f"layer {layer}, head {head}: ")
                 for head in range(maps.shape[1]))
             for layer in range(maps.shape[0]))
         probability = "" if row.get("probability") is None else html.escape(probability_text(row["probability"]))
         alternatives = ", ".join(html.escape(f"{t!r} {probability_text(p)}") for t, p in row.get("alternatives") or [])
         parts.append(f"<tr><td><b>{html.escape(repr(row['token']))}</b></td><td>{probability}</td>"
-                     f"<td class='small'>{alternatives}</td><td><img src='{png_data_uri(mean)}'></td>"
+                     f"<td class='small'>{alternatives}</td><td>{mean}</td>"
                      f"<td class='heads'>{heads}</td></tr>")
     parts.append("</table></body></html>")
     return "\n".join(parts)
