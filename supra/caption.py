@@ -50,7 +50,7 @@ from supra.utils.files import (
     require_writable_dir,
 )
 from supra.utils.folder_walk import link_loops, not_regular, walk_visible
-from supra.utils.run_folders import RELEASE_FILES, finished_run_file, is_release
+from supra.utils.run_folders import refuse_model_folder
 
 GRID, RECORDS = "captions.png", "captions.jsonl"  # what a caption run writes into out
 PLAIN_REASONS = (EMPTY_FILE, DAMAGED, NOT_A_PICTURE)  # why_unreadable's
@@ -130,22 +130,12 @@ def check_out_folder(images: Path, out: Path) -> None:
     format) or photo of that name are refused in one line, never written over. So is images= that is
     one of them (images=out/captions.png: captioned, then replaced by the grid), and a folder of either name;
     and a release folder or a run's folder (refuse_model_folder)."""
-    refuse_model_folder(out)
+    refuse_model_folder(out, "the captions")
     refuse_overwriting_input(images, "images", out, [RECORDS, GRID])
     refuse_folders_in_the_way(out, [RECORDS, GRID])
     refuse_replacing_others(out, [RECORDS, GRID], [RECORDS, GRID] if is_caption_record(out / RECORDS) else [],
                             "caption run wrote (its captions.jsonl has one {\"image_id\", \"file\", \"caption\"} "
                             "per image)")
-
-
-def refuse_model_folder(out: Path) -> None:
-    """out= a release folder or a run's folder, refused in one line as train.py refuses them for its run: the
-    captions would ship with the release (an export's copy, a push) or mix with the run's records."""
-    if is_release(out):
-        raise SupraUserError(f"out={out} is a release folder ({' + '.join(RELEASE_FILES)}), whose copies and pushes "
-                             "would carry the captions: choose another out= folder")
-    if held := finished_run_file(out):
-        raise SupraUserError(f"out={out} holds a run's records ({held.relative_to(out)}): choose another out= folder")
 
 
 def earlier_captions(out: Path) -> int:

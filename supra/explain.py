@@ -71,6 +71,7 @@ from supra.utils.files import (
     require_writable_dir,
 )
 from supra.utils.hydra_quoting import quote_prompt
+from supra.utils.run_folders import refuse_model_folder
 from supra.utils.seeds import check_seed
 
 OUTPUTS = ("attention.png", "attention.html", "explain.json")  # what explain writes into out=
@@ -275,6 +276,7 @@ def run(cfg: DictConfig) -> dict[str, Any]:
         refuse_unread_options(cfg, "explain", dict.fromkeys(others), f"explaining {use}", OPTIONS_READ[use])
     if use == "text2image" and cfg.temperature == 0:  # greedy decoding draws nothing at random (as in generate)
         refuse_unread_options(cfg, "explain", ["seed"], "temperature=0 (greedy decoding)")
+    refuse_model_folder(Path(cfg.out), "the attention maps")  # as caption and generate refuse them
     refuse_overwriting_input(cfg.image, "image", cfg.out, OUTPUTS)  # image=ex/attention.png out=ex: kept
     refuse_folders_in_the_way(cfg.out, OUTPUTS)
     refuse_replacing_others(cfg.out, OUTPUTS, OUTPUTS if is_explain_record(Path(cfg.out) / "explain.json") else (),

@@ -73,6 +73,7 @@ from supra.utils.files import (
     write_text_atomic,
 )
 from supra.utils.hydra_quoting import quote_prompt
+from supra.utils.run_folders import refuse_model_folder
 from supra.utils.seeds import check_seed
 
 MODES = ("text", "text2image", "image2text", "video2video", "text2video")
@@ -531,6 +532,7 @@ def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None,
     """Run one generate command; returns the folder written and the summary written to its generation.json.
     `new_folder`: never write into an existing out (the dated default): take out_1, out_2, ... instead."""
     if not new_folder:  # a new folder holds no input, nothing to write over
+        refuse_model_folder(Path(request.out), "the generated files")  # as caption and explain refuse them
         refuse_overwriting_input(request)
         files.refuse_folders_in_the_way(request.out, [*output_names(request), RECORD])
         refuse_replacing_others(request)

@@ -855,6 +855,29 @@ def test_a_folder_where_an_output_file_goes_is_refused_before_any_work(pair, tmp
     assert [p.name for p in (tmp_path / "ea").iterdir()] == ["explain.json"]  # no attention.png, .html
 
 
+def test_generate_and_explain_refuse_out_a_release_or_a_run_folder_as_caption_does(pair, tmp_path, capsys):
+    """Their files would ship with the release (an export's copy, a push) or mix with the run's records."""
+    import shutil
+
+    release = shutil.copytree(pair[0], tmp_path / "release")  # the fixture's is shared: a failing run would write there
+    run_folder = tmp_path / "run_folder"
+    (run_folder / "checkpoints").mkdir(parents=True)
+    (run_folder / "checkpoints" / "best.ckpt").write_bytes(b"")
+    Image.fromarray(square("red")).save(tmp_path / "red.png")
+    for out, files, why in ((release, "the generated files", "is a release folder (config.json + model.safetensors), "
+                             "whose copies and pushes would carry {}"),
+                            (run_folder, "", "holds a run's records (checkpoints/best.ckpt)")):
+        held = sorted(p.name for p in out.rglob("*"))
+        with pytest.raises(SupraUserError) as refused:
+            generate(tmp_path, pair[0], "mode=text2image", "prompt=a red square", "num_samples=1", f"out={out}")
+        assert str(refused.value) == f"out={out} {why.format(files)}: choose another out= folder"
+        with pytest.raises(SystemExit):
+            run_command("explain", f"ckpt={pair[0]}", f"image={tmp_path / 'red.png'}", f"out={out}", f"image_size={SIDE}")
+        explained = why.format("the attention maps")
+        assert capsys.readouterr().err == f"error: out={out} {explained}: choose another out= folder\n"
+        assert sorted(p.name for p in out.rglob("*")) == held  # nothing written there
+
+
 def test_an_input_that_this_run_would_write_over_is_refused_before_any_work(pair, tmp_path):
     out = tmp_path / "out"
     generate(tmp_path, pair[0], "mode=text2image", "prompt=a red square", "num_samples=1")

@@ -32,6 +32,7 @@ from lightning.fabric.utilities.rank_zero import _get_rank
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
+from supra.utils.errors import SupraUserError
 from supra.utils.hydra_quoting import hydra_quoted
 
 # What a run leaves once it has started its work (a sweep job's record, its logged curves, its checkpoints, its
@@ -57,6 +58,17 @@ def finished_run_file(folder: Path) -> Path | None:
 def is_release(folder: Path) -> bool:
     """Whether `folder` is a release folder (config.json + model.safetensors)."""
     return all((folder / name).is_file() for name in RELEASE_FILES)
+
+
+def refuse_model_folder(out: Path, outputs: str) -> None:
+    """out= of a command that writes `outputs` (e.g. "the captions") that is a release folder or a run's folder,
+    refused in one line as train.py refuses them for its run: they would ship with the release (an export's
+    copy, a push) or mix with the run's records."""
+    if is_release(out):
+        raise SupraUserError(f"out={out} is a release folder ({' + '.join(RELEASE_FILES)}), whose copies and pushes "
+                             f"would carry {outputs}: choose another out= folder")
+    if held := finished_run_file(out):
+        raise SupraUserError(f"out={out} holds a run's records ({held.relative_to(out)}): choose another out= folder")
 
 
 def data_root_around(config: DictConfig, folder: Path) -> Path | None:
