@@ -893,3 +893,32 @@ def test_study_report_names_a_damaged_job_file_in_one_line(tmp_path, capsys, nam
     error = refused_study_report(tmp_path, capsys)
     assert error.startswith(f"error: {tmp_path / 'sweep' / '0' / name} is not ") and error.count("\n") == 1
     assert f"(it holds {holds}): move it away to report the job without it, or restore it\n" in error
+
+
+@pytest.mark.parametrize(("key", "value"), [("CIDEr", "n/a"), ("attr_acc", [0.5]), ("n_images", "15")])
+def test_study_report_names_a_score_that_is_no_number_in_one_line_and_writes_nothing(tmp_path, capsys, key, value):
+    """A score edited to "n/a" went into study.csv and study.md, then stopped the plot with a traceback."""
+    write_study_job(tmp_path / "sweep" / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET)
+    write_study_job(tmp_path / "sweep" / "1", ["experiment=vlm_study", "study=nvis1"], CAPTIONER_NET)
+    metrics = tmp_path / "sweep" / "1" / "metrics.json"
+    metrics.write_text(json.dumps({**json.loads(metrics.read_text()), "relation_acc": None, key: value}))
+    error = refused_study_report(tmp_path, capsys)
+    assert error == (f"error: {metrics} is not a test's scores (a JSON object, as the run writes them) (its {key} is "
+                     f"{json.dumps(value)}, not a number): move it away to report the job without it, or restore it\n")
+
+
+def test_the_study_table_and_plot_are_replaced_together_or_not_at_all(tmp_path):
+    """study.csv, study.md and study.png describe one study: a write that fails on one of them (here a folder
+    where the plot goes) leaves the earlier table whole, not a new table beside an old plot."""
+    from supra.sweeps.study import write_study
+
+    out = tmp_path / "out"
+    (out / "study.png").mkdir(parents=True)
+    (out / "study.csv").write_text("the earlier table\n")
+    (out / "study.md").write_text("# the earlier study\n")
+    write_study_job(tmp_path / "sweep" / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET)
+    with pytest.raises(IsADirectoryError):
+        write_study(tmp_path / "sweep", out)
+    assert (out / "study.csv").read_text() == "the earlier table\n"
+    assert (out / "study.md").read_text() == "# the earlier study\n"
+    assert sorted(p.name for p in out.iterdir()) == ["study.csv", "study.md", "study.png"]  # no temp left

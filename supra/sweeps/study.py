@@ -21,9 +21,10 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from supra.artifacts.captioner_release import build_captioner, describe_architecture
-from supra.sweeps.report import job_dirs, job_object, job_text, load_yaml
+from supra.sweeps.report import damaged_job_file, job_dirs, job_object, job_text, load_yaml
 from supra.utils.errors import SupraUserError
-from supra.utils.files import atomic_path, require_writable_dir, write_text_atomic
+from supra.utils.files import atomic_paths, require_writable_dir
+from supra.utils.numbers import is_number
 
 if TYPE_CHECKING:  # matplotlib is imported where the plot is drawn: a study without one never loads it
     from matplotlib.axes import Axes
@@ -52,6 +53,19 @@ class StudyRow:
     # named none): rows of one table may come from studies run apart (merged by variant), so each keeps its
     # own (study.csv only; study.md says it above the table)
     measured_on: str | None = None
+
+
+METRICS = "a test's scores (a JSON object, as the run writes them)"
+
+
+def _scores(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
+    """The job's metrics.json, its scores (and n_images) each a number or null, as a run writes them; one line
+    naming the file and the key otherwise: "n/a" would go into study.csv and stop the plot half-way."""
+    for key in (*SCORES, "n_images"):
+        value = metrics.get(key)
+        if value is not None and not is_number(value):
+            raise damaged_job_file(path, METRICS, f"its {key} is {json.dumps(value)[:40]}, not a number")
+    return metrics
 
 
 def _json(path: Path, what: str) -> dict[str, Any]:
@@ -89,7 +103,7 @@ def _require_captioner(job_dir: Path, config: dict[str, Any]) -> None:
 
 def study_row(job_dir: Path) -> StudyRow | None:
     """The job's row, or None while it has no test metrics (failed, interrupted or still running)."""
-    metrics = _json(job_dir / "metrics.json", "a test's scores (a JSON object, as the run writes them)")
+    metrics = _scores(job_dir / "metrics.json", _json(job_dir / "metrics.json", METRICS))
     times = _json(job_dir / "time_accounting.json", "a run's step times (a JSON object, as the run writes them)")
     config = job_object(job_dir / ".hydra" / "config.yaml", "a job's config (a YAML mapping, as Hydra writes it)",
                         load_yaml(job_dir / ".hydra" / "config.yaml"))
@@ -159,14 +173,17 @@ def markdown(rows: list[StudyRow], command: str, changed: list[str] | None = Non
     return "\n".join(lines) + "\n"
 
 
-def plot(rows: list[StudyRow], path: Path) -> None:
-    """Three panels: caption scores, position/attribute accuracy, and speed, one bar per variant."""
+def plot(rows: list[StudyRow]) -> bytes:
+    """The PNG of three panels: caption scores, position/attribute accuracy, and speed, one bar per variant."""
     import matplotlib.pyplot as plt
 
     fig = study_figure(rows)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
+    png = io.BytesIO()
+    try:
+        fig.savefig(png, dpi=110, format="png")
+    finally:
+        plt.close(fig)
+    return png.getvalue()
 
 
 def study_figure(rows: list[StudyRow]) -> Figure:
@@ -252,7 +269,8 @@ def documented_rows(rows: list[StudyRow], out_dir: Path) -> tuple[list[StudyRow]
 
 def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = RECIPE,
                 changed: list[str] | None = None) -> list[StudyRow]:
-    """study.md, study.csv and study.png of the sweep's finished jobs into out_dir (each file atomically).
+    """study.md, study.csv and study.png of the sweep's finished jobs into out_dir, the three together (all
+    made first, then renamed in as one: atomic_paths), so that a failure leaves the earlier three as they were.
     `command`: the study's command line; `changed`: what in it makes it another study than the documented one.
     The documented study's rows are merged by variant into a documented table already in out_dir
     (`documented_rows`); another study's replace what is there. Returns the rows written."""
@@ -272,14 +290,20 @@ def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = RECIP
         raise SupraUserError(f"out={out_dir} holds the documented study's table, which a study run with "
                              f"{' '.join(changed)} would replace: choose another out=DIR (or leave it out: dir=)")
     rows, kept = (rows, []) if changed else documented_rows(rows, out_dir)
+    outputs = {"study.csv": _csv(rows).encode(), "study.md": markdown(rows, command, changed, kept, missing).encode(),
+               "study.png": plot(rows)}
+    with atomic_paths(*(out_dir / name for name in outputs)) as temps:
+        for temp, content in zip(temps, outputs.values(), strict=True):
+            temp.write_bytes(content)
+    return rows
+
+
+def _csv(rows: list[StudyRow]) -> str:
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=[f.name for f in fields(StudyRow)])
     writer.writeheader()
     writer.writerows(asdict(r) for r in rows)
-    write_text_atomic(out_dir / "study.csv", buffer.getvalue())
-    write_text_atomic(out_dir / "study.md", markdown(rows, command, changed, kept, missing))
-    plot(rows, out_dir / "study.png")
-    return rows
+    return buffer.getvalue()
 
 
 # What a study run may set and still be the study docs/ shows: which variants, a pretrained tower's weights
