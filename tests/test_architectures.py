@@ -513,8 +513,25 @@ def test_resuming_a_checkpoint_of_another_architecture_is_one_line(vit_run, tmp_
                                              r"cross_attention model.net.resampler_layers=1, this run sets "
                                              r"model.net.encoder=cnn model.net.fusion=prefix model.net.resampler_layers=0: "
                                              r"a resumed run goes on with its checkpoint's model, so resume with its "
-                                             r"settings \(drop the overrides\)$"):
-        train(cfg)
+                                             r"settings: give model/encoder=vit model/fusion=cross_attention "
+                                             r"model.net.resampler_layers=1 \(or the study= variant it ran\)$"):
+        train(cfg)  # no override to drop: the CNN is the default config's
+
+
+def test_a_refused_resume_says_to_drop_what_the_command_line_set_and_give_what_a_config_chose():
+    """"Drop the override" only for a setting the command line holds; the encoder and fusion that the default config
+    (or a study= variant) chose are given back by their config group, which brings their settings along."""
+    from supra.artifacts.checkpoints import refuse_changed_model
+    from supra.tasks.captioning import CHOSEN_BY_GROUP
+
+    differ = [("N_HEADS", 4, 8), ("encoder", "vit", "cnn")]
+    with pytest.raises(SupraUserError, match=r"so resume with its settings: drop model.net.N_HEADS=8, give "
+                                             r"model/encoder=vit \(or the study= variant it ran\)$"):
+        refuse_changed_model("ckpt_path=x.ckpt", differ, given={"N_HEADS"}, groups=CHOSEN_BY_GROUP)
+    with pytest.raises(SupraUserError, match=r"so resume with its settings: give model.net.N_HEADS=4$"):
+        refuse_changed_model("ckpt_path=x.ckpt", differ[:1], groups=CHOSEN_BY_GROUP)
+    with pytest.raises(SupraUserError, match=r"so resume with its settings \(drop the overrides\)$"):
+        refuse_changed_model("ckpt_path=x.ckpt", differ, given={"N_HEADS", "encoder"}, groups=CHOSEN_BY_GROUP)
 
 
 @pytest.mark.parametrize(("trained_with", "override"), [("model.net.N_HEADS=4", "model.net.N_HEADS=8"),

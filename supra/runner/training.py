@@ -15,6 +15,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
@@ -49,6 +50,7 @@ from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
 from supra.tasks.base import SupraTask
 from supra.utils.cli import SIGINT_EXIT, ended_by_ctrl_c
 from supra.utils.errors import SupraUserError, note_in_run_log
+from supra.utils.overrides import parsed_overrides
 from supra.utils.run_folders import stopped_short
 from supra.utils.state_dicts import check_state_fits, same_state
 from supra.utils.target_options import check_target_options
@@ -290,7 +292,16 @@ def check_resumable(task: SupraTask, ckpt_path: str, max_steps: int | None = Non
 def _refuse_other_settings(task: SupraTask, saved_net: Any, source: str) -> None:
     """Model settings that differ from the checkpoint's run's (the task's check_resumes names them)."""
     if isinstance(saved_net, dict):
-        task.check_resumes(saved_net, source)
+        task.check_resumes(saved_net, source, net_keys_given())
+
+
+def net_keys_given() -> set[str]:
+    """The model.net keys this run's command line sets (`model.net.N_HEADS=8` -> N_HEADS): those a refused resume
+    says to drop; the others came from its configs, where there is no override to drop."""
+    if not HydraConfig.initialized():
+        return set()
+    overrides = parsed_overrides([str(o) for o in HydraConfig.get().overrides.task])
+    return {o.key_or_group.removeprefix("model.net.") for o in overrides if o.key_or_group.startswith("model.net.")}
 
 
 def _refuse_other_weights(task: SupraTask, checkpoint: dict[str, Any], saved_net: Any, source: str) -> None:
@@ -304,7 +315,7 @@ def _refuse_other_weights(task: SupraTask, checkpoint: dict[str, Any], saved_net
         ours = ((task.run_config or {}).get("model") or {}).get("net")
         if not isinstance(saved_net, dict) or not isinstance(ours, dict):
             raise
-        refuse_changed_model(source, model_changes(saved_net, ours, prefix="net."))
+        refuse_changed_model(source, model_changes(saved_net, ours, prefix="net."), net_keys_given())
         raise
 
 

@@ -10,7 +10,7 @@ codes back into pixels.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, NamedTuple
 
 import torch
@@ -404,10 +404,10 @@ class A2ATask(SupraTask):
 
     # -- checkpoints ------------------------------------------------------------------------------
 
-    def check_resumes(self, saved_net: dict[str, Any], source: str) -> None:
+    def check_resumes(self, saved_net: dict[str, Any], source: str, given: Collection[str] = ()) -> None:
         # n_heads, activation, tie_head give weights of the same shapes; the GPT may still be its factory here
         ours = self.net.config if self.net is not None else gpt_config_of(getattr(self.net_factory, "keywords", {}))
-        refuse_changed_model(source, gpt_differences(gpt_config_of(saved_net), ours))
+        refuse_changed_model(source, gpt_differences(gpt_config_of(saved_net), ours), given)
 
     def checkpoint_metadata(self) -> dict[str, Any]:
         return {

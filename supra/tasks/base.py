@@ -121,10 +121,11 @@ class SupraTask(L.LightningModule):
 
     # -- checkpoints ------------------------------------------------------------------------------
 
-    def check_resumes(self, saved_net: dict[str, Any], source: str) -> None:
+    def check_resumes(self, saved_net: dict[str, Any], source: str, given: Collection[str] = ()) -> None:
         """One line (SupraUserError naming `source`) unless this task's model can go on from a checkpoint whose run
         built its model with `saved_net` (that run's model.net): settings that make another model of the same
-        weights' shapes, or that the checkpoint's optimizer state cannot follow. None here: shapes tell."""
+        weights' shapes, or that the checkpoint's optimizer state cannot follow. `given`: the model.net keys the
+        command line sets (refuse_changed_model says to drop those). None here: shapes tell."""
 
     def checkpoint_metadata(self) -> dict[str, Any]:
         """What else a checkpoint needs to rebuild model, data and tokenizer with nothing but the file."""

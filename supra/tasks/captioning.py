@@ -4,7 +4,7 @@ that captions every image of the split and scores it with the COCO caption metri
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any
 
 import torch
@@ -30,6 +30,10 @@ from supra.utils.cli import check_option_types, check_switches
 from supra.utils.distributed import gather_mappings
 from supra.utils.errors import SupraUserError
 from supra.utils.private_apis import is_last_batch_of_epoch
+
+# The model.net keys a config group chooses (conf/model/encoder/, conf/model/fusion/): a checkpoint's encoder is
+# given back as model/encoder=vit, which also brings the ViT's settings, not as a bare model.net.encoder=vit
+CHOSEN_BY_GROUP = {"encoder": "model/encoder", "fusion": "model/fusion"}
 
 
 def fuses_on_auto(device_type: str, mixed_precision: bool, clipping: bool) -> bool:
@@ -253,9 +257,10 @@ class CaptioningTask(SupraTask):
 
     # -- checkpoints ------------------------------------------------------------------------------
 
-    def check_resumes(self, saved_net: dict[str, Any], source: str) -> None:
+    def check_resumes(self, saved_net: dict[str, Any], source: str, given: Collection[str] = ()) -> None:
         theirs, ours = VLMNanoConfig(**saved_net_config(saved_net)), self.net.config
-        refuse_changed_model(source, model_differences(theirs, ours))  # N_HEADS, vit.heads, encoder_activation...
+        # N_HEADS, vit.heads, encoder_activation...
+        refuse_changed_model(source, model_differences(theirs, ours), given, CHOSEN_BY_GROUP)
         before, now = theirs.pretrained.trainable_blocks, ours.pretrained.trainable_blocks
         if ours.encoder == "pretrained" and before != now:  # else torch: "parameter group doesn't match"
             raise SupraUserError(

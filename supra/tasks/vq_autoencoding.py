@@ -7,6 +7,7 @@ Batches come from a MediaDataModule: pixels float in [-1, 1], [B, 3, S, S] or cl
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 import torch
@@ -56,11 +57,11 @@ class VQAutoencodingTask(SupraTask):
         self.ssim = nn.ModuleDict({s: StructuralSimilarityIndexMeasure(data_range=1.0) for s in ("val", "test")})
         self.usage = nn.ModuleDict({s: CodebookUsage(num_codes) for s in ("val", "test")})
 
-    def check_resumes(self, saved_net: dict[str, Any], source: str) -> None:
+    def check_resumes(self, saved_net: dict[str, Any], source: str, given: Collection[str] = ()) -> None:
         # ema decides whether the codebook is the optimiser's: its state cannot follow (torch: "parameter group
         # doesn't match"); the other settings show in the weights' shapes or only steer training
         before, now = saved_net.get("ema", True), self.net.config.ema
-        refuse_changed_model(source, [("ema", before, now)] if before != now else [])
+        refuse_changed_model(source, [("ema", before, now)] if before != now else [], given)
 
     def metric_names(self, data: Any = None) -> dict[str, int]:
         """The metrics a fit logs, each at every validation (1): the names a callback may monitor (the runner
