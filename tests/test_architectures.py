@@ -507,6 +507,18 @@ def test_a_folder_given_to_another_architecture_is_one_line(vit_run, tmp_path):
         train(cfg)
 
 
+def test_a_setting_that_only_one_of_two_models_reads_is_not_named_among_their_differences():
+    """init_from a cross-attention folder into a prefix run named "cross_attention_every=2 there, 1 here": a
+    setting the prefix model cannot have; `fusion` says what differs. Where both read it, it is named."""
+    from supra.artifacts.captioner_release import model_differences
+    from supra.models.vlm_nano import VLMNanoConfig
+
+    every_2 = VLMNanoConfig(**TINY_NET, fusion="cross_attention", cross_attention_every=2)
+    assert model_differences(every_2, VLMNanoConfig(**TINY_NET)) == [("fusion", "cross_attention", "prefix")]
+    assert model_differences(every_2, VLMNanoConfig(**TINY_NET, fusion="cross_attention")) == [
+        ("cross_attention_every", 2, 1)]
+
+
 def test_resuming_a_checkpoint_of_another_architecture_is_one_line(vit_run, tmp_path):
     cfg = compose_config("train", tmp_path / "run", [*SMALL_RUN, f"ckpt_path={vit_run / 'checkpoints' / 'last.ckpt'}"])
     with pytest.raises(SupraUserError, match=r"last.ckpt was trained with model.net.encoder=vit model.net.fusion="

@@ -301,10 +301,19 @@ def architecture_differences(theirs: VLMNanoConfig, ours: VLMNanoConfig) -> list
         group = key.partition(".")[0]
         if group in ("vit", "pretrained") and theirs.encoder != ours.encoder:
             continue  # the settings of an encoder one side does not have: `encoder` says what differs
+        if not _read_by_both(key, theirs, ours):
+            continue  # cross_attention_every of a prefix model: a default it never read, and `fusion` differs
         pair = (their_choices.get(key, _value(theirs, key)), our_choices.get(key, _value(ours, key)))
         if pair[0] != pair[1]:
             differ.append((key, *pair))
     return differ
+
+
+def _read_by_both(key: str, theirs: VLMNanoConfig, ours: VLMNanoConfig) -> bool:
+    """Whether both models read the setting `key`: not one only an encoder or fusion reads (UNREAD_UNLESS) that
+    one of them did not choose."""
+    return all(getattr(config, choice) == owner for (choice, owner), keys in UNREAD_UNLESS.items() if key in keys
+               for config in (theirs, ours))
 
 
 def _flat(choices: dict, prefix: str = "") -> dict[str, object]:
