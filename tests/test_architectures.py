@@ -708,11 +708,13 @@ def test_settings_that_change_no_result_leave_a_study_the_documented_one():
     from supra.sweeps.study import RECIPE, study_command
 
     harmless = ["paths.cache_dir=/fast", "callbacks.progress_bar=null", "~callbacks.model_summary", "logger=many",
-                "logger.wandb.project=p", "paths.log_dir=/logs", "tags=[a]", "data.show_progress=false"]
+                "logger.wandb.project=p", "paths.log_dir=/logs", "tags=[a]", "data.show_progress=false",
+                "hydra.sweep.dir=/data/study", "paths=kaggle", "paths.data_dir=/d"]  # the study reads no data file
     for setting in harmless:
         assert study_command(["experiment=vlm_study", setting]) == (RECIPE, []), setting
-    for setting in ["data.num_workers=2", "paths=kaggle", "paths.data_dir=/d", "callbacks.caption_grid=null",
-                    "data.eval_batch_size=4", "paths.cache_dir_extra=1"]:
+    # a setting given counts even at the recipe's own value (seed=0): the command line is read, not the results
+    for setting in ["data.num_workers=2", "callbacks.caption_grid=null", "data.eval_batch_size=4",
+                    "callbacks.model_summary_extra=1", "hydra.sweep.subdir=x", "seed=0", "trainer.max_steps=1500"]:
         assert study_command(["experiment=vlm_study", setting])[1] == [setting]
 
 

@@ -310,13 +310,15 @@ def _csv(rows: list[StudyRow]) -> str:
 STUDY_CHOICES = ("experiment", "study", "model.net.pretrained.weights")
 
 # Settings that cannot change a result, so a run with them is still the documented study (a key, or anything
-# under it): where files and caches go, and what is shown or logged while it runs. Not data.num_workers (the
-# worker count changes the shuffle from the second epoch on, so the weights: README, "What else a run depends
-# on"), nor any key not known to leave every weight and score as they are (data.eval_batch_size,
-# callbacks.caption_grid, which generates during validation): a key joins only once that is known.
+# under it; a group's choice: paths=kaggle): where files and caches go, and what is shown or logged while it
+# runs. Not data.num_workers (the worker count changes the shuffle from the second epoch on, so the weights:
+# README, "What else a run depends on"), nor any key not known to leave every weight and score as they are
+# (data.eval_batch_size, callbacks.caption_grid, which generates during validation): a key joins only once that
+# is known. A harmful key given the recipe's own value (seed=0) still counts: only the key is read.
 HARMLESS_SETTINGS = (
-    "paths.cache_dir", "data.cache_dir",  # caches are keyed by their content: where they lie changes nothing read
-    "paths.log_dir", "paths.output_dir",  # where the runs' folders go
+    # where the runs' folders, logs and caches go (caches are keyed by their content): the study's shapes are
+    # drawn in memory, so paths.data_dir is read by no file of it (another data= is a change of its own)
+    "paths", "hydra.sweep.dir", "data.cache_dir",
     "data.show_progress", "callbacks.progress_bar", "callbacks.model_summary",  # what is printed
     "callbacks.lr_monitor", "logger", "tags",  # what is logged, and where (the table reads metrics.json)
 )
