@@ -816,16 +816,18 @@ def test_a_study_stopped_half_way_names_the_variants_without_results_and_the_com
     parameters (study=) first: the table names the command as it was typed, and the variants whose jobs have
     no test results (failed, interrupted or still running) rather than leaving them out silently."""
     sweep = tmp_path / "sweep"
-    given = ["experiment=vlm_study", "study=release,nvis1,vit", "trainer.max_steps=4"]
-    for job, variant in enumerate(("release", "nvis1", "vit")):
+    given = ["experiment=vlm_study", "study=release,nvis1,vit,resampler", "trainer.max_steps=4"]
+    for job, variant in enumerate(("release", "nvis1", "vit", "resampler")):
         write_study_job(sweep / str(job), [f"study={variant}", "experiment=vlm_study", "trainer.max_steps=4"],
                         CAPTIONER_NET, tested=variant != "nvis1")
+    (sweep / "3" / "metrics.json").write_text('{"CIDEr": ')  # its test stopped while writing it
     (sweep / "multirun.yaml").write_text(json.dumps({"hydra": {"overrides": {"hydra": [], "task": given}}}))
     run_command("study_report", f"dir={sweep}")
     table = (sweep / "study.md").read_text()
-    assert "`python train.py experiment=vlm_study study=release,nvis1,vit trainer.max_steps=4`" in table
-    assert "No test results (failed, interrupted or still running; no metrics.json): nvis1." in table
-    assert "| release |" in table and "| vit |" in table and "| nvis1 |" not in table
+    assert "`python train.py experiment=vlm_study study=release,nvis1,vit,resampler trainer.max_steps=4`" in table
+    assert ("No test results (failed, interrupted or still running): nvis1 (no metrics.json), resampler "
+            "(metrics.json cut short).") in table  # what each job's folder holds
+    assert "| release |" in table and "| vit |" in table and "| nvis1 |" not in table and "| resampler |" not in table
 
 
 def test_a_documented_study_of_some_variants_updates_their_rows_in_docs_and_keeps_the_others(committed_docs, tmp_path):

@@ -127,6 +127,24 @@ def study_row(job_dir: Path) -> StudyRow | None:
     )
 
 
+def no_results(job_dir: Path) -> str:
+    """What the folder of a job without a row holds of its results, as study.md names it: a metrics.json that is
+    there but cut short (a test stopped while writing it) is not one that was never written."""
+    metrics = job_dir / "metrics.json"
+    if not metrics.is_file():
+        return "no metrics.json"
+    if not (job_dir / ".hydra" / "config.yaml").is_file():
+        return "no .hydra/config.yaml"
+    text = metrics.read_text(encoding="utf-8").strip()  # UTF-8: study_row has read it
+    if not text:
+        return "an empty metrics.json"
+    try:
+        json.loads(text)
+    except json.JSONDecodeError:
+        return "metrics.json cut short"
+    return "a metrics.json of no scores"  # {}: the object, empty
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return ""
@@ -153,7 +171,8 @@ def _machines(rows: list[StudyRow]) -> str:
 def markdown(rows: list[StudyRow], command: str, changed: list[str] | None = None,
              kept: list[str] | None = None, missing: list[str] | None = None) -> str:
     """The table; `kept`: the variants whose rows come from the table that was there before (merged);
-    `missing`: the variants of the sweep whose jobs have no test results (so no row of this study)."""
+    `missing`: the variants of the sweep whose jobs have no test results (so no row of this study), each with
+    what its folder holds of them (`no_results`)."""
     lines = ["# The roadmap study", "",
              f"Every architecture trained on the same data, steps and seed: `{command}`", ""]
     if changed:  # a quick try written where the documented study goes must not pass for it
@@ -163,7 +182,7 @@ def markdown(rows: list[StudyRow], command: str, changed: list[str] | None = Non
         lines += [f"Rows run by the latest study: {', '.join(ran)}; kept from the table before it: {', '.join(kept)}.",
                   ""]
     if missing:  # a study stopped half-way: a variant left out silently would read as never studied
-        lines += [f"No test results (failed, interrupted or still running; no metrics.json): {', '.join(missing)}.", ""]
+        lines += [f"No test results (failed, interrupted or still running): {', '.join(missing)}.", ""]
     lines += [f"Measured on: {_machines(rows)}. Scores are the test split's (beam search, width 3). Speeds are "
               "steps only, from each run's time_accounting.json: every run measures itself, so on a shared machine "
               "they carry its noise (compare one architecture's speed before and after a change with benchmarks/).",
@@ -280,7 +299,7 @@ def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = RECIP
                              "(logs/study/<date>)")
     jobs = [(d, study_row(d)) for d in job_dirs(sweep_dir)]
     rows = [row for _, row in jobs if row is not None]
-    missing = [_variant(d) for d, row in jobs if row is None]
+    missing = [f"{_variant(d)} ({no_results(d)})" for d, row in jobs if row is None]
     if not rows:
         raise SupraUserError(f"{sweep_dir} holds no finished study job (<n>/metrics.json): nothing to report")
     require_writable_dir(out_dir, f"out={out_dir}")
