@@ -654,6 +654,20 @@ def test_the_study_plots_legends_clear_of_the_axis_numbers_and_scores_from_zero(
         plt.close(fig)
 
 
+def test_the_study_plots_accuracies_on_one_axis_from_0_to_1_whatever_they_are():
+    """Plots of two studies compare: a study whose accuracies were all 0 got an axis of 0..0.06, one near 1 of 0..1.14."""
+    import matplotlib.pyplot as plt
+
+    from supra.sweeps.study import StudyRow, study_figure
+
+    spans = []
+    for accuracy in (0.0, 0.3, 0.994):
+        fig = study_figure([StudyRow("release", "cnn", 1000, 1000, 5.0, 0.5, accuracy, accuracy, 50.0, 30.0, 3)])
+        spans.append(fig.axes[1].get_xlim())
+        plt.close(fig)
+    assert spans[0] == spans[1] == spans[2] and spans[0][0] == 0 and spans[0][1] > 1  # 1 and room for the labels
+
+
 def test_the_study_is_one_command_that_writes_a_table_and_a_plot(tmp_path):
     """`python train.py experiment=vlm_study` (two of its variants, a few steps), run where a user runs it:
     without a hydra.sweep.dir, so the sweep directory resolves from paths.* as in a real run. A study of

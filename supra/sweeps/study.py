@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # matplotlib is imported where the plot is drawn: a study wit
 log = logging.getLogger(__name__)
 
 SCORES = ("CIDEr", "Bleu_4", "attr_acc", "relation_acc")
+ACCURACIES = ["attr_acc", "relation_acc"]  # the plot's panel on the scale 0..1
+LABEL_ROOM = 0.15  # beyond each panel's largest bar, a fraction of it, for the plot's value labels
 RECIPE = "python train.py experiment=vlm_study"  # the documented study: docs/study.md's
 
 
@@ -206,7 +208,8 @@ def plot(rows: list[StudyRow]) -> bytes:
 
 
 def study_figure(rows: list[StudyRow]) -> Figure:
-    """The plot's figure (matplotlib's, off screen); every axis starts at 0 (a study scoring 0 ran -0.06..0.06)."""
+    """The plot's figure (matplotlib's, off screen); every axis starts at 0 (a study scoring 0 ran -0.06..0.06),
+    and the accuracies' axis spans 0..1 whatever they are, so that plots of two studies compare."""
     import matplotlib
 
     matplotlib.use("Agg")  # files only, no display
@@ -214,7 +217,7 @@ def study_figure(rows: list[StudyRow]) -> Figure:
 
     names = [r.variant for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(15, 0.45 * len(rows) + 1.6), sharey=True)
-    panels = [("CIDEr", ["CIDEr"]), ("accuracy", ["attr_acc", "relation_acc"]),
+    panels = [("CIDEr", ["CIDEr"]), ("accuracy", ACCURACIES),
               ("per second (training samples, captioned images)", ["train_samples_per_s", "caption_images_per_s"])]
     for ax, (title, keys) in zip(axes, panels, strict=True):
         height = 0.8 / len(keys)
@@ -223,8 +226,10 @@ def study_figure(rows: list[StudyRow]) -> Figure:
             bars = ax.barh([i - 0.4 + (k + 0.5) * height for i in range(len(rows))], values, height=height, label=key)
             ax.bar_label(bars, fmt="%.3g", fontsize=7, padding=2)
         ax.set_title(title, fontsize=10)
-        ax.margins(x=0.15)  # room for the value labels
+        ax.margins(x=LABEL_ROOM)  # room for the value labels
         ax.set_xlim(left=0)
+        if keys == ACCURACIES:  # the whole scale, as any study's: auto-scaled, accuracies of 0 ran 0..0.06
+            ax.set_xlim(right=1 + LABEL_ROOM)
     axes[0].set_yticks(range(len(rows)), names)
     axes[0].invert_yaxis()
     for ax, (_, keys) in zip(axes, panels, strict=True):
