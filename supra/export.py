@@ -18,7 +18,7 @@ from omegaconf import DictConfig
 from supra.artifacts.a2a_release import export_a2a_release, load_a2a_release
 from supra.artifacts.captioner_release import RELEASE_KEYS, export_release, load_release
 from supra.artifacts.checkpoints import artifact_kind, load_supra_checkpoint
-from supra.artifacts.hub import RELEASE_FILES, check_repo_id, hub_cache, is_repo_id, local_path, push_folder
+from supra.artifacts.hub import RELEASE_FILES, check_push_to, hub_cache, is_repo_id, local_path, push_folder
 from supra.artifacts.kinds import (
     A2A_CHECKPOINT,
     A2A_MODEL_TYPE,
@@ -237,7 +237,7 @@ def run(cfg: DictConfig) -> Path:
     parent = Path(cfg.out).resolve().parent
     require_writable_dir(next(p for p in (parent, *parent.parents) if p.exists()), f"out={cfg.out}", create=False)
     if cfg.push_to:
-        check_repo_id(cfg.push_to)  # before the work, not after it
+        check_push_to(cfg.push_to)  # before the work, not after it
     elif cfg.private is not False:  # the Hub repo's visibility: without push_to there is none to set
         raise SupraUserError(f"private={json.dumps(cfg.private)}: export without push_to=org/name does not read it; "
                              "leave it out")

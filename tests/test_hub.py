@@ -151,7 +151,7 @@ def test_push_without_a_login_is_one_line_and_leaves_the_folder(trained_run, tmp
 def test_a_push_that_cannot_reach_the_hub_is_one_line_and_a_bad_repo_id_is_refused_before_the_work(
         trained_run, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1, or no network at all
+    monkeypatch.setattr(constants, "ENDPOINT", "http://127.0.0.1:9")  # a Hub nothing listens for: as no network
     with pytest.raises(SystemExit):
         run_command("export", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'release'}",
                     "push_to=me/my-captioner")
@@ -164,6 +164,20 @@ def test_a_push_that_cannot_reach_the_hub_is_one_line_and_a_bad_repo_id_is_refus
                     "push_to=me/my-captioner@main")
     assert "push_to='me/my-captioner@main' is not a Hub repo id" in capsys.readouterr().err
     assert not (tmp_path / "other").exists()
+
+
+def test_a_push_under_offline_mode_is_refused_before_the_work_saying_to_unset_it(trained_run, tmp_path, monkeypatch,
+                                                                                 capsys):
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # as HF_HUB_OFFLINE=1 sets it
+    with pytest.raises(SystemExit) as exit_info:
+        run_command("export", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'release'}",
+                    "push_to=me/my-captioner")
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == ("error: push_to=me/my-captioner: HF_HUB_OFFLINE is set, which keeps huggingface_hub "
+                                       "off the Hub: unset HF_HUB_OFFLINE to push, or leave push_to out to write the "
+                                       "release folder alone\n")
+    assert not (tmp_path / "release").exists()  # refused before the work: an offline choice is known at once
 
 
 def test_the_upload_plan_and_the_card_are_what_the_hub_expects(trained_run, tmp_path):

@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import importlib
+import os
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -210,11 +211,26 @@ def check_repo_id(repo_id: str) -> None:
         raise SupraUserError(f"push_to={repo_id!r} is not a Hub repo id: give org/name")
 
 
-def push_folder(folder: Path, repo_id: str, private: bool = False) -> str:
-    """Upload a release folder to Hub repo `repo_id` (created if needed); returns its URL. Without a login,
-    or when the upload fails (no network, offline mode, refused), a one-line SupraUserError saying what to
-    do (the folder is left as it is)."""
+def check_push_to(repo_id: str) -> None:
+    """`push_to` checked before an export does its work: a Hub repo id (check_repo_id), and a Hub that offline
+    mode (HF_HUB_OFFLINE=1) does not shut off: a choice known at once, where the upload could only fail after the
+    work. A missing login is told after it (the folder is worth writing, and logging in then pushes it)."""
+    from huggingface_hub import constants
+
     check_repo_id(repo_id)
+    if constants.HF_HUB_OFFLINE:
+        # huggingface_hub reads TRANSFORMERS_OFFLINE too: the line names the variable that is set
+        switch = next((name for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if os.environ.get(name)),
+                      "HF_HUB_OFFLINE")
+        raise SupraUserError(f"push_to={repo_id}: {switch} is set, which keeps huggingface_hub off the Hub: "
+                             f"unset {switch} to push, or leave push_to out to write the release folder alone")
+
+
+def push_folder(folder: Path, repo_id: str, private: bool = False) -> str:
+    """Upload a release folder to Hub repo `repo_id` (created if needed); returns its URL. Under offline mode
+    (check_push_to), without a login, or when the upload fails (no network, refused), a one-line
+    SupraUserError saying what to do (the folder is left as it is)."""
+    check_push_to(repo_id)
     if not logged_in():
         raise SupraUserError(f"push_to={repo_id}: not logged in to the Hugging Face Hub: {LOGIN_HINT}, then run "
                              f"the export again; the release folder is written at {folder}")
