@@ -122,6 +122,26 @@ def test_release_folder_round_trips_the_pair(pair, tmp_path):
     assert f"{net.get_num_params():,}" in (folder / "README.md").read_text()
 
 
+def test_a_tied_head_a2a_release_may_leave_out_its_head_but_not_the_embedding_it_is_tied_to(tmp_path):
+    from safetensors.torch import load_file, save_file, save_model
+
+    torch.manual_seed(0)
+    vocab = A2AVocab.train(["a red square", "a blue circle"], vocab_size=270, num_codes=16)
+    net = A2ANano(A2AConfig(vocab_size=vocab.layout.vocab_size, context=16, n_layers=1, d_model=16, n_heads=2,
+                            d_mlp=32, tie_head=True)).eval()
+    folder = save_a2a_release(tmp_path / "tied", net, VQVAE(num_codes=16, code_dim=4, hidden=(4, 4)), vocab)
+    weights = folder / "model.safetensors"
+    save_file({k: v for k, v in load_file(weights).items() if k != "lm_head.weight"}, weights)
+    loaded, _, _ = load_a2a(folder)  # tied to the embedding again, as the captioner's head is
+    idx = torch.randint(0, vocab.layout.vocab_size, (1, 8))
+    assert loaded.lm_head.weight is loaded.tok_emb.weight and torch.equal(loaded(idx)[0], net(idx)[0])
+    save_model(net, str(weights))  # de-duplicated: keeps lm_head.weight alone
+    with pytest.raises(SupraUserError, match=re.escape(f"{weights} lacks tok_emb.weight, the token embedding that "
+                                                       "lm_head.weight is tied to: it was saved with its tied weights "
+                                                       "de-duplicated")):
+        load_a2a(folder)
+
+
 def test_an_a2a_release_config_cut_short_or_mistyped_is_one_line(pair, tmp_path):
     import json
     import shutil

@@ -89,6 +89,37 @@ def test_release_with_mask_buffers_loads_and_wrong_shapes_are_named(release, tmp
         load_release(folder)
 
 
+def test_a_release_without_batchnorm_counters_captions_as_the_full_release_does(release, tmp_path, test_images):
+    folder = tmp_path / "floats_only"  # as a converter that keeps only float tensors writes it
+    shutil.copytree(release, folder)
+    tensors = load_file(folder / "model.safetensors")
+    floats = {name: tensor for name, tensor in tensors.items() if tensor.is_floating_point()}
+    assert sorted(set(tensors) - set(floats)) == [f"vis_enc.conv{i}.1.num_batches_tracked" for i in (1, 2, 3)]
+    save_file(floats, folder / "model.safetensors")
+    net, _, _ = load_release(folder)
+    full, _, _ = load_release(release)
+    assert beam_search(net, test_images, 1, 2) == beam_search(full, test_images, 1, 2)
+    copied = tmp_path / "copied"
+    run_command("export", f"ckpt={folder}", f"out={copied}")  # read whole, then copied as it is
+    assert (copied / "model.safetensors").read_bytes() == (folder / "model.safetensors").read_bytes()
+
+
+def test_a_release_saved_with_its_tied_weights_de_duplicated_is_named_for_the_missing_embedding(release, tmp_path):
+    from safetensors.torch import save_model
+
+    folder = tmp_path / "save_model"
+    shutil.copytree(release, folder)
+    net, _, _ = load_release(release)
+    save_model(net, str(folder / "model.safetensors"))  # keeps one name of the tied pair: lm_head.weight
+    assert "tok_emb.weight" not in load_file(folder / "model.safetensors")
+    with pytest.raises(SupraUserError) as refused:
+        load_release(folder)
+    message = str(refused.value)
+    assert message.startswith(f"{folder / 'model.safetensors'} lacks tok_emb.weight, the token embedding that "
+                              "lm_head.weight is tied to: it was saved with its tied weights de-duplicated")
+    assert "config.json" not in message  # it describes the model well: the file lacks a tensor
+
+
 def test_a_config_json_edited_away_from_its_weights_names_both_files_and_says_to_export_again(release, tmp_path):
     folder = tmp_path / "edited"
     shutil.copytree(release, folder)

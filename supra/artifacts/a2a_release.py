@@ -261,8 +261,8 @@ def load_a2a_release(folder: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as err:
         raise _unreadable_config(folder, err) from None
-    for module, name in ((net, "model.safetensors"), (vqvae, "vqvae.safetensors")):
-        load_release_weights_file(module, folder / name)
+    load_release_weights_file(net, folder / "model.safetensors", tied_head=net.config.tie_head)
+    load_release_weights_file(vqvae, folder / "vqvae.safetensors")
     if net.config.tie_head:
         net.lm_head.weight = net.tok_emb.weight  # loading gave the head its own copy of the values
     check_pair(net, vqvae, vocab, str(folder))
@@ -324,7 +324,7 @@ def load_release_gpt(net: A2ANano | Callable[..., A2ANano], folder: str | Path) 
         raise SupraUserError(f"{folder} holds a GPT of {theirs.vocab_size} token ids, this one has {ours.vocab_size}: "
                              "build it at the release's vocabulary")
     path = folder / "model.safetensors"
-    load_release_weights_file(net, path)
+    load_release_weights_file(net, path, tied_head=ours.tie_head)
     if ours.tie_head:
         net.lm_head.weight = net.tok_emb.weight  # loading gave the head its own copy of the values
     return net

@@ -278,9 +278,7 @@ def load_release_weights(net: VLMNano, folder: str | Path) -> None:
                              + "): add " + " ".join(f"model.net.{k}={getattr(folder_config, k)}" for k in sizes)
                              + ", or choose a folder of this model's sizes")
     state = {k: v for k, v in load_weights(path).items() if not k.endswith(OPTIONAL_KEYS)}
-    if "lm_head.weight" not in state and "tok_emb.weight" in state:  # the head is tied: a file may leave it out,
-        state["lm_head.weight"] = state["tok_emb.weight"]            # as the published loader re-ties it
-    load_release_weights_file(net, path, state)
+    load_release_weights_file(net, path, state, tied_head=True)
     net.lm_head.weight = net.tok_emb.weight  # re-tie: loading gave the head its own copy of the values
 
 

@@ -18,6 +18,7 @@ from supra.models.a2a_generation import GENERATION_KEYS, generation_setting_prob
 from supra.models.vlm_generation import DecodeConfig
 from supra.utils.errors import SupraUserError, first_line
 from supra.utils.files import give_plain_permissions
+from supra.utils.state_dicts import with_unread_counters
 
 
 def save_weights(module: torch.nn.Module, path: Path) -> None:
@@ -35,11 +36,30 @@ def load_weights(path: Path) -> dict[str, torch.Tensor]:
         raise SupraUserError(f"{path} is not a readable safetensors file ({err})") from None
 
 
-def load_release_weights_file(module: torch.nn.Module, path: Path, state: dict[str, torch.Tensor] | None = None) -> None:
+HEAD, EMBEDDING = "lm_head.weight", "tok_emb.weight"  # a tied head's two names (both GPTs)
+
+
+def with_tied_head(state: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a model whose head is tied to its token embedding, as loading needs them: a file may leave
+    the head out (the published loader ties it to the embedding again, as Supra does), but not the embedding,
+    which one line names with the cause where the head is there."""
+    if EMBEDDING not in state and HEAD in state:
+        raise SupraUserError(f"{path} lacks {EMBEDDING}, the token embedding that {HEAD} is tied to: it was saved with "
+                             "its tied weights de-duplicated (safetensors' save_model keeps one name of the two), and "
+                             "the head is tied to the embedding, not the other way: save the state dict with both names "
+                             "(safetensors' save_file), or export the release again (python -m supra.export)")
+    return state if HEAD in state or EMBEDDING not in state else {**state, HEAD: state[EMBEDDING]}
+
+
+def load_release_weights_file(module: torch.nn.Module, path: Path, state: dict[str, torch.Tensor] | None = None,
+                              tied_head: bool = False) -> None:
     """Load a release's weights file (`state`: its tensors, when read already) into `module`, built as the
-    folder's config.json says: a mismatch means the two files are not of one model, so both are named."""
-    load_state_strictly(module, load_weights(path) if state is None else state, str(path),
-                        f"the model {path.parent / 'config.json'} describes",
+    folder's config.json says (`tied_head`: its head tied to its embedding, with_tied_head). The BatchNorm
+    counters a converter dropped are not needed (with_unread_counters); any other mismatch means the two files
+    are not of one model, so both are named."""
+    state = load_weights(path) if state is None else state
+    state = with_unread_counters(module, with_tied_head(state, path) if tied_head else state)
+    load_state_strictly(module, state, str(path), f"the model {path.parent / 'config.json'} describes",
                         f": config.json and {path.name} are not of one model (one was edited or replaced): export "
                         "the release again (python -m supra.export)")
 

@@ -1,6 +1,6 @@
 """Does a state dict fit a module? One check for every weights file Supra loads (checkpoints, release
-folders, a pretrained tower), as one line instead of torch's page of missing keys; and are two state dicts
-the same model's (`same_state`)."""
+folders, a pretrained tower), as one line instead of torch's page of missing keys; the BatchNorm counters a
+release may lack (`with_unread_counters`); and are two state dicts the same model's (`same_state`)."""
 
 from __future__ import annotations
 
@@ -27,6 +27,21 @@ def check_state_fits(module: torch.nn.Module, state: dict[str, torch.Tensor], so
         if names]
     if differences:
         raise SupraUserError(f"{source} does not fit {target}: {'; '.join(differences)}{hint}")
+
+
+COUNTER = "num_batches_tracked"  # the int64 buffer by which BatchNorm counts the batches it trained on
+
+
+def with_unread_counters(module: torch.nn.Module, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state` with the BatchNorm batch counters (`...num_batches_tracked`) it lacks taken from `module`, for each
+    BatchNorm whose momentum is set: converters that keep only float tensors drop them. Safe, as such a BatchNorm
+    never reads its counter (only momentum=None's cumulative average does): the model computes the same."""
+    filled = dict(state)
+    for key, counter in module.state_dict().items():
+        owner, _, name = key.rpartition(".")
+        if name == COUNTER and key not in state and getattr(module.get_submodule(owner), "momentum", None) is not None:
+            filled[key] = counter
+    return filled
 
 
 def same_state(theirs: dict[str, torch.Tensor], ours: dict[str, torch.Tensor]) -> bool:
