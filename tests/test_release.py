@@ -975,7 +975,8 @@ def test_a_model_of_the_wrong_kind_is_named_for_what_it_is(trained_run, tmp_path
     weightless = tmp_path / "weightless"  # a release folder whose weights were not copied along
     weightless.mkdir()
     (weightless / "config.json").write_text("{}")
-    with pytest.raises(SupraUserError, match=f"ckpt={weightless} is a folder without model.safetensors: give a release"):
+    with pytest.raises(SupraUserError, match=re.escape(f"ckpt={weightless} is a release folder without model.safetensors "
+                                                       "(it holds config.json): copy model.safetensors again")):
         artifact_kind(weightless)
     lost_vqvae = tmp_path / "a2a_without_vqvae"  # an a2a release whose VQ-VAE file was not copied along
     lost_vqvae.mkdir()
@@ -983,6 +984,28 @@ def test_a_model_of_the_wrong_kind_is_named_for_what_it_is(trained_run, tmp_path
     (lost_vqvae / "model.safetensors").write_text("{}")
     with pytest.raises(SupraUserError, match="is not a complete a2a release folder: vqvae.safetensors"):
         load_a2a(lost_vqvae)
+
+
+@pytest.mark.parametrize("lost", ["config.json", "model.safetensors"])
+def test_a_release_folder_that_lost_its_config_or_weights_names_the_file_to_copy_again(release, tmp_path, capsys, lost):
+    folder = tmp_path / "copied"  # a copy that left one file behind
+    shutil.copytree(release, folder)
+    (folder / lost).unlink()
+    held = ", ".join(name for name in ("config.json", "model.safetensors", "tokenizer.json", "model.pt", "README.md",
+                                       "samples.png", "scoring.json") if (folder / name).is_file())
+    images = tmp_path / "images"
+    images.mkdir()
+    shutil.copyfile(release / "samples.png", images / "samples.png")
+    with pytest.raises(SystemExit):
+        run_command("caption", f"ckpt={folder}", f"images={images}", f"out={tmp_path / 'captions'}")
+    assert capsys.readouterr().err == (f"error: ckpt={folder} is a release folder without {lost} (it holds {held}): "
+                                       f"copy {lost} again from where the release came from, or export the release "
+                                       "again (python -m supra.export)\n")
+    empty = tmp_path / "empty"  # no file of a release at all: what ckpt takes
+    empty.mkdir()
+    with pytest.raises(SupraUserError, match=re.escape(f"ckpt={empty} is a folder without config.json and "
+                                                       "model.safetensors: give a release folder or a .ckpt file")):
+        artifact_kind(empty)
 
 
 def test_a_folder_with_a_vqvae_file_but_no_a2a_config_is_named_for_what_it_holds(release, tmp_path, capsys):

@@ -157,15 +157,37 @@ def artifact_kind(path: str | Path, what: str = "ckpt", accepts: Collection[str]
     if path.is_dir():
         kind = release_kind(path)
         if kind is None:
-            missing = " and ".join(name for name in ("config.json", "model.safetensors") if not (path / name).is_file())
-            raise SupraUserError(f"{what}={path} is a folder without {missing}: "
-                                 "give a release folder or a .ckpt file written by train.py")
+            raise SupraUserError(f"{what}={path} " + (lost_release_files(path) or f"is a folder without "
+                                 f"{' and '.join(release_files_lacking(path))}: give a release folder or a .ckpt file "
+                                 "written by train.py"))
         return kind
     kind = load_supra_checkpoint(path, what=what)["supra"]["kind"]
     if kind not in CHECKPOINT_KINDS:
         raise SupraUserError(f"{what}={path} is a {kind} checkpoint, which this version of Supra does not know: "
                              f"give {', '.join(KIND_NAMES[known] for known in CHECKPOINT_KINDS if known in accepts)}")
     return kind
+
+
+# The files only a release folder holds: a run's folder, or evaluate.py's, may hold a README.md, samples.png or
+# tokenizer.json too
+RELEASE_ONLY_FILES = ("config.json", "model.safetensors", "vqvae.safetensors", "model.pt", "scoring.json")
+
+
+def release_files_lacking(folder: Path) -> list[str]:
+    """Which of the two files every release folder holds (config.json, model.safetensors) `folder` lacks."""
+    return [name for name in ("config.json", "model.safetensors") if not (folder / name).is_file()]
+
+
+def lost_release_files(folder: Path) -> str | None:
+    """For a folder that holds some of a release's own files but not config.json or model.safetensors (a copy
+    that left one behind): what it lacks and what to do, as a sentence's end ("is a release folder without
+    ..."); None for a folder that holds none of them."""
+    held = [name for name in RELEASE_FILES if (folder / name).is_file()]
+    if not any(name in RELEASE_ONLY_FILES for name in held):
+        return None
+    lacking = " and ".join(release_files_lacking(folder))
+    return (f"is a release folder without {lacking} (it holds {', '.join(held)}): copy {lacking} again from where "
+            "the release came from, or export the release again (python -m supra.export)")
 
 
 def release_folder(spec: str | Path, kind: str, what: str = "model.init_from") -> Path:
@@ -179,7 +201,7 @@ def release_folder(spec: str | Path, kind: str, what: str = "model.init_from") -
                    "is a file: it takes a release folder (python -m supra.export ckpt=FILE out=DIR writes one; "
                    "ckpt_path=FILE resumes a run instead)" if folder.is_file() else
                    f"is {RELEASE_NAMES[found]}: it takes {RELEASE_NAMES[kind]}" if found else
-                   "is not a release folder (config.json + model.safetensors)")
+                   lost_release_files(folder) or "is not a release folder (config.json + model.safetensors)")
         raise SupraUserError(f"{what}={spec} {problem}")
     return folder
 
