@@ -50,6 +50,7 @@ from supra.utils.files import (
     require_writable_dir,
 )
 from supra.utils.folder_walk import link_loops, not_regular, walk_visible
+from supra.utils.numbers import counted
 from supra.utils.run_folders import refuse_model_folder
 
 GRID, RECORDS = "captions.png", "captions.jsonl"  # what a caption run writes into out
@@ -251,7 +252,7 @@ def _caption_files(net: VLMNano, tokenizer: CaptionTokenizer, settings: DecodeCo
     unreadable = Tally()  # one line at the end: 600 broken files are not 600 lines
     thumbnails: list[torch.Tensor] = []
     last_reason = ""  # a single file's, for its one line
-    for start in track(range(0, len(files), batch_size), description=f"captioning {len(files)} images"):
+    for start in track(range(0, len(files), batch_size), description=f"captioning {counted(len(files), 'image')}"):
         batch, names = [], []
         for path in files[start : start + batch_size]:
             if not_regular(path):  # never opened: reading a named pipe waits for a writer forever
@@ -278,8 +279,9 @@ def _caption_files(net: VLMNano, tokenizer: CaptionTokenizer, settings: DecodeCo
     if not captions and images.is_file():  # one picture: said as explain says it, not "none of the 1 images"
         raise SupraUserError(f"images={images} cannot be read as a picture: {last_reason}; give a PNG, JPEG, ...")
     if not captions:
-        raise SupraUserError(f"none of the {len(files)} images under images={images} could be read "
-                             f"({unreadable.describe()}): give readable images")
+        none = "the one image" if len(files) == 1 else f"none of the {len(files)} images"
+        read = "could not be read" if len(files) == 1 else "could be read"
+        raise SupraUserError(f"{none} under images={images} {read} ({unreadable.describe()}): give readable images")
     if unreadable:
         print(f"skipped {sum(unreadable.counts.values())} of {len(files)} images that could not be read: "
               f"{unreadable.describe()}", file=sys.stderr)

@@ -38,7 +38,7 @@ from supra.utils.files import (
     write_json_atomic,
     write_text_atomic,
 )
-from supra.utils.numbers import is_whole
+from supra.utils.numbers import counted, is_whole
 from supra.utils.seeds import check_seed
 
 # the clips a run wrote into out (hidden: data=media_folder passes it over, as it is no media and no captions);
@@ -102,7 +102,7 @@ def write_clips(
         write_text_atomic(out / "captions.jsonl", "".join(f"{line}\n" for line in kept))
     lines = []
     with Progress(disable=not show_progress, transient=True) as progress:
-        task = progress.add_task(f"writing {n} clips of {frames} frames as GIFs", total=n)
+        task = progress.add_task(f"writing {counted(n, 'clip')} of {counted(frames, 'frame')} as GIFs", total=n)
         for first in range(0, n, chunk):  # in chunks: n clips at once might not fit in memory
             pixels, clips = generate_clips(min(chunk, n - first), seed + SPLIT_SEED_OFFSET[split], frames, size, first)
             for i, (clip_pixels, clip) in enumerate(zip(pixels, clips, strict=True)):
@@ -156,7 +156,8 @@ def run(cfg: DictConfig) -> Path:
     check_paths_given(cfg, {"out": "the folder to write the clips to"})
     out = require_local_folder(str(cfg.out), "out")  # a URL would become a folder named `s3:` in the current one
     captions = write_clips(out, cfg.n, cfg.frames, cfg.seed, cfg.size, cfg.split, cfg.duration_ms)
-    print(f"wrote {cfg.n} clips ({cfg.frames} frames, {cfg.size}px) to {out} and {5 * cfg.n} captions to {captions}")
+    print(f"wrote {counted(cfg.n, 'clip')} ({counted(cfg.frames, 'frame')}, {cfg.size}px) to {out} and "
+          f"{5 * cfg.n} captions to {captions}")
     return captions
 
 

@@ -51,7 +51,7 @@ from supra.utils.files import (
     write_json_atomic,
     writing_alone,
 )
-from supra.utils.numbers import is_whole
+from supra.utils.numbers import counted, is_whole
 from supra.utils.overrides import compose_conf
 
 log = logging.getLogger(__name__)
@@ -254,7 +254,7 @@ def next_step(where: str, written: dict[str, int]) -> list[str]:
     only scoring where there is no train split. The train command lowers the recipe's batch where the train
     shards hold too few samples for it (fitting_batch)."""
     specs = {s: f"{where}/{s}/{{00000..{n - 1:05d}}}.tar" for s, n in written.items() if n}
-    wrote = f"wrote {', '.join(f'{n} {s} shards' for s, n in written.items() if n)} to {where}"
+    wrote = f"wrote {', '.join(counted(n, f'{s} shard') for s, n in written.items() if n)} to {where}"
     options = {s: shell_override(f"data.{s}_shards", p) for s, p in specs.items()}
     lacking = [s for s in SPLITS if s not in specs]
     # the recipe trains on a GPU (trainer=gpu): on a machine without one, the command it refuses would be no answer

@@ -142,6 +142,14 @@ def test_a_tied_head_a2a_release_may_leave_out_its_head_but_not_the_embedding_it
         load_a2a(folder)
 
 
+def test_the_a2a_card_counts_one_block_and_one_head_in_the_singular(tmp_path):
+    vocab = A2AVocab.train(["a red square"], vocab_size=270, num_codes=16)
+    net = A2ANano(A2AConfig(vocab_size=vocab.layout.vocab_size, context=16, n_layers=1, d_model=16, n_heads=1,
+                            d_mlp=32))
+    folder = save_a2a_release(tmp_path / "one", net, VQVAE(num_codes=16, code_dim=4, hidden=(4, 4)), vocab)
+    assert "| GPT (1 block, d 16, 1 head, MLP 32 " in (folder / "README.md").read_text()  # not "1 blocks, 1 heads"
+
+
 def test_an_a2a_release_config_cut_short_or_mistyped_is_one_line(pair, tmp_path):
     import json
     import shutil

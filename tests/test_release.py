@@ -176,6 +176,7 @@ def test_the_card_says_what_bounded_the_run_not_lightnings_minus_one(trained_run
     assert run_length({"max_steps": -1, "max_epochs": 15}) == "15 epochs"  # the Flickr8k recipe
     assert run_length({"max_steps": 2000, "max_epochs": 3}) == "2,000 steps or 3 epochs, whichever came first"
     assert run_length({"max_steps": -1, "max_epochs": None}) == "until stopped (no max_steps or max_epochs)"
+    assert run_length({"max_steps": 1, "max_epochs": 1}) == "1 step or 1 epoch, whichever came first"  # not "1 steps"
 
 
 def test_the_card_names_the_step_of_its_weights_beside_the_runs_bound(trained_run, tmp_path):
@@ -730,7 +731,7 @@ def test_caption_refuses_an_unwritable_out_before_the_work_and_fails_when_nothin
     (tmp_path / "broken" / "cut.jpg").write_bytes(b"\xff\xd8\xff not really")
     with pytest.raises(SystemExit):
         run_command("caption", f"ckpt={release}", f"images={tmp_path / 'broken'}", f"out={tmp_path / 'out' / 'run'}")
-    assert "none of the 1 images under images=" in capsys.readouterr().err
+    assert f"error: the one image under images={tmp_path / 'broken'} could not be read (" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()  # nor the folders made for it
 
 

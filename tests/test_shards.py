@@ -771,7 +771,7 @@ def test_write_shards_to_a_url_uploads_the_shards_through_fsspec_and_prints_a_tr
     try:
         write_shards(4)
         printed = write_shards(8, "overwrite=true")  # fewer shards: the earlier run's extra ones are removed
-        assert printed[1].startswith(f"wrote 3 train shards, 1 val shards, 1 test shards to {url}; train on them")
+        assert printed[1].startswith(f"wrote 3 train shards, 1 val shard, 1 test shard to {url}; train on them")
         data = compose_config("train", tmp_path / "run", shlex.split(printed[2])[2:]).data
         assert data.train_shards == f"{url}/train/{{00000..00002}}.tar"
         assert sorted(p.rsplit("/", 1)[1] for p in store.ls(f"/{tmp_path.name}/shards/train", detail=False)) == [
@@ -851,7 +851,7 @@ def test_write_shards_of_a_source_too_small_for_val_and_test_writes_no_empty_fol
                 "show_progress=false", run_dir=tmp_path)
     assert sorted(p.name for p in out.iterdir()) == ["train"]  # no empty val/ or test/, nor the earlier val/
     printed = capsys.readouterr().out.splitlines()
-    assert printed[1] == (f"wrote 1 train shards to {out}; the source gave no val or test images (too few to set them "
+    assert printed[1] == (f"wrote 1 train shard to {out}; the source gave no val or test images (too few to set them "
                           "apart, or no such split), so there is no val/, no test/: train on them with shards of other "
                           "images for data.val_shards and data.test_shards (their 2 train samples make no full batch of "
                           "the recipe's data.batch_size=64 for any of its 2 worker(s), each batching its own shards: "

@@ -65,6 +65,7 @@ from supra.tokens.a2a_layout import CONTROL_TOKENS
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_dir
+from supra.utils.numbers import counted
 from supra.utils.state_dicts import same_state
 
 RELEASE_FILES = ("config.json", "model.safetensors", "vqvae.safetensors", "tokenizer.json")
@@ -96,7 +97,8 @@ def _model_card(config: dict, net: A2ANano, vqvae: torch.nn.Module, metrics: dic
         "One GPT over one token stream of text, 7 control tokens and VQ-VAE image codes: text -> text, "
         "text -> image, image -> text, video -> video, text -> video.", "",
         "## Sizes", "", "| part | parameters |", "|---|---|",
-        f"| GPT ({gpt['n_layers']} blocks, d {gpt['d_model']}, {gpt['n_heads']} heads, MLP {gpt['d_mlp']} "
+        f"| GPT ({counted(gpt['n_layers'], 'block')}, d {gpt['d_model']}, {counted(gpt['n_heads'], 'head')}, "
+        f"MLP {gpt['d_mlp']} "
         f"{gpt['activation']}, context {gpt['context']}, {'tied' if gpt['tie_head'] else 'untied'} head) "
         f"| {net.get_num_params():,} |",
         f"| VQ-VAE ({vqvae.config.num_codes} codes, downsampling 8) | {vqvae.get_num_params():,} |", "",

@@ -60,7 +60,7 @@ from supra.tokens.caption_bpe import SPECIAL_TOKENS, CaptionTokenizer, SpecialTo
 from supra.utils.cli import refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_dir
-from supra.utils.numbers import is_whole
+from supra.utils.numbers import counted, is_whole
 
 RELEASE_KEYS = ("D_MODEL", "N_HEADS", "N_LAYERS", "D_FF", "VIS_CH", "N_VIS", "VOCAB_SIZE", "MAX_SEQ", "IMG_SIZE")
 OPTIONAL_KEYS = ("attn.mask",)  # the release may carry causal-mask buffers; our model computes the mask
@@ -108,8 +108,8 @@ def build_captioner(net_config: dict) -> VLMNano:
 def run_length(trainer: dict) -> str:
     """What bounded a run, in words: Lightning's -1 (no bound) is not a number of steps or epochs to print."""
     steps, epochs = (trainer.get(key) for key in ("max_steps", "max_epochs"))
-    bounds = [f"{steps:,} steps" if isinstance(steps, int) and steps >= 0 else None,
-              f"{epochs:,} epochs" if isinstance(epochs, int) and epochs >= 0 else None]
+    bounds = [counted(steps, "step", grouped=True) if isinstance(steps, int) and steps >= 0 else None,
+              counted(epochs, "epoch", grouped=True) if isinstance(epochs, int) and epochs >= 0 else None]
     given = [bound for bound in bounds if bound]
     if not given:
         return "until stopped (no max_steps or max_epochs)"
@@ -145,7 +145,7 @@ def describe_schedule(scheduler: dict | None) -> str:
     if not scheduler:
         return "none (a constant learning rate)"
     if scheduler.get("_target_") == "supra.tasks.lr_schedules.warmup_cosine":
-        return f"warm-up {scheduler.get('warmup_steps')} steps, cosine to {scheduler.get('min_lr')}"
+        return f"warm-up {counted(scheduler.get('warmup_steps'), 'step')}, cosine to {scheduler.get('min_lr')}"
     return _named_with_settings(scheduler)
 
 def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has_grid: bool, step: Any) -> str:
@@ -165,7 +165,7 @@ def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has
                   f"- {trained_length(trainer, step)}, precision {trainer.get('precision')}, "
                   f"gradient clipping {trainer.get('gradient_clip_val') or 'off'}"]
     if metrics:
-        lines += ["", f"## Metrics ({metrics.get('split', 'test')} split, {metrics.get('n_images', '?')} images, "
+        lines += ["", f"## Metrics ({metrics.get('split', 'test')} split, {counted(metrics.get('n_images', '?'), 'image')}, "
                       f"decode={metrics.get('decode', 'beam')})", ""]
         lines += metrics_table(metrics)
     if has_grid:

@@ -1,4 +1,5 @@
-"""The tests of a whole-number or numeric option: Python counts `True` as the int 1, and Hydra gives `true` as one."""
+"""The tests of a whole-number or numeric option (Python counts `True` as the int 1, and Hydra gives `true` as
+one), and a count said with its noun."""
 
 from __future__ import annotations
 
@@ -13,6 +14,13 @@ def is_whole(value: object, least: int | None = None) -> bool:
 def is_number(value: object) -> bool:
     """`value` is an int or a finite float (not NaN or infinity), and not a bool."""
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def counted(count: object, noun: str, grouped: bool = False) -> str:
+    """`count` with `noun`, plural but for one: "1 block", "4 blocks" (for nouns that take an s); `grouped`: the
+    thousands separated ("1,000 steps"). A count that is no number ("?") takes the plural."""
+    shown = f"{count:,}" if grouped and is_whole(count) else str(count)
+    return f"{shown} {noun}" if count == 1 and not isinstance(count, bool) else f"{shown} {noun}s"
 
 
 def finite_or_none(value: object) -> object:
