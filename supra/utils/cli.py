@@ -30,6 +30,7 @@ from supra.utils.files import check_writable_dir
 from supra.utils.hydra_quoting import quote_values, quoted_whole
 from supra.utils.overrides import CONF_DIR, is_config_group, other_configs, parsed_overrides
 from supra.utils.private_apis import hydra_args_parser
+from supra.utils.start_up import SIGINT_EXIT, end_start_up
 from supra.utils.unknown_keys import exit_if_unknown_key
 
 
@@ -55,7 +56,6 @@ def exit_on_user_error(exit_code: int = 2) -> Iterator[None]:
         raise SystemExit(exit_code) from None
 
 
-SIGINT_EXIT = 130  # what a shell reports for a process Ctrl-C ended (128 + SIGINT), as Python's own exit on it
 
 
 @contextmanager
@@ -64,6 +64,7 @@ def exit_on_ctrl_c(left: Callable[[], str]) -> Iterator[None]:
     `interrupted: <left()>` (what the command leaves behind), exit status 130, not a traceback through whatever
     library was at work; also noted in the run's log. Lightning's own exit after a Ctrl-C (ended_by_ctrl_c) is
     taken for one too."""
+    end_start_up()  # from here on Ctrl-C is a KeyboardInterrupt, said below with what the command leaves
     try:
         with sigterm_as_ctrl_c():
             yield

@@ -1,0 +1,51 @@
+"""Ctrl-C while a command starts (its imports, Hydra's compose: seconds, more on a loaded machine) as one line,
+`interrupted: ...` with exit status 130, as it is once the command runs (cli.exit_on_ctrl_c), not a traceback
+through whatever module was being imported. Set up as `supra` is imported, but only in a process started as a
+Supra command (`python -m supra.X`, train.py, evaluate.py): importing supra from Python (a library user, a
+test) installs no handler."""
+
+from __future__ import annotations
+
+import re
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+
+SIGINT_EXIT = 130  # what a shell reports for a process Ctrl-C ended (128 + SIGINT), as Python's own exit on it
+ENTRY_SCRIPTS = ("train.py", "evaluate.py")
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def is_command_line(orig_argv: Sequence[str], script: str) -> bool:
+    """Whether the process was started as a Supra command: `python [options] -m supra.X ...` (`orig_argv`, the
+    interpreter's own command line), or this repository's train.py or evaluate.py as the `script` run."""
+    if "-m" in orig_argv[1:]:  # the commands are supra's first-level modules, not supra.runner.ddp_rank's ranks
+        after = orig_argv.index("-m", 1) + 1
+        return after < len(orig_argv) and re.fullmatch(r"supra\.\w+", orig_argv[after]) is not None
+    return bool(script) and Path(script).resolve() in {REPO_ROOT / name for name in ENTRY_SCRIPTS}
+
+
+def quiet_ctrl_c_while_starting() -> None:
+    """In a process started as a Supra command, Ctrl-C until the command's run begins (end_start_up) ends it in
+    one line. Left alone where SIGINT is not Python's default (ignored in a background job, a launcher's own)."""
+    if not is_command_line(getattr(sys, "orig_argv", []), sys.argv[0] if sys.argv else ""):
+        return
+    if threading.current_thread() is threading.main_thread() and \
+            signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _ctrl_c_while_starting)
+
+
+def _ctrl_c_while_starting(signum: int, frame: FrameType | None) -> None:
+    """Nothing is made before the run begins: nothing to remove, nothing to say but that it stopped."""
+    print("interrupted: stopped while starting, before any work", file=sys.stderr, flush=True)
+    raise SystemExit(SIGINT_EXIT)  # quiet at the top level, where a KeyboardInterrupt prints its traceback
+
+
+def end_start_up() -> None:
+    """The run begins: Ctrl-C is a KeyboardInterrupt again, which the run turns into its own line (and Lightning
+    into its graceful stop)."""
+    if signal.getsignal(signal.SIGINT) is _ctrl_c_while_starting:
+        signal.signal(signal.SIGINT, signal.default_int_handler)

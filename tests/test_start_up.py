@@ -1,0 +1,46 @@
+"""Ctrl-C while a command starts (its imports, Hydra's compose) is one line and status 130, as during its run;
+importing supra from Python sets up nothing."""
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from supra.utils.cli import exit_on_ctrl_c
+from supra.utils.start_up import REPO_ROOT, end_start_up, is_command_line, quiet_ctrl_c_while_starting
+
+
+def test_only_a_process_started_as_a_supra_command_counts_as_one():
+    assert is_command_line(["python", "-m", "supra.export", "ckpt=x"], "-m")  # as the package is imported
+    assert is_command_line(["python", "-X", "dev", "-m", "supra.caption"], str(REPO_ROOT / "supra" / "caption.py"))
+    assert is_command_line(["python", "train.py", "trainer.max_steps=4"], str(REPO_ROOT / "train.py"))
+    assert is_command_line(["python", "evaluate.py"], str(REPO_ROOT / "evaluate.py"))
+    assert not is_command_line(["python", "-m", "pytest", "tests"], "-m")  # a test imports supra
+    assert not is_command_line(["python", "-m", "supra.runner.ddp_rank"], "-m")  # a rank, not a command
+    assert not is_command_line(["python", "my_script.py"], "my_script.py")  # a library user
+    assert not is_command_line(["python", "-c", "import supra"], "-c")
+
+
+def test_importing_supra_from_python_installs_no_signal_handler():
+    code = "import signal, supra; print(signal.getsignal(signal.SIGINT) is signal.default_int_handler)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO_ROOT, timeout=60)
+    assert done.stdout.strip() == "True", done.stderr
+
+
+def test_ctrl_c_while_a_command_starts_is_one_line_and_status_130_and_the_run_takes_it_over_after(monkeypatch, capsys):
+    monkeypatch.setattr(sys, "orig_argv", ["python", "-m", "supra.export", "ckpt=x", "out=y"])
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as a command's process starts
+    try:
+        quiet_ctrl_c_while_starting()
+        with pytest.raises(SystemExit) as exit_info:
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C during the imports
+        assert exit_info.value.code == 130
+        assert capsys.readouterr().err == "interrupted: stopped while starting, before any work\n"
+        with pytest.raises(SystemExit), exit_on_ctrl_c(lambda: "nothing written"):  # the run begins
+            signal.raise_signal(signal.SIGINT)
+        assert capsys.readouterr().err == "interrupted: nothing written\n"  # the run's own line, with what it left
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        end_start_up()
+        signal.signal(signal.SIGINT, before)
