@@ -56,8 +56,6 @@ def exit_on_user_error(exit_code: int = 2) -> Iterator[None]:
         raise SystemExit(exit_code) from None
 
 
-
-
 @contextmanager
 def exit_on_ctrl_c(left: Callable[[], str]) -> Iterator[None]:
     """Ctrl-C (a KeyboardInterrupt), or a SIGTERM taken as one (sigterm_as_ctrl_c), as one line,
