@@ -52,11 +52,6 @@ def whole_number(text: str, minimum: int, maximum: int | None = None, why: str =
     return value
 
 
-def counted(n: int, noun: str) -> str:
-    """`n` and `noun`, plural unless `n` is 1 ("1 warm-up step", "5 warm-up steps")."""
-    return f"{n} {noun}" + ("s" if n != 1 else "")
-
-
 def positive_int(text: str) -> int:
     """An argparse type: a whole number of 1 or more (0 rounds, steps or images would time nothing)."""
     return whole_number(text, 1)

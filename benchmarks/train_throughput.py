@@ -54,7 +54,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's supra (README, Benchmarks), with this checkout's conf/
 
 from bench_common import (  # noqa: E402
-    counted,
     machine_load_figures,
     one_line_errors,
     output_file,
@@ -73,6 +72,7 @@ from supra.tokens.caption_bpe import PAD_ID  # noqa: E402
 from supra.utils.errors import SupraUserError  # noqa: E402
 from supra.utils.files import write_json_atomic  # noqa: E402
 from supra.utils.hardware import check_accelerator, cpu_description  # noqa: E402
+from supra.utils.numbers import counted  # noqa: E402
 from supra.utils.target_options import check_target_options  # noqa: E402
 from supra.utils.unknown_keys import exit_if_unknown_key  # noqa: E402
 
