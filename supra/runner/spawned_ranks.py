@@ -9,6 +9,7 @@ import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from multiprocessing.util import Finalize
 from pathlib import Path
 from types import FrameType
 from typing import Any
@@ -89,11 +90,14 @@ def end_with_main_process() -> None:
     "killed by the parent". A process started with SIGINT ignored (a background job of a shell script: `python
     train.py trainer=ddp_sim &`) passes that on to the ranks, which then ignored the signal: the main process
     killed, both ranks trained on to the end as orphans, writing checkpoints and logs. Here such a rank still
-    ignores SIGINT (Ctrl-C at the terminal is not meant for a background job), unless its parent has died."""
+    ignores SIGINT (Ctrl-C at the terminal is not meant for a background job), unless its parent has died. A rank
+    so ended ends without a traceback from its DataLoader workers (_end_loader_workers_quietly_at_exit)."""
     parent = multiprocessing.parent_process()
-    if (parent is None or threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.SIG_IGN):
-        return  # not spawned, or SIGINT already ends it (Python's KeyboardInterrupt)
+    if parent is None or threading.current_thread() is not threading.main_thread():
+        return  # not spawned
+    _end_loader_workers_quietly_at_exit()
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        return  # SIGINT already ends it (Python's KeyboardInterrupt)
 
     def end_if_orphaned(signum: int, frame: FrameType | None) -> None:
         if os.getppid() != parent.pid:  # adopted: the parent is gone (the kernel reparents before it signals)
@@ -102,6 +106,15 @@ def end_with_main_process() -> None:
     signal.signal(signal.SIGINT, end_if_orphaned)
     if os.getppid() != parent.pid:  # it died before the handler was in place: its signal was ignored
         raise KeyboardInterrupt
+
+
+def _end_loader_workers_quietly_at_exit() -> None:
+    """SIGCHLD back at its default as this process exits, before multiprocessing's exit ends its daemonic children
+    with SIGTERM: the DataLoader workers of a rank that ended mid-epoch, never shut down (the trainer holds its
+    loaders). A worker in its loop takes its parent's SIGTERM as "exit quietly", but one still starting (spawned,
+    it imports torch for seconds: a validation's first) dies of it, and torch's SIGCHLD handler, there to report
+    a crashed worker, raised `DataLoader worker (pid N) is killed by signal: Terminated` as the rank ended."""
+    Finalize(None, signal.signal, args=(signal.SIGCHLD, signal.SIG_DFL), exitpriority=0)  # run before that
 
 
 @contextmanager
