@@ -1,6 +1,7 @@
 """Score a checkpoint or release folder: `python evaluate.py ckpt=PATH [decode=beam|greedy|sample] [data.split=val]`."""
 
 import sys
+import time
 
 import hydra
 from omegaconf import DictConfig
@@ -27,7 +28,8 @@ from supra.utils.hydra_quoting import quote_values
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
-    with exit_on_ctrl_c(lambda: interrupted_evaluation(cfg)), exit_on_user_error():
+    started = time.time()  # a metrics.json written since is this run's
+    with exit_on_ctrl_c(lambda: interrupted_evaluation(cfg, started)), exit_on_user_error():
         check_required(cfg, "eval")  # no ckpt=: one line, not OmegaConf's traceback
         evaluate(cfg)
 

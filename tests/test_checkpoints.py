@@ -210,7 +210,7 @@ def test_a_sigterm_while_evaluate_scores_ends_it_with_ctrl_c_s_one_line_and_exit
     cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}", "num_grid_images=0"])
     previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a process started from a shell has it
     try:
-        with pytest.raises(SystemExit) as ended, exit_on_ctrl_c(lambda: interrupted_evaluation(cfg)):
+        with pytest.raises(SystemExit) as ended, exit_on_ctrl_c(lambda: interrupted_evaluation(cfg, time.time())):
             evaluate(cfg)
     finally:
         signal.signal(signal.SIGTERM, previous)
@@ -221,11 +221,15 @@ def test_a_sigterm_while_evaluate_scores_ends_it_with_ctrl_c_s_one_line_and_exit
 
 
 def test_evaluate_stopped_after_writing_its_scores_says_they_were_written(tmp_path):
-    """A SIGTERM or Ctrl-C in the moment between metrics.json and the command's end: not "no scores written"."""
+    """A SIGTERM or Ctrl-C in the moment between metrics.json and the command's end: not "no scores written"; but
+    an earlier evaluate.py's metrics.json in the same folder is not this run's scores."""
     cfg = compose_config("eval", tmp_path / "eval", ["ckpt=run.ckpt"])
     (tmp_path / "eval").mkdir()
-    (tmp_path / "eval" / "metrics.json").write_text("{}")
-    assert interrupted_evaluation(cfg) == f"the scores were written before it stopped: {tmp_path / 'eval' / 'metrics.json'}"
+    scores = tmp_path / "eval" / "metrics.json"
+    scores.write_text("{}")
+    written = scores.stat().st_mtime
+    assert interrupted_evaluation(cfg, started=written - 5) == f"the scores were written before it stopped: {scores}"
+    assert interrupted_evaluation(cfg, started=written + 60).startswith(f"no scores written into {tmp_path / 'eval'}")
 
 
 def test_a_run_resumed_from_its_last_checkpoint_logs_its_next_batch_at_the_step_it_reached(train_config):

@@ -185,11 +185,12 @@ def refuse_tokenizer_options(given: Mapping[str, Any], data_class: type, ckpt: s
                                  f"model's own tokenizer (stored with it); leave data.{key} out")
 
 
-def interrupted_evaluation(cfg: DictConfig) -> str:
-    """What an evaluate.py run that Ctrl-C or a SIGTERM ended leaves behind: no scores, unless it stopped after the
-    test wrote metrics.json (at its end), in the moment before the command ends."""
+def interrupted_evaluation(cfg: DictConfig, started: float) -> str:
+    """What an evaluate.py run started at `started` (time.time()) that Ctrl-C or a SIGTERM ended leaves behind: no
+    scores, unless it stopped after the test wrote metrics.json (at its end), in the moment before the command
+    ends. An older metrics.json there (an earlier evaluate.py into the same hydra.run.dir) is not this run's."""
     scores = Path(cfg.paths.output_dir) / "metrics.json"
-    if scores.is_file():
+    if scores.is_file() and scores.stat().st_mtime >= started:
         return f"the scores were written before it stopped: {scores}"
     return f"no scores written into {cfg.paths.output_dir}: score it again with python evaluate.py ckpt={cfg.get('ckpt')}"
 
