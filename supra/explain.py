@@ -45,6 +45,7 @@ from supra.models.attention_maps import (
     explain_caption,
     explain_image2text,
     explain_text2image,
+    why_codes_are_no_places,
 )
 from supra.pictures.attention import (
     CODES_ON_WORD,
@@ -182,6 +183,9 @@ def check_a2a_options(cfg: DictConfig) -> None:
     check_seed("seed", cfg.seed)
     if cfg.image_size < 8 or cfg.image_size % 8:
         raise SupraUserError(f"image_size={cfg.image_size} must be a positive multiple of 8 (the VQ-VAE's patch)")
+    if why := why_codes_are_no_places((cfg.image_size // VQVAE_DOWNSAMPLE,) * 2):  # image_size=8: refused before out=
+        raise SupraUserError(f"image_size={cfg.image_size}: attention maps show where on the image each token looked, "
+                             f"but {why}: give image_size=16 or more (a grid of 2x2 codes or more)")
     if cfg.max_new_tokens < 1:
         raise SupraUserError(f"max_new_tokens={cfg.max_new_tokens} must be >= 1")
     if cfg.resize not in EXPLAIN_RESIZES:

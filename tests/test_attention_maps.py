@@ -269,6 +269,40 @@ def test_training_skips_the_maps_of_one_visual_token_with_a_warning(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("use", [["mode=image2text", "image=red.png"], ["mode=text2image", "prompt=a red square"]])
+def test_explain_refuses_an_a2a_image_of_one_code_before_out_is_made(tmp_path, capsys, monkeypatch, use):
+    """image_size=8 is one VQ-VAE code, a 1x1 grid: every token's map was one cell, drawn at full heat whatever its
+    weight (the captioner's one visual token is refused alike)."""
+    from supra.artifacts.a2a_release import save_a2a_release
+    from supra.models.vqvae import VQVAE
+    from supra.tokens.a2a_vocab import A2AVocab
+
+    monkeypatch.chdir(tmp_path)
+    Image.new("RGB", (8, 8), (200, 30, 30)).save("red.png")
+    vocab = A2AVocab.train(["a red square", "a blue circle"], vocab_size=270, num_codes=16)
+    gpt = A2ANano(A2AConfig(vocab_size=vocab.layout.vocab_size, context=48, n_layers=1, d_model=16, n_heads=2, d_mlp=32))
+    save_a2a_release(tmp_path / "a2a", gpt, VQVAE(num_codes=16, code_dim=4, hidden=(4, 4)), vocab)
+    with pytest.raises(SystemExit):
+        run_command("explain", "ckpt=a2a", "image_size=8", *use, "out=out/run")
+    assert capsys.readouterr().err == (
+        "error: image_size=8: attention maps show where on the image each token looked, but its one VQ-VAE code (a 1x1 "
+        "grid) is the whole image, not a place on it: give image_size=16 or more (a grid of 2x2 codes or more)\n")
+    assert not (tmp_path / "out").exists()
+
+
+def test_training_skips_the_maps_of_one_code_images_with_a_warning(tmp_path):
+    """An a2a run on 8 px pictures: each is one code, so the callback drew every word's tile at full heat."""
+    from types import SimpleNamespace
+
+    from supra.callbacks.attention_maps import AttentionMapsCallback
+
+    callback = AttentionMapsCallback(output_dir=str(tmp_path))
+    callback.needs = "sample_batch"  # an a2a task's, as _write sets it
+    data = SimpleNamespace(sample_batch=lambda split, task, n: {"codes": torch.zeros(n, 1, 1, dtype=torch.long)})
+    with pytest.warns(UserWarning, match=r"attention_maps: not drawn, as its one VQ-VAE code \(a 1x1 grid\)"):
+        assert callback.draw(SimpleNamespace(datamodule=data), SimpleNamespace(vocab=None), "val", 0) == []
+
+
 def test_explain_given_a_checkpoint_of_an_unknown_model_names_the_models_it_explains(tmp_path, capsys):
     torch.save({"state_dict": {}, "supra": {"kind": "supra.diffusion"}}, tmp_path / "later.ckpt")
     with pytest.raises(SystemExit):

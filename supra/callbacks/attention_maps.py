@@ -9,7 +9,12 @@ from PIL import Image
 
 from supra.callbacks.sample_grid import Sample, SampleGridCallback
 from supra.data.media.codes import decode_codes
-from supra.models.attention_maps import explain_caption, explain_image2text, why_no_places
+from supra.models.attention_maps import (
+    explain_caption,
+    explain_image2text,
+    why_codes_are_no_places,
+    why_no_places,
+)
 from supra.pictures.attention import (
     DECODED_INPUT,
     INPUT_PICTURE,
@@ -62,6 +67,10 @@ class AttentionMapsCallback(SampleGridCallback):
         else:
             batch = trainer.datamodule.sample_batch(split, "image2text", self.num_samples)
             if batch is None:
+                return []
+            # 8 px pictures are one code each: every token's map would be one cell at full heat
+            if why := why_codes_are_no_places(tuple(batch["codes"].shape[-2:])):
+                rank_zero_warn(f"attention_maps: not drawn, as {why}; callbacks.attention_maps=null silences this")
                 return []
             layout, strips = pl_module.vocab.layout, []
             for codes in batch["codes"]:

@@ -66,6 +66,14 @@ def why_no_places(config: VLMNanoConfig) -> str | None:
     return None
 
 
+def why_codes_are_no_places(grid: tuple[int, int]) -> str | None:
+    """Why an a2a image's `grid` of VQ-VAE codes (h, w) is no places on it, or None where it is. One code (an 8 px
+    image) is a 1x1 grid: its map has one cell, drawn at full heat for every token whatever its weight."""
+    if math.prod(grid) == 1:
+        return "its one VQ-VAE code (a 1x1 grid) is the whole image, not a place on it"
+    return None
+
+
 def check_maps_are_places(net: VLMNano) -> None:
     """Refuses a captioner whose visual tokens are no places on the image (why_no_places)."""
     if why := why_no_places(net.config):
