@@ -154,7 +154,11 @@ def earlier_split_files(out: Path) -> list[str]:
 
 
 def codes_left(cfg: DictConfig) -> str:
-    """What a tokenize_media run stopped by Ctrl-C leaves: meta.json is written last, so it marks whole codes."""
+    """What a tokenize_media run stopped by Ctrl-C leaves: nothing, if it stopped before writing (run removes the
+    out folder it made); else meta.json, written last, marks whole codes."""
+    out = Path(str(cfg.out))
+    if not out.is_dir() or not any(out.iterdir()):
+        return f"nothing written to out={cfg.out}: run it again to write the codes"
     return (f"out={cfg.out} holds whole codes only if its meta.json is there (written last): run it again to "
             "write them")
 

@@ -31,7 +31,7 @@ COMMANDS = {  # each command with the options it requires, and the end of what i
     "shapes_gifs": (["out=clips", "n=2"], "run it again to write them all"),
     "study_report": (["dir=study"], LEFT_BEFORE_IT_FINISHED),
     "sweep_report": (["dir=sweep"], LEFT_BEFORE_IT_FINISHED),
-    "tokenize_media": (["ckpt=vq.ckpt", "out=codes"], "out=codes holds whole codes only if"),
+    "tokenize_media": (["ckpt=vq.ckpt", "out=codes"], "nothing written to out=codes"),
     "write_shards": (["source=folder", "root=photos", "out=shards"], "out=shards left as it was"),
 }
 

@@ -22,7 +22,7 @@ from supra.pictures.grids import LINE_HEIGHT
 from supra.runner.training import train
 from supra.utils.errors import SupraUserError
 from supra.utils.files import writing_alone
-from tests.conftest import ROOT, command_lines, file_size_limit, run_command
+from tests.conftest import ROOT, command_lines, compose_config, file_size_limit, run_command
 from tests.picture_lines import drawn_at, titled
 
 VQ_RUN = ["experiment=vqvae_shapes", "data.eval_batch_size=24"]
@@ -267,6 +267,32 @@ def test_a_second_tokenize_media_into_the_same_out_is_refused_while_the_first_wr
     assert capsys.readouterr().err == (f"error: out={out} is being written by another run now: wait for it to "
                                        "finish, or choose another folder\n")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the first run's folder, untouched
+
+
+@pytest.mark.parametrize(("stopped_in", "said"), [
+    ("encode_items", "nothing written to out={out}: run it again to write the codes"),
+    ("write_meta", "out={out} holds whole codes only if its meta.json is there (written last): run it again to "
+                   "write them"),
+], ids=["while encoding", "while writing"])
+def test_an_interrupted_tokenize_media_says_what_its_out_folder_holds(vqvae_ckpt, tmp_path, capsys, monkeypatch,
+                                                                      stopped_in, said):
+    """Ctrl-C while encoding leaves no out folder: the line said it held whole codes only with a meta.json, of a
+    folder that was not there. Once writing, its split files may be there without the meta.json written last."""
+    import supra.tokenize_media
+    from supra.utils.cli import exit_on_ctrl_c
+
+    def ctrl_c(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(supra.tokenize_media, stopped_in, ctrl_c)
+    out = tmp_path / "codes"
+    cfg = compose_config("tokenize_media", tmp_path, [f"ckpt={vqvae_ckpt}", f"out={out}", *TINY_SHAPES])
+    # the command's own ending of a Ctrl-C (main's: hydra_command with interrupted=codes_left)
+    with pytest.raises(SystemExit) as exit_info, exit_on_ctrl_c(lambda: supra.tokenize_media.codes_left(cfg)):
+        supra.tokenize_media.run(cfg)
+    assert exit_info.value.code == 130
+    assert capsys.readouterr().err == f"interrupted: {said.format(out=out)}\n"
+    assert out.exists() == (stopped_in == "write_meta") and not (out / "meta.json").exists()
 
 
 def test_tokenize_media_on_a_full_disk_is_one_line_naming_out(vqvae_ckpt, tmp_path, capsys):
