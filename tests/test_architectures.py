@@ -954,6 +954,26 @@ def test_study_report_names_a_score_that_is_no_number_in_one_line_and_writes_not
                      f"{json.dumps(value)}, not a number): move it away to report the job without it, or restore it\n")
 
 
+@pytest.mark.parametrize(("key", "value"), [("seconds.train_steps", "2 s"), ("seconds.test_steps", [1.0]),
+                                            ("counts.train_steps", "30"), ("seconds", [2.0])],
+                         ids=["a unit", "a list", "a string", "no object"])
+def test_study_report_names_a_step_time_that_is_no_number_in_one_line_and_writes_nothing(tmp_path, capsys, key, value):
+    """A time edited to "2 s" stopped the report with a traceback where the speeds are divided out."""
+    write_study_job(tmp_path / "sweep" / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET)
+    times_file = tmp_path / "sweep" / "0" / "time_accounting.json"
+    times = json.loads(times_file.read_text())
+    part, _, entry = key.partition(".")
+    if entry:
+        times[part][entry] = value
+    else:
+        times[part] = value
+    times_file.write_text(json.dumps(times))
+    kind = "a number" if entry else "an object"
+    assert refused_study_report(tmp_path, capsys) == (
+        f"error: {times_file} is not a run's step times (a JSON object, as the run writes them) (its {key} is "
+        f"{json.dumps(value)}, not {kind}): move it away to report the job without it, or restore it\n")
+
+
 def test_the_study_table_and_plot_are_replaced_together_or_not_at_all(tmp_path):
     """study.csv, study.md and study.png describe one study: a write that fails on one of them (here a folder
     where the plot goes) leaves the earlier table whole, not a new table beside an old plot."""

@@ -70,6 +70,27 @@ def _scores(path: Path, metrics: dict[str, Any]) -> dict[str, Any]:
     return metrics
 
 
+TIMES = "a run's step times (a JSON object, as the run writes them)"
+TIMES_READ = {"seconds": ("train_steps", "test_steps"), "counts": ("train_steps",)}  # what the speeds are made of
+
+
+def _times(path: Path, times: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The job's time_accounting.json as (seconds, counts), each an object whose entries the speeds read are a
+    number or null, as a run writes them; one line naming the file and the key otherwise, as _scores does: "2 s"
+    stopped the report in the middle of the speeds' division."""
+    parts = []
+    for part, keys in TIMES_READ.items():
+        entries = {} if times.get(part) is None else times[part]
+        if not isinstance(entries, dict):
+            raise damaged_job_file(path, TIMES, f"its {part} is {json.dumps(entries)[:40]}, not an object")
+        for key in keys:
+            value = entries.get(key)
+            if value is not None and not is_number(value):
+                raise damaged_job_file(path, TIMES, f"its {part}.{key} is {json.dumps(value)[:40]}, not a number")
+        parts.append(entries)
+    return parts[0], parts[1]
+
+
 def _json(path: Path, what: str) -> dict[str, Any]:
     """The object in the job's JSON file; {} if it is missing or cut short (a job still running or stopped), one
     line naming the file if it holds anything else."""
@@ -106,7 +127,8 @@ def _require_captioner(job_dir: Path, config: dict[str, Any]) -> None:
 def study_row(job_dir: Path) -> StudyRow | None:
     """The job's row, or None while it has no test metrics (failed, interrupted or still running)."""
     metrics = _scores(job_dir / "metrics.json", _json(job_dir / "metrics.json", METRICS))
-    times = _json(job_dir / "time_accounting.json", "a run's step times (a JSON object, as the run writes them)")
+    times = _json(job_dir / "time_accounting.json", TIMES)
+    seconds, counts = _times(job_dir / "time_accounting.json", times)
     config = job_object(job_dir / ".hydra" / "config.yaml", "a job's config (a YAML mapping, as Hydra writes it)",
                         load_yaml(job_dir / ".hydra" / "config.yaml"))
     if config:
@@ -114,7 +136,6 @@ def study_row(job_dir: Path) -> StudyRow | None:
     if not metrics or not config:
         return None
     net = build_captioner(config["model"]["net"])
-    seconds, counts = times.get("seconds", {}), times.get("counts", {})
     batch = config["data"].get("batch_size")
     train_s, test_s = seconds.get("train_steps"), seconds.get("test_steps")
     machine = times.get("machine")  # the job's own: the machine building the report may be another
