@@ -519,21 +519,37 @@ def test_a_setting_that_only_one_of_two_models_reads_is_not_named_among_their_di
         ("cross_attention_every", 2, 1)]
 
 
-def test_resuming_a_checkpoint_of_another_architecture_is_one_line(vit_run, tmp_path):
-    cfg = compose_config("train", tmp_path / "run", [*SMALL_RUN, f"ckpt_path={vit_run / 'checkpoints' / 'last.ckpt'}"])
+def test_resuming_a_checkpoint_of_another_architecture_is_one_line_naming_every_setting_to_give(vit_run, tmp_path):
+    """The ViT's sizes off model/encoder=vit's (vit_run's: width 16, 1 layer, 2 heads) are named with it: the line
+    named the group alone, and the next try then named the sizes."""
+    from omegaconf import OmegaConf
+
+    from supra.artifacts.captioner_release import model_differences, saved_net_config
+    from supra.models.vlm_nano import VLMNanoConfig
+
+    ckpt = vit_run / "checkpoints" / "last.ckpt"
+    cfg = compose_config("train", tmp_path / "run", [*SMALL_RUN, f"ckpt_path={ckpt}"])
     with pytest.raises(SupraUserError, match=r"last.ckpt was trained with model.net.encoder=vit model.net.fusion="
                                              r"cross_attention model.net.resampler_layers=1, this run sets "
                                              r"model.net.encoder=cnn model.net.fusion=prefix model.net.resampler_layers=0: "
                                              r"a resumed run goes on with its checkpoint's model, so resume with its "
                                              r"settings: give model/encoder=vit model/fusion=cross_attention "
-                                             r"model.net.resampler_layers=1 \(or the study= variant it ran\)$"):
+                                             r"model.net.resampler_layers=1 model.net.vit.heads=2 model.net.vit.layers=1 "
+                                             r"model.net.vit.width=16 \(or the study= variant it ran\)$") as refused:
         train(cfg)  # no override to drop: the CNN is the default config's
+    given = str(refused.value).partition(": give ")[2].removesuffix(" (or the study= variant it ran)").split()
+    again = compose_config("train", tmp_path / "again", [*SMALL_RUN, *given, f"ckpt_path={ckpt}"])
+    saved = torch.load(ckpt, weights_only=False)["supra"]["run_config"]["model"]["net"]
+    assert model_differences(VLMNanoConfig(**saved_net_config(saved)),
+                             VLMNanoConfig(**saved_net_config(OmegaConf.to_container(again.model.net)))) == []  # one try
 
 
 def test_a_refused_resume_says_to_drop_what_the_command_line_set_and_give_what_a_config_chose():
     """"Drop the override" only for a setting the command line holds; the encoder and fusion that the default config
     (or a study= variant) chose are given back by their config group, which brings their settings along."""
+    from supra.artifacts.captioner_release import model_differences, settings_of_their_choices
     from supra.artifacts.checkpoints import refuse_changed_model
+    from supra.models.vlm_nano import VLMNanoConfig
     from supra.tasks.captioning import CHOSEN_BY_GROUP
 
     differ = [("N_HEADS", 4, 8), ("encoder", "vit", "cnn")]
@@ -544,6 +560,12 @@ def test_a_refused_resume_says_to_drop_what_the_command_line_set_and_give_what_a
         refuse_changed_model("ckpt_path=x.ckpt", differ[:1], groups=CHOSEN_BY_GROUP)
     with pytest.raises(SupraUserError, match=r"so resume with its settings \(drop the overrides\)$"):
         refuse_changed_model("ckpt_path=x.ckpt", differ, given={"N_HEADS", "encoder"}, groups=CHOSEN_BY_GROUP)
+    # a setting only the checkpoint's choice reads, off what that choice's config gives, is given along with it
+    theirs, ours = VLMNanoConfig(fusion="cross_attention", cross_attention_every=2), VLMNanoConfig()
+    with pytest.raises(SupraUserError, match=r"give model/fusion=cross_attention model.net.cross_attention_every=2 "
+                                             r"\(or the study= variant it ran\)$"):
+        refuse_changed_model("ckpt_path=x.ckpt", model_differences(theirs, ours), groups=CHOSEN_BY_GROUP,
+                             along=settings_of_their_choices(theirs, ours))
 
 
 @pytest.mark.parametrize(("trained_with", "override"), [("model.net.N_HEADS=4", "model.net.N_HEADS=8"),

@@ -307,6 +307,28 @@ def architecture_differences(theirs: VLMNanoConfig, ours: VLMNanoConfig) -> list
     return differ
 
 
+def settings_of_their_choices(theirs: VLMNanoConfig, ours: VLMNanoConfig) -> list[tuple[str, object]]:
+    """(dotted model.net key, theirs) for each setting that only an encoder or fusion `theirs` chose and `ours` did
+    not reads (vit.*, cross_attention_every, ...), where it is off what that choice's config gives: the settings to
+    give along with model/encoder=vit, which brings the ViT's default sizes (architecture_differences leaves them
+    out, as `encoder` says what differs)."""
+    plain = VLMNanoConfig(encoder=theirs.encoder, fusion=theirs.fusion)  # what the config groups of their choices give
+    along = []
+    for key, value in sorted(_flat(theirs.architecture).items()):
+        owner = _owner(key)
+        if owner and getattr(theirs, owner[0]) == owner[1] != getattr(ours, owner[0]) and value != _value(plain, key):
+            along.append((key, value))
+    return along
+
+
+def _owner(key: str) -> tuple[str, str] | None:
+    """The (choice, value) whose model alone reads the setting `key` (vit.layers: encoder=vit), or None."""
+    group = key.partition(".")[0]
+    if group in ("vit", "pretrained"):
+        return "encoder", group
+    return next((owner for owner, keys in UNREAD_UNLESS.items() if key in keys), None)
+
+
 def _read_by_both(key: str, theirs: VLMNanoConfig, ours: VLMNanoConfig) -> bool:
     """Whether both models read the setting `key`: not one only an encoder or fusion reads (UNREAD_UNLESS) that
     one of them did not choose."""

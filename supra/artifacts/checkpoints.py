@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import pickle
 import zipfile
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -91,28 +91,33 @@ def checkpoint_step(path: str | Path) -> int | None:
 
 
 def refuse_changed_model(source: str, differ: list[tuple[str, object, object]], given: Collection[str] = (),
-                         groups: Mapping[str, str] | None = None) -> None:
+                         groups: Mapping[str, str] | None = None, along: Sequence[tuple[str, object]] = ()) -> None:
     """A resumed run's model.net settings that differ from its checkpoint's run (`differ`: key, theirs, ours),
     in one line: the weights would go on training as another model than the one they were trained as. `given`:
     the model.net keys this run's command line sets (those to drop); the others came from its configs, so the
     line names the checkpoint's to give, each by its config group where one chooses it (`groups`: key -> group,
-    e.g. encoder -> model/encoder)."""
+    e.g. encoder -> model/encoder). `along`: (key, theirs) of the settings to give with those groups, where the
+    checkpoint's differ from what the group's config gives (its vit.* sizes with model/encoder=vit)."""
     if not differ:
         return
     theirs, ours = (" ".join(_net_option(key, pair[i]) for key, *pair in differ) for i in (0, 1))
     raise SupraUserError(f"{source} was trained with {theirs}, this run sets {ours}: a resumed run goes on with its "
-                         f"checkpoint's model, so resume with its settings{_resume_hint(differ, given, groups or {})}")
+                         f"checkpoint's model, so resume with its settings"
+                         f"{_resume_hint(differ, given, groups or {}, along)}")
 
 
-def _resume_hint(differ: list[tuple[str, object, object]], given: Collection[str], groups: Mapping[str, str]) -> str:
+def _resume_hint(differ: list[tuple[str, object, object]], given: Collection[str], groups: Mapping[str, str],
+                 along: Sequence[tuple[str, object]]) -> str:
     """What to change: drop the command line's overrides; give the checkpoint's value of what a config chose
-    (the default config, or a variant such as study=release: there is no override to drop)."""
+    (the default config, or a variant such as study=release: there is no override to drop), with the settings
+    that group's config would give otherwise (`along`): one try names every one."""
     dropped = [_net_option(key, ours) for key, _, ours in differ if key in given]
     to_give = [(key, theirs) for key, theirs, _ in differ if key not in given]
-    if not to_give:
+    if not to_give and not along:
         return f" (drop {'the override' if len(dropped) == 1 else 'the overrides'})"
     hint = ": " + (f"drop {' '.join(dropped)}, " if dropped else "") + "give " + " ".join(
-        f"{groups[key]}={theirs}" if key in groups else _net_option(key, theirs) for key, theirs in to_give)
+        [f"{groups[key]}={theirs}" if key in groups else _net_option(key, theirs) for key, theirs in to_give]
+        + [_net_option(key, theirs) for key, theirs in along])
     by_group = any(key in groups for key, _ in to_give)  # a variant of the study chooses these groups too
     return hint + (" (or the study= variant it ran)" if by_group else "")
 

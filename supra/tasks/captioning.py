@@ -11,7 +11,12 @@ import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 
-from supra.artifacts.captioner_release import load_release_weights, model_differences, saved_net_config
+from supra.artifacts.captioner_release import (
+    load_release_weights,
+    model_differences,
+    saved_net_config,
+    settings_of_their_choices,
+)
 from supra.artifacts.checkpoints import refuse_changed_model
 from supra.artifacts.kinds import CAPTIONER_CHECKPOINT
 from supra.data.captioning.datamodule import CaptionDataModule
@@ -260,7 +265,8 @@ class CaptioningTask(SupraTask):
     def check_resumes(self, saved_net: dict[str, Any], source: str, given: Collection[str] = ()) -> None:
         theirs, ours = VLMNanoConfig(**saved_net_config(saved_net)), self.net.config
         # N_HEADS, vit.heads, encoder_activation...
-        refuse_changed_model(source, model_differences(theirs, ours), given, CHOSEN_BY_GROUP)
+        refuse_changed_model(source, model_differences(theirs, ours), given, CHOSEN_BY_GROUP,
+                             settings_of_their_choices(theirs, ours))  # vit.* sizes, given with model/encoder=vit
         before, now = theirs.pretrained.trainable_blocks, ours.pretrained.trainable_blocks
         if ours.encoder == "pretrained" and before != now:  # else torch: "parameter group doesn't match"
             raise SupraUserError(
