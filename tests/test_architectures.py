@@ -507,6 +507,25 @@ def test_a_folder_given_to_another_architecture_is_one_line(vit_run, tmp_path):
         train(cfg)
 
 
+def test_a_folder_of_another_architecture_names_every_setting_to_give_in_one_try(vit_run, tmp_path):
+    """The ViT's sizes off model/encoder=vit's (vit_run's: width 16, 1 layer, 2 heads) are named with the group: the
+    line named the group alone, which brings the ViT's default sizes, and the next try then named the sizes."""
+    from omegaconf import OmegaConf
+
+    from supra.artifacts.captioner_release import build_captioner, load_release_weights
+
+    run_command("export", f"ckpt={vit_run / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'folder'}")
+    cfg = compose_config("train", tmp_path / "run", [*SMALL_RUN, f"model.init_from={tmp_path / 'folder'}"])
+    with pytest.raises(SupraUserError, match=r"choose the same model.net settings: give model/encoder=vit "
+                                             r"model/fusion=cross_attention model.net.resampler_layers=1 "
+                                             r"model.net.vit.heads=2 model.net.vit.layers=1 model.net.vit.width=16, "
+                                             r"or a folder of this architecture$") as refused:
+        load_release_weights(build_captioner(OmegaConf.to_container(cfg.model.net)), tmp_path / "folder")  # a CNN
+    given = str(refused.value).partition(": give ")[2].removesuffix(", or a folder of this architecture").split()
+    again = compose_config("train", tmp_path / "again", [*SMALL_RUN, *given, f"model.init_from={tmp_path / 'folder'}"])
+    load_release_weights(build_captioner(OmegaConf.to_container(again.model.net)), tmp_path / "folder")  # one try
+
+
 def test_a_setting_that_only_one_of_two_models_reads_is_not_named_among_their_differences():
     """init_from a cross-attention folder into a prefix run named "cross_attention_every=2 there, 1 here": a
     setting the prefix model cannot have; `fusion` says what differs. Where both read it, it is named."""

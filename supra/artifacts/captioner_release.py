@@ -32,6 +32,7 @@ from supra.artifacts.checkpoints import (
     net_state,
     release_folder,
     run_config_of,
+    settings_to_give,
 )
 from supra.artifacts.hub import card_front_matter, local_path
 from supra.artifacts.kinds import (
@@ -97,6 +98,11 @@ def saved_net_config(net_config: dict) -> dict:
     if isinstance(config.get("pretrained"), dict):
         config["pretrained"] = {k: v for k, v in config["pretrained"].items() if k != "weights"}
     return config
+
+
+# The model.net keys a config group chooses (conf/model/encoder/, conf/model/fusion/): another model's encoder is
+# given as model/encoder=vit, which also brings the ViT's settings, not as a bare model.net.encoder=vit
+CHOSEN_BY_GROUP = {"encoder": "model/encoder", "fusion": "model/fusion"}
 
 
 def build_captioner(net_config: dict) -> VLMNano:
@@ -267,10 +273,13 @@ def load_release_weights(net: VLMNano, folder: str | Path) -> None:
     folder_config = release_net_config(read_release(path.parent)[0])
     if architecture_differences(folder_config, net.config):
         differ = model_differences(folder_config, net.config)  # its sizes too: one try names every setting to change
+        # with model/encoder=vit, the folder's vit.* sizes: that group's config would give its own
+        to_give = settings_to_give([(k, theirs) for k, theirs, _ in differ], CHOSEN_BY_GROUP,
+                                   settings_of_their_choices(folder_config, net.config))
         raise SupraUserError(f"{path.parent} holds a captioner with {describe_architecture(folder_config)}; this model has "
                              f"{describe_architecture(net.config)} ("
                              + ", ".join(f"{k}={theirs} there, {ours} here" for k, theirs, ours in differ)
-                             + "): choose the same model.net settings, or a folder of this architecture")
+                             + f"): choose the same model.net settings: give {to_give}, or a folder of this architecture")
     sizes = [k for k in RELEASE_KEYS if getattr(folder_config, k) != getattr(net.config, k)]
     if sizes:  # before the weights, whose wrong shapes would not say which setting to change
         raise SupraUserError(f"{path.parent} holds a captioner of other sizes ("

@@ -115,11 +115,18 @@ def _resume_hint(differ: list[tuple[str, object, object]], given: Collection[str
     to_give = [(key, theirs) for key, theirs, _ in differ if key not in given]
     if not to_give and not along:
         return f" (drop {'the override' if len(dropped) == 1 else 'the overrides'})"
-    hint = ": " + (f"drop {' '.join(dropped)}, " if dropped else "") + "give " + " ".join(
-        [f"{groups[key]}={theirs}" if key in groups else _net_option(key, theirs) for key, theirs in to_give]
-        + [_net_option(key, theirs) for key, theirs in along])
+    hint = ": " + (f"drop {' '.join(dropped)}, " if dropped else "") + "give " + settings_to_give(to_give, groups, along)
     by_group = any(key in groups for key, _ in to_give)  # a variant of the study chooses these groups too
     return hint + (" (or the study= variant it ran)" if by_group else "")
+
+
+def settings_to_give(to_give: Sequence[tuple[str, object]], groups: Mapping[str, str],
+                     along: Sequence[tuple[str, object]] = ()) -> str:
+    """The overrides that give another run's model.net settings (`to_give`: key, theirs), each by its config group
+    where one chooses it (`groups`: encoder -> model/encoder=vit), then `along`'s, which that group's config would
+    give otherwise (its vit.* sizes): a resumed run and a fine-tune (model.init_from) name them the same way."""
+    return " ".join([f"{groups[key]}={theirs}" if key in groups else _net_option(key, theirs) for key, theirs in to_give]
+                    + [_net_option(key, theirs) for key, theirs in along])
 
 
 def _net_option(key: str, value: object) -> str:

@@ -12,6 +12,7 @@ from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
 
 from supra.artifacts.captioner_release import (
+    CHOSEN_BY_GROUP,
     load_release_weights,
     model_differences,
     saved_net_config,
@@ -35,10 +36,6 @@ from supra.utils.cli import check_option_types, check_switches
 from supra.utils.distributed import gather_mappings
 from supra.utils.errors import SupraUserError
 from supra.utils.private_apis import is_last_batch_of_epoch
-
-# The model.net keys a config group chooses (conf/model/encoder/, conf/model/fusion/): a checkpoint's encoder is
-# given back as model/encoder=vit, which also brings the ViT's settings, not as a bare model.net.encoder=vit
-CHOSEN_BY_GROUP = {"encoder": "model/encoder", "fusion": "model/fusion"}
 
 
 def fuses_on_auto(device_type: str, mixed_precision: bool, clipping: bool) -> bool:
