@@ -1015,6 +1015,18 @@ def test_study_report_names_a_step_time_that_is_no_number_in_one_line_and_writes
         f"{json.dumps(value)}, not {kind}): move it away to report the job without it, or restore it\n")
 
 
+@pytest.mark.parametrize("value", ["16x", [16], True], ids=["a unit", "a list", "a switch"])
+def test_study_report_names_a_batch_size_that_is_no_number_in_one_line_and_writes_nothing(tmp_path, capsys, value):
+    """The job's data.batch_size goes into the training speed: "16x" or [16] stopped the report with a traceback in
+    its division, and true was taken as a batch of 1."""
+    write_study_job(tmp_path / "sweep" / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET)
+    config_file = tmp_path / "sweep" / "0" / ".hydra" / "config.yaml"
+    config_file.write_text(json.dumps({"model": {"net": CAPTIONER_NET}, "data": {"batch_size": value}}))
+    assert refused_study_report(tmp_path, capsys) == (
+        f"error: {config_file} is not a job's config (a YAML mapping, as Hydra writes it) (its data.batch_size is "
+        f"{json.dumps(value)}, not a number): move it away to report the job without it, or restore it\n")
+
+
 def test_the_study_table_and_plot_are_replaced_together_or_not_at_all(tmp_path):
     """study.csv, study.md and study.png describe one study: a write that fails on one of them (here a folder
     where the plot goes) leaves the earlier table whole, not a new table beside an old plot."""

@@ -91,6 +91,18 @@ def _times(path: Path, times: dict[str, Any]) -> tuple[dict[str, Any], dict[str,
     return parts[0], parts[1]
 
 
+CONFIG = "a job's config (a YAML mapping, as Hydra writes it)"
+
+
+def _batch_size(path: Path, config: dict[str, Any]) -> Any:
+    """The job's data.batch_size, a number or null, as Hydra writes it; one line naming the file and the key
+    otherwise, as _times does: "16x" stopped the report in the middle of the speeds' division."""
+    batch = config["data"].get("batch_size")
+    if batch is not None and not is_number(batch):
+        raise damaged_job_file(path, CONFIG, f"its data.batch_size is {json.dumps(batch)[:40]}, not a number")
+    return batch
+
+
 def _json(path: Path, what: str) -> dict[str, Any]:
     """The object in the job's JSON file; {} if it is missing or cut short (a job still running or stopped), one
     line naming the file if it holds anything else."""
@@ -129,14 +141,13 @@ def study_row(job_dir: Path) -> StudyRow | None:
     metrics = _scores(job_dir / "metrics.json", _json(job_dir / "metrics.json", METRICS))
     times = _json(job_dir / "time_accounting.json", TIMES)
     seconds, counts = _times(job_dir / "time_accounting.json", times)
-    config = job_object(job_dir / ".hydra" / "config.yaml", "a job's config (a YAML mapping, as Hydra writes it)",
-                        load_yaml(job_dir / ".hydra" / "config.yaml"))
+    config = job_object(job_dir / ".hydra" / "config.yaml", CONFIG, load_yaml(job_dir / ".hydra" / "config.yaml"))
     if config:
         _require_captioner(job_dir, config)
     if not metrics or not config:
         return None
     net = build_captioner(config["model"]["net"])
-    batch = config["data"].get("batch_size")
+    batch = _batch_size(job_dir / ".hydra" / "config.yaml", config)
     train_s, test_s = seconds.get("train_steps"), seconds.get("test_steps")
     machine = times.get("machine")  # the job's own: the machine building the report may be another
     return StudyRow(
