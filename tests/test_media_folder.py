@@ -396,6 +396,33 @@ def test_bad_options_are_refused_when_the_datamodule_is_made(tmp_path, option):
         MediaFolderDataModule(root=str(tmp_path), **option)
 
 
+@pytest.mark.parametrize(("val_fraction", "test_fraction"), [(-0.1, 0.1), ("0.1", 0.1), (0.6, 0.4)])
+def test_split_fractions_are_refused_in_the_caption_folders_words_but_0_turns_a_split_off(tmp_path, val_fraction,
+                                                                                          test_fraction):
+    """The caption folder's rule, in its words, but for 0: a VQ-VAE or a2a run may go without val or test. A share
+    given as a string ("0.1") ended in a TypeError."""
+    with pytest.raises(SupraUserError) as err:
+        MediaFolderDataModule(root=str(tmp_path), val_fraction=val_fraction, test_fraction=test_fraction)
+    assert str(err.value) == (f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must each be "
+                              "0 (that split off) or above and below 1, and leave some files for train (their sum below 1)")
+    MediaFolderDataModule(root=str(tmp_path), val_fraction=0, test_fraction=0)
+
+
+def test_a_folder_of_ten_stills_warns_of_its_one_image_splits_counted_after_decoding(tmp_path, caplog):
+    """As the caption folder warns (a split of one image scores that image alone), naming the option that widens
+    it; the split is drawn from the files that decode, so a file that does not is not counted."""
+    for i in range(10):
+        save_image(tmp_path / f"img{i:03d}.png")  # 8 / 1 / 1 (test_split_by_file_never_moves_a_file...)
+    (tmp_path / "broken.png").write_bytes(b"not a png")
+    with caplog.at_level("WARNING", logger="supra.data.media.folder"):
+        datamodule(tmp_path, val_fraction=0.1, test_fraction=0.05)
+    assert [r.getMessage() for r in caplog.records] == [
+        f"the val split of data.root={tmp_path} holds 1 of its 10 images (data.val_fraction=0.1): every validation "
+        "scores one of its images; set data.val_fraction=0.45 (about 4 images)",
+        f"the test split of data.root={tmp_path} holds 1 of its 10 images (data.test_fraction=0.05): the test scores "
+        "one of its images; set data.test_fraction=0.45 (about 4 images)"]
+
+
 def test_options_a_mode_does_not_read_are_refused_not_ignored(tmp_path):
     cases = [
         ({"mode": "frames", "frame_stride": 100, "frames": 7},

@@ -58,13 +58,16 @@ def read_caption_folder(root: str | Path, layout: str | None = None, seed: int =
     return finish(index)
 
 
-def check_split_fractions(val_fraction: float, test_fraction: float) -> None:
-    """One line unless each held-out share is above 0 (the captioner validates and tests on its own split)
-    and below 1, leaving files for train."""
-    if not (is_number(val_fraction) and is_number(test_fraction)) or not (
-            0 < val_fraction < 1 and 0 < test_fraction < 1 and val_fraction + test_fraction < 1):
+def check_split_fractions(val_fraction: float, test_fraction: float, may_be_off: bool = False) -> None:
+    """One line unless each held-out share is above 0 (the captioner validates and tests on its own split) and
+    below 1, leaving files for train. `may_be_off`: 0 turns that split off (a media folder's VQ-VAE or a2a run
+    may train without validating, or without a test)."""
+    shares = (val_fraction, test_fraction)
+    in_range = all(is_number(share) and (0 <= share < 1 if may_be_off else 0 < share < 1) for share in shares)
+    if not in_range or sum(shares) >= 1:
+        least = "0 (that split off) or above" if may_be_off else "above 0"
         raise SupraUserError(f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must each be "
-                             "above 0 and below 1, and leave some files for train (their sum below 1)")
+                             f"{least} and below 1, and leave some files for train (their sum below 1)")
 
 
 def folder_split_fractions(source: str, val_fraction: float | None, test_fraction: float | None,

@@ -26,7 +26,11 @@ from supra.tokens.a2a_layout import VQVAE_DOWNSAMPLE
 from supra.utils.errors import SupraUserError
 from supra.utils.numbers import is_whole
 
-__all__ = ["SPLITS", "MediaDataModule", "MediaItems", "MediaSamples", "check_image_size"]
+# what the scores of a folder's val or test split of one image are (a VQ-VAE's, the a2a mixture's beside the other
+# sources'): that image's
+ONE_IMAGE_SCORED = {"val": "every validation scores one of its images", "test": "the test scores one of its images"}
+
+__all__ = ["ONE_IMAGE_SCORED", "SPLITS", "MediaDataModule", "MediaItems", "MediaSamples", "check_image_size"]
 
 
 def check_image_size(size: int, key: str = "data.image_size", least: int = VQVAE_DOWNSAMPLE) -> int:

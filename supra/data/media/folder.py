@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 from rich.progress import Progress
 
+from supra.data.caption_sources.folder import check_split_fractions, one_image_split_warnings
 from supra.data.folder_index import (
     GIF_SUFFIX,
     FolderIndex,
@@ -41,7 +42,7 @@ from supra.data.folder_index import (
 from supra.data.gif_frames import EMPTY, TOO_LARGE, UNREADABLE, MediaDecodeError, open_gif, starts_like_gif
 from supra.data.images import UNREADABLE as UNREADABLE_STILL
 from supra.data.images import fit, load_still
-from supra.data.media.datamodule import SPLITS, MediaDataModule, MediaItems
+from supra.data.media.datamodule import ONE_IMAGE_SCORED, SPLITS, MediaDataModule, MediaItems
 from supra.utils.errors import SupraUserError
 from supra.utils.folder_walk import tree_stamp
 
@@ -119,17 +120,15 @@ class MediaFolderDataModule(MediaDataModule):
             if value < 1:
                 raise SupraUserError(f"data.{key}={value} must be >= 1")
         refuse_unread(mode, {"frames": frames, "frame_stride": frame_stride, "max_frames": max_frames})
-        if not (0 <= val_fraction < 1 and 0 <= test_fraction < 1 and val_fraction + test_fraction < 1):
-            raise SupraUserError(
-                f"data.val_fraction={val_fraction} and data.test_fraction={test_fraction} must each be in [0, 1) "
-                "and leave some files for train"
-            )
+        # the captioner folder's rule and words, but 0 turns a split off: a VQ-VAE or a2a run may go without it
+        check_split_fractions(val_fraction, test_fraction, may_be_off=True)
         self.root = Path(root)
         self.resize, self.mode = resize, mode
         self.frames, self.frame_stride = frames, frame_stride
         self.max_pixels, self.max_frames = max_pixels, max_frames
         self.val_fraction, self.test_fraction, self.seed = val_fraction, test_fraction, seed
         self.show_progress = show_progress
+        self.options = "data."  # how warnings name its options: data.sources.<name>. in the a2a mixture (check_inputs)
         self.split_files: dict[str, list[str]] = {}
         self.summary = ""
         self._loaded: dict[str, MediaItems] | None = None
@@ -202,10 +201,21 @@ class MediaFolderDataModule(MediaDataModule):
                 "replace them, or raise data.max_pixels if they are only large"
             )
         self.split_files = split_by_file(list(items), self.val_fraction, self.test_fraction, self.seed)
+        self._say_one_image_splits()
         self._loaded = {split: self._items(files, items, index) for split, files in self.split_files.items()}
         self.summary = self._summary(index, skipped, notes, time.perf_counter() - start)
         log.info(self.summary)
         return self._loaded
+
+    def _say_one_image_splits(self) -> None:
+        """Warn of a val or test split of one image, as the captioner's folder does: drawn from the files that
+        decoded (split_by_file), so it is counted after decoding. Mode images alone: there each file is one item,
+        where a GIF's frames or clips are many."""
+        if self.mode != "images" or (self.trainer is not None and not self.trainer.is_global_zero):
+            return
+        fractions = {"val_fraction": self.val_fraction, "test_fraction": self.test_fraction}
+        for line in one_image_split_warnings(self.split_files, self.root, fractions, self.options, ONE_IMAGE_SCORED):
+            log.warning(line)
 
     def _items(self, files: list[str], items: dict[str, list], index: FolderIndex) -> MediaItems:
         """One split's items, in file order. Each file's pixels are copied into the split's one tensor and
@@ -242,6 +252,10 @@ class MediaFolderDataModule(MediaDataModule):
         return line + f" ({seconds:.1f}s)"
 
     # -- MediaDataModule --------------------------------------------------------------------------
+
+    def check_inputs(self, options: str = "data", warn: bool = True) -> None:
+        # the folder is checked as it is decoded; here, only how the mixture names its options
+        self.options = f"{options}."
 
     def setup(self, stage: str | None = None) -> None:
         self._stage = stage or "fit"  # which advice an empty split gets

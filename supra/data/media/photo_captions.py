@@ -20,11 +20,9 @@ import torch
 
 from supra.data.caption_sources.decoded import DecodedPhotos
 from supra.data.caption_sources.folder import folder_split_fractions, one_image_split_warnings
-from supra.data.media.datamodule import MediaDataModule, MediaItems
+from supra.data.media.datamodule import ONE_IMAGE_SCORED, MediaDataModule, MediaItems
 
 log = logging.getLogger(__name__)
-# what the mixture's scores of a folder's split of one image are: that image's, beside the other sources'
-ONE_IMAGE_SCORED = {"val": "every validation scores one of its images", "test": "the test scores one of its images"}
 
 
 class PhotoCaptionsMediaDataModule(MediaDataModule):
