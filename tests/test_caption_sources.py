@@ -902,9 +902,10 @@ def test_the_a2a_photo_source_splits_a_folder_by_the_shares_the_captioner_takes_
     photos = PhotoCaptionsMediaDataModule(source="folder", root=str(root), cache_dir=str(tmp_path / "a2a"),
                                           show_progress=False, **wider)
     assert {split: photos.split_items(split).names for split in ("train", "val", "test")} == captioner.index.splits
+    default_split = PhotoCaptionsMediaDataModule(source="folder", root=str(root), show_progress=False)
+    default_split.check_inputs("data.sources.photos")  # as the mixture names its options
     with caplog.at_level("WARNING", logger="supra.data.media.photo_captions"):
-        PhotoCaptionsMediaDataModule(source="folder", root=str(root), show_progress=False).check_inputs(
-            "data.sources.photos")
+        default_split.split_items("train")  # counted as the photos are decoded
     assert [r.getMessage() for r in caplog.records] == [
         f"the val split of data.sources.photos.root={root} holds 1 of its 20 images "
         "(data.sources.photos.val_fraction=0.1): every validation scores one of its images; set "
@@ -917,6 +918,32 @@ def test_the_a2a_photo_source_splits_a_folder_by_the_shares_the_captioner_takes_
     with pytest.raises(SupraUserError, match=r"^data.val_fraction=0.2 sizes a folder's split \(source: folder\), "
                                              "not data.source=coco's: leave it out"):
         PhotoCaptionsMediaDataModule(source="coco", root=str(root), val_fraction=0.2)
+
+
+def test_the_a2a_photo_source_counts_a_one_image_split_after_decoding_as_the_captioner_does(tmp_path, caplog):
+    """broken1.jpg falls in val beside IMG_0004.jpg and fails to decode: the captioner warned of a val split of one
+    image (it counts after decoding) and the a2a source, counting the folder's split before, said nothing."""
+    from supra.data.media.photo_captions import PhotoCaptionsMediaDataModule
+
+    root = photo_folder(tmp_path / "photos", 20)
+    (root / "broken1.jpg").write_bytes(b"not a jpeg")
+    (root / "broken1.txt").write_text("a photo that does not decode\n")
+    captioner = PhotoCaptionsDataModule(source="folder", root=str(root), cache_dir=str(tmp_path / "cache"),
+                                        show_progress=False, batch_size=4, eval_batch_size=4)
+    with caplog.at_level("WARNING"):
+        captioner.setup("fit")
+        said_by_captioner = [r.getMessage() for r in caplog.records if r.getMessage().startswith("the val split")]
+        caplog.clear()
+        PhotoCaptionsMediaDataModule(source="folder", root=str(root), cache_dir=str(tmp_path / "a2a"),
+                                     show_progress=False).split_items("val")
+    assert captioner.index.splits["val"] == ["IMG_0004.jpg"]
+    assert said_by_captioner == [f"the val split of data.root={root} holds 1 of its 20 images (data.val_fraction=0.1): "
+                                 "CIDEr over one image is 0 at every validation, so best.ckpt (chosen by val/CIDEr) "
+                                 "stays the first validation's and a sweep's trials all tie; set data.val_fraction=0.25 "
+                                 "(about 5 images)"]
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("the val split")] == [
+        f"the val split of data.root={root} holds 1 of its 20 images (data.val_fraction=0.1): every validation "
+        "scores one of its images; set data.val_fraction=0.25 (about 5 images)"]
 
 
 def test_the_folder_config_switched_to_another_source_says_which_data_config_reads_that_source(tmp_path):

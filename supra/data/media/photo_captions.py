@@ -42,6 +42,7 @@ class PhotoCaptionsMediaDataModule(MediaDataModule):
         self.photos = DecodedPhotos(source, root, self.image_size, layout, split_seed,
                                     Path(cache_dir) if cache_dir else None, columns, fractions)
         self.show_progress = show_progress
+        self.options = "data."  # how warnings name its options: data.sources.<name>. in the a2a mixture (check_inputs)
 
     @property
     def items_version(self) -> int:  # type: ignore[override]
@@ -52,10 +53,18 @@ class PhotoCaptionsMediaDataModule(MediaDataModule):
         return self.photos.inputs_stamp() if self.photos.root.exists() else ""
 
     def check_inputs(self, options: str = "data", warn: bool = True) -> None:
-        if warn and self.photos.source == "folder" and self.photos.root.exists():
-            index = self.photos.read_index()
-            for line in one_image_split_warnings(index.splits, self.photos.root, self.photos.split_fractions,
-                                                 f"{options}.", ONE_IMAGE_SCORED):
+        # a folder's split of one image is counted once it is decoded (_load_photos); here, how the mixture names it
+        self.options = f"{options}."
+
+    def _load_photos(self) -> None:
+        """The photos decoded, once; then a warning of a folder's val or test split of one image, counted as the
+        captioner counts it: after decoding, an image that failed to decode left out of its split."""
+        if self.photos.index is not None:
+            return
+        self.photos.load(self.show_progress)
+        if self.photos.source == "folder":
+            for line in one_image_split_warnings(self.photos.index.splits, self.photos.root, self.photos.split_fractions,
+                                                 self.options, ONE_IMAGE_SCORED):
                 log.warning(line)
 
     def prepare_data(self) -> None:
@@ -64,12 +73,12 @@ class PhotoCaptionsMediaDataModule(MediaDataModule):
     def split_items(self, split: str) -> MediaItems:
         # a copy without train or val images (COCO's Karpathy test images alone, test-only parquets) is encoded
         # with that split empty: refused by the mixture where it trains on or scores it, not here
-        self.photos.load(self.show_progress)
+        self._load_photos()
         if not self.photos.index.splits[split]:
             return MediaItems(torch.empty((0, 3, self.image_size, self.image_size), dtype=torch.uint8))
         return self.items(split)
 
     def load_split(self, split: str) -> MediaItems:
-        self.photos.load(self.show_progress)
+        self._load_photos()
         part = self.photos.split(split)
         return MediaItems(self.photos.store[part.rows], part.captions, [str(i) for i in part.ids], None, part.files)
