@@ -55,6 +55,9 @@ from supra.utils.run_folders import refuse_model_folder
 
 GRID, RECORDS = "captions.png", "captions.jsonl"  # what a caption run writes into out
 PLAIN_REASONS = (EMPTY_FILE, DAMAGED, NOT_A_PICTURE)  # why_unreadable's
+# the other kinds of a file that could not be read, as the skip line counts them ("2 too large (e.g. ...)", "1
+# broken link"): words, not Pillow's class names
+BROKEN_LINK, TOO_LARGE, NO_KNOWN_RANGE = "broken link", "too large", "of no known pixel range"
 
 
 def is_broken_link(path: Path) -> bool:
@@ -71,7 +74,7 @@ def unreadable_reason(path: Path, err: BaseException) -> str:
     if is_broken_link(path):
         return f"a link to {path.readlink()}, which does not exist"
     if isinstance(err, PixelRangeError | Image.DecompressionBombError):
-        return f"{type(err).__name__}: {err}"
+        return str(err)
     return why_unreadable(path, err)
 
 
@@ -264,11 +267,12 @@ def _caption_files(net: VLMNano, tokenizer: CaptionTokenizer, settings: DecodeCo
             except UNREADABLE as err:
                 name, reason = path.relative_to(root).as_posix(), unreadable_reason(path, err)
                 if is_broken_link(path) or link_loops(path):
-                    unreadable.add("broken links", f"{name}: {reason}")
+                    unreadable.add(BROKEN_LINK, f"{name}: {reason}", noun=True)  # looping too
                 elif reason in PLAIN_REASONS:  # the reason is the kind: counted by it, the files named
                     unreadable.add(reason, name)
-                else:
-                    unreadable.add(type(err).__name__, f"{name}: {reason}")
+                else:  # readable, but not as it is: the kind in words, the reason saying what to do
+                    unreadable.add(TOO_LARGE if isinstance(err, Image.DecompressionBombError) else NO_KNOWN_RANGE,
+                                   f"{name}: {reason}")
                 last_reason = reason
         if not batch:
             continue

@@ -33,6 +33,7 @@ from pathlib import Path
 from supra.data.captions import clean_caption, read_caption_table, read_lines
 from supra.utils.errors import SupraUserError
 from supra.utils.folder_walk import listed_path, walk_visible
+from supra.utils.numbers import counted
 
 log = logging.getLogger(__name__)
 
@@ -52,20 +53,24 @@ HIDDEN = "captions for hidden files (a leading dot), which are skipped"
 
 @dataclass
 class Tally:
-    """Counts by reason, with the first few examples of each (for one-line summaries)."""
+    """Counts by reason, with the first few examples of each (for one-line summaries). A reason is words that read
+    after any count ("2 unreadable"), or a singular noun added with `noun=True` ("1 broken link", "2 broken links")."""
 
     counts: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
+    nouns: set[str] = field(default_factory=set)
 
-    def add(self, reason: str, example: str, n: int = 1) -> None:
+    def add(self, reason: str, example: str, n: int = 1, noun: bool = False) -> None:
         self.counts[reason] += n
+        if noun:
+            self.nouns.add(reason)
         examples = self.examples.setdefault(reason, [])
         if len(examples) < 3:
             examples.append(example)
 
     def describe(self, examples: int = 2) -> str:
-        return ", ".join(f"{n} {reason} (e.g. {', '.join(self.examples[reason][:examples])})"
-                         for reason, n in self.counts.items())
+        return ", ".join(f"{counted(n, reason) if reason in self.nouns else f'{n} {reason}'} "
+                         f"(e.g. {', '.join(self.examples[reason][:examples])})" for reason, n in self.counts.items())
 
     def __bool__(self) -> bool:
         return bool(self.counts)

@@ -211,13 +211,13 @@ def load_rgb(path: str | Path | BinaryIO, max_pixels: int | None = None, draft: 
             image = Image.open(path)
         except Image.DecompressionBombError as err:  # over twice the limit, Pillow names that: say ours
             found = re.search(r"\((\d+) pixels\)", str(err))
-            pixels = found.group(1) if found else f"over {2 * max_pixels}"
+            pixels = f"{int(found.group(1)):,}" if found else f"over {2 * max_pixels:,}"  # as the limit beside it
             raise Image.DecompressionBombError(f"{pixels} pixels, over {limit_said}") from None
         finally:
             Image.MAX_IMAGE_PIXELS = limit
     with image:
         if image.width * image.height > max_pixels:
-            raise Image.DecompressionBombError(f"{image.width}x{image.height} = {image.width * image.height} "
+            raise Image.DecompressionBombError(f"{image.width}x{image.height} = {image.width * image.height:,} "
                                                f"pixels, over {limit_said}")
         if image.mode == "F":  # known from the header: refused before decoding
             raise PixelRangeError("float pixels (mode F), of no known range: convert the picture to 8 or 16-bit")
