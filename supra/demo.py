@@ -14,11 +14,13 @@ naming the file as uploaded and what to do; the server goes on.
 from __future__ import annotations
 
 import dataclasses
+import errno
 import logging
 import os
 import secrets
 import socket
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -414,8 +416,13 @@ def url_host(host: str) -> str:
     return f"[{host}]" if ":" in host else host
 
 
+THIS_MACHINE = "give one of its own, e.g. host=127.0.0.1 (this machine only) or host=0.0.0.0 (the network)"
+
+
 def check_can_serve(host: Any, port: Any) -> None:
     """A host or port that is none, taken by another program, or a host this machine is not: one line."""
+    if isinstance(host, Sequence) and not isinstance(host, str) and len(host) == 1 and isinstance(host[0], str):
+        host = f"[{host[0]}]"  # host=[::1] unquoted: Hydra reads the brackets as a list, ['::1']
     if not isinstance(host, str) or not host.strip():  # host=1234, host=null; "" would serve every network
         raise SupraUserError(f"host={'null' if host is None else host} is no address: give this machine's, e.g. host=127.0.0.1 "
                              "(this machine only), host=0.0.0.0 (the network) or host=::1 (IPv6)")
@@ -427,7 +434,12 @@ def check_can_serve(host: Any, port: Any) -> None:
     try:
         with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
             probe.bind((host, port))
+    except socket.gaierror as err:  # a name that resolves to no address
+        raise SupraUserError(f"host={host} is no address this machine can serve on ({err.strerror or err}): "
+                             f"{THIS_MACHINE}") from None
     except OSError as err:
+        if err.errno == errno.EADDRNOTAVAIL:  # an address, but another machine's: no port would do
+            raise SupraUserError(f"host={host} is not an address of this machine ({err.strerror}): {THIS_MACHINE}") from None
         other_host = "" if host == "127.0.0.1" else " (or host=127.0.0.1)"  # not offered where it is the host
         raise SupraUserError(f"cannot serve on {host}:{port} ({err.strerror or err}): choose another with port=N"
                              f"{other_host}") from None

@@ -335,6 +335,8 @@ def free_port() -> int:
 
 
 def test_a_taken_or_impossible_port_is_one_line_before_the_model_loads():
+    from omegaconf import ListConfig
+
     from supra.demo import check_can_serve
     from supra.utils.errors import SupraUserError
 
@@ -350,8 +352,13 @@ def test_a_taken_or_impossible_port_is_one_line_before_the_model_loads():
     for host, shown in ((1234, "1234"), (None, "null"), ("", ""), (" ", " ")):  # "" would serve every network
         with pytest.raises(SupraUserError, match=rf"^host={shown} is no address: give this machine's, e.g. host=127.0.0.1"):
             check_can_serve(host, 7860)
-    with pytest.raises(SupraUserError, match=r"^host=\[::1\]: give the address without brackets \(host=::1\)"):
-        check_can_serve("[::1]", 7860)  # as the printed URL shows it
+    for bracketed in ("[::1]", ListConfig(["::1"])):  # as the printed URL shows it, quoted or as Hydra reads it bare
+        with pytest.raises(SupraUserError, match=r"^host=\[::1\]: give the address without brackets \(host=::1\)"):
+            check_can_serve(bracketed, 7860)
+    # another machine's address, or a name of none: not this machine's, which no other port mends
+    for elsewhere, why in (("192.0.2.1", "is not an address of this machine"), ("nosuchhost.invalid", "is no address")):
+        with pytest.raises(SupraUserError, match=rf"^host={elsewhere} {why} .*: give one of its own, e.g. host=127\.0\.0\.1"):
+            check_can_serve(elsewhere, 7860)
 
 
 def test_an_ipv6_host_is_served_and_shown_at_a_url_in_brackets(monkeypatch, capsys):
