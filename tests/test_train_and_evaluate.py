@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import copy
 import csv
+import glob
 import json
 import logging
 import os
 import re
+import shlex
 import shutil
 import subprocess
 import time
@@ -1266,6 +1268,23 @@ def test_each_run_of_one_process_logs_to_its_own_wandb_run(monkeypatch, tmp_path
         logger.log_metrics({"train/loss": 1.0}, step=0)
         assert logger.experiment.id == (tmp_path / job / "wandb_run_id.txt").read_text().strip()
         assert list((tmp_path / job / "wandb").glob(f"offline-run-*-{logger.experiment.id}"))
+    wandb.finish()
+
+
+def test_wandb_sync_hint_can_be_pasted_into_a_shell_when_the_run_folder_holds_a_space(monkeypatch, tmp_path, caplog):
+    """`wandb sync <dir>/offline-run-*-ID` unquoted: a space in hydra.run.dir split the pasted path in two."""
+    monkeypatch.setenv("WANDB_MODE", "offline")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    with caplog.at_level(logging.INFO, logger="supra.loggers.wandb_logger"):
+        logger = build_wandb_logger(str(tmp_path / "many grid" / "0"))
+    run_id = logger.experiment.id
+    [said] = [m for m in caplog.messages if m.startswith("W&B offline (")]
+    command = said.partition("`")[2].rstrip("`")
+    assert command == f"wandb sync '{tmp_path / 'many grid' / '0' / 'wandb'}/'offline-run-*-{run_id}"
+    # as the shell reads it: one path, whose glob finds the offline run
+    program, verb, path = shlex.split(command)
+    assert [Path(found).name for found in glob.glob(path)] == [
+        folder.name for folder in (tmp_path / "many grid" / "0" / "wandb").glob(f"offline-run-*-{run_id}")]
     wandb.finish()
 
 

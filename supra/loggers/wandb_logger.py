@@ -7,6 +7,7 @@ import logging
 import netrc
 import os
 import secrets
+import shlex
 import shutil
 from pathlib import Path
 from typing import Any
@@ -172,7 +173,9 @@ def _remove_failed_attempt(save_dir: str, run_id: str, before: set[Path]) -> Non
 
 
 def _sync_hint(save_dir: str, run_id: str) -> str:
-    return f"upload the run later with `wandb sync {Path(save_dir) / 'wandb' / f'offline-run-*-{run_id}'}`"
+    # the folder quoted for the shell (a space would split the pasted command), the glob left outside the quotes
+    folder = shlex.quote(f"{Path(save_dir) / 'wandb'}{os.sep}")
+    return f"upload the run later with `wandb sync {folder}offline-run-*-{run_id}`"
 
 
 def _continued_offline(resumed_id: str, kwargs: dict[str, Any]) -> dict[str, Any]:
