@@ -1288,6 +1288,21 @@ def test_wandb_sync_hint_can_be_pasted_into_a_shell_when_the_run_folder_holds_a_
     wandb.finish()
 
 
+def test_a_mistyped_wandb_mode_is_refused_in_one_line_before_any_work(monkeypatch, tmp_path, caplog):
+    """WANDB_MODE=offlien was wandb's multi-line validation error, after a line telling to upload the run later."""
+    monkeypatch.setenv("WANDB_MODE", "offlien")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    said = ("WANDB_MODE=offlien is not a W&B mode: set it to one of online, offline, disabled, dryrun, run, shared, "
+            "or unset it (the run then logs online when logged in, else offline)")
+    with pytest.raises(SupraUserError) as refused:
+        check_run_config(compose_config("train", tmp_path / "run", ["logger=wandb"]))
+    assert str(refused.value) == said
+    with caplog.at_level(logging.INFO, logger="supra.loggers.wandb_logger"), pytest.raises(SupraUserError) as refused:
+        build_wandb_logger(str(tmp_path / "direct"))
+    assert str(refused.value) == said
+    assert not caplog.messages and not (tmp_path / "direct").exists()  # no "upload the run later": there is no run
+
+
 def test_wandb_tags_hydra_reads_as_numbers_or_booleans_are_given_to_wandb_as_typed(monkeypatch, tmp_path):
     """tags=[exp,2024,true]: Hydra gives the number 2024 and True, which wandb.init refused in a traceback."""
     monkeypatch.setenv("WANDB_MODE", "offline")

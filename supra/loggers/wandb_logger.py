@@ -21,6 +21,7 @@ from supra.utils.numbers import is_number
 
 RUN_ID_FILE = "wandb_run_id.txt"
 PROJECT_FORBIDDEN = "/\\#?%:"  # wandb's: refused only as the run starts
+WANDB_MODES = ("online", "offline", "disabled", "dryrun", "run", "shared")  # what wandb's Settings take
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,7 @@ def check_wandb_options(project: str | None, tags: list[str] | None, init_timeou
                         where: str = "logger.wandb") -> None:
     """What wandb refuses only as the run starts (after the data set-up: a traceback) or never (an init_timeout
     of 0 or less left the run hanging), as one line naming the option (`where`: the logger's key)."""
+    check_wandb_mode()
     if not is_number(init_timeout) or init_timeout <= 0:
         raise SupraUserError(f"{where}.init_timeout={init_timeout!r} must be a number of seconds > 0: how long "
                              "to wait for the W&B server before logging offline (default 10)")
@@ -125,6 +127,15 @@ def check_wandb_options(project: str | None, tags: list[str] | None, init_timeou
         if not 1 <= len(tag) <= 64:
             raise SupraUserError(f"{where}.tags holds the tag {tag!r} ({len(tag)} characters): a W&B "
                                  "tag has 1 to 64 characters (the tags come from tags=[...])")
+
+
+def check_wandb_mode() -> None:
+    """WANDB_MODE as wandb takes it: a mistyped one was wandb's multi-line error, after a line saying the run
+    logs offline."""
+    mode = os.environ.get("WANDB_MODE")
+    if mode and mode not in WANDB_MODES:  # empty: wandb takes it as unset
+        raise SupraUserError(f"WANDB_MODE={mode} is not a W&B mode: set it to one of {', '.join(WANDB_MODES)}, "
+                             "or unset it (the run then logs online when logged in, else offline)")
 
 
 def _started_online(logger: WandbLogger, save_dir: str, project: str, name: str | None, tags: list[str] | None,
