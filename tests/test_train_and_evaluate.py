@@ -1303,6 +1303,26 @@ def test_a_mistyped_wandb_mode_is_refused_in_one_line_before_any_work(monkeypatc
     assert not caplog.messages and not (tmp_path / "direct").exists()  # no "upload the run later": there is no run
 
 
+def test_wandb_mode_online_without_a_login_is_refused_in_one_line_as_offline_false_is(monkeypatch, tmp_path, caplog):
+    """WANDB_MODE=online without a login went offline as if unset, where logger.wandb.offline=false stops."""
+    monkeypatch.setenv("WANDB_MODE", "online")
+    monkeypatch.delenv("WANDB_API_KEY", raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, so not logged in
+    said = ("WANDB_MODE=online needs a W&B login: run `wandb login` or set WANDB_API_KEY (or unset WANDB_MODE: the "
+            "run then logs offline)")
+    with pytest.raises(SupraUserError) as refused:
+        check_run_config(compose_config("train", tmp_path / "run", ["logger=wandb"]))
+    assert str(refused.value) == said
+    with caplog.at_level(logging.INFO, logger="supra.loggers.wandb_logger"), pytest.raises(SupraUserError) as refused:
+        build_wandb_logger(str(tmp_path / "direct"))
+    assert str(refused.value) == said
+    assert not caplog.messages and not (tmp_path / "direct").exists()
+    # logger.wandb.offline=true, asked for in the config, still logs offline
+    logger = build_wandb_logger(str(tmp_path / "offline"), offline=True)
+    assert list((tmp_path / "offline" / "wandb").glob(f"offline-run-*-{logger.experiment.id}"))
+    wandb.finish()
+
+
 def test_wandb_tags_hydra_reads_as_numbers_or_booleans_are_given_to_wandb_as_typed(monkeypatch, tmp_path):
     """tags=[exp,2024,true]: Hydra gives the number 2024 and True, which wandb.init refused in a traceback."""
     monkeypatch.setenv("WANDB_MODE", "offline")

@@ -50,9 +50,10 @@ def build_wandb_logger(
     The run id is kept in `<save_dir>/wandb_run_id.txt`; resuming from a checkpoint of a run that has
     one continues that W&B run instead of starting a new one when online (offline: _continued_offline).
     Logged in but without an answer from the W&B server within `init_timeout` seconds (a machine without
-    network), the run logs offline and says so; with `offline=False` it stops in one line instead.
+    network), the run logs offline and says so; with `offline=False` it stops in one line instead. Not logged in,
+    `offline=False` and WANDB_MODE=online (with `offline` unset) stop in one line before any work.
     """
-    check_wandb_options(project, tags, init_timeout)
+    check_wandb_options(project, tags, init_timeout, offline=offline)
     tags = wandb_tags(tags)
     if wandb.run is not None:  # an earlier run of this process (a sweep's jobs share one): Lightning would log into it
         wandb.finish()
@@ -67,9 +68,6 @@ def build_wandb_logger(
         kwargs.setdefault("mode", "disabled")
     elif offline is None:
         offline = mode in ("offline", "dryrun") or not wandb_logged_in()
-    elif not offline and mode not in ("offline", "dryrun") and not wandb_logged_in():  # else wandb's traceback
-        raise SupraUserError("logger.wandb.offline=false needs a W&B login: run `wandb login` or set WANDB_API_KEY "
-                             "(or leave logger.wandb.offline unset: the run then logs offline)")
     resumed_id = None
     if resume_from:
         id_file = _run_dir_of_checkpoint(resume_from) / RUN_ID_FILE
@@ -110,10 +108,11 @@ def wandb_tags(tags: Any) -> list[str] | None:
 
 
 def check_wandb_options(project: str | None, tags: list[str] | None, init_timeout: Any,
-                        where: str = "logger.wandb") -> None:
+                        where: str = "logger.wandb", offline: Any = None) -> None:
     """What wandb refuses only as the run starts (after the data set-up: a traceback) or never (an init_timeout
     of 0 or less left the run hanging), as one line naming the option (`where`: the logger's key)."""
     check_wandb_mode()
+    check_wandb_login(offline, where)
     if not is_number(init_timeout) or init_timeout <= 0:
         raise SupraUserError(f"{where}.init_timeout={init_timeout!r} must be a number of seconds > 0: how long "
                              "to wait for the W&B server before logging offline (default 10)")
@@ -136,6 +135,20 @@ def check_wandb_mode() -> None:
     if mode and mode not in WANDB_MODES:  # empty: wandb takes it as unset
         raise SupraUserError(f"WANDB_MODE={mode} is not a W&B mode: set it to one of {', '.join(WANDB_MODES)}, "
                              "or unset it (the run then logs online when logged in, else offline)")
+
+
+def check_wandb_login(offline: Any, where: str = "logger.wandb") -> None:
+    """A run asked to log online is logged in: `offline=false` (else wandb's traceback), or WANDB_MODE=online with
+    `offline` unset (else a run quietly offline: the user asked for online)."""
+    mode = os.environ.get("WANDB_MODE")
+    if mode in ("offline", "dryrun", "disabled") or offline is True or wandb_logged_in():
+        return
+    if offline is False:
+        raise SupraUserError(f"{where}.offline=false needs a W&B login: run `wandb login` or set WANDB_API_KEY "
+                             f"(or leave {where}.offline unset: the run then logs offline)")
+    if mode in ("online", "run"):  # run: wandb's older name of online
+        raise SupraUserError(f"WANDB_MODE={mode} needs a W&B login: run `wandb login` or set WANDB_API_KEY "
+                             "(or unset WANDB_MODE: the run then logs offline)")
 
 
 def _started_online(logger: WandbLogger, save_dir: str, project: str, name: str | None, tags: list[str] | None,

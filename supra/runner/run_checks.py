@@ -218,7 +218,8 @@ def check_loggers(logger_cfg: DictConfig | None) -> None:
         if str(node.get("_target_")) == WANDB_TARGET:
             tags = node.get("tags")
             tags = [tags] if isinstance(tags, str) else OmegaConf.to_container(tags) if isinstance(tags, ListConfig) else tags
-            check_wandb_options(node.get("project"), tags, node.get("init_timeout", 10), f"logger.{key}")
+            check_wandb_options(node.get("project"), tags, node.get("init_timeout", 10), f"logger.{key}",
+                                node.get("offline"))
 
 
 WANDB_TARGET = f"{build_wandb_logger.__module__}.{build_wandb_logger.__name__}"
