@@ -4,6 +4,7 @@ resumed), the sweep report (also rebuilt from an interrupted sweep), and the met
 from __future__ import annotations
 
 import json
+import logging
 import math
 import re
 import sqlite3
@@ -24,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from supra.runner.training import divergence, train
 from supra.sweeps.callback import SweepJobRecorder, end_if_no_trial_completed, note_diverged
+from supra.sweeps.optuna_seed import study_seed
 from supra.sweeps.optuna_settings import SweeperSettingsCheck, check_optuna_settings, check_search_ranges
 from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, collect, write_report
 from supra.sweeps.stored_study import STUDY_METRIC, STUDY_SETUP, setup_changes, study_setup
@@ -141,6 +143,17 @@ def test_optuna_sqlite_study_is_resumed_by_a_second_sweep(tmp_path):
     assert len(job_dirs(tmp_path / "second")) == 1
     # the second session's sampler is seeded past the first's trials: it draws new hyperparameters
     assert study.trials[0].params != study.trials[1].params
+
+
+def test_a_stored_studys_sampler_seed_is_said_once_with_its_trials_counted(tmp_path, caplog):
+    """Hydra resolves the sweeper's ${study_seed:...} more than once a session: the line came twice, as "1 trials"."""
+    storage = f"sqlite:///{tmp_path / 'study.db'}"
+    optuna.create_study(study_name="s1", storage=storage).add_trial(optuna.trial.create_trial(value=1.0))
+    with caplog.at_level(logging.INFO, logger="supra.sweeps.optuna_seed"):
+        seeds = [study_seed(1234, storage, "s1") for _ in range(2)]
+    assert seeds == [1235, 1235]
+    assert [r.getMessage() for r in caplog.records if r.name == "supra.sweeps.optuna_seed"] == [
+        "study s1 holds 1 trial: its sampler's seed is 1234 + 1"]
 
 
 @pytest.fixture(scope="module")

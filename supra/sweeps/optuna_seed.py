@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import logging
 
+from supra.utils.numbers import counted
+
 log = logging.getLogger(__name__)
+
+# (storage, study, trials) already said: Hydra resolves the sweeper's `${study_seed:...}` more than once a session
+_SAID: set[tuple[str, str, int]] = set()
 
 
 def study_seed(seed: int | None, storage: str | None, study_name: str | None) -> int | None:
@@ -26,6 +31,7 @@ def study_seed(seed: int | None, storage: str | None, study_name: str | None) ->
         log.debug("study %s in %s not read (%s): seed %s", study_name, storage, err, seed)
         return seed
     trials = next((summary.n_trials for summary in summaries if summary.study_name == study_name), 0)
-    if trials:
-        log.info("study %s holds %d trials: its sampler's seed is %d + %d", study_name, trials, seed, trials)
+    if trials and (storage, study_name, trials) not in _SAID:
+        _SAID.add((storage, study_name, trials))
+        log.info("study %s holds %s: its sampler's seed is %d + %d", study_name, counted(trials, "trial"), seed, trials)
     return seed + trials
