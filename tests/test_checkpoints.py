@@ -327,6 +327,19 @@ def test_one_ctrl_c_stops_at_the_batch_end_with_last_ckpt_and_a_second_stops_at_
     assert signal.getsignal(signal.SIGINT) is ctrl_c  # Ctrl-C as it was, after the fit
 
 
+def test_a_ctrl_c_in_a_sweeps_job_says_how_the_sweep_goes_on_not_ckpt_path(tmp_path, capsys, python_ctrl_c):
+    """Under -m, `resume with ckpt_path=...` would start every job of the sweep from this job's checkpoint."""
+    checkpoint = LastStepModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0)
+    checkpoint.resume_advice = "job 0 of the sweep in DIR stopped; run the sweep again with a new hydra.sweep.dir"
+    trainer = L.Trainer(max_steps=5, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                        limit_val_batches=0, default_root_dir=tmp_path, callbacks=[checkpoint])
+    with pytest.raises(SIGTERMException):
+        trainer.fit(PressesCtrlC(1), DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2))
+    assert capsys.readouterr().err == (
+        "interrupted at step 2: job 0 of the sweep in DIR stopped; run the sweep again with a new hydra.sweep.dir\n")
+    assert (tmp_path / "last.ckpt").exists()  # written all the same: the step reached
+
+
 class PressesCtrlCInTest(PressesCtrlC):
     """A model whose user presses Ctrl-C during its first test batch."""
 

@@ -24,7 +24,12 @@ from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from supra.runner.training import divergence, train
-from supra.sweeps.callback import SweepJobRecorder, end_if_no_trial_completed, note_diverged
+from supra.sweeps.callback import (
+    SweepJobRecorder,
+    end_if_no_trial_completed,
+    interrupted_job_advice,
+    note_diverged,
+)
 from supra.sweeps.optuna_seed import study_seed
 from supra.sweeps.optuna_settings import SweeperSettingsCheck, check_optuna_settings, check_search_ranges
 from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, collect, write_report
@@ -206,6 +211,20 @@ def sweep_job_config(tmp_path: Path, *overrides: str, job: str = "0") -> tuple[D
     with read_write(hydra_cfg.hydra):
         hydra_cfg.hydra.mode = RunMode.MULTIRUN
     return cfg, hydra_cfg
+
+
+def test_an_interrupted_sweep_job_names_the_report_command_and_a_new_sweep_dir_not_ckpt_path(tmp_path):
+    """ckpt_path= added to a -m command would start every job (every trial) from the interrupted job's checkpoint."""
+    _, grid = sweep_job_config(tmp_path / "a grid", "model.optimizer.lr=1e-3")
+    sweep_dir = tmp_path / "a grid" / "sweep"
+    assert interrupted_job_advice(grid.hydra) == (
+        f"job 0 of the sweep in {sweep_dir} stopped; rebuild its report with `python -m supra.sweep_report "
+        f"dir='{sweep_dir}'`, and run the sweep again with a new hydra.sweep.dir (not with ckpt_path=, which would "
+        "start every job from this one's checkpoint)")
+    _, study = sweep_job_config(tmp_path, "hparams_search=vlm_optuna",
+                                f"hydra.sweeper.storage=sqlite:///{tmp_path / 'st.db'}", "hydra.sweeper.study_name=s")
+    assert ", and go on with its study, which keeps the finished trials, by running the same command with a new " \
+           "hydra.sweep.dir (not with ckpt_path=" in interrupted_job_advice(study.hydra)
 
 
 def write_job(job_dir: Path, overrides: list[str], direction: str | None, result: dict,

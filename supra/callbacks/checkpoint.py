@@ -91,6 +91,9 @@ class LastStepModelCheckpoint(ModelCheckpoint):
     _graceful: Callable[[int, FrameType | None], None] | None = None
     _ctrl_c: Any = None
     _stop_asked = False
+    # how an interrupted fit goes on where not with ckpt_path= (set by the runner for a multirun's job: ckpt_path=
+    # added to the -m command would start every job from this one's checkpoint)
+    resume_advice: str | None = None
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
         super().setup(trainer, pl_module, stage)
@@ -173,7 +176,8 @@ class LastStepModelCheckpoint(ModelCheckpoint):
         else:
             if last_step_saved(self) != trainer.global_step:
                 save_last_checkpoint(self, trainer)
-            message = f"interrupted at step {trainer.global_step}: resume with ckpt_path={self.last_model_path}"
+            message = f"interrupted at step {trainer.global_step}: " + (
+                self.resume_advice or f"resume with ckpt_path={self.last_model_path}")
         if trainer.is_global_zero:
             print(message, file=sys.stderr, flush=True)
             note_in_run_log(message)

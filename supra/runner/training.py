@@ -28,7 +28,7 @@ from supra.artifacts.checkpoints import (
     refuse_changed_model,
     run_config_of,
 )
-from supra.callbacks.checkpoint import AtomicCheckpointIO
+from supra.callbacks.checkpoint import AtomicCheckpointIO, LastStepModelCheckpoint
 from supra.callbacks.overfit_check import OverfitCheck
 from supra.callbacks.time_accounting import mark_job_start
 from supra.callbacks.validation_within_run import ValidationWithinRun
@@ -43,9 +43,9 @@ from supra.runner.components import (
     tokenizer_to_reuse,
 )
 from supra.runner.resume import EpochWhereStopped, PastScheduleByEpochs, epochs_trained
-from supra.runner.run_checks import check_java_for_training, check_run_config, group_choice
+from supra.runner.run_checks import check_java_for_training, check_run_config, group_choice, in_sweep
 from supra.runner.spawned_ranks import EndWithMainProcess, sigterm_ends_main_process_at_once
-from supra.sweeps.callback import note_diverged
+from supra.sweeps.callback import interrupted_job_advice, note_diverged
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
 from supra.tasks.base import SupraTask
 from supra.utils.cli import SIGINT_EXIT, ended_by_ctrl_c
@@ -175,6 +175,9 @@ def _build_trainer(cfg: DictConfig, task: SupraTask, datamodule: L.LightningData
                  EndWithMainProcess(), *resume_callbacks]
     if cfg.trainer.get("overfit_batches"):  # debug=overfit: say whether it did
         callbacks.append(OverfitCheck())
+    if in_sweep():  # an interrupted job is not resumed alone with ckpt_path=
+        for checkpoint in (c for c in callbacks if isinstance(c, LastStepModelCheckpoint)):
+            checkpoint.resume_advice = interrupted_job_advice(HydraConfig.get())
     loggers = instantiate_group(cfg.get("logger"))
     callbacks = without_unloggable(callbacks, loggers)
     # checkpoints written whole or not at all (unless trainer.plugins=... chooses the plugins itself)

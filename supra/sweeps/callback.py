@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -152,6 +153,20 @@ def end_if_no_trial_completed(sweep_dir: Path, error: Exception) -> None:
     print(f"error: every trial of the sweep failed ({len(rows)} of {len(rows)}), so it has no best one: why each "
           f"failed is in {sweep_dir / SUMMARY_MD}{reason}", file=sys.stderr)
     raise SystemExit(1) from None
+
+
+def interrupted_job_advice(hydra_cfg: DictConfig) -> str:
+    """How a multirun whose job `hydra_cfg` describes goes on after that job was interrupted (docs/sweeps.md): its
+    report rebuilt, and the sweep run again in another folder; a study in storage keeps its finished trials."""
+    sweep_dir = Path(hydra_cfg.sweep.dir).absolute()
+    report = f"python -m supra.sweep_report dir={shlex.quote(str(sweep_dir))}"
+    if hydra_cfg.get("sweeper", {}).get("storage"):
+        again = "go on with its study, which keeps the finished trials, by running the same command"
+    else:
+        again = "run the sweep again"
+    return (f"job {hydra_cfg.job.num} of the sweep in {sweep_dir} stopped; rebuild its report with `{report}`, and "
+            f"{again} with a new hydra.sweep.dir (not with ckpt_path=, which would start every job from this one's "
+            "checkpoint)")
 
 
 def _subdir(hydra_cfg: DictConfig) -> str | None:
