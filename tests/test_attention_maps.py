@@ -345,7 +345,7 @@ def test_explain_names_a_bad_picture_in_one_line(trained_run, tmp_path, capsys):
     with pytest.raises(SystemExit):
         run_command("explain", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"image={tmp_path / 'huge.png'}",
                     f"out={tmp_path / 'out'}")
-    assert capsys.readouterr().err == (f"error: image={tmp_path / 'huge.png'} is too large (12000x10000 = 120000000 "
+    assert capsys.readouterr().err == (f"error: image={tmp_path / 'huge.png'} is too large (12000x10000 = 120,000,000 "
                                        "pixels; explain reads up to 100,000,000 pixels): resize the picture and give "
                                        "the smaller copy\n")  # not "cannot be read as a picture": it can
     Image.new("F", (40, 40), 0.5).save(tmp_path / "float.tif")  # read, but of no known range: what to do said

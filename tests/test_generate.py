@@ -815,7 +815,7 @@ def test_explain_says_a_picture_is_too_large_and_to_resize_it(pair, tmp_path, ca
         run_command("explain", f"ckpt={pair[0]}", f"image={tmp_path / 'huge.png'}", f"out={tmp_path / 'out'}",
                     f"image_size={SIDE}")
     # not "over max_pixels=...": explain has no such option
-    assert capsys.readouterr().err == (f"error: image={tmp_path / 'huge.png'} is too large (10000x6000 = 60000000 "
+    assert capsys.readouterr().err == (f"error: image={tmp_path / 'huge.png'} is too large (10000x6000 = 60,000,000 "
                                        "pixels; explain reads up to 50,000,000 pixels): resize the picture and give "
                                        "the smaller copy\n")
 

@@ -163,10 +163,10 @@ def test_sixteen_bit_grey_is_scaled_and_a_bomb_is_refused_naming_the_limit_given
     pixels = np.asarray(load_rgb(tmp_path / "grey16.png"))
     assert pixels.shape == (64, 64, 3) and (pixels.min(), pixels.max()) == (0, 255) and 120 < pixels.mean() < 135
     Image.new("1", (1100, 1000)).save(tmp_path / "bomb.png")  # 1.1x a limit of 1M pixels: Pillow only warns
-    with pytest.raises(UNREADABLE, match=r"1100x1000 = 1100000 pixels, over max_pixels=1000000"):
+    with pytest.raises(UNREADABLE, match=r"1100x1000 = 1,100,000 pixels, over max_pixels=1000000"):
         load_rgb(tmp_path / "bomb.png", max_pixels=1_000_000)
     # over twice the limit Pillow refuses by itself, naming twice the limit: the same words as under it
-    with pytest.raises(UNREADABLE, match=r"^1100000 pixels, over max_pixels=500000$"):
+    with pytest.raises(UNREADABLE, match=r"^1,100,000 pixels, over max_pixels=500000$"):
         load_rgb(tmp_path / "bomb.png", max_pixels=500_000)
 
 
@@ -181,8 +181,8 @@ def test_a_picture_too_large_says_to_resize_it_where_the_caller_gave_no_max_pixe
     # a GIF whose first frame, placed far off, grows its screen
     (tmp_path / "grown.gif").write_bytes(gif_bytes(8, 8, [Frame(solid(2, 2, 1), left=15_000, top=10_000)]))
     said = r"over the 100,000,000 pixels read: resize the picture$"
-    for name, size in [("big.png", "12000x10000 = 120000000 pixels"), ("huge.png", "400000000 pixels"),
-                       ("grown.gif", "15002x10002 = 150050004 pixels")]:
+    for name, size in [("big.png", "12000x10000 = 120,000,000 pixels"), ("huge.png", "400,000,000 pixels"),
+                       ("grown.gif", "15002x10002 = 150,050,004 pixels")]:
         with pytest.raises(UNREADABLE, match=f"^{size}, {said}"):
             load_rgb(tmp_path / name)
 

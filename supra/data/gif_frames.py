@@ -145,7 +145,7 @@ def _palette(table: bytes) -> np.ndarray:
 
 def _check_pixels(what: str, width: int, height: int, max_pixels: int) -> None:
     if width * height > max_pixels:
-        pixels = f"{width}x{height} = {width * height} pixels"
+        pixels = f"{width}x{height} = {width * height:,} pixels"
         raise MediaDecodeError(f"{what} is {pixels}, over max_pixels={max_pixels}", TOO_LARGE)
 
 
