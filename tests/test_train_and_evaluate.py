@@ -1288,19 +1288,25 @@ def test_wandb_sync_hint_can_be_pasted_into_a_shell_when_the_run_folder_holds_a_
     wandb.finish()
 
 
-def test_a_mistyped_wandb_mode_is_refused_in_one_line_before_any_work(monkeypatch, tmp_path, caplog):
-    """WANDB_MODE=offlien was wandb's multi-line validation error, after a line telling to upload the run later."""
-    monkeypatch.setenv("WANDB_MODE", "offlien")
-    monkeypatch.setenv("HOME", str(tmp_path))
-    said = ("WANDB_MODE=offlien is not a W&B mode: set it to one of online, offline, disabled, dryrun, run, shared, "
-            "or unset it (the run then logs online when logged in, else offline)")
+def refused_by_the_run_check_and_the_logger(said: str, tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """`said`, one line, from the checks before any work and from the logger itself, which then logs nothing and
+    writes no folder (no "upload the run later": there is no run)."""
     with pytest.raises(SupraUserError) as refused:
         check_run_config(compose_config("train", tmp_path / "run", ["logger=wandb"]))
     assert str(refused.value) == said
     with caplog.at_level(logging.INFO, logger="supra.loggers.wandb_logger"), pytest.raises(SupraUserError) as refused:
         build_wandb_logger(str(tmp_path / "direct"))
     assert str(refused.value) == said
-    assert not caplog.messages and not (tmp_path / "direct").exists()  # no "upload the run later": there is no run
+    assert not caplog.messages and not (tmp_path / "direct").exists()
+
+
+def test_a_mistyped_wandb_mode_is_refused_in_one_line_before_any_work(monkeypatch, tmp_path, caplog):
+    """WANDB_MODE=offlien was wandb's multi-line validation error, after a line telling to upload the run later."""
+    monkeypatch.setenv("WANDB_MODE", "offlien")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    said = ("WANDB_MODE=offlien is not a W&B mode: set it to one of online, offline, disabled, dryrun, run, shared, "
+            "or unset it (the run then logs online when logged in, else offline)")
+    refused_by_the_run_check_and_the_logger(said, tmp_path, caplog)
 
 
 def test_wandb_mode_online_without_a_login_is_refused_in_one_line_as_offline_false_is(monkeypatch, tmp_path, caplog):
@@ -1310,13 +1316,7 @@ def test_wandb_mode_online_without_a_login_is_refused_in_one_line_as_offline_fal
     monkeypatch.setenv("HOME", str(tmp_path))  # no ~/.netrc, so not logged in
     said = ("WANDB_MODE=online needs a W&B login: run `wandb login` or set WANDB_API_KEY (or unset WANDB_MODE: the "
             "run then logs offline)")
-    with pytest.raises(SupraUserError) as refused:
-        check_run_config(compose_config("train", tmp_path / "run", ["logger=wandb"]))
-    assert str(refused.value) == said
-    with caplog.at_level(logging.INFO, logger="supra.loggers.wandb_logger"), pytest.raises(SupraUserError) as refused:
-        build_wandb_logger(str(tmp_path / "direct"))
-    assert str(refused.value) == said
-    assert not caplog.messages and not (tmp_path / "direct").exists()
+    refused_by_the_run_check_and_the_logger(said, tmp_path, caplog)
     # logger.wandb.offline=true, asked for in the config, still logs offline
     logger = build_wandb_logger(str(tmp_path / "offline"), offline=True)
     assert list((tmp_path / "offline" / "wandb").glob(f"offline-run-*-{logger.experiment.id}"))
