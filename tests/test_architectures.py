@@ -1015,16 +1015,23 @@ def test_study_report_names_a_step_time_that_is_no_number_in_one_line_and_writes
         f"{json.dumps(value)}, not {kind}): move it away to report the job without it, or restore it\n")
 
 
-@pytest.mark.parametrize("value", ["16x", [16], True], ids=["a unit", "a list", "a switch"])
-def test_study_report_names_a_batch_size_that_is_no_number_in_one_line_and_writes_nothing(tmp_path, capsys, value):
+@pytest.mark.parametrize(("data", "why"), [
+    ({"batch_size": "16x"}, 'its data.batch_size is "16x", not a number'),
+    ({"batch_size": [16]}, "its data.batch_size is [16], not a number"),
+    ({"batch_size": True}, "its data.batch_size is true, not a number"),
+    (None, "it has no data: section"),
+    ("shapes", "it has no data: section"),
+], ids=["a unit", "a list", "a switch", "no data section", "data as a word"])
+def test_study_report_names_a_batch_size_that_is_no_number_in_one_line_and_writes_nothing(tmp_path, capsys, data, why):
     """The job's data.batch_size goes into the training speed: "16x" or [16] stopped the report with a traceback in
-    its division, and true was taken as a batch of 1."""
+    its division, true was taken as a batch of 1, and a config without its data: section was a bare KeyError."""
     write_study_job(tmp_path / "sweep" / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET)
     config_file = tmp_path / "sweep" / "0" / ".hydra" / "config.yaml"
-    config_file.write_text(json.dumps({"model": {"net": CAPTIONER_NET}, "data": {"batch_size": value}}))
+    config = {"model": {"net": CAPTIONER_NET}} | ({"data": data} if data is not None else {})
+    config_file.write_text(json.dumps(config))
     assert refused_study_report(tmp_path, capsys) == (
-        f"error: {config_file} is not a job's config (a YAML mapping, as Hydra writes it) (its data.batch_size is "
-        f"{json.dumps(value)}, not a number): move it away to report the job without it, or restore it\n")
+        f"error: {config_file} is not a job's config (a YAML mapping, as Hydra writes it) ({why}): move it away to "
+        "report the job without it, or restore it\n")
 
 
 def test_the_study_table_and_plot_are_replaced_together_or_not_at_all(tmp_path):

@@ -97,7 +97,10 @@ CONFIG = "a job's config (a YAML mapping, as Hydra writes it)"
 def _batch_size(path: Path, config: dict[str, Any]) -> Any:
     """The job's data.batch_size, a number or null, as Hydra writes it; one line naming the file and the key
     otherwise, as _times does: "16x" stopped the report in the middle of the speeds' division."""
-    batch = config["data"].get("batch_size")
+    data = config.get("data")
+    if not isinstance(data, dict):  # a hand-edited file: a KeyError named only "data"
+        raise damaged_job_file(path, CONFIG, "it has no data: section")
+    batch = data.get("batch_size")
     if batch is not None and not is_number(batch):
         raise damaged_job_file(path, CONFIG, f"its data.batch_size is {json.dumps(batch)[:40]}, not a number")
     return batch
