@@ -165,6 +165,23 @@ def test_an_optuna_sweeps_error_reaches_the_handler_before_hydra_prints_it():
     assert seen == [error]
 
 
+def test_a_grid_sweeps_failed_job_reaches_the_handler_before_hydra_prints_it():
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    error, seen = ValueError("model.optimizer.lr=-1 must be a finite number >= 0"), []
+    job = JobReturn(status=JobStatus.FAILED, _return_value=error)
+    sweep = BasicSweeper.sweep
+    try:
+        # the grid's loop as Hydra's BasicSweeper.sweep ends: a failed job's exception raised after its batch
+        BasicSweeper.sweep = lambda self, arguments: job.return_value
+        private_apis.on_grid_sweep_error(seen.append)
+        with pytest.raises(ValueError) as raised:  # a handler that returns lets it go on
+            BasicSweeper.sweep(None, [])
+        assert raised.value is error and seen == [error]
+    finally:
+        BasicSweeper.sweep = sweep
+
+
 def test_the_optuna_sweeper_says_a_trial_that_returned_no_value_failed_on_its_logger(tmp_path, caplog):
     def no_value(overrides, initial_job_idx):
         return [JobReturn(status=JobStatus.COMPLETED, _return_value=None)]

@@ -56,6 +56,11 @@ def test_grid_multirun_runs_each_job_and_the_report_is_rebuilt_with_its_failed_j
     # lr=-1: refused before the job trains, so job 2 fails and the grid stops, its report written after each job
     sweep_dir, result = grid_sweeps["lr"]
     assert result.returncode != 0 and "model.optimizer.lr=-1 must be a finite number >= 0" in result.stderr
+    # the sweep ends in one line naming its report, not in Hydra's error and its HYDRA_FULL_ERROR advice
+    assert result.stderr.splitlines()[-1] == (
+        "error: 1 of the sweep's 3 jobs failed (job 2: model.optimizer.lr=-1 must be a finite number >= 0): each "
+        f"job's result, and why each failed, is in {sweep_dir / SUMMARY_MD}")
+    assert "HYDRA_FULL_ERROR" not in result.stderr
     assert [p.name for p in job_dirs(sweep_dir)] == ["0", "1", "2"]
     assert [r["status"] for r in summary_rows(sweep_dir)] == ["completed", "completed", "failed"]
     assert ("- 2 (`model.optimizer.lr=-1`): model.optimizer.lr=-1 must be a finite number >= 0"

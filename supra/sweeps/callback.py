@@ -27,6 +27,7 @@ from supra.utils.private_apis import (
     OPTUNA_NO_VALUE_LINE,
     OPTUNA_SWEEPER_LOGGER,
     job_error,
+    on_grid_sweep_error,
     on_optuna_sweep_error,
 )
 
@@ -81,6 +82,9 @@ class SweepJobRecorder(Callback):
             on_optuna_sweep_error(lambda err: end_if_no_trial_completed(sweep_dir, err))
             _said_diverged.unrepeated = 0  # an earlier sweep's, in this process
             logging.getLogger(OPTUNA_SWEEPER_LOGGER).addFilter(_said_diverged)  # once: the same filter is kept once
+        elif str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):
+            sweep_dir = Path(str(config.hydra.sweep.dir))
+            on_grid_sweep_error(lambda err: end_after_failed_jobs(sweep_dir, err))
 
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self._started = time.perf_counter()
@@ -152,6 +156,25 @@ def end_if_no_trial_completed(sweep_dir: Path, error: Exception) -> None:
     reason = f" (job {first.job}: {first.error})" if first.error else ""
     print(f"error: every trial of the sweep failed ({len(rows)} of {len(rows)}), so it has no best one: why each "
           f"failed is in {sweep_dir / SUMMARY_MD}{reason}", file=sys.stderr)
+    raise SystemExit(1) from None
+
+
+def end_after_failed_jobs(sweep_dir: Path, error: Exception) -> None:
+    """A grid sweep with a failed job ends, after its batch of jobs, in Hydra's error for the first failed one
+    (its message, then "Set the environment variable HYDRA_FULL_ERROR=1"): one line instead, counting the
+    failed jobs and naming the report that has every job's result and reason. Nothing for a sweep without a
+    failed job in its report (an error of Hydra's own)."""
+    try:
+        rows = write_report(sweep_dir)
+    except SupraUserError:  # no job ran: the error is another one
+        return
+    failed = [row for row in rows if row.status == "failed"]  # without values: in the order they ran
+    if not failed:
+        return
+    first = failed[0]
+    reason = f" (job {first.job}: {first.error})" if first.error else f" (job {first.job})"
+    print(f"error: {len(failed)} of the sweep's {job_count(len(rows))} failed{reason}: each job's result, and why "
+          f"each failed, is in {sweep_dir / SUMMARY_MD}", file=sys.stderr)
     raise SystemExit(1) from None
 
 

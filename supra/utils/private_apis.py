@@ -30,7 +30,8 @@ these changes shape, so an upgrade shows what to mend in one place. Why each is 
 - a failed sweep job's exception: JobReturn.return_value re-raises it after printing to stderr;
 - an Optuna sweep none of whose trials completed: the plugin's sweeper then asks Optuna for the best trial,
   whose "No trials are completed yet." Hydra prints as a traceback, and no hook of Hydra's sees it first
-  (its sweep() is wrapped);
+  (its sweep() is wrapped); and a grid sweep with a failed job, which Hydra's BasicSweeper raises after the
+  batch as an error of its own words, not naming the sweep's report (its sweep() is wrapped too);
 - the Optuna sweeper's search space: a stored study resumed with a parameter searched another way fails in
   its first trial (Optuna's "Cannot set different distribution kind"), leaving it RUNNING in the study, so
   the space is read before, as the plugin reads it;
@@ -207,24 +208,36 @@ def hydra_args_parser() -> argparse.ArgumentParser:
     return get_args_parser()
 
 
-# -- hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper ---------------------------------------------
+# -- hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper, hydra's BasicSweeper.sweep ---------------
 
 def on_optuna_sweep_error(handler: Callable[[Exception], None]) -> None:
     """`handler` is called with the exception that ends an Optuna sweep, before Hydra prints it: it may end the
     process in its own words, or return to let the exception go on. Each call replaces the handler before."""
     from hydra_plugins.hydra_optuna_sweeper.optuna_sweeper import OptunaSweeper
 
-    sweep = getattr(OptunaSweeper.sweep, "__wrapped__", OptunaSweeper.sweep)
+    _on_sweep_error(OptunaSweeper, handler)
+
+
+def on_grid_sweep_error(handler: Callable[[Exception], None]) -> None:
+    """As on_optuna_sweep_error, for Hydra's own grid sweeper, which raises a failed job's exception after its
+    batch of jobs has run (JobReturn.return_value, which has then written "Error executing job with overrides")."""
+    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+
+    _on_sweep_error(BasicSweeper, handler)
+
+
+def _on_sweep_error(sweeper: type, handler: Callable[[Exception], None]) -> None:
+    sweep = getattr(sweeper.sweep, "__wrapped__", sweeper.sweep)
 
     @functools.wraps(sweep)
-    def handled_sweep(self: OptunaSweeper, arguments: list[str]) -> Any:
+    def handled_sweep(self: Any, arguments: list[str]) -> Any:
         try:
             return sweep(self, arguments)
         except Exception as err:
             handler(err)
             raise
 
-    OptunaSweeper.sweep = handled_sweep
+    sweeper.sweep = handled_sweep
 
 
 # -- hydra_plugins.hydra_optuna_sweeper._impl ---------------------------------------------------------------------
