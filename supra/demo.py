@@ -123,18 +123,16 @@ def _still(path: str | None, size: int, resize: str) -> torch.Tensor:
 def _seed(value: float | str | None) -> int:
     """The page's seed field: blank -> a fresh seed (each click draws anew), else a whole number from 0 to
     MAX_SEED, the seeds explain and generate take: a seed shown here is one they draw the same with. Read
-    exactly: the seed box's text as typed, digits read as a whole number (no float rounds them; "2.5" is
+    exactly: the seed box's text as typed, ASCII digits read as a whole number (no float rounds them; "2.5" is
     refused); a float given by a caller is read as the number it is (3.0 is 3)."""
     if value is None or str(value).strip() == "":
         return secrets.randbelow(SEEDS)
     seed: int | None = None
     if isinstance(value, float):
         seed = int(value) if value.is_integer() else None
-    else:
-        try:
-            seed = int(str(value).strip())
-        except ValueError:  # "abc" or "2.5": refused below
-            seed = None
+    else:  # ASCII digits alone: int() also reads "1_000" and other scripts' digits, which no command takes
+        text = str(value).strip()
+        seed = int(text) if text.isascii() and text.isdigit() else None
     if seed is None or not 0 <= seed <= MAX_SEED:
         raise SupraUserError(f"seed {value} must be a whole number from 0 to {MAX_SEED}, or blank for a new draw at "
                              "each click")

@@ -215,7 +215,8 @@ def test_the_seed_field_is_read_exactly_within_the_seeds_the_commands_take():
 
     # the number box gives floats, a typed value may come as text: both read as the whole number they are
     assert [_seed(v) for v in (3.0, "3", " 7 ", 0, float(MAX_SEED), str(MAX_SEED))] == [3, 3, 7, 0, MAX_SEED, MAX_SEED]
-    for bad in (3.5, "2.5", "abc", -1, MAX_SEED + 1, "9007199254740993", 2.0**63, float("nan")):
+    for bad in (3.5, "2.5", "abc", -1, "-1", MAX_SEED + 1, "9007199254740993", 2.0**63, float("nan"),
+                "1_000", "\u0661\u0662"):  # an underscore and Arabic-Indic digits: int() reads both
         with pytest.raises(SupraUserError, match=f"must be a whole number from 0 to {MAX_SEED}, or blank"):
             _seed(bad)
     assert all(0 <= _seed(blank) <= MAX_SEED for blank in (None, "", "  "))
