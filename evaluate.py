@@ -3,6 +3,9 @@
 import sys
 import time
 
+import supra  # noqa: F401  before hydra and lightning: Ctrl-C while they import is one line (start_up.py)
+
+# isort: split
 import hydra
 from omegaconf import DictConfig
 

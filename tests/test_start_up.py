@@ -46,3 +46,16 @@ def test_ctrl_c_while_a_command_starts_is_one_line_and_status_130_and_the_run_ta
     finally:
         end_start_up()
         signal.signal(signal.SIGINT, before)
+
+
+@pytest.mark.parametrize("script", ["train.py", "evaluate.py"])
+def test_the_entry_scripts_import_supra_before_hydra_and_lightning(script):
+    """supra's import sets up the one-line Ctrl-C: an entry script that imported hydra first left its import (and
+    omegaconf's) to a KeyboardInterrupt traceback."""
+    import ast
+
+    imported = [alias.name.split(".")[0] if isinstance(node, ast.Import) else (node.module or "").split(".")[0]
+                for node in ast.parse((REPO_ROOT / script).read_text()).body
+                if isinstance(node, ast.Import | ast.ImportFrom) for alias in node.names]
+    first_party_or_third = [name for name in imported if name not in sys.stdlib_module_names]
+    assert first_party_or_third[0] == "supra", first_party_or_third
