@@ -32,6 +32,7 @@ from supra.utils.files import (
     writing_alone,
 )
 from supra.utils.hardware import check_command_accelerator
+from supra.utils.run_folders import refuse_model_folder
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 def run(cfg: DictConfig) -> Path:
     check_paths_given(cfg, {"out": "the folder to write the codes to"})
     out = Path(require_local_folder(str(cfg.out), "out"))  # before the work: a URL would become a folder `s3:`
+    refuse_model_folder(out, "the codes")  # as caption, explain and generate refuse them
     check_option_types(cfg, whole=("batch_size",))
     if cfg.batch_size < 1:
         raise SupraUserError(f"batch_size={cfg.batch_size} must be >= 1")

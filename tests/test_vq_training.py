@@ -423,3 +423,18 @@ def test_a_ddp_test_of_an_odd_split_scores_as_one_process_does(vq_run, capfd):
     for name in ("psnr", "ssim", "codebook_usage", "perplexity", "loss"):
         assert float(ddp[f"test/{name}"]) == pytest.approx(alone[name], rel=1e-5), name
     assert "It is recommended to use `self.log(" not in capfd.readouterr().err  # printed by the spawned ranks
+
+
+def test_tokenize_media_refuses_out_a_run_folder_or_its_checkpoints_before_reading_anything(tmp_path, capsys):
+    """The codes would mix with the run's records (caption, explain and generate refuse the same folders)."""
+    from tests.conftest import run_command
+
+    run_folder = tmp_path / "run"
+    (run_folder / "checkpoints").mkdir(parents=True)
+    (run_folder / "checkpoints" / "best.ckpt").write_bytes(b"")
+    for out, held in ((run_folder, "checkpoints/best.ckpt"), (run_folder / "checkpoints", "best.ckpt")):
+        with pytest.raises(SystemExit):
+            run_command("tokenize_media", "ckpt=no_such.ckpt", f"out={out}", run_dir=tmp_path)
+        assert capsys.readouterr().err == (f"error: out={out} holds a run's records ({held}): choose another out= "
+                                           "folder\n")
+    assert sorted(p.name for p in run_folder.rglob("*")) == ["best.ckpt", "checkpoints"]  # nothing written

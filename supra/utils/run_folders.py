@@ -67,7 +67,8 @@ def refuse_model_folder(out: Path, outputs: str) -> None:
     if is_release(out):
         raise SupraUserError(f"out={out} is a release folder ({' + '.join(RELEASE_FILES)}), whose copies and pushes "
                              f"would carry {outputs}: choose another out= folder")
-    if held := finished_run_file(out):
+    # a run's checkpoints/ folder too: its best.ckpt and last.ckpt are the run's records, copied and resumed from
+    if held := finished_run_file(out) or next(iter(sorted(out.glob("*.ckpt"))), None):
         raise SupraUserError(f"out={out} holds a run's records ({held.relative_to(out)}): choose another out= folder")
 
 
