@@ -15,6 +15,10 @@ def drawn_at(picture: Image.Image, top: int, text: str, colour: tuple[int, int, 
 
 
 def titled(picture: Image.Image, title: str) -> bool:
-    """Whether the picture's title is `title`, wrapped as the grids wrap it to the picture's width."""
+    """Whether the picture's title is `title`, wrapped as the grids wrap it to the picture's width: every word
+    of it drawn, in order (the lines come from the code under test, so they are checked against the title too:
+    no lines, or lines that lost words, would pass a check of the lines alone)."""
     lines = title_lines(title, font(), picture.width - 8)
-    return all(drawn_at(picture, 4 + i * LINE_HEIGHT, line, (0, 0, 0)) for i, line in enumerate(lines))
+    every_word_kept = " ".join(lines).split() == title.split()
+    return bool(lines) and every_word_kept and all(
+        drawn_at(picture, 4 + i * LINE_HEIGHT, line, (0, 0, 0)) for i, line in enumerate(lines))
