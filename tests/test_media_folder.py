@@ -460,7 +460,9 @@ def test_transparency_shows_white_in_stills_and_gifs_alike(tmp_path):
     holes = np.array([[9] * 4 + [1] * 4] * 8, dtype=np.uint8)  # index 9 transparent, 1 red
     (tmp_path / "clear.gif").write_bytes(gif_bytes(8, 8, [Frame(holes, transparency=9)]))
     dm = MediaFolderDataModule(root=str(tmp_path), image_size=8, val_fraction=0, test_fraction=0, show_progress=False)
-    for pixels in dm.items("train").pixels:
+    stills_and_gifs = dm.items("train").pixels
+    assert len(stills_and_gifs) == 2 and "skipped: nothing" in dm.summary, dm.summary  # neither file left out unchecked
+    for pixels in stills_and_gifs:
         assert colour_of(pixels[:, :, :4]) == (255, 255, 255) and colour_of(pixels[:, :, 4:]) == RED
 
 
