@@ -48,7 +48,8 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 
 
 # DDP's rank 0 asks the system for a free port, then listens on it: a DDP test in another test process
-# (pytest-xdist) may take that port in between (EADDRINUSE), so tests marked ddp take turns.
+# (pytest-xdist) may take that port in between (EADDRINUSE), so tests marked ddp take turns; so do the tests that
+# start a demo on a port they chose beforehand, which has the same gap.
 DDP_TURN_LOCK = Path(tempfile.gettempdir()) / f"supra-tests-ddp-{os.getuid()}.lock"
 
 

@@ -4,6 +4,7 @@ headless browser (Chromium from the system's packages, driven by selenium): uplo
 from __future__ import annotations
 
 import gc
+import http.client
 import os
 import re
 import shutil
@@ -12,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -403,17 +405,27 @@ def test_a_checkpoint_of_an_unknown_model_is_told_the_models_the_demo_shows(tmp_
 
 
 def wait_until_served(server: subprocess.Popen, port: int) -> None:
+    """Until the demo's own page answers on `port`: not any listener there, such as another test process's that
+    took the port after free_port let it go (the demo then ends with "cannot serve on", said here)."""
     deadline = time.monotonic() + 120
-    while time.monotonic() < deadline:  # the server is up once it answers
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    while time.monotonic() < deadline:
+        assert server.poll() is None, server.stdout.read()
+        if '"title":"Supra demo"' in page_at(port):  # the page's config, as Gradio serves it
             return
-        except OSError:
-            assert server.poll() is None, server.stdout.read()
-            time.sleep(0.5)
-    raise AssertionError("the demo did not answer within 120 s")
+        time.sleep(0.5)
+    raise AssertionError("the demo did not serve its page within 120 s")
 
 
+def page_at(port: int) -> str:
+    """The HTML served at 127.0.0.1:`port`/, or "" while nothing there answers HTTP."""
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+            return response.read().decode(errors="replace")
+    except (OSError, http.client.HTTPException):  # refused, reset, timed out, or not HTTP (a TCPStore's bytes)
+        return ""
+
+
+@pytest.mark.ddp  # the port free_port chose is bound seconds later: it takes turns with the DDP tests' ports
 def test_a_demo_stopped_with_sigterm_ends_normally_and_leaves_no_gif_folder(tmp_path):
     port, folder = free_port(), small_a2a_release(tmp_path / "a2a", context=300)
     (tmp_path / "temp").mkdir()
@@ -469,6 +481,7 @@ def test_a_sigterm_while_the_page_is_built_ends_the_demo_as_ctrl_c_does(tmp_path
         signal.signal(signal.SIGTERM, previous)
 
 
+@pytest.mark.ddp  # the port free_port chose is bound seconds later: it takes turns with the DDP tests' ports
 def test_the_page_in_a_headless_browser_captions_an_upload_and_names_a_bad_one(trained_run, bad_uploads, tmp_path):
     from selenium import webdriver
     from selenium.webdriver.chrome.options import Options
