@@ -91,10 +91,40 @@ def test_no_six_line_block_is_copied_in_the_package():
     assert result.returncode == 0 and "R0801" not in result.stdout, result.stdout[-3000:]
 
 
+# every supra.X command has the entry of hydra_command: one of them stands for all
+COMPLETION_ENTRIES = [str(ROOT / "train.py"), str(ROOT / "evaluate.py"), "sweep_report"]
+TWO_MODES_ENTRIES = [str(ROOT / "train.py"), str(ROOT / "evaluate.py"), "caption"]
+
+
 @pytest.fixture(scope="module")
-def help_texts() -> dict[str, subprocess.CompletedProcess]:
-    """`python -m supra.<command> --help` of every command, all run in one interpreter (command_lines)."""
-    return dict(zip(COMMANDS, command_lines(*([command, "--help"] for command in COMMANDS)), strict=True))
+def work_folder(tmp_path_factory) -> Path:
+    """The empty folder this module's command lines are run from; shapes_gifs writes beside it (out=../clips)."""
+    work = tmp_path_factory.mktemp("commands") / "work"
+    work.mkdir()
+    return work
+
+
+@pytest.fixture(scope="module")
+def command_runs(work_folder) -> dict[str, list[subprocess.CompletedProcess]]:
+    """This module's command lines, by what they check, all run in one interpreter (command_lines) from
+    work_folder: an interpreter for each group would pay Lightning's import again."""
+    groups = {
+        "help": [[command, "--help"] for command in COMMANDS],
+        "completion": [*([entry, "-sc", "install=bash"] for entry in COMPLETION_ENTRIES),
+                       *([entry, "--shell-completion", "install=bash"] for entry in COMPLETION_ENTRIES[:2]),
+                       *([entry, "--shell-completion"] for entry in COMPLETION_ENTRIES)],
+        "two modes": [*([entry, "-m", "--cfg", "job"] for entry in TWO_MODES_ENTRIES),
+                      [TWO_MODES_ENTRIES[0], "--cfg=job", "--info"], [TWO_MODES_ENTRIES[0], "-sc", "install=bash", "--multirun"]],
+        "shapes_gifs": [["shapes_gifs", f"out={work_folder.parent / 'clips'}", "n=1"]],
+    }
+    results = iter(command_lines(*(run for runs in groups.values() for run in runs), cwd=work_folder))
+    return {name: [next(results) for _ in runs] for name, runs in groups.items()}
+
+
+@pytest.fixture(scope="module")
+def help_texts(command_runs) -> dict[str, subprocess.CompletedProcess]:
+    """`python -m supra.<command> --help` of every command."""
+    return dict(zip(COMMANDS, command_runs["help"], strict=True))
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -105,44 +135,35 @@ def test_every_command_answers_help_with_its_own_usage_and_examples(command, hel
     assert "Options (key=value" in text and ("Examples:" in text or "Example:" in text)
 
 
-def test_the_entry_points_take_hydras_shell_completion_as_documented_and_a_bare_flag_in_one_line():
-    # every supra.X command has the entry of hydra_command: one of them stands for all
-    entries = [str(ROOT / "train.py"), str(ROOT / "evaluate.py"), "sweep_report"]
-    runs = command_lines(*([entry, "-sc", "install=bash"] for entry in entries),
-                         *([entry, "--shell-completion", "install=bash"] for entry in entries[:2]),
-                         *([entry, "--shell-completion"] for entry in entries))
-    installed, bare = runs[:-len(entries)], runs[-len(entries):]
+def test_the_entry_points_take_hydras_shell_completion_as_documented_and_a_bare_flag_in_one_line(command_runs):
+    runs = command_runs["completion"]
+    installed, bare = runs[:-len(COMPLETION_ENTRIES)], runs[-len(COMPLETION_ENTRIES):]
     for result in installed:  # Hydra's bash script, as `eval "$(python train.py -sc install=bash)"` takes it
         assert result.returncode == 0 and "complete -o nospace" in result.stdout, result.args
-    for entry, result in zip(entries, bare, strict=True):
+    for entry, result in zip(COMPLETION_ENTRIES, bare, strict=True):
         typed = f"python {Path(entry).name}" if entry.endswith(".py") else f"python -m supra.{entry}"
         assert (result.returncode, result.stderr) == (2, (
             "error: --shell-completion (-sc) takes one of install=SHELL, uninstall=SHELL, query=SHELL, SHELL one of "
             f'bash, fish, zsh: e.g. eval "$({typed} -sc install=bash)"\n')), result.args
 
 
-def test_two_of_hydras_modes_on_one_command_line_are_one_line_in_every_entry_point():
-    # every supra.X command has the entry of hydra_command: one of them stands for all
-    entries = [str(ROOT / "train.py"), str(ROOT / "evaluate.py"), "caption"]
-    runs = command_lines(*([entry, "-m", "--cfg", "job"] for entry in entries),
-                         [entries[0], "--cfg=job", "--info"], [entries[0], "-sc", "install=bash", "--multirun"])
-    for result in runs[:len(entries)]:
+def test_two_of_hydras_modes_on_one_command_line_are_one_line_in_every_entry_point(command_runs):
+    runs = command_runs["two modes"]
+    for result in runs[:len(TWO_MODES_ENTRIES)]:
         assert (result.returncode, result.stdout, result.stderr) == (2, "", (
             "error: -m and --cfg cannot be given together: a command line takes one of --run, --multirun, --cfg, "
             "--info, --shell-completion; leave out all but one (--cfg prints one run's config: leave out the "
             "multirun flag)\n")), result.args
-    assert [(r.returncode, r.stderr.split(":")[1]) for r in runs[len(entries):]] == [
+    assert [(r.returncode, r.stderr.split(":")[1]) for r in runs[len(TWO_MODES_ENTRIES):]] == [
         (2, " --cfg and --info cannot be given together"), (2, " --multirun and -sc cannot be given together")]
 
 
-def test_a_command_writes_where_out_says_and_nothing_into_the_folder_it_is_run_from(tmp_path):
+def test_a_command_writes_where_out_says_and_nothing_into_the_folder_it_is_run_from(command_runs, work_folder):
     # Hydra's default logging would add an empty <job>.log to the working directory of every command
-    work = tmp_path / "work"
-    work.mkdir()
-    (result,) = command_lines(["shapes_gifs", f"out={tmp_path / 'clips'}", "n=1"], cwd=work)
+    (result,) = command_runs["shapes_gifs"]
     assert result.returncode == 0, result.stderr
-    assert list(work.iterdir()) == []
-    assert (tmp_path / "clips" / "captions.jsonl").is_file()
+    assert list(work_folder.iterdir()) == []  # nor did any other command line of this module, run from there too
+    assert (work_folder.parent / "clips" / "captions.jsonl").is_file()
 
 
 def _tracked_text_files() -> list[Path]:

@@ -5,8 +5,6 @@ import html
 import json
 import os
 import re
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -30,7 +28,6 @@ from supra.utils.hydra_quoting import quote_prompt
 from tests.conftest import compose_config, run_command
 from tests.picture_lines import drawn_at, titled
 
-ROOT = Path(__file__).resolve().parents[1]
 COLOURS = {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "yellow": (255, 255, 0)}
 SIDE = 16  # images 16x16 -> 2x2 codes: every mode in a few tokens
 
@@ -670,14 +667,14 @@ def test_vqvae_takes_an_a2a_release_folder_as_training_takes_one_for_model_vqvae
         generate(tmp_path / "other", pair[0], *text2image, f"vqvae={tmp_path}")
 
 
-def test_the_command_line_reports_a_bad_input_in_one_line(pair, tmp_path):
+def test_the_command_line_reports_a_bad_input_in_one_line(pair, tmp_path, capsys):
+    # in process: the command's own ending of a user error (exit_on_user_error), without paying Lightning's import
     write_gif(tmp_path / "short.gif", ["red"])
-    result = subprocess.run(
-        [sys.executable, "-m", "supra.generate", f"ckpt={pair[0]}", "mode=video2video", f"image={tmp_path / 'short.gif'}",
-         f"image_size={SIDE}", f"out={tmp_path / 'out'}", f"hydra.run.dir={tmp_path / 'hydra'}"],
-        cwd=ROOT, capture_output=True, text=True, timeout=120)
-    assert result.returncode == 2
-    assert result.stderr.strip().splitlines() == [
+    with pytest.raises(SystemExit) as end:
+        run_command("generate", f"ckpt={pair[0]}", "mode=video2video", f"image={tmp_path / 'short.gif'}",
+                    f"image_size={SIDE}", f"out={tmp_path / 'out'}", run_dir=tmp_path / "hydra")
+    assert end.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
         f"error: image={tmp_path / 'short.gif'} has 1 frame but frames=4 asks for 4: give a longer GIF or fewer frames"]
 
 
