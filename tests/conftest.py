@@ -106,12 +106,6 @@ def run_command(name: str, *overrides: str, run_dir: Path | None = None) -> Any:
         return module.run(cfg)
 
 
-def command_line(name: str, *args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    """`python -m supra.<name> args...` as a user types it, in a subprocess (exit code, stdout, stderr)."""
-    return subprocess.run([sys.executable, "-m", f"supra.{name}", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=300)
-
-
 # Each run as `python -m supra.<name> args...` (or `python <script>.py args...`) does it: runpy, as
 # __main__, one after another in one interpreter; a process each would pay Lightning's import (~5 s on 2
 # cores) once per run.

@@ -30,7 +30,7 @@ def release(trained_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def test_images():
+def release_test_images():
     return normalize_images(ShapesDataModule(num_test=12).load_split("test").images)
 
 
@@ -47,7 +47,7 @@ def test_release_folder_has_the_published_files_and_keys(release):
     assert "| CIDEr |" in (release / "README.md").read_text()
 
 
-def test_export_then_import_gives_identical_weights_and_captions(release, trained_run, test_images):
+def test_export_then_import_gives_identical_weights_and_captions(release, trained_run, release_test_images):
     checkpoint = load_supra_checkpoint(trained_run / "checkpoints" / "best.ckpt")
     original = net_state(checkpoint)
     net, tokenizer, _ = load_release(release)
@@ -56,14 +56,14 @@ def test_export_then_import_gives_identical_weights_and_captions(release, traine
         assert torch.equal(tensor, original[name]), name
     from supra.artifacts.captioner_release import load_captioner
     ours, _, _ = load_captioner(trained_run / "checkpoints" / "best.ckpt")
-    assert beam_search(net, test_images, 1, 2) == beam_search(ours, test_images, 1, 2)
+    assert beam_search(net, release_test_images, 1, 2) == beam_search(ours, release_test_images, 1, 2)
 
 
-def test_release_inference_code_reads_our_export_and_gives_our_captions(release, test_images):
+def test_release_inference_code_reads_our_export_and_gives_our_captions(release, release_test_images):
     reference, config = release_reference.load(release)
     net, _, _ = load_release(release)
-    theirs = [release_reference.beam_caption(reference, image, config) for image in test_images]
-    assert theirs == beam_search(net, test_images, 1, 2)
+    theirs = [release_reference.beam_caption(reference, image, config) for image in release_test_images]
+    assert theirs == beam_search(net, release_test_images, 1, 2)
     assert any(theirs), "the trained model says something"
 
 
@@ -89,7 +89,8 @@ def test_release_with_mask_buffers_loads_and_wrong_shapes_are_named(release, tmp
         load_release(folder)
 
 
-def test_a_release_without_batchnorm_counters_captions_as_the_full_release_does(release, tmp_path, test_images):
+def test_a_release_without_batchnorm_counters_captions_as_the_full_release_does(release, tmp_path,
+                                                                              release_test_images):
     folder = tmp_path / "floats_only"  # as a converter that keeps only float tensors writes it
     shutil.copytree(release, folder)
     tensors = load_file(folder / "model.safetensors")
@@ -98,7 +99,7 @@ def test_a_release_without_batchnorm_counters_captions_as_the_full_release_does(
     save_file(floats, folder / "model.safetensors")
     net, _, _ = load_release(folder)
     full, _, _ = load_release(release)
-    assert beam_search(net, test_images, 1, 2) == beam_search(full, test_images, 1, 2)
+    assert beam_search(net, release_test_images, 1, 2) == beam_search(full, release_test_images, 1, 2)
     copied = tmp_path / "copied"
     run_command("export", f"ckpt={folder}", f"out={copied}")  # read whole, then copied as it is
     assert (copied / "model.safetensors").read_bytes() == (folder / "model.safetensors").read_bytes()

@@ -43,13 +43,13 @@ def _fidelity(images: torch.Tensor, intended: list[list[tuple[str, str]]]) -> di
 
 
 @pytest.fixture(scope="module")
-def test_scenes() -> tuple[torch.Tensor, list[Scene]]:
+def held_out_scenes() -> tuple[torch.Tensor, list[Scene]]:
     pixels, scenes = generate_scenes(300, TEST_SEED, 64)
     return torch.from_numpy(pixels).permute(0, 3, 1, 2).contiguous(), scenes
 
 
-def test_the_judge_reads_colour_and_shape_of_held_out_shapes_pictures_at_least_98_percent_right(test_scenes):
-    pictures, scenes = test_scenes
+def test_the_judge_reads_colour_and_shape_of_held_out_shapes_pictures_at_least_98_percent_right(held_out_scenes):
+    pictures, scenes = held_out_scenes
     scores = _fidelity(pictures, [_truth(s) for s in scenes])
     assert scores["fidelity"] >= 0.98 and scores["colour_fidelity"] >= 0.98
     shapes = Counter(o.shape for s in scenes for o in s.objects)
@@ -74,8 +74,8 @@ def _reshaped(scene: Scene) -> Scene:
     return dataclasses.replace(scene, objects=(dataclasses.replace(first, shape=shape), *scene.objects[1:]))
 
 
-def test_a_picture_with_a_wrong_colour_or_shape_is_judged_wrong(test_scenes):
-    _, scenes = test_scenes
+def test_a_picture_with_a_wrong_colour_or_shape_is_judged_wrong(held_out_scenes):
+    _, scenes = held_out_scenes
     scenes = scenes[:40]
     prompts = [_truth(s) for s in scenes]
     assert _fidelity(_pictures([_recoloured(s) for s in scenes]), prompts)["fidelity"] == 0.0
@@ -84,8 +84,8 @@ def test_a_picture_with_a_wrong_colour_or_shape_is_judged_wrong(test_scenes):
     assert wrong_shapes["fidelity"] == 0.0 and wrong_shapes["colour_fidelity"] == 1.0  # colours right, shapes not
 
 
-def test_a_missing_or_an_extra_object_makes_the_picture_wrong(test_scenes):
-    _, scenes = test_scenes
+def test_a_missing_or_an_extra_object_makes_the_picture_wrong(held_out_scenes):
+    _, scenes = held_out_scenes
     pair = next(s for s in scenes if len(s.objects) == 2)
     single = dataclasses.replace(pair, objects=pair.objects[:1])
     assert judge_images(_pictures([pair])[0])[0] == Counter(_truth(pair))
@@ -96,8 +96,8 @@ def test_a_missing_or_an_extra_object_makes_the_picture_wrong(test_scenes):
     assert _fidelity(blank, [_truth(single)])["fidelity"] == 0.0
 
 
-def test_fidelity_is_the_share_of_pictures_that_match(test_scenes):
-    pictures, scenes = test_scenes
+def test_fidelity_is_the_share_of_pictures_that_match(held_out_scenes):
+    pictures, scenes = held_out_scenes
     good = [s for s, judged in zip(scenes[:8], judge_images(pictures[:8]), strict=True) if judged == Counter(_truth(s))][:3]
     mixed = _pictures([*good, _recoloured(good[0])])
     assert _fidelity(mixed, [_truth(s) for s in [*good, good[0]]])["fidelity"] == pytest.approx(0.75)
@@ -161,8 +161,8 @@ def test_a_single_objects_place_is_judged_where_its_centre_is():
     assert _placed(left, [("red", "circle")], "a small red circle")
 
 
-def test_true_scenes_stand_where_all_their_captions_say(test_scenes):
-    pictures, scenes = test_scenes
+def test_true_scenes_stand_where_all_their_captions_say(held_out_scenes):
+    pictures, scenes = held_out_scenes
     rows = [(i, caption) for i, scene in enumerate(scenes[:100]) for caption in scene.captions]
     placed = matches(pictures[[i for i, _ in rows]], [_truth(scenes[i]) for i, _ in rows], [c for _, c in rows])
     exact = [m for m in placed if m.exact]
