@@ -1151,6 +1151,11 @@ LATE_TRAINER_FAILURES = {  # what Lightning refused only as the Trainer was buil
                                                                         "trainer.val_check_interval training batches, "
                                                                         "across epochs)",
     "trainer.check_val_every_n_epoch=1.5": "trainer.check_val_every_n_epoch=1.5 must be a whole number >= 1",
+    # Lightning logs no training curve at 0 (a negative interval: every step), without a word
+    "trainer.log_every_n_steps=0": "trainer.log_every_n_steps=0 must be a whole number >= 1: the optimizer steps "
+                                   "between the train/loss and learning-rate points logged (1: every step)",
+    "trainer.log_every_n_steps=-1": "trainer.log_every_n_steps=-1 must be a whole number >= 1",
+    "trainer.log_every_n_steps=2.5": "trainer.log_every_n_steps=2.5 must be a whole number >= 1",
     "+trainer.limit_train_batches=1.5": "trainer.limit_train_batches=1.5 must be a share of the batches from 0.0 to "
                                         "1.0 (0.5), or a whole number of batches (10)",
     "+trainer.limit_val_batches=-1": "trainer.limit_val_batches=-1 must be a share of the batches from 0.0 to 1.0",

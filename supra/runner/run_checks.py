@@ -311,7 +311,8 @@ LIMITS = ("limit_train_batches", "limit_val_batches", "limit_test_batches")
 def check_trainer_numbers(trainer_cfg: DictConfig) -> None:
     """The Trainer's numbers Lightning refuses only as it is built, after the data set-up (Hydra's multi-line
     "Error in call to target"), or in its loop (check_val_every_n_epoch=0: a ZeroDivisionError), or takes without
-    a word (a gradient_clip_val below 0 clips nothing, as 0 does, while the run records it)."""
+    a word (a gradient_clip_val below 0 clips nothing, as 0 does, while the run records it; a log_every_n_steps of
+    0 logs no training curve)."""
     clip = trainer_cfg.get("gradient_clip_val")
     if clip is not None and (not is_number(clip) or clip < 0):
         raise SupraUserError(f"trainer.gradient_clip_val={clip!r} must be a finite number >= 0: the largest gradient "
@@ -325,6 +326,10 @@ def check_trainer_numbers(trainer_cfg: DictConfig) -> None:
         raise SupraUserError(f"trainer.check_val_every_n_epoch={every!r} must be a whole number >= 1: the epochs "
                              "between validations (or null: every trainer.val_check_interval training batches, "
                              "across epochs)")
+    log_every = trainer_cfg.get("log_every_n_steps")
+    if log_every is not None and not is_whole(log_every, 1):  # Lightning: 0 logs no training curve, -1 every step
+        raise SupraUserError(f"trainer.log_every_n_steps={log_every!r} must be a whole number >= 1: the optimizer "
+                             "steps between the train/loss and learning-rate points logged (1: every step)")
     for key in LIMITS:
         limit = trainer_cfg.get(key)
         # as Lightning reads it: a float is a share, unless whole and above 1 (2.0: 2 batches)
