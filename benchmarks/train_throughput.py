@@ -257,7 +257,7 @@ def supra_loop(cfg: DictConfig, batches: list, tokenizer: Any, devices: int, war
     total = warmup + steps * windows
     task = instantiate(cfg.model)
     timer = StepWindows(warmup, steps, between)
-    loggers = instantiate_group(cfg.get("logger"))  # the run's logger, writing at log_every_n_steps
+    loggers = instantiate_group(cfg.get("logger"), "logger")  # the run's logger, writing at log_every_n_steps
     extra = {"strategy": "ddp"} if devices > 1 else {}
     trainer: L.Trainer = instantiate(
         cfg.trainer, devices=devices, max_steps=total, max_epochs=-1, limit_val_batches=0, num_sanity_val_steps=0,

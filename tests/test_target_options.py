@@ -65,3 +65,24 @@ def test_a_short_list_of_options_is_given_when_no_option_is_near():
                                              r"save_dir, version\)"):
         check_target_options(composed("+logger.csv.xyz=1").logger, "logger")
 
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    ("callbacks.model_checkpoint.mode=maximum", "callbacks.model_checkpoint: `mode` can be min, max but got maximum"),
+    ("callbacks.lr_monitor.logging_interval=batch",
+     "callbacks.lr_monitor: logging_interval should be `step` or `epoch` or `None`"),
+    ("+callbacks.early_stopping._target_=lightning.pytorch.callbacks.EarlyStopping "
+     "+callbacks.early_stopping.monitor=val/loss +callbacks.early_stopping.mode=lowest",
+     "callbacks.early_stopping: `mode` can be min, max, got lowest"),
+])
+def test_a_callback_setting_lightning_refuses_as_it_is_built_is_one_line_naming_the_callback(override, message,
+                                                                                              tmp_path):
+    """Lightning's MisconfigurationException, which names the setting and what it takes, with the callback's key:
+    not Hydra's multi-line "Error in call to target" (exit status 1, a traceback in train.log)."""
+    from supra.runner.components import instantiate_group
+    from tests.conftest import compose_config
+
+    cfg = compose_config("train", tmp_path, override.split())
+    with pytest.raises(SupraUserError) as refused:
+        instantiate_group(cfg.callbacks, "callbacks")
+    assert str(refused.value) == message

@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
+from lightning.pytorch.utilities.exceptions import MisconfigurationException
 from omegaconf import DictConfig, ListConfig, OmegaConf, open_dict
 from torch import nn
 
@@ -28,7 +30,7 @@ from supra.artifacts.loaded_configs import instantiate_loaded
 from supra.data.a2a.sources import TRAINED_SIZE
 from supra.tasks.base import SupraTask
 from supra.tokens.a2a_vocab import A2AVocab
-from supra.utils.errors import SupraUserError
+from supra.utils.errors import SupraUserError, first_line
 from supra.utils.numbers import is_whole
 from supra.utils.unknown_keys import first_missing, nearest_key, user_options
 
@@ -186,11 +188,25 @@ def check_data_fits(task: SupraTask, data_class: type | None) -> None:
                          f"{data_class.__name__}: choose {task.data_choices}")
 
 
-def instantiate_group(group: DictConfig | None) -> list[Any]:
-    """Instantiate every `_target_` entry of a group such as callbacks/ or logger/ (keyed by name)."""
+def instantiate_group(group: DictConfig | None, group_name: str) -> list[Any]:
+    """Instantiate every `_target_` entry of a group such as callbacks/ or logger/ (keyed by name); `group_name`
+    ("callbacks") names an entry in the line for a setting its class refuses."""
     if not group:
         return []
-    return [instantiate(node) for node in group.values() if isinstance(node, DictConfig) and "_target_" in node]
+    return [instantiate_entry(node, f"{group_name}.{key}") for key, node in group.items()
+            if isinstance(node, DictConfig) and "_target_" in node]
+
+
+def instantiate_entry(node: DictConfig, entry_name: str) -> Any:
+    """`node` instantiated. A setting Lightning refuses as the object is built (a ModelCheckpoint's mode=maximum, a
+    LearningRateMonitor's logging_interval=batch) is one line naming the entry (`callbacks.model_checkpoint`)
+    with Lightning's own words, which name the setting and what it takes, not Hydra's multi-line error."""
+    try:
+        return instantiate(node)
+    except InstantiationException as err:
+        if not isinstance(err.__cause__, MisconfigurationException):
+            raise
+        raise SupraUserError(f"{entry_name}: {first_line(err.__cause__).rstrip('.')}") from None
 
 
 def chosen_data_config(chosen: DictConfig | None, run_cfg: dict | None, no_data_message: str,

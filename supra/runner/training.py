@@ -171,14 +171,14 @@ def _build_trainer(cfg: DictConfig, task: SupraTask, datamodule: L.LightningData
     """The Trainer of cfg.trainer with the run's callbacks (and `resume_callbacks`, those of a resumed fit), loggers
     and checkpoint plugin; and its loggers."""
     check_callbacks_fit(task, cfg.get("callbacks"), group_choice("callbacks"), datamodule)
-    callbacks = [*instantiate_group(cfg.get("callbacks")), ValidationWithinRun(), EpochWhereStopped(),
+    callbacks = [*instantiate_group(cfg.get("callbacks"), "callbacks"), ValidationWithinRun(), EpochWhereStopped(),
                  EndWithMainProcess(), *resume_callbacks]
     if cfg.trainer.get("overfit_batches"):  # debug=overfit: say whether it did
         callbacks.append(OverfitCheck())
     if in_sweep():  # an interrupted job is not resumed alone with ckpt_path=
         for checkpoint in (c for c in callbacks if isinstance(c, LastStepModelCheckpoint)):
             checkpoint.resume_advice = interrupted_job_advice(HydraConfig.get())
-    loggers = instantiate_group(cfg.get("logger"))
+    loggers = instantiate_group(cfg.get("logger"), "logger")
     callbacks = without_unloggable(callbacks, loggers)
     # checkpoints written whole or not at all (unless trainer.plugins=... chooses the plugins itself)
     extra: dict[str, Any] = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
