@@ -1083,6 +1083,22 @@ def test_tensorboard_logger_receives_metrics_and_the_sample_grid_at_the_same_ste
     assert (Path(cfg.paths.output_dir) / "samples" / "val_step_000003.png").is_file()  # named by global_step
 
 
+def test_tensorboard_logger_records_the_config_without_a_placeholder_score(tmp_path):
+    """Lightning's default hp_metric=-1 scalar looked like a score of the run in TensorBoard."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from supra.runner.components import instantiate_group
+
+    cfg = compose_config("train", tmp_path, ["logger=tensorboard"])
+    [tensorboard] = instantiate_group(cfg.logger, "logger")
+    tensorboard.log_hyperparams({"seed": 1})
+    tensorboard.log_metrics({"train/loss": 2.0}, step=0)
+    tensorboard.finalize("success")
+    events = EventAccumulator(str(tmp_path / "tensorboard")).Reload()
+    assert events.Tags()["scalars"] == ["train/loss"]
+    assert "seed: 1" in (tmp_path / "tensorboard" / "hparams.yaml").read_text()
+
+
 def test_a_test_alone_logs_its_scores_at_the_step_of_its_checkpoint(trained_run, train_config):
     """As the run's own test did, and as its pictures are named: not at epoch 0, step 0."""
     best = trained_run / "checkpoints" / "best.ckpt"
