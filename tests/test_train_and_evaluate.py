@@ -1193,6 +1193,24 @@ def test_trainer_settings_lightning_would_fail_on_late_or_ignore_are_refused_bef
         check_run_config(compose_config("train", tmp_path / "run", case.split()))
 
 
+def test_a_run_shorter_than_the_logging_interval_is_warned_that_it_logs_no_training_curve(tmp_path, caplog):
+    """Lightning logs train/loss and the lr every trainer.log_every_n_steps steps only: a 10-step run logged
+    neither, without a word. Runs that log some, or log otherwise, are not warned."""
+    from supra.runner.run_checks import say_no_training_curve
+
+    silent = [["trainer.max_steps=25"], ["trainer.max_steps=10", "trainer.log_every_n_steps=10"],
+              ["trainer.max_steps=-1", "trainer.max_epochs=1"], ["trainer.max_steps=10", "train=false"],
+              ["trainer.max_steps=10", "logger=none"], ["trainer.max_steps=10", "debug=fast_dev_run"],
+              ["debug=overfit", "trainer.max_steps=8"], []]
+    with caplog.at_level(logging.WARNING, logger="supra.runner.run_checks"):
+        for overrides in silent:
+            say_no_training_curve(compose_config("train", tmp_path / "run", overrides))
+        assert not caplog.records
+        say_no_training_curve(compose_config("train", tmp_path / "run", ["trainer.max_steps=10"]))
+    assert caplog.messages == ["trainer.max_steps=10 is below trainer.log_every_n_steps=25: no train/loss or learning "
+                               "rate will be logged; add trainer.log_every_n_steps=10 or less (1: every step)"]
+
+
 def test_trainer_settings_as_lightning_reads_them_pass(tmp_path):
     from supra.runner.run_checks import check_run_config
 

@@ -1,9 +1,11 @@
-"""What `train.py` refuses before any work: the config's numbers, names and paths that Lightning, torch or Hydra
-would refuse only later (after the data set-up, or steps into the run) with a traceback, or take without a word."""
+"""What `train.py` refuses (or warns of) before any work: the config's numbers, names and paths that Lightning,
+torch or Hydra would refuse only later (after the data set-up, or steps into the run) with a traceback, or take
+without a word."""
 
 from __future__ import annotations
 
 import inspect
+import logging
 import math
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -28,6 +30,8 @@ from supra.utils.hardware import check_chosen_trainer
 from supra.utils.numbers import is_number, is_whole
 from supra.utils.run_folders import finished_run_file
 from supra.utils.seeds import check_seed
+
+log = logging.getLogger(__name__)
 
 
 def group_choice(group: str) -> str:
@@ -66,6 +70,20 @@ def check_run_config(cfg: DictConfig) -> None:
     check_half_precision_on_cpu(cfg.trainer)
     check_output_dir(cfg)
     check_ckpt_path(cfg)
+
+
+def say_no_training_curve(cfg: DictConfig) -> None:
+    """One warning before any work for a fit shorter than trainer.log_every_n_steps: Lightning logs train/loss and
+    the learning rate at every Nth optimizer step only, so such a run logs neither, and Lightning's own warning
+    compares the interval with an epoch's length, not with trainer.max_steps. Not under fast_dev_run (which logs
+    nothing), nor without a logger or a fit; a run bounded by epochs alone has no length known yet."""
+    trainer_cfg = cfg.trainer
+    steps, every = trainer_cfg.get("max_steps"), trainer_cfg.get("log_every_n_steps")
+    if not cfg.get("train") or trainer_cfg.get("fast_dev_run") or not cfg.get("logger") or not is_whole(every):
+        return
+    if is_whole(steps, 1) and steps < every:
+        log.warning("trainer.max_steps=%d is below trainer.log_every_n_steps=%d: no train/loss or learning rate will "
+                    "be logged; add trainer.log_every_n_steps=%d or less (1: every step)", steps, every, steps)
 
 
 def check_java_for_training(cfg: DictConfig) -> None:

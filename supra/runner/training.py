@@ -43,7 +43,13 @@ from supra.runner.components import (
     tokenizer_to_reuse,
 )
 from supra.runner.resume import EpochWhereStopped, PastScheduleByEpochs, epochs_trained
-from supra.runner.run_checks import check_java_for_training, check_run_config, group_choice, in_sweep
+from supra.runner.run_checks import (
+    check_java_for_training,
+    check_run_config,
+    group_choice,
+    in_sweep,
+    say_no_training_curve,
+)
 from supra.runner.spawned_ranks import EndWithMainProcess, sigterm_ends_main_process_at_once
 from supra.sweeps.callback import interrupted_job_advice, note_diverged
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
@@ -109,6 +115,7 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     for group in ("model", "data", "trainer", "callbacks", "logger"):
         check_target_options(cfg.get(group), group)
     check_java_for_training(cfg)
+    say_no_training_curve(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
     run_config = OmegaConf.to_container(cfg, resolve=True)
