@@ -26,6 +26,7 @@ from supra.utils.cli import (
     exit_on_user_error,
     print_help,
 )
+from supra.utils.home_paths import expand_home
 from supra.utils.hydra_quoting import quote_values
 
 
@@ -42,6 +43,7 @@ def check_command_line() -> None:
     if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
         print_help("eval", help_config="eval")  # its own usage, not train.py's
         raise SystemExit(0)
+    sys.argv[1:] = expand_home(sys.argv[1:])  # ckpt=~/run/best.ckpt data.root=~/f8k: the shell leaves data.root's ~ alone
     exit_if_run_dir_unwritable(sys.argv[1:], default_log_dir="logs")
     exit_if_unknown_option("eval", sys.argv[1:])
     exit_if_unknown_group_option(sys.argv[1:])  # data=flikr8k: Hydra's 15-line error

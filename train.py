@@ -21,6 +21,7 @@ from supra.utils.cli import (
     exit_on_user_error,
     print_help,
 )
+from supra.utils.home_paths import expand_home
 from supra.utils.hydra_quoting import quote_values
 from supra.utils.unknown_keys import exit_if_unknown_key
 
@@ -39,6 +40,7 @@ def check_command_line() -> None:
     if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
         print_help("train", help_config="default", config_groups=True)  # the options' comments too
         raise SystemExit(0)
+    sys.argv[1:] = expand_home(sys.argv[1:])  # data.root=~/f8k: the shell leaves its ~ alone
     exit_if_null_group("train", sys.argv[1:])  # logger=null: Hydra's traceback
     exit_if_unknown_group_option(sys.argv[1:])  # data=flikr8k: Hydra's 15-line error
     exit_if_run_dir_unwritable(sys.argv[1:], default_log_dir="logs")

@@ -27,6 +27,7 @@ from torch.multiprocessing import ProcessRaisedException
 
 from supra.utils.errors import SupraUserError, note_in_run_log, user_error_in
 from supra.utils.files import check_writable_dir
+from supra.utils.home_paths import expand_home
 from supra.utils.hydra_quoting import quote_values, quoted_whole
 from supra.utils.overrides import CONF_DIR, is_config_group, other_configs, parsed_overrides
 from supra.utils.private_apis import hydra_args_parser
@@ -420,6 +421,7 @@ def hydra_command(config_name: str, run: Callable[[DictConfig], Any], data_sets:
         if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
             print_help(config_name, data_sets=data_sets)
             raise SystemExit(0)
+        sys.argv[1:] = expand_home(sys.argv[1:])  # out=~/x as the shell gives it, dir=~/x too
         exit_if_run_dir_unwritable(sys.argv[1:])
         exit_if_unknown_option(config_name, sys.argv[1:])
         sys.argv[1:] = quote_values(sys.argv[1:])
