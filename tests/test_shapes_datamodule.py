@@ -201,3 +201,31 @@ def test_an_image_size_off_the_patch_is_answered_with_sizes_the_shapes_can_be_dr
 def test_unknown_split_is_refused():
     with pytest.raises(SupraUserError, match="data.split='dev'"):
         ShapesDataModule(split="dev")
+
+
+MORE_THAN_MEMORY = r" GiB of memory \(.+\), more than (this machine's memory|this process's address-space limit \(ulimit -v\)) \(\d+\.\d GiB\): lower it$"
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda: ShapesDataModule(**{**SMALL, "num_train": 10**12}),
+     r"^data.num_train=1000000000000 at data.canvas_size=128 needs 126600265.5"),
+    (lambda: ShapesImagesDataModule(num_val=10**12), r"^data.num_val=1000000000000 at data.image_size=64 needs 22888183.6"),
+    (lambda: ShapesVideoDataModule(num_test=10**12), r"^data.num_test=1000000000000 of data.frames=4 at data.image_size=64 "
+                                                     r"needs 91552734.4"),
+])
+def test_a_split_larger_than_the_machines_memory_is_one_line_before_any_drawing(make, message):
+    """data.num_train=10**12 drew for minutes without a word (400000 ended in numpy's MemoryError traceback)."""
+    with pytest.raises(SupraUserError, match=message + MORE_THAN_MEMORY):
+        make()
+
+
+def test_a_split_larger_than_an_address_space_limit_names_the_limit(monkeypatch):
+    """Under `ulimit -v 8000000` data.num_train=400000 failed after 84 s of drawing: the limit is the bound then."""
+    import resource
+
+    monkeypatch.setattr(resource, "getrlimit", lambda which: (8_000_000 * 1024, resource.RLIM_INFINITY))
+    with pytest.raises(SupraUserError, match=r"^data.num_train=400000 at data.canvas_size=128 needs 50.6 GiB of memory "
+                                             r"\(135936 bytes a 128 px scene and its 112 px copy\), more than this "
+                                             r"process's address-space limit \(ulimit -v\) \(7.6 GiB\): lower it$"):
+        ShapesDataModule(**{**SMALL, "num_train": 400_000})
+    ShapesDataModule(**SMALL)  # the shipped sizes are far below it

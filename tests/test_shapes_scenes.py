@@ -169,3 +169,9 @@ def test_relation_accuracy_counts_captions_that_place_their_objects_where_they_a
     assert relation_accuracy({0: "a small red circle on the left", 1: "a yellow square below a purple square"}, scenes) == 0.5
     assert relation_accuracy({0: "a blue circle on the left"}, {0: (left,)}) == 0.0  # names an object the image lacks
     assert relation_accuracy({}, scenes) == 0.0  # a missing caption is wrong
+
+
+def test_more_scenes_than_memory_holds_fail_at_once_not_after_sampling_them_all():
+    """The images' array comes first: 10**12 scenes sampled into a list before it ran for minutes, then ran out."""
+    with pytest.raises(MemoryError):
+        generate_scenes(10**12, 0, 32)

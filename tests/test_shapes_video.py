@@ -449,3 +449,9 @@ def test_an_unknown_or_missing_option_is_one_line_naming_it(shapes_gifs_lines):
 # Computed once from generate_clips(8, seed=0, frames=4, canvas_size=64); a change here changes everyone's data.
 GOLDEN_SHA256_PREFIX = "0a328e5c45f22155"
 GOLDEN_FIRST_CAPTION = "a green circle moves up"
+
+
+def test_more_clips_than_memory_holds_fail_at_once_not_after_sampling_them_all():
+    """The pixels' array comes first, as the scenes': their records are never sampled for an array that cannot be."""
+    with pytest.raises(MemoryError):
+        generate_clips(10**12, 0, 4, 32)

@@ -22,6 +22,7 @@ from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE
 from supra.utils.cli import check_option_types
 from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError
+from supra.utils.hardware import memory_limit
 from supra.utils.numbers import is_whole
 from supra.utils.seeds import check_seed
 
@@ -56,6 +57,21 @@ def check_split_sizes(num_train: int, num_val: int, num_test: int, item_name: st
         if n < 1:
             raise SupraUserError(f"data.num_{split}={n}: every split needs at least 1 {item_name}")
     return sizes
+
+
+def check_split_memory(sizes: dict[str, int], item_bytes: int, item: str, settings: str) -> None:
+    """One line, before anything is drawn, for a split whose `item_bytes` each (its pixels as drawn and as
+    kept) would take more memory than this process can ever hold (hardware.memory_limit): else numpy's
+    MemoryError traceback after minutes of drawing, or a machine swapping. `item` and `settings` describe an
+    item and the options that size it, for the message ("128 px scene", "at data.canvas_size=128")."""
+    limit = memory_limit()
+    if limit is None:
+        return
+    most, what = limit
+    for split, n in sizes.items():
+        if n * item_bytes > most:
+            raise SupraUserError(f"data.num_{split}={n} {settings} needs {n * item_bytes / 2**30:.1f} GiB of memory "
+                                 f"({item_bytes} bytes a {item}), more than {what} ({most / 2**30:.1f} GiB): lower it")
 
 
 def check_drawing(seed: int, size: int, size_key: str) -> None:

@@ -245,8 +245,8 @@ def generate_clips(
             raise ValueError(f"{name}={value} must be >= {least}")
     if canvas_size < 32:
         raise ValueError(f"canvas_size={canvas_size} is too small to draw shapes: use >= 32")
+    pixels = np.empty((n, frames, canvas_size, canvas_size, 3), dtype=np.uint8)  # first: too large fails before any drawing
     clips = [sample_clip(clip_rng(seed, start + i), frames) for i in range(n)]
-    pixels = np.empty((n, frames, canvas_size, canvas_size, 3), dtype=np.uint8)
     for i, clip in enumerate(clips):
         pixels[i] = render_clip(clip, canvas_size)
     return pixels, clips

@@ -214,10 +214,11 @@ def generate_scenes(n: int, seed: int, canvas_size: int = 128) -> tuple[np.ndarr
     if canvas_size < 32:
         raise ValueError(f"canvas_size={canvas_size} is too small to draw shapes: use >= 32")
     rng = np.random.default_rng(seed)
-    scenes = [sample_scene(rng) for _ in range(n)]
-    images = np.empty((n, canvas_size, canvas_size, 3), dtype=np.uint8)
-    for i, scene in enumerate(scenes):
-        images[i] = render_scene(scene, canvas_size)
+    images = np.empty((n, canvas_size, canvas_size, 3), dtype=np.uint8)  # first: too large fails before any drawing
+    scenes = []
+    for i in range(n):  # drawing takes nothing from rng: the scenes of sampling them all first
+        scenes.append(sample_scene(rng))
+        images[i] = render_scene(scenes[i], canvas_size)
     return images, scenes
 
 

@@ -1,5 +1,6 @@
 """What the machine can do: fail at once, in one line, when a trainer config asks for GPUs the machine
-does not have; pick the fastest safe precision (`${fast_precision:${trainer.accelerator}}` in configs)."""
+does not have; pick the fastest safe precision (`${fast_precision:${trainer.accelerator}}` in configs); the
+most memory a process can hold (memory_limit)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,24 @@ from omegaconf import DictConfig, OmegaConf
 
 from supra.utils.cli import CONF_DIR
 from supra.utils.errors import SupraUserError
+
+
+def memory_limit() -> tuple[int, str] | None:
+    """The most memory this process could ever hold, in bytes, and what sets it, for a message: the machine's
+    physical memory, or an address-space limit below it (`ulimit -v`); None where neither is known."""
+    try:
+        limit, what = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"), "this machine's memory"
+    except (ValueError, OSError, AttributeError):  # no sysconf (Windows), or these names unknown to it
+        limit, what = None, ""
+    try:
+        import resource
+    except ImportError:
+        return None if limit is None else (limit, what)
+    address_space = resource.getrlimit(resource.RLIMIT_AS)[0]
+    if address_space != resource.RLIM_INFINITY and (limit is None or address_space < limit):
+        limit, what = address_space, "this process's address-space limit (ulimit -v)"
+    return None if limit is None else (limit, what)
+
 
 # CPU flags (Linux names) of native bf16 arithmetic: AVX-512's BF16 instructions or Intel's AMX tiles.
 NATIVE_BF16_FLAGS = frozenset({"avx512_bf16", "amx_bf16"})

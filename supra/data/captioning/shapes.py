@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-from supra.data.base import check_drawing, check_split_sizes
+from supra.data.base import check_drawing, check_split_memory, check_split_sizes
 from supra.data.captioning.datamodule import CaptionDataModule, CaptionedImages
 from supra.data.images import channels_first, resize_uint8
 from supra.metrics.attr_acc import SCENE_SCORES, attribute_accuracy, relation_accuracy
@@ -28,6 +28,9 @@ class ShapesDataModule(CaptionDataModule):
         super().__init__(**common)
         self.sizes = check_split_sizes(num_train, num_val, num_test, "image")
         check_drawing(seed, canvas_size, "canvas_size")
+        # at its peak a split is held three times: as drawn, turned channels-first, and resized
+        check_split_memory(self.sizes, 2 * canvas_size**2 * 3 + 3 * self.image_size**2,
+                           f"{canvas_size} px scene and its {self.image_size} px copy", f"at data.canvas_size={canvas_size}")
         self.canvas_size, self.seed = canvas_size, seed
         self.scenes: dict[str, list[Scene]] = {}
 

@@ -7,7 +7,7 @@ import logging
 import time
 from typing import Any
 
-from supra.data.base import check_drawing, check_split_sizes
+from supra.data.base import check_drawing, check_split_memory, check_split_sizes
 from supra.data.images import channels_first
 from supra.data.media.datamodule import MediaDataModule, MediaItems
 from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE, SPLIT_SEED_OFFSET, Scene, generate_scenes
@@ -25,6 +25,8 @@ class ShapesImagesDataModule(MediaDataModule):
         super().__init__(**common)
         self.sizes = check_split_sizes(num_train, num_val, num_test, "image")
         check_drawing(seed, self.image_size, "image_size")
+        size = self.image_size  # held twice at its peak: as drawn and turned channels-first
+        check_split_memory(self.sizes, 2 * size**2 * 3, f"{size} px scene", f"at data.image_size={size}")
         self.seed = seed
         self.scenes: dict[str, list[Scene]] = {}  # the records of the loaded splits
 

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from supra.data.base import check_drawing, check_split_sizes
+from supra.data.base import check_drawing, check_split_memory, check_split_sizes
 from supra.data.media.datamodule import MediaDataModule, MediaItems
 from supra.procedural.shapes_clips import Clip, generate_clips
 from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE, SPLIT_SEED_OFFSET
@@ -37,6 +37,9 @@ class ShapesVideoDataModule(MediaDataModule):
         if frames < 2:
             raise SupraUserError(f"data.frames={frames}: a clip needs at least 2 frames to show a change")
         check_drawing(seed, self.image_size, "image_size")
+        size = self.image_size  # held twice at its peak: as drawn and turned channels-first
+        check_split_memory(self.sizes, 2 * frames * size**2 * 3, f"{frames}-frame clip at {size} px",
+                           f"of data.frames={frames} at data.image_size={size}")
         self.frames, self.seed = frames, seed
         self.clips: dict[str, list[Clip]] = {}  # records of the loaded splits (motion, objects per frame)
 
