@@ -69,6 +69,7 @@ from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     remove_earlier_outputs,
     require_writable_dir,
+    unwritable_reason,
     write_json_atomic,
     write_text_atomic,
 )
@@ -578,7 +579,8 @@ def new_folder(path: Path) -> Path:
             folder = path.with_name(f"{path.name}_{n}")
             continue
         except OSError as err:
-            raise SupraUserError(f"cannot write to out={folder} ({err.strerror or err}): choose a folder with out=DIR") from None
+            raise SupraUserError(f"cannot write to out={folder} ({unwritable_reason(folder, err)}): choose a folder with "
+                                 "out=DIR") from None
         return require_writable_dir(folder, f"out={folder}")
 
 

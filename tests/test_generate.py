@@ -16,7 +16,7 @@ import supra.generate as generate_module
 from supra.artifacts.a2a_release import load_a2a, load_stage1_vqvae, save_a2a_release
 from supra.artifacts.captioner_release import load_captioner
 from supra.data.media.codes import encode_items
-from supra.generate import run
+from supra.generate import new_folder, run
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.models.vqvae import VQVAE
 from supra.pictures.attention import DECODED_INPUT, GENERATED_PICTURE, INPUT_PICTURE
@@ -1033,3 +1033,12 @@ def test_the_dated_default_out_never_replaces_a_run_started_the_same_second(pair
         assert f"wrote {folder}: text.txt, generation.json" in capsys.readouterr().out
     assert (dated / "text.txt").read_text() == "another run's\n"
     # out= given: an earlier generate's outputs there are replaced (test_a_second_generation_into_the_same_folder...)
+
+
+def test_a_dated_out_folder_under_a_file_names_that_file(tmp_path):
+    """The dated out= of generate under a file said "(Not a directory)", naming no file."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("a file where a folder should go")
+    with pytest.raises(SupraUserError, match=rf"^cannot write to out={re.escape(str(a_file))}/out \({re.escape(str(a_file))} "
+                                             r"is a file, not a folder\): choose a folder with out=DIR$"):
+        new_folder(a_file / "out")

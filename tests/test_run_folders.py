@@ -165,9 +165,24 @@ def test_a_paths_choice_whose_log_folder_cannot_be_made_is_one_line_before_hydra
     with pytest.raises(SystemExit) as refused:
         exit_if_run_dir_unwritable(["paths=kaggle"], default_log_dir="logs")
     assert refused.value.code == 2 and capsys.readouterr().err == (
-        f"error: cannot write to {tmp_path / 'a_file' / 'working' / 'logs'} (Not a directory), where paths=kaggle puts "
+        f"error: cannot write to {tmp_path / 'a_file' / 'working' / 'logs'} ({tmp_path / 'a_file'} is a file, not a "
+        "folder), where paths=kaggle puts "
         "runs: leave paths=kaggle out, or choose one with paths.log_dir=DIR\n")
     exit_if_run_dir_unwritable(["paths=kaggle", f"paths.log_dir={tmp_path / 'logs'}"], default_log_dir="logs")
+
+
+@pytest.mark.parametrize(("option", "under", "flags"), [("paths.log_dir", "", []), ("hydra.run.dir", "", []),
+                                                     ("paths.log_dir", "/logs", []), ("hydra.sweep.dir", "/sweep", ["-m"])])
+def test_an_output_folder_that_is_a_file_or_lies_under_one_names_that_file(option, under, flags, tmp_path, capsys):
+    """paths.log_dir=FILE said the OS's "(File exists)" (under a file, "(Not a directory)"), naming no file: the
+    words the cache folder gets for it."""
+    a_file = tmp_path / "a_file"
+    a_file.write_text("a file where a folder should go")
+    with pytest.raises(SystemExit) as refused:
+        exit_if_run_dir_unwritable([*flags, f"{option}={a_file}{under}"])
+    assert refused.value.code == 2 and capsys.readouterr().err == (
+        f"error: cannot write to {option}={a_file}{under} ({a_file} is a file, not a folder): choose another with "
+        f"{option}=DIR\n")
 
 
 def without_hard_links(monkeypatch) -> None:

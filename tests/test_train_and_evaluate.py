@@ -973,7 +973,7 @@ def train_py_runs(tmp_path_factory, trained_run) -> dict[str, subprocess.Complet
 def test_train_cli_run_from_a_folder_where_runs_cannot_go_gives_one_line(train_py_runs):
     result = train_py_runs["default logs unwritable"]  # run where `logs` is a file, with no folder named
     assert result.returncode == 2 and "Traceback" not in result.stderr
-    said = re.fullmatch(r"error: cannot write to (.+) \(Not a directory\), where runs go by default: run from a folder "
+    said = re.fullmatch(r"error: cannot write to (.+) \(logs is a file, not a folder\), where runs go by default: run from a folder "
                         r"you can write to, or choose one with paths.log_dir=DIR\n", result.stderr)
     assert said and Path(said[1]).name == "logs" and Path(said[1]).is_file()  # the file in the folder it ran from
 

@@ -26,7 +26,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.multiprocessing import ProcessRaisedException
 
 from supra.utils.errors import SupraUserError, note_in_run_log, user_error_in
-from supra.utils.files import check_writable_dir
+from supra.utils.files import check_writable_dir, unwritable_reason
 from supra.utils.home_paths import expand_home
 from supra.utils.hydra_quoting import quote_values, quoted_whole
 from supra.utils.overrides import CONF_DIR, is_config_group, other_configs, parsed_overrides
@@ -191,7 +191,7 @@ def exit_if_run_dir_unwritable(argv: Sequence[str], default_log_dir: str | None 
         try:  # without creating it: Hydra does, in the folder chosen after composing (an experiment may move it)
             _check_writable_unmade(folder)
         except OSError as err:
-            print(f"error: cannot write to {folder.resolve()} ({err.strerror or err}), {where} choose one with "
+            print(f"error: cannot write to {folder.resolve()} ({unwritable_reason(folder, err)}), {where} choose one with "
                   "paths.log_dir=DIR", file=sys.stderr)
             raise SystemExit(2) from None
     multirun = any(arg in ("-m", "--multirun") for arg in argv)  # only then is hydra.sweep.dir made
@@ -208,7 +208,7 @@ def exit_if_run_dir_unwritable(argv: Sequence[str], default_log_dir: str | None 
                 else:
                     check_writable_dir(folder)
             except OSError as err:
-                print(f"error: cannot write to {option}={folder} ({err.strerror or err}): "
+                print(f"error: cannot write to {option}={folder} ({unwritable_reason(Path(folder), err)}): "
                       f"choose another with {option}=DIR", file=sys.stderr)
                 raise SystemExit(2) from None
 

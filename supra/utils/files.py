@@ -408,10 +408,15 @@ def require_writable_dir(path: str | os.PathLike, what: str, remedy: str = "choo
     try:
         return check_writable_dir(path, create)
     except OSError as err:
-        in_the_way = file_in_the_way(Path(path))
-        # the OS's words for it, "File exists" or "Not a directory", would not say which file
-        reason = err.strerror or str(err) if in_the_way is None else f"{in_the_way} is a file, not a folder"
-        raise SupraUserError(f"cannot write to {what} ({reason}): {remedy}") from None
+        raise SupraUserError(f"cannot write to {what} ({unwritable_reason(Path(path), err)}): {remedy}") from None
+
+
+def unwritable_reason(path: Path, err: OSError) -> str:
+    """Why the folder `path` could not be written (`err`), for a one-line message: the file in its way, named
+    ("... is a file, not a folder"), where there is one; else the OS's words."""
+    in_the_way = file_in_the_way(path)
+    # the OS's words for a file in the way, "File exists" or "Not a directory", would not say which file
+    return err.strerror or str(err) if in_the_way is None else f"{in_the_way} is a file, not a folder"
 
 
 def file_in_the_way(path: Path) -> Path | None:
