@@ -373,6 +373,43 @@ def test_a_coco_id_given_to_two_files_keeps_neither_so_no_caption_moves_to_anoth
     assert "captions_train2014.json: id 103 train2014/COCO_train2014_000000000104.jpg" in summary_line("coco", index, {})
 
 
+def test_a_coco_id_given_to_a_train_file_and_a_val_file_keeps_neither(tmp_path):
+    """The rule holds across the official train and val files too: the two files are two pictures, not one
+    image listed twice, so neither is trained on or scored against the other's captions."""
+    expected = write_coco_official(tmp_path / "coco")
+    path = tmp_path / "coco" / "annotations" / "captions_val2014.json"
+    data = json.loads(path.read_text())
+    next(im for im in data["images"] if im["id"] == 205)["id"] = 103  # val file 205 listed under train's id 103
+    for annotation in data["annotations"]:
+        annotation["image_id"] = 103 if annotation["image_id"] == 205 else annotation["image_id"]
+    path.write_text(json.dumps(data))
+    index = read_caption_source("coco", tmp_path / "coco")
+    placed = [key for keys in index.splits.values() for key in keys]
+    assert not {"train2014/COCO_train2014_000000000103.jpg", "val2014/COCO_val2014_000000000205.jpg"} & set(placed)
+    assert len(placed) == len(set(placed)) == sum(expected["images"].values()) - 2
+    assert index.skipped["image whose id another file has too (neither kept)"] == 2
+    assert index.skipped["caption for an id of two files"] == 10
+    assert "image listed twice" not in summary_line("coco", index, {})
+
+
+def test_a_karpathy_cocoid_of_two_files_keeps_neither_while_one_file_listed_twice_is_kept_once_in_test(tmp_path):
+    write_coco_karpathy(tmp_path / "coco")
+    path = tmp_path / "coco" / "dataset_coco.json"
+    data = json.loads(path.read_text())
+    train, test, listed_again = data["images"][0], data["images"][-1], data["images"][-2]
+    train["cocoid"] = test["cocoid"]  # two files, one id
+    data["images"].append({**listed_again, "split": "restval"})  # a test file listed again as restval
+    path.write_text(json.dumps(data))
+    index = read_caption_source("coco", tmp_path / "coco")
+    two_files = {f"{im['filepath']}/{im['filename']}" for im in (train, test)}
+    again = f"{listed_again['filepath']}/{listed_again['filename']}"
+    assert not two_files & {key for keys in index.splits.values() for key in keys}
+    assert again in index.splits["test"] and again not in index.splits["train"]
+    assert index.skipped["image whose id another file has too (neither kept)"] == 2
+    assert index.skipped["image listed twice (kept once, in test before val before train)"] == 1
+    assert {split: len(keys) for split, keys in index.splits.items()} == {"train": 9, "val": 3, "test": 2}
+
+
 @pytest.mark.parametrize(("source", "message"), [
     ("coco", "holds no COCO captions"), ("flickr30k", "holds no known Flickr30k layout"),
     ("folder", "holds no images or GIFs"), ("hf_disk", "holds no Hugging Face dataset"),

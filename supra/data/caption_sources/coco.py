@@ -19,14 +19,19 @@ import json
 from collections.abc import Hashable
 from pathlib import Path
 
-from supra.data.caption_sources.index import CaptionIndex, finish, seeded_split, split_sizes
+from supra.data.caption_sources.index import (
+    CAPTION_OF_TWO_FILES,
+    ID_OF_TWO_FILES,
+    CaptionIndex,
+    finish,
+    seeded_split,
+    split_sizes,
+)
 from supra.data.caption_sources.karpathy import read_karpathy
 from supra.utils.errors import SupraUserError
 
 LAYOUTS = ("karpathy", "2014", "2017")
 KARPATHY_VAL_TEST = {"train": None, "val": 5000, "test": 5000}
-ID_OF_TWO_FILES = "image whose id another file has too (neither kept)"
-CAPTION_OF_TWO_FILES = "caption for an id of two files"
 
 
 def _annotation_file(root: Path, part: str, year: str) -> Path | None:

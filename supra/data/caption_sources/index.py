@@ -117,16 +117,43 @@ def seeded_split(keys: list[str], sizes: dict[str, int], seed: int) -> dict[str,
 
 
 LISTED_TWICE = "image listed twice (kept once, in test before val before train)"
+ID_OF_TWO_FILES = "image whose id another file has too (neither kept)"
+CAPTION_OF_TWO_FILES = "caption for an id of two files"
+
+
+def drop_ids_of_two_files(index: CaptionIndex) -> None:
+    """Drop, counting each, the image files that share a dataset id with another file (COCO's train and val
+    files both listing an id, a Karpathy file giving two files one cocoid): which picture the id's captions
+    describe is unknown, so neither is kept and no caption moves to another picture. Rows of a dataset's
+    files (`stored`, keyed by row) are not files: rows repeating an id are one image (a row per caption)."""
+    files_of_id: dict[int | str, dict[str, None]] = {}  # id -> its file keys, each once, in split order
+    for keys in index.splits.values():
+        for key in keys:
+            if key in index.ids and key not in index.stored:
+                files_of_id.setdefault(index.ids[key], {})[key] = None
+    dropped = {key for keys in files_of_id.values() if len(keys) > 1 for key in keys}
+    for image_id, keys in files_of_id.items():
+        if len(keys) < 2:
+            continue
+        for key in keys:
+            index.skip(ID_OF_TWO_FILES, f"id {image_id} {key}")
+            for _ in index.captions.pop(key, []):
+                index.skip(CAPTION_OF_TWO_FILES, f"id {image_id}")
+            index.ids.pop(key)
+    for split, keys in index.splits.items():
+        index.splits[split] = [key for key in keys if key not in dropped]
 
 
 def finish(index: CaptionIndex) -> CaptionIndex:
     """Drop what cannot be used, counting each by reason: captioned images in no split ("in no split", or
     "no image file" when the file is missing too), split images without a file or without a caption, and
     an image listed again (under a second id, in a second split list, or one id under a second key), kept
-    once: in test before val before train, so no picture is trained on and scored (one id's captions joined).
+    once: in test before val before train, so no picture is trained on and scored (one id's captions joined,
+    where the id is a dataset's row-per-caption one); files sharing an id are dropped (drop_ids_of_two_files).
 
     After this every split key has >= 1 caption and a file on disk, and is in one split once.
     """
+    drop_ids_of_two_files(index)
     placed: set[str] = set()
     key_of_id: dict[int | str, str] = {}  # an id under two keys (a dataset's row-per-caption id in two splits)
     for split in sorted(index.splits, key=lambda s: SPLIT_NAMES[::-1].index(s) if s in SPLIT_NAMES else 3):
