@@ -197,13 +197,38 @@ def test_a_hugging_face_id_in_train_and_in_test_is_one_image_kept_in_test_never_
     assert index.skipped["image listed twice (kept once, in test before val before train)"] == 4
 
 
+def write_row_per_caption_parquet(root, pictures: list[int], columns: dict | None = None) -> None:
+    """A Hub-style parquet with a row per caption: row i holds picture `pictures[i]` and a caption naming it."""
+    import datasets
+
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    table = datasets.Dataset.from_dict({"image": [{"bytes": jpeg_bytes(i), "path": None} for i in pictures],
+                                        "caption": [f"picture {i} row {row}" for row, i in enumerate(pictures)],
+                                        **(columns or {})})
+    table = table.cast_column("image", datasets.Image())
+    (root / "data").mkdir(parents=True)
+    table.to_parquet(str(root / "data" / "train-00000-of-00001.parquet"))
+
+
+def test_a_hugging_face_id_column_that_several_pictures_share_is_one_line_naming_it(tmp_path):
+    """Rows joined by id must hold one picture: an album or category column would give each picture the
+    captions of the others."""
+    pictures = [i for i in range(16) for _ in range(2)]
+    write_row_per_caption_parquet(tmp_path / "hf", pictures, {"album": [i // 4 for i in pictures]})
+    with pytest.raises(SupraUserError, match=r"data.id_column='album' gives id 0 to rows 0 and 2 of .*train split, "
+                                             r"which hold different images: name the column that identifies each"):
+        read_caption_source("hf_disk", tmp_path / "hf", columns={"id_column": "album"}, cache_dir=tmp_path / "c")
+
+
 def test_a_hugging_face_row_with_a_null_id_is_an_image_of_its_own(tmp_path):
     import datasets
 
     from tests.caption_source_fixtures import jpeg_bytes
 
     ids = [0, 0, None, None, 1, *range(2, 20)]  # two rows of picture 0; two pictures without an id
-    table = datasets.Dataset.from_dict({"image": [{"bytes": jpeg_bytes(i), "path": None} for i in range(len(ids))],
+    pictures = [0, *range(len(ids) - 1)]
+    table = datasets.Dataset.from_dict({"image": [{"bytes": jpeg_bytes(i), "path": None} for i in pictures],
                                         "caption": [f"caption of row {i}" for i in range(len(ids))], "img_id": ids},
                                        features=datasets.Features({"image": datasets.Image(), "caption": datasets.Value("string"),
                                                                    "img_id": datasets.Value("int64")}))

@@ -12,13 +12,17 @@ holds one caption (a string) or several (a list of strings). Split names: train,
 dev, test, as a word anywhere in a save_to_disk split's name or a parquet file's (`train2014`); splits the dataset lacks are cut from train by a seeded 1/8 each (at most 1,000 images). Each
 image is keyed `<split>/<row>`. With `id_column`, the dataset's own id goes to predictions.json, and rows
 that repeat an id (datasets with a row per caption) are one image with all their captions: otherwise the
-same picture would be in train and test, scored against one reference.
+same picture would be in train and test, scored against one reference. Rows of one id must hold the same
+image (bytes, or the file named): a column several pictures share (an album) is one line naming it.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
+from collections import Counter
+from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
@@ -103,10 +107,10 @@ def _is_string(kind: Any) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
-def _image_fields(dataset: Any, column: str, where: str) -> tuple[list[bool], list[str | None]]:
-    """Per row: whether the image column holds bytes, and the path it names, read from the Arrow column
-    without copying the images (their bytes are read once, when the image cache is built). `where` names
-    the split, for the error when the column holds something else."""
+def _image_fields(dataset: Any, column: str, where: str, root: Path) -> tuple[list[bool], list[str | None], list[Hashable | None]]:
+    """Per row: whether the image column holds bytes, the path it names, and its image's identity
+    (_identities), read from the Arrow column without copying the images (their bytes are decoded once,
+    when the image cache is built). `where` names the split, for the error when the column holds something else."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -123,8 +127,27 @@ def _image_fields(dataset: Any, column: str, where: str) -> tuple[list[bool], li
         raise SupraUserError(f"data.image_column={column!r} of {where} holds {kind}, not images: name the column "
                              "holding the Image feature, image bytes or image file paths")
     n = len(values)
-    has_bytes = [length > 0 for length in pc.fill_null(pc.binary_length(data), 0).to_pylist()] if data is not None else [False] * n
-    return has_bytes, paths.to_pylist() if paths is not None else [None] * n
+    lengths = pc.fill_null(pc.binary_length(data), 0).to_pylist() if data is not None else [0] * n
+    named = paths.to_pylist() if paths is not None else [None] * n
+    return [length > 0 for length in lengths], named, _identities(data, lengths, named, root)
+
+
+def _identities(data: Any, lengths: list[int], paths: list[str | None], root: Path) -> list[Hashable | None]:
+    """Per row, what tells its image apart: rows of one identity hold the same picture. Bytes are known by
+    their length, and by their hash where another row's are as long (so only those are read); a path by
+    the file it names; a row with neither has None (no image: like no other)."""
+    shared_lengths = {length for length, rows in Counter(lengths).items() if length and rows > 1}
+    out: list[Hashable | None] = []
+    for row, (length, path) in enumerate(zip(lengths, paths, strict=True)):
+        if length in shared_lengths:
+            out.append(("bytes", length, hashlib.sha256(data[row].as_buffer()).hexdigest()))
+        elif length:
+            out.append(("bytes", length))
+        elif path:
+            out.append(("file", os.path.normpath(root / path)))
+        else:
+            out.append(None)
+    return out
 
 
 def _image_reader(dataset: Any, row: int, column: str, has_bytes: bool, path: str | None, root: Path,
@@ -141,6 +164,17 @@ def _image_reader(dataset: Any, row: int, column: str, has_bytes: bool, path: st
         if file.is_file():
             return StoredImage(file.read_bytes, f"{file}:{file.stat().st_mtime_ns}")
     return None
+
+
+def _check_same_image(identities: list[Hashable | None], first_row: int, row: int, id_column: str | None, image_id: Any,
+                      where: str) -> None:
+    """One line where a row repeating an id holds another picture than the id's first row: the id column
+    names something several pictures share (an album, a category), and joining their captions would give
+    each picture the others' captions."""
+    if identities[row] is not None and identities[row] != identities[first_row]:  # a row without an image: its captions join
+        raise SupraUserError(f"data.id_column={id_column!r} gives id {image_id!r} to rows {first_row} and {row} of {where}, "
+                             "which hold different images: name the column that identifies each picture, or leave "
+                             "data.id_column null")
 
 
 def _file_name(path: str, root: Path) -> str:
@@ -168,11 +202,15 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
             dataset = dataset.cast_column(image_column, datasets.Image(decode=False))  # bytes, not PIL
         captions = dataset[caption_column]  # the text column alone, without the images
         ids = dataset[id_column] if id_column else None
-        has_bytes, paths = _image_fields(dataset, image_column, f"{root}'s {split} split")
+        has_bytes, paths, identities = _image_fields(dataset, image_column, f"{root}'s {split} split", root)
         key_of_id: dict[Any, str] = {}  # a dataset with a row per caption repeats the image's id
+        first_row_of_id: dict[Any, int] = {}
         for row, caption in enumerate(captions):
             image_id = ids[row] if ids is not None else None  # a null id is no id: the row's own image
             key = key_of_id.get(image_id) if image_id is not None else None
+            if key is not None:
+                _check_same_image(identities, first_row_of_id[image_id], row, id_column, image_id,
+                                  f"{root}'s {split} split")
             if key is None:
                 key = f"{split}/{row}"
                 image = _image_reader(dataset, row, image_column, has_bytes[row], paths[row], root, stamp)
@@ -184,7 +222,7 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
                     index.stored_files[key] = _file_name(paths[row], root)
                 index.splits[split].append(key)
                 if image_id is not None:
-                    index.ids[key], key_of_id[image_id] = image_id, key
+                    index.ids[key], key_of_id[image_id], first_row_of_id[image_id] = image_id, key, row
             texts = caption if isinstance(caption, list) else [caption]
             for text in texts:
                 if isinstance(text, str):
