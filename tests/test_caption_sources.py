@@ -221,6 +221,21 @@ def test_a_hugging_face_id_column_that_several_pictures_share_is_one_line_naming
         read_caption_source("hf_disk", tmp_path / "hf", columns={"id_column": "album"}, cache_dir=tmp_path / "c")
 
 
+def test_hugging_face_rows_of_identical_image_bytes_without_an_id_column_are_one_image_in_one_split(tmp_path):
+    """A row per caption read without data.id_column: split by row, one picture was in train and in the val
+    or test cut from it, scored against one reference. Rows of one image are joined, and the summary says so."""
+    pictures = [i for _ in range(3) for i in range(16)]  # each picture's rows apart, as a shuffled dataset has them
+    write_row_per_caption_parquet(tmp_path / "hf", pictures)
+    index = read_caption_source("hf_disk", tmp_path / "hf", cache_dir=tmp_path / "c")
+    placed = [key for keys in index.splits.values() for key in keys]
+    assert sorted(placed, key=lambda key: int(key.split("/")[1])) == [f"train/{i}" for i in range(16)]
+    assert all(index.captions[f"train/{i}"] == [f"picture {i} row {i + 16 * n}" for n in range(3)] for i in range(16))
+    assert not index.ids  # the dataset's own ids stay its id column's
+    assert summary_line("hf_disk", index, {}).endswith(
+        "skipped: nothing; 32 rows hold the image of an earlier row of their split (a row per caption): joined to it "
+        "as one image with all their captions (data.id_column names them by the dataset's ids)")
+
+
 def test_a_hugging_face_row_with_a_null_id_is_an_image_of_its_own(tmp_path):
     import datasets
 

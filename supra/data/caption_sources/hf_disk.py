@@ -13,7 +13,11 @@ dev, test, as a word anywhere in a save_to_disk split's name or a parquet file's
 image is keyed `<split>/<row>`. With `id_column`, the dataset's own id goes to predictions.json, and rows
 that repeat an id (datasets with a row per caption) are one image with all their captions: otherwise the
 same picture would be in train and test, scored against one reference. Rows of one id must hold the same
-image (bytes, or the file named): a column several pictures share (an album) is one line naming it.
+image (bytes, or the file named): a column several pictures share (an album) is one line naming it. Without
+`id_column`, rows of a split holding identical bytes (or naming one file) are joined the same way, said in the
+summary line: a row per caption read without its id column would otherwise be split by row. Joined rather
+than refused, since the rows say plainly that they are one picture; the image keeps its first row's key and
+no id (the dataset's ids are id_column's alone).
 """
 
 from __future__ import annotations
@@ -197,6 +201,7 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
                                      f"(it has {', '.join(dataset.column_names)})")
     index = CaptionIndex(layout, root, {s: [] for s in SPLIT_NAMES}, {})
     stamp = _stamp(root)
+    joined = 0  # rows whose image an earlier row of their split holds (no id column)
     for split, dataset in splits.items():
         if isinstance(dataset.features[image_column], datasets.Image):
             dataset = dataset.cast_column(image_column, datasets.Image(decode=False))  # bytes, not PIL
@@ -205,10 +210,16 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
         has_bytes, paths, identities = _image_fields(dataset, image_column, f"{root}'s {split} split", root)
         key_of_id: dict[Any, str] = {}  # a dataset with a row per caption repeats the image's id
         first_row_of_id: dict[Any, int] = {}
+        # without an id column, rows of one image (identical bytes, or one file) are one image all the same:
+        # a row per caption split by row would put one picture in train and in the val or test cut from it
+        key_of_image: dict[Hashable, str] = {}
         for row, caption in enumerate(captions):
             image_id = ids[row] if ids is not None else None  # a null id is no id: the row's own image
             key = key_of_id.get(image_id) if image_id is not None else None
-            if key is not None:
+            if id_column is None and identities[row] is not None:
+                key = key_of_image.get(identities[row])
+                joined += key is not None
+            elif key is not None:
                 _check_same_image(identities, first_row_of_id[image_id], row, id_column, image_id,
                                   f"{root}'s {split} split")
             if key is None:
@@ -223,12 +234,17 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
                 index.splits[split].append(key)
                 if image_id is not None:
                     index.ids[key], key_of_id[image_id], first_row_of_id[image_id] = image_id, key, row
+                if id_column is None and identities[row] is not None:
+                    key_of_image[identities[row]] = key
             texts = caption if isinstance(caption, list) else [caption]
             for text in texts:
                 if isinstance(text, str):
                     index.add_caption(key, text, f"{key}: {text!r}")
                 else:
                     index.skip("caption that is not text", f"{key}: {text!r}"[:80])
+    if joined:
+        index.notes.append(f"{joined} rows hold the image of an earlier row of their split (a row per caption): "
+                           "joined to it as one image with all their captions (data.id_column names them by the dataset's ids)")
     missing = [split for split in ("val", "test") if not index.splits[split]]
     if missing:  # cut from train's captioned images, only the splits the dataset lacks
         keys = [k for k in index.splits["train"] if index.captions.get(k)]
