@@ -319,3 +319,15 @@ def test_an_input_that_is_a_looping_link_is_one_line_not_a_traceback(tmp_path):
     with pytest.raises(SupraUserError, match=r"^image=.*L\.png is a link that loops to itself .*: point it at a real "
                                              r"file or folder, or give that instead$"):
         refuse_overwriting_input(tmp_path / "L.png", "image", tmp_path / "out", ["grid.png"])
+
+
+def test_the_tree_stamp_changes_when_two_files_of_one_size_and_mtime_swap_names(tmp_path):
+    """What it keys (the a2a mixture's codes) is built again: the files' sizes and times alone stay as they were."""
+    for name in ("a.bin", "b.bin"):
+        (tmp_path / name).write_bytes(name.encode())
+        os.utime(tmp_path / name, ns=(10**18, 10**18))
+    stamp = tree_stamp(tmp_path)
+    (tmp_path / "a.bin").rename(tmp_path / "swap")
+    (tmp_path / "b.bin").rename(tmp_path / "a.bin")
+    (tmp_path / "swap").rename(tmp_path / "b.bin")
+    assert tree_stamp(tmp_path) != stamp

@@ -90,6 +90,27 @@ def test_cache_is_built_once_and_reused(tmp_path):
     assert cached[0].stat().st_mtime_ns == mtime
 
 
+def test_two_files_of_one_size_and_mtime_swapped_by_name_are_decoded_again(tmp_path):
+    """Files unpacked from an archive often share one mtime; a cache keyed by size and mtime alone served
+    each swapped file the other's pixels, so each was trained and scored against the other's captions."""
+    paths = [tmp_path / "a.bmp", tmp_path / "b.bmp"]  # BMP: one size whatever the pixels
+    for path, colour in zip(paths, ((255, 0, 0), (0, 0, 255)), strict=True):
+        Image.new("RGB", (8, 8), colour).save(path)
+    assert paths[0].stat().st_size == paths[1].stat().st_size
+    for path in paths:
+        os.utime(path, ns=(10**18, 10**18))
+    cache = ImageCache(tmp_path / "cache", paths, 8)
+    cache.build(show_progress=False)
+    paths[0].rename(tmp_path / "swap.bmp")
+    paths[1].rename(paths[0])
+    (tmp_path / "swap.bmp").rename(paths[1])
+    again = ImageCache(tmp_path / "cache", paths, 8)
+    again.ensure(show_progress=False)
+    images, _ = again.load()
+    assert again.array_path != cache.array_path
+    assert images[0, :, 0, 0].tolist() == [0, 0, 255] and images[1, :, 0, 0].tolist() == [255, 0, 0]
+
+
 def test_unreadable_cache_is_rebuilt_not_trusted(tmp_path):
     write_karpathy(tmp_path / "flickr")
     dm = datamodule(tmp_path / "flickr", tmp_path)

@@ -31,6 +31,7 @@ from supra.utils.files import (
     stale_temp_files,
     write_json_atomic,
 )
+from supra.utils.folder_walk import file_stamp
 
 log = logging.getLogger(__name__)
 
@@ -41,21 +42,19 @@ STALE_TEMP = r"\.images_[0-9a-f]{16}\.[a-z0-9_]{8}\.npy"  # atomic_path's temp n
 @dataclass(frozen=True)
 class StoredImage:
     """An encoded image that is not a file of its own (a row of a dataset's Arrow or parquet files): its
-    bytes, read on demand, and a stamp that changes when they may have (the container's size and mtime)."""
+    bytes, read on demand, and a stamp that changes when they may have (the container's file_stamp)."""
 
     read: Callable[[], bytes]
     stamp: str
 
 
 def cache_key(paths: Sequence[Path | StoredImage], names: Sequence[str], size: int) -> str:
-    """Hash of file names, sizes and modification times plus the transform: a changed file rebuilds."""
+    """Hash of file names and stamps (file_stamp: a changed, replaced or renamed file rebuilds) plus the
+    transform."""
     digest = hashlib.sha256(f"v{CACHE_VERSION} squash-resize {size} antialias".encode())
     for path, name in zip(paths, names, strict=True):
-        if isinstance(path, StoredImage):
-            digest.update(f"{name}|{path.stamp}\n".encode())
-            continue
-        stat = path.stat() if path.exists() else None
-        digest.update(f"{name}|{stat.st_size if stat else -1}|{stat.st_mtime_ns if stat else -1}\n".encode())
+        stamp = path.stamp if isinstance(path, StoredImage) else file_stamp(path)
+        digest.update(f"{name}|{stamp}\n".encode())
     return digest.hexdigest()[:16]
 
 

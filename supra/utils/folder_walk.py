@@ -139,19 +139,21 @@ def visible_files(root: str | os.PathLike) -> list[str]:
 
 
 def file_stamp(path: str | os.PathLike) -> str:
-    """A file's size and modification time, which change when it is rewritten ("missing" when it is not
-    there: a dangling link, a file removed meanwhile)."""
+    """A file's size, modification time, change time and inode, which change when it is rewritten or
+    another file takes its name ("missing" when it is not there: a dangling link, a file removed meanwhile).
+    Size and mtime alone miss two files of one size swapped by name where an unpacked archive gave every file
+    one mtime; the change time and inode do not (a rename sets the one, a new file has the other)."""
     try:
         stat = Path(path).stat()
     except OSError:
         return "missing"
-    return f"{stat.st_size}:{stat.st_mtime_ns}"
+    return f"{stat.st_size}:{stat.st_mtime_ns}:{stat.st_ctime_ns}:{stat.st_ino}"
 
 
 def tree_stamp(root: str | os.PathLike) -> str:
     """A stamp of the visible files under `root` (visible_files) that changes when one is added, removed,
-    renamed or rewritten: each one's path and file_stamp. Copies made without keeping modification times
-    (`cp -r`) stamp differently: what the stamp keys is built again for them."""
+    renamed or rewritten: each one's path and file_stamp. A copy stamps differently (its files are new
+    inodes): what the stamp keys is built again for it."""
     digest = hashlib.sha256()
     for name in visible_files(root):
         digest.update(f"{name}|{file_stamp(Path(root) / name)}\n".encode("utf-8", "surrogateescape"))

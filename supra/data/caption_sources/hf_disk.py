@@ -34,6 +34,7 @@ from supra.data.caption_sources.index import SPLIT_NAMES, CaptionIndex, finish, 
 from supra.data.image_cache import StoredImage
 from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
+from supra.utils.folder_walk import file_stamp
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "val", "valid": "val", "val": "val",
                  "dev": "val", "test": "test", "testing": "test"}
@@ -93,8 +94,8 @@ def load_splits(root: Path, cache_dir: Path) -> tuple[str, dict[str, Any]]:
 
 
 def _stamp(root: Path) -> str:
-    """Size and mtime of the dataset's files: the cache key of its images changes when they do."""
-    stats = [(p.relative_to(root).as_posix(), p.stat().st_size, p.stat().st_mtime_ns)
+    """The file_stamp of each of the dataset's files: the cache key of its images changes when one does."""
+    stats = [(p.relative_to(root).as_posix(), file_stamp(p))
              for p in sorted(root.rglob("*")) if p.suffix in (".arrow", ".parquet")]
     return hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
 
@@ -166,7 +167,7 @@ def _image_reader(dataset: Any, row: int, column: str, has_bytes: bool, path: st
     if path:
         file = Path(path) if Path(path).is_absolute() else root / path
         if file.is_file():
-            return StoredImage(file.read_bytes, f"{file}:{file.stat().st_mtime_ns}")
+            return StoredImage(file.read_bytes, f"{file}:{file_stamp(file)}")
     return None
 
 
