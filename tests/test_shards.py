@@ -1367,6 +1367,23 @@ def test_val_or_test_shards_the_fit_trains_on_are_said_in_a_warning(tmp_path, ca
     assert "data.val_shards shares" not in caplog.text
 
 
+@pytest.mark.parametrize("spelling", ["relative", "./relative", "file:// URL", "a link to it"])
+def test_a_trained_shard_is_noticed_in_the_test_list_however_its_path_is_spelled(tmp_path, monkeypatch, caplog,
+                                                                                 spelling):
+    import logging
+
+    from supra.data.caption_sources.shards import warn_scored_shards_trained_on
+
+    write_img2dataset_shards(tmp_path / "train", shards=1, per_shard=4)
+    (tmp_path / "link.tar").symlink_to(tmp_path / "train" / "00000.tar")
+    monkeypatch.chdir(tmp_path)
+    test = {"relative": "train/00000.tar", "./relative": "./train/00000.tar",
+            "file:// URL": f"file://{tmp_path}/train/00000.tar", "a link to it": "link.tar"}[spelling]
+    caplog.set_level(logging.WARNING, logger="supra.data.caption_sources.shards")
+    warn_scored_shards_trained_on({"train": [str(tmp_path / "train" / "00000.tar")], "val": [], "test": [test]})
+    assert f"data.test_shards shares 1 of its 1 shard(s) with data.train_shards (e.g. {test})" in caplog.text
+
+
 def test_write_shards_splits_a_folder_by_the_shares_training_takes_and_warns_of_a_one_image_split(tmp_path, capsys,
                                                                                                   caplog):
     """write_shards source=folder split 10% / 10% whatever data.val_fraction a run on the folder was given:

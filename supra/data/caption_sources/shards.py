@@ -99,13 +99,20 @@ def warn_scored_shards_trained_on(urls: dict[str, list[str]], options: str = "da
     """A warning where the train shards share shards with the val or test ones: those scores are of images the
     fit trained on (no error: a quick look at a fit, or a copy too small to split, may want it so). `options`:
     how the shard options are named (data, or data.sources.<name> for a source of the a2a mixture)."""
-    trained = set(urls["train"])
+    trained = {_shard_identity(url) for url in urls["train"]}
     for split in ("val", "test"):
-        shared = [url for url in urls[split] if url in trained]
+        shared = [url for url in urls[split] if _shard_identity(url) in trained]
         if shared:
             log.warning("%s.%s_shards shares %d of its %d shard(s) with %s.train_shards (e.g. %s): its scores are "
                         "of images the fit trains on; name shards the train list leaves out to score unseen images",
                         options, split, len(shared), len(urls[split]), options, shared[0])
+
+
+def _shard_identity(url: str) -> str:
+    """What names one shard however it is spelled: a local one's real path (`a.tar`, `./a.tar`, its absolute
+    path, `file://` URL or a link to it are one file), a remote one's URL."""
+    local = local_shard_file(url)
+    return os.path.realpath(local) if local is not None else url
 
 
 def _is_fsspec_url(url: str) -> bool:
