@@ -1357,14 +1357,29 @@ def test_val_or_test_shards_the_fit_trains_on_are_said_in_a_warning(tmp_path, ca
 
     train = write_img2dataset_shards(tmp_path / "train", shards=3, per_shard=4)
     val = write_img2dataset_shards(tmp_path / "val", shards=1, per_shard=4)["spec"]
+    test = write_img2dataset_shards(tmp_path / "test", shards=1, per_shard=4)["spec"]
     caplog.set_level(logging.WARNING, logger="supra.data.caption_sources.shards")
-    ShardCaptionsDataModule(train["spec"], val, val, batch_size=4).setup("fit")
+    ShardCaptionsDataModule(train["spec"], val, test, batch_size=4).setup("fit")
     assert "shares" not in caplog.text
     trained = str(tmp_path / "train" / "00001.tar")
     ShardCaptionsDataModule(train["spec"], val, trained, batch_size=4).setup("fit")
     assert (f"data.test_shards shares 1 of its 1 shard(s) with data.train_shards (e.g. {trained}): its scores are of "
             "images the fit trains on") in caplog.text
     assert "data.val_shards shares" not in caplog.text
+
+
+def test_test_shards_that_val_holds_too_are_said_in_a_warning(tmp_path, caplog):
+    """best.ckpt is chosen on val: a test score of val's images is not independent of that choice."""
+    import logging
+
+    from supra.data.caption_sources.shards import warn_scored_shards_trained_on
+
+    runs = [str(tmp_path / run / "00000.tar") for run in ("runA", "runB", "train")]
+    caplog.set_level(logging.WARNING, logger="supra.data.caption_sources.shards")
+    warn_scored_shards_trained_on({"train": runs[2:], "val": runs[:2], "test": runs[1:2]})
+    assert (f"data.test_shards shares 1 of its 1 shard(s) with data.val_shards (e.g. {runs[1]}): its scores are of "
+            "images best.ckpt was chosen on") in caplog.text
+    assert "with data.train_shards" not in caplog.text
 
 
 @pytest.mark.parametrize("spelling", ["relative", "./relative", "file:// URL", "a link to it"])

@@ -97,7 +97,8 @@ def check_local_shards(urls: list[str], key: str) -> None:
 
 def warn_scored_shards_trained_on(urls: dict[str, list[str]], options: str = "data") -> None:
     """A warning where the train shards share shards with the val or test ones: those scores are of images the
-    fit trained on (no error: a quick look at a fit, or a copy too small to split, may want it so). `options`:
+    fit trained on (no error: a quick look at a fit, or a copy too small to split, may want it so); and where
+    the test shards share some with val, on which best.ckpt is chosen. `options`:
     how the shard options are named (data, or data.sources.<name> for a source of the a2a mixture)."""
     trained = {_shard_identity(url) for url in urls["train"]}
     for split in ("val", "test"):
@@ -106,6 +107,12 @@ def warn_scored_shards_trained_on(urls: dict[str, list[str]], options: str = "da
             log.warning("%s.%s_shards shares %d of its %d shard(s) with %s.train_shards (e.g. %s): its scores are "
                         "of images the fit trains on; name shards the train list leaves out to score unseen images",
                         options, split, len(shared), len(urls[split]), options, shared[0])
+    validated = {_shard_identity(url) for url in urls["val"]}
+    shared = [url for url in urls["test"] if _shard_identity(url) in validated]
+    if shared:  # the test score would not be independent of the checkpoint val chose
+        log.warning("%s.test_shards shares %d of its %d shard(s) with %s.val_shards (e.g. %s): its scores are of "
+                    "images best.ckpt was chosen on; name shards the val list leaves out to test on unseen images",
+                    options, len(shared), len(urls["test"]), options, shared[0])
 
 
 def _shard_identity(url: str) -> str:
