@@ -818,6 +818,21 @@ def test_a_caption_holding_a_unicode_line_separator_keeps_its_jsonl_line_whole(t
     assert index.captions["p1.jpg"] == ["caption 1 second line"] and not index.skipped
 
 
+def test_one_sidecar_beside_two_images_of_its_name_captions_neither_and_says_so(tmp_path):
+    """x.txt beside x.jpg and x.png captioned both, and the two, split by name, could sit in train and test."""
+    expected = write_caption_folder(tmp_path / "photos")
+    write_images(tmp_path / "photos" / "pair", ["x.jpg", "x.png", "y.png"])
+    (tmp_path / "photos" / "pair" / "x.txt").write_text("the jpg one\n")
+    (tmp_path / "photos" / "pair" / "y.txt").write_text("a picture of its own\n")
+    index = read_caption_source("folder", tmp_path / "photos")
+    placed = {key for keys in index.splits.values() for key in keys}
+    assert "pair/y.png" in placed and not {"pair/x.jpg", "pair/x.png"} & placed
+    line = summary_line("folder", index, {})
+    assert ("1 sidecars that two images share, captioning neither (name each <name>.<ext>.txt: photo.jpg.txt) "
+            "(e.g. pair/x.txt (pair/x.jpg, pair/x.png))") in line
+    assert sum(len(keys) for keys in index.splits.values()) == sum(expected["images"].values()) + 1
+
+
 def test_sidecar_captions_with_an_upper_case_suffix_are_read(tmp_path):
     from tests.caption_source_fixtures import jpeg_bytes
 

@@ -49,6 +49,7 @@ ALIAS = "folders listed already under another path"
 # a named pipe, socket or device under a picture's name: never opened (reading a pipe waits for a writer forever)
 SPECIAL = "not regular files (named pipes, sockets, devices)"
 HIDDEN = "captions for hidden files (a leading dot), which are skipped"
+SHARED_SIDECAR = "sidecars that two images share, captioning neither (name each <name>.<ext>.txt: photo.jpg.txt)"
 
 
 @dataclass
@@ -142,9 +143,10 @@ class _Captions:
         # café.png unzipped on a Mac (NFD) and the café.txt written for it on Linux (NFC) are a pair
         sidecars = {_nfc(f[: -len(SIDECAR_SUFFIX)]): f
                     for f in sorted(files) if f.lower().endswith(SIDECAR_SUFFIX)}
+        by_stem, shared = self._stem_sidecars(sidecars)
+        used |= shared  # read, and counted: not "not media"
         for name in self.by_file:
-            stem = name.rsplit(".", 1)[0]
-            sidecar = sidecars.get(_nfc(name)) or sidecars.get(_nfc(stem))
+            sidecar = sidecars.get(_nfc(name)) or by_stem.get(name)
             if sidecar is not None:
                 used.add(sidecar)
                 lines = [line for line in read_lines(self.root / sidecar, self.not_utf8) if line.strip()]
@@ -153,6 +155,21 @@ class _Captions:
                 for line in lines:
                     self.add(name, line, sidecar)
         return used
+
+    def _stem_sidecars(self, sidecars: dict[str, str]) -> tuple[dict[str, str], set[str]]:
+        """The <stem>.txt of each file without a <name>.txt, by file, and those two files share. One that two files would share (x.txt beside
+        x.jpg and x.png) captions neither, counted: which picture it describes is unknown, and the two files,
+        split by name, could be one picture in train and in test."""
+        users: dict[str, list[str]] = {}
+        for name in self.by_file:
+            sidecar = sidecars.get(_nfc(name.rsplit(".", 1)[0]))
+            if sidecar is not None and _nfc(name) not in sidecars:
+                users.setdefault(sidecar, []).append(name)
+        for sidecar, names in users.items():
+            if len(names) > 1:
+                self.problems.add(SHARED_SIDECAR, f"{sidecar} ({', '.join(names)})")
+        return ({names[0]: sidecar for sidecar, names in users.items() if len(names) == 1},
+                {sidecar for sidecar, names in users.items() if len(names) > 1})
 
     def read_jsonl(self, path: Path) -> None:
         for number, line in enumerate(read_lines(path, self.not_utf8), 1):
