@@ -20,6 +20,8 @@ def test_only_a_process_started_as_a_supra_command_counts_as_one():
     assert not is_command_line(["python", "-m", "supra.runner.ddp_rank"], "-m")  # a rank, not a command
     assert not is_command_line(["python", "my_script.py"], "my_script.py")  # a library user
     assert not is_command_line(["python", "-c", "import supra"], "-c")
+    spawned = ["python", "-c", "from multiprocessing.spawn import spawn_main; spawn_main()", "--multiprocessing-fork"]
+    assert not is_command_line(spawned, str(REPO_ROOT / "train.py"))  # a ddp_sim rank: train.py's sys.argv
 
 
 def test_importing_supra_from_python_installs_no_signal_handler():
@@ -59,3 +61,21 @@ def test_the_entry_scripts_import_supra_before_hydra_and_lightning(script):
                 if isinstance(node, ast.Import | ast.ImportFrom) for alias in node.names]
     first_party_or_third = [name for name in imported if name not in sys.stdlib_module_names]
     assert first_party_or_third[0] == "supra", first_party_or_third
+
+
+
+def test_a_process_spawned_from_a_command_keeps_no_start_up_handler(monkeypatch):
+    """A trainer=ddp_sim rank imports train.py again (so supra) with train.py's sys.argv, but runs no command: a
+    handler set there was never taken down, and the SIGINT its parent sends as a run stops mid-fit was said as
+    "interrupted: stopped while starting, before any work" (from an atexit callback, with its traceback)."""
+    import multiprocessing
+
+    from tests.start_up_child import sigint_handler_is_pythons_default
+
+    monkeypatch.setattr(sys, "argv", [str(REPO_ROOT / "train.py")])  # the child's sys.argv is set to the parent's
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)  # the child's default, as at a terminal
+    try:
+        with multiprocessing.get_context("spawn").Pool(1) as pool:
+            assert pool.apply(sigint_handler_is_pythons_default) is True
+    finally:
+        signal.signal(signal.SIGINT, before)

@@ -17,11 +17,17 @@ from types import FrameType
 SIGINT_EXIT = 130  # what a shell reports for a process Ctrl-C ended (128 + SIGINT), as Python's own exit on it
 ENTRY_SCRIPTS = ("train.py", "evaluate.py")
 REPO_ROOT = Path(__file__).resolve().parents[2]
+SPAWNED = "--multiprocessing-fork"  # the last argument of the command line multiprocessing starts a child with
 
 
 def is_command_line(orig_argv: Sequence[str], script: str) -> bool:
     """Whether the process was started as a Supra command: `python [options] -m supra.X ...` (`orig_argv`, the
-    interpreter's own command line), or this repository's train.py or evaluate.py as the `script` run."""
+    interpreter's own command line), or this repository's train.py or evaluate.py as the `script` run. Not a
+    process multiprocessing spawned (a trainer=ddp_sim rank): it imports the command's script again, with the
+    command's sys.argv, but runs no command, so nothing would end its start-up there, and the SIGINT its parent
+    sends it as a run stops mid-fit was said as "stopped while starting"."""
+    if SPAWNED in orig_argv:
+        return False
     if "-m" in orig_argv[1:]:  # the commands are supra's first-level modules, not supra.runner.ddp_rank's ranks
         after = orig_argv.index("-m", 1) + 1
         return after < len(orig_argv) and re.fullmatch(r"supra\.\w+", orig_argv[after]) is not None
