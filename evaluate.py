@@ -18,6 +18,7 @@ from supra.runner.evaluation import (
 from supra.utils.cli import (
     asks_shell_completion,
     check_required,
+    exit_if_hydra_cfg_resolved,
     exit_if_modes_combined,
     exit_if_run_dir_unwritable,
     exit_if_unknown_group_option,
@@ -54,6 +55,7 @@ def check_command_line() -> None:
 
 if __name__ == "__main__":
     exit_if_modes_combined(sys.argv[1:])  # -m --cfg job: Hydra's traceback
+    exit_if_hydra_cfg_resolved(sys.argv[1:])  # --cfg hydra --resolve: Hydra's traceback
     if not asks_shell_completion(sys.argv[1:], "python evaluate.py"):  # else Hydra's, as given
         check_command_line()
     main()

@@ -13,6 +13,7 @@ from supra.runner.training import interrupted_run, train
 from supra.utils.cli import (
     asks_shell_completion,
     check_required,
+    exit_if_hydra_cfg_resolved,
     exit_if_modes_combined,
     exit_if_null_group,
     exit_if_run_dir_unwritable,
@@ -50,6 +51,7 @@ def check_command_line() -> None:
 
 if __name__ == "__main__":
     exit_if_modes_combined(sys.argv[1:])  # -m --cfg job: Hydra's traceback
+    exit_if_hydra_cfg_resolved(sys.argv[1:])  # --cfg hydra --resolve: Hydra's traceback
     if not asks_shell_completion(sys.argv[1:], "python train.py"):  # else Hydra's, as given
         check_command_line()
     main()

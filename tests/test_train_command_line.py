@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from supra.utils.cli import exit_if_modes_combined, exit_if_unknown_group_option
+from supra.utils.cli import exit_if_hydra_cfg_resolved, exit_if_modes_combined, exit_if_unknown_group_option
 from supra.utils.unknown_keys import exit_if_unknown_key
 from tests.conftest import ROOT
 
@@ -122,6 +122,25 @@ def test_two_of_hydras_modes_however_spelled_are_one_line_before_hydras_tracebac
         exit_if_modes_combined(argv)
     assert exit_info.value.code == 2
     assert capsys.readouterr().err.startswith(f"error: {named} cannot be given together: a command line takes one of")
+
+
+@pytest.mark.parametrize(("argv", "package"), [
+    (["--cfg", "hydra", "--resolve"], "hydra"),
+    (["hydra/launcher=slurm", "-c", "hydra", "--resolve", "-p", "hydra.launcher"], "hydra.launcher"),
+])
+def test_hydras_config_resolved_alone_is_one_line_naming_the_command_that_prints_it(argv, package, capsys):
+    with pytest.raises(SystemExit) as exit_info:  # was Hydra's InterpolationKeyError: 'paths.log_dir' not found
+        exit_if_hydra_cfg_resolved(argv)
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == ("error: --cfg hydra --resolve cannot resolve Hydra's config alone (it reads the "
+                                       f"run's keys, such as paths.log_dir): use --cfg all --resolve --package {package}\n")
+
+
+@pytest.mark.parametrize("argv", [["--cfg", "hydra"], ["--cfg", "all", "--resolve", "--package", "hydra"],
+                                  ["--cfg", "job", "--resolve"], ["seed=1"]])
+def test_hydras_config_unresolved_or_resolved_within_the_whole_is_left_to_hydra(argv, capsys):
+    exit_if_hydra_cfg_resolved(argv)
+    assert capsys.readouterr() == ("", "")
 
 
 @pytest.mark.parametrize("argv", [

@@ -262,6 +262,22 @@ def exit_if_modes_combined(argv: Sequence[str]) -> None:
     raise SystemExit(2)
 
 
+def exit_if_hydra_cfg_resolved(argv: Sequence[str]) -> None:
+    """`--cfg hydra --resolve` as one line naming what prints it, exit 2, not Hydra's traceback: Hydra resolves its
+    own section alone, without the run's keys it reads (hydra.run.dir's ${paths.log_dir}, the SLURM launcher's
+    ${trainer.devices}), where `--cfg all --resolve --package hydra` resolves it within the whole config."""
+    try:
+        with redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):  # Hydra says it again, as it parses
+            args = hydra_args_parser().parse_args(list(argv))
+    except SystemExit:  # a command line Hydra's parser refuses itself, in its own words
+        return
+    if args.cfg == "hydra" and args.resolve:
+        package = args.package if args.package and args.package.startswith("hydra") else "hydra"
+        print(f"error: --cfg hydra --resolve cannot resolve Hydra's config alone (it reads the run's keys, such as "
+              f"paths.log_dir): use --cfg all --resolve --package {package}", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def hydra_modes_given(argv: Sequence[str]) -> list[str]:
     """The modes of HYDRA_MODES that `argv` gives, read by Hydra's own parser (abbreviated and bundled flags as
     it takes them); none for a command line it refuses itself (`--cfg foo`) or answers first (`--version`)."""
@@ -415,6 +431,7 @@ def hydra_command(config_name: str, run: Callable[[DictConfig], Any], data_sets:
 
     def entry() -> None:
         exit_if_modes_combined(sys.argv[1:])
+        exit_if_hydra_cfg_resolved(sys.argv[1:])
         if asks_shell_completion(sys.argv[1:], f"python -m supra.{config_name}"):  # each command is its config's name
             main()  # Hydra's, as given
             return
