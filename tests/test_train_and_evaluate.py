@@ -892,6 +892,7 @@ def test_train_cli_fast_dev_run_and_help(train_py_runs):
 BAD_TRAIN_INPUTS = {
     "trainer=kaggle_2xt4": "trainer=kaggle_2xt4 needs 2 CUDA GPU(s)",
     "trainer=gpu": "trainer=gpu needs 1 CUDA GPU(s)",
+    "trainer.devices=0": "error: trainer.devices=0 must be a whole number >= 1 (processes on the CPU",
     "trainer.accelerator=gpu": "error: trainer.accelerator=gpu needs 1 CUDA GPU(s) per node (1 in all) but this "
                                "machine has 0: leave trainer.accelerator at cpu",
     "data.num_train=0": "data.num_train=0",
@@ -1182,6 +1183,20 @@ LATE_TRAINER_FAILURES = {  # what Lightning refused only as the Trainer was buil
     "trainer.val_check_interval=2.0": "trainer.val_check_interval=2.0 must be a whole number of training batches",
     "trainer.val_check_interval=nan trainer.check_val_every_n_epoch=1": "trainer.val_check_interval=nan must be a "
                                                                         "whole number of training batches",
+    # Hydra's "Error in call to target" as the Trainer was built, after the data set-up; tpu advised installing torch_xla
+    "trainer.devices=0": "trainer.devices=0 must be a whole number >= 1 (processes on the CPU: 1, or 2 and more for "
+                         "DDP) or auto (one)",
+    "trainer.devices=-1": "trainer.devices=-1 must be a whole number >= 1 (processes on the CPU",
+    "trainer.devices=2.5": "trainer.devices=2.5 must be a whole number >= 1 (processes on the CPU",
+    "trainer.devices=abc": "trainer.devices='abc' must be a whole number >= 1 (processes on the CPU",
+    "trainer.accelerator=mps": "trainer.accelerator=mps is not one of cpu, gpu, cuda, auto: use trainer.accelerator=cpu, "
+                               "or gpu where there are CUDA GPUs (auto: a GPU if there is one)",
+    "trainer.accelerator=tpu": "trainer.accelerator=tpu is not one of cpu, gpu, cuda, auto",
+    "+trainer.num_nodes=0": "trainer.num_nodes=0 must be a whole number >= 1: the machines the run spans",
+    # a GPU trainer's 0 GPUs is no count, not a want of 1 GPU
+    "trainer=gpu trainer.devices=0": "trainer.devices=0 must be a whole number >= 1 (GPUs per node), -1 or auto "
+                                     "(every GPU), or the GPUs' indices ([0,1] or '0,1')",
+    "trainer=gpu trainer.devices=[]": "trainer.devices=[] must be a whole number >= 1 (GPUs per node)",
 }
 
 

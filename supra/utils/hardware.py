@@ -12,6 +12,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from supra.utils.cli import CONF_DIR
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import is_whole
 
 
 def memory_limit() -> tuple[int, str] | None:
@@ -44,9 +45,52 @@ def check_command_accelerator(accelerator: str) -> None:
         raise SupraUserError(f"accelerator={accelerator} needs a CUDA GPU but this machine has none: use accelerator=cpu (or auto)")
 
 
+# The accelerators Supra trains on; Lightning's others (mps, tpu, hpu) are untested here, and it refuses them only as
+# the Trainer is built, after the data set-up (tpu: with advice to install torch_xla)
+ACCELERATORS = ("cpu", "gpu", "cuda", "auto")
+
+
+def check_devices(trainer_cfg: DictConfig) -> None:
+    """trainer.accelerator one of ACCELERATORS, trainer.devices a count (or the GPUs' indices) that accelerator
+    takes and trainer.num_nodes a whole number >= 1, each else one line naming it: Lightning refuses them as the
+    Trainer is built, after the data set-up, in Hydra's multi-line "Error in call to target"."""
+    accelerator = trainer_cfg.get("accelerator", "auto")
+    if accelerator not in ACCELERATORS:
+        raise SupraUserError(f"trainer.accelerator={accelerator} is not one of {', '.join(ACCELERATORS)}: use "
+                             "trainer.accelerator=cpu, or gpu where there are CUDA GPUs (auto: a GPU if there is one)")
+    nodes = trainer_cfg.get("num_nodes", 1)
+    if not is_whole(nodes, 1):
+        raise SupraUserError(f"trainer.num_nodes={nodes!r} must be a whole number >= 1: the machines the run spans")
+    devices = trainer_cfg.get("devices", "auto")
+    shown = OmegaConf.to_container(devices) if OmegaConf.is_list(devices) else devices
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        if not _names_gpus(shown):
+            raise SupraUserError(f"trainer.devices={shown!r} must be a whole number >= 1 (GPUs per node), -1 or auto "
+                                 "(every GPU), or the GPUs' indices ([0,1] or '0,1')")
+    elif not (shown == "auto" or is_whole(shown, 1) or (isinstance(shown, str) and shown.strip().isdigit()
+                                                        and int(shown) >= 1)):
+        raise SupraUserError(f"trainer.devices={shown!r} must be a whole number >= 1 (processes on the CPU: 1, or "
+                             "2 and more for DDP) or auto (one)")
+
+
+def _names_gpus(devices: object) -> bool:
+    """Whether Lightning takes `devices` for a CUDA accelerator: a count >= 1, -1 or auto (every GPU), or indices."""
+    if isinstance(devices, str):
+        devices = devices.strip()
+        if devices in ("auto", "-1"):
+            return True
+        if "," in devices:
+            indices = [part.strip() for part in devices.split(",") if part.strip()]
+            return bool(indices) and all(index.isdigit() for index in indices)
+        return devices.isdigit() and int(devices) >= 1
+    if isinstance(devices, list):
+        return bool(devices) and all(is_whole(index, 0) for index in devices)
+    return is_whole(devices, 1) or devices == -1
+
+
 def _requested_gpus(devices: object) -> int:
     if isinstance(devices, int):
-        return devices if devices > 0 else 1  # -1 means "all": at least one
+        return devices if devices > 0 else 1  # -1 means "all": at least one (check_devices refused the rest)
     if isinstance(devices, str):
         if devices.strip() in ("auto", "-1"):
             return 1
@@ -56,10 +100,12 @@ def _requested_gpus(devices: object) -> int:
 
 def check_accelerator(trainer_cfg: DictConfig, trainer_name: str = "trainer", cpu_trainer: bool = False,
                       remedy: str | None = None) -> None:
-    """Raise SupraUserError if the trainer wants more CUDA GPUs than are visible, SyncBatchNorm on CPU, or
+    """Raise SupraUserError if the trainer's accelerator or counts are none Lightning takes (check_devices), it
+    wants more CUDA GPUs than are visible, SyncBatchNorm on CPU, or
     several nodes without a launcher that starts them. `cpu_trainer`: the trainer
     config chosen is a CPU one whose accelerator was set to the GPU on the command line (named so). `remedy`:
     what to do without the GPUs in the caller's own options (a script without train.py's trainer= choices)."""
+    check_devices(trainer_cfg)  # first: the counts below read trainer.devices
     accelerator = str(trainer_cfg.get("accelerator", "cpu"))
     if accelerator not in ("gpu", "cuda"):
         check_nodes_launched(trainer_cfg)
