@@ -26,7 +26,7 @@ from supra.runner.components import tests_nothing
 from supra.utils.cli import check_option_types, refuse_job_chdir
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
-from supra.utils.hardware import check_chosen_trainer
+from supra.utils.hardware import check_chosen_trainer, trains_on_cpu
 from supra.utils.numbers import is_number, is_whole
 from supra.utils.run_folders import finished_run_file
 from supra.utils.seeds import check_seed
@@ -285,12 +285,10 @@ def check_half_precision_on_cpu(trainer_cfg: DictConfig) -> None:
     """16-mixed on a CPU, which Lightning turns into bf16-mixed with a warning while the run records 16-mixed.
     After check_accelerator: a GPU trainer given accelerator=cpu is told first what else it needs."""
     precision = str(trainer_cfg.get("precision"))
-    accelerator = str(trainer_cfg.get("accelerator", "auto"))
-    on_cpu = accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
-    if precision in ("16-mixed", "16") and on_cpu:
+    if precision in ("16-mixed", "16") and trains_on_cpu(trainer_cfg.get("accelerator", "auto")):
         raise SupraUserError(f"trainer.precision={precision} is for GPUs: on a CPU Lightning would train in "
-                             "bf16-mixed instead; use 32-true (every recipe's), or bf16-mixed where the CPU has native "
-                             "bf16 (AVX512-BF16 or AMX)")
+                             "bf16-mixed instead; use trainer.precision=32-true (every recipe's), or "
+                             "trainer.precision=bf16-mixed where the CPU has native bf16 (AVX512-BF16 or AMX)")
 
 
 # What Lightning's Trainer takes as precision (its older names too): another was Hydra's multi-line "Error in
@@ -302,11 +300,14 @@ PRECISIONS = ("32-true", "64-true", "16-mixed", "bf16-mixed", "16-true", "bf16-t
 def check_precision(cfg: DictConfig) -> None:
     """A precision Lightning knows. 16-true keeps the weights and Adam's state in float16, where its default eps
     (1e-8) is 0: a parameter whose gradient is 0 then gets 0/0, and the first step makes the weights NaN. The
-    other precisions train."""
+    other precisions train. Each refusal's advice is an override to paste, none that this machine then refuses
+    (16-mixed on a CPU: check_half_precision_on_cpu)."""
     given = OmegaConf.select(cfg, "trainer.precision")
     precision = str(given)
+    on_cpu = trains_on_cpu(OmegaConf.select(cfg, "trainer.accelerator", default="auto"))
     if given is not None and (isinstance(given, bool) or precision not in PRECISIONS):
-        raise SupraUserError(f"trainer.precision={given} is not a precision: choose one of {', '.join(PRECISIONS[:6])}")
+        offered = [name for name in PRECISIONS[:6] if not (on_cpu and name == "16-mixed")]  # refused on a CPU
+        raise SupraUserError(f"trainer.precision={given} is not a precision: choose one of {', '.join(offered)}")
     optimizer = OmegaConf.select(cfg, "model.optimizer")
     if precision != "16-true" or not isinstance(optimizer, DictConfig):
         return
@@ -317,9 +318,12 @@ def check_precision(cfg: DictConfig) -> None:
         except (ImportError, AttributeError, ValueError, TypeError, KeyError):
             return
     if isinstance(eps, int | float) and float(torch.tensor(float(eps), dtype=torch.float16)) == 0:
+        others = ["bf16-true", "bf16-mixed"] if on_cpu else ["16-mixed (float16 arithmetic, float32 weights)",
+                                                            "bf16-true", "bf16-mixed"]
+        named = ", ".join(f"trainer.precision={other}" for other in others[:-1]) + f" or trainer.precision={others[-1]}"
+        eps_override = f"{'' if 'eps' in optimizer else '+'}model.optimizer.eps=1e-4"
         raise SupraUserError(f"trainer.precision=16-true keeps the optimizer's state in float16, where its eps={eps} "
-                             "is 0: the first step makes the weights NaN. Use 16-mixed (float16 arithmetic, float32 "
-                             "weights), bf16-true or bf16-mixed, or add +model.optimizer.eps=1e-4")
+                             f"is 0: the first step makes the weights NaN. Use {named}, or add {eps_override}")
 
 
 # What Lightning's Trainer takes as a batch limit: a share of the batches (0.0 to 1.0) or a number of them

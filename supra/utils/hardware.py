@@ -63,7 +63,7 @@ def check_devices(trainer_cfg: DictConfig) -> None:
         raise SupraUserError(f"trainer.num_nodes={nodes!r} must be a whole number >= 1: the machines the run spans")
     devices = trainer_cfg.get("devices", "auto")
     shown = OmegaConf.to_container(devices) if OmegaConf.is_list(devices) else devices
-    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+    if not trains_on_cpu(accelerator):
         if not _names_gpus(shown):
             raise SupraUserError(f"trainer.devices={shown!r} must be a whole number >= 1 (GPUs per node), -1 or auto "
                                  "(every GPU), or the GPUs' indices ([0,1] or '0,1')")
@@ -71,6 +71,12 @@ def check_devices(trainer_cfg: DictConfig) -> None:
                                                         and int(shown) >= 1)):
         raise SupraUserError(f"trainer.devices={shown!r} must be a whole number >= 1 (processes on the CPU: 1, or "
                              "2 and more for DDP) or auto (one)")
+
+
+def trains_on_cpu(accelerator: object) -> bool:
+    """Whether a trainer.accelerator trains on the CPU: cpu, or auto (Lightning's default) on a machine without a
+    CUDA GPU."""
+    return accelerator == "cpu" or (accelerator == "auto" and not torch.cuda.is_available())
 
 
 def _names_gpus(devices: object) -> bool:
