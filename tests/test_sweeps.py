@@ -588,6 +588,17 @@ def test_the_slurm_launcher_on_a_machine_without_slurm_is_one_line_before_the_sw
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config("hydra/launcher=slurm"))
 
 
+@pytest.mark.parametrize(("trainer", "gpus", "tasks"), [
+    (["trainer=ddp_sim"], 0, 2),        # was 2 GPUs asked for 2 CPU processes: unschedulable on a CPU partition
+    (["trainer=cpu"], 0, 1),
+    (["trainer=kaggle_2xt4"], 2, 2),    # a GPU trainer's request as before: a GPU per task
+    (["trainer=multi_node", "trainer.devices=4"], 4, 4),
+])
+def test_a_slurm_job_asks_for_gpus_per_node_only_for_a_gpu_trainer(trainer, gpus, tasks):
+    launcher = optuna_sweep_config("hydra/launcher=slurm", *trainer).hydra.launcher
+    assert (launcher.gpus_per_node, launcher.tasks_per_node) == (gpus, tasks)
+
+
 def test_hydra_job_chdir_in_a_sweep_is_one_line_before_the_first_job(capsys):
     """Not each job refusing it in turn (supra/utils/cli.py: relative paths are read from where the sweep starts)."""
     from supra.utils.cli import JOB_CHDIR

@@ -1,6 +1,6 @@
 """What the machine can do: fail at once, in one line, when a trainer config asks for GPUs the machine
 does not have; pick the fastest safe precision (`${fast_precision:${trainer.accelerator}}` in configs); the
-most memory a process can hold (memory_limit)."""
+GPUs a SLURM job asks for (slurm_gpus_per_node); the most memory a process can hold (memory_limit)."""
 
 from __future__ import annotations
 
@@ -187,6 +187,13 @@ def fast_precision(accelerator: str = "cpu") -> str:
     if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
         return "16-mixed"
     return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
+
+
+def slurm_gpus_per_node(accelerator: str, devices: object) -> object:
+    """The GPUs a SLURM job asks for on each node (`${slurm_gpus:${trainer.accelerator},${trainer.devices}}` in
+    conf/hydra/launcher/slurm.yaml): none for a CPU trainer, whose devices are processes (trainer=ddp_sim: 2),
+    which a CPU partition could not schedule with GPUs asked for; else the trainer's devices, as given."""
+    return 0 if accelerator == "cpu" else devices
 
 
 def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
