@@ -145,6 +145,30 @@ def test_the_progress_bar_names_the_last_epoch_only_when_there_is_one(limits, de
     assert bar._get_train_description(0).rstrip() == description  # was "Epoch 0/-2" for max_steps alone
 
 
+def fit_with_bar(tmp_path, ckpt_path=None, **limits) -> tuple[L.Trainer, tuple[float, float]]:
+    """A fit of Tiny over 12 batches an epoch with a StepsProgressBar, and its training bar's (count, total) at
+    the end, as the console last showed it."""
+    bar = private_apis.StepsProgressBar()
+    trainer = L.Trainer(**limits, callbacks=[bar], logger=False, enable_model_summary=False, enable_checkpointing=False,
+                        limit_val_batches=0, default_root_dir=tmp_path)
+    module = Tiny()
+    module.last_batch_flags, module.batches_done = [], []
+    trainer.fit(module, DataLoader(TensorDataset(torch.randn(24, 2)), batch_size=2), ckpt_path=ckpt_path)
+    return trainer, (bar.train_progress_bar.completed, bar.train_progress_bar.total)
+
+
+def test_the_progress_bar_counts_to_its_total_in_batches_with_gradient_accumulation(tmp_path):
+    _, bar = fit_with_bar(tmp_path, max_steps=3, accumulate_grad_batches=3)
+    assert bar == (9, 9)  # was 9/3: 9 batches against 3 optimizer steps
+
+
+def test_the_progress_bar_of_a_fit_resumed_within_an_epoch_counts_to_its_total(tmp_path):
+    trainer, _ = fit_with_bar(tmp_path / "first", max_steps=4)
+    trainer.save_checkpoint(tmp_path / "at_4.ckpt")  # within the epoch's 12 batches
+    resumed, bar = fit_with_bar(tmp_path / "resumed", ckpt_path=tmp_path / "at_4.ckpt", max_steps=6)
+    assert resumed.global_step == 6 and bar == (6, 6)  # was 6/2: the epoch's 6th batch, against the 2 steps left
+
+
 def test_an_optuna_sweeps_error_reaches_the_handler_before_hydra_prints_it():
     from types import SimpleNamespace
 

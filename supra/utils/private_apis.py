@@ -162,7 +162,35 @@ class FolderRemovingSpawnDDP(DDPStrategy):
 
 class StepsProgressBar(RichProgressBar):
     """RichProgressBar whose training bar says "Epoch N" alone where the epochs are unbounded (max_epochs=-1:
-    the run stops at max_steps), not "Epoch N/-2"."""
+    the run stops at max_steps), not "Epoch N/-2", and whose total is in the unit it counts: the epoch's batches,
+    from its first (also in a fit resumed within it) to where the run stops. Lightning's total is the optimizer
+    steps left to max_steps, which ended a fit of 3 steps of 3 batches at "9/3", and a resumed one at "6/1"."""
+
+    @property
+    def total_train_batches(self) -> int | float:
+        """The epoch's batches where it begins: those a resumed fit trained in it before, and as many again as the
+        optimizer steps left to max_steps take (on_train_batch_end keeps it true as the epoch goes)."""
+        loop = self.trainer.fit_loop.epoch_loop
+        return self._epoch_batches(batches_done_in_epoch(self.trainer) if loop.restarting else 0, batches_pending=0)
+
+    def _epoch_batches(self, batches_done: int, batches_pending: int) -> int | float:
+        """The batches the epoch has when `batches_done` are done and `batches_pending` of them wait for their
+        optimizer step: its loader's, or fewer where max_steps stops the run within it."""
+        trainer = self.trainer
+        if trainer.max_steps is None or trainer.max_steps < 0:  # -1: bounded by epochs alone
+            return trainer.num_training_batches
+        batches_left = (trainer.max_steps - trainer.global_step) * trainer.accumulate_grad_batches - batches_pending
+        return min(trainer.num_training_batches, batches_done + batches_left)
+
+    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
+                           batch_idx: int) -> None:
+        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
+        if self.progress is None or self.train_progress_bar_id is None:
+            return
+        # the batches since the last optimizer step, whose step is still to come (a step never spans an epoch's end)
+        pending = 0 if steps_the_optimizer(trainer) else (batch_idx + 1) % trainer.accumulate_grad_batches
+        self.progress.update(self.train_progress_bar_id, total=self._epoch_batches(batch_idx + 1, pending))
+        self.refresh()
 
     def _get_train_description(self, current_epoch: int) -> str:
         if self.trainer.max_epochs is None or self.trainer.max_epochs >= 0:
