@@ -229,7 +229,7 @@ def test_a_ddp_test_of_an_odd_split_gives_the_loss_and_scores_of_one_process(tra
     # over the ranks as an int, rounded down: tokens / (tokens - 1) of one process's loss.) Untrained weights
     # (train=false, the seed's) on both: the same model, and no fit to wait for
     common = ("train=false", "data.num_test=15", "data.eval_batch_size=7", "model.test_metrics=[CIDEr]",
-              "+model.decode.max_new_tokens=2")
+              "model.decode.max_new_tokens=2")
     reports = {}
     for run, settings in (("two", ("trainer=ddp_sim", *common)), ("one", common)):
         cfg = train_config(*settings, run=run)  # composed where it runs: a run logs into the last one composed

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import runpy
 import sys
+from dataclasses import asdict
 
 import pytest
 
+from supra.models.vlm_generation import DecodeConfig
 from supra.utils.cli import exit_if_hydra_cfg_resolved, exit_if_modes_combined, exit_if_unknown_group_option
 from supra.utils.unknown_keys import exit_if_unknown_key
-from tests.conftest import ROOT
+from tests.conftest import ROOT, compose_config
 
 
 @pytest.mark.parametrize(("arg", "message"), [
@@ -58,6 +60,20 @@ def test_a_plus_key_added_on_purpose_is_taken():
         "+callbacks.periodic.every_n_train_steps=50", "+callbacks.mine={_target_:x.Y}", "+my_note=hello",
     ])
     exit_if_unknown_key("train", ["experiment=a2a_shapes", "+data.sources.mine={_target_:x.Y,root:my_media/}"])
+
+
+SAMPLING = ["model.decode.strategy=sample", "model.decode.seed=3", "model.decode.temperature=1.5",
+            "model.decode.top_k=null", "model.decode.top_p=0.9", "model.decode.max_new_tokens=5"]
+
+
+def test_every_decoding_setting_is_an_option_that_the_composed_config_shows_at_its_default(tmp_path):
+    # README names model.decode.seed: each DecodeConfig field is in model.decode, so it is set without a `+` and
+    # `--cfg job` shows what sampling uses; at the dataclass's defaults, so no run decodes otherwise than before
+    assert dict(compose_config("train", tmp_path, []).model.decode) == asdict(DecodeConfig())
+    exit_if_unknown_key("train", SAMPLING)
+    given = compose_config("train", tmp_path, SAMPLING).model.decode
+    assert DecodeConfig(**given) == DecodeConfig(strategy="sample", seed=3, temperature=1.5, top_k=None, top_p=0.9,
+                                                 max_new_tokens=5)
 
 
 @pytest.mark.parametrize(("arg", "message"), [
