@@ -147,10 +147,13 @@ def test_paths_kaggle_off_kaggle_is_refused_before_its_run_folder_is_made(tmp_pa
     assert (tmp_path / "run").is_dir()
 
 
-def test_a_dated_run_folder_given_on_the_command_line_is_checked_by_its_fixed_part(tmp_path):
+def test_a_dated_run_folder_given_on_the_command_line_is_checked_by_its_fixed_part(tmp_path, capsys):
     exit_if_run_dir_unwritable([f"hydra.run.dir={tmp_path}/runs/${{now:%H-%M}}"])  # before Hydra resolves it
-    assert [p.name for p in tmp_path.iterdir()] == ["runs"]
-    assert list((tmp_path / "runs").iterdir()) == []  # no folder named "${now:%H-%M}" left behind
+    assert list(tmp_path.iterdir()) == []  # checked, not made: no "runs", no folder named "${now:%H-%M}"
+    (tmp_path / "runs").write_text("a file where the fixed part should be a folder")
+    with pytest.raises(SystemExit):
+        exit_if_run_dir_unwritable([f"hydra.run.dir={tmp_path}/runs/${{now:%H-%M}}"])
+    assert f"({tmp_path / 'runs'} is a file, not a folder)" in capsys.readouterr().err
 
 
 def test_a_paths_choice_whose_log_folder_cannot_be_made_is_one_line_before_hydra_makes_it(tmp_path, monkeypatch,

@@ -45,6 +45,15 @@ def test_train_py_refuses_a_misspelled_key_or_group_option_before_hydra_composes
     assert all("(did you mean" in line for line in errors)
 
 
+@pytest.mark.parametrize("folder_option", ["hydra.run.dir", "paths.log_dir"])
+def test_a_command_line_refused_before_composing_leaves_no_folder_it_names(folder_option, tmp_path, monkeypatch,
+                                                                           capsys):
+    # the check that the folder can be written comes first, and proves it in the nearest folder that exists
+    assert run_train_py(["trainer.max_stpes=2", f"{folder_option}={tmp_path}/runs/mine"], monkeypatch) == 2
+    assert "no such option (did you mean trainer.max_steps?)" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_keys_an_experiment_or_an_earlier_plus_brings_are_options():
     # vlm_flickr8k's data has a root; the mixture's sources are added, then set, on one line
     exit_if_unknown_key("train", ["experiment=vlm_flickr8k", "data.root=/data", "seed=1", "-m", "trainer.max_steps=1,2"])

@@ -177,8 +177,9 @@ def refuse_unread_options(values: Mapping[str, Any], config_name: str, unread: I
 
 def exit_if_run_dir_unwritable(argv: Sequence[str], default_log_dir: str | None = None) -> None:
     """Hydra creates the run directory (`hydra.run.dir`, by default under `paths.log_dir`) before the job
-    runs and fails there with a traceback; say it in one line. `default_log_dir`: where the command's runs go
-    when the command line names no folder (`logs` under the folder it is run from), checked then too."""
+    runs and fails there with a traceback; say it in one line, making no folder (a command line refused after
+    this check leaves nothing behind). `default_log_dir`: where the command's runs go when the command line names
+    no folder (`logs` under the folder it is run from), checked then too."""
     options = {arg.partition("=")[0].lstrip("+") for arg in argv}
     if default_log_dir and not options & {"hydra.run.dir", "hydra.sweep.dir", "paths.log_dir", "paths.root_dir"}:
         folder, where = Path(default_log_dir), "where runs go by default: run from a folder you can write to, or"
@@ -202,11 +203,8 @@ def exit_if_run_dir_unwritable(argv: Sequence[str], default_log_dir: str | None 
                 folder = folder[1:-1]
             if "${" in folder:  # a dated folder (`runs/${now:%H-%M}`): its fixed part, not a folder named "${now"
                 folder = folder.split("${")[0].rpartition("/")[0] or "."
-            try:
-                if option == "hydra.sweep.dir":  # not made here: a sweep refused later (quoting) leaves no folder
-                    _check_writable_unmade(Path(folder))
-                else:
-                    check_writable_dir(folder)
+            try:  # not made here: Hydra makes it, and a command line refused later (a misspelled key) leaves none
+                _check_writable_unmade(Path(folder))
             except OSError as err:
                 print(f"error: cannot write to {option}={folder} ({unwritable_reason(Path(folder), err)}): "
                       f"choose another with {option}=DIR", file=sys.stderr)
