@@ -306,6 +306,15 @@ def asks_shell_completion(argv: Sequence[str], command: str) -> bool:
     return True
 
 
+def exit_if_shell_completion(argv: Sequence[str], command: str) -> None:
+    """Hydra's shell completion asked of a `python -m supra.X` command (`command`), as one line naming the ones
+    it works for: Hydra's scripts complete `python FILE.py` only (the word after `python` must be a file that
+    holds @hydra.main), so the script it would print here completes nothing of this command."""
+    if "--shell-completion" in hydra_modes_given(argv):
+        print(f"error: {command} has no shell completion (Hydra's completes python FILE.py, not python -m): "
+              'train.py and evaluate.py have it, e.g. eval "$(python train.py -sc install=bash)"', file=sys.stderr)
+        raise SystemExit(2)
+
 def exit_if_null_group(config_name: str, argv: Sequence[str]) -> None:
     """`group=null` (`logger=null`) as one line naming the group's options, not Hydra's traceback ("Config group
     override must be a string or a list"): a group takes an option's name (`logger=none` runs without one)."""
@@ -430,9 +439,7 @@ def hydra_command(config_name: str, run: Callable[[DictConfig], Any], data_sets:
     def entry() -> None:
         exit_if_modes_combined(sys.argv[1:])
         exit_if_hydra_cfg_resolved(sys.argv[1:])
-        if asks_shell_completion(sys.argv[1:], f"python -m supra.{config_name}"):  # each command is its config's name
-            main()  # Hydra's, as given
-            return
+        exit_if_shell_completion(sys.argv[1:], f"python -m supra.{config_name}")  # each command is its config's name
         if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
             print_help(config_name, data_sets=data_sets)
             raise SystemExit(0)
