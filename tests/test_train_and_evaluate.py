@@ -726,6 +726,23 @@ def test_a_resume_with_other_model_settings_says_they_are_used(train_config, cap
         "used: the checkpoint's weights go on with them"]
 
 
+def test_a_resume_of_a_checkpoint_whose_decode_listed_fewer_keys_says_nothing_of_them(train_config, caplog):
+    """model.decode came to list every DecodeConfig field (seed, temperature, top_k, ...); a checkpoint from before
+    decoded with those at their defaults, which are no change."""
+    from omegaconf import OmegaConf
+
+    from supra.runner.training import say_resumed_changes
+
+    run_config = OmegaConf.to_container(train_config(run="first"), resolve=True)
+    run_config["model"]["decode"] = {"strategy": "beam", "beam_width": 3, "length_penalty": 0.0}  # as saved then
+    resumed = train_config("ckpt_path=first/last.ckpt", "model.decode.top_k=20", run="second")
+    with caplog.at_level("WARNING", logger="supra.runner.training"):
+        say_resumed_changes(resumed, run_config)
+    assert [r.getMessage() for r in caplog.records] == [  # a change of a key it lacked is still said
+        "resuming ckpt_path=first/last.ckpt with model.decode.top_k=20 (was 50): used: the checkpoint's weights go on "
+        "with them"]
+
+
 def test_a_resumed_copy_of_a_run_carries_its_own_best_not_a_file_since_written_where_the_run_was(
         trained_run, train_config, tmp_path):
     # the run's checkpoints copied to a backup, and its old folder since reused by another run (its best

@@ -9,6 +9,7 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from supra.callbacks.checkpoint import AtomicCheckpointIO, LastStepModelCheckpoi
 from supra.callbacks.overfit_check import OverfitCheck
 from supra.callbacks.time_accounting import mark_job_start
 from supra.callbacks.validation_within_run import ValidationWithinRun
+from supra.models.vlm_generation import DecodeConfig
 from supra.runner.callback_checks import check_callbacks_fit, check_optimized_metric
 from supra.runner.components import (
     build_datamodule,
@@ -442,10 +444,19 @@ def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
             log.warning("resuming ckpt_path=%s with model.%s=%s (was %s): %s", cfg.ckpt_path, key, given, theirs, outcome)
     theirs_model = run_config.get("model")
     if isinstance(theirs_model, dict):  # the rest of the model's settings are this run's, and so train and score it
-        changed = model_changes(theirs_model, OmegaConf.to_container(cfg.model, resolve=True))
+        changed = model_changes(with_decode_defaults(theirs_model), OmegaConf.to_container(cfg.model, resolve=True))
         if changed:
             log.warning("resuming ckpt_path=%s with %s: used: the checkpoint's weights go on with them", cfg.ckpt_path,
                         ", ".join(f"model.{key}={now} (was {was})" for key, was, now in changed))
+
+
+def with_decode_defaults(model: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's model settings with its decode's missing keys at DecodeConfig's defaults: a run from before
+    model.decode listed every field decoded with those, so they are no change to say (`seed=0 (was None)`)."""
+    decode = model.get("decode")
+    if not isinstance(decode, dict):
+        return model
+    return {**model, "decode": asdict(DecodeConfig()) | decode}
 
 
 def schedule_length(checkpoint: dict[str, Any]) -> int | None:
