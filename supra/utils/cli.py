@@ -315,6 +315,7 @@ def exit_if_shell_completion(argv: Sequence[str], command: str) -> None:
               'train.py and evaluate.py have it, e.g. eval "$(python train.py -sc install=bash)"', file=sys.stderr)
         raise SystemExit(2)
 
+
 def exit_if_null_group(config_name: str, argv: Sequence[str]) -> None:
     """`group=null` (`logger=null`) as one line naming the group's options, not Hydra's traceback ("Config group
     override must be a string or a list"): a group takes an option's name (`logger=none` runs without one)."""
