@@ -198,6 +198,34 @@ def test_a2a_lightning_checkpoint_loads_like_the_release(pair, tmp_path):
         load_a2a(tmp_path / "vq.ckpt")
 
 
+def pair_checkpoint(folder: Path, path: Path, sources: dict) -> Path:
+    """The release's pair as a train.py checkpoint whose run trained on `sources` (data.sources)."""
+    net, vqvae, vocab = load_a2a(folder)
+    state = {f"net.{k}": v for k, v in net.state_dict().items()} | {f"vqvae.{k}": v for k, v in vqvae.state_dict().items()}
+    meta = {"kind": "supra.a2a", "a2a_vocab": vocab.to_json(), "net_config": net.config.to_dict(),
+            "run_config": {"data": {"sources": sources}},
+            "vqvae_config": {"num_codes": 32, "code_dim": 8, "hidden": [8, 8]}}
+    torch.save({"state_dict": state, "supra": meta}, path)
+    return path
+
+
+def test_image_size_defaults_to_the_size_the_model_was_trained_at_and_another_is_noted(pair, tmp_path, capsys):
+    # a run of 16 px sources (one left out): its GPT learnt 2x2 grids, which its context of 48 holds; 64 px it cannot
+    ckpt = pair_checkpoint(pair[0], tmp_path / "a2a.ckpt", {"shapes": {"image_size": SIDE}, "shapes_video": None})
+    image = ["mode=text2image", "prompt=a red square", "num_samples=1"]
+    summary = generate(tmp_path, ckpt, *image, "image_size=null")
+    assert torch.tensor(summary["codes"]).shape == (1, 2, 2)
+    assert "note" not in capsys.readouterr().err
+    generate(tmp_path, ckpt, *image, "image_size=24")  # used as given, and said once
+    assert capsys.readouterr().err.count("note: image_size=24 but ckpt=") == 1
+    # its release records the size too; one exported before it did (none recorded) draws at 64 px, as it always has
+    run_command("export", f"ckpt={ckpt}", f"out={tmp_path / 'release'}")
+    assert json.loads((tmp_path / "release" / "config.json").read_text())["image_size"] == SIDE
+    assert torch.tensor(generate(tmp_path, tmp_path / "release", *image, "image_size=null")["codes"]).shape == (1, 2, 2)
+    with pytest.raises(SupraUserError, match="image_size=64"):
+        generate(tmp_path, pair[0], *image, "image_size=null")
+
+
 def test_a_model_of_another_kind_is_named_before_any_option_with_what_reads_it(tmp_path):
     """A captioner's .ckpt without a prompt was first asked for one, and only then refused, naming no command that
     reads it (its release folder's refusal did): the model is checked first, one line for .ckpt and folder alike."""

@@ -1,6 +1,7 @@
 """The Supra-A2A-Nano release folder: the GPT and its VQ-VAE as a pair, written and read.
 
-    config.json          {"model_type", "gpt": A2AConfig, "vqvae": VQVAE kwargs, "vocab": layout facts}
+    config.json          {"model_type", "gpt": A2AConfig, "vqvae": VQVAE kwargs, "vocab": layout facts,
+                          "image_size": the side its run trained at (left out when unknown)}
     model.safetensors    the GPT (a tied head saved under both names, as a copy: safetensors refuses shared memory)
     vqvae.safetensors    the frozen stage-1 VQ-VAE
     tokenizer.json       the text part's BPE in Hugging Face's format (control tokens and codes follow its ids)
@@ -65,7 +66,7 @@ from supra.tokens.a2a_layout import CONTROL_TOKENS
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_dir
-from supra.utils.numbers import counted
+from supra.utils.numbers import counted, is_whole
 from supra.utils.state_dicts import same_state
 
 RELEASE_FILES = ("config.json", "model.safetensors", "vqvae.safetensors", "tokenizer.json")
@@ -120,8 +121,10 @@ def _model_card(config: dict, net: A2ANano, vqvae: torch.nn.Module, metrics: dic
     return "\n".join(lines)
 
 
-def release_config(net: A2ANano, vqvae: torch.nn.Module, vocab: A2AVocab) -> dict[str, Any]:
+def release_config(net: A2ANano, vqvae: torch.nn.Module, vocab: A2AVocab,
+                   image_size: int | None = None) -> dict[str, Any]:
     layout = vocab.layout
+    trained_at = {} if image_size is None else {"image_size": image_size}  # generate's default image_size
     return {
         "model_type": A2A_MODEL_TYPE,
         "gpt": net.config.to_dict(),
@@ -129,16 +132,18 @@ def release_config(net: A2ANano, vqvae: torch.nn.Module, vocab: A2AVocab) -> dic
         "vocab": {"text_size": layout.text_size, "num_codes": layout.num_codes, "code_offset": layout.code_offset,
                   "vocab_size": layout.vocab_size, "control_tokens": list(CONTROL_TOKENS),
                   "text_source": vocab.source},
+        **trained_at,
     }
 
 
 def save_a2a_release(out_dir: str | Path, net: A2ANano, vqvae: torch.nn.Module, vocab: A2AVocab,
                      metrics: dict | None = None, datasets: list[str] | None = None, license: str = "other",
-                     scoring: dict | None = None) -> Path:
+                     scoring: dict | None = None, image_size: int | None = None) -> Path:
     """Write the release folder; it appears complete or not at all (a temp folder, then one rename).
-    `scoring`: how its run scored `metrics` (generation, code_softmax, test_metrics), for evaluate.py."""
+    `scoring`: how its run scored `metrics` (generation, code_softmax, test_metrics), for evaluate.py;
+    `image_size`: the side its run trained at, recorded in config.json for generate (None: not recorded)."""
     check_pair(net, vqvae, vocab, f"release {out_dir}")
-    config = release_config(net, vqvae, vocab)
+    config = release_config(net, vqvae, vocab, image_size)
     out_dir = Path(out_dir)
     with atomic_dir(out_dir) as tmp:
         save_weights(net, tmp / "model.safetensors")
@@ -169,7 +174,27 @@ def export_a2a_release(ckpt: str | Path, out_dir: str | Path, license: str = "ot
     metrics = run_results(ckpt)[0]
     # scored as the test whose scores the card prints (a resumed run's carried best.ckpt keeps the earlier run's)
     return save_a2a_release(out_dir, net, vqvae, vocab, metrics, data_names(run_config), license,
-                            scored_settings(ckpt, {"model": scored_model_settings(ckpt, run_config, metrics)}))
+                            scored_settings(ckpt, {"model": scored_model_settings(ckpt, run_config, metrics)}),
+                            sources_image_size(run_config))
+
+
+def sources_image_size(run_config: dict[str, Any] | None) -> int | None:
+    """The picture side an a2a run trained at: the one image_size its data sources give (the mixture refuses
+    sources of two sizes); None for a run whose sources state none (or a config of no sources)."""
+    sources = ((run_config or {}).get("data") or {}).get("sources") or {}
+    sizes = {source.get("image_size") for source in sources.values() if isinstance(source, dict)} - {None}
+    return sizes.pop() if len(sizes) == 1 else None
+
+
+def trained_image_size(path: str | Path) -> int | None:
+    """The picture side the a2a model at `path` (a checkpoint or a release folder) was trained at, as far as
+    it records one: a checkpoint's run config's sources, a release's config.json; None when it records none
+    (a release exported before it was recorded, or made elsewhere)."""
+    path = local_path(path)
+    if artifact_kind(path, accepts=(A2A_CHECKPOINT,)) == A2A_RELEASE:
+        size = read_config_json(path).get("image_size")
+        return size if is_whole(size, 1) else None
+    return sources_image_size(run_config_of(load_supra_checkpoint(path, kind=A2A_CHECKPOINT)))
 
 
 # -- reading -----------------------------------------------------------------------------------------
@@ -186,7 +211,7 @@ def _unknown_keys(folder: Path, config: dict[str, Any]) -> None:
     """Refuse a key config.json (or its "gpt" block) does not have: a misspelt setting would otherwise be
     dropped, and the GPT built with its default."""
     known = {f.name for f in fields(A2AConfig)}
-    for where, block, keys in (("", config, ("model_type", "gpt", "vqvae", "vocab")),
+    for where, block, keys in (("", config, ("model_type", "gpt", "vqvae", "vocab", "image_size")),
                                ("gpt.", config.get("gpt"), sorted(known))):
         unknown = [k for k in block if k not in keys] if isinstance(block, dict) else []
         if unknown:
