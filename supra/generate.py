@@ -23,6 +23,7 @@ Every bad input is a one-line SupraUserError, found before anything is generated
 from __future__ import annotations
 
 import re
+import statistics
 import sys
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -92,6 +93,8 @@ SAMPLE_BATCH = 64
 # grid.png shows every sample: 1024 keep it a picture viewers open (42 million pixels for text2image, 72 million for
 # 4-frame videos; PIL warns over 89 million); more samples are more runs, each with its own seed
 MAX_SAMPLES = 1024
+# a frame's time on screen in text2video's GIFs, and in video2video's where the input GIF sets none (ms)
+FRAME_MS = 250
 # image_size for a model that records no training size (a release exported before config.json held it):
 # the side of experiment=a2a_shapes and the published card
 UNRECORDED_IMAGE_SIZE = 64
@@ -198,9 +201,10 @@ def load_picture(request: Request) -> torch.Tensor:
     return fit_picture(picture, request, f"image={request.image}")
 
 
-def load_clip(request: Request) -> torch.Tensor:
-    """image= a GIF -> its first `frames` frames, uint8 [frames, 3, S, S]. A GIF cut short is said: refused
-    when the cut leaves too few frames, noted on stderr when the frames before it are enough."""
+def load_clip(request: Request) -> tuple[torch.Tensor, list[int | None]]:
+    """image= a GIF -> its first `frames` frames, uint8 [frames, 3, S, S], and their times on screen (ms, None
+    where the file sets none). A GIF cut short is said: refused when the cut leaves too few frames, noted on
+    stderr when the frames before it are enough."""
     path = Path(request.image)
     require_image_file(path)
     try:
@@ -218,7 +222,8 @@ def load_clip(request: Request) -> torch.Tensor:
                              "give a longer GIF or fewer frames")
     if cut:
         print(f"note: {cut}: its first {request.frames} frames, before the cut, are used", file=sys.stderr)
-    return torch.stack([fit_picture(f, request, f"image={path}") for f in frames])
+    clip = torch.stack([fit_picture(f, request, f"image={path}") for f in frames])
+    return clip, gif.durations_ms()[: request.frames]
 
 
 # -- prompts ---------------------------------------------------------------------------------------------
@@ -325,7 +330,15 @@ def refuse_replacing_others(request: Request) -> None:
 # -- sampling: each mode's inputs loaded and checked, then a function that samples its outputs ------------
 
 
-Output = str | Image.Image | list[Image.Image]  # a text file's content, a PNG, a GIF's frames
+@dataclass(frozen=True)
+class Animation:
+    """A GIF to write: its frames and each one's time on screen in ms."""
+
+    frames: list[Image.Image]
+    durations_ms: list[int]
+
+
+Output = str | Image.Image | Animation  # a text file's content, a PNG, a GIF
 Result = tuple[dict[str, Output], dict[str, Any]]  # the outputs by file name, and what generation.json says of them
 
 
@@ -468,10 +481,12 @@ def prepare_videos(request: Request, pair: Pair) -> Callable[[], Result]:
     check_image_size_fits(pair.context, request.mode, request.image_size)
     prefix = text_prefix(pair.vocab, request)
     clip = given_codes = None
+    timing = [FRAME_MS] * request.frames  # text2video's
     if request.mode == "video2video":
         outside_blocks(layout, prefix, request.prompt, "the GIF's frames")
         given = given_frames(request)
-        clip = load_clip(request)  # the grid's first row: the GIF's own frames, image_size square
+        clip, durations = load_clip(request)  # the grid's first row: the GIF's own frames, image_size square
+        timing = clip_timing(durations[:given], request.frames)
         given_codes = encode_items(pair.vqvae, clip, ENCODE_BATCH, pair.device)[:given]
     check_prompt_fits(pair.context, len(prefix), 3 + side * side, "a video of one frame")
     check_frames_fit(pair.context, len(prefix), request.frames, side)
@@ -479,11 +494,19 @@ def prepare_videos(request: Request, pair: Pair) -> Callable[[], Result]:
         prompt = opened(layout, prefix, "video", layout.video_open, request.prompt)
     else:
         prompt = prefix + layout.video_block(given_codes)[:-1]  # the video stays open
-    return partial(sample_videos, request, pair, prompt, side, clip, given_codes)
+    return partial(sample_videos, request, pair, prompt, side, clip, given_codes, timing)
+
+
+def clip_timing(given_ms: list[int | None], frames: int) -> list[int]:
+    """video2video's frame times (ms): the GIF's own for the frames given (FRAME_MS where it sets none), their
+    median for the frames generated after them, so the output plays at the pace of its input."""
+    given = [FRAME_MS if ms is None else ms for ms in given_ms]
+    return given + [statistics.median_low(given)] * (frames - len(given))
 
 
 def sample_videos(request: Request, pair: Pair, prompt: list[int], side: int, clip: torch.Tensor | None,
-                  given_codes: torch.Tensor | None) -> Result:
+                  given_codes: torch.Tensor | None, timing: list[int]) -> Result:
+    """`timing`: each frame's time on screen in the GIFs (ms)."""
     options = sampling(request, pair.device)
     given = 0 if given_codes is None else len(given_codes)
     rows = [] if clip is None else [clip]
@@ -493,7 +516,7 @@ def sample_videos(request: Request, pair: Pair, prompt: list[int], side: int, cl
         new = gen.generate_video(pair.net, pair.layout, prompt, request.frames - given, (side, side), **options)
         codes = new if given_codes is None else torch.cat([given_codes, new])
         frames = decode_codes(pair.vqvae, codes)
-        outputs[f"video_{i}.gif"] = [to_pil(f) for f in frames]
+        outputs[f"video_{i}.gif"] = Animation([to_pil(f) for f in frames], timing)
         rows.append(frames)
         all_codes.append(codes.tolist())
     outputs["grid.png"] = render_image_rows(rows, title=video_title(request),
@@ -604,8 +627,8 @@ def publish(out: Path, outputs: dict[str, Output], summary: dict[str, Any], kept
 def save_output(path: Path, value: Output) -> None:
     if isinstance(value, str):
         write_text_atomic(path, value)
-    elif isinstance(value, list):
-        save_gif_atomic(value, path)
+    elif isinstance(value, Animation):
+        save_gif_atomic(value.frames, path, value.durations_ms)
     else:
         save_image_atomic(value, path)
 

@@ -489,6 +489,28 @@ def test_video_modes_write_gifs_with_the_asked_frames_and_a_strip_grid(pair, tmp
         assert gif.n_frames == 3
 
 
+def frame_times(path: Path) -> list[int]:
+    with Image.open(path) as gif:
+        times = []
+        for i in range(gif.n_frames):
+            gif.seek(i)
+            times.append(gif.info["duration"])
+        return times
+
+
+def test_video2video_plays_at_the_pace_of_its_gif_and_text2video_at_250_ms(pair, tmp_path):
+    folder, _ = pair
+    frames = [Image.fromarray(square(c)) for c in cycle("green") * 2]
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:], loop=0,
+                   duration=[50, 100, 200, 200, 100, 100, 100, 100])
+    # the given frames keep their times; the generated ones take the median of them
+    generate(tmp_path, folder, "mode=video2video", f"image={tmp_path / 'clip.gif'}", "frames=5", "given_frames=3",
+             "temperature=0", "num_samples=1")
+    assert frame_times(tmp_path / "out" / "video_0.gif") == [50, 100, 200, 100, 100]
+    generate(tmp_path, folder, "mode=text2video", "prompt=a blue square moving", "frames=2", "num_samples=1")
+    assert frame_times(tmp_path / "out" / "video_0.gif") == [250, 250]
+
+
 def test_video_grids_are_titled_and_say_which_row_is_the_gifs_and_which_the_samples(pair, tmp_path):
     """They were bare rows of frames: no prompt, seed or file, nothing saying which row was given."""
     from supra.pictures.grids import LINE_HEIGHT
@@ -956,10 +978,10 @@ def test_a_run_stopped_while_writing_leaves_a_record_saying_so_and_the_next_run_
     generate(tmp_path, pair[0], *moving, "prompt=a red square moving", "num_samples=3")
     save_gif = generate_module.save_gif_atomic
 
-    def killed_after_the_first_video(frames, path):
+    def killed_after_the_first_video(frames, path, durations_ms):
         if Path(path).name != "video_0.gif":
             raise Killed
-        return save_gif(frames, path)
+        return save_gif(frames, path, durations_ms)
 
     monkeypatch.setattr(generate_module, "save_gif_atomic", killed_after_the_first_video)
     with pytest.raises(Killed):

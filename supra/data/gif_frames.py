@@ -81,6 +81,7 @@ class _Frame:
     data: slice
     transparency: int | None = None
     disposal: int = 0
+    delay_ms: int | None = None  # how long the frame shows; None: the file sets none (no control extension)
 
 
 @dataclass
@@ -98,6 +99,10 @@ class GifAnimation:
     def __len__(self) -> int:
         """Frames found (a frame that then fails to decode ends `frames()` early and sets `problem`)."""
         return len(self.records)
+
+    def durations_ms(self) -> list[int | None]:
+        """Each frame's delay as the file gives it (in steps of 10 ms; None where it sets none)."""
+        return [record.delay_ms for record in self.records]
 
     def frames(self, matte: tuple[int, int, int] = WHITE) -> Iterator[np.ndarray]:
         """Each frame as shown: uint8 RGB [height, width, 3], transparent pixels over `matte`.
@@ -216,11 +221,11 @@ def parse_gif(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_frames: int
                 label = reader.take(1)[0]
                 blocks = reader.sub_blocks()
                 if label == 0xF9 and blocks and len(blocks[0]) >= 4:
-                    packed, _delay, index = struct.unpack("<BHB", blocks[0][:4])
+                    packed, delay, index = struct.unpack("<BHB", blocks[0][:4])
                     disposal = (packed >> 2) & 7
                     # 4 is what some encoders write for "restore to previous"; 5-7 are undefined: keep.
                     control = {"disposal": 3 if disposal == 4 else disposal if disposal < 4 else 0,
-                               "transparency": index if packed & 1 else None}
+                               "transparency": index if packed & 1 else None, "delay_ms": 10 * delay}
             elif introducer == b",":
                 frame = _read_image_block(reader, gif, control, max_pixels)
                 control = {}

@@ -18,9 +18,10 @@ def save_image_atomic(image: Image.Image, path: str | os.PathLike) -> Path:
     return Path(path)
 
 
-def save_gif_atomic(frames: list[Image.Image], path: str | os.PathLike, duration_ms: int = 250) -> Path:
+def save_gif_atomic(frames: list[Image.Image], path: str | os.PathLike, duration_ms: int | list[int] = 250) -> Path:
     """Write a looping animated GIF of every frame atomically, each frame in its own palette of its 255 most
     telling colours (median cut: close, not exact; write_exact_gif is exact but takes 256 colours in all).
+    `duration_ms`: every frame's time on screen, or each one's (a GIF keeps steps of 10 ms).
 
     A frame identical to the one before is kept, not merged into it as Pillow does (one frame, summed
     delay: a 4-frame video read back as 2): every palette keeps its 256th entry for the colour of its
