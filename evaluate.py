@@ -14,6 +14,7 @@ from supra.runner.evaluation import (
     evaluate,
     exit_if_unknown_eval_key,
     interrupted_evaluation,
+    no_folder_left_if_refused,
 )
 from supra.utils.cli import (
     asks_shell_completion,
@@ -34,7 +35,8 @@ from supra.utils.hydra_quoting import quote_values
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
     started = time.time()  # a metrics.json written since is this run's
-    with exit_on_ctrl_c(lambda: interrupted_evaluation(cfg, started)), exit_on_user_error():
+    with (exit_on_ctrl_c(lambda: interrupted_evaluation(cfg, started)), exit_on_user_error(),
+          no_folder_left_if_refused(cfg)):  # within: the error is said (and logged) once the folder is gone
         check_required(cfg, "eval")  # no ckpt=: one line, not OmegaConf's traceback
         evaluate(cfg)
 

@@ -9,6 +9,7 @@ import fnmatch
 import json
 import logging
 import re
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 
@@ -436,6 +437,33 @@ def test_evaluate_leaves_one_of_the_checkpoints_sources_out_as_train_py_does(a2a
     evaluate(compose_config("eval", tmp_path, argv))
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert "CIDEr" in metrics and "video_psnr" not in metrics and "loss_video" not in metrics  # no clips left
+
+
+def test_evaluate_says_where_its_scores_went_and_where_each_sources_codes_came_from_once(a2a_trained, tmp_path,
+                                                                                          capsys, caplog):
+    cfg = compose_config("eval", tmp_path, [f"ckpt={a2a_trained / 'checkpoints' / 'best.ckpt'}", "num_grid_images=0"])
+    with caplog.at_level(logging.INFO):
+        evaluate(cfg)
+    assert capsys.readouterr().out.endswith(f"wrote {tmp_path}: metrics.json, predictions.json\n")
+    # prepare_data and setup both ask for the codes: encoded and cached, or read from the cache, said once a source
+    origins = [m for m in caplog.messages if re.match(r"a2a codes of \w+ (cached in|read from the cache) ", m)]
+    assert len(origins) == 2, origins  # shapes and shapes_video
+
+
+def test_a_refused_evaluate_leaves_no_dated_run_folder_but_keeps_one_it_was_given(a2a_trained, tmp_path):
+    """The refusal comes once the data is read, after the run folder holds its config, log and vocabulary."""
+    from supra.runner.evaluation import data_for_release, no_folder_left_if_refused
+
+    no_clips = data_for_release([f"ckpt={a2a_trained / 'checkpoints' / 'best.ckpt'}", "data.sources.shapes_video=null"])
+    # a dated folder, as evaluate.py's default (logs/eval/runs/<date and time>); by the year alone, known here
+    dated = tmp_path / "runs" / f"{datetime.now():%Y}"
+    given = tmp_path / "mine"
+    for folder, run_dir in ((dated, f"{dated.parent}/${{now:%Y}}"), (given, str(given))):
+        cfg = compose_config("eval", folder, [*no_clips, f"hydra.run.dir={run_dir}"])
+        with pytest.raises(SupraUserError, match="nothing to score for data.tasks video"), no_folder_left_if_refused(cfg):
+            evaluate(cfg)
+    assert not dated.exists()
+    assert (given / "a2a_vocab.json").is_file()  # the user's folder: kept, as train.py keeps a refused run's
 
 
 def test_evaluate_of_the_train_split_says_video_psnr_is_not_scored_there(a2a_trained, tmp_path, caplog):

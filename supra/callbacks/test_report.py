@@ -49,6 +49,7 @@ class TestReport(L.Callback):
         self.output_dir = Path(output_dir)
         self.print_table = print_table  # Lightning prints its own table after trainer.test(verbose=True)
         self.report: dict[str, Any] = {}
+        self.written: list[str] = []  # the files it wrote, by name: evaluate.py's closing line names them
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         results = getattr(pl_module, "test_results", None)
@@ -58,8 +59,10 @@ class TestReport(L.Callback):
         # a diverged run's NaN loss as null, top-level or nested in a detail: `NaN` is not JSON, and strict
         # readers refuse the whole file
         write_json_atomic(self.output_dir / METRICS_FILE, finite_or_none(self.report))
+        self.written = [METRICS_FILE]
         if results.get("predictions"):
             write_json_atomic(self.output_dir / PREDICTIONS_FILE, results["predictions"])
+            self.written.append(PREDICTIONS_FILE)
         if self.print_table:
             scores = {k: v for k, v in self.report.items() if isinstance(v, float)}
             details = ", ".join(f"{k}={v}" for k, v in (results.get("details") or {}).items())

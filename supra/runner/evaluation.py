@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import shutil
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import lightning as L
-from omegaconf import DictConfig
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
 
 from supra.artifacts.a2a_release import load_a2a, scored_settings
 from supra.artifacts.captioner_release import command_decoding, load_captioner
@@ -46,11 +50,12 @@ from supra.tasks.base import SupraTask
 from supra.tasks.captioning import CaptioningTask
 from supra.tasks.vq_autoencoding import VQAutoencodingTask
 from supra.utils.cli import check_option_types, refuse_job_chdir, refuse_unread_options
-from supra.utils.errors import SupraUserError
+from supra.utils.errors import SupraUserError, user_error_in
 from supra.utils.files import require_writable_dir
 from supra.utils.hardware import check_command_accelerator
 from supra.utils.numbers import is_whole
 from supra.utils.overrides import parsed_overrides
+from supra.utils.run_folders import finished_run_file
 from supra.utils.seeds import check_seed
 from supra.utils.unknown_keys import exit_if_unknown_key
 
@@ -242,4 +247,30 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
         if trainer.received_sigterm:  # stopped at a batch's end: as Ctrl-C, evaluate.py's own line (exit_on_ctrl_c)
             raise KeyboardInterrupt from None
         raise
+    # where the scores went, as generate and export say: a dated run folder is not found without it
+    print(f"wrote {output_dir}: {', '.join(report.written)}" if report.written else f"no scores written into {output_dir}")
     return report.report
+
+
+@contextmanager
+def no_folder_left_if_refused(cfg: DictConfig) -> Iterator[None]:
+    """A refused evaluate.py (bad input found once the model and its data are read, after Hydra made the run
+    folder) leaves no dated run folder holding only its config, log and vocabulary, which `ls -t` would take
+    for the last scores; the `error: ...` line is on the console. A folder named with hydra.run.dir is kept,
+    its evaluate.log saying why, as train.py keeps a refused run's."""
+    try:
+        yield
+    except Exception as err:
+        folder = Path(cfg.paths.output_dir)
+        if user_error_in(err) is not None and _dated_folder_of_this_run(folder) and finished_run_file(folder) is None:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _dated_folder_of_this_run(folder: Path) -> bool:
+    """Whether `folder` is the run folder Hydra made for this run from a dated hydra.run.dir (the default)."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode == RunMode.MULTIRUN:  # a sweep's job: its own folder
+        return False
+    run = HydraConfig.get().run
+    dated = "${now:" in str(OmegaConf.to_container(run, resolve=False)["dir"])
+    return dated and Path(str(run.dir)).resolve() == folder.resolve()

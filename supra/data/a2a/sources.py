@@ -224,6 +224,7 @@ class SourceCodes:
 
     def all(self) -> dict[str, dict[str, SourceSplit]]:
         vqvae_hash = weights_sha256(self.vqvae)
+        first = not self.modules  # prepare_data and setup both ask for the codes: where they came from, said once
         modules = {}
         for name in self.sources:
             with options_of_source(name):
@@ -243,10 +244,11 @@ class SourceCodes:
             # options_of_source, which would name the source's own)
             with room_to_write(f"the a2a codes cache {self.cache_dir}",
                                "free space there, or set data.cache_dir to a folder with room"), options_of_source(name):
-                result[name] = self._codes(name, module, vqvae_hash)
+                result[name] = self._codes(name, module, vqvae_hash, say_read=first)
         return result
 
-    def _codes(self, name: str, module: MediaDataModule, vqvae_hash: str) -> dict[str, SourceSplit]:
+    def _codes(self, name: str, module: MediaDataModule, vqvae_hash: str,
+               say_read: bool = True) -> dict[str, SourceSplit]:
         folder = self.folder(name, vqvae_hash, module)
         damaged = False
         if folder is not None and (folder / "meta.json").is_file():
@@ -257,7 +259,8 @@ class SourceCodes:
                             folder, err, name)
                 damaged = True
             else:
-                log.info("a2a codes of %s read from the cache %s", name, folder)
+                if say_read:
+                    log.info("a2a codes of %s read from the cache %s", name, folder)
                 return codes
         codes = self._encode(name, module)
         if folder is not None:
