@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig
 from PIL import Image
 
-from supra.artifacts.a2a_release import load_a2a
+from supra.artifacts.a2a_release import load_a2a, model_image_size
 from supra.artifacts.captioner_release import command_decoding, load_captioner
 from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.kinds import (
@@ -206,6 +206,7 @@ def a2a_mode(cfg: DictConfig) -> str:
 
 
 def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
+    cfg.image_size = model_image_size(str(cfg.ckpt), cfg.image_size)  # null: the model's, as generate takes it
     check_a2a_options(cfg)
     net, vqvae, vocab = load_a2a(cfg.ckpt)
     layout, side = vocab.layout, cfg.image_size // VQVAE_DOWNSAMPLE

@@ -38,7 +38,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
 
-from supra.artifacts.a2a_release import load_a2a, replace_vqvae, trained_image_size
+from supra.artifacts.a2a_release import UNRECORDED_IMAGE_SIZE, load_a2a, model_image_size, replace_vqvae
 from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_MODEL, refuse_other_kind
 from supra.data.gif_frames import MediaDecodeError, open_gif
@@ -75,7 +75,6 @@ from supra.utils.files import (
     write_text_atomic,
 )
 from supra.utils.hydra_quoting import quote_prompt
-from supra.utils.numbers import is_whole
 from supra.utils.run_folders import refuse_model_folder
 from supra.utils.seeds import check_seed
 
@@ -95,9 +94,6 @@ SAMPLE_BATCH = 64
 MAX_SAMPLES = 1024
 # a frame's time on screen in text2video's GIFs, and in video2video's where the input GIF sets none (ms)
 FRAME_MS = 250
-# image_size for a model that records no training size (a release exported before config.json held it):
-# the side of experiment=a2a_shapes and the published card
-UNRECORDED_IMAGE_SIZE = 64
 # The options each mode reads beyond those all do (ckpt, out, num_samples, seed, the sampler's, device):
 # one it does not read, set on the command line, is refused rather than ignored without a word.
 MODE_READS = {
@@ -663,20 +659,6 @@ def run(cfg: DictConfig) -> dict[str, Any]:
     for text in summary.get("texts", []):  # as text.txt / captions.txt has them: the prompt's text first
         print(f"  {terminal_line(summary['prompt_text'] + text)}")
     return summary
-
-
-def model_image_size(ckpt: str, given: Any) -> Any:
-    """image_size= as the run uses it: the side the model was trained at when none is given (its GPT learnt
-    grids of that many codes), UNRECORDED_IMAGE_SIZE when the model records none; a given one that differs
-    from the model's is used, with one note (the context refuses one it cannot hold, as Request checks)."""
-    trained = trained_image_size(ckpt)
-    if given is None:
-        return UNRECORDED_IMAGE_SIZE if trained is None else trained
-    if trained is not None and given != trained and is_whole(given, VQVAE_DOWNSAMPLE) and given % VQVAE_DOWNSAMPLE == 0:
-        print(f"note: image_size={given} but ckpt={ckpt} was trained at {trained} px (grids of {trained // VQVAE_DOWNSAMPLE}"
-              f"x{trained // VQVAE_DOWNSAMPLE} codes): its samples may be poorer; leave image_size out to use "
-              f"{trained}", file=sys.stderr)
-    return given
 
 
 def dated_out(cfg: DictConfig) -> bool:

@@ -224,6 +224,9 @@ def test_image_size_defaults_to_the_size_the_model_was_trained_at_and_another_is
     assert torch.tensor(generate(tmp_path, tmp_path / "release", *image, "image_size=null")["codes"]).shape == (1, 2, 2)
     with pytest.raises(SupraUserError, match="image_size=64"):
         generate(tmp_path, pair[0], *image, "image_size=null")
+    # explain takes the same default: its maps are over the model's own 2x2 grid
+    run_command("explain", f"ckpt={ckpt}", "prompt=a red square", f"out={tmp_path / 'explained'}")
+    assert torch.tensor(json.loads((tmp_path / "explained" / "explain.json").read_text())["codes"]).shape == (2, 2)
 
 
 def test_a_model_of_another_kind_is_named_before_any_option_with_what_reads_it(tmp_path):

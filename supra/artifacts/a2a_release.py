@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import sys
 from collections.abc import Callable
 from dataclasses import asdict, fields
 from pathlib import Path
@@ -62,7 +63,7 @@ from supra.artifacts.release_files import (
 )
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.models.vqvae import VQVAE
-from supra.tokens.a2a_layout import CONTROL_TOKENS
+from supra.tokens.a2a_layout import CONTROL_TOKENS, VQVAE_DOWNSAMPLE
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_dir
@@ -195,6 +196,25 @@ def trained_image_size(path: str | Path) -> int | None:
         size = read_config_json(path).get("image_size")
         return size if is_whole(size, 1) else None
     return sources_image_size(run_config_of(load_supra_checkpoint(path, kind=A2A_CHECKPOINT)))
+
+
+# image_size for a model that records no training size (a release exported before config.json held it):
+# the side of experiment=a2a_shapes and the published card
+UNRECORDED_IMAGE_SIZE = 64
+
+
+def model_image_size(ckpt: str, given: Any) -> Any:
+    """image_size= as the run uses it: the side the model was trained at when none is given (its GPT learnt
+    grids of that many codes), UNRECORDED_IMAGE_SIZE when the model records none; a given one that differs
+    from the model's is used, with one note (the context refuses one it cannot hold, as Request checks)."""
+    trained = trained_image_size(ckpt)
+    if given is None:
+        return UNRECORDED_IMAGE_SIZE if trained is None else trained
+    if trained is not None and given != trained and is_whole(given, VQVAE_DOWNSAMPLE) and given % VQVAE_DOWNSAMPLE == 0:
+        print(f"note: image_size={given} but ckpt={ckpt} was trained at {trained} px (grids of {trained // VQVAE_DOWNSAMPLE}"
+              f"x{trained // VQVAE_DOWNSAMPLE} codes): its samples may be poorer; leave image_size out to use "
+              f"{trained}", file=sys.stderr)
+    return given
 
 
 # -- reading -----------------------------------------------------------------------------------------
