@@ -187,7 +187,6 @@ def test_missing_or_incomplete_gpt2_path_is_one_line_naming_what_is_missing(tmp_
         A2AVocab.from_gpt2(tmp_path / "broken.json")
 
 
-
 def test_a_vocab_json_that_is_no_mapping_of_tokens_to_ids_is_named_as_such(tmp_path):
     """tokenizers' own reading said "Bad vocabulary json file" of a list, and of string ids that the byte symbols
     were missing: the same check as data.gpt2_tokenizer's says what the file should be."""

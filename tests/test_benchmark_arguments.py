@@ -576,7 +576,6 @@ def test_vqvae_throughput_compares_each_round_with_the_baseline_of_the_same_roun
     assert module.speed_ups([0.5, 0.5, 1.0], baseline=[1.0, 3.0, 2.0]) == [2.0, 6.0, 2.0]
 
 
-
 def test_the_plain_loops_adamw_is_fused_exactly_where_supras_is_and_a_run_where_they_differ_stops(monkeypatch):
     module = benchmark_script("train_throughput", monkeypatch)
     # (b) fuses on CUDA outside mixed precision (it clips): the plain loop ran the multi-tensor AdamW there

@@ -35,7 +35,6 @@ def test_beam_search_with_cache_matches_recompute(peaked_model, length_penalty):
     assert batched == plain
 
 
-
 def test_beam_search_equivalence_covers_early_eos_and_full_length(peaked_model):
     torch.manual_seed(0)
     images = torch.randn(8, 3, 112, 112, dtype=torch.double)

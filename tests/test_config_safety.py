@@ -94,7 +94,6 @@ def test_evaluate_refuses_a_checkpoint_whose_data_config_names_a_foreign_target(
     assert not marker.exists() and not Path(marker).parent.joinpath("eval", "metrics.json").exists()
 
 
-
 def test_a_vqvae_checkpoint_naming_a_setting_this_version_lacks_is_one_line_naming_the_file_and_key(tmp_path):
     saved = torch.load(write_vqvae_checkpoint(tmp_path / "vq.ckpt"), weights_only=True)
     saved["supra"]["run_config"]["model"]["net"]["codebook_size"] = 3  # another version's name for a setting

@@ -130,7 +130,6 @@ def test_the_a2a_page_refuses_a_one_frame_gif_for_video_in_a_message(tmp_path, b
     assert image is not None and word_maps is not None and message == "🎲 seed 5: give it as the seed to draw this again"
 
 
-
 def seed_shown(message: str) -> int:
     match = re.search(r"🎲 seed (\d+): give it as the seed to draw this again", message)
     assert match, message

@@ -93,7 +93,6 @@ def test_gather_over_two_processes_keeps_each_image_once(tmp_path):
         assert result["shared"] == {"rank": 0}
 
 
-
 def test_a_rank_that_scored_no_row_computes_the_split_metric_without_torchmetrics_warning(tmp_path):
     """A val split of 1 image on 2 ranks: rank 1 updates no metric, and its compute (the ranks' states summed)
     is right; torchmetrics warned of compute before update there, three times per validation."""
@@ -110,6 +109,7 @@ def test_a_rank_that_scored_no_row_computes_the_split_metric_without_torchmetric
         dist.destroy_process_group()
     with pytest.warns(UserWarning, match="before the ``update`` method"):  # in one process, no rank scores more
         computed_over_ranks(PeakSignalNoiseRatio(data_range=1.0))
+
 
 @pytest.fixture
 def ctrl_c_ignored():

@@ -63,7 +63,6 @@ def test_the_entry_scripts_import_supra_before_hydra_and_lightning(script):
     assert first_party_or_third[0] == "supra", first_party_or_third
 
 
-
 def test_a_process_spawned_from_a_command_keeps_no_start_up_handler(monkeypatch):
     """A trainer=ddp_sim rank imports train.py again (so supra) with train.py's sys.argv, but runs no command: a
     handler set there was never taken down, and the SIGINT its parent sends as a run stops mid-fit was said as

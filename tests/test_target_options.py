@@ -66,7 +66,6 @@ def test_a_short_list_of_options_is_given_when_no_option_is_near():
         check_target_options(composed("+logger.csv.xyz=1").logger, "logger")
 
 
-
 @pytest.mark.parametrize(("override", "message"), [
     ("callbacks.model_checkpoint.mode=maximum", "callbacks.model_checkpoint: `mode` can be min, max but got maximum"),
     ("callbacks.lr_monitor.logging_interval=batch",

@@ -967,6 +967,8 @@ BAD_TRAIN_INPUTS = {
     "+model.weightdecay=0.1": "error: model.weightdecay=0.1: CaptioningTask has no option weightdecay: did you mean "
                               "model.weight_decay?",
 }
+
+
 @pytest.fixture(scope="module")
 def train_py_runs(tmp_path_factory, trained_run) -> dict[str, subprocess.CompletedProcess]:
     """train.py given a fast_dev_run, each bad input, an output directory it cannot create (named, or the default

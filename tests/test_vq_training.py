@@ -385,7 +385,6 @@ def test_evaluate_py_names_a_vqvae_checkpoint_without_a_data_config_as_a_checkpo
                                   "data=shapes_images (or data=shapes_video, or data=media_folder data.root=DIR)")
 
 
-
 @pytest.mark.parametrize("loader", ["val_dataloader", "test_dataloader"])
 def test_under_ddp_the_ranks_share_the_rows_of_every_eval_batch_and_score_each_image_once(loader, monkeypatch):
     """15 images in batches of 7 over 2 ranks: the same 3 steps on each, the last batch's single image

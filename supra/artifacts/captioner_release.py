@@ -154,6 +154,7 @@ def describe_schedule(scheduler: dict | None) -> str:
         return f"warm-up {counted(scheduler.get('warmup_steps'), 'step')}, cosine to {scheduler.get('min_lr')}"
     return _named_with_settings(scheduler)
 
+
 def _model_card(config: dict, run_config: dict | None, metrics: dict | None, has_grid: bool, step: Any) -> str:
     net_config = release_net_config(config)
     title = "SupraVL-Nano-900k" if net_config.is_release_architecture else "Supra captioner (SupraVL-Nano roadmap)"

@@ -119,7 +119,6 @@ class ValidationWithinRun(L.Callback):
                     "(trainer.val_check_interval=%d): %s. %s", batches - done, reason, (done // interval + 1) * interval,
                     interval, outcome, ADVICE)
 
-
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._refuse_validation_inside_a_step(trainer)
         self._warn_if_run_ends_before_epoch_validation(trainer)

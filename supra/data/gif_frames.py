@@ -47,7 +47,6 @@ TOO_LARGE = "too large"
 EMPTY = "empty"
 
 
-
 def _pack(rgb: np.ndarray) -> np.ndarray:
     """uint8 [..., 3] colours -> uint32 [...] opaque RGBA pixels: one element per pixel, so drawing a
     frame is one take/copy over [h, w] instead of per-channel work (faster on big frames)."""
