@@ -27,8 +27,8 @@ def is_path_option(key: str) -> bool:
 
 def expand_home(argv: Sequence[str]) -> list[str]:
     """`argv` with each `~` / `~user` that starts a path in a path option's value replaced by that home folder
-    (`data.root=~/f8k` -> `data.root=/home/me/f8k`); everything else as given. A `~user` of no user here
-    ends the command in one line (`error: ...`, exit status 2): kept, it would become a folder of that name."""
+    (`data.root=~/f8k` -> `data.root=$HOME/f8k`, $HOME's value written out); everything else as given. A `~user`
+    of no user here ends the command in one line (`error: ...`, exit status 2): kept, it would become a folder of that name."""
     return [_expanded(arg) for arg in argv]
 
 
