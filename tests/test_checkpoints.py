@@ -607,3 +607,31 @@ def test_same_state_is_equal_names_and_tensors_wherever_they_lie():
     assert not same_state({"w": torch.ones(2, 3), "codebook": torch.arange(4.0) + 1}, ours)
     assert not same_state({"w": torch.ones(2, 3)}, ours)
     assert not same_state({"w": torch.ones(2, 3), "codebook": torch.arange(4.0), "extra": torch.zeros(1)}, ours)
+
+
+def test_a_checkpoint_read_for_its_records_alone_is_read_and_refused_as_a_whole_one(tmp_path):
+    """mmap=True (the run config alone, its weights left on disk) reads a good file to the same records and names a
+    cut-short, a foreign or a legacy-format file as a whole read does: torch maps only its zip format."""
+    import io
+
+    from supra.artifacts.checkpoints import load_supra_checkpoint
+    from supra.utils.errors import SupraUserError
+
+    good = tmp_path / "good.ckpt"
+    torch.save({"state_dict": {"w": torch.arange(6.0)}, "supra": {"kind": "supra.a2a", "run_config": {"seed": 3}}}, good)
+    legacy = io.BytesIO()
+    torch.save({"state_dict": {}, "supra": {"kind": "supra.a2a"}}, legacy, _use_new_zipfile_serialization=False)
+    files = {"good": good.read_bytes(), "cut short": good.read_bytes()[:200], "foreign": b"not a checkpoint" * 8,
+             "legacy": legacy.getvalue()}
+    for name, content in files.items():
+        path = tmp_path / f"{name}.ckpt"
+        path.write_bytes(content)
+        read = []
+        for mmap in (False, True):
+            try:
+                checkpoint = load_supra_checkpoint(path, mmap=mmap)
+                read.append((checkpoint["supra"], {k: v.tolist() for k, v in checkpoint["state_dict"].items()}))
+            except SupraUserError as err:
+                read.append(str(err))
+        assert read[0] == read[1], name
+    assert load_supra_checkpoint(good, mmap=True)["supra"]["run_config"] == {"seed": 3}

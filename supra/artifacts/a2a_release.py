@@ -195,7 +195,8 @@ def trained_image_size(path: str | Path) -> int | None:
     if artifact_kind(path, accepts=(A2A_CHECKPOINT,)) == A2A_RELEASE:
         size = read_config_json(path).get("image_size")
         return size if is_whole(size, 1) else None
-    return sources_image_size(run_config_of(load_supra_checkpoint(path, kind=A2A_CHECKPOINT)))
+    # its run config alone: the weights, which the command loads next, stay on disk (mmap)
+    return sources_image_size(run_config_of(load_supra_checkpoint(path, kind=A2A_CHECKPOINT, mmap=True)))
 
 
 # image_size for a model that records no training size (a release exported before config.json held it):

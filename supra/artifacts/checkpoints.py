@@ -31,8 +31,10 @@ from supra.utils.state_dicts import check_state_fits
 ANY_MODEL = "a .ckpt file written by train.py, a release folder or a Hugging Face Hub repo id (org/name)"
 
 
-def load_supra_checkpoint(path: str | Path, kind: str | None = None, what: str = "ckpt") -> dict[str, Any]:
-    """Load a checkpoint written by train.py (weights_only: no code runs while reading it).
+def load_supra_checkpoint(path: str | Path, kind: str | None = None, what: str = "ckpt",
+                          mmap: bool = False) -> dict[str, Any]:
+    """Load a checkpoint written by train.py (weights_only: no code runs while reading it). `mmap`: its tensors
+    stay on disk until read, for a caller that reads only its records (the run config), not its weights.
 
     Raises SupraUserError naming the file (as the option `what` that gave it) if it is missing,
     unreadable, not a Supra checkpoint, or of another kind than `kind` (e.g. "supra.captioning").
@@ -47,7 +49,8 @@ def load_supra_checkpoint(path: str | Path, kind: str | None = None, what: str =
         raise SupraUserError(f"{what}={path} is the {path.name} of the release folder {folder}, not a .ckpt written "
                              "by train.py")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+        # torch maps only its zip format: another file is read whole, to be named (or loaded) as without mmap
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, LookupError) as err:
         # LookupError: torch's legacy unpickler on bytes that are no pickle says KeyError(101)
         reason = "not a PyTorch file" if isinstance(err, LookupError) else first_line(err, 120, sentence=True)
