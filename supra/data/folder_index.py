@@ -157,9 +157,9 @@ class _Captions:
         return used
 
     def _stem_sidecars(self, sidecars: dict[str, str]) -> tuple[dict[str, str], set[str]]:
-        """The <stem>.txt of each file without a <name>.txt, by file, and those two files share. One that two files would share (x.txt beside
-        x.jpg and x.png) captions neither, counted: which picture it describes is unknown, and the two files,
-        split by name, could be one picture in train and in test."""
+        """The <stem>.txt of each file without a <name>.txt, by file; and the <stem>.txt files that two such files
+        share (x.txt beside x.jpg and x.png), which caption neither, counted: which picture one describes is
+        unknown, and the two files, split by name, could be one picture in train and in test."""
         users: dict[str, list[str]] = {}
         for name in self.by_file:
             sidecar = sidecars.get(_nfc(name.rsplit(".", 1)[0]))
