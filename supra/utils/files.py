@@ -416,7 +416,9 @@ def unwritable_reason(path: Path, err: OSError) -> str:
     ("... is a file, not a folder"), where there is one; else the OS's words."""
     in_the_way = file_in_the_way(path)
     # the OS's words for a file in the way, "File exists" or "Not a directory", would not say which file
-    return err.strerror or str(err) if in_the_way is None else f"{in_the_way} is a file, not a folder"
+    if in_the_way is not None:
+        return f"{in_the_way} is a file, not a folder"
+    return err.strerror or str(err)
 
 
 def file_in_the_way(path: Path) -> Path | None:
