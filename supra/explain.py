@@ -52,6 +52,7 @@ from supra.pictures.attention import (
     DECODED_INPUT,
     GENERATED_PICTURE,
     INPUT_PICTURE,
+    TILE_SCALE_NOTE,
     TOKEN_ON_IMAGE,
     MapShare,
     explain_page,
@@ -137,9 +138,11 @@ def _rows(tokens: list[TokenAttention]) -> list[dict[str, Any]]:
 def _write(out: Path, title: str, summary: str, image: torch.Tensor, picture_label: str, grid: tuple[int, int],
            rows: list[dict[str, Any]], record: dict[str, Any], share: MapShare = TOKEN_ON_IMAGE) -> dict[str, Any]:
     captions = [f"p={probability_text(r['probability'])}" if r.get("probability") is not None else "" for r in rows]
-    # the picture names its model and input as the page's heading does: attention.png is shared alone
+    # the picture names its model and input as the page's heading does, and how its tiles are scaled as the
+    # page's text does: attention.png is shared alone
     strip = render_token_strip(image, [r["token"] for r in rows], [r["maps"].mean(dim=(0, 1)) for r in rows],
-                               captions, grid, title=f"{title}\n{summary}", picture_label=picture_label)
+                               captions, grid, title=f"{title}\n{summary}\n{TILE_SCALE_NOTE}",
+                               picture_label=picture_label)
     page = explain_page(title, summary, strip, image, grid, rows, share)
     record["tokens"] = [{"token": r["token"], "probability": r.get("probability"), "alternatives": r.get("alternatives"),
                          "mean_map": [round(float(v), 6) for v in r["maps"].mean(dim=(0, 1))]} for r in rows]

@@ -19,7 +19,7 @@ from supra.data.media.codes import encode_items
 from supra.generate import new_folder, run
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.models.vqvae import VQVAE
-from supra.pictures.attention import DECODED_INPUT, GENERATED_PICTURE, INPUT_PICTURE
+from supra.pictures.attention import DECODED_INPUT, GENERATED_PICTURE, INPUT_PICTURE, TILE_SCALE_NOTE
 from supra.pictures.attention import TILE as HEAT_TILE
 from supra.pictures.grids import LINE_HEIGHT, font, wrap
 from supra.tokens.a2a_vocab import A2AVocab
@@ -442,12 +442,14 @@ def test_explains_first_tile_says_which_picture_it_shows(pair, tmp_path):
 
 
 def test_explains_picture_names_its_model_and_prompt_and_its_page_says_the_summary_once(pair, tmp_path):
-    """attention.png carried only the summary line (shared alone it named no model), and attention.html showed
-    that line twice (its text, then the picture's title) over a strip wider than the window."""
+    """attention.png carried only the summary line (shared alone it named no model, nor that each tile is scaled
+    to its own maximum, which the page says), and attention.html showed that line twice (its text, then the
+    picture's title) over a strip wider than the window."""
     run_command("explain", f"ckpt={pair[0]}", "mode=text2image", "prompt=a red square", f"image_size={SIDE}",
                 f"out={tmp_path / 'drawn'}")
     summary = "text2image: 'a red square'; per word, the attention each generated code paid it"
-    assert titled(Image.open(tmp_path / "drawn" / "attention.png"), f"{pair[0].name}: a red square\n{summary}")
+    assert titled(Image.open(tmp_path / "drawn" / "attention.png"),
+                  f"{pair[0].name}: a red square\n{summary}\n{TILE_SCALE_NOTE}")
     page = (tmp_path / "drawn" / "attention.html").read_text()
     assert f"<h1>{pair[0].name}: a red square</h1>" in page and f"<p>{html.escape(summary)}</p>" not in page
     assert ".strip{max-width:100%" in page and "<img class='strip'" in page

@@ -28,6 +28,8 @@ OVERLAY = 0.55  # how much of a tile is heat, how much the picture under it
 INPUT_PICTURE = "input"
 DECODED_INPUT = "input, decoded from its VQ-VAE codes"
 GENERATED_PICTURE = "generated picture"
+# the strip's last title line: shared alone, attention.png must say what the page says of its tiles
+TILE_SCALE_NOTE = "each tile is scaled to its own brightest cell: compare shapes, not brightness"
 
 
 @dataclass(frozen=True)
