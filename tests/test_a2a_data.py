@@ -762,6 +762,16 @@ def test_bad_mixture_settings_are_refused_in_one_line(vqvae_ckpt):
         A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"video": 1}, video_given_frames=0)
 
 
+def test_task_weights_each_finite_whose_sum_overflows_are_refused_before_any_source_is_read(vqvae_ckpt):
+    """1e308 twice passed the check of each weight, then ended the first training batch in numpy's
+    "Probabilities do not sum to 1" (every share was 0 or NaN). One such weight alone is drawn as before."""
+    vqvae = load_vqvae(vqvae_ckpt)[0]
+    with pytest.raises(SupraUserError, match=r"^data.tasks: the weights \{'text2image': 1e\+308, 'image2text': 1e\+308\} "
+                                             r"sum past the largest float: they are relative, so give the same ratios"):
+        A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"text2image": 1e308, "image2text": 1e308})
+    A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"text2image": 1e308, "image2text": 1})
+
+
 def test_batches_per_epoch_is_a_whole_number_of_at_least_1_or_null_refused_when_the_data_is_built(vqvae_ckpt):
     """0 gave the default epoch without a word; -3 was torch's `__len__() should return >= 0` and 2.5 a
     TypeError, both after every source was encoded."""

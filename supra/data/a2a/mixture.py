@@ -111,6 +111,10 @@ def check_mixture_settings(
             raise SupraUserError(f"data.tasks.{task}={weight!r}: a task weight must be a finite number >= 0")
     if not any(w > 0 for w in tasks.values()):
         raise SupraUserError("data.tasks: every weight is 0; give at least one task a weight > 0")
+    # each weight finite is not enough: 1e308 twice sums to inf, and every task's share of the draw was 0 or NaN
+    if not math.isfinite(sum(tasks.values())):
+        raise SupraUserError(f"data.tasks: the weights {dict(tasks)} sum past the largest float: they are relative, "
+                             "so give the same ratios in smaller numbers (e.g. each divided by the largest)")
     if batching not in BATCHINGS:
         raise SupraUserError(f"data.batching={batching!r} is unknown: choose one of {', '.join(BATCHINGS)}")
     if not 0 <= caption_dropout < 1:
