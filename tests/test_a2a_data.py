@@ -22,6 +22,7 @@ from supra.models.vqvae import VQVAE
 from supra.runner.components import stage1_vqvae
 from supra.tokens.a2a_layout import TokenLayout
 from supra.tokens.a2a_sequences import build_sequence, frames_that_fit, prompt_length
+from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
 from tests.conftest import first_train_batches, write_vqvae_checkpoint
 
@@ -770,6 +771,21 @@ def test_task_weights_each_finite_whose_sum_overflows_are_refused_before_any_sou
                                              r"sum past the largest float: they are relative, so give the same ratios"):
         A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"text2image": 1e308, "image2text": 1e308})
     A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"text2image": 1e308, "image2text": 1})
+
+
+def test_a_text_vocab_size_under_the_256_byte_symbols_is_refused_where_a_vocabulary_is_trained(vqvae_ckpt):
+    """-7 crashed inside tokenizers ("can't convert negative int to unsigned"), 0 or 10 trained 256 text ids
+    without a word. 256 is the byte symbols alone; a given vocabulary does not read the option."""
+    vqvae = load_vqvae(vqvae_ckpt)[0]
+    for value in (-7, 0, 10, 255, 300.5, True):
+        with pytest.raises(SupraUserError, match=rf"^data.text_vocab_size={value!r} must be a whole number >= 256: the "
+                                                 r"trained BPE's text ids, its 256 byte symbols and merges up to that"):
+            A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"text": 1}, text_vocab_size=value)
+    A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"text": 1}, text_vocab_size=256)
+    bytes_alone = A2AVocab.train(["a red square moves left"], 256)
+    assert bytes_alone.layout.text_size == 256 and len(bytes_alone.encode_text("a red")) == 5
+    A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"text": 1}, tokenizer=bytes_alone,
+                         text_vocab_size=0)
 
 
 def test_batches_per_epoch_is_a_whole_number_of_at_least_1_or_null_refused_when_the_data_is_built(vqvae_ckpt):

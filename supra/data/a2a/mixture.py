@@ -66,6 +66,7 @@ from supra.utils.numbers import is_number, is_whole
 log = logging.getLogger(__name__)
 
 BATCHINGS = ("by_task", "mixed")
+BYTE_SYMBOLS = 256  # the trained BPE's first text ids, always in (A2AVocab.train): the least text_vocab_size
 
 
 def _source_configs(sources: Mapping[str, Any] | None) -> dict[str, Any]:
@@ -96,9 +97,10 @@ def check_mixture_settings(
     num_codes: int,
     batches_per_epoch: int | None,
     video_given_frames: int,
+    text_vocab_size: int | None = None,
 ) -> None:
     """Refuse, with a SupraUserError naming the setting, what the mixture cannot be built from: before any
-    source is read or encoded."""
+    source is read or encoded. `text_vocab_size`: None where it is not read (a vocabulary given, or GPT-2's files)."""
     if not sources:
         raise SupraUserError("data.sources is empty: name at least one DataModule, e.g. shapes_images")
     for name, cfg in sources.items():
@@ -138,6 +140,11 @@ def check_mixture_settings(
     if not is_whole(video_given_frames, 1):
         raise SupraUserError(f"data.video_given_frames={video_given_frames!r} must be a whole number >= 1: the "
                              "frames a video prediction is given")
+    # the BPE always holds the 256 byte symbols: under that, -7 crashed inside tokenizers and 0 meant 256 unsaid
+    if text_vocab_size is not None and not is_whole(text_vocab_size, BYTE_SYMBOLS):
+        raise SupraUserError(f"data.text_vocab_size={text_vocab_size!r} must be a whole number >= {BYTE_SYMBOLS}: the "
+                             f"trained BPE's text ids, its {BYTE_SYMBOLS} byte symbols and merges up to that size "
+                             f"({BYTE_SYMBOLS}: bytes alone, captions several times longer; default 4096)")
 
 
 class A2AMixtureDataModule(L.LightningDataModule):
@@ -173,7 +180,8 @@ class A2AMixtureDataModule(L.LightningDataModule):
         check_mixture_settings(
             sources, tasks, vqvae=vqvae, batching=batching, caption_dropout=caption_dropout, batch_size=batch_size,
             eval_batch_size=eval_batch_size, num_workers=num_workers, val_items=val_items, test_items=test_items,
-            num_codes=num_codes, batches_per_epoch=batches_per_epoch, video_given_frames=video_given_frames)
+            num_codes=num_codes, batches_per_epoch=batches_per_epoch, video_given_frames=video_given_frames,
+            text_vocab_size=text_vocab_size if tokenizer is None and not text_tokenizer else None)
         self.source_configs = {name: dict(cfg) for name, cfg in sources.items()}
         self.weights = {t: float(tasks.get(t, 0.0)) for t in TASKS}
         self.text_tokenizer = text_tokenizer
