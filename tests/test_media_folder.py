@@ -204,6 +204,17 @@ def test_clips_tile_a_gif_without_a_stride_and_a_short_gif_repeats_its_last_fram
     assert all(torch.equal(blink[k], blink[1]) for k in (2, 3)) and not torch.equal(blink[0], blink[1])
 
 
+def test_every_frame_and_clip_of_a_gif_takes_the_whole_gifs_captions(folder):
+    """A caption names a file, never a frame or clip: wave.gif's captions go with each of its 6 frames and 3
+    clips, though they show other colours (as README's data=media_folder says)."""
+    root, _ = folder
+    captions = ["a square moving over colours", "colours change"]
+    for mode, count in (("frames", 6), ("clips", 3)):
+        items = every_item(datamodule(root, mode=mode, **({"frames": 2} if mode == "clips" else {})))
+        wave = [caps for name, (_, caps) in items.items() if name.startswith("anim/wave.gif#")]
+        assert wave == [captions] * count
+
+
 def test_image_size_must_be_a_multiple_of_8_and_the_error_names_the_nearest(folder):
     root, _ = folder
     with pytest.raises(SupraUserError, match="data.image_size=60 .* use 56 or 64"):

@@ -12,6 +12,8 @@ Modes:
           of `frames` frames. A trailing part shorter than a clip is dropped, unless it is all the GIF has:
           then it is padded by repeating its last frame (counted in the summary). Stills are not clips:
           they are passed over and counted.
+A caption is a file's (folder_index.py): every frame or clip of a GIF takes the whole GIF's captions, as no
+caption file names a frame or clip; a caption per clip needs the clip as a GIF of its own.
 Squaring: `crop` takes the centre square, `pad` puts the picture in the middle of a black square (the
 letterbox convention; black also keeps padding apart from the white that transparency turns into);
 either is then resized to image_size with antialiasing.
