@@ -754,7 +754,8 @@ def test_bad_mixture_settings_are_refused_in_one_line(vqvae_ckpt):
         A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"text": 0})
     with pytest.raises(SupraUserError, match="data.tasks.video=-1"):
         A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"video": -1})
-    for weight in (float("nan"), float("inf"), True):  # NaN dropped the task without a word, inf a traceback
+    # NaN dropped the task without a word; inf, and an int past the largest float, were tracebacks
+    for weight in (float("nan"), float("inf"), True, 10**400):
         with pytest.raises(SupraUserError, match=rf"data.tasks.video={weight!r}: a task weight must be a finite number"):
             A2AMixtureDataModule(vqvae=vqvae, sources=source_configs(), tasks={"text": 1, "video": weight})
     with pytest.raises(SupraUserError, match="data.test_items=-1 must be a whole number >= 0, or null"):

@@ -12,8 +12,14 @@ def is_whole(value: object, least: int | None = None) -> bool:
 
 
 def is_number(value: object) -> bool:
-    """`value` is an int or a finite float (not NaN or infinity), and not a bool."""
-    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+    """`value` is an int or a finite float (not NaN or infinity), and not a bool; an int past the largest float
+    (10**400) is none either: every option is used as a float somewhere, where it would be an OverflowError."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # math.isfinite converts an int to a float first
+        return False
 
 
 def counted(count: object, noun: str, grouped: bool = False) -> str:
