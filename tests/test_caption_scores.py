@@ -76,6 +76,46 @@ def test_a_pipe_in_a_caption_is_scored_as_pycocoevalcap_scores_it():
     assert score_captions(predictions, references, ["Bleu", "ROUGE_L", "CIDEr"]) == pytest.approx(theirs, abs=1e-12)
 
 
+def pycocoevalcap_meteor(*requests):
+    """pycocoevalcap's METEOR of each (predictions, references), tokenised and scored as COCOEvalCap does."""
+    meteor, scores = Meteor(), []
+    for predictions, references in requests:
+        tokenizer = PTBTokenizer()
+        gts = tokenizer.tokenize({i: [{"caption": c} for c in references[i]] for i in predictions})
+        res = tokenizer.tokenize({i: [{"caption": c}] for i, c in predictions.items()})
+        scores.append(meteor.compute_score(gts, res)[0])
+    meteor.meteor_p.kill()
+    return scores
+
+
+def test_pipes_in_hypotheses_and_references_score_meteor_as_pycocoevalcap_does():
+    """METEOR's protocol splits at '|||' alone, and PTB makes each '|' a word: '|' was replaced by a space for
+    METEOR, so "a dog | runs" scored 0.4155 where pycocoevalcap's METEOR is 0.3885."""
+    references = {1: ["a dog runs on the grass", "a brown dog running"], 2: ["a cat on a mat", "the cat sits"],
+                  3: ["two kids play football", "children playing with a ball"]}
+    one_pipe = {1: "a dog | runs", 2: "a cat sits on the mat", 3: "kids play with a ball"}
+    everywhere = ({1: "|| a dog runs |", 2: " ||| ", 3: "kids|||play with a ball"},
+                  {**references, 1: ["| a dog runs on the grass ||", "a brown ||| dog running"], 2: ["|||", "the cat sits"]})
+    ours, theirs = concurrently(lambda: [score_captions(p, r, ["METEOR"])["METEOR"] for p, r in [(one_pipe, references), everywhere]],
+                                lambda: pycocoevalcap_meteor((one_pipe, references), everywhere))
+    assert ours == theirs
+    assert ours[0] == pytest.approx(0.38849523, abs=1e-8)
+
+
+def test_a_run_of_pipes_that_reaches_meteor_stays_one_reference_and_moves_no_other_image():
+    """Java splits a SCORE line at '|||': untokenised, 'a dog ||| runs' would be two references, 'a dog' and
+    'runs'. Spaced apart as PTB leaves pipes, it is one, and the other images score as without it."""
+    from supra.metrics import caption_scores
+    res = {1: ["a dog runs"], 2: ["a cat sits on the mat"], 3: ["kids play with a ball"]}
+    gts = {1: ["a dog ||| runs"], 2: ["a cat on a mat"], 3: ["children playing with a ball"]}
+    spaced = {**gts, 1: ["a dog | | | runs"]}
+    split = {**gts, 1: ["a dog", "runs"]}
+    assert caption_scores._meteor_score(gts, res) == caption_scores._meteor_score(spaced, res)
+    assert caption_scores._meteor_score(gts, res) != caption_scores._meteor_score(split, res)
+    moved = {**gts, 1: ["||||||"]}  # image 1 scores 0 either way: the corpus score is the others'
+    assert caption_scores._meteor_score(moved, res) == caption_scores._meteor_score({**gts, 1: ["| | | | | |"]}, res)
+
+
 def test_cider_over_a_single_image_is_zero_as_pycocoevalcap_has_it_and_said_once(monkeypatch, caplog):
     from supra.metrics import caption_scores
 

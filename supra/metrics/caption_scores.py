@@ -8,8 +8,11 @@ pycocoevalcap quirks handled here:
 - PTBTokenizer joins all captions with '\\n' and reads them back line by line, and Java also breaks lines
   at '\\r', '\\v', '\\f', U+2028 and U+2029: one such character silently shifts every later caption onto
   the wrong image. Whitespace is therefore collapsed to single spaces first.
-- METEOR talks to a Java process over a line protocol with '|||' separators; '|' is replaced by a space in
-  what METEOR is given. The other scorers keep it, as COCOEvalCap's do (PTB makes it a token of its own).
+- METEOR talks to a Java process over a line protocol whose SCORE line is split at every '|||' (Java's
+  `split("\\|\\|\\|")`): a '|||' inside a reference would make two references of it (pycocoevalcap drops
+  '|||' from the hypothesis itself). PTB makes each '|' a token of its own ('a|||b' -> 'a | | | b'), so no
+  tokenised caption holds one and METEOR scores '|' as pycocoevalcap does: a word that matches nothing. Should
+  a run of pipes reach METEOR anyway, it is spaced apart as PTB would have left it, so it stays one reference.
 - Starting METEOR's Java process (JVM + paraphrase table) takes ~6 s and ~1 GB on 2 cores, scoring thousands
   of captions well under a second, and pycocoevalcap closes it only in `__del__`. One process per Python
   process is therefore started at the first METEOR score (before tokenising, overlapping the other scorers),
@@ -37,6 +40,7 @@ import atexit
 import contextlib
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -75,6 +79,7 @@ class EmptyReferences(SupraUserError):
     caller names the split or source it scored)."""
 
 
+_PIPE_RUN = re.compile(r"\|(?=\|)")  # a '|' followed by another
 _empty_images_said = False  # once per process: a run's every validation scores the same references
 _one_image_said = False  # the same
 
@@ -84,10 +89,11 @@ def _clean(caption: str) -> str:
     return " ".join(caption.split())
 
 
-def _without_pipes(captions: dict[Hashable, list[str]]) -> dict[Hashable, list[str]]:
-    """Tokenised captions for METEOR, whose line protocol '|' would break: replaced there alone, since replaced
-    before tokenising it changed every scorer's tokens (Bleu, ROUGE_L and CIDEr were then not COCOEvalCap's)."""
-    return {i: [" ".join(c.replace("|", " ").split()) if "|" in c else c for c in cs] for i, cs in captions.items()}
+def _pipes_apart(captions: dict[Hashable, list[str]]) -> dict[Hashable, list[str]]:
+    """Tokenised captions for METEOR with each run of '|' spaced apart ('||' -> '| |'), as PTB leaves them: its
+    line protocol splits at '|||' alone, so a lone '|' is kept (a word, as pycocoevalcap scores it), and this
+    changes nothing that PTB tokenised."""
+    return {i: [_PIPE_RUN.sub("| ", c) for c in cs] for i, cs in captions.items()}
 
 
 def check_metric_families(metrics: Sequence[str], option: str = "metrics") -> None:
@@ -175,7 +181,7 @@ def _meteor_score(gts: dict[Hashable, list[str]], res: dict[Hashable, list[str]]
     with _meteor_lock:
         scorer = _meteor()
         try:
-            return float(scorer.compute_score(gts, res)[0])
+            return float(scorer.compute_score(_pipes_apart(gts), _pipes_apart(res))[0])
         except BaseException as err:  # the protocol's state is unknown now: the next score starts a fresh process
             del _meteors[os.getpid()]
             ended = _exit_code(scorer.meteor_p) if isinstance(err, Exception) else None
@@ -331,7 +337,7 @@ def score_captions(
             bleu, _ = _new_scorer(family).compute_score(gts, res, verbose=0)
             scores.update({f"Bleu_{n + 1}": float(b) for n, b in enumerate(bleu)})
         elif family == "METEOR":
-            scores[family] = _meteor_score(_without_pipes(gts), _without_pipes(res))
+            scores[family] = _meteor_score(gts, res)
         else:
             scores[family] = float(_new_scorer(family).compute_score(gts, res)[0])
     return {name: scores[name] for name in caption_metric_names(families)}
