@@ -109,7 +109,7 @@ def write_split(index: CaptionIndex, root: Path, split: str, out: Path, per_shar
         with atomic_path(out / f"{shard:05d}.tar") as tmp, wds.TarWriter(str(tmp), mtime=SHARD_MTIME) as tar:
             for number, key in enumerate(keys[start:start + per_shard]):
                 sample_key = f"{shard:05d}{number:04d}"  # img2dataset's keys
-                captions = index.captions[key]
+                captions = index.references[key]  # as the source publishes them: read back, scored alike
                 # these keys exactly (shards.py's WRITTEN_JSON_KEYS): readers take the id of such a json alone
                 # as the image's own
                 meta = {"url": files[key], "caption": captions[0], "captions": captions, "key": sample_key,

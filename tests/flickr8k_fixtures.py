@@ -60,7 +60,7 @@ def write_original(root: Path, with_text_subdir: bool = True) -> dict:
             sep = " " if (i == 2 and n == 0) else "\t"  # trap: a space instead of the tab
             tail = " ." if n == 1 else ("   " if n == 2 else "")  # traps: ' .' and trailing spaces
             lines.append(f"{name}#{n}{sep}{caption}{tail}")
-    lines.append(lines[3])  # trap: a duplicate line
+    lines.append(lines[3])  # trap: a duplicate line (the same #n twice: one caption)
     lines.append(f"{all_names[4]}#5\t   ")  # trap: a blank caption
     lines.append("2258277193_586949ec62.jpg.1#0\tA dog with no image file .")  # trap: the real copy's bad id
     lines.append("999999_nosplit.jpg#0\tan image in no split list")  # trap: in no split
@@ -85,7 +85,7 @@ def write_kaggle(root: Path, n_images: int = 24, corrupt_one: bool = True) -> di
                 caption = f'"{caption}, with a comma"'  # trap: quoted caption with a comma
             rows.append(f"{name},{caption}")
     rows.append(f"{all_names[0]},   ")  # trap: blank caption
-    rows.append(rows[2])  # trap: duplicate line
+    rows.append(rows[2])  # trap: a repeated row (two references: the rows have no caption numbers)
     rows.append("missing_file.jpg,a caption for an image that is not there")  # trap: no image file
     (root).mkdir(parents=True, exist_ok=True)
     (root / "captions.txt").write_bytes(("\ufeff" + "\r\n".join(rows) + "\r\n").encode("utf-8"))

@@ -13,6 +13,7 @@ from hydra.utils import instantiate
 from PIL import Image
 
 from supra.data.caption_sources.flickr8k import read_flickr8k
+from supra.data.caption_sources.index import REPEATED_CAPTION
 from supra.data.captioning.flickr8k import Flickr8kDataModule
 from supra.data.captions import clean_caption
 from supra.data.image_cache import ImageCache, load_rgb
@@ -51,7 +52,10 @@ def test_kaggle_layout_gets_a_seeded_split_and_reads_quoted_commas(tmp_path):
     assert index.splits == read_flickr8k(tmp_path / "flickr", seed=0).splits
     assert index.splits != read_flickr8k(tmp_path / "flickr", seed=1).splits
     assert any(c.endswith("with a comma") for caps in index.captions.values() for c in caps)
-    assert dict(index.skipped) == {"blank caption": 1, "duplicate line": 1, "no image file": 1}
+    # a row twice is two references (captions.txt has no caption numbers), trained on once and counted
+    assert dict(index.skipped) == {"blank caption": 1, REPEATED_CAPTION: 1, "no image file": 1}
+    repeated = next(key for key, refs in index.references.items() if len(refs) > len(set(refs)))
+    assert len(index.references[repeated]) == len(index.captions[repeated]) + 1
     assert info["corrupt"] in {n for ns in index.splits.values() for n in ns}  # found by decoding, later
 
 

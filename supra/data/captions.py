@@ -1,6 +1,7 @@
 """Caption text as every source reads it: whitespace collapsed (line breaks inside a caption would break
-pycocoevalcap's line protocol), and for sources whose captions end in a tokenised full stop (Flickr8k's
-"... grass ."), that stop dropped."""
+pycocoevalcap's line protocol). A caption is scored as that text, as the source publishes it; it is trained on
+with its final full stop dropped (sources differ in whether they end captions with one: Flickr8k's "... grass .")
+and once per image (training_captions)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import csv
 import io
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from supra.utils.errors import SupraUserError
@@ -24,6 +25,14 @@ def clean_caption(caption: str, drop_final_stop: bool = False) -> str:
     remove a trailing '.' or ' .'."""
     caption = " ".join(caption.split())
     return _FINAL_STOP.sub("", caption).strip() if drop_final_stop else caption
+
+
+def training_captions(references: Iterable[str]) -> list[str]:
+    """The captions an image is trained on, from its references as published: each with its final full stop
+    dropped, blank ones and repeats left out, in their order. Scoring keeps the references themselves: PTB
+    drops a sentence-final stop itself, where dropping it here turns "the U.S." into "the u.s"."""
+    kept = (clean_caption(reference, drop_final_stop=True) for reference in references)
+    return list(dict.fromkeys(caption for caption in kept if caption))
 
 
 # Byte-order marks, longest first (UTF-32's little-endian mark begins with UTF-16's): Notepad's and

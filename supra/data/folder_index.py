@@ -15,7 +15,9 @@ ignored, and a deterministic split by file.
   slices); `captions.tsv` at the root, header `file<TAB>caption`. Every one of these that is there is read
   (FolderIndex.caption_sources names them).
   Names match in either Unicode form (café.png unzipped on a Mac is NFD, its café.txt written on Linux NFC).
-  A file may have several captions from all three; exact repeats are dropped. Caption files are read as
+  A file may have several captions from all three; `captions` holds each once (what the VQ-VAE and a2a runs
+  and a captioner train on), `references` every line of them, a caption written twice twice (what a
+  captioner is scored against: a folder's captions have no ids of their own, so each line is one). Caption files are read as
   UTF-8, or UTF-16/32 where a byte-order mark says so (Notepad's and Excel's "Unicode"); any other as
   Windows-1252, said in one warning per folder with their count and a few of them.
 """
@@ -89,6 +91,8 @@ class FolderIndex:
     # what the captions were read from, in reading order: SIDECARS where a photo.txt was, then each root
     # caption file there is (all of them: their captions joined), for the set-up line to name
     caption_sources: list[str] = field(default_factory=list)
+    # every caption line of each media file, in reading order, repeats too (captions holds each once)
+    references: dict[str, list[str]] = field(default_factory=dict)
 
 
 def _key(name: str) -> str:
@@ -116,6 +120,7 @@ class _Captions:
     def __init__(self, root: Path, media: list[str], aliases: dict[str, str], problems: Tally) -> None:
         self.root = root
         self.by_file: dict[str, list[str]] = {name: [] for name in media}
+        self.every_line: dict[str, list[str]] = {name: [] for name in media}  # repeats too: FolderIndex.references
         # a name as a caption file writes it -> the file's own: a folder unzipped on a Mac holds "é" as e +
         # a combining accent (NFD) where an editor's captions.jsonl writes one character (NFC)
         self.on_disk = {_nfc(name): name for name in media}
@@ -132,8 +137,10 @@ class _Captions:
                               where)
         elif not caption:
             self.problems.add("blank captions", where)
-        elif caption not in self.by_file[name]:
-            self.by_file[name].append(caption)
+        else:
+            self.every_line[name].append(caption)
+            if caption not in self.by_file[name]:
+                self.by_file[name].append(caption)
 
     def read_sidecars(self, files: set[str]) -> set[str]:
         """Captions from <name>.txt / <stem>.txt beside each file; returns the sidecars used."""
@@ -226,7 +233,7 @@ def scan_folder(root: str | Path) -> FolderIndex:
             (captions.read_jsonl if name.endswith(".jsonl") else captions.read_csv)(root / name)
             used.add(name)
             index.caption_sources.append(name)
-    index.captions = captions.by_file
+    index.captions, index.references = captions.by_file, captions.every_line
     if captions.not_utf8:
         names = [path.relative_to(root).as_posix() for path in captions.not_utf8]
         log.warning("%d caption files under %s are not UTF-8 (e.g. %s): read as Windows-1252; save them as UTF-8 "

@@ -119,7 +119,9 @@ def _read_official_file(index: CaptionIndex, path: Path, folder: str) -> list[st
             reason = CAPTION_OF_TWO_FILES if known else "caption for an unknown image id"
             index.skip(reason, f"{path.name}: image_id {annotation.get('image_id')}")
             continue
-        index.add_caption(key, caption if isinstance(caption, str) else "", f"{key}: {caption!r}")
+        annotation_id = annotation.get("id")  # the caption's own id: an annotation listed twice is one caption
+        index.add_caption(key, caption if isinstance(caption, str) else "", f"{key}: {caption!r}",
+                          record=annotation_id if isinstance(annotation_id, Hashable) else None)
     return [key for key in key_of.values() if key is not None]
 
 

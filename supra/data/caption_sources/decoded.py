@@ -26,12 +26,14 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class SplitPhotos:
-    """One split: rows of the decoded store, and per image its captions, own id and file (root-relative)."""
+    """One split: rows of the decoded store, and per image its captions (trained on), own id, file
+    (root-relative) and references (scored against: CaptionIndex)."""
 
     rows: torch.Tensor
     captions: list[list[str]]
     ids: list[int | str]
     files: list[str | None]  # None: the image is inside a dataset's files, not a file of its own
+    references: list[list[str]]
 
 
 class DecodedPhotos:
@@ -111,4 +113,5 @@ class DecodedPhotos:
             self.rows[split], [self.index.captions[k] for k in keys],
             [self.index.ids.get(k, k) for k in keys],  # the dataset's own id (COCO's integers), else the key
             self.index.files(self.root, keys),
+            [self.index.references[k] for k in keys],
         )

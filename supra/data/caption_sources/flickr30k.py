@@ -28,7 +28,7 @@ IMAGE_DIRS = ("flickr30k_images/flickr30k_images", "flickr30k_images", "flickr30
 TEXT_DIRS = ("", "flickr30k_images")
 FILES = {"karpathy": "dataset_flickr30k.json", "token": "results_20130124.token", "csv": "results.csv"}
 SPLIT_SIZES = {"train": None, "val": 1000, "test": 1000}
-NUMBER_THEN_CAPTION = re.compile(r"^\s*\d+\s+(.*)$")  # the row whose second '|' is missing
+NUMBER_THEN_CAPTION = re.compile(r"^\s*(\d+)\s+(.*)$")  # the row whose second '|' is missing
 
 
 def _image_dir(root: Path) -> Path:
@@ -59,13 +59,13 @@ def _read_csv(index: CaptionIndex, path: Path) -> None:
             continue
         parts = line.split("|")
         if len(parts) >= 3:
-            name, caption = parts[0].strip(), "|".join(parts[2:])
+            name, number, caption = parts[0].strip(), parts[1].strip(), "|".join(parts[2:])
         elif len(parts) == 2 and NUMBER_THEN_CAPTION.match(parts[1]):
-            name, caption = parts[0].strip(), NUMBER_THEN_CAPTION.match(parts[1]).group(1)
+            name, (number, caption) = parts[0].strip(), NUMBER_THEN_CAPTION.match(parts[1]).groups()
         else:
             index.skip("unreadable line", line)
             continue
-        index.add_caption(name, caption, line)
+        index.add_caption(name, caption, line, record=number)  # comment_number: the caption's own id
 
 
 def read_flickr30k(root: str | Path, layout: str | None = None, seed: int = 0) -> CaptionIndex:

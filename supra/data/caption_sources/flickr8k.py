@@ -8,7 +8,8 @@ Layouts (detected from the files present, or forced):
 - karpathy:  dataset_flickr8k.json (images[].filename, .split in train/val/test/restval, .sentences[].raw)
 
 Traps handled and counted: CRLF line ends, a UTF-8 BOM, a space instead of the tab, ids naming an image
-with no file, images in no split list, blank captions, duplicate lines, trailing spaces or " .".
+with no file, images in no split list, blank captions, duplicate lines (the same `#n` twice: one caption;
+two `#n` of one text are two references, trained on once), trailing spaces or " ." (trained on without it).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ TEXT_DIRS = ("", "Flickr8k_text")
 SPLIT_FILES = {"train": "Flickr_8k.trainImages.txt", "val": "Flickr_8k.devImages.txt", "test": "Flickr_8k.testImages.txt"}
 KAGGLE_SPLIT_SIZES = {"train": 6000, "val": 1000, "test": 1000}
 # A token line: `<image>#<n>` then a tab, or in some copies a space. Flickr30k's .token file is the same.
-TOKEN_LINE = re.compile(r"^\s*([^#\s]+)#\d+\s+(.*)$")
+TOKEN_LINE = re.compile(r"^\s*([^#\s]+)#(\d+)\s+(.*)$")  # image, caption number, caption
 
 
 def find(root: Path, names: tuple[str, ...], subdirs: tuple[str, ...] = TEXT_DIRS) -> Path | None:
@@ -72,7 +73,8 @@ def read_token_file(index: CaptionIndex, path: Path) -> None:
         if match is None:
             index.skip("unreadable line", line)
             continue
-        index.add_caption(match.group(1), match.group(2), line)
+        # `#n` numbers the image's captions: the same line twice is one caption, two #n with one text two
+        index.add_caption(match.group(1), match.group(3), line, record=int(match.group(2)))
 
 
 def _read_original(root: Path) -> CaptionIndex:

@@ -3,7 +3,9 @@ the VQ-VAE: `photo.txt` beside `photo.jpg` (one caption per line), or a root `ca
 `captions.csv` / `captions.tsv`. Images without a caption are counted and left out; the split is by file,
 seeded, about 10% val and 10% test by default (at least one each; `val_fraction` / `test_fraction` size
 them), a file's split following from its name alone (but for a file lent to a split no name falls in, said
-in the summary line: split_by_file)."""
+in the summary line: split_by_file). A folder's captions have no ids: each line (of a photo.txt, a captions
+file) is one reference, so a caption written twice for a file is scored twice, trained on once, and counted in
+the set-up line as a repeated caption."""
 
 from __future__ import annotations
 
@@ -40,7 +42,8 @@ def read_caption_folder(root: str | Path, layout: str | None = None, seed: int =
             index.skipped[reason] = folder.ignored.counts[reason]
             index.examples[reason] = folder.ignored.examples[reason]
     for name in folder.media:
-        for caption in folder.captions[name]:
+        # every line: a folder's captions have no ids, so a caption written twice is two references
+        for caption in folder.references[name]:
             index.add_caption(name, caption, f"{name}: {caption!r}")
     captioned = sorted(index.captions)
     for name in folder.media:

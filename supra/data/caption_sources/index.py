@@ -1,5 +1,6 @@
-"""What every image-caption source reads its annotations into: which images each split holds, the cleaned
-captions of each, the dataset's own id where it has one, and what was dropped and why.
+"""What every image-caption source reads its annotations into: which images each split holds, the captions
+each is trained on and the references each is scored against, the dataset's own id where it has one, and what
+was dropped and why.
 
 Readers (flickr8k.py, flickr30k.py, coco.py, karpathy.py, folder.py) only parse their layout; `finish`
 then drops, with the same reasons everywhere, what cannot be used: a caption for no image file, an image
@@ -11,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -26,6 +27,9 @@ SPLIT_NAMES = ("train", "val", "test")
 class CaptionIndex:
     """Images by split as keys (paths relative to `image_dir`, posix), with their captions.
 
+    `captions`: what each image is trained on (final full stop dropped, each once: training_captions).
+    `references`: what each is scored against, as the source publishes them (whitespace collapsed alone), a
+    caption the image has twice (two annotations, two lines) twice, as COCOEvalCap counts it for CIDEr.
     `ids`: the dataset's own id of an image where it has one (COCO's integer ids); otherwise the key is its
     id. `stored`: images kept inside a dataset's files rather than as files of their own. `layout` names the annotation format read, for the summary line.
     """
@@ -34,6 +38,7 @@ class CaptionIndex:
     image_dir: Path
     splits: dict[str, list[str]]
     captions: dict[str, list[str]]
+    references: dict[str, list[str]] = field(default_factory=dict)
     skipped: Counter = field(default_factory=Counter)  # reason -> count
     examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few names/lines
     ids: dict[str, int | str] = field(default_factory=dict)
@@ -42,7 +47,8 @@ class CaptionIndex:
     # the file a stored image is read from, relative to image_dir (a dataset's column of paths), by key
     stored_files: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)  # said at the end of the summary line
-    _seen: set = field(default_factory=set, repr=False)
+    _seen: set = field(default_factory=set, repr=False)  # (key, training caption) pairs
+    _records: set = field(default_factory=set, repr=False)  # (key, record) pairs: a source's own caption ids
 
     def skip(self, reason: str, what: str) -> None:
         self.skipped[reason] += 1
@@ -50,14 +56,26 @@ class CaptionIndex:
         if len(self.examples[reason]) < 3:
             self.examples[reason].append(what)
 
-    def add_caption(self, key: str, caption: str, where: str) -> None:
-        """A caption of image `key`, cleaned (whitespace, a final full stop: sources differ in whether they
-        end captions with one, and it carries nothing); blank ones and exact repeats are counted, not kept."""
-        caption = clean_caption(caption, drop_final_stop=True)
-        if not caption:
+    def add_caption(self, key: str, caption: str, where: str, record: Hashable | None = None) -> None:
+        """A caption of image `key`: a reference as published (whitespace collapsed), and trained on with its
+        final full stop dropped, once (a repeat is counted, as REPEATED_CAPTION: scored, not trained on again).
+        Blank ones are counted, not kept; so is a record listed again: `record`, the source's own id of the
+        caption where it has one (COCO's annotation id, Flickr8k's `#n`), names one caption, not two."""
+        if not clean_caption(caption, drop_final_stop=True):
             self.skip("blank caption", where.strip() or key)
-        elif (key, caption) in self._seen:
+        elif record is not None and (key, record) in self._records:
             self.skip("duplicate line", where.strip())
+        else:
+            if record is not None:
+                self._records.add((key, record))
+            self.references.setdefault(key, []).append(clean_caption(caption))
+            self.train_on(key, caption, where)
+
+    def train_on(self, key: str, caption: str, where: str) -> None:
+        """Add `caption` (final stop dropped) to what image `key` is trained on, unless it is there (counted)."""
+        caption = clean_caption(caption, drop_final_stop=True)
+        if (key, caption) in self._seen:
+            self.skip(REPEATED_CAPTION, where.strip())
         else:
             self._seen.add((key, caption))
             self.captions.setdefault(key, []).append(caption)
@@ -116,6 +134,8 @@ def seeded_split(keys: list[str], sizes: dict[str, int], seed: int) -> dict[str,
     return out
 
 
+# a caption an image has twice (two annotations or lines): both are references, one is trained on
+REPEATED_CAPTION = "repeated caption (scored as each reference, trained on once)"
 LISTED_TWICE = "image listed twice (kept once, in test before val before train)"
 ID_OF_TWO_FILES = "image whose id another file has too (neither kept)"
 CAPTION_OF_TWO_FILES = "caption for an id of two files"
@@ -139,6 +159,7 @@ def drop_ids_of_two_files(index: CaptionIndex) -> None:
             index.skip(ID_OF_TWO_FILES, f"id {image_id} {key}")
             for _ in index.captions.pop(key, []):
                 index.skip(CAPTION_OF_TWO_FILES, f"id {image_id}")
+            index.references.pop(key, None)
             index.ids.pop(key)
     for split, keys in index.splits.items():
         index.splits[split] = [key for key in keys if key not in dropped]
@@ -165,7 +186,8 @@ def finish(index: CaptionIndex) -> CaptionIndex:
             elif first != key:  # one image: kept with the captions of both
                 index.skip(LISTED_TWICE, f"{split}: {key} (id {index.ids[key]!r}, kept as {first})")
                 for caption in index.captions.pop(key, []):
-                    index.add_caption(first, caption, key)
+                    index.train_on(first, caption, key)
+                index.references.setdefault(first, []).extend(index.references.pop(key, []))
                 index.stored.pop(key, None)
                 index.stored_files.pop(key, None)
                 index.ids.pop(key)

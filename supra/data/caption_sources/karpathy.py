@@ -67,5 +67,7 @@ def read_karpathy(path: Path, image_dir: Path) -> CaptionIndex:
             elif not isinstance(raw, str):
                 index.skip("caption that is not text", f"{key}: {raw!r}"[:80])
             else:
-                index.add_caption(key, raw, f"{key}: {raw!r}")
+                sentence_id = sentence.get("sentid")  # the sentence's own id: listed twice, it is one caption
+                index.add_caption(key, raw, f"{key}: {raw!r}",
+                                  record=sentence_id if isinstance(sentence_id, (int, str)) else None)
     return index

@@ -23,7 +23,7 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from supra.data.caption_sources.tar_reading import tar_samples
-from supra.data.captions import clean_caption, decode_caption_bytes
+from supra.data.captions import clean_caption, decode_caption_bytes, training_captions
 from supra.data.images import UNREADABLE, jpeg_draft_pixels, load_rgb, squashed
 from supra.utils.errors import SupraUserError, first_line
 from supra.utils.files import local_path_of
@@ -265,17 +265,22 @@ class ShardSample:
     captions and encoded image, and who the image is for predictions.json: `image_id`, the source's own id
     that write_shards kept in its json (COCO's integers), else the key; `file`, its json's `url`
     (the source's file, or the URL img2dataset downloaded). img2dataset's samples have one caption
-    (`.txt`); those of `python -m supra.write_shards` list all of an image's in the json's `captions`."""
+    (`.txt`), trained on and scored as written; those of `python -m supra.write_shards` list all of an image's
+    references, as the source publishes them, in the json's `captions`: `references`, scored against, and
+    `captions` trained on as the source's are (training_captions)."""
 
     key: str
     captions: list[str]
     image: bytes
     image_id: int | str | None = None  # None: the key
     file: str | None = None
+    references: list[str] = field(default_factory=list)  # empty: the captions
 
     def __post_init__(self) -> None:
         if self.image_id is None:
             self.image_id = self.key
+        if not self.references:
+            self.references = self.captions
 
 
 class Unusable(Counter):
@@ -337,8 +342,10 @@ def usable(sample: dict[str, Any], tally: Unusable, names: Mapping[str, str] | N
     listed = meta.get("captions") if isinstance(meta.get("captions"), list) else []
     # img2dataset also keeps the caption in the json: read there when a tar lacks the .txt
     fallback = meta.get("caption") if "txt" not in sample and isinstance(meta.get("caption"), str) else text
-    texts = [t for t in listed if isinstance(t, str)] or [fallback]
-    captions = [c for c in (clean_caption(t) for t in texts) if c]
+    listed = [t for t in listed if isinstance(t, str)]
+    references = [c for c in (clean_caption(t) for t in listed or [fallback]) if c]
+    # write_shards's list is the source's references, trained on as the source's are; any other caption as written
+    captions = training_captions(references) if listed and meta.keys() == WRITTEN_JSON_KEYS else references
     if not captions:
         # a caption given but blank is told apart from none at all, as the other sources count them
         given = "txt" in sample or any(isinstance(t, str) for t in listed) or isinstance(meta.get("caption"), str)
@@ -347,7 +354,7 @@ def usable(sample: dict[str, Any], tally: Unusable, names: Mapping[str, str] | N
     url = str(sample.get("__url__", ""))
     key = f"{(names or {}).get(url) or url.rsplit('/', 1)[-1]}/{sample['__key__']}"
     file = meta.get("url") if isinstance(meta.get("url"), str) else None
-    return ShardSample(key, captions, image, _own_id(meta), file)
+    return ShardSample(key, captions, image, _own_id(meta), file, references)
 
 
 def _own_id(meta: dict[str, Any]) -> int | str | None:
@@ -463,7 +470,7 @@ def decoded_samples(samples: Iterable[ShardSample], size: int, tally: Unusable, 
 @dataclass
 class WholeShards:
     """Every usable sample of some shards, decoded: images uint8 [N, 3, S, S], captions, keys, and each
-    image's own id and file (ShardSample's image_id and file)."""
+    image's own id, file and references (ShardSample's image_id, file and references)."""
 
     images: torch.Tensor
     captions: list[list[str]]
@@ -471,6 +478,7 @@ class WholeShards:
     tally: Unusable
     ids: list[int | str]
     files: list[str | None]
+    references: list[list[str]]
 
 
 def read_whole(spec: str | list[str], size: int, draft: bool = True) -> WholeShards:
@@ -486,4 +494,5 @@ def read_whole(spec: str | list[str], size: int, draft: bool = True) -> WholeSha
                     "key (<shard>/<key>) instead, so each is scored as an image of its own", spec, len(repeated),
                     repeated[0])
         ids = list(keys)
-    return WholeShards(images, [s.captions for s in samples], keys, tally, ids, [s.file for s in samples])
+    return WholeShards(images, [s.captions for s in samples], keys, tally, ids, [s.file for s in samples],
+                       [s.references for s in samples])

@@ -61,12 +61,15 @@ class ImageRows:
 
 @dataclass
 class CaptionedImages:
-    """One split: images uint8 [N, 3, S, S] (a tensor or ImageRows) and the reference captions of each."""
+    """One split: images uint8 [N, 3, S, S] (a tensor or ImageRows), the captions each is trained on (and its
+    loss measured on), and the references each is scored against: the source's captions as published
+    (CaptionIndex.references; default: the captions)."""
 
     images: torch.Tensor | ImageRows
     captions: list[list[str]]
     names: list[str] = field(default_factory=list)  # each image's own id: its file name, or a generated one
     files: list[str | None] = field(default_factory=list)  # each image's file relative to the data root, if any
+    references: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if len(self.images) != len(self.captions):
@@ -75,6 +78,10 @@ class CaptionedImages:
             self.names = [str(i) for i in range(len(self.images))]
         if not self.files:
             self.files = [None] * len(self.images)
+        if not self.references:
+            self.references = self.captions
+        if len(self.references) != len(self.images):
+            raise ValueError(f"{len(self.images)} images but {len(self.references)} reference lists")
 
     def __len__(self) -> int:
         return len(self.images)
@@ -321,8 +328,9 @@ class CaptionDataModule(SplitDataModule):
     # -- for metrics and pictures -----------------------------------------------------------------
 
     def references(self, split: str) -> dict[int, list[str]]:
-        """Every reference caption of `split`, by image id (the row in the split)."""
-        return dict(enumerate(self.loaded(split).captions))
+        """Every reference caption of `split` as its source publishes them (scored as COCOEvalCap scores
+        them), by image id (the row in the split)."""
+        return dict(enumerate(self.loaded(split).references))
 
     def split_source(self, split: str) -> str:
         """The split and what it is read from, for a message about its data."""

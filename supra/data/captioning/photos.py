@@ -94,5 +94,6 @@ class PhotoCaptionsDataModule(CaptionDataModule):
         if self.photos.index is None:
             self.setup(None)
         part = self.photos.split(split)
-        return CaptionedImages(ImageRows(self.photos.store, part.rows), part.captions, part.ids, part.files)
+        return CaptionedImages(ImageRows(self.photos.store, part.rows), part.captions, part.ids, part.files,
+                               part.references)
 

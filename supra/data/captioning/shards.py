@@ -91,7 +91,8 @@ class ShardCaptionsDataModule(CaptionDataModule):
         if not whole.keys and whole.tally:  # why, rather than the base's "check its size/path settings"
             raise SupraUserError(f"{self.split_source(split)} hold no usable image: {whole.tally.describe()}; the "
                                  "warnings above name each shard and why")
-        return CaptionedImages(whole.images, whole.captions, whole.ids, whole.files)  # COCO's ids stay integers
+        # COCO's ids stay integers
+        return CaptionedImages(whole.images, whole.captions, whole.ids, whole.files, whole.references)
 
     def split_source(self, split: str) -> str:
         return f"the {split} shards data.{split}_shards={self.shard_specs[split]!r}"
