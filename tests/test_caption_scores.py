@@ -217,9 +217,9 @@ def test_a_meteor_java_process_that_dies_mid_score_is_one_line_and_the_next_scor
         score_captions(PREDICTIONS, REFERENCES, ["METEOR"])
     assert str(ended.value) == ("cannot score METEOR: its Java process was killed (SIGKILL) before it answered "
                                 "(killed, or out of memory: it needs about 1 GB); nothing was scored: free memory and "
-                                "score again (the next score starts a new one); train.py can leave METEOR out "
-                                "(model.test_metrics=[Bleu,ROUGE_L,CIDEr], and model.val_metrics if it names it), "
-                                "evaluate.py cannot: it scores the run's model.test_metrics")
+                                "score again (the next score starts a new one), or leave METEOR out (train.py: "
+                                "model.test_metrics=[Bleu,ROUGE_L,CIDEr], and model.val_metrics if it names it; "
+                                "evaluate.py with metrics=[Bleu,ROUGE_L,CIDEr])")
     monkeypatch.setattr(Meteor, "_stat", stat)
     assert score_captions(PREDICTIONS, REFERENCES, ["METEOR"]) == first
     assert len(meteor_processes) == 2

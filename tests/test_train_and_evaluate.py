@@ -493,6 +493,24 @@ def test_evaluate_scores_a_captioner_with_its_runs_test_metrics(trained_run, tmp
     assert list(task.hparams.test_metrics) == ["Bleu", "METEOR", "ROUGE_L", "CIDEr"]
 
 
+def test_evaluate_scores_the_metrics_given_in_place_of_the_runs(trained_run, tmp_path):
+    """METEOR's failure line advised leaving it out, which evaluate.py had no option for: metrics= replaces the
+    run's model.test_metrics (METEOR's ~1 GB Java process not started), checked as model.test_metrics is."""
+    from supra.artifacts.checkpoints import artifact_kind
+    from supra.runner.evaluation import LOADERS
+
+    best = trained_run / "checkpoints" / "best.ckpt"
+    kind = artifact_kind(best)
+    task, *_ = LOADERS[kind](compose_config("eval", tmp_path / "eval", [f"ckpt={best}", "metrics=[Bleu,ROUGE_L,CIDEr]"]),
+                             kind)
+    assert list(task.hparams.test_metrics) == ["Bleu", "ROUGE_L", "CIDEr"]
+    for given, refusal in (("metrics=[Bleu,CIDer]", "metrics: unknown caption metric(s) ['CIDer']: choose from"),
+                           ("metrics=CIDEr", "metrics='CIDEr' must be a list of caption metrics, e.g. [CIDEr]"),
+                           ("metrics=[]", "metrics=[] scores no captions: name some, e.g. metrics=[Bleu,ROUGE_L,CIDEr]")):
+        with pytest.raises(SupraUserError, match=re.escape(refusal)):
+            LOADERS[kind](compose_config("eval", tmp_path / "refused", [f"ckpt={best}", given]), kind)
+
+
 @pytest.mark.parametrize(("split", "images"), [("val", []), ("train", ["+data.num_train=6"])])
 def test_evaluate_scores_another_split_with_another_decoding(trained_run, tmp_path, split, images):
     cfg = compose_config("eval", tmp_path / "eval", [

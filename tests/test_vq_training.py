@@ -374,6 +374,15 @@ def test_evaluate_py_scores_a_vqvae_checkpoint_as_its_run_did(vq_run, tmp_path):
     assert (tmp_path / "eval" / "reconstructions.png").is_file()
 
 
+def test_evaluate_py_refuses_caption_metrics_for_a_vqvae_which_captions_nothing(vqvae_ckpt, tmp_path):
+    from supra.runner.evaluation import evaluate
+    from tests.conftest import compose_config
+
+    with pytest.raises(SupraUserError, match=r"^metrics=\['CIDEr'\]: ckpt=.* is a VQ-VAE checkpoint, whose scoring "
+                                             r"does not read it; leave it out$"):
+        evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={vqvae_ckpt}", "metrics=[CIDEr]"]))
+
+
 def test_evaluate_py_names_a_vqvae_checkpoint_without_a_data_config_as_a_checkpoint(vqvae_ckpt, tmp_path):
     """A checkpoint whose run config has no data section (one saved outside train.py), not "a release folder"."""
     from supra.runner.evaluation import evaluate

@@ -210,9 +210,9 @@ def meteor_ended(exit_code: int) -> str:
     to do, as each command that scores captions allows it."""
     how = f"was killed ({_signal_name(-exit_code)})" if exit_code < 0 else f"ended with exit code {exit_code}"
     return (f"cannot score METEOR: its Java process {how} before it answered (killed, or out of memory: it needs about "
-            "1 GB); nothing was scored: free memory and score again (the next score starts a new one); train.py can "
-            "leave METEOR out (model.test_metrics=[Bleu,ROUGE_L,CIDEr], and model.val_metrics if it names it), "
-            "evaluate.py cannot: it scores the run's model.test_metrics")
+            "1 GB); nothing was scored: free memory and score again (the next score starts a new one), or "
+            "leave METEOR out (train.py: model.test_metrics=[Bleu,ROUGE_L,CIDEr], and model.val_metrics if it names it; "
+            "evaluate.py with metrics=[Bleu,ROUGE_L,CIDEr])")
 
 
 @atexit.register

@@ -16,7 +16,7 @@ from typing import Any
 import lightning as L
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from supra.artifacts.a2a_release import load_a2a, scored_settings
 from supra.artifacts.captioner_release import command_decoding, load_captioner
@@ -43,6 +43,7 @@ from supra.callbacks.caption_grid import CaptionGridCallback
 from supra.callbacks.checkpoint import AtomicCheckpointIO
 from supra.callbacks.reconstruction_grid import ReconstructionGridCallback
 from supra.callbacks.test_report import TestReport
+from supra.metrics.caption_scores import check_metric_families
 from supra.runner.components import build_datamodule, chosen_data_config, tests_nothing
 from supra.runner.run_checks import check_java_for_caption_scores
 from supra.tasks.a2a import A2ATask
@@ -134,6 +135,19 @@ def run_settings(model_cfg: Mapping[str, Any], keys: Sequence[str]) -> dict[str,
     return {key: model_cfg[key] for key in keys if model_cfg.get(key) not in (None, [], ())}
 
 
+def scored_metrics(cfg: DictConfig, settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` (the run's, from run_settings) with `metrics=` over the run's test_metrics where given: a run's
+    METEOR left out where its Java process cannot have its ~1 GB, say."""
+    if cfg.get("metrics") is None:
+        return settings
+    metrics = list(cfg.metrics) if isinstance(cfg.metrics, ListConfig) else cfg.metrics
+    check_metric_families(metrics, "metrics")
+    if not metrics:
+        raise SupraUserError("metrics=[] scores no captions: name some, e.g. metrics=[Bleu,ROUGE_L,CIDEr], or leave "
+                             "metrics out for the run's model.test_metrics")
+    return {**settings, "test_metrics": metrics}
+
+
 def _captioner(cfg: DictConfig, kind: str) -> tuple[SupraTask, Any, dict | None, L.Callback]:
     net, tokenizer, run_cfg = load_captioner(cfg.ckpt)
     # the run's decoding (a release's: the one its card's scores were measured with), with what this command
@@ -141,7 +155,7 @@ def _captioner(cfg: DictConfig, kind: str) -> tuple[SupraTask, Any, dict | None,
     decode = command_decoding(cfg, "eval", net, run_cfg)
     # and the run's test metrics, as an a2a run's: a run that left METEOR out is not scored with it (nor starts Java)
     task = CaptioningTask(net=net, optimizer=None, decode=dataclasses.asdict(decode), run_config=run_cfg,
-                          **run_settings((run_cfg or {}).get("model") or {}, ("test_metrics",)))
+                          **scored_metrics(cfg, run_settings((run_cfg or {}).get("model") or {}, ("test_metrics",))))
     return task, tokenizer, run_cfg, CaptionGridCallback(cfg.num_grid_images, output_dir=cfg.paths.output_dir)
 
 
@@ -157,7 +171,7 @@ def _a2a(cfg: DictConfig, kind: str) -> tuple[SupraTask, Any, dict | None, L.Cal
     generation = {**(model_cfg.get("generation") or {}), **given_seed(cfg)}  # the run's sampling, seed= aside
     # the run's loss too: with code_softmax its losses normalise over the codes where a code comes next
     task = A2ATask(net=net, optimizer=None, vqvae=vqvae, generation=generation, run_config=run_cfg,
-                   **run_settings(model_cfg, ("code_softmax", "test_metrics")))
+                   **scored_metrics(cfg, run_settings(model_cfg, ("code_softmax", "test_metrics"))))
     return task, vocab, run_cfg, A2ASamplesCallback(cfg.num_grid_images, output_dir=cfg.paths.output_dir)
 
 
@@ -168,9 +182,9 @@ def _vqvae(cfg: DictConfig, kind: str) -> tuple[SupraTask, Any, dict | None, L.C
     return task, None, run_cfg, ReconstructionGridCallback(cfg.num_grid_images, output_dir=cfg.paths.output_dir)
 
 
-# conf/eval.yaml's decoding options, and those each kind of model reads (the rest would be ignored)
-DECODING_OPTIONS = ("decode", "beam_width", "seed")
-DECODING_READ = {A2A_CHECKPOINT: ("seed",), A2A_RELEASE: ("seed",), VQVAE_CHECKPOINT: ()}
+# conf/eval.yaml's decoding and scoring options, and those each kind of model reads (the rest would be ignored)
+DECODING_OPTIONS = ("decode", "beam_width", "seed", "metrics")
+DECODING_READ = {A2A_CHECKPOINT: ("seed", "metrics"), A2A_RELEASE: ("seed", "metrics"), VQVAE_CHECKPOINT: ()}
 
 LOADERS = {CAPTIONER_CHECKPOINT: _captioner, CAPTIONER_RELEASE: _captioner, A2A_CHECKPOINT: _a2a, A2A_RELEASE: _a2a,
            VQVAE_CHECKPOINT: _vqvae}
