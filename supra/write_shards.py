@@ -150,7 +150,7 @@ def run(cfg: DictConfig) -> Path | str:
         index = read_caption_source(cfg.source, cfg.root, cfg.layout, cfg.split_seed, columns, cfg.cache_dir,
                                     fractions)
     except SupraUserError as err:  # the sources name the options as training takes them: data.root=...
-        raise SupraUserError(BARE_OPTION.sub(r"\1", str(err))) from None
+        raise SupraUserError(bare_options(str(err))) from None
     if fractions:  # the shards' val and test are what training on them scores
         for line in one_image_split_warnings(index.splits, cfg.root, fractions, "", CIDER_OF_ONE_IMAGE):
             log.warning(line)
@@ -167,7 +167,8 @@ def run(cfg: DictConfig) -> Path | str:
         out = where = str(cfg.out).rstrip("/")
     for split, keys in index.splits.items():  # the summary counts what the shards hold: unreadable ones once
         index.splits[split] = [k for k in keys if k not in unreadable]
-    print(summary_line(cfg.source, index, unreadable))  # what was read, and what was skipped and why
+    # what was read, and what was skipped and why; its notes name the options as this command takes them
+    print(bare_options(summary_line(cfg.source, index, unreadable)))
     print("\n".join(next_step(where, written)))
     return out
 
@@ -316,7 +317,7 @@ def check_options(cfg: DictConfig) -> None:
         try:  # before any work, as training checks them
             check_split_fractions(cfg.val_fraction, cfg.test_fraction)
         except SupraUserError as err:
-            raise SupraUserError(BARE_OPTION.sub(r"\1", str(err))) from None
+            raise SupraUserError(bare_options(str(err))) from None
 
 
 def check_out(out: Path, overwrite: bool) -> None:
@@ -359,6 +360,12 @@ def check_something_to_write(cfg: DictConfig, index: CaptionIndex, unreadable: d
     if not any(k not in unreadable for keys in index.splits.values() for k in keys):
         raise SupraUserError(f"source={cfg.source} root={cfg.root}: no image to write (skipped: "
                              f"{skipped_reasons(index, unreadable)}): check root= and layout=")
+
+
+def bare_options(text: str) -> str:
+    """`text` of a caption source (an error, the summary line) with the options named as this command takes them
+    (`id_column=`), not as training does (`data.id_column=`)."""
+    return BARE_OPTION.sub(r"\1", text)
 
 
 def shell_override(key: str, value: str) -> str:

@@ -277,3 +277,15 @@ def write_img2dataset_shards(folder: Path, shards: int = 4, per_shard: int = 8, 
         pq.write_table(pa.table({c: [r.get(c) for r in rows] for c in columns}), folder / f"{shard:05d}.parquet")
     # usable: every sample of the intact shards (the truncated one's are not listed)
     return {"usable": usable, "spec": str(folder / f"{{00000..{shards - 1:05d}}}.tar"), "complete": complete}
+
+
+def write_row_per_caption_parquet(root, pictures: list[int], columns: dict | None = None) -> None:
+    """A Hub-style parquet with a row per caption: row i holds picture `pictures[i]` and a caption naming it."""
+    import datasets
+
+    table = datasets.Dataset.from_dict({"image": [{"bytes": jpeg_bytes(i), "path": None} for i in pictures],
+                                        "caption": [f"picture {i} row {row}" for row, i in enumerate(pictures)],
+                                        **(columns or {})})
+    table = table.cast_column("image", datasets.Image())
+    (root / "data").mkdir(parents=True)
+    table.to_parquet(str(root / "data" / "train-00000-of-00001.parquet"))

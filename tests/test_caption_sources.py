@@ -29,6 +29,7 @@ from tests.caption_source_fixtures import (
     write_coco_official,
     write_flickr30k,
     write_hf_dataset,
+    write_row_per_caption_parquet,
 )
 from tests.conftest import compose_config
 from tests.flickr8k_fixtures import write_images, write_karpathy
@@ -195,20 +196,6 @@ def test_a_hugging_face_id_in_train_and_in_test_is_one_image_kept_in_test_never_
     first = index.splits["test"][0]
     assert index.captions[first] == ["test caption 0", "train caption 0", "train caption 10"]  # one image, all of them
     assert index.skipped["image listed twice (kept once, in test before val before train)"] == 4
-
-
-def write_row_per_caption_parquet(root, pictures: list[int], columns: dict | None = None) -> None:
-    """A Hub-style parquet with a row per caption: row i holds picture `pictures[i]` and a caption naming it."""
-    import datasets
-
-    from tests.caption_source_fixtures import jpeg_bytes
-
-    table = datasets.Dataset.from_dict({"image": [{"bytes": jpeg_bytes(i), "path": None} for i in pictures],
-                                        "caption": [f"picture {i} row {row}" for row, i in enumerate(pictures)],
-                                        **(columns or {})})
-    table = table.cast_column("image", datasets.Image())
-    (root / "data").mkdir(parents=True)
-    table.to_parquet(str(root / "data" / "train-00000-of-00001.parquet"))
 
 
 def test_a_hugging_face_id_column_that_several_pictures_share_is_one_line_naming_it(tmp_path):

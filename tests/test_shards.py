@@ -950,6 +950,20 @@ def test_write_shards_keeps_jpeg_png_and_webp_as_stored_and_writes_other_formats
         assert np.array_equal(np.array(load_rgb(io.BytesIO(data))), np.array(load_rgb(root / name)))
 
 
+def test_write_shards_summary_names_the_options_as_write_shards_takes_them(tmp_path, capsys):
+    """A row-per-caption dataset's note points at the id column: write_shards' own `id_column=`, not training's
+    `data.id_column`, which this command does not take."""
+    from tests.caption_source_fixtures import write_row_per_caption_parquet
+    from tests.conftest import run_command
+
+    write_row_per_caption_parquet(tmp_path / "hf", [i for _ in range(2) for i in range(4)])
+    run_command("write_shards", "source=hf_disk", f"root={tmp_path / 'hf'}", f"out={tmp_path / 'shards'}",
+                f"cache_dir={tmp_path / 'cache'}", "show_progress=false", run_dir=tmp_path)
+    summary = capsys.readouterr().out.splitlines()[0]
+    assert summary.endswith("joined to it as one image with all their captions (id_column names them by the "
+                            "dataset's ids)")
+
+
 def test_write_shards_keeps_the_arrow_copy_of_a_parquet_dataset_in_the_cache_not_in_the_dataset(tmp_path):
     import json
 
