@@ -128,6 +128,17 @@ def check_option_types(values: Mapping[str, Any], whole: Iterable[str] = (), num
                 raise SupraUserError(f"{name}={value!r} must be {what}" + (" (or null)" if name in optional else ""))
 
 
+def as_typed(name: str, value: object) -> str:
+    """The value of option `name` as the command line gave it (`1e3`, which Hydra reads as the float 1000.0), for
+    a message the user reads as their own input; `value`'s repr where no override gave it (a config's, a test's)."""
+    if HydraConfig.initialized():
+        for override in HydraConfig.get().overrides.task:
+            key, _, text = str(override).partition("=")
+            if key.lstrip("+~") == name:
+                return text
+    return repr(value)
+
+
 JOB_CHDIR = ("hydra.job.chdir=true: the commands read every relative path given (ckpt_path=, data.root=, ...) "
              "from the folder they are started in, not from the run folder Hydra would move into (their outputs "
              "go there anyway): leave it out")
