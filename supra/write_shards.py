@@ -20,6 +20,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from omegaconf import DictConfig
+from PIL import Image
 from rich.progress import Progress
 
 from supra.data.caption_sources.folder import (
@@ -32,7 +33,7 @@ from supra.data.caption_sources.shards import expand_shards, shard_sizes
 from supra.data.caption_sources.sources import SOURCES, read_caption_source
 from supra.data.captioning.shard_stream import epoch_quotas
 from supra.data.image_cache import StoredImage
-from supra.data.images import UNREADABLE, load_rgb
+from supra.data.images import UNREADABLE, PixelRangeError, load_rgb, why_bytes_unreadable, why_unreadable
 from supra.utils.cli import (
     as_typed,
     check_option_types,
@@ -90,6 +91,18 @@ def image_bytes(index: CaptionIndex, key: str) -> tuple[bytes, str]:
     return data, kind
 
 
+def unreadable_reason(index: CaptionIndex, key: str, err: BaseException) -> str:
+    """Why the image of `key` could not be read, in the words caption and explain use (why_unreadable): Pillow's
+    own text names the in-memory copy by its address, which differs from run to run, so the same source would not
+    give the same parquet. A picture too large keeps the loader's reason, which says what to do."""
+    if isinstance(err, PixelRangeError | Image.DecompressionBombError):
+        return first_line(err)
+    stored = index.stored.get(key)
+    if isinstance(stored, StoredImage):
+        return why_bytes_unreadable(stored.read()[:8], err)
+    return why_unreadable(index.image_dir / key, err)
+
+
 def write_split(index: CaptionIndex, root: Path, split: str, out: Path, per_shard: int, progress: Progress,
                 unreadable: dict[str, str]) -> int:
     """The split's images as shards in out/; returns how many shards. Each sample's json keeps the image's
@@ -118,7 +131,8 @@ def write_split(index: CaptionIndex, root: Path, split: str, out: Path, per_shar
                 try:
                     data, kind = image_bytes(index, key)
                 except UNREADABLE as err:
-                    meta.update(status="failed_to_read", error_message=first_line(err))
+                    meta.update(status="failed_to_read", error_message=f"{files[key] or key}: "
+                                                                      f"{unreadable_reason(index, key, err)}")
                     unreadable[key] = meta["error_message"]
                     rows.append(meta)
                     progress.advance(task)

@@ -707,10 +707,17 @@ def test_write_shards_over_an_earlier_run_leaves_only_its_own_shards_and_the_use
 
 
 def test_write_shards_of_the_same_source_twice_writes_the_same_bytes(tmp_path, capsys):
+    """Tars and parquets alike, those of a source holding unreadable images too: each is a parquet row whose
+    error names its file in words (Pillow's own text named its in-memory copy by an address that changes from
+    run to run)."""
+    import pyarrow.parquet as pq
+
     from tests.caption_source_fixtures import write_coco_official
     from tests.conftest import run_command
 
     write_coco_official(tmp_path / "coco")
+    (tmp_path / "coco" / "train2014" / "COCO_train2014_000000000103.jpg").write_bytes(b"hello")
+    (tmp_path / "coco" / "train2014" / "COCO_train2014_000000000104.jpg").write_bytes(b"")
     out = tmp_path / "shards"
 
     def written() -> dict[str, bytes]:
@@ -719,6 +726,11 @@ def test_write_shards_of_the_same_source_twice_writes_the_same_bytes(tmp_path, c
         return {str(p.relative_to(out)): p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
 
     first = written()
+    failed = [row for shard in sorted((out / "train").glob("*.parquet")) for row in pq.read_table(shard).to_pylist()
+              if row["status"] == "failed_to_read"]
+    assert sorted(row["error_message"] for row in failed) == [
+        "train2014/COCO_train2014_000000000103.jpg: not a picture file",
+        "train2014/COCO_train2014_000000000104.jpg: empty file (0 bytes)"]
     time.sleep(1.1)  # tar dates members in whole seconds
     assert written() == first and any(name.endswith(".tar") for name in first)
 

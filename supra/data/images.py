@@ -364,12 +364,17 @@ def why_unreadable(path: Path, err: BaseException) -> str:
     MediaDecodeError), in plain words: EMPTY_FILE, NOT_A_PICTURE (no format Pillow knows, nor a picture's start),
     else DAMAGED; the loaders' own texts name Pillow's internals. A picture too large or of no known pixel range
     is readable: its caller says what to do instead."""
-    cause = err.__context__ if isinstance(err, MediaDecodeError) and err.__context__ is not None else err
     try:
         with open(path, "rb") as file:
             start = file.read(8)
     except OSError:  # gone meanwhile, or unreadable: nothing to tell it by
         return DAMAGED
+    return why_bytes_unreadable(start, err)
+
+
+def why_bytes_unreadable(start: bytes, err: BaseException) -> str:
+    """why_unreadable of a picture held as bytes (a dataset's row) that start with `start` (8 bytes or fewer)."""
+    cause = err.__context__ if isinstance(err, MediaDecodeError) and err.__context__ is not None else err
     if not start:
         return EMPTY_FILE
     if isinstance(cause, Image.UnidentifiedImageError) and not start.startswith(PICTURE_SIGNATURES):
