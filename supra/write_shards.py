@@ -109,7 +109,8 @@ def write_split(index: CaptionIndex, root: Path, split: str, out: Path, per_shar
     id and file as the source names them (`url`: its file relative to `root`, the source's folder, None for
     one inside a dataset's files), so it is scored alike read from the source or from the shards. Images
     that cannot be read are rows of the parquet with status failed_to_read (as img2dataset's failed
-    downloads), not tar members, and are added to `unreadable` (key -> reason)."""
+    downloads), not tar members, and are added to `unreadable` (key -> reason). A split none of whose images
+    could be read gets no shard at all (0): an empty one would be read as a split to train or score on."""
     import webdataset as wds
 
     keys = index.splits[split]
@@ -147,6 +148,10 @@ def write_split(index: CaptionIndex, root: Path, split: str, out: Path, per_shar
         with atomic_path(out / f"{shard:05d}.parquet") as tmp:
             pq.write_table(pa.table({c: [r.get(c) for r in rows] for c in PARQUET_COLUMNS}), tmp)
         shards += 1
+    if not any(key not in unreadable for key in keys):
+        for path in out.iterdir():  # this split's own temp folder (atomic_dir): only what it wrote above
+            path.unlink()
+        return 0
     return shards
 
 
@@ -166,9 +171,6 @@ def run(cfg: DictConfig) -> Path | str:
                                     fractions)
     except SupraUserError as err:  # the sources name the options as training takes them: data.root=...
         raise SupraUserError(bare_options(str(err))) from None
-    if fractions:  # the shards' val and test are what training on them scores
-        for line in one_image_split_warnings(index.splits, cfg.root, fractions, "", CIDER_OF_ONE_IMAGE):
-            log.warning(line)
     check_something_to_write(cfg, index, {})
     if store is None:
         out: Path | str = Path(local)
@@ -180,11 +182,15 @@ def run(cfg: DictConfig) -> Path | str:
             written, unreadable = write_all_splits(cfg, index, Path(staging))
             upload_shards(Path(staging), str(cfg.out), *store, written)
         out = where = str(cfg.out).rstrip("/")
+    unread = {split: [unreadable[k] for k in keys] for split, keys in index.splits.items() if keys and not written[split]}
     for split, keys in index.splits.items():  # the summary counts what the shards hold: unreadable ones once
         index.splits[split] = [k for k in keys if k not in unreadable]
+    if fractions:  # the shards' val and test are what training on them scores: their images that decode
+        for line in one_image_split_warnings(index.splits, cfg.root, fractions, "", CIDER_OF_ONE_IMAGE):
+            log.warning(line)
     # what was read, and what was skipped and why; its notes name the options as this command takes them
     print(bare_options(summary_line(cfg.source, index, unreadable)))
-    print("\n".join(next_step(where, written)))
+    print("\n".join(next_step(where, written, unread)))
     return out
 
 
@@ -262,11 +268,12 @@ def upload_shards(staging: Path, url: str, store: Any, root: str, written: dict[
                                  "overwrite=true") from None
 
 
-def next_step(where: str, written: dict[str, int]) -> list[str]:
+def next_step(where: str, written: dict[str, int], unread: dict[str, list[str]] | None = None) -> list[str]:
     """What was written to `where` (a folder's absolute path, or the URL of the shards in an object store,
     which data=shards reads through fsspec), and the command that uses it, as printed at the end: training
     on the shards, where a split the source gave no image for (too few to set val and test apart, or a
-    dataset without that split) has no folder and its option is left for the user to give other shards;
+    dataset without that split) or none that could be read (`unread`: split -> why each of its images could
+    not be, "file: reason") has no folder and its option is left for the user to give other shards;
     only scoring where there is no train split. The train command lowers the recipe's batch where the train
     shards hold too few samples for it (fitting_batch)."""
     specs = {s: f"{where}/{s}/{{00000..{n - 1:05d}}}.tar" for s, n in written.items() if n}
@@ -279,8 +286,7 @@ def next_step(where: str, written: dict[str, int]) -> list[str]:
     train += "".join(f"{o} " for o in lowered)
     if not lacking:
         return [f"{wrote}; train on them with{why}:", train + " ".join(options.values())]
-    wrote += (f"; the source gave no {' or '.join(lacking)} images (too few to set them apart, or no such split), "
-              f"so there is no {', no '.join(f'{s}/' for s in lacking)}")
+    wrote += f"; {why_lacking(lacking, unread or {})}, so there is no {', no '.join(f'{s}/' for s in lacking)}"
     if "train" in specs:
         return [f"{wrote}: train on them with shards of other images for {' and '.join(f'data.{s}_shards' for s in lacking)}{why}:",
                 train + " ".join(options.get(s, f"data.{s}_shards=...") for s in SPLITS)]
@@ -288,6 +294,20 @@ def next_step(where: str, written: dict[str, int]) -> list[str]:
     return [f"{wrote}: score a captioner on the {scored} shards with:",
             f"  python evaluate.py ckpt=<captioner> data=shards {options[scored]}"
             + (" data.split=val" if scored == "val" else "")]
+
+
+def why_lacking(lacking: list[str], unread: dict[str, list[str]]) -> str:
+    """Why the splits `lacking` have no shard: the source gave them no image, or none that could be read
+    (`unread`: split -> "file: reason" of each of its images, up to two named)."""
+    given_none = [s for s in lacking if s not in unread]
+    reasons = [f"the source gave no {' or '.join(given_none)} images (too few to set them apart, or no such split)"
+               ] if given_none else []
+    for split in (s for s in lacking if s in unread):
+        failed = unread[split]
+        shown = "; ".join(failed[:2]) + (f"; and {len(failed) - 2} more" if len(failed) > 2 else "")
+        reasons.append(f"the only image of the {split} split could not be read ({shown})" if len(failed) == 1 else
+                       f"none of the {len(failed)} images of the {split} split could be read ({shown})")
+    return "; ".join(reasons)
 
 
 def fitting_batch(train_spec: str) -> tuple[list[str], str]:

@@ -878,6 +878,49 @@ def test_write_shards_of_a_source_too_small_for_val_and_test_writes_no_empty_fol
         f"  python evaluate.py ckpt=<captioner> data=shards \"data.test_shards='{out.resolve()}/test/{{00000..00000}}.tar'\""]
 
 
+def test_write_shards_of_a_split_whose_every_image_is_unreadable_writes_no_shard_of_it_and_says_why(
+        tmp_path, capsys, caplog):
+    """By the hash of its name, zero.jpg (0 bytes) is the test split of this folder. Its shard once held nothing,
+    and the printed command trained on it, to fail at the test after the training. The one-image warning
+    counts the images that decode: ok5.jpg is 1 of 12, not of 13."""
+    from tests.caption_source_fixtures import jpeg_bytes
+    from tests.conftest import run_command
+
+    root, out = tmp_path / "photos", tmp_path / "shards"
+    root.mkdir()
+    for i in range(12):
+        (root / f"ok{i}.jpg").write_bytes(jpeg_bytes(i))
+        (root / f"ok{i}.txt").write_text(f"a photo {i}")
+    (root / "zero.jpg").write_bytes(b"")
+    (root / "zero.txt").write_text("a photo that was never saved")
+    with caplog.at_level(logging.WARNING, logger="supra.write_shards"):
+        run_command("write_shards", "source=folder", f"root={root}", f"out={out}", "show_progress=false",
+                    run_dir=tmp_path)
+    assert sorted(p.name for p in out.iterdir()) == ["train", "val"]  # no empty test/
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[1].startswith(f"wrote 1 train shard, 1 val shard to {out}; the only image of the test split could "
+                                 "not be read (zero.jpg: empty file (0 bytes)), so there is no test/: train on them with "
+                                 "shards of other images for data.test_shards")
+    assert printed[2].endswith(" data.test_shards=...")
+    warned = [r.getMessage() for r in caplog.records if "holds 1 of its" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].startswith(f"the val split of root={root} holds 1 of its 12 images")
+
+
+def test_shards_of_a_split_that_hold_no_image_are_refused_as_the_fit_sets_up_naming_them(tmp_path, shard_data):
+    """Not only at the test, after the training: the _stats.json files count the test split's images written.
+    Shards without them are refused as they are read, naming them and why."""
+    from supra.data.captioning.shards import ShardCaptionsDataModule
+
+    empty = write_img2dataset_shards(tmp_path / "test", shards=1, per_shard=0)["spec"]
+    with pytest.raises(SupraUserError, match=r"^the test shards data.test_shards='.*test/\{00000..00000\}.tar' hold no "
+                                             r"image: their _stats.json files count 0 successes"):
+        ShardCaptionsDataModule(shard_data["spec"], shard_data["val"], empty).setup("fit")
+    (tmp_path / "test" / "00000_stats.json").unlink()
+    with pytest.raises(SupraUserError, match=r"^the test shards data.test_shards=.* hold no usable image: their tars "
+                                             r"hold no sample$"):
+        ShardCaptionsDataModule(shard_data["spec"], shard_data["val"], empty).load_split("test")
+
+
 def test_the_train_command_write_shards_prints_runs_on_the_shards_of_a_small_source(tmp_path, capsys):
     """22 train samples in one shard make no full batch of the recipe's 64 for either of its 2 workers,
     which data=shards refuses: the printed command lowers the batch to what the shards hold, and says so."""

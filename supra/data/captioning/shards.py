@@ -88,11 +88,21 @@ class ShardCaptionsDataModule(CaptionDataModule):
                                  "score data.split=val or test, or name a few train shards as data.test_shards=...")
         whole = read_whole(self.shards(split), self.image_size, self.draft)
         log.info("shards %s: %d images; unusable: %s", split, len(whole.keys), whole.tally.describe())
-        if not whole.keys and whole.tally:  # why, rather than the base's "check its size/path settings"
-            raise SupraUserError(f"{self.split_source(split)} hold no usable image: {whole.tally.describe()}; the "
-                                 "warnings above name each shard and why")
+        if not whole.keys:  # why, rather than the base's "check its size/path settings"
+            why = (f"{whole.tally.describe()}; the warnings above name each shard and why" if whole.tally else
+                   "their tars hold no sample")
+            raise SupraUserError(f"{self.split_source(split)} hold no usable image: {why}")
         # COCO's ids stay integers
         return CaptionedImages(whole.images, whole.captions, whole.ids, whole.files, whole.references)
+
+    def refuse_counted_empty(self, split: str, urls: list[str]) -> None:
+        """One line where the _stats.json files of the split's shards count no image written (each failed to
+        download or to be read): scoring them has nothing to score. Shards without them are read at their turn."""
+        sizes = shard_sizes(urls)
+        if sizes is not None and not sum(sizes):
+            raise SupraUserError(f"{self.split_source(split)} hold no image: their _stats.json files count 0 "
+                                 "successes (the .parquet beside each says why each image failed): give "
+                                 f"data.{split}_shards shards that hold images")
 
     def split_source(self, split: str) -> str:
         return f"the {split} shards data.{split}_shards={self.shard_specs[split]!r}"
@@ -118,6 +128,8 @@ class ShardCaptionsDataModule(CaptionDataModule):
         if stage in (None, "fit"):  # a typo in test_shards is named now, not after the training it follows
             urls = {split: self.shards(split) for split in self.shard_specs}
             warn_scored_shards_trained_on(urls)
+            for split in ("val", "test"):  # so is a split written without an image (as the test is read only then)
+                self.refuse_counted_empty(split, urls[split])
         for split in splits:
             if split != "train" or stage in ("test", "predict"):  # the train split to score: load_split says why not
                 self.loaded(split)
