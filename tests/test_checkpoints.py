@@ -25,7 +25,7 @@ from supra.callbacks.checkpoint import AtomicCheckpointIO, LastStepModelCheckpoi
 from supra.data.base import SplitDataModule
 from supra.data.epoch_loader import EpochLoader, EpochProgress, trainer_progress
 from supra.runner.evaluation import evaluate, interrupted_evaluation
-from supra.runner.resume import EpochWhereStopped
+from supra.runner.resume import EpochWhereStopped, RestOfEpochAtBatchSize, stopped_within_epoch
 from supra.runner.training import interrupted_run, interrupted_test, train
 from supra.tasks.captioning import CaptioningTask
 from supra.utils.cli import SIGINT_EXIT, exit_on_ctrl_c
@@ -579,6 +579,78 @@ def test_a_shuffled_epoch_resumed_midway_in_one_process_trains_the_rest_of_its_p
     resumed = fit("resumed", max_steps=5, ckpt_path=tmp_path / "interrupted" / "last.ckpt")
     assert interrupted + resumed == whole
     assert sorted(item for batch in whole for item in batch) == list(range(10))
+
+
+class FortyItems(NumberedItems):
+    def __len__(self) -> int:
+        return 40
+
+
+class FortySplits(NumberedSplits):
+    """Every split the items 0..39."""
+
+    def dataset(self, split: str) -> Dataset:
+        return FortyItems()
+
+
+class RecordsEpochItems(RecordsBatches):
+    """Records the items of each batch it trains, by epoch, and the epochs it validated in."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.items, self.validated = {}, []
+
+    def training_step(self, batch, batch_idx):
+        self.items.setdefault(self.current_epoch, []).append(batch[0][:, 0].int().tolist())
+        return super().training_step(batch, batch_idx)
+
+    def on_validation_epoch_end(self) -> None:
+        self.validated.append((self.current_epoch, self.global_step))
+
+
+@pytest.mark.parametrize("batch_size", [16, 4])
+def test_an_epoch_resumed_midway_at_another_batch_size_trains_each_of_its_untrained_items_once(batch_size, tmp_path):
+    # 2 batches of 8 trained, then the resumed run skipped 2 batches of its own size: at 16 items 16-31 of the shuffle
+    # were never trained in that epoch, at 4 items 8-15 were trained twice
+    def fit(run: str, model: RecordsEpochItems, batch_size: int, ckpt_path: Path | None = None, **bound) -> None:
+        trainer = L.Trainer(logger=False, enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
+                            limit_val_batches=1, default_root_dir=tmp_path, **bound,
+                            callbacks=[LastStepModelCheckpoint(dirpath=tmp_path / run, save_last=True, save_top_k=0),
+                                       EpochWhereStopped(), *([RestOfEpochAtBatchSize(8)] if ckpt_path else [])])
+        trainer.fit(model, FortySplits(batch_size=batch_size), ckpt_path=ckpt_path)
+
+    torch.manual_seed(0)
+    fit("whole", whole := RecordsEpochItems(), 8, max_epochs=1)
+    torch.manual_seed(0)
+    fit("interrupted", interrupted := RecordsEpochItems(), 8, max_steps=2)
+    last = tmp_path / "interrupted" / "last.ckpt"
+    assert stopped_within_epoch(torch.load(last, weights_only=False)["loops"]["fit_loop"])  # the runner's test of it
+    fit("resumed", resumed := RecordsEpochItems(), batch_size, last, max_epochs=2)
+    shuffle = [item for batch in whole.items[0] for item in batch]
+    assert interrupted.items[0] == whole.items[0][:2]
+    assert resumed.items[0] == [shuffle[start:start + batch_size] for start in range(16, 40, batch_size)]
+    # the epoch ended, and validated, after that rest; the next one is whole, at the new size
+    assert resumed.validated[0] == (0, 2 + len(resumed.items[0]))
+    assert sorted(item for batch in resumed.items[1] for item in batch) == list(range(40))
+    assert {len(batch) for batch in resumed.items[1][:-1]} == {batch_size}
+
+
+def test_a_shuffled_epoch_resumed_midway_under_ddp_at_another_batch_size_trains_the_rest_of_each_ranks_share(
+        monkeypatch):
+    # each rank skips the items its trained batches held (2 batches of 4), not 2 batches of the new size
+    def rank_1_of_2(batch_size: int, items_trained: int | None = None) -> list[int]:
+        data, trainer = FortySplits(batch_size=batch_size), L.Trainer(logger=False, enable_progress_bar=False)
+        monkeypatch.setattr(data, "trainer", trainer)
+        sampler = DistributedSampler(data.dataset("train"), num_replicas=2, rank=1, shuffle=True, seed=0)
+        loader = _update_dataloader(data.train_dataloader(), sampler)  # what Lightning makes of it under DDP
+        if items_trained is not None:
+            assert loader.resume_after(items_trained) == len(range(items_trained, 20, batch_size))
+        loader.batch_sampler.sampler.set_epoch(0)
+        return [batch[0][:, 0].int().tolist() for batch in loader]
+
+    share = [item for batch in rank_1_of_2(batch_size=4) for item in batch]  # 20 of the 40 items
+    assert rank_1_of_2(batch_size=8, items_trained=2 * 4) == [share[8:16], share[16:20]]
+    assert rank_1_of_2(batch_size=2, items_trained=2 * 4) == [share[start:start + 2] for start in range(8, 20, 2)]
 
 
 def test_a_shuffled_epoch_resumed_midway_under_ddp_trains_the_rest_of_each_ranks_share(monkeypatch):

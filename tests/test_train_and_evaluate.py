@@ -714,6 +714,35 @@ def test_a_resume_on_other_data_says_so(train_config, caplog):
         "checkpoint's run"]
 
 
+def test_a_resume_within_an_epoch_at_another_batch_size_finishes_it_where_the_data_can_and_is_refused_where_not(
+        train_config, tmp_path, caplog):
+    from supra.runner.resume import RestOfEpochAtBatchSize
+    from supra.runner.training import rest_of_epoch_at_batch_size
+
+    def fit_loop(batches_trained: int, is_last_batch: bool) -> dict:  # as Lightning keeps it in a checkpoint
+        counts = dict.fromkeys(("ready", "started", "processed", "completed"), batches_trained)
+        return {"loops": {"fit_loop": {"epoch_loop.batch_progress": {"current": counts, "is_last_batch": is_last_batch}}}}
+
+    within, at_end, trained_at_8 = fit_loop(2, is_last_batch=False), fit_loop(5, is_last_batch=True), {"data": {"batch_size": 8}}
+    with caplog.at_level("INFO", logger="supra.runner.training"):
+        (finishing,) = rest_of_epoch_at_batch_size(train_config("data.batch_size=16").data, within, trained_at_8, "l.ckpt")
+    assert isinstance(finishing, RestOfEpochAtBatchSize) and finishing.checkpoint_batch_size == 8
+    assert caplog.messages == ["ckpt_path=l.ckpt stopped within an epoch begun at data.batch_size=8: the rest of its "
+                               "samples are trained in batches of 16"]
+    # an unchanged size resumes as it always did, and an epoch's end has nothing left to finish
+    assert rest_of_epoch_at_batch_size(train_config("data.batch_size=8").data, within, trained_at_8, "l.ckpt") == []
+    assert rest_of_epoch_at_batch_size(train_config("data.batch_size=16").data, at_end, trained_at_8, "l.ckpt") == []
+    # data that draws its own batches (the a2a mixture, streamed shards) drew them at the checkpoint's size
+    for data in ("data=a2a_mixture", "data=shards"):
+        with pytest.raises(SupraUserError) as refused:
+            data_cfg = compose_config("train", tmp_path / "run", [data, "data.batch_size=16"]).data
+            rest_of_epoch_at_batch_size(data_cfg, within, trained_at_8, "l.ckpt")
+        assert str(refused.value) == (
+            "ckpt_path=l.ckpt stopped within an epoch begun at data.batch_size=8, whose data draws its own batches at "
+            "that size: it cannot finish at data.batch_size=16; resume with data.batch_size=8, or from a checkpoint "
+            "written at an epoch's end")
+
+
 def test_a_resume_of_photo_data_into_a_new_run_folder_says_nothing_of_its_data(tmp_path, caplog):
     from omegaconf import OmegaConf
 

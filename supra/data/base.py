@@ -145,6 +145,9 @@ class SplitDataModule(L.LightningDataModule):
     """Base of the captioning and media DataModules. Subclasses implement `load_split` and `dataset`."""
 
     item_name = "items"  # what a split holds, for messages ("the val split ... has 0 images")
+    # its train loader (ShuffledLoader) finishes an epoch begun at another data.batch_size; one whose data draws its
+    # own batches (the a2a mixture, the shard stream) cannot, and such a resume is refused
+    resumes_at_another_batch_size = True
 
     def __init__(
         self,

@@ -2,7 +2,8 @@
 and so must be told, before each epoch, which epoch this is and how many of its batches were already
 trained (a run resumed mid-epoch): then a resumed run trains on the batches an uninterrupted one would.
 ShuffledLoader does the same for a shuffled map-style dataset (the captioner's and VQ-VAE's splits held in
-memory): a resumed epoch trains the rest of the permutation it began.
+memory): a resumed epoch trains the rest of the permutation it began, at the run's batch size whatever the
+checkpoint's was (`resume_after`).
 
 Lightning calls `set_epoch` on samplers only, and builds the loader's iterator before it restores a
 checkpoint's progress, so the loader asks `progress` (the trainer's) when the epoch's first batch is asked
@@ -14,6 +15,7 @@ for. Its workers persist across epochs (no fork and start-up per epoch): the dat
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Callable, Iterator, Sized
 from typing import Any
 
@@ -117,36 +119,56 @@ class EpochShuffle(RandomSampler):
 
 
 class SkipBatches(BatchSampler):
-    """A BatchSampler whose next epoch leaves out its first `skip` batches (their indices drawn, no item
-    loaded): those a resumed run had trained. Under DDP Lightning makes it again around its DistributedSampler."""
+    """A BatchSampler whose next epoch leaves out its sampler's first `skip` indices (drawn, no item loaded): those
+    of the batches a resumed run had trained, of whatever size, and batches the rest. Under DDP Lightning makes it
+    again around its DistributedSampler."""
 
     skip = 0
 
     def __iter__(self) -> Iterator[list[int]]:
         skip, self.skip = self.skip, 0
-        yield from itertools.islice(super().__iter__(), skip, None)
+        rest = itertools.islice(iter(self.sampler), skip, None)
+        while batch := list(itertools.islice(rest, self.batch_size)):
+            if len(batch) < self.batch_size and self.drop_last:
+                return
+            yield batch
+
+    def batches_after(self, skip: int) -> int:
+        """The batches of an epoch begun after its first `skip` indices."""
+        left = max(0, len(self.sampler) - skip)
+        return left // self.batch_size if self.drop_last else math.ceil(left / self.batch_size)
 
 
 class ShuffledLoader(EpochLoader):
     """The shuffled train loader of a map-style `dataset` of whole batches (`__getitems__`): in one process in
     torch's RandomSampler's order, under DDP in Lightning's DistributedSampler's (seeded by the seed and the
     epoch), from which a run resumed mid-epoch trains the rest of the permutation the interrupted run began, on
-    every rank. In one process that permutation's seed is the loader's state, kept in the checkpoint."""
+    every rank. In one process that permutation's seed is the loader's state, kept in the checkpoint. A run resumed
+at another batch size than its checkpoint's is told the samples of each rank's share already trained
+(`resume_after`): the batches done, of the checkpoint's size, cannot say them."""
 
     def __init__(self, dataset: Dataset, progress: Progress | None = None, **settings: Any) -> None:
         super().__init__(dataset, progress, **{"batch_size": 1, **settings})  # 1: the batch sampler's batches
         self.restored_seed: int | None = None
+        self.samples_trained: int | None = None  # of the epoch resumed next, where resume_after said them
 
     @classmethod
     def over(cls, dataset: Dataset, batch_size: int, progress: Progress | None = None, **settings: Any) -> ShuffledLoader:
         return cls(dataset, progress, batch_sampler=SkipBatches(EpochShuffle(dataset), batch_size, drop_last=False),
                    **settings)
 
+    def resume_after(self, samples_trained: int) -> int:
+        """Begin the next epoch (the one the checkpoint stopped in) after the first `samples_trained` indices of this
+        rank's share of its permutation, batching the rest at this loader's size; the batches that rest makes."""
+        self.samples_trained = samples_trained
+        return self.batch_sampler.batches_after(samples_trained)
+
     def begin_epoch(self, epoch: int, done: int) -> None:
-        self.batch_sampler.skip = done
-        if done and isinstance(self.batch_sampler.sampler, EpochShuffle):  # the epoch the checkpoint stopped in
+        resumed = self.samples_trained is not None
+        self.batch_sampler.skip = self.samples_trained if resumed else done * self.batch_sampler.batch_size
+        if (done or resumed) and isinstance(self.batch_sampler.sampler, EpochShuffle):  # the epoch the checkpoint stopped in
             self.batch_sampler.sampler.resume_seed = self.restored_seed
-        self.restored_seed = None
+        self.restored_seed = self.samples_trained = None
 
     def state_dict(self) -> dict[str, Any]:
         sampler = self.batch_sampler.sampler

@@ -1,5 +1,6 @@
 """A resumed fit goes on in the epoch where its checkpoint stopped, however the resumed run is bounded, and
-in the next epoch's first batch when that epoch's batches were all trained; the epochs a checkpoint has
+in the next epoch's first batch when that epoch's batches were all trained (the rest of it at another
+data.batch_size than the checkpoint's, where the run's loader can); the epochs a checkpoint has
 trained, as its resumed fit counts them against trainer.max_epochs; and the warning of a resumed fit bounded by
 trainer.max_epochs that trains past its checkpoint's learning-rate schedule."""
 
@@ -13,7 +14,12 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 
-from supra.utils.private_apis import begin_epoch_afresh
+from supra.data.epoch_loader import ShuffledLoader
+from supra.utils.private_apis import (
+    batches_trained_in_epoch,
+    begin_epoch_afresh,
+    count_batches_trained_in_epoch,
+)
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +63,35 @@ class EpochWhereStopped(L.Callback):
         # an epoch begins here (a run resumed mid-epoch goes on in it without this hook): from its first batch,
         # not from the restored progress of the epoch before
         begin_epoch_afresh(trainer)
+
+
+class RestOfEpochAtBatchSize(L.Callback):
+    """A fit resumed within an epoch at another data.batch_size than its checkpoint's `checkpoint_batch_size`: the
+    batches done, of the old size, went by as many of the new one, skipping or training again samples of the
+    epoch's shuffle. Here the loader skips the samples those batches held, on each rank, and batches the rest at
+    the new size; Lightning, which ends the epoch by counting batches, counts as many done as the epoch at the new
+    size has before that rest, so that the epoch ends (and validates) after the rest's last batch."""
+
+    def __init__(self, checkpoint_batch_size: int) -> None:
+        self.checkpoint_batch_size = checkpoint_batch_size
+
+    def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # after the loader is made (under DDP, around Lightning's sampler) and before the epoch goes on
+        loader, trained = trainer.train_dataloader, batches_trained_in_epoch(trainer)
+        if not isinstance(loader, ShuffledLoader) or not trained:
+            return
+        rest = loader.resume_after(trained * self.checkpoint_batch_size)
+        count_batches_trained_in_epoch(trainer, max(0, trainer.num_training_batches - rest))
+
+
+def stopped_within_epoch(fit_loop: Any) -> bool:
+    """Whether a checkpoint's Lightning fit loop state (loops.fit_loop) has batches of an epoch trained, not its
+    last: its resumed fit goes on in that epoch (EpochWhereStopped)."""
+    try:
+        batches = fit_loop["epoch_loop.batch_progress"]
+        return batches["current"]["processed"] > 0 and not batches["is_last_batch"]
+    except (KeyError, TypeError):  # another Lightning's layout (or none): its own rules apply
+        return False
 
 
 def epochs_trained(fit_loop: dict[str, Any]) -> int | None:

@@ -17,7 +17,7 @@ from typing import Any
 import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -44,7 +44,13 @@ from supra.runner.components import (
     starting_model,
     tokenizer_to_reuse,
 )
-from supra.runner.resume import EpochWhereStopped, PastScheduleByEpochs, epochs_trained
+from supra.runner.resume import (
+    EpochWhereStopped,
+    PastScheduleByEpochs,
+    RestOfEpochAtBatchSize,
+    epochs_trained,
+    stopped_within_epoch,
+)
 from supra.runner.run_checks import (
     check_java_for_training,
     check_run_config,
@@ -163,9 +169,29 @@ def _check_resume(cfg: DictConfig, task: SupraTask, ckpt_path: str, run_config: 
         say_shorter_than_schedule(ckpt_path, schedule_length(checkpoint), cfg.trainer.get("max_steps"))
         say_past_schedule(ckpt_path, checkpoint, cfg.trainer.get("max_steps"))
         keep_resumed_settings(run_config, resumed)
+        callbacks = rest_of_epoch_at_batch_size(cfg.data, checkpoint, resumed, ckpt_path)
         if cfg.trainer.get("max_steps") in (None, -1):  # bounded by trainer.max_epochs: its steps known at fit start
-            return [past_schedule_by_epochs(ckpt_path, checkpoint)]
+            callbacks.append(past_schedule_by_epochs(ckpt_path, checkpoint))
+        return callbacks
     return []
+
+
+def rest_of_epoch_at_batch_size(data: DictConfig, checkpoint: dict[str, Any], resumed: dict[str, Any],
+                                ckpt_path: str) -> list[L.Callback]:
+    """A fit resumed within an epoch at another data.batch_size than its checkpoint's run: the callback that trains
+    the rest of that epoch's samples at the new size, once each; refused in one line where the data draws its own
+    batches (they are drawn at the size the epoch began with). [] for an unchanged size or an epoch-end checkpoint."""
+    was, now = (resumed.get("data") or {}).get("batch_size"), data.get("batch_size")
+    if not isinstance(was, int) or was == now or not stopped_within_epoch((checkpoint.get("loops") or {}).get("fit_loop")):
+        return []
+    target = data.get("_target_")
+    if target is None or not getattr(get_class(str(target)), "resumes_at_another_batch_size", False):
+        raise SupraUserError(f"ckpt_path={ckpt_path} stopped within an epoch begun at data.batch_size={was}, whose data "
+                             f"draws its own batches at that size: it cannot finish at data.batch_size={now}; resume "
+                             f"with data.batch_size={was}, or from a checkpoint written at an epoch's end")
+    log.info("ckpt_path=%s stopped within an epoch begun at data.batch_size=%s: the rest of its samples are trained in "
+             "batches of %s", ckpt_path, was, now)
+    return [RestOfEpochAtBatchSize(was)]
 
 
 def past_schedule_by_epochs(ckpt_path: str, checkpoint: dict[str, Any]) -> PastScheduleByEpochs:

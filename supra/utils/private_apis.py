@@ -121,6 +121,21 @@ def batches_done_in_epoch(trainer: L.Trainer) -> int:
     return trainer.fit_loop.epoch_loop.batch_progress.current.completed
 
 
+def batches_trained_in_epoch(trainer: L.Trainer) -> int:
+    """Training batches of the current epoch that ran, as restored from a checkpoint before the epoch goes on: one
+    written at a batch's end counts it processed, not yet completed (Lightning completes it as it restarts)."""
+    return trainer.fit_loop.epoch_loop.batch_progress.current.processed
+
+
+def count_batches_trained_in_epoch(trainer: L.Trainer, batches: int) -> None:
+    """Count `batches` of the current epoch as trained (before it goes on from a checkpoint), each of the epoch's
+    counts moved alike: the epoch then ends, and validates, after the batches the trainer's loader has left."""
+    counts = trainer.fit_loop.epoch_loop.batch_progress.current
+    moved = batches - counts.processed
+    counts.ready, counts.started = counts.ready + moved, counts.started + moved
+    counts.processed, counts.completed = counts.processed + moved, counts.completed + moved
+
+
 # -- lightning.pytorch.strategies.launchers.subprocess_script ---------------------------------------------
 
 def lightning_child_command() -> ChildCommand:

@@ -61,6 +61,8 @@ class ShardCaptionsDataModule(CaptionDataModule):
     samples (default: the shards' _stats.json total).
     """
 
+    resumes_at_another_batch_size = False  # its workers draw the batches: an epoch goes on at the size it began
+
     def __init__(self, train_shards: str, val_shards: str, test_shards: str, shuffle_buffer: int = 1000,
                  draft: bool = True, tokenizer_sample: int = 50_000, seed: int = 0, resampled: bool = False,
                  samples_per_epoch: int | None = None, **common: Any) -> None:
