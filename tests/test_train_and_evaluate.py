@@ -714,6 +714,21 @@ def test_a_resume_on_other_data_says_so(train_config, caplog):
         "checkpoint's run"]
 
 
+def test_a_resume_with_another_seed_says_once_what_it_changes(train_config, caplog):
+    from omegaconf import OmegaConf
+
+    from supra.runner.training import say_resumed_changes
+
+    run_config = OmegaConf.to_container(train_config(run="first"), resolve=True)  # seed=0
+    with caplog.at_level("WARNING", logger="supra.runner.training"):
+        say_resumed_changes(train_config("ckpt_path=first/last.ckpt", "seed=5", run="second"), run_config)
+        say_resumed_changes(train_config("ckpt_path=first/last.ckpt", run="third"), run_config)  # the same seed: unsaid
+    assert caplog.messages == [
+        "resuming ckpt_path=first/last.ckpt with seed=5 (was 0): used: later epochs' shuffles (and the run's other "
+        "random draws) follow it; the rest of the epoch the checkpoint stopped in keeps its shuffle in one process, "
+        "not under DDP (drawn from the seed: resume with seed=0 to finish that epoch on its own samples)"]
+
+
 def test_a_resume_within_an_epoch_at_another_batch_size_finishes_it_where_the_data_can_and_is_refused_where_not(
         train_config, tmp_path, caplog):
     from supra.runner.resume import RestOfEpochAtBatchSize

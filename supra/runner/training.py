@@ -468,12 +468,26 @@ def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
         given, theirs = cfg.model.get(key), (run_config.get("model") or {}).get(key)
         if given != theirs:
             log.warning("resuming ckpt_path=%s with model.%s=%s (was %s): %s", cfg.ckpt_path, key, given, theirs, outcome)
+    say_changed_seed(cfg, run_config)
     theirs_model = run_config.get("model")
     if isinstance(theirs_model, dict):  # the rest of the model's settings are this run's, and so train and score it
         changed = model_changes(with_decode_defaults(theirs_model), OmegaConf.to_container(cfg.model, resolve=True))
         if changed:
             log.warning("resuming ckpt_path=%s with %s: used: the checkpoint's weights go on with them", cfg.ckpt_path,
                         ", ".join(f"model.{key}={now} (was {was})" for key, was, now in changed))
+
+
+def say_changed_seed(cfg: DictConfig, run_config: dict[str, Any]) -> None:
+    """A resume with another `seed`: it seeds the rest of the run (later epochs' shuffles), while the epoch the
+    checkpoint stopped in goes on in its own shuffle where the checkpoint keeps it (in one process), not under DDP,
+    whose shuffles are drawn from the seed and the epoch."""
+    given, theirs = cfg.get("seed"), run_config.get("seed")
+    if "seed" not in run_config or given == theirs:
+        return
+    log.warning("resuming ckpt_path=%s with seed=%s (was %s): used: later epochs' shuffles (and the run's other random "
+                "draws) follow it; the rest of the epoch the checkpoint stopped in keeps its shuffle in one process, not "
+                "under DDP (drawn from the seed: resume with seed=%s to finish that epoch on its own samples)",
+                cfg.ckpt_path, given, theirs, theirs)
 
 
 def with_decode_defaults(model: dict[str, Any]) -> dict[str, Any]:
