@@ -1039,3 +1039,108 @@ def test_debug_overfit_trains_every_epoch_on_the_same_batch_and_a_run_on_new_one
     for overfit, same in ((1, True), (0, False)):
         first, second = (batch["ids"] for batch in first_train_batches(ready, overfit, monkeypatch))
         assert (first.shape == second.shape and torch.equal(first, second)) is same
+
+
+# -- what image2text is scored against ----------------------------------------------------------------
+
+
+SCORES_REPEAT = 3  # the split seed that puts a.jpg, whose caption is written twice, in test; c.jpg in train
+
+
+def photo_sources(tmp_path: Path) -> dict[str, dict]:
+    """The captioner's references fixture (captions with a final "." of an abbreviation's, and repeats) as each
+    photo source of the mixture reads it: a caption folder, a media folder, and the shards write_shards makes of it."""
+    from rich.progress import Progress
+
+    from supra.data.caption_sources.folder import read_caption_folder
+    from supra.write_shards import write_split
+    from tests.test_caption_references import write_us_folder
+
+    root = tmp_path / "photos"
+    write_us_folder(root)
+    fractions = {"val_fraction": 0.25, "test_fraction": 0.25}
+    index = read_caption_folder(root, seed=SCORES_REPEAT, **fractions)
+    with Progress(disable=True) as progress:
+        for split in ("train", "val", "test"):
+            write_split(index, root, split, tmp_path / "shards" / split, 10, progress, {})
+    return {
+        "caption_folder": {"_target_": "supra.data.media.photo_captions.PhotoCaptionsMediaDataModule",
+                           "source": "folder", "root": str(root), "split_seed": SCORES_REPEAT, "show_progress": False,
+                           **fractions},
+        "media_folder": {"_target_": "supra.data.media.folder.MediaFolderDataModule", "root": str(root),
+                         "seed": SCORES_REPEAT, "show_progress": False, **fractions},
+        "shards": {"_target_": "supra.data.media.shard_images.ShardImagesMediaDataModule",
+                   **{f"{split}_shards": str(tmp_path / "shards" / split / "00000.tar")
+                      for split in ("train", "val", "test")}},
+    }
+
+
+def scored_references(data: A2AMixtureDataModule) -> dict[str, list[str]]:
+    """What image2text scores each val and test item against, by its file."""
+    return {file: refs for split in ("val", "test") for batch in data.eval_batches(split) if batch["task"] == "image2text"
+            for file, refs in zip(batch["files"], batch["references"], strict=True)}
+
+
+@pytest.mark.parametrize("source", ["caption_folder", "media_folder", "shards"])
+def test_image2text_scores_photos_against_their_references_as_published_and_trains_on_their_captions_as_before(
+        tmp_path, vqvae_ckpt, source):
+    """As the captioner scores them (test_caption_references.py): a final "." kept ("the U.S."), a caption an
+    image has twice counted twice. The mixture scored against the training captions instead."""
+    from tests.test_caption_references import CAPTIONS
+
+    config = {**photo_sources(tmp_path)[source], "image_size": 64}
+    data = mixture(tmp_path, vqvae_ckpt, sources={source: config}, tasks={"image2text": 1, "text2image": 1})
+    data.setup("fit")
+    scored = scored_references(data)
+    assert scored["a.jpg"] == ["the flag of the U.S.", "the flag of the U.S.", "a flag of the U.S."]
+    assert all(refs == [" ".join(c.split()) for c in CAPTIONS[file]] for file, refs in scored.items())
+    # trained on as before: a caption folder's and shards' without the final stop, a media folder's as written; once
+    trimmed = (lambda c: c) if source == "media_folder" else (lambda c: c.removesuffix("."))
+    trained = data.data["train"][0]
+    assert "c.jpg" in trained.files  # "a cat" and "a cat.": one caption, or two as written
+    assert trained.captions == [list(dict.fromkeys(trimmed(" ".join(c.split())) for c in CAPTIONS[file]))
+                                for file in trained.files]
+
+
+def test_shapes_scenes_are_scored_against_their_captions_and_their_codes_cached_before_are_read(
+        tmp_path, vqvae_ckpt, ready):
+    """A shapes scene's references are its five captions, as before: an a2a shapes recipe's scores stay; and its
+    codes cached before the cache held references are read, not encoded again."""
+    captions = {f"{part.source}/{name}": caps for split in ("val", "test") for part in ready.data[split]
+                for name, caps in zip(part.names, part.captions, strict=True)}
+    scored = {key: refs for split in ("val", "test") for batch in ready.eval_batches(split)
+              if batch["task"] == "image2text" for key, refs in zip(batch["keys"], batch["references"], strict=True)}
+    assert scored and all(key.startswith("shapes/") and refs == captions[key] and len(refs) == 5
+                          for key, refs in scored.items())
+    cache = tmp_path / "cache"
+    shutil.copytree(ready.cache_dir, cache)
+    for items in cache.glob("*/items_*.json"):  # as written before references were
+        held = json.loads(items.read_text())
+        items.write_text(json.dumps({k: v for k, v in held.items() if k != "references"}))
+    again = mixture(tmp_path, vqvae_ckpt, cache_dir=str(cache))
+    again.setup("fit")
+    assert again.cache_builds == 0
+    assert all(part.references == part.captions and part.captions for part in again.data["test"])
+
+
+@pytest.mark.parametrize("source", ["caption_folder", "media_folder", "shards"])
+def test_photo_codes_cached_before_the_cache_held_references_are_encoded_again_not_scored_against_stale_ones(
+        tmp_path, vqvae_ckpt, monkeypatch, source):
+    from hydra.utils import get_object
+
+    from supra.data.a2a.sources import SourceCodes
+    from tests.test_caption_references import CAPTIONS
+
+    config = {**photo_sources(tmp_path)[source], "image_size": 64}
+    module = get_object(config["_target_"])
+    vqvae, cache = load_vqvae(vqvae_ckpt)[0], tmp_path / "cache"
+    with monkeypatch.context() as patch:  # cached as before: under the items_version before references
+        patch.setattr(module, "items_version", {"caption_folder": 1, "media_folder": 1, "shards": 3}[source])
+        SourceCodes({source: config}, vqvae, 256, cache).all()
+    for items in cache.glob(f"{source}-*/items_*.json"):
+        held = json.loads(items.read_text())
+        items.write_text(json.dumps({k: v for k, v in held.items() if k != "references"}))
+    codes = SourceCodes({source: config}, vqvae, 256, cache)
+    test = codes.all()[source]["test"]
+    assert codes.builds == 1
+    assert test.references == [[" ".join(c.split()) for c in CAPTIONS[file]] for file in test.files]

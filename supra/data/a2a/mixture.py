@@ -450,7 +450,8 @@ class A2AMixtureDataModule(L.LightningDataModule):
             "prompt_lengths": torch.tensor([prompt_length(task, s, builder.layout, self.video_given_frames) for s in sequences]),
             "keys": [f"{parts[p].source}/{parts[p].names[r]}" for p, r in items],
             "files": [parts[p].files[r] if parts[p].files else None for p, r in items],
-            "references": [parts[p].captions[r] for p, r in items],
+            # the source's captions as published (a repeat twice, a final stop kept), as the captioner scores them
+            "references": [parts[p].references[r] for p, r in items],
             "prompts_text": [parts[p].captions[r][c] if parts[p].captions[r] else "" for (p, r), c in zip(items, captions, strict=True)],
             "objects": [parts[p].objects[r] if parts[p].objects is not None else None for p, r in items],
         }

@@ -1,8 +1,8 @@
 """The a2a mixture's sources as VQ-VAE codes: every split of each source DataModule (shapes_images,
 shapes_video, media_folder, ...) encoded once by the frozen stage-1 VQ-VAE and cached on disk.
 
-Cache layout: `cache_dir/<source>-<key>/` in media codes' format (codes_<split>.npy, items_<split>.json,
-meta.json written last), plus objects_<split>.json and, for val/test, pixels_<split>.npy (the truth of
+Cache layout: `cache_dir/<source>-<key>/` in media codes' format (codes_<split>.npy, items_<split>.json with
+each item's references too, meta.json written last), plus objects_<split>.json and, for val/test, pixels_<split>.npy (the truth of
 video PSNR and grids). The key hashes the VQ-VAE's weights (the same VQ-VAE read from its .ckpt or from an
 a2a checkpoint shares codes), the source's config less the options that only serve its items
 (`serving_options`: loader workers and batch sizes are no other codes), its `items_version`, and what it
@@ -47,7 +47,8 @@ ENCODE_BATCH = 256  # images per VQ-VAE call
 
 @dataclass
 class SourceSplit:
-    """One split of one source, as codes: int64 [N, h, w] (images) or [N, T, h, w] (clips)."""
+    """One split of one source, as codes: int64 [N, h, w] (images) or [N, T, h, w] (clips); per item the captions
+    trained on and the references image2text is scored against (MediaItems.references; default: the captions)."""
 
     source: str
     codes: torch.Tensor
@@ -57,6 +58,11 @@ class SourceSplit:
     pixels: torch.Tensor | None = None  # uint8 truth, val/test only
     files: list[str | None] | None = None  # each item's file relative to its source's root (None: generated)
     caption_ids: list[list[list[int]]] | None = None  # filled once the vocabulary exists
+    references: list[list[str]] | None = None
+
+    def __post_init__(self) -> None:
+        if self.references is None:
+            self.references = self.captions
 
     @property
     def is_clips(self) -> bool:
@@ -291,7 +297,8 @@ class SourceCodes:
             items = module.split_items(split)  # a media folder's val or test may be off (its fraction 0)
             codes = encode_items(self.vqvae, items.pixels, ENCODE_BATCH, device)
             out[split] = SourceSplit(name, codes, list(items.names), [list(c) for c in items.captions],
-                                     items.objects, items.pixels if split != "train" else None, list(items.files))
+                                     items.objects, items.pixels if split != "train" else None, list(items.files),
+                                     references=[list(r) for r in items.references])
         self.builds += 1
         log.info("a2a codes of %s: %s", name, ", ".join(f"{len(p)} {s}" for s, p in out.items()))
         return out
@@ -302,7 +309,8 @@ class SourceCodes:
         with atomic_dir(folder, replace=replace) as tmp:
             dtype = codes_dtype(self.num_codes)
             for split, part in parts.items():
-                write_split(tmp, split, part.codes.numpy().astype(dtype), part.names, part.captions, part.files)
+                write_split(tmp, split, part.codes.numpy().astype(dtype), part.names, part.captions, part.files,
+                            part.references)
                 write_json_atomic(tmp / f"objects_{split}.json", part.objects)
                 if part.pixels is not None:
                     save_npy_atomic(tmp / f"pixels_{split}.npy", part.pixels.numpy())
@@ -338,10 +346,13 @@ def read_cached_split(folder: Path, name: str, split: str) -> SourceSplit:
     try:
         names, captions = items["names"], items["captions"]
         files = items.get("files") or [None] * len(names)
+        # none in a cache written before references were: its source's references are its captions (a source whose
+        # references differ raised its items_version with them, so such a cache of it is never read)
+        references = items.get("references") or captions
         objects = [[tuple(o) for o in item] for item in objects] if objects is not None else None
     except (KeyError, TypeError, AttributeError) as err:
         raise DamagedCache(f"items_{split}.json or objects_{split}.json: not as written ({err!r})") from err
-    per_item = [codes, names, captions, files] + [x for x in (pixels, objects) if x is not None]
+    per_item = [codes, names, captions, files, references] + [x for x in (pixels, objects) if x is not None]
     if len({len(x) for x in per_item}) != 1:
         raise DamagedCache(f"the {split} split's files hold different numbers of items")
-    return SourceSplit(name, codes, names, captions, objects, pixels, files)
+    return SourceSplit(name, codes, names, captions, objects, pixels, files, references=references)

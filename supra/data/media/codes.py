@@ -4,7 +4,8 @@ encodes its sources itself, and caches them in this layout.
 Layout of the directory (written by `python -m supra.tokenize_media`; the a2a mixture's cache adds to it):
 - codes_<split>.npy   uint8 (<= 256 codes), int16 (<= 32,768) or int32: [N, h, w] for images, [N, T, h, w] for clips;
 - items_<split>.json  {"names": [...], "captions": [[...], ...], "files": [...]} in the same row order
-                      (files: each item's file relative to the data root, null for generated items);
+                      (files: each item's file relative to the data root, null for generated items; the a2a
+                      mixture's cache adds "references": what image2text scores each item against);
 - meta.json           what produced it (VQ-VAE checkpoint and its hash, data config, grid, splits),
                       written last: a directory without it is incomplete and is refused.
 Every file is written atomically, so an interrupted run leaves whole files or none.
@@ -64,9 +65,10 @@ class MediaCodes:
 
 
 def write_split(out: Path, split: str, codes: np.ndarray, names: list[str], captions: list[list[str]],
-                files: list[str | None] | None = None) -> None:
+                files: list[str | None] | None = None, references: list[list[str]] | None = None) -> None:
     save_npy_atomic(out / f"codes_{split}.npy", codes)
-    items = {"names": names, "captions": captions, **({"files": files} if files is not None else {})}
+    items = {"names": names, "captions": captions, **({"files": files} if files is not None else {}),
+             **({"references": references} if references is not None else {})}
     write_json_atomic(out / f"items_{split}.json", items)
 
 

@@ -50,7 +50,9 @@ def check_image_size(size: int, key: str = "data.image_size", least: int = VQVAE
 
 @dataclass
 class MediaItems:
-    """One split: pixels uint8 [N, 3, S, S] (images) or [N, T, 3, S, S] (clips), captions and names."""
+    """One split: pixels uint8 [N, 3, S, S] (images) or [N, T, 3, S, S] (clips), captions and names, and the
+    references each is scored against (image2text): the source's captions as published, a caption an item has
+    twice twice, where they differ from those trained on (a photo source's, a folder's; default: the captions)."""
 
     pixels: torch.Tensor
     captions: list[list[str]] = field(default_factory=list)  # per item; an item may have none
@@ -60,6 +62,7 @@ class MediaItems:
     objects: list[list[tuple[str, str]]] | None = None
     # the file each item came from, relative to the data root (None for generated items)
     files: list[str | None] = field(default_factory=list)
+    references: list[list[str]] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         n = len(self.pixels)
@@ -68,8 +71,10 @@ class MediaItems:
         self.captions = self.captions or [[] for _ in range(n)]
         self.names = self.names or [str(i) for i in range(n)]
         self.files = self.files or [None] * n
-        if len(self.captions) != n or len(self.names) != n:
-            raise ValueError(f"{n} items but {len(self.captions)} caption lists and {len(self.names)} names")
+        self.references = self.references or self.captions
+        if len(self.captions) != n or len(self.names) != n or len(self.references) != n:
+            raise ValueError(f"{n} items but {len(self.captions)} caption lists, {len(self.references)} reference "
+                             f"lists and {len(self.names)} names")
 
     @property
     def is_clips(self) -> bool:
@@ -82,7 +87,7 @@ class MediaItems:
         rows = list(rows)
         objects = None if self.objects is None else [self.objects[i] for i in rows]
         return MediaItems(self.pixels[rows], [self.captions[i] for i in rows], [self.names[i] for i in rows], objects,
-                          [self.files[i] for i in rows])
+                          [self.files[i] for i in rows], [self.references[i] for i in rows])
 
 
 class MediaSamples(Dataset):

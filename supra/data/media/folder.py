@@ -13,7 +13,9 @@ Modes:
           then it is padded by repeating its last frame (counted in the summary). Stills are not clips:
           they are passed over and counted.
 A caption is a file's (folder_index.py): every frame or clip of a GIF takes the whole GIF's captions, as no
-caption file names a frame or clip; a caption per clip needs the clip as a GIF of its own.
+caption file names a frame or clip; a caption per clip needs the clip as a GIF of its own. An a2a run trains on
+each of a file's captions once and scores its image2text captions against every line of them (its references,
+a caption written twice twice, as the captioner's folder scores them).
 Squaring: `crop` takes the centre square, `pad` puts the picture in the middle of a black square (the
 letterbox convention; black also keeps padding apart from the white that transparency turns into);
 either is then resized to image_size with antialiasing.
@@ -96,6 +98,10 @@ def refuse_unread(mode: str, values: dict[str, int]) -> None:
 
 class MediaFolderDataModule(MediaDataModule):
     """Images and GIFs under `root`, split by file (a GIF's frames and clips stay in one split)."""
+
+    # 2: items carry their references (every caption line, repeats too): codes cached under 1 scored image2text
+    # against each caption once
+    items_version = 2
 
     def __init__(
         self,
@@ -223,8 +229,7 @@ class MediaFolderDataModule(MediaDataModule):
         """One split's items, in file order. Each file's pixels are copied into the split's one tensor and
         dropped from `items` as they are (the splits share no file): the folder's pixels are held once, not
         twice, as stacking them all while `items` still held them did."""
-        rows = [(name, (*pixels.shape, pixels.dtype), index.captions[file], file)
-                for file in files for name, pixels in items[file]]
+        rows = [(name, (*pixels.shape, pixels.dtype), file) for file in files for name, pixels in items[file]]
         shape = ((self.frames,) if self.mode == "clips" else ()) + (3, self.image_size, self.image_size)
         if not rows:
             return MediaItems(torch.empty((0, *shape), dtype=torch.uint8))
@@ -236,7 +241,10 @@ class MediaFolderDataModule(MediaDataModule):
             for _, decoded in items.pop(file):
                 pixels[k] = decoded
                 k += 1
-        return MediaItems(pixels, [list(r[2]) for r in rows], [r[0] for r in rows], files=[r[3] for r in rows])
+        # trained on each caption of its file once, scored (image2text) against every line of them, as the
+        # captioner's folder is: a folder's captions have no ids, so a caption written twice is two references
+        return MediaItems(pixels, [list(index.captions[r[2]]) for r in rows], [r[0] for r in rows],
+                          files=[r[2] for r in rows], references=[list(index.references[r[2]]) for r in rows])
 
     def _summary(self, index: FolderIndex, skipped: Tally, notes: Tally, seconds: float) -> str:
         n_gifs = len(self._gifs)

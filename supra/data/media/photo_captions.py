@@ -1,6 +1,7 @@
 """Photos with captions from any caption source (flickr8k, flickr30k, coco, folder, hf_disk: the captioner's
 sources, data/caption_sources/) as images for the a2a mixture: decoded once into a cache at `image_size`
-(squashed to a square, as the captioner sees them), with their captions; no objects (only the shapes
+(squashed to a square, as the captioner sees them), with their captions (trained on) and references (image2text
+scored against them as the captioner is: as the source publishes them, CaptionIndex.references); no objects (only the shapes
 scenes know theirs, so the shapes judges are not run on photos).
 
     data.sources.coco: {_target_: supra.data.media.photo_captions.PhotoCaptionsMediaDataModule,
@@ -46,8 +47,10 @@ class PhotoCaptionsMediaDataModule(MediaDataModule):
 
     @property
     def items_version(self) -> int:  # type: ignore[override]
-        # 2 for hf_disk: an image given as a path is filed under it (1 filed it as None); other sources as before
-        return 2 if self.photos.source == "hf_disk" else 1
+        # 2 for hf_disk: an image given as a path is filed under it (1 filed it as None). Then one more for
+        # every source: items carry their references as published (codes cached before scored against the
+        # training captions, final stop dropped and repeats once)
+        return 3 if self.photos.source == "hf_disk" else 2
 
     def inputs_stamp(self) -> str:
         return self.photos.inputs_stamp() if self.photos.root.exists() else ""
@@ -81,4 +84,6 @@ class PhotoCaptionsMediaDataModule(MediaDataModule):
     def load_split(self, split: str) -> MediaItems:
         self._load_photos()
         part = self.photos.split(split)
-        return MediaItems(self.photos.store[part.rows], part.captions, [str(i) for i in part.ids], None, part.files)
+        # trained on the captions, scored against the references as published, as the captioner is
+        return MediaItems(self.photos.store[part.rows], part.captions, [str(i) for i in part.ids], None, part.files,
+                          part.references)

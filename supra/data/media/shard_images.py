@@ -34,7 +34,9 @@ class ShardImagesMediaDataModule(MediaDataModule):
     # scoring kept one of each pair, under a name that did not say which image it was.
     # 3: only an id write_shards wrote names an item: under 2, an img2dataset `id` column repeated per caption
     # named several images alike, and scoring kept one of them.
-    items_version = 3
+    # 4: items carry their references (write_shards's json lists them as the source publishes them): codes cached
+    # under 3 scored image2text against the training captions, final stop dropped and repeats once.
+    items_version = 4
 
     def __init__(self, train_shards: str, val_shards: str, test_shards: str, draft: bool = True, **common: Any) -> None:
         super().__init__(**common)
@@ -65,7 +67,7 @@ class ShardImagesMediaDataModule(MediaDataModule):
             self.check_inputs()
         whole = read_whole(self.specs[split], self.image_size, self.draft)
         log.info("shards %s: %d images; unusable: %s", split, len(whole.keys), whole.tally.describe())
-        return MediaItems(whole.images, whole.captions, [str(i) for i in whole.ids], None, whole.files)
+        return MediaItems(whole.images, whole.captions, [str(i) for i in whole.ids], None, whole.files, whole.references)
 
 
 def shard_stamp(url: str) -> str:
