@@ -514,3 +514,21 @@ def test_a_picture_whose_padded_square_is_over_max_pixels_is_skipped_as_too_larg
     dm = train_only(root, resize="pad", max_pixels=10_000)
     assert dm.items("train").names == ["wide.png"]
     assert "skipped: 1 over max_pixels (e.g. thin.png)" in dm.summary
+
+
+def test_a_caption_a_file_has_twice_is_counted_in_the_set_up_line_and_kept_as_two_references(tmp_path):
+    """As the captioner's folder counts it: trained on once, each line a reference image2text scores. The media
+    folder dropped the second line without a word ("captions:" said nothing)."""
+    from supra.data.caption_sources.index import REPEATED_CAPTION
+
+    for name, colour in (("a.png", RED), ("b.png", GREEN), ("c.png", BLUE), ("d.png", RED)):
+        save_image(tmp_path / name, colour=colour)
+    (tmp_path / "a.txt").write_text("a red square\na red square\nred on blue\n")
+    (tmp_path / "captions.csv").write_text("file,caption\nb.png,green\nb.png,green\nb.png,green\nc.png,blue\n")
+    dm = datamodule(tmp_path)
+    assert f"; captions: 3 {REPEATED_CAPTION} (e.g. a.png: 'a red square', b.png: 'green')" in dm.summary
+    items = {name: (caps, refs) for split in ("train", "val", "test")
+             for name, caps, refs in zip(dm.items(split).names, dm.items(split).captions, dm.items(split).references,
+                                         strict=True)}
+    assert items["a.png"] == (["a red square", "red on blue"], ["a red square", "a red square", "red on blue"])
+    assert items["b.png"] == (["green"], ["green"] * 3)

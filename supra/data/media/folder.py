@@ -15,7 +15,7 @@ Modes:
 A caption is a file's (folder_index.py): every frame or clip of a GIF takes the whole GIF's captions, as no
 caption file names a frame or clip; a caption per clip needs the clip as a GIF of its own. An a2a run trains on
 each of a file's captions once and scores its image2text captions against every line of them (its references,
-a caption written twice twice, as the captioner's folder scores them).
+a caption written twice twice, as the captioner's folder scores them); the set-up line counts each repeat.
 Squaring: `crop` takes the centre square, `pad` puts the picture in the middle of a black square (the
 letterbox convention; black also keeps padding apart from the white that transparency turns into);
 either is then resized to image_size with antialiasing.
@@ -34,6 +34,7 @@ from PIL import Image
 from rich.progress import Progress
 
 from supra.data.caption_sources.folder import check_split_fractions, one_image_split_warnings
+from supra.data.caption_sources.index import REPEATED_CAPTION
 from supra.data.folder_index import (
     GIF_SUFFIX,
     FolderIndex,
@@ -83,6 +84,19 @@ def clips_of(frames: list[torch.Tensor], length: int) -> tuple[list[torch.Tensor
         padded = frames + [frames[-1]] * (length - len(frames))
         return [torch.stack(padded)], True
     return [torch.stack(frames[i:i + length]) for i in range(0, len(frames) - length + 1, length)], False
+
+
+def repeated_captions(index: FolderIndex) -> Tally:
+    """Each caption line a file has again (the same caption twice), counted for the set-up line as the captioner's
+    folder counts it (REPEATED_CAPTION): a reference image2text scores each time, trained on once."""
+    repeats = Tally()
+    for name in index.media:
+        seen: set[str] = set()
+        for caption in index.references[name]:
+            if caption in seen:
+                repeats.add(REPEATED_CAPTION, f"{name}: {caption!r}")
+            seen.add(caption)
+    return repeats
 
 
 def refuse_unread(mode: str, values: dict[str, int]) -> None:
@@ -253,9 +267,10 @@ class MediaFolderDataModule(MediaDataModule):
                            for split in SPLITS)
         found = f"{len(index.media)} media files found ({len(index.media) - n_gifs} stills, {n_gifs} GIFs)"
         line = f"media_folder {self.root}: {found}, mode={self.mode}: {splits}; skipped: {skipped.describe() or 'nothing'}"
-        for label, tally in (("ignored", index.ignored), ("captions", index.caption_problems), ("notes", notes)):
-            if tally:
-                line += f"; {label}: {tally.describe()}"
+        captions = ", ".join(t.describe() for t in (index.caption_problems, repeated_captions(index)) if t)
+        for label, described in (("ignored", index.ignored.describe()), ("captions", captions), ("notes", notes.describe())):
+            if described:
+                line += f"; {label}: {described}"
         lent = lent_files(self.split_files, self.val_fraction, self.test_fraction, self.seed)
         if lent:
             line += f"; {lent_note(lent)}"
