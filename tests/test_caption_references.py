@@ -79,6 +79,9 @@ def test_the_scores_of_a_folder_are_pycocoevalcaps_on_its_captions_as_written(tm
         assert dm.references(split)[row] == [" ".join(c.split()) for c in CAPTIONS[name]]
         assert dm.loaded(split).captions[row] == list(dict.fromkeys(" ".join(c.split()).removesuffix(".")
                                                                     for c in CAPTIONS[name]))
+    # the sample grids' "ref:" line is what the caption is scored against too
+    images, grid_references = dm.sample_images("test", 8)
+    assert grid_references == [dm.references("test")[row] for row in range(len(images))]
     predictions = {f"{split}/{row}": CAPTIONS[name][-1] for split, row, name in rows}
     references = {f"{split}/{row}": dm.references(split)[row] for split, row, _ in rows}
     sources = {f"{split}/{row}": CAPTIONS[name] for split, row, name in rows}

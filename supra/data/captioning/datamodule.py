@@ -343,6 +343,7 @@ class CaptionDataModule(SplitDataModule):
         return [{"image_id": name, "file": file} for name, file in zip(data.names, data.files, strict=True)]
 
     def sample_images(self, split: str, n: int) -> tuple[torch.Tensor, list[list[str]]]:
-        """The first n images of a split, uint8 [n, 3, S, S], with their references (fixed samples for grids)."""
+        """The first n images of a split, uint8 [n, 3, S, S], with their references as scored (fixed samples for
+        grids, whose "ref:" line is then what the caption was scored against)."""
         data = self.loaded(split)
-        return data.images[:n], data.captions[:n]
+        return data.images[:n], data.references[:n]
