@@ -273,6 +273,11 @@ def test_each_precision_advice_on_a_cpu_pastes_as_given_and_is_accepted_there(tr
     ("trainer.max_steps=-5", "trainer.max_steps=-5 must be >= 0 (or -1: bounded by trainer.max_epochs)"),
     ("trainer.precision=bogus", "trainer.precision=bogus is not a precision: choose one of 32-true, 64-true, "
                                 "bf16-mixed, 16-true, bf16-true"),  # 16-mixed left out: on a CPU it is refused  # was Hydra's multi-line error, after data set-up
+    # a bare value was inspect's TypeError traceback when the optimizer was built, after the data set-up
+    ("model.optimizer=unknown", "model.optimizer=unknown must be an optimizer config: set model.optimizer._target_ to "
+                                "one of torch.optim.AdamW (the captioner's), torch.optim.Adam (the VQ-VAE's), "
+                                "supra.tasks.optimizers.MuonWithAdamW (a2a_shapes') or another torch.optim class"),
+    ("model.optimizer=null", "model.optimizer=null must be an optimizer config: set model.optimizer._target_ to one of"),
 ])
 def test_optimizer_schedule_and_precision_settings_that_would_train_wrong_or_fail_late_are_refused_first(
         train_config, override, message):

@@ -256,10 +256,26 @@ ENDLESS_RUN = ("trainer.max_steps=-1 with trainer.max_epochs=-1 trains without e
                "(model.scheduler) decays over the run's steps: set a finite trainer.max_steps or trainer.max_epochs")
 
 
+# The optimizers a run may name (model.optimizer._target_), for the line that refuses another value
+OPTIMIZER_CHOICES = ("torch.optim.AdamW (the captioner's), torch.optim.Adam (the VQ-VAE's), "
+                     "supra.tasks.optimizers.MuonWithAdamW (a2a_shapes') or another torch.optim class")
+
+
+def check_optimizer_config(cfg: DictConfig) -> None:
+    """model.optimizer as a config of a class: a bare value (`model.optimizer=unknown`, null) was a TypeError from
+    inspect when the optimizer was built, after the data set-up. Only for a fit: a test alone builds none."""
+    optimizer = OmegaConf.select(cfg, "model.optimizer")
+    if cfg.get("train") and not (isinstance(optimizer, DictConfig) and "_target_" in optimizer):
+        given = "null" if optimizer is None else optimizer
+        raise SupraUserError(f"model.optimizer={given} must be an optimizer config: set "
+                             f"model.optimizer._target_ to one of {OPTIMIZER_CHOICES}")
+
+
 def check_optimization(cfg: DictConfig) -> None:
     """The optimizer's and the schedule's numbers, before any work: torch refuses some of them only when the
     optimizer is built, after the data set-up (a traceback), and checks none that it receives per parameter
     group (model.weight_decay), nor the schedule's (a min_lr above lr made the cosine climb to it)."""
+    check_optimizer_config(cfg)
     names = ("model.optimizer.lr", "model.optimizer.eps", "model.weight_decay", "model.scheduler.warmup_steps",
              "model.scheduler.min_lr")
     values = {name: OmegaConf.select(cfg, name) for name in names}
