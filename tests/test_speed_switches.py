@@ -278,6 +278,10 @@ def test_each_precision_advice_on_a_cpu_pastes_as_given_and_is_accepted_there(tr
                                 "one of torch.optim.AdamW (the captioner's), torch.optim.Adam (the VQ-VAE's), "
                                 "supra.tasks.optimizers.MuonWithAdamW (a2a_shapes') or another torch.optim class"),
     ("model.optimizer=null", "model.optimizer=null must be an optimizer config: set model.optimizer._target_ to one of"),
+    # was "model.scheduler.warmup_steps=None must be a whole number", an option the user never touched
+    ("model.scheduler=cosine", "model.scheduler=cosine must be a schedule config (model.scheduler._target_="
+                               "supra.tasks.lr_schedules.warmup_cosine: every recipe's warm-up and cosine decay) or "
+                               "null (a constant learning rate)"),
 ])
 def test_optimizer_schedule_and_precision_settings_that_would_train_wrong_or_fail_late_are_refused_first(
         train_config, override, message):

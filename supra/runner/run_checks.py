@@ -271,11 +271,22 @@ def check_optimizer_config(cfg: DictConfig) -> None:
                              f"model.optimizer._target_ to one of {OPTIMIZER_CHOICES}")
 
 
+def check_scheduler_config(cfg: DictConfig) -> None:
+    """model.scheduler as a schedule's config or null: a bare value (`model.scheduler=cosine`) was refused as a
+    warmup_steps of None, an option the user never touched."""
+    scheduler = OmegaConf.select(cfg, "model.scheduler")
+    if scheduler is not None and not (isinstance(scheduler, DictConfig) and "_target_" in scheduler):
+        raise SupraUserError(f"model.scheduler={scheduler} must be a schedule config (model.scheduler._target_="
+                             "supra.tasks.lr_schedules.warmup_cosine: every recipe's warm-up and cosine decay) "
+                             "or null (a constant learning rate)")
+
+
 def check_optimization(cfg: DictConfig) -> None:
     """The optimizer's and the schedule's numbers, before any work: torch refuses some of them only when the
     optimizer is built, after the data set-up (a traceback), and checks none that it receives per parameter
     group (model.weight_decay), nor the schedule's (a min_lr above lr made the cosine climb to it)."""
     check_optimizer_config(cfg)
+    check_scheduler_config(cfg)
     names = ("model.optimizer.lr", "model.optimizer.eps", "model.weight_decay", "model.scheduler.warmup_steps",
              "model.scheduler.min_lr")
     values = {name: OmegaConf.select(cfg, name) for name in names}
