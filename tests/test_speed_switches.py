@@ -282,6 +282,11 @@ def test_each_precision_advice_on_a_cpu_pastes_as_given_and_is_accepted_there(tr
     ("model.scheduler=cosine", "model.scheduler=cosine must be a schedule config (model.scheduler._target_="
                                "supra.tasks.lr_schedules.warmup_cosine: every recipe's warm-up and cosine decay) or "
                                "null (a constant learning rate)"),
+    # a misspelt class was Hydra's multi-line error (exit 1) as the task was built
+    ("model.optimizer._target_=torch.optim.AdamWW", "model.optimizer._target_=torch.optim.AdamWW names no class or "
+                                                    "function: did you mean torch.optim.AdamW"),
+    ("model.scheduler._target_=torch.optim.lr_scheduler.Nope", "model.scheduler._target_=torch.optim.lr_scheduler.Nope "
+                                                               "names no class or function"),
 ])
 def test_optimizer_schedule_and_precision_settings_that_would_train_wrong_or_fail_late_are_refused_first(
         train_config, override, message):

@@ -30,6 +30,7 @@ from supra.utils.hardware import check_chosen_trainer, trains_on_cpu
 from supra.utils.numbers import is_number, is_whole
 from supra.utils.run_folders import finished_run_file
 from supra.utils.seeds import check_seed
+from supra.utils.target_options import check_target_exists
 
 log = logging.getLogger(__name__)
 
@@ -287,6 +288,10 @@ def check_optimization(cfg: DictConfig) -> None:
     group (model.weight_decay), nor the schedule's (a min_lr above lr made the cosine climb to it)."""
     check_optimizer_config(cfg)
     check_scheduler_config(cfg)
+    for key in ("model.optimizer", "model.scheduler"):  # a misspelt class was Hydra's multi-line error, exit 1
+        node = OmegaConf.select(cfg, key)
+        if isinstance(node, DictConfig):
+            check_target_exists(f"{key}._target_", node.get("_target_"))
     names = ("model.optimizer.lr", "model.optimizer.eps", "model.weight_decay", "model.scheduler.warmup_steps",
              "model.scheduler.min_lr")
     values = {name: OmegaConf.select(cfg, name) for name in names}

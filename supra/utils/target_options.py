@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import importlib
 import inspect
 from typing import Any
 
@@ -72,3 +73,36 @@ def target_options(target: Any) -> set[str] | None:
         if not getattr(init, "__module__", "").startswith("supra."):
             break
     return None
+
+
+def check_target_exists(option: str, target: Any) -> None:
+    """Refuse, in one line, a `_target_` (`option`, e.g. model.optimizer._target_) that names no class or function,
+    with the nearest names its module holds: Hydra's own error is several lines (a traceback's worth) and comes
+    only as the target is built. An interpolation, or a value that is no text, is left to `instantiate`."""
+    if not isinstance(target, str) or "${" in target or is_located(target):
+        return
+    module, _, name = target.rpartition(".")
+    try:
+        held = [key for key in vars(importlib.import_module(module)) if not key.startswith("_")] if module else []
+    except Exception:  # noqa: BLE001 - no such module: nothing near to name
+        held = []
+    close = difflib.get_close_matches(name, held, n=3)
+    hint = f": did you mean {' or '.join(f'{module}.{found}' for found in close)}?" if close else ""
+    raise SupraUserError(f"{option}={target} names no class or function{hint}")
+
+
+def is_located(target: str) -> bool:
+    """Whether the dotted path `target` names an object: its longest importable module, then attributes, as Hydra
+    locates it, but without the error Hydra's get_object logs for one it cannot find."""
+    parts = target.split(".")
+    for cut in range(len(parts), 0, -1):
+        try:
+            found: Any = importlib.import_module(".".join(parts[:cut]))
+        except Exception:  # noqa: BLE001 - a shorter path may still be a module
+            continue
+        for part in parts[cut:]:
+            if not hasattr(found, part):
+                return False
+            found = getattr(found, part)
+        return True
+    return False
