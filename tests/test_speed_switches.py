@@ -26,6 +26,7 @@ from supra.tasks.captioning import CaptioningTask
 from supra.utils import hardware
 from supra.utils.errors import SupraUserError
 from supra.utils.hardware import cpu_description, fast_precision
+from tests.conftest import compose_config
 
 
 def _loss(net: VLMNano, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -294,6 +295,27 @@ def test_optimizer_schedule_and_precision_settings_that_would_train_wrong_or_fai
 
     with pytest.raises(SupraUserError, match="^" + re.escape(message)):
         check_run_config(train_config("trainer.accelerator=cpu", override))
+
+
+@pytest.mark.parametrize(("override", "message"), [
+    # torch's Muon takes them without a word: the momentum buffer diverged, or no Newton-Schulz iteration ran
+    ("+model.optimizer.momentum=1.5", "model.optimizer.momentum=1.5 must be a number from 0 to below 1, e.g. 0.95"),
+    ("+model.optimizer.momentum=-0.1", "model.optimizer.momentum=-0.1 must be a number from 0 to below 1"),
+    ("+model.optimizer.ns_steps=0", "model.optimizer.ns_steps=0 must be a whole number >= 1: the Newton-Schulz "
+                                    "iterations that orthogonalise Muon's update (5: torch's default)"),
+    ("+model.optimizer.ns_steps=-3", "model.optimizer.ns_steps=-3 must be a whole number >= 1"),
+    ("+model.optimizer.ns_steps=2.5", "model.optimizer.ns_steps=2.5 must be a whole number >= 1"),
+])
+def test_muon_settings_that_would_train_no_muon_are_refused_first(tmp_path, override, message):
+    from supra.runner.run_checks import check_optimization
+
+    cfg = compose_config("train", tmp_path / "run", ["experiment=a2a_shapes", override])
+    assert cfg.model.optimizer._target_ == "supra.tasks.optimizers.MuonWithAdamW"
+    with pytest.raises(SupraUserError, match="^" + re.escape(message)):
+        check_optimization(cfg)
+    check_optimization(compose_config("train", tmp_path / "taken", ["experiment=a2a_shapes",
+                                                                    "+model.optimizer.momentum=0.9",
+                                                                    "+model.optimizer.ns_steps=3"]))
 
 
 class _SlowPictures(SampleGridCallback):

@@ -311,6 +311,19 @@ def check_optimization(cfg: DictConfig) -> None:
     if lr is not None and min_lr is not None and min_lr > lr:
         raise SupraUserError(f"model.scheduler.min_lr={min_lr} is above model.optimizer.lr={lr}: the cosine schedule "
                              "would climb to it, not decay; give a min_lr <= lr")
+    check_muon_settings(cfg)
+
+
+def check_muon_settings(cfg: DictConfig) -> None:
+    """Muon's own settings (MuonWithAdamW's), which torch takes without a word: a momentum of 1 or more made its
+    momentum buffer diverge, an ns_steps below 1 left out the Newton-Schulz iteration (the update was no Muon's)."""
+    momentum = OmegaConf.select(cfg, "model.optimizer.momentum")
+    if momentum is not None and not (is_number(momentum) and 0 <= momentum < 1):
+        raise SupraUserError(f"model.optimizer.momentum={momentum!r} must be a number from 0 to below 1, e.g. 0.95")
+    ns_steps = OmegaConf.select(cfg, "model.optimizer.ns_steps")
+    if ns_steps is not None and not is_whole(ns_steps, 1):
+        raise SupraUserError(f"model.optimizer.ns_steps={ns_steps!r} must be a whole number >= 1: the Newton-Schulz "
+                             "iterations that orthogonalise Muon's update (5: torch's default)")
 
 
 def check_half_precision_on_cpu(trainer_cfg: DictConfig) -> None:
