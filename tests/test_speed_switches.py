@@ -297,6 +297,23 @@ def test_optimizer_schedule_and_precision_settings_that_would_train_wrong_or_fai
         check_run_config(train_config("trainer.accelerator=cpu", override))
 
 
+def test_a_fused_optimizer_lightning_cannot_clip_is_refused_first_and_the_others_are_taken(train_config):
+    """Lightning refuses to clip the gradients of a fused optimizer under mixed precision: that was its traceback at
+    the first step, after the data set-up. auto never fuses there (fuses_on_auto), and without clipping true is
+    taken."""
+    from supra.runner.run_checks import check_run_config
+
+    with pytest.raises(SupraUserError, match="^" + re.escape(
+            "model.fused_optimizer=true with trainer.precision=bf16-mixed and trainer.gradient_clip_val=1.0: Lightning "
+            "cannot clip a fused optimizer's gradients under mixed precision; use model.fused_optimizer=auto (fuses "
+            "where it can) or false, or trainer.gradient_clip_val=0 (no clipping)") + "$"):
+        check_run_config(train_config("trainer.precision=bf16-mixed", "model.fused_optimizer=true"))
+    for number, overrides in enumerate([("model.fused_optimizer=auto",), ("trainer.gradient_clip_val=0",),
+                                        ("trainer.precision=32-true",)]):
+        check_run_config(train_config("trainer.precision=bf16-mixed", "model.fused_optimizer=true", *overrides,
+                                      run=f"taken_{number}"))
+
+
 @pytest.mark.parametrize(("override", "message"), [
     # torch's Muon takes them without a word: the momentum buffer diverged, or no Newton-Schulz iteration ran
     ("+model.optimizer.momentum=1.5", "model.optimizer.momentum=1.5 must be a number from 0 to below 1, e.g. 0.95"),

@@ -23,6 +23,7 @@ from supra.data.a2a.sources import may_give_images
 from supra.loggers.wandb_logger import build_wandb_logger, check_wandb_options
 from supra.metrics.caption_scores import require_java
 from supra.runner.components import tests_nothing
+from supra.tasks.captioning import fuses_on_auto
 from supra.utils.cli import check_option_types, refuse_job_chdir
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
@@ -59,6 +60,7 @@ def check_run_config(cfg: DictConfig) -> None:
     check_loggers(cfg.get("logger"))
     check_precision(cfg)
     check_trainer_numbers(cfg.trainer)
+    check_fused_optimizer(cfg)
     check_validation_interval(cfg)
     metric = str(cfg.get("optimized_metric") or "")
     if metric.startswith("test/") and not cfg.get("test"):  # else known only after the whole fit
@@ -369,6 +371,26 @@ def check_precision(cfg: DictConfig) -> None:
         eps_override = f"{'' if 'eps' in optimizer else '+'}model.optimizer.eps=1e-4"
         raise SupraUserError(f"trainer.precision=16-true keeps the optimizer's state in float16, where its eps={eps} "
                              f"is 0: the first step makes the weights NaN. Use {named}, or add {eps_override}")
+
+
+# The precisions Lightning runs through its mixed-precision plugin (the older names too)
+MIXED_PRECISIONS = ("16-mixed", "bf16-mixed", "16", "bf16")
+
+
+def check_fused_optimizer(cfg: DictConfig) -> None:
+    """model.fused_optimizer=true where Lightning refuses to clip the gradients of a fused optimizer (mixed
+    precision with gradient clipping: fuses_on_auto's rule, which auto follows), refused before any work: it was
+    Lightning's traceback at the first step. After check_trainer_numbers: gradient_clip_val is a number or null."""
+    if OmegaConf.select(cfg, "model.fused_optimizer") is not True:
+        return
+    precision = OmegaConf.select(cfg, "trainer.precision")
+    clip = OmegaConf.select(cfg, "trainer.gradient_clip_val")
+    # "cuda": true fuses on every device, which auto does on CUDA alone
+    if not fuses_on_auto("cuda", str(precision) in MIXED_PRECISIONS, bool(clip)):
+        raise SupraUserError(f"model.fused_optimizer=true with trainer.precision={precision} and "
+                             f"trainer.gradient_clip_val={clip}: Lightning cannot clip a fused optimizer's gradients "
+                             "under mixed precision; use model.fused_optimizer=auto (fuses where it can) or false, "
+                             "or trainer.gradient_clip_val=0 (no clipping)")
 
 
 # What Lightning's Trainer takes as a batch limit: a share of the batches (0.0 to 1.0) or a number of them
