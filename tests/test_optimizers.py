@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import io
+import logging
 
 import pytest
 import torch
@@ -14,7 +15,7 @@ import torch.nn.functional as F
 
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.tasks import optimizers
-from supra.tasks.lr_schedules import warmup_cosine
+from supra.tasks.lr_schedules import squeezed_warmup, warmup_cosine, warmup_within
 from supra.tasks.optimizers import Float32Muon, MuonWithAdamW, orthogonalize
 from supra.utils.errors import SupraUserError
 
@@ -233,3 +234,38 @@ def test_the_cosine_schedule_of_a_run_of_unknown_length_is_refused_in_one_line()
                                              r"trainer.max_steps=N") as err:
         warmup_cosine(optimizer, total_steps=-1)
     assert "\n" not in str(err.value)
+
+
+def test_a_warm_up_not_shorter_than_the_run_is_squeezed_into_it_as_before_and_said():
+    # the numbers every tiny run and shipped recipe trains with: a 20-step warm-up in a 5-step run takes 4 steps
+    # and ends the run at the peak learning rate (not the configured slope, which would reach 0.24 at step 4)
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    schedule = warmup_cosine(optimizer, total_steps=5, warmup_steps=20, min_lr=0.1)
+    lrs = []
+    for _ in range(5):
+        lrs.append(schedule.get_last_lr()[0])
+        optimizer.step()
+        schedule.step()
+    assert lrs == [0.25, 0.4375, 0.625, 0.8125, 1.0]
+    assert warmup_within(5, 20) == warmup_within(5, 5) == 4 and warmup_within(1, 20) == 0
+    assert squeezed_warmup(5, 20) == (
+        "model.scheduler.warmup_steps=20 is not below the run's 5 steps: the warm-up used is 4 steps, so the "
+        "learning rate climbs to its peak faster than configured and the run ends at it; set "
+        "model.scheduler.warmup_steps below 5 for a warm-up of its own length")
+    assert squeezed_warmup(5, 4) is squeezed_warmup(5, 0) is None  # the warm-up it was given
+
+
+def test_a_fit_whose_warm_up_is_squeezed_is_told_once_before_training_but_fast_dev_run_is_not(train_config, caplog):
+    """A run shortened to try something (trainer.max_steps=3 under a recipe's 100 warm-up steps) trained at a
+    learning rate far above the one asked for, without a word. fast_dev_run's single step is Lightning's choice, not
+    the user's: nothing to say there."""
+    from supra.runner.training import train
+
+    short = ["data.num_train=16", "trainer.max_steps=3", "trainer.val_check_interval=3", "test=false",
+             "+trainer.limit_val_batches=0"]
+    with caplog.at_level(logging.WARNING, logger="supra.tasks.base"):
+        train(train_config(*short, "model.scheduler.warmup_steps=20", run="squeezed"))
+        assert caplog.messages == [squeezed_warmup(3, 20)]
+        caplog.clear()
+        train(train_config("debug=fast_dev_run", "data.num_train=16", "test=false", run="fast_dev_run"))  # its recipe's 100 warm-up steps
+    assert not caplog.messages

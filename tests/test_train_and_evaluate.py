@@ -894,6 +894,11 @@ def test_resuming_a_checkpoint_that_has_trained_max_epochs_is_refused_one_within
         train(train_config(*short, f"ckpt_path={last}", "trainer.max_steps=-1", "trainer.max_epochs=2", run="again"))
 
 
+def resume_warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """The runner's warnings of a resume's schedule (not the first run's, of a warm-up squeezed into it)."""
+    return [r.getMessage() for r in caplog.records if r.name == "supra.runner.training" and "schedule" in r.getMessage()]
+
+
 def test_a_resume_bounded_by_max_epochs_is_warned_once_its_steps_are_known_if_they_pass_its_schedule(train_config,
                                                                                                    caplog):
     """With trainer.max_steps=-1 the run's steps are known only once its data is: counted then, as Lightning
@@ -907,9 +912,9 @@ def test_a_resume_bounded_by_max_epochs_is_warned_once_its_steps_are_known_if_th
     midway = Path(first.paths.output_dir) / "checkpoints" / "5.ckpt"
     with caplog.at_level(logging.WARNING, logger="supra.runner.training"):
         train(train_config(*short, f"ckpt_path={midway}", "trainer.max_epochs=2", run="within"))
-        assert not [r for r in caplog.records if "schedule" in r.getMessage()]  # it ends with its schedule
+        assert not resume_warnings(caplog)  # it ends with its schedule
         train(train_config(*short, f"ckpt_path={midway}", "trainer.max_epochs=3", run="past"))
-    assert [r.getMessage() for r in caplog.records if "schedule" in r.getMessage()] == [
+    assert resume_warnings(caplog) == [
         f"resuming ckpt_path={midway} with trainer.max_epochs=3 (15 steps), past its learning-rate schedule's 10 steps "
         "(which goes on): the 5 steps after step 10 train at its min_lr 1e-05; for an lr that decays over all 15 "
         "steps, train a new run with trainer.max_steps=15 (or end with its schedule: trainer.max_steps=10)"]

@@ -6,6 +6,7 @@ shape for the one report (callbacks/test_report.py).
 from __future__ import annotations
 
 import inspect
+import logging
 import warnings
 from collections.abc import Callable, Collection, Mapping
 from typing import Any
@@ -14,8 +15,12 @@ import lightning as L
 import torch
 from torchmetrics import Metric
 
+from supra.tasks.lr_schedules import squeezed_warmup
 from supra.utils.distributed import broadcast_object
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import is_whole
+
+log = logging.getLogger(__name__)
 
 OptimizerFactory = Callable[..., torch.optim.Optimizer]  # Hydra `_partial_: true`: factory(param_groups)
 SchedulerFactory = Callable[..., torch.optim.lr_scheduler.LRScheduler]  # factory(optimizer, total_steps=...)
@@ -71,8 +76,24 @@ class SupraTask(L.LightningModule):
         optimizer = self.optimizer_factory(self.parameter_groups(), **self.optimizer_kwargs())
         if self.scheduler_factory is None:
             return {"optimizer": optimizer}
-        scheduler = self.scheduler_factory(optimizer, total_steps=self.trainer.estimated_stepping_batches)
+        total_steps = self.trainer.estimated_stepping_batches
+        scheduler = self.scheduler_factory(optimizer, total_steps=total_steps)
+        self.say_squeezed_warmup(total_steps)
         return {"optimizer": optimizer, "lr_scheduler": {"scheduler": scheduler, "interval": "step"}}
+
+    def say_squeezed_warmup(self, total_steps: float) -> None:
+        """One warning, before the first step, where model.scheduler.warmup_steps is not below the run's steps: the
+        schedule squeezes the warm-up into the run (lr_schedules.warmup_within), which a shortened test run would
+        otherwise train at a higher learning rate than asked without a word. Not for a resumed fit (its
+        checkpoint's schedule goes on), nor under trainer.fast_dev_run, whose length (1 step) is Lightning's, not
+        the user's; said by rank 0 alone."""
+        warmup_steps = getattr(self.scheduler_factory, "keywords", {}).get("warmup_steps")  # Hydra's partial
+        trainer = self.trainer
+        if not is_whole(warmup_steps) or trainer.fast_dev_run or trainer.ckpt_path or not trainer.is_global_zero:
+            return
+        message = squeezed_warmup(int(total_steps), warmup_steps)
+        if message:
+            log.warning(message)
 
     def on_fit_start(self) -> None:
         # Lightning warns of any module in eval mode at the start of training, as a possible mistake. The

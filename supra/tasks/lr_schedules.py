@@ -44,7 +44,8 @@ class WarmupThenCosine(SequentialLR):
 
 def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int = 100, min_lr: float = 3e-5) -> LRScheduler:
     """Linear warm-up over `warmup_steps`, then cosine decay to `min_lr` at `total_steps` (one step per batch),
-    held there after."""
+    held there after. A warm-up not shorter than the run is squeezed into it (warmup_within), as it always was:
+    every recipe's numbers stay; the task says so before training (SupraTask.say_squeezed_warmup)."""
     if not math.isfinite(total_steps):  # Lightning's count for trainer.max_steps=-1 with trainer.max_epochs=-1
         raise SupraUserError("the cosine learning-rate schedule needs a finite run: set trainer.max_steps or "
                              "trainer.max_epochs (with both -1 the run trains without end)")
@@ -53,9 +54,26 @@ def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int = 10
                              "train loader has no length (shards without their _stats.json, or read through a pipe:) "
                              "and trainer.max_steps=-1: set trainer.max_steps=N (or give the shards their _stats.json)")
     total_steps = int(total_steps)
-    warmup_steps = max(0, min(warmup_steps, total_steps - 1))
+    warmup_steps = warmup_within(total_steps, warmup_steps)
     cosine = CosineToMin(optimizer, T_max=max(1, total_steps - warmup_steps), eta_min=min_lr)
     if warmup_steps == 0:
         return cosine
     warmup = LinearLR(optimizer, start_factor=1.0 / warmup_steps, end_factor=1.0, total_iters=warmup_steps)
     return WarmupThenCosine(optimizer, [warmup, cosine], milestones=[warmup_steps])
+
+
+def warmup_within(total_steps: int, warmup_steps: int) -> int:
+    """The warm-up a run of `total_steps` gets: `warmup_steps`, squeezed to total_steps - 1 where it is not shorter
+    than the run (its last step is then at the peak learning rate), none for a run of a single step."""
+    return max(0, min(warmup_steps, total_steps - 1))
+
+
+def squeezed_warmup(total_steps: int, warmup_steps: int) -> str | None:
+    """The warning for a warm-up that warmup_within squeezes into the run (its slope steeper than configured, the
+    run ending at the peak learning rate); None where the run gets the warm-up it was given."""
+    used = warmup_within(total_steps, warmup_steps)
+    if used == warmup_steps:
+        return None
+    return (f"model.scheduler.warmup_steps={warmup_steps} is not below the run's {total_steps} steps: the warm-up "
+            f"used is {used} steps, so the learning rate climbs to its peak faster than configured and the run ends "
+            f"at it; set model.scheduler.warmup_steps below {total_steps} for a warm-up of its own length")
