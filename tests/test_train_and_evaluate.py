@@ -920,6 +920,30 @@ def test_a_resume_bounded_by_max_epochs_is_warned_once_its_steps_are_known_if_th
         "steps, train a new run with trainer.max_steps=15 (or end with its schedule: trainer.max_steps=10)"]
 
 
+def _lr_per_step(run: DictConfig) -> dict[int, str]:
+    with open(Path(run.paths.output_dir) / "csv" / "metrics.csv", newline="") as f:
+        return {int(row["step"]): row["lr-AdamW/pg1"] for row in csv.DictReader(f) if row.get("lr-AdamW/pg1")}
+
+
+def test_a_resume_given_another_warm_up_goes_on_with_its_checkpoints_schedule_as_it_says(train_config, caplog):
+    """Settings of model.scheduler given with ckpt_path= are not used (README): warmup_steps=0 over a checkpoint
+    whose schedule warms up was warned of as "not used", then refused as the fit started."""
+    short = ["data.num_train=16", "trainer.val_check_interval=2", "test=false", "trainer.max_steps=6",
+             "model.optimizer.lr=1e-3", "model.scheduler.min_lr=1e-4", "model.val_metrics=[]", "data.num_val=8",
+             "callbacks.model_checkpoint.monitor=val/loss", "callbacks.model_checkpoint.mode=min"]
+    first = train_config(*short, "model.scheduler.warmup_steps=4", "callbacks.model_checkpoint.filename='{step}'",
+                         "+callbacks.model_checkpoint.save_top_k=-1", run="first")
+    train(first)
+    midway = Path(first.paths.output_dir) / "checkpoints" / "2.ckpt"
+    resumed = train_config(*short, "model.scheduler.warmup_steps=0", f"ckpt_path={midway}", run="resumed")
+    with caplog.at_level(logging.WARNING, logger="supra.runner.training"):
+        train(resumed)
+    assert any(message.endswith("model.scheduler.warmup_steps=0 (was 4): not used: the checkpoint's learning-rate "
+                                "schedule goes on") for message in caplog.messages)
+    uninterrupted, went_on = _lr_per_step(first), _lr_per_step(resumed)
+    assert sorted(went_on) == [2, 3, 4, 5] and went_on == {step: uninterrupted[step] for step in went_on}
+
+
 @pytest.mark.parametrize("warmup_steps", [0, 10, 100])  # 100: clamped to the run's 59, as a short run's is
 def test_a_resume_that_ends_before_its_checkpoints_schedule_is_warned_that_the_lr_never_reaches_min_lr(warmup_steps,
                                                                                                       caplog):

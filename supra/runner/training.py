@@ -169,6 +169,7 @@ def _check_resume(cfg: DictConfig, task: SupraTask, ckpt_path: str, run_config: 
         say_shorter_than_schedule(ckpt_path, schedule_length(checkpoint), cfg.trainer.get("max_steps"))
         say_past_schedule(ckpt_path, checkpoint, cfg.trainer.get("max_steps"))
         keep_resumed_settings(run_config, resumed)
+        keep_resumed_schedule(task, resumed)
         callbacks = rest_of_epoch_at_batch_size(cfg.data, checkpoint, resumed, ckpt_path)
         if cfg.trainer.get("max_steps") in (None, -1):  # bounded by trainer.max_epochs: its steps known at fit start
             callbacks.append(past_schedule_by_epochs(ckpt_path, checkpoint))
@@ -566,6 +567,20 @@ def keep_resumed_settings(run_config: dict[str, Any], resumed: dict[str, Any]) -
     for key in ("weight_decay", "init_from"):
         if key in theirs:
             model[key] = theirs[key]
+
+
+def keep_resumed_schedule(task: SupraTask, resumed: dict[str, Any]) -> None:
+    """The checkpoint's schedule settings (say_resumed_changes: "not used") for the scheduler a resumed fit builds,
+    where its run's model.scheduler names the same schedule as this one's. Lightning restores the schedule's state
+    onto that scheduler, which must have its shape: model.scheduler.warmup_steps=0 over a checkpoint whose schedule
+    warms up was built as a cosine alone, which cannot take that state, and refused as the fit started."""
+    theirs, ours = (resumed.get("model") or {}).get("scheduler"), task.scheduler_factory
+    if not isinstance(theirs, dict) or not isinstance(ours, partial):
+        return
+    if theirs.get("_target_") != f"{ours.func.__module__}.{ours.func.__qualname__}":
+        return
+    settings = {key: value for key, value in theirs.items() if key in ours.keywords}
+    task.scheduler_factory = partial(ours.func, *ours.args, **{**ours.keywords, **settings})
 
 
 def take_fit_progress_from_last_checkpoint(trainer: L.Trainer) -> None:

@@ -22,7 +22,9 @@ class CosineToMin(CosineAnnealingLR):
         return super().get_lr()
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        if "_schedulers" in state_dict:  # a warm-up's SequentialLR: no cosine alone can go on with it
+        # a warm-up's SequentialLR: no cosine alone can go on with it (a resumed fit of train.py builds its
+        # checkpoint's schedule, runner/training.py keep_resumed_schedule: this is for other uses)
+        if "_schedulers" in state_dict:
             raise SupraUserError("the checkpoint's learning-rate schedule starts with a warm-up, this run's has none "
                                  "(model.scheduler.warmup_steps=0): resume it without changing warmup_steps")
         super().load_state_dict(state_dict)
