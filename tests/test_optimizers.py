@@ -8,6 +8,7 @@ from __future__ import annotations
 import copy
 import io
 import logging
+import re
 
 import pytest
 import torch
@@ -216,6 +217,22 @@ def test_parameters_without_hidden_matrices_are_refused_in_one_line():
     with pytest.raises(SupraUserError, match="keep model.optimizer._target_=torch.optim.AdamW") as err:
         MuonWithAdamW(model.optimizer_groups(0.1))
     assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize(("setting", "error"), [
+    ({"momentum": 1.5}, "Muon's momentum=1.5 must be a number from 0 to below 1, e.g. 0.95"),
+    ({"momentum": -0.1}, "Muon's momentum=-0.1 must be a number from 0 to below 1"),
+    ({"ns_steps": 0}, "Muon's ns_steps=0 must be a whole number >= 1"),
+    ({"ns_steps": 2.5}, "Muon's ns_steps=2.5 must be a whole number >= 1"),
+])
+def test_muon_settings_train_py_refuses_are_refused_by_the_optimizer_built_from_python_too(setting, error):
+    """As torch's optimizers refuse a bad lr: a ValueError naming the value, not a momentum buffer that diverges
+    or an update left without its Newton-Schulz iteration."""
+    model = gpt()
+    for build in (lambda: MuonWithAdamW(model.optimizer_groups(0.1), model.hidden_matrices(), **setting),
+                  lambda: Float32Muon(model.hidden_matrices(), **setting)):
+        with pytest.raises(ValueError, match=f"^{re.escape(error)}"):
+            build()
 
 
 def test_the_cosine_schedule_of_a_run_without_end_is_refused_in_one_line():

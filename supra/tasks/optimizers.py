@@ -11,6 +11,7 @@ import torch
 from torch.optim import AdamW, Muon, Optimizer
 
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import is_number, is_whole
 
 
 def orthogonalize(update: torch.Tensor, coefficients: tuple[float, float, float], steps: int,
@@ -56,6 +57,17 @@ def gram_newton_schulz(x: torch.Tensor, coefficients: tuple[float, float, float]
     return product @ x if product is not None else x
 
 
+def check_muon_arguments(momentum: object, ns_steps: object) -> None:
+    """Muon's momentum from 0 to below 1 and ns_steps a whole number >= 1, else a ValueError naming the value, as
+    torch's optimizers refuse theirs: torch's Muon takes both without a word, and a momentum of 1 or more made its
+    buffer diverge, an ns_steps of 0 left out the Newton-Schulz iteration (train.py refuses both before any work,
+    run_checks.check_muon_settings; this holds for an optimizer built from Python)."""
+    if not (is_number(momentum) and 0 <= momentum < 1):  # type: ignore[operator]
+        raise ValueError(f"Muon's momentum={momentum!r} must be a number from 0 to below 1, e.g. 0.95")
+    if not is_whole(ns_steps, 1):
+        raise ValueError(f"Muon's ns_steps={ns_steps!r} must be a whole number >= 1 (5: torch's default)")
+
+
 class Float32Muon(Muon):
     """torch's Muon (its defaults, checks and state) with the Newton-Schulz iteration in float32 and
     updates scaled to AdamW's size (torch's `adjust_lr_fn="match_rms_adamw"`).
@@ -66,6 +78,7 @@ class Float32Muon(Muon):
 
     def __init__(self, params: Iterable[Any], lr: float = 1e-3, weight_decay: float = 0.1, momentum: float = 0.95,
                  nesterov: bool = True, ns_steps: int = 5) -> None:
+        check_muon_arguments(momentum, ns_steps)
         super().__init__(params, lr=lr, weight_decay=weight_decay, momentum=momentum, nesterov=nesterov,
                          ns_steps=ns_steps, adjust_lr_fn="match_rms_adamw")
 
