@@ -20,7 +20,6 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 from omegaconf import DictConfig
-from PIL import Image
 from rich.progress import Progress
 
 from supra.data.caption_sources.folder import (
@@ -33,7 +32,8 @@ from supra.data.caption_sources.shards import expand_shards, shard_sizes
 from supra.data.caption_sources.sources import SOURCES, read_caption_source
 from supra.data.captioning.shard_stream import epoch_quotas
 from supra.data.image_cache import StoredImage
-from supra.data.images import UNREADABLE, PixelRangeError, load_rgb, why_bytes_unreadable, why_unreadable
+from supra.data.image_cache import unreadable_reason as image_reason
+from supra.data.images import UNREADABLE, load_rgb
 from supra.utils.cli import (
     as_typed,
     check_option_types,
@@ -92,15 +92,10 @@ def image_bytes(index: CaptionIndex, key: str) -> tuple[bytes, str]:
 
 
 def unreadable_reason(index: CaptionIndex, key: str, err: BaseException) -> str:
-    """Why the image of `key` could not be read, in the words caption and explain use (why_unreadable): Pillow's
-    own text names the in-memory copy by its address, which differs from run to run, so the same source would not
-    give the same parquet. A picture too large keeps the loader's reason, which says what to do."""
-    if isinstance(err, PixelRangeError | Image.DecompressionBombError):
-        return first_line(err)
+    """Why the image of `key` could not be read, the same each run (image_cache.unreadable_reason): Pillow's own
+    text names the in-memory copy by its address, so the same source would not give the same parquet."""
     stored = index.stored.get(key)
-    if isinstance(stored, StoredImage):
-        return why_bytes_unreadable(stored.read()[:8], err)
-    return why_unreadable(index.image_dir / key, err)
+    return image_reason(stored if isinstance(stored, StoredImage) else index.image_dir / key, err)
 
 
 def write_split(index: CaptionIndex, root: Path, split: str, out: Path, per_shard: int, progress: Progress,

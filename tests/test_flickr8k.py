@@ -16,7 +16,7 @@ from supra.data.caption_sources.flickr8k import read_flickr8k
 from supra.data.caption_sources.index import REPEATED_CAPTION
 from supra.data.captioning.flickr8k import Flickr8kDataModule
 from supra.data.captions import clean_caption
-from supra.data.image_cache import ImageCache, load_rgb
+from supra.data.image_cache import ImageCache, StoredImage, load_rgb
 from supra.utils.errors import SupraUserError
 from tests.conftest import file_size_limit
 from tests.flickr8k_fixtures import captions_for, names, write_kaggle, write_karpathy, write_original
@@ -162,6 +162,25 @@ def test_cache_records_failures_instead_of_crashing(tmp_path):
     images, failed = cache.load()
     assert images.shape == (2, 3, 16, 16) and list(failed) == ["bad.jpg"]
     assert json.loads(cache.meta_path.read_text())["names"] == ["bad.jpg", "good.jpg"]
+
+
+def test_a_cache_records_why_each_image_failed_in_words_the_same_each_build(tmp_path):
+    """Pillow's text named a dataset row's in-memory copy by its address (`<_io.BytesIO object at 0x...>`), so two
+    builds of one cache wrote other metadata; it is now the words caption and explain use, by file."""
+    (tmp_path / "bad.jpg").write_bytes(b"nope")
+    (tmp_path / "empty.jpg").write_bytes(b"")
+    Image.new("RGB", (10, 10)).save(tmp_path / "good.jpg")
+    rows = {"row_bad": StoredImage(lambda: b"nope", "1"), "row_cut": StoredImage(lambda: b"\xff\xd8\xff\xe0", "1")}
+    images = [tmp_path / "bad.jpg", tmp_path / "empty.jpg", tmp_path / "good.jpg", *rows.values()]
+    names = ["bad.jpg", "empty.jpg", "good.jpg", *rows]
+    written = []
+    for build in ("first", "second"):
+        cache = ImageCache(tmp_path / build, images, 16, names)
+        cache.build(show_progress=False)
+        written.append(json.loads(cache.meta_path.read_text()))
+    assert written[0]["failed"] == {"bad.jpg": "not a picture file", "empty.jpg": "empty file (0 bytes)",
+                                    "row_bad": "not a picture file", "row_cut": "damaged or cut short"}
+    assert written[0] == written[1]
 
 
 def test_a_cache_build_or_a_run_reading_the_cache_removes_the_temp_arrays_that_killed_builds_left(tmp_path, caplog):

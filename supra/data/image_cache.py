@@ -19,9 +19,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from rich.progress import Progress
 
-from supra.data.images import UNREADABLE, image_to_uint8, load_rgb
+from supra.data.images import (
+    DAMAGED,
+    UNREADABLE,
+    PixelRangeError,
+    image_to_uint8,
+    load_rgb,
+    why_bytes_unreadable,
+    why_unreadable,
+)
 from supra.utils.disk_room import reserve_space, room_to_write
 from supra.utils.errors import first_line
 from supra.utils.files import (
@@ -46,6 +55,22 @@ class StoredImage:
 
     read: Callable[[], bytes]
     stamp: str
+
+
+def unreadable_reason(image: Path | StoredImage, err: BaseException) -> str:
+    """Why `image` could not be read, in the words caption and explain use (why_unreadable: "not a picture file",
+    "empty file (0 bytes)", "damaged or cut short"), the same each run: Pillow's own text names an in-memory copy
+    by its address (`<_io.BytesIO object at 0x...>`), so two builds of one cache (or write_shards' parquets) differed.
+    A picture too large keeps the loader's reason, which says what to do."""
+    if isinstance(err, PixelRangeError | Image.DecompressionBombError):
+        return first_line(err)
+    if isinstance(image, StoredImage):
+        try:
+            start = image.read()[:8]
+        except OSError:  # its container gone meanwhile: nothing to tell it by
+            return DAMAGED
+        return why_bytes_unreadable(start, err)
+    return why_unreadable(image, err)
 
 
 def cache_key(paths: Sequence[Path | StoredImage], names: Sequence[str], size: int) -> str:
@@ -104,7 +129,7 @@ class ImageCache:
                             array[i] = image_to_uint8(load_rgb(source), self.size).numpy()
                         except UNREADABLE as err:
                             array[i] = 0
-                            failed[name] = first_line(err, 100, with_type=True)
+                            failed[name] = unreadable_reason(path, err)
                         progress.advance(task)
                 array.flush()
                 del array
