@@ -1144,3 +1144,36 @@ def test_photo_codes_cached_before_the_cache_held_references_are_encoded_again_n
     test = codes.all()[source]["test"]
     assert codes.builds == 1
     assert test.references == [[" ".join(c.split()) for c in CAPTIONS[file]] for file in test.files]
+
+
+@pytest.mark.parametrize("source", ["caption_folder", "media_folder"])
+def test_codes_tokenize_media_writes_score_image2text_as_the_mixture_scores_the_same_photos(tmp_path, vqvae_ckpt,
+                                                                                           source):
+    """`python -m supra.tokenize_media`'s items_<split>.json holds each item's references (a photo's captions as
+    published, a caption it has twice twice) beside the captions trained on, as the mixture's code cache does: an
+    image2text scored from those codes scores as the mixture's of the same photos. It wrote the training captions
+    alone, "the U.S." as "the U.S", a repeat once; such a file still reads, its references its captions."""
+    from supra.data.media.codes import read_media_codes
+    from supra.metrics.caption_scores import score_captions
+    from tests.conftest import run_command
+
+    config = {**photo_sources(tmp_path)[source], "image_size": 64}
+    out = tmp_path / "codes"
+    run_command("tokenize_media", f"ckpt={vqvae_ckpt}", f"out={out}", "accelerator=cpu", "show_progress=false",
+                f"paths.cache_dir={tmp_path / 'cache'}", *(f"+data.{key}={value}" for key, value in config.items()),
+                run_dir=tmp_path)
+    tokenized = {}  # each val and test photo's references, by its file
+    for split in ("val", "test"):
+        codes = read_media_codes(out, split)
+        tokenized.update(zip(codes.files, codes.references, strict=True))
+    data = mixture(tmp_path, vqvae_ckpt, sources={source: config}, tasks={"image2text": 1, "text2image": 1})
+    data.setup("fit")
+    mixed = scored_references(data)
+    predictions = {file: "the flag of the U.S." for file in mixed}  # one caption for every photo
+    assert tokenized == mixed
+    assert score_captions(predictions, tokenized, ["CIDEr"]) == score_captions(predictions, mixed, ["CIDEr"])
+    for items in out.glob("items_*.json"):  # as written before references were
+        held = json.loads(items.read_text())
+        items.write_text(json.dumps({k: v for k, v in held.items() if k != "references"}))
+    before = read_media_codes(out, "test")
+    assert before.references == before.captions

@@ -3,9 +3,10 @@ encodes its sources itself, and caches them in this layout.
 
 Layout of the directory (written by `python -m supra.tokenize_media`; the a2a mixture's cache adds to it):
 - codes_<split>.npy   uint8 (<= 256 codes), int16 (<= 32,768) or int32: [N, h, w] for images, [N, T, h, w] for clips;
-- items_<split>.json  {"names": [...], "captions": [[...], ...], "files": [...]} in the same row order
-                      (files: each item's file relative to the data root, null for generated items; the a2a
-                      mixture's cache adds "references": what image2text scores each item against);
+- items_<split>.json  {"names": [...], "captions": [[...], ...], "files": [...], "references": [[...], ...]} in the
+                      same row order (files: each item's file relative to the data root, null for generated items;
+                      captions: those trained on; references: what image2text scores each item against, a photo's
+                      captions as published, repeats kept; a file written without them: its captions);
 - meta.json           what produced it (VQ-VAE checkpoint and its hash, data config, grid, splits),
                       written last: a directory without it is incomplete and is refused.
 Every file is written atomically, so an interrupted run leaves whole files or none.
@@ -55,13 +56,19 @@ def file_sha256(path: str | Path) -> str:
 
 @dataclass
 class MediaCodes:
-    """One split: codes int64 [N, h, w] or [N, T, h, w], names and captions per row."""
+    """One split: codes int64 [N, h, w] or [N, T, h, w], names, captions (trained on) and references (scored
+    against) per row."""
 
     codes: torch.Tensor
     names: list[str]
     captions: list[list[str]]
     meta: dict[str, Any]
     files: list[str | None]  # relative to the data root; None for generated items
+    references: list[list[str]] | None = None  # MediaItems.references: image2text's, as the a2a mixture's (default: captions)
+
+    def __post_init__(self) -> None:
+        if self.references is None:
+            self.references = self.captions
 
 
 def write_split(out: Path, split: str, codes: np.ndarray, names: list[str], captions: list[list[str]],
@@ -91,8 +98,9 @@ def read_media_codes(directory: str | Path, split: str) -> MediaCodes:
     items = json.loads((directory / f"items_{split}.json").read_text())
     if len(codes) != len(items["names"]):
         raise SupraUserError(f"{directory}: codes_{split}.npy has {len(codes)} rows but items_{split}.json {len(items['names'])}")
+    # an items file written before references were: its captions, as it was read then
     return MediaCodes(torch.from_numpy(codes.astype(np.int64)), items["names"], items["captions"], meta,
-                      items.get("files") or [None] * len(items["names"]))
+                      items.get("files") or [None] * len(items["names"]), items.get("references") or items["captions"])
 
 
 @torch.no_grad()
