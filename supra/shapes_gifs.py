@@ -26,7 +26,7 @@ from supra.data.captions import read_caption_text
 from supra.pictures.files import write_exact_gif
 from supra.procedural.shapes_clips import generate_clips
 from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE, SPLIT_SEED_OFFSET
-from supra.utils.cli import check_paths_given, hydra_command
+from supra.utils.cli import check_paths_given, count_as_typed, hydra_command
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     outputs_record,
@@ -55,7 +55,7 @@ def check_clip_settings(n: int, frames: int, seed: int, size: int, split: str, d
     """One line for each setting write_clips cannot draw; returns the bytes one clip takes in memory."""
     for key, value in (("n", n), ("frames", frames), ("seed", seed), ("size", size), ("duration_ms", duration_ms)):
         if not is_whole(value):
-            raise SupraUserError(f"{key}={value!r} must be a whole number")
+            raise SupraUserError(f"{count_as_typed(key, value)} must be a whole number")
     for key, value, least in (("n", n, 1), ("frames", frames, 2)):
         if value < least:
             raise SupraUserError(f"{key}={value} must be >= {least}")

@@ -3,6 +3,7 @@ Hydra composes (whose own error would advise a `+key=...` that nothing reads); -
 
 from __future__ import annotations
 
+import re
 import runpy
 import sys
 from dataclasses import asdict
@@ -176,3 +177,36 @@ def test_hydras_config_unresolved_or_resolved_within_the_whole_is_left_to_hydra(
 def test_one_mode_or_a_command_line_hydras_parser_answers_first_is_left_to_hydra(argv, capsys):
     exit_if_modes_combined(argv)
     assert capsys.readouterr() == ("", "")
+
+
+@pytest.mark.parametrize(("command", "override", "error"), [
+    ("train", "trainer.max_steps=1e3", "trainer.max_steps=1e3 must be a whole number"),
+    ("train", "data.num_train=1e3", "data.num_train=1e3 must be a whole number"),
+    ("train", "data.num_workers=1e3", "data.num_workers=1e3 must be a whole number >= 0"),
+    ("train", "trainer.log_every_n_steps=2e1", "trainer.log_every_n_steps=2e1 must be a whole number >= 1"),
+    ("train", "trainer.check_val_every_n_epoch=1e1", "trainer.check_val_every_n_epoch=1e1 must be a whole number"),
+    ("shapes_gifs", "n=1e3", "n=1e3 must be a whole number"),
+    ("tokenize_media", "batch_size=1E3", "batch_size=1E3 must be a whole number"),
+])
+def test_a_count_given_as_a_float_is_refused_as_typed_not_as_the_float_hydra_reads(command, override, error,
+                                                                                  tmp_path, capsys):
+    """Hydra reads 1e3 as 1000.0: "1000.0 must be a whole number" read as self-contradictory. Refused still (a count
+    is written in digits), but quoted as the command line gave it, as write_shards' samples_per_shard is."""
+    from supra.data.base import check_num_workers, check_split_sizes
+    from supra.runner.run_checks import check_run_numbers, check_trainer_numbers
+    from supra.utils.errors import SupraUserError
+    from tests.conftest import run_command
+
+    if command == "train":
+        cfg = compose_config("train", tmp_path, [override])
+        checks = [lambda: check_run_numbers(cfg), lambda: check_trainer_numbers(cfg.trainer),
+                  lambda: check_num_workers(cfg.data.num_workers),
+                  lambda: check_split_sizes(cfg.data.num_train, cfg.data.num_val, cfg.data.num_test)]
+        with pytest.raises(SupraUserError, match=f"^{re.escape(error)}"):
+            for check in checks:
+                check()
+        return
+    options = {"shapes_gifs": [f"out={tmp_path / 'gifs'}"], "tokenize_media": ["ckpt=x.ckpt", f"out={tmp_path / 'codes'}"]}
+    with pytest.raises(SystemExit):
+        run_command(command, *options[command], override, run_dir=tmp_path)
+    assert capsys.readouterr().err.startswith(f"error: {error}")

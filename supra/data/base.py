@@ -19,7 +19,7 @@ from torch.utils.data import DataLoader, Dataset, IterableDataset, get_worker_in
 
 from supra.data.epoch_loader import ShuffledLoader, trainer_progress
 from supra.procedural.shapes_scenes import MIN_DRAWING_SIZE
-from supra.utils.cli import check_option_types
+from supra.utils.cli import check_option_types, count_as_typed
 from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError
 from supra.utils.hardware import memory_limit
@@ -44,7 +44,8 @@ def check_num_workers(num_workers: int) -> None:
     """data.num_workers a whole number >= 0 (0: batches made in the main process), else one line: torch's
     DataLoader refuses -1 with a traceback when the first batch is loaded, and 2.5 or true further in."""
     if not is_whole(num_workers, 0):
-        raise SupraUserError(f"data.num_workers={num_workers!r} must be a whole number >= 0 (0: batches are made "
+        raise SupraUserError(f"{count_as_typed('data.num_workers', num_workers)} must be a whole number"
+                             " >= 0 (0: batches are made "
                              "in the main process)")
 
 

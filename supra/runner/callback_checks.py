@@ -17,7 +17,7 @@ from omegaconf.errors import ConfigKeyError
 from supra.callbacks.sample_grid import SampleGridCallback
 from supra.metrics.caption_scores import CAPTION_METRICS
 from supra.tasks.base import SupraTask
-from supra.utils.cli import CONF_DIR
+from supra.utils.cli import CONF_DIR, count_as_typed
 from supra.utils.errors import SupraUserError
 from supra.utils.numbers import is_whole
 
@@ -92,7 +92,7 @@ def check_grid_sizes(name: str, node: DictConfig) -> None:
     for key, least in (("num_images", 0), ("num_samples", 0), ("columns", 1)):
         value = node.get(key)
         if value is not None and not is_whole(value, least):
-            raise SupraUserError(f"{name}.{key}={value!r} must be a whole number >= {least}"
+            raise SupraUserError(f"{count_as_typed(f'{name}.{key}', value)} must be a whole number >= {least}"
                                  + (" (0: no grid)" if least == 0 else "") + f", or {name}=null to draw none")
 
 

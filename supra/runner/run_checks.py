@@ -24,7 +24,7 @@ from supra.loggers.wandb_logger import build_wandb_logger, check_wandb_options
 from supra.metrics.caption_scores import require_java
 from supra.runner.components import tests_nothing
 from supra.tasks.captioning import fuses_on_auto
-from supra.utils.cli import check_option_types, refuse_job_chdir
+from supra.utils.cli import check_option_types, count_as_typed, refuse_job_chdir
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 from supra.utils.hardware import check_chosen_trainer, trains_on_cpu
@@ -234,8 +234,8 @@ def check_loggers(logger_cfg: DictConfig | None) -> None:
                                  f"choose another with logger.{key}.save_dir=DIR")
         flush = node.get("flush_logs_every_n_steps")
         if flush is not None and not is_whole(flush, 1):
-            raise SupraUserError(f"logger.{key}.flush_logs_every_n_steps={flush!r} must be a whole number >= 1: "
-                                 "the logged steps between writes of its file")
+            raise SupraUserError(f"{count_as_typed(f'logger.{key}.flush_logs_every_n_steps', flush)} must be a whole "
+                                 "number >= 1: the logged steps between writes of its file")
         if str(node.get("_target_")) == WANDB_TARGET:
             tags = node.get("tags")
             tags = [tags] if isinstance(tags, str) else OmegaConf.to_container(tags) if isinstance(tags, ListConfig) else tags
@@ -324,7 +324,8 @@ def check_muon_settings(cfg: DictConfig) -> None:
         raise SupraUserError(f"model.optimizer.momentum={momentum!r} must be a number from 0 to below 1, e.g. 0.95")
     ns_steps = OmegaConf.select(cfg, "model.optimizer.ns_steps")
     if ns_steps is not None and not is_whole(ns_steps, 1):
-        raise SupraUserError(f"model.optimizer.ns_steps={ns_steps!r} must be a whole number >= 1: the Newton-Schulz "
+        raise SupraUserError(f"{count_as_typed('model.optimizer.ns_steps', ns_steps)} must be a whole number"
+                             " >= 1: the Newton-Schulz "
                              "iterations that orthogonalise Muon's update (5: torch's default)")
 
 
@@ -412,12 +413,14 @@ def check_trainer_numbers(trainer_cfg: DictConfig) -> None:
                              "global norm) or value (each element)")
     every = trainer_cfg.get("check_val_every_n_epoch")
     if every is not None and not is_whole(every, 1):
-        raise SupraUserError(f"trainer.check_val_every_n_epoch={every!r} must be a whole number >= 1: the epochs "
+        raise SupraUserError(f"{count_as_typed('trainer.check_val_every_n_epoch', every)} must be a whole number"
+                             " >= 1: the epochs "
                              "between validations (or null: every trainer.val_check_interval training batches, "
                              "across epochs)")
     log_every = trainer_cfg.get("log_every_n_steps")
     if log_every is not None and not is_whole(log_every, 1):  # Lightning: 0 logs no training curve, -1 every step
-        raise SupraUserError(f"trainer.log_every_n_steps={log_every!r} must be a whole number >= 1: the optimizer "
+        raise SupraUserError(f"{count_as_typed('trainer.log_every_n_steps', log_every)} must be a whole number"
+                             " >= 1: the optimizer "
                              "steps between the train/loss and learning-rate points logged (1: every step)")
     for key in LIMITS:
         limit = trainer_cfg.get(key)

@@ -125,7 +125,8 @@ def check_option_types(values: Mapping[str, Any], whole: Iterable[str] = (), num
             if value is None and name in optional:
                 continue
             if isinstance(value, bool) or not isinstance(value, kinds):
-                raise SupraUserError(f"{name}={value!r} must be {what}" + (" (or null)" if name in optional else ""))
+                raise SupraUserError(f"{count_as_typed(name, value)} must be {what}"
+                                     + (" (or null)" if name in optional else ""))
 
 
 def as_typed(name: str, value: object) -> str:
@@ -137,6 +138,12 @@ def as_typed(name: str, value: object) -> str:
             if key.lstrip("+~") == name:
                 return text
     return repr(value)
+
+
+def count_as_typed(name: str, value: object) -> str:
+    """`name=value` for the refusal of a count option: a float as the command line gave it (`1e3`, which Hydra reads
+    as 1000.0: "1000.0 must be a whole number" reads as self-contradictory), any other value as its repr."""
+    return f"{name}={as_typed(name, value) if isinstance(value, float) else repr(value)}"
 
 
 JOB_CHDIR = ("hydra.job.chdir=true: the commands read every relative path given (ckpt_path=, data.root=, ...) "
