@@ -44,9 +44,8 @@ def check_num_workers(num_workers: int) -> None:
     """data.num_workers a whole number >= 0 (0: batches made in the main process), else one line: torch's
     DataLoader refuses -1 with a traceback when the first batch is loaded, and 2.5 or true further in."""
     if not is_whole(num_workers, 0):
-        raise SupraUserError(f"{count_as_typed('data.num_workers', num_workers)} must be a whole number"
-                             " >= 0 (0: batches are made "
-                             "in the main process)")
+        raise SupraUserError(f"{count_as_typed('data.num_workers', num_workers)} must be a whole number >= 0 (0: "
+                             "batches are made in the main process)")
 
 
 def check_split_sizes(num_train: int, num_val: int, num_test: int, item_name: str = "item") -> dict[str, int]:

@@ -223,8 +223,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     check_command_accelerator(str(cfg.accelerator))  # before the checkpoint loads (Lightning: a traceback)
     grid = cfg.num_grid_images
     if not is_whole(grid, 0):  # below 0 it drew nothing, as 0 does
-        raise SupraUserError(f"{count_as_typed('num_grid_images', grid)} must be a whole number"
-                             " >= 0 (0: no sample pictures)")
+        raise SupraUserError(f"{count_as_typed('num_grid_images', grid)} must be a whole number >= 0 (0: no sample "
+                             "pictures)")
     kind = artifact_kind(cfg.ckpt)
     # the a2a model captions greedily (seed: its image sampling); a VQ-VAE decodes nothing
     refuse_unread_options(cfg, "eval", [o for o in DECODING_OPTIONS if o not in DECODING_READ.get(kind, DECODING_OPTIONS)],

@@ -324,9 +324,8 @@ def check_muon_settings(cfg: DictConfig) -> None:
         raise SupraUserError(f"model.optimizer.momentum={momentum!r} must be a number from 0 to below 1, e.g. 0.95")
     ns_steps = OmegaConf.select(cfg, "model.optimizer.ns_steps")
     if ns_steps is not None and not is_whole(ns_steps, 1):
-        raise SupraUserError(f"{count_as_typed('model.optimizer.ns_steps', ns_steps)} must be a whole number"
-                             " >= 1: the Newton-Schulz "
-                             "iterations that orthogonalise Muon's update (5: torch's default)")
+        raise SupraUserError(f"{count_as_typed('model.optimizer.ns_steps', ns_steps)} must be a whole number >= 1: "
+                             "the Newton-Schulz iterations that orthogonalise Muon's update (5: torch's default)")
 
 
 def check_half_precision_on_cpu(trainer_cfg: DictConfig) -> None:
@@ -413,15 +412,14 @@ def check_trainer_numbers(trainer_cfg: DictConfig) -> None:
                              "global norm) or value (each element)")
     every = trainer_cfg.get("check_val_every_n_epoch")
     if every is not None and not is_whole(every, 1):
-        raise SupraUserError(f"{count_as_typed('trainer.check_val_every_n_epoch', every)} must be a whole number"
-                             " >= 1: the epochs "
-                             "between validations (or null: every trainer.val_check_interval training batches, "
-                             "across epochs)")
+        raise SupraUserError(f"{count_as_typed('trainer.check_val_every_n_epoch', every)} must be a whole number >= "
+                             "1: the epochs between validations (or null: every trainer.val_check_interval training "
+                             "batches, across epochs)")
     log_every = trainer_cfg.get("log_every_n_steps")
     if log_every is not None and not is_whole(log_every, 1):  # Lightning: 0 logs no training curve, -1 every step
-        raise SupraUserError(f"{count_as_typed('trainer.log_every_n_steps', log_every)} must be a whole number"
-                             " >= 1: the optimizer "
-                             "steps between the train/loss and learning-rate points logged (1: every step)")
+        raise SupraUserError(f"{count_as_typed('trainer.log_every_n_steps', log_every)} must be a whole number >= 1: "
+                             "the optimizer steps between the train/loss and learning-rate points logged (1: every "
+                             "step)")
     for key in LIMITS:
         limit = trainer_cfg.get(key)
         # as Lightning reads it: a float is a share, unless whole and above 1 (2.0: 2 batches)

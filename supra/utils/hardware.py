@@ -60,8 +60,8 @@ def check_devices(trainer_cfg: DictConfig) -> None:
                              "trainer.accelerator=cpu, or gpu where there are CUDA GPUs (auto: a GPU if there is one)")
     nodes = trainer_cfg.get("num_nodes", 1)
     if not is_whole(nodes, 1):
-        raise SupraUserError(f"{count_as_typed('trainer.num_nodes', nodes)} must be a whole number"
-                             " >= 1: the machines the run spans")
+        raise SupraUserError(f"{count_as_typed('trainer.num_nodes', nodes)} must be a whole number >= 1: the machines "
+                             "the run spans")
     devices = trainer_cfg.get("devices", "auto")
     shown = OmegaConf.to_container(devices) if OmegaConf.is_list(devices) else devices
     if not trains_on_cpu(accelerator):

@@ -130,27 +130,24 @@ def check_mixture_settings(
     check_num_workers(num_workers)
     for key, value in (("val_items", val_items), ("test_items", test_items)):
         if value is not None and not is_whole(value, 0):
-            raise SupraUserError(f"{count_as_typed(f'data.{key}', value)} must be a whole number >= 0, or null "
-                                 "for every item")
+            raise SupraUserError(f"{count_as_typed(f'data.{key}', value)} must be a whole number >= 0, or null for "
+                                 "every item")
     if not is_whole(num_codes, 2):
-        raise SupraUserError(f"{count_as_typed('data.num_codes', num_codes)} must be a whole number"
-                             " >= 2: the visual codes of the "
-                             "GPT's vocabulary, the codebook size of the VQ-VAE (model.vqvae_ckpt)")
+        raise SupraUserError(f"{count_as_typed('data.num_codes', num_codes)} must be a whole number >= 2: the visual "
+                             "codes of the GPT's vocabulary, the codebook size of the VQ-VAE (model.vqvae_ckpt)")
     # null: the default epoch; 0 was read as null without a word, -3 and 2.5 failed after the encoding
     if batches_per_epoch is not None and not is_whole(batches_per_epoch, 1):
-        raise SupraUserError(f"{count_as_typed('data.batches_per_epoch', batches_per_epoch)} must be a whole number"
-                             " >= 1, or null "
-                             "for (items of all sources) / data.batch_size")
+        raise SupraUserError(f"{count_as_typed('data.batches_per_epoch', batches_per_epoch)} must be a whole number "
+                             ">= 1, or null for (items of all sources) / data.batch_size")
     if not is_whole(video_given_frames, 1):
-        raise SupraUserError(f"{count_as_typed('data.video_given_frames', video_given_frames)} must be a whole number"
-                             " >= 1: the "
-                             "frames a video prediction is given")
+        raise SupraUserError(f"{count_as_typed('data.video_given_frames', video_given_frames)} must be a whole number "
+                             ">= 1: the frames a video prediction is given")
     # the BPE always holds the 256 byte symbols: under that, -7 crashed inside tokenizers and 0 meant 256 unsaid
     if text_vocab_size is not None and not is_whole(text_vocab_size, BYTE_SYMBOLS):
-        raise SupraUserError(f"{count_as_typed('data.text_vocab_size', text_vocab_size)} must be a whole number"
-                             f" >= {BYTE_SYMBOLS}: the "
-                             f"trained BPE's text ids, its {BYTE_SYMBOLS} byte symbols and merges up to that size "
-                             f"({BYTE_SYMBOLS}: bytes alone, captions several times longer; default 4096)")
+        raise SupraUserError(f"{count_as_typed('data.text_vocab_size', text_vocab_size)} must be a whole number >= "
+                             f"{BYTE_SYMBOLS}: the trained BPE's text ids, its {BYTE_SYMBOLS} byte symbols and merges "
+                             f"up to that size ({BYTE_SYMBOLS}: bytes alone, captions several times longer; default "
+                             "4096)")
 
 
 class A2AMixtureDataModule(L.LightningDataModule):
