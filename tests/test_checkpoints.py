@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import errno
+import json
 import logging
 import os
 import signal
@@ -26,6 +27,7 @@ from supra.data.base import SplitDataModule
 from supra.data.epoch_loader import EpochLoader, EpochProgress, trainer_progress
 from supra.runner.evaluation import evaluate, interrupted_evaluation
 from supra.runner.resume import EpochWhereStopped, RestOfEpochAtBatchSize, stopped_within_epoch
+from supra.runner.spawned_ranks import SpawnedRanks
 from supra.runner.training import interrupted_run, interrupted_test, train
 from supra.tasks.captioning import CaptioningTask
 from supra.utils.cli import SIGINT_EXIT, exit_on_ctrl_c
@@ -669,6 +671,49 @@ def test_a_shuffled_epoch_resumed_midway_under_ddp_trains_the_rest_of_each_ranks
     whole = rank_1_of_2(batches_done=0)
     assert len(whole) == 5  # 10 items over 2 ranks in batches of 1
     assert rank_1_of_2(batches_done=3) == whole[3:]
+
+
+class RecordsRankItems(RecordsEpochItems):
+    """RecordsEpochItems under DDP started by spawn: each rank writes the items it trained, by epoch, into
+    `folder`/rank<N>.json as its fit ends (a spawned rank's attributes stay in its process)."""
+
+    def __init__(self, folder: Path) -> None:
+        super().__init__()
+        self.folder = folder
+
+    def on_train_end(self) -> None:
+        (self.folder / f"rank{self.global_rank}.json").write_text(json.dumps(self.items))
+
+
+@pytest.mark.ddp
+def test_a_shuffled_epoch_resumed_midway_under_ddp_with_another_seed_finishes_on_its_own_items(tmp_path, monkeypatch):
+    # Lightning seeds its DistributedSampler with the run's seed: the rest of the interrupted epoch was drawn from the
+    # new seed's permutation, which trained some of the epoch's items twice and others never
+    def fit(run: str, seed: int, ckpt_path: Path | None = None, **bound) -> list[dict[str, list[list[int]]]]:
+        monkeypatch.setenv("PL_GLOBAL_SEED", str(seed))  # as seed_everything(seed) leaves it for Lightning's sampler
+        (folder := tmp_path / run).mkdir()
+        trainer = L.Trainer(accelerator="cpu", devices=2, strategy=SpawnedRanks(), logger=False,
+                            enable_progress_bar=False, enable_model_summary=False, limit_val_batches=0,
+                            default_root_dir=tmp_path, **bound,
+                            callbacks=[LastStepModelCheckpoint(dirpath=folder, save_last=True, save_top_k=0),
+                                       EpochWhereStopped()])
+        trainer.fit(RecordsRankItems(folder), FortySplits(batch_size=4), ckpt_path=ckpt_path)
+        return [json.loads((folder / f"rank{rank}.json").read_text()) for rank in (0, 1)]
+
+    def share(rank: int, seed: int, epoch: int) -> list[list[int]]:  # a rank's batches of 4 as the sampler draws them
+        sampler = DistributedSampler(FortyItems(), num_replicas=2, rank=rank, shuffle=True, seed=seed)
+        sampler.set_epoch(epoch)
+        items = list(sampler)
+        return [items[start:start + 4] for start in range(0, len(items), 4)]
+
+    interrupted = fit("interrupted", seed=0, max_steps=2)  # 2 of each rank's 5 batches of epoch 0
+    resumed = fit("resumed", seed=5, ckpt_path=tmp_path / "interrupted" / "last.ckpt", max_epochs=2)
+    for rank in (0, 1):
+        assert interrupted[rank]["0"] + resumed[rank]["0"] == share(rank, seed=0, epoch=0)
+        assert resumed[rank]["1"] == share(rank, seed=5, epoch=1)  # the new seed's from the next epoch on
+    trained_in_epoch_0 = [item for rank in (0, 1) for run in (interrupted, resumed)
+                          for batch in run[rank]["0"] for item in batch]
+    assert sorted(trained_in_epoch_0) == list(range(40))
 
 
 def test_same_state_is_equal_names_and_tensors_wherever_they_lie():

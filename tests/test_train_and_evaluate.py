@@ -725,8 +725,7 @@ def test_a_resume_with_another_seed_says_once_what_it_changes(train_config, capl
         say_resumed_changes(train_config("ckpt_path=first/last.ckpt", run="third"), run_config)  # the same seed: unsaid
     assert caplog.messages == [
         "resuming ckpt_path=first/last.ckpt with seed=5 (was 0): used: later epochs' shuffles (and the run's other "
-        "random draws) follow it; the rest of the epoch the checkpoint stopped in keeps its shuffle in one process, "
-        "not under DDP (drawn from the seed: resume with seed=0 to finish that epoch on its own samples)"]
+        "random draws) follow it; the rest of the epoch the checkpoint stopped in keeps its own shuffle"]
 
 
 def test_a_resume_within_an_epoch_at_another_batch_size_finishes_it_where_the_data_can_and_is_refused_where_not(

@@ -21,7 +21,14 @@ from typing import Any
 
 import lightning as L
 import torch
-from torch.utils.data import BatchSampler, DataLoader, Dataset, IterableDataset, RandomSampler
+from torch.utils.data import (
+    BatchSampler,
+    DataLoader,
+    Dataset,
+    DistributedSampler,
+    IterableDataset,
+    RandomSampler,
+)
 
 from supra.utils.distributed import rank_and_world
 from supra.utils.private_apis import batches_done_in_epoch
@@ -143,13 +150,17 @@ class ShuffledLoader(EpochLoader):
     """The shuffled train loader of a map-style `dataset` of whole batches (`__getitems__`): in one process in
     torch's RandomSampler's order, under DDP in Lightning's DistributedSampler's (seeded by the seed and the
     epoch), from which a run resumed mid-epoch trains the rest of the permutation the interrupted run began, on
-    every rank. In one process that permutation's seed is the loader's state, kept in the checkpoint. A run resumed
-at another batch size than its checkpoint's is told the samples of each rank's share already trained
-(`resume_after`): the batches done, of the checkpoint's size, cannot say them."""
+    every rank. That permutation's seed is the loader's state, kept in the checkpoint: in one process the epoch's,
+    under DDP the sampler's (the run's `seed`), so that a run resumed with another `seed` finishes the epoch on its
+    own samples and shuffles the epochs after it by the new one. A run resumed at another batch size than its
+    checkpoint's is told the samples of each rank's share already trained (`resume_after`): the batches done, of
+    the checkpoint's size, cannot say them."""
 
     def __init__(self, dataset: Dataset, progress: Progress | None = None, **settings: Any) -> None:
         super().__init__(dataset, progress, **{"batch_size": 1, **settings})  # 1: the batch sampler's batches
         self.restored_seed: int | None = None
+        self.restored_distributed_seed: int | None = None  # under DDP, that of the epoch resumed next
+        self.distributed_seed: int | None = None  # under DDP, this run's: the sampler's as Lightning made it
         self.samples_trained: int | None = None  # of the epoch resumed next, where resume_after said them
 
     @classmethod
@@ -166,13 +177,27 @@ at another batch size than its checkpoint's is told the samples of each rank's s
     def begin_epoch(self, epoch: int, done: int) -> None:
         resumed = self.samples_trained is not None
         self.batch_sampler.skip = self.samples_trained if resumed else done * self.batch_sampler.batch_size
-        if (done or resumed) and isinstance(self.batch_sampler.sampler, EpochShuffle):  # the epoch the checkpoint stopped in
-            self.batch_sampler.sampler.resume_seed = self.restored_seed
-        self.restored_seed = self.samples_trained = None
+        sampler = self.batch_sampler.sampler
+        in_stopped_epoch = bool(done or resumed)  # the epoch the checkpoint stopped in
+        if in_stopped_epoch and isinstance(sampler, EpochShuffle):
+            sampler.resume_seed = self.restored_seed
+        if isinstance(sampler, DistributedSampler):
+            self.seed_distributed_epoch(sampler, self.restored_distributed_seed if in_stopped_epoch else None)
+        self.restored_seed = self.restored_distributed_seed = self.samples_trained = None
+
+    def seed_distributed_epoch(self, sampler: DistributedSampler, checkpoint_seed: int | None) -> None:
+        """Draw the epoch about to begin from `checkpoint_seed` (the one its checkpoint's run drew it from), or from
+        this run's seed (None): Lightning seeds its sampler once, from the resumed run's seed."""
+        if self.distributed_seed is None:
+            self.distributed_seed = sampler.seed
+        sampler.seed = self.distributed_seed if checkpoint_seed is None else checkpoint_seed
 
     def state_dict(self) -> dict[str, Any]:
         sampler = self.batch_sampler.sampler
+        if isinstance(sampler, DistributedSampler):  # the seed the epoch under way was drawn from
+            return {"distributed_seed": sampler.seed}
         return {"shuffle_seed": sampler.seed} if isinstance(sampler, EpochShuffle) and sampler.seed is not None else {}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.restored_seed = state_dict.get("shuffle_seed")
+        self.restored_distributed_seed = state_dict.get("distributed_seed")

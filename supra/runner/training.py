@@ -480,15 +480,14 @@ def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
 
 def say_changed_seed(cfg: DictConfig, run_config: dict[str, Any]) -> None:
     """A resume with another `seed`: it seeds the rest of the run (later epochs' shuffles), while the epoch the
-    checkpoint stopped in goes on in its own shuffle where the checkpoint keeps it (in one process), not under DDP,
-    whose shuffles are drawn from the seed and the epoch."""
+    checkpoint stopped in goes on in its own shuffle, whose seed the checkpoint keeps (ShuffledLoader), in one
+    process and under DDP."""
     given, theirs = cfg.get("seed"), run_config.get("seed")
     if "seed" not in run_config or given == theirs:
         return
     log.warning("resuming ckpt_path=%s with seed=%s (was %s): used: later epochs' shuffles (and the run's other random "
-                "draws) follow it; the rest of the epoch the checkpoint stopped in keeps its shuffle in one process, not "
-                "under DDP (drawn from the seed: resume with seed=%s to finish that epoch on its own samples)",
-                cfg.ckpt_path, given, theirs, theirs)
+                "draws) follow it; the rest of the epoch the checkpoint stopped in keeps its own shuffle",
+                cfg.ckpt_path, given, theirs)
 
 
 def with_decode_defaults(model: dict[str, Any]) -> dict[str, Any]:
