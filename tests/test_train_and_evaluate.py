@@ -943,6 +943,37 @@ def test_a_resume_given_another_warm_up_goes_on_with_its_checkpoints_schedule_as
     assert sorted(went_on) == [2, 3, 4, 5] and went_on == {step: uninterrupted[step] for step in went_on}
 
 
+@pytest.mark.parametrize(("trained_with", "resumed_with", "said"), [
+    ("model.scheduler.warmup_steps=4", "model.scheduler=null",
+     "with model.scheduler=null (was supra.tasks.lr_schedules.warmup_cosine): not used: the checkpoint's learning-rate "
+     "schedule goes on"),
+    ("model.scheduler=null", "model.scheduler.warmup_steps=4",
+     "with model.scheduler=supra.tasks.lr_schedules.warmup_cosine (was null): not used: the checkpoint's run had no "
+     "learning-rate schedule, and its learning rate goes on unchanged")])
+def test_a_resume_that_drops_or_adds_a_schedule_goes_on_with_its_checkpoints_lr_as_it_says(
+        trained_with, resumed_with, said, train_config, caplog):
+    """model.scheduler=null over a checkpoint's schedule was warned "not used", and the lr stayed at the checkpoint's
+    last step's to the end; a schedule over a checkpoint trained without one warmed up again from its first step,
+    midway through the run, unsaid."""
+    short = ["data.num_train=16", "trainer.val_check_interval=2", "test=false", "trainer.max_steps=6",
+             "model.optimizer.lr=1e-3", "model.val_metrics=[]", "data.num_val=8",
+             "callbacks.model_checkpoint.monitor=val/loss", "callbacks.model_checkpoint.mode=min"]
+    first = train_config(*short, trained_with, "callbacks.model_checkpoint.filename='{step}'",
+                         "+callbacks.model_checkpoint.save_top_k=-1", run="first")
+    train(first)
+    midway = Path(first.paths.output_dir) / "checkpoints" / "2.ckpt"
+    resumed = train_config(*short, resumed_with, f"ckpt_path={midway}", run="resumed")
+    with caplog.at_level(logging.WARNING, logger="supra.runner.training"):
+        train(resumed)
+    uninterrupted, went_on = _lr_per_step(first), _lr_per_step(resumed)
+    assert sorted(went_on) == [2, 3, 4, 5] and went_on == {step: uninterrupted[step] for step in went_on}
+    assert f"resuming ckpt_path={midway} {said}" in caplog.messages
+    # and what the run records is what it used: a further resume goes on with it again
+    used = torch.load(Path(resumed.paths.output_dir) / "checkpoints" / "last.ckpt", weights_only=True)
+    assert used["supra"]["run_config"]["model"]["scheduler"] == first.model.get("scheduler") and \
+        len(used["lr_schedulers"]) == len(torch.load(midway, weights_only=True)["lr_schedulers"])
+
+
 @pytest.mark.parametrize("warmup_steps", [0, 10, 100])  # 100: clamped to the run's 59, as a short run's is
 def test_a_resume_that_ends_before_its_checkpoints_schedule_is_warned_that_the_lr_never_reaches_min_lr(warmup_steps,
                                                                                                       caplog):

@@ -29,6 +29,7 @@ from supra.artifacts.checkpoints import (
     refuse_changed_model,
     run_config_of,
 )
+from supra.artifacts.loaded_configs import instantiate_loaded
 from supra.callbacks.checkpoint import AtomicCheckpointIO, LastStepModelCheckpoint
 from supra.callbacks.overfit_check import OverfitCheck
 from supra.callbacks.time_accounting import mark_job_start
@@ -169,7 +170,7 @@ def _check_resume(cfg: DictConfig, task: SupraTask, ckpt_path: str, run_config: 
         say_shorter_than_schedule(ckpt_path, schedule_length(checkpoint), cfg.trainer.get("max_steps"))
         say_past_schedule(ckpt_path, checkpoint, cfg.trainer.get("max_steps"))
         keep_resumed_settings(run_config, resumed)
-        keep_resumed_schedule(task, resumed)
+        keep_resumed_schedule(task, resumed, ckpt_path)
         callbacks = rest_of_epoch_at_batch_size(cfg.data, checkpoint, resumed, ckpt_path)
         if cfg.trainer.get("max_steps") in (None, -1):  # bounded by trainer.max_epochs: its steps known at fit start
             callbacks.append(past_schedule_by_epochs(ckpt_path, checkpoint))
@@ -457,7 +458,7 @@ def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
         theirs: Any = run_config
         for part in group.split("."):
             theirs = theirs.get(part) if isinstance(theirs, dict) else None
-        if not isinstance(theirs, dict):
+        if not isinstance(theirs, dict) or not isinstance(now, DictConfig):  # null either side: said below
             continue
         quiet = QUIET_DATA_KEYS if group == "data" else set()
         changed = [f"{group}.{key}={ours.get(key)} (was {theirs.get(key)})" for key in sorted(set(ours) | set(theirs))
@@ -469,6 +470,7 @@ def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
         given, theirs = cfg.model.get(key), (run_config.get("model") or {}).get(key)
         if given != theirs:
             log.warning("resuming ckpt_path=%s with model.%s=%s (was %s): %s", cfg.ckpt_path, key, given, theirs, outcome)
+    say_schedule_given_or_dropped(cfg, run_config)
     say_changed_seed(cfg, run_config)
     theirs_model = run_config.get("model")
     if isinstance(theirs_model, dict):  # the rest of the model's settings are this run's, and so train and score it
@@ -476,6 +478,22 @@ def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
         if changed:
             log.warning("resuming ckpt_path=%s with %s: used: the checkpoint's weights go on with them", cfg.ckpt_path,
                         ", ".join(f"model.{key}={now} (was {was})" for key, was, now in changed))
+
+
+def say_schedule_given_or_dropped(cfg: DictConfig, run_config: dict[str, Any]) -> None:
+    """model.scheduler=null over a checkpoint whose run had a learning-rate schedule, or a schedule over one whose
+    run had none: not used either way, the checkpoint's goes on (keep_resumed_schedule)."""
+    theirs_model = run_config.get("model")
+    if not isinstance(theirs_model, dict) or "scheduler" not in theirs_model:
+        return
+    given, theirs = cfg.model.get("scheduler"), theirs_model["scheduler"]
+    if given is None and isinstance(theirs, dict):
+        log.warning("resuming ckpt_path=%s with model.scheduler=null (was %s): not used: the checkpoint's learning-rate "
+                    "schedule goes on", cfg.ckpt_path, theirs.get("_target_"))
+    elif given is not None and theirs is None:
+        log.warning("resuming ckpt_path=%s with model.scheduler=%s (was null): not used: the checkpoint's run had no "
+                    "learning-rate schedule, and its learning rate goes on unchanged", cfg.ckpt_path,
+                    given.get("_target_") if isinstance(given, DictConfig) else given)
 
 
 def say_changed_seed(cfg: DictConfig, run_config: dict[str, Any]) -> None:
@@ -563,20 +581,34 @@ def keep_resumed_settings(run_config: dict[str, Any], resumed: dict[str, Any]) -
     for key in ("optimizer", "scheduler"):
         if isinstance(theirs.get(key), dict):  # else Lightning restores no state over ours: ours is used
             model[key] = theirs[key]
+    if "scheduler" in theirs and theirs["scheduler"] is None:  # trained without one, it goes on without one
+        model["scheduler"] = None
     for key in ("weight_decay", "init_from"):
         if key in theirs:
             model[key] = theirs[key]
 
 
-def keep_resumed_schedule(task: SupraTask, resumed: dict[str, Any]) -> None:
-    """The checkpoint's schedule settings (say_resumed_changes: "not used") for the scheduler a resumed fit builds,
-    where its run's model.scheduler names the same schedule as this one's. Lightning restores the schedule's state
-    onto that scheduler, which must have its shape: model.scheduler.warmup_steps=0 over a checkpoint whose schedule
-    warms up was built as a cosine alone, which cannot take that state, and refused as the fit started."""
-    theirs, ours = (resumed.get("model") or {}).get("scheduler"), task.scheduler_factory
-    if not isinstance(theirs, dict) or not isinstance(ours, partial):
+def keep_resumed_schedule(task: SupraTask, resumed: dict[str, Any], ckpt_path: str) -> None:
+    """The checkpoint's schedule for the scheduler a resumed fit builds (say_resumed_changes: "not used"): Lightning
+    restores a schedule's state only onto a scheduler the fit has, of its shape. Its settings, where its run's
+    model.scheduler names the same schedule as this one's: model.scheduler.warmup_steps=0 over a checkpoint whose
+    schedule warms up was built as a cosine alone, which cannot take that state, and refused as the fit started.
+    Built from the checkpoint where this run gives model.scheduler=null (whose optimizer would otherwise keep the lr
+    of the checkpoint's last step to the end), and none where the checkpoint's run had none (a schedule given now
+    would warm up again from its first step, midway through the run)."""
+    model = resumed.get("model") or {}
+    if "scheduler" not in model:  # a run config of another layout: Lightning's rules apply
         return
-    if theirs.get("_target_") != f"{ours.func.__module__}.{ours.func.__qualname__}":
+    theirs, ours = model["scheduler"], task.scheduler_factory
+    if theirs is None:
+        task.scheduler_factory = None
+        return
+    if not isinstance(theirs, dict):
+        return
+    if ours is None:
+        task.scheduler_factory = instantiate_loaded(theirs, f"ckpt_path={ckpt_path}", "run_config.model.scheduler")
+        return
+    if not isinstance(ours, partial) or theirs.get("_target_") != f"{ours.func.__module__}.{ours.func.__qualname__}":
         return
     settings = {key: value for key, value in theirs.items() if key in ours.keywords}
     task.scheduler_factory = partial(ours.func, *ours.args, **{**ours.keywords, **settings})
