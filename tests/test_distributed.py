@@ -25,6 +25,7 @@ from supra.runner.training import train
 from supra.utils.cli import exit_on_user_error
 from supra.utils.distributed import broadcast_object, gather_mappings
 from supra.utils.errors import SupraUserError
+from tests.gather_ranks import gather_and_broadcast_on_rank
 
 
 def test_gather_and_broadcast_are_identity_without_ddp():
@@ -72,20 +73,9 @@ def test_every_tasks_epoch_scores_are_logged_as_the_max_over_ranks_of_equal_numb
     assert reductions == dict.fromkeys(logged, (True, "max"))  # Lightning's own default: "mean"
 
 
-def _ddp_worker(rank: int, init_file: str, out_dir: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
-    # Like DistributedSampler over 5 images: rank 0 gets 0, 2, 4; rank 1 gets 1, 3 and a padded repeat of 0.
-    local = {0: "zero", 2: "two", 4: "four"} if rank == 0 else {1: "one", 3: "three", 0: "zero"}
-    merged = gather_mappings(local)
-    shared = broadcast_object({"rank": rank})
-    with open(f"{out_dir}/rank{rank}.json", "w") as f:
-        json.dump({"merged": merged, "shared": shared}, f)
-    dist.destroy_process_group()
-
-
 @pytest.mark.ddp
 def test_gather_over_two_processes_keeps_each_image_once(tmp_path):
-    mp.spawn(_ddp_worker, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(gather_and_broadcast_on_rank, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
     results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
     expected = {"0": "zero", "1": "one", "2": "two", "3": "three", "4": "four"}
     for result in results:

@@ -1,0 +1,21 @@
+"""For the ranks tests/test_distributed.py spawns to gather over: light to import, because a spawned child
+imports the module of the function it runs, and the test module's imports (Lightning, Hydra) cost each rank
+seconds the collectives under test never use."""
+
+import json
+
+import torch.distributed as dist
+
+from supra.utils.distributed import broadcast_object, gather_mappings
+
+
+def gather_and_broadcast_on_rank(rank: int, init_file: str, out_dir: str) -> None:
+    """One of 2 ranks: gather its share of 5 images, broadcast rank 0's object, and write both to out_dir."""
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    # Like DistributedSampler over 5 images: rank 0 gets 0, 2, 4; rank 1 gets 1, 3 and a padded repeat of 0.
+    local = {0: "zero", 2: "two", 4: "four"} if rank == 0 else {1: "one", 3: "three", 0: "zero"}
+    merged = gather_mappings(local)
+    shared = broadcast_object({"rank": rank})
+    with open(f"{out_dir}/rank{rank}.json", "w") as f:
+        json.dump({"merged": merged, "shared": shared}, f)
+    dist.destroy_process_group()
