@@ -56,11 +56,14 @@ def release(trained_run, tmp_path_factory) -> Path:
 def test_a_cached_hub_release_evaluates_like_the_folder_itself_offline(release, offline_cache, tmp_path):
     cache_repo(offline_cache, "supralabs/tiny-vl", release)
     assert local_path("supralabs/tiny-vl") == offline_cache / "models--supralabs--tiny-vl" / "snapshots" / COMMIT
-    folder = evaluate(compose_config("eval", tmp_path / "folder", [f"ckpt={release}", "data=shapes", "data.num_test=12"]))
+    # no METEOR (a Java start-up in each process): equal predictions.json, the same captions of the same images,
+    # give it equal as surely as they give the metrics scored here
+    scoring = ["data=shapes", "data.num_test=12", "metrics=[Bleu,ROUGE_L,CIDEr]"]
+    folder = evaluate(compose_config("eval", tmp_path / "folder", [f"ckpt={release}", *scoring]))
     env = {**os.environ, "HF_HUB_CACHE": str(offline_cache), "HF_HUB_OFFLINE": "1"}
     result = subprocess.run(  # evaluate.py ckpt=org/name, as a user types it
-        [sys.executable, "evaluate.py", "ckpt=supralabs/tiny-vl", "data=shapes", "data.num_test=12",
-         f"hydra.run.dir={tmp_path / 'hub'}"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+        [sys.executable, "evaluate.py", "ckpt=supralabs/tiny-vl", *scoring, f"hydra.run.dir={tmp_path / 'hub'}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-2000:]
     assert json.loads((tmp_path / "hub" / "metrics.json").read_text()) == folder
     assert (tmp_path / "hub" / "predictions.json").read_text() == (tmp_path / "folder" / "predictions.json").read_text()
