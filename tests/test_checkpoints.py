@@ -685,6 +685,27 @@ class RecordsRankItems(RecordsEpochItems):
         (self.folder / f"rank{self.global_rank}.json").write_text(json.dumps(self.items))
 
 
+def test_a_ddp_loader_resumed_with_another_seed_finishes_the_epoch_from_its_checkpoints_seed(monkeypatch):
+    # Lightning seeds its DistributedSampler with the resumed run's seed: the loader's state (the checkpoint's seed)
+    # draws the rest of the interrupted epoch, and the run's own seed every epoch after it
+    def rank_1_of_2(seed: int, epoch: int, batches_done: int = 0, state: dict | None = None) -> tuple[list, dict]:
+        data, trainer = FortySplits(batch_size=4), L.Trainer(logger=False, enable_progress_bar=False)
+        monkeypatch.setattr(data, "trainer", trainer)
+        trainer.fit_loop.epoch_loop.batch_progress.current.completed = batches_done  # as restored from a checkpoint
+        sampler = DistributedSampler(data.dataset("train"), num_replicas=2, rank=1, shuffle=True, seed=seed)
+        loader = _update_dataloader(data.train_dataloader(), sampler)  # what Lightning makes of it under DDP
+        if state is not None:
+            loader.load_state_dict(state)
+        loader.batch_sampler.sampler.set_epoch(epoch)
+        return [batch[0][:, 0].int().tolist() for batch in loader], loader.state_dict()
+
+    epoch_0, checkpoint_state = rank_1_of_2(seed=0, epoch=0)
+    assert checkpoint_state == {"distributed_seed": 0}
+    assert rank_1_of_2(seed=5, epoch=0, batches_done=2, state=checkpoint_state)[0] == epoch_0[2:]
+    assert rank_1_of_2(seed=5, epoch=1)[0] == rank_1_of_2(seed=5, epoch=1, state={})[0] != rank_1_of_2(seed=0, epoch=1)[0]
+
+
+@pytest.mark.slow  # ~60 s on 2 cores: the loader test above checks its rule in one process
 @pytest.mark.ddp
 def test_a_shuffled_epoch_resumed_midway_under_ddp_with_another_seed_finishes_on_its_own_items(tmp_path, monkeypatch):
     # Lightning seeds its DistributedSampler with the run's seed: the rest of the interrupted epoch was drawn from the
