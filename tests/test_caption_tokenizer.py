@@ -197,3 +197,23 @@ def test_a_tokenizer_json_without_our_special_ids_is_named_for_what_it_holds(tok
         CaptionTokenizer.from_file(tmp_path / "u.json")
     assert str(err.value) == (f"{tmp_path / 'u.json'} reads, but its ids 0-3 are [PAD] [BOS] [EOS] [UNK], not Supra's "
                               "special tokens <pad> <bos> <eos> <unk>")
+
+
+def test_captions_are_lower_cased_as_the_scorer_does_and_otherwise_kept_as_written():
+    """The scorer's PTB tokenizer lower-cases and nothing more: NFKC folded full-width digits, ligatures and
+    superscripts ("２３" -> "23"), references the model could then never emit."""
+    captions = ["２人の男性が歩いている", "the ﬁrst Café in town", "a man wearing a number ２３ shirt x²"]
+    tokenizer = CaptionTokenizer.train(captions * 3, vocab_size=400)
+    ids, _ = tokenizer.encode_batch(captions, max_len=64)
+    assert [tokenizer.decode(row) for row in ids.tolist()] == [c.lower() for c in captions]
+
+
+def test_a_stored_tokenizer_keeps_the_normaliser_it_was_trained_with(tokenizer):
+    """A checkpoint's or release's tokenizer.json trained with NFKC reads back with it: its model's ids hold."""
+    from tokenizers import normalizers
+
+    old = CaptionTokenizer.from_json(tokenizer.to_json())
+    old.hf.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase(), normalizers.Strip()])
+    stored = CaptionTokenizer.from_json(old.to_json())
+    ids, _ = stored.encode_batch(["a ﬁne red circle"], max_len=48)
+    assert stored.decode(ids[0].tolist()) == "a fine red circle"

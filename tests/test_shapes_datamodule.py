@@ -229,3 +229,22 @@ def test_a_split_larger_than_an_address_space_limit_names_the_limit(monkeypatch)
                                              r"process's address-space limit \(ulimit -v\) \(7.6 GiB\): lower it$"):
         ShapesDataModule(**{**SMALL, "num_train": 400_000})
     ShapesDataModule(**SMALL)  # the shipped sizes are far below it
+
+
+def test_a_tokenizer_cached_by_an_older_training_is_not_reused(tmp_path):
+    """A cache filled before NFKC was dropped holds tokenizers under the key the captions had then: a new run
+    trains its own rather than take one that folds what the scorer keeps."""
+    import hashlib
+
+    from tokenizers import normalizers
+
+    from supra.tokens.caption_bpe import CaptionTokenizer
+
+    dm = ShapesDataModule(**SMALL, cache_dir=str(tmp_path))
+    captions = dm.tokenizer_captions()
+    old_key = hashlib.sha256(f"{dm.vocab_size}\n".encode() + "\n".join(captions).encode()).hexdigest()[:16]
+    old = CaptionTokenizer.train(captions, dm.vocab_size)
+    old.hf.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase(), normalizers.Strip()])
+    old.save(tmp_path / f"tokenizer_{old_key}.json")
+    dm.setup("fit")
+    assert "NFKC" not in dm.tokenizer.to_json()

@@ -29,6 +29,9 @@ MIN_TRAINED_VOCAB = 256 + len(SPECIAL_TOKENS)
 # Characters of each caption the BPE trains on: far more than MAX_SEQ tokens can use, and a bound on its
 # training time, which grows with the square of a word's length (a data URI pasted as a caption).
 TRAIN_CHARS = 2000
+# How train() builds a tokenizer, in the key of the tokenizers a cache holds: a new way never reuses one
+# trained the old way (2: no NFKC).
+TRAINING_VERSION = 2
 
 
 def read_gpt2_vocab(path: Path) -> dict[str, int]:
@@ -108,7 +111,9 @@ class CaptionTokenizer:
         fewer than MIN_TRAINED_VOCAB (260): its 256 byte tokens and 4 special ones come whatever `vocab_size`.
         Each caption's first TRAIN_CHARS characters train it (a warning says how many were longer)."""
         tok = Tokenizer(models.BPE(unk_token="<unk>"))
-        tok.normalizer = normalizers.Sequence([normalizers.NFKC(), normalizers.Lowercase(), normalizers.Strip()])
+        # lower-cased as the caption scorer's PTB tokenizer does, and nothing more: NFKC ("２３" -> "23", "ﬁ" -> "fi")
+        # made references the model could never emit. Tokenizers stored before keep their own (NFKC) normaliser.
+        tok.normalizer = normalizers.Sequence([normalizers.Lowercase(), normalizers.Strip()])
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=True)
         tok.decoder = decoders.ByteLevel()
         trainer = trainers.BpeTrainer(

@@ -30,6 +30,7 @@ from supra.tokens.caption_bpe import (
     MIN_TRAINED_VOCAB,
     PAD_ID,
     SPECIAL_TOKENS,
+    TRAINING_VERSION,
     CaptionTokenizer,
     SpecialTokensError,
 )
@@ -278,7 +279,9 @@ class CaptionDataModule(SplitDataModule):
 
     def _train_or_cached_tokenizer(self, captions: list[str]) -> CaptionTokenizer:
         """Train on the train captions, or reuse a tokenizer trained on exactly these captions before."""
-        key = hashlib.sha256(f"{self.vocab_size}\n".encode() + "\n".join(captions).encode()).hexdigest()[:16]
+        # TRAINING_VERSION: a tokenizer cached by an older train() (NFKC) is not handed to this one
+        header = f"v{TRAINING_VERSION}\n{self.vocab_size}\n"
+        key = hashlib.sha256(header.encode() + "\n".join(captions).encode()).hexdigest()[:16]
         cached = self.cache_dir / f"tokenizer_{key}.json" if self.cache_dir else None
         if cached is not None and cached.exists():
             try:
