@@ -217,3 +217,20 @@ def test_a_stored_tokenizer_keeps_the_normaliser_it_was_trained_with(tokenizer):
     stored = CaptionTokenizer.from_json(old.to_json())
     ids, _ = stored.encode_batch(["a ﬁne red circle"], max_len=48)
     assert stored.decode(ids[0].tolist()) == "a fine red circle"
+
+
+def test_caption_text_naming_a_special_token_is_encoded_as_text(tokenizer):
+    """"press the <eos> key" is a caption of a keyboard: its <eos> never becomes the EOS id (the model would learn
+    to stop there), nor <pad> a padding position; decoding keeps it, and still drops the real BOS/EOS/PAD."""
+    captions = ["press the <eos> key", "a sign reading <pad> and <unk>", "a tag <bos> shown"]
+    ids, _ = tokenizer.encode_batch(captions, max_len=64)
+    for row, caption in zip(ids.tolist(), captions, strict=True):
+        inner = row[1 : row.index(EOS_ID)]
+        assert row[0] == BOS_ID and not {PAD_ID, BOS_ID, EOS_ID, 3} & set(inner)
+        assert tokenizer.decode(row) == caption
+
+
+def test_a_stored_tokenizer_encodes_special_token_names_as_text_too(tokenizer, tmp_path):
+    stored = CaptionTokenizer.from_file(tokenizer.save(tmp_path / "tokenizer.json"))
+    ids, _ = stored.encode_batch(["press the <eos> key"], max_len=64)
+    assert ids[0].tolist().count(EOS_ID) == 1 and stored.decode(ids[0].tolist()) == "press the <eos> key"

@@ -100,6 +100,9 @@ class CaptionTokenizer:
         if found != list(SPECIAL_TOKENS):
             raise SpecialTokensError(f"its ids 0-3 are {' '.join(map(str, found))}, not Supra's special tokens "
                                      f"{' '.join(SPECIAL_TOKENS)}", found)
+        # caption text reading "<eos>" or "<pad>" is text, never the special id (an EOS mid-caption taught the
+        # model to stop there); not stored in tokenizer.json, so set here for every tokenizer, old ones too
+        tokenizer.encode_special_tokens = True
         self.hf = tokenizer
         self.bos_id, self.eos_id = BOS_ID, EOS_ID
 
