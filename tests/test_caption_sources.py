@@ -1035,3 +1035,13 @@ def test_the_folder_config_switched_to_another_source_says_which_data_config_rea
         PhotoCaptionsDataModule(source=data.source, root=str(tmp_path), val_fraction=data.val_fraction,
                                 test_fraction=data.test_fraction)
     assert compose_config("train", tmp_path / "run", ["data=coco"]).data.source == "coco"  # the config it names
+
+
+def test_a_vocab_size_no_trained_tokenizer_fits_is_refused_before_a_folder_is_decoded(tmp_path):
+    """The check ran in setup, after prepare_data had decoded every image into the cache (COCO: 123k)."""
+    root = photo_folder(tmp_path / "photos", 4)
+    dm = PhotoCaptionsDataModule(source="folder", root=str(root), cache_dir=str(tmp_path / "cache"),
+                                 show_progress=False, vocab_size=259)
+    with pytest.raises(SupraUserError, match=r"^model.net.VOCAB_SIZE=259 is too small for a trained tokenizer"):
+        dm.prepare_data()
+    assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.npy"))

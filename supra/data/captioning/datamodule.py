@@ -181,6 +181,11 @@ class CaptionDataModule(SplitDataModule):
 
     # -- Lightning hooks --------------------------------------------------------------------------
 
+    def prepare_data(self) -> None:
+        # Lightning calls this before setup: a source that decodes its images here (COCO: 123k) hears of a
+        # tokenizer setting it refuses first
+        self.check_tokenizer_settings()
+
     def setup(self, stage: str | None = None) -> None:
         splits = self.splits_for(stage)
         self.check_tokenizer_settings()

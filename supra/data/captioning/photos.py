@@ -61,6 +61,7 @@ class PhotoCaptionsDataModule(CaptionDataModule):
 
     def prepare_data(self) -> None:
         # Lightning calls this on one process only, before the others set up: the cache is built once.
+        super().prepare_data()
         self.photos.prepare(self.show_progress)
 
     def setup(self, stage: str | None = None) -> None:
