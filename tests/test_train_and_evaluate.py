@@ -415,7 +415,26 @@ def test_evaluate_refuses_the_tokenizer_options_of_a_new_run_it_never_reads(tmp_
     # a checkpoint's data.x: the command's own options alone
     with pytest.raises(SupraUserError, match=rf"^data.{key}={value} is not used"):
         refuse_tokenizer_options({"split": "test", key: value}, data_class, "x")
-    refuse_tokenizer_options(compose_config("eval", tmp_path, ["ckpt=x", f"data={data}"]).data, data_class, "x")
+    refuse_tokenizer_options(compose_config("eval", tmp_path, ["ckpt=x", f"data={data}"]).data, data_class, "x",
+                             str(tmp_path / "tokenizer.json"))
+
+
+def test_evaluate_refuses_a_tokenizer_path_it_would_never_read(tmp_path):
+    """evaluate.py data.tokenizer_path=OTHER.json scored with the checkpoint's tokenizer and said nothing; the
+    path evaluate.py writes the model's own to (a data config's default) passes."""
+    from hydra.utils import get_class
+
+    from supra.runner.evaluation import refuse_tokenizer_options
+
+    written_to = str(tmp_path / "tokenizer.json")
+    with pytest.raises(SupraUserError) as err:
+        refuse_tokenizer_options({"split": "test", "tokenizer_path": "/elsewhere/other_tok.json"}, object, "x",
+                                 written_to)
+    assert str(err.value) == ("data.tokenizer_path=/elsewhere/other_tok.json is not used: evaluate.py scores ckpt=x "
+                              "with the model's own tokenizer (stored with it) and writes it beside the scores; leave "
+                              "data.tokenizer_path out")
+    cfg = compose_config("eval", tmp_path, ["ckpt=x", "data=coco"])  # its tokenizer_path: ${paths.output_dir}/...
+    refuse_tokenizer_options(cfg.data, get_class(cfg.data._target_), "x", written_to)
 
 
 def test_evaluate_with_another_data_refuses_its_gpt2_tokenizer_before_scoring(trained_run, tmp_path):

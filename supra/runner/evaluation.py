@@ -190,9 +190,11 @@ LOADERS = {CAPTIONER_CHECKPOINT: _captioner, CAPTIONER_RELEASE: _captioner, A2A_
            VQVAE_CHECKPOINT: _vqvae}
 
 
-def refuse_tokenizer_options(given: Mapping[str, Any], data_class: type, ckpt: str) -> None:
+def refuse_tokenizer_options(given: Mapping[str, Any], data_class: type, ckpt: str,
+                             tokenizer_written_to: str | None = None) -> None:
     """Each of TOKENIZER_OPTIONS the command gave (`given`: its data options) another value than `data_class`'s
-    default, as one line: the model's own tokenizer is used, and the option was ignored without a word."""
+    default, and a data.tokenizer_path other than `tokenizer_written_to` (where evaluate.py writes the model's),
+    as one line: the model's own tokenizer is used, and the option was ignored without a word."""
     for key in TOKENIZER_OPTIONS:
         if key not in given:
             continue
@@ -202,6 +204,11 @@ def refuse_tokenizer_options(given: Mapping[str, Any], data_class: type, ckpt: s
         if given[key] != default:
             raise SupraUserError(f"data.{key}={given[key]} is not used: evaluate.py scores ckpt={ckpt} with the "
                                  f"model's own tokenizer (stored with it); leave data.{key} out")
+    path = given.get("tokenizer_path")
+    if path is not None and (tokenizer_written_to is None or Path(path) != Path(tokenizer_written_to)):
+        raise SupraUserError(f"data.tokenizer_path={path} is not used: evaluate.py scores ckpt={ckpt} with the model's "
+                             "own tokenizer (stored with it) and writes it beside the scores; leave "
+                             "data.tokenizer_path out")
 
 
 def interrupted_evaluation(cfg: DictConfig, started: float) -> str:
@@ -249,7 +256,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # the data config comes (partly) from the checkpoint: only allow-listed classes are built from it
     datamodule = build_datamodule(data_cfg, task, tokenizer, loaded_from=f"ckpt={cfg.ckpt}", given=cfg.get("data") or {},
                                   **outputs)
-    refuse_tokenizer_options(cfg.get("data") or {}, type(datamodule), cfg.ckpt)
+    refuse_tokenizer_options(cfg.get("data") or {}, type(datamodule), cfg.ckpt, outputs.get("tokenizer_path"))
     report = TestReport(str(output_dir), print_table=True)
     trainer = L.Trainer(
         accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
