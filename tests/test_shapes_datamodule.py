@@ -248,3 +248,14 @@ def test_a_tokenizer_cached_by_an_older_training_is_not_reused(tmp_path):
     old.save(tmp_path / f"tokenizer_{old_key}.json")
     dm.setup("fit")
     assert "NFKC" not in dm.tokenizer.to_json()
+
+
+def test_captions_that_differ_only_in_where_a_line_breaks_get_tokenizers_of_their_own(tmp_path):
+    """The cache key joined captions with "\\n": ["a red\\nball", ...] and ["a red", "ball", ...] shared one file,
+    and the second was handed the first's tokenizer."""
+    dm = ShapesDataModule(**SMALL, cache_dir=str(tmp_path))
+    one = dm._train_or_cached_tokenizer(["a red\nball on grass", "a blue ball"] * 5)
+    other = dm._train_or_cached_tokenizer(["a red", "ball on grass", "a blue ball"] * 5)
+    fresh = ShapesDataModule(**SMALL)._train_or_cached_tokenizer(["a red", "ball on grass", "a blue ball"] * 5)
+    assert other.to_json() == fresh.to_json() != one.to_json()
+    assert len(list(tmp_path.glob("tokenizer_*.json"))) == 2

@@ -15,6 +15,7 @@ Batches (dicts) the task receives, images already normalised on its device:
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -284,9 +285,9 @@ class CaptionDataModule(SplitDataModule):
 
     def _train_or_cached_tokenizer(self, captions: list[str]) -> CaptionTokenizer:
         """Train on the train captions, or reuse a tokenizer trained on exactly these captions before."""
-        # TRAINING_VERSION: a tokenizer cached by an older train() (NFKC) is not handed to this one
-        header = f"v{TRAINING_VERSION}\n{self.vocab_size}\n"
-        key = hashlib.sha256(header.encode() + "\n".join(captions).encode()).hexdigest()[:16]
+        # TRAINING_VERSION: a tokenizer cached by an older train() (NFKC) is not handed to this one; a JSON list,
+        # not captions joined by "\n": ["a red\nball"] and ["a red", "ball"] are two keys
+        key = hashlib.sha256(json.dumps([TRAINING_VERSION, self.vocab_size, captions]).encode()).hexdigest()[:16]
         cached = self.cache_dir / f"tokenizer_{key}.json" if self.cache_dir else None
         if cached is not None and cached.exists():
             try:
