@@ -139,6 +139,16 @@ def test_rendered_ids_tell_a_code_or_control_token_from_text_that_reads_like_one
     assert vocab.render(vocab.encode_text("a trailing \\")) == "a trailing \\"  # no token after it
 
 
+@pytest.mark.parametrize("text", ["see <c12> or <IMAGE>", r"a \<c5>", "ends in a backslash\\", r"C:\pics <c> 1 < 2",
+                                  "a sign reading <FRAME> red", "two \\\\<TEXT> and </TEXT>"])
+def test_a_rendered_prompt_parses_back_to_its_ids(vocab, text):
+    """generation.json's prompt is render's: parse_prompt read its "\\<IMAGE>" as a backslash and a token, so the
+    recorded prompt given back was another prompt (or refused). Its escapes are read now."""
+    layout = vocab.layout
+    ids = [layout.text_open, *vocab.encode_text(text), layout.text_close, layout.image_open]
+    assert vocab.parse_prompt(vocab.render(ids)) == ids
+
+
 def test_token_labels_name_control_tokens_codes_and_text_specials(vocab, tmp_path):
     # what explain and the attention maps write above each tile: never an empty label
     layout = vocab.layout

@@ -30,7 +30,6 @@ from supra.utils.errors import SupraUserError, first_line
 # A segment of a mixed sequence: ("text", str) | ("image", int64 [h, w] codes) | ("video", int64 [T, h, w]).
 Segment = tuple[str, object]
 
-_CONTROL_RE = re.compile("(" + "|".join(re.escape(t) for t in CONTROL_TOKENS) + ")")
 # A token's name as render writes it (a control token, a code as <c17>), with the backslashes before it: text that
 # reads so is escaped, so a rendered prompt tells a typed "<c5>" from code 5.
 _TOKEN_NAME_RE = re.compile(r"(\\*)(" + "|".join(re.escape(t) for t in CONTROL_TOKENS) + r"|<c\d+>)")
@@ -140,15 +139,26 @@ class A2AVocab:
         return self.render([token])
 
     def parse_prompt(self, prompt: str) -> list[int]:
-        """"<TEXT>a red square</TEXT><IMAGE>" -> ids: control tokens by name, text between them by the BPE."""
+        """"<TEXT>a red square</TEXT><IMAGE>" -> ids: control tokens by name, text between them by the BPE.
+        Reads render's escapes, so generation.json's prompt gives back its ids: a name after an odd number of
+        backslashes is text ("\\<IMAGE>" the text "<IMAGE>"), and the backslashes before a name are halved; a
+        code's name (<c5>) is text, as a prompt cannot write codes."""
         ids: list[int] = []
         controls = self.layout.control_ids
-        for piece in _CONTROL_RE.split(prompt):
-            if piece in controls:
-                ids.append(controls[piece])
-            elif piece:
-                ids += self.encode_text(piece)
-        return ids
+        text, start = "", 0
+        for match in _TOKEN_NAME_RE.finditer(prompt):
+            backslashes, name = match[1], match[2]
+            text += prompt[start : match.start()] + "\\" * (len(backslashes) // 2)
+            start = match.end()
+            if len(backslashes) % 2 or name not in controls:
+                text += name
+                continue
+            if text:  # the text between two tokens encoded whole, as it was before render split it
+                ids += self.encode_text(text)
+                text = ""
+            ids.append(controls[name])
+        text += prompt[start:]
+        return ids + self.encode_text(text) if text else ids
 
     def render(self, ids: Iterable[int]) -> str:
         """ids -> readable string: text decoded, control tokens by name, codes as <c17> (generation.json's
