@@ -6,10 +6,11 @@ conf/generate.yaml holds every option (`--help`); same seed, same output.
     python -m supra.generate ckpt=... mode=image2text image=photo.png out=DIR
     python -m supra.generate ckpt=... mode=video2video image=clip.gif frames=4 out=DIR
 
-A prompt with a control token name ("<TEXT>a red square</TEXT><IMAGE>") is used as written, the mode's
+A prompt that starts with a control token name ("<TEXT>a red square</TEXT><IMAGE>", as generation.json records
+it) is raw, used as written, the mode's
 opener added when it ends outside any block ("<TEXT>a red</TEXT>" in text mode: a new text after it); it
 cannot write codes, so its image or video blocks hold no text ("<IMAGE>hello" is refused). A plain one is
-wrapped for the mode:
+wrapped for the mode; a name inside it is refused, unless written as text after a backslash ("\\<FRAME>"):
 
     text         <TEXT>prompt                      -> text up to </TEXT>
     text2image   <TEXT>prompt</TEXT><IMAGE>        -> one grid of codes
@@ -63,7 +64,7 @@ from supra.tokens.a2a_sequences import (
     frames_that_fit,
     text_room,
 )
-from supra.tokens.a2a_vocab import A2AVocab
+from supra.tokens.a2a_vocab import A2AVocab, control_names_in
 from supra.utils import files
 from supra.utils.cli import check_option_types, hydra_command, refuse_unread_options
 from supra.utils.errors import SupraUserError
@@ -156,12 +157,17 @@ class Request:
             raise SupraUserError(f"mode={self.mode} needs prompt=\"...\" (e.g. prompt=\"a red square\")")
         if self.mode in ("image2text", "video2video") and not self.image:
             raise SupraUserError(f"mode={self.mode} needs image=PATH ({'a GIF' if self.mode == 'video2video' else 'a picture'})")
+        names = control_names_in(self.prompt or "")
+        if names and not self.raw_prompt:  # raw or plain, the prompt's first characters say, never a name inside it
+            raise SupraUserError(f"prompt={self.prompt!r} holds {names[0]} but does not start with a control token: "
+                                 f"start it with <TEXT> for a raw prompt, or write \\{names[0]} for the text")
         gen.check_image_search(self.guidance, self.best_of)
         gen.SamplingConfig(self.temperature, self.top_k, self.top_p)
 
     @property
     def raw_prompt(self) -> bool:
-        return any(token in (self.prompt or "") for token in CONTROL_TOKENS)
+        """Whether the prompt is used as written: it starts with a control-token name ("<TEXT>a red</TEXT>")."""
+        return (self.prompt or "").startswith(CONTROL_TOKENS)
 
 
 # -- inputs ---------------------------------------------------------------------------------------------
@@ -247,7 +253,8 @@ def text_prefix(vocab: A2AVocab, request: Request) -> list[int]:
         return []
     if request.raw_prompt:
         return vocab.parse_prompt(request.prompt)
-    return vocab.encode([("text", request.prompt)])
+    layout = vocab.layout  # parse_prompt: a plain prompt's escaped names ("\\<FRAME>") are text
+    return [layout.text_open, *vocab.parse_prompt(request.prompt), layout.text_close]
 
 
 def prompt_error(prompt: str | None, err: ValueError) -> SupraUserError:
@@ -387,7 +394,7 @@ def prepare_texts(request: Request, pair: Pair) -> Callable[[], Result]:
         codes = encode_items(pair.vqvae, pixels[None], ENCODE_BATCH, pair.device)[0]
         image_ids = layout.image_block(codes)
     tail = vocab.parse_prompt(request.prompt or "") if request.raw_prompt else \
-        [layout.text_open, *vocab.encode_text(request.prompt or "")]
+        [layout.text_open, *vocab.parse_prompt(request.prompt or "")]
     # with the <TEXT> a prompt ending outside any block gets ("<TEXT>a red</TEXT>": a new text follows), so
     # generation.json records what the model was given; a prompt left inside an image: one line
     prompt = opened(layout, image_ids + tail, "text", layout.text_open, request.prompt)

@@ -1097,3 +1097,22 @@ def test_a_dated_out_folder_under_a_file_names_that_file(tmp_path):
     with pytest.raises(SupraUserError, match=rf"^cannot write to out={re.escape(str(a_file))}/out \({re.escape(str(a_file))} "
                                              r"is a file, not a folder\): choose a folder with out=DIR$"):
         new_folder(a_file / "out")
+
+
+def test_the_prompt_generation_json_records_given_back_generates_the_same(pair, tmp_path):
+    """A text holding "<IMAGE>" is recorded escaped (\\<IMAGE>); that recorded prompt was refused when given back
+    ('text inside an image block'). It now makes the same prompt, and the same images."""
+    first = generate(tmp_path, pair[0], "mode=text2image", r"prompt=a blue \<IMAGE> square", "seed=3")
+    recorded = json.loads((tmp_path / "out" / "generation.json").read_text())["prompt"]
+    assert recorded == r"<TEXT>a blue \<IMAGE> square</TEXT><IMAGE>"
+    again = generate(tmp_path, pair[0], "mode=text2image", f"prompt={recorded}", "seed=3")
+    assert json.loads((tmp_path / "out" / "generation.json").read_text())["prompt"] == recorded
+    assert again["codes"] == first["codes"]
+
+
+def test_a_plain_prompt_holding_a_control_token_name_is_refused_not_taken_as_raw(pair, tmp_path):
+    """"a sign reading <FRAME> red" was silently used as a raw prompt (no <TEXT> around it)."""
+    with pytest.raises(SupraUserError) as err:
+        generate(tmp_path, pair[0], "mode=text2image", "prompt=a sign reading <FRAME> red")
+    assert str(err.value) == ("prompt='a sign reading <FRAME> red' holds <FRAME> but does not start with a control "
+                              "token: start it with <TEXT> for a raw prompt, or write \\<FRAME> for the text")

@@ -247,6 +247,11 @@ class A2AVocab:
         return segments
 
 
+def control_names_in(prompt: str) -> list[str]:
+    """The control-token names `prompt` holds as tokens, not escaped (after an even number of backslashes)."""
+    return [m[2] for m in _TOKEN_NAME_RE.finditer(prompt) if m[2] in CONTROL_TOKENS and len(m[1]) % 2 == 0]
+
+
 def _escaped(text: str, before_token: bool) -> str:
     """Text as render writes it: a token name in it ("<c5>", "<TEXT>") after a backslash, the backslashes before
     it doubled, so a name after an even number of backslashes (none) is a token; the trailing backslashes
