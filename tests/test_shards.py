@@ -1500,3 +1500,47 @@ def test_write_shards_splits_a_folder_by_the_shares_training_takes_and_warns_of_
     assert f"the val split of root={root} holds 1 of its 20 images (val_fraction=0.1): CIDEr over one image is 0 " \
            "at every validation, so best.ckpt (chosen by val/CIDEr) stays the first validation's and a sweep's trials " \
            "all tie; set val_fraction=0.25 (about 5 images)" in [r.getMessage() for r in caplog.records]
+
+
+def test_a_split_written_as_shards_scores_exactly_as_the_folder_it_was_written_from(tmp_path, capsys):
+    """data=shards draft-decoded its val and test JPEGs (each DCT-scaled before the resize): the same photos
+    scored as a folder and as its shards gave other losses. Draft mode is the train stream's alone now."""
+    import lightning as L
+    from PIL import Image
+
+    from supra.runner.components import build_datamodule, build_task
+    from tests.conftest import run_command
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(12):  # 320x240: draft mode would decode them at half size, before the resize to 112
+        smooth = np.kron(rng.integers(0, 256, (30, 40, 3)), np.ones((8, 8, 1))).astype(np.uint8)
+        Image.fromarray(smooth).save(root / f"photo{i:02d}.jpg", quality=90)
+        (root / f"photo{i:02d}.txt").write_text(f"a photo of {['red', 'blue', 'green'][i % 3]} squares number {i}")
+    run_command("write_shards", "source=folder", f"root={root}", f"out={tmp_path / 'shards'}", "show_progress=false",
+                f"paths.cache_dir={tmp_path / 'cache'}", run_dir=tmp_path)
+    capsys.readouterr()
+    torch.manual_seed(0)
+    run = ["model.test_metrics=[Bleu]", f"paths.cache_dir={tmp_path / 'cache'}", "data.num_workers=0"]
+    task = build_task(compose_config("train", tmp_path / "task", run).model, None)
+    tokenizer = CaptionTokenizer.train([p.read_text() for p in root.glob("*.txt")], 300)
+    shards = {f"data.{split}_shards": str(tmp_path / "shards" / split / "00000.tar") for split in ("val", "test")}
+    losses = {}
+    for data, options in (("caption_folder", [f"data.root={root}"]),
+                          ("shards", [f"{key}={value}" for key, value in shards.items()])):
+        cfg = compose_config("train", tmp_path / data, [*run, f"data={data}", *options])
+        datamodule = build_datamodule(cfg.data, task, tokenizer=tokenizer)
+        trainer = L.Trainer(logger=False, enable_checkpointing=False, enable_progress_bar=False,
+                            enable_model_summary=False)
+        [scores] = trainer.test(task, datamodule=datamodule, verbose=False)
+        losses[data] = scores["test/loss"]
+    assert losses["shards"] == losses["caption_folder"]
+    # the a2a mixture's and the VQ-VAE's shards too: val and test decoded in full, train in draft mode (if on)
+    from supra.data.media.shard_images import ShardImagesMediaDataModule
+
+    media = ShardImagesMediaDataModule(**{key.removeprefix("data."): value for key, value in shards.items()},
+                                       train_shards=str(tmp_path / "shards" / "train" / "00000.tar"), image_size=64)
+    for split in ("train", "test"):
+        expected = read_whole(str(tmp_path / "shards" / split / "00000.tar"), 64, draft=split == "train")
+        assert torch.equal(media.load_split(split).pixels, expected.images)

@@ -55,7 +55,8 @@ def check_stream_settings(shuffle_buffer: int, tokenizer_sample: int, resampled:
 class ShardCaptionsDataModule(CaptionDataModule):
     """Train on `train_shards`, validate on `val_shards`, test on `test_shards` (brace-expanded URLs).
 
-    shuffle_buffer: samples held for shuffling in each worker; draft: JPEG draft-mode decoding;
+    shuffle_buffer: samples held for shuffling in each worker; draft: JPEG draft-mode decoding of the train
+    stream (val and test are decoded in full, so they score as their source's files do);
     tokenizer_sample: how many train captions a new tokenizer is trained on; seed: the shard order and
     the shuffle, per epoch; resampled: shards drawn with replacement, an epoch of samples_per_epoch
     samples (default: the shards' _stats.json total).
@@ -88,7 +89,9 @@ class ShardCaptionsDataModule(CaptionDataModule):
         if split == "train":
             raise SupraUserError("data.split=train: the train shards are streamed, never read whole to be scored: "
                                  "score data.split=val or test, or name a few train shards as data.test_shards=...")
-        whole = read_whole(self.shards(split), self.image_size, self.draft)
+        # decoded in full, draft or not: a split scored here scores as the folder it was written from, or caption
+        # and explain on its files (draft mode's speed is for the train stream, which decodes every epoch)
+        whole = read_whole(self.shards(split), self.image_size, draft=False)
         log.info("shards %s: %d images; unusable: %s", split, len(whole.keys), whole.tally.describe())
         if not whole.keys:  # why, rather than the base's "check its size/path settings"
             why = (f"{whole.tally.describe()}; the warnings above name each shard and why" if whole.tally else

@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 
 class ShardImagesMediaDataModule(MediaDataModule):
-    """The shards of each split as images [N, 3, S, S] with their captions (squashed to a square)."""
+    """The shards of each split as images [N, 3, S, S] with their captions (squashed to a square); `draft`: JPEG
+    draft-mode decoding of the train split (val and test are decoded in full)."""
 
     # 2: items named by their json's id, else `<shard path below the list's shared folder>/<key>`, and filed
     # by its url. Codes cached under 1 named the samples of a/00000.tar and b/00000.tar alike (00000.tar/<key>):
@@ -36,7 +37,9 @@ class ShardImagesMediaDataModule(MediaDataModule):
     # named several images alike, and scoring kept one of them.
     # 4: items carry their references (write_shards's json lists them as the source publishes them): codes cached
     # under 3 scored image2text against the training captions, final stop dropped and repeats once.
-    items_version = 4
+    # 5: val and test decoded in full (draft mode for train alone), as a folder of the same files scores: codes
+    # cached under 4 held their draft-decoded pixels.
+    items_version = 5
 
     def __init__(self, train_shards: str, val_shards: str, test_shards: str, draft: bool = True, **common: Any) -> None:
         super().__init__(**common)
@@ -65,7 +68,8 @@ class ShardImagesMediaDataModule(MediaDataModule):
     def load_split(self, split: str) -> MediaItems:
         if not self.inputs_checked:  # on its own (a VQ-VAE's data, tokenize_media); the a2a mixture checks first
             self.check_inputs()
-        whole = read_whole(self.specs[split], self.image_size, self.draft)
+        # draft mode (if on) for train alone: val and test score the pixels their files give every other reader
+        whole = read_whole(self.specs[split], self.image_size, self.draft and split == "train")
         log.info("shards %s: %d images; unusable: %s", split, len(whole.keys), whole.tally.describe())
         return MediaItems(whole.images, whole.captions, [str(i) for i in whole.ids], None, whole.files, whole.references)
 
