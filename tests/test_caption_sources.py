@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from pathlib import Path
 
 import pytest
 from omegaconf import OmegaConf
@@ -1045,3 +1046,31 @@ def test_a_vocab_size_no_trained_tokenizer_fits_is_refused_before_a_folder_is_de
     with pytest.raises(SupraUserError, match=r"^model.net.VOCAB_SIZE=259 is too small for a trained tokenizer"):
         dm.prepare_data()
     assert not (tmp_path / "cache").exists() or not any((tmp_path / "cache").rglob("*.npy"))
+
+
+def test_a_folder_reads_every_picture_caption_reads_and_counts_each_file_it_leaves_out_by_kind(tmp_path):
+    """A folder's .jfif .jpe .ppm .pgm .ico .avif pictures, which `caption` reads, were dropped with their captions
+    while the set-up line said "skipped: nothing": one list of suffixes for every reader now, and what is left
+    out (a file of no picture format, its caption file) is counted."""
+    import numpy as np
+    from PIL import Image
+
+    from supra.data.folder_index import MEDIA_SUFFIXES
+    from supra.data.images import IMAGE_SUFFIXES
+
+    assert set(MEDIA_SUFFIXES) == IMAGE_SUFFIXES  # what caption reads (Pillow's suffixes of picture formats)
+    root = tmp_path / "photos"
+    root.mkdir()
+    pixels = np.random.default_rng(0).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    pictures = [f"p{i}{suffix}" for i, suffix in enumerate([".jfif", ".jpe", ".ppm", ".pgm", ".ico", ".png", ".jpg"])]
+    for name in pictures:
+        Image.fromarray(pixels).save(root / name)
+    for name in [*pictures, "clip.mp4"]:
+        (root / f"{Path(name).stem}.txt").write_text(f"a picture named {name}\n")
+    (root / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    (root / "notes.pdf").write_bytes(b"%PDF-1.4")
+    index = read_caption_source("folder", root)
+    assert sorted(key for keys in index.splits.values() for key in keys) == sorted(pictures)
+    assert (
+        "skipped: 2 not media (e.g. clip.mp4, notes.pdf), 1 captions of files not read (name.txt beside a file "
+        "that is no picture) (e.g. clip.txt)") in summary_line("folder", index, {})

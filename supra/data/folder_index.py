@@ -1,10 +1,11 @@
 """What a media folder holds, before anything is decoded: the media files, their captions, what was
 ignored, and a deterministic split by file.
 
-- Media: .png .jpg .jpeg .webp .bmp .tif .tiff (stills) and .gif (animations), any case, in `root` and its
-  subfolders; names are relative posix paths, sorted. Hidden files and folders (a leading dot: .git,
-  .DS_Store, macOS's ._photo.jpg) are passed over silently, unless captions name one (counted as captions
-  for hidden files); any other file is counted as "not media".
+- Media: the pictures `caption` reads (images.IMAGE_SUFFIXES: .png .jpg .jpeg .jfif .jpe .webp .bmp .tif .tiff
+  .ppm .pgm .ico .avif ...) as stills and .gif (animations), any case, in `root` and its subfolders; names are
+  relative posix paths, sorted. Hidden files and folders (a leading dot: .git, .DS_Store, macOS's ._photo.jpg)
+  are passed over silently, unless captions name one (counted as captions for hidden files); any other file
+  is counted as "not media", and a sidecar of one (clip.txt beside clip.mp4) as its caption.
   Linked folders are followed, each real folder once (a second path to one is counted, not listed;
   captions.jsonl/csv/tsv may name a file through either path: latest/a.png finds 2024/a.png).
 - Captions: `photo.txt` (or `photo.png.txt`, which wins, for when photo.png and photo.gif differ; the
@@ -33,14 +34,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from supra.data.captions import clean_caption, read_caption_table, read_lines
+from supra.data.images import IMAGE_SUFFIXES
 from supra.utils.errors import SupraUserError
 from supra.utils.folder_walk import listed_path, walk_visible
 from supra.utils.numbers import counted
 
 log = logging.getLogger(__name__)
 
-STILL_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".bmp", ".tif", ".tiff")
 GIF_SUFFIX = ".gif"
+# the suffixes `caption` reads (Pillow's for the picture formats), so that a folder trains on every picture
+# caption reads in it: .jfif .jpe .ppm .pgm .ico .avif were left out, with their captions, without a word
+STILL_SUFFIXES = tuple(sorted(IMAGE_SUFFIXES - {GIF_SUFFIX}))
 MEDIA_SUFFIXES = (*STILL_SUFFIXES, GIF_SUFFIX)
 CAPTION_FILES = ("captions.jsonl", "captions.csv", "captions.tsv")
 SIDECAR_SUFFIX = ".txt"
@@ -51,6 +55,8 @@ ALIAS = "folders listed already under another path"
 # a named pipe, socket or device under a picture's name: never opened (reading a pipe waits for a writer forever)
 SPECIAL = "not regular files (named pipes, sockets, devices)"
 HIDDEN = "captions for hidden files (a leading dot), which are skipped"
+NOT_MEDIA = "not media"
+CAPTIONS_OF_NOT_MEDIA = "captions of files not read (name.txt beside a file that is no picture)"
 SHARED_SIDECAR = "sidecars that two images share, captioning neither (name each <name>.<ext>.txt: photo.jpg.txt)"
 
 
@@ -238,10 +244,20 @@ def scan_folder(root: str | Path) -> FolderIndex:
         names = [path.relative_to(root).as_posix() for path in captions.not_utf8]
         log.warning("%d caption files under %s are not UTF-8 (e.g. %s): read as Windows-1252; save them as UTF-8 "
                     "if their captions look wrong", len(names), root, ", ".join(names[:3]))
-    for name in files:
-        if name not in used and name not in index.captions:
-            index.ignored.add("not media", name)
+    left_out = [name for name in files if name not in used and name not in index.captions]
+    their_captions = captions_of(left_out)
+    for name in left_out:
+        index.ignored.add(CAPTIONS_OF_NOT_MEDIA if name in their_captions else NOT_MEDIA, name)
     return index
+
+
+def captions_of(left_out: list[str]) -> set[str]:
+    """The sidecars among `left_out` whose file is left out too (clip.txt or clip.mp4.txt beside clip.mp4):
+    counted with it, not as files of no kind."""
+    others = [name for name in left_out if not name.lower().endswith(SIDECAR_SUFFIX)]
+    names = {_nfc(name) for name in others} | {_nfc(name.rsplit(".", 1)[0]) for name in others}
+    return {name for name in left_out
+            if name.lower().endswith(SIDECAR_SUFFIX) and _nfc(name[: -len(SIDECAR_SUFFIX)]) in names}
 
 
 def _draw(name: str, seed: int) -> float:

@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from supra.data.caption_sources.index import CaptionIndex, finish
-from supra.data.folder_index import ALIAS, SPECIAL, lent_files, lent_note, scan_folder, split_by_file
+from supra.data.folder_index import lent_files, lent_note, scan_folder, split_by_file
 from supra.utils.errors import SupraUserError
 from supra.utils.numbers import is_number
 
@@ -37,10 +37,10 @@ def read_caption_folder(root: str | Path, layout: str | None = None, seed: int =
     for reason, n in folder.caption_problems.counts.items():
         index.skipped[reason] += n
         index.examples[reason] = folder.caption_problems.examples[reason]
-    for reason in (ALIAS, SPECIAL):  # said in the summary: a link the user made was not followed, a pipe not read
-        if folder.ignored.counts[reason]:
-            index.skipped[reason] = folder.ignored.counts[reason]
-            index.examples[reason] = folder.ignored.examples[reason]
+    # every file left out, by kind: a file of no picture format, its caption file, a link not followed, a pipe
+    for reason, n in folder.ignored.counts.items():
+        index.skipped[reason] = n
+        index.examples[reason] = folder.ignored.examples[reason]
     for name in folder.media:
         # every line: a folder's captions have no ids, so a caption written twice is two references
         for caption in folder.references[name]:
