@@ -28,14 +28,13 @@ from supra.artifacts.kinds import (
 from supra.data.gif_frames import TOO_LARGE, MediaDecodeError
 from supra.data.images import (
     UNREADABLE,
-    PixelRangeError,
     fit,
     image_to_uint8,
     load_rgb,
     load_still,
     normalize_images,
     require_image_file,
-    why_unreadable,
+    unreadable_picture,
 )
 from supra.data.media.codes import decode_codes, encode_items
 from supra.models.a2a_generation import SamplingConfig, check_image_search
@@ -106,16 +105,6 @@ def _too_large(path: Path, err: Exception, limit: int) -> SupraUserError:
                           "resize the picture and give the smaller copy")
 
 
-def _unreadable(path: Path, err: Exception) -> SupraUserError:
-    """A picture that cannot be read, said alike for a captioner and an a2a model, in the words caption and the
-    demo use (why_unreadable), and what to give instead. A readable one of no known range keeps its reason
-    (load_still keeps it as the context of its MediaDecodeError), which says what to do."""
-    cause = err.__context__ if isinstance(err, MediaDecodeError) and isinstance(err.__context__, Exception) else err
-    if isinstance(cause, PixelRangeError):
-        return SupraUserError(f"image={path}: {cause}")
-    return SupraUserError(f"image={path} cannot be read as a picture: {why_unreadable(path, err)}; give a PNG, JPEG, ...")
-
-
 def is_explain_record(path: Path) -> bool:
     """An explain.json that explain wrote (an object with the checkpoint and the tokens it explained): its
     run's attention.png and attention.html beside it may be replaced too."""
@@ -165,7 +154,7 @@ def explain_captioner(cfg: DictConfig) -> dict[str, Any]:
     except Image.DecompressionBombError as err:  # readable, but too large to decode safely
         raise _too_large(path, err, CAPTIONER_MAX_PIXELS) from None
     except UNREADABLE as err:  # PixelRangeError too: readable, but of no known range (its reason says what to do)
-        raise _unreadable(path, err) from None
+        raise unreadable_picture(path, err) from None
     # the caption `python -m supra.caption` writes: the run's decoding, what this command line gives over it
     decode = command_decoding(cfg, "explain", net, run_config)
     out = _out_dir(cfg)
@@ -223,9 +212,9 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
         except MediaDecodeError as err:
             if err.kind == TOO_LARGE:
                 raise _too_large(path, err, A2A_MAX_PIXELS) from None
-            raise _unreadable(path, err) from None
+            raise unreadable_picture(path, err) from None
         except Exception as err:  # Pillow's own: one line either way
-            raise _unreadable(path, err) from None
+            raise unreadable_picture(path, err) from None
         out = _out_dir(cfg)
         codes = encode_items(vqvae, picture[None], 1, torch.device("cpu"))[0]
         limit, note = text_room(cfg.max_new_tokens, prompt_len, net.config.context)

@@ -42,8 +42,8 @@ from PIL import Image
 from supra.artifacts.a2a_release import UNRECORDED_IMAGE_SIZE, load_a2a, model_image_size, replace_vqvae
 from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_MODEL, refuse_other_kind
-from supra.data.gif_frames import MediaDecodeError, open_gif
-from supra.data.images import fit, load_still, require_image_file
+from supra.data.gif_frames import UNREADABLE, MediaDecodeError, open_gif
+from supra.data.images import fit, load_still, require_image_file, unreadable_picture
 from supra.data.media.codes import decode_codes, encode_items
 from supra.models import a2a_generation as gen
 from supra.models.a2a_nano import A2ANano
@@ -198,8 +198,9 @@ def load_picture(request: Request) -> torch.Tensor:
     require_image_file(request.image)
     try:
         picture = load_still(Path(request.image), request.max_pixels)
-    except MediaDecodeError as err:
-        raise SupraUserError(f"image={request.image} cannot be used: {err}") from None
+    except MediaDecodeError as err:  # unreadable in caption's and explain's words; too large or empty in its own
+        raise (unreadable_picture(Path(request.image), err) if err.kind == UNREADABLE else
+               SupraUserError(f"image={request.image} cannot be used: {err}")) from None
     return fit_picture(picture, request, f"image={request.image}")
 
 

@@ -1005,7 +1005,7 @@ def test_a_bad_input_or_a_failed_sampling_leaves_no_out_folder(pair, tmp_path):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot a picture")
     write_gif(tmp_path / "one_frame.gif", ["red"])
     cases = [
-        (["mode=image2text", f"image={tmp_path / 'broken.png'}"], "cannot be used"),
+        (["mode=image2text", f"image={tmp_path / 'broken.png'}"], "cannot be read as a picture"),
         (["mode=video2video", f"image={tmp_path / 'one_frame.gif'}", "frames=4"], "has 1 frame but frames=4"),
         (["mode=text2image", "prompt=<IMAGE>", "best_of=2"], "best_of needs a prompt with a caption"),  # while sampling
     ]
@@ -1116,3 +1116,21 @@ def test_a_plain_prompt_holding_a_control_token_name_is_refused_not_taken_as_raw
         generate(tmp_path, pair[0], "mode=text2image", "prompt=a sign reading <FRAME> red")
     assert str(err.value) == ("prompt='a sign reading <FRAME> red' holds <FRAME> but does not start with a control "
                               "token: start it with <TEXT> for a raw prompt, or write \\<FRAME> for the text")
+
+
+def test_a_picture_that_cannot_be_read_is_said_in_the_words_caption_and_explain_use(pair, tmp_path):
+    """generate mode=image2text showed Pillow's errors ("UnidentifiedImageError: cannot identify image file", "image
+    file is truncated (34 bytes not processed)"): an empty, garbage or cut-short file is named as explain names it."""
+    import io
+
+    buffer = io.BytesIO()
+    Image.fromarray(square("red")).save(buffer, format="JPEG")
+    (tmp_path / "cut.jpg").write_bytes(buffer.getvalue()[:-40])
+    (tmp_path / "zero.jpg").write_bytes(b"")
+    (tmp_path / "garbage.png").write_bytes(b"these bytes are no picture at all")
+    cases = [("cut.jpg", "damaged or cut short"), ("zero.jpg", "empty file (0 bytes)"),
+             ("garbage.png", "not a picture file")]
+    for name, why in cases:
+        with pytest.raises(SupraUserError) as refused:
+            generate(tmp_path, pair[0], "mode=image2text", f"image={tmp_path / name}")
+        assert str(refused.value) == f"image={tmp_path / name} cannot be read as a picture: {why}; give a PNG, JPEG, ..."
