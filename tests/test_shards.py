@@ -1544,3 +1544,39 @@ def test_a_split_written_as_shards_scores_exactly_as_the_folder_it_was_written_f
     for split in ("train", "test"):
         expected = read_whole(str(tmp_path / "shards" / split / "00000.tar"), 64, draft=split == "train")
         assert torch.equal(media.load_split(split).pixels, expected.images)
+
+
+def png_header(width: int, height: int) -> bytes:
+    """A PNG of width x height with no pixel data: a picture that loaders refuse by its header, never decoding it."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+            + chunk(b"IDAT", b"") + chunk(b"IEND", b""))
+
+
+def test_a_picture_too_large_is_counted_as_too_large_alike_by_the_folders_set_up_and_write_shards(tmp_path, capsys):
+    """A decompression bomb was one more "unreadable image" in the summaries, where caption says it is too large
+    (resize it); the set-up line and write_shards now count it apart, naming the same examples."""
+    from supra.data.captioning.photos import PhotoCaptionsDataModule
+    from tests.caption_source_fixtures import write_caption_folder
+    from tests.conftest import run_command
+
+    root = tmp_path / "photos"
+    write_caption_folder(root)
+    (root / "odd").mkdir()
+    (root / "odd" / "bomb.png").write_bytes(png_header(20_000, 20_000))  # 400M pixels, over the 100M read
+    (root / "odd" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    for name in ("bomb", "broken"):
+        (root / "odd" / f"{name}.txt").write_text(f"a picture called {name}\n")
+    counted = "1 unreadable image (e.g. odd/broken.png), 1 too large (resize them) (e.g. odd/bomb.png)"
+    photos = PhotoCaptionsDataModule(source="folder", root=str(root), cache_dir=str(tmp_path / "cache"),
+                                     show_progress=False, batch_size=4, eval_batch_size=4)
+    photos.setup("fit")
+    assert counted in photos.summary
+    run_command("write_shards", "source=folder", f"root={root}", f"out={tmp_path / 'shards'}", "show_progress=false",
+                f"paths.cache_dir={tmp_path / 'cache'}", run_dir=tmp_path)
+    assert counted in capsys.readouterr().out

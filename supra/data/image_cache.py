@@ -24,6 +24,7 @@ from rich.progress import Progress
 
 from supra.data.images import (
     DAMAGED,
+    TOO_LARGE_PREFIX,
     UNREADABLE,
     PixelRangeError,
     image_to_uint8,
@@ -61,8 +62,11 @@ def unreadable_reason(image: Path | StoredImage, err: BaseException) -> str:
     """Why `image` could not be read, in the words caption and explain use (why_unreadable: "not a picture file",
     "empty file (0 bytes)", "damaged or cut short"), the same each run: Pillow's own text names an in-memory copy
     by its address (`<_io.BytesIO object at 0x...>`), so two builds of one cache (or write_shards' parquets) differed.
-    A picture too large keeps the loader's reason, which says what to do."""
-    if isinstance(err, PixelRangeError | Image.DecompressionBombError):
+    A picture too large keeps the loader's reason, which says what to do, and is marked so that the set-up summaries
+    count it apart (resize it), as caption says it."""
+    if isinstance(err, Image.DecompressionBombError):
+        return TOO_LARGE_PREFIX + first_line(err)
+    if isinstance(err, PixelRangeError):
         return first_line(err)
     if isinstance(image, StoredImage):
         try:

@@ -53,6 +53,11 @@ IMAGE_SUFFIXES = frozenset(suffix for suffix, format_name in Image.registered_ex
                            if format_name in PICTURE_FORMATS and format_name in Image.OPEN)  # what caption looks for
 
 
+# how a picture over the pixels read is recorded where it is skipped (the image cache, write_shards), so that the
+# set-up summaries count it as too large (resize it), as caption does, not as unreadable
+TOO_LARGE_PREFIX = "too large: "
+
+
 def channels_first(pixels: np.ndarray) -> torch.Tensor:
     """uint8 [..., H, W, 3] (numpy, as decoders give) -> a contiguous uint8 torch tensor [..., 3, H, W].
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from supra.data.captions import clean_caption
 from supra.data.image_cache import StoredImage
+from supra.data.images import TOO_LARGE_PREFIX
 from supra.utils.folder_walk import listed_path, walk_visible
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -226,11 +227,12 @@ def summary_line(source: str, index: CaptionIndex, unreadable: dict[str, str]) -
 
 def skipped_reasons(index: CaptionIndex, unreadable: dict[str, str]) -> str:
     """What was skipped and why, with examples ("nothing" when nothing was)."""
-    skipped = dict(index.skipped)
-    if unreadable:
-        skipped["unreadable image"] = len(unreadable)
-    reasons = ", ".join(
-        f"{n} {reason} (e.g. {', '.join((index.examples.get(reason) or list(unreadable))[:2])})"
-        for reason, n in skipped.items()
-    )
+    skipped, examples = dict(index.skipped), dict(index.examples)
+    too_large = sorted(key for key, reason in unreadable.items() if TOO_LARGE_PREFIX in reason)
+    # named as caption names them; sorted, so that the image cache and write_shards give the same examples
+    for reason, keys in (("unreadable image", sorted(set(unreadable) - set(too_large))),
+                         ("too large (resize them)", too_large)):
+        if keys:
+            skipped[reason], examples[reason] = len(keys), keys
+    reasons = ", ".join(f"{n} {reason} (e.g. {', '.join(examples[reason][:2])})" for reason, n in skipped.items())
     return reasons or "nothing"
