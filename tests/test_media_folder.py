@@ -501,7 +501,7 @@ def test_gif_or_still_is_known_by_content_as_every_other_reader_knows_it_not_by_
     (root / "anim.gif").rename(root / "anim.png")
     dm = train_only(root, mode="frames")
     assert sorted(dm.items("train").names) == [*(f"anim.png#frame {i}" for i in range(len(frames))), "photo.gif"]
-    assert "2 media files found (1 stills, 1 GIFs)" in dm.summary and "skipped: nothing" in dm.summary
+    assert "2 media files found (1 still, 1 GIF)" in dm.summary and "skipped: nothing" in dm.summary
     clips = train_only(root, mode="clips")
     assert clips.items("train").names == ["anim.png#clip 0"]
     assert "1 stills (mode=clips takes GIFs only) (e.g. photo.gif)" in clips.summary
@@ -532,3 +532,19 @@ def test_a_caption_a_file_has_twice_is_counted_in_the_set_up_line_and_kept_as_tw
                                          strict=True)}
     assert items["a.png"] == (["a red square", "red on blue"], ["a red square", "a red square", "red on blue"])
     assert items["b.png"] == (["green"], ["green"] * 3)
+
+
+def test_the_summary_counts_files_with_their_noun_and_a_caption_file_with_the_file_it_captions(tmp_path):
+    """"1 GIFs" read as a typo, and the caption file of a video the folder does not read was one more "not media"
+    file: it is counted as the caption of a file not read."""
+    root = tmp_path / "media"
+    save_image(root / "photo.png", colour=RED)
+    save_pillow_gif(root / "anim.gif", [RED, GREEN])
+    (root / "clip.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42")
+    (root / "clip.txt").write_text("a clip of a red square\n")
+    media = train_only(root)
+    media.items("train")  # set up: the summary is said
+    summary = media.summary
+    assert "2 media files found (1 still, 1 GIF)" in summary
+    assert ("ignored: 1 not media (e.g. clip.mp4), 1 captions of files not read (name.txt beside a file that is no "
+            "picture) (e.g. clip.txt)") in summary

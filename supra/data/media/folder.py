@@ -50,6 +50,7 @@ from supra.data.images import fit, load_still
 from supra.data.media.datamodule import ONE_IMAGE_SCORED, SPLITS, MediaDataModule, MediaItems
 from supra.utils.errors import SupraUserError
 from supra.utils.folder_walk import tree_stamp
+from supra.utils.numbers import counted
 
 log = logging.getLogger(__name__)
 
@@ -265,7 +266,8 @@ class MediaFolderDataModule(MediaDataModule):
         unit = "clips" if self.mode == "clips" else "images"
         splits = "; ".join(f"{split} {len(self._loaded[split])} {unit} from {len(self.split_files[split])} files"
                            for split in SPLITS)
-        found = f"{len(index.media)} media files found ({len(index.media) - n_gifs} stills, {n_gifs} GIFs)"
+        found = (f"{len(index.media)} media files found ({counted(len(index.media) - n_gifs, 'still')}, "
+                 f"{counted(n_gifs, 'GIF')})")
         line = f"media_folder {self.root}: {found}, mode={self.mode}: {splits}; skipped: {skipped.describe() or 'nothing'}"
         captions = ", ".join(t.describe() for t in (index.caption_problems, repeated_captions(index)) if t)
         for label, described in (("ignored", index.ignored.describe()), ("captions", captions), ("notes", notes.describe())):
