@@ -1177,3 +1177,69 @@ def test_codes_tokenize_media_writes_score_image2text_as_the_mixture_scores_the_
         items.write_text(json.dumps({k: v for k, v in held.items() if k != "references"}))
     before = read_media_codes(out, "test")
     assert before.references == before.captions
+
+
+def test_a_clip_padded_from_a_short_gif_keeps_its_count_of_real_frames_through_the_cache_into_video_batches(
+        tmp_path, vqvae_ckpt):
+    """A GIF of 1 or 2 frames becomes a 3-frame clip by repeating its last frame; how many are real travels with
+    its codes (cached too) to the video batches, whose scores leave the repeats out."""
+    from tests.media_fixtures import save_pillow_gif
+
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    for i in range(6):
+        save_pillow_gif(tmp_path / "gifs" / f"g{i}.gif", colours[:1 + i % 3], size=(16, 16))
+    source = {"_target_": "supra.data.media.folder.MediaFolderDataModule", "root": str(tmp_path / "gifs"),
+              "mode": "clips", "frames": 3, "image_size": 64, "val_fraction": 0.34, "test_fraction": 0.34,
+              "show_progress": False}
+
+    def real_frames() -> tuple[int, dict[str, int], list[dict]]:
+        data = mixture(tmp_path, vqvae_ckpt, sources={"clips": source}, tasks={"video": 1})
+        data.setup("fit")
+        parts = [data.data[split][0] for split in ("train", "val", "test")]
+        return (data.cache_builds, {n: r for p in parts for n, r in zip(p.names, p.real_frames, strict=True)},
+                data.eval_batches("val"))
+
+    built, real, batches = real_frames()
+    assert built == 1 and real == {f"g{i}.gif#clip 0": 1 + i % 3 for i in range(6)}
+    assert real_frames()[:2] == (0, real)  # read back from the cache as written
+    batch = batches[0]
+    assert batch["real_frames"].tolist() == [real[key.split("/", 1)[1]] for key in batch["keys"]]
+
+
+def test_video_psnr_scores_only_real_frames_and_leaves_out_a_clip_with_none_after_the_given(ready):
+    """Frames repeated to pad a short GIF are no truth: copying the last given frame matched them exactly, so the
+    copy baseline was inflated (inf where every clip was padded). Only real frames are scored; a clip with none
+    after the given ones is left out, and named."""
+    from supra.models.a2a_nano import A2AConfig, A2ANano
+    from supra.tasks.a2a import A2ATask, say_unscored_clips
+
+    batch = next(b for b in ready.eval_batches("val") if b["task"] == "video" and len(b["keys"]) >= 3)
+    batch = {**batch, **{k: v[:3] for k, v in batch.items() if k != "task" and hasattr(v, "__len__")}}
+    net = A2ANano(A2AConfig(vocab_size=ready.layout.vocab_size, context=batch["ids"].shape[1], n_layers=1, d_model=16,
+                            n_heads=2, d_mlp=32))
+    task = A2ATask(net=net, optimizer=None, vqvae=ready.vqvae)
+    task.vocab = ready.vocab
+    task._reset_epoch()
+    prompts = [row[:n].tolist() for row, n in zip(batch["ids"], batch["prompt_lengths"].tolist(), strict=True)]
+    given = ready.video_given_frames
+    frames = batch["pixels"].shape[1]
+    real = [frames, given, given + 1]  # all real; none after the given; one after them
+    task._score_video({**batch, "real_frames": torch.tensor(real)}, prompts, "val")
+
+    pixels = batch["pixels"].float() / 255
+    scored = [pixels[0, given:], pixels[2, given:given + 1]]
+    copied = [pixels[0, given - 1:given].expand_as(scored[0]), pixels[2, given - 1:given]]
+    truth, copy = torch.cat(scored), torch.cat(copied)
+    metric = task.psnr_copy["val"]
+    assert float(metric.total) == truth.numel()
+    assert float(metric.sum_squared_error) == pytest.approx(float(((copy - truth) ** 2).sum()), rel=1e-5)
+    assert task._unscored_clips == {batch["keys"][1]: given}
+    with pytest.warns(UserWarning, match=rf"video_psnr and video_psnr_copy_baseline leave out 1 clip \(e.g. {batch['keys'][1]}\)"):
+        say_unscored_clips(task._unscored_clips, scored=True)
+
+    task.psnr["val"].reset()
+    task._score_video({**batch, "real_frames": torch.tensor([given] * 3)}, prompts, "val")
+    assert task.psnr["val"].update_count == 0  # nothing real to score: no video_psnr, rather than inf
+    with pytest.warns(UserWarning, match="video_psnr and video_psnr_copy_baseline are not scored: no frame of "
+                                         "the 3 clips .* is real after the given"):
+        say_unscored_clips(task._unscored_clips, scored=False)

@@ -548,3 +548,16 @@ def test_the_summary_counts_files_with_their_noun_and_a_caption_file_with_the_fi
     assert "2 media files found (1 still, 1 GIF)" in summary
     assert ("ignored: 1 not media (e.g. clip.mp4), 1 captions of files not read (name.txt beside a file that is no "
             "picture) (e.g. clip.txt)") in summary
+
+
+def test_each_clip_says_how_many_of_its_frames_are_real_a_padded_one_fewer_than_it_holds(folder):
+    """A GIF shorter than a clip is padded with its last frame: those repeats are no frames of the file, and the
+    a2a video scores must not take them for truth, so each clip carries its real frames."""
+    root, _ = folder
+    dm = datamodule(root, mode="clips", frames=3, frame_stride=1)
+    real = {name: n for split in ("train", "val", "test") for name, n in
+            zip(dm.items(split).names, dm.items(split).real_frames or [], strict=True)}
+    assert real == {"anim/blink.gif#clip 0": 2, "anim/wave.gif#clip 0": 3, "anim/wave.gif#clip 1": 3,
+                    "single.gif#clip 0": 1}
+    assert dm.items("train").subset([0]).real_frames == dm.items("train").real_frames[:1]
+    assert datamodule(root, mode="frames").items("train").real_frames is None  # images: nothing padded

@@ -15,7 +15,7 @@ from typing import Any, NamedTuple
 
 import torch
 import torch.nn.functional as F
-from lightning.pytorch.utilities import rank_zero_info
+from lightning.pytorch.utilities import rank_zero_info, rank_zero_warn
 from omegaconf import ListConfig
 from torch import nn
 from torchmetrics.image import PeakSignalNoiseRatio
@@ -280,6 +280,7 @@ class A2ATask(SupraTask):
         self._objects: dict[str, list[tuple[str, str]]] = {}
         self._fidelity: dict[str, Judged] = {}  # item key -> how its generated picture was judged
         self._said_no_video_pixels = False  # once per evaluation
+        self._unscored_clips: dict[str, int] = {}  # clip key -> frames given: every frame after them padding
 
     def _log_eval_losses(self, batch: dict[str, Any], stage: str) -> None:
         """The batch's mean token loss (and its task's, the same: an evaluation batch is of one task), weighted
@@ -341,8 +342,19 @@ class A2ATask(SupraTask):
         # under DDP a batch smaller than the world repeats clips on some ranks: each clip counts once
         own = torch.tensor([not repeated for repeated in batch.get("repeated", [False] * len(codes))])
         pictures, truth, last_given = pictures[own], truth[own], last_given[own]
-        self.psnr[stage].update(pictures.flatten(0, 1).to(self.device), truth.flatten(0, 1).to(self.device))
-        self.psnr_copy[stage].update(last_given.expand_as(truth).flatten(0, 1).to(self.device), truth.flatten(0, 1).to(self.device))
+        predicted_frames, true_frames = pictures.flatten(0, 1), truth.flatten(0, 1)
+        copied_frames = last_given.expand_as(truth).flatten(0, 1)
+        if "real_frames" in batch:  # clips padded from a short GIF: their repeats are no truth
+            real = real_continuation(batch["real_frames"][own] - given, frames)
+            for key, clip_real in zip([k for k, mine in zip(batch["keys"], own.tolist(), strict=True) if mine],
+                                      real.view(-1, frames).any(dim=1).tolist(), strict=True):
+                if not clip_real:
+                    self._unscored_clips[key] = given
+            predicted_frames, true_frames, copied_frames = predicted_frames[real], true_frames[real], copied_frames[real]
+            if not len(true_frames):
+                return
+        self.psnr[stage].update(predicted_frames.to(self.device), true_frames.to(self.device))
+        self.psnr_copy[stage].update(copied_frames.to(self.device), true_frames.to(self.device))
 
     def validation_step(self, batch: dict[str, Any], batch_idx: int) -> None:
         self._eval_step(batch, "val")
@@ -380,10 +392,13 @@ class A2ATask(SupraTask):
         if self.psnr[stage].update_count:
             scores["video_psnr"] = float(self.psnr[stage].compute())
             scores["video_psnr_copy_baseline"] = float(self.psnr_copy[stage].compute())
+        unscored = gather_mappings(self._unscored_clips)
+        if unscored:
+            say_unscored_clips(unscored, scored="video_psnr" in scores)
         self.psnr[stage].reset()
         self.psnr_copy[stage].reset()
         self.log_rank_equal(stage, scores, prog_bar=("CIDEr", "text2image_fidelity"))
-        self._captions = captions
+        self._captions, self._unscored_clips = captions, unscored
         return scores
 
     def on_validation_epoch_end(self) -> None:
@@ -396,8 +411,11 @@ class A2ATask(SupraTask):
         scores = self._score_epoch("test", self.hparams.test_metrics)
         predictions = dict(sorted(self._captions.items()))
         files = gather_mappings(self._files)
+        details: dict[str, Any] = {"n_captions": len(predictions)}
+        if self._unscored_clips:  # gathered by _score_epoch: how many clips video_psnr left out, if any
+            details["video_clips_unscored"] = len(self._unscored_clips)
         self.test_results = {
-            "split": split, "scores": scores, "details": {"n_captions": len(predictions)},
+            "split": split, "scores": scores, "details": details,
             # image_id: "<source>/<item>" (a GIF's frames and clips carry "#frame i" / "#clip k")
             "predictions": [{"image_id": key, "file": files.get(key), "caption": caption} for key, caption in predictions.items()],
         }
@@ -415,6 +433,24 @@ class A2ATask(SupraTask):
             "net_config": self.net.config.to_dict() if self.net is not None else None,
             "vqvae_config": {k: list(v) if isinstance(v, tuple | list | ListConfig) else v for k, v in vars(self.vqvae.config).items()},
         }
+
+
+def real_continuation(real_after_given: torch.Tensor, frames: int) -> torch.Tensor:
+    """bool [B * frames]: which predicted frames of B clips have a real frame to be scored against, given how many
+    real frames each clip has after the given ones (int [B]; 0 or below: none, the rest is its last frame
+    repeated)."""
+    return (torch.arange(frames)[None] < real_after_given[:, None]).flatten()
+
+
+def say_unscored_clips(unscored: dict[str, int], scored: bool) -> None:
+    """One warning for the clips left out of the video scores (key -> frames given): a GIF shorter than a clip,
+    padded with its last frame, may have no real frame after the given ones to score a prediction against."""
+    clips = f"{len(unscored)} clip{'s' * (len(unscored) != 1)} (e.g. {', '.join(list(unscored)[:3])})"
+    what = (f"video_psnr and video_psnr_copy_baseline leave out {clips}" if scored else
+            f"video_psnr and video_psnr_copy_baseline are not scored: no frame of the {clips} is real after the given")
+    rank_zero_warn(f"{what}: their GIFs have no frame after the {max(unscored.values())} given "
+                   "(data.video_given_frames), the rest of each clip repeats its last one; give GIFs of more frames, "
+                   "or fewer given frames")
 
 
 # every score _fidelity_scores may give

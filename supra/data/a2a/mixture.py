@@ -462,6 +462,10 @@ class A2AMixtureDataModule(L.LightningDataModule):
             batch["codes"] = torch.stack([parts[p].codes[r] for p, r in items])
             if all(parts[p].pixels is not None for p, _ in items):
                 batch["pixels"] = torch.stack([parts[p].pixels[r] for p, r in items])
+            if task in VIDEO_TASKS and any(parts[p].real_frames is not None for p, _ in items):
+                # clips padded from a short GIF: only their real frames are truth to score against
+                batch["real_frames"] = torch.tensor([parts[p].real_frames[r] if parts[p].real_frames is not None
+                                                     else parts[p].codes.shape[1] for p, r in items])
         return batch
 
     def _eval_loader(self, split: str, limit: int | None) -> DataLoader:

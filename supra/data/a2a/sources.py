@@ -59,6 +59,7 @@ class SourceSplit:
     files: list[str | None] | None = None  # each item's file relative to its source's root (None: generated)
     caption_ids: list[list[list[int]]] | None = None  # filled once the vocabulary exists
     references: list[list[str]] | None = None
+    real_frames: list[int] | None = None  # clips: each one's real frames (MediaItems.real_frames); None: all
 
     def __post_init__(self) -> None:
         if self.references is None:
@@ -298,7 +299,7 @@ class SourceCodes:
             codes = encode_items(self.vqvae, items.pixels, ENCODE_BATCH, device)
             out[split] = SourceSplit(name, codes, list(items.names), [list(c) for c in items.captions],
                                      items.objects, items.pixels if split != "train" else None, list(items.files),
-                                     references=[list(r) for r in items.references])
+                                     references=[list(r) for r in items.references], real_frames=items.real_frames)
         self.builds += 1
         log.info("a2a codes of %s: %s", name, ", ".join(f"{len(p)} {s}" for s, p in out.items()))
         return out
@@ -310,7 +311,7 @@ class SourceCodes:
             dtype = codes_dtype(self.num_codes)
             for split, part in parts.items():
                 write_split(tmp, split, part.codes.numpy().astype(dtype), part.names, part.captions, part.files,
-                            part.references)
+                            part.references, part.real_frames)
                 write_json_atomic(tmp / f"objects_{split}.json", part.objects)
                 if part.pixels is not None:
                     save_npy_atomic(tmp / f"pixels_{split}.npy", part.pixels.numpy())
@@ -349,10 +350,12 @@ def read_cached_split(folder: Path, name: str, split: str) -> SourceSplit:
         # none in a cache written before references were: its source's references are its captions (a source whose
         # references differ raised its items_version with them, so such a cache of it is never read)
         references = items.get("references") or captions
+        real_frames = items.get("real_frames")  # none: every frame real (a source that pads raised its items_version)
         objects = [[tuple(o) for o in item] for item in objects] if objects is not None else None
     except (KeyError, TypeError, AttributeError) as err:
         raise DamagedCache(f"items_{split}.json or objects_{split}.json: not as written ({err!r})") from err
-    per_item = [codes, names, captions, files, references] + [x for x in (pixels, objects) if x is not None]
+    per_item = [codes, names, captions, files, references] + [x for x in (pixels, objects, real_frames) if x is not None]
     if len({len(x) for x in per_item}) != 1:
         raise DamagedCache(f"the {split} split's files hold different numbers of items")
-    return SourceSplit(name, codes, names, captions, objects, pixels, files, references=references)
+    return SourceSplit(name, codes, names, captions, objects, pixels, files, references=references,
+                       real_frames=real_frames)

@@ -72,10 +72,12 @@ class MediaCodes:
 
 
 def write_split(out: Path, split: str, codes: np.ndarray, names: list[str], captions: list[list[str]],
-                files: list[str | None] | None = None, references: list[list[str]] | None = None) -> None:
+                files: list[str | None] | None = None, references: list[list[str]] | None = None,
+                real_frames: list[int] | None = None) -> None:
     save_npy_atomic(out / f"codes_{split}.npy", codes)
     items = {"names": names, "captions": captions, **({"files": files} if files is not None else {}),
-             **({"references": references} if references is not None else {})}
+             **({"references": references} if references is not None else {}),
+             **({"real_frames": real_frames} if real_frames is not None else {})}
     write_json_atomic(out / f"items_{split}.json", items)
 
 

@@ -63,6 +63,9 @@ class MediaItems:
     # the file each item came from, relative to the data root (None for generated items)
     files: list[str | None] = field(default_factory=list)
     references: list[list[str]] = field(default_factory=list)
+    # clips: the frames of each that are its file's own, the rest its last frame repeated (a GIF shorter than a
+    # clip); None: every frame of every clip is real. Video scores leave the repeats out (tasks/a2a.py).
+    real_frames: list[int] | None = None
 
     def __post_init__(self) -> None:
         n = len(self.pixels)
@@ -75,6 +78,8 @@ class MediaItems:
         if len(self.captions) != n or len(self.names) != n or len(self.references) != n:
             raise ValueError(f"{n} items but {len(self.captions)} caption lists, {len(self.references)} reference "
                              f"lists and {len(self.names)} names")
+        if self.real_frames is not None and len(self.real_frames) != n:
+            raise ValueError(f"{n} items but {len(self.real_frames)} counts of real frames")
 
     @property
     def is_clips(self) -> bool:
@@ -87,7 +92,8 @@ class MediaItems:
         rows = list(rows)
         objects = None if self.objects is None else [self.objects[i] for i in rows]
         return MediaItems(self.pixels[rows], [self.captions[i] for i in rows], [self.names[i] for i in rows], objects,
-                          [self.files[i] for i in rows], [self.references[i] for i in rows])
+                          [self.files[i] for i in rows], [self.references[i] for i in rows],
+                          None if self.real_frames is None else [self.real_frames[i] for i in rows])
 
 
 class MediaSamples(Dataset):

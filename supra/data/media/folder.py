@@ -10,8 +10,9 @@ Modes:
 - frames: every still, plus every GIF frame (up to max_frames per file) as an image: [N, 3, S, S].
 - clips:  GIFs only, as clips [N, T, 3, S, S]: every frame_stride-th frame, cut into consecutive clips
           of `frames` frames. A trailing part shorter than a clip is dropped, unless it is all the GIF has:
-          then it is padded by repeating its last frame (counted in the summary). Stills are not clips:
-          they are passed over and counted.
+          then it is padded by repeating its last frame (counted in the summary). Each clip carries how many
+          of its frames are real (MediaItems.real_frames): the a2a video scores leave the repeats out, training
+          takes the clip as it is. Stills are not clips: they are passed over and counted.
 A caption is a file's (folder_index.py): every frame or clip of a GIF takes the whole GIF's captions, as no
 caption file names a frame or clip; a caption per clip needs the clip as a GIF of its own. An a2a run trains on
 each of a file's captions once and scores its image2text captions against every line of them (its references,
@@ -79,12 +80,13 @@ def holds_gif(path: Path) -> bool:
         return True
 
 
-def clips_of(frames: list[torch.Tensor], length: int) -> tuple[list[torch.Tensor], bool]:
-    """Consecutive clips [length, 3, S, S] of already-strided frames, and whether the only clip was padded."""
+def clips_of(frames: list[torch.Tensor], length: int) -> tuple[list[torch.Tensor], int]:
+    """Consecutive clips [length, 3, S, S] of already-strided frames, and the real frames of each: `length`, or
+    fewer where the only clip was padded by repeating its last frame."""
     if len(frames) < length:
         padded = frames + [frames[-1]] * (length - len(frames))
-        return [torch.stack(padded)], True
-    return [torch.stack(frames[i:i + length]) for i in range(0, len(frames) - length + 1, length)], False
+        return [torch.stack(padded)], len(frames)
+    return [torch.stack(frames[i:i + length]) for i in range(0, len(frames) - length + 1, length)], length
 
 
 def repeated_captions(index: FolderIndex) -> Tally:
@@ -115,8 +117,8 @@ class MediaFolderDataModule(MediaDataModule):
     """Images and GIFs under `root`, split by file (a GIF's frames and clips stay in one split)."""
 
     # 2: items carry their references (every caption line, repeats too): codes cached under 1 scored image2text
-    # against each caption once
-    items_version = 2
+    # against each caption once; 3: clips carry their real frames (codes cached under 2 scored padding as truth)
+    items_version = 3
 
     def __init__(
         self,
@@ -156,6 +158,7 @@ class MediaFolderDataModule(MediaDataModule):
         self.summary = ""
         self._loaded: dict[str, MediaItems] | None = None
         self._gifs: set[str] = set()  # the media files whose content is a GIF
+        self._real_frames: dict[str, int] = {}  # item name -> its real frames, for the clips padded alone
         self._stage = "fit"
 
     @classmethod
@@ -183,9 +186,10 @@ class MediaFolderDataModule(MediaDataModule):
             return [(name, frames[0][1])]
         if self.mode == "frames":
             return [(f"{name}#frame {i}", f) for i, f in frames]
-        clips, padded = clips_of([f for _, f in frames], self.frames)
-        if padded:
+        clips, real_frames = clips_of([f for _, f in frames], self.frames)
+        if real_frames < self.frames:
             notes.add("clips padded by repeating their last frame (GIF shorter than a clip)", name)
+            self._real_frames[f"{name}#clip 0"] = real_frames
         return [(f"{name}#clip {k}", clip) for k, clip in enumerate(clips)]
 
     # -- the whole folder, once -------------------------------------------------------------------
@@ -258,8 +262,10 @@ class MediaFolderDataModule(MediaDataModule):
                 k += 1
         # trained on each caption of its file once, scored (image2text) against every line of them, as the
         # captioner's folder is: a folder's captions have no ids, so a caption written twice is two references
+        real_frames = [self._real_frames.get(r[0], self.frames) for r in rows] if self.mode == "clips" else None
         return MediaItems(pixels, [list(index.captions[r[2]]) for r in rows], [r[0] for r in rows],
-                          files=[r[2] for r in rows], references=[list(index.references[r[2]]) for r in rows])
+                          files=[r[2] for r in rows], references=[list(index.references[r[2]]) for r in rows],
+                          real_frames=real_frames)
 
     def _summary(self, index: FolderIndex, skipped: Tally, notes: Tally, seconds: float) -> str:
         n_gifs = len(self._gifs)
