@@ -24,7 +24,6 @@ Every bad input is a one-line SupraUserError, found before anything is generated
 from __future__ import annotations
 
 import re
-import statistics
 import sys
 import unicodedata
 from collections.abc import Callable, Iterator
@@ -42,7 +41,7 @@ from PIL import Image
 from supra.artifacts.a2a_release import UNRECORDED_IMAGE_SIZE, load_a2a, model_image_size, replace_vqvae
 from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_MODEL, refuse_other_kind
-from supra.data.gif_frames import UNREADABLE, MediaDecodeError, open_gif
+from supra.data.gif_frames import UNREADABLE, MediaDecodeError, continued_timing, open_gif
 from supra.data.images import fit, load_still, require_image_file, unreadable_picture
 from supra.data.media.codes import decode_codes, encode_items
 from supra.models import a2a_generation as gen
@@ -93,7 +92,7 @@ SAMPLE_BATCH = 64
 # grid.png shows every sample: 1024 keep it a picture viewers open (42 million pixels for text2image, 72 million for
 # 4-frame videos; PIL warns over 89 million); more samples are more runs, each with its own seed
 MAX_SAMPLES = 1024
-# a frame's time on screen in text2video's GIFs, and in video2video's where the input GIF sets none (ms)
+# a frame's time on screen in text2video's GIFs (ms); video2video's keep their input's (gif_frames.continued_timing)
 FRAME_MS = 250
 # The options each mode reads beyond those all do (ckpt, out, num_samples, seed, the sampler's, device):
 # one it does not read, set on the command line, is refused rather than ignored without a word.
@@ -490,7 +489,7 @@ def prepare_videos(request: Request, pair: Pair) -> Callable[[], Result]:
         outside_blocks(layout, prefix, request.prompt, "the GIF's frames")
         given = given_frames(request)
         clip, durations = load_clip(request)  # the grid's first row: the GIF's own frames, image_size square
-        timing = clip_timing(durations[:given], request.frames)
+        timing = continued_timing(durations[:given], request.frames)
         given_codes = encode_items(pair.vqvae, clip, ENCODE_BATCH, pair.device)[:given]
     check_prompt_fits(pair.context, len(prefix), 3 + side * side, "a video of one frame")
     check_frames_fit(pair.context, len(prefix), request.frames, side)
@@ -499,13 +498,6 @@ def prepare_videos(request: Request, pair: Pair) -> Callable[[], Result]:
     else:
         prompt = prefix + layout.video_block(given_codes)[:-1]  # the video stays open
     return partial(sample_videos, request, pair, prompt, side, clip, given_codes, timing)
-
-
-def clip_timing(given_ms: list[int | None], frames: int) -> list[int]:
-    """video2video's frame times (ms): the GIF's own for the frames given (FRAME_MS where it sets none), their
-    median for the frames generated after them, so the output plays at the pace of its input."""
-    given = [FRAME_MS if ms is None else ms for ms in given_ms]
-    return given + [statistics.median_low(given)] * (frames - len(given))
 
 
 def sample_videos(request: Request, pair: Pair, prompt: list[int], side: int, clip: torch.Tensor | None,

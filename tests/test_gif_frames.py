@@ -8,7 +8,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from supra.data.gif_frames import EMPTY, TOO_LARGE, UNREADABLE, MediaDecodeError, open_gif, read_gif_frames
+from supra.data.gif_frames import (
+    EMPTY,
+    TOO_LARGE,
+    UNREADABLE,
+    MediaDecodeError,
+    continued_timing,
+    open_gif,
+    read_gif_frames,
+)
 from tests.media_fixtures import (
     BLACK,
     BLUE,
@@ -277,3 +285,15 @@ def test_a_file_that_is_not_a_gif_is_refused_with_what_it_starts_with(tmp_path):
     with pytest.raises(MediaDecodeError, match="not a GIF .*these") as err:
         read_gif_frames(tmp_path / "notes.gif")
     assert err.value.kind == UNREADABLE
+
+
+def test_a_continued_clip_plays_missing_and_0_delays_as_browsers_do_never_0_ms(tmp_path):
+    """Pillow writes a GIF without durations as no delay on its first frame and 0 on the rest: the first became
+    250 ms and the rest stayed 0, so the continuation stuttered where browsers play the GIF evenly (100 ms each:
+    Chromium and Firefox show a delay of at most 10 ms, or none, for 100 ms)."""
+    frames = [Image.new("RGB", (4, 4), colour) for colour in ("red", "green", "blue")]
+    frames[0].save(tmp_path / "no_times.gif", save_all=True, append_images=frames[1:], loop=0)
+    delays = open_gif(tmp_path / "no_times.gif").durations_ms()
+    assert delays[0] is None and set(delays[1:]) == {0}
+    assert continued_timing(delays, 5) == [100] * 5
+    assert continued_timing([10, 20, 40], 4) == [100, 20, 40, 40]  # 10 ms as 100: over 10 ms as written

@@ -27,6 +27,7 @@ but Pillow's decoder refuses it, so the animation ends before that frame (`probl
 from __future__ import annotations
 
 import io
+import statistics
 import struct
 import warnings
 from collections.abc import Iterator
@@ -40,6 +41,10 @@ from supra.utils.errors import first_line
 
 WHITE = (255, 255, 255)
 DEFAULT_MAX_PIXELS = 100_000_000  # as images.load_rgb
+
+# A frame's time on screen where its delay is missing or at most 10 ms (0 or 1 hundredth): Chromium and Firefox
+# show such a frame for 100 ms (a delay of 0, written by tools that set none, would otherwise flash)
+BROWSER_MS, BROWSER_MIN_DELAY_MS = 100, 20
 
 # MediaDecodeError.kind values, so callers can count skipped files by reason
 UNREADABLE = "unreadable"
@@ -327,3 +332,17 @@ def read_gif_frames(
     did, when the file is no GIF, has 0 frames or 0 pixels, or claims more than max_pixels anywhere.
     """
     return list(open_gif(source, max_pixels, max_frames).frames(matte))
+
+
+def shown_ms(delay_ms: int | None) -> int:
+    """A frame's time on screen (ms) as browsers show it: its delay, or BROWSER_MS where that is missing or under
+    BROWSER_MIN_DELAY_MS."""
+    return BROWSER_MS if delay_ms is None or delay_ms < BROWSER_MIN_DELAY_MS else delay_ms
+
+
+def continued_timing(given_delays_ms: list[int | None], frames: int) -> list[int]:
+    """The frame times (ms) of a clip of `frames` frames continuing a GIF's given ones: each given frame as long as
+    a browser shows it in the GIF (shown_ms), each frame after them the median of those, so the clip plays at the
+    pace of its input."""
+    given = [shown_ms(ms) for ms in given_delays_ms]
+    return given + [statistics.median_low(given)] * (frames - len(given))
