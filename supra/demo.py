@@ -38,7 +38,14 @@ from supra.artifacts.kinds import (
     CAPTIONER_RELEASE,
     KIND_NAMES,
 )
-from supra.data.gif_frames import EMPTY, TOO_LARGE, MediaDecodeError, read_gif_frames
+from supra.data.gif_frames import (
+    EMPTY,
+    TOO_LARGE,
+    MediaDecodeError,
+    continued_timing,
+    cut_short,
+    read_gif_start,
+)
 from supra.data.images import (
     NOT_A_PICTURE,
     PixelRangeError,
@@ -270,14 +277,20 @@ class A2ADemo:
         except SupraUserError as err:
             return None, f"⚠️ {err}"
         try:
-            frames = read_gif_frames(source, MAX_PIXELS, max_frames=int(given))
+            start = read_gif_start(source, int(given), MAX_PIXELS)
         except MediaDecodeError as err:  # its reasons name no path (the GIF reader reads the bytes)
             # too large: said as the picture tab says it (the reader's max_pixels is no option of this page)
             why = TOO_LARGE_SAID if err.kind == TOO_LARGE else f"{err}; upload an animated GIF"
             return None, f"⚠️ {source.name} cannot be used as a clip: {why}"
+        frames, have = start.frames, f"{len(start.frames)} frame{'s' * (len(start.frames) != 1)}"
         if len(frames) < int(given):
-            return None, (f"⚠️ {source.name} has {len(frames)} frame{'s' * (len(frames) != 1)}: the model needs "
-                          f"{int(given)} to continue it; upload a longer GIF")
+            if start.cut:  # as generate says it: the file is damaged, not only short
+                return None, (f"⚠️ {source.name} {cut_short(start)}: its {have} before the cut are fewer than the "
+                              f"{int(given)} the model needs to continue it; upload the whole GIF")
+            return None, (f"⚠️ {source.name} has {have}: the model needs {int(given)} to continue it; upload a "
+                          "longer GIF")
+        note = (f"ℹ️ {source.name} {cut_short(start)}: its first {int(given)} frames, before the cut, are continued"
+                if start.cut else "")
         clip = torch.stack([fit(f, self.size, "crop") for f in frames])
         codes = encode_items(self.vqvae, clip, 64, CPU)
         prompt = self.vocab.layout.video_block(codes)[:-1]  # the video stays open
@@ -289,8 +302,10 @@ class A2ADemo:
         pictures = decode_codes(self.vqvae, torch.cat([codes, continued]))
         # replaced by each call (atomically): Gradio copies it into its cache before it answers, one call at a time
         out = Path(self.gif_folder.name) / "continued.gif"
-        save_gif_atomic([to_pil(p).resize((256, 256), Image.NEAREST) for p in pictures], out, 400)
-        return str(out), ""
+        # at the GIF's own pace, as generate's video2video plays: the given frames' times, their median after them
+        timing = continued_timing(start.delays_ms, len(pictures))
+        save_gif_atomic([to_pil(p).resize((256, 256), Image.NEAREST) for p in pictures], out, timing)
+        return str(out), note
 
 
 def seed_box(value: str, label: str) -> Any:

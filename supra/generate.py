@@ -30,7 +30,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from functools import partial
-from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +40,13 @@ from PIL import Image
 from supra.artifacts.a2a_release import UNRECORDED_IMAGE_SIZE, load_a2a, model_image_size, replace_vqvae
 from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_MODEL, refuse_other_kind
-from supra.data.gif_frames import UNREADABLE, MediaDecodeError, continued_timing, open_gif
+from supra.data.gif_frames import (
+    UNREADABLE,
+    MediaDecodeError,
+    continued_timing,
+    cut_short,
+    read_gif_start,
+)
 from supra.data.images import fit, load_still, require_image_file, unreadable_picture
 from supra.data.media.codes import decode_codes, encode_items
 from supra.models import a2a_generation as gen
@@ -210,11 +215,11 @@ def load_clip(request: Request) -> tuple[torch.Tensor, list[int | None]]:
     path = Path(request.image)
     require_image_file(path)
     try:
-        gif = open_gif(path, request.max_pixels)  # the whole file's structure (nothing decoded): a later cut is seen
-        frames = list(islice(gif.frames(), request.frames))
+        start = read_gif_start(path, request.frames, request.max_pixels)
     except MediaDecodeError as err:
         raise SupraUserError(f"image={path} cannot be used as a clip: {err}") from None
-    cut = f"image={path} is cut short ({gif.problem})" if gif.problem else None
+    frames = start.frames
+    cut = f"image={path} {cut_short(start)}" if start.cut else None
     if len(frames) < request.frames:
         have = f"{len(frames)} frame{'s' * (len(frames) != 1)}"
         if cut:
@@ -225,7 +230,7 @@ def load_clip(request: Request) -> tuple[torch.Tensor, list[int | None]]:
     if cut:
         print(f"note: {cut}: its first {request.frames} frames, before the cut, are used", file=sys.stderr)
     clip = torch.stack([fit_picture(f, request, f"image={path}") for f in frames])
-    return clip, gif.durations_ms()[: request.frames]
+    return clip, start.delays_ms
 
 
 # -- prompts ---------------------------------------------------------------------------------------------

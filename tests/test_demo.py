@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 import torch
 from omegaconf import OmegaConf
+from PIL import Image
 
 from supra.artifacts.a2a_release import save_a2a_release
 from supra.demo import A2ADemo, CaptionerDemo
@@ -544,3 +545,25 @@ def test_the_page_in_a_headless_browser_captions_an_upload_and_names_a_bad_one(t
         server.terminate()
         server.wait(timeout=30)
     assert server.poll() is not None  # the server ends with the test
+
+
+def test_the_a2a_page_says_a_gif_is_cut_short_and_continues_it_at_its_own_pace(tmp_path):
+    """As generate does: a GIF cut short was only "too short" (upload a longer one), and every continued clip
+    played at 400 ms a frame, whatever its input's times."""
+    torch.manual_seed(0)
+    vocab = A2AVocab.train(["a red square", "a blue circle"], vocab_size=270, num_codes=16)
+    net = A2ANano(A2AConfig(vocab_size=vocab.layout.vocab_size, context=300, n_layers=1, d_model=16, n_heads=2, d_mlp=32))
+    demo = A2ADemo(str(save_a2a_release(tmp_path / "a2a", net, VQVAE(num_codes=16, code_dim=4, hidden=(4, 4)), vocab)))
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ("red", "green", "blue")]
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:], loop=0, duration=[30, 90, 60])
+    data = (tmp_path / "clip.gif").read_bytes()
+    (tmp_path / "cut.gif").write_bytes(data[: int(len(data) * 0.8)])  # cut inside the third frame
+    gif, message = demo.video2video(str(tmp_path / "cut.gif"), given=3, new=1)
+    assert gif is None and re.fullmatch(r"⚠️ cut\.gif is cut short \(the file is cut inside the block at byte \d+, "
+                                        r"after 2 frames\): its 2 frames before the cut are fewer than the 3 the model "
+                                        r"needs to continue it; upload the whole GIF", message), message
+    gif, message = demo.video2video(str(tmp_path / "cut.gif"), given=2, new=2)
+    assert message.startswith("ℹ️ cut.gif is cut short (") and message.endswith(
+        "its first 2 frames, before the cut, are continued")
+    with Image.open(gif) as continued:
+        assert [(continued.seek(i), continued.info["duration"])[1] for i in range(continued.n_frames)] == [30, 90, 30, 30]

@@ -32,6 +32,7 @@ import struct
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from itertools import islice
 from pathlib import Path
 
 import numpy as np
@@ -346,3 +347,26 @@ def continued_timing(given_delays_ms: list[int | None], frames: int) -> list[int
     pace of its input."""
     given = [shown_ms(ms) for ms in given_delays_ms]
     return given + [statistics.median_low(given)] * (frames - len(given))
+
+
+@dataclass
+class GifStart:
+    """A GIF's first frames (up to those asked for: uint8 RGB [H, W, 3] each), their delays as the file gives them
+    (ms, None where it sets none), and why the file ends early where it does (`cut`: the frames before it kept)."""
+
+    frames: list[np.ndarray]
+    delays_ms: list[int | None]
+    cut: str | None
+
+
+def read_gif_start(source: str | Path | bytes, frames: int, max_pixels: int = DEFAULT_MAX_PIXELS) -> GifStart:
+    """The first `frames` frames of a GIF to continue (generate's video2video, the demo's): the whole file's
+    structure is read (nothing decoded past them), so a cut after them is seen too. MediaDecodeError as open_gif."""
+    gif = open_gif(source, max_pixels)
+    taken = list(islice(gif.frames(), frames))
+    return GifStart(taken, gif.durations_ms()[:len(taken)], gif.problem)
+
+
+def cut_short(start: GifStart) -> str:
+    """How a GIF whose file ends early is said, after its name: `is cut short (<where>)`."""
+    return f"is cut short ({start.cut})"
