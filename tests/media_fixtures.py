@@ -206,7 +206,7 @@ def write_media_folder(root: Path) -> dict:
         "stills": ["e.BMP", "stills/a.png", "stills/b.jpg", "stills/c.JPEG", "stills/d.webp"],
         "gifs": {"anim/blink.gif": 2, "anim/wave.gif": len(wave), "single.gif": 1},
         "wave": wave,
-        "unreadable": ["fake.gif", "stills/empty.png"], "too large": ["bomb.gif"],
+        "unreadable": ["fake.gif"], "too large": ["bomb.gif"],
         "empty": ["no_frames.gif", "zero_size.gif"],
         "not media": ["README.md", "notes.txt"],
     }

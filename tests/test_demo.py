@@ -113,6 +113,9 @@ def test_the_a2a_page_refuses_a_one_frame_gif_for_video_in_a_message(tmp_path, b
     demo = A2ADemo(str(folder))
     gif, message = demo.video2video(str(bad_uploads["one-frame GIF"]), given=2, new=1)
     assert gif is None and "still.gif has 1 frame: the model needs 2" in message
+    (tmp_path / "zero.gif").write_bytes(b"")  # as every reader of pictures says it (not "starts with b''")
+    assert demo.video2video(str(tmp_path / "zero.gif"), given=2, new=1) == (
+        None, "⚠️ zero.gif cannot be used as a clip: empty file (0 bytes); upload an animated GIF")
     gif, message = demo.video2video(str(bad_uploads["good"]), given=2, new=1)  # a PNG given as the clip
     assert gif is None and message == "⚠️ good.png cannot be used as a clip: it is a PNG picture, not a GIF; upload an animated GIF"
     (tmp_path / "huge.gif").write_bytes(gif_bytes(10_000, 10_000, [Frame(solid(8, 8, 1))]))

@@ -1004,9 +1004,12 @@ def test_a_run_stopped_while_writing_leaves_a_record_saying_so_and_the_next_run_
 def test_a_bad_input_or_a_failed_sampling_leaves_no_out_folder(pair, tmp_path):
     (tmp_path / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\nnot a picture")
     write_gif(tmp_path / "one_frame.gif", ["red"])
+    (tmp_path / "zero.gif").write_bytes(b"")
     cases = [
         (["mode=image2text", f"image={tmp_path / 'broken.png'}"], "cannot be read as a picture"),
         (["mode=video2video", f"image={tmp_path / 'one_frame.gif'}", "frames=4"], "has 1 frame but frames=4"),
+        (["mode=video2video", f"image={tmp_path / 'zero.gif'}", "frames=4"],  # as every reader says a 0-byte file
+         rf"^image={re.escape(str(tmp_path / 'zero.gif'))} cannot be used as a clip: empty file \(0 bytes\)$"),
         (["mode=text2image", "prompt=<IMAGE>", "best_of=2"], "best_of needs a prompt with a caption"),  # while sampling
     ]
     for overrides, message in cases:

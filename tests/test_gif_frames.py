@@ -10,6 +10,7 @@ from PIL import Image
 
 from supra.data.gif_frames import (
     EMPTY,
+    EMPTY_FILE,
     TOO_LARGE,
     UNREADABLE,
     MediaDecodeError,
@@ -297,3 +298,12 @@ def test_a_continued_clip_plays_missing_and_0_delays_as_browsers_do_never_0_ms(t
     assert delays[0] is None and set(delays[1:]) == {0}
     assert continued_timing(delays, 5) == [100] * 5
     assert continued_timing([10, 20, 40], 4) == [100, 20, 40, 40]  # 10 ms as 100: over 10 ms as written
+
+
+def test_a_file_of_0_bytes_is_said_to_be_empty_as_every_reader_of_pictures_says_it(tmp_path):
+    """It was "not a GIF (starts with b'')"."""
+    (tmp_path / "zero.gif").write_bytes(b"")
+    for source in (tmp_path / "zero.gif", b""):
+        with pytest.raises(MediaDecodeError, match=r"^empty file \(0 bytes\)$") as err:
+            open_gif(source)
+        assert err.value.kind == EMPTY_FILE

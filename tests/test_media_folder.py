@@ -89,7 +89,8 @@ def test_one_summary_line_counts_files_items_and_names_what_was_skipped(folder):
     assert "\n" not in summary and str(root) in summary
     assert "13 media files found (6 stills, 7 GIFs)" in summary
     assert "train 4 images from 4 files; val 1 images from 1 files; test 3 images from 3 files" in summary
-    assert f"2 unreadable (e.g. {', '.join(expected['unreadable'])})" in summary
+    assert f"1 unreadable (e.g. {', '.join(expected['unreadable'])})" in summary
+    assert "1 empty files (0 bytes) (e.g. stills/empty.png)" in summary
     assert "1 over max_pixels (e.g. bomb.gif)" in summary
     assert "2 empty (0 pixels or 0 frames) (e.g. no_frames.gif, zero_size.gif)" in summary
     assert "2 not media (e.g. README.md, notes.txt)" in summary  # hidden .DS_Store passed over silently
@@ -384,7 +385,8 @@ def test_a_captions_csv_without_its_header_is_a_one_line_error(tmp_path):
     (lambda root: (root.mkdir(), (root / "README.md").write_text("hi")),
      r"holds no images or GIFs \(only 1 other files, e.g. README.md\)"),
     (lambda root: (root.mkdir(), (root / "a.png").write_bytes(b""), (root / "b.gif").write_text("text")),
-     r"none of the 2 media files in data.root=.*media could be used \(2 unreadable \(e.g. a.png, b.gif\)\)"),
+     r"none of the 2 media files in data.root=.*media could be used \(1 empty files \(0 bytes\) \(e.g. a.png\), "
+     r"1 unreadable \(e.g. b.gif\)\)"),
 ])
 def test_folders_that_cannot_work_fail_with_one_line_naming_the_folder(tmp_path, make, message):
     make(tmp_path / "media")
@@ -561,3 +563,15 @@ def test_each_clip_says_how_many_of_its_frames_are_real_a_padded_one_fewer_than_
                     "single.gif#clip 0": 1}
     assert dm.items("train").subset([0]).real_frames == dm.items("train").real_frames[:1]
     assert datamodule(root, mode="frames").items("train").real_frames is None  # images: nothing padded
+
+
+def test_files_of_0_bytes_are_skipped_as_empty_files_gif_or_still(tmp_path):
+    """A 0-byte GIF was counted "unreadable" (with a bad header), a 0-byte still so too: said now as every reader
+    of pictures says it."""
+    save_pillow_gif(tmp_path / "real.gif", [RED, GREEN])
+    (tmp_path / "zero.gif").write_bytes(b"")
+    (tmp_path / "zero.png").write_bytes(b"")
+    dm = MediaFolderDataModule(root=str(tmp_path), mode="frames", image_size=16, show_progress=False,
+                               val_fraction=0, test_fraction=0)
+    assert len(dm.split_items("train")) == 2
+    assert "skipped: 2 empty files (0 bytes) (e.g. zero.gif, zero.png)" in dm.summary

@@ -51,6 +51,8 @@ BROWSER_MS, BROWSER_MIN_DELAY_MS = 100, 20
 UNREADABLE = "unreadable"
 TOO_LARGE = "too large"
 EMPTY = "empty"
+# a file of 0 bytes: its kind and its reason, in the words every reader of pictures says it (images.why_unreadable)
+EMPTY_FILE = "empty file (0 bytes)"
 
 
 def _pack(rgb: np.ndarray) -> np.ndarray:
@@ -188,8 +190,10 @@ OTHER_FORMATS = {b"\x89PNG\r\n\x1a\n": "a PNG picture", b"\xff\xd8\xff": "a JPEG
 
 
 def not_a_gif(start: bytes) -> MediaDecodeError:
-    """The error for a file whose first bytes (12 suffice) are not a GIF's: the format it is where they tell
-    (a PNG picture), else the bytes themselves."""
+    """The error for a file whose first bytes (12 suffice) are not a GIF's: EMPTY_FILE where there are none, the
+    format it is where they tell (a PNG picture), else the bytes themselves."""
+    if not start:
+        return MediaDecodeError(EMPTY_FILE, EMPTY_FILE)
     known = next((name for magic, name in OTHER_FORMATS.items() if start.startswith(magic)), None)
     if start[:4] == b"RIFF" and start[8:12] == b"WEBP":
         known = "a WebP picture"

@@ -22,7 +22,7 @@ import torch
 from PIL import ExifTags, Image, ImageOps
 from torchvision.transforms.v2 import functional as TF
 
-from supra.data.gif_frames import EMPTY, TOO_LARGE, MediaDecodeError, open_gif
+from supra.data.gif_frames import EMPTY, EMPTY_FILE, TOO_LARGE, MediaDecodeError, open_gif
 from supra.utils.errors import SupraUserError, first_line
 from supra.utils.folder_walk import link_loops, not_regular
 from supra.utils.imagenet import IMAGENET_MEAN, IMAGENET_STD
@@ -359,7 +359,7 @@ def fit(picture: np.ndarray, size: int, resize: str, max_pixels: int = MAX_PIXEL
 
 
 # Why a picture file cannot be read, in the words caption, explain and the demo all say it (why_unreadable)
-EMPTY_FILE, DAMAGED, NOT_A_PICTURE = "empty file (0 bytes)", "damaged or cut short", "not a picture file"
+DAMAGED, NOT_A_PICTURE = "damaged or cut short", "not a picture file"  # and EMPTY_FILE, the GIF reader's too
 # how the picture files people have start: one that starts so but that Pillow cannot identify was cut short
 PICTURE_SIGNATURES = (b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"GIF87a", b"GIF89a")
 
@@ -408,6 +408,8 @@ def load_still(path: Path, max_pixels: int) -> np.ndarray:
     except Image.DecompressionBombError as err:
         raise MediaDecodeError(first_line(err), TOO_LARGE) from None
     except UNREADABLE as err:
+        if why_unreadable(path, err) == EMPTY_FILE:  # said as every reader says it, not in Pillow's words
+            raise MediaDecodeError(EMPTY_FILE, EMPTY_FILE) from None
         raise MediaDecodeError(first_line(err, 100, with_type=True)) from None
     if picture.size == 0:
         raise MediaDecodeError(f"{picture.shape[1]}x{picture.shape[0]}: no pixels", EMPTY)

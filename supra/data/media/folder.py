@@ -45,7 +45,15 @@ from supra.data.folder_index import (
     scan_folder,
     split_by_file,
 )
-from supra.data.gif_frames import EMPTY, TOO_LARGE, UNREADABLE, MediaDecodeError, open_gif, starts_like_gif
+from supra.data.gif_frames import (
+    EMPTY,
+    EMPTY_FILE,
+    TOO_LARGE,
+    UNREADABLE,
+    MediaDecodeError,
+    open_gif,
+    starts_like_gif,
+)
 from supra.data.images import UNREADABLE as UNREADABLE_STILL
 from supra.data.images import fit, load_still
 from supra.data.media.datamodule import ONE_IMAGE_SCORED, SPLITS, MediaDataModule, MediaItems
@@ -58,7 +66,8 @@ log = logging.getLogger(__name__)
 RESIZES = ("crop", "pad")
 MODES = ("images", "frames", "clips")
 DEFAULT_MODE = "images"
-SKIP_REASONS = {UNREADABLE: "unreadable", TOO_LARGE: "over max_pixels", EMPTY: "empty (0 pixels or 0 frames)"}
+SKIP_REASONS = {UNREADABLE: "unreadable", TOO_LARGE: "over max_pixels", EMPTY: "empty (0 pixels or 0 frames)",
+                EMPTY_FILE: "empty files (0 bytes)"}
 # The options only some modes read, and their defaults (conf/data/media_folder.yaml's): set to another value
 # in a mode that does not read it (data.mode=frames data.frame_stride=2), one would be ignored without a word.
 READ_BY = {"frames": ("clips",), "frame_stride": ("clips",), "max_frames": ("frames", "clips")}
