@@ -222,6 +222,34 @@ def test_a_sigterm_while_evaluate_scores_ends_it_with_ctrl_c_s_one_line_and_exit
     assert not (tmp_path / "eval" / "metrics.json").exists()
 
 
+def test_a_sigterm_while_evaluate_draws_its_pictures_stops_them_at_once_keeping_the_scores(trained_run, tmp_path,
+                                                                                            monkeypatch, capsys):
+    """Lightning's handler only marked the trainer, and no loop reads that after the test's batches: the pictures
+    (a minute of generation for the a2a model) went on to the end and evaluate.py exited 0. Now the drawing stops,
+    and the run ends as a SIGTERM ends it elsewhere: Ctrl-C's line and status 130, the scores written kept."""
+    from supra.callbacks.caption_grid import CaptionGridCallback
+
+    def slow_drawing(self, trainer, pl_module, split, step):
+        os.kill(os.getpid(), signal.SIGTERM)  # as `timeout` or a cluster sends one, while the pictures are drawn
+        time.sleep(60)  # drawing on, as a2a generation does
+        raise AssertionError("drawn on past the SIGTERM")
+
+    monkeypatch.setattr(CaptionGridCallback, "draw", slow_drawing)
+    ckpt = trained_run / "checkpoints" / "best.ckpt"
+    cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}"])
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as a process started from a shell has it
+    started = time.time()
+    try:
+        with pytest.raises(SystemExit) as ended, exit_on_ctrl_c(lambda: interrupted_evaluation(cfg, started)):
+            evaluate(cfg)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert ended.value.code == SIGINT_EXIT and time.time() - started < 50
+    scores = tmp_path / "eval" / "metrics.json"
+    assert capsys.readouterr().err.endswith(f"interrupted: the scores were written before it stopped: {scores}\n")
+    assert scores.is_file() and not list((tmp_path / "eval").glob("*.png"))
+
+
 def test_evaluate_stopped_after_writing_its_scores_says_they_were_written(tmp_path):
     """A SIGTERM or Ctrl-C in the moment between metrics.json and the command's end: not "no scores written"; but
     an earlier evaluate.py's metrics.json in the same folder is not this run's scores."""

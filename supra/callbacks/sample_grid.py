@@ -4,25 +4,59 @@ each is written as `<output_dir>/<dirname>/<split>_step_XXXXXX<suffix>.png` (and
 to `<output_dir>/<name>.png` (the latest), and logged as `<split>/<name>` to every logger. The step is the
 training step of the weights drawn: a validation's global step, or that of the checkpoint a test scores.
 After a SIGTERM (a preemption, whose grace period is short) or Ctrl-C a validation's pictures are skipped: they would be
-drawn before the checkpoint is written, and may take minutes (the a2a model's generated grids).
+drawn before the checkpoint is written, and may take minutes (the a2a model's generated grids). A SIGTERM while they
+are drawn stops the drawing at once (Lightning's handler only marks the trainer, which its loops read at a batch's end,
+so drawing went on for a minute): a validation's checkpoint then comes next, and a test ends as a SIGTERM ends it
+during its batches (the runner's `interrupted` line, exit status 130), its metrics.json kept where already written.
 """
 
 from __future__ import annotations
 
 import logging
+import signal
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 
 import lightning as L
 import torch
 from lightning.pytorch.utilities import rank_zero_warn
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from PIL import Image
 
 from supra.callbacks.image_logging import log_animation, log_image
 from supra.pictures.files import save_gif_atomic, save_image_atomic
 
 log = logging.getLogger(__name__)
+
+
+class DrawingStopped(Exception):
+    """A SIGTERM came while pictures were drawn: the rest of them are not."""
+
+
+@contextmanager
+def stopped_by_sigterm() -> Iterator[None]:
+    """Within the block a SIGTERM raises DrawingStopped once the handler in place has run (Lightning's, in a fit or
+    test: it marks trainer.received_sigterm and calls a launcher's). Outside the main thread no handler can be set,
+    and a SIGTERM ignored or at its default (no Python handler) is left so."""
+    previous = signal.getsignal(signal.SIGTERM)
+    if threading.current_thread() is not threading.main_thread() or not callable(previous):
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        previous(signum, frame)
+        raise DrawingStopped
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 @dataclass
@@ -54,11 +88,23 @@ class SampleGridCallback(L.Callback):
         raise NotImplementedError
 
     def _write(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str, step: int) -> None:
+        """Draw and save the pictures; DrawingStopped where a SIGTERM stops them (those saved before it are kept)."""
         started = time.perf_counter()
         try:
-            self._draw_and_save(trainer, pl_module, split, step)
+            with stopped_by_sigterm():
+                self._draw_and_save(trainer, pl_module, split, step)
         finally:
             self.seconds_drawing += time.perf_counter() - started
+
+    def _write_unless_stopped(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str, step: int) -> bool:
+        """`_write`; False where a SIGTERM stopped it, said in the log."""
+        try:
+            self._write(trainer, pl_module, split, step)
+        except DrawingStopped:
+            log.info("%s: %s pictures at step %d stopped: the run is stopping (SIGTERM)", type(self).__name__, split,
+                     step)
+            return False
+        return True
 
     def _draw_and_save(self, trainer: L.Trainer, pl_module: L.LightningModule, split: str, step: int) -> None:
         if not trainer.is_global_zero or self.num_samples < 1:
@@ -95,10 +141,15 @@ class SampleGridCallback(L.Callback):
                 log.info("%s: no val pictures at step %d: the run is stopping (SIGTERM, or Ctrl-C), and its checkpoint "
                          "comes first", type(self).__name__, trainer.global_step)
             return
-        self._write(trainer, pl_module, "val", trainer.global_step)
+        self._write_unless_stopped(trainer, pl_module, "val", trainer.global_step)  # the checkpoint next
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self._write(trainer, pl_module, getattr(trainer.datamodule, "split", "test"), tested_step(trainer, pl_module))
+        split = getattr(trainer.datamodule, "split", "test")
+        # a SIGTERM before (while the test scored) or during the pictures: no loop reads it after this hook, so the
+        # test ends here as Lightning ends one a SIGTERM stopped at a batch's end (the runners say it, status 130)
+        if trainer.received_sigterm or not self._write_unless_stopped(trainer, pl_module, split,
+                                                                      tested_step(trainer, pl_module)):
+            raise SIGTERMException
 
 
 def tested_step(trainer: L.Trainer, pl_module: L.LightningModule) -> int:
