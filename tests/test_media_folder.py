@@ -575,3 +575,21 @@ def test_files_of_0_bytes_are_skipped_as_empty_files_gif_or_still(tmp_path):
                                val_fraction=0, test_fraction=0)
     assert len(dm.split_items("train")) == 2
     assert "skipped: 2 empty files (0 bytes) (e.g. zero.gif, zero.png)" in dm.summary
+
+
+def test_animated_webp_and_png_are_counted_apart_with_a_hint_to_convert_them_to_gif(tmp_path):
+    """They were silently "stills": their first frame in mode=frames, "stills" passed over in mode=clips."""
+    frames = [Image.new("RGB", (8, 8), colour) for colour in ("red", "green", "blue")]
+    for name in ("moving.webp", "moving.png"):
+        frames[0].save(tmp_path / name, save_all=True, append_images=frames[1:], duration=100, loop=0)
+    frames[0].save(tmp_path / "still.png")
+    save_pillow_gif(tmp_path / "real.gif", [RED, GREEN])
+    options = {"image_size": 16, "show_progress": False, "val_fraction": 0, "test_fraction": 0}
+    frames_mode = MediaFolderDataModule(root=str(tmp_path), mode="frames", **options)
+    assert len(frames_mode.split_items("train")) == 5  # 3 stills (first frames), 2 GIF frames
+    assert ("2 animated WebP/PNG read as stills, their first frame only (convert them to GIF for their frames) "
+            "(e.g. moving.png, moving.webp)") in frames_mode.summary
+    clips_mode = MediaFolderDataModule(root=str(tmp_path), mode="clips", frames=2, **options)
+    assert len(clips_mode.split_items("train")) == 1
+    assert ("ignored: 2 animated WebP/PNG (mode=clips takes GIFs only: convert them to GIF) (e.g. moving.png, "
+            "moving.webp), 1 stills (mode=clips takes GIFs only) (e.g. still.png)") in clips_mode.summary

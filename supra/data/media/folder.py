@@ -7,12 +7,14 @@ data/images.py, GIFs in data/gif_frames.py.
 
 Modes:
 - images: every still, plus the first frame of each GIF: [N, 3, S, S].
-- frames: every still, plus every GIF frame (up to max_frames per file) as an image: [N, 3, S, S].
+- frames: every still, plus every GIF frame (up to max_frames per file) as an image: [N, 3, S, S]. An animated
+          WebP or PNG is a still here, its first frame (counted in the summary: convert it to GIF for its frames).
 - clips:  GIFs only, as clips [N, T, 3, S, S]: every frame_stride-th frame, cut into consecutive clips
           of `frames` frames. A trailing part shorter than a clip is dropped, unless it is all the GIF has:
           then it is padded by repeating its last frame (counted in the summary). Each clip carries how many
           of its frames are real (MediaItems.real_frames): the a2a video scores leave the repeats out, training
-          takes the clip as it is. Stills are not clips: they are passed over and counted.
+          takes the clip as it is. Stills are not clips: they are passed over and counted, animated WebP and
+          PNG apart (convert them to GIF).
 A caption is a file's (folder_index.py): every frame or clip of a GIF takes the whole GIF's captions, as no
 caption file names a frame or clip; a caption per clip needs the clip as a GIF of its own. An a2a run trains on
 each of a file's captions once and scores its image2text captions against every line of them (its references,
@@ -87,6 +89,21 @@ def holds_gif(path: Path) -> bool:
             return False
     except UNREADABLE_STILL:
         return True
+
+
+def animated_still(path: Path) -> bool:
+    """Whether a file that is no GIF holds an animation, as an animated WebP or PNG (APNG) does (its header read):
+    decoded as a still, its first frame alone."""
+    try:
+        with Image.open(path) as picture:
+            return bool(getattr(picture, "is_animated", False))
+    except UNREADABLE_STILL:  # its decoding says why
+        return False
+
+
+# animated WebP and PNG are read as stills (their first frame): GIFs alone are read frame by frame
+ANIMATED_STILLS = "animated WebP/PNG read as stills, their first frame only (convert them to GIF for their frames)"
+ANIMATED_STILLS_IGNORED = "animated WebP/PNG (mode=clips takes GIFs only: convert them to GIF)"
 
 
 def clips_of(frames: list[torch.Tensor], length: int) -> tuple[list[torch.Tensor], int]:
@@ -183,6 +200,8 @@ class MediaFolderDataModule(MediaDataModule):
     def _decode(self, path: Path, name: str, animated: bool, notes: Tally) -> list[tuple[str, torch.Tensor]]:
         """(item name, uint8 [3, S, S] or [T, 3, S, S]) for every item of one file (`animated`: its content is a GIF)."""
         if not animated:
+            if self.mode == "frames" and animated_still(path):
+                notes.add(ANIMATED_STILLS, name)
             return [(name, fit(load_still(path, self.max_pixels), self.image_size, self.resize, self.max_pixels))]
         gif = open_gif(path, self.max_pixels, 1 if self.mode == "images" else self.max_frames)
         stride = self.frame_stride if self.mode == "clips" else 1
@@ -214,7 +233,8 @@ class MediaFolderDataModule(MediaDataModule):
             wanted = [name for name in index.media if name in self._gifs]
             for name in index.media:
                 if name not in self._gifs:
-                    index.ignored.add("stills (mode=clips takes GIFs only)", name)
+                    animated = animated_still(self.root / name)
+                    index.ignored.add(ANIMATED_STILLS_IGNORED if animated else "stills (mode=clips takes GIFs only)", name)
             if not wanted:
                 raise SupraUserError(
                     f"data.mode=clips needs animated GIFs but data.root={self.root} holds none (only "
