@@ -83,8 +83,9 @@ def write_codes(cfg: DictConfig, out: Path, net: torch.nn.Module, data_cfg: Dict
     remove_earlier_outputs(out, earlier, [name for split in encoded for name in split_files(split)])
     counts, shapes = {}, {}
     for split, (items, codes) in encoded.items():
-        # with the references image2text scores each item against, as the a2a mixture's code cache keeps them
-        write_split(out, split, codes, items.names, items.captions, items.files, items.references)
+        # with the references image2text scores each item against and each clip's real frames, as the a2a
+        # mixture's code cache keeps them
+        write_split(out, split, codes, items.names, items.captions, items.files, items.references, items.real_frames)
         counts[split], shapes[split] = len(codes), list(codes.shape[1:])
         log.info("%s: %d items -> codes %s (%s)", split, len(codes), list(codes.shape), dtype.name)
     write_meta(out, {

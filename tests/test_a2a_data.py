@@ -1179,6 +1179,23 @@ def test_codes_tokenize_media_writes_score_image2text_as_the_mixture_scores_the_
     assert before.references == before.captions
 
 
+def test_tokenize_media_writes_how_many_frames_of_each_clip_are_real(tmp_path, vqvae_ckpt):
+    """The codes `python -m supra.tokenize_media` writes of clips padded from short GIFs say how many of their
+    frames are real, as the a2a mixture's cache does; every frame of an unpadded clip is real."""
+    from supra.data.media.codes import read_media_codes
+    from tests.conftest import run_command
+    from tests.media_fixtures import save_pillow_gif
+
+    colours = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+    for i in range(3):
+        save_pillow_gif(tmp_path / "gifs" / f"g{i}.gif", colours[:1 + i], size=(16, 16))
+    run_command("tokenize_media", f"ckpt={vqvae_ckpt}", f"out={tmp_path / 'codes'}", "accelerator=cpu",
+                "show_progress=false", "splits=[train]", "data=media_folder", f"data.root={tmp_path / 'gifs'}",
+                "data.mode=clips", "data.frames=3", "data.val_fraction=0", "data.test_fraction=0", run_dir=tmp_path)
+    codes = read_media_codes(tmp_path / "codes", "train")
+    assert dict(zip(codes.names, codes.real_frames, strict=True)) == {f"g{i}.gif#clip 0": 1 + i for i in range(3)}
+
+
 def test_a_clip_padded_from_a_short_gif_keeps_its_count_of_real_frames_through_the_cache_into_video_batches(
         tmp_path, vqvae_ckpt):
     """A GIF of 1 or 2 frames becomes a 3-frame clip by repeating its last frame; how many are real travels with

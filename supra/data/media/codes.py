@@ -6,7 +6,9 @@ Layout of the directory (written by `python -m supra.tokenize_media`; the a2a mi
 - items_<split>.json  {"names": [...], "captions": [[...], ...], "files": [...], "references": [[...], ...]} in the
                       same row order (files: each item's file relative to the data root, null for generated items;
                       captions: those trained on; references: what image2text scores each item against, a photo's
-                      captions as published, repeats kept; a file written without them: its captions);
+                      captions as published, repeats kept; a file written without them: its captions;
+                      real_frames, clips only: how many of each clip's frames are its GIF's, the rest repeats of
+                      its last frame that padded a short GIF; absent: every frame real);
 - meta.json           what produced it (VQ-VAE checkpoint and its hash, data config, grid, splits),
                       written last: a directory without it is incomplete and is refused.
 Every file is written atomically, so an interrupted run leaves whole files or none.
@@ -65,6 +67,7 @@ class MediaCodes:
     meta: dict[str, Any]
     files: list[str | None]  # relative to the data root; None for generated items
     references: list[list[str]] | None = None  # MediaItems.references: image2text's, as the a2a mixture's (default: captions)
+    real_frames: list[int] | None = None  # MediaItems.real_frames: clips padded from a short GIF; None: all real
 
     def __post_init__(self) -> None:
         if self.references is None:
@@ -102,7 +105,8 @@ def read_media_codes(directory: str | Path, split: str) -> MediaCodes:
         raise SupraUserError(f"{directory}: codes_{split}.npy has {len(codes)} rows but items_{split}.json {len(items['names'])}")
     # an items file written before references were: its captions, as it was read then
     return MediaCodes(torch.from_numpy(codes.astype(np.int64)), items["names"], items["captions"], meta,
-                      items.get("files") or [None] * len(items["names"]), items.get("references") or items["captions"])
+                      items.get("files") or [None] * len(items["names"]), items.get("references") or items["captions"],
+                      items.get("real_frames"))
 
 
 @torch.no_grad()
