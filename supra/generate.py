@@ -41,6 +41,7 @@ from supra.artifacts.a2a_release import UNRECORDED_IMAGE_SIZE, load_a2a, model_i
 from supra.artifacts.checkpoints import artifact_kind
 from supra.artifacts.kinds import A2A_CHECKPOINT, A2A_MODEL, refuse_other_kind
 from supra.data.gif_frames import (
+    EMPTY_FILE,
     UNREADABLE,
     MediaDecodeError,
     continued_timing,
@@ -202,8 +203,8 @@ def load_picture(request: Request) -> torch.Tensor:
     require_image_file(request.image)
     try:
         picture = load_still(Path(request.image), request.max_pixels)
-    except MediaDecodeError as err:  # unreadable in caption's and explain's words; too large or empty in its own
-        raise (unreadable_picture(Path(request.image), err) if err.kind == UNREADABLE else
+    except MediaDecodeError as err:  # unreadable or 0 bytes in caption's and explain's words; too large in its own
+        raise (unreadable_picture(Path(request.image), err) if err.kind in (UNREADABLE, EMPTY_FILE) else
                SupraUserError(f"image={request.image} cannot be used: {err}")) from None
     return fit_picture(picture, request, f"image={request.image}")
 
