@@ -187,6 +187,27 @@ def test_image2text_references_the_scorer_tokenizes_to_nothing_are_one_line_nami
         task._score_epoch("test", ["Bleu", "CIDEr"])
 
 
+def test_image2text_captions_holding_cut_characters_are_counted_once_as_the_captioners_are(vqvae_ckpt, caplog):
+    """The a2a GPT's image2text captions are byte-level BPE too: half of "è" decodes to U+FFFD, which its
+    predictions.json held without a word while the captioner's test warned. The same warning now names how many."""
+    from types import SimpleNamespace
+
+    from supra.artifacts.checkpoints import load_vqvae
+    from supra.tasks.a2a import A2ATask
+
+    task = A2ATask(net=torch.nn.Identity(), optimizer=None, vqvae=load_vqvae(vqvae_ckpt)[0], test_metrics=[])
+    task.trainer = SimpleNamespace(is_global_zero=True, datamodule=SimpleNamespace(split="test"))
+    task.on_test_epoch_start()
+    task._captions = {"web/0": "a red square", "web/1": "caf\ufffd", "web/2": "crème brûlée"}
+    task._references = {key: ["a red square"] for key in task._captions}
+    with caplog.at_level("WARNING", logger="supra.tasks.base"):
+        task.on_test_epoch_end()
+    assert [r.getMessage() for r in caplog.records if "U+FFFD" in r.getMessage()] == [
+        "test: 1 of 3 generated captions hold U+FFFD where the model emitted bytes that make no whole UTF-8 "
+        "character; predictions.json keeps them so"]
+    assert [p["caption"] for p in task.test_results["predictions"]] == ["a red square", "caf\ufffd", "crème brûlée"]
+
+
 def test_the_exported_release_card_shows_the_runs_test_metrics(a2a_trained, tmp_path):
     metrics = json.loads((a2a_trained / "metrics.json").read_text())
     run_command("export", f"ckpt={a2a_trained / 'checkpoints' / 'best.ckpt'}", f"out={tmp_path / 'release'}")

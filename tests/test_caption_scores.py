@@ -375,10 +375,10 @@ def test_a_tokenizer_java_process_that_dies_is_one_line_not_scores_of_the_images
 def test_captions_holding_cut_characters_are_counted_once_and_kept_as_decoded(caplog):
     """A byte-level BPE model can emit half of "è": decoding writes U+FFFD, which predictions.json held without a
     word while the scorer warned 'Untokenizable'. One warning now names how many; the text stays as it is."""
-    from supra.tasks.captioning import warn_of_replaced_bytes
+    from supra.tasks.base import warn_of_replaced_bytes
 
     captions = ["a red square", "caf\ufffd", "\ufffd\ufffd\ufffd", "crème brûlée"]
-    with caplog.at_level("WARNING", logger="supra.tasks.captioning"):
+    with caplog.at_level("WARNING", logger="supra.tasks.base"):
         warn_of_replaced_bytes("test", captions)
         warn_of_replaced_bytes("test", ["a red square"])
     assert [r.getMessage() for r in caplog.records] == [

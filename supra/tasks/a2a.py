@@ -50,7 +50,7 @@ from supra.models.a2a_generation import (
     video_schedule,
 )
 from supra.models.a2a_nano import A2AConfig, A2ANano
-from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
+from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask, warn_of_replaced_bytes
 from supra.tokens.a2a_sequences import TASKS
 from supra.utils.cli import check_switches
 from supra.utils.distributed import gather_mappings
@@ -410,6 +410,7 @@ class A2ATask(SupraTask):
         split = self.trainer.datamodule.split
         scores = self._score_epoch("test", self.hparams.test_metrics)
         predictions = dict(sorted(self._captions.items()))
+        warn_of_replaced_bytes(split, predictions.values())
         files = gather_mappings(self._files)
         details: dict[str, Any] = {"n_captions": len(predictions)}
         if self._unscored_clips:  # gathered by _score_epoch: how many clips video_psnr left out, if any

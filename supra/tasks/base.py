@@ -167,3 +167,13 @@ def computed_over_ranks(metric: Metric) -> Any:
         if torch.distributed.is_available() and torch.distributed.is_initialized():
             warnings.filterwarnings("ignore", message=r".*was called before the ``update`` method", category=UserWarning)
         return metric.compute()
+
+
+def warn_of_replaced_bytes(split: str, captions: Collection[str]) -> None:
+    """Say once how many generated `captions` of `split` hold U+FFFD: a byte-level BPE (the captioner's, the a2a
+    model's image2text) can emit part of a character ("è" is two bytes), which decoding writes as U+FFFD;
+    predictions.json keeps the text as decoded."""
+    replaced = sum("\ufffd" in caption for caption in captions)
+    if replaced:
+        log.warning("%s: %d of %d generated captions hold U+FFFD where the model emitted bytes that make no whole "
+                    "UTF-8 character; predictions.json keeps them so", split, replaced, len(captions))

@@ -4,7 +4,6 @@ that captions every image of the split and scores it with the COCO caption metri
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Collection, Sequence
 from typing import Any
 
@@ -31,23 +30,12 @@ from supra.metrics.caption_scores import (
 )
 from supra.models.vlm_generation import DecodeConfig, generate
 from supra.models.vlm_nano import VLMNanoConfig
-from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask
+from supra.tasks.base import OptimizerFactory, SchedulerFactory, SupraTask, warn_of_replaced_bytes
 from supra.tokens.caption_bpe import PAD_ID, CaptionTokenizer
 from supra.utils.cli import check_option_types, check_switches
 from supra.utils.distributed import gather_mappings
 from supra.utils.errors import SupraUserError
 from supra.utils.private_apis import is_last_batch_of_epoch
-
-log = logging.getLogger(__name__)
-
-
-def warn_of_replaced_bytes(split: str, captions: Collection[str]) -> None:
-    """Say once how many generated `captions` hold U+FFFD: a byte-level BPE can emit part of a character ("è" is
-    two bytes), which decoding writes as U+FFFD; predictions.json keeps the text as decoded."""
-    replaced = sum("\ufffd" in caption for caption in captions)
-    if replaced:
-        log.warning("%s: %d of %d generated captions hold U+FFFD where the model emitted bytes that make no whole "
-                    "UTF-8 character; predictions.json keeps them so", split, replaced, len(captions))
 
 
 def fuses_on_auto(device_type: str, mixed_precision: bool, clipping: bool) -> bool:
