@@ -190,7 +190,7 @@ def test_clips_mode_cuts_strided_clips_pads_short_gifs_and_passes_over_stills(fo
     assert torch.equal(wave[1], frames["anim/wave.gif#frame 2"][0])
     single = items["single.gif#clip 0"][0]  # 1 frame: padded by repeating it
     assert torch.equal(single[0], single[1])
-    assert "2 clips padded by repeating their last frame (GIF shorter than a clip) (e.g. anim/blink.gif, single.gif)" \
+    assert "2 clips padded with repeats of its last frame (GIF shorter than a clip) (e.g. anim/blink.gif, single.gif)" \
         in dm.summary
     assert "6 stills (mode=clips takes GIFs only)" in dm.summary
     assert dm.items("train").pixels.ndim == 5
@@ -286,7 +286,7 @@ def test_max_frames_caps_the_frames_read_per_gif(folder):
     root, _ = folder
     dm = datamodule(root, mode="frames", max_frames=2)
     assert [n for n in every_item(dm) if n.startswith("anim/wave")] == [f"anim/wave.gif#frame {i}" for i in (0, 1)]
-    assert "1 GIFs with more than max_frames=2 frames" in dm.summary
+    assert "1 GIF with more than max_frames=2 frames" in dm.summary
 
 
 def test_batches_are_scaled_to_minus_one_one_on_the_device(folder):
@@ -593,3 +593,22 @@ def test_animated_webp_and_png_are_counted_apart_with_a_hint_to_convert_them_to_
     assert len(clips_mode.split_items("train")) == 1
     assert ("ignored: 2 animated WebP/PNG (mode=clips takes GIFs only: convert them to GIF) (e.g. moving.png, "
             "moving.webp), 1 stills (mode=clips takes GIFs only) (e.g. still.png)") in clips_mode.summary
+
+
+def test_the_notes_count_gifs_cut_short_or_past_max_frames_with_their_noun_for_one_and_for_many(tmp_path):
+    """The notes read "1 GIFs cut short" and "1 GIFs with more than max_frames=...": each count now takes its noun
+    as the summary's others do ("1 GIF", "2 GIFs")."""
+    root = tmp_path / "media"
+    for name in ("a", "b"):
+        save_pillow_gif(root / f"{name}.gif", [RED, GREEN, BLUE, RED])
+    capped = train_only(root, mode="frames", max_frames=2)
+    capped.items("train")  # set up: the summary is said
+    assert "notes: 2 GIFs with more than max_frames=2 frames (the rest unused) (e.g. a.gif, b.gif)" in capped.summary
+    cut = {}
+    for name in ("a", "b"):
+        gif = root / f"{name}.gif"
+        gif.write_bytes(gif.read_bytes()[:-6])  # inside its last frame: the frames before the cut are kept
+        cut[name] = train_only(root, mode="frames")
+        cut[name].items("train")
+    assert "notes: 1 GIF cut short (the frames before the cut kept) (e.g. a.gif)" in cut["a"].summary
+    assert "notes: 2 GIFs cut short (the frames before the cut kept) (e.g. a.gif, b.gif)" in cut["b"].summary

@@ -63,23 +63,30 @@ SHARED_SIDECAR = "sidecars that two images share, captioning neither (name each 
 @dataclass
 class Tally:
     """Counts by reason, with the first few examples of each (for one-line summaries). A reason is words that read
-    after any count ("2 unreadable"), or a singular noun added with `noun=True` ("1 broken link", "2 broken links")."""
+    after any count ("2 unreadable"), a singular noun added with `noun=True` ("1 broken link", "2 broken links"), or
+    words after the singular noun given as `noun` ("GIF" and "cut short": "1 GIF cut short", "2 GIFs cut short")."""
 
     counts: Counter = field(default_factory=Counter)
     examples: dict[str, list[str]] = field(default_factory=dict)
-    nouns: set[str] = field(default_factory=set)
+    nouns: dict[str, str] = field(default_factory=dict)  # reason -> the noun its count takes ("" for the reason)
 
-    def add(self, reason: str, example: str, n: int = 1, noun: bool = False) -> None:
+    def add(self, reason: str, example: str, n: int = 1, noun: bool | str = False) -> None:
         self.counts[reason] += n
         if noun:
-            self.nouns.add(reason)
+            self.nouns[reason] = "" if noun is True else noun
         examples = self.examples.setdefault(reason, [])
         if len(examples) < 3:
             examples.append(example)
 
+    def _count_of(self, reason: str, n: int) -> str:
+        noun = self.nouns.get(reason)
+        if noun is None:
+            return f"{n} {reason}"
+        return f"{counted(n, noun)} {reason}" if noun else counted(n, reason)
+
     def describe(self, examples: int = 2) -> str:
-        return ", ".join(f"{counted(n, reason) if reason in self.nouns else f'{n} {reason}'} "
-                         f"(e.g. {', '.join(self.examples[reason][:examples])})" for reason, n in self.counts.items())
+        return ", ".join(f"{self._count_of(reason, n)} (e.g. {', '.join(self.examples[reason][:examples])})"
+                         for reason, n in self.counts.items())
 
     def __bool__(self) -> bool:
         return bool(self.counts)

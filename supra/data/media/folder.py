@@ -207,16 +207,16 @@ class MediaFolderDataModule(MediaDataModule):
         stride = self.frame_stride if self.mode == "clips" else 1
         frames = [(i, fit(f, self.image_size, self.resize, self.max_pixels)) for i, f in enumerate(gif.frames()) if i % stride == 0]
         if gif.problem:
-            notes.add("GIFs cut short (the frames before the cut kept)", name)
+            notes.add("cut short (the frames before the cut kept)", name, noun="GIF")
         if gif.capped and self.mode != "images":
-            notes.add(f"GIFs with more than max_frames={self.max_frames} frames (the rest unused)", name)
+            notes.add(f"with more than max_frames={self.max_frames} frames (the rest unused)", name, noun="GIF")
         if self.mode == "images":
             return [(name, frames[0][1])]
         if self.mode == "frames":
             return [(f"{name}#frame {i}", f) for i, f in frames]
         clips, real_frames = clips_of([f for _, f in frames], self.frames)
         if real_frames < self.frames:
-            notes.add("clips padded by repeating their last frame (GIF shorter than a clip)", name)
+            notes.add("padded with repeats of its last frame (GIF shorter than a clip)", name, noun="clip")
             self._real_frames[f"{name}#clip 0"] = real_frames
         return [(f"{name}#clip {k}", clip) for k, clip in enumerate(clips)]
 
