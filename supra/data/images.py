@@ -387,14 +387,14 @@ def why_bytes_unreadable(start: bytes, err: BaseException) -> str:
     return DAMAGED
 
 
-def unreadable_picture(path: Path, err: Exception, option: str = "image") -> SupraUserError:
-    """A picture given as `option`=path that cannot be read, said alike by every command that takes one (explain,
+def unreadable_picture(path: Path, err: Exception) -> SupraUserError:
+    """A picture given as image=path that cannot be read, said alike by every command that takes one (explain,
     generate), in the words caption and the demo use (why_unreadable), and what to give instead. A readable one of
     no known range keeps its reason (load_still keeps it as the context of its MediaDecodeError): it says what to do."""
     cause = err.__context__ if isinstance(err, MediaDecodeError) and isinstance(err.__context__, Exception) else err
     if isinstance(cause, PixelRangeError):
-        return SupraUserError(f"{option}={path}: {cause}")
-    return SupraUserError(f"{option}={path} cannot be read as a picture: {why_unreadable(path, err)}; "
+        return SupraUserError(f"image={path}: {cause}")
+    return SupraUserError(f"image={path} cannot be read as a picture: {why_unreadable(path, err)}; "
                           "give a PNG, JPEG, ...")
 
 
