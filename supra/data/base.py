@@ -36,6 +36,10 @@ def check_split(split: str, key: str = "data.split") -> str:
 
 
 def check_batch_sizes(batch_size: int, eval_batch_size: int) -> None:
+    """data.batch_size and data.eval_batch_size whole numbers >= 1, else one line: 2.5 given from Python (train.py
+    refuses it first) passed here and failed in torch's DataLoader at the first batch."""
+    check_option_types({"data.batch_size": batch_size, "data.eval_batch_size": eval_batch_size},
+                       whole=("data.batch_size", "data.eval_batch_size"))
     if batch_size < 1 or eval_batch_size < 1:
         raise SupraUserError(f"data.batch_size={batch_size} and eval_batch_size={eval_batch_size} must be >= 1")
 
