@@ -5,6 +5,7 @@ batches, and training through train.py."""
 from __future__ import annotations
 
 import itertools
+import json
 import logging
 import shlex
 import sys
@@ -1580,3 +1581,35 @@ def test_a_picture_too_large_is_counted_as_too_large_alike_by_the_folders_set_up
     run_command("write_shards", "source=folder", f"root={root}", f"out={tmp_path / 'shards'}", "show_progress=false",
                 f"paths.cache_dir={tmp_path / 'cache'}", run_dir=tmp_path)
     assert counted in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("recorded_before", ["{reason}", "DecompressionBombError: {reason}"])
+def test_a_picture_too_large_recorded_by_an_older_image_cache_is_still_counted_as_too_large(recorded_before, tmp_path):
+    """Image caches built before "too large: ..." was recorded hold the loader's reason alone, or after Pillow's class
+    name: they are read as they are (not rebuilt), and the set-up line counted such a picture as unreadable."""
+    from supra.data.captioning.photos import PhotoCaptionsDataModule
+    from supra.data.images import TOO_LARGE_PREFIX
+    from tests.caption_source_fixtures import write_caption_folder
+
+    root, cache = tmp_path / "photos", tmp_path / "cache"
+    write_caption_folder(root)
+    (root / "odd").mkdir()
+    (root / "odd" / "bomb.png").write_bytes(png_header(20_000, 20_000))  # 400M pixels, over the 100M read
+    (root / "odd" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    for name in ("bomb", "broken"):
+        (root / "odd" / f"{name}.txt").write_text(f"a picture called {name}\n")
+
+    def summary() -> str:
+        photos = PhotoCaptionsDataModule(source="folder", root=str(root), cache_dir=str(cache), show_progress=False,
+                                         batch_size=4, eval_batch_size=4)
+        photos.setup("fit")
+        return photos.summary
+
+    counted = "1 unreadable image (e.g. odd/broken.png), 1 too large (resize them) (e.g. odd/bomb.png)"
+    assert counted in summary()
+    [meta_path] = cache.rglob("images_*.json")
+    meta = json.loads(meta_path.read_text())
+    reason = meta["failed"]["odd/bomb.png"].removeprefix(TOO_LARGE_PREFIX)
+    meta["failed"]["odd/bomb.png"] = recorded_before.format(reason=reason)
+    meta_path.write_text(json.dumps(meta))
+    assert counted in summary()

@@ -56,6 +56,15 @@ IMAGE_SUFFIXES = frozenset(suffix for suffix, format_name in Image.registered_ex
 # how a picture over the pixels read is recorded where it is skipped (the image cache, write_shards), so that the
 # set-up summaries count it as too large (resize it), as caption does, not as unreadable
 TOO_LARGE_PREFIX = "too large: "
+# ... and how caches written before it recorded one (read as they are, not rebuilt): the loader's refusal alone
+# ("400,000,000 pixels, over the 100,000,000 pixels read: ..."), or after the class name of Pillow's error
+TOO_LARGE_BEFORE = re.compile(r"^(DecompressionBombError: |[\dx,= ]+ pixels, over )")
+
+
+def recorded_too_large(reason: str) -> bool:
+    """Whether `reason`, recorded for a picture the image cache or write_shards (after the file's name) skipped, says
+    it is too large: as recorded now (TOO_LARGE_PREFIX), or by an older image cache (TOO_LARGE_BEFORE)."""
+    return TOO_LARGE_PREFIX in reason or TOO_LARGE_BEFORE.match(reason) is not None
 
 
 def channels_first(pixels: np.ndarray) -> torch.Tensor:

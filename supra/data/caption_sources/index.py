@@ -18,7 +18,7 @@ from pathlib import Path
 
 from supra.data.captions import clean_caption
 from supra.data.image_cache import StoredImage
-from supra.data.images import TOO_LARGE_PREFIX
+from supra.data.images import recorded_too_large
 from supra.utils.folder_walk import listed_path, walk_visible
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -228,7 +228,7 @@ def summary_line(source: str, index: CaptionIndex, unreadable: dict[str, str]) -
 def skipped_reasons(index: CaptionIndex, unreadable: dict[str, str]) -> str:
     """What was skipped and why, with examples ("nothing" when nothing was)."""
     skipped, examples = dict(index.skipped), dict(index.examples)
-    too_large = sorted(key for key, reason in unreadable.items() if TOO_LARGE_PREFIX in reason)
+    too_large = sorted(key for key, reason in unreadable.items() if recorded_too_large(reason))
     # named as caption names them; sorted, so that the image cache and write_shards give the same examples
     for reason, keys in (("unreadable image", sorted(set(unreadable) - set(too_large))),
                          ("too large (resize them)", too_large)):
