@@ -962,18 +962,29 @@ def test_a_resume_given_another_warm_up_goes_on_with_its_checkpoints_schedule_as
     assert sorted(went_on) == [2, 3, 4, 5] and went_on == {step: uninterrupted[step] for step in went_on}
 
 
+def warmup_then_constant(optimizer: torch.optim.Optimizer, total_steps: int, warmup_steps: int = 100,
+                         min_lr: float = 0.0) -> torch.optim.lr_scheduler.LRScheduler:
+    """A schedule of another target than warmup_cosine, taking the same settings: a linear warm-up, then constant."""
+    return torch.optim.lr_scheduler.LinearLR(optimizer, start_factor=1 / max(1, warmup_steps), total_iters=warmup_steps)
+
+
 @pytest.mark.parametrize(("trained_with", "resumed_with", "said"), [
     ("model.scheduler.warmup_steps=4", "model.scheduler=null",
      "with model.scheduler=null (was supra.tasks.lr_schedules.warmup_cosine): not used: the checkpoint's learning-rate "
      "schedule goes on"),
     ("model.scheduler=null", "model.scheduler.warmup_steps=4",
      "with model.scheduler=supra.tasks.lr_schedules.warmup_cosine (was null): not used: the checkpoint's run had no "
-     "learning-rate schedule, and its learning rate goes on unchanged")])
-def test_a_resume_that_drops_or_adds_a_schedule_goes_on_with_its_checkpoints_lr_as_it_says(
+     "learning-rate schedule, and its learning rate goes on unchanged"),
+    ("model.scheduler.warmup_steps=4", "model.scheduler._target_=tests.test_train_and_evaluate.warmup_then_constant",
+     "with model.scheduler._target_=tests.test_train_and_evaluate.warmup_then_constant (was "
+     "supra.tasks.lr_schedules.warmup_cosine), model.scheduler.warmup_steps=100 (was 4): not used: the checkpoint's "
+     "learning-rate schedule goes on")])
+def test_a_resume_that_drops_adds_or_swaps_a_schedule_goes_on_with_its_checkpoints_lr_as_it_says(
         trained_with, resumed_with, said, train_config, caplog):
     """model.scheduler=null over a checkpoint's schedule was warned "not used", and the lr stayed at the checkpoint's
     last step's to the end; a schedule over a checkpoint trained without one warmed up again from its first step,
-    midway through the run, unsaid."""
+    midway through the run, unsaid; a schedule of another target, warned "not used", was built and given the
+    checkpoint's schedule's state, which it went on from by its own rule."""
     short = ["data.num_train=16", "trainer.val_check_interval=2", "test=false", "trainer.max_steps=6",
              "model.optimizer.lr=1e-3", "model.val_metrics=[]", "data.num_val=8",
              "callbacks.model_checkpoint.monitor=val/loss", "callbacks.model_checkpoint.mode=min"]

@@ -594,7 +594,8 @@ def keep_resumed_schedule(task: SupraTask, resumed: dict[str, Any], ckpt_path: s
     model.scheduler names the same schedule as this one's: model.scheduler.warmup_steps=0 over a checkpoint whose
     schedule warms up was built as a cosine alone, which cannot take that state, and refused as the fit started.
     Built from the checkpoint where this run gives model.scheduler=null (whose optimizer would otherwise keep the lr
-    of the checkpoint's last step to the end), and none where the checkpoint's run had none (a schedule given now
+    of the checkpoint's last step to the end) or a schedule of another target (which took the checkpoint's state and
+    went on from its step by its own rule), and none where the checkpoint's run had none (a schedule given now
     would warm up again from its first step, midway through the run)."""
     model = resumed.get("model") or {}
     if "scheduler" not in model:  # a run config of another layout: Lightning's rules apply
@@ -603,12 +604,10 @@ def keep_resumed_schedule(task: SupraTask, resumed: dict[str, Any], ckpt_path: s
     if theirs is None:
         task.scheduler_factory = None
         return
-    if not isinstance(theirs, dict):
+    if not isinstance(theirs, dict) or (ours is not None and not isinstance(ours, partial)):
         return
-    if ours is None:
+    if ours is None or theirs.get("_target_") != f"{ours.func.__module__}.{ours.func.__qualname__}":
         task.scheduler_factory = instantiate_loaded(theirs, f"ckpt_path={ckpt_path}", "run_config.model.scheduler")
-        return
-    if not isinstance(ours, partial) or theirs.get("_target_") != f"{ours.func.__module__}.{ours.func.__qualname__}":
         return
     settings = {key: value for key, value in theirs.items() if key in ours.keywords}
     task.scheduler_factory = partial(ours.func, *ours.args, **{**ours.keywords, **settings})
