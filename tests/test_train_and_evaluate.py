@@ -1255,6 +1255,23 @@ def test_tensorboard_logger_receives_metrics_and_the_sample_grid_at_the_same_ste
     assert (Path(cfg.paths.output_dir) / "samples" / "val_step_000003.png").is_file()  # named by global_step
 
 
+def test_a_tensorboard_run_is_listed_in_the_hparams_tab_with_its_settings_and_final_scores(train_config):
+    """Each run (each sweep job) can be compared in TensorBoard's HPARAMS tab by its real scores: the last
+    validation's, the best of the checkpoint's monitor and the test's, tied to its flattened config."""
+    from tests.test_tensorboard_hparams import hparams_tab
+
+    cfg = train_config("logger=tensorboard", "model.optimizer.lr=0.002", "model.test_metrics=[CIDEr]", run="tb_hparams")
+    _, metrics = train(cfg)
+    out = Path(cfg.paths.output_dir)
+    settings, scores = hparams_tab(out / "tensorboard")
+    assert settings["model/optimizer/lr"] == 0.002 and settings["data/batch_size"] == 16 and settings["seed"] == 0
+    best = torch.load(out / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    [checkpoint_state] = [state for key, state in best["callbacks"].items() if "ModelCheckpoint" in key]
+    assert scores["hp/best/val/CIDEr"] == pytest.approx(float(checkpoint_state["best_model_score"]))
+    assert scores["hp/val/loss"] == pytest.approx(metrics["val/loss"])
+    assert scores["hp/test/CIDEr"] == pytest.approx(json.loads((out / "metrics.json").read_text())["CIDEr"])
+
+
 def test_tensorboard_logger_records_the_config_without_a_placeholder_score(tmp_path):
     """Lightning's default hp_metric=-1 scalar looked like a score of the run in TensorBoard."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator

@@ -34,6 +34,7 @@ from supra.callbacks.checkpoint import AtomicCheckpointIO, LastStepModelCheckpoi
 from supra.callbacks.overfit_check import OverfitCheck
 from supra.callbacks.time_accounting import mark_job_start
 from supra.callbacks.validation_within_run import ValidationWithinRun
+from supra.loggers.tensorboard_hparams import final_scores, log_hparams_with_scores
 from supra.models.vlm_generation import DecodeConfig
 from supra.runner.callback_checks import check_callbacks_fit, check_optimized_metric
 from supra.runner.components import (
@@ -148,6 +149,9 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
         diverged = divergence(metrics, trainer.global_step) if cfg.get("train") and trainer.is_global_zero else None
         if cfg.get("test"):
             metrics.update(_test(cfg, trainer, task, datamodule))
+    if cfg.get("train"):  # a fit in processes of its own (ddp_spawn) and no test: the step it ended at, not 0
+        take_fit_progress_from_last_checkpoint(trainer)
+    log_hparams_with_scores(loggers, run_config, final_scores(metrics, *best_monitored(trainer)), trainer.global_step)
 
     value = _metric_value(metrics, cfg.get("optimized_metric"))
     if diverged:
@@ -655,6 +659,28 @@ def _checkpoint_to_test(trainer: L.Trainer, cfg: DictConfig) -> str | None:
     if not best and not trainer.fast_dev_run:  # fast_dev_run writes none: its weights are the ones to test
         log.warning("no best checkpoint (no validation ran, or checkpointing is off): testing the last weights")
     return best or None
+
+
+def best_monitored(trainer: L.Trainer) -> tuple[str | None, float | None]:
+    """The metric the run's checkpoint keeps the best by, and its best value; None for what the run does not know
+    (no monitor, no validation yet)."""
+    callback = trainer.checkpoint_callback
+    if not isinstance(callback, ModelCheckpoint) or not callback.monitor:
+        return None, None
+    best = callback.best_model_score
+    if best is None and callback.best_model_path:  # a fit in processes of its own (ddp_spawn) sends back the path only
+        best = saved_best_score(Path(callback.best_model_path), callback.state_key)
+    return callback.monitor, None if best is None else float(best)
+
+
+def saved_best_score(checkpoint: Path, state_key: str) -> float | None:
+    """The best score that the checkpoint callback of `state_key` kept in `checkpoint`; None where it holds none."""
+    try:
+        saved = torch.load(checkpoint, map_location="cpu", weights_only=True, mmap=True)  # no weights read
+        best = saved["callbacks"][state_key]["best_model_score"]
+    except Exception:  # noqa: BLE001 - only a score for TensorBoard's HPARAMS tab: never worth failing the run for
+        return None
+    return None if best is None else float(best)
 
 
 def _plain(metrics: dict[str, Any]) -> dict[str, float]:
