@@ -19,3 +19,20 @@ def gather_and_broadcast_on_rank(rank: int, init_file: str, out_dir: str) -> Non
     with open(f"{out_dir}/rank{rank}.json", "w") as f:
         json.dump({"merged": merged, "shared": shared}, f)
     dist.destroy_process_group()
+
+
+def set_up_shapes_on_rank(rank: int, init_file: str, out_dir: str, max_caption_tokens: int) -> None:
+    """One of 2 ranks: set up the shapes captions for a fit, as each DDP rank does, and write the warnings it
+    logged to out_dir/warnings_rank<rank>.txt."""
+    import logging
+
+    from supra.data.captioning.shapes import ShapesDataModule
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    handler = logging.FileHandler(f"{out_dir}/warnings_rank{rank}.txt")
+    handler.setLevel(logging.WARNING)
+    logging.getLogger("supra").addHandler(handler)
+    ShapesDataModule(num_train=40, num_val=12, num_test=10, batch_size=8, eval_batch_size=5,
+                     max_caption_tokens=max_caption_tokens, tokenizer_path=f"{out_dir}/tokenizer.json").setup("fit")
+    handler.close()
+    dist.destroy_process_group()

@@ -5,6 +5,7 @@ import json
 import logging
 import multiprocessing
 import os
+import re
 import signal
 import time
 import traceback
@@ -25,7 +26,7 @@ from supra.runner.training import train
 from supra.utils.cli import exit_on_user_error
 from supra.utils.distributed import broadcast_object, gather_mappings
 from supra.utils.errors import SupraUserError
-from tests.gather_ranks import gather_and_broadcast_on_rank
+from tests.gather_ranks import gather_and_broadcast_on_rank, set_up_shapes_on_rank
 
 
 def test_gather_and_broadcast_are_identity_without_ddp():
@@ -81,6 +82,16 @@ def test_gather_over_two_processes_keeps_each_image_once(tmp_path):
     for result in results:
         assert result["merged"] == expected
         assert result["shared"] == {"rank": 0}
+
+
+@pytest.mark.ddp
+def test_captions_cut_to_the_models_length_are_said_once_by_rank_zero_not_by_every_rank(tmp_path):
+    """Every rank encodes the whole split alike: the warning was printed once per rank."""
+    mp.spawn(set_up_shapes_on_rank, args=(str(tmp_path / "init"), str(tmp_path), 6), nprocs=2, join=True)
+    assert re.fullmatch(r"train: \d+ of 200 captions cut to MAX_SEQ=6 tokens \(EOS kept\)\n"
+                        r"val: \d+ of 60 captions cut to MAX_SEQ=6 tokens \(EOS kept\)\n",
+                        (tmp_path / "warnings_rank0.txt").read_text())
+    assert (tmp_path / "warnings_rank1.txt").read_text() == ""
 
 
 def test_a_rank_that_scored_no_row_computes_the_split_metric_without_torchmetrics_warning(tmp_path):

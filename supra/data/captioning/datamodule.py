@@ -311,7 +311,7 @@ class CaptionDataModule(SplitDataModule):
         flat = [c for caps in data.captions for c in caps]
         caption_image = torch.repeat_interleave(torch.arange(len(data.captions)), torch.tensor([len(c) for c in data.captions]))
         tokens, n_cut = self.tokenizer.encode_batch(flat, self.max_caption_tokens)
-        if n_cut:
+        if n_cut and rank_and_world()[0] == 0:  # every DDP rank encodes the whole split, alike: said by rank 0 alone
             log.warning("%s: %d of %d captions cut to MAX_SEQ=%d tokens (EOS kept)", split, n_cut, len(flat), self.max_caption_tokens)
         if split == "train" and not scored:
             return CaptionPairs(data.images, tokens, caption_image)
