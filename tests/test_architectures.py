@@ -4,6 +4,7 @@ pretrained tower loads from a weights file on disk the way a user's CLIP ViT-B/3
 the tower's size and normalisation; the release architecture alone keeps the release format."""
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
@@ -247,6 +248,15 @@ def test_pretrained_tower_holds_the_files_weights_frozen_in_eval_mode(tower_weig
     assert not any(p.requires_grad for p in tower.parameters()) and not tower.training
     trainable = {id(p) for group in net.optimizer_groups(0.01) for p in group["params"]}
     assert trainable and not trainable & {id(p) for p in tower.parameters()}
+
+
+def test_reading_the_towers_weights_file_prints_no_line_of_timms(tower_weights, caplog):
+    """timm said "Loaded  from checkpoint '<file>'" at INFO: the user's own file, nothing to act on."""
+    from supra.models.pretrained_encoder import PretrainedEncoder
+
+    with caplog.at_level(logging.INFO):
+        PretrainedEncoder(TIMM_MODEL, str(tower_weights))
+    assert [record.getMessage() for record in caplog.records if record.name.startswith("timm")] == []
 
 
 def test_pretrained_tower_fine_tunes_all_or_its_last_blocks(tower_weights):
