@@ -1559,20 +1559,27 @@ def png_header(width: int, height: int) -> bytes:
             + chunk(b"IDAT", b"") + chunk(b"IEND", b""))
 
 
+def folder_with_a_bomb_and_a_broken_picture(root: Path) -> Path:
+    """A caption folder with odd/bomb.png (a header of 400M pixels, over the 100M read) and odd/broken.png (cut
+    short), each with its caption."""
+    from tests.caption_source_fixtures import write_caption_folder
+
+    write_caption_folder(root)
+    (root / "odd").mkdir()
+    (root / "odd" / "bomb.png").write_bytes(png_header(20_000, 20_000))
+    (root / "odd" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+    for name in ("bomb", "broken"):
+        (root / "odd" / f"{name}.txt").write_text(f"a picture called {name}\n")
+    return root
+
+
 def test_a_picture_too_large_is_counted_as_too_large_alike_by_the_folders_set_up_and_write_shards(tmp_path, capsys):
     """A decompression bomb was one more "unreadable image" in the summaries, where caption says it is too large
     (resize it); the set-up line and write_shards now count it apart, naming the same examples."""
     from supra.data.captioning.photos import PhotoCaptionsDataModule
-    from tests.caption_source_fixtures import write_caption_folder
     from tests.conftest import run_command
 
-    root = tmp_path / "photos"
-    write_caption_folder(root)
-    (root / "odd").mkdir()
-    (root / "odd" / "bomb.png").write_bytes(png_header(20_000, 20_000))  # 400M pixels, over the 100M read
-    (root / "odd" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
-    for name in ("bomb", "broken"):
-        (root / "odd" / f"{name}.txt").write_text(f"a picture called {name}\n")
+    root = folder_with_a_bomb_and_a_broken_picture(tmp_path / "photos")
     counted = "1 unreadable image (e.g. odd/broken.png), 1 too large (resize them) (e.g. odd/bomb.png)"
     photos = PhotoCaptionsDataModule(source="folder", root=str(root), cache_dir=str(tmp_path / "cache"),
                                      show_progress=False, batch_size=4, eval_batch_size=4)
@@ -1589,15 +1596,8 @@ def test_a_picture_too_large_recorded_by_an_older_image_cache_is_still_counted_a
     name: they are read as they are (not rebuilt), and the set-up line counted such a picture as unreadable."""
     from supra.data.captioning.photos import PhotoCaptionsDataModule
     from supra.data.images import TOO_LARGE_PREFIX
-    from tests.caption_source_fixtures import write_caption_folder
 
-    root, cache = tmp_path / "photos", tmp_path / "cache"
-    write_caption_folder(root)
-    (root / "odd").mkdir()
-    (root / "odd" / "bomb.png").write_bytes(png_header(20_000, 20_000))  # 400M pixels, over the 100M read
-    (root / "odd" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
-    for name in ("bomb", "broken"):
-        (root / "odd" / f"{name}.txt").write_text(f"a picture called {name}\n")
+    root, cache = folder_with_a_bomb_and_a_broken_picture(tmp_path / "photos"), tmp_path / "cache"
 
     def summary() -> str:
         photos = PhotoCaptionsDataModule(source="folder", root=str(root), cache_dir=str(cache), show_progress=False,
