@@ -78,7 +78,7 @@ from supra.tokens.a2a_sequences import (
 )
 from supra.utils.cli import hydra_command
 from supra.utils.errors import SupraUserError
-from supra.utils.numbers import is_whole
+from supra.utils.numbers import counted, is_whole
 from supra.utils.seeds import MAX_SEED
 
 MAX_PIXELS = 50_000_000  # an upload claiming more is refused from its header, before decoding
@@ -282,7 +282,7 @@ class A2ADemo:
             # too large: said as the picture tab says it (the reader's max_pixels is no option of this page)
             why = TOO_LARGE_SAID if err.kind == TOO_LARGE else f"{err}; upload an animated GIF"
             return None, f"⚠️ {source.name} cannot be used as a clip: {why}"
-        frames, have = start.frames, f"{len(start.frames)} frame{'s' * (len(start.frames) != 1)}"
+        frames, have = start.frames, counted(len(start.frames), "frame")
         if len(frames) < int(given):
             if start.cut:  # as generate says it: the file is damaged, not only short
                 return None, (f"⚠️ {source.name} {cut_short(start)}: its {have} before the cut are fewer than the "

@@ -81,6 +81,7 @@ from supra.utils.files import (
     write_text_atomic,
 )
 from supra.utils.hydra_quoting import quote_prompt
+from supra.utils.numbers import counted
 from supra.utils.run_folders import refuse_model_folder
 from supra.utils.seeds import check_seed
 
@@ -222,7 +223,7 @@ def load_clip(request: Request) -> tuple[torch.Tensor, list[int | None]]:
     frames = start.frames
     cut = f"image={path} {cut_short(start)}" if start.cut else None
     if len(frames) < request.frames:
-        have = f"{len(frames)} frame{'s' * (len(frames) != 1)}"
+        have = counted(len(frames), "frame")
         if cut:
             raise SupraUserError(f"{cut}: its {have} before the cut are fewer than frames={request.frames}; "
                                  "give the whole GIF or fewer frames")

@@ -55,6 +55,7 @@ from supra.tokens.a2a_sequences import TASKS
 from supra.utils.cli import check_switches
 from supra.utils.distributed import gather_mappings
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import counted
 
 
 class A2ATask(SupraTask):
@@ -446,7 +447,7 @@ def real_continuation(real_after_given: torch.Tensor, frames: int) -> torch.Tens
 def say_unscored_clips(unscored: dict[str, int], scored: bool) -> None:
     """One warning for the clips left out of the video scores (key -> frames given): a GIF shorter than a clip,
     padded with its last frame, may have no real frame after the given ones to score a prediction against."""
-    clips = f"{len(unscored)} clip{'s' * (len(unscored) != 1)} (e.g. {', '.join(list(unscored)[:3])})"
+    clips = f"{counted(len(unscored), 'clip')} (e.g. {', '.join(list(unscored)[:3])})"
     what = (f"video_psnr and video_psnr_copy_baseline leave out {clips}" if scored else
             f"video_psnr and video_psnr_copy_baseline are not scored: no frame of the {clips} is real after the given")
     rank_zero_warn(f"{what}: their GIFs have no frame after the {max(unscored.values())} given "
