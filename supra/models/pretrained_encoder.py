@@ -32,12 +32,12 @@ def _is_torchscript(path: str) -> bool:
         return any("/code/" in name for name in archive.namelist())
 
 
-# open_clip's names of what timm's filter converts to a ViT's patch embedding and positions (prefixes dropped)
 # timm logs "Loaded  from checkpoint '<file>'" at INFO as it reads the weights file: the file is the user's own
 # model.net.pretrained.weights, the key it names (none, for a plain state dict) says nothing to act on, and a file
 # that does not fit the tower is refused in one line (load_backbone_weights)
 logging.getLogger("timm.models._helpers").addFilter(lambda record: " from checkpoint '" not in record.getMessage())
 
+# open_clip's names of what timm's filter converts to a ViT's patch embedding and positions (prefixes dropped)
 _CLIP_NAMES = {"visual.conv1.weight": "patch_embed.proj.weight", "visual.positional_embedding": "pos_embed"}
 
 
