@@ -684,21 +684,33 @@ def test_a_ddp_test_counts_each_clip_once_in_video_psnr(ready, monkeypatch):
     assert alone[1] > 0 and tuple(map(sum, zip(*ranks, strict=True))) == pytest.approx(alone)
 
 
-def test_a_clip_too_long_for_the_context_is_refused_at_setup_naming_it_and_its_sources_frames(tmp_path, vqvae_ckpt,
+def test_a_context_too_short_for_a_sources_pictures_is_refused_as_built_naming_model_net_context(tmp_path,
+                                                                                                 vqvae_ckpt):
+    """No caption is short enough when the image or clip alone overflows: refused from the configs, before any
+    source is encoded or a vocabulary trained, naming the key the user set and the least value that fits."""
+    with pytest.raises(SupraUserError, match=r"^model.net.context=32 is too short for the 64x64 images of "
+                                             r"data.sources.shapes: a text2image sequence of one takes 68 tokens with "
+                                             r"an empty caption; give model.net.context=68 or more \(and room for the "
+                                             r"captions\), or a smaller data.sources.shapes.image_size$"):
+        mixture(tmp_path, vqvae_ckpt, context=32, tasks={"text2image": 1})
+    with pytest.raises(SupraUserError, match=r"^model.net.context=384 is too short for the clips of 6 64x64 frames of "
+                                             r"data.sources.shapes_video: a video sequence of one takes 392 tokens .*, "
+                                             r"or fewer frames \(data.sources.shapes_video.frames=5 fits\)$"):
+        mixture(tmp_path, vqvae_ckpt, sources=source_configs(frames=6), tasks={"video": 1})
+    assert not (tmp_path / "cache").exists()  # nothing encoded
+
+
+def test_a_caption_too_long_for_the_context_is_refused_at_setup_naming_it_and_what_shortens_it(tmp_path, vqvae_ckpt,
                                                                                                ready):
-    """The video task reads no caption: its refusal names none (it told to shorten one, and data.sources.<name>)."""
+    """A context that holds the clip but not its caption: the caption, the source's frames and image size, or a
+    longer model.net.context."""
     datamodule = mixture(tmp_path, vqvae_ckpt, sources=source_configs(frames=6), cache_dir=ready.cache_dir,
-                         tasks={"video": 1})
-    with pytest.raises(SupraUserError, match=r"shapes_video train item train_00000: its video sequence is 392 tokens, "
-                                             r"8 over the context of 384: use fewer frames \(data.sources.shapes_video"
-                                             r".frames=5 fits\) or a smaller image size \(data.sources.shapes_video"
-                                             r".image_size") as err:
-        datamodule.setup("fit")
-    assert "caption" not in str(err.value) and "<name>" not in str(err.value)
-    datamodule = mixture(tmp_path, vqvae_ckpt, sources=source_configs(frames=6), cache_dir=ready.cache_dir,
-                         tasks={"text2video": 1})
-    with pytest.raises(SupraUserError, match=r"\(caption '.*', \d+ tokens\): its text2video sequence .*: shorten the "
-                                             r"caption, use fewer frames \(data.sources.shapes_video.frames=5 fits\) or a smaller image size"):
+                         tasks={"text2video": 1}, context=400)
+    with pytest.raises(SupraUserError, match=r"\(caption '.*', \d+ tokens\): its text2video sequence is (\d+) tokens, "
+                                             r"\d+ over the context of 400: shorten the caption, use fewer frames "
+                                             r"\(data.sources.shapes_video.frames=5 fits\), use a smaller image size "
+                                             r"\(data.sources.shapes_video.image_size, every source alike\) or give "
+                                             r"model.net.context=\1 or more$"):
         datamodule.setup("fit")
 
 

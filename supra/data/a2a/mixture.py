@@ -37,7 +37,7 @@ from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from supra.data.a2a.batches import EvalBatches, MixtureBatches, SequenceBuilder, eligible, task_items
-from supra.data.a2a.sources import SourceCodes, SourceSplit
+from supra.data.a2a.sources import SourceCodes, SourceSplit, source_pictures
 from supra.data.base import (
     SPLITS,
     batch_is_ready,
@@ -47,7 +47,7 @@ from supra.data.base import (
     trust_exact_lengths,
 )
 from supra.data.epoch_loader import EpochLoader, trainer_progress
-from supra.tokens.a2a_layout import A2A_CONTEXT, TokenLayout
+from supra.tokens.a2a_layout import A2A_CONTEXT, VQVAE_DOWNSAMPLE, TokenLayout
 from supra.tokens.a2a_sequences import (
     NEEDS,
     TASKS,
@@ -150,6 +150,32 @@ def check_mixture_settings(
                              "4096)")
 
 
+def check_context_fits_pictures(sources: Mapping[str, Any], weights: Mapping[str, float], context: int) -> None:
+    """Refuse, from the configs alone (before any source is encoded or a vocabulary trained), a context too short
+    for the image or clip of some source in a weighted task with even an empty caption: no caption could be short
+    enough, so the line names model.net.context and the least value that fits (of the longest such sequence)."""
+    needs = []  # (tokens, task, source, side, frames, codes per picture)
+    for name, config in sources.items():
+        pictures = source_pictures(config)
+        if pictures is None or not is_whole(pictures[0], VQVAE_DOWNSAMPLE) or not is_whole(pictures[1], 0):
+            continue  # an unknown source, or a size the source refuses itself as it is built
+        side, frames = pictures
+        grid = (side // VQVAE_DOWNSAMPLE) ** 2
+        for task in VIDEO_TASKS if frames else ("text2image", "image2text"):
+            if weights.get(task, 0) > 0:
+                needs.append((sequence_length(task, 0, grid, frames), task, name, side, frames, grid))
+    if not needs or max(needs)[0] <= context:
+        return
+    tokens, task, name, side, frames, grid = max(needs)
+    picture = f"clips of {frames} {side}x{side} frames" if frames else f"{side}x{side} images"
+    fits = TokenLayout.frames_that_fit(grid, context, 2 if task == "text2video" else 0) if frames else 0
+    fewer = f", or fewer frames (data.sources.{name}.frames={fits} fits)" if 2 <= fits < frames else ""
+    raise SupraUserError(f"model.net.context={context} is too short for the {picture} of data.sources.{name}: a "
+                         f"{task} sequence of one takes {tokens} tokens with an empty caption; give model.net.context="
+                         f"{tokens} or more (and room for the captions), or a smaller "
+                         f"data.sources.{name}.image_size{fewer}")
+
+
 class A2AMixtureDataModule(L.LightningDataModule):
     """Mixed a2a sequences from `sources` ({name: DataModule config with _target_}) with `tasks`
     ({task: weight}); codes from `vqvae`, the frozen stage-1 VQ-VAE. See the module docstring."""
@@ -187,6 +213,7 @@ class A2AMixtureDataModule(L.LightningDataModule):
             text_vocab_size=text_vocab_size if tokenizer is None and not text_tokenizer else None)
         self.source_configs = {name: dict(cfg) for name, cfg in sources.items()}
         self.weights = {t: float(tasks.get(t, 0.0)) for t in TASKS}
+        check_context_fits_pictures(sources, self.weights, context)
         self.text_tokenizer = text_tokenizer
         self.text_vocab_size, self.num_codes, self.context = text_vocab_size, num_codes, context
         self.vocab_path = Path(vocab_path) if vocab_path else None
@@ -280,21 +307,21 @@ class A2AMixtureDataModule(L.LightningDataModule):
                         caption = part.captions[row][max(range(len(caps)), key=lambda i: len(caps[i]))]
                         name += f" (caption {caption[:60]!r}, {longest} tokens)"
                     check_fits(length, self.context, f"{name}: its {task} sequence",
-                               self._shorten(task, part.source, longest, grid, frames))
+                               self._shorten(task, part.source, longest, grid, frames, length))
 
-    def _shorten(self, task: str, source: str, caption_tokens: int, grid: int, frames: int) -> str:
-        """What makes a `task` sequence of source `source` shorter: only what that task holds, by its key."""
-        smaller = f"a smaller image size (data.sources.{source}.image_size, every source alike)"
-        if task == "text":
-            return "shorten the caption"
-        if task not in VIDEO_TASKS:
-            return f"shorten the caption or use {smaller}"
-        prefix = caption_tokens + 2 if task == "text2video" else 0  # <TEXT> caption </TEXT> before the video
-        fewer = TokenLayout.frames_that_fit(grid, self.context, prefix)
-        caption = "shorten the caption, " if task == "text2video" else ""
-        if 2 <= fewer < frames:  # a clip is at least 2 frames
-            return f"{caption}use fewer frames (data.sources.{source}.frames={fewer} fits) or {smaller}"
-        return f"{caption}use {smaller}"
+    def _shorten(self, task: str, source: str, caption_tokens: int, grid: int, frames: int, length: int) -> str:
+        """What makes a `task` sequence of source `source` (`length` tokens) fit: only what that task holds, by
+        its key, or a context that holds it."""
+        remedies = [] if task == "video" else ["shorten the caption"]  # the video task reads no caption
+        if task in VIDEO_TASKS:
+            prefix = caption_tokens + 2 if task == "text2video" else 0  # <TEXT> caption </TEXT> before the video
+            fewer = TokenLayout.frames_that_fit(grid, self.context, prefix)
+            if 2 <= fewer < frames:  # a clip is at least 2 frames
+                remedies.append(f"use fewer frames (data.sources.{source}.frames={fewer} fits)")
+        if task != "text":
+            remedies.append(f"use a smaller image size (data.sources.{source}.image_size, every source alike)")
+        remedies.append(f"give model.net.context={length} or more")
+        return f"{', '.join(remedies[:-1])} or {remedies[-1]}"
 
     # -- Lightning hooks ----------------------------------------------------------------------------
 

@@ -109,6 +109,31 @@ def source_may_give_images(config: Mapping[str, Any]) -> bool:
     return not source_class.gives_clips(config)
 
 
+def source_pictures(config: Mapping[str, Any]) -> tuple[int, int] | None:
+    """(image side in pixels, frames per clip: 0 for images) that a source of this config gives, from the config
+    alone (an option left out: its class's default), before anything is read; None for a class unknown here."""
+    try:
+        source_class = get_object(str(config.get("_target_")))
+    except (ImportError, AttributeError, ValueError, TypeError):  # its own error is said as it is built
+        return None
+    if not (inspect.isclass(source_class) and issubclass(source_class, MediaDataModule)):
+        return None
+    clips = source_class.gives_clips(config)
+    return _option(source_class, config, "image_size"), _option(source_class, config, "frames") if clips else 0
+
+
+def _option(source_class: type, config: Mapping[str, Any], key: str) -> Any:
+    """`key` of a source's config, else the default of the first __init__ up its classes that names it (a
+    subclass passes image_size on to MediaDataModule's)."""
+    if key in config:
+        return config[key]
+    for cls in source_class.__mro__:
+        parameter = inspect.signature(cls.__init__).parameters.get(key) if "__init__" in vars(cls) else None
+        if parameter is not None and parameter.default is not inspect.Parameter.empty:
+            return parameter.default
+    return None
+
+
 def check_one_picture_size(modules: dict[str, MediaDataModule]) -> None:
     """Every source's pictures at one size, before any is encoded: batches mix them (a mismatch trained,
     then failed at the first evaluation batch that stacked two sources)."""
