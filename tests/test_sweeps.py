@@ -23,7 +23,7 @@ from hydra.types import RunMode
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
-from supra.runner.training import divergence, train
+from supra.runner.training import diverged_advice, divergence, train
 from supra.sweeps.callback import (
     SweepJobRecorder,
     end_if_no_trial_completed,
@@ -294,6 +294,17 @@ def test_a_job_whose_optimized_metric_is_nan_is_recorded_as_failed(tmp_path):
     assert recorded["status"] == "failed" and recorded["error"] == "diverged: val/loss was NaN"
 
 
+def test_the_divergence_advice_reads_the_runs_learning_rate_and_clipping():
+    """Clipping already on is not advised again: a clip below the run's own is."""
+    clipped = OmegaConf.create({"model": {"optimizer": {"lr": 1e4}}, "trainer": {"gradient_clip_val": 1.0}})
+    assert diverged_advice(clipped) == ("lower model.optimizer.lr (10000.0 here), or clip the gradients harder (a "
+                                        "trainer.gradient_clip_val below its 1.0)")
+    for off in (0, None):
+        unclipped = OmegaConf.create({"model": {"optimizer": {"lr": 0.5}}, "trainer": {"gradient_clip_val": off}})
+        assert diverged_advice(unclipped) == ("lower model.optimizer.lr (0.5 here), or clip the gradients (e.g. "
+                                              "trainer.gradient_clip_val=1.0)")
+
+
 def test_a_diverged_run_returns_no_value_and_its_sweep_job_is_recorded_as_a_failed_trial(train_config, tmp_path,
                                                                                           caplog):
     """Its val/CIDEr is 0.0, never NaN: the NaN losses say it diverged, not a value Optuna would learn from."""
@@ -302,6 +313,7 @@ def test_a_diverged_run_returns_no_value_and_its_sweep_job_is_recorded_as_a_fail
     value, metrics = train(run)
     assert value is None and metrics["val/CIDEr"] == 0.0 and math.isnan(metrics["train/loss"])
     assert "diverged: train/loss is nan at the end of training (step 2): the run's scores and checkpoints are of a model" in caplog.text
+    assert "lower model.optimizer.lr (1e8 here), or clip the gradients (e.g. trainer.gradient_clip_val=1.0)" in caplog.text
     assert divergence({"train/loss": 1.0, "val/loss": float("inf")}, 7) == (
         "diverged: val/loss is inf at the end of training (step 7)")
     assert divergence({"train/loss": 1.0, "val/loss": 2.0, "val/CIDEr": float("nan")}, 7) is None

@@ -64,7 +64,7 @@ from supra.runner.spawned_ranks import EndWithMainProcess, sigterm_ends_main_pro
 from supra.sweeps.callback import interrupted_job_advice, note_diverged
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
 from supra.tasks.base import SupraTask
-from supra.utils.cli import SIGINT_EXIT, ended_by_ctrl_c
+from supra.utils.cli import SIGINT_EXIT, as_typed, ended_by_ctrl_c
 from supra.utils.errors import SupraUserError, note_in_run_log
 from supra.utils.overrides import parsed_overrides
 from supra.utils.run_folders import stopped_short
@@ -157,7 +157,7 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     if diverged:
         # its scores are those of a broken model (val/CIDEr 0.0, never NaN): a sweep's job is recorded as a failed
         # trial (the sweeper gets no value to learn from), a single run says so as it ends
-        _say_diverged(diverged)
+        _say_diverged(diverged, cfg)
         return None, metrics
     return value, metrics
 
@@ -288,11 +288,22 @@ def interrupted_test(tested: str | None) -> str:
     return f"interrupted during the test: no test scores{again}"
 
 
-def _say_diverged(diverged: str) -> None:
+def _say_diverged(diverged: str, cfg: DictConfig) -> None:
     """Record the divergence for a sweep's job (a failed trial) and warn what to change."""
     note_diverged(diverged)
-    log.warning("%s: the run's scores and checkpoints are of a model whose training broke down; lower "
-                "model.optimizer.lr, or clip the gradients (trainer.gradient_clip_val)", diverged)
+    log.warning("%s: the run's scores and checkpoints are of a model whose training broke down; %s", diverged,
+                diverged_advice(cfg))
+
+
+def diverged_advice(cfg: DictConfig) -> str:
+    """What to change in a run that diverged, from its own settings: its learning rate as typed, and clipping
+    where it was off, or tighter clipping than its own where it was on (advising clipping already on misled)."""
+    lr = OmegaConf.select(cfg, "model.optimizer.lr")
+    lower = "lower model.optimizer.lr" + (f" ({as_typed('model.optimizer.lr', lr)} here)" if lr is not None else "")
+    clip = OmegaConf.select(cfg, "trainer.gradient_clip_val")
+    if not clip:  # 0 or null: no clipping
+        return f"{lower}, or clip the gradients (e.g. trainer.gradient_clip_val=1.0)"
+    return f"{lower}, or clip the gradients harder (a trainer.gradient_clip_val below its {clip})"
 
 
 DIVERGENCE_LOSSES = ("train/loss", "val/loss")  # every task logs both; a score (val/CIDEr) stays finite (0.0)
