@@ -126,7 +126,8 @@ def test_the_resampler_knows_where_each_token_lies():
 
 
 def test_n_vis_not_square_needs_a_resampler():
-    with pytest.raises(SupraUserError, match="N_VIS=7 must be a square number .* resampler"):
+    with pytest.raises(SupraUserError, match=r"^model.net.N_VIS=7 must be a square number .* a resampler, "
+                                             r"model.net.resampler_layers > 0, takes any number\)$"):
         VLMNano(**TINY_NET, N_VIS=7)
 
 
@@ -176,7 +177,7 @@ def test_no_visual_tokens_or_a_negative_resampler_depth_is_refused(setting, mess
     # a patch larger than the image: the image itself is the patch that fits, found without counting to 10**12
     ({"encoder": "vit", "vit": {**TINY_VIT, "patch_size": 10**12}}, r"model.net.IMG_SIZE=32 must be a multiple of "
      r"model.net.vit.patch_size=1000000000000: e.g. model.net.vit.patch_size=32$"),
-    ({"dropout": 1.5}, r"model.net.dropout=1.5 must be a number from 0 up to, not including, 1$"),
+    ({"dropout": 1.5}, r"model.net.dropout=1.5 must be a number >= 0 and < 1 \(0: none\)$"),
     ({"N_VIS": 2.5}, r"model.net.N_VIS=2.5 must be a whole number$"),
     ({"resampler_layers": True}, r"model.net.resampler_layers=True must be a whole number$"),  # was taken as 1
     ({"encoder": "vit", "vit": {**TINY_VIT, "layers": "2", "width": 16.0}},
@@ -184,6 +185,11 @@ def test_no_visual_tokens_or_a_negative_resampler_depth_is_refused(setting, mess
     ({"encoder": "vit", "vit": None}, r"model.net.vit=None must be a mapping of vit's settings \(patch_size, layers, "
                                       r"width, heads\)$"),
     ({"channels_last": "yes"}, r"model.net.channels_last='yes' must be true or false$"),
+    # each by the key typed, as the others (a bare "N_VIS=10" given back to the command line is no key of it)
+    ({"encoder_activation": "tanh"}, r"^model.net.encoder_activation='tanh' is unknown: choose one of relu, gelu$"),
+    ({"encoder": "rnn"}, r"^model.net.encoder='rnn' is unknown: choose one of cnn, vit, pretrained$"),
+    ({"fusion": "sum"}, r"^model.net.fusion='sum' is unknown: choose one of prefix, cross_attention$"),
+    ({"VIS_CH": 10}, r"^model.net.VIS_CH=10 must be divisible by 4 \(stages use VIS_CH/4, VIS_CH/2\)$"),
 ])
 def test_a_setting_no_model_can_be_built_or_trained_with_is_one_line_naming_it(setting, message):
     """They ended in ZeroDivisionError, a torch error or a negative dimension, some only after training."""
@@ -1059,3 +1065,11 @@ def test_the_study_table_and_plot_are_replaced_together_or_not_at_all(tmp_path):
     assert (out / "study.csv").read_text() == "the earlier table\n"
     assert (out / "study.md").read_text() == "# the earlier study\n"
     assert sorted(p.name for p in out.iterdir()) == ["study.csv", "study.md", "study.png"]  # no temp left
+
+
+def test_a_release_config_json_names_its_settings_as_the_file_spells_them():
+    """A release's config.json is checked with no prefix: its keys, not the command line's model.net.X."""
+    from supra.models.vlm_nano import check_settings
+
+    with pytest.raises(SupraUserError, match=r"^N_VIS=10 must be a square number .* resampler_layers > 0, takes"):
+        check_settings({"N_VIS": 10}, prefix="")

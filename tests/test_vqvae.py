@@ -32,14 +32,14 @@ def test_other_sides_that_are_multiples_of_8_work_and_others_are_refused():
 
 
 @pytest.mark.parametrize(("option", "message"), [
-    ({"beta": -1}, "VQ-VAE beta=-1 must be a number >= 0.0"),
-    ({"beta": "abc"}, "VQ-VAE beta='abc' must be a number >= 0.0"),
-    ({"ema_decay": 1.0}, "VQ-VAE ema_decay=1.0 must be a number >= 0.0 and < 1.0"),
-    ({"num_codes": 1}, "VQ-VAE num_codes=1 must be a whole number >= 2"),
-    ({"beta": float("nan")}, "VQ-VAE beta=nan must be a number >= 0.0"),  # it trained to a NaN loss
-    ({"hidden": [32]}, "VQ-VAE hidden=[32] must be two whole numbers >= 1"),
-    ({"hidden": [0, 64]}, "VQ-VAE hidden=[0, 64] must be two whole numbers >= 1"),
-    ({"ema": "maybe"}, "VQ-VAE ema='maybe' must be true or false"),
+    ({"beta": -1}, "model.net.beta=-1 must be a number >= 0.0"),
+    ({"beta": "abc"}, "model.net.beta='abc' must be a number >= 0.0"),
+    ({"ema_decay": 1.0}, "model.net.ema_decay=1.0 must be a number >= 0.0 and < 1.0"),
+    ({"num_codes": 1}, "model.net.num_codes=1 must be a whole number >= 2"),
+    ({"beta": float("nan")}, "model.net.beta=nan must be a number >= 0.0"),  # it trained to a NaN loss
+    ({"hidden": [32]}, "model.net.hidden=[32] must be two whole numbers >= 1"),
+    ({"hidden": [0, 64]}, "model.net.hidden=[0, 64] must be two whole numbers >= 1"),
+    ({"ema": "maybe"}, "model.net.ema='maybe' must be true or false"),
 ])
 def test_a_setting_it_cannot_train_with_is_one_line(option, message):
     from supra.utils.errors import SupraUserError

@@ -37,6 +37,7 @@ from torch import nn
 
 from supra.models.gpt import (
     ACTIVATIONS,
+    DROPOUT_RANGE,
     Block,
     BlockConfig,
     init_gpt_weights,
@@ -76,7 +77,7 @@ class A2AConfig:
             raise SupraUserError(f"model.net.activation={self.activation!r} is unknown: choose one of "
                                  f"{', '.join(sorted(ACTIVATIONS))}")
         if not is_number(self.dropout) or not 0 <= self.dropout < 1:
-            raise SupraUserError(f"model.net.dropout={self.dropout!r} must be a number >= 0 and < 1 (0: none)")
+            raise SupraUserError(f"model.net.dropout={self.dropout!r} {DROPOUT_RANGE}")
 
     def to_dict(self) -> dict:
         return asdict(self)

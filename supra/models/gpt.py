@@ -19,6 +19,8 @@ from torch import nn
 
 from supra.models.kv_cache import KVCache
 
+# What both models say of a dropout outside [0, 1), after "model.net.dropout=X ": one wording for one setting
+DROPOUT_RANGE = "must be a number >= 0 and < 1 (0: none)"
 ACTIVATIONS = {"gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "relu": nn.ReLU}
 
 

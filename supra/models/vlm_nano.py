@@ -23,7 +23,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from supra.models.cross_attention import GatedCrossAttentionBlock
-from supra.models.gpt import Block, BlockConfig, init_gpt_weights, run_blocks, weight_decay_groups
+from supra.models.gpt import (
+    DROPOUT_RANGE,
+    Block,
+    BlockConfig,
+    init_gpt_weights,
+    run_blocks,
+    weight_decay_groups,
+)
 from supra.models.image_input import ImageInput
 from supra.models.kv_cache import KVCache
 from supra.models.pretrained_encoder import PretrainedEncoder
@@ -89,12 +96,6 @@ class VLMNanoConfig:
         check_settings({f.name: getattr(self, f.name) for f in fields(self)})
         self.vit = _settings(ViTSettings, self.vit, "vit")
         self.pretrained = _settings(PretrainedSettings, self.pretrained, "pretrained")
-        if self.encoder not in ENCODERS:
-            raise SupraUserError(f"encoder={self.encoder!r} is unknown: choose one of {', '.join(ENCODERS)}")
-        if self.fusion not in FUSIONS:
-            raise SupraUserError(f"fusion={self.fusion!r} is unknown: choose one of {', '.join(FUSIONS)}")
-        if self.VIS_CH % 4:
-            raise SupraUserError(f"VIS_CH={self.VIS_CH} must be divisible by 4 (stages use VIS_CH/4, VIS_CH/2)")
         if self.resampler_layers:  # the resampler works at the encoder's width, with the decoder's N_HEADS heads
             width, option = (self.vit.width, "vit.width") if self.encoder == "vit" else (self.VIS_CH, "VIS_CH")
             need = math.lcm(4, self.N_HEADS, self.vit.heads if self.encoder == "vit" else 1)
@@ -117,11 +118,6 @@ class VLMNanoConfig:
                 them = "it" if len(changed) == 1 else "them"
                 raise SupraUserError(f"{' '.join(changed)}: a setting of {choice}={owner}, but the {choice} is "
                                      f"{getattr(self, choice)}: choose model/{choice}={owner}, or leave {them} out")
-        if not self.resampler_layers and math.isqrt(self.N_VIS) ** 2 != self.N_VIS:
-            raise SupraUserError(f"N_VIS={self.N_VIS} must be a square number (the encoder pools to a square grid; "
-                             "a resampler, resampler_layers > 0, takes any number)")
-        if self.encoder_activation not in ("relu", "gelu"):
-            raise SupraUserError(f"encoder_activation={self.encoder_activation!r}: choose 'relu' or 'gelu'")
 
     @property
     def release_config(self) -> dict[str, int]:
@@ -209,9 +205,10 @@ def check_settings(settings: Mapping[str, object], prefix: str = "model.net.") -
         raise SupraUserError(f"{prefix}IMG_SIZE={image} must be a multiple of {prefix}vit.patch_size={patch}: e.g. "
                              f"{prefix}vit.patch_size={fits}")
     _check_heads_split(settings, groups["vit."][0], prefix)
+    _check_choices(settings, prefix)
     dropout = settings.get("dropout", 0.0)
     if not is_number(dropout) or not 0 <= dropout < 1:
-        raise SupraUserError(f"{prefix}dropout={dropout!r} must be a number from 0 up to, not including, 1")
+        raise SupraUserError(f"{prefix}dropout={dropout!r} {DROPOUT_RANGE}")
     if not isinstance(settings.get("channels_last", False), bool):
         raise SupraUserError(f"{prefix}channels_last={settings['channels_last']!r} must be true or false")
     pretrained = groups["pretrained."][0]
@@ -219,6 +216,22 @@ def check_settings(settings: Mapping[str, object], prefix: str = "model.net.") -
         raise SupraUserError(f"{prefix}pretrained.model={pretrained['model']!r} must be a timm architecture's name")
     if not isinstance(pretrained.get("weights"), (str, os.PathLike, type(None))):
         raise SupraUserError(f"{prefix}pretrained.weights={pretrained['weights']!r} must be a file's path")
+
+
+def _check_choices(settings: Mapping[str, object], prefix: str) -> None:
+    """The encoder, fusion and activation among those built, VIS_CH split into the CNN's stages and N_VIS a square
+    where the encoder's grid is pooled to it; else one line naming `prefix` + the key."""
+    for key, choices in (("encoder", ENCODERS), ("fusion", FUSIONS), ("encoder_activation", ("relu", "gelu"))):
+        value = settings.get(key, getattr(VLMNanoConfig, key))
+        if value not in choices:
+            raise SupraUserError(f"{prefix}{key}={value!r} is unknown: choose one of {', '.join(choices)}")
+    vis_ch = settings.get("VIS_CH", VLMNanoConfig.VIS_CH)
+    if vis_ch % 4:
+        raise SupraUserError(f"{prefix}VIS_CH={vis_ch} must be divisible by 4 (stages use VIS_CH/4, VIS_CH/2)")
+    n_vis = settings.get("N_VIS", VLMNanoConfig.N_VIS)
+    if not settings.get("resampler_layers", 0) and math.isqrt(n_vis) ** 2 != n_vis:
+        raise SupraUserError(f"{prefix}N_VIS={n_vis} must be a square number (the encoder pools to a square grid; "
+                             f"a resampler, {prefix}resampler_layers > 0, takes any number)")
 
 
 def _check_heads_split(settings: Mapping[str, object], vit: Mapping[str, object], prefix: str) -> None:

@@ -43,18 +43,18 @@ class VQVAEConfig:
         for name, least in (("num_codes", 2), ("code_dim", 1), ("restart_dead_after", 0), ("rebalance_every", 0)):
             value = getattr(self, name)
             if not is_whole(value, least):
-                raise SupraUserError(f"VQ-VAE {name}={value!r} must be a whole number >= {least}")
+                raise SupraUserError(f"model.net.{name}={value!r} must be a whole number >= {least}")
         for name, low, high in (("beta", 0.0, None), ("rebalance_below", 0.0, None), ("ema_decay", 0.0, 1.0)):
             value = getattr(self, name)
             if (not is_number(value) or value < low
                     or (high is not None and value >= high)):
-                raise SupraUserError(f"VQ-VAE {name}={value!r} must be a number >= {low}" + (f" and < {high}" if high else ""))
+                raise SupraUserError(f"model.net.{name}={value!r} must be a number >= {low}" + (f" and < {high}" if high else ""))
         hidden = list(self.hidden) if isinstance(self.hidden, Sequence) and not isinstance(self.hidden, str) else None
         if hidden is None or len(hidden) != 2 or any(not is_whole(h, 1) for h in hidden):
-            raise SupraUserError(f"VQ-VAE hidden={self.hidden!r} must be two whole numbers >= 1 (the channels after "
+            raise SupraUserError(f"model.net.hidden={self.hidden!r} must be two whole numbers >= 1 (the channels after "
                                  "each downsampling), e.g. [32,64]")
         if not isinstance(self.ema, bool):  # a string such as "maybe" would count as true
-            raise SupraUserError(f"VQ-VAE ema={self.ema!r} must be true or false")
+            raise SupraUserError(f"model.net.ema={self.ema!r} must be true or false")
 
 
 class VectorQuantizer(nn.Module):
