@@ -238,6 +238,8 @@ def test_a_release_whose_config_disagrees_with_its_tokenizer_or_writes_numbers_a
 
 @pytest.mark.parametrize(("config", "message"), [
     ({"D_MODEL": "128"}, "config.json: D_MODEL='128' must be a whole number"),
+    # as some JSON writers give a size: "128.0 must be a whole number" read as self-contradictory
+    ({"D_MODEL": 128.0}, "config.json: D_MODEL=128.0 must be an integer (write 128, not 128.0): fix the file"),
     # every setting is checked as the release keys are, named as the file spells it: these were tracebacks
     # (ZeroDivisionError, AttributeError, TypeError), a message naming neither file nor key, or true taken as 1
     ({"N_LAYERS": 0}, "config.json: N_LAYERS=0 must be >= 1: a decoder of no blocks never reads the image: fix the file"),
@@ -1090,3 +1092,4 @@ def test_a_mistyped_model_folder_is_answered_with_everything_ckpt_takes(tmp_path
         assert capsys.readouterr().err == (f"error: ckpt={missing}/ does not exist: give a .ckpt file written by "
                                            "train.py, a release folder or a Hugging Face Hub repo id (org/name)\n")
     assert not (tmp_path / "out").exists()
+

@@ -22,6 +22,15 @@ def is_number(value: object) -> bool:
         return False
 
 
+def must_be_whole(value: object) -> str:
+    """What a refusal says of `value`, no whole number: "must be an integer (write 128, not 128.0)" for a float
+    of a whole value (as some JSON writers give sizes; "128.0 must be a whole number" reads as self-contradictory),
+    else "must be a whole number"."""
+    if isinstance(value, float) and value.is_integer():
+        return f"must be an integer (write {int(value)}, not {value!r})"
+    return "must be a whole number"
+
+
 def counted(count: object, noun: str, grouped: bool = False) -> str:
     """`count` with `noun`, plural but for one: "1 block", "4 blocks" (for nouns that take an s); `grouped`: the
     thousands separated ("1,000 steps"). A count that is no number ("?") takes the plural."""
