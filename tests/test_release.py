@@ -1093,3 +1093,18 @@ def test_a_mistyped_model_folder_is_answered_with_everything_ckpt_takes(tmp_path
                                            "train.py, a release folder or a Hugging Face Hub repo id (org/name)\n")
     assert not (tmp_path / "out").exists()
 
+
+def test_bare_weights_given_as_a_checkpoint_are_named_as_such_with_what_to_give(tmp_path):
+    """A safetensors file or a torch.save'd state dict is no checkpoint: it was 'not a Lightning checkpoint (no
+    state_dict)', which a state dict's owner reads as nonsense; now what it is, and the checkpoint or the release
+    folder to give instead."""
+    weights = {"tok_emb.weight": torch.zeros(3, 2)}
+    save_file(weights, tmp_path / "w.safetensors")
+    torch.save(weights, tmp_path / "plain_sd.pt")
+    for name, described in (("w.safetensors", "a safetensors file"),
+                            ("plain_sd.pt", "a state dict of 1 tensor, torch.save'd")):
+        with pytest.raises(SupraUserError, match=re.escape(
+                f"ckpt={tmp_path / name} holds bare weights ({described}), not a .ckpt written by train.py: give "
+                "that, or a release folder (the weights as model.safetensors beside their config.json and "
+                "tokenizer.json; docs/releases.md)")):
+            load_supra_checkpoint(tmp_path / name)

@@ -26,6 +26,7 @@ from supra.artifacts.loaded_configs import instantiate_loaded, upgrade_run_confi
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.errors import SupraUserError, first_line
+from supra.utils.numbers import counted
 from supra.utils.state_dicts import check_state_fits
 
 ANY_MODEL = "a .ckpt file written by train.py, a release folder or a Hugging Face Hub repo id (org/name)"
@@ -48,6 +49,8 @@ def load_supra_checkpoint(path: str | Path, kind: str | None = None, what: str =
     if folder is not None:  # not a damaged checkpoint (torch's error would say so), nor one without a state_dict
         raise SupraUserError(f"{what}={path} is the {path.name} of the release folder {folder}, not a .ckpt written "
                              "by train.py")
+    if path.suffix == ".safetensors":  # recent torch reads one as a plain dict of tensors: said as what it is
+        raise bare_weights(path, "a safetensors file", what)
     try:
         # torch maps only its zip format: another file is read whole, to be named (or loaded) as without mmap
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
@@ -56,14 +59,26 @@ def load_supra_checkpoint(path: str | Path, kind: str | None = None, what: str =
         reason = "not a PyTorch file" if isinstance(err, LookupError) else first_line(err, 120, sentence=True)
         raise SupraUserError(f"{what}={path} is not a readable PyTorch checkpoint ({reason}): "
                              "give a .ckpt written by train.py, and copy it again if it was cut short") from None
+    if isinstance(checkpoint, dict) and checkpoint and all(isinstance(v, torch.Tensor) for v in checkpoint.values()):
+        raise bare_weights(path, f"a state dict of {counted(len(checkpoint), 'tensor')}, torch.save'd", what)
     if not isinstance(checkpoint, dict) or "state_dict" not in checkpoint:
-        raise SupraUserError(f"{what}={path} is not a Lightning checkpoint (no state_dict)")
+        raise SupraUserError(f"{what}={path} is not a Lightning checkpoint (no state_dict): give a .ckpt written by "
+                             "train.py")
     meta = checkpoint.get("supra")
     if not isinstance(meta, dict) or "kind" not in meta:
         raise SupraUserError(f"{what}={path} was not written by Supra's train.py (no 'supra' section)")
     if kind is not None and meta["kind"] != kind:
         refuse_other_kind(path, meta["kind"], MODEL_OF[kind], what)
     return checkpoint
+
+
+def bare_weights(path: Path, described: str, what: str = "ckpt") -> SupraUserError:
+    """The refusal of weights alone given where a checkpoint is read: they hold no config or tokenizer to build
+    and read the model with. Weights of a captioner in the release's tensor names make a release folder beside
+    its config.json and tokenizer.json (docs/releases.md), which every command reads."""
+    return SupraUserError(f"{what}={path} holds bare weights ({described}), not a .ckpt written by train.py: give "
+                          "that, or a release folder (the weights as model.safetensors beside their config.json and "
+                          "tokenizer.json; docs/releases.md)")
 
 
 def release_of_file(path: Path) -> Path | None:
