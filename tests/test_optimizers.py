@@ -270,6 +270,7 @@ def test_a_warm_up_not_shorter_than_the_run_is_squeezed_into_it_as_before_and_sa
         "learning rate climbs to its peak faster than configured and the run ends at it; set "
         "model.scheduler.warmup_steps below 5 for a warm-up of its own length")
     assert squeezed_warmup(5, 4) is squeezed_warmup(5, 0) is None  # the warm-up it was given
+    assert "the warm-up used is 1 step, so" in squeezed_warmup(2, 20)  # one step, not "1 steps"
 
 
 def test_a_fit_whose_warm_up_is_squeezed_is_told_once_before_training_but_fast_dev_run_is_not(train_config, caplog):
