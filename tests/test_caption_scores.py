@@ -1,5 +1,6 @@
 """Our caption-metric wrapper gives pycocoevalcap's own numbers, and merges DDP ranks' captions exactly once."""
 
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
@@ -31,20 +32,51 @@ PREDICTIONS = {1: "a dog runs on the grass", 2: "two kids play on a beach", 3: "
                4: "a red circle on the left"}
 
 
-def coco_eval_directly(predictions, references):
-    """What pycocoevalcap/eval.py does, inlined: PTB tokenisation, then each scorer."""
+# METEOR's '|' cases: one pipe in a hypothesis; pipes and runs of them everywhere, '|||' alone included.
+PIPE_REFERENCES = {1: ["a dog runs on the grass", "a brown dog running"], 2: ["a cat on a mat", "the cat sits"],
+                   3: ["two kids play football", "children playing with a ball"]}
+ONE_PIPE = ({1: "a dog | runs", 2: "a cat sits on the mat", 3: "kids play with a ball"}, PIPE_REFERENCES)
+PIPES_EVERYWHERE = ({1: "|| a dog runs |", 2: " ||| ", 3: "kids|||play with a ball"},
+                    {**PIPE_REFERENCES, 1: ["| a dog runs on the grass ||", "a brown ||| dog running"],
+                     2: ["|||", "the cat sits"]})
+
+
+def coco_eval_directly(predictions, references, meteor):
+    """What pycocoevalcap/eval.py does, inlined: PTB tokenisation, then each scorer (METEOR: `meteor`)."""
     tokenizer = PTBTokenizer()
     gts = tokenizer.tokenize({i: [{"caption": c} for c in refs] for i, refs in references.items()})
     res = tokenizer.tokenize({i: [{"caption": predictions[i]}] for i in references})
     scores = {}
     bleu, _ = Bleu(4).compute_score(gts, res)
     scores.update({f"Bleu_{n + 1}": b for n, b in enumerate(bleu)})
-    meteor = Meteor()
     scores["METEOR"], _ = meteor.compute_score(gts, res)
-    meteor.meteor_p.kill()
     scores["ROUGE_L"], _ = Rouge().compute_score(gts, res)
     scores["CIDEr"], _ = Cider().compute_score(gts, res)
     return scores
+
+
+def pycocoevalcap_meteor(meteor, *requests):
+    """pycocoevalcap's METEOR of each (predictions, references), tokenised and scored as COCOEvalCap does."""
+    scores = []
+    for predictions, references in requests:
+        tokenizer = PTBTokenizer()
+        gts = tokenizer.tokenize({i: [{"caption": c} for c in references[i]] for i in predictions})
+        res = tokenizer.tokenize({i: [{"caption": c}] for i, c in predictions.items()})
+        scores.append(meteor.compute_score(gts, res)[0])
+    return scores
+
+
+@pytest.fixture(scope="module")
+def pycocoevalcap_numbers():
+    """pycocoevalcap's own numbers for this module's comparisons, all from one Meteor (its Java start-up, ~5 s and
+    ~1 GB on 2 cores, paid once): every score of PREDICTIONS as its first request, as a fresh process answers it,
+    then METEOR of the pipe cases."""
+    meteor = Meteor()
+    try:
+        yield {"PREDICTIONS": coco_eval_directly(PREDICTIONS, REFERENCES, meteor),
+               "pipes": pycocoevalcap_meteor(meteor, ONE_PIPE, PIPES_EVERYWHERE)}
+    finally:
+        meteor.meteor_p.kill()
 
 
 def concurrently(*calls):
@@ -53,10 +85,9 @@ def concurrently(*calls):
         return [f.result() for f in [pool.submit(call) for call in calls]]
 
 
-def test_scores_equal_pycocoevalcap_called_directly():
+def test_scores_equal_pycocoevalcap_called_directly(pycocoevalcap_numbers):
     score_captions({1: "a cat", 2: "sand"}, REFERENCES)  # ours answers from a METEOR process that scored before
-    ours, theirs = concurrently(lambda: score_captions(PREDICTIONS, REFERENCES),
-                                lambda: coco_eval_directly(PREDICTIONS, REFERENCES))
+    ours, theirs = score_captions(PREDICTIONS, REFERENCES), pycocoevalcap_numbers["PREDICTIONS"]
     assert list(ours) == list(CAPTION_METRICS)
     assert all(type(v) is float for v in ours.values())
     for name in CAPTION_METRICS:
@@ -76,29 +107,11 @@ def test_a_pipe_in_a_caption_is_scored_as_pycocoevalcap_scores_it():
     assert score_captions(predictions, references, ["Bleu", "ROUGE_L", "CIDEr"]) == pytest.approx(theirs, abs=1e-12)
 
 
-def pycocoevalcap_meteor(*requests):
-    """pycocoevalcap's METEOR of each (predictions, references), tokenised and scored as COCOEvalCap does."""
-    meteor, scores = Meteor(), []
-    for predictions, references in requests:
-        tokenizer = PTBTokenizer()
-        gts = tokenizer.tokenize({i: [{"caption": c} for c in references[i]] for i in predictions})
-        res = tokenizer.tokenize({i: [{"caption": c}] for i, c in predictions.items()})
-        scores.append(meteor.compute_score(gts, res)[0])
-    meteor.meteor_p.kill()
-    return scores
-
-
-def test_pipes_in_hypotheses_and_references_score_meteor_as_pycocoevalcap_does():
+def test_pipes_in_hypotheses_and_references_score_meteor_as_pycocoevalcap_does(pycocoevalcap_numbers):
     """METEOR's protocol splits at '|||' alone, and PTB makes each '|' a word: '|' was replaced by a space for
     METEOR, so "a dog | runs" scored 0.4155 where pycocoevalcap's METEOR is 0.3885."""
-    references = {1: ["a dog runs on the grass", "a brown dog running"], 2: ["a cat on a mat", "the cat sits"],
-                  3: ["two kids play football", "children playing with a ball"]}
-    one_pipe = {1: "a dog | runs", 2: "a cat sits on the mat", 3: "kids play with a ball"}
-    everywhere = ({1: "|| a dog runs |", 2: " ||| ", 3: "kids|||play with a ball"},
-                  {**references, 1: ["| a dog runs on the grass ||", "a brown ||| dog running"], 2: ["|||", "the cat sits"]})
-    ours, theirs = concurrently(lambda: [score_captions(p, r, ["METEOR"])["METEOR"] for p, r in [(one_pipe, references), everywhere]],
-                                lambda: pycocoevalcap_meteor((one_pipe, references), everywhere))
-    assert ours == theirs
+    ours = [score_captions(*request, ["METEOR"])["METEOR"] for request in (ONE_PIPE, PIPES_EVERYWHERE)]
+    assert ours == pycocoevalcap_numbers["pipes"]
     assert ours[0] == pytest.approx(0.38849523, abs=1e-8)
 
 
@@ -150,20 +163,30 @@ def test_only_the_asked_families_are_computed_and_said_in_one_line_before_a_long
     assert [r.getMessage() for r in caplog.records] == [f"scoring the captions of {len(PREDICTIONS)} images: Bleu, ROUGE_L"]
 
 
+@pytest.fixture(scope="module", autouse=True)
+def meteor_closed_after_the_module():
+    """The module's tests share the METEOR process this process keeps; it is closed as the module ends, as at exit,
+    so that no other test module's process holds its ~1 GB."""
+    yield
+    close_meteor()
+
+
 @pytest.fixture
 def meteor_processes(monkeypatch):
-    """Every Java process a Meteor scorer starts during the test, which starts with none kept."""
-    processes = []
+    """Every METEOR Java process that serves the test's scores: the one this process keeps, if it kept a live one
+    from an earlier test (its Java start-up, ~5 s and ~1 GB, not paid again), then each one a scorer starts."""
+    from supra.metrics import caption_scores
+
+    kept = caption_scores._meteors.get(os.getpid())
+    processes = [kept.meteor_p] if kept is not None and kept.meteor_p.poll() is None else []
 
     class SpyMeteor(Meteor):
         def __init__(self):
             super().__init__()
             processes.append(self.meteor_p)
 
-    close_meteor()
     monkeypatch.setattr(pycocoevalcap.meteor.meteor, "Meteor", SpyMeteor)
-    yield processes
-    close_meteor()
+    return processes
 
 
 def test_one_meteor_process_serves_every_score_of_a_process_until_it_is_closed(meteor_processes):
