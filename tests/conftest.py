@@ -53,12 +53,20 @@ if os.environ.get("PYTEST_XDIST_WORKER"):
 DDP_TURN_LOCK = Path(tempfile.gettempdir()) / f"supra-tests-ddp-{os.getuid()}.lock"
 
 
+@contextmanager
+def ddp_turn() -> Iterator[None]:
+    """This test process's turn among those that start DDP ranks (a module fixture that spawns ranks takes it too:
+    a fixture is set up outside its test's turn)."""
+    with open(DDP_TURN_LOCK, "a") as turn:
+        fcntl.flock(turn, fcntl.LOCK_EX)  # released as the file closes
+        yield
+
+
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item: pytest.Item):
     if item.get_closest_marker("ddp") is None:
         return (yield)
-    with open(DDP_TURN_LOCK, "a") as turn:
-        fcntl.flock(turn, fcntl.LOCK_EX)  # released as the file closes
+    with ddp_turn():
         return (yield)
 
 

@@ -26,7 +26,8 @@ from supra.runner.training import train
 from supra.utils.cli import exit_on_user_error
 from supra.utils.distributed import broadcast_object, gather_mappings
 from supra.utils.errors import SupraUserError
-from tests.gather_ranks import gather_and_broadcast_on_rank, set_up_shapes_on_rank
+from tests.conftest import ddp_turn
+from tests.gather_ranks import gather_then_set_up_shapes_on_rank
 
 
 def test_gather_and_broadcast_are_identity_without_ddp():
@@ -74,10 +75,20 @@ def test_every_tasks_epoch_scores_are_logged_as_the_max_over_ranks_of_equal_numb
     assert reductions == dict.fromkeys(logged, (True, "max"))  # Lightning's own default: "mean"
 
 
+@pytest.fixture(scope="module")
+def two_ranks(tmp_path_factory) -> Path:
+    """The folder 2 spawned ranks of one process group wrote into: what each gathered and was broadcast
+    (rank<N>.json), then the warnings each logged setting up the shapes captions, cut to 6 tokens, for a fit
+    (warnings_rank<N>.txt). One spawn for the tests below: each rank's start-up is paid once."""
+    out_dir = tmp_path_factory.mktemp("two_ranks")
+    with ddp_turn():
+        mp.spawn(gather_then_set_up_shapes_on_rank, args=(str(out_dir / "init"), str(out_dir), 6), nprocs=2, join=True)
+    return out_dir
+
+
 @pytest.mark.ddp
-def test_gather_over_two_processes_keeps_each_image_once(tmp_path):
-    mp.spawn(gather_and_broadcast_on_rank, args=(str(tmp_path / "init"), str(tmp_path)), nprocs=2, join=True)
-    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1)]
+def test_gather_over_two_processes_keeps_each_image_once(two_ranks):
+    results = [json.loads((two_ranks / f"rank{r}.json").read_text()) for r in (0, 1)]
     expected = {"0": "zero", "1": "one", "2": "two", "3": "three", "4": "four"}
     for result in results:
         assert result["merged"] == expected
@@ -85,13 +96,12 @@ def test_gather_over_two_processes_keeps_each_image_once(tmp_path):
 
 
 @pytest.mark.ddp
-def test_captions_cut_to_the_models_length_are_said_once_by_rank_zero_not_by_every_rank(tmp_path):
+def test_captions_cut_to_the_models_length_are_said_once_by_rank_zero_not_by_every_rank(two_ranks):
     """Every rank encodes the whole split alike: the warning was printed once per rank."""
-    mp.spawn(set_up_shapes_on_rank, args=(str(tmp_path / "init"), str(tmp_path), 6), nprocs=2, join=True)
     assert re.fullmatch(r"train: \d+ of 200 captions cut to MAX_SEQ=6 tokens \(EOS kept\)\n"
                         r"val: \d+ of 60 captions cut to MAX_SEQ=6 tokens \(EOS kept\)\n",
-                        (tmp_path / "warnings_rank0.txt").read_text())
-    assert (tmp_path / "warnings_rank1.txt").read_text() == ""
+                        (two_ranks / "warnings_rank0.txt").read_text())
+    assert (two_ranks / "warnings_rank1.txt").read_text() == ""
 
 
 def test_a_rank_that_scored_no_row_computes_the_split_metric_without_torchmetrics_warning(tmp_path):
