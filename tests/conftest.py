@@ -136,12 +136,13 @@ print(json.dumps(results))
 """
 
 
-def command_lines(*runs: list[str], cwd: Path = ROOT, before: str = "") -> list[subprocess.CompletedProcess]:
+def command_lines(*runs: list[str], cwd: Path = ROOT, before: str = "",
+                  timeout_s: int = 300) -> list[subprocess.CompletedProcess]:
     """Each run, `[name, *args]`, as `python -m supra.<name> args...` gives it (exit code, stdout, stderr),
     or as `python <name> args...` where name is a script's path (train.py); all run in one interpreter, in
-    order, after the Python code `before` (a test's setting of that interpreter)."""
+    order, after the Python code `before` (a test's setting of that interpreter), within timeout_s in all."""
     result = subprocess.run([sys.executable, "-c", before + RUN_COMMANDS_IN_ONE_INTERPRETER, json.dumps(runs)],
-                            cwd=cwd, capture_output=True, text=True, timeout=300)
+                            cwd=cwd, capture_output=True, text=True, timeout=timeout_s)
     assert result.returncode == 0, result.stderr[-2000:]
     return [subprocess.CompletedProcess([sys.executable, *(run[:1] if run[0].endswith(".py") else ["-m", f"supra.{run[0]}"]),
                                          *run[1:]], code, out, err)

@@ -38,23 +38,31 @@ from supra.sweeps.study import sweep_overrides
 from supra.utils.errors import SupraUserError
 from supra.utils.files import write_json_atomic
 from tests.conftest import ROOT, command_lines, compose_config, run_command
-from tests.sweep_runs import TINY_JOB, TINY_OPTUNA, job_dirs, optuna_sweeper, summary_rows, sweep
+from tests.sweep_runs import TINY_JOB, TINY_OPTUNA, job_dirs, optuna_sweeper, summary_rows
 
 
 @pytest.fixture(scope="module")
-def grid_sweeps(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
-    """Two grid sweeps of `python train.py -m` whose last job is refused: (its folder, its result) by what it
-    sweeps. One interpreter runs both (command_lines): the sweeps are under test, not Python's start-up."""
-    tmp = tmp_path_factory.mktemp("grids")
-    grids = {"lr": "model.optimizer.lr=1e-4,3e-3,-1", "heads": "model.net.N_HEADS=3,4"}
-    results = command_lines(*([str(ROOT / "train.py"), "-m", *TINY_JOB, grid, f"hydra.sweep.dir={tmp / name}"]
-                              for name, grid in grids.items()), cwd=tmp)
-    return {name: (tmp / name, result) for name, result in zip(grids, results, strict=True)}
+def sweeps(tmp_path_factory) -> dict[str, tuple[Path, subprocess.CompletedProcess]]:
+    """The module's sweeps of `python train.py -m`, (its folder, its result) by name: two grids whose last job is
+    refused ("lr", "heads"), an Optuna search of 3 trials in memory ("optuna"), and a study kept in SQLite (its
+    study.db beside them) run for one trial ("first"), then resumed for one more ("second"). One interpreter runs
+    them all, in order (command_lines): the sweeps are under test, not Python's start-up."""
+    tmp = tmp_path_factory.mktemp("sweeps")
+    study = [f"hydra.sweeper.storage=sqlite:///{tmp / 'study.db'}", "hydra.sweeper.study_name=resumed",
+             "hydra.sweeper.n_trials=1"]
+    settings = {"lr": ["model.optimizer.lr=1e-4,3e-3,-1"], "heads": ["model.net.N_HEADS=3,4"],
+                "optuna": [*TINY_OPTUNA, "hydra.sweeper.n_trials=3"], "first": [*TINY_OPTUNA, *study],
+                # the configured seed (1234, the first session's), given on the command line: it replaces the
+                # configured ${study_seed:...}, and is advanced past the stored trial all the same
+                "second": [*TINY_OPTUNA, *study, "hydra.sweeper.sampler.seed=1234"]}
+    results = command_lines(*([str(ROOT / "train.py"), "-m", *TINY_JOB, *args, f"hydra.sweep.dir={tmp / name}"]
+                              for name, args in settings.items()), cwd=tmp, timeout_s=600)  # 300 s a sweep before
+    return {name: (tmp / name, result) for name, result in zip(settings, results, strict=True)}
 
 
-def test_grid_multirun_runs_each_job_and_the_report_is_rebuilt_with_its_failed_job(grid_sweeps, tmp_path):
+def test_grid_multirun_runs_each_job_and_the_report_is_rebuilt_with_its_failed_job(sweeps, tmp_path):
     # lr=-1: refused before the job trains, so job 2 fails and the grid stops, its report written after each job
-    sweep_dir, result = grid_sweeps["lr"]
+    sweep_dir, result = sweeps["lr"]
     assert result.returncode != 0 and "model.optimizer.lr=-1 must be a finite number >= 0" in result.stderr
     # the sweep ends in one line naming its report, not in Hydra's error and its HYDRA_FULL_ERROR advice
     assert result.stderr.splitlines()[-1] == (
@@ -93,8 +101,8 @@ def test_grid_multirun_runs_each_job_and_the_report_is_rebuilt_with_its_failed_j
     assert {r.job: r.status for r in write_report(sweep_dir)}["1"] == "interrupted"
 
 
-def test_a_job_refused_in_one_line_is_recorded_as_failed_and_the_rest_of_its_batch_runs(grid_sweeps):
-    sweep_dir, result = grid_sweeps["heads"]  # D_MODEL=128: 3 heads are refused before training
+def test_a_job_refused_in_one_line_is_recorded_as_failed_and_the_rest_of_its_batch_runs(sweeps):
+    sweep_dir, result = sweeps["heads"]  # D_MODEL=128: 3 heads are refused before training
     assert result.returncode != 0 and "Traceback" not in result.stderr
     refused = "model.net.D_MODEL=128 must be divisible by model.net.N_HEADS=3: e.g. model.net.N_HEADS=2, or model.net.D_MODEL=129"
     assert result.stderr.count(refused) == 2  # said by the job, then the sweep
@@ -121,10 +129,9 @@ def test_a_mistyped_optimized_metric_is_one_line_before_training(train_config, m
         "val/ROUGE_L, val/CIDEr, val/attr_acc, val/relation_acc)")
 
 
-def test_optuna_sweep_in_memory_runs_n_trials_and_reports_best_params(tmp_path):
-    result = sweep(tmp_path, *TINY_OPTUNA, "hydra.sweeper.n_trials=3")
+def test_optuna_sweep_in_memory_runs_n_trials_and_reports_best_params(sweeps):
+    sweep_dir, result = sweeps["optuna"]
     assert result.returncode == 0, result.stderr[-3000:]
-    sweep_dir = tmp_path / "sweep"
     assert len(job_dirs(sweep_dir)) == 3
     best = yaml.safe_load((sweep_dir / "optimization_results.yaml").read_text())
     # data.batch_size, fixed on the command line (TINY_JOB), leaves the search space
@@ -139,18 +146,14 @@ def test_optuna_sweep_in_memory_runs_n_trials_and_reports_best_params(tmp_path):
     assert "## Optuna" in (sweep_dir / SUMMARY_MD).read_text()
 
 
-def test_optuna_sqlite_study_is_resumed_by_a_second_sweep(tmp_path):
-    storage = f"sqlite:///{tmp_path / 'study.db'}"
-    args = [*TINY_OPTUNA, f"hydra.sweeper.storage={storage}", "hydra.sweeper.study_name=resumed"]
-    first = sweep(tmp_path, *args, "hydra.sweeper.n_trials=1", sweep_dir="first")
+def test_optuna_sqlite_study_is_resumed_by_a_second_sweep(sweeps):
+    (first_dir, first), (second_dir, second) = sweeps["first"], sweeps["second"]
     assert first.returncode == 0, first.stderr[-3000:]
-    # the configured seed (1234, the first session's), given on the command line: it replaces the
-    # configured ${study_seed:...}, and is advanced past the stored trial all the same
-    second = sweep(tmp_path, *args, "hydra.sweeper.n_trials=1", "hydra.sweeper.sampler.seed=1234", sweep_dir="second")
     assert second.returncode == 0, second.stderr[-3000:]
+    storage = f"sqlite:///{first_dir.parent / 'study.db'}"
     study = optuna.load_study(study_name="resumed", storage=storage)
     assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 2
-    assert len(job_dirs(tmp_path / "second")) == 1
+    assert len(job_dirs(second_dir)) == 1
     # the second session's sampler is seeded past the first's trials: it draws new hyperparameters
     assert study.trials[0].params != study.trials[1].params
 
