@@ -1074,3 +1074,47 @@ def test_a_folder_reads_every_picture_caption_reads_and_counts_each_file_it_leav
     assert (
         "skipped: 2 not media (e.g. clip.mp4, notes.pdf), 1 captions of files not read (name.txt beside a file "
         "that is no picture) (e.g. clip.txt)") in summary_line("folder", index, {})
+
+
+def test_a_run_on_a_relative_data_root_is_scored_on_that_folder_from_any_other_working_folder(tmp_path, monkeypatch,
+                                                                                             capsys):
+    """train.py data.root=<relative> records it absolute; evaluate.py run from a folder where the same relative
+    path names other photos scores the run's own, and says (and metrics.json holds) which folder it scored. A
+    checkpoint of an earlier run, which stored the path as typed, is read against the folder its run trained in."""
+    import torch
+
+    from supra.runner.evaluation import evaluate
+    from supra.runner.training import train
+
+    trained_on, elsewhere = tmp_path / "data" / "my photos", tmp_path / "other" / "data" / "my photos"
+    write_caption_folder(trained_on)
+    write_images(elsewhere, [f"{i}.png" for i in range(12)])
+    for i in range(12):
+        (elsewhere / f"{i}.txt").write_text(f"another picture {i}\n")
+    (tmp_path / "cwd2").mkdir()
+    (tmp_path / "other" / "sub").mkdir()
+    monkeypatch.chdir(tmp_path / "cwd2")
+    train(compose_config("train", tmp_path / "run", [
+        "experiment=vlm_caption_folder", "trainer=cpu", "data.root=../data/my photos", "trainer.max_steps=1",
+        "trainer.max_epochs=1", "test=false", "data.eval_batch_size=4", "data.num_workers=0",
+        "data.show_progress=false", "callbacks.progress_bar=null"]))
+    ckpt = tmp_path / "run" / "checkpoints" / "last.ckpt"
+    checkpoint = torch.load(ckpt, weights_only=False)
+    assert checkpoint["supra"]["run_config"]["data"]["root"] == str(trained_on)
+
+    monkeypatch.chdir(tmp_path / "other" / "sub")
+    evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}", "metrics=[Bleu]"]))
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["data_root"] == str(trained_on) and metrics["n_images"] == 2  # the run's test split, not 12 others
+    assert f"scoring data.root={trained_on}" in capsys.readouterr().out
+
+    # as a run before the fix stored it: relative, its training folder recorded as paths.root_dir
+    checkpoint["supra"]["run_config"]["data"]["root"] = "../data/my photos"
+    checkpoint["supra"]["run_config"]["paths"]["root_dir"] = str(tmp_path / "cwd2")
+    torch.save(checkpoint, tmp_path / "earlier.ckpt")
+    evaluate(compose_config("eval", tmp_path / "eval_earlier", [f"ckpt={tmp_path / 'earlier.ckpt'}", "metrics=[Bleu]"]))
+    metrics = json.loads((tmp_path / "eval_earlier" / "metrics.json").read_text())
+    assert metrics["data_root"] == str(trained_on) and metrics["n_images"] == 2
+    said = capsys.readouterr().err
+    assert f"read against the folder its run trained in, {tmp_path / 'cwd2'}" in said
+    assert f"data.root=../data/my photos -> {trained_on}" in said

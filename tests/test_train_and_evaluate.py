@@ -733,6 +733,19 @@ def test_a_resume_on_other_data_says_so(train_config, caplog):
         "checkpoint's run"]
 
 
+def test_a_resume_with_the_relative_data_root_its_run_recorded_absolute_says_nothing_of_the_data(caplog, tmp_path,
+                                                                                                    monkeypatch):
+    from supra.runner.training import recorded_run_config, say_resumed_changes
+
+    monkeypatch.chdir(tmp_path)
+    photos = ["experiment=vlm_caption_folder", "data.root=photos"]
+    run_config = recorded_run_config(compose_config("train", tmp_path / "first", photos))  # as its checkpoint holds it
+    with caplog.at_level("WARNING", logger="supra.runner.training"):
+        say_resumed_changes(compose_config("train", tmp_path / "second", [*photos, "ckpt_path=first/last.ckpt"]),
+                            run_config)
+    assert caplog.messages == []
+
+
 def test_a_resume_with_another_seed_says_once_what_it_changes(train_config, caplog):
     from omegaconf import OmegaConf
 

@@ -45,8 +45,9 @@ class TestReport(L.Callback):
 
     __test__ = False  # a callback, not a pytest class
 
-    def __init__(self, output_dir: str, print_table: bool = False) -> None:
+    def __init__(self, output_dir: str, print_table: bool = False, about: dict[str, Any] | None = None) -> None:
         self.output_dir = Path(output_dir)
+        self.about = about or {}  # what evaluate.py adds of what it scored (the data folder), after the split
         self.print_table = print_table  # Lightning prints its own table after trainer.test(verbose=True)
         self.report: dict[str, Any] = {}
         self.written: list[str] = []  # the files it wrote, by name: evaluate.py's closing line names them
@@ -55,7 +56,7 @@ class TestReport(L.Callback):
         results = getattr(pl_module, "test_results", None)
         if not trainer.is_global_zero or not results:
             return
-        self.report = build_report(results, trainer.callback_metrics)
+        self.report = {**build_report(results, trainer.callback_metrics), **self.about}
         # a diverged run's NaN loss as null, top-level or nested in a detail: `NaN` is not JSON, and strict
         # readers refuse the whole file
         write_json_atomic(self.output_dir / METRICS_FILE, finite_or_none(self.report))

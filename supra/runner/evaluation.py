@@ -46,13 +46,14 @@ from supra.callbacks.test_report import TestReport
 from supra.metrics.caption_scores import check_metric_families
 from supra.runner.components import build_datamodule, chosen_data_config, tests_nothing
 from supra.runner.run_checks import check_java_for_caption_scores
+from supra.runner.run_paths import relative_paths_read_against, trained_folder, with_absolute_paths
 from supra.tasks.a2a import A2ATask
 from supra.tasks.base import SupraTask
 from supra.tasks.captioning import CaptioningTask
 from supra.tasks.vq_autoencoding import VQAutoencodingTask
 from supra.utils.cli import check_option_types, count_as_typed, refuse_job_chdir, refuse_unread_options
 from supra.utils.errors import SupraUserError, user_error_in
-from supra.utils.files import require_writable_dir
+from supra.utils.files import absolute_path, require_writable_dir
 from supra.utils.hardware import check_command_accelerator
 from supra.utils.numbers import is_whole
 from supra.utils.overrides import parsed_overrides
@@ -242,7 +243,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     task.weights_step = checkpoint_step(local_path(cfg.ckpt)) if is_checkpoint else None
     what = ("a checkpoint whose run config has no data section" if is_checkpoint else
             "a release folder, which holds no data config")
-    data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} is {what}: "
+    data_cfg = chosen_data_config(cfg.get("data"), run_data_as_trained(run_cfg, cfg.ckpt), f"ckpt={cfg.ckpt} is {what}: "
                                   f"{DATA_HINTS.get(kind, 'add data=...')}", cfg.paths.cache_dir)
     if tests_nothing(data_cfg):  # a fit's way not to test: scored, an empty split without metrics.json
         whose = "" if "test_items" in (cfg.get("data") or {}) else f" (the run's, stored in ckpt={cfg.ckpt})"
@@ -257,7 +258,12 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     datamodule = build_datamodule(data_cfg, task, tokenizer, loaded_from=f"ckpt={cfg.ckpt}", given=cfg.get("data") or {},
                                   **outputs)
     refuse_tokenizer_options(cfg.get("data") or {}, type(datamodule), cfg.ckpt, outputs.get("tokenizer_path"))
-    report = TestReport(str(output_dir), print_table=True)
+    roots = scored_folders(data_cfg)
+    for option, folder in roots.items():
+        print(f"scoring {option}={folder}")
+    # one folder as a path, the a2a mixture's by option
+    report = TestReport(str(output_dir), print_table=True,
+                        about={"data_root": next(iter(roots.values())) if len(roots) == 1 else roots} if roots else None)
     trainer = L.Trainer(
         accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
         default_root_dir=str(output_dir), enable_model_summary=False, callbacks=[report, pictures],
@@ -272,6 +278,32 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # where the scores went, as generate and export say: a dated run folder is not found without it
     print(f"wrote {output_dir}: {', '.join(report.written)}" if report.written else f"no scores written into {output_dir}")
     return report.report
+
+
+def run_data_as_trained(run_cfg: dict | None, ckpt: str) -> dict | None:
+    """`run_cfg` with the relative data paths its run recorded (runs before they were recorded absolute) read against
+    the folder it trained in, not this command's, said in one line; against this folder where that is not recorded."""
+    if not run_cfg or not isinstance(run_cfg.get("data"), dict):
+        return run_cfg
+    folder = trained_folder(run_cfg)
+    read = with_absolute_paths(run_cfg, folder)
+    changed = relative_paths_read_against(run_cfg["data"], read["data"])
+    if changed:
+        against = f"the folder its run trained in, {folder}" if folder else "this folder (its run's is not recorded)"
+        print(f"ckpt={ckpt} holds relative data paths, read against {against}: {'; '.join(changed)}", file=sys.stderr)
+    return read
+
+
+def scored_folders(data_cfg: Mapping[str, Any], prefix: str = "data") -> dict[str, str]:
+    """Each data folder (`root`) of `data_cfg`, the a2a mixture's sources' included, absolute, by option
+    (`data.root`, `data.sources.photos.root`): what evaluate.py says it scored."""
+    found: dict[str, str] = {}
+    for key, value in data_cfg.items():
+        if isinstance(value, Mapping):
+            found |= scored_folders(value, f"{prefix}.{key}")
+        elif key == "root" and isinstance(value, str) and value:
+            found[f"{prefix}.{key}"] = absolute_path(value)
+    return found
 
 
 @contextmanager

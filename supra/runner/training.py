@@ -60,6 +60,7 @@ from supra.runner.run_checks import (
     in_sweep,
     say_no_training_curve,
 )
+from supra.runner.run_paths import as_trained, with_absolute_paths
 from supra.runner.spawned_ranks import EndWithMainProcess, sigterm_ends_main_process_at_once
 from supra.sweeps.callback import interrupted_job_advice, note_diverged
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
@@ -128,7 +129,7 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     say_no_training_curve(cfg)
     if cfg.get("seed") is not None:
         L.seed_everything(cfg.seed, workers=True)
-    run_config = OmegaConf.to_container(cfg, resolve=True)
+    run_config = recorded_run_config(cfg)
     # Each part once, handed one way: stage 1 and reused token ids -> task -> DataModule (what it must follow).
     ckpt_path = cfg.get("ckpt_path")
     task = build_task(starting_model(cfg.model, ckpt_path), run_config, stage1_vqvae(cfg.model, ckpt_path))
@@ -162,6 +163,12 @@ def _train(cfg: DictConfig, trainers: list[L.Trainer]) -> tuple[float | None, di
     return value, metrics
 
 
+def recorded_run_config(cfg: DictConfig) -> dict[str, Any]:
+    """The run config a run records (in its checkpoints, to its loggers): resolved, with its relative data paths and
+    model files absolute, as paths.* are: its data is read again from any working folder (evaluate.py)."""
+    return with_absolute_paths(OmegaConf.to_container(cfg, resolve=True))
+
+
 def _check_resume(cfg: DictConfig, task: SupraTask, ckpt_path: str, run_config: dict[str, Any]) -> list[L.Callback]:
     """Refuse a checkpoint the task cannot go on from; for a fit, say what changed since and keep its settings in
     `run_config` (what the task saves in its checkpoints and the loggers record: what this run trained with).
@@ -169,7 +176,7 @@ def _check_resume(cfg: DictConfig, task: SupraTask, ckpt_path: str, run_config: 
     checkpoint = check_resumable(task, ckpt_path, cfg.trainer.get("max_steps") if cfg.get("train") else None,
                                  cfg.trainer.get("max_epochs"))
     if cfg.get("train"):
-        resumed = run_config_of(checkpoint) or {}
+        resumed = as_trained(run_config_of(checkpoint) or {})
         say_resumed_changes(cfg, resumed)
         say_shorter_than_schedule(ckpt_path, schedule_length(checkpoint), cfg.trainer.get("max_steps"))
         say_past_schedule(ckpt_path, checkpoint, cfg.trainer.get("max_steps"))
@@ -465,15 +472,16 @@ def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
     """A resumed run goes on with its checkpoint's optimizer and schedule (Lightning restores their state
     over the settings given now) but trains on the data it is given now: either change, unnoticed, is a
     run other than the one the user asked for, so each is said in one warning naming the settings."""
+    now_config = recorded_run_config(cfg)  # its paths absolute, as the checkpoint's
     for group, outcome in (("model.optimizer", "not used: the checkpoint's optimizer state goes on"),
                            ("model.scheduler", "not used: the checkpoint's learning-rate schedule goes on"),
                            ("data", "used: this run trains on other data than the checkpoint's run")):
-        now = OmegaConf.select(cfg, group)
-        ours = OmegaConf.to_container(now, resolve=True) if isinstance(now, DictConfig) else {}
+        ours: Any = now_config
         theirs: Any = run_config
         for part in group.split("."):
+            ours = ours.get(part) if isinstance(ours, dict) else None
             theirs = theirs.get(part) if isinstance(theirs, dict) else None
-        if not isinstance(theirs, dict) or not isinstance(now, DictConfig):  # null either side: said below
+        if not isinstance(theirs, dict) or not isinstance(ours, dict):  # null either side: said below
             continue
         quiet = QUIET_DATA_KEYS if group == "data" else set()
         changed = [f"{group}.{key}={ours.get(key)} (was {theirs.get(key)})" for key in sorted(set(ours) | set(theirs))
@@ -482,7 +490,7 @@ def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
             log.warning("resuming ckpt_path=%s with %s: %s", cfg.ckpt_path, ", ".join(changed), outcome)
     for key, outcome in (("weight_decay", "not used: the checkpoint's optimizer state (its weight decay) goes on"),
                          ("init_from", "not used: the checkpoint's weights go on")):
-        given, theirs = cfg.model.get(key), (run_config.get("model") or {}).get(key)
+        given, theirs = (now_config.get("model") or {}).get(key), (run_config.get("model") or {}).get(key)
         if given != theirs:
             log.warning("resuming ckpt_path=%s with model.%s=%s (was %s): %s", cfg.ckpt_path, key, given, theirs, outcome)
     say_schedule_given_or_dropped(cfg, run_config)

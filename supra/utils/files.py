@@ -447,3 +447,11 @@ def require_local_folder(value: str, option: str) -> str:
         raise SupraUserError(f"{option}={value} is a URL: this command writes a local folder, which runs read; give "
                              f"a local folder as {option}")
     return local
+
+
+def absolute_path(path: str | os.PathLike, base: str | os.PathLike | None = None) -> str:
+    """`path` absolute, read against `base` (default: the current folder) where relative, with `..` and `.`
+    taken out where that names the same file (after a link, `link/..` is not the folder the link sits in)."""
+    joined = os.path.join(os.fspath(base) if base is not None else os.getcwd(), os.fspath(path))
+    tidy = os.path.normpath(joined)
+    return tidy if os.path.realpath(tidy) == os.path.realpath(joined) else joined
