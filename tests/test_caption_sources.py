@@ -1118,3 +1118,17 @@ def test_a_run_on_a_relative_data_root_is_scored_on_that_folder_from_any_other_w
     said = capsys.readouterr().err
     assert f"read against the folder its run trained in, {tmp_path / 'cwd2'}" in said
     assert f"data.root=../data/my photos -> {trained_on}" in said
+
+
+def test_a_missing_caption_folder_says_what_a_caption_folder_holds_and_where_the_relative_path_was_read(tmp_path,
+                                                                                                      monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SupraUserError) as err:
+        read_caption_source("folder", "../my photos")
+    assert str(err.value) == (f"data.root=../my photos ({tmp_path.parent / 'my photos'}) does not exist: point it at a "
+                              "folder of photos with captions (photo.txt beside each, or a captions.jsonl / .csv / .tsv "
+                              "at its root)")
+    (tmp_path / "photo.jpg").write_bytes(b"")
+    with pytest.raises(SupraUserError, match=rf"^data.root={tmp_path / 'photo.jpg'} is a file, not a folder: point it "
+                                             r"at a folder of photos with captions \(photo.txt"):
+        read_caption_source("folder", tmp_path / "photo.jpg")  # absolute: said once

@@ -612,3 +612,10 @@ def test_the_notes_count_gifs_cut_short_or_past_max_frames_with_their_noun_for_o
         cut[name].items("train")
     assert "notes: 1 GIF cut short (the frames before the cut kept) (e.g. a.gif)" in cut["a"].summary
     assert "notes: 2 GIFs cut short (the frames before the cut kept) (e.g. a.gif, b.gif)" in cut["b"].summary
+
+
+def test_a_missing_media_folder_says_it_wants_images_and_gifs_and_where_the_relative_path_was_read(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SupraUserError) as err:
+        scan_folder("media")
+    assert str(err.value) == f"data.root=media ({tmp_path / 'media'}) does not exist: point it at a folder of images and GIFs"

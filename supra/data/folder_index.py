@@ -36,6 +36,7 @@ from pathlib import Path
 from supra.data.captions import clean_caption, read_caption_table, read_lines
 from supra.data.images import IMAGE_SUFFIXES
 from supra.utils.errors import SupraUserError
+from supra.utils.files import as_typed_and_absolute
 from supra.utils.folder_walk import listed_path, walk_visible
 from supra.utils.numbers import counted
 
@@ -48,6 +49,9 @@ STILL_SUFFIXES = tuple(sorted(IMAGE_SUFFIXES - {GIF_SUFFIX}))
 MEDIA_SUFFIXES = (*STILL_SUFFIXES, GIF_SUFFIX)
 CAPTION_FILES = ("captions.jsonl", "captions.csv", "captions.tsv")
 SIDECAR_SUFFIX = ".txt"
+# what each data source wants at data.root, said where it is missing or a file
+MEDIA_FOLDER = "a folder of images and GIFs"
+CAPTION_FOLDER = "a folder of photos with captions (photo.txt beside each, or a captions.jsonl / .csv / .tsv at its root)"
 SIDECARS = "name.txt beside each image"  # the sidecar layout, as the set-up line names it
 # a second path to a folder (`latest -> 2024`): its files are listed once, under the first path, or the
 # split by name would put their copies in train and test alike
@@ -214,16 +218,17 @@ class _Captions:
             self.add(_key(name), caption, f"{path.name}:{number}")
 
 
-def scan_folder(root: str | Path) -> FolderIndex:
+def scan_folder(root: str | Path, wanted: str = MEDIA_FOLDER) -> FolderIndex:
     """Find the media files under `root` and their captions; nothing is decoded.
 
-    One-line SupraUserError when root is missing, not a folder, or holds no media file.
+    One-line SupraUserError when root is missing, not a folder (saying it wants `wanted`: what the data source
+    reading it takes), or holds no media file.
     """
     root = Path(root)
     if not root.exists():
-        raise SupraUserError(f"data.root={root} does not exist: point it at a folder of images and GIFs")
+        raise SupraUserError(f"data.root={as_typed_and_absolute(root)} does not exist: point it at {wanted}")
     if not root.is_dir():
-        raise SupraUserError(f"data.root={root} is a file, not a folder: point it at a folder of images and GIFs")
+        raise SupraUserError(f"data.root={as_typed_and_absolute(root)} is a file, not a folder: point it at {wanted}")
     walk = walk_visible(root)
     files = walk.files
     media = [f for f in files if f.lower().endswith(MEDIA_SUFFIXES)]

@@ -455,3 +455,11 @@ def absolute_path(path: str | os.PathLike, base: str | os.PathLike | None = None
     joined = os.path.join(os.fspath(base) if base is not None else os.getcwd(), os.fspath(path))
     tidy = os.path.normpath(joined)
     return tidy if os.path.realpath(tidy) == os.path.realpath(joined) else joined
+
+
+def as_typed_and_absolute(path: str | os.PathLike) -> str:
+    """`path` as typed, with its absolute form beside it where that differs: `../photos (/work/photos)`, for a line
+    that says a path is missing (a relative one was read against the current folder, which the reader may not
+    have had in mind)."""
+    typed, full = os.fspath(path), absolute_path(path)
+    return typed if typed == full else f"{typed} ({full})"

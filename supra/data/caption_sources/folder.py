@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from supra.data.caption_sources.index import CaptionIndex, finish
-from supra.data.folder_index import lent_files, lent_note, scan_folder, split_by_file
+from supra.data.folder_index import CAPTION_FOLDER, lent_files, lent_note, scan_folder, split_by_file
 from supra.utils.errors import SupraUserError
 from supra.utils.numbers import is_number
 
@@ -31,7 +31,7 @@ def read_caption_folder(root: str | Path, layout: str | None = None, seed: int =
     if layout not in (None, "folder"):
         raise SupraUserError(f"data.layout={layout!r} is unknown for a folder: leave it null")
     check_split_fractions(val_fraction, test_fraction)
-    folder = scan_folder(root)
+    folder = scan_folder(root, CAPTION_FOLDER)
     # the layout the set-up line names: the caption files read (all there are: a folder may hold several)
     index = CaptionIndex(" + ".join(folder.caption_sources) or "no caption file", folder.root, {}, {})
     for reason, n in folder.caption_problems.counts.items():
