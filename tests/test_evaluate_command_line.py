@@ -69,3 +69,25 @@ def test_a_misspelled_nested_key_of_the_checkpoints_data_names_the_nearest():
         chosen_data_config(OmegaConf.create({"sources": {"phtos": None}}), run_cfg, "no data")  # ~data.sources.phtos
     merged = chosen_data_config(OmegaConf.create({"sources": {"photos": {"root": "/x"}}}), run_cfg, "no data")
     assert merged.sources.photos.root == "/x" and merged.sources.photos.split_seed == 0
+
+
+def test_a_refused_evaluate_leaves_no_empty_folders_above_its_dated_run_folder(tmp_path):
+    """In a folder where no evaluate.py ran, the logs/eval/runs/ Hydra made for the refused run's dated folder goes
+    with it; logs/ holding another run's folder stays."""
+    from datetime import datetime
+
+    from omegaconf import open_dict
+
+    from supra.runner.evaluation import evaluate, no_folder_left_if_refused
+    from tests.conftest import compose_config
+
+    (tmp_path / "logs" / "train" / "runs").mkdir(parents=True)
+    runs = tmp_path / "logs" / "eval" / "runs"
+    cfg = compose_config("eval", runs / f"{datetime.now():%Y}", [
+        "ckpt=model.ckpt", "num_grid_images=-1", f"hydra.run.dir={runs}/${{now:%Y}}"])
+    with open_dict(cfg):
+        cfg.paths.root_dir = str(tmp_path)  # the folder evaluate.py was run in
+    with pytest.raises(SupraUserError, match="num_grid_images=-1 must be"), no_folder_left_if_refused(cfg):
+        evaluate(cfg)
+    assert sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*")) == ["logs", "logs/train",
+                                                                                      "logs/train/runs"]

@@ -311,14 +311,29 @@ def no_folder_left_if_refused(cfg: DictConfig) -> Iterator[None]:
     """A refused evaluate.py (bad input found once the model and its data are read, after Hydra made the run
     folder) leaves no dated run folder holding only its config, log and vocabulary, which `ls -t` would take
     for the last scores; the `error: ...` line is on the console. A folder named with hydra.run.dir is kept,
-    its evaluate.log saying why, as train.py keeps a refused run's."""
+    its evaluate.log saying why, as train.py keeps a refused run's. Nor the empty folders above it (logs/eval/runs/
+    in a folder where no evaluate.py had run), up to the working folder."""
     try:
         yield
     except Exception as err:
         folder = Path(cfg.paths.output_dir)
         if user_error_in(err) is not None and _dated_folder_of_this_run(folder) and finished_run_file(folder) is None:
             shutil.rmtree(folder, ignore_errors=True)
+            remove_empty_parents(folder, Path(cfg.paths.root_dir))
         raise
+
+
+def remove_empty_parents(folder: Path, working_folder: Path) -> None:
+    """Each folder above `folder` and below `working_folder` while it is empty, deepest first: those Hydra made
+    for a run folder now removed. One holding anything (another run's folder) ends it."""
+    working_folder = working_folder.resolve()
+    for parent in folder.resolve().parents:
+        if parent == working_folder or not parent.is_relative_to(working_folder):
+            return
+        try:
+            parent.rmdir()  # only an empty folder: never anything written there
+        except OSError:
+            return
 
 
 def _dated_folder_of_this_run(folder: Path) -> bool:
