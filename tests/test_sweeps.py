@@ -405,6 +405,18 @@ def test_the_reports_checkpoint_holds_the_weights_of_the_best_step_of_the_jobs_o
             "(the best val/CIDEr, step 2)") in (tmp_path / SUMMARY_MD).read_text()
 
 
+def test_a_report_of_a_dir_given_relative_names_the_same_clean_paths_as_one_given_absolute(tmp_path, monkeypatch):
+    """python -m supra.sweep_report dir=../work/sweep from a sibling folder: no `..` in its checkpoint column."""
+    sweep = tmp_path / "work" / "sweep"
+    write_job(sweep / "0", ["seed=0"], "maximize", {"status": "completed", "return_value": 0.3})
+    write_checkpoint(sweep / "0", "best.ckpt", global_step=2)
+    (tmp_path / "clone").mkdir()
+    monkeypatch.chdir(tmp_path / "clone")
+    (row,) = write_report("../work/sweep")
+    assert row.checkpoint == str(sweep / "0" / "checkpoints" / "best.ckpt")
+    assert ".." not in (sweep / SUMMARY_MD).read_text() and ".." not in (sweep / SUMMARY_CSV).read_text()
+
+
 def test_jobs_optimising_different_metrics_are_ranked_each_under_its_own(tmp_path):
     # optimized_metric=val/loss,val/Bleu_1: a loss and a score do not compare, nor share a direction
     write_job(tmp_path / "0", ["optimized_metric=val/loss"], None, {"status": "completed", "return_value": 6.5},

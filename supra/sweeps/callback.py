@@ -22,7 +22,7 @@ from omegaconf import DictConfig
 from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, job_count, write_report
 from supra.utils.cli import FailedJob
 from supra.utils.errors import SupraUserError
-from supra.utils.files import write_json_atomic
+from supra.utils.files import absolute_path, write_json_atomic
 from supra.utils.private_apis import (
     OPTUNA_NO_VALUE_LINE,
     OPTUNA_SWEEPER_LOGGER,
@@ -181,7 +181,7 @@ def end_after_failed_jobs(sweep_dir: Path, error: Exception) -> None:
 def interrupted_job_advice(hydra_cfg: DictConfig) -> str:
     """How a multirun whose job `hydra_cfg` describes goes on after that job was interrupted (docs/sweeps.md): its
     report rebuilt, and the sweep run again in another folder; a study in storage keeps its finished trials."""
-    sweep_dir = Path(hydra_cfg.sweep.dir).absolute()
+    sweep_dir = absolute_path(hydra_cfg.sweep.dir)
     report = f"python -m supra.sweep_report dir={shlex.quote(str(sweep_dir))}"
     if hydra_cfg.get("sweeper", {}).get("storage"):
         again = "go on with its study, which keeps the finished trials, by running the same command"

@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 from supra.artifacts.checkpoints import checkpoint_step
 from supra.artifacts.release_files import tested_checkpoint
 from supra.utils.errors import SupraUserError
-from supra.utils.files import write_text_atomic
+from supra.utils.files import absolute_path, write_text_atomic
 from supra.utils.run_folders import is_single_run
 
 JOB_RESULT = "sweep_job.json"
@@ -210,8 +210,9 @@ def _job_result(path: Path) -> dict:
 def collect(sweep_dir: str | Path) -> tuple[list[JobRow], list[str], list[str]]:
     """The sweep's rows (best first, jobs without a value last), the overrides all jobs share, and notes on
     the rows (why a job's checkpoint is not named)."""
-    # Absolute before anything is read: a job's relative paths are joined onto the folder it ran in, not this one
-    sweep_dir = Path(sweep_dir).absolute()
+    # Absolute before anything is read: a job's relative paths are joined onto the folder it ran in, not this one;
+    # `..` taken out, so the report's paths are the same however dir= was spelled
+    sweep_dir = Path(absolute_path(sweep_dir))
     if not sweep_dir.is_dir():
         raise SupraUserError(f"{sweep_dir} is not a directory: give a multirun directory (logs/train/multiruns/<date>)")
     dirs = job_dirs(sweep_dir)
@@ -512,7 +513,7 @@ def _markdown(rows: list[JobRow], shared: list[str], notes: list[str], optuna: d
 def write_report(sweep_dir: str | Path) -> list[JobRow]:
     """Write sweep_summary.csv and sweep_summary.md into `sweep_dir`; returns the rows, best first (grouped
     by metric where jobs optimise different ones)."""
-    sweep_dir = Path(sweep_dir).absolute()
+    sweep_dir = Path(absolute_path(sweep_dir))
     rows, shared, notes = collect(sweep_dir)
     planned, missing = never_started(load_yaml(sweep_dir / "multirun.yaml") or {}, [r.job for r in rows])
     table = io.StringIO()
