@@ -401,6 +401,20 @@ def test_a_coco_id_given_to_two_files_keeps_neither_so_no_caption_moves_to_anoth
     assert "captions_train2014.json: id 103 train2014/COCO_train2014_000000000104.jpg" in summary_line("coco", index, {})
 
 
+def test_a_coco_caption_that_is_not_text_is_counted_as_such_not_as_a_blank_one(tmp_path):
+    """As Karpathy's files and HF datasets count it: a user told "blank" looks for empty strings."""
+    expected = write_coco_official(tmp_path / "coco")
+    path = tmp_path / "coco" / "annotations" / "captions_val2014.json"
+    data = json.loads(path.read_text())
+    data["annotations"] += [{"image_id": 203, "id": 90001, "caption": None}, {"image_id": 203, "id": 90002, "caption": 12},
+                            {"image_id": 203, "id": 90003}]
+    path.write_text(json.dumps(data))
+    index = read_caption_source("coco", tmp_path / "coco")
+    assert index.skipped["caption that is not text"] == 3
+    assert index.skipped["blank caption"] == expected["skipped"]["blank caption"]  # the fixture's one "   "
+    assert "val2014/COCO_val2014_000000000203.jpg: 12" in summary_line("coco", index, {})
+
+
 def test_a_coco_id_given_to_a_train_file_and_a_val_file_keeps_neither(tmp_path):
     """The rule holds across the official train and val files too: the two files are two pictures, not one
     image listed twice, so neither is trained on or scored against the other's captions."""

@@ -22,6 +22,7 @@ from pathlib import Path
 from supra.data.caption_sources.index import (
     CAPTION_OF_TWO_FILES,
     ID_OF_TWO_FILES,
+    NOT_TEXT,
     CaptionIndex,
     finish,
     seeded_split,
@@ -114,14 +115,16 @@ def _read_official_file(index: CaptionIndex, path: Path, folder: str) -> list[st
         image_id = annotation.get("image_id")
         known = isinstance(image_id, Hashable) and image_id in key_of
         key = key_of[image_id] if known else None
-        caption = annotation.get("caption", "")
+        caption = annotation.get("caption")
         if key is None:
             reason = CAPTION_OF_TWO_FILES if known else "caption for an unknown image id"
             index.skip(reason, f"{path.name}: image_id {annotation.get('image_id')}")
-            continue
-        annotation_id = annotation.get("id")  # the caption's own id: an annotation listed twice is one caption
-        index.add_caption(key, caption if isinstance(caption, str) else "", f"{key}: {caption!r}",
-                          record=annotation_id if isinstance(annotation_id, Hashable) else None)
+        elif not isinstance(caption, str):  # null, a number, or none at all: as Karpathy's and HF's readers say
+            index.skip(NOT_TEXT, f"{key}: {caption!r}"[:80])
+        else:
+            annotation_id = annotation.get("id")  # the caption's own id: an annotation listed twice is one caption
+            index.add_caption(key, caption, f"{key}: {caption!r}",
+                              record=annotation_id if isinstance(annotation_id, Hashable) else None)
     return [key for key in key_of.values() if key is not None]
 
 

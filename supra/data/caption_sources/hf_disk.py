@@ -30,7 +30,14 @@ from collections.abc import Hashable
 from pathlib import Path
 from typing import Any
 
-from supra.data.caption_sources.index import SPLIT_NAMES, CaptionIndex, finish, seeded_split, split_sizes
+from supra.data.caption_sources.index import (
+    NOT_TEXT,
+    SPLIT_NAMES,
+    CaptionIndex,
+    finish,
+    seeded_split,
+    split_sizes,
+)
 from supra.data.image_cache import StoredImage
 from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
@@ -242,7 +249,7 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
                 if isinstance(text, str):
                     index.add_caption(key, text, f"{key}: {text!r}")
                 else:
-                    index.skip("caption that is not text", f"{key}: {text!r}"[:80])
+                    index.skip(NOT_TEXT, f"{key}: {text!r}"[:80])
     if joined:
         index.notes.append(f"{joined} rows hold the image of an earlier row of their split (a row per caption): "
                            "joined to it as one image with all their captions (data.id_column names them by the dataset's ids)")

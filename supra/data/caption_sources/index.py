@@ -140,6 +140,7 @@ REPEATED_CAPTION = "repeated caption (scored as each reference, trained on once)
 LISTED_TWICE = "image listed twice (kept once, in test before val before train)"
 ID_OF_TWO_FILES = "image whose id another file has too (neither kept)"
 CAPTION_OF_TWO_FILES = "caption for an id of two files"
+NOT_TEXT = "caption that is not text"  # null, a number, a list where a caption's text should be
 
 
 def drop_ids_of_two_files(index: CaptionIndex) -> None:

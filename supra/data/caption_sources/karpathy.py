@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from supra.data.caption_sources.index import SPLIT_NAMES, CaptionIndex
+from supra.data.caption_sources.index import NOT_TEXT, SPLIT_NAMES, CaptionIndex
 from supra.utils.errors import SupraUserError
 
 
@@ -65,7 +65,7 @@ def read_karpathy(path: Path, image_dir: Path) -> CaptionIndex:
             if raw is None and "raw" not in sentence:
                 index.skip("sentence with neither raw nor tokens", f"{key}: {sentence!r}"[:80])
             elif not isinstance(raw, str):
-                index.skip("caption that is not text", f"{key}: {raw!r}"[:80])
+                index.skip(NOT_TEXT, f"{key}: {raw!r}"[:80])
             else:
                 sentence_id = sentence.get("sentid")  # the sentence's own id: listed twice, it is one caption
                 index.add_caption(key, raw, f"{key}: {raw!r}",
