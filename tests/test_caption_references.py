@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from supra.data.caption_sources.coco import read_coco
+from supra.data.caption_sources.coco import ANNOTATION_ID_TWICE, read_coco
 from supra.data.caption_sources.folder import read_caption_folder
 from supra.data.caption_sources.index import REPEATED_CAPTION, summary_line
 from supra.data.captioning.photos import PhotoCaptionsDataModule
@@ -100,4 +100,4 @@ def test_coco_scores_an_image_with_one_caption_in_two_annotations_twice_and_one_
     key = "val2014/COCO_val2014_000000000210.jpg"
     assert index.references[key].count(first["caption"].strip()) == 2
     assert len(index.references[key]) == 6 and len(index.captions[key]) == 5
-    assert index.skipped["duplicate line"] == 1 and index.skipped[REPEATED_CAPTION] == 1
+    assert index.skipped[ANNOTATION_ID_TWICE] == 1 and index.skipped[REPEATED_CAPTION] == 1

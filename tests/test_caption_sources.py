@@ -415,6 +415,18 @@ def test_a_coco_caption_that_is_not_text_is_counted_as_such_not_as_a_blank_one(t
     assert "val2014/COCO_val2014_000000000203.jpg: 12" in summary_line("coco", index, {})
 
 
+def test_a_repeated_coco_annotation_id_is_said_to_be_one_listed_twice_whatever_its_text(tmp_path):
+    write_coco_official(tmp_path / "coco")
+    path = tmp_path / "coco" / "annotations" / "captions_val2014.json"
+    data = json.loads(path.read_text())
+    data["annotations"].append({"image_id": 203, "id": 2030, "caption": "another caption under id 2030"})
+    path.write_text(json.dumps(data))
+    index = read_caption_source("coco", tmp_path / "coco")
+    key = "val2014/COCO_val2014_000000000203.jpg"
+    assert index.skipped["annotation id listed twice (first kept)"] == 1 and "duplicate line" not in index.skipped
+    assert index.references[key] == [coco_caption(203, n) for n in range(5)]  # the first annotation 2030's text kept
+
+
 def test_a_coco_id_given_to_a_train_file_and_a_val_file_keeps_neither(tmp_path):
     """The rule holds across the official train and val files too: the two files are two pictures, not one
     image listed twice, so neither is trained on or scored against the other's captions."""

@@ -33,6 +33,8 @@ from supra.utils.errors import SupraUserError
 
 LAYOUTS = ("karpathy", "2014", "2017")
 KARPATHY_VAL_TEST = {"train": None, "val": 5000, "test": 5000}
+# a second annotation with an earlier one's id (on the same image): one caption, whatever its text
+ANNOTATION_ID_TWICE = "annotation id listed twice (first kept)"
 
 
 def _annotation_file(root: Path, part: str, year: str) -> Path | None:
@@ -123,7 +125,7 @@ def _read_official_file(index: CaptionIndex, path: Path, folder: str) -> list[st
             index.skip(NOT_TEXT, f"{key}: {caption!r}"[:80])
         else:
             annotation_id = annotation.get("id")  # the caption's own id: an annotation listed twice is one caption
-            index.add_caption(key, caption, f"{key}: {caption!r}",
+            index.add_caption(key, caption, f"{key}: {caption!r}", record_again=ANNOTATION_ID_TWICE,
                               record=annotation_id if isinstance(annotation_id, Hashable) else None)
     return [key for key in key_of.values() if key is not None]
 

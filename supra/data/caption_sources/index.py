@@ -22,6 +22,8 @@ from supra.data.images import recorded_too_large
 from supra.utils.folder_walk import listed_path, walk_visible
 
 SPLIT_NAMES = ("train", "val", "test")
+# a caption line of a text file given again (Flickr8k's `name#n` twice): one caption
+DUPLICATE_LINE = "duplicate line"
 
 
 @dataclass
@@ -57,15 +59,17 @@ class CaptionIndex:
         if len(self.examples[reason]) < 3:
             self.examples[reason].append(what)
 
-    def add_caption(self, key: str, caption: str, where: str, record: Hashable | None = None) -> None:
+    def add_caption(self, key: str, caption: str, where: str, record: Hashable | None = None,
+                    record_again: str = DUPLICATE_LINE) -> None:
         """A caption of image `key`: a reference as published (whitespace collapsed), and trained on with its
         final full stop dropped, once (a repeat is counted, as REPEATED_CAPTION: scored, not trained on again).
-        Blank ones are counted, not kept; so is a record listed again: `record`, the source's own id of the
-        caption where it has one (COCO's annotation id, Flickr8k's `#n`), names one caption, not two."""
+        Blank ones are counted, not kept; so is a record listed again, as `record_again`: `record`, the source's
+        own id of the caption where it has one (COCO's annotation id, Flickr8k's `#n`), names one caption, not
+        two, whatever the text of the second."""
         if not clean_caption(caption, drop_final_stop=True):
             self.skip("blank caption", where.strip() or key)
         elif record is not None and (key, record) in self._records:
-            self.skip("duplicate line", where.strip())
+            self.skip(record_again, where.strip())
         else:
             if record is not None:
                 self._records.add((key, record))
