@@ -83,6 +83,17 @@ def test_coco_official_trains_on_the_val_images_outside_val_and_test(tmp_path):
     assert read_caption_source("coco", tmp_path / "coco", seed=1).splits["test"] != index.splits["test"]
 
 
+def test_coco_officials_seeded_cut_takes_karpathys_sizes_not_his_images_as_the_docs_say(tmp_path):
+    write_coco_official(tmp_path / "coco")
+    official = read_caption_source("coco", tmp_path / "coco", layout="2014")
+    assert len(official.splits["test"]) == len(official.splits["val"])  # Karpathy's 5,000 / 5,000, 1/8 each here
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    assert "cut to the sizes of Karpathy's split (a seeded 5,000 val and 5,000 test images, the rest trained on), " \
+           "not to his images" in readme and "For his test set use `dataset_coco.json`" in readme
+    coco_yaml = (Path(__file__).parents[1] / "conf" / "data" / "coco.yaml").read_text()
+    assert "not to his\n# images" in coco_yaml and "data.layout=karpathy" in coco_yaml
+
+
 def test_coco_official_needs_one_of_its_two_caption_files_and_names_them_when_neither_is_there(tmp_path):
     """A forced layout=2014 over a Karpathy-only copy read no file and said "the test split has 0 usable images"."""
     write_coco_karpathy(tmp_path / "karpathy")

@@ -4,7 +4,8 @@
   `train2017/`, `val2017/`) beside `annotations/` or under `images/`. Each file holds `images[]` (`id`,
   `file_name`) and `annotations[]` (`image_id`, `caption`): about five captions per image, some images
   with none, captions with a trailing newline or space. COCO publishes no test captions, so the val file
-  is split as Karpathy split it: a seeded 5,000 val and 5,000 test images, the rest trained on (1/8 each
+  is cut to the sizes of Karpathy's split, not to his images: a seeded 5,000 val and 5,000 test images, the
+  rest trained on (1/8 each
   on a partial copy of under 40,000 images). With only one of the two files, that file is split so; with neither (a
   `data.layout=2014` over a Karpathy-only copy), one line names them.
 - karpathy: `dataset_coco.json` (train / val / test / restval, `filepath` + `filename`, `cocoid`).
