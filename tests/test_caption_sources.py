@@ -1142,7 +1142,7 @@ def test_a_run_on_a_relative_data_root_is_scored_on_that_folder_from_any_other_w
     monkeypatch.chdir(tmp_path / "other" / "sub")
     evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}", "metrics=[Bleu]"]))
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
-    assert metrics["data_root"] == str(trained_on) and metrics["n_images"] == 2  # the run's test split, not 12 others
+    assert metrics["root"] == str(trained_on) and metrics["n_images"] == 2  # the run's test split, not 12 others
     assert f"scoring data.root={trained_on}" in capsys.readouterr().out
 
     # as a run before the fix stored it: relative, its training folder recorded as paths.root_dir
@@ -1151,7 +1151,7 @@ def test_a_run_on_a_relative_data_root_is_scored_on_that_folder_from_any_other_w
     torch.save(checkpoint, tmp_path / "earlier.ckpt")
     evaluate(compose_config("eval", tmp_path / "eval_earlier", [f"ckpt={tmp_path / 'earlier.ckpt'}", "metrics=[Bleu]"]))
     metrics = json.loads((tmp_path / "eval_earlier" / "metrics.json").read_text())
-    assert metrics["data_root"] == str(trained_on) and metrics["n_images"] == 2
+    assert metrics["root"] == str(trained_on) and metrics["n_images"] == 2
     said = capsys.readouterr().err
     assert f"read against the folder its run trained in, {tmp_path / 'cwd2'}" in said
     assert f"data.root=../data/my photos -> {trained_on}" in said

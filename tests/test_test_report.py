@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from supra.callbacks.test_report import METRICS_FILE, TestReport
+from supra.callbacks.test_report import METRICS_FILE, TestReport, table_title
 
 
 def refuse_non_json_number(name: str) -> None:
@@ -37,3 +37,11 @@ def test_a_nested_score_that_is_not_a_number_is_written_to_metrics_json_as_null(
         "CIDEr": 0.5, "split": "test",
         "per_source": {"shapes": {"psnr": None, "items": 4}, "video": {"psnr": 20.0, "items": 2}},
         "frame_psnr": [21.5, None, [None, 3.0]]}
+
+
+def test_the_tables_title_names_the_data_scored_where_the_command_says_it():
+    details = {"n_images": 2, "n_references": 10}
+    assert table_title("CaptioningTask", "test", details, {}) == "CaptioningTask, test split, n_images=2, n_references=10"
+    about = {"source": "coco", "layout": "2014", "root": "/data/coco"}
+    assert table_title("CaptioningTask", "test", details, about) == (
+        "CaptioningTask, coco test split (2014 layout, data.root=/data/coco), n_images=2, n_references=10")

@@ -29,15 +29,26 @@ def print_scores(scores: dict[str, float], title: str) -> None:
     console.print(table)
 
 
-def build_report(results: dict[str, Any], logged: dict[str, Any]) -> dict[str, Any]:
+def build_report(results: dict[str, Any], logged: dict[str, Any], about_data: dict[str, Any] | None = None) -> dict[str, Any]:
     """metrics.json's content: the task's `test_results` scores (exact Python floats), the other `test/*`
-    metrics the trainer logged, then the split and the task's details."""
+    metrics the trainer logged, then the split, the task's details and what the command says of the data
+    scored (`about_data`: evaluate.py's source, layout and root)."""
     report = dict(results.get("scores") or {})
     for key, value in logged.items():
         name = key.removeprefix("test/")
         if key.startswith("test/") and name not in report and isinstance(value, torch.Tensor | float | int):
             report[name] = float(value)
-    return {**report, "split": results["split"], **(results.get("details") or {})}
+    return {**report, "split": results["split"], **(results.get("details") or {}), **(about_data or {})}
+
+
+def table_title(task_name: str, split: str, details: dict[str, Any], about_data: dict[str, Any]) -> str:
+    """The table's title: the task, the split and the data it is of where known (`coco test split (2014 layout,
+    data.root=/data/coco)`), then the task's details."""
+    data = about_data.get("source")
+    layout = f"{about_data['layout']} layout, " if about_data.get("layout") else ""
+    where = f" ({layout}data.root={about_data['root']})" if isinstance(about_data.get("root"), str) else ""
+    title = f"{task_name}, {f'{data} ' if data else ''}{split} split{where if data else ''}"
+    return title + "".join(f", {k}={v}" for k, v in details.items())
 
 
 class TestReport(L.Callback):
@@ -45,18 +56,18 @@ class TestReport(L.Callback):
 
     __test__ = False  # a callback, not a pytest class
 
-    def __init__(self, output_dir: str, print_table: bool = False, about: dict[str, Any] | None = None) -> None:
+    def __init__(self, output_dir: str, print_table: bool = False) -> None:
         self.output_dir = Path(output_dir)
-        self.about = about or {}  # what evaluate.py adds of what it scored (the data folder), after the split
         self.print_table = print_table  # Lightning prints its own table after trainer.test(verbose=True)
         self.report: dict[str, Any] = {}
         self.written: list[str] = []  # the files it wrote, by name: evaluate.py's closing line names them
+        self.about_data: dict[str, Any] = {}  # what the command says of the data scored, written after the details
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         results = getattr(pl_module, "test_results", None)
         if not trainer.is_global_zero or not results:
             return
-        self.report = {**build_report(results, trainer.callback_metrics), **self.about}
+        self.report = build_report(results, trainer.callback_metrics, self.about_data)
         # a diverged run's NaN loss as null, top-level or nested in a detail: `NaN` is not JSON, and strict
         # readers refuse the whole file
         write_json_atomic(self.output_dir / METRICS_FILE, finite_or_none(self.report))
@@ -66,5 +77,5 @@ class TestReport(L.Callback):
             self.written.append(PREDICTIONS_FILE)
         if self.print_table:
             scores = {k: v for k, v in self.report.items() if isinstance(v, float)}
-            details = ", ".join(f"{k}={v}" for k, v in (results.get("details") or {}).items())
-            print_scores(scores, f"{type(pl_module).__name__}, {results['split']} split" + (f", {details}" if details else ""))
+            print_scores(scores, table_title(type(pl_module).__name__, results["split"], results.get("details") or {},
+                                             self.about_data))

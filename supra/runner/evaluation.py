@@ -47,13 +47,14 @@ from supra.metrics.caption_scores import check_metric_families
 from supra.runner.components import build_datamodule, chosen_data_config, tests_nothing
 from supra.runner.run_checks import check_java_for_caption_scores
 from supra.runner.run_paths import relative_paths_read_against, trained_folder, with_absolute_paths
+from supra.runner.scored_data import ScoredData, scored_folders
 from supra.tasks.a2a import A2ATask
 from supra.tasks.base import SupraTask
 from supra.tasks.captioning import CaptioningTask
 from supra.tasks.vq_autoencoding import VQAutoencodingTask
 from supra.utils.cli import check_option_types, count_as_typed, refuse_job_chdir, refuse_unread_options
 from supra.utils.errors import SupraUserError, user_error_in
-from supra.utils.files import absolute_path, require_writable_dir
+from supra.utils.files import require_writable_dir
 from supra.utils.hardware import check_command_accelerator
 from supra.utils.numbers import is_whole
 from supra.utils.overrides import parsed_overrides
@@ -261,12 +262,11 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     roots = scored_folders(data_cfg)
     for option, folder in roots.items():
         print(f"scoring {option}={folder}")
-    # one folder as a path, the a2a mixture's by option
-    report = TestReport(str(output_dir), print_table=True,
-                        about={"data_root": next(iter(roots.values())) if len(roots) == 1 else roots} if roots else None)
+    report = TestReport(str(output_dir), print_table=True)
+    scored_data = ScoredData(report, data_cfg, roots)  # what was scored, beside the scores
     trainer = L.Trainer(
         accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
-        default_root_dir=str(output_dir), enable_model_summary=False, callbacks=[report, pictures],
+        default_root_dir=str(output_dir), enable_model_summary=False, callbacks=[scored_data, report, pictures],
         plugins=[AtomicCheckpointIO()],  # as train.py's: a checkpoint Lightning writes is written whole
     )
     try:
@@ -292,18 +292,6 @@ def run_data_as_trained(run_cfg: dict | None, ckpt: str) -> dict | None:
         against = f"the folder its run trained in, {folder}" if folder else "this folder (its run's is not recorded)"
         print(f"ckpt={ckpt} holds relative data paths, read against {against}: {'; '.join(changed)}", file=sys.stderr)
     return read
-
-
-def scored_folders(data_cfg: Mapping[str, Any], prefix: str = "data") -> dict[str, str]:
-    """Each data folder (`root`) of `data_cfg`, the a2a mixture's sources' included, absolute, by option
-    (`data.root`, `data.sources.photos.root`): what evaluate.py says it scored."""
-    found: dict[str, str] = {}
-    for key, value in data_cfg.items():
-        if isinstance(value, Mapping):
-            found |= scored_folders(value, f"{prefix}.{key}")
-        elif key == "root" and isinstance(value, str) and value:
-            found[f"{prefix}.{key}"] = absolute_path(value)
-    return found
 
 
 @contextmanager

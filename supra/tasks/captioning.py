@@ -250,10 +250,12 @@ class CaptioningTask(SupraTask):
         predictions = dict(sorted(self._predictions.items()))
         warn_of_replaced_bytes(split, predictions.values())
         images = self.trainer.datamodule.image_records(split)  # each row's own id and file
+        references = self.trainer.datamodule.references(split)
         self.test_results = {
             "split": split, "scores": scores,
             # decode_settings: every setting the captions were made with (evaluate.py takes the run's own)
-            "details": {"n_images": len(predictions), "decode": self.decode.strategy,
+            "details": {"n_images": len(predictions), "n_references": sum(len(references[row]) for row in predictions),
+                        "decode": self.decode.strategy,
                         "decode_settings": self.decode.settings_used()},
             "predictions": [{**images[row], "caption": caption} for row, caption in predictions.items()],
         }
