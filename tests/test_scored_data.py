@@ -1,39 +1,115 @@
-"""What evaluate.py says of the data it scored: which data (metrics.json, the table's title)."""
+"""What evaluate.py says of the data it scored: which data (metrics.json, the table's title) and whether the
+checkpoint's run trained on any of its images (another layout or cut of the same pictures, data.split=train)."""
 
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
-from tests.caption_source_fixtures import write_coco_karpathy
+from supra.data.caption_sources.sources import read_caption_source
+from supra.runner.scored_data import likely_reason, run_train_list, trained_on
+from tests.caption_source_fixtures import coco_caption, write_coco_official
 from tests.conftest import compose_config
+
+
+def test_a_picture_is_known_across_the_layouts_of_its_data_set():
+    trained = ["val2014/COCO_val2014_000000000113.jpg", "1000268201_693b08cb0e.jpg", "cats/1.jpg"]
+    scored = ["images/val2014/COCO_val2014_000000000113.jpg",  # the official files under images/
+              "val2017/000000000113.jpg",  # COCO 2017's name of the same picture
+              "Flicker8k_Dataset/1000268201_693b08cb0e.jpg",  # a layout's image folder
+              "dogs/1.jpg", "val2014/COCO_val2014_000000000114.jpg"]  # other pictures
+    assert trained_on(scored, trained) == scored[:3]
+
+
+def test_the_likely_reason_names_the_setting_that_cuts_the_images_otherwise():
+    run = {"root": "/data/coco", "layout": None, "split_seed": 0}
+    assert "data.layout=2014 cuts the images otherwise than the run's data.layout=None" in likely_reason(
+        "test", {**run, "layout": "2014"}, run)
+    assert "data.split_seed=1 cuts" in likely_reason("test", {**run, "split_seed": 1}, run)
+    assert "data.root=/data/coco_copy holds pictures of the run's data.root=/data/coco" in likely_reason(
+        "test", {**run, "root": "/data/coco_copy"}, run)
+
+
+def test_a_checkpoints_train_list_is_its_run_folders_and_a_copied_one_has_none(tmp_path):
+    (tmp_path / "run" / "splits").mkdir(parents=True)
+    (tmp_path / "run" / "splits" / "train.txt").write_text("a.jpg\n")
+    assert run_train_list(tmp_path / "run" / "checkpoints" / "last.ckpt") == tmp_path / "run" / "splits" / "train.txt"
+    assert run_train_list(tmp_path / "run" / "checkpoints" / "periodic" / "step_1.ckpt") is not None
+    assert run_train_list(tmp_path / "elsewhere" / "last.ckpt") is None
+
+
+def write_coco_both_layouts(root: Path) -> list[str]:
+    """COCO 2014's official files and a dataset_coco.json of the same pictures, as a real COCO folder often holds
+    them; Karpathy's restval holds the official layout's seeded test cut, which is returned."""
+    expected = write_coco_official(root)
+    official_test = read_caption_source("coco", root, layout="2014").splits["test"]
+    on_disk = [file for file in expected["ids"] if (root / file).is_file() and expected["ids"][file] != 101]
+    val = sorted(f for f in on_disk if f.startswith("val2014/") and f not in official_test)
+    held_out = {**dict.fromkeys(val[:2], "val"), **dict.fromkeys(val[2:4], "test")}
+    images = [{"filepath": file.split("/")[0], "filename": file.split("/")[1], "cocoid": expected["ids"][file],
+               "split": held_out.get(file, "train" if file.startswith("train2014/") else "restval"),
+               "sentences": [{"raw": coco_caption(expected["ids"][file], n)} for n in range(5)]} for file in on_disk]
+    (root / "dataset_coco.json").write_text(json.dumps({"images": images, "dataset": "coco"}))
+    return official_test
+
 
 EVAL = ["+data.num_workers=0", "+data.show_progress=false", "metrics=[Bleu]", "num_grid_images=0"]
 
 
 @pytest.fixture(scope="module")
-def coco_run(tmp_path_factory) -> tuple[Path, Path]:
-    """A captioner trained one step on a COCO dataset_coco.json."""
+def coco_run(tmp_path_factory) -> tuple[Path, Path, list[str]]:
+    """A captioner trained one step on dataset_coco.json (detected) of a folder that holds both layouts."""
     from supra.runner.training import train
 
     tmp = tmp_path_factory.mktemp("scored")
-    write_coco_karpathy(tmp / "coco")
+    official_test = write_coco_both_layouts(tmp / "coco")
     train(compose_config("train", tmp / "run", [
         "experiment=vlm_coco", "trainer=cpu", f"data.root={tmp / 'coco'}", "trainer.max_steps=1", "test=false",
         "data.batch_size=8", "data.eval_batch_size=8", "data.num_workers=0", "data.show_progress=false",
         "callbacks.progress_bar=null", "callbacks.model_summary=null", "model.test_metrics=[Bleu]"]))
-    return tmp / "run" / "checkpoints" / "last.ckpt", tmp / "coco"
+    return tmp / "run" / "checkpoints" / "last.ckpt", tmp / "coco", official_test
+
+
+def test_scoring_another_layouts_test_cut_warns_of_the_pictures_trained_on_and_counts_them(coco_run, tmp_path,
+                                                                                           caplog):
+    from supra.runner.evaluation import evaluate
+
+    ckpt, root, official_test = coco_run
+    with caplog.at_level(logging.WARNING):
+        evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}", "+data.layout=2014", *EVAL]))
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "trained on" in r.message]
+    assert len(warnings) == 1 and warnings[0].startswith(f"2 of 2 test images scored were trained on by ckpt={ckpt}")
+    assert "data.layout=2014 cuts the images otherwise" in warnings[0] and official_test[0] in warnings[0]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["trained_on"] == 2 and metrics["n_images"] == 2 and "Bleu_4" in metrics
+
+
+def test_a_checkpoint_away_from_its_run_folder_says_once_that_it_cannot_check(coco_run, tmp_path, caplog):
+    import shutil
+
+    from supra.runner.evaluation import evaluate
+
+    ckpt, _, _ = coco_run
+    copied = shutil.copy(ckpt, tmp_path / "copied.ckpt")
+    with caplog.at_level(logging.INFO):
+        evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={copied}", "+data.layout=2014", *EVAL]))
+    said = [r.getMessage() for r in caplog.records if "trained on" in r.getMessage()]
+    assert said == [f"cannot check whether ckpt={copied} trained on the test images scored: its run folder keeps no "
+                    "splits/train.txt"]
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["trained_on"] is None
 
 
 def test_metrics_json_names_the_data_scored_and_how_many_references_it_used(coco_run, tmp_path):
     from supra.runner.evaluation import evaluate
 
-    ckpt, root = coco_run
+    ckpt, root, _ = coco_run
     evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}", *EVAL]))
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert {key: metrics[key] for key in ("source", "layout", "root")} == {
         "source": "coco", "layout": "karpathy", "root": str(root)}  # the layout read, not the config's null
-    assert metrics["n_images"] == 3 and metrics["n_references"] == 15  # 5 sentences per image
+    assert metrics["n_images"] == 2 and metrics["n_references"] == 10  # 5 sentences per image
     assert {"Bleu_4", "loss", "split", "decode", "decode_settings"} <= set(metrics)  # the keys it always had
+    assert metrics["trained_on"] == 0  # its own test split: none of it trained on

@@ -244,7 +244,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     task.weights_step = checkpoint_step(local_path(cfg.ckpt)) if is_checkpoint else None
     what = ("a checkpoint whose run config has no data section" if is_checkpoint else
             "a release folder, which holds no data config")
-    data_cfg = chosen_data_config(cfg.get("data"), run_data_as_trained(run_cfg, cfg.ckpt), f"ckpt={cfg.ckpt} is {what}: "
+    run_cfg = run_data_as_trained(run_cfg, cfg.ckpt)
+    data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} is {what}: "
                                   f"{DATA_HINTS.get(kind, 'add data=...')}", cfg.paths.cache_dir)
     if tests_nothing(data_cfg):  # a fit's way not to test: scored, an empty split without metrics.json
         whose = "" if "test_items" in (cfg.get("data") or {}) else f" (the run's, stored in ckpt={cfg.ckpt})"
@@ -263,7 +264,8 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     for option, folder in roots.items():
         print(f"scoring {option}={folder}")
     report = TestReport(str(output_dir), print_table=True)
-    scored_data = ScoredData(report, data_cfg, roots)  # what was scored, beside the scores
+    # what was scored, and whether the run trained on any of it, beside the scores
+    scored_data = ScoredData(report, cfg.ckpt, local_path(cfg.ckpt), data_cfg, (run_cfg or {}).get("data"), roots)
     trainer = L.Trainer(
         accelerator=cfg.accelerator, devices=1, logger=False, enable_checkpointing=False,
         default_root_dir=str(output_dir), enable_model_summary=False, callbacks=[scored_data, report, pictures],

@@ -1,15 +1,88 @@
-"""What evaluate.py scored, for metrics.json and the table's title: the data's source, layout and root, so
-that scores of one checkpoint on several data sets tell themselves apart."""
+"""What evaluate.py scored, for metrics.json and the table's title (the data's source, layout and root), and
+whether those are held-out scores: the images of the scored split that the checkpoint's run trained on, by
+the `splits/train.txt` its run folder keeps (a photo source writes its split lists there), counted and
+warned of in one line. Another layout of the same pictures (COCO's official files against
+dataset_coco.json, whose restval trains; Flickr30k's .token against dataset_flickr30k.json) or another
+data.split_seed cuts them otherwise, and its "test" split then holds pictures the model trained on."""
 
 from __future__ import annotations
 
+import logging
+import re
 from collections.abc import Mapping
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import lightning as L
 
 from supra.callbacks.test_report import TestReport
-from supra.utils.files import absolute_path
+from supra.utils.files import absolute_path, one_line_records
+
+log = logging.getLogger(__name__)
+
+TRAIN_LIST = Path("splits") / "train.txt"
+# One COCO picture is val2014/COCO_val2014_000000000113.jpg in the 2014 files and dataset_coco.json, and
+# train2017/000000000113.jpg (or val2017/) in the 2017 ones: its split folder and 2014 prefix say nothing of it.
+COCO_SPLIT_FOLDER = re.compile(r"(train|val|test)20(14|15|17)")
+COCO_2014_PREFIX = re.compile(r"^COCO_(train|val|test)2014_")
+
+
+def picture_parts(path: str) -> tuple[str, ...]:
+    """`path`'s folders and file name, COCO's split folders and 2014 prefix left out: what names one
+    picture in every layout of its data set."""
+    *folders, name = PurePosixPath(path).parts
+    return (*(f for f in folders if not COCO_SPLIT_FOLDER.fullmatch(f)), COCO_2014_PREFIX.sub("", name))
+
+
+def _one_ends_the_other(parts: tuple[str, ...], other: tuple[str, ...]) -> bool:
+    shorter, longer = sorted((parts, other), key=len)
+    return longer[len(longer) - len(shorter):] == shorter
+
+
+def trained_on(scored: list[str], trained: list[str]) -> list[str]:
+    """The files of `scored` (relative to the data root) that are pictures of `trained` (relative to its image
+    folder): one's parts end the other's, so `Flicker8k_Dataset/1.jpg` is `1.jpg` while `dogs/1.jpg` is not
+    `cats/1.jpg`. In the order of `scored`."""
+    by_name: dict[str, list[tuple[str, ...]]] = {}
+    for path in trained:
+        parts = picture_parts(path)
+        by_name.setdefault(parts[-1], []).append(parts)
+
+    def was_trained(path: str) -> bool:
+        parts = picture_parts(path)
+        return any(_one_ends_the_other(parts, other) for other in by_name.get(parts[-1], ()))
+
+    return [path for path in scored if was_trained(path)]
+
+
+def run_train_list(ckpt: Path) -> Path | None:
+    """The splits/train.txt of the run that wrote checkpoint `ckpt`: in its run folder, above checkpoints/
+    (a periodic checkpoint's a folder deeper); None where there is none (a copied checkpoint, a release)."""
+    for folder in list(ckpt.parents)[:3]:
+        if (folder / TRAIN_LIST).is_file():
+            return folder / TRAIN_LIST
+    return None
+
+
+def likely_reason(split: str, scored: Mapping[str, Any], trained: Mapping[str, Any]) -> str:
+    """Why the scored split (`scored`: its data config) holds images the run (`trained`: its data config)
+    trained on, as far as the two configs tell."""
+    if absolute_path(scored.get("root") or "") != absolute_path(trained.get("root") or ""):
+        return (f"data.root={scored.get('root')} holds pictures of the run's data.root={trained.get('root')}, cut "
+                "otherwise (another layout of the same data set: COCO's official files against dataset_coco.json, "
+                "whose restval trains)")
+    for key in ("split_seed", "layout"):
+        if scored.get(key) != trained.get(key):
+            return f"data.{key}={scored.get(key)} cuts the images otherwise than the run's data.{key}={trained.get(key)}"
+    return "the same data cut otherwise"
+
+
+def scored_files(datamodule: L.LightningDataModule) -> list[str]:
+    """The files of the split `datamodule` scores, relative to its root; [] for data that has none (generated
+    pictures, a dataset's rows, data that is not captioned images)."""
+    if not hasattr(datamodule, "image_records"):
+        return []
+    return [record["file"] for record in datamodule.image_records(datamodule.split) if record.get("file")]
 
 
 def scored_folders(data_cfg: Mapping[str, Any], prefix: str = "data") -> dict[str, str]:
@@ -38,10 +111,32 @@ def described_data(data_cfg: Mapping[str, Any], datamodule: L.LightningDataModul
 
 
 class ScoredData(L.Callback):
-    """Once the scored split is read (test start): what `report` writes beside the scores, the data described."""
+    """Once the scored split is read (test start): what `report` writes beside the scores, the data described
+    and `trained_on` (how many of its images the run of `ckpt` trained on, null where that cannot be checked),
+    a count above 0 warned of in one line. `run_data`: the data config the checkpoint's run trained on."""
 
-    def __init__(self, report: TestReport, data_cfg: Mapping[str, Any], roots: Mapping[str, str]) -> None:
-        self.report, self.data_cfg, self.roots = report, data_cfg, roots
+    def __init__(self, report: TestReport, ckpt: str, ckpt_path: Path, data_cfg: Mapping[str, Any],
+                 run_data: Mapping[str, Any] | None, roots: Mapping[str, str]) -> None:
+        self.report, self.ckpt, self.ckpt_path = report, ckpt, ckpt_path
+        self.data_cfg, self.run_data, self.roots = data_cfg, run_data or {}, roots
 
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        self.report.about_data.update(described_data(self.data_cfg, trainer.datamodule, self.roots))
+        datamodule = trainer.datamodule
+        self.report.about_data.update(described_data(self.data_cfg, datamodule, self.roots))
+        if hasattr(datamodule, "image_records"):
+            self.report.about_data["trained_on"] = self._trained_on(datamodule.split, scored_files(datamodule))
+
+    def _trained_on(self, split: str, files: list[str]) -> int | None:
+        if not files:  # pictures without files (generated, a dataset's rows): nothing to compare
+            return None
+        train_list = run_train_list(self.ckpt_path)
+        if train_list is None:
+            log.info("cannot check whether ckpt=%s trained on the %s images scored: its run folder keeps no %s",
+                     self.ckpt, split, TRAIN_LIST.as_posix())
+            return None
+        seen = trained_on(files, one_line_records(train_list.read_text(encoding="utf-8")))
+        if seen:
+            log.warning("%d of %d %s images scored were trained on by ckpt=%s (its run's %s): %s (e.g. %s); these "
+                        "are not held-out scores", len(seen), len(files), split, self.ckpt, train_list,
+                        likely_reason(split, self.data_cfg, self.run_data), ", ".join(seen[:2]))
+        return len(seen)

@@ -358,6 +358,13 @@ def refuse_folders_in_the_way(out: str | os.PathLike, names: Iterable[str]) -> N
 # str.splitlines breaks a line at each of these; written as escapes (the backslash too, so they read back
 # unambiguously), a file of one record per line (generate's text.txt, a run's splits/*.txt) holds exactly that.
 ONE_LINE = str.maketrans({c: c.encode("unicode_escape").decode("ascii") for c in "\\\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"})
+_ESCAPED = {escape: chr(code) for code, escape in ONE_LINE.items()}
+_ESCAPE = re.compile("|".join(re.escape(e) for e in sorted(_ESCAPED, key=len, reverse=True)))
+
+
+def one_line_records(text: str) -> list[str]:
+    """The records of a file written one a line with ONE_LINE's escapes (a run's splits/*.txt), as they were."""
+    return [_ESCAPE.sub(lambda m: _ESCAPED[m.group()], line) for line in text.split("\n") if line]
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
