@@ -31,6 +31,7 @@ def test_the_likely_reason_names_the_setting_that_cuts_the_images_otherwise():
     assert "data.split_seed=1 cuts" in likely_reason("test", {**run, "split_seed": 1}, run)
     assert "data.root=/data/coco_copy holds pictures of the run's data.root=/data/coco" in likely_reason(
         "test", {**run, "root": "/data/coco_copy"}, run)
+    assert likely_reason("train", run, run) == "data.split=train scores the run's training images"
 
 
 def test_a_checkpoints_train_list_is_its_run_folders_and_a_copied_one_has_none(tmp_path):
@@ -113,3 +114,15 @@ def test_metrics_json_names_the_data_scored_and_how_many_references_it_used(coco
     assert metrics["n_images"] == 2 and metrics["n_references"] == 10  # 5 sentences per image
     assert {"Bleu_4", "loss", "split", "decode", "decode_settings"} <= set(metrics)  # the keys it always had
     assert metrics["trained_on"] == 0  # its own test split: none of it trained on
+
+
+def test_scoring_the_train_split_warns_that_these_are_the_models_training_images(coco_run, tmp_path, caplog):
+    from supra.runner.evaluation import evaluate
+
+    ckpt, _, _ = coco_run
+    with caplog.at_level(logging.WARNING):
+        evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}", "data.split=train", *EVAL]))
+    warnings = [r.getMessage() for r in caplog.records if "trained on" in r.getMessage()]
+    n = json.loads((tmp_path / "eval" / "metrics.json").read_text())["n_images"]
+    assert len(warnings) == 1 and warnings[0].startswith(f"{n} of {n} train images scored were trained on")
+    assert "data.split=train scores the run's training images" in warnings[0]

@@ -67,6 +67,8 @@ def run_train_list(ckpt: Path) -> Path | None:
 def likely_reason(split: str, scored: Mapping[str, Any], trained: Mapping[str, Any]) -> str:
     """Why the scored split (`scored`: its data config) holds images the run (`trained`: its data config)
     trained on, as far as the two configs tell."""
+    if split == "train":  # the run's own train split, or another data's that holds its pictures
+        return "data.split=train scores the run's training images"
     if absolute_path(scored.get("root") or "") != absolute_path(trained.get("root") or ""):
         return (f"data.root={scored.get('root')} holds pictures of the run's data.root={trained.get('root')}, cut "
                 "otherwise (another layout of the same data set: COCO's official files against dataset_coco.json, "
