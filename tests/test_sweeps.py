@@ -1091,3 +1091,22 @@ def test_an_optuna_sweep_stopped_early_says_how_many_of_its_n_trials_ran(tmp_pat
     summary = (tmp_path / SUMMARY_MD).read_text()
     assert "2 of 6 trials ran, sorted by best val/CIDEr (maximize)." in summary
     assert "| 1 | interrupted | `model.optimizer.lr=0.0015` |" in summary
+
+
+def test_an_interrupted_job_ranks_after_the_finished_ones_and_is_said_apart_with_no_optuna_best_written(tmp_path):
+    """A SIGTERM in trial 1: its best val/CIDEr (higher than trial 0's) never reached Optuna, and was ranked first;
+    and with no optimization_results.yaml the report had no Optuna section."""
+    (tmp_path / "1" / "csv").mkdir(parents=True)
+    (tmp_path / "1" / "csv" / "metrics.csv").write_text("epoch,step,val/CIDEr\n0,1,0.9\n")
+    write_optuna_trial(tmp_path / "0", ["model.optimizer.lr=0.001"], [], n_trials=3)
+    write_optuna_trial(tmp_path / "1", ["model.optimizer.lr=0.0015"], [], n_trials=3, result={"status": "interrupted"})
+    write_optuna_trial(tmp_path / "2", ["model.optimizer.lr=0.0019"], [], n_trials=3,
+                       result={"status": "failed", "error": "diverged: val/CIDEr was NaN"})
+    assert [r.job for r in write_report(tmp_path)] == ["0", "1", "2"]
+    summary = (tmp_path / SUMMARY_MD).read_text()
+    assert "| 1 | interrupted | `model.optimizer.lr=0.0015` | 0.9 | 2 | 0 |" in summary
+    assert ("## Interrupted jobs\n\nStopped before they ended (or still running): their values are of a run cut "
+            "short, never returned to the sweeper, so they rank after the jobs that finished.\n\n"
+            "- 1 (`model.optimizer.lr=0.0015`)\n") in summary
+    assert ("## Optuna\n\nNo optimization_results.yaml: the sweep stopped before Optuna wrote its best trial. Optuna "
+            "was told the final values of the completed jobs alone (the `final` column).\n") in summary

@@ -393,16 +393,22 @@ def _ranking_value(row: JobRow) -> float | None:
     return row.best_value if row.best_value is not None else row.final_value
 
 
+# Where each status ranks: an interrupted job's best is of a run cut short, which never returned a value to the
+# sweeper (Optuna's study has no value for its trial), so it comes after the jobs that finished, failed ones last
+_STATUS_RANK = {"completed": 0, "interrupted": 1}
+
+
 def _ranked(rows: list[JobRow]) -> dict[tuple[str, str], list[JobRow]]:
-    """The rows of each (metric, direction), best first, jobs without a value last. Jobs that optimise
-    different metrics (optimized_metric=val/loss,val/Bleu_1) have values that do not compare: each metric
-    is ranked on its own, in the order its first job ran."""
+    """The rows of each (metric, direction): completed jobs best first, then interrupted ones (best first), jobs
+    without a value last. Jobs that optimise different metrics (optimized_metric=val/loss,val/Bleu_1) have values
+    that do not compare: each metric is ranked on its own, in the order its first job ran."""
     groups: dict[tuple[str, str], list[JobRow]] = {}
     for row in rows:
         groups.setdefault((row.metric, row.direction), []).append(row)
     for (_, direction), group in groups.items():
         sign = -1.0 if direction == "maximize" else 1.0
-        group.sort(key=lambda r: (_ranking_value(r) is None, sign * (_ranking_value(r) or 0.0)))
+        group.sort(key=lambda r: (_ranking_value(r) is None, _STATUS_RANK.get(r.status, 2),
+                                  sign * (_ranking_value(r) or 0.0)))
     return groups
 
 
@@ -497,6 +503,12 @@ def _markdown(rows: list[JobRow], shared: list[str], notes: list[str], optuna: d
         _table(out, group)
     if notes:
         out.write("\n## Notes\n\n" + "".join(f"- {note}\n" for note in notes))
+    interrupted = [r for r in rows if r.status == "interrupted"]
+    if interrupted:
+        out.write("\n## Interrupted jobs\n\nStopped before they ended (or still running): their values are of a run "
+                  "cut short, never returned to the sweeper, so they rank after the jobs that finished.\n\n")
+        for r in interrupted:
+            out.write(f"- {r.job}" + (f" (`{r.overrides}`)" if r.overrides else "") + "\n")
     failed = [r for r in rows if r.error]
     if failed:
         out.write("\n## Failed jobs\n\n")
@@ -507,6 +519,9 @@ def _markdown(rows: list[JobRow], shared: list[str], notes: list[str], optuna: d
                   "best parameters:\n\n")
         for key, value in (optuna.get("best_params") or {}).items():
             out.write(f"- `{key}={value}`\n")
+    elif trials:  # an Optuna sweep stopped (Ctrl-C, SIGTERM, killed) before its sweeper wrote its best
+        out.write("\n## Optuna\n\nNo optimization_results.yaml: the sweep stopped before Optuna wrote its best "
+                  "trial. Optuna was told the final values of the completed jobs alone (the `final` column).\n")
     return out.getvalue()
 
 
