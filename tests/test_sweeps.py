@@ -371,6 +371,25 @@ def test_a_diverged_optuna_trial_is_said_once_not_again_in_the_sweepers_no_value
     assert len(no_value) == 1
 
 
+def test_a_stored_trial_whose_job_a_sigterm_stopped_is_failed_in_its_study_not_left_running(tmp_path):
+    """The sweeper tells its study nothing as a trial's job stops (SystemExit(130), as a fit stopped by SIGTERM or
+    Ctrl-C ends): the trial stayed RUNNING in the SQLite study for good."""
+    _, multirun = sweep_job_config(tmp_path, "hparams_search=vlm_optuna")
+    SweepJobRecorder().on_multirun_start(multirun)
+
+    def launch(overrides, initial_job_idx):  # trial 0 completes, trial 1 is stopped
+        if initial_job_idx == 1:
+            raise SystemExit(130)
+        return [JobReturn(status=JobStatus.COMPLETED, _return_value=0.5)]
+
+    sweeper = optuna_sweeper(multirun, launch, n_trials=3)
+    sweeper.storage, storage = f"sqlite:///{tmp_path / 's.db'}", f"sqlite:///{tmp_path / 's.db'}"
+    with pytest.raises(SystemExit):
+        sweeper.sweep([])
+    stored = optuna.load_study(study_name="sweep", storage=storage)
+    assert [t.state.name for t in stored.trials] == ["COMPLETE", "FAIL"]
+
+
 def test_an_optuna_trial_that_returned_no_value_is_recorded_as_failed(tmp_path):
     cfg, _ = sweep_job_config(tmp_path, "hparams_search=vlm_optuna", "optimized_metric=null")
     SweepJobRecorder().on_job_end(cfg, JobReturn(status=JobStatus.COMPLETED, _return_value=None))

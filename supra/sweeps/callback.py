@@ -20,6 +20,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from supra.sweeps.report import JOB_RESULT, SUMMARY_CSV, SUMMARY_MD, job_count, write_report
+from supra.sweeps.stored_study import fail_stopped_trials
 from supra.utils.cli import FailedJob
 from supra.utils.errors import SupraUserError
 from supra.utils.files import absolute_path, write_json_atomic
@@ -29,6 +30,7 @@ from supra.utils.private_apis import (
     job_error,
     on_grid_sweep_error,
     on_optuna_sweep_error,
+    on_optuna_sweep_stopped,
 )
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,7 @@ class SweepJobRecorder(Callback):
         if "n_trials" in config.hydra.sweeper:  # the Optuna sweeper's, whose folder the run checks have settled
             sweep_dir = Path(str(config.hydra.sweep.dir))
             on_optuna_sweep_error(lambda err: end_if_no_trial_completed(sweep_dir, err))
+            on_optuna_sweep_stopped(fail_stopped_trials)
             _said_diverged.unrepeated = 0  # an earlier sweep's, in this process
             logging.getLogger(OPTUNA_SWEEPER_LOGGER).addFilter(_said_diverged)  # once: the same filter is kept once
         elif str(config.hydra.sweeper.get("_target_", "")).endswith("BasicSweeper"):

@@ -267,3 +267,20 @@ def setup_changes(stored: object, now: dict[str, Any] | None) -> list[str]:
     return [f"{key}={ours.get(key)} (the study's: {theirs.get(key)})" for key in sorted(theirs.keys() | ours.keys())
             if not any(_under(key, s) for s in searched) and not _quiet(key, ours)
             and theirs.get(key) != ours.get(key)]
+
+
+def fail_stopped_trials(trials: list[Any]) -> None:
+    """Tell each study that its `trials` (optuna.trial.Trial) still running, whose job Ctrl-C or a SIGTERM stopped,
+    failed: the sweeper tells it nothing as it stops, and a study in storage showed them running for good (in
+    `optuna` listings and dashboards; a resumed sweep kept counting them). A trial it was told of is left."""
+    import optuna
+
+    for trial in trials:
+        study = trial.study
+        try:
+            running = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+            if trial.number in running:
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        except Exception as err:  # a locked or vanished file: the sweep stops all the same, saying so
+            log.warning("trial %d of the study %s is left RUNNING in its storage (%s: %s)", trial.number,
+                        study.study_name, type(err).__name__, err)

@@ -261,6 +261,34 @@ def on_optuna_sweep_error(handler: Callable[[Exception], None]) -> None:
     _on_sweep_error(OptunaSweeper, handler)
 
 
+def on_optuna_sweep_stopped(handler: Callable[[list[Any]], None]) -> None:
+    """`handler` is called with the Optuna trials of the batch a trial's job stopped with Ctrl-C or a SIGTERM
+    (KeyboardInterrupt, SystemExit: the sweeper tells the study nothing of that batch), before the exception goes
+    on. Each call replaces the handler before."""
+    from hydra_plugins.hydra_optuna_sweeper._impl import OptunaSweeperImpl
+
+    configure = getattr(OptunaSweeperImpl._configure_trials, "__wrapped__", OptunaSweeperImpl._configure_trials)
+    sweep = getattr(OptunaSweeperImpl.sweep, "__wrapped__", OptunaSweeperImpl.sweep)
+    batch: list[Any] = []  # the trials the sweeper asked its study for last, the batch it launches next
+
+    @functools.wraps(configure)
+    def recorded_batch(self: Any, trials: list[Any], *args: Any, **kwargs: Any) -> Any:
+        batch[:] = trials
+        return configure(self, trials, *args, **kwargs)
+
+    @functools.wraps(sweep)
+    def handled_sweep(self: Any, arguments: list[str]) -> Any:
+        batch.clear()
+        try:
+            return sweep(self, arguments)
+        except (KeyboardInterrupt, SystemExit):
+            handler(list(batch))
+            raise
+
+    OptunaSweeperImpl._configure_trials = recorded_batch
+    OptunaSweeperImpl.sweep = handled_sweep
+
+
 def on_grid_sweep_error(handler: Callable[[Exception], None]) -> None:
     """As on_optuna_sweep_error, for Hydra's own grid sweeper, which raises a failed job's exception after its
     batch of jobs has run (JobReturn.return_value, which has then written "Error executing job with overrides")."""
