@@ -1109,8 +1109,10 @@ def test_a_folder_reads_every_picture_caption_reads_and_counts_each_file_it_leav
     index = read_caption_source("folder", root)
     assert sorted(key for keys in index.splits.values() for key in keys) == sorted(pictures)
     assert (
-        "skipped: 2 not media (e.g. clip.mp4, notes.pdf), 1 captions of files not read (name.txt beside a file "
+        "skipped: 2 not media (e.g. clip.mp4, notes.pdf), 1 caption of files not read (name.txt beside a file "
         "that is no picture) (e.g. clip.txt)") in summary_line("folder", index, {})
+    assert "train 5 images / 5 captions; val 1 image / 1 caption; test 1 image / 1 caption;" in summary_line(
+        "folder", index, {})  # counts of one read as one
 
 
 def test_a_run_on_a_relative_data_root_is_scored_on_that_folder_from_any_other_working_folder(tmp_path, monkeypatch,

@@ -88,7 +88,7 @@ def test_one_summary_line_counts_files_items_and_names_what_was_skipped(folder):
     summary = dm.summary
     assert "\n" not in summary and str(root) in summary
     assert "13 media files found (6 stills, 7 GIFs)" in summary
-    assert "train 4 images from 4 files; val 1 images from 1 files; test 3 images from 3 files" in summary
+    assert "train 4 images from 4 files; val 1 image from 1 file; test 3 images from 3 files" in summary
     assert f"1 unreadable (e.g. {', '.join(expected['unreadable'])})" in summary
     assert "1 empty files (0 bytes) (e.g. stills/empty.png)" in summary
     assert "1 over max_pixels (e.g. bomb.gif)" in summary
@@ -506,7 +506,7 @@ def test_gif_or_still_is_known_by_content_as_every_other_reader_knows_it_not_by_
     assert "2 media files found (1 still, 1 GIF)" in dm.summary and "skipped: nothing" in dm.summary
     clips = train_only(root, mode="clips")
     assert clips.items("train").names == ["anim.png#clip 0"]
-    assert "1 stills (mode=clips takes GIFs only) (e.g. photo.gif)" in clips.summary
+    assert "1 still (mode=clips takes GIFs only) (e.g. photo.gif)" in clips.summary
 
 
 def test_a_picture_whose_padded_square_is_over_max_pixels_is_skipped_as_too_large(tmp_path):
@@ -548,7 +548,7 @@ def test_the_summary_counts_files_with_their_noun_and_a_caption_file_with_the_fi
     media.items("train")  # set up: the summary is said
     summary = media.summary
     assert "2 media files found (1 still, 1 GIF)" in summary
-    assert ("ignored: 1 not media (e.g. clip.mp4), 1 captions of files not read (name.txt beside a file that is no "
+    assert ("ignored: 1 not media (e.g. clip.mp4), 1 caption of files not read (name.txt beside a file that is no "
             "picture) (e.g. clip.txt)") in summary
 
 
@@ -592,7 +592,7 @@ def test_animated_webp_and_png_are_counted_apart_with_a_hint_to_convert_them_to_
     clips_mode = MediaFolderDataModule(root=str(tmp_path), mode="clips", frames=2, **options)
     assert len(clips_mode.split_items("train")) == 1
     assert ("ignored: 2 animated WebP/PNG (mode=clips takes GIFs only: convert them to GIF) (e.g. moving.png, "
-            "moving.webp), 1 stills (mode=clips takes GIFs only) (e.g. still.png)") in clips_mode.summary
+            "moving.webp), 1 still (mode=clips takes GIFs only) (e.g. still.png)") in clips_mode.summary
 
 
 def test_the_notes_count_gifs_cut_short_or_past_max_frames_with_their_noun_for_one_and_for_many(tmp_path):

@@ -60,8 +60,16 @@ ALIAS = "folders listed already under another path"
 SPECIAL = "not regular files (named pipes, sockets, devices)"
 HIDDEN = "captions for hidden files (a leading dot), which are skipped"
 NOT_MEDIA = "not media"
-CAPTIONS_OF_NOT_MEDIA = "captions of files not read (name.txt beside a file that is no picture)"
+CAPTIONS_OF_NOT_MEDIA = "of files not read (name.txt beside a file that is no picture)"  # after "N captions"
 SHARED_SIDECAR = "sidecars that two images share, captioning neither (name each <name>.<ext>.txt: photo.jpg.txt)"
+
+
+def reason_counted(n: int, reason: str, noun: str | None) -> str:
+    """`n` things of `reason`, as Tally says them: "2 unreadable" (noun None: words that read after any count),
+    "1 broken link" (noun "": the reason is the singular noun), "1 GIF cut short" (noun "GIF": the words after it)."""
+    if noun is None:
+        return f"{n} {reason}"
+    return f"{counted(n, noun)} {reason}" if noun else counted(n, reason)
 
 
 @dataclass
@@ -82,14 +90,8 @@ class Tally:
         if len(examples) < 3:
             examples.append(example)
 
-    def _count_of(self, reason: str, n: int) -> str:
-        noun = self.nouns.get(reason)
-        if noun is None:
-            return f"{n} {reason}"
-        return f"{counted(n, noun)} {reason}" if noun else counted(n, reason)
-
     def describe(self, examples: int = 2) -> str:
-        return ", ".join(f"{self._count_of(reason, n)} (e.g. {', '.join(self.examples[reason][:examples])})"
+        return ", ".join(f"{reason_counted(n, reason, self.nouns.get(reason))} (e.g. {', '.join(self.examples[reason][:examples])})"
                          for reason, n in self.counts.items())
 
     def __bool__(self) -> bool:
@@ -259,7 +261,10 @@ def scan_folder(root: str | Path, wanted: str = MEDIA_FOLDER) -> FolderIndex:
     left_out = [name for name in files if name not in used and name not in index.captions]
     their_captions = captions_of(left_out)
     for name in left_out:
-        index.ignored.add(CAPTIONS_OF_NOT_MEDIA if name in their_captions else NOT_MEDIA, name)
+        if name in their_captions:
+            index.ignored.add(CAPTIONS_OF_NOT_MEDIA, name, noun="caption")
+        else:
+            index.ignored.add(NOT_MEDIA, name)
     return index
 
 

@@ -41,6 +41,7 @@ def read_caption_folder(root: str | Path, layout: str | None = None, seed: int =
     for reason, n in folder.ignored.counts.items():
         index.skipped[reason] = n
         index.examples[reason] = folder.ignored.examples[reason]
+    index.nouns.update(folder.caption_problems.nouns | folder.ignored.nouns)
     for name in folder.media:
         # every line: a folder's captions have no ids, so a caption written twice is two references
         for caption in folder.references[name]:

@@ -17,9 +17,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from supra.data.captions import clean_caption
+from supra.data.folder_index import reason_counted
 from supra.data.image_cache import StoredImage
 from supra.data.images import recorded_too_large
 from supra.utils.folder_walk import listed_path, walk_visible
+from supra.utils.numbers import counted
 
 SPLIT_NAMES = ("train", "val", "test")
 # a caption line of a text file given again (Flickr8k's `name#n` twice): one caption
@@ -44,6 +46,7 @@ class CaptionIndex:
     references: dict[str, list[str]] = field(default_factory=dict)
     skipped: Counter = field(default_factory=Counter)  # reason -> count
     examples: dict[str, list[str]] = field(default_factory=dict)  # reason -> a few names/lines
+    nouns: dict[str, str] = field(default_factory=dict)  # reason -> the noun its count takes (folder_index.Tally's)
     ids: dict[str, int | str] = field(default_factory=dict)
     # images that are not files under image_dir (rows of a dataset's Arrow / parquet files), by key
     stored: dict[str, StoredImage] = field(default_factory=dict)
@@ -224,7 +227,7 @@ def finish(index: CaptionIndex) -> CaptionIndex:
 
 def summary_line(source: str, index: CaptionIndex, unreadable: dict[str, str]) -> str:
     """One line: images/captions per split, and what was skipped and why (with examples)."""
-    parts = [f"{split} {len(keys)} images / {sum(len(index.captions[k]) for k in keys)} captions"
+    parts = [f"{split} {counted(len(keys), 'image')} / {counted(sum(len(index.captions[k]) for k in keys), 'caption')}"
              for split, keys in index.splits.items()]
     notes = "".join(f"; {note}" for note in index.notes)
     return f"{source} ({index.layout} layout): {'; '.join(parts)}; skipped: {skipped_reasons(index, unreadable)}{notes}"
@@ -239,5 +242,5 @@ def skipped_reasons(index: CaptionIndex, unreadable: dict[str, str]) -> str:
                          ("too large (resize them)", too_large)):
         if keys:
             skipped[reason], examples[reason] = len(keys), keys
-    reasons = ", ".join(f"{n} {reason} (e.g. {', '.join(examples[reason][:2])})" for reason, n in skipped.items())
+    reasons = ", ".join(f"{reason_counted(n, reason, index.nouns.get(reason))} (e.g. {', '.join(examples[reason][:2])})" for reason, n in skipped.items())
     return reasons or "nothing"

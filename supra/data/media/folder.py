@@ -234,7 +234,10 @@ class MediaFolderDataModule(MediaDataModule):
             for name in index.media:
                 if name not in self._gifs:
                     animated = animated_still(self.root / name)
-                    index.ignored.add(ANIMATED_STILLS_IGNORED if animated else "stills (mode=clips takes GIFs only)", name)
+                    if animated:
+                        index.ignored.add(ANIMATED_STILLS_IGNORED, name)
+                    else:
+                        index.ignored.add("(mode=clips takes GIFs only)", name, noun="still")
             if not wanted:
                 raise SupraUserError(
                     f"data.mode=clips needs animated GIFs but data.root={self.root} holds none (only "
@@ -298,9 +301,9 @@ class MediaFolderDataModule(MediaDataModule):
 
     def _summary(self, index: FolderIndex, skipped: Tally, notes: Tally, seconds: float) -> str:
         n_gifs = len(self._gifs)
-        unit = "clips" if self.mode == "clips" else "images"
-        splits = "; ".join(f"{split} {len(self._loaded[split])} {unit} from {len(self.split_files[split])} files"
-                           for split in SPLITS)
+        unit = "clip" if self.mode == "clips" else "image"
+        splits = "; ".join(f"{split} {counted(len(self._loaded[split]), unit)} from "
+                           f"{counted(len(self.split_files[split]), 'file')}" for split in SPLITS)
         found = (f"{len(index.media)} media files found ({counted(len(index.media) - n_gifs, 'still')}, "
                  f"{counted(n_gifs, 'GIF')})")
         line = f"media_folder {self.root}: {found}, mode={self.mode}: {splits}; skipped: {skipped.describe() or 'nothing'}"
