@@ -4,6 +4,8 @@ seconds the collectives under test never use."""
 
 import json
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch.distributed as dist
 
@@ -20,23 +22,55 @@ def gather_and_broadcast(rank: int, out_dir: str) -> None:
         json.dump({"merged": merged, "shared": shared}, f)
 
 
+@contextmanager
+def warnings_logged_to(path: str) -> Iterator[None]:
+    """The warnings Supra's loggers log within, written to `path` (and no longer once left)."""
+    handler = logging.FileHandler(path)
+    handler.setLevel(logging.WARNING)
+    logging.getLogger("supra").addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger("supra").removeHandler(handler)
+        handler.close()
+
+
 def set_up_shapes(rank: int, out_dir: str, max_caption_tokens: int) -> None:
     """One of 2 ranks: set up the shapes captions for a fit, as each DDP rank does, and write the warnings it
     logged to out_dir/warnings_rank<rank>.txt."""
     from supra.data.captioning.shapes import ShapesDataModule
 
-    handler = logging.FileHandler(f"{out_dir}/warnings_rank{rank}.txt")
-    handler.setLevel(logging.WARNING)
-    logging.getLogger("supra").addHandler(handler)
-    ShapesDataModule(num_train=40, num_val=12, num_test=10, batch_size=8, eval_batch_size=5,
-                     max_caption_tokens=max_caption_tokens, tokenizer_path=f"{out_dir}/tokenizer.json").setup("fit")
-    handler.close()
+    with warnings_logged_to(f"{out_dir}/warnings_rank{rank}.txt"):
+        ShapesDataModule(num_train=40, num_val=12, num_test=10, batch_size=8, eval_batch_size=5,
+                         max_caption_tokens=max_caption_tokens, tokenizer_path=f"{out_dir}/tokenizer.json").setup("fit")
+
+
+def read_captions_and_restore(rank: int, out_dir: str) -> None:
+    """One of 2 ranks: read a Windows-1252 caption file, a UTF-16 one with a damaged character and a folder of
+    Windows-1252 sidecars (written in out_dir beforehand), and restore a checkpoint callback's state whose best file
+    is gone (a resumed run's), as each DDP rank does; write the warnings it logged to
+    out_dir/read_warnings_rank<rank>.txt."""
+    from pathlib import Path
+
+    from supra.callbacks.checkpoint import LastStepModelCheckpoint
+    from supra.data.captions import read_caption_text
+    from supra.data.folder_index import scan_folder
+
+    with warnings_logged_to(f"{out_dir}/read_warnings_rank{rank}.txt"):
+        read_caption_text(Path(out_dir) / "cafe.txt")
+        read_caption_text(Path(out_dir) / "utf16.txt")
+        scan_folder(Path(out_dir) / "photos")
+        LastStepModelCheckpoint(dirpath=f"{out_dir}/rank{rank}", monitor="val/CIDEr", mode="max").load_state_dict(
+            {"dirpath": f"{out_dir}/earlier", "best_model_score": 0.5,
+             "best_model_path": f"{out_dir}/earlier/best.ckpt"})
 
 
 def gather_then_set_up_shapes_on_rank(rank: int, init_file: str, out_dir: str, max_caption_tokens: int) -> None:
-    """One of 2 ranks of one process group: gather_and_broadcast, then set_up_shapes. The 2-process tests share
-    this one spawn: each rank's start-up (torch's import, the process group) is paid once."""
+    """One of 2 ranks of one process group: gather_and_broadcast, set_up_shapes, then read_captions_and_restore.
+    The 2-process tests share this one spawn: each rank's start-up (torch's import, the process group) is paid
+    once."""
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     gather_and_broadcast(rank, out_dir)
     set_up_shapes(rank, out_dir, max_caption_tokens)
+    read_captions_and_restore(rank, out_dir)
     dist.destroy_process_group()

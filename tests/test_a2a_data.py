@@ -554,6 +554,15 @@ def test_one_source_listed_twice_is_said_to_be_trained_and_scored_twice(tmp_path
     assert "are one source" not in caplog.text
 
 
+def test_the_sources_warnings_are_left_to_rank_zero_under_ddp(tmp_path, vqvae_ckpt, ready, caplog, monkeypatch):
+    """Every DDP rank builds the sources alike: their one-time warnings were printed once per rank."""
+    sources = source_configs()
+    sources["again"] = dict(sources["shapes"])
+    monkeypatch.setattr("supra.data.a2a.sources.rank_and_world", lambda: (1, 2))  # this process as rank 1 of 2
+    mixture(tmp_path, vqvae_ckpt, sources=sources, cache_dir=ready.cache_dir).setup("fit")
+    assert "are one source" not in caplog.text
+
+
 def test_training_batches_never_touch_the_vqvae(ready):
     vqvae = ready.vqvae
     ready.vqvae = ready.codes.vqvae = None  # any use of it would now fail

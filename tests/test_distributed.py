@@ -19,6 +19,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from hydra.core.utils import configure_log
 from omegaconf import OmegaConf
+from PIL import Image
 from torch.utils.data import DataLoader
 
 from supra.runner.spawned_ranks import _rank_files, end_with_main_process
@@ -79,8 +80,16 @@ def test_every_tasks_epoch_scores_are_logged_as_the_max_over_ranks_of_equal_numb
 def two_ranks(tmp_path_factory) -> Path:
     """The folder 2 spawned ranks of one process group wrote into: what each gathered and was broadcast
     (rank<N>.json), then the warnings each logged setting up the shapes captions, cut to 6 tokens, for a fit
-    (warnings_rank<N>.txt). One spawn for the tests below: each rank's start-up is paid once."""
+    (warnings_rank<N>.txt), then those each logged reading captions not in UTF-8 and restoring a resumed run's
+    checkpoint callback whose best file is gone (read_warnings_rank<N>.txt). One spawn for the tests below: each
+    rank's start-up is paid once."""
     out_dir = tmp_path_factory.mktemp("two_ranks")
+    (out_dir / "cafe.txt").write_bytes("a café".encode("cp1252"))
+    (out_dir / "utf16.txt").write_bytes("a dog".encode("utf-16") + b"\x00\xd8")  # a lone surrogate's half
+    (out_dir / "photos").mkdir()
+    for name in ("a", "b"):  # Notepad's sidecars beside two pictures
+        Image.new("RGB", (8, 8)).save(out_dir / "photos" / f"{name}.png")
+        (out_dir / "photos" / f"{name}.txt").write_bytes("a café".encode("cp1252"))
     with ddp_turn():
         mp.spawn(gather_then_set_up_shapes_on_rank, args=(str(out_dir / "init"), str(out_dir), 6), nprocs=2, join=True)
     return out_dir
@@ -102,6 +111,23 @@ def test_captions_cut_to_the_models_length_are_said_once_by_rank_zero_not_by_eve
                         r"val: \d+ of 60 captions cut to MAX_SEQ=6 tokens \(EOS kept\)\n",
                         (two_ranks / "warnings_rank0.txt").read_text())
     assert (two_ranks / "warnings_rank1.txt").read_text() == ""
+
+
+@pytest.mark.ddp
+def test_caption_files_not_utf8_and_a_lost_best_checkpoint_are_said_once_by_rank_zero_not_by_every_rank(two_ranks):
+    """Every rank reads the captions and restores the resumed checkpoint alike: each warning was printed once per
+    rank."""
+    said = (two_ranks / "read_warnings_rank0.txt").read_text().splitlines()
+    assert said == [
+        f"{two_ranks / 'cafe.txt'} is not UTF-8 (byte 5): read as Windows-1252; save it as UTF-8 if its captions "
+        "look wrong",
+        f"{two_ranks / 'utf16.txt'}: a byte-order mark says UTF-16, but byte 12 is not: read with replacement "
+        "characters",
+        f"2 caption files under {two_ranks / 'photos'} are not UTF-8 (e.g. a.txt, b.txt): read as Windows-1252; save "
+        "them as UTF-8 if their captions look wrong",
+        f"the resumed run's best checkpoint (val/CIDEr = 0.5) is neither beside ckpt_path nor at "
+        f"{two_ranks / 'earlier' / 'best.ckpt'}: the best of this run is picked anew"]
+    assert (two_ranks / "read_warnings_rank1.txt").read_text() == ""
 
 
 def test_a_rank_that_scored_no_row_computes_the_split_metric_without_torchmetrics_warning(tmp_path):

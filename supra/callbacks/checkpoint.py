@@ -22,6 +22,7 @@ from lightning.pytorch.trainer.states import TrainerFn
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 
 from supra.utils.disk_room import no_room_reason
+from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError, note_in_run_log
 from supra.utils.files import atomic_path
 from supra.utils.private_apis import (
@@ -113,9 +114,12 @@ class LastStepModelCheckpoint(ModelCheckpoint):
             super().load_state_dict(state_dict)
             return
         earlier = self._earlier_best(state_dict, trainer.ckpt_path if trainer is not None else None)
+        said_here = rank_and_world()[0] == 0  # every DDP rank restores the checkpoint alike: said by rank 0 alone
         if earlier is None:
-            log.warning("the resumed run's best checkpoint (%s = %.4g) is neither beside ckpt_path nor at %s: the "
-                        "best of this run is picked anew", self.monitor, float(score), state_dict.get("best_model_path"))
+            if said_here:
+                log.warning("the resumed run's best checkpoint (%s = %.4g) is neither beside ckpt_path nor at %s: "
+                            "the best of this run is picked anew", self.monitor, float(score),
+                            state_dict.get("best_model_path"))
             super().load_state_dict({**state_dict, "best_model_path": ""})
             return
         here = Path(self.dirpath) / earlier.name
@@ -124,7 +128,8 @@ class LastStepModelCheckpoint(ModelCheckpoint):
         super().load_state_dict({**state_dict, "dirpath": self.dirpath, "best_model_path": str(here),
                                  "kth_best_model_path": str(here), "kth_value": score,
                                  "best_k_models": {str(here): score}, "last_model_path": ""})
-        log.info("resumed run: the best so far (%s = %.4g) carried into %s", self.monitor, float(score), here)
+        if said_here:
+            log.info("resumed run: the best so far (%s = %.4g) carried into %s", self.monitor, float(score), here)
 
     def _earlier_best(self, state_dict: dict[str, Any], ckpt_path: str | None) -> Path | None:
         """The resumed run's best checkpoint: beside the file resumed from (a run folder copied or moved

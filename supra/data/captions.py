@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
+from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError
 
 log = logging.getLogger(__name__)
@@ -62,12 +63,16 @@ def read_caption_text(path: Path, not_utf8: list[Path] | None = None) -> str:
     the encoding read. Given `not_utf8`, a file read as Windows-1252 is added to it instead, for the caller to
     say once for all (a folder of 2,000 Notepad sidecars is one line, not 2,000)."""
     text, marked, bad_byte = decode_caption_bytes(path.read_bytes())
-    if bad_byte is not None and marked:
+    if bad_byte is None:
+        return text
+    if not marked and not_utf8 is not None:
+        not_utf8.append(path)
+    elif rank_and_world()[0] != 0:  # every DDP rank reads the captions alike: said by rank 0 alone
+        pass
+    elif marked:
         log.warning("%s: a byte-order mark says %s, but byte %d is not: read with replacement characters",
                     path, marked, bad_byte)
-    elif bad_byte is not None and not_utf8 is not None:
-        not_utf8.append(path)
-    elif bad_byte is not None:
+    else:
         log.warning("%s is not UTF-8 (byte %d): read as Windows-1252; save it as UTF-8 if its captions look wrong",
                     path, bad_byte)
     return text

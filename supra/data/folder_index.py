@@ -35,6 +35,7 @@ from pathlib import Path
 
 from supra.data.captions import clean_caption, read_caption_table, read_lines
 from supra.data.images import IMAGE_SUFFIXES
+from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError
 from supra.utils.files import as_typed_and_absolute
 from supra.utils.folder_walk import listed_path, walk_visible
@@ -254,7 +255,7 @@ def scan_folder(root: str | Path, wanted: str = MEDIA_FOLDER) -> FolderIndex:
             used.add(name)
             index.caption_sources.append(name)
     index.captions, index.references = captions.by_file, captions.every_line
-    if captions.not_utf8:
+    if captions.not_utf8 and rank_and_world()[0] == 0:  # every DDP rank reads the folder alike: said by rank 0 alone
         names = [path.relative_to(root).as_posix() for path in captions.not_utf8]
         log.warning("%d caption files under %s are not UTF-8 (e.g. %s): read as Windows-1252; save them as UTF-8 "
                     "if their captions look wrong", len(names), root, ", ".join(names[:3]))

@@ -36,6 +36,7 @@ from supra.data.images import DECODE_VERSION
 from supra.data.media.codes import codes_dtype, encode_items, save_npy_atomic, write_meta, write_split
 from supra.data.media.datamodule import MediaDataModule
 from supra.utils.disk_room import room_to_write
+from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError, first_line
 from supra.utils.files import atomic_dir, atomic_dir_leftovers, remove_leftovers, write_json_atomic
 
@@ -264,7 +265,8 @@ class SourceCodes:
         check_one_picture_size(modules)
         for name, module in modules.items():  # every source's inputs before any is decoded
             module.check_inputs(f"data.sources.{name}", warn=not self.modules)
-        if not self.modules:  # said once: prepare_data and setup both ask for the codes
+        # said once: prepare_data and setup both ask for the codes; every DDP rank builds them alike: by rank 0 alone
+        if not self.modules and rank_and_world()[0] == 0:
             warn_of_repeated_sources(self.sources, modules)
             warn_of_another_picture_size(self.vqvae, next(iter(modules.values())).image_size)
         self.modules = modules
