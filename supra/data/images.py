@@ -233,22 +233,29 @@ def load_rgb(path: str | Path | BinaryIO, max_pixels: int | None = None, draft: 
         if image.width * image.height > max_pixels:
             raise Image.DecompressionBombError(f"{image.width}x{image.height} = {image.width * image.height:,} "
                                                f"pixels, over {limit_said}")
-        if image.mode == "F":  # known from the header: refused before decoding
+        if image.mode == "F":  # known from the header: refused before decoding (as_rgb would, after)
             raise PixelRangeError("float pixels (mode F), of no known range: convert the picture to 8 or 16-bit")
         if image.format == "GIF":
             return _gif_first_frame(path, max_pixels, limit_said)
         if draft is not None and image.format == "JPEG":
             image.draft("RGB", (draft, draft))
-        image = ImageOps.exif_transpose(image)
-        if image.mode in SIXTEEN_BIT_GREY:  # convert() would clip it at 255, not scale
-            image = _grey_8bit(image)
-        # an alpha channel, or a colour key (tRNS: the value or colour given is transparent) in any mode
-        if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
-            rgba = image.convert("RGBA")
-            background = Image.new("RGB", image.size, (255, 255, 255))
-            background.paste(rgba, mask=rgba.split()[-1])
-            return background
-        return image.convert("RGB")
+        return as_rgb(ImageOps.exif_transpose(image))
+
+
+def as_rgb(image: Image.Image) -> Image.Image:
+    """An upright PIL image of any mode -> a new RGB image, as load_rgb converts a file's: 16-bit grey scaled to
+    8 bits, transparency (an alpha channel, or a tRNS colour key) over white, float pixels (mode F) refused."""
+    if image.mode == "F":
+        raise PixelRangeError("float pixels (mode F), of no known range: convert the picture to 8 or 16-bit")
+    if image.mode in SIXTEEN_BIT_GREY:  # convert() would clip it at 255, not scale
+        image = _grey_8bit(image)
+    # an alpha channel, or a colour key (tRNS: the value or colour given is transparent) in any mode
+    if image.mode in ("RGBA", "LA", "PA") or "transparency" in image.info:
+        rgba = image.convert("RGBA")
+        background = Image.new("RGB", image.size, (255, 255, 255))
+        background.paste(rgba, mask=rgba.split()[-1])
+        return background
+    return image.convert("RGB")
 
 
 def _grey_8bit(image: Image.Image) -> Image.Image:
@@ -331,9 +338,35 @@ def squashed(pixels: np.ndarray, size: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(resized.numpy()))  # numpy's copy: 2x torch's contiguous()
 
 
-def image_to_uint8(image: Image.Image, size: int) -> torch.Tensor:
-    """PIL RGB -> uint8 [3, size, size], squashed to a square like the release (no crop)."""
-    return squashed(np.array(image, dtype=np.uint8), size)  # a writable copy, for torch
+def image_to_uint8(image: Image.Image | np.ndarray, size: int) -> torch.Tensor:
+    """A PIL image of any mode (read as load_rgb reads a file: EXIF orientation applied, RGBA over white, L to
+    RGB), or uint8 pixels [H, W, 3] (or [H, W] grey, [H, W, 4] RGBA) -> uint8 [3, size, size], squashed to a
+    square like the release (no crop). Arrays of another dtype are refused (SupraUserError): a float picture's
+    range is not known (0-1 or 0-255), and cast to uint8 a [0, 1] one would be black."""
+    return squashed(np.array(upright_rgb(image), dtype=np.uint8), size)  # a writable copy, for torch
+
+
+def upright_rgb(image: Image.Image | np.ndarray) -> Image.Image:
+    """image_to_uint8's input as an upright RGB PIL image; one already so is returned as it is (no copy)."""
+    if isinstance(image, np.ndarray):
+        image = _image_of_array(image)
+    elif not isinstance(image, Image.Image):
+        raise SupraUserError(f"image is a {type(image).__name__}: give a PIL image or uint8 pixels [H, W, 3] "
+                             "(a numpy array)")
+    if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
+        image = ImageOps.exif_transpose(image)
+    return image if image.mode == "RGB" and "transparency" not in image.info else as_rgb(image)
+
+
+def _image_of_array(pixels: np.ndarray) -> Image.Image:
+    """uint8 [H, W], [H, W, 3] or [H, W, 4] -> a PIL image (L, RGB or RGBA); anything else refused in one line."""
+    if pixels.dtype != np.uint8:
+        raise SupraUserError(f"image is a {pixels.dtype} array: give uint8 pixels in 0..255 (for floats in [0, 1], "
+                             "(image * 255).round().astype(np.uint8)) or a PIL image")
+    if pixels.ndim != 2 and not (pixels.ndim == 3 and pixels.shape[2] in (3, 4)):
+        raise SupraUserError(f"image is an array of shape {list(pixels.shape)}: give pixels [H, W, 3] "
+                             "(or [H, W] grey, [H, W, 4] RGBA), channels last")
+    return Image.fromarray(pixels)
 
 
 def to_square(picture: np.ndarray, resize: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:

@@ -1,0 +1,53 @@
+"""image_to_uint8, the picture a notebook user hands the captioner: a PIL image of any mode is read as load_rgb
+reads its file, uint8 pixels as they are, and a float array (of no known range) is refused, not made black."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from supra.data.images import image_to_uint8, load_rgb
+from supra.utils.errors import SupraUserError
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_float_array_is_refused_in_one_line_naming_its_dtype_not_captioned_as_black(dtype):
+    grey = np.full((15, 20, 3), 0.5, dtype)  # as matplotlib and skimage give pictures: floats in [0, 1]
+    with pytest.raises(SupraUserError, match=rf"^image is a {np.dtype(dtype).name} array: give uint8 pixels in "
+                                             r"0\.\.255 .*astype\(np\.uint8\)") as refused:
+        image_to_uint8(grey, 16)
+    assert "\n" not in str(refused.value)
+
+
+@pytest.mark.parametrize("given", [torch.zeros(3, 8, 8, dtype=torch.uint8), np.zeros((8, 8, 2), np.uint8)])
+def test_what_is_neither_a_pil_image_nor_pixels_channels_last_is_refused_in_one_line(given):
+    with pytest.raises(SupraUserError, match=r"^image is (a Tensor: give a PIL image|an array of shape \[8, 8, 2\])"):
+        image_to_uint8(given, 16)
+
+
+@pytest.mark.parametrize("mode, colour", [("RGBA", (255, 0, 0, 128)), ("LA", (90, 200)), ("L", 128),
+                                          ("P", 3), ("I;16", 40000)])
+def test_a_pil_image_of_any_mode_gives_the_pixels_of_its_file_read_by_load_rgb(tmp_path, mode, colour):
+    picture = Image.new(mode, (20, 15), colour)
+    picture.save(tmp_path / "picture.png")
+    pixels = image_to_uint8(picture, 16)
+    assert pixels.shape == (3, 16, 16) and pixels.dtype == torch.uint8
+    assert torch.equal(pixels, image_to_uint8(load_rgb(tmp_path / "picture.png"), 16))
+
+
+def test_uint8_pixels_grey_or_with_alpha_read_as_the_pil_image_they_make():
+    rgba = np.random.default_rng(0).integers(0, 256, (15, 20, 4), dtype=np.uint8)
+    for pixels in (rgba, rgba[..., 0], np.ascontiguousarray(rgba[..., :3])):
+        assert torch.equal(image_to_uint8(pixels, 16), image_to_uint8(Image.fromarray(pixels), 16))
+
+
+def test_a_pil_image_the_camera_turned_is_read_upright_as_its_file_is(tmp_path):
+    picture = Image.new("RGB", (20, 10), (255, 0, 0))
+    picture.paste((0, 0, 255), (0, 0, 10, 10))  # blue on the left
+    exif = picture.getexif()
+    exif[0x0112] = 6  # EXIF Orientation: rotate 90 degrees clockwise to show
+    picture.save(tmp_path / "turned.jpg", exif=exif, quality=95)
+    with Image.open(tmp_path / "turned.jpg") as opened:
+        pixels = image_to_uint8(opened, 16)
+    assert torch.equal(pixels, image_to_uint8(load_rgb(tmp_path / "turned.jpg"), 16))
+    assert pixels[2, 0, 8] > 200 and pixels[0, -1, 8] > 200  # upright: blue on top, red below
