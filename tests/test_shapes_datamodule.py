@@ -2,6 +2,7 @@
 seeds (those of ShapesImagesDataModule, the same scenes for the VQ-VAE, too)."""
 
 import os
+import re
 
 import pytest
 import torch
@@ -261,3 +262,16 @@ def test_captions_that_differ_only_in_where_a_line_breaks_get_tokenizers_of_thei
     fresh = ShapesDataModule(**SMALL)._train_or_cached_tokenizer(["a red", "ball on grass", "a blue ball"] * 5)
     assert other.to_json() == fresh.to_json() != one.to_json()
     assert len(list(tmp_path.glob("tokenizer_*.json"))) == 2
+
+
+@pytest.mark.parametrize("setting, shown", [({"image_size": None}, "image_size=None: give the model's"),
+                                            ({"vocab_size": None}, "vocab_size=None: give the model's"),
+                                            ({"max_caption_tokens": None}, "max_caption_tokens=None: give the model's"),
+                                            ({"image_size": 0}, "image_size=0 must be a whole number >= 1"),
+                                            ({"image_size": -8}, "image_size=-8 must be a whole number >= 1"),
+                                            ({"max_caption_tokens": 2.5}, "max_caption_tokens=2.5 must be a whole")])
+def test_a_size_of_the_models_left_none_or_below_one_is_refused_as_the_datamodule_is_built(setting, shown):
+    # the config's null means "the model's" because the runner passes it; from Python None must be given so
+    with pytest.raises(SupraUserError, match=rf"^{re.escape(shown)}.*task\.data_settings\(\)"):
+        ShapesDataModule(**SMALL, **setting)
+

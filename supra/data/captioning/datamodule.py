@@ -35,10 +35,12 @@ from supra.tokens.caption_bpe import (
     CaptionTokenizer,
     SpecialTokensError,
 )
+from supra.utils.cli import count_as_typed
 from supra.utils.distributed import broadcast_object, rank_and_world
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 from supra.utils.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from supra.utils.numbers import is_whole
 
 log = logging.getLogger(__name__)
 
@@ -133,6 +135,17 @@ class ImagesWithReferences(Dataset):
         }
 
 
+def check_model_sizes(sizes: dict[str, Any]) -> None:
+    """The sizes the data takes from the model, whole numbers >= 1, else one line: null in a config means "the
+    model's" because the runner passes the model's; built from Python, None or 0 failed deep inside a split."""
+    for key, size in sizes.items():
+        if size is None:
+            raise SupraUserError(f"{key}=None: give the model's (build the DataModule with **task.data_settings())")
+        if not is_whole(size, 1):
+            raise SupraUserError(f"{count_as_typed(key, size)} must be a whole number >= 1: the model's "
+                                 "(task.data_settings())")
+
+
 class CaptionDataModule(SplitDataModule):
     """Base of captioning DataModules. Subclasses implement `load_split` (and may add scores).
 
@@ -160,6 +173,8 @@ class CaptionDataModule(SplitDataModule):
         **common: Any,
     ) -> None:
         super().__init__(**common)
+        check_model_sizes({"image_size": image_size, "max_caption_tokens": max_caption_tokens,
+                           "vocab_size": vocab_size})
         self.image_size, self.max_caption_tokens, self.vocab_size = image_size, max_caption_tokens, vocab_size
         self.image_mean, self.image_std = tuple(image_mean), tuple(image_std)
         self.tokenizer_path = Path(tokenizer_path) if tokenizer_path else None
