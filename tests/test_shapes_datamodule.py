@@ -275,3 +275,17 @@ def test_a_size_of_the_models_left_none_or_below_one_is_refused_as_the_datamodul
     with pytest.raises(SupraUserError, match=rf"^{re.escape(shown)}.*task\.data_settings\(\)"):
         ShapesDataModule(**SMALL, **setting)
 
+
+def test_a_loader_asked_for_before_setup_says_to_call_setup_first():
+    dm = ShapesDataModule(**SMALL)
+    with pytest.raises(SupraUserError, match=r"^the train split is not set up: call setup\('fit'\) before"):
+        dm.train_dataloader()
+    with pytest.raises(SupraUserError, match=r"^the test split is not set up: call setup\('test'\) before"):
+        dm.test_dataloader()
+
+
+def test_an_unknown_stage_is_refused_not_read_as_every_split():
+    dm = ShapesDataModule(**SMALL)
+    with pytest.raises(SupraUserError, match=r"^stage='tset' is unknown: fit, validate, test or predict$"):
+        dm.setup("tset")
+    assert dm.data == {}, "refused before any split was drawn"

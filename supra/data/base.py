@@ -182,8 +182,11 @@ class SplitDataModule(L.LightningDataModule):
     # -- splits -----------------------------------------------------------------------------------
 
     def splits_for(self, stage: str | None) -> list[str]:
+        """The splits Lightning's `stage` uses (None: fit's); any other stage in one line, not every split."""
         needed = {"fit": ["train", "val"], "validate": ["val"], "test": [self.split], "predict": [self.split]}
-        return needed.get(stage or "fit", list(SPLITS))
+        if stage is not None and stage not in needed:
+            raise SupraUserError(f"stage={stage!r} is unknown: fit, validate, test or predict")
+        return needed[stage or "fit"]
 
     def loaded(self, split: str) -> Any:
         """The split, loaded once; a one-line error when it is empty."""

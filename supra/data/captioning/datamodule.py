@@ -333,6 +333,9 @@ class CaptionDataModule(SplitDataModule):
         return ImagesWithReferences(data.images, tokens, caption_image)
 
     def dataset(self, split: str) -> Dataset:
+        if split not in self.datasets:  # a loader asked for before setup (from Python; Lightning calls setup first)
+            stage = "fit" if split in ("train", "val") else "test"
+            raise SupraUserError(f"the {split} split is not set up: call setup({stage!r}) before its dataloader")
         return self.datasets[split]
 
     def test_dataloader(self) -> DataLoader:
