@@ -140,6 +140,17 @@ class SupraTask(L.LightningModule):
         (image size, context, the frozen tokenizer of images). Data configs never read model configs."""
         return {}
 
+    def refuse_data_not_following(self, datamodule: Any) -> None:
+        """One line for a DataModule whose settings are not `data_settings()`'s: the runner builds it with them,
+        but one built from Python with its defaults trained a model on another image size without a word, or
+        failed in torch on token ids past the model's vocabulary. Values the DataModule does not hold pass."""
+        for key, wanted in self.data_settings().items():
+            given = getattr(datamodule, key, wanted)
+            if (list(given) if isinstance(given, tuple) else given) != wanted:
+                raise SupraUserError(f"the data's {key} is {given} but the model's is {wanted} "
+                                     f"({self.data_settings_from.get(key, 'its config')}): build the DataModule "
+                                     "with **task.data_settings()")
+
     # -- checkpoints ------------------------------------------------------------------------------
 
     def check_resumes(self, saved_net: dict[str, Any], source: str, given: Collection[str] = ()) -> None:

@@ -117,6 +117,7 @@ class CaptioningTask(SupraTask):
 
     def setup(self, stage: str) -> None:
         datamodule = self.trainer.datamodule
+        self.refuse_data_not_following(datamodule)
         self.tokenizer = datamodule.tokenizer
         if stage == "fit":
             self._validations = 0
