@@ -1,6 +1,8 @@
 """Sampling from A2ANano: modality constraints hold whatever the logits, the KV cache changes nothing,
 top-k/top-p/temperature behave, and a seed fixes the output."""
 
+import re
+
 import pytest
 import torch
 
@@ -246,3 +248,23 @@ def test_a_request_beyond_the_context_says_by_how_much():
 def test_no_new_tokens_asked_for_is_named_as_such_not_as_a_full_context():
     with pytest.raises(SupraUserError, match=r"^max_new_tokens=0 must be >= 1$"):
         generate_texts(random_model(7), LAYOUT, [[LAYOUT.text_open]], max_new_tokens=0)
+
+
+@pytest.mark.parametrize("arguments, refused", [
+    ({"top_k": 2.5}, "top_k=2.5 must be a whole number >= 1 (or None for no limit)"),
+    ({"top_k": True}, "top_k=True must be a whole number >= 1"),
+    ({"max_new_tokens": 2.5}, "max_new_tokens=2.5 must be a whole number >= 1"),
+    ({"temperature": "0.5"}, "temperature='0.5' must be a number >= 0 (0 = greedy)"),
+    ({"top_p": "0.9"}, "top_p='0.9' must be in (0, 1]"),
+])
+def test_sampling_arguments_of_another_type_are_refused_in_one_line_as_decode_config_refuses_them(arguments, refused):
+    # before: torch's TypeErrors from topk() or the schedule, naming neither the argument nor what to give
+    with pytest.raises(SupraUserError, match=rf"^{re.escape(refused)}"):
+        generate_texts(random_model(8), LAYOUT, [[LAYOUT.text_open]], **{"max_new_tokens": 2, **arguments})
+
+
+def test_image_search_arguments_of_another_type_are_refused_in_one_line():
+    with pytest.raises(SupraUserError, match=r"^best_of=2\.5 must be a whole number >= 1 \(1 = off\)$"):
+        generate_images(random_model(8), LAYOUT, [[LAYOUT.text_open]], (2, 2), best_of=2.5)
+    with pytest.raises(SupraUserError, match=r"^guidance='2' must be a number >= 0"):
+        generate_images(random_model(8), LAYOUT, [[LAYOUT.text_open]], (2, 2), guidance="2")

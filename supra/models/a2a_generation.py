@@ -20,7 +20,6 @@ likely (log P(caption | image), its image2text direction), as DALL-E reranks its
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -30,34 +29,44 @@ from supra.models.a2a_nano import A2ANano
 from supra.models.sampling import sample_next
 from supra.tokens.a2a_layout import TokenLayout
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import is_number, is_whole
 from supra.utils.seeds import seed_problem
 
 
 # The rules of the sampling settings, each a phrase for a value that breaks it (None: fine): SamplingConfig,
 # check_image_search and generate_texts apply them to their arguments, GENERATION_RULES to model.generation.
+# Types are checked too (is_number, is_whole: not a bool, a str or top_k=2.5), as DecodeConfig does: from Python
+# they reached torch, whose TypeErrors name neither the argument nor what to give.
 def temperature_problem(temperature: float) -> str | None:
-    return None if math.isfinite(temperature) and temperature >= 0 else "must be a number >= 0 (0 = greedy)"  # nan too
+    return None if is_number(temperature) and temperature >= 0 else "must be a number >= 0 (0 = greedy)"  # nan too
 
 
 def top_k_problem(top_k: int | None) -> str | None:
-    return None if top_k is None or top_k >= 1 else "must be >= 1 (or None for no limit)"
+    return None if top_k is None else _whole_problem(top_k, "(or None for no limit)")
 
 
 def guidance_problem(guidance: float) -> str | None:
-    return None if math.isfinite(guidance) and guidance >= 0 else "must be a number >= 0 (1 = off)"
+    return None if is_number(guidance) and guidance >= 0 else "must be a number >= 0 (1 = off)"
 
 
 def best_of_problem(best_of: int) -> str | None:
-    return None if best_of >= 1 else "must be >= 1 (1 = off)"
+    return _whole_problem(best_of, "(1 = off)")
 
 
 def new_tokens_problem(max_new_tokens: int) -> str | None:
-    return None if max_new_tokens >= 1 else "must be >= 1"
+    return _whole_problem(max_new_tokens)
+
+
+def _whole_problem(value: object, note: str = "") -> str | None:
+    """A count's problem: none for a whole number >= 1; an int below that is said as before."""
+    if is_whole(value, 1):
+        return None
+    return " ".join(filter(None, ["must be" if is_whole(value) else "must be a whole number", ">= 1", note]))
 
 
 def _check(name: str, value: object, problem: str | None) -> None:
     if problem:
-        raise SupraUserError(f"{name}={value} {problem}")
+        raise SupraUserError(f"{name}={value!r} {problem}")
 
 
 @dataclass(frozen=True)
@@ -70,8 +79,8 @@ class SamplingConfig:
     def __post_init__(self) -> None:
         _check("temperature", self.temperature, temperature_problem(self.temperature))
         _check("top_k", self.top_k, top_k_problem(self.top_k))
-        if self.top_p is not None and not 0 < self.top_p <= 1:
-            raise SupraUserError(f"top_p={self.top_p} must be in (0, 1] (or None for no limit)")
+        if self.top_p is not None and not (is_number(self.top_p) and 0 < self.top_p <= 1):
+            raise SupraUserError(f"top_p={self.top_p!r} must be in (0, 1] (or None for no limit)")
 
 
 def check_image_search(guidance: float, best_of: int) -> None:
