@@ -268,3 +268,16 @@ def test_image_search_arguments_of_another_type_are_refused_in_one_line():
         generate_images(random_model(8), LAYOUT, [[LAYOUT.text_open]], (2, 2), best_of=2.5)
     with pytest.raises(SupraUserError, match=r"^guidance='2' must be a number >= 0"):
         generate_images(random_model(8), LAYOUT, [[LAYOUT.text_open]], (2, 2), guidance="2")
+
+
+@pytest.mark.parametrize("generate, refused", [
+    (lambda model: generate_video(model, LAYOUT, [], frames=-1, grid=(2, 2)), "frames=-1 must be >= 1"),
+    (lambda model: generate_video(model, LAYOUT, [], frames=0, grid=(2, 2)), "frames=0 must be >= 1"),
+    (lambda model: generate_video(model, LAYOUT, [], frames=1.5, grid=(2, 2)), "frames=1.5 must be a whole number"),
+    (lambda model: generate_video(model, LAYOUT, [], frames=1, grid=(0, 2)), "grid=(0, 2) must be two whole numbers"),
+    (lambda model: generate_images(model, LAYOUT, [[]], grid=(0, 0)), "grid=(0, 0) must be two whole numbers >= 1"),
+    (lambda model: generate_image(model, LAYOUT, [], grid=(4,)), "grid=(4,) must be two whole numbers >= 1"),
+])
+def test_no_frame_or_an_empty_grid_is_refused_not_answered_with_an_empty_tensor(generate, refused):
+    with pytest.raises(SupraUserError, match=rf"^{re.escape(refused)}"):
+        generate(random_model(9))

@@ -257,6 +257,12 @@ def _prompt_tensor(model: A2ANano, prompts: Sequence[Sequence[int]]) -> torch.Te
     return torch.tensor([list(p) for p in prompts], dtype=torch.long, device=model.tok_emb.weight.device)
 
 
+def check_grid(grid: tuple[int, int]) -> None:
+    """An image's grid of codes (high, wide), each a whole number >= 1: (0, 0) gave an empty tensor."""
+    if not (isinstance(grid, Sequence) and len(grid) == 2 and all(is_whole(side, 1) for side in grid)):
+        raise SupraUserError(f"grid={grid} must be two whole numbers >= 1 (codes high, codes wide)")
+
+
 def with_opener(layout: TokenLayout, ids: Sequence[int], block: str, opener: int) -> list[int]:
     """The prompt, with the block's opener appended when it ends outside any block."""
     state = prompt_state(layout, ids)
@@ -331,6 +337,7 @@ def generate_images(
     best_of N > 1: N samples per prompt, keeping the one whose prompt caption the model reads back
     most likely (`caption_log_likelihood`); the prompt must hold a caption."""
     check_image_search(guidance, best_of)
+    check_grid(grid)
     if best_of > 1:
         captions = [prompt_caption(layout, p) for p in prompts]
         many = generate_images(model, layout, [p for p in prompts for _ in range(best_of)], grid, temperature, top_k,
@@ -397,6 +404,8 @@ def generate_video(
     (text2video: `<VIDEO>` is appended) or inside a video after whole frames (video2video: the new
     frames continue it, optionally after its last `<FRAME>`)."""
     sampling = SamplingConfig(temperature, top_k, top_p)
+    _check("frames", frames, _whole_problem(frames))  # -1 gave an empty tensor
+    check_grid(grid)
     prompt = with_opener(layout, prompt_ids, "video", layout.video_open)
     state = prompt_state(layout, prompt)
     if state.codes not in (0, grid[0] * grid[1]):
