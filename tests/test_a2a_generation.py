@@ -281,3 +281,13 @@ def test_image_search_arguments_of_another_type_are_refused_in_one_line():
 def test_no_frame_or_an_empty_grid_is_refused_not_answered_with_an_empty_tensor(generate, refused):
     with pytest.raises(SupraUserError, match=rf"^{re.escape(refused)}"):
         generate(random_model(9))
+
+
+@pytest.mark.parametrize("token", [LAYOUT.vocab_size + 5, -1])
+def test_a_prompt_id_outside_the_vocabulary_is_named_not_an_index_error_of_the_embedding(token):
+    prompt = [LAYOUT.text_open, 3, token, LAYOUT.text_close]
+    said = rf"^prompt id {token} is outside the model's vocabulary 0\.\.{LAYOUT.vocab_size - 1}$"
+    with pytest.raises(SupraUserError, match=said):
+        generate_texts(random_model(10), LAYOUT, [prompt], max_new_tokens=2)
+    with pytest.raises(SupraUserError, match=said):
+        generate_images(random_model(10), LAYOUT, [prompt], grid=(2, 2))

@@ -254,7 +254,14 @@ def _span(mask: torch.Tensor) -> tuple[slice, torch.Tensor | None]:
 
 
 def _prompt_tensor(model: A2ANano, prompts: Sequence[Sequence[int]]) -> torch.Tensor:
-    return torch.tensor([list(p) for p in prompts], dtype=torch.long, device=model.tok_emb.weight.device)
+    """The prompts (all of one length) as int64 [B, T] on the model's device; an id the model has no row for in
+    one line (a hand-built prompt), not torch's IndexError from the embedding."""
+    ids = torch.tensor([list(p) for p in prompts], dtype=torch.long)  # checked on the CPU: no device sync
+    outside = ids[(ids < 0) | (ids >= model.config.vocab_size)]
+    if outside.numel():
+        raise SupraUserError(f"prompt id {int(outside[0])} is outside the model's vocabulary "
+                             f"0..{model.config.vocab_size - 1}")
+    return ids.to(model.tok_emb.weight.device)
 
 
 def check_grid(grid: tuple[int, int]) -> None:
