@@ -168,3 +168,21 @@ def test_a_beam_wider_than_the_vocabulary_is_refused_in_one_line(peaked_model):
     with pytest.raises(SupraUserError, match="beam_width=25 is more than the model's 24 tokens: give beam_width <= 24"):
         generate(peaked_model, images, BOS, EOS, DecodeConfig(beam_width=25))
     DecodeConfig(strategy="greedy", beam_width=25).check_vocabulary(24)  # read by beam search only
+
+
+@pytest.mark.parametrize("images, said", [
+    (torch.zeros(1, 3, 112, 112, dtype=torch.uint8), "got uint8 [1, 3, 112, 112]"),
+    (torch.zeros(3, 112, 112, dtype=torch.double), "got float64 [3, 112, 112]"),
+    (torch.zeros(1, 112, 112, 3, dtype=torch.double), "got float64 [1, 112, 112, 3]"),
+    (torch.zeros(1, 1, 112, 112, dtype=torch.double), "got float64 [1, 1, 112, 112]"),
+])
+def test_images_the_encoder_cannot_take_are_refused_in_one_line_naming_their_shape_and_dtype(peaked_model, images,
+                                                                                             said):
+    # before: torch's conv errors, or "required rank 4 tensor to use channels_last format" for one unbatched image
+    with pytest.raises(SupraUserError, match=rf"^images must be float \[B, 3, H, W\], normalised .*; {re.escape(said)}$"):
+        generate(peaked_model, images, BOS, EOS, DecodeConfig(strategy="greedy"))
+
+
+def test_images_of_another_float_dtype_than_the_weights_are_refused_naming_both(peaked_model):
+    with pytest.raises(SupraUserError, match=r"^images are float32 but the model's weights are float64"):
+        generate(peaked_model, torch.zeros(1, 3, 112, 112), BOS, EOS, DecodeConfig(strategy="greedy"))
