@@ -1108,3 +1108,27 @@ def test_bare_weights_given_as_a_checkpoint_are_named_as_such_with_what_to_give(
                 "that, or a release folder (the weights as model.safetensors beside their config.json and "
                 "tokenizer.json; docs/releases.md)")):
             load_supra_checkpoint(tmp_path / name)
+
+
+def test_a_checkpoint_given_to_a_release_loader_says_which_loader_reads_it(tmp_path):
+    from supra.artifacts.a2a_release import load_a2a_release
+
+    ckpt = tmp_path / "best.ckpt"
+    ckpt.write_bytes(b"a checkpoint")  # its kind is never read: a file is no release folder
+    # before: "best.ckpt/config.json is not readable JSON ([Errno 20] Not a directory)"
+    for load, loader in ((load_release, "load_captioner"), (load_a2a_release, "load_a2a")):
+        with pytest.raises(SupraUserError, match=rf"^{re.escape(str(ckpt))} is a file, not a release folder: call "
+                                                 rf"{loader}\('{re.escape(str(ckpt))}'\), which reads checkpoints"):
+            load(ckpt)
+
+
+def test_no_path_given_to_a_loader_is_one_line_not_a_type_error():
+    from supra.artifacts.a2a_release import load_a2a, load_a2a_release
+    from supra.artifacts.captioner_release import load_captioner
+
+    for load in (load_captioner, load_a2a, load_release):
+        with pytest.raises(SupraUserError, match=r"^ckpt=None is not a path: give a checkpoint file, a release folder"):
+            load(None)
+    with pytest.raises(SupraUserError, match=r"^None is not a path: give a release folder \(or any model file to "
+                                             r"load_a2a\)$"):
+        load_a2a_release(None)

@@ -50,6 +50,7 @@ from supra.artifacts.kinds import (
 )
 from supra.artifacts.release_files import (
     data_names,
+    given_release_folder,
     load_release_weights_file,
     load_weights,
     metrics_table,
@@ -124,6 +125,8 @@ def _model_card(config: dict, net: A2ANano, vqvae: torch.nn.Module, metrics: dic
 
 def release_config(net: A2ANano, vqvae: torch.nn.Module, vocab: A2AVocab,
                    image_size: int | None = None) -> dict[str, Any]:
+    """A release's config.json: the GPT's and VQ-VAE's settings, the vocabulary's layout and (given) the picture
+    side the model was trained at."""
     layout = vocab.layout
     trained_at = {} if image_size is None else {"image_size": image_size}  # generate's default image_size
     return {
@@ -299,7 +302,9 @@ def load_release_vocab(folder: str | Path) -> A2AVocab:
 
 
 def load_a2a_release(folder: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
-    folder = Path(folder)
+    """(GPT, VQ-VAE, vocabulary), both models in eval mode, from a local a2a release folder; load_a2a reads a
+    checkpoint or a Hub id too."""
+    folder = given_release_folder(folder, "load_a2a")
     config = _release_config(folder)
     vocab = load_release_vocab(folder)
     try:
@@ -408,6 +413,7 @@ def check_release_vqvae(vqvae: torch.nn.Module, init_from: str | Path, vqvae_ckp
 
 
 def load_a2a_checkpoint(path: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
+    """(GPT, VQ-VAE, vocabulary), both models in eval mode, from a train.py checkpoint of kind supra.a2a."""
     checkpoint = load_supra_checkpoint(path, kind=A2A_CHECKPOINT)
     meta = checkpoint["supra"]
     if not meta.get("a2a_vocab") or not meta.get("vqvae_config"):

@@ -44,6 +44,7 @@ from supra.artifacts.kinds import (
 from supra.artifacts.release_files import (
     check_run_grid,
     data_names,
+    given_release_folder,
     load_release_weights_file,
     load_weights,
     metrics_table,
@@ -385,8 +386,9 @@ def read_release_tokenizer(folder: Path) -> CaptionTokenizer:
 
 
 def load_release(folder: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict]:
-    """(net in eval mode, tokenizer, config.json) from a release folder."""
-    folder = local_path(folder)
+    """(net in eval mode, tokenizer, config.json) from a release folder, local or on the Hugging Face Hub
+    (org/name[@revision]); load_captioner reads a checkpoint too."""
+    folder = given_release_folder(local_path(folder), "load_captioner")
     config, tokenizer = read_release(folder)
     net = build_captioner({**{k: config[k] for k in RELEASE_KEYS}, **architecture_of(config)})
     load_release_weights(net, folder)

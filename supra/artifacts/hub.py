@@ -43,6 +43,9 @@ def local_path(spec: str | Path, what: str = "ckpt", whole_repo: bool = False) -
     """`spec` as a local path: itself when it exists (or is no repo id), else the Hub release it names,
     downloaded or read from the cache (its release files; with `whole_repo` every file of the repo, as
     export copies it)."""
+    if not isinstance(spec, str | Path):  # None from Python: is_repo_id's TypeError named neither
+        raise SupraUserError(f"{what}={spec!r} is not a path: give a checkpoint file, a release folder or a Hub id "
+                             "(org/name)")
     if isinstance(spec, Path) or not is_repo_id(spec):
         return Path(spec)
     return hub_release(spec, what, whole_repo)

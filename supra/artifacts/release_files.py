@@ -64,6 +64,18 @@ def load_release_weights_file(module: torch.nn.Module, path: Path, state: dict[s
                         "the release again (python -m supra.export)")
 
 
+def given_release_folder(folder: str | Path, loader: str) -> Path:
+    """`folder` as a Path, or one line for what no release folder is: a file (a checkpoint, which `loader` reads;
+    its config.json was said to be "not readable JSON (Not a directory)"), or no path at all (None)."""
+    if not isinstance(folder, str | Path):
+        raise SupraUserError(f"{folder!r} is not a path: give a release folder (or any model file to {loader})")
+    folder = Path(folder)
+    if folder.is_file():
+        raise SupraUserError(f"{folder} is a file, not a release folder: call {loader}({str(folder)!r}), which reads "
+                             "checkpoints and release folders both")
+    return folder
+
+
 def read_config_json(folder: Path) -> dict[str, Any]:
     """config.json of a release folder, which must hold a JSON object (a `null` or a list edited in would
     fail later in whatever first looks a key up)."""

@@ -80,6 +80,7 @@ class A2AConfig:
             raise SupraUserError(f"model.net.dropout={self.dropout!r} {DROPOUT_RANGE}")
 
     def to_dict(self) -> dict:
+        """The settings as plain data (a release's config.json "gpt"); A2ANano(A2AConfig(**it)) builds the model."""
         return asdict(self)
 
     @property

@@ -122,6 +122,7 @@ class A2AVocab:
     # -- text -----------------------------------------------------------------------------------
 
     def encode_text(self, text: str) -> list[int]:
+        """The text ids of `text`, without `<TEXT>` `</TEXT>` around them (a2a_sequences.text_block adds those)."""
         return self.hf.encode(text, add_special_tokens=False).ids
 
     def decode_text(self, ids: Iterable[int]) -> str:

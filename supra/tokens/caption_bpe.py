@@ -207,6 +207,7 @@ class CaptionTokenizer:
         return out, n_truncated
 
     def decode(self, ids: Sequence[int]) -> str:
+        """The caption text of token ids (generate's output), special tokens (BOS, EOS, PAD) dropped."""
         return self.hf.decode(list(ids), skip_special_tokens=True).strip()
 
     def token_label(self, token: int) -> str:
@@ -216,4 +217,5 @@ class CaptionTokenizer:
         return readable_token(self.hf.decode([token], skip_special_tokens=True), symbols) or symbols or f"<{token}>"
 
     def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]:
+        """decode of each row of ids, in one call."""
         return [s.strip() for s in self.hf.decode_batch([list(ids) for ids in batch], skip_special_tokens=True)]
