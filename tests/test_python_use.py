@@ -1,5 +1,5 @@
-"""Supra used from Python, without train.py: a task and a DataModule built by hand meet at setup, where the data
-must follow the model as the runner makes it do."""
+"""Supra used from Python, without train.py: README's "Use from Python" snippet runs as written, and a task and a
+DataModule built by hand meet at setup, where the data must follow the model as the runner makes it do."""
 
 import re
 from functools import partial
@@ -8,10 +8,15 @@ import lightning as L
 import pytest
 import torch
 
+from supra.artifacts.a2a_release import save_a2a_release
 from supra.data.captioning.shapes import ShapesDataModule
+from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.models.vlm_nano import VLMNano
+from supra.models.vqvae import VQVAE
 from supra.tasks.captioning import CaptioningTask
+from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
+from tests.conftest import ROOT
 
 SMALL = {"num_train": 16, "num_val": 4, "num_test": 4, "batch_size": 8, "eval_batch_size": 4}
 
@@ -45,3 +50,28 @@ def test_a_datamodule_built_with_the_tasks_data_settings_trains(tmp_path):
     data = ShapesDataModule(**SMALL, **task.data_settings(), tokenizer_path=str(tmp_path / "tokenizer.json"))
     fit(task, data)
     assert task.tokenizer is data.tokenizer and task.global_step == 1
+
+
+def readme_python_snippet() -> str:
+    """The code block of README's "Use from Python" section, as a user copies it."""
+    section = (ROOT / "README.md").read_text().split("## Use from Python", 1)[1].split("\n## ", 1)[0]
+    return section.split("```python\n", 1)[1].split("```", 1)[0]
+
+
+def test_the_readmes_python_snippet_runs_as_written_on_a_captioner_and_an_a2a_model(trained_run, tmp_path, capsys):
+    torch.manual_seed(0)
+    vocab = A2AVocab.train(["a red circle", "a blue square"], vocab_size=270, num_codes=16)
+    gpt = A2ANano(A2AConfig(vocab_size=vocab.layout.vocab_size, context=100, n_layers=1, d_model=16, n_heads=2,
+                            d_mlp=32))
+    a2a = save_a2a_release(tmp_path / "a2a", gpt, VQVAE(num_codes=16, code_dim=4, hidden=(4, 4)), vocab)
+    snippet = readme_python_snippet()
+    # the one thing a user edits: where their model files are
+    snippet, n = re.subn(r'^captioner_path = "[^"]*"', f'captioner_path = "{trained_run / "checkpoints" / "best.ckpt"}"',
+                         snippet, flags=re.M)
+    snippet, m = re.subn(r'^a2a_path = "[^"]*"', f'a2a_path = "{a2a}"', snippet, flags=re.M)
+    assert n == m == 1
+    names: dict = {}
+    exec(compile(snippet, "README.md", "exec"), names)
+    printed = capsys.readouterr().out.splitlines()
+    assert len(printed) == 2 and names["codes"].shape == (1, 8, 8) and names["rgb"].shape == (1, 3, 64, 64)
+    assert printed[0] == names["tokenizer"].decode(names["ids"][0])
