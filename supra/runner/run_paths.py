@@ -63,7 +63,7 @@ def absolute_shards(spec: Any, base: str) -> Any:
 
 def relative_paths_read_against(stored: dict[str, Any], read: dict[str, Any], prefix: str = "data") -> list[str]:
     """Each `prefix.key=value` of `stored` that `read` (absolute_data_paths of it) reads as another path:
-    `data.root=../photos -> /work/photos`, for the line that says so."""
+    `data.root=../photos -> /data/photos`, for the line that says so."""
     said = []
     for key, value in stored.items():
         name = f"{prefix}.{key}"

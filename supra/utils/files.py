@@ -465,7 +465,7 @@ def absolute_path(path: str | os.PathLike, base: str | os.PathLike | None = None
 
 
 def as_typed_and_absolute(path: str | os.PathLike) -> str:
-    """`path` as typed, with its absolute form beside it where that differs: `../photos (/work/photos)`, for a line
+    """`path` as typed, with its absolute form beside it where that differs: `../photos (/data/photos)`, for a line
     that says a path is missing (a relative one was read against the current folder, which the reader may not
     have had in mind)."""
     typed, full = os.fspath(path), absolute_path(path)
