@@ -291,3 +291,11 @@ def autograd_left_on() -> Iterator[None]:
     if not torch.is_grad_enabled():
         torch.set_grad_enabled(True)
         pytest.fail("the test left autograd off (torch.is_grad_enabled() is False)")
+
+
+@pytest.fixture(autouse=True)
+def no_hydra_config_left() -> Iterator[None]:
+    """compose_config sets Hydra's runtime config for the run under test; left set, a later test in the same worker
+    read its overrides (as_typed: `data.batch_size=2.5` said as that run's `2`)."""
+    yield
+    HydraConfig.instance().cfg = None
