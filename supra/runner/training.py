@@ -490,9 +490,11 @@ def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
             log.warning("resuming ckpt_path=%s with %s: %s", cfg.ckpt_path, ", ".join(changed), outcome)
     for key, outcome in (("weight_decay", "not used: the checkpoint's optimizer state (its weight decay) goes on"),
                          ("init_from", "not used: the checkpoint's weights go on")):
+        # compared as recorded (a path absolute), said as typed
         given, theirs = (now_config.get("model") or {}).get(key), (run_config.get("model") or {}).get(key)
         if given != theirs:
-            log.warning("resuming ckpt_path=%s with model.%s=%s (was %s): %s", cfg.ckpt_path, key, given, theirs, outcome)
+            log.warning("resuming ckpt_path=%s with model.%s=%s (was %s): %s", cfg.ckpt_path, key,
+                        cfg.model.get(key), theirs, outcome)
     say_schedule_given_or_dropped(cfg, run_config)
     say_changed_seed(cfg, run_config)
     theirs_model = run_config.get("model")
