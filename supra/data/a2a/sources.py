@@ -99,25 +99,27 @@ def may_give_images(sources: Mapping[str, Any] | None) -> bool:
     return any(source_may_give_images(config) for config in (sources or {}).values() if config is not None)
 
 
-def source_may_give_images(config: Mapping[str, Any]) -> bool:
-    """False only for a source sure to give clips: one whose class is unknown here may give images."""
+def media_source_class(config: Mapping[str, Any]) -> type[MediaDataModule] | None:
+    """The MediaDataModule class a source's config names, or None for one unknown here (its own error is said as
+    it is built)."""
     try:
         source_class = get_object(str(config.get("_target_")))
-    except (ImportError, AttributeError, ValueError, TypeError):  # its own error is said as it is built
-        return True
-    if not (inspect.isclass(source_class) and issubclass(source_class, MediaDataModule)):
-        return True
-    return not source_class.gives_clips(config)
+    except (ImportError, AttributeError, ValueError, TypeError):
+        return None
+    return source_class if inspect.isclass(source_class) and issubclass(source_class, MediaDataModule) else None
+
+
+def source_may_give_images(config: Mapping[str, Any]) -> bool:
+    """False only for a source sure to give clips: one whose class is unknown here may give images."""
+    source_class = media_source_class(config)
+    return source_class is None or not source_class.gives_clips(config)
 
 
 def source_pictures(config: Mapping[str, Any]) -> tuple[int, int] | None:
     """(image side in pixels, frames per clip: 0 for images) that a source of this config gives, from the config
     alone (an option left out: its class's default), before anything is read; None for a class unknown here."""
-    try:
-        source_class = get_object(str(config.get("_target_")))
-    except (ImportError, AttributeError, ValueError, TypeError):  # its own error is said as it is built
-        return None
-    if not (inspect.isclass(source_class) and issubclass(source_class, MediaDataModule)):
+    source_class = media_source_class(config)
+    if source_class is None:
         return None
     clips = source_class.gives_clips(config)
     return _option(source_class, config, "image_size"), _option(source_class, config, "frames") if clips else 0
