@@ -536,6 +536,23 @@ def test_a_karpathy_sentence_whose_raw_is_not_text_is_skipped_and_counted_as_oth
     assert "1000092795.jpg: None" in summary_line("flickr30k", index, {})
 
 
+def test_a_repeated_karpathy_sentid_is_said_to_be_one_listed_twice_whatever_its_text(tmp_path):
+    """A JSON file has no lines: a sentence given an earlier one's sentid is one caption listed twice, first kept."""
+    write_flickr30k(tmp_path / "f30k", "karpathy")
+    path = tmp_path / "f30k" / "dataset_flickr30k.json"
+    listing = json.loads(path.read_text())
+    sentences = listing["images"][0]["sentences"]
+    for n, sentence in enumerate(sentences):
+        sentence["sentid"] = n
+    first = sentences[0]["raw"]
+    sentences.append({"raw": "another caption under sentid 0", "sentid": 0})
+    path.write_text(json.dumps(listing))
+    index = read_caption_source("flickr30k", tmp_path / "f30k")
+    assert index.skipped["sentid listed twice (first kept)"] == 1 and "duplicate line" not in index.skipped
+    assert first in index.references[flickr30k_names()[0]]
+    assert "another caption under sentid 0" not in index.references[flickr30k_names()[0]]
+
+
 def test_a_karpathy_sentence_with_tokens_but_no_raw_is_read_from_its_tokens(tmp_path):
     """Karpathy's files give both; trimmed copies may keep only the tokens. A sentence with neither is named."""
     write_flickr30k(tmp_path / "f30k", "karpathy")

@@ -14,6 +14,9 @@ from pathlib import Path
 from supra.data.caption_sources.index import NOT_TEXT, SPLIT_NAMES, CaptionIndex
 from supra.utils.errors import SupraUserError
 
+# a second sentence with an earlier one's sentid (on the same image): one caption, whatever its text
+SENTID_TWICE = "sentid listed twice (first kept)"
+
 
 def _check_image(path: Path, i: int, image: object) -> None:
     """One line naming the entry of `images[]` that is not an image with a file name and a list of sentences."""
@@ -68,6 +71,6 @@ def read_karpathy(path: Path, image_dir: Path) -> CaptionIndex:
                 index.skip(NOT_TEXT, f"{key}: {raw!r}"[:80])
             else:
                 sentence_id = sentence.get("sentid")  # the sentence's own id: listed twice, it is one caption
-                index.add_caption(key, raw, f"{key}: {raw!r}",
+                index.add_caption(key, raw, f"{key}: {raw!r}", record_again=SENTID_TWICE,
                                   record=sentence_id if isinstance(sentence_id, (int, str)) else None)
     return index
