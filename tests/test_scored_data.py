@@ -35,11 +35,21 @@ def test_the_likely_reason_names_the_setting_that_cuts_the_images_otherwise():
 
 
 def test_a_checkpoints_train_list_is_its_run_folders_and_a_copied_one_has_none(tmp_path):
-    (tmp_path / "run" / "splits").mkdir(parents=True)
-    (tmp_path / "run" / "splits" / "train.txt").write_text("a.jpg\n")
-    assert run_train_list(tmp_path / "run" / "checkpoints" / "last.ckpt") == tmp_path / "run" / "splits" / "train.txt"
-    assert run_train_list(tmp_path / "run" / "checkpoints" / "periodic" / "step_1.ckpt") is not None
-    assert run_train_list(tmp_path / "elsewhere" / "last.ckpt") is None
+    run = tmp_path / "run"
+    (run / "splits").mkdir(parents=True)
+    (run / "splits" / "train.txt").write_text("a.jpg\n")
+    assert run_train_list(run / "checkpoints" / "last.ckpt", str(run)) == run / "splits" / "train.txt"
+    assert run_train_list(run / "checkpoints" / "periodic" / "step_1.ckpt", str(run)) is not None
+    assert run_train_list(tmp_path / "elsewhere" / "last.ckpt", str(run)) is None
+
+
+def test_a_checkpoint_copied_into_another_runs_folder_has_no_train_list(tmp_path):
+    """The list above it is another run's: the folder its own run wrote its split lists into is another one."""
+    (tmp_path / "other_run" / "splits").mkdir(parents=True)
+    (tmp_path / "other_run" / "splits" / "train.txt").write_text("a.jpg\n")
+    copied = tmp_path / "other_run" / "checkpoints" / "last.ckpt"
+    assert run_train_list(copied, str(tmp_path / "its_run")) is None
+    assert run_train_list(copied, None) is None  # a run config that does not say: not taken for its own
 
 
 def write_coco_both_layouts(root: Path) -> list[str]:
@@ -100,6 +110,26 @@ def test_a_checkpoint_away_from_its_run_folder_says_once_that_it_cannot_check(co
     said = [r.getMessage() for r in caplog.records if "trained on" in r.getMessage()]
     assert said == [f"cannot check whether ckpt={copied} trained on the test images scored: its run folder keeps no "
                     "splits/train.txt"]
+    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["trained_on"] is None
+
+
+def test_a_checkpoint_copied_into_another_runs_folder_is_not_compared_with_that_runs_list(coco_run, tmp_path,
+                                                                                        caplog):
+    import shutil
+
+    from supra.runner.evaluation import evaluate
+
+    ckpt, _, official_test = coco_run
+    other_run = tmp_path / "other_run"
+    (other_run / "splits").mkdir(parents=True)
+    (other_run / "splits" / "train.txt").write_text("\n".join(official_test) + "\n")  # what it would warn of
+    (other_run / "checkpoints").mkdir()
+    copied = shutil.copy(ckpt, other_run / "checkpoints" / "last.ckpt")
+    with caplog.at_level(logging.INFO):
+        evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={copied}", "+data.layout=2014", *EVAL]))
+    said = [r.getMessage() for r in caplog.records if "trained on" in r.getMessage()]
+    assert said == [f"cannot check whether ckpt={copied} trained on the test images scored: {other_run} is another "
+                    f"run's folder (its run wrote its split lists into {ckpt.parent.parent})"]
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["trained_on"] is None
 
 

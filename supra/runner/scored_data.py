@@ -1,7 +1,8 @@
 """What evaluate.py scored, for metrics.json and the table's title (the data's source, layout and root), and
 whether those are held-out scores: the images of the scored split that the checkpoint's run trained on, by
-the `splits/train.txt` its run folder keeps (a photo source writes its split lists there), counted and
-warned of in one line. Another layout of the same pictures (COCO's official files against
+the `splits/train.txt` its run folder keeps (a photo source writes its split lists there: data.output_dir, which
+the checkpoint's run config records, so a checkpoint copied into another run's folder is not compared with that
+run's list), counted and warned of in one line. Another layout of the same pictures (COCO's official files against
 dataset_coco.json, whose restval trains; Flickr30k's .token against dataset_flickr30k.json) or another
 data.split_seed cuts them otherwise, and its "test" split then holds pictures the model trained on."""
 
@@ -55,13 +56,25 @@ def trained_on(scored: list[str], trained: list[str]) -> list[str]:
     return [path for path in scored if was_trained(path)]
 
 
-def run_train_list(ckpt: Path) -> Path | None:
-    """The splits/train.txt of the run that wrote checkpoint `ckpt`: in its run folder, above checkpoints/
-    (a periodic checkpoint's a folder deeper); None where there is none (a copied checkpoint, a release)."""
-    for folder in list(ckpt.parents)[:3]:
-        if (folder / TRAIN_LIST).is_file():
-            return folder / TRAIN_LIST
-    return None
+def run_train_list(ckpt: Path, written_to: str | None) -> Path | None:
+    """The splits/train.txt above checkpoint `ckpt` (its run folder, above checkpoints/; a periodic checkpoint's a
+    folder deeper) where that folder is `written_to`, the folder its run wrote its split lists into; None where no
+    folder above keeps one (a copied checkpoint, a release) or it is another run's (a checkpoint copied into it)."""
+    folder = run_folder_above(ckpt)
+    return folder / TRAIN_LIST if folder is not None and is_folder(folder, written_to) else None
+
+
+def run_folder_above(ckpt: Path) -> Path | None:
+    """The first of `ckpt`'s three parents that keeps a splits/train.txt; None where none does."""
+    return next((folder for folder in list(ckpt.parents)[:3] if (folder / TRAIN_LIST).is_file()), None)
+
+
+def is_folder(folder: Path, recorded: str | None) -> bool:
+    """Whether `folder` is the one `recorded` names (links followed); False where it names none or is gone."""
+    try:
+        return recorded is not None and folder.samefile(recorded)
+    except OSError:
+        return False
 
 
 def likely_reason(split: str, scored: Mapping[str, Any], trained: Mapping[str, Any]) -> str:
@@ -131,10 +144,10 @@ class ScoredData(L.Callback):
     def _trained_on(self, split: str, files: list[str]) -> int | None:
         if not files:  # pictures without files (generated, a dataset's rows): nothing to compare
             return None
-        train_list = run_train_list(self.ckpt_path)
+        train_list = run_train_list(self.ckpt_path, self.run_data.get("output_dir"))
         if train_list is None:
-            log.info("cannot check whether ckpt=%s trained on the %s images scored: its run folder keeps no %s",
-                     self.ckpt, split, TRAIN_LIST.as_posix())
+            log.info("cannot check whether ckpt=%s trained on the %s images scored: %s", self.ckpt, split,
+                     self._why_no_train_list())
             return None
         seen = trained_on(files, one_line_records(train_list.read_text(encoding="utf-8")))
         if seen:
@@ -142,3 +155,13 @@ class ScoredData(L.Callback):
                         "are not held-out scores", len(seen), len(files), split, self.ckpt, train_list,
                         likely_reason(split, self.data_cfg, self.run_data), ", ".join(seen[:2]))
         return len(seen)
+
+    def _why_no_train_list(self) -> str:
+        """Why run_train_list found no list of the checkpoint's run, for the line that says it cannot check."""
+        folder = run_folder_above(self.ckpt_path)
+        if folder is None:
+            return f"its run folder keeps no {TRAIN_LIST.as_posix()}"
+        written_to = self.run_data.get("output_dir")
+        if written_to is None:  # a run config without data.output_dir: no way to tell its run folder
+            return f"its run recorded no data.output_dir to tell whether {folder} is its run folder"
+        return f"{folder} is another run's folder (its run wrote its split lists into {written_to})"
