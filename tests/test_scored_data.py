@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from supra.data.caption_sources.sources import read_caption_source
-from supra.runner.scored_data import likely_reason, run_train_list, trained_on
+from supra.runner.scored_data import likely_reason, pictures_of, run_train_list
 from tests.caption_source_fixtures import coco_caption, write_coco_official
 from tests.conftest import compose_config
 
@@ -21,7 +21,7 @@ def test_a_picture_is_known_across_the_layouts_of_its_data_set():
               "val2017/000000000113.jpg",  # COCO 2017's name of the same picture
               "Flicker8k_Dataset/1000268201_693b08cb0e.jpg",  # a layout's image folder
               "dogs/1.jpg", "val2014/COCO_val2014_000000000114.jpg"]  # other pictures
-    assert trained_on(scored, trained) == scored[:3]
+    assert pictures_of(scored, trained) == scored[:3]
 
 
 def test_the_likely_reason_names_the_setting_that_cuts_the_images_otherwise():
@@ -32,6 +32,7 @@ def test_the_likely_reason_names_the_setting_that_cuts_the_images_otherwise():
     assert "data.root=/data/coco_copy holds pictures of the run's data.root=/data/coco" in likely_reason(
         "test", {**run, "root": "/data/coco_copy"}, run)
     assert likely_reason("train", run, run) == "data.split=train scores the run's training images"
+    assert likely_reason("val", run, run, "val") == "data.split=val scores the run's validation images"
 
 
 def test_a_checkpoints_train_list_is_its_run_folders_and_a_copied_one_has_none(tmp_path):
@@ -91,7 +92,7 @@ def test_scoring_another_layouts_test_cut_warns_of_the_pictures_trained_on_and_c
     ckpt, root, official_test = coco_run
     with caplog.at_level(logging.WARNING):
         evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}", "+data.layout=2014", *EVAL]))
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "trained on" in r.message]
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING and "images scored" in r.message]
     assert len(warnings) == 1 and warnings[0].startswith(f"2 of 2 test images scored were trained on by ckpt={ckpt}")
     assert "data.layout=2014 cuts the images otherwise" in warnings[0] and official_test[0] in warnings[0]
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
@@ -107,10 +108,11 @@ def test_a_checkpoint_away_from_its_run_folder_says_once_that_it_cannot_check(co
     copied = shutil.copy(ckpt, tmp_path / "copied.ckpt")
     with caplog.at_level(logging.INFO):
         evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={copied}", "+data.layout=2014", *EVAL]))
-    said = [r.getMessage() for r in caplog.records if "trained on" in r.getMessage()]
-    assert said == [f"cannot check whether ckpt={copied} trained on the test images scored: its run folder keeps no "
-                    "splits/train.txt"]
-    assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["trained_on"] is None
+    said = [r.getMessage() for r in caplog.records if "images scored" in r.getMessage()]
+    assert said == [f"cannot check whether ckpt={copied} trained or validated on the test images scored: its run "
+                    "folder keeps no splits/train.txt"]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["trained_on"] is None and metrics["validated_on"] is None
 
 
 def test_a_checkpoint_copied_into_another_runs_folder_is_not_compared_with_that_runs_list(coco_run, tmp_path,
@@ -127,9 +129,9 @@ def test_a_checkpoint_copied_into_another_runs_folder_is_not_compared_with_that_
     copied = shutil.copy(ckpt, other_run / "checkpoints" / "last.ckpt")
     with caplog.at_level(logging.INFO):
         evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={copied}", "+data.layout=2014", *EVAL]))
-    said = [r.getMessage() for r in caplog.records if "trained on" in r.getMessage()]
-    assert said == [f"cannot check whether ckpt={copied} trained on the test images scored: {other_run} is another "
-                    f"run's folder (its run wrote its split lists into {ckpt.parent.parent})"]
+    said = [r.getMessage() for r in caplog.records if "images scored" in r.getMessage()]
+    assert said == [f"cannot check whether ckpt={copied} trained or validated on the test images scored: {other_run} "
+                    f"is another run's folder (its run wrote its split lists into {ckpt.parent.parent})"]
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text())["trained_on"] is None
 
 
@@ -143,7 +145,7 @@ def test_metrics_json_names_the_data_scored_and_how_many_references_it_used(coco
         "source": "coco", "layout": "karpathy", "root": str(root)}  # the layout read, not the config's null
     assert metrics["n_images"] == 2 and metrics["n_references"] == 10  # 5 sentences per image
     assert {"Bleu_4", "loss", "split", "decode", "decode_settings"} <= set(metrics)  # the keys it always had
-    assert metrics["trained_on"] == 0  # its own test split: none of it trained on
+    assert metrics["trained_on"] == 0 and metrics["validated_on"] == 0  # its own test split: held out
 
 
 def test_scoring_the_train_split_warns_that_these_are_the_models_training_images(coco_run, tmp_path, caplog):
@@ -152,7 +154,22 @@ def test_scoring_the_train_split_warns_that_these_are_the_models_training_images
     ckpt, _, _ = coco_run
     with caplog.at_level(logging.WARNING):
         evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}", "data.split=train", *EVAL]))
-    warnings = [r.getMessage() for r in caplog.records if "trained on" in r.getMessage()]
+    warnings = [r.getMessage() for r in caplog.records if "images scored" in r.getMessage()]
     n = json.loads((tmp_path / "eval" / "metrics.json").read_text())["n_images"]
     assert len(warnings) == 1 and warnings[0].startswith(f"{n} of {n} train images scored were trained on")
     assert "data.split=train scores the run's training images" in warnings[0]
+
+
+def test_scoring_the_runs_validation_split_warns_that_it_picked_its_best_checkpoint_by_those_images(coco_run, tmp_path,
+                                                                                                 caplog):
+    from supra.runner.evaluation import evaluate
+
+    ckpt, _, _ = coco_run
+    with caplog.at_level(logging.WARNING):
+        evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}", "data.split=val", *EVAL]))
+    warnings = [r.getMessage() for r in caplog.records if "images scored" in r.getMessage()]
+    assert len(warnings) == 1 and warnings[0].startswith(
+        f"2 of 2 val images scored were validated on by the run of ckpt={ckpt}, which picks its best checkpoint by "
+        f"them (its run's {ckpt.parent.parent / 'splits' / 'val.txt'}): data.split=val scores the run's validation images")
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["validated_on"] == 2 and metrics["trained_on"] == 0

@@ -32,7 +32,7 @@ def print_scores(scores: dict[str, float], title: str) -> None:
 def build_report(results: dict[str, Any], logged: dict[str, Any], about_data: dict[str, Any] | None = None) -> dict[str, Any]:
     """metrics.json's content: the task's `test_results` scores (exact Python floats), the other `test/*`
     metrics the trainer logged, then the split, the task's details and what the command says of the data
-    scored (`about_data`: evaluate.py's source, layout, root and trained_on)."""
+    scored (`about_data`: evaluate.py's source, layout, root, trained_on and validated_on)."""
     report = dict(results.get("scores") or {})
     for key, value in logged.items():
         name = key.removeprefix("test/")

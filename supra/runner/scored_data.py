@@ -1,8 +1,9 @@
 """What evaluate.py scored, for metrics.json and the table's title (the data's source, layout and root), and
-whether those are held-out scores: the images of the scored split that the checkpoint's run trained on, by
-the `splits/train.txt` its run folder keeps (a photo source writes its split lists there: data.output_dir, which
-the checkpoint's run config records, so a checkpoint copied into another run's folder is not compared with that
-run's list), counted and warned of in one line. Another layout of the same pictures (COCO's official files against
+whether those are held-out scores: the images of the scored split that the checkpoint's run trained on, and
+those it validated on (by which it picked its best checkpoint), by the `splits/train.txt` and `splits/val.txt` its
+run folder keeps (a photo source writes its split lists there: data.output_dir, which the checkpoint's run config
+records, so a checkpoint copied into another run's folder is not compared with that run's lists), each counted and
+warned of in one line. Another layout of the same pictures (COCO's official files against
 dataset_coco.json, whose restval trains; Flickr30k's .token against dataset_flickr30k.json) or another
 data.split_seed cuts them otherwise, and its "test" split then holds pictures the model trained on."""
 
@@ -22,6 +23,12 @@ from supra.utils.files import absolute_path, one_line_records
 log = logging.getLogger(__name__)
 
 TRAIN_LIST = Path("splits") / "train.txt"
+# The run's splits whose images are not held out from its checkpoints, by the metrics.json key that counts each
+SEEN_BY_RUN = {"train": "trained_on", "val": "validated_on"}
+# How a warning names them, and what the run did with them
+RUN_SPLIT_IMAGES = {"train": "training images", "val": "validation images"}
+RUN_DID = {"train": "trained on by ckpt={ckpt}",
+           "val": "validated on by the run of ckpt={ckpt}, which picks its best checkpoint by them"}
 # One COCO picture is val2014/COCO_val2014_000000000113.jpg in the 2014 files and dataset_coco.json, and
 # train2017/000000000113.jpg (or val2017/) in the 2017 ones: its split folder and 2014 prefix say nothing of it.
 COCO_SPLIT_FOLDER = re.compile(r"(train|val|test)20(14|15|17)")
@@ -40,20 +47,20 @@ def _one_ends_the_other(parts: tuple[str, ...], other: tuple[str, ...]) -> bool:
     return longer[len(longer) - len(shorter):] == shorter
 
 
-def trained_on(scored: list[str], trained: list[str]) -> list[str]:
-    """The files of `scored` (relative to the data root) that are pictures of `trained` (relative to its image
-    folder): one's parts end the other's, so `Flicker8k_Dataset/1.jpg` is `1.jpg` while `dogs/1.jpg` is not
-    `cats/1.jpg`. In the order of `scored`."""
+def pictures_of(scored: list[str], listed: list[str]) -> list[str]:
+    """The files of `scored` (relative to the data root) that are pictures of `listed` (a run's split list,
+    relative to its image folder): one's parts end the other's, so `Flicker8k_Dataset/1.jpg` is `1.jpg` while
+    `dogs/1.jpg` is not `cats/1.jpg`. In the order of `scored`."""
     by_name: dict[str, list[tuple[str, ...]]] = {}
-    for path in trained:
+    for path in listed:
         parts = picture_parts(path)
         by_name.setdefault(parts[-1], []).append(parts)
 
-    def was_trained(path: str) -> bool:
+    def is_listed(path: str) -> bool:
         parts = picture_parts(path)
         return any(_one_ends_the_other(parts, other) for other in by_name.get(parts[-1], ()))
 
-    return [path for path in scored if was_trained(path)]
+    return [path for path in scored if is_listed(path)]
 
 
 def run_train_list(ckpt: Path, written_to: str | None) -> Path | None:
@@ -77,11 +84,11 @@ def is_folder(folder: Path, recorded: str | None) -> bool:
         return False
 
 
-def likely_reason(split: str, scored: Mapping[str, Any], trained: Mapping[str, Any]) -> str:
-    """Why the scored split (`scored`: its data config) holds images the run (`trained`: its data config)
-    trained on, as far as the two configs tell."""
-    if split == "train":  # the run's own train split, or another data's that holds its pictures
-        return "data.split=train scores the run's training images"
+def likely_reason(split: str, scored: Mapping[str, Any], trained: Mapping[str, Any], run_split: str = "train") -> str:
+    """Why the scored split (`scored`: its data config) holds images of the run's `run_split` (train: trained on,
+    val: validated on; `trained`: the run's data config), as far as the two configs tell."""
+    if split == run_split:  # the run's own split, or another data's that holds its pictures
+        return f"data.split={split} scores the run's {RUN_SPLIT_IMAGES[run_split]}"
     if absolute_path(scored.get("root") or "") != absolute_path(trained.get("root") or ""):
         return (f"data.root={scored.get('root')} holds pictures of the run's data.root={trained.get('root')}, cut "
                 "otherwise (another layout of the same data set: COCO's official files against dataset_coco.json, "
@@ -127,8 +134,9 @@ def described_data(data_cfg: Mapping[str, Any], datamodule: L.LightningDataModul
 
 class ScoredData(L.Callback):
     """Once the scored split is read (test start): what `report` writes beside the scores, the data described
-    and `trained_on` (how many of its images the run of `ckpt` trained on, null where that cannot be checked),
-    a count above 0 warned of in one line. `run_data`: the data config the checkpoint's run trained on."""
+    with `trained_on` and `validated_on` (how many of its images the run of `ckpt` trained on, and validated on;
+    null where that cannot be checked), each count above 0 warned of in one line. `run_data`: the data config
+    the checkpoint's run trained on."""
 
     def __init__(self, report: TestReport, ckpt: str, ckpt_path: Path, data_cfg: Mapping[str, Any],
                  run_data: Mapping[str, Any] | None, roots: Mapping[str, str]) -> None:
@@ -139,22 +147,32 @@ class ScoredData(L.Callback):
         datamodule = trainer.datamodule
         self.report.about_data.update(described_data(self.data_cfg, datamodule, self.roots))
         if hasattr(datamodule, "image_records"):
-            self.report.about_data["trained_on"] = self._trained_on(datamodule.split, scored_files(datamodule))
+            self.report.about_data.update(self._seen_by_run(datamodule.split, scored_files(datamodule)))
 
-    def _trained_on(self, split: str, files: list[str]) -> int | None:
+    def _seen_by_run(self, split: str, files: list[str]) -> dict[str, int | None]:
+        """SEEN_BY_RUN's counts of `files`, the `split` scored: None where they cannot be checked."""
+        counts: dict[str, int | None] = dict.fromkeys(SEEN_BY_RUN.values())
         if not files:  # pictures without files (generated, a dataset's rows): nothing to compare
-            return None
+            return counts
         train_list = run_train_list(self.ckpt_path, self.run_data.get("output_dir"))
         if train_list is None:
-            log.info("cannot check whether ckpt=%s trained on the %s images scored: %s", self.ckpt, split,
-                     self._why_no_train_list())
-            return None
-        seen = trained_on(files, one_line_records(train_list.read_text(encoding="utf-8")))
+            log.info("cannot check whether ckpt=%s trained or validated on the %s images scored: %s", self.ckpt,
+                     split, self._why_no_train_list())
+            return counts
+        for run_split, key in SEEN_BY_RUN.items():
+            run_list = train_list.with_name(f"{run_split}.txt")
+            if run_list.is_file():  # a run folder keeps every split's list; one removed by hand cannot be checked
+                counts[key] = len(self._warn_of_seen(split, files, run_split, run_list))
+        return counts
+
+    def _warn_of_seen(self, split: str, files: list[str], run_split: str, run_list: Path) -> list[str]:
+        """The files of `files` in the run's `run_split` list (`run_list`), warned of in one line where any are."""
+        seen = pictures_of(files, one_line_records(run_list.read_text(encoding="utf-8")))
         if seen:
-            log.warning("%d of %d %s images scored were trained on by ckpt=%s (its run's %s): %s (e.g. %s); these "
-                        "are not held-out scores", len(seen), len(files), split, self.ckpt, train_list,
-                        likely_reason(split, self.data_cfg, self.run_data), ", ".join(seen[:2]))
-        return len(seen)
+            log.warning("%d of %d %s images scored were %s (its run's %s): %s (e.g. %s); these are not held-out "
+                        "scores", len(seen), len(files), split, RUN_DID[run_split].format(ckpt=self.ckpt), run_list,
+                        likely_reason(split, self.data_cfg, self.run_data, run_split), ", ".join(seen[:2]))
+        return seen
 
     def _why_no_train_list(self) -> str:
         """Why run_train_list found no list of the checkpoint's run, for the line that says it cannot check."""
