@@ -1,6 +1,7 @@
 """Supra used from Python, without train.py: README's "Use from Python" snippet runs as written, and a task and a
 DataModule built by hand meet at setup, where the data must follow the model as the runner makes it do."""
 
+import copy
 import re
 from functools import partial
 
@@ -9,10 +10,12 @@ import pytest
 import torch
 
 from supra.artifacts.a2a_release import save_a2a_release
+from supra.data.a2a.mixture import A2AMixtureDataModule
 from supra.data.captioning.shapes import ShapesDataModule
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.models.vlm_nano import VLMNano
 from supra.models.vqvae import VQVAE
+from supra.tasks.a2a import A2ATask
 from supra.tasks.captioning import CaptioningTask
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
@@ -26,7 +29,7 @@ def small_task() -> CaptioningTask:
     return CaptioningTask(net, partial(torch.optim.AdamW, lr=1e-3))
 
 
-def fit(task: CaptioningTask, data: ShapesDataModule) -> None:
+def fit(task: L.LightningModule, data: L.LightningDataModule) -> None:
     L.Trainer(max_steps=1, limit_val_batches=0, logger=False, enable_checkpointing=False, enable_progress_bar=False,
               enable_model_summary=False, accelerator="cpu").fit(task, data)
 
@@ -75,3 +78,40 @@ def test_the_readmes_python_snippet_runs_as_written_on_a_captioner_and_an_a2a_mo
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == 2 and names["codes"].shape == (1, 8, 8) and names["rgb"].shape == (1, 3, 64, 64)
     assert printed[0] == names["tokenizer"].decode(names["ids"][0])
+
+
+def small_vqvae(seed: int) -> VQVAE:
+    torch.manual_seed(seed)
+    return VQVAE(num_codes=16, code_dim=4, hidden=(4, 4))
+
+
+def small_a2a_task(vqvae: VQVAE) -> A2ATask:
+    gpt = partial(A2ANano.from_kwargs, context=128, n_layers=1, d_model=16, n_heads=2, d_mlp=32)
+    return A2ATask(gpt, partial(torch.optim.AdamW, lr=1e-3), vqvae=vqvae)
+
+
+def small_mixture(**settings) -> A2AMixtureDataModule:
+    shapes = {"_target_": "supra.data.media.shapes_images.ShapesImagesDataModule", "num_train": 8, "num_val": 2,
+              "num_test": 2, "image_size": 32}
+    return A2AMixtureDataModule(sources={"shapes": shapes}, tasks={"text": 1}, num_codes=16, text_vocab_size=256,
+                                batch_size=4, eval_batch_size=2, **settings)
+
+
+@pytest.mark.parametrize("data_settings, refused", [
+    ({"context": 384}, "the data's context is 384 but the model's is 128 (model.net.context)"),
+    ({"vqvae": small_vqvae(seed=1)}, "the data's vqvae is another VQVAE than the model's (model.vqvae_ckpt)"),
+])
+def test_an_a2a_datamodule_built_by_hand_for_another_model_is_refused_at_setup(data_settings, refused):
+    """The task's data settings, but one: another GPT's context (384, the default), another VQ-VAE of as many codes."""
+    # before: data of 384 tokens was refused only as longer than the GPT, and codes of another VQ-VAE of as many
+    # codes trained the GPT on pictures its own VQ-VAE decodes otherwise, without a word
+    task = small_a2a_task(small_vqvae(seed=0))
+    with pytest.raises(SupraUserError, match=rf"^{re.escape(refused)}: build the DataModule with \*\*task\.data_settings\(\)$"):
+        fit(task, small_mixture(**{**task.data_settings(), **data_settings}))
+
+
+def test_an_a2a_datamodule_given_the_tasks_vqvae_loaded_again_trains():
+    task = small_a2a_task(small_vqvae(seed=0))
+    same_weights = copy.deepcopy(task.vqvae)  # the one checkpoint loaded twice: its codes mean the same pictures
+    fit(task, small_mixture(**{**task.data_settings(), "vqvae": same_weights}))
+    assert task.vocab is task.trainer.datamodule.vocab and task.global_step == 1

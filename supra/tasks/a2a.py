@@ -135,6 +135,7 @@ class A2ATask(SupraTask):
     # -- set-up -----------------------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
+        super().setup(stage)  # the data's context and VQ-VAE: this GPT's
         self.vocab = self.trainer.datamodule.vocab
         layout = self.vocab.layout
         num_codes = self.vqvae.config.num_codes
@@ -147,7 +148,7 @@ class A2ATask(SupraTask):
         if self.net.config.vocab_size != layout.vocab_size:
             raise SupraUserError(f"the GPT has {self.net.config.vocab_size} token ids but the vocabulary "
                                  f"{layout.vocab_size}: use the vocabulary saved with the model")
-        if self.trainer.datamodule.context > self.net.config.context:
+        if self.trainer.datamodule.context > self.net.config.context:  # a factory whose context data_settings missed
             raise SupraUserError(f"data.context={self.trainer.datamodule.context} is longer than the GPT's context "
                                  f"{self.net.config.context} (model.net.context)")
 

@@ -19,6 +19,7 @@ from supra.tasks.lr_schedules import squeezed_warmup
 from supra.utils.distributed import broadcast_object
 from supra.utils.errors import SupraUserError
 from supra.utils.numbers import is_whole
+from supra.utils.state_dicts import same_state
 
 log = logging.getLogger(__name__)
 
@@ -140,14 +141,18 @@ class SupraTask(L.LightningModule):
         (image size, context, the frozen tokenizer of images). Data configs never read model configs."""
         return {}
 
+    def setup(self, stage: str) -> None:
+        """Every task refuses, before any step, data that does not follow its model (`refuse_data_not_following`)."""
+        self.refuse_data_not_following(self.trainer.datamodule)
+
     def refuse_data_not_following(self, datamodule: Any) -> None:
         """One line for a DataModule whose settings are not `data_settings()`'s: the runner builds it with them,
         but one built from Python with its defaults trained a model on another image size without a word, or
         failed in torch on token ids past the model's vocabulary. Values the DataModule does not hold pass."""
         for key, wanted in self.data_settings().items():
             given = getattr(datamodule, key, wanted)
-            if (list(given) if isinstance(given, tuple) else given) != wanted:
-                raise SupraUserError(f"the data's {key} is {given} but the model's is {wanted} "
+            if not follows(given, wanted):
+                raise SupraUserError(f"the data's {key} {how_it_differs(given, wanted)} "
                                      f"({self.data_settings_from.get(key, 'its config')}): build the DataModule "
                                      "with **task.data_settings()")
 
@@ -188,3 +193,19 @@ def warn_of_replaced_bytes(split: str, captions: Collection[str]) -> None:
     if replaced:
         log.warning("%s: %d of %d generated captions hold U+FFFD where the model emitted bytes that make no whole "
                     "UTF-8 character; predictions.json keeps them so", split, replaced, len(captions))
+
+
+def follows(given: Any, wanted: Any) -> bool:
+    """Whether a data setting is the model's: a module (a frozen VQ-VAE) when it is that one or holds its weights and
+    buffers (loaded twice from one file: its codes mean the same pictures), any other value when equal."""
+    if isinstance(wanted, torch.nn.Module):
+        return given is wanted or (isinstance(given, torch.nn.Module)
+                                   and same_state(given.state_dict(), wanted.state_dict()))
+    return (list(given) if isinstance(given, tuple) else given) == wanted
+
+
+def how_it_differs(given: Any, wanted: Any) -> str:
+    """The data's setting beside the model's, for one line: a module by its kind, as its repr fills a page."""
+    if isinstance(wanted, torch.nn.Module):
+        return f"is another {type(wanted).__name__} than the model's"
+    return f"is {given} but the model's is {wanted}"

@@ -116,9 +116,8 @@ class CaptioningTask(SupraTask):
     # -- set-up -----------------------------------------------------------------------------------
 
     def setup(self, stage: str) -> None:
-        datamodule = self.trainer.datamodule
-        self.refuse_data_not_following(datamodule)
-        self.tokenizer = datamodule.tokenizer
+        super().setup(stage)
+        self.tokenizer = self.trainer.datamodule.tokenizer
         if stage == "fit":
             self._validations = 0
             if self.hparams.compile:
