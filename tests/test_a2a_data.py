@@ -271,6 +271,31 @@ def test_a_media_folder_changed_on_disk_is_encoded_anew_and_one_unchanged_is_rea
         ).setup("fit")
 
 
+def test_a_media_folder_read_from_a_relative_root_and_from_its_absolute_one_shares_its_cached_codes(
+        tmp_path, vqvae_ckpt, monkeypatch):
+    """train.py reads data.root as typed (photos) and records it absolute, which evaluate.py reads: the codes were
+    keyed on the root as spelled, and every item was encoded again once more by the evaluation."""
+    from PIL import Image
+
+    root = tmp_path / "photos"
+    root.mkdir()
+    for name, colour in {"red": (255, 0, 0), "green": (0, 255, 0), "blue": (0, 0, 255), "grey": (99, 99, 99)}.items():
+        Image.new("RGB", (64, 64), colour).save(root / f"{name}.png")
+        (root / f"{name}.txt").write_text(f"all {name}\n")
+    monkeypatch.chdir(tmp_path)
+
+    def builds_reading(spelled: str) -> int:
+        data = mixture(tmp_path, vqvae_ckpt, tasks={"image2text": 1}, **NOTHING_SCORED, sources={"photos": {
+            "_target_": "supra.data.media.folder.MediaFolderDataModule", "root": spelled, "image_size": 64,
+            "show_progress": False}})
+        data.setup("fit")
+        return data.cache_builds
+
+    assert builds_reading("photos") == 1  # as train.py reads it
+    assert builds_reading(str(root)) == 0  # as the run recorded it, evaluate.py reads it
+    assert builds_reading("./photos/") == 0
+
+
 def test_a_procedural_sources_cache_key_is_its_config_alone_and_no_cache_reads_no_stamp(tmp_path, vqvae_ckpt,
                                                                                        monkeypatch):
     import hashlib

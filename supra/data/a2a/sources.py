@@ -20,6 +20,7 @@ import hashlib
 import inspect
 import json
 import logging
+import os
 import re
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -33,6 +34,7 @@ from hydra.utils import get_object, instantiate
 
 from supra.data.base import SPLITS
 from supra.data.images import DECODE_VERSION
+from supra.data.local_paths import absolute_data_paths
 from supra.data.media.codes import codes_dtype, encode_items, save_npy_atomic, write_meta, write_split
 from supra.data.media.datamodule import MediaDataModule
 from supra.utils.disk_room import room_to_write
@@ -79,8 +81,11 @@ def key_digest(key_data: dict[str, Any]) -> str:
 
 
 def codes_config(config: Mapping[str, Any], module: MediaDataModule) -> dict[str, Any]:
-    """The part of a source's config its items, and so its codes, depend on: all but its serving options."""
-    return {key: value for key, value in config.items() if key not in module.serving_options}
+    """The part of a source's config its items, and so its codes, depend on: all but its serving options, its local
+    paths absolute (a run records them so: evaluate.py of a run that read root=photos reads /data/photos, and
+    re-encoded every item before they were keyed alike)."""
+    absolute = absolute_data_paths(dict(config), os.getcwd())
+    return {key: value for key, value in absolute.items() if key not in module.serving_options}
 
 
 def weights_sha256(net: torch.nn.Module) -> str:
