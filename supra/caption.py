@@ -22,7 +22,7 @@ from PIL import Image
 from rich.progress import track
 
 from supra.artifacts.captioner_release import command_decoding, load_captioner
-from supra.data.folder_index import SPECIAL, Tally
+from supra.data.folder_index import SPECIAL, SPECIAL_NOUN, Tally
 from supra.data.images import (
     DAMAGED,
     EMPTY_FILE,
@@ -259,7 +259,7 @@ def _caption_files(net: VLMNano, tokenizer: CaptionTokenizer, settings: DecodeCo
         batch, names = [], []
         for path in files[start : start + batch_size]:
             if not_regular(path):  # never opened: reading a named pipe waits for a writer forever
-                unreadable.add(SPECIAL, path.relative_to(root).as_posix())
+                unreadable.add(SPECIAL, path.relative_to(root).as_posix(), noun=SPECIAL_NOUN)
                 continue
             try:
                 batch.append(image_to_uint8(load_rgb(path), size))

@@ -128,7 +128,7 @@ def write_caption_folder(root: Path) -> dict:
                                          + "\n" + json.dumps({"file": "beach/gone.jpg", "caption": "no such file"}) + "\n")
     (root / "captions.tsv").write_text("file\tcaption\ndogs/a.png\ta dog, running\ndogs/b.jpg\ta dog asleep\ndogs/b.jpg\t  \n")
     return {"images": {"train": 7, "val": 1, "test": 2},  # by the names' draws (split_by_file, seed 0)
-            "skipped": {"captions for no media file": 1, "blank captions": 1, "no caption": 2}}
+            "skipped": {"for no media file": 1, "blank caption": 1, "no caption": 2}}
 
 
 def jpeg_bytes(i: int) -> bytes:

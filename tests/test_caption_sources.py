@@ -762,7 +762,7 @@ def test_a_folder_linked_twice_is_read_once_so_no_photo_is_in_train_and_test(tmp
     (tmp_path / "photos" / "latest").symlink_to("2024", target_is_directory=True)
     index = read_caption_source("folder", tmp_path / "photos")
     assert sorted(sum(index.splits.values(), [])) == [f"2024/img{i:02d}.jpg" for i in range(12)]
-    assert "1 folders listed already under another path (e.g. latest = 2024)" in summary_line("folder", index, {})
+    assert "1 folder listed already under another path (e.g. latest = 2024)" in summary_line("folder", index, {})
 
 
 def captioned_photos(root, captions_file: str, data: bytes, n: int = 8):
@@ -870,7 +870,7 @@ def test_one_sidecar_beside_two_images_of_its_name_captions_neither_and_says_so(
     placed = {key for keys in index.splits.values() for key in keys}
     assert "pair/y.png" in placed and not {"pair/x.jpg", "pair/x.png"} & placed
     line = summary_line("folder", index, {})
-    assert ("1 sidecars that two images share, captioning neither (name each <name>.<ext>.txt: photo.jpg.txt) "
+    assert ("1 sidecar that two images share, captioning neither (name each <name>.<ext>.txt: photo.jpg.txt) "
             "(e.g. pair/x.txt (pair/x.jpg, pair/x.png))") in line
     assert sum(len(keys) for keys in index.splits.values()) == sum(expected["images"].values()) + 1
 

@@ -94,8 +94,8 @@ def test_one_summary_line_counts_files_items_and_names_what_was_skipped(folder):
     assert "1 over max_pixels (e.g. bomb.gif)" in summary
     assert "2 empty (0 pixels or 0 frames) (e.g. no_frames.gif, zero_size.gif)" in summary
     assert "2 not media (e.g. README.md, notes.txt)" in summary  # hidden .DS_Store passed over silently
-    assert '1 unreadable caption lines (each a JSON object with "file" and "caption") (e.g. captions.jsonl:3)' in summary
-    assert "1 captions for no media file (e.g. captions.jsonl:4)" in summary
+    assert '1 unreadable caption line (each a JSON object with "file" and "caption") (e.g. captions.jsonl:3)' in summary
+    assert "1 caption for no media file (e.g. captions.jsonl:4)" in summary
 
 
 def test_the_split_is_by_file_deterministic_and_seeded(folder):
@@ -338,7 +338,7 @@ def test_a_folder_linked_twice_is_indexed_once_and_the_link_is_named(tmp_path):
     (tmp_path / "latest").symlink_to("2024", target_is_directory=True)
     index = scan_folder(tmp_path)
     assert index.media == ["2024/cat.png"] and index.captions == {"2024/cat.png": ["a cat"]}
-    assert index.ignored.describe() == "1 folders listed already under another path (e.g. latest = 2024)"
+    assert index.ignored.describe() == "1 folder listed already under another path (e.g. latest = 2024)"
 
 
 def test_captions_naming_a_file_through_a_second_path_to_its_folder_find_it(tmp_path):
@@ -492,7 +492,7 @@ def test_a_named_pipe_with_a_pictures_name_is_passed_over_and_counted_never_open
     (root / "pipe.txt").write_text("a pipe\n")
     dm = train_only(root)
     assert dm.items("train").names == ["wide.png"]
-    assert "ignored: 1 not regular files (named pipes, sockets, devices) (e.g. pipe.jpg)" in dm.summary
+    assert "ignored: 1 not regular file (named pipes, sockets, devices) (e.g. pipe.jpg)" in dm.summary
 
 
 def test_gif_or_still_is_known_by_content_as_every_other_reader_knows_it_not_by_the_name(tmp_path):
@@ -619,3 +619,99 @@ def test_a_missing_media_folder_says_it_wants_images_and_gifs_and_where_the_rela
     with pytest.raises(SupraUserError) as err:
         scan_folder("media")
     assert str(err.value) == f"data.root=media ({tmp_path / 'media'}) does not exist: point it at a folder of images and GIFs"
+
+
+def _blank_sidecars(root: Path, n: int) -> None:
+    for i in range(n):
+        save_image(root / f"blank{i}.png")
+        (root / f"blank{i}.txt").write_text("\n")
+
+
+def _captions_jsonl(root: Path, lines: list[str]) -> None:
+    (root / "captions.jsonl").write_text("".join(line + "\n" for line in lines))
+
+
+def _captions_for_missing_files(root: Path, n: int) -> None:
+    _captions_jsonl(root, [json.dumps({"file": f"gone{i}.png", "caption": "gone"}) for i in range(n)])
+
+
+def _captions_for_hidden_files(root: Path, n: int) -> None:
+    for i in range(n):
+        save_image(root / f".hidden{i}.png")
+    _captions_jsonl(root, [json.dumps({"file": f".hidden{i}.png", "caption": "hidden"}) for i in range(n)])
+
+
+def _unreadable_caption_lines(root: Path, n: int) -> None:
+    _captions_jsonl(root, ["not json"] * n)
+
+
+def _shared_sidecars(root: Path, n: int) -> None:
+    for i in range(n):
+        save_image(root / f"twin{i}.png")
+        save_image(root / f"twin{i}.jpg")
+        (root / f"twin{i}.txt").write_text("a twin\n")
+
+
+def _folders_linked_again(root: Path, n: int) -> None:
+    for i in range(n):
+        (root / f"link{i}").symlink_to("photos", target_is_directory=True)
+
+
+def _named_pipes(root: Path, n: int) -> None:
+    for i in range(n):
+        os.mkfifo(root / f"pipe{i}.jpg")
+
+
+# what a folder holds `n` of (beside a captioned photo), the tally that counts it, and its whole line for 1 and 2
+COUNTED_REASONS = {
+    "blank caption": (_blank_sidecars, "caption_problems",
+                      "1 blank caption (e.g. blank0.txt)", "2 blank captions (e.g. blank0.txt, blank1.txt)"),
+    "caption for no media file": (
+        _captions_for_missing_files, "caption_problems", "1 caption for no media file (e.g. captions.jsonl:1)",
+        "2 captions for no media file (e.g. captions.jsonl:1, captions.jsonl:2)"),
+    "caption for a hidden file": (
+        _captions_for_hidden_files, "caption_problems",
+        "1 caption for hidden files (a leading dot), which are skipped (e.g. captions.jsonl:1)",
+        "2 captions for hidden files (a leading dot), which are skipped (e.g. captions.jsonl:1, captions.jsonl:2)"),
+    "unreadable caption line": (
+        _unreadable_caption_lines, "caption_problems",
+        '1 unreadable caption line (each a JSON object with "file" and "caption") (e.g. captions.jsonl:1)',
+        '2 unreadable caption lines (each a JSON object with "file" and "caption") '
+        "(e.g. captions.jsonl:1, captions.jsonl:2)"),
+    "shared sidecar": (
+        _shared_sidecars, "caption_problems",
+        "1 sidecar that two images share, captioning neither (name each <name>.<ext>.txt: photo.jpg.txt) "
+        "(e.g. twin0.txt (twin0.jpg, twin0.png))",
+        "2 sidecars that two images share, captioning neither (name each <name>.<ext>.txt: photo.jpg.txt) "
+        "(e.g. twin0.txt (twin0.jpg, twin0.png), twin1.txt (twin1.jpg, twin1.png))"),
+    "folder linked again": (
+        _folders_linked_again, "ignored", "1 folder listed already under another path (e.g. link0 = photos)",
+        "2 folders listed already under another path (e.g. link0 = photos, link1 = photos)"),
+    "named pipe": (
+        _named_pipes, "ignored", "1 not regular file (named pipes, sockets, devices) (e.g. pipe0.jpg)",
+        "2 not regular files (named pipes, sockets, devices) (e.g. pipe0.jpg, pipe1.jpg)"),
+}
+
+
+@pytest.mark.parametrize("n", [1, 2])
+@pytest.mark.parametrize("reason", list(COUNTED_REASONS))
+def test_a_folders_summary_counts_one_of_a_kind_in_the_singular_and_two_in_the_plural(tmp_path, reason, n):
+    make, tally, *lines = COUNTED_REASONS[reason]
+    save_image(tmp_path / "photos" / "cat.png")
+    (tmp_path / "photos" / "cat.txt").write_text("a cat\n")
+    make(tmp_path, n)
+    assert getattr(scan_folder(tmp_path), tally).describe() == lines[n - 1]
+
+
+@pytest.mark.parametrize(("n", "line"), [
+    (1, "1 caption file under {root} is not UTF-8 (e.g. p0.txt): read as Windows-1252; save it as UTF-8 if its "
+        "captions look wrong"),
+    (2, "2 caption files under {root} are not UTF-8 (e.g. p0.txt, p1.txt): read as Windows-1252; save them as UTF-8 "
+        "if their captions look wrong"),
+])
+def test_the_warning_of_caption_files_not_in_utf8_counts_one_as_one(tmp_path, caplog, n, line):
+    for i in range(n):
+        save_image(tmp_path / f"p{i}.png")
+        (tmp_path / f"p{i}.txt").write_bytes("a café".encode("cp1252"))
+    scan_folder(tmp_path)
+    assert [record.getMessage() for record in caplog.records] == [line.format(root=tmp_path)]

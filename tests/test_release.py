@@ -343,7 +343,8 @@ def folder_of(path: Path) -> Path:
     return path
 
 
-def test_caption_command_captions_a_folder_and_counts_unreadable_files_in_one_line(release, tmp_path, capsys):
+def test_caption_command_captions_a_folder_and_counts_unreadable_files_in_one_line(release, tmp_path, capsys,
+                                                                                 pipes_never_opened):
     from PIL import Image
 
     images = tmp_path / "photos"
@@ -359,6 +360,7 @@ def test_caption_command_captions_a_folder_and_counts_unreadable_files_in_one_li
     # a float TIFF (no known range) and a picture too large: named with what to do (caption has no max_pixels=)
     Image.fromarray(np.linspace(0, 1, 1600, dtype=np.float32).reshape(40, 40), "F").save(images / "float.tif")
     (images / "huge.png").write_bytes(png_claiming(20_000, 20_000))
+    os.mkfifo(images / "pipe.jpg")  # never opened: counted with its noun, one as one
     run_command("caption", f"ckpt={release}", f"images={images}", f"out={tmp_path / 'out'}", "decode=greedy")
     lines = [json.loads(line) for line in (tmp_path / "out" / "captions.jsonl").read_text().splitlines()]
     assert sorted(Path(r["file"]).name for r in lines) == ["blue.png", "grey.png", "red.jpg"]
@@ -367,8 +369,9 @@ def test_caption_command_captions_a_folder_and_counts_unreadable_files_in_one_li
     err = capsys.readouterr().err
     # one line for all of them, by reason, each with the file and what to do
     skipped = [line for line in err.splitlines() if "could not be read" in line]
-    assert len(skipped) == 1 and skipped[0].startswith("skipped 4 of 7 images that could not be read: ")
+    assert len(skipped) == 1 and skipped[0].startswith("skipped 5 of 8 images that could not be read: ")
     assert "1 not a picture file (e.g. broken.jpg)" in skipped[0]  # in the words explain and the demo use
+    assert "1 not regular file (named pipes, sockets, devices) (e.g. pipe.jpg)" in skipped[0]
     assert f"1 broken link (e.g. moved.png: a link to {tmp_path / 'gone.png'}, which does not exist)" in skipped[0]
     # kinds in words, not Pillow's class names; the pixels counted as the limit beside them
     assert ("1 of no known pixel range (e.g. float.tif: float pixels (mode F), of no known range: "

@@ -54,15 +54,20 @@ SIDECAR_SUFFIX = ".txt"
 MEDIA_FOLDER = "a folder of images and GIFs"
 CAPTION_FOLDER = "a folder of photos with captions (photo.txt beside each, or a captions.jsonl / .csv / .tsv at its root)"
 SIDECARS = "name.txt beside each image"  # the sidecar layout, as the set-up line names it
-# a second path to a folder (`latest -> 2024`): its files are listed once, under the first path, or the
-# split by name would put their copies in train and test alike
-ALIAS = "folders listed already under another path"
+# Each reason below is the words after its noun, counted with it (Tally.add's noun=): "1 folder listed ...",
+# "2 folders listed ...". A second path to a folder (`latest -> 2024`): its files are listed once, under the
+# first path, or the split by name would put their copies in train and test alike
+ALIAS, ALIAS_NOUN = "listed already under another path", "folder"
 # a named pipe, socket or device under a picture's name: never opened (reading a pipe waits for a writer forever)
-SPECIAL = "not regular files (named pipes, sockets, devices)"
-HIDDEN = "captions for hidden files (a leading dot), which are skipped"
+SPECIAL, SPECIAL_NOUN = "(named pipes, sockets, devices)", "not regular file"
+HIDDEN = "for hidden files (a leading dot), which are skipped"  # after "N captions"
 NOT_MEDIA = "not media"
 CAPTIONS_OF_NOT_MEDIA = "of files not read (name.txt beside a file that is no picture)"  # after "N captions"
-SHARED_SIDECAR = "sidecars that two images share, captioning neither (name each <name>.<ext>.txt: photo.jpg.txt)"
+NO_MEDIA_FILE = "for no media file"  # after "N captions"
+BLANK_CAPTION = "blank caption"  # a noun of its own: "2 blank captions"
+SHARED_SIDECAR = "that two images share, captioning neither (name each <name>.<ext>.txt: photo.jpg.txt)"  # "N sidecars"
+# a line of captions.jsonl that is no JSON object with both keys: the summary says what each line needs
+UNREADABLE_LINE = '(each a JSON object with "file" and "caption")'  # after "N unreadable caption lines"
 
 
 def reason_counted(n: int, reason: str, noun: str | None) -> str:
@@ -153,10 +158,10 @@ class _Captions:
         caption = clean_caption(caption)
         name = self.on_disk.get(listed_path(_nfc(name), self.aliases), name)
         if name not in self.by_file:
-            self.problems.add(HIDDEN if _hidden(name) and (self.root / name).is_file() else "captions for no media file",
-                              where)
+            self.problems.add(HIDDEN if _hidden(name) and (self.root / name).is_file() else NO_MEDIA_FILE, where,
+                              noun="caption")
         elif not caption:
-            self.problems.add("blank captions", where)
+            self.problems.add(BLANK_CAPTION, where, noun=True)
         else:
             self.every_line[name].append(caption)
             if caption not in self.by_file[name]:
@@ -178,7 +183,7 @@ class _Captions:
                 used.add(sidecar)
                 lines = [line for line in read_lines(self.root / sidecar, self.not_utf8) if line.strip()]
                 if not lines:  # counted, as a blank caption of captions.jsonl is: not a file silently without one
-                    self.problems.add("blank captions", sidecar)
+                    self.problems.add(BLANK_CAPTION, sidecar, noun=True)
                 for line in lines:
                     self.add(name, line, sidecar)
         return used
@@ -194,7 +199,7 @@ class _Captions:
                 users.setdefault(sidecar, []).append(name)
         for sidecar, names in users.items():
             if len(names) > 1:
-                self.problems.add(SHARED_SIDECAR, f"{sidecar} ({', '.join(names)})")
+                self.problems.add(SHARED_SIDECAR, f"{sidecar} ({', '.join(names)})", noun="sidecar")
         return ({names[0]: sidecar for sidecar, names in users.items() if len(names) == 1},
                 {sidecar for sidecar, names in users.items() if len(names) > 1})
 
@@ -208,8 +213,8 @@ class _Captions:
                 name, caption = entry["file"], entry["caption"]
                 if not isinstance(name, str) or not isinstance(caption, str):
                     raise TypeError
-            except (ValueError, KeyError, TypeError):  # the summary says each line needs "file" and "caption"
-                self.problems.add('unreadable caption lines (each a JSON object with "file" and "caption")', where)
+            except (ValueError, KeyError, TypeError):
+                self.problems.add(UNREADABLE_LINE, where, noun="unreadable caption line")
                 continue
             self.add(_key(name), caption, where)
 
@@ -243,9 +248,9 @@ def scan_folder(root: str | Path, wanted: str = MEDIA_FOLDER) -> FolderIndex:
         )
     index = FolderIndex(root, media, {})
     for alias, listed in walk.aliases.items():
-        index.ignored.add(ALIAS, f"{alias} = {listed}")
+        index.ignored.add(ALIAS, f"{alias} = {listed}", noun=ALIAS_NOUN)
     for name in walk.special:
-        index.ignored.add(SPECIAL, name)
+        index.ignored.add(SPECIAL, name, noun=SPECIAL_NOUN)
     captions = _Captions(root, media, walk.aliases, index.caption_problems)
     used = captions.read_sidecars(set(files))
     index.caption_sources = [SIDECARS] if used else []
@@ -257,8 +262,9 @@ def scan_folder(root: str | Path, wanted: str = MEDIA_FOLDER) -> FolderIndex:
     index.captions, index.references = captions.by_file, captions.every_line
     if captions.not_utf8 and rank_and_world()[0] == 0:  # every DDP rank reads the folder alike: said by rank 0 alone
         names = [path.relative_to(root).as_posix() for path in captions.not_utf8]
-        log.warning("%d caption files under %s are not UTF-8 (e.g. %s): read as Windows-1252; save them as UTF-8 "
-                    "if their captions look wrong", len(names), root, ", ".join(names[:3]))
+        is_, them, their = ("is", "it", "its") if len(names) == 1 else ("are", "them", "their")
+        log.warning("%s under %s %s not UTF-8 (e.g. %s): read as Windows-1252; save %s as UTF-8 if %s captions look "
+                    "wrong", counted(len(names), "caption file"), root, is_, ", ".join(names[:3]), them, their)
     left_out = [name for name in files if name not in used and name not in index.captions]
     their_captions = captions_of(left_out)
     for name in left_out:
