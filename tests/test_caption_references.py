@@ -62,7 +62,8 @@ def test_a_folder_is_scored_on_its_captions_as_written_and_trained_on_them_witho
     assert index.captions["c.jpg"] == ["a cat"]
     # nothing dropped silently: the two repeats are counted in the set-up line
     assert index.skipped == {REPEATED_CAPTION: 2}
-    assert f"2 {REPEATED_CAPTION} (e.g. a.jpg: 'the flag of the U.S.'" in summary_line("folder", index, {})
+    assert "2 repeated captions (scored as each reference, trained on once) (e.g. a.jpg: 'the flag of the U.S.'" in \
+        summary_line("folder", index, {})
 
 
 def test_the_scores_of_a_folder_are_pycocoevalcaps_on_its_captions_as_written(tmp_path):

@@ -1188,3 +1188,60 @@ def test_a_missing_caption_folder_says_what_a_caption_folder_holds_and_where_the
     with pytest.raises(SupraUserError, match=rf"^data.root={tmp_path / 'photo.jpg'} is a file, not a folder: point it "
                                              r"at a folder of photos with captions \(photo.txt"):
         read_caption_source("folder", tmp_path / "photo.jpg")  # absolute: said once
+
+
+# every reason a caption source skips for (index.py's finish and add_caption; each reader's own), as its summary
+# says one and two of it
+SKIPPED_FOR = [
+    ("blank caption", "blank caption", "blank captions"),
+    ("no caption", "no caption", "no captions"),
+    ("no image file", "no image file", "no image files"),
+    ("in no split", "in no split", "in no split"),
+    ("unreadable line", "unreadable line", "unreadable lines"),
+    ("duplicate line", "duplicate line", "duplicate lines"),
+    ("repeated caption (scored as each reference, trained on once)",
+     "repeated caption (scored as each reference, trained on once)",
+     "repeated captions (scored as each reference, trained on once)"),
+    ("image listed twice (kept once, in test before val before train)",
+     "image listed twice (kept once, in test before val before train)",
+     "images listed twice (kept once, in test before val before train)"),
+    ("image whose id another file has too (neither kept)", "image whose id another file has too (neither kept)",
+     "images whose id another file has too (neither kept)"),
+    ("caption for an id of two files", "caption for an id of two files", "captions for an id of two files"),
+    ("caption that is not text", "caption that is not text", "captions that are not text"),
+    ("annotation id listed twice (first kept)", "annotation id listed twice (first kept)",
+     "annotation ids listed twice (first kept)"),
+    ("caption for an unknown image id", "caption for an unknown image id", "captions for an unknown image id"),
+    ("sentence with neither raw nor tokens", "sentence with neither raw nor tokens",
+     "sentences with neither raw nor tokens"),
+    ("no usable image (empty, or a path that is not there)", "no usable image (empty, or a path that is not there)",
+     "no usable images (empty, or a path that is not there)"),
+]
+
+
+@pytest.mark.parametrize("n", [1, 2])
+@pytest.mark.parametrize(("reason", "one", "two"), SKIPPED_FOR)
+def test_a_sources_summary_counts_one_skipped_thing_in_the_singular_and_two_in_the_plural(tmp_path, reason, one,
+                                                                                         two, n):
+    from supra.data.caption_sources.index import CaptionIndex
+
+    index = CaptionIndex("2014", tmp_path, {"train": ["a.jpg"]}, {"a.jpg": ["a cat"]})
+    for i in range(n):
+        index.skip(reason, f"x{i}.jpg")
+    examples = ", ".join(f"x{i}.jpg" for i in range(n))
+    assert summary_line("coco", index, {}) == (
+        f"coco (2014 layout): train 1 image / 1 caption; skipped: {n} {one if n == 1 else two} (e.g. {examples})")
+
+
+@pytest.mark.parametrize(("n", "skipped"), [
+    (1, "1 unreadable image (e.g. bad0.jpg), 1 too large (resize them) (e.g. huge0.jpg)"),
+    (2, "2 unreadable images (e.g. bad0.jpg, bad1.jpg), 2 too large (resize them) (e.g. huge0.jpg, huge1.jpg)"),
+])
+def test_a_sources_summary_counts_one_unreadable_image_in_the_singular(tmp_path, n, skipped):
+    from supra.data.caption_sources.index import CaptionIndex
+    from supra.data.images import TOO_LARGE_PREFIX
+
+    index = CaptionIndex("2014", tmp_path, {"train": ["a.jpg"]}, {"a.jpg": ["a cat"]})
+    unreadable = {**{f"bad{i}.jpg": "not a picture file" for i in range(n)},
+                  **{f"huge{i}.jpg": f"{TOO_LARGE_PREFIX} 400,000,000 pixels" for i in range(n)}}
+    assert summary_line("coco", index, unreadable) == f"coco (2014 layout): train 1 image / 1 caption; skipped: {skipped}"

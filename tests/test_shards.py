@@ -817,7 +817,7 @@ def test_write_shards_of_a_source_with_no_usable_image_is_one_line_and_writes_no
                     "show_progress=false", run_dir=tmp_path)
     error = capsys.readouterr().err
     assert f"error: source=coco root={tmp_path / 'coco'}: no image to write (skipped: " in error
-    assert "28 no image file (e.g. train2014/COCO_train2014_000000000101.jpg" in error and error.count("\n") == 1
+    assert "28 no image files (e.g. train2014/COCO_train2014_000000000101.jpg" in error and error.count("\n") == 1
     assert not (tmp_path / "shards").exists()
 
 

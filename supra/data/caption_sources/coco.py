@@ -21,6 +21,7 @@ from collections.abc import Hashable
 from pathlib import Path
 
 from supra.data.caption_sources.index import (
+    ANNOTATION_ID_TWICE,
     CAPTION_OF_TWO_FILES,
     ID_OF_TWO_FILES,
     NOT_TEXT,
@@ -34,8 +35,6 @@ from supra.utils.errors import SupraUserError
 
 LAYOUTS = ("karpathy", "2014", "2017")
 KARPATHY_VAL_TEST = {"train": None, "val": 5000, "test": 5000}
-# a second annotation with an earlier one's id (on the same image): one caption, whatever its text
-ANNOTATION_ID_TWICE = "annotation id listed twice (first kept)"
 
 
 def _annotation_file(root: Path, part: str, year: str) -> Path | None:

@@ -148,6 +148,28 @@ LISTED_TWICE = "image listed twice (kept once, in test before val before train)"
 ID_OF_TWO_FILES = "image whose id another file has too (neither kept)"
 CAPTION_OF_TWO_FILES = "caption for an id of two files"
 NOT_TEXT = "caption that is not text"  # null, a number, a list where a caption's text should be
+# a second COCO annotation with an earlier one's id (on the same image): one caption, whatever its text
+ANNOTATION_ID_TWICE = "annotation id listed twice (first kept)"
+# each reason the sources count, as said of more than one ("1 blank caption", "2 blank captions"); a reason not
+# here reads after any count ("2 in no split", "2 too large (resize them)"), or takes the noun the folder's tally
+# gave it (a caption folder's)
+PLURALS = {
+    "blank caption": "blank captions",
+    "no caption": "no captions",
+    "no image file": "no image files",
+    "unreadable image": "unreadable images",
+    "unreadable line": "unreadable lines",
+    DUPLICATE_LINE: "duplicate lines",
+    REPEATED_CAPTION: "repeated captions (scored as each reference, trained on once)",
+    LISTED_TWICE: "images listed twice (kept once, in test before val before train)",
+    ID_OF_TWO_FILES: "images whose id another file has too (neither kept)",
+    CAPTION_OF_TWO_FILES: "captions for an id of two files",
+    NOT_TEXT: "captions that are not text",
+    ANNOTATION_ID_TWICE: "annotation ids listed twice (first kept)",
+    "caption for an unknown image id": "captions for an unknown image id",
+    "sentence with neither raw nor tokens": "sentences with neither raw nor tokens",
+    "no usable image (empty, or a path that is not there)": "no usable images (empty, or a path that is not there)",
+}
 
 
 def drop_ids_of_two_files(index: CaptionIndex) -> None:
@@ -242,5 +264,14 @@ def skipped_reasons(index: CaptionIndex, unreadable: dict[str, str]) -> str:
                          ("too large (resize them)", too_large)):
         if keys:
             skipped[reason], examples[reason] = len(keys), keys
-    reasons = ", ".join(f"{reason_counted(n, reason, index.nouns.get(reason))} (e.g. {', '.join(examples[reason][:2])})" for reason, n in skipped.items())
+    reasons = ", ".join(f"{skipped_counted(n, reason, index.nouns)} (e.g. {', '.join(examples[reason][:2])})"
+                        for reason, n in skipped.items())
     return reasons or "nothing"
+
+
+def skipped_counted(n: int, reason: str, nouns: dict[str, str]) -> str:
+    """`n` things skipped for `reason`, singular for one: "1 blank caption", "2 blank captions" (PLURALS), or
+    as a folder's tally says it, by the noun it gave the reason (`nouns`: reason_counted)."""
+    if reason in PLURALS:
+        return f"{n} {reason if n == 1 else PLURALS[reason]}"
+    return reason_counted(n, reason, nouns.get(reason))
