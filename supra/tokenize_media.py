@@ -32,6 +32,7 @@ from supra.utils.files import (
     writing_alone,
 )
 from supra.utils.hardware import check_command_accelerator
+from supra.utils.numbers import counted
 from supra.utils.run_folders import refuse_model_folder
 
 log = logging.getLogger(__name__)
@@ -67,7 +68,9 @@ def run(cfg: DictConfig) -> Path:
             raise
         with room_to_write(f"out={out}", "free space there, or give another out= folder"):
             counts = write_codes(cfg, out, net, data_cfg, datamodule, encoded)
-    print(f"wrote codes of {', '.join(f'{n} {s}' for s, n in counts.items())} items to {out}")
+    # "5 train, 1 val items": the one noun after them all, singular where one split holds one item
+    items = "item" if list(counts.values()) == [1] else "items"
+    print(f"wrote codes of {', '.join(f'{n} {s}' for s, n in counts.items())} {items} to {out}")
     return out
 
 
@@ -87,7 +90,7 @@ def write_codes(cfg: DictConfig, out: Path, net: torch.nn.Module, data_cfg: Dict
         # mixture's code cache keeps them
         write_split(out, split, codes, items.names, items.captions, items.files, items.references, items.real_frames)
         counts[split], shapes[split] = len(codes), list(codes.shape[1:])
-        log.info("%s: %d items -> codes %s (%s)", split, len(codes), list(codes.shape), dtype.name)
+        log.info("%s: %s -> codes %s (%s)", split, counted(len(codes), "item"), list(codes.shape), dtype.name)
     write_meta(out, {
         "vqvae_ckpt": str(Path(cfg.ckpt).resolve()), "vqvae_sha256": file_sha256(cfg.ckpt),
         "num_codes": net.config.num_codes, "image_size": datamodule.image_size, "dtype": dtype.name,

@@ -1242,6 +1242,26 @@ def test_tokenize_media_writes_how_many_frames_of_each_clip_are_real(tmp_path, v
     assert dict(zip(codes.names, codes.real_frames, strict=True)) == {f"g{i}.gif#clip 0": 1 + i for i in range(3)}
 
 
+@pytest.mark.parametrize(("n", "said"), [(1, "1 train item"), (2, "2 train items")])
+def test_tokenize_media_counts_one_item_written_as_one(tmp_path, vqvae_ckpt, capsys, caplog, n, said):
+    """Its summary said "wrote codes of 1 train items"; the count of each split it logs, "train: 1 items"."""
+    import logging
+
+    from tests.conftest import run_command
+    from tests.media_fixtures import save_image
+
+    for i in range(n):
+        save_image(tmp_path / "photos" / f"p{i}.png")
+    out = tmp_path / "codes"
+    with caplog.at_level(logging.INFO, logger="supra.tokenize_media"):
+        run_command("tokenize_media", f"ckpt={vqvae_ckpt}", f"out={out}", "accelerator=cpu", "show_progress=false",
+                    "splits=[train]", "data=media_folder", f"data.root={tmp_path / 'photos'}", "data.val_fraction=0",
+                    "data.test_fraction=0", run_dir=tmp_path)
+    assert f"wrote codes of {said} to {out}\n" in capsys.readouterr().out
+    assert [r.getMessage() for r in caplog.records if "-> codes" in r.getMessage()] == [
+        f"train: {'1 item' if n == 1 else '2 items'} -> codes [{n}, 8, 8] (uint8)"]
+
+
 def test_a_clip_padded_from_a_short_gif_keeps_its_count_of_real_frames_through_the_cache_into_video_batches(
         tmp_path, vqvae_ckpt):
     """A GIF of 1 or 2 frames becomes a 3-frame clip by repeating its last frame; how many are real travels with
