@@ -235,6 +235,18 @@ def test_hugging_face_rows_of_identical_image_bytes_without_an_id_column_are_one
         "as one image with all their captions (data.id_column names them by the dataset's ids)")
 
 
+@pytest.mark.parametrize(("again", "note"), [
+    ([0], "1 row holds the image of an earlier row of its split"),
+    ([0, 1], "2 rows hold the image of an earlier row of their split"),
+])
+def test_the_note_of_hugging_face_rows_joined_to_an_earlier_one_counts_one_as_one(tmp_path, again, note):
+    write_row_per_caption_parquet(tmp_path / "hf", list(range(16)) + again)
+    index = read_caption_source("hf_disk", tmp_path / "hf", cache_dir=tmp_path / "c")
+    assert summary_line("hf_disk", index, {}).endswith(
+        f"skipped: nothing; {note} (a row per caption): joined to it as one image with all their captions "
+        "(data.id_column names them by the dataset's ids)")
+
+
 def test_a_hugging_face_row_with_a_null_id_is_an_image_of_its_own(tmp_path):
     import datasets
 

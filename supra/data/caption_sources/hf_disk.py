@@ -42,6 +42,7 @@ from supra.data.image_cache import StoredImage
 from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
 from supra.utils.folder_walk import file_stamp
+from supra.utils.numbers import counted
 
 SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "val", "valid": "val", "val": "val",
                  "dev": "val", "test": "test", "testing": "test"}
@@ -251,8 +252,10 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
                 else:
                     index.skip(NOT_TEXT, f"{key}: {text!r}"[:80])
     if joined:
-        index.notes.append(f"{joined} rows hold the image of an earlier row of their split (a row per caption): "
-                           "joined to it as one image with all their captions (data.id_column names them by the dataset's ids)")
+        hold, their = ("holds", "its") if joined == 1 else ("hold", "their")
+        index.notes.append(f"{counted(joined, 'row')} {hold} the image of an earlier row of {their} split (a row per "
+                           "caption): joined to it as one image with all their captions (data.id_column names them by "
+                           "the dataset's ids)")
     missing = [split for split in ("val", "test") if not index.splits[split]]
     if missing:  # cut from train's captioned images, only the splits the dataset lacks
         keys = [k for k in index.splits["train"] if index.captions.get(k)]
