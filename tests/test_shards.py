@@ -53,6 +53,25 @@ def test_every_trap_is_counted_and_a_truncated_tar_keeps_what_precedes_the_damag
     assert 0 < len(from_truncated) < 8
     assert dict(tally) == {"failed download": 1, "no caption": 1, "blank caption": 1, "unreadable image": 1,
                            "unreadable shard or damaged tar (read up to the damage)": 1}
+    assert tally.describe() == ("1 blank caption, 1 failed download, 1 no caption, 1 unreadable image, "
+                                "1 unreadable shard or damaged tar (read up to the damage)")  # one as one
+
+
+@pytest.mark.parametrize(("reason", "two"), [
+    ("blank caption", "2 blank captions"),
+    ("failed download", "2 failed downloads"),
+    ("no caption", "2 no captions"),
+    ("no image", "2 no images"),
+    ("unreadable image", "2 unreadable images"),
+    ("unreadable shard or damaged tar (read up to the damage)",
+     "2 unreadable shards or damaged tars (read up to the damage)"),
+    ("image named with several dots (a sample's key ends at the first dot)",
+     "2 images named with several dots (a sample's key ends at the first dot)"),
+    ("part of a sample whose files are apart in the tar", "2 parts of samples whose files are apart in the tar"),
+])
+def test_the_unusable_samples_line_counts_two_of_a_reason_in_the_plural_and_one_in_the_singular(reason, two):
+    assert Unusable({reason: 2}).describe() == two
+    assert Unusable({reason: 1}).describe() == f"1 {reason}"
 
 
 def test_a_samples_json_that_is_no_object_is_read_as_no_metadata_not_a_traceback_in_a_worker():

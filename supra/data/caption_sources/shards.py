@@ -30,6 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from supra.data.caption_sources.index import PLURALS
 from supra.data.caption_sources.tar_reading import tar_samples
 from supra.data.captions import clean_caption, decode_caption_bytes, training_captions
 from supra.data.images import UNREADABLE, jpeg_draft_pixels, load_rgb, squashed
@@ -283,11 +284,24 @@ class ShardSample:
             self.references = self.captions
 
 
+# each reason a sample is unusable for, as said of more than one ("1 failed download", "2 failed downloads")
+UNUSABLE_PLURALS = {
+    **PLURALS,  # a caption source's words: "no caption", "blank caption", "unreadable image"
+    "failed download": "failed downloads",
+    "no image": "no images",
+    "image named with several dots (a sample's key ends at the first dot)":
+        "images named with several dots (a sample's key ends at the first dot)",
+    "unreadable shard or damaged tar (read up to the damage)": "unreadable shards or damaged tars (read up to the damage)",
+    APART: "parts of samples whose files are apart in the tar",
+}
+
+
 class Unusable(Counter):
     """Unusable samples by reason, for one summary line (per worker and epoch for the stream)."""
 
     def describe(self) -> str:
-        return ", ".join(f"{n} {reason}" for reason, n in sorted(self.items())) or "nothing"
+        return ", ".join(f"{n} {reason if n == 1 else UNUSABLE_PLURALS.get(reason, reason)}"
+                         for reason, n in sorted(self.items())) or "nothing"
 
 
 def raw_samples(shards: Iterable[str], tally: Unusable, reader: str = "auto") -> Iterator[dict[str, Any]]:
