@@ -1223,6 +1223,7 @@ SKIPPED_FOR = [
     ("caption that is not text", "caption that is not text", "captions that are not text"),
     ("annotation id listed twice (first kept)", "annotation id listed twice (first kept)",
      "annotation ids listed twice (first kept)"),
+    ("sentid listed twice (first kept)", "sentid listed twice (first kept)", "sentids listed twice (first kept)"),
     ("caption for an unknown image id", "caption for an unknown image id", "captions for an unknown image id"),
     ("sentence with neither raw nor tokens", "sentence with neither raw nor tokens",
      "sentences with neither raw nor tokens"),

@@ -150,6 +150,8 @@ CAPTION_OF_TWO_FILES = "caption for an id of two files"
 NOT_TEXT = "caption that is not text"  # null, a number, a list where a caption's text should be
 # a second COCO annotation with an earlier one's id (on the same image): one caption, whatever its text
 ANNOTATION_ID_TWICE = "annotation id listed twice (first kept)"
+# a second Karpathy sentence with an earlier one's sentid (on the same image), likewise
+SENTID_TWICE = "sentid listed twice (first kept)"
 # each reason the sources count, as said of more than one ("1 blank caption", "2 blank captions"); a reason not
 # here reads after any count ("2 in no split", "2 too large (resize them)"), or takes the noun the folder's tally
 # gave it (a caption folder's)
@@ -166,6 +168,7 @@ PLURALS = {
     CAPTION_OF_TWO_FILES: "captions for an id of two files",
     NOT_TEXT: "captions that are not text",
     ANNOTATION_ID_TWICE: "annotation ids listed twice (first kept)",
+    SENTID_TWICE: "sentids listed twice (first kept)",
     "caption for an unknown image id": "captions for an unknown image id",
     "sentence with neither raw nor tokens": "sentences with neither raw nor tokens",
     "no usable image (empty, or a path that is not there)": "no usable images (empty, or a path that is not there)",

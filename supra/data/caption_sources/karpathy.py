@@ -11,11 +11,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from supra.data.caption_sources.index import NOT_TEXT, SPLIT_NAMES, CaptionIndex
+from supra.data.caption_sources.index import NOT_TEXT, SENTID_TWICE, SPLIT_NAMES, CaptionIndex
 from supra.utils.errors import SupraUserError
-
-# a second sentence with an earlier one's sentid (on the same image): one caption, whatever its text
-SENTID_TWICE = "sentid listed twice (first kept)"
 
 
 def _check_image(path: Path, i: int, image: object) -> None:
