@@ -21,6 +21,7 @@ import torch
 import wandb
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from lightning.pytorch.callbacks import TQDMProgressBar
 from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 
 from supra.callbacks.overfit_check import overfit_line
@@ -29,7 +30,13 @@ from supra.loggers.wandb_logger import build_wandb_logger
 from supra.runner.callback_checks import PERIODIC_CHECKPOINTS
 from supra.runner.evaluation import data_for_release, evaluate, run_settings
 from supra.runner.run_checks import check_run_config
-from supra.runner.training import say_past_schedule, say_shorter_than_schedule, schedule_length, train
+from supra.runner.training import (
+    say_past_schedule,
+    say_shorter_than_schedule,
+    schedule_length,
+    stock_displays_off,
+    train,
+)
 from supra.tasks.lr_schedules import warmup_cosine
 from supra.utils.errors import SupraUserError
 from supra.utils.run_folders import finished_run_file
@@ -47,14 +54,24 @@ def test_fast_dev_run_trains_validates_and_tests_without_checkpoints_or_warnings
     assert not [r for r in caplog.records if r.name == "supra.runner.training"]  # its last weights are tested
 
 
-def test_callbacks_none_writes_no_checkpoint_and_tests_the_last_weights(tmp_path):
-    # Lightning would add its own ModelCheckpoint (csv/checkpoints/epoch=0-step=N.ckpt) and test from it
+def test_callbacks_none_runs_without_checkpoints_progress_bar_or_summary_and_tests_the_last_weights(tmp_path, capsys):
+    # Lightning would add its own ModelCheckpoint (csv/checkpoints/epoch=0-step=N.ckpt) and test from it, and its own
+    # progress bar ("Epoch 0/-2") and model summary ("Total FLOPs: 0")
     cfg = compose_config("train", tmp_path / "run", [o for o in TINY_RUN if not o.startswith("callbacks.")]
                          + ["callbacks=none", "trainer.max_steps=2", "trainer.val_check_interval=2",
                             "model.val_metrics=[CIDEr]", "model.test_metrics=[CIDEr]"])
     _, metrics = train(cfg)
     assert "val/CIDEr" in metrics and "test/CIDEr" in metrics
     assert not list((tmp_path / "run").glob("**/*.ckpt"))
+    output = "".join(capsys.readouterr())
+    assert "Epoch 0" not in output and "Total params" not in output and "FLOPs" not in output
+
+
+def test_callbacks_none_leaves_a_display_the_run_asks_for():
+    # the trainer's own switch, or a bar callback added to the empty group, is the user's choice
+    assert stock_displays_off(OmegaConf.create({}), []) == {"enable_progress_bar": False, "enable_model_summary": False}
+    assert stock_displays_off(OmegaConf.create({"enable_progress_bar": True}), []) == {"enable_model_summary": False}
+    assert stock_displays_off(OmegaConf.create({}), [TQDMProgressBar()]) == {"enable_model_summary": False}
 
 
 def test_gradient_accumulation_steps_the_optimizer_once_per_n_batches(train_config):

@@ -18,7 +18,7 @@ import lightning as L
 import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
-from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint
+from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch.multiprocessing import ProcessRaisedException
@@ -234,8 +234,20 @@ def _build_trainer(cfg: DictConfig, task: SupraTask, datamodule: L.LightningData
         # callbacks=none (or callbacks.model_checkpoint=null): no checkpoints, where Lightning would add its own
         # (epoch=N-step=M.ckpt in the first logger's folder) and the test would score it
         extra["enable_checkpointing"] = False
+    if group_choice("callbacks") == "none":
+        extra.update(stock_displays_off(cfg.trainer, callbacks))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
     return trainer, loggers
+
+
+def stock_displays_off(trainer_cfg: DictConfig, callbacks: list[L.Callback]) -> dict[str, bool]:
+    """The Trainer switches that keep Lightning from adding its own progress bar and model summary to a run of
+    callbacks=none (no callbacks at all: its bar reads "Epoch 0/-2", its summary "Total FLOPs: 0"). A switch the
+    trainer config sets, or a display callback the run adds, is left as it is (Lightning refuses a bar callback
+    with its switch off)."""
+    displays = (("enable_progress_bar", ProgressBar), ("enable_model_summary", ModelSummary))
+    return {switch: False for switch, kind in displays
+            if trainer_cfg.get(switch) is None and not any(isinstance(c, kind) for c in callbacks)}
 
 
 def _fit(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.LightningDataModule) -> None:
