@@ -74,6 +74,21 @@ def test_callbacks_none_leaves_a_display_the_run_asks_for():
     assert stock_displays_off(OmegaConf.create({}), [TQDMProgressBar()]) == {"enable_model_summary": False}
 
 
+@pytest.mark.parametrize(("bound", "lightnings_said"), [
+    # ours says it (max_steps=2 is below log_every_n_steps=25), and Lightning's is not said again
+    (["trainer.max_steps=2", "trainer.val_check_interval=2"], False),
+    # ours cannot (no step bound), Lightning's can: an epoch's 10 batches < 25
+    (["trainer.max_steps=-1", "trainer.max_epochs=1", "trainer.val_check_interval=1.0", "trainer.check_val_every_n_epoch=1"],
+     True),
+])
+def test_a_short_run_gives_its_logging_interval_advice_once(bound, lightnings_said, train_config, caplog, recwarn):
+    train(train_config(*bound, "data.num_train=32", "trainer.log_every_n_steps=25", "test=false",
+                       "model.val_metrics=[]", "callbacks.model_checkpoint=null"))
+    ours = [r for r in caplog.records if "is below trainer.log_every_n_steps=25" in r.getMessage()]
+    lightnings = [w for w in recwarn if "is smaller than the logging interval" in str(w.message)]
+    assert (len(ours), len(lightnings)) == ((0, 1) if lightnings_said else (1, 0))
+
+
 def test_gradient_accumulation_steps_the_optimizer_once_per_n_batches(train_config):
     cfg = train_config("trainer.accumulate_grad_batches=3", "trainer.max_steps=2", "trainer.val_check_interval=6",
                        "test=false", "model.val_metrics=[CIDEr]")

@@ -80,13 +80,20 @@ def say_no_training_curve(cfg: DictConfig) -> None:
     the learning rate at every Nth optimizer step only, so such a run logs neither, and Lightning's own warning
     compares the interval with an epoch's length, not with trainer.max_steps. Not under fast_dev_run (which logs
     nothing), nor without a logger or a fit; a run bounded by epochs alone has no length known yet."""
+    if logs_no_training_curve(cfg):
+        steps, every = cfg.trainer.max_steps, cfg.trainer.log_every_n_steps
+        log.warning("trainer.max_steps=%d is below trainer.log_every_n_steps=%d: no train/loss or learning rate will "
+                    "be logged; add trainer.log_every_n_steps=%d or less (1: every step)", steps, every, steps)
+
+
+def logs_no_training_curve(cfg: DictConfig) -> bool:
+    """Whether say_no_training_curve warns of `cfg`: a fit that logs, bounded by a trainer.max_steps below
+    trainer.log_every_n_steps."""
     trainer_cfg = cfg.trainer
     steps, every = trainer_cfg.get("max_steps"), trainer_cfg.get("log_every_n_steps")
     if not cfg.get("train") or trainer_cfg.get("fast_dev_run") or not cfg.get("logger") or not is_whole(every):
-        return
-    if is_whole(steps, 1) and steps < every:
-        log.warning("trainer.max_steps=%d is below trainer.log_every_n_steps=%d: no train/loss or learning rate will "
-                    "be logged; add trainer.log_every_n_steps=%d or less (1: every step)", steps, every, steps)
+        return False
+    return is_whole(steps, 1) and steps < every
 
 
 def check_java_for_training(cfg: DictConfig) -> None:

@@ -7,6 +7,7 @@ import math
 import os
 import re
 import sys
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -58,6 +59,7 @@ from supra.runner.run_checks import (
     check_run_config,
     group_choice,
     in_sweep,
+    logs_no_training_curve,
     say_no_training_curve,
 )
 from supra.runner.run_paths import as_trained, with_absolute_paths
@@ -90,6 +92,25 @@ def interval_within_epoch(trainer_cfg: DictConfig, processes: int = 1) -> Iterat
             raise
         raise SupraUserError(interval_beyond_epoch(int(found[1]), int(found[2]), processes,
                                                    trainer_cfg.get("check_val_every_n_epoch"))) from None
+
+
+@contextmanager
+def lightning_interval_warning_off(said_ours: bool) -> Iterator[None]:
+    """Where say_no_training_curve said its line (max_steps below log_every_n_steps), Lightning's own advice of the
+    same setting ("The number of training batches (N) is smaller than the logging interval") is not said again;
+    where ours was not (Lightning compares an epoch's batches, not max_steps), Lightning's stays."""
+    if not said_ours:
+        yield
+        return
+    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the "
+                            r"logging interval")
+    # this one filter taken out after the fit, not catch_warnings' whole list: it would drop those the fit adds
+    ours = warnings.filters[0]
+    try:
+        yield
+    finally:
+        if ours in warnings.filters:
+            warnings.filters.remove(ours)
 
 
 def interval_beyond_epoch(interval: int, batches: int, processes: int, every_n_epochs: int | None) -> str:
@@ -252,7 +273,8 @@ def stock_displays_off(trainer_cfg: DictConfig, callbacks: list[L.Callback]) -> 
 
 def _fit(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.LightningDataModule) -> None:
     try:
-        with interval_within_epoch(cfg.trainer, trainer.num_devices * trainer.num_nodes):
+        with (interval_within_epoch(cfg.trainer, trainer.num_devices * trainer.num_nodes),
+              lightning_interval_warning_off(logs_no_training_curve(cfg))):
             trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     except SIGTERMException as stop:  # Ctrl-C or SIGTERM: last.ckpt written and said (callbacks/checkpoint.py)
         # not 0, as Lightning's: the run did not finish (and is not tested); nor 1, a failure's: Ctrl-C's 130 for
