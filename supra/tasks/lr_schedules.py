@@ -78,5 +78,5 @@ def squeezed_warmup(total_steps: int, warmup_steps: int) -> str | None:
     if used == warmup_steps:
         return None
     return (f"model.scheduler.warmup_steps={warmup_steps} is not below the run's {total_steps} steps: the warm-up "
-            f"used is {counted(used, 'step')}, so the learning rate climbs to its peak faster than configured and the run ends "
-            f"at it; set model.scheduler.warmup_steps below {total_steps} for a warm-up of its own length")
+            f"used is {counted(used, 'step')}, so the learning rate climbs to its peak faster than configured and "
+            f"the run ends at it; set model.scheduler.warmup_steps below {total_steps} for a warm-up of its own length")
