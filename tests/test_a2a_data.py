@@ -475,7 +475,7 @@ def test_a_shard_sources_val_or_test_shards_that_are_train_shards_are_said_once_
     data.prepare_data()
     data.setup("fit")
     assert [r.getMessage() for r in caplog.records if "shares" in r.getMessage()] == [
-        f"data.sources.web.test_shards shares 1 of its 1 shard(s) with data.sources.web.train_shards (e.g. {trained}): "
+        f"data.sources.web.test_shards shares 1 of its 1 shard with data.sources.web.train_shards (e.g. {trained}): "
         "its scores are of images the fit trains on; name shards the train list leaves out to score unseen images"]
 
 

@@ -376,10 +376,15 @@ def test_a_shard_listed_twice_is_read_once_and_said_once(tmp_path, caplog):
         assert expand_shards(spec) == urls  # expanded again (each split at set-up and after): said once
     assert [u.rsplit("/", 1)[-1] for u in urls] == ["00000.tar", "00001.tar", "00002.tar", "00003.tar"]
     said = [r.message for r in caplog.records if "listed again" in r.message]
-    assert len(said) == 1 and f"2 shard(s) listed again (e.g. {tmp_path}/s/00002.tar): each shard is read once" in said[0]
+    assert len(said) == 1 and f"2 shards listed again (e.g. {tmp_path}/s/00002.tar): each shard is read once" in said[0]
     streamed = [k for b in stream(spec, 0) for k in b["keys"]]
     assert len(streamed) == len(set(streamed)) == 32
     assert len(read_whole(spec, 32).keys) == 32
+    one = f"{tmp_path}/s/00001.tar::{tmp_path}/s/00001.tar"
+    with caplog.at_level(logging.WARNING):
+        expand_shards(one, "data.val_shards")
+    assert caplog.records[-1].message == (f"data.val_shards={one!r}: 1 shard listed again (e.g. {tmp_path}/s/00001.tar): "
+                                          "each shard is read once")
 
 
 def test_ddp_refuses_pipe_shards_saying_their_sizes_cannot_be_read(tmp_path, monkeypatch):
@@ -453,7 +458,8 @@ def test_a_worker_whose_shards_hold_nothing_usable_still_gives_the_rank_its_batc
         batches = list(loader)
     assert len(batches) == len(loader.dataset) == 8  # worker 0's 4, and the last of them 4 times more
     assert [b["keys"] for b in batches[3:]] == [batches[3]["keys"]] * 5
-    assert "4 batch(es) of a worker with no usable sample are this rank's last batch again" in caplog.text
+    assert ("shards, epoch 0: 4 batches of a worker with no usable sample are this rank's last batch again, so that "
+            "every rank runs the same number") in caplog.text
 
 
 def test_stats_files_that_count_fewer_samples_than_the_shards_hold_are_said_in_the_epochs_line(tmp_path, caplog):
@@ -472,9 +478,25 @@ def test_stats_files_that_count_fewer_samples_than_the_shards_hold_are_said_in_t
         assert len(list(stream(shards["spec"], 0))) == 4
     said = [r for r in caplog.records if r.message.startswith("shards, epoch 0, rank 0 worker 0: 4 batches of 4")]
     assert len(said) == 1 and said[0].levelname == "WARNING" and said[0].message.endswith(
-        "; samples left out: the _stats.json files of 4 shard(s) (e.g. " + str(tmp_path / "s") + "/00002_stats.json) "
+        "; samples left out: the _stats.json files of 4 shards (e.g. " + str(tmp_path / "s") + "/00002_stats.json) "
         "count fewer samples than the shards hold (at least 16 more), and an epoch's batches are reckoned from them: "
         "fix or delete them")
+
+
+@pytest.mark.parametrize(("shards", "said"), [(1, "1 batch of 4 (0 repeated, 0 skipped as trained)"),
+                                             (2, "2 batches of 4 (0 repeated, 0 skipped as trained)")])
+def test_the_epochs_line_counts_one_batch_and_one_shard_in_the_singular_and_two_in_the_plural(tmp_path, caplog,
+                                                                                             shards, said):
+    shard_files = write_img2dataset_shards(tmp_path / "s", shards=shards, per_shard=8)
+    for stats in (tmp_path / "s").glob("*_stats.json"):  # 4 of each shard's 8 samples counted: a batch a shard
+        stats.write_text(json.dumps({**json.loads(stats.read_text()), "successes": 4}))
+    with caplog.at_level(logging.INFO, logger="supra.data.captioning.shard_stream"):
+        assert len(list(stream(shard_files["spec"], 0))) == shards
+    counted_shards = "1 shard" if shards == 1 else "2 shards"
+    assert [r.message for r in caplog.records] == [
+        f"shards, epoch 0, rank 0 worker 0: {said}; unusable: nothing; samples left out: the _stats.json files of "
+        f"{counted_shards} (e.g. {tmp_path / 's'}/00000_stats.json) count fewer samples than the shards hold (at least "
+        f"{4 * shards} more), and an epoch's batches are reckoned from them: fix or delete them"]
 
 
 def test_each_epoch_has_its_own_order_and_the_same_epoch_the_same(tmp_path):
@@ -1190,11 +1212,15 @@ def test_the_set_up_line_says_the_length_of_the_epochs_to_come_and_a_resume_that
     data.setup("fit")
     assert "shards train: 5 shards, 25 samples, 5 batches of 4 per rank per epoch" in caplog.text
     data.load_state_dict({"shard_layout": 1})  # a checkpoint of a run without workers, as Lightning restores it
-    assert ("finished as the 1 worker(s) it was begun with would have (each worker reading all their shards), "
+    assert ("finished as the 1 worker it was begun with would have (each worker reading all their shards), "
             "6 batches per rank; later epochs are split over 2, 5 batches per rank") in caplog.text
     resampled = ShardCaptionsDataModule(train, val, val, batch_size=4, resampled=True, samples_per_epoch=48)
     resampled.setup("fit")
     assert "shards train: 5 shards, 48 samples drawn with replacement, 12 batches of 4 per rank" in caplog.text
+    caplog.clear()
+    one = write_img2dataset_shards(tmp_path / "one", shards=1, per_shard=5)["spec"]
+    ShardCaptionsDataModule(one, val, val, batch_size=4).setup("fit")
+    assert "shards train: 1 shard, 5 samples, 1 batch of 4 per rank per epoch" in caplog.text
 
 
 def test_shards_of_unknown_length_refuse_a_share_of_an_epoch_as_the_validation_interval(shard_data):
@@ -1250,7 +1276,7 @@ def test_shards_that_are_not_there_or_hold_nothing_usable_are_one_line(tmp_path,
     with pytest.raises(SupraUserError, match=r"data.test_shards=.*vla.* 1 of 1 shards are not there"):
         ShardCaptionsDataModule(shard_data["spec"], shard_data["val"], typo).setup("fit")  # before training, not after
     with pytest.raises(SupraUserError, match=r"the train shards hold \d+ samples: not one full batch of "
-                                             r"data.batch_size=64 for each of 1 rank\(s\) x 1 worker\(s\)"):
+                                             r"data.batch_size=64 for each of 1 rank x 1 worker"):
         ShardCaptionsDataModule(shard_data["spec"], shard_data["val"], shard_data["val"], batch_size=64).setup("fit")
     for url in (f"file://{shard_data['val']}", f"file:{shard_data['val']}"):  # RFC 8089's two spellings
         assert len(ShardCaptionsDataModule(url, url, url).load_split("val")) == 4
@@ -1456,7 +1482,7 @@ def test_val_or_test_shards_the_fit_trains_on_are_said_in_a_warning(tmp_path, ca
     assert "shares" not in caplog.text
     trained = str(tmp_path / "train" / "00001.tar")
     ShardCaptionsDataModule(train["spec"], val, trained, batch_size=4).setup("fit")
-    assert (f"data.test_shards shares 1 of its 1 shard(s) with data.train_shards (e.g. {trained}): its scores are of "
+    assert (f"data.test_shards shares 1 of its 1 shard with data.train_shards (e.g. {trained}): its scores are of "
             "images the fit trains on") in caplog.text
     assert "data.val_shards shares" not in caplog.text
 
@@ -1470,9 +1496,24 @@ def test_test_shards_that_val_holds_too_are_said_in_a_warning(tmp_path, caplog):
     runs = [str(tmp_path / run / "00000.tar") for run in ("runA", "runB", "train")]
     caplog.set_level(logging.WARNING, logger="supra.data.caption_sources.shards")
     warn_scored_shards_trained_on({"train": runs[2:], "val": runs[:2], "test": runs[1:2]})
-    assert (f"data.test_shards shares 1 of its 1 shard(s) with data.val_shards (e.g. {runs[1]}): its scores are of "
+    assert (f"data.test_shards shares 1 of its 1 shard with data.val_shards (e.g. {runs[1]}): its scores are of "
             "images best.ckpt was chosen on") in caplog.text
     assert "with data.train_shards" not in caplog.text
+
+
+@pytest.mark.parametrize(("tested", "its"), [(1, "its 1 shard"), (2, "its 2 shards")])
+def test_the_shared_shards_warning_counts_a_list_of_one_in_the_singular_and_of_two_in_the_plural(tmp_path, caplog,
+                                                                                                tested, its):
+    import logging
+
+    from supra.data.caption_sources.shards import warn_scored_shards_trained_on
+
+    runs = [str(tmp_path / f"{shard:05d}.tar") for shard in range(3)]
+    caplog.set_level(logging.WARNING, logger="supra.data.caption_sources.shards")
+    warn_scored_shards_trained_on({"train": runs[:1], "val": runs[2:], "test": runs[:tested]})
+    assert [r.message for r in caplog.records] == [
+        f"data.test_shards shares 1 of {its} with data.train_shards (e.g. {runs[0]}): its scores are of images the "
+        "fit trains on; name shards the train list leaves out to score unseen images"]
 
 
 @pytest.mark.parametrize("spelling", ["relative", "./relative", "file:// URL", "a link to it"])
@@ -1489,7 +1530,7 @@ def test_a_trained_shard_is_noticed_in_the_test_list_however_its_path_is_spelled
             "file:// URL": f"file://{tmp_path}/train/00000.tar", "a link to it": "link.tar"}[spelling]
     caplog.set_level(logging.WARNING, logger="supra.data.caption_sources.shards")
     warn_scored_shards_trained_on({"train": [str(tmp_path / "train" / "00000.tar")], "val": [], "test": [test]})
-    assert f"data.test_shards shares 1 of its 1 shard(s) with data.train_shards (e.g. {test})" in caplog.text
+    assert f"data.test_shards shares 1 of its 1 shard with data.train_shards (e.g. {test})" in caplog.text
 
 
 def test_write_shards_splits_a_folder_by_the_shares_training_takes_and_warns_of_a_one_image_split(tmp_path, capsys,

@@ -1441,6 +1441,21 @@ def test_trainer_settings_lightning_would_fail_on_late_or_ignore_are_refused_bef
         check_run_config(compose_config("train", tmp_path / "run", case.split()))
 
 
+@pytest.mark.parametrize(("batches", "processes", "whose"), [
+    (1, 1, "an epoch's 1 training batch"),
+    (2, 1, "an epoch's 2 training batches"),
+    (1, 2, "the 1 training batch each of the 2 DDP processes has per epoch (each trains its share of the epoch)"),
+    (2, 2, "the 2 training batches each of the 2 DDP processes has per epoch (each trains its share of the epoch)"),
+])
+def test_a_validation_interval_beyond_an_epoch_of_one_batch_says_it_in_the_singular(batches, processes, whose):
+    from supra.runner.training import interval_beyond_epoch
+
+    assert interval_beyond_epoch(3, batches, processes, 1) == (
+        f"trainer.val_check_interval=3 is more than {whose}: with trainer.check_val_every_n_epoch=1 it counts within "
+        f"each epoch; use trainer.val_check_interval=1.0 (each epoch's end) or a number up to {batches}, or "
+        "trainer.check_val_every_n_epoch=null (every 3 batches across epochs)")
+
+
 def test_a_run_shorter_than_the_logging_interval_is_warned_that_it_logs_no_training_curve(tmp_path, caplog):
     """Lightning logs train/loss and the lr every trainer.log_every_n_steps steps only: a 10-step run logged
     neither, without a word. Runs that log some, or log otherwise, are not warned."""

@@ -69,6 +69,7 @@ from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
 from supra.tasks.base import SupraTask
 from supra.utils.cli import SIGINT_EXIT, as_typed, ended_by_ctrl_c
 from supra.utils.errors import SupraUserError, note_in_run_log
+from supra.utils.numbers import counted
 from supra.utils.overrides import parsed_overrides
 from supra.utils.run_folders import stopped_short
 from supra.utils.state_dicts import check_state_fits, same_state
@@ -115,8 +116,9 @@ def lightning_interval_warning_off(said_ours: bool) -> Iterator[None]:
 
 def interval_beyond_epoch(interval: int, batches: int, processes: int, every_n_epochs: int | None) -> str:
     """The one line for a val_check_interval above the `batches` of an epoch each of `processes` trains."""
-    whose = (f"the {batches} training batches each of the {processes} DDP processes has per epoch (each trains its "
-             "share of the epoch)" if processes > 1 else f"an epoch's {batches} training batches")
+    counted_batches = counted(batches, "training batch", plural="training batches")
+    whose = (f"the {counted_batches} each of the {processes} DDP processes has per epoch (each trains its share of "
+             "the epoch)" if processes > 1 else f"an epoch's {counted_batches}")
     return (f"trainer.val_check_interval={interval} is more than {whose}: with trainer.check_val_every_n_epoch="
             f"{every_n_epochs} it counts within each epoch; use trainer.val_check_interval=1.0 (each epoch's end) or "
             f"a number up to {batches}, or trainer.check_val_every_n_epoch=null (every {interval} batches across epochs)")

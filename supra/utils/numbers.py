@@ -31,11 +31,12 @@ def must_be_whole(value: object) -> str:
     return "must be a whole number"
 
 
-def counted(count: object, noun: str, grouped: bool = False) -> str:
-    """`count` with `noun`, plural but for one: "1 block", "4 blocks" (for nouns that take an s); `grouped`: the
-    thousands separated ("1,000 steps"). A count that is no number ("?") takes the plural."""
+def counted(count: object, noun: str, grouped: bool = False, plural: str | None = None) -> str:
+    """`count` with `noun`, plural but for one: "1 block", "4 blocks" (`plural` for a noun that takes more than
+    an s: counted(2, "batch", plural="batches")); `grouped`: the thousands separated ("1,000 steps"). A count
+    that is no number ("?") takes the plural."""
     shown = f"{count:,}" if grouped and is_whole(count) else str(count)
-    return f"{shown} {noun}" if count == 1 and not isinstance(count, bool) else f"{shown} {noun}s"
+    return f"{shown} {noun}" if count == 1 and not isinstance(count, bool) else f"{shown} {plural or noun + 's'}"
 
 
 def finite_or_none(value: object) -> object:

@@ -36,7 +36,7 @@ from supra.data.captions import clean_caption, decode_caption_bytes, training_ca
 from supra.data.images import UNREADABLE, jpeg_draft_pixels, load_rgb, squashed
 from supra.utils.errors import SupraUserError, first_line
 from supra.utils.files import local_path_of
-from supra.utils.numbers import is_whole
+from supra.utils.numbers import counted, is_whole
 
 log = logging.getLogger(__name__)
 
@@ -77,8 +77,8 @@ def expand_shards(spec: str | list[str], option: str = "data shards") -> list[st
         seen.add(shard)
     if again and repr(spec) not in _repeats_said:
         _repeats_said.add(repr(spec))
-        log.warning("%s=%r: %d shard(s) listed again (e.g. %s): each shard is read once", option, spec,
-                    len(again), again[0])
+        log.warning("%s=%r: %s listed again (e.g. %s): each shard is read once", option, spec,
+                    counted(len(again), "shard"), again[0])
     return urls
 
 
@@ -105,15 +105,15 @@ def warn_scored_shards_trained_on(urls: dict[str, list[str]], options: str = "da
     for split in ("val", "test"):
         shared = [url for url in urls[split] if _shard_identity(url) in trained]
         if shared:
-            log.warning("%s.%s_shards shares %d of its %d shard(s) with %s.train_shards (e.g. %s): its scores are "
+            log.warning("%s.%s_shards shares %d of its %s with %s.train_shards (e.g. %s): its scores are "
                         "of images the fit trains on; name shards the train list leaves out to score unseen images",
-                        options, split, len(shared), len(urls[split]), options, shared[0])
+                        options, split, len(shared), counted(len(urls[split]), "shard"), options, shared[0])
     validated = {_shard_identity(url) for url in urls["val"]}
     shared = [url for url in urls["test"] if _shard_identity(url) in validated]
     if shared:  # the test score would not be independent of the checkpoint val chose
-        log.warning("%s.test_shards shares %d of its %d shard(s) with %s.val_shards (e.g. %s): its scores are of "
+        log.warning("%s.test_shards shares %d of its %s with %s.val_shards (e.g. %s): its scores are of "
                     "images best.ckpt was chosen on; name shards the val list leaves out to test on unseen images",
-                    options, len(shared), len(urls["test"]), options, shared[0])
+                    options, len(shared), counted(len(urls["test"]), "shard"), options, shared[0])
 
 
 def _shard_identity(url: str) -> str:

@@ -57,6 +57,7 @@ from supra.data.epoch_loader import EpochLoader, EpochProgress
 from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import counted
 
 log = logging.getLogger(__name__)
 
@@ -233,8 +234,9 @@ class ShardStream(EpochProgress, IterableDataset):
                         epoch, rank, worker, tally.describe())
         uncounted = self._uncounted(read)
         log.log(logging.WARNING if uncounted else logging.INFO,
-                "shards, epoch %d, rank %d worker %d: %d batches of %d (%d repeated, %d skipped as trained); "
-                "unusable: %s%s", epoch, rank, worker, made, self.batch_size, repeats, skip, tally.describe(), uncounted)
+                "shards, epoch %d, rank %d worker %d: %s of %d (%d repeated, %d skipped as trained); "
+                "unusable: %s%s", epoch, rank, worker, counted(made, "batch", plural="batches"), self.batch_size, repeats,
+                skip, tally.describe(), uncounted)
 
     def _samples(self, epoch: int, rank: int, world: int, worker: int, layout: int, quota: int | None,
                  tally: Unusable, read: Counter) -> Iterator[Any]:
@@ -287,9 +289,10 @@ class ShardStream(EpochProgress, IterableDataset):
             yield last
         uncounted = self._uncounted(read)
         log.log(logging.WARNING if uncounted else logging.INFO,
-                "shards, epoch %d, rank %d worker %d (of %d, finishing an epoch begun by %d): %d batches of %d "
-                "(%d repeated, %d skipped as trained); unusable: %s%s", epoch, rank, reader, readers, layout, made,
-                self.batch_size, repeats, skip_batches, tally.describe(), uncounted)
+                "shards, epoch %d, rank %d worker %d (of %d, finishing an epoch begun by %d): %s of %d "
+                "(%d repeated, %d skipped as trained); unusable: %s%s", epoch, rank, reader, readers, layout,
+                counted(made, "batch", plural="batches"), self.batch_size, repeats, skip_batches, tally.describe(),
+                uncounted)
 
     def _uncounted(self, read: Counter) -> str:
         """For the epoch's summary line: samples read beyond their shards' _stats.json counts, which cut the
@@ -301,7 +304,7 @@ class ShardStream(EpochProgress, IterableDataset):
         beyond = {url: n - size[url] for url, n in read.items() if n > size[url]}
         if not beyond:
             return ""
-        return (f"; samples left out: the _stats.json files of {len(beyond)} shard(s) (e.g. "
+        return (f"; samples left out: the _stats.json files of {counted(len(beyond), 'shard')} (e.g. "
                 f"{stats_url(next(iter(beyond)))}) count fewer samples than the shards hold (at least "
                 f"{sum(beyond.values())} more), and an epoch's batches are reckoned from them: fix or delete them")
 
@@ -341,8 +344,9 @@ class ShardLoader(EpochLoader):
         due = self.dataset.batches(self.dataset.layout)
         short = due - done - delivered if due is not None else 0
         if short > 0 and last is not None:
-            log.warning("shards, epoch %d: %d batch(es) of a worker with no usable sample are this rank's last batch "
-                        "again, so that every rank runs the same number", epoch, short)
+            log.warning("shards, epoch %d: %s of a worker with no usable sample %s this rank's last batch again, so "
+                        "that every rank runs the same number", epoch, counted(short, "batch", plural="batches"),
+                        "is" if short == 1 else "are")
             for _ in range(short):
                 yield last
 

@@ -30,6 +30,7 @@ from supra.data.captioning.shard_stream import ShardLoader, ShardStream
 from supra.data.epoch_loader import trainer_progress
 from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import counted
 
 log = logging.getLogger(__name__)
 
@@ -170,12 +171,13 @@ class ShardCaptionsDataModule(CaptionDataModule):
         stream = ShardStream(shards, sizes, self.batch_size, self.image_size, self.tokenizer, self.max_caption_tokens,
                              self.seed, self.shuffle_buffer, self.draft, self.num_workers, per_epoch)
         if sizes is not None or per_epoch:
-            samples = f"{per_epoch} samples drawn with replacement" if per_epoch else f"{sum(sizes)} samples"
-            log.info("shards train: %d shards, %s, %d batches of %d per rank per epoch", len(shards), samples,
-                     len(stream), self.batch_size)
+            samples = (f"{counted(per_epoch, 'sample')} drawn with replacement" if per_epoch
+                       else counted(sum(sizes), "sample"))
+            log.info("shards train: %s, %s, %s of %d per rank per epoch", counted(len(shards), "shard"), samples,
+                     counted(len(stream), "batch", plural="batches"), self.batch_size)
             if len(stream) == 0:  # Lightning would skip training and the run test the initial weights
-                readers = f"{rank_and_world()[1]} rank(s) x {max(self.num_workers, 1)} worker(s)"
-                raise SupraUserError(f"the train shards hold {sum(sizes) if sizes else per_epoch} samples: not one full "
+                readers = f"{counted(rank_and_world()[1], 'rank')} x {counted(max(self.num_workers, 1), 'worker')}"
+                raise SupraUserError(f"the train shards hold {counted(sum(sizes) if sizes else per_epoch, 'sample')}: not one full "
                                      f"batch of data.batch_size={self.batch_size} for each of {readers}, each batching "
                                      "its own shards: lower data.batch_size or data.num_workers, or write more shards")
         return stream
@@ -201,10 +203,12 @@ class ShardCaptionsDataModule(CaptionDataModule):
         if self.resumed_layout is not None:
             stream.layout = self.resumed_layout
             if self.resumed_layout != stream.workers:  # the lengths differ too: the set-up line gave the later one
-                log.info("resuming with data.num_workers=%d: an epoch interrupted is finished as the %d worker(s) it "
-                         "was begun with would have (each worker reading all their shards), %s batches per rank; "
-                         "later epochs are split over %d, %s batches per rank", self.num_workers, self.resumed_layout,
-                         stream.batches(self.resumed_layout) or "?", stream.workers, stream.batches(stream.workers) or "?")
+                log.info("resuming with data.num_workers=%d: an epoch interrupted is finished as the %s it "
+                         "was begun with would have (each worker reading all their shards), %s per rank; "
+                         "later epochs are split over %d, %s per rank", self.num_workers,
+                         counted(self.resumed_layout, "worker"),
+                         counted(stream.batches(self.resumed_layout) or "?", "batch", plural="batches"), stream.workers,
+                         counted(stream.batches(stream.workers) or "?", "batch", plural="batches"))
 
     def _progress(self) -> tuple[int, int]:
         """(epoch, batches of it already trained): after a resume, what the checkpoint recorded."""
