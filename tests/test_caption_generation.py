@@ -183,6 +183,20 @@ def test_images_the_encoder_cannot_take_are_refused_in_one_line_naming_their_sha
         generate(peaked_model, images, BOS, EOS, DecodeConfig(strategy="greedy"))
 
 
+@pytest.mark.parametrize("token", [24, 30, -1, -100])
+def test_a_caption_token_id_outside_the_vocabulary_is_named_not_an_index_error_of_the_embedding(peaked_model, token):
+    """As a2a names a prompt id it has no row for; -100 is the targets' ignore index, given as ids by mistake."""
+    said = (f"caption token id {token} is outside the model's vocabulary 0..23 (model.net.VOCAB_SIZE=24): give ids "
+            "of the caption tokenizer the model was built for")
+    images = torch.zeros(1, 3, 112, 112, dtype=torch.double)
+    with pytest.raises(SupraUserError) as raised:
+        peaked_model(images, torch.tensor([[BOS, 3, token]]))
+    assert str(raised.value) == said
+    with pytest.raises(SupraUserError) as raised:  # the start token a caller gives decoding
+        generate(peaked_model, images, token, EOS, DecodeConfig(strategy="greedy"))
+    assert str(raised.value) == said
+
+
 def test_images_of_another_float_dtype_than_the_weights_are_refused_naming_both(peaked_model):
     with pytest.raises(SupraUserError, match=r"^images are float32 but the model's weights are float64"):
         generate(peaked_model, torch.zeros(1, 3, 112, 112), BOS, EOS, DecodeConfig(strategy="greedy"))

@@ -433,7 +433,23 @@ class VLMNano(nn.Module):
         if start + T > self.config.MAX_SEQ:
             raise ValueError(f"caption of {start + T} tokens exceeds MAX_SEQ={self.config.MAX_SEQ}")
         first = self.config.n_prefix + start
-        return self.tok_emb(idx) + self.pos_emb.weight[first : first + T]
+        try:
+            tokens = self.tok_emb(idx)
+        except IndexError:
+            # The CPU embedding checks its bounds: its error is named here, at no cost to the steps whose ids are
+            # right. A CUDA embedding asserts on the device, asynchronously: naming it there would need a host
+            # sync every step, so the entry points that take ids from a caller (prefill's bos_id) check them first.
+            outside = idx[(idx < 0) | (idx >= self.config.VOCAB_SIZE)]
+            if not outside.numel():
+                raise
+            raise SupraUserError(self.outside_vocabulary(int(outside[0]))) from None
+        return tokens + self.pos_emb.weight[first : first + T]
+
+    def outside_vocabulary(self, token: int) -> str:
+        """The one line for a caption token id the model has no embedding for (a2a's prompt ids are said alike)."""
+        vocab = self.config.VOCAB_SIZE
+        return (f"caption token id {token} is outside the model's vocabulary 0..{vocab - 1} (model.net.VOCAB_SIZE="
+                f"{vocab}): give ids of the caption tokenizer the model was built for")
 
     def visual_context(self, visual: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Cross-attention fusion: every gated layer's keys and values of the visual tokens, computed once."""
@@ -486,6 +502,8 @@ class VLMNano(nn.Module):
 
     def prefill(self, images: torch.Tensor, bos_id: int) -> tuple[torch.Tensor, KVCache]:
         """Run visual prefix + BOS; returns next-token logits [B, VOCAB_SIZE] and the filled cache."""
+        if not 0 <= bos_id < self.config.VOCAB_SIZE:  # a Python int: checked without a device sync
+            raise SupraUserError(self.outside_vocabulary(bos_id))
         B = images.shape[0]
         bos = torch.full((B, 1), bos_id, dtype=torch.long, device=images.device)
         cache = self.new_cache(B, images.device)
