@@ -123,6 +123,25 @@ def test_a_tokenizer_path_that_cannot_be_written_is_one_line_before_any_data(tmp
             ShapesDataModule(**SMALL, tokenizer_path=str(tmp_path / "ro" / "tok.json")).setup("fit")
 
 
+def test_a_tokenizer_path_in_a_folder_that_is_not_there_has_it_made_and_said_naming_it(tmp_path, monkeypatch, caplog):
+    """A mistyped folder became a new folder without a word, and the run trained a new tokenizer into it where
+    the user meant to reuse one."""
+    import logging
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    with caplog.at_level(logging.WARNING, logger="supra.data.captioning.datamodule"):
+        ShapesDataModule(**SMALL, tokenizer_path="rusn/tokenizer.json").setup("fit")
+    assert (tmp_path / "rusn" / "tokenizer.json").is_file()
+    assert caplog.messages == [f"data.tokenizer_path=rusn/tokenizer.json: its folder {tmp_path / 'rusn'} was not there "
+                               "and is made: the run's tokenizer is written there (to reuse a tokenizer.json, check "
+                               "the path)"]
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="supra.data.captioning.datamodule"):
+        ShapesDataModule(**SMALL, tokenizer_path="runs/tokenizer.json").setup("fit")  # a folder that is there
+    assert (tmp_path / "runs" / "tokenizer.json").is_file() and not caplog.messages
+
+
 def test_a_tokenizer_cache_that_cannot_be_written_is_one_line_naming_it(tmp_path):
     (tmp_path / "afile").touch()
     dm = ShapesDataModule(**SMALL, cache_dir=str(tmp_path / "afile" / "c"))

@@ -38,7 +38,7 @@ from supra.tokens.caption_bpe import (
 from supra.utils.cli import count_as_typed
 from supra.utils.distributed import broadcast_object, rank_and_world
 from supra.utils.errors import SupraUserError
-from supra.utils.files import require_writable_dir
+from supra.utils.files import absolute_path, require_writable_dir
 from supra.utils.imagenet import IMAGENET_MEAN, IMAGENET_STD
 from supra.utils.numbers import is_whole
 
@@ -153,7 +153,8 @@ class CaptionDataModule(SplitDataModule):
     the data follows the model, never the other way). `tokenizer`: the ids to use (a checkpoint's or a
     release's); else GPT-2's files when `gpt2_tokenizer` names their folder (vocab.json + merges.txt);
     without either, tokenizer.json at `tokenizer_path` is reused when it exists, else a BPE is
-    trained on the train captions (cached by their hash in `cache_dir`) and written there; a trained one
+    trained on the train captions (cached by their hash in `cache_dir`) and written there (its folder made,
+    with a warning, where it is not there); a trained one
     holds at least 260 tokens (MIN_TRAINED_VOCAB), so vocab_size must be at least that.
     """
 
@@ -229,12 +230,19 @@ class CaptionDataModule(SplitDataModule):
 
     def check_tokenizer_settings(self) -> None:
         """Before any data is read: a VOCAB_SIZE no trained tokenizer fits, and a data.tokenizer_path the
-        tokenizer cannot be written to, each as one line."""
+        tokenizer cannot be written to, each as one line; a data.tokenizer_path whose folder is not there has it
+        made, said in a warning naming it."""
         if self._trains_tokenizer():
             self._check_trainable_vocab()
         if self.tokenizer_path is not None and not self.tokenizer_path.exists():
-            require_writable_dir(self.tokenizer_path.parent, f"data.tokenizer_path={self.tokenizer_path}",
+            folder = self.tokenizer_path.parent
+            made = not folder.exists()
+            require_writable_dir(folder, f"data.tokenizer_path={self.tokenizer_path}",
                                  "point data.tokenizer_path at a file in a writable folder")
+            if made:  # a mistyped folder passed unnoticed: a new one, and a new tokenizer where one was to be reused
+                log.warning("data.tokenizer_path=%s: its folder %s was not there and is made: the run's tokenizer is "
+                            "written there (to reuse a tokenizer.json, check the path)", self.tokenizer_path,
+                            absolute_path(folder))
 
     def save_tokenizer(self) -> None:
         """Write the tokenizer to data.tokenizer_path, unless one is there (the one it was read from)."""
