@@ -95,23 +95,35 @@ def interval_within_epoch(trainer_cfg: DictConfig, processes: int = 1) -> Iterat
                                                    trainer_cfg.get("check_val_every_n_epoch"))) from None
 
 
-@contextmanager
-def lightning_interval_warning_off(said_ours: bool) -> Iterator[None]:
+class LightningIntervalWarningOff(L.Callback):
     """Where say_no_training_curve said its line (max_steps below log_every_n_steps), Lightning's own advice of the
     same setting ("The number of training batches (N) is smaller than the logging interval") is not said again;
-    where ours was not (Lightning compares an epoch's batches, not max_steps), Lightning's stays."""
-    if not said_ours:
-        yield
-        return
-    warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than the "
-                            r"logging interval")
-    # this one filter taken out after the fit, not catch_warnings' whole list: it would drop those the fit adds
-    ours = warnings.filters[0]
-    try:
-        yield
-    finally:
-        if ours in warnings.filters:
-            warnings.filters.remove(ours)
+    where ours was not (Lightning compares an epoch's batches, not max_steps), this callback is not added.
+
+    A callback, not a filter set around trainer.fit: trainer=ddp_sim fits in spawned ranks, which start with
+    Python's warning filters unset; its setup runs in the process that fits, before the epoch's batches are
+    counted."""
+
+    def __init__(self) -> None:
+        self._filter: tuple | None = None
+
+    def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        if stage == "fit" and self._filter is None:
+            warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than "
+                                    r"the logging interval")
+            self._filter = warnings.filters[0]
+
+    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
+        self._remove()
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        self._remove()
+
+    def _remove(self) -> None:
+        # this one filter taken out after the fit, not catch_warnings' whole list: it would drop those the fit adds
+        if self._filter is not None and self._filter in warnings.filters:
+            warnings.filters.remove(self._filter)
+        self._filter = None
 
 
 def interval_beyond_epoch(interval: int, batches: int, processes: int, every_n_epochs: int | None) -> str:
@@ -246,6 +258,8 @@ def _build_trainer(cfg: DictConfig, task: SupraTask, datamodule: L.LightningData
                  EndWithMainProcess(), *resume_callbacks]
     if cfg.trainer.get("overfit_batches"):  # debug=overfit: say whether it did
         callbacks.append(OverfitCheck())
+    if logs_no_training_curve(cfg):  # our advice said: Lightning's of the same setting is not said again
+        callbacks.append(LightningIntervalWarningOff())
     if in_sweep():  # an interrupted job is not resumed alone with ckpt_path=
         for checkpoint in (c for c in callbacks if isinstance(c, LastStepModelCheckpoint)):
             checkpoint.resume_advice = interrupted_job_advice(HydraConfig.get())
@@ -275,8 +289,7 @@ def stock_displays_off(trainer_cfg: DictConfig, callbacks: list[L.Callback]) -> 
 
 def _fit(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.LightningDataModule) -> None:
     try:
-        with (interval_within_epoch(cfg.trainer, trainer.num_devices * trainer.num_nodes),
-              lightning_interval_warning_off(logs_no_training_curve(cfg))):
+        with interval_within_epoch(cfg.trainer, trainer.num_devices * trainer.num_nodes):
             trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
     except SIGTERMException as stop:  # Ctrl-C or SIGTERM: last.ckpt written and said (callbacks/checkpoint.py)
         # not 0, as Lightning's: the run did not finish (and is not tested); nor 1, a failure's: Ctrl-C's 130 for
