@@ -157,6 +157,12 @@ def test_a_run_that_ends_before_its_first_validation_is_warned_of_before_trainin
         warned.append([r.getMessage().split(",")[0] for r in caplog.records])
     assert warned == [["this run ends after 6 training batches (trainer.max_steps=6)"], [],
                       ["this run ends after 3 training batches (trainer.max_steps=2)"], [], []]
+    for steps, said in ((1, "1 training batch"), (2, "2 training batches")):  # one in the singular
+        caplog.clear()
+        check.on_fit_start(SimpleNamespace(**{**settings, "max_steps": steps, "max_epochs": -1,
+                                              "val_check_interval": 500, "check_val_every_n_epoch": None}), None)
+        assert [r.getMessage().split(",")[0] for r in caplog.records] == [
+            f"this run ends after {said} (trainer.max_steps={steps})"]
     # a resumed run: the batches left after its checkpoint's, up to the next validation since the first run began,
     # and the test scores the best checkpoint carried over, if any (else the last weights)
     said = []

@@ -11,6 +11,7 @@ import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import counted
 
 log = logging.getLogger(__name__)
 
@@ -107,9 +108,10 @@ class ValidationWithinRun(L.Callback):
         if batches <= done or batches // interval > done // interval:  # nothing to train, or a validation within
             return
         if not self._resumed:
-            log.warning("this run ends after %d training batches (%s), before its first validation at "
+            log.warning("this run ends after %s (%s), before its first validation at "
                         "trainer.val_check_interval=%d: no validation and no best checkpoint (the test scores the last "
-                        "weights). %s", batches, reason, interval, ADVICE)
+                        "weights). %s", counted(batches, "training batch", plural="training batches"), reason, interval,
+                        ADVICE)
             return
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         outcome = (f"no validation (the test scores the best checkpoint carried over from the resumed run, {best}, "
