@@ -242,18 +242,6 @@ def test_a_user_error_in_a_spawned_rank_is_one_line_not_spawns_traceback(capsys)
 
 
 @pytest.mark.ddp
-def test_a_short_ddp_run_gives_its_logging_interval_advice_once_not_lightnings_too(train_config, caplog, capfd):
-    """As a run in one process: the spawned ranks start with Python's warning filters unset, so the filter kept
-    Lightning's line ("The number of training batches (N) is smaller than the logging interval") out of the main
-    process alone, and its rank 0 said it after ours."""
-    train(train_config("trainer=ddp_sim", "trainer.max_steps=2", "trainer.val_check_interval=2", "data.num_train=32",
-                       "trainer.log_every_n_steps=25", "test=false", "model.val_metrics=[]",
-                       "callbacks.model_checkpoint=null"))
-    ours = [r for r in caplog.records if "is below trainer.log_every_n_steps=25" in r.getMessage()]
-    assert len(ours) == 1 and "is smaller than the logging interval" not in capfd.readouterr().err
-
-
-@pytest.mark.ddp
 def test_a_validation_interval_longer_than_each_ranks_epoch_is_one_line_naming_its_batches(train_config):
     # 8 images of 5 captions in batches of 16: 3 batches an epoch in one process, where an interval of 3 is valid,
     # but 2 for each of the 2 ranks; Lightning refused it in a spawned rank, which reached the run as that rank's
