@@ -279,6 +279,19 @@ def write_img2dataset_shards(folder: Path, shards: int = 4, per_shard: int = 8, 
     return {"usable": usable, "spec": str(folder / f"{{00000..{shards - 1:05d}}}.tar"), "complete": complete}
 
 
+def hf_split(split: str, n: int, **columns: list):
+    """n rows of a Hugging Face dataset split: an Image column (pictures of that split's own, as a dataset's
+    splits have), a caption naming the split, and `columns`."""
+    import zlib
+
+    import datasets
+
+    pictures = [jpeg_bytes(zlib.crc32(f"{split}/{i}".encode())) for i in range(n)]
+    return datasets.Dataset.from_dict({"image": [{"bytes": picture, "path": None} for picture in pictures],
+                                       "caption": [f"a {split} picture {i}" for i in range(n)], **columns}
+                                      ).cast_column("image", datasets.Image())
+
+
 def write_row_per_caption_parquet(root, pictures: list[int], columns: dict | None = None) -> None:
     """A Hub-style parquet with a row per caption: row i holds picture `pictures[i]` and a caption naming it."""
     import datasets

@@ -25,6 +25,7 @@ from tests.caption_source_fixtures import (
     coco_caption,
     flickr30k_caption,
     flickr30k_names,
+    hf_split,
     write_caption_folder,
     write_coco_karpathy,
     write_coco_official,
@@ -294,17 +295,6 @@ def test_a_hugging_face_column_that_is_not_there_is_one_line(tmp_path):
     write_hf_dataset(tmp_path / "hf", "save_to_disk")
     with pytest.raises(SupraUserError, match=r"data.caption_column='text' is not a column of .* \(it has image, caption, image_id\)"):
         read_caption_source("hf_disk", tmp_path / "hf", columns={"caption_column": "text"})
-
-
-def hf_split(split: str, n: int, **columns: list):
-    """n rows of a Hugging Face dataset split: an Image column, a caption naming the split, and `columns`."""
-    import datasets
-
-    from tests.caption_source_fixtures import jpeg_bytes
-
-    return datasets.Dataset.from_dict({"image": [{"bytes": jpeg_bytes(i), "path": None} for i in range(n)],
-                                       "caption": [f"a {split} picture {i}" for i in range(n)], **columns}
-                                      ).cast_column("image", datasets.Image())
 
 
 def test_a_save_to_disk_split_is_named_by_its_split_word_as_a_parquet_file_is(tmp_path):

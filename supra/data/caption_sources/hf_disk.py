@@ -93,18 +93,19 @@ def load_splits(root: Path, cache_dir: Path) -> tuple[str, dict[str, Any]]:
     by_split: dict[str, list[str]] = {}
     for path in files:
         by_split.setdefault(_parquet_split(path, root), []).append(str(path))
-    arrow = cache_dir / "hf_datasets"
-    # datasets copies the parquet files into Arrow files there: a full disk is one line naming the folder
+    # datasets copies the parquet files into Arrow files there, keyed by each file's path and mtime alone: a file
+    # rewritten with its mtime kept (cp -p, rsync -a, tar x) would be read from the old copy, so the folder is
+    # keyed by the files' stamps. A full disk is one line naming the folder
+    arrow = cache_dir / "hf_datasets" / _stamp(files, root)
     with room_to_write(f"the Arrow copy of {root}'s parquet files in {arrow}",
                        "free space there, or set data.cache_dir to a folder with room"):
         return "parquet", {split: datasets.Dataset.from_parquet(paths, cache_dir=str(arrow))
                            for split, paths in by_split.items()}
 
 
-def _stamp(root: Path) -> str:
-    """The file_stamp of each of the dataset's files: the cache key of its images changes when one does."""
-    stats = [(p.relative_to(root).as_posix(), file_stamp(p))
-             for p in sorted(root.rglob("*")) if p.suffix in (".arrow", ".parquet")]
+def _stamp(files: list[Path], root: Path) -> str:
+    """The file_stamp of each of `files`: the cache keys of what is read from them change when one does."""
+    stats = [(p.relative_to(root).as_posix(), file_stamp(p)) for p in sorted(files)]
     return hashlib.sha256(repr(stats).encode()).hexdigest()[:16]
 
 
@@ -209,7 +210,7 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
                 raise SupraUserError(f"data.{key}={column!r} is not a column of {root}'s {split} split "
                                      f"(it has {', '.join(dataset.column_names)})")
     index = CaptionIndex(layout, root, {s: [] for s in SPLIT_NAMES}, {})
-    stamp = _stamp(root)
+    stamp = _stamp([p for p in root.rglob("*") if p.suffix in (".arrow", ".parquet")], root)
     joined = 0  # rows whose image an earlier row of their split holds (no id column)
     for split, dataset in splits.items():
         if isinstance(dataset.features[image_column], datasets.Image):
