@@ -275,7 +275,7 @@ def test_hugging_face_parquet_files_are_split_by_the_split_word_anywhere_in_thei
 
     named = {"data/train-00000-of-00002.parquet": "train", "data/coco_test.parquet": "test",
              "data/test2017-00000-of-00001.parquet": "test", "data/validation2014.parquet": "val",
-             "val2014-0.parquet": "val", "default/partial-test/0000.parquet": "test", "data/00000.parquet": "train",
+             "val2014-0.parquet": "val", "default/partial-test/0000.parquet": "test", "data/00000.parquet": None,
              "devices/train-0.parquet": "train"}
     assert {name: _parquet_split(tmp_path / name, tmp_path) for name in named} == named
     # the Hub's converted layout of a large dataset: a folder per split, named partial-<split>

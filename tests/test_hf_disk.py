@@ -5,7 +5,11 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
+from supra.data.caption_sources.index import summary_line
 from supra.data.caption_sources.sources import read_caption_source
+from supra.utils.errors import SupraUserError
 from tests.caption_source_fixtures import hf_split
 
 
@@ -22,3 +26,67 @@ def test_a_parquet_file_rewritten_with_its_time_kept_is_read_again_not_from_its_
     os.utime(parquet, ns=(kept.st_atime_ns, kept.st_mtime_ns))
     after = read_caption_source("hf_disk", tmp_path / "hf", cache_dir=tmp_path / "c")
     assert after.captions["train/0"] == ["a edited picture 0"]
+
+
+@pytest.mark.parametrize("layout", ["save_to_disk", "parquet"])
+def test_karpathys_restval_is_trained_on_and_a_split_of_no_split_word_is_counted_alike_in_both_layouts(tmp_path, layout):
+    """A save_to_disk restval was dropped silently while the same parquet was trained on."""
+    from tests.caption_source_fixtures import write_hf_layout
+
+    parts = {"train": hf_split("train", 12), "restval": hf_split("restval", 8), "validation": hf_split("validation", 3),
+             "test": hf_split("test", 3), "unlabeled": hf_split("unlabeled", 2)}
+    if layout == "save_to_disk":
+        write_hf_layout(tmp_path / "hf", layout, parts)
+        left_out = "unlabeled"
+    else:
+        (tmp_path / "hf" / "data").mkdir(parents=True)
+        for name, part in parts.items():
+            part.to_parquet(str(tmp_path / "hf" / "data" / f"{name}-00000-of-00001.parquet"))
+        left_out = "data/unlabeled-00000-of-00001.parquet"
+    index = read_caption_source("hf_disk", tmp_path / "hf", cache_dir=tmp_path / "c")
+    assert {split: len(keys) for split, keys in index.splits.items()} == {"train": 20, "val": 3, "test": 3}
+    assert summary_line("hf_disk", index, {}).endswith(
+        f"skipped: 2 rows of a split that is not train, validation or test (e.g. {left_out})")
+
+
+def test_parquet_files_none_of_which_names_a_split_are_train(tmp_path):
+    (tmp_path / "hf" / "data").mkdir(parents=True)
+    hf_split("pictures", 16).to_parquet(str(tmp_path / "hf" / "data" / "00000.parquet"))
+    index = read_caption_source("hf_disk", tmp_path / "hf", cache_dir=tmp_path / "c")
+    assert {split: len(keys) for split, keys in index.splits.items()} == {"train": 12, "val": 2, "test": 2}
+
+
+def test_a_parquet_folder_of_several_configs_is_one_line_naming_them(tmp_path):
+    """The Hub's refs/convert/parquet of a dataset with two configs: a cast error's traceback, or, where their
+    columns agree, both silently read as one train split."""
+    for config in ("cfg_a", "cfg_b"):
+        (tmp_path / "hf" / config / "train").mkdir(parents=True)
+        hf_split(config, 8).to_parquet(str(tmp_path / "hf" / config / "train" / "0000.parquet"))
+    with pytest.raises(SupraUserError) as error:
+        read_caption_source("hf_disk", tmp_path / "hf", cache_dir=tmp_path / "c")
+    assert str(error.value) == (f"data.root={tmp_path / 'hf'} holds the parquet files of 2 configs (cfg_a, cfg_b): "
+                                f"point data.root at one of them ({tmp_path / 'hf' / 'cfg_a'})")
+
+
+def test_one_splits_parquet_files_typing_a_column_otherwise_are_one_line_naming_them_and_the_column(tmp_path):
+    (tmp_path / "hf" / "data").mkdir(parents=True)
+    hf_split("train", 16).to_parquet(str(tmp_path / "hf" / "data" / "train-00000-of-00001.parquet"))
+    hf_split("test", 2).to_parquet(str(tmp_path / "hf" / "data" / "test-00000-of-00002.parquet"))
+    hf_split("test", 2, caption=[["a list"], ["of captions"]]).to_parquet(
+        str(tmp_path / "hf" / "data" / "test-00001-of-00002.parquet"))
+    with pytest.raises(SupraUserError) as error:
+        read_caption_source("hf_disk", tmp_path / "hf", cache_dir=tmp_path / "c")
+    assert str(error.value) == (
+        f"{tmp_path / 'hf'}'s test split is data/test-00000-of-00002.parquet and data/test-00001-of-00002.parquet, "
+        "which differ in column 'caption' (string against list<element: string>): write them with one type, or move "
+        "one out of data.root")
+
+
+def test_a_parquet_file_given_as_data_root_is_one_line_naming_the_folder_to_give(tmp_path):
+    (tmp_path / "hf" / "data").mkdir(parents=True)
+    parquet = tmp_path / "hf" / "data" / "test-00000-of-00001.parquet"
+    hf_split("test", 2).to_parquet(str(parquet))
+    with pytest.raises(SupraUserError) as error:
+        read_caption_source("hf_disk", parquet, cache_dir=tmp_path / "c")
+    assert str(error.value) == (f"data.root={parquet} is a file, not a folder: point it at the folder holding it "
+                                f"({parquet.parent}), or at a folder holding this file alone to read it alone")

@@ -9,7 +9,10 @@
 instead of bytes, read relative to root when the file is there (and named in predictions.json's `file`,
 where an image held as bytes has none) and skipped otherwise. `caption_column`
 holds one caption (a string) or several (a list of strings). Split names: train, validation / valid / val /
-dev, test, as a word anywhere in a save_to_disk split's name or a parquet file's (`train2014`); splits the dataset lacks are cut from train by a seeded 1/8 each (at most 1,000 images). Each
+dev, test (and Karpathy's restval: train), as a word anywhere in a save_to_disk split's name or a parquet file's
+(`train2014`), the parts of one split joined; what no split word names is left out and counted, except parquet files
+none of which names one (train). A folder of several configs (`<config>/<split>/*.parquet`) is refused, naming
+them. Splits the dataset lacks are cut from train by a seeded 1/8 each (at most 1,000 images). Each
 image is keyed `<split>/<row>`. With `id_column`, the dataset's own id goes to predictions.json, and rows
 that repeat an id (datasets with a row per caption) are one image with all their captions: otherwise the
 same picture would be in train and test, scored against one reference. Rows of one id must hold the same
@@ -28,7 +31,7 @@ import re
 from collections import Counter
 from collections.abc import Hashable
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from supra.data.caption_sources.index import (
     NOT_TEXT,
@@ -44,9 +47,20 @@ from supra.utils.errors import SupraUserError
 from supra.utils.folder_walk import file_stamp
 from supra.utils.numbers import counted
 
-SPLIT_ALIASES = {"train": "train", "training": "train", "validation": "val", "valid": "val", "val": "val",
-                 "dev": "val", "test": "test", "testing": "test"}
+# Karpathy's restval (COCO val2014 images outside his val and test) is trained on, as dataset_coco.json's is
+SPLIT_ALIASES = {"train": "train", "training": "train", "restval": "train", "validation": "val", "valid": "val",
+                 "val": "val", "dev": "val", "test": "test", "testing": "test"}
 CARVED_SIZES = {"train": None, "val": 1000, "test": 1000}
+LEFT_OUT = "row of a split that is not train, validation or test"
+
+
+class Loaded(NamedTuple):
+    """A dataset on disk as load_splits reads it."""
+
+    layout: str
+    splits: dict[str, Any]  # our split name -> datasets.Dataset (every part of that split joined)
+    left_out: dict[str, int]  # each split or file no split word names -> its rows (counted, not read)
+    files: list[Path]  # the files read (their stamps key the caches)
 
 
 def _named_split(name: str) -> str | None:
@@ -55,52 +69,103 @@ def _named_split(name: str) -> str | None:
     return next((SPLIT_ALIASES[w] for w in re.findall(r"[a-z]+", name.lower()) if w in SPLIT_ALIASES), None)
 
 
-def _parquet_split(path: Path, root: Path) -> str:
-    """The split a parquet file belongs to, from its name or else its folders, nearest first (train when
-    none says): the Hub's converted `partial-test/0000` is test."""
+def _parquet_split(path: Path, root: Path) -> str | None:
+    """The split a parquet file belongs to, from its name or else its folders, nearest first, or None where
+    none says: the Hub's converted `partial-test/0000` is test."""
     for part in (path.stem, *reversed(path.relative_to(root).parent.parts)):
         split = _named_split(part)
         if split is not None:
             return split
-    return "train"
+    return None
 
 
-def load_splits(root: Path, cache_dir: Path) -> tuple[str, dict[str, Any]]:
-    """(layout, {our split name: datasets.Dataset}) of the dataset at root."""
+def _check_one_schema(split: str, schemas: dict[str, Any], where: str) -> None:
+    """One line where the parts of one split (its parquet files, or save_to_disk splits of one split word) type
+    a column otherwise: `datasets` would end in a cast error's traceback. A column of nulls alone fits any type."""
+    import pyarrow as pa
+
+    (first, schema), *rest = schemas.items()
+    for name, other in rest:
+        for column in dict.fromkeys([*schema.names, *other.names]):
+            kinds = [s.field(column).type if column in s.names else None for s in (schema, other)]
+            if kinds[0] != kinds[1] and not any(kind is not None and pa.types.is_null(kind) for kind in kinds):
+                raise SupraUserError(f"{where}'s {split} split is {first} and {name}, which differ in column {column!r} "
+                                     f"({kinds[0] or 'not there'} against {kinds[1] or 'not there'}): write them with "
+                                     "one type, or move one out of data.root")
+
+
+def load_splits(root: Path, cache_dir: Path) -> Loaded:
+    """The dataset at root, each split's parts joined: the same split word rules both layouts (a save_to_disk
+    split's name, a parquet file's name or folders), and what no split word names is left out and counted;
+    parquet files none of which names a split are train (a dataset of one file)."""
     import datasets  # imported here: a second or two of start-up that only this source needs
 
     datasets.disable_progress_bars()  # its "Generating train split" bars: the summary line says what was read
+    if root.is_file():
+        raise SupraUserError(f"data.root={root} is a file, not a folder: point it at the folder holding it "
+                             f"({root.parent}), or at a folder holding this file alone to read it alone")
     if not root.is_dir():
         raise SupraUserError(f"data.root={root} does not exist: point it at a save_to_disk folder or a folder of parquet files")
     if (root / "dataset_dict.json").is_file() or (root / "state.json").is_file():
         loaded = datasets.load_from_disk(str(root))
-        named = dict(loaded) if isinstance(loaded, datasets.DatasetDict) else {"train": loaded}
-        out = {}
-        # split names as parquet files' (COCO's train2014, val2014), an exact one first: "train" over "train_extra"
-        for name in sorted(named, key=lambda name: name.lower() not in SPLIT_ALIASES):
-            split = _named_split(name)
-            if split is None or split in out:
-                continue  # a split we do not train or score on (e.g. "unlabeled")
-            out[split] = named[name]
-        if not out:
+        files = list(root.rglob("*.arrow"))
+        if not isinstance(loaded, datasets.DatasetDict):
+            return Loaded("save_to_disk", {"train": loaded}, {}, files)
+        parts: dict[str, dict[str, Any]] = {}
+        for name, dataset in loaded.items():
+            parts.setdefault(_named_split(name) or "", {})[name] = dataset
+        left_out = {name: len(dataset) for name, dataset in parts.pop("", {}).items()}
+        if not parts:
             raise SupraUserError(f"data.root={root} has no train/validation/test split (it has "
-                                 f"{', '.join(named) or 'none'}): name them train, validation, test, or with those words (train2014)")
-        return "save_to_disk", out
+                                 f"{', '.join(loaded) or 'none'}): name them train, validation, test, or with those words (train2014)")
+        for split, named in parts.items():
+            _check_one_schema(split, {name: dataset.data.schema for name, dataset in named.items()}, str(root))
+        return Loaded("save_to_disk", {split: datasets.concatenate_datasets(list(named.values()))
+                                       for split, named in parts.items()}, left_out, files)
     files = sorted(root.rglob("*.parquet"))
     if not files:
         raise SupraUserError(f"data.root={root} holds no Hugging Face dataset: looked for dataset_dict.json or "
                              "state.json (save_to_disk) and *.parquet files")
-    by_split: dict[str, list[str]] = {}
-    for path in files:
-        by_split.setdefault(_parquet_split(path, root), []).append(str(path))
+    return _read_parquet(root, files, cache_dir)
+
+
+def _read_parquet(root: Path, files: list[Path], cache_dir: Path) -> Loaded:
+    import datasets
+    import pyarrow.parquet as pq
+    from datasets.exceptions import DatasetGenerationError
+
+    # the Hub's refs/convert/parquet holds a folder per config (`<config>/<split>/0000.parquet`): their rows are
+    # not one dataset's, and their columns may differ
+    configs = sorted({p.relative_to(root).parts[0] for p in files
+                      if len(p.relative_to(root).parts) > 1 and _named_split(p.relative_to(root).parts[0]) is None})
+    if len(configs) > 1:
+        raise SupraUserError(f"data.root={root} holds the parquet files of {counted(len(configs), 'config')} "
+                             f"({', '.join(configs)}): point data.root at one of them ({root / configs[0]})")
+    named = {path: _parquet_split(path, root) for path in files}
+    if not any(named.values()):
+        named = dict.fromkeys(files, "train")  # no file names a split: one dataset, train (val and test cut from it)
+    by_split: dict[str, list[Path]] = {}
+    for path, split in named.items():
+        if split is not None:
+            by_split.setdefault(split, []).append(path)
+    left_out = {p.relative_to(root).as_posix(): pq.read_metadata(p).num_rows for p, split in named.items() if split is None}
+    for split, paths in by_split.items():
+        _check_one_schema(split, {p.relative_to(root).as_posix(): pq.read_schema(p) for p in paths}, str(root))
     # datasets copies the parquet files into Arrow files there, keyed by each file's path and mtime alone: a file
     # rewritten with its mtime kept (cp -p, rsync -a, tar x) would be read from the old copy, so the folder is
     # keyed by the files' stamps. A full disk is one line naming the folder
     arrow = cache_dir / "hf_datasets" / _stamp(files, root)
+    splits = {}
     with room_to_write(f"the Arrow copy of {root}'s parquet files in {arrow}",
                        "free space there, or set data.cache_dir to a folder with room"):
-        return "parquet", {split: datasets.Dataset.from_parquet(paths, cache_dir=str(arrow))
-                           for split, paths in by_split.items()}
+        for split, paths in by_split.items():
+            try:
+                splits[split] = datasets.Dataset.from_parquet([str(p) for p in paths], cache_dir=str(arrow))
+            except DatasetGenerationError as error:  # what the schema check does not foresee
+                cause = str(error.__cause__ or error).splitlines()[0]
+                raise SupraUserError(f"{root}'s {split} split ({', '.join(p.relative_to(root).as_posix() for p in paths)}) "
+                                     f"could not be read: {cause}") from error
+    return Loaded("parquet", splits, left_out, files)
 
 
 def _stamp(files: list[Path], root: Path) -> str:
@@ -203,14 +268,16 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
     import datasets
 
     root = Path(root)
-    layout, splits = load_splits(root, Path(cache_dir) if cache_dir else root / ".supra_cache")
+    layout, splits, left_out, files = load_splits(root, Path(cache_dir) if cache_dir else root / ".supra_cache")
     for split, dataset in splits.items():  # each split: a test file may name its columns unlike train's
         for key, column in (("image_column", image_column), ("caption_column", caption_column), ("id_column", id_column)):
             if column is not None and column not in dataset.column_names:
                 raise SupraUserError(f"data.{key}={column!r} is not a column of {root}'s {split} split "
                                      f"(it has {', '.join(dataset.column_names)})")
     index = CaptionIndex(layout, root, {s: [] for s in SPLIT_NAMES}, {})
-    stamp = _stamp([p for p in root.rglob("*") if p.suffix in (".arrow", ".parquet")], root)
+    for name, rows in left_out.items():
+        index.skip(LEFT_OUT, name, rows)
+    stamp = _stamp(files, root)
     joined = 0  # rows whose image an earlier row of their split holds (no id column)
     for split, dataset in splits.items():
         if isinstance(dataset.features[image_column], datasets.Image):

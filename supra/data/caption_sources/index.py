@@ -56,8 +56,9 @@ class CaptionIndex:
     _seen: set = field(default_factory=set, repr=False)  # (key, training caption) pairs
     _records: set = field(default_factory=set, repr=False)  # (key, record) pairs: a source's own caption ids
 
-    def skip(self, reason: str, what: str) -> None:
-        self.skipped[reason] += 1
+    def skip(self, reason: str, what: str, count: int = 1) -> None:
+        """Count `count` things skipped for `reason`, `what` (a name, a line) among the first few named."""
+        self.skipped[reason] += count
         self.examples.setdefault(reason, [])
         if len(self.examples[reason]) < 3:
             self.examples[reason].append(what)
@@ -172,6 +173,7 @@ PLURALS = {
     "caption for an unknown image id": "captions for an unknown image id",
     "sentence with neither raw nor tokens": "sentences with neither raw nor tokens",
     "no usable image (empty, or a path that is not there)": "no usable images (empty, or a path that is not there)",
+    "row of a split that is not train, validation or test": "rows of a split that is not train, validation or test",
 }
 
 
