@@ -90,3 +90,36 @@ def test_a_parquet_file_given_as_data_root_is_one_line_naming_the_folder_to_give
         read_caption_source("hf_disk", parquet, cache_dir=tmp_path / "c")
     assert str(error.value) == (f"data.root={parquet} is a file, not a folder: point it at the folder holding it "
                                 f"({parquet.parent}), or at a folder holding this file alone to read it alone")
+
+
+@pytest.mark.parametrize("layout", ["save_to_disk", "parquet"])
+def test_a_test_split_shipped_without_captions_is_cut_from_train_and_said_once_per_image(tmp_path, layout):
+    """Hub caption sets hold their test captions back: the fit was refused ("the test split has 0 usable
+    images") with each null caption counted twice, as not text and as no caption."""
+    from tests.caption_source_fixtures import write_hf_layout
+
+    hidden = hf_split("test", 3).map(lambda row: {"caption": None})
+    write_hf_layout(tmp_path / "hf", layout, {"train": hf_split("train", 16), "test": hidden})
+    index = read_caption_source("hf_disk", tmp_path / "hf", cache_dir=tmp_path / "c")
+    assert {split: len(keys) for split, keys in index.splits.items()} == {"train": 12, "val": 2, "test": 2}
+    assert all(key.startswith("train/") for keys in index.splits.values() for key in keys)
+    assert summary_line("hf_disk", index, {}).endswith(
+        "skipped: 3 images of a split without captions (cut from train instead) (e.g. test/0, test/1)")
+
+
+def test_a_null_caption_beside_none_other_is_one_image_without_a_caption_not_a_caption_that_is_not_text(tmp_path):
+    captions = [f"a train picture {i}" for i in range(15)] + [None]
+    hf_split("train", 16, caption=captions).save_to_disk(str(tmp_path / "hf"))
+    index = read_caption_source("hf_disk", tmp_path / "hf", cache_dir=tmp_path / "c")
+    assert summary_line("hf_disk", index, {}).endswith("skipped: 1 no caption (e.g. train/15)")
+
+
+def test_a_train_split_too_small_to_cut_val_and_test_from_is_one_line_saying_what_to_do(tmp_path):
+    """It read "the val split has 0 usable images", with no way forward."""
+    hf_split("train", 2).save_to_disk(str(tmp_path / "hf"))
+    with pytest.raises(SupraUserError) as error:
+        read_caption_source("hf_disk", tmp_path / "hf", cache_dir=tmp_path / "c")
+    assert str(error.value) == (
+        f"{tmp_path / 'hf'} has no val or test split with captions, and its train split's 2 captioned images are too "
+        "few to cut one from (1/8 each, of 3 images or more): give the dataset val and test splits, or more captioned "
+        "train rows")

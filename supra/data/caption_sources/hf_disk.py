@@ -12,7 +12,8 @@ holds one caption (a string) or several (a list of strings). Split names: train,
 dev, test (and Karpathy's restval: train), as a word anywhere in a save_to_disk split's name or a parquet file's
 (`train2014`), the parts of one split joined; what no split word names is left out and counted, except parquet files
 none of which names one (train). A folder of several configs (`<config>/<split>/*.parquet`) is refused, naming
-them. Splits the dataset lacks are cut from train by a seeded 1/8 each (at most 1,000 images). Each
+them. Splits the dataset lacks, or holds without one caption, are cut from train by a seeded 1/8 each (at most
+1,000 images). Each
 image is keyed `<split>/<row>`. With `id_column`, the dataset's own id goes to predictions.json, and rows
 that repeat an id (datasets with a row per caption) are one image with all their captions: otherwise the
 same picture would be in train and test, scored against one reference. Rows of one id must hold the same
@@ -52,6 +53,7 @@ SPLIT_ALIASES = {"train": "train", "training": "train", "restval": "train", "val
                  "val": "val", "dev": "val", "test": "test", "testing": "test"}
 CARVED_SIZES = {"train": None, "val": 1000, "test": 1000}
 LEFT_OUT = "row of a split that is not train, validation or test"
+SPLIT_WITHOUT_CAPTIONS = "image of a split without captions (cut from train instead)"
 
 
 class Loaded(NamedTuple):
@@ -317,20 +319,29 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
             for text in texts:
                 if isinstance(text, str):
                     index.add_caption(key, text, f"{key}: {text!r}")
-                else:
+                elif text is not None or len(texts) > 1:  # a null caption alone: the image has no caption, said so once
                     index.skip(NOT_TEXT, f"{key}: {text!r}"[:80])
     if joined:
         hold, their = ("holds", "its") if joined == 1 else ("hold", "their")
         index.notes.append(f"{counted(joined, 'row')} {hold} the image of an earlier row of {their} split (a row per "
                            "caption): joined to it as one image with all their captions (data.id_column names them by "
                            "the dataset's ids)")
-    missing = [split for split in ("val", "test") if not index.splits[split]]
+    # a split without one caption (a hidden test split's captions held back) is one the dataset lacks: cut from train
+    missing = [split for split in ("val", "test") if not any(index.captions.get(k) for k in index.splits[split])]
+    for split in missing:
+        for key in index.splits[split]:
+            index.skip(SPLIT_WITHOUT_CAPTIONS, key)
     if missing:  # cut from train's captioned images, only the splits the dataset lacks
         keys = [k for k in index.splits["train"] if index.captions.get(k)]
         sizes = split_sizes(len(keys), CARVED_SIZES)
         for split in ("val", "test"):
             if split not in missing:
                 sizes["train"], sizes[split] = sizes["train"] + sizes[split], 0
+        if any(not sizes[split] for split in missing):
+            raise SupraUserError(
+                f"{root} has no {' or '.join(missing)} split with captions, and its train split's "
+                f"{counted(len(keys), 'captioned image')} are too few to cut one from (1/8 each, of 3 images or "
+                f"more): give the dataset {' and '.join(missing)} splits, or more captioned train rows")
         carved = seeded_split(keys, sizes, seed)
         index.splits["train"] = carved["train"] + [k for k in index.splits["train"] if not index.captions.get(k)]
         for split in missing:

@@ -174,6 +174,7 @@ PLURALS = {
     "sentence with neither raw nor tokens": "sentences with neither raw nor tokens",
     "no usable image (empty, or a path that is not there)": "no usable images (empty, or a path that is not there)",
     "row of a split that is not train, validation or test": "rows of a split that is not train, validation or test",
+    "image of a split without captions (cut from train instead)": "images of a split without captions (cut from train instead)",
 }
 
 
