@@ -123,3 +123,17 @@ def test_a_train_split_too_small_to_cut_val_and_test_from_is_one_line_saying_wha
         f"{tmp_path / 'hf'} has no val or test split with captions, and its train split's 2 captioned images are too "
         "few to cut one from (1/8 each, of 3 images or more): give the dataset val and test splits, or more captioned "
         "train rows")
+
+
+@pytest.mark.parametrize(("sentences", "holds"), [
+    ({"raw": "a dog", "sentid": 1}, "struct<raw: string, sentid: int64>"),
+    ([{"raw": "a dog", "sentid": 1}], "list<item: struct<raw: string, sentid: int64>>"),
+])
+def test_a_caption_column_of_records_is_one_line_naming_its_text_field(tmp_path, sentences, holds):
+    """Every row was skipped as "a caption that is not text", then "the train split has 0 usable images"."""
+    hf_split("train", 8, sentences=[sentences] * 8).save_to_disk(str(tmp_path / "hf"))
+    with pytest.raises(SupraUserError) as error:
+        read_caption_source("hf_disk", tmp_path / "hf", columns={"caption_column": "sentences"}, cache_dir=tmp_path / "c")
+    assert str(error.value) == (
+        f"data.caption_column='sentences' of {tmp_path / 'hf'}'s train split holds {holds}, not text: captions are a "
+        "string or a list of strings per row; copy its text field (raw) into a column of its own and name that")

@@ -188,6 +188,20 @@ def _is_string(kind: Any) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
+def _check_caption_type(dataset: Any, column: str, where: str) -> None:
+    """One line where the caption column holds records (`{"raw": ...}`, a list of them, as Karpathy's
+    sentences are) rather than text: each row would be skipped as a caption that is not text."""
+    import pyarrow as pa
+
+    kind = dataset.data.schema.field(column).type
+    record = kind.value_type if pa.types.is_list(kind) or pa.types.is_large_list(kind) else kind
+    if pa.types.is_struct(record):
+        texts = [field.name for field in record if _is_string(field.type)]
+        raise SupraUserError(f"data.caption_column={column!r} of {where} holds {kind}, not text: captions are a string "
+                             "or a list of strings per row; copy " + (f"its text field ({', '.join(texts)})" if texts else
+                                                                      "the text") + " into a column of its own and name that")
+
+
 def _image_fields(dataset: Any, column: str, where: str, root: Path) -> tuple[list[bool], list[str | None], list[Hashable | None]]:
     """Per row: whether the image column holds bytes, the path it names, and its image's identity
     (_identities), read from the Arrow column without copying the images (their bytes are decoded once,
@@ -276,6 +290,7 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
             if column is not None and column not in dataset.column_names:
                 raise SupraUserError(f"data.{key}={column!r} is not a column of {root}'s {split} split "
                                      f"(it has {', '.join(dataset.column_names)})")
+        _check_caption_type(dataset, caption_column, f"{root}'s {split} split")
     index = CaptionIndex(layout, root, {s: [] for s in SPLIT_NAMES}, {})
     for name, rows in left_out.items():
         index.skip(LEFT_OUT, name, rows)
