@@ -137,3 +137,20 @@ def test_a_caption_column_of_records_is_one_line_naming_its_text_field(tmp_path,
     assert str(error.value) == (
         f"data.caption_column='sentences' of {tmp_path / 'hf'}'s train split holds {holds}, not text: captions are a "
         "string or a list of strings per row; copy its text field (raw) into a column of its own and name that")
+
+
+def test_the_same_image_bytes_in_train_and_test_are_one_image_kept_in_test_never_trained_on(tmp_path):
+    """Without data.id_column, rows of one picture were joined within a split only: a picture in train and in
+    test was trained on and scored, and nothing said so."""
+    import datasets
+
+    train = hf_split("train", 16)
+    again = train.select([5]).map(lambda row: {"caption": "a test picture of train's 5"})
+    datasets.DatasetDict({"train": train, "validation": hf_split("validation", 2),
+                          "test": datasets.concatenate_datasets([again, hf_split("test", 2)])}).save_to_disk(str(tmp_path / "hf"))
+    index = read_caption_source("hf_disk", tmp_path / "hf", cache_dir=tmp_path / "c")
+    assert index.splits["test"] == ["test/0", "test/1", "test/2"] and "train/5" not in index.splits["train"]
+    assert index.captions["test/0"] == ["a test picture of train's 5", "a train picture 5"]
+    assert summary_line("hf_disk", index, {}).endswith(
+        "skipped: nothing; 1 row holds the image of a row of another split: joined to it, kept in test before val "
+        "before train, so no picture is trained on and scored")

@@ -13,14 +13,14 @@ dev, test (and Karpathy's restval: train), as a word anywhere in a save_to_disk 
 (`train2014`), the parts of one split joined; what no split word names is left out and counted, except parquet files
 none of which names one (train). A folder of several configs (`<config>/<split>/*.parquet`) is refused, naming
 them. Splits the dataset lacks, or holds without one caption, are cut from train by a seeded 1/8 each (at most
-1,000 images). Each
-image is keyed `<split>/<row>`. With `id_column`, the dataset's own id goes to predictions.json, and rows
-that repeat an id (datasets with a row per caption) are one image with all their captions: otherwise the
-same picture would be in train and test, scored against one reference. Rows of one id must hold the same
-image (bytes, or the file named): a column several pictures share (an album) is one line naming it. Without
-`id_column`, rows of a split holding identical bytes (or naming one file) are joined the same way, said in the
-summary line: a row per caption read without its id column would otherwise be split by row. Joined rather
-than refused, since the rows say plainly that they are one picture; the image keeps its first row's key and
+1,000 images). Each image is keyed `<split>/<row>`. With `id_column`, the dataset's own id goes to
+predictions.json, and rows that repeat an id (datasets with a row per caption) are one image with all their
+captions: otherwise the same picture would be in train and test, scored against one reference. Rows of one id must
+hold the same image (bytes, or the file named): a column several pictures share (an album) is one line naming it.
+Without `id_column`, rows holding identical bytes (or naming one file) are joined the same way, across splits too
+(kept in test before val before train), said in the summary line: a row per caption read without its id column
+would otherwise be split by row. Joined rather than refused, since the rows say plainly that they are one picture;
+the image keeps its first row's key and
 no id (the dataset's ids are id_column's alone).
 """
 
@@ -202,10 +202,10 @@ def _check_caption_type(dataset: Any, column: str, where: str) -> None:
                                                                       "the text") + " into a column of its own and name that")
 
 
-def _image_fields(dataset: Any, column: str, where: str, root: Path) -> tuple[list[bool], list[str | None], list[Hashable | None]]:
-    """Per row: whether the image column holds bytes, the path it names, and its image's identity
-    (_identities), read from the Arrow column without copying the images (their bytes are decoded once,
-    when the image cache is built). `where` names the split, for the error when the column holds something else."""
+def _image_fields(dataset: Any, column: str, where: str) -> tuple[Any, list[int], list[str | None]]:
+    """The image column's bytes (an Arrow array, or None), and per row their length (0: none) and the path it
+    names, read without copying the images (their bytes are decoded once, when the image cache is built).
+    `where` names the split, for the error when the column holds something else."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -224,14 +224,14 @@ def _image_fields(dataset: Any, column: str, where: str, root: Path) -> tuple[li
     n = len(values)
     lengths = pc.fill_null(pc.binary_length(data), 0).to_pylist() if data is not None else [0] * n
     named = paths.to_pylist() if paths is not None else [None] * n
-    return [length > 0 for length in lengths], named, _identities(data, lengths, named, root)
+    return data, lengths, named
 
 
-def _identities(data: Any, lengths: list[int], paths: list[str | None], root: Path) -> list[Hashable | None]:
+def _identities(data: Any, lengths: list[int], paths: list[str | None], root: Path,
+                shared_lengths: set[int]) -> list[Hashable | None]:
     """Per row, what tells its image apart: rows of one identity hold the same picture. Bytes are known by
-    their length, and by their hash where another row's are as long (so only those are read); a path by
-    the file it names; a row with neither has None (no image: like no other)."""
-    shared_lengths = {length for length, rows in Counter(lengths).items() if length and rows > 1}
+    their length, and by their hash where another row's, of any split, are as long (`shared_lengths`: so only
+    those are read); a path by the file it names; a row with neither has None (no image: like no other)."""
     out: list[Hashable | None] = []
     for row, (length, path) in enumerate(zip(lengths, paths, strict=True)):
         if length in shared_lengths:
@@ -295,24 +295,33 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
     for name, rows in left_out.items():
         index.skip(LEFT_OUT, name, rows)
     stamp = _stamp(files, root)
-    joined = 0  # rows whose image an earlier row of their split holds (no id column)
+    fields = {}
     for split, dataset in splits.items():
         if isinstance(dataset.features[image_column], datasets.Image):
-            dataset = dataset.cast_column(image_column, datasets.Image(decode=False))  # bytes, not PIL
+            splits[split] = dataset.cast_column(image_column, datasets.Image(decode=False))  # bytes, not PIL
+        fields[split] = _image_fields(splits[split], image_column, f"{root}'s {split} split")
+    lengths = Counter(length for _, split_lengths, _ in fields.values() for length in split_lengths)
+    shared_lengths = {length for length, rows in lengths.items() if length and rows > 1}
+    # without an id column, rows of one image (identical bytes, or one file) are one image all the same: a row per
+    # caption split by row would put one picture in train and in the val or test cut from it. Across splits too,
+    # kept in test before val before train (as finish keeps an id), so no picture is trained on and scored
+    key_of_image: dict[Hashable, str] = {}
+    joined = Counter()  # rows whose image an earlier row holds (no id column): of their split, of another
+    for split in sorted(splits, key=SPLIT_NAMES[::-1].index):
+        dataset, (data, lengths_of_rows, paths) = splits[split], fields[split]
         captions = dataset[caption_column]  # the text column alone, without the images
         ids = dataset[id_column] if id_column else None
-        has_bytes, paths, identities = _image_fields(dataset, image_column, f"{root}'s {split} split", root)
+        has_bytes = [length > 0 for length in lengths_of_rows]
+        identities = _identities(data, lengths_of_rows, paths, root, shared_lengths)
         key_of_id: dict[Any, str] = {}  # a dataset with a row per caption repeats the image's id
         first_row_of_id: dict[Any, int] = {}
-        # without an id column, rows of one image (identical bytes, or one file) are one image all the same:
-        # a row per caption split by row would put one picture in train and in the val or test cut from it
-        key_of_image: dict[Hashable, str] = {}
         for row, caption in enumerate(captions):
             image_id = ids[row] if ids is not None else None  # a null id is no id: the row's own image
             key = key_of_id.get(image_id) if image_id is not None else None
             if id_column is None and identities[row] is not None:
                 key = key_of_image.get(identities[row])
-                joined += key is not None
+                if key is not None:
+                    joined["own" if key.startswith(f"{split}/") else "other"] += 1
             elif key is not None:
                 _check_same_image(identities, first_row_of_id[image_id], row, id_column, image_id,
                                   f"{root}'s {split} split")
@@ -336,11 +345,15 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
                     index.add_caption(key, text, f"{key}: {text!r}")
                 elif text is not None or len(texts) > 1:  # a null caption alone: the image has no caption, said so once
                     index.skip(NOT_TEXT, f"{key}: {text!r}"[:80])
-    if joined:
-        hold, their = ("holds", "its") if joined == 1 else ("hold", "their")
-        index.notes.append(f"{counted(joined, 'row')} {hold} the image of an earlier row of {their} split (a row per "
-                           "caption): joined to it as one image with all their captions (data.id_column names them by "
-                           "the dataset's ids)")
+    if joined["own"]:
+        hold, their = ("holds", "its") if joined["own"] == 1 else ("hold", "their")
+        index.notes.append(f"{counted(joined['own'], 'row')} {hold} the image of an earlier row of {their} split (a row "
+                           "per caption): joined to it as one image with all their captions (data.id_column names them "
+                           "by the dataset's ids)")
+    if joined["other"]:
+        hold = "holds" if joined["other"] == 1 else "hold"
+        index.notes.append(f"{counted(joined['other'], 'row')} {hold} the image of a row of another split: joined to it, "
+                           "kept in test before val before train, so no picture is trained on and scored")
     # a split without one caption (a hidden test split's captions held back) is one the dataset lacks: cut from train
     missing = [split for split in ("val", "test") if not any(index.captions.get(k) for k in index.splits[split])]
     for split in missing:
