@@ -43,7 +43,7 @@ from supra.data.caption_sources.index import (
     split_sizes,
 )
 from supra.data.image_cache import StoredImage
-from supra.utils.disk_room import room_to_write
+from supra.utils.disk_room import no_room_reason, room_to_write
 from supra.utils.errors import SupraUserError
 from supra.utils.folder_walk import file_stamp
 from supra.utils.numbers import counted
@@ -158,12 +158,14 @@ def _read_parquet(root: Path, files: list[Path], cache_dir: Path) -> Loaded:
     # keyed by the files' stamps. A full disk is one line naming the folder
     arrow = cache_dir / "hf_datasets" / _stamp(files, root)
     splits = {}
-    with room_to_write(f"the Arrow copy of {root}'s parquet files in {arrow}",
+    with room_to_write(f"the Arrow copy of {root}'s parquet files in {arrow.parent}",
                        "free space there, or set data.cache_dir to a folder with room"):
         for split, paths in by_split.items():
             try:
                 splits[split] = datasets.Dataset.from_parquet([str(p) for p in paths], cache_dir=str(arrow))
             except DatasetGenerationError as error:  # what the schema check does not foresee
+                if no_room_reason(error) is not None:
+                    raise  # a full disk: room_to_write's line
                 cause = str(error.__cause__ or error).splitlines()[0]
                 raise SupraUserError(f"{root}'s {split} split ({', '.join(p.relative_to(root).as_posix() for p in paths)}) "
                                      f"could not be read: {cause}") from error
