@@ -268,10 +268,7 @@ def test_a_hugging_face_row_with_a_null_id_is_an_image_of_its_own(tmp_path):
 
 
 def test_hugging_face_parquet_files_are_split_by_the_split_word_anywhere_in_their_names(tmp_path):
-    import datasets
-
     from supra.data.caption_sources.hf_disk import _parquet_split
-    from tests.caption_source_fixtures import jpeg_bytes
 
     named = {"data/train-00000-of-00002.parquet": "train", "data/coco_test.parquet": "test",
              "data/test2017-00000-of-00001.parquet": "test", "data/validation2014.parquet": "val",
@@ -282,10 +279,7 @@ def test_hugging_face_parquet_files_are_split_by_the_split_word_anywhere_in_thei
     for split, n in (("train", 16), ("validation", 4), ("test", 4)):
         folder = tmp_path / "hf" / "default" / f"partial-{split}"
         folder.mkdir(parents=True)
-        datasets.Dataset.from_dict({"image": [{"bytes": jpeg_bytes(i), "path": None} for i in range(n)],
-                                    "caption": [f"a {split} picture {i}" for i in range(n)]},
-                                   features=datasets.Features({"image": datasets.Image(), "caption": datasets.Value("string")})
-                                   ).to_parquet(str(folder / "0000.parquet"))
+        hf_split(split, n).to_parquet(str(folder / "0000.parquet"))
     index = read_caption_source("hf_disk", tmp_path / "hf", cache_dir=tmp_path / "c")
     assert {split: len(keys) for split, keys in index.splits.items()} == {"train": 16, "val": 4, "test": 4}
     assert all(caption.startswith("a test picture") for key in index.splits["test"] for caption in index.captions[key])
