@@ -114,15 +114,25 @@ def test_a_null_caption_beside_none_other_is_one_image_without_a_caption_not_a_c
     assert summary_line("hf_disk", index, {}).endswith("skipped: 1 no caption (e.g. train/15)")
 
 
-def test_a_train_split_too_small_to_cut_val_and_test_from_is_one_line_saying_what_to_do(tmp_path):
-    """It read "the val split has 0 usable images", with no way forward."""
+def test_a_train_split_too_small_to_cut_val_and_test_from_says_so_where_a_run_reads_them(tmp_path):
+    """It read "the val split has 0 usable images", with no way forward. A copy without train rows (a test
+    split alone, to score) cuts nothing and says nothing."""
+    from supra.data.caption_sources.decoded import DecodedPhotos
+
     hf_split("train", 2).save_to_disk(str(tmp_path / "hf"))
+    photos = DecodedPhotos("hf_disk", tmp_path / "hf", 32, cache_dir=tmp_path / "c")
+    photos.load(show_progress=False)
     with pytest.raises(SupraUserError) as error:
-        read_caption_source("hf_disk", tmp_path / "hf", cache_dir=tmp_path / "c")
+        photos.check_splits()
     assert str(error.value) == (
-        f"{tmp_path / 'hf'} has no val or test split with captions, and its train split's 2 captioned images are too "
-        "few to cut one from (1/8 each, of 3 images or more): give the dataset val and test splits, or more captioned "
-        "train rows")
+        "the val split has 0 usable images: hf_disk (save_to_disk layout): train 2 images / 2 captions; val 0 images / "
+        "0 captions; test 0 images / 0 captions; skipped: nothing; train's 2 captioned images are too few to cut val "
+        "and test from (1/8 each, of 3 images or more): give the dataset validation and test splits, or more "
+        "captioned rows")
+    (tmp_path / "scored").mkdir()
+    hf_split("test", 2).to_parquet(str(tmp_path / "scored" / "test.parquet"))
+    index = read_caption_source("hf_disk", tmp_path / "scored", cache_dir=tmp_path / "c")
+    assert summary_line("hf_disk", index, {}).endswith("test 2 images / 2 captions; skipped: nothing")
 
 
 @pytest.mark.parametrize(("sentences", "holds"), [

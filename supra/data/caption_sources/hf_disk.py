@@ -52,6 +52,7 @@ from supra.utils.numbers import counted
 SPLIT_ALIASES = {"train": "train", "training": "train", "restval": "train", "validation": "val", "valid": "val",
                  "val": "val", "dev": "val", "test": "test", "testing": "test"}
 CARVED_SIZES = {"train": None, "val": 1000, "test": 1000}
+SPLIT_WORDS = {"val": "validation", "test": "test"}  # as a dataset names them
 LEFT_OUT = "row of a split that is not train, validation or test"
 SPLIT_WITHOUT_CAPTIONS = "image of a split without captions (cut from train instead)"
 
@@ -367,11 +368,11 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
         for split in ("val", "test"):
             if split not in missing:
                 sizes["train"], sizes[split] = sizes["train"] + sizes[split], 0
-        if any(not sizes[split] for split in missing):
-            raise SupraUserError(
-                f"{root} has no {' or '.join(missing)} split with captions, and its train split's "
-                f"{counted(len(keys), 'captioned image')} are too few to cut one from (1/8 each, of 3 images or "
-                f"more): give the dataset {' and '.join(missing)} splits, or more captioned train rows")
+        short = [split for split in missing if not sizes[split]]
+        if keys and short:  # said where a run reads that split ("the val split has 0 usable images: <summary>")
+            index.notes.append(f"train's {counted(len(keys), 'captioned image')} are too few to cut "
+                               f"{' and '.join(short)} from (1/8 each, of 3 images or more): give the dataset "
+                               f"{' and '.join(SPLIT_WORDS[split] for split in short)} splits, or more captioned rows")
         carved = seeded_split(keys, sizes, seed)
         index.splits["train"] = carved["train"] + [k for k in index.splits["train"] if not index.captions.get(k)]
         for split in missing:
