@@ -20,7 +20,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from supra.artifacts.checkpoints import release_of_file
 from supra.artifacts.kinds import release_kind
 from supra.data.a2a.sources import may_give_images
-from supra.loggers.wandb_logger import build_wandb_logger, check_wandb_options
+from supra.loggers.wandb_options import WANDB_TARGET, check_wandb_options
 from supra.metrics.caption_scores import require_java
 from supra.runner.components import tests_nothing
 from supra.tasks.captioning import fuses_on_auto
@@ -248,9 +248,6 @@ def check_loggers(logger_cfg: DictConfig | None) -> None:
             tags = [tags] if isinstance(tags, str) else OmegaConf.to_container(tags) if isinstance(tags, ListConfig) else tags
             check_wandb_options(node.get("project"), tags, node.get("init_timeout", 10), f"logger.{key}",
                                 node.get("offline"))
-
-
-WANDB_TARGET = f"{build_wandb_logger.__module__}.{build_wandb_logger.__name__}"
 
 
 def check_run_length(cfg: DictConfig) -> None:

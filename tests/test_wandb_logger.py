@@ -1,0 +1,54 @@
+"""The W&B logger's promises beyond one plain run: a broken wandb install, resumes from any checkpoint folder,
+settings from wandb's own environment variables and login, and the jobs of a sweep. Offline throughout
+(conftest.py sets WANDB_MODE=offline): nothing reaches the network."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+import pytest
+import wandb
+
+import supra.loggers
+import supra.runner
+from supra.utils.errors import SupraUserError
+from tests.conftest import compose_config
+
+WANDB_ENV = ("WANDB_DIR", "WANDB_CONFIG_DIR", "WANDB_CACHE_DIR", "WANDB_DATA_DIR", "WANDB_PROJECT", "WANDB_ENTITY",
+             "WANDB_BASE_URL", "WANDB_API_KEY")
+
+
+@pytest.fixture(autouse=True)
+def wandb_env_restored(monkeypatch):
+    """The variables a logger sets for its run (and those a test sets) as they were before the test; no W&B run
+    another test left open."""
+    for variable in WANDB_ENV:
+        monkeypatch.delenv(variable, raising=False)
+    wandb.finish()
+    yield
+    wandb.finish()
+
+
+def ours(caplog: pytest.LogCaptureFixture) -> list[str]:
+    """What Supra's W&B logger said (wandb's own log goes to the same handlers)."""
+    return [record.getMessage() for record in caplog.records if record.name == "supra.loggers.wandb_logger"]
+
+
+def test_a_broken_wandb_install_stops_only_runs_that_log_to_wandb_and_those_in_one_line(monkeypatch, tmp_path):
+    """A run logging to CSV (or to nothing) imported wandb as it started: a missing or broken wandb was a traceback
+    for every run."""
+    for package, module in ((supra.runner, "run_checks"), (supra.runner, "training"), (supra.loggers, "wandb_logger"),
+                            (supra.loggers, "wandb_options")):
+        importlib.import_module(f"{package.__name__}.{module}")  # as it is now: restored after the test
+        monkeypatch.delitem(sys.modules, f"{package.__name__}.{module}")  # imported anew below, without wandb
+        monkeypatch.setattr(package, module, getattr(package, module))
+    monkeypatch.setitem(sys.modules, "wandb", None)  # `import wandb` fails, as with a broken install
+    importlib.import_module("supra.runner.training")
+    run_checks = importlib.import_module("supra.runner.run_checks")
+    run_checks.check_run_config(compose_config("train", tmp_path / "csv", ["logger=csv"]))
+    run_checks.check_run_config(compose_config("train", tmp_path / "none", ["logger=none"]))
+    with pytest.raises(SupraUserError) as refused:
+        run_checks.check_run_config(compose_config("train", tmp_path / "wandb", ["logger=wandb"]))
+    assert str(refused.value) == ("logger=wandb needs the wandb package (import failed: import of wandb halted; None "
+                                  "in sys.modules): `pip install wandb`, or choose another logger (logger=csv)")
