@@ -65,12 +65,25 @@ def read_captions_and_restore(rank: int, out_dir: str) -> None:
              "best_model_path": f"{out_dir}/earlier/best.ckpt"})
 
 
-def gather_then_set_up_shapes_on_rank(rank: int, init_file: str, out_dir: str, max_caption_tokens: int) -> None:
-    """One of 2 ranks of one process group: gather_and_broadcast, set_up_shapes, then read_captions_and_restore.
-    The 2-process tests share this one spawn: each rank's start-up (torch's import, the process group) is paid
-    once."""
+def log_image_to_wandb(rank: int, pickled_logger: bytes) -> None:
+    """Rank 0 of 2: log an image with the W&B logger its parent made (handed over pickled, as Lightning hands it to
+    a ddp_spawn rank), as the sample grids are logged. Rank 1 does not unpickle it: no wandb import to pay for."""
+    if rank == 0:
+        import pickle
+
+        from PIL import Image
+
+        pickle.loads(pickled_logger).log_image("test/samples", [Image.new("RGB", (8, 8))])
+
+
+def gather_then_set_up_shapes_on_rank(rank: int, init_file: str, out_dir: str, max_caption_tokens: int,
+                                      pickled_logger: bytes) -> None:
+    """One of 2 ranks of one process group: gather_and_broadcast, set_up_shapes, read_captions_and_restore, then
+    log_image_to_wandb. The 2-process tests share this one spawn: each rank's start-up (torch's import, the process
+    group) is paid once."""
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     gather_and_broadcast(rank, out_dir)
     set_up_shapes(rank, out_dir, max_caption_tokens)
     read_captions_and_restore(rank, out_dir)
+    log_image_to_wandb(rank, pickled_logger)
     dist.destroy_process_group()

@@ -5,6 +5,7 @@ import json
 import logging
 import multiprocessing
 import os
+import pickle
 import re
 import signal
 import time
@@ -17,11 +18,13 @@ import hydra
 import pytest
 import torch.distributed as dist
 import torch.multiprocessing as mp
+import wandb
 from hydra.core.utils import configure_log
 from omegaconf import OmegaConf
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from supra.loggers.wandb_logger import build_wandb_logger
 from supra.runner.spawned_ranks import _rank_files, end_with_main_process
 from supra.runner.training import train
 from supra.utils.cli import exit_on_user_error
@@ -90,8 +93,15 @@ def two_ranks(tmp_path_factory) -> Path:
     for name in ("a", "b"):  # Notepad's sidecars beside two pictures
         Image.new("RGB", (8, 8)).save(out_dir / "photos" / f"{name}.png")
         (out_dir / "photos" / f"{name}.txt").write_bytes("a café".encode("cp1252"))
-    with ddp_turn():
-        mp.spawn(gather_then_set_up_shapes_on_rank, args=(str(out_dir / "init"), str(out_dir), 6), nprocs=2, join=True)
+    wandb_dir = os.environ.get("WANDB_DIR")  # the logger points wandb at its run folder for the process: restored
+    logger = build_wandb_logger(str(out_dir / "wandb_run"))  # offline (conftest.py), made before the ranks start
+    try:
+        with ddp_turn():
+            mp.spawn(gather_then_set_up_shapes_on_rank, args=(str(out_dir / "init"), str(out_dir), 6,
+                                                              pickle.dumps(logger)), nprocs=2, join=True)
+    finally:
+        wandb.finish()
+        os.environ.pop("WANDB_DIR", None) if wandb_dir is None else os.environ.__setitem__("WANDB_DIR", wandb_dir)
     return out_dir
 
 
@@ -102,6 +112,14 @@ def test_gather_over_two_processes_keeps_each_image_once(two_ranks):
     for result in results:
         assert result["merged"] == expected
         assert result["shared"] == {"rank": 0}
+
+
+@pytest.mark.ddp
+def test_an_image_a_spawned_rank_logs_to_wandb_lands_in_the_run_folders_wandb_run(two_ranks):
+    """Under trainer=ddp_sim the sample grids went to ./wandb of the folder the command started in: the rank's wandb
+    did not know the parent's run folder, and the `wandb sync` the run printed uploaded a run without images."""
+    media = (two_ranks / "wandb_run" / "wandb").glob("offline-run-*/files/media/images/test/samples_0_*.png")
+    assert len(list(media)) == 1
 
 
 @pytest.mark.ddp

@@ -21,6 +21,12 @@ RUN_ID_FILE = "wandb_run_id.txt"
 log = logging.getLogger(__name__)
 
 
+def point_wandb_at(save_dir: str) -> None:
+    """wandb's files in this run's folder, through the environment too: a DDP rank wandb starts in a process of
+    its own reads WANDB_DIR, not the parent's `dir` (it wrote its images under the launch folder's ./wandb)."""
+    os.environ["WANDB_DIR"] = str(Path(save_dir).resolve())
+
+
 def _run_dir_of_checkpoint(ckpt_path: str) -> Path:
     # Checkpoints live in <run dir>/checkpoints/*.ckpt.
     return Path(ckpt_path).resolve().parent.parent
@@ -48,6 +54,7 @@ def build_wandb_logger(
     if not os.environ.get("HOME"):  # wandb keeps its settings and cache under ~: else errors on every run
         for variable, folder in (("WANDB_CONFIG_DIR", "config"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")):
             os.environ.setdefault(variable, str(Path(save_dir) / "wandb" / folder))
+    point_wandb_at(save_dir)
     mode = os.environ.get("WANDB_MODE")
     forced_online = offline is False  # an error, not offline, when W&B does not answer
     if mode == "disabled":  # not offline: that would write a run after all
