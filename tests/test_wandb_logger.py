@@ -5,6 +5,7 @@ settings from wandb's own environment variables and login, and the jobs of a swe
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
 import pytest
@@ -12,6 +13,8 @@ import wandb
 
 import supra.loggers
 import supra.runner
+from supra.loggers import wandb_logger
+from supra.loggers.wandb_logger import build_wandb_logger
 from supra.utils.errors import SupraUserError
 from tests.conftest import compose_config
 
@@ -25,6 +28,7 @@ def wandb_env_restored(monkeypatch):
     another test left open."""
     for variable in WANDB_ENV:
         monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setattr(wandb_logger, "_set_here", set())
     wandb.finish()
     yield
     wandb.finish()
@@ -52,3 +56,16 @@ def test_a_broken_wandb_install_stops_only_runs_that_log_to_wandb_and_those_in_o
         run_checks.check_run_config(compose_config("train", tmp_path / "wandb", ["logger=wandb"]))
     assert str(refused.value) == ("logger=wandb needs the wandb package (import failed: import of wandb halted; None "
                                   "in sys.modules): `pip install wandb`, or choose another logger (logger=csv)")
+
+
+def test_without_home_each_job_keeps_wandbs_settings_and_cache_in_its_own_folder(monkeypatch, tmp_path):
+    """Set once per process, a sweep's later jobs wrote wandb's cache into job 0's folder."""
+    monkeypatch.delenv("HOME")
+    build_wandb_logger(str(tmp_path / "0"))
+    build_wandb_logger(str(tmp_path / "1"))
+    assert [os.environ[variable] for variable in ("WANDB_CONFIG_DIR", "WANDB_CACHE_DIR")] == [
+        str(tmp_path / "1" / "wandb" / "config"), str(tmp_path / "1" / "wandb" / "cache")]
+    monkeypatch.setenv("WANDB_CACHE_DIR", str(tmp_path / "mine"))  # one the user set is left alone
+    monkeypatch.setattr(wandb_logger, "_set_here", set())
+    build_wandb_logger(str(tmp_path / "2"))
+    assert os.environ["WANDB_CACHE_DIR"] == str(tmp_path / "mine")

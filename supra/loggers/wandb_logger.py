@@ -17,14 +17,22 @@ from supra.utils.errors import SupraUserError, first_line
 from supra.utils.files import write_text_atomic
 
 RUN_ID_FILE = "wandb_run_id.txt"
+# wandb's folders under ~, set to the run folder's where there is no HOME: per job, as each job has its folder
+HOME_FOLDERS = {"WANDB_CONFIG_DIR": "config", "WANDB_CACHE_DIR": "cache", "WANDB_DATA_DIR": "data"}
 
 log = logging.getLogger(__name__)
+_set_here: set[str] = set()  # the variables of HOME_FOLDERS this process set itself (not the user's)
 
 
 def point_wandb_at(save_dir: str) -> None:
     """wandb's files in this run's folder, through the environment too: a DDP rank wandb starts in a process of
     its own reads WANDB_DIR, not the parent's `dir` (it wrote its images under the launch folder's ./wandb)."""
     os.environ["WANDB_DIR"] = str(Path(save_dir).resolve())
+    if not os.environ.get("HOME"):  # wandb keeps its settings and cache under ~: else errors on every run
+        for variable, folder in HOME_FOLDERS.items():
+            if variable not in os.environ or variable in _set_here:  # a sweep's next job: its own folder
+                os.environ[variable] = str(Path(save_dir) / "wandb" / folder)
+                _set_here.add(variable)
 
 
 def _run_dir_of_checkpoint(ckpt_path: str) -> Path:
@@ -51,9 +59,6 @@ def build_wandb_logger(
     if wandb.run is not None:  # an earlier run of this process (a sweep's jobs share one): Lightning would log into it
         wandb.finish()
     os.environ.setdefault("WANDB_SILENT", "true")  # which also hides its "wandb sync" hint: said below instead
-    if not os.environ.get("HOME"):  # wandb keeps its settings and cache under ~: else errors on every run
-        for variable, folder in (("WANDB_CONFIG_DIR", "config"), ("WANDB_CACHE_DIR", "cache"), ("WANDB_DATA_DIR", "data")):
-            os.environ.setdefault(variable, str(Path(save_dir) / "wandb" / folder))
     point_wandb_at(save_dir)
     mode = os.environ.get("WANDB_MODE")
     forced_online = offline is False  # an error, not offline, when W&B does not answer
