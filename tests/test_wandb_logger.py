@@ -5,6 +5,7 @@ settings from wandb's own environment variables and login, and the jobs of a swe
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
 
@@ -56,6 +57,34 @@ def test_a_broken_wandb_install_stops_only_runs_that_log_to_wandb_and_those_in_o
         run_checks.check_run_config(compose_config("train", tmp_path / "wandb", ["logger=wandb"]))
     assert str(refused.value) == ("logger=wandb needs the wandb package (import failed: import of wandb halted; None "
                                   "in sys.modules): `pip install wandb`, or choose another logger (logger=csv)")
+
+
+def test_a_run_resumed_from_a_checkpoint_below_its_checkpoints_folder_continues_its_wandb_run(tmp_path, caplog):
+    """The README's periodic checkpoints (<run>/checkpoints/periodic/) were looked up one folder too low: the
+    resumed run was a new W&B run with no word of the one it continues."""
+    run = tmp_path / "first"
+    (run / "checkpoints" / "periodic").mkdir(parents=True)
+    (run / "wandb_run_id.txt").write_text("abcd1234\n")
+    periodic = run / "checkpoints" / "periodic" / "epoch=0-step=2.ckpt"
+    periodic.touch()
+    with caplog.at_level(logging.WARNING, logger="supra.loggers.wandb_logger"):
+        logger = build_wandb_logger(str(tmp_path / "resumed"), resume_from=str(periodic))
+    assert logger.experiment.notes == "continues W&B run abcd1234 (resumed offline)"
+    assert ours(caplog) == [
+        "W&B offline: a W&B run cannot be continued offline (syncing both under one id would replace the first's "
+        "history): this resumed run is a new W&B run that notes it continues abcd1234"]
+
+
+def test_a_resumed_run_whose_checkpoint_has_no_wandb_id_above_it_says_it_is_a_new_wandb_run(tmp_path, caplog):
+    """A checkpoint copied out of its run folder lost the link to its W&B run without a word."""
+    copied = tmp_path / "elsewhere" / "last.ckpt"
+    copied.parent.mkdir()
+    copied.touch()
+    with caplog.at_level(logging.WARNING, logger="supra.loggers.wandb_logger"):
+        logger = build_wandb_logger(str(tmp_path / "resumed"), resume_from=str(copied))
+    assert logger.experiment.notes is None
+    assert ours(caplog) == [f"W&B: no wandb_run_id.txt in the folders above ckpt_path={copied}: this resumed run "
+                               "is a new W&B run, not a continuation"]
 
 
 def test_without_home_each_job_keeps_wandbs_settings_and_cache_in_its_own_folder(monkeypatch, tmp_path):

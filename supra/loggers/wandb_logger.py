@@ -24,6 +24,16 @@ log = logging.getLogger(__name__)
 _set_here: set[str] = set()  # the variables of HOME_FOLDERS this process set itself (not the user's)
 
 
+def resumed_wandb_id(ckpt_path: str) -> str | None:
+    """The W&B run id of the run a checkpoint belongs to: in wandb_run_id.txt of the nearest folder above it that
+    holds one (<run>/checkpoints/last.ckpt, <run>/checkpoints/periodic/*.ckpt), None where none does."""
+    for folder in Path(ckpt_path).resolve().parents:
+        id_file = folder / RUN_ID_FILE
+        if id_file.is_file():
+            return id_file.read_text().strip() or None
+    return None
+
+
 def point_wandb_at(save_dir: str) -> None:
     """wandb's files in this run's folder, through the environment too: a DDP rank wandb starts in a process of
     its own reads WANDB_DIR, not the parent's `dir` (it wrote its images under the launch folder's ./wandb)."""
@@ -33,11 +43,6 @@ def point_wandb_at(save_dir: str) -> None:
             if variable not in os.environ or variable in _set_here:  # a sweep's next job: its own folder
                 os.environ[variable] = str(Path(save_dir) / "wandb" / folder)
                 _set_here.add(variable)
-
-
-def _run_dir_of_checkpoint(ckpt_path: str) -> Path:
-    # Checkpoints live in <run dir>/checkpoints/*.ckpt.
-    return Path(ckpt_path).resolve().parent.parent
 
 
 def build_wandb_logger(
@@ -67,11 +72,10 @@ def build_wandb_logger(
         kwargs.setdefault("mode", "disabled")
     elif offline is None:
         offline = mode in ("offline", "dryrun") or not wandb_logged_in()
-    resumed_id = None
-    if resume_from:
-        id_file = _run_dir_of_checkpoint(resume_from) / RUN_ID_FILE
-        if id_file.exists():
-            resumed_id = id_file.read_text().strip() or None
+    resumed_id = resumed_wandb_id(resume_from) if resume_from else None
+    if resume_from and not resumed_id and mode != "disabled":
+        log.warning("W&B: no %s in the folders above ckpt_path=%s: this resumed run is a new W&B run, not a "
+                    "continuation", RUN_ID_FILE, resume_from)
     if resumed_id and offline:
         kwargs = _continued_offline(resumed_id, kwargs)
     run_id = (None if offline else resumed_id) or secrets.token_hex(4)  # W&B ids are short lowercase alphanumerics
