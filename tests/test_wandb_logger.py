@@ -16,6 +16,7 @@ import supra.loggers
 import supra.runner
 from supra.loggers import wandb_logger
 from supra.loggers.wandb_logger import build_wandb_logger
+from supra.runner.run_checks import check_run_config
 from supra.utils.errors import SupraUserError
 from tests.conftest import compose_config
 
@@ -85,6 +86,20 @@ def test_a_resumed_run_whose_checkpoint_has_no_wandb_id_above_it_says_it_is_a_ne
     assert logger.experiment.notes is None
     assert ours(caplog) == [f"W&B: no wandb_run_id.txt in the folders above ckpt_path={copied}: this resumed run "
                                "is a new W&B run, not a continuation"]
+
+
+def test_wandb_mode_offline_with_offline_false_is_refused_in_one_line(tmp_path):
+    """WANDB_MODE=offline (set here by conftest.py) with logger.wandb.offline=false logged offline, quietly and
+    with no line telling how to upload the run."""
+    said = ("logger.wandb.offline=false asks for an online run, but WANDB_MODE=offline: unset WANDB_MODE (or set it "
+            "to online), or leave logger.wandb.offline unset")
+    with pytest.raises(SupraUserError) as refused:
+        check_run_config(compose_config("train", tmp_path / "run", ["logger=wandb", "logger.wandb.offline=false"]))
+    assert str(refused.value) == said
+    with pytest.raises(SupraUserError) as refused:
+        build_wandb_logger(str(tmp_path / "direct"), offline=False)
+    assert str(refused.value) == said
+    assert not (tmp_path / "direct").exists()
 
 
 def test_without_home_each_job_keeps_wandbs_settings_and_cache_in_its_own_folder(monkeypatch, tmp_path):

@@ -76,9 +76,13 @@ def check_wandb_mode() -> None:
 
 
 def check_wandb_login(offline: Any, where: str = "logger.wandb") -> None:
-    """A run asked to log online is logged in: `offline=false` (else wandb's traceback), or WANDB_MODE=online with
-    `offline` unset (else a run quietly offline: the user asked for online)."""
+    """A run asked to log online can: `offline=false` is logged in (else wandb's traceback) and not contradicted by
+    WANDB_MODE (which wandb obeys: the run was quietly offline); WANDB_MODE=online with `offline` unset is logged
+    in (else a run quietly offline: the user asked for online)."""
     mode = os.environ.get("WANDB_MODE")
+    if offline is False and mode in ("offline", "dryrun", "disabled"):
+        raise SupraUserError(f"{where}.offline=false asks for an online run, but WANDB_MODE={mode}: unset WANDB_MODE "
+                             f"(or set it to online), or leave {where}.offline unset")
     if mode in ("offline", "dryrun", "disabled") or offline is True or wandb_logged_in():
         return
     if offline is False:
