@@ -102,6 +102,18 @@ def test_wandb_mode_offline_with_offline_false_is_refused_in_one_line(tmp_path):
     assert not (tmp_path / "direct").exists()
 
 
+def test_wandb_project_and_entity_come_from_the_environment_unless_given(monkeypatch, tmp_path):
+    """WANDB_PROJECT was ignored: every run went to the project `supra`."""
+    cfg = compose_config("train", tmp_path / "run", ["logger=wandb"])
+    assert (cfg.logger.wandb.project, cfg.logger.wandb.entity) == ("supra", None)
+    monkeypatch.setenv("WANDB_PROJECT", "myproj")
+    monkeypatch.setenv("WANDB_ENTITY", "myteam")
+    cfg = compose_config("train", tmp_path / "run", ["logger=wandb"])
+    assert (cfg.logger.wandb.project, cfg.logger.wandb.entity) == ("myproj", "myteam")
+    cfg = compose_config("train", tmp_path / "run", ["logger=wandb", "logger.wandb.project=given"])
+    assert cfg.logger.wandb.project == "given"
+
+
 def test_without_home_each_job_keeps_wandbs_settings_and_cache_in_its_own_folder(monkeypatch, tmp_path):
     """Set once per process, a sweep's later jobs wrote wandb's cache into job 0's folder."""
     monkeypatch.delenv("HOME")
