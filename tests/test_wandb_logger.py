@@ -16,6 +16,7 @@ import supra.loggers
 import supra.runner
 from supra.loggers import wandb_logger
 from supra.loggers.wandb_logger import build_wandb_logger
+from supra.loggers.wandb_options import wandb_logged_in
 from supra.runner.run_checks import check_run_config
 from supra.utils.errors import SupraUserError
 from tests.conftest import compose_config
@@ -112,6 +113,21 @@ def test_wandb_project_and_entity_come_from_the_environment_unless_given(monkeyp
     assert (cfg.logger.wandb.project, cfg.logger.wandb.entity) == ("myproj", "myteam")
     cfg = compose_config("train", tmp_path / "run", ["logger=wandb", "logger.wandb.project=given"])
     assert cfg.logger.wandb.project == "given"
+
+
+def test_a_wandb_login_to_a_self_hosted_server_counts_as_logged_in(monkeypatch, tmp_path):
+    """Only a ~/.netrc entry for api.wandb.ai counted: a `wandb login --host` user was forced offline and told to
+    log in."""
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / ".netrc").write_text(f"machine wandb.example.com\n  login user\n  password {'b' * 40}\n")
+    (tmp_path / ".netrc").chmod(0o600)
+    assert not wandb_logged_in()  # the entry is for another server than wandb's default
+    monkeypatch.setenv("WANDB_BASE_URL", "https://wandb.example.com")
+    assert wandb_logged_in()
+    monkeypatch.delenv("WANDB_BASE_URL")
+    (tmp_path / ".config" / "wandb").mkdir(parents=True)  # where `wandb login --host` keeps the server
+    (tmp_path / ".config" / "wandb" / "settings").write_text("[default]\nbase_url = https://wandb.example.com\n")
+    assert wandb_logged_in()
 
 
 def test_without_home_each_job_keeps_wandbs_settings_and_cache_in_its_own_folder(monkeypatch, tmp_path):

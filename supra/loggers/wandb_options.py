@@ -4,8 +4,8 @@ elsewhere (logger=csv, none) never loads it, so a broken wandb install cannot st
 from __future__ import annotations
 
 import json
-import netrc
 import os
+from pathlib import Path
 from typing import Any
 
 from supra.utils.errors import SupraUserError, first_line
@@ -26,13 +26,27 @@ def require_wandb() -> None:
 
 
 def wandb_logged_in() -> bool:
-    """True when an API key is available without asking: WANDB_API_KEY or a ~/.netrc entry from `wandb login`."""
+    """True when an API key is available without asking: WANDB_API_KEY, or a ~/.netrc entry from `wandb login` for
+    the server wandb would use (WANDB_BASE_URL, or the one `wandb login --host` saved)."""
     if os.environ.get("WANDB_API_KEY"):
         return True
+    from wandb import Settings
+    from wandb.errors import AuthenticationError
+    from wandb.sdk.lib.wbauth import HostUrl, read_netrc_auth
+
+    settings = Settings()  # read as wandb.init reads them: its settings file, then the environment
+    config_dir = os.environ.get("WANDB_CONFIG_DIR")
+    settings.settings_system = str(Path(config_dir).expanduser() / "settings" if config_dir
+                                   else Path("~", ".config", "wandb", "settings").expanduser())
     try:
-        return netrc.netrc().authenticators("api.wandb.ai") is not None
-    except (FileNotFoundError, netrc.NetrcParseError, OSError):
-        return False
+        settings.update_from_system_settings()
+        settings.update_from_env_vars(dict(os.environ))
+    except ValueError:  # a setting wandb refuses: wandb.init says which; its default server here
+        settings = Settings()
+    try:
+        return read_netrc_auth(host=HostUrl(settings.base_url, app_url=settings.app_url)) is not None
+    except AuthenticationError:  # a key in a form W&B refuses: its login, tried, says so in one line
+        return True
 
 
 def wandb_tags(tags: Any) -> list[str] | None:
