@@ -15,7 +15,7 @@ import wandb
 import supra.loggers
 import supra.runner
 from supra.loggers import wandb_logger
-from supra.loggers.wandb_logger import build_wandb_logger
+from supra.loggers.wandb_logger import build_wandb_logger, wandb_run_ends_with_job
 from supra.loggers.wandb_options import wandb_logged_in
 from supra.runner.run_checks import check_run_config
 from supra.utils.errors import SupraUserError
@@ -128,6 +128,21 @@ def test_a_wandb_login_to_a_self_hosted_server_counts_as_logged_in(monkeypatch, 
     (tmp_path / ".config" / "wandb").mkdir(parents=True)  # where `wandb login --host` keeps the server
     (tmp_path / ".config" / "wandb" / "settings").write_text("[default]\nbase_url = https://wandb.example.com\n")
     assert wandb_logged_in()
+
+
+def test_each_job_finishes_its_wandb_run_as_it_ends(monkeypatch, tmp_path):
+    """A sweep's job left its W&B run open until the next job's logger, which recorded that job's console lines."""
+    exit_codes = []
+    finish = wandb.finish
+    monkeypatch.setattr(wandb, "finish", lambda exit_code=None: (exit_codes.append(exit_code), finish(exit_code))[1])
+    with wandb_run_ends_with_job():
+        run = build_wandb_logger(str(tmp_path / "0")).experiment
+        assert wandb.run is run
+    assert wandb.run is None and exit_codes == [0]
+    with pytest.raises(RuntimeError), wandb_run_ends_with_job():  # a job that fails: its run is finished too
+        build_wandb_logger(str(tmp_path / "1")).experiment  # noqa: B018
+        raise RuntimeError
+    assert wandb.run is None and exit_codes == [0, 1]
 
 
 def test_without_home_each_job_keeps_wandbs_settings_and_cache_in_its_own_folder(monkeypatch, tmp_path):

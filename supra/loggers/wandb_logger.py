@@ -7,6 +7,9 @@ import os
 import secrets
 import shlex
 import shutil
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -45,6 +48,24 @@ def point_wandb_at(save_dir: str) -> None:
                 _set_here.add(variable)
 
 
+@contextmanager
+def wandb_run_ends_with_job() -> Iterator[None]:
+    """Around one job: the W&B run it logged to finished as it ends (exit code 1 where it raised). Left open until
+    the next job's logger, a sweep's job recorded that job's console lines. Nothing where wandb was never loaded."""
+    try:
+        yield
+    except BaseException:
+        _finish_wandb_run(1)
+        raise
+    _finish_wandb_run(0)
+
+
+def _finish_wandb_run(exit_code: int) -> None:
+    wandb = sys.modules.get("wandb")  # not imported: a run logging elsewhere never loads it
+    if wandb is not None and getattr(wandb, "run", None) is not None:
+        wandb.finish(exit_code=exit_code)
+
+
 def build_wandb_logger(
     save_dir: str, project: str = "supra", name: str | None = None, tags: list[str] | None = None,
     resume_from: str | None = None, offline: bool | None = None, init_timeout: float = 10, **kwargs: Any,
@@ -61,7 +82,7 @@ def build_wandb_logger(
     import wandb  # here, not above: a run logging elsewhere never loads it
 
     tags = wandb_tags(tags)
-    if wandb.run is not None:  # an earlier run of this process (a sweep's jobs share one): Lightning would log into it
+    if wandb.run is not None:  # an earlier run of this process, left open: Lightning would log into it
         wandb.finish()
     os.environ.setdefault("WANDB_SILENT", "true")  # which also hides its "wandb sync" hint: said below instead
     point_wandb_at(save_dir)

@@ -36,6 +36,7 @@ from supra.callbacks.overfit_check import OverfitCheck
 from supra.callbacks.time_accounting import mark_job_start
 from supra.callbacks.validation_within_run import ValidationWithinRun
 from supra.loggers.tensorboard_hparams import final_scores, log_hparams_with_scores
+from supra.loggers.wandb_logger import wandb_run_ends_with_job
 from supra.models.vlm_generation import DecodeConfig
 from supra.runner.callback_checks import check_callbacks_fit, check_optimized_metric
 from supra.runner.components import (
@@ -151,7 +152,7 @@ def train(cfg: DictConfig) -> tuple[float | None, dict[str, float]]:
     use_job_config_for_ddp_children()  # `ddp` in a multirun job: all ranks train this job's config
     mark_job_start()  # a multirun's later jobs count their time from here, not from the process's start
     trainers: list[L.Trainer] = []
-    with ddp_job_scope(trainers):
+    with wandb_run_ends_with_job(), ddp_job_scope(trainers):  # W&B's last: after the job's ranks have ended
         return _train(cfg, trainers)
 
 
