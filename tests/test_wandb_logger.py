@@ -11,6 +11,9 @@ import sys
 
 import pytest
 import wandb
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
+from omegaconf import read_write
 
 import supra.loggers
 import supra.runner
@@ -156,3 +159,16 @@ def test_without_home_each_job_keeps_wandbs_settings_and_cache_in_its_own_folder
     monkeypatch.setattr(wandb_logger, "_set_here", set())
     build_wandb_logger(str(tmp_path / "2"))
     assert os.environ["WANDB_CACHE_DIR"] == str(tmp_path / "mine")
+
+
+def test_a_sweep_jobs_wandb_run_is_grouped_by_sweep_and_named_by_job_number(tmp_path):
+    """Sweep jobs were ungrouped W&B runs with random names: told apart only by opening their configs."""
+    compose_config("train", tmp_path / "grid" / "3", ["logger=wandb"])
+    with read_write(HydraConfig.get()):
+        HydraConfig.get().mode = RunMode.MULTIRUN
+        HydraConfig.get().sweep.dir = str(tmp_path / "grid")
+        HydraConfig.get().job.num = 3
+    run = build_wandb_logger(str(tmp_path / "grid" / "3")).experiment
+    assert (run.group, run.name) == ("grid", "3")
+    named = build_wandb_logger(str(tmp_path / "grid" / "4"), name="mine", group="ours").experiment
+    assert (named.group, named.name) == ("ours", "mine")  # given ones are kept

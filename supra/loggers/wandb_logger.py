@@ -13,6 +13,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.types import RunMode
 from lightning.pytorch.loggers import WandbLogger  # imports wandb only when a run starts
 
 from supra.loggers.wandb_options import check_wandb_options, wandb_logged_in, wandb_tags
@@ -46,6 +48,17 @@ def point_wandb_at(save_dir: str) -> None:
             if variable not in os.environ or variable in _set_here:  # a sweep's next job: its own folder
                 os.environ[variable] = str(Path(save_dir) / "wandb" / folder)
                 _set_here.add(variable)
+
+
+def sweep_job_names(kwargs: dict[str, Any], name: str | None) -> str | None:
+    """In a multirun, the W&B group is the sweep folder's name and a job's run is named by its job number (its
+    subfolder): the jobs of one sweep are told apart in W&B. Given ones (logger.wandb.name, +logger.wandb.group)
+    are kept. Returns the name."""
+    if not HydraConfig.initialized() or HydraConfig.get().mode != RunMode.MULTIRUN:
+        return name
+    hydra_cfg = HydraConfig.get()
+    kwargs.setdefault("group", Path(hydra_cfg.sweep.dir).name)
+    return name if name is not None else str(hydra_cfg.job.num)
 
 
 @contextmanager
@@ -82,6 +95,8 @@ def build_wandb_logger(
     import wandb  # here, not above: a run logging elsewhere never loads it
 
     tags = wandb_tags(tags)
+    kwargs = dict(kwargs)
+    name = sweep_job_names(kwargs, name)
     if wandb.run is not None:  # an earlier run of this process, left open: Lightning would log into it
         wandb.finish()
     os.environ.setdefault("WANDB_SILENT", "true")  # which also hides its "wandb sync" hint: said below instead
