@@ -412,6 +412,25 @@ class PressesCtrlCInBatch(L.LightningModule):
         return torch.optim.SGD(self.parameters(), lr=0.1)
 
 
+@pytest.mark.parametrize("limit", ["trainer.max_steps=4", "trainer.max_epochs=1"])
+def test_a_ctrl_c_at_the_fits_last_step_says_its_training_is_done_not_to_resume_it(limit, tmp_path, capsys,
+                                                                                  python_ctrl_c):
+    """A resume from that last.ckpt would be refused as training nothing more: the line says the fit is done and
+    how to score it, or to raise the limit it reached to train on."""
+    steps, epochs = (4, -1) if limit == "trainer.max_steps=4" else (-1, 1)
+    trainer = L.Trainer(max_steps=steps, max_epochs=epochs, logger=False, enable_progress_bar=False,
+                        enable_model_summary=False, limit_val_batches=0, default_root_dir=tmp_path,
+                        callbacks=[LastStepModelCheckpoint(dirpath=tmp_path, save_last=True, save_top_k=0)])
+    with pytest.raises(SIGTERMException):  # pressed in the 4th and last batch (of the one epoch's 4)
+        trainer.fit(PressesCtrlCInBatch(4), DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2))
+    last = tmp_path / "last.ckpt"
+    assert torch.load(last, weights_only=True)["global_step"] == 4
+    assert capsys.readouterr().err == (
+        f"interrupted at step 4, the fit's last ({limit}): its training is done, nothing to resume, and its test not "
+        f"run; score it with evaluate.py ckpt={last}, or raise {limit.partition('=')[0]} and resume with "
+        f"ckpt_path={last} to train on\n")
+
+
 def test_a_run_started_with_ctrl_c_ignored_trains_on_through_it_and_keeps_it_ignored(tmp_path):
     """A background job of a script (`python train.py ... &`) starts with SIGINT ignored: Ctrl-C at the terminal is
     not meant for it, yet the fit put its own handler in place and stopped at the next batch end."""

@@ -26,6 +26,7 @@ from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError, note_in_run_log
 from supra.utils.files import atomic_path
 from supra.utils.private_apis import (
+    is_last_batch_of_epoch,
     last_step_saved,
     save_last_checkpoint,
     saves_best_at_epoch_end,
@@ -81,6 +82,8 @@ class LastStepModelCheckpoint(ModelCheckpoint):
     only: under DDP each rank would stop at a batch of its own, and Ctrl-C stops the run at once as before.)
     With trainer.accumulate_grad_batches > 1 it stops at the end of the batch that steps the optimizer: the
     gradients gathered before it are in no checkpoint, and a run resumed mid-step trained other weights.
+    Stopped at the fit's last step, the line says the training is done (a resume would be refused as training
+    nothing more) and names the checkpoint to score.
 
     A resumed run writes a new folder (runner/training.py), and Lightning forgets the best score when the
     folder changes: the resumed run's first validation became "best" however much worse, and was tested.
@@ -181,11 +184,28 @@ class LastStepModelCheckpoint(ModelCheckpoint):
         else:
             if last_step_saved(self) != trainer.global_step:
                 save_last_checkpoint(self, trainer)
-            message = f"interrupted at step {trainer.global_step}: " + (
-                self.resume_advice or f"resume with ckpt_path={self.last_model_path}")
+            advice = self.resume_advice or f"resume with ckpt_path={self.last_model_path}"
+            done = None if self.resume_advice else self._fit_done_advice(trainer)  # a sweep's job: run it again
+            message = f"interrupted at step {trainer.global_step}" + (done or f": {advice}")
         if trainer.is_global_zero:
             print(message, file=sys.stderr, flush=True)
             note_in_run_log(message)
+
+    def _fit_done_advice(self, trainer: L.Trainer) -> str | None:
+        """What to do with a fit stopped at its last step (trainer.max_steps, or the last batch of trainer.max_epochs'
+        last epoch), where a resume from last.ckpt is refused as training nothing more: None for one stopped short."""
+        epochs_done = trainer.current_epoch + is_last_batch_of_epoch(trainer)  # as a resume counts them
+        if 0 <= trainer.max_steps <= trainer.global_step:
+            limit = f"trainer.max_steps={trainer.max_steps}"
+        elif trainer.max_epochs is not None and 0 <= trainer.max_epochs <= epochs_done:
+            limit = f"trainer.max_epochs={trainer.max_epochs}"
+        else:
+            return None
+        scored = self.best_model_path if self.best_model_path and Path(self.best_model_path).is_file() \
+            else self.last_model_path
+        return (f", the fit's last ({limit}): its training is done, nothing to resume, and its test not run; score it "
+                f"with evaluate.py ckpt={scored}, or raise {limit.partition('=')[0]} and resume with "
+                f"ckpt_path={self.last_model_path} to train on")
 
     def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
                            batch_idx: int) -> None:
