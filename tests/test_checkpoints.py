@@ -295,6 +295,28 @@ def test_a_resumed_runs_test_of_the_best_carried_over_says_nothing_of_lost_check
     assert (Path(cfg.paths.output_dir) / "metrics.json").is_file()
 
 
+def test_resuming_a_checkpoint_written_before_the_first_validation_says_nothing_of_lost_checkpoint_state(tmp_path):
+    """No best existed yet to lose, and a resumed run writes a new folder as documented: Lightning's "dirpath has
+    changed ... won't be reloaded" was said on every such resume."""
+    def fit(max_steps: int, folder: str, ckpt_path: Path | None = None) -> None:
+        trainer = L.Trainer(max_steps=max_steps, logger=False, enable_progress_bar=False, enable_model_summary=False,
+                            limit_val_batches=0, default_root_dir=tmp_path, callbacks=[LastStepModelCheckpoint(
+                                dirpath=tmp_path / folder, monitor="val/loss", save_last=True)])
+        trainer.fit(PressesCtrlCInBatch(None), DataLoader(TensorDataset(torch.randn(8, 2)), batch_size=2),
+                    ckpt_path=ckpt_path)
+
+    fit(2, "first")  # stopped before any validation: no best score in its last.ckpt
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        fit(4, "resumed", ckpt_path=tmp_path / "first" / "last.ckpt")
+    assert [str(w.message) for w in caught if "dirpath has changed" in str(w.message)] == []
+    resumed = torch.load(tmp_path / "resumed" / "last.ckpt", weights_only=True)
+    assert resumed["global_step"] == 4
+    (state,) = [v for k, v in resumed["callbacks"].items() if k.startswith(LastStepModelCheckpoint.__name__)]
+    assert state["dirpath"] == str(tmp_path / "resumed") and state["best_model_score"] is None
+    assert (tmp_path / "first" / "last.ckpt").is_file()  # the earlier run's kept
+
+
 def test_a_run_validated_once_per_epoch_keeps_its_best_checkpoint_and_its_last(train_config):
     # as the Flickr8k recipe and the Optuna trials validate: at each epoch's end, where Lightning saves the best
     cfg = train_config("data.num_train=32", "trainer.max_steps=-1", "trainer.max_epochs=3", "trainer.val_check_interval=1.0",

@@ -113,8 +113,14 @@ class LastStepModelCheckpoint(ModelCheckpoint):
             return
         moved = self.dirpath is not None and state_dict.get("dirpath") not in (None, self.dirpath)
         score = state_dict.get("best_model_score")
-        if not moved or score is None:
+        if not moved:
             super().load_state_dict(state_dict)
+            return
+        if score is None:
+            # written before the run's first validation: no best to carry, and Lightning's "dirpath has changed ...
+            # won't be reloaded" read as if one were lost; the earlier folder's files are no record of this one's
+            super().load_state_dict({**state_dict, "dirpath": self.dirpath, "kth_best_model_path": "",
+                                     "best_k_models": {}, "last_model_path": ""})
             return
         earlier = self._earlier_best(state_dict, trainer.ckpt_path if trainer is not None else None)
         said_here = rank_and_world()[0] == 0  # every DDP rank restores the checkpoint alike: said by rank 0 alone
