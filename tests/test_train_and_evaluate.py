@@ -857,6 +857,42 @@ def test_a_resume_with_other_model_settings_says_they_are_used(train_config, cap
         "used: the checkpoint's weights go on with them"]
 
 
+def test_a_checkpoint_of_another_kind_given_to_resume_is_refused_naming_the_experiment_that_resumes_it(tmp_path):
+    """ckpt_path= asks for a resume: the line says how to resume the file given, where evaluate.py's ckpt= names
+    what reads it."""
+    from supra.artifacts.checkpoints import load_supra_checkpoint
+    from supra.artifacts.kinds import A2A_CHECKPOINT, CAPTIONER_CHECKPOINT, VQVAE_CHECKPOINT
+    from supra.runner.training import check_resumable
+
+    def checkpoint(kind: str) -> Path:  # all a kind's refusal reads of the file
+        path = tmp_path / f"{kind}.ckpt"
+        torch.save({"state_dict": {}, "supra": {"kind": kind}}, path)
+        return path
+
+    vqvae, a2a, captioner = checkpoint(VQVAE_CHECKPOINT), checkpoint(A2A_CHECKPOINT), checkpoint(CAPTIONER_CHECKPOINT)
+    for given, task_kind, said in (
+            (vqvae, CAPTIONER_CHECKPOINT, f"ckpt_path={vqvae} is a VQ-VAE checkpoint, not a captioner: resume it with "
+                                          f"python train.py experiment=vqvae_shapes ckpt_path={vqvae} and its run's "
+                                          "other overrides"),
+            (vqvae, A2A_CHECKPOINT, f"ckpt_path={vqvae} is a VQ-VAE checkpoint, not an a2a_nano one: resume it with "
+                                    f"python train.py experiment=vqvae_shapes ckpt_path={vqvae} and its run's other "
+                                    f"overrides; to train an a2a_nano model over it, give it as model.vqvae_ckpt={vqvae} "
+                                    "instead"),
+            (a2a, CAPTIONER_CHECKPOINT, f"ckpt_path={a2a} is an a2a_nano checkpoint (GPT + VQ-VAE), not a captioner: "
+                                        f"resume it with python train.py experiment=a2a_shapes ckpt_path={a2a} and its "
+                                        "run's other overrides"),
+            (captioner, VQVAE_CHECKPOINT, f"ckpt_path={captioner} is a captioner checkpoint, not a VQ-VAE: resume it "
+                                          f"with python train.py experiment=vlm_shapes (or the captioner experiment its "
+                                          f"run used) ckpt_path={captioner} and its run's other overrides")):
+        with pytest.raises(SupraUserError) as refused:
+            check_resumable(SimpleNamespace(checkpoint_kind=task_kind), str(given), max_steps=10)
+        assert str(refused.value) == said
+    with pytest.raises(SupraUserError) as refused:  # evaluate.py's, as it was
+        load_supra_checkpoint(vqvae, kind=CAPTIONER_CHECKPOINT)
+    assert str(refused.value) == (f"ckpt={vqvae} is a VQ-VAE checkpoint, not a captioner: python -m "
+                                  "supra.tokenize_media and evaluate.py read it")
+
+
 def test_a_resume_of_a_checkpoint_whose_decode_listed_fewer_keys_says_nothing_of_them(train_config, caplog):
     """model.decode came to list every DecodeConfig field (seed, temperature, top_k, ...); a checkpoint from before
     decoded with those at their defaults, which are no change."""

@@ -3,7 +3,7 @@
 Supra writes two sorts of files: train.py checkpoints (`.ckpt`, a Lightning checkpoint whose "supra"
 section names its kind) and release folders (the published layouts of the two models). The kind decides
 how a file is loaded, evaluated, exported and sampled; `refuse_other_kind` says, for a file of one kind given
-where another model is read, what to give instead (or what reads it).
+where another model is read, what to give instead (or what reads it; for train.py's ckpt_path=, how to resume it).
 """
 
 from __future__ import annotations
@@ -50,14 +50,24 @@ _INSTEAD = {
 }
 
 
+# train.py's ckpt_path= resumes a run: the experiment that trains each kind of checkpoint
+_RESUMED_BY = {CAPTIONER_CHECKPOINT: "experiment=vlm_shapes (or the captioner experiment its run used)",
+               VQVAE_CHECKPOINT: "experiment=vqvae_shapes", A2A_CHECKPOINT: "experiment=a2a_shapes"}
+
+
 def refuse_other_kind(given: str | Path, found: str, model: str, what: str = "ckpt") -> None:
     """The option `what`=`given`, a file of kind `found`, where `model` (one of MODEL_KINDS) is read: nothing when it
-    holds one, else one line naming what it is and what to give instead (or what reads it)."""
+    holds one, else one line naming what it is and what to give instead (or what reads it); for train.py's
+    ckpt_path=, how to resume it."""
     if found in MODEL_KINDS[model]:
         return
     holds = " (GPT + VQ-VAE)" if MODEL_OF.get(found) == A2A_MODEL and model == CAPTIONER_MODEL else ""
     found_name = _FOUND.get(found, f"a {found} checkpoint")  # a later Supra's kind: its own label
     instead = _INSTEAD.get((found, model), "give a checkpoint of that model").format(given=given)
+    if what == "ckpt_path" and found in _RESUMED_BY:
+        instead = f"resume it with python train.py {_RESUMED_BY[found]} ckpt_path={given} and its run's other overrides"
+        if (found, model) == (VQVAE_CHECKPOINT, A2A_MODEL):  # a stage 1 for the a2a run to train over
+            instead += f"; to train an a2a_nano model over it, give it as model.vqvae_ckpt={given} instead"
     raise SupraUserError(f"{what}={given} is {found_name}{holds}, not {_WANTED[model]}: {instead}")
 
 
