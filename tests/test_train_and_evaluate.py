@@ -798,6 +798,22 @@ def test_a_resume_with_another_seed_says_once_what_it_changes(train_config, capl
         "random draws) follow it; the rest of the epoch the checkpoint stopped in keeps its own shuffle"]
 
 
+def test_a_resume_with_another_precision_or_gradient_accumulation_says_so(train_config, caplog):
+    from omegaconf import OmegaConf
+
+    from supra.runner.training import say_resumed_changes
+
+    run_config = OmegaConf.to_container(train_config(run="first"), resolve=True)  # 32-true, one batch a step
+    with caplog.at_level("WARNING", logger="supra.runner.training"):
+        say_resumed_changes(train_config("ckpt_path=first/last.ckpt", "trainer.precision=bf16-mixed",
+                                         "trainer.accumulate_grad_batches=2", run="second"), run_config)
+        say_resumed_changes(train_config("ckpt_path=first/last.ckpt", "trainer.precision=32", run="third"),
+                            run_config)  # 32-true's older name: the same precision, unsaid
+    assert caplog.messages == [
+        "resuming ckpt_path=first/last.ckpt with trainer.precision=bf16-mixed (was 32-true), "
+        "trainer.accumulate_grad_batches=2 (was 1): used: the checkpoint's weights train on with them"]
+
+
 def test_a_resume_within_an_epoch_at_another_batch_size_finishes_it_where_the_data_can_and_is_refused_where_not(
         train_config, tmp_path, caplog):
     from supra.runner.resume import RestOfEpochAtBatchSize

@@ -520,8 +520,9 @@ def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
     """A resumed run goes on with its checkpoint's optimizer and schedule (Lightning restores their state
-    over the settings given now) but trains on the data it is given now: either change, unnoticed, is a
-    run other than the one the user asked for, so each is said in one warning naming the settings."""
+    over the settings given now) but trains on the data (and in the precision, with the gradient accumulation) it
+    is given now: either change, unnoticed, is a run other than the one the user asked for, so each is said in one
+    warning naming the settings."""
     now_config = recorded_run_config(cfg)  # its paths absolute, as the checkpoint's
     for group, outcome in (("model.optimizer", "not used: the checkpoint's optimizer state goes on"),
                            ("model.scheduler", "not used: the checkpoint's learning-rate schedule goes on"),
@@ -547,6 +548,7 @@ def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
                         cfg.model.get(key), theirs, outcome)
     say_schedule_given_or_dropped(cfg, run_config)
     say_changed_seed(cfg, run_config)
+    say_changed_training_numerics(cfg, run_config)
     theirs_model = run_config.get("model")
     if isinstance(theirs_model, dict):  # the rest of the model's settings are this run's, and so train and score it
         changed = model_changes(with_decode_defaults(theirs_model), OmegaConf.to_container(cfg.model, resolve=True))
@@ -581,6 +583,32 @@ def say_changed_seed(cfg: DictConfig, run_config: dict[str, Any]) -> None:
     log.warning("resuming ckpt_path=%s with seed=%s (was %s): used: later epochs' shuffles (and the run's other random "
                 "draws) follow it; the rest of the epoch the checkpoint stopped in keeps its own shuffle",
                 cfg.ckpt_path, given, theirs)
+
+
+# Trainer settings that change how a resumed run's steps train its weights, at Lightning's defaults where a
+# checkpoint's run config lacks them: the numerics of every step, and the batches each optimizer step gathers
+RESUMED_TRAINER_DEFAULTS = {"precision": "32-true", "accumulate_grad_batches": 1}
+# Lightning's older precision names, which its Trainer takes as the newer ones: no change to say
+PRECISION_ALIASES = {"64": "64-true", "32": "32-true", "16": "16-mixed", "bf16": "bf16-mixed"}
+
+
+def say_changed_training_numerics(cfg: DictConfig, run_config: dict[str, Any]) -> None:
+    """A resume with another trainer.precision or trainer.accumulate_grad_batches: used, so the steps after the
+    checkpoint train otherwise than its run's did (a recipe's 32-true is what makes it the same run anywhere)."""
+    theirs = run_config.get("trainer")
+    if not isinstance(theirs, dict):
+        return
+
+    def as_run(key: str, value: Any) -> Any:  # the setting as Lightning takes it
+        value = RESUMED_TRAINER_DEFAULTS[key] if value is None else value
+        return PRECISION_ALIASES.get(str(value), str(value)) if key == "precision" else value
+
+    changed = [f"trainer.{key}={cfg.trainer.get(key)} (was {theirs.get(key, default)})"
+               for key, default in RESUMED_TRAINER_DEFAULTS.items()
+               if as_run(key, cfg.trainer.get(key)) != as_run(key, theirs.get(key))]
+    if changed:
+        log.warning("resuming ckpt_path=%s with %s: used: the checkpoint's weights train on with them", cfg.ckpt_path,
+                    ", ".join(changed))
 
 
 def with_decode_defaults(model: dict[str, Any]) -> dict[str, Any]:
