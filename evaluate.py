@@ -9,13 +9,6 @@ import supra  # noqa: F401  before hydra and lightning: Ctrl-C while they import
 import hydra
 from omegaconf import DictConfig
 
-from supra.runner.evaluation import (
-    data_for_release,
-    evaluate,
-    exit_if_unknown_eval_key,
-    interrupted_evaluation,
-    no_folder_left_if_refused,
-)
 from supra.utils.cli import (
     asks_shell_completion,
     check_required,
@@ -34,6 +27,9 @@ from supra.utils.hydra_quoting import quote_values
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
 def main(cfg: DictConfig) -> None:
+    # here, not at the top: --help answers without torch and Lightning (seconds)
+    from supra.runner.evaluation import evaluate, interrupted_evaluation, no_folder_left_if_refused
+
     started = time.time()  # a metrics.json written since is this run's
     with (exit_on_ctrl_c(lambda: interrupted_evaluation(cfg, started)), exit_on_user_error(),
           no_folder_left_if_refused(cfg)):  # within: the error is said (and logged) once the folder is gone
@@ -46,6 +42,9 @@ def check_command_line() -> None:
     if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
         print_help("eval", help_config="eval")  # its own usage, not train.py's
         raise SystemExit(0)
+    # after --help, which answers without them: they import torch and Lightning
+    from supra.runner.evaluation import data_for_release, exit_if_unknown_eval_key
+
     sys.argv[1:] = expand_home(sys.argv[1:])  # ckpt=~/run/best.ckpt data.root=~/f8k: the shell leaves data.root's ~ alone
     exit_if_run_dir_unwritable(sys.argv[1:], default_log_dir="logs")
     exit_if_unknown_option("eval", sys.argv[1:])

@@ -8,8 +8,6 @@ import supra  # noqa: F401  before hydra and lightning: Ctrl-C while they import
 import hydra
 from omegaconf import DictConfig
 
-from supra.runner.components import tower_file_unneeded
-from supra.runner.training import interrupted_run, train
 from supra.utils.cli import (
     asks_shell_completion,
     check_required,
@@ -29,6 +27,10 @@ from supra.utils.unknown_keys import exit_if_unknown_key
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
 def main(cfg: DictConfig) -> float | None:
+    # here, not at the top: --help and the checks of the command line answer without torch and Lightning (seconds)
+    from supra.runner.components import tower_file_unneeded
+    from supra.runner.training import interrupted_run, train
+
     with exit_on_ctrl_c(lambda: interrupted_run(cfg)), exit_on_user_error():
         tower_file_unneeded(cfg)  # a resumed or fine-tuned tower's weights are in its checkpoint or folder
         check_required(cfg, "train")  # e.g. model/encoder=pretrained without its weights file

@@ -15,7 +15,7 @@ from lightning.pytorch.loggers import CSVLogger
 from omegaconf import OmegaConf
 from torch.utils.data import DataLoader, TensorDataset
 
-from supra.utils import private_apis
+from supra.utils import lightning_subclasses, private_apis
 from tests.sweep_runs import optuna_sweeper
 
 
@@ -61,13 +61,13 @@ def test_lightning_starts_ddp_children_with_a_replaceable_function_of_the_local_
 def test_the_csv_writer_keeps_columns_the_file_already_has(tmp_path):
     logger = CSVLogger(tmp_path, name="csv", version="")
     assert private_apis.cached_experiment(logger) is None
-    writer = private_apis.ColumnKeepingWriter(log_dir=logger.log_dir)
+    writer = lightning_subclasses.ColumnKeepingWriter(log_dir=logger.log_dir)
     private_apis.set_experiment(logger, writer)
     assert logger.experiment is writer
     writer.log_metrics({"a": 1.0}, step=0)
     writer.save()
     previous = Path(writer.metrics_file_path).read_text()
-    other = private_apis.ColumnKeepingWriter(log_dir=logger.log_dir)  # a second process: starts a new file
+    other = lightning_subclasses.ColumnKeepingWriter(log_dir=logger.log_dir)  # a second process: starts a new file
     Path(other.metrics_file_path).write_text(previous)  # as CSVLoggerKeepingColumns puts the rows back
     other.log_metrics({"b": 2.0}, step=1)
     other.save()
@@ -136,7 +136,7 @@ def test_the_logging_step_is_the_count_of_batches_that_stepped_before_this_one(t
 
 @pytest.mark.parametrize(("limits", "description"), [({"max_steps": 2}, "Epoch 0"), ({"max_epochs": 3}, "Epoch 0/2")])
 def test_the_progress_bar_names_the_last_epoch_only_when_there_is_one(limits, description, tmp_path):
-    bar = private_apis.StepsProgressBar()
+    bar = lightning_subclasses.StepsProgressBar()
     trainer = L.Trainer(**limits, callbacks=[bar], logger=False, enable_model_summary=False, enable_checkpointing=False,
                         limit_train_batches=2, limit_val_batches=0, default_root_dir=tmp_path)
     module = Tiny()
@@ -148,7 +148,7 @@ def test_the_progress_bar_names_the_last_epoch_only_when_there_is_one(limits, de
 def fit_with_bar(tmp_path, ckpt_path=None, **limits) -> tuple[L.Trainer, tuple[float, float]]:
     """A fit of Tiny over 12 batches an epoch with a StepsProgressBar, and its training bar's (count, total) at
     the end, as the console last showed it."""
-    bar = private_apis.StepsProgressBar()
+    bar = lightning_subclasses.StepsProgressBar()
     trainer = L.Trainer(**limits, callbacks=[bar], logger=False, enable_model_summary=False, enable_checkpointing=False,
                         limit_val_batches=0, default_root_dir=tmp_path)
     module = Tiny()
@@ -225,7 +225,7 @@ def test_spawned_ranks_hand_the_last_weights_back_in_a_temp_folder_that_is_remov
     from lightning.pytorch.trainer.states import TrainerFn
 
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where rank 0 saves them (its mkdtemp)
-    trainer = L.Trainer(strategy=private_apis.FolderRemovingSpawnDDP(start_method="spawn"), accelerator="cpu",
+    trainer = L.Trainer(strategy=lightning_subclasses.FolderRemovingSpawnDDP(start_method="spawn"), accelerator="cpu",
                         devices=2, logger=False, enable_progress_bar=False, enable_model_summary=False)
     module, trained = Tiny(), Tiny()
     trainer.strategy.connect(trained)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import runpy
+import subprocess
 import sys
 from dataclasses import asdict
 
@@ -210,3 +211,18 @@ def test_a_count_given_as_a_float_is_refused_as_typed_not_as_the_float_hydra_rea
     with pytest.raises(SystemExit):
         run_command(command, *options[command], override, run_dir=tmp_path)
     assert capsys.readouterr().err.startswith(f"error: {error}")
+
+
+def test_help_of_train_py_and_evaluate_py_answers_without_importing_torch_or_lightning():
+    """--help is static text from conf/: it does not wait for torch and Lightning to load (10 s and more)."""
+    script = ("import runpy, sys\n"
+              "for name in ('train.py', 'evaluate.py'):\n"
+              "    sys.argv = [name, '--help']\n"
+              "    try:\n"
+              "        runpy.run_path(name, run_name='__main__')\n"
+              "    except SystemExit as end:\n"
+              "        assert end.code == 0, end.code\n"
+              "print(sorted({'torch', 'lightning', 'torchvision', 'matplotlib'} & set(sys.modules)))\n")
+    done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines()[-1] == "[]"

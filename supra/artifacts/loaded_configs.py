@@ -29,7 +29,7 @@ ALLOWED_TARGET_PREFIXES = (
 )
 ALLOWED_TARGETS = frozenset({
     "lightning.pytorch.Trainer", "pytorch_lightning.Trainer",
-    "supra.runner.spawned_ranks.SpawnedRanks", "supra.utils.private_apis.StepsProgressBar",
+    "supra.runner.spawned_ranks.SpawnedRanks", "supra.utils.lightning_subclasses.StepsProgressBar",
     "functools.partial",  # harmless: it only binds arguments, which are checked like any other node
 })
 
@@ -111,6 +111,7 @@ MOVED_TARGETS = {
     "supra.utils.csv_logger.CSVLoggerKeepingColumns": "supra.loggers.csv_logger.CSVLoggerKeepingColumns",
     "supra.utils.wandb_logger.build_wandb_logger": "supra.loggers.wandb_logger.build_wandb_logger",
     "supra.callbacks.caption_report.CaptionReportWriter": "supra.callbacks.test_report.TestReport",
+    "supra.utils.private_apis.StepsProgressBar": "supra.utils.lightning_subclasses.StepsProgressBar",
 }
 # Keys a class no longer takes, because another part now owns them (the runner hands the VQ-VAE over).
 DROPPED_KEYS = {"supra.data.a2a.mixture.A2AMixtureDataModule": ("vqvae_ckpt",)}

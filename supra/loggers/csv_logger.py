@@ -11,7 +11,8 @@ from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 from lightning.pytorch.utilities.rank_zero import rank_zero_only
 
 from supra.utils.errors import SupraUserError
-from supra.utils.private_apis import ColumnKeepingWriter, cached_experiment, set_experiment
+from supra.utils.lightning_subclasses import ColumnKeepingWriter
+from supra.utils.private_apis import cached_experiment, set_experiment
 
 
 class CSVLoggerKeepingColumns(CSVLogger):

@@ -19,7 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import configure_log
 from omegaconf import DictConfig, OmegaConf
 
-from supra.utils.private_apis import FolderRemovingSpawnDDP
+from supra.utils.lightning_subclasses import FolderRemovingSpawnDDP
 
 
 class SpawnedRanks(FolderRemovingSpawnDDP):

@@ -23,7 +23,6 @@ from hydra.errors import CompactHydraException, InstantiationException
 from hydra.plugins.completion_plugin import CompletionPlugin
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
-from torch.multiprocessing import ProcessRaisedException
 
 from supra.utils.errors import SupraUserError, note_in_run_log, user_error_in
 from supra.utils.files import check_writable_dir, unwritable_reason
@@ -45,7 +44,7 @@ def exit_on_user_error(exit_code: int = 2) -> Iterator[None]:
         yield
     except Exception as err:
         # ours, one Hydra's instantiate wrapped, or a spawned rank's
-        carries = isinstance(err, SupraUserError | InstantiationException | ProcessRaisedException)
+        carries = isinstance(err, (SupraUserError, InstantiationException, *_spawned_rank_errors()))
         user_error = user_error_in(err) if carries else None
         if user_error is None:  # Hydra prints the traceback on the console alone
             note_in_run_log("the run failed:", with_traceback=True)
@@ -55,6 +54,13 @@ def exit_on_user_error(exit_code: int = 2) -> Iterator[None]:
         if HydraConfig.initialized() and HydraConfig.get().mode == RunMode.MULTIRUN:
             raise FailedJob(str(user_error)) from None
         raise SystemExit(exit_code) from None
+
+
+def _spawned_rank_errors() -> tuple[type[Exception], ...]:
+    """The error torch raises for a spawned rank's: only once torch is imported (a command's --help, its checks
+    of the command line, run without it), and none can be raised before."""
+    spawning = sys.modules.get("torch.multiprocessing")
+    return (spawning.ProcessRaisedException,) if spawning else ()
 
 
 @contextmanager

@@ -1,8 +1,9 @@
-"""Every private API of Lightning and Hydra that Supra relies on, in this one file.
+"""Every private API of Lightning and Hydra that Supra relies on, in this one place.
 
-Each is used here only, behind a small function or class the rest of Supra calls; pyproject.toml pins
-both packages to the minor versions the tests ran on, and tests/test_private_apis.py fails when one of
-these changes shape, so an upgrade shows what to mend in one place. Why each is needed:
+Each is used here only (the subclasses of Lightning's classes in lightning_subclasses.py, which imports Lightning), behind
+a small function or class the rest of Supra calls; pyproject.toml pins both packages to the minor versions the tests
+ran on, and tests/test_private_apis.py fails when one of these changes shape, so an upgrade shows what to mend in one
+place. Why each is needed:
 
 - a checkpoint at the last step: ModelCheckpoint writes last.ckpt at validations, and at train end only
   when it wrote none at all, so steps after the last validation would be lost to a resume;
@@ -44,23 +45,18 @@ these changes shape, so an upgrade shows what to mend in one place. Why each is 
 from __future__ import annotations
 
 import argparse
-import contextlib
-import csv
 import functools
-import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lightning as L
 from hydra._internal.utils import get_args_parser
 from hydra.core.utils import JobReturn
-from lightning.pytorch.callbacks import ModelCheckpoint, RichProgressBar
-from lightning.pytorch.loggers import CSVLogger
-from lightning.pytorch.loggers.csv_logs import ExperimentWriter
-from lightning.pytorch.strategies import DDPStrategy
-from lightning.pytorch.strategies.launchers import subprocess_script
-from lightning.pytorch.strategies.launchers.multiprocessing import _MultiProcessingLauncher
+
+if TYPE_CHECKING:  # Lightning is imported where a function needs it: a command's --help runs without it (seconds)
+    import lightning as L
+    from lightning.pytorch.callbacks import ModelCheckpoint
+    from lightning.pytorch.loggers import CSVLogger
+    from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 ChildCommand = Callable[[int], tuple[Sequence[str], str]]
 
@@ -140,93 +136,18 @@ def count_batches_trained_in_epoch(trainer: L.Trainer, batches: int) -> None:
 
 def lightning_child_command() -> ChildCommand:
     """Lightning's own function giving (command line, cwd) of DDP rank `local_rank` in a Hydra run."""
+    from lightning.pytorch.strategies.launchers import subprocess_script
+
     return subprocess_script._hydra_subprocess_cmd
 
 
 def set_lightning_child_command(command: ChildCommand) -> None:
+    from lightning.pytorch.strategies.launchers import subprocess_script
+
     subprocess_script._hydra_subprocess_cmd = command
 
 
-# -- lightning.pytorch.strategies.launchers.multiprocessing ---------------------------------------------------
-
-class _FolderRemovingLauncher(_MultiProcessingLauncher):
-    """Lightning's spawn launcher, which also removes the temp folder rank 0 handed the last weights back in (and
-    the weights, where reading them failed) once the main process has read them."""
-
-    def _recover_results_in_main_process(self, worker_output: Any, trainer: L.Trainer) -> None:
-        try:
-            super()._recover_results_in_main_process(worker_output, trainer)
-        finally:
-            if worker_output.weights_path is not None:
-                weights = Path(worker_output.weights_path)
-                weights.unlink(missing_ok=True)
-                with contextlib.suppress(OSError):  # rmdir: only the folder made for them, empty
-                    weights.parent.rmdir()
-
-
-class FolderRemovingSpawnDDP(DDPStrategy):
-    """DDPStrategy whose ranks started by spawn leave no temp folder behind (_FolderRemovingLauncher)."""
-
-    def _configure_launcher(self) -> None:
-        super()._configure_launcher()
-        if type(self._launcher) is _MultiProcessingLauncher:
-            self._launcher = _FolderRemovingLauncher(self, start_method=self._start_method)
-
-
-# -- lightning.pytorch.callbacks.RichProgressBar ------------------------------------------------------------
-
-class StepsProgressBar(RichProgressBar):
-    """RichProgressBar whose training bar says "Epoch N" alone where the epochs are unbounded (max_epochs=-1:
-    the run stops at max_steps), not "Epoch N/-2", and whose total is in the unit it counts: the epoch's batches,
-    from its first (also in a fit resumed within it) to where the run stops. Lightning's total is the optimizer
-    steps left to max_steps, which ended a fit of 3 steps of 3 batches at "9/3", and a resumed one at "6/1"."""
-
-    @property
-    def total_train_batches(self) -> int | float:
-        """The epoch's batches where it begins: those a resumed fit trained in it before, and as many again as the
-        optimizer steps left to max_steps take (on_train_batch_end keeps it true as the epoch goes)."""
-        loop = self.trainer.fit_loop.epoch_loop
-        return self._epoch_batches(batches_done_in_epoch(self.trainer) if loop.restarting else 0, batches_pending=0)
-
-    def _epoch_batches(self, batches_done: int, batches_pending: int) -> int | float:
-        """The batches the epoch has when `batches_done` are done and `batches_pending` of them wait for their
-        optimizer step: its loader's, or fewer where max_steps stops the run within it."""
-        trainer = self.trainer
-        if trainer.max_steps is None or trainer.max_steps < 0:  # -1: bounded by epochs alone
-            return trainer.num_training_batches
-        batches_left = (trainer.max_steps - trainer.global_step) * trainer.accumulate_grad_batches - batches_pending
-        return min(trainer.num_training_batches, batches_done + batches_left)
-
-    def on_train_batch_end(self, trainer: L.Trainer, pl_module: L.LightningModule, outputs: Any, batch: Any,
-                           batch_idx: int) -> None:
-        super().on_train_batch_end(trainer, pl_module, outputs, batch, batch_idx)
-        if self.progress is None or self.train_progress_bar_id is None:
-            return
-        # the batches since the last optimizer step, whose step is still to come (a step never spans an epoch's end)
-        pending = 0 if steps_the_optimizer(trainer) else (batch_idx + 1) % trainer.accumulate_grad_batches
-        self.progress.update(self.train_progress_bar_id, total=self._epoch_batches(batch_idx + 1, pending))
-        self.refresh()
-
-    def _get_train_description(self, current_epoch: int) -> str:
-        if self.trainer.max_epochs is None or self.trainer.max_epochs >= 0:
-            return super()._get_train_description(current_epoch)
-        # as wide as the validation bar's description, as Lightning's: the bars do not flicker
-        return f"{f'Epoch {current_epoch}':{len(self.validation_description)}}"
-
-
 # -- lightning.pytorch.loggers.CSVLogger ------------------------------------------------------------------
-
-class ColumnKeepingWriter(ExperimentWriter):
-    """An ExperimentWriter that adds the columns a metrics.csv already has to the ones it knows."""
-
-    def _record_new_keys(self) -> set[str]:
-        # Another process (or an earlier writer) may have added columns to the file since we looked.
-        if os.path.isfile(self.metrics_file_path):
-            with open(self.metrics_file_path, newline="") as f:
-                header = next(csv.reader(f), [])
-            self.metrics_keys = sorted(set(self.metrics_keys) | set(header))
-        return super()._record_new_keys()
-
 
 def cached_experiment(logger: CSVLogger) -> ExperimentWriter | None:
     """The writer the CSV logger created already, if any."""
