@@ -395,6 +395,33 @@ def test_a_tokenizer_java_process_that_dies_is_one_line_not_scores_of_the_images
         score_captions(PREDICTIONS, REFERENCES, ["Bleu"])
 
 
+def test_the_tokenizers_java_output_stays_off_the_console(capfd):
+    """PTBTokenizer's Java says "PTBTokenizer tokenized N tokens at ..." on stderr at every score: it landed on the
+    progress bar's line."""
+    score_captions(PREDICTIONS, REFERENCES, ["Bleu"])
+    assert capfd.readouterr() == ("", "")
+
+
+def test_a_tokenizer_java_process_that_fails_says_its_last_line(monkeypatch):
+    """Its stderr kept off the console, a Java that fails still says what happened, in the one line."""
+    import subprocess
+    import sys
+    import types
+
+    def out_of_memory(command, *args, **kwargs):  # a Java that fails as it starts, as a JVM short of memory does
+        return subprocess.Popen(["sh", "-c", "echo 'Error occurred during initialization of VM' >&2; "
+                                             "echo 'Could not reserve enough space for object heap' >&2; exit 1"],
+                                *args, **kwargs)
+
+    module = sys.modules[PTBTokenizer.__module__]
+    monkeypatch.setattr(module, "subprocess", types.SimpleNamespace(Popen=out_of_memory, PIPE=subprocess.PIPE))
+    with pytest.raises(TokenizerEnded) as ended:
+        score_captions(PREDICTIONS, REFERENCES, ["Bleu"])
+    assert str(ended.value) == ("cannot score captions: the scorer's tokenizer (Java) gave back the captions of 1 of 4 "
+                                "images: its Java process ended before it finished (killed, or out of memory) (Java "
+                                "said: Could not reserve enough space for object heap); free memory and score again")
+
+
 def test_captions_holding_cut_characters_are_counted_once_and_kept_as_decoded(caplog):
     """A byte-level BPE model can emit half of "è": decoding writes U+FFFD, which predictions.json held without a
     word while the scorer warned 'Untokenizable'. One warning now names how many; the text stays as it is."""

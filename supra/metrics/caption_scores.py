@@ -239,25 +239,50 @@ class _NotedTempFiles:
         return getattr(tempfile, name)
 
 
+class _JavaStderrKept:
+    """The subprocess module as PTBTokenizer.tokenize sees it (_ptb_tokenize): its Java's stderr ("PTBTokenizer
+    tokenized 2499 tokens at ...", at every score) goes to a file kept here, not onto the console across the
+    progress bar's line; the last line is said where Java fails."""
+
+    def __init__(self, module: Any) -> None:
+        self.module = module  # the tokenizer module's own subprocess (tests replace it there)
+        self.file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by _ptb_tokenize)
+
+    def Popen(self, *args: Any, **kwargs: Any) -> Any:  # subprocess's own name
+        return self.module.Popen(*args, **{**kwargs, "stderr": self.file})
+
+    def said(self) -> str:
+        self.file.seek(0)
+        return self.file.read().decode(errors="replace").strip()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.module, name)
+
+
 def _ptb_tokenize(tokenizer: Any, captions: dict[Hashable, list[dict[str, str]]]) -> dict[Hashable, list[str]]:
     """tokenizer.tokenize(captions), its own code run as it is, but seeing _NotedTempFiles for tempfile: cut short
     (Ctrl-C in its Java call, an error), the temp file holding the captions that it removes only on return is
-    removed here, not left in the installed package for good."""
+    removed here, not left in the installed package for good; and _JavaStderrKept for subprocess."""
     tokenize = type(tokenizer).tokenize
     noted = _NotedTempFiles()
-    run = types.FunctionType(tokenize.__code__, {**tokenize.__globals__, "tempfile": noted}, tokenize.__name__,
-                             tokenize.__defaults__, tokenize.__closure__)
-    try:
-        tokenized = run(tokenizer, captions)
-    except BaseException:
-        for name in noted.names:
-            with contextlib.suppress(OSError):
-                os.remove(name)
-        raise
+    java = _JavaStderrKept(tokenize.__globals__["subprocess"])
+    run = types.FunctionType(tokenize.__code__, {**tokenize.__globals__, "tempfile": noted, "subprocess": java},
+                             tokenize.__name__, tokenize.__defaults__, tokenize.__closure__)
+    with java.file:
+        try:
+            tokenized = run(tokenizer, captions)
+        except BaseException:
+            for name in noted.names:
+                with contextlib.suppress(OSError):
+                    os.remove(name)
+            raise
+        said = java.said()
+    log.debug("the scorer's tokenizer (Java) said: %s", said)
     if tokenized.keys() != captions.keys():  # it reads whatever lines Java wrote: none where Java was killed
+        last = f" (Java said: {said.splitlines()[-1]})" if said else ""
         raise TokenizerEnded(f"cannot score captions: the scorer's tokenizer (Java) gave back the captions of "
                              f"{len(tokenized)} of {len(captions)} images: its Java process ended before it finished "
-                             "(killed, or out of memory); free memory and score again")
+                             f"(killed, or out of memory){last}; free memory and score again")
     return tokenized
 
 
