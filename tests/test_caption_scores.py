@@ -1,7 +1,9 @@
 """Our caption-metric wrapper gives pycocoevalcap's own numbers, and merges DDP ranks' captions exactly once."""
 
+import logging
 import os
 import threading
+import types
 from concurrent.futures import ThreadPoolExecutor
 
 import pycocoevalcap.meteor.meteor
@@ -19,6 +21,7 @@ from supra.metrics.caption_scores import (
     TokenizerEnded,
     close_meteor,
     score_captions,
+    start_meteor,
 )
 from supra.utils.errors import SupraUserError
 
@@ -393,6 +396,51 @@ def test_a_tokenizer_java_process_that_dies_is_one_line_not_scores_of_the_images
                                              r"captions of 1 of 4 images: its Java process ended before it finished "
                                              r"\(killed, or out of memory\); free memory and score again$"):
         score_captions(PREDICTIONS, REFERENCES, ["Bleu"])
+
+
+class NoJavaMeteor:
+    """A METEOR scorer whose Java process is always alive and costs nothing to start."""
+
+    def __init__(self):
+        self.meteor_p = types.SimpleNamespace(poll=lambda: None)
+
+    def close(self):
+        pass
+
+
+def test_each_start_of_meteors_java_process_is_said_before_it_begins(monkeypatch, caplog):
+    """Its first start takes 20 s and more on a busy CPU, after the last progress bar: a line says what it waits for.
+    A process kept from an earlier score is not started again, and not said."""
+    from supra.metrics import caption_scores
+
+    close_meteor()
+    monkeypatch.setattr(pycocoevalcap.meteor.meteor, "Meteor", NoJavaMeteor)
+    with caplog.at_level(logging.INFO, logger=caption_scores.__name__):
+        start_meteor()
+        start_meteor()  # the one started above serves
+        close_meteor()
+        start_meteor()
+    close_meteor()
+    assert caplog.messages == ["scoring: starting METEOR (Java), which takes a while to load the first time"] * 2
+
+
+@pytest.mark.parametrize(("trainer", "started"), [
+    ({"is_global_zero": True}, 1),
+    ({"is_global_zero": False}, 0),  # rank 0 alone scores
+])
+def test_a_test_that_scores_meteor_starts_its_java_process_before_it_decodes(monkeypatch, trainer, started):
+    """Its Java loads while the test's captions are decoded (beam search: seconds), not after the last bar."""
+    import lightning as L
+
+    from supra.models.vlm_nano import VLMNano
+    from supra.tasks import captioning
+
+    calls = []
+    monkeypatch.setattr(captioning, "start_meteor", lambda: calls.append("METEOR"))
+    monkeypatch.setattr(L.LightningModule, "trainer", types.SimpleNamespace(**trainer))
+    captioning.CaptioningTask(VLMNano(), optimizer=None).on_test_epoch_start()
+    captioning.CaptioningTask(VLMNano(), optimizer=None, test_metrics=["Bleu", "CIDEr"]).on_test_epoch_start()
+    assert len(calls) == started
 
 
 def test_the_tokenizers_java_output_stays_off_the_console(capfd):

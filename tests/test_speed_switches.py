@@ -188,6 +188,24 @@ def test_score_every_n_val_counts_the_validations_of_the_whole_run_across_a_resu
     assert scored_steps(resumed, [4, 6, 8]) == [4, 8]
 
 
+def test_meteors_java_starts_as_the_validations_that_score_it_begin(monkeypatch):
+    # validations at steps 2, 4, 6, 8 with N=2 score the 1st, the 3rd and the last: METEOR's Java (seconds to load)
+    # starts as each of those begins, to load while its captions are decoded; a sanity check scores nothing
+    from supra.tasks import captioning
+
+    started: list[int] = []
+    task = CaptioningTask(VLMNano(), optimizer=torch.optim.AdamW, score_every_n_val=2,
+                          val_metrics=["METEOR", "CIDEr"])
+    monkeypatch.setattr(task, "_score_epoch", lambda *_: None)
+    monkeypatch.setattr(captioning, "start_meteor", lambda: started.append(task.trainer.global_step))
+    for step, sanity in [(0, True), (2, False), (4, False), (6, False), (8, False)]:
+        task._trainer = SimpleNamespace(sanity_checking=sanity, state=SimpleNamespace(fn="fit"), max_steps=8,
+                                        global_step=step, max_epochs=-1, is_global_zero=True)
+        task.on_validation_epoch_start()
+        task.on_validation_epoch_end()
+    assert started == [2, 6, 8]
+
+
 def test_process_start_time_is_before_now():
     import time
 

@@ -167,12 +167,15 @@ def _meteor() -> Any:
     """This process's METEOR scorer, started if it has none or its Java process has ended (under _meteor_lock)."""
     scorer = _meteors.get(os.getpid())
     if scorer is None or scorer.meteor_p.poll() is not None:
+        # its Java start-up takes seconds (20 and more on a busy CPU) in which nothing else is said
+        log.info("scoring: starting METEOR (Java), which takes a while to load the first time")
         scorer = _meteors[os.getpid()] = _new_scorer("METEOR")
     return scorer
 
 
-def _start_meteor() -> None:
-    """Start this process's METEOR scorer if needed, without waiting for its Java start-up."""
+def start_meteor() -> None:
+    """Start this process's METEOR scorer if needed, without waiting for its Java start-up: called as a test or
+    validation that scores METEOR begins, Java loads while the captions are decoded."""
     with _meteor_lock:
         _meteor()
 
@@ -355,7 +358,7 @@ def score_captions(
     if len(predictions) >= SAID_FROM:
         log.info("scoring the captions of %d images: %s", len(predictions), ", ".join(families))
     if "METEOR" in families:
-        _start_meteor()  # its Java start-up overlaps tokenising and the other scorers
+        start_meteor()  # its Java start-up overlaps tokenising and the other scorers, if not begun before
     gts, res = _tokenize(predictions, references)
     _check_tokenized_references(gts, references)
     scores: dict[str, float] = {}

@@ -27,6 +27,7 @@ from supra.metrics.caption_scores import (
     caption_metric_names,
     check_metric_families,
     score_captions,
+    start_meteor,
 )
 from supra.models.vlm_generation import DecodeConfig, generate
 from supra.models.vlm_nano import VLMNanoConfig
@@ -207,8 +208,17 @@ class CaptioningTask(SupraTask):
 
     def on_validation_epoch_start(self) -> None:
         self._predictions = {}
+        if not self.trainer.sanity_checking and self._scores_validation(self._validations + 1):
+            self._start_scorers(self.hparams.val_metrics)
 
-    on_test_epoch_start = on_validation_epoch_start
+    def on_test_epoch_start(self) -> None:
+        self._predictions = {}
+        self._start_scorers(self.hparams.test_metrics)
+
+    def _start_scorers(self, metrics: Sequence[str]) -> None:
+        """METEOR's Java process started now, on the rank that scores: it loads while the captions are decoded."""
+        if "METEOR" in metrics and self.trainer.is_global_zero:
+            start_meteor()
 
     def _score_epoch(self, stage: str, split: str, metrics: Sequence[str]) -> dict[str, float]:
         """Gather every rank's captions, score once on rank 0, share the numbers, log them."""
@@ -232,9 +242,14 @@ class CaptioningTask(SupraTask):
         if self.trainer.sanity_checking:  # two batches of an untrained model: not worth a Java start-up
             return
         self._validations += 1
-        every_n = self.hparams.score_every_n_val
-        if self.trainer.state.fn != "fit" or (self._validations - 1) % every_n == 0 or self._is_last_validation():
+        if self._scores_validation(self._validations):
             self._score_epoch("val", "val", self.hparams.val_metrics)
+
+    def _scores_validation(self, validation: int) -> bool:
+        """Whether the run's `validation`-th validation (from 1) scores its captions: every score_every_n_val-th,
+        the fit's last, and any outside a fit."""
+        every_n = self.hparams.score_every_n_val
+        return self.trainer.state.fn != "fit" or (validation - 1) % every_n == 0 or self._is_last_validation()
 
     def _is_last_validation(self) -> bool:
         """The fit's final validation (max_steps reached, or the last batch of the last epoch)."""
