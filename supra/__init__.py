@@ -1,5 +1,12 @@
 """Supra: train and evaluate small captioning and any-to-any models (README.md)."""
 
-from supra.utils.start_up import quiet_ctrl_c_while_starting
+import sys
+
+from supra.utils.start_up import command_asked_for_help, quiet_ctrl_c_while_starting
 
 quiet_ctrl_c_while_starting()  # only in a process started as a Supra command: Ctrl-C while it starts is one line
+if (_command := command_asked_for_help(getattr(sys, "orig_argv", []), sys.argv[1:])) is not None:
+    # `python -m supra.X --help`: answered from conf/ before supra/X.py imports torch (seconds)
+    from supra.utils.cli import exit_if_help_asked
+
+    exit_if_help_asked(_command, sys.argv[1:])

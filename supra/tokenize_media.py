@@ -171,9 +171,7 @@ def codes_left(cfg: DictConfig) -> str:
 
 
 # the image/clip DataModules refuse_other_data lets through: its --help lists these alone
-DATA_SETS = ("media_folder", "shapes_images", "shapes_video")
-
-main = hydra_command("tokenize_media", run, data_sets=DATA_SETS, interrupted=codes_left)
+main = hydra_command("tokenize_media", run, interrupted=codes_left)  # its data sets: cli.COMMAND_DATA_SETS
 
 if __name__ == "__main__":
     main()

@@ -210,6 +210,18 @@ def test_every_python_m_command_a_file_names_is_a_command():
                 f"{path.relative_to(ROOT)} names python -m {module}, which is no command"
 
 
+def test_a_python_m_commands_help_answers_before_its_module_imports_torch():
+    """`python -m supra.X --help` is static text from conf/: answered as `supra` is imported, not after the
+    command's module has loaded torch and Lightning (10 s and more), and the same text (its data sets too)."""
+    done = subprocess.run([sys.executable, "-X", "importtime", "-m", "supra.tokenize_media", "--help"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=60)
+    imported = {line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines() if line.startswith("import time:")}
+    assert done.returncode == 0 and "torch" not in imported and "lightning" not in imported
+    assert done.stdout.splitlines()[0].startswith("python -m supra.tokenize_media: encode a media corpus")
+    assert "Data sets (data=<name>, then data.root=DIR and the set's own keys): media_folder, shapes_images, " \
+           "shapes_video" in done.stdout.splitlines()
+
+
 def test_help_lists_only_the_data_sets_a_command_takes(help_texts):
     from hydra.utils import get_class
     from omegaconf import OmegaConf

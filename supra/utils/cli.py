@@ -446,13 +446,29 @@ def _option_file(key: str) -> Path | None:
     return None
 
 
-def hydra_command(config_name: str, run: Callable[[DictConfig], Any], data_sets: Sequence[str] | None = None,
+# The data=<name> a command's --help lists where it takes fewer than every conf/data file
+COMMAND_DATA_SETS = {"tokenize_media": ("media_folder", "shapes_images", "shapes_video")}
+
+
+def exit_if_help_asked(config_name: str, argv: Sequence[str]) -> None:
+    """The checks of `python -m supra.<config_name>`'s command line that come before its --help (Hydra's modes),
+    then its --help (exit 0) where `argv` asks for it: from conf/ alone, which supra/__init__.py answers before the
+    command's module is imported."""
+    exit_if_modes_combined(argv)
+    exit_if_hydra_cfg_resolved(argv)
+    exit_if_shell_completion(argv, f"python -m supra.{config_name}")  # each command is its config's name
+    if any(arg in ("-h", "--help") for arg in argv):
+        print_help(config_name, data_sets=COMMAND_DATA_SETS.get(config_name))
+        raise SystemExit(0)
+
+
+def hydra_command(config_name: str, run: Callable[[DictConfig], Any],
                   interrupted: Callable[[DictConfig], str] | None = None) -> Callable[[], None]:
     """The `main` of a command: compose conf/<config_name>.yaml with the command line, then `run(cfg)`;
     a missing or unknown option (a misspelled nested one too: `paths.log_dri=`, `data.rooot=`) and a
     SupraUserError (even one Hydra wrapped) end it as `error: <one line>` with exit status 2, Ctrl-C or a
-    SIGTERM as `interrupted: <what interrupted(cfg) says is left>` with status 130 (exit_on_ctrl_c). `data_sets`:
-    the data=<name> its --help lists (print_help)."""
+    SIGTERM as `interrupted: <what interrupted(cfg) says is left>` with status 130 (exit_on_ctrl_c); --help as
+    exit_if_help_asked answers it."""
 
     @hydra.main(version_base="1.3", config_path=str(CONF_DIR), config_name=config_name)
     def main(cfg: DictConfig) -> Any:
@@ -462,12 +478,7 @@ def hydra_command(config_name: str, run: Callable[[DictConfig], Any], data_sets:
             return run(cfg)
 
     def entry() -> None:
-        exit_if_modes_combined(sys.argv[1:])
-        exit_if_hydra_cfg_resolved(sys.argv[1:])
-        exit_if_shell_completion(sys.argv[1:], f"python -m supra.{config_name}")  # each command is its config's name
-        if any(arg in ("-h", "--help") for arg in sys.argv[1:]):
-            print_help(config_name, data_sets=data_sets)
-            raise SystemExit(0)
+        exit_if_help_asked(config_name, sys.argv[1:])
         sys.argv[1:] = expand_home(sys.argv[1:])  # out=~/x as the shell gives it, dir=~/x too
         exit_if_run_dir_unwritable(sys.argv[1:])
         exit_if_unknown_option(config_name, sys.argv[1:])

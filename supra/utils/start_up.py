@@ -2,7 +2,7 @@
 `interrupted: ...` with exit status 130, as it is once the command runs (cli.exit_on_ctrl_c), not a traceback
 through whatever module was being imported. Set up as `supra` is imported, but only in a process started as a
 Supra command (`python -m supra.X`, train.py, evaluate.py): importing supra from Python (a library user, a
-test) installs no handler."""
+test) installs no handler. Also which `python -m supra.X --help` asks for help, answered before supra/X.py's imports."""
 
 from __future__ import annotations
 
@@ -32,6 +32,21 @@ def is_command_line(orig_argv: Sequence[str], script: str) -> bool:
         after = orig_argv.index("-m", 1) + 1
         return after < len(orig_argv) and re.fullmatch(r"supra\.\w+", orig_argv[after]) is not None
     return bool(script) and Path(script).resolve() in {REPO_ROOT / name for name in ENTRY_SCRIPTS}
+
+
+def command_asked_for_help(orig_argv: Sequence[str], argv: Sequence[str]) -> str | None:
+    """X, where the process is `python -m supra.X ... --help` (or -h: `argv`, its arguments) for a command X (a
+    supra/X.py with its conf/X.yaml): its help can be answered before the command's module, and torch with it, is
+    imported (supra/__init__.py)."""
+    if SPAWNED in orig_argv or "-m" not in orig_argv[1:] or not any(arg in ("-h", "--help") for arg in argv):
+        return None
+    after = orig_argv.index("-m", 1) + 1
+    command = re.fullmatch(r"supra\.(\w+)", orig_argv[after]) if after < len(orig_argv) else None
+    if command is None:
+        return None
+    name = command[1]
+    is_command = (REPO_ROOT / "supra" / f"{name}.py").is_file() and (REPO_ROOT / "conf" / f"{name}.yaml").is_file()
+    return name if is_command else None
 
 
 def quiet_ctrl_c_while_starting() -> None:
