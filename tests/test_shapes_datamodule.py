@@ -31,6 +31,25 @@ def test_images_are_resized_to_the_model_size_as_uint8(datamodule):
     assert images.shape == (40, 3, 112, 112) and images.dtype == torch.uint8
 
 
+def test_a_split_is_resized_from_the_drawn_pixels_as_they_lie_to_the_same_pixels_laid_out_channels_first():
+    """Read channels-last, as torch's uint8 resize works, not copied channels-first first (a second a 4,000-scene
+    split): the same bytes, in the same layout, as resizing that copy."""
+    from supra.data.images import channels_first, resize_uint8
+    from supra.procedural.shapes_scenes import SPLIT_SEED_OFFSET, generate_scenes
+
+    images = ShapesDataModule(**SMALL).load_split("val").images
+    pixels, _ = generate_scenes(SMALL["num_val"], SPLIT_SEED_OFFSET["val"], 128)
+    assert torch.equal(images, resize_uint8(channels_first(pixels), 112)) and images.is_contiguous()
+
+
+def test_drawing_a_split_is_said_before_it_begins(caplog):
+    """The 4,000 train scenes take seconds to draw: a line says so first, not only once they are done."""
+    with caplog.at_level("INFO", logger="supra.data.captioning.shapes"):
+        ShapesDataModule(**SMALL).load_split("val")
+    assert caplog.messages[0] == "shapes val: drawing 12 scenes ..."
+    assert re.fullmatch(r"shapes val: 12 images, 60 captions \(\d+\.\ds\)", caplog.messages[1])
+
+
 def test_same_seed_same_data_other_seed_other_data(tmp_path):
     a, b, c = (ShapesDataModule(**SMALL, seed=s).load_split("val") for s in (0, 0, 1))
     assert torch.equal(a.images, b.images) and a.captions == b.captions

@@ -9,9 +9,10 @@ from typing import Any
 
 from supra.data.base import check_drawing, check_split_memory, check_split_sizes
 from supra.data.captioning.datamodule import CaptionDataModule, CaptionedImages
-from supra.data.images import channels_first, resize_uint8
+from supra.data.images import channels_first_view, resize_uint8
 from supra.metrics.attr_acc import SCENE_SCORES, attribute_accuracy, relation_accuracy
 from supra.procedural.shapes_scenes import SPLIT_SEED_OFFSET, Scene, generate_scenes
+from supra.utils.numbers import counted
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +29,20 @@ class ShapesDataModule(CaptionDataModule):
         super().__init__(**common)
         self.sizes = check_split_sizes(num_train, num_val, num_test, "image")
         check_drawing(seed, canvas_size, "canvas_size")
-        # at its peak a split is held three times: as drawn, turned channels-first, and resized
+        # at its peak a split is held as drawn and resized twice (channels-last, then laid out channels-first); the
+        # second canvas-sized copy counted is room for the resize's own buffers
         check_split_memory(self.sizes, 2 * canvas_size**2 * 3 + 3 * self.image_size**2,
                            f"{canvas_size} px scene and its {self.image_size} px copy", f"at data.canvas_size={canvas_size}")
         self.canvas_size, self.seed = canvas_size, seed
         self.scenes: dict[str, list[Scene]] = {}
 
     def load_split(self, split: str) -> CaptionedImages:
+        # said before the work: seconds for the 4,000 train scenes, more on a busy CPU
+        log.info("shapes %s: drawing %s ...", split, counted(self.sizes[split], "scene"))
         start = time.perf_counter()
         pixels, scenes = generate_scenes(self.sizes[split], self.seed + SPLIT_SEED_OFFSET[split], self.canvas_size)
-        images = resize_uint8(channels_first(pixels), self.image_size)
+        # the resize reads the drawn pixels as they lie; its channels-last result laid out as every split's is
+        images = resize_uint8(channels_first_view(pixels), self.image_size).contiguous()
         self.scenes[split] = scenes
         log.info("shapes %s: %d images, %d captions (%.1fs)", split, len(scenes), 5 * len(scenes), time.perf_counter() - start)
         return CaptionedImages(images, [list(s.captions) for s in scenes], [f"{split}_{i:05d}" for i in range(len(scenes))])
