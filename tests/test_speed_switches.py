@@ -206,6 +206,33 @@ def test_meteors_java_starts_as_the_validations_that_score_it_begin(monkeypatch)
     assert started == [2, 6, 8]
 
 
+def test_the_sanity_check_runs_the_validation_step_on_its_batchs_first_8_images_and_their_references(monkeypatch):
+    # its outputs are discarded (nothing scores them): beam search over a whole 250-image batch cost seconds
+    task = CaptioningTask(VLMNano(), optimizer=torch.optim.AdamW)
+    seen = {}
+
+    def loss(batch):
+        seen["loss"] = batch
+        return torch.tensor(0.0)
+
+    def captions(images, decode):
+        seen["captioned"] = len(images)
+        return ["a caption"] * len(images)
+
+    monkeypatch.setattr(task, "log", lambda *args, **kwargs: None)
+    monkeypatch.setattr(task, "_caption_loss", loss)
+    monkeypatch.setattr(task, "generate_captions", captions)
+    references = torch.arange(20).repeat_interleave(2)  # 20 images, two reference captions each
+    batch = {"images": torch.zeros(20, 3, 4, 4), "image_ids": torch.arange(100, 120),
+             "tokens": torch.arange(40).unsqueeze(1).expand(40, 5), "caption_image": references}
+    task._trainer = SimpleNamespace(sanity_checking=True)
+    task._predictions = {}
+    task.validation_step(batch, 0)
+    assert seen["captioned"] == 8 and sorted(task._predictions) == list(range(100, 108))
+    assert seen["loss"]["tokens"][:, 0].tolist() == list(range(16))
+    assert seen["loss"]["caption_image"].tolist() == torch.arange(8).repeat_interleave(2).tolist()
+
+
 def test_process_start_time_is_before_now():
     import time
 

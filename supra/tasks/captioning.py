@@ -38,6 +38,19 @@ from supra.utils.distributed import gather_mappings
 from supra.utils.errors import SupraUserError
 from supra.utils.private_apis import is_last_batch_of_epoch
 
+SANITY_CHECK_IMAGES = 8
+
+
+def first_images(batch: dict[str, Any], count: int) -> dict[str, Any]:
+    """An evaluation batch (data/captioning/datamodule.py) cut to its first `count` images and their reference
+    captions."""
+    keep = batch["caption_image"] < count
+    cut = {"images": batch["images"][:count], "image_ids": batch["image_ids"][:count],
+           "tokens": batch["tokens"][keep], "caption_image": batch["caption_image"][keep]}
+    if "repeated" in batch:
+        cut["repeated"] = batch["repeated"][:count]
+    return {**batch, **cut}
+
 
 def fuses_on_auto(device_type: str, mixed_precision: bool, clipping: bool) -> bool:
     """Whether model.fused_optimizer=auto fuses AdamW: on CUDA, except under mixed precision with gradient
@@ -180,6 +193,8 @@ class CaptioningTask(SupraTask):
         return self.tokenizer.decode_batch(ids)
 
     def _eval_step(self, batch: dict[str, torch.Tensor], stage: str) -> None:
+        if self.trainer.sanity_checking:  # it proves the path runs, its outputs unused: a few images do (not 250)
+            batch = first_images(batch, SANITY_CHECK_IMAGES)
         # Under DDP a rank's share of a batch may be one image another rank scores (data/base.py RankBatches):
         # its loss logged with no weight (every rank logs the same names, their reductions stay in step), and
         # its caption not generated.
