@@ -1,6 +1,7 @@
 """Ctrl-C while a command starts (its imports, Hydra's compose) is one line and status 130, as during its run;
 importing supra from Python sets up nothing."""
 
+import io
 import signal
 import subprocess
 import sys
@@ -8,7 +9,13 @@ import sys
 import pytest
 
 from supra.utils.cli import exit_on_ctrl_c
-from supra.utils.start_up import REPO_ROOT, end_start_up, is_command_line, quiet_ctrl_c_while_starting
+from supra.utils.start_up import (
+    REPO_ROOT,
+    end_start_up,
+    is_command_line,
+    quiet_ctrl_c_while_starting,
+    say_starting,
+)
 
 
 def test_only_a_process_started_as_a_supra_command_counts_as_one():
@@ -78,3 +85,25 @@ def test_a_process_spawned_from_a_command_keeps_no_start_up_handler(monkeypatch)
             assert pool.apply(sigint_handler_is_pythons_default) is True
     finally:
         signal.signal(signal.SIGINT, before)
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(("stderr", "argv", "rank", "said"), [
+    (Terminal(), ["trainer.max_steps=3"], None, "train.py: starting ...\n"),  # its imports: seconds of silence
+    (io.StringIO(), ["trainer.max_steps=3"], None, ""),  # a log file, a pipe, a test: not a word
+    (Terminal(), ["--help"], None, ""),  # answered at once
+    (Terminal(), ["trainer.max_steps=3"], "1", ""),  # a DDP rank the run started
+])
+def test_train_py_says_it_is_starting_on_a_terminal_alone(monkeypatch, stderr, argv, rank, said):
+    monkeypatch.setattr(sys, "stderr", stderr)
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    if rank:
+        monkeypatch.setenv("LOCAL_RANK", rank)
+    script = str(REPO_ROOT / "train.py")
+    say_starting(["python", "train.py", *argv], script, argv)
+    say_starting(["python", "-c", "import supra"], "-c", [])  # supra imported from Python: nothing
+    assert stderr.getvalue() == said

@@ -2,10 +2,12 @@
 `interrupted: ...` with exit status 130, as it is once the command runs (cli.exit_on_ctrl_c), not a traceback
 through whatever module was being imported. Set up as `supra` is imported, but only in a process started as a
 Supra command (`python -m supra.X`, train.py, evaluate.py): importing supra from Python (a library user, a
-test) installs no handler. Also which `python -m supra.X --help` asks for help, answered before supra/X.py's imports."""
+test) installs no handler. Also which `python -m supra.X --help` asks for help, answered before supra/X.py's imports, and a first line on
+a terminal as train.py or evaluate.py starts."""
 
 from __future__ import annotations
 
+import os
 import re
 import signal
 import sys
@@ -47,6 +49,16 @@ def command_asked_for_help(orig_argv: Sequence[str], argv: Sequence[str]) -> str
     name = command[1]
     is_command = (REPO_ROOT / "supra" / f"{name}.py").is_file() and (REPO_ROOT / "conf" / f"{name}.yaml").is_file()
     return name if is_command else None
+
+
+def say_starting(orig_argv: Sequence[str], script: str, argv: Sequence[str]) -> None:
+    """`train.py: starting ...` on stderr where it is a terminal, as train.py or evaluate.py (`script`) starts: its
+    imports (torch, Lightning) take seconds, 10 and more on a busy machine, before its first line. Not in a log or
+    a test (stderr no terminal), nor for --help (answered at once), nor in a DDP rank the run starts (LOCAL_RANK)."""
+    if not sys.stderr.isatty() or any(arg in ("-h", "--help") for arg in argv) or os.environ.get("LOCAL_RANK"):
+        return
+    if script and is_command_line(orig_argv, script) and Path(script).name in ENTRY_SCRIPTS:
+        print(f"{Path(script).name}: starting ...", file=sys.stderr, flush=True)
 
 
 def quiet_ctrl_c_while_starting() -> None:
