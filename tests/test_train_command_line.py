@@ -3,6 +3,7 @@ Hydra composes (whose own error would advise a `+key=...` that nothing reads); -
 
 from __future__ import annotations
 
+import os
 import re
 import runpy
 import subprocess
@@ -226,3 +227,16 @@ def test_help_of_train_py_and_evaluate_py_answers_without_importing_torch_or_lig
     done = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert done.stdout.splitlines()[-1] == "[]"
+
+
+def test_help_read_by_a_reader_that_stops_early_ends_quietly():
+    """`python train.py --help | head -3`: the reader closes the pipe before the help is written, which is no error
+    of the user's; it was a BrokenPipeError traceback."""
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # every write now fails as head's closed pipe makes it fail
+    try:
+        done = subprocess.run([sys.executable, "train.py", "--help"], cwd=ROOT, stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (0, "")

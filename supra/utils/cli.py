@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import io
+import os
 import re
 import signal
 import sys
@@ -388,7 +389,16 @@ def print_help(config_name: str, help_config: str | None = None, data_sets: Sequ
     comments included: Hydra's own --help would print the values alone), the data sets where it takes
     data=<name> (`data_sets`, else every conf/data file), or with `config_groups` every group of conf/ and its
     options (train.py's), then examples. The usage and examples are its config's hydra.help, or those of the
-    hydra/<help_config> it names."""
+    hydra/<help_config> it names. A reader that stops early (`--help | head`) ends it quietly."""
+    try:
+        _write_help(config_name, help_config, data_sets, config_groups)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader closed the pipe: no error of the user's, so no traceback
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # else Python's flush at exit raises again
+
+
+def _write_help(config_name: str, help_config: str | None, data_sets: Sequence[str] | None,
+                config_groups: bool) -> None:
     path = CONF_DIR / f"{config_name}.yaml"
     text = path.read_text()
     help_cfg = OmegaConf.load(CONF_DIR / "hydra" / f"{help_config}.yaml").help if help_config else OmegaConf.load(path).hydra.help
