@@ -1,4 +1,4 @@
-"""Each private Lightning or Hydra API that supra/utils/private_apis.py wraps is still there and still does
+"""Each private Lightning, Hydra or wandb API that supra/utils/private_apis.py wraps is still there and still does
 what Supra relies on: a failure here, after an upgrade, names the one place to mend."""
 
 from __future__ import annotations
@@ -245,3 +245,18 @@ def test_hydras_parser_reads_its_modes_as_hydra_main_does_abbreviated_and_bundle
         False, True, "job", None, False, ["seed=1"])
     assert parser.parse_args(["-mc", "job"]).cfg == "job"
     assert parser.parse_args(["--inf"]).info == "all"
+
+
+def test_wandb_reads_the_netrc_key_of_the_server_its_settings_name(tmp_path, monkeypatch):
+    """A `wandb login --host` to a self-hosted server keeps its key under that server's name in ~/.netrc: it is
+    found through the server wandb's settings file names, and a key for api.wandb.ai does not count for it."""
+    (tmp_path / "config" / "settings").parent.mkdir()
+    (tmp_path / "config" / "settings").write_text("[default]\nbase_url = https://wandb.example.com\n")
+    netrc = tmp_path / ".netrc"
+    netrc.write_text(f"machine api.wandb.ai\n  login user\n  password {'a' * 40}\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    monkeypatch.delenv("WANDB_BASE_URL", raising=False)
+    assert not private_apis.wandb_netrc_has_key(str(tmp_path / "config"))
+    netrc.write_text(f"machine wandb.example.com\n  login user\n  password {'b' * 40}\n")
+    assert private_apis.wandb_netrc_has_key(str(tmp_path / "config"))

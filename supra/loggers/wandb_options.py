@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import json
 import os
-from pathlib import Path
 from typing import Any
 
 from supra.utils.errors import SupraUserError, first_line
 from supra.utils.numbers import is_number
+from supra.utils.private_apis import wandb_netrc_has_key
 
 WANDB_TARGET = "supra.loggers.wandb_logger.build_wandb_logger"  # the W&B logger's _target_ in conf/logger/
 PROJECT_FORBIDDEN = "/\\#?%:"  # wandb's: refused only as the run starts
@@ -30,23 +30,7 @@ def wandb_logged_in() -> bool:
     the server wandb would use (WANDB_BASE_URL, or the one `wandb login --host` saved)."""
     if os.environ.get("WANDB_API_KEY"):
         return True
-    from wandb import Settings
-    from wandb.errors import AuthenticationError
-    from wandb.sdk.lib.wbauth import HostUrl, read_netrc_auth
-
-    settings = Settings()  # read as wandb.init reads them: its settings file, then the environment
-    config_dir = os.environ.get("WANDB_CONFIG_DIR")
-    settings.settings_system = str(Path(config_dir).expanduser() / "settings" if config_dir
-                                   else Path("~", ".config", "wandb", "settings").expanduser())
-    try:
-        settings.update_from_system_settings()
-        settings.update_from_env_vars(dict(os.environ))
-    except ValueError:  # a setting wandb refuses: wandb.init says which; its default server here
-        settings = Settings()
-    try:
-        return read_netrc_auth(host=HostUrl(settings.base_url, app_url=settings.app_url)) is not None
-    except AuthenticationError:  # a key in a form W&B refuses: its login, tried, says so in one line
-        return True
+    return wandb_netrc_has_key(os.environ.get("WANDB_CONFIG_DIR"))
 
 
 def wandb_tags(tags: Any) -> list[str] | None:

@@ -1,4 +1,4 @@
-"""Every private API of Lightning and Hydra that Supra relies on, in this one place.
+"""Every private API of Lightning, Hydra and wandb that Supra relies on, in this one place.
 
 Each is used here only (the subclasses of Lightning's classes in lightning_subclasses.py, which imports Lightning), behind
 a small function or class the rest of Supra calls; pyproject.toml pins both packages to the minor versions the tests
@@ -39,14 +39,18 @@ place. Why each is needed:
 - the Optuna sweeper's line for a trial that returned no value: for a trial that diverged it repeats Supra's own
   warning in words that do not say why ("Got 'None'"), and a filter on the logger it uses drops it;
 - Hydra's parser of the command line: two of its modes at once (`-m --cfg job`) are a ValueError traceback, and
-  only its own parser reads the flags as it does (abbreviated, `--multi`, or bundled, `-mc job`).
+  only its own parser reads the flags as it does (abbreviated, `--multi`, or bundled, `-mc job`);
+- the W&B server a `wandb login` is for: a login to a self-hosted server (WANDB_BASE_URL, `wandb login --host`)
+  is in ~/.netrc under that server's name, and only wandb's own readers say which server wandb.init would use.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import os
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from hydra._internal.utils import get_args_parser
@@ -247,3 +251,27 @@ def optuna_search_space(arguments: Sequence[str]) -> dict[str, Any]:
 
     searched, fixed = create_params_from_overrides(list(arguments))
     return {name: distribution for name, distribution in searched.items() if name not in fixed}
+
+
+# -- wandb.sdk.lib.wbauth, wandb.Settings' readers ---------------------------------------------------------------
+
+def wandb_netrc_has_key(config_dir: str | None) -> bool:
+    """Whether ~/.netrc holds a key for the W&B server wandb.init would use: the one its settings file names
+    (under `config_dir`, WANDB_CONFIG_DIR, else ~/.config/wandb; `wandb login --host` saves it there), then
+    WANDB_BASE_URL, as wandb reads them. A key in a form W&B refuses counts: its login, tried, says so."""
+    from wandb import Settings
+    from wandb.errors import AuthenticationError
+    from wandb.sdk.lib.wbauth import HostUrl, read_netrc_auth
+
+    settings = Settings()
+    settings.settings_system = str(Path(config_dir).expanduser() / "settings" if config_dir
+                                   else Path("~", ".config", "wandb", "settings").expanduser())
+    try:
+        settings.update_from_system_settings()
+        settings.update_from_env_vars(dict(os.environ))
+    except ValueError:  # a setting wandb refuses: wandb.init says which; its default server here
+        settings = Settings()
+    try:
+        return read_netrc_auth(host=HostUrl(settings.base_url, app_url=settings.app_url)) is not None
+    except AuthenticationError:
+        return True
