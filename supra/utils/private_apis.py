@@ -1,7 +1,7 @@
 """Every private API of Lightning, Hydra and wandb that Supra relies on, in this one place.
 
 Each is used here only (the subclasses of Lightning's classes in lightning_subclasses.py, which imports Lightning), behind
-a small function or class the rest of Supra calls; pyproject.toml pins both packages to the minor versions the tests
+a small function or class the rest of Supra calls; pyproject.toml pins each package to the minor versions the tests
 ran on, and tests/test_private_apis.py fails when one of these changes shape, so an upgrade shows what to mend in one
 place. Why each is needed:
 
