@@ -109,10 +109,12 @@ def check_accelerator(trainer_cfg: DictConfig, trainer_name: str = "trainer", cp
                       remedy: str | None = None) -> None:
     """Raise SupraUserError if the trainer's accelerator or counts are none Lightning takes (check_devices), it
     wants more CUDA GPUs than are visible, SyncBatchNorm on CPU, or
-    several nodes without a launcher that starts them. `cpu_trainer`: the trainer
+    several nodes without a launcher that starts them, or one process where a launcher started several
+    (check_world_joined). `cpu_trainer`: the trainer
     config chosen is a CPU one whose accelerator was set to the GPU on the command line (named so). `remedy`:
     what to do without the GPUs in the caller's own options (a script without train.py's trainer= choices)."""
     check_devices(trainer_cfg)  # first: the counts below read trainer.devices
+    check_world_joined(trainer_cfg)
     accelerator = str(trainer_cfg.get("accelerator", "cpu"))
     if accelerator not in ("gpu", "cuda"):
         check_nodes_launched(trainer_cfg)
@@ -153,6 +155,39 @@ def check_nodes_launched(trainer_cfg: DictConfig) -> None:
         raise SupraUserError(f"trainer.num_nodes={nodes} needs its nodes started together (SLURM: python train.py -m "
                              "hydra/launcher=slurm ...; or torchrun on each node): run alone it would wait for the "
                              "other nodes forever")
+
+
+def declared_world() -> tuple[str, int] | None:
+    """The variable and the number of processes a launcher says this one is among, where above 1: SLURM_NTASKS
+    (srun, sbatch --ntasks) first, as Lightning picks SLURM's variables before torchrun's, then WORLD_SIZE (torchrun,
+    or Lightning's own ranks). SLURM_NTASKS is left out where Lightning does not take the job for SLURM's: a job
+    named bash or interactive (salloc's shell, `srun --pty bash`), in whose shell one process is started by hand."""
+    from lightning.fabric.plugins.environments import SLURMEnvironment
+
+    slurm = SLURMEnvironment.job_name() not in ("bash", "interactive")
+    for name in ("SLURM_NTASKS", "WORLD_SIZE") if slurm else ("WORLD_SIZE",):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 1:
+            return name, int(value)
+    return None
+
+
+def check_world_joined(trainer_cfg: DictConfig) -> None:
+    """A launcher that started several processes (srun --ntasks=2, torchrun --nproc_per_node=2) for a trainer of one
+    process (trainer.devices x trainer.num_nodes = 1): Lightning chooses no DDP then, and each process trained alone,
+    a copy of the run, without a word, the logs of all but rank 0 lost."""
+    if (world := declared_world()) is None:
+        return
+    devices = trainer_cfg.get("devices", "auto")
+    every_gpu = devices in ("auto", -1, "-1") and not trains_on_cpu(trainer_cfg.get("accelerator", "auto"))
+    per_node = torch.cuda.device_count() if every_gpu else _requested_gpus(devices)
+    if per_node * int(trainer_cfg.get("num_nodes", 1) or 1) != 1:  # several: Lightning's DDP launchers compare them
+        return
+    name, size = world
+    start_one = "start one task (srun --ntasks=1)" if name == "SLURM_NTASKS" else "start one process"
+    raise SupraUserError(f"{name}={size} but trainer.devices x trainer.num_nodes is 1: each of the {size} processes "
+                         f"would train alone, a copy of the run; set trainer.devices={size} (with trainer.strategy=ddp; "
+                         f"or devices per node x trainer.num_nodes), or {start_one}")
 
 
 def cpu_flags(cpuinfo: str | Path = "/proc/cpuinfo") -> frozenset[str]:
