@@ -634,6 +634,26 @@ def test_the_slurm_launcher_on_a_machine_without_slurm_is_one_line_before_the_sw
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config("hydra/launcher=slurm"))
 
 
+def test_the_slurm_launchers_jobs_are_checked_for_gpus_and_nodes_on_the_cluster_not_on_the_login_node(
+        monkeypatch, tmp_path, capsys):
+    """A login node without GPUs submits trainer=multi_node's jobs (each job checks its own node's GPUs); off a
+    cluster the missing sbatch and srun are said, not this machine's GPUs."""
+    monkeypatch.setattr("torch.cuda.device_count", lambda: 0)
+    monkeypatch.setenv("PATH", str(tmp_path))  # no sbatch, no srun
+    with pytest.raises(SystemExit):
+        SweeperSettingsCheck().on_multirun_start(optuna_sweep_config("hydra/launcher=slurm", "trainer=multi_node"))
+    assert capsys.readouterr().err.startswith("error: hydra/launcher=slurm submits each job to SLURM, but this "
+                                              "machine has no sbatch or srun on its PATH: ")
+    for command in ("sbatch", "srun"):  # a SLURM login node
+        (tmp_path / command).write_text("#!/bin/sh\n")
+        (tmp_path / command).chmod(0o755)
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config("hydra/launcher=slurm", "trainer=multi_node"))
+    SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(
+        "hydra/launcher=slurm", "trainer=multi_node", "trainer.accelerator=cpu", "trainer.sync_batchnorm=false",
+        "trainer.precision=32-true"))  # a CPU job on 2 nodes, whose nodes SLURM starts together
+    assert capsys.readouterr().err == ""
+
+
 @pytest.mark.parametrize(("trainer", "gpus", "tasks"), [
     (["trainer=ddp_sim"], 0, 2),        # was 2 GPUs asked for 2 CPU processes: unschedulable on a CPU partition
     (["trainer=cpu"], 0, 1),

@@ -6,7 +6,8 @@ max_failure_rate outside 0-1; Optuna's ValueError for a searched range it cannot
 A study kept in storage is checked in supra/sweeps/stored_study.py, and a fixed
 sampler seed given on the command line (it replaces the configured `${study_seed:...}`) is advanced past its
 stored trials as that one is (supra/sweeps/optuna_seed.py).
-The trainer's GPUs are counted once too: every job would refuse the same missing GPUs, one after another. And
+The trainer's GPUs are counted once too (not for SLURM's jobs, which run elsewhere): every job would refuse the
+same missing GPUs, one after another. And
 a search written for other models than the one composed (hparams_search=vqvae_optuna without its experiment)
 is refused, naming the experiment to add. So is hydra/launcher=slurm on a machine without SLURM (submitit's
 "Could not detect srun" traceback as the first job is submitted), and hydra.job.chdir=true (supra/utils/cli.py)."""
@@ -54,8 +55,8 @@ class SweeperSettingsCheck(Callback):
             check_optuna_metric(config)
             check_search_ranges(config)
             check_search_model(config)
+            check_launcher(config)  # first: off a cluster, the actionable line
             check_sweep_trainer(config)
-            check_launcher(config)
             refuse_job_chdir()  # once, rather than in each job
             # then the stored study: a new one is made here, recording what its trials run on
             check_optuna_settings(config.hydra.sweeper, metric, study_setup(config, searched_keys(config)))
@@ -157,8 +158,11 @@ def _defaults(path: Path) -> list[DictConfig]:
 
 def check_sweep_trainer(config: DictConfig) -> None:
     """The GPUs the sweep's trainer asks for (trainer=kaggle_2xt4 on a machine without them), as each job
-    checks them, once before the first; nothing when the jobs differ in it (a trainer setting swept)."""
+    checks them, once before the first; nothing when the jobs differ in it (a trainer setting swept), nor for the
+    SLURM launcher: its jobs run on the cluster's nodes, where each checks them, and a login node has no GPU."""
     if "trainer" not in config or any(key.startswith("trainer") for key in _swept(config)):  # or another command's
+        return
+    if (config.hydra.get("launcher") or {}).get("_target_") == SLURM_LAUNCHER:
         return
     check_chosen_trainer(config.trainer, str(config.hydra.runtime.choices.get("trainer") or "trainer"))
 
