@@ -154,8 +154,8 @@ class SigtermInFit(L.Callback):
 
 def test_a_sigterm_stops_a_fit_at_the_batch_end_with_last_ckpt_as_ctrl_c_does_and_exit_status_130(train_config,
                                                                                                   capsys, caplog):
-    """As train.py runs it (exit_on_ctrl_c, which takes SIGTERM as Ctrl-C): within the fit Lightning's own handler
-    (the one SLURM's requeue works through) stops it at the batch's end and last.ckpt is written at the step reached;
+    """As train.py runs it (exit_on_ctrl_c, which takes SIGTERM as Ctrl-C, as SLURM sends at a preemption or time
+    limit): within the fit Lightning's own handler stops it at the batch's end and last.ckpt is written at the step reached;
     the run ends with Ctrl-C's one line and status, not a failure's 1, nor cut short mid-batch with nothing saved."""
     cfg = train_config("callbacks.attention_maps=null", "callbacks.caption_grid=null",
                        "+callbacks.sigterm._target_=tests.test_checkpoints.SigtermInFit")

@@ -1,6 +1,8 @@
 """Runs started by a launcher (SLURM's srun, torchrun): a world of several processes for a trainer of one is
 refused in one line, where each process trained alone."""
 
+import signal
+
 import pytest
 from omegaconf import OmegaConf
 
@@ -56,3 +58,28 @@ def test_a_launched_world_the_trainer_counts_several_processes_in_is_left_to_lig
     no_launcher.setenv("SLURM_NTASKS", "8")
     no_launcher.setenv("SLURM_JOB_NAME", "train")
     check_accelerator(OmegaConf.create({"accelerator": "cpu", "devices": 4, "num_nodes": 2}))
+
+
+SLURM_JOB_OF_ONE_TASK = {"SLURM_NTASKS": "1", "SLURM_PROCID": "0", "SLURM_LOCALID": "0", "SLURM_NODEID": "0",
+                         "SLURM_JOB_ID": "777", "SLURM_NTASKS_PER_NODE": "1", "SLURM_JOB_NAME": "train",
+                         "SLURM_NODELIST": "localhost"}
+
+
+def test_a_slurm_job_trains_without_lightnings_auto_requeue(no_launcher):
+    """No SIGUSR1 handler writing hpc_ckpt_N.ckpt and requeueing the job: no run resumes from that file. A preempted
+    or timed-out job stops at SIGTERM with last.ckpt written, and is resubmitted with ckpt_path= (README)."""
+    import lightning as L
+    from lightning.pytorch.plugins.environments import SLURMEnvironment
+
+    from supra.runner.training import default_plugins
+
+    for name, value in SLURM_JOB_OF_ONE_TASK.items():
+        no_launcher.setenv(name, value)
+    trainer = L.Trainer(accelerator="cpu", devices=1, logger=False, plugins=default_plugins())
+    trainer._signal_connector.register_signal_handlers()  # as a fit does once set up
+    try:
+        assert signal.getsignal(signal.SIGUSR1) == signal.SIG_DFL
+    finally:
+        trainer._signal_connector.teardown()
+    no_launcher.delenv("SLURM_NTASKS")  # outside SLURM: Lightning chooses the environment itself
+    assert not any(isinstance(plugin, SLURMEnvironment) for plugin in default_plugins())

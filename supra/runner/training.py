@@ -20,6 +20,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ModelSummary, ProgressBar
+from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch.multiprocessing import ProcessRaisedException
@@ -266,8 +267,8 @@ def _build_trainer(cfg: DictConfig, task: SupraTask, datamodule: L.LightningData
             checkpoint.resume_advice = interrupted_job_advice(HydraConfig.get())
     loggers = instantiate_group(cfg.get("logger"), "logger")
     callbacks = without_unloggable(callbacks, loggers)
-    # checkpoints written whole or not at all (unless trainer.plugins=... chooses the plugins itself)
-    extra: dict[str, Any] = {} if cfg.trainer.get("plugins") else {"plugins": [AtomicCheckpointIO()]}
+    # unless trainer.plugins=... chooses the plugins itself
+    extra: dict[str, Any] = {} if cfg.trainer.get("plugins") else {"plugins": default_plugins()}
     if cfg.trainer.get("enable_checkpointing") is None and not any(isinstance(c, ModelCheckpoint) for c in callbacks):
         # callbacks=none (or callbacks.model_checkpoint=null): no checkpoints, where Lightning would add its own
         # (epoch=N-step=M.ckpt in the first logger's folder) and the test would score it
@@ -276,6 +277,18 @@ def _build_trainer(cfg: DictConfig, task: SupraTask, datamodule: L.LightningData
         extra.update(stock_displays_off(cfg.trainer, callbacks))
     trainer: L.Trainer = instantiate(cfg.trainer, callbacks=callbacks, logger=loggers or False, **extra)
     return trainer, loggers
+
+
+def default_plugins() -> list[Any]:
+    """The Trainer's plugins where the trainer config chooses none: checkpoints written whole or not at all; and in a
+    SLURM job, Lightning's SLURM environment with its auto-requeue off. Its SIGUSR1 wrote hpc_ckpt_N.ckpt into the
+    run folder and requeued the job, which no Supra run resumes from (a requeued run in the same folder is refused as
+    interrupted, one in a new dated folder starts at step 0); a SIGTERM still stops the fit at the batch's end with
+    last.ckpt written, the job resubmitted with ckpt_path= (README)."""
+    plugins: list[Any] = [AtomicCheckpointIO()]
+    if SLURMEnvironment.detect():  # else Lightning chooses the environment itself
+        plugins.append(SLURMEnvironment(auto_requeue=False))
+    return plugins
 
 
 def stock_displays_off(trainer_cfg: DictConfig, callbacks: list[L.Callback]) -> dict[str, bool]:

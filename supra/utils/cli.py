@@ -102,8 +102,8 @@ def sigterm_as_ctrl_c() -> Iterator[None]:
 
 def _sigterm_as_ctrl_c(signum: int, frame: FrameType | None) -> None:
     """sigterm_as_ctrl_c's handler. During a fit or test Lightning's own handler is in place and calls this one
-    after its own: Lightning then stops at the end of the batch (a fit writes last.ckpt at the step reached; SLURM's
-    requeue works as Lightning made it), where a KeyboardInterrupt would cut the batch short; so nothing here."""
+    after its own: Lightning then stops at the end of the batch (a fit writes last.ckpt at the step reached, which a
+    preempted SLURM job is resubmitted from), where a KeyboardInterrupt would cut the batch short; so nothing here."""
     if signal.getsignal(signal.SIGTERM) is _sigterm_as_ctrl_c:
         raise KeyboardInterrupt
 
