@@ -659,10 +659,29 @@ def test_the_slurm_launchers_jobs_are_checked_for_gpus_and_nodes_on_the_cluster_
     (["trainer=cpu"], 0, 1),
     (["trainer=kaggle_2xt4"], 2, 2),    # a GPU trainer's request as before: a GPU per task
     (["trainer=multi_node", "trainer.devices=4"], 4, 4),
+    (["trainer=multi_node", "trainer.devices=[0,1]"], 2, 2),  # the GPUs' indices, counted: were passed on as given
+    (["trainer=multi_node", "trainer.devices='0,1,2'"], 3, 3),
 ])
 def test_a_slurm_job_asks_for_gpus_per_node_only_for_a_gpu_trainer(trainer, gpus, tasks):
     launcher = optuna_sweep_config("hydra/launcher=slurm", *trainer).hydra.launcher
     assert (launcher.gpus_per_node, launcher.tasks_per_node) == (gpus, tasks)
+
+
+@pytest.mark.parametrize("devices", ["-1", "auto"])
+def test_a_slurm_sweep_of_every_gpu_of_a_node_is_one_line_before_anything_is_submitted(devices, monkeypatch,
+                                                                                       tmp_path, capsys):
+    """Lightning takes trainer.devices=-1 or auto, but they went into sbatch's --gpus-per-node and
+    --ntasks-per-node as given."""
+    for command in ("sbatch", "srun"):  # a SLURM login node
+        (tmp_path / command).write_text("#!/bin/sh\n")
+        (tmp_path / command).chmod(0o755)
+    monkeypatch.setenv("PATH", str(tmp_path))
+    with pytest.raises(SystemExit) as refused:
+        SweeperSettingsCheck().on_multirun_start(optuna_sweep_config(
+            "hydra/launcher=slurm", "trainer=multi_node", f"trainer.devices={devices}"))
+    assert refused.value.code == 2 and capsys.readouterr().err == (
+        f"error: trainer.devices={devices} (every GPU of a node) is no number SLURM can ask for: hydra/launcher=slurm "
+        "needs the GPUs per node as a count, e.g. trainer.devices=4\n")
 
 
 def test_hydra_job_chdir_in_a_sweep_is_one_line_before_the_first_job(capsys):

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 
 from supra.sweeps.optuna_seed import study_seed
 from supra.utils.distributed import is_distributed
-from supra.utils.hardware import fast_precision, slurm_gpus_per_node
+from supra.utils.hardware import fast_precision, slurm_gpus_per_node, slurm_tasks_per_node
 
 # Noise in every run's output that users can do nothing about: Lightning 2.x calls a torch.utils._pytree
 # API that torch 2.14 deprecates, once per fit/test, and advertises a cloud logger at every Trainer.
@@ -31,8 +31,10 @@ logging.getLogger("lightning.pytorch.trainer.connectors.signal_connector").addFi
 # native, else 32-true
 OmegaConf.register_new_resolver("fast_precision", fast_precision, replace=True)
 # hydra.launcher.gpus_per_node: ${slurm_gpus:${trainer.accelerator},${trainer.devices}} -> 0 for a CPU trainer (its
-# devices are processes), else trainer.devices
+# devices are processes), else the GPUs per node counted; hydra.launcher.tasks_per_node: ${slurm_tasks:...} -> that
+# count for every trainer (trainer.devices=-1 or auto on GPUs refused: sbatch takes a number)
 OmegaConf.register_new_resolver("slurm_gpus", slurm_gpus_per_node, replace=True)
+OmegaConf.register_new_resolver("slurm_tasks", slurm_tasks_per_node, replace=True)
 # hydra.sweeper.sampler.seed: ${study_seed:1234,${hydra.sweeper.storage},${hydra.sweeper.study_name}} ->
 # 1234 plus the trials a stored study already holds, so that its next session draws new ones
 OmegaConf.register_new_resolver("study_seed", study_seed, replace=True)

@@ -29,7 +29,7 @@ from supra.sweeps.optuna_seed import study_seed
 from supra.sweeps.stored_study import check_storage, check_study_search_space, directions_given, study_setup
 from supra.utils.cli import CONF_DIR, refuse_job_chdir
 from supra.utils.errors import SupraUserError
-from supra.utils.hardware import check_chosen_trainer
+from supra.utils.hardware import asks_every_gpu, check_chosen_trainer
 from supra.utils.private_apis import optuna_search_space
 
 DIRECTIONS = ("maximize", "minimize")  # hydra.sweeper.direction as Optuna's create_study takes it
@@ -173,12 +173,20 @@ SLURM_COMMANDS = ("sbatch", "srun")  # submitit submits with sbatch, and checks 
 
 def check_launcher(config: DictConfig) -> None:
     """A SLURM launcher (hydra/launcher=slurm) where SLURM's commands are not on PATH: submitit's RuntimeError,
-    a traceback, once Hydra had set the sweep up and written its multirun.yaml."""
+    a traceback, once Hydra had set the sweep up and written its multirun.yaml. Then trainer.devices asking for
+    every GPU (-1, auto), which the job's request took as given."""
     launcher = config.hydra.get("launcher") or {}
-    missing = [command for command in SLURM_COMMANDS if shutil.which(command) is None]
-    if launcher.get("_target_") != SLURM_LAUNCHER or not missing:
+    if launcher.get("_target_") != SLURM_LAUNCHER:
         return
+    missing = [command for command in SLURM_COMMANDS if shutil.which(command) is None]
     choice = config.hydra.runtime.choices.get("hydra/launcher") or "slurm"
+    trainer = config.get("trainer") or {}
+    if not missing:
+        if asks_every_gpu(str(trainer.get("accelerator", "auto")), devices := trainer.get("devices", "auto")):
+            # Lightning takes it, but it went into sbatch's --gpus-per-node and --ntasks-per-node as given
+            raise SupraUserError(f"trainer.devices={devices} (every GPU of a node) is no number SLURM can ask for: "
+                                 f"hydra/launcher={choice} needs the GPUs per node as a count, e.g. trainer.devices=4")
+        return
     raise SupraUserError(f"hydra/launcher={choice} submits each job to SLURM, but this machine has no "
                          f"{' or '.join(missing)} on its PATH: run it on a SLURM cluster's login node, or here leave "
                          "hydra/launcher out (the jobs one after another) or choose hydra/launcher=submitit_local "

@@ -225,11 +225,29 @@ def fast_precision(accelerator: str = "cpu") -> str:
     return "bf16-mixed" if cpu_has_native_bf16() else "32-true"
 
 
+def asks_every_gpu(accelerator: str, devices: object) -> bool:
+    """Whether trainer.devices asks for every GPU of a node (-1, or auto with a GPU accelerator): no number of
+    GPUs or tasks that sbatch takes (optuna_settings.check_launcher refuses it for hydra/launcher=slurm)."""
+    shown = str(devices).strip()
+    return shown == "-1" or (shown == "auto" and accelerator != "cpu")
+
+
+def slurm_tasks_per_node(accelerator: str, devices: object) -> object:
+    """The tasks a SLURM job starts on each node, one per process of the trainer (`${slurm_tasks:...}` in
+    conf/hydra/launcher/slurm.yaml): trainer.devices as a count, the GPUs' indices ([0,1] or '0,1') counted, a CPU
+    trainer's auto one process; every GPU (asks_every_gpu) as given, for a sweep to refuse in one line."""
+    if asks_every_gpu(accelerator, devices):
+        return devices
+    return _requested_gpus(OmegaConf.to_container(devices) if OmegaConf.is_list(devices) else devices)
+
+
 def slurm_gpus_per_node(accelerator: str, devices: object) -> object:
     """The GPUs a SLURM job asks for on each node (`${slurm_gpus:${trainer.accelerator},${trainer.devices}}` in
     conf/hydra/launcher/slurm.yaml): none for a CPU trainer, whose devices are processes (trainer=ddp_sim: 2),
-    which a CPU partition could not schedule with GPUs asked for; else the trainer's devices, as given."""
-    return 0 if accelerator == "cpu" else devices
+    which a CPU partition could not schedule with GPUs asked for; else the trainer's GPUs per node, counted as
+    slurm_tasks_per_node counts them."""
+    tasks = slurm_tasks_per_node(accelerator, devices)
+    return 0 if accelerator == "cpu" else tasks
 
 
 def cpu_model(cpuinfo: str | Path = "/proc/cpuinfo") -> str:
