@@ -83,3 +83,57 @@ def test_a_slurm_job_trains_without_lightnings_auto_requeue(no_launcher):
         trainer._signal_connector.teardown()
     no_launcher.delenv("SLURM_NTASKS")  # outside SLURM: Lightning chooses the environment itself
     assert not any(isinstance(plugin, SLURMEnvironment) for plugin in default_plugins())
+
+
+def test_trainer_multi_node_waits_the_configured_time_for_its_ranks(train_config):
+    """trainer.strategy.timeout_s becomes the process group's timeout (Lightning's 30 minutes by default)."""
+    from hydra.utils import instantiate
+
+    cfg = train_config("trainer=multi_node", "trainer.strategy.timeout_s=90")
+    strategy = instantiate(cfg.trainer.strategy)
+    assert strategy._timeout.total_seconds() == 90
+
+
+def test_a_rank_whose_peers_never_start_ends_in_one_line_once_its_wait_is_over(no_launcher):
+    """As torchrun or srun start it, rank 0 of a world of 2 whose rank 1 never comes: one line naming where it
+    waited, after trainer.strategy.timeout_s, not torch's traceback after 30 minutes."""
+    import socket
+
+    import lightning as L
+
+    from supra.runner.ddp_rendezvous import RendezvousTimedDDP
+
+    with socket.socket() as probe:  # a free port
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    for name, value in {"MASTER_ADDR": "127.0.0.1", "MASTER_PORT": str(port), "WORLD_SIZE": "2", "RANK": "0",
+                        "LOCAL_RANK": "0", "NODE_RANK": "0"}.items():
+        no_launcher.setenv(name, value)
+    trainer = L.Trainer(accelerator="cpu", devices=2, strategy=RendezvousTimedDDP(timeout_s=1), logger=False)
+    with pytest.raises(SupraUserError) as refused:
+        trainer.strategy.setup_environment()
+    assert str(refused.value) == (
+        f"DDP rank 0 waited 1 s at MASTER_ADDR=127.0.0.1 MASTER_PORT={port} for the other ranks of a world of 2, "
+        "which never joined: start every rank (srun's tasks, or torchrun on each node) with the same MASTER_ADDR and "
+        "MASTER_PORT, or wait longer with trainer.strategy.timeout_s=N")
+
+
+def test_a_sigterm_while_the_ranks_meet_ends_the_process_then_the_runs_handler_is_back(monkeypatch):
+    """The wait is in torch's C++ code, where a Python handler would run only once it ended: SIGTERM keeps its
+    default action (end the process) meanwhile, not taken as a Ctrl-C that never comes."""
+    from lightning.pytorch.strategies import DDPStrategy
+
+    from supra.runner.ddp_rendezvous import RendezvousTimedDDP
+
+    during = []
+    monkeypatch.setattr(DDPStrategy, "setup_environment", lambda self: during.append(signal.getsignal(signal.SIGTERM)))
+
+    def runs_handler(signum, frame):  # train.py's, taking SIGTERM as Ctrl-C
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, runs_handler)
+    try:
+        RendezvousTimedDDP(timeout_s=1).setup_environment()
+        assert during == [signal.SIG_DFL] and signal.getsignal(signal.SIGTERM) is runs_handler
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -29,7 +29,8 @@ ALLOWED_TARGET_PREFIXES = (
 )
 ALLOWED_TARGETS = frozenset({
     "lightning.pytorch.Trainer", "pytorch_lightning.Trainer",
-    "supra.runner.spawned_ranks.SpawnedRanks", "supra.utils.lightning_subclasses.StepsProgressBar",
+    "supra.runner.spawned_ranks.SpawnedRanks", "supra.runner.ddp_rendezvous.RendezvousTimedDDP",
+    "supra.utils.lightning_subclasses.StepsProgressBar",
     "functools.partial",  # harmless: it only binds arguments, which are checked like any other node
 })
 
