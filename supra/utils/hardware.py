@@ -1,6 +1,7 @@
 """What the machine can do: fail at once, in one line, when a trainer config asks for GPUs the machine
-does not have; pick the fastest safe precision (`${fast_precision:${trainer.accelerator}}` in configs); the
-GPUs a SLURM job asks for (slurm_gpus_per_node); the most memory a process can hold (memory_limit)."""
+does not have, or one process where a launcher started several; pick the fastest safe precision
+(`${fast_precision:${trainer.accelerator}}` in configs); the GPUs and tasks a SLURM job asks for
+(slurm_gpus_per_node, slurm_tasks_per_node); the most memory a process can hold (memory_limit)."""
 
 from __future__ import annotations
 
@@ -236,9 +237,10 @@ def slurm_tasks_per_node(accelerator: str, devices: object) -> object:
     """The tasks a SLURM job starts on each node, one per process of the trainer (`${slurm_tasks:...}` in
     conf/hydra/launcher/slurm.yaml): trainer.devices as a count, the GPUs' indices ([0,1] or '0,1') counted, a CPU
     trainer's auto one process; every GPU (asks_every_gpu) as given, for a sweep to refuse in one line."""
-    if asks_every_gpu(accelerator, devices):
-        return devices
-    return _requested_gpus(OmegaConf.to_container(devices) if OmegaConf.is_list(devices) else devices)
+    shown = OmegaConf.to_container(devices) if OmegaConf.is_list(devices) else devices
+    if asks_every_gpu(accelerator, devices) or not (_names_gpus(shown) or shown == "auto"):
+        return devices  # every GPU, or no count at all: the job's check_devices says what to give instead
+    return _requested_gpus(shown)
 
 
 def slurm_gpus_per_node(accelerator: str, devices: object) -> object:
