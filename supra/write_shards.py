@@ -323,9 +323,10 @@ def fitting_batch(train_spec: str) -> tuple[list[str], str]:
     lowered += [f"data.num_workers={workers}"] if workers != layout else []
     if not lowered:
         return [], ""
-    return lowered, (f" (their {sum(sizes)} train samples make no full batch of the recipe's "
-                     f"data.batch_size={data.batch_size} for any of its {layout} worker(s), each batching its own "
-                     f"shards: {' and '.join(lowered)} added)")
+    samples = sum(sizes)
+    return lowered, (f" (their {counted(samples, 'train sample')} make{'s' * (samples == 1)} no full batch of the "
+                     f"recipe's data.batch_size={data.batch_size} for {'its' if layout == 1 else 'any of its'} "
+                     f"{counted(layout, 'worker')}, each batching its own shards: {' and '.join(lowered)} added)")
 
 
 def check_options(cfg: DictConfig) -> None:

@@ -912,7 +912,7 @@ def test_write_shards_of_a_source_too_small_for_val_and_test_writes_no_empty_fol
     assert printed[1] == (f"wrote 1 train shard to {out}; the source gave no val or test images (too few to set them "
                           "apart, or no such split), so there is no val/, no test/: train on them with shards of other "
                           "images for data.val_shards and data.test_shards (their 2 train samples make no full batch of "
-                          "the recipe's data.batch_size=64 for any of its 2 worker(s), each batching its own shards: "
+                          "the recipe's data.batch_size=64 for any of its 2 workers, each batching its own shards: "
                           "data.batch_size=2 added):")
     assert printed[2].endswith("/train/{00000..00000}.tar'\" data.val_shards=... data.test_shards=...")
     # a dataset with a test split alone: scored, not trained on
@@ -963,6 +963,25 @@ def test_shards_of_a_split_that_hold_no_image_are_refused_as_the_fit_sets_up_nam
         ShardCaptionsDataModule(shard_data["spec"], shard_data["val"], empty).load_split("test")
 
 
+def test_the_note_on_a_lowered_batch_counts_one_sample_and_one_worker_in_the_singular(monkeypatch):
+    """The note beside the printed train command says "1 train sample makes", "its 1 worker", never "(s)"."""
+    from omegaconf import OmegaConf
+
+    import supra.write_shards as write_shards
+
+    def note(samples: int, num_workers: int) -> str:
+        data = OmegaConf.create({"data": {"batch_size": 64, "num_workers": num_workers, "seed": 0}})
+        monkeypatch.setattr(write_shards, "compose_conf", lambda *_: data)
+        monkeypatch.setattr(write_shards, "expand_shards", lambda spec: [spec])
+        monkeypatch.setattr(write_shards, "shard_sizes", lambda _: [samples])
+        return write_shards.fitting_batch("train.tar")[1]
+
+    assert note(1, 1) == (" (their 1 train sample makes no full batch of the recipe's data.batch_size=64 for its "
+                          "1 worker, each batching its own shards: data.batch_size=1 added)")
+    assert note(2, 2) == (" (their 2 train samples make no full batch of the recipe's data.batch_size=64 for any of "
+                          "its 2 workers, each batching its own shards: data.batch_size=2 added)")
+
+
 def test_the_train_command_write_shards_prints_runs_on_the_shards_of_a_small_source(tmp_path, capsys):
     """22 train samples in one shard make no full batch of the recipe's 64 for either of its 2 workers,
     which data=shards refuses: the printed command lowers the batch to what the shards hold, and says so."""
@@ -975,7 +994,7 @@ def test_the_train_command_write_shards_prints_runs_on_the_shards_of_a_small_sou
                 "show_progress=false", run_dir=tmp_path)
     said, command = capsys.readouterr().out.splitlines()[-2:]
     assert said.endswith("train on them with (their 22 train samples make no full batch of the recipe's "
-                         "data.batch_size=64 for any of its 2 worker(s), each batching its own shards: "
+                         "data.batch_size=64 for any of its 2 workers, each batching its own shards: "
                          "data.batch_size=22 added):")
     overrides = shlex.split(command)[2:]  # after `python train.py`
     assert "data.batch_size=22" in overrides
