@@ -159,7 +159,8 @@ def images_to_caption(images: Path, out: Path) -> list[Path]:
         (earlier if is_earlier_output(path) else files).append(path)
     others = [str(p) for p in earlier if p.resolve() != (out / GRID).resolve()]
     if others:
-        print(f"note: passed over {len(others)} grid(s) of earlier caption runs: {', '.join(others)}", file=sys.stderr)
+        print(f"note: passed over {counted(len(others), 'grid')} of earlier caption runs: {', '.join(others)}",
+              file=sys.stderr)
     say_passed_over(images, out, not_pictures)
     if not files:
         raise SupraUserError(f"images={images} holds no image files ({', '.join(sorted(IMAGE_SUFFIXES))})")

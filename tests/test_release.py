@@ -827,12 +827,29 @@ def test_caption_passes_over_the_grids_earlier_caption_runs_left_under_images(re
     captioned = run_command("caption", f"ckpt={release}", f"images={tmp_path / 'photos'}",
                             f"out={tmp_path / 'photos' / 'runB'}", "decode=greedy")
     assert sorted(captioned) == ["captions.png", "red.jpg"]  # runA/captions.png is runA's output, not a photo
-    assert (f"note: passed over 1 grid(s) of earlier caption runs: {tmp_path / 'photos' / 'runA' / 'captions.png'}"
+    assert (f"note: passed over 1 grid of earlier caption runs: {tmp_path / 'photos' / 'runA' / 'captions.png'}"
             in capsys.readouterr().err)
     # given as the file itself, it is the user's choice
     captioned = run_command("caption", f"ckpt={release}", f"images={tmp_path / 'photos' / 'runA' / 'captions.png'}",
                             f"out={tmp_path / 'out'}", "decode=greedy")
     assert list(captioned) == ["captions.png"]
+
+
+def test_the_note_on_grids_passed_over_counts_one_grid_and_two_grids(tmp_path, capsys, monkeypatch):
+    """"passed over 1 grid", "passed over 2 grids", never "grid(s)"."""
+    import supra.caption as caption
+
+    monkeypatch.setattr(caption, "is_earlier_output", lambda path: path.name == "captions.png")  # runs' grids
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "red.jpg").write_bytes(b"")  # found by its suffix; not read here
+    grids = [tmp_path / "photos" / run / "captions.png" for run in ("runA", "runB")]
+    for count, grid in enumerate(grids, 1):
+        grid.parent.mkdir()
+        grid.write_bytes(b"")
+        caption.images_to_caption(tmp_path / "photos", tmp_path / "out")
+        shown = ", ".join(map(str, grids[:count]))
+        noun = "1 grid" if count == 1 else "2 grids"
+        assert capsys.readouterr().err.splitlines() == [f"note: passed over {noun} of earlier caption runs: {shown}"]
 
 
 def test_caption_never_writes_over_the_users_own_captions_or_a_photo_called_captions_png(release, tmp_path, capsys):
