@@ -195,11 +195,17 @@ def test_a_cache_build_or_a_run_reading_the_cache_removes_the_temp_arrays_that_k
     with caplog.at_level(logging.INFO, logger="supra.data.image_cache"):
         cache.ensure(show_progress=False)
     assert not left.exists() and kept.exists() and cache.is_valid()
-    assert f"removed 1 temp file(s) that killed cache builds left in {tmp_path / 'c'}: {left.name}" in caplog.messages
-    # a run that finds the cache valid clears one too (a build of another file list, killed)
+    assert f"removed 1 temp file that killed cache builds left in {tmp_path / 'c'}: {left.name}" in caplog.messages
+    # a run that finds the cache valid clears them too (builds of other file lists, killed)
+    other = tmp_path / "c" / ".images_0123456789abcdef.k1ll3d_y.npy"
     left.write_bytes(b"half an array")
-    cache.ensure(show_progress=False)
-    assert not left.exists() and kept.exists() and cache.is_valid()
+    other.write_bytes(b"half an array")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="supra.data.image_cache"):
+        cache.ensure(show_progress=False)
+    assert not left.exists() and not other.exists() and kept.exists() and cache.is_valid()
+    assert (f"removed 2 temp files that killed cache builds left in {tmp_path / 'c'}: {left.name}, {other.name}"
+            in caplog.messages)
 
 
 def test_a_cache_that_finds_no_room_is_one_line_naming_its_folder_not_a_bus_error(tmp_path, monkeypatch):

@@ -42,6 +42,7 @@ from supra.utils.files import (
     write_json_atomic,
 )
 from supra.utils.folder_walk import file_stamp
+from supra.utils.numbers import counted
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +153,7 @@ class ImageCache:
                 continue
             stale.append(path)
         if stale:
-            log.info("removed %d temp file(s) that killed cache builds left in %s: %s", len(stale),
+            log.info("removed %s that killed cache builds left in %s: %s", counted(len(stale), "temp file"),
                      self.array_path.parent, some_names([p.name for p in stale]))
 
     def _remove_replaced(self) -> None:
