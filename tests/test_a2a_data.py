@@ -195,7 +195,7 @@ def test_the_temp_folders_of_killed_code_cache_builds_are_removed_and_one_at_wor
         codes = SourceCodes(source_configs(), load_vqvae(vqvae_ckpt)[0], 256, cache)
         codes.all()
         assert codes.builds == 0 and not killed.exists() and at_work.is_dir()
-    assert f"removed 1 temp folder(s) that killed a2a code-cache builds left in {cache}: {killed.name}" in (
+    assert f"removed 1 temp folder that killed a2a code-cache builds left in {cache}: {killed.name}" in (
         capsys.readouterr().out)
 
 

@@ -24,6 +24,7 @@ from supra.utils.files import (
     atomic_paths,
     is_mount_point,
     refuse_overwriting_input,
+    remove_leftovers,
     require_writable_dir,
     stale_temp_files,
     writing_alone,
@@ -331,3 +332,16 @@ def test_the_tree_stamp_changes_when_two_files_of_one_size_and_mtime_swap_names(
     (tmp_path / "b.bin").rename(tmp_path / "a.bin")
     (tmp_path / "swap").rename(tmp_path / "b.bin")
     assert tree_stamp(tmp_path) != stamp
+
+
+def test_removed_leftovers_are_counted_one_temp_folder_and_two_temp_folders(tmp_path, capsys):
+    """"removed 1 temp folder", "removed 2 temp folders", never "temp folder(s)"."""
+    for count in (1, 2):
+        leftovers = [tmp_path / f".out.killed{count}{i}" for i in range(count)]
+        for path in leftovers:
+            path.mkdir()
+        remove_leftovers(leftovers, True, lambda names: names, "that a killed run left")
+        noun = "1 temp folder" if count == 1 else "2 temp folders"
+        names = ", ".join(path.name for path in leftovers)
+        assert capsys.readouterr().out == f"removed {noun} that a killed run left: {names}\n"
+        assert not any(path.exists() for path in leftovers)

@@ -641,7 +641,7 @@ def test_export_removes_the_temp_folders_an_export_killed_before_it_finished_lef
     assert killed.is_dir()
     capsys.readouterr()
     run_command("export", f"ckpt={ckpt}", f"out={out}")
-    assert (f"removed 1 temp folder(s) that an interrupted earlier export left beside out={out}: {killed.name}\n"
+    assert (f"removed 1 temp folder that an interrupted earlier export left beside out={out}: {killed.name}\n"
             in capsys.readouterr().out)
     assert sorted(p.name for p in tmp_path.iterdir()) == [".other.k3_x9q2z", ".release.20240101", ".release.notes",
                                                           "release"]

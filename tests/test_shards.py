@@ -732,7 +732,7 @@ def test_write_shards_over_an_earlier_run_leaves_only_its_own_shards_and_the_use
         f"{n:05d}{suffix}" for n in range(3) for suffix in (".parquet", ".tar", "_stats.json")]
     assert sorted(p.name for p in out.iterdir()) == [".train.notes", ".val.20240101", "notes.txt", "test", "train",
                                                      "val"]  # no temp folder left
-    assert f"removed 2 temp folder(s) that an interrupted earlier run left in {out}: {', '.join(killed)}\n" \
+    assert f"removed 2 temp folders that an interrupted earlier run left in {out}: {', '.join(killed)}\n" \
         in capsys.readouterr().out
     (out / "val" / "README").write_text("the user's too")  # replacing val/ whole would delete it: refused
     with pytest.raises(SystemExit):

@@ -15,6 +15,7 @@ from typing import Any
 
 from supra.utils.errors import SupraUserError
 from supra.utils.folder_walk import link_loops
+from supra.utils.numbers import counted
 
 
 def _umask() -> int:
@@ -261,7 +262,7 @@ def remove_leftovers(leftovers: list[Path], alone: bool, warning: Callable[[str]
         return
     for path in leftovers:
         shutil.rmtree(path, ignore_errors=True)
-    print(f"removed {len(leftovers)} temp folder(s) {removed}: {names}")
+    print(f"removed {counted(len(leftovers), 'temp folder')} {removed}: {names}")
 
 
 @contextmanager
