@@ -319,7 +319,7 @@ def test_train_throughput_says_supras_errors_other_data_and_other_models_in_one_
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="a machine without a CUDA GPU")
 def test_train_throughput_without_the_gpus_asked_for_gives_advice_in_its_own_options(monkeypatch, capsys):
-    assert script_exit("train_throughput", ["--trainer", "gpu"], monkeypatch, capsys)[0] == ("error: trainer=gpu needs 1 CUDA GPU(s) per node (1 in all) but this machine has 0: use --trainer "
+    assert script_exit("train_throughput", ["--trainer", "gpu"], monkeypatch, capsys)[0] == ("error: trainer=gpu needs 1 CUDA GPU per node (1 in all) but this machine has 0: use --trainer "
                     "cpu (with --devices 2 for DDP on CPU processes)")  # not ddp_sim, which the script refuses
 
 

@@ -611,7 +611,7 @@ def test_a_sweep_whose_trainer_wants_gpus_the_machine_lacks_is_one_line_before_t
     with pytest.raises(SystemExit) as refused:
         SweeperSettingsCheck().on_multirun_start(optuna_sweep_config("trainer=kaggle_2xt4"))
     assert refused.value.code == 2 and capsys.readouterr().err == (
-        "error: trainer=kaggle_2xt4 needs 2 CUDA GPU(s) per node (2 in all) but this machine has 0: use trainer=cpu "
+        "error: trainer=kaggle_2xt4 needs 2 CUDA GPUs per node (2 in all) but this machine has 0: use trainer=cpu "
         "(or trainer=ddp_sim to try DDP on CPU processes)\n")
     SweeperSettingsCheck().on_multirun_start(optuna_sweep_config("trainer=cpu"))
     swept = optuna_sweep_config("trainer=kaggle_2xt4", "+hydra.sweeper.params.trainer='choice(kaggle_2xt4,cpu)'")

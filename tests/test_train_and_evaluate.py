@@ -1161,10 +1161,10 @@ def test_train_cli_fast_dev_run_and_help(train_py_runs):
 
 
 BAD_TRAIN_INPUTS = {
-    "trainer=kaggle_2xt4": "trainer=kaggle_2xt4 needs 2 CUDA GPU(s)",
-    "trainer=gpu": "trainer=gpu needs 1 CUDA GPU(s)",
+    "trainer=kaggle_2xt4": "trainer=kaggle_2xt4 needs 2 CUDA GPUs per node",
+    "trainer=gpu": "trainer=gpu needs 1 CUDA GPU per node",
     "trainer.devices=0": "error: trainer.devices=0 must be a whole number >= 1 (processes on the CPU",
-    "trainer.accelerator=gpu": "error: trainer.accelerator=gpu needs 1 CUDA GPU(s) per node (1 in all) but this "
+    "trainer.accelerator=gpu": "error: trainer.accelerator=gpu needs 1 CUDA GPU per node (1 in all) but this "
                                "machine has 0: leave trainer.accelerator at cpu",
     "data.num_train=0": "data.num_train=0",
     "model.optimizer.lr=abc": "error: model.optimizer.lr='abc' must be a number (or null)",

@@ -13,7 +13,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from supra.utils.cli import CONF_DIR, count_as_typed
 from supra.utils.errors import SupraUserError
-from supra.utils.numbers import is_whole
+from supra.utils.numbers import counted, is_whole
 
 
 def memory_limit() -> tuple[int, str] | None:
@@ -130,7 +130,7 @@ def check_accelerator(trainer_cfg: DictConfig, trainer_name: str = "trainer", cp
         asked, own = ((f"trainer.accelerator={accelerator}", "leave trainer.accelerator at cpu") if cpu_trainer
                       else (f"trainer={trainer_name}", "use trainer=cpu"))
         raise SupraUserError(
-            f"{asked} needs {per_node} CUDA GPU(s) per node ({needed} in all) but this machine has "
+            f"{asked} needs {counted(per_node, 'CUDA GPU')} per node ({needed} in all) but this machine has "
             f"{found}: {remedy or own + ' (or trainer=ddp_sim to try DDP on CPU processes)'}"
         )
     check_nodes_launched(trainer_cfg)
