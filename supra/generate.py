@@ -157,7 +157,8 @@ class Request:
         if self.device.startswith("cuda") and not torch.cuda.is_available():
             raise SupraUserError(f"device={self.device} but torch finds no CUDA GPU here: use device=cpu (or auto)")
         if self.device.startswith("cuda:") and int(self.device[5:]) >= torch.cuda.device_count():
-            raise SupraUserError(f"device={self.device} but this machine has {torch.cuda.device_count()} CUDA GPU(s): "
+            found = counted(torch.cuda.device_count(), "CUDA GPU")
+            raise SupraUserError(f"device={self.device} but this machine has {found}: "
                                  "use cuda:0 up to the last, or device=auto")
         if self.mode in ("text2image", "text2video") and not str(self.prompt or "").strip():  # " " is no prompt either
             raise SupraUserError(f"mode={self.mode} needs prompt=\"...\" (e.g. prompt=\"a red square\")")

@@ -686,6 +686,16 @@ def test_bad_inputs_are_one_line_each(pair, tmp_path, pipes_never_opened):
                     "num_samples=1")["texts"]
 
 
+def test_a_cuda_device_past_the_last_gpu_is_refused_counting_one_gpu_and_two_gpus(tmp_path, monkeypatch):
+    """"this machine has 1 CUDA GPU", "... 2 CUDA GPUs", never "GPU(s)"."""
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    for count, gpus in ((1, "1 CUDA GPU"), (2, "2 CUDA GPUs")):
+        monkeypatch.setattr("torch.cuda.device_count", lambda count=count: count)
+        with pytest.raises(SupraUserError) as refused:
+            generate_module.Request(mode="text", out=str(tmp_path), prompt="a", device="cuda:2")
+        assert str(refused.value) == f"device=cuda:2 but this machine has {gpus}: use cuda:0 up to the last, or device=auto"
+
+
 def test_resize_squash_gives_a_picture_as_photo_sources_give_it_to_training():
     """A model trained on photos (COCO, caption folders, shards) saw each one squashed whole: with
     resize=squash generate sees the same pixels; crop (the default, as media folders train) cuts the sides."""
