@@ -180,7 +180,10 @@ def test_a_huge_caption_trains_on_its_first_characters_and_says_so(caplog):
     tokenizer = CaptionTokenizer.train([huge, *CAPTIONS], 2048)
     assert time.perf_counter() - start < 1.0
     assert tokenizer.to_json() == CaptionTokenizer.train([huge[:TRAIN_CHARS], *CAPTIONS], 2048).to_json()
-    assert "tokenizer: 1 caption(s) longer than 2000 characters: trained on their first 2000 only" in caplog.text
+    assert "tokenizer: 1 caption longer than 2000 characters: trained on its first 2000 only" in caplog.messages
+    caplog.clear()
+    CaptionTokenizer.train([huge, huge, *CAPTIONS], 2048)
+    assert "tokenizer: 2 captions longer than 2000 characters: trained on their first 2000 only" in caplog.messages
     caplog.clear()
     CaptionTokenizer.train(CAPTIONS, 2048)  # captions of any shipped data set are far shorter: no word of it
     assert "longer than" not in caplog.text

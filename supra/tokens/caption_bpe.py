@@ -18,7 +18,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
 from supra.utils.files import write_text_atomic
-from supra.utils.numbers import is_whole
+from supra.utils.numbers import counted, is_whole
 
 log = logging.getLogger(__name__)
 
@@ -133,8 +133,8 @@ class CaptionTokenizer:
 
         tok.train_from_iterator(bounded(captions), trainer=trainer)
         if n_cut:
-            log.warning("tokenizer: %d caption(s) longer than %d characters: trained on their first %d only",
-                        n_cut, TRAIN_CHARS, TRAIN_CHARS)
+            log.warning("tokenizer: %s longer than %d characters: trained on %s first %d only",
+                        counted(n_cut, "caption"), TRAIN_CHARS, "its" if n_cut == 1 else "their", TRAIN_CHARS)
         return cls(tok)
 
     @classmethod
