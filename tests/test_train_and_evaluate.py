@@ -186,6 +186,50 @@ def test_a_run_that_ends_before_its_first_validation_is_warned_of_before_trainin
         []]  # 510 steps pass the validation at 500
 
 
+def test_the_warnings_of_a_run_ending_before_its_validation_count_one_and_two_in_words(caplog):
+    """"1 epoch of 1 batch", "1 more training batch", "of at most 1 batch", never "1 batches"."""
+    base = {"fast_dev_run": False, "is_global_zero": True, "limit_val_batches": 1.0, "accumulate_grad_batches": 1,
+            "limit_train_batches": 1.0, "max_steps": -1, "max_epochs": -1, "checkpoint_callback": None}
+    no_best = "no validation and no best checkpoint (the test scores the last weights)"
+
+    def said(hook: str, settings: dict, resumed_at: int | None = None) -> str:
+        check = ValidationWithinRun()
+        if resumed_at is not None:
+            check.on_load_checkpoint(SimpleNamespace(state=SimpleNamespace(fn="fit"), accumulate_grad_batches=1), None,
+                                     {"global_step": resumed_at, "loops": {"fit_loop": {
+                                         "epoch_loop.batch_progress": {"total": {"processed": resumed_at}}}}})
+        caplog.clear()
+        with caplog.at_level("WARNING", logger="supra.callbacks.validation_within_run"):
+            getattr(check, hook)(SimpleNamespace(**{**base, **settings}), None)
+        return caplog.messages[0].split(". ")[0]
+
+    for n, batches, epochs in ((1, "1 batch", "1 epoch"), (2, "2 batches", "2 epochs")):
+        assert said("on_train_start", {"val_check_interval": 1.0, "val_check_batch": n, "check_val_every_n_epoch": 3,
+                                       "num_training_batches": n, "max_epochs": n}) == (
+            f"this run ends after {epochs} of {batches} (trainer.max_epochs={n}), before its first validation at the "
+            f"end of epoch 3 (trainer.check_val_every_n_epoch=3): {no_best}")
+        assert caplog.messages[0].split(". ")[1] == ("Raise trainer.max_epochs to 3 or more, or lower "
+                                                     f"trainer.check_val_every_n_epoch to {n}")
+        said("on_train_start", {"val_check_interval": 1.0, "val_check_batch": 3, "check_val_every_n_epoch": 1,
+                                "num_training_batches": 3, "max_steps": n})
+        assert caplog.messages == [
+            f"this run ends after {n} of an epoch's 3 batches (trainer.max_steps={n}), before its first validation at "
+            f"the epoch's end: {no_best}. Raise trainer.max_steps to 3 or more, or validate by steps with an integer "
+            f"trainer.val_check_interval (of at most {batches}) and trainer.check_val_every_n_epoch=null"]
+        assert said("on_train_start", {"val_check_interval": 1.0, "val_check_batch": n, "check_val_every_n_epoch": 2,
+                                       "num_training_batches": n, "max_steps": n}) == (
+            f"this run ends after {n} training {batches.split()[1]} ({n} an epoch; trainer.max_steps={n}), before its "
+            f"first validation at the end of epoch 2 (trainer.check_val_every_n_epoch=2): {no_best}")
+        assert said("on_fit_start", {"val_check_interval": 500, "check_val_every_n_epoch": None,
+                                     "num_training_batches": n, "max_epochs": 1}) == (
+            f"this run ends after {n} training {batches.split()[1]} (trainer.max_epochs=1, {batches} each), before its "
+            f"first validation at trainer.val_check_interval=500: {no_best}")
+        assert said("on_fit_start", {"val_check_interval": 500, "check_val_every_n_epoch": None,
+                                     "num_training_batches": 4, "max_steps": 10 + n}, resumed_at=10) == (
+            f"this run ends after {n} more training {batches.split()[1]} (trainer.max_steps={10 + n}, resumed at step "
+            f"10), before its next validation at batch 500 (trainer.val_check_interval=500): {no_best}")
+
+
 def test_a_step_bound_that_ends_a_run_before_its_epoch_end_validation_is_warned_of_before_training(train_config,
                                                                                                    caplog):
     """The release recipes validate at each epoch's end: a small trainer.max_steps never validated, and the only word

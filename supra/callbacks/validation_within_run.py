@@ -74,20 +74,23 @@ class ValidationWithinRun(L.Callback):
               f"at the end of epoch {every} (trainer.check_val_every_n_epoch={every})" if first == every * epoch else
               f"at batch {first} (trainer.val_check_interval={interval}, trainer.check_val_every_n_epoch={every})")
         if by_epochs <= by_steps:
-            log.warning("this run ends after %d epoch%s of %d batches (trainer.max_epochs=%d), before its first "
+            log.warning("this run ends after %s of %s (trainer.max_epochs=%d), before its first "
                         "validation %s: no validation and no best checkpoint (the test scores the last weights). Raise "
                         "trainer.max_epochs to %d or more, or lower trainer.check_val_every_n_epoch to %d",
-                        trainer.max_epochs, "s" * (trainer.max_epochs != 1), epoch, trainer.max_epochs, at, every,
+                        counted(trainer.max_epochs, "epoch"), counted(epoch, "batch", plural="batches"),
+                        trainer.max_epochs, at, every,
                         trainer.max_epochs)
             return
         batches = int(by_steps)
         length = (f"{batches} of an epoch's {epoch} batches (trainer.max_steps={trainer.max_steps})" if batches < epoch
-                  else f"{batches} training batches ({epoch} an epoch; trainer.max_steps={trainer.max_steps})")
+                  else f"{counted(batches, 'training batch', plural='training batches')} ({epoch} an epoch; "
+                  f"trainer.max_steps={trainer.max_steps})")
         log.warning("this run ends after %s, before its first validation %s: no validation "
                     "and no best checkpoint (the test scores the last weights). Raise trainer.max_steps to %d or more, "
-                    "or validate by steps with an integer trainer.val_check_interval (of at most %d batches) and "
+                    "or validate by steps with an integer trainer.val_check_interval (of at most %s) and "
                     "trainer.check_val_every_n_epoch=null", length, at,
-                    steps_for_batches(first, trainer.accumulate_grad_batches, epoch), batches)
+                    steps_for_batches(first, trainer.accumulate_grad_batches, epoch),
+                    counted(batches, "batch", plural="batches"))
 
     def _warn_if_run_ends_before_interval(self, trainer: L.Trainer) -> None:
         """Validations every trainer.val_check_interval batches of the run: a run that ends before the next."""
@@ -100,8 +103,9 @@ class ValidationWithinRun(L.Callback):
             budgets.append((batches_for_steps(trainer.max_steps, trainer.accumulate_grad_batches, epoch),
                             f"trainer.max_steps={trainer.max_steps}{resumed}"))
         if trainer.max_epochs is not None and trainer.max_epochs > 0 and math.isfinite(epoch):
-            budgets.append((int(epoch) * trainer.max_epochs, f"trainer.max_epochs={trainer.max_epochs}, {int(epoch)} "
-                                                             f"batches each{resumed}"))
+            each = counted(int(epoch), "batch", plural="batches")
+            budgets.append((int(epoch) * trainer.max_epochs,
+                            f"trainer.max_epochs={trainer.max_epochs}, {each} each{resumed}"))
         if not budgets:
             return
         batches, reason = min(budgets)
@@ -117,9 +121,10 @@ class ValidationWithinRun(L.Callback):
         outcome = (f"no validation (the test scores the best checkpoint carried over from the resumed run, {best}, "
                    "not this run's weights)" if best else
                    "no validation and no best checkpoint (the test scores the last weights)")
-        log.warning("this run ends after %d more training batches (%s), before its next validation at batch %d "
-                    "(trainer.val_check_interval=%d): %s. %s", batches - done, reason, (done // interval + 1) * interval,
-                    interval, outcome, ADVICE)
+        log.warning("this run ends after %s (%s), before its next validation at batch %d "
+                    "(trainer.val_check_interval=%d): %s. %s",
+                    counted(batches - done, "more training batch", plural="more training batches"), reason,
+                    (done // interval + 1) * interval, interval, outcome, ADVICE)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._refuse_validation_inside_a_step(trainer)
