@@ -20,6 +20,7 @@ from PIL import Image
 from supra.data.images import UNREADABLE
 from supra.utils.errors import user_error_in
 from supra.utils.files import check_writable_dir
+from supra.utils.numbers import counted
 
 
 class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
@@ -120,8 +121,9 @@ def readable_jpegs(folder: Path, n: int) -> list[Path]:
         raise SystemExit(f"error: none of the {len(unreadable)} *.jpg files of --root {folder} can be read (first: "
                          f"{unreadable[0]}): give a folder of readable JPEGs")
     if unreadable:
-        print(f"skipped {len(unreadable)} *.jpg file(s) of --root {folder} that cannot be read (first: {unreadable[0]}); "
-              f"every pipeline reads the same {len(readable)} readable one(s)", file=sys.stderr)
+        print(f"skipped {counted(len(unreadable), '*.jpg file')} of --root {folder} that cannot be read (first: "
+              f"{unreadable[0]}); every pipeline reads the same {counted(len(readable), 'readable one')}",
+              file=sys.stderr)
     return readable
 
 
@@ -160,7 +162,7 @@ def torch_device(text: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise argparse.ArgumentTypeError(f"{text} needs a CUDA GPU but this machine has none: use cpu")
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
-        raise argparse.ArgumentTypeError(f"{text}: this machine has {torch.cuda.device_count()} CUDA GPU(s), "
+        raise argparse.ArgumentTypeError(f"{text}: this machine has {counted(torch.cuda.device_count(), 'CUDA GPU')}, "
                                          f"cuda:0 to cuda:{torch.cuda.device_count() - 1}")
     return device
 
@@ -202,7 +204,7 @@ def say_progress(line: str) -> None:
 def load_report(when: str, load: float, cores: int) -> str:
     """One line on the machine's 1-minute load average `load` at `when`, with a note where it is above the `cores`
     the benchmark uses: other work then shares them, and its figures are not comparable with an idle machine's."""
-    line = f"machine load {when}: {load:.1f} (1-minute average), for the {cores} core(s) this run uses"
+    line = f"machine load {when}: {load:.1f} (1-minute average), for the {counted(cores, 'core')} this run uses"
     if load > cores:
         line += ": busy, so these figures are not comparable with an idle machine's"
     return line

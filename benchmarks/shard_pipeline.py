@@ -49,6 +49,7 @@ from supra.data.caption_sources.shards import decode_image, expand_shards, shard
 from supra.data.captioning.shard_stream import ShardLoader, ShardStream  # noqa: E402
 from supra.tokens.caption_bpe import CaptionTokenizer  # noqa: E402
 from supra.utils.hardware import cpu_features  # noqa: E402
+from supra.utils.numbers import counted  # noqa: E402
 
 
 def photo_like_jpegs(folder: Path, n: int) -> list[Path]:
@@ -150,8 +151,9 @@ def main() -> None:
     root_jpegs = readable_jpegs(args.root, args.images) if args.root else None
     available = len(root_jpegs) if root_jpegs else args.images
     if available < minimum:
-        parser.error(f"{available} JPEGs{' readable in --root' if args.root else ''} are too few: 4 shards per worker, "
-                     f"each of a batch ({args.batch_size}), for {max(args.workers, 1)} worker(s) need "
+        parser.error(f"{counted(available, 'JPEG')}{' readable in --root' if args.root else ''} "
+                     f"{'is' if available == 1 else 'are'} too few: 4 shards per worker, each of a batch "
+                     f"({args.batch_size}), for {counted(max(args.workers, 1), 'worker')} need "
                      f"{minimum} or more (--images; or a smaller --batch-size or --workers)")
     torch.set_num_threads(1)  # the work is in the workers; the main process only receives batches
     print_machine_load("at start", cores=max(args.workers, 1))

@@ -275,12 +275,19 @@ def test_the_image_benchmarks_skip_the_jpegs_of_root_that_cannot_be_read_before_
     Image.new("RGB", (50, 40)).save(tmp_path / "f.jpg", format="PNG")  # a PNG named .jpg: reads
     assert readable_jpegs(tmp_path, 3) == [tmp_path / "a.jpg", tmp_path / "c.jpg", tmp_path / "e.jpg"]
     said = capsys.readouterr().err  # PIL's reason is cut at 100 characters: it names the file's whole path
-    assert said.startswith(f"skipped 2 *.jpg file(s) of --root {tmp_path} that cannot be read (first: b.jpg: "
+    assert said.startswith(f"skipped 2 *.jpg files of --root {tmp_path} that cannot be read (first: b.jpg: "
                            "cannot identify image file ")
-    assert said.endswith("); every pipeline reads the same 3 readable one(s)\n") and said.count("\n") == 1
+    assert said.endswith("); every pipeline reads the same 3 readable ones\n") and said.count("\n") == 1
     assert readable_jpegs(tmp_path, 10)[-1] == tmp_path / "f.jpg"
-    for name in "acef":
+    for name in "cdef":
         (tmp_path / f"{name}.jpg").unlink()
+    capsys.readouterr()
+    assert readable_jpegs(tmp_path, 10) == [tmp_path / "a.jpg"]  # one of each, in the singular
+    said = capsys.readouterr().err
+    assert said.startswith(f"skipped 1 *.jpg file of --root {tmp_path} that cannot be read (first: b.jpg: ")
+    assert said.endswith("); every pipeline reads the same 1 readable one\n") and said.count("\n") == 1
+    (tmp_path / "d.jpg").write_bytes(b"x")
+    (tmp_path / "a.jpg").unlink()
     with pytest.raises(SystemExit, match=rf"^error: none of the 2 \*.jpg files of --root {tmp_path} can be read "
                                          r"\(first: b.jpg: .*\): give a folder of readable JPEGs$"):
         readable_jpegs(tmp_path, 10)
@@ -360,6 +367,22 @@ def test_train_throughput_json_holds_the_machine_load_its_console_lines_say(tmp_
     assert figures["ratio_b_over_a"] == 1.0
     assert figures["machine_load"] == {"at_start": 0.5, "at_end": pytest.approx(at_end, abs=0.05), "cores": 2,
                                        "busy": at_end > 2}
+
+
+def test_the_benchmarks_refusals_count_one_and_two_in_words(monkeypatch, capsys):
+    """"1 CUDA GPU", "2 CUDA GPUs"; "1 JPEG is too few ... for 1 worker", "2 JPEGs are too few ... for 2 workers"."""
+    common = bench_common()
+    monkeypatch.setattr("torch.cuda.is_available", lambda: True)
+    for count, gpus in ((1, "1 CUDA GPU"), (2, "2 CUDA GPUs")):
+        monkeypatch.setattr("torch.cuda.device_count", lambda count=count: count)
+        with pytest.raises(argparse.ArgumentTypeError) as refused:
+            common.torch_device("cuda:2")
+        assert str(refused.value) == f"cuda:2: this machine has {gpus}, cuda:0 to cuda:{count - 1}"
+    for count, said in ((1, "1 JPEG is too few: 4 shards per worker, each of a batch (1), for 1 worker need 4"),
+                        (2, "2 JPEGs are too few: 4 shards per worker, each of a batch (1), for 2 workers need 8")):
+        assert script_exit("shard_pipeline", ["--images", str(count), "--batch-size", "1", "--workers", str(count)],
+                           monkeypatch, capsys) == (
+            2, f"shard_pipeline.py: error: {said} or more (--images; or a smaller --batch-size or --workers)")
 
 
 def test_values_argparse_took_that_then_crashed_are_refused_in_one_line_before_any_work(tmp_path, monkeypatch,
@@ -597,9 +620,11 @@ def test_each_benchmark_says_the_machines_load_and_when_it_is_busy_that_its_figu
     common = bench_common()
     # the table looks the same on an idle machine and at load 8 on 2 cores, whose figures were up to 30x slower
     assert common.load_report("at start", 1.5, cores=2) == (
-        "machine load at start: 1.5 (1-minute average), for the 2 core(s) this run uses")
+        "machine load at start: 1.5 (1-minute average), for the 2 cores this run uses")
+    assert common.load_report("at start", 0.5, cores=1) == (
+        "machine load at start: 0.5 (1-minute average), for the 1 core this run uses")
     assert common.load_report("at end", 8.2, cores=2) == (
-        "machine load at end: 8.2 (1-minute average), for the 2 core(s) this run uses: busy, so these figures are not "
+        "machine load at end: 8.2 (1-minute average), for the 2 cores this run uses: busy, so these figures are not "
         "comparable with an idle machine's")
     common.print_machine_load("at start", cores=1)
     assert capsys.readouterr().out.startswith("machine load at start: ")
