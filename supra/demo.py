@@ -377,8 +377,8 @@ def build_page(ckpt: str) -> Any:
                 read.click(demo.image2text, [upload], [caption, maps, message])
             with gr.Tab("GIF -> continuation"):
                 if demo.max_frames < 2:
-                    gr.Markdown(f"This model's context ({demo.net.config.context} tokens) holds {demo.max_frames} "
-                                f"frame(s) of {demo.size} px: too few to continue a GIF.")
+                    gr.Markdown(f"This model's context ({demo.net.config.context} tokens) holds "
+                                f"{counted(demo.max_frames, 'frame')} of {demo.size} px: too few to continue a GIF.")
                 else:  # the sliders stay within the context: frames given + frames added <= max_frames
                     gif = gr.File(label="a GIF", elem_id="gif")
                     most_given = min(4, demo.max_frames - 1)

@@ -261,6 +261,20 @@ def test_the_a2a_pages_frame_sliders_stay_within_the_models_context(tmp_path):
     assert not folder.exists()  # removed with the demo
 
 
+def test_the_a2a_page_of_a_model_holding_one_frame_says_1_frame_in_the_singular(tmp_path):
+    import gradio as gr
+
+    from supra.demo import build_page
+
+    vocab = A2AVocab.train(["a red square", "a blue circle"], vocab_size=270, num_codes=16)
+    # 100 tokens hold 1 frame of 64 px (65 tokens each)
+    net = A2ANano(A2AConfig(vocab_size=vocab.layout.vocab_size, context=100, n_layers=1, d_model=16, n_heads=2, d_mlp=32))
+    folder = save_a2a_release(tmp_path / "a2a", net, VQVAE(num_codes=16, code_dim=4, hidden=(4, 4)), vocab)
+    notes = [b.value for b in build_page(str(folder)).blocks.values() if isinstance(b, gr.Markdown)
+             and "too few to continue" in str(b.value)]
+    assert notes == ["This model's context (100 tokens) holds 1 frame of 64 px: too few to continue a GIF."]
+
+
 def test_the_pages_attention_strips_show_their_own_titles_and_wrap_to_a_page_column(tmp_path, bad_uploads):
     """Gradio's label badge covered the start of a strip's drawn title, and a strip of 8 tiles a row was scaled
     to the page's column (its labels ~5 px tall)."""
