@@ -299,8 +299,26 @@ def test_references_that_tokenize_to_nothing_are_one_line_and_a_few_such_images_
     theirs.update(ROUGE_L=Rouge().compute_score(gts, res)[0], CIDEr=Cider().compute_score(gts, res)[0])
     assert ours == pytest.approx(theirs, abs=1e-12)
     said = [r.getMessage() for r in caplog.records if "empty after the scorer's PTB tokenization" in r.getMessage()]
-    assert said == ["1 of 4 images have reference captions that are all empty after the scorer's PTB tokenization "
+    assert said == ["1 of 4 images has reference captions that are all empty after the scorer's PTB tokenization "
                     "(e.g. image 4: '\U0001f600'): they score 0 (said only this once)"]
+
+
+def test_the_warning_on_images_of_empty_references_agrees_with_one_and_two(monkeypatch, caplog):
+    """"1 of 2 images has", "2 of 3 images have"."""
+    from supra.metrics import caption_scores
+
+    said = []
+    for gts, references in (({1: ["a dog"], 2: [""]}, {1: ["a dog"], 2: ["!"]}),
+                            ({1: ["a dog"], 2: [""], 3: [""]}, {1: ["a dog"], 2: ["!"], 3: ["?"]})):
+        monkeypatch.setattr(caption_scores, "_empty_images_said", False)
+        caplog.clear()
+        with caplog.at_level("WARNING"):
+            caption_scores._check_tokenized_references(gts, references)
+        said += caplog.messages
+    assert said == ["1 of 2 images has reference captions that are all empty after the scorer's PTB tokenization "
+                    "(e.g. image 2: '!'): they score 0 (said only this once)",
+                    "2 of 3 images have reference captions that are all empty after the scorer's PTB tokenization "
+                    "(e.g. image 2: '!'): they score 0 (said only this once)"]
 
 
 def test_missing_java_is_one_clear_line(monkeypatch, tmp_path):

@@ -52,6 +52,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import counted
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -322,8 +323,9 @@ def _check_tokenized_references(gts: dict[Hashable, list[str]], references: Mapp
                               "the images captions in words (the scores compare words), or score other data")
     if not _empty_images_said:
         _empty_images_said = True
-        log.warning("%d of %d images have reference captions that are all empty after the scorer's PTB tokenization "
-                    "(e.g. image %r: %r): they score 0 (said only this once)", len(empty), len(gts), empty[0], example)
+        log.warning("%d of %s %s reference captions that are all empty after the scorer's PTB tokenization "
+                    "(e.g. image %r: %r): they score 0 (said only this once)", len(empty), counted(len(gts), "image"),
+                    "has" if len(empty) == 1 else "have", empty[0], example)
 
 
 def _check_one_image(predictions: Mapping[Hashable, str], families: Sequence[str]) -> None:
