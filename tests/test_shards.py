@@ -1160,10 +1160,11 @@ def test_ids_write_shards_kept_that_repeat_across_its_runs_read_together_leave_e
 
     from tests.caption_source_fixtures import jpeg_bytes
 
-    for run in ("coco2014", "coco2017"):  # COCO's 2014 and 2017 files share their images' ids
+    runs = {"coco2014": (9, 25), "coco2017": (9, 25), "other": (9, 30)}  # COCO's 2014 and 2017 files share ids
+    for run, image_ids in runs.items():
         (tmp_path / run).mkdir()
         with wds.TarWriter(str(tmp_path / run / "00000.tar")) as tar:
-            for number, image_id in enumerate((9, 25)):
+            for number, image_id in enumerate(image_ids):
                 meta = {"url": f"val2014/{image_id}.jpg", "caption": "a cat", "captions": ["a cat"],
                         "key": f"0000{number:05d}", "status": "success", "error_message": None, "id": image_id}
                 assert meta.keys() == WRITTEN_JSON_KEYS  # as write_shards writes it
@@ -1172,7 +1173,15 @@ def test_ids_write_shards_kept_that_repeat_across_its_runs_read_together_leave_e
     with caplog.at_level("WARNING"):
         whole = read_whole(f"{tmp_path}/coco2014/00000.tar::{tmp_path}/coco2017/00000.tar", 32)
     assert whole.ids == whole.keys and len(set(whole.ids)) == 4
-    assert "2 ids are each the id of several samples (e.g. 9): every sample is named by its key" in caplog.text
+    spec = f"{tmp_path}/coco2014/00000.tar::{tmp_path}/coco2017/00000.tar"
+    assert caplog.messages == [f"shards {spec}: 2 ids are each the id of several samples (e.g. 9): every sample is "
+                               "named by its key (<shard>/<key>) instead, so each is scored as an image of its own"]
+    caplog.clear()
+    spec = f"{tmp_path}/coco2014/00000.tar::{tmp_path}/other/00000.tar"
+    with caplog.at_level("WARNING"):
+        read_whole(spec, 32)
+    assert caplog.messages == [f"shards {spec}: 1 id is the id of several samples (e.g. 9): every sample is named by "
+                               "its key (<shard>/<key>) instead, so each is scored as an image of its own"]
 
 
 @pytest.mark.parametrize("path", ["/plain/{00000..00009}.tar", "/data/a b/{0..1}.tar", "/data/o'brien/{0..1}.tar",

@@ -504,9 +504,9 @@ def read_whole(spec: str | list[str], size: int, draft: bool = True) -> WholeSha
     keys, ids = [s.key for s in samples], [s.image_id for s in samples]
     repeated = [image_id for image_id, n in Counter(ids).items() if n > 1]
     if repeated:  # write_shards runs read together (COCO 2014's and 2017's share ids): no image in another's place
-        log.warning("shards %s: %d ids are each the id of several samples (e.g. %r): every sample is named by its "
-                    "key (<shard>/<key>) instead, so each is scored as an image of its own", spec, len(repeated),
-                    repeated[0])
+        log.warning("shards %s: %s %s the id of several samples (e.g. %r): every sample is named by its "
+                    "key (<shard>/<key>) instead, so each is scored as an image of its own", spec,
+                    counted(len(repeated), "id"), "is" if len(repeated) == 1 else "are each", repeated[0])
         ids = list(keys)
     return WholeShards(images, [s.captions for s in samples], keys, tally, ids, [s.file for s in samples],
                        [s.references for s in samples])
