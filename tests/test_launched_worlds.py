@@ -15,7 +15,7 @@ ONE_PROCESS = OmegaConf.create({"accelerator": "cpu", "devices": 1, "num_nodes":
 @pytest.fixture
 def no_launcher(monkeypatch):
     """None of the variables a launcher sets, whatever the machine running the tests has."""
-    for name in ("SLURM_NTASKS", "SLURM_JOB_NAME", "WORLD_SIZE"):
+    for name in ("SLURM_NTASKS", "SLURM_JOB_NAME", "WORLD_SIZE", "TORCHELASTIC_RUN_ID"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -25,7 +25,7 @@ def no_launcher(monkeypatch):
      "SLURM_NTASKS=2 but trainer.devices x trainer.num_nodes is 1: each of the 2 processes would train alone, a copy "
      "of the run; set trainer.devices=2 (with trainer.strategy=ddp; or devices per node x trainer.num_nodes), or start "
      "one task (srun --ntasks=1)"),
-    ({"WORLD_SIZE": "2"},  # torchrun --nproc_per_node=2
+    ({"WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "none"},  # torchrun --nproc_per_node=2
      "WORLD_SIZE=2 but trainer.devices x trainer.num_nodes is 1: each of the 2 processes would train alone, a copy "
      "of the run; set trainer.devices=2 (with trainer.strategy=ddp; or devices per node x trainer.num_nodes), or start "
      "one process"),
@@ -42,7 +42,8 @@ def test_a_launched_world_of_two_for_a_trainer_of_one_process_is_one_line(no_lau
     {"SLURM_NTASKS": "1", "SLURM_JOB_NAME": "train"},        # one task: srun --ntasks=1, or a batch script's python
     {"SLURM_NTASKS": "4", "SLURM_JOB_NAME": "interactive"},  # salloc's shell: one process started by hand
     {"SLURM_NTASKS": "4", "SLURM_JOB_NAME": "bash"},         # srun --pty bash
-    {"WORLD_SIZE": "1"},
+    {"WORLD_SIZE": "1", "TORCHELASTIC_RUN_ID": "none"},
+    {"WORLD_SIZE": "2"},  # left by Lightning's own DDP launcher in a sweep's process: not torchrun's
 ])
 def test_a_launched_world_of_one_process_or_an_interactive_allocation_trains_as_configured(no_launcher, launched):
     for name, value in launched.items():

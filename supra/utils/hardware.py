@@ -160,13 +160,17 @@ def check_nodes_launched(trainer_cfg: DictConfig) -> None:
 
 def declared_world() -> tuple[str, int] | None:
     """The variable and the number of processes a launcher says this one is among, where above 1: SLURM_NTASKS
-    (srun, sbatch --ntasks) first, as Lightning picks SLURM's variables before torchrun's, then WORLD_SIZE (torchrun,
-    or Lightning's own ranks). SLURM_NTASKS is left out where Lightning does not take the job for SLURM's: a job
-    named bash or interactive (salloc's shell, `srun --pty bash`), in whose shell one process is started by hand."""
+    (srun, sbatch --ntasks) first, as Lightning picks SLURM's variables before torchrun's, then torchrun's
+    WORLD_SIZE. SLURM_NTASKS is left out where Lightning does not take the job for SLURM's: a job named bash or
+    interactive (salloc's shell, `srun --pty bash`), in whose shell one process is started by hand. WORLD_SIZE counts
+    only under torchrun (TORCHELASTIC_RUN_ID): Lightning's own DDP launcher sets it in the process it runs in too,
+    where a sweep's next job of one process would read it."""
     from lightning.fabric.plugins.environments import SLURMEnvironment
 
-    slurm = SLURMEnvironment.job_name() not in ("bash", "interactive")
-    for name in ("SLURM_NTASKS", "WORLD_SIZE") if slurm else ("WORLD_SIZE",):
+    names = ("SLURM_NTASKS",) if SLURMEnvironment.job_name() not in ("bash", "interactive") else ()
+    if torch.distributed.is_available() and torch.distributed.is_torchelastic_launched():
+        names += ("WORLD_SIZE",)
+    for name in names:
         value = os.environ.get(name, "").strip()
         if value.isdigit() and int(value) > 1:
             return name, int(value)
