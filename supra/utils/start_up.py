@@ -2,8 +2,8 @@
 `interrupted: ...` with exit status 130, as it is once the command runs (cli.exit_on_ctrl_c), not a traceback
 through whatever module was being imported. Set up as `supra` is imported, but only in a process started as a
 Supra command (`python -m supra.X`, train.py, evaluate.py): importing supra from Python (a library user, a
-test) installs no handler. Also which `python -m supra.X --help` asks for help, answered before supra/X.py's imports, and a first line on
-a terminal as train.py or evaluate.py starts."""
+test) installs no handler. Also which `python -m supra.X --help` asks for help, answered before supra/X.py's
+imports, and a first line on a terminal as train.py or evaluate.py starts."""
 
 from __future__ import annotations
 
