@@ -183,6 +183,53 @@ def test_a_full_disk_as_the_codes_are_cached_is_one_line_naming_the_mixtures_cac
     assert [p.name for p in cache.iterdir()] == []
 
 
+def read_only(monkeypatch: pytest.MonkeyPatch, folder: Path, *makers: str) -> None:
+    """`folder` as a read-only mount shows it to tempfile's `makers` (NamedTemporaryFile, mkdtemp): EROFS for anything
+    made in it. Tests run as root, whom chmod does not stop."""
+    import errno
+    import os
+    import tempfile
+
+    def refusing(made):
+        def refused(*args, dir=None, **kwargs):
+            if dir is not None and Path(dir).resolve().is_relative_to(folder.resolve()):
+                raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.path.join(dir, "tmpabc"))
+            return made(*args, dir=dir, **kwargs)
+        return refused
+
+    for maker in makers:
+        monkeypatch.setattr(tempfile, maker, refusing(getattr(tempfile, maker)))
+
+
+def test_a_read_only_codes_cache_is_one_line_before_any_source_is_encoded_and_one_holding_the_codes_is_read(
+        tmp_path, vqvae_ckpt, monkeypatch):
+    """A read-only data.cache_dir (/kaggle/input) was a traceback of mkdtemp, and only after every source had been
+    decoded and encoded: minutes for a large media folder."""
+    from supra.data.a2a.sources import SourceCodes
+
+    cache, vqvae, shapes = tmp_path / "cache", load_vqvae(vqvae_ckpt)[0], {"shapes": source_configs()["shapes"]}
+    said = (f"cannot write to the a2a codes cache {cache} (Read-only file system): set data.cache_dir to a writable "
+            "folder")
+    cache.mkdir()
+    with monkeypatch.context() as patched, pytest.raises(SupraUserError) as raised:
+        read_only(patched, cache, "NamedTemporaryFile", "mkdtemp")
+        codes = SourceCodes(shapes, vqvae, 256, cache)
+        codes.all()
+    assert str(raised.value) == said and codes.builds == 0  # nothing encoded
+    # made read-only between that check and the write: the same line, once the work is done, and nothing left
+    with monkeypatch.context() as patched, pytest.raises(SupraUserError) as raised:
+        read_only(patched, cache, "mkdtemp")
+        codes = SourceCodes(shapes, vqvae, 256, cache)
+        codes.all()
+    assert str(raised.value) == said and codes.builds == 1 and list(cache.iterdir()) == []
+    SourceCodes(shapes, vqvae, 256, cache).all()
+    with monkeypatch.context() as patched:  # a read-only folder that holds the codes: read, as before
+        read_only(patched, cache, "NamedTemporaryFile", "mkdtemp")
+        codes = SourceCodes(shapes, vqvae, 256, cache)
+        codes.all()
+    assert codes.builds == 0
+
+
 def test_the_temp_folders_of_killed_code_cache_builds_are_removed_and_one_at_work_is_kept(vqvae_ckpt, ready, capsys):
     """A build killed (SIGKILL) as it filled its folder left it (a source's codes and pixels) in the cache for good."""
     from supra.data.a2a.sources import SourceCodes

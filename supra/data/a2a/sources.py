@@ -8,7 +8,8 @@ a2a checkpoint shares codes), the source's config less the options that only ser
 (`serving_options`: loader workers and batch sizes are no other codes), its `items_version`, and what it
 reads from disk (`inputs_stamp`: a folder whose files changed, were added or removed is encoded anew) with the
 version of the decoder that read it (images.DECODE_VERSION). The
-folder is built beside its final name and renamed into place: readers see all of it or nothing. One damaged
+folder is built beside its final name and renamed into place: readers see all of it or nothing; the cache folder
+is proven writable before any source is decoded, where some source's codes are not cached yet. One damaged
 from outside (a file missing or cut short, as by a copy interrupted) is a miss: said in a warning, encoded
 again and replaced. A source's own
 caches (a photo source's decoded images) go to `cache_dir/<source>/` unless its config sets its cache_dir.
@@ -16,6 +17,7 @@ caches (a photo source's decoded images) go to `cache_dir/<source>/` unless its 
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import inspect
 import json
@@ -40,10 +42,18 @@ from supra.data.media.datamodule import MediaDataModule
 from supra.utils.disk_room import room_to_write
 from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError, first_line
-from supra.utils.files import atomic_dir, atomic_dir_leftovers, remove_leftovers, write_json_atomic
+from supra.utils.files import (
+    atomic_dir,
+    atomic_dir_leftovers,
+    remove_leftovers,
+    require_writable_dir,
+    write_json_atomic,
+)
 
 log = logging.getLogger(__name__)
 
+# a write refused for want of permission: a read-only mount (/kaggle/input), a folder not the user's
+NOT_WRITABLE = frozenset({errno.EROFS, errno.EACCES, errno.EPERM})
 CACHE_FORMAT = 2  # bump when the cache layout changes: old folders are then simply not found (2: item files)
 ENCODE_BATCH = 256  # images per VQ-VAE call
 
@@ -201,6 +211,27 @@ def remove_killed_builds(cache_dir: Path) -> None:
     remove_leftovers(leftovers, True, lambda names: "", f"that killed a2a code-cache builds left in {cache_dir}")
 
 
+@contextmanager
+def cache_writes(cache_dir: Path | None) -> Iterator[None]:
+    """A write to the a2a codes cache that fails for want of room, or of permission in the cache (a folder made
+    read-only after the check before encoding), as one line naming data.cache_dir, as the image cache's, not a
+    traceback. A permission error elsewhere (a source's file it could not read) stays as it is."""
+    what = f"the a2a codes cache {cache_dir}"
+    with room_to_write(what, "free space there, or set data.cache_dir to a folder with room"):
+        try:
+            yield
+        except OSError as err:
+            if cache_dir is None or err.errno not in NOT_WRITABLE or not _inside(err.filename, cache_dir):
+                raise
+            raise SupraUserError(f"cannot write to {what} ({err.strerror or err}): set data.cache_dir to a writable "
+                                 "folder") from None
+
+
+def _inside(filename: Any, folder: Path) -> bool:
+    """Whether an error's file (None where it names none) lies in `folder`, symbolic links followed."""
+    return isinstance(filename, str | os.PathLike) and Path(filename).resolve().is_relative_to(folder.resolve())
+
+
 class SourceCodes:
     """{split: SourceSplit} of every source, from the cache when it holds them, else encoded (and cached).
 
@@ -279,14 +310,25 @@ class SourceCodes:
         self.modules = modules
         if self.cache_dir is not None:
             remove_killed_builds(self.cache_dir)
+            self._check_writable(modules, vqvae_hash)
         result = {}
         for name, module in modules.items():
-            # a full disk as the codes are cached: one line, naming the mixture's data.cache_dir (outside
-            # options_of_source, which would name the source's own)
-            with room_to_write(f"the a2a codes cache {self.cache_dir}",
-                               "free space there, or set data.cache_dir to a folder with room"), options_of_source(name):
+            # a write that fails: one line, naming the mixture's data.cache_dir (outside options_of_source, which
+            # would name the source's own)
+            with cache_writes(self.cache_dir), options_of_source(name):
                 result[name] = self._codes(name, module, vqvae_hash, say_read=first)
         return result
+
+    def _check_writable(self, modules: dict[str, MediaDataModule], vqvae_hash: str) -> None:
+        """Where some source's codes are not cached yet, the cache folder proven writable before any source is
+        decoded and encoded (minutes for a large folder), not after; a read-only one holding them all is read."""
+        for name, module in modules.items():
+            with options_of_source(name):
+                cached = (self.folder(name, vqvae_hash, module) / "meta.json").is_file()
+            if not cached:
+                require_writable_dir(self.cache_dir, f"the a2a codes cache {self.cache_dir}",
+                                     "set data.cache_dir to a writable folder")
+                return
 
     def _codes(self, name: str, module: MediaDataModule, vqvae_hash: str,
                say_read: bool = True) -> dict[str, SourceSplit]:
