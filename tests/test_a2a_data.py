@@ -1019,6 +1019,37 @@ def test_a_task_no_source_holds_items_for_is_refused_without_an_empty_item_in_th
         no_clips.setup("test")
 
 
+def test_a_weighted_task_no_sources_config_gives_items_for_is_refused_before_any_source_is_encoded(tmp_path, vqvae_ckpt):
+    """a2a_shapes' video weight kept with its clip sources swapped for a photo folder (mode=images) was refused only
+    once the whole folder had been decoded and encoded: 40 s for 10,000 photos."""
+    media = {**train_only_captions(tmp_path / "media"), "mode": "images"}
+    for start in ("prepare_data", "setup"):  # rank 0 encodes in prepare_data; setup("fit") where nothing is cached
+        data = mixture(tmp_path, vqvae_ckpt, sources={"media": media}, tasks={"text2image": 1, "video": 0.02},
+                       cache_dir=None if start == "setup" else str(tmp_path / "cache"))
+        with pytest.raises(SupraUserError) as raised:
+            data.prepare_data() if start == "prepare_data" else data.setup("fit")
+        assert str(raised.value) == ("data.tasks.video has weight 0.02 but no source has items for it (it needs clip "
+                                     "items): add such a source or set its weight to 0")
+        assert data.cache_builds == 0 and not (tmp_path / "cache").exists()
+    # a test scores what there is: its own line, once encoded (test_a_task_no_source_holds_items_for_...)
+    data = mixture(tmp_path, vqvae_ckpt, sources={"media": media}, tasks={"text2image": 1, "video": 0.02})
+    data.trainer = SimpleNamespace(state=SimpleNamespace(fn="test"))
+    data.prepare_data()
+    assert data.cache_builds == 1
+    # images its config gives but its data leaves uncaptioned: said once encoded, as before
+    (tmp_path / "bare").mkdir()
+    for name in ("a.png", "b.png", "c.png"):
+        shutil.copy(tmp_path / "media" / "photo_000.png", tmp_path / "bare" / name)
+    bare = {**media, "root": str(tmp_path / "bare")}
+    data = mixture(tmp_path, vqvae_ckpt, sources={"bare": bare, "shapes_video": source_configs()["shapes_video"]},
+                   tasks={"text2image": 1, "video": 1}, **NOTHING_SCORED)
+    with pytest.raises(SupraUserError, match=r"^data.tasks.text2image has weight 1 but no source has items for it "
+                                             r"\(it needs image\+caption items\): add such a source or set its "
+                                             r"weight to 0$"):
+        data.setup("fit")
+    assert data.cache_builds == 2
+
+
 def test_a_photo_sources_decoded_images_go_to_the_mixtures_cache_and_a_newer_copy_replaces_the_older(tmp_path,
                                                                                                       vqvae_ckpt):
     """README's a2a COCO source wrote its decoded images beside the data set (<root>/.supra_cache: refused on a

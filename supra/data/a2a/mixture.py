@@ -33,11 +33,12 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.trainer.states import TrainerFn
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from supra.data.a2a.batches import EvalBatches, MixtureBatches, SequenceBuilder, eligible, task_items
-from supra.data.a2a.sources import SourceCodes, SourceSplit, source_pictures
+from supra.data.a2a.sources import SourceCodes, SourceSplit, media_source_class, source_pictures
 from supra.data.base import (
     SPLITS,
     batch_is_ready,
@@ -176,6 +177,28 @@ def check_context_fits_pictures(sources: Mapping[str, Any], weights: Mapping[str
                          f"data.sources.{name}.image_size{fewer}")
 
 
+def no_source_for(task: str, weight: float) -> SupraUserError:
+    """The one line for a weighted task no source has items for, whether known from the configs or the data."""
+    return SupraUserError(f"data.tasks.{task} has weight {weight:g} but no source has items for it (it needs "
+                          f"{NEEDS[task]} items): add such a source or set its weight to 0")
+
+
+def check_tasks_have_sources(sources: Mapping[str, Any], weights: Mapping[str, float]) -> None:
+    """Refuse, from the configs alone, before any source is decoded or encoded (minutes for a large folder), a
+    weighted task that needs images or clips where the configs say no source gives that kind (a media folder in
+    mode=images gives no clips). A source of a class unknown here may give either: the check on the data, once
+    encoded, is left to say it (as it says a kind given but never captioned)."""
+    kinds = set()
+    for config in sources.values():
+        source_class = media_source_class(config)
+        if source_class is None:
+            return
+        kinds.add("clips" if source_class.gives_clips(config) else "images")
+    for task, weight in weights.items():
+        if weight > 0 and task != "text" and ("clips" if task in VIDEO_TASKS else "images") not in kinds:
+            raise no_source_for(task, weight)
+
+
 class A2AMixtureDataModule(L.LightningDataModule):
     """Mixed a2a sequences from `sources` ({name: DataModule config with _target_}) with `tasks`
     ({task: weight}); codes from `vqvae`, the frozen stage-1 VQ-VAE. See the module docstring."""
@@ -251,6 +274,8 @@ class A2AMixtureDataModule(L.LightningDataModule):
     def prepare_data(self) -> None:
         # Lightning calls this on one process (per node) before setup: the cache is built once there.
         if self.cache_dir is not None:
+            if self.trainer is None or self.trainer.state.fn == TrainerFn.FITTING:  # a test scores what there is
+                check_tasks_have_sources(self.source_configs, self.weights)
             self.codes.all()
 
     # -- the vocabulary -----------------------------------------------------------------------------
@@ -335,6 +360,8 @@ class A2AMixtureDataModule(L.LightningDataModule):
     def _load(self, training: bool) -> None:
         """The codes of every split; `training`: a fit, which needs train items of every source (a scoring run
         needs only the split it scores: a copy of a data set's test images alone is scored)."""
+        if training:
+            check_tasks_have_sources(self.source_configs, self.weights)
         codes = self.codes.all()
         self.data = {split: [codes[name][split] for name in self.source_configs] for split in SPLITS}
         if training:
@@ -347,8 +374,7 @@ class A2AMixtureDataModule(L.LightningDataModule):
         log.info(self._summary())
         for task in TASKS if training else ():
             if self.weights[task] > 0 and not task_items(task, self.data["train"]):
-                raise SupraUserError(f"data.tasks.{task} has weight {self.weights[task]:g} but no source has items "
-                                     f"for it (it needs {NEEDS[task]} items): add such a source or set its weight to 0")
+                raise no_source_for(task, self.weights[task])
         for task in (t for t in VIDEO_TASKS if self.weights[t] > 0):  # before training, not at its validation
             clips = [(split, part.codes.shape[1]) for split in ("val", self.split) for part in self.data[split]
                      if task_items(task, [part])]
