@@ -327,3 +327,19 @@ def test_an_unknown_stage_is_refused_not_read_as_every_split():
     with pytest.raises(SupraUserError, match=r"^stage='tset' is unknown: fit, validate, test or predict$"):
         dm.setup("tset")
     assert dm.data == {}, "refused before any split was drawn"
+
+
+def test_the_validation_and_test_loaders_keep_persistent_workers_of_their_own_as_the_readme_says():
+    """data.num_workers=2 is 4 worker processes all through a fit, the validation loader's beside the train
+    loader's: the README said only "its workers are persistent", read as the train loader's 2."""
+    from pathlib import Path
+
+    dm = ShapesDataModule(**SMALL, num_workers=2)
+    dm.setup("fit")
+    dm.setup("test")
+    loaders = [dm.train_dataloader(), dm.val_dataloader(), dm.test_dataloader()]
+    assert [(loader.num_workers, loader.persistent_workers) for loader in loaders] == [(2, True)] * 3
+    readme = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    assert ("its workers are persistent, and not the train loader's alone: the validation loader keeps "
+            "`data.num_workers` of its own alive all through training (the test loader too, as it tests), so "
+            "`data.num_workers=2` is 4 worker processes in a fit.") in readme
