@@ -3,8 +3,8 @@
 supra/sweeps/study.py). The table names the command the jobs ran as it was given (the sweep's
 multirun.yaml, else the jobs' overrides) and the variants without test results.
 
-Where it writes, as the end of the study does: into docs/ only for the documented study (its rows merged
-by variant into the table there); any other study (fewer steps, other data) into its own folder, dir=,
+Where it writes, as the end of the study does: into docs/ only for the documented study, by its command line
+and by what its jobs ran (documented_check; its rows merged by variant into the table there); any other study (fewer steps, other data) into its own folder, dir=,
 unless out= says otherwise (never a folder holding the documented table: out=docs is refused for it), so
 that a quick try never replaces the committed table."""
 
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
-from supra.sweeps.study import RECIPE, StudyRow, study_command, sweep_overrides, write_study
+from supra.sweeps.study import RECIPE, StudyRow, documented_check, sweep_overrides, write_study
 from supra.utils.cli import check_paths_given, hydra_command
 
 DOCS = "docs"  # the documented study's place, relative to where the command runs (as StudyReport's out_dir)
@@ -24,7 +24,7 @@ DOCS = "docs"  # the documented study's place, relative to where the command run
 def run(cfg: DictConfig) -> list[StudyRow]:
     check_paths_given(cfg, {"dir": "the study's multirun directory (logs/study/<date>)",
                             "out": "the folder to write the table to (or leave it out)"})
-    command, changed = study_command(sweep_overrides(Path(cfg.dir)))
+    command, changed = documented_check(Path(cfg.dir), sweep_overrides(Path(cfg.dir)))
     out = cfg.out if cfg.out is not None else cfg.dir if changed else DOCS
     rows = write_study(cfg.dir, out, command, changed)
     if changed and cfg.out is None:

@@ -6,6 +6,7 @@ the tower's size and normalisation; the release architecture alone keeps the rel
 import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import pytest
 import timm
@@ -790,14 +791,29 @@ def test_settings_that_change_no_result_leave_a_study_the_documented_one():
         assert study_command(["experiment=vlm_study", setting])[1] == [setting]
 
 
+def recipe_config(net: dict, **settings: Any) -> dict:
+    """A study job's run config as Hydra records it: the recipe's settings (the release variant's; `settings`,
+    by dotted key, in their place) and the model `net`."""
+    from supra.sweeps.study import recipe_settings
+
+    config: dict = {"model": {"net": net}}
+    for key, value in {**recipe_settings("release"), **settings}.items():
+        *parents, name = key.split(".")
+        node = config
+        for parent in parents:
+            node = node.setdefault(parent, {})
+        node[name] = value
+    return config
+
+
 def write_study_job(job_dir: Path, overrides: list[str], net: dict, machine: str | None = None,
-                    tested: bool = True) -> None:
-    """A finished study job as it lies on disk: its overrides, run config, test metrics and step times (with
-    the machine they were measured on; None: a run from before runs recorded it). `tested=False`: a job that
-    stopped before its test (no metrics.json)."""
+                    tested: bool = True, **settings: Any) -> None:
+    """A finished study job as it lies on disk: its overrides, run config (the recipe's but for `settings`: see
+    recipe_config), test metrics and step times (with the machine they were measured on; None: a run from before
+    runs recorded it). `tested=False`: a job that stopped before its test (no metrics.json)."""
     (job_dir / ".hydra").mkdir(parents=True)
     (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
-    (job_dir / ".hydra" / "config.yaml").write_text(json.dumps({"model": {"net": net}, "data": {"batch_size": 16}}))
+    (job_dir / ".hydra" / "config.yaml").write_text(json.dumps(recipe_config(net, **settings)))
     if tested:
         (job_dir / "metrics.json").write_text(json.dumps({"CIDEr": 1.5, "Bleu_4": 0.5, "n_images": 15}))
     times = {"seconds": {"train_steps": 2.0, "test_steps": 1.0}, "counts": {"train_steps": 30}}
@@ -862,6 +878,45 @@ def test_study_report_writes_a_quick_study_into_its_own_folder_and_leaves_docs_a
     assert capsys.readouterr().err == (
         "error: out=docs holds the documented study's table, which a study run with trainer.max_steps=4 would "
         "replace: choose another out=DIR (or leave it out: dir=)\n")
+
+
+def test_a_study_whose_jobs_ran_other_settings_than_the_recipe_leaves_docs_alone_whatever_its_command_line(
+        committed_docs, tmp_path, capsys):
+    """A recipe edited in the user's clone (3 steps, beam width 2) reaches no command line: what the jobs ran, their
+    .hydra/config.yaml, is compared with the recipe, and a study that differs is another study, named as such."""
+    before = docs_bytes(committed_docs)
+    sweep = tmp_path / "edited"
+    for job, variant in enumerate(("release", "nvis1")):
+        write_study_job(sweep / str(job), ["experiment=vlm_study", f"study={variant}"], CAPTIONER_NET,
+                        **{"trainer.max_steps": 3, "model.decode.beam_width": 2})
+    given = ["experiment=vlm_study", "study=release,nvis1"]
+    (sweep / "multirun.yaml").write_text(json.dumps({"hydra": {"overrides": {"hydra": [], "task": given}}}))
+    run_command("study_report", f"dir={sweep}")
+    assert docs_bytes(committed_docs) == before
+    assert capsys.readouterr().err == (
+        f"dir={sweep} is not the documented study (python train.py experiment=vlm_study): it ran with "
+        f"trainer.max_steps=3 model.decode.beam_width=2; its table is in {sweep / 'study.md'} and docs/ is left "
+        "as it is\n")
+    assert ("Not the documented study (`python train.py experiment=vlm_study`): other settings "
+            "(trainer.max_steps=3 model.decode.beam_width=2).") in (sweep / "study.md").read_text()
+
+
+def test_the_end_of_a_study_whose_jobs_ran_other_settings_than_the_recipe_warns_and_leaves_docs_alone(
+        tmp_path, caplog):
+    from omegaconf import OmegaConf
+
+    from supra.sweeps.study import StudyReport
+
+    sweep = tmp_path / "sweep"
+    write_study_job(sweep / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET, **{"data.num_train": 32})
+    config = OmegaConf.create({"hydra": {"overrides": {"task": ["experiment=vlm_study", "study=release"]},
+                                         "sweep": {"dir": str(sweep)}}})
+    with caplog.at_level(logging.WARNING):
+        StudyReport(str(tmp_path / "docs")).on_multirun_end(config)
+    assert not (tmp_path / "docs").exists() and (sweep / "study.md").is_file()
+    assert [r.getMessage() for r in caplog.records] == [
+        f"study (1 variant) in {sweep / 'study.md'}; {tmp_path / 'docs'}/ left as it is, since data.num_train=32 "
+        "changes the study (its rows are no rows of the documented table)"]
 
 
 def test_study_report_names_the_machine_each_job_measured_its_speeds_on_not_the_one_building_it(tmp_path):

@@ -10,6 +10,7 @@ time_accounting.json (training and test step time, and the machine they were mea
 from __future__ import annotations
 
 import csv
+import functools
 import io
 import json
 import logging
@@ -17,6 +18,7 @@ from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
@@ -24,7 +26,8 @@ from supra.artifacts.captioner_release import build_captioner, describe_architec
 from supra.sweeps.report import damaged_job_file, job_dirs, job_object, job_text, load_yaml
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_paths, require_writable_dir
-from supra.utils.numbers import is_number
+from supra.utils.numbers import counted, is_number
+from supra.utils.overrides import compose_conf
 
 if TYPE_CHECKING:  # matplotlib is imported where the plot is drawn: a study without one never loads it
     from matplotlib.axes import Axes
@@ -404,6 +407,82 @@ def study_command(overrides: list[str]) -> tuple[str, list[str]]:
     return (" ".join(["python train.py", *overrides]) if changed else RECIPE), changed
 
 
+# The settings that change a study's results, as each job's .hydra/config.yaml recorded them: compared with the
+# recipe's (its variant's) composed config, since a recipe edited in the user's clone (3 steps) reaches no
+# command line. A key, or every key under it; the HARMLESS_SETTINGS under them are left out.
+RESULT_SETTINGS = ("seed", "trainer.max_steps", "data", "model.decode")
+
+
+def _leaves(value: Any, key: str) -> dict[str, Any]:
+    """`value` as dotted keys under `key`, each a setting that is no mapping (data -> data.num_train, ...)."""
+    if not isinstance(value, dict):
+        return {key: value}
+    return {leaf: v for k, sub in value.items() for leaf, v in _leaves(sub, f"{key}.{k}").items()}
+
+
+MISSING = object()  # a key the job's config does not hold
+
+
+def _at(config: dict[str, Any], key: str) -> Any:
+    for part in key.split("."):
+        if not isinstance(config, dict) or part not in config:
+            return MISSING
+        config = config[part]
+    return config
+
+
+@functools.cache
+def recipe_settings(variant: str) -> dict[str, Any]:
+    """The RESULT_SETTINGS of `python train.py experiment=vlm_study study=<variant>` as conf/ composes them (unresolved,
+    as Hydra records a job's), each leaf by its dotted key."""
+    from omegaconf import OmegaConf
+
+    config = compose_conf("train", ["experiment=vlm_study", f"study={variant}"])
+    settings = OmegaConf.to_container(config, resolve=False)
+    return {k: v for key in RESULT_SETTINGS if (found := _at(settings, key)) is not MISSING
+            for k, v in _leaves(found, key).items() if not _harmless(k)}
+
+
+def _setting(key: str, value: Any) -> str:
+    return f"{key}=(none)" if value is MISSING else f"{key}={json.dumps(value) if value is None else value}"
+
+
+def settings_that_differ(sweep_dir: Path) -> list[str]:
+    """What the sweep's jobs ran with (their .hydra/config.yaml) that is not the recipe's for their variant: each
+    setting of RESULT_SETTINGS that differs once, as `key=value` (the first job's value that differs), in the order
+    of the recipe's keys. A job without a config (never started) is not read."""
+    differ: dict[str, Any] = {}
+    for job_dir in job_dirs(sweep_dir):
+        path = job_dir / ".hydra" / "config.yaml"
+        config = job_object(path, CONFIG, load_yaml(path))
+        if not config:
+            continue
+        _require_captioner(job_dir, config)  # another model's job: its own line, before its settings are read
+        variant = _variant(job_dir)
+        try:
+            recipe = recipe_settings(variant)
+        except HydraException:  # a variant of the user's own: no recipe's row
+            differ.setdefault(f"study={variant}", MISSING)
+            continue
+        for key, value in recipe.items():
+            ran = _at(config, key)
+            if ran != value and key not in differ:
+                differ[key] = ran
+    return [key if key.startswith("study=") else _setting(key, value) for key, value in differ.items()]
+
+
+def documented_check(sweep_dir: Path, overrides: list[str]) -> tuple[str, list[str]]:
+    """study_command of the sweep's overrides, its `changed` completed with the settings_that_differ of what
+    its jobs ran (those the command line gave already are named once, as given): a study is the documented one
+    only when both agree with the recipe."""
+    command, changed = study_command(overrides)
+    given = {o.split("=", 1)[0].lstrip("+~") for o in changed}
+    ran = [s for s in settings_that_differ(sweep_dir) if s.split("=", 1)[0] not in given]
+    if ran and not changed:
+        command = " ".join(["python train.py", *overrides])
+    return command, changed + ran
+
+
 def sweep_overrides(sweep_dir: Path) -> list[str]:
     """The overrides of the command that ran the sweep, in the order it gave them: as Hydra saved them in
     the sweep's multirun.yaml (what StudyReport names at the sweep's end). Without that file, rebuilt from its
@@ -434,17 +513,17 @@ class StudyReport(Callback):
         self.out_dir = out_dir
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        command, changed = study_command([str(o) for o in config.hydra.overrides.task])
         sweep_dir = config.hydra.sweep.dir
         try:
+            command, changed = documented_check(Path(sweep_dir), [str(o) for o in config.hydra.overrides.task])
             rows = write_study(sweep_dir, sweep_dir, command, changed)
             table = [] if changed else write_study(sweep_dir, self.out_dir, command)
         except SupraUserError as err:
             log.warning("no study report: %s", err)
             return
-        if changed:
-            log.info("study (%d variants) in %s; %s/ left as it is, since %s changes the study (its rows "
-                     "are no rows of the documented table)", len(rows), Path(sweep_dir) / "study.md",
+        if changed:  # a warning: the jobs' configs may differ from a recipe edited where it ran, which no line said
+            log.warning("study (%s) in %s; %s/ left as it is, since %s changes the study (its rows "
+                     "are no rows of the documented table)", counted(len(rows), "variant"), Path(sweep_dir) / "study.md",
                      self.out_dir, " ".join(changed))
         else:
             log.info("study (%d variants run, %d rows in the table): %s", len(rows), len(table),
