@@ -1106,20 +1106,21 @@ def test_study_report_names_a_batch_size_that_is_no_number_in_one_line_and_write
         "report the job without it, or restore it\n")
 
 
-def test_the_study_table_and_plot_are_replaced_together_or_not_at_all(tmp_path):
-    """study.csv, study.md and study.png describe one study: a write that fails on one of them (here a folder
-    where the plot goes) leaves the earlier table whole, not a new table beside an old plot."""
-    from supra.sweeps.study import write_study
-
+def test_the_study_table_and_plot_are_replaced_together_or_not_at_all(tmp_path, capsys):
+    """study.csv, study.md and study.png describe one study: a folder where one of them goes is named in one line
+    before anything is written (it was a traceback), and leaves the earlier table whole, not a new table beside an
+    old plot."""
     out = tmp_path / "out"
-    (out / "study.png").mkdir(parents=True)
+    (out / "study.md").mkdir(parents=True)
     (out / "study.csv").write_text("the earlier table\n")
-    (out / "study.md").write_text("# the earlier study\n")
+    (out / "study.png").write_bytes(b"the earlier plot")
     write_study_job(tmp_path / "sweep" / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET)
-    with pytest.raises(IsADirectoryError):
-        write_study(tmp_path / "sweep", out)
+    with pytest.raises(SystemExit):
+        run_command("study_report", f"dir={tmp_path / 'sweep'}", f"out={out}")
+    assert capsys.readouterr().err == (f"error: out={out} holds a folder study.md where this run writes its file "
+                                       "study.md: move the folder away or give another out= folder\n")
     assert (out / "study.csv").read_text() == "the earlier table\n"
-    assert (out / "study.md").read_text() == "# the earlier study\n"
+    assert (out / "study.png").read_bytes() == b"the earlier plot"
     assert sorted(p.name for p in out.iterdir()) == ["study.csv", "study.md", "study.png"]  # no temp left
 
 

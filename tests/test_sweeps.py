@@ -505,6 +505,44 @@ def test_a_sweep_report_that_cannot_be_written_leaves_no_earlier_one_standing_fo
                                    "it (the earlier sweep_summary.csv/.md, short of the jobs since, is removed)")
 
 
+def test_a_folder_where_the_sweep_summary_goes_is_named_in_one_line_and_the_earlier_pair_is_left_whole(
+        tmp_path, capsys):
+    """sweep_summary.csv and .md describe one sweep: a folder in the place of one of them ended in a traceback after
+    a new csv was already beside the earlier md."""
+    write_job(tmp_path / "0", ["seed=1"], None, {"status": "completed", "return_value": 0.1})
+    write_report(tmp_path)
+    earlier = (tmp_path / SUMMARY_CSV).read_bytes()
+    (tmp_path / SUMMARY_MD).unlink()
+    (tmp_path / SUMMARY_MD).mkdir()
+    write_job(tmp_path / "1", ["seed=2"], None, {"status": "completed", "return_value": 0.2})
+    with pytest.raises(SystemExit):
+        run_command("sweep_report", f"dir={tmp_path}")
+    assert capsys.readouterr().err == (f"error: dir={tmp_path} holds a folder {SUMMARY_MD} where this run writes its "
+                                       f"file {SUMMARY_MD}: move the folder away\n")
+    assert (tmp_path / SUMMARY_CSV).read_bytes() == earlier
+
+
+def test_the_sweep_summarys_csv_and_md_are_replaced_together_or_not_at_all(tmp_path, monkeypatch):
+    """A write that fails on the second file (a full disk) leaves the earlier pair, not a new csv beside an old md."""
+    write_job(tmp_path / "0", ["seed=1"], None, {"status": "completed", "return_value": 0.1})
+    write_report(tmp_path)
+    earlier = {name: (tmp_path / name).read_bytes() for name in (SUMMARY_CSV, SUMMARY_MD)}
+    write_job(tmp_path / "1", ["seed=2"], None, {"status": "completed", "return_value": 0.2})
+    written = Path.write_text
+
+    def full_disk_at_the_md(path: Path, *args, **kwargs):
+        if path.suffix == ".md":
+            raise OSError(28, "No space left on device")
+        return written(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "write_text", full_disk_at_the_md)
+    with pytest.raises(OSError, match="No space left"):
+        write_report(tmp_path)
+    monkeypatch.undo()
+    assert {name: (tmp_path / name).read_bytes() for name in (SUMMARY_CSV, SUMMARY_MD)} == earlier
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["0", "1", SUMMARY_CSV, SUMMARY_MD]  # no temp left
+
+
 def test_a_job_result_that_is_not_a_json_object_is_named_in_one_line(tmp_path):
     write_job(tmp_path / "0", ["seed=1"], None, {"status": "completed", "return_value": 0.1})
     (tmp_path / "0" / JOB_RESULT).write_text("[1, 2]")

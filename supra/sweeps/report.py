@@ -27,7 +27,7 @@ from omegaconf import OmegaConf
 from supra.artifacts.checkpoints import checkpoint_step
 from supra.artifacts.release_files import tested_checkpoint
 from supra.utils.errors import SupraUserError
-from supra.utils.files import absolute_path, write_text_atomic
+from supra.utils.files import absolute_path, atomic_paths, refuse_folders_in_the_way
 from supra.utils.run_folders import is_single_run
 
 JOB_RESULT = "sweep_job.json"
@@ -535,10 +535,13 @@ def write_report(sweep_dir: str | Path) -> list[JobRow]:
     writer = csv.DictWriter(table, fieldnames=[f.name for f in fields(JobRow)], lineterminator="\n")
     writer.writeheader()
     writer.writerows(asdict(r) for r in rows)
-    write_text_atomic(sweep_dir / SUMMARY_CSV, table.getvalue())
     optuna = load_yaml(sweep_dir / "optimization_results.yaml")
     best_trial = _optuna_best_trial(sweep_dir, rows, optuna) if isinstance(optuna, dict) else ""
     trials = planned_trials(sweep_dir, rows)
-    write_text_atomic(sweep_dir / SUMMARY_MD, _markdown(rows, shared, notes, optuna, best_trial, planned, missing,
-                                                        trials))
+    summary = _markdown(rows, shared, notes, optuna, best_trial, planned, missing, trials)
+    refuse_folders_in_the_way(sweep_dir, [SUMMARY_CSV, SUMMARY_MD], "dir", "move the folder away")
+    # the two describe one sweep: replaced together, never a new csv beside an earlier md
+    with atomic_paths(sweep_dir / SUMMARY_CSV, sweep_dir / SUMMARY_MD) as (csv_temp, md_temp):
+        csv_temp.write_text(table.getvalue(), encoding="utf-8")
+        md_temp.write_text(summary, encoding="utf-8")
     return rows

@@ -25,7 +25,7 @@ from omegaconf import DictConfig
 from supra.artifacts.captioner_release import build_captioner, describe_architecture
 from supra.sweeps.report import damaged_job_file, job_dirs, job_object, job_text, load_yaml
 from supra.utils.errors import SupraUserError
-from supra.utils.files import atomic_paths, require_writable_dir
+from supra.utils.files import atomic_paths, refuse_folders_in_the_way, require_writable_dir
 from supra.utils.numbers import counted, is_number
 from supra.utils.overrides import compose_conf
 
@@ -329,6 +329,9 @@ def documented_rows(rows: list[StudyRow], out_dir: Path) -> tuple[list[StudyRow]
     return merged + list(ran.values()), kept
 
 
+OUTPUTS = ("study.csv", "study.md", "study.png")
+
+
 def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = RECIPE,
                 changed: list[str] | None = None) -> list[StudyRow]:
     """study.md, study.csv and study.png of the sweep's finished jobs into out_dir, the three together (all
@@ -352,6 +355,7 @@ def write_study(sweep_dir: str | Path, out_dir: str | Path, command: str = RECIP
         raise SupraUserError(f"out={out_dir} holds the documented study's table, which a study run with "
                              f"{' '.join(changed)} would replace: choose another out=DIR (or leave it out: dir=)")
     rows, kept = (rows, []) if changed else documented_rows(rows, out_dir)
+    refuse_folders_in_the_way(out_dir, OUTPUTS)
     outputs = {"study.csv": _csv(rows).encode(), "study.md": markdown(rows, command, changed, kept, missing).encode(),
                "study.png": plot(rows)}
     with atomic_paths(*(out_dir / name for name in outputs)) as temps:

@@ -347,13 +347,15 @@ def refuse_replacing_others(out: str | os.PathLike, names: Iterable[str], ours: 
                              f"no earlier {earlier}: choose a new out= folder, or move them away")
 
 
-def refuse_folders_in_the_way(out: str | os.PathLike, names: Iterable[str]) -> None:
+def refuse_folders_in_the_way(out: str | os.PathLike, names: Iterable[str], option: str = "out",
+                              remedy: str = "move the folder away or give another out= folder") -> None:
     """A folder where this run writes one of its files `names` into `out` (out/grid.png/): one line before
-    any work, not an IsADirectoryError from atomic_path's rename after it, with half the outputs written."""
+    any work, not an IsADirectoryError from atomic_path's rename after it, with half the outputs written.
+    `option`: the command's option that named `out` (dir= for a report written into the folder it reads)."""
     for name in names:
         if (Path(out) / name).is_dir():
-            raise SupraUserError(f"out={out} holds a folder {name} where this run writes its file {name}: "
-                                 "move the folder away or give another out= folder")
+            raise SupraUserError(f"{option}={out} holds a folder {name} where this run writes its file {name}: "
+                                 f"{remedy}")
 
 
 # str.splitlines breaks a line at each of these; written as escapes (the backslash too, so they read back
