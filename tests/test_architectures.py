@@ -1005,6 +1005,30 @@ def test_the_end_of_a_documented_study_run_with_harmless_settings_updates_docs(t
     assert not (tmp_path / "quick_docs").exists()
 
 
+def test_a_study_with_a_failed_variant_still_has_the_table_of_the_finished_ones_and_says_how_to_put_it_in_docs(
+        tmp_path, caplog):
+    """A grid stops after a batch with a failed job, raising its error, so the multirun's end never comes: the
+    table is written after every job, so the finished variants' rows are there, the failed one named."""
+    from hydra.core.utils import JobReturn, JobStatus
+
+    from supra.sweeps.study import StudyReport
+
+    sweep = tmp_path / "sweep"
+    write_study_job(sweep / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET)
+    write_study_job(sweep / "1", ["experiment=vlm_study", "study=vit"], CAPTIONER_NET, tested=False)
+    given = ["experiment=vlm_study", "study=release,vit"]
+    (sweep / "multirun.yaml").write_text(json.dumps({"hydra": {"overrides": {"hydra": [], "task": given}}}))
+    config = compose_config("train", sweep / "1", [*given[:1], "study=vit", f"hydra.sweep.dir={sweep}"])
+    with caplog.at_level(logging.WARNING):
+        StudyReport("docs").on_job_end(config, JobReturn(status=JobStatus.FAILED, _return_value=ValueError("heads")))
+    table = (sweep / "study.md").read_text()
+    assert "| release |" in table and "No test results (failed, interrupted or still running): vit (no metrics.json)." \
+        in table
+    assert caplog.messages == [
+        f"a study job failed: the study so far (1 variant) is in {sweep / 'study.md'}; docs/ is left as it is until "
+        f"the study ends, or `python -m supra.study_report dir={sweep}` puts its rows there"]
+
+
 def test_a_table_that_is_no_study_csv_is_named_in_one_line_rather_than_merged(committed_docs, tmp_path, capsys):
     (committed_docs / "study.csv").write_text("name,score\nx,1\n")
     write_study_job(tmp_path / "sweep" / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET)

@@ -14,10 +14,14 @@ import functools
 import io
 import json
 import logging
+import os
+import shlex
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobReturn, JobStatus
 from hydra.errors import HydraException
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
@@ -515,6 +519,29 @@ class StudyReport(Callback):
 
     def __init__(self, out_dir: str) -> None:
         self.out_dir = out_dir
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        """The table so far into the sweep directory after every job: a grid stops after a batch with a failed
+        job without on_multirun_end (Hydra raises that job's error), and the finished variants' rows are then
+        there, the failed ones named. docs/ is the end's alone: a study stopped half-way is said how to put them
+        there."""
+        hydra_cfg = HydraConfig.get()
+        # a single run has no sweep; under SLURM every task of a job runs this, the first one writes
+        if hydra_cfg.mode is None or hydra_cfg.mode.name != "MULTIRUN" or os.environ.get("SLURM_PROCID", "0") != "0":
+            return
+        sweep_dir = Path(hydra_cfg.sweep.dir)
+        try:
+            command, changed = documented_check(sweep_dir, sweep_overrides(sweep_dir))
+            rows = write_study(sweep_dir, sweep_dir, command, changed)
+        except SupraUserError as err:
+            if job_return.status != JobStatus.COMPLETED:  # the sweep may end now, with no end of its own to say it
+                log.warning("no study report so far: %s", err)
+            return
+        if job_return.status != JobStatus.COMPLETED:
+            rebuild = f"`python -m supra.study_report dir={shlex.quote(str(sweep_dir))}`"
+            log.warning("a study job failed: the study so far (%s) is in %s; %s", counted(len(rows), "variant"),
+                        sweep_dir / "study.md", f"{rebuild} rebuilds it" if changed else
+                        f"{self.out_dir}/ is left as it is until the study ends, or {rebuild} puts its rows there")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = config.hydra.sweep.dir
