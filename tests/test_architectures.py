@@ -806,16 +806,21 @@ def recipe_config(net: dict, **settings: Any) -> dict:
     return config
 
 
+RECIPE_DECODING = {"strategy": "beam", "beam_width": 3, "length_penalty": 0.0, "max_new_tokens": None}
+
+
 def write_study_job(job_dir: Path, overrides: list[str], net: dict, machine: str | None = None,
-                    tested: bool = True, **settings: Any) -> None:
+                    tested: bool = True, decoding: dict = RECIPE_DECODING, **settings: Any) -> None:
     """A finished study job as it lies on disk: its overrides, run config (the recipe's but for `settings`: see
-    recipe_config), test metrics and step times (with the machine they were measured on; None: a run from before
-    runs recorded it). `tested=False`: a job that stopped before its test (no metrics.json)."""
+    recipe_config), test metrics (captioned as `decoding` says) and step times (with the machine they were
+    measured on; None: a run from before runs recorded it). `tested=False`: a job that stopped before its test
+    (no metrics.json)."""
     (job_dir / ".hydra").mkdir(parents=True)
     (job_dir / ".hydra" / "overrides.yaml").write_text("".join(f"- {o}\n" for o in overrides))
     (job_dir / ".hydra" / "config.yaml").write_text(json.dumps(recipe_config(net, **settings)))
     if tested:
-        (job_dir / "metrics.json").write_text(json.dumps({"CIDEr": 1.5, "Bleu_4": 0.5, "n_images": 15}))
+        (job_dir / "metrics.json").write_text(json.dumps({"CIDEr": 1.5, "Bleu_4": 0.5, "n_images": 15,
+                                                          "decode": decoding["strategy"], "decode_settings": decoding}))
     times = {"seconds": {"train_steps": 2.0, "test_steps": 1.0}, "counts": {"train_steps": 30}}
     (job_dir / "time_accounting.json").write_text(json.dumps(times | ({"machine": machine} if machine else {})))
 
@@ -936,6 +941,28 @@ def test_study_report_names_the_machine_each_job_measured_its_speeds_on_not_the_
                                                                                    ("nvis1", "")]
     assert (f"Measured on: {trained_on} (release); an unknown machine (its run recorded none) (nvis1). "
             in (tmp_path / "out" / "study.md").read_text())
+
+
+def test_study_md_names_the_decoding_each_job_recorded_and_each_variants_where_they_differ(tmp_path):
+    """The scores' decoding was always said to be "beam search, width 3", whatever the jobs ran."""
+    import csv
+
+    narrow = {**RECIPE_DECODING, "beam_width": 2}
+    greedy = {"strategy": "greedy", "max_new_tokens": None}
+    for job, (variant, used) in enumerate([("release", narrow), ("nvis1", greedy), ("vit", narrow)]):
+        write_study_job(tmp_path / "mixed" / str(job), ["experiment=vlm_study", f"study={variant}"], CAPTIONER_NET,
+                        decoding=used)
+    run_command("study_report", f"dir={tmp_path / 'mixed'}", f"out={tmp_path / 'out'}")
+    assert "Scores are the test split's (beam search, width 2: release, vit; greedy: nvis1). " in (
+        tmp_path / "out" / "study.md").read_text()
+    with (tmp_path / "out" / "study.csv").open(newline="") as file:
+        assert [r["decoding"] for r in csv.DictReader(file)] == ["beam search, width 2", "greedy",
+                                                                "beam search, width 2"]
+    write_study_job(tmp_path / "narrow" / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET,
+                    decoding={**narrow, "length_penalty": 0.6})
+    run_command("study_report", f"dir={tmp_path / 'narrow'}", f"out={tmp_path / 'narrow'}")
+    assert "Scores are the test split's (beam search, width 2, length penalty 0.6). " in (
+        tmp_path / "narrow" / "study.md").read_text()
 
 
 def test_a_study_stopped_half_way_names_the_variants_without_results_and_the_command_as_given(tmp_path):

@@ -1,7 +1,7 @@
 """The roadmap study's report (experiment=vlm_study): one row per architecture trained on the same data,
 steps and seed, as a table (study.md, study.csv) and a plot (study.png).
 
-Read from what the jobs left on disk: the `study=<variant>` override, metrics.json (test scores),
+Read from what the jobs left on disk: the `study=<variant>` override, metrics.json (test scores, decoding),
 time_accounting.json (training and test step time, and the machine they were measured on) and the run config
 (model, batch size); the command from the sweep's multirun.yaml. Written by
 `StudyReport` when the multirun ends; `python -m supra.study_report dir=SWEEP_DIR` rebuilds it.
@@ -62,6 +62,9 @@ class StudyRow:
     # named none): rows of one table may come from studies run apart (merged by variant), so each keeps its
     # own (study.csv only; study.md says it above the table)
     measured_on: str | None = None
+    # how its test captions were made, from the job's metrics.json decode_settings (None: a run that recorded
+    # none), kept per row for the same reason (study.csv only; study.md says it above the table)
+    decoding: str | None = None
 
 
 METRICS = "a test's scores (a JSON object, as the run writes them)"
@@ -168,7 +171,28 @@ def study_row(job_dir: Path) -> StudyRow | None:
         caption_images_per_s=metrics.get("n_images", 0) / test_s if test_s else None,
         train_steps=counts.get("train_steps"),
         measured_on=machine if isinstance(machine, str) and machine else None,
+        decoding=decoding(metrics.get("decode_settings")),
     )
+
+
+def decoding(settings: Any) -> str | None:
+    """A job's decode_settings (metrics.json: DecodeConfig.settings_used) in words, "beam search, width 3";
+    None where it recorded none."""
+    if not isinstance(settings, dict) or not settings.get("strategy"):
+        return None
+    strategy = settings["strategy"]
+    if strategy == "beam":
+        words = [f"beam search, width {settings.get('beam_width')}"]
+        if settings.get("length_penalty"):  # 0, the recipe's, ranks beams by score: said only when it is not
+            words.append(f"length penalty {settings['length_penalty']}")
+    elif strategy == "sample":
+        words = [f"sampling, temperature {settings.get('temperature')}"]
+        words += [f"{key} {settings[key]}" for key in ("top_k", "top_p", "seed") if settings.get(key) is not None]
+    else:
+        words = [str(strategy)]
+    if settings.get("max_new_tokens") is not None:
+        words.append(f"at most {settings['max_new_tokens']} new tokens")
+    return ", ".join(words)
 
 
 def no_results(job_dir: Path) -> str:
@@ -197,19 +221,30 @@ def _cell(value: Any) -> str:
     return f"{value:,}" if isinstance(value, int) else str(value)
 
 
-TABLE_COLUMNS = [f.name for f in fields(StudyRow) if f.name != "measured_on"]  # machines: one line above
+# machines and decodings: one line above the table
+TABLE_COLUMNS = [f.name for f in fields(StudyRow) if f.name not in ("measured_on", "decoding")]
 # what study.md says of a row whose run named no machine (one from before runs recorded it): not this machine's
 NOT_RECORDED = "an unknown machine (its run recorded none)"
+NO_DECODING = "decoding not recorded"  # a row whose run's metrics.json has no decode_settings
+
+
+def _by_row(values: list[tuple[str, str]], joined: str = "{value} ({variants})") -> str:
+    """"X" when every (variant, value) has value X; else each value with its variants, "X (release, nvis1); Y (vit)"."""
+    variants: dict[str, list[str]] = {}
+    for variant, value in values:
+        variants.setdefault(value, []).append(variant)
+    if len(variants) == 1:
+        return next(iter(variants))
+    return "; ".join(joined.format(value=value, variants=", ".join(names)) for value, names in variants.items())
 
 
 def _machines(rows: list[StudyRow]) -> str:
-    """"X" when every row was measured on X; else "X (release, nvis1); Y (vit)"."""
-    machines: dict[str, list[str]] = {}
-    for row in rows:
-        machines.setdefault(row.measured_on or NOT_RECORDED, []).append(row.variant)
-    if len(machines) == 1:
-        return next(iter(machines))
-    return "; ".join(f"{machine} ({', '.join(variants)})" for machine, variants in machines.items())
+    return _by_row([(r.variant, r.measured_on or NOT_RECORDED) for r in rows])
+
+
+def _decodings(rows: list[StudyRow]) -> str:
+    """The decoding of every row, or each with its variants where they differ: the scores then do not compare."""
+    return _by_row([(r.variant, r.decoding or NO_DECODING) for r in rows], "{value}: {variants}")
 
 
 def markdown(rows: list[StudyRow], command: str, changed: list[str] | None = None,
@@ -227,7 +262,7 @@ def markdown(rows: list[StudyRow], command: str, changed: list[str] | None = Non
                   ""]
     if missing:  # a study stopped half-way: a variant left out silently would read as never studied
         lines += [f"No test results (failed, interrupted or still running): {', '.join(missing)}.", ""]
-    lines += [f"Measured on: {_machines(rows)}. Scores are the test split's (beam search, width 3). Speeds are "
+    lines += [f"Measured on: {_machines(rows)}. Scores are the test split's ({_decodings(rows)}). Speeds are "
               "steps only, from each run's time_accounting.json: every run measures itself, so on a shared machine "
               "they carry its noise (compare one architecture's speed before and after a change with benchmarks/).",
               "", "![study](study.png)", "",
