@@ -1056,6 +1056,30 @@ def test_a_study_with_a_failed_variant_still_has_the_table_of_the_finished_ones_
         f"the study ends, or `python -m supra.study_report dir={sweep}` puts its rows there"]
 
 
+def test_study_report_of_the_documented_study_run_outside_the_repository_root_is_refused_not_a_new_docs(
+        tmp_path, monkeypatch, capsys):
+    """Run from a folder without docs/study.md, it made a docs/ there without a word, and the repository's table
+    stayed as it was."""
+    write_study_job(tmp_path / "sweep" / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET)
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    with pytest.raises(SystemExit):
+        run_command("study_report", f"dir={tmp_path / 'sweep'}")
+    assert capsys.readouterr().err == (
+        f"error: {tmp_path / 'elsewhere'} has no docs/study.md, where the documented study's rows are merged: run "
+        "this from the repository's root (the folder holding train.py), or give out=DIR\n")
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_study_report_ends_with_a_line_saying_where_it_wrote_the_table(committed_docs, tmp_path, capsys):
+    write_study_job(tmp_path / "sweep" / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET)
+    run_command("study_report", f"dir={tmp_path / 'sweep'}")
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote study.csv, study.md, study.png into {committed_docs}"
+    write_study_job(tmp_path / "quick" / "0", ["experiment=vlm_study", "study=release", "seed=1"], CAPTIONER_NET)
+    run_command("study_report", f"dir={tmp_path / 'quick'}")
+    assert capsys.readouterr().out.splitlines()[-1] == f"wrote study.csv, study.md, study.png into {tmp_path / 'quick'}"
+
+
 def test_a_table_that_is_no_study_csv_is_named_in_one_line_rather_than_merged(committed_docs, tmp_path, capsys):
     (committed_docs / "study.csv").write_text("name,score\nx,1\n")
     write_study_job(tmp_path / "sweep" / "0", ["experiment=vlm_study", "study=release"], CAPTIONER_NET)
