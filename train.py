@@ -56,4 +56,5 @@ if __name__ == "__main__":
     exit_if_hydra_cfg_resolved(sys.argv[1:])  # --cfg hydra --resolve: Hydra's traceback
     if not asks_shell_completion(sys.argv[1:], "python train.py"):  # else Hydra's, as given
         check_command_line()
+    import supra.runner  # noqa: F401  after --help: the resolvers the configs use (${study_seed:...}), before Hydra composes
     main()
