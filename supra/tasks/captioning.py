@@ -4,12 +4,14 @@ that captions every image of the split and scores it with the COCO caption metri
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Collection, Sequence
 from typing import Any
 
 import torch
 from lightning.pytorch.plugins.precision import MixedPrecision
 from torch import nn
+from torch.nn import functional as F
 
 from supra.artifacts.captioner_release import (
     CHOSEN_BY_GROUP,
@@ -39,6 +41,11 @@ from supra.utils.errors import SupraUserError
 from supra.utils.private_apis import is_last_batch_of_epoch
 
 SANITY_CHECK_IMAGES = 8
+
+
+def caption_targets(tokens: torch.Tensor) -> torch.Tensor:
+    """The next-token targets of caption rows `tokens` [B, T]: [B, T-1], no loss on padding (-100)."""
+    return tokens[:, 1:].masked_fill(tokens[:, 1:] == PAD_ID, -100)
 
 
 def first_images(batch: dict[str, Any], count: int) -> dict[str, Any]:
@@ -171,9 +178,24 @@ class CaptioningTask(SupraTask):
 
     def _caption_loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         tokens = batch["tokens"]
-        targets = tokens[:, 1:].masked_fill(tokens[:, 1:] == PAD_ID, -100)  # no loss on padding
-        _, loss = self.net(batch["images"], tokens[:, :-1], targets, batch.get("caption_image"))
+        _, loss = self.net(batch["images"], tokens[:, :-1], caption_targets(tokens), batch.get("caption_image"))
         return loss
+
+    def _image_losses(self, batch: dict[str, torch.Tensor]) -> dict[int, tuple[float, int]]:
+        """Each image's caption-token cross-entropies, summed exactly (math.fsum), and their count, by image id: over
+        the split, a mean that data.eval_batch_size and the ranks do not move (a float32 mean per batch, averaged by
+        Lightning, moved in the 7th digit with the batching)."""
+        tokens, rows = batch["tokens"], batch.get("caption_image")
+        targets = caption_targets(tokens)
+        logits, _ = self.net(batch["images"], tokens[:, :-1], None, rows)
+        losses = F.cross_entropy(logits.flatten(0, 1).float(), targets.flatten(), ignore_index=-100, reduction="none")
+        per_row = [[loss for loss, target in zip(row_losses, row_targets, strict=True) if target != -100]
+                   for row_losses, row_targets in zip(losses.view_as(targets).tolist(), targets.tolist(), strict=True)]
+        images = batch["image_ids"].tolist()
+        of_image: dict[int, list[float]] = {image: [] for image in images}
+        for row, row_losses in enumerate(per_row):
+            of_image[images[rows[row] if rows is not None else row]].extend(row_losses)
+        return {image: (math.fsum(found), len(found)) for image, found in of_image.items()}
 
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         loss = self._caption_loss(batch)
@@ -203,8 +225,12 @@ class CaptioningTask(SupraTask):
         # weighed by its images, it moved with data.eval_batch_size (a batch of short captions counting as one of
         # long ones). A float weight: under DDP Lightning averages the ranks' summed weights in the tensor's own
         # dtype (int: 941 tokens / 2 ranks -> 470 on gloo), which made the loss 941/940 of one process's
-        tokens = 0.0 if repeat else float((batch["tokens"][:, 1:] != PAD_ID).sum())
-        self.log(f"{stage}/loss", self._caption_loss(batch), sync_dist=True, batch_size=tokens)
+        if stage == "test":  # summed over the split exactly (on_test_epoch_end): the batching does not move it
+            if not repeat:
+                self._test_losses.update(self._image_losses(batch))
+        else:
+            tokens = 0.0 if repeat else float((batch["tokens"][:, 1:] != PAD_ID).sum())
+            self.log(f"{stage}/loss", self._caption_loss(batch), sync_dist=True, batch_size=tokens)
         if repeat:
             return
         decode = self.decode
@@ -228,6 +254,7 @@ class CaptioningTask(SupraTask):
 
     def on_test_epoch_start(self) -> None:
         self._predictions = {}
+        self._test_losses: dict[int, tuple[float, int]] = {}  # image id: its caption tokens' summed loss, count
         self._start_scorers(self.hparams.test_metrics)
 
     def _start_scorers(self, metrics: Sequence[str]) -> None:
@@ -277,6 +304,10 @@ class CaptioningTask(SupraTask):
     def on_test_epoch_end(self) -> None:
         split = self.trainer.datamodule.split
         scores = self._score_epoch("test", split, self.hparams.test_metrics)
+        losses = gather_mappings(self._test_losses).values()
+        count = sum(tokens for _, tokens in losses)
+        scores["loss"] = math.fsum(summed for summed, _ in losses) / count if count else float("nan")
+        self.log_rank_equal("test", {"loss": scores["loss"]})
         predictions = dict(sorted(self._predictions.items()))
         warn_of_replaced_bytes(split, predictions.values())
         images = self.trainer.datamodule.image_records(split)  # each row's own id and file
