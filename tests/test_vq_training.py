@@ -45,6 +45,15 @@ def test_uniform_use_of_every_code_has_perplexity_equal_to_the_codebook_size():
     assert metric.compute()["codebook_usage"] == 1.0
 
 
+def test_codes_of_latents_that_are_not_finite_make_usage_and_perplexity_nan_not_one_valid_code():
+    # NaN distances pick code 0 for every vector: a "usage" of 1 code and perplexity 1.0 of a broken encoder
+    metric = CodebookUsage(num_codes=4)
+    metric.update(torch.tensor([0, 1, 2]), finite=torch.tensor(True))
+    metric.update(torch.tensor([0, 0, 0]), finite=torch.tensor(False))
+    scores = metric.compute()
+    assert scores["codebook_usage"].isnan() and scores["perplexity"].isnan()
+
+
 @pytest.fixture(scope="module")
 def vq_run(tmp_path_factory) -> Path:
     from tests.conftest import TINY_RUN, compose_config
@@ -377,6 +386,29 @@ def test_evaluate_py_scores_a_vqvae_checkpoint_as_its_run_did(vq_run, tmp_path):
         assert round(report[name], 4) == round(run[name], 4), name
     assert json.loads((tmp_path / "eval" / "metrics.json").read_text()) == report
     assert (tmp_path / "eval" / "reconstructions.png").is_file()
+
+
+def test_evaluate_py_warns_in_one_line_that_a_checkpoint_of_nan_weights_scores_a_broken_model(vq_run, tmp_path,
+                                                                                               caplog):
+    from supra.runner.evaluation import evaluate
+    from tests.conftest import compose_config
+
+    checkpoint = torch.load(vq_run / "checkpoints" / "best.ckpt", weights_only=False)
+    for tensor in checkpoint["state_dict"].values():
+        if tensor.is_floating_point():
+            tensor.fill_(float("nan"))  # a diverged run's weights
+    ckpt = tmp_path / "run" / "checkpoints" / "best.ckpt"
+    ckpt.parent.mkdir(parents=True)
+    torch.save(checkpoint, ckpt)
+    evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}", "num_grid_images=0"]))
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    tensors = sum(1 for tensor in checkpoint["state_dict"].values() if tensor.is_floating_point())
+    assert warnings == [f"ckpt={ckpt} holds weights that are not finite (NaN or inf) in {tensors} of its "
+                        f"{len(checkpoint['state_dict'])} tensors (e.g. net.encoder.0.weight): its run diverged, and "
+                        "these are a broken model's scores; score an earlier checkpoint of that run"]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    # no "valid" codebook figures of codes picked by NaN distances
+    assert [metrics[name] for name in ("psnr", "ssim", "codebook_usage", "perplexity", "loss")] == [None] * 5
 
 
 def test_evaluate_py_refuses_caption_metrics_for_a_vqvae_which_captions_nothing(vqvae_ckpt, tmp_path):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import logging
 import shutil
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -60,6 +61,7 @@ from supra.utils.numbers import is_whole
 from supra.utils.overrides import parsed_overrides
 from supra.utils.run_folders import finished_run_file
 from supra.utils.seeds import check_seed
+from supra.utils.state_dicts import non_finite_tensors
 from supra.utils.unknown_keys import exit_if_unknown_key
 
 # What to add when a release folder (which holds no data config) or a checkpoint whose run config has no data
@@ -72,6 +74,8 @@ OUTPUT_FILES = {"tokenizer_path": "tokenizer.json", "vocab_path": "a2a_vocab.jso
 # Data options that make a new run's tokenizer (a captioner's, an a2a model's text ids): a model file is scored
 # with its own, so these would be ignored; refused unless left at their defaults.
 TOKENIZER_OPTIONS = ("gpt2_tokenizer", "tokenizer_sample", "text_tokenizer", "text_vocab_size")
+
+log = logging.getLogger(__name__)
 
 
 def data_for_release(argv: Sequence[str]) -> list[str]:
@@ -239,6 +243,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     refuse_unread_options(cfg, "eval", [o for o in DECODING_OPTIONS if o not in DECODING_READ.get(kind, DECODING_OPTIONS)],
                           f"ckpt={cfg.ckpt} is {KIND_NAMES[kind]}, whose scoring")
     task, tokenizer, run_cfg, pictures = LOADERS[kind](cfg, kind)
+    warn_of_diverged_weights(task, cfg.ckpt)
     # the step its pictures are named by, not this trainer's 0 (a release folder keeps none of its own)
     is_checkpoint = kind in CHECKPOINT_KINDS
     task.weights_step = checkpoint_step(local_path(cfg.ckpt)) if is_checkpoint else None
@@ -280,6 +285,17 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     # where the scores went, as generate and export say: a dated run folder is not found without it
     print(f"wrote {output_dir}: {', '.join(report.written)}" if report.written else f"no scores written into {output_dir}")
     return report.report
+
+
+def warn_of_diverged_weights(task: SupraTask, ckpt: str) -> None:
+    """One warning line where the model scored (an a2a model's VQ-VAE too) holds NaN or inf weights, export's check:
+    it is still scored (its run diverged; how badly is worth seeing), but its scores are a broken model's."""
+    state = task.state_dict()
+    not_finite = non_finite_tensors(state)
+    if not_finite:
+        log.warning("ckpt=%s holds weights that are not finite (NaN or inf) in %d of its %d tensors (e.g. %s): its run "
+                    "diverged, and these are a broken model's scores; score an earlier checkpoint of that run",
+                    ckpt, len(not_finite), len(state), not_finite[0])
 
 
 def run_data_as_trained(run_cfg: dict | None, ckpt: str) -> dict | None:

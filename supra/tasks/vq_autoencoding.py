@@ -113,7 +113,8 @@ class VQAutoencodingTask(SupraTask):
         original, reconstruction = (images + 1) / 2, ((reconstruction + 1) / 2).clamp(0, 1)
         self.psnr[stage].update(reconstruction, original)
         self.ssim[stage].update(reconstruction, original)
-        self.usage[stage].update(codes)
+        # the quantiser's loss is NaN where the latents (or the codebook) are: their codes then mean nothing
+        self.usage[stage].update(codes, torch.isfinite(vq_loss))
 
     def validation_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val")
