@@ -562,9 +562,14 @@ def test_checkpoint_holds_config_and_tokenizer_and_loads_weights_only(trained_ru
     assert ckpt["supra"]["run_config"]["model"]["net"]["D_MODEL"] == 128
 
 
-def test_evaluate_reproduces_the_run_test_metrics(trained_run, tmp_path):
+def test_evaluate_reproduces_the_run_test_metrics(trained_run, tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="supra.runner.scored_data")
     cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}"])
     evaluate(cfg)
+    # generated pictures name no files to compare with the run's: said once, both counts null
+    assert [r.getMessage() for r in caplog.records if r.name == "supra.runner.scored_data"] == [
+        f"cannot check whether ckpt={cfg.ckpt} trained or validated on the test images scored: the data scored names "
+        "no image files to compare with its run's (generated pictures, a dataset's rows)"]
     run_metrics = json.loads((trained_run / "metrics.json").read_text())
     eval_metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     for key in CAPTION_KEYS | {"attr_acc"}:
@@ -626,6 +631,23 @@ def test_evaluate_scores_another_split_with_another_decoding(trained_run, tmp_pa
     predictions = json.loads((tmp_path / "eval" / "predictions.json").read_text())
     assert len({p["image_id"] for p in predictions}) == len(predictions) == metrics["n_images"]
     assert [p.name.split("_")[0] for p in (tmp_path / "eval" / "samples").iterdir()] == [split]
+
+
+@pytest.mark.parametrize(("split", "run_did"), [
+    ("train", "trained on by ckpt={ckpt}"),
+    ("val", "validated on by the run of ckpt={ckpt}, which picks its best checkpoint by them")])
+def test_the_runs_own_generated_train_or_val_split_is_warned_of_as_not_held_out(trained_run, tmp_path, caplog, split,
+                                                                                 run_did):
+    # generated pictures have no files to compare, but the run's own data config makes the very same split
+    ckpt = trained_run / "checkpoints" / "best.ckpt"
+    evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}", f"data.split={split}", "decode=greedy",
+                                                         "metrics=[Bleu]", "num_grid_images=0"]))
+    images = {"train": "training images", "val": "validation images"}[split]
+    assert [r.getMessage() for r in caplog.records if r.levelname == "WARNING"] == [
+        f"the {split} images scored are those {run_did.format(ckpt=ckpt)} (its run's data config, the same): "
+        f"data.split={split} scores the run's {images}; these are not held-out scores"]
+    metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert metrics["trained_on"] is None and metrics["validated_on"] is None  # not counted: no files
 
 
 def test_scoring_a_checkpoint_caches_its_data_under_the_scoring_commands_paths_cache_dir(tmp_path):

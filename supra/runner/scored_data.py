@@ -5,7 +5,8 @@ run folder keeps (a photo source writes its split lists there: data.output_dir, 
 records, so a checkpoint copied into another run's folder is not compared with that run's lists), each counted and
 warned of in one line. Another layout of the same pictures (COCO's official files against
 dataset_coco.json, whose restval trains; Flickr30k's .token against dataset_flickr30k.json) or another
-data.split_seed cuts them otherwise, and its "test" split then holds pictures the model trained on."""
+data.split_seed cuts them otherwise, and its "test" split then holds pictures the model trained on. Generated data
+has no files to compare: its train or val split is warned of where its config is the run's (the same pictures)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import lightning as L
+from omegaconf import DictConfig, OmegaConf
 
 from supra.callbacks.test_report import TestReport
+from supra.runner.training import QUIET_DATA_KEYS
 from supra.utils.files import absolute_path, one_line_records
 
 log = logging.getLogger(__name__)
@@ -132,6 +135,18 @@ def described_data(data_cfg: Mapping[str, Any], datamodule: L.LightningDataModul
             "root": root or data_cfg.get(f"{split}_shards")}
 
 
+def same_items(scored: Mapping[str, Any], trained: Mapping[str, Any]) -> bool:
+    """Whether two data configs make the same items: equal but for how they are served and where files go
+    (QUIET_DATA_KEYS, the split and pin_memory)."""
+    ignored = QUIET_DATA_KEYS | {"split", "pin_memory"}
+
+    def items(cfg: Mapping[str, Any]) -> dict[str, Any]:
+        plain = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else dict(cfg)
+        return {key: value for key, value in plain.items() if key not in ignored}
+
+    return items(scored) == items(trained)
+
+
 class ScoredData(L.Callback):
     """Once the scored split is read (test start): what `report` writes beside the scores, the data described
     with `trained_on` and `validated_on` (how many of its images the run of `ckpt` trained on, and validated on;
@@ -146,13 +161,14 @@ class ScoredData(L.Callback):
     def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         datamodule = trainer.datamodule
         self.report.about_data.update(described_data(self.data_cfg, datamodule, self.roots))
-        if hasattr(datamodule, "image_records"):
-            self.report.about_data.update(self._seen_by_run(datamodule.split, scored_files(datamodule)))
+        # every kind of model has both keys: a script reading them gets null where they cannot be checked
+        self.report.about_data.update(self._seen_by_run(getattr(datamodule, "split", "test"), scored_files(datamodule)))
 
     def _seen_by_run(self, split: str, files: list[str]) -> dict[str, int | None]:
         """SEEN_BY_RUN's counts of `files`, the `split` scored: None where they cannot be checked."""
         counts: dict[str, int | None] = dict.fromkeys(SEEN_BY_RUN.values())
-        if not files:  # pictures without files (generated, a dataset's rows): nothing to compare
+        if not files:  # pictures without files (generated, a dataset's rows): no list to compare them with
+            self._warn_of_runs_own_split(split)
             return counts
         train_list = run_train_list(self.ckpt_path, self.run_data.get("output_dir"))
         if train_list is None:
@@ -164,6 +180,17 @@ class ScoredData(L.Callback):
             if run_list.is_file():  # a run folder keeps every split's list; one removed by hand cannot be checked
                 counts[key] = len(self._warn_of_seen(split, files, run_split, run_list))
         return counts
+
+    def _warn_of_runs_own_split(self, split: str) -> None:
+        """For data without files: data.split=train or val of the run's own data config (generated the same) warned
+        of in one line, as not held-out scores; otherwise that it cannot be checked, said once."""
+        if split in SEEN_BY_RUN and self.run_data and same_items(self.data_cfg, self.run_data):
+            log.warning("the %s images scored are those %s (its run's data config, the same): %s; these are not "
+                        "held-out scores", split, RUN_DID[split].format(ckpt=self.ckpt),
+                        likely_reason(split, self.data_cfg, self.run_data, split))
+            return
+        log.info("cannot check whether ckpt=%s trained or validated on the %s images scored: the data scored names no "
+                 "image files to compare with its run's (generated pictures, a dataset's rows)", self.ckpt, split)
 
     def _warn_of_seen(self, split: str, files: list[str], run_split: str, run_list: Path) -> list[str]:
         """The files of `files` in the run's `run_split` list (`run_list`), warned of in one line where any are."""
