@@ -101,6 +101,13 @@ def test_drawing_a_token_from_its_own_uniform_follows_the_distribution_and_never
     assert set(top2.tolist()) == {0, 1}
 
 
+def test_settings_used_with_the_model_records_the_caption_length_limit_actually_used(peaked_model):
+    # null: all MAX_SEQ - 1 (12 - 1) text positions after BOS; more than that is cut to it
+    assert DecodeConfig(strategy="greedy").settings_used(peaked_model) == {"strategy": "greedy", "max_new_tokens": 11}
+    assert DecodeConfig(strategy="greedy", max_new_tokens=5).settings_used(peaked_model)["max_new_tokens"] == 5
+    assert DecodeConfig(strategy="greedy", max_new_tokens=99).settings_used(peaked_model)["max_new_tokens"] == 11
+
+
 def test_settings_used_names_what_each_decoding_reads():
     assert DecodeConfig(beam_width=6, length_penalty=1.0).settings_used() == {
         "strategy": "beam", "beam_width": 6, "length_penalty": 1.0, "max_new_tokens": None}

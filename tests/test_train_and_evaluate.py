@@ -318,7 +318,8 @@ def test_training_leaves_checkpoints_tokenizer_metrics_predictions_and_grid(trai
     metrics = json.loads((trained_run / "metrics.json").read_text())
     assert CAPTION_KEYS | {"split", "n_images", "n_references", "decode", "decode_settings", "attr_acc", "relation_acc", "loss"} == set(metrics)
     assert metrics["split"] == "test" and metrics["n_images"] == 15 and metrics["decode"] == "beam"
-    assert metrics["decode_settings"] == {"strategy": "beam", "beam_width": 3, "length_penalty": 0.0, "max_new_tokens": None}
+    # the limit used: model.decode.max_new_tokens=null decodes all MAX_SEQ - 1 (48 - 1) positions after BOS
+    assert metrics["decode_settings"] == {"strategy": "beam", "beam_width": 3, "length_penalty": 0.0, "max_new_tokens": 47}
     predictions = json.loads((trained_run / "predictions.json").read_text())
     assert sorted(p["image_id"] for p in predictions) == [f"test_{i:05d}" for i in range(15)]  # generated: no file
     assert all(p["file"] is None for p in predictions)
@@ -627,7 +628,7 @@ def test_evaluate_scores_another_split_with_another_decoding(trained_run, tmp_pa
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     # the train split too: each image once, scored against all its references, as val and test are
     assert metrics["split"] == split and metrics["n_images"] == {"val": 24, "train": 6}[split]
-    assert metrics["decode"] == "greedy" and metrics["decode_settings"] == {"strategy": "greedy", "max_new_tokens": None}
+    assert metrics["decode"] == "greedy" and metrics["decode_settings"] == {"strategy": "greedy", "max_new_tokens": 47}
     predictions = json.loads((tmp_path / "eval" / "predictions.json").read_text())
     assert len({p["image_id"] for p in predictions}) == len(predictions) == metrics["n_images"]
     assert [p.name.split("_")[0] for p in (tmp_path / "eval" / "samples").iterdir()] == [split]
@@ -721,7 +722,7 @@ def test_evaluate_decodes_as_the_run_did_whatever_the_batch_size_and_records_the
     evaluate(compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}", "+data.eval_batch_size=1"]))
     metrics = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     assert metrics["decode_settings"] == {"strategy": "sample", "temperature": 1.5, "top_k": None, "top_p": None,
-                                          "seed": 11, "max_new_tokens": None}
+                                          "seed": 11, "max_new_tokens": 47}
     # one image at a time gives the captions of all 15 in one batch: each image samples its own stream
     net, tokenizer, _ = load_captioner(ckpt)
     images = ShapesDataModule(num_test=15, image_size=112).load_split("test").images

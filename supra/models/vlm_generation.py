@@ -69,12 +69,14 @@ class DecodeConfig:
             raise SupraUserError(f"beam_width={self.beam_width} is more than the model's {vocab_size} tokens: give "
                                  f"beam_width <= {vocab_size}")
 
-    def settings_used(self) -> dict[str, Any]:
-        """The settings this strategy reads (strategy first): what a report says the captions were made with."""
+    def settings_used(self, model: VLMNano | None = None) -> dict[str, Any]:
+        """The settings this strategy reads (strategy first): what a report says the captions were made with. With
+        the `model` decoded, max_new_tokens is the limit used (null means MAX_SEQ - 1, which a reader of the report
+        cannot know without the model's config)."""
         read = {"beam": ("beam_width", "length_penalty"), "greedy": (),
                 "sample": ("temperature", "top_k", "top_p", "seed")}[self.strategy]
-        return {"strategy": self.strategy, **{name: getattr(self, name) for name in read},
-                "max_new_tokens": self.max_new_tokens}
+        limit = self.max_new_tokens if model is None else _max_new(model, self.max_new_tokens)
+        return {"strategy": self.strategy, **{name: getattr(self, name) for name in read}, "max_new_tokens": limit}
 
 
 @torch.no_grad()

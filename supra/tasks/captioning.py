@@ -317,7 +317,7 @@ class CaptioningTask(SupraTask):
             # decode_settings: every setting the captions were made with (evaluate.py takes the run's own)
             "details": {"n_images": len(predictions), "n_references": sum(len(references[row]) for row in predictions),
                         "decode": self.decode.strategy,
-                        "decode_settings": self.decode.settings_used()},
+                        "decode_settings": self.decode.settings_used(self.net)},
             "predictions": [{**images[row], "caption": caption} for row, caption in predictions.items()],
         }
 
