@@ -45,3 +45,9 @@ def test_the_tables_title_names_the_data_scored_where_the_command_says_it():
     about = {"source": "coco", "layout": "2014", "root": "/data/coco"}
     assert table_title("CaptioningTask", "test", details, about) == (
         "CaptioningTask, coco test split (2014 layout, data.root=/data/coco), n_images=2, n_references=10")
+
+
+def test_the_tables_title_shows_nested_settings_as_key_value_pairs_with_null_not_a_python_dict():
+    details = {"decode": "beam", "decode_settings": {"strategy": "beam", "beam_width": 3, "max_new_tokens": None}}
+    assert table_title("CaptioningTask", "test", details, {}) == (
+        "CaptioningTask, test split, decode=beam, decode_settings=(strategy=beam, beam_width=3, max_new_tokens=null)")

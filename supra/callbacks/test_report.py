@@ -48,7 +48,15 @@ def table_title(task_name: str, split: str, details: dict[str, Any], about_data:
     layout = f"{about_data['layout']} layout, " if about_data.get("layout") else ""
     where = f" ({layout}data.root={about_data['root']})" if isinstance(about_data.get("root"), str) else ""
     title = f"{task_name}, {f'{data} ' if data else ''}{split} split{where if data else ''}"
-    return title + "".join(f", {k}={v}" for k, v in details.items())
+    return title + "".join(f", {k}={shown(v)}" for k, v in details.items())
+
+
+def shown(value: Any) -> str:
+    """A detail as the title shows it, as metrics.json names it: a nested one's settings as key=value pairs in
+    parentheses, None as null (not Python's dict repr)."""
+    if isinstance(value, dict):
+        return f"({', '.join(f'{k}={shown(v)}' for k, v in value.items())})"
+    return "null" if value is None else str(value)
 
 
 class TestReport(L.Callback):
