@@ -148,6 +148,9 @@ def test_export_cli_and_evaluate_accept_the_release(release, trained_run, tmp_pa
     from_release = json.loads((tmp_path / "eval" / "metrics.json").read_text())
     from_run = json.loads((trained_run / "metrics.json").read_text())
     assert round(from_release["CIDEr"], 3) == round(from_run["CIDEr"], 3)
+    # data=shapes' own eval_batch_size (250, the run's 8) gives the checkpoint's loss to all digits
+    assert from_release["loss"] == from_run["loss"]
+    assert from_release["ckpt"] == str(release) and from_release["step"] is None  # a release keeps no step
 
 
 def test_the_card_shows_the_runs_test_metrics_only_for_the_checkpoint_that_was_tested(trained_run, tmp_path):

@@ -581,6 +581,8 @@ def test_evaluate_reproduces_the_run_test_metrics(trained_run, tmp_path, caplog)
     # named by the step of the checkpoint scored, not by evaluate's own trainer, which trained none
     step = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=True)["global_step"]
     assert [p.name for p in (tmp_path / "eval" / "samples").iterdir()] == [f"test_step_{step:06d}.png"]
+    # and metrics.json says what it scored, copied out of its run folder too
+    assert eval_metrics["ckpt"] == str(trained_run / "checkpoints" / "best.ckpt") and eval_metrics["step"] == step
 
 
 def test_evaluate_scores_a_captioner_with_its_runs_test_metrics(trained_run, tmp_path):

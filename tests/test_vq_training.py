@@ -388,6 +388,7 @@ def test_evaluate_py_scores_a_vqvae_checkpoint_as_its_run_did(vq_run, tmp_path):
     assert (tmp_path / "eval" / "reconstructions.png").is_file()
     # the keys a captioner's metrics.json has, null: its generated pictures name no files to compare
     assert report["trained_on"] is None and report["validated_on"] is None
+    assert report["ckpt"] == str(best) and report["step"] == torch.load(best, weights_only=True)["global_step"]
 
 
 def test_evaluate_py_warns_in_one_line_that_a_checkpoint_of_nan_weights_scores_a_broken_model(vq_run, tmp_path,
