@@ -290,6 +290,6 @@ def test_a_ddp_test_of_an_odd_split_gives_the_loss_and_scores_of_one_process(tra
         cfg = train_config(*settings, run=run)  # composed where it runs: a run logs into the last one composed
         train(cfg)
         reports[run] = json.loads((Path(cfg.paths.output_dir) / "metrics.json").read_text())
-    assert reports["two"]["loss"] == pytest.approx(reports["one"]["loss"], rel=1e-6)
+    assert reports["two"]["loss"] == reports["one"]["loss"]  # to all digits: each image's tokens summed once, exactly
     assert reports["two"]["n_images"] == reports["one"]["n_images"] == 15
     assert reports["two"]["CIDEr"] == reports["one"]["CIDEr"]
