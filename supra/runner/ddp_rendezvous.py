@@ -3,16 +3,13 @@ peers never come (one task of a SLURM job failed to start, torchrun run on one n
 
 from __future__ import annotations
 
-import signal
-import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
 import torch.distributed
 from lightning.pytorch.strategies import DDPStrategy
 
+from supra.utils.cli import sigterm_default
 from supra.utils.errors import SupraUserError
 
 
@@ -40,18 +37,3 @@ class RendezvousTimedDDP(DDPStrategy):
                     f"world of {self.world_size}, which never joined: start every rank (srun's tasks, or torchrun on "
                     "each node) with the same MASTER_ADDR and MASTER_PORT, or wait longer with "
                     "trainer.strategy.timeout_s=N") from err
-
-
-@contextmanager
-def sigterm_default() -> Iterator[None]:
-    """SIGTERM at its default action (end the process) within the block, in the main thread; then as it was (a
-    handler set outside Python, which signal cannot put back, is left at the default)."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
-        yield
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)

@@ -19,6 +19,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.core.utils import configure_log
 from omegaconf import DictConfig, OmegaConf
 
+from supra.utils.cli import sigterm_default
 from supra.utils.lightning_subclasses import FolderRemovingSpawnDDP
 
 
@@ -123,11 +124,8 @@ def sigterm_ends_main_process_at_once(trainer: L.Trainer) -> Iterator[None]:
     `trainer`'s ranks, while they run: taken as Ctrl-C there (utils/cli.py), Lightning's KeyboardInterrupt handling
     waited for ranks that trained on, and the run never ended. Elsewhere, nothing changes."""
     spawning = isinstance(trainer.strategy, SpawnedRanks) and multiprocessing.parent_process() is None
-    if not spawning or threading.current_thread() is not threading.main_thread():
+    if not spawning:
         yield
         return
-    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    try:
+    with sigterm_default():
         yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)

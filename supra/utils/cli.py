@@ -84,6 +84,21 @@ def exit_on_ctrl_c(left: Callable[[], str]) -> Iterator[None]:
 
 
 @contextmanager
+def sigterm_default() -> Iterator[None]:
+    """SIGTERM at its default action (end the process) within the block, in the main thread; then as it was (a
+    handler set outside Python, which signal cannot put back, is left at the default)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+@contextmanager
 def sigterm_as_ctrl_c() -> Iterator[None]:
     """SIGTERM (kill, `timeout`, a service manager's stop, a cluster's preemption) taken as Ctrl-C within the block:
     a KeyboardInterrupt, so the command removes what it made and ends as Ctrl-C ends it. By default it ended the
