@@ -82,6 +82,29 @@ def test_one_splits_parquet_files_typing_a_column_otherwise_are_one_line_naming_
         "one out of data.root")
 
 
+@pytest.mark.parametrize("layout", ["save_to_disk", "parquet"])
+def test_one_splits_parts_written_as_string_and_as_large_string_are_read_as_one_split(tmp_path, layout):
+    """pandas and polars write text as large_string, datasets as string: the same captions, once refused as
+    parts that "differ in column 'caption'"."""
+    import datasets
+
+    from tests.caption_source_fixtures import write_hf_layout
+
+    large = hf_split("train2014", 8)
+    large = large.cast(datasets.Features({**large.features, "caption": datasets.Value("large_string")}))
+    parts = {"train": hf_split("train", 16), "train2014": large}
+    if layout == "save_to_disk":
+        write_hf_layout(tmp_path / "hf", layout, parts)
+    else:
+        (tmp_path / "hf" / "data").mkdir(parents=True)
+        for name, part in parts.items():
+            part.to_parquet(str(tmp_path / "hf" / "data" / f"{name}-00000-of-00001.parquet"))
+    index = read_caption_source("hf_disk", tmp_path / "hf", cache_dir=tmp_path / "c")
+    assert sum(len(keys) for keys in index.splits.values()) == 24
+    assert sorted(text for captions in index.captions.values() for text in captions if "train2014" in text) == sorted(
+        f"a train2014 picture {i}" for i in range(8))
+
+
 def test_a_parquet_file_given_as_data_root_is_one_line_naming_the_folder_to_give(tmp_path):
     (tmp_path / "hf" / "data").mkdir(parents=True)
     parquet = tmp_path / "hf" / "data" / "test-00000-of-00001.parquet"

@@ -91,10 +91,37 @@ def _check_one_schema(split: str, schemas: dict[str, Any], where: str) -> None:
     for name, other in rest:
         for column in dict.fromkeys([*schema.names, *other.names]):
             kinds = [s.field(column).type if column in s.names else None for s in (schema, other)]
+            if kinds[0] is not None and kinds[1] is not None and _offsets_aside(kinds[0]) == _offsets_aside(kinds[1]):
+                continue  # string and large_string (pandas and polars write either) hold the same text
             if kinds[0] != kinds[1] and not any(kind is not None and pa.types.is_null(kind) for kind in kinds):
                 raise SupraUserError(f"{where}'s {split} split is {first} and {name}, which differ in column {column!r} "
                                      f"({kinds[0] or 'not there'} against {kinds[1] or 'not there'}): write them with "
                                      "one type, or move one out of data.root")
+
+
+def _offsets_aside(kind: Any) -> Any:
+    """An Arrow type with its 64-bit-offset variants (large_string, large_binary, large_list) made plain, at
+    every depth: the same values either way, which `datasets` casts to the first part's type as it joins them."""
+    import pyarrow as pa
+
+    if pa.types.is_large_string(kind):
+        return pa.string()
+    if pa.types.is_large_binary(kind):
+        return pa.binary()
+    if pa.types.is_list(kind) or pa.types.is_large_list(kind):
+        return pa.list_(_offsets_aside(kind.value_type))
+    if pa.types.is_struct(kind):
+        return pa.struct([kind.field(i).with_type(_offsets_aside(kind.field(i).type)) for i in range(kind.num_fields)])
+    return kind
+
+
+def _joined(parts: list[Any]) -> Any:
+    """save_to_disk splits of one split word as one dataset: concatenate_datasets refuses string beside
+    large_string (which _check_one_schema lets through), so each part is cast to the first's features."""
+    import datasets
+
+    first = parts[0].features
+    return datasets.concatenate_datasets([part if part.features == first else part.cast(first) for part in parts])
 
 
 def load_splits(root: Path, cache_dir: Path) -> Loaded:
@@ -123,8 +150,8 @@ def load_splits(root: Path, cache_dir: Path) -> Loaded:
                                  f"{', '.join(loaded) or 'none'}): name them train, validation, test, or with those words (train2014)")
         for split, named in parts.items():
             _check_one_schema(split, {name: dataset.data.schema for name, dataset in named.items()}, str(root))
-        return Loaded("save_to_disk", {split: datasets.concatenate_datasets(list(named.values()))
-                                       for split, named in parts.items()}, left_out, files)
+        return Loaded("save_to_disk", {split: _joined(list(named.values())) for split, named in parts.items()},
+                      left_out, files)
     files = sorted(root.rglob("*.parquet"))
     if not files:
         raise SupraUserError(f"data.root={root} holds no Hugging Face dataset: looked for dataset_dict.json or "
