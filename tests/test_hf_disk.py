@@ -169,7 +169,24 @@ def test_a_caption_column_of_records_is_one_line_naming_its_text_field(tmp_path,
         read_caption_source("hf_disk", tmp_path / "hf", columns={"caption_column": "sentences"}, cache_dir=tmp_path / "c")
     assert str(error.value) == (
         f"data.caption_column='sentences' of {tmp_path / 'hf'}'s train split holds {holds}, not text: captions are a "
-        "string or a list of strings per row; copy its text field (raw) into a column of its own and name that")
+        "string or a list of strings per row; name its text field as data.caption_column=sentences.raw")
+
+
+@pytest.mark.parametrize("sentences", [lambda i: {"raw": f"a dog {i}", "sentid": i},
+                                       lambda i: [{"raw": f"a dog {i}", "sentid": i}, {"raw": f"a cat {i}", "sentid": 0}]])
+def test_a_record_columns_text_field_named_as_column_dot_field_is_read_as_captions(tmp_path, sentences):
+    """Karpathy's sentences as the Hub ships them ({raw, tokens, sentid, ...} per caption): read, not a column
+    to copy out first."""
+    hf_split("train", 16, sentences=[sentences(i) for i in range(16)]).save_to_disk(str(tmp_path / "hf"))
+    index = read_caption_source("hf_disk", tmp_path / "hf", columns={"caption_column": "sentences.raw"},
+                                cache_dir=tmp_path / "c")
+    captions = {text for texts in index.captions.values() for text in texts}
+    assert {f"a dog {i}" for i in range(16)} <= captions and all(text.startswith(("a dog", "a cat")) for text in captions)
+    with pytest.raises(SupraUserError) as error:
+        read_caption_source("hf_disk", tmp_path / "hf", columns={"caption_column": "sentences.sentid"},
+                            cache_dir=tmp_path / "c")
+    assert str(error.value).startswith(f"data.caption_column='sentences.sentid' of {tmp_path / 'hf'}'s train split "
+                                       "names no text field: 'sentences' holds ")
 
 
 def test_the_same_image_bytes_in_train_and_test_are_one_image_kept_in_test_never_trained_on(tmp_path):

@@ -218,18 +218,50 @@ def _is_string(kind: Any) -> bool:
     return pa.types.is_string(kind) or pa.types.is_large_string(kind)
 
 
-def _check_caption_type(dataset: Any, column: str, where: str) -> None:
-    """One line where the caption column holds records (`{"raw": ...}`, a list of them, as Karpathy's
-    sentences are) rather than text: each row would be skipped as a caption that is not text."""
+def _record_field(dataset: Any, column: str) -> tuple[str, str] | None:
+    """`sentences.raw` as (column, field) where `column` is not itself a column's name: the text field of a
+    column of records, or of lists of them (Karpathy's sentences as the Hub ships them); else None."""
+    top, dot, field = column.partition(".")
+    return (top, field) if dot and column not in dataset.column_names else None
+
+
+def _record_kind(kind: Any) -> Any:
+    """A column's record type, in a list or alone."""
     import pyarrow as pa
 
-    kind = dataset.data.schema.field(column).type
-    record = kind.value_type if pa.types.is_list(kind) or pa.types.is_large_list(kind) else kind
+    return kind.value_type if pa.types.is_list(kind) or pa.types.is_large_list(kind) else kind
+
+
+def _check_caption_type(dataset: Any, column: str, where: str) -> None:
+    """One line where the caption column holds records (`{"raw": ...}`, a list of them, as Karpathy's
+    sentences are) rather than text, or a record field named (`sentences.raw`) that is not text: each row
+    would be skipped as a caption that is not text."""
+    import pyarrow as pa
+
+    named = _record_field(dataset, column)
+    kind = dataset.data.schema.field(named[0] if named else column).type
+    record = _record_kind(kind)
+    if named:
+        field = record.field(named[1]) if pa.types.is_struct(record) and record.get_field_index(named[1]) >= 0 else None
+        if field is None or not _is_string(field.type):
+            raise SupraUserError(f"data.caption_column={column!r} of {where} names no text field: {named[0]!r} holds "
+                                 f"{kind}; name a text column, or a record's text field as column.field")
+        return
     if pa.types.is_struct(record):
         texts = [field.name for field in record if _is_string(field.type)]
         raise SupraUserError(f"data.caption_column={column!r} of {where} holds {kind}, not text: captions are a string "
-                             "or a list of strings per row; copy " + (f"its text field ({', '.join(texts)})" if texts else
-                                                                      "the text") + " into a column of its own and name that")
+                             "or a list of strings per row" + (f"; name its text field as data.caption_column={column}."
+                                                               f"{texts[0]}" if texts else ""))
+
+
+def _caption_values(dataset: Any, column: str) -> list:
+    """Per row, its caption or captions: the column's values, or the named field of its records."""
+    named = _record_field(dataset, column)
+    if named is None:
+        return dataset[column]
+    top, field = named
+    return [[item.get(field) for item in value if item] if isinstance(value, list)
+            else value.get(field) if isinstance(value, dict) else None for value in dataset[top]]
 
 
 def _image_fields(dataset: Any, column: str, where: str) -> tuple[Any, list[int], list[str | None]]:
@@ -317,7 +349,8 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
     layout, splits, left_out, files = load_splits(root, Path(cache_dir) if cache_dir else root / ".supra_cache")
     for split, dataset in splits.items():  # each split: a test file may name its columns unlike train's
         for key, column in (("image_column", image_column), ("caption_column", caption_column), ("id_column", id_column)):
-            if column is not None and column not in dataset.column_names:
+            named = _record_field(dataset, column) if key == "caption_column" else None  # sentences.raw: sentences
+            if column is not None and (named[0] if named else column) not in dataset.column_names:
                 raise SupraUserError(f"data.{key}={column!r} is not a column of {root}'s {split} split "
                                      f"(it has {', '.join(dataset.column_names)})")
         _check_caption_type(dataset, caption_column, f"{root}'s {split} split")
@@ -339,7 +372,7 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
     joined = Counter()  # rows whose image an earlier row holds (no id column): of their split, of another
     for split in sorted(splits, key=SPLIT_NAMES[::-1].index):
         dataset, (data, lengths_of_rows, paths) = splits[split], fields[split]
-        captions = dataset[caption_column]  # the text column alone, without the images
+        captions = _caption_values(dataset, caption_column)  # the text alone, without the images
         ids = dataset[id_column] if id_column else None
         has_bytes = [length > 0 for length in lengths_of_rows]
         identities = _identities(data, lengths_of_rows, paths, root, shared_lengths)
