@@ -165,7 +165,7 @@ def explain_captioner(cfg: DictConfig) -> dict[str, Any]:
     summary = f"{caption!r} ({decode.strategy}); attention of each token over the {grid[0]}x{grid[1]} visual tokens"
     return _write(out, f"{Path(str(cfg.ckpt)).name}: {path.name}", summary, image, INPUT_PICTURE, grid, _rows(tokens),
                   {"ckpt": str(cfg.ckpt), "image": str(path), "caption": caption, "decode": decode.strategy,
-                   "decode_settings": decode.settings_used(), "grid": list(grid)})
+                   "decode_settings": decode.settings_used(net), "grid": list(grid)})
 
 
 def check_a2a_options(cfg: DictConfig) -> None:

@@ -203,7 +203,8 @@ def test_explains_caption_is_the_caption_commands(trained_run, tmp_path):
                                     f"out={tmp_path / f'explain_{decode}'}", *given)
             assert explained["caption"] == captioned[f"scene{n}.png"], (decode, n)
     record = json.loads((tmp_path / "explain_None" / "explain.json").read_text())
-    assert record["decode_settings"] == {"strategy": "beam", "beam_width": 5, "length_penalty": 1.0, "max_new_tokens": None}
+    # the caption length limit used, as evaluate.py's metrics.json records it: null decodes MAX_SEQ - 1 (48 - 1)
+    assert record["decode_settings"] == {"strategy": "beam", "beam_width": 5, "length_penalty": 1.0, "max_new_tokens": 47}
     assert json.loads((tmp_path / "explain_sample" / "explain.json").read_text())["decode_settings"]["seed"] == 4
     assert len(record["tokens"][0]["mean_map"]) == 16 and record["grid"] == [4, 4]
     page = (tmp_path / "explain_None" / "attention.html").read_text()
