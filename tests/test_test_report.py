@@ -39,6 +39,30 @@ def test_a_nested_score_that_is_not_a_number_is_written_to_metrics_json_as_null(
         "frame_psnr": [21.5, None, [None, 3.0]]}
 
 
+def test_metrics_json_names_the_checkpoint_the_test_loaded_and_its_step(tmp_path, monkeypatch):
+    # train.py's test of its best checkpoint: Lightning loads it (SupraTask keeps its step), the trainer at the fit's
+    (tmp_path / "best.ckpt").touch()
+    monkeypatch.chdir(tmp_path)
+    task = SimpleNamespace(test_results={"scores": {"CIDEr": 0.5}, "split": "test"}, weights_step=20)
+    trainer = SimpleNamespace(is_global_zero=True, callback_metrics={}, ckpt_path="best.ckpt", global_step=30)
+    report = TestReport(str(tmp_path))
+    report.on_test_start(trainer, task)
+    report.on_test_end(trainer, task)
+    assert json.loads((tmp_path / METRICS_FILE).read_text(encoding="utf-8")) == {
+        "CIDEr": 0.5, "split": "test", "ckpt": str(tmp_path / "best.ckpt"), "step": 20}
+
+
+def test_metrics_json_of_the_weights_a_fit_ended_with_names_no_checkpoint_and_the_fits_step(tmp_path):
+    # no checkpoint written (checkpointing off, fast_dev_run): the test scores the weights in memory
+    task = SimpleNamespace(test_results={"scores": {"CIDEr": 0.5}, "split": "test"}, weights_step=None)
+    trainer = SimpleNamespace(is_global_zero=True, callback_metrics={}, ckpt_path=None, global_step=30)
+    report = TestReport(str(tmp_path))
+    report.on_test_start(trainer, task)
+    report.on_test_end(trainer, task)
+    assert json.loads((tmp_path / METRICS_FILE).read_text(encoding="utf-8")) == {
+        "CIDEr": 0.5, "split": "test", "ckpt": None, "step": 30}
+
+
 def test_the_tables_title_names_the_data_scored_where_the_command_says_it():
     details = {"n_images": 2, "n_references": 10}
     assert table_title("CaptioningTask", "test", details, {}) == "CaptioningTask, test split, n_images=2, n_references=10"

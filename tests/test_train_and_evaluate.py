@@ -316,8 +316,12 @@ def test_training_leaves_checkpoints_tokenizer_metrics_predictions_and_grid(trai
     assert sorted(p.name for p in (trained_run / "attention_maps").iterdir()) == [
         "test_step_000030.png", "val_step_000015.png", "val_step_000030.png"]
     metrics = json.loads((trained_run / "metrics.json").read_text())
-    assert CAPTION_KEYS | {"split", "n_images", "n_references", "decode", "decode_settings", "attr_acc", "relation_acc", "loss"} == set(metrics)
+    assert CAPTION_KEYS | {"split", "n_images", "n_references", "decode", "decode_settings", "attr_acc", "relation_acc", "loss",
+                           "ckpt", "step"} == set(metrics)
     assert metrics["split"] == "test" and metrics["n_images"] == 15 and metrics["decode"] == "beam"
+    # what was scored, as evaluate.py's metrics.json says it: the best checkpoint and its weights' step
+    best = trained_run / "checkpoints" / "best.ckpt"
+    assert metrics["ckpt"] == str(best) and metrics["step"] == torch.load(best, weights_only=True)["global_step"]
     # the limit used: model.decode.max_new_tokens=null decodes all MAX_SEQ - 1 (48 - 1) positions after BOS
     assert metrics["decode_settings"] == {"strategy": "beam", "beam_width": 3, "length_penalty": 0.0, "max_new_tokens": 47}
     predictions = json.loads((trained_run / "predictions.json").read_text())

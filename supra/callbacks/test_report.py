@@ -12,7 +12,7 @@ import torch
 from rich.console import Console
 from rich.table import Table
 
-from supra.utils.files import write_json_atomic
+from supra.utils.files import absolute_path, write_json_atomic
 from supra.utils.numbers import finite_or_none
 
 METRICS_FILE, PREDICTIONS_FILE = "metrics.json", "predictions.json"
@@ -59,23 +59,41 @@ def shown(value: Any) -> str:
     return "null" if value is None else str(value)
 
 
+def scored_model(ckpt: str | None, trainer: L.Trainer, pl_module: L.LightningModule) -> dict[str, Any]:
+    """metrics.json's `ckpt` and `step`, so that a copy out of its run folder still says what was scored: the model
+    file (absolute; a Hub id as given; null for the weights in memory, a fit's last where it wrote no checkpoint,
+    or a model's initial ones) and the training step of its weights (null for a release folder, which keeps none)."""
+    if ckpt is None:
+        return {"ckpt": None, "step": trainer.global_step}
+    # SupraTask's weights_step: Lightning's loading of ckpt_path, or evaluate.py's own
+    return {"ckpt": absolute_path(ckpt) if Path(ckpt).exists() else ckpt,
+            "step": getattr(pl_module, "weights_step", None)}
+
+
 class TestReport(L.Callback):
-    """After `trainer.test`, on rank 0: metrics.json and predictions.json in `output_dir`."""
+    """After `trainer.test`, on rank 0: metrics.json and predictions.json in `output_dir`. `ckpt`: the model file
+    scored where the command loads it itself (evaluate.py); otherwise the checkpoint the trainer's test loads."""
 
     __test__ = False  # a callback, not a pytest class
 
-    def __init__(self, output_dir: str, print_table: bool = False) -> None:
+    def __init__(self, output_dir: str, print_table: bool = False, ckpt: str | None = None) -> None:
         self.output_dir = Path(output_dir)
         self.print_table = print_table  # Lightning prints its own table after trainer.test(verbose=True)
+        self.ckpt = ckpt
         self.report: dict[str, Any] = {}
         self.written: list[str] = []  # the files it wrote, by name: evaluate.py's closing line names them
         self.about_data: dict[str, Any] = {}  # what the command says of the data scored, written after the details
+        self.scored: dict[str, Any] = {}  # scored_model's, written last
+
+    def on_test_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # here, not at the end: the checkpoint the test loaded, before anything else can load another
+        self.scored = scored_model(self.ckpt if self.ckpt is not None else trainer.ckpt_path, trainer, pl_module)
 
     def on_test_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         results = getattr(pl_module, "test_results", None)
         if not trainer.is_global_zero or not results:
             return
-        self.report = build_report(results, trainer.callback_metrics, self.about_data)
+        self.report = build_report(results, trainer.callback_metrics, {**self.about_data, **self.scored})
         # a diverged run's NaN loss as null, top-level or nested in a detail: `NaN` is not JSON, and strict
         # readers refuse the whole file
         write_json_atomic(self.output_dir / METRICS_FILE, finite_or_none(self.report))

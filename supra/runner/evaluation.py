@@ -268,7 +268,7 @@ def evaluate(cfg: DictConfig) -> dict[str, Any]:
     roots = scored_folders(data_cfg)
     for option, folder in roots.items():
         print(f"scoring {option}={folder}")
-    report = TestReport(str(output_dir), print_table=True)
+    report = TestReport(str(output_dir), print_table=True, ckpt=cfg.ckpt)
     # what was scored, and whether the run trained on any of it, beside the scores
     scored_data = ScoredData(report, cfg.ckpt, local_path(cfg.ckpt), data_cfg, (run_cfg or {}).get("data"), roots)
     trainer = L.Trainer(

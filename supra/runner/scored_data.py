@@ -150,9 +150,8 @@ def same_items(scored: Mapping[str, Any], trained: Mapping[str, Any]) -> bool:
 class ScoredData(L.Callback):
     """Once the scored split is read (test start): what `report` writes beside the scores, the data described
     with `trained_on` and `validated_on` (how many of its images the run of `ckpt` trained on, and validated on;
-    null where that cannot be checked), each count above 0 warned of in one line, then the model file scored
-    (`ckpt`) and the step of its weights. `run_data`: the data config
-    the checkpoint's run trained on."""
+    null where that cannot be checked), each count above 0 warned of in one line (the report adds the model file
+    scored and the step of its weights after them). `run_data`: the data config the checkpoint's run trained on."""
 
     def __init__(self, report: TestReport, ckpt: str, ckpt_path: Path, data_cfg: Mapping[str, Any],
                  run_data: Mapping[str, Any] | None, roots: Mapping[str, str]) -> None:
@@ -164,10 +163,6 @@ class ScoredData(L.Callback):
         self.report.about_data.update(described_data(self.data_cfg, datamodule, self.roots))
         # every kind of model has both keys: a script reading them gets null where they cannot be checked
         self.report.about_data.update(self._seen_by_run(getattr(datamodule, "split", "test"), scored_files(datamodule)))
-        # what was scored, so that a metrics.json copied out of its run folder still says it: the model file (a Hub
-        # id as given) and the training step of its weights (null for a release folder, which keeps none)
-        ckpt = absolute_path(self.ckpt) if Path(self.ckpt).exists() else self.ckpt
-        self.report.about_data.update({"ckpt": ckpt, "step": getattr(pl_module, "weights_step", None)})
 
     def _seen_by_run(self, split: str, files: list[str]) -> dict[str, int | None]:
         """SEEN_BY_RUN's counts of `files`, the `split` scored: None where they cannot be checked."""
