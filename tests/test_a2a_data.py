@@ -21,7 +21,7 @@ from supra.data.media.shapes_images import ShapesImagesDataModule
 from supra.models.vqvae import VQVAE
 from supra.runner.components import stage1_vqvae
 from supra.tokens.a2a_layout import TokenLayout
-from supra.tokens.a2a_sequences import build_sequence, frames_that_fit, prompt_length
+from supra.tokens.a2a_sequences import build_sequence, check_tasks, frames_that_fit, prompt_length
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
 from tests.conftest import first_train_batches, write_vqvae_checkpoint
@@ -837,6 +837,14 @@ def test_an_a2a_release_folder_gives_its_vqvae_to_a_new_stage_two(tmp_path):
     assert not vqvae.training
     for (name, theirs), ours in zip(published.state_dict().items(), vqvae.state_dict().values(), strict=True):
         assert torch.equal(theirs, ours), name
+
+
+@pytest.mark.parametrize(("tasks", "named"), [(["text", "image2image"], "task image2image"),
+                                              (["image2image", "captions"], "tasks image2image, captions")])
+def test_unknown_a2a_tasks_are_named_in_one_line_with_the_noun_agreeing(tasks, named):
+    with pytest.raises(SupraUserError) as err:
+        check_tasks(tasks)
+    assert str(err.value) == f"unknown a2a {named}: choose from text, text2image, image2text, video, text2video"
 
 
 def test_bad_mixture_settings_are_refused_in_one_line(vqvae_ckpt):

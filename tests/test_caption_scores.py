@@ -328,7 +328,8 @@ def test_missing_java_is_one_clear_line(monkeypatch, tmp_path):
 
 
 @pytest.mark.parametrize(("option", "metrics", "message"), [
-    ("val_metrics", ["Bleu", "CIDer"], r"^model.val_metrics: unknown caption metric\(s\) \['CIDer'\]: choose from "),
+    ("val_metrics", ["Bleu", "CIDer"], r"^model.val_metrics: unknown caption metric \['CIDer'\]: choose from "),
+    ("val_metrics", ["CIDer", "Rouge"], r"^model.val_metrics: unknown caption metrics \['CIDer', 'Rouge'\]: choose from "),
     ("test_metrics", "CIDEr", r"^model.test_metrics='CIDEr' must be a list of caption metrics, e.g. \[CIDEr\]$"),
     ("test_metrics", ["SPICE"], r"^model.test_metrics: caption metric 'SPICE' is not supported"),
 ])

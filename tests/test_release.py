@@ -298,15 +298,17 @@ def test_a_tokenizer_with_other_special_tokens_is_named_for_them_not_called_miss
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ('{"decode": {"beam_widht": 5}}', "\"decode\" has unknown setting(s) 'beam_widht' (known: strategy, beam_width,"),
+    ('{"decode": {"beam_widht": 5}}', "\"decode\" has unknown setting 'beam_widht' (known: strategy, beam_width,"),
     ('{"decode": [1]}', '"decode" is [1], not an object of decoding settings'),
     ('{"decode": {"beam_width": "3"}}', '"decode".beam_width="3" must be a whole number'),
     ('{"decode": {"strategy": "nope"}}', "\"decode\" does not work (decode='nope' is unknown"),
     # values that fit their type yet sample from no token at all (a traceback where the first caption is drawn)
     ('{"decode": {"strategy": "sample", "top_k": 0}}', '"decode" does not work (top_k=0 must be a whole number >= 1'),
     ('{"test_metrics": "CIDEr"}', '"test_metrics"="CIDEr" must be a list of metric names'),
-    ('{"test_metrics": ["CIDEr", "SPICE"]}', '"test_metrics" names unknown metric(s) SPICE (choose from Bleu, METEOR'),
-    ('{"generation": {"image_temprature": 1.0}}', "\"generation\" has unknown setting(s) 'image_temprature'"),
+    ('{"test_metrics": ["CIDEr", "SPICE"]}', '"test_metrics" names unknown metric SPICE (choose from Bleu, METEOR'),
+    ('{"test_metrics": ["SPICE", "WER"]}', '"test_metrics" names unknown metrics SPICE, WER (choose from Bleu, METEOR'),
+    ('{"generation": {"image_temprature": 1.0}}', "\"generation\" has unknown setting 'image_temprature'"),
+    ('{"generation": {"image_temprature": 1.0, "top": 2}}', "\"generation\" has unknown settings 'image_temprature', 'top'"),
     ('{"generation": {"image_best_of": 2.5}}', '"generation".image_best_of=2.5 must be a whole number'),
     # an a2a model's sampling out of its range: the sampler's own rule, not a traceback two test batches in
     ('{"generation": {"max_caption_tokens": 0}}', '"generation".max_caption_tokens=0 must be >= 1'),
@@ -316,7 +318,8 @@ def test_a_tokenizer_with_other_special_tokens_is_named_for_them_not_called_miss
     ('{"generation": {"image_guidance": -1}}', '"generation".image_guidance=-1 must be a number >= 0 (1 = off)'),
     ('{"generation": {"image_top_k": 0}}', '"generation".image_top_k=0 must be >= 1'),
     ('{"code_softmax": "yes"}', '"code_softmax"="yes" must be true or false'),
-    ('{"decoding": {}}', "unknown field(s) 'decoding' (it may hold decode, generation, code_softmax, test_metrics)"),
+    ('{"decoding": {}}', "unknown field 'decoding' (it may hold decode, generation, code_softmax, test_metrics)"),
+    ('{"decoding": {}, "metrics": []}', "unknown fields 'decoding', 'metrics' (it may hold decode, generation,"),
 ])
 def test_a_hand_edited_scoring_json_is_one_line_naming_the_file_and_what_is_wrong(tmp_path, text, message):
     from supra.artifacts.a2a_release import scored_settings

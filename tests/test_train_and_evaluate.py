@@ -618,7 +618,7 @@ def test_evaluate_scores_the_metrics_given_in_place_of_the_runs(trained_run, tmp
     task, *_ = LOADERS[kind](compose_config("eval", tmp_path / "eval", [f"ckpt={best}", "metrics=[Bleu,ROUGE_L,CIDEr]"]),
                              kind)
     assert list(task.hparams.test_metrics) == ["Bleu", "ROUGE_L", "CIDEr"]
-    for given, refusal in (("metrics=[Bleu,CIDer]", "metrics: unknown caption metric(s) ['CIDer']: choose from"),
+    for given, refusal in (("metrics=[Bleu,CIDer]", "metrics: unknown caption metric ['CIDer']: choose from"),
                            ("metrics=CIDEr", "metrics='CIDEr' must be a list of caption metrics, e.g. [CIDEr]"),
                            ("metrics=[]", "metrics=[] scores no captions: name some, e.g. metrics=[Bleu,ROUGE_L,CIDEr]")):
         with pytest.raises(SupraUserError, match=re.escape(refusal)):

@@ -18,6 +18,7 @@ from supra.models.a2a_generation import GENERATION_KEYS, generation_setting_prob
 from supra.models.vlm_generation import DecodeConfig
 from supra.utils.errors import SupraUserError, first_line
 from supra.utils.files import give_plain_permissions
+from supra.utils.numbers import noun_for
 from supra.utils.state_dicts import with_unread_counters
 
 
@@ -147,7 +148,7 @@ def _scoring_problem(settings: dict[str, Any]) -> str | None:
     """What is wrong with scoring.json's fields, in a phrase, or None."""
     unknown = [key for key in settings if key not in SCORING_KEYS]
     if unknown:
-        return f"unknown field(s) {', '.join(map(repr, unknown))} (it may hold {', '.join(SCORING_KEYS)})"
+        return f"unknown {noun_for(len(unknown), 'field')} {', '.join(map(repr, unknown))} (it may hold {', '.join(SCORING_KEYS)})"
     decode, generation = settings.get("decode"), settings.get("generation")
     if decode is not None:
         if not isinstance(decode, dict):
@@ -155,7 +156,7 @@ def _scoring_problem(settings: dict[str, Any]) -> str | None:
         known = {f.name: str(f.type) for f in fields(DecodeConfig)}
         unknown = [key for key in decode if key not in known]
         if unknown:
-            return f'"decode" has unknown setting(s) {", ".join(map(repr, unknown))} (known: {", ".join(known)})'
+            return f'"decode" has unknown {noun_for(len(unknown), "setting")} {", ".join(map(repr, unknown))} (known: {", ".join(known)})'
         for key, value in decode.items():
             if not _fits(value, known[key]):
                 return f'"decode".{key}={json.dumps(value)} must be {_described(known[key])}'
@@ -168,7 +169,7 @@ def _scoring_problem(settings: dict[str, Any]) -> str | None:
             return f'"generation" is {json.dumps(generation)[:40]}, not an object of sampling settings'
         unknown = [key for key in generation if key not in GENERATION_KEYS]
         if unknown:
-            return (f'"generation" has unknown setting(s) {", ".join(map(repr, unknown))} '
+            return (f'"generation" has unknown {noun_for(len(unknown), "setting")} {", ".join(map(repr, unknown))} '
                     f"(known: {', '.join(GENERATION_KEYS)})")
         for key, value in generation.items():
             # the sampler's own type and range (a best_of of 0, a negative temperature): else a traceback mid-test
@@ -183,7 +184,7 @@ def _scoring_problem(settings: dict[str, Any]) -> str | None:
             return f'"test_metrics"={json.dumps(metrics)} must be a list of metric names, e.g. {json.dumps(SCORER_FAMILIES)}'
         unknown = [m for m in metrics if m not in SCORER_FAMILIES]
         if unknown:
-            return f'"test_metrics" names unknown metric(s) {", ".join(unknown)} (choose from {", ".join(SCORER_FAMILIES)})'
+            return f'"test_metrics" names unknown {noun_for(len(unknown), "metric")} {", ".join(unknown)} (choose from {", ".join(SCORER_FAMILIES)})'
     return None
 
 

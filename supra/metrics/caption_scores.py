@@ -52,7 +52,7 @@ from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
 from supra.utils.errors import SupraUserError
-from supra.utils.numbers import counted
+from supra.utils.numbers import counted, noun_for
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -108,7 +108,7 @@ def check_metric_families(metrics: Sequence[str], option: str = "metrics") -> No
         raise SupraUserError(f"{option}: caption metric 'SPICE' is not supported: it needs a Stanford CoreNLP "
                              f"download that cannot run offline; choose from {list(SCORER_FAMILIES)}")
     if unknown:
-        raise SupraUserError(f"{option}: unknown caption metric(s) {unknown}: choose from {list(SCORER_FAMILIES)}")
+        raise SupraUserError(f"{option}: unknown caption {noun_for(len(unknown), 'metric')} {unknown}: choose from {list(SCORER_FAMILIES)}")
 
 
 def _check_request(

@@ -20,6 +20,7 @@ import torch
 
 from supra.tokens.a2a_layout import A2A_CONTEXT, VQVAE_DOWNSAMPLE, TokenLayout
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import noun_for
 
 TASKS: tuple[str, ...] = ("text", "text2image", "image2text", "video", "text2video")
 VIDEO_TASKS = ("video", "text2video")
@@ -32,7 +33,7 @@ NEEDS = {  # what an item must have for each task
 def check_tasks(tasks: Sequence[str]) -> None:
     unknown = [t for t in tasks if t not in TASKS]
     if unknown:
-        raise SupraUserError(f"unknown a2a task(s) {', '.join(unknown)}: choose from {', '.join(TASKS)}")
+        raise SupraUserError(f"unknown a2a {noun_for(len(unknown), 'task')} {', '.join(unknown)}: choose from {', '.join(TASKS)}")
 
 
 def text_block(layout: TokenLayout, text_ids: Sequence[int]) -> list[int]:

@@ -36,7 +36,13 @@ def counted(count: object, noun: str, grouped: bool = False, plural: str | None 
     an s: counted(2, "batch", plural="batches")); `grouped`: the thousands separated ("1,000 steps"). A count
     that is no number ("?") takes the plural."""
     shown = f"{count:,}" if grouped and is_whole(count) else str(count)
-    return f"{shown} {noun}" if count == 1 and not isinstance(count, bool) else f"{shown} {plural or noun + 's'}"
+    return f"{shown} {noun_for(count, noun, plural)}"
+
+
+def noun_for(count: object, noun: str, plural: str | None = None) -> str:
+    """`noun` as `count` of it takes it, without the count: before a list of names ("unknown metric 'x'",
+    "unknown metrics 'x', 'y'"); singular for one, else `plural` (default: an s added), as counted says it."""
+    return noun if count == 1 and not isinstance(count, bool) else plural or noun + "s"
 
 
 def finite_or_none(value: object) -> object:
