@@ -50,7 +50,9 @@ failed() {  # failed NAME RC: say it with the step's last line of output (124: t
 finish() {  # finish: the total time, and exit status 1 naming the steps that failed (their reasons in $LOG)
   echo "total $((SECONDS - START))s"
   if [ ${#FAILED[@]} -gt 0 ]; then
-    echo "error: ${#FAILED[@]} step(s) failed: ${FAILED[*]} (see $LOG)" >&2
+    local steps=steps
+    [ ${#FAILED[@]} -eq 1 ] && steps=step  # "1 step failed", "2 steps failed"
+    echo "error: ${#FAILED[@]} $steps failed: ${FAILED[*]} (see $LOG)" >&2
     exit 1
   fi
 }

@@ -408,7 +408,7 @@ def run(parser: argparse.ArgumentParser, args: argparse.Namespace, out_dir: str)
     samples = args.steps * args.batch_size
     ratios = (scaling_ratios(plain, supra, samples, args.steps, args.devices) if args.devices > 1
               else [a / b for a, b in zip(plain, supra, strict=False)])
-    rows = {"(a) plain PyTorch loop": plain, f"(b) Supra task + Trainer ({args.devices} device(s))": supra}
+    rows = {"(a) plain PyTorch loop": plain, supra_row(args.devices): supra}
     report = report_table(args, where, precision, rows, samples, ratios, flops, peak, peak_dtype(device, precision))
     finish(report, args.json, load_at_start, threads)
 
@@ -436,6 +436,11 @@ def median_speed(seconds: list[float], samples: int, steps: int) -> tuple[float,
     even number of windows the median of times is not the inverse of the median of speeds."""
     per_s = statistics.median(samples / s for s in seconds)
     return per_s, 1000 * samples / (per_s * steps)
+
+
+def supra_row(devices: int) -> str:
+    """The table's label of (b), and its key in the JSON report: "(b) Supra task + Trainer (1 device)"."""
+    return f"(b) Supra task + Trainer ({counted(devices, 'device')})"
 
 
 def scaling_ratios(plain: list[float], supra: list[float], samples: int, steps: int, devices: int) -> list[float]:

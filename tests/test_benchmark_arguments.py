@@ -69,6 +69,12 @@ def test_the_throughput_table_gives_a_step_time_that_is_its_speed_inverted_with_
     assert per_s == 480 and step_ms == pytest.approx(1000 * 64 / 480)  # not the median time's 150 ms
 
 
+def test_the_throughput_tables_supra_row_counts_its_devices(monkeypatch):
+    module = benchmark_script("train_throughput", monkeypatch)
+    assert module.supra_row(1) == "(b) Supra task + Trainer (1 device)"
+    assert module.supra_row(2) == "(b) Supra task + Trainer (2 devices)"
+
+
 def test_beam_search_captions_the_shapes_images_with_a_captioner_trained_on_other_data(tmp_path, monkeypatch):
     net_cfg = {"_target_": "supra.models.vlm_nano.VLMNano", "IMG_SIZE": 64}
     net = VLMNano(IMG_SIZE=64)
@@ -522,10 +528,14 @@ def test_the_gpu_scripts_stop_at_once_without_a_cuda_gpu_saying_so_in_one_line(t
 
 
 def test_a_gpu_script_whose_step_fails_says_why_and_ends_with_a_non_zero_status(tmp_path):
-    # a dry run on a CPU (TRAINER=cpu), with a step given 1 s: it times out
-    ended = gpu_script(["-c", "source benchmarks/gpu_env.sh; bench short 1; finish"], tmp_path, TRAINER="cpu")
+    # a dry run on a CPU (TRAINER=cpu), with a step given 1 s: it times out; then as if a second had failed too
+    # (the first finish in a subshell, whose exit ends only it)
+    ended = gpu_script(["-c", "source benchmarks/gpu_env.sh; bench short 1; (finish); FAILED+=(other); finish"],
+                       tmp_path, TRAINER="cpu")
     assert ended.returncode == 1 and "short: failed (rc 124): timed out" in ended.stdout
-    assert ended.stderr.endswith(f"error: 1 step(s) failed: short (see {tmp_path / 'out' / 'gpu_check.log'})\n")
+    log = tmp_path / "out" / "gpu_check.log"
+    assert ended.stderr.endswith(f"error: 1 step failed: short (see {log})\n"
+                                 f"error: 2 steps failed: short other (see {log})\n")
 
 
 def test_the_gpu_summary_gives_each_runs_machine_load_from_its_figures_file(tmp_path, monkeypatch, capsys):
