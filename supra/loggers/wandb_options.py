@@ -16,6 +16,13 @@ PROJECT_FORBIDDEN = "/\\#?%:"  # wandb's: refused only as the run starts
 WANDB_MODES = ("online", "offline", "disabled", "dryrun", "run", "shared")  # what wandb's Settings take
 
 
+def wandb_job_type(fits: bool) -> str:
+    """A train.py run's W&B job_type, which the W&B UI filters and groups runs by: "train" for a run that fits
+    (and tests after), "test" for one of train=false (a checkpoint tested); a sweep's jobs are told apart by their
+    group, the sweep (wandb_logger.sweep_job_names)."""
+    return "train" if fits else "test"
+
+
 def require_wandb() -> None:
     """wandb importable, else one line: a missing or broken install (a protobuf mismatch) was a traceback."""
     try:

@@ -7,6 +7,7 @@ import warnings
 
 from omegaconf import OmegaConf
 
+from supra.loggers.wandb_options import wandb_job_type
 from supra.sweeps.optuna_seed import study_seed
 from supra.utils.distributed import is_distributed
 from supra.utils.hardware import fast_precision, slurm_gpus_per_node, slurm_tasks_per_node
@@ -38,3 +39,5 @@ OmegaConf.register_new_resolver("slurm_tasks", slurm_tasks_per_node, replace=Tru
 # hydra.sweeper.sampler.seed: ${study_seed:1234,${hydra.sweeper.storage},${hydra.sweeper.study_name}} ->
 # 1234 plus the trials a stored study already holds, so that its next session draws new ones
 OmegaConf.register_new_resolver("study_seed", study_seed, replace=True)
+# logger.wandb.job_type: ${wandb_job_type:${train}} -> train, or test for a run of train=false
+OmegaConf.register_new_resolver("wandb_job_type", wandb_job_type, replace=True)
