@@ -53,6 +53,31 @@ def test_a_checkpoint_copied_into_another_runs_folder_has_no_train_list(tmp_path
     assert run_train_list(copied, None) is None  # a run config that does not say: not taken for its own
 
 
+@pytest.mark.parametrize(("roots", "run_data", "why"), [
+    ({}, {"_target_": "ShapesDataModule"},
+     "the data scored names no image files to compare with its run's (generated pictures, a dataset's rows)"),
+    ({"data.root": "/media"}, {"_target_": "ShapesImagesDataModule"},
+     "its run's data names no image files to compare with those of data.root=/media (its pictures generated, or a "
+     "dataset's rows)"),
+    ({"data.root": "/media"}, {"_target_": "MediaFolderDataModule", "root": "/media"},
+     "neither the data scored (data.root=/media) nor its run's data lists the image files of its splits to compare"),
+])
+def test_data_without_files_to_compare_says_which_side_has_none(tmp_path, caplog, roots, run_data, why):
+    """A VQ-VAE of generated shapes scored on a media folder was said to be scored on data that names no files."""
+    from types import SimpleNamespace
+
+    from supra.callbacks.test_report import TestReport
+    from supra.runner.scored_data import ScoredData
+
+    ckpt = tmp_path / "best.ckpt"
+    scored = ScoredData(TestReport(str(tmp_path)), str(ckpt), ckpt, {"_target_": "MediaFolderDataModule"}, run_data,
+                        roots)
+    with caplog.at_level(logging.INFO, logger="supra.runner.scored_data"):
+        scored.on_test_start(SimpleNamespace(datamodule=SimpleNamespace(split="test")), None)
+    assert caplog.messages == [f"cannot check whether ckpt={ckpt} trained or validated on the test images scored: {why}"]
+    assert scored.report.about_data["trained_on"] is None
+
+
 def write_coco_both_layouts(root: Path) -> list[str]:
     """COCO 2014's official files and a dataset_coco.json of the same pictures, as a real COCO folder often holds
     them; Karpathy's restval holds the official layout's seeded test cut, which is returned."""

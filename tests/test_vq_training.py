@@ -486,3 +486,25 @@ def test_tokenize_media_refuses_out_a_run_folder_or_its_checkpoints_before_readi
         assert capsys.readouterr().err == (f"error: out={out} holds a run's records ({held}): choose another out= "
                                            "folder\n")
     assert sorted(p.name for p in run_folder.rglob("*")) == ["best.ckpt", "checkpoints"]  # nothing written
+
+
+def test_evaluate_py_of_a_vqvae_on_a_media_folder_says_why_it_cannot_check_in_one_natural_line(vq_run, tmp_path,
+                                                                                              caplog):
+    """A VQ-VAE trained on shapes, scored on a folder of files: the line said the data scored named no files."""
+    import logging
+
+    from supra.runner.evaluation import evaluate
+    from tests.media_fixtures import write_media_folder
+
+    write_media_folder(tmp_path / "media")
+    best = vq_run / "checkpoints" / "best.ckpt"
+    with caplog.at_level(logging.INFO, logger="supra.runner.scored_data"):
+        report = evaluate(compose_config("eval", tmp_path / "eval", [
+            f"ckpt={best}", "data=media_folder", f"data.root={tmp_path / 'media'}", "data.show_progress=false",
+            "num_grid_images=0"]))
+    # a folder of files, not "names no image files": its run trained on generated pictures, which have none
+    said = [r.getMessage() for r in caplog.records if r.name == "supra.runner.scored_data"]
+    assert said == [f"cannot check whether ckpt={best} trained or validated on the test images scored: its run's data "
+                    f"names no image files to compare with those of data.root={tmp_path / 'media'} (its pictures "
+                    "generated, or a dataset's rows)"]
+    assert report["trained_on"] is None and report["validated_on"] is None

@@ -189,8 +189,20 @@ class ScoredData(L.Callback):
                         "held-out scores", split, RUN_DID[split].format(ckpt=self.ckpt),
                         likely_reason(split, self.data_cfg, self.run_data, split))
             return
-        log.info("cannot check whether ckpt=%s trained or validated on the %s images scored: the data scored names no "
-                 "image files to compare with its run's (generated pictures, a dataset's rows)", self.ckpt, split)
+        log.info("cannot check whether ckpt=%s trained or validated on the %s images scored: %s", self.ckpt, split,
+                 self._why_no_files())
+
+    def _why_no_files(self) -> str:
+        """Why the data scored gave no files to compare, for the line that says it cannot check: the data scored
+        names none, or (a folder of files, as a media folder: a VQ-VAE or a2a model's data) its run's data names
+        none, or neither lists its files by split."""
+        if not self.roots:
+            return "the data scored names no image files to compare with its run's (generated pictures, a dataset's rows)"
+        folders = ", ".join(f"{option}={folder}" for option, folder in self.roots.items())
+        if not scored_folders(self.run_data):
+            return (f"its run's data names no image files to compare with those of {folders} (its pictures generated, "
+                    "or a dataset's rows)")
+        return f"neither the data scored ({folders}) nor its run's data lists the image files of its splits to compare"
 
     def _warn_of_seen(self, split: str, files: list[str], run_split: str, run_list: Path) -> list[str]:
         """The files of `files` in the run's `run_split` list (`run_list`), warned of in one line where any are."""
