@@ -2,9 +2,15 @@
 
 import sys
 
-from supra.utils.start_up import command_asked_for_help, quiet_ctrl_c_while_starting, say_starting
+from supra.utils.start_up import (
+    command_asked_for_help,
+    exit_if_not_in_checkout,
+    quiet_ctrl_c_while_starting,
+    say_starting,
+)
 
 quiet_ctrl_c_while_starting()  # only in a process started as a Supra command: Ctrl-C while it starts is one line
+exit_if_not_in_checkout(getattr(sys, "orig_argv", []), sys.argv[0] if sys.argv else "")  # a wheel: no conf/
 say_starting(getattr(sys, "orig_argv", []), sys.argv[0] if sys.argv else "", sys.argv[1:])  # on a terminal alone
 if (_command := command_asked_for_help(getattr(sys, "orig_argv", []), sys.argv[1:])) is not None:
     # `python -m supra.X --help`: answered from conf/ before supra/X.py imports torch (seconds)

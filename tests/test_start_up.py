@@ -12,6 +12,7 @@ from supra.utils.cli import exit_on_ctrl_c
 from supra.utils.start_up import (
     REPO_ROOT,
     end_start_up,
+    exit_if_not_in_checkout,
     is_command_line,
     quiet_ctrl_c_while_starting,
     say_starting,
@@ -29,6 +30,24 @@ def test_only_a_process_started_as_a_supra_command_counts_as_one():
     assert not is_command_line(["python", "-c", "import supra"], "-c")
     spawned = ["python", "-c", "from multiprocessing.spawn import spawn_main; spawn_main()", "--multiprocessing-fork"]
     assert not is_command_line(spawned, str(REPO_ROOT / "train.py"))  # a ddp_sim rank: train.py's sys.argv
+
+
+def test_a_command_of_an_install_without_conf_says_in_one_line_that_supra_runs_from_an_editable_checkout(
+        monkeypatch, tmp_path, capsys):
+    site_packages = tmp_path / "site-packages"  # a wheel's install: supra/ there, no conf/ beside it
+    monkeypatch.setattr("supra.utils.start_up.REPO_ROOT", site_packages)
+    with pytest.raises(SystemExit) as exit_info:
+        exit_if_not_in_checkout(["python", "-m", "supra.caption", "--help"], "-m")
+    assert exit_info.value.code == 2
+    assert capsys.readouterr().err == (
+        f"error: Supra runs from a source checkout, and this install has no conf/ beside its package "
+        f"({site_packages / 'conf'} is missing): install the checkout editable, pip install -e <checkout>\n")
+    exit_if_not_in_checkout(["python", "-c", "import supra"], "-c")  # Python's own use: a release folder is enough
+
+
+def test_a_command_of_the_checkout_starts_as_usual(capsys):
+    exit_if_not_in_checkout(["python", "-m", "supra.caption", "--help"], "-m")
+    assert capsys.readouterr().err == ""
 
 
 def test_importing_supra_from_python_installs_no_signal_handler():

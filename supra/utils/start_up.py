@@ -19,6 +19,7 @@ from types import FrameType
 SIGINT_EXIT = 130  # what a shell reports for a process Ctrl-C ended (128 + SIGINT), as Python's own exit on it
 ENTRY_SCRIPTS = ("train.py", "evaluate.py")
 REPO_ROOT = Path(__file__).resolve().parents[2]
+CHECKOUT_INSTALL = "pip install -e <checkout>"  # a wheel or `pip install .` leaves conf/ behind
 SPAWNED = "--multiprocessing-fork"  # the last argument of the command line multiprocessing starts a child with
 
 
@@ -49,6 +50,18 @@ def command_asked_for_help(orig_argv: Sequence[str], argv: Sequence[str]) -> str
     name = command[1]
     is_command = (REPO_ROOT / "supra" / f"{name}.py").is_file() and (REPO_ROOT / "conf" / f"{name}.yaml").is_file()
     return name if is_command else None
+
+
+def exit_if_not_in_checkout(orig_argv: Sequence[str], script: str) -> None:
+    """One line and exit status 2 where a Supra command runs from an install whose package has no conf/ beside it
+    (a wheel, `pip install .`): Supra runs from a source checkout, installed editable, and every command reads
+    the checkout's conf/; without it each would end in a traceback, --help too. Importing supra from Python is
+    not checked: a captioner loads from a release folder without conf/."""
+    conf = REPO_ROOT / "conf"
+    if is_command_line(orig_argv, script) and not conf.is_dir():
+        print(f"error: Supra runs from a source checkout, and this install has no conf/ beside its package ({conf} "
+              f"is missing): install the checkout editable, {CHECKOUT_INSTALL}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
 
 
 def say_starting(orig_argv: Sequence[str], script: str, argv: Sequence[str]) -> None:
