@@ -24,6 +24,8 @@ def _floor(name: str) -> Version:
 @pytest.mark.parametrize(("name", "needed", "why"), [
     ("torch", "2.9", "torch.optim.Muon, MuonWithAdamW's (experiment=a2a_shapes)"),
     ("torchvision", "0.24", "the torchvision built with torch 2.9"),
+    ("pyarrow", "12", "pc.struct_field by a field's name (data/caption_sources/hf_disk.py)"),
+    ("fsspec", "2023.1", "fsspec.core.url_to_fs (write_shards.py), as datasets needs it"),
     ("huggingface-hub", "0.25", "huggingface_hub.errors' LocalEntryNotFoundError and the rest (artifacts/hub.py)"),
 ])
 def test_each_floor_has_the_api_supra_uses(name, needed, why):
