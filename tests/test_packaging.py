@@ -30,3 +30,33 @@ def _floor(name: str) -> Version:
 ])
 def test_each_floor_has_the_api_supra_uses(name, needed, why):
     assert _floor(name) >= Version(needed), f"{name}>={needed}: {why}"
+
+
+def _sdist_files(monkeypatch, cached: str) -> set[str]:
+    """The files setuptools puts in the sdist by MANIFEST.in's rules (in-process: building one writes an egg-info
+    into the checkout), from the checkout's files and a `cached` file; not from its dot-folders (.git, .venv) or
+    run outputs, which walking takes seconds over."""
+    from setuptools.command.egg_info import FileList
+
+    monkeypatch.chdir(ROOT)  # MANIFEST.in's patterns are relative to the checkout
+    files = FileList()
+    files.allfiles = [cached] + [str(path.relative_to(ROOT)) for top in ROOT.iterdir()
+                                 if not top.name.startswith(".") and top.name not in ("logs", "outputs", "multirun")
+                                 for path in ([top] if top.is_file() else top.rglob("*")) if path.is_file()]
+    for line in (ROOT / "MANIFEST.in").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            files.process_template_line(line)
+    return set(files.files)
+
+
+def test_the_sdist_holds_the_checkout_supra_runs_from_without_caches(monkeypatch):
+    cached = "tests/__pycache__/conftest.cpython-311-pytest-8.pyc"
+    shipped = _sdist_files(monkeypatch, cached)
+    for needed in ("train.py", "evaluate.py", "conf/train.yaml", "conf/model/encoder/pretrained.yaml",
+                   "docs/releases.md", "tests/conftest.py", "tests/caption_source_fixtures.py"):
+        assert needed in shipped, needed
+    for folder in ("conf", "docs", "tests", "benchmarks"):
+        on_disk = {str(path.relative_to(ROOT)) for path in (ROOT / folder).rglob("*")
+                   if path.is_file() and "__pycache__" not in path.parts}
+        assert on_disk <= shipped, sorted(on_disk - shipped)
+    assert cached not in shipped
