@@ -1,5 +1,5 @@
 """`python -m supra.demo ckpt=...`: a local demo page (Gradio) for any checkpoint or release folder, served
-on 127.0.0.1 by default (conf/demo.yaml; `pip install -e ".[demo]"` brings Gradio).
+on 127.0.0.1 by default (conf/demo.yaml; `pip install "gradio>=4"` brings Gradio).
 
 A captioner: upload a picture -> its caption, with decoding controls (beam width, greedy, sampling
 temperature, top-k and seed) and where each word looked; the controls start at the model's run's decoding
@@ -401,7 +401,7 @@ def run(cfg: DictConfig) -> None:
     try:
         import gradio  # noqa: F401
     except ImportError:
-        raise SupraUserError('the demo needs Gradio: pip install -e ".[demo]"') from None
+        raise SupraUserError('the demo needs Gradio: pip install "gradio>=4"') from None  # from any folder
     check_can_serve(cfg.host, cfg.port)  # before the model loads, not after
     # Gradio's start-up checks its own page over HTTP, which httpx logs at INFO through Hydra's console log:
     # "HTTP Request: GET http://127.0.0.1:7860/..." read as the page calling out to the network

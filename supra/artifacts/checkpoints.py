@@ -26,7 +26,9 @@ from supra.artifacts.loaded_configs import instantiate_loaded, upgrade_run_confi
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.tokens.caption_bpe import CaptionTokenizer
 from supra.utils.errors import SupraUserError, first_line
+from supra.utils.files import openable_path
 from supra.utils.numbers import counted
+from supra.utils.start_up import REPO_ROOT
 from supra.utils.state_dicts import check_state_fits
 
 ANY_MODEL = "a .ckpt file written by train.py, a release folder or a Hugging Face Hub repo id (org/name)"
@@ -78,7 +80,7 @@ def bare_weights(path: Path, described: str, what: str = "ckpt") -> SupraUserErr
     its config.json and tokenizer.json (docs/releases.md), which every command reads."""
     return SupraUserError(f"{what}={path} holds bare weights ({described}), not a .ckpt written by train.py: give "
                           "that, or a release folder (the weights as model.safetensors beside their config.json and "
-                          "tokenizer.json; docs/releases.md)")
+                          f"tokenizer.json; {openable_path(REPO_ROOT / 'docs' / 'releases.md')})")
 
 
 def release_of_file(path: Path) -> Path | None:

@@ -26,7 +26,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
 from supra.utils.errors import SupraUserError, note_in_run_log, user_error_in
-from supra.utils.files import check_writable_dir, unwritable_reason
+from supra.utils.files import check_writable_dir, openable_path, unwritable_reason
 from supra.utils.home_paths import expand_home
 from supra.utils.hydra_quoting import quote_values, quoted_whole
 from supra.utils.overrides import CONF_DIR, is_config_group, other_configs, parsed_overrides
@@ -440,8 +440,9 @@ def print_config_groups() -> None:
     groups = sorted(str(path.parent.relative_to(CONF_DIR)) for path in CONF_DIR.glob("*/**/*.yaml"))
     lines = [f"  {group}: {', '.join(sorted(path.stem for path in (CONF_DIR / group).glob('*.yaml')))}"
              for group in dict.fromkeys(groups) if not group.startswith("hydra")]
-    print("\nConfig groups (group=option, one per group; conf/<group>/<option>.yaml explains its keys, each a key=value "
-          "option too,\ne.g. model.optimizer.lr=1e-3 trainer.max_steps=500; --cfg job prints the composed config):\n"
+    print(f"\nConfig groups (group=option, one per group; {openable_path(CONF_DIR)}/<group>/<option>.yaml explains its "
+          "keys, each a key=value option too,\ne.g. model.optimizer.lr=1e-3 trainer.max_steps=500; --cfg job prints "
+          "the composed config):\n"
           + "\n".join(lines) + f"\n  {LAUNCHERS}")
 
 
@@ -451,7 +452,7 @@ def check_required(cfg: DictConfig, config_name: str) -> None:
     `overwrite=no` on as the text "no", which Python counts as true."""
     missing = sorted(OmegaConf.missing_keys(cfg))
     if missing:
-        where = sorted({str(path.relative_to(CONF_DIR.parent)) for key in missing if (path := _option_file(key))})
+        where = sorted({openable_path(path) for key in missing if (path := _option_file(key))})
         raise SupraUserError(f"missing {', '.join(f'{key}=...' for key in missing)} "
                              + (f"(explained in {', '.join(where)})" if where else "(--help lists every option)"))
     defaults = OmegaConf.to_container(OmegaConf.load(CONF_DIR / f"{config_name}.yaml"), resolve=False)

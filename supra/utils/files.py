@@ -467,6 +467,14 @@ def absolute_path(path: str | os.PathLike, base: str | os.PathLike | None = None
     return tidy if os.path.realpath(tidy) == os.path.realpath(joined) else joined
 
 
+def openable_path(path: str | os.PathLike) -> str:
+    """`path` as the reader of a message can open it from where they are: relative to the current folder where it
+    lies inside it, else absolute (a file of the checkout, conf/ or docs/, named to a user who works elsewhere)."""
+    full = absolute_path(path)
+    inside = os.path.commonpath([full, os.getcwd()]) == os.getcwd()
+    return os.path.relpath(full) if inside else full
+
+
 def as_typed_and_absolute(path: str | os.PathLike) -> str:
     """`path` as typed, with its absolute form beside it where that differs: `../photos (/data/photos)`, for a line
     that says a path is missing (a relative one was read against the current folder, which the reader may not
