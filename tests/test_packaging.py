@@ -60,3 +60,9 @@ def test_the_sdist_holds_the_checkout_supra_runs_from_without_caches(monkeypatch
                    if path.is_file() and "__pycache__" not in path.parts}
         assert on_disk <= shipped, sorted(on_disk - shipped)
     assert cached not in shipped
+
+
+def test_the_package_ships_its_typing_marker():
+    package_data = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert "py.typed" in package_data["supra"]
+    assert (ROOT / "supra" / "py.typed").is_file()

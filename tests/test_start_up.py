@@ -1,6 +1,7 @@
 """Ctrl-C while a command starts (its imports, Hydra's compose) is one line and status 130, as during its run;
 importing supra from Python sets up nothing."""
 
+import importlib.metadata
 import io
 import signal
 import subprocess
@@ -13,6 +14,7 @@ from supra.utils.start_up import (
     REPO_ROOT,
     end_start_up,
     exit_if_not_in_checkout,
+    exit_if_version_asked,
     is_command_line,
     quiet_ctrl_c_while_starting,
     say_starting,
@@ -48,6 +50,20 @@ def test_a_command_of_an_install_without_conf_says_in_one_line_that_supra_runs_f
 def test_a_command_of_the_checkout_starts_as_usual(capsys):
     exit_if_not_in_checkout(["python", "-m", "supra.caption", "--help"], "-m")
     assert capsys.readouterr().err == ""
+
+
+@pytest.mark.parametrize("command", [["python", "-m", "supra.caption"], ["python", "train.py"],
+                                     ["python", "evaluate.py"]])
+def test_version_on_a_command_is_supras_name_and_version_not_hydras(command, capsys):
+    import supra
+
+    script = "-m" if "-m" in command else str(REPO_ROOT / command[1])
+    with pytest.raises(SystemExit) as exit_info:
+        exit_if_version_asked([*command, "--version"], script, ["--version"], supra.__version__)
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out == f"Supra {supra.__version__}\n"
+    assert supra.__version__ == importlib.metadata.version("supra")  # pyproject.toml's, as installed
+    exit_if_version_asked(["python", "my_script.py", "--version"], "my_script.py", ["--version"], "1")  # not ours
 
 
 def test_importing_supra_from_python_installs_no_signal_handler():

@@ -64,6 +64,15 @@ def exit_if_not_in_checkout(orig_argv: Sequence[str], script: str) -> None:
         raise SystemExit(2)
 
 
+def exit_if_version_asked(orig_argv: Sequence[str], script: str, argv: Sequence[str], version: str) -> None:
+    """`--version` on a Supra command (train.py, evaluate.py, `python -m supra.X`: `argv`, its arguments) prints
+    `Supra <version>` and exits 0, where Hydra would name itself ("Hydra 1.3.8"); as supra is imported, before
+    torch is, as --help."""
+    if "--version" in argv and is_command_line(orig_argv, script):
+        print(f"Supra {version}", flush=True)
+        raise SystemExit(0)
+
+
 def say_starting(orig_argv: Sequence[str], script: str, argv: Sequence[str]) -> None:
     """`train.py: starting ...` on stderr where it is a terminal, as train.py or evaluate.py (`script`) starts: its
     imports (torch, Lightning) take seconds, 10 and more on a busy machine, before its first line. Not in a log or
