@@ -34,7 +34,7 @@ from tests.caption_source_fixtures import (
     write_row_per_caption_parquet,
 )
 from tests.conftest import compose_config
-from tests.flickr8k_fixtures import write_images, write_karpathy
+from tests.flickr8k_fixtures import write_images, write_kaggle, write_karpathy
 
 LAYOUTS = {
     "coco 2014": ("coco", lambda root: write_coco_official(root, "2014")),
@@ -1242,3 +1242,46 @@ def test_a_sources_summary_counts_one_unreadable_image_in_the_singular(tmp_path,
     unreadable = {**{f"bad{i}.jpg": "not a picture file" for i in range(n)},
                   **{f"huge{i}.jpg": f"{TOO_LARGE_PREFIX} 400,000,000 pixels" for i in range(n)}}
     assert summary_line("coco", index, unreadable) == f"coco (2014 layout): train 1 image / 1 caption; skipped: {skipped}"
+
+
+def _named_in_both_unicode_forms(root: Path) -> None:
+    """Each image file of a copy renamed café_<name> as a Mac unzips it (NFD: e + a combining accent), its
+    annotations naming it as they are written elsewhere (NFC: é as one character)."""
+    import unicodedata
+
+    images = [path for path in root.rglob("*.jpg") if path.is_file()]
+    for path in root.rglob("*"):
+        if path.is_file() and path.suffix in (".json", ".txt", ".csv", ".token"):
+            text = path.read_bytes().decode("utf-8")
+            for image in images:
+                text = re.sub(rf"(?<![\w.]){re.escape(image.name)}", f"café_{image.name}", text)
+            path.write_bytes(text.encode("utf-8"))
+    for image in images:
+        image.rename(image.with_name(unicodedata.normalize("NFD", f"café_{image.name}")))
+
+
+NAMED_LAYOUTS = {name: LAYOUTS[name] for name in ("coco 2014", "coco karpathy", "flickr30k karpathy",
+                                                  "flickr30k token", "flickr30k csv (Kaggle)")}
+NAMED_LAYOUTS |= {"flickr8k kaggle": ("flickr8k", write_kaggle), "flickr8k karpathy": ("flickr8k", write_karpathy)}
+
+
+@pytest.mark.parametrize("layout", list(NAMED_LAYOUTS))
+def test_annotations_find_image_files_named_in_the_other_unicode_form_and_key_them_by_their_own_name(tmp_path,
+                                                                                                      layout):
+    """A data set's annotations name `café_1.jpg` in one form, its folder unzipped on a Mac in the other: the
+    images are all found, as a caption folder's are, and opened by the name they have on disk."""
+    import unicodedata
+
+    source, write = NAMED_LAYOUTS[layout]
+    write(tmp_path / "ascii")
+    write(tmp_path / "accented")
+    _named_in_both_unicode_forms(tmp_path / "accented")
+    ascii_index = read_caption_source(source, tmp_path / "ascii")
+    index = read_caption_source(source, tmp_path / "accented")
+    assert {split: len(keys) for split, keys in index.splits.items()} == {
+        split: len(keys) for split, keys in ascii_index.splits.items()}
+    assert dict(index.skipped) == dict(ascii_index.skipped)
+    for keys in index.splits.values():
+        for key in keys:
+            assert "café_" in unicodedata.normalize("NFC", key) and (index.image_dir / key).is_file()
+            assert index.captions[key]

@@ -30,6 +30,7 @@ import json
 import logging
 import unicodedata
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -141,22 +142,36 @@ def _nfc(name: str) -> str:
     return unicodedata.normalize("NFC", name)
 
 
+def file_named(files: list[str], aliases: dict[str, str]) -> Callable[[str], str | None]:
+    """A lookup: a relative posix path as a caption or annotation file writes it -> the file of `files` it
+    names, or None. Through a second path to its folder (`aliases`, walk_visible's: latest/a.png is
+    2024/a.png), and in either Unicode form: a folder unzipped on a Mac holds "é" as e + a combining accent
+    (NFD) where an editor's captions.jsonl or a dataset's json writes one character (NFC). A name written
+    exactly as a file's wins over another file's name in the other form."""
+    exact = set(files)
+    on_disk = {_nfc(name): name for name in files}
+    nfc_aliases = {_nfc(alias): _nfc(listed) for alias, listed in aliases.items()}
+
+    def find(name: str) -> str | None:
+        listed = listed_path(name, aliases)
+        return listed if listed in exact else on_disk.get(listed_path(_nfc(name), nfc_aliases))
+
+    return find
+
+
 class _Captions:
     def __init__(self, root: Path, media: list[str], aliases: dict[str, str], problems: Tally) -> None:
         self.root = root
         self.by_file: dict[str, list[str]] = {name: [] for name in media}
         self.every_line: dict[str, list[str]] = {name: [] for name in media}  # repeats too: FolderIndex.references
-        # a name as a caption file writes it -> the file's own: a folder unzipped on a Mac holds "é" as e +
-        # a combining accent (NFD) where an editor's captions.jsonl writes one character (NFC)
-        self.on_disk = {_nfc(name): name for name in media}
-        # and through a second path to its folder (latest/a.png for 2024/a.png): files are listed under one
-        self.aliases = {_nfc(alias): _nfc(listed) for alias, listed in aliases.items()}
+        # a name as a caption file writes it -> the file's own, in either Unicode form, through either path
+        self.file_named = file_named(media, aliases)
         self.problems = problems
         self.not_utf8: list[Path] = []  # read as Windows-1252: said once at the end, not once per file
 
     def add(self, name: str, caption: str, where: str) -> None:
         caption = clean_caption(caption)
-        name = self.on_disk.get(listed_path(_nfc(name), self.aliases), name)
+        name = self.file_named(name) or name
         if name not in self.by_file:
             self.problems.add(HIDDEN if _hidden(name) and (self.root / name).is_file() else NO_MEDIA_FILE, where,
                               noun="caption")
@@ -171,7 +186,7 @@ class _Captions:
         """Captions from <name>.txt / <stem>.txt beside each file; returns the sidecars used."""
         used = set()
         # photo.jpg's sidecar by its name less the suffix, in any case (PHOTO.JPG beside PHOTO.TXT); sorted,
-        # so where photo.TXT and photo.txt both exist the lower-case one wins. Keyed in NFC, as on_disk is:
+        # so where photo.TXT and photo.txt both exist the lower-case one wins. Keyed in NFC, as file_named matches:
         # café.png unzipped on a Mac (NFD) and the café.txt written for it on Linux (NFC) are a pair
         sidecars = {_nfc(f[: -len(SIDECAR_SUFFIX)]): f
                     for f in sorted(files) if f.lower().endswith(SIDECAR_SUFFIX)}

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from supra.data.captions import clean_caption
-from supra.data.folder_index import reason_counted
+from supra.data.folder_index import file_named, reason_counted
 from supra.data.image_cache import StoredImage
 from supra.data.images import recorded_too_large
 from supra.utils.folder_walk import listed_path, walk_visible
@@ -105,14 +105,34 @@ class CaptionIndex:
         return [file(k) for k in keys]
 
 
-def files_under(folder: Path) -> Callable[[str], bool]:
-    """Whether a posix path relative to `folder` (the keys images are looked up by) names a file there,
+def files_under(folder: Path) -> Callable[[str], str | None]:
+    """The file under `folder` a posix path relative to it names (the keys images are looked up by), or None;
     linked folders followed (walk_visible). A folder reached by two paths is walked once, but its files
     answer to either: a dataset's annotations may name it by a link (`images/train2014` linked to
-    `train2014`, `latest/raw/b.jpg` through two of them), which listed_path takes to the listed name."""
+    `train2014`, `latest/raw/b.jpg` through two of them), which keeps the name it is given. A name in the other
+    Unicode form than the file's (COCO's json writing `café.jpg` as one character, the file unzipped on a Mac
+    as e + a combining accent) answers with the file's own name (folder_index.file_named), to open it by."""
     walk = walk_visible(folder)
     files = set(walk.files)
-    return lambda name: name in files or listed_path(name, walk.aliases) in files
+    in_other_form = file_named(walk.files, walk.aliases)
+    return lambda name: name if name in files or listed_path(name, walk.aliases) in files else in_other_form(name)
+
+
+def _rename_to_files(index: CaptionIndex, listed: Callable[[str], str | None]) -> None:
+    """Key each image by its file's own name where its annotation names it in the other Unicode form, so it is
+    opened, written and scored under the name it has on disk; two keys naming one file become one image."""
+    keys = {key for keys in index.splits.values() for key in keys} | set(index.captions)
+    renamed = {key: found for key in sorted(keys - set(index.stored))
+               if (found := listed(key)) is not None and found != key}
+    for split, keys_of_split in index.splits.items():
+        index.splits[split] = [renamed.get(key, key) for key in keys_of_split]
+    for key, found in renamed.items():
+        for caption in index.captions.pop(key, []):
+            index.train_on(found, caption, key)
+        if key in index.references:
+            index.references.setdefault(found, []).extend(index.references.pop(key))
+        if key in index.ids:
+            index.ids.setdefault(found, index.ids.pop(key))
 
 
 def split_sizes(n: int, published: dict[str, int | None]) -> dict[str, int]:
@@ -211,6 +231,8 @@ def finish(index: CaptionIndex) -> CaptionIndex:
 
     After this every split key has >= 1 caption and a file on disk, and is in one split once.
     """
+    listed = files_under(index.image_dir)
+    _rename_to_files(index, listed)
     drop_ids_of_two_files(index)
     placed: set[str] = set()
     key_of_id: dict[int | str, str] = {}  # an id under two keys (a dataset's row-per-caption id in two splits)
@@ -232,10 +254,9 @@ def finish(index: CaptionIndex) -> CaptionIndex:
                 placed.add(key)
                 once.append(key)
         index.splits[split] = once
-    listed = files_under(index.image_dir)
 
     def on_disk(key: str) -> bool:
-        return key in index.stored or listed(key)
+        return key in index.stored or listed(key) is not None
 
     in_splits = {key for keys in index.splits.values() for key in keys}
     for key in sorted(set(index.captions) - in_splits):
