@@ -44,6 +44,7 @@ from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     atomic_paths,
+    readable_json,
     refuse_folders_in_the_way,
     refuse_overwriting_input,
     refuse_replacing_others,
@@ -221,7 +222,7 @@ def caption_images(ckpt: str, images: str, out: str, decode: str | None = None, 
     with out_folder(Path(out)) as out_dir:
         captions, thumbnails = _caption_files(net, tokenizer, settings, files, Path(images), batch_size, grid_images)
         # the same records as predictions.json: the image's id (here its path under `images`) and its file
-        lines = [json.dumps({"image_id": f, "file": f, "caption": c}) for f, c in captions.items()]
+        lines = [readable_json({"image_id": f, "file": f, "caption": c}) for f, c in captions.items()]
         grid = _captions_grid(captions, thumbnails) if thumbnails else None
         # both renamed in once both are written: a write cut short (a full disk) is one line, and leaves no
         # new captions beside an earlier run's grid

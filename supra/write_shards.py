@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import json
 import logging
 import re
 import shlex
@@ -48,6 +47,7 @@ from supra.utils.files import (
     atomic_dir_leftovers,
     atomic_path,
     local_path_of,
+    readable_json,
     remove_leftovers,
     require_writable_dir,
     write_json_atomic,
@@ -133,7 +133,7 @@ def write_split(index: CaptionIndex, root: Path, split: str, out: Path, per_shar
                     rows.append(meta)
                     progress.advance(task)
                     continue
-                tar.write({"__key__": sample_key, kind: data, "txt": captions[0], "json": json.dumps(meta)})
+                tar.write({"__key__": sample_key, kind: data, "txt": captions[0], "json": readable_json(meta)})
                 rows.append(meta)
                 progress.advance(task)
         successes = sum(r["status"] == "success" for r in rows)

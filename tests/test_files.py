@@ -345,3 +345,18 @@ def test_removed_leftovers_are_counted_one_temp_folder_and_two_temp_folders(tmp_
         names = ", ".join(path.name for path in leftovers)
         assert capsys.readouterr().out == f"removed {noun} that a killed run left: {names}\n"
         assert not any(path.exists() for path in leftovers)
+
+
+def test_readable_json_keeps_other_scripts_as_written_and_ascii_exactly_as_json_dumps_gives_it():
+    import json
+
+    from supra.utils.files import readable_json
+
+    record = {"file": "猫 cat.png", "caption": "un café crème 🐶"}
+    assert readable_json(record) == '{"file": "猫 cat.png", "caption": "un café crème 🐶"}'
+    ascii_only = {"file": "a.png", "scores": [0.5, None], "nested": {"k": "tab\there"}}
+    assert readable_json(ascii_only, indent=2) == json.dumps(ascii_only, indent=2)
+    # what cannot be UTF-8 (a file name's undecodable byte) or would split a line-per-record file stays escaped
+    odd = {"file": "b\udcff.png", "caption": "one\u2028line\x85"}
+    assert readable_json(odd) == '{"file": "b\\udcff.png", "caption": "one\\u2028line\\u0085"}'
+    assert json.loads(readable_json(odd)) == odd and len(readable_json(odd).splitlines()) == 1

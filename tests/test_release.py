@@ -420,6 +420,18 @@ def test_captioning_into_an_earlier_runs_out_says_how_many_captions_it_replaced(
     assert [json.loads(line)["file"] for line in (out / "captions.jsonl").read_text().splitlines()] == ["c.jpg"]
 
 
+def test_captions_jsonl_keeps_file_names_and_captions_readable_in_utf8(release, tmp_path):
+    """`grep 猫 captions.jsonl` finds the picture: names are written as they are, not as \\u escapes."""
+    from PIL import Image
+
+    (tmp_path / "photos").mkdir()
+    Image.new("RGB", (50, 40), (200, 30, 30)).save(tmp_path / "photos" / "猫 cat.jpg")
+    run_command("caption", f"ckpt={release}", f"images={tmp_path / 'photos'}", f"out={tmp_path / 'out'}",
+                "decode=greedy")
+    line = (tmp_path / "out" / "captions.jsonl").read_text(encoding="utf-8")
+    assert line.startswith('{"image_id": "猫 cat.jpg", "file": "猫 cat.jpg", "caption": ')
+
+
 def test_a_caption_run_stopped_by_ctrl_c_or_sigterm_removes_the_out_folder_it_made(tmp_path):
     import signal
 

@@ -1701,3 +1701,19 @@ def test_a_picture_too_large_recorded_by_an_older_image_cache_is_still_counted_a
     meta["failed"]["odd/bomb.png"] = recorded_before.format(reason=reason)
     meta_path.write_text(json.dumps(meta))
     assert counted in summary()
+
+
+def test_write_shards_keeps_a_samples_captions_and_file_readable_in_its_json(tmp_path):
+    """As img2dataset writes its own: UTF-8 text, so `tar -xf` then grep finds a caption in any script."""
+    from rich.progress import Progress
+
+    from supra.data.caption_sources.index import CaptionIndex
+    from supra.write_shards import write_split
+    from tests.flickr8k_fixtures import write_images
+
+    write_images(tmp_path / "photos", ["猫.jpg"])
+    captions = {"猫.jpg": ["一只猫坐在垫子上", "a cat"]}
+    index = CaptionIndex("folder", tmp_path / "photos", {"train": ["猫.jpg"]}, captions, references=captions)
+    assert write_split(index, tmp_path / "photos", "train", tmp_path / "out", 8, Progress(disable=True), {}) == 1
+    sample = next(raw_samples([str(tmp_path / "out" / "00000.tar")], Unusable()))
+    assert '"url": "猫.jpg", "caption": "一只猫坐在垫子上"'.encode() in sample["json"]

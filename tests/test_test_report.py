@@ -75,3 +75,18 @@ def test_the_tables_title_shows_nested_settings_as_key_value_pairs_with_null_not
     details = {"decode": "beam", "decode_settings": {"strategy": "beam", "beam_width": 3, "max_new_tokens": None}}
     assert table_title("CaptioningTask", "test", details, {}) == (
         "CaptioningTask, test split, decode=beam, decode_settings=(strategy=beam, beam_width=3, max_new_tokens=null)")
+
+
+def test_predictions_and_metrics_json_keep_captions_and_file_names_readable_in_utf8(tmp_path):
+    """A user of any language reads and greps their captions: `猫.jpg`, not `\\u732b.jpg`."""
+    from supra.callbacks.test_report import PREDICTIONS_FILE
+
+    predictions = [{"image_id": "猫.jpg", "file": "猫.jpg", "caption": "一只猫"},
+                   {"image_id": 7, "file": "a.jpg", "caption": "a cat"}]
+    task = SimpleNamespace(test_results={"scores": {"CIDEr": 0.5}, "split": "test", "predictions": predictions,
+                                         "details": {"ckpt": "runs/café/best.ckpt"}})
+    TestReport(str(tmp_path)).on_test_end(SimpleNamespace(is_global_zero=True, callback_metrics={}), task)
+    written = (tmp_path / PREDICTIONS_FILE).read_bytes()
+    assert '"file": "猫.jpg",\n    "caption": "一只猫"'.encode() in written
+    assert json.loads(written) == predictions
+    assert '"ckpt": "runs/café/best.ckpt"'.encode() in (tmp_path / METRICS_FILE).read_bytes()

@@ -96,10 +96,10 @@ class TestReport(L.Callback):
         self.report = build_report(results, trainer.callback_metrics, {**self.about_data, **self.scored})
         # a diverged run's NaN loss as null, top-level or nested in a detail: `NaN` is not JSON, and strict
         # readers refuse the whole file
-        write_json_atomic(self.output_dir / METRICS_FILE, finite_or_none(self.report))
+        write_json_atomic(self.output_dir / METRICS_FILE, finite_or_none(self.report), readable=True)
         self.written = [METRICS_FILE]
         if results.get("predictions"):
-            write_json_atomic(self.output_dir / PREDICTIONS_FILE, results["predictions"])
+            write_json_atomic(self.output_dir / PREDICTIONS_FILE, results["predictions"], readable=True)
             self.written.append(PREDICTIONS_FILE)
         if self.print_table:
             scores = {k: v for k, v in self.report.items() if isinstance(v, float)}

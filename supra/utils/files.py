@@ -376,8 +376,23 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
     return Path(path)
 
 
-def write_json_atomic(path: str | os.PathLike, obj: Any) -> Path:
-    return write_text_atomic(path, json.dumps(obj, indent=2) + "\n")
+# what readable_json still escapes: a lone surrogate (a file name's undecodable bytes, as os.walk gives them)
+# has no UTF-8, and NEL / U+2028 / U+2029, which str.splitlines breaks at, would split a one-record-per-line file
+_STILL_ESCAPED = re.compile("[\x85\u2028\u2029\ud800-\udfff]")
+
+
+def readable_json(obj: Any, indent: int | None = None) -> str:
+    """`obj` as JSON text that keeps non-ASCII characters as they are (`"猫 cat.png"`, not `"\\u732b cat.png"`),
+    to be written as UTF-8, so captions and file names can be read and grepped; ASCII-only content is the
+    same as json.dumps gives."""
+    text = json.dumps(obj, indent=indent, ensure_ascii=False)
+    return _STILL_ESCAPED.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
+def write_json_atomic(path: str | os.PathLike, obj: Any, readable: bool = False) -> Path:
+    """`obj` as indented JSON, written whole or not at all. `readable`: non-ASCII text as it is (readable_json),
+    for the files people read (metrics.json, predictions.json); otherwise escaped, for files read back by code."""
+    return write_text_atomic(path, (readable_json(obj, indent=2) if readable else json.dumps(obj, indent=2)) + "\n")
 
 
 def outputs_record(path: str | os.PathLike) -> dict[str, Any] | None:
