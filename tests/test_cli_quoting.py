@@ -156,3 +156,28 @@ def test_an_out_given_as_a_file_url_is_taken_as_its_local_folder(tmp_path, capsy
     run_command("shapes_gifs", f"out=file://{tmp_path / 'clips'}", "n=1", run_dir=tmp_path)
     assert (tmp_path / "clips" / "clip_00000.gif").is_file()
     assert f"to {tmp_path / 'clips'} and" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("path", ["photos é [1]/a=b,c.png", "dc/a,b.png", "[2024] fotos", "{a} b", "[x,y]/é"])
+def test_a_comma_or_a_leading_bracket_in_an_option_holding_one_path_is_part_of_its_name(path, tmp_path):
+    """`data.root=dc/a,b.png` was Hydra's multi-line "Ambiguous value" (a sweep outside -m), `data.root=[2024] fotos`
+    a refusal whose advice, taken, refused again: an option holding one path is quoted whole and read as typed."""
+    (arg,) = quote_values([f"data.root={path}"])
+    assert compose_config("train", tmp_path, ["data=caption_folder", arg]).data.root == path
+
+
+def test_a_value_no_quoting_of_its_elements_makes_a_list_is_one_value_not_a_refusal(tmp_path):
+    (arg,) = quote_values(["task_name=[2024] fotos"])  # it advised task_name="['2024] fotos'", refused the same
+    assert compose_config("train", tmp_path, [arg]).task_name == "[2024] fotos"
+
+
+def test_a_path_options_sweep_hydra_cannot_read_is_refused_with_advice_for_a_sweep_and_for_one_path(capsys):
+    """Under -m a comma may be a sweep of paths: both readings are offered, and each reads as it says."""
+    with pytest.raises(SystemExit):
+        quote_values(["-m", "data.root=fotos é/a=b,c.png"])
+    assert capsys.readouterr().err == (
+        "error: data.root=fotos é/a=b,c.png: Hydra's grammar reads some elements of this sweep only quoted, and "
+        "quoting it whole would make it one string: quote those, e.g. data.root=\"'fotos é/a=b',c.png\", "
+        "or data.root=\"'fotos é/a=b,c.png'\" for one path\n")
+    assert read_by_hydra("data.root='fotos é/a=b',c.png") == ["fotos é/a=b", "c.png"]
+    assert read_by_hydra("data.root='fotos é/a=b,c.png'") == "fotos é/a=b,c.png"

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Iterable
 from typing import Any
 
+from supra.utils.home_paths import is_path_option
+
 
 def quote_prompt(argv: list[str]) -> list[str]:
     """Hydra's override grammar refuses `<`, `>` and `!` in plain values, so `prompt=<TEXT>a red square</TEXT><IMAGE>`
@@ -30,22 +32,36 @@ def quote_values(argv: list[str]) -> list[str]:
     was Hydra's multi-line LexerNoViableAltException. A `${...}` in such a value is still resolved, as in
     an unquoted one; what Hydra reads as it is (a sweep `a,b`, a group choice) is left alone. A sweep,
     list, dict or function Hydra cannot read is refused in one line (`error: ...`, exit status 2): quoted
-    whole, `task_name=étude,test` would be one job named "étude,test"; its elements are the user's to quote."""
+    whole, `task_name=étude,test` would be one job named "étude,test"; its elements are the user's to quote.
+    But an option that holds one path (home_paths.is_path_option) outside a multirun holds one path: a comma
+    or a leading `[` / `{` there is part of a file name (`images=/photos/a,b.png`, `data.root=[2024] trip`),
+    which Hydra read as a sweep ("Ambiguous value") or a list, so it is quoted whole. A value that is no
+    sweep, list or dict Hydra could read however its elements were quoted (`tags=[2024] trip`) is one value
+    too, quoted whole."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
     parser, quoted = OverridesParser.create(), []
+    multirun = any(arg in ("-m", "--multirun") or arg.replace(" ", "") == "hydra.mode=MULTIRUN" for arg in argv)
     for arg in argv:
         key, sep, value = arg.partition("=")
-        if sep and not arg.startswith("-") and not quoted_whole(value) and not _parses(parser, arg):
-            kind = _structure(value, parser.functions.definitions)
-            if kind is not None:
+        if not sep or arg.startswith("-") or quoted_whole(value):
+            quoted.append(arg)
+            continue
+        one_path = is_path_option(key) and not multirun
+        if _parses(parser, arg) and not (one_path and len(_top_level_split(value)) > 1):
+            quoted.append(arg)
+            continue
+        inside = hydra_quoted(value).replace("\\${", "${")  # interpolations stay live
+        kind = _structure(value, parser.functions.definitions)
+        if kind is not None and not (one_path and kind != "function"):
+            example = _elements_quoted(parser, key, value, kind)
+            if _parses(parser, f"{key}={example}"):
+                one = f", or {key}=\"'{inside}'\" for one path" if is_path_option(key) and kind != "function" else ""
                 print(f"error: {arg}: Hydra's grammar reads some elements of this {kind} only quoted, and quoting it "
-                      f"whole would make it one string: quote those, e.g. "
-                      f"{key}=\"{_elements_quoted(parser, key, value, kind)}\"", file=sys.stderr)
+                      f"whole would make it one string: quote those, e.g. {key}=\"{example}\"{one}", file=sys.stderr)
                 raise SystemExit(2)
-            inside = hydra_quoted(value).replace("\\${", "${")  # interpolations stay live
-            if _parses(parser, f"{key}='{inside}'"):
-                arg = f"{key}='{inside}'"
+        if _parses(parser, f"{key}='{inside}'"):
+            arg = f"{key}='{inside}'"
         quoted.append(arg)
     return quoted
 
