@@ -103,7 +103,7 @@ def glyph(char: str) -> np.ndarray:
 
 def test_accented_letters_and_dashes_are_drawn_as_themselves_not_as_boxes():
     """Pillow's bundled font draws ASCII alone: "un café rouge — ü" showed boxes for é, — and ü. The grids draw
-    with DejaVu Sans, which matplotlib (a dependency) ships; it has no CJK, which still shows as boxes."""
+    with DejaVu Sans, which matplotlib (a dependency) ships; it has no CJK (see the fallback font tests below)."""
     box = glyph("\ue000")  # a private-use character no font draws: the box of a missing glyph
     for char in "éü—ßΩж":
         assert not np.array_equal(glyph(char), box), char
@@ -113,6 +113,41 @@ def test_accented_letters_and_dashes_are_drawn_as_themselves_not_as_boxes():
 def test_without_dejavu_sans_the_grids_draw_with_pillows_bundled_font_as_before(monkeypatch):
     monkeypatch.setattr(grids, "_dejavu_sans", lambda: None)  # an install whose matplotlib lacks the file
     assert font().getname() == ImageFont.load_default(size=FONT_SIZE).getname()
+
+
+def drawn(text: str, face: ImageFont.ImageFont) -> np.ndarray:
+    picture = Image.new("L", (120, 20))
+    ImageDraw.Draw(picture).text((2, 2), text, fill=255, font=face)
+    return np.asarray(picture)
+
+
+def test_text_dejavu_sans_lacks_is_drawn_in_an_installed_font_fontconfig_finds_covering_it(monkeypatch):
+    """"一只猫" drew as boxes: a text with a character DejaVu Sans has no glyph for is handed, whole, to a
+    font that covers it (here DejaVu Serif, which has ᴕ, stands in for a CJK font that fontconfig lists)."""
+    sans = grids._dejavu_sans()
+    serif = str(sans.with_name("DejaVuSerif.ttf"))
+    monkeypatch.setattr(grids, "_fonts_covering", lambda characters: (serif,) if characters == {"ᴕ"} else ())
+    fallback = ImageFont.truetype(serif, FONT_SIZE)
+    assert np.array_equal(drawn("a ᴕ b", font()), drawn("a ᴕ b", fallback))
+    assert font().getlength("a ᴕ b") == fallback.getlength("a ᴕ b")  # wrapped by the width it is drawn at
+    # what DejaVu Sans covers is drawn by it alone, as before: ASCII and accents to the same bytes
+    plain = ImageFont.truetype(str(sans), FONT_SIZE)
+    for text in ("a dog runs", "un café — ü"):
+        assert np.array_equal(drawn(text, font()), drawn(text, plain))
+
+
+def test_text_no_installed_font_covers_is_drawn_as_boxes_and_said_once_naming_its_characters(monkeypatch, caplog):
+    monkeypatch.setattr(grids, "_fonts_covering", lambda characters: ())  # no CJK or emoji font installed
+    monkeypatch.setattr(grids, "_said_undrawable", set())
+    for text in ("一只猫 🐶", "一只猫", "another 猫"):
+        render_caption_grid(images(1), [text], columns=1)
+    assert [r.getMessage() for r in caption_warnings(caplog)] == [
+        "pictures draw 一 (U+4E00), 只 (U+53EA), 猫 (U+732B), 🐶 (U+1F436) as boxes: no installed font has them "
+        "(fontconfig finds a font such as Noto Sans CJK once installed)"]
+
+
+def caption_warnings(caplog: pytest.LogCaptureFixture) -> list:
+    return [record for record in caplog.records if record.name == "supra.pictures.grids"]
 
 
 def test_a_title_wider_than_the_picture_wraps_onto_more_lines_whole():

@@ -7,13 +7,20 @@ from __future__ import annotations
 
 import functools
 import importlib.util
+import logging
+import shutil
+import subprocess
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
 from PIL import Image, ImageDraw, ImageFont, features
 from torchvision.utils import make_grid
+
+log = logging.getLogger(__name__)
 
 TILE = 192  # px per tile of a text grid: small images are upscaled so captions stay readable beside them
 FONT_SIZE = 13
@@ -38,15 +45,87 @@ def _dejavu_sans() -> Path | None:
 
 
 def font() -> ImageFont.ImageFont:
-    """DejaVu Sans, which draws accented Latin, Greek, Cyrillic and typographic punctuation (é, ü, —; no CJK);
-    where it is missing, Pillow's bundled font, which draws ASCII alone (others as boxes)."""
+    """DejaVu Sans, which draws accented Latin, Greek, Cyrillic and typographic punctuation (é, ü, —); text with
+    a character it lacks (CJK, emoji) is drawn in an installed font fontconfig finds covering that text, or,
+    where there is none, as boxes, said once per run (_FallbackFont). Where DejaVu Sans is missing, Pillow's
+    bundled font, which draws ASCII alone (others as boxes)."""
     path = _dejavu_sans()
     if path is not None and features.check("freetype2"):
-        return ImageFont.truetype(str(path), FONT_SIZE)
+        return _FallbackFont(str(path), FONT_SIZE)
     try:
         return ImageFont.load_default(size=FONT_SIZE)  # Pillow >= 10.1: a scalable bundled font
     except TypeError:
         return ImageFont.load_default()
+
+
+@functools.cache
+def _characters_of(path: str) -> frozenset[str]:
+    """The characters a font file has glyphs for (its cmap, read by fontTools: matplotlib's dependency)."""
+    from fontTools.ttLib import TTFont
+
+    with TTFont(path, lazy=True, fontNumber=0) as face:
+        return frozenset(map(chr, face.getBestCmap() or {}))
+
+
+@functools.cache
+def _fonts_covering(characters: frozenset[str]) -> tuple[str, ...]:
+    """Installed font files that fontconfig says cover `characters`, sorted (none without fontconfig)."""
+    fc_list = shutil.which("fc-list")
+    if fc_list is None:
+        return ()
+    charset = " ".join(f"{ord(c):x}" for c in sorted(characters))
+    try:
+        listed = subprocess.run([fc_list, f":charset={charset}", "file"], capture_output=True, text=True,
+                                timeout=10, check=False).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(sorted({line.rsplit(":", 1)[0].strip() for line in listed.splitlines() if line.strip()}))
+
+
+@functools.cache
+def _loaded(path: str) -> ImageFont.FreeTypeFont | None:
+    try:
+        return ImageFont.truetype(path, FONT_SIZE)
+    except OSError:  # a bitmap-only face (Noto Color Emoji) has no glyphs at this size
+        return None
+
+
+_said_undrawable: set[str] = set()  # once per run: the first text that could not be drawn is named
+
+
+class _FallbackFont(ImageFont.FreeTypeFont):
+    """DejaVu Sans that hands a text holding a character it lacks to an installed font covering the whole
+    text (a Noto CJK font draws Latin too), so a caption is drawn in one font and measured as drawn; text
+    DejaVu Sans covers is drawn by it alone, as before. Without such a font the text is drawn as boxes and a
+    warning names its characters, once per run."""
+
+    def _face_for(self, text: str, drawing: bool = False) -> ImageFont.FreeTypeFont | None:
+        visible = {c for c in text if unicodedata.category(c)[0] not in "CZ"}  # not spaces, controls, ZWSP
+        missing = frozenset(visible - _characters_of(str(self.path)))
+        if not missing:
+            return None
+        for path in _fonts_covering(missing):
+            face = _loaded(path)
+            if face is not None and visible <= _characters_of(path):
+                return face
+        if drawing and not _said_undrawable:  # said of a line drawn, not of the pieces wrapping measures
+            _said_undrawable.add(text)
+            shown = ", ".join(f"{c} (U+{ord(c):04X})" for c in sorted(missing)[:8])
+            log.warning("pictures draw %s as boxes: no installed font has them (fontconfig finds a font such as "
+                        "Noto Sans CJK once installed)", shown)
+        return None
+
+    def getlength(self, text: str, *args: Any, **kwargs: Any) -> float:  # type: ignore[override]
+        face = self._face_for(text)
+        return super().getlength(text, *args, **kwargs) if face is None else face.getlength(text, *args, **kwargs)
+
+    def getbbox(self, text: str, *args: Any, **kwargs: Any) -> tuple[float, float, float, float]:  # type: ignore[override]
+        face = self._face_for(text)
+        return super().getbbox(text, *args, **kwargs) if face is None else face.getbbox(text, *args, **kwargs)
+
+    def getmask2(self, text: str, *args: Any, **kwargs: Any) -> Any:  # type: ignore[override]
+        face = self._face_for(text, drawing=True)
+        return super().getmask2(text, *args, **kwargs) if face is None else face.getmask2(text, *args, **kwargs)
 
 
 def _split_long_word(word: str, face: ImageFont.ImageFont, width: int) -> list[str]:
