@@ -342,6 +342,36 @@ def test_optimizer_schedule_and_precision_settings_that_would_train_wrong_or_fai
         check_run_config(train_config("trainer.accelerator=cpu", override))
 
 
+@pytest.mark.parametrize(("experiment", "optimizer"), [
+    ("vlm_shapes", "torch.optim.AdamW"), ("vlm_shapes", "torch.optim.SGD"), ("a2a_shapes", "torch.optim.AdamW"),
+    ("a2a_shapes", "supra.tasks.optimizers.MuonWithAdamW"),
+])
+def test_an_optimizer_weight_decay_the_models_groups_would_override_is_refused_pointing_at_model_weight_decay(
+        tmp_path, experiment, optimizer):
+    """The captioner's and a2a's parameter groups carry their own decay (model.weight_decay), which torch takes over
+    the optimizer's: +model.optimizer.weight_decay=0.5 trained with 0.01 while the recorded config said 0.5."""
+    from supra.runner.run_checks import check_optimization
+
+    cfg = compose_config("train", tmp_path, [f"experiment={experiment}", f"model.optimizer._target_={optimizer}",
+                                             "+model.optimizer.weight_decay=0.5"])
+    with pytest.raises(SupraUserError) as refused:
+        check_optimization(cfg)
+    assert str(refused.value) == ("model.optimizer.weight_decay=0.5 is not used: the model's parameter groups set "
+                                  "their own; use model.weight_decay=0.5")
+
+
+def test_the_vqvae_takes_an_optimizer_weight_decay_as_its_one_group_has_none_of_its_own(tmp_path):
+    from hydra.utils import instantiate
+
+    from supra.runner.run_checks import check_optimization
+
+    cfg = compose_config("train", tmp_path, ["experiment=vqvae_shapes", "+model.optimizer.weight_decay=0.5"])
+    check_optimization(cfg)
+    task = instantiate(cfg.model)
+    optimizer = task.optimizer_factory(task.parameter_groups())
+    assert [group["weight_decay"] for group in optimizer.param_groups] == [0.5]
+
+
 def test_a_fused_optimizer_lightning_cannot_clip_is_refused_first_and_the_others_are_taken(train_config):
     """Lightning refuses to clip the gradients of a fused optimizer under mixed precision: that was its traceback at
     the first step, after the data set-up. auto never fuses there (fuses_on_auto), and without clipping true is

@@ -317,7 +317,21 @@ def check_optimization(cfg: DictConfig) -> None:
     if lr is not None and min_lr is not None and min_lr > lr:
         raise SupraUserError(f"model.scheduler.min_lr={min_lr} is above model.optimizer.lr={lr}: the cosine schedule "
                              "would climb to it, not decay; give a min_lr <= lr")
+    check_group_weight_decay(cfg)
     check_muon_settings(cfg)
+
+
+def check_group_weight_decay(cfg: DictConfig) -> None:
+    """model.optimizer.weight_decay for a task whose parameter groups set their own decay (model.weight_decay: the
+    captioner's and a2a's): torch lets each group's value override the optimizer's, so it was silently unused while
+    the recorded config said it was. A task of one plain group (the VQ-VAE's) takes it as given."""
+    optimizer = OmegaConf.select(cfg, "model.optimizer")
+    if not (cfg.get("train") and isinstance(optimizer, DictConfig) and "weight_decay" in optimizer):
+        return
+    if task_option(cfg.model, "weight_decay") is not None:
+        given = optimizer.get("weight_decay")
+        raise SupraUserError(f"model.optimizer.weight_decay={given} is not used: the model's parameter groups set "
+                             f"their own; use model.weight_decay={given}")
 
 
 def check_muon_settings(cfg: DictConfig) -> None:
