@@ -316,7 +316,7 @@ def test_each_precision_advice_on_a_cpu_pastes_as_given_and_is_accepted_there(tr
     ("trainer.precision=16-mixed", "trainer.precision=16-mixed is for GPUs: on a CPU Lightning would train in "
                                    "bf16-mixed instead; use trainer.precision=32-true (every recipe's), or "
                                    "trainer.precision=bf16-mixed where the CPU has native bf16"),
-    ("trainer.max_steps=-5", "trainer.max_steps=-5 must be >= 0 (or -1: bounded by trainer.max_epochs)"),
+    ("trainer.max_steps=-5", "trainer.max_steps=-5 must be >= 1 (or -1: bounded by trainer.max_epochs)"),
     ("trainer.precision=bogus", "trainer.precision=bogus is not a precision: choose one of 32-true, 64-true, "
                                 "bf16-mixed, 16-true, bf16-true"),  # 16-mixed left out: on a CPU it is refused  # was Hydra's multi-line error, after data set-up
     # a bare value was inspect's TypeError traceback when the optimizer was built, after the data set-up

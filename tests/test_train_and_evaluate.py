@@ -287,6 +287,21 @@ def test_a_run_of_no_training_batch_is_refused_before_training():
         ValidationWithinRun().on_fit_start(trainer, None)
 
 
+@pytest.mark.parametrize("overrides", [["trainer.max_steps=0"], ["trainer.max_steps=-1", "trainer.max_epochs=0"]])
+def test_a_run_of_no_step_or_no_epoch_is_refused_before_any_work_as_one_of_no_training_batch(train_config, overrides):
+    """trainer.max_steps=0 and trainer.max_epochs=0 trained nothing, warned of a squeezed warm-up, exited 0 and
+    tested the initial weights; to test alone is train=false, which takes them."""
+    from supra.runner.run_checks import check_run_config
+
+    setting = overrides[-1]
+    with pytest.raises(SupraUserError) as refused:
+        check_run_config(train_config(*overrides))
+    assert str(refused.value) == (f"{setting} trains no batch: the run would save and test its initial weights: leave "
+                                  "it out to train, or add train=false to only test (with ckpt_path=... to test a "
+                                  "checkpoint)")
+    check_run_config(train_config(*overrides, "train=false", run="test_alone"))
+
+
 def test_debug_profiler_keeps_its_report_in_the_run_folder(train_config, tmp_path):
     train(train_config("debug=profiler", "trainer.max_steps=2", "trainer.val_check_interval=2", "test=false"))
     report = (tmp_path / "run" / "fit-profile.txt").read_text()

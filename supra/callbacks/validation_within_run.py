@@ -49,9 +49,7 @@ class ValidationWithinRun(L.Callback):
 
     def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if trainer.limit_train_batches == 0:  # on every rank: Lightning skips training and the run exits 0
-            raise SupraUserError("trainer.limit_train_batches=0 trains no batch: the run would save and test its "
-                                 "initial weights: leave it out to train, or add train=false to only test (with "
-                                 "ckpt_path=... to test a checkpoint)")
+            raise SupraUserError(trains_no_batch("trainer.limit_train_batches=0"))
         if _validates(trainer) and trainer.check_val_every_n_epoch is None and isinstance(trainer.val_check_interval, int):
             self._warn_if_run_ends_before_interval(trainer)
 
@@ -195,3 +193,10 @@ def batches_for_steps(steps: int, accumulate: int, epoch: float) -> int:
 
 ADVICE = ("Validate each epoch's end with trainer.val_check_interval=1.0 trainer.check_val_every_n_epoch=1, or set a "
           "smaller trainer.val_check_interval")
+
+
+def trains_no_batch(setting: str) -> str:
+    """The line that refuses a fit of no training batch (`setting`, e.g. trainer.max_steps=0): Lightning skips
+    training, exits 0 and the run saves and tests its initial weights."""
+    return (f"{setting} trains no batch: the run would save and test its initial weights: leave it out to train, or "
+            "add train=false to only test (with ckpt_path=... to test a checkpoint)")

@@ -19,6 +19,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from supra.artifacts.checkpoints import release_of_file
 from supra.artifacts.kinds import release_kind
+from supra.callbacks.validation_within_run import trains_no_batch
 from supra.data.a2a.sources import may_give_images
 from supra.loggers.wandb_options import WANDB_TARGET, check_wandb_options
 from supra.metrics.caption_scores import require_java
@@ -155,7 +156,7 @@ def check_run_numbers(cfg: DictConfig) -> None:
                        numbers=("model.optimizer.lr", "trainer.val_check_interval"), optional=options)
     check_seed("seed", options["seed"], null="no fixed seed")  # else numpy's ValueError, a traceback
     if options["trainer.max_steps"] is not None and options["trainer.max_steps"] < -1:  # else Lightning's, via Hydra's
-        raise SupraUserError(f"trainer.max_steps={options['trainer.max_steps']} must be >= 0 (or -1: bounded by "
+        raise SupraUserError(f"trainer.max_steps={options['trainer.max_steps']} must be >= 1 (or -1: bounded by "
                              "trainer.max_epochs)")
     accumulate = options["trainer.accumulate_grad_batches"]
     if accumulate is not None and accumulate < 1:  # Lightning: a ZeroDivisionError deep in its loop
@@ -251,9 +252,13 @@ def check_loggers(logger_cfg: DictConfig | None) -> None:
 
 
 def check_run_length(cfg: DictConfig) -> None:
-    """trainer.max_steps=-1 with trainer.max_epochs=-1 trains without end: a learning-rate schedule decays over
+    """A fit of no batch (trainer.max_steps=0 or trainer.max_epochs=0), as trainer.limit_train_batches=0 is refused;
+    trainer.max_steps=-1 with trainer.max_epochs=-1 trains without end: a learning-rate schedule decays over
     the run's steps, which are then infinite (Lightning hands it float('inf'))."""
     trainer_cfg = cfg.trainer
+    for key in ("max_steps", "max_epochs"):  # Lightning ends the fit before its first batch; fast_dev_run sets its own
+        if cfg.get("train") and not trainer_cfg.get("fast_dev_run") and trainer_cfg.get(key) == 0:
+            raise SupraUserError(trains_no_batch(f"trainer.{key}=0"))
     endless = trainer_cfg.get("max_steps", -1) in (-1, None) and trainer_cfg.get("max_epochs") == -1
     if endless and not trainer_cfg.get("fast_dev_run") and OmegaConf.select(cfg, "model.scheduler") is not None:
         raise SupraUserError(ENDLESS_RUN)
