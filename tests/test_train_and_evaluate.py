@@ -433,6 +433,52 @@ def test_callback_settings_that_would_keep_a_wrong_best_or_stop_wrongly_are_refu
     assert str(refused.value).startswith(error)
 
 
+CAPTIONER_LOGS = ("train/loss, val/loss, val/Bleu_1, val/Bleu_2, val/Bleu_3, val/Bleu_4, val/ROUGE_L, val/CIDEr, "
+                  "val/attr_acc, val/relation_acc")
+
+
+@pytest.mark.parametrize("settings", [["callbacks.model_checkpoint.monitor=accuracy"],
+                                      [*EARLY_STOPPING, "+callbacks.stop.monitor=accuracy"]])
+def test_a_monitor_no_configured_callback_could_log_is_refused_before_training(default_run_config, settings):
+    """Supra's callbacks and Lightning's own log no metric to watch: a name the task does not log, and no typo of one,
+    trained to the first validation and ended in Lightning's traceback, with no checkpoint of the steps done."""
+    option = settings[-1].lstrip("+")
+    with pytest.raises(SupraUserError) as refused:
+        checked_callbacks(default_run_config, settings)
+    assert str(refused.value) == f"{option} is no metric this run logs (CaptioningTask logs {CAPTIONER_LOGS})"
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_a_monitor_a_users_callback_may_log_is_taken_and_if_unlogged_is_one_line_at_the_first_validation(
+        default_run_config, stop):
+    """With a callback of the user's own, which may log it, the name passes the check; if nothing logged it,
+    Lightning's refusal at the first validation (ModelCheckpoint's or EarlyStopping's, a traceback) is one line."""
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
+
+    from supra.runner.components import build_task
+    from supra.runner.training import _fit
+
+    key = "stop" if stop else "model_checkpoint"
+    settings = ["+callbacks.mine._target_=my_project.callbacks.LogsAccuracy", f"+callbacks.{key}.monitor=accuracy"]
+    checked_callbacks(default_run_config, [*EARLY_STOPPING, *settings] if stop else settings)
+    logged = {"val/loss": torch.tensor(1.0)}
+
+    def fit(*_, **__):  # Lightning's own refusal, as the first validation raises it
+        if stop:
+            EarlyStopping(monitor="accuracy")._validate_condition_metric(logged)
+        ran = SimpleNamespace(fit_loop=SimpleNamespace(epoch_loop=SimpleNamespace(val_loop=SimpleNamespace(_has_run=True))))
+        ModelCheckpoint(monitor="accuracy")._save_topk_checkpoint(ran, logged)
+
+    cfg = copy.deepcopy(default_run_config)
+    with open_dict(cfg):
+        cfg.merge_with(OmegaConf.from_dotlist([s.lstrip("+") for s in [*EARLY_STOPPING, *settings]]))
+    trainer = SimpleNamespace(num_devices=1, num_nodes=1, fit=fit, callback_metrics=logged)
+    with pytest.raises(SupraUserError) as refused:
+        _fit(cfg, trainer, build_task(cfg.model, None), None)
+    assert str(refused.value) == (f"callbacks.{key}.monitor=accuracy was not logged by the first validation: it is no "
+                                  f"metric of CaptioningTask's ({CAPTIONER_LOGS}), and no callback logged it")
+
+
 def test_scores_of_the_shapes_objects_are_no_monitor_or_optimized_metric_with_photos(default_run_config, tmp_path):
     """attr_acc and relation_acc need the objects in each image, which only the shapes data knows: with photos
     Lightning would refuse the monitor at the first validation, after its steps (an optimized one, after the fit)."""
@@ -552,8 +598,10 @@ def test_evaluate_with_another_data_refuses_its_gpt2_tokenizer_before_scoring(tr
     # no best kept (nothing overwritten); no bar and no summary at all
     ["+callbacks.model_checkpoint.save_top_k=0", "+trainer.enable_progress_bar=false", "callbacks.progress_bar=null",
      "+trainer.enable_model_summary=false", "callbacks.model_summary=null"],
-    # a monitor like no metric of the model (a user callback's own?); val/CIDEr computed at every validation
-    ["callbacks.model_checkpoint.monitor=val/my_score", *EARLY_STOPPING, "+callbacks.stop.monitor=val/CIDEr"],
+    # a monitor like no metric of the model, with a callback of the user's own that may log it; val/CIDEr computed at
+    # every validation
+    ["+callbacks.mine._target_=my_project.callbacks.LogsMyScore", "callbacks.model_checkpoint.monitor=val/my_score",
+     *EARLY_STOPPING, "+callbacks.stop.monitor=val/CIDEr"],
     [*EARLY_STOPPING, "+callbacks.stop.monitor=val/loss", "model.score_every_n_val=2"],  # computed every validation
     ["callbacks.caption_grid.num_images=0", "callbacks.caption_grid.columns=1"],  # no grid; a grid of one column
     # checkpoints every N steps beside the best, as the refusal of every_n_train_steps on the best's says

@@ -7,6 +7,7 @@ names the task does not log (or not with the run's data).
 from __future__ import annotations
 
 import difflib
+from collections.abc import Collection
 from typing import Any
 
 from hydra.utils import get_class
@@ -34,10 +35,23 @@ def check_callbacks_fit(task: SupraTask, callbacks_cfg: DictConfig | None, chose
         trainer_cfg = OmegaConf.select(callbacks_cfg, "..trainer")
     except ConfigKeyError:  # a group given alone
         trainer_cfg = None
+    task_alone_logs = not has_own_callback(callbacks_cfg)
     for key, node in callbacks_cfg.items():
         if isinstance(node, DictConfig) and "_target_" in node:
             check_callback(task, f"callbacks.{key}", node, trainer_cfg if isinstance(trainer_cfg, DictConfig) else None,
-                           data)
+                           data, task_alone_logs)
+
+
+# Supra's callbacks and Lightning's built-in ones log no metric a callback could watch: with only these, the task's
+# metrics are all there are
+KNOWN_CALLBACKS = ("supra.", "lightning.pytorch.callbacks.", "pytorch_lightning.callbacks.")
+
+
+def has_own_callback(callbacks_cfg: DictConfig | None) -> bool:
+    """Whether a configured callback is the user's own (neither Supra's nor a Lightning built-in), which may log
+    metrics of its own for another to watch."""
+    return any(isinstance(node, DictConfig) and "_target_" in node and not str(node._target_).startswith(KNOWN_CALLBACKS)
+               for node in (callbacks_cfg or {}).values())
 
 
 def check_group_fits(task: SupraTask, callbacks_cfg: DictConfig, chosen: str) -> None:
@@ -56,9 +70,10 @@ def check_group_fits(task: SupraTask, callbacks_cfg: DictConfig, chosen: str) ->
 
 
 def check_callback(task: SupraTask, name: str, node: DictConfig, trainer_cfg: DictConfig | None,
-                   data: Any = None) -> None:
+                   data: Any = None, task_alone_logs: bool = False) -> None:
     """One callback's settings against the task's metrics (SupraTask subclasses' metric_names) and the trainer's:
-    the checks of its Lightning class, then its monitor's name, whatever its class."""
+    the checks of its Lightning class, then its monitor's name, whatever its class (`task_alone_logs`: no callback
+    of the user's own may log it, check_monitor_name)."""
     try:
         cls = get_class(str(node._target_))
     except (ImportError, ValueError, AttributeError):  # a target that does not import: instantiate's error to give
@@ -72,7 +87,7 @@ def check_callback(task: SupraTask, name: str, node: DictConfig, trainer_cfg: Di
         check_model_checkpoint(name, node, names)
     if issubclass(cls, EarlyStopping):
         check_early_stopping(name, node, names)
-    check_monitor_name(task, name, node, names, data)
+    check_monitor_name(task, name, node, names, data, task_alone_logs)
 
 
 def check_display_callback(name: str, cls: type, trainer_cfg: DictConfig) -> None:
@@ -181,9 +196,11 @@ def _refuse_scored_between(name: str, monitor: str, every: int, what: str) -> No
 
 
 def check_monitor_name(task: SupraTask, name: str, node: DictConfig, names: dict[str, int],
-                       data: Any = None) -> None:
-    """A monitor the task logs with other data only, or a typo of one of its metrics. Any other name may be a user
-    callback's own (Lightning refuses it at the first validation if it is not logged)."""
+                       data: Any = None, task_alone_logs: bool = False) -> None:
+    """A monitor the task logs with other data only, or a typo of one of its metrics, or, where the task alone logs
+    metrics (`task_alone_logs`: no callback of the user's own, has_own_callback), any name it does not log. With a
+    callback of the user's own, another name may be that callback's: Lightning refuses it at the first validation if
+    it is not logged, said in one line by unlogged_monitor."""
     monitor = _watched(node, names)
     if monitor is None or monitor in names:
         return
@@ -192,6 +209,29 @@ def check_monitor_name(task: SupraTask, name: str, node: DictConfig, names: dict
     if close := _close_metric(monitor, names):
         raise SupraUserError(f"{name}.monitor={monitor} is no metric this run logs: did you mean "
                              f"{close}? ({type(task).__name__} logs {', '.join(names)})")
+    if task_alone_logs:  # else trained to the first validation, then Lightning's traceback and no checkpoint
+        raise SupraUserError(f"{name}.monitor={monitor} is no metric this run logs ({type(task).__name__} logs "
+                             f"{', '.join(names)})")
+
+
+# The starts of Lightning's refusals of a monitor missing at a validation (ModelCheckpoint's, EarlyStopping's)
+UNLOGGED_MONITOR = ("`ModelCheckpoint(monitor=", "Early stopping conditioned on metric `")
+
+
+def unlogged_monitor(task: SupraTask, callbacks_cfg: DictConfig | None, error: BaseException, logged: Collection[str],
+                     data: Any = None) -> SupraUserError | None:
+    """Lightning's refusal (`error`) of a callback's monitor that no one logged by a validation (`logged`: the names
+    there were), as one line naming the option and the task's metrics; None for any other error."""
+    if not str(error).startswith(UNLOGGED_MONITOR):
+        return None
+    for key, node in (callbacks_cfg or {}).items():
+        monitor = node.get("monitor") if isinstance(node, DictConfig) else None
+        if isinstance(monitor, str) and monitor not in logged and (f"monitor={monitor!r}" in str(error)
+                                                                   or f"metric `{monitor}`" in str(error)):
+            return SupraUserError(f"callbacks.{key}.monitor={monitor} was not logged by the first validation: it is "
+                                  f"no metric of {type(task).__name__}'s ({', '.join(metrics_logged(task, data))}), "
+                                  "and no callback logged it")
+    return None
 
 
 def check_optimized_metric(task: SupraTask, metric: str | None, data: Any = None) -> None:

@@ -21,7 +21,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ModelSummary, ProgressBar
 from lightning.pytorch.plugins.environments import SLURMEnvironment
-from lightning.pytorch.utilities.exceptions import SIGTERMException
+from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch.multiprocessing import ProcessRaisedException
 
@@ -39,7 +39,7 @@ from supra.callbacks.validation_within_run import ValidationWithinRun
 from supra.loggers.tensorboard_hparams import final_scores, log_hparams_with_scores
 from supra.loggers.wandb_logger import wandb_run_ends_with_job
 from supra.models.vlm_generation import DecodeConfig
-from supra.runner.callback_checks import check_callbacks_fit, check_optimized_metric
+from supra.runner.callback_checks import check_callbacks_fit, check_optimized_metric, unlogged_monitor
 from supra.runner.components import (
     build_datamodule,
     build_task,
@@ -310,6 +310,11 @@ def _fit(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.Lig
         # both, as every command ends on either, so a script tells an interrupted run from a failed one by one number
         # (143 would say the signal killed it, where it stopped and saved)
         raise SystemExit(SIGINT_EXIT) from stop
+    except (MisconfigurationException, RuntimeError) as error:  # a monitor a user's callback was to log, not logged
+        refusal = unlogged_monitor(task, cfg.get("callbacks"), error, trainer.callback_metrics, datamodule)
+        if refusal is None:
+            raise
+        raise refusal from error
 
 
 def _test(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.LightningDataModule) -> dict[str, float]:
