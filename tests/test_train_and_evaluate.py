@@ -479,6 +479,28 @@ def test_a_monitor_a_users_callback_may_log_is_taken_and_if_unlogged_is_one_line
                                   f"metric of CaptioningTask's ({CAPTIONER_LOGS}), and no callback logged it")
 
 
+@pytest.mark.parametrize(("max_steps", "bound"), [(12, "of trainer.max_steps=12"),
+                                                 (-1, "in epoch 2 of trainer.max_epochs=5")])
+def test_a_run_early_stopping_ends_says_where_it_stopped_on_which_monitor_and_its_best(caplog, max_steps, bound):
+    """EarlyStopping stopped a run at step 4 of 12 without a word (Lightning's is verbose=False), where a run that
+    reaches its end says so."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from supra.runner.training import say_early_stop
+
+    stop = EarlyStopping(monitor="val/loss", patience=1, min_delta=100)
+    for value in (5.4321, 5.0):  # the first sets the best; the second improves by less than min_delta
+        stop._evaluate_stopping_criteria(torch.tensor(value))
+    trainer = SimpleNamespace(early_stopping_callbacks=[stop], is_global_zero=True, max_steps=max_steps, max_epochs=5,
+                              current_epoch=1, global_step=4)
+    with caplog.at_level("INFO", logger="supra.runner.training"):
+        say_early_stop(trainer)
+        say_early_stop(SimpleNamespace(**{**vars(trainer), "early_stopping_callbacks": [EarlyStopping("val/loss")]}))
+    assert [r.getMessage() for r in caplog.records] == [
+        f"EarlyStopping stopped the run at step 4 {bound}: val/loss (best 5.4321) improved by less than min_delta=100 "
+        "in 1 validation (patience=1)"]
+
+
 def test_scores_of_the_shapes_objects_are_no_monitor_or_optimized_metric_with_photos(default_run_config, tmp_path):
     """attr_acc and relation_acc need the objects in each image, which only the shapes data knows: with photos
     Lightning would refuse the monitor at the first validation, after its steps (an optimized one, after the fit)."""

@@ -20,6 +20,7 @@ import torch
 from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_class, instantiate
 from lightning.pytorch.callbacks import LearningRateMonitor, ModelCheckpoint, ModelSummary, ProgressBar
+from lightning.pytorch.callbacks.early_stopping import EarlyStoppingReason
 from lightning.pytorch.plugins.environments import SLURMEnvironment
 from lightning.pytorch.utilities.exceptions import MisconfigurationException, SIGTERMException
 from omegaconf import DictConfig, OmegaConf
@@ -305,6 +306,7 @@ def _fit(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.Lig
     try:
         with interval_within_epoch(cfg.trainer, trainer.num_devices * trainer.num_nodes):
             trainer.fit(task, datamodule=datamodule, ckpt_path=cfg.get("ckpt_path"))
+        say_early_stop(trainer)
     except SIGTERMException as stop:  # Ctrl-C or SIGTERM: last.ckpt written and said (callbacks/checkpoint.py)
         # not 0, as Lightning's: the run did not finish (and is not tested); nor 1, a failure's: Ctrl-C's 130 for
         # both, as every command ends on either, so a script tells an interrupted run from a failed one by one number
@@ -315,6 +317,27 @@ def _fit(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.Lig
         if refusal is None:
             raise
         raise refusal from error
+
+
+def say_early_stop(trainer: L.Trainer) -> None:
+    """One line where an EarlyStopping callback ended the fit before its end: the step reached, the monitor, its best
+    value and why. Lightning's says nothing by default (verbose=False), and a run that reaches its end says
+    "max_steps=N reached"."""
+    for callback in trainer.early_stopping_callbacks:
+        reason = callback.stopping_reason
+        if reason is EarlyStoppingReason.NOT_STOPPED or not trainer.is_global_zero:
+            continue
+        bound = (f"of trainer.max_steps={trainer.max_steps}" if trainer.max_steps > 0 else
+                 f"in epoch {trainer.current_epoch + 1} of trainer.max_epochs={trainer.max_epochs}")
+        why = ("was not finite" if reason is EarlyStoppingReason.NON_FINITE_METRIC else
+               f"reached stopping_threshold={callback.stopping_threshold:g}"
+               if reason is EarlyStoppingReason.STOPPING_THRESHOLD else
+               f"passed divergence_threshold={callback.divergence_threshold:g}"
+               if reason is EarlyStoppingReason.DIVERGENCE_THRESHOLD else
+               f"improved by less than min_delta={abs(callback.min_delta):g} in "
+               f"{counted(callback.wait_count, 'validation')} (patience={callback.patience})")
+        log.info("EarlyStopping stopped the run at step %d %s: %s (best %s) %s", trainer.global_step, bound,
+                 callback.monitor, f"{float(callback.best_score):.6g}", why)
 
 
 def _test(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.LightningDataModule) -> dict[str, float]:
