@@ -54,6 +54,22 @@ def test_codes_of_latents_that_are_not_finite_make_usage_and_perplexity_nan_not_
     assert scores["codebook_usage"].isnan() and scores["perplexity"].isnan()
 
 
+def test_codebook_restarts_and_rebalancing_count_training_batches_as_their_docs_say():
+    """Every training forward moves the EMA codebook and counts once, so under trainer.accumulate_grad_batches=N an
+    optimizer step counts N: the settings are documented in training batches, not steps."""
+    from supra.models.vqvae import VectorQuantizer, VQVAEConfig
+
+    quantizer = VectorQuantizer(VQVAEConfig(num_codes=8, code_dim=4)).train()
+    for _ in range(3):  # three batches, whatever steps they make
+        quantizer(torch.randn(2, 4, 3, 3))
+    assert int(quantizer.updates) == 3 and int(quantizer.steps_unused.max()) <= 3
+    quantizer.eval()(torch.randn(2, 4, 3, 3))  # validation counts none
+    assert int(quantizer.updates) == 3
+    conf = (ROOT / "conf" / "model" / "vqvae_f8.yaml").read_text()
+    for key in ("restart_dead_after", "rebalance_every"):
+        assert "training batches" in next(line for line in conf.splitlines() if line.strip().startswith(f"{key}:"))
+
+
 @pytest.fixture(scope="module")
 def vq_run(tmp_path_factory) -> Path:
     from tests.conftest import TINY_RUN, compose_config

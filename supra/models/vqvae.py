@@ -29,9 +29,11 @@ class VQVAEConfig:
     beta: float = 0.25  # commitment weight
     ema: bool = True  # codebook follows the encoder by exponential moving averages, not by gradients
     ema_decay: float = 0.99
-    restart_dead_after: int = 100  # steps without use before a code is re-seeded; 0 turns restarts off
+    # training batches without use before a code is re-seeded; 0 turns restarts off. Batches, not optimizer steps:
+    # with trainer.accumulate_grad_batches=N a step counts N (the EMA codebook, too, moves at every batch)
+    restart_dead_after: int = 100
     # Dead-code restarts alone leave usage lopsided on data where a few patches dominate (plain
-    # backgrounds: ~84% of shapes patches), perplexity ~110. Every `rebalance_every` steps, codes used
+    # backgrounds: ~84% of shapes patches), perplexity ~110. Every `rebalance_every` training batches, codes used
     # less than `rebalance_below` x the mean are moved onto encoder outputs of the busiest quarter of
     # codes, splitting their clusters: perplexity ~175 and a slightly better PSNR. 0 turns it off.
     rebalance_every: int = 20
@@ -100,6 +102,8 @@ class VectorQuantizer(nn.Module):
     def _update_codebook(self, flat: torch.Tensor, codes: torch.Tensor) -> None:
         # Under DDP every rank sums the whole global batch's statistics and re-seeds from rank 0's
         # encoder outputs, so the codebooks (not synced by DDP: no gradients) stay identical on all ranks.
+        # Called at every training forward: `updates` and `steps_unused` count training batches (the buffers
+        # keep their names, which checkpoints hold), N per optimizer step under accumulation.
         cfg = self.cfg
         one_hot = F.one_hot(codes, cfg.num_codes).type(flat.dtype)
         used, sums = all_reduce_sum(one_hot.sum(0)), all_reduce_sum(one_hot.t() @ flat)
