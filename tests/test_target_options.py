@@ -9,7 +9,7 @@ from hydra.core.global_hydra import GlobalHydra
 import supra.runner.components  # noqa: F401 - the resolvers the shipped configs use
 from supra.utils.errors import SupraUserError
 from supra.utils.target_options import check_target_options
-from tests.conftest import ROOT
+from tests.conftest import ROOT, compose_config
 
 CONF = ROOT / "conf"
 GROUPS = ("model", "data", "trainer", "callbacks", "logger")
@@ -59,11 +59,30 @@ def test_a_key_its_class_does_not_take_is_named_with_the_nearest_option(override
     assert str(refused.value).startswith(message)
 
 
-def test_a_short_list_of_options_is_given_when_no_option_is_near():
-    with pytest.raises(SupraUserError, match=r"logger\.csv\.xyz=1: CSVLoggerKeepingColumns has no option xyz \(its "
-                                             r"options at logger\.csv: flush_logs_every_n_steps, name, prefix, "
-                                             r"save_dir, version\)"):
-        check_target_options(composed("+logger.csv.xyz=1").logger, "logger")
+def test_a_short_list_of_options_is_given_when_no_option_is_near(tmp_path):
+    cfg = compose_config("train", tmp_path, ["+logger.csv.xyz=1"])  # on the command line: left out there, no ~ needed
+    with pytest.raises(SupraUserError) as refused:
+        check_target_options(cfg.logger, "logger")
+    assert str(refused.value) == ("logger.csv.xyz=1: CSVLoggerKeepingColumns has no option xyz (its options at "
+                                  "logger.csv: flush_logs_every_n_steps, name, prefix, save_dir, version)")
+
+
+def test_an_option_the_composed_config_brings_is_said_with_how_to_remove_it_and_the_tasks_own_keywords_unlisted(
+        tmp_path):
+    """Switching to SGD kept the recipe's betas: the line listed `params` (the task's to pass; Muon's hidden_matrices
+    too) as an option, and did not say that Hydra's ~ removes an inherited key."""
+    cfg = compose_config("train", tmp_path / "sgd", ["model.optimizer._target_=torch.optim.SGD"])
+    with pytest.raises(SupraUserError) as refused:
+        check_target_options(cfg.model, "model")
+    assert str(refused.value) == ("model.optimizer.betas=[0.9, 0.95]: SGD has no option betas: remove it with "
+                                  "~model.optimizer.betas (its options at model.optimizer: dampening, differentiable, "
+                                  "foreach, fused, lr, maximize, momentum, nesterov, weight_decay)")
+    cfg = compose_config("train", tmp_path / "muon", ["model.optimizer._target_=supra.tasks.optimizers.MuonWithAdamW",
+                                                      "+model.optimizer.foo=1"])
+    with pytest.raises(SupraUserError) as refused:
+        check_target_options(cfg.model, "model")
+    assert str(refused.value) == ("model.optimizer.foo=1: MuonWithAdamW has no option foo (its options at "
+                                  "model.optimizer: betas, eps, lr, momentum, nesterov, ns_steps)")
 
 
 @pytest.mark.parametrize(("override", "message"), [

@@ -11,6 +11,7 @@ import importlib
 import inspect
 from typing import Any
 
+from hydra.core.hydra_config import HydraConfig
 from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
@@ -38,11 +39,27 @@ def _check(value: Any, where: str) -> None:
     if unknown:
         key, name = str(unknown[0]), str(value["_target_"]).rsplit(".", 1)[-1]
         close = difflib.get_close_matches(key, sorted(options), n=1)
-        hint = (f": did you mean {where}.{close[0]}?" if close else
-                f" (its options at {where}: {', '.join(sorted(options))})" if len(options) <= 16 else "")
+        settable = sorted(options - FILLED_IN.get(where, set()))
+        listed = f" (its options at {where}: {', '.join(settable)})" if len(settable) <= 16 else ""
+        # a key the composed config brings (SGD's inherited betas) is dropped with Hydra's ~, which few know
+        remove = "" if on_command_line(f"{where}.{key}") else f": remove it with ~{where}.{key}"
+        hint = f": did you mean {where}.{close[0]}?" if close else remove + listed
         raise SupraUserError(f"{where}.{key}={value[key]}: {name} has no option {key}{hint}")
     for key, item in value.items():
         _check(item, f"{where}.{key}")
+
+
+# Keywords the task passes itself (the parameter groups, Muon's hidden matrices; the optimizer and run length a
+# schedule is built with): no setting of the config's, so left out of the options a refusal lists
+FILLED_IN = {"model.optimizer": {"params", "hidden_matrices"}, "model.scheduler": {"optimizer", "total_steps"}}
+
+
+def on_command_line(option: str) -> bool:
+    """Whether `option` (model.optimizer.betas) is set by an override of this run's command line, as +key=... or
+    key=...; False outside a Hydra run."""
+    if not HydraConfig.initialized():
+        return False
+    return any(str(given).lstrip("+~").split("=", 1)[0] == option for given in HydraConfig.get().overrides.task)
 
 
 def target_options(target: Any) -> set[str] | None:
