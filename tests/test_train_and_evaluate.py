@@ -1281,6 +1281,22 @@ def test_a_resume_that_ends_before_its_checkpoints_schedule_is_warned_that_the_l
         "(which goes on): the run ends partway through it, and its lr never reaches min_lr"]
 
 
+def test_the_schedule_warms_up_to_the_peak_at_step_warmup_plus_one_and_reaches_min_lr_one_step_after_the_last():
+    """As warmup_cosine's docstring and the README say: the last step of a run trains just above min_lr, not at it."""
+    import math
+
+    optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)
+    schedule = warmup_cosine(optimizer, total_steps=20, warmup_steps=5, min_lr=1e-5)
+    lrs = []  # the lr each step trains at, steps 1 to 21
+    for _ in range(21):
+        lrs.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert lrs[0] == pytest.approx(1e-3 / 5) and lrs[5] == pytest.approx(1e-3)  # step 1, step warmup_steps + 1
+    assert lrs[19] == pytest.approx(1e-5 + (1e-3 - 1e-5) * (1 - math.cos(math.pi / 15)) / 2)  # step 20, the last
+    assert lrs[20] == pytest.approx(1e-5)  # step 21, one after the run
+
+
 @pytest.mark.parametrize("warmup_steps", [0, 2])
 def test_a_resume_that_trains_past_its_checkpoints_schedule_is_warned_of_the_steps_at_min_lr(warmup_steps, caplog):
     optimizer = torch.optim.AdamW([torch.nn.Parameter(torch.zeros(1))], lr=1e-3)

@@ -46,8 +46,10 @@ class WarmupThenCosine(SequentialLR):
 
 
 def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int = 100, min_lr: float = 3e-5) -> LRScheduler:
-    """Linear warm-up over `warmup_steps`, then cosine decay to `min_lr` at `total_steps` (one step per batch),
-    held there after. A warm-up not shorter than the run is squeezed into it (warmup_within), as it always was:
+    """Linear warm-up over `warmup_steps` (lr / warmup_steps at the first step, the peak lr at step warmup_steps + 1),
+    then cosine decay towards `min_lr`, one scheduler step per optimizer step: the lr reaches min_lr one step after the
+    run's last (step total_steps + 1), so the last step trains just above it (by (lr - min_lr) x (1 - cos(pi / (
+    total_steps - warmup_steps))) / 2: 1e-5 + 1.2e-9 for the default run), and any step past the run at min_lr. A warm-up not shorter than the run is squeezed into it (warmup_within), as it always was:
     every recipe's numbers stay; the task says so before training (SupraTask.say_squeezed_warmup)."""
     if not math.isfinite(total_steps):  # Lightning's count for trainer.max_steps=-1 with trainer.max_epochs=-1
         raise SupraUserError("the cosine learning-rate schedule needs a finite run: set trainer.max_steps or "
