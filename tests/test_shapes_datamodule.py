@@ -291,6 +291,23 @@ def test_a_tokenizer_cached_by_an_older_training_is_not_reused(tmp_path):
     assert "NFKC" not in dm.tokenizer.to_json()
 
 
+def test_a_tokenizer_cached_before_captions_were_lower_cased_as_the_scorer_does_is_not_reused(tmp_path):
+    """A cache filled when every Σ was lower-cased to σ holds a tokenizer trained on "σίσυφοσ" under the key the
+    captions had then: a new run trains its own, on "σίσυφος" as the scorer reads it."""
+    import hashlib
+    import json
+
+    from supra.tokens.caption_bpe import CaptionTokenizer
+
+    dm = ShapesDataModule(**SMALL, vocab_size=300, cache_dir=str(tmp_path))
+    captions = ["Ο ΣΊΣΥΦΟΣ ΚΑΙ Ο ΒΡΆΧΟΣ", "ΕΝΑΣ ΛΟΦΟΣ"] * 5
+    old_key = hashlib.sha256(json.dumps([2, dm.vocab_size, captions]).encode()).hexdigest()[:16]
+    CaptionTokenizer.train([c.lower().replace("ς", "σ") for c in captions], dm.vocab_size).save(
+        tmp_path / f"tokenizer_{old_key}.json")
+    fresh = CaptionTokenizer.train(captions, dm.vocab_size)
+    assert dm._train_or_cached_tokenizer(captions).to_json() == fresh.to_json()
+
+
 def test_captions_that_differ_only_in_where_a_line_breaks_get_tokenizers_of_their_own(tmp_path):
     """The cache key joined captions with "\\n": ["a red\\nball", ...] and ["a red", "ball", ...] shared one file,
     and the second was handed the first's tokenizer."""

@@ -30,8 +30,8 @@ MIN_TRAINED_VOCAB = 256 + len(SPECIAL_TOKENS)
 # training time, which grows with the square of a word's length (a data URI pasted as a caption).
 TRAIN_CHARS = 2000
 # How train() builds a tokenizer, in the key of the tokenizers a cache holds: a new way never reuses one
-# trained the old way (2: no NFKC).
-TRAINING_VERSION = 2
+# trained the old way (2: no NFKC; 3: lower-cased by str.lower, a word-final Σ as ς).
+TRAINING_VERSION = 3
 
 
 def read_gpt2_vocab(path: Path) -> dict[str, int]:
@@ -83,6 +83,19 @@ def readable_token(decoded: str, symbols: str | None) -> str:
     return _readable(bytes(byte_of[symbol] for symbol in symbols))
 
 
+def _lower_cases(tokenizer: Tokenizer) -> bool:
+    """Whether `tokenizer`'s normaliser lower-cases (Supra's trained ones do; GPT-2's, with none, is cased)."""
+    if tokenizer.normalizer is None:
+        return False
+
+    def holds(node: object) -> bool:
+        if isinstance(node, dict):
+            return node.get("type") == "Lowercase" or any(map(holds, node.values()))
+        return isinstance(node, list) and any(map(holds, node))
+
+    return holds(json.loads(tokenizer.normalizer.__getstate__()))
+
+
 class SpecialTokensError(ValueError):
     """A tokenizer that reads but lacks Supra's special tokens at ids 0-3; `found`: what it holds there,
     for callers that say so in their own words."""
@@ -105,6 +118,10 @@ class CaptionTokenizer:
         tokenizer.encode_special_tokens = True
         self.hf = tokenizer
         self.bos_id, self.eos_id = BOS_ID, EOS_ID
+        # lower-cased in Python first, as the scorer's PTB tokenizer (Java's toLowerCase) does: the normaliser's
+        # Lowercase goes one character at a time and makes a word-final Σ σ, where both make it ς. The stored
+        # normaliser is left as it is, so tokenizers saved before read back and encode everything else the same.
+        self.lower_cases = _lower_cases(tokenizer)
 
     # -- building and storing ---------------------------------------------------------------------
 
@@ -129,7 +146,7 @@ class CaptionTokenizer:
             nonlocal n_cut
             for text in texts:
                 n_cut += len(text) > TRAIN_CHARS
-                yield text[:TRAIN_CHARS]
+                yield text[:TRAIN_CHARS].lower()  # as encode_batch sees it (lower_cases)
 
         tok.train_from_iterator(bounded(captions), trainer=trainer)
         if n_cut:
@@ -198,7 +215,8 @@ class CaptionTokenizer:
         """
         if max_len < 3:
             raise ValueError(f"max_len={max_len} leaves no room for a token between BOS and EOS")
-        encoded = [e.ids for e in self.hf.encode_batch(list(captions))]
+        texts = [caption.lower() for caption in captions] if self.lower_cases else list(captions)
+        encoded = [e.ids for e in self.hf.encode_batch(texts)]
         n_truncated = sum(len(ids) > max_len - 2 for ids in encoded)
         rows = [[BOS_ID, *ids[: max_len - 2], EOS_ID] for ids in encoded]
         out = torch.full((len(rows), max(map(len, rows), default=2)), PAD_ID, dtype=torch.long)
