@@ -1412,3 +1412,20 @@ def test_video_psnr_scores_only_real_frames_and_leaves_out_a_clip_with_none_afte
     with pytest.warns(UserWarning, match="video_psnr and video_psnr_copy_baseline are not scored: no frame of "
                                          "the 3 clips .* is real after the given"):
         say_unscored_clips(task._unscored_clips, scored=False)
+
+
+def test_captions_cached_before_they_were_read_in_nfc_read_back_in_nfc(tmp_path):
+    """An a2a codes cache holds each item's captions as they were read when it was written: NFD ones (a Mac's "e"
+    and a combining accent) come back composed, as a fresh read gives them, not as another text."""
+    import unicodedata
+
+    import numpy as np
+
+    from supra.data.a2a.sources import read_cached_split
+    from supra.data.media.codes import write_split
+
+    decomposed = unicodedata.normalize("NFD", "un café")
+    write_split(tmp_path, "train", np.zeros((1, 2, 2), dtype=np.int16), ["a.png"], [[decomposed]], references=[[decomposed]])
+    (tmp_path / "objects_train.json").write_text("null")
+    split = read_cached_split(tmp_path, "photos", "train")
+    assert split.captions == split.references == [["un café"]]

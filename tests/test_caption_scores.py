@@ -145,6 +145,16 @@ def test_cider_over_a_single_image_is_zero_as_pycocoevalcap_has_it_and_said_once
                     "images' references): score more images for a CIDEr that compares (said only this once)"]
 
 
+def test_a_reference_in_nfd_scores_a_caption_of_the_same_words_in_nfc_as_perfect():
+    """A reference written on a Mac is often in NFD ("e" and a combining accent), a generated caption in NFC: PTB took
+    them for other words (Bleu_4 0.65 for the same caption). Both are read in NFC now."""
+    import unicodedata
+
+    caption = "un café crème sur la table"
+    scores = score_captions({1: caption, 2: "a dog"}, {1: [unicodedata.normalize("NFD", caption)], 2: ["a dog"]}, ["Bleu"])
+    assert scores["Bleu_4"] == pytest.approx(1.0)
+
+
 def test_perfect_captions_beat_nonsense_on_every_metric():
     perfect, nonsense = concurrently(
         lambda: score_captions({i: refs[0] for i, refs in REFERENCES.items()}, REFERENCES),

@@ -1285,3 +1285,16 @@ def test_annotations_find_image_files_named_in_the_other_unicode_form_and_key_th
         for key in keys:
             assert "café_" in unicodedata.normalize("NFC", key) and (index.image_dir / key).is_file()
             assert index.captions[key]
+
+
+def test_a_caption_in_either_unicode_form_is_read_as_one_text_and_trained_on_once():
+    """A Mac's "café" is often "e" and a combining accent (NFD): trained on, it was two tokens where the other form
+    is one, and a caption file repeating it in the other form trained on it twice. Read in NFC, it is one text;
+    NFKC's folding ("２３" -> "23") is not applied, as the scorer keeps those."""
+    import unicodedata
+
+    from supra.data.captions import clean_caption, training_captions
+
+    composed, decomposed = "un café crème", unicodedata.normalize("NFD", "un café crème")
+    assert decomposed != composed and clean_caption(decomposed) == composed
+    assert training_captions([composed + ".", decomposed, "a number ２３"]) == [composed, "a number ２３"]

@@ -1,5 +1,6 @@
-"""Caption text as every source reads it: whitespace collapsed (line breaks inside a caption would break
-pycocoevalcap's line protocol). A caption is scored as that text, as the source publishes it; it is trained on
+"""Caption text as every source reads it: in Unicode's composed form (NFC: "é" typed on a Mac is often "e" and a
+combining accent, which trained, de-duplicated and scored as another word) and whitespace collapsed (line breaks
+inside a caption would break pycocoevalcap's line protocol). A caption is scored as that text, as the source publishes it; it is trained on
 with its final full stop dropped (sources differ in whether they end captions with one: Flickr8k's "... grass .")
 and once per image (training_captions)."""
 
@@ -10,6 +11,7 @@ import csv
 import io
 import logging
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -22,9 +24,9 @@ _FINAL_STOP = re.compile(r"\s*\.$")
 
 
 def clean_caption(caption: str, drop_final_stop: bool = False) -> str:
-    """Strip the caption, collapse its inner whitespace to single spaces, and with `drop_final_stop`
-    remove a trailing '.' or ' .'."""
-    caption = " ".join(caption.split())
+    """The caption in NFC (composed, not NFKC's folding of "２３" to "23"), stripped, its inner whitespace
+    collapsed to single spaces, and with `drop_final_stop` a trailing '.' or ' .' removed."""
+    caption = " ".join(unicodedata.normalize("NFC", caption).split())
     return _FINAL_STOP.sub("", caption).strip() if drop_final_stop else caption
 
 

@@ -8,6 +8,8 @@ pycocoevalcap quirks handled here:
 - PTBTokenizer joins all captions with '\\n' and reads them back line by line, and Java also breaks lines
   at '\\r', '\\v', '\\f', U+2028 and U+2029: one such character silently shifts every later caption onto
   the wrong image. Whitespace is therefore collapsed to single spaces first.
+- Captions are put in NFC first, as the data's are read: the same words in NFD (a Mac's "e" and a combining
+  accent) are other tokens to PTB.
 - METEOR talks to a Java process over a line protocol whose SCORE line is split at every '|||' (Java's
   `split("\\|\\|\\|")`): a '|||' inside a reference would make two references of it (pycocoevalcap drops
   '|||' from the hypothesis itself). PTB makes each '|' a token of its own ('a|||b' -> 'a | | | b'), so no
@@ -48,6 +50,7 @@ import sys
 import tempfile
 import threading
 import types
+import unicodedata
 from collections.abc import Hashable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -86,8 +89,9 @@ _one_image_said = False  # the same
 
 
 def _clean(caption: str) -> str:
-    # str.split() splits at every character Java treats as a line break.
-    return " ".join(caption.split())
+    # str.split() splits at every character Java treats as a line break; NFC, as data/captions.py reads captions:
+    # a reference in NFD ("e" and a combining accent, from a Mac) otherwise matches no prediction's "é"
+    return " ".join(unicodedata.normalize("NFC", caption).split())
 
 
 def _pipes_apart(captions: dict[Hashable, list[str]]) -> dict[Hashable, list[str]]:

@@ -35,6 +35,7 @@ import torch
 from hydra.utils import get_object, instantiate
 
 from supra.data.base import SPLITS
+from supra.data.captions import clean_caption
 from supra.data.images import DECODE_VERSION
 from supra.data.local_paths import absolute_data_paths
 from supra.data.media.codes import codes_dtype, encode_items, save_npy_atomic, write_meta, write_split
@@ -421,11 +422,12 @@ def read_cached_split(folder: Path, name: str, split: str) -> SourceSplit:
     pixels = torch.from_numpy(read_cached(pixels_path)) if pixels_path.exists() else None
     codes = torch.from_numpy(read_cached(folder / f"codes_{split}.npy").astype(np.int64))
     try:
-        names, captions = items["names"], items["captions"]
+        # read as captions are now (NFC): a cache written before holds them in the form their files had
+        names, captions = items["names"], [[clean_caption(c) for c in item] for item in items["captions"]]
         files = items.get("files") or [None] * len(names)
         # none in a cache written before references were: its source's references are its captions (a source whose
         # references differ raised its items_version with them, so such a cache of it is never read)
-        references = items.get("references") or captions
+        references = [[clean_caption(c) for c in item] for item in items["references"]] if items.get("references") else captions
         real_frames = items.get("real_frames")  # none: every frame real (a source that pads raised its items_version)
         objects = [[tuple(o) for o in item] for item in objects] if objects is not None else None
     except (KeyError, TypeError, AttributeError) as err:
