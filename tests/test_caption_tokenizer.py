@@ -64,6 +64,19 @@ def test_a_token_holding_part_of_a_character_is_labelled_by_its_bytes_not_a_box(
     assert readable_token("\ufffd", "▁x") == "\ufffd"  # no byte-level symbols (another tokenizer's): as decoded
 
 
+def test_a_caption_cut_in_the_middle_of_a_character_ends_before_it_not_in_a_box(tokenizer):
+    """A caption cut at max_new_tokens may end in one or two of the three bytes of "猫" (a byte-level BPE emits
+    them one by one): decoding wrote U+FFFD at its end, into predictions.json and captions.jsonl. The cut
+    character is left out; a U+FFFD the caption holds as text is kept."""
+    ids = tokenizer.encode_batch(["a red 猫"], max_len=32)[0][0].tolist()
+    ids = ids[: ids.index(EOS_ID)]  # BOS, "a red", then the 3 bytes of 猫
+    assert tokenizer.decode(ids) == "a red 猫"
+    assert [tokenizer.decode(ids[:-1]), tokenizer.decode(ids[:-2] + [EOS_ID, PAD_ID])] == ["a red", "a red"]
+    assert tokenizer.decode_batch([ids[:-1], ids]) == ["a red", "a red 猫"]
+    kept = tokenizer.encode_batch(["a red \ufffd"], max_len=32)[0][0].tolist()
+    assert tokenizer.decode(kept) == tokenizer.decode_batch([kept])[0] == "a red \ufffd"
+
+
 def test_save_and_reload_keep_the_ids(tokenizer, tmp_path):
     path = tokenizer.save(tmp_path / "sub" / "tokenizer.json")
     assert [p.name for p in path.parent.iterdir()] == ["tokenizer.json"]  # no temp file left behind

@@ -72,6 +72,18 @@ def _readable(data: bytes) -> str:
     return text
 
 
+def _ends_mid_character(data: bytes) -> bool:
+    """Whether `data` ends in the first bytes of a UTF-8 character whose last ones are missing."""
+    for n in range(1, min(3, len(data)) + 1):
+        try:
+            data[-n:].decode("utf-8")
+            return False
+        except UnicodeDecodeError as err:
+            if err.start == 0 and err.reason == "unexpected end of data":
+                return True
+    return False
+
+
 def readable_token(decoded: str, symbols: str | None) -> str:
     """One token's text as explain labels it: `decoded` (the token decoded alone), unless that holds U+FFFD, a
     box that says nothing: a byte-level BPE token (`symbols`, as id_to_token gives them) holding part of a
@@ -225,8 +237,25 @@ class CaptionTokenizer:
         return out, n_truncated
 
     def decode(self, ids: Sequence[int]) -> str:
-        """The caption text of token ids (generate's output), special tokens (BOS, EOS, PAD) dropped."""
-        return self.hf.decode(list(ids), skip_special_tokens=True).strip()
+        """The caption text of token ids (generate's output), special tokens (BOS, EOS, PAD) dropped; a last
+        token holding only the first bytes of a character (a caption cut at max_new_tokens) is left out."""
+        return self._whole(list(ids), self.hf.decode(list(ids), skip_special_tokens=True))
+
+    def _whole(self, ids: list[int], text: str) -> str:
+        """`text` (decoded `ids`) stripped, without the U+FFFD that decoding writes for the bytes of a character
+        cut off by the caption's end (its other bytes never came); one a caption holds as text stays."""
+        text = text.strip()
+        if not text.endswith("\ufffd"):
+            return text
+        byte_of, tail = _byte_of_symbol(), b""
+        for token in reversed([i for i in ids if i >= len(SPECIAL_TOKENS)]):
+            symbols = self.hf.id_to_token(int(token))
+            if symbols is None or any(symbol not in byte_of for symbol in symbols):
+                return text  # not a byte-level token: nothing to tell
+            tail = bytes(byte_of[symbol] for symbol in symbols) + tail
+            if len(tail) >= 3:  # a cut character left at most 3 of its bytes
+                break
+        return text[:-1].rstrip() if _ends_mid_character(tail) else text
 
     def token_label(self, token: int) -> str:
         """One token as explain and the attention maps label it: its text, or its name where decoding drops
@@ -236,4 +265,6 @@ class CaptionTokenizer:
 
     def decode_batch(self, batch: Sequence[Sequence[int]]) -> list[str]:
         """decode of each row of ids, in one call."""
-        return [s.strip() for s in self.hf.decode_batch([list(ids) for ids in batch], skip_special_tokens=True)]
+        rows = [list(ids) for ids in batch]
+        return [self._whole(ids, text) for ids, text in zip(rows, self.hf.decode_batch(rows, skip_special_tokens=True),
+                                                             strict=True)]
