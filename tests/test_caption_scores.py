@@ -155,6 +155,28 @@ def test_a_reference_in_nfd_scores_a_caption_of_the_same_words_in_nfc_as_perfect
     assert scores["Bleu_4"] == pytest.approx(1.0)
 
 
+def test_chinese_references_without_spaces_between_words_are_said_once_to_score_whole_runs(monkeypatch, caplog):
+    """PTB keeps "一只猫坐在垫子上" as one word: a caption two characters off it matched nothing, and a whole Chinese
+    data set scored Bleu_4 near 0 whatever the model, without a word. Word-segmented references are not named."""
+    from supra.metrics import caption_scores
+
+    monkeypatch.setattr(caption_scores, "_unspaced_said", False, raising=False)
+    spaced = {1: ["一只 猫 坐在 垫子 上"], 2: ["a dog runs on the grass"]}
+    unspaced = {1: ["一只猫坐在垫子上"], 2: ["a dog runs on the grass"]}
+    predictions = {1: "一只猫坐在草地上", 2: "a dog runs on the grass"}
+    with caplog.at_level("WARNING", logger="supra.metrics.caption_scores"):
+        score_captions(predictions, spaced, ["Bleu"])
+        assert not caplog.records
+        scores = score_captions(predictions, unspaced, ["Bleu"])
+        score_captions(predictions, unspaced, ["Bleu"])
+    assert scores["Bleu_1"] == pytest.approx(6 / 7)  # the English image's 6 words; the Chinese caption is one, unmatched
+    assert [r.getMessage() for r in caplog.records] == [
+        "1 of 2 images has reference captions in Chinese, Japanese or Thai written without spaces between words "
+        "(e.g. image 1: '一只猫坐在垫子上'): the scorer's PTB tokenizer reads each unspaced run as one word, so the "
+        "scores credit only whole runs that match; put spaces between the words of the captions for scores that "
+        "compare words (said only this once)"]
+
+
 def test_perfect_captions_beat_nonsense_on_every_metric():
     perfect, nonsense = concurrently(
         lambda: score_captions({i: refs[0] for i, refs in REFERENCES.items()}, REFERENCES),

@@ -29,6 +29,8 @@ pycocoevalcap quirks handled here:
   there, is given its bare name, so it cannot be written elsewhere) and removes it only when it returns: cut
   short (Ctrl-C, an error), the file it made is removed here; another scoring's, made meanwhile, is kept.
 - Empty hypotheses are fine everywhere (they score 0); they tokenise to ''.
+- PTB splits words at spaces and punctuation only: Chinese, Japanese or Thai written without spaces between words
+  is scored a whole run at a time, pycocoevalcap's numbers, kept, and said once.
 - CIDEr over a single image is 0 whatever its caption (document frequencies come from the scored set's
   references): pycocoevalcap's number, kept, and said once.
 - So are some empty references (an image whose references are all empty scores 0, as in COCOEvalCap; said
@@ -86,6 +88,13 @@ class EmptyReferences(SupraUserError):
 _PIPE_RUN = re.compile(r"\|(?=\|)")  # a '|' followed by another
 _empty_images_said = False  # once per process: a run's every validation scores the same references
 _one_image_said = False  # the same
+_unspaced_said = False  # the same
+# Runs of Han, Hiragana, Katakana or Thai characters: scripts written without spaces between words
+_UNSPACED_SCRIPT = re.compile("[\u0e00-\u0e7f\u2e80-\u2fdf\u3005\u3007\u3021-\u3029\u3038-\u303b\u3040-\u30ff"
+                              "\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0003ffff]+")
+# characters per run, on average over a reference's runs, from which it reads as written without spaces between
+# words: a word-segmented one averages fewer ("一只 猫 坐在 垫子 上": 1.6; a long katakana word among short ones too)
+UNSPACED_RUN = 4
 
 
 def _clean(caption: str) -> str:
@@ -332,6 +341,29 @@ def _check_tokenized_references(gts: dict[Hashable, list[str]], references: Mapp
                     "has" if len(empty) == 1 else "have", empty[0], example)
 
 
+def _unspaced(caption: str) -> bool:
+    """Whether `caption` holds Chinese, Japanese or Thai text written without spaces between its words."""
+    runs = [len(run) for run in _UNSPACED_SCRIPT.findall(caption)]
+    return bool(runs) and sum(runs) >= UNSPACED_RUN * len(runs)
+
+
+def _check_unspaced(predictions: Mapping[Hashable, str], references: Mapping[Hashable, Sequence[str]]) -> None:
+    """A warning, once: PTB splits words at spaces and punctuation alone, so an unspaced Chinese, Japanese or Thai
+    caption is one word to every scorer, and a caption two characters off its reference scores as an unrelated one."""
+    global _unspaced_said
+    if _unspaced_said:
+        return
+    unspaced = [i for i in predictions if any(_unspaced(ref) for ref in references[i])]
+    if unspaced:
+        _unspaced_said = True
+        example = next(ref for ref in references[unspaced[0]] if _unspaced(ref))
+        log.warning("%d of %s %s reference captions in Chinese, Japanese or Thai written without spaces between words "
+                    "(e.g. image %r: %r): the scorer's PTB tokenizer reads each unspaced run as one word, so the scores "
+                    "credit only whole runs that match; put spaces between the words of the captions for scores that "
+                    "compare words (said only this once)", len(unspaced), counted(len(predictions), "image"),
+                    "has" if len(unspaced) == 1 else "have", unspaced[0], example)
+
+
 def _check_one_image(predictions: Mapping[Hashable, str], families: Sequence[str]) -> None:
     """A warning, once: CIDEr weighs n-grams by how few of the scored images' references hold them, so over one
     image every weight is 0 and so is CIDEr, whatever the caption (data.num_val=1 checkpoints on a constant)."""
@@ -360,6 +392,7 @@ def score_captions(
     _check_request(predictions, references, metrics)
     families = [f for f in SCORER_FAMILIES if f in metrics]
     _check_one_image(predictions, families)
+    _check_unspaced(predictions, references)
     # said before the work where it takes seconds (METEOR most) after the last bar; not at every small validation
     if len(predictions) >= SAID_FROM:
         log.info("scoring the captions of %d images: %s", len(predictions), ", ".join(families))
