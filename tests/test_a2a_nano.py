@@ -7,6 +7,7 @@ import torch
 
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.utils.errors import SupraUserError
+from tests.conftest import CONF
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -23,6 +24,14 @@ def test_defaults_are_the_cards_and_the_release_count_is_documented():
     tied = A2ANano(A2AConfig(tie_head=True))
     assert tied.get_num_params() == 16_190_976
     assert tied.lm_head.weight is tied.tok_emb.weight
+
+
+def test_the_model_conf_comment_gives_the_count_an_untied_head_builds():
+    tie_head = next(line for line in (CONF / "model" / "a2a_nano.yaml").read_text().splitlines()
+                    if line.strip().startswith("tie_head:"))
+    assert tie_head == ("  tie_head: false     # untied: 29.1M at the 50,520-id vocabulary, "
+                        "the nearest to the card's ~29.7M (docs/a2a_nano.md)")
+    assert f"{A2ANano(A2AConfig(tie_head=False)).get_num_params() / 1e6:.1f}M" == "29.1M"
 
 
 def test_state_dict_shapes_follow_the_spec():
