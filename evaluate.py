@@ -16,7 +16,6 @@ from supra.utils.cli import (
     exit_if_modes_combined,
     exit_if_run_dir_unwritable,
     exit_if_unknown_group_option,
-    exit_if_unknown_option,
     exit_on_ctrl_c,
     exit_on_user_error,
     print_help,
@@ -47,7 +46,6 @@ def check_command_line() -> None:
 
     sys.argv[1:] = expand_home(sys.argv[1:])  # ckpt=~/run/best.ckpt data.root=~/f8k: the shell leaves data.root's ~ alone
     exit_if_run_dir_unwritable(sys.argv[1:], default_log_dir="logs")
-    exit_if_unknown_option("eval", sys.argv[1:])
     exit_if_unknown_group_option(sys.argv[1:])  # data=flikr8k: Hydra's 15-line error
     sys.argv[1:] = data_for_release(sys.argv[1:])  # a release folder holds no data config
     sys.argv[1:] = quote_values(sys.argv[1:])  # data.root=/data/café: quoted for Hydra's grammar

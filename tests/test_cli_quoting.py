@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from hydra.core.override_parser.overrides_parser import OverridesParser
 
-from supra.utils.cli import exit_if_unknown_option
 from supra.utils.hydra_quoting import quote_prompt, quote_values
 from tests.conftest import ROOT, command_lines, compose_config
 
@@ -95,19 +94,6 @@ def test_a_comma_or_bracket_inside_one_plain_element_keeps_it_one_path(path, tmp
     (arg,) = quote_values([f"data.root={path}"])
     root = compose_config("train", tmp_path, ["data=caption_folder", arg]).data.root
     assert root == path.replace("${oc.env:DATA,/tmp}", str(tmp_path / "data"))
-
-
-@pytest.mark.parametrize(("command", "arg"), [("caption", "model.net.N_VIS=4"), ("caption", "+model.net.N_VIS=4"),
-                                              ("explain", "+explain_typo=3"), ("explain", "++explain_typo=3")])
-def test_an_option_the_command_does_not_have_is_refused_with_a_plus_too(command, arg, capsys):
-    """With a `+` Hydra adds the key, which the command never reads: the run went on as if it had not been given."""
-    with pytest.raises(SystemExit) as end:
-        exit_if_unknown_option(command, [arg])
-    assert end.value.code == 2 and capsys.readouterr().err.startswith(f"error: unexpected argument {arg!r}: the options are ")
-
-
-def test_a_plus_adds_keys_under_an_option_the_command_has():
-    exit_if_unknown_option("tokenize_media", ["+data.num_train=100"])  # conf/tokenize_media.yaml's own example
 
 
 @pytest.mark.parametrize(("command", "args", "message"), [

@@ -1445,7 +1445,8 @@ BAD_EVALUATE_INPUTS = {
     "decode=greedy beam_width=5": "error: beam_width=5: decode=greedy does not read it; leave it out",
     "seed=3": "error: seed=3: decode=beam (the model's run's) does not read it (it reads beam_width); leave it out",
     "beam_width=200000": "error: beam_width=200000 is more than the model's 2048 tokens: give beam_width <= 2048",
-    "fps=3": "error: unexpected argument 'fps=3': the options are accelerator, beam_width, ckpt, data, decode",
+    "fps=3": "error: fps=3: no such option (the options there are: accelerator, beam_width, ckpt, data, decode, "
+             "metrics, num_grid_images, paths, seed, task_name)",
     "data.bogus=1": "error: data.bogus is not an option of the data this model was trained on (ShapesDataModule: ",
     "accelerator=tpu": "error: accelerator=tpu is not one of auto, cpu, gpu",
     "num_grid_images=-1": "error: num_grid_images=-1 must be a whole number >= 0 (0: no sample pictures)",

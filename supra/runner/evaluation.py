@@ -106,11 +106,12 @@ def data_for_release(argv: Sequence[str]) -> list[str]:
 
 def exit_if_unknown_eval_key(argv: Sequence[str]) -> None:
     """A misspelled key of evaluate.py's command line (`data=flickr8k data.batch_sizee=8`, `paths.log_dri=DIR`)
-    as train.py's: one line with the nearest key, exit status 2, before Hydra composes. `argv`: as
+    as train.py's: one line with the nearest key, exit status 2, before Hydra composes; an added top-level key
+    (`+seeed=1`) too, which nothing would read. `argv`: as
     data_for_release leaves it. Without data=<name>, a data.x (other than data.split) is a key of the
     checkpoint's run data, which conf/eval.yaml does not hold: chosen_data_config checks it once that is read."""
     chooses_data = any(o.key_or_group == "data" for o in parsed_overrides(argv))
-    exit_if_unknown_key("eval", argv if chooses_data else [a for a in argv if not _run_data_key(a)])
+    exit_if_unknown_key("eval", argv if chooses_data else [a for a in argv if not _run_data_key(a)], new_top_keys=False)
 
 
 def _run_data_key(arg: str) -> bool:

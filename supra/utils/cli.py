@@ -259,23 +259,6 @@ def _check_writable_unmade(folder: Path) -> None:
     check_writable_dir(folder, create=False)
 
 
-def exit_if_unknown_option(config_name: str, argv: Sequence[str]) -> None:
-    """An option the command does not have (a typo: `fps=3`) as one line naming it and the options there
-    are, before Hydra answers with its multi-line override error. With a `+` (`+fps=3`) Hydra would add it,
-    and the command would never read it: refused the same way."""
-    config = OmegaConf.load(CONF_DIR / f"{config_name}.yaml")
-    groups = [str(next(iter(d))) if OmegaConf.is_dict(d) else str(d) for d in config.get("defaults", [])]
-    known = {str(k) for k in config if k != "defaults"} | {g.split("/")[0].removeprefix("override ") for g in groups}
-    for arg in argv:
-        key, sep, _ = arg.partition("=")
-        if not sep or arg.startswith(("-", "~")):
-            continue
-        if key.lstrip("+").split(".")[0] not in known:
-            options = ", ".join(sorted(known - {"hydra", "_self_", "task_name", "paths"}))
-            print(f"error: unexpected argument {arg!r}: the options are {options} (--help explains them)", file=sys.stderr)
-            raise SystemExit(2)
-
-
 COMPLETION_FLAGS = ("--shell-completion", "-sc")
 COMPLETION_ACTIONS = ("install", "uninstall", "query")
 
@@ -507,9 +490,8 @@ def hydra_command(config_name: str, run: Callable[[DictConfig], Any],
         exit_if_help_asked(config_name, sys.argv[1:])
         sys.argv[1:] = expand_home(sys.argv[1:])  # out=~/x as the shell gives it, dir=~/x too
         exit_if_run_dir_unwritable(sys.argv[1:])
-        exit_if_unknown_option(config_name, sys.argv[1:])
         sys.argv[1:] = quote_values(sys.argv[1:])
-        exit_if_unknown_key(config_name, sys.argv[1:])  # paths.log_dri=x: Hydra's multi-line error
+        exit_if_unknown_key(config_name, sys.argv[1:], new_top_keys=False)  # fps=3, paths.log_dri=x: Hydra's error
         main()
 
     return entry

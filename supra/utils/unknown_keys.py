@@ -1,7 +1,8 @@
 """A `key=value` of the command line that names no option of the composed config (`trainer.max_stpes=2`), said in
 one line with the nearest key there is, before Hydra composes: Hydra's own answer is a multi-line error that
 advises `+key=...`, which would add a key nothing reads. Such a `+key=...` beside the key it misspells
-(`+ckpt_pth=...`) is refused the same way: the run would go on without it."""
+(`+ckpt_pth=...`) is refused the same way: the run would go on without it. The one check of every entry point
+(train.py, evaluate.py and each `python -m supra.X`), so one typo gets one kind of answer everywhere."""
 
 from __future__ import annotations
 
@@ -18,10 +19,12 @@ from supra.utils.overrides import compose_conf, is_config_group, other_configs, 
 from supra.utils.target_options import target_options
 
 
-def exit_if_unknown_key(config_name: str, argv: Sequence[str]) -> None:
+def exit_if_unknown_key(config_name: str, argv: Sequence[str], *, new_top_keys: bool = True) -> None:
     """Exit with status 2 and `error: <arg>: no such option (did you mean <key>?)` for the first override of
     `argv` whose key conf/<config_name>.yaml, composed with the command line's group choices, does not have.
-    Keys under hydra. and the overrides Hydra cannot read are left to Hydra."""
+    Keys under hydra. and the overrides Hydra cannot read are left to Hydra. `new_top_keys=False` refuses a
+    `+key=...` that adds a top-level key too (`+fps=3`): a command reads its own options only, where train.py's
+    config may read one (`+my_note=...` in an interpolation)."""
     if other_configs(argv):  # not conf/<config_name>.yaml alone: Hydra's to check
         return
     overrides = [o for o in parsed_overrides(argv) if not o.key_or_group.startswith("hydra")]
@@ -36,7 +39,8 @@ def exit_if_unknown_key(config_name: str, argv: Sequence[str]) -> None:
     added: list[str] = []  # keys an earlier `+key=...` of the line adds, known to those after it
     for override in values:
         key = override.key_or_group
-        problem = None if any(key == a or key.startswith(f"{a}.") for a in added) else unknown_key(tree, override)
+        known_added = any(key == a or key.startswith(f"{a}.") for a in added)
+        problem = None if known_added else unknown_key(tree, override, new_top_keys)
         if problem:
             print(f"error: {override.input_line}: {problem}", file=sys.stderr)
             raise SystemExit(2)
@@ -44,16 +48,23 @@ def exit_if_unknown_key(config_name: str, argv: Sequence[str]) -> None:
             added.append(key)
 
 
-def unknown_key(tree: dict, override: Override) -> str | None:
+def unknown_key(tree: dict, override: Override, new_top_keys: bool = True) -> str | None:
     """What is wrong with `override`'s key in `tree` (the composed config as plain containers), None if it is
-    there (or below a list or value, Hydra's to judge)."""
+    there (or below a list or value, Hydra's to judge). `new_top_keys`: as exit_if_unknown_key takes it."""
     parts = override.key_or_group.split(".")
     missing = first_missing(tree, parts)
     if missing is None:
         return None
     depth, parent = missing
     where, name = ".".join(parts[:depth]), parts[depth]
-    if override.is_add() or override.is_force_add():
+    adds = override.is_add() or override.is_force_add()
+    if depth == 0:  # a top-level typo: the nearest option, else all of them (a command has a page of them at most)
+        if adds and new_top_keys:
+            return _unread_addition(override, parts, depth, parent)
+        close = nearest_key(parent, parts, depth)
+        unread = ", and nothing reads one added" if adds else ""
+        return f"no such option{unread} ({f'did you mean {close}?' if close else _options_there(parent, where)})"
+    if adds:
         return _unread_addition(override, parts, depth, parent)
     if depth == len(parts) - 1 and _target_takes(parent, name):  # not in conf/, but its class reads it
         return f"not in the config, though {where} takes it: add it with +{override.input_line.lstrip('+')}"
@@ -63,8 +74,13 @@ def unknown_key(tree: dict, override: Override) -> str | None:
     if close := nearest_key(parent, parts, depth):
         return f"no such option (did you mean {close}?)"
     if len(siblings) <= 16:
-        return f"no such option (the options {f'of {where}' if where else 'there are'}: {', '.join(siblings)})"
+        return f"no such option ({_options_there(parent, where)})"
     return "no such option"
+
+
+def _options_there(parent: dict, where: str) -> str:
+    """`the options of <where>: a, b` (`the options there are: a, b` at the top level)."""
+    return f"the options {f'of {where}' if where else 'there are'}: {', '.join(user_options(parent))}"
 
 
 def _unread_addition(override: Override, parts: Sequence[str], depth: int, parent: dict) -> str | None:
