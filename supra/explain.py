@@ -60,7 +60,12 @@ from supra.pictures.attention import (
     square_grid,
 )
 from supra.tokens.a2a_layout import CONTROL_TOKENS, VQVAE_DOWNSAMPLE
-from supra.tokens.a2a_sequences import check_image_size_fits, check_text2image_prompt, text_room
+from supra.tokens.a2a_sequences import (
+    check_image_size_fits,
+    check_image_size_option,
+    check_text2image_prompt,
+    text_room,
+)
 from supra.utils.cli import check_option_types, check_paths_given, hydra_command, refuse_unread_options
 from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
@@ -169,12 +174,12 @@ def explain_captioner(cfg: DictConfig) -> dict[str, Any]:
 
 
 def check_a2a_options(cfg: DictConfig) -> None:
-    """The a2a options, as `python -m supra.generate` checks the same ones, before any work."""
+    """The a2a options, before any work, with the checks generate's Request makes of the same ones (check_seed,
+    check_image_size_option, SamplingConfig, check_image_search)."""
     check_option_types(cfg, whole=("image_size", "seed", "best_of", "max_new_tokens"), numbers=("temperature", "guidance"),
                        optional=("seed",))
     check_seed("seed", cfg.seed)
-    if cfg.image_size < 8 or cfg.image_size % 8:
-        raise SupraUserError(f"image_size={cfg.image_size} must be a positive multiple of 8 (the VQ-VAE's patch)")
+    check_image_size_option(cfg.image_size)
     if why := why_codes_are_no_places((cfg.image_size // VQVAE_DOWNSAMPLE,) * 2):  # image_size=8: refused before out=
         raise SupraUserError(f"image_size={cfg.image_size}: attention maps show where on the image each token looked, "
                              f"but {why}: give image_size=16 or more (a grid of 2x2 codes or more)")

@@ -61,10 +61,11 @@ from supra.pictures.grids import (
     render_pictures_captions,
     to_pil,
 )
-from supra.tokens.a2a_layout import CONTROL_TOKENS, VQVAE_DOWNSAMPLE, TokenLayout
+from supra.tokens.a2a_layout import CONTROL_TOKENS, VQVAE_DOWNSAMPLE, TokenLayout, is_image_side
 from supra.tokens.a2a_sequences import (
     check_fits,
     check_image_size_fits,
+    check_image_size_option,
     check_text2image_prompt,
     frames_that_fit,
     text_room,
@@ -144,8 +145,7 @@ class Request:
             raise SupraUserError(f"mode={self.mode!r} is unknown: choose one of {', '.join(MODES)}")
         if self.resize not in RESIZES:
             raise SupraUserError(f"resize={self.resize!r} is unknown: choose crop, pad, squash or refuse")
-        if self.image_size < 8 or self.image_size % 8:
-            raise SupraUserError(f"image_size={self.image_size} must be a positive multiple of 8 (the VQ-VAE's patch)")
+        check_image_size_option(self.image_size)
         for name in ("frames", "num_samples", "max_new_tokens", "max_pixels"):  # max_pixels < 1 refused every picture as too large
             if getattr(self, name) < 1:
                 raise SupraUserError(f"{name}={getattr(self, name)} must be >= 1")
@@ -190,7 +190,7 @@ def fit_picture(picture, request: Request, what: str) -> torch.Tensor:
             raise SupraUserError(f"{what} is {w}x{h}, not square: resize=refuse takes {size}x{size} images "
                                  f"(image_size); give one, or set {SQUARING}")
         if h != size:
-            other = f"image_size={w}, " if w % 8 == 0 else ""  # a size the VQ-VAE can take
+            other = f"image_size={w}, " if is_image_side(w) else ""
             raise SupraUserError(f"{what} is {w}x{h}, not {size}x{size} (image_size): resize=refuse takes images "
                                  f"of that size; set {other}{SQUARING}, or give a {size}x{size} image")
         return torch.from_numpy(picture).permute(2, 0, 1).contiguous()

@@ -16,12 +16,14 @@ import supra.generate as generate_module
 from supra.artifacts.a2a_release import load_a2a, load_stage1_vqvae, save_a2a_release
 from supra.artifacts.captioner_release import load_captioner
 from supra.data.media.codes import encode_items
+from supra.explain import check_a2a_options
 from supra.generate import new_folder, run
 from supra.models.a2a_nano import A2AConfig, A2ANano
 from supra.models.vqvae import VQVAE
 from supra.pictures.attention import DECODED_INPUT, GENERATED_PICTURE, INPUT_PICTURE, TILE_SCALE_NOTE
 from supra.pictures.attention import TILE as HEAT_TILE
 from supra.pictures.grids import LINE_HEIGHT, font, wrap
+from supra.tokens.a2a_sequences import check_image_size_option
 from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
 from supra.utils.hydra_quoting import quote_prompt
@@ -1147,3 +1149,15 @@ def test_a_picture_that_cannot_be_read_is_said_in_the_words_caption_and_explain_
         with pytest.raises(SupraUserError) as refused:
             generate(tmp_path, pair[0], "mode=image2text", f"image={tmp_path / name}")
         assert str(refused.value) == f"image={tmp_path / name} cannot be read as a picture: {why}; give a PNG, JPEG, ..."
+
+
+@pytest.mark.parametrize("size", [0, 4, 12])
+def test_generate_and_explain_refuse_an_image_size_the_vqvae_cannot_take_in_one_line(size, tmp_path):
+    # one rule and one wording for both commands (check_image_size_option), with the VQ-VAE's one downsampling
+    message = f"image_size={size} must be a positive multiple of 8 (the VQ-VAE's patch)"
+    for refuse in (check_image_size_option,
+                   lambda s: generate_module.Request(mode="text", out=str(tmp_path), prompt="a", image_size=s),
+                   lambda s: check_a2a_options(compose_config("explain", tmp_path, ["ckpt=x", f"image_size={s}"]))):
+        with pytest.raises(SupraUserError) as err:
+            refuse(size)
+        assert str(err.value) == message

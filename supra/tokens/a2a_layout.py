@@ -18,6 +18,12 @@ VQVAE_DOWNSAMPLE = 8
 # a2a_nano's context in tokens, as its card states: the model's default (A2AConfig), and the task's and the data's
 A2A_CONTEXT = 384
 
+
+def is_image_side(size: int) -> bool:
+    """Whether an S x S image is one the VQ-VAE takes whole: S a positive multiple of VQVAE_DOWNSAMPLE."""
+    return size >= VQVAE_DOWNSAMPLE and size % VQVAE_DOWNSAMPLE == 0
+
+
 # In this order right after the text ids; the release names these seven.
 CONTROL_TOKENS = ("<TEXT>", "</TEXT>", "<IMAGE>", "</IMAGE>", "<VIDEO>", "</VIDEO>", "<FRAME>")
 NUM_CONTROL = len(CONTROL_TOKENS)

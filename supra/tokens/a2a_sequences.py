@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from supra.tokens.a2a_layout import A2A_CONTEXT, VQVAE_DOWNSAMPLE, TokenLayout
+from supra.tokens.a2a_layout import A2A_CONTEXT, VQVAE_DOWNSAMPLE, TokenLayout, is_image_side
 from supra.utils.errors import SupraUserError
 from supra.utils.numbers import noun_for
 
@@ -122,7 +122,7 @@ def frames_that_fit(image_size: int, context: int = A2A_CONTEXT, prefix: int = 0
     """How many frames of an image_size x image_size clip fit in one video block after `prefix` tokens
     (e.g. a text2video caption's tokens + 2), within `context`: the image side's front door to
     TokenLayout.frames_that_fit, which counts in codes."""
-    if image_size < VQVAE_DOWNSAMPLE or image_size % VQVAE_DOWNSAMPLE:
+    if not is_image_side(image_size):
         raise SupraUserError(f"image size {image_size} must be a positive multiple of {VQVAE_DOWNSAMPLE}")
     return TokenLayout.frames_that_fit((image_size // VQVAE_DOWNSAMPLE) ** 2, context, prefix)
 
@@ -138,6 +138,13 @@ LEAST_TOKENS: dict[str, tuple[str, Callable[[int], int]]] = {
     "video2video": ("a video of two {p}x{p} frames (one given; {s}x{s} codes each)",
                     lambda s: TokenLayout.video_block_len(2, s * s)),
 }
+
+
+def check_image_size_option(image_size: int) -> None:
+    """generate's and explain's image_size= option: a side the VQ-VAE takes, or one line saying so."""
+    if not is_image_side(image_size):
+        raise SupraUserError(f"image_size={image_size} must be a positive multiple of {VQVAE_DOWNSAMPLE} "
+                             "(the VQ-VAE's patch)")
 
 
 def check_image_size_fits(context: int, mode: str, image_size: int) -> None:
