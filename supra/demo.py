@@ -47,6 +47,7 @@ from supra.data.gif_frames import (
     read_gif_start,
 )
 from supra.data.images import (
+    GENERATE_MAX_PIXELS,
     NOT_A_PICTURE,
     PixelRangeError,
     fit,
@@ -81,7 +82,6 @@ from supra.utils.errors import SupraUserError
 from supra.utils.numbers import counted, is_whole
 from supra.utils.seeds import MAX_SEED
 
-MAX_PIXELS = 50_000_000  # an upload claiming more is refused from its header, before decoding
 CPU = torch.device("cpu")
 PICTURE_KINDS = "a PNG, JPEG, GIF, WebP or BMP picture"
 SEEDS = 1_000_000  # a blank seed draws one below this: short enough to type back in
@@ -97,7 +97,7 @@ def _upload(path: str | None, what: str = "picture") -> Path:
 # tiles a row of an attention strip: 3 (504 px) show it at its drawn size in a page's column; 8 scaled its labels
 # to ~5 px
 STRIP_COLUMNS = 3
-TOO_LARGE_SAID = f"it is too large to open safely (over {MAX_PIXELS:,} pixels); upload a smaller copy"
+TOO_LARGE_SAID = f"it is too large to open safely (over {GENERATE_MAX_PIXELS:,} pixels); upload a smaller copy"
 
 
 def _not_a_picture(source: Path, err: MediaDecodeError) -> str:
@@ -121,9 +121,9 @@ def _still(path: str | None, size: int, resize: str) -> torch.Tensor:
     (resize="squash") or squared by crop / pad; one line when it is no picture."""
     source = _upload(path)
     try:
-        picture = load_still(source, MAX_PIXELS)
-        return squashed(picture, size) if resize == "squash" else fit(picture, size, resize, MAX_PIXELS)
-    except MediaDecodeError as err:  # a padded square over MAX_PIXELS too
+        picture = load_still(source, GENERATE_MAX_PIXELS)
+        return squashed(picture, size) if resize == "squash" else fit(picture, size, resize, GENERATE_MAX_PIXELS)
+    except MediaDecodeError as err:  # a padded square over GENERATE_MAX_PIXELS too
         raise SupraUserError(_not_a_picture(source, err)) from None
 
 
@@ -277,7 +277,7 @@ class A2ADemo:
         except SupraUserError as err:
             return None, f"⚠️ {err}"
         try:
-            start = read_gif_start(source, int(given), MAX_PIXELS)
+            start = read_gif_start(source, int(given), GENERATE_MAX_PIXELS)
         except MediaDecodeError as err:  # its reasons name no path (the GIF reader reads the bytes)
             # too large: said as the picture tab says it (the reader's max_pixels is no option of this page)
             why = TOO_LARGE_SAID if err.kind == TOO_LARGE else f"{err}; upload an animated GIF"

@@ -27,6 +27,8 @@ from supra.artifacts.kinds import (
 )
 from supra.data.gif_frames import TOO_LARGE, MediaDecodeError
 from supra.data.images import (
+    GENERATE_MAX_PIXELS,
+    MAX_PIXELS,
     UNREADABLE,
     fit,
     image_to_uint8,
@@ -83,8 +85,6 @@ from supra.utils.seeds import check_seed
 OUTPUTS = ("attention.png", "attention.html", "explain.json")  # what explain writes into out=
 # how an a2a image2text picture becomes square: as generate's (less refuse); squash for a model trained on photos
 EXPLAIN_RESIZES = ("crop", "pad", "squash")
-# Larger pictures are refused from their header, before decoding (load_rgb's and generate's limits).
-CAPTIONER_MAX_PIXELS, A2A_MAX_PIXELS = 100_000_000, 50_000_000
 
 # The options each use of explain reads. Another use's option given at other than its default would be
 # ignored without a word (temperature= on a captioner, beam_width= on an a2a model, prompt= with
@@ -104,7 +104,8 @@ def _picture(path: str | None, what: str = "image") -> Path:
 
 
 def _too_large(path: Path, err: Exception, limit: int) -> SupraUserError:
-    """The loader's reason names its max_pixels, which explain has no option for: say what to do instead."""
+    """The loader's reason (which may name a max_pixels= explain has no option for) as explain says it: the size,
+    explain's `limit` (MAX_PIXELS for a captioner's picture, GENERATE_MAX_PIXELS for an a2a model's) and what to do."""
     size = str(err).partition(", over ")[0]  # "12000x10000 = 120000000 pixels"
     return SupraUserError(f"image={path} is too large ({size}; explain reads up to {limit:,} pixels): "
                           "resize the picture and give the smaller copy")
@@ -155,9 +156,9 @@ def explain_captioner(cfg: DictConfig) -> dict[str, Any]:
     check_maps_are_places(net)  # a resampler's: refused before out= is made
     path = _picture(cfg.image)
     try:
-        image = image_to_uint8(load_rgb(path, CAPTIONER_MAX_PIXELS), net.config.IMG_SIZE)
+        image = image_to_uint8(load_rgb(path), net.config.IMG_SIZE)  # up to MAX_PIXELS, as caption reads it
     except Image.DecompressionBombError as err:  # readable, but too large to decode safely
-        raise _too_large(path, err, CAPTIONER_MAX_PIXELS) from None
+        raise _too_large(path, err, MAX_PIXELS) from None
     except UNREADABLE as err:  # PixelRangeError too: readable, but of no known range (its reason says what to do)
         raise unreadable_picture(path, err) from None
     # the caption `python -m supra.caption` writes: the run's decoding, what this command line gives over it
@@ -213,10 +214,10 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
         check_image_size_fits(net.config.context, mode, cfg.image_size)
         path = _picture(cfg.image)
         try:
-            picture = fit(load_still(path, A2A_MAX_PIXELS), cfg.image_size, cfg.resize, A2A_MAX_PIXELS)
+            picture = fit(load_still(path, GENERATE_MAX_PIXELS), cfg.image_size, cfg.resize, GENERATE_MAX_PIXELS)
         except MediaDecodeError as err:
             if err.kind == TOO_LARGE:
-                raise _too_large(path, err, A2A_MAX_PIXELS) from None
+                raise _too_large(path, err, GENERATE_MAX_PIXELS) from None
             raise unreadable_picture(path, err) from None
         except Exception as err:  # Pillow's own: one line either way
             raise unreadable_picture(path, err) from None

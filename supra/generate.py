@@ -48,7 +48,7 @@ from supra.data.gif_frames import (
     cut_short,
     read_gif_start,
 )
-from supra.data.images import fit, load_still, require_image_file, unreadable_picture
+from supra.data.images import GENERATE_MAX_PIXELS, fit, load_still, require_image_file, unreadable_picture
 from supra.data.media.codes import decode_codes, encode_items
 from supra.models import a2a_generation as gen
 from supra.models.a2a_nano import A2ANano
@@ -133,7 +133,7 @@ class Request:
     guidance: float = 1.0
     best_of: int = 1
     max_new_tokens: int = 64
-    max_pixels: int = 50_000_000
+    max_pixels: int = GENERATE_MAX_PIXELS
     device: str = "cpu"
 
     def __post_init__(self) -> None:

@@ -15,6 +15,7 @@ from PIL import Image, ImageDraw
 import supra.generate as generate_module
 from supra.artifacts.a2a_release import load_a2a, load_stage1_vqvae, save_a2a_release
 from supra.artifacts.captioner_release import load_captioner
+from supra.data.images import GENERATE_MAX_PIXELS
 from supra.data.media.codes import encode_items
 from supra.explain import check_a2a_options
 from supra.generate import new_folder, run
@@ -1161,3 +1162,13 @@ def test_generate_and_explain_refuse_an_image_size_the_vqvae_cannot_take_in_one_
         with pytest.raises(SupraUserError) as err:
             refuse(size)
         assert str(err.value) == message
+
+
+def test_an_a2a_models_picture_limit_is_one_number_in_generate_its_conf_explain_and_the_demo(tmp_path):
+    # 50,000,000 was written in each of them: a change to one left the others behind
+    from supra import demo, explain
+
+    assert GENERATE_MAX_PIXELS == 50_000_000
+    assert compose_config("generate", tmp_path, ["ckpt=x", "mode=text"]).max_pixels == GENERATE_MAX_PIXELS
+    assert generate_module.Request(mode="text", out=str(tmp_path)).max_pixels == GENERATE_MAX_PIXELS
+    assert explain.GENERATE_MAX_PIXELS is demo.GENERATE_MAX_PIXELS is GENERATE_MAX_PIXELS

@@ -37,6 +37,9 @@ UNREADABLE = (*STILL_ERRORS, Image.DecompressionBombError)
 DECODE_VERSION = 2
 # The limit load_rgb reads up to when its caller has no max_pixels option: its refusal then says what to do instead.
 MAX_PIXELS = 100_000_000
+# The limit on a picture given to an a2a model: generate's default max_pixels= (conf/generate.yaml), explain's and
+# the demo's (they have no such option): the model sees it at 64x64 or so, so a smaller bound than MAX_PIXELS.
+GENERATE_MAX_PIXELS = 50_000_000
 SIXTEEN_BIT_GREY = ("I", "I;16", "I;16B", "I;16L", "I;16N")  # "I" is 32-bit: taken as 16-bit when its values fit
 
 
@@ -294,7 +297,7 @@ def _gif_first_frame(source: str | Path | BinaryIO, max_pixels: int, limit_said:
         raise
 
 
-def jpeg_draft_pixels(data: bytes, draft: int, max_pixels: int = 100_000_000) -> np.ndarray | None:
+def jpeg_draft_pixels(data: bytes, draft: int, max_pixels: int = MAX_PIXELS) -> np.ndarray | None:
     """A JPEG's RGB pixels, uint8 [H, W, 3], decoded by libjpeg-turbo through simplejpeg at the DCT scale
     `load_rgb(..., draft=draft)` picks, to the same pixels (tested), in ~30% less time per photo: PIL
     decodes in chunks and copies the picture twice more (benchmarks/shard_pipeline.py). None where this

@@ -56,8 +56,8 @@ from supra.data.gif_frames import (
     open_gif,
     starts_like_gif,
 )
+from supra.data.images import MAX_PIXELS, fit, load_still
 from supra.data.images import UNREADABLE as UNREADABLE_STILL
-from supra.data.images import fit, load_still
 from supra.data.media.datamodule import ONE_IMAGE_SCORED, SPLITS, MediaDataModule, MediaItems
 from supra.utils.errors import SupraUserError
 from supra.utils.folder_walk import tree_stamp
@@ -153,7 +153,7 @@ class MediaFolderDataModule(MediaDataModule):
         mode: str = DEFAULT_MODE,
         frames: int = DEFAULTS["frames"],
         frame_stride: int = DEFAULTS["frame_stride"],
-        max_pixels: int = 100_000_000,
+        max_pixels: int = MAX_PIXELS,
         max_frames: int = DEFAULTS["max_frames"],
         val_fraction: float = 0.1,
         test_fraction: float = 0.1,
