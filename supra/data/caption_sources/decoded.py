@@ -68,10 +68,6 @@ class DecodedPhotos:
             self._read = index, ImageCache(self.cache_dir, items, self.image_size, keys, origin)
         return self._read
 
-    def read_index(self) -> CaptionIndex:
-        """Which images each split holds, read from the annotations (none decoded yet)."""
-        return self.index if self.index is not None else self._cache()[0]
-
     def inputs_stamp(self) -> str:
         """What the photos are read from: the annotations' splits and captions, and each image's name, size
         and modification time (the decoded cache's key), wherever the images are (a symlinked folder too)."""
