@@ -180,10 +180,10 @@ def test_no_visual_tokens_or_a_negative_resampler_depth_is_refused(setting, mess
      r"model.net.vit.patch_size=1000000000000: e.g. model.net.vit.patch_size=32$"),
     ({"dropout": 1.5}, r"model.net.dropout=1.5 must be a number >= 0 and < 1 \(0: none\)$"),
     ({"N_VIS": 2.5}, r"model.net.N_VIS=2.5 must be a whole number$"),
-    ({"N_VIS": 16.0}, r"model.net.N_VIS=16.0 must be an integer \(write 16, not 16.0\)$"),
+    ({"N_VIS": 16.0}, r"model.net.N_VIS=16.0 \(write 16, not 16.0\) must be a whole number$"),
     ({"resampler_layers": True}, r"model.net.resampler_layers=True must be a whole number$"),  # was taken as 1
     ({"encoder": "vit", "vit": {**TINY_VIT, "layers": "2", "width": 16.0}},
-     r"model.net.vit.width=16.0, model.net.vit.layers='2' must be whole numbers$"),
+     r"model.net.vit.width=16.0 \(write 16, not 16.0\), model.net.vit.layers='2' must be whole numbers$"),
     ({"encoder": "vit", "vit": None}, r"model.net.vit=None must be a mapping of vit's settings \(patch_size, layers, "
                                       r"width, heads\)$"),
     ({"channels_last": "yes"}, r"model.net.channels_last='yes' must be true or false$"),

@@ -241,8 +241,8 @@ def test_a_release_whose_config_disagrees_with_its_tokenizer_or_writes_numbers_a
 
 @pytest.mark.parametrize(("config", "message"), [
     ({"D_MODEL": "128"}, "config.json: D_MODEL='128' must be a whole number"),
-    # as some JSON writers give a size: "128.0 must be a whole number" read as self-contradictory
-    ({"D_MODEL": 128.0}, "config.json: D_MODEL=128.0 must be an integer (write 128, not 128.0): fix the file"),
+    # as some JSON writers give a size: "128.0 must be a whole number" alone read as self-contradictory
+    ({"D_MODEL": 128.0}, "config.json: D_MODEL=128.0 (write 128, not 128.0) must be a whole number: fix the file"),
     # every setting is checked as the release keys are, named as the file spells it: these were tracebacks
     # (ZeroDivisionError, AttributeError, TypeError), a message naming neither file nor key, or true taken as 1
     ({"N_LAYERS": 0}, "config.json: N_LAYERS=0 must be >= 1: a decoder of no blocks never reads the image: fix the file"),
@@ -251,8 +251,8 @@ def test_a_release_whose_config_disagrees_with_its_tokenizer_or_writes_numbers_a
                                                     "e.g. vit.patch_size=14: fix the file"),
     ({"encoder": "vit", "vit": "abc"}, "config.json: vit='abc' must be a mapping of vit's settings (patch_size, "),
     ({"encoder": "vit", "vit": None}, "config.json: vit=None must be a mapping of vit's settings"),
-    ({"encoder": "vit", "vit": {"layers": "2", "width": 128.0}}, "config.json: vit.layers='2', vit.width=128.0 must be "
-                                                                 "whole numbers: fix the file"),
+    ({"encoder": "vit", "vit": {"layers": "2", "width": 128.0}}, "config.json: vit.layers='2', vit.width=128.0 (write "
+                                                                 "128, not 128.0) must be whole numbers: fix the file"),
     ({"resampler_layers": "1"}, "config.json: resampler_layers='1' must be a whole number: fix the file"),
     ({"resampler_layers": True}, "config.json: resampler_layers=True must be a whole number: fix the file"),
     ({"N_HEADS": 3}, "config.json: D_MODEL=128 must be divisible by N_HEADS=3: e.g. N_HEADS=2, or D_MODEL=129: fix the "

@@ -216,7 +216,7 @@ def test_a_negative_seed_or_too_small_canvas_is_refused_with_the_setting_named(m
     (lambda: ShapesDataModule(**SMALL, canvas_size=64.5), r"^data.canvas_size=64.5 must be a whole number$"),
     (lambda: ShapesImagesDataModule(num_val=1.5), r"^data.num_val=1.5 must be a whole number$"),
     (lambda: ShapesDataModule(**{**SMALL, "batch_size": 2.5}), r"^data.batch_size=2.5 must be a whole number$"),
-    (lambda: ShapesImagesDataModule(eval_batch_size=8.0), r"^data.eval_batch_size=8.0 must be a whole number$"),
+    (lambda: ShapesImagesDataModule(eval_batch_size=8.0), r"^data.eval_batch_size=8.0 \(write 8, not 8.0\) must be a whole number$"),
     (lambda: ShapesVideoDataModule(frames=2.5), r"^data.frames=2.5 must be a whole number$"),
     # numpy splits a seed past 32 bits into words and drops trailing zero words: it would alias other seeds' clips
     (lambda: ShapesVideoDataModule(seed=2**32), r"^data.seed=4294967296 must be from 0 to 4294967295$"),

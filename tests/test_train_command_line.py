@@ -182,18 +182,21 @@ def test_one_mode_or_a_command_line_hydras_parser_answers_first_is_left_to_hydra
 
 
 @pytest.mark.parametrize(("command", "override", "error"), [
-    ("train", "trainer.max_steps=1e3", "trainer.max_steps=1e3 must be a whole number"),
-    ("train", "data.num_train=1e3", "data.num_train=1e3 must be a whole number"),
-    ("train", "data.num_workers=1e3", "data.num_workers=1e3 must be a whole number >= 0"),
-    ("train", "trainer.log_every_n_steps=2e1", "trainer.log_every_n_steps=2e1 must be a whole number >= 1"),
-    ("train", "trainer.check_val_every_n_epoch=1e1", "trainer.check_val_every_n_epoch=1e1 must be a whole number"),
-    ("shapes_gifs", "n=1e3", "n=1e3 must be a whole number"),
-    ("tokenize_media", "batch_size=1E3", "batch_size=1E3 must be a whole number"),
+    ("train", "trainer.max_steps=1e3", "trainer.max_steps=1e3 (write 1000, not 1e3) must be a whole number"),
+    ("train", "data.num_train=1e3", "data.num_train=1e3 (write 1000, not 1e3) must be a whole number"),
+    ("train", "data.num_workers=1e3", "data.num_workers=1e3 (write 1000, not 1e3) must be a whole number >= 0"),
+    ("train", "trainer.log_every_n_steps=2e1", "trainer.log_every_n_steps=2e1 (write 20, not 2e1) must be a whole "
+                                               "number >= 1"),
+    ("train", "trainer.check_val_every_n_epoch=1e1", "trainer.check_val_every_n_epoch=1e1 (write 10, not 1e1) must "
+                                                     "be a whole number"),
+    ("shapes_gifs", "n=1e3", "n=1e3 (write 1000, not 1e3) must be a whole number"),
+    ("tokenize_media", "batch_size=1E3", "batch_size=1E3 (write 1000, not 1E3) must be a whole number"),
 ])
 def test_a_count_given_as_a_float_is_refused_as_typed_not_as_the_float_hydra_reads(command, override, error,
                                                                                   tmp_path, capsys):
     """Hydra reads 1e3 as 1000.0: "1000.0 must be a whole number" read as self-contradictory. Refused still (a count
-    is written in digits), but quoted as the command line gave it, as write_shards' samples_per_shard is."""
+    is written in digits), but quoted as the command line gave it, with the count to write, as a model's own
+    settings are (model.net.N_VIS=16.0)."""
     from supra.data.base import check_num_workers, check_split_sizes
     from supra.runner.run_checks import check_run_numbers, check_trainer_numbers
     from supra.utils.errors import SupraUserError

@@ -38,7 +38,7 @@ from supra.models.resampler import PerceiverResampler
 from supra.models.visual_tokens import VisualTokens
 from supra.models.vit_encoder import ViTEncoder
 from supra.utils.errors import SupraUserError
-from supra.utils.numbers import is_number, is_whole, must_be_whole
+from supra.utils.numbers import is_number, is_whole, whole_hint
 
 ENCODERS = ("cnn", "vit", "pretrained")
 FUSIONS = ("prefix", "cross_attention")
@@ -192,9 +192,8 @@ def check_settings(settings: Mapping[str, object], prefix: str = "model.net.") -
     not_whole = [(f"{prefix}{group}{key}", value) for group, (given, least) in groups.items()
                  for key, value in given.items() if key in least and not is_whole(value)]
     if not_whole:  # 2.5, "2", true, 128.0: Python would take some of them, and torch fail on others far from here
-        named = ", ".join(f"{key}={value!r}" for key, value in not_whole)
-        raise SupraUserError(f"{named} {must_be_whole(not_whole[0][1])}" if len(not_whole) == 1
-                             else f"{named} must be whole numbers")
+        named = ", ".join(f"{key}={value!r}{whole_hint(value)}" for key, value in not_whole)
+        raise SupraUserError(f"{named} must be {'a whole number' if len(not_whole) == 1 else 'whole numbers'}")
     for group, (given, least) in groups.items():
         for key, value in given.items():
             if key in least and least[key][0] is not None and value < least[key][0]:

@@ -29,6 +29,7 @@ from supra.utils.errors import SupraUserError, note_in_run_log, user_error_in
 from supra.utils.files import check_writable_dir, openable_path, unwritable_reason
 from supra.utils.home_paths import expand_home
 from supra.utils.hydra_quoting import quote_values, quoted_whole
+from supra.utils.numbers import whole_hint
 from supra.utils.overrides import CONF_DIR, is_config_group, other_configs, parsed_overrides
 from supra.utils.private_apis import hydra_args_parser
 from supra.utils.start_up import SIGINT_EXIT, end_start_up
@@ -164,8 +165,10 @@ def as_typed(name: str, value: object) -> str:
 
 def count_as_typed(name: str, value: object) -> str:
     """`name=value` for the refusal of a count option: a float as the command line gave it (`1e3`, which Hydra reads
-    as 1000.0: "1000.0 must be a whole number" reads as self-contradictory), any other value as its repr."""
-    return f"{name}={as_typed(name, value) if isinstance(value, float) else repr(value)}"
+    as 1000.0), any other value as its repr; a float of a whole value with the count to write instead
+    (numbers.whole_hint: `n=1e3 (write 1000, not 1e3)`), as the models' own checks say it."""
+    typed = as_typed(name, value) if isinstance(value, float) else repr(value)
+    return f"{name}={typed}{whole_hint(value, typed)}"
 
 
 JOB_CHDIR = ("hydra.job.chdir=true: the commands read every relative path given (ckpt_path=, data.root=, ...) "

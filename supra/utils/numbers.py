@@ -22,13 +22,15 @@ def is_number(value: object) -> bool:
         return False
 
 
-def must_be_whole(value: object) -> str:
-    """What a refusal says of `value`, no whole number: "must be an integer (write 128, not 128.0)" for a float
-    of a whole value (as some JSON writers give sizes; "128.0 must be a whole number" reads as self-contradictory),
-    else "must be a whole number"."""
+def whole_hint(value: object, typed: str | None = None) -> str:
+    """What a refusal of `value` as no whole number says right after `name=value`: " (write 128, not 128.0)" for a
+    float of a whole value (as some JSON writers give sizes, and Hydra reads 1e3: `typed`, the value as given), where
+    "128.0 must be a whole number" alone reads as self-contradictory; "" for any other value. The one wording of
+    that refusal: models add it themselves (they may not import utils/cli.py, which imports Hydra), every option
+    through cli.count_as_typed."""
     if isinstance(value, float) and value.is_integer():
-        return f"must be an integer (write {int(value)}, not {value!r})"
-    return "must be a whole number"
+        return f" (write {int(value)}, not {typed or repr(value)})"
+    return ""
 
 
 def counted(count: object, noun: str, grouped: bool = False, plural: str | None = None) -> str:
