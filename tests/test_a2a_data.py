@@ -146,14 +146,14 @@ def test_caption_dropout_empties_that_share_of_text2image_captions_only(tmp_path
 
 
 def test_codes_are_the_vqvaes_and_the_cache_is_built_once_and_reused(tmp_path, vqvae_ckpt, ready):
-    assert ready.cache_builds == 2  # one folder per source
+    assert ready.codes.builds == 2  # one folder per source
     folders = sorted(p for p in ready.cache_dir.iterdir() if p.is_dir())
     assert [p.name.split("-")[0] for p in folders] == ["shapes", "shapes_video"]
     meta_times = [(p / "meta.json").stat().st_mtime_ns for p in folders]
     again = mixture(tmp_path, vqvae_ckpt, cache_dir=ready.cache_dir)
     again.prepare_data()
     again.setup("fit")
-    assert again.cache_builds == 0 and [(p / "meta.json").stat().st_mtime_ns for p in folders] == meta_times
+    assert again.codes.builds == 0 and [(p / "meta.json").stat().st_mtime_ns for p in folders] == meta_times
     shapes = again.data["train"][0]
     net = VQVAE(num_codes=256, code_dim=64, hidden=(32, 64))
     net.load_state_dict({k.removeprefix("net."): v for k, v in torch.load(vqvae_ckpt)["state_dict"].items()})
@@ -163,11 +163,11 @@ def test_codes_are_the_vqvaes_and_the_cache_is_built_once_and_reused(tmp_path, v
     # another config of one source is another key for it alone: one new folder, the others reused
     other = mixture(tmp_path, vqvae_ckpt, sources=source_configs(num_train=30), cache_dir=ready.cache_dir)
     other.setup("fit")
-    assert other.cache_builds == 1 and len([p for p in ready.cache_dir.iterdir() if p.is_dir()]) == 3
+    assert other.codes.builds == 1 and len([p for p in ready.cache_dir.iterdir() if p.is_dir()]) == 3
     # and another VQ-VAE is another key for every source
     retrained = mixture(tmp_path, write_vqvae_checkpoint(tmp_path / "other.ckpt", seed=1), cache_dir=ready.cache_dir)
     retrained.setup("fit")
-    assert retrained.cache_builds == 2
+    assert retrained.codes.builds == 2
 
 
 def test_a_full_disk_as_the_codes_are_cached_is_one_line_naming_the_mixtures_cache_and_leaves_no_half_folder(
@@ -297,7 +297,7 @@ def test_a_media_folder_changed_on_disk_is_encoded_anew_and_one_unchanged_is_rea
             tasks={"text2image": 1, "image2text": 1})
         data.setup("fit")
         parts = [data.data[split][0] for split in ("train", "val", "test")]
-        return data.cache_builds, {f: c for part in parts for f, c in zip(part.files, part.captions, strict=True)}
+        return data.codes.builds, {f: c for part in parts for f, c in zip(part.files, part.captions, strict=True)}
 
     write_folder(["red", "green", "blue", "yellow"])
     assert captions_read() == (1, {f"{n}.png": [f"all {n}"] for n in colours})
@@ -336,7 +336,7 @@ def test_a_media_folder_read_from_a_relative_root_and_from_its_absolute_one_shar
             "_target_": "supra.data.media.folder.MediaFolderDataModule", "root": spelled, "image_size": 64,
             "show_progress": False}})
         data.setup("fit")
-        return data.cache_builds
+        return data.codes.builds
 
     assert builds_reading("photos") == 1  # as train.py reads it
     assert builds_reading(str(root)) == 0  # as the run recorded it, evaluate.py reads it
@@ -366,7 +366,7 @@ def test_a_procedural_sources_cache_key_is_its_config_alone_and_no_cache_reads_n
     monkeypatch.setattr(MediaDataModule, "inputs_stamp", no_walk)
     uncached = mixture(tmp_path, vqvae_ckpt, cache_dir=None)
     uncached.setup("fit")
-    assert uncached.cache_builds == 2
+    assert uncached.codes.builds == 2
 
 
 def test_options_that_only_serve_a_sources_items_leave_its_cached_codes_in_use(tmp_path, vqvae_ckpt):
@@ -384,7 +384,7 @@ def test_options_that_only_serve_a_sources_items_leave_its_cached_codes_in_use(t
         data = mixture(tmp_path, vqvae_ckpt, sources={"media": {**folder, **options}}, tasks={"image2text": 1},
                        cache_dir=str(cache_dir) if cache_dir else None, **NOTHING_SCORED)
         data.setup("fit")
-        return data.cache_builds, {split: data.data[split][0].codes for split in data.data}
+        return data.codes.builds, {split: data.data[split][0].codes for split in data.data}
 
     built, cached = codes(tmp_path / "cache", **serving)
     assert built == 1
@@ -419,7 +419,7 @@ def test_codes_cached_under_an_older_key_are_read_where_still_right_and_encoded_
         again.setup("fit")
         assert torch.equal(again.data["train"][0].codes, data.data["train"][0].codes)
         shutil.rmtree(data.cache_dir)
-        return again.cache_builds
+        return again.codes.builds
 
     shapes = {**source_configs()["shapes"], "num_workers": 2}
     assert cached_under_the_whole_config(shapes, None) == 0
@@ -447,7 +447,7 @@ def test_shard_codes_cached_when_two_folders_samples_shared_names_are_encoded_ag
     def test_keys() -> tuple[int, list[str]]:
         data = mixture(tmp_path, vqvae_ckpt, sources={"web": config}, tasks={"image2text": 1})
         data.setup("test")
-        return data.cache_builds, [key for batch in data.eval_batches("test") for key in batch["keys"]]
+        return data.codes.builds, [key for batch in data.eval_batches("test") for key in batch["keys"]]
 
     builds, keys = test_keys()
     assert builds == 1 and len(set(keys)) == 6 and keys[3] == "web/b/00000.tar/000000000"
@@ -541,7 +541,7 @@ def test_shard_samples_sharing_an_id_img2dataset_copied_are_each_scored_and_code
     def test_keys() -> tuple[int, list[str]]:
         data = mixture(tmp_path, vqvae_ckpt, sources={"web": config}, tasks={"image2text": 1})
         data.setup("test")
-        return data.cache_builds, [key for batch in data.eval_batches("test") for key in batch["keys"]]
+        return data.codes.builds, [key for batch in data.eval_batches("test") for key in batch["keys"]]
 
     with monkeypatch.context() as patch:  # cached as before: under items_version 2, named by the repeated ids
         patch.setattr(ShardImagesMediaDataModule, "items_version", 2)
@@ -570,7 +570,7 @@ def test_shards_read_through_a_pipe_command_are_encoded_again_when_a_file_it_rea
     def train_captions() -> tuple[int, list[list[str]]]:
         data = mixture(tmp_path, vqvae_ckpt, sources={"web": config}, tasks={"image2text": 1})
         data.setup("fit")
-        return data.cache_builds, data.data["train"][0].captions
+        return data.codes.builds, data.data["train"][0].captions
 
     builds, captions = train_captions()
     assert builds == 1 and captions[0] == ["photo 0 0 of a red bus"]
@@ -599,7 +599,7 @@ def test_codes_of_a_vqvae_with_more_codes_than_int16_holds_are_cached_and_read_b
     again = mixture(tmp_path, big, **settings)
     again.setup("fit")
     folder = next(p for p in data.cache_dir.iterdir() if p.is_dir())
-    assert again.cache_builds == 0 and np.load(folder / "codes_train.npy").dtype == np.int32
+    assert again.codes.builds == 0 and np.load(folder / "codes_train.npy").dtype == np.int32
     assert torch.equal(again.data["train"][0].codes, data.data["train"][0].codes)
 
 
@@ -610,7 +610,7 @@ def test_sources_of_different_picture_sizes_are_refused_before_any_is_encoded(tm
     with pytest.raises(SupraUserError, match=r"different sizes: shapes 64 px, shapes_video 32 px; give every source "
                                              r"the same image_size"):
         data.setup("fit")
-    assert data.cache_builds == 0  # before any source was encoded
+    assert data.codes.builds == 0  # before any source was encoded
 
 
 def test_one_source_listed_twice_is_said_to_be_trained_and_scored_twice(tmp_path, vqvae_ckpt, ready, caplog):
@@ -1038,12 +1038,12 @@ def test_a_weighted_task_no_sources_config_gives_items_for_is_refused_before_any
             data.prepare_data() if start == "prepare_data" else data.setup("fit")
         assert str(raised.value) == ("data.tasks.video has weight 0.02 but no source has items for it (it needs clip "
                                      "items): add such a source or set its weight to 0")
-        assert data.cache_builds == 0 and not (tmp_path / "cache").exists()
+        assert data.codes.builds == 0 and not (tmp_path / "cache").exists()
     # a test scores what there is: its own line, once encoded (test_a_task_no_source_holds_items_for_...)
     data = mixture(tmp_path, vqvae_ckpt, sources={"media": media}, tasks={"text2image": 1, "video": 0.02})
     data.trainer = SimpleNamespace(state=SimpleNamespace(fn="test"))
     data.prepare_data()
-    assert data.cache_builds == 1
+    assert data.codes.builds == 1
     # images its config gives but its data leaves uncaptioned: said once encoded, as before
     (tmp_path / "bare").mkdir()
     for name in ("a.png", "b.png", "c.png"):
@@ -1055,7 +1055,7 @@ def test_a_weighted_task_no_sources_config_gives_items_for_is_refused_before_any
                                              r"\(it needs image\+caption items\): add such a source or set its "
                                              r"weight to 0$"):
         data.setup("fit")
-    assert data.cache_builds == 2
+    assert data.codes.builds == 2
 
 
 def test_a_photo_sources_decoded_images_go_to_the_mixtures_cache_and_a_newer_copy_replaces_the_older(tmp_path,
@@ -1251,7 +1251,7 @@ def test_shapes_scenes_are_scored_against_their_captions_and_their_codes_cached_
         items.write_text(json.dumps({k: v for k, v in held.items() if k != "references"}))
     again = mixture(tmp_path, vqvae_ckpt, cache_dir=str(cache))
     again.setup("fit")
-    assert again.cache_builds == 0
+    assert again.codes.builds == 0
     assert all(part.references == part.captions and part.captions for part in again.data["test"])
 
 
@@ -1365,7 +1365,7 @@ def test_a_clip_padded_from_a_short_gif_keeps_its_count_of_real_frames_through_t
         data = mixture(tmp_path, vqvae_ckpt, sources={"clips": source}, tasks={"video": 1})
         data.setup("fit")
         parts = [data.data[split][0] for split in ("train", "val", "test")]
-        return (data.cache_builds, {n: r for p in parts for n, r in zip(p.names, p.real_frames, strict=True)},
+        return (data.codes.builds, {n: r for p in parts for n, r in zip(p.names, p.real_frames, strict=True)},
                 data.eval_batches("val"))
 
     built, real, batches = real_frames()

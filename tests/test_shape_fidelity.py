@@ -12,8 +12,8 @@ import torch
 
 from supra.metrics.shape_fidelity import (
     connected_components,
-    judge_images,
     matches,
+    see_objects,
 )
 from supra.procedural.shapes_scenes import (
     SPLIT_SEED_OFFSET,
@@ -26,6 +26,12 @@ from supra.procedural.shapes_scenes import (
 )
 
 TEST_SEED = 0 + SPLIT_SEED_OFFSET["test"]  # the shapes test split (the thresholds were set on scenes of seed 12345)
+
+
+def judge_images(images: torch.Tensor | np.ndarray) -> list[Counter[tuple[str, str]]]:
+    """uint8 [N, 3, H, W] (or one [3, H, W]) -> the multiset of (colour, shape) objects each picture shows, as
+    matches compares them with a prompt's."""
+    return [Counter((o.colour, o.shape) for o in objects) for objects in see_objects(images)]
 
 
 def _pictures(scenes: list[Scene], size: int = 64) -> torch.Tensor:

@@ -42,8 +42,6 @@ SQUARE_FILL = 0.885
 TRIANGLE_FILL = 0.68
 TRIANGLE_WIDENING = 0.70
 
-Objects = Counter[tuple[str, str]]
-
 
 def _classify_shape(alpha: torch.Tensor) -> str:
     """A component's coverage (float [H, W] in [0, 1], zero outside it) -> circle | square | triangle.
@@ -137,11 +135,6 @@ def see_objects(images: torch.Tensor | np.ndarray) -> list[list[SeenObject]]:
                                       float(xs.float().mean() + 0.5) / w, float(ys.float().mean() + 0.5) / h))
         seen.append(objects)
     return seen
-
-
-def judge_images(images: torch.Tensor | np.ndarray) -> list[Objects]:
-    """uint8 [N, 3, H, W] (or one [3, H, W]) -> the multiset of (colour, shape) objects each picture shows."""
-    return [Counter((o.colour, o.shape) for o in objects) for objects in see_objects(images)]
 
 
 @dataclass(frozen=True)

@@ -266,11 +266,6 @@ class A2AMixtureDataModule(L.LightningDataModule):
                 f"{self.num_codes} visual codes (data.num_codes): use a VQ-VAE with {self.num_codes} codes or set "
                 f"data.num_codes={num_codes}")
 
-    @property
-    def cache_builds(self) -> int:
-        """How many sources this object encoded (0 when the cache held them all)."""
-        return self.codes.builds
-
     def prepare_data(self) -> None:
         # Lightning calls this on one process (per node) before setup: the cache is built once there.
         if self.cache_dir is not None:
