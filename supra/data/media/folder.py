@@ -36,7 +36,12 @@ import torch
 from PIL import Image
 from rich.progress import Progress
 
-from supra.data.caption_sources.folder import check_split_fractions, one_image_split_warnings
+from supra.data.caption_sources.folder import (
+    TEST_FRACTION,
+    VAL_FRACTION,
+    check_split_fractions,
+    one_image_split_warnings,
+)
 from supra.data.caption_sources.index import REPEATED_CAPTION
 from supra.data.folder_index import (
     GIF_SUFFIX,
@@ -155,8 +160,8 @@ class MediaFolderDataModule(MediaDataModule):
         frame_stride: int = DEFAULTS["frame_stride"],
         max_pixels: int = MAX_PIXELS,
         max_frames: int = DEFAULTS["max_frames"],
-        val_fraction: float = 0.1,
-        test_fraction: float = 0.1,
+        val_fraction: float = VAL_FRACTION,
+        test_fraction: float = TEST_FRACTION,
         seed: int = 0,
         show_progress: bool = True,
         **common,
