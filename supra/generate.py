@@ -33,6 +33,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from omegaconf import DictConfig, OmegaConf
 from PIL import Image
@@ -180,7 +181,7 @@ class Request:
 # -- inputs ---------------------------------------------------------------------------------------------
 
 
-def fit_picture(picture, request: Request, what: str) -> torch.Tensor:
+def fit_picture(picture: np.ndarray, request: Request, what: str) -> torch.Tensor:
     """uint8 RGB [H, W, 3] -> uint8 [3, S, S], S = image_size: squared and resized (crop/pad), or, with
     resize=refuse, taken as it is when already image_size square and refused otherwise."""
     h, w = picture.shape[:2]

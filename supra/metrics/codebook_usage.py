@@ -9,6 +9,8 @@ batch makes both numbers NaN, not a "valid" usage of one code.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torchmetrics import Metric
 
@@ -16,7 +18,7 @@ from torchmetrics import Metric
 class CodebookUsage(Metric):
     full_state_update = False
 
-    def __init__(self, num_codes: int, **kwargs) -> None:
+    def __init__(self, num_codes: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.num_codes = num_codes
         self.add_state("counts", default=torch.zeros(num_codes, dtype=torch.long), dist_reduce_fx="sum")

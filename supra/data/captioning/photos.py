@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from supra.data.base import SPLITS
 from supra.data.caption_sources.decoded import DecodedPhotos
@@ -34,7 +35,7 @@ class PhotoCaptionsDataModule(CaptionDataModule):
         self, source: str, root: str, layout: str | None = None, split_seed: int = 0, output_dir: str | None = None,
         show_progress: bool = True, image_column: str = "image", caption_column: str = "caption",
         id_column: str | None = None, val_fraction: float | None = None, test_fraction: float | None = None,
-        **common,
+        **common: Any,
     ) -> None:
         super().__init__(**common)
         self.root = Path(root)

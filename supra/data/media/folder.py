@@ -164,7 +164,7 @@ class MediaFolderDataModule(MediaDataModule):
         test_fraction: float = TEST_FRACTION,
         seed: int = 0,
         show_progress: bool = True,
-        **common,
+        **common: Any,
     ) -> None:
         super().__init__(**common)
         if resize not in RESIZES:
