@@ -17,6 +17,7 @@ import torch
 from omegaconf import OmegaConf
 from PIL import Image
 
+import supra.callbacks.time_accounting as time_accounting
 from supra.callbacks.sample_grid import Sample, SampleGridCallback
 from supra.callbacks.time_accounting import ROWS, TimeAccounting, format_table, process_start_time
 from supra.data.captioning.shapes import ShapesDataModule
@@ -26,7 +27,7 @@ from supra.tasks.captioning import CaptioningTask
 from supra.utils import hardware
 from supra.utils.errors import SupraUserError
 from supra.utils.hardware import cpu_description, fast_precision
-from tests.conftest import compose_config
+from tests.conftest import CONF, compose_config
 
 
 def _loss(net: VLMNano, images: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -438,3 +439,11 @@ def test_the_sample_pictures_have_their_own_row_not_other(tmp_path):
     assert report["seconds"]["other"] < report["wall_s"] - 0.2
     assert "| sample pictures (grids, GIFs)" in format_table(report)
     assert (tmp_path / "slow" / "val_step_000002.png").is_file()
+
+
+def test_the_callbacks_config_says_where_time_accountings_place_first_is_explained():
+    # "see its docstring" sent the reader to TimeAccounting's, which says nothing of the order
+    said = " ".join(line.lstrip("# ") for line in (CONF / "callbacks" / "default.yaml").read_text().splitlines()[:2])
+    assert said == ("time_accounting comes first: its hooks then run before the other callbacks' (see "
+                    "supra/callbacks/time_accounting.py's module docstring)")
+    assert "Put this callback first in the\ncallbacks config" in time_accounting.__doc__

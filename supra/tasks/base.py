@@ -33,8 +33,8 @@ class SupraTask(L.LightningModule):
 
         {"split": "test", "scores": {name: float}, "details": {...}, "predictions": [{...}, ...]}
 
-    scores are what the split scored (pycocoevalcap names, psnr, fidelity, ...); details describe how
-    (n_images, decode); predictions are records written as they are to predictions.json.
+    scores are what the split scored (pycocoevalcap names, psnr, fidelity, ...); details describe how (e.g. the
+    captioner's n_images and decode; each task its own counts: n_items, n_captions, ...); predictions are records written as they are to predictions.json.
 
     Subclass constructors repeat (net, optimizer, scheduler, ..., run_config): Hydra builds each task
     from its config by these names, and save_hyperparameters reads them from the subclass's own frame.
