@@ -33,11 +33,10 @@ from supra.runner.run_checks import check_run_config
 from supra.runner.training import (
     say_past_schedule,
     say_shorter_than_schedule,
-    schedule_length,
     stock_displays_off,
     train,
 )
-from supra.tasks.lr_schedules import warmup_cosine
+from supra.tasks.lr_schedules import schedule_length, warmup_cosine
 from supra.utils.errors import SupraUserError
 from supra.utils.run_folders import finished_run_file
 from tests.conftest import ROOT, TINY_RUN, command_lines, compose_config

@@ -70,6 +70,7 @@ from supra.runner.spawned_ranks import EndWithMainProcess, sigterm_ends_main_pro
 from supra.sweeps.callback import interrupted_job_advice, note_diverged
 from supra.sweeps.ddp import ddp_job_scope, use_job_config_for_ddp_children
 from supra.tasks.base import SupraTask
+from supra.tasks.lr_schedules import schedule_length, schedule_min_lr
 from supra.utils.cli import SIGINT_EXIT, as_typed, ended_by_ctrl_c
 from supra.utils.errors import SupraUserError, note_in_run_log
 from supra.utils.numbers import counted
@@ -661,18 +662,6 @@ def with_decode_defaults(model: dict[str, Any]) -> dict[str, Any]:
     return {**model, "decode": asdict(DecodeConfig()) | decode}
 
 
-def schedule_length(checkpoint: dict[str, Any]) -> int | None:
-    """The steps of the warm-up and cosine schedule (lr_schedules.warmup_cosine) the checkpoint's run set out,
-    which goes on when it is resumed; None for another schedule (or none)."""
-    try:
-        state = checkpoint["lr_schedulers"][0]
-        if "_schedulers" in state:  # warm-up, then the cosine
-            return int(state["_milestones"][0] + state["_schedulers"][1]["T_max"])
-        return int(state["T_max"])
-    except (KeyError, IndexError, TypeError):
-        return None
-
-
 def say_shorter_than_schedule(ckpt_path: str, length: int | None, max_steps: Any) -> None:
     """Warn that a resumed run stops partway through its checkpoint's learning-rate schedule (which goes on,
     not set out again for the new trainer.max_steps): its lr never comes down to min_lr."""
@@ -680,17 +669,6 @@ def say_shorter_than_schedule(ckpt_path: str, length: int | None, max_steps: Any
         log.warning("resuming ckpt_path=%s with trainer.max_steps=%d, short of its learning-rate schedule's %d steps "
                     "(which goes on): the run ends partway through it, and its lr never reaches min_lr", ckpt_path,
                     max_steps, length)
-
-
-def schedule_min_lr(checkpoint: dict[str, Any]) -> float | None:
-    """The learning rate the checkpoint's warm-up and cosine schedule holds past its end (its min_lr); None for
-    another schedule (or none)."""
-    try:
-        state = checkpoint["lr_schedulers"][0]
-        cosine = state["_schedulers"][1] if "_schedulers" in state else state
-        return float(cosine["eta_min"])
-    except (KeyError, IndexError, TypeError, ValueError):
-        return None
 
 
 def say_past_schedule(ckpt_path: str, checkpoint: dict[str, Any], max_steps: Any, max_epochs: int | None = None) -> None:

@@ -45,6 +45,29 @@ class WarmupThenCosine(SequentialLR):
         self.last_epoch, self._milestones, self._last_lr = state_dict["last_epoch"], [0], state_dict["_last_lr"]
 
 
+def schedule_length(checkpoint: dict[str, Any]) -> int | None:
+    """The steps of the warm-up and cosine schedule (warmup_cosine) the checkpoint's run set out, which goes on when
+    it is resumed, read from the state WarmupThenCosine or CosineToMin saved; None for another schedule (or none)."""
+    try:
+        state = checkpoint["lr_schedulers"][0]
+        if "_schedulers" in state:  # warm-up, then the cosine
+            return int(state["_milestones"][0] + state["_schedulers"][1]["T_max"])
+        return int(state["T_max"])
+    except (KeyError, IndexError, TypeError):
+        return None
+
+
+def schedule_min_lr(checkpoint: dict[str, Any]) -> float | None:
+    """The learning rate the checkpoint's warm-up and cosine schedule holds past its end (its min_lr), read from the
+    state WarmupThenCosine or CosineToMin saved; None for another schedule (or none)."""
+    try:
+        state = checkpoint["lr_schedulers"][0]
+        cosine = state["_schedulers"][1] if "_schedulers" in state else state
+        return float(cosine["eta_min"])
+    except (KeyError, IndexError, TypeError, ValueError):
+        return None
+
+
 def warmup_cosine(optimizer: Optimizer, total_steps: int, warmup_steps: int = 100, min_lr: float = 3e-5) -> LRScheduler:
     """Linear warm-up over `warmup_steps` (lr / warmup_steps at the first step, the peak lr at step warmup_steps + 1),
     then cosine decay towards `min_lr`, one scheduler step per optimizer step: the lr reaches min_lr one step after the
