@@ -343,28 +343,58 @@ def _file_name(path: str, root: Path) -> str:
 
 def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: str = "caption",
                  id_column: str | None = None, seed: int = 0, cache_dir: str | Path | None = None) -> CaptionIndex:
-    import datasets
-
+    """The captioned images of a Hugging Face dataset at `root` (saved with `save_to_disk`, or parquet files): each
+    split's columns checked; rows of one image joined into one image with all their captions (by `id_column`, else
+    by identical bytes or one file, across splits too, kept in test before val before train so that no picture is
+    trained on and scored); a val or test split the dataset lacks (none of its rows captioned) cut from train's
+    captioned images by `seed`. `cache_dir`: where parquet files are converted to Arrow (default root/.supra_cache)."""
     root = Path(root)
     layout, splits, left_out, files = load_splits(root, Path(cache_dir) if cache_dir else root / ".supra_cache")
-    for split, dataset in splits.items():  # each split: a test file may name its columns unlike train's
+    _check_columns(splits, root, image_column, caption_column, id_column)
+    index = CaptionIndex(layout, root, {s: [] for s in SPLIT_NAMES}, {})
+    for name, rows in left_out.items():
+        index.skip(LEFT_OUT, name, rows)
+    stamp = _stamp(files, root)
+    fields, shared_lengths = _undecoded_images(splits, image_column, root)
+    joined = _rows_into_index(index, root, splits, fields, shared_lengths, image_column, caption_column, id_column,
+                              stamp)
+    _note_joined(index, joined)
+    _carve_missing_splits(index, seed)
+    return finish(index)
+
+
+def _check_columns(splits: dict[str, Any], root: Path, image_column: str, caption_column: str,
+                   id_column: str | None) -> None:
+    """Each split's columns as the options name them (a test file may name its columns unlike train's), and its
+    captions' type."""
+    for split, dataset in splits.items():
         for key, column in (("image_column", image_column), ("caption_column", caption_column), ("id_column", id_column)):
             named = _record_field(dataset, column) if key == "caption_column" else None  # sentences.raw: sentences
             if column is not None and (named[0] if named else column) not in dataset.column_names:
                 raise SupraUserError(f"data.{key}={column!r} is not a column of {root}'s {split} split "
                                      f"(it has {', '.join(dataset.column_names)})")
         _check_caption_type(dataset, caption_column, f"{root}'s {split} split")
-    index = CaptionIndex(layout, root, {s: [] for s in SPLIT_NAMES}, {})
-    for name, rows in left_out.items():
-        index.skip(LEFT_OUT, name, rows)
-    stamp = _stamp(files, root)
+
+
+def _undecoded_images(splits: dict[str, Any], image_column: str, root: Path) -> tuple[dict[str, Any], set[int]]:
+    """Each split's image column read as bytes, not PIL images (`splits` changed in place), its image fields, and
+    the byte lengths more than one row holds (where rows may hold one image)."""
+    import datasets
+
     fields = {}
     for split, dataset in splits.items():
         if isinstance(dataset.features[image_column], datasets.Image):
             splits[split] = dataset.cast_column(image_column, datasets.Image(decode=False))  # bytes, not PIL
         fields[split] = _image_fields(splits[split], image_column, f"{root}'s {split} split")
     lengths = Counter(length for _, split_lengths, _ in fields.values() for length in split_lengths)
-    shared_lengths = {length for length, rows in lengths.items() if length and rows > 1}
+    return fields, {length for length, rows in lengths.items() if length and rows > 1}
+
+
+def _rows_into_index(index: CaptionIndex, root: Path, splits: dict[str, Any], fields: dict[str, Any],
+                     shared_lengths: set[int], image_column: str, caption_column: str, id_column: str | None,
+                     stamp: str) -> Counter:
+    """Every row into `index`: its image once, its captions added to it. The rows whose image an earlier row holds
+    (no id column), counted by "own" split and "other" split."""
     # without an id column, rows of one image (identical bytes, or one file) are one image all the same: a row per
     # caption split by row would put one picture in train and in the val or test cut from it. Across splits too,
     # kept in test before val before train (as finish keeps an id), so no picture is trained on and scored
@@ -408,6 +438,11 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
                     index.add_caption(key, text, f"{key}: {text!r}")
                 elif text is not None or len(texts) > 1:  # a null caption alone: the image has no caption, said so once
                     index.skip(NOT_TEXT, f"{key}: {text!r}"[:80])
+    return joined
+
+
+def _note_joined(index: CaptionIndex, joined: Counter) -> None:
+    """The notes on rows joined to an earlier row's image, of their split and of another."""
     if joined["own"]:
         hold, their = ("holds", "its") if joined["own"] == 1 else ("hold", "their")
         index.notes.append(f"{counted(joined['own'], 'row')} {hold} the image of an earlier row of {their} split (a row "
@@ -417,7 +452,11 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
         hold = "holds" if joined["other"] == 1 else "hold"
         index.notes.append(f"{counted(joined['other'], 'row')} {hold} the image of a row of another split: joined to it, "
                            "kept in test before val before train, so no picture is trained on and scored")
-    # a split without one caption (a hidden test split's captions held back) is one the dataset lacks: cut from train
+
+
+def _carve_missing_splits(index: CaptionIndex, seed: int) -> None:
+    """A val or test split without one caption (a hidden test split's captions held back) is one the dataset lacks:
+    cut from train's captioned images (CARVED_SIZES, by `seed`), its own rows skipped."""
     missing = [split for split in ("val", "test") if not any(index.captions.get(k) for k in index.splits[split])]
     for split in missing:
         for key in index.splits[split]:
@@ -437,4 +476,3 @@ def read_hf_disk(root: str | Path, image_column: str = "image", caption_column: 
         index.splits["train"] = carved["train"] + [k for k in index.splits["train"] if not index.captions.get(k)]
         for split in missing:
             index.splits[split] = carved[split]
-    return finish(index)
