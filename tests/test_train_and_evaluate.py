@@ -1355,8 +1355,9 @@ BAD_TRAIN_INPUTS = {
     "data=shapes_images": "error: CaptioningTask trains and scores on CaptionDataModules but the data is a "
                           "ShapesImagesDataModule: choose data=shapes, flickr8k",
     # --help shows the default choices' options: the message names the file that explains this one
+    # run from a folder outside the checkout: the file it names is one the user can open from there
     "model/encoder=pretrained": "error: missing model.net.pretrained.weights=... (explained in "
-                                "conf/model/encoder/pretrained.yaml)",
+                                f"{ROOT / 'conf' / 'model' / 'encoder' / 'pretrained.yaml'})",
     "model.net.encoder=pretrained": "error: encoder=pretrained needs the tower's weights file: choose "
                                     "model/encoder=pretrained model.net.pretrained.weights=/path/to/",
     "+model.net.vit.layers=4": "error: model.net.vit.layers=4: a setting of encoder=vit, but the encoder is cnn: "
