@@ -231,7 +231,7 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
         summary = f"image2text: {caption!r}; attention of each word over the image's {side}x{side} codes"
         return _write(out, f"{Path(str(cfg.ckpt)).name}: {path.name}", summary, decode_codes(vqvae, codes), DECODED_INPUT,
                       (side, side), _rows(tokens), {"ckpt": str(cfg.ckpt), "mode": mode, "image": str(path), "caption": caption,
-                                     "resize": cfg.resize, "max_new_tokens": limit})
+                                     "image_size": cfg.image_size, "resize": cfg.resize, "max_new_tokens": limit})
     if mode != "text2image":
         raise SupraUserError(f"mode={mode!r} is unknown for an a2a model: choose image2text or text2image")
     if not str(cfg.prompt or "").strip():  # " " is no prompt either
@@ -245,7 +245,8 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
     prompt_len = len(caption_ids) + 3  # <TEXT> caption </TEXT><IMAGE>
     check_text2image_prompt(net.config.context, prompt_len, cfg.image_size)
     out = _out_dir(cfg)
-    generator = torch.Generator().manual_seed(0 if cfg.seed is None else cfg.seed)
+    seed = 0 if cfg.seed is None else cfg.seed
+    generator = torch.Generator().manual_seed(seed)
     explained = explain_text2image(net, layout, caption_ids, (side, side), vocab.token_label,
                                    temperature=cfg.temperature, guidance=cfg.guidance, best_of=cfg.best_of,
                                    generator=generator)
@@ -254,7 +255,10 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
             for w, word in enumerate(explained.words)]
     summary = f"text2image: {cfg.prompt!r}; per word, the attention each generated code paid it"
     return _write(out, f"{Path(str(cfg.ckpt)).name}: {cfg.prompt}", summary, image, GENERATED_PICTURE, (side, side), rows,
-                  {"ckpt": str(cfg.ckpt), "mode": mode, "prompt": cfg.prompt, "codes": explained.codes.tolist()},
+                  # every setting that changes the picture drawn, as generate's generation.json records them
+                  {"ckpt": str(cfg.ckpt), "mode": mode, "prompt": cfg.prompt, "seed": seed, "temperature": cfg.temperature,
+                   "guidance": cfg.guidance, "best_of": cfg.best_of, "image_size": cfg.image_size,
+                   "codes": explained.codes.tolist()},
                   CODES_ON_WORD)
 
 

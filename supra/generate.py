@@ -112,6 +112,11 @@ MODE_READS = {
     "video2video": ("image", "prompt", "frames", "given_frames", "image_size", "resize", "max_pixels", "vqvae"),
     "text2video": ("prompt", "frames", "image_size", "vqvae"),
 }
+# what generation.json records of a run beside its outputs: the sampler's options, read in every mode, and the
+# mode's own that change its samples (max_pixels only refuses a picture; the prompt is recorded as the model
+# was given it, vqvae beside ckpt)
+SAMPLER_OPTIONS = ("temperature", "top_k", "top_p")
+NOT_SAMPLE_SETTINGS = ("prompt", "vqvae", "max_pixels")
 
 
 @dataclass(frozen=True)
@@ -573,14 +578,25 @@ def generate(request: Request, ckpt: str, vqvae_ckpt: str | None = None,
     sample = PREPARE[request.mode](request, pair)  # every input read and checked: nothing written yet
     with output_folder(request.out, new_folder) as out:
         outputs, about = sample()
-        summary = {"mode": request.mode, "seed": request.seed, "num_samples": request.num_samples,
-                   "files": list(outputs), **about}
+        summary = {**recorded_settings(request, ckpt, vqvae_ckpt, pair.device), "files": list(outputs), **about}
         # an earlier output given as image= is the user's input now: kept, by the file it is (a link to it given
         # from elsewhere keeps what it points to, not a name of the link's)
         given = Path(request.image).resolve() if request.image else None
         kept = [given.name] if given and given.parent == out.resolve() else []
         publish(out, outputs, summary, kept)
     return out, summary
+
+
+def recorded_settings(request: Request, ckpt: str, vqvae_ckpt: str | None, device: torch.device) -> dict[str, Any]:
+    """What generation.json records of how its samples were drawn: the model (ckpt, and vqvae= when given), the
+    mode, seed and num_samples, and every other option of the mode that changes a sample, so that the record
+    alone makes the run again (the seed alone does not: guidance=2 best_of=4 draws other pictures). The
+    device too: a GPU's generator draws other numbers than the CPU's from the same seed. given_frames and
+    max_new_tokens are then recorded as used (the sample's record gives them)."""
+    model = {"ckpt": str(ckpt), **({"vqvae": str(vqvae_ckpt)} if vqvae_ckpt else {})}
+    options = [*SAMPLER_OPTIONS, *(o for o in MODE_READS[request.mode] if o not in NOT_SAMPLE_SETTINGS)]
+    return {"mode": request.mode, **model, "seed": request.seed, "num_samples": request.num_samples,
+            **{option: getattr(request, option) for option in options}, "device": str(device)}
 
 
 @contextmanager

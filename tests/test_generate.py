@@ -1172,3 +1172,50 @@ def test_an_a2a_models_picture_limit_is_one_number_in_generate_its_conf_explain_
     assert compose_config("generate", tmp_path, ["ckpt=x", "mode=text"]).max_pixels == GENERATE_MAX_PIXELS
     assert generate_module.Request(mode="text", out=str(tmp_path)).max_pixels == GENERATE_MAX_PIXELS
     assert explain.GENERATE_MAX_PIXELS is demo.GENERATE_MAX_PIXELS is GENERATE_MAX_PIXELS
+
+
+def test_generation_json_records_the_model_and_every_setting_that_changes_the_samples(pair, tmp_path):
+    """generation.json held the mode, seed and samples alone: a run of guidance=2 temperature=0.5 best_of=2 could
+    not be told from the plain one, nor its model named. It records the checkpoint, vqvae= when given, and each
+    option of the mode that changes a sample; those given back draw the same samples."""
+    folder = pair[0]
+    settings = ["mode=text2image", "prompt=a red square", "num_samples=2", "seed=3", "temperature=0.5", "top_k=5",
+                "top_p=0.9", "guidance=2", "best_of=2"]
+    first = generate(tmp_path, folder, *settings, f"vqvae={folder}")
+    record = json.loads((tmp_path / "out" / "generation.json").read_text())
+    assert {key: record[key] for key in list(record)[:13]} == {
+        "mode": "text2image", "ckpt": str(folder), "vqvae": str(folder), "seed": 3, "num_samples": 2,
+        "temperature": 0.5, "top_k": 5, "top_p": 0.9, "image_size": SIDE, "guidance": 2.0, "best_of": 2,
+        "device": "cpu", "files": ["image_0.png", "image_1.png", "grid.png"]}
+    replayed = [f"{key}={record[key]}" for key in ("mode", "seed", "num_samples", "temperature", "top_k", "top_p",
+                                                   "image_size", "guidance", "best_of")]
+    again = generate(tmp_path / "again", folder, *replayed, f"prompt={record['prompt']}")
+    assert again["codes"] == first["codes"]
+    assert "vqvae" not in again  # none given: the pair's own
+    # video2video: the GIF, its frames and the frames given as used (half of them, given_frames=null)
+    write_gif(tmp_path / "clip.gif", cycle("green"))
+    video = generate(tmp_path, folder, "mode=video2video", f"image={tmp_path / 'clip.gif'}", "frames=4",
+                     "temperature=0", "num_samples=1")
+    assert {key: video[key] for key in ("image", "frames", "given_frames", "image_size", "resize", "temperature")} == {
+        "image": str(tmp_path / "clip.gif"), "frames": 4, "given_frames": 2, "image_size": SIDE, "resize": "crop",
+        "temperature": 0.0}
+
+
+def test_explain_json_of_text2image_records_every_setting_that_changes_the_picture_drawn(pair, tmp_path):
+    """explain.json of text2image held the checkpoint, prompt and codes alone: a picture drawn with seed=4
+    guidance=2 best_of=2 could not be drawn again from it. It records them, the seed used when none is given (0),
+    and the image size; image2text's its image size beside its resize."""
+    drawn = ["mode=text2image", "prompt=a red square", f"image_size={SIDE}"]
+    run_command("explain", f"ckpt={pair[0]}", *drawn, "seed=4", "temperature=0.5", "guidance=2", "best_of=2",
+                f"out={tmp_path / 'drawn'}")
+    record = json.loads((tmp_path / "drawn" / "explain.json").read_text())
+    assert {key: record[key] for key in list(record)[:8]} == {
+        "ckpt": str(pair[0]), "mode": "text2image", "prompt": "a red square", "seed": 4, "temperature": 0.5,
+        "guidance": 2.0, "best_of": 2, "image_size": SIDE}
+    run_command("explain", f"ckpt={pair[0]}", *drawn, f"out={tmp_path / 'plain'}")
+    plain = json.loads((tmp_path / "plain" / "explain.json").read_text())
+    assert (plain["seed"], plain["temperature"], plain["guidance"], plain["best_of"]) == (0, 1.0, 1.0, 1)
+    Image.fromarray(square("green")).save(tmp_path / "green.png")
+    run_command("explain", f"ckpt={pair[0]}", f"image={tmp_path / 'green.png'}", f"image_size={SIDE}",
+                f"out={tmp_path / 'read'}")
+    assert json.loads((tmp_path / "read" / "explain.json").read_text())["image_size"] == SIDE
