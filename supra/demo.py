@@ -302,7 +302,7 @@ class A2ADemo:
         pictures = decode_codes(self.vqvae, torch.cat([codes, continued]))
         # replaced by each call (atomically): Gradio copies it into its cache before it answers, one call at a time
         out = Path(self.gif_folder.name) / "continued.gif"
-        # at the GIF's own pace, as generate's video2video plays: the given frames' times, their median after them
+        # at the GIF's own pace, as generate's video2video plays: the given frames' times, their lower median after them
         timing = continued_timing(start.delays_ms, len(pictures))
         save_gif_atomic([to_pil(p).resize((256, 256), Image.NEAREST) for p in pictures], out, timing)
         return str(out), note

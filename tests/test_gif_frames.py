@@ -4,6 +4,8 @@ Expected pixels are written out by hand (W = white, the matte that transparent p
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -307,3 +309,14 @@ def test_a_file_of_0_bytes_is_said_to_be_empty_as_every_reader_of_pictures_says_
         with pytest.raises(MediaDecodeError, match=r"^empty file \(0 bytes\)$") as err:
             open_gif(source)
         assert err.value.kind == EMPTY_FILE
+
+
+def test_the_frames_after_the_given_ones_play_for_the_lower_median_of_their_times_as_the_docs_say():
+    """Given frames of 100 and 200 ms, the generated ones play for 100 ms, the lower of the two middle times (a
+    time one of the given frames has), where the docs said "the median" (150 ms)."""
+    assert continued_timing([100, 200], 4) == [100, 200, 100, 100]
+    assert continued_timing([100, 200, 400], 4) == [100, 200, 400, 200]  # an odd count: the middle one
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "a2a_nano.md").read_text()
+    assert "each generated one for the lower median of those (of an even count, the lower of the two middle " \
+           "ones)" in docs
+    assert "the lower median" in continued_timing.__doc__

@@ -347,8 +347,9 @@ def shown_ms(delay_ms: int | None) -> int:
 
 def continued_timing(given_delays_ms: list[int | None], frames: int) -> list[int]:
     """The frame times (ms) of a clip of `frames` frames continuing a GIF's given ones: each given frame as long as
-    a browser shows it in the GIF (shown_ms), each frame after them the median of those, so the clip plays at the
-    pace of its input."""
+    a browser shows it in the GIF (shown_ms), each frame after them the lower median of those (of an even count,
+    the lower of the two middle ones: a time one of the given frames has), so the clip plays at the pace of its
+    input."""
     given = [shown_ms(ms) for ms in given_delays_ms]
     return given + [statistics.median_low(given)] * (frames - len(given))
 
