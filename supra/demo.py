@@ -285,7 +285,8 @@ class A2ADemo:
         frames, have = start.frames, counted(len(start.frames), "frame")
         if len(frames) < int(given):
             if start.cut:  # as generate says it: the file is damaged, not only short
-                return None, (f"⚠️ {source.name} {cut_short(start)}: its {have} before the cut are fewer than the "
+                are = "is" if len(frames) == 1 else "are"
+                return None, (f"⚠️ {source.name} {cut_short(start)}: its {have} before the cut {are} fewer than the "
                               f"{int(given)} the model needs to continue it; upload the whole GIF")
             return None, (f"⚠️ {source.name} has {have}: the model needs {int(given)} to continue it; upload a "
                           "longer GIF")

@@ -25,7 +25,7 @@ from supra.artifacts.kinds import (
     CAPTIONER_RELEASE,
     KIND_NAMES,
 )
-from supra.data.gif_frames import TOO_LARGE, MediaDecodeError
+from supra.data.gif_frames import TOO_LARGE, MediaDecodeError, first_frame_cut_note
 from supra.data.images import (
     GENERATE_MAX_PIXELS,
     MAX_PIXELS,
@@ -121,6 +121,12 @@ def is_explain_record(path: Path) -> bool:
     return isinstance(record, dict) and {"ckpt", "tokens"} <= record.keys()
 
 
+def say_gif_cut_short(path: Path, max_pixels: int) -> None:
+    """A GIF cut short is explained by its first frame, with a note, as generate's image2text notes it."""
+    if note := first_frame_cut_note(path, f"image={path}", max_pixels):
+        print(note, file=sys.stderr)
+
+
 def _out_dir(cfg: DictConfig) -> Path:
     """out=, made and proven writable once every input has been checked (a refused one leaves nothing)."""
     return require_writable_dir(cfg.out, f"out={cfg.out}")
@@ -161,6 +167,7 @@ def explain_captioner(cfg: DictConfig) -> dict[str, Any]:
         raise _too_large(path, err, MAX_PIXELS) from None
     except UNREADABLE as err:  # PixelRangeError too: readable, but of no known range (its reason says what to do)
         raise unreadable_picture(path, err) from None
+    say_gif_cut_short(path, CAPTIONER_MAX_PIXELS)
     # the caption `python -m supra.caption` writes: the run's decoding, what this command line gives over it
     decode = command_decoding(cfg, "explain", net, run_config)
     out = _out_dir(cfg)
@@ -221,6 +228,7 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
             raise unreadable_picture(path, err) from None
         except Exception as err:  # Pillow's own: one line either way
             raise unreadable_picture(path, err) from None
+        say_gif_cut_short(path, A2A_MAX_PIXELS)
         out = _out_dir(cfg)
         codes = encode_items(vqvae, picture[None], 1, torch.device("cpu"))[0]
         limit, note = text_room(cfg.max_new_tokens, prompt_len, net.config.context)

@@ -47,6 +47,7 @@ from supra.data.gif_frames import (
     MediaDecodeError,
     continued_timing,
     cut_short,
+    first_frame_cut_note,
     read_gif_start,
 )
 from supra.data.images import GENERATE_MAX_PIXELS, fit, load_still, require_image_file, unreadable_picture
@@ -214,6 +215,8 @@ def load_picture(request: Request) -> torch.Tensor:
     except MediaDecodeError as err:  # unreadable or 0 bytes in caption's and explain's words; too large in its own
         raise (unreadable_picture(Path(request.image), err) if err.kind in (UNREADABLE, EMPTY_FILE) else
                SupraUserError(f"image={request.image} cannot be used: {err}")) from None
+    if note := first_frame_cut_note(request.image, f"image={request.image}", request.max_pixels):
+        print(note, file=sys.stderr)  # as video2video says a GIF cut short: its frame is used, not the file whole
     return fit_picture(picture, request, f"image={request.image}")
 
 
@@ -232,7 +235,8 @@ def load_clip(request: Request) -> tuple[torch.Tensor, list[int | None]]:
     if len(frames) < request.frames:
         have = counted(len(frames), "frame")
         if cut:
-            raise SupraUserError(f"{cut}: its {have} before the cut are fewer than frames={request.frames}; "
+            are = "is" if len(frames) == 1 else "are"
+            raise SupraUserError(f"{cut}: its {have} before the cut {are} fewer than frames={request.frames}; "
                                  "give the whole GIF or fewer frames")
         raise SupraUserError(f"image={path} has {have} but frames={request.frames} asks for {request.frames}: "
                              "give a longer GIF or fewer frames")

@@ -314,6 +314,22 @@ def test_explain_given_a_checkpoint_of_an_unknown_model_names_the_models_it_expl
                                        "checkpoint\n")
 
 
+def test_explain_of_a_captioner_notes_a_gif_cut_short_and_explains_its_first_frame(trained_run, tmp_path, capsys):
+    """A GIF cut after its first frame was explained without a word, though generate's video2video notes one."""
+    from PIL import Image
+
+    frames = [Image.new("RGB", (32, 32), colour) for colour in ("red", "green", "blue")]
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    data = (tmp_path / "clip.gif").read_bytes()
+    (tmp_path / "cut.gif").write_bytes(data[: len(data) - 10])  # cut inside the last frame
+    run_command("explain", f"ckpt={trained_run / 'checkpoints' / 'best.ckpt'}", f"image={tmp_path / 'cut.gif'}",
+                f"out={tmp_path / 'out'}")
+    err = capsys.readouterr().err
+    assert re.fullmatch(rf"note: image={re.escape(str(tmp_path / 'cut.gif'))} is cut short \(the file is cut inside "
+                        r"the block at byte \d+, after 2 frames\): its first frame, before the cut, is used\n", err), err
+    assert (tmp_path / "out" / "explain.json").is_file()
+
+
 def test_explain_names_a_bad_picture_in_one_line(trained_run, tmp_path, capsys):
     from PIL import Image
 

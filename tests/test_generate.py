@@ -1091,6 +1091,30 @@ def test_a_gif_cut_short_is_said_refused_when_too_few_frames_are_left(pair, tmp_
                                        "after 2 frames): its first 2 frames, before the cut, are used\n")
 
 
+def test_a_gif_cut_short_given_as_a_picture_is_noted_as_video2video_notes_it_in_the_singular_after_one_frame(
+        pair, tmp_path, capsys):
+    """image2text and explain read a GIF's first frame and said nothing of the file being cut short after it, while
+    video2video notes it (and said "after 1 frames"). Each notes it in one line, and uses that frame."""
+    write_gif(tmp_path / "clip.gif", cycle("green"))
+    data = (tmp_path / "clip.gif").read_bytes()
+    cut = tmp_path / "cut.gif"
+    cut.write_bytes(data[: len(data) // 2])  # cut inside the second frame
+    note = (f"note: image={cut} is cut short (the file is cut inside the block at byte 120, after 1 frame): its first "
+            "frame, before the cut, is used\n")
+    generate(tmp_path, pair[0], "mode=image2text", f"image={cut}", "num_samples=1", "max_new_tokens=5")
+    assert capsys.readouterr().err == note
+    run_command("explain", f"ckpt={pair[0]}", f"image={cut}", f"image_size={SIDE}", "max_new_tokens=5",
+                f"out={tmp_path / 'ex'}")
+    assert capsys.readouterr().err == note
+    with pytest.raises(SupraUserError, match=re.escape(
+            f"image={cut} is cut short (the file is cut inside the block at byte 120, after 1 frame): its 1 frame "
+            "before the cut is fewer than frames=2; give the whole GIF or fewer frames")):
+        generate(tmp_path, pair[0], "mode=video2video", f"image={cut}", "frames=2", "num_samples=1")
+    generate(tmp_path, pair[0], "mode=image2text", f"image={tmp_path / 'clip.gif'}", "num_samples=1",
+             "max_new_tokens=5")  # whole: no note
+    assert capsys.readouterr().err == ""
+
+
 def test_the_dated_default_out_never_replaces_a_run_started_the_same_second(pair, tmp_path, capsys):
     overrides = [f"ckpt={pair[0]}", f"paths.log_dir={tmp_path / 'logs'}", "mode=text", "prompt=a", "num_samples=1"]
     cfg = compose_config("generate", tmp_path / "run", overrides)  # no out=: logs/generate/runs/<date_time>

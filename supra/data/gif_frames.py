@@ -39,6 +39,7 @@ import numpy as np
 from PIL import Image
 
 from supra.utils.errors import first_line
+from supra.utils.numbers import counted
 
 WHITE = (255, 255, 255)
 DEFAULT_MAX_PIXELS = 100_000_000  # as images.load_rgb
@@ -247,8 +248,9 @@ def parse_gif(data: bytes, max_pixels: int = DEFAULT_MAX_PIXELS, max_frames: int
                 gif.problem = f"unknown block 0x{introducer[0]:02x} at byte {start}: treated as the end"
                 break
         except _Truncated:
-            gif.problem = (f"no trailer: the file ends after {len(gif.records)} frames" if start == len(data)
-                           else f"the file is cut inside the block at byte {start}, after {len(gif.records)} frames")
+            after = counted(len(gif.records), "frame")
+            gif.problem = (f"no trailer: the file ends after {after}" if start == len(data)
+                           else f"the file is cut inside the block at byte {start}, after {after}")
             break
     if gif.width == 0 or gif.height == 0:
         raise MediaDecodeError(f"the logical screen is {gif.width}x{gif.height}: no pixels", EMPTY)
@@ -375,3 +377,17 @@ def read_gif_start(source: str | Path | bytes, frames: int, max_pixels: int = DE
 def cut_short(start: GifStart) -> str:
     """How a GIF whose file ends early is said, after its name: `is cut short (<where>)`."""
     return f"is cut short ({start.cut})"
+
+
+def first_frame_cut_note(path: str | Path, what: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
+    """The note for a picture read for its first frame alone (image2text, explain) that is a GIF cut short, as
+    video2video notes one: `note: <what> is cut short (<where>): its first frame, before the cut, is used`. None
+    for a whole GIF, another format, or a file its reader has already refused."""
+    with open(path, "rb") as file:
+        if file.read(6) not in (b"GIF87a", b"GIF89a"):
+            return None
+    try:
+        start = read_gif_start(path, 1, max_pixels)  # the whole structure read, the first frame alone decoded
+    except MediaDecodeError:
+        return None
+    return f"note: {what} {cut_short(start)}: its first frame, before the cut, is used" if start.cut else None
