@@ -1403,6 +1403,7 @@ def test_video_psnr_scores_only_real_frames_and_leaves_out_a_clip_with_none_afte
     assert float(metric.total) == truth.numel()
     assert float(metric.sum_squared_error) == pytest.approx(float(((copy - truth) ** 2).sum()), rel=1e-5)
     assert task._unscored_clips == {batch["keys"][1]: given}
+    assert list(task._scored_clips) == [batch["keys"][0], batch["keys"][2]]  # metrics.json's n_video_clips
     with pytest.warns(UserWarning, match=rf"video_psnr and video_psnr_copy_baseline leave out 1 clip \(e.g. {batch['keys'][1]}\)"):
         say_unscored_clips(task._unscored_clips, scored=True)
 

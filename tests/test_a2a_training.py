@@ -178,7 +178,7 @@ def test_image2text_references_the_scorer_tokenizes_to_nothing_are_one_line_nami
     from supra.tasks.a2a import A2ATask
 
     task = A2ATask(net=torch.nn.Identity(), optimizer=None, vqvae=load_vqvae(vqvae_ckpt)[0])
-    task.trainer = SimpleNamespace(is_global_zero=True, datamodule=SimpleNamespace(split="test"))
+    task.trainer = SimpleNamespace(is_global_zero=True, datamodule=SimpleNamespace(split="test", test_items=None))
     task._captions, task._references = {"web/0": "a red square", "web/1": "a cat"}, {"web/0": ["\U0001F600"],
                                                                                    "web/1": ["\U0001F600 \U0001F600"]}
     with pytest.raises(SupraUserError, match=r"^the image2text references of the test split \(data.sources.web\): every "
@@ -196,7 +196,7 @@ def test_image2text_captions_holding_cut_characters_are_counted_once_as_the_capt
     from supra.tasks.a2a import A2ATask
 
     task = A2ATask(net=torch.nn.Identity(), optimizer=None, vqvae=load_vqvae(vqvae_ckpt)[0], test_metrics=[])
-    task.trainer = SimpleNamespace(is_global_zero=True, datamodule=SimpleNamespace(split="test"))
+    task.trainer = SimpleNamespace(is_global_zero=True, datamodule=SimpleNamespace(split="test", test_items=None))
     task.on_test_epoch_start()
     task._captions = {"web/0": "a red square", "web/1": "caf\ufffd", "web/2": "crème brûlée"}
     task._references = {key: ["a red square"] for key in task._captions}
@@ -286,6 +286,22 @@ def test_evaluate_py_scores_an_a2a_checkpoint(a2a_trained, tmp_path):
     with pytest.raises(SupraUserError, match=r"^decode=sample beam_width=7: ckpt=.* is an a2a_nano checkpoint, whose scoring "
                                              r"does not read them; leave them out$"):
         evaluate(ignored)
+
+
+def test_metrics_json_says_how_many_items_each_score_was_scored_over(a2a_trained, tmp_path):
+    """metrics.json gave n_captions alone: a fidelity over 1 prompt could not be told from one over 500. It gives
+    test_items (each task's items scored, null for all), the pictures behind the fidelities, all and per object
+    count, and the clips behind video_psnr."""
+    run = json.loads((a2a_trained / "metrics.json").read_text())  # the whole test split: 4 images, 2 clips
+    assert (run["test_items"], run["n_captions"], run["n_text2image"], run["n_video_clips"]) == (None, 4, 4, 2)
+    for objects in ("one_object", "two_objects"):  # each count where its fidelities are given
+        assert (f"n_{objects}" in run) == (f"text2image_fidelity_{objects}" in run)
+    assert run.get("n_one_object", 0) + run.get("n_two_objects", 0) == 4
+    cfg = compose_config("eval", tmp_path, [f"ckpt={a2a_trained / 'checkpoints' / 'best.ckpt'}", "+data.test_items=1"])
+    evaluate(cfg)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert (metrics["test_items"], metrics["n_captions"], metrics["n_text2image"], metrics["n_video_clips"]) == (1, 1, 1, 1)
+    assert metrics.get("n_one_object", 0) + metrics.get("n_two_objects", 0) == 1
 
 
 def test_fast_dev_run_of_the_experiment(vqvae_ckpt, tmp_path, recwarn):

@@ -283,6 +283,8 @@ class A2ATask(SupraTask):
         self._fidelity: dict[str, Judged] = {}  # item key -> how its generated picture was judged
         self._said_no_video_pixels = False  # once per evaluation
         self._unscored_clips: dict[str, int] = {}  # clip key -> frames given: every frame after them padding
+        self._scored_clips: dict[str, bool] = {}  # clip key -> True: a clip video_psnr scores frames of
+        self._item_counts: dict[str, int] = {}  # what each score was scored over (_score_epoch): metrics.json's n_*
 
     def _log_eval_losses(self, batch: dict[str, Any], stage: str) -> None:
         """The batch's mean token loss (and its task's, the same: an evaluation batch is of one task), weighted
@@ -346,15 +348,19 @@ class A2ATask(SupraTask):
         pictures, truth, last_given = pictures[own], truth[own], last_given[own]
         predicted_frames, true_frames = pictures.flatten(0, 1), truth.flatten(0, 1)
         copied_frames = last_given.expand_as(truth).flatten(0, 1)
+        own_keys = [key for key, mine in zip(batch["keys"], own.tolist(), strict=True) if mine]
         if "real_frames" in batch:  # clips padded from a short GIF: their repeats are no truth
             real = real_continuation(batch["real_frames"][own] - given, frames)
-            for key, clip_real in zip([k for k, mine in zip(batch["keys"], own.tolist(), strict=True) if mine],
-                                      real.view(-1, frames).any(dim=1).tolist(), strict=True):
-                if not clip_real:
+            for key, clip_real in zip(own_keys, real.view(-1, frames).any(dim=1).tolist(), strict=True):
+                if clip_real:
+                    self._scored_clips[key] = True
+                else:
                     self._unscored_clips[key] = given
             predicted_frames, true_frames, copied_frames = predicted_frames[real], true_frames[real], copied_frames[real]
             if not len(true_frames):
                 return
+        else:
+            self._scored_clips.update(dict.fromkeys(own_keys, True))
         self.psnr[stage].update(predicted_frames.to(self.device), true_frames.to(self.device))
         self.psnr_copy[stage].update(copied_frames.to(self.device), true_frames.to(self.device))
 
@@ -389,11 +395,16 @@ class A2ATask(SupraTask):
 
         scores = self.scores_from_rank_zero(score)
         fidelity = gather_mappings(self._fidelity)
+        self._item_counts = {}
         if fidelity:
-            scores.update(_fidelity_scores([Judged(*row) for row in fidelity.values()]))
+            judged = [Judged(*row) for row in fidelity.values()]
+            scores.update(_fidelity_scores(judged))
+            self._item_counts = _fidelity_counts(judged)
+        scored_clips = gather_mappings(self._scored_clips)
         if self.psnr[stage].update_count:
             scores["video_psnr"] = float(self.psnr[stage].compute())
             scores["video_psnr_copy_baseline"] = float(self.psnr_copy[stage].compute())
+            self._item_counts["n_video_clips"] = len(scored_clips)
         unscored = gather_mappings(self._unscored_clips)
         if unscored:
             say_unscored_clips(unscored, scored="video_psnr" in scores)
@@ -414,7 +425,10 @@ class A2ATask(SupraTask):
         predictions = dict(sorted(self._captions.items()))
         warn_of_replaced_bytes(split, predictions.values())
         files = gather_mappings(self._files)
-        details: dict[str, Any] = {"n_captions": len(predictions)}
+        # how many items each score was scored over, so that a score is read against its sample size; the losses are
+        # over the first test_items items of each task (null: all)
+        details: dict[str, Any] = {"n_captions": len(predictions), **self._item_counts,
+                                   "test_items": self.trainer.datamodule.test_items}
         if self._unscored_clips:  # gathered by _score_epoch: how many clips video_psnr left out, if any
             details["video_clips_unscored"] = len(self._unscored_clips)
         self.test_results = {
@@ -470,6 +484,16 @@ class Judged(NamedTuple):
     ceiling: float  # exact, on the VQ-VAE's reconstruction of the true picture
     placed: float  # exact, and in the places the prompt states
     objects: int  # objects in the prompt
+
+
+def _fidelity_counts(items: list[Judged]) -> dict[str, int]:
+    """The pictures the fidelity scores are shares of: all (n_text2image), and those of one- and two-object
+    prompts (n_one_object, n_two_objects), each where its scores are given."""
+    counts = {"n_text2image": len(items)}
+    for n, name in ((1, "one_object"), (2, "two_objects")):
+        if rows := sum(row.objects == n for row in items):
+            counts[f"n_{name}"] = rows
+    return counts
 
 
 def _fidelity_scores(items: list[Judged]) -> dict[str, float]:
