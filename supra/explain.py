@@ -242,8 +242,11 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
                                      "image_size": cfg.image_size, "resize": cfg.resize, "max_new_tokens": limit})
     if mode != "text2image":
         raise SupraUserError(f"mode={mode!r} is unknown for an a2a model: choose image2text or text2image")
-    if not str(cfg.prompt or "").strip():  # " " is no prompt either
+    if cfg.prompt is None:
         raise SupraUserError("mode=text2image needs prompt=\"...\" (e.g. prompt=\"a red square\")")
+    if not str(cfg.prompt).strip():  # " " is no caption either: no word to map the attention to
+        raise SupraUserError(f"prompt={cfg.prompt!r} is empty: explain maps the attention each drawn code pays the "
+                             "prompt's words; give a caption (e.g. prompt=\"a red square\")")
     if any(token in cfg.prompt for token in CONTROL_TOKENS):  # generate's raw prompts: not read as text here
         raise SupraUserError(f"prompt={cfg.prompt!r}: explain draws the caption alone (prompt=\"a red square\"), "
                              "without control tokens such as <TEXT> or <IMAGE>")

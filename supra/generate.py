@@ -89,6 +89,10 @@ from supra.utils.run_folders import refuse_model_folder
 from supra.utils.seeds import check_seed
 
 MODES = ("text", "text2image", "image2text", "video2video", "text2video")
+# The raw prompt of a drawing without a caption, as a2a training has the model start one: a text2image caption
+# left empty (data.caption_dropout, the side guidance contrasts with), the video task's clip of no text
+UNCAPTIONED = {"text2image": "<TEXT></TEXT><IMAGE>", "text2video": "<VIDEO>"}
+UNCAPTIONED_TRAINED = {"text2image": "as data.caption_dropout trains it", "text2video": "as the video task trains it"}
 RESIZES = ("crop", "pad", "squash", "refuse")
 # what squares a picture, as refuse's one line says: squash first, what a model trained on photos saw
 SQUARING = "resize=squash (a model trained on photos saw them so), crop or pad"
@@ -167,8 +171,12 @@ class Request:
             found = counted(torch.cuda.device_count(), "CUDA GPU")
             raise SupraUserError(f"device={self.device} but this machine has {found}: "
                                  "use cuda:0 up to the last, or device=auto")
-        if self.mode in ("text2image", "text2video") and not str(self.prompt or "").strip():  # " " is no prompt either
+        if self.mode in ("text2image", "text2video") and self.prompt is None:
             raise SupraUserError(f"mode={self.mode} needs prompt=\"...\" (e.g. prompt=\"a red square\")")
+        if self.mode in ("text2image", "text2video") and not str(self.prompt).strip():  # " " is no caption either
+            raise SupraUserError(f"prompt={self.prompt!r} is empty: mode={self.mode} draws from a caption; give one "
+                                 f"(e.g. prompt=\"a red square\"), or prompt=\"{UNCAPTIONED[self.mode]}\" to draw "
+                                 f"without one ({UNCAPTIONED_TRAINED[self.mode]})")
         if self.mode in ("image2text", "video2video") and not self.image:
             raise SupraUserError(f"mode={self.mode} needs image=PATH ({'a GIF' if self.mode == 'video2video' else 'a picture'})")
         names = control_names_in(self.prompt or "")

@@ -1066,15 +1066,29 @@ def test_greedy_decoding_refuses_the_options_it_would_ignore(pair, tmp_path, cap
     assert capsys.readouterr().err.endswith("error: seed=7: temperature=0 (greedy decoding) does not read it; leave it out\n")
 
 
-def test_a_blank_prompt_is_refused_like_an_empty_one(pair, tmp_path, capsys):
+def test_an_empty_or_blank_prompt_is_said_to_be_empty_with_the_raw_prompt_that_draws_without_a_caption(
+        pair, tmp_path, capsys):
+    """prompt='' was answered "mode=text2image needs prompt=..." as if none were given. An empty or blank one is said
+    to be empty, with the raw prompt that draws without a caption, which is drawn; no prompt still says one is
+    needed. explain, which maps the attention on the prompt's words, asks for a caption."""
+    trained = {"text2image": ("<TEXT></TEXT><IMAGE>", "as data.caption_dropout trains it"),
+               "text2video": ("<VIDEO>", "as the video task trains it")}
     for prompt in ("", " ", "\t "):
-        for mode in ("text2image", "text2video"):
-            with pytest.raises(SupraUserError, match=rf'^mode={mode} needs prompt="..."'):
+        for mode, (raw, why) in trained.items():
+            with pytest.raises(SupraUserError, match=re.escape(
+                    f"prompt={prompt!r} is empty: mode={mode} draws from a caption; give one (e.g. prompt=\"a red "
+                    f"square\"), or prompt=\"{raw}\" to draw without one ({why})") + "$"):
                 generate(tmp_path, pair[0], f"mode={mode}", f"prompt='{prompt}'")
         with pytest.raises(SystemExit):
             run_command("explain", f"ckpt={pair[0]}", f"out={tmp_path / 'out'}", "mode=text2image", f"prompt='{prompt}'")
-        assert capsys.readouterr().err == 'error: mode=text2image needs prompt="..." (e.g. prompt="a red square")\n'
+        assert capsys.readouterr().err == (f"error: prompt={prompt!r} is empty: explain maps the attention each drawn "
+                                           "code pays the prompt's words; give a caption (e.g. prompt=\"a red square\")\n")
     assert not (tmp_path / "out").exists()
+    for mode, (raw, _) in trained.items():
+        with pytest.raises(SupraUserError, match=rf'^mode={mode} needs prompt="..." \(e.g. prompt="a red square"\)$'):
+            generate(tmp_path, pair[0], f"mode={mode}")
+        frames = ["frames=2"] if mode == "text2video" else []
+        assert generate(tmp_path, pair[0], f"mode={mode}", f"prompt={raw}", "num_samples=1", *frames)["prompt"] == raw
 
 
 def test_a_gif_cut_short_is_said_refused_when_too_few_frames_are_left(pair, tmp_path, capsys):
