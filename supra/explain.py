@@ -167,7 +167,7 @@ def explain_captioner(cfg: DictConfig) -> dict[str, Any]:
         raise _too_large(path, err, MAX_PIXELS) from None
     except UNREADABLE as err:  # PixelRangeError too: readable, but of no known range (its reason says what to do)
         raise unreadable_picture(path, err) from None
-    say_gif_cut_short(path, CAPTIONER_MAX_PIXELS)
+    say_gif_cut_short(path, MAX_PIXELS)
     # the caption `python -m supra.caption` writes: the run's decoding, what this command line gives over it
     decode = command_decoding(cfg, "explain", net, run_config)
     out = _out_dir(cfg)
@@ -228,7 +228,7 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
             raise unreadable_picture(path, err) from None
         except Exception as err:  # Pillow's own: one line either way
             raise unreadable_picture(path, err) from None
-        say_gif_cut_short(path, A2A_MAX_PIXELS)
+        say_gif_cut_short(path, GENERATE_MAX_PIXELS)
         out = _out_dir(cfg)
         codes = encode_items(vqvae, picture[None], 1, torch.device("cpu"))[0]
         limit, note = text_room(cfg.max_new_tokens, prompt_len, net.config.context)
