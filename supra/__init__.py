@@ -17,11 +17,12 @@ except PackageNotFoundError:  # a checkout run without installing it: no version
     __version__ = "0+unknown"
 
 quiet_ctrl_c_while_starting()  # only in a process started as a Supra command: Ctrl-C while it starts is one line
-exit_if_version_asked(getattr(sys, "orig_argv", []), sys.argv[0] if sys.argv else "", sys.argv[1:], __version__)
-exit_if_not_in_checkout(getattr(sys, "orig_argv", []), sys.argv[0] if sys.argv else "")  # a wheel: no conf/
-say_starting(getattr(sys, "orig_argv", []), sys.argv[0] if sys.argv else "", sys.argv[1:])  # on a terminal alone
-if (_command := command_asked_for_help(getattr(sys, "orig_argv", []), sys.argv[1:])) is not None:
+_orig_argv, _script, _args = getattr(sys, "orig_argv", []), sys.argv[0] if sys.argv else "", sys.argv[1:]
+exit_if_version_asked(_orig_argv, _script, _args, __version__)
+exit_if_not_in_checkout(_orig_argv, _script)  # a wheel: no conf/
+say_starting(_orig_argv, _script, _args)  # on a terminal alone
+if (_command := command_asked_for_help(_orig_argv, _args)) is not None:
     # `python -m supra.X --help`: answered from conf/ before supra/X.py imports torch (seconds)
     from supra.utils.cli import exit_if_help_asked
 
-    exit_if_help_asked(_command, sys.argv[1:])
+    exit_if_help_asked(_command, _args)

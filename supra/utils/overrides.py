@@ -5,7 +5,6 @@ unknown_keys.py, which both check a command line with these."""
 from __future__ import annotations
 
 from collections.abc import Sequence
-from pathlib import Path
 
 import hydra
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -13,7 +12,9 @@ from hydra.core.override_parser.types import Override
 from hydra.errors import HydraException
 from omegaconf import DictConfig
 
-CONF_DIR = Path(__file__).resolve().parents[2] / "conf"  # the repository's conf/, beside the package
+from supra.utils.start_up import REPO_ROOT
+
+CONF_DIR = REPO_ROOT / "conf"  # the repository's conf/, beside the package
 
 
 def compose_conf(config_name: str, overrides: Sequence[str]) -> DictConfig:
