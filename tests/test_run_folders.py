@@ -9,6 +9,7 @@ import logging
 import os
 import runpy
 import socket
+import stat
 import subprocess
 import sys
 import time
@@ -128,6 +129,45 @@ def test_a_claim_whose_pid_is_now_another_process_s_is_taken_over(tmp_path, live
     assert KeepFinishedRuns()._claim(tmp_path / "reused", "run") is None
     claim_by(tmp_path / "live", live_pid, start=started)
     assert KeepFinishedRuns()._claim(tmp_path / "live", "run") is not None
+
+
+def test_a_runs_claim_is_readable_by_other_users_as_a_plain_file_is(tmp_path):
+    """It was 0600: another user's run could not read it, took it for a dead run's and wrote into the same folder."""
+    callback = KeepFinishedRuns()
+    assert callback._claim(tmp_path / "run", "run") is None
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "run" / OWNER).stat().st_mode) == 0o666 & ~mask
+    callback._release()
+
+
+def unreadable_claim(folder: Path) -> None:
+    """A claim in `folder` that this user may not read: another user's, kept from it by a stricter umask."""
+    claim_by(folder, os.getpid() + 1)
+    if os.geteuid() != 0:
+        (folder / OWNER).chmod(0)
+        return
+    # root reads any file whatever its mode: a claim that is a write-only sysctl file, which root may not read
+    (folder / OWNER).unlink()
+    (folder / OWNER).symlink_to("/proc/sys/vm/compact_memory")
+    try:
+        (folder / OWNER).read_text()
+    except PermissionError:
+        return
+    except OSError:
+        pass
+    pytest.skip("running as root with no file root may not read (no /proc/sys/vm/compact_memory)")
+
+
+def test_a_claim_this_user_cannot_read_is_refused_as_a_live_runs_and_left_alone(tmp_path, capsys):
+    """It was taken for a dead run's claim, removed, and the folder of another user's live run written into."""
+    busy = tmp_path / "busy"
+    unreadable_claim(busy)
+    assert refusal(KeepFinishedRuns().on_run_start, hydra_config(str(busy)), capsys) == (
+        f"error: hydra.run.dir={busy} is being written by another run (another user's, whose claim this user cannot "
+        "read): choose another with hydra.run.dir=DIR, or wait for that run to end (if it has ended, remove its "
+        f"claim: rm {busy / OWNER})\n")
+    assert os.path.lexists(busy / OWNER)
 
 
 def test_paths_kaggle_off_kaggle_is_refused_before_its_run_folder_is_made(tmp_path, capsys):

@@ -33,6 +33,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict, read_write
 from omegaconf.errors import OmegaConfBaseException
 
 from supra.utils.errors import SupraUserError
+from supra.utils.files import give_plain_permissions
 from supra.utils.hydra_quoting import hydra_quoted
 
 # What a run leaves once it has started its work (a sweep job's record, its logged curves, its checkpoints, its
@@ -289,6 +290,9 @@ def _link_claim(claim: Path) -> None:
     with tempfile.NamedTemporaryFile("w", dir=claim.parent, prefix=".claim.", delete=False) as file:
         file.write(text)
     try:
+        # not mkstemp's 0600, which the link keeps: another user's run could not read it, and took it for a dead
+        # run's claim
+        give_plain_permissions(file.name)
         os.link(file.name, claim)
     except FileExistsError:
         raise
@@ -364,10 +368,13 @@ def _is_first_process() -> bool:
 def _live_owner(claim: Path) -> str | None:
     """'process N on HOST' while the process that wrote `claim` runs; None for a dead one's (a run killed
     before it could remove its claim), one whose pid a later process has (this one included: a restarted
-    container numbers its processes again) or an unreadable claim."""
+    container numbers its processes again) or a claim gone in the meantime. One this user may not read is taken for
+    live: another user's run, whose folder is not this run's to take over."""
     try:
         host, pid, *started = claim.read_text().split()
         pid_number = int(pid)
+    except PermissionError:
+        return "another user's, whose claim this user cannot read"
     except OSError:
         return None
     except ValueError:  # empty: just created by a run about to write it (where there are no hard links)
