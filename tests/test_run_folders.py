@@ -368,6 +368,28 @@ def test_resuming_into_the_interrupted_runs_own_folder_is_told_to_write_elsewher
         KeepFinishedRuns().on_run_start, hydra_config(str(tmp_path)), capsys)
 
 
+def test_a_folder_a_live_run_is_writing_is_refused_as_such_once_it_holds_checkpoints(tmp_path, capsys, live_pid):
+    """Its last.ckpt made it "an interrupted run" with advice to resume it, starting a second training from a
+    snapshot of a run still going; a live sweep's first job made its folder "a sweep's finished jobs"."""
+    run, sweep, host = tmp_path / "run", tmp_path / "sweep", socket.gethostname()
+    last = run / "checkpoints" / "last.ckpt"
+    last.parent.mkdir(parents=True)
+    torch.save({"global_step": 6, "supra": {"run_config": {"trainer": {"max_steps": 400}}}}, last)
+    claim_by(run, live_pid)
+    assert refusal(KeepFinishedRuns().on_run_start, hydra_config(str(run)), capsys) == (
+        f"error: hydra.run.dir={run} is being written by another run (process {live_pid} on {host}): choose another "
+        f"with hydra.run.dir=DIR, or wait for that run to end (if it has ended, remove its claim: rm {run / OWNER})\n")
+    finished_job(sweep, "multirun.yaml", "0/checkpoints/last.ckpt", "0/csv/metrics.csv")
+    claim_by(sweep, live_pid)
+    assert refusal(KeepFinishedRuns().on_multirun_start, sweep_config(sweep), capsys) == (
+        f"error: hydra.sweep.dir={sweep} is being written by another run (process {live_pid} on {host}): choose "
+        "another with hydra.sweep.dir=DIR, or wait for that run to end (if it has ended, remove its claim: "
+        f"rm {sweep / OWNER})\n")
+    claim_by(run, a_dead_pid())  # once that run is killed, its folder is an interrupted run's
+    assert "already holds an interrupted run (checkpoints/last.ckpt at step 6 of 400)" in refusal(
+        KeepFinishedRuns().on_run_start, hydra_config(str(run)), capsys)
+
+
 def test_a_folder_a_run_was_refused_in_before_its_work_is_free_for_the_corrected_command(tmp_path):
     """Hydra writes .hydra/ and the log before the run refuses bad input (`seed=abc`): no run's result."""
     finished_job(tmp_path, ".hydra/config.yaml", ".hydra/overrides.yaml", "train.log")

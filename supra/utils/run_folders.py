@@ -234,7 +234,10 @@ class KeepFinishedRuns(Callback):
         folder = self._resolved(config, mode)
         dated = "${now:" in str(OmegaConf.to_container(config.hydra[mode], resolve=False)["dir"])
         candidate, n = folder, 0
-        while (refusal := finished(candidate) or self._claim(candidate, mode)) is not None:
+        # a live run's folder first: once it holds a checkpoint it would otherwise be called finished or
+        # interrupted (with advice to resume a run that is still going)
+        while (refusal := _written_by_another(candidate, mode) or finished(candidate)
+               or self._claim(candidate, mode)) is not None:
             if not dated:
                 _refuse(refusal)
             n += 1
@@ -254,11 +257,8 @@ class KeepFinishedRuns(Callback):
                 folder.mkdir(parents=True, exist_ok=True)
                 _link_claim(claim)
             except FileExistsError:
-                owner = _live_owner(claim)
-                if owner is not None:
-                    return (f"hydra.{mode}.dir={folder} is being written by another run ({owner}): choose another "
-                            f"with hydra.{mode}.dir=DIR, or wait for that run to end (if it has ended, remove its "
-                            f"claim: rm {shlex.quote(str(claim))})")
+                if refusal := _written_by_another(folder, mode):
+                    return refusal
                 claim.unlink(missing_ok=True)  # a killed run's: taken over
                 continue
             except OSError:
@@ -279,6 +279,17 @@ class KeepFinishedRuns(Callback):
         # itself does only later, in the job (`now` is cached: the job gets the same folder)
         HydraConfig.instance().set_config(config)
         return Path(str(config.hydra[mode].dir))
+
+
+def _written_by_another(folder: Path, mode: str) -> str | None:
+    """The refusal of `folder` while another live process's claim is in it, else None."""
+    claim = folder / OWNER
+    # lexists: a folder this user may not search is no other run's (the job says it cannot write there)
+    if not os.path.lexists(claim) or (owner := _live_owner(claim)) is None:
+        return None
+    return (f"hydra.{mode}.dir={folder} is being written by another run ({owner}): choose another with "
+            f"hydra.{mode}.dir=DIR, or wait for that run to end (if it has ended, remove its claim: "
+            f"rm {shlex.quote(str(claim))})")
 
 
 def _link_claim(claim: Path) -> None:
