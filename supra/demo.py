@@ -290,8 +290,8 @@ class A2ADemo:
                               f"{int(given)} the model needs to continue it; upload the whole GIF")
             return None, (f"⚠️ {source.name} has {have}: the model needs {int(given)} to continue it; upload a "
                           "longer GIF")
-        note = (f"ℹ️ {source.name} {cut_short(start)}: its first {int(given)} frames, before the cut, are continued"
-                if start.cut else "")
+        used = f"its first {counted(int(given), 'frame')}, before the cut, {'is' if int(given) == 1 else 'are'}"
+        note = f"ℹ️ {source.name} {cut_short(start)}: {used} continued" if start.cut else ""
         clip = torch.stack([fit(f, self.size, "crop") for f in frames])
         codes = encode_items(self.vqvae, clip, 64, CPU)
         prompt = self.vocab.layout.video_block(codes)[:-1]  # the video stays open

@@ -584,3 +584,5 @@ def test_the_a2a_page_says_a_gif_is_cut_short_and_continues_it_at_its_own_pace(t
         "its first 2 frames, before the cut, are continued")
     with Image.open(gif) as continued:
         assert [(continued.seek(i), continued.info["duration"])[1] for i in range(continued.n_frames)] == [30, 90, 30, 30]
+    gif, message = demo.video2video(str(tmp_path / "cut.gif"), given=1, new=1)  # "its first 1 frames ... are"
+    assert gif is not None and message.endswith("after 2 frames): its first 1 frame, before the cut, is continued")
