@@ -23,10 +23,12 @@ from rich.progress import track
 
 from supra.artifacts.captioner_release import command_decoding, load_captioner
 from supra.data.folder_index import SPECIAL, SPECIAL_NOUN, Tally
+from supra.data.gif_frames import first_frame_cut_note
 from supra.data.images import (
     DAMAGED,
     EMPTY_FILE,
     IMAGE_SUFFIXES,
+    MAX_PIXELS,
     NOT_A_PICTURE,
     UNREADABLE,
     PixelRangeError,
@@ -257,6 +259,7 @@ def _caption_files(net: VLMNano, tokenizer: CaptionTokenizer, settings: DecodeCo
     unreadable = Tally()  # one line at the end: 600 broken files are not 600 lines
     thumbnails: list[torch.Tensor] = []
     last_reason = ""  # a single file's, for its one line
+    cut_notes: list[str] = []  # GIFs cut short, each captioned by its first frame: said after the progress bar
     for start in track(range(0, len(files), batch_size), description=f"captioning {counted(len(files), 'image')}"):
         batch, names = [], []
         for path in files[start : start + batch_size]:
@@ -266,6 +269,10 @@ def _caption_files(net: VLMNano, tokenizer: CaptionTokenizer, settings: DecodeCo
             try:
                 batch.append(image_to_uint8(load_rgb(path), size))
                 names.append(path.relative_to(root).as_posix())
+                # named as the skip line names files: images= itself, or its path under the folder
+                what = f"images={images}" if images.is_file() else names[-1]
+                if note := first_frame_cut_note(path, what, MAX_PIXELS):  # as explain and generate note one
+                    cut_notes.append(note)
             except UNREADABLE as err:
                 name, reason = path.relative_to(root).as_posix(), unreadable_reason(path, err)
                 if is_broken_link(path) or link_loops(path):
@@ -282,6 +289,8 @@ def _caption_files(net: VLMNano, tokenizer: CaptionTokenizer, settings: DecodeCo
         ids = generate(net, normalize_images(images_uint8, net.image_input.mean, net.image_input.std), tokenizer.bos_id, tokenizer.eos_id, settings)
         captions.update(zip(names, tokenizer.decode_batch(ids), strict=True))
         thumbnails += list(images_uint8[: max(0, grid_images - len(thumbnails))])
+    for note in cut_notes:
+        print(note, file=sys.stderr)
     if not captions and images.is_file():  # one picture: said as explain says it, not "none of the 1 images"
         raise SupraUserError(f"images={images} cannot be read as a picture: {last_reason}; give a PNG, JPEG, ...")
     if not captions:

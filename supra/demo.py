@@ -44,6 +44,7 @@ from supra.data.gif_frames import (
     MediaDecodeError,
     continued_timing,
     cut_short,
+    first_frame_cut_note,
     read_gif_start,
 )
 from supra.data.images import (
@@ -116,15 +117,17 @@ def _not_a_picture(source: Path, err: MediaDecodeError) -> str:
     return f"{source.name} cannot be used as a picture: {why}"
 
 
-def _still(path: str | None, size: int, resize: str) -> torch.Tensor:
-    """An uploaded picture (or a GIF's first frame) -> uint8 [3, size, size], squashed as the captioner's data
-    (resize="squash") or squared by crop / pad; one line when it is no picture."""
+def _still(path: str | None, size: int, resize: str) -> tuple[torch.Tensor, str]:
+    """An uploaded picture (or a GIF's first frame) -> (uint8 [3, size, size], squashed as the captioner's data
+    (resize="squash") or squared by crop / pad; a note for a GIF cut short after its first frame, as caption,
+    explain and generate note it, else ""); one line when it is no picture."""
     source = _upload(path)
     try:
         picture = load_still(source, GENERATE_MAX_PIXELS)
-        return squashed(picture, size) if resize == "squash" else fit(picture, size, resize, GENERATE_MAX_PIXELS)
+        picture = squashed(picture, size) if resize == "squash" else fit(picture, size, resize, GENERATE_MAX_PIXELS)
     except MediaDecodeError as err:  # a padded square over GENERATE_MAX_PIXELS too
         raise SupraUserError(_not_a_picture(source, err)) from None
+    return picture, first_frame_cut_note(source, source.name, GENERATE_MAX_PIXELS, mark="ℹ️") or ""
 
 
 def _seed(value: float | str | None) -> int:
@@ -167,7 +170,7 @@ class CaptionerDemo:
         """-> (caption, the attention strip, a message: empty when all went well, the seed when sampled).
         A setting left None is the model's run's; top_k 0: all tokens; seed None: a fresh draw."""
         try:
-            image = _still(path, self.net.config.IMG_SIZE, "squash")
+            image, gif_note = _still(path, self.net.config.IMG_SIZE, "squash")
             given = {"strategy": decode, "beam_width": None if beam_width is None else int(beam_width),
                      "temperature": None if temperature is None else float(temperature)}
             settings = dataclasses.replace(self.decode, **{k: v for k, v in given.items() if v is not None})
@@ -179,7 +182,7 @@ class CaptionerDemo:
             settings.check_vocabulary(self.net.config.VOCAB_SIZE)  # a beam wider than a small model's vocabulary
         except (SupraUserError, ValueError) as err:
             return "", None, f"⚠️ {err}"
-        note = _drawn_with(settings.seed) if drawn else ""
+        note = "\n\n".join(filter(None, [gif_note, _drawn_with(settings.seed) if drawn else ""]))
         tokenizer = self.tokenizer
         pixels = normalize_images(image[None], self.net.image_input.mean, self.net.image_input.std)
         if self.grid is None:
@@ -254,7 +257,7 @@ class A2ADemo:
         prompt_len = self.side * self.side + 3  # <IMAGE> codes </IMAGE><TEXT>
         try:
             self.check_fits("image2text")  # as explain and generate check it: a context too small is said, no crash
-            picture = _still(path, self.size, "crop")
+            picture, gif_note = _still(path, self.size, "crop")
         except SupraUserError as err:
             return "", None, f"⚠️ {err}"
         codes = encode_items(self.vqvae, picture[None], 1, CPU)[0]
@@ -268,7 +271,7 @@ class A2ADemo:
         cut = limit < CAPTION_TOKENS and len(ids) == limit
         note = (f"ℹ️ the caption is cut at {limit} tokens: the model's context of {context} leaves no more after the "
                 f"picture's {prompt_len}") if cut else ""
-        return caption, strip, note
+        return caption, strip, "\n\n".join(filter(None, [gif_note, note]))
 
     def video2video(self, path: str | None, given: int = 2, new: int = 2) -> tuple[str | None, str]:
         """A GIF -> (a GIF of its first `given` frames and the `new` ones the model continues them with, message)."""

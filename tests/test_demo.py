@@ -564,6 +564,27 @@ def test_the_page_in_a_headless_browser_captions_an_upload_and_names_a_bad_one(t
     assert server.poll() is not None  # the server ends with the test
 
 
+def test_both_picture_tabs_note_a_gif_cut_short_and_caption_its_first_frame(trained_run, tmp_path):
+    """As caption, explain and generate note it: the picture tabs read a GIF cut short without a word."""
+    torch.manual_seed(0)
+    vocab = A2AVocab.train(["a red square", "a blue circle"], vocab_size=270, num_codes=16)
+    net = A2ANano(A2AConfig(vocab_size=vocab.layout.vocab_size, context=300, n_layers=1, d_model=16, n_heads=2, d_mlp=32))
+    a2a = A2ADemo(str(save_a2a_release(tmp_path / "a2a", net, VQVAE(num_codes=16, code_dim=4, hidden=(4, 4)), vocab)),
+                  image_size=16)
+    frames = [Image.new("RGB", (16, 16), colour) for colour in ("red", "green", "blue")]
+    frames[0].save(tmp_path / "clip.gif", save_all=True, append_images=frames[1:], loop=0, duration=100)
+    data = (tmp_path / "clip.gif").read_bytes()
+    (tmp_path / "cut.gif").write_bytes(data[: len(data) - 10])  # cut inside the last frame
+    note = (r"ℹ️ cut\.gif is cut short \(the file is cut inside the block at byte \d+, after 2 frames\): its first "
+            r"frame, before the cut, is used")
+    caption, maps, message = CaptionerDemo(str(trained_run / "checkpoints" / "best.ckpt")).caption(
+        str(tmp_path / "cut.gif"), decode="greedy")
+    assert caption and maps is not None and re.fullmatch(note, message), message
+    caption, maps, message = a2a.image2text(str(tmp_path / "cut.gif"))
+    assert maps is not None and re.fullmatch(note, message), message
+    assert a2a.image2text(str(tmp_path / "clip.gif"))[2] == ""  # whole: no note
+
+
 def test_the_a2a_page_says_a_gif_is_cut_short_and_continues_it_at_its_own_pace(tmp_path):
     """As generate does: a GIF cut short was only "too short" (upload a longer one), and every continued clip
     played at 400 ms a frame, whatever its input's times."""

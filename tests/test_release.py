@@ -405,6 +405,25 @@ def test_caption_reads_every_photo_suffix_pillow_opens_and_names_the_files_it_pa
     assert {".jpg", ".jfif", ".jpe", ".png", ".webp", ".tif"} <= IMAGE_SUFFIXES and ".pdf" not in IMAGE_SUFFIXES
 
 
+def test_caption_notes_a_gif_cut_short_as_explain_does_and_captions_its_first_frame(release, tmp_path, capsys):
+    """caption read a GIF cut short for its first frame without a word, where explain and generate note it."""
+    from PIL import Image
+
+    photos = folder_of(tmp_path / "photos")
+    frames = [Image.new("RGB", (32, 32), colour) for colour in ("red", "green", "blue")]
+    frames[0].save(photos / "clip.gif", save_all=True, append_images=frames[1:], duration=100, loop=0)
+    (photos / "cut.gif").write_bytes((photos / "clip.gif").read_bytes()[:-10])  # cut inside the last frame
+    where = r"is cut short \(the file is cut inside the block at byte \d+, after 2 frames\)"
+    used = "its first frame, before the cut, is used"
+    captioned = run_command("caption", f"ckpt={release}", f"images={photos}", f"out={tmp_path / 'out'}", "decode=greedy")
+    assert sorted(captioned) == ["clip.gif", "cut.gif"]
+    notes = [line for line in capsys.readouterr().err.splitlines() if line.startswith("note:")]
+    assert len(notes) == 1 and re.fullmatch(rf"note: cut\.gif {where}: {used}", notes[0]), notes
+    run_command("caption", f"ckpt={release}", f"images={photos / 'cut.gif'}", f"out={tmp_path / 'one'}", "decode=greedy")
+    assert re.fullmatch(rf"note: images={re.escape(str(photos / 'cut.gif'))} {where}: {used}\n",
+                        capsys.readouterr().err)
+
+
 def test_captioning_into_an_earlier_runs_out_says_how_many_captions_it_replaced(release, tmp_path, capsys):
     from PIL import Image
 

@@ -379,10 +379,12 @@ def cut_short(start: GifStart) -> str:
     return f"is cut short ({start.cut})"
 
 
-def first_frame_cut_note(path: str | Path, what: str, max_pixels: int = DEFAULT_MAX_PIXELS) -> str | None:
-    """The note for a picture read for its first frame alone (image2text, explain) that is a GIF cut short, as
-    video2video notes one: `note: <what> is cut short (<where>): its first frame, before the cut, is used`. None
-    for a whole GIF, another format, or a file its reader has already refused."""
+def first_frame_cut_note(path: str | Path, what: str, max_pixels: int = DEFAULT_MAX_PIXELS,
+                         mark: str = "note:") -> str | None:
+    """The note for a picture read for its first frame alone (image2text, explain, caption, the demo's picture
+    tabs) that is a GIF cut short, as video2video notes one: `note: <what> is cut short (<where>): its first frame,
+    before the cut, is used` (`mark`: the demo's "ℹ️" for "note:"). None for a whole GIF, another format, or a
+    file its reader has already refused."""
     with open(path, "rb") as file:
         if file.read(6) not in (b"GIF87a", b"GIF89a"):
             return None
@@ -390,4 +392,4 @@ def first_frame_cut_note(path: str | Path, what: str, max_pixels: int = DEFAULT_
         start = read_gif_start(path, 1, max_pixels)  # the whole structure read, the first frame alone decoded
     except MediaDecodeError:
         return None
-    return f"note: {what} {cut_short(start)}: its first frame, before the cut, is used" if start.cut else None
+    return f"{mark} {what} {cut_short(start)}: its first frame, before the cut, is used" if start.cut else None
