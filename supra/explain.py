@@ -200,14 +200,15 @@ def check_a2a_options(cfg: DictConfig) -> None:
 
 
 def a2a_mode(cfg: DictConfig) -> str:
-    """mode=auto read as image2text given image=, text2image given only prompt=; given both, which one is
-    meant is the user's to say (the other would be ignored)."""
+    """mode=auto read as image2text given image=, text2image given only prompt= (an empty one too: it is said
+    to be empty, not asked for an image); given both, which one is meant is the user's to say (the other would
+    be ignored)."""
     if cfg.mode != "auto":
         return cfg.mode
     if cfg.prompt and cfg.image:
         raise SupraUserError(f"image={cfg.image} and prompt={cfg.prompt!r} with mode=auto: choose mode=image2text "
                              "(explain the image's caption) or mode=text2image (explain drawing the prompt)")
-    return "text2image" if cfg.prompt else "image2text"
+    return "text2image" if cfg.prompt is not None and not cfg.image else "image2text"
 
 
 def explain_a2a(cfg: DictConfig) -> dict[str, Any]:

@@ -1091,6 +1091,17 @@ def test_an_empty_or_blank_prompt_is_said_to_be_empty_with_the_raw_prompt_that_d
         assert generate(tmp_path, pair[0], f"mode={mode}", f"prompt={raw}", "num_samples=1", *frames)["prompt"] == raw
 
 
+def test_explain_given_an_empty_prompt_without_mode_says_the_prompt_is_empty(pair, tmp_path, capsys):
+    """prompt='' without mode= was read as image2text and asked for image=: it is said to be empty, as with
+    mode=text2image."""
+    for prompt in ("", " "):
+        with pytest.raises(SystemExit):
+            run_command("explain", f"ckpt={pair[0]}", f"out={tmp_path / 'out'}", f"prompt='{prompt}'")
+        assert capsys.readouterr().err == (f"error: prompt={prompt!r} is empty: explain maps the attention each drawn "
+                                           "code pays the prompt's words; give a caption (e.g. prompt=\"a red square\")\n")
+    assert not (tmp_path / "out").exists()
+
+
 def test_a_gif_cut_short_is_said_refused_when_too_few_frames_are_left(pair, tmp_path, capsys):
     write_gif(tmp_path / "clip.gif", cycle("green"))
     data = (tmp_path / "clip.gif").read_bytes()
