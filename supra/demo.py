@@ -263,7 +263,7 @@ class A2ADemo:
         codes = encode_items(self.vqvae, picture[None], 1, CPU)[0]
         limit, _ = text_room(CAPTION_TOKENS, prompt_len, context)  # the room the context leaves, as explain's
         ids, tokens = explain_image2text(self.net, self.vocab.layout, codes, [], limit, self.vocab.token_label)
-        caption = self.vocab.decode_text(ids).strip()
+        caption = self.vocab.decode_generated(ids).strip()
         strip = render_token_strip(decode_codes(self.vqvae, codes), [t.token for t in tokens], [t.mean_map for t in tokens],
                                    [f"p={probability_text(t.probability)}" for t in tokens], (self.side, self.side),
                                    STRIP_COLUMNS, title=caption, picture_label=DECODED_INPUT)

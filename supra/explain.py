@@ -236,7 +236,7 @@ def explain_a2a(cfg: DictConfig) -> dict[str, Any]:
         if note:
             print(note, file=sys.stderr)
         ids, tokens = explain_image2text(net, layout, codes, [], limit, vocab.token_label)
-        caption = vocab.decode_text(ids).strip()
+        caption = vocab.decode_generated(ids).strip()
         summary = f"image2text: {caption!r}; attention of each word over the image's {side}x{side} codes"
         return _write(out, f"{Path(str(cfg.ckpt)).name}: {path.name}", summary, decode_codes(vqvae, codes), DECODED_INPUT,
                       (side, side), _rows(tokens), {"ckpt": str(cfg.ckpt), "mode": mode, "image": str(path), "caption": caption,

@@ -445,7 +445,7 @@ def sample_texts(request: Request, pair: Pair, prompt: list[int], pixels: torch.
     # the text each sample continues: the prompt's open text block ("a red" of "<TEXT>a red"), not a text
     # it closed ("<TEXT>a red</TEXT>" is followed by a new one), so a line of text.txt is one text block whole
     start = vocab.decode_text(prompt[len(prompt) - prompt[::-1].index(pair.layout.text_open):])
-    lines = [vocab.decode_text(t) for t in texts]
+    lines = [vocab.decode_generated(t) for t in texts]
     name = "text.txt" if codes is None else "captions.txt"
     outputs: dict[str, Output] = {name: sample_lines([start + line for line in lines])}
     if pixels is not None and codes is not None:

@@ -86,6 +86,19 @@ def test_text_round_trips_exactly_even_with_unseen_characters(vocab):
         assert vocab.decode_text(vocab.encode_text(text)) == text
 
 
+def test_a_generated_caption_cut_in_the_middle_of_a_character_ends_before_it_as_the_captioners_does(vocab):
+    """An image2text caption cut at its most tokens may end in one or two of the three bytes of "猫": decode_text
+    wrote U+FFFD at its end, into captions.txt, the test report and the demo, where the captioner's decode leaves
+    the cut character out. decode_generated leaves it out; a U+FFFD the caption holds as text is kept, and
+    decode_text (render, prompts) still decodes every byte it is given."""
+    ids = vocab.encode_text("a red 猫")
+    end = vocab.layout.text_close
+    assert [vocab.decode_generated(ids[:-1]), vocab.decode_generated([*ids[:-2], end])] == ["a red ", "a red "]
+    assert vocab.decode_generated(ids) == "a red 猫"
+    assert vocab.decode_generated(vocab.encode_text("a red \ufffd")) == "a red \ufffd"
+    assert vocab.decode_text(ids[:-1]) == "a red \ufffd"
+
+
 def test_mixed_encode_decode_round_trip(vocab):
     image = torch.randint(0, 256, (8, 8))
     video = torch.randint(0, 256, (4, 2, 2))

@@ -77,6 +77,6 @@ class AttentionMapsCallback(SampleGridCallback):
                 ids, tokens = explain_image2text(pl_module.net, layout, codes, [], 16, pl_module.vocab.token_label)
                 strips.append(render_token_strip(decode_codes(pl_module.vqvae, codes), [t.token for t in tokens],
                                                  [t.mean_map for t in tokens], [f"p={probability_text(t.probability)}" for t in tokens],
-                                                 tuple(codes.shape), title=f"{pl_module.vocab.decode_text(ids).strip()!r} ({title})",
+                                                 tuple(codes.shape), title=f"{pl_module.vocab.decode_generated(ids).strip()!r} ({title})",
                                                  picture_label=DECODED_INPUT))
         return [Sample("attention_maps", _stack(strips))] if strips else []

@@ -254,7 +254,7 @@ class A2ATask(SupraTask):
         g = self.generation
         ids = generate_texts(self.net, self.vocab.layout, prompts, g["max_caption_tokens"],
                              temperature=g["text_temperature"], generator=generator)
-        return [self.vocab.decode_text(row).strip() for row in ids]
+        return [self.vocab.decode_generated(row).strip() for row in ids]
 
     @torch.no_grad()
     def frames_for(self, prompts: list[list[int]], frames: int, grid: tuple[int, int], first_frame_open: bool,

@@ -24,7 +24,7 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 from supra.tokens.a2a_layout import CONTROL_TOKENS, TokenLayout
-from supra.tokens.caption_bpe import read_gpt2_vocab, readable_token
+from supra.tokens.caption_bpe import read_gpt2_vocab, readable_token, without_cut_character
 from supra.utils.errors import SupraUserError, first_line
 
 # A segment of a mixed sequence: ("text", str) | ("image", int64 [h, w] codes) | ("video", int64 [T, h, w]).
@@ -129,6 +129,12 @@ class A2AVocab:
         """Text of the text ids in `ids`; control ids and codes are dropped, so codes never show as text."""
         text_size = self.layout.text_size
         return self.hf.decode([i for i in map(int, ids) if 0 <= i < text_size], skip_special_tokens=True)
+
+    def decode_generated(self, ids: Iterable[int]) -> str:
+        """decode_text of generated ids (a caption, a text continued), without the U+FFFD of a character cut off
+        by their end (the room for text ran out mid-character), as the captioner's decode leaves it out."""
+        text_ids = [i for i in map(int, ids) if 0 <= i < self.layout.text_size]
+        return without_cut_character(self.hf, text_ids, self.decode_text(text_ids))
 
     def token_label(self, token: int) -> str:
         """One token as explain and the attention maps label it: its text, or its name where decoding drops

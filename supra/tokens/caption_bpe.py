@@ -84,6 +84,23 @@ def _ends_mid_character(data: bytes) -> bool:
     return False
 
 
+def without_cut_character(hf: Tokenizer, text_ids: Sequence[int], text: str) -> str:
+    """`text` (`text_ids` decoded by the byte-level BPE `hf`, no special ids among them) without the U+FFFD
+    that decoding writes for the bytes of a character cut off by the end (a caption cut at its most tokens: its
+    other bytes never came); one the text holds as text stays."""
+    if not text.endswith("\ufffd"):
+        return text
+    byte_of, tail = _byte_of_symbol(), b""
+    for token in reversed(text_ids):
+        symbols = hf.id_to_token(int(token))
+        if symbols is None or any(symbol not in byte_of for symbol in symbols):
+            return text  # not a byte-level token: nothing to tell
+        tail = bytes(byte_of[symbol] for symbol in symbols) + tail
+        if len(tail) >= 3:  # a cut character left at most 3 of its bytes
+            break
+    return text[:-1] if _ends_mid_character(tail) else text
+
+
 def readable_token(decoded: str, symbols: str | None) -> str:
     """One token's text as explain labels it: `decoded` (the token decoded alone), unless that holds U+FFFD, a
     box that says nothing: a byte-level BPE token (`symbols`, as id_to_token gives them) holding part of a
@@ -242,20 +259,8 @@ class CaptionTokenizer:
         return self._whole(list(ids), self.hf.decode(list(ids), skip_special_tokens=True))
 
     def _whole(self, ids: list[int], text: str) -> str:
-        """`text` (decoded `ids`) stripped, without the U+FFFD that decoding writes for the bytes of a character
-        cut off by the caption's end (its other bytes never came); one a caption holds as text stays."""
-        text = text.strip()
-        if not text.endswith("\ufffd"):
-            return text
-        byte_of, tail = _byte_of_symbol(), b""
-        for token in reversed([i for i in ids if i >= len(SPECIAL_TOKENS)]):
-            symbols = self.hf.id_to_token(int(token))
-            if symbols is None or any(symbol not in byte_of for symbol in symbols):
-                return text  # not a byte-level token: nothing to tell
-            tail = bytes(byte_of[symbol] for symbol in symbols) + tail
-            if len(tail) >= 3:  # a cut character left at most 3 of its bytes
-                break
-        return text[:-1].rstrip() if _ends_mid_character(tail) else text
+        """`text` (decoded `ids`) stripped, without the U+FFFD of a character cut off by the caption's end."""
+        return without_cut_character(self.hf, [i for i in ids if i >= len(SPECIAL_TOKENS)], text.strip()).strip()
 
     def token_label(self, token: int) -> str:
         """One token as explain and the attention maps label it: its text, or its name where decoding drops
