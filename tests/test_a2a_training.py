@@ -311,6 +311,24 @@ def test_fast_dev_run_of_the_experiment(vqvae_ckpt, tmp_path, recwarn):
     assert "train/loss" in metrics and "test/loss" in metrics
     # the frozen VQ-VAE stays in eval mode on purpose: Lightning's "may lead to unexpected behavior" is not said
     assert not [w for w in recwarn if "in eval mode at the start of training" in str(w.message)]
+    assert not [w for w in recwarn if "collapsed" in str(w.message)]  # a random VQ-VAE uses many codes
+
+
+def test_training_over_a_vqvae_collapsed_to_one_code_is_warned_of_once_naming_it(vqvae_ckpt, tmp_path, recwarn):
+    """A VQ-VAE trained a few steps can give every picture the same code: the GPT then trained on images that were
+    all one token, without a word. Set-up says so once, naming the checkpoint and what to do."""
+    checkpoint = torch.load(vqvae_ckpt, weights_only=False)
+    codebook = checkpoint["state_dict"]["net.quantizer.codebook"]
+    checkpoint["state_dict"]["net.quantizer.codebook"] = torch.zeros_like(codebook)  # every code alike: code 0 wins
+    collapsed = tmp_path / "collapsed.ckpt"
+    torch.save(checkpoint, collapsed)
+    cfg = compose_config("train", tmp_path / "run", [*a2a_run(collapsed, tmp_path / "cache"), "debug=fast_dev_run",
+                                                        "callbacks.a2a_samples=null", "test=false"])
+    train(cfg)
+    said = [str(w.message) for w in recwarn if "collapsed" in str(w.message)]
+    assert said == [f"the VQ-VAE (model.vqvae_ckpt={collapsed}) gives every train picture the one code 0: it has "
+                    "collapsed (too few training steps?), so the GPT learns nothing of the pictures; train the VQ-VAE "
+                    "longer (python train.py experiment=vqvae_shapes) and give its checkpoint"]
 
 
 class EvalModeSlip(L.Callback):

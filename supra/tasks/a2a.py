@@ -151,6 +151,19 @@ class A2ATask(SupraTask):
         if self.trainer.datamodule.context > self.net.config.context:  # a factory whose context data_settings missed
             raise SupraUserError(f"data.context={self.trainer.datamodule.context} is longer than the GPT's context "
                                  f"{self.net.config.context} (model.net.context)")
+        if stage == "fit":  # once, before any step: a scoring run's codes are the model's, whatever they are
+            self._warn_of_a_collapsed_vqvae(self.trainer.datamodule.train_codes_used())
+
+    def _warn_of_a_collapsed_vqvae(self, codes: list[int]) -> None:
+        """One line when the frozen VQ-VAE gave every train picture one code (a VQ-VAE trained a few steps): the
+        GPT would learn nothing of pictures, its image tasks one token, without a word otherwise."""
+        if len(codes) != 1:
+            return
+        given = (f"model.vqvae_ckpt={self.hparams.vqvae_ckpt}" if self.hparams.vqvae_ckpt
+                 else f"model.init_from={self.hparams.init_from}")
+        rank_zero_warn(f"the VQ-VAE ({given}) gives every train picture the one code {codes[0]}: it has collapsed "
+                       "(too few training steps?), so the GPT learns nothing of the pictures; train the VQ-VAE longer "
+                       "(python train.py experiment=vqvae_shapes) and give its checkpoint")
 
     @property
     def context(self) -> int:

@@ -379,6 +379,11 @@ class A2AMixtureDataModule(L.LightningDataModule):
                                      f"the {short[0]} clips of {short[1]} frames: give fewer (at most {short[1] - 1}) "
                                      "or use longer clips")
 
+    def train_codes_used(self) -> list[int]:
+        """The distinct codes the VQ-VAE gave the train split's pictures and frames, every source's, ascending
+        (one alone: a collapsed VQ-VAE, every picture the same to the GPT)."""
+        return torch.unique(torch.cat([part.codes.flatten().long() for part in self.data["train"]])).tolist()
+
     def _check_train_items(self) -> None:
         """One line naming a source with no train item: a fit would train on the others alone without a word."""
         for name, part in zip(self.source_configs, self.data["train"], strict=True):
