@@ -34,9 +34,9 @@ from supra.data.image_cache import StoredImage
 from supra.data.image_cache import unreadable_reason as image_reason
 from supra.data.images import UNREADABLE, load_rgb
 from supra.utils.cli import (
-    as_typed,
     check_option_types,
     check_paths_given,
+    count_as_typed,
     hydra_command,
     refuse_unread_options,
 )
@@ -53,7 +53,7 @@ from supra.utils.files import (
     write_json_atomic,
     writing_alone,
 )
-from supra.utils.numbers import counted, is_number, is_whole
+from supra.utils.numbers import counted, is_whole
 from supra.utils.overrides import compose_conf
 
 log = logging.getLogger(__name__)
@@ -336,11 +336,9 @@ def check_options(cfg: DictConfig) -> None:
     ignored without a word."""
     check_paths_given(cfg, {"root": "the source's folder", "out": "the folder to write the shards to"})
     per_shard = cfg.samples_per_shard
-    if not is_whole(per_shard, 1):
-        # as every count option of this project: 1e3 and 1000.0 are floats to Hydra, so the example is in digits
-        example = int(per_shard) if is_number(per_shard) and per_shard >= 1 and per_shard == int(per_shard) else 1000
-        raise SupraUserError(f"samples_per_shard={as_typed('samples_per_shard', per_shard)} must be a positive whole "
-                             f"number (images per tar) written in digits, e.g. samples_per_shard={example}")
+    if not is_whole(per_shard, 1):  # 1e3 is a float to Hydra: said as typed, with the count to write, as every count
+        raise SupraUserError(f"{count_as_typed('samples_per_shard', per_shard)} must be a whole number >= 1 (images "
+                             "per tar)")
     check_option_types(cfg, whole=["split_seed"])
     if cfg.source in SOURCES:  # an unknown one is named by read_caption_source
         reads = {"hf_disk": ["root", *HF_COLUMNS, "split_seed", "cache_dir"],

@@ -677,13 +677,15 @@ def test_write_shards_turns_a_source_into_shards_that_read_back_whole(tmp_path, 
 
 
 @pytest.mark.parametrize(("options", "error"), [
-    (["samples_per_shard=2.5"], "samples_per_shard=2.5 must be a positive whole number (images per tar)"),
-    (["samples_per_shard=abc"], "samples_per_shard=abc must be a positive whole number"),
-    (["samples_per_shard=true"], "samples_per_shard=true must be a positive whole number"),
-    # Hydra reads 1e3 as the float 1000.0, which the message once quoted ("1000.0 must be a whole number"): a
-    # count, as every count option takes, but quoted as typed, with the number to give
-    (["samples_per_shard=1e3"], "samples_per_shard=1e3 must be a positive whole number (images per tar) written in "
-                                "digits, e.g. samples_per_shard=1000\n"),
+    # in the one wording of every count option (a model's, train.py's, each command's)
+    (["samples_per_shard=2.5"], "samples_per_shard=2.5 must be a whole number >= 1 (images per tar)\n"),
+    (["samples_per_shard=abc"], "samples_per_shard='abc' must be a whole number >= 1 (images per tar)\n"),
+    (["samples_per_shard=true"], "samples_per_shard=True must be a whole number >= 1 (images per tar)\n"),
+    (["samples_per_shard=0"], "samples_per_shard=0 must be a whole number >= 1 (images per tar)\n"),
+    # Hydra reads 1e3 as the float 1000.0, which the message once quoted ("1000.0 must be a whole number"): quoted
+    # as typed, with the number to give
+    (["samples_per_shard=1e3"], "samples_per_shard=1e3 (write 1000, not 1e3) must be a whole number >= 1 (images "
+                                "per tar)\n"),
     (["split_seed=abc"], "split_seed='abc' must be a whole number"),
     # options of another source than the one chosen would be ignored without a word
     (["source=hf_disk", "layout=karpathy"], "layout=karpathy: source=hf_disk does not read it (it reads root, "
