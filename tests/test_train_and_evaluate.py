@@ -491,13 +491,31 @@ def test_a_run_early_stopping_ends_says_where_it_stopped_on_which_monitor_and_it
     for value in (5.4321, 5.0):  # the first sets the best; the second improves by less than min_delta
         stop._evaluate_stopping_criteria(torch.tensor(value))
     trainer = SimpleNamespace(early_stopping_callbacks=[stop], is_global_zero=True, max_steps=max_steps, max_epochs=5,
-                              current_epoch=1, global_step=4)
+                              current_epoch=1, global_step=4, should_stop=True)
     with caplog.at_level("INFO", logger="supra.runner.training"):
         say_early_stop(trainer)
         say_early_stop(SimpleNamespace(**{**vars(trainer), "early_stopping_callbacks": [EarlyStopping("val/loss")]}))
     assert [r.getMessage() for r in caplog.records] == [
         f"EarlyStopping stopped the run at step 4 {bound}: val/loss (best 5.4321) improved by less than min_delta=100 "
         "in 1 validation (patience=1)"]
+
+
+def test_a_resumed_run_that_goes_on_to_its_end_does_not_repeat_the_early_stop_of_the_run_it_resumed(caplog):
+    """An EarlyStopping's reason comes back with its state from last.ckpt: a run resumed from one that stopped
+    early, and trained on to trainer.max_steps, said again that EarlyStopping had stopped it."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from supra.runner.training import say_early_stop
+
+    stopped = EarlyStopping(monitor="val/loss", stopping_threshold=100)
+    stopped._evaluate_stopping_criteria(torch.tensor(5.0))  # below the threshold: the earlier run stopped there
+    resumed = EarlyStopping(monitor="val/loss", stopping_threshold=100)
+    resumed.load_state_dict(stopped.state_dict())
+    trainer = SimpleNamespace(early_stopping_callbacks=[resumed], is_global_zero=True, max_steps=6, max_epochs=-1,
+                              current_epoch=0, global_step=6, should_stop=False)  # this fit reached its max_steps
+    with caplog.at_level("INFO", logger="supra.runner.training"):
+        say_early_stop(trainer)
+    assert caplog.records == []
 
 
 def test_scores_of_the_shapes_objects_are_no_monitor_or_optimized_metric_with_photos(default_run_config, tmp_path):

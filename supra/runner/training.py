@@ -323,7 +323,11 @@ def _fit(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.Lig
 def say_early_stop(trainer: L.Trainer) -> None:
     """One line where an EarlyStopping callback ended the fit before its end: the step reached, the monitor, its best
     value and why. Lightning's says nothing by default (verbose=False), and a run that reaches its end says
-    "max_steps=N reached"."""
+    "max_steps=N reached". A callback's reason comes back with its state from the checkpoint a run resumes, so only
+    a fit that stopped (trainer.should_stop, set anew by each fit) says it: a resumed run that went on to its end
+    repeated the earlier run's line."""
+    if not trainer.should_stop:
+        return
     for callback in trainer.early_stopping_callbacks:
         reason = callback.stopping_reason
         if reason is EarlyStoppingReason.NOT_STOPPED or not trainer.is_global_zero:
