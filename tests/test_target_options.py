@@ -76,13 +76,34 @@ def test_an_option_the_composed_config_brings_is_said_with_how_to_remove_it_and_
         check_target_options(cfg.model, "model")
     assert str(refused.value) == ("model.optimizer.betas=[0.9, 0.95]: SGD has no option betas: remove it with "
                                   "~model.optimizer.betas (its options at model.optimizer: dampening, differentiable, "
-                                  "foreach, fused, lr, maximize, momentum, nesterov, weight_decay)")
+                                  "foreach, fused, lr, maximize, momentum, nesterov)")
     cfg = compose_config("train", tmp_path / "muon", ["model.optimizer._target_=supra.tasks.optimizers.MuonWithAdamW",
                                                       "+model.optimizer.foo=1"])
     with pytest.raises(SupraUserError) as refused:
         check_target_options(cfg.model, "model")
     assert str(refused.value) == ("model.optimizer.foo=1: MuonWithAdamW has no option foo (its options at "
                                   "model.optimizer: betas, eps, lr, momentum, nesterov, ns_steps)")
+
+
+def test_an_optimizer_keyword_the_task_sets_itself_is_not_offered_at_model_optimizer(tmp_path):
+    """The captioner's and a2a's parameter groups carry model.weight_decay (model.optimizer.weight_decay is
+    refused): the line listed the optimizer's weight_decay as an option, and a near miss of it pointed there; the
+    VQ-VAE's one plain group takes the optimizer's own."""
+    for model in ("vlm_nano", "a2a_nano"):
+        cfg = compose_config("train", tmp_path / model, [f"model={model}", "+model.optimizer.foo=1"])
+        with pytest.raises(SupraUserError) as refused:
+            check_target_options(cfg.model, "model")
+        assert str(refused.value) == ("model.optimizer.foo=1: AdamW has no option foo (its options at model.optimizer: "
+                                      "amsgrad, betas, capturable, differentiable, eps, foreach, fused, lr, maximize)")
+    cfg = compose_config("train", tmp_path / "near", ["+model.optimizer.weight_dcay=0.1"])
+    with pytest.raises(SupraUserError) as refused:
+        check_target_options(cfg.model, "model")
+    assert str(refused.value) == ("model.optimizer.weight_dcay=0.1: AdamW has no option weight_dcay: did you mean "
+                                  "model.weight_decay?")
+    cfg = compose_config("train", tmp_path / "vq", ["model=vqvae_f8", "+model.optimizer.weight_dcay=0.1"])
+    with pytest.raises(SupraUserError) as refused:
+        check_target_options(cfg.model, "model")
+    assert str(refused.value).endswith("did you mean model.optimizer.weight_decay?")
 
 
 @pytest.mark.parametrize(("override", "message"), [

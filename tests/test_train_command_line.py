@@ -25,6 +25,9 @@ from tests.conftest import ROOT, compose_config
     # a key its class takes that conf/ leaves out: Hydra's advice, which is right here, in one line
     ("trainer.max_time=00:01:00", "error: trainer.max_time=00:01:00: not in the config, though trainer takes it: "
                                   "add it with +trainer.max_time=00:01:00\n"),
+    # a key the optimizer takes but the task sets from an option of its own: adding it would be refused
+    ("model.optimizer.weight_decay=0.05", "error: model.optimizer.weight_decay=0.05: not in the config, where the "
+                                          "model sets it from model.weight_decay: use model.weight_decay=0.05\n"),
     # with the `+` Hydra's own error suggests, beside the key it misspells: stored beside an unset ckpt_path, the
     # run would train from scratch
     ("+ckpt_pth=runs/a/last.ckpt", "error: +ckpt_pth=runs/a/last.ckpt: no such option, and nothing reads one "

@@ -24,13 +24,17 @@ def check_target_options(node: DictConfig | ListConfig | None, where: str) -> No
     `instantiate`, which says what is wrong with them."""
     if node is None:
         return
-    _check(OmegaConf.to_container(node, resolve=False), where)
+    value = OmegaConf.to_container(node, resolve=False)
+    instead: dict[str, str] = {}  # the optimizer's keywords the task sets: offered as its options, not the optimizer's
+    if where == "model" and isinstance(value, dict):
+        instead = {f"model.optimizer.{key}": own for key, own in set_by_task(value.get("_target_")).items()}
+    _check(value, where, instead)
 
 
-def _check(value: Any, where: str) -> None:
+def _check(value: Any, where: str, instead: dict[str, str]) -> None:
     if isinstance(value, list):
         for i, item in enumerate(value):
-            _check(item, f"{where}[{i}]")
+            _check(item, f"{where}[{i}]", instead)
         return
     if not isinstance(value, dict):
         return
@@ -38,20 +42,32 @@ def _check(value: Any, where: str) -> None:
     unknown = [key for key in value if not str(key).startswith("_") and options is not None and key not in options]
     if unknown:
         key, name = str(unknown[0]), str(value["_target_"]).rsplit(".", 1)[-1]
-        close = difflib.get_close_matches(key, sorted(options), n=1)
-        settable = sorted(options - FILLED_IN.get(where, set()))
+        settable = sorted(o for o in options - FILLED_IN.get(where, set()) if f"{where}.{o}" not in instead)
+        close = difflib.get_close_matches(key, [*settable, *(k.rpartition(".")[2] for k in instead)], n=1)
         listed = f" (its options at {where}: {', '.join(settable)})" if len(settable) <= 16 else ""
         # a key the composed config brings (SGD's inherited betas) is dropped with Hydra's ~, which few know
         remove = "" if on_command_line(f"{where}.{key}") else f": remove it with ~{where}.{key}"
-        hint = f": did you mean {where}.{close[0]}?" if close else remove + listed
+        nearest = close and instead.get(f"{where}.{close[0]}", f"{where}.{close[0]}")
+        hint = f": did you mean {nearest}?" if close else remove + listed
         raise SupraUserError(f"{where}.{key}={value[key]}: {name} has no option {key}{hint}")
     for key, item in value.items():
-        _check(item, f"{where}.{key}")
+        _check(item, f"{where}.{key}", instead)
 
 
 # Keywords the task passes itself (the parameter groups, Muon's hidden matrices; the optimizer and run length a
 # schedule is built with): no setting of the config's, so left out of the options a refusal lists
 FILLED_IN = {"model.optimizer": {"params", "hidden_matrices"}, "model.scheduler": {"optimizer", "total_steps"}}
+
+# The optimizer's keywords a task sets from an option of its own, by that option's name (where its class takes
+# it): the captioner's and a2a's parameter groups carry model.weight_decay, and torch lets a group's value win
+TASK_SETS = {"weight_decay": "weight_decay"}
+
+
+def set_by_task(model_target: Any) -> dict[str, str]:
+    """{optimizer keyword: the task's option that sets it (`model.weight_decay`)} for the task class
+    `model_target` (model._target_): keywords a run refuses at model.optimizer, so no message offers them there."""
+    options = target_options(model_target) or set()
+    return {key: f"model.{own}" for key, own in TASK_SETS.items() if own in options}
 
 
 def on_command_line(option: str) -> bool:

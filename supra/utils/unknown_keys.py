@@ -16,7 +16,7 @@ from hydra.errors import HydraException
 from omegaconf import OmegaConf
 
 from supra.utils.overrides import compose_conf, is_config_group, other_configs, parsed_overrides
-from supra.utils.target_options import target_options
+from supra.utils.target_options import set_by_task, target_options
 
 
 def exit_if_unknown_key(config_name: str, argv: Sequence[str], *, new_top_keys: bool = True) -> None:
@@ -66,6 +66,10 @@ def unknown_key(tree: dict, override: Override, new_top_keys: bool = True) -> st
         return f"no such option{unread} ({f'did you mean {close}?' if close else _options_there(parent, where)})"
     if adds:
         return _unread_addition(override, parts, depth, parent)
+    model = tree.get("model")
+    own = set_by_task(model.get("_target_")).get(name) if where == "model.optimizer" and isinstance(model, dict) else None
+    if own and depth == len(parts) - 1:  # the task's own option sets it: adding it here would be refused
+        return f"not in the config, where the model sets it from {own}: use {own}={override.input_line.partition('=')[2]}"
     if depth == len(parts) - 1 and _target_takes(parent, name):  # not in conf/, but its class reads it
         return f"not in the config, though {where} takes it: add it with +{override.input_line.lstrip('+')}"
     siblings = user_options(parent)
