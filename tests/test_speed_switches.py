@@ -390,6 +390,23 @@ def test_a_fused_optimizer_lightning_cannot_clip_is_refused_first_and_the_others
                                       run=f"taken_{number}"))
 
 
+@pytest.mark.parametrize("switch", ["false", "auto", "true"])
+def test_an_optimizer_fused_beside_the_captioners_fused_optimizer_is_refused_pointing_at_it(tmp_path, switch):
+    """The captioner passes fused to its optimizer as model.fused_optimizer says: with +model.optimizer.fused=true,
+    false silently won, and auto (nothing passed off CUDA) let the optimizer's fuse, past the check above. a2a and
+    the VQ-VAE have no switch of their own: the optimizer's is theirs."""
+    from supra.runner.run_checks import check_fused_optimizer
+
+    cfg = compose_config("train", tmp_path / "vlm", [f"model.fused_optimizer={switch}", "+model.optimizer.fused=true"])
+    with pytest.raises(SupraUserError) as refused:
+        check_fused_optimizer(cfg)
+    assert str(refused.value) == ("model.optimizer.fused=true: the model passes the optimizer's fused itself, as "
+                                  "model.fused_optimizer says (auto, true or false); use model.fused_optimizer=true")
+    for experiment in ("a2a_shapes", "vqvae_shapes"):
+        check_fused_optimizer(compose_config("train", tmp_path / experiment, [f"experiment={experiment}",
+                                                                             "+model.optimizer.fused=true"]))
+
+
 @pytest.mark.parametrize(("override", "message"), [
     # torch's Muon takes them without a word: the momentum buffer diverged, or no Newton-Schulz iteration ran
     ("+model.optimizer.momentum=1.5", "model.optimizer.momentum=1.5 must be a number from 0 to below 1, e.g. 0.95"),

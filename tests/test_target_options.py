@@ -76,7 +76,7 @@ def test_an_option_the_composed_config_brings_is_said_with_how_to_remove_it_and_
         check_target_options(cfg.model, "model")
     assert str(refused.value) == ("model.optimizer.betas=[0.9, 0.95]: SGD has no option betas: remove it with "
                                   "~model.optimizer.betas (its options at model.optimizer: dampening, differentiable, "
-                                  "foreach, fused, lr, maximize, momentum, nesterov)")
+                                  "foreach, lr, maximize, momentum, nesterov)")
     cfg = compose_config("train", tmp_path / "muon", ["model.optimizer._target_=supra.tasks.optimizers.MuonWithAdamW",
                                                       "+model.optimizer.foo=1"])
     with pytest.raises(SupraUserError) as refused:
@@ -93,8 +93,9 @@ def test_an_optimizer_keyword_the_task_sets_itself_is_not_offered_at_model_optim
         cfg = compose_config("train", tmp_path / model, [f"model={model}", "+model.optimizer.foo=1"])
         with pytest.raises(SupraUserError) as refused:
             check_target_options(cfg.model, "model")
+        fused = "" if model == "vlm_nano" else " fused,"  # the captioner's is model.fused_optimizer's (below)
         assert str(refused.value) == ("model.optimizer.foo=1: AdamW has no option foo (its options at model.optimizer: "
-                                      "amsgrad, betas, capturable, differentiable, eps, foreach, fused, lr, maximize)")
+                                      f"amsgrad, betas, capturable, differentiable, eps, foreach,{fused} lr, maximize)")
     cfg = compose_config("train", tmp_path / "near", ["+model.optimizer.weight_dcay=0.1"])
     with pytest.raises(SupraUserError) as refused:
         check_target_options(cfg.model, "model")

@@ -28,6 +28,8 @@ from tests.conftest import ROOT, compose_config
     # a key the optimizer takes but the task sets from an option of its own: adding it would be refused
     ("model.optimizer.weight_decay=0.05", "error: model.optimizer.weight_decay=0.05: not in the config, where the "
                                           "model sets it from model.weight_decay: use model.weight_decay=0.05\n"),
+    ("model.optimizer.fused=true", "error: model.optimizer.fused=true: not in the config, where the model sets it "
+                                   "from model.fused_optimizer: use model.fused_optimizer=true\n"),
     # with the `+` Hydra's own error suggests, beside the key it misspells: stored beside an unset ckpt_path, the
     # run would train from scratch
     ("+ckpt_pth=runs/a/last.ckpt", "error: +ckpt_pth=runs/a/last.ckpt: no such option, and nothing reads one "

@@ -25,14 +25,14 @@ from supra.loggers.wandb_options import WANDB_TARGET, check_wandb_options
 from supra.metrics.caption_scores import require_java
 from supra.runner.components import tests_nothing
 from supra.tasks.captioning import fuses_on_auto
-from supra.utils.cli import check_option_types, count_as_typed, refuse_job_chdir
+from supra.utils.cli import as_typed, check_option_types, count_as_typed, refuse_job_chdir
 from supra.utils.errors import SupraUserError
 from supra.utils.files import require_writable_dir
 from supra.utils.hardware import check_chosen_trainer, trains_on_cpu
 from supra.utils.numbers import is_number, is_whole
 from supra.utils.run_folders import finished_run_file
 from supra.utils.seeds import check_seed
-from supra.utils.target_options import check_target_exists
+from supra.utils.target_options import check_target_exists, set_by_task
 
 log = logging.getLogger(__name__)
 
@@ -403,7 +403,15 @@ MIXED_PRECISIONS = ("16-mixed", "bf16-mixed", "16", "bf16")
 def check_fused_optimizer(cfg: DictConfig) -> None:
     """model.fused_optimizer=true where Lightning refuses to clip the gradients of a fused optimizer (mixed
     precision with gradient clipping: fuses_on_auto's rule, which auto follows), refused before any work: it was
-    Lightning's traceback at the first step. After check_trainer_numbers: gradient_clip_val is a number or null."""
+    Lightning's traceback at the first step. After check_trainer_numbers: gradient_clip_val is a number or null.
+    model.optimizer.fused beside it is refused: model.fused_optimizer=false silently won over it, and auto let it
+    fuse past the check below."""
+    optimizer = OmegaConf.select(cfg, "model.optimizer")
+    given_twice = isinstance(optimizer, DictConfig) and "fused" in optimizer
+    if cfg.get("train") and given_twice and "fused" in set_by_task(OmegaConf.select(cfg, "model._target_")):
+        given = as_typed("model.optimizer.fused", optimizer.get("fused"))
+        raise SupraUserError(f"model.optimizer.fused={given}: the model passes the optimizer's fused itself, as "
+                             f"model.fused_optimizer says (auto, true or false); use model.fused_optimizer={given}")
     if OmegaConf.select(cfg, "model.fused_optimizer") is not True:
         return
     precision = OmegaConf.select(cfg, "trainer.precision")

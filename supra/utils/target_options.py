@@ -59,8 +59,9 @@ def _check(value: Any, where: str, instead: dict[str, str]) -> None:
 FILLED_IN = {"model.optimizer": {"params", "hidden_matrices"}, "model.scheduler": {"optimizer", "total_steps"}}
 
 # The optimizer's keywords a task sets from an option of its own, by that option's name (where its class takes
-# it): the captioner's and a2a's parameter groups carry model.weight_decay, and torch lets a group's value win
-TASK_SETS = {"weight_decay": "weight_decay"}
+# it): the captioner's and a2a's parameter groups carry model.weight_decay, and torch lets a group's value win; the
+# captioner passes fused as model.fused_optimizer says, over the optimizer config's
+TASK_SETS = {"weight_decay": "weight_decay", "fused": "fused_optimizer"}
 
 
 def set_by_task(model_target: Any) -> dict[str, str]:
