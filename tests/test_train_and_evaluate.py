@@ -500,6 +500,31 @@ def test_a_run_early_stopping_ends_says_where_it_stopped_on_which_monitor_and_it
         "in 1 validation (patience=1)"]
 
 
+def test_a_threshold_early_stop_names_the_value_that_stopped_the_run_not_a_best_it_never_set(caplog):
+    """A stop on stopping_threshold at the first validation said '(best inf)': Lightning sets best_score only on
+    an improvement, which a threshold stop is not. The line gives the monitor's last value, the one that stopped it."""
+    from lightning.pytorch.callbacks import EarlyStopping
+
+    from supra.runner.training import say_early_stop
+
+    lines = []
+    for kwargs, value in (({"stopping_threshold": 5.0}, 4.25), ({"divergence_threshold": 9.0}, 12.5),
+                          ({}, float("nan"))):
+        stop = EarlyStopping(monitor="val/loss", **kwargs)
+        stop._evaluate_stopping_criteria(torch.tensor(value))
+        trainer = SimpleNamespace(early_stopping_callbacks=[stop], is_global_zero=True, max_steps=12, max_epochs=-1,
+                                  current_epoch=0, global_step=3, should_stop=True,
+                                  callback_metrics={"val/loss": torch.tensor(value)})
+        with caplog.at_level("INFO", logger="supra.runner.training"):
+            say_early_stop(trainer)
+        lines += [r.getMessage() for r in caplog.records]
+        caplog.clear()
+    assert lines == [
+        "EarlyStopping stopped the run at step 3 of trainer.max_steps=12: val/loss=4.25 reached stopping_threshold=5",
+        "EarlyStopping stopped the run at step 3 of trainer.max_steps=12: val/loss=12.5 passed divergence_threshold=9",
+        "EarlyStopping stopped the run at step 3 of trainer.max_steps=12: val/loss=nan was not finite"]
+
+
 def test_a_resumed_run_that_goes_on_to_its_end_does_not_repeat_the_early_stop_of_the_run_it_resumed(caplog):
     """An EarlyStopping's reason comes back with its state from last.ckpt: a run resumed from one that stopped
     early, and trained on to trainer.max_steps, said again that EarlyStopping had stopped it."""

@@ -334,15 +334,21 @@ def say_early_stop(trainer: L.Trainer) -> None:
             continue
         bound = (f"of trainer.max_steps={trainer.max_steps}" if trainer.max_steps > 0 else
                  f"in epoch {trainer.current_epoch + 1} of trainer.max_epochs={trainer.max_epochs}")
+        if reason is EarlyStoppingReason.PATIENCE_EXHAUSTED:
+            log.info("EarlyStopping stopped the run at step %d %s: %s (best %.6g) improved by less than min_delta=%g "
+                     "in %s (patience=%d)", trainer.global_step, bound, callback.monitor, float(callback.best_score),
+                     abs(callback.min_delta), counted(callback.wait_count, "validation"), callback.patience)
+            continue
+        # a threshold or non-finite stop leaves best_score as it was (inf before any improvement): the value that
+        # stopped the run is the monitor's last, which the trainer holds
+        last = trainer.callback_metrics.get(callback.monitor)
         why = ("was not finite" if reason is EarlyStoppingReason.NON_FINITE_METRIC else
                f"reached stopping_threshold={callback.stopping_threshold:g}"
                if reason is EarlyStoppingReason.STOPPING_THRESHOLD else
-               f"passed divergence_threshold={callback.divergence_threshold:g}"
-               if reason is EarlyStoppingReason.DIVERGENCE_THRESHOLD else
-               f"improved by less than min_delta={abs(callback.min_delta):g} in "
-               f"{counted(callback.wait_count, 'validation')} (patience={callback.patience})")
-        log.info("EarlyStopping stopped the run at step %d %s: %s (best %s) %s", trainer.global_step, bound,
-                 callback.monitor, f"{float(callback.best_score):.6g}", why)
+               f"passed divergence_threshold={callback.divergence_threshold:g}")
+        value = f"={float(last):.6g}" if last is not None else ""
+        log.info("EarlyStopping stopped the run at step %d %s: %s%s %s", trainer.global_step, bound, callback.monitor,
+                 value, why)
 
 
 def _test(cfg: DictConfig, trainer: L.Trainer, task: SupraTask, datamodule: L.LightningDataModule) -> dict[str, float]:
