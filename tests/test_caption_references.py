@@ -5,13 +5,19 @@ before: the final full stop dropped, each caption once, every repeat counted in 
 from __future__ import annotations
 
 import json
+import unicodedata
+from functools import partial
 from pathlib import Path
 
+from supra.data import folder_index
+from supra.data.caption_sources import index as caption_index
 from supra.data.caption_sources.coco import ANNOTATION_ID_TWICE, read_coco
 from supra.data.caption_sources.folder import read_caption_folder
 from supra.data.caption_sources.index import REPEATED_CAPTION, summary_line
 from supra.data.captioning.photos import PhotoCaptionsDataModule
+from supra.data.captions import clean_caption
 from supra.metrics.caption_scores import score_captions
+from supra.utils.folder_walk import walk_visible
 from tests.caption_source_fixtures import write_coco_official
 from tests.flickr8k_fixtures import write_images
 
@@ -102,3 +108,65 @@ def test_coco_scores_an_image_with_one_caption_in_two_annotations_twice_and_one_
     assert index.references[key].count(first["caption"].strip()) == 2
     assert len(index.references[key]) == 6 and len(index.captions[key]) == 5
     assert index.skipped[ANNOTATION_ID_TWICE] == 1 and index.skipped[REPEATED_CAPTION] == 1
+
+
+def write_messy_folder(root: Path) -> None:
+    """Captions as people write them: sidecars and a captions.jsonl both, reaching files through a linked folder
+    and in the other Unicode form, with stray spaces, tabs, a line separator, final stops (" .", ".."), repeats,
+    blank ones and one for no file."""
+    nfd = partial(unicodedata.normalize, "NFD")
+    write_images(root / "2024", ["a.jpg", "b.jpg", nfd("café.jpg"), "d.jpg", "e.jpg", "f.jpg"])
+    (root / "latest").symlink_to("2024", target_is_directory=True)
+    (root / "2024" / "a.txt").write_text("  a  red\tbus .\n\nA red bus.\n")
+    (root / "2024" / "b.txt").write_text(nfd("un café crème..") + "\n")
+    lines = [("latest/a.jpg", "a red bus"), ("2024/café.jpg", nfd("une tasse de café. ")),
+             ("2024/café.jpg", "une tasse de café"), ("2024/d.jpg", "   "), ("2024/d.jpg", " a dog\u2028on grass . "),
+             ("2024/e.jpg", "."), ("2024/e.jpg", "an egg"), ("2024/f.jpg", "a fish"), ("2024/f.jpg", "a fish."),
+             ("2024/f.jpg", "a  fish"), ("nowhere.jpg", "lost")]
+    (root / "captions.jsonl").write_text("".join(json.dumps({"file": name, "caption": caption}) + "\n"
+                                                 for name, caption in lines))
+
+
+def test_messy_captions_index_as_they_always_have(tmp_path):
+    """Reading each caption once (and the folder once) changed no caption, order, split or count."""
+    write_messy_folder(tmp_path / "photos")
+    index = read_caption_folder(tmp_path / "photos", val_fraction=0.2, test_fraction=0.2)
+    cafe = next(key for key in index.captions if key.startswith("2024/caf"))  # the file's own (NFD) name
+    assert index.splits == {"train": ["2024/b.jpg", cafe, "2024/d.jpg", "2024/e.jpg"], "val": ["2024/a.jpg"],
+                            "test": ["2024/f.jpg"]}
+    assert index.captions == {"2024/a.jpg": ["a red bus", "A red bus"], "2024/b.jpg": ["un café crème."],
+                              cafe: ["une tasse de café"], "2024/d.jpg": ["a dog on grass"],
+                              "2024/e.jpg": ["an egg"], "2024/f.jpg": ["a fish"]}
+    assert index.references == {"2024/a.jpg": ["a red bus .", "A red bus.", "a red bus"],
+                                "2024/b.jpg": ["un café crème.."], cafe: ["une tasse de café.", "une tasse de café"],
+                                "2024/d.jpg": ["a dog on grass ."], "2024/e.jpg": ["an egg"],
+                                "2024/f.jpg": ["a fish", "a fish.", "a fish"]}
+    assert index.skipped == {"blank caption": 2, "for no media file": 1, "listed already under another path": 1,
+                             REPEATED_CAPTION: 4}
+    assert index.examples == {"blank caption": ["captions.jsonl:4", "2024/e.jpg: '.'"],
+                              "for no media file": ["captions.jsonl:11"],
+                              "listed already under another path": ["latest = 2024"],
+                              REPEATED_CAPTION: ["2024/a.jpg: 'a red bus'", f"{cafe}: 'une tasse de café'",
+                                                 "2024/f.jpg: 'a fish.'"]}
+
+
+def test_a_caption_folder_is_listed_once_and_each_caption_cleaned_once_by_the_index(tmp_path, monkeypatch):
+    """Set-up time on a folder of 20,000 photos and 200,000 captions: no second walk of the tree, no caption
+    normalised again for each form the index keeps of it."""
+    write_us_folder(tmp_path / "photos")
+    walks, cleans = [], []
+
+    def counted_walk(root):
+        walks.append(root)
+        return walk_visible(root)
+
+    def counted_clean(caption, drop_final_stop=False):
+        cleans.append(caption)
+        return clean_caption(caption, drop_final_stop)
+
+    monkeypatch.setattr(folder_index, "walk_visible", counted_walk)
+    monkeypatch.setattr(caption_index, "walk_visible", counted_walk)
+    monkeypatch.setattr(caption_index, "clean_caption", counted_clean)
+    read_caption_folder(tmp_path / "photos", val_fraction=0.25, test_fraction=0.25)
+    assert walks == [tmp_path / "photos"]
+    assert len(cleans) == sum(len(captions) for captions in CAPTIONS.values())

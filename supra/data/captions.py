@@ -27,7 +27,13 @@ def clean_caption(caption: str, drop_final_stop: bool = False) -> str:
     """The caption in NFC (composed, not NFKC's folding of "２３" to "23"), stripped, its inner whitespace
     collapsed to single spaces, and with `drop_final_stop` a trailing '.' or ' .' removed."""
     caption = " ".join(unicodedata.normalize("NFC", caption).split())
-    return _FINAL_STOP.sub("", caption).strip() if drop_final_stop else caption
+    return without_final_stop(caption) if drop_final_stop else caption
+
+
+def without_final_stop(caption: str) -> str:
+    """A caption clean_caption gave, with a trailing '.' or ' .' removed: clean_caption(c, drop_final_stop=True)
+    without normalising it again."""
+    return _FINAL_STOP.sub("", caption).strip()
 
 
 def training_captions(references: Iterable[str]) -> list[str]:

@@ -39,7 +39,7 @@ from supra.data.images import IMAGE_SUFFIXES
 from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError
 from supra.utils.files import as_typed_and_absolute
-from supra.utils.folder_walk import listed_path, walk_visible
+from supra.utils.folder_walk import VisibleFiles, listed_path, walk_visible
 from supra.utils.numbers import counted
 
 log = logging.getLogger(__name__)
@@ -119,6 +119,8 @@ class FolderIndex:
     caption_sources: list[str] = field(default_factory=list)
     # every caption line of each media file, in reading order, repeats too (captions holds each once)
     references: dict[str, list[str]] = field(default_factory=dict)
+    # the folder as walk_visible listed it: what a caption source looks its images up in, not listed again
+    walk: VisibleFiles | None = None
 
 
 def _key(name: str) -> str:
@@ -261,7 +263,7 @@ def scan_folder(root: str | Path, wanted: str = MEDIA_FOLDER) -> FolderIndex:
             f"data.root={root} holds no images or GIFs{found}: add {' '.join(STILL_SUFFIXES)} or .gif files "
             "(subfolders are searched too) or point data.root elsewhere"
         )
-    index = FolderIndex(root, media, {})
+    index = FolderIndex(root, media, {}, walk=walk)
     for alias, listed in walk.aliases.items():
         index.ignored.add(ALIAS, f"{alias} = {listed}", noun=ALIAS_NOUN)
     for name in walk.special:

@@ -59,7 +59,7 @@ def read_caption_folder(root: str | Path, layout: str | None = None, seed: int =
     lent = lent_files(index.splits, val_fraction, test_fraction, seed)
     if lent:  # the one file a later, larger folder moves: said where the split is
         index.notes.append(lent_note(lent))
-    return finish(index)
+    return finish(index, folder.walk)
 
 
 def check_split_fractions(val_fraction: float, test_fraction: float, may_be_off: bool = False) -> None:

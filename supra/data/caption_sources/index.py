@@ -16,11 +16,11 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from supra.data.captions import clean_caption
+from supra.data.captions import clean_caption, without_final_stop
 from supra.data.folder_index import file_named, reason_counted
 from supra.data.image_cache import StoredImage
 from supra.data.images import recorded_too_large
-from supra.utils.folder_walk import listed_path, walk_visible
+from supra.utils.folder_walk import VisibleFiles, listed_path, walk_visible
 from supra.utils.numbers import counted
 
 SPLIT_NAMES = ("train", "val", "test")
@@ -70,19 +70,24 @@ class CaptionIndex:
         Blank ones are counted, not kept; so is a record listed again, as `record_again`: `record`, the source's
         own id of the caption where it has one (COCO's annotation id, Flickr8k's `#n`), names one caption, not
         two, whatever the text of the second."""
-        if not clean_caption(caption, drop_final_stop=True):
+        reference = clean_caption(caption)  # once: a set-up reads hundreds of thousands of captions
+        trained = without_final_stop(reference)
+        if not trained:
             self.skip("blank caption", where.strip() or key)
         elif record is not None and (key, record) in self._records:
             self.skip(record_again, where.strip())
         else:
             if record is not None:
                 self._records.add((key, record))
-            self.references.setdefault(key, []).append(clean_caption(caption))
-            self.train_on(key, caption, where)
+            self.references.setdefault(key, []).append(reference)
+            self._train_on_clean(key, trained, where)
 
     def train_on(self, key: str, caption: str, where: str) -> None:
         """Add `caption` (final stop dropped) to what image `key` is trained on, unless it is there (counted)."""
-        caption = clean_caption(caption, drop_final_stop=True)
+        self._train_on_clean(key, clean_caption(caption, drop_final_stop=True), where)
+
+    def _train_on_clean(self, key: str, caption: str, where: str) -> None:
+        """train_on for a caption cleaned already, its final stop dropped."""
         if (key, caption) in self._seen:
             self.skip(REPEATED_CAPTION, where.strip())
         else:
@@ -105,14 +110,15 @@ class CaptionIndex:
         return [file(k) for k in keys]
 
 
-def files_under(folder: Path) -> Callable[[str], str | None]:
+def files_under(folder: Path, walk: VisibleFiles | None = None) -> Callable[[str], str | None]:
     """The file under `folder` a posix path relative to it names (the keys images are looked up by), or None;
     linked folders followed (walk_visible). A folder reached by two paths is walked once, but its files
     answer to either: a dataset's annotations may name it by a link (`images/train2014` linked to
     `train2014`, `latest/raw/b.jpg` through two of them), which keeps the name it is given. A name in the other
     Unicode form than the file's (COCO's json writing `café.jpg` as one character, the file unzipped on a Mac
-    as e + a combining accent) answers with the file's own name (folder_index.file_named), to open it by."""
-    walk = walk_visible(folder)
+    as e + a combining accent) answers with the file's own name (folder_index.file_named), to open it by.
+    `walk`: walk_visible(folder) where the reader listed it already (a caption folder), not listed again."""
+    walk = walk if walk is not None else walk_visible(folder)
     files = set(walk.files)
     in_other_form = file_named(walk.files, walk.aliases)
     return lambda name: name if name in files or listed_path(name, walk.aliases) in files else in_other_form(name)
@@ -222,16 +228,17 @@ def drop_ids_of_two_files(index: CaptionIndex) -> None:
         index.splits[split] = [key for key in keys if key not in dropped]
 
 
-def finish(index: CaptionIndex) -> CaptionIndex:
+def finish(index: CaptionIndex, walk: VisibleFiles | None = None) -> CaptionIndex:
     """Drop what cannot be used, counting each by reason: captioned images in no split ("in no split", or
     "no image file" when the file is missing too), split images without a file or without a caption, and
     an image listed again (under a second id, in a second split list, or one id under a second key), kept
     once: in test before val before train, so no picture is trained on and scored (one id's captions joined,
     where the id is a dataset's row-per-caption one); files sharing an id are dropped (drop_ids_of_two_files).
 
-    After this every split key has >= 1 caption and a file on disk, and is in one split once.
+    After this every split key has >= 1 caption and a file on disk, and is in one split once. `walk`: the
+    image folder as its reader listed it (files_under), where it did.
     """
-    listed = files_under(index.image_dir)
+    listed = files_under(index.image_dir, walk)
     _rename_to_files(index, listed)
     drop_ids_of_two_files(index)
     placed: set[str] = set()
