@@ -349,6 +349,23 @@ def test_without_the_systems_libarchive_shards_are_read_by_tarfile_and_it_says_s
     assert len(said) == 1 and "apt-get install libarchive13" in said[0]
 
 
+def test_loading_the_systems_libarchive_says_nothing_of_what_it_lacks_that_shards_never_use(monkeypatch, caplog):
+    """Its binding logs at import, at INFO, that an older library "doesn't support reading entry digests": a
+    line in every run's set-up that sounds like a problem and is none."""
+    from supra.data.caption_sources import tar_reading
+
+    for name in [name for name in sys.modules if name == "libarchive" or name.startswith("libarchive.")]:
+        monkeypatch.delitem(sys.modules, name)  # imported afresh, as by a new run; put back afterwards
+    monkeypatch.setattr(logging.getLogger("libarchive"), "level", logging.NOTSET)
+    tar_reading.libarchive_or_none.cache_clear()
+    try:
+        with caplog.at_level(logging.INFO):
+            assert tar_reading.libarchive_or_none() is not None
+    finally:
+        tar_reading.libarchive_or_none.cache_clear()
+    assert [r.getMessage() for r in caplog.records if r.name == "libarchive"] == []
+
+
 def test_brace_expansion_and_the_stats_files_give_shards_and_their_sizes(tmp_path):
     shards = write_img2dataset_shards(tmp_path / "s", shards=3, per_shard=5)
     urls = expand_shards(shards["spec"])

@@ -38,6 +38,8 @@ FINISHED_KEYS = 100_000
 @functools.cache
 def libarchive_or_none() -> ModuleType | None:
     """The libarchive-c binding, or None (said once) when the system's libarchive cannot be loaded."""
+    # its import says at INFO what the system's library lacks (entry digests, encryption), none of which we use
+    logging.getLogger("libarchive").setLevel(logging.WARNING)
     try:
         import libarchive
 
