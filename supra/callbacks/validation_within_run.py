@@ -10,13 +10,18 @@ from typing import Any
 import lightning as L
 from lightning.pytorch.trainer.states import TrainerFn
 
+from supra.callbacks.warnings_off import WarningsOffForFit
 from supra.utils.errors import SupraUserError
 from supra.utils.numbers import counted
 
 log = logging.getLogger(__name__)
 
+# what Lightning's ModelCheckpoint says at the end of a run that never validated, with a hint to call log() in the
+# LightningModule, which is not at fault: turned off once ours has said why there is no validation
+MONITORED_KEY_MISSING = r"`ModelCheckpoint\(monitor=.*\)` could not find the monitored key"
 
-class ValidationWithinRun(L.Callback):
+
+class ValidationWithinRun(WarningsOffForFit):
     """Says before training when the run ends before its first validation (e.g. trainer.max_epochs=1 over fewer
     batches than trainer.val_check_interval=500): no validation, no best checkpoint, the test scores the last
     weights; a run of no training batch at all (trainer.limit_train_batches=0) is refused. The run's length is
@@ -33,6 +38,9 @@ class ValidationWithinRun(L.Callback):
     an interval of batches that is not a multiple of the accumulation; what only the epoch's length tells is checked
     here: a share of an epoch, and an interval counted across epochs whose length is not a multiple (Lightning steps
     on the batches left at an epoch's end, and the next epoch's steps start anew).
+
+    Where it warns, Lightning's own warning at the run's end that the checkpoint's monitored key was never logged is
+    not said as well (MONITORED_KEY_MISSING).
     """
 
     _resumed: tuple[int, int] | None = None  # (step, training batches) of the checkpoint resumed
@@ -78,6 +86,7 @@ class ValidationWithinRun(L.Callback):
                         counted(trainer.max_epochs, "epoch"), counted(epoch, "batch", plural="batches"),
                         trainer.max_epochs, at, every,
                         trainer.max_epochs)
+            self.ignore(MONITORED_KEY_MISSING)
             return
         batches = int(by_steps)
         length = (f"{batches} of an epoch's {epoch} batches (trainer.max_steps={trainer.max_steps})" if batches < epoch
@@ -89,6 +98,7 @@ class ValidationWithinRun(L.Callback):
                     "trainer.check_val_every_n_epoch=null", length, at,
                     steps_for_batches(first, trainer.accumulate_grad_batches, epoch),
                     counted(batches, "batch", plural="batches"))
+        self.ignore(MONITORED_KEY_MISSING)
 
     def _warn_if_run_ends_before_interval(self, trainer: L.Trainer) -> None:
         """Validations every trainer.val_check_interval batches of the run: a run that ends before the next."""
@@ -114,6 +124,7 @@ class ValidationWithinRun(L.Callback):
                         "trainer.val_check_interval=%d: no validation and no best checkpoint (the test scores the last "
                         "weights). %s", counted(batches, "training batch", plural="training batches"), reason, interval,
                         ADVICE)
+            self.ignore(MONITORED_KEY_MISSING)
             return
         best = trainer.checkpoint_callback.best_model_path if trainer.checkpoint_callback else ""
         outcome = (f"no validation (the test scores the best checkpoint carried over from the resumed run, {best}, "
@@ -123,6 +134,7 @@ class ValidationWithinRun(L.Callback):
                     "(trainer.val_check_interval=%d): %s. %s",
                     counted(batches - done, "more training batch", plural="more training batches"), reason,
                     (done // interval + 1) * interval, interval, outcome, ADVICE)
+        self.ignore(MONITORED_KEY_MISSING)
 
     def on_train_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._refuse_validation_inside_a_step(trainer)

@@ -7,7 +7,6 @@ import math
 import os
 import re
 import sys
-import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict
@@ -37,6 +36,7 @@ from supra.callbacks.checkpoint import AtomicCheckpointIO, LastStepModelCheckpoi
 from supra.callbacks.overfit_check import OverfitCheck
 from supra.callbacks.time_accounting import mark_job_start
 from supra.callbacks.validation_within_run import ValidationWithinRun
+from supra.callbacks.warnings_off import WarningsOffForFit
 from supra.loggers.tensorboard_hparams import final_scores, log_hparams_with_scores
 from supra.loggers.wandb_logger import wandb_run_ends_with_job
 from supra.models.vlm_generation import DecodeConfig
@@ -99,35 +99,15 @@ def interval_within_epoch(trainer_cfg: DictConfig, processes: int = 1) -> Iterat
                                                    trainer_cfg.get("check_val_every_n_epoch"))) from None
 
 
-class LightningIntervalWarningOff(L.Callback):
+class LightningIntervalWarningOff(WarningsOffForFit):
     """Where say_no_training_curve said its line (max_steps below log_every_n_steps), Lightning's own advice of the
     same setting ("The number of training batches (N) is smaller than the logging interval") is not said again;
-    where ours was not (Lightning compares an epoch's batches, not max_steps), this callback is not added.
-
-    A callback, not a filter set around trainer.fit: trainer=ddp_sim fits in spawned ranks, which start with
-    Python's warning filters unset; its setup runs in the process that fits, before the epoch's batches are
-    counted."""
-
-    def __init__(self) -> None:
-        self._filter: tuple | None = None
+    where ours was not (Lightning compares an epoch's batches, not max_steps), this callback is not added. Its
+    setup runs before the epoch's batches are counted."""
 
     def setup(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        if stage == "fit" and self._filter is None:
-            warnings.filterwarnings("ignore", message=r"The number of training batches \(\d+\) is smaller than "
-                                    r"the logging interval")
-            self._filter = warnings.filters[0]
-
-    def teardown(self, trainer: L.Trainer, pl_module: L.LightningModule, stage: str) -> None:
-        self._remove()
-
-    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
-        self._remove()
-
-    def _remove(self) -> None:
-        # this one filter taken out after the fit, not catch_warnings' whole list: it would drop those the fit adds
-        if self._filter is not None and self._filter in warnings.filters:
-            warnings.filters.remove(self._filter)
-        self._filter = None
+        if stage == "fit" and not self._filters:
+            self.ignore(r"The number of training batches \(\d+\) is smaller than the logging interval")
 
 
 def interval_beyond_epoch(interval: int, batches: int, processes: int, every_n_epochs: int | None) -> str:
