@@ -163,7 +163,7 @@ def run(cfg: DictConfig) -> Path | str:
     try:
         # cache_dir: parquet's Arrow copy goes where training keeps it, never into the (maybe read-only) dataset
         index = read_caption_source(cfg.source, cfg.root, cfg.layout, cfg.split_seed, columns, cfg.cache_dir,
-                                    fractions)
+                                    fractions, cfg.show_progress)
     except SupraUserError as err:  # the sources name the options as training takes them: data.root=...
         raise SupraUserError(bare_options(str(err))) from None
     check_something_to_write(cfg, index, {})

@@ -266,6 +266,37 @@ def one_torch_thread():
 
 
 @pytest.fixture
+def progress_bars(monkeypatch) -> Callable[..., list[list]]:
+    """Call with modules that import rich's Progress: their bars are recorded, not drawn, each as [description,
+    total, how far it advanced, shown (not disabled)], in the order they were added."""
+    bars: list[list] = []
+
+    class RecordedProgress:
+        def __init__(self, *_: Any, disable: bool = False, **__: Any) -> None:
+            self.shown = not disable
+
+        def __enter__(self) -> RecordedProgress:
+            return self
+
+        def __exit__(self, *_: Any) -> None:
+            return None
+
+        def add_task(self, description: str, total: float | None = None, **_: Any) -> int:
+            bars.append([description, total, 0, self.shown])
+            return len(bars) - 1
+
+        def advance(self, task: int, advance: float = 1) -> None:
+            bars[task][2] += advance
+
+    def record(*modules: Any) -> list[list]:
+        for module in modules:
+            monkeypatch.setattr(module, "Progress", RecordedProgress)
+        return bars
+
+    return record
+
+
+@pytest.fixture
 def pipes_never_opened() -> Iterator[None]:
     """For a test that lays a named pipe where a picture would be: code that opened it would wait for a writer
     forever, a hung worker naming no test; an alarm fails the test instead, by name."""

@@ -21,6 +21,7 @@ from supra.data.caption_sources.index import files_under, split_sizes, summary_l
 from supra.data.caption_sources.sources import read_caption_source
 from supra.data.captioning.photos import PhotoCaptionsDataModule
 from supra.utils.errors import SupraUserError
+from supra.utils.numbers import counted
 from tests.caption_source_fixtures import (
     coco_caption,
     flickr30k_caption,
@@ -1298,3 +1299,34 @@ def test_a_caption_in_either_unicode_form_is_read_as_one_text_and_trained_on_onc
     composed, decomposed = "un café crème", unicodedata.normalize("NFD", "un café crème")
     assert decomposed != composed and clean_caption(decomposed) == composed
     assert training_captions([composed + ".", decomposed, "a number ２３"]) == [composed, "a number ２３"]
+
+
+def test_a_caption_folders_set_up_shows_a_bar_while_it_reads_indexes_and_tokenizes_the_captions(tmp_path,
+                                                                                               progress_bars):
+    """At 200,000 captions reading the captions file, indexing them and tokenizing each split take seconds each:
+    each moves a bar, as decoding the images does (data.show_progress)."""
+    from supra.data import folder_index
+    from supra.data.caption_sources import folder as caption_folder
+    from supra.data.captioning import datamodule
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    bars = progress_bars(folder_index, caption_folder, datamodule)
+    root = tmp_path / "photos"
+    root.mkdir()
+    for i in range(10):
+        (root / f"p{i}.jpg").write_bytes(jpeg_bytes(i))
+    (root / "p0.txt").write_text("a photo beside its sidecar\n")
+    (root / "captions.jsonl").write_text("".join(json.dumps({"file": f"p{i % 10}.jpg", "caption": f"photo {i}"}) + "\n"
+                                                 for i in range(1200)))
+    dm = PhotoCaptionsDataModule(source="folder", root=str(root), cache_dir=str(tmp_path / "cache"),
+                                 batch_size=2, eval_batch_size=2)
+    dm.setup("fit")
+    sizes = {split: sum(map(len, dm.loaded(split).captions)) for split in ("train", "val")}  # fit's splits
+    assert bars == [["reading the sidecars of 10 files", 10, 10, True], ["reading captions.jsonl", 1200, 1200, True],
+                    ["indexing the captions of 10 files", 10, 10, True],
+                    *[[f"tokenizing {counted(n, f'{split} caption', grouped=True)}", n, n, True]
+                      for split, n in sizes.items()]]
+    bars.clear()  # data.show_progress=false: none drawn
+    PhotoCaptionsDataModule(source="folder", root=str(root), cache_dir=str(tmp_path / "cache"), batch_size=2,
+                            eval_batch_size=2, show_progress=False).setup("fit")
+    assert len(bars) == 5 and not any(shown for *_, shown in bars)

@@ -1,7 +1,9 @@
 """The caption tokenizer: fixed special ids, lossless round trip, truncation that keeps EOS, atomic save."""
 
 import pytest
+import torch
 
+from supra.tokens import caption_bpe
 from supra.tokens.caption_bpe import BOS_ID, EOS_ID, PAD_ID, CaptionTokenizer, readable_token
 
 CAPTIONS = ["a small red circle on the left", "a blue square above a green triangle",
@@ -265,3 +267,15 @@ def test_a_stored_tokenizer_encodes_special_token_names_as_text_too(tokenizer, t
     stored = CaptionTokenizer.from_file(tokenizer.save(tmp_path / "tokenizer.json"))
     ids, _ = stored.encode_batch(["press the <eos> key"], max_len=64)
     assert ids[0].tolist().count(EOS_ID) == 1 and stored.decode(ids[0].tolist()) == "press the <eos> key"
+
+
+def test_encoding_a_split_in_chunks_reports_each_and_gives_the_tokens_of_one_batch(tokenizer, monkeypatch):
+    """A split of 200,000 captions takes seconds to encode: a progress bar moves after each chunk, and the tokens
+    (padded to the longest caption of all, not of each chunk) are those of encoding them at once."""
+    captions = [" ".join(["a red ball"] * (1 + i % 4)) for i in range(25)]
+    whole, cut = tokenizer.encode_batch(captions, 12)
+    monkeypatch.setattr(caption_bpe, "ENCODE_CHUNK", 10)
+    done = []
+    chunked, cut_in_chunks = tokenizer.encode_batch(captions, 12, done.append)
+    assert done == [10, 10, 5]
+    assert torch.equal(chunked, whole) and cut_in_chunks == cut > 0

@@ -30,9 +30,12 @@ import json
 import logging
 import unicodedata
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
+
+from rich.progress import Progress
 
 from supra.data.captions import clean_caption, read_caption_table, read_lines
 from supra.data.images import IMAGE_SUFFIXES
@@ -69,6 +72,9 @@ BLANK_CAPTION = "blank caption"  # a noun of its own: "2 blank captions"
 SHARED_SIDECAR = "that two images share, captioning neither (name each <name>.<ext>.txt: photo.jpg.txt)"  # "N sidecars"
 # a line of captions.jsonl that is no JSON object with both keys: the summary says what each line needs
 UNREADABLE_LINE = '(each a JSON object with "file" and "caption")'  # after "N unreadable caption lines"
+# caption lines (or images' sidecars) read between two moves of the progress bar: 200,000 take seconds
+PROGRESS_STEP = 1000
+Item = TypeVar("Item")
 
 
 def reason_counted(n: int, reason: str, noun: str | None) -> str:
@@ -162,14 +168,25 @@ def file_named(files: list[str], aliases: dict[str, str]) -> Callable[[str], str
 
 
 class _Captions:
-    def __init__(self, root: Path, media: list[str], aliases: dict[str, str], problems: Tally) -> None:
+    def __init__(self, root: Path, media: list[str], aliases: dict[str, str], problems: Tally,
+                 progress: Progress) -> None:
         self.root = root
+        self.progress = progress
         self.by_file: dict[str, list[str]] = {name: [] for name in media}
         self.every_line: dict[str, list[str]] = {name: [] for name in media}  # repeats too: FolderIndex.references
         # a name as a caption file writes it -> the file's own, in either Unicode form, through either path
         self.file_named = file_named(media, aliases)
         self.problems = problems
         self.not_utf8: list[Path] = []  # read as Windows-1252: said once at the end, not once per file
+
+    def _shown(self, items: Iterable[Item], description: str, total: int | None) -> Iterator[Item]:
+        """`items`, with a progress bar of `description` that moves as they are read."""
+        task, n = self.progress.add_task(description, total=total), 0
+        for n, item in enumerate(items, 1):
+            yield item
+            if n % PROGRESS_STEP == 0:
+                self.progress.advance(task, PROGRESS_STEP)
+        self.progress.advance(task, n % PROGRESS_STEP)
 
     def add(self, name: str, caption: str, where: str) -> None:
         caption = clean_caption(caption)
@@ -194,7 +211,8 @@ class _Captions:
                     for f in sorted(files) if f.lower().endswith(SIDECAR_SUFFIX)}
         by_stem, shared = self._stem_sidecars(sidecars)
         used |= shared  # read, and counted: not "not media"
-        for name in self.by_file:
+        for name in self._shown(self.by_file, f"reading the sidecars of {counted(len(self.by_file), 'file', grouped=True)}",
+                                len(self.by_file)):
             sidecar = sidecars.get(_nfc(name)) or by_stem.get(name)
             if sidecar is not None:
                 used.add(sidecar)
@@ -221,7 +239,8 @@ class _Captions:
                 {sidecar for sidecar, names in users.items() if len(names) > 1})
 
     def read_jsonl(self, path: Path) -> None:
-        for number, line in enumerate(read_lines(path, self.not_utf8), 1):
+        lines = read_lines(path, self.not_utf8)
+        for number, line in enumerate(self._shown(lines, f"reading {path.name}", len(lines)), 1):
             if not line.strip():
                 continue
             where = f"{path.name}:{number}"
@@ -239,12 +258,13 @@ class _Captions:
         delimiter = "\t" if path.suffix == ".tsv" else ","
         rows = read_caption_table(path, ("file", "caption"), delimiter, media_suffixes=MEDIA_SUFFIXES,
                                   not_utf8=self.not_utf8)
-        for number, name, caption in rows:
+        for number, name, caption in self._shown(rows, f"reading {path.name}", None):
             self.add(_key(name), caption, f"{path.name}:{number}")
 
 
-def scan_folder(root: str | Path, wanted: str = MEDIA_FOLDER) -> FolderIndex:
-    """Find the media files under `root` and their captions; nothing is decoded.
+def scan_folder(root: str | Path, wanted: str = MEDIA_FOLDER, show_progress: bool = False) -> FolderIndex:
+    """Find the media files under `root` and their captions (`show_progress`: a bar while their files are
+    read); nothing is decoded.
 
     One-line SupraUserError when root is missing, not a folder (saying it wants `wanted`: what the data source
     reading it takes), or holds no media file.
@@ -268,14 +288,15 @@ def scan_folder(root: str | Path, wanted: str = MEDIA_FOLDER) -> FolderIndex:
         index.ignored.add(ALIAS, f"{alias} = {listed}", noun=ALIAS_NOUN)
     for name in walk.special:
         index.ignored.add(SPECIAL, name, noun=SPECIAL_NOUN)
-    captions = _Captions(root, media, walk.aliases, index.caption_problems)
-    used = captions.read_sidecars(set(files))
-    index.caption_sources = [SIDECARS] if used else []
-    for name in CAPTION_FILES:
-        if (root / name).is_file():
-            (captions.read_jsonl if name.endswith(".jsonl") else captions.read_csv)(root / name)
-            used.add(name)
-            index.caption_sources.append(name)
+    with Progress(disable=not show_progress, transient=True) as progress:
+        captions = _Captions(root, media, walk.aliases, index.caption_problems, progress)
+        used = captions.read_sidecars(set(files))
+        index.caption_sources = [SIDECARS] if used else []
+        for name in CAPTION_FILES:
+            if (root / name).is_file():
+                (captions.read_jsonl if name.endswith(".jsonl") else captions.read_csv)(root / name)
+                used.add(name)
+                index.caption_sources.append(name)
     index.captions, index.references = captions.by_file, captions.every_line
     if captions.not_utf8 and rank_and_world()[0] == 0:  # every DDP rank reads the folder alike: said by rank 0 alone
         names = [path.relative_to(root).as_posix() for path in captions.not_utf8]

@@ -11,7 +11,7 @@ import functools
 import json
 import logging
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import torch
@@ -32,6 +32,8 @@ TRAIN_CHARS = 2000
 # How train() builds a tokenizer, in the key of the tokenizers a cache holds: a new way never reuses one
 # trained the old way (2: no NFKC; 3: lower-cased by str.lower, a word-final Σ as ς).
 TRAINING_VERSION = 3
+# captions encoded between two calls of encode_batch's `advance`: a progress bar moves every second or so
+ENCODE_CHUNK = 10_000
 
 
 def read_gpt2_vocab(path: Path) -> dict[str, int]:
@@ -237,15 +239,22 @@ class CaptionTokenizer:
     def vocab_size(self) -> int:
         return self.hf.get_vocab_size()
 
-    def encode_batch(self, captions: Sequence[str], max_len: int) -> tuple[torch.Tensor, int]:
+    def encode_batch(self, captions: Sequence[str], max_len: int,
+                     advance: Callable[[int], None] | None = None) -> tuple[torch.Tensor, int]:
         """Captions -> int64 [N, L] of BOS, tokens, EOS, right-padded with PAD_ID; L <= max_len.
 
-        A caption longer than max_len is cut with its EOS kept; returns how many were cut.
+        A caption longer than max_len is cut with its EOS kept; returns how many were cut. `advance(n)` is called
+        after each ENCODE_CHUNK captions encoded (a progress bar's: a split of 200,000 takes seconds).
         """
         if max_len < 3:
             raise ValueError(f"max_len={max_len} leaves no room for a token between BOS and EOS")
         texts = [caption.lower() for caption in captions] if self.lower_cases else list(captions)
-        encoded = [e.ids for e in self.hf.encode_batch(texts)]
+        encoded = []
+        for start in range(0, len(texts), ENCODE_CHUNK):
+            chunk = texts[start:start + ENCODE_CHUNK]
+            encoded += [e.ids for e in self.hf.encode_batch(chunk)]
+            if advance is not None:
+                advance(len(chunk))
         n_truncated = sum(len(ids) > max_len - 2 for ids in encoded)
         rows = [[BOS_ID, *ids[: max_len - 2], EOS_ID] for ids in encoded]
         out = torch.full((len(rows), max(map(len, rows), default=2)), PAD_ID, dtype=torch.long)

@@ -56,11 +56,11 @@ class DecodedPhotos:
         self.summary = ""
         self._read: tuple[CaptionIndex, ImageCache] | None = None
 
-    def _cache(self) -> tuple[CaptionIndex, ImageCache]:
+    def _cache(self, show_progress: bool = True) -> tuple[CaptionIndex, ImageCache]:
         """The annotations and the cache of their images, read once per process (prepare, then load)."""
         if self._read is None:
             index = read_caption_source(self.source, self.root, self.layout, self.seed, self.columns, self.cache_dir,
-                                        self.split_fractions)
+                                        self.split_fractions, show_progress)
             keys = sorted({k for split in index.splits.values() for k in split})
             items = [index.stored.get(k) or index.image_dir / k for k in keys]
             # the origin: a newer cache of this source, at this root, layout and columns, replaces an older one
@@ -68,23 +68,23 @@ class DecodedPhotos:
             self._read = index, ImageCache(self.cache_dir, items, self.image_size, keys, origin)
         return self._read
 
-    def inputs_stamp(self) -> str:
+    def inputs_stamp(self, show_progress: bool = True) -> str:
         """What the photos are read from: the annotations' splits and captions, and each image's name, size
         and modification time (the decoded cache's key), wherever the images are (a symlinked folder too)."""
-        index, cache = self._cache()
+        index, cache = self._cache(show_progress)
         digest = hashlib.sha256(cache.array_path.name.encode())
         digest.update(json.dumps([index.splits, index.captions], sort_keys=True).encode())
         return digest.hexdigest()[:16]
 
     def prepare(self, show_progress: bool = True) -> None:
         """Decode into the cache unless it is there (Lightning's prepare_data: one process does it)."""
-        self._cache()[1].ensure(show_progress)
+        self._cache(show_progress)[1].ensure(show_progress)
 
     def load(self, show_progress: bool = True) -> None:
         """Read the annotations and the cache (building it if missing or unreadable); once."""
         if self.index is not None:
             return
-        index, cache = self._cache()
+        index, cache = self._cache(show_progress)
         cache.ensure(show_progress)
         self.store, failed = cache.load()
         row_of = {k: i for i, k in enumerate(cache.names)}

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from rich.progress import Progress
 from torch.utils.data import DataLoader, Dataset
 
 from supra.data.base import SPLITS, SplitDataModule
@@ -40,7 +41,7 @@ from supra.utils.distributed import broadcast_object, rank_and_world
 from supra.utils.errors import SupraUserError
 from supra.utils.files import absolute_path, require_writable_dir
 from supra.utils.imagenet import IMAGENET_MEAN, IMAGENET_STD
-from supra.utils.numbers import is_whole
+from supra.utils.numbers import counted, is_whole
 
 log = logging.getLogger(__name__)
 
@@ -171,9 +172,11 @@ class CaptionDataModule(SplitDataModule):
         tokenizer_path: str | None = None,
         gpt2_tokenizer: str | None = None,
         cache_dir: str | None = None,
+        show_progress: bool = True,
         **common: Any,
     ) -> None:
         super().__init__(**common)
+        self.show_progress = show_progress  # bars while a set-up step takes seconds (encoding every caption)
         check_model_sizes({"image_size": image_size, "max_caption_tokens": max_caption_tokens,
                            "vocab_size": vocab_size})
         self.image_size, self.max_caption_tokens, self.vocab_size = image_size, max_caption_tokens, vocab_size
@@ -183,6 +186,12 @@ class CaptionDataModule(SplitDataModule):
         self.cache_dir = Path(cache_dir) if cache_dir else None  # tokenizers (and images) keyed by content
         self.tokenizer = tokenizer
         self.datasets: dict[str, Dataset] = {}
+
+    @property
+    def shows_progress(self) -> bool:
+        """Whether set-up draws its bars: on rank 0 alone, as every DDP rank sets up alike and theirs would draw
+        over each other."""
+        return self.show_progress and rank_and_world()[0] == 0
 
     # -- what subclasses provide ------------------------------------------------------------------
 
@@ -333,7 +342,10 @@ class CaptionDataModule(SplitDataModule):
         data = self.data[split]
         flat = [c for caps in data.captions for c in caps]
         caption_image = torch.repeat_interleave(torch.arange(len(data.captions)), torch.tensor([len(c) for c in data.captions]))
-        tokens, n_cut = self.tokenizer.encode_batch(flat, self.max_caption_tokens)
+        with Progress(disable=not self.shows_progress, transient=True) as progress:
+            task = progress.add_task(f"tokenizing {counted(len(flat), split + ' caption', grouped=True)}", total=len(flat))
+            tokens, n_cut = self.tokenizer.encode_batch(flat, self.max_caption_tokens,
+                                                        lambda n: progress.advance(task, n))
         if n_cut and rank_and_world()[0] == 0:  # every DDP rank encodes the whole split, alike: said by rank 0 alone
             log.warning("%s: %d of %d captions cut to MAX_SEQ=%d tokens (EOS kept)", split, n_cut, len(flat), self.max_caption_tokens)
         if split == "train" and not scored:

@@ -37,7 +37,7 @@ class PhotoCaptionsDataModule(CaptionDataModule):
         id_column: str | None = None, val_fraction: float | None = None, test_fraction: float | None = None,
         **common: Any,
     ) -> None:
-        super().__init__(**common)
+        super().__init__(show_progress=show_progress, **common)
         self.root = Path(root)
         columns = {"image_column": image_column, "caption_column": caption_column, "id_column": id_column}
         # data=caption_folder data.source=coco carries the folder config's shares: its own data= has none
@@ -46,7 +46,6 @@ class PhotoCaptionsDataModule(CaptionDataModule):
         self.photos = DecodedPhotos(source, root, self.image_size, layout, split_seed, self.cache_dir, columns,
                                     fractions)
         self.output_dir = Path(output_dir) if output_dir else None
-        self.show_progress = show_progress
 
     @property
     def index(self) -> CaptionIndex | None:
@@ -67,7 +66,7 @@ class PhotoCaptionsDataModule(CaptionDataModule):
 
     def setup(self, stage: str | None = None) -> None:
         if self.photos.index is None:
-            self.photos.load(self.show_progress)
+            self.photos.load(self.shows_progress)
             self._write_split_lists()
             if stage in (None, "fit"):
                 self._say_one_image_splits()

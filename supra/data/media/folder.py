@@ -231,7 +231,7 @@ class MediaFolderDataModule(MediaDataModule):
         if self._loaded is not None:
             return self._loaded
         start = time.perf_counter()
-        index = scan_folder(self.root)
+        index = scan_folder(self.root, show_progress=self.show_progress)
         self._gifs = {name for name in index.media if holds_gif(self.root / name)}
         wanted = index.media
         if self.mode == "clips":

@@ -53,7 +53,7 @@ class PhotoCaptionsMediaDataModule(MediaDataModule):
         return 3 if self.photos.source == "hf_disk" else 2
 
     def inputs_stamp(self) -> str:
-        return self.photos.inputs_stamp() if self.photos.root.exists() else ""
+        return self.photos.inputs_stamp(self.show_progress) if self.photos.root.exists() else ""
 
     def check_inputs(self, options: str = "data", warn: bool = True) -> None:
         # a folder's split of one image is counted once it is decoded (_load_photos); here, how the mixture names it
