@@ -52,7 +52,7 @@ def run(cfg: DictConfig) -> Path:
     net, run_cfg = load_vqvae(cfg.ckpt)  # first: a bad checkpoint must not leave an empty out folder behind
     data_cfg = chosen_data_config(cfg.get("data"), run_cfg, f"ckpt={cfg.ckpt} holds no data config: choose one, "
                                   "e.g. data=media_folder data.root=DIR", cfg.paths.cache_dir)
-    refuse_other_data(data_cfg, f"ckpt={cfg.ckpt}")  # nor data this command cannot encode
+    refuse_other_data(data_cfg, f"ckpt={cfg.ckpt}", cfg.get("data"))  # nor data this command cannot encode
     made = not out.exists()
     require_writable_dir(out, f"out={out}")  # before the work, not after
     # one run at a time, as write_shards: two writing here left one's meta.json beside the other's codes
@@ -105,7 +105,8 @@ def encode_splits(cfg: DictConfig, net: torch.nn.Module, data_cfg: DictConfig,
     data fails."""
     device = torch.device("cuda" if cfg.accelerator in ("gpu", "cuda", "auto") and torch.cuda.is_available() else "cpu")
     net.to(device)
-    factory = instantiate_loaded(data_cfg, f"ckpt={cfg.ckpt}", "run_config.data", _partial_=True)  # partly from it
+    factory = instantiate_loaded(data_cfg, f"ckpt={cfg.ckpt}", "run_config.data", cfg.get("data"),
+                                 _partial_=True)  # partly from it
     # a source with caches of its own (a photo source's decoded images) and no cache_dir set keeps them under
     # paths.cache_dir, as the a2a mixture's do, not beside the data set (a read-only one, /kaggle/input, refused them)
     own = {}
@@ -124,11 +125,11 @@ def encode_splits(cfg: DictConfig, net: torch.nn.Module, data_cfg: DictConfig,
     return datamodule, encoded
 
 
-def refuse_other_data(data_cfg: DictConfig, source: str) -> None:
+def refuse_other_data(data_cfg: DictConfig, source: str, given: DictConfig | None = None) -> None:
     """Data that is no image/clip DataModule, told by its class before it is built: one line naming the data
     this command takes, not what that DataModule's own checks ask for (data=a2a_mixture's model.vqvae_ckpt,
     which tokenize_media has no option for)."""
-    check_targets(data_cfg, source, "run_config.data")  # before importing what a checkpoint's config names
+    check_targets(data_cfg, source, "run_config.data", given)  # before importing what a checkpoint's config names
     try:
         data_class = get_class(str(data_cfg.get("_target_")))
     except (ImportError, ValueError):  # not a class: building it says what is wrong

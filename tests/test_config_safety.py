@@ -77,21 +77,61 @@ def test_vqvae_checkpoint_with_a_foreign_target_is_refused_before_it_runs(tmp_pa
     assert not marker.exists()
 
 
-def test_evaluate_refuses_a_checkpoint_whose_data_config_names_a_foreign_target(tmp_path):
-    marker = tmp_path / "was_called"
+def write_captioner_with_data(path: Path, data: dict) -> Path:
+    """A release-sized captioner checkpoint whose stored run config holds `data`."""
     net = VLMNano()  # the release configuration
     tokenizer = CaptionTokenizer.train(["a red circle", "a blue square on the left"] * 20, vocab_size=64)
-    ckpt = tmp_path / "tampered.ckpt"
     torch.save({"state_dict": {f"net.{k}": v for k, v in net.state_dict().items()}, "supra": {
         "kind": "supra.captioning", "tokenizer": tokenizer.to_json(),
         "run_config": {"model": {"net": {**net.config.release_config, "_target_": "supra.models.vlm_nano.VLMNano"}},
-                       "data": {"_target_": "os.makedirs", "name": str(marker)}},
-    }}, ckpt)
+                       "data": data},
+    }}, path)
+    return path
+
+
+def test_evaluate_refuses_a_checkpoint_whose_data_config_names_a_foreign_target(tmp_path):
+    marker = tmp_path / "was_called"
+    ckpt = write_captioner_with_data(tmp_path / "tampered.ckpt", {"_target_": "os.makedirs", "name": str(marker)})
     cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}"])
     with pytest.raises(SupraUserError, match=r"run_config\.data\._target_='os\.makedirs' is not allowed") as err:
         evaluate(cfg)
     assert str(ckpt) in str(err.value)
     assert not marker.exists() and not Path(marker).parent.joinpath("eval", "metrics.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("data", "key"),
+    [
+        ({"train_shards": "pipe:touch x"}, "run_config.data.train_shards='pipe:touch x'"),
+        ({"sources": {"photos": {"shards": ["a.tar", "pipe:curl x | sh"]}}},
+         "run_config.data.sources.photos.shards[1]='pipe:curl x | sh'"),
+    ],
+)
+def test_a_pipe_command_in_a_loaded_config_is_refused_with_its_file_and_key(data, key):
+    with pytest.raises(SupraUserError) as err:
+        check_targets(data, "ckpt=x.ckpt", "run_config.data")
+    assert str(err.value) == (f"ckpt=x.ckpt: {key} is a shell command, which is not run from a loaded config: "
+                              "give it on the command line if you trust it, or name the shards by their path or URL")
+
+
+def test_a_pipe_command_the_command_line_gave_is_the_users_own():
+    data = {"train_shards": "pipe:cat /data/00000.tar", "val_shards": ["s3://bucket/00000.tar"]}
+    check_targets(data, "ckpt=x.ckpt", "run_config.data", given={"train_shards": "pipe:cat /data/00000.tar"})
+    with pytest.raises(SupraUserError, match="is a shell command"):  # another command than the one given
+        check_targets(data, "ckpt=x.ckpt", "run_config.data", given={"train_shards": "pipe:cat /data/00001.tar"})
+
+
+def test_evaluate_runs_no_pipe_command_a_checkpoint_stores(tmp_path):
+    marker = tmp_path / "was_run"
+    ckpt = write_captioner_with_data(tmp_path / "tampered.ckpt", {
+        "_target_": "supra.data.captioning.shards.ShardCaptionsDataModule", "split": "test",
+        **{f"{split}_shards": f"pipe:touch {marker}; exit 1" for split in ("train", "val", "test")}})
+    cfg = compose_config("eval", tmp_path / "eval", [f"ckpt={ckpt}"])
+    with pytest.raises(SupraUserError) as err:
+        evaluate(cfg)
+    assert str(err.value).startswith(f"ckpt={ckpt}: run_config.data.train_shards='pipe:touch {marker}; exit 1' is a "
+                                     "shell command, which is not run from a loaded config")
+    assert not marker.exists()
 
 
 def test_a_vqvae_checkpoint_naming_a_setting_this_version_lacks_is_one_line_naming_the_file_and_key(tmp_path):

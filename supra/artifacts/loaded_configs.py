@@ -2,7 +2,8 @@
 
 `hydra.utils.instantiate` imports and calls whatever `_target_` names, so a config inside a downloaded
 checkpoint is code. Anything read back from a file goes through `check_targets` before it is instantiated;
-configs composed from conf/ and the command line are the user's own and are not checked.
+configs composed from conf/ and the command line are the user's own and are not checked. A `pipe:` value (a
+shard URL webdataset runs as a shell command) is code too: a file's is refused unless the command line gave it.
 """
 
 from __future__ import annotations
@@ -77,14 +78,23 @@ def is_allowed_target(target: str) -> bool:
         or f"{module}." in ALLOWED_TARGET_PREFIXES
 
 
-def check_targets(config: Any, source: str, path: str = "") -> None:
-    """Raise SupraUserError naming `source` and the key if any `_target_` in `config` is outside the allow-list.
+# Only pipe: is refused: it is the one scheme whose value is a command. Remote URLs (s3://, gs://, https://) are
+# read as data (curl and fsspec are given the URL, not a shell), and a run trained on them is scored from them.
+COMMAND_PREFIX = "pipe:"
+
+
+def check_targets(config: Any, source: str, path: str = "", given: Any = None) -> None:
+    """Raise SupraUserError naming `source` and the key if any `_target_` in `config` is outside the allow-list,
+    or any value is a `pipe:` command that `given` (what the command line gave, at the same place in the tree)
+    does not hold as it is.
 
     `config` may be a dict/list tree or an OmegaConf node; interpolations are not resolved (a target is
     refused if it is not a plain string).
     """
     if isinstance(config, DictConfig | ListConfig):
         config = OmegaConf.to_container(config, resolve=False)
+    if isinstance(given, DictConfig | ListConfig):
+        given = OmegaConf.to_container(given, resolve=True)
     if isinstance(config, Mapping):
         for key, value in config.items():
             key_path = f"{path}.{key}" if path else str(key)
@@ -95,10 +105,16 @@ def check_targets(config: Any, source: str, path: str = "") -> None:
                         "optimizer, callback and logger classes Supra's configs name are built from files): "
                         "remove it or retrain")
             else:
-                check_targets(value, source, key_path)
+                check_targets(value, source, key_path, given.get(key) if isinstance(given, Mapping) else None)
     elif isinstance(config, Sequence) and not isinstance(config, str | bytes):
         for index, value in enumerate(config):
-            check_targets(value, source, f"{path}[{index}]")
+            theirs = given[index] if isinstance(given, Sequence) and not isinstance(given, str) \
+                and index < len(given) else None
+            check_targets(value, source, f"{path}[{index}]", theirs)
+    elif isinstance(config, str) and config.startswith(COMMAND_PREFIX) and config != given:
+        raise SupraUserError(
+            f"{source}: {path}={config!r} is a shell command, which is not run from a loaded config: "
+            "give it on the command line if you trust it, or name the shards by their path or URL")
 
 
 # Classes that moved when Supra's package was laid out anew (kept so older checkpoints still load).
@@ -134,9 +150,10 @@ def upgrade_run_config(config: Any) -> Any:
     return config
 
 
-def instantiate_loaded(config: Any, source: str, key_path: str = "", **kwargs: Any) -> Any:
-    """`hydra.utils.instantiate` for a config read from `source` (a file) at `key_path`, after `check_targets`."""
-    check_targets(config, source, key_path)
+def instantiate_loaded(config: Any, source: str, key_path: str = "", given: Any = None, **kwargs: Any) -> Any:
+    """`hydra.utils.instantiate` for a config read from `source` (a file) at `key_path`, after `check_targets`;
+    `given`: the part of `config` the command line gave (its `pipe:` values are the user's own)."""
+    check_targets(config, source, key_path, given)
     try:
         return instantiate(config, **kwargs)
     except InstantiationException as err:

@@ -151,7 +151,7 @@ def build_datamodule(data_cfg: DictConfig | dict, task: SupraTask, tokenizer: An
     set what the model dictates to another value."""
     kwargs = {**task.data_settings(), **({"tokenizer": tokenizer} if tokenizer is not None else {}), **settings}
     if loaded_from:
-        factory = instantiate_loaded(data_cfg, loaded_from, "run_config.data", _partial_=True)
+        factory = instantiate_loaded(data_cfg, loaded_from, "run_config.data", given, _partial_=True)
     else:
         factory = instantiate(data_cfg, _partial_=True)
     check_data_fits(task, getattr(factory, "func", None))
