@@ -48,10 +48,13 @@ log = logging.getLogger(__name__)
 
 
 def release_contents(folder: str | Path, out_dir: str | Path) -> tuple[list[Path], list[str]]:
-    """(the files a release copy carries, as paths within `folder`; the folders it leaves out): every file, in
-    subfolders too (onnx/model.onnx), but those in hidden folders (version control's and caches' own: a clone's
-    .git, huggingface_hub's .cache; no part of the model) or linked ones, and the `out_dir` being written."""
+    """(the files a release copy carries, as paths within `folder`; what it leaves out, folders ending in `/`):
+    every file, in subfolders too (onnx/model.onnx), but those in hidden folders (version control's and
+    caches' own: a clone's .git, huggingface_hub's .cache; no part of the model) or linked ones, links to files
+    outside the folder (a downloaded release's README.md -> ~/.aws/credentials would be copied and pushed), and
+    the `out_dir` being written."""
     folder, out = Path(folder), Path(out_dir).resolve()
+    inside = (folder.resolve(), *own_hub_blobs(folder))
     files, left_out = [], []
     for root, dirs, names in os.walk(folder):
         here = Path(root)
@@ -61,8 +64,24 @@ def release_contents(folder: str | Path, out_dir: str | Path) -> tuple[list[Path
             elif name.startswith(".") or (here / name).is_symlink():
                 dirs.remove(name)
                 left_out.append((here / name).relative_to(folder).as_posix() + "/")
-        files += [(here / name).relative_to(folder) for name in names if (here / name).is_file()]
+        for name in names:
+            path = here / name
+            if not path.is_file():
+                continue
+            if path.is_symlink() and not any(path.resolve().is_relative_to(place) for place in inside):
+                left_out.append(path.relative_to(folder).as_posix())
+            else:
+                files.append(path.relative_to(folder))
     return sorted(files), sorted(left_out)
+
+
+def own_hub_blobs(folder: Path) -> tuple[Path, ...]:
+    """The blobs folder of the Hub repo whose snapshot `folder` is, in huggingface_hub's cache (a snapshot's
+    files are links to it); none for a folder elsewhere."""
+    snapshot, cache = folder.resolve(), hub_cache().resolve()
+    if snapshot.parent.name != "snapshots" or snapshot.parents[2] != cache:
+        return ()
+    return (snapshot.parents[1] / "blobs",)
 
 
 def copy_release(folder: str, out_dir: str, license: str = "other") -> Path:
@@ -264,9 +283,12 @@ def run(cfg: DictConfig) -> Path:
             room_to_write(f"out={cfg.out}", "free space there, or give another out= folder"):  # a full disk: one line
         out = EXPORTERS[kind](str(ckpt), str(cfg.out), license=cfg.license)
     print(f"wrote {out}: " + ", ".join(sorted(p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file())))
-    if left_out:
-        print(f"not copied: {', '.join(left_out)} (hidden or linked folders: version control's or a cache's, "
+    if folders := [name for name in left_out if name.endswith("/")]:
+        print(f"not copied: {', '.join(folders)} (hidden or linked folders: version control's or a cache's, "
               "no part of the release)")
+    if links := [name for name in left_out if not name.endswith("/")]:
+        print(f"not copied: {', '.join(links)} (links to files outside {ckpt}: copy the files in if they belong to "
+              "the release)")
     if cfg.push_to:
         url = push_folder(out, cfg.push_to, private=bool(cfg.private))
         print(f"pushed {out} to {url}")

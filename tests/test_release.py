@@ -1189,3 +1189,33 @@ def test_no_path_given_to_a_loader_is_one_line_not_a_type_error():
     with pytest.raises(SupraUserError, match=r"^None is not a path: give a release folder \(or any model file to "
                                              r"load_a2a\)$"):
         load_a2a_release(None)
+
+
+def test_export_of_a_release_folder_leaves_out_and_names_links_to_files_outside_it(release, tmp_path, capsys):
+    folder = tmp_path / "downloaded"
+    shutil.copytree(release, folder)
+    (tmp_path / "secret.txt").write_text("SECRET=hunter2\n")
+    (folder / "README.md").unlink()
+    (folder / "README.md").symlink_to(tmp_path / "secret.txt")
+    (folder / "notes.txt").symlink_to(Path("..") / "secret.txt")
+    (folder / "LICENSE").write_text("MIT License\n")
+    (folder / "COPYING").symlink_to("LICENSE")  # a link within the folder is part of it
+    copy = run_command("export", f"ckpt={folder}", f"out={tmp_path / 'copy'}")
+    assert not (copy / "README.md").exists() and not (copy / "notes.txt").exists()
+    assert (copy / "COPYING").read_text() == "MIT License\n"
+    assert f"not copied: README.md, notes.txt (links to files outside {folder}: copy the files in if they belong to " \
+           "the release)\n" in capsys.readouterr().out
+
+
+def test_export_of_a_hub_snapshot_copies_the_files_its_links_find_in_the_cache(release, tmp_path, monkeypatch):
+    # huggingface_hub keeps a repo's files once, in blobs/, and links each snapshot's names to them
+    repo = tmp_path / "hub" / "models--org--captioner"
+    snapshot = repo / "snapshots" / "abc123"
+    snapshot.mkdir(parents=True)
+    (repo / "blobs").mkdir()
+    for index, file in enumerate(sorted(release.iterdir())):
+        shutil.copyfile(file, repo / "blobs" / f"blob{index}")
+        (snapshot / file.name).symlink_to(Path("..") / ".." / "blobs" / f"blob{index}")
+    monkeypatch.setattr("supra.export.hub_cache", lambda: tmp_path / "hub")
+    copy = run_command("export", f"ckpt={snapshot}", f"out={tmp_path / 'copy'}")
+    assert sorted(p.name for p in copy.iterdir()) == sorted(p.name for p in release.iterdir())
