@@ -10,7 +10,6 @@ captions.png beside the captions.jsonl it wrote) is passed over. Only an earlier
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -46,6 +45,7 @@ from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     atomic_paths,
+    parse_json,
     readable_json,
     refuse_folders_in_the_way,
     refuse_overwriting_input,
@@ -117,7 +117,7 @@ def is_caption_record(path: Path) -> bool:
     its file, as caption_images writes it. Ground-truth captions in the caption-folder format ({"file",
     "caption"}, perhaps more keys) and anything unreadable are the user's, never replaced."""
     try:
-        records = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+        records = [parse_json(line) for line in path.read_text(encoding="utf-8").splitlines()]
     except (OSError, ValueError):  # none, a folder, not UTF-8, not JSON lines
         return False
     return bool(records) and all(isinstance(r, dict) and r.keys() == {"image_id", "file", "caption"}

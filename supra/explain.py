@@ -73,6 +73,7 @@ from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     atomic_paths,
+    parse_json,
     refuse_folders_in_the_way,
     refuse_overwriting_input,
     refuse_replacing_others,
@@ -115,7 +116,7 @@ def is_explain_record(path: Path) -> bool:
     """An explain.json that explain wrote (an object with the checkpoint and the tokens it explained): its
     run's attention.png and attention.html beside it may be replaced too."""
     try:
-        record = json.loads(path.read_text(encoding="utf-8"))
+        record = parse_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
     return isinstance(record, dict) and {"ckpt", "tokens"} <= record.keys()

@@ -715,3 +715,11 @@ def test_the_warning_of_caption_files_not_in_utf8_counts_one_as_one(tmp_path, ca
         (tmp_path / f"p{i}.txt").write_bytes("a café".encode("cp1252"))
     scan_folder(tmp_path)
     assert [record.getMessage() for record in caplog.records] == [line.format(root=tmp_path)]
+
+
+def test_a_caption_line_nested_too_deeply_to_parse_is_an_unreadable_caption_line(tmp_path):
+    save_image(tmp_path / "photos" / "cat.png")
+    deep = '{"file": "photos/cat.png", "caption": ' + "[" * 100_000 + "]" * 100_000 + "}"
+    _captions_jsonl(tmp_path, [deep])
+    assert scan_folder(tmp_path).caption_problems.describe() == (
+        '1 unreadable caption line (each a JSON object with "file" and "caption") (e.g. captions.jsonl:1)')

@@ -333,6 +333,22 @@ def test_a_hand_edited_scoring_json_is_one_line_naming_the_file_and_what_is_wron
         assert str(err.value).endswith(": fix it (or export the release again), or delete it to score with the defaults")
 
 
+@pytest.mark.parametrize("name", ["config.json", "scoring.json"])
+def test_a_release_json_nested_too_deeply_to_parse_is_one_line_naming_it(tmp_path, name):
+    from supra.artifacts.kinds import release_kind
+    from supra.artifacts.release_files import read_config_json, read_scoring
+
+    (tmp_path / "model.safetensors").write_bytes(b"")
+    (tmp_path / "config.json").write_text("{}")
+    (tmp_path / name).write_text('{"a":' * 100_000 + "1" + "}" * 100_000)
+    assert release_kind(tmp_path) is not None  # told apart by its files; reading it names what is wrong
+    with pytest.raises(SupraUserError) as err:
+        (read_config_json if name == "config.json" else read_scoring)(tmp_path)
+    remedy = "" if name == "config.json" else ": export the release again, or delete it to score with the defaults"
+    assert str(err.value) == (f"{tmp_path / name} is not readable JSON (nested too deeply to read: line 1 column 1 "
+                              f"(char 0)){remedy}")
+
+
 def test_the_scoring_settings_read_back_are_those_the_runs_use():
     """scoring.json's a2a generation keys are model.generation's (conf/model/a2a_nano.yaml): a setting added
     there is known here too, not refused in a release that records it."""

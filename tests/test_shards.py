@@ -84,6 +84,16 @@ def test_a_samples_json_that_is_no_object_is_read_as_no_metadata_not_a_traceback
         assert kept is not None and kept.captions == ["a red bus"] and not tally, odd
 
 
+def test_a_samples_json_nested_too_deeply_to_parse_is_invalid_metadata_as_other_invalid_json_is():
+    from tests.caption_source_fixtures import jpeg_bytes
+
+    deep = b'{"a":' * 100_000 + b"1" + b"}" * 100_000
+    tally = Unusable()
+    sample = {"__key__": "k0", "__url__": "s/00000.tar", "jpg": jpeg_bytes(0), "txt": b"a red bus", "json": deep}
+    kept = usable(sample, tally)
+    assert kept is not None and kept.captions == ["a red bus"] and not tally
+
+
 def test_a_tar_without_txt_files_takes_the_caption_img2dataset_keeps_in_the_json(tmp_path):
     import json
 

@@ -8,10 +8,10 @@ where another model is read, what to give instead (or what reads it; for train.p
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from supra.utils.errors import SupraUserError
+from supra.utils.files import parse_json
 
 CAPTIONER_CHECKPOINT = "supra.captioning"  # train.py checkpoints, by the task that wrote them
 VQVAE_CHECKPOINT = "supra.vqvae"
@@ -81,7 +81,7 @@ def release_kind(folder: str | Path) -> str | None:
     if (folder / "vqvae.safetensors").is_file():
         return A2A_RELEASE
     try:
-        says_a2a = json.loads((folder / "config.json").read_text()).get("model_type") == A2A_MODEL_TYPE
+        says_a2a = parse_json((folder / "config.json").read_text()).get("model_type") == A2A_MODEL_TYPE
     except (ValueError, AttributeError, OSError):  # unreadable: the captioner's reader names it
         says_a2a = False
     return A2A_RELEASE if says_a2a else CAPTIONER_RELEASE

@@ -17,7 +17,7 @@ from supra.metrics.caption_scores import SCORER_FAMILIES
 from supra.models.a2a_generation import GENERATION_KEYS, generation_setting_problem
 from supra.models.vlm_generation import DecodeConfig
 from supra.utils.errors import SupraUserError, first_line
-from supra.utils.files import give_plain_permissions
+from supra.utils.files import give_plain_permissions, parse_json
 from supra.utils.numbers import noun_for
 from supra.utils.state_dicts import with_unread_counters
 
@@ -81,7 +81,7 @@ def read_config_json(folder: Path) -> dict[str, Any]:
     """config.json of a release folder, which must hold a JSON object (a `null` or a list edited in would
     fail later in whatever first looks a key up)."""
     try:
-        config = json.loads((folder / "config.json").read_text())
+        config = parse_json((folder / "config.json").read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise SupraUserError(f"{folder / 'config.json'} is not readable JSON ({err})") from None
     if not isinstance(config, dict):
@@ -117,7 +117,7 @@ def read_scoring(folder: str | Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     try:
-        settings = json.loads(path.read_text())
+        settings = parse_json(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise SupraUserError(f"{path} is not readable JSON ({err}): export the release again, or delete it to "
                              "score with the defaults") from None
@@ -224,7 +224,7 @@ def run_results(ckpt: str | Path) -> tuple[dict[str, Any] | None, Path | None]:
     remedy = (f"move it away to export without the run's test scores (`python evaluate.py ckpt={ckpt}` "
               "writes them again in its own run folder)")
     try:
-        scores = json.loads(metrics.read_text(encoding="utf-8"))
+        scores = parse_json(metrics.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
         raise SupraUserError(f"{metrics}, the test scores of the checkpoint's run, is not readable JSON ({err}): "
                              f"{remedy}") from None

@@ -26,7 +26,6 @@ ignored, and a deterministic split by file.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import unicodedata
 from collections import Counter
@@ -41,7 +40,7 @@ from supra.data.captions import clean_caption, read_caption_table, read_lines
 from supra.data.images import IMAGE_SUFFIXES
 from supra.utils.distributed import rank_and_world
 from supra.utils.errors import SupraUserError
-from supra.utils.files import as_typed_and_absolute
+from supra.utils.files import as_typed_and_absolute, parse_json
 from supra.utils.folder_walk import VisibleFiles, listed_path, walk_visible
 from supra.utils.numbers import counted
 
@@ -245,7 +244,7 @@ class _Captions:
                 continue
             where = f"{path.name}:{number}"
             try:
-                entry = json.loads(line)
+                entry = parse_json(line)
                 name, caption = entry["file"], entry["caption"]
                 if not isinstance(name, str) or not isinstance(caption, str):
                     raise TypeError

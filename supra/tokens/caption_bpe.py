@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
-from supra.utils.files import write_text_atomic
+from supra.utils.files import parse_json, write_text_atomic
 from supra.utils.numbers import counted, is_whole
 
 log = logging.getLogger(__name__)
@@ -41,7 +41,7 @@ def read_gpt2_vocab(path: Path) -> dict[str, int]:
     (a list, or ids given as strings, failed far from here with an AttributeError or TypeError)."""
     what = "not GPT-2's vocab.json (a JSON mapping of tokens to whole-number ids"
     try:
-        vocab = json.loads(path.read_text(encoding="utf-8"))
+        vocab = parse_json(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ValueError(f"{path} is {what}: {err})") from None
     if not isinstance(vocab, dict):

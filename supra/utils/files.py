@@ -381,6 +381,15 @@ def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
 _STILL_ESCAPED = re.compile("[\x85\u2028\u2029\ud800-\udfff]")
 
 
+def parse_json(text: str | bytes) -> Any:
+    """`json.loads(text)`, where text nested too deeply for Python's parser (`{"a":{"a":...}}` 100,000 deep, a
+    RecursionError from json) is a json.JSONDecodeError too, so every reader's "not readable JSON" covers it."""
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise json.JSONDecodeError("nested too deeply to read", text if isinstance(text, str) else "", 0) from None
+
+
 def readable_json(obj: Any, indent: int | None = None) -> str:
     """`obj` as JSON text that keeps non-ASCII characters as they are (`"猫 cat.png"`, not `"\\u732b cat.png"`),
     to be written as UTF-8, so captions and file names can be read and grepped; ASCII-only content is the
@@ -399,7 +408,7 @@ def outputs_record(path: str | os.PathLike) -> dict[str, Any] | None:
     """A command's record of the files it wrote (generate's generation.json, shapes_gifs' .shapes_gifs.json):
     a JSON object whose "files" lists their names; None when there is none, or it is not one."""
     try:
-        record = json.loads(Path(path).read_text(encoding="utf-8"))
+        record = parse_json(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     listed = record.get("files") if isinstance(record, dict) else None

@@ -16,7 +16,6 @@ format expects.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Hashable
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from supra.data.caption_sources.index import (
 )
 from supra.data.caption_sources.karpathy import read_karpathy
 from supra.utils.errors import SupraUserError
+from supra.utils.files import parse_json
 
 LAYOUTS = ("karpathy", "2014", "2017")
 KARPATHY_VAL_TEST = {"train": None, "val": 5000, "test": 5000}
@@ -86,7 +86,7 @@ def _check_image(path: Path, i: int, image: object) -> None:
 def _read_official_file(index: CaptionIndex, path: Path, folder: str) -> list[str]:
     """Add one official captions file's images and captions to `index`; its image keys, in id order."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        data = parse_json(path.read_text(encoding="utf-8-sig"))
         images, annotations = data["images"], data["annotations"]
     except (ValueError, KeyError, TypeError) as err:
         raise SupraUserError(f"{path} is not a COCO captions file (needs images[] and annotations[]: {err})") from None

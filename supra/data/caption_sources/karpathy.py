@@ -8,11 +8,11 @@ restval) and `sentences[].raw` (its `tokens` joined by spaces where a trimmed co
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from supra.data.caption_sources.index import NOT_TEXT, SENTID_TWICE, SPLIT_NAMES, CaptionIndex
 from supra.utils.errors import SupraUserError
+from supra.utils.files import parse_json
 
 
 def _check_image(path: Path, i: int, image: object) -> None:
@@ -38,7 +38,7 @@ def _check_image(path: Path, i: int, image: object) -> None:
 def read_karpathy(path: Path, image_dir: Path) -> CaptionIndex:
     """The index of a Karpathy split file; keys are `filepath/filename` when the file gives a filepath."""
     try:
-        data = json.loads(path.read_text(encoding="utf-8-sig"))
+        data = parse_json(path.read_text(encoding="utf-8-sig"))
         images = data["images"]
     except (ValueError, KeyError, TypeError) as err:
         raise SupraUserError(f"{path} is not a Karpathy split file (no readable images[]: {err}): "

@@ -35,7 +35,7 @@ from supra.data.caption_sources.tar_reading import tar_samples
 from supra.data.captions import clean_caption, decode_caption_bytes, training_captions
 from supra.data.images import UNREADABLE, jpeg_draft_pixels, load_rgb, squashed
 from supra.utils.errors import SupraUserError, first_line
-from supra.utils.files import local_path_of
+from supra.utils.files import local_path_of, parse_json
 from supra.utils.numbers import counted, is_whole
 
 log = logging.getLogger(__name__)
@@ -337,7 +337,7 @@ def usable(sample: dict[str, Any], tally: Unusable, names: Mapping[str, str] | N
     meta: dict[str, Any] = {}
     if "json" in sample:
         try:
-            meta = json.loads(sample["json"])
+            meta = parse_json(sample["json"])
         except ValueError:
             meta = {}
         if not isinstance(meta, dict):  # a list, a string, a number: no metadata, as invalid JSON is none
