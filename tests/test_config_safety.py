@@ -142,3 +142,15 @@ def test_a_vqvae_checkpoint_naming_a_setting_this_version_lacks_is_one_line_nami
                                              r"version of Supra \(.*'codebook_size'\)") as err:
         load_vqvae(tmp_path / "other_version.ckpt")
     assert "\n" not in str(err.value)
+
+
+def test_a_vqvae_checkpoint_whose_config_asks_for_a_huge_codebook_is_refused_before_any_memory_is_taken(tmp_path):
+    saved = torch.load(write_vqvae_checkpoint(tmp_path / "vq.ckpt"), weights_only=True)
+    saved["supra"]["run_config"]["model"]["net"]["num_codes"] = 10**10  # 2.5 TB of codebook
+    torch.save(saved, tmp_path / "edited.ckpt")
+    with pytest.raises(SupraUserError) as refused:
+        load_vqvae(tmp_path / "edited.ckpt")
+    assert str(refused.value) == (
+        f"ckpt={tmp_path / 'edited.ckpt'} does not fit this model: wrong shape ['quantizer.codebook' (256, 64) there, "
+        "(10000000000, 64) here, 'quantizer.ema_count' (256,) there, (10000000000,) here, 'quantizer.ema_sum' (256, 64) "
+        "there, (10000000000, 64) here, 'quantizer.steps_unused' (256,) there, (10000000000,) here]")

@@ -121,6 +121,37 @@ def test_a_release_saved_with_its_tied_weights_de_duplicated_is_named_for_the_mi
     assert "config.json" not in message  # it describes the model well: the file lacks a tensor
 
 
+def test_a_config_json_edited_to_a_huge_size_is_refused_from_the_weights_shapes_before_any_memory_is_taken(
+        release, tmp_path):
+    folder = tmp_path / "edited"
+    shutil.copytree(release, folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "VOCAB_SIZE": 10**9}))  # 512 GB of embedding
+    with pytest.raises(SupraUserError) as refused:
+        load_release(folder)
+    vocab, width = config["VOCAB_SIZE"], config["D_MODEL"]
+    assert str(refused.value) == (
+        f"{folder / 'model.safetensors'} does not fit the model {folder / 'config.json'} describes: wrong shape "
+        f"['lm_head.weight' ({vocab}, {width}) there, (1000000000, {width}) here, 'tok_emb.weight' ({vocab}, {width}) "
+        f"there, (1000000000, {width}) here]: config.json and model.safetensors are not of one model (one was edited or "
+        "replaced): export the release again (python -m supra.export)")
+
+
+def test_a_checkpoints_run_config_edited_to_a_huge_size_is_refused_before_any_memory_is_taken(trained_run, tmp_path):
+    from supra.artifacts.captioner_release import load_captioner
+
+    saved = torch.load(trained_run / "checkpoints" / "best.ckpt", weights_only=True)
+    net_config = saved["supra"]["run_config"]["model"]["net"]
+    vocab, width = net_config["VOCAB_SIZE"], net_config["D_MODEL"]
+    net_config["VOCAB_SIZE"] = 10**9
+    torch.save(saved, tmp_path / "edited.ckpt")
+    with pytest.raises(SupraUserError) as refused:
+        load_captioner(tmp_path / "edited.ckpt")
+    assert str(refused.value) == (
+        f"ckpt={tmp_path / 'edited.ckpt'} does not fit this model: wrong shape ['lm_head.weight' ({vocab}, {width}) "
+        f"there, (1000000000, {width}) here, 'tok_emb.weight' ({vocab}, {width}) there, (1000000000, {width}) here]")
+
+
 def test_a_config_json_edited_away_from_its_weights_names_both_files_and_says_to_export_again(release, tmp_path):
     folder = tmp_path / "edited"
     shutil.copytree(release, folder)

@@ -49,6 +49,7 @@ from supra.artifacts.kinds import (
     release_kind,
 )
 from supra.artifacts.release_files import (
+    built_for_weights,
     data_names,
     given_release_folder,
     load_release_weights_file,
@@ -69,7 +70,7 @@ from supra.tokens.a2a_vocab import A2AVocab
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_dir
 from supra.utils.numbers import counted, is_whole
-from supra.utils.state_dicts import same_state
+from supra.utils.state_dicts import built_to_fit, same_state
 
 RELEASE_FILES = ("config.json", "model.safetensors", "vqvae.safetensors", "tokenizer.json")
 
@@ -308,8 +309,10 @@ def load_a2a_release(folder: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
     config = _release_config(folder)
     vocab = load_release_vocab(folder)
     try:
-        net = A2ANano(_gpt_config(config["gpt"], vocab))
-        vqvae = VQVAE(**config["vqvae"])
+        gpt_config = _gpt_config(config["gpt"], vocab)
+        # each built once its weights' shapes are found to fit it: sizes edited into config.json take no memory
+        net = built_for_weights(lambda: A2ANano(gpt_config), folder / "model.safetensors", tied_head=gpt_config.tie_head)
+        vqvae = built_for_weights(lambda: VQVAE(**config["vqvae"]), folder / "vqvae.safetensors")
     except SupraUserError:  # a value VQVAEConfig names itself
         raise
     except (KeyError, TypeError, ValueError, AttributeError) as err:
@@ -420,8 +423,9 @@ def load_a2a_checkpoint(path: str | Path) -> tuple[A2ANano, VQVAE, A2AVocab]:
         raise SupraUserError(f"ckpt={path} lacks its vocabulary or VQ-VAE config: was it written by train.py?")
     vocab = A2AVocab.from_json(meta["a2a_vocab"])
     net_config = meta.get("net_config") or ((run_config_of(checkpoint) or {}).get("model") or {}).get("net") or {}
-    net = A2ANano(_gpt_config(net_config, vocab))
-    load_state_strictly(net, net_state(checkpoint, "net."), f"ckpt={path} (net.*)")
+    state = net_state(checkpoint, "net.")
+    net = built_to_fit(lambda: A2ANano(_gpt_config(net_config, vocab)), state, f"ckpt={path} (net.*)")
+    load_state_strictly(net, state, f"ckpt={path} (net.*)")
     vqvae = _checkpoint_vqvae(checkpoint, f"ckpt={path}")
     check_pair(net, vqvae, vocab, f"ckpt={path}")
     return net.eval(), vqvae, vocab
@@ -436,8 +440,10 @@ def load_checkpoint_vqvae(path: str | Path, what: str = "ckpt_path") -> VQVAE:
 
 
 def _checkpoint_vqvae(checkpoint: dict[str, Any], where: str) -> VQVAE:
-    vqvae = VQVAE(**{k: v for k, v in checkpoint["supra"]["vqvae_config"].items() if not k.startswith("_")})
-    load_state_strictly(vqvae, net_state(checkpoint, "vqvae."), f"{where} (vqvae.*)")
+    state = net_state(checkpoint, "vqvae.")
+    vqvae = built_to_fit(lambda: VQVAE(**{k: v for k, v in checkpoint["supra"]["vqvae_config"].items()
+                                          if not k.startswith("_")}), state, f"{where} (vqvae.*)")
+    load_state_strictly(vqvae, state, f"{where} (vqvae.*)")
     return vqvae.eval()
 
 

@@ -42,6 +42,7 @@ from supra.artifacts.kinds import (
     refuse_other_kind,
 )
 from supra.artifacts.release_files import (
+    built_for_weights,
     check_run_grid,
     data_names,
     given_release_folder,
@@ -53,6 +54,7 @@ from supra.artifacts.release_files import (
     run_results,
     save_weights,
     scored_model_settings,
+    weights_shapes,
     write_config_json,
     write_scoring,
 )
@@ -63,6 +65,7 @@ from supra.utils.cli import refuse_unread_options
 from supra.utils.errors import SupraUserError
 from supra.utils.files import atomic_dir
 from supra.utils.numbers import counted, is_whole
+from supra.utils.state_dicts import built_to_fit
 
 RELEASE_KEYS = ("D_MODEL", "N_HEADS", "N_LAYERS", "D_FF", "VIS_CH", "N_VIS", "VOCAB_SIZE", "MAX_SEQ", "IMG_SIZE")
 OPTIONAL_KEYS = ("attn.mask",)  # the release may carry causal-mask buffers; our model computes the mask
@@ -390,7 +393,10 @@ def load_release(folder: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict]:
     (org/name[@revision]); load_captioner reads a checkpoint too."""
     folder = given_release_folder(local_path(folder), "load_captioner")
     config, tokenizer = read_release(folder)
-    net = build_captioner({**{k: config[k] for k in RELEASE_KEYS}, **architecture_of(config)})
+    net_config = {**{k: config[k] for k in RELEASE_KEYS}, **architecture_of(config)}
+    path = folder / "model.safetensors"
+    shapes = {k: v for k, v in weights_shapes(path).items() if not k.endswith(OPTIONAL_KEYS)}
+    net = built_for_weights(lambda: build_captioner(net_config), path, shapes, tied_head=True)
     load_release_weights(net, folder)
     return net.eval(), tokenizer, config
 
@@ -401,8 +407,9 @@ def _from_checkpoint(path: str | Path) -> tuple[VLMNano, CaptionTokenizer, dict,
     run_config, tokenizer_json = run_config_of(checkpoint), checkpoint["supra"].get("tokenizer")
     if not run_config or not tokenizer_json:
         raise SupraUserError(f"ckpt={path} lacks its run config or tokenizer: was it written by train.py?")
-    net = build_captioner(run_config["model"]["net"])
-    load_state_strictly(net, net_state(checkpoint), f"ckpt={path}")
+    state = net_state(checkpoint)
+    net = built_to_fit(lambda: build_captioner(run_config["model"]["net"]), state, f"ckpt={path}")
+    load_state_strictly(net, state, f"ckpt={path}")
     return net.eval(), CaptionTokenizer.from_json(tokenizer_json), run_config, checkpoint
 
 

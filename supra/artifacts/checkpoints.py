@@ -29,7 +29,7 @@ from supra.utils.errors import SupraUserError, first_line
 from supra.utils.files import openable_path
 from supra.utils.numbers import counted
 from supra.utils.start_up import REPO_ROOT
-from supra.utils.state_dicts import check_state_fits
+from supra.utils.state_dicts import built_to_fit, check_state_fits
 
 ANY_MODEL = "a .ckpt file written by train.py, a release folder or a Hugging Face Hub repo id (org/name)"
 
@@ -161,8 +161,10 @@ def load_vqvae(path: str | Path, what: str = "ckpt") -> tuple[torch.nn.Module, d
     net_cfg = run_cfg.get("model", {}).get("net")
     if not isinstance(net_cfg, dict) or "_target_" not in net_cfg:
         raise SupraUserError(f"{what}={path} holds no VQ-VAE config (model.net): was it written by train.py?")
-    net = instantiate_loaded(net_cfg, f"{what}={path}", "run_config.model.net")
-    load_state_strictly(net, net_state(checkpoint), f"{what}={path}")
+    state = net_state(checkpoint)
+    net = built_to_fit(lambda: instantiate_loaded(net_cfg, f"{what}={path}", "run_config.model.net"), state,
+                       f"{what}={path}")
+    load_state_strictly(net, state, f"{what}={path}")
     return net.eval(), run_cfg
 
 

@@ -4,22 +4,24 @@ run a checkpoint came from (for the model card), each read with one-line errors 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any
 
 import torch
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from safetensors import safe_open
 from safetensors.torch import load_file, save_file
 
-from supra.artifacts.checkpoints import checkpoint_step, load_state_strictly
+from supra.artifacts.checkpoints import checkpoint_step
 from supra.metrics.caption_scores import SCORER_FAMILIES
 from supra.models.a2a_generation import GENERATION_KEYS, generation_setting_problem
 from supra.models.vlm_generation import DecodeConfig
 from supra.utils.errors import SupraUserError, first_line
 from supra.utils.files import give_plain_permissions, parse_json
 from supra.utils.numbers import noun_for
-from supra.utils.state_dicts import with_unread_counters
+from supra.utils.state_dicts import check_state_fits, with_unread_counters
 
 
 def save_weights(module: torch.nn.Module, path: Path) -> None:
@@ -59,10 +61,40 @@ def load_release_weights_file(module: torch.nn.Module, path: Path, state: dict[s
     counters a converter dropped are not needed (with_unread_counters); any other mismatch means the two files
     are not of one model, so both are named."""
     state = load_weights(path) if state is None else state
+    state = _fitting_state(module, state, path, tied_head)
+    module.load_state_dict(state)
+
+
+def built_for_weights(build: Callable[[], torch.nn.Module], path: Path, state: dict[str, torch.Tensor] | None = None,
+                      tied_head: bool = False) -> torch.nn.Module:
+    """`build()` (the model a folder's config.json describes), once the shapes in the header of its weights file
+    `path` (or `state`'s) are found to fit it, as load_release_weights_file checks them: built first on the
+    meta device, which holds no memory, so a config.json edited to VOCAB_SIZE=10**9 is that one line, not
+    gigabytes taken before it."""
+    state = weights_shapes(path) if state is None else state
+    with torch.device("meta"):
+        _fitting_state(build(), state, path, tied_head)
+    return build()
+
+
+def weights_shapes(path: Path) -> dict[str, torch.Tensor]:
+    """The tensors of a safetensors file as meta tensors: their names and shapes, read from its header alone."""
+    try:
+        with safe_open(path, "pt") as weights:
+            names = weights.keys()  # a safe_open is no mapping: its names are asked for
+            return {name: torch.empty(weights.get_slice(name).get_shape(), device="meta") for name in names}
+    except Exception as err:  # safetensors raises its own error types
+        raise SupraUserError(f"{path} is not a readable safetensors file ({err})") from None
+
+
+def _fitting_state(module: torch.nn.Module, state: dict[str, torch.Tensor], path: Path,
+                   tied_head: bool) -> dict[str, torch.Tensor]:
+    """`state` as `module` loads it (a tied head, BatchNorm counters), or one line naming both files."""
     state = with_unread_counters(module, with_tied_head(state, path) if tied_head else state)
-    load_state_strictly(module, state, str(path), f"the model {path.parent / 'config.json'} describes",
-                        f": config.json and {path.name} are not of one model (one was edited or replaced): export "
-                        "the release again (python -m supra.export)")
+    check_state_fits(module, state, str(path), f"the model {path.parent / 'config.json'} describes",
+                     f": config.json and {path.name} are not of one model (one was edited or replaced): export "
+                     "the release again (python -m supra.export)")
+    return state
 
 
 def given_release_folder(folder: str | Path, loader: str) -> Path:

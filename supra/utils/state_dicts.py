@@ -4,7 +4,7 @@ release may lack (`with_unread_counters`); and are two state dicts the same mode
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 import torch
 
@@ -27,6 +27,16 @@ def check_state_fits(module: torch.nn.Module, state: dict[str, torch.Tensor], so
         if names]
     if differences:
         raise SupraUserError(f"{source} does not fit {target}: {'; '.join(differences)}{hint}")
+
+
+def built_to_fit(build: Callable[[], torch.nn.Module], state: Mapping[str, torch.Tensor], source: str,
+                 target: str = "this model", hint: str = "") -> torch.nn.Module:
+    """`build()`, once `state` is found to fit what it builds (check_state_fits): built first on the meta device,
+    which holds shapes and no memory, so sizes a file's config gives far from its weights' (VOCAB_SIZE=10**9) are
+    the one-line refusal, not gigabytes taken (or an allocator's traceback) before it."""
+    with torch.device("meta"):
+        check_state_fits(build(), dict(state), source, target, hint)
+    return build()
 
 
 COUNTER = "num_batches_tracked"  # the int64 buffer by which BatchNorm counts the batches it trained on
