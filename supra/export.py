@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 
 from supra.artifacts.a2a_release import export_a2a_release, load_a2a_release
 from supra.artifacts.captioner_release import RELEASE_KEYS, export_release, load_release
-from supra.artifacts.checkpoints import artifact_kind, load_supra_checkpoint
+from supra.artifacts.checkpoints import artifact_kind, load_supra_checkpoint, objects_refusal
 from supra.artifacts.hub import RELEASE_FILES, check_push_to, hub_cache, is_repo_id, local_path, push_folder
 from supra.artifacts.kinds import (
     A2A_CHECKPOINT,
@@ -145,6 +145,8 @@ def read_release_whole(folder: Path, kind: str) -> None:
             try:
                 read(path)
             except Exception as err:  # whatever torch, PIL or the codec raise for a damaged file
+                if (refusal := objects_refusal(str(path), err, "releases")) is not None:
+                    raise SupraUserError(refusal) from None
                 raise SupraUserError(f"{path} cannot be read ({first_line(err, 120, sentence=True)}): it is damaged or cut short; copy "
                                      "the release again (or export it again from its checkpoint)") from None
 

@@ -154,3 +154,38 @@ def test_a_vqvae_checkpoint_whose_config_asks_for_a_huge_codebook_is_refused_bef
         f"ckpt={tmp_path / 'edited.ckpt'} does not fit this model: wrong shape ['quantizer.codebook' (256, 64) there, "
         "(10000000000, 64) here, 'quantizer.ema_count' (256,) there, (10000000000,) here, 'quantizer.ema_sum' (256, 64) "
         "there, (10000000000, 64) here, 'quantizer.steps_unused' (256,) there, (10000000000,) here]")
+
+
+class RunsACommand:
+    """What a crafted checkpoint holds: unpickling it would call os.system."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self):
+        import os
+
+        return os.system, (f"touch {self.marker}",)
+
+
+def test_a_checkpoint_holding_pickled_objects_is_said_not_loaded_not_cut_short(tmp_path):
+    from supra.artifacts.checkpoints import load_supra_checkpoint
+
+    marker = tmp_path / "was_run"
+    ckpt = tmp_path / "crafted.ckpt"
+    torch.save({"state_dict": {}, "supra": {"kind": "supra.captioning"}, "x": RunsACommand(marker)}, ckpt)
+    with pytest.raises(SupraUserError) as refused:
+        load_supra_checkpoint(ckpt)
+    assert str(refused.value) == (f"ckpt={ckpt} was not loaded: it holds objects other than tensors (posix.system), "
+                                  "which could run code if loaded, and no file Supra writes does: use only checkpoints "
+                                  "you trust")
+    assert not marker.exists()
+
+
+def test_a_checkpoint_cut_short_is_still_said_to_be_cut_short(tmp_path):
+    from supra.artifacts.checkpoints import load_supra_checkpoint
+
+    whole = write_vqvae_checkpoint(tmp_path / "vq.ckpt").read_bytes()
+    (tmp_path / "cut.ckpt").write_bytes(whole[:len(whole) // 2])
+    with pytest.raises(SupraUserError, match="copy it again if it was cut short$"):
+        load_supra_checkpoint(tmp_path / "cut.ckpt")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import pickle
+import re
 import zipfile
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
@@ -57,6 +58,8 @@ def load_supra_checkpoint(path: str | Path, kind: str | None = None, what: str =
         # torch maps only its zip format: another file is read whole, to be named (or loaded) as without mmap
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=mmap and zipfile.is_zipfile(path))
     except (pickle.UnpicklingError, RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError, LookupError) as err:
+        if (refusal := objects_refusal(f"{what}={path}", err, "checkpoints")) is not None:
+            raise SupraUserError(refusal) from None
         # LookupError: torch's legacy unpickler on bytes that are no pickle says KeyError(101)
         reason = "not a PyTorch file" if isinstance(err, LookupError) else first_line(err, 120, sentence=True)
         raise SupraUserError(f"{what}={path} is not a readable PyTorch checkpoint ({reason}): "
@@ -98,6 +101,17 @@ def run_config_of(checkpoint: dict[str, Any]) -> dict[str, Any] | None:
 def net_state(checkpoint: dict[str, Any], prefix: str = "net.") -> dict[str, torch.Tensor]:
     """The part of a task checkpoint's state dict under `prefix`, without it ("net." = the model)."""
     return {k.removeprefix(prefix): v for k, v in checkpoint["state_dict"].items() if k.startswith(prefix)}
+
+
+def objects_refusal(shown: str, err: BaseException, kind: str) -> str | None:
+    """The line for torch.load(weights_only=True)'s refusal of a file holding pickled objects other than tensors
+    (a crafted file's os.system): not loaded, which is true, where "cut short" would send the user to fetch the
+    same file again; None for any other failure. `kind`: what to use only trusted ones of ("checkpoints")."""
+    if not isinstance(err, pickle.UnpicklingError) or "Weights only load failed" not in str(err):
+        return None
+    named = re.search(r"\bGLOBAL ([\w.]+)", str(err))  # torch says "Unsupported global: GLOBAL x.y" or "unsupported GLOBAL x.y"
+    return (f"{shown} was not loaded: it holds objects other than tensors{f' ({named[1]})' if named else ''}, which "
+            f"could run code if loaded, and no file Supra writes does: use only {kind} you trust")
 
 
 def checkpoint_step(path: str | Path) -> int | None:
