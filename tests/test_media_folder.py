@@ -645,6 +645,12 @@ def _unreadable_caption_lines(root: Path, n: int) -> None:
     _captions_jsonl(root, ["not json"] * n)
 
 
+def _long_captions(root: Path, n: int) -> None:
+    for i in range(n):
+        save_image(root / f"long{i}.png")
+        (root / f"long{i}.txt").write_text("red circle " * 1_000 + "and more")
+
+
 def _shared_sidecars(root: Path, n: int) -> None:
     for i in range(n):
         save_image(root / f"twin{i}.png")
@@ -678,6 +684,10 @@ COUNTED_REASONS = {
         '1 unreadable caption line (each a JSON object with "file" and "caption") (e.g. captions.jsonl:1)',
         '2 unreadable caption lines (each a JSON object with "file" and "caption") '
         "(e.g. captions.jsonl:1, captions.jsonl:2)"),
+    "caption over the length read": (
+        _long_captions, "caption_problems",
+        "1 caption over 10,000 characters, cut to them (e.g. long0.txt)",
+        "2 captions over 10,000 characters, cut to them (e.g. long0.txt, long1.txt)"),
     "shared sidecar": (
         _shared_sidecars, "caption_problems",
         "1 sidecar that two images share, captioning neither (name each <name>.<ext>.txt: photo.jpg.txt) "
@@ -723,3 +733,11 @@ def test_a_caption_line_nested_too_deeply_to_parse_is_an_unreadable_caption_line
     _captions_jsonl(tmp_path, [deep])
     assert scan_folder(tmp_path).caption_problems.describe() == (
         '1 unreadable caption line (each a JSON object with "file" and "caption") (e.g. captions.jsonl:1)')
+
+
+def test_a_caption_far_longer_than_any_model_reads_is_cut_where_it_is_read(tmp_path):
+    save_image(tmp_path / "cat.png")
+    _captions_jsonl(tmp_path, [json.dumps({"file": "cat.png", "caption": "a cat " + "x" * 1_000_000})])
+    index = scan_folder(tmp_path)
+    assert [len(caption) for caption in index.captions["cat.png"]] == [10_000]
+    assert index.caption_problems.describe() == "1 caption over 10,000 characters, cut to them (e.g. captions.jsonl:1)"

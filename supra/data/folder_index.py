@@ -69,6 +69,10 @@ CAPTIONS_OF_NOT_MEDIA = "of files not read (name.txt beside a file that is no pi
 NO_MEDIA_FILE = "for no media file"  # after "N captions"
 BLANK_CAPTION = "blank caption"  # a noun of its own: "2 blank captions"
 SHARED_SIDECAR = "that two images share, captioning neither (name each <name>.<ext>.txt: photo.jpg.txt)"  # "N sidecars"
+# A caption is cut at MAX_CAPTION_CHARS where it is read, and counted: thousands of tokens, far beyond any model's
+# caption length (MAX_SEQ 48), so nothing a model reads is lost, while a 200 MB line is not held and hashed whole
+MAX_CAPTION_CHARS = 10_000
+LONG_CAPTION = f"over {MAX_CAPTION_CHARS:,} characters, cut to them"  # after "N captions"
 # a line of captions.jsonl that is no JSON object with both keys: the summary says what each line needs
 UNREADABLE_LINE = '(each a JSON object with "file" and "caption")'  # after "N unreadable caption lines"
 # caption lines (or images' sidecars) read between two moves of the progress bar: 200,000 take seconds
@@ -188,7 +192,8 @@ class _Captions:
         self.progress.advance(task, n % PROGRESS_STEP)
 
     def add(self, name: str, caption: str, where: str) -> None:
-        caption = clean_caption(caption)
+        too_long = len(caption) > MAX_CAPTION_CHARS
+        caption = clean_caption(caption[:MAX_CAPTION_CHARS])
         name = self.file_named(name) or name
         if name not in self.by_file:
             self.problems.add(HIDDEN if _hidden(name) and (self.root / name).is_file() else NO_MEDIA_FILE, where,
@@ -196,6 +201,8 @@ class _Captions:
         elif not caption:
             self.problems.add(BLANK_CAPTION, where, noun=True)
         else:
+            if too_long:
+                self.problems.add(LONG_CAPTION, where, noun="caption")
             self.every_line[name].append(caption)
             if caption not in self.by_file[name]:
                 self.by_file[name].append(caption)
