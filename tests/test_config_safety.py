@@ -189,3 +189,11 @@ def test_a_checkpoint_cut_short_is_still_said_to_be_cut_short(tmp_path):
     (tmp_path / "cut.ckpt").write_bytes(whole[:len(whole) // 2])
     with pytest.raises(SupraUserError, match="copy it again if it was cut short$"):
         load_supra_checkpoint(tmp_path / "cut.ckpt")
+
+
+def test_bytes_torch_cannot_unpickle_as_weights_are_not_said_to_hold_objects(tmp_path):
+    from supra.artifacts.checkpoints import load_supra_checkpoint
+
+    (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint at all")  # torch: "Weights only load failed" too
+    with pytest.raises(SupraUserError, match="copy it again if it was cut short$"):
+        load_supra_checkpoint(tmp_path / "garbage.ckpt")

@@ -106,12 +106,14 @@ def net_state(checkpoint: dict[str, Any], prefix: str = "net.") -> dict[str, tor
 def objects_refusal(shown: str, err: BaseException, kind: str) -> str | None:
     """The line for torch.load(weights_only=True)'s refusal of a file holding pickled objects other than tensors
     (a crafted file's os.system): not loaded, which is true, where "cut short" would send the user to fetch the
-    same file again; None for any other failure. `kind`: what to use only trusted ones of ("checkpoints")."""
-    if not isinstance(err, pickle.UnpicklingError) or "Weights only load failed" not in str(err):
+    same file again; None for any other failure. `kind`: what to use only trusted ones of ("checkpoints").
+    Only a refusal naming the global it met is told apart: torch says "Weights only load failed" of bytes that
+    are no pickle at all (a file cut short) too."""
+    named = re.search(r"\bGLOBAL ([\w.]+)", str(err))  # "Unsupported global: GLOBAL x.y", "unsupported GLOBAL x.y"
+    if not isinstance(err, pickle.UnpicklingError) or "Weights only load failed" not in str(err) or not named:
         return None
-    named = re.search(r"\bGLOBAL ([\w.]+)", str(err))  # torch says "Unsupported global: GLOBAL x.y" or "unsupported GLOBAL x.y"
-    return (f"{shown} was not loaded: it holds objects other than tensors{f' ({named[1]})' if named else ''}, which "
-            f"could run code if loaded, and no file Supra writes does: use only {kind} you trust")
+    return (f"{shown} was not loaded: it holds objects other than tensors ({named[1]}), which could run code if "
+            f"loaded, and no file Supra writes does: use only {kind} you trust")
 
 
 def checkpoint_step(path: str | Path) -> int | None:
