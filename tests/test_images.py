@@ -1,12 +1,13 @@
 """image_to_uint8, the picture a notebook user hands the captioner: a PIL image of any mode is read as load_rgb
-reads its file, uint8 pixels as they are, and a float array (of no known range) is refused, not made black."""
+reads its file, uint8 pixels as they are, and a float array (of no known range) is refused, not made black.
+normalize_images, the next step, takes only those uint8 pixels."""
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from supra.data.images import image_to_uint8, load_rgb
+from supra.data.images import image_to_uint8, load_rgb, normalize_images
 from supra.utils.errors import SupraUserError
 
 
@@ -51,3 +52,11 @@ def test_a_pil_image_the_camera_turned_is_read_upright_as_its_file_is(tmp_path):
         pixels = image_to_uint8(opened, 16)
     assert torch.equal(pixels, image_to_uint8(load_rgb(tmp_path / "turned.jpg"), 16))
     assert pixels[2, 0, 8] > 200 and pixels[0, -1, 8] > 200  # upright: blue on top, red below
+
+
+def test_normalize_images_refuses_float_pixels_in_one_line_rather_than_read_them_as_black():
+    as_to_tensor_gives = torch.rand(1, 3, 8, 8)  # torchvision's ToTensor: floats in [0, 1]
+    with pytest.raises(SupraUserError) as refused:
+        normalize_images(as_to_tensor_gives)
+    assert str(refused.value) == ("images are float32: give uint8 pixels in 0..255 (for floats in [0, 1], "
+                                  "(images * 255).round().to(torch.uint8))")
