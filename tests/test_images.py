@@ -60,3 +60,11 @@ def test_normalize_images_refuses_float_pixels_in_one_line_rather_than_read_them
         normalize_images(as_to_tensor_gives)
     assert str(refused.value) == ("images are float32: give uint8 pixels in 0..255 (for floats in [0, 1], "
                                   "(images * 255).round().to(torch.uint8))")
+
+
+@pytest.mark.parametrize("shape", [(1, 8, 8, 3), (3, 8, 8)])  # channels last, as numpy and PIL give; one picture
+def test_normalize_images_refuses_what_is_not_a_batch_channels_first_in_one_line_naming_its_shape(shape):
+    with pytest.raises(SupraUserError) as refused:
+        normalize_images(torch.zeros(shape, dtype=torch.uint8))
+    assert str(refused.value) == (f"images are of shape {list(shape)}: give a batch [B, 3, H, W], channels first "
+                                  "(one picture: pixels[None]; channels last: images.permute(0, 3, 1, 2))")

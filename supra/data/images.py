@@ -170,10 +170,14 @@ def normalize_images(
 ) -> torch.Tensor:
     """uint8 [B, 3, H, W] -> float32 [B, 3, H, W], scaled to [0, 1] then normalised per channel (ImageNet's
     statistics unless the encoder brings its own: a captioner's `net.image_input`). Float input is refused
-    (SupraUserError): its range is not known, and divided by 255 again a [0, 1] picture would read as black."""
+    (SupraUserError): its range is not known, and divided by 255 again a [0, 1] picture would read as black.
+    So is another shape (one picture [3, H, W], channels last), in one line naming it."""
     if images.dtype != torch.uint8:
         raise SupraUserError(f"images are {str(images.dtype).removeprefix('torch.')}: give uint8 pixels in 0..255 "
                              "(for floats in [0, 1], (images * 255).round().to(torch.uint8))")
+    if images.ndim != 4 or images.shape[1] != 3:  # else torch broadcasts [3, H, W] or fails on channels last
+        raise SupraUserError(f"images are of shape {list(images.shape)}: give a batch [B, 3, H, W], channels first "
+                             "(one picture: pixels[None]; channels last: images.permute(0, 3, 1, 2))")
     mean_ = torch.tensor(mean, device=images.device).view(1, 3, 1, 1)
     std_ = torch.tensor(std, device=images.device).view(1, 3, 1, 1)
     return (images.float() / 255.0 - mean_) / std_
