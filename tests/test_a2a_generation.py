@@ -291,3 +291,20 @@ def test_a_prompt_id_outside_the_vocabulary_is_named_not_an_index_error_of_the_e
         generate_texts(random_model(10), LAYOUT, [prompt], max_new_tokens=2)
     with pytest.raises(SupraUserError, match=said):
         generate_images(random_model(10), LAYOUT, [prompt], grid=(2, 2))
+
+
+def test_a_model_in_training_mode_generates_as_in_eval_with_dropout_off_and_is_left_in_training_mode():
+    """As vlm_generation.generate: generating is inference, on task.net during training or after a notebook cell
+    that trained it; the caller's mode is put back."""
+    torch.manual_seed(0)
+    model = A2ANano(A2AConfig(vocab_size=LAYOUT.vocab_size, context=160, n_layers=1, d_model=16, n_heads=2,
+                              d_mlp=32, dropout=0.5)).eval()
+    prompt = [LAYOUT.text_open, 3, 4, LAYOUT.text_close]
+    codes = generate_images(model, LAYOUT, [prompt] * 2, (3, 3), temperature=0.0)
+    text = generate_texts(model, LAYOUT, [LAYOUT.image_block(codes[0])] * 2, max_new_tokens=8, temperature=0.0)
+    likelihood = caption_log_likelihood(model, LAYOUT, codes, [[3, 4]] * 2)
+    model.train()
+    assert torch.equal(generate_images(model, LAYOUT, [prompt] * 2, (3, 3), temperature=0.0), codes)
+    assert generate_texts(model, LAYOUT, [LAYOUT.image_block(codes[0])] * 2, max_new_tokens=8, temperature=0.0) == text
+    assert torch.equal(caption_log_likelihood(model, LAYOUT, codes, [[3, 4]] * 2), likelihood)
+    assert all(module.training for module in model.modules())

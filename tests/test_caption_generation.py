@@ -1,5 +1,6 @@
 """Batched, KV-cached decoding gives the same captions as the plain per-image recompute search."""
 
+import copy
 import re
 
 import pytest
@@ -207,3 +208,19 @@ def test_a_caption_token_id_outside_the_vocabulary_is_named_not_an_index_error_o
 def test_images_of_another_float_dtype_than_the_weights_are_refused_naming_both(peaked_model):
     with pytest.raises(SupraUserError, match=r"^images are float32 but the model's weights are float64"):
         generate(peaked_model, torch.zeros(1, 3, 112, 112), BOS, EOS, DecodeConfig(strategy="greedy"))
+
+
+@pytest.mark.parametrize("strategy", ["beam", "greedy", "sample"])
+def test_a_model_in_training_mode_decodes_as_in_eval_and_is_given_back_unchanged_in_its_modes(peaked_model, strategy):
+    """As after a fine-tuning cell in a notebook, or on task.net during training: no BatchNorm statistic moves,
+    the captions are the eval model's, and every module is back in its own mode (a frozen part stays frozen)."""
+    images = torch.randn(3, 3, 112, 112, dtype=torch.double)
+    decode = DecodeConfig(strategy=strategy)
+    in_eval = generate(peaked_model, images, BOS, EOS, decode)
+    training = copy.deepcopy(peaked_model).train()
+    training.vis_enc.conv3.eval()  # a part the caller keeps frozen
+    before = {name: value.clone() for name, value in training.state_dict().items()}
+    modes = {name: module.training for name, module in training.named_modules()}
+    assert generate(training, images, BOS, EOS, decode) == in_eval
+    assert all(torch.equal(value, before[name]) for name, value in training.state_dict().items())
+    assert {name: module.training for name, module in training.named_modules()} == modes

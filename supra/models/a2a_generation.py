@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import torch
 
 from supra.models.a2a_nano import A2ANano
+from supra.models.eval_mode import eval_mode
 from supra.models.sampling import sample_next
 from supra.tokens.a2a_layout import TokenLayout
 from supra.utils.errors import SupraUserError
@@ -208,7 +209,18 @@ def run_schedule(
     stop_id: a row that drew it keeps emitting it; the loop ends when every row has.
     unconditional int64 [B, P'] and guidance g != 1: classifier-free guidance; each step samples from
     uncond + g * (cond - uncond) logits, the unconditional stream continuing the same new tokens.
+    The model runs in eval mode and is left in the mode it was in (as vlm_generation.generate: dropout off).
     """
+    with eval_mode(model):
+        return _run_schedule(model, prompts, schedule, sampling, generator, stop_id, use_cache, unconditional,
+                             guidance)
+
+
+def _run_schedule(
+    model: A2ANano, prompts: torch.Tensor, schedule: Sequence[Step], sampling: SamplingConfig,
+    generator: torch.Generator | None, stop_id: int | None, use_cache: bool, unconditional: torch.Tensor | None,
+    guidance: float,
+) -> torch.Tensor:
     B, P = prompts.shape
     context = model.config.context
     if P + len(schedule) > context:
@@ -391,7 +403,8 @@ def caption_log_likelihood(model: A2ANano, layout: TokenLayout, codes: torch.Ten
     for i, (row, cap) in enumerate(zip(rows, captions, strict=True)):
         ids[i, : len(row)] = torch.tensor(row, device=device)
         scored[i, len(row) - len(cap) - 1 : len(row)] = True  # the caption's ids and </TEXT>
-    logits, _ = model(ids[:, :-1])
+    with eval_mode(model):  # dropout off, as run_schedule
+        logits, _ = model(ids[:, :-1])
     logp = logits.float().log_softmax(-1).gather(-1, ids[:, 1:, None]).squeeze(-1)
     return (logp * scored[:, 1:]).sum(1)
 

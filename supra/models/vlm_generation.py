@@ -19,6 +19,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from supra.models.eval_mode import eval_mode
 from supra.models.sampling import sample_next
 from supra.models.vlm_nano import VLMNano
 from supra.utils.errors import SupraUserError
@@ -81,16 +82,21 @@ class DecodeConfig:
 
 @torch.no_grad()
 def generate(model: VLMNano, images: torch.Tensor, bos_id: int, eos_id: int, decode: DecodeConfig) -> list[list[int]]:
-    """images float [B, 3, H, W] (normalised) -> B token lists, BOS/EOS dropped."""
+    """images float [B, 3, H, W] (normalised) -> B token lists, BOS/EOS dropped. The model decodes in eval mode
+    and is left in the mode it was in, its weights and buffers as they were."""
     decode.check_vocabulary(model.config.VOCAB_SIZE)
-    if decode.strategy == "beam":
-        return beam_search(model, images, bos_id, eos_id, decode.beam_width, decode.length_penalty,
-                           decode.max_new_tokens)
-    if decode.strategy == "greedy":
-        return sample(model, images, bos_id, eos_id, greedy=True, max_new_tokens=decode.max_new_tokens)
-    draws = image_draws(images, decode.seed, _max_new(model, decode.max_new_tokens))
-    return sample(model, images, bos_id, eos_id, temperature=decode.temperature, top_k=decode.top_k,
-                  top_p=decode.top_p, draws=draws, max_new_tokens=decode.max_new_tokens)
+    # Eval mode, not a refusal of a training model: a caption is always inference, and in train mode BatchNorm
+    # moved its running statistics and dropout changed the captions. Callers already in eval (validation, the
+    # sample grids, attention maps) decode exactly as before.
+    with eval_mode(model):
+        if decode.strategy == "beam":
+            return beam_search(model, images, bos_id, eos_id, decode.beam_width, decode.length_penalty,
+                               decode.max_new_tokens)
+        if decode.strategy == "greedy":
+            return sample(model, images, bos_id, eos_id, greedy=True, max_new_tokens=decode.max_new_tokens)
+        draws = image_draws(images, decode.seed, _max_new(model, decode.max_new_tokens))
+        return sample(model, images, bos_id, eos_id, temperature=decode.temperature, top_k=decode.top_k,
+                      top_p=decode.top_p, draws=draws, max_new_tokens=decode.max_new_tokens)
 
 
 def image_draws(images: torch.Tensor, seed: int, steps: int) -> torch.Tensor:
