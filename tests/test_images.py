@@ -68,3 +68,17 @@ def test_normalize_images_refuses_what_is_not_a_batch_channels_first_in_one_line
         normalize_images(torch.zeros(shape, dtype=torch.uint8))
     assert str(refused.value) == (f"images are of shape {list(shape)}: give a batch [B, 3, H, W], channels first "
                                   "(one picture: pixels[None]; channels last: images.permute(0, 3, 1, 2))")
+
+
+@pytest.mark.parametrize("size, said", [(0, "size=0 must be a whole number >= 1"),
+                                        (32.0, "size=32.0 must be a whole number >= 1 (write 32, not 32.0)"),
+                                        ("32", "size='32' must be a whole number >= 1")])
+def test_a_size_that_is_no_whole_number_of_pixels_is_refused_in_one_line_naming_it(size, said):
+    with pytest.raises(SupraUserError) as refused:
+        image_to_uint8(np.zeros((10, 10, 3), np.uint8), size)  # 32.0: as `cfg.x / 2` gives
+    assert str(refused.value) == f"{said}: the side in pixels the model takes, net.image_input.size"
+
+
+def test_a_numpy_integer_size_is_taken_as_the_int_it_holds():
+    pixels = np.zeros((10, 10, 3), np.uint8)
+    assert torch.equal(image_to_uint8(pixels, np.int64(16)), image_to_uint8(pixels, 16))

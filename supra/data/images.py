@@ -26,6 +26,7 @@ from supra.data.gif_frames import EMPTY, EMPTY_FILE, TOO_LARGE, MediaDecodeError
 from supra.utils.errors import SupraUserError, first_line
 from supra.utils.folder_walk import link_loops, not_regular
 from supra.utils.imagenet import IMAGENET_MEAN, IMAGENET_STD
+from supra.utils.numbers import is_whole, whole_hint
 
 PAD_VALUE = 0  # black: the letterbox convention, and apart from the white transparency turns into
 # What Pillow raises on a corrupt or unsupported still, across its plugins (and on a decompression bomb).
@@ -360,7 +361,11 @@ def image_to_uint8(image: Image.Image | np.ndarray, size: int) -> torch.Tensor:
     """A PIL image of any mode (read as load_rgb reads a file: EXIF orientation applied, RGBA over white, L to
     RGB), or uint8 pixels [H, W, 3] (or [H, W] grey, [H, W, 4] RGBA) -> uint8 [3, size, size], squashed to a
     square like the release (no crop). Arrays of another dtype are refused (SupraUserError): a float picture's
-    range is not known (0-1 or 0-255), and cast to uint8 a [0, 1] one would be black."""
+    range is not known (0-1 or 0-255), and cast to uint8 a [0, 1] one would be black. A `size` that is no whole
+    number >= 1 is refused in one line (torch's resize failed on 0 and on 32.0, as `cfg.x / 2` gives)."""
+    if not is_whole(size if not isinstance(size, np.integer) else int(size), 1):
+        raise SupraUserError(f"size={size!r} must be a whole number >= 1{whole_hint(size)}: the side in pixels the "
+                             "model takes, net.image_input.size")
     return squashed(np.array(upright_rgb(image), dtype=np.uint8), size)  # a writable copy, for torch
 
 
