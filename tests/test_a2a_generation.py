@@ -308,3 +308,32 @@ def test_a_model_in_training_mode_generates_as_in_eval_with_dropout_off_and_is_l
     assert generate_texts(model, LAYOUT, [LAYOUT.image_block(codes[0])] * 2, max_new_tokens=8, temperature=0.0) == text
     assert torch.equal(caption_log_likelihood(model, LAYOUT, codes, [[3, 4]] * 2), likelihood)
     assert all(module.training for module in model.modules())
+
+
+MAKE_IDS = "text_block(layout, vocab.encode_text(text)) (supra.tokens.a2a_sequences), layout.image_block(codes)"
+
+
+@pytest.mark.parametrize("prompts, said", [
+    (["a red circle"], "prompts[0] is a str: give token ids, text_block(layout, vocab.encode_text('a red circle'))"),
+    ("a red circle", "prompts is a str: give a list of prompts of token ids, "
+                     "[text_block(layout, vocab.encode_text('a red circle'))]"),
+    ([[LAYOUT.text_open, 3.0, LAYOUT.text_close]], f"prompts[0] holds 3.0, not a token id: give whole-number ids, as "
+                                                   f"{MAKE_IDS} make them"),
+    ([LAYOUT.text_open, LAYOUT.text_close], f"prompts[0] is 40, not a list of token ids: give whole-number ids, as "
+                                            f"{MAKE_IDS} make them"),  # one prompt not in a list
+])
+def test_a_prompt_given_as_text_or_not_as_token_ids_is_refused_in_one_line_saying_how_to_make_ids(prompts, said):
+    model = random_model(0)
+    with pytest.raises(SupraUserError) as refused:
+        generate_images(model, LAYOUT, prompts, (2, 2), temperature=0.0)
+    assert str(refused.value) == said
+    with pytest.raises(SupraUserError) as refused:
+        generate_texts(model, LAYOUT, prompts, max_new_tokens=2, temperature=0.0)
+    assert str(refused.value) == said
+
+
+def test_prompt_ids_as_a_torch_integer_row_are_taken_as_the_ints_they_hold():
+    model = random_model(0)
+    prompt = [LAYOUT.text_open, 3, 4, LAYOUT.text_close]
+    codes = generate_images(model, LAYOUT, [prompt], (2, 2), temperature=0.0)
+    assert torch.equal(generate_images(model, LAYOUT, [torch.tensor(prompt)], (2, 2), temperature=0.0), codes)

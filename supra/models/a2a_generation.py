@@ -20,7 +20,8 @@ likely (log P(caption | image), its image2text direction), as DALL-E reranks its
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import operator
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -276,6 +277,39 @@ def _prompt_tensor(model: A2ANano, prompts: Sequence[Sequence[int]]) -> torch.Te
     return ids.to(model.tok_emb.weight.device)
 
 
+# how a caller makes a prompt's ids, said where a prompt is no list of ids
+MAKE_IDS = "text_block(layout, vocab.encode_text(text)) (supra.tokens.a2a_sequences), layout.image_block(codes)"
+
+
+def token_prompts(prompts: Sequence[Sequence[int]]) -> list[list[int]]:
+    """Each prompt as a list of int ids. A prompt given as text (a str, the obvious first try in a notebook), or
+    one that is or holds no whole number, is refused in one line saying how to make ids, not a TypeError midway."""
+    if isinstance(prompts, str):
+        raise SupraUserError(f"prompts is a str: give a list of prompts of token ids, "
+                             f"[text_block(layout, vocab.encode_text({prompts!r}))]")
+    return [token_ids(prompt, f"prompts[{i}]") for i, prompt in enumerate(prompts)]
+
+
+def token_ids(prompt: Sequence[int], name: str) -> list[int]:
+    """One prompt as a list of int ids (numpy and torch integers taken as the ints they hold); `name`: what the
+    caller called it, for the one-line refusal (see token_prompts)."""
+    if isinstance(prompt, str):
+        raise SupraUserError(f"{name} is a str: give token ids, text_block(layout, vocab.encode_text({prompt!r}))")
+    if not isinstance(prompt, Iterable):
+        raise SupraUserError(f"{name} is {prompt!r}, not a list of token ids: give whole-number ids, as {MAKE_IDS} "
+                             "make them")
+    ids = []
+    for token in prompt:
+        try:
+            if isinstance(token, bool):
+                raise TypeError
+            ids.append(operator.index(token))
+        except TypeError:
+            raise SupraUserError(f"{name} holds {token!r}, not a token id: give whole-number ids, as {MAKE_IDS} "
+                                 "make them") from None
+    return ids
+
+
 def check_grid(grid: tuple[int, int]) -> None:
     """An image's grid of codes (high, wide), each a whole number >= 1: (0, 0) gave an empty tensor."""
     if not (isinstance(grid, Sequence) and len(grid) == 2 and all(is_whole(side, 1) for side in grid)):
@@ -305,7 +339,7 @@ def generate_texts(
     unequal length run in groups of equal length, in the order of first appearance."""
     sampling = SamplingConfig(temperature, top_k, top_p)
     _check("max_new_tokens", max_new_tokens, new_tokens_problem(max_new_tokens))  # 0: not "no room in the context"
-    prompts = [with_opener(layout, p, "text", layout.text_open) for p in prompts]
+    prompts = [with_opener(layout, p, "text", layout.text_open) for p in token_prompts(prompts)]
     mask = text_mask(layout, model.tok_emb.weight.device)
     results: list[list[int]] = [[] for _ in prompts]
     for length, rows in prompts_by_length(prompts).items():
@@ -357,6 +391,7 @@ def generate_images(
     most likely (`caption_log_likelihood`); the prompt must hold a caption."""
     check_image_search(guidance, best_of)
     check_grid(grid)
+    prompts = token_prompts(prompts)
     if best_of > 1:
         captions = [prompt_caption(layout, p) for p in prompts]
         many = generate_images(model, layout, [p for p in prompts for _ in range(best_of)], grid, temperature, top_k,
@@ -426,7 +461,7 @@ def generate_video(
     sampling = SamplingConfig(temperature, top_k, top_p)
     _check("frames", frames, _whole_problem(frames))  # -1 gave an empty tensor
     check_grid(grid)
-    prompt = with_opener(layout, prompt_ids, "video", layout.video_open)
+    prompt = with_opener(layout, token_ids(prompt_ids, "prompt_ids"), "video", layout.video_open)
     state = prompt_state(layout, prompt)
     if state.codes not in (0, grid[0] * grid[1]):
         raise ValueError(f"prompt ends inside a video frame after {state.codes} of {grid[0] * grid[1]} codes; "
