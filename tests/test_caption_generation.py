@@ -224,3 +224,11 @@ def test_a_model_in_training_mode_decodes_as_in_eval_and_is_given_back_unchanged
     assert generate(training, images, BOS, EOS, decode) == in_eval
     assert all(torch.equal(value, before[name]) for name, value in training.state_dict().items())
     assert {name: module.training for name, module in training.named_modules()} == modes
+
+
+def test_images_of_another_size_than_the_models_are_refused_in_one_line_naming_its_size(peaked_model):
+    """The CNN's adaptive pool would take them: captions of pictures unlike those the model was trained on."""
+    with pytest.raises(SupraUserError) as refused:
+        generate(peaked_model, torch.zeros(1, 3, 119, 96, dtype=torch.double), BOS, EOS, DecodeConfig(strategy="greedy"))
+    assert str(refused.value) == ("images are 119x96 but the model takes 112x112 (net.image_input.size=112): resize "
+                                  "them, e.g. image_to_uint8(picture, net.image_input.size)")

@@ -306,10 +306,11 @@ class VisualEncoder(nn.Module):
         return self.proj(x)
 
 
-def check_images(images: torch.Tensor, weights_dtype: torch.dtype) -> None:
+def check_images(images: torch.Tensor, weights_dtype: torch.dtype, size: int) -> None:
     """One line for images the encoders cannot take, naming what was given: uint8 pixels, one unbatched image,
     channels last or grey failed in a conv with torch's words (or "channels_last format", never asked for).
-    Shape and dtype only: no device sync per step."""
+    Images of another side than `size`, the model's, too: the CNN's adaptive pool took them without a word,
+    captioning pictures unlike any it was trained on. Shape and dtype only: no device sync per step."""
     shape = list(images.shape)
     if images.dim() != 4 or shape[1] != 3 or not images.is_floating_point():
         raise SupraUserError(f"images must be float [B, 3, H, W], normalised (normalize_images of uint8 [B, 3, H, W] "
@@ -317,6 +318,10 @@ def check_images(images: torch.Tensor, weights_dtype: torch.dtype) -> None:
     if images.dtype != weights_dtype:
         raise SupraUserError(f"images are {str(images.dtype).removeprefix('torch.')} but the model's weights are "
                              f"{str(weights_dtype).removeprefix('torch.')}: give images.to(that dtype)")
+    if shape[2:] != [size, size]:
+        raise SupraUserError(f"images are {shape[2]}x{shape[3]} but the model takes {size}x{size} "
+                             f"(net.image_input.size={size}): resize them, e.g. image_to_uint8(picture, "
+                             "net.image_input.size)")
 
 
 def cnn_grid(image_size: int) -> int:
@@ -421,7 +426,7 @@ class VLMNano(nn.Module):
 
     def encode_images(self, images: torch.Tensor) -> torch.Tensor:
         """images float [B, 3, IMG_SIZE, IMG_SIZE] -> visual tokens [B, N_VIS, D_MODEL] (embedded, with positions)."""
-        check_images(images, self.tok_emb.weight.dtype)
+        check_images(images, self.tok_emb.weight.dtype, self.image_input.size)
         visual = self.vis_enc(images)
         positions = self.pos_emb.weight[: self.config.N_VIS] if self.config.fusion == "prefix" else self.vis_pos.weight
         return visual + positions
