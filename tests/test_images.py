@@ -82,3 +82,25 @@ def test_a_size_that_is_no_whole_number_of_pixels_is_refused_in_one_line_naming_
 def test_a_numpy_integer_size_is_taken_as_the_int_it_holds():
     pixels = np.zeros((10, 10, 3), np.uint8)
     assert torch.equal(image_to_uint8(pixels, np.int64(16)), image_to_uint8(pixels, 16))
+
+
+def test_uint16_pixels_read_by_their_top_8_bits_as_a_16_bit_grey_pil_image_is():
+    grey = np.random.default_rng(0).integers(0, 65536, (15, 20), dtype=np.uint16)  # as a 16-bit PNG loads
+    from_pil = image_to_uint8(Image.fromarray(grey), 16)  # mode I;16
+    assert torch.equal(image_to_uint8(grey, 16), from_pil)
+    assert torch.equal(image_to_uint8(np.stack([grey] * 3, axis=2), 16), from_pil)
+
+
+def test_an_image_files_path_is_read_as_load_rgb_reads_it_and_a_missing_one_refused_in_one_line(tmp_path):
+    Image.new("RGBA", (20, 15), (255, 0, 0, 128)).save(tmp_path / "picture.png")
+    expected = image_to_uint8(load_rgb(tmp_path / "picture.png"), 16)
+    assert torch.equal(image_to_uint8(tmp_path / "picture.png", 16), expected)
+    assert torch.equal(image_to_uint8(str(tmp_path / "picture.png"), 16), expected)
+    with pytest.raises(SupraUserError) as refused:
+        image_to_uint8(tmp_path / "photo.png", 16)
+    assert str(refused.value) == f"image={tmp_path / 'photo.png'} does not exist: give an image file"
+    (tmp_path / "notes.png").write_text("not a picture")
+    with pytest.raises(SupraUserError) as refused:
+        image_to_uint8(tmp_path / "notes.png", 16)
+    assert str(refused.value) == (f"image={tmp_path / 'notes.png'} cannot be read as a picture: not a picture file; "
+                                  "give a PNG, JPEG, ...")

@@ -357,11 +357,12 @@ def squashed(pixels: np.ndarray, size: int) -> torch.Tensor:
     return torch.from_numpy(np.ascontiguousarray(resized.numpy()))  # numpy's copy: 2x torch's contiguous()
 
 
-def image_to_uint8(image: Image.Image | np.ndarray, size: int) -> torch.Tensor:
+def image_to_uint8(image: Image.Image | np.ndarray | str | Path, size: int) -> torch.Tensor:
     """A PIL image of any mode (read as load_rgb reads a file: EXIF orientation applied, RGBA over white, L to
-    RGB), or uint8 pixels [H, W, 3] (or [H, W] grey, [H, W, 4] RGBA) -> uint8 [3, size, size], squashed to a
-    square like the release (no crop). Arrays of another dtype are refused (SupraUserError): a float picture's
-    range is not known (0-1 or 0-255), and cast to uint8 a [0, 1] one would be black. A `size` that is no whole
+    RGB), an image file's path (read by load_rgb), or uint8 pixels [H, W, 3] (or [H, W] grey, [H, W, 4] RGBA;
+    uint16 ones, as 16-bit PNGs load, read by their top 8 bits as PIL's 16-bit grey is) -> uint8 [3, size, size],
+    squashed to a square like the release (no crop). Arrays of another dtype are refused (SupraUserError): a float
+    picture's range is not known (0-1 or 0-255), and cast to uint8 a [0, 1] one would be black. A `size` that is no whole
     number >= 1 is refused in one line (torch's resize failed on 0 and on 32.0, as `cfg.x / 2` gives)."""
     if not is_whole(size if not isinstance(size, np.integer) else int(size), 1):
         raise SupraUserError(f"size={size!r} must be a whole number >= 1{whole_hint(size)}: the side in pixels the "
@@ -369,20 +370,36 @@ def image_to_uint8(image: Image.Image | np.ndarray, size: int) -> torch.Tensor:
     return squashed(np.array(upright_rgb(image), dtype=np.uint8), size)  # a writable copy, for torch
 
 
-def upright_rgb(image: Image.Image | np.ndarray) -> Image.Image:
+def upright_rgb(image: Image.Image | np.ndarray | str | Path) -> Image.Image:
     """image_to_uint8's input as an upright RGB PIL image; one already so is returned as it is (no copy)."""
+    if isinstance(image, str | Path):
+        return _image_of_file(image)
     if isinstance(image, np.ndarray):
         image = _image_of_array(image)
     elif not isinstance(image, Image.Image):
-        raise SupraUserError(f"image is a {type(image).__name__}: give a PIL image or uint8 pixels [H, W, 3] "
-                             "(a numpy array)")
+        raise SupraUserError(f"image is a {type(image).__name__}: give a PIL image, an image file's path or uint8 "
+                             "pixels [H, W, 3] (a numpy array)")
     if image.getexif().get(ExifTags.Base.Orientation, 1) != 1:
         image = ImageOps.exif_transpose(image)
     return image if image.mode == "RGB" and "transparency" not in image.info else as_rgb(image)
 
 
+def _image_of_file(path: str | Path) -> Image.Image:
+    """The picture at `path` as load_rgb reads it (up to MAX_PIXELS), or one line saying why not, as explain says it."""
+    path = require_image_file(path)
+    try:
+        return load_rgb(path)
+    except Image.DecompressionBombError as err:  # readable, but too large to decode safely
+        raise SupraUserError(f"image={path}: {first_line(err)}") from None
+    except UNREADABLE as err:  # PixelRangeError too: its reason says what to do
+        raise unreadable_picture(path, err) from None
+
+
 def _image_of_array(pixels: np.ndarray) -> Image.Image:
-    """uint8 [H, W], [H, W, 3] or [H, W, 4] -> a PIL image (L, RGB or RGBA); anything else refused in one line."""
+    """uint8 [H, W], [H, W, 3] or [H, W, 4] -> a PIL image (L, RGB or RGBA); anything else refused in one line.
+    uint16 pixels are taken by their top 8 bits, as as_rgb takes PIL's 16-bit grey (I;16)."""
+    if pixels.dtype == np.uint16:
+        pixels = (pixels >> 8).astype(np.uint8)
     if pixels.dtype != np.uint8:
         raise SupraUserError(f"image is a {pixels.dtype} array: give uint8 pixels in 0..255 (for floats in [0, 1], "
                              "(image * 255).round().astype(np.uint8)) or a PIL image")
