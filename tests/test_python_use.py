@@ -55,10 +55,11 @@ def test_a_datamodule_built_with_the_tasks_data_settings_trains(tmp_path):
     assert task.tokenizer is data.tokenizer and task.global_step == 1
 
 
-def readme_python_snippet() -> str:
-    """The code block of README's "Use from Python" section, as a user copies it."""
+def readme_python_snippet(which: int = 0) -> str:
+    """A code block of README's "Use from Python" section (the first: loading and generating; the second: conf/
+    composed for training), as a user copies it."""
     section = (ROOT / "README.md").read_text().split("## Use from Python", 1)[1].split("\n## ", 1)[0]
-    return section.split("```python\n", 1)[1].split("```", 1)[0]
+    return section.split("```python\n")[which + 1].split("```", 1)[0]
 
 
 def test_the_readmes_python_snippet_runs_as_written_on_a_captioner_and_an_a2a_model(trained_run, tmp_path, capsys):
@@ -78,6 +79,24 @@ def test_the_readmes_python_snippet_runs_as_written_on_a_captioner_and_an_a2a_mo
     printed = capsys.readouterr().out.splitlines()
     assert len(printed) == 2 and names["codes"].shape == (1, 8, 8) and names["rgb"].shape == (1, 3, 64, 64)
     assert printed[0] == names["tokenizer"].decode(names["ids"][0])
+
+
+def test_the_readmes_recipe_composes_conf_outside_a_run_and_trains_writing_under_its_output_dir(tmp_path,
+                                                                                                  monkeypatch):
+    """Hydra's compose API alone left paths.output_dir unresolvable ("HydraConfig was not set")."""
+    snippet = readme_python_snippet(1)
+    # kept as written but for size: a small model, data and run, so the recipe runs here in seconds
+    small = ["model.net.IMG_SIZE=64", "model.net.D_MODEL=32", "model.net.N_LAYERS=1", "data.num_train=16",
+             "data.batch_size=8"]
+    snippet, n = re.subn(r'compose_conf\("train", \[', f'compose_conf("train", {small} + [', snippet)
+    snippet, m = re.subn(r"L\.Trainer\(max_steps=3, ", "L.Trainer(max_steps=1, limit_val_batches=0, logger=False, "
+                         "enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False, ", snippet)
+    assert n == m == 1
+    monkeypatch.chdir(tmp_path)
+    names: dict = {}
+    exec(compile(snippet, "README.md", "exec"), names)
+    assert names["task"].global_step == 1
+    assert (tmp_path / "logs" / "notebook" / "tokenizer.json").is_file()  # data.tokenizer_path, under paths.output_dir
 
 
 def small_vqvae(seed: int) -> VQVAE:
