@@ -241,7 +241,8 @@ def test_a_model_of_another_kind_is_named_before_any_option_with_what_reads_it(t
     release.mkdir()
     (release / "config.json").write_text("{}")
     (release / "model.safetensors").write_bytes(b"")
-    caption_instead = "not an a2a_nano one: python -m supra.caption and evaluate.py read it$"
+    caption_instead = ("not an a2a_nano one: load_captioner reads it in Python, python -m supra.caption and "
+                       "evaluate.py on the command line$")
     for model, message in ((tmp_path / "captioner.ckpt", f"is a captioner checkpoint, {caption_instead}"),
                            (release, f"is a SupraVL-Nano captioner release, {caption_instead}"),
                            (tmp_path / "vqvae.ckpt", "is a VQ-VAE checkpoint, not an a2a_nano one: give the a2a_nano "
@@ -261,16 +262,17 @@ def test_every_loader_names_a_model_of_another_kind_and_what_to_give_or_what_rea
     Image.new("RGB", (16, 16), (200, 30, 30)).save(tmp_path / "photos" / "red.png")
     with pytest.raises(SystemExit):
         run_command("caption", f"ckpt={tmp_path / 'a2a.ckpt'}", f"images={tmp_path / 'photos'}", f"out={tmp_path / 'out'}")
-    assert re.fullmatch(rf"error: ckpt={a2a} is an a2a_nano checkpoint \(GPT \+ VQ-VAE\), not a captioner: caption a "
-                        rf"picture with it by python -m supra.generate ckpt={a2a} mode=image2text image=PICTURE\n",
+    assert re.fullmatch(rf"error: ckpt={a2a} is an a2a_nano checkpoint \(GPT \+ VQ-VAE\), not a captioner: load_a2a "
+                        rf"reads it in Python; caption a picture with it by python -m supra.generate ckpt={a2a} "
+                        r"mode=image2text image=PICTURE\n",
                         capsys.readouterr().err)
     with pytest.raises(SupraUserError, match=r"is a VQ-VAE checkpoint, not a captioner: python -m supra.tokenize_media "
                                              r"and evaluate.py read it$"):
         load_captioner(tmp_path / "vqvae.ckpt")
     for name, message in (("a2a", "an a2a_nano checkpoint, not a VQ-VAE: give the VQ-VAE checkpoint it was trained "
                                   "over, or an a2a release folder (its vqvae.safetensors)"),
-                          ("captioner", "a captioner checkpoint, not a VQ-VAE: give a VQ-VAE checkpoint (python -m "
-                                        "supra.caption and evaluate.py read a captioner)")):
+                          ("captioner", "a captioner checkpoint, not a VQ-VAE: give a VQ-VAE checkpoint (a captioner "
+                                        "is read by load_captioner in Python, python -m supra.caption and evaluate.py)")):
         given = tmp_path / f"{name}.ckpt"
         with pytest.raises(SupraUserError, match=rf"^model.vqvae_ckpt={re.escape(str(given))} is {re.escape(message)}$"):
             load_stage1_vqvae(given, what="model.vqvae_ckpt")
@@ -283,8 +285,8 @@ def test_the_caption_command_given_an_a2a_release_names_the_command_that_caption
     with pytest.raises(SystemExit):
         run_command("caption", f"ckpt={folder}", f"images={tmp_path / 'photos'}", f"out={tmp_path / 'out'}")
     assert capsys.readouterr().err == (f"error: ckpt={folder} is an a2a_nano release (GPT + VQ-VAE), not a captioner: "
-                                       f"caption a picture with it by python -m supra.generate ckpt={folder} "
-                                       "mode=image2text image=PICTURE\n")
+                                       f"load_a2a reads it in Python; caption a picture with it by python -m "
+                                       f"supra.generate ckpt={folder} mode=image2text image=PICTURE\n")
 
 
 def test_text2image_writes_pngs_and_a_grid_and_draws_the_learnt_codes(pair, tmp_path):

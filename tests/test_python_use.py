@@ -9,7 +9,8 @@ import lightning as L
 import pytest
 import torch
 
-from supra.artifacts.a2a_release import save_a2a_release
+from supra.artifacts.a2a_release import load_a2a, save_a2a_release
+from supra.artifacts.captioner_release import load_captioner
 from supra.data.a2a.mixture import A2AMixtureDataModule
 from supra.data.captioning.shapes import ShapesDataModule
 from supra.models.a2a_nano import A2AConfig, A2ANano
@@ -134,3 +135,19 @@ def test_an_a2a_datamodule_given_the_tasks_vqvae_loaded_again_trains():
     same_weights = copy.deepcopy(task.vqvae)  # the one checkpoint loaded twice: its codes mean the same pictures
     fit(task, small_mixture(**{**task.data_settings(), "vqvae": same_weights}))
     assert task.vocab is task.trainer.datamodule.vocab and task.global_step == 1
+
+
+def test_a_loader_given_the_other_models_file_names_the_python_loader_and_the_commands_that_read_it(tmp_path):
+    """Said to a notebook user as to the command line: not only commands they are not running."""
+    torch.save({"state_dict": {}, "supra": {"kind": "supra.captioning"}}, tmp_path / "captioner.ckpt")
+    torch.save({"state_dict": {}, "supra": {"kind": "supra.a2a"}}, tmp_path / "a2a.ckpt")
+    with pytest.raises(SupraUserError) as refused:
+        load_a2a(tmp_path / "captioner.ckpt")
+    assert str(refused.value) == (f"ckpt={tmp_path / 'captioner.ckpt'} is a captioner checkpoint, not an a2a_nano one: "
+                                  "load_captioner reads it in Python, python -m supra.caption and evaluate.py on the "
+                                  "command line")
+    with pytest.raises(SupraUserError) as refused:
+        load_captioner(tmp_path / "a2a.ckpt")
+    assert str(refused.value) == (f"ckpt={tmp_path / 'a2a.ckpt'} is an a2a_nano checkpoint (GPT + VQ-VAE), not a "
+                                  f"captioner: load_a2a reads it in Python; caption a picture with it by python -m "
+                                  f"supra.generate ckpt={tmp_path / 'a2a.ckpt'} mode=image2text image=PICTURE")

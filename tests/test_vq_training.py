@@ -141,7 +141,8 @@ def test_a_captioning_checkpoint_is_refused_as_a_vqvae(trained_run):
     from supra.utils.errors import SupraUserError
 
     with pytest.raises(SupraUserError, match=r"is a captioner checkpoint, not a VQ-VAE: give a VQ-VAE checkpoint "
-                                              r"\(python -m supra.caption and evaluate.py read a captioner\)$"):
+                                              r"\(a captioner is read by load_captioner in Python, python -m "
+                                              r"supra.caption and evaluate.py\)$"):
         load_vqvae(trained_run / "checkpoints" / "best.ckpt")
 
 

@@ -34,10 +34,13 @@ MODEL_KINDS = {CAPTIONER_MODEL: (CAPTIONER_CHECKPOINT, CAPTIONER_RELEASE), A2A_M
 MODEL_OF = {kind: model for model, kinds in MODEL_KINDS.items() for kind in kinds}
 _FOUND = {**KIND_NAMES, CAPTIONER_RELEASE: "a SupraVL-Nano captioner release"}  # "(captioner)" reads oddly here
 _WANTED = {CAPTIONER_MODEL: "a captioner", A2A_MODEL: "an a2a_nano one", VQVAE_MODEL: "a VQ-VAE"}
-# (the kind found, the model wanted): what to give instead, or what reads the file given ("{given}": the path)
-_READ_CAPTIONER = "python -m supra.caption and evaluate.py read it"
-_GIVE_VQVAE = "give a VQ-VAE checkpoint (python -m supra.caption and evaluate.py read a captioner)"
-_CAPTION_WITH_A2A = "caption a picture with it by python -m supra.generate ckpt={given} mode=image2text image=PICTURE"
+# (the kind found, the model wanted): what to give instead, or what reads the file given ("{given}": the path). The
+# loaders are called from Python too (a notebook): what reads a model names its Python loader beside the commands.
+_READ_CAPTIONER = "load_captioner reads it in Python, python -m supra.caption and evaluate.py on the command line"
+_GIVE_VQVAE = ("give a VQ-VAE checkpoint (a captioner is read by load_captioner in Python, python -m supra.caption and "
+               "evaluate.py)")
+_CAPTION_WITH_A2A = ("load_a2a reads it in Python; caption a picture with it by python -m supra.generate ckpt={given} "
+                     "mode=image2text image=PICTURE")
 _INSTEAD = {
     (CAPTIONER_CHECKPOINT, A2A_MODEL): _READ_CAPTIONER, (CAPTIONER_RELEASE, A2A_MODEL): _READ_CAPTIONER,
     (CAPTIONER_CHECKPOINT, VQVAE_MODEL): _GIVE_VQVAE, (CAPTIONER_RELEASE, VQVAE_MODEL): _GIVE_VQVAE,
