@@ -21,6 +21,7 @@ from supra.models.vlm_generation import DecodeConfig
 from supra.utils.errors import SupraUserError, first_line
 from supra.utils.files import give_plain_permissions, parse_json
 from supra.utils.numbers import noun_for
+from supra.utils.private_apis import shapes_only
 from supra.utils.state_dicts import check_state_fits, with_unread_counters
 
 
@@ -72,7 +73,7 @@ def built_for_weights(build: Callable[[], torch.nn.Module], path: Path, state: d
     meta device, which holds no memory, so a config.json edited to VOCAB_SIZE=10**9 is that one line, not
     gigabytes taken before it."""
     state = weights_shapes(path) if state is None else state
-    with torch.device("meta"):
+    with shapes_only():
         _fitting_state(build(), state, path, tied_head)
     return build()
 

@@ -9,6 +9,7 @@ from collections.abc import Callable, Mapping
 import torch
 
 from supra.utils.errors import SupraUserError
+from supra.utils.private_apis import shapes_only
 
 SHOWN = 5  # names listed of each kind of difference; the rest are counted
 
@@ -34,7 +35,7 @@ def built_to_fit(build: Callable[[], torch.nn.Module], state: Mapping[str, torch
     """`build()`, once `state` is found to fit what it builds (check_state_fits): built first on the meta device,
     which holds shapes and no memory, so sizes a file's config gives far from its weights' (VOCAB_SIZE=10**9) are
     the one-line refusal, not gigabytes taken (or an allocator's traceback) before it."""
-    with torch.device("meta"):
+    with shapes_only():
         check_state_fits(build(), dict(state), source, target, hint)
     return build()
 
