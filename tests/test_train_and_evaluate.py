@@ -1129,6 +1129,49 @@ def test_a_resume_of_a_checkpoint_whose_decode_listed_fewer_keys_says_nothing_of
         "with them"]
 
 
+def test_a_resume_of_an_older_supras_checkpoint_says_nothing_of_the_settings_added_since_at_their_old_values(
+        tmp_path, caplog):
+    """Settings added since an older Supra recorded its run config are read at what that run did: a caption
+    folder's 10% val and test splits, the release's CNN encoder and prefix fusion; the data settings the model
+    dictates were recorded at its values, and pin_memory as false. A real change of them is still said."""
+    from supra.runner.training import recorded_run_config, say_resumed_changes
+
+    photos = ["experiment=vlm_caption_folder", "data.root=/photos"]
+    run_config = recorded_run_config(compose_config("train", tmp_path / "first", photos))
+    for key in ("val_fraction", "test_fraction"):
+        del run_config["data"][key]
+    for key in ("encoder", "fusion", "resampler_layers"):
+        del run_config["model"]["net"][key]
+    run_config["data"] |= {"image_size": 112, "max_caption_tokens": 48, "vocab_size": 2048, "pin_memory": False}
+    with caplog.at_level("WARNING", logger="supra.runner.training"):
+        say_resumed_changes(compose_config("train", tmp_path / "second", [*photos, "ckpt_path=first/last.ckpt"]),
+                            run_config)
+        assert caplog.messages == []
+        say_resumed_changes(compose_config("train", tmp_path / "third", [
+            *photos, "ckpt_path=first/last.ckpt", "data.val_fraction=0.2", "model.net.resampler_layers=2"]), run_config)
+    assert caplog.messages == [
+        "resuming ckpt_path=first/last.ckpt with data.val_fraction=0.2 (was 0.1): used: this run trains on other data "
+        "than the checkpoint's run",
+        "resuming ckpt_path=first/last.ckpt with model.net.resampler_layers=2 (was 0): used: the checkpoint's weights "
+        "go on with them"]
+
+
+def test_a_resume_of_an_older_supras_checkpoint_lacking_a_setting_of_unknown_old_value_says_so_once(
+        train_config, caplog):
+    from omegaconf import OmegaConf
+
+    from supra.runner.training import say_resumed_changes
+
+    run_config = OmegaConf.to_container(train_config(run="first"), resolve=True)
+    del run_config["data"]["canvas_size"], run_config["model"]["net"]["dropout"]  # as if added since
+    with caplog.at_level("WARNING", logger="supra.runner.training"):
+        say_resumed_changes(train_config("ckpt_path=first/last.ckpt", run="second"), run_config)
+    assert caplog.messages == [  # not said to train on other data, or with other model settings
+        "resuming ckpt_path=first/last.ckpt, which comes from an older Supra that did not record data.canvas_size or "
+        "model.net.dropout: this run uses data.canvas_size=128, model.net.dropout=0.0 as given now, its run's not "
+        "known"]
+
+
 def test_a_resumed_copy_of_a_run_carries_its_own_best_not_a_file_since_written_where_the_run_was(
         trained_run, train_config, tmp_path):
     # the run's checkpoints copied to a backup, and its old folder since reused by another run (its best

@@ -9,7 +9,6 @@ import re
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -39,7 +38,6 @@ from supra.callbacks.validation_within_run import ValidationWithinRun
 from supra.callbacks.warnings_off import WarningsOffForFit
 from supra.loggers.tensorboard_hparams import final_scores, log_hparams_with_scores
 from supra.loggers.wandb_logger import wandb_run_ends_with_job
-from supra.models.vlm_generation import DecodeConfig
 from supra.runner.callback_checks import check_callbacks_fit, check_optimized_metric, unlogged_monitor
 from supra.runner.components import (
     build_datamodule,
@@ -50,6 +48,7 @@ from supra.runner.components import (
     starting_model,
     tokenizer_to_reuse,
 )
+from supra.runner.older_configs import flat_settings, with_keys_added_since
 from supra.runner.resume import (
     EpochWhereStopped,
     PastScheduleByEpochs,
@@ -518,9 +517,10 @@ def lr_after(step: int, length: int | None) -> str:
 
 
 # Settings a resumed run may change without a word: how its batches are made and where its files (and caches) go
-# (output_dir: the run folder, new with every resume, where a photo data set's split lists are written).
-QUIET_DATA_KEYS = {"batch_size", "eval_batch_size", "num_workers", "show_progress", "tokenizer_path", "vocab_path",
-                   "cache_dir", "output_dir"}
+# (output_dir: the run folder, new with every resume, where a photo data set's split lists are written), and those
+# the model dictates (null: the model's; another value is refused), whose change is said as the model's.
+QUIET_DATA_KEYS = {"batch_size", "eval_batch_size", "num_workers", "pin_memory", "show_progress", "tokenizer_path",
+                   "vocab_path", "cache_dir", "output_dir", "image_size", "max_caption_tokens", "vocab_size"}
 
 
 # Model settings a resumed run may change without a word: speed and display switches, and the files a model
@@ -529,25 +529,20 @@ QUIET_MODEL_KEYS = {"compile", "fused_optimizer", "loss_in_progress_bar", "score
                     "net.rebuilt", "net.pretrained.weights"}
 # ... and those said on their own (say_resumed_changes) or checked against the checkpoint (check_resumable)
 OWN_MODEL_KEYS = ("optimizer", "scheduler", "weight_decay", "init_from", "vqvae_ckpt")
+# the dotted names none of the warnings below says as lacking from an older Supra's checkpoint
+UNSAID_PREFIXES = (*(f"data.{key}" for key in QUIET_DATA_KEYS), *(f"model.{key}" for key in QUIET_MODEL_KEYS),
+                   *(f"model.{key}" for key in OWN_MODEL_KEYS))
 
 
 def model_changes(theirs: dict[str, Any], ours: dict[str, Any], prefix: str = "") -> list[tuple[str, Any, Any]]:
     """(key below model, theirs, ours) for each model setting, nested ones dotted (`net.dropout`,
     `decode.beam_width`), in which this run differs from its checkpoint's run; `prefix` is where `theirs` and
     `ours` are in the model config ("net." for model.net). The quiet ones and OWN_MODEL_KEYS are left out."""
-    flat_theirs, flat_ours = _flat(theirs, prefix), _flat(ours, prefix)
+    flat_theirs, flat_ours = flat_settings(theirs, prefix), flat_settings(ours, prefix)
     return [(key.removeprefix(prefix), flat_theirs.get(key), flat_ours.get(key))
             for key in sorted(flat_theirs.keys() | flat_ours.keys())
             if key not in QUIET_MODEL_KEYS and key.partition(".")[0] not in OWN_MODEL_KEYS
             and flat_theirs.get(key) != flat_ours.get(key)]
-
-
-def _flat(settings: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """{"decode": {"beam_width": 3}} -> {"decode.beam_width": 3}."""
-    flat: dict[str, Any] = {}
-    for key, value in settings.items():
-        flat |= _flat(value, f"{prefix}{key}.") if isinstance(value, dict) and value else {f"{prefix}{key}": value}
-    return flat
 
 
 def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
@@ -556,6 +551,13 @@ def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
     is given now: either change, unnoticed, is a run other than the one the user asked for, so each is said in one
     warning naming the settings."""
     now_config = recorded_run_config(cfg)  # its paths absolute, as the checkpoint's
+    # an older Supra's checkpoint lacks the settings added since: read at what its run used, where that is known
+    run_config, unrecorded = with_keys_added_since(run_config, now_config, UNSAID_PREFIXES)
+    if unrecorded:
+        log.warning("resuming ckpt_path=%s, which comes from an older Supra that did not record %s: this run uses "
+                    "%s as given now, its run's not known", cfg.ckpt_path, " or ".join(unrecorded),
+                    ", ".join(f"{key}={value}" for key, value in flat_settings(now_config).items()
+                              if key in unrecorded))
     for group, outcome in (("model.optimizer", "not used: the checkpoint's optimizer state goes on"),
                            ("model.scheduler", "not used: the checkpoint's learning-rate schedule goes on"),
                            ("data", "used: this run trains on other data than the checkpoint's run")):
@@ -583,7 +585,7 @@ def say_resumed_changes(cfg: DictConfig, run_config: dict[str, Any]) -> None:
     say_changed_training_numerics(cfg, run_config)
     theirs_model = run_config.get("model")
     if isinstance(theirs_model, dict):  # the rest of the model's settings are this run's, and so train and score it
-        changed = model_changes(with_decode_defaults(theirs_model), OmegaConf.to_container(cfg.model, resolve=True))
+        changed = model_changes(theirs_model, OmegaConf.to_container(cfg.model, resolve=True))
         if changed:
             log.warning("resuming ckpt_path=%s with %s: used: the checkpoint's weights go on with them", cfg.ckpt_path,
                         ", ".join(f"model.{key}={now} (was {was})" for key, was, now in changed))
@@ -641,15 +643,6 @@ def say_changed_training_numerics(cfg: DictConfig, run_config: dict[str, Any]) -
     if changed:
         log.warning("resuming ckpt_path=%s with %s: used: the checkpoint's weights train on with them", cfg.ckpt_path,
                     ", ".join(changed))
-
-
-def with_decode_defaults(model: dict[str, Any]) -> dict[str, Any]:
-    """A checkpoint's model settings with its decode's missing keys at DecodeConfig's defaults: a run from before
-    model.decode listed every field decoded with those, so they are no change to say (`seed=0 (was None)`)."""
-    decode = model.get("decode")
-    if not isinstance(decode, dict):
-        return model
-    return {**model, "decode": asdict(DecodeConfig()) | decode}
 
 
 def say_shorter_than_schedule(ckpt_path: str, length: int | None, max_steps: Any) -> None:
