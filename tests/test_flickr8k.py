@@ -115,6 +115,28 @@ def test_two_files_of_one_size_and_mtime_swapped_by_name_are_decoded_again(tmp_p
     assert images[0, :, 0, 0].tolist() == [0, 0, 255] and images[1, :, 0, 0].tolist() == [255, 0, 0]
 
 
+def test_an_older_supras_image_cache_of_these_names_and_size_is_named_in_one_line_and_left_in_place(tmp_path,
+                                                                                                     caplog):
+    """An older Supra recorded no origin in its image caches: whose images one holds is not known (another data
+    set's files may share the folder, and their names), so none is removed, but one of the new cache's names and
+    size is named as removable."""
+    paths = [tmp_path / "a.png", tmp_path / "b.png"]
+    for path in paths:
+        Image.new("RGB", (8, 8)).save(path)
+    older = ImageCache(tmp_path / "cache", paths, 8)  # as an older Supra wrote it: no origin
+    older.build(show_progress=False)
+    other = ImageCache(tmp_path / "cache", paths[:1], 8)  # of other names: not said
+    other.build(show_progress=False)
+    os.utime(paths[1], ns=(10**18, 10**18))  # b.png touched: a cache of another key
+    newer = ImageCache(tmp_path / "cache", paths, 8, origin="the photos at data.root")
+    with caplog.at_level(logging.INFO, logger="supra.data.image_cache"):
+        newer.ensure(show_progress=False)
+    assert newer.is_valid() and older.is_valid() and other.is_valid()
+    assert caplog.messages == [
+        f"{older.array_path} (+ .json), a cache of 2 images of these names at 8px written by an older Supra, which did "
+        "not record whose they are, is left in place: if they are these files, it is no longer read and can be removed"]
+
+
 def test_unreadable_cache_is_rebuilt_not_trusted(tmp_path):
     write_karpathy(tmp_path / "flickr")
     dm = datamodule(tmp_path / "flickr", tmp_path)

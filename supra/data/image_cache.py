@@ -4,7 +4,8 @@ Decoding JPEGs every epoch is what makes small captioners slow on 2-core machine
 once (progress bar), keyed by a hash of the file list and the transform, written atomically, and read
 by every later run and every DDP rank without copying it into memory. A cache given its `origin` (what the
 images are of: a source at its root) replaces, once complete, the older caches of that origin at that size
-in its folder: a touched image does not leave a full stale copy behind (a 64 px COCO is ~1.5 GB).
+in its folder: a touched image does not leave a full stale copy behind (a 64 px COCO is ~1.5 GB). An older
+Supra's cache, which records no origin, is left in place; one of the same names and size is named as removable.
 """
 
 from __future__ import annotations
@@ -158,7 +159,9 @@ class ImageCache:
 
     def _remove_replaced(self) -> None:
         """The other caches in this folder of the same origin and size: older versions of these images
-        (a file touched, added or removed), never read again. One without an origin is nobody's to remove."""
+        (a file touched, added or removed), never read again. One without an origin (an older Supra's) is
+        nobody's to remove: another data set's files may share this folder and their names. One of these very
+        names and size is named in a line, as likely this origin's, left for the user to remove."""
         if self.origin is None:
             return
         for meta_path in self.meta_path.parent.glob("images_*.json"):
@@ -169,6 +172,11 @@ class ImageCache:
                 if meta.get("origin") == self.origin and meta.get("size") == self.size:
                     meta_path.with_suffix(".npy").unlink(missing_ok=True)  # the array first: a record alone is no cache
                     meta_path.unlink()
+                elif "origin" not in meta and meta.get("size") == self.size and meta.get("names") == self.names:
+                    log.info("%s (+ .json), a cache of %s of these names at %dpx written by an older Supra, which "
+                             "did not record whose they are, is left in place: if they are these files, it is no "
+                             "longer read and can be removed", meta_path.with_suffix(".npy"),
+                             counted(len(self.names), "image"), self.size)
             except (OSError, ValueError):  # unreadable, or removed by another run just now: not ours to fix
                 continue
 
