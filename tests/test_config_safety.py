@@ -197,3 +197,18 @@ def test_bytes_torch_cannot_unpickle_as_weights_are_not_said_to_hold_objects(tmp
     (tmp_path / "garbage.ckpt").write_bytes(b"not a checkpoint at all")  # torch: "Weights only load failed" too
     with pytest.raises(SupraUserError, match="copy it again if it was cut short$"):
         load_supra_checkpoint(tmp_path / "garbage.ckpt")
+
+
+def test_a_module_built_for_its_shapes_holds_meta_tensors_and_runs_no_init_function():
+    """Sizes are checked against a model built on the meta device before it is built for real; torch's init
+    functions there loaded its decompositions (~1 s) in every command that loads weights."""
+    from supra.utils.state_dicts import shapes_only
+
+    untouched = torch.zeros(3)
+    with shapes_only():
+        layer = torch.nn.Linear(4, 2)
+        torch.nn.init.constant_(untouched, 5.0)  # skipped, whatever its tensor
+        torch.nn.init.normal_(tensor=untouched, std=9.0)
+    assert layer.weight.device.type == "meta" and tuple(layer.weight.shape) == (2, 4)
+    assert untouched.tolist() == [0.0, 0.0, 0.0]
+    assert torch.nn.Linear(1, 1).weight.device.type == "cpu"  # the mode ends with the block

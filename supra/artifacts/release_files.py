@@ -21,8 +21,7 @@ from supra.models.vlm_generation import DecodeConfig
 from supra.utils.errors import SupraUserError, first_line
 from supra.utils.files import give_plain_permissions, parse_json
 from supra.utils.numbers import noun_for
-from supra.utils.private_apis import shapes_only
-from supra.utils.state_dicts import check_state_fits, with_unread_counters
+from supra.utils.state_dicts import check_state_fits, shapes_only, with_unread_counters
 
 
 def save_weights(module: torch.nn.Module, path: Path) -> None:

@@ -41,19 +41,15 @@ place. Why each is needed:
 - Hydra's parser of the command line: two of its modes at once (`-m --cfg job`) are a ValueError traceback, and
   only its own parser reads the flags as it does (abbreviated, `--multi`, or bundled, `-mc job`);
 - the W&B server a `wandb login` is for: a login to a self-hosted server (WANDB_BASE_URL, `wandb login --host`)
-  is in ~/.netrc under that server's name, and only wandb's own readers say which server wandb.init would use;
-- a model built for its shapes alone: torch.nn.init's functions on meta tensors load torch's decompositions
-  (sympy, ~1 s) the first time, which every command that checks a file's sizes before building would pay,
-  and Lightning's empty-init mode (Fabric.init_module's) skips them.
+  is in ~/.netrc under that server's name, and only wandb's own readers say which server wandb.init would use.
 """
 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import functools
 import os
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -67,18 +63,6 @@ if TYPE_CHECKING:  # Lightning is imported where a function needs it: a command'
     from lightning.pytorch.loggers.csv_logs import ExperimentWriter
 
 ChildCommand = Callable[[int], tuple[Sequence[str], str]]
-
-
-# -- lightning.fabric.utilities.init ---------------------------------------------------------------------------
-
-@contextlib.contextmanager
-def shapes_only() -> Iterator[None]:
-    """Modules built inside hold meta tensors (shapes, no memory) and skip torch.nn.init's functions."""
-    import torch
-    from lightning.fabric.utilities.init import _EmptyInit
-
-    with torch.device("meta"), _EmptyInit(enabled=True):
-        yield
 
 
 # -- lightning.pytorch.callbacks.ModelCheckpoint ------------------------------------------------------------

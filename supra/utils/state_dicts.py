@@ -1,15 +1,17 @@
 """Does a state dict fit a module? One check for every weights file Supra loads (checkpoints, release
 folders, a pretrained tower), as one line instead of torch's page of missing keys; the BatchNorm counters a
-release may lack (`with_unread_counters`); and are two state dicts the same model's (`same_state`)."""
+release may lack (`with_unread_counters`); and are two state dicts the same model's (`same_state`). A module
+is checked built for its shapes alone (`shapes_only`), before any memory is taken."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import contextlib
+from collections.abc import Callable, Iterator, Mapping
 
 import torch
+from torch.overrides import TorchFunctionMode
 
 from supra.utils.errors import SupraUserError
-from supra.utils.private_apis import shapes_only
 
 SHOWN = 5  # names listed of each kind of difference; the rest are counted
 
@@ -28,6 +30,25 @@ def check_state_fits(module: torch.nn.Module, state: dict[str, torch.Tensor], so
         if names]
     if differences:
         raise SupraUserError(f"{source} does not fit {target}: {'; '.join(differences)}{hint}")
+
+
+class _InitSkipped(TorchFunctionMode):
+    """torch.nn.init's functions give their tensor back untouched. Supra's own, not Lightning's empty-init mode
+    (Fabric.init_module's, private): models, which check their files' sizes with it, import no Lightning."""
+
+    def __torch_function__(self, func: Callable, types: tuple, args: tuple = (), kwargs: dict | None = None) -> object:
+        kwargs = kwargs or {}
+        if getattr(func, "__module__", None) == "torch.nn.init":
+            return kwargs["tensor"] if "tensor" in kwargs else args[0]
+        return func(*args, **kwargs)
+
+
+@contextlib.contextmanager
+def shapes_only() -> Iterator[None]:
+    """Modules built inside hold meta tensors (shapes, no memory) and run no torch.nn.init function: on meta
+    tensors those load torch's decompositions (sympy, ~1 s) the first time, in every command that loads weights."""
+    with torch.device("meta"), _InitSkipped():
+        yield
 
 
 def built_to_fit(build: Callable[[], torch.nn.Module], state: Mapping[str, torch.Tensor], source: str,
