@@ -199,6 +199,9 @@ def write_all_splits(cfg: DictConfig, index: CaptionIndex, out: Path) -> tuple[d
     # mix with this one's (its extra train shards would hold images now in val or test), nor does a failure
     # leave half of each.
     with writing_alone(out, f"out={out}") as alone:
+        # again, holding it: another run may have finished its shards there since run checked it, before the source
+        # was read
+        check_out(out, bool(cfg.overwrite))
         remove_shard_leftovers(out, alone)
         # a full disk: one line (what was written of this run is removed with its temp folders, as on any error)
         with room_to_write(f"out={out}", "free space there, or give another out= folder"), \

@@ -777,6 +777,30 @@ def test_write_shards_over_an_earlier_run_leaves_only_its_own_shards_and_the_use
     assert (out / "train" / ".notes").exists()
 
 
+def test_write_shards_refuses_shards_another_run_finished_in_out_while_it_read_its_source(tmp_path, capsys,
+                                                                                         monkeypatch):
+    import supra.write_shards as write_shards
+    from tests.caption_source_fixtures import write_coco_official
+    from tests.conftest import run_command
+
+    write_coco_official(tmp_path / "coco")
+    out = tmp_path / "shards"
+    options = ["source=coco", f"root={tmp_path / 'coco'}", f"out={out}", "layout=2014", "show_progress=false"]
+    read = write_shards.read_caption_source
+
+    def another_run_finishes_meanwhile(*args, **kwargs):  # out= was empty when this run looked, before reading
+        monkeypatch.setattr(write_shards, "read_caption_source", read)
+        run_command("write_shards", *options, "samples_per_shard=4", run_dir=tmp_path)
+        return read(*args, **kwargs)
+
+    monkeypatch.setattr(write_shards, "read_caption_source", another_run_finishes_meanwhile)
+    with pytest.raises(SystemExit):
+        run_command("write_shards", *options, "samples_per_shard=8", run_dir=tmp_path)
+    assert capsys.readouterr().err.splitlines()[-1] == (f"error: out={out} already holds shards: choose another "
+                                                        "folder or add overwrite=true")
+    assert len(list((out / "train").glob("*.tar"))) == 6  # the other run's 22 images, 4 a shard: kept whole
+
+
 def test_write_shards_of_the_same_source_twice_writes_the_same_bytes(tmp_path, capsys):
     """Tars and parquets alike, those of a source holding unreadable images too: each is a parquet row whose
     error names its file in words (Pillow's own text named its in-memory copy by an address that changes from
