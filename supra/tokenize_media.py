@@ -8,6 +8,7 @@ from __future__ import annotations
 import inspect
 import json
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -27,8 +28,10 @@ from supra.utils.disk_room import room_to_write
 from supra.utils.errors import SupraUserError
 from supra.utils.files import (
     remove_earlier_outputs,
+    remove_leftovers,
     require_local_folder,
     require_writable_dir,
+    stale_temp_files,
     writing_alone,
 )
 from supra.utils.hardware import check_command_accelerator
@@ -56,10 +59,16 @@ def run(cfg: DictConfig) -> Path:
     made = not out.exists()
     require_writable_dir(out, f"out={out}")  # before the work, not after
     # one run at a time, as write_shards: two writing here left one's meta.json beside the other's codes
-    with writing_alone(out, f"out={out}"):
+    with writing_alone(out, f"out={out}") as alone:
         if (out / "meta.json").exists() and not cfg.overwrite:  # checked holding it: not one finishing meanwhile
             raise SupraUserError(f"out={out} already holds codes (meta.json): choose another folder or add "
                                  "overwrite=true")
+        # a run killed mid-write left its temp file (a whole split's codes, maybe): not left there for good
+        remove_leftovers(stale_temp_files(out, temp_files()), alone,
+                         lambda names: f"out={out} holds temp files of a tokenize_media run that did not finish, or "
+                                       f"of one at work now (this file system cannot tell): {names}; remove them "
+                                       "once no run writes there",
+                         f"that an interrupted earlier run left in {out}", "temp file")
         try:
             datamodule, encoded = encode_splits(cfg, net, data_cfg, splits)
         except BaseException:  # the data refused (data.root not there, too few files), Ctrl-C: no empty folder left
@@ -148,6 +157,13 @@ def not_media_data(data_cfg: DictConfig) -> str:
 def split_files(split: str) -> list[str]:
     """The files write_split writes for one split."""
     return [f"codes_{split}.npy", f"items_{split}.json"]
+
+
+def temp_files() -> str:
+    """The names atomic_path gives the temp files of what this command writes (`.codes_train.x8x8x8x8.npy`), as a
+    regular expression: those a killed run left are told by it (stale_temp_files)."""
+    names = [*(name for split in SPLITS for name in split_files(split)), META]
+    return "|".join(rf"\.{re.escape(Path(n).stem)}\.[a-z0-9_]{{8}}{re.escape(Path(n).suffix)}" for n in names)
 
 
 def earlier_split_files(out: Path) -> list[str]:

@@ -300,6 +300,22 @@ def test_a_second_tokenize_media_into_the_same_out_is_refused_while_the_first_wr
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before  # the first run's folder, untouched
 
 
+def test_tokenize_media_removes_the_temp_files_a_killed_run_left_in_out_and_says_so(vqvae_ckpt, tmp_path, capsys):
+    """A run killed (SIGKILL) mid-write left its temp file, maybe a whole split's codes, beside the codes for good:
+    a rerun wrote its own and kept it, without a word."""
+    out = tmp_path / "codes"
+    out.mkdir()
+    # what atomic_path leaves of codes_val.npy when its process is killed: its temp file, no longer locked
+    (out / ".codes_val.k1lled00.npy").write_bytes(b"half of the codes")
+    (out / ".codes_val.notes").write_text("the user's, named much like one")
+    run_command("tokenize_media", f"ckpt={vqvae_ckpt}", f"out={out}", *TINY_SHAPES, run_dir=tmp_path)
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"removed 1 temp file that an interrupted earlier run left in {out}: .codes_val.k1lled00.npy")
+    assert sorted(p.name for p in out.iterdir()) == [".codes_val.notes", *sorted(
+        f"{kind}_{split}.{ext}" for split in ("train", "val", "test") for kind, ext in (("codes", "npy"),
+                                                                                       ("items", "json"))), "meta.json"]
+
+
 @pytest.mark.parametrize(("stopped_in", "said"), [
     ("encode_items", "nothing written to out={out}: run it again to write the codes"),
     ("write_meta", "out={out} holds whole codes only if its meta.json is there (written last): run it again to "

@@ -9,7 +9,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -250,10 +250,12 @@ def atomic_dir_leftovers(path: str | os.PathLike) -> list[Path]:
                   and stale_temp_files(p, re.escape(ATOMIC_DIR_CLAIM)))
 
 
-def remove_leftovers(leftovers: list[Path], alone: bool, warning: Callable[[str], str], removed: str) -> None:
-    """Temp folders of atomic_dir (atomic_dir_leftovers) that a run killed before it finished left: removed,
-    and said (`removed`, before their names), where this run holds their place alone; else only named in a
-    warning (`warning` of their names), as they may be another run's at work."""
+def remove_leftovers(leftovers: list[Path], alone: bool, warning: Callable[[str], str], removed: str,
+                     noun: str = "temp folder") -> None:
+    """Temp folders of atomic_dir (atomic_dir_leftovers), or temp files of atomic_path (stale_temp_files, with
+    noun="temp file"), that a run killed before it finished left: removed, and said (`removed`, before their
+    names), where this run holds their place alone; else only named in a warning (`warning` of their names), as
+    they may be another run's at work."""
     if not leftovers:
         return
     names = some_names([p.name for p in leftovers])
@@ -261,8 +263,12 @@ def remove_leftovers(leftovers: list[Path], alone: bool, warning: Callable[[str]
         logging.getLogger(__name__).warning(warning(names))
         return
     for path in leftovers:
-        shutil.rmtree(path, ignore_errors=True)
-    print(f"removed {counted(len(leftovers), 'temp folder')} {removed}: {names}")
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            with suppress(OSError):
+                path.unlink(missing_ok=True)
+    print(f"removed {counted(len(leftovers), noun)} {removed}: {names}")
 
 
 @contextmanager
