@@ -31,6 +31,7 @@ from supra.utils.files import (
     remove_leftovers,
     require_local_folder,
     require_writable_dir,
+    some_names,
     stale_temp_files,
     writing_alone,
 )
@@ -89,10 +90,15 @@ def write_codes(cfg: DictConfig, out: Path, net: torch.nn.Module, data_cfg: Dict
     returns each split's number of items."""
     dtype = codes_dtype(net.config.num_codes)
     earlier = earlier_split_files(out)
+    unfinished = unfinished_split_files(out)
     (out / "meta.json").unlink(missing_ok=True)  # overwriting: the folder is incomplete until the end
     # the earlier run's splits this one does not write (splits=train after all three): removed, so the folder
     # never holds two runs' codes beside a meta.json that lists one of them
     remove_earlier_outputs(out, earlier, [name for split in encoded for name in split_files(split)])
+    if unfinished:  # nor beside those of a run killed before its meta.json, which no meta.json names
+        remove_earlier_outputs(out, unfinished, [])
+        print(f"removed {counted(len(unfinished), 'file')} of an earlier run into {out} that did not finish (it "
+              f"wrote no {META}): {some_names(unfinished)}")
     counts, shapes = {}, {}
     for split, (items, codes) in encoded.items():
         # with the references image2text scores each item against and each clip's real frames, as the a2a
@@ -175,6 +181,14 @@ def earlier_split_files(out: Path) -> list[str]:
         return []
     splits = meta.get("splits") if isinstance(meta, dict) and meta.get("kind") == KIND else None
     return [name for split in SPLITS if isinstance(splits, dict) and split in splits for name in split_files(split)]
+
+
+def unfinished_split_files(out: Path) -> list[str]:
+    """The split files in `out` of an earlier run that did not finish (stopped or killed before its meta.json, written
+    last): those present where there is no meta.json."""
+    if (out / META).exists():
+        return []
+    return [name for split in SPLITS for name in split_files(split) if (out / name).is_file()]
 
 
 def codes_left(cfg: DictConfig) -> str:

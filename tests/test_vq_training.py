@@ -316,6 +316,22 @@ def test_tokenize_media_removes_the_temp_files_a_killed_run_left_in_out_and_says
                                                                                        ("items", "json"))), "meta.json"]
 
 
+def test_a_rerun_after_one_killed_before_its_meta_json_keeps_none_of_its_codes_and_says_so(vqvae_ckpt, tmp_path,
+                                                                                              capsys):
+    """An overwrite killed mid-write (its meta.json removed first, written last) left the earlier run's val and test
+    codes: a rerun of splits=train kept them beside its own, unnamed by its meta.json, without a word."""
+    out = tmp_path / "codes"
+    run_command("tokenize_media", f"ckpt={vqvae_ckpt}", f"out={out}", *TINY_SHAPES, run_dir=tmp_path)
+    (out / "meta.json").unlink()  # what a run killed before writing it leaves of the folder
+    (out / "notes.txt").write_text("mine")  # not a split file: never touched
+    capsys.readouterr()
+    run_command("tokenize_media", f"ckpt={vqvae_ckpt}", f"out={out}", *TINY_SHAPES, "splits=train", run_dir=tmp_path)
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"removed 6 files of an earlier run into {out} that did not finish (it wrote no meta.json): codes_train.npy, "
+        "items_train.json, codes_val.npy and 3 more")
+    assert sorted(p.name for p in out.iterdir()) == ["codes_train.npy", "items_train.json", "meta.json", "notes.txt"]
+
+
 @pytest.mark.parametrize(("stopped_in", "said"), [
     ("encode_items", "nothing written to out={out}: run it again to write the codes"),
     ("write_meta", "out={out} holds whole codes only if its meta.json is there (written last): run it again to "
