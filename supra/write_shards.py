@@ -155,6 +155,7 @@ def run(cfg: DictConfig) -> Path | str:
     local = local_path_of(str(cfg.out))  # file:// as its path; None for a URL of an object store
     store = None if local is not None else object_store(str(cfg.out))
     if store is None:
+        remove_shard_leftovers(Path(local))  # first: a run refused below leaves them no more than one that writes
         check_out(Path(local), bool(cfg.overwrite))
     else:
         check_store_out(str(cfg.out), *store, bool(cfg.overwrite))
@@ -198,11 +199,10 @@ def write_all_splits(cfg: DictConfig, index: CaptionIndex, out: Path) -> tuple[d
     # Every split is written to a temp folder and swapped in only once all are: an old run's shards never
     # mix with this one's (its extra train shards would hold images now in val or test), nor does a failure
     # leave half of each.
-    with writing_alone(out, f"out={out}") as alone:
+    with writing_alone(out, f"out={out}"):
         # again, holding it: another run may have finished its shards there since run checked it, before the source
         # was read
         check_out(out, bool(cfg.overwrite))
-        remove_shard_leftovers(out, alone)
         # a full disk: one line (what was written of this run is removed with its temp folders, as on any error)
         with room_to_write(f"out={out}", "free space there, or give another out= folder"), \
                 Progress(disable=not cfg.show_progress, transient=True) as progress, contextlib.ExitStack() as swaps:
@@ -379,15 +379,18 @@ def refuse_replacing(out: str, split: str, names: list[str], overwrite: bool) ->
         raise SupraUserError(f"out={out} already holds shards: choose another folder or add overwrite=true")
 
 
-def remove_shard_leftovers(out: Path, alone: bool) -> None:
+def remove_shard_leftovers(out: Path) -> None:
     """The temp folders of an earlier run into `out` that was killed before it finished (atomic_dir's, up to
     a split's worth of shards each): removed while this run holds `out` alone (writing_alone)."""
     leftovers = [p for split in SPLITS for p in atomic_dir_leftovers(out / split)]
-    remove_leftovers(leftovers, alone,
-                     lambda names: f"out={out} holds temp folders of a write_shards run that did not finish, or of one "
-                                   f"at work now (this file system cannot tell): {names}; remove them once no run "
-                                   "writes there",
-                     f"that an interrupted earlier run left in {out}")
+    if not leftovers:  # nothing to hold `out` for
+        return
+    with writing_alone(out, f"out={out}") as alone:
+        remove_leftovers(leftovers, alone,
+                         lambda names: f"out={out} holds temp folders of a write_shards run that did not finish, or "
+                                       f"of one at work now (this file system cannot tell): {names}; remove them "
+                                       "once no run writes there",
+                         f"that an interrupted earlier run left in {out}")
 
 
 def check_something_to_write(cfg: DictConfig, index: CaptionIndex, unreadable: dict[str, str]) -> None:

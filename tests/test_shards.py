@@ -801,6 +801,32 @@ def test_write_shards_refuses_shards_another_run_finished_in_out_while_it_read_i
     assert len(list((out / "train").glob("*.tar"))) == 6  # the other run's 22 images, 4 a shard: kept whole
 
 
+def test_write_shards_refused_for_want_of_overwrite_still_removes_the_temp_folders_a_killed_run_left(tmp_path,
+                                                                                                    capsys):
+    """A run killed mid-write left a split's worth of shards in a hidden temp folder; a rerun refused (no
+    overwrite=true) kept it there without a word, for good once the user chose another out=."""
+    from supra.utils.files import ATOMIC_DIR_CLAIM
+    from tests.caption_source_fixtures import write_coco_official
+    from tests.conftest import run_command
+
+    write_coco_official(tmp_path / "coco")
+    out = tmp_path / "shards"
+    options = ["source=coco", f"root={tmp_path / 'coco'}", f"out={out}", "layout=2014", "show_progress=false"]
+    run_command("write_shards", *options, run_dir=tmp_path)
+    before = {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()}
+    # what atomic_dir leaves of train/ when its process is killed: its work folder, its claim no longer locked
+    (out / ".train.k1lled00" / "new").mkdir(parents=True)
+    (out / ".train.k1lled00" / "new" / "00000.tar").write_bytes(b"half a shard")
+    (out / ".train.k1lled00" / ATOMIC_DIR_CLAIM).touch()
+    capsys.readouterr()
+    with pytest.raises(SystemExit):
+        run_command("write_shards", *options, run_dir=tmp_path)
+    said = capsys.readouterr()
+    assert said.out == f"removed 1 temp folder that an interrupted earlier run left in {out}: .train.k1lled00\n"
+    assert said.err == f"error: out={out} already holds shards: choose another folder or add overwrite=true\n"
+    assert {p: p.read_bytes() for p in sorted(out.rglob("*")) if p.is_file()} == before
+
+
 def test_write_shards_of_the_same_source_twice_writes_the_same_bytes(tmp_path, capsys):
     """Tars and parquets alike, those of a source holding unreadable images too: each is a parquet row whose
     error names its file in words (Pillow's own text named its in-memory copy by an address that changes from
