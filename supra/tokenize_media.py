@@ -61,15 +61,16 @@ def run(cfg: DictConfig) -> Path:
     require_writable_dir(out, f"out={out}")  # before the work, not after
     # one run at a time, as write_shards: two writing here left one's meta.json beside the other's codes
     with writing_alone(out, f"out={out}") as alone:
-        if (out / "meta.json").exists() and not cfg.overwrite:  # checked holding it: not one finishing meanwhile
-            raise SupraUserError(f"out={out} already holds codes (meta.json): choose another folder or add "
-                                 "overwrite=true")
-        # a run killed mid-write left its temp file (a whole split's codes, maybe): not left there for good
+        # a run killed mid-write left its temp file (a whole split's codes, maybe): not left there for good,
+        # nor by a run refused below
         remove_leftovers(stale_temp_files(out, temp_files()), alone,
                          lambda names: f"out={out} holds temp files of a tokenize_media run that did not finish, or "
                                        f"of one at work now (this file system cannot tell): {names}; remove them "
                                        "once no run writes there",
                          f"that an interrupted earlier run left in {out}", "temp file")
+        if (out / "meta.json").exists() and not cfg.overwrite:  # checked holding it: not one finishing meanwhile
+            raise SupraUserError(f"out={out} already holds codes (meta.json): choose another folder or add "
+                                 "overwrite=true")
         try:
             datamodule, encoded = encode_splits(cfg, net, data_cfg, splits)
         except BaseException:  # the data refused (data.root not there, too few files), Ctrl-C: no empty folder left

@@ -302,7 +302,7 @@ def test_a_second_tokenize_media_into_the_same_out_is_refused_while_the_first_wr
 
 def test_tokenize_media_removes_the_temp_files_a_killed_run_left_in_out_and_says_so(vqvae_ckpt, tmp_path, capsys):
     """A run killed (SIGKILL) mid-write left its temp file, maybe a whole split's codes, beside the codes for good:
-    a rerun wrote its own and kept it, without a word."""
+    a rerun wrote its own and kept it, without a word, as did one refused."""
     out = tmp_path / "codes"
     out.mkdir()
     # what atomic_path leaves of codes_val.npy when its process is killed: its temp file, no longer locked
@@ -314,6 +314,15 @@ def test_tokenize_media_removes_the_temp_files_a_killed_run_left_in_out_and_says
     assert sorted(p.name for p in out.iterdir()) == [".codes_val.notes", *sorted(
         f"{kind}_{split}.{ext}" for split in ("train", "val", "test") for kind, ext in (("codes", "npy"),
                                                                                        ("items", "json"))), "meta.json"]
+    # and a rerun refused (the codes are whole, overwrite=true not given) removes them all the same
+    (out / ".meta.k1lled00.json").write_text("{")
+    with pytest.raises(SystemExit):
+        run_command("tokenize_media", f"ckpt={vqvae_ckpt}", f"out={out}", *TINY_SHAPES, run_dir=tmp_path)
+    said = capsys.readouterr()
+    assert said.out == f"removed 1 temp file that an interrupted earlier run left in {out}: .meta.k1lled00.json\n"
+    assert said.err == (f"error: out={out} already holds codes (meta.json): choose another folder or add "
+                        "overwrite=true\n")
+    assert not (out / ".meta.k1lled00.json").exists()
 
 
 def test_a_rerun_after_one_killed_before_its_meta_json_keeps_none_of_its_codes_and_says_so(vqvae_ckpt, tmp_path,
