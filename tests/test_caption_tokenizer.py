@@ -279,3 +279,38 @@ def test_encoding_a_split_in_chunks_reports_each_and_gives_the_tokens_of_one_bat
     chunked, cut_in_chunks = tokenizer.encode_batch(captions, 12, done.append)
     assert done == [10, 10, 5]
     assert torch.equal(chunked, whole) and cut_in_chunks == cut > 0
+
+
+def _encoded_one_row_at_a_time(tokenizer: CaptionTokenizer, captions: list[str], max_len: int) -> torch.Tensor:
+    """The plain way encode_batch promises to match: each caption encoded alone and written into its row."""
+    rows = [[BOS_ID, *tokenizer.hf.encode(caption.lower()).ids[: max_len - 2], EOS_ID] for caption in captions]
+    out = torch.full((len(rows), max(map(len, rows), default=2)), PAD_ID, dtype=torch.long)
+    for i, row in enumerate(rows):
+        out[i, : len(row)] = torch.tensor(row)
+    return out
+
+
+@pytest.mark.parametrize("max_len", [3, 8, 64])
+def test_batch_encoding_gives_the_tensor_of_encoding_each_caption_alone(tokenizer, max_len):
+    """Long captions (cut, EOS kept), ones empty once stripped, non-ASCII and mixed case: the same int64 ids,
+    padding and width as one caption at a time."""
+    captions = ["a small red circle on the left " * 12, "", "   ", "A Crème Brûlée beside a 猫 🐈", "ΟΔΟΣ",
+                "press the <eos> key", "a red circle", "\t\n", "naïve  café\u00a0au lait"]
+    ids, n_cut = tokenizer.encode_batch(captions, max_len)
+    expected = _encoded_one_row_at_a_time(tokenizer, captions, max_len)
+    assert ids.dtype == torch.int64 and torch.equal(ids, expected)
+    assert n_cut == sum(len(tokenizer.hf.encode(caption.lower()).ids) > max_len - 2 for caption in captions)
+
+
+def test_no_captions_encode_to_an_empty_batch_of_bos_eos_width(tokenizer):
+    ids, n_cut = tokenizer.encode_batch([], 16)
+    assert ids.shape == (0, 2) and ids.dtype == torch.int64 and n_cut == 0
+
+
+def test_a_split_is_placed_in_its_tensor_at_once_not_a_tensor_per_caption(tokenizer, monkeypatch):
+    """A tensor built per caption cost seconds of set-up for a split of 200,000 captions."""
+    built = []
+    real_tensor = torch.tensor
+    monkeypatch.setattr(torch, "tensor", lambda *args, **kwargs: built.append(1) or real_tensor(*args, **kwargs))
+    tokenizer.encode_batch(CAPTIONS, 48)
+    assert built == []

@@ -8,12 +8,14 @@ GPT-2's published files (vocab.json + merges.txt) load too, their ids moved up b
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import logging
 import os
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
+import numpy as np
 import torch
 from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
 
@@ -249,17 +251,28 @@ class CaptionTokenizer:
         if max_len < 3:
             raise ValueError(f"max_len={max_len} leaves no room for a token between BOS and EOS")
         texts = [caption.lower() for caption in captions] if self.lower_cases else list(captions)
-        encoded = []
+        # the ids alone (no offsets): a fifth faster where the installed tokenizers has it (0.21 on)
+        encode = getattr(self.hf, "encode_batch_fast", self.hf.encode_batch)
+        kept: list[list[int]] = []
+        n_truncated = 0
         for start in range(0, len(texts), ENCODE_CHUNK):
             chunk = texts[start:start + ENCODE_CHUNK]
-            encoded += [e.ids for e in self.hf.encode_batch(chunk)]
+            for encoding in encode(chunk):
+                ids = encoding.ids
+                n_truncated += len(ids) > max_len - 2
+                kept.append(ids[: max_len - 2])
             if advance is not None:
                 advance(len(chunk))
-        n_truncated = sum(len(ids) > max_len - 2 for ids in encoded)
-        rows = [[BOS_ID, *ids[: max_len - 2], EOS_ID] for ids in encoded]
-        out = torch.full((len(rows), max(map(len, rows), default=2)), PAD_ID, dtype=torch.long)
-        for i, row in enumerate(rows):
-            out[i, : len(row)] = torch.tensor(row)
+        # placed by numpy in one go: a torch.tensor per row took seconds for a split of 200,000 captions
+        n_tokens = np.fromiter(map(len, kept), dtype=np.int64, count=len(kept))
+        width = int(n_tokens.max(initial=0)) + 2
+        out = np.full((len(kept), width), PAD_ID, dtype=np.int64)
+        out[:, 0] = BOS_ID
+        columns = np.arange(width)
+        out[(columns >= 1) & (columns <= n_tokens[:, None])] = np.fromiter(
+            itertools.chain.from_iterable(kept), dtype=np.int64, count=int(n_tokens.sum()))
+        out[np.arange(len(kept)), n_tokens + 1] = EOS_ID
+        out = torch.from_numpy(out)
         return out, n_truncated
 
     def decode(self, ids: Sequence[int]) -> str:
