@@ -121,6 +121,16 @@ def test_the_map_picks_out_the_one_visual_token_that_differs(k):
         assert token.maps.shape == (1, 4, 16)
 
 
+def test_explain_gives_a_training_model_back_with_each_part_in_its_own_mode():
+    """Explained in eval mode, then each module put back as it was: a part kept in eval stays in eval."""
+    torch.manual_seed(0)
+    net = VLMNano(VOCAB_SIZE=50, MAX_SEQ=10).train()
+    frozen = next(module for module in net.children() if list(module.children()))
+    frozen.eval()
+    explain_caption(net, torch.randn(3, 112, 112), 1, 2, str, DecodeConfig(strategy="greedy"))
+    assert net.training and not any(module.training for module in frozen.modules())
+
+
 def test_a_diverged_models_nan_map_is_drawn_dark_without_numpys_cast_warning():
     """heat_colours cast NaN positions to int: "invalid value encountered in cast", and an arbitrary colour."""
     with warnings.catch_warnings():

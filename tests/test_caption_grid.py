@@ -308,6 +308,17 @@ def test_callback_uses_default_root_dir_and_restores_training_mode(tmp_path):
     assert module.training and module.calls[0]["training"] is False
 
 
+def test_a_part_kept_in_eval_inside_a_training_module_is_still_in_eval_after_the_pictures(tmp_path):
+    """Each module is given back in its own mode, not the whole module switched to training: a frozen part (a
+    stage-2 model's VQ-VAE) stays in eval."""
+    trainer = SimpleNamespace(is_global_zero=True, sanity_checking=False, received_sigterm=False, global_step=7, loggers=[],
+                              datamodule=TinySamples(), default_root_dir=str(tmp_path))
+    module = TinyCaptioner().train()
+    module.layer.eval()
+    CaptionGridCallback(num_images=2).on_validation_end(trainer, module)
+    assert module.training and not module.layer.training
+
+
 def test_callback_does_nothing_on_other_ranks(tmp_path):
     datamodule = TinySamples()
     trainer = SimpleNamespace(is_global_zero=False, sanity_checking=False, received_sigterm=False, global_step=7, loggers=[],

@@ -29,6 +29,7 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from PIL import Image
 
 from supra.callbacks.image_logging import log_animation, log_image
+from supra.models.eval_mode import eval_mode
 from supra.pictures.files import save_gif_atomic, save_image_atomic
 
 log = logging.getLogger(__name__)
@@ -112,13 +113,9 @@ class SampleGridCallback(L.Callback):
         if getattr(trainer.datamodule, self.needs, None) is None:
             rank_zero_warn(f"{type(self).__name__} needs a datamodule with {self.needs}(...): no picture written")
             return
-        was_training = pl_module.training
-        pl_module.eval()  # BatchNorm and dropout in inference behaviour, as in validation itself
-        try:
-            with torch.no_grad():
-                samples = self.draw(trainer, pl_module, split, step)
-        finally:
-            pl_module.train(was_training)
+        # BatchNorm and dropout in inference behaviour, as in validation itself
+        with eval_mode(pl_module), torch.no_grad():
+            samples = self.draw(trainer, pl_module, split, step)
         root = Path(self.output_dir or trainer.default_root_dir)
         stem = root / self.dirname / f"{split}_step_{step:06d}"
         for sample in samples:

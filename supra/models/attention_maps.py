@@ -18,6 +18,7 @@ import torch
 from supra.models import a2a_generation as gen
 from supra.models.a2a_nano import A2ANano
 from supra.models.cross_attention import CrossAttention
+from supra.models.eval_mode import eval_mode
 from supra.models.gpt import CausalSelfAttention, recorded_attention
 from supra.models.vlm_generation import DecodeConfig, generate
 from supra.models.vlm_nano import VLMNano, VLMNanoConfig
@@ -87,9 +88,7 @@ def explain_caption(net: VLMNano, image: torch.Tensor, bos_id: int, eos_id: int,
     """A normalised image float [3, H, W] -> its caption's ids (as `generate` writes them with `decode`)
     and one TokenAttention per token over the N_VIS visual tokens, raster order."""
     check_maps_are_places(net)
-    was_training = net.training
-    net.eval()
-    try:
+    with eval_mode(net):
         ids = generate(net, image[None], bos_id, eos_id, decode or DecodeConfig())[0]
         idx = torch.tensor([[bos_id, *ids]], device=image.device)
         # prefix fusion: the decoder's self-attention from each text position to the visual prefix;
@@ -102,8 +101,6 @@ def explain_caption(net: VLMNano, image: torch.Tensor, bos_id: int, eos_id: int,
         steps = _steps(logits[0, : len(ids)], ids, token_label)
         return ids, [TokenAttention(text, p, alternatives, weights[:, :, n_vis + k, : net.config.N_VIS].cpu())
                      for k, (text, p, alternatives) in enumerate(steps)]
-    finally:
-        net.train(was_training)
 
 
 @torch.no_grad()
