@@ -20,6 +20,20 @@ def test_a_float_array_is_refused_in_one_line_naming_its_dtype_not_captioned_as_
     assert "\n" not in str(refused.value)
 
 
+@pytest.mark.parametrize("pixels, message", [
+    (np.full((15, 20, 3), 200, np.int64), "image is an int64 array: give uint8 pixels in 0..255 (its values are all in "
+                                          "0..255: image.astype(np.uint8)) or a PIL image"),
+    (np.arange(15 * 20 * 3, dtype=np.int32).reshape(15, 20, 3) * 4, "image is an int32 array: give uint8 pixels in "
+     "0..255 (its values run from 0 to 3596: scale them into 0..255, then .astype(np.uint8)) or a PIL image"),
+    (np.zeros((15, 20, 3), np.uint32), "image is a uint32 array: give uint8 pixels in 0..255 (its values are all in "
+                                       "0..255: image.astype(np.uint8)) or a PIL image"),
+])
+def test_an_integer_array_is_refused_with_how_to_make_its_values_uint8_not_the_float_hint(pixels, message):
+    with pytest.raises(SupraUserError) as refused:
+        image_to_uint8(pixels, 16)
+    assert str(refused.value) == message
+
+
 @pytest.mark.parametrize("given", [torch.zeros(3, 8, 8, dtype=torch.uint8), np.zeros((8, 8, 2), np.uint8)])
 def test_what_is_neither_a_pil_image_nor_pixels_channels_last_is_refused_in_one_line(given):
     with pytest.raises(SupraUserError, match=r"^image is (a Tensor: give a PIL image|an array of shape \[8, 8, 2\])"):

@@ -362,8 +362,9 @@ def image_to_uint8(image: Image.Image | np.ndarray | str | Path, size: int) -> t
     RGB), an image file's path (read by load_rgb), or uint8 pixels [H, W, 3] (or [H, W] grey, [H, W, 4] RGBA;
     uint16 ones, as 16-bit PNGs load, read by their top 8 bits as PIL's 16-bit grey is) -> uint8 [3, size, size],
     squashed to a square like the release (no crop). Arrays of another dtype are refused (SupraUserError): a float
-    picture's range is not known (0-1 or 0-255), and cast to uint8 a [0, 1] one would be black. A `size` that is no whole
-    number >= 1 is refused in one line (torch's resize failed on 0 and on 32.0, as `cfg.x / 2` gives)."""
+    picture's range is not known (0-1 or 0-255), and cast to uint8 a [0, 1] one would be black; an integer one is
+    told whether its values fit 0..255. A `size` that is no whole number >= 1 is refused in one line (torch's
+    resize failed on 0 and on 32.0, as `cfg.x / 2` gives)."""
     if not is_whole(size if not isinstance(size, np.integer) else int(size), 1):
         raise SupraUserError(f"size={size!r} must be a whole number >= 1{whole_hint(size)}: the side in pixels the "
                              "model takes, net.image_input.size")
@@ -401,12 +402,27 @@ def _image_of_array(pixels: np.ndarray) -> Image.Image:
     if pixels.dtype == np.uint16:
         pixels = (pixels >> 8).astype(np.uint8)
     if pixels.dtype != np.uint8:
-        raise SupraUserError(f"image is a {pixels.dtype} array: give uint8 pixels in 0..255 (for floats in [0, 1], "
-                             "(image * 255).round().astype(np.uint8)) or a PIL image")
+        article = "an" if pixels.dtype.name[0] in "io" else "a"  # an int64, an object; a uint32, a float32
+        raise SupraUserError(f"image is {article} {pixels.dtype.name} array: give uint8 pixels in 0..255"
+                             f"{_uint8_hint(pixels)} or a PIL image")
     if pixels.ndim != 2 and not (pixels.ndim == 3 and pixels.shape[2] in (3, 4)):
         raise SupraUserError(f"image is an array of shape {list(pixels.shape)}: give pixels [H, W, 3] "
                              "(or [H, W] grey, [H, W, 4] RGBA), channels last")
     return Image.fromarray(pixels)
+
+
+def _uint8_hint(pixels: np.ndarray) -> str:
+    """How to make `pixels` (an array of another dtype than uint8) uint8, in brackets after a space; "" where
+    nothing short says it (bool, complex, object)."""
+    if np.issubdtype(pixels.dtype, np.floating):
+        return " (for floats in [0, 1], (image * 255).round().astype(np.uint8))"
+    if not np.issubdtype(pixels.dtype, np.integer):
+        return ""
+    low, high = (int(pixels.min()), int(pixels.max())) if pixels.size else (0, 0)
+    if low >= 0 and high <= 255:
+        return " (its values are all in 0..255: image.astype(np.uint8))"
+    # cast as it is, a value past 255 would wrap round to another brightness
+    return f" (its values run from {low} to {high}: scale them into 0..255, then .astype(np.uint8))"
 
 
 def to_square(picture: np.ndarray, resize: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
