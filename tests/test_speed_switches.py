@@ -407,6 +407,23 @@ def test_an_optimizer_fused_beside_the_captioners_fused_optimizer_is_refused_poi
                                                                              "+model.optimizer.fused=true"]))
 
 
+@pytest.mark.parametrize("experiment", ["a2a_shapes", "vqvae_shapes"])
+def test_a2a_and_the_vqvae_fused_by_their_optimizers_option_are_refused_where_lightning_cannot_clip(tmp_path, experiment):
+    """+model.optimizer.fused=true under mixed precision with clipping was Lightning's traceback at the first step
+    (after a minute of a2a's set-up): refused first, as the captioner's model.fused_optimizer=true is; without
+    clipping it is taken."""
+    from supra.runner.run_checks import check_fused_optimizer
+
+    overrides = [f"experiment={experiment}", "+model.optimizer.fused=true", "trainer.precision=bf16-mixed"]
+    with pytest.raises(SupraUserError) as refused:
+        check_fused_optimizer(compose_config("train", tmp_path / "clipped", [*overrides, "trainer.gradient_clip_val=1"]))
+    assert str(refused.value) == (
+        "model.optimizer.fused=true with trainer.precision=bf16-mixed and trainer.gradient_clip_val=1: Lightning "
+        "cannot clip a fused optimizer's gradients under mixed precision; leave model.optimizer.fused out, or "
+        "trainer.gradient_clip_val=0 (no clipping)")
+    check_fused_optimizer(compose_config("train", tmp_path / "unclipped", [*overrides, "trainer.gradient_clip_val=0"]))
+
+
 @pytest.mark.parametrize(("override", "message"), [
     # torch's Muon takes them without a word: the momentum buffer diverged, or no Newton-Schulz iteration ran
     ("+model.optimizer.momentum=1.5", "model.optimizer.momentum=1.5 must be a number from 0 to below 1, e.g. 0.95"),

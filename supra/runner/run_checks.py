@@ -401,27 +401,33 @@ MIXED_PRECISIONS = ("16-mixed", "bf16-mixed", "16", "bf16")
 
 
 def check_fused_optimizer(cfg: DictConfig) -> None:
-    """model.fused_optimizer=true where Lightning refuses to clip the gradients of a fused optimizer (mixed
-    precision with gradient clipping: fuses_on_auto's rule, which auto follows), refused before any work: it was
-    Lightning's traceback at the first step. After check_trainer_numbers: gradient_clip_val is a number or null.
-    model.optimizer.fused beside it is refused: model.fused_optimizer=false silently won over it, and auto let it
-    fuse past the check below."""
+    """A fused optimizer where Lightning refuses to clip its gradients (mixed precision with gradient clipping:
+    fuses_on_auto's rule, which auto follows), refused before any work: it was Lightning's traceback at the first
+    step. The captioner fuses by model.fused_optimizer=true; a2a and the VQ-VAE, which have no switch of their own,
+    by +model.optimizer.fused=true. After check_trainer_numbers: gradient_clip_val is a number or null.
+    model.optimizer.fused beside the captioner's switch is refused: model.fused_optimizer=false silently won over
+    it, and auto let it fuse past the check below."""
     optimizer = OmegaConf.select(cfg, "model.optimizer")
     given_twice = isinstance(optimizer, DictConfig) and "fused" in optimizer
-    if cfg.get("train") and given_twice and "fused" in set_by_task(OmegaConf.select(cfg, "model._target_")):
+    task_sets_fused = "fused" in set_by_task(OmegaConf.select(cfg, "model._target_"))
+    if cfg.get("train") and given_twice and task_sets_fused:
         given = as_typed("model.optimizer.fused", optimizer.get("fused"))
         raise SupraUserError(f"model.optimizer.fused={given}: the model passes the optimizer's fused itself, as "
                              f"model.fused_optimizer says (auto, true or false); use model.fused_optimizer={given}")
-    if OmegaConf.select(cfg, "model.fused_optimizer") is not True:
+    if OmegaConf.select(cfg, "model.fused_optimizer") is True:
+        option, instead = "model.fused_optimizer=true", "use model.fused_optimizer=auto (fuses where it can) or false"
+    elif given_twice and not task_sets_fused and optimizer.get("fused"):  # truthy: what the optimizer fuses on
+        option = f"model.optimizer.fused={as_typed('model.optimizer.fused', optimizer.get('fused'))}"
+        instead = "leave model.optimizer.fused out"
+    else:
         return
     precision = OmegaConf.select(cfg, "trainer.precision")
     clip = OmegaConf.select(cfg, "trainer.gradient_clip_val")
     # "cuda": true fuses on every device, which auto does on CUDA alone
     if not fuses_on_auto("cuda", str(precision) in MIXED_PRECISIONS, bool(clip)):
-        raise SupraUserError(f"model.fused_optimizer=true with trainer.precision={precision} and "
-                             f"trainer.gradient_clip_val={clip}: Lightning cannot clip a fused optimizer's gradients "
-                             "under mixed precision; use model.fused_optimizer=auto (fuses where it can) or false, "
-                             "or trainer.gradient_clip_val=0 (no clipping)")
+        raise SupraUserError(f"{option} with trainer.precision={precision} and trainer.gradient_clip_val={clip}: "
+                             "Lightning cannot clip a fused optimizer's gradients under mixed precision; "
+                             f"{instead}, or trainer.gradient_clip_val=0 (no clipping)")
 
 
 # What Lightning's Trainer takes as a batch limit: a share of the batches (0.0 to 1.0) or a number of them
